@@ -1,0 +1,443 @@
+//! A chain instance: store, state, mempool and contracts together.
+//!
+//! Every chain in gridledger (primary, secondary, BoB, external) is a
+//! [`Chain`] with its own genesis and validator set (DESIGN.md principle 3).
+
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Address, Amount, ChainId, Hash32, Height, PublicKey, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::block::{Block, BlockHeader, Receipt, Seal};
+use crate::contract::{BlockEnv, ContractError, ContractRegistry, ViewContext};
+use crate::error::{ChainError, StoreError, SubmitError};
+use crate::executor::{BlockBuilder, ExecutedBlock};
+use crate::genesis::Genesis;
+use crate::mempool::Mempool;
+use crate::state::{account_key, Account, Changes, State, StateRead};
+use crate::store::Store;
+use crate::tx::{SignedTransaction, VerifiedTx};
+
+/// Operating limits of a chain.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChainConfig {
+    /// Maximum transactions per block (thesis §3.5.1 uses 300).
+    pub max_block_txs: usize,
+    pub block_gas_limit: u64,
+    pub max_tx_bytes: usize,
+    pub mempool_capacity: usize,
+    pub mempool_per_sender: usize,
+    pub min_gas_price: Amount,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            max_block_txs: 300,
+            block_gas_limit: 300 * 1_000_000,
+            max_tx_bytes: 64 * 1024,
+            mempool_capacity: 200_000,
+            mempool_per_sender: 4_096,
+            min_gas_price: Amount(0),
+        }
+    }
+}
+
+/// The checks a transaction passes before it touches chain state; cheap to
+/// clone so API threads can verify signatures in parallel, without a lock.
+#[derive(Clone, Debug)]
+pub struct TxRules {
+    pub chain_id: ChainId,
+    pub max_tx_bytes: usize,
+    pub block_gas_limit: u64,
+    pub min_gas_price: Amount,
+}
+
+impl TxRules {
+    /// Decodes and verifies a submitted transaction.
+    pub fn check(&self, bytes: &[u8]) -> Result<VerifiedTx, SubmitError> {
+        let stx = SignedTransaction::from_bytes(bytes, self.max_tx_bytes)?;
+        self.check_decoded(stx)
+    }
+
+    pub fn check_decoded(&self, stx: SignedTransaction) -> Result<VerifiedTx, SubmitError> {
+        if stx.tx.gas_price < self.min_gas_price {
+            return Err(SubmitError::GasPriceTooLow {
+                price: stx.tx.gas_price,
+                min: self.min_gas_price,
+            });
+        }
+        stx.check_stateless(self.chain_id, self.block_gas_limit)
+    }
+}
+
+/// What one committed block did.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub block: Block,
+    pub receipts: Vec<Receipt>,
+    /// Transactions the builder could not include and evicted, with reasons.
+    pub dropped: Vec<(Hash32, String)>,
+}
+
+pub struct Chain {
+    store: Store,
+    state: State,
+    registry: ContractRegistry,
+    genesis: Genesis,
+    config: ChainConfig,
+    mempool: Mempool,
+    tip: BlockHeader,
+}
+
+impl Chain {
+    /// Opens the chain in `dir`, creating it from `genesis` if new and
+    /// resuming from disk otherwise. The rebuilt state must match the last
+    /// committed header's state root, or opening fails.
+    pub fn open(
+        dir: &Path,
+        genesis: Genesis,
+        registry: ContractRegistry,
+        config: ChainConfig,
+    ) -> Result<Self, ChainError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(e.to_string()))?;
+        let store = Store::open(&dir.join("chain.redb"))?;
+        let mempool = Mempool::new(config.mempool_capacity, config.mempool_per_sender);
+        match store.tip()? {
+            None => {
+                let (ex, state) = Self::genesis_block(&genesis)?;
+                store.commit(&ex)?;
+                let tip = ex.block.header.clone();
+                Ok(Self {
+                    store,
+                    state,
+                    registry,
+                    genesis,
+                    config,
+                    mempool,
+                    tip,
+                })
+            }
+            Some(h) => {
+                let (ex, _) = Self::genesis_block(&genesis)?;
+                if store.genesis_hash()? != Some(ex.block.hash()) {
+                    return Err(ChainError::Genesis(
+                        "the data directory holds a different chain".into(),
+                    ));
+                }
+                let tip = store
+                    .block(h)?
+                    .ok_or(StoreError::Corrupt {
+                        table: "blocks",
+                        detail: format!("tip {h} missing"),
+                    })?
+                    .header;
+                let state = State::from_entries(genesis.state_buckets_log2, store.state_entries()?);
+                if state.root() != tip.state_root {
+                    return Err(ChainError::InvalidBlock(format!(
+                        "stored state root {} does not match block {h}'s {}",
+                        state.root(),
+                        tip.state_root
+                    )));
+                }
+                Ok(Self {
+                    store,
+                    state,
+                    registry,
+                    genesis,
+                    config,
+                    mempool,
+                    tip,
+                })
+            }
+        }
+    }
+
+    fn genesis_block(g: &Genesis) -> Result<(ExecutedBlock, State), ChainError> {
+        if g.state_buckets_log2 > 24 {
+            return Err(ChainError::Genesis(
+                "state_buckets_log2 must be at most 24".into(),
+            ));
+        }
+        g.total_supply()
+            .ok_or_else(|| ChainError::Genesis("total supply overflows".into()))?;
+        let mut changes = Changes::new();
+        let mut seen = BTreeSet::new();
+        for a in &g.allocations {
+            if !seen.insert(a.address) {
+                return Err(ChainError::Genesis(format!(
+                    "{} allocated twice",
+                    a.address
+                )));
+            }
+            let acct = Account {
+                balance: a.balance,
+                nonce: 0,
+            };
+            changes.insert(
+                account_key(&a.address),
+                Some(borsh::to_vec(&acct).unwrap_or_default()),
+            );
+        }
+        let mut state = State::new(g.state_buckets_log2);
+        let root = state.apply(&changes);
+        let header = BlockHeader {
+            chain_id: g.chain_id,
+            height: 0,
+            parent: g.hash(),
+            timestamp: g.timestamp,
+            proposer: g.validators.first().copied().unwrap_or_default(),
+            tx_root: gridledger_core::merkle_root(&[]),
+            receipt_root: gridledger_core::merkle_root(&[]),
+            state_root: root,
+            gas_used: 0,
+            tx_count: 0,
+        };
+        Ok((
+            ExecutedBlock {
+                block: Block {
+                    header,
+                    txs: vec![],
+                    seal: Seal::Genesis,
+                },
+                receipts: vec![],
+                changes,
+            },
+            state,
+        ))
+    }
+
+    pub fn rules(&self) -> TxRules {
+        TxRules {
+            chain_id: self.genesis.chain_id,
+            max_tx_bytes: self.config.max_tx_bytes,
+            block_gas_limit: self.config.block_gas_limit,
+            min_gas_price: self.config.min_gas_price,
+        }
+    }
+
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    pub fn config(&self) -> &ChainConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn registry(&self) -> &ContractRegistry {
+        &self.registry
+    }
+
+    pub fn tip(&self) -> &BlockHeader {
+        &self.tip
+    }
+
+    pub fn mempool(&self) -> &Mempool {
+        &self.mempool
+    }
+
+    pub fn account(&self, a: &Address) -> Account {
+        self.state.account(a)
+    }
+
+    /// Next nonce a sender should use, counting its pending transactions.
+    pub fn next_nonce(&self, a: &Address) -> u64 {
+        self.mempool.next_nonce(a, &self.state.account(a))
+    }
+
+    /// Decodes, verifies and admits one transaction.
+    pub fn submit(&mut self, bytes: &[u8]) -> Result<Hash32, SubmitError> {
+        let v = self.rules().check(bytes)?;
+        self.admit(v)
+    }
+
+    /// Admits an already verified transaction.
+    pub fn admit(&mut self, v: VerifiedTx) -> Result<Hash32, SubmitError> {
+        if self.store.tx_location(&v.hash).ok().flatten().is_some() {
+            return Err(SubmitError::AlreadyKnown);
+        }
+        let acct = self.state.account(&v.sender);
+        self.mempool.admit(v, &acct)
+    }
+
+    fn env(&self, timestamp: Timestamp, proposer: &PublicKey) -> BlockEnv {
+        BlockEnv {
+            height: self.tip.height + 1,
+            timestamp: timestamp.max(self.tip.timestamp + 1),
+            proposer: proposer.address(),
+        }
+    }
+
+    /// Executes the next block from the mempool without committing it.
+    /// Transactions that can no longer execute are evicted and reported.
+    pub fn build_block(
+        &mut self,
+        proposer: &PublicKey,
+        timestamp: Timestamp,
+    ) -> (ExecutedBlock, Vec<(Hash32, String)>) {
+        let env = self.env(timestamp, proposer);
+        let candidates = self.mempool.candidates(self.config.max_block_txs);
+        let mut dropped = Vec::new();
+        let ex = {
+            let mut b = BlockBuilder::new(
+                &self.state,
+                &self.registry,
+                env,
+                self.config.block_gas_limit,
+            );
+            for tx in candidates {
+                let h = tx.hash();
+                match b.push(tx) {
+                    Ok(_) => {}
+                    Err(crate::executor::TxRejected::BlockFull) => break,
+                    Err(e) => dropped.push((h, e.to_string())),
+                }
+            }
+            b.finish(
+                self.genesis.chain_id,
+                self.tip.hash(),
+                *proposer,
+                &self.state,
+            )
+        };
+        for (h, _) in &dropped {
+            self.mempool.evict(h);
+        }
+        (ex, dropped)
+    }
+
+    /// Single-validator block production: build, seal, commit. Returns
+    /// `None` when there is nothing to include.
+    pub fn produce_block(
+        &mut self,
+        key: &KeyPair,
+        timestamp: Timestamp,
+    ) -> Result<Option<Committed>, ChainError> {
+        if self.mempool.is_empty() {
+            return Ok(None);
+        }
+        let (mut ex, dropped) = self.build_block(&key.public(), timestamp);
+        if ex.block.txs.is_empty() {
+            return Ok(None);
+        }
+        ex.block.seal_single(key);
+        self.commit(ex.clone())?;
+        Ok(Some(Committed {
+            block: ex.block,
+            receipts: ex.receipts,
+            dropped,
+        }))
+    }
+
+    /// Re-executes a block proposed by someone else and checks every root
+    /// and the parent link; on success it is ready to commit.
+    pub fn validate_block(&self, block: &Block) -> Result<ExecutedBlock, ChainError> {
+        let h = &block.header;
+        let invalid = |m: String| Err(ChainError::InvalidBlock(m));
+        if h.chain_id != self.genesis.chain_id {
+            return invalid(format!("chain id {}", h.chain_id));
+        }
+        if h.height != self.tip.height + 1 {
+            return invalid(format!(
+                "height {} does not follow {}",
+                h.height, self.tip.height
+            ));
+        }
+        if h.parent != self.tip.hash() {
+            return invalid("parent hash mismatch".into());
+        }
+        if h.timestamp <= self.tip.timestamp {
+            return invalid("timestamp not after parent".into());
+        }
+        if block.txs.len() > self.config.max_block_txs {
+            return invalid(format!("{} transactions exceed the limit", block.txs.len()));
+        }
+        let rules = self.rules();
+        let env = BlockEnv {
+            height: h.height,
+            timestamp: h.timestamp,
+            proposer: h.proposer.address(),
+        };
+        let mut b = BlockBuilder::new(
+            &self.state,
+            &self.registry,
+            env,
+            self.config.block_gas_limit,
+        );
+        for tx in &block.txs {
+            if let Err(e) = rules.check_decoded(tx.clone()) {
+                return invalid(format!("transaction {}: {e}", tx.hash()));
+            }
+            if let Err(e) = b.push(tx.clone()) {
+                return invalid(format!("transaction {}: {e}", tx.hash()));
+            }
+        }
+        let mut ex = b.finish(
+            self.genesis.chain_id,
+            self.tip.hash(),
+            h.proposer,
+            &self.state,
+        );
+        if ex.block.header != *h {
+            return invalid("header does not match re-execution".into());
+        }
+        ex.block.seal = block.seal.clone();
+        Ok(ex)
+    }
+
+    /// Persists an executed block, then applies it in memory.
+    pub fn commit(&mut self, ex: ExecutedBlock) -> Result<(), ChainError> {
+        self.store.commit(&ex)?;
+        let root = self.state.apply(&ex.changes);
+        debug_assert_eq!(root, ex.block.header.state_root);
+        let senders: BTreeSet<Address> = ex.block.txs.iter().map(|t| t.sender()).collect();
+        let state = &self.state;
+        self.mempool.prune(senders, |a| state.account(a));
+        self.tip = ex.block.header;
+        Ok(())
+    }
+
+    pub fn block(&self, h: Height) -> Result<Option<Block>, ChainError> {
+        Ok(self.store.block(h)?)
+    }
+
+    /// A transaction's receipt and its block, if it is committed.
+    pub fn receipt(&self, tx: &Hash32) -> Result<Option<Receipt>, ChainError> {
+        let Some((h, i)) = self.store.tx_location(tx)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .receipts(h)?
+            .and_then(|r| r.into_iter().nth(i as usize)))
+    }
+
+    /// Runs a contract's read-only view against committed state.
+    pub fn view(
+        &self,
+        contract: u32,
+        method: &str,
+        args: &[u8],
+    ) -> Result<serde_json::Value, ContractError> {
+        let c = self
+            .registry
+            .get(contract)
+            .ok_or_else(|| ContractError::Revert(format!("no contract with id {contract}")))?;
+        let env = BlockEnv {
+            height: self.tip.height,
+            timestamp: self.tip.timestamp,
+            proposer: self.tip.proposer.address(),
+        };
+        c.view(&ViewContext::new(&self.state, contract, env), method, args)
+    }
+}

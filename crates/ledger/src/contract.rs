@@ -1,0 +1,302 @@
+//! The native contract runtime: contracts are Rust modules behind one trait,
+//! addressed by id, executed deterministically against a metered, revertible
+//! view of state.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_core::codec::{hash_bytes, Tag};
+use gridledger_core::crypto::{recover, verify};
+use gridledger_core::{
+    Address, Amount, ContractId, Hash32, Height, PublicKey, RecoverableSignature, Signature,
+    Timestamp,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use thiserror::Error;
+
+use crate::block::Event;
+use crate::gas::{self, GasMeter, OutOfGas};
+use crate::state::{account_key, contract_address, contract_key, Account, Overlay, StateRead};
+
+/// Why a contract call failed. Either way its effects are dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ContractError {
+    #[error("reverted: {0}")]
+    Revert(String),
+    #[error(transparent)]
+    OutOfGas(#[from] OutOfGas),
+}
+
+/// Shorthand for reverting with a reason.
+pub fn revert<T>(reason: impl Into<String>) -> Result<T, ContractError> {
+    Err(ContractError::Revert(reason.into()))
+}
+
+/// Decodes call arguments, reverting on malformed input.
+pub fn decode_args<T: BorshDeserialize>(args: &[u8]) -> Result<T, ContractError> {
+    borsh::from_slice(args).map_err(|e| ContractError::Revert(format!("bad arguments: {e}")))
+}
+
+/// A native contract.
+pub trait NativeContract: Send + Sync {
+    /// Human-readable name, for the API and logs.
+    fn name(&self) -> &'static str;
+
+    /// Executes `method`. Everything it writes through `ctx` is applied only
+    /// if it returns `Ok`.
+    fn call(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        method: &str,
+        args: &[u8],
+    ) -> Result<Vec<u8>, ContractError>;
+
+    /// A read-only query for the API (no gas, no writes).
+    fn view(
+        &self,
+        ctx: &ViewContext<'_>,
+        method: &str,
+        args: &[u8],
+    ) -> Result<serde_json::Value, ContractError>;
+}
+
+/// Contracts deployed on a chain, by id.
+#[derive(Clone, Default)]
+pub struct ContractRegistry {
+    contracts: BTreeMap<ContractId, Arc<dyn NativeContract>>,
+}
+
+impl ContractRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn register(&mut self, id: ContractId, c: Arc<dyn NativeContract>) -> &mut Self {
+        self.contracts.insert(id, c);
+        self
+    }
+
+    pub fn get(&self, id: ContractId) -> Option<&Arc<dyn NativeContract>> {
+        self.contracts.get(&id)
+    }
+
+    pub fn list(&self) -> impl Iterator<Item = (ContractId, &'static str)> + '_ {
+        self.contracts.iter().map(|(id, c)| (*id, c.name()))
+    }
+}
+
+/// Block-level facts a contract may read.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockEnv {
+    pub height: Height,
+    pub timestamp: Timestamp,
+    pub proposer: Address,
+}
+
+/// What a contract sees while it runs.
+pub struct CallContext<'o, 'b> {
+    pub(crate) overlay: &'o mut Overlay<'b>,
+    pub(crate) meter: &'o mut GasMeter,
+    pub(crate) events: &'o mut Vec<Event>,
+    pub(crate) caller: Address,
+    pub(crate) value: Amount,
+    pub(crate) contract: ContractId,
+    pub(crate) env: BlockEnv,
+}
+
+impl CallContext<'_, '_> {
+    pub fn caller(&self) -> Address {
+        self.caller
+    }
+    /// Native coin attached to this call, already credited to [`Self::self_address`].
+    pub fn value(&self) -> Amount {
+        self.value
+    }
+    pub fn contract_id(&self) -> ContractId {
+        self.contract
+    }
+    pub fn self_address(&self) -> Address {
+        contract_address(self.contract)
+    }
+    pub fn height(&self) -> Height {
+        self.env.height
+    }
+    /// The block's timestamp (ms): the only clock a contract has.
+    pub fn timestamp(&self) -> Timestamp {
+        self.env.timestamp
+    }
+    pub fn gas_used(&self) -> u64 {
+        self.meter.used()
+    }
+
+    pub fn charge(&mut self, gas: u64) -> Result<(), ContractError> {
+        Ok(self.meter.charge(gas)?)
+    }
+
+    /// Reads a storage slot: `SLOAD` per 32-byte word.
+    pub fn read(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, ContractError> {
+        let v = self.overlay.get(&contract_key(self.contract, key));
+        self.charge(gas::SLOAD * gas::words(v.as_ref().map_or(0, Vec::len)))?;
+        Ok(v)
+    }
+
+    /// Writes a storage slot: `SSTORE` set or reset per 32-byte word.
+    pub fn write(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), ContractError> {
+        let k = contract_key(self.contract, key);
+        let per_word = if self.overlay.get(&k).is_some() {
+            gas::SSTORE_RESET
+        } else {
+            gas::SSTORE_SET
+        };
+        self.charge(per_word * gas::words(value.len()))?;
+        self.overlay.set(k, value);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, key: &[u8]) -> Result<(), ContractError> {
+        self.charge(gas::SSTORE_RESET)?;
+        self.overlay.delete(contract_key(self.contract, key));
+        Ok(())
+    }
+
+    pub fn read_typed<T: BorshDeserialize>(
+        &mut self,
+        key: &[u8],
+    ) -> Result<Option<T>, ContractError> {
+        match self.read(key)? {
+            None => Ok(None),
+            Some(v) => borsh::from_slice(&v)
+                .map(Some)
+                .map_err(|_| ContractError::Revert("corrupt contract storage".into())),
+        }
+    }
+
+    pub fn write_typed<T: BorshSerialize>(
+        &mut self,
+        key: &[u8],
+        v: &T,
+    ) -> Result<(), ContractError> {
+        self.write(key, borsh::to_vec(v).unwrap_or_default())
+    }
+
+    /// Native balance of any account.
+    pub fn balance(&mut self, who: &Address) -> Result<Amount, ContractError> {
+        self.charge(gas::BALANCE)?;
+        Ok(self.overlay.account(who).balance)
+    }
+
+    /// Pays native coin out of this contract's account.
+    pub fn pay(&mut self, to: &Address, amount: Amount) -> Result<(), ContractError> {
+        self.charge(gas::CALL_VALUE)?;
+        if amount.is_zero() {
+            return Ok(());
+        }
+        let from = self.self_address();
+        let mut src = self.overlay.account(&from);
+        src.balance = match src.balance.checked_sub(amount) {
+            Some(b) => b,
+            None => return revert("contract balance too low"),
+        };
+        self.overlay.set_account(&from, &src);
+        let mut dst: Account = self.overlay.account(to);
+        dst.balance = dst
+            .balance
+            .checked_add(amount)
+            .ok_or_else(|| ContractError::Revert("balance overflow".into()))?;
+        self.overlay.set_account(to, &dst);
+        Ok(())
+    }
+
+    /// Emits an event: `LOG` with one topic (the name) plus data bytes.
+    pub fn emit(
+        &mut self,
+        name: &str,
+        attributes: Vec<(String, String)>,
+    ) -> Result<(), ContractError> {
+        let bytes: usize = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        self.charge(gas::LOG_BASE + gas::LOG_TOPIC + gas::LOG_BYTE * bytes as u64)?;
+        self.events.push(Event {
+            emitter: self.contract,
+            name: name.to_string(),
+            attributes,
+        });
+        Ok(())
+    }
+
+    /// SHA-256 with a domain tag, priced like `KECCAK256`.
+    pub fn hash(&mut self, tag: Tag, data: &[u8]) -> Result<Hash32, ContractError> {
+        self.charge(gas::HASH_BASE + gas::HASH_WORD * gas::words(data.len()))?;
+        Ok(hash_bytes(tag, data))
+    }
+
+    /// ECDSA verification, priced like `ecrecover`.
+    pub fn verify_signature(
+        &mut self,
+        pk: &PublicKey,
+        digest: &Hash32,
+        sig: &Signature,
+    ) -> Result<bool, ContractError> {
+        self.charge(gas::ECRECOVER)?;
+        Ok(verify(pk, digest, sig).is_ok())
+    }
+
+    /// Public key recovery, priced like `ecrecover`.
+    pub fn recover_signer(
+        &mut self,
+        digest: &Hash32,
+        sig: &RecoverableSignature,
+    ) -> Result<Option<PublicKey>, ContractError> {
+        self.charge(gas::ECRECOVER)?;
+        Ok(recover(digest, sig).ok())
+    }
+
+    /// Raw account record, for contracts that need nonces (no extra gas
+    /// beyond a balance read).
+    pub fn account(&mut self, who: &Address) -> Result<Account, ContractError> {
+        self.charge(gas::BALANCE)?;
+        Ok(self
+            .overlay
+            .get(&account_key(who))
+            .and_then(|v| borsh::from_slice(&v).ok())
+            .unwrap_or_default())
+    }
+}
+
+/// Read-only access for views.
+pub struct ViewContext<'a> {
+    pub(crate) state: &'a dyn StateRead,
+    pub(crate) contract: ContractId,
+    pub(crate) env: BlockEnv,
+}
+
+impl<'a> ViewContext<'a> {
+    pub fn new(state: &'a dyn StateRead, contract: ContractId, env: BlockEnv) -> Self {
+        Self {
+            state,
+            contract,
+            env,
+        }
+    }
+    pub fn read(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.state.get(&contract_key(self.contract, key))
+    }
+    pub fn read_typed<T: BorshDeserialize>(&self, key: &[u8]) -> Result<Option<T>, ContractError> {
+        match self.read(key) {
+            None => Ok(None),
+            Some(v) => borsh::from_slice(&v)
+                .map(Some)
+                .map_err(|_| ContractError::Revert("corrupt contract storage".into())),
+        }
+    }
+    pub fn balance(&self, who: &Address) -> Amount {
+        self.state.account(who).balance
+    }
+    pub fn timestamp(&self) -> Timestamp {
+        self.env.timestamp
+    }
+    pub fn height(&self) -> Height {
+        self.env.height
+    }
+    pub fn self_address(&self) -> Address {
+        contract_address(self.contract)
+    }
+}

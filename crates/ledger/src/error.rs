@@ -1,0 +1,100 @@
+//! Typed errors of the ledger.
+
+use gridledger_core::{Amount, ChainId};
+use thiserror::Error;
+
+/// Why a submitted transaction was refused. Each refusal leaves the node's
+/// state and mempool exactly as they were.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SubmitError {
+    #[error("transaction of {size} bytes exceeds the maximum of {max}")]
+    Oversize { size: usize, max: usize },
+    #[error("undecodable transaction: {0}")]
+    Undecodable(String),
+    #[error("transaction is for chain {got}, this is chain {expected}")]
+    WrongChain { expected: ChainId, got: ChainId },
+    #[error("bad signature")]
+    BadSignature,
+    #[error("gas limit {limit} below the intrinsic cost {intrinsic}")]
+    GasLimitTooLow { limit: u64, intrinsic: u64 },
+    #[error("gas limit {limit} above the block gas limit {max}")]
+    GasLimitTooHigh { limit: u64, max: u64 },
+    #[error("gas price {price} below the minimum {min}")]
+    GasPriceTooLow { price: Amount, min: Amount },
+    #[error("amount overflow")]
+    Overflow,
+    #[error("nonce too low: expected at least {expected}, got {got}")]
+    NonceTooLow { expected: u64, got: u64 },
+    #[error("nonce gap: next acceptable nonce is {expected}, got {got}")]
+    NonceGap { expected: u64, got: u64 },
+    #[error("insufficient balance: need {needed}, have {available}")]
+    InsufficientBalance { needed: Amount, available: Amount },
+    #[error("transaction already known")]
+    AlreadyKnown,
+    #[error("mempool full ({capacity} transactions)")]
+    MempoolFull { capacity: usize },
+    #[error("too many pending transactions from this sender (limit {limit})")]
+    SenderQueueFull { limit: usize },
+}
+
+impl SubmitError {
+    /// A stable machine-readable code for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubmitError::Oversize { .. } => "oversize",
+            SubmitError::Undecodable(_) => "undecodable",
+            SubmitError::WrongChain { .. } => "wrong_chain",
+            SubmitError::BadSignature => "bad_signature",
+            SubmitError::GasLimitTooLow { .. } => "gas_limit_too_low",
+            SubmitError::GasLimitTooHigh { .. } => "gas_limit_too_high",
+            SubmitError::GasPriceTooLow { .. } => "gas_price_too_low",
+            SubmitError::Overflow => "overflow",
+            SubmitError::NonceTooLow { .. } => "nonce_too_low",
+            SubmitError::NonceGap { .. } => "nonce_gap",
+            SubmitError::InsufficientBalance { .. } => "insufficient_balance",
+            SubmitError::AlreadyKnown => "already_known",
+            SubmitError::MempoolFull { .. } => "mempool_full",
+            SubmitError::SenderQueueFull { .. } => "sender_queue_full",
+        }
+    }
+}
+
+/// Storage-layer failures.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(String),
+    #[error("corrupt record in {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+    #[error("block {height} does not extend tip {tip}")]
+    NotNext { height: u64, tip: u64 },
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Why a block could not be applied or produced.
+#[derive(Debug, Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid block: {0}")]
+    InvalidBlock(String),
+    #[error("invalid genesis: {0}")]
+    Genesis(String),
+}

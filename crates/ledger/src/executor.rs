@@ -1,0 +1,269 @@
+//! Deterministic block execution.
+//!
+//! A transaction is applied whole or not at all: its body runs in a nested
+//! [`Overlay`] that is merged only on success. Nonce and fee are applied even
+//! when the body reverts (as in Ethereum), so a reverted transaction still
+//! cannot be replayed and still pays for its work.
+
+use gridledger_core::merkle::merkle_root;
+use gridledger_core::{Amount, ChainId, Hash32, PublicKey};
+use thiserror::Error;
+
+use crate::block::{Block, BlockHeader, Event, Receipt, Seal, TxStatus};
+use crate::contract::{BlockEnv, CallContext, ContractError, ContractRegistry};
+use crate::gas::{self, GasMeter};
+use crate::state::{contract_address, Changes, Overlay, State, StateRead};
+use crate::tx::{SignedTransaction, TxKind};
+
+/// Why a transaction cannot be placed in this block at all.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TxRejected {
+    #[error("nonce mismatch: account at {expected}, transaction has {got}")]
+    Nonce { expected: u64, got: u64 },
+    #[error("cannot cover the maximum cost {needed}, balance {available}")]
+    Balance { needed: Amount, available: Amount },
+    #[error("block gas limit reached")]
+    BlockFull,
+    #[error("cost overflow")]
+    Overflow,
+}
+
+/// A block executed against a parent state, ready to be committed.
+#[derive(Debug, Clone)]
+pub struct ExecutedBlock {
+    pub block: Block,
+    pub receipts: Vec<Receipt>,
+    pub changes: Changes,
+}
+
+/// Builds (proposer) or replays (validator) a block.
+pub struct BlockBuilder<'a> {
+    registry: &'a ContractRegistry,
+    overlay: Overlay<'a>,
+    env: BlockEnv,
+    block_gas_limit: u64,
+    gas_used: u64,
+    txs: Vec<SignedTransaction>,
+    receipts: Vec<Receipt>,
+}
+
+impl<'a> BlockBuilder<'a> {
+    pub fn new(
+        state: &'a State,
+        registry: &'a ContractRegistry,
+        env: BlockEnv,
+        block_gas_limit: u64,
+    ) -> Self {
+        Self {
+            registry,
+            overlay: Overlay::new(state),
+            env,
+            block_gas_limit,
+            gas_used: 0,
+            txs: Vec::new(),
+            receipts: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    pub fn gas_used(&self) -> u64 {
+        self.gas_used
+    }
+
+    /// Current view of state with this block's effects so far.
+    pub fn state(&self) -> &dyn StateRead {
+        &self.overlay
+    }
+
+    /// Applies one transaction (whose signature the caller has verified).
+    pub fn push(&mut self, stx: SignedTransaction) -> Result<&Receipt, TxRejected> {
+        let tx = &stx.tx;
+        let sender = stx.sender();
+        if self.gas_used.saturating_add(tx.gas_limit) > self.block_gas_limit {
+            return Err(TxRejected::BlockFull);
+        }
+        let mut acct = self.overlay.account(&sender);
+        if acct.nonce != tx.nonce {
+            return Err(TxRejected::Nonce {
+                expected: acct.nonce,
+                got: tx.nonce,
+            });
+        }
+        let max_cost = tx.max_cost().ok_or(TxRejected::Overflow)?;
+        if acct.balance < max_cost {
+            return Err(TxRejected::Balance {
+                needed: max_cost,
+                available: acct.balance,
+            });
+        }
+        acct.nonce += 1;
+        self.overlay.set_account(&sender, &acct);
+
+        let mut meter = GasMeter::new(tx.gas_limit);
+        let mut events = Vec::new();
+        let (status, output, changes) = {
+            let mut inner = Overlay::new(&self.overlay);
+            let result = match meter.charge(tx.intrinsic_gas()) {
+                Err(e) => Err(ContractError::OutOfGas(e)),
+                Ok(()) => run_body(
+                    self.registry,
+                    &mut inner,
+                    &mut meter,
+                    &mut events,
+                    sender,
+                    &tx.kind,
+                    self.env,
+                ),
+            };
+            match result {
+                Ok(out) => (TxStatus::Success, out, Some(inner.into_changes())),
+                Err(e) => (TxStatus::Reverted(e.to_string()), Vec::new(), None),
+            }
+        };
+        if let Some(c) = changes {
+            self.overlay.absorb(c);
+        } else {
+            events.clear();
+        }
+        let used = meter.used();
+        // Cannot overflow: used <= gas_limit and max_cost fitted.
+        let fee = Amount(tx.gas_price.0 * used as u128);
+        let mut acct = self.overlay.account(&sender);
+        acct.balance = acct.balance.saturating_sub(fee);
+        self.overlay.set_account(&sender, &acct);
+        let mut prop = self.overlay.account(&self.env.proposer);
+        prop.balance = prop.balance.checked_add(fee).ok_or(TxRejected::Overflow)?;
+        self.overlay.set_account(&self.env.proposer, &prop);
+
+        self.gas_used += used;
+        let receipt = Receipt {
+            tx_hash: stx.hash(),
+            height: self.env.height,
+            index: self.txs.len() as u32,
+            sender,
+            status,
+            gas_used: used,
+            fee,
+            events,
+            output,
+        };
+        self.txs.push(stx);
+        self.receipts.push(receipt);
+        Ok(self.receipts.last().expect("just pushed"))
+    }
+
+    /// Seals nothing: computes roots and returns the unsealed block.
+    pub fn finish(
+        self,
+        chain_id: ChainId,
+        parent: Hash32,
+        proposer: PublicKey,
+        base: &State,
+    ) -> ExecutedBlock {
+        let changes = self.overlay.into_changes();
+        let tx_root = merkle_root(&self.txs.iter().map(|t| t.hash()).collect::<Vec<_>>());
+        let receipt_root = merkle_root(&self.receipts.iter().map(|r| r.hash()).collect::<Vec<_>>());
+        let header = BlockHeader {
+            chain_id,
+            height: self.env.height,
+            parent,
+            timestamp: self.env.timestamp,
+            proposer,
+            tx_root,
+            receipt_root,
+            state_root: base.root_after(&changes),
+            gas_used: self.gas_used,
+            tx_count: self.txs.len() as u32,
+        };
+        ExecutedBlock {
+            block: Block {
+                header,
+                txs: self.txs,
+                seal: Seal::Genesis,
+            },
+            receipts: self.receipts,
+            changes,
+        }
+    }
+}
+
+fn run_body(
+    registry: &ContractRegistry,
+    overlay: &mut Overlay<'_>,
+    meter: &mut GasMeter,
+    events: &mut Vec<Event>,
+    sender: gridledger_core::Address,
+    kind: &TxKind,
+    env: BlockEnv,
+) -> Result<Vec<u8>, ContractError> {
+    match kind {
+        TxKind::Transfer { to, amount } => {
+            move_coin(overlay, &sender, to, *amount)?;
+            events.push(Event {
+                emitter: 0,
+                name: "transfer".into(),
+                attributes: vec![
+                    ("from".into(), sender.to_string()),
+                    ("to".into(), to.to_string()),
+                    ("amount".into(), amount.to_string()),
+                ],
+            });
+            Ok(Vec::new())
+        }
+        TxKind::Call {
+            contract,
+            method,
+            args,
+            value,
+        } => {
+            meter.charge(gas::CALL)?;
+            let Some(c) = registry.get(*contract) else {
+                return Err(ContractError::Revert(format!(
+                    "no contract with id {contract}"
+                )));
+            };
+            move_coin(overlay, &sender, &contract_address(*contract), *value)?;
+            let mut ctx = CallContext {
+                overlay,
+                meter,
+                events,
+                caller: sender,
+                value: *value,
+                contract: *contract,
+                env,
+            };
+            c.call(&mut ctx, method, args)
+        }
+    }
+}
+
+fn move_coin(
+    overlay: &mut Overlay<'_>,
+    from: &gridledger_core::Address,
+    to: &gridledger_core::Address,
+    amount: Amount,
+) -> Result<(), ContractError> {
+    if amount.is_zero() || from == to {
+        return Ok(());
+    }
+    let mut a = overlay.account(from);
+    a.balance = a
+        .balance
+        .checked_sub(amount)
+        .ok_or_else(|| ContractError::Revert("insufficient balance".into()))?;
+    overlay.set_account(from, &a);
+    let mut b = overlay.account(to);
+    b.balance = b
+        .balance
+        .checked_add(amount)
+        .ok_or_else(|| ContractError::Revert("balance overflow".into()))?;
+    overlay.set_account(to, &b);
+    Ok(())
+}

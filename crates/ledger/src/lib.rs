@@ -1,0 +1,26 @@
+//! The gridledger ledger: blocks, state, mempool, native contracts with gas
+//! metering, receipts and events, persisted in an embedded ACID store.
+
+pub mod block;
+pub mod chain;
+pub mod contract;
+pub mod error;
+pub mod executor;
+pub mod gas;
+pub mod genesis;
+pub mod mempool;
+pub mod state;
+pub mod store;
+pub mod tx;
+
+pub use block::{Block, BlockHeader, Event, Receipt, Seal, TxStatus};
+pub use chain::{Chain, ChainConfig, Committed, TxRules};
+pub use contract::{
+    decode_args, revert, BlockEnv, CallContext, ContractError, ContractRegistry, NativeContract,
+    ViewContext,
+};
+pub use error::{ChainError, StoreError, SubmitError};
+pub use executor::{BlockBuilder, ExecutedBlock, TxRejected};
+pub use genesis::{Allocation, Genesis};
+pub use state::{contract_address, Account, State, StateRead};
+pub use tx::{SignedTransaction, Transaction, TxKind, VerifiedTx};

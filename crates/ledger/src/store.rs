@@ -1,0 +1,170 @@
+//! The persistent store: redb, an embedded ACID key-value engine with
+//! copy-on-write B-trees. A block, its receipts, its transaction index and
+//! its state changes go into one write transaction committed with
+//! `Durability::Immediate` (fsync), so after a crash at any instant the
+//! database holds exactly the blocks whose commit returned, with matching state.
+
+use gridledger_core::codec::{decode, encode};
+use gridledger_core::{Hash32, Height};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::block::{Block, Receipt};
+use crate::error::StoreError;
+use crate::executor::ExecutedBlock;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+const BLOCK_BY_HASH: TableDefinition<&[u8], u64> = TableDefinition::new("block_by_hash");
+const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
+const TX_INDEX: TableDefinition<&[u8], (u64, u32)> = TableDefinition::new("tx_index");
+const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+
+const TIP: &str = "tip";
+const GENESIS: &str = "genesis_hash";
+/// Decoding bound for stored records (they were written by us; the bound
+/// only stops a corrupted length from allocating without limit).
+const MAX_RECORD: usize = 1 << 30;
+
+/// Handle to the database; cheap to clone, safe to share across threads.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path)?;
+        let w = db.begin_write()?;
+        {
+            w.open_table(META)?;
+            w.open_table(BLOCKS)?;
+            w.open_table(BLOCK_BY_HASH)?;
+            w.open_table(RECEIPTS)?;
+            w.open_table(TX_INDEX)?;
+            w.open_table(STATE)?;
+        }
+        w.commit()?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Height of the last committed block, if any.
+    pub fn tip(&self) -> Result<Option<Height>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(META)?;
+        match t.get(TIP)? {
+            None => Ok(None),
+            Some(v) => {
+                let b: [u8; 8] = v.value().try_into().map_err(|_| StoreError::Corrupt {
+                    table: "meta",
+                    detail: "tip".into(),
+                })?;
+                Ok(Some(u64::from_le_bytes(b)))
+            }
+        }
+    }
+
+    pub fn genesis_hash(&self) -> Result<Option<Hash32>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(META)?;
+        Ok(t.get(GENESIS)?
+            .and_then(|v| v.value().try_into().ok().map(Hash32)))
+    }
+
+    /// Atomically appends a block with its receipts and state changes.
+    pub fn commit(&self, ex: &ExecutedBlock) -> Result<(), StoreError> {
+        let h = ex.block.header.height;
+        let expected = self.tip()?.map_or(0, |t| t + 1);
+        if h != expected {
+            return Err(StoreError::NotNext {
+                height: h,
+                tip: expected.saturating_sub(1),
+            });
+        }
+        let w = self.db.begin_write()?;
+        {
+            let hash = ex.block.hash();
+            w.open_table(BLOCKS)?
+                .insert(h, encode(&ex.block).as_slice())?;
+            w.open_table(BLOCK_BY_HASH)?.insert(&hash.0[..], h)?;
+            w.open_table(RECEIPTS)?
+                .insert(h, encode(&ex.receipts).as_slice())?;
+            let mut idx = w.open_table(TX_INDEX)?;
+            for (i, tx) in ex.block.txs.iter().enumerate() {
+                idx.insert(&tx.hash().0[..], (h, i as u32))?;
+            }
+            let mut st = w.open_table(STATE)?;
+            for (k, v) in &ex.changes {
+                match v {
+                    Some(v) => {
+                        st.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    None => {
+                        st.remove(k.as_slice())?;
+                    }
+                }
+            }
+            let mut meta = w.open_table(META)?;
+            meta.insert(TIP, &h.to_le_bytes()[..])?;
+            if h == 0 {
+                meta.insert(GENESIS, &hash.0[..])?;
+            }
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    pub fn block(&self, h: Height) -> Result<Option<Block>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(BLOCKS)?;
+        match t.get(h)? {
+            None => Ok(None),
+            Some(v) => decode(v.value(), MAX_RECORD)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    table: "blocks",
+                    detail: e.to_string(),
+                }),
+        }
+    }
+
+    pub fn height_of(&self, hash: &Hash32) -> Result<Option<Height>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(BLOCK_BY_HASH)?;
+        Ok(t.get(&hash.0[..])?.map(|v| v.value()))
+    }
+
+    pub fn receipts(&self, h: Height) -> Result<Option<Vec<Receipt>>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(RECEIPTS)?;
+        match t.get(h)? {
+            None => Ok(None),
+            Some(v) => decode(v.value(), MAX_RECORD)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    table: "receipts",
+                    detail: e.to_string(),
+                }),
+        }
+    }
+
+    /// Where a transaction was included: `(height, index)`.
+    pub fn tx_location(&self, tx: &Hash32) -> Result<Option<(Height, u32)>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(TX_INDEX)?;
+        Ok(t.get(&tx.0[..])?.map(|v| v.value()))
+    }
+
+    /// Every state entry, for rebuilding the in-memory state on start.
+    pub fn state_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(STATE)?;
+        let mut out = Vec::with_capacity(t.len()? as usize);
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
