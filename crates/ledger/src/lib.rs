@@ -4,6 +4,7 @@
 pub mod block;
 pub mod chain;
 pub mod contract;
+pub mod devnet;
 pub mod error;
 pub mod executor;
 pub mod gas;

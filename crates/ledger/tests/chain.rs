@@ -1,0 +1,333 @@
+//! Chain behaviour: transfers, every refused submission, restart, block
+//! validation and Merkle proofs.
+
+use gridledger_core::codec::encode;
+use gridledger_core::{Amount, Signature};
+use gridledger_ledger::devnet::{dev_key, transfer, DevChain, TRANSFER_GAS};
+use gridledger_ledger::{
+    Chain, ChainConfig, ChainError, ContractRegistry, StateRead, SubmitError, Transaction, TxKind,
+    TxStatus,
+};
+
+const BAL: Amount = Amount(1_000_000_000);
+
+fn dev(dir: &std::path::Path) -> DevChain {
+    DevChain::open(dir, 8, BAL, ContractRegistry::new()).unwrap()
+}
+
+fn total_supply(c: &Chain, n: usize) -> u128 {
+    let mut t: u128 = (0..n)
+        .map(|i| c.account(&dev_key(i).address()).balance.0)
+        .sum();
+    t += c
+        .account(&gridledger_ledger::devnet::dev_validator(0).address())
+        .balance
+        .0;
+    t
+}
+
+#[test]
+fn transfer_moves_coin_pays_fee_and_conserves_supply() {
+    let d = tempfile::tempdir().unwrap();
+    let mut dc = dev(d.path());
+    let (a, b) = (dev_key(0), dev_key(1));
+    let r = dc
+        .exec(transfer(&a, 1, 0, b.address(), Amount(500), Amount(2)))
+        .unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    assert_eq!(r.gas_used, TRANSFER_GAS);
+    assert_eq!(r.fee, Amount(2 * TRANSFER_GAS as u128));
+    assert_eq!(r.events[0].name, "transfer");
+    let c = &dc.chain;
+    assert_eq!(
+        c.account(&a.address()).balance.0,
+        BAL.0 - 500 - 2 * TRANSFER_GAS as u128
+    );
+    assert_eq!(c.account(&a.address()).nonce, 1);
+    assert_eq!(c.account(&b.address()).balance.0, BAL.0 + 500);
+    assert_eq!(total_supply(c, 8), 8 * BAL.0);
+    assert_eq!(c.tip().height, 1);
+}
+
+/// Submits `bytes`, expects `err`, and checks nothing changed.
+fn refused(dc: &mut DevChain, bytes: &[u8], err: impl Fn(&SubmitError) -> bool) {
+    let pending = dc.chain.mempool().len();
+    let root = dc.chain.state().root();
+    let tip = dc.chain.tip().clone();
+    let e = dc.chain.submit(bytes).unwrap_err();
+    assert!(err(&e), "unexpected error {e:?}");
+    assert!(!e.to_string().is_empty());
+    assert_eq!(dc.chain.mempool().len(), pending);
+    assert_eq!(dc.chain.state().root(), root);
+    assert_eq!(*dc.chain.tip(), tip);
+}
+
+#[test]
+fn bad_signature_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut dc = dev(d.path());
+    let mut tx = transfer(
+        &dev_key(0),
+        1,
+        0,
+        dev_key(1).address(),
+        Amount(1),
+        Amount(1),
+    );
+    tx.signature = Signature([7u8; 64]);
+    refused(&mut dc, &tx.to_bytes(), |e| *e == SubmitError::BadSignature);
+    // A valid signature by another key over the same body.
+    let mut tx = transfer(
+        &dev_key(0),
+        1,
+        0,
+        dev_key(1).address(),
+        Amount(1),
+        Amount(1),
+    );
+    tx.signature = dev_key(2).sign(&tx.hash());
+    refused(&mut dc, &tx.to_bytes(), |e| *e == SubmitError::BadSignature);
+}
+
+#[test]
+fn wrong_nonces_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut dc = dev(d.path());
+    let k = dev_key(0);
+    let to = dev_key(1).address();
+    refused(
+        &mut dc,
+        &transfer(&k, 1, 1, to, Amount(1), Amount(1)).to_bytes(),
+        |e| {
+            *e == SubmitError::NonceGap {
+                expected: 0,
+                got: 1,
+            }
+        },
+    );
+    dc.exec(transfer(&k, 1, 0, to, Amount(1), Amount(1)))
+        .unwrap();
+    // Replay of the committed transaction and a fresh one with a used nonce.
+    refused(
+        &mut dc,
+        &transfer(&k, 1, 0, to, Amount(1), Amount(1)).to_bytes(),
+        |e| *e == SubmitError::AlreadyKnown,
+    );
+    refused(
+        &mut dc,
+        &transfer(&k, 1, 0, to, Amount(2), Amount(1)).to_bytes(),
+        |e| {
+            *e == SubmitError::NonceTooLow {
+                expected: 1,
+                got: 0,
+            }
+        },
+    );
+    // A pending transaction holds its nonce too.
+    dc.chain
+        .submit(&transfer(&k, 1, 1, to, Amount(1), Amount(1)).to_bytes())
+        .unwrap();
+    refused(
+        &mut dc,
+        &transfer(&k, 1, 1, to, Amount(3), Amount(1)).to_bytes(),
+        |e| {
+            *e == SubmitError::NonceTooLow {
+                expected: 2,
+                got: 1,
+            }
+        },
+    );
+}
+
+#[test]
+fn insufficient_balance_is_refused_including_pending_spend() {
+    let d = tempfile::tempdir().unwrap();
+    let mut dc = dev(d.path());
+    let k = dev_key(0);
+    let to = dev_key(1).address();
+    refused(
+        &mut dc,
+        &transfer(&k, 1, 0, to, BAL, Amount(1)).to_bytes(),
+        |e| matches!(e, SubmitError::InsufficientBalance { .. }),
+    );
+    // Half now, then more than the remaining half while the first is pending.
+    dc.chain
+        .submit(&transfer(&k, 1, 0, to, Amount(BAL.0 / 2), Amount(1)).to_bytes())
+        .unwrap();
+    refused(
+        &mut dc,
+        &transfer(&k, 1, 1, to, Amount(BAL.0 / 2), Amount(1)).to_bytes(),
+        |e| matches!(e, SubmitError::InsufficientBalance { .. }),
+    );
+}
+
+#[test]
+fn oversize_undecodable_wrong_chain_and_gas_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut dc = dev(d.path());
+    let k = dev_key(0);
+    let max = ChainConfig::default().max_tx_bytes;
+    refused(&mut dc, &vec![0u8; max + 1], |e| {
+        matches!(e, SubmitError::Oversize { .. })
+    });
+    refused(&mut dc, b"\x01\x02garbage", |e| {
+        matches!(e, SubmitError::Undecodable(_))
+    });
+    let mut bytes = transfer(&k, 1, 0, k.address(), Amount(1), Amount(1)).to_bytes();
+    bytes.push(0);
+    refused(&mut dc, &bytes, |e| {
+        matches!(e, SubmitError::Undecodable(_))
+    });
+    refused(
+        &mut dc,
+        &transfer(&k, 9, 0, k.address(), Amount(1), Amount(1)).to_bytes(),
+        |e| {
+            *e == SubmitError::WrongChain {
+                expected: 1,
+                got: 9,
+            }
+        },
+    );
+    let low = Transaction {
+        chain_id: 1,
+        sender: k.public(),
+        nonce: 0,
+        gas_limit: 20_999,
+        gas_price: Amount(1),
+        kind: TxKind::Transfer {
+            to: k.address(),
+            amount: Amount(1),
+        },
+    }
+    .sign(&k);
+    refused(&mut dc, &low.to_bytes(), |e| {
+        matches!(e, SubmitError::GasLimitTooLow { .. })
+    });
+    let mut huge = low.tx.clone();
+    huge.gas_limit = u64::MAX;
+    refused(&mut dc, &huge.sign(&k).to_bytes(), |e| {
+        matches!(e, SubmitError::GasLimitTooHigh { .. })
+    });
+    // The node still accepts good transactions afterwards.
+    assert!(dc
+        .exec(transfer(
+            &k,
+            1,
+            0,
+            dev_key(1).address(),
+            Amount(1),
+            Amount(1)
+        ))
+        .is_ok());
+}
+
+#[test]
+fn restart_resumes_from_disk_with_proofs_intact() {
+    let d = tempfile::tempdir().unwrap();
+    let (root, tip, tx_hash) = {
+        let mut dc = dev(d.path());
+        for i in 0..5u64 {
+            dc.chain
+                .submit(
+                    &transfer(
+                        &dev_key(0),
+                        1,
+                        i,
+                        dev_key(1).address(),
+                        Amount(10),
+                        Amount(1),
+                    )
+                    .to_bytes(),
+                )
+                .unwrap();
+        }
+        let c = dc.seal().unwrap();
+        assert_eq!(c.block.txs.len(), 5);
+        (
+            dc.chain.state().root(),
+            dc.chain.tip().clone(),
+            c.block.txs[3].hash(),
+        )
+    };
+    let dc = dev(d.path());
+    assert_eq!(dc.chain.state().root(), root);
+    assert_eq!(*dc.chain.tip(), tip);
+    assert_eq!(dc.chain.account(&dev_key(0).address()).nonce, 5);
+    let r = dc.chain.receipt(&tx_hash).unwrap().unwrap();
+    assert_eq!(r.index, 3);
+    let block = dc.chain.block(r.height).unwrap().unwrap();
+    let proof = block.tx_proof(3).unwrap();
+    assert!(proof.verify(&tx_hash, &block.header.tx_root));
+    assert!(block.verify_single_seal());
+    drop(dc);
+    // A different genesis in the same directory is refused.
+    let other = gridledger_ledger::devnet::dev_genesis(2, 1, BAL, &[]);
+    assert!(matches!(
+        Chain::open(
+            d.path(),
+            other,
+            ContractRegistry::new(),
+            ChainConfig::default()
+        ),
+        Err(ChainError::Genesis(_))
+    ));
+}
+
+#[test]
+fn a_second_node_validates_and_rejects_tampered_blocks() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut producer = dev(d1.path());
+    let mut follower = dev(d2.path());
+    for i in 0..4u64 {
+        producer
+            .chain
+            .submit(
+                &transfer(
+                    &dev_key(i as usize),
+                    1,
+                    0,
+                    dev_key(7).address(),
+                    Amount(3),
+                    Amount(1),
+                )
+                .to_bytes(),
+            )
+            .unwrap();
+    }
+    let block = producer.seal().unwrap().block;
+
+    let mut tampered = block.clone();
+    tampered.header.state_root.0[0] ^= 1;
+    assert!(matches!(
+        follower.chain.validate_block(&tampered),
+        Err(ChainError::InvalidBlock(_))
+    ));
+    let mut dropped_tx = block.clone();
+    dropped_tx.txs.pop();
+    assert!(follower.chain.validate_block(&dropped_tx).is_err());
+    let mut forged = block.clone();
+    forged.txs[0].tx.kind = TxKind::Transfer {
+        to: dev_key(6).address(),
+        amount: Amount(3),
+    };
+    assert!(follower.chain.validate_block(&forged).is_err());
+    assert_eq!(follower.chain.tip().height, 0);
+
+    let ex = follower.chain.validate_block(&block).unwrap();
+    follower.chain.commit(ex).unwrap();
+    assert_eq!(follower.chain.state().root(), producer.chain.state().root());
+    assert_eq!(follower.chain.tip(), producer.chain.tip());
+}
+
+#[test]
+fn state_of_unknown_account_is_empty() {
+    let d = tempfile::tempdir().unwrap();
+    let dc = dev(d.path());
+    let acct = dc
+        .chain
+        .state()
+        .account(&gridledger_core::Address([9u8; 20]));
+    assert_eq!(acct.balance, Amount::ZERO);
+    assert_eq!(acct.nonce, 0);
+    assert!(!encode(&acct).is_empty());
+}
