@@ -1,1 +1,73 @@
-fn main() {}
+//! The `gridledger` command.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+mod bench;
+mod demo;
+mod ops;
+
+#[derive(Parser)]
+#[command(name = "gridledger", version, about = "Blockchain infrastructure for peer-to-peer energy trading")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the embedded demonstration (no external services needed).
+    Demo(demo::DemoArgs),
+    /// Write keys, genesis and a node config for a new single-validator chain.
+    Init(ops::InitArgs),
+    /// Run a node from its config file.
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Create or inspect keys.
+    #[command(subcommand)]
+    Keys(ops::KeysCmd),
+    /// Send native coin.
+    Transfer(ops::TransferArgs),
+    /// Read chain data from a running node.
+    #[command(subcommand)]
+    Query(ops::QueryCmd),
+    /// Benchmarks printing JSON.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Demo(a) => demo::run(a),
+        Cmd::Init(a) => ops::init(a),
+        Cmd::Node { config } => {
+            let cfg = gridledger_node::NodeConfig::load(&config)?;
+            let node = gridledger_node::Node::open(&cfg, gridledger_contracts::default_registry())
+                .with_context(|| format!("opening node from {}", config.display()))?;
+            let handle = node.spawn()?;
+            eprintln!("gridledger node serving JSON-RPC on {}", handle.url());
+            handle.wait_for_signal()
+        }
+        Cmd::Keys(k) => ops::keys(k),
+        Cmd::Transfer(a) => ops::transfer(a),
+        Cmd::Query(q) => ops::query(q),
+        Cmd::Bench(b) => bench::run(b),
+    }
+}

@@ -1,1 +1,13 @@
+//! A gridledger node: a chain, its block producer, the HTTP JSON-RPC API,
+//! the event stream and the Prometheus metrics endpoint; plus the blocking
+//! RPC client the CLI uses.
 
+pub mod client;
+pub mod config;
+pub mod metrics;
+pub mod rpc;
+pub mod service;
+
+pub use client::{RpcClient, RpcError};
+pub use config::NodeConfig;
+pub use service::{Node, NodeHandle};

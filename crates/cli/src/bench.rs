@@ -1,0 +1,211 @@
+//! `gridledger bench …`: benchmarks that print JSON.
+
+use clap::{Args, Subcommand};
+use gridledger_core::crypto::{verify, KeyPair};
+use gridledger_core::{Amount, Hash32};
+use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
+use gridledger_ledger::{Chain, ChainConfig, ContractRegistry, SignedTransaction, VerifiedTx};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde_json::json;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Sustained signed-transfer throughput of one node: decode, verify,
+    /// admit, execute, persist.
+    Ledger(LedgerArgs),
+}
+
+#[derive(Args)]
+pub struct LedgerArgs {
+    /// Transfers to push through.
+    #[arg(long, default_value_t = 60_000)]
+    pub txs: usize,
+    /// Distinct sending accounts.
+    #[arg(long, default_value_t = 4_000)]
+    pub accounts: usize,
+    /// Transactions per block (thesis §3.5.1: 300).
+    #[arg(long, default_value_t = 300)]
+    pub block_txs: usize,
+    /// Print JSON on one line (the output is JSON either way).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(c: BenchCmd) -> anyhow::Result<()> {
+    match c {
+        BenchCmd::Ledger(a) => ledger(a),
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Signature verifications per second on one core and on all cores.
+fn verify_limits() -> (f64, f64) {
+    let keys: Vec<KeyPair> = (0..256).map(|i| KeyPair::from_seed(&format!("v{i}"))).collect();
+    let items: Vec<(KeyPair, Hash32, gridledger_core::Signature)> = (0..8_192u32)
+        .map(|i| {
+            let k = keys[i as usize % keys.len()].clone();
+            let d = gridledger_core::codec::hash_bytes(gridledger_core::Tag::TX, &i.to_le_bytes());
+            let s = k.sign(&d);
+            (k, d, s)
+        })
+        .collect();
+    let t = Instant::now();
+    let ok = items.iter().filter(|(k, d, s)| verify(&k.public(), d, s).is_ok()).count();
+    let single = ok as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let ok: usize = (0..4)
+        .map(|_| items.par_iter().filter(|(k, d, s)| verify(&k.public(), d, s).is_ok()).count())
+        .sum();
+    let all = ok as f64 / t.elapsed().as_secs_f64();
+    (single, all)
+}
+
+fn ledger(a: LedgerArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.accounts > 0 && a.txs > 0 && a.block_txs > 0, "all sizes must be positive");
+    let dir = tempfile::tempdir()?;
+    let validator = dev_validator(0);
+    let genesis = dev_genesis(1, a.accounts, Amount(1_000_000_000_000), std::slice::from_ref(&validator));
+    let config = ChainConfig {
+        max_block_txs: a.block_txs,
+        mempool_capacity: a.txs + 1,
+        mempool_per_sender: a.txs / a.accounts + 2,
+        ..ChainConfig::default()
+    };
+    let mut chain = Chain::open(dir.path(), genesis, ContractRegistry::new(), config)?;
+    let rules = chain.rules();
+
+    // Pre-sign the load (not measured): wire bytes, as a node receives them.
+    let keys: Vec<KeyPair> = (0..a.accounts).into_par_iter().map(dev_key).collect();
+    let load: Vec<Vec<u8>> = (0..a.txs)
+        .into_par_iter()
+        .map(|j| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(j as u64);
+            let from = j % a.accounts;
+            let to = keys[rng.random_range(0..a.accounts)].address();
+            transfer(&keys[from], 1, (j / a.accounts) as u64, to, Amount(rng.random_range(1..1_000)), Amount(1)).to_bytes()
+        })
+        .collect();
+
+    let (single, all) = verify_limits();
+
+    // Verification on the rayon pool, pipelined with execution and commit on this thread.
+    let (tx, rx) = mpsc::sync_channel::<Vec<Result<VerifiedTx, gridledger_ledger::SubmitError>>>(8);
+    let start = Instant::now();
+    let verifier = {
+        let rules = rules.clone();
+        std::thread::spawn(move || {
+            for chunk in load.chunks(2_048) {
+                let v: Vec<_> = chunk.par_iter().map(|b| rules.check(b)).collect();
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut block_ms = Vec::new();
+    let (mut admit_t, mut exec_t, mut persist_t) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut committed, mut rejected, mut blocks, mut gas) = (0usize, 0usize, 0usize, 0u64);
+    let mut now = 1_000u64;
+    let mut produce = |chain: &mut Chain, exec_t: &mut Duration, persist_t: &mut Duration| -> anyhow::Result<usize> {
+        let t0 = Instant::now();
+        let (mut ex, _dropped) = chain.build_block(&validator.public(), now);
+        let t1 = Instant::now();
+        ex.block.seal_single(&validator);
+        let n = ex.block.txs.len();
+        let g = ex.block.header.gas_used;
+        chain.commit(ex)?;
+        let t2 = Instant::now();
+        *exec_t += t1 - t0;
+        *persist_t += t2 - t1;
+        block_ms.push((t2 - t0).as_secs_f64() * 1e3);
+        now += 1;
+        gas += g;
+        Ok(n)
+    };
+    for batch in rx {
+        let t = Instant::now();
+        for v in batch {
+            match v.and_then(|v| chain.admit(v)) {
+                Ok(_) => {}
+                Err(_) => rejected += 1,
+            }
+        }
+        admit_t += t.elapsed();
+        while chain.mempool().len() >= a.block_txs {
+            committed += produce(&mut chain, &mut exec_t, &mut persist_t)?;
+            blocks += 1;
+        }
+    }
+    while !chain.mempool().is_empty() {
+        let n = produce(&mut chain, &mut exec_t, &mut persist_t)?;
+        if n == 0 {
+            break;
+        }
+        committed += n;
+        blocks += 1;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let _ = verifier.join();
+    let mut sorted = block_ms.clone();
+    sorted.sort_by(|x, y| x.total_cmp(y));
+    let out = json!({
+        "bench": "ledger",
+        "transfers": a.txs,
+        "accounts": a.accounts,
+        "block_txs": a.block_txs,
+        "committed": committed,
+        "rejected": rejected,
+        "blocks": blocks,
+        "gas_used": gas,
+        "elapsed_s": elapsed,
+        "tx_per_s": committed as f64 / elapsed,
+        "target_tx_per_s": 20_000,
+        "block_commit_ms": {
+            "p50": percentile(&sorted, 0.5),
+            "p99": percentile(&sorted, 0.99),
+            "max": sorted.last().copied().unwrap_or(0.0),
+        },
+        "main_thread_s": {
+            "admit": admit_t.as_secs_f64(),
+            "execute_and_state_root": exec_t.as_secs_f64(),
+            "persist_fsync_and_apply": persist_t.as_secs_f64(),
+        },
+        "limits": {
+            "cores": rayon::current_num_threads(),
+            "secp256k1_verify_per_s_one_core": single,
+            "secp256k1_verify_per_s_all_cores": all,
+        },
+        "final_height": chain.tip().height,
+        "state_root": chain.tip().state_root,
+    });
+    if a.json {
+        println!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+/// Pre-signs `n` transfers among the first `accounts` development keys.
+pub fn signed_transfers(n: usize, accounts: usize, first_nonce: &[u64], seed: u64) -> Vec<SignedTransaction> {
+    let keys: Vec<KeyPair> = (0..accounts).map(dev_key).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|j| {
+            let from = j % accounts;
+            let to = keys[rng.random_range(0..accounts)].address();
+            let nonce = first_nonce.get(from).copied().unwrap_or(0) + (j / accounts) as u64;
+            transfer(&keys[from], 1, nonce, to, Amount(rng.random_range(1..1_000)), Amount(1))
+        })
+        .collect()
+}

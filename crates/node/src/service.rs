@@ -1,0 +1,276 @@
+//! The node service: one chain behind a mutex, a block-producer thread, and
+//! the HTTP server on a tokio runtime.
+
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Hash32, Height, Timestamp};
+use gridledger_ledger::store::Store;
+use gridledger_ledger::{Chain, Committed, Event, SubmitError, TxRules, VerifiedTx};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+use crate::config::NodeConfig;
+use crate::metrics::Metrics;
+
+/// What subscribers hear about each committed block.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockNotice {
+    pub height: Height,
+    pub hash: Hash32,
+    pub timestamp: Timestamp,
+    pub tx_count: u32,
+    pub gas_used: u64,
+    pub events: Vec<TxEvent>,
+}
+
+/// One event with the transaction that emitted it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TxEvent {
+    pub tx_hash: Hash32,
+    pub event: Event,
+}
+
+impl BlockNotice {
+    pub fn from_block(block: &gridledger_ledger::Block, receipts: &[gridledger_ledger::Receipt]) -> Self {
+        Self {
+            height: block.header.height,
+            hash: block.hash(),
+            timestamp: block.header.timestamp,
+            tx_count: block.header.tx_count,
+            gas_used: block.header.gas_used,
+            events: receipts
+                .iter()
+                .flat_map(|r| r.events.iter().map(|e| TxEvent { tx_hash: r.tx_hash, event: e.clone() }))
+                .collect(),
+        }
+    }
+}
+
+/// State shared by the producer thread and the API.
+pub struct Shared {
+    chain: Mutex<Chain>,
+    /// Read-only store handle for queries that need no lock.
+    pub store: Store,
+    pub rules: TxRules,
+    pub metrics: Metrics,
+    pub events: broadcast::Sender<Arc<BlockNotice>>,
+    pub max_block_txs: usize,
+    wake: (Mutex<bool>, Condvar),
+    stop: AtomicBool,
+}
+
+impl Shared {
+    /// Locks the chain; a poisoned lock (a panic elsewhere) is recovered,
+    /// since the chain's committed state lives on disk and in `State`,
+    /// which is only mutated after a successful commit.
+    pub fn chain(&self) -> MutexGuard<'_, Chain> {
+        self.chain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admits verified transactions; wakes the producer when a block is full.
+    pub fn admit(&self, txs: Vec<Result<VerifiedTx, SubmitError>>) -> Vec<Result<Hash32, SubmitError>> {
+        let (out, pending) = {
+            let mut chain = self.chain();
+            let out: Vec<_> = txs.into_iter().map(|r| r.and_then(|v| chain.admit(v))).collect();
+            (out, chain.mempool().len())
+        };
+        let ok = out.iter().filter(|r| r.is_ok()).count() as u64;
+        self.metrics.txs_accepted.fetch_add(ok, Relaxed);
+        self.metrics.txs_rejected.fetch_add(out.len() as u64 - ok, Relaxed);
+        self.metrics.mempool.store(pending as u64, Relaxed);
+        if pending >= self.max_block_txs {
+            self.notify();
+        }
+        out
+    }
+
+    fn notify(&self) {
+        let (m, cv) = &self.wake;
+        *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cv.notify_one();
+    }
+
+    fn wait(&self, d: Duration) {
+        let (m, cv) = &self.wake;
+        let g = m.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut g, _) = cv
+            .wait_timeout_while(g, d, |woken| !*woken && !self.stop.load(Relaxed))
+            .unwrap_or_else(|p| p.into_inner());
+        *g = false;
+    }
+
+    fn record(&self, c: &Committed, took: Duration) {
+        let m = &self.metrics;
+        m.blocks.fetch_add(1, Relaxed);
+        m.txs_committed.fetch_add(c.block.txs.len() as u64, Relaxed);
+        m.txs_dropped.fetch_add(c.dropped.len() as u64, Relaxed);
+        m.gas_used.fetch_add(c.block.header.gas_used, Relaxed);
+        m.commit_micros_sum.fetch_add(took.as_micros() as u64, Relaxed);
+        m.height.store(c.block.header.height, Relaxed);
+        let _ = self.events.send(Arc::new(BlockNotice::from_block(&c.block, &c.receipts)));
+    }
+}
+
+fn now_ms() -> Timestamp {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// An opened node, not yet running.
+pub struct Node {
+    shared: Arc<Shared>,
+    key: KeyPair,
+    interval: Duration,
+    listen: String,
+}
+
+impl Node {
+    pub fn open(config: &NodeConfig, registry: gridledger_ledger::ContractRegistry) -> anyhow::Result<Self> {
+        let genesis = config.load_genesis()?;
+        let key = config.load_key()?;
+        if !genesis.validators.contains(&key.public()) {
+            anyhow::bail!("validator key {} is not in the genesis validator set", key.public());
+        }
+        let chain = Chain::open(&config.data_dir, genesis, registry, config.chain.clone())?;
+        let (events, _) = broadcast::channel(1024);
+        let metrics = Metrics::default();
+        metrics.height.store(chain.tip().height, Relaxed);
+        let shared = Arc::new(Shared {
+            store: chain.store().clone(),
+            rules: chain.rules(),
+            max_block_txs: chain.config().max_block_txs,
+            chain: Mutex::new(chain),
+            metrics,
+            events,
+            wake: (Mutex::new(false), Condvar::new()),
+            stop: AtomicBool::new(false),
+        });
+        Ok(Self { shared, key, interval: Duration::from_millis(config.block_interval_ms.max(1)), listen: config.rpc_listen.clone() })
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Starts the producer thread and the HTTP server on their own threads.
+    pub fn spawn(self) -> anyhow::Result<NodeHandle> {
+        let std_listener = std::net::TcpListener::bind(&self.listen)
+            .map_err(|e| anyhow::anyhow!("binding {}: {e}", self.listen))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let producer = {
+            let shared = self.shared.clone();
+            let key = self.key.clone();
+            let interval = self.interval;
+            std::thread::Builder::new().name("producer".into()).spawn(move || produce_loop(&shared, &key, interval))?
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let shared = self.shared.clone();
+        let server = std::thread::Builder::new().name("rpc".into()).spawn(move || {
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("listener: {e}");
+                        return;
+                    }
+                };
+                let app = crate::rpc::router(shared);
+                let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = stop_rx.await;
+                });
+                if let Err(e) = served.await {
+                    tracing::error!("rpc server: {e}");
+                }
+            })
+        })?;
+        tracing::info!(%addr, "node listening");
+        Ok(NodeHandle { addr, shared: self.shared, producer: Some(producer), server: Some(server), stop_tx: Some(stop_tx) })
+    }
+}
+
+fn produce_loop(shared: &Shared, key: &KeyPair, interval: Duration) {
+    while !shared.stop.load(Relaxed) {
+        let started = Instant::now();
+        let result = shared.chain().produce_block(key, now_ms());
+        let pending = shared.chain().mempool().len();
+        shared.metrics.mempool.store(pending as u64, Relaxed);
+        match result {
+            Ok(Some(c)) => {
+                tracing::info!(height = c.block.header.height, txs = c.block.txs.len(), gas = c.block.header.gas_used, "committed block");
+                shared.record(&c, started.elapsed());
+                if pending >= shared.max_block_txs {
+                    continue;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("block commit failed, will retry: {e}"),
+        }
+        shared.wait(interval);
+    }
+}
+
+/// A running node.
+pub struct NodeHandle {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    producer: Option<JoinHandle<()>>,
+    server: Option<JoinHandle<()>>,
+    stop_tx: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl NodeHandle {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving, lets the producer finish its block, and joins both.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.stop.store(true, Relaxed);
+        self.shared.notify();
+        if let Some(tx) = self.stop_tx.take() {
+            let _ = tx.send(());
+        }
+        if let Some(p) = self.producer.take() {
+            let _ = p.join();
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.join();
+        }
+    }
+
+    /// Blocks until the process receives Ctrl-C or SIGTERM, then shuts down.
+    pub fn wait_for_signal(self) -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            #[cfg(unix)]
+            {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            tokio::signal::ctrl_c().await?;
+            Ok::<_, std::io::Error>(())
+        })?;
+        tracing::info!("shutting down");
+        self.shutdown();
+        Ok(())
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
