@@ -9,7 +9,11 @@ mod demo;
 mod ops;
 
 #[derive(Parser)]
-#[command(name = "gridledger", version, about = "Blockchain infrastructure for peer-to-peer energy trading")]
+#[command(
+    name = "gridledger",
+    version,
+    about = "Blockchain infrastructure for peer-to-peer energy trading"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -113,7 +113,7 @@ impl MerkleProof {
             let sib = i ^ 1;
             if sib < width {
                 let Some(s) = sibs.next() else { return false };
-                h = if i % 2 == 0 {
+                h = if i.is_multiple_of(2) {
                     node_hash(&h, s)
                 } else {
                     node_hash(s, &h)

@@ -112,6 +112,7 @@ pub struct Receipt {
     pub height: Height,
     pub index: u32,
     pub sender: Address,
+    #[serde(flatten)]
     pub status: TxStatus,
     pub gas_used: u64,
     pub fee: Amount,

@@ -27,6 +27,9 @@ const GENESIS: &str = "genesis_hash";
 /// only stops a corrupted length from allocating without limit).
 const MAX_RECORD: usize = 1 << 30;
 
+/// A raw state entry: key and value bytes.
+pub type StateEntry = (Vec<u8>, Vec<u8>);
+
 /// Handle to the database; cheap to clone, safe to share across threads.
 #[derive(Clone)]
 pub struct Store {
@@ -157,7 +160,7 @@ impl Store {
     }
 
     /// Every state entry, for rebuilding the in-memory state on start.
-    pub fn state_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn state_entries(&self) -> Result<Vec<StateEntry>, StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(STATE)?;
         let mut out = Vec::with_capacity(t.len()? as usize);

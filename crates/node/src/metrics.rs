@@ -20,20 +20,72 @@ pub struct Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let rows: [(&str, &str, &str, u64); 10] = [
-            ("gridledger_blocks_committed_total", "counter", "Blocks committed by this node", self.blocks.load(Relaxed)),
-            ("gridledger_txs_committed_total", "counter", "Transactions committed", self.txs_committed.load(Relaxed)),
-            ("gridledger_txs_accepted_total", "counter", "Transactions admitted to the mempool", self.txs_accepted.load(Relaxed)),
-            ("gridledger_txs_rejected_total", "counter", "Submissions refused with an error", self.txs_rejected.load(Relaxed)),
-            ("gridledger_txs_dropped_total", "counter", "Admitted transactions evicted before inclusion", self.txs_dropped.load(Relaxed)),
-            ("gridledger_gas_used_total", "counter", "Gas used by committed transactions", self.gas_used.load(Relaxed)),
-            ("gridledger_rpc_requests_total", "counter", "JSON-RPC calls served", self.rpc_requests.load(Relaxed)),
-            ("gridledger_rpc_errors_total", "counter", "JSON-RPC calls answered with an error", self.rpc_errors.load(Relaxed)),
-            ("gridledger_height", "gauge", "Height of the last committed block", self.height.load(Relaxed)),
-            ("gridledger_mempool_size", "gauge", "Transactions waiting in the mempool", self.mempool.load(Relaxed)),
+            (
+                "gridledger_blocks_committed_total",
+                "counter",
+                "Blocks committed by this node",
+                self.blocks.load(Relaxed),
+            ),
+            (
+                "gridledger_txs_committed_total",
+                "counter",
+                "Transactions committed",
+                self.txs_committed.load(Relaxed),
+            ),
+            (
+                "gridledger_txs_accepted_total",
+                "counter",
+                "Transactions admitted to the mempool",
+                self.txs_accepted.load(Relaxed),
+            ),
+            (
+                "gridledger_txs_rejected_total",
+                "counter",
+                "Submissions refused with an error",
+                self.txs_rejected.load(Relaxed),
+            ),
+            (
+                "gridledger_txs_dropped_total",
+                "counter",
+                "Admitted transactions evicted before inclusion",
+                self.txs_dropped.load(Relaxed),
+            ),
+            (
+                "gridledger_gas_used_total",
+                "counter",
+                "Gas used by committed transactions",
+                self.gas_used.load(Relaxed),
+            ),
+            (
+                "gridledger_rpc_requests_total",
+                "counter",
+                "JSON-RPC calls served",
+                self.rpc_requests.load(Relaxed),
+            ),
+            (
+                "gridledger_rpc_errors_total",
+                "counter",
+                "JSON-RPC calls answered with an error",
+                self.rpc_errors.load(Relaxed),
+            ),
+            (
+                "gridledger_height",
+                "gauge",
+                "Height of the last committed block",
+                self.height.load(Relaxed),
+            ),
+            (
+                "gridledger_mempool_size",
+                "gauge",
+                "Transactions waiting in the mempool",
+                self.mempool.load(Relaxed),
+            ),
         ];
         let mut out = String::new();
         for (name, kind, help, v) in rows {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+            ));
         }
         let secs = self.commit_micros_sum.load(Relaxed) as f64 / 1e6;
         out.push_str(&format!(

@@ -35,7 +35,10 @@ pub struct TxEvent {
 }
 
 impl BlockNotice {
-    pub fn from_block(block: &gridledger_ledger::Block, receipts: &[gridledger_ledger::Receipt]) -> Self {
+    pub fn from_block(
+        block: &gridledger_ledger::Block,
+        receipts: &[gridledger_ledger::Receipt],
+    ) -> Self {
         Self {
             height: block.header.height,
             hash: block.hash(),
@@ -44,7 +47,12 @@ impl BlockNotice {
             gas_used: block.header.gas_used,
             events: receipts
                 .iter()
-                .flat_map(|r| r.events.iter().map(|e| TxEvent { tx_hash: r.tx_hash, event: e.clone() }))
+                .flat_map(|r| {
+                    r.events.iter().map(|e| TxEvent {
+                        tx_hash: r.tx_hash,
+                        event: e.clone(),
+                    })
+                })
                 .collect(),
         }
     }
@@ -72,15 +80,23 @@ impl Shared {
     }
 
     /// Admits verified transactions; wakes the producer when a block is full.
-    pub fn admit(&self, txs: Vec<Result<VerifiedTx, SubmitError>>) -> Vec<Result<Hash32, SubmitError>> {
+    pub fn admit(
+        &self,
+        txs: Vec<Result<VerifiedTx, SubmitError>>,
+    ) -> Vec<Result<Hash32, SubmitError>> {
         let (out, pending) = {
             let mut chain = self.chain();
-            let out: Vec<_> = txs.into_iter().map(|r| r.and_then(|v| chain.admit(v))).collect();
+            let out: Vec<_> = txs
+                .into_iter()
+                .map(|r| r.and_then(|v| chain.admit(v)))
+                .collect();
             (out, chain.mempool().len())
         };
         let ok = out.iter().filter(|r| r.is_ok()).count() as u64;
         self.metrics.txs_accepted.fetch_add(ok, Relaxed);
-        self.metrics.txs_rejected.fetch_add(out.len() as u64 - ok, Relaxed);
+        self.metrics
+            .txs_rejected
+            .fetch_add(out.len() as u64 - ok, Relaxed);
         self.metrics.mempool.store(pending as u64, Relaxed);
         if pending >= self.max_block_txs {
             self.notify();
@@ -109,14 +125,20 @@ impl Shared {
         m.txs_committed.fetch_add(c.block.txs.len() as u64, Relaxed);
         m.txs_dropped.fetch_add(c.dropped.len() as u64, Relaxed);
         m.gas_used.fetch_add(c.block.header.gas_used, Relaxed);
-        m.commit_micros_sum.fetch_add(took.as_micros() as u64, Relaxed);
+        m.commit_micros_sum
+            .fetch_add(took.as_micros() as u64, Relaxed);
         m.height.store(c.block.header.height, Relaxed);
-        let _ = self.events.send(Arc::new(BlockNotice::from_block(&c.block, &c.receipts)));
+        let _ = self
+            .events
+            .send(Arc::new(BlockNotice::from_block(&c.block, &c.receipts)));
     }
 }
 
 fn now_ms() -> Timestamp {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// An opened node, not yet running.
@@ -128,11 +150,17 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn open(config: &NodeConfig, registry: gridledger_ledger::ContractRegistry) -> anyhow::Result<Self> {
+    pub fn open(
+        config: &NodeConfig,
+        registry: gridledger_ledger::ContractRegistry,
+    ) -> anyhow::Result<Self> {
         let genesis = config.load_genesis()?;
         let key = config.load_key()?;
         if !genesis.validators.contains(&key.public()) {
-            anyhow::bail!("validator key {} is not in the genesis validator set", key.public());
+            anyhow::bail!(
+                "validator key {} is not in the genesis validator set",
+                key.public()
+            );
         }
         let chain = Chain::open(&config.data_dir, genesis, registry, config.chain.clone())?;
         let (events, _) = broadcast::channel(1024);
@@ -148,7 +176,12 @@ impl Node {
             wake: (Mutex::new(false), Condvar::new()),
             stop: AtomicBool::new(false),
         });
-        Ok(Self { shared, key, interval: Duration::from_millis(config.block_interval_ms.max(1)), listen: config.rpc_listen.clone() })
+        Ok(Self {
+            shared,
+            key,
+            interval: Duration::from_millis(config.block_interval_ms.max(1)),
+            listen: config.rpc_listen.clone(),
+        })
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -165,31 +198,44 @@ impl Node {
             let shared = self.shared.clone();
             let key = self.key.clone();
             let interval = self.interval;
-            std::thread::Builder::new().name("producer".into()).spawn(move || produce_loop(&shared, &key, interval))?
+            std::thread::Builder::new()
+                .name("producer".into())
+                .spawn(move || produce_loop(&shared, &key, interval))?
         };
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .worker_threads(2)
+            .build()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let shared = self.shared.clone();
-        let server = std::thread::Builder::new().name("rpc".into()).spawn(move || {
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!("listener: {e}");
-                        return;
+        let server = std::thread::Builder::new()
+            .name("rpc".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!("listener: {e}");
+                            return;
+                        }
+                    };
+                    let app = crate::rpc::router(shared);
+                    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+                        let _ = stop_rx.await;
+                    });
+                    if let Err(e) = served.await {
+                        tracing::error!("rpc server: {e}");
                     }
-                };
-                let app = crate::rpc::router(shared);
-                let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-                    let _ = stop_rx.await;
-                });
-                if let Err(e) = served.await {
-                    tracing::error!("rpc server: {e}");
-                }
-            })
-        })?;
+                })
+            })?;
         tracing::info!(%addr, "node listening");
-        Ok(NodeHandle { addr, shared: self.shared, producer: Some(producer), server: Some(server), stop_tx: Some(stop_tx) })
+        Ok(NodeHandle {
+            addr,
+            shared: self.shared,
+            producer: Some(producer),
+            server: Some(server),
+            stop_tx: Some(stop_tx),
+        })
     }
 }
 
@@ -201,7 +247,12 @@ fn produce_loop(shared: &Shared, key: &KeyPair, interval: Duration) {
         shared.metrics.mempool.store(pending as u64, Relaxed);
         match result {
             Ok(Some(c)) => {
-                tracing::info!(height = c.block.header.height, txs = c.block.txs.len(), gas = c.block.header.gas_used, "committed block");
+                tracing::info!(
+                    height = c.block.header.height,
+                    txs = c.block.txs.len(),
+                    gas = c.block.header.gas_used,
+                    "committed block"
+                );
                 shared.record(&c, started.elapsed());
                 if pending >= shared.max_block_txs {
                     continue;
@@ -249,11 +300,14 @@ impl NodeHandle {
 
     /// Blocks until the process receives Ctrl-C or SIGTERM, then shuts down.
     pub fn wait_for_signal(self) -> anyhow::Result<()> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         rt.block_on(async {
             #[cfg(unix)]
             {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}
