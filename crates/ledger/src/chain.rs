@@ -30,6 +30,9 @@ pub struct ChainConfig {
     pub mempool_capacity: usize,
     pub mempool_per_sender: usize,
     pub min_gas_price: Amount,
+    /// A single validator with a backlog builds up to this many blocks and
+    /// persists them with one fsync (group commit).
+    pub max_blocks_per_commit: usize,
 }
 
 impl Default for ChainConfig {
@@ -41,6 +44,7 @@ impl Default for ChainConfig {
             mempool_capacity: 200_000,
             mempool_per_sender: 4_096,
             min_gas_price: Amount(0),
+            max_blocks_per_commit: 16,
         }
     }
 }
@@ -323,20 +327,95 @@ impl Chain {
         key: &KeyPair,
         timestamp: Timestamp,
     ) -> Result<Option<Committed>, ChainError> {
-        if self.mempool.is_empty() {
-            return Ok(None);
+        Ok(self.produce_blocks(key, timestamp, 1)?.pop())
+    }
+
+    /// Single-validator group commit: builds and seals up to `max_blocks`
+    /// consecutive blocks from the mempool, each on the state the previous
+    /// one left, then persists them all in one store transaction (one
+    /// fsync). Nothing is visible in the store, and so acknowledged to
+    /// clients, before that transaction commits. If it fails, the in-memory
+    /// state is rebuilt from the store (the blocks' transactions are lost from
+    /// the mempool and must be resubmitted) and the error is returned.
+    pub fn produce_blocks(
+        &mut self,
+        key: &KeyPair,
+        timestamp: Timestamp,
+        max_blocks: usize,
+    ) -> Result<Vec<Committed>, ChainError> {
+        let mut out: Vec<Committed> = Vec::new();
+        let mut executed: Vec<ExecutedBlock> = Vec::new();
+        while out.len() < max_blocks && !self.mempool.is_empty() {
+            let env = self.env(timestamp, &key.public());
+            let candidates = self.mempool.candidates(self.config.max_block_txs);
+            let mut dropped = Vec::new();
+            let body = {
+                let mut b = BlockBuilder::new(
+                    &self.state,
+                    &self.registry,
+                    env,
+                    self.config.block_gas_limit,
+                );
+                for tx in candidates {
+                    let h = tx.hash();
+                    match b.push(tx) {
+                        Ok(_) => {}
+                        Err(crate::executor::TxRejected::BlockFull) => break,
+                        Err(e) => dropped.push((h, e.to_string())),
+                    }
+                }
+                b.into_body()
+            };
+            for (h, _) in &dropped {
+                self.mempool.evict(h);
+            }
+            if body.txs.is_empty() {
+                if dropped.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            let root = self.state.apply(&body.changes);
+            let mut ex =
+                body.into_block(self.genesis.chain_id, self.tip.hash(), key.public(), root);
+            ex.block.seal_single(key);
+            self.advance(&ex);
+            out.push(Committed {
+                block: ex.block.clone(),
+                receipts: ex.receipts.clone(),
+                dropped,
+            });
+            executed.push(ex);
         }
-        let (mut ex, dropped) = self.build_block(&key.public(), timestamp);
-        if ex.block.txs.is_empty() {
-            return Ok(None);
+        if let Err(e) = self.store.commit_many(&executed) {
+            self.reload()?;
+            return Err(e.into());
         }
-        ex.block.seal_single(key);
-        self.commit(ex.clone())?;
-        Ok(Some(Committed {
-            block: ex.block,
-            receipts: ex.receipts,
-            dropped,
-        }))
+        Ok(out)
+    }
+
+    /// After a failed write: state and tip back to what the store holds.
+    fn reload(&mut self) -> Result<(), ChainError> {
+        let h = self.store.tip()?.unwrap_or(0);
+        self.tip = self
+            .store
+            .block(h)?
+            .ok_or(StoreError::Corrupt {
+                table: "blocks",
+                detail: format!("tip {h} missing"),
+            })?
+            .header;
+        self.state =
+            State::from_entries(self.genesis.state_buckets_log2, self.store.state_entries()?);
+        Ok(())
+    }
+
+    /// Moves the tip past an applied block and drops what it made stale from the mempool.
+    fn advance(&mut self, ex: &ExecutedBlock) {
+        let senders: BTreeSet<Address> = ex.block.txs.iter().map(|t| t.sender()).collect();
+        let state = &self.state;
+        self.mempool.prune(senders, |a| state.account(a));
+        self.tip = ex.block.header.clone();
     }
 
     /// Re-executes a block proposed by someone else and checks every root
@@ -400,10 +479,7 @@ impl Chain {
         self.store.commit(&ex)?;
         let root = self.state.apply(&ex.changes);
         debug_assert_eq!(root, ex.block.header.state_root);
-        let senders: BTreeSet<Address> = ex.block.txs.iter().map(|t| t.sender()).collect();
-        let state = &self.state;
-        self.mempool.prune(senders, |a| state.account(a));
-        self.tip = ex.block.header;
+        self.advance(&ex);
         Ok(())
     }
 

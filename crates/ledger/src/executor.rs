@@ -159,7 +159,8 @@ impl<'a> BlockBuilder<'a> {
         Ok(self.receipts.last().expect("just pushed"))
     }
 
-    /// Seals nothing: computes roots and returns the unsealed block.
+    /// Computes the state root without touching `base` and returns the
+    /// unsealed block.
     pub fn finish(
         self,
         chain_id: ChainId,
@@ -167,7 +168,42 @@ impl<'a> BlockBuilder<'a> {
         proposer: PublicKey,
         base: &State,
     ) -> ExecutedBlock {
-        let changes = self.overlay.into_changes();
+        let body = self.into_body();
+        let root = base.root_after(&body.changes);
+        body.into_block(chain_id, parent, proposer, root)
+    }
+
+    /// Ends execution, releasing the borrow of the base state so the caller
+    /// can apply the changes to it and take the root from there.
+    pub fn into_body(self) -> BuiltBody {
+        BuiltBody {
+            env: self.env,
+            gas_used: self.gas_used,
+            txs: self.txs,
+            receipts: self.receipts,
+            changes: self.overlay.into_changes(),
+        }
+    }
+}
+
+/// An executed block body whose state root is not yet computed.
+pub struct BuiltBody {
+    env: BlockEnv,
+    gas_used: u64,
+    pub txs: Vec<SignedTransaction>,
+    pub receipts: Vec<Receipt>,
+    pub changes: Changes,
+}
+
+impl BuiltBody {
+    /// Assembles the unsealed block with the given post-state root.
+    pub fn into_block(
+        self,
+        chain_id: ChainId,
+        parent: Hash32,
+        proposer: PublicKey,
+        state_root: Hash32,
+    ) -> ExecutedBlock {
         let tx_root = merkle_root(&self.txs.iter().map(|t| t.hash()).collect::<Vec<_>>());
         let receipt_root = merkle_root(&self.receipts.iter().map(|r| r.hash()).collect::<Vec<_>>());
         let header = BlockHeader {
@@ -178,7 +214,7 @@ impl<'a> BlockBuilder<'a> {
             proposer,
             tx_root,
             receipt_root,
-            state_root: base.root_after(&changes),
+            state_root,
             gas_used: self.gas_used,
             tx_count: self.txs.len() as u32,
         };
@@ -189,7 +225,7 @@ impl<'a> BlockBuilder<'a> {
                 seal: Seal::Genesis,
             },
             receipts: self.receipts,
-            changes,
+            changes: self.changes,
         }
     }
 }

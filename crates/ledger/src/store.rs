@@ -77,42 +77,58 @@ impl Store {
 
     /// Atomically appends a block with its receipts and state changes.
     pub fn commit(&self, ex: &ExecutedBlock) -> Result<(), StoreError> {
-        let h = ex.block.header.height;
-        let expected = self.tip()?.map_or(0, |t| t + 1);
-        if h != expected {
-            return Err(StoreError::NotNext {
-                height: h,
-                tip: expected.saturating_sub(1),
-            });
+        self.commit_many(std::slice::from_ref(ex))
+    }
+
+    /// Atomically appends consecutive blocks in one write transaction: one
+    /// fsync for all of them (group commit). Either all are durable or none.
+    pub fn commit_many(&self, blocks: &[ExecutedBlock]) -> Result<(), StoreError> {
+        let mut expected = self.tip()?.map_or(0, |t| t + 1);
+        for ex in blocks {
+            let h = ex.block.header.height;
+            if h != expected {
+                return Err(StoreError::NotNext {
+                    height: h,
+                    tip: expected.saturating_sub(1),
+                });
+            }
+            expected += 1;
         }
+        let Some(last) = blocks.last() else {
+            return Ok(());
+        };
         let w = self.db.begin_write()?;
         {
-            let hash = ex.block.hash();
-            w.open_table(BLOCKS)?
-                .insert(h, encode(&ex.block).as_slice())?;
-            w.open_table(BLOCK_BY_HASH)?.insert(&hash.0[..], h)?;
-            w.open_table(RECEIPTS)?
-                .insert(h, encode(&ex.receipts).as_slice())?;
+            let mut blocks_t = w.open_table(BLOCKS)?;
+            let mut by_hash = w.open_table(BLOCK_BY_HASH)?;
+            let mut receipts = w.open_table(RECEIPTS)?;
             let mut idx = w.open_table(TX_INDEX)?;
-            for (i, tx) in ex.block.txs.iter().enumerate() {
-                idx.insert(&tx.hash().0[..], (h, i as u32))?;
-            }
             let mut st = w.open_table(STATE)?;
-            for (k, v) in &ex.changes {
-                match v {
-                    Some(v) => {
-                        st.insert(k.as_slice(), v.as_slice())?;
-                    }
-                    None => {
-                        st.remove(k.as_slice())?;
+            let mut meta = w.open_table(META)?;
+            for ex in blocks {
+                let h = ex.block.header.height;
+                let hash = ex.block.hash();
+                blocks_t.insert(h, encode(&ex.block).as_slice())?;
+                by_hash.insert(&hash.0[..], h)?;
+                receipts.insert(h, encode(&ex.receipts).as_slice())?;
+                for (i, r) in ex.receipts.iter().enumerate() {
+                    idx.insert(&r.tx_hash.0[..], (h, i as u32))?;
+                }
+                for (k, v) in &ex.changes {
+                    match v {
+                        Some(v) => {
+                            st.insert(k.as_slice(), v.as_slice())?;
+                        }
+                        None => {
+                            st.remove(k.as_slice())?;
+                        }
                     }
                 }
+                if h == 0 {
+                    meta.insert(GENESIS, &hash.0[..])?;
+                }
             }
-            let mut meta = w.open_table(META)?;
-            meta.insert(TIP, &h.to_le_bytes()[..])?;
-            if h == 0 {
-                meta.insert(GENESIS, &hash.0[..])?;
-            }
+            meta.insert(TIP, &last.block.header.height.to_le_bytes()[..])?;
         }
         w.commit()?;
         Ok(())
