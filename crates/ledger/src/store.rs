@@ -83,8 +83,8 @@ impl Store {
     /// Atomically appends consecutive blocks in one write transaction: one
     /// fsync for all of them (group commit). Either all are durable or none.
     pub fn commit_many(&self, blocks: &[ExecutedBlock]) -> Result<(), StoreError> {
-        let mut expected = self.tip()?.map_or(0, |t| t + 1);
-        for ex in blocks {
+        let first = self.tip()?.map_or(0, |t| t + 1);
+        for (expected, ex) in (first..).zip(blocks) {
             let h = ex.block.header.height;
             if h != expected {
                 return Err(StoreError::NotNext {
@@ -92,7 +92,6 @@ impl Store {
                     tip: expected.saturating_sub(1),
                 });
             }
-            expected += 1;
         }
         let Some(last) = blocks.last() else {
             return Ok(());
