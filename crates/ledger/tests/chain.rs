@@ -331,3 +331,42 @@ fn state_of_unknown_account_is_empty() {
     assert_eq!(acct.nonce, 0);
     assert!(!encode(&acct).is_empty());
 }
+
+#[test]
+fn group_commit_persists_every_block_and_refuses_gaps() {
+    let d = tempfile::tempdir().unwrap();
+    let (tip, root) = {
+        let mut dc = dev(d.path());
+        // 700 transfers from 7 senders: three blocks of at most 300.
+        for s in 0..7 {
+            for n in 0..100u64 {
+                dc.chain
+                    .submit(&transfer(&dev_key(s), 1, n, dev_key(7).address(), Amount(1), Amount(1)).to_bytes())
+                    .unwrap();
+            }
+        }
+        let done = dc.chain.produce_blocks(&dc.validator, 5_000, 16).unwrap();
+        assert_eq!(done.iter().map(|c| c.block.txs.len()).collect::<Vec<_>>(), vec![300, 300, 100]);
+        assert_eq!(dc.chain.mempool().len(), 0);
+        // Heights are consecutive and each block links to its parent.
+        for w in done.windows(2) {
+            assert_eq!(w[1].block.header.parent, w[0].block.hash());
+        }
+        // The store refuses a block that does not extend its tip.
+        let stale = gridledger_ledger::ExecutedBlock {
+            block: done[0].block.clone(),
+            receipts: done[0].receipts.clone(),
+            changes: Default::default(),
+        };
+        assert!(matches!(
+            dc.chain.store().commit(&stale),
+            Err(gridledger_ledger::StoreError::NotNext { .. })
+        ));
+        (dc.chain.tip().clone(), dc.chain.state().root())
+    };
+    let dc = dev(d.path());
+    assert_eq!(*dc.chain.tip(), tip);
+    assert_eq!(tip.height, 3);
+    assert_eq!(dc.chain.state().root(), root);
+    assert_eq!(dc.chain.account(&dev_key(7).address()).balance.0, BAL.0 + 700);
+}
