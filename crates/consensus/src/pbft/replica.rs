@@ -209,6 +209,8 @@ pub struct Replica<P> {
     /// Latest view change per signer at this height.
     view_changes: BTreeMap<u32, ViewChange<P>>,
     new_view_sent: bool,
+    /// The deadline was re-armed when a quorum of view changes arrived.
+    vc_quorum_armed: bool,
     /// Leader of a new view waiting for a fresh proposal.
     pending_new_view: Option<Vec<ViewChange<P>>>,
     /// View changes in a row at this height (timeout backoff).
@@ -260,6 +262,7 @@ impl<P: Payload> Replica<P> {
             prepared: None,
             view_changes: BTreeMap::new(),
             new_view_sent: false,
+            vc_quorum_armed: false,
             pending_new_view: None,
             backoff: 0,
             catch_up_asked: None,
@@ -382,7 +385,17 @@ impl<P: Payload> Replica<P> {
         let mut s = Step::default();
         if timer.height == self.height && timer.view == self.view {
             self.catch_up_asked = None;
-            self.start_view_change(self.view + 1, &mut s);
+            if self.phase == Phase::ViewChanging && self.view_change_support(self.view) < self.set().quorum() {
+                // Castro & Liskov: the view-change deadline only runs once a
+                // quorum wants the view; until then, retransmit ours. This
+                // keeps a replica that timed out first from racing ahead.
+                if let Some(vc) = self.view_changes.get(&self.cfg.me).cloned() {
+                    self.broadcast(&mut s, Message::ViewChange(vc));
+                }
+                self.arm_timer(&mut s);
+            } else {
+                self.start_view_change(self.view + 1, &mut s);
+            }
         }
         self.drain_future(&mut s);
         s
@@ -715,12 +728,18 @@ impl<P: Payload> Replica<P> {
             self.prepared.clone(),
         );
         self.view_changes.insert(self.cfg.me, vc.clone());
+        self.vc_quorum_armed = self.view_change_support(new_view) >= self.set().quorum();
         s.persist = Some(self.durable());
         s.need_proposal = None;
         self.broadcast(s, Message::ViewChange(vc));
         self.arm_timer(s);
         self.backoff = self.backoff.saturating_add(1);
         self.try_new_view(s);
+    }
+
+    /// Validators whose latest view change asks for `view` or later.
+    fn view_change_support(&self, view: u64) -> usize {
+        self.view_changes.values().filter(|v| v.new_view >= view).count()
     }
 
     fn on_view_change(&mut self, from: u32, vc: ViewChange<P>, s: &mut Step<P>) {
@@ -753,6 +772,12 @@ impl<P: Payload> Replica<P> {
             }
         }
         self.view_changes.insert(from, vc);
+        if self.phase == Phase::ViewChanging && !self.vc_quorum_armed && self.view_change_support(self.view) >= self.set().quorum() {
+            // A quorum left the old view: the new leader's deadline starts now.
+            self.vc_quorum_armed = true;
+            s.timers.push(TimerCmd::Cancel(Timer { height: self.height, view: self.view }));
+            self.arm_timer(s);
+        }
         // f + 1 replicas want a later view: at least one is correct, join it.
         let f = self.set().max_faulty();
         let mut later: Vec<u64> = self
