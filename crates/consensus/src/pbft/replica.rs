@@ -280,6 +280,11 @@ impl<P: Payload> Replica<P> {
                 r.known.insert(c.payload.digest(), c.payload.clone());
                 r.prepared = Some(c);
             }
+            if r.phase == Phase::ViewChanging {
+                // Re-create the view change we had sent, to retransmit it.
+                let vc = ViewChange::sign(&r.key, r.cfg.me, &r.cfg.validators.instance, r.view, height, r.prepared.clone());
+                r.view_changes.insert(r.cfg.me, vc);
+            }
         }
         Ok(r)
     }
