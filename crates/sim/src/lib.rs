@@ -93,16 +93,29 @@ pub trait Adversary<P: Protocol> {
 /// A link's delay distribution (ticks, integers only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delay {
-    Uniform { min: Time, max: Time },
+    Uniform {
+        min: Time,
+        max: Time,
+    },
     /// Mostly `Uniform{min, max}`, but `spike_per_mille` of messages take `spike` longer.
-    Spiky { min: Time, max: Time, spike_per_mille: u32, spike: Time },
+    Spiky {
+        min: Time,
+        max: Time,
+        spike_per_mille: u32,
+        spike: Time,
+    },
 }
 
 impl Delay {
     fn sample(&self, rng: &mut ChaCha8Rng) -> Time {
         match *self {
             Delay::Uniform { min, max } => rng.random_range(min..=max.max(min)),
-            Delay::Spiky { min, max, spike_per_mille, spike } => {
+            Delay::Spiky {
+                min,
+                max,
+                spike_per_mille,
+                spike,
+            } => {
                 let base = rng.random_range(min..=max.max(min));
                 if rng.random_range(0..1000) < spike_per_mille {
                     base + spike
@@ -150,7 +163,10 @@ pub struct NetConfig {
 impl NetConfig {
     /// A reliable network: every link `Uniform{1, max_delay}`, GST at 0.
     pub fn reliable(nodes: usize, max_delay: Time) -> Self {
-        let d = Delay::Uniform { min: 1, max: max_delay };
+        let d = Delay::Uniform {
+            min: 1,
+            max: max_delay,
+        };
         Self {
             nodes,
             links: vec![vec![d; nodes]; nodes],
@@ -171,8 +187,16 @@ impl NetConfig {
 }
 
 enum Event<M, T> {
-    Deliver { from: NodeId, to: NodeId, message: M },
-    Timer { node: NodeId, id: u64, timer: T },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        message: M,
+    },
+    Timer {
+        node: NodeId,
+        id: u64,
+        timer: T,
+    },
     Crash(NodeId),
     Restart(NodeId),
 }
@@ -310,12 +334,24 @@ impl<P: Protocol> Simulation<P> {
             } else {
                 self.net.stable_delay.sample(&mut self.rng)
             };
-            self.push(now + delay.max(1), Event::Deliver { from, to, message: message.clone() });
+            self.push(
+                now + delay.max(1),
+                Event::Deliver {
+                    from,
+                    to,
+                    message: message.clone(),
+                },
+            );
         }
     }
 
     fn apply(&mut self, id: NodeId, e: Effects<P>) {
-        let Effects { mut sends, timers, outputs, faults } = e;
+        let Effects {
+            mut sends,
+            timers,
+            outputs,
+            faults,
+        } = e;
         if let Some(mut adv) = self.adversaries.remove(&id) {
             sends = adv.tamper(self.now, sends, &mut self.rng);
             self.adversaries.insert(id, adv);
@@ -335,14 +371,23 @@ impl<P: Protocol> Simulation<P> {
                     let tid = self.seq;
                     self.timers[id as usize].push((tid, timer.clone()));
                     let at = self.now + after.max(1);
-                    self.push(at, Event::Timer { node: id, id: tid, timer });
+                    self.push(
+                        at,
+                        Event::Timer {
+                            node: id,
+                            id: tid,
+                            timer,
+                        },
+                    );
                 }
                 TimerOp::Cancel(timer) => self.timers[id as usize].retain(|(_, t)| *t != timer),
             }
         }
         for (dest, m) in sends {
             match dest {
-                Dest::One(to) if (to as usize) < self.nodes.len() && to != id => self.send(id, to, m),
+                Dest::One(to) if (to as usize) < self.nodes.len() && to != id => {
+                    self.send(id, to, m)
+                }
                 Dest::One(_) => {}
                 Dest::All => {
                     for to in 0..self.nodes.len() as NodeId {
@@ -357,7 +402,9 @@ impl<P: Protocol> Simulation<P> {
 
     /// Processes the next event; `false` when none is left.
     pub fn step(&mut self) -> bool {
-        let Some(((at, _), event)) = self.queue.pop_first() else { return false };
+        let Some(((at, _), event)) = self.queue.pop_first() else {
+            return false;
+        };
         self.now = at;
         match event {
             Event::Deliver { from, to, message } => {
@@ -377,9 +424,13 @@ impl<P: Protocol> Simulation<P> {
             }
             Event::Timer { node, id, timer } => {
                 let armed = &mut self.timers[node as usize];
-                let Some(pos) = armed.iter().position(|(i, _)| *i == id) else { return true };
+                let Some(pos) = armed.iter().position(|(i, _)| *i == id) else {
+                    return true;
+                };
                 armed.remove(pos);
-                let Some(n) = self.nodes[node as usize].as_mut() else { return true };
+                let Some(n) = self.nodes[node as usize].as_mut() else {
+                    return true;
+                };
                 self.stats.timers_fired += 1;
                 let e = n.handle_timer(timer.clone());
                 self.note(|| format!("node {node} timer {timer:?}"));
@@ -408,7 +459,11 @@ impl<P: Protocol> Simulation<P> {
 
     /// Runs until `until` (inclusive) or until `stop` says so after an event.
     pub fn run_until(&mut self, until: Time, mut stop: impl FnMut(&Self) -> bool) {
-        while self.queue.first_key_value().is_some_and(|((t, _), _)| *t <= until) {
+        while self
+            .queue
+            .first_key_value()
+            .is_some_and(|((t, _), _)| *t <= until)
+        {
             self.step();
             if stop(self) {
                 return;

@@ -171,7 +171,11 @@ impl ValidatorSet {
 
     /// Checks that `sigs` are at least a quorum of valid signatures over
     /// `digest` by distinct validators.
-    pub fn verify_quorum(&self, digest: &Hash32, sigs: &[(u32, Signature)]) -> Result<(), CertError> {
+    pub fn verify_quorum(
+        &self,
+        digest: &Hash32,
+        sigs: &[(u32, Signature)],
+    ) -> Result<(), CertError> {
         let mut seen = BTreeSet::new();
         for (i, sig) in sigs {
             if !seen.insert(*i) {
@@ -220,7 +224,12 @@ pub struct PrePrepare<P> {
 
 impl<P: Payload> PrePrepare<P> {
     pub fn sign(key: &KeyPair, instance: &Hash32, view: u64, height: u64, payload: P) -> Self {
-        let signature = key.sign(&pre_prepare_digest(instance, view, height, &payload.digest()));
+        let signature = key.sign(&pre_prepare_digest(
+            instance,
+            view,
+            height,
+            &payload.digest(),
+        ));
         Self {
             view,
             height,
@@ -232,7 +241,12 @@ impl<P: Payload> PrePrepare<P> {
     pub fn verify(&self, set: &ValidatorSet) -> bool {
         let leader = set.leader(self.view, self.height);
         set.key(leader).is_some_and(|pk| {
-            let d = pre_prepare_digest(&set.instance, self.view, self.height, &self.payload.digest());
+            let d = pre_prepare_digest(
+                &set.instance,
+                self.view,
+                self.height,
+                &self.payload.digest(),
+            );
             verify(pk, &d, &self.signature).is_ok()
         })
     }
@@ -249,7 +263,14 @@ pub struct Vote {
 }
 
 impl Vote {
-    pub fn sign(key: &KeyPair, kind: VoteKind, instance: &Hash32, view: u64, height: u64, block: Hash32) -> Self {
+    pub fn sign(
+        key: &KeyPair,
+        kind: VoteKind,
+        instance: &Hash32,
+        view: u64,
+        height: u64,
+        block: Hash32,
+    ) -> Self {
         let signature = key.sign(&vote_digest(kind, instance, view, height, &block));
         Self {
             view,
@@ -301,7 +322,13 @@ pub struct QuorumCert {
 
 impl QuorumCert {
     pub fn verify(&self, set: &ValidatorSet) -> Result<(), CertError> {
-        let d = vote_digest(VoteKind::Commit, &set.instance, self.view, self.height, &self.block);
+        let d = vote_digest(
+            VoteKind::Commit,
+            &set.instance,
+            self.view,
+            self.height,
+            &self.block,
+        );
         set.verify_quorum(&d, &self.signatures)
     }
 }
@@ -409,9 +436,13 @@ pub enum Message<P> {
     ViewChange(ViewChange<P>),
     NewView(NewView<P>),
     /// A lagging or restarted replica asks for committed blocks from `from_height` on.
-    CatchUpRequest { from_height: u64 },
+    CatchUpRequest {
+        from_height: u64,
+    },
     /// Committed blocks with their commit certificates, in height order.
-    CatchUpResponse { entries: Vec<CommittedEntry<P>> },
+    CatchUpResponse {
+        entries: Vec<CommittedEntry<P>>,
+    },
 }
 
 /// Why bytes from the wire were refused.
@@ -455,22 +486,29 @@ impl<P: Payload> Message<P> {
 
     /// Structural bounds, also applied to messages that never were bytes.
     pub fn check_bounds(&self, validators: usize, max_entries: usize) -> Result<(), DecodeError> {
-        let cert_ok = |c: &Option<PreparedCert<P>>| c.as_ref().is_none_or(|c| c.prepares.len() <= validators);
+        let cert_ok =
+            |c: &Option<PreparedCert<P>>| c.as_ref().is_none_or(|c| c.prepares.len() <= validators);
         let ok = match self {
             Message::PrePrepare(_) | Message::Prepare(_) | Message::Commit(_) => true,
             Message::CatchUpRequest { .. } => true,
             Message::ViewChange(v) => cert_ok(&v.prepared),
             Message::NewView(nv) => {
-                nv.view_changes.len() <= validators && nv.view_changes.iter().all(|v| cert_ok(&v.prepared))
+                nv.view_changes.len() <= validators
+                    && nv.view_changes.iter().all(|v| cert_ok(&v.prepared))
             }
             Message::CatchUpResponse { entries } => {
-                entries.len() <= max_entries && entries.iter().all(|e| e.cert.signatures.len() <= validators)
+                entries.len() <= max_entries
+                    && entries
+                        .iter()
+                        .all(|e| e.cert.signatures.len() <= validators)
             }
         };
         if ok {
             Ok(())
         } else {
-            Err(DecodeError::OutOfBounds("list longer than the validator set or batch limit"))
+            Err(DecodeError::OutOfBounds(
+                "list longer than the validator set or batch limit",
+            ))
         }
     }
 }
