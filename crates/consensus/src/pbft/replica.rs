@@ -657,6 +657,8 @@ impl<P: Payload> Replica<P> {
             );
             self.prepares
                 .insert((view, self.cfg.me), (block, v.signature));
+            // Durable before the vote leaves, so a restart cannot vote again here.
+            s.persist = Some(self.durable());
             self.broadcast(s, Message::Prepare(v));
         }
         self.check_prepared(s);

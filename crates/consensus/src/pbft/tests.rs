@@ -852,12 +852,14 @@ fn restored_replica_does_not_vote_twice_in_its_last_view() {
     let mut r = replica(&ks, 0);
     let s = deliver_pp(&mut r, L, pp(&ks, L, 1, 1, vec![1]), true);
     assert!(sent_prepare(&s));
-    let durable = Durable {
-        height: 1,
-        view: 1,
-        view_changing: false,
-        prepared: None,
-    };
+    let durable = s
+        .persist
+        .clone()
+        .expect("vote state is persisted before the prepare leaves");
+    assert_eq!(
+        (durable.height, durable.view, durable.view_changing),
+        (1, 1, false)
+    );
     let mut back =
         Replica::restore(Config::new(set(&ks), 0), ks[0].clone(), &[], Some(durable)).unwrap();
     // Even a different block from the same leader in view 1 gets no vote.
