@@ -1,0 +1,1149 @@
+//! The PBFT replica: a deterministic sans-IO state machine (DESIGN
+//! principle 1) implementing the improved PBFT of thesis §3.3.2 / Fig. 3-3,
+//! completed with what production PBFT needs (Castro & Liskov): view changes
+//! that carry prepared certificates, catch-up with commit certificates, and
+//! durable vote state so a restarted replica never votes twice.
+//!
+//! One block is decided per height (sequence number = block number BN), one
+//! height at a time. A commit certificate (a quorum of commit signatures) is
+//! a stable checkpoint: when a height commits, every vote, proposal and
+//! view-change for it is garbage-collected, and only the last
+//! [`Config::retain`] committed blocks are kept to serve catch-up.
+
+use super::messages::*;
+use gridledger_core::crypto::{verify, KeyPair};
+use gridledger_core::{Hash32, Signature};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Tuning knobs. Durations are logical ticks; the driver maps them to time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub validators: ValidatorSet,
+    /// This replica's index in the validator set.
+    pub me: u32,
+    /// Deadline for a view to commit its block (thesis: "within a required
+    /// time frame"); doubled after each consecutive view change at a height.
+    pub base_timeout: u64,
+    /// Cap on the doubling exponent.
+    pub max_backoff_exp: u32,
+    /// Committed blocks per catch-up response.
+    pub catch_up_batch: usize,
+    /// Committed blocks kept in memory to serve catch-up.
+    pub retain: usize,
+    /// The first view (the thesis initialises `view` to 1).
+    pub initial_view: u64,
+}
+
+impl Config {
+    pub fn new(validators: ValidatorSet, me: u32) -> Self {
+        Self {
+            validators,
+            me,
+            base_timeout: 1_000,
+            max_backoff_exp: 6,
+            catch_up_batch: 32,
+            retain: 256,
+            initial_view: 1,
+        }
+    }
+}
+
+/// Where a message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Every other validator.
+    All,
+    One(u32),
+}
+
+/// A message to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing<P> {
+    pub to: Target,
+    pub message: Message<P>,
+}
+
+/// The one timer PBFT uses: the deadline of `view` at `height`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timer {
+    pub height: u64,
+    pub view: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerCmd {
+    /// Fire `timer` after `after` ticks.
+    Set {
+        timer: Timer,
+        after: u64,
+    },
+    Cancel(Timer),
+}
+
+/// The caller must check `payload` against its chain state (execution,
+/// parent link; thesis §3.3.2 step 2) and answer with
+/// [`Replica::handle_validated`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidateRequest<P> {
+    pub height: u64,
+    pub view: u64,
+    pub payload: P,
+}
+
+/// State that must be on disk before the step's messages are sent; a
+/// restarted replica is rebuilt from it and its committed log.
+#[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct Durable<P> {
+    pub height: u64,
+    pub view: u64,
+    pub view_changing: bool,
+    pub prepared: Option<PreparedCert<P>>,
+}
+
+/// Observed misbehaviour, reported as data (DESIGN principle 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The sender index is not a validator (or is this replica).
+    UnknownSender { from: u32 },
+    /// A message broke the structural bounds.
+    Malformed { from: u32 },
+    /// A signature did not verify.
+    BadSignature { from: u32, what: &'static str },
+    /// A pre-prepare or new-view from someone who is not Eq. (3.4)'s leader.
+    WrongLeader { from: u32, view: u64, height: u64 },
+    /// Two different signed statements for the same slot.
+    Equivocation {
+        signer: u32,
+        view: u64,
+        height: u64,
+        what: &'static str,
+    },
+    /// A prepared or commit certificate that does not hold.
+    ForgedCertificate { from: u32, reason: CertError },
+    /// A new-view that does not justify itself.
+    InvalidNewView { from: u32, reason: &'static str },
+    /// A pre-prepare for a view this replica already left: a replay, or
+    /// (before the network stabilises) a very late message.
+    StaleView { from: u32, view: u64, height: u64 },
+    /// A proposal that fails [`Payload::well_formed`] or the caller's validation.
+    InvalidProposal {
+        leader: u32,
+        view: u64,
+        height: u64,
+        reason: String,
+    },
+}
+
+/// Everything one input produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step<P> {
+    pub messages: Vec<Outgoing<P>>,
+    /// Newly final blocks, in height order, with their commit certificates.
+    pub committed: Vec<CommittedEntry<P>>,
+    pub timers: Vec<TimerCmd>,
+    pub faults: Vec<Fault>,
+    /// Persist this (replacing the previous one) before sending `messages`.
+    pub persist: Option<Durable<P>>,
+    /// This replica leads `(height, view)`: call [`Replica::propose`].
+    pub need_proposal: Option<(u64, u64)>,
+    pub validate: Vec<ValidateRequest<P>>,
+}
+
+impl<P> Default for Step<P> {
+    fn default() -> Self {
+        Self {
+            messages: Vec::new(),
+            committed: Vec::new(),
+            timers: Vec::new(),
+            faults: Vec::new(),
+            persist: None,
+            need_proposal: None,
+            validate: Vec::new(),
+        }
+    }
+}
+
+impl<P> Step<P> {
+    /// Appends `other`'s effects after this step's.
+    pub fn extend(&mut self, other: Step<P>) {
+        self.messages.extend(other.messages);
+        self.committed.extend(other.committed);
+        self.timers.extend(other.timers);
+        self.faults.extend(other.faults);
+        if other.persist.is_some() {
+            self.persist = other.persist;
+        }
+        if other.need_proposal.is_some() {
+            self.need_proposal = other.need_proposal;
+        }
+        self.validate.extend(other.validate);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Normal,
+    ViewChanging,
+}
+
+/// Messages for heights just above ours, replayed once we get there.
+const FUTURE_HEIGHTS: u64 = 2;
+const FUTURE_PER_SENDER: usize = 16;
+/// Votes are kept for views `[view, view + VOTE_VIEWS_AHEAD]` (commits also
+/// for recent older views: an old-view commit quorum still proves finality).
+const VOTE_VIEWS_AHEAD: u64 = 2;
+const COMMIT_VIEWS_BEHIND: u64 = 8;
+const MAX_KNOWN_PAYLOADS: usize = 16;
+
+/// A PBFT validator (thesis §3.3.2).
+pub struct Replica<P> {
+    cfg: Config,
+    key: KeyPair,
+    height: u64,
+    view: u64,
+    phase: Phase,
+    /// No votes at this (height, view): we may have voted before a restart.
+    vote_blocked: Option<(u64, u64)>,
+    /// Pre-prepare accepted in the current view: its block hash.
+    proposal: Option<Hash32>,
+    validated: bool,
+    sent_prepare: bool,
+    sent_commit: bool,
+    proposed: bool,
+    /// Blocks seen at this height by hash (proposals and prepared certificates).
+    known: BTreeMap<Hash32, P>,
+    /// First pre-prepare hash per view at this height (equivocation check).
+    pre_prepares: BTreeMap<u64, Hash32>,
+    /// `(view, signer) -> (block, signature)`.
+    prepares: BTreeMap<(u64, u32), (Hash32, Signature)>,
+    commits: BTreeMap<(u64, u32), (Hash32, Signature)>,
+    /// Highest prepared certificate at this height.
+    prepared: Option<PreparedCert<P>>,
+    /// Latest view change per signer at this height.
+    view_changes: BTreeMap<u32, ViewChange<P>>,
+    new_view_sent: bool,
+    /// The deadline was re-armed when a quorum of view changes arrived.
+    vc_quorum_armed: bool,
+    /// Leader of a new view waiting for a fresh proposal.
+    pending_new_view: Option<Vec<ViewChange<P>>>,
+    /// View changes in a row at this height (timeout backoff).
+    backoff: u32,
+    catch_up_asked: Option<u64>,
+    future: Vec<(u32, Message<P>)>,
+    log: VecDeque<CommittedEntry<P>>,
+    last_commit_view: u64,
+}
+
+impl<P: Payload> Replica<P> {
+    /// A fresh replica at height 1 (genesis is height 0).
+    pub fn new(cfg: Config, key: KeyPair) -> Result<Self, ConfigError> {
+        Self::restore(cfg, key, &[], None)
+    }
+
+    /// Rebuilds a replica after a crash from its committed log (oldest
+    /// first; only the tail is kept) and its last [`Durable`] state.
+    pub fn restore(
+        cfg: Config,
+        key: KeyPair,
+        log: &[CommittedEntry<P>],
+        durable: Option<Durable<P>>,
+    ) -> Result<Self, ConfigError> {
+        let pk = cfg
+            .validators
+            .key(cfg.me)
+            .ok_or(ConfigError::BadIndex(cfg.me))?;
+        if *pk != key.public() {
+            return Err(ConfigError::KeyMismatch(cfg.me));
+        }
+        if cfg.base_timeout == 0 {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        let height = log.last().map_or(1, |e| e.cert.height + 1);
+        let view = log.last().map_or(cfg.initial_view, |e| e.cert.view);
+        let keep = log.len().saturating_sub(cfg.retain);
+        let mut r = Self {
+            height,
+            view,
+            phase: Phase::Normal,
+            vote_blocked: None,
+            proposal: None,
+            validated: false,
+            sent_prepare: false,
+            sent_commit: false,
+            proposed: false,
+            known: BTreeMap::new(),
+            pre_prepares: BTreeMap::new(),
+            prepares: BTreeMap::new(),
+            commits: BTreeMap::new(),
+            prepared: None,
+            view_changes: BTreeMap::new(),
+            new_view_sent: false,
+            vc_quorum_armed: false,
+            pending_new_view: None,
+            backoff: 0,
+            catch_up_asked: None,
+            future: Vec::new(),
+            log: log[keep..].iter().cloned().collect(),
+            last_commit_view: view,
+            cfg,
+            key,
+        };
+        if let Some(d) = durable.filter(|d| d.height == height) {
+            r.view = d.view;
+            r.phase = if d.view_changing {
+                Phase::ViewChanging
+            } else {
+                Phase::Normal
+            };
+            r.vote_blocked = Some((height, d.view));
+            if let Some(c) = d.prepared {
+                r.known.insert(c.payload.digest(), c.payload.clone());
+                r.prepared = Some(c);
+            }
+            if r.phase == Phase::ViewChanging {
+                // Re-create the view change we had sent, to retransmit it.
+                let vc = ViewChange::sign(
+                    &r.key,
+                    r.cfg.me,
+                    &r.cfg.validators.instance,
+                    r.view,
+                    height,
+                    r.prepared.clone(),
+                );
+                r.view_changes.insert(r.cfg.me, vc);
+            }
+        }
+        Ok(r)
+    }
+
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+
+    pub fn is_view_changing(&self) -> bool {
+        self.phase == Phase::ViewChanging
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The retained tail of the committed log.
+    pub fn committed_tail(&self) -> impl Iterator<Item = &CommittedEntry<P>> {
+        self.log.iter()
+    }
+
+    fn set(&self) -> &ValidatorSet {
+        &self.cfg.validators
+    }
+
+    fn n(&self) -> usize {
+        self.cfg.validators.len()
+    }
+
+    fn leader(&self, view: u64, height: u64) -> u32 {
+        self.set().leader(view, height)
+    }
+
+    fn durable(&self) -> Durable<P> {
+        Durable {
+            height: self.height,
+            view: self.view,
+            view_changing: self.phase == Phase::ViewChanging,
+            prepared: self.prepared.clone(),
+        }
+    }
+
+    fn can_vote(&self) -> bool {
+        self.vote_blocked != Some((self.height, self.view))
+    }
+
+    fn timeout(&self) -> u64 {
+        let exp = self.backoff.min(self.cfg.max_backoff_exp);
+        self.cfg.base_timeout.saturating_mul(1u64 << exp)
+    }
+
+    fn arm_timer(&self, s: &mut Step<P>) {
+        s.timers.push(TimerCmd::Set {
+            timer: Timer {
+                height: self.height,
+                view: self.view,
+            },
+            after: self.timeout(),
+        });
+    }
+
+    fn broadcast(&self, s: &mut Step<P>, message: Message<P>) {
+        s.messages.push(Outgoing {
+            to: Target::All,
+            message,
+        });
+    }
+
+    /// Starts the replica: arms the first deadline and, when leading, asks
+    /// for a proposal (thesis step 1, "Request").
+    pub fn start(&mut self) -> Step<P> {
+        let mut s = Step::default();
+        self.arm_timer(&mut s);
+        if self.phase == Phase::Normal
+            && self.leader(self.view, self.height) == self.cfg.me
+            && self.can_vote()
+        {
+            s.need_proposal = Some((self.height, self.view));
+        }
+        s
+    }
+
+    /// The caller's block for `(height, view)` after a `need_proposal`.
+    pub fn propose(&mut self, height: u64, view: u64, payload: P) -> Step<P> {
+        let mut s = Step::default();
+        self.on_propose(height, view, payload, &mut s);
+        self.drain_future(&mut s);
+        s
+    }
+
+    /// The caller's verdict on a [`ValidateRequest`].
+    pub fn handle_validated(
+        &mut self,
+        height: u64,
+        view: u64,
+        block: Hash32,
+        verdict: Result<(), String>,
+    ) -> Step<P> {
+        let mut s = Step::default();
+        self.on_validated(height, view, block, verdict, &mut s);
+        self.drain_future(&mut s);
+        s
+    }
+
+    /// A deadline fired: the leader did not finish in time, so `view`
+    /// increments (thesis §3.3.2 step 1) through a view change.
+    pub fn handle_timer(&mut self, timer: Timer) -> Step<P> {
+        let mut s = Step::default();
+        if timer.height == self.height && timer.view == self.view {
+            self.catch_up_asked = None;
+            if self.phase == Phase::ViewChanging
+                && self.view_change_support(self.view) < self.set().quorum()
+            {
+                // Castro & Liskov: the view-change deadline only runs once a
+                // quorum wants the view; until then, retransmit ours. This
+                // keeps a replica that timed out first from racing ahead.
+                if let Some(vc) = self.view_changes.get(&self.cfg.me).cloned() {
+                    self.broadcast(&mut s, Message::ViewChange(vc));
+                }
+                self.arm_timer(&mut s);
+            } else {
+                self.start_view_change(self.view + 1, &mut s);
+            }
+        }
+        self.drain_future(&mut s);
+        s
+    }
+
+    /// A message from validator `from`.
+    pub fn handle_message(&mut self, from: u32, message: Message<P>) -> Step<P> {
+        let mut s = Step::default();
+        self.dispatch(from, message, &mut s);
+        self.drain_future(&mut s);
+        s
+    }
+
+    fn dispatch(&mut self, from: u32, message: Message<P>, s: &mut Step<P>) {
+        if from as usize >= self.n() || from == self.cfg.me {
+            s.faults.push(Fault::UnknownSender { from });
+            return;
+        }
+        if message
+            .check_bounds(self.n(), self.cfg.catch_up_batch)
+            .is_err()
+        {
+            s.faults.push(Fault::Malformed { from });
+            return;
+        }
+        if let Some(h) = message.height() {
+            if h < self.height {
+                if let Message::ViewChange(vc) = &message {
+                    // The sender is stuck at an old height: help it.
+                    self.serve_catch_up(from, vc.height, s);
+                }
+                return;
+            }
+            if h > self.height {
+                let queued = self.future.iter().filter(|(f, _)| *f == from).count();
+                if h <= self.height + FUTURE_HEIGHTS && queued < FUTURE_PER_SENDER {
+                    self.future.push((from, message));
+                }
+                self.request_catch_up(from, s);
+                return;
+            }
+        }
+        match message {
+            Message::PrePrepare(pp) => self.on_pre_prepare(from, pp, s),
+            Message::Prepare(v) => self.on_vote(from, VoteKind::Prepare, v, s),
+            Message::Commit(v) => self.on_vote(from, VoteKind::Commit, v, s),
+            Message::ViewChange(vc) => self.on_view_change(from, vc, s),
+            Message::NewView(nv) => self.on_new_view(from, nv, s),
+            Message::CatchUpRequest { from_height } => self.serve_catch_up(from, from_height, s),
+            Message::CatchUpResponse { entries } => self.on_catch_up(from, entries, s),
+        }
+    }
+
+    fn drain_future(&mut self, s: &mut Step<P>) {
+        loop {
+            let h = self.height;
+            self.future
+                .retain(|(_, m)| m.height().is_some_and(|mh| mh >= h));
+            let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future)
+                .into_iter()
+                .partition(|(_, m)| m.height() == Some(h));
+            self.future = later;
+            if now.is_empty() {
+                return;
+            }
+            for (from, m) in now {
+                self.dispatch(from, m, s);
+            }
+        }
+    }
+
+    // ---- step 1–2: request and pre-prepare ------------------------------
+
+    fn on_propose(&mut self, height: u64, view: u64, payload: P, s: &mut Step<P>) {
+        if height != self.height
+            || view != self.view
+            || self.leader(view, height) != self.cfg.me
+            || !self.can_vote()
+        {
+            return;
+        }
+        let instance = self.set().instance;
+        if let Some(vcs) = self.pending_new_view.take() {
+            if self.phase != Phase::ViewChanging || self.new_view_sent {
+                return;
+            }
+            let pp = PrePrepare::sign(&self.key, &instance, view, height, payload);
+            self.send_new_view(vcs, pp, s);
+            return;
+        }
+        if self.phase != Phase::Normal || self.proposed || self.proposal.is_some() {
+            return;
+        }
+        self.proposed = true;
+        let pp = PrePrepare::sign(&self.key, &instance, view, height, payload);
+        self.broadcast(s, Message::PrePrepare(pp.clone()));
+        self.accept_pre_prepare(self.cfg.me, pp, true, s);
+    }
+
+    fn on_pre_prepare(&mut self, from: u32, pp: PrePrepare<P>, s: &mut Step<P>) {
+        if from != self.leader(pp.view, pp.height) {
+            s.faults.push(Fault::WrongLeader {
+                from,
+                view: pp.view,
+                height: pp.height,
+            });
+            return;
+        }
+        if !pp.verify(self.set()) {
+            s.faults.push(Fault::BadSignature {
+                from,
+                what: "pre-prepare",
+            });
+            return;
+        }
+        self.accept_pre_prepare(from, pp, false, s);
+    }
+
+    /// Step 2's checks on a pre-prepare whose leader and signature are
+    /// already verified: view, sequence number, equivocation, block hash
+    /// and well-formedness; then the caller validates the block.
+    fn accept_pre_prepare(&mut self, leader: u32, pp: PrePrepare<P>, own: bool, s: &mut Step<P>) {
+        if pp.view < self.view {
+            s.faults.push(Fault::StaleView {
+                from: leader,
+                view: pp.view,
+                height: pp.height,
+            });
+            return;
+        }
+        let hash = pp.payload.digest();
+        match self.pre_prepares.get(&pp.view) {
+            Some(h) if *h != hash => {
+                s.faults.push(Fault::Equivocation {
+                    signer: leader,
+                    view: pp.view,
+                    height: pp.height,
+                    what: "pre-prepare",
+                });
+                return;
+            }
+            Some(_) => return,
+            None => {}
+        }
+        if pp.view > self.view || self.phase != Phase::Normal {
+            // Only a new-view may move us to a later view.
+            return;
+        }
+        self.pre_prepares.insert(pp.view, hash);
+        if let Err(reason) = pp.payload.well_formed() {
+            s.faults.push(Fault::InvalidProposal {
+                leader,
+                view: pp.view,
+                height: pp.height,
+                reason,
+            });
+            return;
+        }
+        if self.known.len() < MAX_KNOWN_PAYLOADS {
+            self.known.insert(hash, pp.payload.clone());
+        }
+        self.proposal = Some(hash);
+        if pp.payload.is_empty() {
+            // Thesis step 4: an empty block gets a "view update", not a commit.
+            self.start_view_change(self.view + 1, s);
+            return;
+        }
+        if own {
+            self.on_validated(pp.height, pp.view, hash, Ok(()), s);
+        } else {
+            s.validate.push(ValidateRequest {
+                height: pp.height,
+                view: pp.view,
+                payload: pp.payload,
+            });
+        }
+        self.check_commit(s);
+    }
+
+    fn on_validated(
+        &mut self,
+        height: u64,
+        view: u64,
+        block: Hash32,
+        verdict: Result<(), String>,
+        s: &mut Step<P>,
+    ) {
+        if height != self.height
+            || view != self.view
+            || self.phase != Phase::Normal
+            || self.proposal != Some(block)
+            || self.validated
+        {
+            return;
+        }
+        if let Err(reason) = verdict {
+            // Thesis step 2: an honest node "will not broadcast anything".
+            s.faults.push(Fault::InvalidProposal {
+                leader: self.leader(view, height),
+                view,
+                height,
+                reason,
+            });
+            return;
+        }
+        self.validated = true;
+        if self.can_vote() && !self.sent_prepare {
+            self.sent_prepare = true;
+            let v = Vote::sign(
+                &self.key,
+                VoteKind::Prepare,
+                &self.set().instance,
+                view,
+                height,
+                block,
+            );
+            self.prepares
+                .insert((view, self.cfg.me), (block, v.signature));
+            // Durable before the vote leaves, so a restart cannot vote again here.
+            s.persist = Some(self.durable());
+            self.broadcast(s, Message::Prepare(v));
+        }
+        self.check_prepared(s);
+    }
+
+    // ---- steps 3–5: prepare, commit, reply ------------------------------
+
+    fn on_vote(&mut self, from: u32, kind: VoteKind, v: Vote, s: &mut Step<P>) {
+        let lo = match kind {
+            VoteKind::Prepare => self.view,
+            VoteKind::Commit => self.view.saturating_sub(COMMIT_VIEWS_BEHIND),
+        };
+        if v.view < lo || v.view > self.view.saturating_add(VOTE_VIEWS_AHEAD) {
+            return;
+        }
+        let Some(pk) = self.set().key(from) else {
+            return;
+        };
+        let d = vote_digest(kind, &self.set().instance, v.view, v.height, &v.block);
+        if verify(pk, &d, &v.signature).is_err() {
+            let what = if kind == VoteKind::Prepare {
+                "prepare"
+            } else {
+                "commit"
+            };
+            s.faults.push(Fault::BadSignature { from, what });
+            return;
+        }
+        let store = match kind {
+            VoteKind::Prepare => &mut self.prepares,
+            VoteKind::Commit => &mut self.commits,
+        };
+        if let Some((b, _)) = store.get(&(v.view, from)) {
+            if *b != v.block {
+                let what = if kind == VoteKind::Prepare {
+                    "prepare"
+                } else {
+                    "commit"
+                };
+                s.faults.push(Fault::Equivocation {
+                    signer: from,
+                    view: v.view,
+                    height: v.height,
+                    what,
+                });
+            }
+            return;
+        }
+        store.insert((v.view, from), (v.block, v.signature));
+        match kind {
+            VoteKind::Prepare => self.check_prepared(s),
+            VoteKind::Commit => self.check_commit(s),
+        }
+    }
+
+    fn votes_for(
+        store: &BTreeMap<(u64, u32), (Hash32, Signature)>,
+        view: u64,
+        block: &Hash32,
+    ) -> Vec<(u32, Signature)> {
+        store
+            .range((view, 0)..=(view, u32::MAX))
+            .filter(|(_, (b, _))| b == block)
+            .map(|((_, i), (_, sig))| (*i, *sig))
+            .collect()
+    }
+
+    /// Step 3: a quorum of prepares matching the validated proposal.
+    fn check_prepared(&mut self, s: &mut Step<P>) {
+        if self.phase != Phase::Normal || !self.validated || self.sent_commit {
+            return;
+        }
+        let Some(block) = self.proposal else { return };
+        let prepares = Self::votes_for(&self.prepares, self.view, &block);
+        if prepares.len() < self.set().quorum() {
+            return;
+        }
+        let Some(payload) = self.known.get(&block).cloned() else {
+            return;
+        };
+        self.prepared = Some(PreparedCert {
+            view: self.view,
+            height: self.height,
+            payload,
+            prepares,
+        });
+        s.persist = Some(self.durable());
+        if self.can_vote() {
+            self.sent_commit = true;
+            let v = Vote::sign(
+                &self.key,
+                VoteKind::Commit,
+                &self.set().instance,
+                self.view,
+                self.height,
+                block,
+            );
+            self.commits
+                .insert((self.view, self.cfg.me), (block, v.signature));
+            self.broadcast(s, Message::Commit(v));
+        }
+        self.check_commit(s);
+    }
+
+    /// Step 5: a quorum of commits for a known block appends it.
+    fn check_commit(&mut self, s: &mut Step<P>) {
+        let mut tallies: BTreeMap<(u64, Hash32), usize> = BTreeMap::new();
+        for ((view, _), (b, _)) in &self.commits {
+            *tallies.entry((*view, *b)).or_default() += 1;
+        }
+        let q = self.set().quorum();
+        let Some((view, block)) = tallies.into_iter().find(|(_, c)| *c >= q).map(|(k, _)| k) else {
+            return;
+        };
+        let signatures = Self::votes_for(&self.commits, view, &block);
+        match self.known.get(&block).cloned() {
+            Some(payload) => {
+                let cert = QuorumCert {
+                    view,
+                    height: self.height,
+                    block,
+                    signatures,
+                };
+                self.commit(CommittedEntry { payload, cert }, s);
+            }
+            None => {
+                // Decided, but we never saw the block: fetch it with its certificate.
+                if let Some((i, _)) = signatures.iter().find(|(i, _)| *i != self.cfg.me) {
+                    self.request_catch_up(*i, s);
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, entry: CommittedEntry<P>, s: &mut Step<P>) {
+        s.timers.push(TimerCmd::Cancel(Timer {
+            height: self.height,
+            view: self.view,
+        }));
+        self.last_commit_view = entry.cert.view;
+        self.log.push_back(entry.clone());
+        while self.log.len() > self.cfg.retain {
+            self.log.pop_front();
+        }
+        s.committed.push(entry);
+        // Garbage-collect everything about the decided height.
+        self.height += 1;
+        self.view = self.last_commit_view;
+        self.phase = Phase::Normal;
+        self.proposal = None;
+        self.validated = false;
+        self.sent_prepare = false;
+        self.sent_commit = false;
+        self.proposed = false;
+        self.known.clear();
+        self.pre_prepares.clear();
+        self.prepares.clear();
+        self.commits.clear();
+        self.prepared = None;
+        self.view_changes.clear();
+        self.new_view_sent = false;
+        self.pending_new_view = None;
+        self.backoff = 0;
+        self.catch_up_asked = None;
+        s.need_proposal = None;
+        s.persist = Some(self.durable());
+        self.arm_timer(s);
+        if self.leader(self.view, self.height) == self.cfg.me {
+            s.need_proposal = Some((self.height, self.view));
+        }
+    }
+
+    // ---- view update / view change --------------------------------------
+
+    fn reset_view_state(&mut self) {
+        self.proposal = None;
+        self.validated = false;
+        self.sent_prepare = false;
+        self.sent_commit = false;
+        self.proposed = false;
+        self.new_view_sent = false;
+        self.pending_new_view = None;
+        let lo = self.view.saturating_sub(COMMIT_VIEWS_BEHIND);
+        let view = self.view;
+        self.prepares.retain(|(v, _), _| *v >= view);
+        self.commits.retain(|(v, _), _| *v >= lo);
+        let keep = self.prepared.as_ref().map(|c| c.payload.digest());
+        let ahead: Vec<Hash32> = self.pre_prepares.range(view..).map(|(_, h)| *h).collect();
+        self.known
+            .retain(|h, _| Some(*h) == keep || ahead.contains(h));
+        self.pre_prepares.retain(|v, _| *v >= view);
+    }
+
+    /// Leaves the current view for `new_view`, broadcasting a view change
+    /// that carries our highest prepared certificate.
+    fn start_view_change(&mut self, new_view: u64, s: &mut Step<P>) {
+        if new_view <= self.view {
+            return;
+        }
+        s.timers.push(TimerCmd::Cancel(Timer {
+            height: self.height,
+            view: self.view,
+        }));
+        self.view = new_view;
+        self.phase = Phase::ViewChanging;
+        self.reset_view_state();
+        let vc = ViewChange::sign(
+            &self.key,
+            self.cfg.me,
+            &self.set().instance,
+            new_view,
+            self.height,
+            self.prepared.clone(),
+        );
+        self.view_changes.insert(self.cfg.me, vc.clone());
+        self.vc_quorum_armed = self.view_change_support(new_view) >= self.set().quorum();
+        s.persist = Some(self.durable());
+        s.need_proposal = None;
+        self.broadcast(s, Message::ViewChange(vc));
+        self.arm_timer(s);
+        self.backoff = self.backoff.saturating_add(1);
+        self.try_new_view(s);
+    }
+
+    /// Validators whose latest view change asks for `view` or later.
+    fn view_change_support(&self, view: u64) -> usize {
+        self.view_changes
+            .values()
+            .filter(|v| v.new_view >= view)
+            .count()
+    }
+
+    fn on_view_change(&mut self, from: u32, vc: ViewChange<P>, s: &mut Step<P>) {
+        if vc.signer != from {
+            s.faults.push(Fault::BadSignature {
+                from,
+                what: "view-change signer",
+            });
+            return;
+        }
+        if let Some(old) = self.view_changes.get(&from) {
+            if old.new_view >= vc.new_view {
+                return;
+            }
+        }
+        if vc.new_view < self.view || (vc.new_view == self.view && self.phase == Phase::Normal) {
+            return;
+        }
+        match vc.verify(self.set()) {
+            Ok(()) => {}
+            Err(ViewChangeError::BadSignature) => {
+                s.faults.push(Fault::BadSignature {
+                    from,
+                    what: "view-change",
+                });
+                return;
+            }
+            Err(ViewChangeError::Cert(reason)) => {
+                s.faults.push(Fault::ForgedCertificate { from, reason });
+                return;
+            }
+        }
+        if let Some(c) = &vc.prepared {
+            if self.known.len() < MAX_KNOWN_PAYLOADS {
+                self.known.insert(c.payload.digest(), c.payload.clone());
+            }
+        }
+        self.view_changes.insert(from, vc);
+        if self.phase == Phase::ViewChanging
+            && !self.vc_quorum_armed
+            && self.view_change_support(self.view) >= self.set().quorum()
+        {
+            // A quorum left the old view: the new leader's deadline starts now.
+            self.vc_quorum_armed = true;
+            s.timers.push(TimerCmd::Cancel(Timer {
+                height: self.height,
+                view: self.view,
+            }));
+            self.arm_timer(s);
+        }
+        // f + 1 replicas want a later view: at least one is correct, join it.
+        let f = self.set().max_faulty();
+        let mut later: Vec<u64> = self
+            .view_changes
+            .values()
+            .filter(|v| v.new_view > self.view)
+            .map(|v| v.new_view)
+            .collect();
+        if later.len() > f {
+            later.sort_unstable_by(|a, b| b.cmp(a));
+            let target = later[f];
+            self.start_view_change(target, s);
+        }
+        self.try_new_view(s);
+        self.check_commit(s);
+    }
+
+    /// As leader of the pending view: with a quorum of view changes, send a
+    /// new-view re-proposing the highest prepared block, or ask for a block.
+    fn try_new_view(&mut self, s: &mut Step<P>) {
+        if self.phase != Phase::ViewChanging
+            || self.new_view_sent
+            || self.pending_new_view.is_some()
+            || self.leader(self.view, self.height) != self.cfg.me
+            || !self.can_vote()
+        {
+            return;
+        }
+        let vcs: Vec<ViewChange<P>> = self
+            .view_changes
+            .values()
+            .filter(|v| v.new_view == self.view)
+            .cloned()
+            .collect();
+        if vcs.len() < self.set().quorum() {
+            return;
+        }
+        let highest = vcs
+            .iter()
+            .filter_map(|v| v.prepared.as_ref())
+            .max_by_key(|c| c.view)
+            .cloned();
+        match highest {
+            Some(c) => {
+                let pp = PrePrepare::sign(
+                    &self.key,
+                    &self.set().instance,
+                    self.view,
+                    self.height,
+                    c.payload,
+                );
+                self.send_new_view(vcs, pp, s);
+            }
+            None => {
+                self.pending_new_view = Some(vcs);
+                s.need_proposal = Some((self.height, self.view));
+            }
+        }
+    }
+
+    fn send_new_view(&mut self, vcs: Vec<ViewChange<P>>, pp: PrePrepare<P>, s: &mut Step<P>) {
+        self.new_view_sent = true;
+        let nv = NewView {
+            view: self.view,
+            height: self.height,
+            view_changes: vcs,
+            pre_prepare: pp.clone(),
+        };
+        self.broadcast(s, Message::NewView(nv));
+        self.enter_view(self.view, s);
+        self.proposed = true;
+        self.accept_pre_prepare(self.cfg.me, pp, true, s);
+    }
+
+    fn enter_view(&mut self, view: u64, s: &mut Step<P>) {
+        if self.view != view || self.phase != Phase::Normal {
+            s.timers.push(TimerCmd::Cancel(Timer {
+                height: self.height,
+                view: self.view,
+            }));
+            self.view = view;
+            self.phase = Phase::Normal;
+            self.reset_view_state();
+            self.arm_timer(s);
+        }
+        self.new_view_sent = self.leader(view, self.height) == self.cfg.me;
+        s.persist = Some(self.durable());
+    }
+
+    fn on_new_view(&mut self, from: u32, nv: NewView<P>, s: &mut Step<P>) {
+        if from != self.leader(nv.view, nv.height) {
+            s.faults.push(Fault::WrongLeader {
+                from,
+                view: nv.view,
+                height: nv.height,
+            });
+            return;
+        }
+        if nv.view < self.view || (nv.view == self.view && self.phase == Phase::Normal) {
+            return;
+        }
+        let bad = |reason: &'static str| Fault::InvalidNewView { from, reason };
+        if nv.pre_prepare.view != nv.view || nv.pre_prepare.height != nv.height {
+            s.faults.push(bad("pre-prepare is for another slot"));
+            return;
+        }
+        if !nv.pre_prepare.verify(self.set()) {
+            s.faults.push(Fault::BadSignature {
+                from,
+                what: "new-view pre-prepare",
+            });
+            return;
+        }
+        let mut signers = std::collections::BTreeSet::new();
+        for vc in &nv.view_changes {
+            if vc.new_view != nv.view || vc.height != nv.height {
+                s.faults.push(bad("view change for another slot"));
+                return;
+            }
+            if !signers.insert(vc.signer) {
+                s.faults.push(bad("duplicate view-change signer"));
+                return;
+            }
+            match vc.verify(self.set()) {
+                Ok(()) => {}
+                Err(ViewChangeError::BadSignature) => {
+                    s.faults.push(bad("view-change signature"));
+                    return;
+                }
+                Err(ViewChangeError::Cert(reason)) => {
+                    s.faults.push(Fault::ForgedCertificate { from, reason });
+                    return;
+                }
+            }
+        }
+        if signers.len() < self.set().quorum() {
+            s.faults.push(bad("fewer than a quorum of view changes"));
+            return;
+        }
+        let highest = nv
+            .view_changes
+            .iter()
+            .filter_map(|v| v.prepared.as_ref())
+            .max_by_key(|c| c.view);
+        if let Some(c) = highest {
+            if c.payload.digest() != nv.pre_prepare.payload.digest() {
+                s.faults
+                    .push(bad("does not re-propose the highest prepared block"));
+                return;
+            }
+        }
+        self.enter_view(nv.view, s);
+        self.accept_pre_prepare(from, nv.pre_prepare, false, s);
+    }
+
+    // ---- catch-up ---------------------------------------------------------
+
+    fn request_catch_up(&mut self, peer: u32, s: &mut Step<P>) {
+        if self.catch_up_asked == Some(self.height) {
+            return;
+        }
+        self.catch_up_asked = Some(self.height);
+        s.messages.push(Outgoing {
+            to: Target::One(peer),
+            message: Message::CatchUpRequest {
+                from_height: self.height,
+            },
+        });
+    }
+
+    fn serve_catch_up(&mut self, peer: u32, from_height: u64, s: &mut Step<P>) {
+        let entries: Vec<CommittedEntry<P>> = self
+            .log
+            .iter()
+            .filter(|e| e.cert.height >= from_height)
+            .take(self.cfg.catch_up_batch)
+            .cloned()
+            .collect();
+        if !entries.is_empty() {
+            s.messages.push(Outgoing {
+                to: Target::One(peer),
+                message: Message::CatchUpResponse { entries },
+            });
+        }
+    }
+
+    fn on_catch_up(&mut self, from: u32, entries: Vec<CommittedEntry<P>>, s: &mut Step<P>) {
+        let full = entries.len() >= self.cfg.catch_up_batch;
+        let mut advanced = false;
+        for e in entries {
+            if e.cert.height < self.height {
+                continue;
+            }
+            if e.cert.height > self.height {
+                break;
+            }
+            if let Err(reason) = e.verify(self.set(), self.height) {
+                s.faults.push(Fault::ForgedCertificate { from, reason });
+                return;
+            }
+            self.commit(e, s);
+            advanced = true;
+        }
+        if advanced && full {
+            self.request_catch_up(from, s);
+        }
+    }
+}

@@ -1,0 +1,796 @@
+//! The primary chain's PBFT (thesis §3.3.2) under the simulator: a node
+//! adapter, a toy block, the Byzantine behaviours, random scenarios, and
+//! the safety/liveness checks.
+
+use crate::{
+    Adversary, Crash, Delay, Dest, Effects, NetConfig, NodeId, Partition, Protocol, Simulation,
+    Time, TimerOp,
+};
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_consensus::pbft::{
+    CommittedEntry, Config, Durable, Fault, Message, Payload, PrePrepare, PreparedCert, QuorumCert,
+    Replica, Step, Target, Timer, TimerCmd, ValidatorSet, ViewChange, Vote, VoteKind,
+};
+use gridledger_core::codec::{hash_tagged, Tag};
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Hash32, Signature};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+
+/// A transaction the simulated chain refuses to execute.
+pub const POISON_TX: u64 = u64::MAX;
+
+/// A block for the simulated chain: linked to its parent, so a fork is
+/// visible as two different hashes at one height.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SimBlock {
+    pub height: u64,
+    pub parent: Hash32,
+    pub proposer: u32,
+    pub txs: Vec<u64>,
+}
+
+impl Payload for SimBlock {
+    fn digest(&self) -> Hash32 {
+        hash_tagged(Tag("gridledger/sim-block/v1"), self)
+    }
+    fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+    fn well_formed(&self) -> Result<(), String> {
+        if self.txs.len() > 64 {
+            return Err("too many transactions".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a PBFT node reports to the checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    pub height: u64,
+    pub block: Hash32,
+    pub view: u64,
+}
+
+/// The consensus instance all simulated validators share.
+pub const INSTANCE: Hash32 = Hash32([0x5a; 32]);
+
+/// Deterministic validator keys for `n` nodes.
+pub fn validator_keys(n: usize) -> Vec<KeyPair> {
+    (0..n)
+        .map(|i| KeyPair::from_seed(&format!("gridledger-sim-validator-{i}")))
+        .collect()
+}
+
+/// A validator: the PBFT replica plus a toy chain that builds and checks
+/// blocks, persisting its committed log and durable vote state.
+pub struct PbftNode {
+    replica: Replica<SimBlock>,
+    log: Vec<CommittedEntry<SimBlock>>,
+    durable: Option<Durable<SimBlock>>,
+}
+
+/// What a [`PbftNode`] persists.
+#[derive(Clone, Debug)]
+pub struct PbftDisk {
+    pub log: Vec<CommittedEntry<SimBlock>>,
+    pub durable: Option<Durable<SimBlock>>,
+}
+
+impl PbftNode {
+    pub fn new(cfg: Config, key: KeyPair, disk: Option<PbftDisk>) -> Self {
+        let (log, durable) = disk.map(|d| (d.log, d.durable)).unwrap_or_default();
+        let replica = match Replica::restore(cfg, key, &log, durable.clone()) {
+            Ok(r) => r,
+            Err(e) => panic!("simulator misconfigured: {e}"),
+        };
+        Self {
+            replica,
+            log,
+            durable,
+        }
+    }
+
+    fn tip(&self) -> Hash32 {
+        self.log.last().map_or(Hash32::ZERO, |e| e.cert.block)
+    }
+
+    fn validate(&self, height: u64, view: u64, b: &SimBlock) -> Result<(), String> {
+        if b.height != height {
+            return Err("wrong height".into());
+        }
+        if b.parent != self.tip() {
+            return Err("wrong parent".into());
+        }
+        // A re-proposed block after a view change keeps its original
+        // proposer, so only "some validator" can be checked here; PBFT
+        // itself checks who signed the pre-prepare.
+        let _ = view;
+        if b.proposer as usize >= self.replica.config().validators.len() {
+            return Err("unknown proposer".into());
+        }
+        if b.txs.contains(&POISON_TX) {
+            return Err("transaction fails to execute".into());
+        }
+        Ok(())
+    }
+
+    /// An honest leader's block; now and then it has no transactions (an
+    /// empty block, which the thesis answers with a view update).
+    fn build(&self, height: u64, view: u64) -> SimBlock {
+        let me = self.replica.config().me;
+        let txs = if height.wrapping_mul(7).wrapping_add(view).is_multiple_of(13) {
+            Vec::new()
+        } else {
+            vec![height, view, me as u64]
+        };
+        SimBlock {
+            height,
+            parent: self.tip(),
+            proposer: me,
+            txs,
+        }
+    }
+
+    fn absorb(&mut self, first: Step<SimBlock>) -> Effects<Self> {
+        let mut out = Effects::default();
+        let mut pending = vec![first];
+        while let Some(mut s) = pending.pop() {
+            if let Some(d) = s.persist.take() {
+                self.durable = Some(d);
+            }
+            for e in s.committed.drain(..) {
+                out.outputs.push(Committed {
+                    height: e.cert.height,
+                    block: e.cert.block,
+                    view: e.cert.view,
+                });
+                self.log.push(e);
+            }
+            for o in s.messages.drain(..) {
+                let dest = match o.to {
+                    Target::All => Dest::All,
+                    Target::One(i) => Dest::One(i),
+                };
+                out.sends.push((dest, o.message));
+            }
+            for t in s.timers.drain(..) {
+                out.timers.push(match t {
+                    TimerCmd::Set { timer, after } => TimerOp::Set { timer, after },
+                    TimerCmd::Cancel(t) => TimerOp::Cancel(t),
+                });
+            }
+            out.faults.append(&mut s.faults);
+            let mut more = Vec::new();
+            if let Some((h, v)) = s.need_proposal.take() {
+                let b = self.build(h, v);
+                more.push(self.replica.propose(h, v, b));
+            }
+            for r in s.validate.drain(..) {
+                let verdict = self.validate(r.height, r.view, &r.payload);
+                more.push(self.replica.handle_validated(
+                    r.height,
+                    r.view,
+                    r.payload.digest(),
+                    verdict,
+                ));
+            }
+            // Keep effects in causal order: later steps after this one.
+            more.reverse();
+            pending.extend(more);
+        }
+        out
+    }
+}
+
+impl Protocol for PbftNode {
+    type Message = Message<SimBlock>;
+    type Timer = Timer;
+    type Output = Committed;
+    type Fault = Fault;
+    type Persisted = PbftDisk;
+
+    fn start(&mut self) -> Effects<Self> {
+        let s = self.replica.start();
+        self.absorb(s)
+    }
+    fn handle_message(&mut self, from: NodeId, message: Self::Message) -> Effects<Self> {
+        let s = self.replica.handle_message(from, message);
+        self.absorb(s)
+    }
+    fn handle_timer(&mut self, timer: Timer) -> Effects<Self> {
+        let s = self.replica.handle_timer(timer);
+        self.absorb(s)
+    }
+    fn persisted(&self) -> PbftDisk {
+        PbftDisk {
+            log: self.log.clone(),
+            durable: self.durable.clone(),
+        }
+    }
+}
+
+// ---- Byzantine behaviours ---------------------------------------------------
+
+/// What a Byzantine validator does to its outgoing traffic (thesis §3.3.2
+/// tolerates `f` of them with `|R_h| >= 2f + 1`, Eq. 3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Behaviour {
+    /// Different blocks / votes to different peers.
+    Equivocate,
+    /// Corrupted signatures.
+    BadSignatures,
+    /// Drops its votes, view changes and new-views.
+    Withhold,
+    /// Forged prepared certificates in view changes and forged commit
+    /// certificates in catch-up responses.
+    ForgeCertificates,
+    /// Re-sends old messages (its own and others') from earlier views.
+    Replay,
+    /// Proposes blocks that fail execution.
+    InvalidBlocks,
+}
+
+pub const ALL_BEHAVIOURS: [Behaviour; 6] = [
+    Behaviour::Equivocate,
+    Behaviour::BadSignatures,
+    Behaviour::Withhold,
+    Behaviour::ForgeCertificates,
+    Behaviour::Replay,
+    Behaviour::InvalidBlocks,
+];
+
+/// A Byzantine validator with its own key (so it can sign lies).
+pub struct PbftAdversary {
+    me: u32,
+    key: KeyPair,
+    set: ValidatorSet,
+    behaviours: Vec<Behaviour>,
+    history: Vec<Message<SimBlock>>,
+    nodes: usize,
+}
+
+impl PbftAdversary {
+    pub fn new(me: u32, key: KeyPair, set: ValidatorSet, behaviours: Vec<Behaviour>) -> Self {
+        let nodes = set.len();
+        Self {
+            me,
+            key,
+            set,
+            behaviours,
+            history: Vec::new(),
+            nodes,
+        }
+    }
+
+    fn remember(&mut self, m: &Message<SimBlock>) {
+        if self.history.len() >= 256 {
+            self.history.remove(0);
+        }
+        self.history.push(m.clone());
+    }
+
+    fn twisted(&self, b: &SimBlock) -> SimBlock {
+        let mut t = b.clone();
+        t.txs.push(0xbad);
+        t
+    }
+
+    fn forged_cert(&self, height: u64, view: u64, rng: &mut ChaCha8Rng) -> PreparedCert<SimBlock> {
+        let payload = SimBlock {
+            height,
+            parent: Hash32([rng.random(); 32]),
+            proposer: self.me,
+            txs: vec![rng.random()],
+        };
+        let own = self.key.sign(&payload.digest());
+        let prepares = (0..self.set.quorum() as u32).map(|i| (i, own)).collect();
+        PreparedCert {
+            view: view.saturating_sub(1),
+            height,
+            payload,
+            prepares,
+        }
+    }
+
+    fn one(
+        &mut self,
+        b: Behaviour,
+        dest: Dest,
+        m: Message<SimBlock>,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<(Dest, Message<SimBlock>)> {
+        let inst = self.set.instance;
+        match (b, m) {
+            (Behaviour::Equivocate, Message::PrePrepare(pp)) => {
+                let alt = PrePrepare::sign(
+                    &self.key,
+                    &inst,
+                    pp.view,
+                    pp.height,
+                    self.twisted(&pp.payload),
+                );
+                self.split(dest, Message::PrePrepare(pp), Message::PrePrepare(alt))
+            }
+            (Behaviour::Equivocate, Message::Prepare(v)) => {
+                let alt = Vote::sign(
+                    &self.key,
+                    VoteKind::Prepare,
+                    &inst,
+                    v.view,
+                    v.height,
+                    Hash32([rng.random(); 32]),
+                );
+                self.split(dest, Message::Prepare(v), Message::Prepare(alt))
+            }
+            (Behaviour::Equivocate, Message::Commit(v)) => {
+                let alt = Vote::sign(
+                    &self.key,
+                    VoteKind::Commit,
+                    &inst,
+                    v.view,
+                    v.height,
+                    Hash32([rng.random(); 32]),
+                );
+                self.split(dest, Message::Commit(v), Message::Commit(alt))
+            }
+            (Behaviour::BadSignatures, m) => {
+                let bad = Signature([rng.random(); 64]);
+                let m = match m {
+                    Message::PrePrepare(mut p) => {
+                        p.signature = bad;
+                        Message::PrePrepare(p)
+                    }
+                    Message::Prepare(mut v) => {
+                        v.signature = bad;
+                        Message::Prepare(v)
+                    }
+                    Message::Commit(mut v) => {
+                        v.signature = bad;
+                        Message::Commit(v)
+                    }
+                    Message::ViewChange(mut v) => {
+                        v.signature = bad;
+                        Message::ViewChange(v)
+                    }
+                    other => other,
+                };
+                vec![(dest, m)]
+            }
+            (
+                Behaviour::Withhold,
+                Message::Prepare(_)
+                | Message::Commit(_)
+                | Message::ViewChange(_)
+                | Message::NewView(_),
+            ) => Vec::new(),
+            (Behaviour::ForgeCertificates, Message::ViewChange(vc)) => {
+                let cert = self.forged_cert(vc.height, vc.new_view, rng);
+                let forged = ViewChange::sign(
+                    &self.key,
+                    self.me,
+                    &inst,
+                    vc.new_view,
+                    vc.height,
+                    Some(cert),
+                );
+                vec![(dest, Message::ViewChange(forged))]
+            }
+            (Behaviour::ForgeCertificates, m) => {
+                let mut out = vec![(dest, m.clone())];
+                if let Some(h) = m.height() {
+                    // A fake finalised block at the height peers are working on.
+                    let cert = self.forged_cert(h, 1, rng);
+                    let entry = CommittedEntry {
+                        cert: QuorumCert {
+                            view: 1,
+                            height: h,
+                            block: cert.payload.digest(),
+                            signatures: cert.prepares,
+                        },
+                        payload: cert.payload,
+                    };
+                    out.push((
+                        Dest::All,
+                        Message::CatchUpResponse {
+                            entries: vec![entry],
+                        },
+                    ));
+                }
+                out
+            }
+            (Behaviour::Replay, m) => {
+                let mut out = vec![(dest, m)];
+                if !self.history.is_empty() {
+                    let old = self.history[rng.random_range(0..self.history.len())].clone();
+                    out.push((Dest::All, old));
+                }
+                out
+            }
+            (Behaviour::InvalidBlocks, Message::PrePrepare(pp)) => {
+                let mut b = pp.payload.clone();
+                b.txs.push(POISON_TX);
+                let p = PrePrepare::sign(&self.key, &inst, pp.view, pp.height, b);
+                vec![(dest, Message::PrePrepare(p))]
+            }
+            (_, m) => vec![(dest, m)],
+        }
+    }
+
+    /// Sends `a` to half the peers and `b` to the other half; the first
+    /// peer gets both, so equivocation is also visible to someone.
+    fn split(
+        &self,
+        dest: Dest,
+        a: Message<SimBlock>,
+        b: Message<SimBlock>,
+    ) -> Vec<(Dest, Message<SimBlock>)> {
+        match dest {
+            Dest::One(_) => vec![(dest, b)],
+            Dest::All => {
+                let peers: Vec<u32> = (0..self.nodes as u32).filter(|i| *i != self.me).collect();
+                let mut out: Vec<_> = peers
+                    .iter()
+                    .map(|&i| {
+                        (
+                            Dest::One(i),
+                            if i.is_multiple_of(2) {
+                                a.clone()
+                            } else {
+                                b.clone()
+                            },
+                        )
+                    })
+                    .collect();
+                if let Some(&first) = peers.first() {
+                    let other = if first.is_multiple_of(2) { b } else { a };
+                    out.push((Dest::One(first), other));
+                }
+                out
+            }
+        }
+    }
+}
+
+impl Adversary<PbftNode> for PbftAdversary {
+    fn observe(&mut self, _from: NodeId, message: &Message<SimBlock>) {
+        self.remember(message);
+    }
+
+    fn tamper(
+        &mut self,
+        _now: Time,
+        sends: Vec<(Dest, Message<SimBlock>)>,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<(Dest, Message<SimBlock>)> {
+        let mut out = Vec::new();
+        for (dest, m) in sends {
+            self.remember(&m);
+            let b = self.behaviours[rng.random_range(0..self.behaviours.len())];
+            out.extend(self.one(b, dest, m, rng));
+        }
+        out
+    }
+}
+
+// ---- scenarios and checks ------------------------------------------------------
+
+/// One randomised run: network chaos before GST, `byzantine` validators
+/// with their behaviours, crashes of correct validators (restarted before GST).
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub seed: u64,
+    pub net: NetConfig,
+    pub byzantine: BTreeMap<NodeId, Vec<Behaviour>>,
+    pub base_timeout: u64,
+    /// Blocks every correct validator must add after GST.
+    pub blocks_after_gst: u64,
+    /// Deadline after GST for that.
+    pub liveness_window: Time,
+}
+
+impl Scenario {
+    /// Draws a scenario for `n` validators from `seed`.
+    pub fn random(seed: u64, n: usize) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
+        let f = (n - 1) / 3;
+        let mut ids: Vec<NodeId> = (0..n as NodeId).collect();
+        ids.shuffle(&mut rng);
+        let nbyz = if rng.random_range(0..4) == 0 {
+            rng.random_range(0..=f)
+        } else {
+            f
+        };
+        let mut byzantine = BTreeMap::new();
+        for &id in &ids[..nbyz] {
+            let mut bs: Vec<Behaviour> = ALL_BEHAVIOURS
+                .iter()
+                .copied()
+                .filter(|_| rng.random_bool(0.5))
+                .collect();
+            if bs.is_empty() {
+                bs.push(ALL_BEHAVIOURS[rng.random_range(0..ALL_BEHAVIOURS.len())]);
+            }
+            byzantine.insert(id, bs);
+        }
+        let correct: Vec<NodeId> = ids[nbyz..].to_vec();
+        let links = (0..n)
+            .map(|_| {
+                (0..n)
+                    .map(|_| {
+                        let min = rng.random_range(1..20);
+                        let max = min + rng.random_range(0..150);
+                        if rng.random_range(0..4) == 0 {
+                            Delay::Spiky {
+                                min,
+                                max,
+                                spike_per_mille: rng.random_range(10..200),
+                                spike: rng.random_range(100..1500),
+                            }
+                        } else {
+                            Delay::Uniform { min, max }
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let gst = rng.random_range(1_000..4_000);
+        let mut partitions = Vec::new();
+        for _ in 0..rng.random_range(0..3) {
+            let from = rng.random_range(0..gst);
+            let until = rng.random_range(from..=gst);
+            let k = rng.random_range(1..n);
+            let mut side = ids.clone();
+            side.shuffle(&mut rng);
+            side.truncate(k);
+            side.sort_unstable();
+            partitions.push(Partition { from, until, side });
+        }
+        let mut crashes = Vec::new();
+        for _ in 0..rng.random_range(0..3) {
+            let node = correct[rng.random_range(0..correct.len())];
+            let at = rng.random_range(0..gst);
+            let restart_at = Some(rng.random_range(at + 1..=gst));
+            crashes.push(Crash {
+                node,
+                at,
+                restart_at,
+            });
+        }
+        let net = NetConfig {
+            nodes: n,
+            links,
+            drop_per_mille: rng.random_range(0..250),
+            dup_per_mille: rng.random_range(0..100),
+            gst,
+            stable_delay: Delay::Uniform { min: 1, max: 30 },
+            partitions,
+            crashes,
+        };
+        Self {
+            seed,
+            net,
+            byzantine,
+            base_timeout: 200,
+            blocks_after_gst: 3,
+            liveness_window: 200_000,
+        }
+    }
+
+    /// Builds the simulation (not started).
+    pub fn build(&self) -> Simulation<PbftNode> {
+        let n = self.net.nodes;
+        let keys = validator_keys(n);
+        let set = match ValidatorSet::new(INSTANCE, keys.iter().map(|k| k.public()).collect()) {
+            Ok(s) => s,
+            Err(e) => panic!("simulator misconfigured: {e}"),
+        };
+        let base = self.base_timeout;
+        let (set2, keys2) = (set.clone(), keys.clone());
+        let mut sim = Simulation::new(self.seed, self.net.clone(), move |id, disk| {
+            let mut cfg = Config::new(set2.clone(), id);
+            cfg.base_timeout = base;
+            cfg.max_backoff_exp = 4;
+            PbftNode::new(cfg, keys2[id as usize].clone(), disk)
+        });
+        for (id, bs) in &self.byzantine {
+            sim.set_adversary(
+                *id,
+                Box::new(PbftAdversary::new(
+                    *id,
+                    keys[*id as usize].clone(),
+                    set.clone(),
+                    bs.clone(),
+                )),
+            );
+        }
+        sim
+    }
+
+    pub fn is_correct(&self, id: NodeId) -> bool {
+        !self.byzantine.contains_key(&id)
+    }
+}
+
+/// What a run showed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunReport {
+    /// Highest committed height per node at the end.
+    pub heights: Vec<u64>,
+    pub events: u64,
+    pub end: Time,
+    /// Faults correct nodes reported, by kind.
+    pub faults: BTreeMap<&'static str, usize>,
+}
+
+/// A broken property, with enough to reproduce it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// Two different blocks committed at one height by correct nodes.
+    Fork {
+        seed: u64,
+        height: u64,
+        nodes: (NodeId, NodeId),
+    },
+    /// A correct node committed out of order or twice.
+    Gap {
+        seed: u64,
+        node: NodeId,
+        expected: u64,
+        got: u64,
+    },
+    /// Correct nodes did not commit enough blocks after GST.
+    NoLiveness {
+        seed: u64,
+        heights: Vec<u64>,
+        target: u64,
+    },
+    /// A correct node was blamed for a fault only a Byzantine node can commit.
+    Slander {
+        seed: u64,
+        reporter: NodeId,
+        fault: String,
+    },
+}
+
+fn fault_kind(f: &Fault) -> (&'static str, Option<u32>) {
+    match f {
+        Fault::UnknownSender { from } => ("unknown-sender", Some(*from)),
+        Fault::Malformed { from } => ("malformed", Some(*from)),
+        Fault::BadSignature { from, .. } => ("bad-signature", Some(*from)),
+        Fault::WrongLeader { from, .. } => ("wrong-leader", Some(*from)),
+        Fault::Equivocation { signer, .. } => ("equivocation", Some(*signer)),
+        Fault::ForgedCertificate { from, .. } => ("forged-certificate", Some(*from)),
+        Fault::InvalidNewView { from, .. } => ("invalid-new-view", Some(*from)),
+        Fault::InvalidProposal { leader, .. } => ("invalid-proposal", Some(*leader)),
+        // Replays and late messages look alike before GST.
+        Fault::StaleView { .. } => ("stale-view", None),
+    }
+}
+
+/// Runs `scenario` and checks safety (no fork, ever, on correct nodes),
+/// liveness (after GST every correct node commits `blocks_after_gst` more
+/// blocks than the best correct node had at GST), and that faults are only
+/// ever blamed on Byzantine nodes.
+pub fn run(scenario: &Scenario) -> Result<RunReport, Violation> {
+    let mut sim = scenario.build();
+    run_built(scenario, &mut sim)
+}
+
+/// [`run`] on a simulation the caller built (e.g. with a trace recorder).
+pub fn run_built(
+    scenario: &Scenario,
+    sim: &mut Simulation<PbftNode>,
+) -> Result<RunReport, Violation> {
+    let seed = scenario.seed;
+    let n = scenario.net.nodes;
+    sim.start();
+    let mut chain: BTreeMap<u64, (Hash32, NodeId)> = BTreeMap::new();
+    let mut heights = vec![0u64; n];
+    let mut seen_outputs = 0;
+    let mut seen_faults = 0;
+    let mut faults: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut violation = None;
+    let mut check = |sim: &Simulation<PbftNode>, heights: &mut Vec<u64>| -> Option<Violation> {
+        for (_, node, c) in &sim.outputs[seen_outputs..] {
+            let node = *node;
+            if !scenario.is_correct(node) {
+                heights[node as usize] = c.height;
+                continue;
+            }
+            let expected = heights[node as usize] + 1;
+            if c.height != expected {
+                return Some(Violation::Gap {
+                    seed,
+                    node,
+                    expected,
+                    got: c.height,
+                });
+            }
+            heights[node as usize] = c.height;
+            match chain.get(&c.height) {
+                Some((b, other)) if *b != c.block => {
+                    return Some(Violation::Fork {
+                        seed,
+                        height: c.height,
+                        nodes: (*other, node),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    chain.insert(c.height, (c.block, node));
+                }
+            }
+        }
+        seen_outputs = sim.outputs.len();
+        for (_, reporter, f) in &sim.faults[seen_faults..] {
+            if !scenario.is_correct(*reporter) {
+                continue;
+            }
+            let (kind, blamed) = fault_kind(f);
+            *faults.entry(kind).or_default() += 1;
+            if let Some(b) = blamed {
+                if scenario.is_correct(b) {
+                    return Some(Violation::Slander {
+                        seed,
+                        reporter: *reporter,
+                        fault: format!("{f:?}"),
+                    });
+                }
+            }
+        }
+        seen_faults = sim.faults.len();
+        None
+    };
+    let gst = scenario.net.gst;
+    sim.run_until(gst, |_| false);
+    if let Some(v) = check(sim, &mut heights) {
+        return Err(v);
+    }
+    let correct: Vec<NodeId> = (0..n as NodeId)
+        .filter(|i| scenario.is_correct(*i))
+        .collect();
+    let best = correct
+        .iter()
+        .map(|i| heights[*i as usize])
+        .max()
+        .unwrap_or(0);
+    let target = best + scenario.blocks_after_gst;
+    let deadline = gst + scenario.liveness_window;
+    let mut steps_since_check = 0u32;
+    let mut last_outputs = sim.outputs.len();
+    while sim.now() <= deadline && sim.step() {
+        steps_since_check += 1;
+        if steps_since_check >= 64 || sim.outputs.len() != last_outputs {
+            steps_since_check = 0;
+            last_outputs = sim.outputs.len();
+            if let Some(v) = check(sim, &mut heights) {
+                violation = Some(v);
+                break;
+            }
+            if correct.iter().all(|i| heights[*i as usize] >= target) {
+                break;
+            }
+        }
+    }
+    if let Some(v) = violation.or_else(|| check(sim, &mut heights)) {
+        return Err(v);
+    }
+    if !correct.iter().all(|i| heights[*i as usize] >= target) {
+        return Err(Violation::NoLiveness {
+            seed,
+            heights,
+            target,
+        });
+    }
+    Ok(RunReport {
+        heights,
+        events: sim.stats.delivered + sim.stats.timers_fired,
+        end: sim.now(),
+        faults,
+    })
+}
