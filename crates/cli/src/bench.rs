@@ -53,9 +53,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Signature verifications per second on one core and on all cores.
 fn verify_limits() -> (f64, f64) {
-    let keys: Vec<KeyPair> = (0..256)
-        .map(|i| KeyPair::from_seed(&format!("v{i}")))
-        .collect();
+    let keys: Vec<KeyPair> = (0..256).map(|i| KeyPair::from_seed(&format!("v{i}"))).collect();
     let items: Vec<(KeyPair, Hash32, gridledger_core::Signature)> = (0..8_192u32)
         .map(|i| {
             let k = keys[i as usize % keys.len()].clone();
@@ -65,20 +63,11 @@ fn verify_limits() -> (f64, f64) {
         })
         .collect();
     let t = Instant::now();
-    let ok = items
-        .iter()
-        .filter(|(k, d, s)| verify(&k.public(), d, s).is_ok())
-        .count();
+    let ok = items.iter().filter(|(k, d, s)| verify(&k.public(), d, s).is_ok()).count();
     let single = ok as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let ok: usize = (0..4)
-        .map(|_| {
-            items
-                .par_iter()
-                .filter(|(k, d, s)| verify(&k.public(), d, s).is_ok())
-                .count()
-        })
-        .sum();
+    let ok: usize =
+        (0..4).map(|_| items.par_iter().filter(|(k, d, s)| verify(&k.public(), d, s).is_ok()).count()).sum();
     let all = ok as f64 / t.elapsed().as_secs_f64();
     (single, all)
 }
@@ -97,18 +86,10 @@ fn fsync_latency_ms(dir: &std::path::Path) -> anyhow::Result<f64> {
 }
 
 fn ledger(a: LedgerArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        a.accounts > 0 && a.txs > 0 && a.block_txs > 0,
-        "all sizes must be positive"
-    );
+    anyhow::ensure!(a.accounts > 0 && a.txs > 0 && a.block_txs > 0, "all sizes must be positive");
     let dir = tempfile::tempdir()?;
     let validator = dev_validator(0);
-    let genesis = dev_genesis(
-        1,
-        a.accounts,
-        Amount(1_000_000_000_000),
-        std::slice::from_ref(&validator),
-    );
+    let genesis = dev_genesis(1, a.accounts, Amount(1_000_000_000_000), std::slice::from_ref(&validator));
     let config = ChainConfig {
         max_block_txs: a.block_txs,
         max_blocks_per_commit: a.group,
@@ -127,15 +108,8 @@ fn ledger(a: LedgerArgs) -> anyhow::Result<()> {
             let mut rng = rand::rngs::StdRng::seed_from_u64(j as u64);
             let from = j % a.accounts;
             let to = keys[rng.random_range(0..a.accounts)].address();
-            transfer(
-                &keys[from],
-                1,
-                (j / a.accounts) as u64,
-                to,
-                Amount(rng.random_range(1..1_000)),
-                Amount(1),
-            )
-            .to_bytes()
+            transfer(&keys[from], 1, (j / a.accounts) as u64, to, Amount(rng.random_range(1..1_000)), Amount(1))
+                .to_bytes()
         })
         .collect();
 
@@ -238,12 +212,7 @@ fn ledger(a: LedgerArgs) -> anyhow::Result<()> {
 }
 
 /// Pre-signs `n` transfers among the first `accounts` development keys.
-pub fn signed_transfers(
-    n: usize,
-    accounts: usize,
-    first_nonce: &[u64],
-    seed: u64,
-) -> Vec<SignedTransaction> {
+pub fn signed_transfers(n: usize, accounts: usize, first_nonce: &[u64], seed: u64) -> Vec<SignedTransaction> {
     let keys: Vec<KeyPair> = (0..accounts).map(dev_key).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..n)
@@ -251,14 +220,7 @@ pub fn signed_transfers(
             let from = j % accounts;
             let to = keys[rng.random_range(0..accounts)].address();
             let nonce = first_nonce.get(from).copied().unwrap_or(0) + (j / accounts) as u64;
-            transfer(
-                &keys[from],
-                1,
-                nonce,
-                to,
-                Amount(rng.random_range(1..1_000)),
-                Amount(1),
-            )
+            transfer(&keys[from], 1, nonce, to, Amount(rng.random_range(1..1_000)), Amount(1))
         })
         .collect()
 }

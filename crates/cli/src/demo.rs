@@ -31,16 +31,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.accounts >= 2, "need at least two accounts");
     let dir = tempfile::tempdir()?;
     let validator = dev_validator(0);
-    let genesis = dev_genesis(
-        1,
-        a.accounts,
-        START_BALANCE,
-        std::slice::from_ref(&validator),
-    );
-    std::fs::write(
-        dir.path().join("genesis.toml"),
-        toml::to_string_pretty(&genesis)?,
-    )?;
+    let genesis = dev_genesis(1, a.accounts, START_BALANCE, std::slice::from_ref(&validator));
+    std::fs::write(dir.path().join("genesis.toml"), toml::to_string_pretty(&genesis)?)?;
     write_key(&dir.path().join("validator.key"), &validator)?;
     let cfg = NodeConfig {
         data_dir: dir.path().join("data"),
@@ -53,21 +45,12 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let node = Node::open(&cfg, gridledger_contracts::default_registry())?.spawn()?;
     let client = RpcClient::new(&node.url());
     if !a.json {
-        eprintln!(
-            "embedded validator up at {} (data in a temporary directory)",
-            node.url()
-        );
+        eprintln!("embedded validator up at {} (data in a temporary directory)", node.url());
     }
 
     let txs = crate::bench::signed_transfers(a.transfers, a.accounts, &[], 7);
-    let bar = if a.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(txs.len() as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len}")?.progress_chars("=> "),
-    );
+    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(txs.len() as u64) };
+    bar.set_style(ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len}")?.progress_chars("=> "));
     bar.set_message("submitting");
     let start_height = client.height()?;
     let start = Instant::now();
@@ -86,10 +69,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     for h in &hashes {
         let r = client.wait_receipt(h, Duration::from_secs(60))?;
         gas += r["gas_used"].as_u64().unwrap_or(0);
-        fees += r["fee"]
-            .as_str()
-            .and_then(|f| f.parse::<u128>().ok())
-            .unwrap_or(0);
+        fees += r["fee"].as_str().and_then(|f| f.parse::<u128>().ok()).unwrap_or(0);
         last_height = last_height.max(r["height"].as_u64().unwrap_or(0));
         bar.inc(1);
     }
@@ -99,15 +79,9 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     // Independent checks through the API: supply conservation and a Merkle proof.
     let mut total: u128 = 0;
     for i in 0..a.accounts {
-        total += client.account(&dev_key(i).address())?["balance"]
-            .as_str()
-            .unwrap_or("0")
-            .parse::<u128>()?;
+        total += client.account(&dev_key(i).address())?["balance"].as_str().unwrap_or("0").parse::<u128>()?;
     }
-    total += client.account(&validator.address())?["balance"]
-        .as_str()
-        .unwrap_or("0")
-        .parse::<u128>()?;
+    total += client.account(&validator.address())?["balance"].as_str().unwrap_or("0").parse::<u128>()?;
     let supply_ok = total == START_BALANCE.0 * a.accounts as u128;
     let probe = hashes[hashes.len() / 2];
     let p = client.call("gl_getTxProof", json!([probe]))?;
@@ -136,10 +110,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         println!("  accounts funded        {}", a.accounts);
         println!("  transfers committed    {} of {}", hashes.len(), txs.len());
         println!("  blocks                 {blocks} (≤ 300 transactions each)");
-        println!(
-            "  gas used               {gas} ({} per transfer)",
-            gas / hashes.len().max(1) as u64
-        );
+        println!("  gas used               {gas} ({} per transfer)", gas / hashes.len().max(1) as u64);
         println!("  fees paid to validator {fees}");
         println!("  wall time              {:.3} s", elapsed.as_secs_f64());
         println!(

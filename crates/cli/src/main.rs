@@ -9,11 +9,7 @@ mod demo;
 mod ops;
 
 #[derive(Parser)]
-#[command(
-    name = "gridledger",
-    version,
-    about = "Blockchain infrastructure for peer-to-peer energy trading"
-)]
+#[command(name = "gridledger", version, about = "Blockchain infrastructure for peer-to-peer energy trading")]
 struct Cli {
     /// Log format on stderr: human-readable text or one JSON object per line.
     /// The level comes from RUST_LOG (default: warn; `gridledger node` logs

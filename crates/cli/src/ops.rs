@@ -42,10 +42,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
     for i in 0..a.accounts {
         let k = KeyPair::generate(&mut rng);
         write_key(&a.dir.join("keys").join(format!("account-{i}.key")), &k)?;
-        allocations.push(Allocation {
-            address: k.address(),
-            balance: Amount(a.balance),
-        });
+        allocations.push(Allocation { address: k.address(), balance: Amount(a.balance) });
     }
     let genesis = Genesis {
         chain_id: a.chain_id,
@@ -54,10 +51,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
         allocations,
         validators: vec![validator.public()],
     };
-    std::fs::write(
-        a.dir.join("genesis.toml"),
-        toml::to_string_pretty(&genesis)?,
-    )?;
+    std::fs::write(a.dir.join("genesis.toml"), toml::to_string_pretty(&genesis)?)?;
     let cfg = NodeConfig {
         data_dir: "data".into(),
         genesis: "genesis.toml".into(),
@@ -110,9 +104,7 @@ pub fn keys(k: KeysCmd) -> anyhow::Result<()> {
     };
     println!(
         "{}",
-        serde_json::to_string_pretty(
-            &json!({ "file": path, "public_key": key.public(), "address": key.address() })
-        )?
+        serde_json::to_string_pretty(&json!({ "file": path, "public_key": key.public(), "address": key.address() }))?
     );
     Ok(())
 }
@@ -148,10 +140,7 @@ pub fn transfer(a: TransferArgs) -> anyhow::Result<()> {
         nonce,
         gas_limit: gridledger_ledger::devnet::TRANSFER_GAS,
         gas_price: Amount(a.gas_price),
-        kind: TxKind::Transfer {
-            to: a.to,
-            amount: Amount(a.amount),
-        },
+        kind: TxKind::Transfer { to: a.to, amount: Amount(a.amount) },
     }
     .sign(&key);
     let h = c.send(&tx)?;
@@ -212,17 +201,13 @@ pub fn query(q: QueryCmd) -> anyhow::Result<()> {
             let p = if height == "latest" {
                 json!(["latest"])
             } else {
-                json!([height
-                    .parse::<u64>()
-                    .context("height must be a number or \"latest\"")?])
+                json!([height.parse::<u64>().context("height must be a number or \"latest\"")?])
             };
             (rpc, "gl_getBlock", p)
         }
         QueryCmd::Tx { hash, rpc } => (rpc, "gl_getTransaction", json!([hash])),
         QueryCmd::Receipt { hash, rpc } => (rpc, "gl_getReceipt", json!([hash])),
-        QueryCmd::State { contract, key, rpc } => {
-            (rpc, "gl_getContractState", json!([contract, key]))
-        }
+        QueryCmd::State { contract, key, rpc } => (rpc, "gl_getContractState", json!([contract, key])),
     };
     let v = RpcClient::new(&rpc).call(method, params)?;
     println!("{}", serde_json::to_string_pretty(&v)?);

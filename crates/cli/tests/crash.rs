@@ -18,11 +18,7 @@ const ACCOUNTS: usize = 4;
 const BALANCE: u128 = 1_000_000_000_000;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start_node(dir: &Path) -> Child {
@@ -38,10 +34,7 @@ fn start_node(dir: &Path) -> Child {
 fn wait_up(c: &RpcClient) {
     let t = Instant::now();
     while c.get_text("/health").is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "node did not come up"
-        );
+        assert!(t.elapsed() < Duration::from_secs(30), "node did not come up");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -51,35 +44,19 @@ fn kill_nine_mid_load_loses_nothing_committed() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let out = Command::new(BIN)
-        .args([
-            "init",
-            "--accounts",
-            &ACCOUNTS.to_string(),
-            "--balance",
-            &BALANCE.to_string(),
-            "--listen",
-        ])
+        .args(["init", "--accounts", &ACCOUNTS.to_string(), "--balance", &BALANCE.to_string(), "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--dir")
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Refuses to overwrite an existing chain.
-    let again = Command::new(BIN)
-        .args(["init", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let again = Command::new(BIN).args(["init", "--dir"]).arg(dir.path()).output().unwrap();
     assert!(!again.status.success());
 
-    let keys: Vec<_> = (0..ACCOUNTS)
-        .map(|i| read_key(&dir.path().join("keys").join(format!("account-{i}.key"))).unwrap())
-        .collect();
+    let keys: Vec<_> =
+        (0..ACCOUNTS).map(|i| read_key(&dir.path().join("keys").join(format!("account-{i}.key"))).unwrap()).collect();
     let validator = read_key(&dir.path().join("validator.key")).unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let client = RpcClient::new(&url);
@@ -111,10 +88,7 @@ fn kill_nine_mid_load_loses_nothing_committed() {
                                     nonce: nonce + j,
                                     gas_limit: 21_000,
                                     gas_price: Amount(1),
-                                    kind: TxKind::Transfer {
-                                        to,
-                                        amount: Amount(1 + j as u128),
-                                    },
+                                    kind: TxKind::Transfer { to, amount: Amount(1 + j as u128) },
                                 }
                                 .sign(&k)
                             })
@@ -122,9 +96,7 @@ fn kill_nine_mid_load_loses_nothing_committed() {
                         let Ok(res) = c.send_many(&batch) else { break };
                         for h in res.into_iter().flatten() {
                             if let Ok(r) = c.wait_receipt(&h, Duration::from_secs(5)) {
-                                seen.lock()
-                                    .unwrap()
-                                    .insert(h, r["height"].as_u64().unwrap());
+                                seen.lock().unwrap().insert(h, r["height"].as_u64().unwrap());
                             }
                         }
                     }
@@ -139,10 +111,7 @@ fn kill_nine_mid_load_loses_nothing_committed() {
         for w in workers {
             let _ = w.join();
         }
-        assert!(
-            !seen.lock().unwrap().is_empty(),
-            "round {round}: load committed nothing"
-        );
+        assert!(!seen.lock().unwrap().is_empty(), "round {round}: load committed nothing");
 
         // Restart: the node must open (its state root check passes) and
         // still hold every transaction a client saw committed.
@@ -151,30 +120,16 @@ fn kill_nine_mid_load_loses_nothing_committed() {
         let height = client.height().unwrap();
         let seen_now = seen.lock().unwrap().clone();
         let max_seen = seen_now.values().copied().max().unwrap();
-        assert!(
-            height >= max_seen,
-            "round {round}: height {height} < committed {max_seen}"
-        );
+        assert!(height >= max_seen, "round {round}: height {height} < committed {max_seen}");
         for (h, at) in &seen_now {
-            let r = client
-                .receipt(h)
-                .unwrap()
-                .unwrap_or_else(|| panic!("lost committed tx {h}"));
+            let r = client.receipt(h).unwrap().unwrap_or_else(|| panic!("lost committed tx {h}"));
             assert_eq!(r["height"].as_u64(), Some(*at));
         }
         let mut total: u128 = 0;
         for k in keys.iter().chain(std::iter::once(&validator)) {
-            total += client.account(&k.address()).unwrap()["balance"]
-                .as_str()
-                .unwrap()
-                .parse::<u128>()
-                .unwrap();
+            total += client.account(&k.address()).unwrap()["balance"].as_str().unwrap().parse::<u128>().unwrap();
         }
-        assert_eq!(
-            total,
-            BALANCE * ACCOUNTS as u128,
-            "round {round}: supply not conserved"
-        );
+        assert_eq!(total, BALANCE * ACCOUNTS as u128, "round {round}: supply not conserved");
         node.kill().unwrap();
         node.wait().unwrap();
     }
@@ -196,19 +151,10 @@ fn cli_transfer_and_query_against_a_running_node() {
     let url = format!("http://127.0.0.1:{port}");
     wait_up(&RpcClient::new(&url));
     let newkey = dir.path().join("new.key");
-    let k = Command::new(BIN)
-        .args(["keys", "new", "--out"])
-        .arg(&newkey)
-        .output()
-        .unwrap();
+    let k = Command::new(BIN).args(["keys", "new", "--out"]).arg(&newkey).output().unwrap();
     assert!(k.status.success());
     let shown: serde_json::Value = serde_json::from_slice(
-        &Command::new(BIN)
-            .args(["keys", "show", "--key"])
-            .arg(&newkey)
-            .output()
-            .unwrap()
-            .stdout,
+        &Command::new(BIN).args(["keys", "show", "--key"]).arg(&newkey).output().unwrap().stdout,
     )
     .unwrap();
     let addr = shown["address"].as_str().unwrap().to_string();
@@ -221,10 +167,7 @@ fn cli_transfer_and_query_against_a_running_node() {
     assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
     let receipt: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
     assert_eq!(receipt["status"], "success");
-    let q = Command::new(BIN)
-        .args(["query", "account", &addr, "--rpc", &url])
-        .output()
-        .unwrap();
+    let q = Command::new(BIN).args(["query", "account", &addr, "--rpc", &url]).output().unwrap();
     let acct: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
     assert_eq!(acct["balance"], "1234");
     // Overspending is refused with the node's typed error.

@@ -12,9 +12,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Timestamp};
-use gridledger_ledger::{
-    decode_args, revert, CallContext, ContractError, NativeContract, ViewContext,
-};
+use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeContract, ViewContext};
 use serde::Serialize;
 use serde_json::json;
 
@@ -85,11 +83,7 @@ fn pay_out(
     ctx.pay(&to, amount)?;
     ctx.emit(
         event,
-        vec![
-            ("id".into(), id.to_string()),
-            ("to".into(), to.to_string()),
-            ("amount".into(), amount.to_string()),
-        ],
+        vec![("id".into(), id.to_string()), ("to".into(), to.to_string()), ("amount".into(), amount.to_string())],
     )?;
     Ok(vec![])
 }
@@ -99,12 +93,7 @@ impl NativeContract for EscrowContract {
         "escrow"
     }
 
-    fn call(
-        &self,
-        ctx: &mut CallContext<'_, '_>,
-        method: &str,
-        args: &[u8],
-    ) -> Result<Vec<u8>, ContractError> {
+    fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> Result<Vec<u8>, ContractError> {
         let caller = ctx.caller();
         if method != "lock" && method != "top_up" && !ctx.value().is_zero() {
             return revert(format!("{method} takes no native value"));
@@ -149,10 +138,7 @@ impl NativeContract for EscrowContract {
                 if d.depositor != caller {
                     return revert("only the depositor may top up");
                 }
-                d.amount = d
-                    .amount
-                    .checked_add(ctx.value())
-                    .ok_or_else(|| ContractError::Revert("overflow".into()))?;
+                d.amount = d.amount.checked_add(ctx.value()).ok_or_else(|| ContractError::Revert("overflow".into()))?;
                 ctx.write_typed(&dep_key(a.id), &d)?;
                 Ok(vec![])
             }
@@ -172,11 +158,7 @@ impl NativeContract for EscrowContract {
                     return revert("only the beneficiary may claim");
                 }
                 if ctx.timestamp() < d.unlock_at {
-                    return revert(format!(
-                        "time-locked until {}, now {}",
-                        d.unlock_at,
-                        ctx.timestamp()
-                    ));
+                    return revert(format!("time-locked until {}, now {}", d.unlock_at, ctx.timestamp()));
                 }
                 let to = d.beneficiary;
                 pay_out(ctx, a.id, d, to, a.amount, "escrow_claimed")
@@ -186,8 +168,7 @@ impl NativeContract for EscrowContract {
                 let d = load(ctx, a.id)?;
                 let allowed = caller == d.beneficiary
                     || Some(caller) == d.arbiter
-                    || (caller == d.depositor
-                        && d.expires_at.is_some_and(|e| ctx.timestamp() >= e));
+                    || (caller == d.depositor && d.expires_at.is_some_and(|e| ctx.timestamp() >= e));
                 if !allowed {
                     return revert(if caller == d.depositor {
                         "the depositor may refund only after expiry"
@@ -202,12 +183,7 @@ impl NativeContract for EscrowContract {
         }
     }
 
-    fn view(
-        &self,
-        ctx: &ViewContext<'_>,
-        method: &str,
-        args: &[u8],
-    ) -> Result<serde_json::Value, ContractError> {
+    fn view(&self, ctx: &ViewContext<'_>, method: &str, args: &[u8]) -> Result<serde_json::Value, ContractError> {
         match method {
             "get" => {
                 let a: Id = decode_args(args)?;

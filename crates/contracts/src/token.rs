@@ -2,9 +2,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::Address;
-use gridledger_ledger::{
-    decode_args, revert, CallContext, ContractError, NativeContract, ViewContext,
-};
+use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeContract, ViewContext};
 use serde_json::json;
 
 pub struct TokenContract;
@@ -77,9 +75,7 @@ fn allow_key(sym: &str, owner: &Address, spender: &Address) -> Vec<u8> {
 }
 
 fn valid_symbol(s: &str) -> bool {
-    (1..=12).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    (1..=12).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn balance(ctx: &mut CallContext<'_, '_>, sym: &str, a: &Address) -> Result<u128, ContractError> {
@@ -103,9 +99,7 @@ fn move_tokens(
     meta(ctx, sym)?;
     let fb = balance(ctx, sym, from)?;
     let Some(nf) = fb.checked_sub(amount) else {
-        return revert(format!(
-            "insufficient {sym} balance: have {fb}, need {amount}"
-        ));
+        return revert(format!("insufficient {sym} balance: have {fb}, need {amount}"));
     };
     ctx.write_typed(&bal_key(sym, from), &nf)?;
     let tb = balance(ctx, sym, to)?;
@@ -129,12 +123,7 @@ impl NativeContract for TokenContract {
         "token"
     }
 
-    fn call(
-        &self,
-        ctx: &mut CallContext<'_, '_>,
-        method: &str,
-        args: &[u8],
-    ) -> Result<Vec<u8>, ContractError> {
+    fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> Result<Vec<u8>, ContractError> {
         if !ctx.value().is_zero() {
             return revert("token calls take no native value");
         }
@@ -148,21 +137,9 @@ impl NativeContract for TokenContract {
                 if ctx.read(&meta_key(&a.symbol))?.is_some() {
                     return revert(format!("token {} exists", a.symbol));
                 }
-                ctx.write_typed(
-                    &meta_key(&a.symbol),
-                    &TokenMeta {
-                        issuer: caller,
-                        supply: a.supply,
-                    },
-                )?;
+                ctx.write_typed(&meta_key(&a.symbol), &TokenMeta { issuer: caller, supply: a.supply })?;
                 ctx.write_typed(&bal_key(&a.symbol, &caller), &a.supply)?;
-                ctx.emit(
-                    "token_created",
-                    vec![
-                        ("symbol".into(), a.symbol),
-                        ("supply".into(), a.supply.to_string()),
-                    ],
-                )?;
+                ctx.emit("token_created", vec![("symbol".into(), a.symbol), ("supply".into(), a.supply.to_string())])?;
                 Ok(vec![])
             }
             "transfer" => {
@@ -201,10 +178,8 @@ impl NativeContract for TokenContract {
                 if m.issuer != caller {
                     return revert("only the issuer may mint");
                 }
-                m.supply = m
-                    .supply
-                    .checked_add(a.amount)
-                    .ok_or_else(|| ContractError::Revert("supply overflow".into()))?;
+                m.supply =
+                    m.supply.checked_add(a.amount).ok_or_else(|| ContractError::Revert("supply overflow".into()))?;
                 ctx.write_typed(&meta_key(&a.symbol), &m)?;
                 let b = balance(ctx, &a.symbol, &a.to)?;
                 ctx.write_typed(&bal_key(&a.symbol, &a.to), &(b + a.amount))?;
@@ -223,54 +198,34 @@ impl NativeContract for TokenContract {
                 let mut m = meta(ctx, &a.symbol)?;
                 let b = balance(ctx, &a.symbol, &caller)?;
                 let Some(nb) = b.checked_sub(a.amount) else {
-                    return revert(format!(
-                        "insufficient {} balance: have {b}, need {}",
-                        a.symbol, a.amount
-                    ));
+                    return revert(format!("insufficient {} balance: have {b}, need {}", a.symbol, a.amount));
                 };
                 ctx.write_typed(&bal_key(&a.symbol, &caller), &nb)?;
                 m.supply -= a.amount;
                 ctx.write_typed(&meta_key(&a.symbol), &m)?;
-                ctx.emit(
-                    "token_burned",
-                    vec![
-                        ("symbol".into(), a.symbol),
-                        ("amount".into(), a.amount.to_string()),
-                    ],
-                )?;
+                ctx.emit("token_burned", vec![("symbol".into(), a.symbol), ("amount".into(), a.amount.to_string())])?;
                 Ok(vec![])
             }
             other => revert(format!("token has no method {other}")),
         }
     }
 
-    fn view(
-        &self,
-        ctx: &ViewContext<'_>,
-        method: &str,
-        args: &[u8],
-    ) -> Result<serde_json::Value, ContractError> {
+    fn view(&self, ctx: &ViewContext<'_>, method: &str, args: &[u8]) -> Result<serde_json::Value, ContractError> {
         match method {
             "balance" => {
                 let a: BalanceOf = decode_args(args)?;
-                let b = ctx
-                    .read_typed::<u128>(&bal_key(&a.symbol, &a.owner))?
-                    .unwrap_or(0);
+                let b = ctx.read_typed::<u128>(&bal_key(&a.symbol, &a.owner))?.unwrap_or(0);
                 Ok(json!({ "symbol": a.symbol, "owner": a.owner, "balance": b.to_string() }))
             }
             "allowance" => {
                 let a: Allowance = decode_args(args)?;
-                let v = ctx
-                    .read_typed::<u128>(&allow_key(&a.symbol, &a.owner, &a.spender))?
-                    .unwrap_or(0);
+                let v = ctx.read_typed::<u128>(&allow_key(&a.symbol, &a.owner, &a.spender))?.unwrap_or(0);
                 Ok(json!({ "allowance": v.to_string() }))
             }
             "meta" => {
                 let a: Symbol = decode_args(args)?;
                 match ctx.read_typed::<TokenMeta>(&meta_key(&a.symbol))? {
-                    Some(m) => Ok(
-                        json!({ "symbol": a.symbol, "issuer": m.issuer, "supply": m.supply.to_string() }),
-                    ),
+                    Some(m) => Ok(json!({ "symbol": a.symbol, "issuer": m.issuer, "supply": m.supply.to_string() })),
                     None => revert(format!("unknown token {}", a.symbol)),
                 }
             }

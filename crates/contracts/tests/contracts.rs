@@ -17,17 +17,7 @@ fn chain(dir: &std::path::Path) -> DevChain {
 }
 
 fn token_balance(dc: &DevChain, sym: &str, owner: Address) -> u128 {
-    let v = dc
-        .chain
-        .view(
-            TOKEN_ID,
-            "balance",
-            &args(&BalanceOf {
-                symbol: sym.into(),
-                owner,
-            }),
-        )
-        .unwrap();
+    let v = dc.chain.view(TOKEN_ID, "balance", &args(&BalanceOf { symbol: sym.into(), owner })).unwrap();
     v["balance"].as_str().unwrap().parse().unwrap()
 }
 
@@ -43,11 +33,7 @@ fn reverts(
     reason: &str,
 ) -> Receipt {
     let before = dc.chain.state().account(&key.address());
-    let escrow_before = dc
-        .chain
-        .state()
-        .account(&contract_address(contract))
-        .balance;
+    let escrow_before = dc.chain.state().account(&contract_address(contract)).balance;
     let r = dc.call(key, contract, method, a, value).unwrap();
     match &r.status {
         TxStatus::Reverted(why) => assert!(why.contains(reason), "reason {why:?} lacks {reason:?}"),
@@ -56,18 +42,8 @@ fn reverts(
     assert!(r.events.is_empty());
     let after = dc.chain.state().account(&key.address());
     assert_eq!(after.nonce, before.nonce + 1);
-    assert_eq!(
-        after.balance.0,
-        before.balance.0 - r.fee.0,
-        "only the fee is charged"
-    );
-    assert_eq!(
-        dc.chain
-            .state()
-            .account(&contract_address(contract))
-            .balance,
-        escrow_before
-    );
+    assert_eq!(after.balance.0, before.balance.0 - r.fee.0, "only the fee is charged");
+    assert_eq!(dc.chain.state().account(&contract_address(contract)).balance, escrow_before);
     r
 }
 
@@ -77,16 +53,7 @@ fn token_lifecycle_and_refusals() {
     let mut dc = chain(d.path());
     let (issuer, alice, bob) = (dev_key(0), dev_key(1), dev_key(2));
     let r = dc
-        .call(
-            &issuer,
-            TOKEN_ID,
-            "create",
-            args(&Create {
-                symbol: "KWH".into(),
-                supply: 1_000,
-            }),
-            Amount::ZERO,
-        )
+        .call(&issuer, TOKEN_ID, "create", args(&Create { symbol: "KWH".into(), supply: 1_000 }), Amount::ZERO)
         .unwrap();
     assert_eq!(r.status, TxStatus::Success);
     // create costs: base + call + calldata + 2 new slots + event; within an order of Ethereum's ERC-20 deploy-free mint.
@@ -95,11 +62,7 @@ fn token_lifecycle_and_refusals() {
         &issuer,
         TOKEN_ID,
         "transfer",
-        args(&Transfer {
-            symbol: "KWH".into(),
-            to: alice.address(),
-            amount: 300,
-        }),
+        args(&Transfer { symbol: "KWH".into(), to: alice.address(), amount: 300 }),
         Amount::ZERO,
     )
     .unwrap();
@@ -111,10 +74,7 @@ fn token_lifecycle_and_refusals() {
         &issuer,
         TOKEN_ID,
         "create",
-        args(&Create {
-            symbol: "KWH".into(),
-            supply: 5,
-        }),
+        args(&Create { symbol: "KWH".into(), supply: 5 }),
         Amount::ZERO,
         "exists",
     );
@@ -123,10 +83,7 @@ fn token_lifecycle_and_refusals() {
         &issuer,
         TOKEN_ID,
         "create",
-        args(&Create {
-            symbol: "kwh!".into(),
-            supply: 5,
-        }),
+        args(&Create { symbol: "kwh!".into(), supply: 5 }),
         Amount::ZERO,
         "symbol",
     );
@@ -135,11 +92,7 @@ fn token_lifecycle_and_refusals() {
         &alice,
         TOKEN_ID,
         "transfer",
-        args(&Transfer {
-            symbol: "KWH".into(),
-            to: bob.address(),
-            amount: 301,
-        }),
+        args(&Transfer { symbol: "KWH".into(), to: bob.address(), amount: 301 }),
         Amount::ZERO,
         "insufficient KWH balance",
     );
@@ -148,41 +101,13 @@ fn token_lifecycle_and_refusals() {
         &alice,
         TOKEN_ID,
         "mint",
-        args(&Mint {
-            symbol: "KWH".into(),
-            to: alice.address(),
-            amount: 1,
-        }),
+        args(&Mint { symbol: "KWH".into(), to: alice.address(), amount: 1 }),
         Amount::ZERO,
         "issuer",
     );
-    reverts(
-        &mut dc,
-        &alice,
-        TOKEN_ID,
-        "transfer",
-        vec![1, 2, 3],
-        Amount::ZERO,
-        "bad arguments",
-    );
-    reverts(
-        &mut dc,
-        &alice,
-        TOKEN_ID,
-        "steal",
-        vec![],
-        Amount::ZERO,
-        "no method",
-    );
-    reverts(
-        &mut dc,
-        &alice,
-        99,
-        "x",
-        vec![],
-        Amount::ZERO,
-        "no contract",
-    );
+    reverts(&mut dc, &alice, TOKEN_ID, "transfer", vec![1, 2, 3], Amount::ZERO, "bad arguments");
+    reverts(&mut dc, &alice, TOKEN_ID, "steal", vec![], Amount::ZERO, "no method");
+    reverts(&mut dc, &alice, 99, "x", vec![], Amount::ZERO, "no contract");
     assert_eq!(token_balance(&dc, "KWH", alice.address()), 300);
 
     // Allowances.
@@ -190,45 +115,16 @@ fn token_lifecycle_and_refusals() {
         &alice,
         TOKEN_ID,
         "approve",
-        args(&Approve {
-            symbol: "KWH".into(),
-            spender: bob.address(),
-            amount: 100,
-        }),
+        args(&Approve { symbol: "KWH".into(), spender: bob.address(), amount: 100 }),
         Amount::ZERO,
     )
     .unwrap();
-    let tf = |amount| {
-        args(&TransferFrom {
-            symbol: "KWH".into(),
-            from: alice.address(),
-            to: bob.address(),
-            amount,
-        })
-    };
-    reverts(
-        &mut dc,
-        &bob,
-        TOKEN_ID,
-        "transfer_from",
-        tf(101),
-        Amount::ZERO,
-        "allowance",
-    );
-    let r = dc
-        .call(&bob, TOKEN_ID, "transfer_from", tf(60), Amount::ZERO)
-        .unwrap();
+    let tf = |amount| args(&TransferFrom { symbol: "KWH".into(), from: alice.address(), to: bob.address(), amount });
+    reverts(&mut dc, &bob, TOKEN_ID, "transfer_from", tf(101), Amount::ZERO, "allowance");
+    let r = dc.call(&bob, TOKEN_ID, "transfer_from", tf(60), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     assert_eq!(token_balance(&dc, "KWH", bob.address()), 60);
-    reverts(
-        &mut dc,
-        &bob,
-        TOKEN_ID,
-        "transfer_from",
-        tf(41),
-        Amount::ZERO,
-        "allowance",
-    );
+    reverts(&mut dc, &bob, TOKEN_ID, "transfer_from", tf(41), Amount::ZERO, "allowance");
 }
 
 #[test]
@@ -243,27 +139,16 @@ fn out_of_gas_reverts_everything() {
         nonce,
         TOKEN_ID,
         "create",
-        args(&Create {
-            symbol: "X".into(),
-            supply: 1,
-        }),
+        args(&Create { symbol: "X".into(), supply: 1 }),
         Amount::ZERO,
         30_000,
     );
     let r = dc.exec(tx).unwrap();
-    assert!(
-        matches!(&r.status, TxStatus::Reverted(m) if m.contains("out of gas")),
-        "{:?}",
-        r.status
-    );
+    assert!(matches!(&r.status, TxStatus::Reverted(m) if m.contains("out of gas")), "{:?}", r.status);
     assert_eq!(r.gas_used, 30_000);
     assert!(dc
         .chain
-        .view(
-            TOKEN_ID,
-            "meta",
-            &args(&gridledger_contracts::token::Symbol { symbol: "X".into() })
-        )
+        .view(TOKEN_ID, "meta", &args(&gridledger_contracts::token::Symbol { symbol: "X".into() }))
         .is_err());
 }
 
@@ -274,45 +159,21 @@ fn escrow_time_locks_and_parties() {
     let (participant, merchant, stranger) = (dev_key(0), dev_key(1), dev_key(2));
     let unlock = dc.now + 10_000;
     let expiry = dc.now + 20_000;
-    let lock = Lock {
-        beneficiary: merchant.address(),
-        arbiter: None,
-        unlock_at: unlock,
-        expires_at: Some(expiry),
-    };
+    let lock = Lock { beneficiary: merchant.address(), arbiter: None, unlock_at: unlock, expires_at: Some(expiry) };
+    reverts(&mut dc, &participant, ESCROW_ID, "lock", args(&lock), Amount::ZERO, "positive value");
     reverts(
         &mut dc,
         &participant,
         ESCROW_ID,
         "lock",
-        args(&lock),
-        Amount::ZERO,
-        "positive value",
-    );
-    reverts(
-        &mut dc,
-        &participant,
-        ESCROW_ID,
-        "lock",
-        args(&Lock {
-            expires_at: Some(unlock - 1),
-            ..lock.clone()
-        }),
+        args(&Lock { expires_at: Some(unlock - 1), ..lock.clone() }),
         Amount(5),
         "precedes",
     );
-    let r = dc
-        .call(&participant, ESCROW_ID, "lock", args(&lock), Amount(1_000))
-        .unwrap();
+    let r = dc.call(&participant, ESCROW_ID, "lock", args(&lock), Amount(1_000)).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     let id: u64 = borsh::from_slice(&r.output).unwrap();
-    assert_eq!(
-        dc.chain
-            .state()
-            .account(&contract_address(ESCROW_ID))
-            .balance,
-        Amount(1_000)
-    );
+    assert_eq!(dc.chain.state().account(&contract_address(ESCROW_ID)).balance, Amount(1_000));
 
     // The merchant cannot enforce before the window; strangers never.
     reverts(
@@ -320,119 +181,37 @@ fn escrow_time_locks_and_parties() {
         &merchant,
         ESCROW_ID,
         "claim",
-        args(&Pay {
-            id,
-            amount: Amount(400),
-        }),
+        args(&Pay { id, amount: Amount(400) }),
         Amount::ZERO,
         "time-locked",
     );
-    reverts(
-        &mut dc,
-        &stranger,
-        ESCROW_ID,
-        "claim",
-        args(&Pay {
-            id,
-            amount: Amount(1),
-        }),
-        Amount::ZERO,
-        "beneficiary",
-    );
+    reverts(&mut dc, &stranger, ESCROW_ID, "claim", args(&Pay { id, amount: Amount(1) }), Amount::ZERO, "beneficiary");
     reverts(
         &mut dc,
         &stranger,
         ESCROW_ID,
         "release",
-        args(&Pay {
-            id,
-            amount: Amount(1),
-        }),
+        args(&Pay { id, amount: Amount(1) }),
         Amount::ZERO,
         "depositor or arbiter",
     );
-    reverts(
-        &mut dc,
-        &participant,
-        ESCROW_ID,
-        "refund",
-        args(&Id { id }),
-        Amount::ZERO,
-        "after expiry",
-    );
+    reverts(&mut dc, &participant, ESCROW_ID, "refund", args(&Id { id }), Amount::ZERO, "after expiry");
 
     // The depositor may pay the beneficiary at any time.
     let m0 = dc.chain.account(&merchant.address()).balance;
-    dc.call(
-        &participant,
-        ESCROW_ID,
-        "release",
-        args(&Pay {
-            id,
-            amount: Amount(100),
-        }),
-        Amount::ZERO,
-    )
-    .unwrap();
+    dc.call(&participant, ESCROW_ID, "release", args(&Pay { id, amount: Amount(100) }), Amount::ZERO).unwrap();
     assert_eq!(dc.chain.account(&merchant.address()).balance.0, m0.0 + 100);
 
     dc.now = unlock;
-    let r = dc
-        .call(
-            &merchant,
-            ESCROW_ID,
-            "claim",
-            args(&Pay {
-                id,
-                amount: Amount(400),
-            }),
-            Amount::ZERO,
-        )
-        .unwrap();
+    let r = dc.call(&merchant, ESCROW_ID, "claim", args(&Pay { id, amount: Amount(400) }), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
-    reverts(
-        &mut dc,
-        &merchant,
-        ESCROW_ID,
-        "claim",
-        args(&Pay {
-            id,
-            amount: Amount(501),
-        }),
-        Amount::ZERO,
-        "holds 500",
-    );
+    reverts(&mut dc, &merchant, ESCROW_ID, "claim", args(&Pay { id, amount: Amount(501) }), Amount::ZERO, "holds 500");
 
     dc.now = expiry;
     let p0 = dc.chain.account(&participant.address()).balance;
-    let r = dc
-        .call(
-            &participant,
-            ESCROW_ID,
-            "refund",
-            args(&Id { id }),
-            Amount::ZERO,
-        )
-        .unwrap();
+    let r = dc.call(&participant, ESCROW_ID, "refund", args(&Id { id }), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
-    assert_eq!(
-        dc.chain.account(&participant.address()).balance.0,
-        p0.0 + 500 - r.fee.0
-    );
-    assert_eq!(
-        dc.chain
-            .state()
-            .account(&contract_address(ESCROW_ID))
-            .balance,
-        Amount::ZERO
-    );
-    reverts(
-        &mut dc,
-        &participant,
-        ESCROW_ID,
-        "refund",
-        args(&Id { id }),
-        Amount::ZERO,
-        "no open deposit",
-    );
+    assert_eq!(dc.chain.account(&participant.address()).balance.0, p0.0 + 500 - r.fee.0);
+    assert_eq!(dc.chain.state().account(&contract_address(ESCROW_ID)).balance, Amount::ZERO);
+    reverts(&mut dc, &participant, ESCROW_ID, "refund", args(&Id { id }), Amount::ZERO, "no open deposit");
 }

@@ -48,10 +48,7 @@ pub fn encode<T: BorshSerialize + ?Sized>(v: &T) -> Vec<u8> {
 /// Strict decoding: the whole input must be consumed and be at most `max` bytes.
 pub fn decode<T: BorshDeserialize>(bytes: &[u8], max: usize) -> Result<T, CodecError> {
     if bytes.len() > max {
-        return Err(CodecError::TooLarge {
-            len: bytes.len(),
-            max,
-        });
+        return Err(CodecError::TooLarge { len: bytes.len(), max });
     }
     borsh::from_slice(bytes).map_err(|e| CodecError::Invalid(e.to_string()))
 }
@@ -117,31 +114,16 @@ mod tests {
 
     #[test]
     fn trailing_bytes_and_oversize_are_refused() {
-        let s = Sample {
-            a: Amount(1),
-            e: Energy(2),
-            to: Address::ZERO,
-            memo: vec![],
-            flag: None,
-        };
+        let s = Sample { a: Amount(1), e: Energy(2), to: Address::ZERO, memo: vec![], flag: None };
         let mut bytes = encode(&s);
         bytes.push(0);
-        assert!(matches!(
-            decode::<Sample>(&bytes, 1024),
-            Err(CodecError::Invalid(_))
-        ));
-        assert!(matches!(
-            decode::<Sample>(&bytes, 4),
-            Err(CodecError::TooLarge { .. })
-        ));
+        assert!(matches!(decode::<Sample>(&bytes, 1024), Err(CodecError::Invalid(_))));
+        assert!(matches!(decode::<Sample>(&bytes, 4), Err(CodecError::TooLarge { .. })));
     }
 
     #[test]
     fn tags_separate_domains() {
         assert_ne!(hash_bytes(Tag::TX, b"x"), hash_bytes(Tag::RECEIPT, b"x"));
-        assert_ne!(
-            hash_parts(Tag::TX, &[b"ab", b"c"]),
-            hash_parts(Tag::TX, &[b"a", b"bc"])
-        );
+        assert_ne!(hash_parts(Tag::TX, &[b"ab", b"c"]), hash_parts(Tag::TX, &[b"a", b"bc"]));
     }
 }

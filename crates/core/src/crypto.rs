@@ -119,17 +119,13 @@ impl PublicKey {
 pub fn verify(pk: &PublicKey, digest: &Hash32, sig: &Signature) -> Result<(), CryptoError> {
     let pk = pk.parse()?;
     let sig = SecpSig::from_compact(&sig.0).map_err(|_| CryptoError::BadSignatureEncoding)?;
-    SECP256K1
-        .verify_ecdsa(Message::from_digest(digest.0), &sig, &pk)
-        .map_err(|_| CryptoError::BadSignature)
+    SECP256K1.verify_ecdsa(Message::from_digest(digest.0), &sig, &pk).map_err(|_| CryptoError::BadSignature)
 }
 
 /// Recovers the signer's public key from a recoverable signature.
 pub fn recover(digest: &Hash32, sig: &RecoverableSignature) -> Result<PublicKey, CryptoError> {
-    let rid =
-        RecoveryId::try_from(sig.0[64] as i32).map_err(|_| CryptoError::BadSignatureEncoding)?;
-    let rs = SecpRecSig::from_compact(&sig.0[..64], rid)
-        .map_err(|_| CryptoError::BadSignatureEncoding)?;
+    let rid = RecoveryId::try_from(sig.0[64] as i32).map_err(|_| CryptoError::BadSignatureEncoding)?;
+    let rs = SecpRecSig::from_compact(&sig.0[..64], rid).map_err(|_| CryptoError::BadSignatureEncoding)?;
     // Refuse high-S here too, matching `verify`.
     let std_sig = rs.to_standard();
     let mut normal = std_sig;
@@ -137,9 +133,7 @@ pub fn recover(digest: &Hash32, sig: &RecoverableSignature) -> Result<PublicKey,
     if normal != std_sig {
         return Err(CryptoError::BadSignature);
     }
-    let pk = SECP256K1
-        .recover_ecdsa(Message::from_digest(digest.0), &rs)
-        .map_err(|_| CryptoError::BadSignature)?;
+    let pk = SECP256K1.recover_ecdsa(Message::from_digest(digest.0), &rs).map_err(|_| CryptoError::BadSignature)?;
     Ok(PublicKey(pk.serialize()))
 }
 
@@ -160,12 +154,7 @@ pub fn state_sign(key: &KeyPair, hstate: &Hash32, i: u64) -> Signature {
 }
 
 /// `Verify(hstate, i, σ)` (seed 000 §5.1.2) against the signer's key.
-pub fn state_verify(
-    pk: &PublicKey,
-    hstate: &Hash32,
-    i: u64,
-    sig: &Signature,
-) -> Result<(), CryptoError> {
+pub fn state_verify(pk: &PublicKey, hstate: &Hash32, i: u64, sig: &Signature) -> Result<(), CryptoError> {
     verify(pk, &state_sig_digest(hstate, i), sig)
 }
 
@@ -180,11 +169,7 @@ pub struct VerifyItem<'a> {
 /// Verifies many signatures spread over all cores (rayon's global pool).
 /// The result is in input order.
 pub fn batch_verify(items: &[VerifyItem<'_>]) -> Vec<Result<(), CryptoError>> {
-    items
-        .par_iter()
-        .with_min_len(64)
-        .map(|it| verify(it.pk, &it.digest, it.sig))
-        .collect()
+    items.par_iter().with_min_len(64).map(|it| verify(it.pk, &it.digest, it.sig)).collect()
 }
 
 #[cfg(test)]
@@ -199,17 +184,11 @@ mod tests {
         let s = k.sign(&d);
         assert_eq!(verify(&k.public(), &d, &s), Ok(()));
         let other = hash_bytes(Tag::TX, b"hellO");
-        assert_eq!(
-            verify(&k.public(), &other, &s),
-            Err(CryptoError::BadSignature)
-        );
+        assert_eq!(verify(&k.public(), &other, &s), Err(CryptoError::BadSignature));
         let r = k.sign_recoverable(&d);
         assert_eq!(recover(&d, &r), Ok(k.public()));
         assert_ne!(recover(&other, &r), Ok(k.public()));
-        assert_eq!(
-            verify(&PublicKey([9u8; 33]), &d, &s),
-            Err(CryptoError::BadPublicKey)
-        );
+        assert_eq!(verify(&PublicKey([9u8; 33]), &d, &s), Err(CryptoError::BadPublicKey));
     }
 
     #[test]
@@ -221,9 +200,8 @@ mod tests {
         let mut sig = SecpSig::from_compact(&s.0).unwrap();
         sig.normalize_s();
         let n: [u8; 32] = [
-            0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-            0xFF, 0xFE, 0xBA, 0xAE, 0xDC, 0xE6, 0xAF, 0x48, 0xA0, 0x3B, 0xBF, 0xD2, 0x5E, 0x8C,
-            0xD0, 0x36, 0x41, 0x41,
+            0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 0xBA, 0xAE,
+            0xDC, 0xE6, 0xAF, 0x48, 0xA0, 0x3B, 0xBF, 0xD2, 0x5E, 0x8C, 0xD0, 0x36, 0x41, 0x41,
         ];
         let mut high = s.0;
         let mut borrow = 0i32;
@@ -232,10 +210,7 @@ mod tests {
             borrow = i32::from(v < 0);
             high[32 + i] = v.rem_euclid(256) as u8;
         }
-        assert_eq!(
-            verify(&k.public(), &d, &Signature(high)),
-            Err(CryptoError::BadSignature)
-        );
+        assert_eq!(verify(&k.public(), &d, &Signature(high)), Err(CryptoError::BadSignature));
     }
 
     #[test]
@@ -252,22 +227,13 @@ mod tests {
 
     #[test]
     fn batch_verify_reports_each_item_in_order() {
-        let keys: Vec<KeyPair> = (0..200)
-            .map(|i| KeyPair::from_seed(&i.to_string()))
-            .collect();
+        let keys: Vec<KeyPair> = (0..200).map(|i| KeyPair::from_seed(&i.to_string())).collect();
         let pks: Vec<PublicKey> = keys.iter().map(|k| k.public()).collect();
-        let digests: Vec<Hash32> = (0..200u32)
-            .map(|i| hash_bytes(Tag::TX, &i.to_le_bytes()))
-            .collect();
+        let digests: Vec<Hash32> = (0..200u32).map(|i| hash_bytes(Tag::TX, &i.to_le_bytes())).collect();
         let mut sigs: Vec<Signature> = keys.iter().zip(&digests).map(|(k, d)| k.sign(d)).collect();
         sigs[17] = sigs[18];
-        let items: Vec<VerifyItem> = (0..200)
-            .map(|i| VerifyItem {
-                pk: &pks[i],
-                digest: digests[i],
-                sig: &sigs[i],
-            })
-            .collect();
+        let items: Vec<VerifyItem> =
+            (0..200).map(|i| VerifyItem { pk: &pks[i], digest: digests[i], sig: &sigs[i] }).collect();
         let res = batch_verify(&items);
         for (i, r) in res.iter().enumerate() {
             assert_eq!(r.is_ok(), i != 17, "item {i}");

@@ -13,8 +13,8 @@ pub mod types;
 
 pub use codec::{decode, encode, hash_tagged, CodecError, Tag};
 pub use crypto::{
-    batch_verify, recover, state_hash, state_sign, state_verify, verify, CryptoError, KeyPair,
-    PublicKey, RecoverableSignature, Signature,
+    batch_verify, recover, state_hash, state_sign, state_verify, verify, CryptoError, KeyPair, PublicKey,
+    RecoverableSignature, Signature,
 };
 pub use merkle::{merkle_root, MerkleProof, MerkleTree};
 pub use types::{Address, Amount, ChainId, ContractId, Energy, Epoch, Hash32, Height, Timestamp};

@@ -41,16 +41,7 @@ impl MerkleTree {
         let mut levels = vec![leaves.iter().map(leaf_hash).collect::<Vec<_>>()];
         while levels.last().map_or(0, |l| l.len()) > 1 {
             let prev = levels.last().map(Vec::as_slice).unwrap_or(&[]);
-            let next = prev
-                .chunks(2)
-                .map(|c| {
-                    if c.len() == 2 {
-                        node_hash(&c[0], &c[1])
-                    } else {
-                        c[0]
-                    }
-                })
-                .collect();
+            let next = prev.chunks(2).map(|c| if c.len() == 2 { node_hash(&c[0], &c[1]) } else { c[0] }).collect();
             levels.push(next);
         }
         Self { levels }
@@ -86,11 +77,7 @@ impl MerkleTree {
             }
             i /= 2;
         }
-        Some(MerkleProof {
-            index: index as u64,
-            leaf_count: self.len() as u64,
-            siblings,
-        })
+        Some(MerkleProof { index: index as u64, leaf_count: self.len() as u64, siblings })
     }
 }
 
@@ -113,11 +100,7 @@ impl MerkleProof {
             let sib = i ^ 1;
             if sib < width {
                 let Some(s) = sibs.next() else { return false };
-                h = if i.is_multiple_of(2) {
-                    node_hash(&h, s)
-                } else {
-                    node_hash(s, &h)
-                };
+                h = if i.is_multiple_of(2) { node_hash(&h, s) } else { node_hash(s, &h) };
             }
             i /= 2;
             width = width.div_ceil(2);
@@ -133,9 +116,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn leaves(n: usize) -> Vec<Hash32> {
-        (0..n as u32)
-            .map(|i| hash_bytes(Tag::TX, &i.to_le_bytes()))
-            .collect()
+        (0..n as u32).map(|i| hash_bytes(Tag::TX, &i.to_le_bytes())).collect()
     }
 
     #[test]

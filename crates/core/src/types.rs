@@ -219,13 +219,7 @@ mod tests {
     fn hex_round_trip_and_length_check() {
         let h = Hash32([7u8; 32]);
         assert_eq!(Hash32::from_hex(&h.to_string()).unwrap(), h);
-        assert_eq!(
-            Address::from_hex("0x0102"),
-            Err(ParseError::Length {
-                expected: 20,
-                got: 2
-            })
-        );
+        assert_eq!(Address::from_hex("0x0102"), Err(ParseError::Length { expected: 20, got: 2 }));
         assert_eq!(Address::from_hex("zz"), Err(ParseError::Hex));
     }
 

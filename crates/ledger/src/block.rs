@@ -4,9 +4,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{hash_tagged, Tag};
 use gridledger_core::crypto::{verify, KeyPair};
 use gridledger_core::merkle::{MerkleProof, MerkleTree};
-use gridledger_core::{
-    Address, Amount, ChainId, ContractId, Hash32, Height, PublicKey, Signature, Timestamp,
-};
+use gridledger_core::{Address, Amount, ChainId, ContractId, Hash32, Height, PublicKey, Signature, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::tx::SignedTransaction;
@@ -45,9 +43,9 @@ pub enum Seal {
     Genesis,
     /// The proposer's signature over the header hash.
     Single { signature: Signature },
-    /// A quorum of validator signatures over the header hash (PBFT commit
-    /// certificate): `(validator index, signature)`.
-    Quorum { signatures: Vec<(u32, Signature)> },
+    /// A PBFT commit certificate: a quorum of validators' commit votes for
+    /// this block in `view`, as `(validator index, signature)`.
+    Quorum { view: u64, signatures: Vec<(u32, Signature)> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -72,17 +70,13 @@ impl Block {
     }
 
     pub fn seal_single(&mut self, key: &KeyPair) {
-        self.seal = Seal::Single {
-            signature: key.sign(&self.hash()),
-        };
+        self.seal = Seal::Single { signature: key.sign(&self.hash()) };
     }
 
     /// Checks a single-validator seal against the header's proposer.
     pub fn verify_single_seal(&self) -> bool {
         match &self.seal {
-            Seal::Single { signature } => {
-                verify(&self.header.proposer, &self.hash(), signature).is_ok()
-            }
+            Seal::Single { signature } => verify(&self.header.proposer, &self.hash(), signature).is_ok(),
             _ => false,
         }
     }

@@ -68,10 +68,7 @@ impl TxRules {
 
     pub fn check_decoded(&self, stx: SignedTransaction) -> Result<VerifiedTx, SubmitError> {
         if stx.tx.gas_price < self.min_gas_price {
-            return Err(SubmitError::GasPriceTooLow {
-                price: stx.tx.gas_price,
-                min: self.min_gas_price,
-            });
+            return Err(SubmitError::GasPriceTooLow { price: stx.tx.gas_price, min: self.min_gas_price });
         }
         stx.check_stateless(self.chain_id, self.block_gas_limit)
     }
@@ -114,29 +111,16 @@ impl Chain {
                 let (ex, state) = Self::genesis_block(&genesis)?;
                 store.commit(&ex)?;
                 let tip = ex.block.header.clone();
-                Ok(Self {
-                    store,
-                    state,
-                    registry,
-                    genesis,
-                    config,
-                    mempool,
-                    tip,
-                })
+                Ok(Self { store, state, registry, genesis, config, mempool, tip })
             }
             Some(h) => {
                 let (ex, _) = Self::genesis_block(&genesis)?;
                 if store.genesis_hash()? != Some(ex.block.hash()) {
-                    return Err(ChainError::Genesis(
-                        "the data directory holds a different chain".into(),
-                    ));
+                    return Err(ChainError::Genesis("the data directory holds a different chain".into()));
                 }
                 let tip = store
                     .block(h)?
-                    .ok_or(StoreError::Corrupt {
-                        table: "blocks",
-                        detail: format!("tip {h} missing"),
-                    })?
+                    .ok_or(StoreError::Corrupt { table: "blocks", detail: format!("tip {h} missing") })?
                     .header;
                 let state = State::from_entries(genesis.state_buckets_log2, store.state_entries()?);
                 if state.root() != tip.state_root {
@@ -146,44 +130,24 @@ impl Chain {
                         tip.state_root
                     )));
                 }
-                Ok(Self {
-                    store,
-                    state,
-                    registry,
-                    genesis,
-                    config,
-                    mempool,
-                    tip,
-                })
+                Ok(Self { store, state, registry, genesis, config, mempool, tip })
             }
         }
     }
 
     fn genesis_block(g: &Genesis) -> Result<(ExecutedBlock, State), ChainError> {
         if g.state_buckets_log2 > 24 {
-            return Err(ChainError::Genesis(
-                "state_buckets_log2 must be at most 24".into(),
-            ));
+            return Err(ChainError::Genesis("state_buckets_log2 must be at most 24".into()));
         }
-        g.total_supply()
-            .ok_or_else(|| ChainError::Genesis("total supply overflows".into()))?;
+        g.total_supply().ok_or_else(|| ChainError::Genesis("total supply overflows".into()))?;
         let mut changes = Changes::new();
         let mut seen = BTreeSet::new();
         for a in &g.allocations {
             if !seen.insert(a.address) {
-                return Err(ChainError::Genesis(format!(
-                    "{} allocated twice",
-                    a.address
-                )));
+                return Err(ChainError::Genesis(format!("{} allocated twice", a.address)));
             }
-            let acct = Account {
-                balance: a.balance,
-                nonce: 0,
-            };
-            changes.insert(
-                account_key(&a.address),
-                Some(borsh::to_vec(&acct).unwrap_or_default()),
-            );
+            let acct = Account { balance: a.balance, nonce: 0 };
+            changes.insert(account_key(&a.address), Some(borsh::to_vec(&acct).unwrap_or_default()));
         }
         let mut state = State::new(g.state_buckets_log2);
         let root = state.apply(&changes);
@@ -200,15 +164,7 @@ impl Chain {
             tx_count: 0,
         };
         Ok((
-            ExecutedBlock {
-                block: Block {
-                    header,
-                    txs: vec![],
-                    seal: Seal::Genesis,
-                },
-                receipts: vec![],
-                changes,
-            },
+            ExecutedBlock { block: Block { header, txs: vec![], seal: Seal::Genesis }, receipts: vec![], changes },
             state,
         ))
     }
@@ -293,12 +249,7 @@ impl Chain {
         let candidates = self.mempool.candidates(self.config.max_block_txs);
         let mut dropped = Vec::new();
         let ex = {
-            let mut b = BlockBuilder::new(
-                &self.state,
-                &self.registry,
-                env,
-                self.config.block_gas_limit,
-            );
+            let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
             for tx in candidates {
                 let h = tx.hash();
                 match b.push(tx) {
@@ -307,12 +258,7 @@ impl Chain {
                     Err(e) => dropped.push((h, e.to_string())),
                 }
             }
-            b.finish(
-                self.genesis.chain_id,
-                self.tip.hash(),
-                *proposer,
-                &self.state,
-            )
+            b.finish(self.genesis.chain_id, self.tip.hash(), *proposer, &self.state)
         };
         for (h, _) in &dropped {
             self.mempool.evict(h);
@@ -322,11 +268,7 @@ impl Chain {
 
     /// Single-validator block production: build, seal, commit. Returns
     /// `None` when there is nothing to include.
-    pub fn produce_block(
-        &mut self,
-        key: &KeyPair,
-        timestamp: Timestamp,
-    ) -> Result<Option<Committed>, ChainError> {
+    pub fn produce_block(&mut self, key: &KeyPair, timestamp: Timestamp) -> Result<Option<Committed>, ChainError> {
         Ok(self.produce_blocks(key, timestamp, 1)?.pop())
     }
 
@@ -350,12 +292,7 @@ impl Chain {
             let candidates = self.mempool.candidates(self.config.max_block_txs);
             let mut dropped = Vec::new();
             let body = {
-                let mut b = BlockBuilder::new(
-                    &self.state,
-                    &self.registry,
-                    env,
-                    self.config.block_gas_limit,
-                );
+                let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
                 for tx in candidates {
                     let h = tx.hash();
                     match b.push(tx) {
@@ -376,15 +313,10 @@ impl Chain {
                 continue;
             }
             let root = self.state.apply(&body.changes);
-            let mut ex =
-                body.into_block(self.genesis.chain_id, self.tip.hash(), key.public(), root);
+            let mut ex = body.into_block(self.genesis.chain_id, self.tip.hash(), key.public(), root);
             ex.block.seal_single(key);
             self.advance(&ex);
-            out.push(Committed {
-                block: ex.block.clone(),
-                receipts: ex.receipts.clone(),
-                dropped,
-            });
+            out.push(Committed { block: ex.block.clone(), receipts: ex.receipts.clone(), dropped });
             executed.push(ex);
         }
         if let Err(e) = self.store.commit_many(&executed) {
@@ -400,13 +332,9 @@ impl Chain {
         self.tip = self
             .store
             .block(h)?
-            .ok_or(StoreError::Corrupt {
-                table: "blocks",
-                detail: format!("tip {h} missing"),
-            })?
+            .ok_or(StoreError::Corrupt { table: "blocks", detail: format!("tip {h} missing") })?
             .header;
-        self.state =
-            State::from_entries(self.genesis.state_buckets_log2, self.store.state_entries()?);
+        self.state = State::from_entries(self.genesis.state_buckets_log2, self.store.state_entries()?);
         Ok(())
     }
 
@@ -427,10 +355,7 @@ impl Chain {
             return invalid(format!("chain id {}", h.chain_id));
         }
         if h.height != self.tip.height + 1 {
-            return invalid(format!(
-                "height {} does not follow {}",
-                h.height, self.tip.height
-            ));
+            return invalid(format!("height {} does not follow {}", h.height, self.tip.height));
         }
         if h.parent != self.tip.hash() {
             return invalid("parent hash mismatch".into());
@@ -442,17 +367,8 @@ impl Chain {
             return invalid(format!("{} transactions exceed the limit", block.txs.len()));
         }
         let rules = self.rules();
-        let env = BlockEnv {
-            height: h.height,
-            timestamp: h.timestamp,
-            proposer: h.proposer.address(),
-        };
-        let mut b = BlockBuilder::new(
-            &self.state,
-            &self.registry,
-            env,
-            self.config.block_gas_limit,
-        );
+        let env = BlockEnv { height: h.height, timestamp: h.timestamp, proposer: h.proposer.address() };
+        let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
         for tx in &block.txs {
             if let Err(e) = rules.check_decoded(tx.clone()) {
                 return invalid(format!("transaction {}: {e}", tx.hash()));
@@ -461,12 +377,7 @@ impl Chain {
                 return invalid(format!("transaction {}: {e}", tx.hash()));
             }
         }
-        let mut ex = b.finish(
-            self.genesis.chain_id,
-            self.tip.hash(),
-            h.proposer,
-            &self.state,
-        );
+        let mut ex = b.finish(self.genesis.chain_id, self.tip.hash(), h.proposer, &self.state);
         if ex.block.header != *h {
             return invalid("header does not match re-execution".into());
         }
@@ -492,28 +403,17 @@ impl Chain {
         let Some((h, i)) = self.store.tx_location(tx)? else {
             return Ok(None);
         };
-        Ok(self
-            .store
-            .receipts(h)?
-            .and_then(|r| r.into_iter().nth(i as usize)))
+        Ok(self.store.receipts(h)?.and_then(|r| r.into_iter().nth(i as usize)))
     }
 
     /// Runs a contract's read-only view against committed state.
-    pub fn view(
-        &self,
-        contract: u32,
-        method: &str,
-        args: &[u8],
-    ) -> Result<serde_json::Value, ContractError> {
+    pub fn view(&self, contract: u32, method: &str, args: &[u8]) -> Result<serde_json::Value, ContractError> {
         let c = self
             .registry
             .get(contract)
             .ok_or_else(|| ContractError::Revert(format!("no contract with id {contract}")))?;
-        let env = BlockEnv {
-            height: self.tip.height,
-            timestamp: self.tip.timestamp,
-            proposer: self.tip.proposer.address(),
-        };
+        let env =
+            BlockEnv { height: self.tip.height, timestamp: self.tip.timestamp, proposer: self.tip.proposer.address() };
         c.view(&ViewContext::new(&self.state, contract, env), method, args)
     }
 }

@@ -6,8 +6,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::crypto::{recover, verify};
 use gridledger_core::{
-    Address, Amount, ContractId, Hash32, Height, PublicKey, RecoverableSignature, Signature,
-    Timestamp,
+    Address, Amount, ContractId, Hash32, Height, PublicKey, RecoverableSignature, Signature, Timestamp,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,20 +42,10 @@ pub trait NativeContract: Send + Sync {
 
     /// Executes `method`. Everything it writes through `ctx` is applied only
     /// if it returns `Ok`.
-    fn call(
-        &self,
-        ctx: &mut CallContext<'_, '_>,
-        method: &str,
-        args: &[u8],
-    ) -> Result<Vec<u8>, ContractError>;
+    fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> Result<Vec<u8>, ContractError>;
 
     /// A read-only query for the API (no gas, no writes).
-    fn view(
-        &self,
-        ctx: &ViewContext<'_>,
-        method: &str,
-        args: &[u8],
-    ) -> Result<serde_json::Value, ContractError>;
+    fn view(&self, ctx: &ViewContext<'_>, method: &str, args: &[u8]) -> Result<serde_json::Value, ContractError>;
 }
 
 /// Contracts deployed on a chain, by id.
@@ -142,11 +131,7 @@ impl CallContext<'_, '_> {
     /// Writes a storage slot: `SSTORE` set or reset per 32-byte word.
     pub fn write(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), ContractError> {
         let k = contract_key(self.contract, key);
-        let per_word = if self.overlay.get(&k).is_some() {
-            gas::SSTORE_RESET
-        } else {
-            gas::SSTORE_SET
-        };
+        let per_word = if self.overlay.get(&k).is_some() { gas::SSTORE_RESET } else { gas::SSTORE_SET };
         self.charge(per_word * gas::words(value.len()))?;
         self.overlay.set(k, value);
         Ok(())
@@ -158,23 +143,16 @@ impl CallContext<'_, '_> {
         Ok(())
     }
 
-    pub fn read_typed<T: BorshDeserialize>(
-        &mut self,
-        key: &[u8],
-    ) -> Result<Option<T>, ContractError> {
+    pub fn read_typed<T: BorshDeserialize>(&mut self, key: &[u8]) -> Result<Option<T>, ContractError> {
         match self.read(key)? {
             None => Ok(None),
-            Some(v) => borsh::from_slice(&v)
-                .map(Some)
-                .map_err(|_| ContractError::Revert("corrupt contract storage".into())),
+            Some(v) => {
+                borsh::from_slice(&v).map(Some).map_err(|_| ContractError::Revert("corrupt contract storage".into()))
+            }
         }
     }
 
-    pub fn write_typed<T: BorshSerialize>(
-        &mut self,
-        key: &[u8],
-        v: &T,
-    ) -> Result<(), ContractError> {
+    pub fn write_typed<T: BorshSerialize>(&mut self, key: &[u8], v: &T) -> Result<(), ContractError> {
         self.write(key, borsh::to_vec(v).unwrap_or_default())
     }
 
@@ -198,27 +176,17 @@ impl CallContext<'_, '_> {
         };
         self.overlay.set_account(&from, &src);
         let mut dst: Account = self.overlay.account(to);
-        dst.balance = dst
-            .balance
-            .checked_add(amount)
-            .ok_or_else(|| ContractError::Revert("balance overflow".into()))?;
+        dst.balance =
+            dst.balance.checked_add(amount).ok_or_else(|| ContractError::Revert("balance overflow".into()))?;
         self.overlay.set_account(to, &dst);
         Ok(())
     }
 
     /// Emits an event: `LOG` with one topic (the name) plus data bytes.
-    pub fn emit(
-        &mut self,
-        name: &str,
-        attributes: Vec<(String, String)>,
-    ) -> Result<(), ContractError> {
+    pub fn emit(&mut self, name: &str, attributes: Vec<(String, String)>) -> Result<(), ContractError> {
         let bytes: usize = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
         self.charge(gas::LOG_BASE + gas::LOG_TOPIC + gas::LOG_BYTE * bytes as u64)?;
-        self.events.push(Event {
-            emitter: self.contract,
-            name: name.to_string(),
-            attributes,
-        });
+        self.events.push(Event { emitter: self.contract, name: name.to_string(), attributes });
         Ok(())
     }
 
@@ -253,11 +221,7 @@ impl CallContext<'_, '_> {
     /// beyond a balance read).
     pub fn account(&mut self, who: &Address) -> Result<Account, ContractError> {
         self.charge(gas::BALANCE)?;
-        Ok(self
-            .overlay
-            .get(&account_key(who))
-            .and_then(|v| borsh::from_slice(&v).ok())
-            .unwrap_or_default())
+        Ok(self.overlay.get(&account_key(who)).and_then(|v| borsh::from_slice(&v).ok()).unwrap_or_default())
     }
 }
 
@@ -270,11 +234,7 @@ pub struct ViewContext<'a> {
 
 impl<'a> ViewContext<'a> {
     pub fn new(state: &'a dyn StateRead, contract: ContractId, env: BlockEnv) -> Self {
-        Self {
-            state,
-            contract,
-            env,
-        }
+        Self { state, contract, env }
     }
     pub fn read(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.state.get(&contract_key(self.contract, key))
@@ -282,9 +242,9 @@ impl<'a> ViewContext<'a> {
     pub fn read_typed<T: BorshDeserialize>(&self, key: &[u8]) -> Result<Option<T>, ContractError> {
         match self.read(key) {
             None => Ok(None),
-            Some(v) => borsh::from_slice(&v)
-                .map(Some)
-                .map_err(|_| ContractError::Revert("corrupt contract storage".into())),
+            Some(v) => {
+                borsh::from_slice(&v).map(Some).map_err(|_| ContractError::Revert("corrupt contract storage".into()))
+            }
         }
     }
     pub fn balance(&self, who: &Address) -> Amount {

@@ -21,22 +21,12 @@ pub fn dev_validator(i: usize) -> KeyPair {
 }
 
 /// A genesis funding `accounts` development keys with `balance` each.
-pub fn dev_genesis(
-    chain_id: ChainId,
-    accounts: usize,
-    balance: Amount,
-    validators: &[KeyPair],
-) -> Genesis {
+pub fn dev_genesis(chain_id: ChainId, accounts: usize, balance: Amount, validators: &[KeyPair]) -> Genesis {
     Genesis {
         chain_id,
         timestamp: 0,
         state_buckets_log2: 14,
-        allocations: (0..accounts)
-            .map(|i| Allocation {
-                address: dev_key(i).address(),
-                balance,
-            })
-            .collect(),
+        allocations: (0..accounts).map(|i| Allocation { address: dev_key(i).address(), balance }).collect(),
         validators: validators.iter().map(|k| k.public()).collect(),
     }
 }
@@ -79,12 +69,7 @@ pub fn call(
         nonce,
         gas_limit,
         gas_price: Amount(1),
-        kind: TxKind::Call {
-            contract,
-            method: method.into(),
-            args,
-            value,
-        },
+        kind: TxKind::Call { contract, method: method.into(), args, value },
     }
     .sign(key)
 }
@@ -108,24 +93,10 @@ impl DevChain {
         registry: crate::contract::ContractRegistry,
     ) -> Result<Self, crate::error::ChainError> {
         let validator = dev_validator(0);
-        let genesis = dev_genesis(
-            Self::CHAIN_ID,
-            accounts,
-            balance,
-            std::slice::from_ref(&validator),
-        );
-        let chain = crate::chain::Chain::open(
-            dir,
-            genesis,
-            registry,
-            crate::chain::ChainConfig::default(),
-        )?;
+        let genesis = dev_genesis(Self::CHAIN_ID, accounts, balance, std::slice::from_ref(&validator));
+        let chain = crate::chain::Chain::open(dir, genesis, registry, crate::chain::ChainConfig::default())?;
         let now = chain.tip().timestamp + 1_000;
-        Ok(Self {
-            chain,
-            validator,
-            now,
-        })
+        Ok(Self { chain, validator, now })
     }
 
     /// Next nonce of a key, counting pending transactions.
@@ -134,26 +105,15 @@ impl DevChain {
     }
 
     /// Submits one transaction and commits a block holding it.
-    pub fn exec(
-        &mut self,
-        tx: SignedTransaction,
-    ) -> Result<crate::block::Receipt, crate::error::SubmitError> {
+    pub fn exec(&mut self, tx: SignedTransaction) -> Result<crate::block::Receipt, crate::error::SubmitError> {
         let h = self.chain.submit(&tx.to_bytes())?;
         self.seal();
-        Ok(self
-            .chain
-            .receipt(&h)
-            .ok()
-            .flatten()
-            .expect("an admitted transaction is included in the next block"))
+        Ok(self.chain.receipt(&h).ok().flatten().expect("an admitted transaction is included in the next block"))
     }
 
     /// Commits whatever is pending as one block, advancing the clock by 1 s.
     pub fn seal(&mut self) -> Option<crate::chain::Committed> {
-        let c = self
-            .chain
-            .produce_block(&self.validator, self.now)
-            .expect("dev chain commit");
+        let c = self.chain.produce_block(&self.validator, self.now).expect("dev chain commit");
         self.now += 1_000;
         c
     }
@@ -167,16 +127,7 @@ impl DevChain {
         args: Vec<u8>,
         value: Amount,
     ) -> Result<crate::block::Receipt, crate::error::SubmitError> {
-        let tx = call(
-            key,
-            Self::CHAIN_ID,
-            self.nonce(key),
-            contract,
-            method,
-            args,
-            value,
-            1_000_000,
-        );
+        let tx = call(key, Self::CHAIN_ID, self.nonce(key), contract, method, args, value, 1_000_000);
         self.exec(tx)
     }
 }

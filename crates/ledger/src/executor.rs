@@ -48,12 +48,7 @@ pub struct BlockBuilder<'a> {
 }
 
 impl<'a> BlockBuilder<'a> {
-    pub fn new(
-        state: &'a State,
-        registry: &'a ContractRegistry,
-        env: BlockEnv,
-        block_gas_limit: u64,
-    ) -> Self {
+    pub fn new(state: &'a State, registry: &'a ContractRegistry, env: BlockEnv, block_gas_limit: u64) -> Self {
         Self {
             registry,
             overlay: Overlay::new(state),
@@ -91,17 +86,11 @@ impl<'a> BlockBuilder<'a> {
         }
         let mut acct = self.overlay.account(&sender);
         if acct.nonce != tx.nonce {
-            return Err(TxRejected::Nonce {
-                expected: acct.nonce,
-                got: tx.nonce,
-            });
+            return Err(TxRejected::Nonce { expected: acct.nonce, got: tx.nonce });
         }
         let max_cost = tx.max_cost().ok_or(TxRejected::Overflow)?;
         if acct.balance < max_cost {
-            return Err(TxRejected::Balance {
-                needed: max_cost,
-                available: acct.balance,
-            });
+            return Err(TxRejected::Balance { needed: max_cost, available: acct.balance });
         }
         acct.nonce += 1;
         self.overlay.set_account(&sender, &acct);
@@ -112,15 +101,7 @@ impl<'a> BlockBuilder<'a> {
             let mut inner = Overlay::new(&self.overlay);
             let result = match meter.charge(tx.intrinsic_gas()) {
                 Err(e) => Err(ContractError::OutOfGas(e)),
-                Ok(()) => run_body(
-                    self.registry,
-                    &mut inner,
-                    &mut meter,
-                    &mut events,
-                    sender,
-                    &tx.kind,
-                    self.env,
-                ),
+                Ok(()) => run_body(self.registry, &mut inner, &mut meter, &mut events, sender, &tx.kind, self.env),
             };
             match result {
                 Ok(out) => (TxStatus::Success, out, Some(inner.into_changes())),
@@ -161,13 +142,7 @@ impl<'a> BlockBuilder<'a> {
 
     /// Computes the state root without touching `base` and returns the
     /// unsealed block.
-    pub fn finish(
-        self,
-        chain_id: ChainId,
-        parent: Hash32,
-        proposer: PublicKey,
-        base: &State,
-    ) -> ExecutedBlock {
+    pub fn finish(self, chain_id: ChainId, parent: Hash32, proposer: PublicKey, base: &State) -> ExecutedBlock {
         let body = self.into_body();
         let root = base.root_after(&body.changes);
         body.into_block(chain_id, parent, proposer, root)
@@ -219,11 +194,7 @@ impl BuiltBody {
             tx_count: self.txs.len() as u32,
         };
         ExecutedBlock {
-            block: Block {
-                header,
-                txs: self.txs,
-                seal: Seal::Genesis,
-            },
+            block: Block { header, txs: self.txs, seal: Seal::Genesis },
             receipts: self.receipts,
             changes: self.changes,
         }
@@ -253,28 +224,14 @@ fn run_body(
             });
             Ok(Vec::new())
         }
-        TxKind::Call {
-            contract,
-            method,
-            args,
-            value,
-        } => {
+        TxKind::Call { contract, method, args, value } => {
             meter.charge(gas::CALL)?;
             let Some(c) = registry.get(*contract) else {
-                return Err(ContractError::Revert(format!(
-                    "no contract with id {contract}"
-                )));
+                return Err(ContractError::Revert(format!("no contract with id {contract}")));
             };
             move_coin(overlay, &sender, &contract_address(*contract), *value)?;
-            let mut ctx = CallContext {
-                overlay,
-                meter,
-                events,
-                caller: sender,
-                value: *value,
-                contract: *contract,
-                env,
-            };
+            let mut ctx =
+                CallContext { overlay, meter, events, caller: sender, value: *value, contract: *contract, env };
             c.call(&mut ctx, method, args)
         }
     }
@@ -290,16 +247,10 @@ fn move_coin(
         return Ok(());
     }
     let mut a = overlay.account(from);
-    a.balance = a
-        .balance
-        .checked_sub(amount)
-        .ok_or_else(|| ContractError::Revert("insufficient balance".into()))?;
+    a.balance = a.balance.checked_sub(amount).ok_or_else(|| ContractError::Revert("insufficient balance".into()))?;
     overlay.set_account(from, &a);
     let mut b = overlay.account(to);
-    b.balance = b
-        .balance
-        .checked_add(amount)
-        .ok_or_else(|| ContractError::Revert("balance overflow".into()))?;
+    b.balance = b.balance.checked_add(amount).ok_or_else(|| ContractError::Revert("balance overflow".into()))?;
     overlay.set_account(to, &b);
     Ok(())
 }

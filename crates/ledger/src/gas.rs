@@ -46,16 +46,7 @@ pub fn words(len: usize) -> u64 {
 
 /// Calldata cost of a byte string.
 pub fn calldata(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .map(|b| {
-            if *b == 0 {
-                CALLDATA_ZERO
-            } else {
-                CALLDATA_NONZERO
-            }
-        })
-        .sum()
+    bytes.iter().map(|b| if *b == 0 { CALLDATA_ZERO } else { CALLDATA_NONZERO }).sum()
 }
 
 /// The meter ran dry.
@@ -82,10 +73,7 @@ impl GasMeter {
         let needed = self.used.saturating_add(gas);
         if needed > self.limit {
             self.used = self.limit;
-            return Err(OutOfGas {
-                limit: self.limit,
-                needed,
-            });
+            return Err(OutOfGas { limit: self.limit, needed });
         }
         self.used = needed;
         Ok(())
@@ -108,22 +96,13 @@ mod tests {
     fn meter_stops_at_limit() {
         let mut m = GasMeter::new(100);
         assert!(m.charge(60).is_ok());
-        assert_eq!(
-            m.charge(50),
-            Err(OutOfGas {
-                limit: 100,
-                needed: 110
-            })
-        );
+        assert_eq!(m.charge(50), Err(OutOfGas { limit: 100, needed: 110 }));
         assert_eq!(m.used(), 100);
     }
 
     #[test]
     fn calldata_prices_zero_bytes_lower() {
-        assert_eq!(
-            calldata(&[0, 1, 0, 2]),
-            2 * CALLDATA_ZERO + 2 * CALLDATA_NONZERO
-        );
+        assert_eq!(calldata(&[0, 1, 0, 2]), 2 * CALLDATA_ZERO + 2 * CALLDATA_NONZERO);
         assert_eq!(words(0), 1);
         assert_eq!(words(33), 2);
     }

@@ -38,8 +38,6 @@ impl Genesis {
     }
 
     pub fn total_supply(&self) -> Option<Amount> {
-        self.allocations
-            .iter()
-            .try_fold(Amount::ZERO, |a, x| a.checked_add(x.balance))
+        self.allocations.iter().try_fold(Amount::ZERO, |a, x| a.checked_add(x.balance))
     }
 }

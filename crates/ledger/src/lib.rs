@@ -17,8 +17,7 @@ pub mod tx;
 pub use block::{Block, BlockHeader, Event, Receipt, Seal, TxStatus};
 pub use chain::{Chain, ChainConfig, Committed, TxRules};
 pub use contract::{
-    decode_args, revert, BlockEnv, CallContext, ContractError, ContractRegistry, NativeContract,
-    ViewContext,
+    decode_args, revert, BlockEnv, CallContext, ContractError, ContractRegistry, NativeContract, ViewContext,
 };
 pub use error::{ChainError, StoreError, SubmitError};
 pub use executor::{BlockBuilder, ExecutedBlock, TxRejected};

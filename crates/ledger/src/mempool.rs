@@ -28,14 +28,7 @@ pub struct Mempool {
 
 impl Mempool {
     pub fn new(capacity: usize, per_sender: usize) -> Self {
-        Self {
-            capacity,
-            per_sender,
-            senders: HashMap::new(),
-            by_hash: HashMap::new(),
-            order: VecDeque::new(),
-            len: 0,
-        }
+        Self { capacity, per_sender, senders: HashMap::new(), by_hash: HashMap::new(), order: VecDeque::new(), len: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -62,41 +55,23 @@ impl Mempool {
             return Err(SubmitError::AlreadyKnown);
         }
         if self.len >= self.capacity {
-            return Err(SubmitError::MempoolFull {
-                capacity: self.capacity,
-            });
+            return Err(SubmitError::MempoolFull { capacity: self.capacity });
         }
         let nonce = vtx.tx.tx.nonce;
-        let (queued, reserved) = self
-            .senders
-            .get(&vtx.sender)
-            .map_or((0, Amount::ZERO), |q| (q.txs.len(), q.reserved));
+        let (queued, reserved) = self.senders.get(&vtx.sender).map_or((0, Amount::ZERO), |q| (q.txs.len(), q.reserved));
         let next = committed.nonce + queued as u64;
         if nonce < next {
-            return Err(SubmitError::NonceTooLow {
-                expected: next,
-                got: nonce,
-            });
+            return Err(SubmitError::NonceTooLow { expected: next, got: nonce });
         }
         if nonce > next {
-            return Err(SubmitError::NonceGap {
-                expected: next,
-                got: nonce,
-            });
+            return Err(SubmitError::NonceGap { expected: next, got: nonce });
         }
         if queued >= self.per_sender {
-            return Err(SubmitError::SenderQueueFull {
-                limit: self.per_sender,
-            });
+            return Err(SubmitError::SenderQueueFull { limit: self.per_sender });
         }
-        let needed = reserved
-            .checked_add(vtx.max_cost)
-            .ok_or(SubmitError::Overflow)?;
+        let needed = reserved.checked_add(vtx.max_cost).ok_or(SubmitError::Overflow)?;
         if needed > committed.balance {
-            return Err(SubmitError::InsufficientBalance {
-                needed,
-                available: committed.balance,
-            });
+            return Err(SubmitError::InsufficientBalance { needed, available: committed.balance });
         }
         let hash = vtx.hash;
         let sender = vtx.sender;
@@ -115,12 +90,7 @@ impl Mempool {
     /// in arrival order, each sender's in nonce order.
     pub fn candidates(&self, max: usize) -> Vec<SignedTransaction> {
         let mut out = Vec::with_capacity(max.min(self.len));
-        let mut iters: Vec<_> = self
-            .order
-            .iter()
-            .filter_map(|a| self.senders.get(a))
-            .map(|q| q.txs.values())
-            .collect();
+        let mut iters: Vec<_> = self.order.iter().filter_map(|a| self.senders.get(a)).map(|q| q.txs.values()).collect();
         while out.len() < max && !iters.is_empty() {
             iters.retain_mut(|it| match it.next() {
                 Some(v) if out.len() < max => {
@@ -136,11 +106,7 @@ impl Mempool {
     /// Drops what the committed state has made stale: every transaction whose
     /// nonce is below its sender's committed nonce, and all of a sender's
     /// transactions if the queue no longer starts at the committed nonce.
-    pub fn prune<F: Fn(&Address) -> Account>(
-        &mut self,
-        senders: impl IntoIterator<Item = Address>,
-        account: F,
-    ) {
+    pub fn prune<F: Fn(&Address) -> Account>(&mut self, senders: impl IntoIterator<Item = Address>, account: F) {
         for s in senders {
             let Some(q) = self.senders.get_mut(&s) else {
                 continue;
@@ -160,9 +126,7 @@ impl Mempool {
                 self.by_hash.remove(&v.hash);
                 self.len -= 1;
             }
-            q.reserved = q.txs.values().fold(Amount::ZERO, |a, v| {
-                a.checked_add(v.max_cost).unwrap_or(Amount::MAX)
-            });
+            q.reserved = q.txs.values().fold(Amount::ZERO, |a, v| a.checked_add(v.max_cost).unwrap_or(Amount::MAX));
             if q.txs.is_empty() {
                 self.senders.remove(&s);
             }
@@ -183,9 +147,7 @@ impl Mempool {
                 self.by_hash.remove(&v.hash);
                 self.len -= 1;
             }
-            q.reserved = q.txs.values().fold(Amount::ZERO, |a, v| {
-                a.checked_add(v.max_cost).unwrap_or(Amount::MAX)
-            });
+            q.reserved = q.txs.values().fold(Amount::ZERO, |a, v| a.checked_add(v.max_cost).unwrap_or(Amount::MAX));
             if q.txs.is_empty() {
                 self.senders.remove(&s);
                 self.order.retain(|a| *a != s);

@@ -16,18 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A native account.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    BorshSerialize,
-    BorshDeserialize,
-    Serialize,
-    Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Account {
     pub balance: Amount,
     pub nonce: u64,
@@ -66,9 +55,7 @@ pub trait StateRead {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
 
     fn account(&self, a: &Address) -> Account {
-        self.get(&account_key(a))
-            .and_then(|v| borsh::from_slice(&v).ok())
-            .unwrap_or_default()
+        self.get(&account_key(a)).and_then(|v| borsh::from_slice(&v).ok()).unwrap_or_default()
     }
 }
 
@@ -101,19 +88,14 @@ impl State {
             map: HashMap::new(),
             log2_buckets,
             buckets: vec![BTreeMap::new(); n],
-            nodes: (0..=log2_buckets)
-                .map(|l| vec![Hash32::ZERO; 1 << l])
-                .collect(),
+            nodes: (0..=log2_buckets).map(|l| vec![Hash32::ZERO; 1 << l]).collect(),
         };
         s.rebuild_tree();
         s
     }
 
     /// Loads a full map (e.g. from the store) and builds the tree.
-    pub fn from_entries(
-        log2_buckets: u32,
-        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
-    ) -> Self {
+    pub fn from_entries(log2_buckets: u32, entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Self {
         let mut s = Self::new(log2_buckets);
         for (k, v) in entries {
             let b = s.bucket_of(&k);
@@ -142,9 +124,7 @@ impl State {
 
     fn bucket_of(&self, key: &[u8]) -> usize {
         let h = hash_parts(Tag::STATE_BUCKET, &[key]);
-        let v = u64::from_be_bytes([
-            h.0[0], h.0[1], h.0[2], h.0[3], h.0[4], h.0[5], h.0[6], h.0[7],
-        ]);
+        let v = u64::from_be_bytes([h.0[0], h.0[1], h.0[2], h.0[3], h.0[4], h.0[5], h.0[6], h.0[7]]);
         if self.log2_buckets == 0 {
             0
         } else {
@@ -172,10 +152,7 @@ impl State {
         }
         for level in (0..k).rev() {
             for i in 0..self.nodes[level].len() {
-                self.nodes[level][i] = Self::node(
-                    &self.nodes[level + 1][2 * i],
-                    &self.nodes[level + 1][2 * i + 1],
-                );
+                self.nodes[level][i] = Self::node(&self.nodes[level + 1][2 * i], &self.nodes[level + 1][2 * i + 1]);
             }
         }
     }
@@ -205,10 +182,7 @@ impl State {
         for level in (0..k).rev() {
             let parents: BTreeSet<usize> = level_dirty.iter().map(|i| i / 2).collect();
             for &i in &parents {
-                self.nodes[level][i] = Self::node(
-                    &self.nodes[level + 1][2 * i],
-                    &self.nodes[level + 1][2 * i + 1],
-                );
+                self.nodes[level][i] = Self::node(&self.nodes[level + 1][2 * i], &self.nodes[level + 1][2 * i + 1]);
             }
             level_dirty = parents;
         }
@@ -220,10 +194,7 @@ impl State {
         let k = self.log2_buckets as usize;
         let mut touched: BTreeMap<usize, BTreeMap<Vec<u8>, Option<Hash32>>> = BTreeMap::new();
         for (key, v) in changes {
-            touched
-                .entry(self.bucket_of(key))
-                .or_default()
-                .insert(key.clone(), v.as_ref().map(|v| entry_hash(key, v)));
+            touched.entry(self.bucket_of(key)).or_default().insert(key.clone(), v.as_ref().map(|v| entry_hash(key, v)));
         }
         let mut level: BTreeMap<usize, Hash32> = BTreeMap::new();
         for (b, updates) in touched {
@@ -268,10 +239,7 @@ pub struct Overlay<'a> {
 
 impl<'a> Overlay<'a> {
     pub fn new(base: &'a dyn StateRead) -> Self {
-        Self {
-            base,
-            writes: Changes::new(),
-        }
+        Self { base, writes: Changes::new() }
     }
 
     pub fn set(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -314,10 +282,7 @@ mod tests {
     use super::*;
 
     fn ch(pairs: &[(&[u8], Option<&[u8]>)]) -> Changes {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_vec(), v.map(|v| v.to_vec())))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_vec(), v.map(|v| v.to_vec()))).collect()
     }
 
     #[test]

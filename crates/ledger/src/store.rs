@@ -20,6 +20,9 @@ const BLOCK_BY_HASH: TableDefinition<&[u8], u64> = TableDefinition::new("block_b
 const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
 const TX_INDEX: TableDefinition<&[u8], (u64, u32)> = TableDefinition::new("tx_index");
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+/// Small records of the layers above (e.g. consensus votes that must
+/// survive a crash), by name.
+const AUX: TableDefinition<&str, &[u8]> = TableDefinition::new("aux");
 
 const TIP: &str = "tip";
 const GENESIS: &str = "genesis_hash";
@@ -47,6 +50,7 @@ impl Store {
             w.open_table(RECEIPTS)?;
             w.open_table(TX_INDEX)?;
             w.open_table(STATE)?;
+            w.open_table(AUX)?;
         }
         w.commit()?;
         Ok(Self { db: Arc::new(db) })
@@ -59,10 +63,8 @@ impl Store {
         match t.get(TIP)? {
             None => Ok(None),
             Some(v) => {
-                let b: [u8; 8] = v.value().try_into().map_err(|_| StoreError::Corrupt {
-                    table: "meta",
-                    detail: "tip".into(),
-                })?;
+                let b: [u8; 8] =
+                    v.value().try_into().map_err(|_| StoreError::Corrupt { table: "meta", detail: "tip".into() })?;
                 Ok(Some(u64::from_le_bytes(b)))
             }
         }
@@ -71,8 +73,7 @@ impl Store {
     pub fn genesis_hash(&self) -> Result<Option<Hash32>, StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(META)?;
-        Ok(t.get(GENESIS)?
-            .and_then(|v| v.value().try_into().ok().map(Hash32)))
+        Ok(t.get(GENESIS)?.and_then(|v| v.value().try_into().ok().map(Hash32)))
     }
 
     /// Atomically appends a block with its receipts and state changes.
@@ -87,10 +88,7 @@ impl Store {
         for (expected, ex) in (first..).zip(blocks) {
             let h = ex.block.header.height;
             if h != expected {
-                return Err(StoreError::NotNext {
-                    height: h,
-                    tip: expected.saturating_sub(1),
-                });
+                return Err(StoreError::NotNext { height: h, tip: expected.saturating_sub(1) });
             }
         }
         let Some(last) = blocks.last() else {
@@ -133,6 +131,20 @@ impl Store {
         Ok(())
     }
 
+    /// Durably stores an auxiliary record (one fsync).
+    pub fn put_aux(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let w = self.db.begin_write()?;
+        w.open_table(AUX)?.insert(name, value)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    pub fn get_aux(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(AUX)?;
+        Ok(t.get(name)?.map(|v| v.value().to_vec()))
+    }
+
     pub fn block(&self, h: Height) -> Result<Option<Block>, StoreError> {
         let r = self.db.begin_read()?;
         let t = r.open_table(BLOCKS)?;
@@ -140,10 +152,7 @@ impl Store {
             None => Ok(None),
             Some(v) => decode(v.value(), MAX_RECORD)
                 .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    table: "blocks",
-                    detail: e.to_string(),
-                }),
+                .map_err(|e| StoreError::Corrupt { table: "blocks", detail: e.to_string() }),
         }
     }
 
@@ -160,10 +169,7 @@ impl Store {
             None => Ok(None),
             Some(v) => decode(v.value(), MAX_RECORD)
                 .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    table: "receipts",
-                    detail: e.to_string(),
-                }),
+                .map_err(|e| StoreError::Corrupt { table: "receipts", detail: e.to_string() }),
         }
     }
 

@@ -55,19 +55,14 @@ impl Transaction {
 
     pub fn sign(self, key: &KeyPair) -> SignedTransaction {
         let signature = key.sign(&self.hash());
-        SignedTransaction {
-            tx: self,
-            signature,
-        }
+        SignedTransaction { tx: self, signature }
     }
 
     /// Gas charged before any execution: base cost plus calldata.
     pub fn intrinsic_gas(&self) -> u64 {
         match &self.kind {
             TxKind::Transfer { .. } => gas::TX_BASE,
-            TxKind::Call { method, args, .. } => {
-                gas::TX_BASE + gas::calldata(method.as_bytes()) + gas::calldata(args)
-            }
+            TxKind::Call { method, args, .. } => gas::TX_BASE + gas::calldata(method.as_bytes()) + gas::calldata(args),
         }
     }
 
@@ -98,48 +93,27 @@ impl SignedTransaction {
     /// Decodes with a size bound; never panics on arbitrary bytes.
     pub fn from_bytes(bytes: &[u8], max: usize) -> Result<Self, SubmitError> {
         if bytes.len() > max {
-            return Err(SubmitError::Oversize {
-                size: bytes.len(),
-                max,
-            });
+            return Err(SubmitError::Oversize { size: bytes.len(), max });
         }
         decode(bytes, max).map_err(|e| SubmitError::Undecodable(e.to_string()))
     }
 
     /// Checks that depend on nothing but the transaction itself.
-    pub fn check_stateless(
-        &self,
-        chain_id: ChainId,
-        max_gas: u64,
-    ) -> Result<VerifiedTx, SubmitError> {
+    pub fn check_stateless(&self, chain_id: ChainId, max_gas: u64) -> Result<VerifiedTx, SubmitError> {
         if self.tx.chain_id != chain_id {
-            return Err(SubmitError::WrongChain {
-                expected: chain_id,
-                got: self.tx.chain_id,
-            });
+            return Err(SubmitError::WrongChain { expected: chain_id, got: self.tx.chain_id });
         }
         let intrinsic = self.tx.intrinsic_gas();
         if self.tx.gas_limit < intrinsic {
-            return Err(SubmitError::GasLimitTooLow {
-                limit: self.tx.gas_limit,
-                intrinsic,
-            });
+            return Err(SubmitError::GasLimitTooLow { limit: self.tx.gas_limit, intrinsic });
         }
         if self.tx.gas_limit > max_gas {
-            return Err(SubmitError::GasLimitTooHigh {
-                limit: self.tx.gas_limit,
-                max: max_gas,
-            });
+            return Err(SubmitError::GasLimitTooHigh { limit: self.tx.gas_limit, max: max_gas });
         }
         let max_cost = self.tx.max_cost().ok_or(SubmitError::Overflow)?;
         let hash = self.hash();
         verify(&self.tx.sender, &hash, &self.signature).map_err(|_| SubmitError::BadSignature)?;
-        Ok(VerifiedTx {
-            sender: self.sender(),
-            hash,
-            max_cost,
-            tx: self.clone(),
-        })
+        Ok(VerifiedTx { sender: self.sender(), hash, max_cost, tx: self.clone() })
     }
 }
 

@@ -5,8 +5,7 @@ use gridledger_core::codec::encode;
 use gridledger_core::{Amount, Signature};
 use gridledger_ledger::devnet::{dev_key, transfer, DevChain, TRANSFER_GAS};
 use gridledger_ledger::{
-    Chain, ChainConfig, ChainError, ContractRegistry, StateRead, SubmitError, Transaction, TxKind,
-    TxStatus,
+    Chain, ChainConfig, ChainError, ContractRegistry, StateRead, SubmitError, Transaction, TxKind, TxStatus,
 };
 
 const BAL: Amount = Amount(1_000_000_000);
@@ -16,13 +15,8 @@ fn dev(dir: &std::path::Path) -> DevChain {
 }
 
 fn total_supply(c: &Chain, n: usize) -> u128 {
-    let mut t: u128 = (0..n)
-        .map(|i| c.account(&dev_key(i).address()).balance.0)
-        .sum();
-    t += c
-        .account(&gridledger_ledger::devnet::dev_validator(0).address())
-        .balance
-        .0;
+    let mut t: u128 = (0..n).map(|i| c.account(&dev_key(i).address()).balance.0).sum();
+    t += c.account(&gridledger_ledger::devnet::dev_validator(0).address()).balance.0;
     t
 }
 
@@ -31,18 +25,13 @@ fn transfer_moves_coin_pays_fee_and_conserves_supply() {
     let d = tempfile::tempdir().unwrap();
     let mut dc = dev(d.path());
     let (a, b) = (dev_key(0), dev_key(1));
-    let r = dc
-        .exec(transfer(&a, 1, 0, b.address(), Amount(500), Amount(2)))
-        .unwrap();
+    let r = dc.exec(transfer(&a, 1, 0, b.address(), Amount(500), Amount(2))).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     assert_eq!(r.gas_used, TRANSFER_GAS);
     assert_eq!(r.fee, Amount(2 * TRANSFER_GAS as u128));
     assert_eq!(r.events[0].name, "transfer");
     let c = &dc.chain;
-    assert_eq!(
-        c.account(&a.address()).balance.0,
-        BAL.0 - 500 - 2 * TRANSFER_GAS as u128
-    );
+    assert_eq!(c.account(&a.address()).balance.0, BAL.0 - 500 - 2 * TRANSFER_GAS as u128);
     assert_eq!(c.account(&a.address()).nonce, 1);
     assert_eq!(c.account(&b.address()).balance.0, BAL.0 + 500);
     assert_eq!(total_supply(c, 8), 8 * BAL.0);
@@ -66,25 +55,11 @@ fn refused(dc: &mut DevChain, bytes: &[u8], err: impl Fn(&SubmitError) -> bool) 
 fn bad_signature_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let mut dc = dev(d.path());
-    let mut tx = transfer(
-        &dev_key(0),
-        1,
-        0,
-        dev_key(1).address(),
-        Amount(1),
-        Amount(1),
-    );
+    let mut tx = transfer(&dev_key(0), 1, 0, dev_key(1).address(), Amount(1), Amount(1));
     tx.signature = Signature([7u8; 64]);
     refused(&mut dc, &tx.to_bytes(), |e| *e == SubmitError::BadSignature);
     // A valid signature by another key over the same body.
-    let mut tx = transfer(
-        &dev_key(0),
-        1,
-        0,
-        dev_key(1).address(),
-        Amount(1),
-        Amount(1),
-    );
+    let mut tx = transfer(&dev_key(0), 1, 0, dev_key(1).address(), Amount(1), Amount(1));
     tx.signature = dev_key(2).sign(&tx.hash());
     refused(&mut dc, &tx.to_bytes(), |e| *e == SubmitError::BadSignature);
 }
@@ -95,48 +70,20 @@ fn wrong_nonces_are_refused() {
     let mut dc = dev(d.path());
     let k = dev_key(0);
     let to = dev_key(1).address();
-    refused(
-        &mut dc,
-        &transfer(&k, 1, 1, to, Amount(1), Amount(1)).to_bytes(),
-        |e| {
-            *e == SubmitError::NonceGap {
-                expected: 0,
-                got: 1,
-            }
-        },
-    );
-    dc.exec(transfer(&k, 1, 0, to, Amount(1), Amount(1)))
-        .unwrap();
+    refused(&mut dc, &transfer(&k, 1, 1, to, Amount(1), Amount(1)).to_bytes(), |e| {
+        *e == SubmitError::NonceGap { expected: 0, got: 1 }
+    });
+    dc.exec(transfer(&k, 1, 0, to, Amount(1), Amount(1))).unwrap();
     // Replay of the committed transaction and a fresh one with a used nonce.
-    refused(
-        &mut dc,
-        &transfer(&k, 1, 0, to, Amount(1), Amount(1)).to_bytes(),
-        |e| *e == SubmitError::AlreadyKnown,
-    );
-    refused(
-        &mut dc,
-        &transfer(&k, 1, 0, to, Amount(2), Amount(1)).to_bytes(),
-        |e| {
-            *e == SubmitError::NonceTooLow {
-                expected: 1,
-                got: 0,
-            }
-        },
-    );
+    refused(&mut dc, &transfer(&k, 1, 0, to, Amount(1), Amount(1)).to_bytes(), |e| *e == SubmitError::AlreadyKnown);
+    refused(&mut dc, &transfer(&k, 1, 0, to, Amount(2), Amount(1)).to_bytes(), |e| {
+        *e == SubmitError::NonceTooLow { expected: 1, got: 0 }
+    });
     // A pending transaction holds its nonce too.
-    dc.chain
-        .submit(&transfer(&k, 1, 1, to, Amount(1), Amount(1)).to_bytes())
-        .unwrap();
-    refused(
-        &mut dc,
-        &transfer(&k, 1, 1, to, Amount(3), Amount(1)).to_bytes(),
-        |e| {
-            *e == SubmitError::NonceTooLow {
-                expected: 2,
-                got: 1,
-            }
-        },
-    );
+    dc.chain.submit(&transfer(&k, 1, 1, to, Amount(1), Amount(1)).to_bytes()).unwrap();
+    refused(&mut dc, &transfer(&k, 1, 1, to, Amount(3), Amount(1)).to_bytes(), |e| {
+        *e == SubmitError::NonceTooLow { expected: 2, got: 1 }
+    });
 }
 
 #[test]
@@ -145,20 +92,14 @@ fn insufficient_balance_is_refused_including_pending_spend() {
     let mut dc = dev(d.path());
     let k = dev_key(0);
     let to = dev_key(1).address();
-    refused(
-        &mut dc,
-        &transfer(&k, 1, 0, to, BAL, Amount(1)).to_bytes(),
-        |e| matches!(e, SubmitError::InsufficientBalance { .. }),
-    );
+    refused(&mut dc, &transfer(&k, 1, 0, to, BAL, Amount(1)).to_bytes(), |e| {
+        matches!(e, SubmitError::InsufficientBalance { .. })
+    });
     // Half now, then more than the remaining half while the first is pending.
-    dc.chain
-        .submit(&transfer(&k, 1, 0, to, Amount(BAL.0 / 2), Amount(1)).to_bytes())
-        .unwrap();
-    refused(
-        &mut dc,
-        &transfer(&k, 1, 1, to, Amount(BAL.0 / 2), Amount(1)).to_bytes(),
-        |e| matches!(e, SubmitError::InsufficientBalance { .. }),
-    );
+    dc.chain.submit(&transfer(&k, 1, 0, to, Amount(BAL.0 / 2), Amount(1)).to_bytes()).unwrap();
+    refused(&mut dc, &transfer(&k, 1, 1, to, Amount(BAL.0 / 2), Amount(1)).to_bytes(), |e| {
+        matches!(e, SubmitError::InsufficientBalance { .. })
+    });
 }
 
 #[test]
@@ -167,58 +108,29 @@ fn oversize_undecodable_wrong_chain_and_gas_are_refused() {
     let mut dc = dev(d.path());
     let k = dev_key(0);
     let max = ChainConfig::default().max_tx_bytes;
-    refused(&mut dc, &vec![0u8; max + 1], |e| {
-        matches!(e, SubmitError::Oversize { .. })
-    });
-    refused(&mut dc, b"\x01\x02garbage", |e| {
-        matches!(e, SubmitError::Undecodable(_))
-    });
+    refused(&mut dc, &vec![0u8; max + 1], |e| matches!(e, SubmitError::Oversize { .. }));
+    refused(&mut dc, b"\x01\x02garbage", |e| matches!(e, SubmitError::Undecodable(_)));
     let mut bytes = transfer(&k, 1, 0, k.address(), Amount(1), Amount(1)).to_bytes();
     bytes.push(0);
-    refused(&mut dc, &bytes, |e| {
-        matches!(e, SubmitError::Undecodable(_))
+    refused(&mut dc, &bytes, |e| matches!(e, SubmitError::Undecodable(_)));
+    refused(&mut dc, &transfer(&k, 9, 0, k.address(), Amount(1), Amount(1)).to_bytes(), |e| {
+        *e == SubmitError::WrongChain { expected: 1, got: 9 }
     });
-    refused(
-        &mut dc,
-        &transfer(&k, 9, 0, k.address(), Amount(1), Amount(1)).to_bytes(),
-        |e| {
-            *e == SubmitError::WrongChain {
-                expected: 1,
-                got: 9,
-            }
-        },
-    );
     let low = Transaction {
         chain_id: 1,
         sender: k.public(),
         nonce: 0,
         gas_limit: 20_999,
         gas_price: Amount(1),
-        kind: TxKind::Transfer {
-            to: k.address(),
-            amount: Amount(1),
-        },
+        kind: TxKind::Transfer { to: k.address(), amount: Amount(1) },
     }
     .sign(&k);
-    refused(&mut dc, &low.to_bytes(), |e| {
-        matches!(e, SubmitError::GasLimitTooLow { .. })
-    });
+    refused(&mut dc, &low.to_bytes(), |e| matches!(e, SubmitError::GasLimitTooLow { .. }));
     let mut huge = low.tx.clone();
     huge.gas_limit = u64::MAX;
-    refused(&mut dc, &huge.sign(&k).to_bytes(), |e| {
-        matches!(e, SubmitError::GasLimitTooHigh { .. })
-    });
+    refused(&mut dc, &huge.sign(&k).to_bytes(), |e| matches!(e, SubmitError::GasLimitTooHigh { .. }));
     // The node still accepts good transactions afterwards.
-    assert!(dc
-        .exec(transfer(
-            &k,
-            1,
-            0,
-            dev_key(1).address(),
-            Amount(1),
-            Amount(1)
-        ))
-        .is_ok());
+    assert!(dc.exec(transfer(&k, 1, 0, dev_key(1).address(), Amount(1), Amount(1))).is_ok());
 }
 
 #[test]
@@ -228,26 +140,12 @@ fn restart_resumes_from_disk_with_proofs_intact() {
         let mut dc = dev(d.path());
         for i in 0..5u64 {
             dc.chain
-                .submit(
-                    &transfer(
-                        &dev_key(0),
-                        1,
-                        i,
-                        dev_key(1).address(),
-                        Amount(10),
-                        Amount(1),
-                    )
-                    .to_bytes(),
-                )
+                .submit(&transfer(&dev_key(0), 1, i, dev_key(1).address(), Amount(10), Amount(1)).to_bytes())
                 .unwrap();
         }
         let c = dc.seal().unwrap();
         assert_eq!(c.block.txs.len(), 5);
-        (
-            dc.chain.state().root(),
-            dc.chain.tip().clone(),
-            c.block.txs[3].hash(),
-        )
+        (dc.chain.state().root(), dc.chain.tip().clone(), c.block.txs[3].hash())
     };
     let dc = dev(d.path());
     assert_eq!(dc.chain.state().root(), root);
@@ -263,12 +161,7 @@ fn restart_resumes_from_disk_with_proofs_intact() {
     // A different genesis in the same directory is refused.
     let other = gridledger_ledger::devnet::dev_genesis(2, 1, BAL, &[]);
     assert!(matches!(
-        Chain::open(
-            d.path(),
-            other,
-            ContractRegistry::new(),
-            ChainConfig::default()
-        ),
+        Chain::open(d.path(), other, ContractRegistry::new(), ChainConfig::default()),
         Err(ChainError::Genesis(_))
     ));
 }
@@ -281,35 +174,19 @@ fn a_second_node_validates_and_rejects_tampered_blocks() {
     for i in 0..4u64 {
         producer
             .chain
-            .submit(
-                &transfer(
-                    &dev_key(i as usize),
-                    1,
-                    0,
-                    dev_key(7).address(),
-                    Amount(3),
-                    Amount(1),
-                )
-                .to_bytes(),
-            )
+            .submit(&transfer(&dev_key(i as usize), 1, 0, dev_key(7).address(), Amount(3), Amount(1)).to_bytes())
             .unwrap();
     }
     let block = producer.seal().unwrap().block;
 
     let mut tampered = block.clone();
     tampered.header.state_root.0[0] ^= 1;
-    assert!(matches!(
-        follower.chain.validate_block(&tampered),
-        Err(ChainError::InvalidBlock(_))
-    ));
+    assert!(matches!(follower.chain.validate_block(&tampered), Err(ChainError::InvalidBlock(_))));
     let mut dropped_tx = block.clone();
     dropped_tx.txs.pop();
     assert!(follower.chain.validate_block(&dropped_tx).is_err());
     let mut forged = block.clone();
-    forged.txs[0].tx.kind = TxKind::Transfer {
-        to: dev_key(6).address(),
-        amount: Amount(3),
-    };
+    forged.txs[0].tx.kind = TxKind::Transfer { to: dev_key(6).address(), amount: Amount(3) };
     assert!(follower.chain.validate_block(&forged).is_err());
     assert_eq!(follower.chain.tip().height, 0);
 
@@ -323,10 +200,7 @@ fn a_second_node_validates_and_rejects_tampered_blocks() {
 fn state_of_unknown_account_is_empty() {
     let d = tempfile::tempdir().unwrap();
     let dc = dev(d.path());
-    let acct = dc
-        .chain
-        .state()
-        .account(&gridledger_core::Address([9u8; 20]));
+    let acct = dc.chain.state().account(&gridledger_core::Address([9u8; 20]));
     assert_eq!(acct.balance, Amount::ZERO);
     assert_eq!(acct.nonce, 0);
     assert!(!encode(&acct).is_empty());
@@ -358,10 +232,7 @@ fn group_commit_persists_every_block_and_refuses_gaps() {
             receipts: done[0].receipts.clone(),
             changes: Default::default(),
         };
-        assert!(matches!(
-            dc.chain.store().commit(&stale),
-            Err(gridledger_ledger::StoreError::NotNext { .. })
-        ));
+        assert!(matches!(dc.chain.store().commit(&stale), Err(gridledger_ledger::StoreError::NotNext { .. })));
         (dc.chain.tip().clone(), dc.chain.state().root())
     };
     let dc = dev(d.path());

@@ -11,9 +11,8 @@ use proptest::prelude::*;
 fn arb_kind() -> impl Strategy<Value = TxKind> {
     prop_oneof![
         (any::<[u8; 20]>(), any::<u128>()).prop_map(|(to, a)| TxKind::Transfer { to: Address(to), amount: Amount(a) }),
-        (any::<u32>(), "[a-z_]{0,12}", proptest::collection::vec(any::<u8>(), 0..64), any::<u128>()).prop_map(
-            |(contract, method, args, v)| TxKind::Call { contract, method, args, value: Amount(v) }
-        ),
+        (any::<u32>(), "[a-z_]{0,12}", proptest::collection::vec(any::<u8>(), 0..64), any::<u128>())
+            .prop_map(|(contract, method, args, v)| TxKind::Call { contract, method, args, value: Amount(v) }),
     ]
 }
 
@@ -47,7 +46,7 @@ proptest! {
                 gas_used: h % 1000, tx_count: txs.len() as u32,
             },
             txs,
-            seal: Seal::Quorum { signatures: vec![(0, dev_key(0).sign(&Hash32([5; 32])))] },
+            seal: Seal::Quorum { view: 3, signatures: vec![(0, dev_key(0).sign(&Hash32([5; 32])))] },
         };
         let bytes = encode(&block);
         let back: Block = decode(&bytes, 1 << 24).unwrap();

@@ -10,11 +10,7 @@ pub enum RpcError {
     #[error("transport: {0}")]
     Transport(String),
     #[error("rpc error {code}: {message}")]
-    Remote {
-        code: i64,
-        message: String,
-        kind: Option<String>,
-    },
+    Remote { code: i64, message: String, kind: Option<String> },
     #[error("unexpected response: {0}")]
     Protocol(String),
     #[error("timed out waiting for {0}")]
@@ -32,10 +28,7 @@ impl RpcClient {
             .timeout_global(Some(Duration::from_secs(30)))
             .http_status_as_error(false)
             .build();
-        Self {
-            url: url.trim_end_matches('/').to_string(),
-            agent: ureq::Agent::new_with_config(config),
-        }
+        Self { url: url.trim_end_matches('/').to_string(), agent: ureq::Agent::new_with_config(config) }
     }
 
     pub fn url(&self) -> &str {
@@ -49,10 +42,7 @@ impl RpcClient {
             .post(&format!("{}/", self.url))
             .send_json(&req)
             .map_err(|e| RpcError::Transport(e.to_string()))?;
-        let v: Value = resp
-            .body_mut()
-            .read_json()
-            .map_err(|e| RpcError::Protocol(e.to_string()))?;
+        let v: Value = resp.body_mut().read_json().map_err(|e| RpcError::Protocol(e.to_string()))?;
         if let Some(e) = v.get("error") {
             return Err(RpcError::Remote {
                 code: e["code"].as_i64().unwrap_or(0),
@@ -60,21 +50,14 @@ impl RpcClient {
                 kind: e["data"]["kind"].as_str().map(String::from),
             });
         }
-        v.get("result")
-            .cloned()
-            .ok_or_else(|| RpcError::Protocol(v.to_string()))
+        v.get("result").cloned().ok_or_else(|| RpcError::Protocol(v.to_string()))
     }
 
     /// GET a path (e.g. `/metrics`) as text.
     pub fn get_text(&self, path: &str) -> Result<String, RpcError> {
-        let mut resp = self
-            .agent
-            .get(&format!("{}{}", self.url, path))
-            .call()
-            .map_err(|e| RpcError::Transport(e.to_string()))?;
-        resp.body_mut()
-            .read_to_string()
-            .map_err(|e| RpcError::Protocol(e.to_string()))
+        let mut resp =
+            self.agent.get(&format!("{}{}", self.url, path)).call().map_err(|e| RpcError::Transport(e.to_string()))?;
+        resp.body_mut().read_to_string().map_err(|e| RpcError::Protocol(e.to_string()))
     }
 
     pub fn send(&self, tx: &SignedTransaction) -> Result<Hash32, RpcError> {
@@ -83,23 +66,16 @@ impl RpcClient {
     }
 
     /// Submits many transactions in one call; per item the hash or the error.
-    pub fn send_many(
-        &self,
-        txs: &[SignedTransaction],
-    ) -> Result<Vec<Result<Hash32, String>>, RpcError> {
+    pub fn send_many(&self, txs: &[SignedTransaction]) -> Result<Vec<Result<Hash32, String>>, RpcError> {
         let hexes: Vec<String> = txs.iter().map(|t| hex::encode(t.to_bytes())).collect();
         let v = self.call("gl_sendTransactions", json!([hexes]))?;
-        let arr = v
-            .as_array()
-            .ok_or_else(|| RpcError::Protocol(v.to_string()))?;
+        let arr = v.as_array().ok_or_else(|| RpcError::Protocol(v.to_string()))?;
         Ok(arr
             .iter()
-            .map(
-                |r| match r.get("hash").and_then(Value::as_str).map(Hash32::from_hex) {
-                    Some(Ok(h)) => Ok(h),
-                    _ => Err(r["error"]["kind"].as_str().unwrap_or("unknown").to_string()),
-                },
-            )
+            .map(|r| match r.get("hash").and_then(Value::as_str).map(Hash32::from_hex) {
+                Some(Ok(h)) => Ok(h),
+                _ => Err(r["error"]["kind"].as_str().unwrap_or("unknown").to_string()),
+            })
             .collect())
     }
 
@@ -108,9 +84,7 @@ impl RpcClient {
     }
 
     pub fn next_nonce(&self, a: &Address) -> Result<u64, RpcError> {
-        self.account(a)?["next_nonce"]
-            .as_u64()
-            .ok_or_else(|| RpcError::Protocol("next_nonce".into()))
+        self.account(a)?["next_nonce"].as_u64().ok_or_else(|| RpcError::Protocol("next_nonce".into()))
     }
 
     pub fn receipt(&self, h: &Hash32) -> Result<Option<Value>, RpcError> {
@@ -133,8 +107,6 @@ impl RpcClient {
     }
 
     pub fn height(&self) -> Result<u64, RpcError> {
-        self.call("gl_chainInfo", json!([]))?["height"]
-            .as_u64()
-            .ok_or_else(|| RpcError::Protocol("height".into()))
+        self.call("gl_chainInfo", json!([]))?["height"].as_u64().ok_or_else(|| RpcError::Protocol("height".into()))
     }
 }

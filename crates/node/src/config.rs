@@ -35,10 +35,9 @@ fn default_interval() -> u64 {
 impl NodeConfig {
     /// Reads a config, resolving relative paths against its directory.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        let mut c: NodeConfig = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let mut c: NodeConfig =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut c.data_dir, &mut c.genesis, &mut c.validator_key] {
             if p.is_relative() {
@@ -51,8 +50,7 @@ impl NodeConfig {
     pub fn load_genesis(&self) -> anyhow::Result<Genesis> {
         let text = std::fs::read_to_string(&self.genesis)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", self.genesis.display()))?;
-        toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("parsing {}: {e}", self.genesis.display()))
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", self.genesis.display()))
     }
 
     pub fn load_key(&self) -> anyhow::Result<KeyPair> {
@@ -62,13 +60,10 @@ impl NodeConfig {
 
 /// Reads a hex secret key file.
 pub fn read_key(path: &Path) -> anyhow::Result<KeyPair> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
     let bytes = hex::decode(text.trim().trim_start_matches("0x"))
         .map_err(|_| anyhow::anyhow!("{} is not a hex key", path.display()))?;
-    let arr: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("{} must hold 32 bytes", path.display()))?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("{} must hold 32 bytes", path.display()))?;
     Ok(KeyPair::from_secret_bytes(arr)?)
 }
 

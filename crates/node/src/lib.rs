@@ -7,6 +7,7 @@ pub mod config;
 pub mod metrics;
 pub mod rpc;
 pub mod service;
+pub mod validator;
 
 pub use client::{RpcClient, RpcError};
 pub use config::NodeConfig;

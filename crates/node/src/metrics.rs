@@ -15,23 +15,32 @@ pub struct Metrics {
     pub commit_micros_sum: AtomicU64,
     pub height: AtomicU64,
     pub mempool: AtomicU64,
+    pub txs_gossiped: AtomicU64,
+    pub faults: AtomicU64,
 }
 
 impl Metrics {
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 10] = [
+        let rows: [(&str, &str, &str, u64); 12] = [
+            (
+                "gridledger_txs_gossiped_total",
+                "counter",
+                "Transactions admitted from other validators' gossip",
+                self.txs_gossiped.load(Relaxed),
+            ),
+            (
+                "gridledger_consensus_faults_total",
+                "counter",
+                "Byzantine behaviour observed by consensus",
+                self.faults.load(Relaxed),
+            ),
             (
                 "gridledger_blocks_committed_total",
                 "counter",
                 "Blocks committed by this node",
                 self.blocks.load(Relaxed),
             ),
-            (
-                "gridledger_txs_committed_total",
-                "counter",
-                "Transactions committed",
-                self.txs_committed.load(Relaxed),
-            ),
+            ("gridledger_txs_committed_total", "counter", "Transactions committed", self.txs_committed.load(Relaxed)),
             (
                 "gridledger_txs_accepted_total",
                 "counter",
@@ -50,42 +59,20 @@ impl Metrics {
                 "Admitted transactions evicted before inclusion",
                 self.txs_dropped.load(Relaxed),
             ),
-            (
-                "gridledger_gas_used_total",
-                "counter",
-                "Gas used by committed transactions",
-                self.gas_used.load(Relaxed),
-            ),
-            (
-                "gridledger_rpc_requests_total",
-                "counter",
-                "JSON-RPC calls served",
-                self.rpc_requests.load(Relaxed),
-            ),
+            ("gridledger_gas_used_total", "counter", "Gas used by committed transactions", self.gas_used.load(Relaxed)),
+            ("gridledger_rpc_requests_total", "counter", "JSON-RPC calls served", self.rpc_requests.load(Relaxed)),
             (
                 "gridledger_rpc_errors_total",
                 "counter",
                 "JSON-RPC calls answered with an error",
                 self.rpc_errors.load(Relaxed),
             ),
-            (
-                "gridledger_height",
-                "gauge",
-                "Height of the last committed block",
-                self.height.load(Relaxed),
-            ),
-            (
-                "gridledger_mempool_size",
-                "gauge",
-                "Transactions waiting in the mempool",
-                self.mempool.load(Relaxed),
-            ),
+            ("gridledger_height", "gauge", "Height of the last committed block", self.height.load(Relaxed)),
+            ("gridledger_mempool_size", "gauge", "Transactions waiting in the mempool", self.mempool.load(Relaxed)),
         ];
         let mut out = String::new();
         for (name, kind, help, v) in rows {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
-            ));
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
         }
         let secs = self.commit_micros_sum.load(Relaxed) as f64 / 1e6;
         out.push_str(&format!(

@@ -64,10 +64,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        s.metrics.render(),
-    )
+    ([("content-type", "text/plain; version=0.0.4")], s.metrics.render())
 }
 
 struct RpcFail {
@@ -77,19 +74,11 @@ struct RpcFail {
 }
 
 fn fail(code: i64, message: impl Into<String>) -> RpcFail {
-    RpcFail {
-        code,
-        message: message.into(),
-        data: None,
-    }
+    RpcFail { code, message: message.into(), data: None }
 }
 
 fn rejected(e: &SubmitError) -> RpcFail {
-    RpcFail {
-        code: TX_REJECTED,
-        message: e.to_string(),
-        data: Some(json!({ "kind": e.code() })),
-    }
+    RpcFail { code: TX_REJECTED, message: e.to_string(), data: Some(json!({ "kind": e.code() })) }
 }
 
 fn envelope(id: Value, r: Result<Value, RpcFail>) -> Value {
@@ -110,27 +99,17 @@ async fn handle(State(s): State<Arc<Shared>>, body: Bytes) -> Json<Value> {
         Ok(v) => v,
         Err(e) => {
             s.metrics.rpc_errors.fetch_add(1, Relaxed);
-            return Json(envelope(
-                Value::Null,
-                Err(fail(PARSE_ERROR, format!("parse error: {e}"))),
-            ));
+            return Json(envelope(Value::Null, Err(fail(PARSE_ERROR, format!("parse error: {e}")))));
         }
     };
     let s2 = s.clone();
     let out = tokio::task::spawn_blocking(move || match parsed {
-        Value::Array(reqs) if !reqs.is_empty() => {
-            Value::Array(reqs.into_iter().map(|r| one(&s2, r)).collect())
-        }
+        Value::Array(reqs) if !reqs.is_empty() => Value::Array(reqs.into_iter().map(|r| one(&s2, r)).collect()),
         Value::Array(_) => envelope(Value::Null, Err(fail(INVALID_REQUEST, "empty batch"))),
         r => one(&s2, r),
     })
     .await
-    .unwrap_or_else(|e| {
-        envelope(
-            Value::Null,
-            Err(fail(INTERNAL_ERROR, format!("internal error: {e}"))),
-        )
-    });
+    .unwrap_or_else(|e| envelope(Value::Null, Err(fail(INTERNAL_ERROR, format!("internal error: {e}")))));
     Json(out)
 }
 
@@ -158,37 +137,26 @@ fn one(s: &Shared, req: Value) -> Value {
 }
 
 fn param<'a>(p: &'a [Value], i: usize, what: &str) -> Result<&'a Value, RpcFail> {
-    p.get(i)
-        .ok_or_else(|| fail(INVALID_PARAMS, format!("missing parameter {i} ({what})")))
+    p.get(i).ok_or_else(|| fail(INVALID_PARAMS, format!("missing parameter {i} ({what})")))
 }
 
 fn param_str<'a>(p: &'a [Value], i: usize, what: &str) -> Result<&'a str, RpcFail> {
-    param(p, i, what)?.as_str().ok_or_else(|| {
-        fail(
-            INVALID_PARAMS,
-            format!("parameter {i} ({what}) must be a string"),
-        )
-    })
+    param(p, i, what)?.as_str().ok_or_else(|| fail(INVALID_PARAMS, format!("parameter {i} ({what}) must be a string")))
 }
 
 fn param_u64(p: &[Value], i: usize, what: &str) -> Result<u64, RpcFail> {
-    param(p, i, what)?.as_u64().ok_or_else(|| {
-        fail(
-            INVALID_PARAMS,
-            format!("parameter {i} ({what}) must be a non-negative integer"),
-        )
-    })
+    param(p, i, what)?
+        .as_u64()
+        .ok_or_else(|| fail(INVALID_PARAMS, format!("parameter {i} ({what}) must be a non-negative integer")))
 }
 
 fn param_hash(p: &[Value], i: usize) -> Result<Hash32, RpcFail> {
-    Hash32::from_hex(param_str(p, i, "hash")?)
-        .map_err(|e| fail(INVALID_PARAMS, format!("hash: {e}")))
+    Hash32::from_hex(param_str(p, i, "hash")?).map_err(|e| fail(INVALID_PARAMS, format!("hash: {e}")))
 }
 
 fn param_hex(p: &[Value], i: usize, what: &str) -> Result<Vec<u8>, RpcFail> {
     let s = param_str(p, i, what)?;
-    hex::decode(s.strip_prefix("0x").unwrap_or(s))
-        .map_err(|_| fail(INVALID_PARAMS, format!("{what} must be hex")))
+    hex::decode(s.strip_prefix("0x").unwrap_or(s)).map_err(|_| fail(INVALID_PARAMS, format!("{what} must be hex")))
 }
 
 fn internal(e: impl std::fmt::Display) -> RpcFail {
@@ -226,22 +194,14 @@ fn dispatch(s: &Shared, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
             }
         }
         "gl_sendTransactions" => {
-            let list = param(p, 0, "transactions")?.as_array().ok_or_else(|| {
-                fail(
-                    INVALID_PARAMS,
-                    "parameter 0 must be an array of hex strings",
-                )
-            })?;
+            let list = param(p, 0, "transactions")?
+                .as_array()
+                .ok_or_else(|| fail(INVALID_PARAMS, "parameter 0 must be an array of hex strings"))?;
             let checked: Vec<_> = list
                 .iter()
-                .map(|v| {
-                    match v
-                        .as_str()
-                        .and_then(|s| hex::decode(s.strip_prefix("0x").unwrap_or(s)).ok())
-                    {
-                        Some(b) => s.rules.check(&b),
-                        None => Err(SubmitError::Undecodable("not a hex string".into())),
-                    }
+                .map(|v| match v.as_str().and_then(|s| hex::decode(s.strip_prefix("0x").unwrap_or(s)).ok()) {
+                    Some(b) => s.rules.check(&b),
+                    None => Err(SubmitError::Undecodable("not a hex string".into())),
                 })
                 .collect();
             let out = s.admit(checked);
@@ -261,48 +221,25 @@ fn dispatch(s: &Shared, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
             let Some((height, index)) = s.store.tx_location(&h).map_err(internal)? else {
                 return Ok(Value::Null);
             };
-            let block = s
-                .store
-                .block(height)
-                .map_err(internal)?
-                .ok_or_else(|| internal("block missing"))?;
-            let tx = block
-                .txs
-                .get(index as usize)
-                .ok_or_else(|| internal("tx missing"))?;
-            Ok(
-                json!({ "hash": h, "height": height, "index": index, "sender": tx.sender(), "tx": to_json(tx)? }),
-            )
+            let block = s.store.block(height).map_err(internal)?.ok_or_else(|| internal("block missing"))?;
+            let tx = block.txs.get(index as usize).ok_or_else(|| internal("tx missing"))?;
+            Ok(json!({ "hash": h, "height": height, "index": index, "sender": tx.sender(), "tx": to_json(tx)? }))
         }
         "gl_getReceipt" => {
             let h = param_hash(p, 0)?;
             let Some((height, index)) = s.store.tx_location(&h).map_err(internal)? else {
                 return Ok(Value::Null);
             };
-            let receipts = s
-                .store
-                .receipts(height)
-                .map_err(internal)?
-                .ok_or_else(|| internal("receipts missing"))?;
-            to_json(
-                &receipts
-                    .get(index as usize)
-                    .ok_or_else(|| internal("receipt missing"))?,
-            )
+            let receipts = s.store.receipts(height).map_err(internal)?.ok_or_else(|| internal("receipts missing"))?;
+            to_json(&receipts.get(index as usize).ok_or_else(|| internal("receipt missing"))?)
         }
         "gl_getTxProof" => {
             let h = param_hash(p, 0)?;
             let Some((height, index)) = s.store.tx_location(&h).map_err(internal)? else {
                 return Ok(Value::Null);
             };
-            let block = s
-                .store
-                .block(height)
-                .map_err(internal)?
-                .ok_or_else(|| internal("block missing"))?;
-            let proof = block
-                .tx_proof(index as usize)
-                .ok_or_else(|| internal("proof"))?;
+            let block = s.store.block(height).map_err(internal)?.ok_or_else(|| internal("block missing"))?;
+            let proof = block.tx_proof(index as usize).ok_or_else(|| internal("proof"))?;
             Ok(
                 json!({ "height": height, "tx_root": block.header.tx_root, "block_hash": block.hash(), "proof": to_json(&proof)? }),
             )
@@ -311,9 +248,7 @@ fn dispatch(s: &Shared, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
             let which = param(p, 0, "height")?;
             let height = match which {
                 Value::String(x) if x == "latest" => s.chain().tip().height,
-                v => v.as_u64().ok_or_else(|| {
-                    fail(INVALID_PARAMS, "height must be an integer or \"latest\"")
-                })?,
+                v => v.as_u64().ok_or_else(|| fail(INVALID_PARAMS, "height must be an integer or \"latest\""))?,
             };
             let Some(b) = s.store.block(height).map_err(internal)? else {
                 return Ok(Value::Null);
@@ -330,9 +265,7 @@ fn dispatch(s: &Shared, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
                 .map_err(|e| fail(INVALID_PARAMS, format!("address: {e}")))?;
             let c = s.chain();
             let acct = c.account(&a);
-            Ok(
-                json!({ "address": a, "balance": acct.balance, "nonce": acct.nonce, "next_nonce": c.next_nonce(&a) }),
-            )
+            Ok(json!({ "address": a, "balance": acct.balance, "nonce": acct.nonce, "next_nonce": c.next_nonce(&a) }))
         }
         "gl_getContractState" => {
             let id = u32::try_from(param_u64(p, 0, "contract")?)
@@ -345,23 +278,14 @@ fn dispatch(s: &Shared, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
             let id = u32::try_from(param_u64(p, 0, "contract")?)
                 .map_err(|_| fail(INVALID_PARAMS, "contract id too large"))?;
             let m = param_str(p, 1, "method")?;
-            let args = if p.len() > 2 {
-                param_hex(p, 2, "args")?
-            } else {
-                Vec::new()
-            };
-            s.chain()
-                .view(id, m, &args)
-                .map_err(|e| fail(VIEW_FAILED, e.to_string()))
+            let args = if p.len() > 2 { param_hex(p, 2, "args")? } else { Vec::new() };
+            s.chain().view(id, m, &args).map_err(|e| fail(VIEW_FAILED, e.to_string()))
         }
         "gl_getEvents" => {
             let from = param_u64(p, 0, "from")?;
             let to = param_u64(p, 1, "to")?;
             if to < from || to - from >= MAX_EVENT_RANGE {
-                return Err(fail(
-                    INVALID_PARAMS,
-                    format!("need from <= to and at most {MAX_EVENT_RANGE} blocks"),
-                ));
+                return Err(fail(INVALID_PARAMS, format!("need from <= to and at most {MAX_EVENT_RANGE} blocks")));
             }
             let mut out = Vec::new();
             for h in from..=to {
@@ -399,19 +323,12 @@ async fn events(
     let from = q.from.unwrap_or(tip + 1);
     let s2 = s.clone();
     let replay: Vec<BlockNotice> = tokio::task::spawn_blocking(move || {
-        (from..=tip.min(from.saturating_add(MAX_EVENT_RANGE)))
-            .filter_map(|h| notice(&s2, h).ok().flatten())
-            .collect()
+        (from..=tip.min(from.saturating_add(MAX_EVENT_RANGE))).filter_map(|h| notice(&s2, h).ok().flatten()).collect()
     })
     .await
     .unwrap_or_default();
     let last = replay.last().map(|n| n.height);
-    let to_sse = |n: &BlockNotice| {
-        SseEvent::default()
-            .event("block")
-            .json_data(n)
-            .unwrap_or_default()
-    };
+    let to_sse = |n: &BlockNotice| SseEvent::default().event("block").json_data(n).unwrap_or_default();
     let replayed = stream::iter(replay.iter().map(to_sse).map(Ok).collect::<Vec<_>>());
     let live = live.filter_map(move |r| {
         let item = match r {

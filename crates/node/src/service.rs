@@ -4,7 +4,7 @@
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Hash32, Height, Timestamp};
 use gridledger_ledger::store::Store;
-use gridledger_ledger::{Chain, Committed, Event, SubmitError, TxRules, VerifiedTx};
+use gridledger_ledger::{Block, Chain, Committed, Event, Receipt, SignedTransaction, SubmitError, TxRules, VerifiedTx};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -35,10 +35,7 @@ pub struct TxEvent {
 }
 
 impl BlockNotice {
-    pub fn from_block(
-        block: &gridledger_ledger::Block,
-        receipts: &[gridledger_ledger::Receipt],
-    ) -> Self {
+    pub fn from_block(block: &gridledger_ledger::Block, receipts: &[gridledger_ledger::Receipt]) -> Self {
         Self {
             height: block.header.height,
             hash: block.hash(),
@@ -47,12 +44,7 @@ impl BlockNotice {
             gas_used: block.header.gas_used,
             events: receipts
                 .iter()
-                .flat_map(|r| {
-                    r.events.iter().map(|e| TxEvent {
-                        tx_hash: r.tx_hash,
-                        event: e.clone(),
-                    })
-                })
+                .flat_map(|r| r.events.iter().map(|e| TxEvent { tx_hash: r.tx_hash, event: e.clone() }))
                 .collect(),
         }
     }
@@ -69,6 +61,10 @@ pub struct Shared {
     pub max_block_txs: usize,
     wake: (Mutex<bool>, Condvar),
     stop: AtomicBool,
+    /// Multi-validator mode: admitted transactions waiting to be gossiped,
+    /// and the validator driver's inbox to wake it.
+    outbox: Mutex<Vec<SignedTransaction>>,
+    driver: Mutex<Option<std::sync::mpsc::Sender<crate::validator::Input>>>,
 }
 
 impl Shared {
@@ -79,29 +75,54 @@ impl Shared {
         self.chain.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits verified transactions; wakes the producer when a block is full.
-    pub fn admit(
-        &self,
-        txs: Vec<Result<VerifiedTx, SubmitError>>,
-    ) -> Vec<Result<Hash32, SubmitError>> {
+    /// Admits verified transactions submitted by clients; wakes the
+    /// producer when a block is full, and queues them for gossip to the
+    /// other validators.
+    pub fn admit(&self, txs: Vec<Result<VerifiedTx, SubmitError>>) -> Vec<Result<Hash32, SubmitError>> {
+        let driver = self.driver.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut gossip = Vec::new();
         let (out, pending) = {
             let mut chain = self.chain();
             let out: Vec<_> = txs
                 .into_iter()
-                .map(|r| r.and_then(|v| chain.admit(v)))
+                .map(|r| {
+                    r.and_then(|v| {
+                        let tx = driver.as_ref().map(|_| v.tx.clone());
+                        let h = chain.admit(v)?;
+                        gossip.extend(tx);
+                        Ok(h)
+                    })
+                })
                 .collect();
             (out, chain.mempool().len())
         };
+        if let Some(d) = driver.filter(|_| !gossip.is_empty()) {
+            self.outbox.lock().unwrap_or_else(|p| p.into_inner()).extend(gossip);
+            let _ = d.send(crate::validator::Input::Wake);
+        }
         let ok = out.iter().filter(|r| r.is_ok()).count() as u64;
         self.metrics.txs_accepted.fetch_add(ok, Relaxed);
-        self.metrics
-            .txs_rejected
-            .fetch_add(out.len() as u64 - ok, Relaxed);
+        self.metrics.txs_rejected.fetch_add(out.len() as u64 - ok, Relaxed);
         self.metrics.mempool.store(pending as u64, Relaxed);
         if pending >= self.max_block_txs {
             self.notify();
         }
         out
+    }
+
+    /// Admits transactions gossiped by another validator (not re-gossiped).
+    pub fn admit_gossiped(&self, txs: Vec<Result<VerifiedTx, SubmitError>>) {
+        let (ok, pending) = {
+            let mut chain = self.chain();
+            let ok = txs.into_iter().filter(|r| r.clone().and_then(|v| chain.admit(v)).is_ok()).count();
+            (ok, chain.mempool().len())
+        };
+        self.metrics.mempool.store(pending as u64, Relaxed);
+        self.metrics.txs_gossiped.fetch_add(ok as u64, Relaxed);
+    }
+
+    pub(crate) fn take_outbox(&self) -> Vec<SignedTransaction> {
+        std::mem::take(&mut *self.outbox.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn notify(&self) {
@@ -113,32 +134,30 @@ impl Shared {
     fn wait(&self, d: Duration) {
         let (m, cv) = &self.wake;
         let g = m.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut g, _) = cv
-            .wait_timeout_while(g, d, |woken| !*woken && !self.stop.load(Relaxed))
-            .unwrap_or_else(|p| p.into_inner());
+        let (mut g, _) =
+            cv.wait_timeout_while(g, d, |woken| !*woken && !self.stop.load(Relaxed)).unwrap_or_else(|p| p.into_inner());
         *g = false;
     }
 
     fn record(&self, c: &Committed, took: Duration) {
+        self.record_block(&c.block, &c.receipts, c.dropped.len(), took);
+    }
+
+    /// Metrics and subscriber notice for one committed block.
+    pub(crate) fn record_block(&self, block: &Block, receipts: &[Receipt], dropped: usize, took: Duration) {
         let m = &self.metrics;
         m.blocks.fetch_add(1, Relaxed);
-        m.txs_committed.fetch_add(c.block.txs.len() as u64, Relaxed);
-        m.txs_dropped.fetch_add(c.dropped.len() as u64, Relaxed);
-        m.gas_used.fetch_add(c.block.header.gas_used, Relaxed);
-        m.commit_micros_sum
-            .fetch_add(took.as_micros() as u64, Relaxed);
-        m.height.store(c.block.header.height, Relaxed);
-        let _ = self
-            .events
-            .send(Arc::new(BlockNotice::from_block(&c.block, &c.receipts)));
+        m.txs_committed.fetch_add(block.txs.len() as u64, Relaxed);
+        m.txs_dropped.fetch_add(dropped as u64, Relaxed);
+        m.gas_used.fetch_add(block.header.gas_used, Relaxed);
+        m.commit_micros_sum.fetch_add(took.as_micros() as u64, Relaxed);
+        m.height.store(block.header.height, Relaxed);
+        let _ = self.events.send(Arc::new(BlockNotice::from_block(block, receipts)));
     }
 }
 
 fn now_ms() -> Timestamp {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// An opened node, not yet running.
@@ -150,17 +169,11 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn open(
-        config: &NodeConfig,
-        registry: gridledger_ledger::ContractRegistry,
-    ) -> anyhow::Result<Self> {
+    pub fn open(config: &NodeConfig, registry: gridledger_ledger::ContractRegistry) -> anyhow::Result<Self> {
         let genesis = config.load_genesis()?;
         let key = config.load_key()?;
         if !genesis.validators.contains(&key.public()) {
-            anyhow::bail!(
-                "validator key {} is not in the genesis validator set",
-                key.public()
-            );
+            anyhow::bail!("validator key {} is not in the genesis validator set", key.public());
         }
         let chain = Chain::open(&config.data_dir, genesis, registry, config.chain.clone())?;
         let (events, _) = broadcast::channel(1024);
@@ -175,6 +188,8 @@ impl Node {
             events,
             wake: (Mutex::new(false), Condvar::new()),
             stop: AtomicBool::new(false),
+            outbox: Mutex::new(Vec::new()),
+            driver: Mutex::new(None),
         });
         Ok(Self {
             shared,
@@ -188,53 +203,80 @@ impl Node {
         &self.shared
     }
 
-    /// Starts the producer thread and the HTTP server on their own threads.
+    /// Single-validator mode: starts the block producer and the HTTP server.
     pub fn spawn(self) -> anyhow::Result<NodeHandle> {
-        let std_listener = std::net::TcpListener::bind(&self.listen)
-            .map_err(|e| anyhow::anyhow!("binding {}: {e}", self.listen))?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
+        if self.shared.chain().genesis().validators.len() > 1 {
+            anyhow::bail!("this chain has several validators: run it with a network transport (spawn_validator)");
+        }
         let producer = {
             let shared = self.shared.clone();
             let key = self.key.clone();
             let interval = self.interval;
-            std::thread::Builder::new()
-                .name("producer".into())
-                .spawn(move || produce_loop(&shared, &key, interval))?
+            std::thread::Builder::new().name("producer".into()).spawn(move || produce_loop(&shared, &key, interval))?
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .worker_threads(2)
-            .build()?;
+        self.serve(producer, None)
+    }
+
+    /// Multi-validator mode: runs the PBFT validator over `transport`,
+    /// reading peers' bytes from `inbox` (whose sender is `inbox_tx`).
+    pub fn spawn_validator(
+        self,
+        transport: Box<dyn crate::validator::Transport>,
+        inbox: std::sync::mpsc::Receiver<crate::validator::Input>,
+        inbox_tx: std::sync::mpsc::Sender<crate::validator::Input>,
+        settings: crate::validator::PbftSettings,
+    ) -> anyhow::Result<NodeHandle> {
+        *self.shared.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(inbox_tx.clone());
+        let driver = {
+            let shared = self.shared.clone();
+            let key = self.key.clone();
+            std::thread::Builder::new().name("validator".into()).spawn(move || {
+                if let Err(e) = crate::validator::run_validator(shared, key, transport, inbox, settings) {
+                    tracing::error!("validator stopped: {e:#}");
+                }
+            })?
+        };
+        self.serve(driver, Some(inbox_tx))
+    }
+
+    fn serve(
+        self,
+        worker: JoinHandle<()>,
+        driver: Option<std::sync::mpsc::Sender<crate::validator::Input>>,
+    ) -> anyhow::Result<NodeHandle> {
+        let std_listener =
+            std::net::TcpListener::bind(&self.listen).map_err(|e| anyhow::anyhow!("binding {}: {e}", self.listen))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let shared = self.shared.clone();
-        let server = std::thread::Builder::new()
-            .name("rpc".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!("listener: {e}");
-                            return;
-                        }
-                    };
-                    let app = crate::rpc::router(shared);
-                    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-                        let _ = stop_rx.await;
-                    });
-                    if let Err(e) = served.await {
-                        tracing::error!("rpc server: {e}");
+        let server = std::thread::Builder::new().name("rpc".into()).spawn(move || {
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("listener: {e}");
+                        return;
                     }
-                })
-            })?;
+                };
+                let app = crate::rpc::router(shared);
+                let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = stop_rx.await;
+                });
+                if let Err(e) = served.await {
+                    tracing::error!("rpc server: {e}");
+                }
+            })
+        })?;
         tracing::info!(%addr, "node listening");
         Ok(NodeHandle {
             addr,
             shared: self.shared,
-            producer: Some(producer),
+            producer: Some(worker),
             server: Some(server),
             stop_tx: Some(stop_tx),
+            driver,
         })
     }
 }
@@ -272,6 +314,7 @@ pub struct NodeHandle {
     producer: Option<JoinHandle<()>>,
     server: Option<JoinHandle<()>>,
     stop_tx: Option<tokio::sync::oneshot::Sender<()>>,
+    driver: Option<std::sync::mpsc::Sender<crate::validator::Input>>,
 }
 
 impl NodeHandle {
@@ -287,6 +330,9 @@ impl NodeHandle {
     fn stop(&mut self) {
         self.shared.stop.store(true, Relaxed);
         self.shared.notify();
+        if let Some(d) = self.driver.take() {
+            let _ = d.send(crate::validator::Input::Stop);
+        }
         if let Some(tx) = self.stop_tx.take() {
             let _ = tx.send(());
         }
@@ -300,14 +346,11 @@ impl NodeHandle {
 
     /// Blocks until the process receives Ctrl-C or SIGTERM, then shuts down.
     pub fn wait_for_signal(self) -> anyhow::Result<()> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async {
             #[cfg(unix)]
             {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}

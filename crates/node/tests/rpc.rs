@@ -13,12 +13,7 @@ use std::time::Duration;
 
 fn start(dir: &std::path::Path) -> NodeHandle {
     let validator = dev_validator(0);
-    let genesis = dev_genesis(
-        1,
-        4,
-        Amount(1_000_000_000),
-        std::slice::from_ref(&validator),
-    );
+    let genesis = dev_genesis(1, 4, Amount(1_000_000_000), std::slice::from_ref(&validator));
     std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis).unwrap()).unwrap();
     write_key(&dir.join("validator.key"), &validator).unwrap();
     let cfg = NodeConfig {
@@ -29,10 +24,7 @@ fn start(dir: &std::path::Path) -> NodeHandle {
         block_interval_ms: 20,
         chain: ChainConfig::default(),
     };
-    Node::open(&cfg, gridledger_contracts::default_registry())
-        .unwrap()
-        .spawn()
-        .unwrap()
+    Node::open(&cfg, gridledger_contracts::default_registry()).unwrap().spawn().unwrap()
 }
 
 fn raw_post(addr: std::net::SocketAddr, body: &str) -> Value {
@@ -59,71 +51,20 @@ fn malformed_requests_get_errors_and_the_node_keeps_serving() {
     let node = start(d.path());
     let a = node.addr;
     assert_eq!(code(&raw_post(a, "{not json")), -32700);
-    assert_eq!(
-        code(&raw_post(
-            a,
-            r#"{"jsonrpc":"1.0","id":1,"method":"gl_chainInfo"}"#
-        )),
-        -32600
-    );
-    assert_eq!(
-        code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":7}"#)),
-        -32600
-    );
+    assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"1.0","id":1,"method":"gl_chainInfo"}"#)), -32600);
+    assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":7}"#)), -32600);
     assert_eq!(code(&raw_post(a, "[]")), -32600);
-    assert_eq!(
-        code(&raw_post(
-            a,
-            r#"{"jsonrpc":"2.0","id":1,"method":"gl_nope"}"#
-        )),
-        -32601
-    );
-    assert_eq!(
-        code(&raw_post(
-            a,
-            r#"{"jsonrpc":"2.0","id":1,"method":"gl_getReceipt","params":["0x12"]}"#
-        )),
-        -32602
-    );
-    assert_eq!(
-        code(&raw_post(
-            a,
-            r#"{"jsonrpc":"2.0","id":1,"method":"gl_getReceipt","params":{"a":1}}"#
-        )),
-        -32602
-    );
-    assert_eq!(
-        code(&raw_post(
-            a,
-            r#"{"jsonrpc":"2.0","id":1,"method":"gl_getBlock","params":[-1]}"#
-        )),
-        -32602
-    );
-    assert_eq!(
-        code(&raw_post(
-            a,
-            r#"{"jsonrpc":"2.0","id":1,"method":"gl_getEvents","params":[5,1]}"#
-        )),
-        -32602
-    );
-    assert_eq!(
-        code(&raw_post(
-            a,
-            r#"{"jsonrpc":"2.0","id":1,"method":"gl_sendTransaction","params":["zz"]}"#
-        )),
-        -32602
-    );
-    let v = raw_post(
-        a,
-        r#"{"jsonrpc":"2.0","id":1,"method":"gl_sendTransaction","params":["00ff"]}"#,
-    );
+    assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_nope"}"#)), -32601);
+    assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_getReceipt","params":["0x12"]}"#)), -32602);
+    assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_getReceipt","params":{"a":1}}"#)), -32602);
+    assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_getBlock","params":[-1]}"#)), -32602);
+    assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_getEvents","params":[5,1]}"#)), -32602);
+    assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_sendTransaction","params":["zz"]}"#)), -32602);
+    let v = raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_sendTransaction","params":["00ff"]}"#);
     assert_eq!(code(&v), -32000);
     assert_eq!(v["error"]["data"]["kind"], "undecodable");
     // A batch answers each member.
-    let v = raw_post(
-        a,
-        r#"[{"jsonrpc":"2.0","id":1,"method":"gl_chainInfo"},{"jsonrpc":"2.0","id":2,"method":"x"}]"#,
-    );
+    let v = raw_post(a, r#"[{"jsonrpc":"2.0","id":1,"method":"gl_chainInfo"},{"jsonrpc":"2.0","id":2,"method":"x"}]"#);
     assert_eq!(v[0]["result"]["chain_id"], 1);
     assert_eq!(v[1]["error"]["code"], -32601);
     let c = RpcClient::new(&node.url());
@@ -141,11 +82,7 @@ fn transactions_flow_through_the_api() {
     let mut bad = transfer(&k, 1, 0, to, Amount(5), Amount(1));
     bad.signature = Signature([1u8; 64]);
     match c.send(&bad) {
-        Err(RpcError::Remote {
-            code: -32000,
-            kind: Some(k),
-            ..
-        }) => assert_eq!(k, "bad_signature"),
+        Err(RpcError::Remote { code: -32000, kind: Some(k), .. }) => assert_eq!(k, "bad_signature"),
         other => panic!("{other:?}"),
     }
     match c.send(&transfer(&k, 1, 3, to, Amount(5), Amount(1))) {
@@ -153,9 +90,7 @@ fn transactions_flow_through_the_api() {
         other => panic!("{other:?}"),
     }
 
-    let h = c
-        .send(&transfer(&k, 1, 0, to, Amount(5), Amount(1)))
-        .unwrap();
+    let h = c.send(&transfer(&k, 1, 0, to, Amount(5), Amount(1))).unwrap();
     let r = c.wait_receipt(&h, Duration::from_secs(10)).unwrap();
     assert_eq!(r["status"], "success");
     let height = r["height"].as_u64().unwrap();
@@ -166,21 +101,11 @@ fn transactions_flow_through_the_api() {
     let tx = c.call("gl_getTransaction", json!([h])).unwrap();
     assert_eq!(tx["height"].as_u64(), Some(height));
     let b = c.call("gl_getBlock", json!([height])).unwrap();
-    assert!(b["transactions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|x| x == &json!(h)));
+    assert!(b["transactions"].as_array().unwrap().iter().any(|x| x == &json!(h)));
     let p = c.call("gl_getTxProof", json!([h])).unwrap();
     let proof: gridledger_core::MerkleProof = serde_json::from_value(p["proof"].clone()).unwrap();
-    assert!(proof.verify(
-        &h,
-        &Hash32::from_hex(p["tx_root"].as_str().unwrap()).unwrap()
-    ));
-    assert!(c
-        .call("gl_getReceipt", json!([Hash32([3u8; 32])]))
-        .unwrap()
-        .is_null());
+    assert!(proof.verify(&h, &Hash32::from_hex(p["tx_root"].as_str().unwrap()).unwrap()));
+    assert!(c.call("gl_getReceipt", json!([Hash32([3u8; 32])])).unwrap().is_null());
 
     let ev = c.call("gl_getEvents", json!([height, height])).unwrap();
     assert_eq!(ev[0]["events"][0]["event"]["name"], "transfer");
@@ -195,16 +120,7 @@ fn event_stream_replays_and_follows_blocks() {
     let d = tempfile::tempdir().unwrap();
     let node = start(d.path());
     let c = RpcClient::new(&node.url());
-    let h = c
-        .send(&transfer(
-            &dev_key(2),
-            1,
-            0,
-            dev_key(3).address(),
-            Amount(9),
-            Amount(1),
-        ))
-        .unwrap();
+    let h = c.send(&transfer(&dev_key(2), 1, 0, dev_key(3).address(), Amount(9), Amount(1))).unwrap();
     c.wait_receipt(&h, Duration::from_secs(10)).unwrap();
 
     let mut s = std::net::TcpStream::connect(node.addr).unwrap();
@@ -221,15 +137,7 @@ fn event_stream_replays_and_follows_blocks() {
             seen.push(v["events"][0]["tx_hash"].as_str().unwrap().to_string());
             if !sent_live {
                 sent_live = true;
-                c.send(&transfer(
-                    &dev_key(2),
-                    1,
-                    1,
-                    dev_key(3).address(),
-                    Amount(9),
-                    Amount(1),
-                ))
-                .unwrap();
+                c.send(&transfer(&dev_key(2), 1, 1, dev_key(3).address(), Amount(9), Amount(1))).unwrap();
             }
         }
     }

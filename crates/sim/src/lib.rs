@@ -53,12 +53,7 @@ pub struct Effects<P: Protocol + ?Sized> {
 
 impl<P: Protocol + ?Sized> Default for Effects<P> {
     fn default() -> Self {
-        Self {
-            sends: Vec::new(),
-            timers: Vec::new(),
-            outputs: Vec::new(),
-            faults: Vec::new(),
-        }
+        Self { sends: Vec::new(), timers: Vec::new(), outputs: Vec::new(), faults: Vec::new() }
     }
 }
 
@@ -82,12 +77,7 @@ pub trait Protocol {
 /// its node sends (the node itself runs the honest code).
 pub trait Adversary<P: Protocol> {
     fn observe(&mut self, _from: NodeId, _message: &P::Message) {}
-    fn tamper(
-        &mut self,
-        now: Time,
-        sends: Vec<(Dest, P::Message)>,
-        rng: &mut ChaCha8Rng,
-    ) -> Vec<(Dest, P::Message)>;
+    fn tamper(&mut self, now: Time, sends: Vec<(Dest, P::Message)>, rng: &mut ChaCha8Rng) -> Vec<(Dest, P::Message)>;
 }
 
 /// A link's delay distribution (ticks, integers only).
@@ -110,12 +100,7 @@ impl Delay {
     fn sample(&self, rng: &mut ChaCha8Rng) -> Time {
         match *self {
             Delay::Uniform { min, max } => rng.random_range(min..=max.max(min)),
-            Delay::Spiky {
-                min,
-                max,
-                spike_per_mille,
-                spike,
-            } => {
+            Delay::Spiky { min, max, spike_per_mille, spike } => {
                 let base = rng.random_range(min..=max.max(min));
                 if rng.random_range(0..1000) < spike_per_mille {
                     base + spike
@@ -163,10 +148,7 @@ pub struct NetConfig {
 impl NetConfig {
     /// A reliable network: every link `Uniform{1, max_delay}`, GST at 0.
     pub fn reliable(nodes: usize, max_delay: Time) -> Self {
-        let d = Delay::Uniform {
-            min: 1,
-            max: max_delay,
-        };
+        let d = Delay::Uniform { min: 1, max: max_delay };
         Self {
             nodes,
             links: vec![vec![d; nodes]; nodes],
@@ -180,23 +162,13 @@ impl NetConfig {
     }
 
     fn cut(&self, now: Time, a: NodeId, b: NodeId) -> bool {
-        self.partitions
-            .iter()
-            .any(|p| p.from <= now && now < p.until && (p.side.contains(&a) != p.side.contains(&b)))
+        self.partitions.iter().any(|p| p.from <= now && now < p.until && (p.side.contains(&a) != p.side.contains(&b)))
     }
 }
 
 enum Event<M, T> {
-    Deliver {
-        from: NodeId,
-        to: NodeId,
-        message: M,
-    },
-    Timer {
-        node: NodeId,
-        id: u64,
-        timer: T,
-    },
+    Deliver { from: NodeId, to: NodeId, message: M },
+    Timer { node: NodeId, id: u64, timer: T },
     Crash(NodeId),
     Restart(NodeId),
 }
@@ -334,24 +306,12 @@ impl<P: Protocol> Simulation<P> {
             } else {
                 self.net.stable_delay.sample(&mut self.rng)
             };
-            self.push(
-                now + delay.max(1),
-                Event::Deliver {
-                    from,
-                    to,
-                    message: message.clone(),
-                },
-            );
+            self.push(now + delay.max(1), Event::Deliver { from, to, message: message.clone() });
         }
     }
 
     fn apply(&mut self, id: NodeId, e: Effects<P>) {
-        let Effects {
-            mut sends,
-            timers,
-            outputs,
-            faults,
-        } = e;
+        let Effects { mut sends, timers, outputs, faults } = e;
         if let Some(mut adv) = self.adversaries.remove(&id) {
             sends = adv.tamper(self.now, sends, &mut self.rng);
             self.adversaries.insert(id, adv);
@@ -371,23 +331,14 @@ impl<P: Protocol> Simulation<P> {
                     let tid = self.seq;
                     self.timers[id as usize].push((tid, timer.clone()));
                     let at = self.now + after.max(1);
-                    self.push(
-                        at,
-                        Event::Timer {
-                            node: id,
-                            id: tid,
-                            timer,
-                        },
-                    );
+                    self.push(at, Event::Timer { node: id, id: tid, timer });
                 }
                 TimerOp::Cancel(timer) => self.timers[id as usize].retain(|(_, t)| *t != timer),
             }
         }
         for (dest, m) in sends {
             match dest {
-                Dest::One(to) if (to as usize) < self.nodes.len() && to != id => {
-                    self.send(id, to, m)
-                }
+                Dest::One(to) if (to as usize) < self.nodes.len() && to != id => self.send(id, to, m),
                 Dest::One(_) => {}
                 Dest::All => {
                     for to in 0..self.nodes.len() as NodeId {
@@ -459,11 +410,7 @@ impl<P: Protocol> Simulation<P> {
 
     /// Runs until `until` (inclusive) or until `stop` says so after an event.
     pub fn run_until(&mut self, until: Time, mut stop: impl FnMut(&Self) -> bool) {
-        while self
-            .queue
-            .first_key_value()
-            .is_some_and(|((t, _), _)| *t <= until)
-        {
+        while self.queue.first_key_value().is_some_and(|((t, _), _)| *t <= until) {
             self.step();
             if stop(self) {
                 return;

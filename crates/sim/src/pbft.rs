@@ -3,13 +3,12 @@
 //! the safety/liveness checks.
 
 use crate::{
-    Adversary, Crash, Delay, Dest, Effects, NetConfig, NodeId, Partition, Protocol, Simulation,
-    Time, TimerOp,
+    Adversary, Crash, Delay, Dest, Effects, NetConfig, NodeId, Partition, Protocol, Simulation, Time, TimerOp,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_consensus::pbft::{
-    CommittedEntry, Config, Durable, Fault, Message, Payload, PrePrepare, PreparedCert, QuorumCert,
-    Replica, Step, Target, Timer, TimerCmd, ValidatorSet, ViewChange, Vote, VoteKind,
+    CommittedEntry, Config, Durable, Fault, Message, Payload, PrePrepare, PreparedCert, QuorumCert, Replica, Step,
+    Target, Timer, TimerCmd, ValidatorSet, ViewChange, Vote, VoteKind,
 };
 use gridledger_core::codec::{hash_tagged, Tag};
 use gridledger_core::crypto::KeyPair;
@@ -61,9 +60,7 @@ pub const INSTANCE: Hash32 = Hash32([0x5a; 32]);
 
 /// Deterministic validator keys for `n` nodes.
 pub fn validator_keys(n: usize) -> Vec<KeyPair> {
-    (0..n)
-        .map(|i| KeyPair::from_seed(&format!("gridledger-sim-validator-{i}")))
-        .collect()
+    (0..n).map(|i| KeyPair::from_seed(&format!("gridledger-sim-validator-{i}"))).collect()
 }
 
 /// A validator: the PBFT replica plus a toy chain that builds and checks
@@ -88,11 +85,7 @@ impl PbftNode {
             Ok(r) => r,
             Err(e) => panic!("simulator misconfigured: {e}"),
         };
-        Self {
-            replica,
-            log,
-            durable,
-        }
+        Self { replica, log, durable }
     }
 
     fn tip(&self) -> Hash32 {
@@ -128,12 +121,7 @@ impl PbftNode {
         } else {
             vec![height, view, me as u64]
         };
-        SimBlock {
-            height,
-            parent: self.tip(),
-            proposer: me,
-            txs,
-        }
+        SimBlock { height, parent: self.tip(), proposer: me, txs }
     }
 
     fn absorb(&mut self, first: Step<SimBlock>) -> Effects<Self> {
@@ -144,11 +132,7 @@ impl PbftNode {
                 self.durable = Some(d);
             }
             for e in s.committed.drain(..) {
-                out.outputs.push(Committed {
-                    height: e.cert.height,
-                    block: e.cert.block,
-                    view: e.cert.view,
-                });
+                out.outputs.push(Committed { height: e.cert.height, block: e.cert.block, view: e.cert.view });
                 self.log.push(e);
             }
             for o in s.messages.drain(..) {
@@ -172,12 +156,7 @@ impl PbftNode {
             }
             for r in s.validate.drain(..) {
                 let verdict = self.validate(r.height, r.view, &r.payload);
-                more.push(self.replica.handle_validated(
-                    r.height,
-                    r.view,
-                    r.payload.digest(),
-                    verdict,
-                ));
+                more.push(self.replica.handle_validated(r.height, r.view, r.payload.digest(), verdict));
             }
             // Keep effects in causal order: later steps after this one.
             more.reverse();
@@ -207,10 +186,7 @@ impl Protocol for PbftNode {
         self.absorb(s)
     }
     fn persisted(&self) -> PbftDisk {
-        PbftDisk {
-            log: self.log.clone(),
-            durable: self.durable.clone(),
-        }
+        PbftDisk { log: self.log.clone(), durable: self.durable.clone() }
     }
 }
 
@@ -257,14 +233,7 @@ pub struct PbftAdversary {
 impl PbftAdversary {
     pub fn new(me: u32, key: KeyPair, set: ValidatorSet, behaviours: Vec<Behaviour>) -> Self {
         let nodes = set.len();
-        Self {
-            me,
-            key,
-            set,
-            behaviours,
-            history: Vec::new(),
-            nodes,
-        }
+        Self { me, key, set, behaviours, history: Vec::new(), nodes }
     }
 
     fn remember(&mut self, m: &Message<SimBlock>) {
@@ -281,20 +250,11 @@ impl PbftAdversary {
     }
 
     fn forged_cert(&self, height: u64, view: u64, rng: &mut ChaCha8Rng) -> PreparedCert<SimBlock> {
-        let payload = SimBlock {
-            height,
-            parent: Hash32([rng.random(); 32]),
-            proposer: self.me,
-            txs: vec![rng.random()],
-        };
+        let payload =
+            SimBlock { height, parent: Hash32([rng.random(); 32]), proposer: self.me, txs: vec![rng.random()] };
         let own = self.key.sign(&payload.digest());
         let prepares = (0..self.set.quorum() as u32).map(|i| (i, own)).collect();
-        PreparedCert {
-            view: view.saturating_sub(1),
-            height,
-            payload,
-            prepares,
-        }
+        PreparedCert { view: view.saturating_sub(1), height, payload, prepares }
     }
 
     fn one(
@@ -307,35 +267,15 @@ impl PbftAdversary {
         let inst = self.set.instance;
         match (b, m) {
             (Behaviour::Equivocate, Message::PrePrepare(pp)) => {
-                let alt = PrePrepare::sign(
-                    &self.key,
-                    &inst,
-                    pp.view,
-                    pp.height,
-                    self.twisted(&pp.payload),
-                );
+                let alt = PrePrepare::sign(&self.key, &inst, pp.view, pp.height, self.twisted(&pp.payload));
                 self.split(dest, Message::PrePrepare(pp), Message::PrePrepare(alt))
             }
             (Behaviour::Equivocate, Message::Prepare(v)) => {
-                let alt = Vote::sign(
-                    &self.key,
-                    VoteKind::Prepare,
-                    &inst,
-                    v.view,
-                    v.height,
-                    Hash32([rng.random(); 32]),
-                );
+                let alt = Vote::sign(&self.key, VoteKind::Prepare, &inst, v.view, v.height, Hash32([rng.random(); 32]));
                 self.split(dest, Message::Prepare(v), Message::Prepare(alt))
             }
             (Behaviour::Equivocate, Message::Commit(v)) => {
-                let alt = Vote::sign(
-                    &self.key,
-                    VoteKind::Commit,
-                    &inst,
-                    v.view,
-                    v.height,
-                    Hash32([rng.random(); 32]),
-                );
+                let alt = Vote::sign(&self.key, VoteKind::Commit, &inst, v.view, v.height, Hash32([rng.random(); 32]));
                 self.split(dest, Message::Commit(v), Message::Commit(alt))
             }
             (Behaviour::BadSignatures, m) => {
@@ -363,21 +303,11 @@ impl PbftAdversary {
             }
             (
                 Behaviour::Withhold,
-                Message::Prepare(_)
-                | Message::Commit(_)
-                | Message::ViewChange(_)
-                | Message::NewView(_),
+                Message::Prepare(_) | Message::Commit(_) | Message::ViewChange(_) | Message::NewView(_),
             ) => Vec::new(),
             (Behaviour::ForgeCertificates, Message::ViewChange(vc)) => {
                 let cert = self.forged_cert(vc.height, vc.new_view, rng);
-                let forged = ViewChange::sign(
-                    &self.key,
-                    self.me,
-                    &inst,
-                    vc.new_view,
-                    vc.height,
-                    Some(cert),
-                );
+                let forged = ViewChange::sign(&self.key, self.me, &inst, vc.new_view, vc.height, Some(cert));
                 vec![(dest, Message::ViewChange(forged))]
             }
             (Behaviour::ForgeCertificates, m) => {
@@ -394,12 +324,7 @@ impl PbftAdversary {
                         },
                         payload: cert.payload,
                     };
-                    out.push((
-                        Dest::All,
-                        Message::CatchUpResponse {
-                            entries: vec![entry],
-                        },
-                    ));
+                    out.push((Dest::All, Message::CatchUpResponse { entries: vec![entry] }));
                 }
                 out
             }
@@ -423,28 +348,14 @@ impl PbftAdversary {
 
     /// Sends `a` to half the peers and `b` to the other half; the first
     /// peer gets both, so equivocation is also visible to someone.
-    fn split(
-        &self,
-        dest: Dest,
-        a: Message<SimBlock>,
-        b: Message<SimBlock>,
-    ) -> Vec<(Dest, Message<SimBlock>)> {
+    fn split(&self, dest: Dest, a: Message<SimBlock>, b: Message<SimBlock>) -> Vec<(Dest, Message<SimBlock>)> {
         match dest {
             Dest::One(_) => vec![(dest, b)],
             Dest::All => {
                 let peers: Vec<u32> = (0..self.nodes as u32).filter(|i| *i != self.me).collect();
                 let mut out: Vec<_> = peers
                     .iter()
-                    .map(|&i| {
-                        (
-                            Dest::One(i),
-                            if i.is_multiple_of(2) {
-                                a.clone()
-                            } else {
-                                b.clone()
-                            },
-                        )
-                    })
+                    .map(|&i| (Dest::One(i), if i.is_multiple_of(2) { a.clone() } else { b.clone() }))
                     .collect();
                 if let Some(&first) = peers.first() {
                     let other = if first.is_multiple_of(2) { b } else { a };
@@ -500,18 +411,10 @@ impl Scenario {
         let f = (n - 1) / 3;
         let mut ids: Vec<NodeId> = (0..n as NodeId).collect();
         ids.shuffle(&mut rng);
-        let nbyz = if rng.random_range(0..4) == 0 {
-            rng.random_range(0..=f)
-        } else {
-            f
-        };
+        let nbyz = if rng.random_range(0..4) == 0 { rng.random_range(0..=f) } else { f };
         let mut byzantine = BTreeMap::new();
         for &id in &ids[..nbyz] {
-            let mut bs: Vec<Behaviour> = ALL_BEHAVIOURS
-                .iter()
-                .copied()
-                .filter(|_| rng.random_bool(0.5))
-                .collect();
+            let mut bs: Vec<Behaviour> = ALL_BEHAVIOURS.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
             if bs.is_empty() {
                 bs.push(ALL_BEHAVIOURS[rng.random_range(0..ALL_BEHAVIOURS.len())]);
             }
@@ -555,11 +458,7 @@ impl Scenario {
             let node = correct[rng.random_range(0..correct.len())];
             let at = rng.random_range(0..gst);
             let restart_at = Some(rng.random_range(at + 1..=gst));
-            crashes.push(Crash {
-                node,
-                at,
-                restart_at,
-            });
+            crashes.push(Crash { node, at, restart_at });
         }
         let net = NetConfig {
             nodes: n,
@@ -571,14 +470,7 @@ impl Scenario {
             partitions,
             crashes,
         };
-        Self {
-            seed,
-            net,
-            byzantine,
-            base_timeout: 200,
-            blocks_after_gst: 3,
-            liveness_window: 200_000,
-        }
+        Self { seed, net, byzantine, base_timeout: 200, blocks_after_gst: 3, liveness_window: 200_000 }
     }
 
     /// Builds the simulation (not started).
@@ -600,12 +492,7 @@ impl Scenario {
         for (id, bs) in &self.byzantine {
             sim.set_adversary(
                 *id,
-                Box::new(PbftAdversary::new(
-                    *id,
-                    keys[*id as usize].clone(),
-                    set.clone(),
-                    bs.clone(),
-                )),
+                Box::new(PbftAdversary::new(*id, keys[*id as usize].clone(), set.clone(), bs.clone())),
             );
         }
         sim
@@ -631,30 +518,13 @@ pub struct RunReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Violation {
     /// Two different blocks committed at one height by correct nodes.
-    Fork {
-        seed: u64,
-        height: u64,
-        nodes: (NodeId, NodeId),
-    },
+    Fork { seed: u64, height: u64, nodes: (NodeId, NodeId) },
     /// A correct node committed out of order or twice.
-    Gap {
-        seed: u64,
-        node: NodeId,
-        expected: u64,
-        got: u64,
-    },
+    Gap { seed: u64, node: NodeId, expected: u64, got: u64 },
     /// Correct nodes did not commit enough blocks after GST.
-    NoLiveness {
-        seed: u64,
-        heights: Vec<u64>,
-        target: u64,
-    },
+    NoLiveness { seed: u64, heights: Vec<u64>, target: u64 },
     /// A correct node was blamed for a fault only a Byzantine node can commit.
-    Slander {
-        seed: u64,
-        reporter: NodeId,
-        fault: String,
-    },
+    Slander { seed: u64, reporter: NodeId, fault: String },
 }
 
 fn fault_kind(f: &Fault) -> (&'static str, Option<u32>) {
@@ -682,10 +552,7 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, Violation> {
 }
 
 /// [`run`] on a simulation the caller built (e.g. with a trace recorder).
-pub fn run_built(
-    scenario: &Scenario,
-    sim: &mut Simulation<PbftNode>,
-) -> Result<RunReport, Violation> {
+pub fn run_built(scenario: &Scenario, sim: &mut Simulation<PbftNode>) -> Result<RunReport, Violation> {
     let seed = scenario.seed;
     let n = scenario.net.nodes;
     sim.start();
@@ -704,21 +571,12 @@ pub fn run_built(
             }
             let expected = heights[node as usize] + 1;
             if c.height != expected {
-                return Some(Violation::Gap {
-                    seed,
-                    node,
-                    expected,
-                    got: c.height,
-                });
+                return Some(Violation::Gap { seed, node, expected, got: c.height });
             }
             heights[node as usize] = c.height;
             match chain.get(&c.height) {
                 Some((b, other)) if *b != c.block => {
-                    return Some(Violation::Fork {
-                        seed,
-                        height: c.height,
-                        nodes: (*other, node),
-                    })
+                    return Some(Violation::Fork { seed, height: c.height, nodes: (*other, node) })
                 }
                 Some(_) => {}
                 None => {
@@ -735,11 +593,7 @@ pub fn run_built(
             *faults.entry(kind).or_default() += 1;
             if let Some(b) = blamed {
                 if scenario.is_correct(b) {
-                    return Some(Violation::Slander {
-                        seed,
-                        reporter: *reporter,
-                        fault: format!("{f:?}"),
-                    });
+                    return Some(Violation::Slander { seed, reporter: *reporter, fault: format!("{f:?}") });
                 }
             }
         }
@@ -751,14 +605,8 @@ pub fn run_built(
     if let Some(v) = check(sim, &mut heights) {
         return Err(v);
     }
-    let correct: Vec<NodeId> = (0..n as NodeId)
-        .filter(|i| scenario.is_correct(*i))
-        .collect();
-    let best = correct
-        .iter()
-        .map(|i| heights[*i as usize])
-        .max()
-        .unwrap_or(0);
+    let correct: Vec<NodeId> = (0..n as NodeId).filter(|i| scenario.is_correct(*i)).collect();
+    let best = correct.iter().map(|i| heights[*i as usize]).max().unwrap_or(0);
     let target = best + scenario.blocks_after_gst;
     let deadline = gst + scenario.liveness_window;
     let mut steps_since_check = 0u32;
@@ -781,16 +629,7 @@ pub fn run_built(
         return Err(v);
     }
     if !correct.iter().all(|i| heights[*i as usize] >= target) {
-        return Err(Violation::NoLiveness {
-            seed,
-            heights,
-            target,
-        });
+        return Err(Violation::NoLiveness { seed, heights, target });
     }
-    Ok(RunReport {
-        heights,
-        events: sim.stats.delivered + sim.stats.timers_fired,
-        end: sim.now(),
-        faults,
-    })
+    Ok(RunReport { heights, events: sim.stats.delivered + sim.stats.timers_fired, end: sim.now(), faults })
 }

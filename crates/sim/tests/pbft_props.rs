@@ -9,10 +9,7 @@ use gridledger_sim::pbft::{run, run_built, Scenario, Violation};
 use std::time::Instant;
 
 fn seeds(default: u64) -> u64 {
-    std::env::var("GRIDLEDGER_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+    std::env::var("GRIDLEDGER_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
 fn sweep(n: usize, first: u64, count: u64) {
@@ -36,12 +33,7 @@ fn sweep(n: usize, first: u64, count: u64) {
     for f in failures.iter().take(5) {
         eprintln!("{f:?}");
     }
-    assert!(
-        failures.is_empty(),
-        "{} failing seeds, first: {:?}",
-        failures.len(),
-        failures.first()
-    );
+    assert!(failures.is_empty(), "{} failing seeds, first: {:?}", failures.len(), failures.first());
 }
 
 #[test]
@@ -56,10 +48,7 @@ fn pbft_n7_safety_and_liveness() {
 
 #[test]
 fn replay_one_seed() {
-    let Some(seed) = std::env::var("GRIDLEDGER_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
+    let Some(seed) = std::env::var("GRIDLEDGER_SIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) else {
         return;
     };
     for n in [4, 7] {

@@ -27,28 +27,17 @@ fn each_byzantine_behaviour_is_reported_and_survived() {
         sc.byzantine = BTreeMap::from([(1, vec![b])]);
         sc.blocks_after_gst = 12;
         let r = run(&sc).unwrap_or_else(|v| panic!("{b:?}: {v:?}"));
-        assert!(
-            r.faults.get(kind).copied().unwrap_or(0) > 0,
-            "{b:?} not reported as {kind}: {:?}",
-            r.faults
-        );
+        assert!(r.faults.get(kind).copied().unwrap_or(0) > 0, "{b:?} not reported as {kind}: {:?}", r.faults);
     }
     let mut sc = calm(12, 7);
-    sc.byzantine = BTreeMap::from([
-        (0, vec![Behaviour::Withhold]),
-        (4, vec![Behaviour::Withhold]),
-    ]);
+    sc.byzantine = BTreeMap::from([(0, vec![Behaviour::Withhold]), (4, vec![Behaviour::Withhold])]);
     run(&sc).expect("f withholding validators cannot stop the chain");
 }
 
 #[test]
 fn no_quorum_while_partitioned_then_progress_after_heal() {
     let mut sc = calm(5, 4);
-    sc.net.partitions = vec![Partition {
-        from: 0,
-        until: 5_000,
-        side: vec![0, 1],
-    }];
+    sc.net.partitions = vec![Partition { from: 0, until: 5_000, side: vec![0, 1] }];
     sc.net.gst = 5_000;
     let mut sim = sc.build();
     sim.start();
@@ -61,22 +50,13 @@ fn no_quorum_while_partitioned_then_progress_after_heal() {
 #[test]
 fn crashed_validator_restarts_from_its_log_and_catches_up() {
     let mut sc = calm(9, 4);
-    sc.net.crashes = vec![Crash {
-        node: 2,
-        at: 1_000,
-        restart_at: Some(6_000),
-    }];
+    sc.net.crashes = vec![Crash { node: 2, at: 1_000, restart_at: Some(6_000) }];
     sc.net.gst = 6_000;
     let mut sim = sc.build();
     sim.start();
     sim.run_until(5_999, |_| false);
-    let before: Vec<u64> = (0..4)
-        .map(|i| sim.outputs.iter().filter(|(_, n, _)| *n == i).count() as u64)
-        .collect();
-    assert!(
-        before[2] < before[0],
-        "the crashed node fell behind: {before:?}"
-    );
+    let before: Vec<u64> = (0..4).map(|i| sim.outputs.iter().filter(|(_, n, _)| *n == i).count() as u64).collect();
+    assert!(before[2] < before[0], "the crashed node fell behind: {before:?}");
     let r = run(&sc).expect("the restarted node catches up and the chain goes on");
     assert!(r.heights[2] > before[0], "{:?} vs {before:?}", r.heights);
 }

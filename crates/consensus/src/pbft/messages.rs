@@ -62,24 +62,13 @@ pub fn pre_prepare_digest(instance: &Hash32, view: u64, height: u64, block: &Has
 }
 
 /// Digest a prepare or commit vote signs.
-pub fn vote_digest(
-    kind: VoteKind,
-    instance: &Hash32,
-    view: u64,
-    height: u64,
-    block: &Hash32,
-) -> Hash32 {
+pub fn vote_digest(kind: VoteKind, instance: &Hash32, view: u64, height: u64, block: &Hash32) -> Hash32 {
     hash_tagged(kind.tag(), &(instance, view, height, block))
 }
 
 /// Digest a view change signs: the target view, the height and the
 /// (view, block hash) of the prepared certificate it carries, if any.
-pub fn view_change_digest(
-    instance: &Hash32,
-    new_view: u64,
-    height: u64,
-    prepared: Option<(u64, Hash32)>,
-) -> Hash32 {
+pub fn view_change_digest(instance: &Hash32, new_view: u64, height: u64, prepared: Option<(u64, Hash32)>) -> Hash32 {
     hash_tagged(tags::VIEW_CHANGE, &(instance, new_view, height, prepared))
 }
 
@@ -122,9 +111,7 @@ impl ValidatorSet {
             return Err(ConfigError::Empty);
         }
         if keys.len() > MAX_VALIDATORS {
-            return Err(ConfigError::TooMany {
-                max: MAX_VALIDATORS,
-            });
+            return Err(ConfigError::TooMany { max: MAX_VALIDATORS });
         }
         let mut seen = BTreeSet::new();
         for (i, k) in keys.iter().enumerate() {
@@ -171,11 +158,7 @@ impl ValidatorSet {
 
     /// Checks that `sigs` are at least a quorum of valid signatures over
     /// `digest` by distinct validators.
-    pub fn verify_quorum(
-        &self,
-        digest: &Hash32,
-        sigs: &[(u32, Signature)],
-    ) -> Result<(), CertError> {
+    pub fn verify_quorum(&self, digest: &Hash32, sigs: &[(u32, Signature)]) -> Result<(), CertError> {
         let mut seen = BTreeSet::new();
         for (i, sig) in sigs {
             if !seen.insert(*i) {
@@ -185,10 +168,7 @@ impl ValidatorSet {
             verify(pk, digest, sig).map_err(|_| CertError::BadSignature(*i))?;
         }
         if seen.len() < self.quorum() {
-            return Err(CertError::NoQuorum {
-                have: seen.len(),
-                need: self.quorum(),
-            });
+            return Err(CertError::NoQuorum { have: seen.len(), need: self.quorum() });
         }
         Ok(())
     }
@@ -224,29 +204,14 @@ pub struct PrePrepare<P> {
 
 impl<P: Payload> PrePrepare<P> {
     pub fn sign(key: &KeyPair, instance: &Hash32, view: u64, height: u64, payload: P) -> Self {
-        let signature = key.sign(&pre_prepare_digest(
-            instance,
-            view,
-            height,
-            &payload.digest(),
-        ));
-        Self {
-            view,
-            height,
-            payload,
-            signature,
-        }
+        let signature = key.sign(&pre_prepare_digest(instance, view, height, &payload.digest()));
+        Self { view, height, payload, signature }
     }
 
     pub fn verify(&self, set: &ValidatorSet) -> bool {
         let leader = set.leader(self.view, self.height);
         set.key(leader).is_some_and(|pk| {
-            let d = pre_prepare_digest(
-                &set.instance,
-                self.view,
-                self.height,
-                &self.payload.digest(),
-            );
+            let d = pre_prepare_digest(&set.instance, self.view, self.height, &self.payload.digest());
             verify(pk, &d, &self.signature).is_ok()
         })
     }
@@ -263,21 +228,9 @@ pub struct Vote {
 }
 
 impl Vote {
-    pub fn sign(
-        key: &KeyPair,
-        kind: VoteKind,
-        instance: &Hash32,
-        view: u64,
-        height: u64,
-        block: Hash32,
-    ) -> Self {
+    pub fn sign(key: &KeyPair, kind: VoteKind, instance: &Hash32, view: u64, height: u64, block: Hash32) -> Self {
         let signature = key.sign(&vote_digest(kind, instance, view, height, &block));
-        Self {
-            view,
-            height,
-            block,
-            signature,
-        }
+        Self { view, height, block, signature }
     }
 }
 
@@ -294,18 +247,9 @@ pub struct PreparedCert<P> {
 impl<P: Payload> PreparedCert<P> {
     pub fn verify(&self, set: &ValidatorSet, height: u64) -> Result<(), CertError> {
         if self.height != height {
-            return Err(CertError::WrongHeight {
-                got: self.height,
-                expected: height,
-            });
+            return Err(CertError::WrongHeight { got: self.height, expected: height });
         }
-        let d = vote_digest(
-            VoteKind::Prepare,
-            &set.instance,
-            self.view,
-            self.height,
-            &self.payload.digest(),
-        );
+        let d = vote_digest(VoteKind::Prepare, &set.instance, self.view, self.height, &self.payload.digest());
         set.verify_quorum(&d, &self.prepares)
     }
 }
@@ -322,13 +266,7 @@ pub struct QuorumCert {
 
 impl QuorumCert {
     pub fn verify(&self, set: &ValidatorSet) -> Result<(), CertError> {
-        let d = vote_digest(
-            VoteKind::Commit,
-            &set.instance,
-            self.view,
-            self.height,
-            &self.block,
-        );
+        let d = vote_digest(VoteKind::Commit, &set.instance, self.view, self.height, &self.block);
         set.verify_quorum(&d, &self.signatures)
     }
 }
@@ -345,10 +283,7 @@ impl<P: Payload> CommittedEntry<P> {
     /// Checks the certificate against the block and the validator set.
     pub fn verify(&self, set: &ValidatorSet, height: u64) -> Result<(), CertError> {
         if self.cert.height != height {
-            return Err(CertError::WrongHeight {
-                got: self.cert.height,
-                expected: height,
-            });
+            return Err(CertError::WrongHeight { got: self.cert.height, expected: height });
         }
         if self.cert.block != self.payload.digest() {
             return Err(CertError::HashMismatch);
@@ -380,13 +315,7 @@ impl<P: Payload> ViewChange<P> {
     ) -> Self {
         let summary = prepared.as_ref().map(|c| (c.view, c.payload.digest()));
         let signature = key.sign(&view_change_digest(instance, new_view, height, summary));
-        Self {
-            new_view,
-            height,
-            prepared,
-            signer,
-            signature,
-        }
+        Self { new_view, height, prepared, signer, signature }
     }
 
     /// Checks the signature and the carried certificate.
@@ -397,10 +326,7 @@ impl<P: Payload> ViewChange<P> {
         verify(pk, &d, &self.signature).map_err(|_| ViewChangeError::BadSignature)?;
         if let Some(c) = &self.prepared {
             if c.view >= self.new_view {
-                return Err(ViewChangeError::Cert(CertError::ViewOrder {
-                    cert_view: c.view,
-                    new_view: self.new_view,
-                }));
+                return Err(ViewChangeError::Cert(CertError::ViewOrder { cert_view: c.view, new_view: self.new_view }));
             }
             c.verify(set, self.height).map_err(ViewChangeError::Cert)?;
         }
@@ -486,29 +412,22 @@ impl<P: Payload> Message<P> {
 
     /// Structural bounds, also applied to messages that never were bytes.
     pub fn check_bounds(&self, validators: usize, max_entries: usize) -> Result<(), DecodeError> {
-        let cert_ok =
-            |c: &Option<PreparedCert<P>>| c.as_ref().is_none_or(|c| c.prepares.len() <= validators);
+        let cert_ok = |c: &Option<PreparedCert<P>>| c.as_ref().is_none_or(|c| c.prepares.len() <= validators);
         let ok = match self {
             Message::PrePrepare(_) | Message::Prepare(_) | Message::Commit(_) => true,
             Message::CatchUpRequest { .. } => true,
             Message::ViewChange(v) => cert_ok(&v.prepared),
             Message::NewView(nv) => {
-                nv.view_changes.len() <= validators
-                    && nv.view_changes.iter().all(|v| cert_ok(&v.prepared))
+                nv.view_changes.len() <= validators && nv.view_changes.iter().all(|v| cert_ok(&v.prepared))
             }
             Message::CatchUpResponse { entries } => {
-                entries.len() <= max_entries
-                    && entries
-                        .iter()
-                        .all(|e| e.cert.signatures.len() <= validators)
+                entries.len() <= max_entries && entries.iter().all(|e| e.cert.signatures.len() <= validators)
             }
         };
         if ok {
             Ok(())
         } else {
-            Err(DecodeError::OutOfBounds(
-                "list longer than the validator set or batch limit",
-            ))
+            Err(DecodeError::OutOfBounds("list longer than the validator set or batch limit"))
         }
     }
 }

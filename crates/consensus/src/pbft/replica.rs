@@ -112,12 +112,7 @@ pub enum Fault {
     /// A pre-prepare or new-view from someone who is not Eq. (3.4)'s leader.
     WrongLeader { from: u32, view: u64, height: u64 },
     /// Two different signed statements for the same slot.
-    Equivocation {
-        signer: u32,
-        view: u64,
-        height: u64,
-        what: &'static str,
-    },
+    Equivocation { signer: u32, view: u64, height: u64, what: &'static str },
     /// A prepared or commit certificate that does not hold.
     ForgedCertificate { from: u32, reason: CertError },
     /// A new-view that does not justify itself.
@@ -126,12 +121,7 @@ pub enum Fault {
     /// (before the network stabilises) a very late message.
     StaleView { from: u32, view: u64, height: u64 },
     /// A proposal that fails [`Payload::well_formed`] or the caller's validation.
-    InvalidProposal {
-        leader: u32,
-        view: u64,
-        height: u64,
-        reason: String,
-    },
+    InvalidProposal { leader: u32, view: u64, height: u64, reason: String },
 }
 
 /// Everything one input produced.
@@ -248,10 +238,7 @@ impl<P: Payload> Replica<P> {
         log: &[CommittedEntry<P>],
         durable: Option<Durable<P>>,
     ) -> Result<Self, ConfigError> {
-        let pk = cfg
-            .validators
-            .key(cfg.me)
-            .ok_or(ConfigError::BadIndex(cfg.me))?;
+        let pk = cfg.validators.key(cfg.me).ok_or(ConfigError::BadIndex(cfg.me))?;
         if *pk != key.public() {
             return Err(ConfigError::KeyMismatch(cfg.me));
         }
@@ -290,11 +277,7 @@ impl<P: Payload> Replica<P> {
         };
         if let Some(d) = durable.filter(|d| d.height == height) {
             r.view = d.view;
-            r.phase = if d.view_changing {
-                Phase::ViewChanging
-            } else {
-                Phase::Normal
-            };
+            r.phase = if d.view_changing { Phase::ViewChanging } else { Phase::Normal };
             r.vote_blocked = Some((height, d.view));
             if let Some(c) = d.prepared {
                 r.known.insert(c.payload.digest(), c.payload.clone());
@@ -302,14 +285,8 @@ impl<P: Payload> Replica<P> {
             }
             if r.phase == Phase::ViewChanging {
                 // Re-create the view change we had sent, to retransmit it.
-                let vc = ViewChange::sign(
-                    &r.key,
-                    r.cfg.me,
-                    &r.cfg.validators.instance,
-                    r.view,
-                    height,
-                    r.prepared.clone(),
-                );
+                let vc =
+                    ViewChange::sign(&r.key, r.cfg.me, &r.cfg.validators.instance, r.view, height, r.prepared.clone());
                 r.view_changes.insert(r.cfg.me, vc);
             }
         }
@@ -368,20 +345,11 @@ impl<P: Payload> Replica<P> {
     }
 
     fn arm_timer(&self, s: &mut Step<P>) {
-        s.timers.push(TimerCmd::Set {
-            timer: Timer {
-                height: self.height,
-                view: self.view,
-            },
-            after: self.timeout(),
-        });
+        s.timers.push(TimerCmd::Set { timer: Timer { height: self.height, view: self.view }, after: self.timeout() });
     }
 
     fn broadcast(&self, s: &mut Step<P>, message: Message<P>) {
-        s.messages.push(Outgoing {
-            to: Target::All,
-            message,
-        });
+        s.messages.push(Outgoing { to: Target::All, message });
     }
 
     /// Starts the replica: arms the first deadline and, when leading, asks
@@ -389,10 +357,7 @@ impl<P: Payload> Replica<P> {
     pub fn start(&mut self) -> Step<P> {
         let mut s = Step::default();
         self.arm_timer(&mut s);
-        if self.phase == Phase::Normal
-            && self.leader(self.view, self.height) == self.cfg.me
-            && self.can_vote()
-        {
+        if self.phase == Phase::Normal && self.leader(self.view, self.height) == self.cfg.me && self.can_vote() {
             s.need_proposal = Some((self.height, self.view));
         }
         s
@@ -407,13 +372,7 @@ impl<P: Payload> Replica<P> {
     }
 
     /// The caller's verdict on a [`ValidateRequest`].
-    pub fn handle_validated(
-        &mut self,
-        height: u64,
-        view: u64,
-        block: Hash32,
-        verdict: Result<(), String>,
-    ) -> Step<P> {
+    pub fn handle_validated(&mut self, height: u64, view: u64, block: Hash32, verdict: Result<(), String>) -> Step<P> {
         let mut s = Step::default();
         self.on_validated(height, view, block, verdict, &mut s);
         self.drain_future(&mut s);
@@ -426,9 +385,7 @@ impl<P: Payload> Replica<P> {
         let mut s = Step::default();
         if timer.height == self.height && timer.view == self.view {
             self.catch_up_asked = None;
-            if self.phase == Phase::ViewChanging
-                && self.view_change_support(self.view) < self.set().quorum()
-            {
+            if self.phase == Phase::ViewChanging && self.view_change_support(self.view) < self.set().quorum() {
                 // Castro & Liskov: the view-change deadline only runs once a
                 // quorum wants the view; until then, retransmit ours. This
                 // keeps a replica that timed out first from racing ahead.
@@ -457,10 +414,7 @@ impl<P: Payload> Replica<P> {
             s.faults.push(Fault::UnknownSender { from });
             return;
         }
-        if message
-            .check_bounds(self.n(), self.cfg.catch_up_batch)
-            .is_err()
-        {
+        if message.check_bounds(self.n(), self.cfg.catch_up_batch).is_err() {
             s.faults.push(Fault::Malformed { from });
             return;
         }
@@ -495,11 +449,9 @@ impl<P: Payload> Replica<P> {
     fn drain_future(&mut self, s: &mut Step<P>) {
         loop {
             let h = self.height;
-            self.future
-                .retain(|(_, m)| m.height().is_some_and(|mh| mh >= h));
-            let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future)
-                .into_iter()
-                .partition(|(_, m)| m.height() == Some(h));
+            self.future.retain(|(_, m)| m.height().is_some_and(|mh| mh >= h));
+            let (now, later): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.future).into_iter().partition(|(_, m)| m.height() == Some(h));
             self.future = later;
             if now.is_empty() {
                 return;
@@ -513,11 +465,7 @@ impl<P: Payload> Replica<P> {
     // ---- step 1–2: request and pre-prepare ------------------------------
 
     fn on_propose(&mut self, height: u64, view: u64, payload: P, s: &mut Step<P>) {
-        if height != self.height
-            || view != self.view
-            || self.leader(view, height) != self.cfg.me
-            || !self.can_vote()
-        {
+        if height != self.height || view != self.view || self.leader(view, height) != self.cfg.me || !self.can_vote() {
             return;
         }
         let instance = self.set().instance;
@@ -540,18 +488,11 @@ impl<P: Payload> Replica<P> {
 
     fn on_pre_prepare(&mut self, from: u32, pp: PrePrepare<P>, s: &mut Step<P>) {
         if from != self.leader(pp.view, pp.height) {
-            s.faults.push(Fault::WrongLeader {
-                from,
-                view: pp.view,
-                height: pp.height,
-            });
+            s.faults.push(Fault::WrongLeader { from, view: pp.view, height: pp.height });
             return;
         }
         if !pp.verify(self.set()) {
-            s.faults.push(Fault::BadSignature {
-                from,
-                what: "pre-prepare",
-            });
+            s.faults.push(Fault::BadSignature { from, what: "pre-prepare" });
             return;
         }
         self.accept_pre_prepare(from, pp, false, s);
@@ -562,11 +503,7 @@ impl<P: Payload> Replica<P> {
     /// and well-formedness; then the caller validates the block.
     fn accept_pre_prepare(&mut self, leader: u32, pp: PrePrepare<P>, own: bool, s: &mut Step<P>) {
         if pp.view < self.view {
-            s.faults.push(Fault::StaleView {
-                from: leader,
-                view: pp.view,
-                height: pp.height,
-            });
+            s.faults.push(Fault::StaleView { from: leader, view: pp.view, height: pp.height });
             return;
         }
         let hash = pp.payload.digest();
@@ -589,12 +526,7 @@ impl<P: Payload> Replica<P> {
         }
         self.pre_prepares.insert(pp.view, hash);
         if let Err(reason) = pp.payload.well_formed() {
-            s.faults.push(Fault::InvalidProposal {
-                leader,
-                view: pp.view,
-                height: pp.height,
-                reason,
-            });
+            s.faults.push(Fault::InvalidProposal { leader, view: pp.view, height: pp.height, reason });
             return;
         }
         if self.known.len() < MAX_KNOWN_PAYLOADS {
@@ -609,23 +541,12 @@ impl<P: Payload> Replica<P> {
         if own {
             self.on_validated(pp.height, pp.view, hash, Ok(()), s);
         } else {
-            s.validate.push(ValidateRequest {
-                height: pp.height,
-                view: pp.view,
-                payload: pp.payload,
-            });
+            s.validate.push(ValidateRequest { height: pp.height, view: pp.view, payload: pp.payload });
         }
         self.check_commit(s);
     }
 
-    fn on_validated(
-        &mut self,
-        height: u64,
-        view: u64,
-        block: Hash32,
-        verdict: Result<(), String>,
-        s: &mut Step<P>,
-    ) {
+    fn on_validated(&mut self, height: u64, view: u64, block: Hash32, verdict: Result<(), String>, s: &mut Step<P>) {
         if height != self.height
             || view != self.view
             || self.phase != Phase::Normal
@@ -636,27 +557,14 @@ impl<P: Payload> Replica<P> {
         }
         if let Err(reason) = verdict {
             // Thesis step 2: an honest node "will not broadcast anything".
-            s.faults.push(Fault::InvalidProposal {
-                leader: self.leader(view, height),
-                view,
-                height,
-                reason,
-            });
+            s.faults.push(Fault::InvalidProposal { leader: self.leader(view, height), view, height, reason });
             return;
         }
         self.validated = true;
         if self.can_vote() && !self.sent_prepare {
             self.sent_prepare = true;
-            let v = Vote::sign(
-                &self.key,
-                VoteKind::Prepare,
-                &self.set().instance,
-                view,
-                height,
-                block,
-            );
-            self.prepares
-                .insert((view, self.cfg.me), (block, v.signature));
+            let v = Vote::sign(&self.key, VoteKind::Prepare, &self.set().instance, view, height, block);
+            self.prepares.insert((view, self.cfg.me), (block, v.signature));
             // Durable before the vote leaves, so a restart cannot vote again here.
             s.persist = Some(self.durable());
             self.broadcast(s, Message::Prepare(v));
@@ -679,11 +587,7 @@ impl<P: Payload> Replica<P> {
         };
         let d = vote_digest(kind, &self.set().instance, v.view, v.height, &v.block);
         if verify(pk, &d, &v.signature).is_err() {
-            let what = if kind == VoteKind::Prepare {
-                "prepare"
-            } else {
-                "commit"
-            };
+            let what = if kind == VoteKind::Prepare { "prepare" } else { "commit" };
             s.faults.push(Fault::BadSignature { from, what });
             return;
         }
@@ -693,17 +597,8 @@ impl<P: Payload> Replica<P> {
         };
         if let Some((b, _)) = store.get(&(v.view, from)) {
             if *b != v.block {
-                let what = if kind == VoteKind::Prepare {
-                    "prepare"
-                } else {
-                    "commit"
-                };
-                s.faults.push(Fault::Equivocation {
-                    signer: from,
-                    view: v.view,
-                    height: v.height,
-                    what,
-                });
+                let what = if kind == VoteKind::Prepare { "prepare" } else { "commit" };
+                s.faults.push(Fault::Equivocation { signer: from, view: v.view, height: v.height, what });
             }
             return;
         }
@@ -739,25 +634,12 @@ impl<P: Payload> Replica<P> {
         let Some(payload) = self.known.get(&block).cloned() else {
             return;
         };
-        self.prepared = Some(PreparedCert {
-            view: self.view,
-            height: self.height,
-            payload,
-            prepares,
-        });
+        self.prepared = Some(PreparedCert { view: self.view, height: self.height, payload, prepares });
         s.persist = Some(self.durable());
         if self.can_vote() {
             self.sent_commit = true;
-            let v = Vote::sign(
-                &self.key,
-                VoteKind::Commit,
-                &self.set().instance,
-                self.view,
-                self.height,
-                block,
-            );
-            self.commits
-                .insert((self.view, self.cfg.me), (block, v.signature));
+            let v = Vote::sign(&self.key, VoteKind::Commit, &self.set().instance, self.view, self.height, block);
+            self.commits.insert((self.view, self.cfg.me), (block, v.signature));
             self.broadcast(s, Message::Commit(v));
         }
         self.check_commit(s);
@@ -776,12 +658,7 @@ impl<P: Payload> Replica<P> {
         let signatures = Self::votes_for(&self.commits, view, &block);
         match self.known.get(&block).cloned() {
             Some(payload) => {
-                let cert = QuorumCert {
-                    view,
-                    height: self.height,
-                    block,
-                    signatures,
-                };
+                let cert = QuorumCert { view, height: self.height, block, signatures };
                 self.commit(CommittedEntry { payload, cert }, s);
             }
             None => {
@@ -794,10 +671,7 @@ impl<P: Payload> Replica<P> {
     }
 
     fn commit(&mut self, entry: CommittedEntry<P>, s: &mut Step<P>) {
-        s.timers.push(TimerCmd::Cancel(Timer {
-            height: self.height,
-            view: self.view,
-        }));
+        s.timers.push(TimerCmd::Cancel(Timer { height: self.height, view: self.view }));
         self.last_commit_view = entry.cert.view;
         self.log.push_back(entry.clone());
         while self.log.len() > self.cfg.retain {
@@ -847,8 +721,7 @@ impl<P: Payload> Replica<P> {
         self.commits.retain(|(v, _), _| *v >= lo);
         let keep = self.prepared.as_ref().map(|c| c.payload.digest());
         let ahead: Vec<Hash32> = self.pre_prepares.range(view..).map(|(_, h)| *h).collect();
-        self.known
-            .retain(|h, _| Some(*h) == keep || ahead.contains(h));
+        self.known.retain(|h, _| Some(*h) == keep || ahead.contains(h));
         self.pre_prepares.retain(|v, _| *v >= view);
     }
 
@@ -858,10 +731,7 @@ impl<P: Payload> Replica<P> {
         if new_view <= self.view {
             return;
         }
-        s.timers.push(TimerCmd::Cancel(Timer {
-            height: self.height,
-            view: self.view,
-        }));
+        s.timers.push(TimerCmd::Cancel(Timer { height: self.height, view: self.view }));
         self.view = new_view;
         self.phase = Phase::ViewChanging;
         self.reset_view_state();
@@ -885,18 +755,12 @@ impl<P: Payload> Replica<P> {
 
     /// Validators whose latest view change asks for `view` or later.
     fn view_change_support(&self, view: u64) -> usize {
-        self.view_changes
-            .values()
-            .filter(|v| v.new_view >= view)
-            .count()
+        self.view_changes.values().filter(|v| v.new_view >= view).count()
     }
 
     fn on_view_change(&mut self, from: u32, vc: ViewChange<P>, s: &mut Step<P>) {
         if vc.signer != from {
-            s.faults.push(Fault::BadSignature {
-                from,
-                what: "view-change signer",
-            });
+            s.faults.push(Fault::BadSignature { from, what: "view-change signer" });
             return;
         }
         if let Some(old) = self.view_changes.get(&from) {
@@ -910,10 +774,7 @@ impl<P: Payload> Replica<P> {
         match vc.verify(self.set()) {
             Ok(()) => {}
             Err(ViewChangeError::BadSignature) => {
-                s.faults.push(Fault::BadSignature {
-                    from,
-                    what: "view-change",
-                });
+                s.faults.push(Fault::BadSignature { from, what: "view-change" });
                 return;
             }
             Err(ViewChangeError::Cert(reason)) => {
@@ -933,20 +794,13 @@ impl<P: Payload> Replica<P> {
         {
             // A quorum left the old view: the new leader's deadline starts now.
             self.vc_quorum_armed = true;
-            s.timers.push(TimerCmd::Cancel(Timer {
-                height: self.height,
-                view: self.view,
-            }));
+            s.timers.push(TimerCmd::Cancel(Timer { height: self.height, view: self.view }));
             self.arm_timer(s);
         }
         // f + 1 replicas want a later view: at least one is correct, join it.
         let f = self.set().max_faulty();
-        let mut later: Vec<u64> = self
-            .view_changes
-            .values()
-            .filter(|v| v.new_view > self.view)
-            .map(|v| v.new_view)
-            .collect();
+        let mut later: Vec<u64> =
+            self.view_changes.values().filter(|v| v.new_view > self.view).map(|v| v.new_view).collect();
         if later.len() > f {
             later.sort_unstable_by(|a, b| b.cmp(a));
             let target = later[f];
@@ -967,29 +821,14 @@ impl<P: Payload> Replica<P> {
         {
             return;
         }
-        let vcs: Vec<ViewChange<P>> = self
-            .view_changes
-            .values()
-            .filter(|v| v.new_view == self.view)
-            .cloned()
-            .collect();
+        let vcs: Vec<ViewChange<P>> = self.view_changes.values().filter(|v| v.new_view == self.view).cloned().collect();
         if vcs.len() < self.set().quorum() {
             return;
         }
-        let highest = vcs
-            .iter()
-            .filter_map(|v| v.prepared.as_ref())
-            .max_by_key(|c| c.view)
-            .cloned();
+        let highest = vcs.iter().filter_map(|v| v.prepared.as_ref()).max_by_key(|c| c.view).cloned();
         match highest {
             Some(c) => {
-                let pp = PrePrepare::sign(
-                    &self.key,
-                    &self.set().instance,
-                    self.view,
-                    self.height,
-                    c.payload,
-                );
+                let pp = PrePrepare::sign(&self.key, &self.set().instance, self.view, self.height, c.payload);
                 self.send_new_view(vcs, pp, s);
             }
             None => {
@@ -1001,12 +840,7 @@ impl<P: Payload> Replica<P> {
 
     fn send_new_view(&mut self, vcs: Vec<ViewChange<P>>, pp: PrePrepare<P>, s: &mut Step<P>) {
         self.new_view_sent = true;
-        let nv = NewView {
-            view: self.view,
-            height: self.height,
-            view_changes: vcs,
-            pre_prepare: pp.clone(),
-        };
+        let nv = NewView { view: self.view, height: self.height, view_changes: vcs, pre_prepare: pp.clone() };
         self.broadcast(s, Message::NewView(nv));
         self.enter_view(self.view, s);
         self.proposed = true;
@@ -1015,10 +849,7 @@ impl<P: Payload> Replica<P> {
 
     fn enter_view(&mut self, view: u64, s: &mut Step<P>) {
         if self.view != view || self.phase != Phase::Normal {
-            s.timers.push(TimerCmd::Cancel(Timer {
-                height: self.height,
-                view: self.view,
-            }));
+            s.timers.push(TimerCmd::Cancel(Timer { height: self.height, view: self.view }));
             self.view = view;
             self.phase = Phase::Normal;
             self.reset_view_state();
@@ -1030,11 +861,7 @@ impl<P: Payload> Replica<P> {
 
     fn on_new_view(&mut self, from: u32, nv: NewView<P>, s: &mut Step<P>) {
         if from != self.leader(nv.view, nv.height) {
-            s.faults.push(Fault::WrongLeader {
-                from,
-                view: nv.view,
-                height: nv.height,
-            });
+            s.faults.push(Fault::WrongLeader { from, view: nv.view, height: nv.height });
             return;
         }
         if nv.view < self.view || (nv.view == self.view && self.phase == Phase::Normal) {
@@ -1046,10 +873,7 @@ impl<P: Payload> Replica<P> {
             return;
         }
         if !nv.pre_prepare.verify(self.set()) {
-            s.faults.push(Fault::BadSignature {
-                from,
-                what: "new-view pre-prepare",
-            });
+            s.faults.push(Fault::BadSignature { from, what: "new-view pre-prepare" });
             return;
         }
         let mut signers = std::collections::BTreeSet::new();
@@ -1078,15 +902,10 @@ impl<P: Payload> Replica<P> {
             s.faults.push(bad("fewer than a quorum of view changes"));
             return;
         }
-        let highest = nv
-            .view_changes
-            .iter()
-            .filter_map(|v| v.prepared.as_ref())
-            .max_by_key(|c| c.view);
+        let highest = nv.view_changes.iter().filter_map(|v| v.prepared.as_ref()).max_by_key(|c| c.view);
         if let Some(c) = highest {
             if c.payload.digest() != nv.pre_prepare.payload.digest() {
-                s.faults
-                    .push(bad("does not re-propose the highest prepared block"));
+                s.faults.push(bad("does not re-propose the highest prepared block"));
                 return;
             }
         }
@@ -1101,27 +920,15 @@ impl<P: Payload> Replica<P> {
             return;
         }
         self.catch_up_asked = Some(self.height);
-        s.messages.push(Outgoing {
-            to: Target::One(peer),
-            message: Message::CatchUpRequest {
-                from_height: self.height,
-            },
-        });
+        s.messages
+            .push(Outgoing { to: Target::One(peer), message: Message::CatchUpRequest { from_height: self.height } });
     }
 
     fn serve_catch_up(&mut self, peer: u32, from_height: u64, s: &mut Step<P>) {
-        let entries: Vec<CommittedEntry<P>> = self
-            .log
-            .iter()
-            .filter(|e| e.cert.height >= from_height)
-            .take(self.cfg.catch_up_batch)
-            .cloned()
-            .collect();
+        let entries: Vec<CommittedEntry<P>> =
+            self.log.iter().filter(|e| e.cert.height >= from_height).take(self.cfg.catch_up_batch).cloned().collect();
         if !entries.is_empty() {
-            s.messages.push(Outgoing {
-                to: Target::One(peer),
-                message: Message::CatchUpResponse { entries },
-            });
+            s.messages.push(Outgoing { to: Target::One(peer), message: Message::CatchUpResponse { entries } });
         }
     }
 

@@ -19,11 +19,7 @@ struct TestBlock {
 impl TestBlock {
     fn new(height: u64, txs: Vec<u64>) -> Self {
         let tx_root = hash_tagged(Tag("test/txs"), &txs);
-        Self {
-            height,
-            txs,
-            tx_root,
-        }
+        Self { height, txs, tx_root }
     }
 }
 
@@ -46,9 +42,7 @@ impl Payload for TestBlock {
 const INSTANCE: Hash32 = Hash32([7; 32]);
 
 fn keys(n: usize) -> Vec<KeyPair> {
-    (0..n)
-        .map(|i| KeyPair::from_seed(&format!("pbft-test-{i}")))
-        .collect()
+    (0..n).map(|i| KeyPair::from_seed(&format!("pbft-test-{i}"))).collect()
 }
 
 fn set(keys: &[KeyPair]) -> ValidatorSet {
@@ -64,9 +58,7 @@ fn has_fault(s: &Step<TestBlock>, pred: impl Fn(&Fault) -> bool) -> bool {
 }
 
 fn sent_prepare(s: &Step<TestBlock>) -> bool {
-    s.messages
-        .iter()
-        .any(|m| matches!(m.message, Message::Prepare(_)))
+    s.messages.iter().any(|m| matches!(m.message, Message::Prepare(_)))
 }
 
 fn sent_view_change(s: &Step<TestBlock>) -> Option<u64> {
@@ -79,36 +71,15 @@ fn sent_view_change(s: &Step<TestBlock>) -> Option<u64> {
 /// Leader of height 1 in view 1 with 4 validators: (1 + 1) % 4 = 2.
 const L: u32 = 2;
 
-fn pp(
-    keys: &[KeyPair],
-    signer: u32,
-    view: u64,
-    height: u64,
-    txs: Vec<u64>,
-) -> PrePrepare<TestBlock> {
-    PrePrepare::sign(
-        &keys[signer as usize],
-        &INSTANCE,
-        view,
-        height,
-        TestBlock::new(height, txs),
-    )
+fn pp(keys: &[KeyPair], signer: u32, view: u64, height: u64, txs: Vec<u64>) -> PrePrepare<TestBlock> {
+    PrePrepare::sign(&keys[signer as usize], &INSTANCE, view, height, TestBlock::new(height, txs))
 }
 
 /// Delivers a pre-prepare to replica 0 and answers its validation with `ok`.
-fn deliver_pp(
-    r: &mut Replica<TestBlock>,
-    from: u32,
-    p: PrePrepare<TestBlock>,
-    ok: bool,
-) -> Step<TestBlock> {
+fn deliver_pp(r: &mut Replica<TestBlock>, from: u32, p: PrePrepare<TestBlock>, ok: bool) -> Step<TestBlock> {
     let mut s = r.handle_message(from, Message::PrePrepare(p));
     for v in std::mem::take(&mut s.validate) {
-        let verdict = if ok {
-            Ok(())
-        } else {
-            Err("execution failed".into())
-        };
+        let verdict = if ok { Ok(()) } else { Err("execution failed".into()) };
         s.extend(r.handle_validated(v.height, v.view, v.payload.digest(), verdict));
     }
     s
@@ -205,10 +176,7 @@ impl Net {
     fn fire_timers(&mut self) {
         for i in 0..self.replicas.len() as u32 {
             let r = &self.replicas[i as usize];
-            let t = Timer {
-                height: r.height(),
-                view: r.view(),
-            };
+            let t = Timer { height: r.height(), view: r.view() };
             let s = self.replicas[i as usize].handle_timer(t);
             self.apply(i, s);
         }
@@ -257,10 +225,7 @@ fn pre_prepare_from_a_non_leader_is_refused() {
     let ks = keys(4);
     let mut r = replica(&ks, 0);
     let s = deliver_pp(&mut r, 1, pp(&ks, 1, 1, 1, vec![1]), true);
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::WrongLeader { from: 1, .. }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::WrongLeader { from: 1, .. })));
     assert!(!sent_prepare(&s));
 }
 
@@ -271,10 +236,7 @@ fn pre_prepare_with_a_bad_signature_is_refused() {
     let mut p = pp(&ks, L, 1, 1, vec![1]);
     p.signature = Signature([3; 64]);
     let s = deliver_pp(&mut r, L, p, true);
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::BadSignature { from: L, .. }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::BadSignature { from: L, .. })));
     assert!(!sent_prepare(&s));
 }
 
@@ -283,10 +245,7 @@ fn pre_prepare_signed_by_someone_else_is_refused() {
     let ks = keys(4);
     let mut r = replica(&ks, 0);
     let s = deliver_pp(&mut r, L, pp(&ks, 1, 1, 1, vec![1]), true);
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::BadSignature { from: L, .. }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::BadSignature { from: L, .. })));
     assert!(!sent_prepare(&s));
 }
 
@@ -297,10 +256,7 @@ fn pre_prepare_whose_block_differs_from_the_signed_hash_is_refused() {
     let mut p = pp(&ks, L, 1, 1, vec![1]);
     p.payload = TestBlock::new(1, vec![2]);
     let s = deliver_pp(&mut r, L, p, true);
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::BadSignature { from: L, .. }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::BadSignature { from: L, .. })));
     assert!(!sent_prepare(&s));
 }
 
@@ -312,10 +268,7 @@ fn pre_prepare_with_wrong_transaction_hashes_is_refused() {
     b.txs.push(3);
     let p = PrePrepare::sign(&ks[L as usize], &INSTANCE, 1, 1, b);
     let s = deliver_pp(&mut r, L, p, true);
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::InvalidProposal { leader: L, .. }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::InvalidProposal { leader: L, .. })));
     assert!(s.validate.is_empty() && !sent_prepare(&s));
 }
 
@@ -324,10 +277,7 @@ fn pre_prepare_failing_execution_is_not_voted() {
     let ks = keys(4);
     let mut r = replica(&ks, 0);
     let s = deliver_pp(&mut r, L, pp(&ks, L, 1, 1, vec![1]), false);
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::InvalidProposal { .. }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::InvalidProposal { .. })));
     assert!(!sent_prepare(&s));
 }
 
@@ -356,14 +306,7 @@ fn pre_prepare_for_a_left_view_is_a_stale_replay() {
     let s = r.handle_timer(Timer { height: 1, view: 1 });
     assert_eq!(sent_view_change(&s), Some(2));
     let s = deliver_pp(&mut r, L, pp(&ks, L, 1, 1, vec![1]), true);
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::StaleView {
-            from: L,
-            view: 1,
-            ..
-        }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::StaleView { from: L, view: 1, .. })));
     assert!(!sent_prepare(&s));
 }
 
@@ -374,10 +317,7 @@ fn pre_prepare_for_another_sequence_number_is_not_voted() {
     // Height 2's leader in view 1 is 3: a future height is buffered, not voted.
     let s = deliver_pp(&mut r, 3, pp(&ks, 3, 1, 2, vec![1]), true);
     assert!(!sent_prepare(&s));
-    assert!(s
-        .messages
-        .iter()
-        .any(|m| matches!(m.message, Message::CatchUpRequest { from_height: 1 })));
+    assert!(s.messages.iter().any(|m| matches!(m.message, Message::CatchUpRequest { from_height: 1 })));
 }
 
 #[test]
@@ -387,14 +327,7 @@ fn equivocating_leader_is_reported_and_second_block_ignored() {
     let s1 = deliver_pp(&mut r, L, pp(&ks, L, 1, 1, vec![1]), true);
     assert!(sent_prepare(&s1));
     let s2 = deliver_pp(&mut r, L, pp(&ks, L, 1, 1, vec![2]), true);
-    assert!(has_fault(&s2, |f| matches!(
-        f,
-        Fault::Equivocation {
-            signer: L,
-            what: "pre-prepare",
-            ..
-        }
-    )));
+    assert!(has_fault(&s2, |f| matches!(f, Fault::Equivocation { signer: L, what: "pre-prepare", .. })));
     assert!(!sent_prepare(&s2));
 }
 
@@ -413,10 +346,7 @@ fn message_from_an_unknown_sender_is_refused() {
     let ks = keys(4);
     let mut r = replica(&ks, 0);
     let s = r.handle_message(9, Message::PrePrepare(pp(&ks, L, 1, 1, vec![1])));
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::UnknownSender { from: 9 }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::UnknownSender { from: 9 })));
 }
 
 // ---- prepare / commit votes ------------------------------------------------
@@ -434,30 +364,12 @@ fn prepare_with_a_bad_signature_is_refused_and_not_counted() {
     // Vote from 1 signed by 3: does not verify for sender 1.
     let forged = vote(&ks, 3, VoteKind::Prepare, 1, b.digest());
     let s = r.handle_message(1, Message::Prepare(forged));
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::BadSignature {
-            from: 1,
-            what: "prepare"
-        }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::BadSignature { from: 1, what: "prepare" })));
     // Own + leader's prepare: only 2 of the 3 needed, so no commit yet.
-    let s = r.handle_message(
-        L,
-        Message::Prepare(vote(&ks, L, VoteKind::Prepare, 1, b.digest())),
-    );
-    assert!(!s
-        .messages
-        .iter()
-        .any(|m| matches!(m.message, Message::Commit(_))));
-    let s = r.handle_message(
-        3,
-        Message::Prepare(vote(&ks, 3, VoteKind::Prepare, 1, b.digest())),
-    );
-    assert!(s
-        .messages
-        .iter()
-        .any(|m| matches!(m.message, Message::Commit(_))));
+    let s = r.handle_message(L, Message::Prepare(vote(&ks, L, VoteKind::Prepare, 1, b.digest())));
+    assert!(!s.messages.iter().any(|m| matches!(m.message, Message::Commit(_))));
+    let s = r.handle_message(3, Message::Prepare(vote(&ks, 3, VoteKind::Prepare, 1, b.digest())));
+    assert!(s.messages.iter().any(|m| matches!(m.message, Message::Commit(_))));
 }
 
 #[test]
@@ -466,18 +378,9 @@ fn prepare_for_another_block_does_not_count() {
     let mut r = replica(&ks, 0);
     deliver_pp(&mut r, L, pp(&ks, L, 1, 1, vec![1]), true);
     let other = TestBlock::new(1, vec![9]).digest();
-    let mut s = r.handle_message(
-        L,
-        Message::Prepare(vote(&ks, L, VoteKind::Prepare, 1, other)),
-    );
-    s.extend(r.handle_message(
-        3,
-        Message::Prepare(vote(&ks, 3, VoteKind::Prepare, 1, other)),
-    ));
-    assert!(!s
-        .messages
-        .iter()
-        .any(|m| matches!(m.message, Message::Commit(_))));
+    let mut s = r.handle_message(L, Message::Prepare(vote(&ks, L, VoteKind::Prepare, 1, other)));
+    s.extend(r.handle_message(3, Message::Prepare(vote(&ks, 3, VoteKind::Prepare, 1, other))));
+    assert!(!s.messages.iter().any(|m| matches!(m.message, Message::Commit(_))));
 }
 
 #[test]
@@ -488,14 +391,7 @@ fn equivocating_votes_are_reported() {
     let b = TestBlock::new(1, vec![2]).digest();
     r.handle_message(3, Message::Commit(vote(&ks, 3, VoteKind::Commit, 1, a)));
     let s = r.handle_message(3, Message::Commit(vote(&ks, 3, VoteKind::Commit, 1, b)));
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::Equivocation {
-            signer: 3,
-            what: "commit",
-            ..
-        }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::Equivocation { signer: 3, what: "commit", .. })));
 }
 
 #[test]
@@ -505,13 +401,7 @@ fn commit_votes_of_another_kind_do_not_verify() {
     let a = TestBlock::new(1, vec![1]).digest();
     // A prepare signature replayed as a commit: separate tags make it fail.
     let s = r.handle_message(3, Message::Commit(vote(&ks, 3, VoteKind::Prepare, 1, a)));
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::BadSignature {
-            from: 3,
-            what: "commit"
-        }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::BadSignature { from: 3, what: "commit" })));
 }
 
 #[test]
@@ -524,52 +414,20 @@ fn commit_quorum_for_an_unseen_block_fetches_it() {
         s.extend(r.handle_message(i, Message::Commit(vote(&ks, i, VoteKind::Commit, 1, a))));
     }
     assert!(s.committed.is_empty());
-    assert!(s
-        .messages
-        .iter()
-        .any(|m| matches!(m.message, Message::CatchUpRequest { from_height: 1 })));
+    assert!(s.messages.iter().any(|m| matches!(m.message, Message::CatchUpRequest { from_height: 1 })));
 }
 
 // ---- view change -------------------------------------------------------------
 
-fn prepared_cert(
-    ks: &[KeyPair],
-    view: u64,
-    txs: Vec<u64>,
-    signers: &[u32],
-) -> PreparedCert<TestBlock> {
+fn prepared_cert(ks: &[KeyPair], view: u64, txs: Vec<u64>, signers: &[u32]) -> PreparedCert<TestBlock> {
     let payload = TestBlock::new(1, txs);
-    let prepares = signers
-        .iter()
-        .map(|i| {
-            (
-                *i,
-                vote(ks, *i, VoteKind::Prepare, view, payload.digest()).signature,
-            )
-        })
-        .collect();
-    PreparedCert {
-        view,
-        height: 1,
-        payload,
-        prepares,
-    }
+    let prepares =
+        signers.iter().map(|i| (*i, vote(ks, *i, VoteKind::Prepare, view, payload.digest()).signature)).collect();
+    PreparedCert { view, height: 1, payload, prepares }
 }
 
-fn vc(
-    ks: &[KeyPair],
-    signer: u32,
-    new_view: u64,
-    prepared: Option<PreparedCert<TestBlock>>,
-) -> ViewChange<TestBlock> {
-    ViewChange::sign(
-        &ks[signer as usize],
-        signer,
-        &INSTANCE,
-        new_view,
-        1,
-        prepared,
-    )
+fn vc(ks: &[KeyPair], signer: u32, new_view: u64, prepared: Option<PreparedCert<TestBlock>>) -> ViewChange<TestBlock> {
+    ViewChange::sign(&ks[signer as usize], signer, &INSTANCE, new_view, 1, prepared)
 }
 
 #[test]
@@ -582,22 +440,13 @@ fn view_change_with_a_forged_prepared_certificate_is_refused() {
     let s = r.handle_message(1, Message::ViewChange(vc(&ks, 1, 2, Some(cert))));
     assert!(has_fault(&s, |f| matches!(
         f,
-        Fault::ForgedCertificate {
-            from: 1,
-            reason: CertError::DuplicateSigner(1)
-        }
+        Fault::ForgedCertificate { from: 1, reason: CertError::DuplicateSigner(1) }
     )));
     // A certificate claiming signatures the validators never made.
     let mut cert = prepared_cert(&ks, 1, vec![1], &[1, 2, 3]);
     cert.prepares[2].1 = cert.prepares[1].1;
     let s = r.handle_message(1, Message::ViewChange(vc(&ks, 1, 2, Some(cert))));
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::ForgedCertificate {
-            from: 1,
-            reason: CertError::BadSignature(3)
-        }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::ForgedCertificate { from: 1, reason: CertError::BadSignature(3) })));
 }
 
 #[test]
@@ -607,21 +456,9 @@ fn view_change_signed_by_someone_else_is_refused() {
     let mut v = vc(&ks, 1, 2, None);
     v.signature = vc(&ks, 3, 2, None).signature;
     let s = r.handle_message(1, Message::ViewChange(v));
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::BadSignature {
-            from: 1,
-            what: "view-change"
-        }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::BadSignature { from: 1, what: "view-change" })));
     let s = r.handle_message(2, Message::ViewChange(vc(&ks, 1, 2, None)));
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::BadSignature {
-            from: 2,
-            what: "view-change signer"
-        }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::BadSignature { from: 2, what: "view-change signer" })));
 }
 
 #[test]
@@ -674,10 +511,7 @@ fn new_leader_re_proposes_the_highest_prepared_block() {
     let s = r.handle_message(3, Message::NewView(bad));
     assert!(has_fault(&s, |f| matches!(
         f,
-        Fault::InvalidNewView {
-            reason: "does not re-propose the highest prepared block",
-            ..
-        }
+        Fault::InvalidNewView { reason: "does not re-propose the highest prepared block", .. }
     )));
 
     // Too few view changes.
@@ -687,10 +521,7 @@ fn new_leader_re_proposes_the_highest_prepared_block() {
     let s = r.handle_message(3, Message::NewView(thin));
     assert!(has_fault(&s, |f| matches!(
         f,
-        Fault::InvalidNewView {
-            reason: "fewer than a quorum of view changes",
-            ..
-        }
+        Fault::InvalidNewView { reason: "fewer than a quorum of view changes", .. }
     )));
 
     // Duplicated view-change signers.
@@ -698,25 +529,12 @@ fn new_leader_re_proposes_the_highest_prepared_block() {
     dup.view_changes[2] = dup.view_changes[0].clone();
     let mut r = replica(&ks, 0);
     let s = r.handle_message(3, Message::NewView(dup));
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::InvalidNewView {
-            reason: "duplicate view-change signer",
-            ..
-        }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::InvalidNewView { reason: "duplicate view-change signer", .. })));
 
     // From someone who does not lead view 2.
     let mut r = replica(&ks, 0);
     let s = r.handle_message(1, Message::NewView(nv));
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::WrongLeader {
-            from: 1,
-            view: 2,
-            ..
-        }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::WrongLeader { from: 1, view: 2, .. })));
 }
 
 #[test]
@@ -725,13 +543,7 @@ fn prepared_certificate_cannot_claim_the_view_it_justifies() {
     let mut r = replica(&ks, 0);
     let cert = prepared_cert(&ks, 2, vec![1], &[1, 2, 3]);
     let s = r.handle_message(1, Message::ViewChange(vc(&ks, 1, 2, Some(cert))));
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::ForgedCertificate {
-            reason: CertError::ViewOrder { .. },
-            ..
-        }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::ForgedCertificate { reason: CertError::ViewOrder { .. }, .. })));
 }
 
 #[test]
@@ -744,10 +556,7 @@ fn silent_leader_is_replaced_and_the_chain_continues() {
     net.fire_timers();
     net.run(10_000);
     for i in [0, 1, 3] {
-        assert!(
-            !net.committed[i].is_empty(),
-            "replica {i} commits after the view change"
-        );
+        assert!(!net.committed[i].is_empty(), "replica {i} commits after the view change");
         assert_eq!(net.committed[i][0].cert.view, 2);
     }
 }
@@ -774,11 +583,7 @@ fn prepared_block_survives_a_view_change() {
     net.fire_timers();
     net.run(100_000);
     for c in &net.committed {
-        assert_eq!(
-            c[0].payload.txs,
-            vec![101],
-            "the prepared block is the one committed"
-        );
+        assert_eq!(c[0].payload.txs, vec![101], "the prepared block is the one committed");
     }
 }
 
@@ -798,29 +603,15 @@ fn catch_up_verifies_commit_certificates() {
     forged[0].payload = TestBlock::new(1, vec![42]);
     forged[0].cert.block = forged[0].payload.digest();
     let s = fresh.handle_message(1, Message::CatchUpResponse { entries: forged });
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::ForgedCertificate { from: 1, .. }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::ForgedCertificate { from: 1, .. })));
     assert!(s.committed.is_empty());
 
     let mut short = entries.clone();
     short[0].cert.signatures.truncate(2);
     let s = fresh.handle_message(1, Message::CatchUpResponse { entries: short });
-    assert!(has_fault(&s, |f| matches!(
-        f,
-        Fault::ForgedCertificate {
-            reason: CertError::NoQuorum { .. },
-            ..
-        }
-    )));
+    assert!(has_fault(&s, |f| matches!(f, Fault::ForgedCertificate { reason: CertError::NoQuorum { .. }, .. })));
 
-    let s = fresh.handle_message(
-        1,
-        Message::CatchUpResponse {
-            entries: entries.clone(),
-        },
-    );
+    let s = fresh.handle_message(1, Message::CatchUpResponse { entries: entries.clone() });
     assert!(s.faults.is_empty(), "{:?}", s.faults);
     assert_eq!(s.committed, entries);
     assert_eq!(fresh.height(), entries.len() as u64 + 1);
@@ -833,10 +624,7 @@ fn lagging_replica_is_served_from_the_log() {
     net.run(3_000);
     let ks = keys(4);
     let s = net.replicas[1].handle_message(0, Message::CatchUpRequest { from_height: 1 });
-    let Some(Outgoing {
-        to: Target::One(0),
-        message: Message::CatchUpResponse { entries },
-    }) = s.messages.first()
+    let Some(Outgoing { to: Target::One(0), message: Message::CatchUpResponse { entries } }) = s.messages.first()
     else {
         panic!("expected a catch-up response, got {:?}", s.messages);
     };
@@ -852,16 +640,9 @@ fn restored_replica_does_not_vote_twice_in_its_last_view() {
     let mut r = replica(&ks, 0);
     let s = deliver_pp(&mut r, L, pp(&ks, L, 1, 1, vec![1]), true);
     assert!(sent_prepare(&s));
-    let durable = s
-        .persist
-        .clone()
-        .expect("vote state is persisted before the prepare leaves");
-    assert_eq!(
-        (durable.height, durable.view, durable.view_changing),
-        (1, 1, false)
-    );
-    let mut back =
-        Replica::restore(Config::new(set(&ks), 0), ks[0].clone(), &[], Some(durable)).unwrap();
+    let durable = s.persist.clone().expect("vote state is persisted before the prepare leaves");
+    assert_eq!((durable.height, durable.view, durable.view_changing), (1, 1, false));
+    let mut back = Replica::restore(Config::new(set(&ks), 0), ks[0].clone(), &[], Some(durable)).unwrap();
     // Even a different block from the same leader in view 1 gets no vote.
     let s = deliver_pp(&mut back, L, pp(&ks, L, 1, 1, vec![2]), true);
     assert!(!sent_prepare(&s));
@@ -883,10 +664,7 @@ fn config_errors_are_typed() {
     ));
     assert_eq!(ValidatorSet::new(INSTANCE, vec![]), Err(ConfigError::Empty));
     let dup = vec![ks[0].public(), ks[0].public()];
-    assert_eq!(
-        ValidatorSet::new(INSTANCE, dup),
-        Err(ConfigError::DuplicateKey(1))
-    );
+    assert_eq!(ValidatorSet::new(INSTANCE, dup), Err(ConfigError::DuplicateKey(1)));
 }
 
 // ---- wire decoding -------------------------------------------------------------
@@ -896,20 +674,11 @@ fn decoding_is_bounded() {
     let ks = keys(4);
     let m = Message::PrePrepare(pp(&ks, L, 1, 1, vec![1, 2, 3]));
     let bytes = m.to_bytes();
-    assert_eq!(
-        Message::<TestBlock>::from_bytes(&bytes, 1 << 16, 4, 8).unwrap(),
-        m
-    );
-    assert!(matches!(
-        Message::<TestBlock>::from_bytes(&bytes, 16, 4, 8),
-        Err(DecodeError::Codec(_))
-    ));
+    assert_eq!(Message::<TestBlock>::from_bytes(&bytes, 1 << 16, 4, 8).unwrap(), m);
+    assert!(matches!(Message::<TestBlock>::from_bytes(&bytes, 16, 4, 8), Err(DecodeError::Codec(_))));
     let cert = prepared_cert(&ks, 1, vec![1], &[0, 1, 2, 3, 0]);
     let m = Message::ViewChange(vc(&ks, 1, 2, Some(cert)));
-    assert!(matches!(
-        Message::<TestBlock>::from_bytes(&m.to_bytes(), 1 << 16, 4, 8),
-        Err(DecodeError::OutOfBounds(_))
-    ));
+    assert!(matches!(Message::<TestBlock>::from_bytes(&m.to_bytes(), 1 << 16, 4, 8), Err(DecodeError::OutOfBounds(_))));
     // A length prefix promising 4 billion entries in a tiny input.
     let mut evil = vec![6u8];
     evil.extend_from_slice(&u32::MAX.to_le_bytes());
