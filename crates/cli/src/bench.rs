@@ -16,6 +16,27 @@ pub enum BenchCmd {
     /// Sustained signed-transfer throughput of one node: decode, verify,
     /// admit, execute, persist.
     Ledger(LedgerArgs),
+    /// PBFT (thesis Figs 3-5, 3-6): time to commit a concurrent batch on
+    /// every validator, and sustained throughput.
+    Pbft(PbftArgs),
+}
+
+#[derive(Args)]
+pub struct PbftArgs {
+    /// Validators.
+    #[arg(long, default_value_t = 10)]
+    pub validators: usize,
+    /// Transactions submitted concurrently for the latency run.
+    #[arg(long, default_value_t = 1_000)]
+    pub txs: usize,
+    /// Transactions for the sustained-throughput run (0 skips it).
+    #[arg(long, default_value_t = 20_000)]
+    pub sustained: usize,
+    /// Concurrent submitting clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -40,6 +61,7 @@ pub struct LedgerArgs {
 pub fn run(c: BenchCmd) -> anyhow::Result<()> {
     match c {
         BenchCmd::Ledger(a) => ledger(a),
+        BenchCmd::Pbft(a) => pbft(a),
     }
 }
 
@@ -223,4 +245,129 @@ pub fn signed_transfers(n: usize, accounts: usize, first_nonce: &[u64], seed: u6
             transfer(&keys[from], 1, nonce, to, Amount(rng.random_range(1..1_000)), Amount(1))
         })
         .collect()
+}
+
+/// Submits `txs` through the validators' JSON-RPC APIs from `clients`
+/// threads. A sender's transactions all go, in nonce order, to one
+/// validator (sender's address byte mod validators), which gossips them on;
+/// senders are spread over validators and clients. Returns the hashes.
+fn submit_concurrently(urls: &[String], txs: &[SignedTransaction], clients: usize) -> anyhow::Result<Vec<Hash32>> {
+    let clients = clients.max(1);
+    let mut lanes: Vec<Vec<Vec<SignedTransaction>>> = vec![vec![Vec::new(); urls.len()]; clients];
+    for t in txs {
+        let s = t.sender().0[0] as usize;
+        lanes[s % clients][(s / clients) % urls.len()].push(t.clone());
+    }
+    let results: Vec<anyhow::Result<Vec<Hash32>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = lanes
+            .iter()
+            .map(|per_validator| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for (v, list) in per_validator.iter().enumerate() {
+                        let client = gridledger_node::RpcClient::new(&urls[v]);
+                        for batch in list.chunks(100) {
+                            for r in client.send_many(batch)? {
+                                out.push(r.map_err(|e| anyhow::anyhow!("refused: {e}"))?);
+                            }
+                        }
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("client panicked")))).collect()
+    });
+    let mut all = Vec::with_capacity(txs.len());
+    for r in results {
+        all.extend(r?);
+    }
+    Ok(all)
+}
+
+fn pbft(a: PbftArgs) -> anyhow::Result<()> {
+    use gridledger_node::cluster::LocalCluster;
+    use gridledger_node::validator::PbftSettings;
+    anyhow::ensure!(a.validators >= 1 && a.txs > 0 && a.clients > 0, "sizes must be positive");
+    let accounts = 500usize;
+    let dir = tempfile::tempdir()?;
+    let cluster =
+        LocalCluster::start(dir.path(), a.validators, accounts, Amount(1_000_000_000_000), PbftSettings::default())?;
+    let urls: Vec<String> = cluster.running().iter().filter_map(|&i| cluster.node(i)).map(|n| n.url()).collect();
+    let all: Vec<usize> = cluster.running();
+    let keys: Vec<KeyPair> = (0..accounts).into_par_iter().map(dev_key).collect();
+    let sign = |n: usize, first_nonce: u64| -> Vec<SignedTransaction> {
+        (0..n)
+            .into_par_iter()
+            .map(|j| {
+                let from = j % accounts;
+                let to = keys[(j * 7 + 1) % accounts].address();
+                transfer(&keys[from], 1, first_nonce + (j / accounts) as u64, to, Amount(1), Amount(1))
+            })
+            .collect()
+    };
+    // Latency: a batch submitted concurrently until committed on every validator.
+    let batch = sign(a.txs, 0);
+    let t = Instant::now();
+    let hashes = submit_concurrently(&urls, &batch, a.clients)?;
+    let submitted = t.elapsed();
+    cluster.wait_committed(&all, &hashes, Duration::from_secs(300))?;
+    let latency = t.elapsed();
+    let h1 = cluster.height(0).unwrap_or(0);
+
+    let mut sustained = serde_json::Value::Null;
+    if a.sustained > 0 {
+        let next_nonce = a.txs.div_ceil(accounts) as u64;
+        // Fill whole nonce rounds so every account's nonces stay contiguous.
+        let load = sign(a.sustained.div_ceil(accounts) * accounts, next_nonce);
+        let t = Instant::now();
+        let hashes = submit_concurrently(&urls, &load, a.clients)?;
+        cluster.wait_committed(&all, &hashes, Duration::from_secs(600))?;
+        let el = t.elapsed().as_secs_f64();
+        sustained = json!({
+            "transactions": load.len(),
+            "elapsed_s": el,
+            "tx_per_s": load.len() as f64 / el,
+            "blocks": cluster.height(0).unwrap_or(0) - h1,
+        });
+    }
+    let (single, all_cores) = verify_limits();
+    let thesis_s = match a.validators {
+        10 => json!(2.7),
+        20 => json!(3.4),
+        30 => json!(4.3),
+        _ => serde_json::Value::Null,
+    };
+    let thesis_tps = match a.validators {
+        5 => json!(804),
+        10 => json!(706),
+        _ => serde_json::Value::Null,
+    };
+    let out = json!({
+        "bench": "pbft",
+        "mode": "in-process (one OS process, real encoded messages over channels, one chain and store per validator)",
+        "validators": a.validators,
+        "batch": {
+            "transactions": a.txs,
+            "submit_s": submitted.as_secs_f64(),
+            "committed_on_all_validators_s": latency.as_secs_f64(),
+            "blocks": h1,
+            "thesis_s": thesis_s,
+            "target_s": if a.validators == 10 { json!(0.5) } else { serde_json::Value::Null },
+        },
+        "sustained": sustained,
+        "thesis_sustained_tx_per_s": thesis_tps,
+        "limits": {
+            "secp256k1_verify_per_s_all_cores": all_cores,
+            "secp256k1_verify_per_s_one_core": single,
+            "tx_per_s_if_every_validator_verifies_every_tx": all_cores / a.validators as f64,
+        },
+    });
+    cluster.shutdown();
+    if a.json {
+        println!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
 }

@@ -369,10 +369,20 @@ impl Chain {
         let rules = self.rules();
         let env = BlockEnv { height: h.height, timestamp: h.timestamp, proposer: h.proposer.address() };
         let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
+        // Signatures this node has not already checked on admission to its
+        // own mempool are verified here, across all cores.
+        let unchecked: Vec<&SignedTransaction> = block.txs.iter().filter(|t| !self.mempool.holds(t)).collect();
+        let failed = {
+            use rayon::prelude::*;
+            unchecked
+                .par_iter()
+                .with_min_len(16)
+                .find_map_first(|t| rules.check_decoded((*t).clone()).err().map(|e| (t.hash(), e)))
+        };
+        if let Some((h, e)) = failed {
+            return invalid(format!("transaction {h}: {e}"));
+        }
         for tx in &block.txs {
-            if let Err(e) = rules.check_decoded(tx.clone()) {
-                return invalid(format!("transaction {}: {e}", tx.hash()));
-            }
             if let Err(e) = b.push(tx.clone()) {
                 return invalid(format!("transaction {}: {e}", tx.hash()));
             }

@@ -43,6 +43,16 @@ impl Mempool {
         self.by_hash.contains_key(h)
     }
 
+    /// True if this exact transaction (body and signature) is pending here,
+    /// i.e. this node has already verified it.
+    pub fn holds(&self, tx: &SignedTransaction) -> bool {
+        let h = tx.hash();
+        self.by_hash
+            .get(&h)
+            .and_then(|(s, n)| self.senders.get(s).and_then(|q| q.txs.get(n)))
+            .is_some_and(|v| v.tx == *tx)
+    }
+
     /// The next nonce this sender may submit, given its committed account.
     pub fn next_nonce(&self, sender: &Address, committed: &Account) -> u64 {
         committed.nonce + self.senders.get(sender).map_or(0, |q| q.txs.len() as u64)

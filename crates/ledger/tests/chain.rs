@@ -241,3 +241,20 @@ fn group_commit_persists_every_block_and_refuses_gaps() {
     assert_eq!(dc.chain.state().root(), root);
     assert_eq!(dc.chain.account(&dev_key(7).address()).balance.0, BAL.0 + 700);
 }
+
+#[test]
+fn a_block_carrying_a_forged_signature_for_a_pending_body_is_refused() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut producer = dev(d1.path());
+    let mut follower = dev(d2.path());
+    let tx = transfer(&dev_key(0), 1, 0, dev_key(1).address(), Amount(3), Amount(1));
+    producer.chain.submit(&tx.to_bytes()).unwrap();
+    // The follower has the genuine transaction pending (already verified).
+    follower.chain.submit(&tx.to_bytes()).unwrap();
+    let mut block = producer.seal().unwrap().block;
+    // Same body (same hash), different and invalid signature bytes.
+    block.txs[0].signature = Signature([5u8; 64]);
+    assert!(matches!(follower.chain.validate_block(&block), Err(ChainError::InvalidBlock(_))));
+    block.txs[0].signature = tx.signature;
+    assert!(follower.chain.validate_block(&block).is_ok());
+}

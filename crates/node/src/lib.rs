@@ -3,6 +3,7 @@
 //! RPC client the CLI uses.
 
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod metrics;
 pub mod rpc;

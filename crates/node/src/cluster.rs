@@ -1,0 +1,133 @@
+//! A cluster of PBFT validators in one process over the [`LocalMesh`]: each
+//! with its own data directory, chain, RPC server and driver thread, and
+//! real encoded messages between them. Used by tests, the in-process mode
+//! of `gridledger bench pbft`, and the demo.
+
+use gridledger_core::{Amount, Hash32};
+use gridledger_ledger::devnet::{dev_genesis, dev_validator};
+use gridledger_ledger::ChainConfig;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::config::write_key;
+use crate::validator::{LocalMesh, PbftSettings};
+use crate::{Node, NodeConfig, NodeHandle};
+
+pub struct LocalCluster {
+    dirs: Vec<PathBuf>,
+    pub mesh: LocalMesh,
+    nodes: Vec<Option<NodeHandle>>,
+    accounts: usize,
+    balance: Amount,
+    settings: PbftSettings,
+}
+
+impl LocalCluster {
+    /// Starts `n` validators of a development chain funding `accounts`
+    /// development keys with `balance` each, under `root`.
+    pub fn start(
+        root: &Path,
+        n: usize,
+        accounts: usize,
+        balance: Amount,
+        settings: PbftSettings,
+    ) -> anyhow::Result<Self> {
+        let (mesh, inboxes) = LocalMesh::new(n);
+        let dirs: Vec<PathBuf> = (0..n).map(|i| root.join(format!("validator-{i}"))).collect();
+        let mut c = LocalCluster { dirs, mesh, nodes: (0..n).map(|_| None).collect(), accounts, balance, settings };
+        for (i, inbox) in inboxes.into_iter().enumerate() {
+            c.launch(i, inbox)?;
+        }
+        Ok(c)
+    }
+
+    fn config(&self, i: usize) -> anyhow::Result<NodeConfig> {
+        let n = self.nodes.len();
+        let validators: Vec<_> = (0..n).map(dev_validator).collect();
+        let genesis = dev_genesis(1, self.accounts, self.balance, &validators);
+        let dir = &self.dirs[i];
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis)?)?;
+        write_key(&dir.join("validator.key"), &validators[i])?;
+        Ok(NodeConfig {
+            data_dir: dir.join("data"),
+            genesis: dir.join("genesis.toml"),
+            validator_key: dir.join("validator.key"),
+            rpc_listen: "127.0.0.1:0".into(),
+            block_interval_ms: 20,
+            chain: ChainConfig::default(),
+        })
+    }
+
+    fn launch(&mut self, i: usize, inbox: std::sync::mpsc::Receiver<crate::validator::Input>) -> anyhow::Result<()> {
+        let node = Node::open(&self.config(i)?, gridledger_contracts::default_registry())?;
+        let tx = self.mesh.inbox(i as u32).ok_or_else(|| anyhow::anyhow!("no inbox {i}"))?;
+        self.nodes[i] =
+            Some(node.spawn_validator(Box::new(self.mesh.transport(i as u32)), inbox, tx, self.settings.clone())?);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// A running validator.
+    pub fn node(&self, i: usize) -> Option<&NodeHandle> {
+        self.nodes.get(i).and_then(Option::as_ref)
+    }
+
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&i| self.node(i).is_some()).collect()
+    }
+
+    pub fn height(&self, i: usize) -> Option<u64> {
+        self.node(i).map(|n| n.shared.chain().tip().height)
+    }
+
+    /// True when every validator in `which` has committed every transaction.
+    pub fn all_committed(&self, which: &[usize], hashes: &[Hash32]) -> bool {
+        which.iter().all(|&i| {
+            self.node(i).is_some_and(|n| hashes.iter().all(|h| n.shared.store.tx_location(h).ok().flatten().is_some()))
+        })
+    }
+
+    /// Waits until every validator in `which` has committed every transaction.
+    pub fn wait_committed(&self, which: &[usize], hashes: &[Hash32], within: Duration) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        while !self.all_committed(which, hashes) {
+            if t.elapsed() > within {
+                anyhow::bail!(
+                    "not committed within {within:?}; heights {:?}",
+                    which.iter().map(|&i| self.height(i)).collect::<Vec<_>>()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(t.elapsed())
+    }
+
+    /// Stops validator `i` (as a crash: its links are cut first).
+    pub fn stop(&mut self, i: usize) {
+        self.mesh.set_down(i as u32, true);
+        if let Some(n) = self.nodes.get_mut(i).and_then(Option::take) {
+            n.shutdown();
+        }
+    }
+
+    /// Restarts validator `i` from its data directory.
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        let inbox = self.mesh.reconnect(i as u32).ok_or_else(|| anyhow::anyhow!("no validator {i}"))?;
+        self.mesh.set_down(i as u32, false);
+        self.launch(i, inbox)
+    }
+
+    pub fn shutdown(mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop(i);
+        }
+    }
+}
