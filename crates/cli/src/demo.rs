@@ -41,6 +41,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         rpc_listen: "127.0.0.1:0".into(),
         block_interval_ms: 50,
         chain: ChainConfig::default(),
+        network: None,
+        pbft: gridledger_node::validator::PbftSettings::default(),
     };
     let node = Node::open(&cfg, gridledger_contracts::default_registry())?.spawn()?;
     let client = RpcClient::new(&node.url());

@@ -32,6 +32,8 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Write keys, genesis and a node config for a new single-validator chain.
     Init(ops::InitArgs),
+    /// Write and start a local network of validators, each its own process.
+    Testnet(ops::TestnetArgs),
     /// Run a node from its config file.
     Node {
         #[arg(long)]
@@ -78,6 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("gridledger node serving JSON-RPC on {}", handle.url());
             handle.wait_for_signal()
         }
+        Cmd::Testnet(a) => ops::testnet(a),
         Cmd::Keys(k) => ops::keys(k),
         Cmd::Transfer(a) => ops::transfer(a),
         Cmd::Query(q) => ops::query(q),

@@ -59,6 +59,8 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
         rpc_listen: a.listen,
         block_interval_ms: 200,
         chain: ChainConfig::default(),
+        network: None,
+        pbft: gridledger_node::validator::PbftSettings::default(),
     };
     std::fs::write(a.dir.join("node.toml"), toml::to_string_pretty(&cfg)?)?;
     println!(
@@ -212,4 +214,129 @@ pub fn query(q: QueryCmd) -> anyhow::Result<()> {
     let v = RpcClient::new(&rpc).call(method, params)?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
+}
+
+#[derive(Args)]
+pub struct TestnetArgs {
+    /// Number of validators (at least 4 to tolerate one fault).
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Directory for keys, genesis, configs, data and logs.
+    #[arg(long, default_value = "testnet")]
+    pub dir: PathBuf,
+    /// Funded accounts (keys written to DIR/keys).
+    #[arg(long, default_value_t = 4)]
+    pub accounts: usize,
+    /// Validator i serves JSON-RPC on RPC_PORT + i.
+    #[arg(long, default_value_t = 8645)]
+    pub rpc_port: u16,
+    /// Validator i listens for peers on P2P_PORT + i.
+    #[arg(long, default_value_t = 9645)]
+    pub p2p_port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Only write the files; do not start the validators.
+    #[arg(long)]
+    pub no_start: bool,
+}
+
+/// Writes a local multi-validator network and (unless `--no-start`) runs
+/// each validator as its own `gridledger node` process until Ctrl-C.
+pub fn testnet(a: TestnetArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.validators >= 1, "need at least one validator");
+    let configs = write_testnet(&a)?;
+    let urls: Vec<String> =
+        (0..a.validators).map(|i| format!("http://{}:{}", a.host, a.rpc_port as usize + i)).collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "dir": a.dir,
+            "validators": configs.iter().zip(&urls).map(|(c, u)| json!({ "config": c, "rpc": u })).collect::<Vec<_>>(),
+            "accounts": a.dir.join("keys"),
+        }))?
+    );
+    if a.no_start {
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for c in &configs {
+        let log = std::fs::File::create(c.with_file_name("node.log"))?;
+        let child = std::process::Command::new(&exe)
+            .args(["node", "--config"])
+            .arg(c)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting validator {}", c.display()))?;
+        children.push(child);
+    }
+    eprintln!(
+        "{} validators running (logs in {}/validator-*/node.log); Ctrl-C stops them",
+        children.len(),
+        a.dir.display()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(tokio::signal::ctrl_c())?;
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    Ok(())
+}
+
+/// Writes genesis, keys and one config per validator; returns the configs' paths.
+pub fn write_testnet(a: &TestnetArgs) -> anyhow::Result<Vec<PathBuf>> {
+    if a.dir.join("genesis.toml").exists() {
+        bail!("{} already holds a network (genesis.toml); choose another --dir", a.dir.display());
+    }
+    std::fs::create_dir_all(a.dir.join("keys"))?;
+    let mut rng = rand::rng();
+    let validators: Vec<KeyPair> = (0..a.validators).map(|_| KeyPair::generate(&mut rng)).collect();
+    let mut allocations = Vec::new();
+    for i in 0..a.accounts {
+        let k = KeyPair::generate(&mut rng);
+        write_key(&a.dir.join("keys").join(format!("account-{i}.key")), &k)?;
+        allocations.push(Allocation { address: k.address(), balance: Amount(1_000_000_000_000) });
+    }
+    let genesis = Genesis {
+        chain_id: 1,
+        timestamp: 0,
+        state_buckets_log2: 14,
+        allocations,
+        validators: validators.iter().map(|k| k.public()).collect(),
+    };
+    std::fs::write(a.dir.join("genesis.toml"), toml::to_string_pretty(&genesis)?)?;
+    let peers: Vec<gridledger_node::config::PeerEntry> = validators
+        .iter()
+        .enumerate()
+        .map(|(i, k)| gridledger_node::config::PeerEntry {
+            index: i as u32,
+            public_key: k.public(),
+            address: format!("{}:{}", a.host, a.p2p_port as usize + i),
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (i, k) in validators.iter().enumerate() {
+        let vdir = a.dir.join(format!("validator-{i}"));
+        std::fs::create_dir_all(&vdir)?;
+        write_key(&vdir.join("validator.key"), k)?;
+        let cfg = NodeConfig {
+            data_dir: "data".into(),
+            genesis: "../genesis.toml".into(),
+            validator_key: "validator.key".into(),
+            rpc_listen: format!("{}:{}", a.host, a.rpc_port as usize + i),
+            block_interval_ms: 200,
+            chain: ChainConfig::default(),
+            network: (a.validators > 1).then(|| gridledger_node::config::NetworkSection {
+                listen: peers[i].address.clone(),
+                peers: peers.clone(),
+            }),
+            pbft: gridledger_node::validator::PbftSettings::default(),
+        };
+        let path = vdir.join("node.toml");
+        std::fs::write(&path, toml::to_string_pretty(&cfg)?)?;
+        out.push(path);
+    }
+    Ok(out)
 }

@@ -56,6 +56,8 @@ impl LocalCluster {
             rpc_listen: "127.0.0.1:0".into(),
             block_interval_ms: 20,
             chain: ChainConfig::default(),
+            network: None,
+            pbft: PbftSettings::default(),
         })
     }
 

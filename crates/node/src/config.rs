@@ -22,6 +22,26 @@ pub struct NodeConfig {
     pub block_interval_ms: u64,
     #[serde(default)]
     pub chain: ChainConfig,
+    /// Peer-to-peer links; required when the genesis has several validators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSection>,
+    #[serde(default)]
+    pub pbft: crate::validator::PbftSettings,
+}
+
+/// Where this validator listens for its peers and where they are.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NetworkSection {
+    pub listen: String,
+    /// Every validator of the genesis (this one included), by index.
+    pub peers: Vec<PeerEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PeerEntry {
+    pub index: u32,
+    pub public_key: gridledger_core::PublicKey,
+    pub address: String,
 }
 
 fn default_listen() -> String {

@@ -81,7 +81,8 @@ pub const MAX_FRAME: usize = 32 << 20;
 const DURABLE_KEY: &str = "pbft/durable";
 
 /// Driver settings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PbftSettings {
     /// Deadline of a view (ms), doubled per consecutive view change.
     pub base_timeout_ms: u64,

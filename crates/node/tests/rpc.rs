@@ -23,6 +23,8 @@ fn start(dir: &std::path::Path) -> NodeHandle {
         rpc_listen: "127.0.0.1:0".into(),
         block_interval_ms: 20,
         chain: ChainConfig::default(),
+        network: None,
+        pbft: gridledger_node::validator::PbftSettings::default(),
     };
     Node::open(&cfg, gridledger_contracts::default_registry()).unwrap().spawn().unwrap()
 }
