@@ -413,8 +413,8 @@ impl CnsContract {
             return revert(format!("ESC counter must be {n}, got {}", init.n));
         }
         let stmt = Statement::EscInit(init.clone());
-        for i in 0..2 {
-            if !verify_stmt(ctx, &stmt, a.nonce, &mscs[i].participant_key, &a.sigs[i])? {
+        for (i, msc) in mscs.iter().enumerate() {
+            if !verify_stmt(ctx, &stmt, a.nonce, &msc.participant_key, &a.sigs[i])? {
                 return revert(format!("bad or missing sc-init signature of side {i}"));
             }
         }
