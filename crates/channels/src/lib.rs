@@ -1,0 +1,15 @@
+//! Two-party state channels of seed 000 (Figs 6–9, 13–16; energy trades per
+//! §7.2, Eqs 6–9) on the CNS adjudicator contract.
+//!
+//! - [`machine`]: one party's sans-IO state machine and its durable
+//!   [`machine::ChannelStore`];
+//! - [`driver`]: an in-memory driver that runs two machines against a
+//!   [`gridledger_ledger::devnet::DevChain`], used by the tests.
+
+pub mod driver;
+pub mod machine;
+
+pub use machine::{
+    ChainEvent, ChainTx, ChannelError, ChannelEvent, ChannelMachine, ChannelParams, ChannelStore, Input, Message,
+    Phase, Request, Step, MAX_MESSAGE_BYTES, MAX_STORE_BYTES,
+};

@@ -1,0 +1,761 @@
+//! One party's side of a two-party state channel (seed 000 Figs 6–9,
+//! 13–16, with the energy trades of §7.2, Eqs 6–9), as a sans-IO state
+//! machine (DESIGN principle 1).
+//!
+//! Inputs are peer [`Message`]s, user [`Request`]s, [`ChainEvent`]s and
+//! clock [`Input::Tick`]s; each returns a [`Step`] of messages for the peer,
+//! transactions for the chain and [`ChannelEvent`]s for the user.
+//!
+//! **Persist before you speak.** A step that signs anything (a proposal or an
+//! acceptance) carries `persist: Some(store)`, and its messages and
+//! transactions are *held* inside the machine until the driver reports
+//! [`Input::Persisted`] with that store's version. So a party never lets a
+//! signature out that its durable [`ChannelStore`] does not know about, and
+//! after a crash it restarts from the snapshot with the right to close or
+//! dispute with its latest co-signed state. The store also keeps
+//! `signed_upto`, the highest counter this party ever signed; it never signs
+//! a different state at or below it, so no two distinct states with the same
+//! counter ever carry its signature (no divergent double-signed states).
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_contracts::cns::{
+    ChannelDisputeArgs, ChannelFundArgs, ChannelOpenArgs, ChannelState, ChannelStateArgs, CidArgs, Funding,
+    SignedState, Statement, Trade,
+};
+use gridledger_core::codec::{decode, encode, hash_parts, Tag};
+use gridledger_core::{Amount, Energy, Hash32, KeyPair, PublicKey, Signature, Timestamp};
+use thiserror::Error;
+
+/// Largest peer message accepted, in bytes (a proposal is ~300 bytes).
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+/// Largest store snapshot accepted on restore.
+pub const MAX_STORE_BYTES: usize = 64 * 1024;
+
+/// A message between the two parties (seed Figs 13–16: 'open', 'update',
+/// 'finalise' requests and their confirmations).
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A state signed by the sender: counter 0 opens, `is_final` finalises,
+    /// anything else is an update carrying a trade (Eq 7).
+    Propose { state: ChannelState, nonce: u64, sig: Signature },
+    /// The receiver's signature on the proposal (Eq 8 'update-success').
+    Accept { counter: u64, hstate: Hash32, sig: Signature },
+    /// 'update-abort'.
+    Reject { counter: u64, reason: String },
+}
+
+impl Message {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+    /// Size-bounded strict decoding; never panics.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ChannelError> {
+        decode(bytes, MAX_MESSAGE_BYTES).map_err(|e| ChannelError::Codec(e.to_string()))
+    }
+}
+
+/// What the user asks of its channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Propose the co-signed open state (initiator only).
+    Open,
+    /// Buy `energy` Wh at `price_per_kwh`, paying `amount` (must equal
+    /// `⌊energy · price / 1000⌋`).
+    Pay { amount: Amount, energy: Energy, price_per_kwh: Amount },
+    /// Close cooperatively; falls back to a dispute if the peer is silent.
+    Close,
+}
+
+/// What the chain reported about this channel (from receipts' events).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainEvent {
+    /// `channel_open` committed; funding may start.
+    Registered,
+    /// Both sides funded; the channel is open.
+    Active,
+    DisputeRaised {
+        counter: u64,
+        by: u8,
+        t_end: Timestamp,
+    },
+    DisputeResolved {
+        counter: u64,
+    },
+    Closed {
+        counter: u64,
+    },
+}
+
+/// A transaction for the driver to sign with the party's account and
+/// submit to the CNS contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainTx {
+    pub method: &'static str,
+    pub args: Vec<u8>,
+    pub value: Amount,
+}
+
+#[derive(Clone, Debug)]
+pub enum Input {
+    Peer(Message),
+    User(Request),
+    Chain(ChainEvent),
+    /// Current chain time (ms): drives retransmission and timeouts.
+    Tick(Timestamp),
+    /// The driver durably stored the snapshot with this version.
+    Persisted(u64),
+}
+
+/// What happened, for the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// A new fully co-signed state (counter).
+    CoSigned(u64),
+    Opened,
+    PaymentSent {
+        counter: u64,
+        amount: Amount,
+    },
+    PaymentReceived {
+        counter: u64,
+        amount: Amount,
+    },
+    Rejected {
+        counter: u64,
+        reason: String,
+    },
+    DisputeSeen {
+        counter: u64,
+        by: u8,
+    },
+    Closed {
+        counter: u64,
+    },
+    /// The peer misbehaved; reported as data, never a panic.
+    Fault(String),
+}
+
+/// The output of one input.
+#[derive(Clone, Debug, Default)]
+pub struct Step {
+    /// Write this durably, then feed back `Input::Persisted(store.version)`;
+    /// only then are the held messages and transactions released.
+    pub persist: Option<ChannelStore>,
+    pub messages: Vec<Message>,
+    pub txs: Vec<ChainTx>,
+    pub events: Vec<ChannelEvent>,
+}
+
+/// Refusals of user requests and undecodable input.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ChannelError {
+    #[error("channel is {0:?}, not open")]
+    NotOpen(Phase),
+    #[error("an earlier proposal is still awaiting the peer")]
+    Busy,
+    #[error("a persisted snapshot is still awaited")]
+    PersistPending,
+    #[error("balance {have} is below the payment {need}")]
+    InsufficientBalance { have: Amount, need: Amount },
+    #[error("amount {stated} does not match {energy} Wh at {price}/kWh = {computed}")]
+    PriceMismatch { stated: Amount, energy: Energy, price: Amount, computed: Amount },
+    #[error("arithmetic overflow")]
+    Overflow,
+    #[error("only the initiator opens")]
+    NotInitiator,
+    #[error("undecodable: {0}")]
+    Codec(String),
+    #[error("snapshot belongs to another channel or key")]
+    WrongStore,
+}
+
+#[derive(BorshSerialize, BorshDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Nothing signed yet.
+    Idle,
+    /// Open state co-signed; waiting for the chain.
+    Opening,
+    Open,
+    /// A final state is co-signed; waiting for the close on chain.
+    Closing,
+    Disputed {
+        t_end: Timestamp,
+        by_me: bool,
+    },
+    Closed,
+}
+
+/// A proposal this party signed and sent, awaiting the peer's signature.
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    pub state: ChannelState,
+    pub nonce: u64,
+    pub sig: Signature,
+}
+
+/// The durable part of a party's channel: enough to close or dispute after a
+/// crash, and to never sign a conflicting state.
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ChannelStore {
+    pub version: u64,
+    pub side: u8,
+    pub my_key: PublicKey,
+    pub peer_key: PublicKey,
+    pub scid: Hash32,
+    pub cid: Hash32,
+    pub t_delta_ms: u64,
+    pub capacity: [Amount; 2],
+    pub phase: Phase,
+    /// Latest fully co-signed state (None before the open is co-signed).
+    pub latest: Option<SignedState>,
+    /// Highest counter this party has signed.
+    pub signed_upto: Option<u64>,
+    pub my_proposal: Option<Proposal>,
+    /// Whether the user asked to close (survives restarts).
+    pub closing_requested: bool,
+}
+
+impl ChannelStore {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ChannelError> {
+        decode(bytes, MAX_STORE_BYTES).map_err(|e| ChannelError::Codec(e.to_string()))
+    }
+}
+
+/// Static parameters of one party's channel.
+#[derive(Clone, Debug)]
+pub struct ChannelParams {
+    pub side: u8,
+    pub peer_key: PublicKey,
+    pub scid: Hash32,
+    pub cid: Hash32,
+    pub t_delta_ms: u64,
+    pub capacity: [Amount; 2],
+    /// How this party funds its side.
+    pub funding: Funding,
+    /// Resend an unanswered proposal after this long (ms).
+    pub retry_ms: u64,
+    /// Give up on a cooperative close and dispute after this long (ms).
+    pub close_timeout_ms: u64,
+}
+
+/// One party's channel state machine.
+pub struct ChannelMachine {
+    key: KeyPair,
+    nonce_seed: [u8; 32],
+    params: ChannelParams,
+    store: ChannelStore,
+    held: Vec<(u64, Vec<Message>, Vec<ChainTx>)>,
+    now: Timestamp,
+    last_sent: Timestamp,
+    close_started: Option<Timestamp>,
+    close_submitted_at: Option<Timestamp>,
+    settle_submitted: bool,
+}
+
+fn other(side: u8) -> usize {
+    1 - (side as usize & 1)
+}
+
+impl ChannelMachine {
+    /// A fresh channel. `key` is this party's per-ESC pseudonym key;
+    /// `nonce_seed` is secret randomness from the caller's RNG, from which
+    /// every `N` of `H(state, N)` is derived (so a re-signed state after a
+    /// restart is bit-identical).
+    pub fn new(key: KeyPair, nonce_seed: [u8; 32], params: ChannelParams) -> Self {
+        let store = ChannelStore {
+            version: 0,
+            side: params.side & 1,
+            my_key: key.public(),
+            peer_key: params.peer_key,
+            scid: params.scid,
+            cid: params.cid,
+            t_delta_ms: params.t_delta_ms,
+            capacity: params.capacity,
+            phase: Phase::Idle,
+            latest: None,
+            signed_upto: None,
+            my_proposal: None,
+            closing_requested: false,
+        };
+        Self::from_parts(key, nonce_seed, params, store)
+    }
+
+    /// Restarts from a persisted snapshot.
+    pub fn restore(
+        key: KeyPair,
+        nonce_seed: [u8; 32],
+        params: ChannelParams,
+        store: ChannelStore,
+    ) -> Result<Self, ChannelError> {
+        if store.my_key != key.public() || store.cid != params.cid || store.side != params.side {
+            return Err(ChannelError::WrongStore);
+        }
+        Ok(Self::from_parts(key, nonce_seed, params, store))
+    }
+
+    fn from_parts(key: KeyPair, nonce_seed: [u8; 32], params: ChannelParams, store: ChannelStore) -> Self {
+        Self {
+            key,
+            nonce_seed,
+            params,
+            store,
+            held: vec![],
+            now: 0,
+            last_sent: 0,
+            close_started: None,
+            close_submitted_at: None,
+            settle_submitted: false,
+        }
+    }
+
+    pub fn store(&self) -> &ChannelStore {
+        &self.store
+    }
+    pub fn phase(&self) -> Phase {
+        self.store.phase
+    }
+    pub fn latest(&self) -> Option<&SignedState> {
+        self.store.latest.as_ref()
+    }
+    fn side(&self) -> usize {
+        self.store.side as usize
+    }
+
+    fn nonce_for(&self, st: &ChannelState) -> u64 {
+        let h = hash_parts(
+            Tag("gridledger/channel-nonce/v1"),
+            &[&self.nonce_seed, &st.counter.to_le_bytes(), &[u8::from(st.is_final)]],
+        );
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h.0[..8]);
+        u64::from_le_bytes(b)
+    }
+
+    /// Feeds one input.
+    pub fn handle(&mut self, input: Input) -> Result<Step, ChannelError> {
+        match input {
+            Input::Persisted(v) => Ok(self.release(v)),
+            Input::Tick(now) => Ok(self.tick(now)),
+            Input::User(r) => self.request(r),
+            Input::Peer(m) => Ok(self.peer(m)),
+            Input::Chain(e) => Ok(self.chain(e)),
+        }
+    }
+
+    /// Feeds a message as raw bytes from the network.
+    pub fn handle_bytes(&mut self, bytes: &[u8]) -> Result<Step, ChannelError> {
+        let m = Message::from_bytes(bytes)?;
+        Ok(self.peer(m))
+    }
+
+    fn release(&mut self, version: u64) -> Step {
+        let mut step = Step::default();
+        let (ready, rest): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|(v, _, _)| *v <= version);
+        self.held = rest;
+        for (_, m, t) in ready {
+            if !m.is_empty() {
+                self.last_sent = self.now;
+            }
+            step.messages.extend(m);
+            step.txs.extend(t);
+        }
+        step
+    }
+
+    /// Ends a step that changed durable state: bumps the version and holds
+    /// the outgoing messages and transactions until it is persisted.
+    fn persist_then(&mut self, mut step: Step, msgs: Vec<Message>, txs: Vec<ChainTx>) -> Step {
+        self.store.version += 1;
+        self.held.push((self.store.version, msgs, txs));
+        step.persist = Some(self.store.clone());
+        step
+    }
+
+    fn sign(&self, st: &ChannelState) -> (u64, Signature) {
+        let nonce = self.nonce_for(st);
+        (nonce, Statement::Channel(st.clone()).sign(&self.key, nonce))
+    }
+
+    fn next_counter(&self) -> u64 {
+        let a = self.store.latest.as_ref().map_or(0, |l| l.state.counter);
+        let b = self.store.signed_upto.unwrap_or(0);
+        a.max(b) + 1
+    }
+
+    /// Signs and proposes `st`, remembering it durably first.
+    fn propose(&mut self, st: ChannelState, step: Step) -> Step {
+        let (nonce, sig) = self.sign(&st);
+        self.store.signed_upto = Some(st.counter.max(self.store.signed_upto.unwrap_or(0)));
+        self.store.my_proposal = Some(Proposal { state: st.clone(), nonce, sig });
+        let msg = Message::Propose { state: st, nonce, sig };
+        self.persist_then(step, vec![msg], vec![])
+    }
+
+    fn request(&mut self, r: Request) -> Result<Step, ChannelError> {
+        if !self.held.is_empty() {
+            return Err(ChannelError::PersistPending);
+        }
+        if self.store.my_proposal.is_some() {
+            return Err(ChannelError::Busy);
+        }
+        match r {
+            Request::Open => {
+                if self.store.side != 0 {
+                    return Err(ChannelError::NotInitiator);
+                }
+                if self.store.phase != Phase::Idle || self.store.signed_upto.is_some() {
+                    return Err(ChannelError::NotOpen(self.store.phase));
+                }
+                let st = ChannelState {
+                    cid: self.store.cid,
+                    counter: 0,
+                    balances: self.store.capacity,
+                    energy: [Energy::ZERO; 2],
+                    last_trade: None,
+                    is_final: false,
+                };
+                Ok(self.propose(st, Step::default()))
+            }
+            Request::Pay { amount, energy, price_per_kwh } => {
+                let latest = match (&self.store.phase, &self.store.latest) {
+                    (Phase::Open, Some(l)) => l.state.clone(),
+                    _ => return Err(ChannelError::NotOpen(self.store.phase)),
+                };
+                let computed = Trade::price_of(energy, price_per_kwh).ok_or(ChannelError::Overflow)?;
+                if computed != amount {
+                    return Err(ChannelError::PriceMismatch { stated: amount, energy, price: price_per_kwh, computed });
+                }
+                let (me, peer) = (self.side(), other(self.store.side));
+                let have = latest.balances[me];
+                if have < amount {
+                    return Err(ChannelError::InsufficientBalance { have, need: amount });
+                }
+                let mut st = latest;
+                st.counter = self.next_counter();
+                st.balances[me] = have.saturating_sub(amount);
+                st.balances[peer] = st.balances[peer].checked_add(amount).ok_or(ChannelError::Overflow)?;
+                st.energy[peer] = st.energy[peer].checked_add(energy).ok_or(ChannelError::Overflow)?;
+                st.last_trade = Some(Trade { buyer: self.store.side, energy, price_per_kwh, amount });
+                Ok(self.propose(st, Step::default()))
+            }
+            Request::Close => {
+                let latest = match (&self.store.phase, &self.store.latest) {
+                    (Phase::Open, Some(l)) => l.state.clone(),
+                    _ => return Err(ChannelError::NotOpen(self.store.phase)),
+                };
+                self.store.closing_requested = true;
+                self.close_started = Some(self.now);
+                let mut st = latest;
+                st.counter = self.next_counter();
+                st.is_final = true;
+                st.last_trade = None;
+                Ok(self.propose(st, Step::default()))
+            }
+        }
+    }
+
+    fn reject(&self, counter: u64, reason: String) -> Step {
+        Step {
+            messages: vec![Message::Reject { counter, reason: reason.clone() }],
+            events: vec![ChannelEvent::Fault(reason)],
+            ..Step::default()
+        }
+    }
+
+    /// Checks a peer proposal is the transition this party agrees to.
+    fn validate_proposal(&self, st: &ChannelState) -> Result<(), String> {
+        if st.cid != self.store.cid {
+            return Err("proposal for another channel".into());
+        }
+        let latest = self.store.latest.as_ref();
+        if st.counter == 0 {
+            if self.store.phase != Phase::Idle || self.store.signed_upto.is_some() {
+                return Err("open proposed twice".into());
+            }
+            let ok = st.balances == self.store.capacity
+                && st.energy == [Energy::ZERO; 2]
+                && st.last_trade.is_none()
+                && !st.is_final;
+            return if ok { Ok(()) } else { Err("open state does not match the agreed terms".into()) };
+        }
+        let Some(l) = latest else {
+            return Err("update before the channel is open".into());
+        };
+        if self.store.phase != Phase::Open {
+            return Err(format!("channel is {:?}, not open", self.store.phase));
+        }
+        let l = &l.state;
+        if st.counter <= l.counter {
+            return Err(format!("counter {} not above co-signed {}", st.counter, l.counter));
+        }
+        if st.is_final {
+            let ok = st.balances == l.balances && st.energy == l.energy && st.last_trade.is_none();
+            return if ok { Ok(()) } else { Err("final state differs from the co-signed one".into()) };
+        }
+        let Some(t) = st.last_trade else {
+            return Err("update carries no trade".into());
+        };
+        let (me, peer) = (self.side(), other(self.store.side));
+        if t.buyer as usize != peer {
+            return Err("the proposer must be the buyer".into());
+        }
+        if Trade::price_of(t.energy, t.price_per_kwh) != Some(t.amount) {
+            return Err("trade amount does not match energy and price".into());
+        }
+        let want_peer = l.balances[peer].checked_sub(t.amount);
+        let want_me = l.balances[me].checked_add(t.amount);
+        let want_energy = l.energy[me].checked_add(t.energy);
+        if want_peer != Some(st.balances[peer])
+            || want_me != Some(st.balances[me])
+            || want_energy != Some(st.energy[me])
+            || st.energy[peer] != l.energy[peer]
+        {
+            return Err("balances or energy do not follow from the trade".into());
+        }
+        Ok(())
+    }
+
+    fn co_signed(&self, st: ChannelState, nonce: u64, mine: Signature, theirs: Signature) -> SignedState {
+        let mut sigs = [theirs; 2];
+        sigs[self.side()] = mine;
+        SignedState { state: st, nonce, sigs }
+    }
+
+    fn peer(&mut self, m: Message) -> Step {
+        match m {
+            Message::Propose { state, nonce, sig } => self.on_propose(state, nonce, sig),
+            Message::Accept { counter, hstate, sig } => self.on_accept(counter, hstate, sig),
+            Message::Reject { counter, reason } => {
+                let mine = self.store.my_proposal.as_ref().map(|p| p.state.counter);
+                if mine != Some(counter) {
+                    return Step::default();
+                }
+                // The proposal dies; its counter stays used (signed_upto).
+                self.store.my_proposal = None;
+                if self.store.phase == Phase::Idle {
+                    self.store.phase = Phase::Closed;
+                }
+                let step = Step { events: vec![ChannelEvent::Rejected { counter, reason }], ..Step::default() };
+                self.persist_then(step, vec![], vec![])
+            }
+        }
+    }
+
+    fn on_propose(&mut self, st: ChannelState, nonce: u64, sig: Signature) -> Step {
+        let counter = st.counter;
+        // A retransmission of a state we already co-signed: re-accept.
+        if let Some(l) = &self.store.latest {
+            if l.state == st && l.nonce == nonce {
+                return Step {
+                    messages: vec![Message::Accept { counter, hstate: l.hstate(), sig: l.sigs[self.side()] }],
+                    ..Step::default()
+                };
+            }
+        }
+        if !Statement::Channel(st.clone()).verify(&self.store.peer_key, nonce, &sig) {
+            return self.reject(counter, "bad signature".into());
+        }
+        if self.store.my_proposal.is_some() {
+            return self.reject(counter, "busy: own proposal outstanding".into());
+        }
+        if self.store.signed_upto.is_some_and(|u| counter <= u) {
+            return self.reject(counter, format!("counter {counter} already used"));
+        }
+        if let Err(why) = self.validate_proposal(&st) {
+            return self.reject(counter, why);
+        }
+        // Our signature must be computed over the peer's nonce.
+        let mine = Statement::Channel(st.clone()).sign(&self.key, nonce);
+        let hstate = Statement::Channel(st.clone()).hstate(nonce);
+        let signed = self.co_signed(st.clone(), nonce, mine, sig);
+        self.store.signed_upto = Some(counter);
+        self.store.latest = Some(signed);
+        let mut events = vec![ChannelEvent::CoSigned(counter)];
+        if counter == 0 {
+            self.store.phase = Phase::Opening;
+        } else if st.is_final {
+            self.store.phase = Phase::Closing;
+            self.close_started = Some(self.now);
+        } else if let Some(t) = st.last_trade {
+            events.push(ChannelEvent::PaymentReceived { counter, amount: t.amount });
+        }
+        let step = Step { events, ..Step::default() };
+        self.persist_then(step, vec![Message::Accept { counter, hstate, sig: mine }], vec![])
+    }
+
+    fn on_accept(&mut self, counter: u64, hstate: Hash32, sig: Signature) -> Step {
+        let Some(p) = self.store.my_proposal.clone() else {
+            return Step::default();
+        };
+        if p.state.counter != counter {
+            return Step::default();
+        }
+        let stmt = Statement::Channel(p.state.clone());
+        if stmt.hstate(p.nonce) != hstate || !stmt.verify(&self.store.peer_key, p.nonce, &sig) {
+            return Step { events: vec![ChannelEvent::Fault("bad acceptance signature".into())], ..Step::default() };
+        }
+        let signed = self.co_signed(p.state.clone(), p.nonce, p.sig, sig);
+        self.store.latest = Some(signed.clone());
+        self.store.my_proposal = None;
+        let mut events = vec![ChannelEvent::CoSigned(counter)];
+        let mut txs = vec![];
+        if counter == 0 {
+            self.store.phase = Phase::Opening;
+            txs.push(ChainTx {
+                method: "channel_open",
+                args: encode(&ChannelOpenArgs {
+                    scid: self.store.scid,
+                    t_delta_ms: self.store.t_delta_ms,
+                    open: signed,
+                }),
+                value: Amount::ZERO,
+            });
+            txs.push(self.fund_tx());
+        } else if p.state.is_final {
+            self.store.phase = Phase::Closing;
+            self.close_submitted_at = Some(self.now);
+            txs.push(ChainTx {
+                method: "channel_close",
+                args: encode(&ChannelStateArgs { state: signed }),
+                value: Amount::ZERO,
+            });
+        } else if let Some(t) = p.state.last_trade {
+            events.push(ChannelEvent::PaymentSent { counter, amount: t.amount });
+        }
+        let step = Step { events, ..Step::default() };
+        self.persist_then(step, vec![], txs)
+    }
+
+    fn fund_tx(&self) -> ChainTx {
+        let value = match self.params.funding {
+            Funding::Deposit => self.store.capacity[self.side()],
+            Funding::CreditNote { .. } => Amount::ZERO,
+        };
+        ChainTx {
+            method: "channel_fund",
+            args: encode(&ChannelFundArgs {
+                cid: self.store.cid,
+                side: self.store.side,
+                funding: self.params.funding.clone(),
+            }),
+            value,
+        }
+    }
+
+    fn dispute_tx(&self, l: &SignedState) -> ChainTx {
+        ChainTx {
+            method: "channel_dispute",
+            args: encode(&ChannelDisputeArgs { side: self.store.side, state: l.clone() }),
+            value: Amount::ZERO,
+        }
+    }
+
+    fn chain(&mut self, e: ChainEvent) -> Step {
+        let mut step = Step::default();
+        match e {
+            ChainEvent::Registered => {
+                // The responder funds once the open is on chain; a zero side
+                // counts as funded by the contract.
+                if self.store.side == 1 && !self.store.capacity[1].is_zero() {
+                    step.txs.push(self.fund_tx());
+                }
+            }
+            ChainEvent::Active => {
+                if self.store.phase == Phase::Opening {
+                    self.store.phase = Phase::Open;
+                    step.events.push(ChannelEvent::Opened);
+                    return self.persist_then(step, vec![], vec![]);
+                }
+            }
+            ChainEvent::DisputeRaised { counter, by, t_end } => {
+                let by_me = by == self.store.side;
+                self.store.phase = Phase::Disputed { t_end, by_me };
+                step.events.push(ChannelEvent::DisputeSeen { counter, by });
+                let mut txs = vec![];
+                if let Some(l) = &self.store.latest {
+                    if !by_me && l.state.counter > counter {
+                        // Fig 8 step 3: answer with the newer co-signed state.
+                        txs.push(ChainTx {
+                            method: "channel_resolve",
+                            args: encode(&ChannelStateArgs { state: l.clone() }),
+                            value: Amount::ZERO,
+                        });
+                    }
+                }
+                return self.persist_then(step, vec![], txs);
+            }
+            ChainEvent::DisputeResolved { .. } => {
+                if matches!(self.store.phase, Phase::Disputed { .. }) {
+                    self.store.phase = if self.store.latest.as_ref().is_some_and(|l| l.state.is_final) {
+                        Phase::Closing
+                    } else {
+                        Phase::Open
+                    };
+                    self.settle_submitted = false;
+                    return self.persist_then(step, vec![], vec![]);
+                }
+            }
+            ChainEvent::Closed { counter } => {
+                self.store.phase = Phase::Closed;
+                self.store.my_proposal = None;
+                step.events.push(ChannelEvent::Closed { counter });
+                return self.persist_then(step, vec![], vec![]);
+            }
+        }
+        step
+    }
+
+    fn tick(&mut self, now: Timestamp) -> Step {
+        self.now = now;
+        let mut step = Step::default();
+        if !self.held.is_empty() {
+            return step;
+        }
+        // Retransmit an unanswered proposal (idempotent: same bytes).
+        if let Some(p) = &self.store.my_proposal {
+            if now >= self.last_sent.saturating_add(self.params.retry_ms) {
+                self.last_sent = now;
+                step.messages.push(Message::Propose { state: p.state.clone(), nonce: p.nonce, sig: p.sig });
+            }
+        }
+        let timeout = self.params.close_timeout_ms;
+        match self.store.phase {
+            Phase::Open if self.store.closing_requested => {
+                let started = *self.close_started.get_or_insert(now);
+                if now >= started.saturating_add(timeout) {
+                    // Peer silent: unilateral close through the dispute timer.
+                    if let Some(l) = &self.store.latest {
+                        step.txs.push(self.dispute_tx(l));
+                        self.close_started = Some(now);
+                    }
+                }
+            }
+            Phase::Closing => {
+                let since = *self.close_submitted_at.get_or_insert(now);
+                if now >= since.saturating_add(timeout) {
+                    if let Some(l) = &self.store.latest {
+                        step.txs.push(ChainTx {
+                            method: "channel_close",
+                            args: encode(&ChannelStateArgs { state: l.clone() }),
+                            value: Amount::ZERO,
+                        });
+                        self.close_submitted_at = Some(now);
+                    }
+                }
+            }
+            Phase::Disputed { t_end, .. } if now >= t_end && !self.settle_submitted => {
+                self.settle_submitted = true;
+                step.txs.push(ChainTx {
+                    method: "channel_settle",
+                    args: encode(&CidArgs { cid: self.store.cid }),
+                    value: Amount::ZERO,
+                });
+            }
+            _ => {}
+        }
+        step
+    }
+}

@@ -1,0 +1,994 @@
+//! The Credit-Note System of seed 000: the Merchant's Smart Contract (MSC),
+//! the Entity's Smart Contract (ESC) and the state-channel adjudicator, as
+//! one native contract (id [`crate::CNS_ID`]).
+//!
+//! They share one contract because a channel's close must update its ESC and
+//! both MSCs atomically (seed Fig 16) and native contracts do not call each
+//! other; the three record kinds live under separate storage prefixes.
+//!
+//! Seed map:
+//! - credit approval (§3.3.6, Fig 3) is off-chain: [`credit`]; `msc_init`
+//!   (Fig 4, Fig 11) carries the merchant's signed approval and the
+//!   participant's `σ = Sign(H(state, N), 0)` and locks the collateral under
+//!   a time-lock the merchant can enforce only after its window (§5.1.1);
+//! - `esc_open` (Fig 5, Fig 12) binds fresh per-ESC pseudonym keys, derives
+//!   `scid = SC(⟨P_i,P_j⟩, n)` and updates both MSCs;
+//! - `channel_open` / `channel_fund` / `channel_abort` (Fig 6, Fig 13),
+//!   `channel_update` (Fig 7, Fig 14: registers a newer co-signed state),
+//!   `channel_dispute` / `channel_resolve` / `channel_settle` (Fig 8, Fig 15,
+//!   §5.1.1 dispute timer `t_end = t_start + t_Δ`), `channel_close` (Fig 9,
+//!   Fig 16);
+//! - `msc_sign_debit` (§4 step 5, Fig 16): the merchant signs the
+//!   recalculated amount of a credit-backed side into the MSC;
+//! - `bill_pay` / `bill_settle` (§5.1.4): billing per period, directly or from
+//!   the collateral once its time-lock allows; `msc_close` returns collateral.
+//!
+//! Choices where the seed is open, recorded here:
+//! - **Credit-note backing.** A merchant keeps a pool of coin in the
+//!   contract; a credit note it signs reserves pool coin for the
+//!   participant's side, so the counterparty is reimbursed atomically at close
+//!   and never waits on the merchant. The credit side's final amount returns
+//!   to the pool ("goes to the merchant"), and the difference is recorded as a
+//!   pending debit (or credit) that the merchant signs into the MSC.
+//! - **Dispute fault.** A dispute overturned by a newer co-signed state is
+//!   the raiser's fault (a stale claim); one that times out is the silent
+//!   counterparty's. Faults count against the party's MSC: grey list at the
+//!   merchant's `grey_after`, blacklist at `black_after` (§5.1.3). A
+//!   blacklisted MSC cannot open ESCs or channels or draw credit notes.
+//! - **Dispute limit.** A channel may not be opened when the ESC has *more
+//!   than* `dispute_limit` disputes (§3.3.3).
+//! - **Resolution.** A resolved dispute returns the channel to `Open` with
+//!   the newer state (Fig 8 step 3: "the state channel can be continued").
+//! - **Privacy** (§3.3.9, §6.2.0.1). Records and events name parties by
+//!   UUTIDs (hashes of pseudonymous keys) and session ids; supporting
+//!   documents appear only as one hash inside the approval. Payout addresses
+//!   are on chain because coin is paid to them; a party that wants them
+//!   unlinkable uses a fresh address per ESC. As the seed notes, the ESC→MSC
+//!   link stays visible when the CNS is used.
+
+pub mod credit;
+pub mod types;
+
+use borsh::BorshSerialize;
+use gridledger_core::{Address, Amount, Energy, Hash32, PublicKey, Signature};
+use gridledger_ledger::gas;
+use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeContract, ViewContext};
+use serde_json::json;
+
+pub use types::*;
+
+/// Longest dispute/time-lock window a channel may ask for (30 days, ms).
+pub const MAX_T_DELTA_MS: u64 = 30 * 24 * 3600 * 1000;
+
+pub struct CnsContract;
+
+const NEXT_SID: &[u8] = b"next_sid";
+
+fn merchant_key(a: &Address) -> Vec<u8> {
+    [b"m/".as_slice(), &a.0].concat()
+}
+fn msc_key(sid: u64) -> Vec<u8> {
+    [b"msc/".as_slice(), &sid.to_be_bytes()].concat()
+}
+fn esc_key(scid: &Hash32) -> Vec<u8> {
+    [b"esc/".as_slice(), &scid.0].concat()
+}
+fn pair_key(a: u64, b: u64) -> Vec<u8> {
+    [b"pair/".as_slice(), &a.to_be_bytes(), &b.to_be_bytes()].concat()
+}
+fn channel_key(cid: &Hash32) -> Vec<u8> {
+    [b"ch/".as_slice(), &cid.0].concat()
+}
+
+type R<T> = Result<T, ContractError>;
+
+fn err(reason: impl Into<String>) -> ContractError {
+    ContractError::Revert(reason.into())
+}
+
+fn add(a: Amount, b: Amount) -> R<Amount> {
+    a.checked_add(b).ok_or_else(|| err("amount overflow"))
+}
+fn sub(a: Amount, b: Amount, what: &str) -> R<Amount> {
+    a.checked_sub(b).ok_or_else(|| err(format!("{what}: {a} is less than {b}")))
+}
+fn add_e(a: Energy, b: Energy) -> R<Energy> {
+    a.checked_add(b).ok_or_else(|| err("energy overflow"))
+}
+
+/// Verifies a CNS statement's signature, charging a hash and an `ecrecover`.
+fn verify_stmt(
+    ctx: &mut CallContext<'_, '_>,
+    stmt: &Statement,
+    nonce: u64,
+    pk: &PublicKey,
+    sig: &Signature,
+) -> R<bool> {
+    let len = borsh::to_vec(stmt).map(|v| v.len()).unwrap_or(0);
+    ctx.charge(2 * gas::HASH_BASE + gas::HASH_WORD * (gas::words(len) + 2))?;
+    ctx.charge(gas::ECRECOVER)?;
+    Ok(stmt.verify(pk, nonce, sig))
+}
+
+fn load<T: borsh::BorshDeserialize>(ctx: &mut CallContext<'_, '_>, key: &[u8], what: &str) -> R<T> {
+    ctx.read_typed::<T>(key)?.ok_or_else(|| err(format!("no such {what}")))
+}
+fn store<T: BorshSerialize>(ctx: &mut CallContext<'_, '_>, key: &[u8], v: &T) -> R<()> {
+    ctx.write_typed(key, v)
+}
+
+fn side_of(side: u8) -> R<usize> {
+    match side {
+        0 | 1 => Ok(side as usize),
+        s => revert(format!("side must be 0 or 1, got {s}")),
+    }
+}
+
+/// Records a dispute fault against an MSC and updates its standing (§5.1.3).
+fn record_fault(ctx: &mut CallContext<'_, '_>, sid: u64) -> R<()> {
+    let mut msc: Msc = load(ctx, &msc_key(sid), "MSC")?;
+    let m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
+    msc.disputes_at_fault = msc.disputes_at_fault.saturating_add(1);
+    let before = msc.standing;
+    if msc.disputes_at_fault >= m.black_after {
+        msc.standing = Standing::Black;
+    } else if msc.disputes_at_fault >= m.grey_after && msc.standing == Standing::Good {
+        msc.standing = Standing::Grey;
+    }
+    if msc.standing != before {
+        ctx.emit(
+            "cns_standing",
+            vec![
+                ("sid".into(), sid.to_string()),
+                ("participant".into(), msc.participant.to_string()),
+                ("standing".into(), format!("{:?}", msc.standing)),
+            ],
+        )?;
+    }
+    store(ctx, &msc_key(sid), &msc)
+}
+
+/// Checks a co-signed channel state against the channel: right channel,
+/// conserved total, non-decreasing energy, both per-ESC signatures.
+fn check_state(ctx: &mut CallContext<'_, '_>, ch: &Channel, esc: &Esc, s: &SignedState) -> R<()> {
+    if s.state.cid != ch.cid {
+        return revert("state is for another channel");
+    }
+    let total = add(ch.capacity[0], ch.capacity[1])?;
+    if add(s.state.balances[0], s.state.balances[1])? != total {
+        return revert(format!("state balances do not sum to the channel's {total}"));
+    }
+    for i in 0..2 {
+        if s.state.energy[i] < ch.latest.state.energy[i] {
+            return revert("energy quantities may not decrease");
+        }
+    }
+    let stmt = Statement::Channel(s.state.clone());
+    for i in 0..2 {
+        if !verify_stmt(ctx, &stmt, s.nonce, &esc.keys[i], &s.sigs[i])? {
+            return revert(format!("bad or missing signature of side {i}"));
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the channel's registered state, keeping the ESC's temporary
+/// amounts and transaction list in step (seed Fig 7 step 2).
+fn register_state(esc: &mut Esc, ch: &mut Channel, s: SignedState) -> R<()> {
+    for i in 0..2 {
+        esc.amounts[i] = add(sub(esc.amounts[i], ch.latest.state.balances[i], "ESC amount")?, s.state.balances[i])?;
+        esc.energy[i] = add_e(esc.energy[i].saturating_sub(ch.latest.state.energy[i]), s.state.energy[i])?;
+    }
+    esc.transactions.push(s.hstate());
+    ch.latest = s;
+    Ok(())
+}
+
+/// Closes a channel with its registered state: refunds deposits, returns
+/// credit-backed amounts to the merchant and records the pending debit,
+/// and writes final amounts into the ESC and both MSCs (seed Fig 9, Fig 16).
+fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut Esc, ch: &mut Channel) -> R<()> {
+    let st = ch.latest.state.clone();
+    for i in 0..2 {
+        let b = st.balances[i];
+        let q = st.energy[i];
+        esc.amounts[i] = sub(esc.amounts[i], b, "ESC amount")?;
+        esc.energy[i] = esc.energy[i].saturating_sub(q);
+        esc.final_amounts[i] = add(esc.final_amounts[i], b)?;
+        esc.final_energy[i] = add_e(esc.final_energy[i], q)?;
+        let sid = esc.sids[i];
+        let mut msc: Msc = load(ctx, &msc_key(sid), "MSC")?;
+        msc.final_amount = add(msc.final_amount, b)?;
+        msc.final_energy = add_e(msc.final_energy, q)?;
+        match ch.funded[i] {
+            Some(FundKind::Deposit) | None => ctx.pay(&esc.payouts[i], b)?,
+            Some(FundKind::Credit) => {
+                let f = ch.capacity[i];
+                let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
+                m.reserved = sub(m.reserved, f, "merchant reserve")?;
+                m.free = add(m.free, b)?;
+                store(ctx, &merchant_key(&msc.merchant), &m)?;
+                let rec = DebitRecord {
+                    sid,
+                    cid: ch.cid,
+                    funded: f,
+                    final_amount: b,
+                    energy: q,
+                    debit: f.saturating_sub(b),
+                    credit: b.saturating_sub(f),
+                };
+                msc.ledger.locked = sub(msc.ledger.locked, f, "locked notes")?;
+                msc.ledger.returned = add(msc.ledger.returned, b)?;
+                msc.ledger.pending_debits = add(msc.ledger.pending_debits, rec.debit)?;
+                msc.ledger.pending_credits = add(msc.ledger.pending_credits, rec.credit)?;
+                ctx.emit(
+                    "cns_settlement_pending",
+                    vec![
+                        ("sid".into(), sid.to_string()),
+                        ("cid".into(), ch.cid.to_string()),
+                        ("debit".into(), rec.debit.to_string()),
+                        ("credit".into(), rec.credit.to_string()),
+                    ],
+                )?;
+                msc.pending.push(rec);
+            }
+        }
+        store(ctx, &msc_key(sid), &msc)?;
+    }
+    esc.transactions.push(ch.latest.hstate());
+    ch.status = ChannelStatus::Closed;
+    ctx.emit(
+        "cns_channel_closed",
+        vec![
+            ("cid".into(), ch.cid.to_string()),
+            ("counter".into(), st.counter.to_string()),
+            ("balance0".into(), st.balances[0].to_string()),
+            ("balance1".into(), st.balances[1].to_string()),
+            ("energy0".into(), st.energy[0].to_string()),
+            ("energy1".into(), st.energy[1].to_string()),
+        ],
+    )
+}
+
+/// Refuses an operation that needs an open channel, with the §3.3.3 reason.
+fn require_open(ch: &Channel) -> R<()> {
+    match ch.status {
+        ChannelStatus::Open => Ok(()),
+        ChannelStatus::Disputed => revert("channel is in dispute"),
+        ChannelStatus::Closed => revert("channel is closed"),
+        ChannelStatus::Funding => revert("channel is not open: funding incomplete"),
+    }
+}
+
+fn require_newer(ch: &Channel, s: &SignedState) -> R<()> {
+    if s.state.counter <= ch.latest.state.counter {
+        return revert(format!(
+            "stale state: counter {} is not above the registered {}",
+            s.state.counter, ch.latest.state.counter
+        ));
+    }
+    Ok(())
+}
+
+impl CnsContract {
+    fn merchant_register(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: RegisterMerchant = decode_args(args)?;
+        let me = ctx.caller();
+        if ctx.read(&merchant_key(&me))?.is_some() {
+            return revert("merchant already registered");
+        }
+        if a.billing_period_ms == 0 || a.grey_after == 0 || a.black_after < a.grey_after {
+            return revert("need billing_period_ms > 0 and 0 < grey_after <= black_after");
+        }
+        let m = Merchant {
+            key: a.key,
+            free: ctx.value(),
+            reserved: Amount::ZERO,
+            billing_period_ms: a.billing_period_ms,
+            grey_after: a.grey_after,
+            black_after: a.black_after,
+        };
+        store(ctx, &merchant_key(&me), &m)?;
+        ctx.emit("cns_merchant", vec![("merchant".into(), me.to_string())])?;
+        Ok(vec![])
+    }
+
+    fn pool(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> R<Vec<u8>> {
+        let me = ctx.caller();
+        let mut m: Merchant = load(ctx, &merchant_key(&me), "merchant")?;
+        if method == "pool_deposit" {
+            m.free = add(m.free, ctx.value())?;
+        } else {
+            let a: PoolWithdraw = decode_args(args)?;
+            m.free = sub(m.free, a.amount, "free pool")?;
+            ctx.pay(&me, a.amount)?;
+        }
+        store(ctx, &merchant_key(&me), &m)?;
+        Ok(vec![])
+    }
+
+    /// `msc-init` (seed Fig 4, Fig 11).
+    fn msc_init(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: MscInitArgs = decode_args(args)?;
+        let ap = &a.approval.approval;
+        let m: Merchant = match ctx.read_typed(&merchant_key(&ap.merchant))? {
+            Some(m) => m,
+            None => return revert("approval names an unregistered merchant"),
+        };
+        if ctx.timestamp() > ap.valid_until {
+            return revert("credit approval expired");
+        }
+        let ap_stmt = Statement::CreditApproval(ap.clone());
+        if !verify_stmt(ctx, &ap_stmt, a.approval.nonce, &m.key, &a.approval.sig)? {
+            return revert("bad merchant signature on the credit approval");
+        }
+        let init = Statement::MscInit(MscInit { approval: a.approval.digest(), payout: a.payout });
+        if !verify_stmt(ctx, &init, a.nonce, &ap.participant, &a.sig)? {
+            return revert("bad participant signature on msc-init");
+        }
+        if ctx.value() != ap.collateral {
+            return revert(format!("collateral must be exactly {} as approved, got {}", ap.collateral, ctx.value()));
+        }
+        let sid = ctx.read_typed::<u64>(NEXT_SID)?.unwrap_or(0);
+        ctx.write_typed(NEXT_SID, &(sid + 1))?;
+        let now = ctx.timestamp();
+        let msc = Msc {
+            sid,
+            escs: vec![],
+            merchant: ap.merchant,
+            participant: uutid(&ap.participant),
+            participant_key: ap.participant,
+            payout: a.payout,
+            final_amount: Amount::ZERO,
+            final_energy: Energy::ZERO,
+            sigs: [a.approval.sig, a.sig],
+            approval_nonce: a.approval.nonce,
+            collateral: ap.collateral,
+            collateral_unlock_at: now.saturating_add(ap.lock_ms),
+            credit_limit: ap.credit_limit,
+            ledger: CreditLedger::default(),
+            pending: vec![],
+            signed: vec![],
+            disputes_at_fault: 0,
+            standing: Standing::Good,
+            billing_period_start: now,
+            closed: false,
+        };
+        store(ctx, &msc_key(sid), &msc)?;
+        ctx.emit(
+            "cns_msc",
+            vec![
+                ("sid".into(), sid.to_string()),
+                ("participant".into(), msc.participant.to_string()),
+                ("collateral".into(), msc.collateral.to_string()),
+                ("unlock_at".into(), msc.collateral_unlock_at.to_string()),
+            ],
+        )?;
+        Ok(borsh::to_vec(&sid).unwrap_or_default())
+    }
+
+    /// `sc-init` (seed Fig 5, Fig 12).
+    fn esc_open(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: EscOpenArgs = decode_args(args)?;
+        let init = &a.init;
+        if init.sids[0] == init.sids[1] {
+            return revert("an ESC needs two different MSCs");
+        }
+        if init.keys[0] == init.keys[1] {
+            return revert("the two pseudonym keys must differ");
+        }
+        let mut mscs = Vec::with_capacity(2);
+        for sid in init.sids {
+            let msc: Msc = load(ctx, &msc_key(sid), "MSC")?;
+            if msc.closed {
+                return revert(format!("MSC {sid} is closed"));
+            }
+            if msc.standing == Standing::Black {
+                return revert(format!("MSC {sid} is blacklisted"));
+            }
+            mscs.push(msc);
+        }
+        let pk = pair_key(init.sids[0], init.sids[1]);
+        let n = ctx.read_typed::<u64>(&pk)?.unwrap_or(0);
+        if init.n != n {
+            return revert(format!("ESC counter must be {n}, got {}", init.n));
+        }
+        let stmt = Statement::EscInit(init.clone());
+        for (i, msc) in mscs.iter().enumerate() {
+            if !verify_stmt(ctx, &stmt, a.nonce, &msc.participant_key, &a.sigs[i])? {
+                return revert(format!("bad or missing sc-init signature of side {i}"));
+            }
+        }
+        ctx.write_typed(&pk, &(n + 1))?;
+        let scid = derive_scid(init.sids[0], init.sids[1], n);
+        let esc = Esc {
+            scid,
+            sids: init.sids,
+            keys: init.keys,
+            uutids: [uutid(&init.keys[0]), uutid(&init.keys[1])],
+            payouts: init.payouts,
+            channels: vec![],
+            transactions: vec![],
+            amounts: [Amount::ZERO; 2],
+            energy: [Energy::ZERO; 2],
+            final_amounts: [Amount::ZERO; 2],
+            final_energy: [Energy::ZERO; 2],
+            disputes: vec![],
+            dispute_limit: init.dispute_limit,
+        };
+        store(ctx, &esc_key(&scid), &esc)?;
+        for mut msc in mscs {
+            msc.escs.push(scid);
+            store(ctx, &msc_key(msc.sid), &msc)?;
+        }
+        ctx.emit(
+            "cns_esc",
+            vec![
+                ("scid".into(), scid.to_string()),
+                ("uutid0".into(), esc.uutids[0].to_string()),
+                ("uutid1".into(), esc.uutids[1].to_string()),
+            ],
+        )?;
+        Ok(borsh::to_vec(&scid).unwrap_or_default())
+    }
+
+    /// `open` (seed Fig 6 steps 1–2, Fig 13).
+    fn channel_open(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: ChannelOpenArgs = decode_args(args)?;
+        let cid = a.open.state.cid;
+        if ctx.read(&channel_key(&cid))?.is_some() {
+            return revert("channel already opened");
+        }
+        let mut esc: Esc = load(ctx, &esc_key(&a.scid), "ESC")?;
+        if esc.disputes.len() as u64 > u64::from(esc.dispute_limit) {
+            return revert(format!(
+                "ESC has {} disputes, more than its limit {}",
+                esc.disputes.len(),
+                esc.dispute_limit
+            ));
+        }
+        for sid in esc.sids {
+            let msc: Msc = load(ctx, &msc_key(sid), "MSC")?;
+            if msc.standing == Standing::Black {
+                return revert(format!("MSC {sid} is blacklisted"));
+            }
+        }
+        let index = esc.channels.len() as u64;
+        if cid != derive_cid(&a.scid, index) {
+            return revert(format!("channel id must be derived from index {index}"));
+        }
+        if a.t_delta_ms == 0 || a.t_delta_ms > MAX_T_DELTA_MS {
+            return revert("t_delta must be positive and at most 30 days");
+        }
+        let s = &a.open.state;
+        if s.counter != 0 || s.is_final || s.last_trade.is_some() || s.energy != [Energy::ZERO; 2] {
+            return revert("the open state must have counter 0, no trade and no energy");
+        }
+        if add(s.balances[0], s.balances[1])?.is_zero() {
+            return revert("a channel needs a positive capacity");
+        }
+        let mut ch = Channel {
+            cid,
+            scid: a.scid,
+            index,
+            status: ChannelStatus::Funding,
+            t_delta_ms: a.t_delta_ms,
+            capacity: s.balances,
+            funded: [None, None],
+            latest: a.open.clone(),
+            dispute: None,
+            t_end: 0,
+        };
+        check_state(ctx, &ch, &esc, &a.open)?;
+        for i in 0..2 {
+            if ch.capacity[i].is_zero() {
+                ch.funded[i] = Some(FundKind::Deposit);
+            }
+        }
+        esc.channels.push(cid);
+        esc.transactions.push(a.open.hstate());
+        store(ctx, &esc_key(&a.scid), &esc)?;
+        store(ctx, &channel_key(&cid), &ch)?;
+        ctx.emit(
+            "cns_channel_opening",
+            vec![
+                ("cid".into(), cid.to_string()),
+                ("scid".into(), a.scid.to_string()),
+                ("t_delta".into(), a.t_delta_ms.to_string()),
+            ],
+        )?;
+        Ok(borsh::to_vec(&cid).unwrap_or_default())
+    }
+
+    /// `funding` (seed Fig 6 steps 2–4).
+    fn channel_fund(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: ChannelFundArgs = decode_args(args)?;
+        let i = side_of(a.side)?;
+        let mut ch: Channel = load(ctx, &channel_key(&a.cid), "channel")?;
+        if ch.status != ChannelStatus::Funding {
+            return revert("channel is not awaiting funding");
+        }
+        if ch.funded[i].is_some() {
+            return revert(format!("side {i} already funded"));
+        }
+        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        if ctx.caller() != esc.payouts[i] {
+            return revert(format!("only side {i} may fund its side"));
+        }
+        let amount = ch.capacity[i];
+        match a.funding {
+            Funding::Deposit => {
+                if ctx.value() != amount {
+                    return revert(format!("deposit must be exactly {amount}, got {}", ctx.value()));
+                }
+                ch.funded[i] = Some(FundKind::Deposit);
+            }
+            Funding::CreditNote { nonce, merchant_sig } => {
+                if !ctx.value().is_zero() {
+                    return revert("credit-note funding takes no value");
+                }
+                let sid = esc.sids[i];
+                let mut msc: Msc = load(ctx, &msc_key(sid), "MSC")?;
+                if msc.closed || msc.standing == Standing::Black {
+                    return revert(format!("MSC {sid} may not draw credit"));
+                }
+                let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
+                let note = Statement::CreditNote(CreditNote { sid, cid: ch.cid, amount });
+                if !verify_stmt(ctx, &note, nonce, &m.key, &merchant_sig)? {
+                    return revert("bad merchant signature on the credit note");
+                }
+                let used = i128_of(msc.ledger.locked) + msc.ledger.exposure().max(0);
+                let available = (i128_of(msc.credit_limit) - used).max(0);
+                if i128_of(amount) > available {
+                    return revert(format!(
+                        "credit note of {amount} exceeds the approved credit available, {available}"
+                    ));
+                }
+                m.free = sub(m.free, amount, "merchant pool cannot back the note")?;
+                m.reserved = add(m.reserved, amount)?;
+                msc.ledger.issued = add(msc.ledger.issued, amount)?;
+                msc.ledger.locked = add(msc.ledger.locked, amount)?;
+                store(ctx, &merchant_key(&msc.merchant), &m)?;
+                store(ctx, &msc_key(sid), &msc)?;
+                ch.funded[i] = Some(FundKind::Credit);
+            }
+        }
+        ctx.emit("cns_channel_funded", vec![("cid".into(), ch.cid.to_string()), ("side".into(), i.to_string())])?;
+        if ch.funded.iter().all(Option::is_some) {
+            ch.status = ChannelStatus::Open;
+            for k in 0..2 {
+                esc.amounts[k] = add(esc.amounts[k], ch.capacity[k])?;
+            }
+            store(ctx, &esc_key(&ch.scid), &esc)?;
+            ctx.emit("cns_channel_open", vec![("cid".into(), ch.cid.to_string())])?;
+        }
+        store(ctx, &channel_key(&ch.cid), &ch)?;
+        Ok(vec![])
+    }
+
+    /// `open-abort` (seed Fig 6): refunds what was funded.
+    fn channel_abort(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: CidArgs = decode_args(args)?;
+        let mut ch: Channel = load(ctx, &channel_key(&a.cid), "channel")?;
+        if ch.status != ChannelStatus::Funding {
+            return revert("only a channel still funding can be aborted");
+        }
+        let esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        if !esc.payouts.contains(&ctx.caller()) {
+            return revert("not a party to this channel");
+        }
+        for i in 0..2 {
+            let f = ch.capacity[i];
+            match ch.funded[i] {
+                Some(FundKind::Deposit) => ctx.pay(&esc.payouts[i], f)?,
+                Some(FundKind::Credit) => {
+                    let mut msc: Msc = load(ctx, &msc_key(esc.sids[i]), "MSC")?;
+                    let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
+                    m.reserved = sub(m.reserved, f, "merchant reserve")?;
+                    m.free = add(m.free, f)?;
+                    msc.ledger.locked = sub(msc.ledger.locked, f, "locked notes")?;
+                    msc.ledger.returned = add(msc.ledger.returned, f)?;
+                    store(ctx, &merchant_key(&msc.merchant), &m)?;
+                    store(ctx, &msc_key(msc.sid), &msc)?;
+                }
+                None => {}
+            }
+        }
+        ch.status = ChannelStatus::Closed;
+        store(ctx, &channel_key(&ch.cid), &ch)?;
+        ctx.emit("cns_channel_aborted", vec![("cid".into(), ch.cid.to_string())])?;
+        Ok(vec![])
+    }
+
+    /// `update` (seed Fig 7, Fig 14): registers a newer co-signed state.
+    fn channel_update(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: ChannelStateArgs = decode_args(args)?;
+        let mut ch: Channel = load(ctx, &channel_key(&a.state.state.cid), "channel")?;
+        require_open(&ch)?;
+        if a.state.state.is_final {
+            return revert("a final state closes the channel: use channel_close");
+        }
+        require_newer(&ch, &a.state)?;
+        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        check_state(ctx, &ch, &esc, &a.state)?;
+        let counter = a.state.state.counter;
+        register_state(&mut esc, &mut ch, a.state)?;
+        store(ctx, &esc_key(&ch.scid), &esc)?;
+        store(ctx, &channel_key(&ch.cid), &ch)?;
+        ctx.emit(
+            "cns_channel_updated",
+            vec![("cid".into(), ch.cid.to_string()), ("counter".into(), counter.to_string())],
+        )?;
+        Ok(vec![])
+    }
+
+    /// `finalise` (seed Fig 9, Fig 16): cooperative close with a co-signed
+    /// final state, also allowed during a dispute.
+    fn channel_close(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: ChannelStateArgs = decode_args(args)?;
+        let mut ch: Channel = load(ctx, &channel_key(&a.state.state.cid), "channel")?;
+        match ch.status {
+            ChannelStatus::Closed => return revert("channel already closed"),
+            ChannelStatus::Funding => return revert("channel is not open: funding incomplete"),
+            ChannelStatus::Open | ChannelStatus::Disputed => {}
+        }
+        if !a.state.state.is_final {
+            return revert("cooperative close needs a state both signed as final");
+        }
+        require_newer(&ch, &a.state)?;
+        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        check_state(ctx, &ch, &esc, &a.state)?;
+        if let Some(d) = ch.dispute.take() {
+            if let Some(rec) = esc.disputes.get_mut(d as usize) {
+                rec.outcome = DisputeOutcome::ClosedCooperatively;
+            }
+        }
+        register_state(&mut esc, &mut ch, a.state)?;
+        finalise(ctx, &mut esc, &mut ch)?;
+        store(ctx, &esc_key(&ch.scid), &esc)?;
+        store(ctx, &channel_key(&ch.cid), &ch)?;
+        Ok(vec![])
+    }
+
+    /// `dispute` (seed Fig 8 step 1, Fig 15): starts the dispute timer
+    /// `t_end = t_start + t_Δ` with the raiser's latest co-signed state.
+    fn channel_dispute(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: ChannelDisputeArgs = decode_args(args)?;
+        let i = side_of(a.side)?;
+        let mut ch: Channel = load(ctx, &channel_key(&a.state.state.cid), "channel")?;
+        if ch.status == ChannelStatus::Disputed {
+            return revert("a dispute is already raised");
+        }
+        require_open(&ch)?;
+        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        if ctx.caller() != esc.payouts[i] {
+            return revert(format!("only side {i} may raise a dispute as side {i}"));
+        }
+        let same = a.state.state.counter == ch.latest.state.counter && a.state.hstate() == ch.latest.hstate();
+        if !same {
+            require_newer(&ch, &a.state)?;
+            check_state(ctx, &ch, &esc, &a.state)?;
+            register_state(&mut esc, &mut ch, a.state)?;
+        }
+        let now = ctx.timestamp();
+        let t_end = now.saturating_add(ch.t_delta_ms);
+        ch.status = ChannelStatus::Disputed;
+        ch.t_end = t_end;
+        ch.dispute = Some(esc.disputes.len() as u32);
+        let counter = ch.latest.state.counter;
+        esc.disputes.push(DisputeRecord {
+            cid: ch.cid,
+            t_start: now,
+            t_end,
+            counter,
+            raised_by: i as u8,
+            outcome: DisputeOutcome::Open,
+        });
+        store(ctx, &esc_key(&ch.scid), &esc)?;
+        store(ctx, &channel_key(&ch.cid), &ch)?;
+        ctx.emit(
+            "cns_dispute_raised",
+            vec![
+                ("cid".into(), ch.cid.to_string()),
+                ("counter".into(), counter.to_string()),
+                ("by".into(), i.to_string()),
+                ("t_end".into(), t_end.to_string()),
+            ],
+        )?;
+        Ok(vec![])
+    }
+
+    /// `dispute-resolved` (seed Fig 8 step 3): a newer co-signed state before
+    /// `t_end` overturns the dispute; the channel continues (or closes, if the
+    /// newer state is final).
+    fn channel_resolve(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: ChannelStateArgs = decode_args(args)?;
+        let mut ch: Channel = load(ctx, &channel_key(&a.state.state.cid), "channel")?;
+        if ch.status != ChannelStatus::Disputed {
+            return revert("no dispute is raised on this channel");
+        }
+        if ctx.timestamp() >= ch.t_end {
+            return revert(format!("dispute window ended at {}", ch.t_end));
+        }
+        require_newer(&ch, &a.state)?;
+        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        check_state(ctx, &ch, &esc, &a.state)?;
+        let counter = a.state.state.counter;
+        let is_final = a.state.state.is_final;
+        let d = ch.dispute.take().unwrap_or(u32::MAX) as usize;
+        let raiser = match esc.disputes.get_mut(d) {
+            Some(rec) => {
+                rec.outcome = DisputeOutcome::Resolved { counter };
+                rec.raised_by as usize
+            }
+            None => return revert("dispute record missing"),
+        };
+        register_state(&mut esc, &mut ch, a.state)?;
+        record_fault(ctx, esc.sids[raiser.min(1)])?;
+        ctx.emit(
+            "cns_dispute_resolved",
+            vec![("cid".into(), ch.cid.to_string()), ("counter".into(), counter.to_string())],
+        )?;
+        if is_final {
+            finalise(ctx, &mut esc, &mut ch)?;
+        } else {
+            ch.status = ChannelStatus::Open;
+        }
+        store(ctx, &esc_key(&ch.scid), &esc)?;
+        store(ctx, &channel_key(&ch.cid), &ch)?;
+        Ok(vec![])
+    }
+
+    /// `dispute-fail` (seed Fig 8 step 4): the timer elapsed, close with the
+    /// disputed state. Anyone may call it.
+    fn channel_settle(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: CidArgs = decode_args(args)?;
+        let mut ch: Channel = load(ctx, &channel_key(&a.cid), "channel")?;
+        if ch.status != ChannelStatus::Disputed {
+            return revert("no dispute is raised on this channel");
+        }
+        if ctx.timestamp() < ch.t_end {
+            return revert(format!("dispute timer runs until {}, now {}", ch.t_end, ctx.timestamp()));
+        }
+        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        let d = ch.dispute.take().unwrap_or(u32::MAX) as usize;
+        let silent = match esc.disputes.get_mut(d) {
+            Some(rec) => {
+                rec.outcome = DisputeOutcome::TimedOut;
+                1 - rec.raised_by.min(1) as usize
+            }
+            None => return revert("dispute record missing"),
+        };
+        record_fault(ctx, esc.sids[silent])?;
+        finalise(ctx, &mut esc, &mut ch)?;
+        store(ctx, &esc_key(&ch.scid), &esc)?;
+        store(ctx, &channel_key(&ch.cid), &ch)?;
+        Ok(vec![])
+    }
+
+    /// The merchant signs a closed channel's recalculated amount into the MSC
+    /// (seed §4 step 5, Fig 16).
+    fn msc_sign_debit(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: SignDebitArgs = decode_args(args)?;
+        let mut msc: Msc = load(ctx, &msc_key(a.sid), "MSC")?;
+        if ctx.caller() != msc.merchant {
+            return revert("only the MSC's merchant signs its debits");
+        }
+        let Some(pos) = msc.pending.iter().position(|r| r.cid == a.cid) else {
+            return revert("no pending settlement for this channel");
+        };
+        let rec = msc.pending[pos].clone();
+        let m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
+        if !verify_stmt(ctx, &Statement::Debit(rec.clone()), a.nonce, &m.key, &a.sig)? {
+            return revert("bad merchant signature on the debit");
+        }
+        msc.pending.remove(pos);
+        let l = &mut msc.ledger;
+        l.pending_debits = sub(l.pending_debits, rec.debit, "pending debits")?;
+        l.pending_credits = sub(l.pending_credits, rec.credit, "pending credits")?;
+        l.debits = add(l.debits, rec.debit)?;
+        l.credits = add(l.credits, rec.credit)?;
+        ctx.emit(
+            "cns_debit_signed",
+            vec![
+                ("sid".into(), a.sid.to_string()),
+                ("cid".into(), a.cid.to_string()),
+                ("debit".into(), rec.debit.to_string()),
+                ("credit".into(), rec.credit.to_string()),
+            ],
+        )?;
+        msc.signed.push((rec, a.sig));
+        store(ctx, &msc_key(a.sid), &msc)?;
+        Ok(vec![])
+    }
+
+    /// Direct payment of billed debt (seed §5.1.4).
+    fn bill_pay(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: SidArgs = decode_args(args)?;
+        let mut msc: Msc = load(ctx, &msc_key(a.sid), "MSC")?;
+        let due = msc.ledger.outstanding_net();
+        let v = ctx.value();
+        if due <= 0 {
+            return revert("nothing is outstanding");
+        }
+        if v.is_zero() || i128_of(v) > due {
+            return revert(format!("payment must be between 1 and {due}"));
+        }
+        msc.ledger.paid = add(msc.ledger.paid, v)?;
+        let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
+        m.free = add(m.free, v)?;
+        store(ctx, &merchant_key(&msc.merchant), &m)?;
+        store(ctx, &msc_key(a.sid), &msc)?;
+        ctx.emit("cns_bill_paid", vec![("sid".into(), a.sid.to_string()), ("amount".into(), v.to_string())])?;
+        Ok(vec![])
+    }
+
+    /// End-of-period settlement by the merchant (seed §5.1.4): debt from the
+    /// collateral once its time-lock allows, or net credit paid out.
+    fn bill_settle(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: SidArgs = decode_args(args)?;
+        let mut msc: Msc = load(ctx, &msc_key(a.sid), "MSC")?;
+        if ctx.caller() != msc.merchant {
+            return revert("only the MSC's merchant settles its bills");
+        }
+        let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
+        let now = ctx.timestamp();
+        let period_end = msc.billing_period_start.saturating_add(m.billing_period_ms);
+        if now < period_end {
+            return revert(format!("billing period runs until {period_end}"));
+        }
+        let due = msc.ledger.outstanding_net();
+        let (mut seized, mut credited) = (Amount::ZERO, Amount::ZERO);
+        if due > 0 {
+            if now < msc.collateral_unlock_at {
+                return revert(format!("collateral time-locked until {}", msc.collateral_unlock_at));
+            }
+            let due_a = Amount(due as u128);
+            seized = due_a.min(msc.collateral);
+            msc.collateral = sub(msc.collateral, seized, "collateral")?;
+            msc.ledger.seized = add(msc.ledger.seized, seized)?;
+            m.free = add(m.free, seized)?;
+            if seized < due_a {
+                // Default beyond the collateral: the participant is out.
+                msc.standing = Standing::Black;
+            }
+        } else if due < 0 {
+            credited = Amount(due.unsigned_abs());
+            m.free = sub(m.free, credited, "merchant pool cannot pay the credit")?;
+            msc.ledger.credit_paid = add(msc.ledger.credit_paid, credited)?;
+            ctx.pay(&msc.payout, credited)?;
+        }
+        msc.billing_period_start = now;
+        store(ctx, &merchant_key(&msc.merchant), &m)?;
+        store(ctx, &msc_key(a.sid), &msc)?;
+        ctx.emit(
+            "cns_billed",
+            vec![
+                ("sid".into(), a.sid.to_string()),
+                ("seized".into(), seized.to_string()),
+                ("credited".into(), credited.to_string()),
+            ],
+        )?;
+        Ok(vec![])
+    }
+
+    /// Ends the participant's use of the CNS and returns its collateral once
+    /// nothing is owed, locked or pending.
+    fn msc_close(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: SidArgs = decode_args(args)?;
+        let mut msc: Msc = load(ctx, &msc_key(a.sid), "MSC")?;
+        if ctx.caller() != msc.payout {
+            return revert("only the participant closes its MSC");
+        }
+        if msc.closed {
+            return revert("MSC already closed");
+        }
+        if !msc.ledger.locked.is_zero() || msc.ledger.exposure() != 0 || !msc.pending.is_empty() {
+            return revert("credit still locked, pending or outstanding");
+        }
+        let c = msc.collateral;
+        msc.collateral = Amount::ZERO;
+        msc.closed = true;
+        ctx.pay(&msc.payout, c)?;
+        store(ctx, &msc_key(a.sid), &msc)?;
+        Ok(vec![])
+    }
+}
+
+impl NativeContract for CnsContract {
+    fn name(&self) -> &'static str {
+        "cns"
+    }
+
+    fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> R<Vec<u8>> {
+        let takes_value =
+            matches!(method, "merchant_register" | "pool_deposit" | "msc_init" | "channel_fund" | "bill_pay");
+        if !takes_value && !ctx.value().is_zero() {
+            return revert(format!("{method} takes no native value"));
+        }
+        match method {
+            "merchant_register" => self.merchant_register(ctx, args),
+            "pool_deposit" | "pool_withdraw" => self.pool(ctx, method, args),
+            "msc_init" => self.msc_init(ctx, args),
+            "esc_open" => self.esc_open(ctx, args),
+            "channel_open" => self.channel_open(ctx, args),
+            "channel_fund" => self.channel_fund(ctx, args),
+            "channel_abort" => self.channel_abort(ctx, args),
+            "channel_update" => self.channel_update(ctx, args),
+            "channel_close" => self.channel_close(ctx, args),
+            "channel_dispute" => self.channel_dispute(ctx, args),
+            "channel_resolve" => self.channel_resolve(ctx, args),
+            "channel_settle" => self.channel_settle(ctx, args),
+            "msc_sign_debit" => self.msc_sign_debit(ctx, args),
+            "bill_pay" => self.bill_pay(ctx, args),
+            "bill_settle" => self.bill_settle(ctx, args),
+            "msc_close" => self.msc_close(ctx, args),
+            other => revert(format!("cns has no method {other}")),
+        }
+    }
+
+    fn view(&self, ctx: &ViewContext<'_>, method: &str, args: &[u8]) -> R<serde_json::Value> {
+        fn get<T: borsh::BorshDeserialize + serde::Serialize>(
+            ctx: &ViewContext<'_>,
+            key: &[u8],
+            what: &str,
+        ) -> R<serde_json::Value> {
+            match ctx.read_typed::<T>(key)? {
+                Some(v) => serde_json::to_value(v).map_err(|e| err(e.to_string())),
+                None => revert(format!("no such {what}")),
+            }
+        }
+        match method {
+            "merchant" => {
+                let a: Address = decode_args(args)?;
+                get::<Merchant>(ctx, &merchant_key(&a), "merchant")
+            }
+            "msc" => {
+                let a: SidArgs = decode_args(args)?;
+                get::<Msc>(ctx, &msc_key(a.sid), "MSC")
+            }
+            "esc" => {
+                let a: EscArgs = decode_args(args)?;
+                get::<Esc>(ctx, &esc_key(&a.scid), "ESC")
+            }
+            "channel" => {
+                let a: CidArgs = decode_args(args)?;
+                get::<Channel>(ctx, &channel_key(&a.cid), "channel")
+            }
+            "now" => Ok(json!({ "timestamp": ctx.timestamp() })),
+            other => revert(format!("cns has no view {other}")),
+        }
+    }
+}
+
+/// Typed read helpers for drivers and tests (views return JSON; these
+/// return the records).
+pub mod read {
+    use super::*;
+    use gridledger_ledger::{ContractError, StateRead};
+
+    fn raw<T: borsh::BorshDeserialize>(state: &dyn StateRead, key: &[u8]) -> Result<Option<T>, ContractError> {
+        let ctx = ViewContext::new(
+            state,
+            crate::CNS_ID,
+            gridledger_ledger::BlockEnv { height: 0, timestamp: 0, proposer: Address::ZERO },
+        );
+        ctx.read_typed(key)
+    }
+    pub fn msc(state: &dyn StateRead, sid: u64) -> Result<Option<Msc>, ContractError> {
+        raw(state, &msc_key(sid))
+    }
+    pub fn esc(state: &dyn StateRead, scid: &Hash32) -> Result<Option<Esc>, ContractError> {
+        raw(state, &esc_key(scid))
+    }
+    pub fn channel(state: &dyn StateRead, cid: &Hash32) -> Result<Option<Channel>, ContractError> {
+        raw(state, &channel_key(cid))
+    }
+    pub fn merchant(state: &dyn StateRead, a: &Address) -> Result<Option<Merchant>, ContractError> {
+        raw(state, &merchant_key(a))
+    }
+    /// Next `n` for an ESC between two MSCs.
+    pub fn esc_counter(state: &dyn StateRead, sids: [u64; 2]) -> u64 {
+        raw::<u64>(state, &pair_key(sids[0], sids[1])).ok().flatten().unwrap_or(0)
+    }
+}

@@ -1,0 +1,371 @@
+//! Every ⊥ case of seed 000 §3.3.3 against the CNS contract: each is
+//! refused with a clear reason and changes nothing but the sender's nonce
+//! and fee.
+
+use gridledger_contracts::cns::credit::{
+    esc_open_args, msc_init_args, ApplicantHistory, CollateralRatio, CreditApplication, MerchantDesk,
+};
+use gridledger_contracts::cns::{
+    self, derive_cid, ChannelDisputeArgs, ChannelFundArgs, ChannelOpenArgs, ChannelState, ChannelStateArgs, CidArgs,
+    EscInit, Funding, RegisterMerchant, SignedState, Statement,
+};
+use gridledger_contracts::{args, default_registry, CNS_ID};
+use gridledger_core::{Amount, Energy, Hash32, KeyPair, Signature};
+use gridledger_ledger::devnet::{dev_key, DevChain};
+use gridledger_ledger::{contract_address, Receipt, StateRead, SubmitError, TxStatus};
+
+const BAL: Amount = Amount(1_000_000_000);
+
+struct Fx {
+    dc: DevChain,
+    desk: MerchantDesk<CollateralRatio>,
+    sids: [u64; 2],
+    scid: Hash32,
+    esc_keys: [KeyPair; 2],
+    accts: [KeyPair; 2],
+}
+
+fn fixture(dir: &std::path::Path, dispute_limit: u32) -> Fx {
+    let mut dc = DevChain::open(dir, 4, BAL, default_registry()).unwrap();
+    let mkey = dev_key(0);
+    let desk_key = KeyPair::from_seed("desk");
+    let desk = MerchantDesk {
+        account: mkey.address(),
+        key: desk_key.clone(),
+        risk: CollateralRatio { base_bps: 1_000, per_dispute_bps: 0, max_credit: Amount(10_000), lock_ms: 50_000 },
+        blacklist: vec![],
+        max_disputes: 3,
+        approval_ttl_ms: 1_000_000,
+    };
+    let r = dc
+        .call(
+            &mkey,
+            CNS_ID,
+            "merchant_register",
+            args(&RegisterMerchant {
+                key: desk_key.public(),
+                billing_period_ms: 10_000,
+                grey_after: 1,
+                black_after: 3,
+            }),
+            Amount(100_000),
+        )
+        .unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    let accts = [dev_key(1), dev_key(2)];
+    let msc_keys = [KeyPair::from_seed("m0"), KeyPair::from_seed("m1")];
+    let mut sids = [0; 2];
+    for i in 0..2 {
+        let app = CreditApplication {
+            participant: msc_keys[i].public(),
+            documents: vec![Hash32([9; 32])],
+            requested_credit: Amount(10_000),
+            identity: format!("p{i}"),
+        };
+        let ap = desk.assess(&app, &ApplicantHistory::default(), dc.now, i as u64).unwrap();
+        let c = ap.approval.collateral;
+        let a = msc_init_args(&msc_keys[i], ap, accts[i].address(), 5);
+        let r = dc.call(&accts[i], CNS_ID, "msc_init", args(&a), c).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+        sids[i] = borsh::from_slice(&r.output).unwrap();
+    }
+    let esc_keys = [KeyPair::from_seed("e0"), KeyPair::from_seed("e1")];
+    let init = EscInit {
+        sids,
+        keys: [esc_keys[0].public(), esc_keys[1].public()],
+        payouts: [accts[0].address(), accts[1].address()],
+        n: 0,
+        dispute_limit,
+    };
+    let a = esc_open_args(init, [&msc_keys[0], &msc_keys[1]], 3);
+    let r = dc.call(&accts[0], CNS_ID, "esc_open", args(&a), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    let scid = borsh::from_slice(&r.output).unwrap();
+    Fx { dc, desk, sids, scid, esc_keys, accts }
+}
+
+impl Fx {
+    fn state(&self, index: u64, counter: u64, b: [u128; 2], is_final: bool) -> ChannelState {
+        ChannelState {
+            cid: derive_cid(&self.scid, index),
+            counter,
+            balances: [Amount(b[0]), Amount(b[1])],
+            energy: [Energy::ZERO; 2],
+            last_trade: None,
+            is_final,
+        }
+    }
+    fn cosign(&self, st: ChannelState) -> SignedState {
+        let nonce = 77 + st.counter;
+        let s = Statement::Channel(st.clone());
+        SignedState { sigs: [s.sign(&self.esc_keys[0], nonce), s.sign(&self.esc_keys[1], nonce)], state: st, nonce }
+    }
+    fn ok(&mut self, side: usize, method: &str, a: Vec<u8>, v: Amount) -> Receipt {
+        let k = self.accts[side].clone();
+        let r = self.dc.call(&k, CNS_ID, method, a, v).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "{method}: {:?}", r.status);
+        r
+    }
+    fn open_args(&self, index: u64) -> Vec<u8> {
+        args(&ChannelOpenArgs {
+            scid: self.scid,
+            t_delta_ms: 5_000,
+            open: self.cosign(self.state(index, 0, [1_000, 1_000], false)),
+        })
+    }
+    /// Opens channel `index` with deposits of 1000 each.
+    fn open(&mut self, index: u64) -> Hash32 {
+        let a = self.open_args(index);
+        self.ok(0, "channel_open", a, Amount::ZERO);
+        let cid = derive_cid(&self.scid, index);
+        for side in 0..2u8 {
+            let a = args(&ChannelFundArgs { cid, side, funding: Funding::Deposit });
+            self.ok(side as usize, "channel_fund", a, Amount(1_000));
+        }
+        cid
+    }
+    fn update(&mut self, index: u64, counter: u64, b: [u128; 2]) -> SignedState {
+        let s = self.cosign(self.state(index, counter, b, false));
+        self.ok(0, "channel_update", args(&ChannelStateArgs { state: s.clone() }), Amount::ZERO);
+        s
+    }
+    fn dispute(&mut self, side: usize, s: SignedState) -> Receipt {
+        self.ok(side, "channel_dispute", args(&ChannelDisputeArgs { side: side as u8, state: s }), Amount::ZERO)
+    }
+
+    /// The refused call changes nothing but nonce and fee: every storage
+    /// entry of the contract and its balance are as before.
+    fn refused(&mut self, side: usize, method: &str, a: Vec<u8>, value: Amount, reason: &str) {
+        let snapshot = |dc: &DevChain| -> Vec<(Vec<u8>, Vec<u8>)> {
+            dc.chain
+                .state()
+                .iter()
+                .filter(|(k, _)| k.first() == Some(&0x02))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let key = self.accts[side].clone();
+        let before = snapshot(&self.dc);
+        let acct = self.dc.chain.state().account(&key.address());
+        let held = self.dc.chain.state().account(&contract_address(CNS_ID)).balance;
+        let r = self.dc.call(&key, CNS_ID, method, a, value).unwrap();
+        match &r.status {
+            TxStatus::Reverted(why) => {
+                assert!(why.contains(reason), "reason {why:?} lacks {reason:?}")
+            }
+            s => panic!("{method}: expected a revert, got {s:?}"),
+        }
+        assert!(r.events.is_empty());
+        assert_eq!(snapshot(&self.dc), before, "contract storage changed");
+        let after = self.dc.chain.state().account(&key.address());
+        assert_eq!(after.nonce, acct.nonce + 1);
+        assert_eq!(after.balance.0, acct.balance.0 - r.fee.0);
+        assert_eq!(self.dc.chain.state().account(&contract_address(CNS_ID)).balance, held);
+    }
+}
+
+#[test]
+fn opening_an_open_channel_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    f.open(0);
+    let a = f.open_args(0);
+    f.refused(1, "channel_open", a, Amount::ZERO, "channel already opened");
+}
+
+#[test]
+fn closing_a_closed_channel_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    f.open(0);
+    let fin = f.cosign(f.state(0, 1, [900, 1_100], true));
+    f.ok(0, "channel_close", args(&ChannelStateArgs { state: fin }), Amount::ZERO);
+    let fin2 = f.cosign(f.state(0, 2, [900, 1_100], true));
+    f.refused(1, "channel_close", args(&ChannelStateArgs { state: fin2 }), Amount::ZERO, "channel already closed");
+}
+
+#[test]
+fn updating_a_channel_that_is_not_open_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    // Registered but not funded.
+    let a = f.open_args(0);
+    f.ok(0, "channel_open", a, Amount::ZERO);
+    let s = f.cosign(f.state(0, 1, [900, 1_100], false));
+    f.refused(0, "channel_update", args(&ChannelStateArgs { state: s.clone() }), Amount::ZERO, "not open");
+    // And once closed.
+    f.ok(1, "channel_abort", args(&CidArgs { cid: s.state.cid }), Amount::ZERO);
+    f.refused(0, "channel_update", args(&ChannelStateArgs { state: s }), Amount::ZERO, "channel is closed");
+}
+
+#[test]
+fn closing_with_an_old_state_when_a_newer_exists_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    f.open(0);
+    // A final state at counter 3 exists, but counter 5 was registered.
+    let old_final = f.cosign(f.state(0, 3, [1_500, 500], true));
+    f.update(0, 5, [800, 1_200]);
+    f.refused(0, "channel_close", args(&ChannelStateArgs { state: old_final }), Amount::ZERO, "stale state");
+    // Disputing with an older state is refused the same way.
+    let old = f.cosign(f.state(0, 4, [1_500, 500], false));
+    f.refused(0, "channel_dispute", args(&ChannelDisputeArgs { side: 0, state: old }), Amount::ZERO, "stale state");
+}
+
+#[test]
+fn updating_during_a_dispute_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    f.open(0);
+    let s1 = f.update(0, 1, [900, 1_100]);
+    f.dispute(0, s1);
+    let s2 = f.cosign(f.state(0, 2, [800, 1_200], false));
+    f.refused(1, "channel_update", args(&ChannelStateArgs { state: s2 }), Amount::ZERO, "channel is in dispute");
+}
+
+#[test]
+fn disputing_during_a_dispute_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    f.open(0);
+    let s1 = f.update(0, 1, [900, 1_100]);
+    f.dispute(0, s1.clone());
+    let s2 = f.cosign(f.state(0, 2, [800, 1_200], false));
+    f.refused(
+        1,
+        "channel_dispute",
+        args(&ChannelDisputeArgs { side: 1, state: s2 }),
+        Amount::ZERO,
+        "a dispute is already raised",
+    );
+}
+
+#[test]
+fn opening_when_the_esc_has_too_many_disputes_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 0); // limit 0: more than 0 disputes blocks
+    f.open(0);
+    let s1 = f.update(0, 1, [900, 1_100]);
+    f.dispute(0, s1);
+    f.dc.now += 6_000;
+    f.ok(1, "channel_settle", args(&CidArgs { cid: derive_cid(&f.scid, 0) }), Amount::ZERO);
+    let esc = cns::read::esc(f.dc.chain.state(), &f.scid).unwrap().unwrap();
+    assert_eq!(esc.disputes.len(), 1);
+    let a = f.open_args(1);
+    f.refused(0, "channel_open", a, Amount::ZERO, "more than its limit");
+}
+
+#[test]
+fn funding_beyond_balance_or_approved_credit_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    // A channel asking 20_000 from side 0 on credit: approved credit is 10_000.
+    let st = ChannelState { balances: [Amount(20_000), Amount(0)], ..f.state(0, 0, [0, 0], false) };
+    let open = f.cosign(st);
+    f.ok(0, "channel_open", args(&ChannelOpenArgs { scid: f.scid, t_delta_ms: 5_000, open }), Amount::ZERO);
+    let cid = derive_cid(&f.scid, 0);
+    let note = f.desk.sign_note(f.sids[0], cid, Amount(20_000), 1);
+    f.refused(
+        0,
+        "channel_fund",
+        args(&ChannelFundArgs { cid, side: 0, funding: note }),
+        Amount::ZERO,
+        "exceeds the approved credit",
+    );
+    // A note the merchant did not sign is refused too.
+    let forged = Funding::CreditNote { nonce: 1, merchant_sig: Signature([3; 64]) };
+    f.refused(
+        0,
+        "channel_fund",
+        args(&ChannelFundArgs { cid, side: 0, funding: forged }),
+        Amount::ZERO,
+        "bad merchant signature",
+    );
+    // A deposit other than the agreed amount is refused.
+    f.refused(
+        0,
+        "channel_fund",
+        args(&ChannelFundArgs { cid, side: 0, funding: Funding::Deposit }),
+        Amount(5),
+        "deposit must be exactly",
+    );
+    // A deposit beyond the account's balance never gets in: admission refuses it.
+    let poor = dev_key(3);
+    let tx = gridledger_ledger::devnet::call(
+        &poor,
+        DevChain::CHAIN_ID,
+        f.dc.nonce(&poor),
+        CNS_ID,
+        "channel_fund",
+        args(&ChannelFundArgs { cid, side: 0, funding: Funding::Deposit }),
+        Amount(BAL.0 * 2),
+        1_000_000,
+    );
+    let before = f.dc.chain.state().root();
+    assert!(matches!(f.dc.exec(tx), Err(SubmitError::InsufficientBalance { .. })));
+    assert_eq!(f.dc.chain.state().root(), before);
+}
+
+#[test]
+fn wrong_or_missing_signature_and_non_increasing_counter_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    f.open(0);
+    f.update(0, 2, [900, 1_100]);
+    // Signed by a stranger for side 1.
+    let mut s = f.cosign(f.state(0, 3, [800, 1_200], false));
+    let st = Statement::Channel(s.state.clone());
+    s.sigs[1] = st.sign(&KeyPair::from_seed("stranger"), s.nonce);
+    f.refused(
+        0,
+        "channel_update",
+        args(&ChannelStateArgs { state: s.clone() }),
+        Amount::ZERO,
+        "bad or missing signature of side 1",
+    );
+    // Missing (all-zero) signature of side 0.
+    s.sigs = [Signature::ZERO, f.cosign(f.state(0, 3, [800, 1_200], false)).sigs[1]];
+    f.refused(
+        0,
+        "channel_update",
+        args(&ChannelStateArgs { state: s }),
+        Amount::ZERO,
+        "bad or missing signature of side 0",
+    );
+    // A signature for another counter does not carry over.
+    let mut s = f.cosign(f.state(0, 3, [800, 1_200], false));
+    s.state.counter = 4;
+    f.refused(0, "channel_update", args(&ChannelStateArgs { state: s }), Amount::ZERO, "bad or missing signature");
+    // Equal and lower counters are refused.
+    let same = f.cosign(f.state(0, 2, [700, 1_300], false));
+    f.refused(0, "channel_update", args(&ChannelStateArgs { state: same }), Amount::ZERO, "stale state");
+    let lower = f.cosign(f.state(0, 1, [700, 1_300], false));
+    f.refused(0, "channel_update", args(&ChannelStateArgs { state: lower }), Amount::ZERO, "stale state");
+    // Balances that do not sum to the channel's capacity are refused.
+    let bad = f.cosign(f.state(0, 9, [700, 1_400], false));
+    f.refused(0, "channel_update", args(&ChannelStateArgs { state: bad }), Amount::ZERO, "do not sum");
+}
+
+#[test]
+fn overturned_disputes_grey_then_blacklist_the_raiser() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 10);
+    // Three stale disputes by side 0, each overturned: grey after 1, black at 3.
+    for idx in 0..3u64 {
+        f.open(idx);
+        let s1 = f.update(idx, 1, [900, 1_100]);
+        let s2 = f.cosign(f.state(idx, 2, [800, 1_200], false));
+        // Side 0 disputes with counter 1, side 1 shows counter 2.
+        f.dispute(0, s1);
+        f.ok(1, "channel_resolve", args(&ChannelStateArgs { state: s2 }), Amount::ZERO);
+        let msc = cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap();
+        let want = match idx {
+            0 | 1 => cns::Standing::Grey,
+            _ => cns::Standing::Black,
+        };
+        assert_eq!(msc.standing, want, "after {} faults", idx + 1);
+    }
+    // Blacklisted: no new channel on this ESC.
+    let a = f.open_args(3);
+    f.refused(0, "channel_open", a, Amount::ZERO, "blacklisted");
+}
