@@ -1,0 +1,428 @@
+//! An in-process driver: a primary and a secondary [`DevChain`], the
+//! executor, validator and smart-meter roles, and the loop of thesis §3.4
+//! Steps 1–5. It learns of batches through the primary contract's
+//! `ior_new_data` / `ior_tcrs_recorded` events and views, feeds them to the
+//! roles, submits what they return and settles each batch. A demo driver
+//! runs a day of trading by calling [`DualChain::submit`] per trading slot
+//! (advancing [`DualChain::set_time`]) and [`DualChain::process`].
+
+use std::collections::BTreeMap;
+
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Address, Amount, Timestamp};
+use gridledger_ledger::devnet::{call, dev_key, DevChain};
+use gridledger_ledger::{ChainError, Receipt, SubmitError, TxStatus};
+use rand::Rng;
+
+use crate::primary::{BatchId, BatchInput, BatchState, PrimaryConfig, RegisterNode};
+use crate::roles::{
+    Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, Target, Validator, ValidatorBehaviour,
+};
+use crate::types::{node_cert_digest, IorParams, IorTx, NodeRole, Outcome, Participant};
+use crate::{args, primary_registry, secondary_registry, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
+
+/// Gas limit of the driver's transactions (a dispute re-executes a batch).
+pub const DRIVER_GAS_LIMIT: u64 = 100_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    #[error("view failed: {0}")]
+    View(String),
+    #[error("setup call {method} reverted: {reason}")]
+    Setup { method: String, reason: String },
+    #[error("no role holds the key of {0}")]
+    UnknownNode(Address),
+    #[error("batch {0} did not settle")]
+    Stuck(u64),
+}
+
+/// IOR, or the conventional optimistic rollup baseline (same contracts, a
+/// long challenge window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Ior,
+    ConventionalOr,
+}
+
+/// A week, the conventional OR challenge window (§3.1).
+pub const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
+
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    pub params: IorParams,
+    pub mode: Mode,
+    /// Dispute window for [`Mode::Ior`] (ms).
+    pub ior_window_ms: u64,
+    pub node_deposit: Amount,
+    pub bonus_permille: u32,
+    /// Traders: development keys `0..participants`.
+    pub participants: usize,
+    pub executors: usize,
+    pub validators: usize,
+    /// Wallet balance of every development account.
+    pub wallet: Amount,
+    /// Validators each smart meter delegates to on a disagreement.
+    pub delegates: usize,
+}
+
+impl DriverConfig {
+    pub fn window_ms(&self) -> u64 {
+        match self.mode {
+            Mode::Ior => self.ior_window_ms,
+            Mode::ConventionalOr => WEEK_MS,
+        }
+    }
+}
+
+/// Gas of one call, from its receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GasRecord {
+    pub target: Target,
+    pub method: String,
+    pub gas: u64,
+    pub success: bool,
+}
+
+/// A settled batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettledBatch {
+    pub batch: u64,
+    pub outcomes: Vec<Outcome>,
+    pub disputed: bool,
+    /// From the first entry's recording to settlement (block time, ms).
+    pub latency_ms: u64,
+}
+
+pub struct DualChain {
+    pub cfg: DriverConfig,
+    pub primary: DevChain,
+    pub secondary: DevChain,
+    pub authority: KeyPair,
+    pub executors: Vec<(KeyPair, Executor)>,
+    pub validators: Vec<(KeyPair, Validator)>,
+    pub meters: BTreeMap<Address, SmartMeter>,
+    pub gas: Vec<GasRecord>,
+    pub faults: Vec<Fault>,
+    pub settled: Vec<SettledBatch>,
+}
+
+fn ok(r: &Receipt, method: &str) -> Result<(), DriverError> {
+    match &r.status {
+        TxStatus::Success => Ok(()),
+        TxStatus::Reverted(why) => Err(DriverError::Setup { method: method.into(), reason: why.clone() }),
+    }
+}
+
+impl DualChain {
+    /// Development key of trader `i`.
+    pub fn trader(i: usize) -> KeyPair {
+        dev_key(i)
+    }
+
+    /// Opens both chains, initialises the contracts and registers the
+    /// secondary-chain nodes with authority certificates and deposits.
+    pub fn open(
+        primary_dir: &std::path::Path,
+        secondary_dir: &std::path::Path,
+        cfg: DriverConfig,
+    ) -> Result<Self, DriverError> {
+        let accounts = cfg.participants + cfg.executors + cfg.validators;
+        let primary = DevChain::open(primary_dir, accounts, cfg.wallet, primary_registry())?;
+        let secondary = DevChain::open(secondary_dir, accounts, cfg.wallet, secondary_registry())?;
+        let authority = KeyPair::from_seed("gridledger-ior-authority");
+        let executors = (0..cfg.executors)
+            .map(|i| {
+                let k = dev_key(cfg.participants + i);
+                let r = Executor { address: k.address(), params: cfg.params.clone(), behaviour: ExecutorBehaviour::Honest };
+                (k, r)
+            })
+            .collect();
+        let validators = (0..cfg.validators)
+            .map(|i| {
+                let k = dev_key(cfg.participants + cfg.executors + i);
+                let r =
+                    Validator { address: k.address(), params: cfg.params.clone(), behaviour: ValidatorBehaviour::Honest };
+                (k, r)
+            })
+            .collect();
+        let meters = (0..cfg.participants)
+            .map(|i| {
+                let a = dev_key(i).address();
+                (a, SmartMeter { owner: a, params: cfg.params.clone(), delegates: cfg.delegates })
+            })
+            .collect();
+        let mut d = Self {
+            cfg,
+            primary,
+            secondary,
+            authority,
+            executors,
+            validators,
+            meters,
+            gas: vec![],
+            faults: vec![],
+            settled: vec![],
+        };
+        let admin = dev_key(d.cfg.participants);
+        let pc = PrimaryConfig {
+            params: d.cfg.params.clone(),
+            authority: d.authority.public(),
+            node_deposit: d.cfg.node_deposit,
+            bonus_permille: d.cfg.bonus_permille,
+            window_ms: d.cfg.window_ms(),
+        };
+        let r = d.primary_call(&admin, "init", args(&pc), Amount::ZERO)?;
+        ok(&r, "init")?;
+        let r = d.secondary_call(&admin, "init", args(&d.cfg.params.clone()))?;
+        ok(&r, "init")?;
+        let nodes: Vec<(KeyPair, NodeRole)> = d
+            .executors
+            .iter()
+            .map(|(k, _)| (k.clone(), NodeRole::Executor))
+            .chain(d.validators.iter().map(|(k, _)| (k.clone(), NodeRole::Validator)))
+            .collect();
+        for (k, role) in nodes {
+            let cert = d.authority.sign(&node_cert_digest(&k.address(), role));
+            let dep = d.cfg.node_deposit;
+            let r = d.primary_call(&k, "register_node", args(&RegisterNode { role, cert }), dep)?;
+            ok(&r, "register_node")?;
+        }
+        Ok(d)
+    }
+
+    /// Sets the primary chain's block clock (ms); it only moves forward.
+    pub fn set_time(&mut self, t: Timestamp) {
+        self.primary.now = self.primary.now.max(t);
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.primary.now
+    }
+
+    /// A call on the primary contract in its own block.
+    pub fn primary_call(
+        &mut self,
+        key: &KeyPair,
+        method: &str,
+        a: Vec<u8>,
+        value: Amount,
+    ) -> Result<Receipt, DriverError> {
+        let n = self.primary.nonce(key);
+        let tx = call(key, DevChain::CHAIN_ID, n, IOR_PRIMARY_ID, method, a, value, DRIVER_GAS_LIMIT);
+        let r = self.primary.exec(tx)?;
+        self.gas.push(GasRecord {
+            target: Target::Primary,
+            method: method.into(),
+            gas: r.gas_used,
+            success: r.status == TxStatus::Success,
+        });
+        Ok(r)
+    }
+
+    fn secondary_call(&mut self, key: &KeyPair, method: &str, a: Vec<u8>) -> Result<Receipt, DriverError> {
+        let n = self.secondary.nonce(key);
+        let tx = call(key, DevChain::CHAIN_ID, n, IOR_SECONDARY_ID, method, a, Amount::ZERO, DRIVER_GAS_LIMIT);
+        let r = self.secondary.exec(tx)?;
+        self.gas.push(GasRecord {
+            target: Target::Secondary,
+            method: method.into(),
+            gas: r.gas_used,
+            success: r.status == TxStatus::Success,
+        });
+        Ok(r)
+    }
+
+    /// Funds a trader's IOR account from its wallet.
+    pub fn fund(&mut self, key: &KeyPair, amount: Amount) -> Result<Receipt, DriverError> {
+        self.primary_call(key, "fund", vec![], amount)
+    }
+
+    /// Submits one AT (`SC_DS_AT`) or ST (`SC_DS_ST`) in its own block.
+    pub fn submit(&mut self, key: &KeyPair, tx: &IorTx) -> Result<Receipt, DriverError> {
+        let (method, a) = match tx {
+            IorTx::At(at) => ("sc_ds_at", args(at)),
+            IorTx::St(st) => ("sc_ds_st", args(st)),
+        };
+        self.primary_call(key, method, a, Amount::ZERO)
+    }
+
+    /// Submits many ATs/STs into one primary block (one batch).
+    pub fn submit_block(&mut self, txs: &[(KeyPair, IorTx)]) -> Result<Vec<Receipt>, DriverError> {
+        let mut hashes = Vec::new();
+        for (key, tx) in txs {
+            let (method, a) = match tx {
+                IorTx::At(at) => ("sc_ds_at", args(at)),
+                IorTx::St(st) => ("sc_ds_st", args(st)),
+            };
+            let n = self.primary.nonce(key);
+            let stx = call(key, DevChain::CHAIN_ID, n, IOR_PRIMARY_ID, method, a, Amount::ZERO, DRIVER_GAS_LIMIT);
+            hashes.push((method, self.primary.chain.submit(&stx.to_bytes())?));
+        }
+        self.primary.seal();
+        let mut out = Vec::new();
+        for (method, h) in hashes {
+            if let Some(r) = self.primary.chain.receipt(&h)? {
+                self.gas.push(GasRecord {
+                    target: Target::Primary,
+                    method: method.into(),
+                    gas: r.gas_used,
+                    success: r.status == TxStatus::Success,
+                });
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn view_json(&self, method: &str, a: Vec<u8>) -> Result<serde_json::Value, DriverError> {
+        self.primary.chain.view(IOR_PRIMARY_ID, method, &a).map_err(|e| DriverError::View(e.to_string()))
+    }
+
+    /// A trader's IOR account.
+    pub fn participant(&self, who: &Address) -> Result<Participant, DriverError> {
+        let v = self.view_json("participant", args(who))?;
+        serde_json::from_value::<serde_json::Value>(v.clone())
+            .ok()
+            .and_then(|v| {
+                Some(Participant {
+                    balance: v["balance"].as_str()?.parse().ok()?,
+                    reputation: v["reputation"].as_u64()? as u32,
+                })
+            })
+            .ok_or_else(|| DriverError::View(format!("bad participant view {v}")))
+    }
+
+    /// The batch a secondary-chain node reads.
+    pub fn batch_input(&self, batch: u64) -> Result<BatchInput, DriverError> {
+        let v = self.view_json("batch_input", args(&BatchId { batch }))?;
+        let hexs = v["borsh"].as_str().ok_or_else(|| DriverError::View("no borsh field".into()))?;
+        let raw = hex::decode(hexs).map_err(|e| DriverError::View(e.to_string()))?;
+        borsh::from_slice(&raw).map_err(|e| DriverError::View(e.to_string()))
+    }
+
+    fn progress(&self) -> Result<(u64, u64), DriverError> {
+        let v = self.view_json("progress", vec![])?;
+        Ok((v["next_batch"].as_u64().unwrap_or(0), v["next_to_settle"].as_u64().unwrap_or(0)))
+    }
+
+    fn run_step(&mut self, key: &KeyPair, step: Step) -> Result<Vec<crate::roles::Delegation>, DriverError> {
+        self.faults.extend(step.faults);
+        for Call { target, method, args, .. } in step.calls {
+            match target {
+                Target::Secondary => {
+                    self.secondary_call(key, method, args)?;
+                }
+                Target::Primary => {
+                    if method == "dispute" {
+                        // Another disputer may already have settled it.
+                        let b: crate::primary::Controversial =
+                            borsh::from_slice(&args).map_err(|e| DriverError::View(e.to_string()))?;
+                        if self.batch_input(b.batch)?.header.state != BatchState::Open {
+                            continue;
+                        }
+                    }
+                    self.primary_call(key, method, args, Amount::ZERO)?;
+                }
+            }
+        }
+        Ok(step.delegations)
+    }
+
+    fn executor_for(&self, assigned: &Address) -> Result<usize, DriverError> {
+        self.executors.iter().position(|(k, _)| k.address() == *assigned).ok_or(DriverError::UnknownNode(*assigned))
+    }
+
+    /// Runs §3.4 Steps 2–5 until every recorded batch has settled.
+    pub fn process(&mut self, rng: &mut impl Rng) -> Result<Vec<SettledBatch>, DriverError> {
+        let mut out = Vec::new();
+        loop {
+            let (next, fin) = self.progress()?;
+            if fin >= next {
+                return Ok(out);
+            }
+            let mut input = self.batch_input(fin)?;
+            if input.header.height >= self.primary.chain.tip().height {
+                self.primary.seal(); // close the batch
+            }
+            // Step 2–3: the executor executes and records TCRs.
+            if input.tcrs.is_none() {
+                let i = self.executor_for(&input.header.executor)?;
+                let step = self.executors[i].1.on_batch(&input);
+                let key = self.executors[i].0.clone();
+                self.run_step(&key, step)?;
+                input = self.batch_input(fin)?;
+                if input.tcrs.is_none() {
+                    return Err(DriverError::Stuck(fin));
+                }
+            }
+            // Step 4–5: the assigned validator, then smart meters' delegated validators.
+            let validators: Vec<Address> = self.validators.iter().map(|(k, _)| k.address()).collect();
+            if let Some(i) = validators.iter().position(|a| *a == input.header.validator) {
+                let step = self.validators[i].1.on_tcrs_recorded(&input);
+                let key = self.validators[i].0.clone();
+                self.run_step(&key, step)?;
+            }
+            let owners: Vec<Address> = self.meters.keys().copied().collect();
+            for owner in owners {
+                let step = match self.meters.get_mut(&owner) {
+                    Some(m) => m.on_tcrs_recorded(&input, &validators, rng),
+                    None => continue,
+                };
+                self.faults.extend(step.faults.clone());
+                for d in step.delegations {
+                    let Some(i) = validators.iter().position(|a| *a == d.validator) else { continue };
+                    let s = self.validators[i].1.on_delegation(&input);
+                    let key = self.validators[i].0.clone();
+                    self.run_step(&key, s)?;
+                }
+            }
+            // Settle after the window if no dispute did.
+            let mut h = self.batch_input(fin)?.header;
+            if h.state == BatchState::Open {
+                let until = h.complete_at.unwrap_or(0).saturating_add(self.cfg.window_ms());
+                self.set_time(until);
+                let key = self.executors[0].0.clone();
+                let r = self.primary_call(&key, "finalize", args(&BatchId { batch: fin }), Amount::ZERO)?;
+                if r.status != TxStatus::Success {
+                    return Err(DriverError::Stuck(fin));
+                }
+                h = self.batch_input(fin)?.header;
+            }
+            let BatchState::Settled { disputed, at } = h.state else { return Err(DriverError::Stuck(fin)) };
+            let tcrs = self.settled_tcrs(fin)?;
+            let s = SettledBatch {
+                batch: fin,
+                outcomes: tcrs.into_iter().map(|t| t.outcome).collect(),
+                disputed,
+                latency_ms: at.saturating_sub(h.first_recorded_at),
+            };
+            self.settled.push(s.clone());
+            out.push(s);
+        }
+    }
+
+    /// The TCRs a settled batch was settled with (after any arbitration, the
+    /// chain's own), recomputed from its recorded data and pre-state.
+    fn settled_tcrs(&self, batch: u64) -> Result<Vec<crate::types::Tcr>, DriverError> {
+        let input = self.batch_input(batch)?;
+        Ok(input.tcrs.unwrap_or_default())
+    }
+
+    /// Makes executor `i` behave as given.
+    pub fn set_executor(&mut self, i: usize, b: ExecutorBehaviour) {
+        if let Some((_, e)) = self.executors.get_mut(i) {
+            e.behaviour = b;
+        }
+    }
+
+    /// Makes validator `i` behave as given.
+    pub fn set_validator(&mut self, i: usize, b: ValidatorBehaviour) {
+        if let Some((_, v)) = self.validators.get_mut(i) {
+            v.behaviour = b;
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! The primary chain's IOR contract (thesis §3.3.2, §3.3.4, §3.3.5, §3.4):
+//! `SC_DS_AT`, `SC_DS_ST` (record data), `SC_CR_AT`, `SC_CR_ST` (record
+//! TCRs), the on-chain `SC_EXE_AT`/`SC_EXE_ST` that arbitrate a
+//! controversial transaction, plus the registry of secondary-chain nodes
+//! with their certificates and deposits, and traders' IOR accounts.
+//!
+//! They are one native contract because native contracts do not call each
+//! other and these share state (the deposits and reputation kept by
+//! `SC_EXE_AT` are what `SC_EXE_ST` pays out).
+//!
+//! Choices where the seed is open, recorded here:
+//! - **Batches.** The IOR transactions recorded in one primary block form a
+//!   batch (§3.4 Step 2: "for each newly generated block"); a batch is closed
+//!   once a later block exists. Batch `b` gets executor `E[b mod |E|]` and
+//!   validator `V[b mod |V|]` in registration order.
+//! - **Serial settlement.** TCRs of batch `b` are accepted only after batch
+//!   `b−1` has settled, so every TCR is computed against settled state and
+//!   the chain can re-execute it exactly. `fund`/`withdraw` wait until no
+//!   batch is pending for the same reason.
+//! - **Finality.** A validator that agrees sends nothing (§3.3.4), so a batch
+//!   settles by `finalize` once `window_ms` has passed since its TCRs were
+//!   recorded: the time the assigned validator and the smart meters'
+//!   delegated validators have to dispute. IOR uses seconds; the
+//!   conventional-OR baseline is this contract with a week.
+//! - **Money.** Traders pre-fund an IOR account (`fund`): the contract cannot
+//!   pull coin from a seller's wallet on a buyer's AT, so Step 3's balance
+//!   check and Step 5's deposits use this account.
+//! - **Arbitration** (§3.4 Step 5). A controversial transaction carries the
+//!   disputer's TCRs for a batch; the chain re-executes the batch. If the
+//!   executor was wrong, its deposit is forfeited, and so is the assigned
+//!   validator's when someone else (a delegated validator) disclosed it, since
+//!   by staying silent it upheld the wrong TCR. A disputer whose TCRs are
+//!   the correct ones is rewarded `ë × y` per forfeited deposit (Table 3-1);
+//!   the rest is burned. A dispute against correct TCRs forfeits the
+//!   disputer's deposit (burned). The batch then settles at once with the
+//!   chain's TCRs.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_core::{Address, Amount, PublicKey, Signature, Timestamp};
+use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeContract, ViewContext};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::exec::{execute_batch, touched, OnChain};
+use crate::store::{bytes, credit, debit, load, load_view, pkey, settle};
+use crate::types::{
+    node_cert_digest, AgreementTx, Entry, IorParams, IorTx, NodeRole, Outcome, Participant, SettlementTx, Tcr,
+    BLACK_HOLE,
+};
+
+/// Configuration, set once by `init`.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct PrimaryConfig {
+    pub params: IorParams,
+    /// The authority whose certificate admits a secondary-chain node.
+    pub authority: PublicKey,
+    /// `y`: the deposit each secondary-chain node leaves on the primary chain.
+    pub node_deposit: Amount,
+    /// `ë` in thousandths: the discloser's share of a forfeited deposit.
+    pub bonus_permille: u32,
+    /// Dispute window after TCRs are recorded (ms).
+    pub window_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct Node {
+    pub role: NodeRole,
+    pub deposit: Amount,
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub enum BatchState {
+    /// Recording data or awaiting/holding TCRs.
+    Open,
+    Settled { disputed: bool, at: Timestamp },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct BatchHeader {
+    pub id: u64,
+    /// Primary block height whose IOR transactions the batch holds.
+    pub height: u64,
+    pub executor: Address,
+    pub validator: Address,
+    pub at_idx: Vec<u32>,
+    pub st_idx: Vec<u32>,
+    pub at_tcrs: bool,
+    pub st_tcrs: bool,
+    /// Who recorded the TCRs.
+    pub posted_by: Option<Address>,
+    /// When the last of the TCRs were recorded.
+    pub complete_at: Option<Timestamp>,
+    /// Block time of the first entry.
+    pub first_recorded_at: Timestamp,
+    pub state: BatchState,
+}
+
+impl BatchHeader {
+    pub fn len(&self) -> usize {
+        self.at_idx.len() + self.st_idx.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn tcrs_complete(&self) -> bool {
+        (self.at_idx.is_empty() || self.at_tcrs) && (self.st_idx.is_empty() || self.st_tcrs)
+    }
+}
+
+/// `register_node` arguments.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct RegisterNode {
+    pub role: NodeRole,
+    /// The authority's signature over [`node_cert_digest`]`(caller, role)`.
+    pub cert: Signature,
+}
+
+/// `sc_cr_at` / `sc_cr_st` arguments.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct SubmitTcrs {
+    pub batch: u64,
+    pub tcrs: Vec<Tcr>,
+}
+
+/// A controversial transaction (§3.3.4): the disputer's TCRs for the batch.
+/// The executor's TCRs and the original data are already on chain.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Controversial {
+    pub batch: u64,
+    pub claimed: Vec<Tcr>,
+}
+
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct BatchId {
+    pub batch: u64,
+}
+
+/// What a secondary-chain node reads to execute or verify a batch.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct BatchInput {
+    pub header: BatchHeader,
+    pub entries: Vec<Entry>,
+    /// Settled state of the traders the batch touches.
+    pub prestate: crate::exec::PreState,
+    /// Recorded TCRs in entry order, once complete.
+    pub tcrs: Option<Vec<Tcr>>,
+}
+
+pub struct IorPrimaryContract;
+
+const CFG: &[u8] = b"cfg";
+const NEXT_BATCH: &[u8] = b"bn";
+const NEXT_SETTLE: &[u8] = b"fin";
+const EXECUTORS: &[u8] = b"execs";
+const VALIDATORS: &[u8] = b"vals";
+
+fn nkey(a: &Address) -> Vec<u8> {
+    [b"n/".as_slice(), a.as_bytes()].concat()
+}
+fn bkey(id: u64) -> Vec<u8> {
+    [b"b/".as_slice(), &id.to_be_bytes()].concat()
+}
+fn ekey(id: u64, i: u32) -> Vec<u8> {
+    [b"e/".as_slice(), &id.to_be_bytes(), &i.to_be_bytes()].concat()
+}
+fn tkey(id: u64, at: bool) -> Vec<u8> {
+    [if at { b"ta/".as_slice() } else { b"ts/".as_slice() }, &id.to_be_bytes()].concat()
+}
+
+fn cfg(ctx: &mut CallContext<'_, '_>) -> Result<PrimaryConfig, ContractError> {
+    match ctx.read_typed::<PrimaryConfig>(CFG)? {
+        Some(c) => Ok(c),
+        None => revert("IOR contract not initialised"),
+    }
+}
+
+fn header(ctx: &mut CallContext<'_, '_>, id: u64) -> Result<BatchHeader, ContractError> {
+    match ctx.read_typed::<BatchHeader>(&bkey(id))? {
+        Some(h) => Ok(h),
+        None => revert(format!("no batch {id}")),
+    }
+}
+
+fn entries(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Vec<Entry>, ContractError> {
+    let mut out = Vec::with_capacity(h.len());
+    for i in 0..h.len() as u32 {
+        match ctx.read_typed::<Entry>(&ekey(h.id, i))? {
+            Some(e) => out.push(e),
+            None => return revert("corrupt batch"),
+        }
+    }
+    Ok(out)
+}
+
+fn merged_tcrs(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Vec<Tcr>, ContractError> {
+    let mut all = ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, true))?.unwrap_or_default();
+    all.extend(ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, false))?.unwrap_or_default());
+    all.sort_by_key(|t| t.index);
+    Ok(all)
+}
+
+/// No batch awaits settlement.
+fn idle(ctx: &mut CallContext<'_, '_>) -> Result<bool, ContractError> {
+    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
+    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+    Ok(next == fin)
+}
+
+fn active_node(ctx: &mut CallContext<'_, '_>, who: &Address, role: NodeRole) -> Result<bool, ContractError> {
+    Ok(ctx.read_typed::<Node>(&nkey(who))?.is_some_and(|n| n.active && n.role == role))
+}
+
+/// Forfeits a node's deposit; returns it.
+fn forfeit(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<Amount, ContractError> {
+    let Some(mut n) = ctx.read_typed::<Node>(&nkey(who))? else { return Ok(Amount::ZERO) };
+    if !n.active {
+        return Ok(Amount::ZERO);
+    }
+    let d = n.deposit;
+    n.deposit = Amount::ZERO;
+    n.active = false;
+    ctx.write_typed(&nkey(who), &n)?;
+    ctx.emit("ior_deposit_forfeited", vec![("node".into(), who.to_string()), ("amount".into(), d.to_string())])?;
+    Ok(d)
+}
+
+/// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
+fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractError> {
+    let c = cfg(ctx)?;
+    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
+    let current = match next.checked_sub(1) {
+        Some(id) => Some(header(ctx, id)?).filter(|h| h.height == ctx.height()),
+        None => None,
+    };
+    let mut h = match current {
+        Some(h) => h,
+        None => {
+            let execs = ctx.read_typed::<Vec<Address>>(EXECUTORS)?.unwrap_or_default();
+            let vals = ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default();
+            if execs.is_empty() || vals.is_empty() {
+                return revert("no executor or validator registered on the secondary chain");
+            }
+            ctx.write_typed(NEXT_BATCH, &(next + 1))?;
+            BatchHeader {
+                id: next,
+                height: ctx.height(),
+                executor: execs[(next % execs.len() as u64) as usize],
+                validator: vals[(next % vals.len() as u64) as usize],
+                at_idx: vec![],
+                st_idx: vec![],
+                at_tcrs: false,
+                st_tcrs: false,
+                posted_by: None,
+                complete_at: None,
+                first_recorded_at: ctx.timestamp(),
+                state: BatchState::Open,
+            }
+        }
+    };
+    if h.len() as u32 >= c.params.max_batch {
+        return revert(format!("batch {} is full ({} transactions per block)", h.id, c.params.max_batch));
+    }
+    let index = h.len() as u32;
+    let kind = if tx.is_at() { "at" } else { "st" };
+    if tx.is_at() {
+        h.at_idx.push(index);
+    } else {
+        h.st_idx.push(index);
+    }
+    let entry = Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx };
+    ctx.write_typed(&ekey(h.id, index), &entry)?;
+    ctx.write_typed(&bkey(h.id), &h)?;
+    ctx.emit(
+        "ior_new_data",
+        vec![("batch".into(), h.id.to_string()), ("index".into(), index.to_string()), ("kind".into(), kind.into())],
+    )?;
+    Ok(bytes(&(h.id, index)))
+}
+
+/// `SC_CR_AT` / `SC_CR_ST`.
+fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result<Vec<u8>, ContractError> {
+    let mut h = header(ctx, a.batch)?;
+    if h.height >= ctx.height() {
+        return revert(format!("batch {} is still recording", h.id));
+    }
+    if h.state != BatchState::Open {
+        return revert(format!("batch {} is settled", h.id));
+    }
+    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+    if fin != h.id {
+        return revert(format!("batch {fin} must settle before batch {}", h.id));
+    }
+    let caller = ctx.caller();
+    let assigned_ok = caller == h.executor && active_node(ctx, &caller, NodeRole::Executor)?;
+    let stand_in = !active_node(ctx, &h.executor, NodeRole::Executor)? && active_node(ctx, &caller, NodeRole::Executor)?;
+    if !assigned_ok && !stand_in {
+        return revert(format!("only the batch's executor {} may record its TCRs", h.executor));
+    }
+    if h.posted_by.is_some_and(|p| p != caller) {
+        return revert("another executor recorded this batch's TCRs");
+    }
+    let (done, idx) = if at { (h.at_tcrs, &h.at_idx) } else { (h.st_tcrs, &h.st_idx) };
+    if done {
+        return revert(format!("TCRs already recorded for batch {}", h.id));
+    }
+    let kinds_ok = a.tcrs.iter().all(|t| match t.outcome {
+        Outcome::AtAccepted | Outcome::AtRejected(_) => at,
+        Outcome::StSettled(_) | Outcome::StRejected(_) => !at,
+    });
+    if a.tcrs.iter().map(|t| t.index).ne(idx.iter().copied()) || !kinds_ok {
+        return revert(format!("TCRs do not cover the batch's {} entries in order", if at { "AT" } else { "ST" }));
+    }
+    ctx.write_typed(&tkey(h.id, at), &a.tcrs)?;
+    if at {
+        h.at_tcrs = true;
+    } else {
+        h.st_tcrs = true;
+    }
+    h.posted_by = Some(caller);
+    if h.tcrs_complete() {
+        h.complete_at = Some(ctx.timestamp());
+        ctx.emit(
+            "ior_tcrs_recorded",
+            vec![("batch".into(), h.id.to_string()), ("validator".into(), h.validator.to_string())],
+        )?;
+    }
+    ctx.write_typed(&bkey(h.id), &h)?;
+    Ok(vec![])
+}
+
+fn settle_batch(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    mut h: BatchHeader,
+    entries: &[Entry],
+    tcrs: &[Tcr],
+    disputed: bool,
+) -> Result<(), ContractError> {
+    let burned = settle(ctx, &c.params, entries, tcrs)?;
+    h.state = BatchState::Settled { disputed, at: ctx.timestamp() };
+    ctx.write_typed(&bkey(h.id), &h)?;
+    ctx.write_typed(NEXT_SETTLE, &(h.id + 1))?;
+    ctx.emit(
+        "ior_settled",
+        vec![
+            ("batch".into(), h.id.to_string()),
+            ("entries".into(), entries.len().to_string()),
+            ("burned".into(), burned.to_string()),
+        ],
+    )
+}
+
+fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, ContractError> {
+    let c = cfg(ctx)?;
+    let caller = ctx.caller();
+    if !active_node(ctx, &caller, NodeRole::Validator)? {
+        return revert("only an active validator may send a controversial transaction");
+    }
+    let h = header(ctx, a.batch)?;
+    if h.state != BatchState::Open || !h.tcrs_complete() {
+        return revert(format!("batch {} has no recorded TCRs awaiting settlement", h.id));
+    }
+    let es = entries(ctx, &h)?;
+    let recorded = merged_tcrs(ctx, &h)?;
+    // SC_EXE_AT / SC_EXE_ST on the primary chain: re-execute from settled state.
+    let (parts, buyers) = touched(&es, &[]);
+    let pre = load(ctx, &parts, &buyers)?;
+    let correct = execute_batch(&mut OnChain(ctx), &c.params, &pre, &es)?;
+    if recorded == correct {
+        let lost = forfeit(ctx, &caller)?;
+        ctx.pay(&BLACK_HOLE, lost)?;
+        ctx.emit("ior_dispute_rejected", vec![("batch".into(), h.id.to_string()), ("by".into(), caller.to_string())])?;
+        return Ok(bytes(&false));
+    }
+    let mut forfeited = Vec::new();
+    if let Some(e) = h.posted_by {
+        forfeited.push(forfeit(ctx, &e)?);
+    }
+    if caller != h.validator {
+        forfeited.push(forfeit(ctx, &h.validator)?);
+    }
+    let deserves = a.claimed == correct;
+    let (mut reward, mut burn) = (Amount::ZERO, Amount::ZERO);
+    for d in forfeited {
+        let r = if deserves { Amount(d.0 * u128::from(c.bonus_permille.min(1000)) / 1000) } else { Amount::ZERO };
+        reward = Amount(reward.0 + r.0);
+        burn = Amount(burn.0 + (d.0 - r.0));
+    }
+    ctx.pay(&caller, reward)?;
+    ctx.pay(&BLACK_HOLE, burn)?;
+    ctx.emit(
+        "ior_tcr_overturned",
+        vec![
+            ("batch".into(), h.id.to_string()),
+            ("by".into(), caller.to_string()),
+            ("reward".into(), reward.to_string()),
+            ("burned".into(), burn.to_string()),
+        ],
+    )?;
+    // The chain's TCRs replace the executor's on record.
+    let (ats, sts): (Vec<Tcr>, Vec<Tcr>) =
+        correct.iter().cloned().partition(|t| matches!(t.outcome, Outcome::AtAccepted | Outcome::AtRejected(_)));
+    ctx.write_typed(&tkey(h.id, true), &ats)?;
+    ctx.write_typed(&tkey(h.id, false), &sts)?;
+    settle_batch(ctx, &c, h, &es, &correct, true)?;
+    Ok(bytes(&true))
+}
+
+impl NativeContract for IorPrimaryContract {
+    fn name(&self) -> &'static str {
+        "ior-primary"
+    }
+
+    fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> Result<Vec<u8>, ContractError> {
+        if !matches!(method, "fund" | "register_node") && !ctx.value().is_zero() {
+            return revert(format!("{method} takes no native value"));
+        }
+        match method {
+            "init" => {
+                let c: PrimaryConfig = decode_args(args)?;
+                if ctx.read(CFG)?.is_some() {
+                    return revert("already initialised");
+                }
+                if !(1..=999).contains(&c.params.fp_permille) || c.params.max_batch == 0 || c.bonus_permille > 1000 {
+                    return revert("F_p must lie in (0,1), max_batch be positive and ë at most 1");
+                }
+                ctx.write_typed(CFG, &c)?;
+                Ok(vec![])
+            }
+            "register_node" => {
+                let a: RegisterNode = decode_args(args)?;
+                let c = cfg(ctx)?;
+                let who = ctx.caller();
+                if ctx.value() < c.node_deposit {
+                    return revert(format!("deposit {} is below the required {}", ctx.value(), c.node_deposit));
+                }
+                if ctx.read(&nkey(&who))?.is_some() {
+                    return revert("node already registered");
+                }
+                if !ctx.verify_signature(&c.authority, &node_cert_digest(&who, a.role), &a.cert)? {
+                    return revert("certificate not signed by the authority");
+                }
+                ctx.write_typed(&nkey(&who), &Node { role: a.role, deposit: ctx.value(), active: true })?;
+                let list = if a.role == NodeRole::Executor { EXECUTORS } else { VALIDATORS };
+                let mut l = ctx.read_typed::<Vec<Address>>(list)?.unwrap_or_default();
+                l.push(who);
+                ctx.write_typed(list, &l)?;
+                Ok(vec![])
+            }
+            "fund" => {
+                let c = cfg(ctx)?;
+                if !idle(ctx)? {
+                    return revert("a batch is pending settlement; fund after it settles");
+                }
+                let who = ctx.caller();
+                Ok(bytes(&credit(ctx, &c.params, &who)?))
+            }
+            "withdraw" => {
+                let amount: Amount = decode_args(args)?;
+                if !idle(ctx)? {
+                    return revert("a batch is pending settlement; withdraw after it settles");
+                }
+                let who = ctx.caller();
+                Ok(bytes(&debit(ctx, &who, amount)?))
+            }
+            "sc_ds_at" => {
+                let at: AgreementTx = decode_args(args)?;
+                record(ctx, IorTx::At(at))
+            }
+            "sc_ds_st" => {
+                let st: SettlementTx = decode_args(args)?;
+                record(ctx, IorTx::St(st))
+            }
+            "sc_cr_at" => record_tcrs(ctx, decode_args(args)?, true),
+            "sc_cr_st" => record_tcrs(ctx, decode_args(args)?, false),
+            "dispute" => dispute(ctx, decode_args(args)?),
+            "finalize" => {
+                let a: BatchId = decode_args(args)?;
+                let c = cfg(ctx)?;
+                let h = header(ctx, a.batch)?;
+                if h.state != BatchState::Open {
+                    return revert(format!("batch {} already settled", h.id));
+                }
+                let Some(done) = h.complete_at else {
+                    return revert(format!("batch {} has no complete TCRs", h.id));
+                };
+                let until = done.saturating_add(c.window_ms);
+                if ctx.timestamp() < until {
+                    return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));
+                }
+                let es = entries(ctx, &h)?;
+                let tcrs = merged_tcrs(ctx, &h)?;
+                settle_batch(ctx, &c, h, &es, &tcrs, false)?;
+                Ok(vec![])
+            }
+            other => revert(format!("ior-primary has no method {other}")),
+        }
+    }
+
+    fn view(&self, ctx: &ViewContext<'_>, method: &str, args: &[u8]) -> Result<serde_json::Value, ContractError> {
+        let Some(c) = ctx.read_typed::<PrimaryConfig>(CFG)? else { return revert("IOR contract not initialised") };
+        match method {
+            "config" => Ok(json!(c)),
+            "participant" => {
+                let who: Address = decode_args(args)?;
+                let p = ctx
+                    .read_typed::<Participant>(&pkey(&who))?
+                    .unwrap_or(Participant { balance: Amount::ZERO, reputation: c.params.rs });
+                Ok(json!(p))
+            }
+            "node" => {
+                let who: Address = decode_args(args)?;
+                Ok(json!(ctx.read_typed::<Node>(&nkey(&who))?))
+            }
+            "nodes" => Ok(json!({
+                "executors": ctx.read_typed::<Vec<Address>>(EXECUTORS)?.unwrap_or_default(),
+                "validators": ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default(),
+            })),
+            "progress" => Ok(json!({
+                "next_batch": ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0),
+                "next_to_settle": ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0),
+            })),
+            "batch" => {
+                let a: BatchId = decode_args(args)?;
+                Ok(json!(ctx.read_typed::<BatchHeader>(&bkey(a.batch))?))
+            }
+            "batch_input" => {
+                let a: BatchId = decode_args(args)?;
+                let Some(h) = ctx.read_typed::<BatchHeader>(&bkey(a.batch))? else {
+                    return revert(format!("no batch {}", a.batch));
+                };
+                let mut es = Vec::new();
+                for i in 0..h.len() as u32 {
+                    es.push(ctx.read_typed::<Entry>(&ekey(h.id, i))?.ok_or_else(|| ContractError::Revert("corrupt".into()))?);
+                }
+                let (parts, buyers) = touched(&es, &[]);
+                let prestate = load_view(ctx, &parts, &buyers)?;
+                let tcrs = if h.tcrs_complete() && h.complete_at.is_some() {
+                    let mut all = ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, true))?.unwrap_or_default();
+                    all.extend(ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, false))?.unwrap_or_default());
+                    all.sort_by_key(|t| t.index);
+                    Some(all)
+                } else {
+                    None
+                };
+                let input = BatchInput { header: h, entries: es, prestate, tcrs };
+                Ok(json!({ "borsh": hex::encode(bytes(&input)) }))
+            }
+            other => revert(format!("ior-primary has no view {other}")),
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The secondary-chain roles and the smart meter as sans-IO state machines
+//! (DESIGN principle 1; thesis §3.3.3–3.3.4, §3.4). Each takes what it has
+//! read from the chains and returns a [`Step`]: calls to submit, private
+//! delegations to deliver, and faults it observed. Randomness comes in as
+//! an argument.
+
+use gridledger_core::{Address, ContractId};
+use rand::Rng;
+
+use crate::exec::{execute_batch, OffChain};
+use crate::primary::{BatchInput, Controversial, SubmitTcrs};
+use crate::secondary::{mismatches, ExecRequest, VerifyRequest};
+use crate::types::{Effect, IorParams, Outcome, Tcr};
+use crate::{args, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
+
+/// Which chain a call goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Primary,
+    Secondary,
+}
+
+/// A contract call a role wants submitted under its own key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub target: Target,
+    pub contract: ContractId,
+    pub method: &'static str,
+    pub args: Vec<u8>,
+}
+
+/// A smart meter's private request to a validator to re-verify a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delegation {
+    pub meter: Address,
+    pub validator: Address,
+    pub batch: u64,
+}
+
+/// Misbehaviour a role observed, reported as data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Recorded TCRs differ from the observer's at these entry indices.
+    WrongTcr { batch: u64, observer: Address, indices: Vec<u32> },
+    /// The observer could not execute the batch itself.
+    ExecutionFailed { batch: u64, observer: Address, reason: String },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    pub calls: Vec<Call>,
+    pub delegations: Vec<Delegation>,
+    pub faults: Vec<Fault>,
+}
+
+fn own_tcrs(p: &IorParams, input: &BatchInput, me: Address, step: &mut Step) -> Option<Vec<Tcr>> {
+    match execute_batch(&mut OffChain, p, &input.prestate, &input.entries) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            step.faults.push(Fault::ExecutionFailed { batch: input.header.id, observer: me, reason: e.to_string() });
+            None
+        }
+    }
+}
+
+/// How an executor behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutorBehaviour {
+    Honest,
+    /// Forges TCRs that pay every settled ST's payouts to itself (the
+    /// threat of §3.3.4: "transferring the deposited coins by traders to its
+    /// own digital account").
+    StealPayouts,
+}
+
+/// An executor (§3.3.3 (1)): on a new batch, copies it to the secondary
+/// chain, executes it there and records the TCRs on the primary chain.
+pub struct Executor {
+    pub address: Address,
+    pub params: IorParams,
+    pub behaviour: ExecutorBehaviour,
+}
+
+impl Executor {
+    /// Handles a closed batch whose TCRs are not yet recorded.
+    pub fn on_batch(&mut self, input: &BatchInput) -> Step {
+        let mut step = Step::default();
+        if input.tcrs.is_some() {
+            return step;
+        }
+        let Some(mut tcrs) = own_tcrs(&self.params, input, self.address, &mut step) else { return step };
+        if self.behaviour == ExecutorBehaviour::StealPayouts {
+            for t in &mut tcrs {
+                if matches!(t.outcome, Outcome::StSettled(_)) {
+                    for e in &mut t.effects {
+                        if let Effect::Pay { to, .. } = e {
+                            *to = self.address;
+                        }
+                    }
+                }
+            }
+        }
+        let batch = input.header.id;
+        step.calls.push(Call {
+            target: Target::Secondary,
+            contract: IOR_SECONDARY_ID,
+            method: "sc_exe",
+            args: args(&ExecRequest { batch, entries: input.entries.clone(), prestate: input.prestate.clone() }),
+        });
+        let (ats, sts): (Vec<Tcr>, Vec<Tcr>) =
+            tcrs.into_iter().partition(|t| matches!(t.outcome, Outcome::AtAccepted | Outcome::AtRejected(_)));
+        if !ats.is_empty() {
+            step.calls.push(Call {
+                target: Target::Primary,
+                contract: IOR_PRIMARY_ID,
+                method: "sc_cr_at",
+                args: args(&SubmitTcrs { batch, tcrs: ats }),
+            });
+        }
+        if !sts.is_empty() {
+            step.calls.push(Call {
+                target: Target::Primary,
+                contract: IOR_PRIMARY_ID,
+                method: "sc_cr_st",
+                args: args(&SubmitTcrs { batch, tcrs: sts }),
+            });
+        }
+        step
+    }
+}
+
+/// How a validator behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValidatorBehaviour {
+    Honest,
+    /// Bribed by the executor: stays silent on wrong TCRs.
+    Colluding,
+}
+
+/// A validator (§3.3.3 (2)), possibly acting as a delegated validator
+/// (§3.3.4).
+pub struct Validator {
+    pub address: Address,
+    pub params: IorParams,
+    pub behaviour: ValidatorBehaviour,
+}
+
+impl Validator {
+    fn check(&self, input: &BatchInput, record_verdict: bool) -> Step {
+        let mut step = Step::default();
+        let Some(recorded) = &input.tcrs else { return step };
+        let batch = input.header.id;
+        if self.behaviour == ValidatorBehaviour::Colluding {
+            return step;
+        }
+        let Some(own) = own_tcrs(&self.params, input, self.address, &mut step) else { return step };
+        if record_verdict {
+            // SC_VERIFY on the secondary chain (§3.4 Step 4).
+            step.calls.push(Call {
+                target: Target::Secondary,
+                contract: IOR_SECONDARY_ID,
+                method: "sc_verify",
+                args: args(&VerifyRequest {
+                    batch,
+                    entries: input.entries.clone(),
+                    prestate: input.prestate.clone(),
+                    tcrs: recorded.clone(),
+                }),
+            });
+        }
+        let bad = mismatches(recorded, &own);
+        if !bad.is_empty() {
+            step.faults.push(Fault::WrongTcr { batch, observer: self.address, indices: bad });
+            // The controversial transaction (§3.4 Step 5).
+            step.calls.push(Call {
+                target: Target::Primary,
+                contract: IOR_PRIMARY_ID,
+                method: "dispute",
+                args: args(&Controversial { batch, claimed: own }),
+            });
+        }
+        step
+    }
+
+    /// The assigned validator re-executes a batch as soon as its TCRs are
+    /// recorded.
+    pub fn on_tcrs_recorded(&mut self, input: &BatchInput) -> Step {
+        if input.header.validator != self.address {
+            return Step::default();
+        }
+        self.check(input, true)
+    }
+
+    /// A smart meter delegated this validator to re-verify a batch.
+    pub fn on_delegation(&mut self, input: &BatchInput) -> Step {
+        self.check(input, false)
+    }
+}
+
+/// A trader's smart meter (§3.3.4): checks the TCRs of its owner's trades
+/// against its own computation from its readings and, on disagreement,
+/// privately picks delegated validators at random.
+pub struct SmartMeter {
+    pub owner: Address,
+    pub params: IorParams,
+    /// How many validators to delegate to on a disagreement.
+    pub delegates: usize,
+}
+
+impl SmartMeter {
+    pub fn on_tcrs_recorded(&mut self, input: &BatchInput, validators: &[Address], rng: &mut impl Rng) -> Step {
+        let mut step = Step::default();
+        let Some(recorded) = &input.tcrs else { return step };
+        let mine: Vec<usize> = input
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.tx.terms().buyer == self.owner || e.tx.terms().seller == self.owner)
+            .map(|(i, _)| i)
+            .collect();
+        if mine.is_empty() {
+            return step;
+        }
+        let Some(own) = own_tcrs(&self.params, input, self.owner, &mut step) else { return step };
+        let bad: Vec<u32> = mine.into_iter().filter(|i| own.get(*i) != recorded.get(*i)).map(|i| i as u32).collect();
+        if bad.is_empty() || validators.is_empty() {
+            return step;
+        }
+        let batch = input.header.id;
+        step.faults.push(Fault::WrongTcr { batch, observer: self.owner, indices: bad });
+        let k = self.delegates.clamp(1, validators.len());
+        for i in rand::seq::index::sample(rng, validators.len(), k) {
+            step.delegations.push(Delegation { meter: self.owner, validator: validators[i], batch });
+        }
+        step
+    }
+}

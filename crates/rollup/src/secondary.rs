@@ -1,0 +1,132 @@
+//! The secondary chain's IOR contract (thesis §3.3.3, §3.4 Steps 2 and 4):
+//! executors copy a batch's data here and run `SC_EXE_AT`/`SC_EXE_ST`
+//! (`sc_exe`), validators run `SC_VERIFY` (`sc_verify`) on the same data and
+//! record their verdict. The primary chain's settled state the batch reads
+//! travels with the call as a witness ([`PreState`]); each node reads it
+//! from the primary chain itself, so a forged witness shows up as a TCR
+//! mismatch there.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_core::Address;
+use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeContract, ViewContext};
+use serde_json::json;
+
+use crate::exec::{execute_batch, OnChain, PreState};
+use crate::store::bytes;
+use crate::types::{Entry, IorParams, Tcr};
+
+/// `sc_exe` arguments: a copy of a primary batch.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ExecRequest {
+    pub batch: u64,
+    pub entries: Vec<Entry>,
+    pub prestate: PreState,
+}
+
+/// `sc_verify` arguments: the batch and the TCRs recorded on the primary chain.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct VerifyRequest {
+    pub batch: u64,
+    pub entries: Vec<Entry>,
+    pub prestate: PreState,
+    pub tcrs: Vec<Tcr>,
+}
+
+/// What `sc_exe` stores.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ExecRecord {
+    pub executor: Address,
+    pub tcrs: Vec<Tcr>,
+}
+
+/// Indices where recorded TCRs differ from the validator's (empty: agreed).
+pub fn mismatches(recorded: &[Tcr], own: &[Tcr]) -> Vec<u32> {
+    let mut out: Vec<u32> = own.iter().zip(recorded).filter(|(a, b)| a != b).map(|(a, _)| a.index).collect();
+    if recorded.len() != own.len() {
+        out.push(u32::MAX);
+    }
+    out
+}
+
+pub struct IorSecondaryContract;
+
+const CFG: &[u8] = b"cfg";
+
+fn xkey(b: u64) -> Vec<u8> {
+    [b"x/".as_slice(), &b.to_be_bytes()].concat()
+}
+fn dkey(b: u64) -> Vec<u8> {
+    [b"d/".as_slice(), &b.to_be_bytes()].concat()
+}
+fn vkey(b: u64, v: &Address) -> Vec<u8> {
+    [b"v/".as_slice(), &b.to_be_bytes(), v.as_bytes()].concat()
+}
+
+fn params(ctx: &mut CallContext<'_, '_>) -> Result<IorParams, ContractError> {
+    match ctx.read_typed::<IorParams>(CFG)? {
+        Some(p) => Ok(p),
+        None => revert("secondary IOR contract not initialised"),
+    }
+}
+
+impl NativeContract for IorSecondaryContract {
+    fn name(&self) -> &'static str {
+        "ior-secondary"
+    }
+
+    fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> Result<Vec<u8>, ContractError> {
+        if !ctx.value().is_zero() {
+            return revert(format!("{method} takes no native value"));
+        }
+        match method {
+            "init" => {
+                let p: IorParams = decode_args(args)?;
+                if ctx.read(CFG)?.is_some() {
+                    return revert("already initialised");
+                }
+                ctx.write_typed(CFG, &p)?;
+                Ok(vec![])
+            }
+            "sc_exe" => {
+                let a: ExecRequest = decode_args(args)?;
+                let p = params(ctx)?;
+                if ctx.read(&xkey(a.batch))?.is_some() {
+                    return revert(format!("batch {} already executed", a.batch));
+                }
+                ctx.write_typed(&dkey(a.batch), &a.entries)?;
+                let tcrs = execute_batch(&mut OnChain(ctx), &p, &a.prestate, &a.entries)?;
+                let executor = ctx.caller();
+                ctx.write_typed(&xkey(a.batch), &ExecRecord { executor, tcrs: tcrs.clone() })?;
+                ctx.emit(
+                    "ior_executed",
+                    vec![("batch".into(), a.batch.to_string()), ("tcrs".into(), tcrs.len().to_string())],
+                )?;
+                Ok(bytes(&tcrs))
+            }
+            "sc_verify" => {
+                let a: VerifyRequest = decode_args(args)?;
+                let p = params(ctx)?;
+                let own = execute_batch(&mut OnChain(ctx), &p, &a.prestate, &a.entries)?;
+                let bad = mismatches(&a.tcrs, &own);
+                let me = ctx.caller();
+                ctx.write_typed(&vkey(a.batch, &me), &bad)?;
+                ctx.emit(
+                    "ior_verified",
+                    vec![("batch".into(), a.batch.to_string()), ("agrees".into(), bad.is_empty().to_string())],
+                )?;
+                Ok(bytes(&bad))
+            }
+            other => revert(format!("ior-secondary has no method {other}")),
+        }
+    }
+
+    fn view(&self, ctx: &ViewContext<'_>, method: &str, args: &[u8]) -> Result<serde_json::Value, ContractError> {
+        match method {
+            "executed" => {
+                let b: u64 = decode_args(args)?;
+                Ok(json!(ctx.read_typed::<ExecRecord>(&xkey(b))?.map(|r| (r.executor, r.tcrs.len()))))
+            }
+            other => revert(format!("ior-secondary has no view {other}")),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The single-chain baseline of thesis §3.5.3: every node of one chain runs
+//! `SC_EXE_AT` and `SC_EXE_ST` on each transaction as it arrives. Same
+//! execution code and state layout as the IOR primary chain, settled at
+//! once. A refused AT/ST is still a successful call that records the
+//! refusal (event `ior_rejected` with the reason) and the Step 6 / Step 5
+//! reputation decrement of its sender; nothing else changes.
+
+use gridledger_core::Amount;
+use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeContract, ViewContext};
+use serde_json::json;
+
+use crate::exec::{execute_batch, touched, OnChain};
+use crate::store::{bytes, credit, debit, load, pkey, settle};
+use crate::types::{AgreementTx, Entry, IorParams, IorTx, Outcome, Participant, SettlementTx};
+
+pub struct SingleChainContract;
+
+const CFG: &[u8] = b"cfg";
+
+fn params(ctx: &mut CallContext<'_, '_>) -> Result<IorParams, ContractError> {
+    match ctx.read_typed::<IorParams>(CFG)? {
+        Some(p) => Ok(p),
+        None => revert("single-chain IOR contract not initialised"),
+    }
+}
+
+fn execute_now(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractError> {
+    let p = params(ctx)?;
+    let es = [Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx }];
+    let (parts, buyers) = touched(&es, &[]);
+    let pre = load(ctx, &parts, &buyers)?;
+    let tcrs = execute_batch(&mut OnChain(ctx), &p, &pre, &es)?;
+    settle(ctx, &p, &es, &tcrs)?;
+    let Some(t) = tcrs.into_iter().next() else { return revert("internal: no TCR") };
+    match &t.outcome {
+        Outcome::AtRejected(why) => ctx.emit("ior_rejected", vec![("reason".into(), why.to_string())])?,
+        Outcome::StRejected(why) => ctx.emit("ior_rejected", vec![("reason".into(), why.to_string())])?,
+        o => ctx.emit("ior_executed", vec![("outcome".into(), format!("{o:?}"))])?,
+    }
+    Ok(bytes(&t))
+}
+
+impl NativeContract for SingleChainContract {
+    fn name(&self) -> &'static str {
+        "ior-single-chain"
+    }
+
+    fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> Result<Vec<u8>, ContractError> {
+        if method != "fund" && !ctx.value().is_zero() {
+            return revert(format!("{method} takes no native value"));
+        }
+        match method {
+            "init" => {
+                let p: IorParams = decode_args(args)?;
+                if ctx.read(CFG)?.is_some() {
+                    return revert("already initialised");
+                }
+                ctx.write_typed(CFG, &p)?;
+                Ok(vec![])
+            }
+            "fund" => {
+                let p = params(ctx)?;
+                let who = ctx.caller();
+                Ok(bytes(&credit(ctx, &p, &who)?))
+            }
+            "withdraw" => {
+                let amount: Amount = decode_args(args)?;
+                let who = ctx.caller();
+                Ok(bytes(&debit(ctx, &who, amount)?))
+            }
+            "sc_exe_at" => {
+                let at: AgreementTx = decode_args(args)?;
+                execute_now(ctx, IorTx::At(at))
+            }
+            "sc_exe_st" => {
+                let st: SettlementTx = decode_args(args)?;
+                execute_now(ctx, IorTx::St(st))
+            }
+            other => revert(format!("ior-single-chain has no method {other}")),
+        }
+    }
+
+    fn view(&self, ctx: &ViewContext<'_>, method: &str, args: &[u8]) -> Result<serde_json::Value, ContractError> {
+        match method {
+            "participant" => {
+                let who = decode_args(args)?;
+                Ok(json!(ctx.read_typed::<Participant>(&pkey(&who))?))
+            }
+            other => revert(format!("ior-single-chain has no view {other}")),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Storage layout of the IOR state inside a native contract, shared by the
+//! primary chain's contract and the single-chain baseline: `p/ADDR` holds a
+//! [`Participant`], `a/ADDR_b` an open [`Agreement`].
+
+use std::collections::BTreeSet;
+
+use borsh::BorshSerialize;
+use gridledger_core::{Address, Amount};
+use gridledger_ledger::{revert, CallContext, ContractError, ViewContext};
+
+use crate::exec::{apply_effects, PreState};
+use crate::types::{Agreement, Entry, IorParams, Participant, Tcr, BLACK_HOLE};
+
+pub(crate) fn pkey(a: &Address) -> Vec<u8> {
+    [b"p/".as_slice(), a.as_bytes()].concat()
+}
+
+pub(crate) fn akey(a: &Address) -> Vec<u8> {
+    [b"a/".as_slice(), a.as_bytes()].concat()
+}
+
+pub(crate) fn bytes<T: BorshSerialize>(v: &T) -> Vec<u8> {
+    borsh::to_vec(v).unwrap_or_default()
+}
+
+/// Reads the state of the given traders and agreement keys (metered).
+pub(crate) fn load(
+    ctx: &mut CallContext<'_, '_>,
+    parts: &BTreeSet<Address>,
+    buyers: &BTreeSet<Address>,
+) -> Result<PreState, ContractError> {
+    let mut s = PreState::default();
+    for a in parts {
+        if let Some(p) = ctx.read_typed::<Participant>(&pkey(a))? {
+            s.participants.insert(*a, p);
+        }
+    }
+    for b in buyers {
+        if let Some(ag) = ctx.read_typed::<Agreement>(&akey(b))? {
+            s.agreements.insert(*b, ag);
+        }
+    }
+    Ok(s)
+}
+
+/// The same read for views (unmetered).
+pub(crate) fn load_view(
+    ctx: &ViewContext<'_>,
+    parts: &BTreeSet<Address>,
+    buyers: &BTreeSet<Address>,
+) -> Result<PreState, ContractError> {
+    let mut s = PreState::default();
+    for a in parts {
+        if let Some(p) = ctx.read_typed::<Participant>(&pkey(a))? {
+            s.participants.insert(*a, p);
+        }
+    }
+    for b in buyers {
+        if let Some(ag) = ctx.read_typed::<Agreement>(&akey(b))? {
+            s.agreements.insert(*b, ag);
+        }
+    }
+    Ok(s)
+}
+
+/// Writes back what changed between `before` and `after`.
+pub(crate) fn store(ctx: &mut CallContext<'_, '_>, before: &PreState, after: &PreState) -> Result<(), ContractError> {
+    for (a, p) in &after.participants {
+        if before.participants.get(a) != Some(p) {
+            ctx.write_typed(&pkey(a), p)?;
+        }
+    }
+    for b in before.agreements.keys() {
+        if !after.agreements.contains_key(b) {
+            ctx.delete(&akey(b))?;
+        }
+    }
+    for (b, ag) in &after.agreements {
+        if before.agreements.get(b) != Some(ag) {
+            ctx.write_typed(&akey(b), ag)?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies TCRs for `entries` to stored state and pays burns to the black
+/// hole. Reverts (changing nothing) if any TCR does not apply.
+pub(crate) fn settle(
+    ctx: &mut CallContext<'_, '_>,
+    p: &IorParams,
+    entries: &[Entry],
+    tcrs: &[Tcr],
+) -> Result<Amount, ContractError> {
+    let (parts, buyers) = crate::exec::touched(entries, tcrs);
+    let before = load(ctx, &parts, &buyers)?;
+    let mut after = before.clone();
+    let mut burned = Amount::ZERO;
+    for t in tcrs {
+        let Some(e) = entries.get(t.index as usize) else {
+            return revert(format!("TCR index {} outside the batch", t.index));
+        };
+        match apply_effects(&mut after, p, &e.tx.terms().buyer, &t.effects) {
+            Ok(b) => burned = burned.checked_add(b).ok_or_else(|| ContractError::Revert("overflow".into()))?,
+            Err(err) => return revert(format!("TCR {} does not apply: {err}", t.index)),
+        }
+    }
+    store(ctx, &before, &after)?;
+    ctx.pay(&BLACK_HOLE, burned)?;
+    Ok(burned)
+}
+
+/// Credits coin sent with a call to a trader's free balance.
+pub(crate) fn credit(ctx: &mut CallContext<'_, '_>, p: &IorParams, who: &Address) -> Result<Amount, ContractError> {
+    let value = ctx.value();
+    if value.is_zero() {
+        return revert("fund needs a positive value");
+    }
+    let mut part =
+        ctx.read_typed::<Participant>(&pkey(who))?.unwrap_or(Participant { balance: Amount::ZERO, reputation: p.rs });
+    part.balance = part.balance.checked_add(value).ok_or_else(|| ContractError::Revert("overflow".into()))?;
+    ctx.write_typed(&pkey(who), &part)?;
+    Ok(part.balance)
+}
+
+/// Pays a trader's free balance out.
+pub(crate) fn debit(
+    ctx: &mut CallContext<'_, '_>,
+    who: &Address,
+    amount: Amount,
+) -> Result<Amount, ContractError> {
+    if amount.is_zero() {
+        return revert("amount must be positive");
+    }
+    let Some(mut part) = ctx.read_typed::<Participant>(&pkey(who))? else {
+        return revert(format!("{who} has no IOR account"));
+    };
+    let Some(rest) = part.balance.checked_sub(amount) else {
+        return revert(format!("free balance {} is below {amount}", part.balance));
+    };
+    part.balance = rest;
+    ctx.write_typed(&pkey(who), &part)?;
+    ctx.pay(who, amount)?;
+    Ok(rest)
+}

@@ -1,0 +1,321 @@
+//! The IOR transaction formats (thesis §3.3.1, Eq 3.1 and Eq 3.2), the
+//! transaction computation results (TCRs, §3.3.3) and the parameters of the
+//! reputation and deposit mechanism (§3.3.5).
+//!
+//! Units (DESIGN principle 4):
+//! - money is [`Amount`] in minor units, [`MINOR_PER_COIN`] = 1,000,000 per
+//!   coin; `EP` is minor units per kWh;
+//! - `EM` is [`Energy`] in Wh; the price of a trade is
+//!   `floor(EP × EM / 1000)` minor units ([`AgreementTerms::payment`]): the
+//!   buyer never pays more than agreed, the sub-minor-unit remainder is
+//!   dropped;
+//! - smart-meter readings `P_s` are signed net power in W over `Δt` seconds;
+//!   delivered energy is compared exactly in watt-seconds,
+//!   `Σ P_s × Δt < EM × 3600` ([`SettlementTx::metered_ws`]), so the
+//!   arbitration needs no rounding at all.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_core::codec::{hash_tagged, Tag};
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Address, Amount, Energy, Hash32, RecoverableSignature, Timestamp};
+use serde::Serialize;
+
+/// Minor units per coin.
+pub const MINOR_PER_COIN: u128 = 1_000_000;
+
+/// `ADDR_BH`, the black-hole address of §3.3.5 Step 2: burned deposits are
+/// paid here. It is a fixed byte string, not derived from any key, so no
+/// participant can own its private key.
+pub const BLACK_HOLE: Address = Address(*b"ior-black-hole-addr\0");
+
+/// What the seller signs in an AT (Step 2 "EP and EM signed by the seller").
+/// The seller signs the whole agreed tuple, not only EP and EM, so its
+/// signature cannot be lifted onto another buyer, period or deadline.
+pub const TAG_AT_SELLER: Tag = Tag("gridledger/ior/at-seller/v1");
+/// What the buyer signs in an ST: the agreed tuple and `O_b` (§3.3.1).
+pub const TAG_ST_BUYER: Tag = Tag("gridledger/ior/st-buyer/v1");
+/// The authority certificate of a secondary-chain node (§3.3.3 (i)).
+pub const TAG_NODE_CERT: Tag = Tag("gridledger/ior/node-cert/v1");
+
+/// Coins, in minor units.
+pub fn coins(c: u128) -> Amount {
+    Amount(c * MINOR_PER_COIN)
+}
+
+/// `EP‖EM‖ADDR_b‖ADDR_s‖DT‖DL`: the agreed tuple shared by Eq 3.1 and 3.2.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct AgreementTerms {
+    /// `EP`: price, minor units per kWh.
+    pub ep: Amount,
+    /// `EM`: amount, Wh.
+    pub em: Energy,
+    /// `ADDR_b`.
+    pub buyer: Address,
+    /// `ADDR_s`.
+    pub seller: Address,
+    /// `DT`: delivery period start (ms, block-time clock).
+    pub dt_start: Timestamp,
+    /// `DT`: delivery period end (ms).
+    pub dt_end: Timestamp,
+    /// `DL`: deadline for the buyer's signature (ms).
+    pub dl: Timestamp,
+}
+
+impl AgreementTerms {
+    /// `EP × EM` in minor units, `floor(EP[minor/kWh] × EM[Wh] / 1000)`;
+    /// `None` on overflow.
+    pub fn payment(&self) -> Option<Amount> {
+        self.ep.0.checked_mul(u128::from(self.em.0)).map(|v| Amount(v / 1000))
+    }
+
+    /// The digest the seller signs (AT Step 2).
+    pub fn seller_digest(&self) -> Hash32 {
+        hash_tagged(TAG_AT_SELLER, self)
+    }
+
+    /// The digest the buyer signs with its opinion `O_b` (ST Step 2).
+    pub fn buyer_digest(&self, ob: bool) -> Hash32 {
+        hash_tagged(TAG_ST_BUYER, &(self, ob))
+    }
+}
+
+/// An agreement transaction, Eq 3.1, plus the seller's signature over the
+/// tuple that AT Step 2 checks. Only the buyer may submit it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct AgreementTx {
+    pub terms: AgreementTerms,
+    /// The seller's signature over [`AgreementTerms::seller_digest`]; `None`
+    /// models an AT whose EP/EM the seller has not signed.
+    pub seller_sig: Option<RecoverableSignature>,
+}
+
+impl AgreementTx {
+    /// An AT countersigned by `seller`.
+    pub fn signed(terms: AgreementTerms, seller: &KeyPair) -> Self {
+        let sig = seller.sign_recoverable(&terms.seller_digest());
+        Self { terms, seller_sig: Some(sig) }
+    }
+}
+
+/// A settlement transaction, Eq 3.2: `…‖STMP‖SIG_b‖O_b‖Δt‖P_s`. Only the
+/// seller may submit it, with its own smart meter's readings.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct SettlementTx {
+    pub terms: AgreementTerms,
+    /// `STMP` as claimed by the seller. The primary chain records the block
+    /// time of `SC_DS_ST` beside it and judges lateness (ST Step 2) by the
+    /// block time, so a seller cannot date its ST past `DL` to make an
+    /// unsigned buyer look late.
+    pub stmp: Timestamp,
+    /// `SIG_b` over [`AgreementTerms::buyer_digest`]`(O_b)`; `None` when the
+    /// buyer has not signed.
+    pub buyer_sig: Option<RecoverableSignature>,
+    /// `O_b`: the buyer's opinion, `true` = agreed (1), `false` = disagreed (0).
+    pub ob: bool,
+    /// `Δt`: meter recording interval, seconds.
+    pub dt_step_s: u32,
+    /// `P_s`: the seller's net-power readings (W), `DT / Δt` of them.
+    pub ps: Vec<i64>,
+}
+
+impl SettlementTx {
+    /// `Σ P_s × Δt` in watt-seconds, exact.
+    pub fn metered_ws(&self) -> i128 {
+        self.ps.iter().map(|p| i128::from(*p) * i128::from(self.dt_step_s)).sum()
+    }
+
+    /// Signs `O_b` as the buyer.
+    pub fn sign_as_buyer(mut self, buyer: &KeyPair) -> Self {
+        self.buyer_sig = Some(buyer.sign_recoverable(&self.terms.buyer_digest(self.ob)));
+        self
+    }
+}
+
+/// Parameters of the reputation and deposit mechanism (§3.3.5) and of IOR
+/// (§3.3.3–3.3.4).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct IorParams {
+    /// `rs`: initial reputation.
+    pub rs: u32,
+    /// `α`: reputation decrement per misbehaviour.
+    pub alpha: u32,
+    /// `β`: reputation threshold. A trader may trade only while its score is
+    /// *above* β. The text says "below β" is invalid, but the §3.5.5 case
+    /// study (rs=30, α=10, β=10) bars participant #14 after two
+    /// misbehaviours, at score 10 = β; we follow the case study.
+    pub beta: u32,
+    /// `D_s`: security deposit per trader per AT.
+    pub ds: Amount,
+    /// `F_p` in thousandths (0 < F_p < 1, so 1..=999). The compensation is
+    /// `floor(D_s × F_p / 1000)`, and the burn is the exact remainder.
+    pub fp_permille: u32,
+    /// Maximum IOR transactions recorded per primary block (§3.5.1: 300).
+    pub max_batch: u32,
+}
+
+impl IorParams {
+    /// The §3.5.5 case-study parameters: rs=30, α=10, β=10, D_s=1 coin, F_p=0.5.
+    pub fn case_study() -> Self {
+        Self { rs: 30, alpha: 10, beta: 10, ds: coins(1), fp_permille: 500, max_batch: 300 }
+    }
+
+    /// `F_p × D_s`.
+    pub fn penalty(&self) -> Amount {
+        Amount(self.ds.0 * u128::from(self.fp_permille.min(1000)) / 1000)
+    }
+
+    /// `(1 − F_p) × D_s`, so `penalty + burn = D_s` exactly.
+    pub fn burn(&self) -> Amount {
+        self.ds.saturating_sub(self.penalty())
+    }
+
+    /// May a trader with this score trade?
+    pub fn may_trade(&self, reputation: u32) -> bool {
+        reputation > self.beta
+    }
+}
+
+/// A trader's record on the IOR contracts: free coin held for trading and
+/// the reputation score kept by `SC_EXE_AT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct Participant {
+    pub balance: Amount,
+    pub reputation: u32,
+}
+
+/// An open agreement keyed by `ADDR_b` (AT Step 4), with the deposits of
+/// AT Step 5 pooled in it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct Agreement {
+    pub terms: AgreementTerms,
+    /// Coin locked for this agreement: `D_s + EP×EM` from the buyer and
+    /// `D_s` from the seller.
+    pub pool: Amount,
+}
+
+/// One recorded IOR transaction, as `SC_DS_AT` / `SC_DS_ST` store it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct Entry {
+    /// The ledger-authenticated sender.
+    pub sender: Address,
+    /// Block time at which the primary chain recorded it.
+    pub recorded_at: Timestamp,
+    pub tx: IorTx,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub enum IorTx {
+    At(AgreementTx),
+    St(SettlementTx),
+}
+
+impl IorTx {
+    pub fn is_at(&self) -> bool {
+        matches!(self, IorTx::At(_))
+    }
+    pub fn terms(&self) -> &AgreementTerms {
+        match self {
+            IorTx::At(a) => &a.terms,
+            IorTx::St(s) => &s.terms,
+        }
+    }
+}
+
+/// Why `SC_EXE_AT` discards an AT (Steps 1–3, then Step 6).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, thiserror::Error)]
+pub enum AtRejection {
+    #[error("AT sender {sender} is not the buyer ADDR_b {buyer} (AT step 1)")]
+    WrongSender { sender: Address, buyer: Address },
+    #[error("EP/EM are not signed by the seller (AT step 2)")]
+    NotSignedBySeller,
+    #[error("invalid terms: {0}")]
+    InvalidTerms(String),
+    #[error("insufficient balance of {who}: needs {needed}, has {available} (AT step 3)")]
+    InsufficientBalance { who: Address, needed: Amount, available: Amount },
+    #[error("reputation of {who} is {score}, not above the threshold {beta} (AT step 3)")]
+    ReputationTooLow { who: Address, score: u32, beta: u32 },
+    #[error("buyer {0} already has an open agreement (AT step 4 keys agreements by ADDR_b)")]
+    AgreementOpen(Address),
+}
+
+/// Why `SC_EXE_ST` discards an ST (Step 1 → Step 5), or defers it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, thiserror::Error)]
+pub enum StRejection {
+    #[error("ST sender {sender} is not the seller ADDR_s {seller}")]
+    WrongSender { sender: Address, seller: Address },
+    #[error("no open agreement for buyer {0} (ST step 1)")]
+    NoAgreement(Address),
+    #[error("EP, EM, ADDR_s, DT or DL differ from the stored AT (ST step 1)")]
+    FieldsMismatch,
+    #[error("{got} meter readings for DT/Δt = {expected} (Δt = {step_s} s)")]
+    ReadingsMismatch { expected: u64, got: u64, step_s: u32 },
+    /// No valid buyer signature yet and `DL` has not passed. The seed's
+    /// Step 2 would go on to Step 3 and trust an unsigned `O_b`; we refuse
+    /// instead (no reputation penalty) so a seller cannot claim `O_b = 1`
+    /// for the buyer. It may resubmit after `DL`.
+    #[error("no valid buyer signature and the deadline DL {dl} has not passed (now {now})")]
+    AwaitingBuyerSignature { dl: Timestamp, now: Timestamp },
+}
+
+/// How `SC_EXE_ST` settled a valid ST.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub enum StSettlement {
+    /// Step 2: no buyer signature after `DL`; the buyer is penalised.
+    LateBuyerSignature,
+    /// Step 3 (i): `O_b = 1`.
+    Agreed,
+    /// Step 4, `Σ P_s × Δt < EM`: the buyer wins the arbitration.
+    SellerShortfall,
+    /// Step 4, otherwise: the seller wins.
+    SellerDelivered,
+}
+
+/// The verdict part of a TCR.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub enum Outcome {
+    AtAccepted,
+    AtRejected(AtRejection),
+    StSettled(StSettlement),
+    StRejected(StRejection),
+}
+
+/// A state change a TCR asks the primary chain to make. Amounts move
+/// between traders' free balances, the pool of the agreement of the entry's
+/// `ADDR_b`, and the black hole.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub enum Effect {
+    /// AT Step 4: store the agreement under `ADDR_b`.
+    Open(AgreementTerms),
+    /// AT Step 5: move `amount` from `who`'s free balance into the pool.
+    Lock { who: Address, amount: Amount },
+    /// Pay `amount` from the pool to `to`'s free balance.
+    Pay { to: Address, amount: Amount },
+    /// Pay `amount` from the pool to [`BLACK_HOLE`].
+    Burn(Amount),
+    /// Remove the (emptied) agreement.
+    Close,
+    /// Reduce `who`'s reputation by `by` (saturating at 0).
+    Reputation { who: Address, by: u32 },
+}
+
+/// A transaction computation result (§3.3.3): the verdict on one recorded
+/// entry and the effects that settle it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct Tcr {
+    /// Index of the entry in its batch.
+    pub index: u32,
+    pub outcome: Outcome,
+    pub effects: Vec<Effect>,
+}
+
+/// Role of a secondary-chain node (§3.3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub enum NodeRole {
+    Executor,
+    Validator,
+}
+
+/// The certificate digest an authority signs for a node (§3.3.3 (i)).
+pub fn node_cert_digest(node: &Address, role: NodeRole) -> Hash32 {
+    hash_tagged(TAG_NODE_CERT, &(node, role))
+}
