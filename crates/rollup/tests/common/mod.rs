@@ -1,0 +1,117 @@
+//! Shared helpers for the IOR scenario tests.
+#![allow(dead_code)]
+
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Address, Amount, Energy, Timestamp};
+use gridledger_ledger::devnet::{dev_key, dev_validator};
+use gridledger_ledger::{contract_address, StateRead};
+use gridledger_rollup::driver::{DriverConfig, DualChain, Mode};
+use gridledger_rollup::types::{coins, AgreementTerms, AgreementTx, IorParams, IorTx, SettlementTx, BLACK_HOLE};
+use gridledger_rollup::IOR_PRIMARY_ID;
+
+pub const WALLET: Amount = Amount(1_000_000 * 1_000_000);
+pub const HOUR: u64 = 3_600_000;
+pub const MIN: u64 = 60_000;
+
+pub struct Env {
+    pub d: DualChain,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+pub fn config(mode: Mode, participants: usize, executors: usize, validators: usize) -> DriverConfig {
+    DriverConfig {
+        params: IorParams::case_study(),
+        mode,
+        ior_window_ms: 5_000,
+        node_deposit: coins(100),
+        bonus_permille: 500,
+        participants,
+        executors,
+        validators,
+        wallet: WALLET,
+        delegates: 2,
+    }
+}
+
+pub fn open(cfg: DriverConfig) -> Env {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let d = DualChain::open(a.path(), b.path(), cfg).unwrap();
+    Env { d, _dirs: (a, b) }
+}
+
+pub fn trader(i: usize) -> KeyPair {
+    dev_key(i)
+}
+
+/// 30-minute slot starting at `start`, DL 15 minutes after it ends.
+pub fn terms(buyer: &KeyPair, seller: &KeyPair, ep_per_kwh: Amount, em_wh: u64, start: Timestamp) -> AgreementTerms {
+    AgreementTerms {
+        ep: ep_per_kwh,
+        em: Energy(em_wh),
+        buyer: buyer.address(),
+        seller: seller.address(),
+        dt_start: start,
+        dt_end: start + 30 * MIN,
+        dl: start + 45 * MIN,
+    }
+}
+
+pub fn at(t: &AgreementTerms, seller: &KeyPair) -> IorTx {
+    IorTx::At(AgreementTx::signed(t.clone(), seller))
+}
+
+/// An ST with six 5-minute readings of `watts`, signed by `buyer` when given.
+pub fn st(t: &AgreementTerms, watts: i64, ob: bool, buyer: Option<&KeyPair>) -> SettlementTx {
+    let s = SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + 5 * MIN,
+        buyer_sig: None,
+        ob,
+        dt_step_s: 300,
+        ps: vec![watts; 6],
+    };
+    match buyer {
+        Some(b) => s.sign_as_buyer(b),
+        None => s,
+    }
+}
+
+/// Every coin on the primary chain: all development wallets, the chain's
+/// validator (fees), the IOR contract and the black hole.
+pub fn primary_total(d: &DualChain, accounts: usize) -> u128 {
+    let st = d.primary.chain.state();
+    let mut addrs: Vec<Address> = (0..accounts).map(|i| dev_key(i).address()).collect();
+    addrs.push(dev_validator(0).address());
+    addrs.push(contract_address(IOR_PRIMARY_ID));
+    addrs.push(BLACK_HOLE);
+    addrs.iter().map(|a| st.account(a).balance.0).sum()
+}
+
+pub fn black_hole(d: &DualChain) -> Amount {
+    d.primary.chain.state().account(&BLACK_HOLE).balance
+}
+
+pub fn contract_balance(d: &DualChain) -> Amount {
+    d.primary.chain.state().account(&contract_address(IOR_PRIMARY_ID)).balance
+}
+
+/// Σ IOR free balances of all development accounts + active node deposits
+/// must equal the contract's coin when no agreement is open.
+pub fn internal_total(d: &DualChain, accounts: usize) -> u128 {
+    let mut sum = 0u128;
+    for i in 0..accounts {
+        let a = dev_key(i).address();
+        sum += d.participant(&a).unwrap().balance.0;
+        let v = d.primary.chain.view(IOR_PRIMARY_ID, "node", &borsh::to_vec(&a).unwrap()).unwrap();
+        if v["active"].as_bool() == Some(true) {
+            sum += v["deposit"].as_str().unwrap().parse::<u128>().unwrap();
+        }
+    }
+    sum
+}
+
+pub fn rng(seed: u64) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed)
+}
