@@ -1,0 +1,279 @@
+//! Every invalid AT/ST path of thesis §3.3.5, each refused with a typed
+//! reason that changes no balance, deposit or agreement (only the sender's
+//! reputation, by α, as Step 6 / Step 5 prescribe), plus the contract-level
+//! refusals, which revert and change nothing but nonce and fee.
+
+mod common;
+
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Address, Amount, Energy};
+use gridledger_ledger::{contract_address, StateRead, TxStatus};
+use gridledger_rollup::driver::Mode;
+use gridledger_rollup::primary::{BatchId, Controversial, RegisterNode, SubmitTcrs};
+use gridledger_rollup::types::{
+    coins, AgreementTx, AtRejection, IorTx, NodeRole, Outcome, Participant, StRejection, StSettlement,
+};
+use gridledger_rollup::{args, IOR_PRIMARY_ID};
+
+fn snapshot(e: &Env) -> Vec<Participant> {
+    (0..4).map(|i| e.d.participant(&trader(i).address()).unwrap()).collect()
+}
+
+/// Submits `tx` from `key`, settles it, and checks it was refused with
+/// `want`, leaving balances untouched and only `penalised` (if any) α lower.
+fn refused(e: &mut Env, key: &KeyPair, tx: IorTx, want: Outcome, penalised: Option<Address>) {
+    let before = snapshot(e);
+    let total0 = primary_total(&e.d, 9);
+    let r = e.d.submit(key, &tx).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "SC_DS records every well-formed transaction");
+    let s = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(s[0].outcomes, vec![want]);
+    let after = snapshot(e);
+    for i in 0..4 {
+        assert_eq!(after[i].balance, before[i].balance, "trader {i} balance");
+        let a = trader(i).address();
+        let drop = if Some(a) == penalised { 10 } else { 0 };
+        assert_eq!(after[i].reputation, before[i].reputation - drop, "trader {i} reputation");
+    }
+    assert_eq!(primary_total(&e.d, 9), total0);
+}
+
+fn funded() -> Env {
+    // rs = 100 so the α decrements of one test never reach β.
+    let mut cfg = config(Mode::Ior, 4, 2, 3);
+    cfg.params.rs = 100;
+    let mut e = open(cfg);
+    for i in 0..3 {
+        e.d.fund(&trader(i), coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    e
+}
+
+#[test]
+fn invalid_agreement_transactions_are_refused() {
+    let mut e = funded();
+    let (b, s, poor) = (trader(0), trader(1), trader(3));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    // Step 1: the seller submits the buyer's AT.
+    refused(
+        &mut e,
+        &s,
+        at(&t, &s),
+        Outcome::AtRejected(AtRejection::WrongSender { sender: s.address(), buyer: b.address() }),
+        Some(s.address()),
+    );
+    // Step 2: EP/EM not signed by the seller, or signed by someone else.
+    refused(
+        &mut e,
+        &b,
+        IorTx::At(AgreementTx { terms: t.clone(), seller_sig: None }),
+        Outcome::AtRejected(AtRejection::NotSignedBySeller),
+        Some(b.address()),
+    );
+    refused(&mut e, &b, at(&t, &trader(2)), Outcome::AtRejected(AtRejection::NotSignedBySeller), Some(b.address()));
+    // Step 3: the buyer cannot cover D_s + EP × EM.
+    let t_poor = terms(&poor, &s, Amount(200_000), 500, 8 * HOUR);
+    refused(
+        &mut e,
+        &poor,
+        at(&t_poor, &s),
+        Outcome::AtRejected(AtRejection::InsufficientBalance {
+            who: poor.address(),
+            needed: Amount(1_100_000),
+            available: Amount::ZERO,
+        }),
+        Some(poor.address()),
+    );
+    // Step 3: the seller cannot cover D_s.
+    let t_poor_seller = terms(&b, &poor, Amount(200_000), 500, 8 * HOUR);
+    refused(
+        &mut e,
+        &b,
+        at(&t_poor_seller, &poor),
+        Outcome::AtRejected(AtRejection::InsufficientBalance {
+            who: poor.address(),
+            needed: coins(1),
+            available: Amount::ZERO,
+        }),
+        Some(b.address()),
+    );
+    // Step 4: one open agreement per ADDR_b.
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    let t2 = terms(&b, &trader(2), Amount(200_000), 500, 9 * HOUR);
+    refused(
+        &mut e,
+        &b,
+        at(&t2, &trader(2)),
+        Outcome::AtRejected(AtRejection::AgreementOpen(b.address())),
+        Some(b.address()),
+    );
+    // Insufficient reputation (Step 3) is exercised by the case study.
+}
+
+#[test]
+fn invalid_settlement_transactions_are_refused() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(t.dt_end + MIN);
+    // Only the seller submits an ST.
+    refused(
+        &mut e,
+        &b,
+        IorTx::St(st(&t, 1000, true, Some(&b))),
+        Outcome::StRejected(StRejection::WrongSender { sender: b.address(), seller: s.address() }),
+        Some(b.address()),
+    );
+    // Step 1: EM differs from the stored AT.
+    let mut other = t.clone();
+    other.em = Energy(400);
+    refused(
+        &mut e,
+        &s,
+        IorTx::St(st(&other, 1000, true, Some(&b))),
+        Outcome::StRejected(StRejection::FieldsMismatch),
+        Some(s.address()),
+    );
+    // Step 1: no AT stored under this ADDR_b.
+    let t_none = terms(&trader(2), &s, Amount(200_000), 500, 8 * HOUR);
+    refused(
+        &mut e,
+        &s,
+        IorTx::St(st(&t_none, 1000, true, Some(&trader(2)))),
+        Outcome::StRejected(StRejection::NoAgreement(trader(2).address())),
+        Some(s.address()),
+    );
+    // P_s must hold DT / Δt readings.
+    let mut short = st(&t, 1000, true, Some(&b));
+    short.ps.pop();
+    refused(
+        &mut e,
+        &s,
+        IorTx::St(short),
+        Outcome::StRejected(StRejection::ReadingsMismatch { expected: 6, got: 5, step_s: 300 }),
+        Some(s.address()),
+    );
+    // No buyer signature before DL: deferred, nobody penalised.
+    let now = e.d.now();
+    let r = refused_at(&mut e, &s, IorTx::St(st(&t, 1000, true, None)));
+    assert!(matches!(r, Outcome::StRejected(StRejection::AwaitingBuyerSignature { dl, now: n }) if dl == t.dl && n >= now));
+    // A signature by someone else is no signature.
+    let forged = st(&t, 1000, true, Some(&trader(2)));
+    assert!(matches!(refused_at(&mut e, &s, IorTx::St(forged)), Outcome::StRejected(StRejection::AwaitingBuyerSignature { .. })));
+}
+
+fn refused_at(e: &mut Env, key: &KeyPair, tx: IorTx) -> Outcome {
+    let before = snapshot(e);
+    e.d.submit(key, &tx).unwrap();
+    let s = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(snapshot(e), before, "nothing changes");
+    s[0].outcomes[0].clone()
+}
+
+/// ST Step 2: no buyer signature once DL has passed. Not a refusal: the
+/// buyer is penalised F_p × D_s to the seller, the rest burned, and the
+/// ST is executed.
+#[test]
+fn missing_buyer_signature_after_deadline_penalises_the_buyer() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let total0 = primary_total(&e.d, 9);
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(t.dl + MIN);
+    e.d.submit(&s, &IorTx::St(st(&t, 1000, true, None))).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::StSettled(StSettlement::LateBuyerSignature)]);
+    // Buyer: −(EP×EM + D_s) = −1.1; seller: +EP×EM + F_p×D_s = +0.6; burned 0.5.
+    assert_eq!(e.d.participant(&b.address()).unwrap(), Participant { balance: Amount(8_900_000), reputation: 90 });
+    assert_eq!(e.d.participant(&s.address()).unwrap(), Participant { balance: Amount(10_600_000), reputation: 100 });
+    assert_eq!(black_hole(&e.d), Amount(500_000));
+    assert_eq!(primary_total(&e.d, 9), total0);
+    assert_eq!(internal_total(&e.d, 9), contract_balance(&e.d).0);
+}
+
+/// Runs a primary call expected to revert with `reason` and checks that only
+/// the sender's nonce and fee changed.
+fn reverts(e: &mut Env, key: &KeyPair, method: &str, a: Vec<u8>, value: Amount, reason: &str) {
+    let before = e.d.primary.chain.state().account(&key.address());
+    let held = e.d.primary.chain.state().account(&contract_address(IOR_PRIMARY_ID)).balance;
+    let r = e.d.primary_call(key, method, a, value).unwrap();
+    match &r.status {
+        TxStatus::Reverted(why) => assert!(why.contains(reason), "reason {why:?} lacks {reason:?}"),
+        s => panic!("expected revert, got {s:?}"),
+    }
+    assert!(r.events.is_empty());
+    let after = e.d.primary.chain.state().account(&key.address());
+    assert_eq!(after.nonce, before.nonce + 1);
+    assert_eq!(after.balance.0, before.balance.0 - r.fee.0, "only the fee is charged");
+    assert_eq!(e.d.primary.chain.state().account(&contract_address(IOR_PRIMARY_ID)).balance, held);
+}
+
+#[test]
+fn contract_level_refusals_change_nothing() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let outsider = trader(3);
+    reverts(&mut e, &b, "sc_ds_at", vec![1, 2, 3], Amount::ZERO, "bad arguments");
+    reverts(&mut e, &b, "sc_ds_at", vec![], Amount(5), "takes no native value");
+    reverts(&mut e, &outsider, "register_node", args(&RegisterNode { role: NodeRole::Validator, cert: outsider.sign(&gridledger_rollup::types::node_cert_digest(&outsider.address(), NodeRole::Validator)) }), coins(100), "certificate not signed by the authority");
+    let cert = e.d.authority.sign(&gridledger_rollup::types::node_cert_digest(&outsider.address(), NodeRole::Validator));
+    reverts(&mut e, &outsider, "register_node", args(&RegisterNode { role: NodeRole::Validator, cert }), coins(1), "below the required");
+    reverts(&mut e, &outsider, "withdraw", args(&coins(1)), Amount::ZERO, "no IOR account");
+    // A recorded, unsettled batch.
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    reverts(&mut e, &outsider, "fund", vec![], coins(1), "pending settlement");
+    reverts(&mut e, &b, "withdraw", args(&coins(1)), Amount::ZERO, "pending settlement");
+    // Only the batch's executor records TCRs.
+    let input = e.d.batch_input(0).unwrap();
+    let tcrs = gridledger_rollup::exec::execute_batch(
+        &mut gridledger_rollup::exec::OffChain,
+        &e.d.cfg.params,
+        &input.prestate,
+        &input.entries,
+    )
+    .unwrap();
+    reverts(&mut e, &outsider, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone() }), Amount::ZERO, "only the batch's executor");
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    reverts(&mut e, &exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: vec![] }), Amount::ZERO, "do not cover");
+    reverts(&mut e, &exec, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO, "no complete TCRs");
+    let r = e.d.primary_call(&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone() }), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    reverts(&mut e, &exec, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO, "dispute window open");
+    reverts(&mut e, &outsider, "dispute", args(&Controversial { batch: 0, claimed: tcrs }), Amount::ZERO, "only an active validator");
+    e.d.process(&mut rng(0)).unwrap();
+    reverts(&mut e, &exec, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO, "already settled");
+}
+
+/// A validator disputing correct TCRs forfeits its own deposit.
+#[test]
+fn false_dispute_forfeits_the_disputer() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let total0 = primary_total(&e.d, 9);
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.primary.seal();
+    let input = e.d.batch_input(0).unwrap();
+    let i = e.d.executors.iter().position(|(k, _)| k.address() == input.header.executor).unwrap();
+    let step = e.d.executors[i].1.on_batch(&input);
+    let key = e.d.executors[i].0.clone();
+    for c in step.calls.into_iter().filter(|c| c.target == gridledger_rollup::roles::Target::Primary) {
+        e.d.primary_call(&key, c.method, c.args, Amount::ZERO).unwrap();
+    }
+    let liar = e.d.validators[0].0.clone();
+    let r = e.d.primary_call(&liar, "dispute", args(&Controversial { batch: 0, claimed: vec![] }), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    assert!(r.events.iter().any(|ev| ev.name == "ior_dispute_rejected"));
+    assert_eq!(black_hole(&e.d), coins(100));
+    assert_eq!(primary_total(&e.d, 9), total0);
+    e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(internal_total(&e.d, 9) + 1_100_000 + 1_000_000, contract_balance(&e.d).0, "open agreement pool");
+}
