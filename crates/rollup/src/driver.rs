@@ -15,9 +15,7 @@ use gridledger_ledger::{ChainError, Receipt, SubmitError, TxStatus};
 use rand::Rng;
 
 use crate::primary::{BatchId, BatchInput, BatchState, PrimaryConfig, RegisterNode};
-use crate::roles::{
-    Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, Target, Validator, ValidatorBehaviour,
-};
+use crate::roles::{Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, Target, Validator, ValidatorBehaviour};
 use crate::types::{node_cert_digest, IorParams, IorTx, NodeRole, Outcome, Participant};
 use crate::{args, primary_registry, secondary_registry, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
 
@@ -137,15 +135,19 @@ impl DualChain {
         let executors = (0..cfg.executors)
             .map(|i| {
                 let k = dev_key(cfg.participants + i);
-                let r = Executor { address: k.address(), params: cfg.params.clone(), behaviour: ExecutorBehaviour::Honest };
+                let r =
+                    Executor { address: k.address(), params: cfg.params.clone(), behaviour: ExecutorBehaviour::Honest };
                 (k, r)
             })
             .collect();
         let validators = (0..cfg.validators)
             .map(|i| {
                 let k = dev_key(cfg.participants + cfg.executors + i);
-                let r =
-                    Validator { address: k.address(), params: cfg.params.clone(), behaviour: ValidatorBehaviour::Honest };
+                let r = Validator {
+                    address: k.address(),
+                    params: cfg.params.clone(),
+                    behaviour: ValidatorBehaviour::Honest,
+                };
                 (k, r)
             })
             .collect();

@@ -313,11 +313,11 @@ fn execute_st(
     if ag.terms != *t {
         return Ok(reject(StRejection::FieldsMismatch));
     }
-    let span_ms = t.dt_end - t.dt_start;
+    let span_ms = t.dt_end.saturating_sub(t.dt_start);
     let step_ms = u64::from(s.dt_step_s) * 1000;
     let got = s.ps.len() as u64;
-    if step_ms == 0 || span_ms % step_ms != 0 || got != span_ms / step_ms {
-        let expected = if step_ms == 0 { 0 } else { span_ms / step_ms };
+    let expected = span_ms.checked_div(step_ms).unwrap_or(0);
+    if step_ms == 0 || !span_ms.is_multiple_of(step_ms) || got != expected {
         return Ok(reject(StRejection::ReadingsMismatch { expected, got, step_s: s.dt_step_s }));
     }
     // Step 2: the buyer's signature and the deadline.
@@ -331,7 +331,9 @@ fn execute_st(
     let late = e.recorded_at > t.dl;
     let pay = t.payment().ok_or_else(|| ContractError::Revert("stored agreement overflows".into()))?;
     let sum = |xs: &[Amount]| -> Result<Amount, ContractError> {
-        xs.iter().try_fold(Amount::ZERO, |a, b| a.checked_add(*b)).ok_or_else(|| ContractError::Revert("overflow".into()))
+        xs.iter()
+            .try_fold(Amount::ZERO, |a, b| a.checked_add(*b))
+            .ok_or_else(|| ContractError::Revert("overflow".into()))
     };
     let (ds, pen, burn) = (p.ds, p.penalty(), p.burn());
     env.charge(STEP_GAS)?;
@@ -348,10 +350,7 @@ fn execute_st(
         ));
     }
     if !signed {
-        return Ok((
-            Outcome::StRejected(StRejection::AwaitingBuyerSignature { dl: t.dl, now: e.recorded_at }),
-            vec![],
-        ));
+        return Ok((Outcome::StRejected(StRejection::AwaitingBuyerSignature { dl: t.dl, now: e.recorded_at }), vec![]));
     }
     if s.ob {
         // Step 3 (i): both deposits back, the seller paid.

@@ -73,7 +73,10 @@ pub struct Node {
 pub enum BatchState {
     /// Recording data or awaiting/holding TCRs.
     Open,
-    Settled { disputed: bool, at: Timestamp },
+    Settled {
+        disputed: bool,
+        at: Timestamp,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
@@ -293,7 +296,8 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result
     }
     let caller = ctx.caller();
     let assigned_ok = caller == h.executor && active_node(ctx, &caller, NodeRole::Executor)?;
-    let stand_in = !active_node(ctx, &h.executor, NodeRole::Executor)? && active_node(ctx, &caller, NodeRole::Executor)?;
+    let stand_in =
+        !active_node(ctx, &h.executor, NodeRole::Executor)? && active_node(ctx, &caller, NodeRole::Executor)?;
     if !assigned_ok && !stand_in {
         return revert(format!("only the batch's executor {} may record its TCRs", h.executor));
     }
@@ -532,7 +536,10 @@ impl NativeContract for IorPrimaryContract {
                 };
                 let mut es = Vec::new();
                 for i in 0..h.len() as u32 {
-                    es.push(ctx.read_typed::<Entry>(&ekey(h.id, i))?.ok_or_else(|| ContractError::Revert("corrupt".into()))?);
+                    es.push(
+                        ctx.read_typed::<Entry>(&ekey(h.id, i))?
+                            .ok_or_else(|| ContractError::Revert("corrupt".into()))?,
+                    );
                 }
                 let (parts, buyers) = touched(&es, &[]);
                 let prestate = load_view(ctx, &parts, &buyers)?;

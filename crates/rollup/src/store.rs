@@ -123,11 +123,7 @@ pub(crate) fn credit(ctx: &mut CallContext<'_, '_>, p: &IorParams, who: &Address
 }
 
 /// Pays a trader's free balance out.
-pub(crate) fn debit(
-    ctx: &mut CallContext<'_, '_>,
-    who: &Address,
-    amount: Amount,
-) -> Result<Amount, ContractError> {
+pub(crate) fn debit(ctx: &mut CallContext<'_, '_>, who: &Address, amount: Amount) -> Result<Amount, ContractError> {
     if amount.is_zero() {
         return revert("amount must be positive");
     }

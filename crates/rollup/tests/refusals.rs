@@ -161,10 +161,15 @@ fn invalid_settlement_transactions_are_refused() {
     // No buyer signature before DL: deferred, nobody penalised.
     let now = e.d.now();
     let r = refused_at(&mut e, &s, IorTx::St(st(&t, 1000, true, None)));
-    assert!(matches!(r, Outcome::StRejected(StRejection::AwaitingBuyerSignature { dl, now: n }) if dl == t.dl && n >= now));
+    assert!(
+        matches!(r, Outcome::StRejected(StRejection::AwaitingBuyerSignature { dl, now: n }) if dl == t.dl && n >= now)
+    );
     // A signature by someone else is no signature.
     let forged = st(&t, 1000, true, Some(&trader(2)));
-    assert!(matches!(refused_at(&mut e, &s, IorTx::St(forged)), Outcome::StRejected(StRejection::AwaitingBuyerSignature { .. })));
+    assert!(matches!(
+        refused_at(&mut e, &s, IorTx::St(forged)),
+        Outcome::StRejected(StRejection::AwaitingBuyerSignature { .. })
+    ));
 }
 
 fn refused_at(e: &mut Env, key: &KeyPair, tx: IorTx) -> Outcome {
@@ -222,9 +227,27 @@ fn contract_level_refusals_change_nothing() {
     let outsider = trader(3);
     reverts(&mut e, &b, "sc_ds_at", vec![1, 2, 3], Amount::ZERO, "bad arguments");
     reverts(&mut e, &b, "sc_ds_at", vec![], Amount(5), "takes no native value");
-    reverts(&mut e, &outsider, "register_node", args(&RegisterNode { role: NodeRole::Validator, cert: outsider.sign(&gridledger_rollup::types::node_cert_digest(&outsider.address(), NodeRole::Validator)) }), coins(100), "certificate not signed by the authority");
-    let cert = e.d.authority.sign(&gridledger_rollup::types::node_cert_digest(&outsider.address(), NodeRole::Validator));
-    reverts(&mut e, &outsider, "register_node", args(&RegisterNode { role: NodeRole::Validator, cert }), coins(1), "below the required");
+    reverts(
+        &mut e,
+        &outsider,
+        "register_node",
+        args(&RegisterNode {
+            role: NodeRole::Validator,
+            cert: outsider.sign(&gridledger_rollup::types::node_cert_digest(&outsider.address(), NodeRole::Validator)),
+        }),
+        coins(100),
+        "certificate not signed by the authority",
+    );
+    let cert =
+        e.d.authority.sign(&gridledger_rollup::types::node_cert_digest(&outsider.address(), NodeRole::Validator));
+    reverts(
+        &mut e,
+        &outsider,
+        "register_node",
+        args(&RegisterNode { role: NodeRole::Validator, cert }),
+        coins(1),
+        "below the required",
+    );
     reverts(&mut e, &outsider, "withdraw", args(&coins(1)), Amount::ZERO, "no IOR account");
     // A recorded, unsettled batch.
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
@@ -240,14 +263,29 @@ fn contract_level_refusals_change_nothing() {
         &input.entries,
     )
     .unwrap();
-    reverts(&mut e, &outsider, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone() }), Amount::ZERO, "only the batch's executor");
+    reverts(
+        &mut e,
+        &outsider,
+        "sc_cr_at",
+        args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone() }),
+        Amount::ZERO,
+        "only the batch's executor",
+    );
     let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
     reverts(&mut e, &exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: vec![] }), Amount::ZERO, "do not cover");
     reverts(&mut e, &exec, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO, "no complete TCRs");
-    let r = e.d.primary_call(&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone() }), Amount::ZERO).unwrap();
+    let r =
+        e.d.primary_call(&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone() }), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     reverts(&mut e, &exec, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO, "dispute window open");
-    reverts(&mut e, &outsider, "dispute", args(&Controversial { batch: 0, claimed: tcrs }), Amount::ZERO, "only an active validator");
+    reverts(
+        &mut e,
+        &outsider,
+        "dispute",
+        args(&Controversial { batch: 0, claimed: tcrs }),
+        Amount::ZERO,
+        "only an active validator",
+    );
     e.d.process(&mut rng(0)).unwrap();
     reverts(&mut e, &exec, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO, "already settled");
 }
@@ -269,7 +307,8 @@ fn false_dispute_forfeits_the_disputer() {
         e.d.primary_call(&key, c.method, c.args, Amount::ZERO).unwrap();
     }
     let liar = e.d.validators[0].0.clone();
-    let r = e.d.primary_call(&liar, "dispute", args(&Controversial { batch: 0, claimed: vec![] }), Amount::ZERO).unwrap();
+    let r =
+        e.d.primary_call(&liar, "dispute", args(&Controversial { batch: 0, claimed: vec![] }), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     assert!(r.events.iter().any(|ev| ev.name == "ior_dispute_rejected"));
     assert_eq!(black_hole(&e.d), coins(100));

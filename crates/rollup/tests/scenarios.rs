@@ -90,12 +90,11 @@ fn malicious_executor_is_caught_by_the_validator() {
     let thief_addr = input.header.executor;
     assert!(thief.1.address == thief_addr || e.d.executors.iter().any(|(k, _)| k.address() == thief_addr));
     assert_eq!(e.d.participant(&thief_addr).unwrap().balance, Amount::ZERO);
-    let node: serde_json::Value = e
-        .d
-        .primary
-        .chain
-        .view(gridledger_rollup::IOR_PRIMARY_ID, "node", &borsh::to_vec(&thief_addr).unwrap())
-        .unwrap();
+    let node: serde_json::Value =
+        e.d.primary
+            .chain
+            .view(gridledger_rollup::IOR_PRIMARY_ID, "node", &borsh::to_vec(&thief_addr).unwrap())
+            .unwrap();
     assert_eq!(node["active"], false, "executor's deposit forfeited");
     // The assigned validator disclosed it and earned ë × y = 50 coins; the
     // other 50 are burned.
@@ -113,12 +112,8 @@ fn collusion_is_overturned_by_a_delegated_validator() {
     // smart meter's private delegation can reach.
     e.d.set_validator(0, ValidatorBehaviour::Colluding);
     e.d.set_validator(1, ValidatorBehaviour::Colluding);
-    let validator_wallets: Vec<u128> = e
-        .d
-        .validators
-        .iter()
-        .map(|(k, _)| e.d.primary.chain.state().account(&k.address()).balance.0)
-        .collect();
+    let validator_wallets: Vec<u128> =
+        e.d.validators.iter().map(|(k, _)| e.d.primary.chain.state().account(&k.address()).balance.0).collect();
     let total0 = primary_total(&e.d, ACCOUNTS_4_2_3);
     let (b, s) = (trader(0), trader(1));
     e.d.fund(&b, coins(10)).unwrap();
@@ -142,26 +137,21 @@ fn collusion_is_overturned_by_a_delegated_validator() {
     assert_eq!(e.d.participant(&b.address()).unwrap().balance, Amount(9_900_000));
     assert_eq!(e.d.participant(&s.address()).unwrap().balance, Amount(10_100_000));
     // Smart meters of both traders saw the wrong TCR and delegated.
-    let meters: Vec<_> = e
-        .d
-        .faults
-        .iter()
-        .filter_map(|f| match f {
-            Fault::WrongTcr { observer, .. } => Some(*observer),
-            _ => None,
-        })
-        .collect();
+    let meters: Vec<_> =
+        e.d.faults
+            .iter()
+            .filter_map(|f| match f {
+                Fault::WrongTcr { observer, .. } => Some(*observer),
+                _ => None,
+            })
+            .collect();
     assert!(meters.contains(&b.address()) && meters.contains(&s.address()), "{meters:?}");
     // Executor and the silent assigned validator forfeit 100 coins each; the
     // honest delegated validator earns ë × y from each, 100 coins are burned.
     let h = e.d.batch_input(1).unwrap().header;
     for who in [h.executor, h.validator] {
-        let v = e
-            .d
-            .primary
-            .chain
-            .view(gridledger_rollup::IOR_PRIMARY_ID, "node", &borsh::to_vec(&who).unwrap())
-            .unwrap();
+        let v =
+            e.d.primary.chain.view(gridledger_rollup::IOR_PRIMARY_ID, "node", &borsh::to_vec(&who).unwrap()).unwrap();
         assert_eq!(v["active"], false);
     }
     let honest = e.d.validators[2].0.address();
@@ -264,9 +254,13 @@ fn conventional_or_settles_only_after_the_challenge_window() {
             e.d.primary_call(&key, c.method, c.args, Amount::ZERO).unwrap();
         }
     }
-    let r = e
-        .d
-        .primary_call(&key, "finalize", gridledger_rollup::args(&gridledger_rollup::primary::BatchId { batch }), Amount::ZERO)
+    let r =
+        e.d.primary_call(
+            &key,
+            "finalize",
+            gridledger_rollup::args(&gridledger_rollup::primary::BatchId { batch }),
+            Amount::ZERO,
+        )
         .unwrap();
     match r.status {
         gridledger_ledger::TxStatus::Reverted(why) => assert!(why.contains("dispute window open"), "{why}"),
