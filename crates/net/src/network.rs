@@ -408,11 +408,14 @@ impl Inner {
             return; // the directory and the peers map hold the same indices
         };
         let id = self.next_link_id.fetch_add(1, Ordering::Relaxed);
+        let remote = stream.peer_addr().ok();
         let (installed, retire) = peer.install(self.cfg.me, id, dialled_by_me, auth.remote_static);
         if installed {
             info!(
                 me = self.cfg.me,
                 peer = peer.index,
+                link = id,
+                ?remote,
                 dialled_by_me,
                 "link up"
             );
@@ -424,6 +427,8 @@ impl Inner {
             debug!(
                 me = self.cfg.me,
                 peer = peer.index,
+                link = id,
+                ?remote,
                 dialled_by_me,
                 "duplicate link lost the tie-break; draining it"
             );
@@ -764,6 +769,7 @@ async fn run_link(
                         }
                     }
                     Ok(None) => {
+                        debug!(me, peer = peer.index, link = id, "peer closed its side");
                         // The peer finished writing; let our writer finish too.
                         raise(end_tx, ENDING);
                         break;
@@ -811,7 +817,13 @@ async fn run_link(
 
     tokio::join!(writer, reader, grace);
     if peer.closed(id) {
-        info!(me, peer = peer.index, "link down");
+        info!(
+            me,
+            peer = peer.index,
+            link = id,
+            end = *end_rx.borrow(),
+            "link down"
+        );
         inner.emit(NetEvent::Disconnected { peer: peer.index });
     }
 }

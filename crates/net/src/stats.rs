@@ -67,6 +67,9 @@ impl Counters {
     }
 }
 
+/// A metric: name, Prometheus type, and how to read it from a peer.
+type Series = (&'static str, &'static str, fn(&PeerStats) -> u64);
+
 /// All links of one node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetworkStats {
@@ -81,7 +84,7 @@ impl NetworkStats {
     /// Prometheus text exposition of these counters.
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
-        let series: [(&str, &str, fn(&PeerStats) -> u64); 9] = [
+        let series: [Series; 9] = [
             ("connected", "gauge", |p| u64::from(p.connected)),
             ("queued_messages", "gauge", |p| p.queued as u64),
             ("sent_messages_total", "counter", |p| p.sent_messages),
