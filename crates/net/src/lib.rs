@@ -13,6 +13,14 @@
 //! its oldest message when full, and a per-peer inbound queue served
 //! round-robin whose back-pressure stalls only the peer that fills it.
 //!
+//! Delivery is best effort, like the network the simulator models: each
+//! message arrives at most once, in order per link; a message written in
+//! the instant its link's far end dies is lost (TCP cannot tell the
+//! sender), and while a duplicate-dial tie-break settles (at connect time
+//! only) messages of two links may interleave. The protocol cores already
+//! tolerate loss and reordering (PBFT: retransmitted view changes,
+//! catch-up), so the links add no acknowledgements of their own.
+//!
 //! Wiring a protocol (the `pbft_node` example runs this for real):
 //!
 //! ```no_run
