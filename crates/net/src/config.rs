@@ -1,0 +1,115 @@
+//! Who the validators are, where they listen, and the limits that keep one
+//! peer from exhausting this node's memory.
+
+use crate::error::ConfigError;
+use gridledger_core::{Hash32, KeyPair, PublicKey};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// One validator: its index in the validator set (the index the sans-IO
+/// protocols address), its secp256k1 key, and where it listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub index: u32,
+    pub public_key: PublicKey,
+    pub addr: SocketAddr,
+}
+
+/// Configuration of one node's [`crate::Network`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// Names the chain / validator set. Bound into the Noise prologue and the
+    /// identity signatures, so a validator key used on two chains cannot be
+    /// made to vouch for a link of the other.
+    pub network_id: Hash32,
+    /// This node's validator index.
+    pub me: u32,
+    /// The whole validator set, this node included.
+    pub validators: Vec<PeerConfig>,
+    /// Where to accept connections; usually this node's entry in `validators`.
+    pub listen: SocketAddr,
+    /// Largest application message accepted or sent. A peer announcing a
+    /// larger frame is disconnected before any of it is buffered.
+    pub max_frame: usize,
+    /// Messages queued per peer while its link is slow or down; beyond it the
+    /// oldest queued message is dropped (see [`crate::Network::send`]).
+    pub outbound_queue: usize,
+    /// Received messages buffered per peer before that peer's socket is no
+    /// longer read (TCP back-pressure on that peer only).
+    pub inbound_queue: usize,
+    /// First reconnect delay; doubles per failed attempt up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Seeds the reconnect jitter so runs are reproducible.
+    pub jitter_seed: u64,
+    pub connect_timeout: Duration,
+    /// A connection that has not authenticated by then is dropped.
+    pub handshake_timeout: Duration,
+    /// Unauthenticated inbound connections handled at once; more are closed
+    /// at once, so a connection flood cannot exhaust memory.
+    pub max_pending_handshakes: usize,
+}
+
+impl NetworkConfig {
+    /// Defaults sized for PBFT traffic: 4 MiB frames, 1024 queued messages
+    /// per peer, reconnect backoff from 100 ms to 5 s.
+    pub fn new(network_id: Hash32, me: u32, validators: Vec<PeerConfig>) -> Self {
+        let listen = validators
+            .iter()
+            .find(|p| p.index == me)
+            .map(|p| p.addr)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        Self {
+            network_id,
+            me,
+            validators,
+            listen,
+            max_frame: 4 << 20,
+            outbound_queue: 1024,
+            inbound_queue: 256,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            jitter_seed: u64::from(me),
+            connect_timeout: Duration::from_secs(3),
+            handshake_timeout: Duration::from_secs(5),
+            max_pending_handshakes: 32,
+        }
+    }
+
+    /// Checks the set and the limits against this node's key.
+    pub fn validate(&self, key: &KeyPair) -> Result<(), ConfigError> {
+        let mut indices = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        for p in &self.validators {
+            if !indices.insert(p.index) {
+                return Err(ConfigError::DuplicateIndex(p.index));
+            }
+            if !keys.insert(p.public_key) {
+                return Err(ConfigError::DuplicateKey(p.index));
+            }
+        }
+        let mine = self
+            .validators
+            .iter()
+            .find(|p| p.index == self.me)
+            .ok_or(ConfigError::MeNotInSet(self.me))?;
+        if mine.public_key != key.public() {
+            return Err(ConfigError::KeyMismatch(self.me));
+        }
+        for (value, name) in [
+            (self.max_frame, "max_frame"),
+            (self.outbound_queue, "outbound_queue"),
+            (self.inbound_queue, "inbound_queue"),
+            (self.max_pending_handshakes, "max_pending_handshakes"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroLimit(name));
+            }
+        }
+        if u32::try_from(self.max_frame).is_err() {
+            return Err(ConfigError::FrameLimitTooLarge(self.max_frame));
+        }
+        Ok(())
+    }
+}
