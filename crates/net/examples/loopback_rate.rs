@@ -12,17 +12,10 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = [KeyPair::from_seed("rate-0"), KeyPair::from_seed("rate-1")];
-    let ls = [
-        TcpListener::bind("127.0.0.1:0").await?,
-        TcpListener::bind("127.0.0.1:0").await?,
-    ];
+    let ls = [TcpListener::bind("127.0.0.1:0").await?, TcpListener::bind("127.0.0.1:0").await?];
     let set: Vec<PeerConfig> = (0..2)
         .map(|i| -> std::io::Result<PeerConfig> {
-            Ok(PeerConfig {
-                index: i as u32,
-                public_key: keys[i].public(),
-                addr: ls[i].local_addr()?,
-            })
+            Ok(PeerConfig { index: i as u32, public_key: keys[i].public(), addr: ls[i].local_addr()? })
         })
         .collect::<Result<_, _>>()?;
     let [l0, l1] = ls;
@@ -39,12 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("no link".into());
     }
 
-    for (size, count) in [
-        (64usize, 200_000usize),
-        (1024, 100_000),
-        (65_536, 4_000),
-        (1 << 20, 200),
-    ] {
+    for (size, count) in [(64usize, 200_000usize), (1024, 100_000), (65_536, 4_000), (1 << 20, 200)] {
         let msg = bytes::Bytes::from(vec![0x5a; size]);
         let start = Instant::now();
         let sender = async {

@@ -10,9 +10,7 @@
 //! Run: `cargo run -p gridledger-net --example pbft_node`
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use gridledger_consensus::pbft::{
-    Config, Message, Payload, Replica, Step, Target, Timer, TimerCmd, ValidatorSet,
-};
+use gridledger_consensus::pbft::{Config, Message, Payload, Replica, Step, Target, Timer, TimerCmd, ValidatorSet};
 use gridledger_core::codec::{hash_tagged, Tag};
 use gridledger_core::{Hash32, KeyPair};
 use gridledger_net::{Network, NetworkConfig, PeerConfig};
@@ -93,20 +91,13 @@ impl Node {
                 warn!(me = self.me, fault = ?f, "peer fault");
             }
             if let Some((height, view)) = s.need_proposal.take() {
-                let block = Block {
-                    height,
-                    proposer: self.me,
-                    txs: vec![height * 100 + u64::from(self.me)],
-                };
+                let block = Block { height, proposer: self.me, txs: vec![height * 100 + u64::from(self.me)] };
                 pending.push_back(self.replica.propose(height, view, block));
             }
             for r in s.validate.drain(..) {
                 // A real node executes the block against its ledger here.
                 let digest = r.payload.digest();
-                pending.push_back(
-                    self.replica
-                        .handle_validated(r.height, r.view, digest, Ok(())),
-                );
+                pending.push_back(self.replica.handle_validated(r.height, r.view, digest, Ok(())));
             }
         }
     }
@@ -123,13 +114,7 @@ async fn run_node(
     let cfg = NetworkConfig::new(INSTANCE, me, set);
     let (net, mut inbound) = Network::start_with_listener(cfg, key.clone(), listener).await?;
     let replica = Replica::new(Config::new(validators, me), key)?;
-    let mut node = Node {
-        me,
-        replica,
-        net,
-        deadlines: BTreeMap::new(),
-        committed: Vec::new(),
-    };
+    let mut node = Node { me, replica, net, deadlines: BTreeMap::new(), committed: Vec::new() };
     let first = node.replica.start();
     node.apply(first);
     let mut all_done = done.subscribe();
@@ -139,11 +124,7 @@ async fn run_node(
             reported = true;
             done.send_modify(|d| *d += 1);
         }
-        let next = node
-            .deadlines
-            .iter()
-            .min_by_key(|(_, at)| **at)
-            .map(|(t, at)| (*t, *at));
+        let next = node.deadlines.iter().min_by_key(|(_, at)| **at).map(|(t, at)| (*t, *at));
         let step = tokio::select! {
             m = inbound.recv() => {
                 let Some((from, bytes)) = m else { break };
@@ -178,30 +159,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let keys: Vec<KeyPair> = (0..VALIDATORS)
-        .map(|i| KeyPair::from_seed(&format!("example-validator-{i}")))
-        .collect();
+    let keys: Vec<KeyPair> = (0..VALIDATORS).map(|i| KeyPair::from_seed(&format!("example-validator-{i}"))).collect();
     let mut listeners = Vec::new();
     let mut set = Vec::new();
     for (i, k) in keys.iter().enumerate() {
         let l = TcpListener::bind("127.0.0.1:0").await?;
-        set.push(PeerConfig {
-            index: i as u32,
-            public_key: k.public(),
-            addr: l.local_addr()?,
-        });
+        set.push(PeerConfig { index: i as u32, public_key: k.public(), addr: l.local_addr()? });
         listeners.push(l);
     }
     let (done, _) = watch::channel(0u32);
     let mut handles = Vec::new();
     for (i, (key, l)) in keys.into_iter().zip(listeners).enumerate() {
-        handles.push(tokio::spawn(run_node(
-            i as u32,
-            key,
-            set.clone(),
-            l,
-            done.clone(),
-        )));
+        handles.push(tokio::spawn(run_node(i as u32, key, set.clone(), l, done.clone())));
     }
     let mut chains = Vec::new();
     for h in handles {

@@ -16,12 +16,7 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(initial: Duration, max: Duration, seed: u64) -> Self {
-        Self {
-            initial,
-            max: max.max(initial),
-            attempt: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        }
+        Self { initial, max: max.max(initial), attempt: 0, rng: ChaCha8Rng::seed_from_u64(seed) }
     }
 
     /// The delay before the next attempt; each call doubles the base.

@@ -89,11 +89,7 @@ impl NetworkConfig {
                 return Err(ConfigError::DuplicateKey(p.index));
             }
         }
-        let mine = self
-            .validators
-            .iter()
-            .find(|p| p.index == self.me)
-            .ok_or(ConfigError::MeNotInSet(self.me))?;
+        let mine = self.validators.iter().find(|p| p.index == self.me).ok_or(ConfigError::MeNotInSet(self.me))?;
         if mine.public_key != key.public() {
             return Err(ConfigError::KeyMismatch(self.me));
         }

@@ -64,13 +64,7 @@ pub(crate) struct LocalIdentity {
 impl LocalIdentity {
     pub(crate) fn new(network_id: Hash32, index: u32, key: KeyPair) -> Result<Self, snow::Error> {
         let kp = snow::Builder::new(params()).generate_keypair()?;
-        Ok(Self {
-            network_id,
-            index,
-            key,
-            noise_private: kp.private,
-            noise_public: kp.public,
-        })
+        Ok(Self { network_id, index, key, noise_private: kp.private, noise_public: kp.public })
     }
 
     fn prologue(&self) -> Vec<u8> {
@@ -98,13 +92,7 @@ impl LocalIdentity {
 
     /// Separate from [`Self::payload`] so tests can forge signatures.
     fn payload_signed_by(&self, signer: &KeyPair, role: Role, transcript: &[u8]) -> Vec<u8> {
-        let digest = identity_digest(
-            &self.network_id,
-            role,
-            self.index,
-            &self.noise_public,
-            transcript,
-        );
+        let digest = identity_digest(&self.network_id, role, self.index, &self.noise_public, transcript);
         encode(&IdentityPayload {
             version: VERSION,
             index: self.index,
@@ -126,31 +114,17 @@ pub(crate) struct Authenticated {
 
 fn params() -> snow::params::NoiseParams {
     // A constant that parses; checked by the `noise_params_parse` test.
-    NOISE_PARAMS
-        .parse()
-        .unwrap_or_else(|_| unreachable!("constant Noise parameters parse"))
+    NOISE_PARAMS.parse().unwrap_or_else(|_| unreachable!("constant Noise parameters parse"))
 }
 
 fn noise_err(e: snow::Error) -> HandshakeError {
     HandshakeError::Noise(e.to_string())
 }
 
-fn identity_digest(
-    network_id: &Hash32,
-    role: Role,
-    index: u32,
-    noise_static: &[u8],
-    transcript: &[u8],
-) -> Hash32 {
+fn identity_digest(network_id: &Hash32, role: Role, index: u32, noise_static: &[u8], transcript: &[u8]) -> Hash32 {
     gridledger_core::codec::hash_parts(
         NET_HANDSHAKE,
-        &[
-            &network_id.0,
-            &[role as u8],
-            &index.to_le_bytes(),
-            noise_static,
-            transcript,
-        ],
+        &[&network_id.0, &[role as u8], &index.to_le_bytes(), noise_static, transcript],
     )
 }
 
@@ -174,36 +148,28 @@ fn verify_payload(
     transcript: &[u8],
     expected: Option<u32>,
 ) -> Result<(u32, [u8; 32]), HandshakeError> {
-    let p: IdentityPayload =
-        decode(bytes, MAX_PAYLOAD).map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+    let p: IdentityPayload = decode(bytes, MAX_PAYLOAD).map_err(|e| HandshakeError::Malformed(e.to_string()))?;
     if p.version != VERSION {
         return Err(HandshakeError::UnsupportedVersion(p.version));
     }
     if p.index == me.index {
         return Err(HandshakeError::SelfConnection(p.index));
     }
-    let key = dir
-        .get(&p.index)
-        .ok_or(HandshakeError::UnknownValidator { index: p.index })?;
+    let key = dir.get(&p.index).ok_or(HandshakeError::UnknownValidator { index: p.index })?;
     if *key != p.validator_key {
         return Err(HandshakeError::KeyMismatch { index: p.index });
     }
     if let Some(expected) = expected {
         if expected != p.index {
-            return Err(HandshakeError::UnexpectedPeer {
-                expected,
-                got: p.index,
-            });
+            return Err(HandshakeError::UnexpectedPeer { expected, got: p.index });
         }
     }
     let rs: [u8; 32] = remote_static
         .and_then(|s| s.try_into().ok())
         .ok_or_else(|| HandshakeError::Noise("no remote static key".into()))?;
     let digest = identity_digest(&me.network_id, signer_role, p.index, &rs, transcript);
-    crypto::verify(key, &digest, &p.signature).map_err(|source| HandshakeError::BadSignature {
-        index: p.index,
-        source,
-    })?;
+    crypto::verify(key, &digest, &p.signature)
+        .map_err(|source| HandshakeError::BadSignature { index: p.index, source })?;
     Ok((p.index, rs))
 }
 
@@ -237,15 +203,8 @@ pub(crate) async fn initiate_signed_by<S: AsyncRead + AsyncWrite + Unpin>(
     let transcript = hs.get_handshake_hash().to_vec();
     recv(io, &mut inb).await?;
     let len = hs.read_message(&inb, &mut payload).map_err(noise_err)?;
-    let (peer, remote_static) = verify_payload(
-        me,
-        dir,
-        &payload[..len],
-        Role::Responder,
-        hs.get_remote_static(),
-        &transcript,
-        Some(expected),
-    )?;
+    let (peer, remote_static) =
+        verify_payload(me, dir, &payload[..len], Role::Responder, hs.get_remote_static(), &transcript, Some(expected))?;
 
     let transcript = hs.get_handshake_hash().to_vec();
     let mine = me.payload_signed_by(signer, Role::Initiator, &transcript);
@@ -253,11 +212,7 @@ pub(crate) async fn initiate_signed_by<S: AsyncRead + AsyncWrite + Unpin>(
     write_noise_message(io, &out[..n]).await?;
 
     let transport = hs.into_stateless_transport_mode().map_err(noise_err)?;
-    Ok(Authenticated {
-        peer,
-        remote_static,
-        transport,
-    })
+    Ok(Authenticated { peer, remote_static, transport })
 }
 
 /// Accepting side of [`initiate`].
@@ -285,22 +240,11 @@ pub(crate) async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     let transcript = hs.get_handshake_hash().to_vec();
     recv(io, &mut inb).await?;
     let len = hs.read_message(&inb, &mut payload).map_err(noise_err)?;
-    let (peer, remote_static) = verify_payload(
-        me,
-        dir,
-        &payload[..len],
-        Role::Initiator,
-        hs.get_remote_static(),
-        &transcript,
-        None,
-    )?;
+    let (peer, remote_static) =
+        verify_payload(me, dir, &payload[..len], Role::Initiator, hs.get_remote_static(), &transcript, None)?;
 
     let transport = hs.into_stateless_transport_mode().map_err(noise_err)?;
-    Ok(Authenticated {
-        peer,
-        remote_static,
-        transport,
-    })
+    Ok(Authenticated { peer, remote_static, transport })
 }
 
 #[cfg(test)]
@@ -308,14 +252,8 @@ mod tests {
     use super::*;
 
     fn setup(n: u32) -> (Vec<KeyPair>, Directory) {
-        let keys: Vec<KeyPair> = (0..n)
-            .map(|i| KeyPair::from_seed(&format!("hs-{i}")))
-            .collect();
-        let dir = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (i as u32, k.public()))
-            .collect();
+        let keys: Vec<KeyPair> = (0..n).map(|i| KeyPair::from_seed(&format!("hs-{i}"))).collect();
+        let dir = keys.iter().enumerate().map(|(i, k)| (i as u32, k.public())).collect();
         (keys, dir)
     }
 
@@ -330,11 +268,9 @@ mod tests {
         B: std::future::Future,
     {
         let (x, y) = tokio::io::duplex(1 << 16);
-        tokio::time::timeout(std::time::Duration::from_secs(10), async {
-            tokio::join!(a(x), b(y))
-        })
-        .await
-        .expect("handshake test ends in time")
+        tokio::time::timeout(std::time::Duration::from_secs(10), async { tokio::join!(a(x), b(y)) })
+            .await
+            .expect("handshake test ends in time")
     }
 
     fn ident(i: u32, key: &KeyPair) -> LocalIdentity {
@@ -374,10 +310,7 @@ mod tests {
             |mut y| async move { respond(&mut y, b, dir).await },
         )
         .await;
-        assert!(matches!(
-            rb,
-            Err(HandshakeError::BadSignature { index: 0, .. })
-        ));
+        assert!(matches!(rb, Err(HandshakeError::BadSignature { index: 0, .. })));
     }
 
     #[tokio::test]
@@ -391,13 +324,7 @@ mod tests {
             |mut y| async move { respond(&mut y, b, dir).await },
         )
         .await;
-        assert!(matches!(
-            ra,
-            Err(HandshakeError::UnexpectedPeer {
-                expected: 2,
-                got: 1
-            })
-        ));
+        assert!(matches!(ra, Err(HandshakeError::UnexpectedPeer { expected: 2, got: 1 })));
 
         // An outsider claiming index 7.
         let outsider = &ident(7, &KeyPair::from_seed("outsider"));
@@ -406,10 +333,7 @@ mod tests {
             |mut y| async move { respond(&mut y, b, dir).await },
         )
         .await;
-        assert!(matches!(
-            rb,
-            Err(HandshakeError::UnknownValidator { index: 7 })
-        ));
+        assert!(matches!(rb, Err(HandshakeError::UnknownValidator { index: 7 })));
 
         // Index 0's slot with someone else's key.
         let impostor = &ident(0, &KeyPair::from_seed("impostor"));

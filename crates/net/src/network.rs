@@ -50,11 +50,7 @@ pub enum NetEvent {
     Disconnected { peer: u32 },
     /// A connection failed before authenticating. `peer` is the validator we
     /// dialled, `None` for an inbound connection.
-    Refused {
-        peer: Option<u32>,
-        addr: SocketAddr,
-        error: HandshakeError,
-    },
+    Refused { peer: Option<u32>, addr: SocketAddr, error: HandshakeError },
     /// An authenticated peer broke the framing (oversize frame, bytes that
     /// do not decrypt) and its link was dropped.
     LinkFailed { peer: u32, error: LinkError },
@@ -122,10 +118,7 @@ impl Network {
     /// Binds `cfg.listen` and starts accepting and dialling.
     pub async fn start(cfg: NetworkConfig, key: KeyPair) -> Result<(Network, Inbound), NetError> {
         cfg.validate(&key)?;
-        let listener = bind(cfg.listen).map_err(|source| NetError::Bind {
-            addr: cfg.listen,
-            source,
-        })?;
+        let listener = bind(cfg.listen).map_err(|source| NetError::Bind { addr: cfg.listen, source })?;
         Self::start_with_listener(cfg, key, listener).await
     }
 
@@ -137,17 +130,9 @@ impl Network {
         listener: TcpListener,
     ) -> Result<(Network, Inbound), NetError> {
         cfg.validate(&key)?;
-        let local_addr = listener.local_addr().map_err(|source| NetError::Bind {
-            addr: cfg.listen,
-            source,
-        })?;
-        let identity = LocalIdentity::new(cfg.network_id, cfg.me, key)
-            .map_err(|e| NetError::Noise(e.to_string()))?;
-        let directory: Directory = cfg
-            .validators
-            .iter()
-            .map(|p| (p.index, p.public_key))
-            .collect();
+        let local_addr = listener.local_addr().map_err(|source| NetError::Bind { addr: cfg.listen, source })?;
+        let identity = LocalIdentity::new(cfg.network_id, cfg.me, key).map_err(|e| NetError::Noise(e.to_string()))?;
+        let directory: Directory = cfg.validators.iter().map(|p| (p.index, p.public_key)).collect();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut queues = Vec::new();
         let mut peers = BTreeMap::new();
@@ -186,11 +171,7 @@ impl Network {
         for peer in inner.peers.values() {
             inner.spawn(dial_loop(inner.clone(), peer.clone()));
         }
-        let inbound = Inbound {
-            queues,
-            next: 0,
-            shutdown: shutdown_rx,
-        };
+        let inbound = Inbound { queues, next: 0, shutdown: shutdown_rx };
         Ok((Network { inner, local_addr }, inbound))
     }
 
@@ -216,11 +197,7 @@ impl Network {
     pub fn send(&self, to: u32, msg: impl Into<Bytes>) -> Result<(), SendError> {
         let msg = msg.into();
         self.check_send(&msg)?;
-        let peer = self
-            .inner
-            .peers
-            .get(&to)
-            .ok_or(SendError::UnknownPeer(to))?;
+        let peer = self.inner.peers.get(&to).ok_or(SendError::UnknownPeer(to))?;
         peer.enqueue(msg);
         Ok(())
     }
@@ -240,40 +217,26 @@ impl Network {
             return Err(SendError::Shutdown);
         }
         if msg.len() > self.inner.cfg.max_frame {
-            return Err(SendError::TooLarge {
-                len: msg.len(),
-                max: self.inner.cfg.max_frame,
-            });
+            return Err(SendError::TooLarge { len: msg.len(), max: self.inner.cfg.max_frame });
         }
         Ok(())
     }
 
     /// Whether an authenticated link to `peer` is up.
     pub fn is_connected(&self, peer: u32) -> bool {
-        self.inner
-            .peers
-            .get(&peer)
-            .is_some_and(|p| *p.connected.borrow())
+        self.inner.peers.get(&peer).is_some_and(|p| *p.connected.borrow())
     }
 
     /// Indices with a link up, ascending.
     pub fn connected_peers(&self) -> Vec<u32> {
-        self.inner
-            .peers
-            .values()
-            .filter(|p| *p.connected.borrow())
-            .map(|p| p.index)
-            .collect()
+        self.inner.peers.values().filter(|p| *p.connected.borrow()).map(|p| p.index).collect()
     }
 
     /// Waits until links to all `peers` are up, or `timeout` passes; returns
     /// whether they are.
     pub async fn wait_connected(&self, peers: &[u32], timeout: Duration) -> bool {
-        let mut watches: Vec<_> = peers
-            .iter()
-            .filter_map(|i| self.inner.peers.get(i))
-            .map(|p| p.connected.subscribe())
-            .collect();
+        let mut watches: Vec<_> =
+            peers.iter().filter_map(|i| self.inner.peers.get(i)).map(|p| p.connected.subscribe()).collect();
         if watches.len() != peers.len() {
             return false;
         }
@@ -411,18 +374,8 @@ impl Inner {
         let remote = stream.peer_addr().ok();
         let (installed, retire) = peer.install(self.cfg.me, id, dialled_by_me, auth.remote_static);
         if installed {
-            info!(
-                me = self.cfg.me,
-                peer = peer.index,
-                link = id,
-                ?remote,
-                dialled_by_me,
-                "link up"
-            );
-            self.emit(NetEvent::Connected {
-                peer: peer.index,
-                dialled_by_me,
-            });
+            info!(me = self.cfg.me, peer = peer.index, link = id, ?remote, dialled_by_me, "link up");
+            self.emit(NetEvent::Connected { peer: peer.index, dialled_by_me });
         } else {
             debug!(
                 me = self.cfg.me,
@@ -433,14 +386,7 @@ impl Inner {
                 "duplicate link lost the tie-break; draining it"
             );
         }
-        self.spawn(run_link(
-            self.clone(),
-            peer,
-            id,
-            stream,
-            auth.transport,
-            retire,
-        ));
+        self.spawn(run_link(self.clone(), peer, id, stream, auth.transport, retire));
     }
 }
 
@@ -474,13 +420,7 @@ impl Peer {
     /// The duplicate-link rule (see the module docs). Returns whether the
     /// new link is now the one in use, and its retire signal (already set
     /// when it lost).
-    fn install(
-        &self,
-        me: u32,
-        id: u64,
-        dialled_by_me: bool,
-        remote_static: [u8; 32],
-    ) -> (bool, watch::Receiver<bool>) {
+    fn install(&self, me: u32, id: u64, dialled_by_me: bool, remote_static: [u8; 32]) -> (bool, watch::Receiver<bool>) {
         let mut active = lock(&self.active);
         let keep_new = match active.as_ref() {
             None => true,
@@ -498,12 +438,7 @@ impl Peer {
             return (false, watch::channel(true).1);
         }
         let (retire, retire_rx) = watch::channel(false);
-        let old = active.replace(ActiveLink {
-            id,
-            dialled_by_me,
-            remote_static,
-            retire,
-        });
+        let old = active.replace(ActiveLink { id, dialled_by_me, remote_static, retire });
         if let Some(old) = old {
             let _ = old.retire.send(true);
         }
@@ -528,17 +463,12 @@ impl Peer {
 
     fn stats(&self) -> PeerStats {
         let queued = lock(&self.outbound).len();
-        self.counters
-            .snapshot(self.index, *self.connected.borrow(), queued)
+        self.counters.snapshot(self.index, *self.connected.borrow(), queued)
     }
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     // A restarted node must get its port back while old links sit in TIME_WAIT.
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
@@ -688,11 +618,7 @@ async fn run_link(
         async move {
             loop {
                 let taking = !*retire.borrow() && *end.borrow() == ALIVE;
-                let (n, bytes) = if taking {
-                    peer.fill(&mut sealer, WRITE_BATCH)
-                } else {
-                    (0, 0)
-                };
+                let (n, bytes) = if taking { peer.fill(&mut sealer, WRITE_BATCH) } else { (0, 0) };
                 if n > 0 {
                     let out = match sealer.seal() {
                         Ok(out) => out,
@@ -780,10 +706,7 @@ async fn run_link(
                         } else {
                             warn!(me, peer = peer.index, %error, "protocol violation; dropping link");
                             bump(&peer.counters.protocol_errors, 1);
-                            inner.emit(NetEvent::LinkFailed {
-                                peer: peer.index,
-                                error,
-                            });
+                            inner.emit(NetEvent::LinkFailed { peer: peer.index, error });
                         }
                         raise(end_tx, ABORT);
                         break;
@@ -817,13 +740,7 @@ async fn run_link(
 
     tokio::join!(writer, reader, grace);
     if peer.closed(id) {
-        info!(
-            me,
-            peer = peer.index,
-            link = id,
-            end = *end_rx.borrow(),
-            "link down"
-        );
+        info!(me, peer = peer.index, link = id, end = *end_rx.borrow(), "link down");
         inner.emit(NetEvent::Disconnected { peer: peer.index });
     }
 }
@@ -834,11 +751,7 @@ pub(crate) mod tests_support {
 
     /// Installs two links, in order, on a fresh peer slot of `me` for
     /// `peer`; returns whether each was installed as the one in use.
-    pub(crate) fn install_outcome(
-        me: u32,
-        peer: u32,
-        links: [(bool, [u8; 32]); 2],
-    ) -> (bool, bool) {
+    pub(crate) fn install_outcome(me: u32, peer: u32, links: [(bool, [u8; 32]); 2]) -> (bool, bool) {
         let p = Peer {
             index: peer,
             addr: SocketAddr::from(([127, 0, 0, 1], 1)),

@@ -89,9 +89,7 @@ impl NetworkStats {
             ("queued_messages", "gauge", |p| p.queued as u64),
             ("sent_messages_total", "counter", |p| p.sent_messages),
             ("sent_bytes_total", "counter", |p| p.sent_bytes),
-            ("received_messages_total", "counter", |p| {
-                p.received_messages
-            }),
+            ("received_messages_total", "counter", |p| p.received_messages),
             ("received_bytes_total", "counter", |p| p.received_bytes),
             ("dropped_messages_total", "counter", |p| p.dropped_outbound),
             ("reconnects_total", "counter", |p| p.reconnects),
@@ -100,21 +98,12 @@ impl NetworkStats {
         for (name, kind, get) in series {
             let _ = writeln!(out, "# TYPE gridledger_net_peer_{name} {kind}");
             for p in &self.peers {
-                let _ = writeln!(
-                    out,
-                    "gridledger_net_peer_{name}{{me=\"{}\",peer=\"{}\"}} {}",
-                    self.me,
-                    p.index,
-                    get(p)
-                );
+                let _ =
+                    writeln!(out, "gridledger_net_peer_{name}{{me=\"{}\",peer=\"{}\"}} {}", self.me, p.index, get(p));
             }
         }
         let _ = writeln!(out, "# TYPE gridledger_net_refused_inbound_total counter");
-        let _ = writeln!(
-            out,
-            "gridledger_net_refused_inbound_total{{me=\"{}\"}} {}",
-            self.me, self.refused_inbound
-        );
+        let _ = writeln!(out, "gridledger_net_refused_inbound_total{{me=\"{}\"}} {}", self.me, self.refused_inbound);
         out
     }
 }

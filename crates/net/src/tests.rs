@@ -16,11 +16,7 @@ const T: Duration = Duration::from_secs(10);
 async fn listeners(n: usize) -> Vec<TcpListener> {
     let mut v = Vec::new();
     for _ in 0..n {
-        v.push(
-            TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind loopback"),
-        );
+        v.push(TcpListener::bind("127.0.0.1:0").await.expect("bind loopback"));
     }
     v
 }
@@ -38,18 +34,12 @@ fn tie_break_is_the_same_on_both_ends() {
         let lower_dials = me < peer;
         for first_dialled_by_me in [true, false] {
             let second = !first_dialled_by_me;
-            let (first_kept, second_kept) = install_outcome(
-                me,
-                peer,
-                [(first_dialled_by_me, [1; 32]), (second, [1; 32])],
-            );
+            let (first_kept, second_kept) =
+                install_outcome(me, peer, [(first_dialled_by_me, [1; 32]), (second, [1; 32])]);
             assert!(first_kept);
             // The winner in use at the end is the lower index's dial.
             let winner_is_second = second == lower_dials;
-            assert_eq!(
-                second_kept, winner_is_second,
-                "me {me} first {first_dialled_by_me}"
-            );
+            assert_eq!(second_kept, winner_is_second, "me {me} first {first_dialled_by_me}");
         }
     }
     // A new process of the peer (new Noise key) always replaces the old link.
@@ -81,11 +71,7 @@ async fn byzantine_framing_drops_only_that_link() {
         cfg.handshake_timeout = Duration::from_millis(500);
         cfg.backoff_max = Duration::from_millis(300);
         let l = ls.next().expect("listener");
-        nodes.push(
-            Network::start_with_listener(cfg, key(i), l)
-                .await
-                .expect("start"),
-        );
+        nodes.push(Network::start_with_listener(cfg, key(i), l).await.expect("start"));
     }
     // Nobody listens for validator 3: its own node is the attacker below.
     drop(ls);
@@ -98,30 +84,17 @@ async fn byzantine_framing_drops_only_that_link() {
 
     // Link 1: an authenticated oversize frame.
     let mut s = TcpStream::connect(node0).await.expect("connect");
-    let auth = handshake::initiate(&mut s, &attacker, &dir, 0)
-        .await
-        .expect("a real validator key authenticates");
+    let auth = handshake::initiate(&mut s, &attacker, &dir, 0).await.expect("a real validator key authenticates");
     let mut sealer = FrameSealer::new(Arc::new(auth.transport));
     sealer.push_frame(&vec![7u8; 4096]);
     let wire = sealer.seal().expect("seal").to_vec();
     let _ = s.write_all(&wire).await;
-    expect_link_failed(&mut events, |e| {
-        matches!(
-            e,
-            LinkError::FrameTooLarge {
-                len: 4096,
-                max: 1024
-            }
-        )
-    })
-    .await;
+    expect_link_failed(&mut events, |e| matches!(e, LinkError::FrameTooLarge { len: 4096, max: 1024 })).await;
     expect_closed(&mut s).await;
 
     // Link 2: authenticated, then garbage in a well-sized Noise message.
     let mut s = TcpStream::connect(node0).await.expect("connect");
-    handshake::initiate(&mut s, &attacker, &dir, 0)
-        .await
-        .expect("authenticates");
+    handshake::initiate(&mut s, &attacker, &dir, 0).await.expect("authenticates");
     let mut garbage = vec![0u8, 100];
     garbage.extend_from_slice(&[0x5a; 100]);
     let _ = s.write_all(&garbage).await;
@@ -144,20 +117,14 @@ async fn byzantine_framing_drops_only_that_link() {
     }
     let mut got0 = Vec::new();
     for _ in 0..2 {
-        let (from, m) = tokio::time::timeout(T, nodes[0].1.recv())
-            .await
-            .expect("in time")
-            .expect("open");
+        let (from, m) = tokio::time::timeout(T, nodes[0].1.recv()).await.expect("in time").expect("open");
         assert_eq!(m.as_ref(), &[from as u8; 100][..]);
         got0.push(from);
     }
     got0.sort();
     assert_eq!(got0, vec![1, 2]);
     for i in [1usize, 2] {
-        let (from, _) = tokio::time::timeout(T, nodes[i].1.recv())
-            .await
-            .expect("in time")
-            .expect("open");
+        let (from, _) = tokio::time::timeout(T, nodes[i].1.recv()).await.expect("in time").expect("open");
         assert_eq!(from, 0);
     }
     for (n, _) in nodes {

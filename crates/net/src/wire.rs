@@ -21,13 +21,9 @@ pub(crate) const NOISE_MAX_PLAINTEXT: usize = NOISE_MAX_MESSAGE - NOISE_TAG_LEN;
 const FRAME_HEADER: usize = 4;
 
 /// Writes one length-prefixed Noise message.
-pub(crate) async fn write_noise_message<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    msg: &[u8],
-) -> std::io::Result<()> {
-    let len = u16::try_from(msg.len()).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "noise message > 65535")
-    })?;
+pub(crate) async fn write_noise_message<W: AsyncWrite + Unpin>(w: &mut W, msg: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(msg.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "noise message > 65535"))?;
     let mut out = Vec::with_capacity(2 + msg.len());
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(msg);
@@ -37,10 +33,7 @@ pub(crate) async fn write_noise_message<W: AsyncWrite + Unpin>(
 
 /// Reads one length-prefixed Noise message into `buf`. `Ok(false)` is a clean
 /// end of stream at a message boundary.
-pub(crate) async fn read_noise_message<R: AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<bool> {
+pub(crate) async fn read_noise_message<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Result<bool> {
     let mut len = [0u8; 2];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -63,12 +56,7 @@ pub(crate) struct FrameSealer {
 
 impl FrameSealer {
     pub(crate) fn new(transport: Arc<StatelessTransportState>) -> Self {
-        Self {
-            transport,
-            nonce: 0,
-            plain: Vec::new(),
-            out: Vec::new(),
-        }
+        Self { transport, nonce: 0, plain: Vec::new(), out: Vec::new() }
     }
 
     /// Appends a frame to the pending plaintext. The caller bounds `payload`
@@ -116,32 +104,19 @@ pub(crate) struct FrameOpener {
 
 impl FrameOpener {
     pub(crate) fn new(transport: Arc<StatelessTransportState>, max_frame: usize) -> Self {
-        Self {
-            transport,
-            nonce: 0,
-            max_frame,
-            stream: BytesMut::new(),
-            cipher: Vec::new(),
-        }
+        Self { transport, nonce: 0, max_frame, stream: BytesMut::new(), cipher: Vec::new() }
     }
 
     /// The next whole frame; `Ok(None)` when the peer closed the link
     /// cleanly between frames. Cancel-safe only between frames: callers that
     /// race it against other futures must drop the link when it is cancelled.
-    pub(crate) async fn next_frame<R: AsyncRead + Unpin>(
-        &mut self,
-        r: &mut R,
-    ) -> Result<Option<Bytes>, LinkError> {
+    pub(crate) async fn next_frame<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> Result<Option<Bytes>, LinkError> {
         loop {
             if let Some(frame) = self.take_frame()? {
                 return Ok(Some(frame));
             }
             if !read_noise_message(r, &mut self.cipher).await? {
-                return if self.stream.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(LinkError::TruncatedFrame)
-                };
+                return if self.stream.is_empty() { Ok(None) } else { Err(LinkError::TruncatedFrame) };
             }
             self.open()?;
         }
@@ -154,10 +129,8 @@ impl FrameOpener {
         }
         let start = self.stream.len();
         self.stream.resize(start + self.cipher.len(), 0);
-        let n = self
-            .transport
-            .read_message(self.nonce, &self.cipher, &mut self.stream[start..])
-            .map_err(|e| match e {
+        let n =
+            self.transport.read_message(self.nonce, &self.cipher, &mut self.stream[start..]).map_err(|e| match e {
                 snow::Error::Decrypt => LinkError::Decrypt,
                 other => LinkError::Noise(other.to_string()),
             })?;
@@ -174,10 +147,7 @@ impl FrameOpener {
         header.copy_from_slice(&self.stream[..FRAME_HEADER]);
         let len = u32::from_be_bytes(header) as usize;
         if len > self.max_frame {
-            return Err(LinkError::FrameTooLarge {
-                len,
-                max: self.max_frame,
-            });
+            return Err(LinkError::FrameTooLarge { len, max: self.max_frame });
         }
         if self.stream.len() < FRAME_HEADER + len {
             self.stream.reserve(FRAME_HEADER + len - self.stream.len());

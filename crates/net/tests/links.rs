@@ -34,14 +34,8 @@ async fn cluster(n: u32) -> Cluster {
     let mut set = Vec::new();
     let mut listeners = Vec::new();
     for i in 0..n {
-        let l = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        set.push(PeerConfig {
-            index: i,
-            public_key: key(i).public(),
-            addr: l.local_addr().expect("addr"),
-        });
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        set.push(PeerConfig { index: i, public_key: key(i).public(), addr: l.local_addr().expect("addr") });
         listeners.push(Some(l));
     }
     Cluster { set, listeners }
@@ -55,25 +49,16 @@ fn config(set: &[PeerConfig], me: u32) -> NetworkConfig {
 }
 
 impl Cluster {
-    async fn start(
-        &mut self,
-        me: u32,
-        tweak: impl FnOnce(&mut NetworkConfig),
-    ) -> (Network, Inbound) {
+    async fn start(&mut self, me: u32, tweak: impl FnOnce(&mut NetworkConfig)) -> (Network, Inbound) {
         let mut cfg = config(&self.set, me);
         tweak(&mut cfg);
         let l = self.listeners[me as usize].take().expect("listener unused");
-        Network::start_with_listener(cfg, key(me), l)
-            .await
-            .expect("start")
+        Network::start_with_listener(cfg, key(me), l).await.expect("start")
     }
 }
 
 async fn recv(inb: &mut Inbound) -> (u32, Bytes) {
-    timeout(T, inb.recv())
-        .await
-        .expect("message in time")
-        .expect("network open")
+    timeout(T, inb.recv()).await.expect("message in time").expect("network open")
 }
 
 fn others(n: u32, me: u32) -> Vec<u32> {
@@ -89,21 +74,16 @@ async fn four_nodes_form_a_mesh_and_exchange_messages() {
         nodes.push(c.start(i, |_| {}).await);
     }
     for (i, (net, _)) in nodes.iter().enumerate() {
-        assert!(
-            net.wait_connected(&others(n, i as u32), T).await,
-            "node {i} meshed"
-        );
+        assert!(net.wait_connected(&others(n, i as u32), T).await, "node {i} meshed");
     }
     const PER_PAIR: u32 = 50;
     for (i, (net, _)) in nodes.iter().enumerate() {
         for j in others(n, i as u32) {
             for k in 0..PER_PAIR {
-                net.send(j, format!("{i}->{j}#{k}").into_bytes())
-                    .expect("send");
+                net.send(j, format!("{i}->{j}#{k}").into_bytes()).expect("send");
             }
         }
-        net.broadcast(format!("bcast from {i}").into_bytes())
-            .expect("broadcast");
+        net.broadcast(format!("bcast from {i}").into_bytes()).expect("broadcast");
     }
     // A message spanning many Noise messages (64 KiB limit each).
     let big: Vec<u8> = (0..1_000_000u32).map(|x| x as u8).collect();
@@ -126,9 +106,7 @@ async fn four_nodes_form_a_mesh_and_exchange_messages() {
             }
             let (head, seq) = s.split_once('#').expect("numbered");
             assert_eq!(head, format!("{from}->{i}"));
-            seqs.entry(from)
-                .or_default()
-                .push(seq.parse().expect("seq"));
+            seqs.entry(from).or_default().push(seq.parse().expect("seq"));
         }
         // Each message exactly once. (Order holds per link; only while a
         // duplicate-dial tie-break settles may two links interleave.)
@@ -164,9 +142,7 @@ async fn outsider_identity_is_refused() {
     let l = c.listeners[2].take().expect("listener");
     let mut cfg = config(&fake_set, 2);
     cfg.backoff_initial = Duration::from_millis(50);
-    let (outsider, _) = Network::start_with_listener(cfg, outsider_key, l)
-        .await
-        .expect("start");
+    let (outsider, _) = Network::start_with_listener(cfg, outsider_key, l).await.expect("start");
     // And a node claiming an index the set does not have at all.
     let stranger_key = KeyPair::from_seed("stranger");
     let mut stranger_set = c.set[..2].to_vec();
@@ -234,12 +210,7 @@ async fn killed_peer_is_reconnected_after_restart() {
     .await;
     assert!(down.is_ok(), "peers noticed node 3 is gone");
     // Messages for the dead node wait in its (bounded) queue.
-    nodes[0]
-        .as_ref()
-        .expect("node")
-        .0
-        .send(3, b"queued while down".to_vec())
-        .expect("send");
+    nodes[0].as_ref().expect("node").0.send(3, b"queued while down".to_vec()).expect("send");
 
     // Restart node 3 on the same address, with the same key.
     let mut cfg = config(&c.set, 3);
@@ -273,16 +244,7 @@ async fn killed_peer_is_reconnected_after_restart() {
     .await;
     assert!(flowing.is_ok(), "node 3 heard only from {heard:?}");
     // What was queued while node 3 was down has left the queue.
-    assert_eq!(
-        nodes[0]
-            .as_ref()
-            .expect("node")
-            .0
-            .peer_stats(3)
-            .expect("peer")
-            .queued,
-        0
-    );
+    assert_eq!(nodes[0].as_ref().expect("node").0.peer_stats(3).expect("peer").queued, 0);
     net3.broadcast(b"back".to_vec()).expect("broadcast");
     for (i, (net, inb)) in nodes.iter_mut().flatten().enumerate() {
         let (from, m) = recv(inb).await;
@@ -328,8 +290,7 @@ async fn slow_receiver_does_not_block_the_others() {
     let flood = timeout(T, async {
         for r in 0..ROUNDS {
             a.send(2, chunk.clone()).expect("send to slow");
-            a.send(1, (r as u32).to_be_bytes().to_vec())
-                .expect("send to 1");
+            a.send(1, (r as u32).to_be_bytes().to_vec()).expect("send to 1");
             max_queued = max_queued.max(a.peer_stats(2).expect("peer").queued);
             // Pace the healthy stream so only the slow peer's queue overflows.
             while a.peer_stats(1).expect("peer").queued > QUEUE / 2 {
@@ -339,17 +300,11 @@ async fn slow_receiver_does_not_block_the_others() {
     })
     .await;
     assert!(flood.is_ok(), "sending never blocks on the slow peer");
-    assert!(
-        timeout(T, reader).await.expect("in time").expect("reader"),
-        "node 1 got every message exactly once"
-    );
+    assert!(timeout(T, reader).await.expect("in time").expect("reader"), "node 1 got every message exactly once");
     let st2 = a.peer_stats(2).expect("peer 2");
     let st1 = a.peer_stats(1).expect("peer 1");
     assert!(max_queued <= QUEUE && st2.queued <= QUEUE);
-    assert!(
-        st2.dropped_outbound > 0,
-        "the slow peer's overflow was dropped: {st2:?}"
-    );
+    assert!(st2.dropped_outbound > 0, "the slow peer's overflow was dropped: {st2:?}");
     assert_eq!(st1.dropped_outbound, 0);
     assert!(st2.sent_bytes < (ROUNDS * chunk.len()) as u64);
     slow.shutdown().await;
