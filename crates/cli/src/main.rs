@@ -76,7 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = gridledger_node::NodeConfig::load(&config)?;
             let node = gridledger_node::Node::open(&cfg, gridledger_contracts::default_registry())
                 .with_context(|| format!("opening node from {}", config.display()))?;
-            let handle = node.spawn()?;
+            let handle = node.start()?;
             eprintln!("gridledger node serving JSON-RPC on {}", handle.url());
             handle.wait_for_signal()
         }

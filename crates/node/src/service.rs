@@ -166,6 +166,8 @@ pub struct Node {
     key: KeyPair,
     interval: Duration,
     listen: String,
+    network: Option<crate::config::NetworkSection>,
+    pbft: crate::validator::PbftSettings,
 }
 
 impl Node {
@@ -196,11 +198,32 @@ impl Node {
             key,
             interval: Duration::from_millis(config.block_interval_ms.max(1)),
             listen: config.rpc_listen.clone(),
+            network: config.network.clone(),
+            pbft: config.pbft.clone(),
         })
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Starts the node as its genesis requires: the single-validator
+    /// producer, or a PBFT validator over the configured peer links.
+    pub fn start(self) -> anyhow::Result<NodeHandle> {
+        if self.shared.chain().genesis().validators.len() == 1 {
+            return self.spawn();
+        }
+        let section = self.network.clone().ok_or_else(|| {
+            anyhow::anyhow!("a chain with several validators needs a [network] section in the config")
+        })?;
+        let genesis = self.shared.chain().genesis().clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (p2p, transport) = crate::p2p::start(&section, &genesis, &self.key, tx.clone())?;
+        tracing::info!(listen = %section.listen, "peer links up");
+        let settings = self.pbft.clone();
+        let mut handle = self.spawn_validator(Box::new(transport), rx, tx, settings)?;
+        handle.p2p = Some(p2p);
+        Ok(handle)
     }
 
     /// Single-validator mode: starts the block producer and the HTTP server.
@@ -277,6 +300,7 @@ impl Node {
             server: Some(server),
             stop_tx: Some(stop_tx),
             driver,
+            p2p: None,
         })
     }
 }
@@ -315,6 +339,7 @@ pub struct NodeHandle {
     server: Option<JoinHandle<()>>,
     stop_tx: Option<tokio::sync::oneshot::Sender<()>>,
     driver: Option<std::sync::mpsc::Sender<crate::validator::Input>>,
+    p2p: Option<crate::p2p::P2p>,
 }
 
 impl NodeHandle {
@@ -342,6 +367,7 @@ impl NodeHandle {
         if let Some(s) = self.server.take() {
             let _ = s.join();
         }
+        self.p2p = None;
     }
 
     /// Blocks until the process receives Ctrl-C or SIGTERM, then shuts down.
