@@ -35,8 +35,112 @@ pub struct PbftArgs {
     /// Concurrent submitting clients.
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
+    /// Run each validator as its own OS process over real authenticated
+    /// links on loopback (default: all validators in this process).
+    #[arg(long)]
+    pub processes: bool,
     #[arg(long)]
     pub json: bool,
+}
+
+/// The validators under test: in this process, or as child processes.
+enum BenchCluster {
+    Local(gridledger_node::cluster::LocalCluster),
+    Procs { children: Vec<std::process::Child>, urls: Vec<String> },
+}
+
+/// A run of `n` consecutive free loopback ports.
+fn free_port_range(n: u16) -> anyhow::Result<u16> {
+    let mut rng = rand::rng();
+    for _ in 0..500 {
+        let base: u16 = rng.random_range(20_000..60_000);
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return Ok(base);
+        }
+    }
+    anyhow::bail!("no free range of {n} ports on 127.0.0.1")
+}
+
+impl BenchCluster {
+    fn start(dir: &std::path::Path, n: usize, accounts: usize, processes: bool) -> anyhow::Result<Self> {
+        let balance = Amount(1_000_000_000_000);
+        if !processes {
+            let settings = gridledger_node::validator::PbftSettings::default();
+            return Ok(Self::Local(gridledger_node::cluster::LocalCluster::start(dir, n, accounts, balance, settings)?));
+        }
+        let validators: Vec<KeyPair> = (0..n).map(dev_validator).collect();
+        let genesis = dev_genesis(1, accounts, balance, &validators);
+        let base = free_port_range(2 * n as u16)?;
+        let configs = crate::ops::write_network(dir, &genesis, &validators, "127.0.0.1", base, base + n as u16)?;
+        let exe = std::env::current_exe()?;
+        let mut children = Vec::new();
+        for c in &configs {
+            let log = std::fs::File::create(c.with_file_name("node.log"))?;
+            children.push(
+                std::process::Command::new(&exe)
+                    .args(["node", "--config"])
+                    .arg(c)
+                    .env("RUST_LOG", "warn")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(log)
+                    .spawn()?,
+            );
+        }
+        let urls: Vec<String> = (0..n).map(|i| format!("http://127.0.0.1:{}", base as usize + i)).collect();
+        let cluster = Self::Procs { children, urls };
+        for u in cluster.urls() {
+            let c = gridledger_node::RpcClient::new(&u);
+            let t = Instant::now();
+            while c.get_text("/health").is_err() {
+                anyhow::ensure!(t.elapsed() < Duration::from_secs(60), "validator at {u} did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(cluster)
+    }
+
+    fn urls(&self) -> Vec<String> {
+        match self {
+            Self::Local(c) => c.running().iter().filter_map(|&i| c.node(i)).map(|n| n.url()).collect(),
+            Self::Procs { urls, .. } => urls.clone(),
+        }
+    }
+
+    fn wait_committed(&self, hashes: &[Hash32], within: Duration) -> anyhow::Result<()> {
+        match self {
+            Self::Local(c) => c.wait_committed(&c.running(), hashes, within).map(|_| ()),
+            Self::Procs { urls, .. } => {
+                let t = Instant::now();
+                for u in urls {
+                    let c = gridledger_node::RpcClient::new(u);
+                    while c.committed_count(hashes)? < hashes.len() {
+                        anyhow::ensure!(t.elapsed() < within, "not committed within {within:?} at {u}");
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn height(&self) -> u64 {
+        match self {
+            Self::Local(c) => c.height(0).unwrap_or(0),
+            Self::Procs { urls, .. } => gridledger_node::RpcClient::new(&urls[0]).height().unwrap_or(0),
+        }
+    }
+
+    fn shutdown(self) {
+        match self {
+            Self::Local(c) => c.shutdown(),
+            Self::Procs { mut children, .. } => {
+                for c in &mut children {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+        }
+    }
 }
 
 #[derive(Args)]
@@ -286,15 +390,11 @@ fn submit_concurrently(urls: &[String], txs: &[SignedTransaction], clients: usiz
 }
 
 fn pbft(a: PbftArgs) -> anyhow::Result<()> {
-    use gridledger_node::cluster::LocalCluster;
-    use gridledger_node::validator::PbftSettings;
     anyhow::ensure!(a.validators >= 1 && a.txs > 0 && a.clients > 0, "sizes must be positive");
     let accounts = 500usize;
     let dir = tempfile::tempdir()?;
-    let cluster =
-        LocalCluster::start(dir.path(), a.validators, accounts, Amount(1_000_000_000_000), PbftSettings::default())?;
-    let urls: Vec<String> = cluster.running().iter().filter_map(|&i| cluster.node(i)).map(|n| n.url()).collect();
-    let all: Vec<usize> = cluster.running();
+    let cluster = BenchCluster::start(dir.path(), a.validators, accounts, a.processes)?;
+    let urls = cluster.urls();
     let keys: Vec<KeyPair> = (0..accounts).into_par_iter().map(dev_key).collect();
     let sign = |n: usize, first_nonce: u64| -> Vec<SignedTransaction> {
         (0..n)
@@ -311,9 +411,9 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let hashes = submit_concurrently(&urls, &batch, a.clients)?;
     let submitted = t.elapsed();
-    cluster.wait_committed(&all, &hashes, Duration::from_secs(300))?;
+    cluster.wait_committed(&hashes, Duration::from_secs(300))?;
     let latency = t.elapsed();
-    let h1 = cluster.height(0).unwrap_or(0);
+    let h1 = cluster.height();
 
     let mut sustained = serde_json::Value::Null;
     if a.sustained > 0 {
@@ -322,13 +422,13 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         let load = sign(a.sustained.div_ceil(accounts) * accounts, next_nonce);
         let t = Instant::now();
         let hashes = submit_concurrently(&urls, &load, a.clients)?;
-        cluster.wait_committed(&all, &hashes, Duration::from_secs(600))?;
+        cluster.wait_committed(&hashes, Duration::from_secs(600))?;
         let el = t.elapsed().as_secs_f64();
         sustained = json!({
             "transactions": load.len(),
             "elapsed_s": el,
             "tx_per_s": load.len() as f64 / el,
-            "blocks": cluster.height(0).unwrap_or(0) - h1,
+            "blocks": cluster.height() - h1,
         });
     }
     let (single, all_cores) = verify_limits();
@@ -345,7 +445,11 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     };
     let out = json!({
         "bench": "pbft",
-        "mode": "in-process (one OS process, real encoded messages over channels, one chain and store per validator)",
+        "mode": if a.processes {
+            "processes (one OS process per validator, Noise-encrypted TCP on loopback)"
+        } else {
+            "in-process (one OS process, real encoded messages over channels, one chain and store per validator)"
+        },
         "validators": a.validators,
         "batch": {
             "transactions": a.txs,

@@ -306,29 +306,43 @@ pub fn write_testnet(a: &TestnetArgs) -> anyhow::Result<Vec<PathBuf>> {
         allocations,
         validators: validators.iter().map(|k| k.public()).collect(),
     };
-    std::fs::write(a.dir.join("genesis.toml"), toml::to_string_pretty(&genesis)?)?;
+    write_network(&a.dir, &genesis, &validators, &a.host, a.rpc_port, a.p2p_port)
+}
+
+/// Writes `genesis` and, per validator, its key and a node config with the
+/// full peer list (RPC on `rpc_port + i`, peers on `p2p_port + i`).
+pub fn write_network(
+    dir: &std::path::Path,
+    genesis: &Genesis,
+    validators: &[KeyPair],
+    host: &str,
+    rpc_port: u16,
+    p2p_port: u16,
+) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("genesis.toml"), toml::to_string_pretty(genesis)?)?;
     let peers: Vec<gridledger_node::config::PeerEntry> = validators
         .iter()
         .enumerate()
         .map(|(i, k)| gridledger_node::config::PeerEntry {
             index: i as u32,
             public_key: k.public(),
-            address: format!("{}:{}", a.host, a.p2p_port as usize + i),
+            address: format!("{host}:{}", p2p_port as usize + i),
         })
         .collect();
     let mut out = Vec::new();
     for (i, k) in validators.iter().enumerate() {
-        let vdir = a.dir.join(format!("validator-{i}"));
+        let vdir = dir.join(format!("validator-{i}"));
         std::fs::create_dir_all(&vdir)?;
         write_key(&vdir.join("validator.key"), k)?;
         let cfg = NodeConfig {
             data_dir: "data".into(),
             genesis: "../genesis.toml".into(),
             validator_key: "validator.key".into(),
-            rpc_listen: format!("{}:{}", a.host, a.rpc_port as usize + i),
+            rpc_listen: format!("{host}:{}", rpc_port as usize + i),
             block_interval_ms: 200,
             chain: ChainConfig::default(),
-            network: (a.validators > 1).then(|| gridledger_node::config::NetworkSection {
+            network: (validators.len() > 1).then(|| gridledger_node::config::NetworkSection {
                 listen: peers[i].address.clone(),
                 peers: peers.clone(),
             }),

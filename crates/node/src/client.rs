@@ -53,6 +53,42 @@ impl RpcClient {
         v.get("result").cloned().ok_or_else(|| RpcError::Protocol(v.to_string()))
     }
 
+    /// A JSON-RPC batch: one HTTP request, one result per call, in order.
+    pub fn call_batch(&self, calls: &[(&str, Value)]) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
+        let reqs: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (m, p))| json!({ "jsonrpc": "2.0", "id": i, "method": m, "params": p }))
+            .collect();
+        let mut resp = self
+            .agent
+            .post(&format!("{}/", self.url))
+            .send_json(&Value::Array(reqs))
+            .map_err(|e| RpcError::Transport(e.to_string()))?;
+        let v: Value = resp.body_mut().read_json().map_err(|e| RpcError::Protocol(e.to_string()))?;
+        let arr = v.as_array().ok_or_else(|| RpcError::Protocol(v.to_string()))?;
+        let mut out: Vec<Result<Value, RpcError>> =
+            (0..calls.len()).map(|_| Err(RpcError::Protocol("missing response".into()))).collect();
+        for r in arr {
+            let Some(i) = r["id"].as_u64().map(|i| i as usize).filter(|i| *i < calls.len()) else { continue };
+            out[i] = match r.get("error") {
+                Some(e) => Err(RpcError::Remote {
+                    code: e["code"].as_i64().unwrap_or(0),
+                    message: e["message"].as_str().unwrap_or("").to_string(),
+                    kind: e["data"]["kind"].as_str().map(String::from),
+                }),
+                None => Ok(r.get("result").cloned().unwrap_or(Value::Null)),
+            };
+        }
+        Ok(out)
+    }
+
+    /// How many of `hashes` this node has committed (one batch request).
+    pub fn committed_count(&self, hashes: &[Hash32]) -> Result<usize, RpcError> {
+        let calls: Vec<(&str, Value)> = hashes.iter().map(|h| ("gl_getTransaction", json!([h]))).collect();
+        Ok(self.call_batch(&calls)?.into_iter().filter(|r| matches!(r, Ok(v) if !v.is_null())).count())
+    }
+
     /// GET a path (e.g. `/metrics`) as text.
     pub fn get_text(&self, path: &str) -> Result<String, RpcError> {
         let mut resp =
