@@ -96,6 +96,10 @@ impl Default for PbftSettings {
     }
 }
 
+fn add_us(counter: &std::sync::atomic::AtomicU64, since: Instant) {
+    counter.fetch_add(since.elapsed().as_micros() as u64, Relaxed);
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -209,9 +213,12 @@ impl Driver {
             },
             WIRE_TXS => match decode::<Vec<SignedTransaction>>(body, MAX_FRAME) {
                 Ok(txs) => {
+                    use rayon::prelude::*;
+                    let t = Instant::now();
                     let rules = &self.shared.rules;
-                    let checked = txs.into_iter().map(|t| rules.check_decoded(t)).collect();
+                    let checked = txs.into_par_iter().with_min_len(16).map(|t| rules.check_decoded(t)).collect();
                     self.shared.admit_gossiped(checked);
+                    add_us(&self.shared.metrics.pbft_gossip_us, t);
                 }
                 Err(e) => tracing::warn!(from, "undecodable transaction gossip: {e}"),
             },
@@ -246,6 +253,7 @@ impl Driver {
             self.pending_proposal = None;
             return;
         }
+        let t = Instant::now();
         let ex = {
             let mut chain = self.shared.chain();
             if chain.mempool().is_empty() || chain.tip().height + 1 != h {
@@ -253,6 +261,7 @@ impl Driver {
             }
             chain.build_block(&self.key.public(), now_ms()).0
         };
+        add_us(&self.shared.metrics.pbft_build_us, t);
         if ex.block.txs.is_empty() {
             return;
         }
@@ -271,8 +280,10 @@ impl Driver {
         if self.executed.contains_key(&hash) {
             return Ok(());
         }
-        let ex = self.shared.chain().validate_block(block).map_err(|e| e.to_string())?;
-        self.executed.insert(hash, ex);
+        let t = Instant::now();
+        let ex = self.shared.chain().validate_block(block).map_err(|e| e.to_string());
+        add_us(&self.shared.metrics.pbft_validate_us, t);
+        self.executed.insert(hash, ex?);
         Ok(())
     }
 
@@ -294,7 +305,10 @@ impl Driver {
         };
         ex.block.seal = Seal::Quorum { view: e.cert.view, signatures: e.cert.signatures };
         let (block, receipts) = (ex.block.clone(), ex.receipts.clone());
-        if let Err(err) = self.shared.chain().commit(ex) {
+        let t = Instant::now();
+        let committed = self.shared.chain().commit(ex);
+        add_us(&self.shared.metrics.pbft_commit_us, t);
+        if let Err(err) = committed {
             tracing::error!(height = e.cert.height, "commit failed: {err}");
             return;
         }
@@ -308,7 +322,10 @@ impl Driver {
         let mut queue = std::collections::VecDeque::from([step]);
         while let Some(step) = queue.pop_front() {
             if let Some(d) = &step.persist {
-                if let Err(e) = self.shared.store.put_aux(DURABLE_KEY, &encode(d)) {
+                let t = Instant::now();
+                let written = self.shared.store.put_aux(DURABLE_KEY, &encode(d));
+                add_us(&self.shared.metrics.pbft_persist_us, t);
+                if let Err(e) = written {
                     // Never vote without the vote on disk.
                     tracing::error!("cannot persist vote state, withholding messages: {e}");
                     continue;
