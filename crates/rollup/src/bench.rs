@@ -202,8 +202,11 @@ fn settle_sts(p: &mut Prepared, disputed: usize, seed: u64) -> Result<Value, Dem
     }))
 }
 
-/// Thesis Tables 3-4 to 3-6: (STs, [(IOR units, IOR s, OR units)] for 0 %, 2 %, 5 %).
-const THESIS_TABLES: [(usize, [(u64, f64, u64); 3]); 3] = [
+/// One thesis cell: (IOR gas units, IOR settlement s, OR gas units).
+type ThesisCell = (u64, f64, u64);
+
+/// Thesis Tables 3-4 to 3-6: STs and the cells for 0 %, 2 %, 5 % disputed.
+const THESIS_TABLES: [(usize, [ThesisCell; 3]); 3] = [
     (1_000, [(45_600, 17.5, 34_400), (47_840, 17.9, 36_640), (51_200, 18.7, 40_000)]),
     (2_000, [(90_200, 30.5, 67_800), (94_680, 31.4, 72_280), (101_400, 33.1, 79_000)]),
     (4_000, [(178_900, 68.3, 134_100), (187_860, 69.9, 143_060), (201_300, 73.6, 156_500)]),

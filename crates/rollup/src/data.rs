@@ -40,8 +40,11 @@ pub struct WeatherHour {
     pub wind_cm_s: u32,
 }
 
+/// A CSV's header fields and its numbered data lines.
+type Lines<'a> = (Vec<&'a str>, Vec<(usize, &'a str)>);
+
 /// The data lines of a CSV with `#` comments and one header line.
-fn lines<'a>(file: &'static str, text: &'a str) -> Result<(Vec<&'a str>, Vec<(usize, &'a str)>), DataError> {
+fn lines<'a>(file: &'static str, text: &'a str) -> Result<Lines<'a>, DataError> {
     let mut it = text.lines().enumerate().filter(|(_, l)| !l.starts_with('#') && !l.trim().is_empty());
     let Some((_, header)) = it.next() else {
         return Err(DataError::Parse { file, line: 0, what: "no header".into() });

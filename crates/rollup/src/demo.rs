@@ -148,7 +148,7 @@ pub fn pv_power_w(irradiance_w_m2: f64, area_m2: f64) -> f64 {
 /// `P_wind` of Eqs 3.7–3.8 in W, for wind speed in m/s and rotor diameter in m.
 pub fn wind_power_w(v: f64, diameter_m: f64) -> f64 {
     let a_bld = std::f64::consts::PI * diameter_m * diameter_m / 4.0;
-    if v < V_IN || v > V_OUT {
+    if !(V_IN..=V_OUT).contains(&v) {
         0.0
     } else if v <= V_RATE {
         0.5 * AIR_DENSITY * a_bld * v.powi(3)

@@ -123,6 +123,27 @@ pub struct DualChain {
     pub disputes_handled: u64,
 }
 
+/// Largest transaction the driver's chains admit. `sc_exe`, `sc_verify`
+/// and a controversial transaction carry a whole batch (up to 300 ATs/STs,
+/// §3.5.1, about 75 KiB), more than the ledger's default 64 KiB.
+pub const MAX_TX_BYTES: usize = 4 * 1024 * 1024;
+
+/// A [`DevChain`] like [`DevChain::open`], admitting [`MAX_TX_BYTES`].
+fn dev_chain(
+    dir: &std::path::Path,
+    accounts: usize,
+    wallet: Amount,
+    registry: gridledger_ledger::ContractRegistry,
+) -> Result<DevChain, ChainError> {
+    let validator = gridledger_ledger::devnet::dev_validator(0);
+    let genesis =
+        gridledger_ledger::devnet::dev_genesis(DevChain::CHAIN_ID, accounts, wallet, std::slice::from_ref(&validator));
+    let config = gridledger_ledger::ChainConfig { max_tx_bytes: MAX_TX_BYTES, ..Default::default() };
+    let chain = gridledger_ledger::Chain::open(dir, genesis, registry, config)?;
+    let now = chain.tip().timestamp + 1_000;
+    Ok(DevChain { chain, validator, now })
+}
+
 fn ok(r: &Receipt, method: &str) -> Result<(), DriverError> {
     match &r.status {
         TxStatus::Success => Ok(()),
@@ -144,8 +165,8 @@ impl DualChain {
         cfg: DriverConfig,
     ) -> Result<Self, DriverError> {
         let accounts = cfg.participants + cfg.executors + cfg.validators;
-        let primary = DevChain::open(primary_dir, accounts, cfg.wallet, primary_registry())?;
-        let secondary = DevChain::open(secondary_dir, accounts, cfg.wallet, secondary_registry())?;
+        let primary = dev_chain(primary_dir, accounts, cfg.wallet, primary_registry())?;
+        let secondary = dev_chain(secondary_dir, accounts, cfg.wallet, secondary_registry())?;
         let authority = KeyPair::from_seed("gridledger-ior-authority");
         let executors = (0..cfg.executors)
             .map(|i| {
