@@ -4,8 +4,8 @@
 NOT needed to build, test or run gridledger: its outputs are committed.
 Run it in a throwaway virtual environment:
 
-    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install pvlib==0.16.1 simbench==1.6.3
-    /tmp/venv/bin/python data/scripts/derive_ior_data.py data
+    python3 -m venv ../derive-venv && ../derive-venv/bin/pip install pvlib==0.16.1 simbench==1.6.3
+    ../derive-venv/bin/python data/scripts/derive_ior_data.py data
 
 It reads data files shipped inside the two wheels (no network access) and
 writes integer CSV files with '#' header comments.
