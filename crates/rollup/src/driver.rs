@@ -6,7 +6,7 @@
 //! runs a day of trading by calling [`DualChain::submit`] per trading slot
 //! (advancing [`DualChain::set_time`]) and [`DualChain::process`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Timestamp};
@@ -22,6 +22,13 @@ use crate::{args, primary_registry, secondary_registry, IOR_PRIMARY_ID, IOR_SECO
 /// Gas limit of the driver's transactions (a dispute re-executes a batch).
 pub const DRIVER_GAS_LIMIT: u64 = 100_000_000;
 
+/// Gas limit of the `SC_DS_*` and `fund` calls that [`DualChain::submit_block`]
+/// and [`DualChain::fund_many`] pack into one block. A block admits a
+/// transaction only while the *limits* fit the block gas limit (300 M by
+/// default), so a 300-transaction batch (§3.5.1) needs limits of at most
+/// 1 M; recording one AT/ST uses a fraction of it.
+pub const RECORD_GAS_LIMIT: u64 = 1_000_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     #[error(transparent)]
@@ -36,6 +43,8 @@ pub enum DriverError {
     UnknownNode(Address),
     #[error("batch {0} did not settle")]
     Stuck(u64),
+    #[error("a submitted {0} transaction was not included in the next block")]
+    NotIncluded(&'static str),
 }
 
 /// IOR, or the conventional optimistic rollup baseline (same contracts, a
@@ -106,6 +115,33 @@ pub struct DualChain {
     pub gas: Vec<GasRecord>,
     pub faults: Vec<Fault>,
     pub settled: Vec<SettledBatch>,
+    /// STs whose participants dispute their TCR, keyed by `(ADDR_b, DT
+    /// start)`: for each, [`Self::process`] selects one delegated validator
+    /// at random to validate that ST (§3.5.3, Tables 3-4 to 3-6).
+    pub participant_disputes: BTreeSet<(Address, Timestamp)>,
+    /// Participant disputes handled so far.
+    pub disputes_handled: u64,
+}
+
+/// Largest transaction the driver's chains admit. `sc_exe`, `sc_verify`
+/// and a controversial transaction carry a whole batch (up to 300 ATs/STs,
+/// §3.5.1, about 75 KiB), more than the ledger's default 64 KiB.
+pub const MAX_TX_BYTES: usize = 4 * 1024 * 1024;
+
+/// A [`DevChain`] like [`DevChain::open`], admitting [`MAX_TX_BYTES`].
+fn dev_chain(
+    dir: &std::path::Path,
+    accounts: usize,
+    wallet: Amount,
+    registry: gridledger_ledger::ContractRegistry,
+) -> Result<DevChain, ChainError> {
+    let validator = gridledger_ledger::devnet::dev_validator(0);
+    let genesis =
+        gridledger_ledger::devnet::dev_genesis(DevChain::CHAIN_ID, accounts, wallet, std::slice::from_ref(&validator));
+    let config = gridledger_ledger::ChainConfig { max_tx_bytes: MAX_TX_BYTES, ..Default::default() };
+    let chain = gridledger_ledger::Chain::open(dir, genesis, registry, config)?;
+    let now = chain.tip().timestamp + 1_000;
+    Ok(DevChain { chain, validator, now })
 }
 
 fn ok(r: &Receipt, method: &str) -> Result<(), DriverError> {
@@ -129,8 +165,8 @@ impl DualChain {
         cfg: DriverConfig,
     ) -> Result<Self, DriverError> {
         let accounts = cfg.participants + cfg.executors + cfg.validators;
-        let primary = DevChain::open(primary_dir, accounts, cfg.wallet, primary_registry())?;
-        let secondary = DevChain::open(secondary_dir, accounts, cfg.wallet, secondary_registry())?;
+        let primary = dev_chain(primary_dir, accounts, cfg.wallet, primary_registry())?;
+        let secondary = dev_chain(secondary_dir, accounts, cfg.wallet, secondary_registry())?;
         let authority = KeyPair::from_seed("gridledger-ior-authority");
         let executors = (0..cfg.executors)
             .map(|i| {
@@ -168,6 +204,8 @@ impl DualChain {
             gas: vec![],
             faults: vec![],
             settled: vec![],
+            participant_disputes: BTreeSet::new(),
+            disputes_handled: 0,
         };
         let admin = dev_key(d.cfg.participants);
         let pc = PrimaryConfig {
@@ -243,6 +281,31 @@ impl DualChain {
         self.primary_call(key, "fund", vec![], amount)
     }
 
+    /// Funds many traders' IOR accounts, up to `max_batch` per block.
+    pub fn fund_many(&mut self, funds: &[(KeyPair, Amount)]) -> Result<(), DriverError> {
+        let per_block = (self.cfg.params.max_batch as usize).max(1);
+        for chunk in funds.chunks(per_block) {
+            let mut hashes = Vec::with_capacity(chunk.len());
+            for (key, amount) in chunk {
+                let n = self.primary.nonce(key);
+                let tx = call(key, DevChain::CHAIN_ID, n, IOR_PRIMARY_ID, "fund", vec![], *amount, RECORD_GAS_LIMIT);
+                hashes.push(self.primary.chain.submit(&tx.to_bytes())?);
+            }
+            self.primary.seal();
+            for h in hashes {
+                let r = self.primary.chain.receipt(&h)?.ok_or(DriverError::NotIncluded("fund"))?;
+                self.gas.push(GasRecord {
+                    target: Target::Primary,
+                    method: "fund".into(),
+                    gas: r.gas_used,
+                    success: r.status == TxStatus::Success,
+                });
+                ok(&r, "fund")?;
+            }
+        }
+        Ok(())
+    }
+
     /// Submits one AT (`SC_DS_AT`) or ST (`SC_DS_ST`) in its own block.
     pub fn submit(&mut self, key: &KeyPair, tx: &IorTx) -> Result<Receipt, DriverError> {
         let (method, a) = match tx {
@@ -261,7 +324,7 @@ impl DualChain {
                 IorTx::St(st) => ("sc_ds_st", args(st)),
             };
             let n = self.primary.nonce(key);
-            let stx = call(key, DevChain::CHAIN_ID, n, IOR_PRIMARY_ID, method, a, Amount::ZERO, DRIVER_GAS_LIMIT);
+            let stx = call(key, DevChain::CHAIN_ID, n, IOR_PRIMARY_ID, method, a, Amount::ZERO, RECORD_GAS_LIMIT);
             hashes.push((method, self.primary.chain.submit(&stx.to_bytes())?));
         }
         self.primary.seal();
@@ -361,18 +424,43 @@ impl DualChain {
                     return Err(DriverError::Stuck(fin));
                 }
             }
-            // Step 4–5: the assigned validator, then smart meters' delegated validators.
+            // Step 4–5: the assigned validator (in the conventional-OR
+            // baseline a watcher that records nothing unless it challenges),
+            // then smart meters' delegated validators.
             let validators: Vec<Address> = self.validators.iter().map(|(k, _)| k.address()).collect();
             if let Some(i) = validators.iter().position(|a| *a == input.header.validator) {
-                let step = self.validators[i].1.on_tcrs_recorded(&input);
+                let step = match self.cfg.mode {
+                    Mode::Ior => self.validators[i].1.on_tcrs_recorded(&input),
+                    Mode::ConventionalOr => self.validators[i].1.watch(&input),
+                };
                 let key = self.validators[i].0.clone();
                 self.run_step(&key, step)?;
             }
+            // Every honest meter computes the same TCRs: compute them once.
+            let shared = match crate::exec::execute_batch(
+                &mut crate::exec::OffChain,
+                &self.cfg.params,
+                &input.prestate,
+                &input.entries,
+            ) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    let reason = e.to_string();
+                    for owner in self.meters.keys() {
+                        self.faults.push(Fault::ExecutionFailed {
+                            batch: fin,
+                            observer: *owner,
+                            reason: reason.clone(),
+                        });
+                    }
+                    None
+                }
+            };
             let owners: Vec<Address> = self.meters.keys().copied().collect();
-            for owner in owners {
-                let step = match self.meters.get_mut(&owner) {
-                    Some(m) => m.on_tcrs_recorded(&input, &validators, rng),
-                    None => continue,
+            for owner in owners.iter().filter(|_| shared.is_some()) {
+                let step = match (self.meters.get_mut(owner), &shared) {
+                    (Some(m), Some(own)) if m.involved(&input) => m.on_tcrs_computed(&input, own, &validators, rng),
+                    _ => continue,
                 };
                 self.faults.extend(step.faults.clone());
                 for d in step.delegations {
@@ -380,6 +468,29 @@ impl DualChain {
                     let s = self.validators[i].1.on_delegation(&input);
                     let key = self.validators[i].0.clone();
                     self.run_step(&key, s)?;
+                }
+            }
+            // Participants' disputes: one randomly selected validator each.
+            if !self.participant_disputes.is_empty() && !validators.is_empty() {
+                let disputed: Vec<u32> = input
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| {
+                        !e.tx.is_at()
+                            && self.participant_disputes.contains(&(e.tx.terms().buyer, e.tx.terms().dt_start))
+                    })
+                    .map(|(i, _)| i as u32)
+                    .collect();
+                for index in disputed {
+                    if self.batch_input(fin)?.header.state != BatchState::Open {
+                        break; // an arbitration already settled the batch
+                    }
+                    let i = rng.random_range(0..validators.len());
+                    let s = self.validators[i].1.on_participant_dispute(&input, index);
+                    let key = self.validators[i].0.clone();
+                    self.run_step(&key, s)?;
+                    self.disputes_handled += 1;
                 }
             }
             // Settle after the window if no dispute did.

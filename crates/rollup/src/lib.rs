@@ -16,6 +16,11 @@
 //! - [`roles`]: sans-IO executor, validator and smart meter (§3.3.3–3.3.4).
 //! - [`driver`]: an in-process driver running the roles over two chains.
 //! - [`security`]: the economic condition of Eq 3.5.
+//! - [`data`], [`demo`]: the §3.5.4 day of 15 traders on embedded real
+//!   weather and load data ([`demo::run_day`]).
+//! - [`bench`]: gas and settlement-time benchmarks against the
+//!   challenge-window rollup and the single chain ([`bench::bench_ior`],
+//!   §3.5.3, Figs 3-5 and 3-7, Tables 3-2 to 3-6).
 //!
 //! The IOR contracts live in this crate, with their own registries
 //! ([`primary_registry`], [`secondary_registry`], [`single_chain_registry`]),
@@ -28,6 +33,9 @@ use std::sync::Arc;
 use gridledger_core::ContractId;
 use gridledger_ledger::ContractRegistry;
 
+pub mod bench;
+pub mod data;
+pub mod demo;
 pub mod driver;
 pub mod exec;
 pub mod primary;

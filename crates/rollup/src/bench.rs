@@ -1,0 +1,416 @@
+//! Benchmarks of thesis §3.5.3 on our chains, printed as JSON beside the
+//! thesis' numbers: gas per contract (Tables 3-2, 3-3), 1,000 ATs + 1,000 STs
+//! on the dual chain against the single-chain baseline (Figs 3-5, 3-7), and
+//! IOR against the challenge-window (conventional optimistic) rollup for
+//! N STs with a share of them disputed (Tables 3-4 to 3-6).
+//!
+//! Choices, recorded:
+//! - **Workload.** Trader `i < N` buys 500 Wh at 0.2 coin/kWh from seller
+//!   `i mod S` for one 30-minute slot; ATs are recorded and settled first
+//!   (not timed in the ST tables), then the N STs (`O_b` = 1, signed).
+//!   Batches hold 300 transactions (§3.5.1).
+//! - **Settlement time** is wall-clock from submitting the first ST to the
+//!   last batch settling, on one process with both development chains.
+//!   The dispute window passes on the chains' block clock, not the wall
+//!   clock, so it is reported separately (`window_ms`, `latency_max_ms`).
+//! - **The challenge-window rollup** runs the same contracts with a week's
+//!   window ([`Mode::ConventionalOr`]): the executor still executes on the
+//!   secondary chain and posts TCRs, but validators only watch: nothing
+//!   records `SC_VERIFY` (that is IOR's extra gas, as §3.5.3 explains).
+//! - **Disputes.** A disputed ST is one whose participant disputes its
+//!   TCR; one validator chosen at random validates that ST (§3.5.3) and
+//!   records `SC_VERIFY` of it on the secondary chain; it settles with its
+//!   batch. The same happens in both systems; TCRs are honest, so no
+//!   arbitration follows.
+//! - **Thesis units.** 1 unit = 124,000 gas (§3.5.2). Our native contracts
+//!   price storage and signature recovery, not EVM opcodes, so absolute
+//!   units differ; compare ratios.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Address, Amount, Energy, Timestamp};
+use gridledger_ledger::devnet::{call, dev_key, DevChain};
+use gridledger_ledger::TxStatus;
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+
+use crate::demo::{DemoError, GasSummary, SLOT_MS};
+use crate::driver::{DriverConfig, DriverError, DualChain, Mode, RECORD_GAS_LIMIT, WEEK_MS};
+use crate::types::{coins, AgreementTerms, AgreementTx, IorParams, IorTx, SettlementTx};
+use crate::{args, single_chain_registry, IOR_SINGLE_ID};
+
+/// 1 thesis gas unit (§3.5.2).
+pub const THESIS_UNIT_GAS: u64 = 124_000;
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IorBenchConfig {
+    /// ST counts for the IOR-vs-OR tables.
+    pub sizes: Vec<usize>,
+    /// Disputed share of STs, ‰.
+    pub dispute_permille: Vec<u32>,
+    /// ATs and STs each for the gas-per-contract and single-chain runs.
+    pub gas_txs: usize,
+    /// Distinct sellers.
+    pub sellers: usize,
+    pub executors: usize,
+    pub validators: usize,
+    /// IOR dispute window, ms of block time.
+    pub window_ms: u64,
+    /// Node counts for the node-weighted gas of Fig 3-7.
+    pub nodes: Vec<u64>,
+    pub seed: u64,
+}
+
+impl Default for IorBenchConfig {
+    fn default() -> Self {
+        Self {
+            sizes: vec![1_000, 2_000, 4_000],
+            dispute_permille: vec![0, 20, 50],
+            gas_txs: 1_000,
+            sellers: 100,
+            executors: 2,
+            validators: 3,
+            window_ms: 5_000,
+            nodes: vec![10, 20, 30],
+            seed: 7,
+        }
+    }
+}
+
+const EP: u128 = 200_000;
+const EM_WH: u64 = 500;
+const T0: Timestamp = 3_600_000;
+
+fn terms(buyer: &KeyPair, seller: &KeyPair) -> AgreementTerms {
+    AgreementTerms {
+        ep: Amount(EP),
+        em: Energy(EM_WH),
+        buyer: buyer.address(),
+        seller: seller.address(),
+        dt_start: T0,
+        dt_end: T0 + SLOT_MS,
+        dl: T0 + SLOT_MS + 15 * 60 * 1000,
+    }
+}
+
+fn st(t: &AgreementTerms, buyer: &KeyPair) -> SettlementTx {
+    SettlementTx { terms: t.clone(), stmp: t.dt_end, buyer_sig: None, ob: true, dt_step_s: 300, ps: vec![1_000; 6] }
+        .sign_as_buyer(buyer)
+}
+
+/// A dual chain with `n` buyers holding open agreements.
+struct Prepared {
+    d: DualChain,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    sts: Vec<(KeyPair, IorTx)>,
+    at_gas: GasSummary,
+    at_record_ms: u64,
+    at_settle_ms: u64,
+}
+
+fn prepare(cfg: &IorBenchConfig, n: usize, mode: Mode) -> Result<Prepared, DemoError> {
+    let sellers = cfg.sellers.clamp(1, n.max(1));
+    let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let dcfg = DriverConfig {
+        params: IorParams::case_study(),
+        mode,
+        ior_window_ms: cfg.window_ms,
+        node_deposit: coins(100),
+        bonus_permille: 500,
+        participants: n + sellers,
+        executors: cfg.executors.max(1),
+        validators: cfg.validators.max(1),
+        wallet: coins(1_000_000),
+        delegates: 1,
+    };
+    let mut d = DualChain::open(dirs.0.path(), dirs.1.path(), dcfg)?;
+    let buyers: Vec<KeyPair> = (0..n).map(dev_key).collect();
+    let sells: Vec<KeyPair> = (n..n + sellers).map(dev_key).collect();
+    let per_seller = (n / sellers + 2) as u128;
+    let mut funds: Vec<(KeyPair, Amount)> = buyers.iter().map(|k| (k.clone(), coins(2))).collect();
+    funds.extend(sells.iter().map(|k| (k.clone(), coins(per_seller))));
+    d.fund_many(&funds)?;
+    d.set_time(T0 - 60_000);
+    let mut ats = Vec::with_capacity(n);
+    let mut sts = Vec::with_capacity(n);
+    for (i, b) in buyers.iter().enumerate() {
+        let s = &sells[i % sellers];
+        let t = terms(b, s);
+        ats.push((b.clone(), IorTx::At(AgreementTx::signed(t.clone(), s))));
+        sts.push((s.clone(), IorTx::St(st(&t, b))));
+    }
+    let from = d.gas.len();
+    let t = Instant::now();
+    for chunk in ats.chunks(d.cfg.params.max_batch as usize) {
+        d.submit_block(chunk)?;
+    }
+    let at_record_ms = t.elapsed().as_millis() as u64;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    d.process(&mut rng)?;
+    let at_settle_ms = t.elapsed().as_millis() as u64;
+    let at_gas = GasSummary::of(&d.gas[from..]);
+    d.set_time(T0 + SLOT_MS + 60_000);
+    Ok(Prepared { d, _dirs: dirs, sts, at_gas, at_record_ms, at_settle_ms })
+}
+
+/// Settles the prepared STs with `disputed` of them disputed.
+fn settle_sts(p: &mut Prepared, disputed: usize, seed: u64) -> Result<Value, DemoError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = p.sts.len();
+    p.d.participant_disputes = sample(&mut rng, n, disputed.min(n))
+        .into_iter()
+        .map(|i| {
+            let t = p.sts[i].1.terms();
+            (t.buyer, t.dt_start)
+        })
+        .collect::<BTreeSet<(Address, Timestamp)>>();
+    let from = p.d.gas.len();
+    let settled_before = p.d.settled.len();
+    let t = Instant::now();
+    for chunk in p.sts.chunks(p.d.cfg.params.max_batch as usize) {
+        p.d.submit_block(chunk)?;
+    }
+    let record_ms = t.elapsed().as_millis() as u64;
+    p.d.process(&mut rng)?;
+    let settle_ms = t.elapsed().as_millis() as u64;
+    let gas = GasSummary::of(&p.d.gas[from..]);
+    let batches = &p.d.settled[settled_before..];
+    let settled_sts: usize = batches
+        .iter()
+        .map(|b| b.outcomes.iter().filter(|o| matches!(o, crate::types::Outcome::StSettled(_))).count())
+        .sum();
+    Ok(json!({
+        "sts": n,
+        "settled_sts": settled_sts,
+        "disputed_sts": p.d.participant_disputes.len(),
+        "disputes_handled": p.d.disputes_handled,
+        "batches": batches.len(),
+        "gas": gas.total(),
+        "gas_primary": gas.primary,
+        "gas_secondary": gas.secondary,
+        "gas_thesis_units": gas.total() as f64 / THESIS_UNIT_GAS as f64,
+        "record_ms": record_ms,
+        "settle_ms": settle_ms,
+        "window_ms": p.d.cfg.window_ms(),
+        "latency_max_ms": batches.iter().map(|b| b.latency_ms).max().unwrap_or(0),
+        "by_method": gas.by_method,
+    }))
+}
+
+/// One thesis cell: (IOR gas units, IOR settlement s, OR gas units).
+type ThesisCell = (u64, f64, u64);
+
+/// Thesis Tables 3-4 to 3-6: STs and the cells for 0 %, 2 %, 5 % disputed.
+const THESIS_TABLES: [(usize, [ThesisCell; 3]); 3] = [
+    (1_000, [(45_600, 17.5, 34_400), (47_840, 17.9, 36_640), (51_200, 18.7, 40_000)]),
+    (2_000, [(90_200, 30.5, 67_800), (94_680, 31.4, 72_280), (101_400, 33.1, 79_000)]),
+    (4_000, [(178_900, 68.3, 134_100), (187_860, 69.9, 143_060), (201_300, 73.6, 156_500)]),
+];
+
+fn thesis_row(n: usize, permille: u32) -> Value {
+    let col = match permille {
+        0 => 0,
+        20 => 1,
+        50 => 2,
+        _ => return Value::Null,
+    };
+    THESIS_TABLES.iter().find(|(k, _)| *k == n).map_or(Value::Null, |(_, r)| {
+        let (iu, is, ou) = r[col];
+        json!({"ior_gas_units": iu, "ior_settle_s": is, "or_gas_units": ou, "or_settle": "a week",
+               "gas_ratio": iu as f64 / ou as f64})
+    })
+}
+
+/// The single-chain baseline: `n` ATs then `n` STs through `SC_EXE_AT` /
+/// `SC_EXE_ST` on one chain, 300 per block.
+fn single_chain(cfg: &IorBenchConfig, n: usize) -> Result<Value, DemoError> {
+    let sellers = cfg.sellers.clamp(1, n.max(1));
+    let dir = tempfile::tempdir()?;
+    let mut c = DevChain::open(dir.path(), n + sellers, coins(1_000_000), single_chain_registry())
+        .map_err(|e| DemoError::Driver(DriverError::Chain(e)))?;
+    let admin = dev_key(0);
+    let r = c.call(&admin, IOR_SINGLE_ID, "init", args(&IorParams::case_study()), Amount::ZERO).map_err(sub)?;
+    if r.status != TxStatus::Success {
+        return Err(DemoError::Config(format!("single-chain init: {:?}", r.status)));
+    }
+    let buyers: Vec<KeyPair> = (0..n).map(dev_key).collect();
+    let sells: Vec<KeyPair> = (n..n + sellers).map(dev_key).collect();
+    let per_seller = (n / sellers + 2) as u128;
+    let block = |c: &mut DevChain, txs: Vec<(KeyPair, &str, Vec<u8>, Amount)>| -> Result<(u64, usize), DemoError> {
+        let (mut gas, mut ok) = (0, 0);
+        for chunk in txs.chunks(300) {
+            let mut hs = Vec::new();
+            for (k, m, a, v) in chunk {
+                let tx = call(k, DevChain::CHAIN_ID, c.nonce(k), IOR_SINGLE_ID, m, a.clone(), *v, RECORD_GAS_LIMIT);
+                hs.push(c.chain.submit(&tx.to_bytes()).map_err(sub)?);
+            }
+            c.seal();
+            for h in hs {
+                let r = c.chain.receipt(&h).map_err(|e| DemoError::Driver(DriverError::Chain(e)))?;
+                let r = r.ok_or(DemoError::Driver(DriverError::NotIncluded("single-chain")))?;
+                gas += r.gas_used;
+                ok += usize::from(r.status == TxStatus::Success);
+            }
+        }
+        Ok((gas, ok))
+    };
+    let mut funds: Vec<(KeyPair, &str, Vec<u8>, Amount)> =
+        buyers.iter().map(|k| (k.clone(), "fund", vec![], coins(2))).collect();
+    funds.extend(sells.iter().map(|k| (k.clone(), "fund", vec![], coins(per_seller))));
+    block(&mut c, funds)?;
+    c.now = c.now.max(T0 - 60_000);
+    let mut ats = Vec::new();
+    let mut sts = Vec::new();
+    for (i, b) in buyers.iter().enumerate() {
+        let s = &sells[i % sellers];
+        let t = terms(b, s);
+        ats.push((b.clone(), "sc_exe_at", args(&AgreementTx::signed(t.clone(), s)), Amount::ZERO));
+        sts.push((s.clone(), "sc_exe_st", args(&st(&t, b)), Amount::ZERO));
+    }
+    let t = Instant::now();
+    let (at_gas, at_ok) = block(&mut c, ats)?;
+    let at_ms = t.elapsed().as_millis() as u64;
+    c.now = c.now.max(T0 + SLOT_MS + 60_000);
+    let t = Instant::now();
+    let (st_gas, st_ok) = block(&mut c, sts)?;
+    let st_ms = t.elapsed().as_millis() as u64;
+    Ok(json!({
+        "ats": n, "ats_ok": at_ok, "sc_exe_at_gas": at_gas, "sc_exe_at_ms": at_ms,
+        "sts": n, "sts_ok": st_ok, "sc_exe_st_gas": st_gas, "sc_exe_st_ms": st_ms,
+        "gas": at_gas + st_gas, "execution_ms": at_ms + st_ms,
+    }))
+}
+
+fn sub(e: gridledger_ledger::SubmitError) -> DemoError {
+    DemoError::Driver(DriverError::Submit(e))
+}
+
+fn per_call(g: &GasSummary, key: &str) -> Value {
+    g.by_method.get(key).map_or(Value::Null, |m| {
+        let per = m.gas.checked_div(m.calls).unwrap_or(0);
+        json!({"calls": m.calls, "gas": m.gas, "gas_per_call": per,
+               "thesis_units_per_call": per as f64 / THESIS_UNIT_GAS as f64})
+    })
+}
+
+/// Runs every benchmark of the module docs and returns one JSON object.
+pub fn bench_ior(cfg: &IorBenchConfig) -> Result<Value, DemoError> {
+    if cfg.gas_txs == 0 || cfg.sizes.contains(&0) || cfg.dispute_permille.iter().any(|p| *p > 1000) {
+        return Err(DemoError::Config("sizes must be positive and dispute shares at most 1000 ‰".into()));
+    }
+    let started = Instant::now();
+    // 1,000 ATs + 1,000 STs: per-contract gas and the single-chain baseline.
+    let mut p = prepare(cfg, cfg.gas_txs, Mode::Ior)?;
+    let st = settle_sts(&mut p, 0, cfg.seed)?;
+    let at = &p.at_gas;
+    let all = GasSummary::of(&p.d.gas);
+    let ior_gas = at.total() + st["gas"].as_u64().unwrap_or(0);
+    let ior_primary = at.primary + st["gas_primary"].as_u64().unwrap_or(0);
+    let ior_secondary = at.secondary + st["gas_secondary"].as_u64().unwrap_or(0);
+    let single = single_chain(cfg, cfg.gas_txs)?;
+    let single_gas = single["gas"].as_u64().unwrap_or(0);
+    // Fig 3-7's argument: every node of a chain executes its contracts.
+    // The primary chain's gas counts once per primary node; the secondary
+    // chain's work is done by one executor and one validator (2 nodes).
+    let node_weighted: Vec<Value> = cfg
+        .nodes
+        .iter()
+        .map(|k| {
+            let ior = ior_primary * k + ior_secondary * 2;
+            json!({"nodes": k, "ior_gas": ior, "single_gas": single_gas * k,
+                   "ior_units": ior as f64 / THESIS_UNIT_GAS as f64,
+                   "single_units": (single_gas * k) as f64 / THESIS_UNIT_GAS as f64})
+        })
+        .collect();
+    let methods = [
+        ("SC_DS_AT", "primary/sc_ds_at", 1.0),
+        ("SC_CR_AT (per batch of up to 300)", "primary/sc_cr_at", 0.95),
+        ("SC_DS_ST", "primary/sc_ds_st", 1.0),
+        ("SC_CR_ST (per batch of up to 300)", "primary/sc_cr_st", 0.95),
+        ("SC_EXE (secondary, per batch)", "secondary/sc_exe", f64::NAN),
+        ("SC_VERIFY (secondary, per batch)", "secondary/sc_verify", 2.1),
+        ("finalize (per batch)", "primary/finalize", f64::NAN),
+    ];
+    let gas_per_contract: Vec<Value> = methods
+        .iter()
+        .map(|(name, key, thesis)| {
+            json!({"contract": name, "ours": per_call(&all, key),
+                   "thesis_units": if thesis.is_nan() { Value::Null } else { json!(thesis) }})
+        })
+        .collect();
+    let n = cfg.gas_txs as u64;
+    let per_tx = |g: u64| g.checked_div(n).unwrap_or(0);
+    let exe = json!({
+        "SC_EXE_AT single chain, per AT": {"gas": per_tx(single["sc_exe_at_gas"].as_u64().unwrap_or(0)), "thesis_units": 6.9},
+        "SC_EXE_ST single chain, per ST": {"gas": per_tx(single["sc_exe_st_gas"].as_u64().unwrap_or(0)), "thesis_units": 11.2},
+        "sc_exe secondary, per AT": per_tx(at.by_method.get("secondary/sc_exe").map_or(0, |m| m.gas)),
+        "sc_exe secondary, per ST": per_tx(st["by_method"]["secondary/sc_exe"]["gas"].as_u64().unwrap_or(0)),
+    });
+    let at_st = json!({
+        "ats": cfg.gas_txs, "sts": cfg.gas_txs,
+        "ior": {"gas": ior_gas, "gas_primary": ior_primary, "gas_secondary": ior_secondary,
+                "gas_thesis_units": ior_gas as f64 / THESIS_UNIT_GAS as f64,
+                "primary_record_ms": p.at_record_ms + st["record_ms"].as_u64().unwrap_or(0),
+                "settle_ms": p.at_settle_ms + st["settle_ms"].as_u64().unwrap_or(0)},
+        "single_chain": single,
+        "node_weighted_gas_fig_3_7": node_weighted,
+        "thesis_fig_3_5_primary_s": {"10_nodes": 2.7, "20_nodes": 3.4, "30_nodes": 4.3},
+        "thesis_st_total_s": 17.5,
+    });
+    drop(p);
+
+    // Tables 3-4 to 3-6.
+    let mut rows = Vec::new();
+    for &size in &cfg.sizes {
+        for &pm in &cfg.dispute_permille {
+            let disputed = size * pm as usize / 1000;
+            let mut out = serde_json::Map::new();
+            for (name, mode) in [("ior", Mode::Ior), ("challenge_window_or", Mode::ConventionalOr)] {
+                let mut p = prepare(cfg, size, mode)?;
+                out.insert(name.into(), settle_sts(&mut p, disputed, cfg.seed ^ size as u64 ^ u64::from(pm))?);
+            }
+            let g = |k: &str| out[k]["gas"].as_u64().unwrap_or(0);
+            let ratio = g("ior") as f64 / g("challenge_window_or").max(1) as f64;
+            for k in ["ior", "challenge_window_or"] {
+                if let Some(o) = out.get_mut(k).and_then(Value::as_object_mut) {
+                    o.remove("by_method");
+                }
+            }
+            rows.push(json!({
+                "sts": size, "dispute_permille": pm, "disputed_sts": disputed,
+                "ior": out["ior"], "challenge_window_or": out["challenge_window_or"],
+                "gas_ratio_ior_over_or": ratio,
+                "thesis": thesis_row(size, pm),
+            }));
+        }
+    }
+    let settle = |n: usize| {
+        rows.iter()
+            .filter(|r| r["sts"] == n && r["dispute_permille"] == 0)
+            .filter_map(|r| r["ior"]["settle_ms"].as_u64())
+            .next()
+    };
+    let max_ratio = rows.iter().filter_map(|r| r["gas_ratio_ior_over_or"].as_f64()).fold(0.0, f64::max);
+    Ok(json!({
+        "bench": "ior",
+        "config": {"sizes": cfg.sizes, "dispute_permille": cfg.dispute_permille, "gas_txs": cfg.gas_txs,
+                   "sellers": cfg.sellers, "executors": cfg.executors, "validators": cfg.validators,
+                   "ior_window_ms": cfg.window_ms, "or_window_ms": WEEK_MS, "batch": 300, "seed": cfg.seed},
+        "thesis_unit_gas": THESIS_UNIT_GAS,
+        "gas_per_contract": gas_per_contract,
+        "execution_gas_per_tx": exe,
+        "ats_and_sts": at_st,
+        "ior_vs_challenge_window_or": rows,
+        "targets": {
+            "settle_1000_sts_ms": settle(1_000), "target_1000_ms": 1_500, "thesis_1000_ms": 17_500,
+            "settle_4000_sts_ms": settle(4_000), "target_4000_ms": 6_000, "thesis_4000_ms": 68_300,
+            "max_gas_ratio_ior_over_or": max_ratio, "thesis_gas_ratio": 178_900.0 / 134_100.0,
+        },
+        "wall_ms": started.elapsed().as_millis() as u64,
+    }))
+}

@@ -1,0 +1,94 @@
+//! The §3.5.4 day on embedded real data and a tiny run of the §3.5.3
+//! benchmarks.
+
+use gridledger_rollup::bench::{bench_ior, IorBenchConfig};
+use gridledger_rollup::demo::{run_day, DayConfig, DayReport};
+
+fn without_timing(r: &DayReport) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap();
+    v.as_object_mut().unwrap().remove("processing_ms");
+    v
+}
+
+#[test]
+fn the_day_runs_conserves_coin_and_is_deterministic() {
+    let r = run_day(DayConfig::default()).unwrap();
+    println!(
+        "trades {} settled {} energy {} Wh revenue {} coins, {} ms",
+        r.trades_count, r.settled_trades, r.energy_traded_wh, r.revenue_coins, r.processing_ms
+    );
+    assert_eq!(r.participants.len(), 15);
+    assert!(r.trades_count > 50, "a sunny, windy day trades: {}", r.trades_count);
+    // Every trade settles in the honest run.
+    assert_eq!(r.settled_trades, r.trades_count);
+    assert!(r.trades.iter().all(|t| t.at_outcome == "AtAccepted" && t.st_outcome == "StSettled(Agreed)"));
+    // Energy traded is the sum of the settled trades, and what was sold was bought.
+    assert_eq!(r.energy_traded_wh, r.trades.iter().filter(|t| t.settled).map(|t| t.em_wh).sum::<u64>());
+    let sold: u64 = r.participants.iter().map(|p| p.sold_wh).sum();
+    let bought: u64 = r.participants.iter().map(|p| p.bought_wh).sum();
+    assert_eq!((sold, bought), (r.energy_traded_wh, r.energy_traded_wh));
+    assert_eq!(r.trades_per_slot.iter().sum::<usize>(), r.trades_count);
+    // Coins: conserved on chain and inside the IOR accounts; nothing burned.
+    assert_eq!(r.coins.chain_total_before, r.coins.chain_total_after);
+    assert_eq!(r.coins.ior_total_start, r.coins.ior_total_end);
+    assert_eq!(r.coins.burned, 0);
+    // Each account moved by exactly its trades' payments; consumers only paid.
+    for p in &r.participants {
+        let n = p.spec.number;
+        let received: u128 = r.trades.iter().filter(|t| t.settled && t.seller == n).map(|t| t.payment).sum();
+        let paid: u128 = r.trades.iter().filter(|t| t.settled && t.buyer == n).map(|t| t.payment).sum();
+        assert_eq!(p.balance_end + paid, p.balance_start + received, "participant #{n}");
+    }
+    assert_eq!(r.trades.iter().map(|t| t.payment).sum::<u128>(), r.revenue_minor);
+    for p in r.participants.iter().filter(|p| !p.spec.prosumer) {
+        assert_eq!(p.sold_wh, 0);
+        assert!(p.balance_end <= p.balance_start);
+    }
+    assert!(r.participants.iter().all(|p| p.reputation == 30));
+    // IOR settles each batch within seconds of block time.
+    assert!(r.settlement_latency.max_ms < 60_000, "{:?}", r.settlement_latency);
+    assert!(r.gas.primary > 0 && r.gas.secondary > 0);
+    // Same seed, same day; another seed, another day.
+    let again = run_day(DayConfig::default()).unwrap();
+    assert_eq!(without_timing(&r), without_timing(&again));
+    let other = run_day(DayConfig { seed: 2, ..DayConfig::default() }).unwrap();
+    assert_ne!(without_timing(&r)["trades"], without_timing(&other)["trades"]);
+}
+
+#[test]
+fn a_bad_day_is_a_typed_error() {
+    assert!(run_day(DayConfig { day: 0, ..DayConfig::default() }).is_err());
+    assert!(run_day(DayConfig { day: 366, ..DayConfig::default() }).is_err());
+    assert!(run_day(DayConfig { validators: 0, ..DayConfig::default() }).is_err());
+}
+
+#[test]
+fn bench_ior_tiny() {
+    let cfg = IorBenchConfig {
+        sizes: vec![40],
+        dispute_permille: vec![0, 50],
+        gas_txs: 30,
+        sellers: 5,
+        nodes: vec![10],
+        ..IorBenchConfig::default()
+    };
+    let v = bench_ior(&cfg).unwrap();
+    let rows = v["ior_vs_challenge_window_or"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        for k in ["ior", "challenge_window_or"] {
+            assert_eq!(r[k]["settled_sts"], 40, "{k}: {r}");
+        }
+        // IOR pays for validation; the challenge-window rollup waits a week.
+        assert!(r["ior"]["gas"].as_u64() > r["challenge_window_or"]["gas"].as_u64());
+        assert!(r["ior"]["latency_max_ms"].as_u64().unwrap() < 60_000);
+        assert!(r["challenge_window_or"]["latency_max_ms"].as_u64().unwrap() >= 7 * 24 * 3_600_000);
+    }
+    // 5 % of 40 STs: two disputes, each validated by one validator, in both systems.
+    assert_eq!(rows[1]["ior"]["disputes_handled"], 2);
+    assert_eq!(rows[1]["challenge_window_or"]["disputes_handled"], 2);
+    assert!(rows[1]["ior"]["gas"].as_u64() > rows[0]["ior"]["gas"].as_u64());
+    let single = &v["ats_and_sts"]["single_chain"];
+    assert_eq!((single["ats_ok"].as_u64(), single["sts_ok"].as_u64()), (Some(30), Some(30)));
+    assert!(v["gas_per_contract"][0]["ours"]["gas_per_call"].as_u64().unwrap() > 0);
+}
