@@ -19,6 +19,9 @@ pub enum BenchCmd {
     /// PBFT (thesis Figs 3-5, 3-6): time to commit a concurrent batch on
     /// every validator, and sustained throughput.
     Pbft(PbftArgs),
+    /// The Improved Optimistic Rollup against a challenge-window rollup and
+    /// a single chain (thesis Fig 3-5, 3-7, Tables 3-2 to 3-6).
+    Ior(crate::ior::IorBenchArgs),
 }
 
 #[derive(Args)]
@@ -66,7 +69,9 @@ impl BenchCluster {
         let balance = Amount(1_000_000_000_000);
         if !processes {
             let settings = gridledger_node::validator::PbftSettings::default();
-            return Ok(Self::Local(gridledger_node::cluster::LocalCluster::start(dir, n, accounts, balance, settings)?));
+            return Ok(Self::Local(gridledger_node::cluster::LocalCluster::start(
+                dir, n, accounts, balance, settings,
+            )?));
         }
         let validators: Vec<KeyPair> = (0..n).map(dev_validator).collect();
         let genesis = dev_genesis(1, accounts, balance, &validators);
@@ -166,6 +171,7 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
     match c {
         BenchCmd::Ledger(a) => ledger(a),
         BenchCmd::Pbft(a) => pbft(a),
+        BenchCmd::Ior(a) => crate::ior::bench(a),
     }
 }
 

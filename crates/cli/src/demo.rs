@@ -126,5 +126,9 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         );
     }
     anyhow::ensure!(supply_ok && proof_ok, "demo self-checks failed");
-    Ok(())
+    if !a.json {
+        println!();
+    }
+    // A day of P2P energy trading over the dual chain (thesis Ch.3).
+    crate::ior::day(crate::ior::DayArgs { seed: 1, day: 106, json: a.json })
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 mod bench;
 mod demo;
+mod ior;
 mod ops;
 
 #[derive(Parser)]
@@ -18,6 +19,12 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum IorCmd {
+    /// Run the 15-participant day of thesis §3.5.4 over both chains.
+    Day(ior::DayArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -47,6 +54,9 @@ enum Cmd {
     /// Read chain data from a running node.
     #[command(subcommand)]
     Query(ops::QueryCmd),
+    /// The dual blockchain with the Improved Optimistic Rollup (thesis Ch.3).
+    #[command(subcommand)]
+    Ior(IorCmd),
     /// Benchmarks printing JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -85,5 +95,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Transfer(a) => ops::transfer(a),
         Cmd::Query(q) => ops::query(q),
         Cmd::Bench(b) => bench::run(b),
+        Cmd::Ior(IorCmd::Day(a)) => ior::day(a),
     }
 }

@@ -81,11 +81,19 @@ impl Metrics {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
         }
         for (name, help, v) in [
-            ("gridledger_pbft_persist_seconds_total", "Writing vote state before sending (fsync)", &self.pbft_persist_us),
+            (
+                "gridledger_pbft_persist_seconds_total",
+                "Writing vote state before sending (fsync)",
+                &self.pbft_persist_us,
+            ),
             ("gridledger_pbft_validate_seconds_total", "Re-executing and checking proposals", &self.pbft_validate_us),
             ("gridledger_pbft_build_seconds_total", "Building proposals as leader", &self.pbft_build_us),
             ("gridledger_pbft_commit_seconds_total", "Persisting certified blocks", &self.pbft_commit_us),
-            ("gridledger_pbft_gossip_seconds_total", "Verifying and admitting gossiped transactions", &self.pbft_gossip_us),
+            (
+                "gridledger_pbft_gossip_seconds_total",
+                "Verifying and admitting gossiped transactions",
+                &self.pbft_gossip_us,
+            ),
         ] {
             let secs = v.load(Relaxed) as f64 / 1e6;
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {secs}\n"));
