@@ -63,7 +63,7 @@ impl RpcClient {
         let mut resp = self
             .agent
             .post(&format!("{}/", self.url))
-            .send_json(&Value::Array(reqs))
+            .send_json(Value::Array(reqs))
             .map_err(|e| RpcError::Transport(e.to_string()))?;
         let v: Value = resp.body_mut().read_json().map_err(|e| RpcError::Protocol(e.to_string()))?;
         let arr = v.as_array().ok_or_else(|| RpcError::Protocol(v.to_string()))?;
