@@ -83,10 +83,14 @@ impl RpcClient {
         Ok(out)
     }
 
-    /// How many of `hashes` this node has committed (one batch request).
+    /// How many of `hashes` this node has committed (batch requests of 500).
     pub fn committed_count(&self, hashes: &[Hash32]) -> Result<usize, RpcError> {
-        let calls: Vec<(&str, Value)> = hashes.iter().map(|h| ("gl_getTransaction", json!([h]))).collect();
-        Ok(self.call_batch(&calls)?.into_iter().filter(|r| matches!(r, Ok(v) if !v.is_null())).count())
+        let mut n = 0;
+        for chunk in hashes.chunks(500) {
+            let calls: Vec<(&str, Value)> = chunk.iter().map(|h| ("gl_getReceipt", json!([h]))).collect();
+            n += self.call_batch(&calls)?.into_iter().filter(|r| matches!(r, Ok(v) if !v.is_null())).count();
+        }
+        Ok(n)
     }
 
     /// GET a path (e.g. `/metrics`) as text.

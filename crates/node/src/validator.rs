@@ -354,7 +354,11 @@ impl Driver {
             }
             for f in step.faults {
                 self.shared.metrics.faults.fetch_add(1, Relaxed);
-                tracing::warn!("consensus fault: {f:?}");
+                match f {
+                    // Before the network settles a late message looks the same.
+                    gridledger_consensus::pbft::Fault::StaleView { .. } => tracing::debug!("consensus: {f:?}"),
+                    _ => tracing::warn!("consensus fault: {f:?}"),
+                }
             }
             if let Some(p) = step.need_proposal {
                 self.pending_proposal = Some(p);
