@@ -88,11 +88,14 @@ pub struct PbftSettings {
     pub base_timeout_ms: u64,
     /// Proposals whose timestamp is further ahead of the local clock are refused.
     pub max_clock_drift_ms: u64,
+    /// Committed blocks the replica keeps in memory for catch-up; older
+    /// ones are served from the store.
+    pub retain_blocks: usize,
 }
 
 impl Default for PbftSettings {
     fn default() -> Self {
-        Self { base_timeout_ms: 1_000, max_clock_drift_ms: 10_000 }
+        Self { base_timeout_ms: 1_000, max_clock_drift_ms: 10_000, retain_blocks: 256 }
     }
 }
 
@@ -128,8 +131,13 @@ pub fn validator_set(shared: &Shared) -> anyhow::Result<ValidatorSet> {
 /// The committed tail of the chain as the replica's log.
 fn committed_log(shared: &Shared, retain: usize) -> anyhow::Result<Vec<CommittedEntry<PbftBlock>>> {
     let tip = shared.chain().tip().height;
+    committed_range(shared, tip.saturating_sub(retain as u64 - 1).max(1), tip)
+}
+
+/// Committed blocks `from..=to` from the store, with their certificates.
+fn committed_range(shared: &Shared, from: u64, to: u64) -> anyhow::Result<Vec<CommittedEntry<PbftBlock>>> {
     let mut out = Vec::new();
-    for h in tip.saturating_sub(retain as u64 - 1).max(1)..=tip {
+    for h in from..=to {
         let Some(mut b) = shared.store.block(h)? else { continue };
         let Seal::Quorum { view, signatures } = std::mem::replace(&mut b.seal, Seal::Genesis) else {
             anyhow::bail!(
@@ -158,7 +166,11 @@ pub fn run_validator(
         .iter()
         .position(|k| *k == key.public())
         .ok_or_else(|| anyhow::anyhow!("key {} is not a validator of this chain", key.public()))? as u32;
-    let cfg = Config { base_timeout: settings.base_timeout_ms.max(1), ..Config::new(set.clone(), me) };
+    let cfg = Config {
+        base_timeout: settings.base_timeout_ms.max(1),
+        retain: settings.retain_blocks.max(1),
+        ..Config::new(set.clone(), me)
+    };
     let log = committed_log(&shared, cfg.retain)?;
     let durable: Option<Durable<PbftBlock>> = match shared.store.get_aux(DURABLE_KEY)? {
         Some(b) => Some(decode(&b, MAX_FRAME).map_err(|e| anyhow::anyhow!("stored vote state: {e}"))?),
@@ -202,6 +214,20 @@ impl Driver {
         let Some((&kind, body)) = bytes.split_first() else { return };
         match kind {
             WIRE_PBFT => match Message::<PbftBlock>::from_bytes(body, MAX_FRAME, self.set.len(), 1_024) {
+                Ok(Message::CatchUpRequest { from_height }) if from_height < self.oldest_retained() => {
+                    // Older than the replica keeps in memory: serve from the store.
+                    let batch = self.replica.config().catch_up_batch as u64;
+                    let tip = self.shared.chain().tip().height;
+                    match committed_range(&self.shared, from_height.max(1), tip.min(from_height + batch - 1)) {
+                        Ok(entries) if !entries.is_empty() => {
+                            let mut bytes = vec![WIRE_PBFT];
+                            bytes.extend(Message::CatchUpResponse { entries }.to_bytes());
+                            self.transport.send(from, bytes);
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(from, "serving catch-up from the store: {e:#}"),
+                    }
+                }
                 Ok(m) => {
                     let step = self.replica.handle_message(from, m);
                     self.process(step);
@@ -224,6 +250,11 @@ impl Driver {
             },
             other => tracing::warn!(from, kind = other, "unknown message kind"),
         }
+    }
+
+    /// Lowest height the replica can serve catch-up from itself.
+    fn oldest_retained(&self) -> u64 {
+        self.replica.committed_tail().next().map_or(self.replica.height(), |e| e.cert.height)
     }
 
     fn gossip(&mut self) {

@@ -105,3 +105,22 @@ fn seven_validators_survive_two_crashes() {
     assert_agree(&c, &[0, 1, 2, 3, 4]);
     c.shutdown();
 }
+
+#[test]
+fn validator_down_for_longer_than_the_retained_log_catches_up_from_peers_stores() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = start(root.path(), 4);
+    c.stop(3);
+    // Twelve separate blocks while validator 3 is away: three times what
+    // the others retain in memory.
+    for n in 0..12u64 {
+        let h = submit(&c, n as usize % 3, 4, n, 1);
+        c.wait_committed(&[0, 1, 2], &h, Duration::from_secs(20)).unwrap();
+    }
+    assert!(c.height(0).unwrap() >= 12);
+    c.restart(3).unwrap();
+    let last = submit(&c, 0, 5, 0, 1);
+    c.wait_committed(&[0, 1, 2, 3], &last, Duration::from_secs(30)).unwrap();
+    assert_agree(&c, &[0, 1, 2, 3]);
+    c.shutdown();
+}
