@@ -137,14 +137,16 @@ impl BenchCluster {
         }
     }
 
-    fn shutdown(self) {
-        match self {
-            Self::Local(c) => c.shutdown(),
-            Self::Procs { mut children, .. } => {
-                for c in &mut children {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
+}
+
+/// Stops child processes on success and on error alike (in-process
+/// validators stop when their handles drop).
+impl Drop for BenchCluster {
+    fn drop(&mut self) {
+        if let Self::Procs { children, .. } = self {
+            for c in children {
+                let _ = c.kill();
+                let _ = c.wait();
             }
         }
     }
@@ -502,7 +504,7 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
             "tx_per_s_if_every_validator_verifies_every_tx": all_cores / a.validators as f64,
         },
     });
-    cluster.shutdown();
+    drop(cluster);
     if a.json {
         println!("{out}");
     } else {
