@@ -136,7 +136,6 @@ impl BenchCluster {
             Self::Procs { urls, .. } => gridledger_node::RpcClient::new(&urls[0]).height().unwrap_or(0),
         }
     }
-
 }
 
 /// Stops child processes on success and on error alike (in-process

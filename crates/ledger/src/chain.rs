@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::block::{Block, BlockHeader, Receipt, Seal};
 use crate::contract::{BlockEnv, ContractError, ContractRegistry, ViewContext};
 use crate::error::{ChainError, StoreError, SubmitError};
-use crate::executor::{BlockBuilder, ExecutedBlock};
+use crate::executor::{BlockBuilder, BuiltBody, ExecutedBlock};
 use crate::genesis::Genesis;
 use crate::mempool::Mempool;
 use crate::state::{account_key, Account, Changes, State, StateRead};
@@ -245,10 +245,18 @@ impl Chain {
         proposer: &PublicKey,
         timestamp: Timestamp,
     ) -> (ExecutedBlock, Vec<(Hash32, String)>) {
+        let (body, dropped) = self.execute_candidates(proposer, timestamp);
+        let root = self.state.root_after(&body.changes);
+        (body.into_block(self.genesis.chain_id, self.tip.hash(), *proposer, root), dropped)
+    }
+
+    /// Runs the mempool's next candidates on top of the committed state,
+    /// evicting those that can no longer execute.
+    fn execute_candidates(&mut self, proposer: &PublicKey, timestamp: Timestamp) -> (BuiltBody, Vec<(Hash32, String)>) {
         let env = self.env(timestamp, proposer);
         let candidates = self.mempool.candidates(self.config.max_block_txs);
         let mut dropped = Vec::new();
-        let ex = {
+        let body = {
             let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
             for tx in candidates {
                 let h = tx.hash();
@@ -258,12 +266,12 @@ impl Chain {
                     Err(e) => dropped.push((h, e.to_string())),
                 }
             }
-            b.finish(self.genesis.chain_id, self.tip.hash(), *proposer, &self.state)
+            b.into_body()
         };
         for (h, _) in &dropped {
             self.mempool.evict(h);
         }
-        (ex, dropped)
+        (body, dropped)
     }
 
     /// Single-validator block production: build, seal, commit. Returns
@@ -288,24 +296,7 @@ impl Chain {
         let mut out: Vec<Committed> = Vec::new();
         let mut executed: Vec<ExecutedBlock> = Vec::new();
         while out.len() < max_blocks && !self.mempool.is_empty() {
-            let env = self.env(timestamp, &key.public());
-            let candidates = self.mempool.candidates(self.config.max_block_txs);
-            let mut dropped = Vec::new();
-            let body = {
-                let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
-                for tx in candidates {
-                    let h = tx.hash();
-                    match b.push(tx) {
-                        Ok(_) => {}
-                        Err(crate::executor::TxRejected::BlockFull) => break,
-                        Err(e) => dropped.push((h, e.to_string())),
-                    }
-                }
-                b.into_body()
-            };
-            for (h, _) in &dropped {
-                self.mempool.evict(h);
-            }
+            let (body, dropped) = self.execute_candidates(&key.public(), timestamp);
             if body.txs.is_empty() {
                 if dropped.is_empty() {
                     break;

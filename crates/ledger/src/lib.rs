@@ -20,7 +20,7 @@ pub use contract::{
     decode_args, revert, BlockEnv, CallContext, ContractError, ContractRegistry, NativeContract, ViewContext,
 };
 pub use error::{ChainError, StoreError, SubmitError};
-pub use executor::{BlockBuilder, ExecutedBlock, TxRejected};
+pub use executor::{BlockBuilder, BuiltBody, ExecutedBlock, TxRejected};
 pub use genesis::{Allocation, Genesis};
 pub use state::{contract_address, Account, State, StateRead};
 pub use tx::{SignedTransaction, Transaction, TxKind, VerifiedTx};
