@@ -113,9 +113,14 @@ impl DevChain {
 
     /// Commits whatever is pending as one block, advancing the clock by 1 s.
     pub fn seal(&mut self) -> Option<crate::chain::Committed> {
-        let c = self.chain.produce_block(&self.validator, self.now).expect("dev chain commit");
+        self.try_seal().expect("dev chain commit")
+    }
+
+    /// [`Self::seal`] with the store's error instead of a panic.
+    pub fn try_seal(&mut self) -> Result<Option<crate::chain::Committed>, crate::error::ChainError> {
+        let c = self.chain.produce_block(&self.validator, self.now)?;
         self.now += 1_000;
-        c
+        Ok(c)
     }
 
     /// A contract call from `key` with its next nonce and a generous gas limit.

@@ -3,6 +3,7 @@
 
 pub mod block;
 pub mod chain;
+pub mod client;
 pub mod contract;
 pub mod devnet;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod tx;
 
 pub use block::{Block, BlockHeader, Event, Receipt, Seal, TxStatus};
 pub use chain::{Chain, ChainConfig, Committed, TxRules};
+pub use client::{ChainClient, ClientError};
 pub use contract::{
     decode_args, revert, BlockEnv, CallContext, ContractError, ContractRegistry, NativeContract, ViewContext,
 };

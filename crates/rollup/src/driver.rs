@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Timestamp};
 use gridledger_ledger::devnet::{call, dev_key, DevChain};
-use gridledger_ledger::{ChainError, Receipt, SubmitError, TxStatus};
+use gridledger_ledger::{ChainClient, ChainError, ClientError, Receipt, SubmitError, TxStatus};
 use rand::Rng;
 
 use crate::primary::{BatchId, BatchInput, BatchState, PrimaryConfig, RegisterNode};
@@ -35,6 +35,8 @@ pub enum DriverError {
     Chain(#[from] ChainError),
     #[error(transparent)]
     Submit(#[from] SubmitError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("view failed: {0}")]
     View(String),
     #[error("setup call {method} reverted: {reason}")]
@@ -104,10 +106,12 @@ pub struct SettledBatch {
     pub latency_ms: u64,
 }
 
-pub struct DualChain {
+/// The two chains are any [`ChainClient`]s: single-validator development
+/// chains by default, or e.g. a PBFT network for the primary chain.
+pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     pub cfg: DriverConfig,
-    pub primary: DevChain,
-    pub secondary: DevChain,
+    pub primary: P,
+    pub secondary: S,
     pub authority: KeyPair,
     pub executors: Vec<(KeyPair, Executor)>,
     pub validators: Vec<(KeyPair, Validator)>,
@@ -157,8 +161,9 @@ impl DualChain {
         dev_key(i)
     }
 
-    /// Opens both chains, initialises the contracts and registers the
-    /// secondary-chain nodes with authority certificates and deposits.
+    /// Opens two development chains, initialises the contracts and
+    /// registers the secondary-chain nodes with authority certificates and
+    /// deposits.
     pub fn open(
         primary_dir: &std::path::Path,
         secondary_dir: &std::path::Path,
@@ -167,6 +172,15 @@ impl DualChain {
         let accounts = cfg.participants + cfg.executors + cfg.validators;
         let primary = dev_chain(primary_dir, accounts, cfg.wallet, primary_registry())?;
         let secondary = dev_chain(secondary_dir, accounts, cfg.wallet, secondary_registry())?;
+        DualChain::on_chains(primary, secondary, cfg)
+    }
+}
+
+impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
+    /// Runs over the given chains, which must fund the development keys of
+    /// the participants, executors and validators ([`dev_key`] `0..n`) and
+    /// deploy [`primary_registry`] and [`secondary_registry`] respectively.
+    pub fn on_chains(primary: P, secondary: S, cfg: DriverConfig) -> Result<Self, DriverError> {
         let authority = KeyPair::from_seed("gridledger-ior-authority");
         let executors = (0..cfg.executors)
             .map(|i| {
@@ -236,11 +250,11 @@ impl DualChain {
 
     /// Sets the primary chain's block clock (ms); it only moves forward.
     pub fn set_time(&mut self, t: Timestamp) {
-        self.primary.now = self.primary.now.max(t);
+        self.primary.set_now(t);
     }
 
     pub fn now(&self) -> Timestamp {
-        self.primary.now
+        self.primary.now()
     }
 
     /// A call on the primary contract in its own block.
@@ -251,9 +265,9 @@ impl DualChain {
         a: Vec<u8>,
         value: Amount,
     ) -> Result<Receipt, DriverError> {
-        let n = self.primary.nonce(key);
-        let tx = call(key, DevChain::CHAIN_ID, n, IOR_PRIMARY_ID, method, a, value, DRIVER_GAS_LIMIT);
-        let r = self.primary.exec(tx)?;
+        let n = self.primary.next_nonce(&key.address());
+        let tx = call(key, self.primary.chain_id(), n, IOR_PRIMARY_ID, method, a, value, DRIVER_GAS_LIMIT);
+        let r = self.primary.exec(&tx)?;
         self.gas.push(GasRecord {
             target: Target::Primary,
             method: method.into(),
@@ -264,9 +278,9 @@ impl DualChain {
     }
 
     fn secondary_call(&mut self, key: &KeyPair, method: &str, a: Vec<u8>) -> Result<Receipt, DriverError> {
-        let n = self.secondary.nonce(key);
-        let tx = call(key, DevChain::CHAIN_ID, n, IOR_SECONDARY_ID, method, a, Amount::ZERO, DRIVER_GAS_LIMIT);
-        let r = self.secondary.exec(tx)?;
+        let n = self.secondary.next_nonce(&key.address());
+        let tx = call(key, self.secondary.chain_id(), n, IOR_SECONDARY_ID, method, a, Amount::ZERO, DRIVER_GAS_LIMIT);
+        let r = self.secondary.exec(&tx)?;
         self.gas.push(GasRecord {
             target: Target::Secondary,
             method: method.into(),
@@ -287,13 +301,14 @@ impl DualChain {
         for chunk in funds.chunks(per_block) {
             let mut hashes = Vec::with_capacity(chunk.len());
             for (key, amount) in chunk {
-                let n = self.primary.nonce(key);
-                let tx = call(key, DevChain::CHAIN_ID, n, IOR_PRIMARY_ID, "fund", vec![], *amount, RECORD_GAS_LIMIT);
-                hashes.push(self.primary.chain.submit(&tx.to_bytes())?);
+                let n = self.primary.next_nonce(&key.address());
+                let chain_id = self.primary.chain_id();
+                let tx = call(key, chain_id, n, IOR_PRIMARY_ID, "fund", vec![], *amount, RECORD_GAS_LIMIT);
+                hashes.push(self.primary.submit(&tx)?);
             }
-            self.primary.seal();
+            self.primary.seal()?;
             for h in hashes {
-                let r = self.primary.chain.receipt(&h)?.ok_or(DriverError::NotIncluded("fund"))?;
+                let r = self.primary.receipt(&h)?.ok_or(DriverError::NotIncluded("fund"))?;
                 self.gas.push(GasRecord {
                     target: Target::Primary,
                     method: "fund".into(),
@@ -323,14 +338,15 @@ impl DualChain {
                 IorTx::At(at) => ("sc_ds_at", args(at)),
                 IorTx::St(st) => ("sc_ds_st", args(st)),
             };
-            let n = self.primary.nonce(key);
-            let stx = call(key, DevChain::CHAIN_ID, n, IOR_PRIMARY_ID, method, a, Amount::ZERO, RECORD_GAS_LIMIT);
-            hashes.push((method, self.primary.chain.submit(&stx.to_bytes())?));
+            let n = self.primary.next_nonce(&key.address());
+            let chain_id = self.primary.chain_id();
+            let stx = call(key, chain_id, n, IOR_PRIMARY_ID, method, a, Amount::ZERO, RECORD_GAS_LIMIT);
+            hashes.push((method, self.primary.submit(&stx)?));
         }
-        self.primary.seal();
+        self.primary.seal()?;
         let mut out = Vec::new();
         for (method, h) in hashes {
-            if let Some(r) = self.primary.chain.receipt(&h)? {
+            if let Some(r) = self.primary.receipt(&h)? {
                 self.gas.push(GasRecord {
                     target: Target::Primary,
                     method: method.into(),
@@ -344,7 +360,7 @@ impl DualChain {
     }
 
     fn view_json(&self, method: &str, a: Vec<u8>) -> Result<serde_json::Value, DriverError> {
-        self.primary.chain.view(IOR_PRIMARY_ID, method, &a).map_err(|e| DriverError::View(e.to_string()))
+        self.primary.view(IOR_PRIMARY_ID, method, &a).map_err(|e| DriverError::View(e.to_string()))
     }
 
     /// A trader's IOR account.
@@ -410,8 +426,10 @@ impl DualChain {
                 return Ok(out);
             }
             let mut input = self.batch_input(fin)?;
-            if input.header.height >= self.primary.chain.tip().height {
-                self.primary.seal(); // close the batch
+            if input.header.height >= self.primary.tip().height {
+                // Close the batch: its block is the tip; move the clock on.
+                let t = self.primary.now() + 1_000;
+                self.primary.set_now(t);
             }
             // Step 2–3: the executor executes and records TCRs.
             if input.tcrs.is_none() {
