@@ -130,5 +130,5 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         println!();
     }
     // A day of P2P energy trading over the dual chain (thesis Ch.3).
-    crate::ior::day(crate::ior::DayArgs { seed: 1, day: 106, json: a.json })
+    crate::ior::day(crate::ior::DayArgs { seed: 1, day: 106, pbft: 0, json: a.json })
 }

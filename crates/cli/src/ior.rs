@@ -59,19 +59,57 @@ pub struct DayArgs {
     /// Day of the year (1..=365) of the weather and load data.
     #[arg(long, default_value_t = 106)]
     pub day: u16,
+    /// Run the primary chain as this many PBFT validators (in this process;
+    /// 0: a single validator).
+    #[arg(long, default_value_t = 0)]
+    pub pbft: usize,
     /// Print the full report as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn day(a: DayArgs) -> anyhow::Result<()> {
-    let r = run_day(DayConfig { seed: a.seed, day: a.day, ..DayConfig::default() })?;
+    let cfg = DayConfig { seed: a.seed, day: a.day, ..DayConfig::default() };
+    let r = if a.pbft == 0 {
+        run_day(cfg)?
+    } else {
+        let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
+        gridledger_rollup::demo::run_day_on(cfg, |dcfg| {
+            let accounts = dcfg.participants + dcfg.executors + dcfg.validators;
+            let limits = gridledger_ledger::ChainConfig {
+                max_tx_bytes: gridledger_rollup::driver::MAX_TX_BYTES,
+                ..Default::default()
+            };
+            let primary = gridledger_node::cluster::ClusterClient::start(
+                dirs.0.path(),
+                a.pbft,
+                accounts,
+                dcfg.wallet,
+                gridledger_rollup::primary_registry(),
+                limits,
+                1_000,
+            )
+            .map_err(|e| gridledger_rollup::demo::DemoError::Config(format!("PBFT primary chain: {e:#}")))?;
+            let secondary = gridledger_rollup::driver::dev_chain(
+                dirs.1.path(),
+                accounts,
+                dcfg.wallet,
+                gridledger_rollup::secondary_registry(),
+            )
+            .map_err(gridledger_rollup::driver::DriverError::from)?;
+            Ok(gridledger_rollup::driver::DualChain::on_chains(primary, secondary, dcfg)?)
+        })?
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
     let t = &r.thesis;
-    println!("P2P energy trading day (thesis §3.5.4), day {} of the year, seed {}", a.day, a.seed);
+    let primary = if a.pbft == 0 { "1 validator".to_string() } else { format!("{} PBFT validators", a.pbft) };
+    println!(
+        "P2P energy trading day (thesis §3.5.4), day {} of the year, seed {}; primary chain: {primary}",
+        a.day, a.seed
+    );
     println!("  weather: {}", r.weather);
     println!("  loads:   {}", r.loads);
     println!("{:<28} {:>14} {:>14}", "", "gridledger", "thesis");

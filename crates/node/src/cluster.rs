@@ -3,10 +3,13 @@
 //! real encoded messages between them. Used by tests, the in-process mode
 //! of `gridledger bench pbft`, and the demo.
 
-use gridledger_core::{Amount, Hash32};
+use gridledger_core::{Address, Amount, ChainId, ContractId, Hash32};
 use gridledger_ledger::devnet::{dev_genesis, dev_validator};
-use gridledger_ledger::ChainConfig;
+use gridledger_ledger::{Account, BlockHeader, ChainClient, ClientError, Receipt, SignedTransaction};
+use gridledger_ledger::{ChainConfig, ContractRegistry};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::write_key;
@@ -20,6 +23,8 @@ pub struct LocalCluster {
     accounts: usize,
     balance: Amount,
     settings: PbftSettings,
+    registry: ContractRegistry,
+    chain: ChainConfig,
 }
 
 impl LocalCluster {
@@ -32,9 +37,31 @@ impl LocalCluster {
         balance: Amount,
         settings: PbftSettings,
     ) -> anyhow::Result<Self> {
+        Self::start_with(
+            root,
+            n,
+            accounts,
+            balance,
+            settings,
+            gridledger_contracts::default_registry(),
+            ChainConfig::default(),
+        )
+    }
+
+    /// [`Self::start`] with the chain's contracts and limits.
+    pub fn start_with(
+        root: &Path,
+        n: usize,
+        accounts: usize,
+        balance: Amount,
+        settings: PbftSettings,
+        registry: ContractRegistry,
+        chain: ChainConfig,
+    ) -> anyhow::Result<Self> {
         let (mesh, inboxes) = LocalMesh::new(n);
         let dirs: Vec<PathBuf> = (0..n).map(|i| root.join(format!("validator-{i}"))).collect();
-        let mut c = LocalCluster { dirs, mesh, nodes: (0..n).map(|_| None).collect(), accounts, balance, settings };
+        let nodes = (0..n).map(|_| None).collect();
+        let mut c = LocalCluster { dirs, mesh, nodes, accounts, balance, settings, registry, chain };
         for (i, inbox) in inboxes.into_iter().enumerate() {
             c.launch(i, inbox)?;
         }
@@ -55,14 +82,14 @@ impl LocalCluster {
             validator_key: dir.join("validator.key"),
             rpc_listen: "127.0.0.1:0".into(),
             block_interval_ms: 20,
-            chain: ChainConfig::default(),
+            chain: self.chain.clone(),
             network: None,
             pbft: PbftSettings::default(),
         })
     }
 
     fn launch(&mut self, i: usize, inbox: std::sync::mpsc::Receiver<crate::validator::Input>) -> anyhow::Result<()> {
-        let node = Node::open(&self.config(i)?, gridledger_contracts::default_registry())?;
+        let node = Node::open(&self.config(i)?, self.registry.clone())?;
         let tx = self.mesh.inbox(i as u32).ok_or_else(|| anyhow::anyhow!("no inbox {i}"))?;
         self.nodes[i] =
             Some(node.spawn_validator(Box::new(self.mesh.transport(i as u32)), inbox, tx, self.settings.clone())?);
@@ -131,5 +158,104 @@ impl LocalCluster {
         for i in 0..self.nodes.len() {
             self.stop(i);
         }
+    }
+}
+
+/// A PBFT network in this process as a [`ChainClient`]: transactions go to
+/// one validator (which gossips them), reads come from it, and blocks carry
+/// a logical clock that the caller moves (all validators share it).
+pub struct ClusterClient {
+    pub cluster: LocalCluster,
+    via: usize,
+    clock: Arc<AtomicU64>,
+    pending: Vec<Hash32>,
+    /// How long [`ChainClient::seal`] waits for a commit.
+    pub timeout: Duration,
+}
+
+impl ClusterClient {
+    /// Starts `n` validators (see [`LocalCluster::start_with`]) whose
+    /// blocks are stamped with a logical clock starting at `now`.
+    pub fn start(
+        root: &Path,
+        n: usize,
+        accounts: usize,
+        balance: Amount,
+        registry: ContractRegistry,
+        chain: ChainConfig,
+        now: u64,
+    ) -> anyhow::Result<Self> {
+        let clock = Arc::new(AtomicU64::new(now));
+        let settings = PbftSettings { base_timeout_ms: 500, clock: Some(clock.clone()), ..PbftSettings::default() };
+        let cluster = LocalCluster::start_with(root, n, accounts, balance, settings, registry, chain)?;
+        Ok(Self { cluster, via: 0, clock, pending: Vec::new(), timeout: Duration::from_secs(60) })
+    }
+
+    fn shared(&self) -> Result<&Arc<crate::service::Shared>, ClientError> {
+        self.cluster
+            .node(self.via)
+            .map(|n| &n.shared)
+            .ok_or_else(|| ClientError::Chain(format!("validator {} is not running", self.via)))
+    }
+
+    /// Reads from the submission validator, or any running one if it stopped.
+    fn with_chain<T>(&self, f: impl FnOnce(&gridledger_ledger::Chain) -> T) -> T {
+        let node =
+            self.cluster.node(self.via).or_else(|| self.cluster.running().first().and_then(|&i| self.cluster.node(i)));
+        match node {
+            Some(n) => f(&n.shared.chain()),
+            None => panic!("no validator of this cluster is running"),
+        }
+    }
+}
+
+impl ChainClient for ClusterClient {
+    fn chain_id(&self) -> ChainId {
+        self.with_chain(|c| c.genesis().chain_id)
+    }
+
+    fn submit(&mut self, tx: &SignedTransaction) -> Result<Hash32, ClientError> {
+        let shared = self.shared()?;
+        let v = shared.rules.check_decoded(tx.clone());
+        let h = shared.admit(vec![v]).pop().ok_or_else(|| ClientError::Chain("no admission result".into()))??;
+        self.pending.push(h);
+        Ok(h)
+    }
+
+    fn seal(&mut self) -> Result<(), ClientError> {
+        let pending = std::mem::take(&mut self.pending);
+        self.cluster
+            .wait_committed(&[self.via], &pending, self.timeout)
+            .map_err(|e| ClientError::Chain(e.to_string()))?;
+        self.clock.fetch_add(1_000, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn receipt(&self, h: &Hash32) -> Result<Option<Receipt>, ClientError> {
+        self.with_chain(|c| c.receipt(h)).map_err(|e| ClientError::Chain(e.to_string()))
+    }
+
+    fn view(&self, contract: ContractId, method: &str, args: &[u8]) -> Result<serde_json::Value, ClientError> {
+        self.with_chain(|c| c.view(contract, method, args)).map_err(|e| ClientError::Chain(e.to_string()))
+    }
+
+    fn tip(&self) -> BlockHeader {
+        self.with_chain(|c| c.tip().clone())
+    }
+
+    fn next_nonce(&self, a: &Address) -> u64 {
+        self.with_chain(|c| c.next_nonce(a))
+    }
+
+    fn account(&self, a: &Address) -> Account {
+        self.with_chain(|c| c.account(a))
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.load(Ordering::Relaxed)
+    }
+
+    fn set_now(&mut self, t: u64) {
+        self.clock.fetch_max(t, Ordering::Relaxed);
     }
 }

@@ -91,11 +91,15 @@ pub struct PbftSettings {
     /// Committed blocks the replica keeps in memory for catch-up; older
     /// ones are served from the store.
     pub retain_blocks: usize,
+    /// A logical block clock (ms) shared by in-process validators, for
+    /// simulations and demos that replay a day; `None` is the system clock.
+    #[serde(skip)]
+    pub clock: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for PbftSettings {
     fn default() -> Self {
-        Self { base_timeout_ms: 1_000, max_clock_drift_ms: 10_000, retain_blocks: 256 }
+        Self { base_timeout_ms: 1_000, max_clock_drift_ms: 10_000, retain_blocks: 256, clock: None }
     }
 }
 
@@ -210,6 +214,11 @@ pub fn run_validator(
 }
 
 impl Driver {
+    /// The block clock: the logical clock if one is set, else the system's.
+    fn block_time(&self) -> u64 {
+        self.settings.clock.as_ref().map_or_else(now_ms, |c| c.load(Relaxed))
+    }
+
     fn on_bytes(&mut self, from: u32, bytes: &[u8]) {
         let Some((&kind, body)) = bytes.split_first() else { return };
         match kind {
@@ -290,7 +299,7 @@ impl Driver {
             if chain.mempool().is_empty() || chain.tip().height + 1 != h {
                 return;
             }
-            chain.build_block(&self.key.public(), now_ms()).0
+            chain.build_block(&self.key.public(), self.block_time()).0
         };
         add_us(&self.shared.metrics.pbft_build_us, t);
         if ex.block.txs.is_empty() {
@@ -304,7 +313,7 @@ impl Driver {
     }
 
     fn validate(&mut self, block: &Block) -> Result<(), String> {
-        if block.header.timestamp > now_ms() + self.settings.max_clock_drift_ms {
+        if block.header.timestamp > self.block_time() + self.settings.max_clock_drift_ms {
             return Err("timestamp too far in the future".into());
         }
         let hash = block.hash();

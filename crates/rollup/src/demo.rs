@@ -41,8 +41,8 @@ use std::time::Instant;
 
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Energy, Timestamp};
+use gridledger_ledger::contract_address;
 use gridledger_ledger::devnet::{dev_key, dev_validator};
-use gridledger_ledger::{contract_address, StateRead};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -55,6 +55,7 @@ use crate::types::{
     MINOR_PER_COIN,
 };
 use crate::IOR_PRIMARY_ID;
+use gridledger_ledger::ChainClient;
 
 /// One slot, ms.
 pub const SLOT_MS: u64 = 30 * 60 * 1000;
@@ -416,17 +417,26 @@ pub fn coins_string(minor: u128) -> String {
     format!("{}.{:06}", minor / MINOR_PER_COIN, minor % MINOR_PER_COIN)
 }
 
-fn chain_total(d: &DualChain, accounts: usize) -> u128 {
-    let st = d.primary.chain.state();
+fn chain_total<P: ChainClient, S: ChainClient>(d: &DualChain<P, S>, accounts: usize) -> u128 {
     let mut addrs: Vec<Address> = (0..accounts).map(|i| dev_key(i).address()).collect();
     addrs.push(dev_validator(0).address());
     addrs.push(contract_address(IOR_PRIMARY_ID));
     addrs.push(BLACK_HOLE);
-    addrs.iter().map(|a| st.account(a).balance.0).sum()
+    addrs.iter().map(|a| d.primary.account(a).balance.0).sum()
 }
 
 /// Runs the day (§3.5.4) on two temporary development chains.
 pub fn run_day(cfg: DayConfig) -> Result<DayReport, DemoError> {
+    let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
+    run_day_on(cfg, |dcfg| Ok(DualChain::open(dirs.0.path(), dirs.1.path(), dcfg)?))
+}
+
+/// Runs the day on the chains `open` returns (given the driver
+/// configuration the day needs), e.g. a PBFT network as the primary chain.
+pub fn run_day_on<P: ChainClient, S: ChainClient>(
+    cfg: DayConfig,
+    open: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
+) -> Result<DayReport, DemoError> {
     if !(1..=365).contains(&cfg.day) {
         return Err(DemoError::Config(format!("day {} is not in 1..=365", cfg.day)));
     }
@@ -440,7 +450,6 @@ pub fn run_day(cfg: DayConfig) -> Result<DayReport, DemoError> {
     let n = specs.len();
     let keys: Vec<KeyPair> = (0..n).map(dev_key).collect();
 
-    let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
     let params = IorParams::case_study();
     let dcfg = DriverConfig {
         params: params.clone(),
@@ -455,7 +464,7 @@ pub fn run_day(cfg: DayConfig) -> Result<DayReport, DemoError> {
         delegates: 2,
     };
     let accounts = n + cfg.executors + cfg.validators;
-    let mut d = DualChain::open(dirs.0.path(), dirs.1.path(), dcfg)?;
+    let mut d = open(dcfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x10_5e_ed);
     let total_before = chain_total(&d, accounts);
     let funding = coins(cfg.funding_coins);
@@ -597,7 +606,7 @@ pub fn run_day(cfg: DayConfig) -> Result<DayReport, DemoError> {
         })
         .collect();
     let lat: Vec<u64> = d.settled.iter().map(|s| s.latency_ms).collect();
-    let black_hole = d.primary.chain.state().account(&BLACK_HOLE).balance.0;
+    let black_hole = d.primary.account(&BLACK_HOLE).balance.0;
     Ok(DayReport {
         weather: "TMY3 723170 Greensboro NC (NREL, via pvlib 0.16.1)",
         loads: "SimBench 1.6.3 H0 household profiles (ODbL 1.0)",

@@ -133,7 +133,7 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
 pub const MAX_TX_BYTES: usize = 4 * 1024 * 1024;
 
 /// A [`DevChain`] like [`DevChain::open`], admitting [`MAX_TX_BYTES`].
-fn dev_chain(
+pub fn dev_chain(
     dir: &std::path::Path,
     accounts: usize,
     wallet: Amount,
