@@ -27,6 +27,10 @@ pub struct IorBenchArgs {
     pub window_ms: u64,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Also run thesis Fig 3-5 with the primary chain (IOR) and the single
+    /// chain as this many in-process PBFT validators, e.g. `10,20,30`.
+    #[arg(long, value_delimiter = ',')]
+    pub pbft_nodes: Vec<usize>,
     /// Print JSON on one line (the output is JSON either way).
     #[arg(long)]
     pub json: bool,
@@ -42,7 +46,10 @@ pub fn bench(a: IorBenchArgs) -> anyhow::Result<()> {
         seed: a.seed,
         ..IorBenchConfig::default()
     };
-    let out = bench_ior(&cfg)?;
+    let mut out = bench_ior(&cfg)?;
+    if !a.pbft_nodes.is_empty() {
+        out["fig_3_5_pbft"] = fig_3_5(&a.pbft_nodes, a.gas_txs, a.sellers)?;
+    }
     if a.json {
         println!("{out}");
     } else {
@@ -161,4 +168,62 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
         r.coins.chain_total_before, r.coins.chain_total_after, r.coins.burned
     );
     Ok(())
+}
+
+/// Thesis Fig 3-5 on PBFT: for each validator count, the time to record
+/// `n` concurrently submitted ATs on the IOR primary chain (`SC_DS_AT`)
+/// against executing them on the single chain (`SC_EXE_AT` on every node).
+fn fig_3_5(nodes: &[usize], n: usize, sellers: usize) -> anyhow::Result<serde_json::Value> {
+    use gridledger_node::cluster::ClusterClient;
+    use gridledger_rollup::driver::{dev_chain, DriverConfig, DualChain, Mode, MAX_TX_BYTES};
+    use gridledger_rollup::types::{coins, IorParams};
+    let sellers = sellers.clamp(1, n.max(1));
+    let limits = gridledger_ledger::ChainConfig { max_tx_bytes: MAX_TX_BYTES, ..Default::default() };
+    let mut rows = Vec::new();
+    for &v in nodes {
+        let dirs = (tempfile::tempdir()?, tempfile::tempdir()?, tempfile::tempdir()?);
+        let dcfg = DriverConfig {
+            params: IorParams::case_study(),
+            mode: Mode::Ior,
+            ior_window_ms: 5_000,
+            node_deposit: coins(100),
+            bonus_permille: 500,
+            participants: n + sellers,
+            executors: 1,
+            validators: 1,
+            wallet: coins(1_000_000),
+            delegates: 1,
+        };
+        let accounts = dcfg.participants + 2;
+        let reg = gridledger_rollup::primary_registry();
+        let primary = ClusterClient::start(dirs.0.path(), v, accounts, dcfg.wallet, reg, limits.clone(), 1_000)?;
+        let secondary = dev_chain(dirs.1.path(), accounts, dcfg.wallet, gridledger_rollup::secondary_registry())?;
+        let mut d = DualChain::on_chains(primary, secondary, dcfg)?;
+        let ior = gridledger_rollup::bench::record_ats_on(&mut d, n, sellers)?;
+        drop(d);
+        let reg = gridledger_rollup::single_chain_registry();
+        let mut single =
+            ClusterClient::start(dirs.2.path(), v, n + sellers, coins(1_000_000), reg, limits.clone(), 1_000)?;
+        let base = gridledger_rollup::bench::single_chain_on(&mut single, n, sellers)?;
+        drop(single);
+        let thesis_s = match v {
+            10 => serde_json::json!(2.7),
+            20 => serde_json::json!(3.4),
+            30 => serde_json::json!(4.3),
+            _ => serde_json::Value::Null,
+        };
+        rows.push(serde_json::json!({
+            "validators": v,
+            "ior_record_ats_s": ior["record_ms"].as_u64().unwrap_or(0) as f64 / 1e3,
+            "ior_recorded": ior["recorded"],
+            "single_chain_execute_ats_s": base["sc_exe_at_ms"].as_u64().unwrap_or(0) as f64 / 1e3,
+            "single_chain_ok": base["ats_ok"],
+            "thesis_pbft_record_1000_s": thesis_s,
+        }));
+    }
+    Ok(serde_json::json!({
+        "mode": "in-process PBFT validators (one chain and store each, real encoded messages)",
+        "transactions": n,
+        "rows": rows,
+    }))
 }

@@ -32,7 +32,7 @@ use std::time::Instant;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Energy, Timestamp};
 use gridledger_ledger::devnet::{call, dev_key, DevChain};
-use gridledger_ledger::TxStatus;
+use gridledger_ledger::{ChainClient, TxStatus};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -227,31 +227,50 @@ fn thesis_row(n: usize, permille: u32) -> Value {
 }
 
 /// The single-chain baseline: `n` ATs then `n` STs through `SC_EXE_AT` /
-/// `SC_EXE_ST` on one chain, 300 per block.
+/// `SC_EXE_ST` on one development chain, 300 per block.
 fn single_chain(cfg: &IorBenchConfig, n: usize) -> Result<Value, DemoError> {
     let sellers = cfg.sellers.clamp(1, n.max(1));
     let dir = tempfile::tempdir()?;
     let mut c = DevChain::open(dir.path(), n + sellers, coins(1_000_000), single_chain_registry())
         .map_err(|e| DemoError::Driver(DriverError::Chain(e)))?;
+    single_chain_on(&mut c, n, sellers)
+}
+
+/// The single-chain baseline on any chain that deploys
+/// [`single_chain_registry`] and funds development keys `0..n + sellers`:
+/// every node of that chain executes `SC_EXE_*` (thesis Fig 3-5's benchmark
+/// system). Submitted in blocks of 300.
+pub fn single_chain_on<C: ChainClient>(c: &mut C, n: usize, sellers: usize) -> Result<Value, DemoError> {
     let admin = dev_key(0);
-    let r = c.call(&admin, IOR_SINGLE_ID, "init", args(&IorParams::case_study()), Amount::ZERO).map_err(sub)?;
+    let init = call(
+        &admin,
+        c.chain_id(),
+        c.next_nonce(&admin.address()),
+        IOR_SINGLE_ID,
+        "init",
+        args(&IorParams::case_study()),
+        Amount::ZERO,
+        RECORD_GAS_LIMIT,
+    );
+    let r = c.exec(&init).map_err(client)?;
     if r.status != TxStatus::Success {
         return Err(DemoError::Config(format!("single-chain init: {:?}", r.status)));
     }
     let buyers: Vec<KeyPair> = (0..n).map(dev_key).collect();
     let sells: Vec<KeyPair> = (n..n + sellers).map(dev_key).collect();
     let per_seller = (n / sellers + 2) as u128;
-    let block = |c: &mut DevChain, txs: Vec<(KeyPair, &str, Vec<u8>, Amount)>| -> Result<(u64, usize), DemoError> {
+    let block = |c: &mut C, txs: Vec<(KeyPair, &str, Vec<u8>, Amount)>| -> Result<(u64, usize), DemoError> {
         let (mut gas, mut ok) = (0, 0);
         for chunk in txs.chunks(300) {
             let mut hs = Vec::new();
             for (k, m, a, v) in chunk {
-                let tx = call(k, DevChain::CHAIN_ID, c.nonce(k), IOR_SINGLE_ID, m, a.clone(), *v, RECORD_GAS_LIMIT);
-                hs.push(c.chain.submit(&tx.to_bytes()).map_err(sub)?);
+                let n = c.next_nonce(&k.address());
+                let tx = call(k, c.chain_id(), n, IOR_SINGLE_ID, m, a.clone(), *v, RECORD_GAS_LIMIT);
+                hs.push(c.submit(&tx).map_err(client)?);
             }
-            c.seal();
+            c.seal().map_err(client)?;
             for h in hs {
-                let r = c.chain.receipt(&h).map_err(|e| DemoError::Driver(DriverError::Chain(e)))?;
+                let r = c.receipt(&h).map_err(client)?;
                 let r = r.ok_or(DemoError::Driver(DriverError::NotIncluded("single-chain")))?;
                 gas += r.gas_used;
                 ok += usize::from(r.status == TxStatus::Success);
@@ -262,8 +281,8 @@ fn single_chain(cfg: &IorBenchConfig, n: usize) -> Result<Value, DemoError> {
     let mut funds: Vec<(KeyPair, &str, Vec<u8>, Amount)> =
         buyers.iter().map(|k| (k.clone(), "fund", vec![], coins(2))).collect();
     funds.extend(sells.iter().map(|k| (k.clone(), "fund", vec![], coins(per_seller))));
-    block(&mut c, funds)?;
-    c.now = c.now.max(T0 - 60_000);
+    block(c, funds)?;
+    c.set_now(T0 - 60_000);
     let mut ats = Vec::new();
     let mut sts = Vec::new();
     for (i, b) in buyers.iter().enumerate() {
@@ -273,11 +292,11 @@ fn single_chain(cfg: &IorBenchConfig, n: usize) -> Result<Value, DemoError> {
         sts.push((s.clone(), "sc_exe_st", args(&st(&t, b)), Amount::ZERO));
     }
     let t = Instant::now();
-    let (at_gas, at_ok) = block(&mut c, ats)?;
+    let (at_gas, at_ok) = block(c, ats)?;
     let at_ms = t.elapsed().as_millis() as u64;
-    c.now = c.now.max(T0 + SLOT_MS + 60_000);
+    c.set_now(T0 + SLOT_MS + 60_000);
     let t = Instant::now();
-    let (st_gas, st_ok) = block(&mut c, sts)?;
+    let (st_gas, st_ok) = block(c, sts)?;
     let st_ms = t.elapsed().as_millis() as u64;
     Ok(json!({
         "ats": n, "ats_ok": at_ok, "sc_exe_at_gas": at_gas, "sc_exe_at_ms": at_ms,
@@ -286,8 +305,38 @@ fn single_chain(cfg: &IorBenchConfig, n: usize) -> Result<Value, DemoError> {
     }))
 }
 
-fn sub(e: gridledger_ledger::SubmitError) -> DemoError {
-    DemoError::Driver(DriverError::Submit(e))
+/// Thesis Fig 3-5, IOR side: wall-clock time to record `n` ATs
+/// (`SC_DS_AT`, submitted at once, 300 per batch) on the primary chain of
+/// `d`, whatever its consensus, until all are committed.
+pub fn record_ats_on<P: ChainClient, S: ChainClient>(
+    d: &mut DualChain<P, S>,
+    n: usize,
+    sellers: usize,
+) -> Result<Value, DemoError> {
+    let sellers = sellers.clamp(1, n.max(1));
+    let buyers: Vec<KeyPair> = (0..n).map(dev_key).collect();
+    let sells: Vec<KeyPair> = (n..n + sellers).map(dev_key).collect();
+    let mut funds: Vec<(KeyPair, Amount)> = buyers.iter().map(|k| (k.clone(), coins(2))).collect();
+    funds.extend(sells.iter().map(|k| (k.clone(), coins((n / sellers + 2) as u128))));
+    d.fund_many(&funds)?;
+    d.set_time(T0 - 60_000);
+    let ats: Vec<(KeyPair, IorTx)> = buyers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let s = &sells[i % sellers];
+            (b.clone(), IorTx::At(AgreementTx::signed(terms(b, s), s)))
+        })
+        .collect();
+    let t = Instant::now();
+    let receipts = d.submit_block(&ats)?;
+    let ms = t.elapsed().as_millis() as u64;
+    let ok = receipts.iter().filter(|r| r.status == TxStatus::Success).count();
+    Ok(json!({ "ats": n, "recorded": ok, "record_ms": ms, "gas": receipts.iter().map(|r| r.gas_used).sum::<u64>() }))
+}
+
+fn client(e: gridledger_ledger::ClientError) -> DemoError {
+    DemoError::Driver(DriverError::Client(e))
 }
 
 fn per_call(g: &GasSummary, key: &str) -> Value {
