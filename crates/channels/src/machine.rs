@@ -659,7 +659,9 @@ impl ChannelMachine {
             ChainEvent::Registered => {
                 // The responder funds once the open is on chain; a zero side
                 // counts as funded by the contract.
-                if self.store.side == 1 && !self.store.capacity[1].is_zero() {
+                // Only while opening: a replayed event after a restart must
+                // not fund twice.
+                if self.store.side == 1 && self.store.phase == Phase::Opening && !self.store.capacity[1].is_zero() {
                     step.txs.push(self.fund_tx());
                 }
             }
