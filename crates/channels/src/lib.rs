@@ -18,6 +18,7 @@ pub mod driver;
 pub mod machine;
 pub mod party;
 pub mod spec;
+pub mod watch;
 
 pub use machine::{
     ChainEvent, ChainTx, ChannelError, ChannelEvent, ChannelMachine, ChannelParams, ChannelStore, Input, Message,
