@@ -50,7 +50,7 @@ pub enum Command {
     /// Buy `energy` Wh at `price` per kWh (the amount follows, rounded down).
     Pay {
         energy: u64,
-        price: u128,
+        price: u64,
     },
     Close,
     Status,
@@ -270,7 +270,7 @@ impl Loop {
                 (Request::Close, Waiting::Close)
             }
             Command::Pay { energy, price } => {
-                let (energy, price) = (Energy(energy), Amount(price));
+                let (energy, price) = (Energy(energy), Amount(u128::from(price)));
                 let Some(amount) = Trade::price_of(energy, price) else {
                     let _ = r.reply.send(Reply::Error { message: "amount overflows".into() });
                     return Ok(true);

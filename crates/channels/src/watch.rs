@@ -54,11 +54,23 @@ pub fn watch(dir: &Path, limit: Duration, poll: Duration) -> Result<WatchReport,
                         continue;
                     }
                     let Some(latest) = load_store(dir)?.and_then(|s| s.latest) else { continue };
-                    if latest.state.counter > counter {
+                    // Events replay from the channel's start: answer only a
+                    // dispute still standing on chain with an older state.
+                    let on_chain = read_channel(&link.client, &spec.cid)?;
+                    let standing = on_chain.is_some_and(|ch| {
+                        ch.status == ChannelStatus::Disputed && ch.latest.state.counter < latest.state.counter
+                    });
+                    if standing && latest.state.counter > counter {
                         let c = latest.state.counter;
-                        link.call("channel_resolve", args(&ChannelStateArgs { state: latest }), Amount::ZERO)?;
-                        tracing::info!("answered a stale dispute at {counter} with {c}");
-                        report.resolved_with.push(c);
+                        let h =
+                            link.submit("channel_resolve", args(&ChannelStateArgs { state: latest }), Amount::ZERO)?;
+                        let o = link.outcome(&h, Duration::from_secs(30))?;
+                        if o.success {
+                            tracing::info!("answered a stale dispute at {counter} with {c}");
+                            report.resolved_with.push(c);
+                        } else {
+                            tracing::warn!("channel_resolve reverted: {}", o.reason);
+                        }
                     }
                 }
                 ChainEvent::DisputeResolved { .. } => settle_at = None,

@@ -96,7 +96,7 @@ pub struct PayArgs {
     pub energy: u64,
     /// Price per kWh (minor units).
     #[arg(long)]
-    pub price: u128,
+    pub price: u64,
 }
 
 #[derive(Args)]
