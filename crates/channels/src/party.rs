@@ -353,8 +353,15 @@ async fn run(
                 match cursor.poll(&client) {
                     Ok(evs) => {
                         for e in evs {
+                            let resolved = matches!(e, ChainEvent::DisputeResolved { .. });
                             if ev_send.send(e).is_err() {
                                 return;
+                            }
+                            // Learn the state the chain holds now.
+                            if resolved {
+                                if let Ok(Some(ch)) = crate::chainlink::read_channel(&client, &cursor.cid) {
+                                    let _ = ev_send.send(ChainEvent::OnChain(Box::new(ch.latest)));
+                                }
                             }
                         }
                     }
