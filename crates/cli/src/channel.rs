@@ -416,3 +416,98 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The demo's channel section: a merchant (dev account 0) and two prosumers
+/// (dev accounts 1, 2) on the demo's node. Prosumer 0 buys on a credit note,
+/// prosumer 1 on a deposit; each runs its own party over an encrypted
+/// loopback link; after the close the merchant bills the credit user.
+pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
+    use gridledger_channels::chainlink::{read_channel, read_msc, ChainLink};
+    use gridledger_ledger::devnet::dev_key;
+    use std::time::Instant;
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir()?;
+    let terms = ChannelTerms {
+        capacity: [Amount(50_000), Amount(20_000)],
+        credit: [true, false],
+        t_delta_ms: 10_000,
+        credit_limit: Amount(100_000),
+        merchant_pool: Amount(1_000_000),
+        collateral_lock_ms: 60_000,
+        billing_period_ms: 30_000,
+        retry_ms: 500,
+        close_timeout_ms: 3_000,
+        addrs: [free_loopback_addr()?, free_loopback_addr()?],
+        controls: [free_loopback_addr()?, free_loopback_addr()?],
+    };
+    let desk = KeyPair::generate(&mut rand::rng());
+    let specs = prepare_channel(url, &dev_key(0), &desk, [&dev_key(1), &dev_key(2)], &terms)?;
+    let dirs = [dir.path().join("p0"), dir.path().join("p1")];
+    for i in 0..2 {
+        specs[i].save(&dirs[i])?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let opts = PartyOptions { control: false, ..PartyOptions::default() };
+    let trades = rt.block_on(async {
+        let (h0, j0) = gridledger_channels::party::spawn_party(&dirs[0], opts.clone())?;
+        let (h1, j1) = gridledger_channels::party::spawn_party(&dirs[1], opts)?;
+        anyhow::ensure!(matches!(h0.request(Command::Open).await, Reply::Done { .. }), "open failed");
+        let t = Instant::now();
+        let mut trades = 0u32;
+        // Prosumer 0 buys 3 kWh at 400/kWh in 30 trades; prosumer 1 buys 1 kWh back.
+        while trades < 30 {
+            match h0.request(Command::Pay { energy: 100, price: 400 }).await {
+                Reply::Done { .. } => trades += 1,
+                r => {
+                    anyhow::ensure!(t.elapsed() < Duration::from_secs(10), "pay: {r:?}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        for _ in 0..5 {
+            anyhow::ensure!(
+                matches!(h1.request(Command::Pay { energy: 200, price: 300 }).await, Reply::Done { .. }),
+                "pay back failed"
+            );
+            trades += 1;
+        }
+        anyhow::ensure!(matches!(h1.request(Command::Close).await, Reply::Done { .. }), "close failed");
+        j0.await??;
+        j1.await??;
+        Ok(trades)
+    })?;
+    let client = gridledger_node::RpcClient::new(url);
+    let ch = read_channel(&client, &specs[0].cid)?.context("channel record")?;
+    // The merchant recalculates and signs the credit user's debit (Fig 16).
+    let msc = read_msc(&client, specs[0].sid)?.context("MSC")?;
+    let desk = gridledger_channels::spec::merchant_desk(&dev_key(0), desk, terms.credit_limit, 60_000);
+    let mlink = ChainLink::connect(url, dev_key(0))?;
+    let mut billed = 0u128;
+    for rec in &msc.pending {
+        let sign = desk.sign_debit(rec, rand::random())?;
+        mlink.call("msc_sign_debit", gridledger_contracts::args(&sign), Amount::ZERO)?;
+        billed += rec.debit.0;
+    }
+    let msc = read_msc(&client, specs[0].sid)?.context("MSC")?;
+    let out = json!({
+        "trades_off_chain": trades,
+        "final_counter": ch.latest.state.counter,
+        "final_balances": ch.latest.state.balances,
+        "energy_wh": ch.latest.state.energy,
+        "billed_to_credit_user": billed.to_string(),
+        "credit_ledger_imbalance": msc.ledger.imbalance() as i64,
+        "elapsed_s": t0.elapsed().as_secs_f64(),
+    });
+    if !quiet {
+        println!("gridledger demo: credit-note state channel (seed 000)");
+        println!("  trades co-signed off chain   {trades} (counter {})", ch.latest.state.counter);
+        println!("  final balances               {:?}", ch.latest.state.balances.map(|a| a.0));
+        println!("  energy delivered (Wh)        {:?}", ch.latest.state.energy.map(|e| e.0));
+        println!("  debit billed by the merchant {billed}");
+        println!("  credit ledger imbalance      {}", msc.ledger.imbalance());
+        println!("  wall time                    {:.2} s", t0.elapsed().as_secs_f64());
+        println!();
+    }
+    anyhow::ensure!(msc.ledger.imbalance() == 0, "credit ledger does not balance");
+    Ok(out)
+}
