@@ -307,8 +307,16 @@ impl Duo {
                 "cns_channel_closed" => ChainEvent::Closed { counter: num("counter") },
                 _ => continue,
             };
+            let resolved = matches!(ev, ChainEvent::DisputeResolved { .. });
             for p in &mut self.parties {
                 p.chain_inbox.push_back(ev.clone());
+            }
+            if resolved {
+                if let Some(ch) = cns::read::channel(self.chain.chain.state(), &self.cid).ok().flatten() {
+                    for p in &mut self.parties {
+                        p.chain_inbox.push_back(ChainEvent::OnChain(Box::new(ch.latest.clone())));
+                    }
+                }
             }
         }
     }

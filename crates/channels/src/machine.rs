@@ -84,6 +84,10 @@ pub enum ChainEvent {
     Closed {
         counter: u64,
     },
+    /// The co-signed state the chain now holds (the driver reads it after a
+    /// resolved dispute): a party whose acceptance was lost learns the
+    /// newer state here instead of disputing with an older one forever.
+    OnChain(Box<SignedState>),
 }
 
 /// A transaction for the driver to sign with the party's account and
@@ -398,6 +402,15 @@ impl ChannelMachine {
         if !self.held.is_empty() {
             return Err(ChannelError::PersistPending);
         }
+        // Closing abandons an unanswered update proposal (the peer may be
+        // silent): its counter stays used (`signed_upto`), and if the peer
+        // did co-sign it, the peer can still answer a dispute with it.
+        let abandon = matches!(r, Request::Close)
+            && self.store.phase == Phase::Open
+            && self.store.my_proposal.as_ref().is_some_and(|p| p.state.counter > 0 && !p.state.is_final);
+        if abandon {
+            self.store.my_proposal = None;
+        }
         if self.store.my_proposal.is_some() {
             return Err(ChannelError::Busy);
         }
@@ -446,8 +459,12 @@ impl ChannelMachine {
                     (Phase::Open, Some(l)) => l.state.clone(),
                     _ => return Err(ChannelError::NotOpen(self.store.phase)),
                 };
+                // A repeated close keeps the first deadline for the
+                // fallback to a dispute.
+                if !self.store.closing_requested || self.close_started.is_none() {
+                    self.close_started = Some(self.now);
+                }
                 self.store.closing_requested = true;
-                self.close_started = Some(self.now);
                 let mut st = latest;
                 st.counter = self.next_counter();
                 st.is_final = true;
@@ -659,7 +676,9 @@ impl ChannelMachine {
             ChainEvent::Registered => {
                 // The responder funds once the open is on chain; a zero side
                 // counts as funded by the contract.
-                if self.store.side == 1 && !self.store.capacity[1].is_zero() {
+                // Only while opening: a replayed event after a restart must
+                // not fund twice.
+                if self.store.side == 1 && self.store.phase == Phase::Opening && !self.store.capacity[1].is_zero() {
                     step.txs.push(self.fund_tx());
                 }
             }
@@ -695,6 +714,24 @@ impl ChannelMachine {
                         Phase::Open
                     };
                     self.settle_submitted = false;
+                    return self.persist_then(step, vec![], vec![]);
+                }
+            }
+            ChainEvent::OnChain(ss) => {
+                let newer = self.store.latest.as_ref().is_none_or(|l| ss.state.counter > l.state.counter);
+                let stmt = Statement::Channel(ss.state.clone());
+                let me = self.side();
+                let valid = ss.state.cid == self.store.cid
+                    && stmt.verify(&self.store.my_key, ss.nonce, &ss.sigs[me])
+                    && stmt.verify(&self.store.peer_key, ss.nonce, &ss.sigs[other(self.store.side)]);
+                if newer && valid {
+                    let c = ss.state.counter;
+                    self.store.signed_upto = Some(self.store.signed_upto.unwrap_or(0).max(c));
+                    if self.store.my_proposal.as_ref().is_some_and(|p| p.state.counter <= c) {
+                        self.store.my_proposal = None;
+                    }
+                    self.store.latest = Some(*ss);
+                    step.events.push(ChannelEvent::CoSigned(c));
                     return self.persist_then(step, vec![], vec![]);
                 }
             }

@@ -22,6 +22,10 @@ pub enum BenchCmd {
     /// The Improved Optimistic Rollup against a challenge-window rollup and
     /// a single chain (thesis Fig 3-5, 3-7, Tables 3-2 to 3-6).
     Ior(crate::ior::IorBenchArgs),
+    /// Two-party state channel between two processes: co-signed updates per
+    /// second, update latency, snapshot (fsync) cost, on-chain transactions
+    /// and gas per channel lifetime against settling every trade on chain.
+    Channel(crate::channel::BenchArgs),
 }
 
 #[derive(Args)]
@@ -175,6 +179,7 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Ledger(a) => ledger(a),
         BenchCmd::Pbft(a) => pbft(a),
         BenchCmd::Ior(a) => crate::ior::bench(a),
+        BenchCmd::Channel(a) => crate::channel::bench(a),
     }
 }
 

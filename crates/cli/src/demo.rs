@@ -28,7 +28,7 @@ pub struct DemoArgs {
 const START_BALANCE: Amount = Amount(1_000_000_000);
 
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(a.accounts >= 2, "need at least two accounts");
+    anyhow::ensure!(a.accounts >= 3, "need at least three accounts (a merchant and two prosumers)");
     let dir = tempfile::tempdir()?;
     let validator = dev_validator(0);
     let genesis = dev_genesis(1, a.accounts, START_BALANCE, std::slice::from_ref(&validator));
@@ -104,8 +104,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         "merkle_proof_verified": proof_ok,
         "final_height": last_height,
     });
+    // Energy traded through a credit-note state channel on the same node.
+    let channel = crate::channel::demo(&node.url(), a.json)?;
     node.shutdown();
     if a.json {
+        println!("{channel}");
         println!("{summary}");
     } else {
         println!("gridledger demo: single-validator chain");

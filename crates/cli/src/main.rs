@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 mod bench;
+mod channel;
 mod demo;
 mod ior;
 mod ops;
@@ -57,6 +58,9 @@ enum Cmd {
     /// The dual blockchain with the Improved Optimistic Rollup (thesis Ch.3).
     #[command(subcommand)]
     Ior(IorCmd),
+    /// Two-party state channels of the Credit-Note System (seed 000).
+    #[command(subcommand)]
+    Channel(channel::ChannelCmd),
     /// Benchmarks printing JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -95,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Transfer(a) => ops::transfer(a),
         Cmd::Query(q) => ops::query(q),
         Cmd::Bench(b) => bench::run(b),
+        Cmd::Channel(c) => channel::run(c),
         Cmd::Ior(IorCmd::Day(a)) => ior::day(a),
     }
 }

@@ -1,0 +1,268 @@
+//! What a party process needs to know about its channel (`party.json` in its
+//! directory), and the on-chain preparation that produces it for two
+//! parties: merchant registration, credit applications and approvals
+//! (seed Fig 3), both `msc-init`s (Fig 11) and the `esc-init` (Fig 12).
+
+use crate::chainlink::{ChainError, ChainLink};
+use crate::machine::ChannelParams;
+use gridledger_contracts::args;
+use gridledger_contracts::cns::credit::{
+    esc_open_args, msc_init_args, ApplicantHistory, CollateralRatio, CreditApplication, CreditRefusal, MerchantDesk,
+};
+use gridledger_contracts::cns::{derive_cid, EscInit, Funding, RegisterMerchant};
+use gridledger_core::codec::{decode, encode};
+use gridledger_core::{Amount, Hash32, KeyPair, PublicKey};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// File name of the spec inside a party's directory.
+pub const SPEC_FILE: &str = "party.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("party spec: {0}")]
+    Format(String),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Rpc(#[from] gridledger_node::client::RpcError),
+    #[error("credit refused: {0}")]
+    Refused(#[from] CreditRefusal),
+}
+
+/// One party's channel, as stored in `party.json`. Secrets are hex; the
+/// file is written readable by its owner only.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PartySpec {
+    pub side: u8,
+    /// The account that sends transactions (hex secret).
+    pub account_secret: String,
+    /// The per-ESC pseudonym key that signs states and authenticates the
+    /// peer link (hex secret).
+    pub esc_secret: String,
+    /// The MSC pseudonym key (hex secret).
+    pub msc_secret: String,
+    pub nonce_seed: Hash32,
+    pub peer_key: PublicKey,
+    pub scid: Hash32,
+    pub cid: Hash32,
+    pub sid: u64,
+    pub t_delta_ms: u64,
+    pub capacity: [Amount; 2],
+    /// Borsh of [`Funding`], hex.
+    pub funding: String,
+    pub retry_ms: u64,
+    pub close_timeout_ms: u64,
+    /// Where each side listens for its peer (index = side).
+    pub addrs: [SocketAddr; 2],
+    /// Loopback address of this party's control port.
+    pub control: SocketAddr,
+    pub rpc: String,
+    /// Chain height to read channel events from.
+    pub start_height: u64,
+}
+
+fn key_of(hex_secret: &str) -> Result<KeyPair, SpecError> {
+    let b = hex::decode(hex_secret).map_err(|e| SpecError::Format(e.to_string()))?;
+    let arr: [u8; 32] = b.try_into().map_err(|_| SpecError::Format("secret must be 32 bytes".into()))?;
+    KeyPair::from_secret_bytes(arr).map_err(|e| SpecError::Format(e.to_string()))
+}
+
+impl PartySpec {
+    pub fn account(&self) -> Result<KeyPair, SpecError> {
+        key_of(&self.account_secret)
+    }
+    pub fn esc_key(&self) -> Result<KeyPair, SpecError> {
+        key_of(&self.esc_secret)
+    }
+    pub fn params(&self) -> Result<ChannelParams, SpecError> {
+        let fb = hex::decode(&self.funding).map_err(|e| SpecError::Format(e.to_string()))?;
+        let funding: Funding = decode(&fb, 1024).map_err(|e| SpecError::Format(e.to_string()))?;
+        Ok(ChannelParams {
+            side: self.side,
+            peer_key: self.peer_key,
+            scid: self.scid,
+            cid: self.cid,
+            t_delta_ms: self.t_delta_ms,
+            capacity: self.capacity,
+            funding,
+            retry_ms: self.retry_ms,
+            close_timeout_ms: self.close_timeout_ms,
+        })
+    }
+
+    pub fn load(dir: &Path) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(dir.join(SPEC_FILE))?;
+        serde_json::from_str(&text).map_err(|e| SpecError::Format(e.to_string()))
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), SpecError> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(SPEC_FILE);
+        let text = serde_json::to_string_pretty(self).map_err(|e| SpecError::Format(e.to_string()))?;
+        std::fs::write(&path, text)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
+    }
+}
+
+/// Terms of a channel to prepare.
+#[derive(Clone, Debug)]
+pub struct ChannelTerms {
+    pub capacity: [Amount; 2],
+    /// Fund this side with a merchant credit note instead of a deposit.
+    pub credit: [bool; 2],
+    pub t_delta_ms: u64,
+    pub credit_limit: Amount,
+    pub merchant_pool: Amount,
+    pub collateral_lock_ms: u64,
+    pub billing_period_ms: u64,
+    pub retry_ms: u64,
+    pub close_timeout_ms: u64,
+    pub addrs: [SocketAddr; 2],
+    pub controls: [SocketAddr; 2],
+}
+
+/// A merchant desk with the demo's risk model.
+pub fn merchant_desk(
+    account: &KeyPair,
+    desk_key: KeyPair,
+    credit_limit: Amount,
+    lock_ms: u64,
+) -> MerchantDesk<CollateralRatio> {
+    MerchantDesk {
+        account: account.address(),
+        key: desk_key,
+        risk: CollateralRatio { base_bps: 2_000, per_dispute_bps: 500, max_credit: credit_limit, lock_ms },
+        blacklist: vec![],
+        max_disputes: 5,
+        approval_ttl_ms: 3_600_000,
+    }
+}
+
+/// Registers the merchant if it is not yet registered.
+pub fn ensure_merchant(
+    link: &ChainLink,
+    desk: &MerchantDesk<CollateralRatio>,
+    billing_period_ms: u64,
+    pool: Amount,
+) -> Result<(), SpecError> {
+    let exists = crate::chainlink::view(&link.client, "merchant", args(&desk.account)).is_ok();
+    if !exists {
+        link.call(
+            "merchant_register",
+            args(&RegisterMerchant { key: desk.key.public(), billing_period_ms, grey_after: 2, black_after: 4 }),
+            pool,
+        )?;
+    }
+    Ok(())
+}
+
+/// Applies for credit and opens an MSC for `account` (Figs 3, 11); returns
+/// the MSC id.
+pub fn open_msc(
+    link: &ChainLink,
+    desk: &MerchantDesk<CollateralRatio>,
+    msc_key: &KeyPair,
+    identity: &str,
+    requested: Amount,
+    now: u64,
+    nonce: u64,
+) -> Result<u64, SpecError> {
+    let app = CreditApplication {
+        participant: msc_key.public(),
+        documents: vec![gridledger_core::codec::hash_parts(
+            gridledger_core::codec::Tag("gridledger/cns/doc/v1"),
+            &[identity.as_bytes()],
+        )],
+        requested_credit: requested,
+        identity: identity.to_string(),
+    };
+    let approval = desk.assess(&app, &ApplicantHistory::default(), now, nonce)?;
+    let collateral = approval.approval.collateral;
+    let a = msc_init_args(msc_key, approval, link.account.address(), nonce.wrapping_add(1));
+    let o = link.call("msc_init", args(&a), collateral)?;
+    borsh::from_slice(&o.output).map_err(|e| SpecError::Format(format!("msc id: {e}")))
+}
+
+/// Prepares a channel between two accounts on the node at `url`: the
+/// merchant (with `merchant` as its account) approves both, both MSCs and
+/// the ESC are created. Returns both parties' specs; nothing is opened.
+pub fn prepare_channel(
+    url: &str,
+    merchant: &KeyPair,
+    desk_key: &KeyPair,
+    accounts: [&KeyPair; 2],
+    terms: &ChannelTerms,
+) -> Result<[PartySpec; 2], SpecError> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let desk = merchant_desk(merchant, desk_key.clone(), terms.credit_limit, terms.collateral_lock_ms);
+    let mlink = ChainLink::connect(url, merchant.clone())?;
+    ensure_merchant(&mlink, &desk, terms.billing_period_ms, terms.merchant_pool)?;
+    let now = mlink.client.call("gl_chainInfo", serde_json::json!([]))?["timestamp"].as_u64().unwrap_or(0);
+    let msc_keys = [0, 1].map(|_| KeyPair::generate(&mut rng));
+    let mut sids = [0u64; 2];
+    for i in 0..2 {
+        let id = format!("participant-{}", accounts[i].address());
+        let link = ChainLink::connect(url, accounts[i].clone())?;
+        sids[i] = open_msc(&link, &desk, &msc_keys[i], &id, terms.credit_limit, now, rng.random())?;
+    }
+    let esc_keys = [0, 1].map(|_| KeyPair::generate(&mut rng));
+    // The ESC counter between these MSCs: fresh MSCs start at 0.
+    let init = EscInit {
+        sids,
+        keys: [esc_keys[0].public(), esc_keys[1].public()],
+        payouts: [accounts[0].address(), accounts[1].address()],
+        n: 0,
+        dispute_limit: 3,
+    };
+    let a = esc_open_args(init, [&msc_keys[0], &msc_keys[1]], rng.random());
+    let l0 = ChainLink::connect(url, accounts[0].clone())?;
+    let o = l0.call("esc_open", args(&a), Amount::ZERO)?;
+    let scid: Hash32 = borsh::from_slice(&o.output).map_err(|e| SpecError::Format(format!("scid: {e}")))?;
+    let cid = derive_cid(&scid, 0);
+    let start_height = l0.client.height()?;
+    let note_nonces: [u64; 2] = [rng.random(), rng.random()];
+    let nonce_seeds: [[u8; 32]; 2] = [rng.random(), rng.random()];
+    Ok([0usize, 1].map(|i| {
+        let funding = if terms.credit[i] {
+            desk.sign_note(sids[i], cid, terms.capacity[i], note_nonces[i])
+        } else {
+            Funding::Deposit
+        };
+        let nonce_seed = Hash32(nonce_seeds[i]);
+        PartySpec {
+            side: i as u8,
+            account_secret: hex::encode(accounts[i].secret_bytes()),
+            esc_secret: hex::encode(esc_keys[i].secret_bytes()),
+            msc_secret: hex::encode(msc_keys[i].secret_bytes()),
+            nonce_seed,
+            peer_key: esc_keys[1 - i].public(),
+            scid,
+            cid,
+            sid: sids[i],
+            t_delta_ms: terms.t_delta_ms,
+            capacity: terms.capacity,
+            funding: hex::encode(encode(&funding)),
+            retry_ms: terms.retry_ms,
+            close_timeout_ms: terms.close_timeout_ms,
+            addrs: terms.addrs,
+            control: terms.controls[i],
+            rpc: url.to_string(),
+            start_height,
+        }
+    }))
+}
+
+/// A loopback address with a port free at the time of the call.
+pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}

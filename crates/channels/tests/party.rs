@@ -1,0 +1,134 @@
+//! Two parties over a real authenticated TCP link and a real node's
+//! JSON-RPC (in one test process; the CLI tests run them as separate
+//! processes): open, pay both ways, restart one party from its snapshot
+//! file, close cooperatively; coins conserved, credit ledger balanced.
+
+use gridledger_channels::chainlink::{balance, read_channel, read_msc};
+use gridledger_channels::disk::{load_store, Durability};
+use gridledger_channels::party::{spawn_party, Command, PartyOptions, Reply};
+use gridledger_channels::spec::{free_loopback_addr, prepare_channel, ChannelTerms};
+use gridledger_channels::Phase;
+use gridledger_contracts::cns::ChannelStatus;
+use gridledger_core::{Address, Amount, KeyPair};
+use gridledger_ledger::devnet::{dev_key, dev_validator};
+use gridledger_node::RpcClient;
+use std::time::{Duration, Instant};
+
+const BAL: Amount = Amount(1_000_000_000_000);
+
+fn accounts() -> Vec<Address> {
+    let mut v: Vec<Address> = (0..4).map(|i| dev_key(i).address()).collect();
+    v.push(dev_validator(0).address());
+    v.push(gridledger_ledger::contract_address(gridledger_contracts::CNS_ID));
+    v
+}
+
+fn total(c: &RpcClient) -> u128 {
+    accounts().iter().map(|a| balance(c, a).unwrap()).sum()
+}
+
+fn terms(credit: [bool; 2]) -> ChannelTerms {
+    ChannelTerms {
+        capacity: [Amount(100_000), Amount(50_000)],
+        credit,
+        t_delta_ms: 2_000,
+        credit_limit: Amount(200_000),
+        merchant_pool: Amount(1_000_000),
+        collateral_lock_ms: 60_000,
+        billing_period_ms: 30_000,
+        retry_ms: 300,
+        close_timeout_ms: 1_500,
+        addrs: [free_loopback_addr().unwrap(), free_loopback_addr().unwrap()],
+        controls: [free_loopback_addr().unwrap(), free_loopback_addr().unwrap()],
+    }
+}
+
+fn opts() -> PartyOptions {
+    PartyOptions { durability: Durability::Fsync, control: false, ..PartyOptions::default() }
+}
+
+async fn wait_phase(h: &gridledger_channels::party::PartyHandle, phase: &str) {
+    let t = Instant::now();
+    loop {
+        if let Reply::Status(s) = h.request(Command::Status).await {
+            if s.phase == phase {
+                return;
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "phase {phase} not reached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_parties_over_the_network_pay_restart_and_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = gridledger_channels::devnode::start(&dir.path().join("node"), 4, BAL, 20).unwrap();
+    let url = node.url();
+    let client = RpcClient::new(&url);
+    let initial = total(&client);
+    let t = terms([true, false]);
+    let specs = tokio::task::spawn_blocking({
+        let url = url.clone();
+        let t = t.clone();
+        move || prepare_channel(&url, &dev_key(0), &KeyPair::from_seed("desk"), [&dev_key(1), &dev_key(2)], &t)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let dirs = [dir.path().join("p0"), dir.path().join("p1")];
+    for i in 0..2 {
+        specs[i].save(&dirs[i]).unwrap();
+    }
+    let (h0, j0) = spawn_party(&dirs[0], opts()).unwrap();
+    let (h1, j1) = spawn_party(&dirs[1], opts()).unwrap();
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    // Side 0 (credit-note funded) buys 10 × 500 Wh at 120/kWh; side 1 buys
+    // 2 × 250 Wh at 200/kWh.
+    for k in 0..10u64 {
+        assert_eq!(h0.request(Command::Pay { energy: 500, price: 120 }).await, Reply::Done { counter: k + 1 });
+    }
+    for k in 0..2u64 {
+        assert_eq!(h1.request(Command::Pay { energy: 250, price: 200 }).await, Reply::Done { counter: 11 + k });
+    }
+    // Overspending is refused by the payer's own machine, nothing signed.
+    match h1.request(Command::Pay { energy: 1_000_000, price: 100_000 }).await {
+        Reply::Error { message } => assert!(message.contains("below"), "{message}"),
+        r => panic!("overspend accepted: {r:?}"),
+    }
+    // Restart side 1 from its file: it keeps counter 12 and co-signs more.
+    assert!(matches!(h1.request(Command::Shutdown).await, Reply::Done { counter: 12 }));
+    j1.await.unwrap().unwrap();
+    assert_eq!(load_store(&dirs[1]).unwrap().unwrap().latest.unwrap().state.counter, 12);
+    let (h1, j1) = spawn_party(&dirs[1], opts()).unwrap();
+    assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 13 });
+    let before = [balance(&client, &dev_key(1).address()).unwrap(), balance(&client, &dev_key(2).address()).unwrap()];
+    assert!(matches!(h1.request(Command::Close).await, Reply::Done { .. }));
+    let r0 = j0.await.unwrap().unwrap();
+    let r1 = j1.await.unwrap().unwrap();
+    assert_eq!(r0.phase, Phase::Closed);
+    assert_eq!(r1.phase, Phase::Closed);
+    let ch = read_channel(&client, &specs[0].cid).unwrap().unwrap();
+    assert_eq!(ch.status, ChannelStatus::Closed);
+    // Side 0 paid 600 + 100, received 100.
+    assert_eq!(ch.latest.state.balances, [Amount(100_000 - 700 + 100), Amount(50_000 + 700 - 100)]);
+    // Side 1 (deposit) got 50_600 back less its own fees; side 0's credit
+    // note went back to the merchant, so side 0 only paid fees.
+    let after = [balance(&client, &dev_key(1).address()).unwrap(), balance(&client, &dev_key(2).address()).unwrap()];
+    let fees1: u128 = r1
+        .txs
+        .iter()
+        .filter_map(|(_, h)| client.receipt(h).ok().flatten())
+        .map(|r| r["fee"].as_str().unwrap().parse::<u128>().unwrap())
+        .sum();
+    assert!(after[0] <= before[0]);
+    assert_eq!(after[1] + fees1, before[1] + 50_600, "side 1 refunded its final balance");
+    assert_eq!(total(&client), initial, "coins conserved");
+    for s in &specs {
+        let msc = read_msc(&client, s.sid).unwrap().unwrap();
+        assert_eq!(msc.ledger.imbalance(), 0, "credit ledger balances: {:?}", msc.ledger);
+    }
+    assert!(r0.saves > 10 && r1.saves >= 3, "every signature persisted first: {} {}", r0.saves, r1.saves);
+    node.shutdown();
+}

@@ -1,0 +1,513 @@
+//! `gridledger channel …`: two-party state channels (seed 000) against a
+//! running node. A channel is prepared once (`prepare`: merchant approvals,
+//! MSCs, ESC; writes one directory per party), then each party runs its own
+//! process (`open`), driven through its loopback control port (`pay`,
+//! `close`, `status`); `dispute` and `watch` work from the snapshot file
+//! alone, with the party's process down.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use gridledger_channels::disk::Durability;
+use gridledger_channels::party::{control_request, run_party, Command, PartyOptions, Reply};
+use gridledger_channels::spec::{free_loopback_addr, prepare_channel, ChannelTerms, PartySpec};
+use gridledger_core::{Amount, KeyPair};
+use gridledger_node::config::{read_key, write_key};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
+
+#[derive(Subcommand)]
+pub enum ChannelCmd {
+    /// Prepare a channel between two accounts on chain (merchant approvals,
+    /// both MSCs, the ESC) and write both parties' directories.
+    Prepare(PrepareArgs),
+    /// Run this party's process: connect to the peer, open the channel
+    /// (side 0) and co-sign updates until the channel closes.
+    Open(OpenArgs),
+    /// Pay the peer for energy through the running party.
+    Pay(PayArgs),
+    /// Close cooperatively through the running party (falls back to a
+    /// dispute if the peer is silent).
+    Close(DirArgs),
+    /// The running party's channel state.
+    Status(DirArgs),
+    /// Unilateral close from the snapshot file (party process not needed):
+    /// raise a dispute with the newest co-signed state, then settle after t_Δ.
+    Dispute(DisputeArgs),
+    /// Watch the chain for a stale close by the peer and answer it with the
+    /// newest co-signed state from the snapshot file.
+    Watch(WatchArgs),
+}
+
+#[derive(Args)]
+pub struct PrepareArgs {
+    #[arg(long, default_value = DEFAULT_RPC)]
+    pub rpc: String,
+    /// The merchant's account key file.
+    #[arg(long)]
+    pub merchant_key: PathBuf,
+    /// The merchant's desk (signing) key file; created if absent.
+    #[arg(long)]
+    pub desk_key: PathBuf,
+    /// Account key files of side 0 and side 1.
+    #[arg(long, num_args = 2)]
+    pub keys: Vec<PathBuf>,
+    /// Directories to write for side 0 and side 1.
+    #[arg(long, num_args = 2)]
+    pub dirs: Vec<PathBuf>,
+    /// Capacities of side 0 and side 1 (minor units).
+    #[arg(long, num_args = 2, default_values_t = [100_000u128, 100_000])]
+    pub capacity: Vec<u128>,
+    /// Fund side 0 with a merchant credit note instead of a deposit.
+    #[arg(long)]
+    pub credit0: bool,
+    /// Fund side 1 with a merchant credit note instead of a deposit.
+    #[arg(long)]
+    pub credit1: bool,
+    /// Dispute window t_Δ (ms).
+    #[arg(long, default_value_t = 10_000)]
+    pub t_delta_ms: u64,
+    /// Peer listen addresses of side 0 and side 1 (loopback ports chosen if absent).
+    #[arg(long, num_args = 2)]
+    pub listen: Vec<SocketAddr>,
+    /// Merchant pool deposited on registration.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub pool: u128,
+}
+
+#[derive(Args)]
+pub struct OpenArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Skip fsync (survives a process crash, not a power loss).
+    #[arg(long)]
+    pub no_fsync: bool,
+}
+
+#[derive(Args)]
+pub struct PayArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Energy bought (Wh).
+    #[arg(long)]
+    pub energy: u64,
+    /// Price per kWh (minor units).
+    #[arg(long)]
+    pub price: u64,
+}
+
+#[derive(Args)]
+pub struct DirArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct DisputeArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Only raise the dispute; do not wait to settle.
+    #[arg(long)]
+    pub no_settle: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_s: u64,
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Stop after this many seconds (or when the channel closes).
+    #[arg(long, default_value_t = 3_600)]
+    pub timeout_s: u64,
+}
+
+fn desk_key(path: &Path) -> anyhow::Result<KeyPair> {
+    if path.exists() {
+        return read_key(path);
+    }
+    let k = KeyPair::generate(&mut rand::rng());
+    write_key(path, &k)?;
+    Ok(k)
+}
+
+fn control(dir: &Path, cmd: &Command) -> anyhow::Result<()> {
+    let spec = PartySpec::load(dir).with_context(|| format!("reading the party in {}", dir.display()))?;
+    let r = control_request(spec.control, cmd, Duration::from_secs(120))
+        .with_context(|| format!("talking to the party at {} (is `gridledger channel open` running?)", spec.control))?;
+    println!("{}", serde_json::to_string(&r)?);
+    match r {
+        Reply::Error { message } => anyhow::bail!(message),
+        _ => Ok(()),
+    }
+}
+
+pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
+    match cmd {
+        ChannelCmd::Prepare(a) => {
+            anyhow::ensure!(a.keys.len() == 2 && a.dirs.len() == 2 && a.capacity.len() == 2, "two of each");
+            let merchant = read_key(&a.merchant_key)?;
+            let desk = desk_key(&a.desk_key)?;
+            let keys = [read_key(&a.keys[0])?, read_key(&a.keys[1])?];
+            let addrs = match a.listen.as_slice() {
+                [x, y] => [*x, *y],
+                [] => [free_loopback_addr()?, free_loopback_addr()?],
+                _ => anyhow::bail!("--listen takes two addresses"),
+            };
+            let terms = ChannelTerms {
+                capacity: [Amount(a.capacity[0]), Amount(a.capacity[1])],
+                credit: [a.credit0, a.credit1],
+                t_delta_ms: a.t_delta_ms,
+                credit_limit: Amount(a.capacity[0].max(a.capacity[1]).saturating_mul(2)),
+                merchant_pool: Amount(a.pool),
+                collateral_lock_ms: 60_000,
+                billing_period_ms: 30_000,
+                retry_ms: 500,
+                close_timeout_ms: 3_000,
+                addrs,
+                controls: [free_loopback_addr()?, free_loopback_addr()?],
+            };
+            let specs = prepare_channel(&a.rpc, &merchant, &desk, [&keys[0], &keys[1]], &terms)?;
+            for (s, d) in specs.iter().zip(&a.dirs) {
+                s.save(d)?;
+            }
+            println!(
+                "{}",
+                json!({ "cid": specs[0].cid, "scid": specs[0].scid, "sids": [specs[0].sid, specs[1].sid],
+                        "dirs": a.dirs, "listen": addrs })
+            );
+            Ok(())
+        }
+        ChannelCmd::Open(a) => {
+            let opts = PartyOptions {
+                durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
+                auto_open: true,
+                ..PartyOptions::default()
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let r = rt.block_on(run_party(&a.dir, opts))?;
+            println!(
+                "{}",
+                json!({ "phase": format!("{:?}", r.phase), "counter": r.latest, "saves": r.saves,
+                        "save_time_us": r.save_time.as_micros() as u64, "txs": r.txs.len() })
+            );
+            Ok(())
+        }
+        ChannelCmd::Pay(a) => control(&a.dir, &Command::Pay { energy: a.energy, price: a.price }),
+        ChannelCmd::Close(a) => control(&a.dir, &Command::Close),
+        ChannelCmd::Status(a) => control(&a.dir, &Command::Status),
+        ChannelCmd::Dispute(a) => {
+            let r = gridledger_channels::watch::dispute(&a.dir, !a.no_settle, Duration::from_secs(a.timeout_s))?;
+            println!(
+                "{}",
+                json!({ "disputes": r.disputes, "resolved_with": r.resolved_with, "settled": r.settled, "closed_at": r.closed_at })
+            );
+            Ok(())
+        }
+        ChannelCmd::Watch(a) => {
+            let r = gridledger_channels::watch::watch(
+                &a.dir,
+                Duration::from_secs(a.timeout_s),
+                Duration::from_millis(100),
+            )?;
+            println!(
+                "{}",
+                json!({ "disputes": r.disputes, "resolved_with": r.resolved_with, "settled": r.settled, "closed_at": r.closed_at })
+            );
+            Ok(())
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Co-signed updates timed per run.
+    #[arg(long, default_value_t = 2_000)]
+    pub updates: usize,
+    /// Only the fsync'd run (default: also the rename-only run).
+    #[arg(long)]
+    pub fsync_only: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn percentile_us(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Transactions and gas in blocks `from..=to`.
+fn txs_and_gas(c: &gridledger_node::RpcClient, from: u64, to: u64) -> anyhow::Result<(u64, u64)> {
+    let (mut n, mut gas) = (0u64, 0u64);
+    for h in from..=to {
+        let b = c.call("gl_getBlock", json!([h]))?;
+        for t in b["transactions"].as_array().into_iter().flatten() {
+            let hash = gridledger_core::Hash32::from_hex(t.as_str().unwrap_or(""))?;
+            if let Some(r) = c.receipt(&hash)? {
+                n += 1;
+                gas += r["gas_used"].as_u64().unwrap_or(0);
+            }
+        }
+    }
+    Ok((n, gas))
+}
+
+/// One channel lifetime between this process (side 0) and a child process
+/// (side 1) on loopback: open, `updates` timed co-signed payments, close.
+fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_json::Value> {
+    use gridledger_ledger::devnet::dev_key;
+    use std::time::Instant;
+    let dir = tempfile::tempdir()?;
+    let node = gridledger_channels::devnode::start(&dir.path().join("node"), 4, Amount(1_000_000_000_000), 20)?;
+    let client = gridledger_node::RpcClient::new(&node.url());
+    let setup_from = client.height()? + 1;
+    let cap = Amount(1_000_000_000);
+    let terms = ChannelTerms {
+        capacity: [cap, cap],
+        credit: [false, false],
+        t_delta_ms: 10_000,
+        credit_limit: cap,
+        merchant_pool: Amount(1_000_000),
+        collateral_lock_ms: 60_000,
+        billing_period_ms: 30_000,
+        retry_ms: 500,
+        close_timeout_ms: 5_000,
+        addrs: [free_loopback_addr()?, free_loopback_addr()?],
+        controls: [free_loopback_addr()?, free_loopback_addr()?],
+    };
+    let desk = KeyPair::generate(&mut rand::rng());
+    let specs = prepare_channel(&node.url(), &dev_key(0), &desk, [&dev_key(1), &dev_key(2)], &terms)?;
+    let dirs = [dir.path().join("p0"), dir.path().join("p1")];
+    for i in 0..2 {
+        specs[i].save(&dirs[i])?;
+    }
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["channel", "open", "--dir"]).arg(&dirs[1]);
+    if durability == Durability::ProcessCrashOnly {
+        cmd.arg("--no-fsync");
+    }
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let opts = PartyOptions { durability, control: false, ..PartyOptions::default() };
+    let (lat, report, elapsed) = rt.block_on(async {
+        let (h, join) = gridledger_channels::party::spawn_party(&dirs[0], opts)?;
+        match h.request(Command::Open).await {
+            Reply::Done { .. } => {}
+            r => anyhow::bail!("open: {r:?}"),
+        }
+        // The peer may see the channel active a poll later: retry the first.
+        let t = Instant::now();
+        while !matches!(h.request(Command::Pay { energy: 10, price: 100 }).await, Reply::Done { .. }) {
+            anyhow::ensure!(t.elapsed() < Duration::from_secs(20), "peer never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for _ in 0..50 {
+            h.request(Command::Pay { energy: 10, price: 100 }).await;
+        }
+        let mut lat = Vec::with_capacity(updates);
+        let start = Instant::now();
+        for _ in 0..updates {
+            let t = Instant::now();
+            match h.request(Command::Pay { energy: 10, price: 100 }).await {
+                Reply::Done { .. } => lat.push(t.elapsed().as_micros() as u64),
+                r => anyhow::bail!("update failed: {r:?}"),
+            }
+        }
+        let elapsed = start.elapsed();
+        match h.request(Command::Close).await {
+            Reply::Done { .. } => {}
+            r => anyhow::bail!("close: {r:?}"),
+        }
+        let report = join.await??;
+        Ok((lat, report, elapsed))
+    })?;
+    let out = child.wait_with_output()?;
+    let peer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let end = client.height()?;
+    let (setup_txs, setup_gas) = txs_and_gas(&client, setup_from, specs[0].start_height)?;
+    let (chan_txs, chan_gas) = txs_and_gas(&client, specs[0].start_height + 1, end)?;
+    // One trade settled on chain instead: a transfer.
+    let key = dev_key(3);
+    let tx = gridledger_ledger::devnet::transfer(
+        &key,
+        1,
+        client.next_nonce(&key.address())?,
+        dev_key(0).address(),
+        Amount(1),
+        Amount(1),
+    );
+    let h = client.send(&tx)?;
+    let transfer_gas = client.wait_receipt(&h, Duration::from_secs(30))?["gas_used"].as_u64().unwrap_or(0);
+    node.shutdown();
+    let mut sorted = lat.clone();
+    sorted.sort_unstable();
+    let trades = (updates + 51) as u64;
+    Ok(json!({
+        "durability": match durability { Durability::Fsync => "fsync", Durability::ProcessCrashOnly => "rename-only" },
+        "updates": updates,
+        "updates_per_s": updates as f64 / elapsed.as_secs_f64(),
+        "latency_us": { "p50": percentile_us(&sorted, 0.5), "p90": percentile_us(&sorted, 0.9),
+                        "p99": percentile_us(&sorted, 0.99), "max": sorted.last().copied().unwrap_or(0) },
+        "snapshot_saves": { "side0": report.saves, "side0_mean_us": report.save_time.as_micros() as u64 / report.saves.max(1),
+                            "side1": peer["saves"], "side1_total_us": peer["save_time_us"],
+                            "on_critical_path_per_update": 3 },
+        "on_chain": {
+            "trades": trades,
+            "setup": { "txs": setup_txs, "gas": setup_gas },
+            "channel_lifetime": { "txs": chan_txs, "gas": chan_gas },
+            "every_trade_on_chain": { "txs": trades, "gas": trades * transfer_gas, "gas_per_trade": transfer_gas },
+        },
+    }))
+}
+
+/// Mean time of one atomic snapshot save, with and without fsync.
+fn fsync_cost() -> anyhow::Result<serde_json::Value> {
+    use gridledger_channels::disk::StoreFile;
+    let dir = tempfile::tempdir()?;
+    let k = KeyPair::generate(&mut rand::rng());
+    let params = gridledger_channels::ChannelParams {
+        side: 0,
+        peer_key: k.public(),
+        scid: gridledger_core::Hash32([1; 32]),
+        cid: gridledger_core::Hash32([2; 32]),
+        t_delta_ms: 1,
+        capacity: [Amount(1), Amount(1)],
+        funding: gridledger_contracts::cns::Funding::Deposit,
+        retry_ms: 1,
+        close_timeout_ms: 1,
+    };
+    let m = gridledger_channels::ChannelMachine::new(k, [0; 32], params);
+    let mut out = serde_json::Map::new();
+    for (d, name) in
+        [(Durability::Fsync, "fsync_save_mean_us"), (Durability::ProcessCrashOnly, "rename_only_save_mean_us")]
+    {
+        let mut f = StoreFile::open(dir.path(), d)?;
+        for _ in 0..200 {
+            f.save(m.store())?;
+        }
+        let (n, t) = f.stats();
+        out.insert(name.into(), json!(t.as_secs_f64() * 1e6 / n as f64));
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
+pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let mut runs = vec![bench_run(a.updates, Durability::Fsync)?];
+    if !a.fsync_only {
+        runs.push(bench_run(a.updates, Durability::ProcessCrashOnly)?);
+    }
+    let out = json!({
+        "bench": "channel",
+        "setup": "two processes (this one: side 0; a child: side 1), Noise-encrypted TCP on 127.0.0.1, one embedded validator",
+        "runs": runs,
+        "snapshot_save": fsync_cost()?,
+        "targets": { "updates_per_s": 10_000, "p50_us": 1_000 },
+    });
+    if a.json {
+        println!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+/// The demo's channel section: a merchant (dev account 0) and two prosumers
+/// (dev accounts 1, 2) on the demo's node. Prosumer 0 buys on a credit note,
+/// prosumer 1 on a deposit; each runs its own party over an encrypted
+/// loopback link; after the close the merchant bills the credit user.
+pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
+    use gridledger_channels::chainlink::{read_channel, read_msc, ChainLink};
+    use gridledger_ledger::devnet::dev_key;
+    use std::time::Instant;
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir()?;
+    let terms = ChannelTerms {
+        capacity: [Amount(50_000), Amount(20_000)],
+        credit: [true, false],
+        t_delta_ms: 10_000,
+        credit_limit: Amount(100_000),
+        merchant_pool: Amount(1_000_000),
+        collateral_lock_ms: 60_000,
+        billing_period_ms: 30_000,
+        retry_ms: 500,
+        close_timeout_ms: 3_000,
+        addrs: [free_loopback_addr()?, free_loopback_addr()?],
+        controls: [free_loopback_addr()?, free_loopback_addr()?],
+    };
+    let desk = KeyPair::generate(&mut rand::rng());
+    let specs = prepare_channel(url, &dev_key(0), &desk, [&dev_key(1), &dev_key(2)], &terms)?;
+    let dirs = [dir.path().join("p0"), dir.path().join("p1")];
+    for i in 0..2 {
+        specs[i].save(&dirs[i])?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let opts = PartyOptions { control: false, ..PartyOptions::default() };
+    let trades = rt.block_on(async {
+        let (h0, j0) = gridledger_channels::party::spawn_party(&dirs[0], opts.clone())?;
+        let (h1, j1) = gridledger_channels::party::spawn_party(&dirs[1], opts)?;
+        anyhow::ensure!(matches!(h0.request(Command::Open).await, Reply::Done { .. }), "open failed");
+        let t = Instant::now();
+        let mut trades = 0u32;
+        // Prosumer 0 buys 3 kWh at 400/kWh in 30 trades; prosumer 1 buys 1 kWh back.
+        while trades < 30 {
+            match h0.request(Command::Pay { energy: 100, price: 400 }).await {
+                Reply::Done { .. } => trades += 1,
+                r => {
+                    anyhow::ensure!(t.elapsed() < Duration::from_secs(10), "pay: {r:?}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        for _ in 0..5 {
+            anyhow::ensure!(
+                matches!(h1.request(Command::Pay { energy: 200, price: 300 }).await, Reply::Done { .. }),
+                "pay back failed"
+            );
+            trades += 1;
+        }
+        anyhow::ensure!(matches!(h1.request(Command::Close).await, Reply::Done { .. }), "close failed");
+        j0.await??;
+        j1.await??;
+        Ok(trades)
+    })?;
+    let client = gridledger_node::RpcClient::new(url);
+    let ch = read_channel(&client, &specs[0].cid)?.context("channel record")?;
+    // The merchant recalculates and signs the credit user's debit (Fig 16).
+    let msc = read_msc(&client, specs[0].sid)?.context("MSC")?;
+    let desk = gridledger_channels::spec::merchant_desk(&dev_key(0), desk, terms.credit_limit, 60_000);
+    let mlink = ChainLink::connect(url, dev_key(0))?;
+    let mut billed = 0u128;
+    for rec in &msc.pending {
+        let sign = desk.sign_debit(rec, rand::random())?;
+        mlink.call("msc_sign_debit", gridledger_contracts::args(&sign), Amount::ZERO)?;
+        billed += rec.debit.0;
+    }
+    let msc = read_msc(&client, specs[0].sid)?.context("MSC")?;
+    let out = json!({
+        "trades_off_chain": trades,
+        "final_counter": ch.latest.state.counter,
+        "final_balances": ch.latest.state.balances,
+        "energy_wh": ch.latest.state.energy,
+        "billed_to_credit_user": billed.to_string(),
+        "credit_ledger_imbalance": msc.ledger.imbalance() as i64,
+        "elapsed_s": t0.elapsed().as_secs_f64(),
+    });
+    if !quiet {
+        println!("gridledger demo: credit-note state channel (seed 000)");
+        println!("  trades co-signed off chain   {trades} (counter {})", ch.latest.state.counter);
+        println!("  final balances               {:?}", ch.latest.state.balances.map(|a| a.0));
+        println!("  energy delivered (Wh)        {:?}", ch.latest.state.energy.map(|e| e.0));
+        println!("  debit billed by the merchant {billed}");
+        println!("  credit ledger imbalance      {}", msc.ledger.imbalance());
+        println!("  wall time                    {:.2} s", t0.elapsed().as_secs_f64());
+        println!();
+    }
+    anyhow::ensure!(msc.ledger.imbalance() == 0, "credit ledger does not balance");
+    Ok(out)
+}

@@ -1,0 +1,253 @@
+//! The channel commands across processes: each party is its own
+//! `gridledger channel open` process, talking over an authenticated TCP
+//! link on loopback, against a node serving JSON-RPC. Parties are killed
+//! with SIGKILL mid-channel; their snapshot files must keep the right to
+//! close with the newest co-signed state.
+
+use gridledger_channels::chainlink::{balance, read_channel, read_msc};
+use gridledger_channels::disk::load_store;
+use gridledger_channels::spec::PartySpec;
+use gridledger_contracts::cns::ChannelStatus;
+use gridledger_core::{Address, Amount};
+use gridledger_ledger::devnet::{dev_key, dev_validator};
+use gridledger_node::config::write_key;
+use gridledger_node::RpcClient;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+const BAL: Amount = Amount(1_000_000_000_000);
+
+/// Kills its processes when dropped (a failing test leaves none behind).
+struct Procs(Vec<Child>);
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn gl(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run gridledger")
+}
+
+fn gl_ok(args: &[&str]) -> String {
+    let o = gl(args);
+    assert!(o.status.success(), "gridledger {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn")
+}
+
+/// Fees paid by `who` in blocks after `after`.
+fn fees_since(c: &RpcClient, after: u64, who: &Address) -> u128 {
+    let mut fees = 0;
+    for h in after + 1..=c.height().unwrap() {
+        let b = c.call("gl_getBlock", serde_json::json!([h])).unwrap();
+        for t in b["transactions"].as_array().into_iter().flatten() {
+            let hash = gridledger_core::Hash32::from_hex(t.as_str().unwrap()).unwrap();
+            let r = c.receipt(&hash).unwrap().unwrap();
+            if r["sender"].as_str() == Some(who.to_string().as_str()) {
+                fees += r["fee"].as_str().unwrap().parse::<u128>().unwrap();
+            }
+        }
+    }
+    fees
+}
+
+fn total(c: &RpcClient) -> u128 {
+    let mut v: Vec<Address> = (0..4).map(|i| dev_key(i).address()).collect();
+    v.push(dev_validator(0).address());
+    v.push(gridledger_ledger::contract_address(gridledger_contracts::CNS_ID));
+    v.iter().map(|a| balance(c, a).unwrap()).sum()
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    node: Option<gridledger_node::NodeHandle>,
+    url: String,
+    dirs: [PathBuf; 2],
+    root: PathBuf,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if let Some(n) = self.node.take() {
+            n.shutdown();
+        }
+    }
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let node = gridledger_channels::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let url = node.url();
+    for i in 0..3 {
+        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
+    }
+    let dirs = [root.join("p0"), root.join("p1")];
+    let p = |s: &str| root.join(s).display().to_string();
+    let (d0, d1) = (dirs[0].display().to_string(), dirs[1].display().to_string());
+    gl_ok(&[
+        "channel",
+        "prepare",
+        "--rpc",
+        &url,
+        "--merchant-key",
+        &p("k0.key"),
+        "--desk-key",
+        &p("desk.key"),
+        "--keys",
+        &p("k1.key"),
+        &p("k2.key"),
+        "--dirs",
+        &d0,
+        &d1,
+        "--capacity",
+        "100000",
+        "50000",
+        "--t-delta-ms",
+        "1500",
+    ]);
+    Setup { _dir: dir, node: Some(node), url, dirs, root }
+}
+
+fn d(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn wait_open(dir: &Path) {
+    let t = Instant::now();
+    loop {
+        let o = gl(&["channel", "status", "--dir", &d(dir)]);
+        if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"phase\":\"Open\"") {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "party in {} never open", dir.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn pay(dir: &Path, energy: u64, price: u64) {
+    gl_ok(&["channel", "pay", "--dir", &d(dir), "--energy", &energy.to_string(), "--price", &price.to_string()]);
+}
+
+fn open_both(s: &Setup) -> Procs {
+    let procs = Procs(vec![
+        spawn(&["channel", "open", "--dir", &d(&s.dirs[1])]),
+        spawn(&["channel", "open", "--dir", &d(&s.dirs[0])]),
+    ]);
+    wait_open(&s.dirs[0]);
+    wait_open(&s.dirs[1]);
+    procs
+}
+
+fn copy_party(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ["party.json", "store.bin"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+}
+
+fn check_ledgers(c: &RpcClient, dirs: &[PathBuf; 2]) {
+    for dir in dirs {
+        let spec = PartySpec::load(dir).unwrap();
+        let msc = read_msc(c, spec.sid).unwrap().unwrap();
+        assert_eq!(msc.ledger.imbalance(), 0, "credit ledger balances");
+    }
+}
+
+/// Both parties are SIGKILLed after 4 updates. Side 0 then cheats with a
+/// snapshot copied after update 1 (a unilateral close with a stale state);
+/// side 1's watch service, reading only side 1's snapshot file, answers
+/// with update 4 inside t_Δ. Side 1 then closes unilaterally from its file.
+#[test]
+fn killed_parties_stale_close_is_corrected_by_the_watch_service() {
+    let s = setup();
+    let c = RpcClient::new(&s.url);
+    let initial = total(&c);
+    let mut procs = open_both(&s);
+    pay(&s.dirs[0], 10_000, 100); // side 0 pays 1_000
+    let stale = s.root.join("stale");
+    copy_party(&s.dirs[0], &stale);
+    for _ in 0..3 {
+        pay(&s.dirs[1], 5_000, 200); // side 1 pays 1_000 each
+    }
+    let _ = procs.0.iter_mut().map(|p| p.kill()).count();
+    let newest = load_store(&s.dirs[1]).unwrap().unwrap().latest.unwrap();
+    assert_eq!(newest.state.counter, 4, "the killed party's file has the newest co-signed state");
+    let watcher = spawn(&["channel", "watch", "--dir", &d(&s.dirs[1]), "--timeout-s", "60"]);
+    procs.0.push(watcher);
+    std::thread::sleep(Duration::from_millis(300));
+    gl_ok(&["channel", "dispute", "--dir", &d(&stale), "--no-settle"]);
+    let cid = PartySpec::load(&s.dirs[0]).unwrap().cid;
+    let t = Instant::now();
+    loop {
+        let ch = read_channel(&c, &cid).unwrap().unwrap();
+        if ch.status == ChannelStatus::Open && ch.latest.state.counter == 4 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "stale close not corrected: {:?}", ch.status);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sid0 = PartySpec::load(&s.dirs[0]).unwrap().sid;
+    assert_eq!(read_msc(&c, sid0).unwrap().unwrap().disputes_at_fault, 1, "the stale close is remarked");
+    // Side 1 closes from its file alone (dispute, t_Δ, settle).
+    let before = balance(&c, &dev_key(2).address()).unwrap();
+    let h0 = c.height().unwrap();
+    let out = gl_ok(&["channel", "dispute", "--dir", &d(&s.dirs[1]), "--timeout-s", "30"]);
+    assert!(out.contains("\"closed_at\":4"), "{out}");
+    let ch = read_channel(&c, &cid).unwrap().unwrap();
+    assert_eq!(ch.status, ChannelStatus::Closed);
+    assert_eq!(ch.latest.state.balances, [Amount(100_000 - 1_000 + 3_000), Amount(50_000 + 1_000 - 3_000)]);
+    let after = balance(&c, &dev_key(2).address()).unwrap();
+    let fees = fees_since(&c, h0, &dev_key(2).address());
+    assert_eq!(after + fees, before + 48_000, "side 1 got its final 48_000 back");
+    let cheater = read_msc(&c, PartySpec::load(&s.dirs[0]).unwrap().sid).unwrap().unwrap();
+    // The stale close, and then not answering side 1's unilateral close.
+    assert_eq!(cheater.disputes_at_fault, 2, "faults remarked against side 0");
+    assert_eq!(total(&c), initial, "coins conserved");
+    check_ledgers(&c, &s.dirs);
+}
+
+/// Side 1 goes silent (SIGKILL) and never comes back; side 0's close
+/// times out into a dispute and settles after t_Δ with the newest state.
+#[test]
+fn silent_counterparty_timeout_close_returns_funds() {
+    let s = setup();
+    let c = RpcClient::new(&s.url);
+    let initial = total(&c);
+    let mut procs = open_both(&s);
+    for _ in 0..5 {
+        pay(&s.dirs[0], 1_000, 100); // 100 each
+    }
+    let _ = procs.0[0].kill();
+    let before = balance(&c, &dev_key(1).address()).unwrap();
+    let h0 = c.height().unwrap();
+    let t = Instant::now();
+    gl_ok(&["channel", "close", "--dir", &d(&s.dirs[0])]);
+    assert!(t.elapsed() >= Duration::from_millis(1_500), "went through the dispute window");
+    let cid = PartySpec::load(&s.dirs[0]).unwrap().cid;
+    let ch = read_channel(&c, &cid).unwrap().unwrap();
+    assert_eq!(ch.status, ChannelStatus::Closed);
+    assert_eq!(ch.latest.state.counter, 5);
+    let after = balance(&c, &dev_key(1).address()).unwrap();
+    let fees = fees_since(&c, h0, &dev_key(1).address());
+    assert_eq!(after + fees, before + 99_500, "side 0 got its final 99_500 back");
+    let silent = read_msc(&c, PartySpec::load(&s.dirs[1]).unwrap().sid).unwrap().unwrap();
+    assert_eq!(silent.disputes_at_fault, 1, "the silent side carries the fault");
+    assert_eq!(total(&c), initial, "coins conserved");
+    check_ledgers(&c, &s.dirs);
+    // The party process exits on its own once closed.
+    let t = Instant::now();
+    while procs.0[1].try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(5), "party 0 did not exit after close");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
