@@ -225,6 +225,24 @@ impl CallContext<'_, '_> {
     }
 }
 
+/// Typed storage reads shared by calls (metered) and views (free), so
+/// contract code that only reads can serve both.
+pub trait StorageRead {
+    fn read_typed<T: BorshDeserialize>(&mut self, key: &[u8]) -> Result<Option<T>, ContractError>;
+}
+
+impl StorageRead for CallContext<'_, '_> {
+    fn read_typed<T: BorshDeserialize>(&mut self, key: &[u8]) -> Result<Option<T>, ContractError> {
+        CallContext::read_typed(self, key)
+    }
+}
+
+impl StorageRead for &ViewContext<'_> {
+    fn read_typed<T: BorshDeserialize>(&mut self, key: &[u8]) -> Result<Option<T>, ContractError> {
+        ViewContext::read_typed(self, key)
+    }
+}
+
 /// Read-only access for views.
 pub struct ViewContext<'a> {
     pub(crate) state: &'a dyn StateRead,

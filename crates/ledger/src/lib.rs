@@ -19,7 +19,8 @@ pub use block::{Block, BlockHeader, Event, Receipt, Seal, TxStatus};
 pub use chain::{Chain, ChainConfig, Committed, TxRules};
 pub use client::{ChainClient, ClientError};
 pub use contract::{
-    decode_args, revert, BlockEnv, CallContext, ContractError, ContractRegistry, NativeContract, ViewContext,
+    decode_args, revert, BlockEnv, CallContext, ContractError, ContractRegistry, NativeContract, StorageRead,
+    ViewContext,
 };
 pub use error::{ChainError, StoreError, SubmitError};
 pub use executor::{BlockBuilder, BuiltBody, ExecutedBlock, TxRejected};

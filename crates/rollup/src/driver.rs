@@ -148,6 +148,25 @@ pub fn dev_chain(
     Ok(DevChain { chain, validator, now })
 }
 
+/// One contract call in its own block on `chain`, its gas recorded.
+#[allow(clippy::too_many_arguments)]
+fn call_on<C: ChainClient>(
+    chain: &mut C,
+    gas: &mut Vec<GasRecord>,
+    target: Target,
+    key: &KeyPair,
+    contract: u32,
+    method: &str,
+    a: Vec<u8>,
+    value: Amount,
+) -> Result<Receipt, DriverError> {
+    let n = chain.next_nonce(&key.address());
+    let tx = call(key, chain.chain_id(), n, contract, method, a, value, DRIVER_GAS_LIMIT);
+    let r = chain.exec(&tx)?;
+    gas.push(GasRecord { target, method: method.into(), gas: r.gas_used, success: r.status == TxStatus::Success });
+    Ok(r)
+}
+
 fn ok(r: &Receipt, method: &str) -> Result<(), DriverError> {
     match &r.status {
         TxStatus::Success => Ok(()),
@@ -265,29 +284,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         a: Vec<u8>,
         value: Amount,
     ) -> Result<Receipt, DriverError> {
-        let n = self.primary.next_nonce(&key.address());
-        let tx = call(key, self.primary.chain_id(), n, IOR_PRIMARY_ID, method, a, value, DRIVER_GAS_LIMIT);
-        let r = self.primary.exec(&tx)?;
-        self.gas.push(GasRecord {
-            target: Target::Primary,
-            method: method.into(),
-            gas: r.gas_used,
-            success: r.status == TxStatus::Success,
-        });
-        Ok(r)
+        call_on(&mut self.primary, &mut self.gas, Target::Primary, key, IOR_PRIMARY_ID, method, a, value)
     }
 
     fn secondary_call(&mut self, key: &KeyPair, method: &str, a: Vec<u8>) -> Result<Receipt, DriverError> {
-        let n = self.secondary.next_nonce(&key.address());
-        let tx = call(key, self.secondary.chain_id(), n, IOR_SECONDARY_ID, method, a, Amount::ZERO, DRIVER_GAS_LIMIT);
-        let r = self.secondary.exec(&tx)?;
-        self.gas.push(GasRecord {
-            target: Target::Secondary,
-            method: method.into(),
-            gas: r.gas_used,
-            success: r.status == TxStatus::Success,
-        });
-        Ok(r)
+        call_on(&mut self.secondary, &mut self.gas, Target::Secondary, key, IOR_SECONDARY_ID, method, a, Amount::ZERO)
     }
 
     /// Funds a trader's IOR account from its wallet.

@@ -42,7 +42,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::exec::{execute_batch, touched, OnChain};
-use crate::store::{bytes, credit, debit, load, load_view, pkey, settle};
+use crate::store::{bytes, credit, debit, load, pkey, settle};
 use crate::types::{
     node_cert_digest, AgreementTx, Entry, IorParams, IorTx, NodeRole, Outcome, Participant, SettlementTx, Tcr,
     BLACK_HOLE,
@@ -542,7 +542,7 @@ impl NativeContract for IorPrimaryContract {
                     );
                 }
                 let (parts, buyers) = touched(&es, &[]);
-                let prestate = load_view(ctx, &parts, &buyers)?;
+                let prestate = load(&mut { ctx }, &parts, &buyers)?;
                 let tcrs = if h.tcrs_complete() && h.complete_at.is_some() {
                     let mut all = ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, true))?.unwrap_or_default();
                     all.extend(ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, false))?.unwrap_or_default());

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use borsh::BorshSerialize;
 use gridledger_core::{Address, Amount};
-use gridledger_ledger::{revert, CallContext, ContractError, ViewContext};
+use gridledger_ledger::{revert, CallContext, ContractError, StorageRead};
 
 use crate::exec::{apply_effects, PreState};
 use crate::types::{Agreement, Entry, IorParams, Participant, Tcr, BLACK_HOLE};
@@ -23,29 +23,10 @@ pub(crate) fn bytes<T: BorshSerialize>(v: &T) -> Vec<u8> {
     borsh::to_vec(v).unwrap_or_default()
 }
 
-/// Reads the state of the given traders and agreement keys (metered).
-pub(crate) fn load(
-    ctx: &mut CallContext<'_, '_>,
-    parts: &BTreeSet<Address>,
-    buyers: &BTreeSet<Address>,
-) -> Result<PreState, ContractError> {
-    let mut s = PreState::default();
-    for a in parts {
-        if let Some(p) = ctx.read_typed::<Participant>(&pkey(a))? {
-            s.participants.insert(*a, p);
-        }
-    }
-    for b in buyers {
-        if let Some(ag) = ctx.read_typed::<Agreement>(&akey(b))? {
-            s.agreements.insert(*b, ag);
-        }
-    }
-    Ok(s)
-}
-
-/// The same read for views (unmetered).
-pub(crate) fn load_view(
-    ctx: &ViewContext<'_>,
+/// Reads the state of the given traders and agreement keys (metered in a
+/// call, free in a view).
+pub(crate) fn load<R: StorageRead>(
+    ctx: &mut R,
     parts: &BTreeSet<Address>,
     buyers: &BTreeSet<Address>,
 ) -> Result<PreState, ContractError> {
