@@ -104,13 +104,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         "merkle_proof_verified": proof_ok,
         "final_height": last_height,
     });
-    // Energy traded through a credit-note state channel on the same node.
-    let channel = crate::channel::demo(&node.url(), a.json)?;
-    node.shutdown();
-    if a.json {
-        println!("{channel}");
-        println!("{summary}");
-    } else {
+    if !a.json {
         println!("gridledger demo: single-validator chain");
         println!("  accounts funded        {}", a.accounts);
         println!("  transfers committed    {} of {}", hashes.len(), txs.len());
@@ -131,6 +125,13 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(supply_ok && proof_ok, "demo self-checks failed");
     if !a.json {
         println!();
+    }
+    // Energy traded through a credit-note state channel on the same node.
+    let channel = crate::channel::demo(&node.url(), a.json)?;
+    node.shutdown();
+    if a.json {
+        println!("{summary}");
+        println!("{channel}");
     }
     // A day of P2P energy trading over the dual chain (thesis Ch.3), its
     // primary chain run by four PBFT validators.
