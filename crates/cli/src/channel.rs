@@ -1,6 +1,7 @@
 //! `gridledger channel …`: two-party state channels (seed 000) against a
-//! running node. A channel is prepared once (`prepare`: merchant approvals,
-//! MSCs, ESC; writes one directory per party), then each party runs its own
+//! running node. A channel is prepared once (`prepare`: merchant approvals
+//! and MSCs through the merchant service of `gridledger cns`, then the ESC;
+//! writes one directory per party), then each party runs its own
 //! process (`open`), driven through its loopback control port (`pay`,
 //! `close`, `status`); `dispute` and `watch` work from the snapshot file
 //! alone, with the party's process down.
