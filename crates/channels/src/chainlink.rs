@@ -201,3 +201,8 @@ pub fn balance(client: &RpcClient, a: &gridledger_core::Address) -> Result<u128,
     let v = client.account(a)?;
     v["balance"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| ChainError::Protocol("balance".into()))
 }
+
+/// The next MSC id the CNS contract will assign (= the number of MSCs).
+pub fn read_next_sid(client: &RpcClient) -> Result<u64, ChainError> {
+    Ok(raw::<u64>(client, b"next_sid")?.unwrap_or(0))
+}

@@ -16,6 +16,7 @@ pub mod devnode;
 pub mod disk;
 pub mod driver;
 pub mod machine;
+pub mod merchant;
 pub mod party;
 pub mod spec;
 pub mod watch;

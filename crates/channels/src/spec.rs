@@ -5,10 +5,9 @@
 
 use crate::chainlink::{ChainError, ChainLink};
 use crate::machine::ChannelParams;
+use crate::merchant::{self, derive_msc_key, document_hash, Application};
 use gridledger_contracts::args;
-use gridledger_contracts::cns::credit::{
-    esc_open_args, msc_init_args, ApplicantHistory, CollateralRatio, CreditApplication, CreditRefusal, MerchantDesk,
-};
+use gridledger_contracts::cns::credit::{esc_open_args, CollateralRatio, CreditRefusal, MerchantDesk, RiskFunction};
 use gridledger_contracts::cns::{derive_cid, EscInit, Funding, RegisterMerchant};
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::{Amount, Hash32, KeyPair, PublicKey};
@@ -148,9 +147,9 @@ pub fn merchant_desk(
 }
 
 /// Registers the merchant if it is not yet registered.
-pub fn ensure_merchant(
+pub fn ensure_merchant<F: RiskFunction>(
     link: &ChainLink,
-    desk: &MerchantDesk<CollateralRatio>,
+    desk: &MerchantDesk<F>,
     billing_period_ms: u64,
     pool: Amount,
 ) -> Result<(), SpecError> {
@@ -165,31 +164,23 @@ pub fn ensure_merchant(
     Ok(())
 }
 
-/// Applies for credit and opens an MSC for `account` (Figs 3, 11); returns
-/// the MSC id.
-pub fn open_msc(
+/// Applies for credit and opens an MSC for `link`'s account through the
+/// merchant service (Figs 3, 11: [`crate::merchant`]); returns the MSC id
+/// and the MSC pseudonym key. `salt` makes the pseudonym fresh.
+pub fn open_msc<F: RiskFunction>(
     link: &ChainLink,
-    desk: &MerchantDesk<CollateralRatio>,
-    msc_key: &KeyPair,
+    desk: &MerchantDesk<F>,
     identity: &str,
     requested: Amount,
-    now: u64,
+    salt: u64,
     nonce: u64,
-) -> Result<u64, SpecError> {
-    let app = CreditApplication {
-        participant: msc_key.public(),
-        documents: vec![gridledger_core::codec::hash_parts(
-            gridledger_core::codec::Tag("gridledger/cns/doc/v1"),
-            &[identity.as_bytes()],
-        )],
-        requested_credit: requested,
-        identity: identity.to_string(),
-    };
-    let approval = desk.assess(&app, &ApplicantHistory::default(), now, nonce)?;
-    let collateral = approval.approval.collateral;
-    let a = msc_init_args(msc_key, approval, link.account.address(), nonce.wrapping_add(1));
-    let o = link.call("msc_init", args(&a), collateral)?;
-    borsh::from_slice(&o.output).map_err(|e| SpecError::Format(format!("msc id: {e}")))
+) -> Result<(u64, KeyPair), SpecError> {
+    let docs = vec![document_hash(identity.as_bytes()), document_hash(&salt.to_le_bytes())];
+    let app = Application::new(&link.account, identity.to_string(), docs, requested)?;
+    let approval = merchant::approve(&link.client, desk, &app, nonce)??;
+    let msc_key = derive_msc_key(&link.account, &approval.approval.documents)?;
+    let sid = merchant::init_msc(link, &msc_key, approval, nonce.wrapping_add(1))?;
+    Ok((sid, msc_key))
 }
 
 /// Prepares a channel between two accounts on the node at `url`: the
@@ -207,13 +198,14 @@ pub fn prepare_channel(
     let desk = merchant_desk(merchant, desk_key.clone(), terms.credit_limit, terms.collateral_lock_ms);
     let mlink = ChainLink::connect(url, merchant.clone())?;
     ensure_merchant(&mlink, &desk, terms.billing_period_ms, terms.merchant_pool)?;
-    let now = mlink.client.call("gl_chainInfo", serde_json::json!([]))?["timestamp"].as_u64().unwrap_or(0);
-    let msc_keys = [0, 1].map(|_| KeyPair::generate(&mut rng));
     let mut sids = [0u64; 2];
+    let mut msc_keys = Vec::with_capacity(2);
     for i in 0..2 {
         let id = format!("participant-{}", accounts[i].address());
         let link = ChainLink::connect(url, accounts[i].clone())?;
-        sids[i] = open_msc(&link, &desk, &msc_keys[i], &id, terms.credit_limit, now, rng.random())?;
+        let (sid, key) = open_msc(&link, &desk, &id, terms.credit_limit, rng.random(), rng.random())?;
+        sids[i] = sid;
+        msc_keys.push(key);
     }
     let esc_keys = [0, 1].map(|_| KeyPair::generate(&mut rng));
     // The ESC counter between these MSCs: fresh MSCs start at 0.

@@ -1,6 +1,7 @@
 //! `gridledger channel …`: two-party state channels (seed 000) against a
-//! running node. A channel is prepared once (`prepare`: merchant approvals,
-//! MSCs, ESC; writes one directory per party), then each party runs its own
+//! running node. A channel is prepared once (`prepare`: merchant approvals
+//! and MSCs through the merchant service of `gridledger cns`, then the ESC;
+//! writes one directory per party), then each party runs its own
 //! process (`open`), driven through its loopback control port (`pay`,
 //! `close`, `status`); `dispute` and `watch` work from the snapshot file
 //! alone, with the party's process down.
@@ -76,6 +77,9 @@ pub struct PrepareArgs {
     /// Merchant pool deposited on registration.
     #[arg(long, default_value_t = 1_000_000)]
     pub pool: u128,
+    /// Time-lock of the collateral the merchant's approvals ask for (ms).
+    #[arg(long, default_value_t = 60_000)]
+    pub collateral_lock_ms: u64,
 }
 
 #[derive(Args)]
@@ -126,7 +130,7 @@ pub struct WatchArgs {
     pub timeout_s: u64,
 }
 
-fn desk_key(path: &Path) -> anyhow::Result<KeyPair> {
+pub(crate) fn desk_key(path: &Path) -> anyhow::Result<KeyPair> {
     if path.exists() {
         return read_key(path);
     }
@@ -164,7 +168,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 t_delta_ms: a.t_delta_ms,
                 credit_limit: Amount(a.capacity[0].max(a.capacity[1]).saturating_mul(2)),
                 merchant_pool: Amount(a.pool),
-                collateral_lock_ms: 60_000,
+                collateral_lock_ms: a.collateral_lock_ms,
                 billing_period_ms: 30_000,
                 retry_ms: 500,
                 close_timeout_ms: 3_000,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 mod bench;
 mod channel;
+mod cns;
 mod demo;
 mod ior;
 mod ops;
@@ -61,6 +62,10 @@ enum Cmd {
     /// Two-party state channels of the Credit-Note System (seed 000).
     #[command(subcommand)]
     Channel(channel::ChannelCmd),
+    /// The Credit-Note System's merchant service: credit applications,
+    /// approvals, MSCs and billing (seed 000).
+    #[command(subcommand)]
+    Cns(cns::CnsCmd),
     /// Benchmarks printing JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -100,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Query(q) => ops::query(q),
         Cmd::Bench(b) => bench::run(b),
         Cmd::Channel(c) => channel::run(c),
+        Cmd::Cns(c) => cns::run(c),
         Cmd::Ior(IorCmd::Day(a)) => ior::day(a),
     }
 }

@@ -351,6 +351,12 @@ impl<P: Protocol> Simulation<P> {
         }
     }
 
+    /// Time of the next event, if any: lets a driver that models a shared
+    /// clock (a chain's) set it before [`Simulation::step`] runs the event.
+    pub fn next_time(&self) -> Option<Time> {
+        self.queue.first_key_value().map(|((t, _), _)| *t)
+    }
+
     /// Processes the next event; `false` when none is left.
     pub fn step(&mut self) -> bool {
         let Some(((at, _), event)) = self.queue.pop_first() else {

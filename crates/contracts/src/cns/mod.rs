@@ -21,7 +21,9 @@
 //! - `msc_sign_debit` (§4 step 5, Fig 16): the merchant signs the
 //!   recalculated amount of a credit-backed side into the MSC;
 //! - `bill_pay` / `bill_settle` (§5.1.4): billing per period, directly or from
-//!   the collateral once its time-lock allows; `msc_close` returns collateral.
+//!   the collateral once its time-lock allows; `msc_close` returns collateral;
+//!   `msc_claim`: the participant's remedy when the merchant never signs or
+//!   pays what it owes (a lapsed billing period and the time-lock past).
 //!
 //! Choices where the seed is open, recorded here:
 //! - **Credit-note backing.** A merchant keeps a pool of coin in the
@@ -872,6 +874,53 @@ impl CnsContract {
         Ok(vec![])
     }
 
+    /// The participant's remedy against a merchant who never reimburses (seed
+    /// §4 step 5, Fig 16): once the merchant has let a whole billing period
+    /// pass unbilled (`now ≥ billing_period_start + 2·period`) and the
+    /// collateral's time-lock has run, the participant books the pending
+    /// settlements itself (the contract recalculated them at close; the
+    /// merchant's signature only attests that arithmetic) and is paid any
+    /// net credit from the merchant's free pool. Debt stays billable by the
+    /// merchant as before.
+    fn msc_claim(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: SidArgs = decode_args(args)?;
+        let mut msc: Msc = load(ctx, &msc_key(a.sid), "MSC")?;
+        if ctx.caller() != msc.payout {
+            return revert("only the MSC's participant claims");
+        }
+        if msc.closed {
+            return revert("MSC already closed");
+        }
+        let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
+        let now = ctx.timestamp();
+        let lapse = msc.billing_period_start.saturating_add(m.billing_period_ms.saturating_mul(2));
+        if now < lapse {
+            return revert(format!("the merchant may still bill until {lapse}"));
+        }
+        if now < msc.collateral_unlock_at {
+            return revert(format!("collateral time-locked until {}", msc.collateral_unlock_at));
+        }
+        for rec in std::mem::take(&mut msc.pending) {
+            let l = &mut msc.ledger;
+            l.pending_debits = sub(l.pending_debits, rec.debit, "pending debits")?;
+            l.pending_credits = sub(l.pending_credits, rec.credit, "pending credits")?;
+            l.debits = add(l.debits, rec.debit)?;
+            l.credits = add(l.credits, rec.credit)?;
+        }
+        let due = msc.ledger.outstanding_net();
+        let mut credited = Amount::ZERO;
+        if due < 0 {
+            credited = Amount(due.unsigned_abs()).min(m.free);
+            m.free = sub(m.free, credited, "merchant pool")?;
+            msc.ledger.credit_paid = add(msc.ledger.credit_paid, credited)?;
+            ctx.pay(&msc.payout, credited)?;
+            store(ctx, &merchant_key(&msc.merchant), &m)?;
+        }
+        store(ctx, &msc_key(a.sid), &msc)?;
+        ctx.emit("cns_claimed", vec![("sid".into(), a.sid.to_string()), ("credited".into(), credited.to_string())])?;
+        Ok(vec![])
+    }
+
     /// Ends the participant's use of the CNS and returns its collateral once
     /// nothing is owed, locked or pending.
     fn msc_close(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
@@ -923,6 +972,7 @@ impl NativeContract for CnsContract {
             "bill_pay" => self.bill_pay(ctx, args),
             "bill_settle" => self.bill_settle(ctx, args),
             "msc_close" => self.msc_close(ctx, args),
+            "msc_claim" => self.msc_claim(ctx, args),
             other => revert(format!("cns has no method {other}")),
         }
     }

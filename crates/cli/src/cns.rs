@@ -1,0 +1,269 @@
+//! `gridledger cns …`: the Credit-Note System's merchant service and the
+//! participant's side of it (seed §3.3.6, §4 step 5, §5.1.3, §5.1.4).
+//!
+//! ```text
+//! participant: gridledger cns apply   --key K --docs FILE... --credit N --out app.json
+//! merchant:    gridledger cns approve --rpc URL --merchant-key M --desk-key D --application app.json --out approval.json
+//! participant: gridledger cns init    --rpc URL --key K --approval approval.json
+//! participant: gridledger cns pay     --rpc URL --key K --sid S [--amount A]
+//! merchant:    gridledger cns bill    --rpc URL --merchant-key M --desk-key D
+//! anyone:      gridledger cns status  --rpc URL [--sid S | --merchant ADDR]
+//! ```
+//!
+//! The participant's MSC pseudonym key is derived from its account key and
+//! the application's documents, so `init` needs only the account key.
+//! `approve` writes the decision file in both cases; a refusal is
+//! `{"outcome":"refused","kind":…,"reason":…}` and exits with an error.
+//! `gridledger channel prepare` runs the same service code for its MSCs.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use gridledger_channels::chainlink::{read_msc, ChainLink};
+use gridledger_channels::merchant::{self, derive_msc_key, document_hash, Application, Decision};
+use gridledger_channels::spec::{ensure_merchant, merchant_desk};
+use gridledger_contracts::cns::credit::{CollateralRatio, MerchantDesk};
+use gridledger_core::{Address, Amount};
+use gridledger_node::config::read_key;
+use gridledger_node::RpcClient;
+use serde_json::json;
+use std::path::PathBuf;
+
+const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
+
+#[derive(Subcommand)]
+pub enum CnsCmd {
+    /// Write a credit application (hashes of the supporting documents).
+    Apply(ApplyArgs),
+    /// Merchant: assess an application (blacklist, disputes on chain, risk
+    /// function) and write a signed approval or a typed refusal.
+    Approve(ApproveArgs),
+    /// Create this participant's MSC on chain with an approval, depositing
+    /// the approved collateral under its time-lock.
+    Init(InitArgs),
+    /// Pay billed debt directly.
+    Pay(PayArgs),
+    /// Merchant: one billing run (sign closed channels' debits, settle what
+    /// is due: nothing if paid, from collateral once its time-lock allows).
+    Bill(BillArgs),
+    /// MSC records (one, a merchant's, or all).
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// The participant's account key file.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Supporting documents; only their hashes go into the application.
+    #[arg(long, num_args = 1..)]
+    pub docs: Vec<PathBuf>,
+    /// Credit asked for (minor units).
+    #[arg(long)]
+    pub credit: u128,
+    /// Real identity for the merchant's KYC (default: the account address).
+    #[arg(long)]
+    pub identity: Option<String>,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ApproveArgs {
+    #[arg(long, default_value = DEFAULT_RPC)]
+    pub rpc: String,
+    #[arg(long)]
+    pub merchant_key: PathBuf,
+    /// The merchant's desk (signing) key file; created if absent.
+    #[arg(long)]
+    pub desk_key: PathBuf,
+    #[arg(long)]
+    pub application: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Refused identities, one per line.
+    #[arg(long)]
+    pub blacklist: Option<PathBuf>,
+    /// Risk function: collateral share of the credit (basis points) ...
+    #[arg(long, default_value_t = 2_000)]
+    pub base_bps: u32,
+    /// ... plus this per dispute on record.
+    #[arg(long, default_value_t = 500)]
+    pub per_dispute_bps: u32,
+    /// Credit cap per participant.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_credit: u128,
+    /// Collateral time-lock (ms from msc-init).
+    #[arg(long, default_value_t = 60_000)]
+    pub lock_ms: u64,
+    /// Most disputes on record tolerated.
+    #[arg(long, default_value_t = 5)]
+    pub max_disputes: u32,
+    /// Validity of the approval (ms).
+    #[arg(long, default_value_t = 3_600_000)]
+    pub ttl_ms: u64,
+    /// Billing period, used when the merchant is registered now.
+    #[arg(long, default_value_t = 30_000)]
+    pub billing_period_ms: u64,
+    /// Pool deposited when the merchant is registered now.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub pool: u128,
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    #[arg(long, default_value = DEFAULT_RPC)]
+    pub rpc: String,
+    #[arg(long)]
+    pub key: PathBuf,
+    #[arg(long)]
+    pub approval: PathBuf,
+}
+
+#[derive(Args)]
+pub struct PayArgs {
+    #[arg(long, default_value = DEFAULT_RPC)]
+    pub rpc: String,
+    #[arg(long)]
+    pub key: PathBuf,
+    #[arg(long)]
+    pub sid: u64,
+    /// Default: everything outstanding.
+    #[arg(long)]
+    pub amount: Option<u128>,
+}
+
+#[derive(Args)]
+pub struct BillArgs {
+    #[arg(long, default_value = DEFAULT_RPC)]
+    pub rpc: String,
+    #[arg(long)]
+    pub merchant_key: PathBuf,
+    /// The desk key that signs the debits.
+    #[arg(long)]
+    pub desk_key: PathBuf,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[arg(long, default_value = DEFAULT_RPC)]
+    pub rpc: String,
+    #[arg(long)]
+    pub sid: Option<u64>,
+    /// Only this merchant's MSCs.
+    #[arg(long)]
+    pub merchant: Option<String>,
+}
+
+fn msc_json(m: &gridledger_contracts::cns::Msc) -> serde_json::Value {
+    json!({
+        "sid": m.sid, "merchant": m.merchant, "participant": m.participant, "payout": m.payout,
+        "collateral": m.collateral, "collateral_unlock_at": m.collateral_unlock_at, "credit_limit": m.credit_limit,
+        "standing": m.standing, "disputes_at_fault": m.disputes_at_fault, "closed": m.closed,
+        "pending_settlements": m.pending.len(), "outstanding": m.ledger.outstanding_net().to_string(),
+        "ledger": m.ledger, "ledger_imbalance": m.ledger.imbalance().to_string(),
+        "billing_period_start": m.billing_period_start,
+    })
+}
+
+pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
+    match cmd {
+        CnsCmd::Apply(a) => {
+            let key = read_key(&a.key)?;
+            anyhow::ensure!(!a.docs.is_empty(), "at least one --docs file");
+            let mut docs = Vec::with_capacity(a.docs.len());
+            for d in &a.docs {
+                let bytes = std::fs::read(d).with_context(|| format!("reading {}", d.display()))?;
+                docs.push(document_hash(&bytes));
+            }
+            let identity = a.identity.unwrap_or_else(|| key.address().to_string());
+            let app = Application::new(&key, identity, docs, Amount(a.credit))?;
+            std::fs::write(&a.out, serde_json::to_string_pretty(&app)?)?;
+            println!("{}", json!({ "participant": app.participant, "documents": app.documents.len() }));
+            Ok(())
+        }
+        CnsCmd::Approve(a) => {
+            let merchant = read_key(&a.merchant_key)?;
+            let desk_key = crate::channel::desk_key(&a.desk_key)?;
+            let text = std::fs::read_to_string(&a.application)
+                .with_context(|| format!("reading {}", a.application.display()))?;
+            let app: Application = serde_json::from_str(&text).context("application file")?;
+            let blacklist = match &a.blacklist {
+                Some(p) => std::fs::read_to_string(p)?
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect(),
+                None => vec![],
+            };
+            let desk = MerchantDesk {
+                account: merchant.address(),
+                key: desk_key,
+                risk: CollateralRatio {
+                    base_bps: a.base_bps,
+                    per_dispute_bps: a.per_dispute_bps,
+                    max_credit: Amount(a.max_credit),
+                    lock_ms: a.lock_ms,
+                },
+                blacklist,
+                max_disputes: a.max_disputes,
+                approval_ttl_ms: a.ttl_ms,
+            };
+            let link = ChainLink::connect(&a.rpc, merchant)?;
+            ensure_merchant(&link, &desk, a.billing_period_ms, Amount(a.pool))?;
+            let decision = Decision::of(merchant::approve(&link.client, &desk, &app, rand::random())?);
+            std::fs::write(&a.out, serde_json::to_string_pretty(&decision)?)?;
+            println!("{}", serde_json::to_string(&decision)?);
+            match decision {
+                Decision::Approved { .. } => Ok(()),
+                Decision::Refused { reason, .. } => anyhow::bail!("credit refused: {reason}"),
+            }
+        }
+        CnsCmd::Init(a) => {
+            let key = read_key(&a.key)?;
+            let text =
+                std::fs::read_to_string(&a.approval).with_context(|| format!("reading {}", a.approval.display()))?;
+            let decision: Decision = serde_json::from_str(&text).context("approval file")?;
+            let approval = decision.approval()?;
+            let msc_key = derive_msc_key(&key, &approval.approval.documents)?;
+            let link = ChainLink::connect(&a.rpc, key)?;
+            let sid = merchant::init_msc(&link, &msc_key, approval, rand::random())?;
+            let m = read_msc(&link.client, sid)?.context("the new MSC")?;
+            println!(
+                "{}",
+                json!({ "sid": sid, "collateral": m.collateral, "collateral_unlock_at": m.collateral_unlock_at,
+                        "credit_limit": m.credit_limit })
+            );
+            Ok(())
+        }
+        CnsCmd::Pay(a) => {
+            let link = ChainLink::connect(&a.rpc, read_key(&a.key)?)?;
+            let paid = merchant::pay(&link, a.sid, a.amount.map(Amount))?;
+            let m = read_msc(&link.client, a.sid)?.context("MSC")?;
+            println!(
+                "{}",
+                json!({ "sid": a.sid, "paid": paid, "outstanding": m.ledger.outstanding_net().to_string() })
+            );
+            Ok(())
+        }
+        CnsCmd::Bill(a) => {
+            let merchant = read_key(&a.merchant_key)?;
+            let desk = merchant_desk(&merchant, read_key(&a.desk_key)?, Amount::ZERO, 0);
+            let link = ChainLink::connect(&a.rpc, merchant)?;
+            let lines = merchant::bill(&link, &desk)?;
+            println!("{}", json!({ "mscs": lines }));
+            Ok(())
+        }
+        CnsCmd::Status(a) => {
+            let client = RpcClient::new(&a.rpc);
+            let merchant = a.merchant.as_deref().map(Address::from_hex).transpose().context("--merchant")?;
+            let mscs = match a.sid {
+                Some(sid) => vec![read_msc(&client, sid)?.with_context(|| format!("no MSC {sid}"))?],
+                None => merchant::all_mscs(&client)?,
+            };
+            let v: Vec<_> = mscs.iter().filter(|m| merchant.is_none_or(|x| m.merchant == x)).map(msc_json).collect();
+            println!("{}", json!({ "mscs": v }));
+            Ok(())
+        }
+    }
+}

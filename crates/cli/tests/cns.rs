@@ -1,0 +1,236 @@
+//! The merchant service across processes (seed §3.3.6, §4 step 5, §5.1.4):
+//! `gridledger cns apply → approve → init`, a refused application, and
+//! billing of a credit-note channel's debit (part paid directly, the rest
+//! taken from the collateral once, and only once, its time-lock allows),
+//! each step its own `gridledger` process against a node on loopback.
+
+use gridledger_channels::chainlink::{balance, read_msc};
+use gridledger_channels::spec::PartySpec;
+use gridledger_core::{Address, Amount};
+use gridledger_ledger::devnet::{dev_key, dev_validator};
+use gridledger_node::config::write_key;
+use gridledger_node::RpcClient;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+const BAL: Amount = Amount(1_000_000_000_000);
+
+struct Procs(Vec<Child>);
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn gl(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run gridledger")
+}
+
+fn gl_ok(args: &[&str]) -> serde_json::Value {
+    let o = gl(args);
+    assert!(o.status.success(), "gridledger {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
+}
+
+fn d(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn total(c: &RpcClient) -> u128 {
+    let mut v: Vec<Address> = (0..4).map(|i| dev_key(i).address()).collect();
+    v.push(dev_validator(0).address());
+    v.push(gridledger_ledger::contract_address(gridledger_contracts::CNS_ID));
+    v.iter().map(|a| balance(c, a).unwrap()).sum()
+}
+
+fn wait_open(dir: &Path) {
+    let t = Instant::now();
+    loop {
+        let o = gl(&["channel", "status", "--dir", &d(dir)]);
+        if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"phase\":\"Open\"") {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "party in {} never open", dir.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn line(bill: &serde_json::Value, sid: u64) -> serde_json::Value {
+    bill["mscs"].as_array().unwrap().iter().find(|l| l["sid"] == sid).cloned().expect("billing line")
+}
+
+#[test]
+fn apply_approve_init_refuse_and_bill() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let node = gridledger_channels::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let url = node.url();
+    let c = RpcClient::new(&url);
+    let initial = total(&c);
+    for i in 0..4 {
+        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
+    }
+    let p = |s: &str| d(&root.join(s));
+    std::fs::write(root.join("id.pdf"), b"identity document").unwrap();
+    std::fs::write(root.join("bank.pdf"), b"bank statements").unwrap();
+    std::fs::write(root.join("blacklist.txt"), "mallory\n").unwrap();
+    let approve = |app: &str, out: &str| {
+        gl(&[
+            "cns",
+            "approve",
+            "--rpc",
+            &url,
+            "--merchant-key",
+            &p("k0.key"),
+            "--desk-key",
+            &p("desk.key"),
+            "--application",
+            &p(app),
+            "--out",
+            &p(out),
+            "--blacklist",
+            &p("blacklist.txt"),
+            "--lock-ms",
+            "4000",
+            "--billing-period-ms",
+            "500",
+        ])
+    };
+
+    // Apply → approve → init.
+    let docs = [p("id.pdf"), p("bank.pdf")];
+    let (k1, app1) = (p("k1.key"), p("app1.json"));
+    let mut args = vec!["cns", "apply", "--key", &k1, "--credit", "50000", "--out", &app1];
+    args.push("--docs");
+    args.extend(docs.iter().map(String::as_str));
+    let applied = gl_ok(&args);
+    assert_eq!(applied["documents"], 2);
+    let o = approve("app1.json", "approval1.json");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let approval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("approval1.json")).unwrap()).unwrap();
+    assert_eq!(approval["outcome"], "approved");
+    assert_eq!(approval["collateral"], serde_json::json!(Amount(10_000)), "20 % of 50_000");
+    let before = balance(&c, &dev_key(1).address()).unwrap();
+    let init = gl_ok(&["cns", "init", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval1.json")]);
+    let sid = init["sid"].as_u64().unwrap();
+    let msc = read_msc(&c, sid).unwrap().unwrap();
+    assert_eq!(msc.collateral, Amount(10_000));
+    assert_eq!(msc.payout, dev_key(1).address());
+    assert!(msc.collateral_unlock_at >= msc.billing_period_start + 4_000, "collateral time-locked");
+    assert!(before - balance(&c, &dev_key(1).address()).unwrap() >= 10_000, "collateral deposited");
+    let status = gl_ok(&["cns", "status", "--rpc", &url, "--sid", &sid.to_string()]);
+    assert_eq!(status["mscs"][0]["collateral"], serde_json::json!(Amount(10_000)));
+
+    // A blacklisted applicant is refused with a typed reason and cannot init.
+    let app3 = p("app3.json");
+    gl_ok(&[
+        "cns",
+        "apply",
+        "--key",
+        &p("k3.key"),
+        "--credit",
+        "1000",
+        "--identity",
+        "mallory",
+        "--out",
+        &app3,
+        "--docs",
+        &docs[0],
+    ]);
+    let o = approve("app3.json", "approval3.json");
+    assert!(!o.status.success(), "a blacklisted applicant is refused");
+    let refusal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("approval3.json")).unwrap()).unwrap();
+    assert_eq!(refusal["outcome"], "refused");
+    assert_eq!(refusal["kind"], "blacklisted");
+    let o = gl(&["cns", "init", "--rpc", &url, "--key", &p("k3.key"), "--approval", &p("approval3.json")]);
+    assert!(!o.status.success(), "no MSC from a refusal");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refused"));
+
+    // A credit-note channel through `channel prepare` (same service code),
+    // side 0 on credit, side 1 on a deposit; side 0 buys 2_000.
+    let prep = gl_ok(&[
+        "channel",
+        "prepare",
+        "--rpc",
+        &url,
+        "--merchant-key",
+        &p("k0.key"),
+        "--desk-key",
+        &p("desk.key"),
+        "--keys",
+        &p("k1.key"),
+        &p("k2.key"),
+        "--dirs",
+        &p("p0"),
+        &p("p1"),
+        "--capacity",
+        "20000",
+        "20000",
+        "--credit0",
+        "--t-delta-ms",
+        "1500",
+        "--collateral-lock-ms",
+        "4000",
+    ]);
+    let csid = prep["sids"][0].as_u64().unwrap();
+    let spec0 = PartySpec::load(&root.join("p0")).unwrap();
+    assert_eq!(spec0.sid, csid);
+    let _procs = Procs(vec![
+        Command::new(BIN).args(["channel", "open", "--dir", &p("p1")]).stdout(Stdio::null()).spawn().unwrap(),
+        Command::new(BIN).args(["channel", "open", "--dir", &p("p0")]).stdout(Stdio::null()).spawn().unwrap(),
+    ]);
+    wait_open(&root.join("p0"));
+    wait_open(&root.join("p1"));
+    for _ in 0..2 {
+        gl_ok(&["channel", "pay", "--dir", &p("p0"), "--energy", "10000", "--price", "100"]);
+    }
+    gl_ok(&["channel", "close", "--dir", &p("p0")]);
+    let m = read_msc(&c, csid).unwrap().unwrap();
+    assert_eq!(m.pending.len(), 1, "the closed channel's settlement awaits the merchant");
+    let collateral = m.collateral;
+    let unlock = m.collateral_unlock_at;
+
+    // Billing: the merchant signs the debit; the collateral is still locked.
+    let bill = || gl_ok(&["cns", "bill", "--rpc", &url, "--merchant-key", &p("k0.key"), "--desk-key", &p("desk.key")]);
+    std::thread::sleep(Duration::from_millis(600)); // one billing period
+    let b = bill();
+    let l = line(&b, csid);
+    assert_eq!(l["debits_signed"], 1);
+    let now = gridledger_channels::merchant::next_block_time(&c).unwrap();
+    if now < unlock {
+        assert_eq!(l["action"], "time_locked", "no seizure before the time-lock: {l}");
+        assert_eq!(l["seized_total"], serde_json::json!(Amount::ZERO));
+    }
+    assert_eq!(line(&b, sid)["action"], "nothing_due");
+    // The participant pays 500 directly; the other 1_500 comes from the
+    // collateral once its time-lock has run.
+    let paid =
+        gl_ok(&["cns", "pay", "--rpc", &url, "--key", &p("k1.key"), "--sid", &csid.to_string(), "--amount", "500"]);
+    assert_eq!(paid["outstanding"], "1500");
+    let t = Instant::now();
+    while gridledger_channels::merchant::next_block_time(&c).unwrap() < unlock {
+        assert!(t.elapsed() < Duration::from_secs(10), "clock stuck");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let l = line(&bill(), csid);
+    assert_eq!(l["action"], "settled", "{l}");
+    assert_eq!(l["outstanding"], "0");
+    let m = read_msc(&c, csid).unwrap().unwrap();
+    assert_eq!(m.ledger.paid, Amount(500));
+    assert_eq!(m.ledger.seized, Amount(1_500));
+    assert_eq!(m.collateral, Amount(collateral.0 - 1_500));
+    assert_eq!(m.ledger.imbalance(), 0, "credit ledger balances");
+    assert_eq!(m.ledger.exposure(), 0);
+    // Nothing left to bill next period.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(line(&bill(), csid)["action"], "nothing_due");
+    assert_eq!(total(&c), initial, "coins conserved");
+    node.shutdown();
+}
