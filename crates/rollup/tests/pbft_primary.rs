@@ -91,8 +91,15 @@ fn ior_settles_over_a_pbft_primary_chain_and_catches_a_thief() {
     assert_eq!(d.participant(&dev_key(0).address()).unwrap().balance, Amount(9_900_000));
     assert_eq!(d.participant(&dev_key(1).address()).unwrap().balance, Amount(10_100_000));
 
-    // Every validator of the primary chain holds the same blocks and state.
+    // Every validator of the primary chain holds the same blocks and state
+    // (once the others have committed what the submission validator has).
     let c = &d.primary.cluster;
+    let top = d.primary.tip().height;
+    let t = std::time::Instant::now();
+    while c.running().iter().any(|&i| c.height(i) != Some(top)) {
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "validators did not reach height {top}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let roots: Vec<_> = c.running().iter().map(|&i| c.node(i).unwrap().shared.chain().state().root()).collect();
     assert!(roots.windows(2).all(|w| w[0] == w[1]));
     assert!(d.primary.tip().height >= 4);
