@@ -4,41 +4,20 @@
 //! with SIGKILL mid-channel; their snapshot files must keep the right to
 //! close with the newest co-signed state.
 
+mod common;
+
+use common::*;
 use gridledger_channels::chainlink::{balance, read_channel, read_msc};
 use gridledger_channels::disk::load_store;
 use gridledger_channels::spec::PartySpec;
 use gridledger_contracts::cns::ChannelStatus;
 use gridledger_core::{Address, Amount};
-use gridledger_ledger::devnet::{dev_key, dev_validator};
+use gridledger_ledger::devnet::dev_key;
 use gridledger_node::config::write_key;
 use gridledger_node::RpcClient;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
-const BAL: Amount = Amount(1_000_000_000_000);
-
-/// Kills its processes when dropped (a failing test leaves none behind).
-struct Procs(Vec<Child>);
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn gl(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run gridledger")
-}
-
-fn gl_ok(args: &[&str]) -> String {
-    let o = gl(args);
-    assert!(o.status.success(), "gridledger {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn spawn(args: &[&str]) -> Child {
     Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn")
@@ -58,13 +37,6 @@ fn fees_since(c: &RpcClient, after: u64, who: &Address) -> u128 {
         }
     }
     fees
-}
-
-fn total(c: &RpcClient) -> u128 {
-    let mut v: Vec<Address> = (0..4).map(|i| dev_key(i).address()).collect();
-    v.push(dev_validator(0).address());
-    v.push(gridledger_ledger::contract_address(gridledger_contracts::CNS_ID));
-    v.iter().map(|a| balance(c, a).unwrap()).sum()
 }
 
 struct Setup {
@@ -116,22 +88,6 @@ fn setup() -> Setup {
         "1500",
     ]);
     Setup { _dir: dir, node: Some(node), url, dirs, root }
-}
-
-fn d(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn wait_open(dir: &Path) {
-    let t = Instant::now();
-    loop {
-        let o = gl(&["channel", "status", "--dir", &d(dir)]);
-        if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"phase\":\"Open\"") {
-            return;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "party in {} never open", dir.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn pay(dir: &Path, energy: u64, price: u64) {

@@ -4,61 +4,17 @@
 //! taken from the collateral once, and only once, its time-lock allows),
 //! each step its own `gridledger` process against a node on loopback.
 
+mod common;
+
+use common::*;
 use gridledger_channels::chainlink::{balance, read_msc};
 use gridledger_channels::spec::PartySpec;
-use gridledger_core::{Address, Amount};
-use gridledger_ledger::devnet::{dev_key, dev_validator};
+use gridledger_core::Amount;
+use gridledger_ledger::devnet::dev_key;
 use gridledger_node::config::write_key;
 use gridledger_node::RpcClient;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
-const BAL: Amount = Amount(1_000_000_000_000);
-
-struct Procs(Vec<Child>);
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn gl(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run gridledger")
-}
-
-fn gl_ok(args: &[&str]) -> serde_json::Value {
-    let o = gl(args);
-    assert!(o.status.success(), "gridledger {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
-}
-
-fn d(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn total(c: &RpcClient) -> u128 {
-    let mut v: Vec<Address> = (0..4).map(|i| dev_key(i).address()).collect();
-    v.push(dev_validator(0).address());
-    v.push(gridledger_ledger::contract_address(gridledger_contracts::CNS_ID));
-    v.iter().map(|a| balance(c, a).unwrap()).sum()
-}
-
-fn wait_open(dir: &Path) {
-    let t = Instant::now();
-    loop {
-        let o = gl(&["channel", "status", "--dir", &d(dir)]);
-        if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"phase\":\"Open\"") {
-            return;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "party in {} never open", dir.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn line(bill: &serde_json::Value, sid: u64) -> serde_json::Value {
     bill["mscs"].as_array().unwrap().iter().find(|l| l["sid"] == sid).cloned().expect("billing line")
@@ -108,7 +64,7 @@ fn apply_approve_init_refuse_and_bill() {
     let mut args = vec!["cns", "apply", "--key", &k1, "--credit", "50000", "--out", &app1];
     args.push("--docs");
     args.extend(docs.iter().map(String::as_str));
-    let applied = gl_ok(&args);
+    let applied = gl_json(&args);
     assert_eq!(applied["documents"], 2);
     let o = approve("app1.json", "approval1.json");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -117,19 +73,19 @@ fn apply_approve_init_refuse_and_bill() {
     assert_eq!(approval["outcome"], "approved");
     assert_eq!(approval["collateral"], serde_json::json!(Amount(10_000)), "20 % of 50_000");
     let before = balance(&c, &dev_key(1).address()).unwrap();
-    let init = gl_ok(&["cns", "init", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval1.json")]);
+    let init = gl_json(&["cns", "init", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval1.json")]);
     let sid = init["sid"].as_u64().unwrap();
     let msc = read_msc(&c, sid).unwrap().unwrap();
     assert_eq!(msc.collateral, Amount(10_000));
     assert_eq!(msc.payout, dev_key(1).address());
     assert!(msc.collateral_unlock_at >= msc.billing_period_start + 4_000, "collateral time-locked");
     assert!(before - balance(&c, &dev_key(1).address()).unwrap() >= 10_000, "collateral deposited");
-    let status = gl_ok(&["cns", "status", "--rpc", &url, "--sid", &sid.to_string()]);
+    let status = gl_json(&["cns", "status", "--rpc", &url, "--sid", &sid.to_string()]);
     assert_eq!(status["mscs"][0]["collateral"], serde_json::json!(Amount(10_000)));
 
     // A blacklisted applicant is refused with a typed reason and cannot init.
     let app3 = p("app3.json");
-    gl_ok(&[
+    gl_json(&[
         "cns",
         "apply",
         "--key",
@@ -155,7 +111,7 @@ fn apply_approve_init_refuse_and_bill() {
 
     // A credit-note channel through `channel prepare` (same service code),
     // side 0 on credit, side 1 on a deposit; side 0 buys 2_000.
-    let prep = gl_ok(&[
+    let prep = gl_json(&[
         "channel",
         "prepare",
         "--rpc",
@@ -189,16 +145,17 @@ fn apply_approve_init_refuse_and_bill() {
     wait_open(&root.join("p0"));
     wait_open(&root.join("p1"));
     for _ in 0..2 {
-        gl_ok(&["channel", "pay", "--dir", &p("p0"), "--energy", "10000", "--price", "100"]);
+        gl_json(&["channel", "pay", "--dir", &p("p0"), "--energy", "10000", "--price", "100"]);
     }
-    gl_ok(&["channel", "close", "--dir", &p("p0")]);
+    gl_json(&["channel", "close", "--dir", &p("p0")]);
     let m = read_msc(&c, csid).unwrap().unwrap();
     assert_eq!(m.pending.len(), 1, "the closed channel's settlement awaits the merchant");
     let collateral = m.collateral;
     let unlock = m.collateral_unlock_at;
 
     // Billing: the merchant signs the debit; the collateral is still locked.
-    let bill = || gl_ok(&["cns", "bill", "--rpc", &url, "--merchant-key", &p("k0.key"), "--desk-key", &p("desk.key")]);
+    let bill =
+        || gl_json(&["cns", "bill", "--rpc", &url, "--merchant-key", &p("k0.key"), "--desk-key", &p("desk.key")]);
     std::thread::sleep(Duration::from_millis(600)); // one billing period
     let b = bill();
     let l = line(&b, csid);
@@ -212,7 +169,7 @@ fn apply_approve_init_refuse_and_bill() {
     // The participant pays 500 directly; the other 1_500 comes from the
     // collateral once its time-lock has run.
     let paid =
-        gl_ok(&["cns", "pay", "--rpc", &url, "--key", &p("k1.key"), "--sid", &csid.to_string(), "--amount", "500"]);
+        gl_json(&["cns", "pay", "--rpc", &url, "--key", &p("k1.key"), "--sid", &csid.to_string(), "--amount", "500"]);
     assert_eq!(paid["outstanding"], "1500");
     let t = Instant::now();
     while gridledger_channels::merchant::next_block_time(&c).unwrap() < unlock {
