@@ -3,7 +3,7 @@
 //! state through [`ChainClient`], so it cannot tell a single-validator
 //! development chain from a PBFT network.
 
-use gridledger_core::{Address, ChainId, ContractId, Hash32, Timestamp};
+use gridledger_core::{Address, ChainId, ContractId, Hash32, PublicKey, Timestamp};
 use thiserror::Error;
 
 use crate::block::{BlockHeader, Receipt};
@@ -32,6 +32,8 @@ pub trait ChainClient {
     /// A contract's read-only view on committed state.
     fn view(&self, contract: ContractId, method: &str, args: &[u8]) -> Result<serde_json::Value, ClientError>;
     fn tip(&self) -> BlockHeader;
+    /// The chain's validators (who collect fees), from its genesis.
+    fn validators(&self) -> Vec<PublicKey>;
     /// Next nonce of `a`, counting its pending transactions.
     fn next_nonce(&self, a: &Address) -> u64;
     fn account(&self, a: &Address) -> Account;
@@ -78,6 +80,10 @@ impl ChainClient for DevChain {
 
     fn tip(&self) -> BlockHeader {
         self.chain.tip().clone()
+    }
+
+    fn validators(&self) -> Vec<PublicKey> {
+        self.chain.genesis().validators.clone()
     }
 
     fn next_nonce(&self, a: &Address) -> u64 {

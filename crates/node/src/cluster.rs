@@ -243,6 +243,10 @@ impl ChainClient for ClusterClient {
         self.with_chain(|c| c.tip().clone())
     }
 
+    fn validators(&self) -> Vec<gridledger_core::PublicKey> {
+        self.with_chain(|c| c.genesis().validators.clone())
+    }
+
     fn next_nonce(&self, a: &Address) -> u64 {
         self.with_chain(|c| c.next_nonce(a))
     }

@@ -42,7 +42,7 @@ use std::time::Instant;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Energy, Timestamp};
 use gridledger_ledger::contract_address;
-use gridledger_ledger::devnet::{dev_key, dev_validator};
+use gridledger_ledger::devnet::dev_key;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -419,7 +419,8 @@ pub fn coins_string(minor: u128) -> String {
 
 fn chain_total<P: ChainClient, S: ChainClient>(d: &DualChain<P, S>, accounts: usize) -> u128 {
     let mut addrs: Vec<Address> = (0..accounts).map(|i| dev_key(i).address()).collect();
-    addrs.push(dev_validator(0).address());
+    // Fees go to whichever validator proposed each block.
+    addrs.extend(d.primary.validators().iter().map(|k| k.address()));
     addrs.push(contract_address(IOR_PRIMARY_ID));
     addrs.push(BLACK_HOLE);
     addrs.iter().map(|a| d.primary.account(a).balance.0).sum()

@@ -64,10 +64,22 @@ fn st(t: &AgreementTerms, watts: i64, buyer: usize) -> IorTx {
     IorTx::St(s.sign_as_buyer(&dev_key(buyer)))
 }
 
+/// Every coin on the primary chain: accounts, every validator (fees go to
+/// each block's proposer), the IOR contract and the black hole.
+fn primary_total(d: &DualChain<ClusterClient, DevChain>) -> u128 {
+    let mut addrs: Vec<_> = (0..9).map(|i| dev_key(i).address()).collect();
+    addrs.extend(d.primary.validators().iter().map(|k| k.address()));
+    addrs.push(gridledger_ledger::contract_address(gridledger_rollup::IOR_PRIMARY_ID));
+    addrs.push(gridledger_rollup::types::BLACK_HOLE);
+    addrs.iter().map(|a| d.primary.account(a).balance.0).sum()
+}
+
 #[test]
 fn ior_settles_over_a_pbft_primary_chain_and_catches_a_thief() {
     let root = tempfile::tempdir().unwrap();
     let mut d = open(root.path());
+    let total0 = primary_total(&d);
+    assert_eq!(total0, 9 * 1_000_000 * 1_000_000);
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     d.fund(&dev_key(0), coins(10)).unwrap();
     d.fund(&dev_key(1), coins(10)).unwrap();
@@ -103,4 +115,5 @@ fn ior_settles_over_a_pbft_primary_chain_and_catches_a_thief() {
     let roots: Vec<_> = c.running().iter().map(|&i| c.node(i).unwrap().shared.chain().state().root()).collect();
     assert!(roots.windows(2).all(|w| w[0] == w[1]));
     assert!(d.primary.tip().height >= 4);
+    assert_eq!(primary_total(&d), total0, "coins conserved with fees spread over four proposers");
 }
