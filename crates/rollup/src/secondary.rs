@@ -50,8 +50,6 @@ pub fn mismatches(recorded: &[Tcr], own: &[Tcr]) -> Vec<u32> {
 
 pub struct IorSecondaryContract;
 
-const CFG: &[u8] = b"cfg";
-
 fn xkey(b: u64) -> Vec<u8> {
     [b"x/".as_slice(), &b.to_be_bytes()].concat()
 }
@@ -63,10 +61,7 @@ fn vkey(b: u64, v: &Address) -> Vec<u8> {
 }
 
 fn params(ctx: &mut CallContext<'_, '_>) -> Result<IorParams, ContractError> {
-    match ctx.read_typed::<IorParams>(CFG)? {
-        Some(p) => Ok(p),
-        None => revert("secondary IOR contract not initialised"),
-    }
+    crate::store::stored_params(ctx, "secondary")
 }
 
 impl NativeContract for IorSecondaryContract {
@@ -79,14 +74,7 @@ impl NativeContract for IorSecondaryContract {
             return revert(format!("{method} takes no native value"));
         }
         match method {
-            "init" => {
-                let p: IorParams = decode_args(args)?;
-                if ctx.read(CFG)?.is_some() {
-                    return revert("already initialised");
-                }
-                ctx.write_typed(CFG, &p)?;
-                Ok(vec![])
-            }
+            "init" => crate::store::init_params(ctx, args),
             "sc_exe" => {
                 let a: ExecRequest = decode_args(args)?;
                 let p = params(ctx)?;

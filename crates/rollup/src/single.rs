@@ -15,13 +15,8 @@ use crate::types::{AgreementTx, Entry, IorParams, IorTx, Outcome, Participant, S
 
 pub struct SingleChainContract;
 
-const CFG: &[u8] = b"cfg";
-
 fn params(ctx: &mut CallContext<'_, '_>) -> Result<IorParams, ContractError> {
-    match ctx.read_typed::<IorParams>(CFG)? {
-        Some(p) => Ok(p),
-        None => revert("single-chain IOR contract not initialised"),
-    }
+    crate::store::stored_params(ctx, "single-chain")
 }
 
 fn execute_now(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractError> {
@@ -50,14 +45,7 @@ impl NativeContract for SingleChainContract {
             return revert(format!("{method} takes no native value"));
         }
         match method {
-            "init" => {
-                let p: IorParams = decode_args(args)?;
-                if ctx.read(CFG)?.is_some() {
-                    return revert("already initialised");
-                }
-                ctx.write_typed(CFG, &p)?;
-                Ok(vec![])
-            }
+            "init" => crate::store::init_params(ctx, args),
             "fund" => {
                 let p = params(ctx)?;
                 let who = ctx.caller();

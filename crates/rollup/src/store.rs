@@ -119,3 +119,28 @@ pub(crate) fn debit(ctx: &mut CallContext<'_, '_>, who: &Address, amount: Amount
     ctx.pay(who, amount)?;
     Ok(rest)
 }
+
+/// Storage key of the secondary and single-chain contracts' parameters.
+pub(crate) const PARAMS: &[u8] = b"cfg";
+
+/// `init` of the secondary and single-chain contracts: stores the IOR
+/// parameters, once.
+pub(crate) fn init_params(ctx: &mut CallContext<'_, '_>, args: &[u8]) -> Result<Vec<u8>, ContractError> {
+    let p: crate::types::IorParams = gridledger_ledger::decode_args(args)?;
+    if ctx.read(PARAMS)?.is_some() {
+        return revert("already initialised");
+    }
+    ctx.write_typed(PARAMS, &p)?;
+    Ok(vec![])
+}
+
+/// The parameters `init` stored, or a revert naming the `contract`.
+pub(crate) fn stored_params(
+    ctx: &mut CallContext<'_, '_>,
+    contract: &str,
+) -> Result<crate::types::IorParams, ContractError> {
+    match ctx.read_typed::<crate::types::IorParams>(PARAMS)? {
+        Some(p) => Ok(p),
+        None => revert(format!("{contract} IOR contract not initialised")),
+    }
+}
