@@ -4,14 +4,14 @@
 //! delegations to deliver, and faults it observed. Randomness comes in as
 //! an argument.
 
-use gridledger_core::{Address, ContractId};
+use gridledger_core::Address;
 use rand::Rng;
 
+use crate::args;
 use crate::exec::{execute_batch, OffChain};
 use crate::primary::{BatchInput, Controversial, SubmitTcrs};
 use crate::secondary::{mismatches, ExecRequest, VerifyRequest};
 use crate::types::{Effect, IorParams, Outcome, Tcr};
-use crate::{args, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
 
 /// Which chain a call goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,13 +20,23 @@ pub enum Target {
     Secondary,
 }
 
-/// A contract call a role wants submitted under its own key.
+/// A contract call a role wants submitted under its own key. The chain
+/// (`target`) fixes the contract: the primary or the secondary IOR contract.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
     pub target: Target,
-    pub contract: ContractId,
     pub method: &'static str,
     pub args: Vec<u8>,
+}
+
+impl Call {
+    pub fn primary(method: &'static str, args: Vec<u8>) -> Self {
+        Self { target: Target::Primary, method, args }
+    }
+
+    pub fn secondary(method: &'static str, args: Vec<u8>) -> Self {
+        Self { target: Target::Secondary, method, args }
+    }
 }
 
 /// A smart meter's private request to a validator to re-verify a batch.
@@ -101,29 +111,17 @@ impl Executor {
             }
         }
         let batch = input.header.id;
-        step.calls.push(Call {
-            target: Target::Secondary,
-            contract: IOR_SECONDARY_ID,
-            method: "sc_exe",
-            args: args(&ExecRequest { batch, entries: input.entries.clone(), prestate: input.prestate.clone() }),
-        });
+        step.calls.push(Call::secondary(
+            "sc_exe",
+            args(&ExecRequest { batch, entries: input.entries.clone(), prestate: input.prestate.clone() }),
+        ));
         let (ats, sts): (Vec<Tcr>, Vec<Tcr>) =
             tcrs.into_iter().partition(|t| matches!(t.outcome, Outcome::AtAccepted | Outcome::AtRejected(_)));
         if !ats.is_empty() {
-            step.calls.push(Call {
-                target: Target::Primary,
-                contract: IOR_PRIMARY_ID,
-                method: "sc_cr_at",
-                args: args(&SubmitTcrs { batch, tcrs: ats }),
-            });
+            step.calls.push(Call::primary("sc_cr_at", args(&SubmitTcrs { batch, tcrs: ats })));
         }
         if !sts.is_empty() {
-            step.calls.push(Call {
-                target: Target::Primary,
-                contract: IOR_PRIMARY_ID,
-                method: "sc_cr_st",
-                args: args(&SubmitTcrs { batch, tcrs: sts }),
-            });
+            step.calls.push(Call::primary("sc_cr_st", args(&SubmitTcrs { batch, tcrs: sts })));
         }
         step
     }
@@ -156,28 +154,21 @@ impl Validator {
         let Some(own) = own_tcrs(&self.params, input, self.address, &mut step) else { return step };
         if record_verdict {
             // SC_VERIFY on the secondary chain (§3.4 Step 4).
-            step.calls.push(Call {
-                target: Target::Secondary,
-                contract: IOR_SECONDARY_ID,
-                method: "sc_verify",
-                args: args(&VerifyRequest {
+            step.calls.push(Call::secondary(
+                "sc_verify",
+                args(&VerifyRequest {
                     batch,
                     entries: input.entries.clone(),
                     prestate: input.prestate.clone(),
                     tcrs: recorded.clone(),
                 }),
-            });
+            ));
         }
         let bad = mismatches(recorded, &own);
         if !bad.is_empty() {
             step.faults.push(Fault::WrongTcr { batch, observer: self.address, indices: bad });
             // The controversial transaction (§3.4 Step 5).
-            step.calls.push(Call {
-                target: Target::Primary,
-                contract: IOR_PRIMARY_ID,
-                method: "dispute",
-                args: args(&Controversial { batch, claimed: own }),
-            });
+            step.calls.push(Call::primary("dispute", args(&Controversial { batch, claimed: own })));
         }
         step
     }
@@ -238,23 +229,16 @@ impl Validator {
         };
         let single = Tcr { index: 0, ..theirs.clone() };
         let mine = crate::exec::execute_batch(&mut OffChain, &self.params, &prestate, std::slice::from_ref(entry));
-        step.calls.push(Call {
-            target: Target::Secondary,
-            contract: IOR_SECONDARY_ID,
-            method: "sc_verify",
-            args: args(&VerifyRequest { batch, entries: vec![entry.clone()], prestate, tcrs: vec![single.clone()] }),
-        });
+        step.calls.push(Call::secondary(
+            "sc_verify",
+            args(&VerifyRequest { batch, entries: vec![entry.clone()], prestate, tcrs: vec![single.clone()] }),
+        ));
         // Escalate a wrong TCR with the whole batch's correct TCRs.
         let agrees = matches!(&mine, Ok(t) if t.first() == Some(&single));
         if !agrees {
             if let Some(own) = own_tcrs(&self.params, input, self.address, &mut step) {
                 step.faults.push(Fault::WrongTcr { batch, observer: self.address, indices: vec![index] });
-                step.calls.push(Call {
-                    target: Target::Primary,
-                    contract: IOR_PRIMARY_ID,
-                    method: "dispute",
-                    args: args(&Controversial { batch, claimed: own }),
-                });
+                step.calls.push(Call::primary("dispute", args(&Controversial { batch, claimed: own })));
             }
         }
         step
