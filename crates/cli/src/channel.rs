@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
+use crate::endpoint::DEFAULT_RPC;
 
 #[derive(Subcommand)]
 pub enum ChannelCmd {
@@ -45,7 +45,7 @@ pub enum ChannelCmd {
 
 #[derive(Args)]
 pub struct PrepareArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
     /// The merchant's account key file.
     #[arg(long)]
@@ -59,7 +59,7 @@ pub struct PrepareArgs {
     /// Directories to write for side 0 and side 1.
     #[arg(long, num_args = 2)]
     pub dirs: Vec<PathBuf>,
-    /// Capacities of side 0 and side 1 (minor units).
+    /// Capacities of side 0 and side 1, in minor units (1 coin = 1,000,000).
     #[arg(long, num_args = 2, default_values_t = [100_000u128, 100_000])]
     pub capacity: Vec<u128>,
     /// Fund side 0 with a merchant credit note instead of a deposit.
@@ -74,7 +74,7 @@ pub struct PrepareArgs {
     /// Peer listen addresses of side 0 and side 1 (loopback ports chosen if absent).
     #[arg(long, num_args = 2)]
     pub listen: Vec<SocketAddr>,
-    /// Merchant pool deposited on registration.
+    /// Merchant pool deposited on registration, in minor units.
     #[arg(long, default_value_t = 1_000_000)]
     pub pool: u128,
     /// Time-lock of the collateral the merchant's approvals ask for (ms).
@@ -84,7 +84,8 @@ pub struct PrepareArgs {
 
 #[derive(Args)]
 pub struct OpenArgs {
-    #[arg(long)]
+    /// This party's directory (written by `channel prepare`).
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Skip fsync (survives a process crash, not a power loss).
     #[arg(long)]
@@ -93,25 +94,29 @@ pub struct OpenArgs {
 
 #[derive(Args)]
 pub struct PayArgs {
-    #[arg(long)]
+    /// The paying party's directory; its `channel open` must be running.
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Energy bought (Wh).
     #[arg(long)]
     pub energy: u64,
-    /// Price per kWh (minor units).
+    /// Price per kWh, in minor units (1 coin = 1,000,000); the payment is
+    /// energy × price / 1000, rounded down, and must not be zero.
     #[arg(long)]
     pub price: u64,
 }
 
 #[derive(Args)]
 pub struct DirArgs {
-    #[arg(long)]
+    /// The party's directory; its `channel open` must be running.
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
 }
 
 #[derive(Args)]
 pub struct DisputeArgs {
-    #[arg(long)]
+    /// The party's directory (its snapshot file is used; the process may be down).
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Only raise the dispute; do not wait to settle.
     #[arg(long)]
@@ -123,7 +128,8 @@ pub struct DisputeArgs {
 
 #[derive(Args)]
 pub struct WatchArgs {
-    #[arg(long)]
+    /// The party's directory (its snapshot file is used).
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Stop after this many seconds (or when the channel closes).
     #[arg(long, default_value_t = 3_600)]
@@ -139,14 +145,35 @@ pub(crate) fn desk_key(path: &Path) -> anyhow::Result<KeyPair> {
     Ok(k)
 }
 
+/// Loads the party in `dir`, naming the directory and the command that
+/// makes one when it is missing.
+fn load_party(dir: &Path) -> anyhow::Result<PartySpec> {
+    anyhow::ensure!(
+        dir.join("party.json").exists(),
+        "{} holds no channel party (no party.json); `gridledger channel prepare --dirs DIR0 DIR1` writes one per side",
+        dir.display()
+    );
+    PartySpec::load(dir).with_context(|| format!("reading the party in {}", dir.display()))
+}
+
+/// Sends `cmd` to the running party; prints its reply on success, and only
+/// the error (once) when the party refuses.
 fn control(dir: &Path, cmd: &Command) -> anyhow::Result<()> {
-    let spec = PartySpec::load(dir).with_context(|| format!("reading the party in {}", dir.display()))?;
-    let r = control_request(spec.control, cmd, Duration::from_secs(120))
-        .with_context(|| format!("talking to the party at {} (is `gridledger channel open` running?)", spec.control))?;
-    println!("{}", serde_json::to_string(&r)?);
+    let spec = load_party(dir)?;
+    let r = control_request(spec.control, cmd, Duration::from_secs(120)).with_context(|| {
+        format!(
+            "talking to the party of {} at {} (is `gridledger channel open --dir {}` running?)",
+            dir.display(),
+            spec.control,
+            dir.display()
+        )
+    })?;
     match r {
         Reply::Error { message } => anyhow::bail!(message),
-        _ => Ok(()),
+        r => {
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
     }
 }
 
@@ -155,8 +182,17 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         ChannelCmd::Prepare(a) => {
             anyhow::ensure!(a.keys.len() == 2 && a.dirs.len() == 2 && a.capacity.len() == 2, "two of each");
             let merchant = read_key(&a.merchant_key)?;
-            let desk = desk_key(&a.desk_key)?;
             let keys = [read_key(&a.keys[0])?, read_key(&a.keys[1])?];
+            anyhow::ensure!(
+                keys[0].address() != keys[1].address(),
+                "--keys {} and {} are the same account {}; a channel needs two different accounts",
+                a.keys[0].display(),
+                a.keys[1].display(),
+                keys[0].address()
+            );
+            // Reach the node before anything is written (no half-made desk key).
+            crate::endpoint::probe(&a.rpc)?;
+            let desk = desk_key(&a.desk_key)?;
             let addrs = match a.listen.as_slice() {
                 [x, y] => [*x, *y],
                 [] => [free_loopback_addr()?, free_loopback_addr()?],
@@ -187,6 +223,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ChannelCmd::Open(a) => {
+            load_party(&a.dir)?;
             let opts = PartyOptions {
                 durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
                 auto_open: true,
@@ -201,7 +238,21 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        ChannelCmd::Pay(a) => control(&a.dir, &Command::Pay { energy: a.energy, price: a.price }),
+        ChannelCmd::Pay(a) => {
+            let paid = gridledger_contracts::cns::Trade::price_of(
+                gridledger_core::Energy(a.energy),
+                Amount(u128::from(a.price)),
+            );
+            anyhow::ensure!(
+                paid.is_some_and(|p| p.0 > 0),
+                "{} Wh at {} minor units/kWh pays {} minor units (energy × price / 1000, rounded down): \
+                 a trade must pay something; raise --energy or --price",
+                a.energy,
+                a.price,
+                paid.map_or(0, |p| p.0)
+            );
+            control(&a.dir, &Command::Pay { energy: a.energy, price: a.price })
+        }
         ChannelCmd::Close(a) => control(&a.dir, &Command::Close),
         ChannelCmd::Status(a) => control(&a.dir, &Command::Status),
         ChannelCmd::Dispute(a) => {
@@ -235,6 +286,7 @@ pub struct BenchArgs {
     /// Only the fsync'd run (default: also the rename-only run).
     #[arg(long)]
     pub fsync_only: bool,
+    /// Print JSON on one line (the output is JSON either way).
     #[arg(long)]
     pub json: bool,
 }

@@ -28,7 +28,7 @@ use gridledger_node::RpcClient;
 use serde_json::json;
 use std::path::PathBuf;
 
-const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
+use crate::endpoint::DEFAULT_RPC;
 
 #[derive(Subcommand)]
 pub enum CnsCmd {
@@ -57,27 +57,31 @@ pub struct ApplyArgs {
     /// Supporting documents; only their hashes go into the application.
     #[arg(long, num_args = 1..)]
     pub docs: Vec<PathBuf>,
-    /// Credit asked for (minor units).
+    /// Credit asked for, in minor units (1 coin = 1,000,000).
     #[arg(long)]
     pub credit: u128,
     /// Real identity for the merchant's KYC (default: the account address).
     #[arg(long)]
     pub identity: Option<String>,
+    /// File to write the application to (JSON).
     #[arg(long)]
     pub out: PathBuf,
 }
 
 #[derive(Args)]
 pub struct ApproveArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
+    /// The merchant's account key file.
     #[arg(long)]
     pub merchant_key: PathBuf,
     /// The merchant's desk (signing) key file; created if absent.
     #[arg(long)]
     pub desk_key: PathBuf,
+    /// The application file written by `cns apply`.
     #[arg(long)]
     pub application: PathBuf,
+    /// File to write the decision to (approval or refusal, JSON).
     #[arg(long)]
     pub out: PathBuf,
     /// Refused identities, one per line.
@@ -111,20 +115,24 @@ pub struct ApproveArgs {
 
 #[derive(Args)]
 pub struct InitArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
+    /// The participant's account key file (the one that signed the application).
     #[arg(long)]
     pub key: PathBuf,
+    /// The approval file written by `cns approve`.
     #[arg(long)]
     pub approval: PathBuf,
 }
 
 #[derive(Args)]
 pub struct PayArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
+    /// The participant's account key file.
     #[arg(long)]
     pub key: PathBuf,
+    /// The MSC id (as `cns init` printed it).
     #[arg(long)]
     pub sid: u64,
     /// Default: everything outstanding.
@@ -134,8 +142,9 @@ pub struct PayArgs {
 
 #[derive(Args)]
 pub struct BillArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
+    /// The merchant's account key file.
     #[arg(long)]
     pub merchant_key: PathBuf,
     /// The desk key that signs the debits.
@@ -145,8 +154,9 @@ pub struct BillArgs {
 
 #[derive(Args)]
 pub struct StatusArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
+    /// Only this MSC id.
     #[arg(long)]
     pub sid: Option<u64>,
     /// Only this merchant's MSCs.
@@ -226,7 +236,22 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let decision: Decision = serde_json::from_str(&text).context("approval file")?;
             let approval = decision.approval()?;
             let msc_key = derive_msc_key(&key, &approval.approval.documents)?;
-            let link = ChainLink::connect(&a.rpc, key)?;
+            let link = ChainLink::connect(&a.rpc, key)
+                .with_context(|| format!("connecting to the node at {} (--rpc)", a.rpc))?;
+            // A second init with the same approval would lock collateral again.
+            if let Some(m) = merchant::all_mscs(&link.client)?
+                .into_iter()
+                .find(|m| m.participant_key == msc_key.public() && !m.closed)
+            {
+                anyhow::bail!(
+                    "this participant already has MSC {} with merchant {} (collateral {} locked); \
+                     use --sid {} in `cns pay`/`cns status`, or apply again with other --docs for another MSC",
+                    m.sid,
+                    m.merchant,
+                    m.collateral.0,
+                    m.sid
+                );
+            }
             let sid = merchant::init_msc(&link, &msc_key, approval, rand::random())?;
             let m = read_msc(&link.client, sid)?.context("the new MSC")?;
             println!(

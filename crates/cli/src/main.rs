@@ -31,7 +31,6 @@ mod cns;
 mod demo;
 mod endpoint;
 mod ior;
-mod keystore;
 mod ops;
 mod units;
 
