@@ -31,9 +31,7 @@ pub fn parse_rpc(s: &str) -> Result<String, String> {
     if looks_like_host_port(s) {
         return Ok(format!("http://{s}"));
     }
-    Err(format!(
-        "{s:?} is neither a URL (http://HOST:PORT), HOST:PORT, nor an existing chain directory or node.toml"
-    ))
+    Err(format!("{s:?} is neither a URL (http://HOST:PORT), HOST:PORT, nor an existing chain directory or node.toml"))
 }
 
 fn looks_like_host_port(s: &str) -> bool {

@@ -413,7 +413,9 @@ pub fn query(q: QueryCmd) -> anyhow::Result<()> {
             let p = if height == "latest" {
                 json!(["latest"])
             } else {
-                json!([height.parse::<u64>().with_context(|| format!("block height {height:?} must be a number or \"latest\""))?])
+                json!([height
+                    .parse::<u64>()
+                    .with_context(|| format!("block height {height:?} must be a number or \"latest\""))?])
             };
             (o, "gl_getBlock", p)
         }
@@ -541,7 +543,13 @@ fn create_testnet(a: TestnetArgs) -> anyhow::Result<()> {
     );
     let configs = write_testnet(&a)?;
     let urls: Vec<String> = (0..a.validators)
-        .map(|i| if a.rpc_port == 0 { "(free port)".to_string() } else { format!("http://{}:{}", a.host, a.rpc_port as usize + i) })
+        .map(|i| {
+            if a.rpc_port == 0 {
+                "(free port)".to_string()
+            } else {
+                format!("http://{}:{}", a.host, a.rpc_port as usize + i)
+            }
+        })
         .collect();
     let v = json!({
         "dir": a.dir,
@@ -728,15 +736,32 @@ fn testnet_status(dir: &Path, as_json: bool) -> anyhow::Result<()> {
             (Some(_), Some(u)) => gridledger_node::RpcClient::new(u).height().ok(),
             _ => None,
         };
-        rows.push(json!({ "validator": i, "config": c, "running": pid.is_some(), "pid": pid, "rpc": url, "height": height }));
+        rows.push(
+            json!({ "validator": i, "config": c, "running": pid.is_some(), "pid": pid, "rpc": url, "height": height }),
+        );
     }
     let sup = read_pid(&dir.join(SUPERVISOR_PID_FILE)).filter(|p| alive(*p));
     let v = json!({ "dir": dir, "supervisor_pid": sup, "validators": rows });
     emit(as_json, &v, || {
         println!("{:<12} {:<8} {:<8} {:<28} height", "validator", "running", "pid", "rpc");
         for r in &rows {
-            let s = |k: &str| r[k].as_str().map(String::from).unwrap_or_else(|| if r[k].is_null() { "-".into() } else { r[k].to_string() });
-            println!("{:<12} {:<8} {:<8} {:<28} {}", format!("validator-{}", r["validator"]), s("running"), s("pid"), s("rpc"), s("height"));
+            let s = |k: &str| {
+                r[k].as_str().map(String::from).unwrap_or_else(|| {
+                    if r[k].is_null() {
+                        "-".into()
+                    } else {
+                        r[k].to_string()
+                    }
+                })
+            };
+            println!(
+                "{:<12} {:<8} {:<8} {:<28} {}",
+                format!("validator-{}", r["validator"]),
+                s("running"),
+                s("pid"),
+                s("rpc"),
+                s("height")
+            );
         }
     })
 }

@@ -26,7 +26,8 @@ fn check_keys(v: &toml::Value, reference: &toml::Value, table: &str) -> Result<(
         (toml::Value::Table(t), toml::Value::Table(r)) => {
             for (k, sub) in t {
                 let Some(rsub) = r.get(k) else {
-                    let suggestion = r.keys().filter_map(|known| near(k, known).map(|d| (d, known))).min().map(|x| x.1.clone());
+                    let suggestion =
+                        r.keys().filter_map(|known| near(k, known).map(|d| (d, known))).min().map(|x| x.1.clone());
                     return Err(ConfigError::UnknownKey { table: table.to_string(), key: k.clone(), suggestion });
                 };
                 let path = if table.is_empty() { k.clone() } else { format!("{table}.{k}") };
@@ -173,7 +174,8 @@ impl NodeConfig {
 /// Reads a secret key file: plaintext hex, or an encrypted keystore
 /// (password from `GRIDLEDGER_PASSWORD_FILE` or `GRIDLEDGER_PASSWORD`).
 pub fn read_key(path: &Path) -> anyhow::Result<KeyPair> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading key file {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading key file {}: {e}", path.display()))?;
     if crate::keystore::is_keystore(&text) {
         return crate::keystore::open_with_env(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
     }

@@ -138,10 +138,10 @@ pub fn password_from_env() -> Result<Zeroizing<String>, KeystoreError> {
 
 /// The first line of a password file.
 pub fn password_from_file(p: &std::path::Path) -> Result<Zeroizing<String>, KeystoreError> {
-    let text = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| KeystoreError::PasswordFile {
-        path: p.display().to_string(),
-        message: e.to_string(),
-    })?);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(p)
+            .map_err(|e| KeystoreError::PasswordFile { path: p.display().to_string(), message: e.to_string() })?,
+    );
     Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_string()))
 }
 
