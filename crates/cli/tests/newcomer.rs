@@ -495,3 +495,32 @@ fn completions_and_man_pages() {
     assert!(page.contains(".TH") && page.contains("testnet"));
     assert!(root.path().join("gridledger-testnet.1").exists());
 }
+
+/// `rpc.discover` answers an OpenRPC document naming every method's
+/// parameters; named parameters work like positional ones, and bad names are
+/// refused with invalid-params.
+#[test]
+fn openrpc_discover_and_named_params() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _node, url) = own_chain(root.path());
+    let c = RpcClient::new(&url);
+    let doc = c.call("rpc.discover", serde_json::json!([])).unwrap();
+    assert!(doc["openrpc"].as_str().unwrap().starts_with("1."));
+    let m = doc["methods"].as_array().unwrap().iter().find(|m| m["name"] == "gl_getEvents").unwrap().clone();
+    let names: Vec<_> = m["params"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["from", "to"]);
+
+    let addr = gl_json(&["keys", "show", "--key", &d(&dir.join("keys/account-0.key")), "--json"])["address"].clone();
+    let by_pos = c.call("gl_getAccount", serde_json::json!([addr])).unwrap();
+    let by_name = c.call("gl_getAccount", serde_json::json!({ "address": addr })).unwrap();
+    assert_eq!(by_pos, by_name);
+    let ev = c.call("gl_getEvents", serde_json::json!({ "to": 0, "from": 0 }));
+    assert!(ev.is_ok(), "{ev:?}");
+    match c.call("gl_getAccount", serde_json::json!({ "adress": addr })) {
+        Err(gridledger_node::RpcError::Remote { code, message, .. }) => {
+            assert_eq!(code, -32602);
+            assert!(message.contains("adress") && message.contains("address"), "{message}");
+        }
+        r => panic!("misspelt parameter accepted: {r:?}"),
+    }
+}

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod keystore;
 pub mod metrics;
+pub mod openrpc;
 pub mod p2p;
 pub mod rpc;
 pub mod service;

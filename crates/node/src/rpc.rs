@@ -16,6 +16,10 @@
 //! | `gl_callView` | `[contract, method, args hex]` | the view's JSON |
 //! | `gl_getEvents` | `[from, to]` | blocks' events, at most 1,000 blocks |
 //!
+//! Params may also be named (`{"hash": "…"}`); `rpc.discover` answers the
+//! OpenRPC document with every method's parameter and result shapes
+//! (`crate::openrpc`).
+//!
 //! `GET /events?from=H` streams each committed block's events as
 //! server-sent events (replaying from height `H` first); `GET /metrics` is
 //! Prometheus text; `GET /health` answers `ok`.
@@ -126,8 +130,12 @@ fn one(s: &Shared, req: Value) -> Value {
         let params = match req.get("params") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(a)) => a.clone(),
-            Some(_) => return Err(fail(INVALID_PARAMS, "params must be an array")),
+            Some(Value::Object(o)) => crate::openrpc::positional(method, o).map_err(|m| fail(INVALID_PARAMS, m))?,
+            Some(_) => return Err(fail(INVALID_PARAMS, "params must be an array or an object")),
         };
+        if method == "rpc.discover" {
+            return Ok(crate::openrpc::document());
+        }
         dispatch(s, method, &params)
     })();
     if result.is_err() {
