@@ -223,7 +223,14 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ChannelCmd::Open(a) => {
-            load_party(&a.dir)?;
+            let spec = load_party(&a.dir)?;
+            eprintln!(
+                "channel {}: side {} listening on {} for its peer, control on {}; runs until the channel closes",
+                spec.cid,
+                spec.side,
+                spec.addrs[usize::from(spec.side)],
+                spec.control
+            );
             let opts = PartyOptions {
                 durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
                 auto_open: true,

@@ -524,3 +524,63 @@ fn openrpc_discover_and_named_params() {
         r => panic!("misspelt parameter accepted: {r:?}"),
     }
 }
+
+/// Defect 8: `demo --json` prints exactly one JSON document.
+#[test]
+fn demo_json_is_one_document() {
+    let o = gl(&["demo", "--json", "--accounts", "3", "--transfers", "10"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
+    assert_eq!(v["ledger"]["transfers_committed"], 10);
+    assert!(v["channel"].is_object() && v["ior_day"].is_object(), "{v}");
+}
+
+/// Defect 8: a refused `channel pay` prints its error once (on stderr, not
+/// also as JSON on stdout); defect 9: `channel open` says what it waits for.
+#[test]
+fn channel_pay_error_once_and_open_says_what_it_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let node = gridledger_channels::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let url = node.url();
+    for i in 0..3 {
+        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
+    }
+    let p = |s: &str| d(&root.join(s));
+    gl_ok(&[
+        "channel",
+        "prepare",
+        "--rpc",
+        &url,
+        "--merchant-key",
+        &p("k0.key"),
+        "--desk-key",
+        &p("desk.key"),
+        "--keys",
+        &p("k1.key"),
+        &p("k2.key"),
+        "--dirs",
+        &p("p1"),
+        &p("p2"),
+    ]);
+    let open = |side: &str| {
+        Command::new(BIN)
+            .args(["channel", "open", "--dir", &p(side)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut procs = Procs(vec![open("p2"), open("p1")]);
+    wait_open(&root.join("p1"));
+    let o = gl(&["channel", "pay", "--dir", &p("p1"), "--energy", "1000000", "--price", "20000000"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(o.stdout.is_empty(), "error also printed on stdout: {}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(e.matches("below the payment").count(), 1, "{e}");
+    gl_ok(&["channel", "close", "--dir", &p("p1")]);
+    let p1 = procs.0.pop().unwrap().wait_with_output().unwrap();
+    assert!(p1.status.success(), "{}", stderr(&p1));
+    assert!(stderr(&p1).contains("listening on"), "{}", stderr(&p1));
+    node.shutdown();
+}
