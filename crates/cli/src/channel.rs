@@ -213,7 +213,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             };
             let specs = prepare_channel(&a.rpc, &merchant, &desk, [&keys[0], &keys[1]], &terms)?;
             for (s, d) in specs.iter().zip(&a.dirs) {
-                s.save(d)?;
+                s.save(d).with_context(|| format!("writing the party directory {} (--dirs)", d.display()))?;
             }
             println!(
                 "{}",

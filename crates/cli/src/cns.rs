@@ -187,7 +187,8 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             }
             let identity = a.identity.unwrap_or_else(|| key.address().to_string());
             let app = Application::new(&key, identity, docs, Amount(a.credit))?;
-            std::fs::write(&a.out, serde_json::to_string_pretty(&app)?)?;
+            std::fs::write(&a.out, serde_json::to_string_pretty(&app)?)
+                .with_context(|| format!("writing the application to {} (--out)", a.out.display()))?;
             println!("{}", json!({ "participant": app.participant, "documents": app.documents.len() }));
             Ok(())
         }
@@ -198,7 +199,8 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", a.application.display()))?;
             let app: Application = serde_json::from_str(&text).context("application file")?;
             let blacklist = match &a.blacklist {
-                Some(p) => std::fs::read_to_string(p)?
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("reading the blacklist {} (--blacklist)", p.display()))?
                     .lines()
                     .map(str::trim)
                     .filter(|l| !l.is_empty())
@@ -222,7 +224,8 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let link = ChainLink::connect(&a.rpc, merchant)?;
             ensure_merchant(&link, &desk, a.billing_period_ms, Amount(a.pool))?;
             let decision = Decision::of(merchant::approve(&link.client, &desk, &app, rand::random())?);
-            std::fs::write(&a.out, serde_json::to_string_pretty(&decision)?)?;
+            std::fs::write(&a.out, serde_json::to_string_pretty(&decision)?)
+                .with_context(|| format!("writing the decision to {} (--out)", a.out.display()))?;
             println!("{}", serde_json::to_string(&decision)?);
             match decision {
                 Decision::Approved { .. } => Ok(()),

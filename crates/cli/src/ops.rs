@@ -1,7 +1,7 @@
 //! Chain set-up and client commands: init, keys, transfer, query, testnet.
 //!
-//! Output: a human-readable table by default, one JSON document with
-//! `--json`. Amounts print as coin and minor units (1 coin = 10^6 minor).
+//! Output: a human-readable table by default, one JSON document on one
+//! line with `--json` (as `cns` and `channel` print). Amounts print as coin and minor units (1 coin = 10^6 minor).
 
 use crate::endpoint::{self, DEFAULT_RPC, RPC_HELP};
 use crate::units;
@@ -19,7 +19,7 @@ use std::time::Duration;
 /// Prints `v` as one JSON document, or `human` as the table.
 fn emit(as_json: bool, v: &Value, human: impl FnOnce()) -> anyhow::Result<()> {
     if as_json {
-        println!("{}", serde_json::to_string_pretty(v)?);
+        println!("{}", serde_json::to_string(v)?);
     } else {
         human();
     }
