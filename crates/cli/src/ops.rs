@@ -129,7 +129,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
 #[derive(Args, Clone)]
 pub struct PasswordArgs {
     /// File whose first line is the keystore password (default: the file named
-    /// by GRIDLEDGER_PASSWORD_FILE, else GRIDLEDGER_PASSWORD).
+    /// by GRIDLEDGER_PASSWORD_FILE, else GRIDLEDGER_PASSWORD, else asked on the terminal).
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 }
@@ -140,6 +140,19 @@ impl PasswordArgs {
             Some(p) => keystore::password_from_file(p)?,
             None => keystore::password_from_env()?,
         })
+    }
+
+    /// A password for a new keystore: asked twice when it comes from the terminal.
+    fn get_new(&self) -> anyhow::Result<zeroize::Zeroizing<String>> {
+        let from_env =
+            std::env::var_os("GRIDLEDGER_PASSWORD_FILE").is_some() || std::env::var_os("GRIDLEDGER_PASSWORD").is_some();
+        if self.password_file.is_some() || from_env {
+            return self.get();
+        }
+        let first = keystore::prompt("new keystore password: ")?;
+        let again = keystore::prompt("repeat it: ")?;
+        anyhow::ensure!(*first == *again, "the two passwords differ; nothing written");
+        Ok(first)
     }
 }
 
@@ -214,7 +227,7 @@ pub fn keys(k: KeysCmd) -> anyhow::Result<()> {
             refuse_existing(&out)?;
             let key = KeyPair::generate(&mut rand::rng());
             if encrypt {
-                let text = keystore::seal(&key, &password.get()?, keystore::DEFAULT_LOG_N)?;
+                let text = keystore::seal(&key, &password.get_new()?, keystore::DEFAULT_LOG_N)?;
                 write_secret(&out, text.as_bytes())?;
             } else {
                 write_key(&out, &key)?;
@@ -225,7 +238,7 @@ pub fn keys(k: KeysCmd) -> anyhow::Result<()> {
         KeysCmd::Import { from, out, password } => {
             refuse_existing(&out)?;
             let key = read_key(&from)?;
-            let text = keystore::seal(&key, &password.get()?, keystore::DEFAULT_LOG_N)?;
+            let text = keystore::seal(&key, &password.get_new()?, keystore::DEFAULT_LOG_N)?;
             write_secret(&out, text.as_bytes())?;
             eprintln!("imported into {}; the plaintext {} can now be deleted", out.display(), from.display());
             (key, out, false)

@@ -450,6 +450,17 @@ fn keystore_import_use_export() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
+    // No password anywhere and no terminal to ask on: refused, nothing written.
+    let none = root.path().join("none.json");
+    let o = Command::new(BIN)
+        .args(["keys", "new", "--encrypt", "--out", &d(&none)])
+        .env_remove("GRIDLEDGER_PASSWORD")
+        .env_remove("GRIDLEDGER_PASSWORD_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("GRIDLEDGER_PASSWORD_FILE"), "{}", stderr(&o));
+    assert!(!none.exists());
     let out = root.path().join("exported.key");
     gl_ok(&["keys", "export", "--key", &d(&ks), "--out", &d(&out), "--password-file", &d(&pw)]);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), std::fs::read_to_string(&plain).unwrap());

@@ -128,12 +128,24 @@ pub fn open(text: &str, password: &str) -> Result<KeyPair, KeystoreError> {
 }
 
 /// The password from `GRIDLEDGER_PASSWORD_FILE` (its first line) or
-/// `GRIDLEDGER_PASSWORD`.
+/// `GRIDLEDGER_PASSWORD`; failing both, asked on the terminal when there is
+/// one (never echoed).
 pub fn password_from_env() -> Result<Zeroizing<String>, KeystoreError> {
     if let Some(p) = std::env::var_os("GRIDLEDGER_PASSWORD_FILE") {
         return password_from_file(std::path::Path::new(&p));
     }
-    std::env::var("GRIDLEDGER_PASSWORD").map(Zeroizing::new).map_err(|_| KeystoreError::NoPassword)
+    if let Ok(p) = std::env::var("GRIDLEDGER_PASSWORD") {
+        return Ok(Zeroizing::new(p));
+    }
+    prompt("keystore password: ")
+}
+
+/// Asks for a password on the terminal; `NoPassword` when stdin is not one.
+pub fn prompt(question: &str) -> Result<Zeroizing<String>, KeystoreError> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(KeystoreError::NoPassword);
+    }
+    rpassword::prompt_password(question).map(Zeroizing::new).map_err(|_| KeystoreError::NoPassword)
 }
 
 /// The first line of a password file.
