@@ -237,7 +237,31 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 ..PartyOptions::default()
             };
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let r = rt.block_on(run_party(&a.dir, opts))?;
+            // A line on stderr per phase change, read from the party's own
+            // control port (the party itself stays IO-free of printing).
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let phases = {
+                let (done, control, cid) = (done.clone(), spec.control, spec.cid);
+                std::thread::spawn(move || {
+                    let mut last = String::new();
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        if let Ok(Reply::Status(st)) =
+                            control_request(control, &Command::Status, Duration::from_secs(2))
+                        {
+                            if st.phase != last {
+                                eprintln!("channel {cid}: {} (counter {})", st.phase, st.counter.unwrap_or(0));
+                                last = st.phase;
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                })
+            };
+            let r = rt.block_on(run_party(&a.dir, opts));
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = phases.join();
+            let r = r?;
+            eprintln!("channel {}: {:?} at counter {}", spec.cid, r.phase, r.latest.unwrap_or(0));
             println!(
                 "{}",
                 json!({ "phase": format!("{:?}", r.phase), "counter": r.latest, "saves": r.saves,
