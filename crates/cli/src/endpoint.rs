@@ -12,8 +12,8 @@ use std::path::Path;
 pub const DEFAULT_RPC: &str = "http://127.0.0.1:8645";
 
 /// Help text shared by every `--rpc` flag.
-pub const RPC_HELP: &str = "The node's JSON-RPC endpoint: a URL, HOST:PORT, or a chain directory (or its node.toml) \
-    whose running node is used [env: GRIDLEDGER_RPC]";
+pub const RPC_HELP: &str =
+    "The node's JSON-RPC endpoint: a URL, HOST:PORT, or a chain directory (or its node.toml) whose running node is used";
 
 /// clap value parser for `--rpc`: returns a URL with a scheme.
 pub fn parse_rpc(s: &str) -> Result<String, String> {
