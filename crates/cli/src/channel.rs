@@ -60,7 +60,7 @@ pub struct PrepareArgs {
     #[arg(long, num_args = 2)]
     pub dirs: Vec<PathBuf>,
     /// Capacities of side 0 and side 1, in minor units (1 coin = 1,000,000).
-    #[arg(long, num_args = 2, default_values_t = [100_000u128, 100_000])]
+    #[arg(long, num_args = 2, default_values_t = [100_000u128, 100_000], value_parser = crate::units::parse_amount)]
     pub capacity: Vec<u128>,
     /// Fund side 0 with a merchant credit note instead of a deposit.
     #[arg(long)]
@@ -75,7 +75,7 @@ pub struct PrepareArgs {
     #[arg(long, num_args = 2)]
     pub listen: Vec<SocketAddr>,
     /// Merchant pool deposited on registration, in minor units.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = crate::units::parse_amount)]
     pub pool: u128,
     /// Time-lock of the collateral the merchant's approvals ask for (ms).
     #[arg(long, default_value_t = 60_000)]

@@ -58,7 +58,7 @@ pub struct ApplyArgs {
     #[arg(long, num_args = 1..)]
     pub docs: Vec<PathBuf>,
     /// Credit asked for, in minor units (1 coin = 1,000,000).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::units::parse_amount)]
     pub credit: u128,
     /// Real identity for the merchant's KYC (default: the account address).
     #[arg(long)]
@@ -93,8 +93,8 @@ pub struct ApproveArgs {
     /// ... plus this per dispute on record.
     #[arg(long, default_value_t = 500)]
     pub per_dispute_bps: u32,
-    /// Credit cap per participant.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Credit cap per participant, in minor units (1 coin = 1,000,000).
+    #[arg(long, default_value_t = 1_000_000, value_parser = crate::units::parse_amount)]
     pub max_credit: u128,
     /// Collateral time-lock (ms from msc-init).
     #[arg(long, default_value_t = 60_000)]
@@ -105,11 +105,11 @@ pub struct ApproveArgs {
     /// Validity of the approval (ms).
     #[arg(long, default_value_t = 3_600_000)]
     pub ttl_ms: u64,
-    /// Billing period, used when the merchant is registered now.
+    /// Billing period (ms), used when the merchant is registered now.
     #[arg(long, default_value_t = 30_000)]
     pub billing_period_ms: u64,
-    /// Pool deposited when the merchant is registered now.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Pool deposited when the merchant is registered now, in minor units.
+    #[arg(long, default_value_t = 1_000_000, value_parser = crate::units::parse_amount)]
     pub pool: u128,
 }
 
@@ -135,8 +135,8 @@ pub struct PayArgs {
     /// The MSC id (as `cns init` printed it).
     #[arg(long)]
     pub sid: u64,
-    /// Default: everything outstanding.
-    #[arg(long)]
+    /// Amount to pay, in minor units (default: everything outstanding).
+    #[arg(long, value_parser = crate::units::parse_amount)]
     pub amount: Option<u128>,
 }
 

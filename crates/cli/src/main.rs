@@ -302,6 +302,44 @@ mod tests {
         assert!(missing.is_empty(), "undocumented: {missing:#?}");
     }
 
+    /// Flags for money, energy and durations name their unit.
+    #[test]
+    fn quantities_name_their_unit() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                let help = format!(
+                    "{} {}",
+                    a.get_help().map(|h| h.to_string()).unwrap_or_default(),
+                    a.get_long_help().map(|h| h.to_string()).unwrap_or_default()
+                );
+                let money = ["amount", "balance", "capacity", "price", "credit", "pool"].iter().any(|w| id.contains(w))
+                    && !id.starts_with("credit0")
+                    && !id.starts_with("credit1");
+                let unit_ok = if money {
+                    help.contains("minor units") || help.contains("coin")
+                } else if id.contains("energy") {
+                    help.contains("Wh")
+                } else if id.ends_with("_ms") {
+                    help.contains("ms")
+                } else if id.ends_with("_s") {
+                    help.contains("second") || help.contains(" s")
+                } else {
+                    true
+                };
+                if !unit_ok {
+                    missing.push(format!("{path} --{id}: {help}"));
+                }
+            }
+            for s in cmd.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "gridledger", &mut missing);
+        assert!(missing.is_empty(), "quantities without a unit: {missing:#?}");
+    }
+
     /// `--log-format` is a top-level flag, not repeated in every command's help.
     #[test]
     fn log_format_is_not_repeated_in_subcommands() {
