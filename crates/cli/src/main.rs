@@ -350,6 +350,20 @@ mod tests {
         }
     }
 
+    /// The deployment examples start the node with a command line this CLI accepts.
+    #[test]
+    fn deploy_examples_parse() {
+        let unit = include_str!("../../../deploy/gridledger-validator.service");
+        let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+        let args: Vec<&str> = exec.split_whitespace().collect();
+        assert!(matches!(Cli::try_parse_from(&args).map(|c| c.cmd), Ok(Cmd::Node { .. })), "{exec}");
+        let container = include_str!("../../../deploy/Containerfile");
+        let cmd = container.lines().find_map(|l| l.strip_prefix("CMD ")).expect("CMD");
+        let cmd: Vec<String> = serde_json::from_str(cmd).expect("CMD in exec form");
+        let args = std::iter::once("gridledger".to_string()).chain(cmd);
+        assert!(matches!(Cli::try_parse_from(args).map(|c| c.cmd), Ok(Cmd::Node { .. })));
+    }
+
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
