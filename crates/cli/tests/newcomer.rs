@@ -172,13 +172,30 @@ fn config_typos_are_refused() {
     ] {
         let text = if typo.starts_with('[') { good.replace("[chain]\n", typo) } else { format!("{typo}{good}") };
         std::fs::write(&config, text).unwrap();
-        let o = gl(&["node", "--config", &d(&config)]);
+        // Readiness, not time: either the node exits, or it writes node.url
+        // (it started despite the typo, which fails the test).
+        let mut node = Command::new(BIN)
+            .args(["node", "--config", &d(&config)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while node.try_wait().unwrap().is_none() {
+            if dir.join("node.url").exists() {
+                let _ = node.kill();
+                let _ = node.wait();
+                panic!("the node started with {typo:?} in its config");
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "node neither started nor exited");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = node.wait_with_output().unwrap();
         let e = stderr(&o);
         assert!(!o.status.success(), "{typo} accepted");
         let key = typo.trim_start_matches("[chain]\n").split(' ').next().unwrap();
         assert!(e.contains(&format!("unknown key `{key}`")) && e.contains(want), "{typo}: {e}");
         assert!(e.contains(&d(&config)), "{e}");
-        assert!(!dir.join("node.url").exists(), "the node started");
     }
 }
 
