@@ -588,9 +588,9 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
     if !quiet {
         println!("gridledger demo: credit-note state channel (seed 000)");
         println!("  trades co-signed off chain   {trades} (counter {})", ch.latest.state.counter);
-        println!("  final balances               {:?}", ch.latest.state.balances.map(|a| a.0));
+        println!("  final balances (minor units) {:?}", ch.latest.state.balances.map(|a| a.0));
         println!("  energy delivered (Wh)        {:?}", ch.latest.state.energy.map(|e| e.0));
-        println!("  debit billed by the merchant {billed}");
+        println!("  debit billed by the merchant {}", crate::units::show(billed));
         println!("  credit ledger imbalance      {}", msc.ledger.imbalance());
         println!("  wall time                    {:.2} s", t0.elapsed().as_secs_f64());
         println!();
