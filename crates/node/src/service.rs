@@ -58,6 +58,8 @@ pub struct Shared {
     pub rules: TxRules,
     pub metrics: Metrics,
     pub events: broadcast::Sender<Arc<BlockNotice>>,
+    /// The HTTP API's refusal counters (connections, requests, subscribers).
+    pub rpc_counters: Arc<crate::rpc::RpcCounters>,
     pub max_block_txs: usize,
     wake: (Mutex<bool>, Condvar),
     stop: AtomicBool,
@@ -168,6 +170,7 @@ pub struct Node {
     listen: String,
     network: Option<crate::config::NetworkSection>,
     pbft: crate::validator::PbftSettings,
+    rpc_limits: crate::rpc::RpcLimits,
 }
 
 impl Node {
@@ -188,6 +191,7 @@ impl Node {
             chain: Mutex::new(chain),
             metrics,
             events,
+            rpc_counters: Arc::default(),
             wake: (Mutex::new(false), Condvar::new()),
             stop: AtomicBool::new(false),
             outbox: Mutex::new(Vec::new()),
@@ -200,7 +204,14 @@ impl Node {
             listen: config.rpc_listen.clone(),
             network: config.network.clone(),
             pbft: config.pbft.clone(),
+            rpc_limits: crate::rpc::RpcLimits::default(),
         })
+    }
+
+    /// Replaces the HTTP API's resource bounds (defaults: [`crate::rpc::RpcLimits::default`]).
+    pub fn with_rpc_limits(mut self, limits: crate::rpc::RpcLimits) -> Self {
+        self.rpc_limits = limits;
+        self
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -274,6 +285,7 @@ impl Node {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let shared = self.shared.clone();
+        let limits = self.rpc_limits.clone();
         let server = std::thread::Builder::new().name("rpc".into()).spawn(move || {
             rt.block_on(async move {
                 let listener = match tokio::net::TcpListener::from_std(std_listener) {
@@ -283,13 +295,12 @@ impl Node {
                         return;
                     }
                 };
-                let app = crate::rpc::router(shared);
-                let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let counters = shared.rpc_counters.clone();
+                let app = crate::rpc::router_with(shared, limits.clone(), counters.clone());
+                crate::rpc::serve(listener, app, limits, counters, async move {
                     let _ = stop_rx.await;
-                });
-                if let Err(e) = served.await {
-                    tracing::error!("rpc server: {e}");
-                }
+                })
+                .await;
             })
         })?;
         tracing::info!(%addr, "node listening");
