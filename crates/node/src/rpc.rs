@@ -174,6 +174,11 @@ async fn metrics(State(a): State<Arc<Api>>) -> impl IntoResponse {
     ] {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", v.load(Relaxed)));
     }
+    let name = "gridledger_p2p_gossip_dropped_total";
+    text.push_str(&format!(
+        "# HELP {name} Peer gossip messages dropped: that peer's gossip lane was full\n# TYPE {name} counter\n{name} {}\n",
+        a.shared.gossip_dropped()
+    ));
     ([("content-type", "text/plain; version=0.0.4")], text)
 }
 

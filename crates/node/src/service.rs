@@ -67,6 +67,8 @@ pub struct Shared {
     /// and the validator driver's inbox to wake it.
     outbox: Mutex<Vec<SignedTransaction>>,
     driver: Mutex<Option<std::sync::mpsc::Sender<crate::validator::Input>>>,
+    /// Per-peer inbound lanes of the peer links, when there are any.
+    inbound_lanes: std::sync::OnceLock<Arc<crate::p2p::Lanes>>,
 }
 
 impl Shared {
@@ -121,6 +123,22 @@ impl Shared {
         };
         self.metrics.mempool.store(pending as u64, Relaxed);
         self.metrics.txs_gossiped.fetch_add(ok as u64, Relaxed);
+    }
+
+    pub(crate) fn set_inbound_lanes(&self, lanes: Arc<crate::p2p::Lanes>) {
+        let _ = self.inbound_lanes.set(lanes);
+    }
+
+    /// The driver has processed `bytes` from peer `from`: frees its lane.
+    pub fn release_inbound(&self, from: u32, bytes: &[u8]) {
+        if let Some(l) = self.inbound_lanes.get() {
+            l.release(from, bytes);
+        }
+    }
+
+    /// Gossip messages dropped because a peer's gossip lane was full.
+    pub fn gossip_dropped(&self) -> u64 {
+        self.inbound_lanes.get().map_or(0, |l| l.gossip_dropped.load(Relaxed))
     }
 
     pub(crate) fn take_outbox(&self) -> Vec<SignedTransaction> {
@@ -196,6 +214,7 @@ impl Node {
             stop: AtomicBool::new(false),
             outbox: Mutex::new(Vec::new()),
             driver: Mutex::new(None),
+            inbound_lanes: std::sync::OnceLock::new(),
         });
         Ok(Self {
             shared,
@@ -229,7 +248,7 @@ impl Node {
         })?;
         let genesis = self.shared.chain().genesis().clone();
         let (tx, rx) = std::sync::mpsc::channel();
-        let (p2p, transport) = crate::p2p::start(&section, &genesis, &self.key, tx.clone())?;
+        let (p2p, transport) = crate::p2p::start(&self.shared, &section, &genesis, &self.key, tx.clone())?;
         tracing::info!(listen = %section.listen, "peer links up");
         let settings = self.pbft.clone();
         let mut handle = self.spawn_validator(Box::new(transport), rx, tx, settings)?;
