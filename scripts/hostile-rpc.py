@@ -65,7 +65,21 @@ def main():
         out["rss_after_flood_mib"] = status(pid, "VmRSS")
         out["peak_reset_supported"] = reset_peak(pid)
 
-        # 1. One 2 MB batch of 1,000,000 entries, then two at once.
+        # 1. Six slow event subscribers replaying from height 0 that never read.
+        rss_before = status(pid, "VmRSS")
+        reset_peak(pid)
+        socks = []
+        for _ in range(6):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(addr)
+            s.sendall(b"GET /events?from=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        time.sleep(10)
+        out["events_6_slow"] = {"rss_before_mib": rss_before, "peak_mib": status(pid, "VmHWM"), "rss_mib": status(pid, "VmRSS")}
+        for s in socks:
+            s.close()
+        # 2. One 2 MB batch of 1,000,000 entries, then two at once.
         body = b"[" + b"1," * 999_999 + b"1]"
         reset_peak(pid)
         n = post(addr, body)
@@ -76,19 +90,6 @@ def main():
         [t.join() for t in ts]
         out["batch_1m_x2"] = {"peak_mib": status(pid, "VmHWM"), "rss_after_mib": status(pid, "VmRSS")}
 
-        # 2. Six slow event subscribers replaying from height 0 that never read.
-        reset_peak(pid)
-        socks = []
-        for _ in range(6):
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.connect(addr)
-            s.sendall(b"GET /events?from=0 HTTP/1.1\r\nHost: x\r\n\r\n")
-            socks.append(s)
-        time.sleep(10)
-        out["events_6_slow"] = {"peak_mib": status(pid, "VmHWM"), "rss_mib": status(pid, "VmRSS")}
-        for s in socks:
-            s.close()
     finally:
         node.terminate()
         node.wait()

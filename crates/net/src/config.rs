@@ -131,3 +131,50 @@ impl NetworkConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> KeyPair {
+        KeyPair::from_seed(&format!("cfg-{i}"))
+    }
+
+    fn set(n: u32) -> Vec<PeerConfig> {
+        (0..n)
+            .map(|i| PeerConfig {
+                index: i,
+                public_key: key(i).public(),
+                addr: SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_invalid_configuration_is_refused_with_its_reason() {
+        let ok = NetworkConfig::new(Hash32([1; 32]), 0, set(3));
+        assert_eq!(ok.validate(&key(0)), Ok(()));
+        let mut dup_index = ok.clone();
+        dup_index.validators[2].index = 1;
+        assert_eq!(dup_index.validate(&key(0)), Err(ConfigError::DuplicateIndex(1)));
+        let mut dup_key = ok.clone();
+        dup_key.validators[2].public_key = key(1).public();
+        assert_eq!(dup_key.validate(&key(0)), Err(ConfigError::DuplicateKey(2)));
+        let absent = NetworkConfig { me: 7, ..ok.clone() };
+        assert_eq!(absent.validate(&key(0)), Err(ConfigError::MeNotInSet(7)));
+        assert_eq!(ok.validate(&key(1)), Err(ConfigError::KeyMismatch(0)));
+        for (name, f) in [
+            ("max_frame", (|c: &mut NetworkConfig| c.max_frame = 0) as fn(&mut NetworkConfig)),
+            ("outbound_queue", |c| c.outbound_queue = 0),
+            ("inbound_queue", |c| c.inbound_queue = 0),
+            ("inbound_bytes", |c| c.inbound_bytes = 0),
+            ("max_pending_handshakes", |c| c.max_pending_handshakes = 0),
+        ] {
+            let mut c = ok.clone();
+            f(&mut c);
+            assert_eq!(c.validate(&key(0)), Err(ConfigError::ZeroLimit(name)));
+        }
+        let huge = NetworkConfig { max_frame: u32::MAX as usize + 1, ..ok };
+        assert_eq!(huge.validate(&key(0)), Err(ConfigError::FrameLimitTooLarge(u32::MAX as usize + 1)));
+    }
+}
