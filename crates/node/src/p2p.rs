@@ -169,13 +169,71 @@ impl Lanes {
 }
 
 /// Sends through the mesh. A full queue drops the peer's oldest message
-/// (PBFT's retransmission, view change and catch-up recover it).
+/// (PBFT's retransmission, view change and catch-up recover it). Catch-up
+/// responses to each peer are rate-limited ([`CatchUpLimiter`]).
 pub struct NetTransport {
     net: Arc<Network>,
+    catch_up: Arc<CatchUpLimiter>,
+}
+
+/// Whether `bytes` (as the driver sends them) carry a PBFT catch-up response.
+fn is_catch_up_response(bytes: &[u8]) -> bool {
+    // Wire kind, then the message's enum tag (canonical encoding).
+    bytes.first() == Some(&crate::validator::WIRE_PBFT) && bytes.get(1) == Some(&CATCH_UP_RESPONSE_TAG)
+}
+
+const CATCH_UP_RESPONSE_TAG: u8 = 6;
+
+/// A token bucket per peer for catch-up responses: a peer that keeps asking
+/// (or keeps sending stale view changes, which the replica answers with up
+/// to `catch_up_batch` full blocks before any signature is checked) gets at
+/// most `burst` responses at once and one per `interval` after that; the
+/// rest are dropped (counted), and an honest laggard simply asks again.
+pub struct CatchUpLimiter {
+    interval: std::time::Duration,
+    burst: u32,
+    peers: Mutex<BTreeMap<u32, (u32, std::time::Instant)>>,
+    pub limited: AtomicU64,
+}
+
+impl CatchUpLimiter {
+    pub fn new(burst: u32, interval: std::time::Duration) -> Self {
+        Self { interval, burst: burst.max(1), peers: Mutex::new(BTreeMap::new()), limited: AtomicU64::new(0) }
+    }
+
+    /// Takes a token for `peer` at `now`; false (and counted) when none is left.
+    pub fn allow(&self, peer: u32, now: std::time::Instant) -> bool {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, since) = peers.entry(peer).or_insert((self.burst, now));
+        if !self.interval.is_zero() {
+            let earned = now.saturating_duration_since(*since).as_nanos() / self.interval.as_nanos();
+            if earned > 0 {
+                *tokens = (u128::from(*tokens) + earned).min(u128::from(self.burst)) as u32;
+                *since = now;
+            }
+        }
+        if *tokens == 0 {
+            self.limited.fetch_add(1, Relaxed);
+            return false;
+        }
+        *tokens -= 1;
+        true
+    }
+}
+
+impl Default for CatchUpLimiter {
+    /// 4 at once, then 4 per second: 128 blocks/s to one laggard.
+    fn default() -> Self {
+        Self::new(4, std::time::Duration::from_millis(250))
+    }
 }
 
 impl Transport for NetTransport {
     fn send(&self, to: u32, bytes: Vec<u8>) {
+        if is_catch_up_response(&bytes) && !self.catch_up.allow(to, std::time::Instant::now()) {
+            tracing::debug!(to, "catch-up response rate-limited");
+            return;
+        }
         if let Err(e) = self.net.send(to, bytes) {
             tracing::debug!(to, "send: {e}");
         }
@@ -191,6 +249,7 @@ impl Transport for NetTransport {
 /// The running links; dropping it closes them.
 pub struct P2p {
     pub net: Arc<Network>,
+    pub catch_up: Arc<CatchUpLimiter>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
@@ -260,7 +319,8 @@ pub fn start(
         });
     }
     let net = Arc::new(net);
-    Ok((P2p { net: net.clone(), rt: Some(rt) }, NetTransport { net }))
+    let catch_up = Arc::new(CatchUpLimiter::default());
+    Ok((P2p { net: net.clone(), catch_up: catch_up.clone(), rt: Some(rt) }, NetTransport { net, catch_up }))
 }
 
 #[cfg(test)]
@@ -328,6 +388,32 @@ mod tests {
         l.release(1, &consensus(600));
         assert!(rt.block_on(waiting).unwrap());
         assert_eq!(l.usage(1), Some(((1, 600), (0, 0))));
+    }
+
+    #[test]
+    fn catch_up_responses_are_recognised_and_rate_limited_per_peer() {
+        use gridledger_consensus::pbft::Message;
+        let mut resp = vec![crate::validator::WIRE_PBFT];
+        resp.extend(Message::<crate::validator::PbftBlock>::CatchUpResponse { entries: vec![] }.to_bytes());
+        assert!(is_catch_up_response(&resp));
+        let mut req = vec![crate::validator::WIRE_PBFT];
+        req.extend(Message::<crate::validator::PbftBlock>::CatchUpRequest { from_height: 3 }.to_bytes());
+        assert!(!is_catch_up_response(&req));
+        assert!(!is_catch_up_response(&gossip(8)));
+
+        let l = CatchUpLimiter::new(2, std::time::Duration::from_millis(100));
+        let t0 = std::time::Instant::now();
+        assert!(l.allow(1, t0) && l.allow(1, t0));
+        assert!(!l.allow(1, t0), "the burst is spent");
+        assert!(l.allow(2, t0), "another peer has its own bucket");
+        assert!(!l.allow(1, t0 + std::time::Duration::from_millis(99)));
+        assert!(l.allow(1, t0 + std::time::Duration::from_millis(100)), "one token per interval");
+        assert!(!l.allow(1, t0 + std::time::Duration::from_millis(150)));
+        // A long pause refills up to the burst, not beyond.
+        let later = t0 + std::time::Duration::from_secs(60);
+        assert!(l.allow(1, later) && l.allow(1, later));
+        assert!(!l.allow(1, later));
+        assert_eq!(l.limited.load(Relaxed), 4);
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub enum Input {
     Stop,
 }
 
-const WIRE_PBFT: u8 = 0;
+pub(crate) const WIRE_PBFT: u8 = 0;
 pub(crate) const WIRE_TXS: u8 = 1;
 /// Largest inbound frame the driver decodes (catch-up responses carry
 /// several full blocks).
