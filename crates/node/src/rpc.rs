@@ -38,8 +38,11 @@
 //!   connection on which no byte moves either way for `idle_timeout` is
 //!   closed (a half-sent body, an idle keep-alive, a client that stops
 //!   reading its response);
-//! - requests in progress: at most `max_in_flight` bodies are read and
-//!   dispatched at once; the others wait, their bytes in the kernel;
+//! - request bodies: at most `max_body_readers` are read at once (the
+//!   others wait, their bytes in the kernel), each within `body_timeout`
+//!   (else 408), so slow senders hold neither memory nor the dispatcher;
+//! - requests in progress: at most `max_in_flight` are parsed and
+//!   dispatched at once, after their body has arrived;
 //! - a request: at most `max_body` bytes, at most `max_json_values` JSON
 //!   values (counted on the raw bytes before anything is parsed, so a 2 MB
 //!   batch of a million entries is refused without building a million
@@ -90,6 +93,8 @@ pub struct RpcLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    pub max_body_readers: usize,
+    pub body_timeout: Duration,
     pub max_in_flight: usize,
     pub max_body: usize,
     pub max_json_values: usize,
@@ -109,6 +114,8 @@ impl Default for RpcLimits {
             header_timeout: Duration::from_secs(10),
             // Above the SSE keep-alive (15 s), so an idle event stream stays up.
             idle_timeout: Duration::from_secs(60),
+            max_body_readers: 32,
+            body_timeout: Duration::from_secs(10),
             max_in_flight: 4,
             max_body: 8 << 20,
             max_json_values: 100_000,
@@ -133,6 +140,7 @@ pub struct RpcCounters {
 pub struct Api {
     shared: Arc<Shared>,
     limits: RpcLimits,
+    body_readers: Semaphore,
     in_flight: Semaphore,
     subscribers: Arc<Semaphore>,
     pub counters: Arc<RpcCounters>,
@@ -146,6 +154,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 pub fn router_with(shared: Arc<Shared>, limits: RpcLimits, counters: Arc<RpcCounters>) -> Router {
     let api = Arc::new(Api {
         shared,
+        body_readers: Semaphore::new(limits.max_body_readers.max(1)),
         in_flight: Semaphore::new(limits.max_in_flight.max(1)),
         subscribers: Arc::new(Semaphore::new(limits.max_subscribers)),
         limits,
@@ -302,34 +311,41 @@ impl<'de> Visitor<'de> for BatchSeed<'_> {
 }
 
 async fn handle(State(a): State<Arc<Api>>, req: Request) -> Response {
-    // The permit comes before the body: requests beyond `max_in_flight`
-    // wait with their bytes still in the kernel.
-    let Ok(_permit) = a.in_flight.acquire().await else {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, INTERNAL_ERROR, "shutting down".into());
-    };
     let lim = &a.limits;
-    let body = match axum::body::to_bytes(req.into_body(), lim.max_body).await {
-        Ok(b) => b,
-        Err(_) => {
-            a.counters.requests_refused.fetch_add(1, Relaxed);
-            a.shared.metrics.rpc_errors.fetch_add(1, Relaxed);
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                INVALID_REQUEST,
-                format!("request body exceeds {} bytes (or was cut off)", lim.max_body),
-            );
+    let refuse = |status, message: String| {
+        a.counters.requests_refused.fetch_add(1, Relaxed);
+        a.shared.metrics.rpc_errors.fetch_add(1, Relaxed);
+        error_response(status, INVALID_REQUEST, message)
+    };
+    // Bodies are read under their own permits and deadline, so neither
+    // memory nor the dispatcher waits on a slow sender.
+    let body = {
+        let Ok(_reading) = a.body_readers.acquire().await else {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, INTERNAL_ERROR, "shutting down".into());
+        };
+        match tokio::time::timeout(lim.body_timeout, axum::body::to_bytes(req.into_body(), lim.max_body)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body exceeds {} bytes (or was cut off)", lim.max_body),
+                )
+            }
+            Err(_) => {
+                return refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("request body not received within {} ms", lim.body_timeout.as_millis()),
+                )
+            }
         }
     };
     let values = json_values_upper_bound(&body);
     if values > lim.max_json_values {
-        a.counters.requests_refused.fetch_add(1, Relaxed);
-        a.shared.metrics.rpc_errors.fetch_add(1, Relaxed);
-        return error_response(
-            StatusCode::OK,
-            INVALID_REQUEST,
-            format!("request holds more than {} JSON values", lim.max_json_values),
-        );
+        return refuse(StatusCode::OK, format!("request holds more than {} JSON values", lim.max_json_values));
     }
+    let Ok(_permit) = a.in_flight.acquire().await else {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, INTERNAL_ERROR, "shutting down".into());
+    };
     let a2 = a.clone();
     let out = tokio::task::spawn_blocking(move || respond(&a2, &body)).await;
     match out {

@@ -411,3 +411,23 @@ fn events_from_above_the_tip_wait_for_that_height_and_arrive_in_order() {
         assert_eq!(next_block(&mut all)["height"].as_u64(), Some(h));
     }
 }
+
+#[test]
+fn a_half_sent_body_gets_408_and_does_not_hold_up_other_requests() {
+    let d = tempfile::tempdir().unwrap();
+    let limits = RpcLimits {
+        max_in_flight: 1,
+        body_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_secs(120),
+        ..RpcLimits::default()
+    };
+    let node = start_with(d.path(), limits);
+    let mut slow = TcpStream::connect(node.addr).unwrap();
+    write!(slow, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{\"jsonrpc\"").unwrap();
+    // With the only dispatch slot free, another client is served at once.
+    assert_eq!(try_post(node.addr, CHAIN_INFO).unwrap().0, 200);
+    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut resp = String::new();
+    let _ = slow.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+}
