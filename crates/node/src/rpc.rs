@@ -183,6 +183,11 @@ async fn metrics(State(a): State<Arc<Api>>) -> impl IntoResponse {
     ] {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", v.load(Relaxed)));
     }
+    let name = "gridledger_mempool_evicted_total";
+    let evicted = a.shared.chain().mempool().evicted();
+    text.push_str(&format!(
+        "# HELP {name} Pending transactions pushed out of a full mempool by higher-paying ones\n# TYPE {name} counter\n{name} {evicted}\n"
+    ));
     let name = "gridledger_p2p_gossip_dropped_total";
     text.push_str(&format!(
         "# HELP {name} Peer gossip messages dropped: that peer's gossip lane was full\n# TYPE {name} counter\n{name} {}\n",

@@ -18,6 +18,10 @@ fn start(dir: &std::path::Path) -> NodeHandle {
 }
 
 fn start_with(dir: &std::path::Path, limits: RpcLimits) -> NodeHandle {
+    start_full(dir, limits, ChainConfig::default(), 20)
+}
+
+fn start_full(dir: &std::path::Path, limits: RpcLimits, chain: ChainConfig, block_interval_ms: u64) -> NodeHandle {
     let validator = dev_validator(0);
     let genesis = dev_genesis(1, 4, Amount(1_000_000_000), std::slice::from_ref(&validator));
     std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis).unwrap()).unwrap();
@@ -27,8 +31,8 @@ fn start_with(dir: &std::path::Path, limits: RpcLimits) -> NodeHandle {
         genesis: dir.join("genesis.toml"),
         validator_key: dir.join("validator.key"),
         rpc_listen: "127.0.0.1:0".into(),
-        block_interval_ms: 20,
-        chain: ChainConfig::default(),
+        block_interval_ms,
+        chain,
         network: None,
         pbft: gridledger_node::validator::PbftSettings::default(),
     };
@@ -430,4 +434,31 @@ fn a_half_sent_body_gets_408_and_does_not_hold_up_other_requests() {
     let mut resp = String::new();
     let _ = slow.read_to_string(&mut resp);
     assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+}
+
+#[test]
+fn a_full_mempool_takes_a_higher_paying_transaction_and_refuses_an_equal_one() {
+    let d = tempfile::tempdir().unwrap();
+    // Blocks wait a minute, so the pool stays full while the test runs.
+    let chain = ChainConfig { mempool_capacity: 2, ..ChainConfig::default() };
+    let node = start_full(d.path(), RpcLimits::default(), chain, 60_000);
+    let c = RpcClient::new(&node.url());
+    let to = dev_key(3).address();
+    let cheap = c.send(&transfer(&dev_key(0), 1, 0, to, Amount(1), Amount(1))).unwrap();
+    c.send(&transfer(&dev_key(1), 1, 0, to, Amount(1), Amount(2))).unwrap();
+    match c.send(&transfer(&dev_key(2), 1, 0, to, Amount(1), Amount(1))) {
+        Err(RpcError::Remote { code: -32000, kind: Some(k), .. }) => assert_eq!(k, "mempool_full"),
+        other => panic!("{other:?}"),
+    }
+    match c.send(&transfer(&dev_key(2), 1, 0, to, Amount(1), Amount(0))) {
+        Err(RpcError::Remote { kind: Some(k), .. }) => assert_eq!(k, "gas_price_too_low"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.call("gl_chainInfo", json!([])).unwrap()["mempool"], 2);
+    let dear = c.send(&transfer(&dev_key(2), 1, 0, to, Amount(1), Amount(5))).unwrap();
+    assert_ne!(dear, cheap);
+    assert_eq!(c.call("gl_chainInfo", json!([])).unwrap()["mempool"], 2);
+    assert_eq!(c.account(&dev_key(0).address()).unwrap()["next_nonce"], 0, "the cheapest was evicted");
+    let m = c.get_text("/metrics").unwrap();
+    assert!(m.contains("gridledger_mempool_evicted_total 1\n"), "{m}");
 }
