@@ -462,3 +462,29 @@ fn a_full_mempool_takes_a_higher_paying_transaction_and_refuses_an_equal_one() {
     let m = c.get_text("/metrics").unwrap();
     assert!(m.contains("gridledger_mempool_evicted_total 1\n"), "{m}");
 }
+
+#[test]
+fn a_client_whose_pooled_connection_was_closed_for_idleness_still_gets_answers() {
+    let d = tempfile::tempdir().unwrap();
+    let limits = RpcLimits {
+        idle_timeout: Duration::from_millis(200),
+        header_timeout: Duration::from_millis(200),
+        ..RpcLimits::default()
+    };
+    let node = start_with(d.path(), limits);
+    let c = RpcClient::new(&node.url());
+    for _ in 0..3 {
+        assert!(c.height().is_ok());
+        // Longer than both timeouts: the server has closed the kept-alive connection.
+        std::thread::sleep(Duration::from_millis(600));
+        let h = c.send(&transfer(
+            &dev_key(0),
+            1,
+            c.next_nonce(&dev_key(0).address()).unwrap(),
+            dev_key(1).address(),
+            Amount(1),
+            Amount(1),
+        ));
+        assert!(h.is_ok(), "{h:?}");
+    }
+}
