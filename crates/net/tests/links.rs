@@ -312,8 +312,9 @@ async fn slow_receiver_does_not_block_the_others() {
 }
 
 /// A peer that sends faster than this node reads can make it buffer at
-/// most `inbound_bytes` (plus the frame being admitted), however many
-/// messages the queue would take; nothing is lost once reading resumes.
+/// most `inbound_bytes` (plus the frame each link reader is admitting),
+/// however many messages the queue would take; nothing is lost once
+/// reading resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peers_buffered_inbound_bytes_are_bounded() {
     let mut c = cluster(2).await;
@@ -336,15 +337,23 @@ async fn a_peers_buffered_inbound_bytes_are_bounded() {
         assert!(started.elapsed() < T, "frames arrive");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Reading stops: 4 frames fill the budget, and each link reader of the
+    // peer holds at most one more (two links while a duplicate dial settles).
     for _ in 0..30 {
         let got = n0.peer_stats(1).expect("peer").received_messages;
-        assert!(got <= 5, "{got} frames read while the budget holds 4 of {SIZE} bytes");
+        assert!(got <= 8, "{got} of {FRAMES} frames read while the budget holds 4 of {SIZE} bytes");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    for k in 0..FRAMES {
+    // Every frame arrives once (two links may interleave while a duplicate
+    // dial settles, so compare as a set).
+    let mut got = Vec::new();
+    for _ in 0..FRAMES {
         let (from, m) = recv(&mut in0).await;
-        assert_eq!((from, m.len(), m[0]), (1, SIZE, k as u8));
+        assert_eq!((from, m.len()), (1, SIZE));
+        got.push(m[0]);
     }
+    got.sort_unstable();
+    assert_eq!(got, (0..FRAMES as u8).collect::<Vec<_>>());
     n0.shutdown().await;
     n1.shutdown().await;
 }

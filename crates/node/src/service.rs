@@ -377,6 +377,12 @@ impl NodeHandle {
         format!("http://{}", self.addr)
     }
 
+    /// The validator's peer links, when it runs over real sockets: for link
+    /// statistics and injected faults (`Network::set_link_faults`).
+    pub fn network(&self) -> Option<&Arc<gridledger_net::Network>> {
+        self.p2p.as_ref().map(|p| &p.net)
+    }
+
     /// Stops serving, lets the producer finish its block, and joins both.
     pub fn shutdown(mut self) {
         self.stop();
