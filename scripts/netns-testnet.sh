@@ -11,7 +11,8 @@
 #   2. validator N-1's link is taken down (`ip link set ... down` on its bridge
 #      port): the other N-1 >= 2f+1 keep committing, N-1 falls behind;
 #   3. the link comes back: N-1 catches up, and every validator holds the
-#      same block hash at every height (agreement).
+#      same block hash at every height (agreement);
+#   4. every validator's inbound peer lanes drain to zero (nothing leaked).
 # Exit 0 on success, 1 on failure, 77 when namespaces cannot be created
 # (the reason is printed). KEEP=1 leaves namespaces, processes and files.
 set -euo pipefail
@@ -117,4 +118,12 @@ for h in $(seq 1 "$tip"); do
   hashes=$(for i in $(seq 0 $LAST); do rpc "$i" gl_getBlock "[$h]" | jq -r '.hash'; done | sort -u | wc -l)
   [ "$hashes" = 1 ] || fail "validators disagree at height $h"
 done
+# Every message handed to a driver was also released from its peer lane.
+lanes_empty() {
+  for i in $(seq 0 $LAST); do
+    held=$(hub curl -s --max-time 5 "$(url "$i")/metrics" | awk '/^gridledger_p2p_lane_messages/ {s += $2} END {print s + 0}')
+    [ "$held" = 0 ] || return 1
+  done
+}
+wait_until 30 lanes_empty || fail "peer lanes did not drain"
 echo "{\"validators\":$N,\"cut_off_height\":$cut_off,\"majority_height\":$majority,\"agreed_heights\":$tip}"

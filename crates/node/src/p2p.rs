@@ -162,6 +162,23 @@ impl Lanes {
         }
     }
 
+    /// Prometheus text: each peer's lanes (messages and bytes held now).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, pick) in [
+            ("gridledger_p2p_lane_messages", (|u: (usize, usize)| u.0) as fn((usize, usize)) -> usize),
+            ("gridledger_p2p_lane_bytes", |u| u.1),
+        ] {
+            out.push_str(&format!("# TYPE {name} gauge\n"));
+            for (peer, lanes) in &self.peers {
+                for (lane, l) in [("consensus", &lanes[CONSENSUS]), ("gossip", &lanes[GOSSIP])] {
+                    out.push_str(&format!("{name}{{peer=\"{peer}\",lane=\"{lane}\"}} {}\n", pick(l.usage())));
+                }
+            }
+        }
+        out
+    }
+
     /// Messages and bytes now held for `from`: (consensus, gossip).
     pub fn usage(&self, from: u32) -> Option<((usize, usize), (usize, usize))> {
         self.peers.get(&from).map(|l| (l[CONSENSUS].usage(), l[GOSSIP].usage()))
@@ -362,6 +379,9 @@ mod tests {
         assert!(rt.block_on(l.admit(2, &gossip(10))));
         assert!(rt.block_on(l.admit(1, &consensus(10))));
         assert_eq!(l.usage(1), Some(((1, 10), (3, 30))));
+        let text = l.render();
+        assert!(text.contains("gridledger_p2p_lane_messages{peer=\"1\",lane=\"gossip\"} 3\n"), "{text}");
+        assert!(text.contains("gridledger_p2p_lane_bytes{peer=\"1\",lane=\"consensus\"} 10\n"), "{text}");
         l.release(1, &gossip(10));
         assert!(rt.block_on(l.admit(1, &gossip(10))));
         // An unknown peer gets nothing through.

@@ -193,6 +193,7 @@ async fn metrics(State(a): State<Arc<Api>>) -> impl IntoResponse {
         "# HELP {name} Peer gossip messages dropped: that peer's gossip lane was full\n# TYPE {name} counter\n{name} {}\n",
         a.shared.gossip_dropped()
     ));
+    text.push_str(&a.shared.lanes_metrics());
     ([("content-type", "text/plain; version=0.0.4")], text)
 }
 

@@ -136,6 +136,11 @@ impl Shared {
         }
     }
 
+    /// The peer lanes' gauges (Prometheus text), empty without peer links.
+    pub fn lanes_metrics(&self) -> String {
+        self.inbound_lanes.get().map(|l| l.render()).unwrap_or_default()
+    }
+
     /// Gossip messages dropped because a peer's gossip lane was full.
     pub fn gossip_dropped(&self) -> u64 {
         self.inbound_lanes.get().map_or(0, |l| l.gossip_dropped.load(Relaxed))
