@@ -292,7 +292,8 @@ fn reopen(dir: &Path) -> Result<Chain, ChainError> {
 #[test]
 fn reopening_a_damaged_store_is_refused_with_its_reason() {
     type Damage = fn(&redb::WriteTransaction);
-    let rows: Vec<(&str, Damage, fn(&ChainError) -> bool)> = vec![
+    type Expect = fn(&ChainError) -> bool;
+    let rows: Vec<(&str, Damage, Expect)> = vec![
         (
             "a balance edited behind the chain's back",
             |w| {
