@@ -191,6 +191,20 @@ def main():
     out["state_signature"] = {"state": [10, 20], "nonce": 7, "i": 3, "label": "gridledger-dev-account-0",
                               "hstate": hstate.hex(), "signature": compact.hex()}
 
+    # Block headers: borsh field by field, hashed under the header tag.
+    v0 = dev_secret("gridledger-dev-validator-0")
+    headers = []
+    for (chain_id, height, ts, gas, count) in [(1, 0, 0, 0, 0), (7, 123456789, 1_700_000_000_000, 42_000, 2)]:
+        body = (u32(chain_id) + u64(height) + bytes(range(32)) + u64(ts) + public_compressed(v0)
+                + bytes([1] * 32) + bytes([2] * 32) + bytes([3] * 32) + u64(gas) + u32(count))
+        headers.append({"body": body.hex(), "hash": hash_bytes("gridledger/block-header/v1", body).hex()})
+    out["block_headers"] = headers
+    # Native contract accounts: the last 20 bytes of H(contract-hash, id as big-endian u32).
+    out["contract_addresses"] = [
+        {"id": i, "address": hash_parts("gridledger/contract-hash/v1", [struct.pack(">I", i)])[12:].hex()}
+        for i in [0, 1, 2, 42, 0xFFFFFFFF]
+    ]
+
     leaves = [hash_bytes("gridledger/tx/v1", struct.pack("<I", i)) for i in range(7)]
     out["merkle"] = [{"leaves": [x.hex() for x in leaves[:n]], "root": merkle_root(leaves[:n]).hex()} for n in range(8)]
 
