@@ -46,3 +46,34 @@ fn from_fd(var: &str, value: &str) -> anyhow::Result<TcpListener> {
 fn from_fd(var: &str, _value: &str) -> anyhow::Result<TcpListener> {
     anyhow::bail!("{var}: inherited listeners are supported on Unix only")
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::from_fd;
+    use std::os::fd::IntoRawFd;
+
+    #[test]
+    fn a_handed_over_listener_is_served_as_is() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let fd = l.into_raw_fd();
+        let got = from_fd(super::RPC_FD, &fd.to_string()).expect("inherited listener");
+        assert_eq!(got.local_addr().expect("addr"), addr);
+    }
+
+    #[test]
+    fn anything_but_an_open_tcp_socket_is_refused() {
+        let refused = |value: &str, reason: &str| {
+            let e = from_fd(super::P2P_FD, value).expect_err(value).to_string();
+            assert!(e.contains(reason), "{value}: {e}");
+        };
+        refused("three", "is not a descriptor number");
+        refused("", "is not a descriptor number");
+        refused("2", "descriptors 0-2 are stdio");
+        refused("-1", "descriptors 0-2 are stdio");
+        refused("999999", "no such open descriptor");
+        // An open descriptor that is not a socket (ownership passes to the call).
+        let file = std::fs::File::open("/dev/null").expect("open /dev/null").into_raw_fd();
+        refused(&file.to_string(), "is not a bound TCP socket");
+    }
+}
