@@ -205,6 +205,27 @@ def main():
         for i in [0, 1, 2, 42, 0xFFFFFFFF]
     ]
 
+    # A CNS channel state (seed 000 Figs 13-16): Statement::Channel is variant 4;
+    # ChannelState = cid, counter, balances [u128; 2], energy [u64; 2],
+    # last_trade Option<Trade{buyer u8, energy u64, price u128, amount u128}>, is_final.
+    cid = hash_bytes("gridledger/cns/id/v1", b"example channel")
+    trade = u8(1) + u8(0) + u64(1500) + u128(250_000) + u128(375)
+    channel = u8(4) + cid + u64(9) + u128(49_625) + u128(20_375) + u64(1500) + u64(0) + trade + u8(0)
+    hstate = hash_parts("gridledger/hstate/v1", [hash_bytes("gridledger/hstate/v1", channel), u64(77)])
+    sig0, _ = sign(a0, hash_parts("gridledger/state-signature/v1", [hstate, u64(9)]))
+    out["cns_channel_state"] = {"statement": channel.hex(), "nonce": 77, "hstate": hstate.hex(),
+                                "signer": "gridledger-dev-account-0", "signature": sig0.hex()}
+
+    # IOR agreement terms (thesis Eq 3.1): EP u128, EM u64, ADDR_b, ADDR_s, DT start/end, DL.
+    terms = (u128(204_959) + u64(24) + address(pk0) + address(pk1) + u64(28_800_000) + u64(30_600_000)
+             + u64(29_000_000))
+    seller_digest = hash_bytes("gridledger/ior/at-seller/v1", terms)
+    _, seller_rec = sign(a1, seller_digest)
+    buyer_digest = hash_bytes("gridledger/ior/st-buyer/v1", terms + u8(1))
+    out["ior_terms"] = {"terms": terms.hex(), "seller_digest": seller_digest.hex(),
+                        "seller": "gridledger-dev-account-1", "seller_signature": seller_rec.hex(),
+                        "buyer_digest_agreed": buyer_digest.hex()}
+
     leaves = [hash_bytes("gridledger/tx/v1", struct.pack("<I", i)) for i in range(7)]
     out["merkle"] = [{"leaves": [x.hex() for x in leaves[:n]], "root": merkle_root(leaves[:n]).hex()} for n in range(8)]
 
