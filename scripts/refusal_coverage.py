@@ -11,8 +11,9 @@ ledger, net, channels):
   `InvalidTerms(...)` and `Err(format!(...))`/`Err("...")` calls in `src/`,
   excluding `#[cfg(test)]` code.
 
-A variant counts as named when its name appears (as a whole word) in test
-code; a string counts as named when test code contains its longest literal
+A variant counts as named when test code writes `Enum::Variant`, or one
+test file mentions both the enum and the variant as whole words (e.g. after
+`use Enum::*` or in a `matches!` on an imported variant); a string counts as named when test code contains its longest literal
 fragment (the text between `{}` placeholders), or a string literal in test
 code of at least 8 characters occurs inside one of its fragments (tests often
 assert on a distinctive part of a message).
@@ -118,7 +119,12 @@ def main():
             test_text.append(split_test_tail(text)[1])
     tests = "\n".join(test_text)
     test_literals = {m.group(1) for m in LITERAL_RE.finditer(tests) if len(m.group(1)) >= 8}
-    test_words = set(re.findall(r"\w+", tests))
+    file_words = [set(re.findall(r"\w+", t)) for t in test_text]
+
+    def variant_named(enum, variant):
+        if re.search(rf"\b{enum}::{variant}\b", tests):
+            return True
+        return any(enum in w and variant in w for w in file_words)
 
     reasons = []
     for crate in args.crates:
@@ -133,7 +139,7 @@ def main():
                     continue
                 for v in enum_variants(enum_body(code, m.end() - 1)):
                     reasons.append({"crate": crate, "file": rel, "kind": "variant", "reason": f"{name}::{v}",
-                                    "named": v in test_words})
+                                    "named": variant_named(name, v)})
             seen = set()
             for m in CALL_RE.finditer(code):
                 s = m.group(1)
