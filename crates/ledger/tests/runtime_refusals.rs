@@ -96,6 +96,25 @@ fn contract_runtime_reverts_leave_storage_and_balances_unchanged() {
     assert_eq!(dc.chain.account(&contract_address(ID)).balance, Amount::ZERO);
 }
 
+#[test]
+fn running_out_of_gas_reverts_with_the_meter_reading_and_charges_the_limit() {
+    let d = tempfile::tempdir().unwrap();
+    let mut dc = DevChain::open(d.path(), 2, Amount(1_000_000_000), registry()).unwrap();
+    let me = dev_key(0).address();
+    let before = dc.chain.account(&me);
+    // Intrinsic 21,000 + 7 non-zero calldata bytes × 16 + call 2,600 = 23,712;
+    // the 3-byte slot write (20,000 for a new slot) does not fit in 30,000.
+    let limit = 30_000;
+    let tx = gridledger_ledger::devnet::call(&dev_key(0), 1, 0, ID, "corrupt", vec![], Amount(5), limit);
+    let r = dc.exec(tx).unwrap();
+    let want = ContractError::OutOfGas(gridledger_ledger::gas::OutOfGas { limit, needed: 23_712 + 20_000 });
+    assert_eq!(r.status, TxStatus::Reverted(want.to_string()));
+    assert_eq!(r.gas_used, limit, "a call that runs dry pays its whole limit");
+    assert_eq!(dc.chain.account(&me).balance.0, before.balance.0 - u128::from(limit));
+    assert_eq!(dc.chain.state().get(&contract_key(ID, b"slot")), None);
+    assert_eq!(dc.chain.account(&contract_address(ID)).balance, Amount::ZERO, "the value came back");
+}
+
 /// A state no genesis could produce (supply beyond `u128`), to reach the
 /// executor's overflow guards.
 fn overfull_state(entries: &[(Address, u128)]) -> State {
