@@ -199,3 +199,42 @@ fn cli_transfer_and_query_against_a_running_node() {
     node.kill().unwrap();
     node.wait().unwrap();
 }
+
+/// With `rpc_listen` on port 0 the kernel picks the port, and `gridledger
+/// node` reports it: the line it prints once it serves is the readiness
+/// signal, and the address in it answers.
+#[test]
+fn a_node_on_port_zero_reports_the_port_it_bound() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Command::new(BIN)
+        .args(["init", "--accounts", "1", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let mut node = Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(dir.path().join("node.toml"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(node.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("node exited before reporting its address").unwrap();
+        if let Some(url) = line.strip_prefix("gridledger node serving JSON-RPC on ") {
+            break url.trim().to_string();
+        }
+    };
+    // Keep draining the node's log so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0, "reported {url}");
+    let c = RpcClient::new(&url);
+    assert!(c.get_text("/health").is_ok(), "nothing answers at the reported {url}");
+    assert_eq!(c.height().unwrap(), 0);
+    node.kill().unwrap();
+    node.wait().unwrap();
+}
