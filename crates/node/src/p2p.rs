@@ -318,7 +318,17 @@ pub fn start(
     cfg.listen = resolve(&section.listen)?;
     cfg.max_frame = MAX_FRAME;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("p2p").build()?;
-    let (net, inbound) = rt.block_on(Network::start(cfg, key.clone()))?;
+    let inherited = crate::listen::inherited(crate::listen::P2P_FD)?;
+    let (net, inbound) = rt.block_on(async {
+        match inherited {
+            Some(l) => {
+                l.set_nonblocking(true)?;
+                let l = tokio::net::TcpListener::from_std(l)?;
+                Network::start_with_listener(cfg, key.clone(), l).await.map_err(anyhow::Error::from)
+            }
+            None => Network::start(cfg, key.clone()).await.map_err(anyhow::Error::from),
+        }
+    })?;
     let peers = inbound.into_peers();
     let lanes = Arc::new(Lanes::new(peers.iter().map(|(i, _)| *i), LaneConfig::default()));
     shared.set_inbound_lanes(lanes.clone());
