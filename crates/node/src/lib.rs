@@ -5,7 +5,9 @@
 pub mod client;
 pub mod cluster;
 pub mod config;
+mod idle;
 pub mod keystore;
+pub mod listen;
 pub mod metrics;
 pub mod openrpc;
 pub mod p2p;

@@ -151,7 +151,8 @@ const METHODS: &[Method] = &[
     },
     Method {
         name: "gl_getEvents",
-        summary: "Events of the committed blocks from..=to (at most 1,000 blocks).",
+        summary: "Events of the committed blocks from..=to (at most 1,000 blocks; fewer if their JSON reaches \
+                  half the response limit: continue from the last height returned + 1).",
         params: &[
             Param { name: "from", required: true, schema: uint, about: "first height" },
             Param { name: "to", required: true, schema: uint, about: "last height" },
@@ -215,6 +216,7 @@ pub fn document() -> Value {
             "internal": { "code": -32603, "message": "internal error" },
             "rejected": { "code": -32000, "message": "transaction refused; data.kind names the reason" },
             "viewFailed": { "code": -32001, "message": "the view failed" },
+            "responseTooLarge": { "code": -32008, "message": "the response exceeds the node's max_response" },
         }},
     })
 }
