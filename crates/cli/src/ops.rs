@@ -642,7 +642,11 @@ fn supervise(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<()> {
         }
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut term = rt.block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) })?;
+    // Both streams exist before any child does, so no signal is missed.
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = rt.block_on(async {
+        Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
+    })?;
     crate::write_atomically(&sup_pid, &format!("{}\n", std::process::id()))?;
     let exe = std::env::current_exe()?;
     let mut children: Vec<Option<std::process::Child>> = Vec::new();
@@ -671,8 +675,11 @@ fn supervise(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<()> {
     let stopped_by_signal = rt.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
+            // Signals first: Ctrl-C reaches the validators too, and their
+            // exits must not be mistaken for crashes.
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return true,
+                biased;
+                _ = int.recv() => return true,
                 _ = term.recv() => return true,
                 _ = tick.tick() => {}
             }
