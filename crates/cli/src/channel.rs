@@ -145,6 +145,19 @@ pub(crate) fn desk_key(path: &Path) -> anyhow::Result<KeyPair> {
     Ok(k)
 }
 
+/// The disputes on record in the ESC `scid` (read raw from the CNS
+/// contract's storage), or None if it cannot be read.
+fn esc_disputes(
+    client: &gridledger_node::RpcClient,
+    scid: &gridledger_core::Hash32,
+) -> Option<Vec<gridledger_contracts::cns::DisputeRecord>> {
+    let key = [b"esc/".as_slice(), &scid.0].concat();
+    let v = client.call("gl_getContractState", json!([gridledger_contracts::CNS_ID, hex::encode(key)])).ok()?;
+    let bytes = hex::decode(v.as_str()?.trim_start_matches("0x")).ok()?;
+    let esc: gridledger_contracts::cns::Esc = borsh::from_slice(&bytes).ok()?;
+    Some(esc.disputes)
+}
+
 /// Loads the party in `dir`, naming the directory and the command that
 /// makes one when it is missing.
 fn load_party(dir: &Path) -> anyhow::Result<PartySpec> {
@@ -284,7 +297,23 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             );
             control(&a.dir, &Command::Pay { energy: a.energy, price: a.price })
         }
-        ChannelCmd::Close(a) => control(&a.dir, &Command::Close),
+        ChannelCmd::Close(a) => {
+            control(&a.dir, &Command::Close)?;
+            // Say how it closed: cooperatively, or by a dispute because the
+            // peer did not co-sign in time (the chain's record tells).
+            let spec = load_party(&a.dir)?;
+            let client = gridledger_node::RpcClient::new(&spec.rpc);
+            match esc_disputes(&client, &spec.scid) {
+                Some(d) if d.iter().any(|x| x.cid == spec.cid) => eprintln!(
+                    "channel {}: closed by a dispute (the peer did not co-sign the close in time); settled on chain \
+                     with the newest co-signed state",
+                    spec.cid
+                ),
+                Some(_) => eprintln!("channel {}: closed cooperatively", spec.cid),
+                None => {}
+            }
+            Ok(())
+        }
         ChannelCmd::Status(a) => control(&a.dir, &Command::Status),
         ChannelCmd::Dispute(a) => {
             let r = gridledger_channels::watch::dispute(&a.dir, !a.no_settle, Duration::from_secs(a.timeout_s))?;

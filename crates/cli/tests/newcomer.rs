@@ -606,12 +606,63 @@ fn channel_pay_error_once_and_open_says_what_it_does() {
     let e = stderr(&o);
     assert!(o.stdout.is_empty(), "error also printed on stdout: {}", String::from_utf8_lossy(&o.stdout));
     assert_eq!(e.matches("below the payment").count(), 1, "{e}");
-    gl_ok(&["channel", "close", "--dir", &p("p1")]);
+    let o = gl(&["channel", "close", "--dir", &p("p1")]);
+    assert!(o.status.success() && stderr(&o).contains("closed cooperatively"), "{}", stderr(&o));
     let p1 = procs.0.pop().unwrap().wait_with_output().unwrap();
     assert!(p1.status.success(), "{}", stderr(&p1));
     let e1 = stderr(&p1);
     assert!(e1.contains("listening on"), "{e1}");
     // Phase lines (polled, so a short phase may pass unseen); the last is the end.
     assert!(e1.lines().last().unwrap().contains("Closed"), "{e1}");
+    node.shutdown();
+}
+
+/// Defect 9: a close that falls back to a dispute says so.
+#[test]
+fn close_falling_back_to_a_dispute_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let node = gridledger_channels::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let url = node.url();
+    for i in 0..3 {
+        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
+    }
+    let p = |s: &str| d(&root.join(s));
+    gl_ok(&[
+        "channel",
+        "prepare",
+        "--rpc",
+        &url,
+        "--merchant-key",
+        &p("k0.key"),
+        "--desk-key",
+        &p("desk.key"),
+        "--keys",
+        &p("k1.key"),
+        &p("k2.key"),
+        "--dirs",
+        &p("p1"),
+        &p("p2"),
+    ]);
+    let open = |side: &str| {
+        Command::new(BIN)
+            .args(["channel", "open", "--dir", &p(side)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut procs = Procs(vec![open("p2"), open("p1")]);
+    wait_open(&root.join("p1"));
+    gl_ok(&["channel", "pay", "--dir", &p("p1"), "--energy", "1000", "--price", "200"]);
+    // The peer goes silent.
+    let mut peer = procs.0.remove(0);
+    peer.kill().unwrap();
+    peer.wait().unwrap();
+    let o = gl(&["channel", "close", "--dir", &p("p1")]);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("dispute"), "a unilateral close reported as: {e}");
+    drop(procs);
     node.shutdown();
 }
