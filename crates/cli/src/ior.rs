@@ -193,6 +193,8 @@ fn fig_3_5(nodes: &[usize], n: usize, sellers: usize) -> anyhow::Result<serde_js
             validators: 1,
             wallet: coins(1_000_000),
             delegates: 1,
+            challenge_bond: coins(10),
+            delegation_fee: gridledger_core::Amount(10_000),
         };
         let accounts = dcfg.participants + 2;
         let reg = gridledger_rollup::primary_registry();

@@ -99,7 +99,7 @@ fn terms(buyer: &KeyPair, seller: &KeyPair) -> AgreementTerms {
 }
 
 fn st(t: &AgreementTerms, buyer: &KeyPair) -> SettlementTx {
-    SettlementTx { terms: t.clone(), stmp: t.dt_end, buyer_sig: None, ob: true, dt_step_s: 300, ps: vec![1_000; 6] }
+    SettlementTx { terms: t.clone(), stmp: t.dt_end, buyer_sig: None, ob: true, dt_step_s: 300, ps: vec![1_000; 6], meter_sig: None }
         .sign_as_buyer(buyer)
 }
 
@@ -127,6 +127,8 @@ fn prepare(cfg: &IorBenchConfig, n: usize, mode: Mode) -> Result<Prepared, DemoE
         validators: cfg.validators.max(1),
         wallet: coins(1_000_000),
         delegates: 1,
+        challenge_bond: coins(10),
+        delegation_fee: Amount(10_000),
     };
     let mut d = DualChain::open(dirs.0.path(), dirs.1.path(), dcfg)?;
     let buyers: Vec<KeyPair> = (0..n).map(dev_key).collect();

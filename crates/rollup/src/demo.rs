@@ -48,7 +48,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::data::{self, DataError, LoadTable, WeatherHour, SLOTS_PER_DAY};
-use crate::driver::{DriverConfig, DriverError, DualChain, GasRecord, Mode};
+use crate::driver::{meter_key, DriverConfig, DriverError, DualChain, GasRecord, Mode};
 use crate::roles::Target;
 use crate::types::{
     coins, AgreementTerms, AgreementTx, IorParams, IorTx, Outcome, SettlementTx, StSettlement, BLACK_HOLE,
@@ -463,6 +463,8 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
         validators: cfg.validators,
         wallet: coins(1_000_000),
         delegates: 2,
+        challenge_bond: coins(10),
+        delegation_fee: Amount(10_000),
     };
     let accounts = n + cfg.executors + cfg.validators;
     let mut d = open(dcfg)?;
@@ -470,6 +472,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let total_before = chain_total(&d, accounts);
     let funding = coins(cfg.funding_coins);
     d.fund_many(&keys.iter().map(|k| (k.clone(), funding)).collect::<Vec<_>>())?;
+    d.register_meters(&keys)?;
     let balance_start: Vec<u128> =
         specs.iter().map(|p| d.participant(&p.address).map(|x| x.balance.0)).collect::<Result<_, _>>()?;
     let gas_from = d.gas.len();
@@ -498,7 +501,9 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
                 dt_step_s: METER_STEP_S,
                 // Net export in W, constant over the slot: Wh × 2 = mean W.
                 ps: vec![surplus * 2; (SLOT_MS / 1000 / u64::from(METER_STEP_S)) as usize],
+                meter_sig: None,
             }
+            .sign_readings(&meter_key(&keys[s].address()))
             .sign_as_buyer(&keys[b]);
             sts.push((keys[s].clone(), IorTx::St(st)));
         }

@@ -252,8 +252,8 @@ fn contract_level_refusals_change_nothing() {
     // A recorded, unsettled batch.
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
     e.d.submit(&b, &at(&t, &s)).unwrap();
-    reverts(&mut e, &outsider, "fund", vec![], coins(1), "pending settlement");
-    reverts(&mut e, &b, "withdraw", args(&coins(1)), Amount::ZERO, "pending settlement");
+    reverts(&mut e, &b, "fund", vec![], coins(1), "a pending batch reads this account");
+    reverts(&mut e, &s, "withdraw", args(&coins(1)), Amount::ZERO, "a pending batch reads this account");
     // Only the batch's executor records TCRs.
     let input = e.d.batch_input(0).unwrap();
     let tcrs = gridledger_rollup::exec::execute_batch(
@@ -284,7 +284,7 @@ fn contract_level_refusals_change_nothing() {
         "dispute",
         args(&Controversial { batch: 0, claimed: tcrs }),
         Amount::ZERO,
-        "only an active validator",
+        "must attach a bond of at least",
     );
     e.d.process(&mut rng(0)).unwrap();
     reverts(&mut e, &exec, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO, "already settled");
