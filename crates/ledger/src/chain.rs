@@ -359,7 +359,8 @@ impl Chain {
             return invalid(format!("{} transactions exceed the limit", block.txs.len()));
         }
         let rules = self.rules();
-        let env = BlockEnv { height: h.height, timestamp: h.timestamp, proposer: h.proposer.address(), parent: h.parent };
+        let env =
+            BlockEnv { height: h.height, timestamp: h.timestamp, proposer: h.proposer.address(), parent: h.parent };
         let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
         // Signatures this node has not already checked on admission to its
         // own mempool are verified here, across all cores.
@@ -414,8 +415,7 @@ impl Chain {
             .registry
             .get(contract)
             .ok_or_else(|| ContractError::Revert(format!("no contract with id {contract}")))?;
-        let env =
-            BlockEnv {
+        let env = BlockEnv {
             height: self.tip.height,
             timestamp: self.tip.timestamp,
             proposer: self.tip.proposer.address(),

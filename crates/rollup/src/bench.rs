@@ -99,8 +99,16 @@ fn terms(buyer: &KeyPair, seller: &KeyPair) -> AgreementTerms {
 }
 
 fn st(t: &AgreementTerms, buyer: &KeyPair) -> SettlementTx {
-    SettlementTx { terms: t.clone(), stmp: t.dt_end, buyer_sig: None, ob: true, dt_step_s: 300, ps: vec![1_000; 6], meter_sig: None }
-        .sign_as_buyer(buyer)
+    SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end,
+        buyer_sig: None,
+        ob: true,
+        dt_step_s: 300,
+        ps: vec![1_000; 6],
+        meter_sig: None,
+    }
+    .sign_as_buyer(buyer)
 }
 
 /// A dual chain with `n` buyers holding open agreements.

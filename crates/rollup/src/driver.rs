@@ -371,7 +371,16 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 let cert = self.authority.sign(&meter_cert_digest(&key.address(), &meter));
                 let n = self.primary.next_nonce(&key.address());
                 let a = args(&RegisterMeter { meter, cert });
-                let tx = call(key, self.primary.chain_id(), n, IOR_PRIMARY_ID, "register_meter", a, Amount::ZERO, RECORD_GAS_LIMIT);
+                let tx = call(
+                    key,
+                    self.primary.chain_id(),
+                    n,
+                    IOR_PRIMARY_ID,
+                    "register_meter",
+                    a,
+                    Amount::ZERO,
+                    RECORD_GAS_LIMIT,
+                );
                 hashes.push(self.primary.submit(&tx)?);
             }
             self.primary.seal()?;

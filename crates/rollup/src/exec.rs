@@ -191,7 +191,8 @@ pub fn apply_effects(
                 if s.agreements.contains_key(buyer) {
                     return Err(ApplyError::AgreementExists(*buyer));
                 }
-                s.agreements.insert(*buyer, Agreement { terms: terms.clone(), pool: Amount::ZERO, buyer_opinion: None });
+                s.agreements
+                    .insert(*buyer, Agreement { terms: terms.clone(), pool: Amount::ZERO, buyer_opinion: None });
             }
             Effect::Lock { who, amount } => {
                 let mut part = s.participant(p, who);
@@ -367,12 +368,7 @@ fn agreement_of<'s>(st: &'s PreState, t: &AgreementTerms) -> Result<&'s Agreemen
 }
 
 /// `SC_EXE_ST`, Steps 1–5.
-fn execute_st(
-    env: &mut impl ExecEnv,
-    st: &PreState,
-    e: &Entry,
-    s: &SettlementTx,
-) -> Result<Outcome, ContractError> {
+fn execute_st(env: &mut impl ExecEnv, st: &PreState, e: &Entry, s: &SettlementTx) -> Result<Outcome, ContractError> {
     let reject = |why: StRejection| Ok(Outcome::StRejected(why));
     let t = &s.terms;
     env.charge(STEP_GAS)?;

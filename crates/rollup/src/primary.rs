@@ -65,8 +65,8 @@ use gridledger_core::codec::hash_tagged;
 use crate::exec::{execute_batch, expected_effects, meter_owners, touched, OnChain};
 use crate::store::{bytes, credit, debit, load, mkey, pkey, settle};
 use crate::types::{
-    meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx, BuyerOpinion, Entry, IorParams, IorTx,
-    NodeRole, Participant, SettlementTx, Tcr, BLACK_HOLE, TAG_ASSIGNMENT,
+    meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx, BuyerOpinion, Entry, IorParams, IorTx, NodeRole,
+    Participant, SettlementTx, Tcr, BLACK_HOLE, TAG_ASSIGNMENT,
 };
 
 /// Configuration, set once by `init`.
@@ -476,11 +476,7 @@ fn settle_batch(
 
 /// Re-executes a batch on chain from settled state (`SC_EXE_*` on the
 /// primary chain).
-fn reexecute(
-    ctx: &mut CallContext<'_, '_>,
-    c: &PrimaryConfig,
-    es: &[Entry],
-) -> Result<Vec<Tcr>, ContractError> {
+fn reexecute(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig, es: &[Entry]) -> Result<Vec<Tcr>, ContractError> {
     let (parts, buyers) = touched(es, &[]);
     let pre = load(ctx, &parts, &buyers, &meter_owners(es))?;
     execute_batch(&mut OnChain(ctx), &c.params, &pre, es)
@@ -508,11 +504,8 @@ fn overturn(
     }
     let (mut reward, mut burn) = (Amount::ZERO, Amount::ZERO);
     for d in forfeited {
-        let r = if rewardee.is_some() {
-            Amount(d.0 * u128::from(c.bonus_permille.min(1000)) / 1000)
-        } else {
-            Amount::ZERO
-        };
+        let r =
+            if rewardee.is_some() { Amount(d.0 * u128::from(c.bonus_permille.min(1000)) / 1000) } else { Amount::ZERO };
         reward = Amount(reward.0 + r.0);
         burn = Amount(burn.0 + (d.0 - r.0));
     }

@@ -8,10 +8,10 @@ use gridledger_core::Address;
 use rand::Rng;
 
 use crate::args;
+use crate::exec::expected_effects;
 use crate::exec::{execute_batch, OffChain};
 use crate::primary::{BatchInput, Controversial, SubmitTcrs};
 use crate::secondary::{mismatches, ExecRequest, VerifyRequest};
-use crate::exec::expected_effects;
 use crate::types::{Effect, IorParams, Outcome, StSettlement, Tcr};
 
 /// Which chain a call goes to.
