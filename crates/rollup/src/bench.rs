@@ -30,7 +30,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Address, Amount, Energy, Timestamp};
+use gridledger_core::{Amount, Energy, Timestamp};
 use gridledger_ledger::devnet::{call, dev_key, DevChain};
 use gridledger_ledger::{ChainClient, TxStatus};
 use rand::seq::index::sample;
@@ -172,13 +172,8 @@ fn prepare(cfg: &IorBenchConfig, n: usize, mode: Mode) -> Result<Prepared, DemoE
 fn settle_sts(p: &mut Prepared, disputed: usize, seed: u64) -> Result<Value, DemoError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = p.sts.len();
-    p.d.participant_disputes = sample(&mut rng, n, disputed.min(n))
-        .into_iter()
-        .map(|i| {
-            let t = p.sts[i].1.terms();
-            (t.buyer, t.dt_start)
-        })
-        .collect::<BTreeSet<(Address, Timestamp)>>();
+    p.d.participant_disputes =
+        sample(&mut rng, n, disputed.min(n)).into_iter().map(|i| p.sts[i].1.terms().key()).collect::<BTreeSet<_>>();
     let from = p.d.gas.len();
     let settled_before = p.d.settled.len();
     let t = Instant::now();

@@ -24,12 +24,14 @@
 //! Everything after it (loads, surpluses, trades, money) is integer.
 //!
 //! **Market.** At each slot boundary a double auction clears the coming
-//! slot: sellers (surplus above 10 Wh) sorted by ask, buyers (deficit
-//! above 10 Wh) by bid, highest first; each buyer takes
-//! `min(deficit, remaining surplus)` from the cheapest seller whose ask does
-//! not exceed its bid, at the midpoint price (rounded down). A buyer trades
-//! with at most one seller per slot because `SC_EXE_AT` keys agreements by
-//! `ADDR_b` (AT Step 4). The buyer submits the AT (Eq 3.1) countersigned by
+//! slot ([`clear_slot_with`]): sellers sorted by ask, buyers by bid,
+//! highest first; each buyer is filled from the cheapest sellers whose ask
+//! does not exceed its bid, from as many sellers as it takes, so the slot
+//! trades `min(Σ surplus, Σ deficit)` whenever prices allow (they always do
+//! with the default asks ≤ 0.20 ≤ bids). The price follows the configured
+//! [`ClearingRule`] (midpoint by default). Agreements are keyed by
+//! `(ADDR_b, ADDR_s, DT)`, so a buyer holds one agreement per seller per
+//! slot. The buyer submits the AT (Eq 3.1) countersigned by
 //! the seller; after the slot the seller submits the ST (Eq 3.2) with its
 //! meter's six 5-minute net-export readings and the buyer's signature on
 //! `O_b` = 1. At each boundary one primary block records the previous slot's
@@ -51,8 +53,8 @@ use crate::data::{self, DataError, LoadTable, WeatherHour, SLOTS_PER_DAY};
 use crate::driver::{meter_key, DriverConfig, DriverError, DualChain, GasRecord, Mode};
 use crate::roles::Target;
 use crate::types::{
-    coins, AgreementTerms, AgreementTx, IorParams, IorTx, Outcome, SettlementTx, StSettlement, BLACK_HOLE,
-    MINOR_PER_COIN,
+    coins, AgreementKey, AgreementTerms, AgreementTx, IorParams, IorTx, Outcome, SettlementTx, StSettlement,
+    BLACK_HOLE, MINOR_PER_COIN,
 };
 use crate::IOR_PRIMARY_ID;
 use gridledger_ledger::ChainClient;
@@ -63,8 +65,8 @@ pub const SLOT_MS: u64 = 30 * 60 * 1000;
 pub const DAY_MS: u64 = 24 * 3600 * 1000;
 /// The demo day starts at this chain time (ms), after setup.
 pub const DAY_START_MS: Timestamp = DAY_MS;
-/// Smallest tradable surplus or deficit, Wh.
-pub const MIN_TRADE_WH: u64 = 10;
+/// Smallest tradable surplus or deficit, Wh (1: every whole Wh trades).
+pub const MIN_TRADE_WH: u64 = 1;
 /// PV conversion efficiency `η` (Eq 3.6).
 pub const PV_EFFICIENCY: f64 = 0.18;
 /// Air density `ρ`, kg/m³ (§3.5.4).
@@ -102,6 +104,8 @@ pub struct DayConfig {
     pub window_ms: u64,
     /// Coin each participant moves into its IOR account at the start.
     pub funding_coins: u128,
+    /// How matched pairs are priced.
+    pub clearing: ClearingRule,
 }
 
 impl Default for DayConfig {
@@ -117,6 +121,7 @@ impl Default for DayConfig {
             validators: 3,
             window_ms: 5_000,
             funding_coins: 50,
+            clearing: ClearingRule::Midpoint,
         }
     }
 }
@@ -266,26 +271,97 @@ pub struct Trade {
     pub settled: bool,
 }
 
-/// The double auction of one slot (see the module docs). Returns
-/// `(buyer, seller, em_wh, ep)` by index.
+/// How a matched pair's price is set (the thesis gives no clearing rule:
+/// an AT carries whatever price the two parties agreed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClearingRule {
+    /// Each pair at the midpoint of bid and ask, rounded down.
+    #[default]
+    Midpoint,
+    /// Each pair at the buyer's bid.
+    PayAsBid,
+    /// One price for the slot: the midpoint of the marginal (last matched)
+    /// pair's bid and ask, which every matched bid covers and every matched
+    /// ask is covered by.
+    Uniform,
+}
+
+/// The double auction of one slot at the midpoint rule; see
+/// [`clear_slot_with`].
 pub fn clear_slot(specs: &[ParticipantSpec], net: &[i64]) -> Vec<(usize, usize, u64, u128)> {
+    clear_slot_with(specs, net, ClearingRule::Midpoint)
+}
+
+/// The double auction of one slot (see the module docs). Returns
+/// `(buyer, seller, em_wh, ep)` by index. Buyers by bid (highest first)
+/// are filled from sellers by ask (lowest first), a buyer from as many
+/// sellers as it takes and a seller to as many buyers as its surplus
+/// covers, while the ask does not exceed the bid; so when every ask is
+/// below every bid the slot trades exactly `min(Σ surplus, Σ deficit)`.
+/// Each (buyer, seller) pair trades at most once per slot, matching the
+/// agreement key `(ADDR_b, ADDR_s, DT)`.
+pub fn clear_slot_with(specs: &[ParticipantSpec], net: &[i64], rule: ClearingRule) -> Vec<(usize, usize, u64, u128)> {
     let min = MIN_TRADE_WH as i64;
     let mut sellers: Vec<(usize, u64)> =
-        (0..specs.len()).filter(|&i| net[i] > min).map(|i| (i, net[i].unsigned_abs())).collect();
+        (0..specs.len()).filter(|&i| net[i] >= min).map(|i| (i, net[i].unsigned_abs())).collect();
     sellers.sort_by_key(|(i, _)| (specs[*i].ask, *i));
-    let mut buyers: Vec<usize> = (0..specs.len()).filter(|&i| net[i] < -min).collect();
-    buyers.sort_by_key(|i| (std::cmp::Reverse(specs[*i].bid), *i));
-    let mut out = Vec::new();
-    for b in buyers {
-        let deficit = net[b].unsigned_abs();
-        let Some(s) = sellers.iter_mut().find(|(s, left)| *left > MIN_TRADE_WH && specs[*s].ask <= specs[b].bid) else {
-            continue;
-        };
-        let em = deficit.min(s.1);
-        s.1 -= em;
-        out.push((b, s.0, em, (specs[b].bid + specs[s.0].ask) / 2));
+    let mut buyers: Vec<(usize, u64)> =
+        (0..specs.len()).filter(|&i| net[i] <= -min).map(|i| (i, net[i].unsigned_abs())).collect();
+    buyers.sort_by_key(|(i, _)| (std::cmp::Reverse(specs[*i].bid), *i));
+    let mut pairs: Vec<(usize, usize, u64)> = Vec::new();
+    let (mut bi, mut si) = (0, 0);
+    while bi < buyers.len() && si < sellers.len() {
+        let (b, s) = (buyers[bi].0, sellers[si].0);
+        if specs[s].ask > specs[b].bid {
+            break;
+        }
+        let em = buyers[bi].1.min(sellers[si].1);
+        pairs.push((b, s, em));
+        buyers[bi].1 -= em;
+        sellers[si].1 -= em;
+        if buyers[bi].1 == 0 {
+            bi += 1;
+        }
+        if sellers[si].1 == 0 {
+            si += 1;
+        }
     }
-    out
+    let uniform = pairs.last().map(|&(b, s, _)| (specs[b].bid + specs[s].ask) / 2).unwrap_or(0);
+    pairs
+        .into_iter()
+        .map(|(b, s, em)| {
+            let ep = match rule {
+                ClearingRule::Midpoint => (specs[b].bid + specs[s].ask) / 2,
+                ClearingRule::PayAsBid => specs[b].bid,
+                ClearingRule::Uniform => uniform,
+            };
+            (b, s, em, ep)
+        })
+        .collect()
+}
+
+/// What a slot physically allows: `min(Σ surplus, Σ deficit)` in Wh.
+pub fn slot_bound(net: &[i64]) -> u64 {
+    let surplus: u64 = net.iter().filter(|v| **v > 0).map(|v| v.unsigned_abs()).sum();
+    let deficit: u64 = net.iter().filter(|v| **v < 0).map(|v| v.unsigned_abs()).sum();
+    surplus.min(deficit)
+}
+
+/// Net energy per slot (generation − load, Wh) of the default community on
+/// `day`, one row per slot: what [`run_day`] clears.
+pub fn day_net(cfg: &DayConfig) -> Result<Vec<Vec<i64>>, DemoError> {
+    day_net_from(cfg, &data::parse_weather(data::WEATHER_CSV)?, &data::parse_loads(data::LOAD_CSV)?)
+}
+
+/// [`day_net`] on already parsed weather (the whole year) and loads.
+pub fn day_net_from(cfg: &DayConfig, year: &[WeatherHour], loads: &LoadTable) -> Result<Vec<Vec<i64>>, DemoError> {
+    let weather = data::weather_day(year, cfg.day)?;
+    let specs = participants(cfg);
+    let profiles = specs.iter().map(|p| profile(p, cfg.day, &weather, loads)).collect::<Result<Vec<_>, _>>()?;
+    Ok((0..SLOTS_PER_DAY)
+        .map(|slot| profiles.iter().map(|p| p.generation_wh[slot] as i64 - p.load_wh[slot] as i64).collect())
+        .collect())
 }
 
 /// Per-participant results.
@@ -480,7 +556,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let started = Instant::now();
     let mut open: Vec<(AgreementTerms, usize)> = Vec::new(); // terms, trade index
     let mut trades: Vec<Trade> = Vec::new();
-    let mut by_key: BTreeMap<(Address, Timestamp), usize> = BTreeMap::new();
+    let mut by_key: BTreeMap<AgreementKey, usize> = BTreeMap::new();
     let mut net_by_slot: Vec<Vec<i64>> = Vec::with_capacity(SLOTS_PER_DAY);
     for slot in 0..=SLOTS_PER_DAY {
         let t0 = DAY_START_MS + slot as u64 * SLOT_MS;
@@ -511,7 +587,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
         if slot < SLOTS_PER_DAY {
             let net: Vec<i64> =
                 profiles.iter().map(|p| p.generation_wh[slot] as i64 - p.load_wh[slot] as i64).collect();
-            for (b, s, em, ep) in clear_slot(&specs, &net) {
+            for (b, s, em, ep) in clear_slot_with(&specs, &net, cfg.clearing) {
                 let terms = AgreementTerms {
                     ep: Amount(ep),
                     em: Energy(em),
@@ -522,7 +598,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
                     dl: t0 + SLOT_MS + 15 * 60 * 1000,
                 };
                 let payment = terms.payment().map(|a| a.0).unwrap_or(0);
-                by_key.insert((terms.buyer, t0), trades.len());
+                by_key.insert(terms.key(), trades.len());
                 open.push((terms.clone(), trades.len()));
                 trades.push(Trade {
                     slot,
@@ -548,7 +624,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
             let input = d.batch_input(sb.batch)?;
             for (e, o) in input.entries.iter().zip(&sb.outcomes) {
                 let t = e.tx.terms();
-                let Some(&ti) = by_key.get(&(t.buyer, t.dt_start)) else { continue };
+                let Some(&ti) = by_key.get(&t.key()) else { continue };
                 let text = match o {
                     Outcome::AtAccepted => "AtAccepted".to_string(),
                     other => format!("{other:?}"),
@@ -668,20 +744,62 @@ mod tests {
     }
 
     #[test]
-    fn auction_pairs_each_buyer_once_within_prices() {
+    fn auction_fills_deficits_from_several_sellers_within_prices() {
         let cfg = DayConfig::default();
         let specs = participants(&cfg);
         assert_eq!(specs.iter().filter(|p| p.prosumer).count(), 12);
         assert!(specs[13].pv_area_dm2 > 0 && specs[13].rotor_diameter_cm > 0, "#14 has PV and wind");
-        let net: Vec<i64> = (0..15).map(|i| if i % 2 == 0 { 300 } else { -200 }).collect();
-        let m = clear_slot(&specs, &net);
-        assert!(!m.is_empty());
-        let mut buyers: Vec<usize> = m.iter().map(|t| t.0).collect();
-        buyers.dedup();
-        assert_eq!(buyers.len(), m.len());
-        for (b, s, em, ep) in m {
-            assert!(net[b] < 0 && net[s] > 0 && em <= 200);
-            assert!(specs[s].ask <= ep && ep <= specs[b].bid);
+        // Sellers of 200 Wh, buyers of 220 Wh: every buyer needs two sellers.
+        let net: Vec<i64> = (0..15).map(|i| if i % 2 == 0 { 200 } else { -220 }).collect();
+        for rule in [ClearingRule::Midpoint, ClearingRule::PayAsBid, ClearingRule::Uniform] {
+            let m = clear_slot_with(&specs, &net, rule);
+            let mut pairs: Vec<(usize, usize)> = m.iter().map(|t| (t.0, t.1)).collect();
+            pairs.sort_unstable();
+            pairs.dedup();
+            assert_eq!(pairs.len(), m.len(), "each (buyer, seller) pair at most once");
+            assert_eq!(m.iter().map(|t| t.2).sum::<u64>(), slot_bound(&net));
+            assert_eq!(slot_bound(&net), 7 * 220);
+            for b in (0..15).filter(|i| i % 2 == 1) {
+                assert_eq!(m.iter().filter(|t| t.0 == b).map(|t| t.2).sum::<u64>(), 220, "buyer {b} filled");
+                assert!(m.iter().filter(|t| t.0 == b).count() >= 2, "buyer {b} buys from several sellers");
+            }
+            for s in (0..15).filter(|i| i % 2 == 0) {
+                assert!(m.iter().filter(|t| t.1 == s).map(|t| t.2).sum::<u64>() <= 200);
+            }
+            for &(b, s, em, ep) in &m {
+                assert!(net[b] < 0 && net[s] > 0 && em > 0);
+                assert!(specs[s].ask <= ep && ep <= specs[b].bid, "{rule:?}");
+                if rule == ClearingRule::PayAsBid {
+                    assert_eq!(ep, specs[b].bid);
+                }
+            }
+            if rule == ClearingRule::Uniform {
+                assert!(m.iter().all(|t| t.3 == m[0].3));
+            }
         }
+    }
+
+    /// Issue 11: at least 99 % of what each day physically allows,
+    /// `Σ_slots min(Σ surplus, Σ deficit)`, is matched on every day of
+    /// the year.
+    #[test]
+    fn every_day_of_the_year_trades_at_least_99_percent_of_the_bound() {
+        let mut worst = (u64::MAX, 1u64, 0u16);
+        let year = data::parse_weather(data::WEATHER_CSV).unwrap();
+        let loads = data::parse_loads(data::LOAD_CSV).unwrap();
+        for day in 1..=365u16 {
+            let cfg = DayConfig { day, ..DayConfig::default() };
+            let specs = participants(&cfg);
+            let (mut traded, mut bound) = (0u64, 0u64);
+            for net in day_net_from(&cfg, &year, &loads).unwrap() {
+                traded += clear_slot_with(&specs, &net, cfg.clearing).iter().map(|t| t.2).sum::<u64>();
+                bound += slot_bound(&net);
+            }
+            assert!(traded * 100 >= bound * 99, "day {day}: traded {traded} of {bound} Wh");
+            if bound > 0 && u128::from(traded) * u128::from(worst.1) < u128::from(worst.0) * u128::from(bound) {
+                worst = (traded, bound, day);
+            }
+        }
+        println!("worst day {}: {} of {} Wh", worst.2, worst.0, worst.1);
     }
 }

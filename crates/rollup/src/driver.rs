@@ -16,7 +16,9 @@ use rand::Rng;
 
 use crate::primary::{BatchId, BatchInput, BatchState, Controversial, PrimaryConfig, RegisterMeter, RegisterNode};
 use crate::roles::{Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, Target, Validator, ValidatorBehaviour};
-use crate::types::{meter_cert_digest, node_cert_digest, IorParams, IorTx, NodeRole, Outcome, Participant};
+use crate::types::{
+    meter_cert_digest, node_cert_digest, AgreementKey, IorParams, IorTx, NodeRole, Outcome, Participant,
+};
 use crate::{args, primary_registry, secondary_registry, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
 
 /// Gas limit of the driver's transactions (a dispute re-executes a batch).
@@ -124,10 +126,9 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     pub gas: Vec<GasRecord>,
     pub faults: Vec<Fault>,
     pub settled: Vec<SettledBatch>,
-    /// STs whose participants dispute their TCR, keyed by `(ADDR_b, DT
-    /// start)`: for each, [`Self::process`] selects one delegated validator
+    /// STs whose participants dispute their TCR, by agreement key: for each, [`Self::process`] selects one delegated validator
     /// at random to validate that ST (§3.5.3, Tables 3-4 to 3-6).
-    pub participant_disputes: BTreeSet<(Address, Timestamp)>,
+    pub participant_disputes: BTreeSet<AgreementKey>,
     /// Participant disputes handled so far.
     pub disputes_handled: u64,
     /// Traders' keys (development keys `0..participants`), for the bonded
@@ -569,10 +570,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     .entries
                     .iter()
                     .enumerate()
-                    .filter(|(_, e)| {
-                        !e.tx.is_at()
-                            && self.participant_disputes.contains(&(e.tx.terms().buyer, e.tx.terms().dt_start))
-                    })
+                    .filter(|(_, e)| !e.tx.is_at() && self.participant_disputes.contains(&e.tx.terms().key()))
                     .map(|(i, _)| i as u32)
                     .collect();
                 for index in disputed {

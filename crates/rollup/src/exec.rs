@@ -16,8 +16,8 @@ use gridledger_ledger::{gas, CallContext, ContractError};
 use serde::Serialize;
 
 use crate::types::{
-    Agreement, AgreementTerms, AgreementTx, AtRejection, BuyerOpinion, Effect, Entry, IorParams, IorTx, Outcome,
-    Participant, SettlementTx, StRejection, StSettlement, Tcr,
+    Agreement, AgreementKey, AgreementTerms, AgreementTx, AtRejection, BuyerOpinion, Effect, Entry, IorParams, IorTx,
+    Outcome, Participant, SettlementTx, StRejection, StSettlement, Tcr,
 };
 
 /// Gas for one meter reading in the `Σ P_s × Δt` loop: calldata load,
@@ -81,8 +81,8 @@ pub enum ApplyError {
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct PreState {
     pub participants: BTreeMap<Address, Participant>,
-    /// Open agreements keyed by `ADDR_b`.
-    pub agreements: BTreeMap<Address, Agreement>,
+    /// Open agreements.
+    pub agreements: BTreeMap<AgreementKey, Agreement>,
     /// Certified smart-meter key address of each seller whose ST the batch
     /// holds (`register_meter`).
     pub meters: BTreeMap<Address, Address>,
@@ -95,13 +95,13 @@ impl PreState {
 }
 
 /// Traders and agreement keys a batch (and, optionally, its TCRs) touches.
-pub fn touched(entries: &[Entry], tcrs: &[Tcr]) -> (BTreeSet<Address>, BTreeSet<Address>) {
+pub fn touched(entries: &[Entry], tcrs: &[Tcr]) -> (BTreeSet<Address>, BTreeSet<AgreementKey>) {
     let mut parts = BTreeSet::new();
     let mut buyers = BTreeSet::new();
     for e in entries {
         let t = e.tx.terms();
         parts.extend([e.sender, t.buyer, t.seller]);
-        buyers.insert(t.buyer);
+        buyers.insert(t.key());
     }
     for t in tcrs {
         for eff in &t.effects {
@@ -136,9 +136,11 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
 pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<Vec<Effect>> {
     let t = e.tx.terms();
     let penalise = |who: Address| vec![Effect::Reputation { who, by: p.alpha }];
-    let pay = t.payment()?;
+    // Computed lazily: a refused AT may carry terms whose payment overflows.
+    let pay = || t.payment();
     let (ds, pen, burn) = (p.ds, p.penalty(), p.burn());
     let to_buyer = |pay_to: Address, other: Address| -> Option<Vec<Effect>> {
+        let pay = pay()?;
         Some(vec![
             Effect::Pay { to: pay_to, amount: pay.checked_add(ds)?.checked_add(pen)? },
             Effect::Burn(burn),
@@ -149,7 +151,7 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
     match (&e.tx, outcome) {
         (IorTx::At(_), Outcome::AtAccepted) => Some(vec![
             Effect::Open(t.clone()),
-            Effect::Lock { who: t.buyer, amount: pay.checked_add(ds)? },
+            Effect::Lock { who: t.buyer, amount: pay()?.checked_add(ds)? },
             Effect::Lock { who: t.seller, amount: ds },
         ]),
         (IorTx::At(_), Outcome::AtRejected(_)) => Some(penalise(e.sender)),
@@ -158,7 +160,7 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
         (_, Outcome::StRejected(_)) => Some(penalise(e.sender)),
         (IorTx::St(_), Outcome::StSettled(kind)) => match kind {
             StSettlement::Agreed => Some(vec![
-                Effect::Pay { to: t.seller, amount: pay.checked_add(ds)? },
+                Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)? },
                 Effect::Pay { to: t.buyer, amount: ds },
                 Effect::Close,
             ]),
@@ -175,12 +177,12 @@ fn add(a: Amount, b: Amount) -> Result<Amount, ApplyError> {
     a.checked_add(b).ok_or(ApplyError::Overflow)
 }
 
-/// Applies one TCR's effects for the entry whose `ADDR_b` is `buyer`,
+/// Applies one TCR's effects for the entry whose agreement key is `buyer`,
 /// all or nothing. Returns the amount burned.
 pub fn apply_effects(
     state: &mut PreState,
     p: &IorParams,
-    buyer: &Address,
+    buyer: &AgreementKey,
     effects: &[Effect],
 ) -> Result<Amount, ApplyError> {
     let mut s = state.clone();
@@ -189,14 +191,14 @@ pub fn apply_effects(
         match eff {
             Effect::Open(terms) => {
                 if s.agreements.contains_key(buyer) {
-                    return Err(ApplyError::AgreementExists(*buyer));
+                    return Err(ApplyError::AgreementExists(buyer.buyer));
                 }
                 s.agreements
                     .insert(*buyer, Agreement { terms: terms.clone(), pool: Amount::ZERO, buyer_opinion: None });
             }
             Effect::Lock { who, amount } => {
                 let mut part = s.participant(p, who);
-                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(*buyer))?;
+                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(buyer.buyer))?;
                 part.balance = part.balance.checked_sub(*amount).ok_or(ApplyError::InsufficientBalance {
                     who: *who,
                     needed: *amount,
@@ -206,7 +208,7 @@ pub fn apply_effects(
                 s.participants.insert(*who, part);
             }
             Effect::Pay { to, amount } => {
-                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(*buyer))?;
+                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(buyer.buyer))?;
                 ag.pool = ag
                     .pool
                     .checked_sub(*amount)
@@ -216,7 +218,7 @@ pub fn apply_effects(
                 s.participants.insert(*to, part);
             }
             Effect::Burn(amount) => {
-                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(*buyer))?;
+                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(buyer.buyer))?;
                 ag.pool = ag
                     .pool
                     .checked_sub(*amount)
@@ -224,7 +226,7 @@ pub fn apply_effects(
                 burned = add(burned, *amount)?;
             }
             Effect::Close => {
-                let ag = s.agreements.remove(buyer).ok_or(ApplyError::NoAgreement(*buyer))?;
+                let ag = s.agreements.remove(buyer).ok_or(ApplyError::NoAgreement(buyer.buyer))?;
                 if !ag.pool.is_zero() {
                     return Err(ApplyError::PoolNotEmpty(ag.pool));
                 }
@@ -235,7 +237,7 @@ pub fn apply_effects(
                 s.participants.insert(*who, part);
             }
             Effect::Opinion(ob) => {
-                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(*buyer))?;
+                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(buyer.buyer))?;
                 ag.buyer_opinion = Some(*ob);
             }
         }
@@ -263,7 +265,7 @@ pub fn execute_batch(
         };
         let effects = expected_effects(p, e, &outcome)
             .ok_or_else(|| ContractError::Revert("internal: verdict without effects".into()))?;
-        apply_effects(&mut st, p, &e.tx.terms().buyer, &effects)
+        apply_effects(&mut st, p, &e.tx.terms().key(), &effects)
             .map_err(|err| ContractError::Revert(format!("internal: own effects do not apply: {err}")))?;
         out.push(Tcr { index: i as u32, outcome, effects });
     }
@@ -280,7 +282,7 @@ pub fn execute_and_apply(
     let tcrs = execute_batch(env, p, pre, entries)?;
     let mut st = pre.clone();
     for (t, e) in tcrs.iter().zip(entries) {
-        apply_effects(&mut st, p, &e.tx.terms().buyer, &t.effects)
+        apply_effects(&mut st, p, &e.tx.terms().key(), &t.effects)
             .map_err(|err| ContractError::Revert(format!("internal: {err}")))?;
     }
     Ok((tcrs, st))
@@ -351,7 +353,7 @@ fn execute_at(
             return reject(AtRejection::InsufficientBalance { who, needed, available });
         }
     }
-    if st.agreements.contains_key(&t.buyer) {
+    if st.agreements.contains_key(&t.key()) {
         return reject(AtRejection::AgreementOpen(t.buyer));
     }
     // Steps 4 and 5.
@@ -360,7 +362,7 @@ fn execute_at(
 
 /// The open agreement an ST, opinion or expiry refers to, or why not.
 fn agreement_of<'s>(st: &'s PreState, t: &AgreementTerms) -> Result<&'s Agreement, StRejection> {
-    let ag = st.agreements.get(&t.buyer).ok_or(StRejection::NoAgreement(t.buyer))?;
+    let ag = st.agreements.get(&t.key()).ok_or(StRejection::NoAgreement(t.buyer))?;
     if ag.terms != *t {
         return Err(StRejection::FieldsMismatch);
     }

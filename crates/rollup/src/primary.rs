@@ -727,7 +727,7 @@ impl NativeContract for IorPrimaryContract {
                 let mut probe = load(ctx, &parts, &buyers, &std::collections::BTreeSet::new())?;
                 let applies = tcrs.iter().all(|t| {
                     es.get(t.index as usize).is_some_and(|e| {
-                        crate::exec::apply_effects(&mut probe, &c.params, &e.tx.terms().buyer, &t.effects).is_ok()
+                        crate::exec::apply_effects(&mut probe, &c.params, &e.tx.terms().key(), &t.effects).is_ok()
                     })
                 });
                 if applies {

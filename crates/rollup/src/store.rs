@@ -1,6 +1,6 @@
 //! Storage layout of the IOR state inside a native contract, shared by the
 //! primary chain's contract and the single-chain baseline: `p/ADDR` holds a
-//! [`Participant`], `a/ADDR_b` an open [`Agreement`].
+//! [`Participant`], `a/KEY` (borsh of an [`AgreementKey`]) an open [`Agreement`].
 
 use std::collections::BTreeSet;
 
@@ -9,14 +9,14 @@ use gridledger_core::{Address, Amount};
 use gridledger_ledger::{revert, CallContext, ContractError, StorageRead};
 
 use crate::exec::{apply_effects, PreState};
-use crate::types::{Agreement, Entry, IorParams, Participant, Tcr, BLACK_HOLE};
+use crate::types::{Agreement, AgreementKey, Entry, IorParams, Participant, Tcr, BLACK_HOLE};
 
 pub(crate) fn pkey(a: &Address) -> Vec<u8> {
     [b"p/".as_slice(), a.as_bytes()].concat()
 }
 
-pub(crate) fn akey(a: &Address) -> Vec<u8> {
-    [b"a/".as_slice(), a.as_bytes()].concat()
+pub(crate) fn akey(k: &AgreementKey) -> Vec<u8> {
+    [b"a/".as_slice(), &bytes(k)].concat()
 }
 
 /// `m/ADDR`: the certified meter key address of a trader.
@@ -33,7 +33,7 @@ pub(crate) fn bytes<T: BorshSerialize>(v: &T) -> Vec<u8> {
 pub(crate) fn load<R: StorageRead>(
     ctx: &mut R,
     parts: &BTreeSet<Address>,
-    buyers: &BTreeSet<Address>,
+    buyers: &BTreeSet<AgreementKey>,
     meters: &BTreeSet<Address>,
 ) -> Result<PreState, ContractError> {
     let mut s = PreState::default();
@@ -91,7 +91,7 @@ pub(crate) fn settle(
     let mut burned = Amount::ZERO;
     for t in tcrs {
         let Some(e) = entries.get(t.index as usize) else { return Ok(None) };
-        match apply_effects(&mut after, p, &e.tx.terms().buyer, &t.effects) {
+        match apply_effects(&mut after, p, &e.tx.terms().key(), &t.effects) {
             Ok(b) => burned = burned.checked_add(b).ok_or_else(|| ContractError::Revert("overflow".into()))?,
             Err(_) => return Ok(None),
         }

@@ -68,7 +68,25 @@ pub struct AgreementTerms {
     pub dl: Timestamp,
 }
 
+/// What an open agreement is stored under: `(ADDR_b, ADDR_s, DT start)`.
+/// The seed keys agreements by `ADDR_b` alone (AT Step 4), which lets a
+/// buyer hold one agreement at a time and lets an old AT be replayed once
+/// the first settled; with this key a buyer buys from several sellers in a
+/// slot, and a replay of the same trade finds it open or its period past
+/// (issue 11 item 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct AgreementKey {
+    pub buyer: Address,
+    pub seller: Address,
+    pub dt_start: Timestamp,
+}
+
 impl AgreementTerms {
+    /// The key of the agreement these terms open.
+    pub fn key(&self) -> AgreementKey {
+        AgreementKey { buyer: self.buyer, seller: self.seller, dt_start: self.dt_start }
+    }
+
     /// `EP × EM` in minor units, `floor(EP[minor/kWh] × EM[Wh] / 1000)`;
     /// `None` on overflow.
     pub fn payment(&self) -> Option<Amount> {
@@ -213,7 +231,7 @@ pub struct Participant {
     pub reputation: u32,
 }
 
-/// An open agreement keyed by `ADDR_b` (AT Step 4), with the deposits of
+/// An open agreement keyed by [`AgreementKey`] (AT Step 4), with the deposits of
 /// AT Step 5 pooled in it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct Agreement {
@@ -285,7 +303,7 @@ pub enum AtRejection {
     InsufficientBalance { who: Address, needed: Amount, available: Amount },
     #[error("reputation of {who} is {score}, not above the threshold {beta} (AT step 3)")]
     ReputationTooLow { who: Address, score: u32, beta: u32 },
-    #[error("buyer {0} already has an open agreement (AT step 4 keys agreements by ADDR_b)")]
+    #[error("buyer {0} already has an open agreement with this seller for this delivery period")]
     AgreementOpen(Address),
     /// The delivery period ended before the AT was recorded: a replayed or
     /// stale AT (issue 11 item 6).

@@ -2,7 +2,7 @@
 //! benchmarks.
 
 use gridledger_rollup::bench::{bench_ior, IorBenchConfig};
-use gridledger_rollup::demo::{run_day, DayConfig, DayReport};
+use gridledger_rollup::demo::{run_day, DayConfig, DayReport, DemoError};
 
 fn without_timing(r: &DayReport) -> serde_json::Value {
     let mut v = serde_json::to_value(r).unwrap();
@@ -57,9 +57,16 @@ fn the_day_runs_conserves_coin_and_is_deterministic() {
 
 #[test]
 fn a_bad_day_is_a_typed_error() {
-    assert!(run_day(DayConfig { day: 0, ..DayConfig::default() }).is_err());
-    assert!(run_day(DayConfig { day: 366, ..DayConfig::default() }).is_err());
-    assert!(run_day(DayConfig { validators: 0, ..DayConfig::default() }).is_err());
+    let config_error = |cfg: DayConfig| match run_day(cfg) {
+        Err(DemoError::Config(why)) => why,
+        other => panic!("expected DemoError::Config, got {:?}", other.map(|_| ())),
+    };
+    assert_eq!(config_error(DayConfig { day: 0, ..DayConfig::default() }), "day 0 is not in 1..=365");
+    assert_eq!(config_error(DayConfig { day: 366, ..DayConfig::default() }), "day 366 is not in 1..=365");
+    assert_eq!(
+        config_error(DayConfig { validators: 0, ..DayConfig::default() }),
+        "need two traders, an executor and a validator"
+    );
 }
 
 #[test]

@@ -84,11 +84,11 @@ fn malicious_executor_is_caught_by_the_validator() {
     // Traders settled correctly; the thief got nothing.
     assert_eq!(e.d.participant(&b.address()).unwrap().balance, Amount(9_900_000));
     assert_eq!(e.d.participant(&s.address()).unwrap().balance, Amount(10_100_000));
-    let thief = e.d.executors.iter().find(|(_, x)| x.behaviour == ExecutorBehaviour::FlipVerdicts).unwrap();
     let batch = e.d.settled.last().unwrap().batch;
     let input = e.d.batch_input(batch).unwrap();
     let thief_addr = input.header.executor;
-    assert!(thief.1.address == thief_addr || e.d.executors.iter().any(|(k, _)| k.address() == thief_addr));
+    let thief = e.d.executors.iter().find(|(k, _)| k.address() == thief_addr).expect("the batch's executor");
+    assert_eq!(thief.1.behaviour, ExecutorBehaviour::FlipVerdicts, "the lying executor posted the TCRs");
     assert_eq!(e.d.participant(&thief_addr).unwrap().balance, Amount::ZERO);
     let node: serde_json::Value =
         e.d.primary
@@ -114,6 +114,7 @@ fn collusion_is_overturned_by_a_delegated_validator() {
     e.d.set_validator(1, ValidatorBehaviour::Colluding);
     let validator_wallets: Vec<u128> =
         e.d.validators.iter().map(|(k, _)| e.d.primary.chain.state().account(&k.address()).balance.0).collect();
+    let since = e.d.primary.chain.tip().height;
     let total0 = primary_total(&e.d, ACCOUNTS_4_2_3);
     let (b, s) = (trader(0), trader(1));
     e.d.fund(&b, coins(10)).unwrap();
@@ -156,8 +157,9 @@ fn collusion_is_overturned_by_a_delegated_validator() {
     }
     let honest = e.d.validators[2].0.address();
     let gained = e.d.primary.chain.state().account(&honest).balance.0 as i128 - validator_wallets[2] as i128;
-    let fees: u128 = 0; // the dispute fee is paid out of the reward below
-    assert!(gained > (coins(100).0 - coins(1).0) as i128, "reward {gained} (fees {fees})");
+    let fees = fees_paid(&e.d, &honest, since);
+    assert!(fees > 0, "the honest validator sent the dispute");
+    assert_eq!(gained, coins(100).0 as i128 - fees as i128, "ë × y from each of two forfeited deposits, less fees");
     assert_eq!(black_hole(&e.d), coins(100));
     assert_eq!(primary_total(&e.d, ACCOUNTS_4_2_3), total0);
     assert_eq!(internal_total(&e.d, ACCOUNTS_4_2_3), contract_balance(&e.d).0);

@@ -94,6 +94,19 @@ pub fn primary_total(d: &DualChain, accounts: usize) -> u128 {
     addrs.iter().map(|a| st.account(a).balance.0).sum()
 }
 
+/// Fees `who` paid on the primary chain in blocks after height `after`,
+/// from their receipts.
+pub fn fees_paid(d: &DualChain, who: &Address, after: u64) -> u128 {
+    let mut sum = 0;
+    for h in after + 1..=d.primary.chain.tip().height {
+        let Some(block) = d.primary.chain.block(h).unwrap() else { continue };
+        for stx in block.txs.iter().filter(|t| t.tx.sender.address() == *who) {
+            sum += d.primary.chain.receipt(&stx.tx.hash()).unwrap().map_or(0, |r| r.fee.0);
+        }
+    }
+    sum
+}
+
 pub fn black_hole(d: &DualChain) -> Amount {
     d.primary.chain.state().account(&BLACK_HOLE).balance
 }
