@@ -106,6 +106,20 @@ pub struct DayConfig {
     pub funding_coins: u128,
     /// How matched pairs are priced.
     pub clearing: ClearingRule,
+    /// Grid fee, minor units per kWh: the network charge of a P2P trade.
+    /// A pair trades only if the bid covers the (effective) ask plus the
+    /// fee; the price on chain (EP) is what the seller receives, and the
+    /// buyer owes the fee to the grid operator beside it (reported in
+    /// [`DayReport::grid_fees_minor`], not moved on chain: the IOR contracts
+    /// pay only buyer, seller and the black hole).
+    pub grid_fee: u128,
+    /// Feed-in tariff, minor units per kWh: what a seller gets from the
+    /// grid instead, so no seller sells below it (its effective ask is
+    /// `max(ask, feed_in_tariff)`).
+    pub feed_in_tariff: u128,
+    /// The participants, when given explicitly (a community file); `None`:
+    /// derived from the seed, `consumers` + `prosumers` of them.
+    pub participants: Option<Vec<ParticipantSpec>>,
 }
 
 impl Default for DayConfig {
@@ -122,6 +136,9 @@ impl Default for DayConfig {
             window_ms: 5_000,
             funding_coins: 50,
             clearing: ClearingRule::Midpoint,
+            grid_fee: 0,
+            feed_in_tariff: 0,
+            participants: None,
         }
     }
 }
@@ -183,8 +200,11 @@ pub struct Profile {
 
 const LOAD_PROFILES: [&str; 5] = ["H0-A", "H0-B", "H0-C", "H0-G", "H0-L"];
 
-/// Derives the participants of `cfg` (seeded).
+/// The participants of `cfg`: the explicit list, or derived from the seed.
 pub fn participants(cfg: &DayConfig) -> Vec<ParticipantSpec> {
+    if let Some(list) = &cfg.participants {
+        return list.clone();
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let n = cfg.consumers + cfg.prosumers;
     (0..n)
@@ -293,6 +313,32 @@ pub fn clear_slot(specs: &[ParticipantSpec], net: &[i64]) -> Vec<(usize, usize, 
     clear_slot_with(specs, net, ClearingRule::Midpoint)
 }
 
+/// The market terms of a slot's auction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Market {
+    pub rule: ClearingRule,
+    /// Minor units per kWh, paid by the buyer to the grid operator.
+    pub grid_fee: u128,
+    /// Minor units per kWh, the floor of every ask.
+    pub feed_in_tariff: u128,
+}
+
+/// [`clear_slot_with`] under a grid fee and a feed-in tariff: asks are
+/// raised to the tariff, bids lowered by the fee, and the pairs priced on
+/// those, so the seller receives EP ≥ max(ask, tariff) and the buyer pays
+/// EP + fee ≤ bid.
+pub fn clear_slot_market(specs: &[ParticipantSpec], net: &[i64], m: &Market) -> Vec<(usize, usize, u64, u128)> {
+    let adjusted: Vec<ParticipantSpec> = specs
+        .iter()
+        .map(|p| ParticipantSpec {
+            ask: p.ask.max(m.feed_in_tariff),
+            bid: p.bid.saturating_sub(m.grid_fee),
+            ..p.clone()
+        })
+        .collect();
+    clear_slot_with(&adjusted, net, m.rule)
+}
+
 /// The double auction of one slot (see the module docs). Returns
 /// `(buyer, seller, em_wh, ep)` by index. Buyers by bid (highest first)
 /// are filled from sellers by ask (lowest first), a buyer from as many
@@ -362,6 +408,134 @@ pub fn day_net_from(cfg: &DayConfig, year: &[WeatherHour], loads: &LoadTable) ->
     Ok((0..SLOTS_PER_DAY)
         .map(|slot| profiles.iter().map(|p| p.generation_wh[slot] as i64 - p.load_wh[slot] as i64).collect())
         .collect())
+}
+
+/// One participant of a community file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunityParticipant {
+    /// SimBench household profile: H0-A, H0-B, H0-C, H0-G or H0-L.
+    pub load_profile: String,
+    #[serde(default = "per_mille")]
+    pub load_scale_permille: u32,
+    #[serde(default)]
+    pub load_shift_slots: u32,
+    /// PV area, dm² (0: none).
+    #[serde(default)]
+    pub pv_area_dm2: u32,
+    /// Wind rotor diameter, cm (0: none).
+    #[serde(default)]
+    pub rotor_diameter_cm: u32,
+    /// Ask and bid, minor units per kWh (1 coin = 1,000,000 minor units).
+    pub ask: u128,
+    pub bid: u128,
+}
+
+fn per_mille() -> u32 {
+    1000
+}
+
+/// An energy community as a TOML file describes it (`gridledger ior day
+/// --config community.toml`): the market terms, the chain sizes and the
+/// participants with their load and generation and prices. Meters are the
+/// participants' development meter keys, certified at start. Omitted
+/// participants: the seeded §3.5.4 community.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Community {
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// First day of the year to run.
+    #[serde(default = "default_day")]
+    pub day: u16,
+    #[serde(default)]
+    pub clearing: ClearingRule,
+    /// Minor units per kWh.
+    #[serde(default)]
+    pub grid_fee: u128,
+    /// Minor units per kWh.
+    #[serde(default)]
+    pub feed_in_tariff: u128,
+    #[serde(default = "two")]
+    pub executors: usize,
+    #[serde(default = "three")]
+    pub validators: usize,
+    #[serde(default = "fifty")]
+    pub funding_coins: u128,
+    #[serde(default)]
+    pub participant: Vec<CommunityParticipant>,
+}
+
+fn one() -> u64 {
+    1
+}
+fn default_day() -> u16 {
+    106
+}
+fn two() -> usize {
+    2
+}
+fn three() -> usize {
+    3
+}
+fn fifty() -> u128 {
+    50
+}
+
+impl Community {
+    /// The day configuration for day `day` of the year, or why the file is
+    /// unusable.
+    pub fn day_config(&self, day: u16) -> Result<DayConfig, DemoError> {
+        let mut cfg = DayConfig {
+            seed: self.seed,
+            day,
+            executors: self.executors,
+            validators: self.validators,
+            funding_coins: self.funding_coins,
+            clearing: self.clearing,
+            grid_fee: self.grid_fee,
+            feed_in_tariff: self.feed_in_tariff,
+            ..DayConfig::default()
+        };
+        if self.participant.is_empty() {
+            return Ok(cfg);
+        }
+        if self.participant.len() < 2 {
+            return Err(DemoError::Config("a community needs at least two participants".into()));
+        }
+        let mut list = Vec::with_capacity(self.participant.len());
+        for (i, p) in self.participant.iter().enumerate() {
+            if !LOAD_PROFILES.contains(&p.load_profile.as_str()) {
+                return Err(DemoError::Config(format!(
+                    "participant {}: load profile {:?} is not one of {LOAD_PROFILES:?}",
+                    i + 1,
+                    p.load_profile
+                )));
+            }
+            if p.ask == 0 || p.bid == 0 || p.load_scale_permille == 0 {
+                return Err(DemoError::Config(format!(
+                    "participant {}: ask, bid and load scale must be positive",
+                    i + 1
+                )));
+            }
+            list.push(ParticipantSpec {
+                number: i + 1,
+                address: dev_key(i).address(),
+                prosumer: p.pv_area_dm2 > 0 || p.rotor_diameter_cm > 0,
+                load_profile: p.load_profile.clone(),
+                load_scale_permille: p.load_scale_permille,
+                load_shift_slots: p.load_shift_slots,
+                pv_area_dm2: p.pv_area_dm2,
+                rotor_diameter_cm: p.rotor_diameter_cm,
+                ask: p.ask,
+                bid: p.bid,
+            });
+        }
+        cfg.consumers = list.iter().filter(|p| !p.prosumer).count();
+        cfg.prosumers = list.len() - cfg.consumers;
+        cfg.participants = Some(list);
+        Ok(cfg)
+    }
 }
 
 /// Per-participant results.
@@ -471,6 +645,11 @@ pub struct DayReport {
     pub settled_trades: usize,
     /// Σ EM of the settled trades, Wh.
     pub energy_traded_wh: u64,
+    /// What the day physically allows, `Σ_slots min(Σ surplus, Σ deficit)`, Wh.
+    pub bound_wh: u64,
+    /// Grid fees the buyers owe the operator for the settled trades, minor
+    /// units (`floor(fee × EM / 1000)` per trade).
+    pub grid_fees_minor: u128,
     /// Σ payments to sellers, minor units and as a decimal coin string.
     pub revenue_minor: u128,
     pub revenue_coins: String,
@@ -587,7 +766,8 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
         if slot < SLOTS_PER_DAY {
             let net: Vec<i64> =
                 profiles.iter().map(|p| p.generation_wh[slot] as i64 - p.load_wh[slot] as i64).collect();
-            for (b, s, em, ep) in clear_slot_with(&specs, &net, cfg.clearing) {
+            let market = Market { rule: cfg.clearing, grid_fee: cfg.grid_fee, feed_in_tariff: cfg.feed_in_tariff };
+            for (b, s, em, ep) in clear_slot_market(&specs, &net, &market) {
                 let terms = AgreementTerms {
                     ep: Amount(ep),
                     em: Energy(em),
@@ -646,6 +826,8 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let settled: Vec<&Trade> = trades.iter().filter(|t| t.settled).collect();
     let energy_traded_wh = settled.iter().map(|t| t.em_wh).sum();
     let revenue_minor = settled.iter().map(|t| t.payment).sum();
+    let bound_wh = net_by_slot.iter().map(|n| slot_bound(n)).sum();
+    let grid_fees_minor = settled.iter().map(|t| cfg.grid_fee * u128::from(t.em_wh) / 1000).sum();
     let mut trades_per_slot = vec![0; SLOTS_PER_DAY];
     for t in &trades {
         trades_per_slot[t.slot] += 1;
@@ -695,6 +877,8 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
         trades_count: trades.len(),
         settled_trades: settled.len(),
         energy_traded_wh,
+        bound_wh,
+        grid_fees_minor,
         revenue_minor,
         revenue_coins: coins_string(revenue_minor),
         trades_per_slot,
