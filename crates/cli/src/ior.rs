@@ -155,6 +155,45 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Args, Debug)]
+pub struct CaseStudyArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `gridledger ior case-study`: thesis §3.5.5 on the dual chain.
+pub fn case_study(a: CaseStudyArgs) -> anyhow::Result<()> {
+    let r = gridledger_rollup::demo::case_study()?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let p = &r.params;
+    println!(
+        "Reputation case study (thesis §3.5.5): rs={} α={} β={} D_s={} coin F_p={}.{:03}; #14 fails to deliver at 8:00 and 13:00",
+        p.rs,
+        p.alpha,
+        p.beta,
+        coins_string(p.ds.0),
+        p.fp_permille / 1000,
+        p.fp_permille % 1000
+    );
+    println!("{:<44} {:>14} {:>14}", "", "gridledger", "thesis");
+    let scores: Vec<String> = r.reputation_after.iter().map(|s| s.to_string()).collect();
+    println!("{:<44} {:>14} {:>14}", "#14 reputation after each misbehaviour", scores.join(", "), "20, 10");
+    println!("{:<44} {:>14} {:>14}", "#14 loses (coin)", coins_string(r.loss_minor), "2");
+    let comp: Vec<String> = r.compensation_minor.iter().map(|c| coins_string(*c)).collect();
+    println!("{:<44} {:>14} {:>14}", "each counterparty receives (coin)", comp.join(", "), "0.5");
+    println!("{:<44} {:>14} {:>14}", "burned (coin)", coins_string(r.burned_minor), "-");
+    println!("{:<44} {:>14} {:>14}", "#14 barred after 13:30", if r.barred.is_some() { "yes" } else { "no" }, "yes");
+    if let Some(why) = &r.barred {
+        println!("  refusal: {why}");
+    }
+    println!("coin on chain conserved: {}", r.coin_conserved);
+    Ok(())
+}
+
 fn kwh(wh: u64) -> String {
     format!("{}.{:03}", wh / 1000, wh % 1000)
 }

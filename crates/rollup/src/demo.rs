@@ -909,6 +909,114 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     })
 }
 
+/// The §3.5.5 case study as run on the dual chain, beside the thesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CaseStudyReport {
+    /// `rs`, `α`, `β`, `D_s` (minor units), `F_p` (per mille).
+    pub params: IorParams,
+    /// Participant #14's reputation after each misbehaviour (8:00, 13:00).
+    pub reputation_after: Vec<u32>,
+    /// What #14 lost, minor units (thesis: 2 × D_s = 2 coins).
+    pub loss_minor: u128,
+    /// What each of its two counterparties gained, minor units (thesis:
+    /// F_p × D_s = 0.5 coin).
+    pub compensation_minor: Vec<u128>,
+    /// Burned to the black hole, minor units.
+    pub burned_minor: u128,
+    /// Whether #14's AT after 13:30 was refused, and why.
+    pub barred: Option<String>,
+    /// Coin on the primary chain unchanged.
+    pub coin_conserved: bool,
+}
+
+/// Runs the §3.5.5 case study (15 participants, rs = 30, α = 10, β = 10,
+/// D_s = 1, F_p = 0.5): #14 sells at 8:00–8:30 and 13:00–13:30 and
+/// delivers nothing; its buyers disagree and arbitration finds the
+/// shortfall on #14's own meter-signed readings; after 13:30 #14's next AT
+/// is refused.
+pub fn case_study() -> Result<CaseStudyReport, DemoError> {
+    const N: usize = 15;
+    const HOUR: u64 = 3_600_000;
+    const MIN: u64 = 60_000;
+    let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let params = IorParams::case_study();
+    let dcfg = DriverConfig {
+        params: params.clone(),
+        mode: Mode::Ior,
+        ior_window_ms: 5_000,
+        node_deposit: coins(100),
+        bonus_permille: 500,
+        participants: N,
+        executors: 1,
+        validators: 2,
+        wallet: coins(1_000),
+        delegates: 2,
+        challenge_bond: coins(10),
+        delegation_fee: Amount(10_000),
+    };
+    let mut d = DualChain::open(dirs.0.path(), dirs.1.path(), dcfg)?;
+    let keys: Vec<KeyPair> = (0..N).map(dev_key).collect();
+    d.fund_many(&keys.iter().map(|k| (k.clone(), coins(10))).collect::<Vec<_>>())?;
+    d.register_meters(&keys)?;
+    let accounts = N + 3;
+    let total0 = chain_total(&d, accounts);
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let p14 = keys[13].clone();
+    let terms_at = |buyer: &KeyPair, start: u64| AgreementTerms {
+        ep: Amount(200_000),
+        em: Energy(500),
+        buyer: buyer.address(),
+        seller: p14.address(),
+        dt_start: start,
+        dt_end: start + 30 * MIN,
+        dl: start + 45 * MIN,
+    };
+    let mut reputation_after = Vec::new();
+    let buyers = [keys[2].clone(), keys[4].clone()];
+    for (buyer, hour) in buyers.iter().zip([8u64, 13]) {
+        let t = terms_at(buyer, hour * HOUR);
+        d.set_time(t.dt_start - 30 * MIN);
+        d.submit(buyer, &IorTx::At(AgreementTx::signed(t.clone(), &p14)))?;
+        d.process(&mut rng)?;
+        d.set_time(t.dt_end + 5 * MIN);
+        // #14 outputs nothing; its meter says so; the buyer disagrees.
+        let st = SettlementTx {
+            terms: t.clone(),
+            stmp: t.dt_end + 5 * MIN,
+            buyer_sig: None,
+            ob: false,
+            dt_step_s: 300,
+            ps: vec![0; 6],
+            meter_sig: None,
+        }
+        .sign_readings(&meter_key(&p14.address()))
+        .sign_as_buyer(buyer);
+        d.submit(&p14, &IorTx::St(st))?;
+        d.process(&mut rng)?;
+        reputation_after.push(d.participant(&p14.address())?.reputation);
+    }
+    let later = terms_at(&keys[6], 14 * HOUR + 30 * MIN);
+    d.set_time(14 * HOUR);
+    d.submit(&keys[6], &IorTx::At(AgreementTx::signed(later, &p14)))?;
+    let barred = d.process(&mut rng)?.first().and_then(|s| match s.outcomes.first() {
+        Some(Outcome::AtRejected(why)) => Some(why.to_string()),
+        _ => None,
+    });
+    let ten = coins(10).0;
+    Ok(CaseStudyReport {
+        params,
+        reputation_after,
+        loss_minor: ten.saturating_sub(d.participant(&p14.address())?.balance.0),
+        compensation_minor: buyers
+            .iter()
+            .map(|b| d.participant(&b.address()).map(|p| p.balance.0.saturating_sub(ten)))
+            .collect::<Result<_, _>>()?,
+        burned_minor: d.primary.account(&BLACK_HOLE).balance.0,
+        barred,
+        coin_conserved: chain_total(&d, accounts) == total0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,3 +132,15 @@ fn the_example_community_file_runs_a_day() {
     }
     assert!(toml::from_str::<Community>("sed = 1").is_err(), "unknown keys are refused");
 }
+
+/// `gridledger ior case-study`: the §3.5.5 numbers.
+#[test]
+fn the_case_study_reproduces_the_thesis_numbers() {
+    let r = gridledger_rollup::demo::case_study().unwrap();
+    assert_eq!(r.reputation_after, vec![20, 10]);
+    assert_eq!(r.loss_minor, 2_000_000, "2 × D_s");
+    assert_eq!(r.compensation_minor, vec![500_000, 500_000], "F_p × D_s each");
+    assert_eq!(r.burned_minor, 1_000_000);
+    assert!(r.barred.as_deref().is_some_and(|w| w.contains("reputation") && w.contains("is 10")), "{:?}", r.barred);
+    assert!(r.coin_conserved);
+}
