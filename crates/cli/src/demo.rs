@@ -135,5 +135,13 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     // A day of P2P energy trading over the dual chain (thesis Ch.3), its
     // primary chain run by four PBFT validators.
-    crate::ior::day(crate::ior::DayArgs { seed: 1, day: 106, pbft: 4, json: a.json, config: None, days: 1 })
+    crate::ior::day(crate::ior::DayArgs {
+        seed: 1,
+        day: 106,
+        pbft: 4,
+        json: a.json,
+        config: None,
+        days: 1,
+        statements: None,
+    })
 }

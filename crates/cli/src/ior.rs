@@ -82,6 +82,10 @@ pub struct DayArgs {
     /// fresh chains, and print one line per day and the totals.
     #[arg(long, default_value_t = 1)]
     pub days: u16,
+    /// Write per-participant settlement statements (CSV, one row per
+    /// participant per day) to this file.
+    #[arg(long)]
+    pub statements: Option<std::path::PathBuf>,
 }
 
 pub fn day(a: DayArgs) -> anyhow::Result<()> {
@@ -108,8 +112,17 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
             None => DayConfig { seed: a.seed, day, ..DayConfig::default() },
         })
     };
+    let write_statements = |reports: &[gridledger_rollup::demo::DayReport]| -> anyhow::Result<()> {
+        if let Some(path) = &a.statements {
+            std::fs::write(path, gridledger_rollup::demo::statements_csv(reports))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    };
     if a.days == 1 {
-        return print_day(&a, run_one(&a, config_for(first)?)?);
+        let r = run_one(&a, config_for(first)?)?;
+        write_statements(std::slice::from_ref(&r))?;
+        return print_day(&a, r);
     }
     let mut reports = Vec::with_capacity(usize::from(a.days));
     if !a.json {
@@ -136,6 +149,7 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
         }
         reports.push(r);
     }
+    write_statements(&reports)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
         return Ok(());

@@ -909,6 +909,43 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     })
 }
 
+/// Per-participant settlement statements of one or more days as CSV, one
+/// row per participant per day: energy bought and sold, what it paid and
+/// received on chain (settled trades), the grid fee it owes the operator,
+/// its IOR balance at the start and end of the day and its reputation. For
+/// every row `balance_end + paid = balance_start + received` (an honest day
+/// burns nothing).
+pub fn statements_csv(days: &[DayReport]) -> String {
+    let mut out = String::from(
+        "day,participant,address,bought_wh,sold_wh,paid_minor,received_minor,grid_fee_minor,balance_start_minor,balance_end_minor,reputation\n",
+    );
+    for r in days {
+        for p in &r.participants {
+            let n = p.spec.number;
+            let settled = r.trades.iter().filter(|t| t.settled);
+            let paid: u128 = settled.clone().filter(|t| t.buyer == n).map(|t| t.payment).sum();
+            let received: u128 = settled.clone().filter(|t| t.seller == n).map(|t| t.payment).sum();
+            let fee: u128 =
+                settled.filter(|t| t.buyer == n).map(|t| r.config.grid_fee * u128::from(t.em_wh) / 1000).sum();
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{}\n",
+                r.config.day,
+                n,
+                p.spec.address,
+                p.bought_wh,
+                p.sold_wh,
+                paid,
+                received,
+                fee,
+                p.balance_start,
+                p.balance_end,
+                p.reputation
+            ));
+        }
+    }
+    out
+}
+
 /// The §3.5.5 case study as run on the dual chain, beside the thesis.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CaseStudyReport {
