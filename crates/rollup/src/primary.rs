@@ -114,8 +114,11 @@ pub struct BatchHeader {
     pub height: u64,
     pub executor: Address,
     pub validator: Address,
-    pub at_idx: Vec<u32>,
-    pub st_idx: Vec<u32>,
+    /// How many ATs and how many STs/opinions/expiries the batch holds. A
+    /// count, not the list of indices: rewriting a growing list on every
+    /// `SC_DS_*` made recording a batch quadratic in its size.
+    pub at_count: u32,
+    pub st_count: u32,
     pub at_tcrs: bool,
     pub st_tcrs: bool,
     /// Who recorded the TCRs.
@@ -129,13 +132,13 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     pub fn len(&self) -> usize {
-        self.at_idx.len() + self.st_idx.len()
+        self.at_count as usize + self.st_count as usize
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     pub fn tcrs_complete(&self) -> bool {
-        (self.at_idx.is_empty() || self.at_tcrs) && (self.st_idx.is_empty() || self.st_tcrs)
+        (self.at_count == 0 || self.at_tcrs) && (self.st_count == 0 || self.st_tcrs)
     }
 }
 
@@ -351,8 +354,8 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
                 height: ctx.height(),
                 executor,
                 validator,
-                at_idx: vec![],
-                st_idx: vec![],
+                at_count: 0,
+                st_count: 0,
                 at_tcrs: false,
                 st_tcrs: false,
                 posted_by: None,
@@ -368,9 +371,9 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
     let index = h.len() as u32;
     let kind = if tx.is_at() { "at" } else { "st" };
     if tx.is_at() {
-        h.at_idx.push(index);
+        h.at_count += 1;
     } else {
-        h.st_idx.push(index);
+        h.st_count += 1;
     }
     let entry = Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx };
     count_pending(ctx, &entry, true)?;
@@ -406,21 +409,32 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result
     if h.posted_by.is_some_and(|p| p != caller) {
         return revert("another executor recorded this batch's TCRs");
     }
-    let (done, idx) = if at { (h.at_tcrs, &h.at_idx) } else { (h.st_tcrs, &h.st_idx) };
+    let (done, count) = if at { (h.at_tcrs, h.at_count) } else { (h.st_tcrs, h.st_count) };
     if done {
         return revert(format!("TCRs already recorded for batch {}", h.id));
     }
+    // Strictly increasing indices inside the batch, as many as entries of
+    // this kind, each on an entry of this kind: exactly one TCR per entry.
+    let uncovered =
+        || revert(format!("TCRs do not cover the batch's {} entries in order", if at { "AT" } else { "ST" }));
+    let increasing = a.tcrs.windows(2).all(|w| w[0].index < w[1].index);
     let kinds_ok = a.tcrs.iter().all(|t| t.outcome.is_at() == at);
-    if a.tcrs.iter().map(|t| t.index).ne(idx.iter().copied()) || !kinds_ok {
-        return revert(format!("TCRs do not cover the batch's {} entries in order", if at { "AT" } else { "ST" }));
+    if a.tcrs.len() != count as usize || !increasing || !kinds_ok {
+        return uncovered();
     }
     // Effects must be exactly those the verdict implies for the entry.
     let c = cfg(ctx)?;
     for t in &a.tcrs {
+        if t.index as usize >= h.len() {
+            return uncovered();
+        }
         let e = match ctx.read_typed::<Entry>(&ekey(h.id, t.index))? {
             Some(e) => e,
             None => return revert("corrupt batch"),
         };
+        if e.tx.is_at() != at {
+            return uncovered();
+        }
         ctx.charge(crate::exec::STEP_GAS)?;
         if expected_effects(&c.params, &e, &t.outcome).as_ref() != Some(&t.effects) {
             return revert(format!(
