@@ -246,11 +246,42 @@ fn entries(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Vec<Entry>,
     Ok(out)
 }
 
-fn merged_tcrs(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Vec<Tcr>, ContractError> {
-    let mut all = ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, true))?.unwrap_or_default();
-    all.extend(ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, false))?.unwrap_or_default());
-    all.sort_by_key(|t| t.index);
-    Ok(all)
+/// What is stored of a TCR: its entry index and verdict. The effects
+/// follow from the entry and the verdict ([`expected_effects`], checked at
+/// `sc_cr_*`), so they are rebuilt on reading instead of stored.
+type StoredVerdicts = Vec<(u32, crate::types::Outcome)>;
+
+fn verdicts(tcrs: &[Tcr]) -> StoredVerdicts {
+    tcrs.iter().map(|t| (t.index, t.outcome.clone())).collect()
+}
+
+/// Rebuilds a batch's TCRs from the stored verdicts.
+fn rebuild<R: gridledger_ledger::StorageRead>(
+    ctx: &mut R,
+    params: &IorParams,
+    id: u64,
+    es: &[Entry],
+) -> Result<Vec<Tcr>, ContractError> {
+    let mut all = ctx.read_typed::<StoredVerdicts>(&tkey(id, true))?.unwrap_or_default();
+    all.extend(ctx.read_typed::<StoredVerdicts>(&tkey(id, false))?.unwrap_or_default());
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter()
+        .map(|(index, outcome)| {
+            let e = es.get(index as usize).ok_or_else(|| ContractError::Revert("corrupt TCRs".into()))?;
+            let effects =
+                expected_effects(params, e, &outcome).ok_or_else(|| ContractError::Revert("corrupt TCRs".into()))?;
+            Ok(Tcr { index, outcome, effects })
+        })
+        .collect()
+}
+
+fn merged_tcrs(
+    ctx: &mut CallContext<'_, '_>,
+    h: &BatchHeader,
+    params: &IorParams,
+    es: &[Entry],
+) -> Result<Vec<Tcr>, ContractError> {
+    rebuild(ctx, params, h.id, es)
 }
 
 /// The distinct traders an entry touches.
@@ -443,7 +474,7 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result
             ));
         }
     }
-    ctx.write_typed(&tkey(h.id, at), &a.tcrs)?;
+    ctx.write_typed(&tkey(h.id, at), &verdicts(&a.tcrs))?;
     if at {
         h.at_tcrs = true;
     } else {
@@ -538,8 +569,8 @@ fn overturn(
     )?;
     // The chain's TCRs replace the executor's on record.
     let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = correct.iter().cloned().partition(|t| t.outcome.is_at());
-    ctx.write_typed(&tkey(h.id, true), &ats)?;
-    ctx.write_typed(&tkey(h.id, false), &sts)?;
+    ctx.write_typed(&tkey(h.id, true), &verdicts(&ats))?;
+    ctx.write_typed(&tkey(h.id, false), &verdicts(&sts))?;
     settle_batch(ctx, c, h, es, correct, true)
 }
 
@@ -559,7 +590,7 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
         return revert(format!("batch {} has no recorded TCRs awaiting settlement", h.id));
     }
     let es = entries(ctx, &h)?;
-    let recorded = merged_tcrs(ctx, &h)?;
+    let recorded = merged_tcrs(ctx, &h, &c.params, &es)?;
     let correct = reexecute(ctx, &c, &es)?;
     if recorded == correct {
         if staked_node {
@@ -736,7 +767,7 @@ impl NativeContract for IorPrimaryContract {
                     return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));
                 }
                 let es = entries(ctx, &h)?;
-                let tcrs = merged_tcrs(ctx, &h)?;
+                let tcrs = merged_tcrs(ctx, &h, &c.params, &es)?;
                 let (parts, buyers) = touched(&es, &tcrs);
                 let mut probe = load(ctx, &parts, &buyers, &std::collections::BTreeSet::new())?;
                 let applies = tcrs.iter().all(|t| {
@@ -809,10 +840,7 @@ impl NativeContract for IorPrimaryContract {
                 let (parts, buyers) = touched(&es, &[]);
                 let prestate = load(&mut { ctx }, &parts, &buyers, &meter_owners(&es))?;
                 let tcrs = if h.tcrs_complete() && h.complete_at.is_some() {
-                    let mut all = ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, true))?.unwrap_or_default();
-                    all.extend(ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, false))?.unwrap_or_default());
-                    all.sort_by_key(|t| t.index);
-                    Some(all)
+                    Some(rebuild(&mut { ctx }, &c.params, h.id, &es)?)
                 } else {
                     None
                 };
