@@ -143,5 +143,6 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         config: None,
         days: 1,
         statements: None,
+        meter_csv: None,
     })
 }

@@ -86,6 +86,12 @@ pub struct DayArgs {
     /// participant per day) to this file.
     #[arg(long)]
     pub statements: Option<std::path::PathBuf>,
+    /// Metered net energy of one day, one column per meter in participant
+    /// order (header: a time label, then meter names; 96 quarter-hour or
+    /// 24 hourly rows of signed Wh, export positive); replaces the simulated
+    /// load and generation. Only with `--days 1`.
+    #[arg(long)]
+    pub meter_csv: Option<std::path::PathBuf>,
 }
 
 pub fn day(a: DayArgs) -> anyhow::Result<()> {
@@ -106,11 +112,23 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
     if !(1..=365).contains(&first) {
         anyhow::bail!("day {first} is not in 1..=365");
     }
+    let metered = match &a.meter_csv {
+        Some(path) => {
+            if a.days != 1 {
+                anyhow::bail!("--meter-csv holds one day; use it with --days 1");
+            }
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(gridledger_rollup::demo::parse_meter_csv(&text).with_context(|| format!("in {}", path.display()))?)
+        }
+        None => None,
+    };
     let config_for = |day: u16| -> anyhow::Result<DayConfig> {
-        Ok(match &community {
+        let mut cfg = match &community {
             Some(c) => c.day_config(day)?,
             None => DayConfig { seed: a.seed, day, ..DayConfig::default() },
-        })
+        };
+        cfg.metered = metered.clone();
+        Ok(cfg)
     };
     let write_statements = |reports: &[gridledger_rollup::demo::DayReport]| -> anyhow::Result<()> {
         if let Some(path) = &a.statements {

@@ -43,4 +43,29 @@ fn ior_day_runs_a_community_file_over_several_days() {
     let out = Command::new(BIN).args(["ior", "day", "--config"]).arg(&bad).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Metered data: one day, one column per participant.
+    let meters = dir.path().join("meters.csv");
+    let mut csv = String::from("time,m1,m2,m3,m4,m5,m6\n");
+    for h in 0..24 {
+        let sun = if (8..16).contains(&h) { 500 } else { 0 };
+        csv.push_str(&format!("{h},-200,-150,{},{},-60,-90\n", sun - 100, sun - 80));
+    }
+    std::fs::write(&meters, csv).unwrap();
+    let out = Command::new(BIN)
+        .args(["ior", "day", "--config", file, "--json", "--meter-csv"])
+        .arg(&meters)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 8 sunny hours: sellers export 400 + 420 Wh/h, buyers need 500 Wh/h.
+    assert_eq!(v["bound_wh"], 8 * 500);
+    assert_eq!(v["energy_traded_wh"], 8 * 500);
+    let out = Command::new(BIN)
+        .args(["ior", "day", "--config", file, "--days", "2", "--meter-csv"])
+        .arg(&meters)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--days 1"));
 }

@@ -120,6 +120,10 @@ pub struct DayConfig {
     /// The participants, when given explicitly (a community file); `None`:
     /// derived from the seed, `consumers` + `prosumers` of them.
     pub participants: Option<Vec<ParticipantSpec>>,
+    /// Metered net energy per participant and slot (Wh, export positive,
+    /// 48 slots), e.g. from [`parse_meter_csv`]; replaces the simulated
+    /// load and generation when given.
+    pub metered: Option<Vec<Vec<i64>>>,
 }
 
 impl Default for DayConfig {
@@ -139,6 +143,7 @@ impl Default for DayConfig {
             grid_fee: 0,
             feed_in_tariff: 0,
             participants: None,
+            metered: None,
         }
     }
 }
@@ -385,6 +390,54 @@ pub fn clear_slot_with(specs: &[ParticipantSpec], net: &[i64], rule: ClearingRul
             (b, s, em, ep)
         })
         .collect()
+}
+
+/// Parses metered net energy, one column per meter: a header row (a time
+/// label, then one name per meter) and either 96 quarter-hour or 24 hourly
+/// rows of signed integer Wh (export positive; the first column is a label
+/// and ignored). Returns per meter its 48 half-hour slots: quarter hours
+/// are summed in pairs; an hour is split into `floor(v/2)` and the rest,
+/// so no Wh is lost.
+pub fn parse_meter_csv(text: &str) -> Result<Vec<Vec<i64>>, DemoError> {
+    let bad = |why: String| DemoError::Config(format!("meter CSV: {why}"));
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().ok_or_else(|| bad("empty".into()))?;
+    let meters = header.split(',').count().saturating_sub(1);
+    if meters == 0 {
+        return Err(bad("the header names no meter column".into()));
+    }
+    let mut rows: Vec<Vec<i64>> = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells.len() != meters + 1 {
+            return Err(bad(format!("row {} has {} columns, the header {}", i + 2, cells.len(), meters + 1)));
+        }
+        let values = cells[1..]
+            .iter()
+            .map(|c| c.trim().parse::<i64>().map_err(|_| bad(format!("row {}: {c:?} is not an integer Wh", i + 2))))
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.push(values);
+    }
+    let per_slot = |m: usize| -> Vec<i64> {
+        match rows.len() {
+            96 => (0..SLOTS_PER_DAY).map(|s| rows[2 * s][m].saturating_add(rows[2 * s + 1][m])).collect(),
+            _ => (0..SLOTS_PER_DAY)
+                .map(|s| {
+                    let v = rows[s / 2][m];
+                    let first = v.div_euclid(2);
+                    if s % 2 == 0 {
+                        first
+                    } else {
+                        v - first
+                    }
+                })
+                .collect(),
+        }
+    };
+    if rows.len() != 96 && rows.len() != 24 {
+        return Err(bad(format!("expected 96 quarter-hour or 24 hourly rows, got {}", rows.len())));
+    }
+    Ok((0..meters).map(per_slot).collect())
 }
 
 /// What a slot physically allows: `min(Σ surplus, Σ deficit)` in Wh.
@@ -702,7 +755,24 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let weather = data::weather_day(&data::parse_weather(data::WEATHER_CSV)?, cfg.day)?;
     let loads = data::parse_loads(data::LOAD_CSV)?;
     let specs = participants(&cfg);
-    let profiles = specs.iter().map(|p| profile(p, cfg.day, &weather, &loads)).collect::<Result<Vec<_>, _>>()?;
+    let profiles = match &cfg.metered {
+        None => specs.iter().map(|p| profile(p, cfg.day, &weather, &loads)).collect::<Result<Vec<_>, _>>()?,
+        Some(m) => {
+            if m.len() != specs.len() || m.iter().any(|row| row.len() != SLOTS_PER_DAY) {
+                return Err(DemoError::Config(format!(
+                    "metered data has {} meters for {} participants (each needs {SLOTS_PER_DAY} slots)",
+                    m.len(),
+                    specs.len()
+                )));
+            }
+            m.iter()
+                .map(|row| Profile {
+                    load_wh: row.iter().map(|v| if *v < 0 { v.unsigned_abs() } else { 0 }).collect(),
+                    generation_wh: row.iter().map(|v| if *v > 0 { v.unsigned_abs() } else { 0 }).collect(),
+                })
+                .collect()
+        }
+    };
     let n = specs.len();
     let keys: Vec<KeyPair> = (0..n).map(dev_key).collect();
 
@@ -1111,6 +1181,59 @@ mod tests {
     /// Issue 11: at least 99 % of what each day physically allows,
     /// `Σ_slots min(Σ surplus, Σ deficit)`, is matched on every day of
     /// the year.
+    #[test]
+    fn meter_csv_quarter_hours_and_hours_become_half_hour_slots() {
+        let mut q = String::from("time,m1,m2\n");
+        for i in 0..96 {
+            q.push_str(&format!("t{i},{},{}\n", i, -(i as i64) - 1));
+        }
+        let m = parse_meter_csv(&q).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0][0], 1, "0 + 1");
+        assert_eq!(m[0][47], 94 + 95);
+        assert_eq!(m[1][0], -3);
+        assert_eq!(m[0].iter().sum::<i64>(), (0..96).sum::<i64>(), "no Wh lost");
+        let mut h = String::from("hour,m1\n");
+        for i in 0..24 {
+            h.push_str(&format!("{i},{}\n", 2 * i + 1 - 24));
+        }
+        let m = parse_meter_csv(&h).unwrap();
+        assert_eq!((m[0][0], m[0][1]), (-12, -11), "-23 split as floor(-23/2) and the rest");
+        assert_eq!(m[0].iter().sum::<i64>(), (0..24).map(|i| 2 * i + 1 - 24).sum::<i64>());
+        for (text, why) in [
+            ("", "empty"),
+            ("time\n1\n", "names no meter"),
+            ("time,m1\nx,1,2\n", "row 2 has 3 columns"),
+            ("time,m1\nx,1.5\n", "not an integer"),
+            ("time,m1\nx,1\n", "got 1"),
+        ] {
+            match parse_meter_csv(text) {
+                Err(DemoError::Config(msg)) => assert!(msg.contains(why), "{msg} lacks {why}"),
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+    }
+
+    /// A day run on metered data trades what the meters say is tradable.
+    #[test]
+    fn a_day_runs_on_metered_data() {
+        let mut csv = String::from("time,a,b,c\n");
+        for h in 0..24 {
+            let sun = if (8..16).contains(&h) { 400 } else { 0 };
+            csv.push_str(&format!("{h},{},-150,-120\n", sun - 100));
+        }
+        let metered = parse_meter_csv(&csv).unwrap();
+        let cfg = DayConfig { prosumers: 1, consumers: 2, metered: Some(metered.clone()), ..DayConfig::default() };
+        let r = run_day(cfg).unwrap();
+        let bound: u64 =
+            (0..SLOTS_PER_DAY).map(|s| slot_bound(&metered.iter().map(|m| m[s]).collect::<Vec<_>>())).sum();
+        assert_eq!(r.bound_wh, bound);
+        assert_eq!(r.energy_traded_wh, bound);
+        assert!(bound > 0);
+        let wrong = DayConfig { metered: Some(vec![vec![0; SLOTS_PER_DAY]]), ..DayConfig::default() };
+        assert!(matches!(run_day(wrong), Err(DemoError::Config(m)) if m.contains("1 meters for 15 participants")));
+    }
+
     #[test]
     fn every_day_of_the_year_trades_at_least_99_percent_of_the_bound() {
         let mut worst = (u64::MAX, 1u64, 0u16);
