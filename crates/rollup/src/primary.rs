@@ -431,9 +431,14 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result
         return revert(format!("batch {fin} must settle before batch {}", h.id));
     }
     let caller = ctx.caller();
+    let c = cfg(ctx)?;
     let assigned_ok = caller == h.executor && active_node(ctx, &caller, NodeRole::Executor)?;
-    let stand_in =
-        !active_node(ctx, &h.executor, NodeRole::Executor)? && active_node(ctx, &caller, NodeRole::Executor)?;
+    // Another active executor stands in for an assigned one that left or
+    // forfeited, or that withheld its TCRs for a whole window after the
+    // batch's first entry (a silent executor must not freeze settlement).
+    let withheld = h.posted_by.is_none() && ctx.timestamp() > h.first_recorded_at.saturating_add(c.window_ms);
+    let stand_in = (withheld || !active_node(ctx, &h.executor, NodeRole::Executor)?)
+        && active_node(ctx, &caller, NodeRole::Executor)?;
     if !assigned_ok && !stand_in {
         return revert(format!("only the batch's executor {} may record its TCRs", h.executor));
     }
@@ -454,7 +459,6 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result
         return uncovered();
     }
     // Effects must be exactly those the verdict implies for the entry.
-    let c = cfg(ctx)?;
     for t in &a.tcrs {
         if t.index as usize >= h.len() {
             return uncovered();

@@ -90,6 +90,9 @@ pub enum ExecutorBehaviour {
     /// Accepts every AT, even those `SC_EXE_AT` refuses; the effects of such
     /// a verdict may not apply at settlement (issue 11 item 5).
     AcceptAll,
+    /// Never posts TCRs (withholding): another executor stands in once the
+    /// dispute window has passed since the batch's first entry.
+    Silent,
 }
 
 /// An executor (§3.3.3 (1)): on a new batch, copies it to the secondary
@@ -104,7 +107,7 @@ impl Executor {
     /// Handles a closed batch whose TCRs are not yet recorded.
     pub fn on_batch(&mut self, input: &BatchInput) -> Step {
         let mut step = Step::default();
-        if input.tcrs.is_some() {
+        if input.tcrs.is_some() || self.behaviour == ExecutorBehaviour::Silent {
             return step;
         }
         let Some(mut tcrs) = own_tcrs(&self.params, input, self.address, &mut step) else { return step };

@@ -449,3 +449,24 @@ fn the_delegation_fee_is_paid_on_chain_after_settlement() {
     assert_eq!(r.status, TxStatus::Success);
     assert_eq!(wallet(&e, &v), w0 + f.0);
 }
+
+/// A silent executor does not freeze settlement: once a window has passed
+/// since the batch's first entry, another executor stands in; before that,
+/// it may not.
+#[test]
+fn a_silent_executor_is_replaced_after_the_window() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    let (tcrs, assigned) = honest_tcrs(&mut e, 0);
+    let other = e.d.executors.iter().find(|(k, _)| k.address() != assigned.address()).unwrap().0.clone();
+    let r = post(&mut e, &other, 0, tcrs);
+    assert!(reverted(&r[0]).contains("only the batch's executor"), "no stand-in before the window");
+    let i = e.d.executors.iter().position(|(k, _)| k.address() == assigned.address()).unwrap();
+    e.d.set_executor(i, ExecutorBehaviour::Silent);
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::AtAccepted]);
+    assert_eq!(e.d.batch_input(0).unwrap().header.posted_by, Some(other.address()));
+    assert_eq!(part(&e, &b).balance, Amount(8_900_000));
+}

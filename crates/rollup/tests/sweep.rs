@@ -24,10 +24,27 @@ fn run(seed: u64) -> usize {
         e.d.fund(&trader(i), coins(r.random_range(1..8))).unwrap();
     }
     let total0 = primary_total(&e.d, ACCOUNTS);
-    let behaviours = [ExecutorBehaviour::Honest, ExecutorBehaviour::FlipVerdicts, ExecutorBehaviour::AcceptAll];
-    for i in 0..2 {
-        e.d.set_executor(i, behaviours[r.random_range(0..behaviours.len())]);
-    }
+    let behaviours = [
+        ExecutorBehaviour::Honest,
+        ExecutorBehaviour::FlipVerdicts,
+        ExecutorBehaviour::AcceptAll,
+        ExecutorBehaviour::Silent,
+    ];
+    // Liveness assumes an executor that keeps posting: a silent one is
+    // paired with an honest one (a lying one forfeits and leaves).
+    let first = behaviours[r.random_range(0..behaviours.len())];
+    let second = if first == ExecutorBehaviour::Silent {
+        ExecutorBehaviour::Honest
+    } else {
+        behaviours[r.random_range(0..behaviours.len())]
+    };
+    let second = if second == ExecutorBehaviour::Silent && first != ExecutorBehaviour::Honest {
+        ExecutorBehaviour::Honest
+    } else {
+        second
+    };
+    e.d.set_executor(0, first);
+    e.d.set_executor(1, second);
     for i in 0..3 {
         if r.random_bool(0.5) {
             e.d.set_validator(i, ValidatorBehaviour::Colluding);
