@@ -133,7 +133,16 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     node.shutdown();
     // A day of P2P energy trading over the dual chain (thesis Ch.3), its
     // primary chain run by four PBFT validators.
-    let day = crate::ior::DayArgs { seed: 1, day: 106, pbft: 4, json: a.json };
+    let day = crate::ior::DayArgs {
+        seed: 1,
+        day: 106,
+        pbft: 4,
+        json: a.json,
+        config: None,
+        days: 1,
+        statements: None,
+        meter_csv: None,
+    };
     if !a.json {
         return crate::ior::day(day);
     }
@@ -148,9 +157,6 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(out.status.success(), "`gridledger ior day --json` failed ({})", out.status);
     let ior_day: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("reading the JSON of `gridledger ior day --json`")?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({ "ledger": summary, "channel": channel, "ior_day": ior_day }))?
-    );
+    println!("{}", json!({ "ledger": summary, "channel": channel, "ior_day": ior_day }));
     Ok(())
 }
