@@ -201,3 +201,28 @@ fn keys_show_on_a_keystore_needs_no_password() {
         .unwrap();
     assert!(o.status.success(), "keys show needs the password for a public address: {}", stderr(&o));
 }
+
+/// The README: "any client command: … --json prints one JSON document";
+/// issue 17 item 8: "human tables otherwise". The `cns` and `channel`
+/// client commands refuse `--json` ("unexpected argument") and print
+/// one-line JSON unconditionally instead of a human summary.
+#[test]
+fn every_client_command_takes_json() {
+    let mut missing = Vec::new();
+    for cmd in [
+        &["channel", "prepare"][..],
+        &["channel", "pay"],
+        &["channel", "close"],
+        &["channel", "status"],
+        &["cns", "status"],
+        &["cns", "init"],
+        &["cns", "pay"],
+        &["cns", "bill"],
+    ] {
+        let help = gl_ok(&[cmd, &["--help"]].concat());
+        if !help.contains("--json") {
+            missing.push(cmd.join(" "));
+        }
+    }
+    assert!(missing.is_empty(), "no --json on: {missing:?}");
+}

@@ -123,3 +123,21 @@ fn prepare_refuses_the_same_dir_for_both_sides() {
         serde_json::from_str::<serde_json::Value>(&side).map(|v| v["side"].clone()).unwrap_or_default()
     });
 }
+
+/// `query tx|receipt|proof` of a hash the chain does not hold print "not
+/// found" (and `null` under --json) with exit status 0: a script cannot
+/// tell a missing transaction from a found one. Expected: a non-zero exit.
+#[test]
+fn query_of_an_unknown_hash_fails() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _node) = own_chain(root.path());
+    let unknown = format!("0x{}", "00".repeat(32));
+    for what in ["tx", "receipt", "proof"] {
+        let o = gl(&["query", what, &unknown, "--rpc", &d(&dir)]);
+        assert!(
+            !o.status.success(),
+            "`query {what} <unknown>` exits 0 with stdout {:?}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
