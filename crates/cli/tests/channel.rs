@@ -157,7 +157,7 @@ fn killed_parties_stale_close_is_corrected_by_the_watch_service() {
     // Side 1 closes from its file alone (dispute, t_Δ, settle).
     let before = balance(&c, &dev_key(2).address()).unwrap();
     let h0 = c.height().unwrap();
-    let out = gl_ok(&["channel", "dispute", "--dir", &d(&s.dirs[1]), "--timeout-s", "30"]);
+    let out = gl_ok(&["channel", "dispute", "--json", "--dir", &d(&s.dirs[1]), "--timeout-s", "30"]);
     assert!(out.contains("\"closed_at\":4"), "{out}");
     let ch = read_channel(&c, &cid).unwrap().unwrap();
     assert_eq!(ch.status, ChannelStatus::Closed);

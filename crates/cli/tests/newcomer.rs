@@ -91,7 +91,7 @@ fn chain_dir_as_rpc_and_no_half_made_desk_key() {
     let (dir, _node, url) = own_chain(root.path());
     let info = gl_json(&["query", "info", "--rpc", &d(&dir), "--json"]);
     assert_eq!(info["chain_id"], 1);
-    let st = gl_json(&["cns", "status", "--rpc", &d(&dir.join("node.toml"))]);
+    let st = gl_json(&["cns", "status", "--json", "--rpc", &d(&dir.join("node.toml"))]);
     assert!(st["mscs"].as_array().unwrap().is_empty());
     assert!(url.starts_with("http://127.0.0.1:"));
 
@@ -393,7 +393,8 @@ fn cns_init_twice_and_same_account_are_refused() {
         "--out",
         &p("approval.json"),
     ]);
-    let init = gl_json(&["cns", "init", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval.json")]);
+    let init =
+        gl_json(&["cns", "init", "--json", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval.json")]);
     let sid = init["sid"].as_u64().unwrap();
     let bal = gridledger_channels::chainlink::balance(&c, &dev_key(1).address()).unwrap();
     let o = gl(&["cns", "init", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval.json")]);
@@ -405,7 +406,7 @@ fn cns_init_twice_and_same_account_are_refused() {
         bal,
         "collateral locked twice"
     );
-    let st = gl_json(&["cns", "status", "--rpc", &url]);
+    let st = gl_json(&["cns", "status", "--json", "--rpc", &url]);
     assert_eq!(st["mscs"].as_array().unwrap().len(), 1);
 
     let o = gl(&[
