@@ -43,11 +43,33 @@ pub struct InitArgs {
     pub chain_id: u32,
     /// HOST:PORT the node serves JSON-RPC, events and metrics on (port 0: any free port,
     /// written to DIR/node.url while the node runs).
-    #[arg(long, default_value = "127.0.0.1:8645", value_name = "HOST:PORT")]
+    #[arg(long, default_value = "127.0.0.1:8645", value_name = "HOST:PORT", value_parser = parse_listen)]
     pub listen: String,
     /// Print one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// clap value parser for a listen address: `HOST:PORT` with an IP address
+/// (`[::1]` for IPv6) or a host name and a port 0..=65535, checked before
+/// anything is written (the node would only fail when started).
+pub fn parse_listen(s: &str) -> Result<String, String> {
+    let bad =
+        || format!("{s:?} is not HOST:PORT (e.g. 127.0.0.1:8645, [::1]:8645, localhost:8645; port 0: any free port)");
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(s.to_string());
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && !l.starts_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    if !name_ok {
+        return Err(bad());
+    }
+    Ok(s.to_string())
 }
 
 /// The first lines of every `node.toml` that `init` and `testnet` write.
@@ -300,6 +322,8 @@ pub struct TransferArgs {
 }
 
 pub fn transfer(a: TransferArgs) -> anyhow::Result<()> {
+    // A zero transfer would only burn the fee.
+    anyhow::ensure!(a.amount > 0, "--amount 0 moves nothing (it would only pay the fee); nothing sent");
     let key = read_key(&a.key)?;
     let c = endpoint::connect(&a.rpc)?;
     let info = c.call("gl_chainInfo", json!([]))?;
@@ -475,6 +499,21 @@ pub fn query(q: QueryCmd) -> anyhow::Result<()> {
             println!("balance     {}", units::show(bal));
             println!("nonce       {}", v["nonce"]);
             println!("next nonce  {} (counting pending transactions)", v["next_nonce"]);
+        }
+        "gl_getBlock" => {
+            let h = &v["header"];
+            let txs = v["transactions"].as_array().cloned().unwrap_or_default();
+            println!("block       {}", h["height"]);
+            println!("hash        {}", v["hash"].as_str().unwrap_or("?"));
+            println!("parent      {}", h["parent"].as_str().unwrap_or("?"));
+            println!("timestamp   {} ms", h["timestamp"]);
+            println!("proposer    {}", h["proposer"].as_str().unwrap_or("?"));
+            println!("gas used    {}", h["gas_used"]);
+            println!("state root  {}", h["state_root"].as_str().unwrap_or("?"));
+            println!("txs         {}", txs.len());
+            for t in &txs {
+                println!("  {}", t.as_str().unwrap_or("?"));
+            }
         }
         "gl_chainInfo" => {
             for (k, x) in v.as_object().into_iter().flatten() {

@@ -61,7 +61,7 @@ fn apply_approve_init_refuse_and_bill() {
     // Apply → approve → init.
     let docs = [p("id.pdf"), p("bank.pdf")];
     let (k1, app1) = (p("k1.key"), p("app1.json"));
-    let mut args = vec!["cns", "apply", "--key", &k1, "--credit", "50000", "--out", &app1];
+    let mut args = vec!["cns", "apply", "--json", "--key", &k1, "--credit", "50000", "--out", &app1];
     args.push("--docs");
     args.extend(docs.iter().map(String::as_str));
     let applied = gl_json(&args);
@@ -89,6 +89,7 @@ fn apply_approve_init_refuse_and_bill() {
     gl_json(&[
         "cns",
         "apply",
+        "--json",
         "--key",
         &p("k3.key"),
         "--credit",
@@ -115,6 +116,7 @@ fn apply_approve_init_refuse_and_bill() {
     let prep = gl_json(&[
         "channel",
         "prepare",
+        "--json",
         "--rpc",
         &url,
         "--merchant-key",

@@ -370,6 +370,7 @@ fn cns_init_twice_and_same_account_are_refused() {
     gl_json(&[
         "cns",
         "apply",
+        "--json",
         "--key",
         &p("k1.key"),
         "--credit",
@@ -453,14 +454,18 @@ fn keystore_import_use_export() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["address"], addr);
-    let o = gl(&["keys", "show", "--key", &d(&ks)]);
+    // `keys show` prints the clear-text address without a password; opening
+    // the secret (`keys export`) needs it.
+    let out = root.path().join("out.key");
+    let o = gl(&["keys", "export", "--key", &d(&ks), "--out", &d(&out)]);
     assert!(!o.status.success() && stderr(&o).contains("GRIDLEDGER_PASSWORD_FILE"), "{}", stderr(&o));
     let o = Command::new(BIN)
-        .args(["keys", "show", "--key", &d(&ks)])
+        .args(["keys", "export", "--key", &d(&ks), "--out", &d(&out)])
         .env("GRIDLEDGER_PASSWORD", "wrong")
         .output()
         .unwrap();
     assert!(!o.status.success() && stderr(&o).contains("wrong password"), "{}", stderr(&o));
+    assert!(!out.exists());
     let to = addr.as_str().unwrap().to_string();
     let o = Command::new(BIN)
         .args(["transfer", "--rpc", &d(&dir), "--key", &d(&ks), "--to", &to, "--amount", "0.5", "--json"])

@@ -191,10 +191,15 @@ pub fn prompt(question: &str) -> Result<Zeroizing<String>, KeystoreError> {
 
 /// The first line of a password file.
 pub fn password_from_file(p: &std::path::Path) -> Result<Zeroizing<String>, KeystoreError> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(p)
-            .map_err(|e| KeystoreError::PasswordFile { path: p.display().to_string(), message: e.to_string() })?,
-    );
+    use std::io::Read;
+    let fail = |message: String| KeystoreError::PasswordFile { path: p.display().to_string(), message };
+    let mut text = Zeroizing::new(String::new());
+    std::fs::File::open(p)
+        .and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_string(&mut text))
+        .map_err(|e| fail(e.to_string()))?;
+    if text.len() > MAX_FILE_BYTES {
+        return Err(fail(format!("larger than {MAX_FILE_BYTES} bytes: not a password file")));
+    }
     Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_string()))
 }
 
@@ -235,5 +240,17 @@ mod tests {
             assert!(matches!(open(&edited, "pw"), Err(KeystoreError::Unsupported(_))), "{to}");
         }
         assert!(matches!(seal(&key, "pw", 40), Err(KeystoreError::Unsupported(_))));
+    }
+
+    #[test]
+    fn oversized_key_and_password_files_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; MAX_FILE_BYTES + 1]).unwrap();
+        assert!(matches!(password_from_file(&big), Err(KeystoreError::PasswordFile { .. })));
+        let e = crate::config::read_key_text(&big).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
+        assert!(crate::config::read_key(&big).is_err());
+        assert!(address_of(&"x".repeat(MAX_FILE_BYTES + 1)).is_err());
     }
 }
