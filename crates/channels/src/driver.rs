@@ -44,6 +44,9 @@ pub struct GasEntry {
     pub method: String,
     pub gas: u64,
     pub success: bool,
+    /// Who sent it and the fee it paid.
+    pub sender: Address,
+    pub fee: Amount,
 }
 
 /// Two parties, their merchant and the chain.
@@ -111,7 +114,9 @@ impl Duo {
         let mut chain = chain;
         let mkey = dev_key(0);
         let desk_key = KeyPair::from_seed("cns-merchant-desk");
+        let domain = cns::Domain::cns(chain.chain.genesis().chain_id);
         let merchant = MerchantDesk {
+            domain,
             account: mkey.address(),
             key: desk_key.clone(),
             risk: CollateralRatio {
@@ -158,7 +163,7 @@ impl Duo {
             let approval =
                 merchant.assess(&app, &ApplicantHistory::default(), chain.now, 11 + i as u64).expect("approved");
             let collateral = approval.approval.collateral;
-            let a = msc_init_args(&msc_keys[i], approval, acct.address(), 21 + i as u64);
+            let a = msc_init_args(&domain, &msc_keys[i], approval, acct.address(), 21 + i as u64);
             let r = chain.call(&acct, CNS_ID, "msc_init", args(&a), collateral).expect("submit");
             expect_ok(&r, "msc_init");
             fees.0 += r.fee.0;
@@ -172,7 +177,7 @@ impl Duo {
             n: cns::read::esc_counter(chain.chain.state(), sids),
             dispute_limit: cfg.dispute_limit,
         };
-        let a = esc_open_args(init, [&msc_keys[0], &msc_keys[1]], 31);
+        let a = esc_open_args(&domain, init, [&msc_keys[0], &msc_keys[1]], 31);
         let r = chain.call(&dev_key(1), CNS_ID, "esc_open", args(&a), Amount::ZERO).expect("submit");
         expect_ok(&r, "esc_open");
         fees.0 += r.fee.0;
@@ -185,6 +190,9 @@ impl Duo {
                 Funding::Deposit
             };
             let params = ChannelParams {
+                domain,
+                min_t_delta_ms: cns::MIN_T_DELTA_MS,
+                policy: None,
                 side: i as u8,
                 peer_key: esc_keys[1 - i].public(),
                 scid,
@@ -281,7 +289,13 @@ impl Duo {
     pub fn submit(&mut self, key: &KeyPair, method: &str, a: Vec<u8>, value: Amount) -> Receipt {
         let r = self.chain.call(key, CNS_ID, method, a, value).expect("admitted");
         self.fees.0 += r.fee.0;
-        self.gas.push(GasEntry { method: method.to_string(), gas: r.gas_used, success: r.status == TxStatus::Success });
+        self.gas.push(GasEntry {
+            method: method.to_string(),
+            gas: r.gas_used,
+            success: r.status == TxStatus::Success,
+            sender: key.address(),
+            fee: r.fee,
+        });
         self.route_events(&r);
         r
     }
@@ -298,7 +312,10 @@ impl Duo {
             }
             let num = |k: &str| attr(k).parse::<u64>().unwrap_or(0);
             let ev = match e.name.as_str() {
-                "cns_channel_opening" => ChainEvent::Registered,
+                "cns_channel_opening" => ChainEvent::Registered {
+                    t_delta_ms: num("t_delta"),
+                    hstate: attr("hstate").parse().unwrap_or(Hash32::ZERO),
+                },
                 "cns_channel_open" => ChainEvent::Active,
                 "cns_dispute_raised" => {
                     ChainEvent::DisputeRaised { counter: num("counter"), by: num("by") as u8, t_end: num("t_end") }
@@ -349,11 +366,11 @@ impl Duo {
             let p = &mut self.parties[side];
             match &m {
                 Message::Propose { state, nonce, .. } => {
-                    let h = cns::Statement::Channel(state.clone()).hstate(*nonce);
+                    let h = state.hstate(*nonce);
                     p.signed.push((state.counter, h));
                 }
                 Message::Accept { counter, hstate, .. } => p.signed.push((*counter, *hstate)),
-                Message::Reject { .. } => {}
+                Message::Reject { .. } | Message::Fallback { .. } => {}
             }
             if p.silent {
                 continue;
@@ -457,6 +474,13 @@ impl Duo {
                 }
             }
         }
+    }
+
+    /// Fees paid by side `side`'s account for the calls since entry `from`
+    /// of [`Self::gas`].
+    pub fn fees_of(&self, side: usize, from: usize) -> u128 {
+        let a = self.parties[side].account.address();
+        self.gas.iter().skip(from).filter(|g| g.sender == a).map(|g| g.fee.0).sum()
     }
 
     /// Gas of each successful call of `method`.

@@ -213,7 +213,7 @@ pub fn init_msc(link: &ChainLink, msc_key: &KeyPair, approval: SignedApproval, n
         return Err(SpecError::Format("the approval is for another MSC key".into()));
     }
     let collateral = approval.approval.collateral;
-    let a = msc_init_args(msc_key, approval, link.account.address(), nonce);
+    let a = msc_init_args(&link.domain(), msc_key, approval, link.account.address(), nonce);
     let o = link.call("msc_init", args(&a), collateral)?;
     borsh::from_slice(&o.output).map_err(|e| SpecError::Format(format!("msc id: {e}")))
 }

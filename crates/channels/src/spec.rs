@@ -8,7 +8,7 @@ use crate::machine::ChannelParams;
 use crate::merchant::{self, derive_msc_key, document_hash, Application};
 use gridledger_contracts::args;
 use gridledger_contracts::cns::credit::{esc_open_args, CollateralRatio, CreditRefusal, MerchantDesk, RiskFunction};
-use gridledger_contracts::cns::{derive_cid, EscInit, Funding, RegisterMerchant};
+use gridledger_contracts::cns::{derive_cid, Domain, EscInit, Funding, RegisterMerchant, MIN_T_DELTA_MS};
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::{Amount, Hash32, KeyPair, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,8 @@ pub struct PartySpec {
     /// The MSC pseudonym key (hex secret).
     pub msc_secret: String,
     pub nonce_seed: Hash32,
+    /// The chain the channel lives on (signed into every state).
+    pub chain_id: u32,
     pub peer_key: PublicKey,
     pub scid: Hash32,
     pub cid: Hash32,
@@ -81,6 +83,9 @@ impl PartySpec {
         let fb = hex::decode(&self.funding).map_err(|e| SpecError::Format(e.to_string()))?;
         let funding: Funding = decode(&fb, 1024).map_err(|e| SpecError::Format(e.to_string()))?;
         Ok(ChannelParams {
+            domain: Domain::cns(self.chain_id),
+            min_t_delta_ms: MIN_T_DELTA_MS,
+            policy: None,
             side: self.side,
             peer_key: self.peer_key,
             scid: self.scid,
@@ -131,12 +136,14 @@ pub struct ChannelTerms {
 
 /// A merchant desk with the demo's risk model.
 pub fn merchant_desk(
+    domain: Domain,
     account: &KeyPair,
     desk_key: KeyPair,
     credit_limit: Amount,
     lock_ms: u64,
 ) -> MerchantDesk<CollateralRatio> {
     MerchantDesk {
+        domain,
         account: account.address(),
         key: desk_key,
         risk: CollateralRatio { base_bps: 2_000, per_dispute_bps: 500, max_credit: credit_limit, lock_ms },
@@ -195,8 +202,9 @@ pub fn prepare_channel(
 ) -> Result<[PartySpec; 2], SpecError> {
     use rand::Rng;
     let mut rng = rand::rng();
-    let desk = merchant_desk(merchant, desk_key.clone(), terms.credit_limit, terms.collateral_lock_ms);
     let mlink = ChainLink::connect(url, merchant.clone())?;
+    let domain = mlink.domain();
+    let desk = merchant_desk(domain, merchant, desk_key.clone(), terms.credit_limit, terms.collateral_lock_ms);
     ensure_merchant(&mlink, &desk, terms.billing_period_ms, terms.merchant_pool)?;
     let mut sids = [0u64; 2];
     let mut msc_keys = Vec::with_capacity(2);
@@ -216,7 +224,7 @@ pub fn prepare_channel(
         n: 0,
         dispute_limit: 3,
     };
-    let a = esc_open_args(init, [&msc_keys[0], &msc_keys[1]], rng.random());
+    let a = esc_open_args(&domain, init, [&msc_keys[0], &msc_keys[1]], rng.random());
     let l0 = ChainLink::connect(url, accounts[0].clone())?;
     let o = l0.call("esc_open", args(&a), Amount::ZERO)?;
     let scid: Hash32 = borsh::from_slice(&o.output).map_err(|e| SpecError::Format(format!("scid: {e}")))?;
@@ -237,6 +245,7 @@ pub fn prepare_channel(
             esc_secret: hex::encode(esc_keys[i].secret_bytes()),
             msc_secret: hex::encode(msc_keys[i].secret_bytes()),
             nonce_seed,
+            chain_id: domain.chain_id,
             peer_key: esc_keys[1 - i].public(),
             scid,
             cid,

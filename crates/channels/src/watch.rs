@@ -78,7 +78,7 @@ pub fn watch(dir: &Path, limit: Duration, poll: Duration) -> Result<WatchReport,
                     report.closed_at = Some(counter);
                     return Ok(report);
                 }
-                ChainEvent::Registered | ChainEvent::Active | ChainEvent::OnChain(_) => {}
+                ChainEvent::Registered { .. } | ChainEvent::Active | ChainEvent::OnChain(_) => {}
             }
         }
         if let Some(t) = settle_at {

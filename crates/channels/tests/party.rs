@@ -31,7 +31,7 @@ fn terms(credit: [bool; 2]) -> ChannelTerms {
     ChannelTerms {
         capacity: [Amount(100_000), Amount(50_000)],
         credit,
-        t_delta_ms: 2_000,
+        t_delta_ms: gridledger_contracts::cns::MIN_T_DELTA_MS,
         credit_limit: Amount(200_000),
         merchant_pool: Amount(1_000_000),
         collateral_lock_ms: 60_000,

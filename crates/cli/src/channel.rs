@@ -376,6 +376,9 @@ fn fsync_cost() -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
     let k = KeyPair::generate(&mut rand::rng());
     let params = gridledger_channels::ChannelParams {
+        domain: gridledger_contracts::cns::Domain::cns(1),
+        min_t_delta_ms: 1,
+        policy: None,
         side: 0,
         peer_key: k.public(),
         scid: gridledger_core::Hash32([1; 32]),
@@ -484,8 +487,8 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
     let ch = read_channel(&client, &specs[0].cid)?.context("channel record")?;
     // The merchant recalculates and signs the credit user's debit (Fig 16).
     let msc = read_msc(&client, specs[0].sid)?.context("MSC")?;
-    let desk = gridledger_channels::spec::merchant_desk(&dev_key(0), desk, terms.credit_limit, 60_000);
     let mlink = ChainLink::connect(url, dev_key(0))?;
+    let desk = gridledger_channels::spec::merchant_desk(mlink.domain(), &dev_key(0), desk, terms.credit_limit, 60_000);
     let mut billed = 0u128;
     for rec in &msc.pending {
         let sign = desk.sign_debit(rec, rand::random())?;
