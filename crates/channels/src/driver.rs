@@ -33,6 +33,9 @@ pub struct Party {
     pub silent: bool,
     /// If set, the next persist request crashes the party instead.
     pub crash_before_persist: bool,
+    /// The next this many transactions the party sends are lost (its node
+    /// is down or drops them).
+    pub drop_txs: u32,
     /// Every `(counter, hstate)` this party's signatures went out on.
     pub signed: Vec<(u64, Hash32)>,
     pub events: Vec<ChannelEvent>,
@@ -215,6 +218,7 @@ impl Duo {
                 chain_inbox: VecDeque::new(),
                 silent: false,
                 crash_before_persist: false,
+                drop_txs: 0,
                 signed: vec![],
                 events: vec![],
             }
@@ -383,6 +387,10 @@ impl Duo {
         }
         for tx in step.txs {
             if self.parties[side].silent {
+                continue;
+            }
+            if self.parties[side].drop_txs > 0 {
+                self.parties[side].drop_txs -= 1;
                 continue;
             }
             let key = self.parties[side].account.clone();
