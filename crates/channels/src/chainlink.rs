@@ -199,6 +199,11 @@ pub fn read_channel(
     raw(client, &[b"ch/".as_slice(), &cid.0].concat())
 }
 
+/// An ESC record, read raw.
+pub fn read_esc(client: &RpcClient, scid: &Hash32) -> Result<Option<gridledger_contracts::cns::Esc>, ChainError> {
+    raw(client, &[b"esc/".as_slice(), &scid.0].concat())
+}
+
 /// An MSC record, read raw.
 pub fn read_msc(client: &RpcClient, sid: u64) -> Result<Option<gridledger_contracts::cns::Msc>, ChainError> {
     raw(client, &[b"msc/".as_slice(), &sid.to_be_bytes()].concat())

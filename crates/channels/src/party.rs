@@ -333,11 +333,30 @@ async fn run(
     let submitted: Arc<Mutex<Vec<(String, Hash32)>>> = Arc::default();
     let (tx_send, tx_recv) = std::sync::mpsc::channel::<ChainTx>();
     let sub2 = submitted.clone();
+    let stop_submit = Arc::new(AtomicBool::new(false));
+    let stop_sub2 = stop_submit.clone();
     let submitter = std::thread::spawn(move || {
         while let Ok(t) = tx_recv.recv() {
-            match link.submit_tx(&t) {
-                Ok(h) => sub2.lock().map(|mut v| v.push((t.method.to_string(), h))).unwrap_or(()),
-                Err(e) => tracing::warn!("submitting {}: {e}", t.method),
+            // A node that is down or restarting must not cost the channel a
+            // transaction: retry with back-off (the machine also re-emits
+            // resolve, settle and close until the chain shows the outcome).
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match link.submit_tx(&t) {
+                    Ok(h) => {
+                        sub2.lock().map(|mut v| v.push((t.method.to_string(), h))).unwrap_or(());
+                        break;
+                    }
+                    Err(e) if stop_sub2.load(Ordering::Relaxed) => {
+                        tracing::error!("giving up on {} at shutdown: {e}", t.method);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!("submitting {} failed, retrying in {backoff:?}: {e}", t.method);
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
             }
         }
     });
@@ -365,7 +384,7 @@ async fn run(
                             }
                         }
                     }
-                    Err(e) => tracing::debug!("polling events: {e}"),
+                    Err(e) => tracing::warn!("polling events (retrying): {e}"),
                 }
                 std::thread::sleep(every);
             }
@@ -429,6 +448,7 @@ async fn run(
         let _ = r.send(Reply::Error { message: "party stopped".into() });
     }
     stop.store(true, Ordering::Relaxed);
+    stop_submit.store(true, Ordering::Relaxed);
     if let Some(c) = control {
         c.abort();
     }
@@ -452,27 +472,90 @@ async fn serve_control(l: tokio::net::TcpListener, to_party: mpsc::Sender<Reques
     while let Ok((sock, _)) = l.accept().await {
         let to_party = to_party.clone();
         tokio::spawn(async move {
-            let (rd, mut wr) = sock.into_split();
-            let mut lines = BufReader::new(rd.take(64 * 1024)).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let reply = match serde_json::from_str::<Command>(&line) {
-                    Err(e) => Reply::Error { message: format!("bad request: {e}") },
-                    Ok(cmd) => {
-                        let (reply, rx) = oneshot::channel();
-                        if to_party.send(Request0 { cmd, reply }).await.is_err() {
-                            Reply::Error { message: "party stopped".into() }
-                        } else {
-                            rx.await.unwrap_or(Reply::Error { message: "party stopped".into() })
-                        }
+            let (rd, wr) = sock.into_split();
+            serve_connection(rd, wr, to_party).await;
+        });
+    }
+}
+
+/// Longest request line on the control port. The bound is per line: a
+/// connection may carry any number of requests (no lifetime cap).
+pub const MAX_CONTROL_LINE: u64 = 4096;
+
+/// Serves one control connection: one JSON request per line, one answer
+/// per line. A line over [`MAX_CONTROL_LINE`] is answered with an error and
+/// ends the connection.
+async fn serve_connection<R, W>(rd: R, mut wr: W, to_party: mpsc::Sender<Request0>)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut reader = BufReader::new(rd);
+    loop {
+        let mut line = String::new();
+        let n = match (&mut reader).take(MAX_CONTROL_LINE + 1).read_line(&mut line).await {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        if n == 0 {
+            return;
+        }
+        let too_long = !line.ends_with('\n') && n as u64 > MAX_CONTROL_LINE;
+        let reply = if too_long {
+            Reply::Error { message: format!("request longer than {MAX_CONTROL_LINE} bytes") }
+        } else {
+            match serde_json::from_str::<Command>(line.trim_end()) {
+                Err(e) => Reply::Error { message: format!("bad request: {e}") },
+                Ok(cmd) => {
+                    let (reply, rx) = oneshot::channel();
+                    if to_party.send(Request0 { cmd, reply }).await.is_err() {
+                        Reply::Error { message: "party stopped".into() }
+                    } else {
+                        rx.await.unwrap_or(Reply::Error { message: "party stopped".into() })
                     }
-                };
-                let mut out = serde_json::to_string(&reply).unwrap_or_default();
-                out.push('\n');
-                if wr.write_all(out.as_bytes()).await.is_err() {
-                    return;
                 }
             }
+        };
+        let mut out = serde_json::to_string(&reply).unwrap_or_default();
+        out.push('\n');
+        if wr.write_all(out.as_bytes()).await.is_err() || too_long {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Thousands of requests on one control connection (a client that keeps
+    /// its connection, as a dashboard would) are all answered; an overlong
+    /// line is refused.
+    #[tokio::test]
+    async fn one_control_connection_serves_any_number_of_requests() {
+        let (tx, mut rx) = mpsc::channel::<Request0>(16);
+        tokio::spawn(async move {
+            while let Some(r) = rx.recv().await {
+                let _ = r.reply.send(Reply::Done { counter: 7 });
+            }
         });
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (srd, swr) = tokio::io::split(server);
+        tokio::spawn(serve_connection(srd, swr, tx));
+        let (crd, mut cwr) = tokio::io::split(client);
+        let mut lines = BufReader::new(crd).lines();
+        let req = "{\"cmd\":\"pay\",\"energy\":500,\"price\":120}\n";
+        // 5,000 × 40 bytes = 200 KB: three times the old 64 KiB lifetime cap.
+        for i in 0..5_000 {
+            cwr.write_all(req.as_bytes()).await.unwrap();
+            let line = lines.next_line().await.unwrap().unwrap_or_else(|| panic!("closed at request {i}"));
+            assert_eq!(serde_json::from_str::<Reply>(&line).unwrap(), Reply::Done { counter: 7 }, "request {i}");
+        }
+        let long = format!("{}\n", "x".repeat(MAX_CONTROL_LINE as usize + 10));
+        cwr.write_all(long.as_bytes()).await.unwrap();
+        let line = lines.next_line().await.unwrap().unwrap();
+        assert!(matches!(serde_json::from_str::<Reply>(&line).unwrap(), Reply::Error { .. }));
+        assert_eq!(lines.next_line().await.unwrap(), None, "connection ended after the overlong line");
     }
 }
 

@@ -35,64 +35,120 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Longest pause between retries after an RPC error (ms).
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the watcher still has to get onto the chain.
+#[derive(Default)]
+struct Duties {
+    /// A dispute by the peer may need answering.
+    resolve: bool,
+    /// Dispute deadline: settle once it passed.
+    settle_at: Option<u64>,
+}
+
 /// Watches the channel of the party in `dir` until it closes or `limit`
-/// passes.
+/// passes. RPC errors (a node restarting, a dropped connection) never end
+/// the watch: they are logged as errors and retried with back-off, and a
+/// resolve or settle that did not land is sent again until the chain shows
+/// the outcome.
 pub fn watch(dir: &Path, limit: Duration, poll: Duration) -> Result<WatchReport, PartyError> {
     let spec = PartySpec::load(dir)?;
-    let link = ChainLink::connect(&spec.rpc, spec.account()?)?;
+    let account = spec.account()?;
+    let mut link: Option<ChainLink> = None;
     let mut cursor = EventCursor::new(spec.cid, spec.start_height);
     let mut report = WatchReport::default();
-    let mut settle_at: Option<u64> = None;
+    let mut duties = Duties::default();
     let start = Instant::now();
+    let mut backoff = poll;
     while start.elapsed() < limit {
-        for e in cursor.poll(&link.client)? {
-            match e {
-                ChainEvent::DisputeRaised { counter, by, t_end } => {
-                    report.disputes.push((counter, by));
-                    settle_at = Some(t_end);
-                    if by == spec.side {
-                        continue;
-                    }
-                    let Some(latest) = load_store(dir)?.and_then(|s| s.latest) else { continue };
-                    // Events replay from the channel's start: answer only a
-                    // dispute still standing on chain with an older state.
-                    let on_chain = read_channel(&link.client, &spec.cid)?;
-                    let standing = on_chain.is_some_and(|ch| {
-                        ch.status == ChannelStatus::Disputed && ch.latest.state.counter < latest.state.counter
-                    });
-                    if standing && latest.state.counter > counter {
-                        let c = latest.state.counter;
-                        let h =
-                            link.submit("channel_resolve", args(&ChannelStateArgs { state: latest }), Amount::ZERO)?;
-                        let o = link.outcome(&h, Duration::from_secs(30))?;
-                        if o.success {
-                            tracing::info!("answered a stale dispute at {counter} with {c}");
-                            report.resolved_with.push(c);
-                        } else {
-                            tracing::warn!("channel_resolve reverted: {}", o.reason);
-                        }
-                    }
+        let round = (|| -> Result<bool, PartyError> {
+            if link.is_none() {
+                link = Some(ChainLink::connect(&spec.rpc, account.clone())?);
+            }
+            let Some(l) = link.as_ref() else { return Ok(false) };
+            watch_round(dir, &spec, l, &mut cursor, &mut report, &mut duties)
+        })();
+        match round {
+            Ok(true) => return Ok(report),
+            Ok(false) => backoff = poll,
+            Err(e) => {
+                tracing::error!("watch: {e}; retrying in {backoff:?}");
+                if matches!(e, PartyError::Chain(_)) {
+                    link = None;
                 }
-                ChainEvent::DisputeResolved { .. } => settle_at = None,
-                ChainEvent::Closed { counter } => {
-                    report.closed_at = Some(counter);
-                    return Ok(report);
-                }
-                ChainEvent::Registered { .. } | ChainEvent::Active | ChainEvent::OnChain(_) => {}
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
-        if let Some(t) = settle_at {
-            if now_ms() >= t && !report.settled {
-                // The chain's clock decides; a too-early settle reverts.
-                let h = link.submit("channel_settle", args(&CidArgs { cid: spec.cid }), Amount::ZERO)?;
-                if link.outcome(&h, Duration::from_secs(30))?.success {
-                    report.settled = true;
-                }
-            }
-        }
-        std::thread::sleep(poll);
+        std::thread::sleep(backoff);
     }
     Ok(report)
+}
+
+/// One poll: new events, then whatever duty is still open. True once the
+/// channel is closed.
+fn watch_round(
+    dir: &Path,
+    spec: &PartySpec,
+    link: &ChainLink,
+    cursor: &mut EventCursor,
+    report: &mut WatchReport,
+    duties: &mut Duties,
+) -> Result<bool, PartyError> {
+    for e in cursor.poll(&link.client)? {
+        match e {
+            ChainEvent::DisputeRaised { counter, by, t_end } => {
+                report.disputes.push((counter, by));
+                duties.settle_at = Some(t_end);
+                duties.resolve = by != spec.side;
+            }
+            ChainEvent::DisputeResolved { .. } => *duties = Duties::default(),
+            ChainEvent::Closed { counter } => {
+                report.closed_at = Some(counter);
+                return Ok(true);
+            }
+            ChainEvent::Registered { .. } | ChainEvent::Active | ChainEvent::OnChain(_) => {}
+        }
+    }
+    if duties.resolve {
+        // Events replay from the channel's start: answer only a dispute
+        // still standing on chain with an older state than ours.
+        let latest = load_store(dir)?.and_then(|s| s.latest);
+        let on_chain = read_channel(&link.client, &spec.cid)?;
+        match (latest, on_chain) {
+            (Some(latest), Some(ch)) if ch.status == ChannelStatus::Disputed => {
+                if ch.latest.state.counter < latest.state.counter {
+                    let c = latest.state.counter;
+                    let h = link.submit("channel_resolve", args(&ChannelStateArgs { state: latest }), Amount::ZERO)?;
+                    let o = link.outcome(&h, Duration::from_secs(30))?;
+                    if o.success {
+                        tracing::info!("answered a stale dispute at {} with {c}", ch.latest.state.counter);
+                        report.resolved_with.push(c);
+                        duties.resolve = false;
+                    } else {
+                        tracing::error!("channel_resolve reverted (will retry): {}", o.reason);
+                    }
+                } else {
+                    duties.resolve = false;
+                }
+            }
+            _ => duties.resolve = false,
+        }
+    }
+    if let Some(t) = duties.settle_at {
+        if now_ms() >= t && !report.settled {
+            // The chain's clock decides; a too-early settle reverts and is
+            // sent again next round.
+            let h = link.submit("channel_settle", args(&CidArgs { cid: spec.cid }), Amount::ZERO)?;
+            let o = link.outcome(&h, Duration::from_secs(30))?;
+            if o.success {
+                report.settled = true;
+            } else {
+                tracing::warn!("channel_settle reverted (will retry): {}", o.reason);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Unilateral close with the newest co-signed state in the snapshot file

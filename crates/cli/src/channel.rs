@@ -68,9 +68,22 @@ pub struct PrepareArgs {
     /// Fund side 1 with a merchant credit note instead of a deposit.
     #[arg(long)]
     pub credit1: bool,
-    /// Dispute window t_Δ (ms).
-    #[arg(long, default_value_t = 10_000)]
-    pub t_delta_ms: u64,
+    /// Dispute window t_Δ in blocks of the chain (default: 120 blocks, two
+    /// minutes at 1 s blocks): long enough for a party or its watch service
+    /// to see a stale close and answer it even across a node restart.
+    #[arg(long, default_value_t = 120)]
+    pub t_delta_blocks: u64,
+    /// The chain's block interval (ms), to turn block counts into time.
+    #[arg(long, default_value_t = 1_000)]
+    pub block_ms: u64,
+    /// Exact t_Δ in ms instead of --t-delta-blocks (at least the contract's
+    /// minimum of 10 s).
+    #[arg(long)]
+    pub t_delta_ms: Option<u64>,
+    /// Blocks to wait for the peer to co-sign a close before closing
+    /// unilaterally (a dispute).
+    #[arg(long, default_value_t = 30)]
+    pub close_timeout_blocks: u64,
     /// Peer listen addresses of side 0 and side 1 (loopback ports chosen if absent).
     #[arg(long, num_args = 2)]
     pub listen: Vec<SocketAddr>,
@@ -162,16 +175,19 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 [] => [free_loopback_addr()?, free_loopback_addr()?],
                 _ => anyhow::bail!("--listen takes two addresses"),
             };
+            let t_delta_ms = a.t_delta_ms.unwrap_or(a.t_delta_blocks.saturating_mul(a.block_ms));
+            let min = gridledger_contracts::cns::MIN_T_DELTA_MS;
+            anyhow::ensure!(t_delta_ms >= min, "t_Δ of {t_delta_ms} ms is below the contract's minimum {min} ms");
             let terms = ChannelTerms {
                 capacity: [Amount(a.capacity[0]), Amount(a.capacity[1])],
                 credit: [a.credit0, a.credit1],
-                t_delta_ms: a.t_delta_ms,
+                t_delta_ms,
                 credit_limit: Amount(a.capacity[0].max(a.capacity[1]).saturating_mul(2)),
                 merchant_pool: Amount(a.pool),
                 collateral_lock_ms: a.collateral_lock_ms,
                 billing_period_ms: 30_000,
                 retry_ms: 500,
-                close_timeout_ms: 3_000,
+                close_timeout_ms: a.close_timeout_blocks.saturating_mul(a.block_ms),
                 addrs,
                 controls: [free_loopback_addr()?, free_loopback_addr()?],
             };
@@ -213,6 +229,11 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ChannelCmd::Watch(a) => {
+            // Readiness line: the watcher replays the channel's events from
+            // its start height, so nothing raised from now on is missed.
+            let spec = PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
+            println!("{}", json!({ "watching": spec.cid, "from_height": spec.start_height }));
+            std::io::Write::flush(&mut std::io::stdout())?;
             let r = gridledger_channels::watch::watch(
                 &a.dir,
                 Duration::from_secs(a.timeout_s),

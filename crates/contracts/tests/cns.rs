@@ -552,3 +552,393 @@ fn the_merchant_cannot_withdraw_what_it_owes_and_the_participant_recovers() {
     let m = cns::read::merchant(f.dc.chain.state(), &mkey.address()).unwrap().unwrap();
     assert_eq!((m.owed, m.free), (Amount::ZERO, Amount::ZERO));
 }
+
+// ------------------------------------ issue 18: every refusal reason, table
+
+/// A call to make and the key that sends it.
+struct Call {
+    who: KeyPair,
+    method: &'static str,
+    args: Vec<u8>,
+    value: Amount,
+}
+
+fn call(who: &KeyPair, method: &'static str, args: Vec<u8>, value: Amount) -> Call {
+    Call { who: who.clone(), method, args, value }
+}
+
+impl Fx {
+    /// Registers channel `index` with side 0 on a 1_000 credit note and side
+    /// 1 on a 1_000 deposit, funds both.
+    fn open_credit(&mut self, index: u64) -> Hash32 {
+        let open = self.cosign(self.state(index, 0, [1_000, 1_000], false));
+        self.ok(0, "channel_open", args(&ChannelOpenArgs { scid: self.scid, open }), Amount::ZERO);
+        let cid = derive_cid(&self.scid, index);
+        let note = self.desk.sign_note(self.sids[0], cid, Amount(1_000), 100 + index);
+        self.ok(0, "channel_fund", args(&ChannelFundArgs { cid, side: 0, funding: note }), Amount::ZERO);
+        self.ok(1, "channel_fund", args(&ChannelFundArgs { cid, side: 1, funding: Funding::Deposit }), Amount(1_000));
+        cid
+    }
+    /// A credit channel closed with side 0 at 500: a pending debit of 500.
+    fn closed_with_debit(&mut self) -> Hash32 {
+        let cid = self.open_credit(0);
+        let fin = self.cosign(self.state(0, 1, [500, 1_500], true));
+        self.ok(1, "channel_close", args(&ChannelStateArgs { state: fin }), Amount::ZERO);
+        cid
+    }
+    fn pending(&self, sid: u64) -> cns::DebitRecord {
+        cns::read::msc(self.dc.chain.state(), sid).unwrap().unwrap().pending[0].clone()
+    }
+    fn new_approval(&self, seed: &str, now: u64) -> (KeyPair, cns::SignedApproval) {
+        let key = KeyPair::from_seed(seed);
+        let app = CreditApplication {
+            participant: key.public(),
+            documents: vec![Hash32([3; 32])],
+            requested_credit: Amount(1_000),
+            identity: seed.into(),
+        };
+        (key, self.desk.assess(&app, &ApplicantHistory::default(), now, 77).unwrap())
+    }
+}
+
+type Row = (&'static str, fn(&mut Fx) -> Call);
+
+/// Every refusal reason of the CNS contract a caller can reach, each on a
+/// fresh chain: refused with its reason, storage, balances and events
+/// unchanged (`Fx::refused_by`). Internal-invariant reasons (record
+/// missing, ledger underflow) cannot be reached from outside and are not
+/// listed.
+#[test]
+fn every_refusal_reason_is_refused_with_its_reason_and_changes_nothing() {
+    let rows: Vec<Row> = vec![
+        ("merchant already registered", |_f| {
+            let a = RegisterMerchant {
+                key: KeyPair::from_seed("k").public(),
+                billing_period_ms: 1,
+                grey_after: 1,
+                black_after: 1,
+            };
+            call(&dev_key(0), "merchant_register", args(&a), Amount::ZERO)
+        }),
+        ("need billing_period_ms > 0", |_f| {
+            let a = RegisterMerchant {
+                key: KeyPair::from_seed("k").public(),
+                billing_period_ms: 0,
+                grey_after: 1,
+                black_after: 1,
+            };
+            call(&dev_key(3), "merchant_register", args(&a), Amount::ZERO)
+        }),
+        ("no such merchant", |_f| call(&dev_key(3), "pool_deposit", vec![], Amount(5))),
+        ("not owed to participants", |_f| {
+            call(&dev_key(0), "pool_withdraw", args(&PoolWithdraw { amount: Amount(100_001) }), Amount::ZERO)
+        }),
+        ("approval names an unregistered merchant", |f| {
+            let (key, mut ap) = f.new_approval("p-x", f.dc.now);
+            ap.approval.merchant = dev_key(3).address();
+            let c = ap.approval.collateral;
+            call(&dev_key(3), "msc_init", args(&msc_init_args(&f.desk.domain, &key, ap, dev_key(3).address(), 1)), c)
+        }),
+        ("credit approval expired", |f| {
+            let (key, ap) = f.new_approval("p-x", 0);
+            f.dc.now += 2_000_000;
+            let c = ap.approval.collateral;
+            call(&dev_key(3), "msc_init", args(&msc_init_args(&f.desk.domain, &key, ap, dev_key(3).address(), 1)), c)
+        }),
+        ("bad merchant signature on the credit approval", |f| {
+            let (key, mut ap) = f.new_approval("p-x", f.dc.now);
+            ap.approval.credit_limit = Amount(1_000_000);
+            let c = ap.approval.collateral;
+            call(&dev_key(3), "msc_init", args(&msc_init_args(&f.desk.domain, &key, ap, dev_key(3).address(), 1)), c)
+        }),
+        ("bad participant signature on msc-init", |f| {
+            let (_, ap) = f.new_approval("p-x", f.dc.now);
+            let c = ap.approval.collateral;
+            let other = KeyPair::from_seed("not-the-participant");
+            call(&dev_key(3), "msc_init", args(&msc_init_args(&f.desk.domain, &other, ap, dev_key(3).address(), 1)), c)
+        }),
+        ("collateral must be exactly", |f| {
+            let (key, ap) = f.new_approval("p-x", f.dc.now);
+            let c = Amount(ap.approval.collateral.0 + 1);
+            call(&dev_key(3), "msc_init", args(&msc_init_args(&f.desk.domain, &key, ap, dev_key(3).address(), 1)), c)
+        }),
+        ("credit approval already used", |f| {
+            let (key, ap) = f.new_approval("p-x", f.dc.now);
+            let c = ap.approval.collateral;
+            let a = args(&msc_init_args(&f.desk.domain, &key, ap, dev_key(3).address(), 1));
+            assert_eq!(f.dc.call(&dev_key(3), CNS_ID, "msc_init", a.clone(), c).unwrap().status, TxStatus::Success);
+            call(&dev_key(3), "msc_init", a, c)
+        }),
+        ("an ESC needs two different MSCs", |f| esc_call(f, |i| i.sids = [0, 0], None)),
+        ("the two pseudonym keys must differ", |f| esc_call(f, |i| i.keys[1] = i.keys[0], None)),
+        ("ESC counter must be 1", |f| esc_call(f, |i| i.n = 5, None)),
+        ("no such MSC", |f| esc_call(f, |i| i.sids = [0, 99], None)),
+        ("bad or missing sc-init signature of side 1", |f| esc_call(f, |_| {}, Some(KeyPair::from_seed("stranger")))),
+        ("MSC 0 is closed", |f| {
+            f.ok(0, "msc_close", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO);
+            esc_call(f, |_| {}, None)
+        }),
+        ("channel already opened", |f| {
+            f.open(0);
+            call(&f.accts[1], "channel_open", f.open_args(0), Amount::ZERO)
+        }),
+        ("channel id must be derived from index 0", |f| {
+            call(&f.accts[0], "channel_open", f.open_args(5), Amount::ZERO)
+        }),
+        ("t_delta must be between", |f| {
+            let open = f.cosign(ChannelState { t_delta_ms: MAX_T + 1, ..f.state(0, 0, [1, 1], false) });
+            call(&f.accts[0], "channel_open", args(&ChannelOpenArgs { scid: f.scid, open }), Amount::ZERO)
+        }),
+        ("the open state must have counter 0", |f| {
+            let open = f.cosign(f.state(0, 1, [1, 1], false));
+            call(&f.accts[0], "channel_open", args(&ChannelOpenArgs { scid: f.scid, open }), Amount::ZERO)
+        }),
+        ("a channel needs a positive capacity", |f| {
+            let open = f.cosign(f.state(0, 0, [0, 0], false));
+            call(&f.accts[0], "channel_open", args(&ChannelOpenArgs { scid: f.scid, open }), Amount::ZERO)
+        }),
+        ("not this one", |f| {
+            let open = f.cosign(ChannelState { domain: Domain::cns(9), ..f.state(0, 0, [1, 1], false) });
+            call(&f.accts[0], "channel_open", args(&ChannelOpenArgs { scid: f.scid, open }), Amount::ZERO)
+        }),
+        ("bad or missing signature of side 0", |f| {
+            let mut open = f.cosign(f.state(0, 0, [1, 1], false));
+            open.sigs[0] = open.sigs[1];
+            call(&f.accts[0], "channel_open", args(&ChannelOpenArgs { scid: f.scid, open }), Amount::ZERO)
+        }),
+        ("no such ESC", |f| {
+            let open = f.cosign(f.state(0, 0, [1, 1], false));
+            call(&f.accts[0], "channel_open", args(&ChannelOpenArgs { scid: Hash32([1; 32]), open }), Amount::ZERO)
+        }),
+        ("bad arguments", |f| call(&f.accts[0], "channel_open", vec![1, 2, 3], Amount::ZERO)),
+        ("channel is not awaiting funding", |f| {
+            let cid = f.open(0);
+            call(
+                &f.accts[0],
+                "channel_fund",
+                args(&ChannelFundArgs { cid, side: 0, funding: Funding::Deposit }),
+                Amount(1_000),
+            )
+        }),
+        ("side 0 already funded", |f| {
+            let a = f.open_args(0);
+            f.ok(0, "channel_open", a, Amount::ZERO);
+            let cid = derive_cid(&f.scid, 0);
+            let fund = args(&ChannelFundArgs { cid, side: 0, funding: Funding::Deposit });
+            f.ok(0, "channel_fund", fund.clone(), Amount(1_000));
+            call(&f.accts[0], "channel_fund", fund, Amount(1_000))
+        }),
+        ("only side 1 may fund its side", |f| {
+            let a = f.open_args(0);
+            f.ok(0, "channel_open", a, Amount::ZERO);
+            let cid = derive_cid(&f.scid, 0);
+            call(
+                &f.accts[0],
+                "channel_fund",
+                args(&ChannelFundArgs { cid, side: 1, funding: Funding::Deposit }),
+                Amount(1_000),
+            )
+        }),
+        ("side must be 0 or 1", |f| {
+            let cid = derive_cid(&f.scid, 0);
+            call(
+                &f.accts[0],
+                "channel_fund",
+                args(&ChannelFundArgs { cid, side: 2, funding: Funding::Deposit }),
+                Amount(1_000),
+            )
+        }),
+        ("no such channel", |f| {
+            let cid = derive_cid(&f.scid, 0);
+            call(
+                &f.accts[0],
+                "channel_fund",
+                args(&ChannelFundArgs { cid, side: 0, funding: Funding::Deposit }),
+                Amount(1_000),
+            )
+        }),
+        ("credit-note funding takes no value", |f| {
+            let a = f.open_args(0);
+            f.ok(0, "channel_open", a, Amount::ZERO);
+            let cid = derive_cid(&f.scid, 0);
+            let note = f.desk.sign_note(f.sids[0], cid, Amount(1_000), 1);
+            call(&f.accts[0], "channel_fund", args(&ChannelFundArgs { cid, side: 0, funding: note }), Amount(1))
+        }),
+        ("MSC 0 may not draw credit", |f| {
+            f.ok(0, "msc_close", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO);
+            let a = f.open_args(0);
+            f.ok(0, "channel_open", a, Amount::ZERO);
+            let cid = derive_cid(&f.scid, 0);
+            let note = f.desk.sign_note(f.sids[0], cid, Amount(1_000), 1);
+            call(&f.accts[0], "channel_fund", args(&ChannelFundArgs { cid, side: 0, funding: note }), Amount::ZERO)
+        }),
+        ("only a channel still funding can be aborted", |f| {
+            let cid = f.open(0);
+            call(&f.accts[0], "channel_abort", args(&CidArgs { cid }), Amount::ZERO)
+        }),
+        ("not a party to this channel", |f| {
+            let a = f.open_args(0);
+            f.ok(0, "channel_open", a, Amount::ZERO);
+            call(&dev_key(3), "channel_abort", args(&CidArgs { cid: derive_cid(&f.scid, 0) }), Amount::ZERO)
+        }),
+        ("a final state closes the channel: use channel_close", |f| {
+            f.open(0);
+            let s = f.cosign(f.state(0, 1, [1_000, 1_000], true));
+            call(&f.accts[0], "channel_update", args(&ChannelStateArgs { state: s }), Amount::ZERO)
+        }),
+        ("energy quantities may not decrease", |f| {
+            f.open(0);
+            let mut st = f.state(0, 1, [900, 1_100], false);
+            st.energy = [Energy::ZERO, Energy(100)];
+            let s = f.cosign(st.clone());
+            f.ok(0, "channel_update", args(&ChannelStateArgs { state: s }), Amount::ZERO);
+            st.counter = 2;
+            st.energy = [Energy::ZERO, Energy(50)];
+            call(&f.accts[0], "channel_update", args(&ChannelStateArgs { state: f.cosign(st) }), Amount::ZERO)
+        }),
+        ("takes no native value", |f| {
+            f.open(0);
+            let s = f.cosign(f.state(0, 1, [900, 1_100], false));
+            call(&f.accts[0], "channel_update", args(&ChannelStateArgs { state: s }), Amount(5))
+        }),
+        ("cooperative close needs a state both signed as final", |f| {
+            f.open(0);
+            let s = f.cosign(f.state(0, 1, [900, 1_100], false));
+            call(&f.accts[0], "channel_close", args(&ChannelStateArgs { state: s }), Amount::ZERO)
+        }),
+        ("channel is not open: funding incomplete", |f| {
+            let a = f.open_args(0);
+            f.ok(0, "channel_open", a, Amount::ZERO);
+            let s = f.cosign(f.state(0, 1, [900, 1_100], true));
+            call(&f.accts[0], "channel_close", args(&ChannelStateArgs { state: s }), Amount::ZERO)
+        }),
+        ("only side 1 may raise a dispute as side 1", |f| {
+            f.open(0);
+            let s = f.cosign(f.state(0, 1, [900, 1_100], false));
+            call(&f.accts[0], "channel_dispute", args(&ChannelDisputeArgs { side: 1, state: s }), Amount::ZERO)
+        }),
+        ("no dispute is raised on this channel", |f| {
+            f.open(0);
+            let s = f.cosign(f.state(0, 1, [900, 1_100], false));
+            call(&f.accts[0], "channel_resolve", args(&ChannelStateArgs { state: s }), Amount::ZERO)
+        }),
+        ("dispute window ended", |f| {
+            f.open(0);
+            let s1 = f.update(0, 1, [900, 1_100]);
+            f.dispute(0, s1);
+            f.dc.now += T_DELTA + 1_000;
+            let s2 = f.cosign(f.state(0, 2, [800, 1_200], false));
+            call(&f.accts[1], "channel_resolve", args(&ChannelStateArgs { state: s2 }), Amount::ZERO)
+        }),
+        ("dispute timer runs until", |f| {
+            f.open(0);
+            let s1 = f.update(0, 1, [900, 1_100]);
+            f.dispute(0, s1);
+            call(&f.accts[1], "channel_settle", args(&CidArgs { cid: derive_cid(&f.scid, 0) }), Amount::ZERO)
+        }),
+        ("no dispute is raised on this channel", |f| {
+            let cid = f.open(0);
+            call(&f.accts[1], "channel_settle", args(&CidArgs { cid }), Amount::ZERO)
+        }),
+        ("only the MSC's merchant signs its debits", |f| {
+            f.closed_with_debit();
+            let sign = f.desk.sign_debit(&f.pending(f.sids[0]), 1).unwrap();
+            call(&f.accts[0], "msc_sign_debit", args(&sign), Amount::ZERO)
+        }),
+        ("no pending settlement for this channel", |f| {
+            f.closed_with_debit();
+            let mut sign = f.desk.sign_debit(&f.pending(f.sids[0]), 1).unwrap();
+            sign.cid = Hash32([4; 32]);
+            call(&dev_key(0), "msc_sign_debit", args(&sign), Amount::ZERO)
+        }),
+        ("bad merchant signature on the debit", |f| {
+            f.closed_with_debit();
+            let mut rec = f.pending(f.sids[0]);
+            let sign0 = f.desk.sign_debit(&rec, 1).unwrap();
+            rec.debit = Amount(1);
+            let forged = cns::Statement::Debit(rec).sign(&f.desk.key, &f.desk.domain, 1);
+            call(&dev_key(0), "msc_sign_debit", args(&cns::SignDebitArgs { sig: forged, ..sign0 }), Amount::ZERO)
+        }),
+        ("nothing is outstanding", |f| call(&f.accts[0], "bill_pay", args(&SidArgs { sid: f.sids[0] }), Amount(1))),
+        ("payment must be between 1 and 500", |f| {
+            f.closed_with_debit();
+            let sign = f.desk.sign_debit(&f.pending(f.sids[0]), 1).unwrap();
+            let r = f.dc.call(&dev_key(0), CNS_ID, "msc_sign_debit", args(&sign), Amount::ZERO).unwrap();
+            assert_eq!(r.status, TxStatus::Success);
+            call(&f.accts[0], "bill_pay", args(&SidArgs { sid: f.sids[0] }), Amount(501))
+        }),
+        ("only the MSC's merchant settles its bills", |f| {
+            call(&f.accts[0], "bill_settle", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
+        }),
+        ("billing period runs until", |f| {
+            call(&dev_key(0), "bill_settle", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
+        }),
+        ("collateral time-locked until", |f| {
+            f.closed_with_debit();
+            let sign = f.desk.sign_debit(&f.pending(f.sids[0]), 1).unwrap();
+            let r = f.dc.call(&dev_key(0), CNS_ID, "msc_sign_debit", args(&sign), Amount::ZERO).unwrap();
+            assert_eq!(r.status, TxStatus::Success);
+            f.dc.now += 11_000; // past the 10 s period, inside the 50 s lock
+            call(&dev_key(0), "bill_settle", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
+        }),
+        ("only the MSC's participant claims", |f| {
+            call(&f.accts[1], "msc_claim", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
+        }),
+        ("the merchant may still bill until", |f| {
+            call(&f.accts[0], "msc_claim", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
+        }),
+        ("only the participant closes its MSC", |f| {
+            call(&f.accts[1], "msc_close", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
+        }),
+        ("credit still locked, pending or outstanding", |f| {
+            f.open_credit(0);
+            call(&f.accts[0], "msc_close", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
+        }),
+        ("MSC already closed", |f| {
+            f.ok(0, "msc_close", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO);
+            call(&f.accts[0], "msc_close", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
+        }),
+        ("cns has no method frobnicate", |f| call(&f.accts[0], "frobnicate", vec![], Amount::ZERO)),
+    ];
+    for (reason, make) in rows {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = fixture(d.path(), 3);
+        let c = make(&mut f);
+        f.refused_by(&c.who, c.method, c.args, c.value, reason);
+    }
+}
+
+const MAX_T: u64 = cns::MAX_T_DELTA_MS;
+
+/// An `esc_open` between the fixture's MSCs, edited by `edit`, with side 1
+/// signed by `side1` instead of its MSC key if given.
+fn esc_call(f: &mut Fx, edit: fn(&mut EscInit), side1: Option<KeyPair>) -> Call {
+    let mut init = EscInit {
+        sids: f.sids,
+        keys: [KeyPair::from_seed("e2").public(), KeyPair::from_seed("e3").public()],
+        payouts: [f.accts[0].address(), f.accts[1].address()],
+        n: 1,
+        dispute_limit: 3,
+    };
+    edit(&mut init);
+    let m1 = side1.unwrap_or_else(|| KeyPair::from_seed("m1"));
+    let a = esc_open_args(&f.desk.domain, init, [&KeyPair::from_seed("m0"), &m1], 8);
+    call(&f.accts[0], "esc_open", args(&a), Amount::ZERO)
+}
+
+#[test]
+fn pool_deposit_and_withdraw_move_the_free_pool() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    let m = dev_key(0);
+    let free = |f: &Fx| cns::read::merchant(f.dc.chain.state(), &m.address()).unwrap().unwrap().free;
+    let before = free(&f);
+    assert_eq!(f.dc.call(&m, CNS_ID, "pool_deposit", vec![], Amount(7_000)).unwrap().status, TxStatus::Success);
+    assert_eq!(free(&f), Amount(before.0 + 7_000));
+    let w = args(&PoolWithdraw { amount: Amount(2_000) });
+    let bal = f.dc.chain.state().account(&m.address()).balance.0;
+    let r = f.dc.call(&m, CNS_ID, "pool_withdraw", w, Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    assert_eq!(free(&f), Amount(before.0 + 5_000));
+    assert_eq!(f.dc.chain.state().account(&m.address()).balance.0, bal + 2_000 - r.fee.0);
+}
