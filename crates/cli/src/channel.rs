@@ -9,9 +9,9 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use gridledger_channels::disk::Durability;
-use gridledger_channels::party::{control_request, run_party, Command, PartyOptions, Reply};
-use gridledger_channels::spec::{free_loopback_addr, prepare_channel, ChannelTerms, PartySpec};
 use gridledger_core::{Amount, KeyPair};
+use gridledger_node::channel::party::{control_request, run_party, Command, PartyOptions, Reply};
+use gridledger_node::channel::spec::{free_loopback_addr, prepare_channel, ChannelTerms, PartySpec};
 use gridledger_node::config::{read_key, write_key};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -221,7 +221,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         ChannelCmd::Close(a) => control(&a.dir, &Command::Close),
         ChannelCmd::Status(a) => control(&a.dir, &Command::Status),
         ChannelCmd::Dispute(a) => {
-            let r = gridledger_channels::watch::dispute(&a.dir, !a.no_settle, Duration::from_secs(a.timeout_s))?;
+            let r = gridledger_node::channel::watch::dispute(&a.dir, !a.no_settle, Duration::from_secs(a.timeout_s))?;
             println!(
                 "{}",
                 json!({ "disputes": r.disputes, "resolved_with": r.resolved_with, "settled": r.settled, "closed_at": r.closed_at })
@@ -234,7 +234,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             let spec = PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
             println!("{}", json!({ "watching": spec.cid, "from_height": spec.start_height }));
             std::io::Write::flush(&mut std::io::stdout())?;
-            let r = gridledger_channels::watch::watch(
+            let r = gridledger_node::channel::watch::watch(
                 &a.dir,
                 Duration::from_secs(a.timeout_s),
                 Duration::from_millis(100),
@@ -289,7 +289,7 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
     use gridledger_ledger::devnet::dev_key;
     use std::time::Instant;
     let dir = tempfile::tempdir()?;
-    let node = gridledger_channels::devnode::start(&dir.path().join("node"), 4, Amount(1_000_000_000_000), 20)?;
+    let node = gridledger_node::channel::devnode::start(&dir.path().join("node"), 4, Amount(1_000_000_000_000), 20)?;
     let client = gridledger_node::RpcClient::new(&node.url());
     let setup_from = client.height()? + 1;
     let cap = Amount(1_000_000_000);
@@ -321,7 +321,7 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let opts = PartyOptions { durability, control: false, ..PartyOptions::default() };
     let (lat, report, elapsed) = rt.block_on(async {
-        let (h, join) = gridledger_channels::party::spawn_party(&dirs[0], opts)?;
+        let (h, join) = gridledger_node::channel::party::spawn_party(&dirs[0], opts)?;
         match h.request(Command::Open).await {
             Reply::Done { .. } => {}
             r => anyhow::bail!("open: {r:?}"),
@@ -450,8 +450,8 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
 /// prosumer 1 on a deposit; each runs its own party over an encrypted
 /// loopback link; after the close the merchant bills the credit user.
 pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
-    use gridledger_channels::chainlink::{read_channel, read_msc, ChainLink};
     use gridledger_ledger::devnet::dev_key;
+    use gridledger_node::channel::chainlink::{read_channel, read_msc, ChainLink};
     use std::time::Instant;
     let t0 = Instant::now();
     let dir = tempfile::tempdir()?;
@@ -477,8 +477,8 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let opts = PartyOptions { control: false, ..PartyOptions::default() };
     let trades = rt.block_on(async {
-        let (h0, j0) = gridledger_channels::party::spawn_party(&dirs[0], opts.clone())?;
-        let (h1, j1) = gridledger_channels::party::spawn_party(&dirs[1], opts)?;
+        let (h0, j0) = gridledger_node::channel::party::spawn_party(&dirs[0], opts.clone())?;
+        let (h1, j1) = gridledger_node::channel::party::spawn_party(&dirs[1], opts)?;
         anyhow::ensure!(matches!(h0.request(Command::Open).await, Reply::Done { .. }), "open failed");
         let t = Instant::now();
         let mut trades = 0u32;
@@ -509,7 +509,8 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
     // The merchant recalculates and signs the credit user's debit (Fig 16).
     let msc = read_msc(&client, specs[0].sid)?.context("MSC")?;
     let mlink = ChainLink::connect(url, dev_key(0))?;
-    let desk = gridledger_channels::spec::merchant_desk(mlink.domain(), &dev_key(0), desk, terms.credit_limit, 60_000);
+    let desk =
+        gridledger_node::channel::spec::merchant_desk(mlink.domain(), &dev_key(0), desk, terms.credit_limit, 60_000);
     let mut billed = 0u128;
     for rec in &msc.pending {
         let sign = desk.sign_debit(rec, rand::random())?;

@@ -18,11 +18,11 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use gridledger_channels::chainlink::{read_msc, ChainLink};
-use gridledger_channels::merchant::{self, derive_msc_key, document_hash, Application, Decision};
-use gridledger_channels::spec::{ensure_merchant, merchant_desk};
 use gridledger_contracts::cns::credit::{CollateralRatio, MerchantDesk};
 use gridledger_core::{Address, Amount};
+use gridledger_node::channel::chainlink::{read_msc, ChainLink};
+use gridledger_node::channel::merchant::{self, derive_msc_key, document_hash, Application, Decision};
+use gridledger_node::channel::spec::{ensure_merchant, merchant_desk};
 use gridledger_node::config::read_key;
 use gridledger_node::RpcClient;
 use serde_json::json;

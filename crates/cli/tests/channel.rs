@@ -7,12 +7,12 @@
 mod common;
 
 use common::*;
-use gridledger_channels::chainlink::{balance, read_channel, read_esc, read_msc};
 use gridledger_channels::disk::load_store;
-use gridledger_channels::spec::PartySpec;
 use gridledger_contracts::cns::{ChannelStatus, DisputeOutcome, MIN_T_DELTA_MS};
 use gridledger_core::{Address, Amount};
 use gridledger_ledger::devnet::dev_key;
+use gridledger_node::channel::chainlink::{balance, read_channel, read_esc, read_msc};
+use gridledger_node::channel::spec::PartySpec;
 use gridledger_node::config::write_key;
 use gridledger_node::RpcClient;
 use std::io::BufRead;
@@ -59,7 +59,7 @@ impl Drop for Setup {
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let node = gridledger_channels::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
     let url = node.url();
     for i in 0..3 {
         write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();

@@ -7,10 +7,10 @@
 mod common;
 
 use common::*;
-use gridledger_channels::chainlink::{balance, read_msc};
-use gridledger_channels::spec::PartySpec;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::dev_key;
+use gridledger_node::channel::chainlink::{balance, read_msc};
+use gridledger_node::channel::spec::PartySpec;
 use gridledger_node::config::write_key;
 use gridledger_node::RpcClient;
 use std::process::{Command, Stdio};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 fn wait_billing_period(c: &RpcClient, sid: u64) {
     let start = read_msc(c, sid).unwrap().unwrap().billing_period_start;
     let t = Instant::now();
-    while gridledger_channels::merchant::next_block_time(c).unwrap() < start + 500 {
+    while gridledger_node::channel::merchant::next_block_time(c).unwrap() < start + 500 {
         assert!(t.elapsed() < Duration::from_secs(20), "chain clock stuck");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -35,7 +35,7 @@ fn line(bill: &serde_json::Value, sid: u64) -> serde_json::Value {
 fn apply_approve_init_refuse_and_bill() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let node = gridledger_channels::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
     let url = node.url();
     let c = RpcClient::new(&url);
     let initial = total(&c);
@@ -175,7 +175,7 @@ fn apply_approve_init_refuse_and_bill() {
     let b = bill();
     let l = line(&b, csid);
     assert_eq!(l["debits_signed"], 1);
-    assert!(gridledger_channels::merchant::next_block_time(&c).unwrap() < unlock, "an hour's lock holds");
+    assert!(gridledger_node::channel::merchant::next_block_time(&c).unwrap() < unlock, "an hour's lock holds");
     assert_eq!(l["action"], "time_locked", "no seizure before the time-lock: {l}");
     assert_eq!(l["seized_total"], serde_json::json!(Amount::ZERO));
     let m = read_msc(&c, csid).unwrap().unwrap();

@@ -2,11 +2,11 @@
 //! [`ChainTx`]s as signed CNS calls, and turn the CNS events of blocks into
 //! [`ChainEvent`]s for one channel.
 
-use crate::machine::{ChainEvent, ChainTx};
+use crate::client::{RpcClient, RpcError};
+use gridledger_channels::machine::{ChainEvent, ChainTx};
 use gridledger_contracts::CNS_ID;
 use gridledger_core::{Amount, Hash32, KeyPair};
 use gridledger_ledger::{Transaction, TxKind};
-use gridledger_node::client::{RpcClient, RpcError};
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -3,9 +3,9 @@
 //! parties: merchant registration, credit applications and approvals
 //! (seed Fig 3), both `msc-init`s (Fig 11) and the `esc-init` (Fig 12).
 
-use crate::chainlink::{ChainError, ChainLink};
-use crate::machine::ChannelParams;
-use crate::merchant::{self, derive_msc_key, document_hash, Application};
+use super::chainlink::{ChainError, ChainLink};
+use super::merchant::{self, derive_msc_key, document_hash, Application};
+use gridledger_channels::machine::ChannelParams;
 use gridledger_contracts::args;
 use gridledger_contracts::cns::credit::{esc_open_args, CollateralRatio, CreditRefusal, MerchantDesk, RiskFunction};
 use gridledger_contracts::cns::{derive_cid, Domain, EscInit, Funding, RegisterMerchant, MIN_T_DELTA_MS};
@@ -27,7 +27,7 @@ pub enum SpecError {
     #[error(transparent)]
     Chain(#[from] ChainError),
     #[error(transparent)]
-    Rpc(#[from] gridledger_node::client::RpcError),
+    Rpc(#[from] crate::client::RpcError),
     #[error("credit refused: {0}")]
     Refused(#[from] CreditRefusal),
 }
@@ -160,7 +160,7 @@ pub fn ensure_merchant<F: RiskFunction>(
     billing_period_ms: u64,
     pool: Amount,
 ) -> Result<(), SpecError> {
-    let exists = crate::chainlink::view(&link.client, "merchant", args(&desk.account)).is_ok();
+    let exists = super::chainlink::view(&link.client, "merchant", args(&desk.account)).is_ok();
     if !exists {
         link.call(
             "merchant_register",
@@ -172,7 +172,7 @@ pub fn ensure_merchant<F: RiskFunction>(
 }
 
 /// Applies for credit and opens an MSC for `link`'s account through the
-/// merchant service (Figs 3, 11: [`crate::merchant`]); returns the MSC id
+/// merchant service (Figs 3, 11: [`super::merchant`]); returns the MSC id
 /// and the MSC pseudonym key. `salt` makes the pseudonym fresh.
 pub fn open_msc<F: RiskFunction>(
     link: &ChainLink,

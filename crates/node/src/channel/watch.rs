@@ -8,11 +8,11 @@
 //! signs anything, so it can run beside the party daemon or in its place
 //! while the party is down.
 
-use crate::chainlink::{read_channel, ChainLink, EventCursor};
-use crate::disk::load_store;
-use crate::machine::ChainEvent;
-use crate::party::PartyError;
-use crate::spec::PartySpec;
+use super::chainlink::{read_channel, ChainLink, EventCursor};
+use super::party::PartyError;
+use super::spec::PartySpec;
+use gridledger_channels::disk::load_store;
+use gridledger_channels::machine::ChainEvent;
 use gridledger_contracts::args;
 use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelStateArgs, ChannelStatus, CidArgs};
 use gridledger_core::Amount;
@@ -169,6 +169,6 @@ pub fn dispute(dir: &Path, settle: bool, limit: Duration) -> Result<WatchReport,
 /// The channel's status on chain.
 pub fn chain_status(dir: &Path) -> Result<Option<ChannelStatus>, PartyError> {
     let spec = PartySpec::load(dir)?;
-    let client = gridledger_node::RpcClient::new(&spec.rpc);
+    let client = crate::RpcClient::new(&spec.rpc);
     Ok(read_channel(&client, &spec.cid)?.map(|c| c.status))
 }

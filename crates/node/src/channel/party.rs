@@ -11,10 +11,10 @@
 //! `{"cmd":"pay","energy":500,"price":120}`, `{"cmd":"open"}`,
 //! `{"cmd":"close"}`, `{"cmd":"status"}`, `{"cmd":"shutdown"}`).
 
-use crate::chainlink::{ChainLink, EventCursor};
-use crate::disk::{Durability, StoreFile};
-use crate::machine::*;
-use crate::spec::{PartySpec, SpecError};
+use super::chainlink::{ChainLink, EventCursor};
+use super::spec::{PartySpec, SpecError};
+use gridledger_channels::disk::{Durability, StoreFile};
+use gridledger_channels::machine::*;
 use gridledger_contracts::cns::Trade;
 use gridledger_core::{Amount, Energy, Hash32};
 use gridledger_net::{Network, NetworkConfig, PeerConfig};
@@ -31,13 +31,13 @@ pub enum PartyError {
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error(transparent)]
-    Disk(#[from] crate::disk::DiskError),
+    Disk(#[from] gridledger_channels::disk::DiskError),
     #[error(transparent)]
     Channel(#[from] ChannelError),
     #[error("network: {0}")]
     Net(String),
     #[error("chain: {0}")]
-    Chain(#[from] crate::chainlink::ChainError),
+    Chain(#[from] super::chainlink::ChainError),
     #[error("control port: {0}")]
     Control(std::io::Error),
 }
@@ -364,7 +364,7 @@ async fn run(
     let (ev_send, mut ev_recv) = mpsc::unbounded_channel::<ChainEvent>();
     let poller = {
         let stop = stop.clone();
-        let client = gridledger_node::RpcClient::new(&spec.rpc);
+        let client = crate::RpcClient::new(&spec.rpc);
         let mut cursor = EventCursor::new(spec.cid, spec.start_height);
         let every = opts.poll;
         std::thread::spawn(move || {
@@ -378,7 +378,7 @@ async fn run(
                             }
                             // Learn the state the chain holds now.
                             if resolved {
-                                if let Ok(Some(ch)) = crate::chainlink::read_channel(&client, &cursor.cid) {
+                                if let Ok(Some(ch)) = super::chainlink::read_channel(&client, &cursor.cid) {
                                     let _ = ev_send.send(ChainEvent::OnChain(Box::new(ch.latest)));
                                 }
                             }

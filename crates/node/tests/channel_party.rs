@@ -3,14 +3,14 @@
 //! processes): open, pay both ways, restart one party from its snapshot
 //! file, close cooperatively; coins conserved, credit ledger balanced.
 
-use gridledger_channels::chainlink::{balance, read_channel, read_msc};
 use gridledger_channels::disk::{load_store, Durability};
-use gridledger_channels::party::{spawn_party, Command, PartyOptions, Reply};
-use gridledger_channels::spec::{free_loopback_addr, prepare_channel, ChannelTerms};
 use gridledger_channels::Phase;
 use gridledger_contracts::cns::ChannelStatus;
 use gridledger_core::{Address, Amount, KeyPair};
 use gridledger_ledger::devnet::{dev_key, dev_validator};
+use gridledger_node::channel::chainlink::{balance, read_channel, read_msc};
+use gridledger_node::channel::party::{spawn_party, Command, PartyOptions, Reply};
+use gridledger_node::channel::spec::{free_loopback_addr, prepare_channel, ChannelTerms};
 use gridledger_node::RpcClient;
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,7 @@ fn opts() -> PartyOptions {
     PartyOptions { durability: Durability::Fsync, control: false, ..PartyOptions::default() }
 }
 
-async fn wait_phase(h: &gridledger_channels::party::PartyHandle, phase: &str) {
+async fn wait_phase(h: &gridledger_node::channel::party::PartyHandle, phase: &str) {
     let t = Instant::now();
     loop {
         if let Reply::Status(s) = h.request(Command::Status).await {
@@ -63,7 +63,7 @@ async fn wait_phase(h: &gridledger_channels::party::PartyHandle, phase: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_parties_over_the_network_pay_restart_and_close() {
     let dir = tempfile::tempdir().unwrap();
-    let node = gridledger_channels::devnode::start(&dir.path().join("node"), 4, BAL, 20).unwrap();
+    let node = gridledger_node::channel::devnode::start(&dir.path().join("node"), 4, BAL, 20).unwrap();
     let url = node.url();
     let client = RpcClient::new(&url);
     let initial = total(&client);
