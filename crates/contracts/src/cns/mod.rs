@@ -1133,3 +1133,32 @@ pub mod read {
         raw::<u64>(state, &pair_key(sids[0], sids[1])).ok().flatten().unwrap_or(0)
     }
 }
+
+/// The same records read through any [`gridledger_ledger::ChainClient`]
+/// (a dev chain, a PBFT network, a node over RPC): what applications use.
+pub mod client {
+    use super::*;
+    use gridledger_ledger::{ChainClient, ClientError};
+
+    fn raw<C: ChainClient + ?Sized, T: borsh::BorshDeserialize>(c: &C, key: &[u8]) -> Result<Option<T>, ClientError> {
+        match c.contract_state(crate::CNS_ID, key)? {
+            None => Ok(None),
+            Some(b) => borsh::from_slice(&b).map(Some).map_err(|e| ClientError::Chain(format!("CNS record: {e}"))),
+        }
+    }
+    pub fn msc<C: ChainClient + ?Sized>(c: &C, sid: u64) -> Result<Option<Msc>, ClientError> {
+        raw(c, &msc_key(sid))
+    }
+    pub fn esc<C: ChainClient + ?Sized>(c: &C, scid: &Hash32) -> Result<Option<Esc>, ClientError> {
+        raw(c, &esc_key(scid))
+    }
+    pub fn channel<C: ChainClient + ?Sized>(c: &C, cid: &Hash32) -> Result<Option<Channel>, ClientError> {
+        raw(c, &channel_key(cid))
+    }
+    pub fn merchant<C: ChainClient + ?Sized>(c: &C, a: &Address) -> Result<Option<Merchant>, ClientError> {
+        raw(c, &merchant_key(a))
+    }
+    pub fn esc_counter<C: ChainClient + ?Sized>(c: &C, sids: [u64; 2]) -> Result<u64, ClientError> {
+        Ok(raw::<C, u64>(c, &pair_key(sids[0], sids[1]))?.unwrap_or(0))
+    }
+}
