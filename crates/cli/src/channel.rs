@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use gridledger_channels::disk::Durability;
 use gridledger_core::{Amount, KeyPair};
 use gridledger_node::channel::party::{control_request, run_party, Command, PartyOptions, Reply};
-use gridledger_node::channel::spec::{free_loopback_addr, prepare_channel, ChannelTerms, PartySpec};
+use gridledger_node::channel::spec::{bind_loopback, free_loopback_addr, prepare_channel, ChannelTerms, PartySpec};
 use gridledger_node::config::{read_key, write_key};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -455,6 +455,8 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
     use std::time::Instant;
     let t0 = Instant::now();
     let dir = tempfile::tempdir()?;
+    // Both parties run here: bind their ports now and hand the listeners over.
+    let listeners = [bind_loopback()?, bind_loopback()?];
     let terms = ChannelTerms {
         capacity: [Amount(50_000), Amount(20_000)],
         credit: [true, false],
@@ -465,8 +467,8 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
         billing_period_ms: 30_000,
         retry_ms: 500,
         close_timeout_ms: 3_000,
-        addrs: [free_loopback_addr()?, free_loopback_addr()?],
-        controls: [free_loopback_addr()?, free_loopback_addr()?],
+        addrs: [listeners[0].local_addr()?, listeners[1].local_addr()?],
+        controls: [listeners[0].local_addr()?, listeners[1].local_addr()?],
     };
     let desk = KeyPair::generate(&mut rand::rng());
     let specs = prepare_channel(url, &dev_key(0), &desk, [&dev_key(1), &dev_key(2)], &terms)?;
@@ -477,8 +479,10 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let opts = PartyOptions { control: false, ..PartyOptions::default() };
     let trades = rt.block_on(async {
-        let (h0, j0) = gridledger_node::channel::party::spawn_party(&dirs[0], opts.clone())?;
-        let (h1, j1) = gridledger_node::channel::party::spawn_party(&dirs[1], opts)?;
+        let [l0, l1] = listeners;
+        let on = |peer| gridledger_node::channel::party::Listeners { peer, control: None };
+        let (h0, j0) = gridledger_node::channel::party::spawn_party_on(&dirs[0], opts.clone(), on(l0))?;
+        let (h1, j1) = gridledger_node::channel::party::spawn_party_on(&dirs[1], opts, on(l1))?;
         anyhow::ensure!(matches!(h0.request(Command::Open).await, Reply::Done { .. }), "open failed");
         let t = Instant::now();
         let mut trades = 0u32;

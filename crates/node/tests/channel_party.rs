@@ -9,8 +9,8 @@ use gridledger_contracts::cns::ChannelStatus;
 use gridledger_core::{Address, Amount, KeyPair};
 use gridledger_ledger::devnet::{dev_key, dev_validator};
 use gridledger_node::channel::chainlink::{balance, read_channel, read_msc};
-use gridledger_node::channel::party::{spawn_party, Command, PartyOptions, Reply};
-use gridledger_node::channel::spec::{free_loopback_addr, prepare_channel, ChannelTerms};
+use gridledger_node::channel::party::{spawn_party_on, Command, Listeners, PartyOptions, Reply};
+use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms};
 use gridledger_node::RpcClient;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,11 @@ fn total(c: &RpcClient) -> u128 {
     accounts().iter().map(|a| balance(c, a).unwrap()).sum()
 }
 
-fn terms(credit: [bool; 2]) -> ChannelTerms {
+/// Terms for two in-process parties listening on `ls` (bound here and
+/// handed over: no port is picked and released). Their control ports are
+/// off.
+fn terms(credit: [bool; 2], ls: &[std::net::TcpListener; 2]) -> ChannelTerms {
+    let addrs = [ls[0].local_addr().unwrap(), ls[1].local_addr().unwrap()];
     ChannelTerms {
         capacity: [Amount(100_000), Amount(50_000)],
         credit,
@@ -38,8 +42,8 @@ fn terms(credit: [bool; 2]) -> ChannelTerms {
         billing_period_ms: 30_000,
         retry_ms: 300,
         close_timeout_ms: 1_500,
-        addrs: [free_loopback_addr().unwrap(), free_loopback_addr().unwrap()],
-        controls: [free_loopback_addr().unwrap(), free_loopback_addr().unwrap()],
+        addrs,
+        controls: addrs,
     }
 }
 
@@ -67,7 +71,9 @@ async fn two_parties_over_the_network_pay_restart_and_close() {
     let url = node.url();
     let client = RpcClient::new(&url);
     let initial = total(&client);
-    let t = terms([true, false]);
+    let ls = [bind_loopback().unwrap(), bind_loopback().unwrap()];
+    let on = |i: usize| Listeners { peer: ls[i].try_clone().unwrap(), control: None };
+    let t = terms([true, false], &ls);
     let specs = tokio::task::spawn_blocking({
         let url = url.clone();
         let t = t.clone();
@@ -80,8 +86,8 @@ async fn two_parties_over_the_network_pay_restart_and_close() {
     for i in 0..2 {
         specs[i].save(&dirs[i]).unwrap();
     }
-    let (h0, j0) = spawn_party(&dirs[0], opts()).unwrap();
-    let (h1, j1) = spawn_party(&dirs[1], opts()).unwrap();
+    let (h0, j0) = spawn_party_on(&dirs[0], opts(), on(0)).unwrap();
+    let (h1, j1) = spawn_party_on(&dirs[1], opts(), on(1)).unwrap();
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     // Side 0 (credit-note funded) buys 10 × 500 Wh at 120/kWh; side 1 buys
@@ -101,7 +107,8 @@ async fn two_parties_over_the_network_pay_restart_and_close() {
     assert!(matches!(h1.request(Command::Shutdown).await, Reply::Done { counter: 12 }));
     j1.await.unwrap().unwrap();
     assert_eq!(load_store(&dirs[1]).unwrap().unwrap().latest.unwrap().state.counter, 12);
-    let (h1, j1) = spawn_party(&dirs[1], opts()).unwrap();
+    // Same port, still bound by this test: nothing could take it meanwhile.
+    let (h1, j1) = spawn_party_on(&dirs[1], opts(), on(1)).unwrap();
     assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 13 });
     let before = [balance(&client, &dev_key(1).address()).unwrap(), balance(&client, &dev_key(2).address()).unwrap()];
     assert!(matches!(h1.request(Command::Close).await, Reply::Done { .. }));

@@ -142,16 +142,44 @@ impl PartyHandle {
     }
 }
 
-/// Starts a party from its directory (`party.json`, `store.bin`).
-pub fn spawn_party(
+/// Sockets a caller bound for a party and hands over (so no port is picked,
+/// released and re-bound: nothing can take it in between). Bind them with
+/// [`super::spec::bind_loopback`]; a `try_clone` of a listener serves a
+/// restarted party on the same port.
+pub struct Listeners {
+    pub peer: std::net::TcpListener,
+    pub control: Option<std::net::TcpListener>,
+}
+
+/// The join handle of a running party.
+pub type PartyJoin = tokio::task::JoinHandle<Result<PartyReport, PartyError>>;
+
+/// Starts a party from its directory (`party.json`, `store.bin`), binding
+/// the addresses its spec names.
+pub fn spawn_party(dir: &Path, opts: PartyOptions) -> Result<(PartyHandle, PartyJoin), PartyError> {
+    spawn(dir, opts, None)
+}
+
+/// [`spawn_party`] on listeners the caller already bound.
+pub fn spawn_party_on(
     dir: &Path,
     opts: PartyOptions,
-) -> Result<(PartyHandle, tokio::task::JoinHandle<Result<PartyReport, PartyError>>), PartyError> {
+    listeners: Listeners,
+) -> Result<(PartyHandle, PartyJoin), PartyError> {
+    spawn(dir, opts, Some(listeners))
+}
+
+fn spawn(dir: &Path, opts: PartyOptions, listeners: Option<Listeners>) -> Result<(PartyHandle, PartyJoin), PartyError> {
     let spec = PartySpec::load(dir)?;
     let (tx, rx) = mpsc::channel(64);
     let dir = dir.to_path_buf();
-    let h = tokio::spawn(async move { run(dir, spec, opts, rx).await });
+    let h = tokio::spawn(async move { run(dir, spec, opts, listeners, rx).await });
     Ok((PartyHandle { tx }, h))
+}
+
+fn tokio_listener(l: std::net::TcpListener) -> std::io::Result<tokio::net::TcpListener> {
+    l.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(l)
 }
 
 /// Runs a party until it is closed (with `exit_when_closed`) or shut down.
@@ -307,6 +335,7 @@ async fn run(
     dir: PathBuf,
     spec: PartySpec,
     opts: PartyOptions,
+    listeners: Option<Listeners>,
     mut cmds: mpsc::Receiver<Request0>,
 ) -> Result<PartyReport, PartyError> {
     let esc_key = spec.esc_key()?;
@@ -325,7 +354,18 @@ async fn run(
     let mut cfg = NetworkConfig::new(spec.cid, side, set);
     cfg.max_frame = MAX_MESSAGE_BYTES;
     cfg.backoff_max = Duration::from_millis(500);
-    let (net, mut inbound) = Network::start(cfg, esc_key).await.map_err(|e| PartyError::Net(e.to_string()))?;
+    let (peer_listener, control_listener) = match listeners {
+        Some(l) => (Some(l.peer), l.control),
+        None => (None, None),
+    };
+    let started = match peer_listener {
+        Some(l) => {
+            let l = tokio_listener(l).map_err(PartyError::Control)?;
+            Network::start_with_listener(cfg, esc_key, l).await
+        }
+        None => Network::start(cfg, esc_key).await,
+    };
+    let (net, mut inbound) = started.map_err(|e| PartyError::Net(e.to_string()))?;
 
     // Chain side: a submitter and an event poller on their own threads
     // (the RPC client blocks).
@@ -393,7 +433,10 @@ async fn run(
 
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<Request0>(16);
     let control = if opts.control {
-        let l = tokio::net::TcpListener::bind(spec.control).await.map_err(PartyError::Control)?;
+        let l = match control_listener {
+            Some(l) => tokio_listener(l).map_err(PartyError::Control)?,
+            None => tokio::net::TcpListener::bind(spec.control).await.map_err(PartyError::Control)?,
+        };
         Some(tokio::spawn(serve_control(l, ctl_tx)))
     } else {
         drop(ctl_tx);

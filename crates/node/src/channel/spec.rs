@@ -263,7 +263,17 @@ pub fn prepare_channel(
     }))
 }
 
-/// A loopback address with a port free at the time of the call.
+/// A loopback address with a port free at the time of the call. The port
+/// is released before it is used, so another process may take it in
+/// between: use it only where the listener cannot be handed over (a party
+/// in another process); in process, [`bind_loopback`] and
+/// [`super::party::spawn_party_on`].
 pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
     std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// A listener on a loopback port the kernel chose, kept bound: its
+/// `local_addr` goes into the spec, the listener to the party.
+pub fn bind_loopback() -> std::io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind("127.0.0.1:0")
 }
