@@ -139,3 +139,43 @@ async fn two_parties_over_the_network_pay_restart_and_close() {
     assert!(r0.saves > 10 && r1.saves >= 3, "every signature persisted first: {} {}", r0.saves, r1.saves);
     node.shutdown();
 }
+
+/// The watch service does not stop on an RPC error: with its node
+/// unreachable for the whole run it keeps retrying (logging errors) until
+/// its time limit, instead of exiting on the first failure.
+#[test]
+fn the_watch_service_outlives_an_unreachable_node() {
+    use gridledger_core::codec::encode;
+    use gridledger_core::Hash32;
+    use gridledger_node::channel::spec::PartySpec;
+    let dir = tempfile::tempdir().unwrap();
+    let k = |s: &str| hex::encode(KeyPair::from_seed(s).secret_bytes());
+    let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let spec = PartySpec {
+        side: 1,
+        account_secret: k("acct"),
+        esc_secret: k("esc"),
+        msc_secret: k("msc"),
+        nonce_seed: Hash32([1; 32]),
+        chain_id: 1,
+        peer_key: KeyPair::from_seed("peer").public(),
+        scid: Hash32([2; 32]),
+        cid: Hash32([3; 32]),
+        sid: 0,
+        t_delta_ms: gridledger_contracts::cns::MIN_T_DELTA_MS,
+        capacity: [Amount(1), Amount(1)],
+        funding: hex::encode(encode(&gridledger_contracts::cns::Funding::Deposit)),
+        retry_ms: 100,
+        close_timeout_ms: 1_000,
+        addrs: [addr, addr],
+        control: addr,
+        // Nothing listens on port 1: every call fails.
+        rpc: "http://127.0.0.1:1".into(),
+        start_height: 0,
+    };
+    spec.save(dir.path()).unwrap();
+    let limit = Duration::from_millis(700);
+    let r = gridledger_node::channel::watch::watch(dir.path(), limit, Duration::from_millis(50));
+    let report = r.expect("RPC errors are retried, not returned");
+    assert_eq!(report, gridledger_node::channel::watch::WatchReport::default());
+}
