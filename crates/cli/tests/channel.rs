@@ -109,8 +109,10 @@ fn open_both(s: &Setup) -> Procs {
 
 fn copy_party(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for f in ["party.json", "store.bin"] {
-        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    for f in ["party.json", "store.bin", "store.log"] {
+        if from.join(f).exists() {
+            std::fs::copy(from.join(f), to.join(f)).unwrap();
+        }
     }
 }
 

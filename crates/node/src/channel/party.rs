@@ -1,7 +1,8 @@
 //! One party of a channel as its own process: a [`ChannelMachine`] driven
 //! over an authenticated, encrypted link to the peer (gridledger-net with a
 //! 2-member set whose identities are the two ESC keys), a durable snapshot
-//! file ([`StoreFile`]: write, fsync, rename, fsync dir) written *before*
+//! log ([`StoreFile`]: one appended, checksummed record and one fdatasync
+//! per save) written *before*
 //! `Input::Persisted` releases any signature, a worker that submits the
 //! machine's transactions to a node over JSON-RPC, and a poller that feeds
 //! the channel's chain events back.
