@@ -141,8 +141,13 @@ impl StoreFile {
         let path = dir.join(LOG_FILE);
         let existed = path.exists();
         let (_, valid) = read_log(dir)?;
-        let mut log =
-            OpenOptions::new().create(true).read(true).write(true).open(&path).map_err(|e| io_err(&path, e))?;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
         log.set_len(valid as u64).map_err(|e| io_err(&path, e))?;
         log.seek(SeekFrom::End(0)).map_err(|e| io_err(&path, e))?;
         if durability == Durability::Fsync {

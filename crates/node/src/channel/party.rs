@@ -568,6 +568,21 @@ where
     }
 }
 
+/// Sends one command to a party's control port and reads its answer
+/// (blocking; for the CLI).
+pub fn control_request(addr: std::net::SocketAddr, cmd: &Command, timeout: Duration) -> Result<Reply, std::io::Error> {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+    s.set_read_timeout(Some(timeout))?;
+    let mut line = serde_json::to_string(cmd).map_err(std::io::Error::other)?;
+    line.push('\n');
+    s.write_all(line.as_bytes())?;
+    let mut r = std::io::BufReader::new(s);
+    let mut out = String::new();
+    r.read_line(&mut out)?;
+    serde_json::from_str(&out).map_err(std::io::Error::other)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,19 +616,4 @@ mod tests {
         assert!(matches!(serde_json::from_str::<Reply>(&line).unwrap(), Reply::Error { .. }));
         assert_eq!(lines.next_line().await.unwrap(), None, "connection ended after the overlong line");
     }
-}
-
-/// Sends one command to a party's control port and reads its answer
-/// (blocking; for the CLI).
-pub fn control_request(addr: std::net::SocketAddr, cmd: &Command, timeout: Duration) -> Result<Reply, std::io::Error> {
-    use std::io::{BufRead, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
-    s.set_read_timeout(Some(timeout))?;
-    let mut line = serde_json::to_string(cmd).map_err(std::io::Error::other)?;
-    line.push('\n');
-    s.write_all(line.as_bytes())?;
-    let mut r = std::io::BufReader::new(s);
-    let mut out = String::new();
-    r.read_line(&mut out)?;
-    serde_json::from_str(&out).map_err(std::io::Error::other)
 }
