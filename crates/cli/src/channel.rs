@@ -11,7 +11,9 @@ use clap::{Args, Subcommand};
 use gridledger_channels::disk::Durability;
 use gridledger_core::{Amount, KeyPair};
 use gridledger_node::channel::party::{control_request, run_party, Command, PartyOptions, Reply};
-use gridledger_node::channel::spec::{bind_loopback, free_loopback_addr, prepare_channel, ChannelTerms, PartySpec};
+use gridledger_node::channel::spec::{
+    bind_loopback, free_loopback_addr, prepare_channel, AcceptPolicy, ChannelTerms, PartySpec,
+};
 use gridledger_node::config::{read_key, write_key};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -84,6 +86,16 @@ pub struct PrepareArgs {
     /// unilaterally (a dispute).
     #[arg(long, default_value_t = 30)]
     pub close_timeout_blocks: u64,
+    /// Refuse incoming trades above this price per kWh (both parties'
+    /// policy; with --min-price and --max-energy-wh).
+    #[arg(long)]
+    pub max_price: Option<u128>,
+    /// Refuse incoming trades below this price per kWh (with --max-price).
+    #[arg(long, default_value_t = 1)]
+    pub min_price: u128,
+    /// Refuse incoming trades above this energy (Wh) (with --max-price).
+    #[arg(long, default_value_t = u64::MAX)]
+    pub max_energy_wh: u64,
     /// Peer listen addresses of side 0 and side 1 (loopback ports chosen if absent).
     #[arg(long, num_args = 2)]
     pub listen: Vec<SocketAddr>,
@@ -190,6 +202,11 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 close_timeout_ms: a.close_timeout_blocks.saturating_mul(a.block_ms),
                 addrs,
                 controls: [free_loopback_addr()?, free_loopback_addr()?],
+                accept: a.max_price.map(|max| AcceptPolicy {
+                    min_price_per_kwh: a.min_price,
+                    max_price_per_kwh: max,
+                    max_energy_wh: a.max_energy_wh,
+                }),
             };
             let specs = prepare_channel(&a.rpc, &merchant, &desk, [&keys[0], &keys[1]], &terms)?;
             for (s, d) in specs.iter().zip(&a.dirs) {
@@ -305,6 +322,7 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
         close_timeout_ms: 5_000,
         addrs: [free_loopback_addr()?, free_loopback_addr()?],
         controls: [free_loopback_addr()?, free_loopback_addr()?],
+        accept: None,
     };
     let desk = KeyPair::generate(&mut rand::rng());
     let specs = prepare_channel(&node.url(), &dev_key(0), &desk, [&dev_key(1), &dev_key(2)], &terms)?;
@@ -469,6 +487,7 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
         close_timeout_ms: 3_000,
         addrs: [listeners[0].local_addr()?, listeners[1].local_addr()?],
         controls: [listeners[0].local_addr()?, listeners[1].local_addr()?],
+        accept: None,
     };
     let desk = KeyPair::generate(&mut rand::rng());
     let specs = prepare_channel(url, &dev_key(0), &desk, [&dev_key(1), &dev_key(2)], &terms)?;

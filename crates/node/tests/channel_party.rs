@@ -44,6 +44,7 @@ fn terms(credit: [bool; 2], ls: &[std::net::TcpListener; 2]) -> ChannelTerms {
         close_timeout_ms: 1_500,
         addrs,
         controls: addrs,
+        accept: None,
     }
 }
 
@@ -144,7 +145,7 @@ async fn two_parties_over_the_network_pay_restart_and_close() {
 /// unreachable for the whole run it keeps retrying (logging errors) until
 /// its time limit, instead of exiting on the first failure.
 #[test]
-fn the_watch_service_outlives_an_unreachable_node() {
+fn the_watch_service_outlives_an_unreachable_node_and_the_spec_carries_the_trade_policy() {
     use gridledger_core::codec::encode;
     use gridledger_core::Hash32;
     use gridledger_node::channel::spec::PartySpec;
@@ -172,7 +173,40 @@ fn the_watch_service_outlives_an_unreachable_node() {
         // Nothing listens on port 1: every call fails.
         rpc: "http://127.0.0.1:1".into(),
         start_height: 0,
+        accept: None,
     };
+    // The party's trade policy comes from its spec (`channel prepare
+    // --max-price ...`): none here, bounds below.
+    assert!(spec.params().unwrap().policy.is_none());
+    let bounded = PartySpec {
+        accept: Some(gridledger_node::channel::spec::AcceptPolicy {
+            min_price_per_kwh: 10,
+            max_price_per_kwh: 500,
+            max_energy_wh: 5_000,
+        }),
+        ..spec.clone()
+    };
+    let policy = bounded.params().unwrap().policy.expect("policy from the spec");
+    let st = gridledger_contracts::cns::ChannelState {
+        domain: gridledger_contracts::cns::Domain::cns(1),
+        cid: spec.cid,
+        t_delta_ms: spec.t_delta_ms,
+        counter: 1,
+        balances: [Amount(1), Amount(1)],
+        energy: [gridledger_core::Energy(0); 2],
+        last_trade: None,
+        is_final: false,
+    };
+    let trade = |price: u128, wh: u64| gridledger_contracts::cns::Trade {
+        buyer: 0,
+        energy: gridledger_core::Energy(wh),
+        price_per_kwh: Amount(price),
+        amount: Amount(price * u128::from(wh) / 1000),
+    };
+    assert!(policy.0.check(&trade(300, 1_000), &st).is_ok());
+    assert!(policy.0.check(&trade(600, 1_000), &st).is_err(), "above the max price");
+    assert!(policy.0.check(&trade(5, 1_000), &st).is_err(), "below the min price");
+    assert!(policy.0.check(&trade(300, 6_000), &st).is_err(), "above the max energy");
     spec.save(dir.path()).unwrap();
     let limit = Duration::from_millis(700);
     let r = gridledger_node::channel::watch::watch(dir.path(), limit, Duration::from_millis(50));

@@ -5,15 +5,16 @@
 
 use super::chainlink::{ChainError, ChainLink};
 use super::merchant::{self, derive_msc_key, document_hash, Application};
-use gridledger_channels::machine::ChannelParams;
+use gridledger_channels::machine::{ChannelParams, Policy, PriceBounds};
 use gridledger_contracts::args;
 use gridledger_contracts::cns::credit::{esc_open_args, CollateralRatio, CreditRefusal, MerchantDesk, RiskFunction};
 use gridledger_contracts::cns::{derive_cid, Domain, EscInit, Funding, RegisterMerchant, MIN_T_DELTA_MS};
 use gridledger_core::codec::{decode, encode};
-use gridledger_core::{Amount, Hash32, KeyPair, PublicKey};
+use gridledger_core::{Amount, Energy, Hash32, KeyPair, PublicKey};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 /// File name of the spec inside a party's directory.
 pub const SPEC_FILE: &str = "party.json";
@@ -64,6 +65,19 @@ pub struct PartySpec {
     pub rpc: String,
     /// Chain height to read channel events from.
     pub start_height: u64,
+    /// What this party accepts from its peer beyond the channel's own rules
+    /// (issue: the responder signed any price): price and size bounds per
+    /// trade, checked before anything is signed.
+    #[serde(default)]
+    pub accept: Option<AcceptPolicy>,
+}
+
+/// Bounds on the trades a party co-signs (its [`gridledger_channels::machine::UpdatePolicy`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AcceptPolicy {
+    pub min_price_per_kwh: u128,
+    pub max_price_per_kwh: u128,
+    pub max_energy_wh: u64,
 }
 
 fn key_of(hex_secret: &str) -> Result<KeyPair, SpecError> {
@@ -85,7 +99,13 @@ impl PartySpec {
         Ok(ChannelParams {
             domain: Domain::cns(self.chain_id),
             min_t_delta_ms: MIN_T_DELTA_MS,
-            policy: None,
+            policy: self.accept.as_ref().map(|a| {
+                Policy(Arc::new(PriceBounds {
+                    min_price_per_kwh: Amount(a.min_price_per_kwh),
+                    max_price_per_kwh: Amount(a.max_price_per_kwh),
+                    max_energy: Energy(a.max_energy_wh),
+                }))
+            }),
             side: self.side,
             peer_key: self.peer_key,
             scid: self.scid,
@@ -132,6 +152,9 @@ pub struct ChannelTerms {
     pub close_timeout_ms: u64,
     pub addrs: [SocketAddr; 2],
     pub controls: [SocketAddr; 2],
+    /// Trade bounds both parties apply to incoming updates (none: any
+    /// trade that follows the channel's rules).
+    pub accept: Option<AcceptPolicy>,
 }
 
 /// A merchant desk with the demo's risk model.
@@ -259,6 +282,7 @@ pub fn prepare_channel(
             control: terms.controls[i],
             rpc: url.to_string(),
             start_height,
+            accept: terms.accept.clone(),
         }
     }))
 }
