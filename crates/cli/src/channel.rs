@@ -26,7 +26,7 @@ const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
 pub enum ChannelCmd {
     /// Prepare a channel between two accounts on chain (merchant approvals,
     /// both MSCs, the ESC) and write both parties' directories.
-    Prepare(PrepareArgs),
+    Prepare(Box<PrepareArgs>),
     /// Run this party's process: connect to the peer, open the channel
     /// (side 0) and co-sign updates until the channel closes.
     Open(OpenArgs),
