@@ -58,6 +58,8 @@ pub struct StoreFile {
     durability: Durability,
     log: File,
     log_len: u64,
+    /// A lagging save is written but not yet synced.
+    unsynced: bool,
     saves: u64,
     save_time: Duration,
 }
@@ -156,7 +158,15 @@ impl StoreFile {
                 sync_dir(dir)?;
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), durability, log, log_len: valid as u64, saves: 0, save_time: Duration::ZERO })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            durability,
+            log,
+            log_len: valid as u64,
+            unsynced: false,
+            saves: 0,
+            save_time: Duration::ZERO,
+        })
     }
 
     pub fn path(&self) -> PathBuf {
@@ -177,12 +187,41 @@ impl StoreFile {
         if self.durability == Durability::Fsync {
             self.log.sync_data().map_err(|e| io_err(&path, e))?;
         }
+        self.unsynced = false;
         self.log_len += rec.len() as u64;
         if self.log_len > COMPACT_AFTER {
             self.compact(store)?;
         }
         self.saves += 1;
         self.save_time += t.elapsed();
+        Ok(())
+    }
+
+    /// Appends `store` without waiting for the disk: a process crash keeps
+    /// it (the kernel has it), a power cut may not. The next [`Self::save`]
+    /// or [`Self::flush`] makes it durable too (same file, in order).
+    pub fn save_lagging(&mut self, store: &ChannelStore) -> Result<(), DiskError> {
+        let t = Instant::now();
+        let path = self.path();
+        let rec = record(&store.to_bytes());
+        self.log.write_all(&rec).map_err(|e| io_err(&path, e))?;
+        self.log_len += rec.len() as u64;
+        self.unsynced = true;
+        if self.log_len > COMPACT_AFTER {
+            self.compact(store)?;
+        }
+        self.saves += 1;
+        self.save_time += t.elapsed();
+        Ok(())
+    }
+
+    /// Makes lagging saves durable.
+    pub fn flush(&mut self) -> Result<(), DiskError> {
+        if self.unsynced && self.durability == Durability::Fsync {
+            let path = self.path();
+            self.log.sync_data().map_err(|e| io_err(&path, e))?;
+        }
+        self.unsynced = false;
         Ok(())
     }
 
@@ -276,6 +315,22 @@ mod tests {
         bytes[n - 3] ^= 0xff;
         fs::write(dir.path().join(LOG_FILE), &bytes).unwrap();
         assert_eq!(load_store(dir.path()).unwrap().unwrap().version, 3, "corrupt record rejected");
+    }
+
+    #[test]
+    fn a_lagging_save_is_read_back_and_flushed_by_the_next_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = StoreFile::open(dir.path(), Durability::Fsync).unwrap();
+        f.save(&store(1)).unwrap();
+        f.save_lagging(&store(2)).unwrap();
+        assert!(f.unsynced);
+        assert_eq!(load_store(dir.path()).unwrap().unwrap().version, 2, "written (a process crash keeps it)");
+        f.save(&store(3)).unwrap();
+        assert!(!f.unsynced, "the synced save covers the lagging one");
+        f.save_lagging(&store(4)).unwrap();
+        f.flush().unwrap();
+        assert!(!f.unsynced);
+        assert_eq!(load_store(dir.path()).unwrap().unwrap().version, 4);
     }
 
     #[test]

@@ -204,6 +204,14 @@ pub struct Step {
     /// Write this durably, then feed back `Input::Persisted(store.version)`;
     /// only then are the held messages and transactions released.
     pub persist: Option<ChannelStore>,
+    /// The persist holds back no message or transaction (e.g. recording a
+    /// co-signed update this party proposed, or a chain event that replays):
+    /// losing it in a power cut costs nothing the peer or the chain cannot
+    /// give back (the peer re-accepts the retransmitted proposal; events
+    /// replay), so a driver may write it without waiting for the disk and
+    /// let the next synced write cover it. A process crash loses nothing
+    /// written either way.
+    pub persist_may_lag: bool,
     pub messages: Vec<Message>,
     pub txs: Vec<ChainTx>,
     pub events: Vec<ChannelEvent>,
@@ -458,6 +466,7 @@ impl ChannelMachine {
     /// Ends a step that changed durable state: bumps the version and holds
     /// the outgoing messages and transactions until it is persisted.
     fn persist_then(&mut self, mut step: Step, msgs: Vec<Message>, txs: Vec<ChainTx>) -> Step {
+        step.persist_may_lag = msgs.is_empty() && txs.is_empty();
         self.store.version += 1;
         self.held.push((self.store.version, msgs, txs));
         step.persist = Some(self.store.clone());

@@ -217,13 +217,22 @@ impl Loop {
         let mut step = first;
         loop {
             if let Some(store) = step.persist.take() {
-                self.disk.save(&store)?;
+                // One fdatasync per update on the critical path of each
+                // side's signing step; recording what we already sent may
+                // lag (see `Step::persist_may_lag`), flushed on the next
+                // save or tick.
+                if step.persist_may_lag {
+                    self.disk.save_lagging(&store)?;
+                } else {
+                    self.disk.save(&store)?;
+                }
                 let released = self.machine.handle(Input::Persisted(store.version))?;
                 step.messages.extend(released.messages);
                 step.txs.extend(released.txs);
                 step.events.extend(released.events);
                 if released.persist.is_some() {
                     step.persist = released.persist;
+                    step.persist_may_lag = released.persist_may_lag;
                     continue;
                 }
             }
@@ -481,6 +490,7 @@ async fn run(
                     lp.carry_out(step)?;
                 }
                 _ = tick.tick() => {
+                    lp.disk.flush()?;
                     let step = lp.machine.handle(Input::Tick(now_ms()))?;
                     lp.carry_out(step)?;
                 }
@@ -496,7 +506,8 @@ async fn run(
     if let Some(c) = control {
         c.abort();
     }
-    let Loop { machine, disk, net, txs, .. } = lp;
+    let Loop { machine, mut disk, net, txs, .. } = lp;
+    disk.flush()?;
     drop(txs);
     // Let the last messages (e.g. the acceptance of a final state) go out.
     tokio::time::sleep(Duration::from_millis(50)).await;
