@@ -43,6 +43,16 @@ pub enum ChannelCmd {
     /// Watch the chain for a stale close by the peer and answer it with the
     /// newest co-signed state from the snapshot file.
     Watch(WatchArgs),
+    /// Write what an outsourced watch service needs (no secrets) to a file.
+    WatchSpec(WatchSpecArgs),
+}
+
+#[derive(Args)]
+pub struct WatchSpecArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args)]
@@ -148,8 +158,16 @@ pub struct DisputeArgs {
 
 #[derive(Args)]
 pub struct WatchArgs {
+    /// The party's directory: its spec (unless --spec) and its store files.
     #[arg(long)]
     pub dir: PathBuf,
+    /// Watch as an outsourced service: the channel from this file (see
+    /// `channel watch-spec`), the states from --dir, gas paid by --key.
+    #[arg(long, requires = "key")]
+    pub spec: Option<PathBuf>,
+    /// The watch service's own account key (with --spec).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
     /// Stop after this many seconds (or when the channel closes).
     #[arg(long, default_value_t = 3_600)]
     pub timeout_s: u64,
@@ -237,6 +255,13 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         ChannelCmd::Pay(a) => control(&a.dir, &Command::Pay { energy: a.energy, price: a.price }),
         ChannelCmd::Close(a) => control(&a.dir, &Command::Close),
         ChannelCmd::Status(a) => control(&a.dir, &Command::Status),
+        ChannelCmd::WatchSpec(a) => {
+            let p = PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
+            let w = gridledger_node::channel::watch::WatchSpec::from(&p);
+            std::fs::write(&a.out, serde_json::to_string_pretty(&w)?)?;
+            println!("{}", serde_json::to_string(&w)?);
+            Ok(())
+        }
         ChannelCmd::Dispute(a) => {
             let r = gridledger_node::channel::watch::dispute(&a.dir, !a.no_settle, Duration::from_secs(a.timeout_s))?;
             println!(
@@ -248,14 +273,21 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         ChannelCmd::Watch(a) => {
             // Readiness line: the watcher replays the channel's events from
             // its start height, so nothing raised from now on is missed.
-            let spec = PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
+            use gridledger_node::channel::watch::{watch_with, WatchSpec};
+            let (spec, account) = match (&a.spec, &a.key) {
+                (Some(s), Some(k)) => {
+                    let text = std::fs::read_to_string(s).with_context(|| format!("reading {}", s.display()))?;
+                    (serde_json::from_str::<WatchSpec>(&text).context("watch spec")?, read_key(k)?)
+                }
+                _ => {
+                    let p =
+                        PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
+                    (WatchSpec::from(&p), p.account()?)
+                }
+            };
             println!("{}", json!({ "watching": spec.cid, "from_height": spec.start_height }));
             std::io::Write::flush(&mut std::io::stdout())?;
-            let r = gridledger_node::channel::watch::watch(
-                &a.dir,
-                Duration::from_secs(a.timeout_s),
-                Duration::from_millis(100),
-            )?;
+            let r = watch_with(&spec, account, &a.dir, Duration::from_secs(a.timeout_s), Duration::from_millis(100))?;
             println!(
                 "{}",
                 json!({ "disputes": r.disputes, "resolved_with": r.resolved_with, "settled": r.settled, "closed_at": r.closed_at })

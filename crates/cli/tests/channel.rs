@@ -143,7 +143,25 @@ fn killed_parties_stale_close_is_corrected_by_the_watch_service() {
     let _ = procs.0.iter_mut().map(|p| p.kill()).count();
     let newest = load_store(&s.dirs[1]).unwrap().unwrap().latest.unwrap();
     assert_eq!(newest.state.counter, 4, "the killed party's file has the newest co-signed state");
-    let mut watcher = spawn(&["channel", "watch", "--dir", &d(&s.dirs[1]), "--timeout-s", "60"]);
+    // The watch service is outsourced: it gets the channel's public facts
+    // and side 1's store files, never party.json (no secret), and pays gas
+    // from its own account (dev key 3).
+    let tower = s.root.join("tower");
+    std::fs::create_dir_all(&tower).unwrap();
+    for f in ["store.bin", "store.log"] {
+        if s.dirs[1].join(f).exists() {
+            std::fs::copy(s.dirs[1].join(f), tower.join(f)).unwrap();
+        }
+    }
+    let wspec = s.root.join("watch.json");
+    gl_ok(&["channel", "watch-spec", "--dir", &d(&s.dirs[1]), "--out", &d(&wspec)]);
+    assert!(!std::fs::read_to_string(&wspec).unwrap().contains("secret"), "no secret leaves the party");
+    write_key(&s.root.join("k3.key"), &dev_key(3)).unwrap();
+    let k3 = s.root.join("k3.key");
+    let tower_bal = balance(&c, &dev_key(3).address()).unwrap();
+    let side1_bal = balance(&c, &dev_key(2).address()).unwrap();
+    let mut watcher =
+        spawn(&["channel", "watch", "--dir", &d(&tower), "--spec", &d(&wspec), "--key", &d(&k3), "--timeout-s", "60"]);
     // Readiness signal: the watcher's first line, printed once it is set to
     // replay the channel's events (no sleep-and-hope).
     let mut ready = String::new();
@@ -163,6 +181,8 @@ fn killed_parties_stale_close_is_corrected_by_the_watch_service() {
     }
     let sid0 = PartySpec::load(&s.dirs[0]).unwrap().sid;
     assert_eq!(read_msc(&c, sid0).unwrap().unwrap().disputes_at_fault, 1, "the stale close is remarked");
+    assert!(balance(&c, &dev_key(3).address()).unwrap() < tower_bal, "the watch service paid for the resolve");
+    assert_eq!(balance(&c, &dev_key(2).address()).unwrap(), side1_bal, "side 1 paid nothing while away");
     // Side 1 closes from its file alone (dispute, t_Δ, settle).
     let before = balance(&c, &dev_key(2).address()).unwrap();
     let h0 = c.height().unwrap();

@@ -47,14 +47,46 @@ struct Duties {
     settle_at: Option<u64>,
 }
 
+/// What a watch service needs to know about a channel: no secret of the
+/// party. Anyone may send `channel_resolve` and `channel_settle` (the
+/// co-signed state carries its own authority), so an outsourced watcher
+/// pays gas from its own account and reads only the party's signed states.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WatchSpec {
+    /// The side whose states it defends.
+    pub side: u8,
+    pub cid: gridledger_core::Hash32,
+    pub rpc: String,
+    pub start_height: u64,
+}
+
+impl From<&PartySpec> for WatchSpec {
+    fn from(s: &PartySpec) -> Self {
+        Self { side: s.side, cid: s.cid, rpc: s.rpc.clone(), start_height: s.start_height }
+    }
+}
+
 /// Watches the channel of the party in `dir` until it closes or `limit`
-/// passes. RPC errors (a node restarting, a dropped connection) never end
-/// the watch: they are logged as errors and retried with back-off, and a
-/// resolve or settle that did not land is sent again until the chain shows
-/// the outcome.
+/// passes, sending from the party's own account. See [`watch_with`].
 pub fn watch(dir: &Path, limit: Duration, poll: Duration) -> Result<WatchReport, PartyError> {
     let spec = PartySpec::load(dir)?;
-    let account = spec.account()?;
+    watch_with(&WatchSpec::from(&spec), spec.account()?, dir, limit, poll)
+}
+
+/// Watches a channel with `account` paying for transactions and the
+/// newest signed state read from the store files in `states` (the party's
+/// directory, or wherever the party ships its store log). RPC errors (a
+/// node restarting, a dropped connection) never end the watch: they are
+/// logged as errors and retried with back-off, and a resolve or settle that
+/// did not land is sent again until the chain shows the outcome.
+pub fn watch_with(
+    spec: &WatchSpec,
+    account: gridledger_core::KeyPair,
+    states: &Path,
+    limit: Duration,
+    poll: Duration,
+) -> Result<WatchReport, PartyError> {
+    let dir = states;
     let mut link: Option<ChainLink> = None;
     let mut cursor = EventCursor::new(spec.cid, spec.start_height);
     let mut report = WatchReport::default();
@@ -67,7 +99,7 @@ pub fn watch(dir: &Path, limit: Duration, poll: Duration) -> Result<WatchReport,
                 link = Some(ChainLink::connect(&spec.rpc, account.clone())?);
             }
             let Some(l) = link.as_ref() else { return Ok(false) };
-            watch_round(dir, &spec, l, &mut cursor, &mut report, &mut duties)
+            watch_round(dir, spec, l, &mut cursor, &mut report, &mut duties)
         })();
         match round {
             Ok(true) => return Ok(report),
@@ -89,7 +121,7 @@ pub fn watch(dir: &Path, limit: Duration, poll: Duration) -> Result<WatchReport,
 /// channel is closed.
 fn watch_round(
     dir: &Path,
-    spec: &PartySpec,
+    spec: &WatchSpec,
     link: &ChainLink,
     cursor: &mut EventCursor,
     report: &mut WatchReport,
