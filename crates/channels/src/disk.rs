@@ -282,6 +282,7 @@ mod tests {
             close_timeout_ms: 1,
             min_t_delta_ms: 1,
             policy: None,
+            auto_pay: None,
         };
         let mut s = ChannelMachine::new(k, [0; 32], params).store().clone();
         s.version = version;

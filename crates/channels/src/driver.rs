@@ -220,6 +220,7 @@ impl<C: ChainClient> Duo<C> {
                 domain,
                 min_t_delta_ms: cns::MIN_T_DELTA_MS,
                 policy: None,
+                auto_pay: None,
                 side: i as u8,
                 peer_key: esc_keys[1 - i].public(),
                 scid,
@@ -398,7 +399,7 @@ impl<C: ChainClient> Duo<C> {
                     p.signed.push((state.counter, h));
                 }
                 Message::Accept { counter, hstate, .. } => p.signed.push((*counter, *hstate)),
-                Message::Reject { .. } | Message::Fallback { .. } => {}
+                Message::Reject { .. } | Message::Fallback { .. } | Message::PayRequest { .. } => {}
             }
             if p.silent {
                 continue;

@@ -89,6 +89,10 @@ pub enum Message {
     /// did co-sign it answers with its acceptance again (so both end on the
     /// same state); one that did not will never sign it.
     Fallback { counter: u64 },
+    /// A payment request from the seller. Nothing is signed by it; the
+    /// receiver pays only through its own proposal, automatically only
+    /// within its `auto_pay` policy.
+    PayRequest { energy: Energy, price_per_kwh: Amount },
 }
 
 impl Message {
@@ -111,6 +115,9 @@ pub enum Request {
     Pay { amount: Amount, energy: Energy, price_per_kwh: Amount },
     /// Close cooperatively; falls back to a dispute if the peer is silent.
     Close,
+    /// Ask the peer to buy `energy` Wh at `price_per_kwh` (a payment
+    /// request: the seller asks, the buyer still proposes and signs).
+    AskPayment { energy: Energy, price_per_kwh: Amount },
 }
 
 /// What the chain reported about this channel (from receipts' events).
@@ -195,6 +202,12 @@ pub enum ChannelEvent {
     /// previous co-signed state (seed Fig 7 'update-fallback').
     FellBack {
         counter: u64,
+    },
+    /// The peer asks us to pay; not paid automatically (no `auto_pay`
+    /// policy, outside it, or busy): the user decides.
+    PaymentRequested {
+        energy: Energy,
+        price_per_kwh: Amount,
     },
 }
 
@@ -327,6 +340,10 @@ pub struct ChannelParams {
     pub min_t_delta_ms: u64,
     /// The user's hook over incoming trades.
     pub policy: Option<Policy>,
+    /// Payment requests from the peer inside this policy (checked as a
+    /// trade in which we buy) are paid without asking the user; none: every
+    /// request is only reported.
+    pub auto_pay: Option<Policy>,
 }
 
 /// Longest pause between retries of a safety-critical transaction
@@ -506,6 +523,15 @@ impl ChannelMachine {
         if abandon {
             self.store.abandoned = self.store.my_proposal.take();
         }
+        if let Request::AskPayment { energy, price_per_kwh } = r {
+            if self.store.phase != Phase::Open {
+                return Err(ChannelError::NotOpen(self.store.phase));
+            }
+            if energy.0 == 0 || price_per_kwh.is_zero() {
+                return Err(ChannelError::ZeroTrade);
+            }
+            return Ok(Step { messages: vec![Message::PayRequest { energy, price_per_kwh }], ..Step::default() });
+        }
         if self.store.my_proposal.is_some() {
             return Err(ChannelError::Busy);
         }
@@ -554,6 +580,7 @@ impl ChannelMachine {
                 st.last_trade = Some(Trade { buyer: self.store.side, energy, price_per_kwh, amount });
                 Ok(self.propose(st, Step::default()))
             }
+            Request::AskPayment { .. } => Ok(Step::default()),
             Request::Close => {
                 // Also during a dispute: a co-signed final state closes the
                 // channel at once (the contract accepts it then), which beats
@@ -686,6 +713,7 @@ impl ChannelMachine {
                 let step = Step { events: vec![ChannelEvent::Rejected { counter, reason }], ..Step::default() };
                 self.persist_then(step, vec![], vec![])
             }
+            Message::PayRequest { energy, price_per_kwh } => self.on_pay_request(energy, price_per_kwh),
             Message::Fallback { counter } => {
                 if let Some(l) = &self.store.latest {
                     if l.state.counter == counter {
@@ -706,6 +734,24 @@ impl ChannelMachine {
                 self.store.peer_fallback_upto = Some(counter);
                 self.persist_then(Step::default(), vec![], vec![])
             }
+        }
+    }
+
+    /// A seller's payment request: paid at once if inside `auto_pay` and
+    /// possible now, otherwise handed to the user.
+    fn on_pay_request(&mut self, energy: Energy, price_per_kwh: Amount) -> Step {
+        let asked = Step { events: vec![ChannelEvent::PaymentRequested { energy, price_per_kwh }], ..Step::default() };
+        let (Some(policy), Some(l)) = (self.params.auto_pay.clone(), self.store.latest.clone()) else {
+            return asked;
+        };
+        let Some(amount) = Trade::price_of(energy, price_per_kwh) else { return asked };
+        let trade = Trade { buyer: self.store.side, energy, price_per_kwh, amount };
+        if policy.0.check(&trade, &l.state).is_err() {
+            return asked;
+        }
+        match self.request(Request::Pay { amount, energy, price_per_kwh }) {
+            Ok(step) => step,
+            Err(_) => asked,
         }
     }
 

@@ -298,3 +298,40 @@ fn resolve_and_settle_are_retried_until_the_chain_shows_the_outcome() {
     assert_eq!(d.channel().unwrap().status, ChannelStatus::Closed);
     d.assert_coins_conserved();
 }
+
+#[test]
+fn a_seller_asks_and_the_buyer_pays_only_within_its_auto_pay_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path());
+    // Side 0 pays requests up to 200/kWh and 2_000 Wh without asking its user.
+    let p = &mut d.parties[0];
+    p.params.auto_pay = Some(Policy(Arc::new(PriceBounds {
+        min_price_per_kwh: Amount(1),
+        max_price_per_kwh: Amount(200),
+        max_energy: Energy(2_000),
+    })));
+    p.machine = Some(ChannelMachine::new(p.esc_key.clone(), p.nonce_seed, p.params.clone()));
+    d.open();
+    // Side 1 (the seller) asks for 1_000 Wh at 150/kWh: paid, co-signed.
+    d.request(1, Request::AskPayment { energy: Energy(1_000), price_per_kwh: Amount(150) }).unwrap();
+    let l = latest(&d, 1);
+    assert_eq!(l.state.counter, 1);
+    assert_eq!(l.state.balances, [Amount(100_000 - 150), Amount(100_000 + 150)]);
+    assert_eq!(l.state.last_trade.unwrap().buyer, 0, "the buyer proposed and signed it");
+    assert_eq!(latest(&d, 0), l);
+    // Above the policy: only reported to side 0's user, nothing signed.
+    d.request(1, Request::AskPayment { energy: Energy(1_000), price_per_kwh: Amount(900) }).unwrap();
+    assert!(d.parties[0]
+        .events
+        .contains(&ChannelEvent::PaymentRequested { energy: Energy(1_000), price_per_kwh: Amount(900) }));
+    assert_eq!(latest(&d, 0).state.counter, 1);
+    // Without an auto-pay policy (side 1) a request is only reported.
+    d.request(0, Request::AskPayment { energy: Energy(10), price_per_kwh: Amount(100) }).unwrap();
+    assert!(d.parties[1]
+        .events
+        .contains(&ChannelEvent::PaymentRequested { energy: Energy(10), price_per_kwh: Amount(100) }));
+    assert_eq!(latest(&d, 1).state.counter, 1);
+    // A zero request is refused by the asker's own client.
+    let r = d.request(1, Request::AskPayment { energy: Energy(0), price_per_kwh: Amount(100) });
+    assert_eq!(r, Err(gridledger_channels::ChannelError::ZeroTrade));
+}

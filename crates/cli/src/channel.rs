@@ -450,6 +450,7 @@ fn fsync_cost() -> anyhow::Result<serde_json::Value> {
         domain: gridledger_contracts::cns::Domain::cns(1),
         min_t_delta_ms: 1,
         policy: None,
+        auto_pay: None,
         side: 0,
         peer_key: k.public(),
         scid: gridledger_core::Hash32([1; 32]),

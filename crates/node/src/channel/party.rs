@@ -54,6 +54,12 @@ pub enum Command {
         price: u64,
     },
     Close,
+    /// Ask the peer to buy `energy` Wh at `price` per kWh (a payment
+    /// request; the peer pays by its own proposal, if it wants to).
+    Ask {
+        energy: u64,
+        price: u64,
+    },
     Status,
     Shutdown,
 }
@@ -299,6 +305,18 @@ impl Loop {
                 return Ok(false);
             }
             Command::Open => (Request::Open, Waiting::Open),
+            Command::Ask { energy, price } => {
+                let req = Request::AskPayment { energy: Energy(energy), price_per_kwh: Amount(u128::from(price)) };
+                let reply = match self.machine.handle(Input::User(req)) {
+                    Err(e) => Reply::Error { message: e.to_string() },
+                    Ok(step) => {
+                        self.carry_out(step)?;
+                        Reply::Done { counter: self.machine.latest().map_or(0, |l| l.state.counter) }
+                    }
+                };
+                let _ = r.reply.send(reply);
+                return Ok(true);
+            }
             Command::Close => {
                 if self.machine.phase() == Phase::Closed {
                     let c = self.machine.latest().map_or(0, |l| l.state.counter);

@@ -106,6 +106,7 @@ impl PartySpec {
                     max_energy: Energy(a.max_energy_wh),
                 }))
             }),
+            auto_pay: None,
             side: self.side,
             peer_key: self.peer_key,
             scid: self.scid,
