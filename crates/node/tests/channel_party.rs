@@ -6,7 +6,7 @@
 use gridledger_channels::disk::{load_store, Durability};
 use gridledger_channels::Phase;
 use gridledger_contracts::cns::ChannelStatus;
-use gridledger_core::{Address, Amount, KeyPair};
+use gridledger_core::{Address, Amount, Hash32, KeyPair};
 use gridledger_ledger::devnet::{dev_key, dev_validator};
 use gridledger_node::channel::chainlink::{balance, read_channel, read_msc};
 use gridledger_node::channel::party::{spawn_party_on, Command, Listeners, PartyOptions, Reply};
@@ -212,4 +212,76 @@ fn the_watch_service_outlives_an_unreachable_node_and_the_spec_carries_the_trade
     let r = gridledger_node::channel::watch::watch(dir.path(), limit, Duration::from_millis(50));
     let report = r.expect("RPC errors are retried, not returned");
     assert_eq!(report, gridledger_node::channel::watch::WatchReport::default());
+}
+
+/// One process runs side 0 of two channels, another (here: another
+/// manager) side 1 of both: commands are routed by channel id, one event
+/// stream carries both channels' payments, statuses list both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_manager_runs_many_channels_with_one_event_stream() {
+    use gridledger_channels::ChannelEvent;
+    use gridledger_node::channel::manager::ChannelManager;
+    let dir = tempfile::tempdir().unwrap();
+    let node = gridledger_node::channel::devnode::start(&dir.path().join("node"), 4, BAL, 20).unwrap();
+    let url = node.url();
+    let mut dirs = vec![];
+    let mut listeners = vec![];
+    for (k, peer) in [(0usize, 2usize), (1, 3)] {
+        let ls = [bind_loopback().unwrap(), bind_loopback().unwrap()];
+        let t = terms([false, false], &ls);
+        let specs = tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || prepare_channel(&url, &dev_key(0), &KeyPair::from_seed("desk"), [&dev_key(1), &dev_key(peer)], &t)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let d = [dir.path().join(format!("c{k}p0")), dir.path().join(format!("c{k}p1"))];
+        for i in 0..2 {
+            specs[i].save(&d[i]).unwrap();
+        }
+        dirs.push(d);
+        listeners.push(ls);
+    }
+    let on = |l: &std::net::TcpListener| Some(Listeners { peer: l.try_clone().unwrap(), control: None });
+    let (mut m0, mut m1) = (ChannelManager::new(), ChannelManager::new());
+    let mut events = m0.subscribe();
+    let mut cids = vec![];
+    for k in 0..2 {
+        cids.push(m0.add(&dirs[k][0], opts(), on(&listeners[k][0])).unwrap());
+        assert_eq!(m1.add(&dirs[k][1], opts(), on(&listeners[k][1])).unwrap(), cids[k]);
+    }
+    assert_eq!(m0.list().len(), 2);
+    assert!(m0.add(&dirs[0][0], opts(), None).is_err(), "a channel is managed once");
+    for cid in &cids {
+        assert_eq!(m0.request(cid, Command::Open).await, Reply::Done { counter: 0 });
+    }
+    for cid in &cids {
+        let t = Instant::now();
+        while !matches!(m1.request(cid, Command::Status).await, Reply::Status(ref s) if s.phase == "Open") {
+            assert!(t.elapsed() < Duration::from_secs(20), "side 1 of {cid} not open");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(m0.request(&cids[0], Command::Pay { energy: 500, price: 120 }).await, Reply::Done { counter: 1 });
+    assert_eq!(m0.request(&cids[1], Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
+    assert!(matches!(m0.request(&Hash32([9; 32]), Command::Status).await, Reply::Error { .. }));
+    let statuses = m0.status().await;
+    assert_eq!(statuses.len(), 2);
+    assert!(statuses.iter().all(|(_, r)| matches!(r, Reply::Status(s) if s.counter == Some(1))));
+    let mut paid = std::collections::BTreeMap::new();
+    while let Ok((cid, e)) = events.try_recv() {
+        if let ChannelEvent::PaymentSent { amount, .. } = e {
+            paid.insert(cid, amount);
+        }
+    }
+    assert_eq!(paid.get(&cids[0]), Some(&Amount(60)));
+    assert_eq!(paid.get(&cids[1]), Some(&Amount(100)));
+    for cid in &cids {
+        assert!(matches!(m1.request(cid, Command::Close).await, Reply::Done { .. }));
+    }
+    for (_, r) in m0.join().await.into_iter().chain(m1.join().await) {
+        assert_eq!(r.unwrap().phase, Phase::Closed);
+    }
+    node.shutdown();
 }

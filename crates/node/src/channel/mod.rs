@@ -8,10 +8,12 @@
 //! - [`party`]: one party as its own process; [`spec`] prepares a channel on
 //!   chain and describes it; [`watch`]: the watch service that answers
 //!   stale closes; [`merchant`]: the merchant's service (approvals,
-//!   billing); [`devnode`]: a single-validator node for tests and benches.
+//!   billing); [`devnode`]: a single-validator node for tests and benches;
+//! - [`manager`]: many channels in one process, one event stream.
 
 pub mod chainlink;
 pub mod devnode;
+pub mod manager;
 pub mod merchant;
 pub mod party;
 pub mod spec;

@@ -101,6 +101,9 @@ pub struct PartyOptions {
     pub tick: Duration,
     /// Chain event poll interval.
     pub poll: Duration,
+    /// Where to publish the channel's events (updates received, disputes
+    /// seen, settlements), tagged with its channel id.
+    pub events: Option<tokio::sync::broadcast::Sender<(Hash32, ChannelEvent)>>,
 }
 
 impl Default for PartyOptions {
@@ -112,6 +115,7 @@ impl Default for PartyOptions {
             control: true,
             tick: Duration::from_millis(50),
             poll: Duration::from_millis(50),
+            events: None,
         }
     }
 }
@@ -215,6 +219,8 @@ struct Loop {
     peer: u32,
     txs: std::sync::mpsc::Sender<ChainTx>,
     pending: Option<(Waiting, oneshot::Sender<Reply>)>,
+    events: Option<tokio::sync::broadcast::Sender<(Hash32, ChannelEvent)>>,
+    cid: Hash32,
 }
 
 impl Loop {
@@ -259,6 +265,10 @@ impl Loop {
 
     fn on_event(&mut self, e: ChannelEvent) {
         tracing::debug!(?e, "channel event");
+        if let Some(tx) = &self.events {
+            // No subscriber is fine; a lagging one misses events, not us.
+            let _ = tx.send((self.cid, e.clone()));
+        }
         let done = match (&self.pending, &e) {
             (Some((Waiting::Open, _)), ChannelEvent::Opened) => {
                 Some(Reply::Done { counter: self.machine.latest().map_or(0, |l| l.state.counter) })
@@ -471,7 +481,16 @@ async fn run(
         None
     };
 
-    let mut lp = Loop { machine, disk, net, peer: 1 - side, txs: tx_send, pending: None };
+    let mut lp = Loop {
+        machine,
+        disk,
+        net,
+        peer: 1 - side,
+        txs: tx_send,
+        pending: None,
+        events: opts.events.clone(),
+        cid: spec.cid,
+    };
     if opts.auto_open && side == 0 && lp.machine.phase() == Phase::Idle && lp.machine.store().signed_upto.is_none() {
         let step = lp.machine.handle(Input::User(Request::Open))?;
         lp.carry_out(step)?;
