@@ -10,7 +10,9 @@
 //! The user talks to a running party through [`PartyHandle`] (in process) or
 //! its loopback control port (one JSON line per request, one per answer:
 //! `{"cmd":"pay","energy":500,"price":120}`, `{"cmd":"open"}`,
-//! `{"cmd":"close"}`, `{"cmd":"status"}`, `{"cmd":"shutdown"}`).
+//! `{"cmd":"close"}`, `{"cmd":"ask","energy":500,"price":120}` (a payment
+//! request to the peer), `{"cmd":"status"}`, `{"cmd":"shutdown"}`). A
+//! connection may carry any number of requests; each line is bounded.
 
 use super::chainlink::{ChainLink, EventCursor};
 use super::spec::{PartySpec, SpecError};
