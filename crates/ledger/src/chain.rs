@@ -19,6 +19,11 @@ use crate::state::{account_key, Account, Changes, State, StateRead};
 use crate::store::Store;
 use crate::tx::{SignedTransaction, VerifiedTx};
 
+/// The default floor on a transaction's gas price (minor units per gas):
+/// non-zero, so flooding the mempool and the chain costs the sender
+/// something. A deployment that wants free transactions sets 0 explicitly.
+pub const DEFAULT_MIN_GAS_PRICE: Amount = Amount(1);
+
 /// Operating limits of a chain.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
@@ -43,7 +48,7 @@ impl Default for ChainConfig {
             max_tx_bytes: 64 * 1024,
             mempool_capacity: 200_000,
             mempool_per_sender: 4_096,
-            min_gas_price: Amount(0),
+            min_gas_price: DEFAULT_MIN_GAS_PRICE,
             max_blocks_per_commit: 16,
         }
     }

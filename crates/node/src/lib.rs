@@ -6,6 +6,8 @@ pub mod channel;
 pub mod client;
 pub mod cluster;
 pub mod config;
+mod idle;
+pub mod listen;
 pub mod metrics;
 pub mod p2p;
 pub mod rpc;
