@@ -359,7 +359,7 @@ fn amounts_in_coin_fee_reserve_and_zero_payments() {
 fn cns_init_twice_and_same_account_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let node = gridledger_channels::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
     let url = node.url();
     let c = RpcClient::new(&url);
     for i in 0..4 {
@@ -397,13 +397,13 @@ fn cns_init_twice_and_same_account_are_refused() {
     let init =
         gl_json(&["cns", "init", "--json", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval.json")]);
     let sid = init["sid"].as_u64().unwrap();
-    let bal = gridledger_channels::chainlink::balance(&c, &dev_key(1).address()).unwrap();
+    let bal = gridledger_node::channel::chainlink::balance(&c, &dev_key(1).address()).unwrap();
     let o = gl(&["cns", "init", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval.json")]);
     let e = stderr(&o);
     assert!(!o.status.success(), "second init accepted");
     assert!(e.contains(&format!("already has MSC {sid}")), "{e}");
     assert_eq!(
-        gridledger_channels::chainlink::balance(&c, &dev_key(1).address()).unwrap(),
+        gridledger_node::channel::chainlink::balance(&c, &dev_key(1).address()).unwrap(),
         bal,
         "collateral locked twice"
     );
@@ -575,7 +575,7 @@ fn demo_json_is_one_document() {
 fn channel_pay_error_once_and_open_says_what_it_does() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let node = gridledger_channels::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
     let url = node.url();
     for i in 0..3 {
         write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
@@ -628,7 +628,7 @@ fn channel_pay_error_once_and_open_says_what_it_does() {
 fn close_falling_back_to_a_dispute_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let node = gridledger_channels::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
     let url = node.url();
     for i in 0..3 {
         write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
@@ -649,6 +649,13 @@ fn close_falling_back_to_a_dispute_says_so() {
         "--dirs",
         &p("p1"),
         &p("p2"),
+        // The shortest dispute window the contract allows, a 3 s close timeout.
+        "--t-delta-ms",
+        "10000",
+        "--close-timeout-blocks",
+        "3",
+        "--block-ms",
+        "1000",
     ]);
     let open = |side: &str| {
         Command::new(BIN)
