@@ -57,10 +57,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", post(handle))
         .route("/metrics", get(metrics))
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(health))
         .route("/events", get(events))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)
+}
+
+/// `ok`, or 503 with the reason while the node cannot commit blocks.
+async fn health(State(s): State<Arc<Shared>>) -> axum::response::Response {
+    match s.fault() {
+        None => "ok".into_response(),
+        Some(reason) => {
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {reason}")).into_response()
+        }
+    }
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
