@@ -63,7 +63,9 @@ impl Store {
     /// Opens a database on a custom storage backend (e.g. the
     /// fault-injecting [`crate::fault::SimDisk`]); `backend` is called again
     /// for each [`Store::reopen`].
-    pub fn open_backend<B: StorageBackend>(backend: impl Fn() -> B + Send + Sync + 'static) -> Result<Self, StoreError> {
+    pub fn open_backend<B: StorageBackend>(
+        backend: impl Fn() -> B + Send + Sync + 'static,
+    ) -> Result<Self, StoreError> {
         Self::with_opener(Arc::new(move || Ok(redb::Builder::new().create_with_backend(backend())?)))
     }
 
@@ -254,4 +256,3 @@ impl Store {
         Ok(out)
     }
 }
-

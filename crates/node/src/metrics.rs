@@ -48,7 +48,12 @@ impl Metrics {
                 "1 while the node cannot commit blocks and refuses transactions",
                 self.store_unavailable.load(Relaxed),
             ),
-            ("gridledger_store_recoveries_total", "counter", "Recoveries by reopening the store", self.recoveries.load(Relaxed)),
+            (
+                "gridledger_store_recoveries_total",
+                "counter",
+                "Recoveries by reopening the store",
+                self.recoveries.load(Relaxed),
+            ),
             (
                 "gridledger_pbft_catch_up_from_store_total",
                 "counter",

@@ -67,9 +67,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 async fn health(State(s): State<Arc<Shared>>) -> axum::response::Response {
     match s.fault() {
         None => "ok".into_response(),
-        Some(reason) => {
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {reason}")).into_response()
-        }
+        Some(reason) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {reason}")).into_response(),
     }
 }
 

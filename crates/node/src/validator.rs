@@ -507,7 +507,11 @@ impl Driver {
     /// Earlier blocks of a multi-block step (catch-up) are written alone:
     /// a crash after one of them leaves a vote state for a height that is
     /// already decided, which [`Replica::restore`] discards.
-    fn persist(&mut self, durable: Option<&Durable<PbftBlock>>, committed: &[CommittedEntry<PbftBlock>]) -> Result<(), String> {
+    fn persist(
+        &mut self,
+        durable: Option<&Durable<PbftBlock>>,
+        committed: &[CommittedEntry<PbftBlock>],
+    ) -> Result<(), String> {
         let vote = durable.map(encode);
         #[cfg(feature = "mutants")]
         let vote = match self.settings.mutation {

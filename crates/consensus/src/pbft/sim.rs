@@ -1,18 +1,21 @@
-//! The primary chain's PBFT (thesis §3.3.2) under the simulator: a node
-//! adapter, a toy block, the Byzantine behaviours, random scenarios, and
-//! the safety/liveness checks.
+//! The primary chain's PBFT (thesis §3.3.2) under the simulator
+//! (`gridledger-sim`, which knows no protocol): the [`gridledger_sim::Protocol`]
+//! adapter for the bare replica with a toy block, the Byzantine behaviours
+//! (generic over the block type, so `gridledger-node` reuses them against
+//! its real validator driver), random scenarios, and the safety, validity
+//! and liveness checks.
 
-use crate::{
-    Adversary, Crash, Delay, Dest, Effects, NetConfig, NodeId, Partition, Protocol, Simulation, Time, TimerOp,
+use super::{
+    CommittedEntry, Config, Durable, Fault, Message, NewView, Payload, PrePrepare, PreparedCert, QuorumCert, Replica,
+    Step, Target, Timer, TimerCmd, ValidatorSet, ViewChange, Vote, VoteKind,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
-use gridledger_consensus::pbft::{
-    CommittedEntry, Config, Durable, Fault, Message, Payload, PrePrepare, PreparedCert, QuorumCert, Replica, Step,
-    Target, Timer, TimerCmd, ValidatorSet, ViewChange, Vote, VoteKind,
-};
 use gridledger_core::codec::{hash_tagged, Tag};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Hash32, Signature};
+use gridledger_sim::{
+    Adversary, Crash, Delay, Dest, Effects, NetConfig, NodeId, Partition, Protocol, Simulation, Time, TimerOp,
+};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -47,12 +50,63 @@ impl Payload for SimBlock {
     }
 }
 
+/// What the Byzantine behaviours need to lie with a block type.
+pub trait SimPayload: Payload {
+    /// A different block for the same slot that still executes (for
+    /// equivocation and crafted new-views).
+    fn twisted(&self, rng: &mut ChaCha8Rng) -> Self;
+    /// A well-formed block that fails execution.
+    fn poisoned(&self) -> Self;
+    /// A made-up block at `height` (for forged certificates).
+    fn forged(height: u64, proposer: u32, rng: &mut ChaCha8Rng) -> Self;
+}
+
+impl SimPayload for SimBlock {
+    fn twisted(&self, rng: &mut ChaCha8Rng) -> Self {
+        let mut t = self.clone();
+        t.txs.push(rng.random_range(0..1 << 20));
+        t
+    }
+    fn poisoned(&self) -> Self {
+        let mut b = self.clone();
+        b.txs.push(POISON_TX);
+        b
+    }
+    fn forged(height: u64, proposer: u32, rng: &mut ChaCha8Rng) -> Self {
+        SimBlock { height, parent: Hash32([rng.random(); 32]), proposer, txs: vec![rng.random()] }
+    }
+}
+
 /// What a PBFT node reports to the checker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committed {
     pub height: u64,
     pub block: Hash32,
     pub view: u64,
+}
+
+/// A node's output as the checker reads it.
+pub trait CommitOutput {
+    fn committed(&self) -> &Committed;
+}
+
+impl CommitOutput for Committed {
+    fn committed(&self) -> &Committed {
+        self
+    }
+}
+
+/// A committed block with its payload, for the validity check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decided<P> {
+    pub committed: Committed,
+    pub payload: P,
+}
+
+impl<P> CommitOutput for Decided<P> {
+    fn committed(&self) -> &Committed {
+        &self.committed
+    }
 }
 
 /// The consensus instance all simulated validators share.
@@ -132,7 +186,8 @@ impl PbftNode {
                 self.durable = Some(d);
             }
             for e in s.committed.drain(..) {
-                out.outputs.push(Committed { height: e.cert.height, block: e.cert.block, view: e.cert.view });
+                let committed = Committed { height: e.cert.height, block: e.cert.block, view: e.cert.view };
+                out.outputs.push(Decided { committed, payload: e.payload.clone() });
                 self.log.push(e);
             }
             for o in s.messages.drain(..) {
@@ -169,7 +224,7 @@ impl PbftNode {
 impl Protocol for PbftNode {
     type Message = Message<SimBlock>;
     type Timer = Timer;
-    type Output = Committed;
+    type Output = Decided<SimBlock>;
     type Fault = Fault;
     type Persisted = PbftDisk;
 
@@ -192,8 +247,10 @@ impl Protocol for PbftNode {
 
 // ---- Byzantine behaviours ---------------------------------------------------
 
-/// What a Byzantine validator does to its outgoing traffic (thesis §3.3.2
-/// tolerates `f` of them with `|R_h| >= 2f + 1`, Eq. 3.3).
+/// What a Byzantine validator does (thesis §3.3.2 tolerates `f` of them
+/// with `|R_h| >= 2f + 1`, Eq. 3.3). Byzantine validators of one scenario
+/// collude: they share what they observe through their own signatures only,
+/// but pick the same strategies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Behaviour {
     /// Different blocks / votes to different peers.
@@ -209,66 +266,147 @@ pub enum Behaviour {
     Replay,
     /// Proposes blocks that fail execution.
     InvalidBlocks,
+    /// Signs a prepare and a commit for every proposal it sees, so both
+    /// sides of an equivocation gather its votes.
+    Collude,
+    /// As new leader, builds its own new-view from a chosen quorum of the
+    /// view changes it saw (those without prepared certificates first) and
+    /// proposes a fresh block rather than the highest prepared one.
+    CraftNewView,
+    /// Replays real certificates it saw earlier: committed entries in
+    /// catch-up responses and prepared certificates in its view changes.
+    StaleCertificates,
 }
 
-pub const ALL_BEHAVIOURS: [Behaviour; 6] = [
+pub const ALL_BEHAVIOURS: [Behaviour; 9] = [
     Behaviour::Equivocate,
     Behaviour::BadSignatures,
     Behaviour::Withhold,
     Behaviour::ForgeCertificates,
     Behaviour::Replay,
     Behaviour::InvalidBlocks,
+    Behaviour::Collude,
+    Behaviour::CraftNewView,
+    Behaviour::StaleCertificates,
 ];
 
 /// A Byzantine validator with its own key (so it can sign lies).
-pub struct PbftAdversary {
+pub struct PbftAdversary<P> {
     me: u32,
     key: KeyPair,
     set: ValidatorSet,
     behaviours: Vec<Behaviour>,
-    history: Vec<Message<SimBlock>>,
+    history: Vec<Message<P>>,
     nodes: usize,
+    /// View changes seen, by `(height, new_view)`.
+    view_changes: BTreeMap<(u64, u64), BTreeMap<u32, ViewChange<P>>>,
+    /// Real certificates seen, for replay.
+    stale_entries: Vec<CommittedEntry<P>>,
+    stale_prepared: Vec<PreparedCert<P>>,
+    /// Proposals it already voted for as a colluder: `(height, view, block)`.
+    colluded: std::collections::BTreeSet<(u64, u64, Hash32)>,
 }
 
-impl PbftAdversary {
+impl<P: SimPayload> PbftAdversary<P> {
     pub fn new(me: u32, key: KeyPair, set: ValidatorSet, behaviours: Vec<Behaviour>) -> Self {
         let nodes = set.len();
-        Self { me, key, set, behaviours, history: Vec::new(), nodes }
+        Self {
+            me,
+            key,
+            set,
+            behaviours,
+            history: Vec::new(),
+            nodes,
+            view_changes: BTreeMap::new(),
+            stale_entries: Vec::new(),
+            stale_prepared: Vec::new(),
+            colluded: Default::default(),
+        }
     }
 
-    fn remember(&mut self, m: &Message<SimBlock>) {
+    fn has(&self, b: Behaviour) -> bool {
+        self.behaviours.contains(&b)
+    }
+
+    fn remember(&mut self, m: &Message<P>) {
         if self.history.len() >= 256 {
             self.history.remove(0);
         }
         self.history.push(m.clone());
+        match m {
+            Message::ViewChange(vc) => {
+                if let Some(c) = &vc.prepared {
+                    if self.stale_prepared.len() < 64 {
+                        self.stale_prepared.push(c.clone());
+                    }
+                }
+                let slot = self.view_changes.entry((vc.height, vc.new_view)).or_default();
+                slot.insert(vc.signer, vc.clone());
+                while self.view_changes.len() > 16 {
+                    self.view_changes.pop_first();
+                }
+            }
+            Message::CatchUpResponse { entries } => {
+                for e in entries {
+                    if self.stale_entries.len() < 64 {
+                        self.stale_entries.push(e.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
-    fn twisted(&self, b: &SimBlock) -> SimBlock {
-        let mut t = b.clone();
-        t.txs.push(0xbad);
-        t
-    }
-
-    fn forged_cert(&self, height: u64, view: u64, rng: &mut ChaCha8Rng) -> PreparedCert<SimBlock> {
-        let payload =
-            SimBlock { height, parent: Hash32([rng.random(); 32]), proposer: self.me, txs: vec![rng.random()] };
+    fn forged_cert(&self, height: u64, view: u64, rng: &mut ChaCha8Rng) -> PreparedCert<P> {
+        let payload = P::forged(height, self.me, rng);
         let own = self.key.sign(&payload.digest());
         let prepares = (0..self.set.quorum() as u32).map(|i| (i, own)).collect();
         PreparedCert { view: view.saturating_sub(1), height, payload, prepares }
     }
 
-    fn one(
-        &mut self,
-        b: Behaviour,
-        dest: Dest,
-        m: Message<SimBlock>,
-        rng: &mut ChaCha8Rng,
-    ) -> Vec<(Dest, Message<SimBlock>)> {
+    /// Votes for a proposal as a colluder: prepare and commit, to everyone.
+    fn collude(&mut self, pp: &PrePrepare<P>) -> Vec<(Dest, Message<P>)> {
+        let block = pp.payload.digest();
+        if !self.colluded.insert((pp.height, pp.view, block)) {
+            return Vec::new();
+        }
+        if self.colluded.len() > 256 {
+            self.colluded.pop_first();
+        }
+        let inst = self.set.instance;
+        let p = Vote::sign(&self.key, VoteKind::Prepare, &inst, pp.view, pp.height, block);
+        let c = Vote::sign(&self.key, VoteKind::Commit, &inst, pp.view, pp.height, block);
+        vec![(Dest::All, Message::Prepare(p)), (Dest::All, Message::Commit(c))]
+    }
+
+    /// A new-view from a chosen quorum of the view changes it saw, with a
+    /// fresh block instead of the highest prepared one.
+    fn crafted_new_view(&self, nv: &NewView<P>, rng: &mut ChaCha8Rng) -> Option<NewView<P>> {
+        let seen = self.view_changes.get(&(nv.height, nv.view))?;
+        let mut pool: Vec<&ViewChange<P>> = seen.values().chain(nv.view_changes.iter()).collect();
+        pool.sort_by_key(|v| (v.prepared.is_some(), v.signer));
+        pool.dedup_by_key(|v| v.signer);
+        let chosen: Vec<ViewChange<P>> = pool.into_iter().take(self.set.quorum()).cloned().collect();
+        if chosen.len() < self.set.quorum() {
+            return None;
+        }
+        let fresh = nv.pre_prepare.payload.twisted(rng);
+        let pp = PrePrepare::sign(&self.key, &self.set.instance, nv.view, nv.height, fresh);
+        Some(NewView { view: nv.view, height: nv.height, view_changes: chosen, pre_prepare: pp })
+    }
+
+    fn one(&mut self, b: Behaviour, dest: Dest, m: Message<P>, rng: &mut ChaCha8Rng) -> Vec<(Dest, Message<P>)> {
         let inst = self.set.instance;
         match (b, m) {
             (Behaviour::Equivocate, Message::PrePrepare(pp)) => {
-                let alt = PrePrepare::sign(&self.key, &inst, pp.view, pp.height, self.twisted(&pp.payload));
-                self.split(dest, Message::PrePrepare(pp), Message::PrePrepare(alt))
+                let alt = PrePrepare::sign(&self.key, &inst, pp.view, pp.height, pp.payload.twisted(rng));
+                let mut out = Vec::new();
+                if self.has(Behaviour::Collude) {
+                    out.extend(self.collude(&pp));
+                    out.extend(self.collude(&alt));
+                }
+                out.extend(self.split(dest, Message::PrePrepare(pp), Message::PrePrepare(alt)));
+                out
             }
             (Behaviour::Equivocate, Message::Prepare(v)) => {
                 let alt = Vote::sign(&self.key, VoteKind::Prepare, &inst, v.view, v.height, Hash32([rng.random(); 32]));
@@ -337,10 +475,38 @@ impl PbftAdversary {
                 out
             }
             (Behaviour::InvalidBlocks, Message::PrePrepare(pp)) => {
-                let mut b = pp.payload.clone();
-                b.txs.push(POISON_TX);
-                let p = PrePrepare::sign(&self.key, &inst, pp.view, pp.height, b);
-                vec![(dest, Message::PrePrepare(p))]
+                let p = PrePrepare::sign(&self.key, &inst, pp.view, pp.height, pp.payload.poisoned());
+                let mut out = Vec::new();
+                if self.has(Behaviour::Collude) {
+                    out.extend(self.collude(&p));
+                }
+                out.push((dest, Message::PrePrepare(p)));
+                out
+            }
+            (Behaviour::CraftNewView, Message::NewView(nv)) => match self.crafted_new_view(&nv, rng) {
+                Some(crafted) => {
+                    let mut out = Vec::new();
+                    if self.has(Behaviour::Collude) {
+                        out.extend(self.collude(&crafted.pre_prepare));
+                    }
+                    out.push((dest, Message::NewView(crafted)));
+                    out
+                }
+                None => vec![(dest, Message::NewView(nv))],
+            },
+            (Behaviour::StaleCertificates, Message::ViewChange(vc)) if !self.stale_prepared.is_empty() => {
+                // A real prepared certificate from an earlier view or height.
+                let c = self.stale_prepared[rng.random_range(0..self.stale_prepared.len())].clone();
+                let stale = ViewChange::sign(&self.key, self.me, &inst, vc.new_view, vc.height, Some(c));
+                vec![(dest, Message::ViewChange(stale))]
+            }
+            (Behaviour::StaleCertificates, m) => {
+                let mut out = vec![(dest, m)];
+                if !self.stale_entries.is_empty() {
+                    let e = self.stale_entries[rng.random_range(0..self.stale_entries.len())].clone();
+                    out.push((Dest::All, Message::CatchUpResponse { entries: vec![e] }));
+                }
+                out
             }
             (_, m) => vec![(dest, m)],
         }
@@ -348,7 +514,7 @@ impl PbftAdversary {
 
     /// Sends `a` to half the peers and `b` to the other half; the first
     /// peer gets both, so equivocation is also visible to someone.
-    fn split(&self, dest: Dest, a: Message<SimBlock>, b: Message<SimBlock>) -> Vec<(Dest, Message<SimBlock>)> {
+    fn split(&self, dest: Dest, a: Message<P>, b: Message<P>) -> Vec<(Dest, Message<P>)> {
         match dest {
             Dest::One(_) => vec![(dest, b)],
             Dest::All => {
@@ -367,17 +533,21 @@ impl PbftAdversary {
     }
 }
 
-impl Adversary<PbftNode> for PbftAdversary {
-    fn observe(&mut self, _from: NodeId, message: &Message<SimBlock>) {
+impl<P: SimPayload, N: Protocol<Message = Message<P>>> Adversary<N> for PbftAdversary<P> {
+    fn observe(&mut self, _from: NodeId, message: &Message<P>, _rng: &mut ChaCha8Rng) -> Vec<(Dest, Message<P>)> {
         self.remember(message);
+        let pp = match message {
+            Message::PrePrepare(pp) => Some(pp),
+            Message::NewView(nv) => Some(&nv.pre_prepare),
+            _ => None,
+        };
+        match pp {
+            Some(pp) if self.has(Behaviour::Collude) => self.collude(pp),
+            _ => Vec::new(),
+        }
     }
 
-    fn tamper(
-        &mut self,
-        _now: Time,
-        sends: Vec<(Dest, Message<SimBlock>)>,
-        rng: &mut ChaCha8Rng,
-    ) -> Vec<(Dest, Message<SimBlock>)> {
+    fn tamper(&mut self, _now: Time, sends: Vec<(Dest, Message<P>)>, rng: &mut ChaCha8Rng) -> Vec<(Dest, Message<P>)> {
         let mut out = Vec::new();
         for (dest, m) in sends {
             self.remember(&m);
@@ -390,8 +560,31 @@ impl Adversary<PbftNode> for PbftAdversary {
 
 // ---- scenarios and checks ------------------------------------------------------
 
+/// A crash of `node`'s process at its `sync`-th store commit after time
+/// `at` (so between any two writes), the first `tear` unsynced writes of
+/// that commit still reaching the disk. Honoured by drivers with a
+/// simulated disk (the node's validator driver); the bare replica has none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskCrash {
+    pub node: NodeId,
+    pub at: Time,
+    pub sync: u64,
+    pub tear: usize,
+}
+
+/// A failed store write (an I/O error, as on a full disk) of `node` at its
+/// `sync`-th commit after `at`: the driver must halt, reopen and recover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteFailure {
+    pub node: NodeId,
+    pub at: Time,
+    pub sync: u64,
+}
+
 /// One randomised run: network chaos before GST, `byzantine` validators
-/// with their behaviours, crashes of correct validators (restarted before GST).
+/// with their behaviours, crashes of correct validators (restarted before
+/// GST), some of them correlated (`f + 1` at once), disk crashes between
+/// two writes and failed writes.
 #[derive(Clone, Debug)]
 pub struct Scenario {
     pub seed: u64,
@@ -400,8 +593,12 @@ pub struct Scenario {
     pub base_timeout: u64,
     /// Blocks every correct validator must add after GST.
     pub blocks_after_gst: u64,
+    /// Every correct validator must also reach this height.
+    pub min_height: u64,
     /// Deadline after GST for that.
     pub liveness_window: Time,
+    pub disk_crashes: Vec<DiskCrash>,
+    pub write_failures: Vec<WriteFailure>,
 }
 
 impl Scenario {
@@ -412,14 +609,12 @@ impl Scenario {
         let mut ids: Vec<NodeId> = (0..n as NodeId).collect();
         ids.shuffle(&mut rng);
         let nbyz = if rng.random_range(0..4) == 0 { rng.random_range(0..=f) } else { f };
-        let mut byzantine = BTreeMap::new();
-        for &id in &ids[..nbyz] {
-            let mut bs: Vec<Behaviour> = ALL_BEHAVIOURS.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
-            if bs.is_empty() {
-                bs.push(ALL_BEHAVIOURS[rng.random_range(0..ALL_BEHAVIOURS.len())]);
-            }
-            byzantine.insert(id, bs);
+        // Byzantine validators collude: one set of behaviours for all.
+        let mut bs: Vec<Behaviour> = ALL_BEHAVIOURS.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
+        if bs.is_empty() {
+            bs.push(ALL_BEHAVIOURS[rng.random_range(0..ALL_BEHAVIOURS.len())]);
         }
+        let byzantine: BTreeMap<NodeId, Vec<Behaviour>> = ids[..nbyz].iter().map(|&id| (id, bs.clone())).collect();
         let correct: Vec<NodeId> = ids[nbyz..].to_vec();
         let links = (0..n)
             .map(|_| {
@@ -460,6 +655,27 @@ impl Scenario {
             let restart_at = Some(rng.random_range(at + 1..=gst));
             crashes.push(Crash { node, at, restart_at });
         }
+        if rng.random_range(0..3) == 0 {
+            // Correlated: f + 1 correct validators go down together.
+            let at = rng.random_range(0..gst);
+            let restart_at = Some(rng.random_range(at + 1..=gst));
+            let mut down = correct.clone();
+            down.shuffle(&mut rng);
+            for &node in down.iter().take(f + 1) {
+                crashes.push(Crash { node, at, restart_at });
+            }
+        }
+        let mut disk_crashes = Vec::new();
+        for _ in 0..rng.random_range(0..4) {
+            let node = correct[rng.random_range(0..correct.len())];
+            let at = rng.random_range(0..gst);
+            disk_crashes.push(DiskCrash { node, at, sync: rng.random_range(1..4), tear: rng.random_range(0..3) });
+        }
+        let mut write_failures = Vec::new();
+        for _ in 0..rng.random_range(0..3) {
+            let node = correct[rng.random_range(0..correct.len())];
+            write_failures.push(WriteFailure { node, at: rng.random_range(0..gst), sync: rng.random_range(1..4) });
+        }
         let net = NetConfig {
             nodes: n,
             links,
@@ -470,10 +686,20 @@ impl Scenario {
             partitions,
             crashes,
         };
-        Self { seed, net, byzantine, base_timeout: 200, blocks_after_gst: 3, liveness_window: 200_000 }
+        Self {
+            seed,
+            net,
+            byzantine,
+            base_timeout: 200,
+            blocks_after_gst: 3,
+            min_height: 0,
+            liveness_window: 200_000,
+            disk_crashes,
+            write_failures,
+        }
     }
 
-    /// Builds the simulation (not started).
+    /// Builds the simulation of bare replicas with toy blocks (not started).
     pub fn build(&self) -> Simulation<PbftNode> {
         let n = self.net.nodes;
         let keys = validator_keys(n);
@@ -489,13 +715,23 @@ impl Scenario {
             cfg.max_backoff_exp = 4;
             PbftNode::new(cfg, keys2[id as usize].clone(), disk)
         });
+        self.add_adversaries(&mut sim, &set, &keys);
+        sim
+    }
+
+    /// Makes the scenario's Byzantine validators Byzantine in `sim`.
+    pub fn add_adversaries<P: SimPayload + 'static, N: Protocol<Message = Message<P>>>(
+        &self,
+        sim: &mut Simulation<N>,
+        set: &ValidatorSet,
+        keys: &[KeyPair],
+    ) {
         for (id, bs) in &self.byzantine {
             sim.set_adversary(
                 *id,
-                Box::new(PbftAdversary::new(*id, keys[*id as usize].clone(), set.clone(), bs.clone())),
+                Box::new(PbftAdversary::<P>::new(*id, keys[*id as usize].clone(), set.clone(), bs.clone())),
             );
         }
-        sim
     }
 
     pub fn is_correct(&self, id: NodeId) -> bool {
@@ -512,6 +748,10 @@ pub struct RunReport {
     pub end: Time,
     /// Faults correct nodes reported, by kind.
     pub faults: BTreeMap<&'static str, usize>,
+    /// Crashes (planned and between writes) and network faults injected.
+    pub crashes: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
 }
 
 /// A broken property, with enough to reproduce it.
@@ -521,10 +761,24 @@ pub enum Violation {
     Fork { seed: u64, height: u64, nodes: (NodeId, NodeId) },
     /// A correct node committed out of order or twice.
     Gap { seed: u64, node: NodeId, expected: u64, got: u64 },
+    /// A correct node committed a block that is not a valid successor.
+    Invalid { seed: u64, node: NodeId, height: u64, reason: String },
     /// Correct nodes did not commit enough blocks after GST.
     NoLiveness { seed: u64, heights: Vec<u64>, target: u64 },
     /// A correct node was blamed for a fault only a Byzantine node can commit.
     Slander { seed: u64, reporter: NodeId, fault: String },
+}
+
+impl Violation {
+    pub fn seed(&self) -> u64 {
+        match self {
+            Violation::Fork { seed, .. }
+            | Violation::Gap { seed, .. }
+            | Violation::Invalid { seed, .. }
+            | Violation::NoLiveness { seed, .. }
+            | Violation::Slander { seed, .. } => *seed,
+        }
+    }
 }
 
 fn fault_kind(f: &Fault) -> (&'static str, Option<u32>) {
@@ -542,10 +796,9 @@ fn fault_kind(f: &Fault) -> (&'static str, Option<u32>) {
     }
 }
 
-/// Runs `scenario` and checks safety (no fork, ever, on correct nodes),
-/// liveness (after GST every correct node commits `blocks_after_gst` more
-/// blocks than the best correct node had at GST), and that faults are only
-/// ever blamed on Byzantine nodes.
+/// Runs `scenario` on bare replicas and checks it (see [`check_run`]); a
+/// committed toy block is valid when it extends the agreed parent and
+/// holds no poisoned transaction.
 pub fn run(scenario: &Scenario) -> Result<RunReport, Violation> {
     let mut sim = scenario.build();
     run_built(scenario, &mut sim)
@@ -553,6 +806,34 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, Violation> {
 
 /// [`run`] on a simulation the caller built (e.g. with a trace recorder).
 pub fn run_built(scenario: &Scenario, sim: &mut Simulation<PbftNode>) -> Result<RunReport, Violation> {
+    let mut parent = Hash32::ZERO;
+    check_run(scenario, sim, |_, d: &Decided<SimBlock>| {
+        if d.payload.txs.contains(&POISON_TX) {
+            return Err("holds a transaction that fails to execute".into());
+        }
+        if d.payload.parent != parent {
+            return Err("does not extend the agreed parent".into());
+        }
+        parent = d.committed.block;
+        Ok(())
+    })
+}
+
+/// Runs a started-or-not simulation of `scenario` and checks safety (no
+/// fork, ever, on correct nodes), validity (`valid` accepts each agreed
+/// block, called once per height in height order), liveness (after GST
+/// every correct node commits `blocks_after_gst` more blocks than the best
+/// correct node had at GST, and reaches `min_height`), and that faults are
+/// only ever blamed on Byzantine nodes.
+pub fn check_run<N>(
+    scenario: &Scenario,
+    sim: &mut Simulation<N>,
+    mut valid: impl FnMut(&Simulation<N>, &N::Output) -> Result<(), String>,
+) -> Result<RunReport, Violation>
+where
+    N: Protocol<Fault = Fault>,
+    N::Output: CommitOutput,
+{
     let seed = scenario.seed;
     let n = scenario.net.nodes;
     sim.start();
@@ -562,9 +843,10 @@ pub fn run_built(scenario: &Scenario, sim: &mut Simulation<PbftNode>) -> Result<
     let mut seen_faults = 0;
     let mut faults: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut violation = None;
-    let mut check = |sim: &Simulation<PbftNode>, heights: &mut Vec<u64>| -> Option<Violation> {
-        for (_, node, c) in &sim.outputs[seen_outputs..] {
+    let mut check = |sim: &Simulation<N>, heights: &mut Vec<u64>| -> Option<Violation> {
+        for (_, node, out) in &sim.outputs[seen_outputs..] {
             let node = *node;
+            let c = out.committed();
             if !scenario.is_correct(node) {
                 heights[node as usize] = c.height;
                 continue;
@@ -580,6 +862,9 @@ pub fn run_built(scenario: &Scenario, sim: &mut Simulation<PbftNode>) -> Result<
                 }
                 Some(_) => {}
                 None => {
+                    if let Err(reason) = valid(sim, out) {
+                        return Some(Violation::Invalid { seed, node, height: c.height, reason });
+                    }
                     chain.insert(c.height, (c.block, node));
                 }
             }
@@ -601,13 +886,22 @@ pub fn run_built(scenario: &Scenario, sim: &mut Simulation<PbftNode>) -> Result<
         None
     };
     let gst = scenario.net.gst;
-    sim.run_until(gst, |_| false);
+    let mut checked = 0;
+    while sim.next_time().is_some_and(|t| t <= gst) {
+        sim.step();
+        if sim.outputs.len() != checked {
+            checked = sim.outputs.len();
+            if let Some(v) = check(sim, &mut heights) {
+                return Err(v);
+            }
+        }
+    }
     if let Some(v) = check(sim, &mut heights) {
         return Err(v);
     }
     let correct: Vec<NodeId> = (0..n as NodeId).filter(|i| scenario.is_correct(*i)).collect();
     let best = correct.iter().map(|i| heights[*i as usize]).max().unwrap_or(0);
-    let target = best + scenario.blocks_after_gst;
+    let target = (best + scenario.blocks_after_gst).max(scenario.min_height);
     let deadline = gst + scenario.liveness_window;
     let mut steps_since_check = 0u32;
     let mut last_outputs = sim.outputs.len();
@@ -631,5 +925,13 @@ pub fn run_built(scenario: &Scenario, sim: &mut Simulation<PbftNode>) -> Result<
     if !correct.iter().all(|i| heights[*i as usize] >= target) {
         return Err(Violation::NoLiveness { seed, heights, target });
     }
-    Ok(RunReport { heights, events: sim.stats.delivered + sim.stats.timers_fired, end: sim.now(), faults })
+    Ok(RunReport {
+        heights,
+        events: sim.stats.delivered + sim.stats.timers_fired,
+        end: sim.now(),
+        faults,
+        crashes: sim.stats.crashes,
+        dropped: sim.stats.dropped,
+        duplicated: sim.stats.duplicated,
+    })
 }

@@ -1,7 +1,7 @@
 //! Targeted PBFT runs: each Byzantine behaviour is caught and survived,
 //! partitions stop and heal progress, crashed validators catch up.
 
-use gridledger_sim::pbft::{run, Behaviour, Scenario};
+use gridledger_consensus::pbft::sim::{run, Behaviour, Scenario};
 use gridledger_sim::{Crash, NetConfig, Partition};
 use std::collections::BTreeMap;
 
@@ -43,7 +43,7 @@ fn no_quorum_while_partitioned_then_progress_after_heal() {
     sim.start();
     sim.run_until(4_999, |_| false);
     assert!(sim.outputs.is_empty(), "2 of 4 cannot commit");
-    let r = gridledger_sim::pbft::run(&sc).expect("progress after the partition heals");
+    let r = run(&sc).expect("progress after the partition heals");
     assert!(r.heights.iter().all(|h| *h >= 6));
 }
 
