@@ -89,6 +89,13 @@ impl SimDisk {
         s.tear = tear;
     }
 
+    /// The process dies now: writes not yet synced are lost.
+    pub fn kill(&self) {
+        let mut s = self.lock();
+        s.pending.clear();
+        s.crashed = true;
+    }
+
     pub fn crashed(&self) -> bool {
         self.lock().crashed
     }

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod p2p;
 pub mod rpc;
 pub mod service;
+pub mod sim;
 pub mod validator;
 
 pub use client::{RpcClient, RpcError};

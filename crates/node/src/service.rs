@@ -70,6 +70,26 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The shared state of a node over an opened chain.
+    pub fn new(chain: Chain) -> Arc<Self> {
+        let (events, _) = broadcast::channel(1024);
+        let metrics = Metrics::default();
+        metrics.height.store(chain.tip().height, Relaxed);
+        Arc::new(Shared {
+            store: chain.store().clone(),
+            rules: chain.rules(),
+            max_block_txs: chain.config().max_block_txs,
+            chain: Mutex::new(chain),
+            metrics,
+            events,
+            wake: (Mutex::new(false), Condvar::new()),
+            stop: AtomicBool::new(false),
+            outbox: Mutex::new(Vec::new()),
+            driver: Mutex::new(None),
+            fault: Mutex::new(None),
+        })
+    }
+
     /// Locks the chain; a poisoned lock (a panic elsewhere) is recovered,
     /// since the chain's committed state lives on disk and in `State`,
     /// which is only mutated after a successful commit.
@@ -211,22 +231,7 @@ impl Node {
             Some(store) => Chain::open_store(store, genesis, registry, config.chain.clone())?,
             None => Chain::open(&config.data_dir, genesis, registry, config.chain.clone())?,
         };
-        let (events, _) = broadcast::channel(1024);
-        let metrics = Metrics::default();
-        metrics.height.store(chain.tip().height, Relaxed);
-        let shared = Arc::new(Shared {
-            store: chain.store().clone(),
-            rules: chain.rules(),
-            max_block_txs: chain.config().max_block_txs,
-            chain: Mutex::new(chain),
-            metrics,
-            events,
-            wake: (Mutex::new(false), Condvar::new()),
-            stop: AtomicBool::new(false),
-            outbox: Mutex::new(Vec::new()),
-            driver: Mutex::new(None),
-            fault: Mutex::new(None),
-        });
+        let shared = Shared::new(chain);
         Ok(Self {
             shared,
             key,

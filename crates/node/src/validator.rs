@@ -102,19 +102,44 @@ pub struct PbftSettings {
     /// A planted bug for the simulator's mutation-sensitivity check.
     #[cfg(feature = "mutants")]
     #[serde(skip)]
-    pub mutation: Option<DriverMutation>,
+    pub mutation: Option<Mutation>,
 }
 
-/// Bugs the simulator must catch, planted in the driver (test-only).
+/// Bugs the simulator must catch, planted in the replica or the driver
+/// (test-only, behind the `mutants` feature).
 #[cfg(feature = "mutants")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DriverMutation {
-    /// Vote state and block in two writes: the crash window of issue 9.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mutation {
+    /// Replica: a new-view need not re-propose the highest prepared block.
+    NewViewSkipsHighestPrepared,
+    /// Replica: quorums one vote short.
+    WrongQuorum,
+    /// Driver: vote state and block in two writes (a crash window).
     TwoWriteCommit,
-    /// Every proposal is accepted without executing it.
+    /// Driver: every proposal is accepted without executing it.
     SkipValidation,
-    /// The vote state is never written.
+    /// Driver: the vote state is never written.
     LoseDurable,
+}
+
+#[cfg(feature = "mutants")]
+impl Mutation {
+    pub const ALL: [Mutation; 5] = [
+        Mutation::NewViewSkipsHighestPrepared,
+        Mutation::WrongQuorum,
+        Mutation::TwoWriteCommit,
+        Mutation::SkipValidation,
+        Mutation::LoseDurable,
+    ];
+
+    fn replica(self) -> Option<gridledger_consensus::pbft::Mutation> {
+        use gridledger_consensus::pbft::Mutation as M;
+        match self {
+            Mutation::NewViewSkipsHighestPrepared => Some(M::NewViewSkipsHighestPrepared),
+            Mutation::WrongQuorum => Some(M::WrongQuorum),
+            _ => None,
+        }
+    }
 }
 
 impl Default for PbftSettings {
@@ -174,6 +199,8 @@ pub struct Driver {
     settings: PbftSettings,
     started: Instant,
     halted: Option<Halt>,
+    /// Consensus faults kept for the caller (the simulator's checker).
+    fault_log: Option<Vec<gridledger_consensus::pbft::Fault>>,
 }
 
 /// The validator set of a chain: its genesis validators, with the genesis
@@ -219,6 +246,8 @@ fn restore_replica(shared: &Shared, key: &KeyPair, settings: &PbftSettings) -> a
     let cfg = Config {
         base_timeout: settings.base_timeout_ms.max(1),
         retain: settings.retain_blocks.max(1),
+        #[cfg(feature = "mutants")]
+        mutation: settings.mutation.and_then(Mutation::replica),
         ..Config::new(set, me)
     };
     let log = committed_log(shared, cfg.retain)?;
@@ -278,6 +307,7 @@ impl Driver {
             settings,
             started: Instant::now(),
             halted: None,
+            fault_log: None,
         })
     }
 
@@ -305,6 +335,15 @@ impl Driver {
     /// Why this validator stopped voting, while it is halted.
     pub fn halted(&self) -> Option<&str> {
         self.halted.as_ref().map(|h| h.reason.as_str())
+    }
+
+    /// Keeps the consensus faults observed from now on for [`Driver::take_faults`].
+    pub fn record_faults(&mut self) {
+        self.fault_log.get_or_insert_with(Vec::new);
+    }
+
+    pub fn take_faults(&mut self) -> Vec<gridledger_consensus::pbft::Fault> {
+        self.fault_log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The height the replica is deciding.
@@ -470,7 +509,7 @@ impl Driver {
 
     fn validate(&mut self, block: &Block) -> Result<(), String> {
         #[cfg(feature = "mutants")]
-        if self.settings.mutation == Some(DriverMutation::SkipValidation) {
+        if self.settings.mutation == Some(Mutation::SkipValidation) {
             return Ok(());
         }
         if block.header.timestamp > self.block_time() + self.settings.max_clock_drift_ms {
@@ -515,8 +554,8 @@ impl Driver {
         let vote = durable.map(encode);
         #[cfg(feature = "mutants")]
         let vote = match self.settings.mutation {
-            Some(DriverMutation::LoseDurable) => None,
-            Some(DriverMutation::TwoWriteCommit) => {
+            Some(Mutation::LoseDurable) => None,
+            Some(Mutation::TwoWriteCommit) => {
                 if let Some(v) = &vote {
                     self.shared.store.put_aux(DURABLE_KEY, v).map_err(|e| format!("cannot persist vote state: {e}"))?;
                 }
@@ -585,6 +624,9 @@ impl Driver {
             }
             for f in step.faults {
                 self.shared.metrics.faults.fetch_add(1, Relaxed);
+                if let Some(log) = &mut self.fault_log {
+                    log.push(f.clone());
+                }
                 match f {
                     // Before the network settles a late message looks the same.
                     gridledger_consensus::pbft::Fault::StaleView { .. } => tracing::debug!("consensus: {f:?}"),

@@ -217,6 +217,7 @@ pub struct Simulation<P: Protocol> {
     pub stats: Stats,
     trace: Option<Vec<String>>,
     restart_after: Option<Time>,
+    before_step: Option<Box<dyn FnMut(Time)>>,
 }
 
 impl<P: Protocol> Simulation<P> {
@@ -244,6 +245,7 @@ impl<P: Protocol> Simulation<P> {
             stats: Stats::default(),
             trace: None,
             restart_after: Some(500),
+            before_step: None,
             net,
         };
         for c in sim.net.crashes.clone() {
@@ -258,6 +260,12 @@ impl<P: Protocol> Simulation<P> {
     /// Makes `node` Byzantine.
     pub fn set_adversary(&mut self, node: NodeId, adversary: Box<dyn Adversary<P>>) {
         self.adversaries.insert(node, adversary);
+    }
+
+    /// Called with the event's time before each event runs (and before the
+    /// nodes start): lets a driver keep a logical clock its nodes read.
+    pub fn set_before_step(&mut self, f: Box<dyn FnMut(Time)>) {
+        self.before_step = Some(f);
     }
 
     /// How long after a self-reported crash ([`Protocol::crashed`]) a node
@@ -417,6 +425,9 @@ impl<P: Protocol> Simulation<P> {
             return false;
         };
         self.now = at;
+        if let Some(f) = &mut self.before_step {
+            f(at);
+        }
         match event {
             Event::Deliver { from, to, message } => {
                 let Some(node) = self.nodes[to as usize].as_mut() else {
