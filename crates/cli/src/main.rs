@@ -10,6 +10,7 @@ mod cns;
 mod demo;
 mod ior;
 mod ops;
+mod sim;
 
 #[derive(Parser)]
 #[command(name = "gridledger", version, about = "Blockchain infrastructure for peer-to-peer energy trading")]
@@ -69,6 +70,9 @@ enum Cmd {
     /// Benchmarks printing JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Seeded simulator sweeps (`sim pbft --seeds N --validators n`).
+    #[command(subcommand)]
+    Sim(sim::SimCmd),
 }
 
 fn main() {
@@ -104,6 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Transfer(a) => ops::transfer(a),
         Cmd::Query(q) => ops::query(q),
         Cmd::Bench(b) => bench::run(b),
+        Cmd::Sim(c) => sim::run(c),
         Cmd::Channel(c) => channel::run(c),
         Cmd::Cns(c) => cns::run(c),
         Cmd::Ior(IorCmd::Day(a)) => ior::day(a),

@@ -93,6 +93,8 @@ pub struct Chain {
     tip: BlockHeader,
     /// A failed write left the in-memory state ahead of the store.
     needs_reload: bool,
+    /// Transactions of blocks whose commit failed, back to the mempool on recovery.
+    orphans: Vec<SignedTransaction>,
 }
 
 impl Chain {
@@ -124,7 +126,17 @@ impl Chain {
                 let (ex, state) = Self::genesis_block(&genesis)?;
                 store.commit(&ex)?;
                 let tip = ex.block.header.clone();
-                Ok(Self { store, state, registry, genesis, config, mempool, tip, needs_reload: false })
+                Ok(Self {
+                    store,
+                    state,
+                    registry,
+                    genesis,
+                    config,
+                    mempool,
+                    tip,
+                    needs_reload: false,
+                    orphans: Vec::new(),
+                })
             }
             Some(h) => {
                 let (ex, _) = Self::genesis_block(&genesis)?;
@@ -143,7 +155,17 @@ impl Chain {
                         tip.state_root
                     )));
                 }
-                Ok(Self { store, state, registry, genesis, config, mempool, tip, needs_reload: false })
+                Ok(Self {
+                    store,
+                    state,
+                    registry,
+                    genesis,
+                    config,
+                    mempool,
+                    tip,
+                    needs_reload: false,
+                    orphans: Vec::new(),
+                })
             }
         }
     }
@@ -330,15 +352,8 @@ impl Chain {
             // Put state and tip back, reopen the store (redb refuses writes
             // after an I/O error until then) and return the blocks'
             // transactions to the mempool: nothing admitted is lost.
-            let txs: Vec<SignedTransaction> = executed.into_iter().flat_map(|ex| ex.block.txs).collect();
+            self.orphans.extend(executed.into_iter().flat_map(|ex| ex.block.txs));
             self.recover()?;
-            let rules = self.rules();
-            for tx in txs {
-                if let Ok(v) = rules.check_decoded(tx) {
-                    let acct = self.state.account(&v.sender);
-                    let _ = self.mempool.admit(v, &acct);
-                }
-            }
             return Err(e.into());
         }
         Ok(out)
@@ -352,12 +367,26 @@ impl Chain {
     }
 
     /// [`Chain::reopen`], remembering a failure so the next block
-    /// production tries again before touching the (stale) in-memory state.
+    /// production tries again before touching the (stale) in-memory state;
+    /// on success the transactions of the failed blocks return to the mempool.
     fn recover(&mut self) -> Result<(), ChainError> {
         self.needs_reload = true;
         self.reopen()?;
         self.needs_reload = false;
+        let rules = self.rules();
+        for tx in std::mem::take(&mut self.orphans) {
+            if let Ok(v) = rules.check_decoded(tx) {
+                let acct = self.state.account(&v.sender);
+                let _ = self.mempool.admit(v, &acct);
+            }
+        }
         Ok(())
+    }
+
+    /// Transactions waiting for a block: the mempool plus those of a failed
+    /// commit held until the store recovers.
+    pub fn pending(&self) -> usize {
+        self.mempool.len() + self.orphans.len()
     }
 
     /// After a failed write: state and tip back to what the store holds.

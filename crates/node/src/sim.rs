@@ -141,12 +141,17 @@ pub struct DriverNode {
     disk: Arc<SimDisk>,
     out: Arc<Mutex<Vec<(Dest, Message<PbftBlock>)>>>,
     ticks: Arc<AtomicU64>,
-    reported: u64,
+    /// Highest height reported to the checker, kept across restarts: a
+    /// restarted node reports what its disk holds beyond it (blocks made
+    /// durable just before a crash), and a reported block that vanished
+    /// shows up as a gap.
+    reported: Arc<AtomicU64>,
     armed: Option<u64>,
     plan: DiskPlan,
 }
 
 impl DriverNode {
+    #[allow(clippy::too_many_arguments)]
     fn open(
         id: NodeId,
         n: usize,
@@ -155,9 +160,9 @@ impl DriverNode {
         clock: Arc<AtomicU64>,
         settings: &PbftSettings,
         plan: DiskPlan,
+        reported: Arc<AtomicU64>,
     ) -> anyhow::Result<Self> {
         let chain = sim_chain(n, disk.clone())?;
-        let reported = chain.tip().height;
         let shared = Shared::new(chain);
         {
             let mut chain = shared.chain();
@@ -207,8 +212,9 @@ impl DriverNode {
         }
         // Outputs are what the store holds: commits a client could see.
         let store = self.driver.shared().store.clone();
-        let tip = store.tip().ok().flatten().unwrap_or(self.reported);
-        for h in self.reported + 1..=tip {
+        let reported = self.reported.load(Relaxed);
+        let tip = store.tip().ok().flatten().unwrap_or(reported);
+        for h in reported + 1..=tip {
             let Ok(Some(block)) = store.block(h) else { break };
             let view = match &block.seal {
                 Seal::Quorum { view, .. } => *view,
@@ -216,7 +222,17 @@ impl DriverNode {
             };
             let committed = Committed { height: h, block: block.hash(), view };
             e.outputs.push(Decided { committed, payload: PbftBlock(block) });
-            self.reported = h;
+            self.reported.store(h, Relaxed);
+        }
+        // Decided but refused by this validator's chain: the checker's
+        // validity check judges it.
+        for entry in self.driver.take_unappliable() {
+            if entry.cert.height == self.reported.load(Relaxed) + 1 {
+                let c = &entry.cert;
+                let committed = Committed { height: c.height, block: c.block, view: c.view };
+                e.outputs.push(Decided { committed, payload: entry.payload });
+                self.reported.store(c.height, Relaxed);
+            }
         }
         let next = self.driver.next_deadline();
         if next != self.armed {
@@ -286,10 +302,7 @@ pub struct DriverSimOptions {
 /// Builds the simulation of `scenario` over real validator drivers, with
 /// the shared logical clock the caller must advance ([`run_driver`] does).
 #[allow(clippy::type_complexity)]
-pub fn build(
-    scenario: &Scenario,
-    opts: &DriverSimOptions,
-) -> (Simulation<DriverNode>, Arc<AtomicU64>, Arc<AtomicU64>) {
+pub fn build(scenario: &Scenario, opts: &DriverSimOptions) -> (Simulation<DriverNode>, Arc<AtomicU64>, Arc<AtomicU64>) {
     let n = scenario.net.nodes;
     let ticks = Arc::new(AtomicU64::new(0));
     let clock = Arc::new(AtomicU64::new(genesis(n).timestamp + 1));
@@ -308,6 +321,7 @@ pub fn build(
         })
         .collect();
     let (t2, c2) = (ticks.clone(), clock.clone());
+    let reported: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let mut sim = Simulation::new(scenario.seed, scenario.net.clone(), move |id, disk: Option<Arc<SimDisk>>| {
         let disk = match disk {
             Some(d) => {
@@ -321,7 +335,8 @@ pub fn build(
         let mut plan = plans[id as usize].clone();
         plan.crashes.retain(|c| c.0 > now);
         plan.failures.retain(|f| f.0 > now);
-        match DriverNode::open(id, n, disk, t2.clone(), c2.clone(), &settings, plan) {
+        let reported = reported[id as usize].clone();
+        match DriverNode::open(id, n, disk, t2.clone(), c2.clone(), &settings, plan, reported) {
             Ok(node) => node,
             Err(e) => panic!("simulated validator {id} failed to open its store: {e:#}"),
         }
@@ -339,6 +354,14 @@ pub fn build(
 /// Runs `scenario` over real validator drivers and checks safety, validity
 /// against a reference chain, liveness and fault attribution.
 pub fn run_driver(scenario: &Scenario, opts: &DriverSimOptions) -> Result<RunReport, Violation> {
+    run_driver_with(scenario, opts).0
+}
+
+/// [`run_driver`], handing back the simulation to inspect its nodes.
+pub fn run_driver_with(
+    scenario: &Scenario,
+    opts: &DriverSimOptions,
+) -> (Result<RunReport, Violation>, Simulation<DriverNode>) {
     let (mut sim, ticks, clock) = build(scenario, opts);
     let n = scenario.net.nodes;
     let base = clock.load(Relaxed);
@@ -351,8 +374,9 @@ pub fn run_driver(scenario: &Scenario, opts: &DriverSimOptions) -> Result<RunRep
         ticks.store(now, Relaxed);
         clock.store(base + now, Relaxed);
     }));
-    check_run(scenario, &mut sim, |_, d: &Decided<PbftBlock>| {
+    let result = check_run(scenario, &mut sim, |_, d: &Decided<PbftBlock>| {
         let ex = reference.validate_block(&d.payload.0).map_err(|e| e.to_string())?;
         reference.commit(ex).map_err(|e| e.to_string())
-    })
+    });
+    (result, sim)
 }

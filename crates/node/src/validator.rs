@@ -22,9 +22,9 @@ use gridledger_core::{merkle_root, Hash32};
 use gridledger_ledger::{Block, ExecutedBlock, Seal, SignedTransaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::service::Shared;
 
@@ -201,6 +201,9 @@ pub struct Driver {
     halted: Option<Halt>,
     /// Consensus faults kept for the caller (the simulator's checker).
     fault_log: Option<Vec<gridledger_consensus::pbft::Fault>>,
+    /// Certified blocks this validator could not apply, kept with the
+    /// fault log: evidence that consensus decided an invalid block.
+    unappliable: Vec<CommittedEntry<PbftBlock>>,
 }
 
 /// The validator set of a chain: its genesis validators, with the genesis
@@ -258,7 +261,7 @@ fn restore_replica(shared: &Shared, key: &KeyPair, settings: &PbftSettings) -> a
     Replica::restore(cfg, key.clone(), &log, durable).map_err(|e| anyhow::anyhow!("replica: {e}"))
 }
 
-/// Runs a validator until `Input::Stop`. Blocking: give it its own thread.
+/// Runs a PBFT validator until `Input::Stop`. Blocking: give it its own thread.
 pub fn run_validator(
     shared: Arc<Shared>,
     key: KeyPair,
@@ -267,21 +270,32 @@ pub fn run_validator(
     settings: PbftSettings,
 ) -> anyhow::Result<()> {
     let mut d = Driver::open(shared, key, transport, settings)?;
-    d.start();
-    loop {
-        d.poll();
-        let wait = d
-            .next_deadline()
-            .map_or(Duration::from_millis(50), |t| Duration::from_millis(t.saturating_sub(d.now())))
-            .min(Duration::from_millis(50));
-        match inbox.recv_timeout(wait) {
-            Ok(Input::Peer { from, bytes }) => d.on_bytes(from, &bytes),
-            Ok(Input::Wake) | Err(RecvTimeoutError::Timeout) => {}
-            Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-        }
-        d.fire_timers();
-    }
+    crate::engine::run_engine(&mut d, inbox);
     Ok(())
+}
+
+impl crate::engine::ConsensusEngine for Driver {
+    fn start(&mut self) {
+        Driver::start(self)
+    }
+    fn on_bytes(&mut self, from: u32, bytes: &[u8]) {
+        Driver::on_bytes(self, from, bytes)
+    }
+    fn poll(&mut self) {
+        Driver::poll(self)
+    }
+    fn fire_timers(&mut self) {
+        Driver::fire_timers(self)
+    }
+    fn now(&self) -> u64 {
+        Driver::now(self)
+    }
+    fn next_deadline(&self) -> Option<u64> {
+        Driver::next_deadline(self)
+    }
+    fn halted(&self) -> Option<&str> {
+        Driver::halted(self)
+    }
 }
 
 impl Driver {
@@ -308,6 +322,7 @@ impl Driver {
             started: Instant::now(),
             halted: None,
             fault_log: None,
+            unappliable: Vec::new(),
         })
     }
 
@@ -344,6 +359,12 @@ impl Driver {
 
     pub fn take_faults(&mut self) -> Vec<gridledger_consensus::pbft::Fault> {
         self.fault_log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Certified blocks that failed to apply since the last call (recorded
+    /// only after [`Driver::record_faults`]).
+    pub fn take_unappliable(&mut self) -> Vec<CommittedEntry<PbftBlock>> {
+        std::mem::take(&mut self.unappliable)
     }
 
     /// The height the replica is deciding.
@@ -531,11 +552,18 @@ impl Driver {
         let hash = e.payload.0.hash();
         let mut ex = match self.executed.remove(&hash) {
             Some(ex) if ex.block.header.parent == self.shared.chain().tip().hash() => ex,
-            _ => self.shared.chain().validate_block(&e.payload.0).map_err(|err| {
-                // A quorum certified a block this replica cannot apply: its
-                // state diverged or its store is damaged. Stop rather than fork.
-                format!("cannot apply the certified block at height {}: {err}", e.cert.height)
-            })?,
+            _ => match self.shared.chain().validate_block(&e.payload.0) {
+                Ok(ex) => ex,
+                Err(err) => {
+                    // A quorum certified a block this replica cannot apply:
+                    // its state diverged, its store is damaged, or the
+                    // quorum was not honest. Stop rather than fork.
+                    if self.fault_log.is_some() {
+                        self.unappliable.push(e.clone());
+                    }
+                    return Err(format!("cannot apply the certified block at height {}: {err}", e.cert.height));
+                }
+            },
         };
         ex.block.seal = Seal::Quorum { view: e.cert.view, signatures: e.cert.signatures.clone() };
         Ok(ex)

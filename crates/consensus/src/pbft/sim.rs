@@ -276,9 +276,13 @@ pub enum Behaviour {
     /// Replays real certificates it saw earlier: committed entries in
     /// catch-up responses and prepared certificates in its view changes.
     StaleCertificates,
+    /// Its commits for blocks it did not craft reach one peer only, so a
+    /// commit quorum can form at that peer alone while the others change
+    /// view over a prepared block (the set-up a bad new-view exploits).
+    SplitCommits,
 }
 
-pub const ALL_BEHAVIOURS: [Behaviour; 9] = [
+pub const ALL_BEHAVIOURS: [Behaviour; 10] = [
     Behaviour::Equivocate,
     Behaviour::BadSignatures,
     Behaviour::Withhold,
@@ -288,6 +292,7 @@ pub const ALL_BEHAVIOURS: [Behaviour; 9] = [
     Behaviour::Collude,
     Behaviour::CraftNewView,
     Behaviour::StaleCertificates,
+    Behaviour::SplitCommits,
 ];
 
 /// A Byzantine validator with its own key (so it can sign lies).
@@ -305,6 +310,10 @@ pub struct PbftAdversary<P> {
     stale_prepared: Vec<PreparedCert<P>>,
     /// Proposals it already voted for as a colluder: `(height, view, block)`.
     colluded: std::collections::BTreeSet<(u64, u64, Hash32)>,
+    /// Slots `(height, view)` it already crafted a new-view for.
+    crafted: std::collections::BTreeSet<(u64, u64)>,
+    /// Blocks it made up itself (equivocations, crafted new-views).
+    own_blocks: std::collections::BTreeSet<Hash32>,
 }
 
 impl<P: SimPayload> PbftAdversary<P> {
@@ -321,6 +330,8 @@ impl<P: SimPayload> PbftAdversary<P> {
             stale_entries: Vec::new(),
             stale_prepared: Vec::new(),
             colluded: Default::default(),
+            crafted: Default::default(),
+            own_blocks: Default::default(),
         }
     }
 
@@ -376,7 +387,16 @@ impl<P: SimPayload> PbftAdversary<P> {
         let inst = self.set.instance;
         let p = Vote::sign(&self.key, VoteKind::Prepare, &inst, pp.view, pp.height, block);
         let c = Vote::sign(&self.key, VoteKind::Commit, &inst, pp.view, pp.height, block);
-        vec![(Dest::All, Message::Prepare(p)), (Dest::All, Message::Commit(c))]
+        vec![(Dest::All, Message::Prepare(p)), (self.commit_dest(&block), Message::Commit(c))]
+    }
+
+    /// Where its commit for `block` goes.
+    fn commit_dest(&self, block: &Hash32) -> Dest {
+        if self.has(Behaviour::SplitCommits) && !self.own_blocks.contains(block) {
+            Dest::One((self.me + 1) % self.nodes as u32)
+        } else {
+            Dest::All
+        }
     }
 
     /// A new-view from a chosen quorum of the view changes it saw, with a
@@ -395,11 +415,32 @@ impl<P: SimPayload> PbftAdversary<P> {
         Some(NewView { view: nv.view, height: nv.height, view_changes: chosen, pre_prepare: pp })
     }
 
+    /// As leader of `view` at `height`, once a quorum of view changes is
+    /// in and one carries a prepared block: a new-view proposing a twisted
+    /// copy of it instead (at most once per slot).
+    fn new_view_on_its_own(&mut self, height: u64, view: u64, rng: &mut ChaCha8Rng) -> Option<NewView<P>> {
+        if self.set.leader(view, height) != self.me || self.crafted.contains(&(height, view)) {
+            return None;
+        }
+        let seen = self.view_changes.get(&(height, view))?;
+        if seen.len() < self.set.quorum() {
+            return None;
+        }
+        let prepared = seen.values().filter_map(|v| v.prepared.as_ref()).max_by_key(|c| c.view)?;
+        let fresh = prepared.payload.twisted(rng);
+        self.own_blocks.insert(fresh.digest());
+        let chosen: Vec<ViewChange<P>> = seen.values().take(self.set.quorum()).cloned().collect();
+        let pp = PrePrepare::sign(&self.key, &self.set.instance, view, height, fresh);
+        self.crafted.insert((height, view));
+        Some(NewView { view, height, view_changes: chosen, pre_prepare: pp })
+    }
+
     fn one(&mut self, b: Behaviour, dest: Dest, m: Message<P>, rng: &mut ChaCha8Rng) -> Vec<(Dest, Message<P>)> {
         let inst = self.set.instance;
         match (b, m) {
             (Behaviour::Equivocate, Message::PrePrepare(pp)) => {
                 let alt = PrePrepare::sign(&self.key, &inst, pp.view, pp.height, pp.payload.twisted(rng));
+                self.own_blocks.insert(alt.payload.digest());
                 let mut out = Vec::new();
                 if self.has(Behaviour::Collude) {
                     out.extend(self.collude(&pp));
@@ -483,8 +524,10 @@ impl<P: SimPayload> PbftAdversary<P> {
                 out.push((dest, Message::PrePrepare(p)));
                 out
             }
+            (Behaviour::SplitCommits, Message::Commit(v)) => vec![(self.commit_dest(&v.block), Message::Commit(v))],
             (Behaviour::CraftNewView, Message::NewView(nv)) => match self.crafted_new_view(&nv, rng) {
                 Some(crafted) => {
+                    self.own_blocks.insert(crafted.pre_prepare.payload.digest());
                     let mut out = Vec::new();
                     if self.has(Behaviour::Collude) {
                         out.extend(self.collude(&crafted.pre_prepare));
@@ -534,8 +577,18 @@ impl<P: SimPayload> PbftAdversary<P> {
 }
 
 impl<P: SimPayload, N: Protocol<Message = Message<P>>> Adversary<N> for PbftAdversary<P> {
-    fn observe(&mut self, _from: NodeId, message: &Message<P>, _rng: &mut ChaCha8Rng) -> Vec<(Dest, Message<P>)> {
+    fn observe(&mut self, _from: NodeId, message: &Message<P>, rng: &mut ChaCha8Rng) -> Vec<(Dest, Message<P>)> {
         self.remember(message);
+        if let (Message::ViewChange(vc), true) = (message, self.has(Behaviour::CraftNewView)) {
+            if let Some(nv) = self.new_view_on_its_own(vc.height, vc.new_view, rng) {
+                let mut out = Vec::new();
+                if self.has(Behaviour::Collude) {
+                    out.extend(self.collude(&nv.pre_prepare));
+                }
+                out.push((Dest::All, Message::NewView(nv)));
+                return out;
+            }
+        }
         let pp = match message {
             Message::PrePrepare(pp) => Some(pp),
             Message::NewView(nv) => Some(&nv.pre_prepare),
