@@ -106,9 +106,9 @@ fn mutants(a: &PbftArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut missed = 0;
     for m in Mutation::ALL {
-        let caught = seeds(a)
-            .into_iter()
-            .find_map(|seed| run_driver(&scenario(a, seed), &DriverSimOptions { mutation: Some(m) }).err());
+        let caught = seeds(a).into_iter().find_map(|seed| {
+            run_driver(&scenario(a, seed), &DriverSimOptions { mutation: Some(m), ..DriverSimOptions::default() }).err()
+        });
         missed += usize::from(caught.is_none());
         rows.push(json!({ "mutation": format!("{m:?}"), "caught": caught.map(|v| format!("{v:?}")) }));
     }

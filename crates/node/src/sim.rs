@@ -27,7 +27,7 @@ use crate::validator::{Driver, PbftBlock, PbftSettings, Transport, MAX_FRAME};
 /// Development accounts that send the simulated workload.
 const ACCOUNTS: usize = 16;
 /// Transactions per account (nonces `0..`).
-const PER_ACCOUNT: u64 = 16;
+const PER_ACCOUNT: u64 = 32;
 /// Transactions per block, small so the workload lasts many heights.
 const BLOCK_TXS: usize = 4;
 const CHAIN_ID: u32 = 7;
@@ -102,6 +102,19 @@ struct SimTransport {
     n: u32,
     out: Arc<Mutex<Vec<(Dest, Message<PbftBlock>)>>>,
     disk: Arc<SimDisk>,
+    /// The latest `(height, view)` this node signed a vote for, kept across restarts.
+    voted: Arc<Mutex<Option<(u64, u64)>>>,
+}
+
+/// The `(height, view)` a message commits its signer to.
+fn vote_slot(m: &Message<PbftBlock>) -> Option<(u64, u64)> {
+    match m {
+        Message::PrePrepare(p) => Some((p.height, p.view)),
+        Message::Prepare(v) | Message::Commit(v) => Some((v.height, v.view)),
+        Message::ViewChange(v) => Some((v.height, v.new_view)),
+        Message::NewView(v) => Some((v.height, v.view)),
+        Message::CatchUpRequest { .. } | Message::CatchUpResponse { .. } => None,
+    }
 }
 
 impl SimTransport {
@@ -112,6 +125,10 @@ impl SimTransport {
         // Only consensus traffic: the workload is preloaded, not gossiped.
         let Some((&0, body)) = bytes.split_first() else { return };
         if let Ok(m) = Message::<PbftBlock>::from_bytes(body, MAX_FRAME, self.n as usize, 1_024) {
+            if let Some(slot) = vote_slot(&m) {
+                let mut v = self.voted.lock().unwrap_or_else(|p| p.into_inner());
+                *v = Some(v.map_or(slot, |old| old.max(slot)));
+            }
             self.out.lock().unwrap_or_else(|p| p.into_inner()).push((dest, m));
         }
     }
@@ -161,6 +178,7 @@ impl DriverNode {
         settings: &PbftSettings,
         plan: DiskPlan,
         reported: Arc<AtomicU64>,
+        voted: Arc<Mutex<Option<(u64, u64)>>>,
     ) -> anyhow::Result<Self> {
         let chain = sim_chain(n, disk.clone())?;
         let shared = Shared::new(chain);
@@ -171,7 +189,7 @@ impl DriverNode {
             }
         }
         let out = Arc::new(Mutex::new(Vec::new()));
-        let transport = SimTransport { n: n as u32, out: out.clone(), disk: disk.clone() };
+        let transport = SimTransport { n: n as u32, out: out.clone(), disk: disk.clone(), voted };
         let settings = PbftSettings { ticks: Some(ticks.clone()), clock: Some(clock), ..settings.clone() };
         let mut driver = Driver::open(shared, dev_validator(id as usize), Box::new(transport), settings)?;
         driver.record_faults();
@@ -294,6 +312,9 @@ impl Protocol for DriverNode {
 /// Options of a driver-level run.
 #[derive(Clone, Debug, Default)]
 pub struct DriverSimOptions {
+    /// Ticks after a crash between two writes until the node restarts
+    /// (`None`: the simulator's default).
+    pub restart_after: Option<Time>,
     /// A planted bug (mutation-sensitivity check).
     #[cfg(feature = "mutants")]
     pub mutation: Option<crate::validator::Mutation>,
@@ -302,7 +323,10 @@ pub struct DriverSimOptions {
 /// Builds the simulation of `scenario` over real validator drivers, with
 /// the shared logical clock the caller must advance ([`run_driver`] does).
 #[allow(clippy::type_complexity)]
-pub fn build(scenario: &Scenario, opts: &DriverSimOptions) -> (Simulation<DriverNode>, Arc<AtomicU64>, Arc<AtomicU64>) {
+pub fn build(
+    scenario: &Scenario,
+    opts: &DriverSimOptions,
+) -> (Simulation<DriverNode>, Arc<AtomicU64>, Arc<AtomicU64>, LostVotes) {
     let n = scenario.net.nodes;
     let ticks = Arc::new(AtomicU64::new(0));
     let clock = Arc::new(AtomicU64::new(genesis(n).timestamp + 1));
@@ -313,7 +337,6 @@ pub fn build(scenario: &Scenario, opts: &DriverSimOptions) -> (Simulation<Driver
         mutation: opts.mutation,
         ..PbftSettings::default()
     };
-    let _ = opts;
     let plans: Vec<DiskPlan> = (0..n as NodeId)
         .map(|id| DiskPlan {
             crashes: scenario.disk_crashes.iter().filter(|c| c.node == id).map(|c| (c.at, c.sync, c.tear)).collect(),
@@ -322,24 +345,33 @@ pub fn build(scenario: &Scenario, opts: &DriverSimOptions) -> (Simulation<Driver
         .collect();
     let (t2, c2) = (ticks.clone(), clock.clone());
     let reported: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let voted: Vec<Arc<Mutex<Option<(u64, u64)>>>> = (0..n).map(|_| Arc::default()).collect();
+    let lost = Arc::new(Mutex::new(Vec::new()));
+    let lost2 = lost.clone();
     let mut sim = Simulation::new(scenario.seed, scenario.net.clone(), move |id, disk: Option<Arc<SimDisk>>| {
+        let mut plan = plans[id as usize].clone();
         let disk = match disk {
             Some(d) => {
                 d.restart();
+                // A restarted node keeps the faults planned for later only.
+                let now = t2.load(Relaxed);
+                plan.crashes.retain(|c| c.0 > now);
+                plan.failures.retain(|f| f.0 > now);
                 d
             }
             None => SimDisk::new(),
         };
-        // A restarted node keeps the faults planned for later times only.
-        let now = t2.load(Relaxed);
-        let mut plan = plans[id as usize].clone();
-        plan.crashes.retain(|c| c.0 > now);
-        plan.failures.retain(|f| f.0 > now);
         let reported = reported[id as usize].clone();
-        match DriverNode::open(id, n, disk, t2.clone(), c2.clone(), &settings, plan, reported) {
+        let voted = voted[id as usize].clone();
+        let last_vote = *voted.lock().unwrap_or_else(|p| p.into_inner());
+        let node = match DriverNode::open(id, n, disk, t2.clone(), c2.clone(), &settings, plan, reported, voted) {
             Ok(node) => node,
             Err(e) => panic!("simulated validator {id} failed to open its store: {e:#}"),
+        };
+        if let Some(problem) = last_vote.and_then(|v| forgot_vote(&node, v)) {
+            lost2.lock().unwrap_or_else(|p| p.into_inner()).push((id, problem));
         }
+        node
     });
     let keys: Vec<_> = (0..n).map(dev_validator).collect();
     let g = genesis(n);
@@ -348,7 +380,37 @@ pub fn build(scenario: &Scenario, opts: &DriverSimOptions) -> (Simulation<Driver
         Err(e) => panic!("simulator misconfigured: {e}"),
     };
     scenario.add_adversaries::<PbftBlock, DriverNode>(&mut sim, &set, &keys);
-    (sim, ticks, clock)
+    if let Some(after) = opts.restart_after {
+        sim.set_restart_after(Some(after));
+    }
+    (sim, ticks, clock, lost)
+}
+
+/// Lost votes found on restarts: `(node, what it forgot)`.
+pub type LostVotes = Arc<Mutex<Vec<(NodeId, String)>>>;
+
+/// Whether a restarted node lost the record of its last vote at
+/// `(height, view)`: its store must hold that height decided, or a vote
+/// state at that height for that view or a later one.
+fn forgot_vote(node: &DriverNode, (height, view): (u64, u64)) -> Option<String> {
+    let shared = node.driver.shared();
+    let tip = shared.chain().tip().height;
+    if tip >= height {
+        return None;
+    }
+    let durable: Option<gridledger_consensus::pbft::Durable<PbftBlock>> = shared
+        .store
+        .get_aux(crate::validator::DURABLE_KEY)
+        .ok()
+        .flatten()
+        .and_then(|b| gridledger_core::codec::decode(&b, MAX_FRAME).ok());
+    match durable {
+        Some(d) if d.height == height && d.view >= view => None,
+        d => Some(format!(
+            "voted at height {height} view {view}, restarted at tip {tip} with vote state {:?}",
+            d.map(|d| (d.height, d.view))
+        )),
+    }
 }
 
 /// Runs `scenario` over real validator drivers and checks safety, validity
@@ -362,7 +424,7 @@ pub fn run_driver_with(
     scenario: &Scenario,
     opts: &DriverSimOptions,
 ) -> (Result<RunReport, Violation>, Simulation<DriverNode>) {
-    let (mut sim, ticks, clock) = build(scenario, opts);
+    let (mut sim, ticks, clock, lost) = build(scenario, opts);
     let n = scenario.net.nodes;
     let base = clock.load(Relaxed);
     let mut reference = match sim_chain(n, SimDisk::new()) {
@@ -374,7 +436,8 @@ pub fn run_driver_with(
         ticks.store(now, Relaxed);
         clock.store(base + now, Relaxed);
     }));
-    let result = check_run(scenario, &mut sim, |_, d: &Decided<PbftBlock>| {
+    let audit = move |_: &Simulation<DriverNode>| lost.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let result = check_run(scenario, &mut sim, audit, |_, d: &Decided<PbftBlock>| {
         let ex = reference.validate_block(&d.payload.0).map_err(|e| e.to_string())?;
         reference.commit(ex).map_err(|e| e.to_string())
     });

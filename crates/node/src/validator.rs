@@ -78,7 +78,8 @@ const WIRE_TXS: u8 = 1;
 /// Largest inbound frame the driver decodes (catch-up responses carry
 /// several full blocks).
 pub const MAX_FRAME: usize = 32 << 20;
-const DURABLE_KEY: &str = "pbft/durable";
+/// Store record (aux table) of the replica's vote state.
+pub const DURABLE_KEY: &str = "pbft/durable";
 
 /// Driver settings.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -26,9 +26,10 @@ fn scenario(m: Mutation, seed: u64) -> Scenario {
         Mutation::NewViewSkipsHighestPrepared => {
             vec![Behaviour::CraftNewView, Behaviour::Collude, Behaviour::SplitCommits]
         }
-        Mutation::TwoWriteCommit | Mutation::LoseDurable => {
-            vec![Behaviour::Equivocate, Behaviour::Collude, Behaviour::Replay]
+        Mutation::TwoWriteCommit => {
+            vec![Behaviour::Equivocate, Behaviour::Collude, Behaviour::SplitCommits, Behaviour::HidePrepared]
         }
+        Mutation::LoseDurable => vec![Behaviour::Equivocate, Behaviour::Collude, Behaviour::Replay],
     };
     if sc.byzantine.is_empty() {
         sc.byzantine.insert((seed % 4) as u32, Vec::new());
@@ -55,12 +56,28 @@ fn scenario(m: Mutation, seed: u64) -> Scenario {
             sc.disk_crashes.clear();
             sc.write_failures.clear();
         }
-        Mutation::TwoWriteCommit => {
-            for _ in 0..12 {
+        Mutation::TwoWriteCommit if seed % 2 == 0 => {
+            // Random chaos with many crashes between two writes.
+            for b in sc.byzantine.values_mut() {
+                *b = vec![Behaviour::Equivocate, Behaviour::Collude, Behaviour::Replay];
+            }
+            for _ in 0..20 {
                 let node = correct[rng.random_range(0..correct.len())];
                 let at = rng.random_range(0..gst);
-                sc.disk_crashes.push(DiskCrash { node, at, sync: rng.random_range(1..4), tear: 0 });
+                sc.disk_crashes.push(DiskCrash { node, at, sync: rng.random_range(1..5), tear: 0 });
             }
+        }
+        Mutation::TwoWriteCommit => {
+            // Validator 3 leads height 2 and equivocates, keeping the sides
+            // apart (its commits reach only the side that got the block)
+            // and hiding what it prepared. A correct validator that commits
+            // dies between the two writes of its commit and restarts at once.
+            sc.byzantine = [(3, behaviours.clone())].into();
+            sc.net = NetConfig::reliable(4, 20);
+            sc.net.gst = 1_000;
+            let node = if seed % 4 == 1 { 0 } else { 2 };
+            sc.disk_crashes = vec![DiskCrash { node, at: 0, sync: 7 + (seed / 4) % 3, tear: 0 }];
+            sc.write_failures.clear();
         }
         Mutation::LoseDurable => {
             for _ in 0..6 {
@@ -74,10 +91,15 @@ fn scenario(m: Mutation, seed: u64) -> Scenario {
     sc
 }
 
+fn options(m: Mutation, planted: Option<Mutation>) -> DriverSimOptions {
+    let restart_after = (m == Mutation::TwoWriteCommit).then_some(5);
+    DriverSimOptions { restart_after, mutation: planted }
+}
+
 fn caught_within_budget(m: Mutation) -> Option<u64> {
     for seed in 0..BUDGET {
         let sc = scenario(m, seed);
-        if let Err(v) = run_driver(&sc, &DriverSimOptions { mutation: Some(m) }) {
+        if let Err(v) = run_driver(&sc, &options(m, Some(m))) {
             eprintln!("{m:?} caught at seed {seed}: {v:?}");
             return Some(seed);
         }
@@ -93,7 +115,7 @@ fn the_simulator_catches_every_planted_bug() {
             Some(seed) => {
                 // Control: without the bug the catching scenario passes.
                 let sc = scenario(m, seed);
-                run_driver(&sc, &DriverSimOptions { mutation: None })
+                run_driver(&sc, &options(m, None))
                     .unwrap_or_else(|v| panic!("control run of {m:?}'s seed {seed} fails without the bug: {v:?}"));
             }
             None => missed.push(m),

@@ -280,9 +280,13 @@ pub enum Behaviour {
     /// commit quorum can form at that peer alone while the others change
     /// view over a prepared block (the set-up a bad new-view exploits).
     SplitCommits,
+    /// Its view changes claim it prepared nothing, and it joins view
+    /// changes at heights it has already decided (so a quorum can form
+    /// without the prepared certificate it holds).
+    HidePrepared,
 }
 
-pub const ALL_BEHAVIOURS: [Behaviour; 10] = [
+pub const ALL_BEHAVIOURS: [Behaviour; 11] = [
     Behaviour::Equivocate,
     Behaviour::BadSignatures,
     Behaviour::Withhold,
@@ -293,6 +297,7 @@ pub const ALL_BEHAVIOURS: [Behaviour; 10] = [
     Behaviour::CraftNewView,
     Behaviour::StaleCertificates,
     Behaviour::SplitCommits,
+    Behaviour::HidePrepared,
 ];
 
 /// A Byzantine validator with its own key (so it can sign lies).
@@ -314,6 +319,12 @@ pub struct PbftAdversary<P> {
     crafted: std::collections::BTreeSet<(u64, u64)>,
     /// Blocks it made up itself (equivocations, crafted new-views).
     own_blocks: std::collections::BTreeSet<Hash32>,
+    /// Which peers got which side of an equivocation.
+    block_peers: BTreeMap<Hash32, Vec<u32>>,
+    /// Its equivocating pre-prepares, to offer again to a restarted peer.
+    own_pre_prepares: Vec<PrePrepare<P>>,
+    /// View changes `(height, view)` it joined on its own.
+    joined: std::collections::BTreeSet<(u64, u64)>,
 }
 
 impl<P: SimPayload> PbftAdversary<P> {
@@ -332,6 +343,9 @@ impl<P: SimPayload> PbftAdversary<P> {
             colluded: Default::default(),
             crafted: Default::default(),
             own_blocks: Default::default(),
+            block_peers: BTreeMap::new(),
+            own_pre_prepares: Vec::new(),
+            joined: Default::default(),
         }
     }
 
@@ -387,15 +401,22 @@ impl<P: SimPayload> PbftAdversary<P> {
         let inst = self.set.instance;
         let p = Vote::sign(&self.key, VoteKind::Prepare, &inst, pp.view, pp.height, block);
         let c = Vote::sign(&self.key, VoteKind::Commit, &inst, pp.view, pp.height, block);
-        vec![(Dest::All, Message::Prepare(p)), (self.commit_dest(&block), Message::Commit(c))]
+        let mut out = vec![(Dest::All, Message::Prepare(p))];
+        out.extend(self.commit_dests(&block).into_iter().map(|d| (d, Message::Commit(c.clone()))));
+        out
     }
 
-    /// Where its commit for `block` goes.
-    fn commit_dest(&self, block: &Hash32) -> Dest {
-        if self.has(Behaviour::SplitCommits) && !self.own_blocks.contains(block) {
-            Dest::One((self.me + 1) % self.nodes as u32)
-        } else {
-            Dest::All
+    /// Where its commit for `block` goes: with split commits, only to the
+    /// peers that got that side of an equivocation, or (for blocks it did
+    /// not make) to one peer.
+    fn commit_dests(&self, block: &Hash32) -> Vec<Dest> {
+        if !self.has(Behaviour::SplitCommits) {
+            return vec![Dest::All];
+        }
+        match self.block_peers.get(block) {
+            Some(peers) => peers.iter().map(|&p| Dest::One(p)).collect(),
+            None if !self.own_blocks.contains(block) => vec![Dest::One((self.me + 1) % self.nodes as u32)],
+            None => vec![Dest::All],
         }
     }
 
@@ -413,6 +434,10 @@ impl<P: SimPayload> PbftAdversary<P> {
         let fresh = nv.pre_prepare.payload.twisted(rng);
         let pp = PrePrepare::sign(&self.key, &self.set.instance, nv.view, nv.height, fresh);
         Some(NewView { view: nv.view, height: nv.height, view_changes: chosen, pre_prepare: pp })
+    }
+
+    fn empty_view_change(&self, height: u64, new_view: u64) -> ViewChange<P> {
+        ViewChange::sign(&self.key, self.me, &self.set.instance, new_view, height, None)
     }
 
     /// As leader of `view` at `height`, once a quorum of view changes is
@@ -441,12 +466,23 @@ impl<P: SimPayload> PbftAdversary<P> {
             (Behaviour::Equivocate, Message::PrePrepare(pp)) => {
                 let alt = PrePrepare::sign(&self.key, &inst, pp.view, pp.height, pp.payload.twisted(rng));
                 self.own_blocks.insert(alt.payload.digest());
+                if self.own_pre_prepares.len() >= 16 {
+                    self.own_pre_prepares.remove(0);
+                }
+                self.own_pre_prepares.push(alt.clone());
+                self.own_pre_prepares.push(pp.clone());
+                let split = self.split(dest, Message::PrePrepare(pp.clone()), Message::PrePrepare(alt.clone()));
+                for (d, m) in &split {
+                    if let (Dest::One(p), Message::PrePrepare(x)) = (d, m) {
+                        self.block_peers.entry(x.payload.digest()).or_default().push(*p);
+                    }
+                }
                 let mut out = Vec::new();
                 if self.has(Behaviour::Collude) {
                     out.extend(self.collude(&pp));
                     out.extend(self.collude(&alt));
                 }
-                out.extend(self.split(dest, Message::PrePrepare(pp), Message::PrePrepare(alt)));
+                out.extend(split);
                 out
             }
             (Behaviour::Equivocate, Message::Prepare(v)) => {
@@ -524,7 +560,9 @@ impl<P: SimPayload> PbftAdversary<P> {
                 out.push((dest, Message::PrePrepare(p)));
                 out
             }
-            (Behaviour::SplitCommits, Message::Commit(v)) => vec![(self.commit_dest(&v.block), Message::Commit(v))],
+            (Behaviour::SplitCommits, Message::Commit(v)) => {
+                self.commit_dests(&v.block).into_iter().map(|d| (d, Message::Commit(v.clone()))).collect()
+            }
             (Behaviour::CraftNewView, Message::NewView(nv)) => match self.crafted_new_view(&nv, rng) {
                 Some(crafted) => {
                     self.own_blocks.insert(crafted.pre_prepare.payload.digest());
@@ -566,7 +604,9 @@ impl<P: SimPayload> PbftAdversary<P> {
                     .iter()
                     .map(|&i| (Dest::One(i), if i.is_multiple_of(2) { a.clone() } else { b.clone() }))
                     .collect();
-                if let Some(&first) = peers.first() {
+                // The first peer gets both, so the equivocation is seen,
+                // unless the sides are kept apart (split commits).
+                if let Some(&first) = peers.first().filter(|_| !self.has(Behaviour::SplitCommits)) {
                     let other = if first.is_multiple_of(2) { b } else { a };
                     out.push((Dest::One(first), other));
                 }
@@ -577,8 +617,18 @@ impl<P: SimPayload> PbftAdversary<P> {
 }
 
 impl<P: SimPayload, N: Protocol<Message = Message<P>>> Adversary<N> for PbftAdversary<P> {
-    fn observe(&mut self, _from: NodeId, message: &Message<P>, rng: &mut ChaCha8Rng) -> Vec<(Dest, Message<P>)> {
+    fn observe(&mut self, from: NodeId, message: &Message<P>, rng: &mut ChaCha8Rng) -> Vec<(Dest, Message<P>)> {
         self.remember(message);
+        if let (Message::CatchUpRequest { from_height }, true) = (message, self.has(Behaviour::Equivocate)) {
+            // A peer that lags (e.g. just restarted) is offered both sides
+            // of its equivocations at that height again.
+            return self
+                .own_pre_prepares
+                .iter()
+                .filter(|pp| pp.height == *from_height)
+                .map(|pp| (Dest::One(from), Message::PrePrepare(pp.clone())))
+                .collect();
+        }
         if let (Message::ViewChange(vc), true) = (message, self.has(Behaviour::CraftNewView)) {
             if let Some(nv) = self.new_view_on_its_own(vc.height, vc.new_view, rng) {
                 let mut out = Vec::new();
@@ -587,6 +637,12 @@ impl<P: SimPayload, N: Protocol<Message = Message<P>>> Adversary<N> for PbftAdve
                 }
                 out.push((Dest::All, Message::NewView(nv)));
                 return out;
+            }
+        }
+        if let (Message::ViewChange(vc), true) = (message, self.has(Behaviour::HidePrepared)) {
+            // Join any view change, claiming nothing prepared (once per slot).
+            if vc.signer != self.me && self.joined.insert((vc.height, vc.new_view)) {
+                return vec![(Dest::All, Message::ViewChange(self.empty_view_change(vc.height, vc.new_view)))];
             }
         }
         let pp = match message {
@@ -604,6 +660,16 @@ impl<P: SimPayload, N: Protocol<Message = Message<P>>> Adversary<N> for PbftAdve
         let mut out = Vec::new();
         for (dest, m) in sends {
             self.remember(&m);
+            let m = match m {
+                Message::ViewChange(vc) if self.has(Behaviour::HidePrepared) && vc.prepared.is_some() => {
+                    Message::ViewChange(self.empty_view_change(vc.height, vc.new_view))
+                }
+                m => m,
+            };
+            if let (Message::Commit(v), true) = (&m, self.has(Behaviour::SplitCommits)) {
+                out.extend(self.commit_dests(&v.block).into_iter().map(|d| (d, m.clone())));
+                continue;
+            }
             let b = self.behaviours[rng.random_range(0..self.behaviours.len())];
             out.extend(self.one(b, dest, m, rng));
         }
@@ -820,6 +886,9 @@ pub enum Violation {
     NoLiveness { seed: u64, heights: Vec<u64>, target: u64 },
     /// A correct node was blamed for a fault only a Byzantine node can commit.
     Slander { seed: u64, reporter: NodeId, fault: String },
+    /// A correct node restarted without the record of a vote it had sent
+    /// (it could vote again differently): persist-then-speak was broken.
+    LostVote { seed: u64, node: NodeId, detail: String },
 }
 
 impl Violation {
@@ -829,7 +898,8 @@ impl Violation {
             | Violation::Gap { seed, .. }
             | Violation::Invalid { seed, .. }
             | Violation::NoLiveness { seed, .. }
-            | Violation::Slander { seed, .. } => *seed,
+            | Violation::Slander { seed, .. }
+            | Violation::LostVote { seed, .. } => *seed,
         }
     }
 }
@@ -860,16 +930,21 @@ pub fn run(scenario: &Scenario) -> Result<RunReport, Violation> {
 /// [`run`] on a simulation the caller built (e.g. with a trace recorder).
 pub fn run_built(scenario: &Scenario, sim: &mut Simulation<PbftNode>) -> Result<RunReport, Violation> {
     let mut parent = Hash32::ZERO;
-    check_run(scenario, sim, |_, d: &Decided<SimBlock>| {
-        if d.payload.txs.contains(&POISON_TX) {
-            return Err("holds a transaction that fails to execute".into());
-        }
-        if d.payload.parent != parent {
-            return Err("does not extend the agreed parent".into());
-        }
-        parent = d.committed.block;
-        Ok(())
-    })
+    check_run(
+        scenario,
+        sim,
+        |_| None,
+        |_, d: &Decided<SimBlock>| {
+            if d.payload.txs.contains(&POISON_TX) {
+                return Err("holds a transaction that fails to execute".into());
+            }
+            if d.payload.parent != parent {
+                return Err("does not extend the agreed parent".into());
+            }
+            parent = d.committed.block;
+            Ok(())
+        },
+    )
 }
 
 /// Runs a started-or-not simulation of `scenario` and checks safety (no
@@ -878,9 +953,13 @@ pub fn run_built(scenario: &Scenario, sim: &mut Simulation<PbftNode>) -> Result<
 /// every correct node commits `blocks_after_gst` more blocks than the best
 /// correct node had at GST, and reaches `min_height`), and that faults are
 /// only ever blamed on Byzantine nodes.
+///
+/// `audit` reports node-local invariant breaches (e.g. a restarted node
+/// that lost the record of a vote it sent) as `(node, detail)`.
 pub fn check_run<N>(
     scenario: &Scenario,
     sim: &mut Simulation<N>,
+    mut audit: impl FnMut(&Simulation<N>) -> Option<(NodeId, String)>,
     mut valid: impl FnMut(&Simulation<N>, &N::Output) -> Result<(), String>,
 ) -> Result<RunReport, Violation>
 where
@@ -897,6 +976,11 @@ where
     let mut faults: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut violation = None;
     let mut check = |sim: &Simulation<N>, heights: &mut Vec<u64>| -> Option<Violation> {
+        if let Some((node, detail)) = audit(sim) {
+            if scenario.is_correct(node) {
+                return Some(Violation::LostVote { seed, node, detail });
+            }
+        }
         for (_, node, out) in &sim.outputs[seen_outputs..] {
             let node = *node;
             let c = out.committed();
