@@ -96,11 +96,14 @@ fn sim_chain(n: usize, disk: Arc<SimDisk>) -> anyhow::Result<Chain> {
     Ok(Chain::open_store(store, genesis(n), gridledger_contracts::default_registry(), chain_config())?)
 }
 
+/// Messages a simulated validator sent during one call.
+type Outbox = Arc<Mutex<Vec<(Dest, Message<PbftBlock>)>>>;
+
 /// Captures what the driver sends, as structured messages; nothing leaves
 /// after the simulated process died.
 struct SimTransport {
     n: u32,
-    out: Arc<Mutex<Vec<(Dest, Message<PbftBlock>)>>>,
+    out: Outbox,
     disk: Arc<SimDisk>,
     /// The latest `(height, view)` this node signed a vote for, kept across restarts.
     voted: Arc<Mutex<Option<(u64, u64)>>>,
@@ -156,7 +159,7 @@ struct DiskPlan {
 pub struct DriverNode {
     driver: Driver,
     disk: Arc<SimDisk>,
-    out: Arc<Mutex<Vec<(Dest, Message<PbftBlock>)>>>,
+    out: Outbox,
     ticks: Arc<AtomicU64>,
     /// Highest height reported to the checker, kept across restarts: a
     /// restarted node reports what its disk holds beyond it (blocks made

@@ -56,7 +56,7 @@ fn scenario(m: Mutation, seed: u64) -> Scenario {
             sc.disk_crashes.clear();
             sc.write_failures.clear();
         }
-        Mutation::TwoWriteCommit if seed % 2 == 0 => {
+        Mutation::TwoWriteCommit if seed.is_multiple_of(2) => {
             // Random chaos with many crashes between two writes.
             for b in sc.byzantine.values_mut() {
                 *b = vec![Behaviour::Equivocate, Behaviour::Collude, Behaviour::Replay];

@@ -83,6 +83,8 @@ fn crash_between_any_two_writes_loses_no_vote_and_never_forks() {
             sc.disk_crashes = vec![DiskCrash { node: 0, at: 0, sync, tear }];
             sc.write_failures.clear();
             sc.min_height = 8;
+            // (`DriverSimOptions` has one more field with the `mutants` feature.)
+            #[allow(clippy::needless_update)]
             let opts = DriverSimOptions { restart_after: Some(5), ..DriverSimOptions::default() };
             let (r, sim) = gridledger_node::sim::run_driver_with(&sc, &opts);
             r.unwrap_or_else(|v| panic!("crash at sync {sync} (tear {tear}): {v:?}"));
