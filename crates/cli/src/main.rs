@@ -77,7 +77,13 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.cmd, Cmd::Node { .. }) { "info" } else { "warn" };
+    // Simulated validators meet Byzantine peers and broken disks on
+    // purpose: their logs are off unless RUST_LOG asks for them.
+    let default_level = match cli.cmd {
+        Cmd::Node { .. } => "info",
+        Cmd::Sim(_) => "off",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
