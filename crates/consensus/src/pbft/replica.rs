@@ -32,6 +32,11 @@ pub struct Config {
     pub retain: usize,
     /// The first view (the thesis initialises `view` to 1).
     pub initial_view: u64,
+    /// A leader whose view was abandoned is suspected until it leads a
+    /// committed block again; while it leads, the first deadline is
+    /// `base_timeout / suspect_divisor`, so a dead validator's turns are
+    /// skipped faster (1 turns this off). Only liveness depends on it.
+    pub suspect_divisor: u64,
     /// A planted bug for the simulator's mutation-sensitivity check.
     #[cfg(feature = "mutants")]
     pub mutation: Option<Mutation>,
@@ -58,6 +63,7 @@ impl Config {
             catch_up_batch: 32,
             retain: 256,
             initial_view: 1,
+            suspect_divisor: 4,
             #[cfg(feature = "mutants")]
             mutation: None,
         }
@@ -238,6 +244,8 @@ pub struct Replica<P> {
     future: Vec<(u32, Message<P>)>,
     log: VecDeque<CommittedEntry<P>>,
     last_commit_view: u64,
+    /// Leaders whose last view was abandoned (see [`Config::suspect_divisor`]).
+    suspects: std::collections::BTreeSet<u32>,
 }
 
 impl<P: Payload> Replica<P> {
@@ -288,6 +296,7 @@ impl<P: Payload> Replica<P> {
             future: Vec::new(),
             log: log[keep..].iter().cloned().collect(),
             last_commit_view: view,
+            suspects: Default::default(),
             cfg,
             key,
         };
@@ -365,7 +374,12 @@ impl<P: Payload> Replica<P> {
 
     fn timeout(&self) -> u64 {
         let exp = self.backoff.min(self.cfg.max_backoff_exp);
-        self.cfg.base_timeout.saturating_mul(1u64 << exp)
+        let t = self.cfg.base_timeout.saturating_mul(1u64 << exp);
+        let leader = self.leader(self.view, self.height);
+        if self.phase == Phase::Normal && self.backoff == 0 && self.suspects.contains(&leader) {
+            return (t / self.cfg.suspect_divisor.max(1)).max(1);
+        }
+        t
     }
 
     fn arm_timer(&self, s: &mut Step<P>) {
@@ -695,6 +709,8 @@ impl<P: Payload> Replica<P> {
     }
 
     fn commit(&mut self, entry: CommittedEntry<P>, s: &mut Step<P>) {
+        // Its leader is alive and leading again.
+        self.suspects.remove(&self.leader(entry.cert.view, self.height));
         s.timers.push(TimerCmd::Cancel(Timer { height: self.height, view: self.view }));
         self.last_commit_view = entry.cert.view;
         self.log.push_back(entry.clone());
@@ -756,6 +772,13 @@ impl<P: Payload> Replica<P> {
             return;
         }
         s.timers.push(TimerCmd::Cancel(Timer { height: self.height, view: self.view }));
+        if self.phase == Phase::Normal {
+            // Its leader did not get a block committed in time.
+            let failed = self.leader(self.view, self.height);
+            if failed != self.cfg.me {
+                self.suspects.insert(failed);
+            }
+        }
         self.view = new_view;
         self.phase = Phase::ViewChanging;
         self.reset_view_state();

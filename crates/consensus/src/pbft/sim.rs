@@ -718,6 +718,8 @@ pub struct Scenario {
     pub liveness_window: Time,
     pub disk_crashes: Vec<DiskCrash>,
     pub write_failures: Vec<WriteFailure>,
+    /// [`Config::suspect_divisor`] of the bare replicas.
+    pub suspect_divisor: u64,
 }
 
 impl Scenario {
@@ -815,6 +817,7 @@ impl Scenario {
             liveness_window: 200_000,
             disk_crashes,
             write_failures,
+            suspect_divisor: 4,
         }
     }
 
@@ -827,11 +830,13 @@ impl Scenario {
             Err(e) => panic!("simulator misconfigured: {e}"),
         };
         let base = self.base_timeout;
+        let divisor = self.suspect_divisor;
         let (set2, keys2) = (set.clone(), keys.clone());
         let mut sim = Simulation::new(self.seed, self.net.clone(), move |id, disk| {
             let mut cfg = Config::new(set2.clone(), id);
             cfg.base_timeout = base;
             cfg.max_backoff_exp = 4;
+            cfg.suspect_divisor = divisor;
             PbftNode::new(cfg, keys2[id as usize].clone(), disk)
         });
         self.add_adversaries(&mut sim, &set, &keys);
