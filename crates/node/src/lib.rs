@@ -6,6 +6,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod engine;
+mod idle;
 pub mod listen;
 pub mod metrics;
 pub mod p2p;

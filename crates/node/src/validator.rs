@@ -73,8 +73,8 @@ pub enum Input {
     Stop,
 }
 
-const WIRE_PBFT: u8 = 0;
-const WIRE_TXS: u8 = 1;
+pub(crate) const WIRE_PBFT: u8 = 0;
+pub(crate) const WIRE_TXS: u8 = 1;
 /// Largest inbound frame the driver decodes (catch-up responses carry
 /// several full blocks).
 pub const MAX_FRAME: usize = 32 << 20;
@@ -280,7 +280,9 @@ impl crate::engine::ConsensusEngine for Driver {
         Driver::start(self)
     }
     fn on_bytes(&mut self, from: u32, bytes: &[u8]) {
-        Driver::on_bytes(self, from, bytes)
+        Driver::on_bytes(self, from, bytes);
+        // The frame is consumed: its bytes leave the peer's inbound budget.
+        self.shared.release_inbound(from, bytes);
     }
     fn poll(&mut self) {
         Driver::poll(self)
