@@ -1,0 +1,218 @@
+//! Attacks on the issue-11 fixes. Each test asserts the secure behaviour and
+//! fails on the code it was written against.
+
+mod common;
+
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Address, Amount, Energy};
+use gridledger_ledger::{Receipt, TxStatus};
+use gridledger_rollup::driver::Mode;
+use gridledger_rollup::exec::{execute_and_apply, execute_batch, OffChain, PreState};
+use gridledger_rollup::primary::{assign, BatchId, BatchState, Controversial, SubmitTcrs};
+use gridledger_rollup::types::{
+    coins, AgreementTerms, AgreementTx, AtRejection, Entry, IorTx, Outcome, Participant, StRejection, Tcr,
+};
+use gridledger_rollup::{args, IOR_PRIMARY_ID};
+
+fn funded() -> Env {
+    let mut e = open(config(Mode::Ior, 4, 2, 3));
+    for i in 0..3 {
+        e.d.fund(&trader(i), coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    e
+}
+
+fn node_active(e: &Env, a: &Address) -> bool {
+    e.d.primary.chain.view(IOR_PRIMARY_ID, "node", &borsh::to_vec(a).unwrap()).unwrap()["active"] == true
+}
+
+fn honest_tcrs(e: &mut Env, batch: u64) -> (Vec<Tcr>, KeyPair) {
+    e.d.primary.seal();
+    let input = e.d.batch_input(batch).unwrap();
+    let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
+    let key = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    (tcrs, key)
+}
+
+fn cr(e: &mut Env, key: &KeyPair, method: &str, batch: u64, tcrs: Vec<Tcr>) -> Receipt {
+    e.d.primary_call(key, method, args(&SubmitTcrs { batch, tcrs }), Amount::ZERO).unwrap()
+}
+
+/// High: an executor that records only the AT half of a mixed batch's TCRs
+/// freezes all settlement. `posted_by` is set, so no stand-in may record
+/// the ST half ("another executor recorded this batch's TCRs"); `finalize`
+/// and `dispute` need complete TCRs; settlement is serial, so no later
+/// batch ever settles and every trader in a pending batch is locked out of
+/// `withdraw` for good. The executor loses nothing (its deposit is not
+/// forfeited; it only cannot deregister).
+#[test]
+fn attack_half_posted_tcrs_freeze_settlement_forever() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    // One AT and one (unmatched) ST in the same block: a mixed batch.
+    let junk_st = IorTx::St(st(&terms(&s, &b, Amount(1), 1, 6 * HOUR), 0, true, None));
+    e.d.submit_block(&[(b.clone(), at(&t, &s)), (b.clone(), junk_st)]).unwrap();
+    let (tcrs, exec) = honest_tcrs(&mut e, 0);
+    let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());
+    assert_eq!((ats.len(), sts.len()), (1, 1));
+    let r = cr(&mut e, &exec, "sc_cr_at", 0, ats);
+    assert_eq!(r.status, TxStatus::Success);
+    // The executor goes silent. Several windows later:
+    let h = e.d.batch_input(0).unwrap().header;
+    e.d.set_time(h.first_recorded_at + 10 * e.d.cfg.window_ms());
+    let other = e.d.executors.iter().find(|(k, _)| k.address() != exec.address()).unwrap().0.clone();
+    let stand_in = cr(&mut e, &other, "sc_cr_st", 0, sts);
+    let fin = e.d.primary_call(&b, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO).unwrap();
+    let bond = e.d.cfg.challenge_bond;
+    let disp = e.d.primary_call(&b, "dispute", args(&Controversial { batch: 0, claimed: vec![] }), bond).unwrap();
+    let settled = e.d.batch_input(0).unwrap().header.state != BatchState::Open;
+    assert!(
+        settled,
+        "a half-posted batch must not freeze settlement: stand-in sc_cr_st {:?}, finalize {:?}, dispute {:?}",
+        stand_in.status, fin.status, disp.status
+    );
+}
+
+/// Medium: anyone can lock any trader's IOR account. `fund`/`withdraw` wait
+/// for every unsettled entry that merely *names* the caller (sender, buyer
+/// or seller), even an entry the chain will refuse because the caller never
+/// sent or signed it. One junk entry per block keeps the victim's counter
+/// above zero forever, at the cost of gas and the sybil's own reputation.
+#[test]
+fn attack_junk_entry_naming_a_victim_blocks_its_withdraw() {
+    let mut e = funded();
+    let (victim, attacker) = (trader(0), trader(3));
+    let forged = AgreementTerms {
+        ep: Amount(1),
+        em: Energy(1),
+        buyer: victim.address(),
+        seller: attacker.address(),
+        dt_start: 9 * HOUR,
+        dt_end: 10 * HOUR,
+        dl: 10 * HOUR,
+    };
+    // The attacker (not the buyer) asks to expire a non-existent agreement
+    // of the victim: certain to be refused (NotBuyer).
+    let r = e.d.submit(&attacker, &IorTx::Expire(forged.clone())).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "recorded without any check of its sender");
+    // An unsigned AT naming the victim as seller works as well.
+    let unsigned = AgreementTx { terms: AgreementTerms { buyer: attacker.address(), seller: victim.address(), ..forged }, seller_sig: None };
+    e.d.submit(&attacker, &IorTx::At(unsigned)).unwrap();
+    let w = e.d.primary_call(&victim, "withdraw", args(&coins(1)), Amount::ZERO).unwrap();
+    assert_eq!(
+        w.status,
+        TxStatus::Success,
+        "an entry the victim neither sent nor signed must not lock its account"
+    );
+}
+
+/// Medium: the lot that names a batch's executor and validator is seeded
+/// by the *parent* hash of the block that will hold the batch, which every
+/// trader knows before submitting. A colluding trader waits (filler blocks)
+/// until the lot names its accomplice validator and only then submits: it
+/// picks its validator every time. The draw must use randomness that is
+/// unknown when the entries are submitted (e.g. the hash of the block that
+/// closes the batch, or a VRF/commit-reveal).
+#[test]
+fn attack_the_validator_lot_is_known_before_submission() {
+    let mut e = funded();
+    let nodes = e.d.primary.chain.view(IOR_PRIMARY_ID, "nodes", &[]).unwrap();
+    let list = |k: &str| -> Vec<Address> { serde_json::from_value(nodes[k].clone()).unwrap() };
+    let (execs, vals) = (list("executors"), list("validators"));
+    let accomplice = vals[1];
+    let (b, s) = (trader(0), trader(1));
+    let mut hits = 0;
+    let tries = 5u64;
+    for round in 0..tries {
+        // Wait for a parent hash whose lot names the accomplice.
+        loop {
+            let next = e.d.primary.chain.view(IOR_PRIMARY_ID, "progress", &[]).unwrap()["next_batch"].as_u64().unwrap();
+            let parent = e.d.primary.chain.tip().hash();
+            if assign(&parent, next, &execs, &vals).map(|(_, v)| v) == Some(accomplice) {
+                break;
+            }
+            e.d.fund(&trader(2), Amount(1)).unwrap(); // a filler block
+        }
+        let start = 8 * HOUR + round * HOUR;
+        e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 10, start), &s)).unwrap();
+        let next = e.d.primary.chain.view(IOR_PRIMARY_ID, "progress", &[]).unwrap()["next_batch"].as_u64().unwrap();
+        if e.d.batch_input(next - 1).unwrap().header.validator == accomplice {
+            hits += 1;
+        }
+        e.d.process(&mut rng(round)).unwrap();
+    }
+    assert!(hits < tries, "the attacker chose its validator for {hits} of {tries} batches");
+}
+
+/// Medium (debug builds: panic; release: wraps silently): an agreement with
+/// `DL` near `u64::MAX` is accepted, and its expiry request overflows
+/// `from + 1` in `execute_expire`. Executors, validators, `sc_exe` and the
+/// primary chain's re-execution all run this code: in a debug build every
+/// one of them panics on the batch, so it never gets TCRs and serial
+/// settlement halts for everyone.
+#[test]
+fn attack_expire_with_deadline_at_u64_max_must_not_panic() {
+    let p = gridledger_rollup::types::IorParams::case_study();
+    let (b, s) = (trader(0), trader(1));
+    let t = AgreementTerms {
+        ep: Amount(1_000),
+        em: Energy(1),
+        buyer: b.address(),
+        seller: s.address(),
+        dt_start: 8 * HOUR,
+        dt_end: 9 * HOUR,
+        dl: u64::MAX,
+    };
+    let mut pre = PreState::default();
+    for k in [&b, &s] {
+        pre.participants.insert(k.address(), Participant { balance: coins(10), reputation: p.rs });
+    }
+    let at = Entry { sender: b.address(), recorded_at: 7 * HOUR, tx: IorTx::At(AgreementTx::signed(t.clone(), &s)) };
+    let (tcrs, post) = execute_and_apply(&mut OffChain, &p, &pre, &[at]).unwrap();
+    assert_eq!(tcrs[0].outcome, Outcome::AtAccepted, "DL = u64::MAX is accepted");
+    let expire = Entry { sender: b.address(), recorded_at: 10 * HOUR, tx: IorTx::Expire(t) };
+    let got = std::panic::catch_unwind(|| execute_batch(&mut OffChain, &p, &post, &[expire]));
+    let got = got.expect("execute_batch must not panic on a recorded entry");
+    assert!(
+        matches!(got.unwrap()[0].outcome, Outcome::StRejected(StRejection::NotExpired { .. })),
+        "refused, typed"
+    );
+}
+
+/// Medium: the assigned validator is forfeited by *any* successful dispute
+/// from someone else, even one sent in the very block after the TCRs, before
+/// the validator could possibly have acted. A colluding executor posts a
+/// wrong verdict and immediately challenges it from a sybil with a bond:
+/// the honest validator loses its deposit and is struck from the list
+/// (one fewer honest validator for the next theft); the sybil collects
+/// ë × (y_exec + y_val), here exactly the executor's loss (ë = 0.5), so
+/// the pair breaks even and with ë > 0.5 profits.
+#[test]
+fn attack_self_challenge_burns_an_honest_validator_that_had_no_time_to_act() {
+    let mut e = funded();
+    let (b, s, sybil) = (trader(0), trader(1), trader(3));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    let (honest, exec) = honest_tcrs(&mut e, 0);
+    let validator = e.d.batch_input(0).unwrap().header.validator;
+    // A wrong verdict whose effects have the right shape: "not signed by the seller".
+    let p = e.d.cfg.params.clone();
+    let wrong = vec![Tcr {
+        index: 0,
+        outcome: Outcome::AtRejected(AtRejection::NotSignedBySeller),
+        effects: vec![gridledger_rollup::types::Effect::Reputation { who: b.address(), by: p.alpha }],
+    }];
+    assert_eq!(cr(&mut e, &exec, "sc_cr_at", 0, wrong).status, TxStatus::Success);
+    // Next block, same second: the executor's sybil challenges.
+    let bond = e.d.cfg.challenge_bond;
+    let r = e.d.primary_call(&sybil, "dispute", args(&Controversial { batch: 0, claimed: honest }), bond).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    assert!(!node_active(&e, &exec.address()));
+    assert!(
+        node_active(&e, &validator),
+        "the assigned validator had no chance to dispute yet; it must not be forfeited"
+    );
+}
