@@ -216,3 +216,88 @@ fn attack_self_challenge_burns_an_honest_validator_that_had_no_time_to_act() {
         "the assigned validator had no chance to dispute yet; it must not be forfeited"
     );
 }
+
+/// Medium: an `Expire` ignores the buyer's own recorded `O_b = 1`. A buyer
+/// that confirmed delivery on chain, and then waits out a seller that is
+/// late with its ST (offline, or kept out of full batches), expires the
+/// agreement: it gets the price back plus the seller's penalty, i.e. the
+/// energy it acknowledged for free and 0.5 coin on top.
+#[test]
+fn attack_buyer_confirms_delivery_then_expires_for_free_energy() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(t.dt_end + MIN);
+    e.d.submit(&b, &IorTx::Opinion(gridledger_rollup::types::BuyerOpinion { terms: t.clone(), ob: true })).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::OpinionRecorded]);
+    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
+    e.d.submit(&b, &IorTx::Expire(t.clone())).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    let buyer = e.d.participant(&b.address()).unwrap().balance;
+    assert!(
+        buyer < coins(10),
+        "the buyer confirmed delivery (O_b = 1) yet ends with {buyer} > its 10 coin start: {:?}",
+        out[0].outcomes
+    );
+}
+
+/// Low/Medium (thesis-faithful: AT Step 6 penalises the sender): a seller
+/// signs offers, then withdraws its IOR balance; every buyer that submits
+/// one loses α for the seller's missing deposit. Two such offers bar a
+/// buyer at the case-study parameters (rs 30, α 10, β 10).
+#[test]
+fn attack_seller_bars_a_buyer_by_withdrawing_before_its_at() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let offers: Vec<IorTx> = (0..2).map(|i| at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR + i * HOUR), &s)).collect();
+    let r = e.d.primary_call(&s, "withdraw", args(&coins(10)), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    for o in &offers {
+        e.d.submit(&b, o).unwrap();
+        let out = e.d.process(&mut rng(0)).unwrap();
+        assert!(matches!(out[0].outcomes[0], Outcome::AtRejected(AtRejection::InsufficientBalance { .. })));
+    }
+    let rep = e.d.participant(&b.address()).unwrap().reputation;
+    assert_eq!(rep, 30, "the buyer is penalised for its seller's missing deposit (now {rep}, barred at 10)");
+}
+
+/// Medium: no signature in IOR binds a chain or contract. `SIG_s` over the
+/// AT (and `SIG_b`, meter readings) is a tagged hash of the terms only, so a
+/// seller-signed AT for one community's primary chain is accepted on any
+/// other IOR deployment where the seller holds coin (the ledger's own
+/// transaction signatures carry the chain id; these do not).
+#[test]
+fn attack_a_seller_signed_at_replays_on_another_chain() {
+    use gridledger_rollup::driver::{dev_chain, DualChain};
+    let mut home = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    let signed = at(&t, &s);
+    home.d.submit(&b, &signed).unwrap();
+    assert_eq!(home.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
+    // A second community: a primary chain with another chain id.
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = config(Mode::Ior, 4, 2, 3);
+    let validator = gridledger_ledger::devnet::dev_validator(0);
+    let genesis = gridledger_ledger::devnet::dev_genesis(7, 9, WALLET, std::slice::from_ref(&validator));
+    let lcfg = gridledger_ledger::ChainConfig { max_tx_bytes: 4 << 20, ..Default::default() };
+    let chain = gridledger_ledger::Chain::open(da.path(), genesis, gridledger_rollup::primary_registry(), lcfg).unwrap();
+    let now = chain.tip().timestamp + 1_000;
+    let primary = gridledger_ledger::devnet::DevChain { chain, validator, now };
+    let secondary = dev_chain(db.path(), 9, WALLET, gridledger_rollup::secondary_registry()).unwrap();
+    let mut other = DualChain::on_chains(primary, secondary, cfg).unwrap();
+    assert_ne!(other.primary.chain.genesis().chain_id, home.d.primary.chain.genesis().chain_id);
+    for i in 0..2 {
+        other.fund(&trader(i), coins(10)).unwrap();
+    }
+    other.set_time(7 * HOUR);
+    other.submit(&b, &signed).unwrap();
+    let out = other.process(&mut rng(0)).unwrap();
+    assert_eq!(
+        out[0].outcomes,
+        vec![Outcome::AtRejected(AtRejection::NotSignedBySeller)],
+        "a signature made for another chain must not count"
+    );
+}
