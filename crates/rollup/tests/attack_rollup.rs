@@ -301,3 +301,21 @@ fn attack_a_seller_signed_at_replays_on_another_chain() {
         "a signature made for another chain must not count"
     );
 }
+
+/// Low: metered input is not range-checked. Three meters at the most
+/// negative hourly value parse fine, then `slot_bound`'s `u64` sum of the
+/// deficits overflows: `gridledger ior day --meter-csv` panics (debug) or
+/// reports a wrapped bound (release) instead of a typed error.
+#[test]
+fn attack_absurd_meter_csv_values_must_be_a_typed_error() {
+    use gridledger_rollup::demo::{parse_meter_csv, run_day, DayConfig};
+    let mut csv = String::from("time,a,b,c\n");
+    for h in 0..24 {
+        csv.push_str(&format!("{h},{},{},{}\n", i64::MIN, i64::MIN, i64::MIN));
+    }
+    let metered = parse_meter_csv(&csv);
+    let Ok(metered) = metered else { return }; // refused at parsing: secure
+    let cfg = DayConfig { prosumers: 0, consumers: 3, metered: Some(metered), ..DayConfig::default() };
+    let got = std::panic::catch_unwind(|| run_day(cfg).map(|r| r.bound_wh));
+    assert!(got.is_ok(), "run_day panicked on metered input instead of returning a typed error");
+}
