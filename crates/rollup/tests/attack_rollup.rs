@@ -319,3 +319,29 @@ fn attack_absurd_meter_csv_values_must_be_a_typed_error() {
     let got = std::panic::catch_unwind(|| run_day(cfg).map(|r| r.bound_wh));
     assert!(got.is_ok(), "run_day panicked on metered input instead of returning a typed error");
 }
+
+/// Medium: the stand-in clock starts at the batch's first entry, not when
+/// the batch closed. In a quiet period (no block for a window after the
+/// entry, normal on a chain that builds blocks on demand) the batch closes
+/// already "withheld": any executor, not the one drawn by lot, may record
+/// its TCRs in the very first block after it, racing the assigned executor
+/// that had no chance to act. The lot then assigns nothing.
+#[test]
+fn attack_any_executor_grabs_a_batch_that_closes_after_a_quiet_window() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    let h = e.d.batch_input(0).unwrap().header;
+    // Nothing happens for a window; the next block closes the batch.
+    e.d.set_time(h.first_recorded_at + e.d.cfg.window_ms() + 2_000);
+    let input = e.d.batch_input(0).unwrap();
+    let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
+    let grabber = e.d.executors.iter().find(|(k, _)| k.address() != h.executor).unwrap().0.clone();
+    let r = cr(&mut e, &grabber, "sc_cr_at", 0, tcrs);
+    assert_ne!(
+        r.status,
+        TxStatus::Success,
+        "a non-assigned executor recorded TCRs in the first block after the batch closed"
+    );
+}
