@@ -345,3 +345,33 @@ fn attack_any_executor_grabs_a_batch_that_closes_after_a_quiet_window() {
         "a non-assigned executor recorded TCRs in the first block after the batch closed"
     );
 }
+
+/// High: one slot's meter readings are counted once per agreement. Now
+/// that a seller sells to several buyers in a slot (the multi-seller
+/// market), arbitration checks each ST alone against the seller's whole
+/// metered export: a seller that contracts 500 Wh to each of two buyers
+/// and exports 500 Wh in total shows the same (genuine, meter-signed)
+/// readings in both STs and wins both disputes. The buyers pay for
+/// 1,000 Wh and the second buyer is penalised for a truthful O_b = 0.
+#[test]
+fn attack_one_slots_readings_win_every_dispute_of_that_slot() {
+    let mut e = funded();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let t1 = terms(&b1, &s, Amount(200_000), 500, 8 * HOUR);
+    let t2 = terms(&b2, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    e.d.set_time(t1.dt_end + MIN);
+    // 1,000 W for 30 minutes: 500 Wh exported in the slot, all of it.
+    let st1 = st(&t1, 1000, false, Some(&b1));
+    let st2 = st(&t2, 1000, false, Some(&b2));
+    assert_eq!(st1.metered_ws(), 500 * 3600);
+    e.d.submit_block(&[(s.clone(), IorTx::St(st1)), (s.clone(), IorTx::St(st2))]).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    let won = out[0]
+        .outcomes
+        .iter()
+        .filter(|o| **o == Outcome::StSettled(gridledger_rollup::types::StSettlement::SellerDelivered))
+        .count();
+    assert!(won <= 1, "500 Wh metered won {won} disputes over 1,000 Wh contracted: {:?}", out[0].outcomes);
+}
