@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Energy};
-use gridledger_ledger::{Receipt, TxStatus};
+use gridledger_ledger::{ChainClient, Receipt, TxStatus};
 use gridledger_rollup::driver::Mode;
 use gridledger_rollup::exec::{execute_and_apply, execute_batch, OffChain, PreState};
 use gridledger_rollup::primary::{assign, BatchId, BatchState, Controversial, SubmitTcrs};
@@ -99,14 +99,13 @@ fn attack_junk_entry_naming_a_victim_blocks_its_withdraw() {
     let r = e.d.submit(&attacker, &IorTx::Expire(forged.clone())).unwrap();
     assert_eq!(r.status, TxStatus::Success, "recorded without any check of its sender");
     // An unsigned AT naming the victim as seller works as well.
-    let unsigned = AgreementTx { terms: AgreementTerms { buyer: attacker.address(), seller: victim.address(), ..forged }, seller_sig: None };
+    let unsigned = AgreementTx {
+        terms: AgreementTerms { buyer: attacker.address(), seller: victim.address(), ..forged },
+        seller_sig: None,
+    };
     e.d.submit(&attacker, &IorTx::At(unsigned)).unwrap();
     let w = e.d.primary_call(&victim, "withdraw", args(&coins(1)), Amount::ZERO).unwrap();
-    assert_eq!(
-        w.status,
-        TxStatus::Success,
-        "an entry the victim neither sent nor signed must not lock its account"
-    );
+    assert_eq!(w.status, TxStatus::Success, "an entry the victim neither sent nor signed must not lock its account");
 }
 
 /// Medium: the lot that names a batch's executor and validator is seeded
@@ -176,10 +175,7 @@ fn attack_expire_with_deadline_at_u64_max_must_not_panic() {
     let expire = Entry { sender: b.address(), recorded_at: 10 * HOUR, tx: IorTx::Expire(t) };
     let got = std::panic::catch_unwind(|| execute_batch(&mut OffChain, &p, &post, &[expire]));
     let got = got.expect("execute_batch must not panic on a recorded entry");
-    assert!(
-        matches!(got.unwrap()[0].outcome, Outcome::StRejected(StRejection::NotExpired { .. })),
-        "refused, typed"
-    );
+    assert!(matches!(got.unwrap()[0].outcome, Outcome::StRejected(StRejection::NotExpired { .. })), "refused, typed");
 }
 
 /// Medium: the assigned validator is forfeited by *any* successful dispute
@@ -251,7 +247,8 @@ fn attack_buyer_confirms_delivery_then_expires_for_free_energy() {
 fn attack_seller_bars_a_buyer_by_withdrawing_before_its_at() {
     let mut e = funded();
     let (b, s) = (trader(0), trader(1));
-    let offers: Vec<IorTx> = (0..2).map(|i| at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR + i * HOUR), &s)).collect();
+    let offers: Vec<IorTx> =
+        (0..2).map(|i| at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR + i * HOUR), &s)).collect();
     let r = e.d.primary_call(&s, "withdraw", args(&coins(10)), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     for o in &offers {
@@ -283,7 +280,8 @@ fn attack_a_seller_signed_at_replays_on_another_chain() {
     let validator = gridledger_ledger::devnet::dev_validator(0);
     let genesis = gridledger_ledger::devnet::dev_genesis(7, 9, WALLET, std::slice::from_ref(&validator));
     let lcfg = gridledger_ledger::ChainConfig { max_tx_bytes: 4 << 20, ..Default::default() };
-    let chain = gridledger_ledger::Chain::open(da.path(), genesis, gridledger_rollup::primary_registry(), lcfg).unwrap();
+    let chain =
+        gridledger_ledger::Chain::open(da.path(), genesis, gridledger_rollup::primary_registry(), lcfg).unwrap();
     let now = chain.tip().timestamp + 1_000;
     let primary = gridledger_ledger::devnet::DevChain { chain, validator, now };
     let secondary = dev_chain(db.path(), 9, WALLET, gridledger_rollup::secondary_registry()).unwrap();
@@ -374,4 +372,43 @@ fn attack_one_slots_readings_win_every_dispute_of_that_slot() {
         .filter(|o| **o == Outcome::StSettled(gridledger_rollup::types::StSettlement::SellerDelivered))
         .count();
     assert!(won <= 1, "500 Wh metered won {won} disputes over 1,000 Wh contracted: {:?}", out[0].outcomes);
+}
+
+/// Low: `sc_exe` on the secondary chain is first come, first served and
+/// open to anyone, with caller-supplied entries and pre-state. A squatter
+/// records empty "executions" for the next batch ids; the real executor's
+/// `sc_exe` then reverts ("already executed") and the secondary chain's
+/// record of who executed what names the squatter with no TCRs.
+#[test]
+fn attack_anyone_squats_secondary_sc_exe_records() {
+    use gridledger_rollup::secondary::ExecRequest;
+    let mut e = funded();
+    let squatter = trader(3);
+    let n = e.d.secondary.next_nonce(&squatter.address());
+    let req = ExecRequest { batch: 0, entries: vec![], prestate: PreState::default() };
+    let tx = gridledger_ledger::devnet::call(
+        &squatter,
+        e.d.secondary.chain_id(),
+        n,
+        gridledger_rollup::IOR_SECONDARY_ID,
+        "sc_exe",
+        args(&req),
+        Amount::ZERO,
+        10_000_000,
+    );
+    let r = e.d.secondary.exec(tx).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    let (b, s) = (trader(0), trader(1));
+    e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    let rec =
+        e.d.secondary
+            .chain
+            .view(gridledger_rollup::IOR_SECONDARY_ID, "executed", &borsh::to_vec(&0u64).unwrap())
+            .unwrap();
+    assert_ne!(
+        rec[0],
+        serde_json::json!(squatter.address()),
+        "the secondary chain records the squatter as batch 0's executor: {rec}"
+    );
 }
