@@ -412,3 +412,23 @@ fn attack_anyone_squats_secondary_sc_exe_records() {
         "the secondary chain records the squatter as batch 0's executor: {rec}"
     );
 }
+
+/// Low: the loser of a race between a late ST and the buyer's expiry is
+/// penalised a second time. Both are recorded in one block after
+/// `DL + expiry`; the ST settles (`LateBuyerSignature`, buyer −α) and the
+/// expiry then finds no agreement (`NoAgreement`, buyer −α again): one
+/// missed signature bars the buyer at the case-study parameters.
+#[test]
+fn attack_racing_late_st_and_expiry_penalise_the_buyer_twice() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
+    e.d.submit_block(&[(s.clone(), IorTx::St(st(&t, 1000, true, None))), (b.clone(), IorTx::Expire(t.clone()))])
+        .unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    let rep = e.d.participant(&b.address()).unwrap().reputation;
+    assert_eq!(rep, 20, "one missed signature, one α; got {rep} after {:?}", out[0].outcomes);
+}
