@@ -193,7 +193,6 @@ fn attack_self_challenge_burns_an_honest_validator_that_had_no_time_to_act() {
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
     e.d.submit(&b, &at(&t, &s)).unwrap();
     let (honest, exec) = honest_tcrs(&mut e, 0);
-    let validator = e.d.batch_input(0).unwrap().header.validator;
     // A wrong verdict whose effects have the right shape: "not signed by the seller".
     let p = e.d.cfg.params.clone();
     let wrong = vec![Tcr {
@@ -202,6 +201,8 @@ fn attack_self_challenge_burns_an_honest_validator_that_had_no_time_to_act() {
         effects: vec![gridledger_rollup::types::Effect::Reputation { who: b.address(), by: p.alpha }],
     }];
     assert_eq!(cr(&mut e, &exec, "sc_cr_at", 0, wrong).status, TxStatus::Success);
+    // The validator is drawn when the batch closes (the TCR call closed it).
+    let validator = e.d.batch_input(0).unwrap().header.validator;
     // Next block, same second: the executor's sybil challenges.
     let bond = e.d.cfg.challenge_bond;
     let r = e.d.primary_call(&sybil, "dispute", args(&Controversial { batch: 0, claimed: honest }), bond).unwrap();
