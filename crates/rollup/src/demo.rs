@@ -415,7 +415,8 @@ pub fn parse_meter_csv(text: &str) -> Result<Vec<Vec<i64>>, DemoError> {
         let values = cells[1..]
             .iter()
             .map(|c| {
-                let v = c.trim().parse::<i64>().map_err(|_| bad(format!("row {}: {c:?} is not an integer Wh", i + 2)))?;
+                let v =
+                    c.trim().parse::<i64>().map_err(|_| bad(format!("row {}: {c:?} is not an integer Wh", i + 2)))?;
                 if v.unsigned_abs() > MAX_METERED_WH {
                     return Err(bad(format!("row {}: {v} Wh is beyond ±{MAX_METERED_WH} Wh", i + 2)));
                 }

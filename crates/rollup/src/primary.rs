@@ -646,7 +646,11 @@ fn overturn(
 /// itself and settles it, so serial settlement never freezes. A recorded
 /// half that differs from the chain's verdicts forfeits its poster's
 /// deposit (burned); a merely silent executor keeps its deposit.
-fn execute_on_chain(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig, h: BatchHeader) -> Result<Vec<u8>, ContractError> {
+fn execute_on_chain(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    h: BatchHeader,
+) -> Result<Vec<u8>, ContractError> {
     let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
     if fin != h.id {
         return revert(format!("batch {fin} must settle before batch {}", h.id));
