@@ -97,7 +97,8 @@ fn invalid_agreement_transactions_are_refused() {
             needed: coins(1),
             available: Amount::ZERO,
         }),
-        Some(b.address()),
+        // The party at fault pays: the seller without its deposit, not the buyer.
+        Some(poor.address()),
     );
     // Step 4: one open agreement per (ADDR_b, ADDR_s, DT).
     e.d.submit(&b, &at(&t, &s)).unwrap();
