@@ -603,8 +603,13 @@ fn overturn(
     correct: &[Tcr],
     discloser: Address,
     rewardee: Option<Address>,
-    validator_late: bool,
 ) -> Result<(), ContractError> {
+    // The assigned validator upheld a wrong TCR only once its turn (the
+    // first half of the window) has passed: a dispute sent before that,
+    // e.g. by the executor's own sybil in the next block, does not burn an
+    // honest validator that had no chance to act. (`finalize` comes after
+    // the whole window.)
+    let validator_late = h.complete_at.is_none_or(|d| ctx.timestamp() > d.saturating_add(c.window_ms / 2));
     let mut forfeited = Vec::new();
     if let Some(e) = h.posted_by {
         forfeited.push(forfeit(ctx, &e)?);
@@ -710,12 +715,7 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
     }
     ctx.pay(&caller, bond)?;
     let rewardee = (a.claimed == correct).then_some(caller);
-    // The assigned validator upheld a wrong TCR only once its turn (the
-    // first half of the window) has passed: a dispute sent before that,
-    // e.g. by the executor's own sybil in the next block, does not burn an
-    // honest validator that had no chance to act.
-    let validator_late = h.complete_at.is_some_and(|d| ctx.timestamp() > d.saturating_add(c.window_ms / 2));
-    overturn(ctx, &c, h, &es, &correct, caller, rewardee, validator_late)?;
+    overturn(ctx, &c, h, &es, &correct, caller, rewardee)?;
     Ok(bytes(&true))
 }
 
@@ -901,7 +901,7 @@ impl NativeContract for IorPrimaryContract {
                 // batch: the chain re-executes and settles with its TCRs.
                 let correct = reexecute(ctx, &c, &es)?;
                 let caller = ctx.caller();
-                overturn(ctx, &c, h, &es, &correct, caller, None, true)?;
+                overturn(ctx, &c, h, &es, &correct, caller, None)?;
                 Ok(bytes(&true))
             }
             other => revert(format!("ior-primary has no method {other}")),
