@@ -11,10 +11,16 @@
 //! Choices where the seed is open, recorded here:
 //! - **Batches.** The IOR transactions recorded in one primary block form a
 //!   batch (§3.4 Step 2: "for each newly generated block"); a batch is closed
-//!   once a later block exists. Its executor and validator are drawn by lot
-//!   from the active nodes, seeded by the parent hash of the block that opens
-//!   the batch (issue 11 item 1): no trader or node can arrange in advance
-//!   which validator checks which batch, as round robin allowed.
+//!   by the first call to this contract in a later block. Its executor is
+//!   drawn by lot from the active executors with the parent hash of the block
+//!   that opens the batch, its validator when the batch closes, with the
+//!   parent hash of the closing block (issue 11 item 1): no trader knows, when
+//!   it submits, which validator will check its batch, so none can time its
+//!   entries for an accomplice. The assigned executor's time, after which a
+//!   stand-in may record the TCRs, runs from the close.
+//! - **Incomplete TCRs.** An executor that records only one half (AT or ST)
+//!   and goes silent is not replaced by a stand-in; two windows after the
+//!   close, `finalize` executes the batch on chain and settles it.
 //! - **Effects follow from the verdict.** `sc_cr_*` refuses a TCR whose
 //!   effects are not exactly [`crate::exec::expected_effects`] of its entry
 //!   and verdict: only the entry's buyer, seller, sender and the black hole,
@@ -50,7 +56,9 @@
 //!   validator's when someone else (a delegated validator) disclosed it, since
 //!   by staying silent it upheld the wrong TCR. A disputer whose TCRs are
 //!   the correct ones is rewarded `ë × y` per forfeited deposit (Table 3-1);
-//!   the rest is burned. A dispute against correct TCRs forfeits the
+//!   the rest is burned. The assigned validator's turn is the first half of
+//!   the window: a dispute by someone else before it has passed does not
+//!   forfeit the validator. A dispute against correct TCRs forfeits the
 //!   disputer's deposit (burned). The batch then settles at once with the
 //!   chain's TCRs.
 
