@@ -777,8 +777,8 @@ impl NativeContract for IorPrimaryContract {
                 if c.challenge_bond.is_zero() {
                     return revert("challenge_bond must be positive");
                 }
-                if c.params.domain.contract != ctx.contract_id() {
-                    return revert("the signature domain names another contract");
+                if c.params.domain.contract != ctx.contract_id() || c.params.domain.chain_id != ctx.chain_id() {
+                    return revert("the signature domain names another chain or contract");
                 }
                 ctx.write_typed(CFG, &c)?;
                 Ok(vec![])
