@@ -32,6 +32,7 @@ mod demo;
 mod endpoint;
 mod ior;
 mod ops;
+mod sim;
 mod units;
 
 /// File beside a node's config holding the URL its JSON-RPC server listens
@@ -113,6 +114,9 @@ enum Cmd {
     /// Benchmarks printing JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Seeded simulator sweeps (`sim pbft --seeds N --validators n`).
+    #[command(subcommand)]
+    Sim(sim::SimCmd),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to complete for.
@@ -129,7 +133,13 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.cmd, Cmd::Node { .. }) { "info" } else { "warn" };
+    // Simulated validators meet Byzantine peers and broken disks on
+    // purpose: their logs are off unless RUST_LOG asks for them.
+    let default_level = match cli.cmd {
+        Cmd::Node { .. } => "info",
+        Cmd::Sim(_) => "off",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -184,6 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bar.finish_and_clear();
             r
         }
+        Cmd::Sim(c) => sim::run(c),
         Cmd::Channel(c) => channel::run(c),
         Cmd::Cns(c) => cns::run(c),
         Cmd::Ior(IorCmd::Day(a)) => ior::day(a),

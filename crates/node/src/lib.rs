@@ -6,6 +6,7 @@ pub mod channel;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod engine;
 mod idle;
 pub mod keystore;
 pub mod listen;
@@ -14,6 +15,7 @@ pub mod openrpc;
 pub mod p2p;
 pub mod rpc;
 pub mod service;
+pub mod sim;
 pub mod validator;
 
 pub use client::{RpcClient, RpcError};
