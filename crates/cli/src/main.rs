@@ -114,6 +114,9 @@ enum Cmd {
     /// Benchmarks printing JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Seeded simulator sweeps (`sim pbft --seeds N --validators n`).
+    #[command(subcommand)]
+    Sim(sim::SimCmd),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to complete for.
@@ -126,9 +129,6 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Seeded simulator sweeps (`sim pbft --seeds N --validators n`).
-    #[command(subcommand)]
-    Sim(sim::SimCmd),
 }
 
 fn main() {
