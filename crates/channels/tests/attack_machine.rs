@@ -1,0 +1,112 @@
+//! Attacks on the channel state machine (issue 10 items 7 and "no panics on
+//! outside input"): each test asserts the secure behaviour and fails on the
+//! code it was written against.
+
+use gridledger_channels::driver::{Duo, DuoConfig};
+use gridledger_channels::machine::{Policy, PriceBounds};
+use gridledger_channels::{ChannelMachine, Input, Message, Request};
+use gridledger_contracts::cns::{ChannelState, SignedState, Trade};
+use gridledger_contracts::default_registry;
+use gridledger_core::{Amount, Energy};
+use gridledger_ledger::devnet::DevChain;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+const BAL: Amount = Amount(1_000_000_000_000);
+
+fn duo(dir: &std::path::Path) -> Duo {
+    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
+    Duo::setup(dc, &DuoConfig::default())
+}
+
+fn latest(d: &Duo, side: usize) -> SignedState {
+    d.parties[side].machine.as_ref().unwrap().latest().unwrap().clone()
+}
+
+/// Side 0 buys `energy` Wh at `price`/kWh on top of `base`, at `counter`.
+fn buy(base: &ChannelState, counter: u64, energy: u64, price: u128) -> ChannelState {
+    let amount = Trade::price_of(Energy(energy), Amount(price)).unwrap();
+    let mut st = base.clone();
+    st.counter = counter;
+    st.balances[0].0 -= amount.0;
+    st.balances[1].0 += amount.0;
+    st.energy[1].0 += energy;
+    st.last_trade = Some(Trade { buyer: 0, energy: Energy(energy), price_per_kwh: Amount(price), amount });
+    st
+}
+
+/// Item 7, trade validation: the seller's policy accepts no less than
+/// 120/kWh, and the policy checks only the *stated* price. With the
+/// amount rounded down in the buyer's favour, a buyer that splits its
+/// purchase into 16 Wh trades at 120/kWh pays ⌊1920/1000⌋ = 1 per 16 Wh,
+/// an effective 62.5/kWh (48 % below the seller's floor). Secure: the
+/// seller refuses a trade whose amount is below `energy × min_price / 1000`
+/// rounded up (or rounding is in the seller's favour / amounts must be
+/// exact).
+#[test]
+fn attack_rounding_lets_the_buyer_pay_half_the_sellers_minimum_price() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path());
+    let p = &mut d.parties[1];
+    p.params.policy = Some(Policy(Arc::new(PriceBounds {
+        min_price_per_kwh: Amount(120),
+        max_price_per_kwh: Amount(500),
+        max_energy: Energy(10_000),
+    })));
+    p.machine = Some(ChannelMachine::new(p.esc_key.clone(), p.nonce_seed, p.params.clone()));
+    d.open();
+    for _ in 0..10 {
+        let (energy, price) = (Energy(16), Amount(120));
+        let amount = Trade::price_of(energy, price).unwrap();
+        assert_eq!(amount, Amount(1));
+        d.request(0, Request::Pay { amount, energy, price_per_kwh: price }).unwrap();
+    }
+    let l = latest(&d, 1).state;
+    let delivered = u128::from(l.energy[1].0);
+    let paid = l.balances[1].0 - d.parties[1].params.capacity[1].0;
+    assert!(
+        paid * 1000 >= delivered * 120,
+        "seller co-signed {delivered} Wh for {paid} (effective {} per kWh) under a 120/kWh minimum",
+        paid * 1000 / delivered.max(1)
+    );
+}
+
+/// Outside input must never panic (house rule) and must not freeze the
+/// channel: the peer proposes a valid trade at counter `u64::MAX` (the
+/// machine accepts any counter above the co-signed one). Afterwards this
+/// party's `next_counter()` computes `u64::MAX + 1`: a panic in debug
+/// builds (the party process dies on every pay or close), a wrap to 0 in
+/// release (every later proposal, including the cooperative close, has
+/// counter 0 and is refused; only a dispute can close). Secure: refuse
+/// counter jumps (e.g. require `counter == latest + 1` or leave headroom)
+/// and return a typed error instead of overflowing.
+#[test]
+fn attack_peer_counter_u64_max_then_pay_or_close_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path());
+    d.open();
+    let base = latest(&d, 1).state;
+    let st = buy(&base, u64::MAX, 1_000, 100);
+    let k0 = d.parties[0].esc_key.clone();
+    let nonce = 99;
+    let sig = st.sign(&k0, nonce);
+    let m = d.parties[1].machine.as_mut().unwrap();
+    let step = m.handle(Input::Peer(Message::Propose { state: st, nonce, sig })).unwrap();
+    let jumped_accepted = step.persist.is_some();
+    if let Some(s) = step.persist {
+        m.handle(Input::Persisted(s.version)).unwrap();
+    }
+    let pay = catch_unwind(AssertUnwindSafe(|| {
+        let m = d.parties[1].machine.as_mut().unwrap();
+        let (energy, price) = (Energy(1_000), Amount(100));
+        let amount = Trade::price_of(energy, price).unwrap();
+        let _ = m.handle(Input::User(Request::Pay { amount, energy, price_per_kwh: price }));
+    }));
+    assert!(pay.is_ok(), "side 1 panicked on Pay after co-signing the peer's counter u64::MAX");
+    let close = catch_unwind(AssertUnwindSafe(|| {
+        let m = d.parties[1].machine.as_mut().unwrap();
+        let _ = m.handle(Input::User(Request::Close));
+    }));
+    assert!(close.is_ok(), "side 1 panicked on Close after co-signing the peer's counter u64::MAX");
+    assert!(!jumped_accepted, "a proposal jumping the counter to u64::MAX was co-signed");
+}
