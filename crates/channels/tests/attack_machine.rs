@@ -110,3 +110,47 @@ fn attack_peer_counter_u64_max_then_pay_or_close_panics() {
     assert!(close.is_ok(), "side 1 panicked on Close after co-signing the peer's counter u64::MAX");
     assert!(!jumped_accepted, "a proposal jumping the counter to u64::MAX was co-signed");
 }
+
+/// Griefing (issue 10 items 1/5): the initiator registers the co-signed open
+/// state but never funds its side. The responder sees `Registered`, checks
+/// it (correctly) and deposits its 100,000. The channel then sits in
+/// `Funding` forever: the machine has no funding timeout and never sends
+/// `channel_abort` (nothing outside the contract and its tests does; the
+/// CLI has no abort command), so the responder's deposit is locked until
+/// it hand-crafts a raw transaction. Secure: after a funding deadline the
+/// responder's client aborts and recovers its deposit.
+#[test]
+fn attack_initiator_never_funds_and_the_responders_deposit_stays_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path());
+    // Side 0 proposes the open; side 1 co-signs it.
+    d.input(0, Input::User(Request::Open)).unwrap();
+    let bytes = d.parties[1].inbox.pop_front().expect("open proposal delivered");
+    let step = d.parties[1].machine.as_mut().unwrap().handle_bytes(&bytes).unwrap();
+    let v = step.persist.as_ref().unwrap().version;
+    d.parties[1].machine.as_mut().unwrap().handle(Input::Persisted(v)).unwrap();
+    // Side 0 goes silent after registering the co-signed open, unfunded.
+    d.parties[0].silent = true;
+    d.parties[0].inbox.clear();
+    let open = latest(&d, 1);
+    assert_eq!(open.state.counter, 0);
+    let acct0 = d.parties[0].account.clone();
+    let a = gridledger_contracts::args(&gridledger_contracts::cns::ChannelOpenArgs { scid: d.scid, open });
+    let r = d.submit(&acct0, "channel_open", a, Amount::ZERO);
+    assert_eq!(r.status, gridledger_ledger::TxStatus::Success);
+    d.pump();
+    let before = d.balance(1);
+    let ch = d.channel().unwrap();
+    assert!(ch.funded[1].is_some(), "the responder funded its side");
+    // Hours pass (360 × t_Δ).
+    for _ in 0..360 {
+        d.advance(10_000);
+    }
+    let ch = d.channel().unwrap();
+    let after = d.balance(1);
+    assert!(
+        ch.status == gridledger_contracts::cns::ChannelStatus::Closed && after > before,
+        "after an hour the channel is still {:?} and side 1's 100,000 deposit is locked (balance {before} -> {after})",
+        ch.status
+    );
+}
