@@ -315,3 +315,80 @@ fn attack_withheld_acceptance_lets_the_peer_blacklist_an_honest_raiser() {
         "an honest raiser, overturned only by its own unacknowledged proposal, was faulted"
     );
 }
+
+/// Theft by state bloat (issue 10 items 1/5): every `channel_update`
+/// appends a 32-byte hash to the ESC's `transactions` list, which is never
+/// trimmed, and every dispute/resolve/close/settle loads and stores the
+/// whole ESC record (2,100 + 2,900 gas per 32-byte word). The party client
+/// and watch send every CNS transaction with a fixed gas limit
+/// (`CNS_GAS_LIMIT` = 1,000,000, the same as `DevChain::call`), the cheater
+/// chooses its own. The cheater registers a few hundred co-signed states
+/// (each legitimately co-signed), disputes with the one it likes using a
+/// high gas limit, and the honest party's `channel_resolve` with its newer
+/// state runs out of gas on every retry; the stale state settles. Secure:
+/// per-call work bounded (keep per-channel data out of the ESC record or
+/// cap/trim the list) so resolve always fits the client's gas limit, or the
+/// client estimates gas.
+#[test]
+fn attack_esc_bloat_makes_the_honest_resolve_run_out_of_gas() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 10);
+    let open = f.cosign(f.state(0, 0, [1_000_000, 1_000_000], false));
+    f.ok(0, "channel_open", args(&ChannelOpenArgs { scid: f.scid, open }), Amount::ZERO);
+    let cid = derive_cid(&f.scid, 0);
+    for side in 0..2u8 {
+        f.ok(
+            side as usize,
+            "channel_fund",
+            args(&ChannelFundArgs { cid, side, funding: Funding::Deposit }),
+            Amount(1_000_000),
+        );
+    }
+    let big = |f: &mut Fx, side: usize, method: &str, a: Vec<u8>| -> Receipt {
+        let k = f.accts[side].clone();
+        let nonce = f.dc.nonce(&k);
+        // Gas price 0: the chain's default `min_gas_price` is 0, so the
+        // bloat costs the cheater nothing.
+        let tx = gridledger_ledger::tx::Transaction {
+            chain_id: DevChain::CHAIN_ID,
+            sender: k.public(),
+            nonce,
+            gas_limit: 50_000_000,
+            gas_price: Amount(0),
+            kind: gridledger_ledger::tx::TxKind::Call {
+                contract: CNS_ID,
+                method: method.into(),
+                args: a,
+                value: Amount::ZERO,
+            },
+        }
+        .sign(&k);
+        f.dc.exec(tx).unwrap()
+    };
+    // Side 1 (the cheater) registers 250 small co-signed updates in which
+    // side 0 paid it 1 each.
+    const N: u64 = 250;
+    let mut spent = 0u128;
+    for c in 1..=N {
+        let s = f.cosign(f.state(0, c, [1_000_000 - c as u128, 1_000_000 + c as u128], false));
+        let r = big(&mut f, 1, "channel_update", args(&ChannelStateArgs { state: s }));
+        assert_eq!(r.status, TxStatus::Success);
+        spent += r.fee.0;
+    }
+    // Then side 1 bought 900,000 from side 0 at counter N+1 (both signed).
+    let newer = f.cosign(f.state(0, N + 1, [1_000_000 - N as u128 + 900_000, 1_000_000 + N as u128 - 900_000], false));
+    // Side 1 disputes with the registered counter N (high gas limit).
+    let stale = f.cosign(f.state(0, N, [1_000_000 - N as u128, 1_000_000 + N as u128], false));
+    let r = big(&mut f, 1, "channel_dispute", args(&ChannelDisputeArgs { side: 1, state: stale }));
+    assert_eq!(r.status, TxStatus::Success, "cheater's dispute");
+    // Side 0 answers with its client's gas limit.
+    let k = f.accts[0].clone();
+    let r = f.dc.call(&k, CNS_ID, "channel_resolve", args(&ChannelStateArgs { state: newer }), Amount::ZERO).unwrap();
+    assert_eq!(
+        r.status,
+        TxStatus::Success,
+        "honest resolve with the client's 1,000,000 gas limit failed ({:?}): the stale dispute will settle \
+         (the cheater spent {spent} in fees on {N} updates)",
+        r.status
+    );
+}
