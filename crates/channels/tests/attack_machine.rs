@@ -154,3 +154,60 @@ fn attack_initiator_never_funds_and_the_responders_deposit_stays_locked() {
         ch.status
     );
 }
+
+/// Update fallback (issue 10 item 10) is not atomic (seed §3.3, Fig 7:
+/// "the protocol outcome is the same for all parties"). Side 1 co-signs
+/// side 0's payment at counter 1, persists it, and its acceptance is lost
+/// (crash or network); side 0 falls back after t_Δ and sends `Fallback`
+/// once, which is lost too (side 1 is still down). `Fallback` is never
+/// resent, so side 1 never re-sends its acceptance: side 0 holds counter 0,
+/// side 1 holds counter 1, and every later proposal of either side is
+/// refused by the other ("balances or energy do not follow"). Two honest
+/// parties are deadlocked; the only way out is a dispute, in which side 0
+/// (honest) disputes with counter 0, side 1 resolves with counter 1 and
+/// side 0 is booked a fault. Secure: the parties reconcile (resend
+/// `Fallback` until answered, or a reject carries the co-signed state /
+/// a reestablish handshake), and the next payment is co-signed.
+#[test]
+fn attack_lost_acceptance_and_lost_fallback_deadlock_two_honest_parties() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path());
+    d.open();
+    let (energy, price) = (Energy(1_000), Amount(100));
+    let amount = Trade::price_of(energy, price).unwrap();
+    let pay = Request::Pay { amount, energy, price_per_kwh: price };
+    d.input(0, Input::User(pay.clone())).unwrap();
+    // Side 1 co-signs and persists; its acceptance never reaches side 0.
+    let bytes = d.parties[1].inbox.pop_front().expect("proposal delivered");
+    let m1 = d.parties[1].machine.as_mut().unwrap();
+    let step = m1.handle_bytes(&bytes).unwrap();
+    let v = step.persist.as_ref().unwrap().version;
+    let released = m1.handle(Input::Persisted(v)).unwrap();
+    assert!(matches!(released.messages.as_slice(), [Message::Accept { counter: 1, .. }]));
+    // Side 1 is down while side 0's proposal expires and it falls back.
+    d.parties[1].silent = true;
+    d.advance(1_000);
+    d.advance(11_000);
+    assert!(d.parties[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, gridledger_channels::ChannelEvent::FellBack { counter: 1 })));
+    d.parties[1].silent = false;
+    // Both honest, both online again: time passes, side 0 pays again.
+    for _ in 0..5 {
+        d.advance(2_000);
+    }
+    let _ = d.request(0, pay.clone());
+    for _ in 0..5 {
+        d.advance(2_000);
+    }
+    let (l0, l1) = (latest(&d, 0).state, latest(&d, 1).state);
+    assert_eq!(
+        (l0.counter, l0.balances),
+        (l1.counter, l1.balances),
+        "honest parties diverged for good: side 0 at {}, side 1 at {}",
+        l0.counter,
+        l1.counter
+    );
+    assert!(l0.counter >= 2, "the second payment was never co-signed (latest {})", l0.counter);
+}
