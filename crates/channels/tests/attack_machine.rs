@@ -211,3 +211,56 @@ fn attack_lost_acceptance_and_lost_fallback_deadlock_two_honest_parties() {
     );
     assert!(l0.counter >= 2, "the second payment was never co-signed (latest {})", l0.counter);
 }
+
+/// Item 4 end to end, with two unmodified clients: side 1 co-signs side
+/// 0's payment (counter 1) but the acceptance is lost, and side 1 is
+/// unreachable when side 0 asks to close. Side 0's client abandons the
+/// payment, times out the close and disputes with counter 0 (the newest it
+/// holds); side 1's client, back online, answers with counter 1 and the
+/// contract books a dispute fault on side 0, which did nothing wrong (one
+/// lost message). Secure: no fault on side 0 (see also
+/// `attack_cns::attack_withheld_acceptance_lets_the_peer_blacklist_an_honest_raiser`).
+#[test]
+fn attack_one_lost_acceptance_gets_the_honest_closer_a_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path());
+    d.open();
+    let (energy, price) = (Energy(1_000), Amount(100));
+    let amount = Trade::price_of(energy, price).unwrap();
+    d.input(0, Input::User(Request::Pay { amount, energy, price_per_kwh: price })).unwrap();
+    let bytes = d.parties[1].inbox.pop_front().expect("proposal delivered");
+    let m1 = d.parties[1].machine.as_mut().unwrap();
+    let step = m1.handle_bytes(&bytes).unwrap();
+    let v = step.persist.as_ref().unwrap().version;
+    let _lost_accept = m1.handle(Input::Persisted(v)).unwrap();
+    // Side 1 unreachable; side 0 closes, times out, disputes.
+    d.parties[1].silent = true;
+    d.request(0, Request::Close).unwrap();
+    for _ in 0..4 {
+        d.advance(2_000);
+    }
+    let ch = d.channel().unwrap();
+    assert_eq!(ch.status, gridledger_contracts::cns::ChannelStatus::Disputed, "side 0 disputed");
+    // Side 1 back: like the party's event poller, it reads the dispute
+    // from the chain (the driver dropped events while it was silent) and
+    // its client answers with counter 1.
+    d.parties[1].silent = false;
+    let ch = d.channel().unwrap();
+    d.parties[1].chain_inbox.push_back(gridledger_channels::ChainEvent::DisputeRaised {
+        counter: ch.latest.state.counter,
+        by: 0,
+        t_end: ch.t_end,
+    });
+    d.pump();
+    for _ in 0..10 {
+        d.advance(2_000);
+    }
+    let msc0 = d.msc(d.sids[0]);
+    assert_eq!(
+        msc0.disputes_at_fault,
+        0,
+        "honest side 0 was faulted (standing {:?}) after one lost acceptance; channel {:?}",
+        msc0.standing,
+        d.channel().map(|c| (c.status, c.latest.state.counter))
+    );
+}
