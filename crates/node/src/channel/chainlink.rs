@@ -10,7 +10,11 @@ use gridledger_ledger::{Transaction, TxKind};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// Gas limit of every CNS call the channel tools send.
+/// Gas limit of every CNS call the channel tools send. A fixed limit is
+/// safe because no CNS call's gas grows with history: the ESC and MSC
+/// records are fixed-size and their lists are keyed one entry per key, so
+/// the costliest call (a close with both sides on credit notes, about
+/// 0.6 M gas) stays below it however many states a peer registers.
 pub const CNS_GAS_LIMIT: u64 = 1_000_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +145,8 @@ pub fn chain_event_of(e: &Value, cid: &Hash32) -> Option<ChainEvent> {
         },
         "cns_dispute_resolved" => ChainEvent::DisputeResolved { counter: num("counter") },
         "cns_channel_closed" => ChainEvent::Closed { counter: num("counter") },
+        // An aborted open ends the channel before any update.
+        "cns_channel_aborted" => ChainEvent::Closed { counter: 0 },
         _ => return None,
     })
 }
