@@ -241,6 +241,7 @@ impl Chain {
             height: self.tip.height + 1,
             timestamp: timestamp.max(self.tip.timestamp + 1),
             proposer: proposer.address(),
+            parent: self.tip.hash(),
         }
     }
 
@@ -369,6 +370,7 @@ impl Chain {
             height: h.height,
             timestamp: h.timestamp,
             proposer: h.proposer.address(),
+            parent: h.parent,
         };
         let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
         // Signatures this node has not already checked on admission to its
@@ -429,6 +431,7 @@ impl Chain {
             height: self.tip.height,
             timestamp: self.tip.timestamp,
             proposer: self.tip.proposer.address(),
+            parent: self.tip.parent,
         };
         c.view(&ViewContext::new(&self.state, contract, env), method, args)
     }

@@ -1217,7 +1217,13 @@ pub mod read {
         let ctx = ViewContext::new(
             state,
             crate::CNS_ID,
-            gridledger_ledger::BlockEnv { chain_id: 0, height: 0, timestamp: 0, proposer: Address::ZERO },
+            gridledger_ledger::BlockEnv {
+                chain_id: 0,
+                height: 0,
+                timestamp: 0,
+                proposer: Address::ZERO,
+                parent: gridledger_core::Hash32::ZERO,
+            },
         );
         ctx.read_typed(key)
     }
@@ -1225,7 +1231,13 @@ pub mod read {
         let ctx = ViewContext::new(
             state,
             crate::CNS_ID,
-            gridledger_ledger::BlockEnv { chain_id: 0, height: 0, timestamp: 0, proposer: Address::ZERO },
+            gridledger_ledger::BlockEnv {
+                chain_id: 0,
+                height: 0,
+                timestamp: 0,
+                proposer: Address::ZERO,
+                parent: Hash32::ZERO,
+            },
         );
         Ok(ctx.read(key))
     }
