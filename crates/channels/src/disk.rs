@@ -335,6 +335,17 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_and_corrupt_files_are_typed_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(STORE_FILE), b"not a store").unwrap();
+        assert!(matches!(load_store(dir.path()), Err(DiskError::Corrupt { .. })));
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(LOG_FILE)).unwrap();
+        assert!(matches!(load_store(dir.path()), Err(DiskError::Io { .. })));
+        assert!(matches!(StoreFile::open(dir.path(), Durability::Fsync), Err(DiskError::Io { .. })));
+    }
+
+    #[test]
     fn compaction_keeps_the_newest_store() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = StoreFile::open(dir.path(), Durability::ProcessCrashOnly).unwrap();

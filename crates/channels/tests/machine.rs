@@ -335,3 +335,120 @@ fn a_seller_asks_and_the_buyer_pays_only_within_its_auto_pay_policy() {
     let r = d.request(1, Request::AskPayment { energy: Energy(0), price_per_kwh: Amount(100) });
     assert_eq!(r, Err(gridledger_channels::ChannelError::ZeroTrade));
 }
+
+/// Every refusal of a user request is a typed error and signs nothing.
+#[test]
+fn user_requests_are_refused_with_typed_errors_and_nothing_signed() {
+    use gridledger_channels::ChannelError as E;
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path());
+    let pay = |amount: u128, energy: u64, price: u128| Request::Pay {
+        amount: Amount(amount),
+        energy: Energy(energy),
+        price_per_kwh: Amount(price),
+    };
+    // Before the channel is open.
+    let m1 = d.parties[1].machine.as_mut().unwrap();
+    assert_eq!(m1.handle(Input::User(pay(100, 1_000, 100))).unwrap_err(), E::NotOpen(Phase::Idle));
+    assert_eq!(m1.handle(Input::User(Request::Open)).unwrap_err(), E::NotInitiator);
+    assert!(matches!(m1.handle_bytes(&[0xff, 1, 2]), Err(E::Codec(_))));
+    d.open();
+    let m0 = d.parties[0].machine.as_mut().unwrap();
+    let before = m0.store().clone();
+    assert_eq!(
+        m0.handle(Input::User(pay(101, 1_000, 100))).unwrap_err(),
+        E::PriceMismatch { stated: Amount(101), energy: Energy(1_000), price: Amount(100), computed: Amount(100) }
+    );
+    assert!(matches!(m0.handle(Input::User(pay(1_000_000, 10_000_000, 100))), Err(E::InsufficientBalance { .. })));
+    assert_eq!(m0.handle(Input::User(pay(1, u64::MAX, u128::MAX))).unwrap_err(), E::Overflow);
+    assert_eq!(m0.store(), &before, "nothing changed");
+    // A signed proposal not yet persisted blocks the next request.
+    let step = m0.handle(Input::User(pay(100, 1_000, 100))).unwrap();
+    assert!(step.persist.is_some() && step.messages.is_empty(), "held until persisted");
+    assert_eq!(m0.handle(Input::User(pay(100, 1_000, 100))).unwrap_err(), E::PersistPending);
+    // A snapshot of another channel is refused on restore.
+    let p = &d.parties[0];
+    let mut other = p.machine.as_ref().unwrap().store().clone();
+    other.cid = Hash32([5; 32]);
+    let r = ChannelMachine::restore(p.esc_key.clone(), p.nonce_seed, p.params.clone(), other);
+    assert!(matches!(r, Err(E::WrongStore)));
+}
+
+/// Proposals refused before the channel is open, or with a malformed
+/// trade or final state: each answered by a reject with its reason.
+#[test]
+fn malformed_open_update_and_final_proposals_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path());
+    let k0 = d.parties[0].esc_key.clone();
+    let reject_reason = |m: &mut ChannelMachine, st: ChannelState| -> String {
+        let before = m.store().clone();
+        let step =
+            m.handle(Input::Peer(Message::Propose { state: st.clone(), nonce: 5, sig: st.sign(&k0, 5) })).unwrap();
+        assert!(step.persist.is_none());
+        assert_eq!(m.store(), &before);
+        match step.messages.as_slice() {
+            [Message::Reject { reason, .. }] => reason.clone(),
+            other => panic!("expected a reject, got {other:?}"),
+        }
+    };
+    // Side 1 before anything is open: an update, or an open on other terms.
+    d.input(0, Input::User(Request::Open)).unwrap();
+    let bytes = d.parties[1].inbox.pop_front().unwrap();
+    let Message::Propose { state: open, .. } = Message::from_bytes(&bytes).unwrap() else { panic!() };
+    let m1 = d.parties[1].machine.as_mut().unwrap();
+    let r = reject_reason(m1, ChannelState { counter: 1, ..open.clone() });
+    assert!(r.contains("update before the channel is open"), "{r}");
+    let mut skewed = open.clone();
+    skewed.balances[0].0 += 1;
+    let r = reject_reason(m1, skewed);
+    assert!(r.contains("open state does not match the agreed terms"), "{r}");
+    // A party that demands a longer window than the agreed one refuses the open.
+    let p = &d.parties[1];
+    let mut strict = p.params.clone();
+    strict.min_t_delta_ms = p.params.t_delta_ms * 2;
+    let mut m = ChannelMachine::new(p.esc_key.clone(), p.nonce_seed, strict);
+    let r = reject_reason(&mut m, open.clone());
+    assert!(r.contains("below this party's minimum"), "{r}");
+    // Open it properly (the real proposal arrives now), then malformed
+    // updates and finals.
+    d.parties[1].inbox.push_front(bytes);
+    d.pump();
+    pay(&mut d, 0, 1_000, 100).unwrap();
+    let base = latest(&d, 1).state;
+    let m1 = d.parties[1].machine.as_mut().unwrap();
+    let r = reject_reason(m1, ChannelState { counter: 2, last_trade: None, ..honest_update(&base) });
+    assert!(r.contains("update carries no trade"), "{r}");
+    let mut wrong_amount = honest_update(&base);
+    wrong_amount.last_trade.as_mut().unwrap().amount = Amount(99);
+    let r = reject_reason(m1, wrong_amount);
+    assert!(r.contains("trade amount does not match energy and price"), "{r}");
+    let mut bad_final = base.clone();
+    bad_final.counter += 1;
+    bad_final.is_final = true;
+    bad_final.last_trade = None;
+    bad_final.balances = [Amount(bad_final.balances[0].0 + 50), Amount(bad_final.balances[1].0 - 50)];
+    let r = reject_reason(m1, bad_final);
+    assert!(r.contains("final state differs from the co-signed one"), "{r}");
+}
+
+#[test]
+fn price_bounds_name_what_they_refuse() {
+    let b = PriceBounds { min_price_per_kwh: Amount(10), max_price_per_kwh: Amount(500), max_energy: Energy(5_000) };
+    let st = honest_update(&ChannelState {
+        domain: Domain::cns(1),
+        cid: Hash32([1; 32]),
+        t_delta_ms: 10_000,
+        counter: 0,
+        balances: [Amount(1_000), Amount(1_000)],
+        energy: [Energy(0); 2],
+        last_trade: None,
+        is_final: false,
+    });
+    let t =
+        |price: u128, wh: u64| Trade { buyer: 0, energy: Energy(wh), price_per_kwh: Amount(price), amount: Amount(1) };
+    use gridledger_channels::machine::UpdatePolicy;
+    assert!(b.check(&t(600, 1), &st).unwrap_err().contains("outside the accepted"));
+    assert!(b.check(&t(100, 6_000), &st).unwrap_err().contains("above the accepted"));
+    assert!(b.check(&t(100, 1_000), &st).is_ok());
+}

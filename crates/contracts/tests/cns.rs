@@ -1059,3 +1059,21 @@ fn pool_deposit_and_withdraw_move_the_free_pool() {
     assert_eq!(free(&f), Amount(before.0 + 5_000));
     assert_eq!(f.dc.chain.state().account(&m.address()).balance.0, bal + 2_000 - r.fee.0);
 }
+
+#[test]
+fn unknown_views_and_a_risky_applicant_are_refused_with_their_reason() {
+    use gridledger_contracts::cns::credit::CreditRefusal;
+    let d = tempfile::tempdir().unwrap();
+    let f = fixture(d.path(), 3);
+    let e = f.dc.chain.view(CNS_ID, "nope", &[]).unwrap_err();
+    assert!(e.to_string().contains("cns has no view nope"), "{e}");
+    // An applicant with an earlier default is refused by the risk function.
+    let app = CreditApplication {
+        participant: KeyPair::from_seed("risky").public(),
+        documents: vec![Hash32([1; 32])],
+        requested_credit: Amount(1_000),
+        identity: "risky".into(),
+    };
+    let history = ApplicantHistory { disputes_at_fault: 0, defaults: 1 };
+    assert!(matches!(f.desk.assess(&app, &history, f.dc.now, 1), Err(CreditRefusal::Risk(_))));
+}
