@@ -287,3 +287,24 @@ fn an_unknown_load_profile_is_a_typed_error() {
         other => panic!("expected UnknownProfile, got {other:?}"),
     }
 }
+
+/// Reading a batch that does not exist is a typed view error carrying the
+/// contract's reason; the single-chain contract refuses unknown views.
+#[test]
+fn unknown_batches_and_views_are_typed_errors() {
+    let e = funded();
+    let progress = e.d.primary.chain.view(IOR_PRIMARY_ID, "progress", &[]).unwrap();
+    match e.d.batch_input(3) {
+        Err(DriverError::View(why)) => assert_eq!(why, "chain: reverted: no batch 3"),
+        Err(other) => panic!("expected DriverError::View, got {other}"),
+        Ok(_) => panic!("batch 3 does not exist"),
+    }
+    assert_eq!(e.d.primary.chain.view(IOR_PRIMARY_ID, "progress", &[]).unwrap(), progress);
+
+    let d = tempfile::tempdir().unwrap();
+    let dc = DevChain::open(d.path(), 1, WALLET, gridledger_rollup::single_chain_registry()).unwrap();
+    assert_eq!(
+        dc.chain.view(gridledger_rollup::IOR_SINGLE_ID, "everything", &[]),
+        Err(ContractError::Revert("ior-single-chain has no view everything".into()))
+    );
+}
