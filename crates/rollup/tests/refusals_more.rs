@@ -308,3 +308,23 @@ fn unknown_batches_and_views_are_typed_errors() {
         Err(ContractError::Revert("ior-single-chain has no view everything".into()))
     );
 }
+
+/// A community whose participants name a load profile the table lacks is
+/// refused with the data error naming that profile, before any chain work.
+#[test]
+fn a_day_with_an_unknown_load_profile_is_a_typed_demo_error() {
+    use gridledger_rollup::data::{parse_weather, WEATHER_CSV};
+    use gridledger_rollup::demo::{day_net_from, participants, DayConfig, DemoError};
+    let cfg = DayConfig::default();
+    let wanted = participants(&cfg)[0].load_profile.clone();
+    let year = parse_weather(WEATHER_CSV).unwrap();
+    let empty = LoadTable { profiles: vec!["NOT-A-PROFILE".into()], watts: vec![vec![0; 365 * 48]] };
+    match day_net_from(&cfg, &year, &empty) {
+        Err(DemoError::Data(DataError::UnknownProfile(name))) => assert_eq!(name, wanted),
+        Err(other) => panic!("expected DemoError::Data(UnknownProfile), got {other}"),
+        Ok(_) => panic!("a day without its load profiles cannot be computed"),
+    }
+    // With the real table the same day computes (the refusal is about the table).
+    let loads = gridledger_rollup::data::parse_loads(gridledger_rollup::data::LOAD_CSV).unwrap();
+    assert_eq!(day_net_from(&cfg, &year, &loads).unwrap().len(), 48);
+}
