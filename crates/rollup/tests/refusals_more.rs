@@ -328,3 +328,39 @@ fn a_day_with_an_unknown_load_profile_is_a_typed_demo_error() {
     let loads = gridledger_rollup::data::parse_loads(gridledger_rollup::data::LOAD_CSV).unwrap();
     assert_eq!(day_net_from(&cfg, &year, &loads).unwrap().len(), 48);
 }
+
+/// The driver refuses to go on, with a typed error and no batch settled,
+/// when it holds no key of the batch's assigned executor, and when the only
+/// executor stays silent.
+#[test]
+fn the_driver_reports_an_unknown_or_silent_executor() {
+    use gridledger_rollup::roles::ExecutorBehaviour;
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    for silent in [false, true] {
+        let mut cfg = config(Mode::Ior, 4, 1, 1);
+        cfg.params.rs = 100;
+        let mut e = open(cfg);
+        e.d.fund(&b, coins(10)).unwrap();
+        e.d.fund(&s, coins(10)).unwrap();
+        e.d.set_time(7 * HOUR);
+        assert_eq!(e.d.submit(&b, &at(&t, &s)).unwrap().status, TxStatus::Success);
+        let executor = e.d.batch_input(0).unwrap().header.executor;
+        if silent {
+            e.d.executors[0].1.behaviour = ExecutorBehaviour::Silent;
+        } else {
+            e.d.executors.clear();
+        }
+        let before: Vec<Participant> = (0..2).map(|i| e.d.participant(&trader(i).address()).unwrap()).collect();
+        match (silent, e.d.process(&mut rng(0))) {
+            (false, Err(DriverError::UnknownNode(a))) => assert_eq!(a, executor),
+            (true, Err(DriverError::Stuck(batch))) => assert_eq!(batch, 0),
+            (_, other) => panic!("silent={silent}: unexpected {other:?}"),
+        }
+        let after: Vec<Participant> = (0..2).map(|i| e.d.participant(&trader(i).address()).unwrap()).collect();
+        assert_eq!(after, before, "no agreement opened");
+        let progress = e.d.primary.chain.view(IOR_PRIMARY_ID, "progress", &[]).unwrap();
+        assert_eq!(progress["next_to_settle"], 0);
+        assert!(e.d.settled.is_empty());
+    }
+}
