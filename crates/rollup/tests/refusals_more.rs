@@ -364,3 +364,24 @@ fn the_driver_reports_an_unknown_or_silent_executor() {
         assert!(e.d.settled.is_empty());
     }
 }
+
+/// A call the chain's mempool refuses (here: a wallet that cannot pay)
+/// surfaces from the driver as the client's typed submit error, and neither
+/// the IOR record nor the contract's coin changes.
+#[test]
+fn a_call_the_chain_refuses_is_a_typed_client_error() {
+    use gridledger_ledger::{ClientError, SubmitError};
+    let mut e = funded();
+    let pauper = KeyPair::from_seed("ior-refusals-pauper");
+    let held = contract_balance(&e.d);
+    let record = e.d.participant(&pauper.address()).unwrap();
+    match e.d.fund(&pauper, coins(1)) {
+        Err(DriverError::Client(ClientError::Submit(SubmitError::InsufficientBalance { available, .. }))) => {
+            assert_eq!(available, Amount::ZERO)
+        }
+        other => panic!("expected an insufficient-balance submit error, got {other:?}"),
+    }
+    assert_eq!(contract_balance(&e.d), held);
+    assert_eq!(e.d.participant(&pauper.address()).unwrap(), record);
+    assert_eq!(e.d.primary.chain.state().account(&pauper.address()).nonce, 0);
+}
