@@ -73,9 +73,17 @@ pub struct DayArgs {
     /// Print the full report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Where to write report.html (a self-contained HTML report of the day).
+    #[arg(long, default_value = ".")]
+    pub report_dir: std::path::PathBuf,
+    /// Do not write report.html.
+    #[arg(long)]
+    pub no_report: bool,
 }
 
-pub fn day(a: DayArgs) -> anyhow::Result<()> {
+/// Runs the day, prints it, writes its HTML report unless `--no-report`,
+/// and returns it (the demo puts it into its own report).
+pub fn day(a: DayArgs) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
     let cfg = DayConfig { seed: a.seed, day: a.day, ..DayConfig::default() };
     let r = if a.pbft == 0 {
         run_day(cfg)?
@@ -107,12 +115,21 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
             Ok(gridledger_rollup::driver::DualChain::on_chains(primary, secondary, dcfg)?)
         })?
     };
+    let primary = if a.pbft == 0 { "1 validator".to_string() } else { format!("{} PBFT validators", a.pbft) };
+    if !a.no_report {
+        let report = gridledger_experiments::html::DemoReport { chain: None, channel: None, day: &r, primary: primary.clone() };
+        let path = gridledger_experiments::html::write_report(&a.report_dir, &report)?;
+        if a.json {
+            eprintln!("report: {}", path.display());
+        } else {
+            println!("report: {}", path.display());
+        }
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
-        return Ok(());
+        return Ok(r);
     }
     let t = &r.thesis;
-    let primary = if a.pbft == 0 { "1 validator".to_string() } else { format!("{} PBFT validators", a.pbft) };
     println!(
         "P2P energy trading day (thesis §3.5.4), day {} of the year, seed {}; primary chain: {primary}",
         a.day, a.seed
@@ -167,7 +184,7 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
         "\ncoin on chain before/after: {} / {} minor units; burned {}",
         r.coins.chain_total_before, r.coins.chain_total_after, r.coins.burned
     );
-    Ok(())
+    Ok(r)
 }
 
 /// Thesis Fig 3-5 on PBFT: for each validator count, the time to record

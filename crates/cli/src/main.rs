@@ -8,6 +8,7 @@ mod bench;
 mod channel;
 mod cns;
 mod demo;
+mod experiment;
 mod ior;
 mod ops;
 
@@ -69,6 +70,10 @@ enum Cmd {
     /// Benchmarks printing JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// The seeds' tables and figures reproduced: JSON, SVG charts and
+    /// docs/results.md.
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCmd),
 }
 
 fn main() {
@@ -106,6 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bench(b) => bench::run(b),
         Cmd::Channel(c) => channel::run(c),
         Cmd::Cns(c) => cns::run(c),
-        Cmd::Ior(IorCmd::Day(a)) => ior::day(a),
+        Cmd::Ior(IorCmd::Day(a)) => ior::day(a).map(|_| ()),
+        Cmd::Experiment(c) => experiment::run(c),
     }
 }
