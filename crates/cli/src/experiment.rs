@@ -69,11 +69,7 @@ pub fn run(c: ExperimentCmd) -> anyhow::Result<()> {
 fn run_experiments(a: RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.all || !a.ids.is_empty(), "name experiments to run, or --all (see `gridledger experiment list`)");
     anyhow::ensure!(!(a.all && !a.ids.is_empty()), "give either experiment ids or --all, not both");
-    let list = if a.all {
-        registry()
-    } else {
-        a.ids.iter().map(|id| find(id)).collect::<Result<Vec<_>, _>>()?
-    };
+    let list = if a.all { registry() } else { a.ids.iter().map(|id| find(id)).collect::<Result<Vec<_>, _>>()? };
     let mut failed = Vec::new();
     for e in list {
         let ctx = RunCtx { quick: a.quick, progress: Progress::stderr(e.id()) };
@@ -132,7 +128,8 @@ fn print_table(t: &gridledger_experiments::Table) {
         }
     }
     let line = |cells: &[String]| {
-        let s: Vec<String> = cells.iter().enumerate().take(n).map(|(i, c)| format!("{c:<width$}", width = w[i])).collect();
+        let s: Vec<String> =
+            cells.iter().enumerate().take(n).map(|(i, c)| format!("{c:<width$}", width = w[i])).collect();
         println!("  {}", s.join("  "));
     };
     line(&t.columns);

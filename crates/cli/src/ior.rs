@@ -117,7 +117,8 @@ pub fn day(a: DayArgs) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
     };
     let primary = if a.pbft == 0 { "1 validator".to_string() } else { format!("{} PBFT validators", a.pbft) };
     if !a.no_report {
-        let report = gridledger_experiments::html::DemoReport { chain: None, channel: None, day: &r, primary: primary.clone() };
+        let report =
+            gridledger_experiments::html::DemoReport { chain: None, channel: None, day: &r, primary: primary.clone() };
         let path = gridledger_experiments::html::write_report(&a.report_dir, &report)?;
         if a.json {
             eprintln!("report: {}", path.display());

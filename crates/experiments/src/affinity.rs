@@ -52,7 +52,8 @@ pub fn limit_cores(k: usize) -> Result<CoreLimit, AffinityError> {
     if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut cur) } != 0 {
         return Err(AffinityError::Os(std::io::Error::last_os_error()));
     }
-    let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &cur) }).collect();
+    let allowed: Vec<usize> =
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &cur) }).collect();
     for &c in allowed.iter().take(k) {
         // SAFETY: c < CPU_SETSIZE.
         unsafe { libc::CPU_SET(c, &mut want) };

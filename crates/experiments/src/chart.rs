@@ -8,8 +8,10 @@ use plotters::prelude::*;
 use crate::result::{ChartKind, ChartSpec, ExperimentResult, Series};
 use crate::ExperimentError;
 
-const OURS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(44, 160, 44), RGBColor(23, 190, 207), RGBColor(148, 103, 189)];
-const SEED: [RGBColor; 4] = [RGBColor(214, 39, 40), RGBColor(255, 127, 14), RGBColor(140, 86, 75), RGBColor(227, 119, 194)];
+const OURS: [RGBColor; 4] =
+    [RGBColor(31, 119, 180), RGBColor(44, 160, 44), RGBColor(23, 190, 207), RGBColor(148, 103, 189)];
+const SEED: [RGBColor; 4] =
+    [RGBColor(214, 39, 40), RGBColor(255, 127, 14), RGBColor(140, 86, 75), RGBColor(227, 119, 194)];
 
 fn chart_err(e: impl std::fmt::Display) -> ExperimentError {
     ExperimentError::Chart(e.to_string())
@@ -27,7 +29,12 @@ struct Drawn<'a> {
 pub fn render(r: &ExperimentResult) -> Result<String, ExperimentError> {
     let mut drawn = Vec::new();
     for (i, s) in r.ours.iter().enumerate() {
-        drawn.push(Drawn { label: format!("gridledger: {}", s.name), series: s, color: OURS[i % OURS.len()], seed: false });
+        drawn.push(Drawn {
+            label: format!("gridledger: {}", s.name),
+            series: s,
+            color: OURS[i % OURS.len()],
+            seed: false,
+        });
     }
     for (i, s) in r.seed.iter().enumerate() {
         drawn.push(Drawn { label: format!("seed: {}", s.name), series: s, color: SEED[i % SEED.len()], seed: true });
@@ -46,7 +53,19 @@ pub fn render_plain(spec: &ChartSpec, series: &[Series], size: (u32, u32)) -> Re
     render_series(spec, &drawn, size)
 }
 
-fn bounds(drawn: &[Drawn], log: bool, bars: bool) -> ((f64, f64), (f64, f64)) {
+/// An axis tick: integers without decimals, small numbers with up to three.
+pub fn tick(v: f64) -> String {
+    if v.abs() >= 100.0 || (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').to_string()
+    }
+}
+
+fn bounds(drawn: &[Drawn], log: bool, bars: bool, tight: bool) -> ((f64, f64), (f64, f64)) {
     let pts = drawn.iter().flat_map(|d| d.series.points.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
@@ -65,9 +84,9 @@ fn bounds(drawn: &[Drawn], log: bool, bars: bool) -> ((f64, f64), (f64, f64)) {
     let (y0, y1) = if log {
         (y0 / 1.5, y1 * 1.5)
     } else {
-        let lo = y0.min(0.0);
+        let lo = if tight { y0 - (y1 - y0) * 0.1 } else { y0.min(0.0) };
         let hi = if y1 <= lo { lo + 1.0 } else { y1 };
-        (lo - (hi - lo) * if lo < 0.0 { 0.08 } else { 0.0 }, hi + (hi - lo) * 0.08)
+        (lo - (hi - lo) * if lo < 0.0 && !tight { 0.08 } else { 0.0 }, hi + (hi - lo) * 0.08)
     };
     ((x0, x1), (y0, y1))
 }
@@ -78,10 +97,18 @@ fn render_series(spec: &ChartSpec, drawn: &[Drawn], size: (u32, u32)) -> Result<
         let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
         root.fill(&WHITE).map_err(chart_err)?;
         let bars = spec.kind == ChartKind::Bars;
-        let ((x0, x1), (y0, y1)) = bounds(drawn, spec.y_log, bars);
+        let ((x0, x1), (y0, y1)) = bounds(drawn, spec.y_log, bars, spec.y_tight);
         if spec.y_log {
             let mut c = builder(&root, spec).build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(chart_err)?;
-            c.configure_mesh().x_desc(&spec.x_label).y_desc(&spec.y_label).draw().map_err(chart_err)?;
+            c.configure_mesh()
+                .x_desc(&spec.x_label)
+                .y_desc(&spec.y_label)
+                .x_label_formatter(&|v| tick(*v))
+                .y_label_formatter(&|v| tick(*v))
+                .label_style(("sans-serif", 13))
+                .axis_desc_style(("sans-serif", 14))
+                .draw()
+                .map_err(chart_err)?;
             draw_all(&mut c, drawn, bars, y0)?;
             c.configure_series_labels()
                 .position(SeriesLabelPosition::UpperLeft)
@@ -91,7 +118,15 @@ fn render_series(spec: &ChartSpec, drawn: &[Drawn], size: (u32, u32)) -> Result<
                 .map_err(chart_err)?;
         } else {
             let mut c = builder(&root, spec).build_cartesian_2d(x0..x1, y0..y1).map_err(chart_err)?;
-            c.configure_mesh().x_desc(&spec.x_label).y_desc(&spec.y_label).draw().map_err(chart_err)?;
+            c.configure_mesh()
+                .x_desc(&spec.x_label)
+                .y_desc(&spec.y_label)
+                .x_label_formatter(&|v| tick(*v))
+                .y_label_formatter(&|v| tick(*v))
+                .label_style(("sans-serif", 13))
+                .axis_desc_style(("sans-serif", 14))
+                .draw()
+                .map_err(chart_err)?;
             draw_all(&mut c, drawn, bars, 0.0f64.max(y0))?;
             c.configure_series_labels()
                 .position(SeriesLabelPosition::UpperLeft)

@@ -198,7 +198,7 @@ h1{font-size:1.7em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:2px solid 
 .lead{color:#57606a}table{border-collapse:collapse;margin:1em 0;background:#fff;font-size:.92em}\
 caption{text-align:left;font-weight:600;padding:.3em 0}th,td{border:1px solid #d0d7de;padding:.3em .6em;text-align:right}\
 th{background:#f0f3f6}td:first-child,th:first-child{text-align:left}figure{margin:1em 0;background:#fff;border:1px solid #d0d7de;padding:.5em;display:inline-block}\
-figcaption{color:#57606a;font-size:.9em}ul.verdicts{list-style:none;padding:0}ul.verdicts li{padding:.4em .6em;margin:.3em 0;border-radius:4px}\
+figcaption{color:#57606a;font-size:.9em}ul.verdicts{list-style:none;padding:0}details{margin:.5em 0}summary{cursor:pointer;color:#0969da}ul.verdicts li{padding:.4em .6em;margin:.3em 0;border-radius:4px}\
 li.ok{background:#dafbe1}li.fail{background:#ffebe9}.cards{display:flex;flex-wrap:wrap;gap:.8em}.card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:.6em 1em;min-width:9em}\
 .card b{display:block;font-size:1.4em}";
 
@@ -298,7 +298,9 @@ pub fn render(r: &DemoReport) -> Result<String, ExperimentError> {
             ]
         })
         .collect();
+    out.push_str("<details><summary>Per-slot numbers</summary>");
     table(&mut out, "slots", "Per slot", &["slot", "supply (Wh)", "demand (Wh)", "traded (Wh)", "trades"], &rows);
+    out.push_str("</details>\n");
 
     // Prices.
     let prices = clearing_prices(d);
@@ -311,6 +313,7 @@ pub fn render(r: &DemoReport) -> Result<String, ExperimentError> {
             title: "Clearing prices".into(),
             x_label: "time of day (h)".into(),
             y_label: "price (coin/kWh)".into(),
+            y_tight: true,
             ..Default::default()
         },
         &[
@@ -328,7 +331,15 @@ pub fn render(r: &DemoReport) -> Result<String, ExperimentError> {
             p.map(|(lo, mean, hi)| vec![format!("{:02}:{:02}", s / 2, (s % 2) * 30), price(lo), price(mean), price(hi)])
         })
         .collect();
-    table(&mut out, "prices", "Clearing prices (coin/kWh)", &["slot", "lowest", "volume-weighted mean", "highest"], &rows);
+    out.push_str("<details><summary>Per-slot prices</summary>");
+    table(
+        &mut out,
+        "prices",
+        "Clearing prices (coin/kWh)",
+        &["slot", "lowest", "volume-weighted mean", "highest"],
+        &rows,
+    );
+    out.push_str("</details>\n");
 
     // Participants.
     let rows: Vec<Vec<String>> = d
@@ -422,7 +433,13 @@ pub fn render(r: &DemoReport) -> Result<String, ExperimentError> {
             ],
         );
     }
-    table(&mut out, "chains", "Blocks, transactions and gas per chain", &["chain", "blocks", "transactions", "gas"], &rows);
+    table(
+        &mut out,
+        "chains",
+        "Blocks, transactions and gas per chain",
+        &["chain", "blocks", "transactions", "gas"],
+        &rows,
+    );
 
     // Channel.
     if let Some(c) = &r.channel {
@@ -439,7 +456,10 @@ pub fn render(r: &DemoReport) -> Result<String, ExperimentError> {
             &[
                 vec!["trades co-signed off chain".into(), c.trades_off_chain.to_string()],
                 vec!["final state counter".into(), c.final_counter.to_string()],
-                vec!["final balances (minor units)".into(), format!("{} / {}", c.final_balances[0], c.final_balances[1])],
+                vec![
+                    "final balances (minor units)".into(),
+                    format!("{} / {}", c.final_balances[0], c.final_balances[1]),
+                ],
                 vec!["energy delivered (Wh)".into(), format!("{} / {}", c.energy_wh[0], c.energy_wh[1])],
                 vec!["debit billed to the credit user (minor units)".into(), c.billed_to_credit_user.to_string()],
                 vec!["on-chain transactions".into(), c.on_chain_txs.to_string()],

@@ -22,7 +22,7 @@ pub mod result;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub use result::{Check, ChartKind, ChartSpec, ExperimentResult, Machine, Series, Table};
+pub use result::{ChartKind, ChartSpec, Check, ExperimentResult, Machine, Series, Table};
 
 /// Why an experiment or the harness failed.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +159,8 @@ pub fn write_result(dir: &Path, r: &ExperimentResult) -> Result<(PathBuf, PathBu
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let json = dir.join(format!("{}.json", r.id));
     let svg = dir.join(format!("{}.svg", r.id));
-    let text = serde_json::to_string_pretty(r).map_err(|source| ExperimentError::Json { path: json.clone(), source })?;
+    let text =
+        serde_json::to_string_pretty(r).map_err(|source| ExperimentError::Json { path: json.clone(), source })?;
     write_atomic(&json, text.as_bytes())?;
     write_atomic(&svg, chart::render(r)?.as_bytes())?;
     Ok((json, svg))

@@ -49,6 +49,9 @@ pub struct ChartSpec {
     pub y_label: String,
     #[serde(default)]
     pub y_log: bool,
+    /// Fit the y axis to the data instead of starting at zero.
+    #[serde(default)]
+    pub y_tight: bool,
     #[serde(default)]
     pub kind: ChartKind,
 }

@@ -627,9 +627,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let black_hole = d.primary.account(&BLACK_HOLE).balance.0;
     let per_slot = |f: fn(i64) -> i64| -> Vec<u64> {
         (0..SLOTS_PER_DAY)
-            .map(|s| {
-                profiles.iter().map(|p| f(p.generation_wh[s] as i64 - p.load_wh[s] as i64).max(0) as u64).sum()
-            })
+            .map(|s| profiles.iter().map(|p| f(p.generation_wh[s] as i64 - p.load_wh[s] as i64).max(0) as u64).sum())
             .collect()
     };
     // Every transaction the driver sent, successful or not.

@@ -60,11 +60,18 @@ impl Experiment for Fig35 {
         let limits = gridledger_ledger::ChainConfig { max_tx_bytes: MAX_TX_BYTES, ..Default::default() };
         let mut rows = Vec::new();
         let (mut ior_pts, mut single_pts) = (Vec::new(), Vec::new());
-        let mut table = Table::new(&["validators", "transactions", "IOR: record on primary (s)", "single chain: execute (s)", "single / IOR"]);
+        let mut table = Table::new(&[
+            "validators",
+            "transactions",
+            "IOR: record on primary (s)",
+            "single chain: execute (s)",
+            "single / IOR",
+        ]);
         let mut checks = Vec::new();
         for &v in &nodes {
             ctx.progress.step(format!("IOR primary, {v} validators"));
-            let dirs = (tempfile::tempdir().map_err(e)?, tempfile::tempdir().map_err(e)?, tempfile::tempdir().map_err(e)?);
+            let dirs =
+                (tempfile::tempdir().map_err(e)?, tempfile::tempdir().map_err(e)?, tempfile::tempdir().map_err(e)?);
             let dcfg = DriverConfig {
                 params: IorParams::case_study(),
                 mode: Mode::Ior,
@@ -122,7 +129,8 @@ impl Experiment for Fig35 {
             table.row(vec![v.to_string(), n.to_string(), num(ior_s, 3), num(single_s, 3), ratio(single_s, ior_s)]);
             rows.push(json!({"validators": v, "ior": ior, "single_chain": base}));
         }
-        let mut seed_table = Table::new(&["validators", "IOR: execute 1,000 txs on primary (s)", "benchmark system (s)", "source"]);
+        let mut seed_table =
+            Table::new(&["validators", "IOR: execute 1,000 txs on primary (s)", "benchmark system (s)", "source"]);
         for (v, s) in SEED_IOR_S {
             seed_table.row(vec![v.to_string(), num(s, 1), "not printed (bars only)".into(), SOURCE.into()]);
         }

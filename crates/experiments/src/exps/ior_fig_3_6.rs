@@ -113,7 +113,14 @@ impl Experiment for Fig36 {
                     committed == txs,
                     format!("{committed} of {txs}"),
                 ));
-                table.row(vec![v.to_string(), k.to_string(), txs.to_string(), committed.to_string(), blocks.to_string(), num(tps, 0)]);
+                table.row(vec![
+                    v.to_string(),
+                    k.to_string(),
+                    txs.to_string(),
+                    committed.to_string(),
+                    blocks.to_string(),
+                    num(tps, 0),
+                ]);
                 raw.push(json!({"validators": v, "cores": k, "transactions": txs, "committed": committed, "blocks": blocks, "tx_per_s": tps}));
                 pts.push((k as f64, tps));
             }
@@ -122,10 +129,19 @@ impl Experiment for Fig36 {
         let mut seed_table = Table::new(&["validators", "CPU cores", "tx/s", "source"]);
         seed_table.row(vec!["5".into(), "1.5".into(), "804".into(), SOURCE.into()]);
         seed_table.row(vec!["10".into(), "1.5".into(), "706".into(), SOURCE.into()]);
-        let mut comparison = Table::new(&["validators", "ours at 2 cores (tx/s)", "seed at 1.5 cores (tx/s)", "ours / seed"]);
+        let mut comparison =
+            Table::new(&["validators", "ours at 2 cores (tx/s)", "seed at 1.5 cores (tx/s)", "ours / seed"]);
         for (v, s) in [(5usize, 804.0), (10, 706.0)] {
-            let o = raw.iter().filter(|r| r["validators"] == v && r["cores"] == 2usize.min(max)).find_map(|r| r["tx_per_s"].as_f64());
-            comparison.row(vec![v.to_string(), o.map_or("not run (--quick)".into(), |o| num(o, 0)), num(s, 0), o.map_or("—".into(), |o| ratio(o, s))]);
+            let o = raw
+                .iter()
+                .filter(|r| r["validators"] == v && r["cores"] == 2usize.min(max))
+                .find_map(|r| r["tx_per_s"].as_f64());
+            comparison.row(vec![
+                v.to_string(),
+                o.map_or("not run (--quick)".into(), |o| num(o, 0)),
+                num(s, 0),
+                o.map_or("—".into(), |o| ratio(o, s)),
+            ]);
         }
         ctx.progress.finish();
         Ok(ExperimentResult {

@@ -23,7 +23,8 @@ use crate::{Experiment, ExperimentError, RunCtx};
 pub struct Fig37;
 
 const ID: &str = "ior-fig-3-7";
-const SOURCE: &str = "seed 003, per-call units of Tables 3-2 and 3-3 (p. 47), counted per executing node as in §3.5.3 (Fig 3-7, p. 51)";
+const SOURCE: &str =
+    "seed 003, per-call units of Tables 3-2 and 3-3 (p. 47), counted per executing node as in §3.5.3 (Fig 3-7, p. 51)";
 
 /// Seed per-call units (Tables 3-2, 3-3).
 const DS: f64 = 1.0;
@@ -69,7 +70,13 @@ impl Experiment for Fig37 {
         let nodes = vec![10u64, 20, 30];
         ctx.progress.start(1);
         ctx.progress.step(format!("{n} ATs + {n} STs, IOR and single chain"));
-        let cfg = IorBenchConfig { sizes: vec![], dispute_permille: vec![], gas_txs: n, nodes: nodes.clone(), ..Default::default() };
+        let cfg = IorBenchConfig {
+            sizes: vec![],
+            dispute_permille: vec![],
+            gas_txs: n,
+            nodes: nodes.clone(),
+            ..Default::default()
+        };
         let out = bench_ior(&cfg).map_err(|err| ExperimentError::run(ID, err))?;
         ctx.progress.done();
         let rows = out["ats_and_sts"]["node_weighted_gas_fig_3_7"]
@@ -77,7 +84,8 @@ impl Experiment for Fig37 {
             .ok_or_else(|| ExperimentError::run(ID, "benchmark output lacks node_weighted_gas_fig_3_7"))?;
         let mut table = Table::new(&["nodes", "IOR (units)", "single chain (units)", "IOR / single"]);
         let mut seed_table = Table::new(&["nodes", "IOR (units, implied)", "single chain (units, implied)", "source"]);
-        let mut comparison = Table::new(&["nodes", "IOR / single, ours", "IOR / single, seed (implied)", "ours / seed"]);
+        let mut comparison =
+            Table::new(&["nodes", "IOR / single, ours", "IOR / single, seed (implied)", "ours / seed"]);
         let (mut ior_pts, mut single_pts, mut seed_ior, mut seed_single) = (vec![], vec![], vec![], vec![]);
         for r in rows {
             let k = r["nodes"].as_u64().ok_or_else(|| ExperimentError::run(ID, "row lacks nodes"))?;
@@ -107,6 +115,7 @@ impl Experiment for Fig37 {
                 y_label: "gas (units of 124,000 gas)".into(),
                 y_log: true,
                 kind: ChartKind::Lines,
+                ..Default::default()
             },
             ours: vec![Series::new("IOR", ior_pts), Series::new("single chain", single_pts)],
             seed: vec![

@@ -60,10 +60,19 @@ impl Experiment for Fig38 {
         let mut seed_table = Table::new(&["quantity", "seed", "source"]);
         seed_table.row(vec!["trades".into(), t.trades.to_string(), SOURCE.into()]);
         seed_table.row(vec!["energy traded (kWh)".into(), kwh(t.energy_wh), SOURCE.into()]);
-        seed_table.row(vec!["revenue".into(), format!("${}.{:02}", t.revenue_usd_cents / 100, t.revenue_usd_cents % 100), SOURCE.into()]);
+        seed_table.row(vec![
+            "revenue".into(),
+            format!("${}.{:02}", t.revenue_usd_cents / 100, t.revenue_usd_cents % 100),
+            SOURCE.into(),
+        ]);
         seed_table.row(vec!["processing time (s)".into(), num(t.processing_ms as f64 / 1e3, 1), SOURCE.into()]);
         let mut comparison = Table::new(&["quantity", "ours", "seed", "ours / seed"]);
-        comparison.row(vec!["trades".into(), r.trades_count.to_string(), t.trades.to_string(), ratio(r.trades_count as f64, t.trades as f64)]);
+        comparison.row(vec![
+            "trades".into(),
+            r.trades_count.to_string(),
+            t.trades.to_string(),
+            ratio(r.trades_count as f64, t.trades as f64),
+        ]);
         comparison.row(vec![
             "energy traded (kWh)".into(),
             kwh(r.energy_traded_wh),
@@ -90,8 +99,8 @@ impl Experiment for Fig38 {
                 title: "Fig 3-8: P2P energy trades over the day".into(),
                 x_label: "time of day (h, start of 30-min slot)".into(),
                 y_label: "trades per slot (count)".into(),
-                y_log: false,
                 kind: ChartKind::Bars,
+                ..Default::default()
             },
             ours: vec![Series::new("trades per slot", per_slot)],
             seed: vec![],

@@ -42,13 +42,23 @@ impl Experiment for Fig39 {
         let h = |s: usize| s as f64 * 0.5;
         let series = |v: &[u64]| v.iter().enumerate().map(|(s, &x)| (h(s), x as f64)).collect::<Vec<_>>();
         let traded: Vec<(f64, f64)> = p.traded_wh.iter().enumerate().map(|(s, &x)| (h(s), x as f64)).collect();
-        let mut table = Table::new(&["slot start (h)", "load (Wh)", "generation (Wh)", "traded (Wh, + sold / − bought)"]);
+        let mut table =
+            Table::new(&["slot start (h)", "load (Wh)", "generation (Wh)", "traded (Wh, + sold / − bought)"]);
         for s in 0..p.load_wh.len() {
-            table.row(vec![format!("{:.1}", h(s)), p.load_wh[s].to_string(), p.generation_wh[s].to_string(), p.traded_wh[s].to_string()]);
+            table.row(vec![
+                format!("{:.1}", h(s)),
+                p.load_wh[s].to_string(),
+                p.generation_wh[s].to_string(),
+                p.traded_wh[s].to_string(),
+            ]);
         }
         let mut checks = checks(&r);
         let lens = [p.load_wh.len(), p.generation_wh.len(), p.traded_wh.len()];
-        checks.push(Check::new("48 half-hour slots in every series", lens.iter().all(|&l| l == 48), format!("{lens:?}")));
+        checks.push(Check::new(
+            "48 half-hour slots in every series",
+            lens.iter().all(|&l| l == 48),
+            format!("{lens:?}"),
+        ));
         let oversold: Vec<usize> = (0..p.traded_wh.len().min(p.load_wh.len()).min(p.generation_wh.len()))
             .filter(|&s| p.traded_wh[s] > p.generation_wh[s] as i64 - p.load_wh[s] as i64 && p.traded_wh[s] > 0)
             .collect();
@@ -58,7 +68,11 @@ impl Experiment for Fig39 {
             format!("slots over: {oversold:?}"),
         ));
         let mut seed_table = Table::new(&["quantity", "seed", "source"]);
-        seed_table.row(vec!["per-slot profiles".into(), "chart only, no numbers printed".into(), "seed 003, Fig 3-9, p. 55".into()]);
+        seed_table.row(vec![
+            "per-slot profiles".into(),
+            "chart only, no numbers printed".into(),
+            "seed 003, Fig 3-9, p. 55".into(),
+        ]);
         let mut comparison = Table::new(&["quantity", "ours", "seed", "ours / seed"]);
         comparison.row(vec![
             "day load / generation / sold / bought (Wh)".into(),
