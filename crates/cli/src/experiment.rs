@@ -68,7 +68,7 @@ pub fn run(c: ExperimentCmd) -> anyhow::Result<()> {
 
 fn run_experiments(a: RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.all || !a.ids.is_empty(), "name experiments to run, or --all (see `gridledger experiment list`)");
-    anyhow::ensure!(!(a.all && !a.ids.is_empty()), "give either experiment ids or --all, not both");
+    anyhow::ensure!(!a.all || a.ids.is_empty(), "give either experiment ids or --all, not both");
     let list = if a.all { registry() } else { a.ids.iter().map(|id| find(id)).collect::<Result<Vec<_>, _>>()? };
     let mut failed = Vec::new();
     for e in list {

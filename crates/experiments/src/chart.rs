@@ -80,7 +80,13 @@ fn bounds(drawn: &[Drawn], log: bool, bars: bool, tight: bool) -> ((f64, f64), (
     if x0 > x1 {
         return ((0.0, 1.0), if log { (1.0, 10.0) } else { (0.0, 1.0) });
     }
-    let (x0, x1) = if bars || x0 == x1 { (x0 - 0.6, x1 + 0.6) } else { (x0 - (x1 - x0) * 0.03, x1 + (x1 - x0) * 0.03) };
+    let (x0, x1) = if x0 == x1 {
+        (x0 - 0.6, x1 + 0.6)
+    } else if bars {
+        (x0 - 0.5, x1 + 0.5)
+    } else {
+        (x0 - (x1 - x0) * 0.03, x1 + (x1 - x0) * 0.03)
+    };
     let (y0, y1) = if log {
         (y0 / 1.5, y1 * 1.5)
     } else {
@@ -159,13 +165,19 @@ where
     Y: Ranged<ValueType = f64>,
 {
     let n = drawn.len().max(1) as f64;
+    // Bars fill 80 % of the smallest gap between x positions.
+    let mut xs: Vec<f64> = drawn.iter().flat_map(|d| d.series.points.iter().map(|p| p.0)).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let gap = xs.windows(2).map(|w| w[1] - w[0]).fold(f64::INFINITY, f64::min);
+    let gap = if gap.is_finite() && gap > 0.0 { gap } else { 1.0 };
     for (k, d) in drawn.iter().enumerate() {
         let color = d.color;
         let pts: Vec<(f64, f64)> =
             d.series.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
         if bars {
-            let w = 0.8 / n;
-            let off = -0.4 + w * k as f64;
+            let w = 0.8 * gap / n;
+            let off = -0.4 * gap + w * k as f64;
             c.draw_series(pts.iter().map(|&(x, y)| {
                 let style = if d.seed { color.mix(0.5).filled() } else { color.filled() };
                 Rectangle::new([(x + off, base), (x + off + w * 0.95, y)], style)

@@ -140,11 +140,12 @@ pub fn clearing_prices(d: &DayReport) -> Vec<Option<(u128, u128, u128)>> {
             let min = ts.iter().map(|t| t.ep).min().unwrap_or(0);
             let max = ts.iter().map(|t| t.ep).max().unwrap_or(0);
             let wh: u128 = ts.iter().map(|t| u128::from(t.em_wh)).sum();
-            let mean = if wh == 0 {
-                ts.iter().map(|t| t.ep).sum::<u128>() / ts.len() as u128
-            } else {
-                ts.iter().map(|t| t.ep * u128::from(t.em_wh)).sum::<u128>() / wh
-            };
+            let mean = ts
+                .iter()
+                .map(|t| t.ep * u128::from(t.em_wh))
+                .sum::<u128>()
+                .checked_div(wh)
+                .unwrap_or_else(|| ts.iter().map(|t| t.ep).sum::<u128>() / ts.len() as u128);
             Some((min, mean, max))
         })
         .collect()
@@ -190,7 +191,7 @@ fn table(out: &mut String, id: &str, caption: &str, head: &[&str], rows: &[Vec<S
 }
 
 fn figure(out: &mut String, id: &str, caption: &str, svg: &str) {
-    let _ = write!(out, "<figure id=\"{id}\">{svg}<figcaption>{}</figcaption></figure>\n", esc(caption));
+    let _ = writeln!(out, "<figure id=\"{id}\">{svg}<figcaption>{}</figcaption></figure>", esc(caption));
 }
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1d2433;background:#fafbfc}\
@@ -208,11 +209,11 @@ pub fn render(r: &DemoReport) -> Result<String, ExperimentError> {
     let mut out = String::new();
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
-    let _ = write!(out, "<title>gridledger demo report</title><style>{CSS}</style></head><body>\n");
-    let _ = write!(
+    let _ = writeln!(out, "<title>gridledger demo report</title><style>{CSS}</style></head><body>");
+    let _ = writeln!(
         out,
         "<h1>gridledger: a day of peer-to-peer energy trading</h1><p class=\"lead\">Day {} of the year, seed {}, {} participants \
-         ({} prosumers, {} consumers), 30-minute slots; primary chain: {}. Weather: {}. Loads: {}.</p>\n",
+         ({} prosumers, {} consumers), 30-minute slots; primary chain: {}. Weather: {}. Loads: {}.</p>",
         d.config.day,
         d.config.seed,
         d.participants.len(),
