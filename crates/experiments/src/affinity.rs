@@ -94,3 +94,24 @@ impl Drop for CoreLimit {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_restores_and_refuses_impossible_counts() {
+        let all = available_cores();
+        assert!(matches!(limit_cores(0), Err(AffinityError::TooMany { asked: 0, .. })));
+        assert!(matches!(limit_cores(all + 1), Err(AffinityError::TooMany { .. })));
+        assert_eq!(available_cores(), all, "a refused limit changes nothing");
+        {
+            let _g = limit_cores(1).unwrap();
+            assert_eq!(available_cores(), 1);
+            // Threads started under the limit inherit it.
+            let inner = std::thread::spawn(available_cores).join().unwrap();
+            assert_eq!(inner, 1);
+        }
+        assert_eq!(available_cores(), all);
+    }
+}
