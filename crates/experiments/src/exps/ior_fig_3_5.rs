@@ -15,7 +15,7 @@ use gridledger_rollup::driver::{dev_chain, DriverConfig, DualChain, Mode, MAX_TX
 use gridledger_rollup::types::{coins, IorParams};
 use serde_json::json;
 
-use super::{u64_at, THESIS};
+use super::u64_at;
 use crate::result::{num, ratio, ChartSpec, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 
@@ -147,7 +147,7 @@ impl Experiment for Fig35 {
         ctx.progress.finish();
         Ok(ExperimentResult {
             params: json!({"validators": nodes, "transactions": n, "sellers": sellers, "batch": 300,
-                           "consensus": "in-process PBFT validators", "_thesis": THESIS}),
+                           "consensus": "in-process PBFT validators"}),
             chart: ChartSpec {
                 title: format!("Fig 3-5: processing {n} concurrent transactions on the primary chain"),
                 x_label: "validators in the primary (or single) chain".into(),

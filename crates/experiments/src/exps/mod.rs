@@ -9,9 +9,6 @@ pub mod ior_fig_3_8;
 pub mod ior_fig_3_9;
 pub mod ior_tables;
 
-/// Where the thesis (seed 003) prints its Ch.3 numbers.
-pub const THESIS: &str = "seed 003 (thesis)";
-
 /// `v` as `u64`, or a typed error naming the missing field of a bench's
 /// JSON output.
 pub(crate) fn u64_at(id: &'static str, v: &serde_json::Value, what: &str) -> Result<u64, crate::ExperimentError> {
