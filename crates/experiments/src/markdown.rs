@@ -78,7 +78,12 @@ pub fn report(results_dir: &Path, svg_prefix: &str) -> Result<String, Experiment
     let mut sections = Vec::new();
     for e in registry() {
         match read_result(results_dir, e.id()) {
-            Ok(r) => sections.push((r, format!("{svg_prefix}/{}.svg", e.id()))),
+            Ok(mut r) => {
+                // The prose lives in the source: the current text, even for
+                // results measured before it was last edited.
+                r.why_differ = e.why_differ().to_string();
+                sections.push((r, format!("{svg_prefix}/{}.svg", e.id())))
+            }
             Err(ExperimentError::NoResult(_)) => missing.push(e.id()),
             Err(err) => return Err(err),
         }
