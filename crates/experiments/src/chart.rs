@@ -201,3 +201,41 @@ where
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::ExperimentResult;
+
+    #[test]
+    fn empty_and_degenerate_series_still_draw() {
+        let mut r = ExperimentResult {
+            chart: ChartSpec {
+                title: "t".into(),
+                x_label: "x (s)".into(),
+                y_label: "y (Wh)".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        for log in [false, true] {
+            r.chart.y_log = log;
+            r.ours = vec![];
+            assert!(render(&r).unwrap().contains("x (s)"));
+            r.ours = vec![Series::new("one point", vec![(1.0, 0.0)]), Series::new("nan", vec![(f64::NAN, 1.0)])];
+            assert!(render(&r).unwrap().contains("gridledger: one point"));
+        }
+        r.chart.kind = ChartKind::Bars;
+        r.seed = vec![Series::from_seed("s", vec![(0.5, 2.0), (1.0, 3.0)], "seed p. 1")];
+        let svg = render(&r).unwrap();
+        assert!(svg.contains("seed: s") && svg.contains("<rect"));
+    }
+
+    #[test]
+    fn ticks_are_readable() {
+        assert_eq!(tick(20000.0), "20000");
+        assert_eq!(tick(2.0), "2");
+        assert_eq!(tick(1.5), "1.5");
+        assert_eq!(tick(0.25), "0.25");
+    }
+}
