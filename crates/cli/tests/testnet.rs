@@ -14,45 +14,59 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 
-/// A run of `n` consecutive free ports starting at the returned base;
-/// each call in this process gets a different range.
-fn free_ports(n: u16) -> u16 {
-    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let seed = (std::process::id() as u16).wrapping_add(call.wrapping_mul(7_919));
-    for attempt in 0..200u16 {
-        let base = 20_000 + (seed.wrapping_mul(31).wrapping_add(attempt.wrapping_mul(97)) % 30_000);
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free port range");
-}
+mod handover;
+use handover::{hand_over, Held};
 
 struct Net {
     dir: tempfile::TempDir,
     procs: Vec<Option<Child>>,
     urls: Vec<String>,
+    /// Each validator's JSON-RPC and peer listeners, bound by the test for
+    /// its whole run and handed to every process it starts for that
+    /// validator, so a restart gets the same ports back.
+    rpc: Vec<Held>,
+    p2p: Vec<Held>,
 }
 
 impl Net {
     fn new(n: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let rpc = free_ports(2 * n as u16);
-        let p2p = rpc + n as u16;
+        let rpc: Vec<Held> = (0..n).map(|_| Held::bind()).collect();
+        let p2p: Vec<Held> = (0..n).map(|_| Held::bind()).collect();
+        // The ports given here are placeholders: the configs are rewritten
+        // below with the addresses of the held listeners.
         let out = Command::new(BIN)
             .args(["testnet", "--no-start", "--validators", &n.to_string(), "--accounts", "4"])
-            .args(["--rpc-port", &rpc.to_string(), "--p2p-port", &p2p.to_string(), "--dir"])
+            .args(["--rpc-port", "1", "--p2p-port", "1", "--dir"])
             .arg(dir.path())
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let urls = (0..n).map(|i| format!("http://127.0.0.1:{}", rpc as usize + i)).collect();
-        let mut net = Net { dir, procs: (0..n).map(|_| None).collect(), urls };
+        let urls = rpc.iter().map(|l| format!("http://{}", l.addr())).collect();
+        let mut net = Net { dir, procs: (0..n).map(|_| None).collect(), urls, rpc, p2p };
+        for i in 0..n {
+            net.point_config_at_held_listeners(i);
+        }
         for i in 0..n {
             net.start(i);
         }
         net
+    }
+
+    /// Rewrites validator `i`'s config with the held listeners' addresses:
+    /// its RPC and peer listen addresses and every peer's address.
+    fn point_config_at_held_listeners(&self, i: usize) {
+        let path = self.config(i);
+        let mut cfg: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        cfg.insert("rpc_listen".into(), self.rpc[i].addr().to_string().into());
+        let net = cfg.get_mut("network").and_then(|v| v.as_table_mut()).expect("[network] section");
+        net.insert("listen".into(), self.p2p[i].addr().to_string().into());
+        for peer in net.get_mut("peers").and_then(|v| v.as_array_mut()).expect("peers") {
+            let peer = peer.as_table_mut().expect("peer table");
+            let j = peer["index"].as_integer().expect("peer index") as usize;
+            peer.insert("address".into(), self.p2p[j].addr().to_string().into());
+        }
+        std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
     }
 
     fn config(&self, i: usize) -> PathBuf {
@@ -65,14 +79,11 @@ impl Net {
             .append(true)
             .open(self.dir.path().join(format!("validator-{i}/node.log")))
             .unwrap();
-        let child = Command::new(BIN)
-            .args(["node", "--config"])
-            .arg(self.config(i))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["node", "--config"]).arg(self.config(i)).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(log);
+        hand_over(&mut cmd, gridledger_node::listen::RPC_FD, &self.rpc[i]);
+        hand_over(&mut cmd, gridledger_node::listen::P2P_FD, &self.p2p[i]);
+        let child = cmd.spawn().unwrap();
         self.procs[i] = Some(child);
         let c = RpcClient::new(&self.urls[i]);
         let t = Instant::now();

@@ -88,6 +88,12 @@ pub fn merkle_root(leaves: &[Hash32]) -> Hash32 {
 
 impl MerkleProof {
     /// `Val_proof`: true iff `leaf` is at `self.index` in a tree with root `root`.
+    ///
+    /// The root does not commit to the number of leaves: for a given
+    /// `leaf_count` the index is authenticated (two positions never share a
+    /// path), but a prover may state another count that happens to give this
+    /// index the same path. Verifiers take `leaf_count` from the block
+    /// header's `tx_count`, never from the prover.
     pub fn verify(&self, leaf: &Hash32, root: &Hash32) -> bool {
         if self.index >= self.leaf_count {
             return false;

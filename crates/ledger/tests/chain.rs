@@ -200,10 +200,18 @@ fn a_second_node_validates_and_rejects_tampered_blocks() {
 fn state_of_unknown_account_is_empty() {
     let d = tempfile::tempdir().unwrap();
     let dc = dev(d.path());
-    let acct = dc.chain.state().account(&gridledger_core::Address([9u8; 20]));
-    assert_eq!(acct.balance, Amount::ZERO);
-    assert_eq!(acct.nonce, 0);
-    assert!(!encode(&acct).is_empty());
+    let root = dc.chain.state().root();
+    let entries = dc.chain.state().len();
+    let unknown = gridledger_core::Address([9u8; 20]);
+    let acct = dc.chain.state().account(&unknown);
+    assert_eq!(acct, gridledger_ledger::Account { balance: Amount::ZERO, nonce: 0 });
+    // Reading it neither stores it nor moves the state root.
+    assert_eq!(dc.chain.state().get(&gridledger_ledger::state::account_key(&unknown)), None);
+    assert_eq!(dc.chain.state().len(), entries);
+    assert_eq!(dc.chain.state().root(), root);
+    // A funded account, by contrast, is stored under its key in canonical bytes.
+    let funded = dc.chain.state().get(&gridledger_ledger::state::account_key(&dev_key(0).address())).unwrap();
+    assert_eq!(funded, encode(&gridledger_ledger::Account { balance: BAL, nonce: 0 }));
 }
 
 #[test]

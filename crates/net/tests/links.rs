@@ -188,6 +188,15 @@ async fn outsider_identity_is_refused() {
 async fn killed_peer_is_reconnected_after_restart() {
     let n = 4u32;
     let mut c = cluster(n).await;
+    // The test keeps a second handle on node 3's listening socket, so the
+    // port stays bound while node 3 is down and the restarted node is handed
+    // the same socket: no re-binding, no window for another process.
+    let kept = {
+        let l = c.listeners[3].take().expect("listener").into_std().expect("std listener");
+        let kept = l.try_clone().expect("dup listener");
+        c.listeners[3] = Some(TcpListener::from_std(l).expect("tokio listener"));
+        kept
+    };
     let mut nodes = Vec::new();
     for i in 0..n {
         nodes.push(Some(c.start(i, |_| {}).await));
@@ -212,10 +221,12 @@ async fn killed_peer_is_reconnected_after_restart() {
     // Messages for the dead node wait in its (bounded) queue.
     nodes[0].as_ref().expect("node").0.send(3, b"queued while down".to_vec()).expect("send");
 
-    // Restart node 3 on the same address, with the same key.
+    // Restart node 3 on the same socket, with the same key.
     let mut cfg = config(&c.set, 3);
     cfg.listen = c.set[3].addr;
-    let (net3, mut inb3) = Network::start(cfg, key(3)).await.expect("restart");
+    let listener = TcpListener::from_std(kept).expect("tokio listener");
+    assert_eq!(listener.local_addr().expect("addr"), c.set[3].addr);
+    let (net3, mut inb3) = Network::start_with_listener(cfg, key(3), listener).await.expect("restart");
     assert!(net3.wait_connected(&[0, 1, 2], T).await);
     for (net, _) in nodes.iter().flatten() {
         assert!(net.wait_connected(&[3], T).await);

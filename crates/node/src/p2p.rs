@@ -83,7 +83,17 @@ pub fn start(
     cfg.listen = resolve(&section.listen)?;
     cfg.max_frame = MAX_FRAME;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().thread_name("p2p").build()?;
-    let (net, mut inbound) = rt.block_on(Network::start(cfg, key.clone()))?;
+    let inherited = crate::listen::inherited(crate::listen::P2P_FD)?;
+    let (net, mut inbound) = rt.block_on(async {
+        match inherited {
+            Some(l) => {
+                l.set_nonblocking(true)?;
+                let l = tokio::net::TcpListener::from_std(l)?;
+                Network::start_with_listener(cfg, key.clone(), l).await.map_err(anyhow::Error::from)
+            }
+            None => Network::start(cfg, key.clone()).await.map_err(anyhow::Error::from),
+        }
+    })?;
     rt.spawn(async move {
         while let Some((from, bytes)) = inbound.recv().await {
             if inbox.send(Input::Peer { from, bytes: bytes.to_vec() }).is_err() {

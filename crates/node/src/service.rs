@@ -267,8 +267,11 @@ impl Node {
         worker: JoinHandle<()>,
         driver: Option<std::sync::mpsc::Sender<crate::validator::Input>>,
     ) -> anyhow::Result<NodeHandle> {
-        let std_listener =
-            std::net::TcpListener::bind(&self.listen).map_err(|e| anyhow::anyhow!("binding {}: {e}", self.listen))?;
+        let std_listener = match crate::listen::inherited(crate::listen::RPC_FD)? {
+            Some(l) => l,
+            None => std::net::TcpListener::bind(&self.listen)
+                .map_err(|e| anyhow::anyhow!("binding {}: {e}", self.listen))?,
+        };
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
