@@ -107,7 +107,8 @@ pub trait Experiment: Sync {
     fn seed_ref(&self) -> &'static str;
     /// What it measures, one line.
     fn measures(&self) -> &'static str;
-    /// Typical duration on the project's 2-core machine, full and `--quick`.
+    /// Typical duration on a 2-core machine: full (release build) and
+    /// `--quick` (debug build).
     fn duration(&self) -> &'static str;
     /// Why our numbers differ from the seed's: written by hand, kept with
     /// the code that produces the numbers.

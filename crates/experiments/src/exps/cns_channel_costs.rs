@@ -160,7 +160,7 @@ impl Experiment for ChannelCosts {
         "on-chain transactions and gas per channel lifetime vs one transaction per trade; co-signed updates/s"
     }
     fn duration(&self) -> &'static str {
-        "full ≈ 30 s, quick ≈ 8 s"
+        "full ≈ 16 s, quick ≈ 2 s"
     }
     fn why_differ(&self) -> &'static str {
         "Seed 000 gives no measurements, only the protocol's shape: four on-chain transactions per channel \

@@ -41,7 +41,7 @@ impl Experiment for Fig35 {
         "time to process 1,000 concurrent txs on the PBFT primary chain: IOR (record) vs single chain (execute), 10/20/30 validators"
     }
     fn duration(&self) -> &'static str {
-        "full ≈ 40 s, quick ≈ 5 s"
+        "full ≈ 100 s, quick ≈ 10 s"
     }
     fn why_differ(&self) -> &'static str {
         "The thesis ran FISCO BCOS nodes with 0.5 CPU cores each on Alibaba Cloud, so 30 nodes had 15 cores; \

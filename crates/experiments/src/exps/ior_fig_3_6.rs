@@ -82,7 +82,7 @@ impl Experiment for Fig36 {
         "primary-chain throughput (tx/s) vs CPU cores (process pinned with sched_setaffinity), 5 and 10 PBFT validators"
     }
     fn duration(&self) -> &'static str {
-        "full ≈ 60 s, quick ≈ 5 s"
+        "full ≈ 90 s, quick ≈ 7 s"
     }
     fn why_differ(&self) -> &'static str {
         "The thesis measured FISCO BCOS on Alibaba Cloud, each node its own VM with a CPU quota; we pin all \

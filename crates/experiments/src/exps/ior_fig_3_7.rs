@@ -53,7 +53,7 @@ impl Experiment for Fig37 {
         "gas units (124,000 gas) for 1,000 ATs + 1,000 STs counted per executing node, IOR vs single chain, 10/20/30 nodes"
     }
     fn duration(&self) -> &'static str {
-        "full ≈ 15 s, quick ≈ 3 s"
+        "full ≈ 7 s, quick ≈ 2 s"
     }
     fn why_differ(&self) -> &'static str {
         "Not reproduced. The thesis' advantage rests on its per-call costs: recording an AT or ST (SC_DS) costs \

@@ -76,7 +76,7 @@ impl Experiment for Tables34To36 {
         "gas and settlement time for 1,000/2,000/4,000 STs with 0/2/5 % disputed, IOR vs challenge-window rollup"
     }
     fn duration(&self) -> &'static str {
-        "full ≈ 150 s, quick ≈ 10 s"
+        "full ≈ 190 s, quick ≈ 12 s"
     }
     fn why_differ(&self) -> &'static str {
         "Settlement time: ours is wall clock on two in-process development chains with native contracts, the \
