@@ -143,14 +143,21 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     // A day of P2P energy trading over the dual chain (thesis Ch.3), its
     // primary chain run by four PBFT validators.
-    let day = crate::ior::day(crate::ior::DayArgs {
+    let day_args = crate::ior::DayArgs {
         seed: 1,
         day: 106,
         pbft: 4,
         json: a.json,
+        config: None,
+        days: 1,
+        statements: None,
+        meter_csv: None,
         report_dir: a.report_dir.clone(),
         no_report: true,
-    })?;
+    };
+    let day =
+        crate::ior::run_one(&day_args, gridledger_rollup::demo::DayConfig { seed: 1, day: 106, ..Default::default() })?;
+    crate::ior::print_day(&day_args, &day)?;
     if !a.no_report {
         use gridledger_experiments::html::{write_report, ChainSection, ChannelSection, DemoReport};
         let u128_of = |v: &serde_json::Value| -> u128 {

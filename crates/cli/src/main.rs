@@ -28,6 +28,8 @@ struct Cli {
 enum IorCmd {
     /// Run the 15-participant day of thesis §3.5.4 over both chains.
     Day(ior::DayArgs),
+    /// Run the §3.5.5 reputation case study and print it beside the thesis.
+    CaseStudy(ior::CaseStudyArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -112,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Channel(c) => channel::run(c),
         Cmd::Cns(c) => cns::run(c),
         Cmd::Ior(IorCmd::Day(a)) => ior::day(a).map(|_| ()),
+        Cmd::Ior(IorCmd::CaseStudy(a)) => ior::case_study(a),
         Cmd::Experiment(c) => experiment::run(c),
     }
 }

@@ -492,8 +492,17 @@ pub fn render(r: &DemoReport) -> Result<String, ExperimentError> {
 
 /// Writes `<dir>/report.html` (creating `dir`) and returns its path.
 pub fn write_report(dir: &std::path::Path, r: &DemoReport) -> Result<std::path::PathBuf, ExperimentError> {
+    write_report_as(dir, "report.html", r)
+}
+
+/// Writes `<dir>/<name>` (creating `dir`) and returns its path.
+pub fn write_report_as(
+    dir: &std::path::Path,
+    name: &str,
+    r: &DemoReport,
+) -> Result<std::path::PathBuf, ExperimentError> {
     std::fs::create_dir_all(dir).map_err(|source| ExperimentError::Io { path: dir.to_path_buf(), source })?;
-    let path = dir.join("report.html");
+    let path = dir.join(name);
     crate::write_atomic(&path, render(r)?.as_bytes())?;
     Ok(path)
 }

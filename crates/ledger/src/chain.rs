@@ -19,6 +19,11 @@ use crate::state::{account_key, Account, Changes, State, StateRead};
 use crate::store::Store;
 use crate::tx::{SignedTransaction, VerifiedTx};
 
+/// The default floor on a transaction's gas price (minor units per gas):
+/// non-zero, so flooding the mempool and the chain costs the sender
+/// something. A deployment that wants free transactions sets 0 explicitly.
+pub const DEFAULT_MIN_GAS_PRICE: Amount = Amount(1);
+
 /// Operating limits of a chain.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
@@ -43,7 +48,7 @@ impl Default for ChainConfig {
             max_tx_bytes: 64 * 1024,
             mempool_capacity: 200_000,
             mempool_per_sender: 4_096,
-            min_gas_price: Amount(0),
+            min_gas_price: DEFAULT_MIN_GAS_PRICE,
             max_blocks_per_commit: 16,
         }
     }
@@ -235,6 +240,7 @@ impl Chain {
             height: self.tip.height + 1,
             timestamp: timestamp.max(self.tip.timestamp + 1),
             proposer: proposer.address(),
+            parent: self.tip.hash(),
         }
     }
 
@@ -358,7 +364,8 @@ impl Chain {
             return invalid(format!("{} transactions exceed the limit", block.txs.len()));
         }
         let rules = self.rules();
-        let env = BlockEnv { height: h.height, timestamp: h.timestamp, proposer: h.proposer.address() };
+        let env =
+            BlockEnv { height: h.height, timestamp: h.timestamp, proposer: h.proposer.address(), parent: h.parent };
         let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
         // Signatures this node has not already checked on admission to its
         // own mempool are verified here, across all cores.
@@ -413,8 +420,12 @@ impl Chain {
             .registry
             .get(contract)
             .ok_or_else(|| ContractError::Revert(format!("no contract with id {contract}")))?;
-        let env =
-            BlockEnv { height: self.tip.height, timestamp: self.tip.timestamp, proposer: self.tip.proposer.address() };
+        let env = BlockEnv {
+            height: self.tip.height,
+            timestamp: self.tip.timestamp,
+            proposer: self.tip.proposer.address(),
+            parent: self.tip.parent,
+        };
         c.view(&ViewContext::new(&self.state, contract, env), method, args)
     }
 }

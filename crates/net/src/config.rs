@@ -16,6 +16,21 @@ pub struct PeerConfig {
     pub addr: SocketAddr,
 }
 
+/// Faults injected on the frames received from one peer, for experiments
+/// on this machine (where tc/netem is unavailable); see
+/// [`crate::Network::set_link_faults`]. Deterministic given the seed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkFaults {
+    /// Each received frame is delivered no earlier than this after it was
+    /// read from the socket (latency, not a throughput cap: frames read
+    /// together wait together).
+    pub delay: Duration,
+    /// Received frames dropped, per million (seeded, so a run repeats).
+    pub loss_per_million: u32,
+    /// Drop every received frame: a partition of this direction.
+    pub blocked: bool,
+}
+
 /// Configuration of one node's [`crate::Network`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetworkConfig {
@@ -38,6 +53,11 @@ pub struct NetworkConfig {
     /// Received messages buffered per peer before that peer's socket is no
     /// longer read (TCP back-pressure on that peer only).
     pub inbound_queue: usize,
+    /// Bytes of received messages buffered per peer (at least one frame of
+    /// any size is admitted when nothing is buffered): with `inbound_queue`
+    /// it bounds what one peer can make this node hold, however large its
+    /// frames, at about `inbound_bytes + max_frame`.
+    pub inbound_bytes: usize,
     /// First reconnect delay; doubles per failed attempt up to `backoff_max`.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
@@ -68,6 +88,7 @@ impl NetworkConfig {
             max_frame: 4 << 20,
             outbound_queue: 1024,
             inbound_queue: 256,
+            inbound_bytes: 64 << 20,
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             jitter_seed: u64::from(me),
@@ -97,6 +118,7 @@ impl NetworkConfig {
             (self.max_frame, "max_frame"),
             (self.outbound_queue, "outbound_queue"),
             (self.inbound_queue, "inbound_queue"),
+            (self.inbound_bytes, "inbound_bytes"),
             (self.max_pending_handshakes, "max_pending_handshakes"),
         ] {
             if value == 0 {
@@ -107,5 +129,52 @@ impl NetworkConfig {
             return Err(ConfigError::FrameLimitTooLarge(self.max_frame));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> KeyPair {
+        KeyPair::from_seed(&format!("cfg-{i}"))
+    }
+
+    fn set(n: u32) -> Vec<PeerConfig> {
+        (0..n)
+            .map(|i| PeerConfig {
+                index: i,
+                public_key: key(i).public(),
+                addr: SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_invalid_configuration_is_refused_with_its_reason() {
+        let ok = NetworkConfig::new(Hash32([1; 32]), 0, set(3));
+        assert_eq!(ok.validate(&key(0)), Ok(()));
+        let mut dup_index = ok.clone();
+        dup_index.validators[2].index = 1;
+        assert_eq!(dup_index.validate(&key(0)), Err(ConfigError::DuplicateIndex(1)));
+        let mut dup_key = ok.clone();
+        dup_key.validators[2].public_key = key(1).public();
+        assert_eq!(dup_key.validate(&key(0)), Err(ConfigError::DuplicateKey(2)));
+        let absent = NetworkConfig { me: 7, ..ok.clone() };
+        assert_eq!(absent.validate(&key(0)), Err(ConfigError::MeNotInSet(7)));
+        assert_eq!(ok.validate(&key(1)), Err(ConfigError::KeyMismatch(0)));
+        for (name, f) in [
+            ("max_frame", (|c: &mut NetworkConfig| c.max_frame = 0) as fn(&mut NetworkConfig)),
+            ("outbound_queue", |c| c.outbound_queue = 0),
+            ("inbound_queue", |c| c.inbound_queue = 0),
+            ("inbound_bytes", |c| c.inbound_bytes = 0),
+            ("max_pending_handshakes", |c| c.max_pending_handshakes = 0),
+        ] {
+            let mut c = ok.clone();
+            f(&mut c);
+            assert_eq!(c.validate(&key(0)), Err(ConfigError::ZeroLimit(name)));
+        }
+        let huge = NetworkConfig { max_frame: u32::MAX as usize + 1, ..ok };
+        assert_eq!(huge.validate(&key(0)), Err(ConfigError::FrameLimitTooLarge(u32::MAX as usize + 1)));
     }
 }

@@ -351,7 +351,42 @@ mod tests {
             |mut y| async move { respond(&mut y, b, dir).await },
         )
         .await;
-        assert!(ra.is_err() && rb.is_err());
+        // The initiator cannot decrypt the responder's reply; the responder
+        // then sees the connection end before the third message.
+        assert!(matches!(ra, Err(HandshakeError::Noise(_))), "{:?}", ra.as_ref().err());
+        assert!(matches!(rb, Err(HandshakeError::Io(_))), "{:?}", rb.as_ref().err());
+    }
+
+    fn payload(version: u16, index: u32, key: &KeyPair) -> Vec<u8> {
+        encode(&IdentityPayload { version, index, validator_key: key.public(), signature: key.sign(&Hash32([0; 32])) })
+    }
+
+    #[test]
+    fn identity_payloads_are_checked_field_by_field() {
+        let (keys, dir) = setup(3);
+        let me = ident(0, &keys[0]);
+        let check = |bytes: &[u8]| verify_payload(&me, &dir, bytes, Role::Initiator, Some(&[5u8; 32]), b"t", None);
+        assert!(matches!(check(&[1, 2, 3]), Err(HandshakeError::Malformed(_))));
+        assert!(matches!(check(&payload(99, 1, &keys[1])), Err(HandshakeError::UnsupportedVersion(99))));
+        assert!(matches!(check(&payload(VERSION, 0, &keys[0])), Err(HandshakeError::SelfConnection(0))));
+        assert!(matches!(check(&payload(VERSION, 5, &keys[1])), Err(HandshakeError::UnknownValidator { index: 5 })));
+        assert!(matches!(check(&payload(VERSION, 2, &keys[1])), Err(HandshakeError::KeyMismatch { index: 2 })));
+        // Right fields, signature over another digest.
+        assert!(matches!(check(&payload(VERSION, 1, &keys[1])), Err(HandshakeError::BadSignature { index: 1, .. })));
+        let no_static = verify_payload(&me, &dir, &payload(VERSION, 1, &keys[1]), Role::Initiator, None, b"t", None);
+        assert!(matches!(no_static, Err(HandshakeError::Noise(_))));
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_times_out_under_the_callers_deadline() {
+        let (keys, dir) = setup(2);
+        let b = ident(1, &keys[1]);
+        let (_x, mut y) = tokio::io::duplex(1 << 16);
+        let r = tokio::time::timeout(std::time::Duration::from_millis(50), respond(&mut y, &b, &dir))
+            .await
+            .unwrap_or(Err(HandshakeError::Timeout));
+        assert!(matches!(r, Err(HandshakeError::Timeout)));
+        assert!(!HandshakeError::Timeout.is_authentication_failure());
     }
 
     #[tokio::test]
@@ -368,6 +403,22 @@ mod tests {
             drop(x);
         };
         let (_, rb) = tokio::join!(garbage, respond(&mut y, &b, &dir));
-        assert!(rb.is_err());
+        // 40 bytes where the 32-byte ephemeral key goes: 8 bytes of payload
+        // in a message that must carry none.
+        assert!(matches!(rb, Err(HandshakeError::UnexpectedPayload)), "{:?}", rb.as_ref().err());
+        let (mut x, mut y) = tokio::io::duplex(1 << 16);
+        let empty = async {
+            use tokio::io::AsyncWriteExt;
+            let _ = x.write_all(&[0, 0]).await;
+        };
+        let (_, rb) = tokio::join!(empty, respond(&mut y, &b, &dir));
+        assert!(matches!(rb, Err(HandshakeError::EmptyMessage)), "{:?}", rb.as_ref().err());
+        let (mut x, mut y) = tokio::io::duplex(1 << 16);
+        let short = async {
+            use tokio::io::AsyncWriteExt;
+            let _ = x.write_all(&[0, 5, 1, 2, 3, 4, 5]).await;
+        };
+        let (_, rb) = tokio::join!(short, respond(&mut y, &b, &dir));
+        assert!(matches!(rb, Err(HandshakeError::Noise(_))), "{:?}", rb.as_ref().err());
     }
 }

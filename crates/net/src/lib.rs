@@ -10,8 +10,13 @@
 //! for an index, [`Inbound::recv`] yields `(from_index, bytes)`.
 //!
 //! Bounds: a frame limit (`max_frame`), a per-peer outbound queue that drops
-//! its oldest message when full, and a per-peer inbound queue served
-//! round-robin whose back-pressure stalls only the peer that fills it.
+//! its oldest message when full, and a per-peer inbound queue bounded in
+//! messages and bytes, served round-robin, whose back-pressure stalls only
+//! the peer that fills it. [`Inbound::into_peers`] hands out the per-peer
+//! queues for callers that keep their own per-peer lanes.
+//!
+//! For experiments, [`Network::set_link_faults`] injects delay, seeded loss
+//! or a full block on what arrives from a peer.
 //!
 //! Delivery is best effort, like the network the simulator models: each
 //! message arrives at most once, in order per link; a message written in
@@ -48,9 +53,9 @@ mod network;
 mod stats;
 mod wire;
 
-pub use config::{NetworkConfig, PeerConfig};
+pub use config::{LinkFaults, NetworkConfig, PeerConfig};
 pub use error::{ConfigError, HandshakeError, LinkError, NetError, SendError};
-pub use network::{Inbound, NetEvent, Network};
+pub use network::{Inbound, NetEvent, Network, PeerInbound};
 pub use stats::{NetworkStats, PeerStats};
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! message already written.
 
 use crate::backoff::Backoff;
-use crate::config::NetworkConfig;
+use crate::config::{LinkFaults, NetworkConfig};
 use crate::error::{HandshakeError, LinkError, NetError, SendError};
 use crate::handshake::{self, Authenticated, Directory, LocalIdentity};
 use crate::stats::{bump, Counters, NetworkStats, PeerStats};
@@ -66,9 +66,32 @@ pub struct Network {
 /// The receiving side: messages from all peers, served round-robin so that a
 /// chatty peer gets no more than its turn.
 pub struct Inbound {
-    queues: Vec<(u32, mpsc::Receiver<Bytes>)>,
+    queues: Vec<(u32, PeerInbound)>,
     next: usize,
     shutdown: watch::Receiver<bool>,
+}
+
+/// What one peer sent, in order; its buffered bytes are returned to the
+/// peer's budget as they are taken.
+pub struct PeerInbound {
+    rx: mpsc::Receiver<(Bytes, usize)>,
+    budget: Arc<Semaphore>,
+}
+
+impl PeerInbound {
+    /// The next message; `None` once the network is gone. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        self.rx.poll_recv(cx).map(|m| {
+            m.map(|(b, held)| {
+                self.budget.add_permits(held);
+                b
+            })
+        })
+    }
 }
 
 struct Inner {
@@ -90,7 +113,11 @@ struct Peer {
     outbound: Mutex<VecDeque<Bytes>>,
     outbound_cap: usize,
     outbound_ready: Notify,
-    inbound: mpsc::Sender<Bytes>,
+    inbound: mpsc::Sender<(Bytes, usize)>,
+    /// Bytes the peer may still have buffered here (permits = bytes).
+    inbound_budget: Arc<Semaphore>,
+    inbound_bytes: usize,
+    faults: Mutex<(LinkFaults, u64)>,
     active: Mutex<Option<ActiveLink>>,
     connected: watch::Sender<bool>,
     counters: Counters,
@@ -138,7 +165,9 @@ impl Network {
         let mut peers = BTreeMap::new();
         for p in cfg.validators.iter().filter(|p| p.index != cfg.me) {
             let (tx, rx) = mpsc::channel(cfg.inbound_queue);
-            queues.push((p.index, rx));
+            let budget = Arc::new(Semaphore::new(cfg.inbound_bytes.min(Semaphore::MAX_PERMITS)));
+            queues.push((p.index, PeerInbound { rx, budget: budget.clone() }));
+            let rng = (cfg.jitter_seed ^ u64::from(p.index).wrapping_mul(0xA24B_AED4_963E_E407)) | 1;
             peers.insert(
                 p.index,
                 Arc::new(Peer {
@@ -148,6 +177,9 @@ impl Network {
                     outbound_cap: cfg.outbound_queue,
                     outbound_ready: Notify::new(),
                     inbound: tx,
+                    inbound_budget: budget,
+                    inbound_bytes: cfg.inbound_bytes.min(Semaphore::MAX_PERMITS),
+                    faults: Mutex::new((LinkFaults::default(), rng)),
                     active: Mutex::new(None),
                     connected: watch::channel(false).0,
                     counters: Counters::default(),
@@ -222,6 +254,15 @@ impl Network {
         Ok(())
     }
 
+    /// Injects `faults` on what arrives from `peer` from now on (replacing
+    /// earlier ones); `LinkFaults::default()` heals the link. For experiments
+    /// and partition tests.
+    pub fn set_link_faults(&self, peer: u32, faults: LinkFaults) -> Result<(), SendError> {
+        let p = self.inner.peers.get(&peer).ok_or(SendError::UnknownPeer(peer))?;
+        lock(&p.faults).0 = faults;
+        Ok(())
+    }
+
     /// Whether an authenticated link to `peer` is up.
     pub fn is_connected(&self, peer: u32) -> bool {
         self.inner.peers.get(&peer).is_some_and(|p| *p.connected.borrow())
@@ -293,6 +334,12 @@ impl Drop for Network {
 }
 
 impl Inbound {
+    /// The per-peer queues, for a caller that serves each peer on its own
+    /// (e.g. with per-peer lanes); ascending by index.
+    pub fn into_peers(self) -> Vec<(u32, PeerInbound)> {
+        self.queues
+    }
+
     /// The next message as `(from_index, bytes)`; `None` once the network
     /// is shut down. Cancel-safe.
     pub async fn recv(&mut self) -> Option<(u32, Bytes)> {
@@ -459,6 +506,25 @@ impl Peer {
         } else {
             false
         }
+    }
+
+    /// Whether to deliver the frame just read, and how long to hold it.
+    fn fault_verdict(&self) -> (bool, Duration) {
+        let mut g = lock(&self.faults);
+        let (f, rng) = &mut *g;
+        if f.blocked {
+            return (false, Duration::ZERO);
+        }
+        if f.loss_per_million > 0 {
+            // xorshift64: cheap, seeded, reproducible.
+            *rng ^= *rng << 13;
+            *rng ^= *rng >> 7;
+            *rng ^= *rng << 17;
+            if (*rng % 1_000_000) < u64::from(f.loss_per_million) {
+                return (false, Duration::ZERO);
+            }
+        }
+        (true, f.delay)
     }
 
     fn stats(&self) -> PeerStats {
@@ -686,10 +752,33 @@ async fn run_link(
                     Ok(Some(frame)) => {
                         bump(&peer.counters.received_messages, 1);
                         bump(&peer.counters.received_bytes, frame.len() as u64);
+                        let (deliver, delay) = peer.fault_verdict();
+                        if !deliver {
+                            bump(&peer.counters.dropped_inbound, 1);
+                            continue;
+                        }
+                        if !delay.is_zero() {
+                            tokio::select! {
+                                _ = tokio::time::sleep(delay) => {}
+                                _ = wait_level(&mut end, ABORT) => break,
+                                _ = wait_true(&mut shutdown) => break,
+                            }
+                        }
                         // Waiting here stops reading this peer only: TCP
                         // back-pressure lands on the sender, not on others.
+                        // A frame larger than the whole budget waits for all of it.
+                        let held = frame.len().min(peer.inbound_bytes);
+                        let room = async {
+                            match peer.inbound_budget.acquire_many(u32::try_from(held).unwrap_or(u32::MAX)).await {
+                                Ok(p) => {
+                                    p.forget();
+                                    peer.inbound.send((frame, held)).await.is_ok()
+                                }
+                                Err(_) => false,
+                            }
+                        };
                         tokio::select! {
-                            _ = peer.inbound.send(frame) => {}
+                            _ = room => {}
                             _ = wait_level(&mut end, ABORT) => break,
                             _ = wait_true(&mut shutdown) => break,
                         }
@@ -759,6 +848,9 @@ pub(crate) mod tests_support {
             outbound_cap: 1,
             outbound_ready: Notify::new(),
             inbound: mpsc::channel(1).0,
+            inbound_budget: Arc::new(Semaphore::new(1)),
+            inbound_bytes: 1,
+            faults: Mutex::new((LinkFaults::default(), 1)),
             active: Mutex::new(None),
             connected: watch::channel(false).0,
             counters: Counters::default(),

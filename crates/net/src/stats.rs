@@ -11,6 +11,7 @@ pub(crate) struct Counters {
     pub(crate) received_messages: AtomicU64,
     pub(crate) received_bytes: AtomicU64,
     pub(crate) dropped_outbound: AtomicU64,
+    pub(crate) dropped_inbound: AtomicU64,
     pub(crate) connections: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) dial_failures: AtomicU64,
@@ -34,6 +35,9 @@ pub struct PeerStats {
     /// Messages dropped because the outbound queue was full (the oldest
     /// queued go first) or were lost with a failing connection.
     pub dropped_outbound: u64,
+    /// Received messages dropped by injected link faults
+    /// ([`crate::Network::set_link_faults`]).
+    pub dropped_inbound: u64,
     /// Authenticated links established (either direction), duplicates that
     /// lost the tie-break not counted.
     pub connections: u64,
@@ -59,6 +63,7 @@ impl Counters {
             received_messages: get(&self.received_messages),
             received_bytes: get(&self.received_bytes),
             dropped_outbound: get(&self.dropped_outbound),
+            dropped_inbound: get(&self.dropped_inbound),
             connections,
             reconnects: connections.saturating_sub(1),
             protocol_errors: get(&self.protocol_errors),
@@ -84,7 +89,7 @@ impl NetworkStats {
     /// Prometheus text exposition of these counters.
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
-        let series: [Series; 9] = [
+        let series: [Series; 10] = [
             ("connected", "gauge", |p| u64::from(p.connected)),
             ("queued_messages", "gauge", |p| p.queued as u64),
             ("sent_messages_total", "counter", |p| p.sent_messages),
@@ -92,6 +97,7 @@ impl NetworkStats {
             ("received_messages_total", "counter", |p| p.received_messages),
             ("received_bytes_total", "counter", |p| p.received_bytes),
             ("dropped_messages_total", "counter", |p| p.dropped_outbound),
+            ("fault_dropped_messages_total", "counter", |p| p.dropped_inbound),
             ("reconnects_total", "counter", |p| p.reconnects),
             ("protocol_errors_total", "counter", |p| p.protocol_errors),
         ];

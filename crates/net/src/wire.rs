@@ -157,3 +157,67 @@ impl FrameOpener {
         Ok(Some(self.stream.split_to(len).freeze()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (Arc<StatelessTransportState>, Arc<StatelessTransportState>) {
+        let params: snow::params::NoiseParams = "Noise_NN_25519_ChaChaPoly_SHA256".parse().expect("params");
+        let mut i = snow::Builder::new(params.clone()).build_initiator().expect("initiator");
+        let mut r = snow::Builder::new(params).build_responder().expect("responder");
+        let (mut a, mut b) = ([0u8; 1024], [0u8; 1024]);
+        let n = i.write_message(&[], &mut a).expect("e");
+        r.read_message(&a[..n], &mut b).expect("read e");
+        let n = r.write_message(&[], &mut a).expect("e, ee");
+        i.read_message(&a[..n], &mut b).expect("read e, ee");
+        (
+            Arc::new(i.into_stateless_transport_mode().expect("i")),
+            Arc::new(r.into_stateless_transport_mode().expect("r")),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_link_that_ends_inside_a_frame_is_a_truncated_frame() {
+        let (i, r) = pair();
+        let mut sealer = FrameSealer::new(i);
+        sealer.push_frame(b"whole");
+        sealer.push_frame(&[7u8; 100]);
+        // Cut the second frame short: its header promises 100 bytes.
+        sealer.plain.truncate(sealer.plain.len() - 40);
+        let wire = sealer.seal().expect("seal").to_vec();
+        let mut opener = FrameOpener::new(r, 1_000);
+        let mut rd = &wire[..];
+        assert_eq!(opener.next_frame(&mut rd).await.expect("first").as_deref(), Some(&b"whole"[..]));
+        assert!(matches!(opener.next_frame(&mut rd).await, Err(LinkError::TruncatedFrame)));
+    }
+
+    #[tokio::test]
+    async fn a_clean_end_between_frames_is_none_and_short_or_oversize_input_is_refused() {
+        let (i, r) = pair();
+        let mut sealer = FrameSealer::new(i);
+        sealer.push_frame(b"x");
+        let wire = sealer.seal().expect("seal").to_vec();
+        let mut opener = FrameOpener::new(r.clone(), 1_000);
+        let mut rd = &wire[..];
+        assert!(opener.next_frame(&mut rd).await.expect("frame").is_some());
+        assert!(opener.next_frame(&mut rd).await.expect("end").is_none());
+        // A Noise message shorter than its tag.
+        let mut rd = &[0u8, 3, 1, 2, 3][..];
+        assert!(matches!(
+            FrameOpener::new(r.clone(), 1_000).next_frame(&mut rd).await,
+            Err(LinkError::ShortNoiseMessage(3))
+        ));
+        // A frame header over the limit is refused before its body arrives.
+        let (i, r) = pair();
+        let mut sealer = FrameSealer::new(i);
+        sealer.push_frame(&[0u8; 2_000]);
+        sealer.plain.truncate(FRAME_HEADER);
+        let wire = sealer.seal().expect("seal").to_vec();
+        let mut rd = &wire[..];
+        assert!(matches!(
+            FrameOpener::new(r, 1_000).next_frame(&mut rd).await,
+            Err(LinkError::FrameTooLarge { len: 2_000, max: 1_000 })
+        ));
+    }
+}

@@ -321,3 +321,144 @@ async fn slow_receiver_does_not_block_the_others() {
     slow.shutdown().await;
     a.shutdown().await;
 }
+
+/// A peer that sends faster than this node reads can make it buffer at
+/// most `inbound_bytes` (plus the frame each link reader is admitting),
+/// however many messages the queue would take; nothing is lost once
+/// reading resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_buffered_inbound_bytes_are_bounded() {
+    let mut c = cluster(2).await;
+    let (n0, mut in0) = c
+        .start(0, |cfg| {
+            cfg.inbound_queue = 1_000;
+            cfg.inbound_bytes = 1 << 20;
+        })
+        .await;
+    let (n1, _in1) = c.start(1, |_| {}).await;
+    assert!(n1.wait_connected(&[0], T).await);
+    const FRAMES: usize = 40;
+    const SIZE: usize = 256 << 10;
+    for k in 0..FRAMES {
+        n1.send(0, vec![k as u8; SIZE]).expect("send");
+    }
+    // Wait until the budget is used up (4 frames queued, 1 waiting for room).
+    let started = tokio::time::Instant::now();
+    while n0.peer_stats(1).expect("peer").received_messages < 5 {
+        assert!(started.elapsed() < T, "frames arrive");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Reading stops: 4 frames fill the budget, and each link reader of the
+    // peer holds at most one more (two links while a duplicate dial settles).
+    for _ in 0..30 {
+        let got = n0.peer_stats(1).expect("peer").received_messages;
+        assert!(got <= 8, "{got} of {FRAMES} frames read while the budget holds 4 of {SIZE} bytes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Every frame arrives once (two links may interleave while a duplicate
+    // dial settles, so compare as a set).
+    let mut got = Vec::new();
+    for _ in 0..FRAMES {
+        let (from, m) = recv(&mut in0).await;
+        assert_eq!((from, m.len()), (1, SIZE));
+        got.push(m[0]);
+    }
+    got.sort_unstable();
+    assert_eq!(got, (0..FRAMES as u8).collect::<Vec<_>>());
+    n0.shutdown().await;
+    n1.shutdown().await;
+}
+
+/// Injected faults: a blocked link drops what arrives, seeded loss drops a
+/// share, delay holds frames back; healing restores delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_link_faults_block_drop_and_delay() {
+    use gridledger_net::LinkFaults;
+    let mut c = cluster(2).await;
+    let (n0, mut in0) = c.start(0, |_| {}).await;
+    let (n1, _in1) = c.start(1, |_| {}).await;
+    assert!(n0.wait_connected(&[1], T).await);
+    assert!(matches!(n0.set_link_faults(9, LinkFaults::default()), Err(gridledger_net::SendError::UnknownPeer(9))));
+
+    n0.set_link_faults(1, LinkFaults { blocked: true, ..LinkFaults::default() }).expect("peer");
+    for k in 0..10u8 {
+        n1.send(0, vec![k]).expect("send");
+    }
+    let started = tokio::time::Instant::now();
+    while n0.peer_stats(1).expect("peer").dropped_inbound < 10 {
+        assert!(started.elapsed() < T, "blocked frames are read and dropped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    n0.set_link_faults(1, LinkFaults { loss_per_million: 500_000, ..LinkFaults::default() }).expect("peer");
+    for k in 0..200u8 {
+        n1.send(0, vec![1, k]).expect("send");
+    }
+    n1.send(0, b"end".to_vec()).expect("send");
+    let mut got = 0;
+    // The marker itself may be lost: resend it until it arrives.
+    loop {
+        match timeout(Duration::from_millis(200), in0.recv()).await {
+            Ok(Some((_, m))) if m.as_ref() == b"end" => break,
+            Ok(Some(_)) => got += 1,
+            Ok(None) => panic!("network closed"),
+            Err(_) => n1.send(0, b"end".to_vec()).expect("send"),
+        }
+    }
+    assert!(got > 0 && got < 200, "about half of 200 arrive, got {got}");
+
+    let delay = Duration::from_millis(150);
+    n0.set_link_faults(1, LinkFaults { delay, ..LinkFaults::default() }).expect("peer");
+    let sent = tokio::time::Instant::now();
+    n1.send(0, b"late".to_vec()).expect("send");
+    loop {
+        let (_, m) = recv(&mut in0).await;
+        if m.as_ref() == b"late" {
+            break;
+        }
+    }
+    assert!(sent.elapsed() >= delay);
+
+    n0.set_link_faults(1, LinkFaults::default()).expect("peer");
+    n1.send(0, b"healed".to_vec()).expect("send");
+    assert_eq!(recv(&mut in0).await.1.as_ref(), b"healed");
+    n0.shutdown().await;
+    n1.shutdown().await;
+}
+
+/// 300 sockets that connect and say nothing: each is refused or times out
+/// in the handshake, and a real validator still links up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_unauthenticated_sockets_time_out_and_do_not_starve_validator_links() {
+    let mut c = cluster(2).await;
+    let (n0, _in0) = c
+        .start(0, |cfg| {
+            cfg.handshake_timeout = Duration::from_millis(300);
+            cfg.max_pending_handshakes = 8;
+        })
+        .await;
+    let mut events = n0.events();
+    let addr = n0.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    }
+    // A timeout is reported as such, with no peer (inbound).
+    let timed_out = timeout(T, async {
+        loop {
+            match events.recv().await {
+                Ok(NetEvent::Refused { peer: None, error: HandshakeError::Timeout, .. }) => return,
+                Ok(_) => {}
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(timed_out.is_ok(), "an idle handshake times out");
+    let (n1, _in1) = c.start(1, |_| {}).await;
+    assert!(n1.wait_connected(&[0], T).await, "a validator links up despite 300 idle sockets");
+    assert!(n0.stats().refused_inbound >= 292, "beyond 8 pending, sockets are refused at once");
+    drop(idle);
+    n0.shutdown().await;
+    n1.shutdown().await;
+}

@@ -14,28 +14,62 @@
 //! | `gl_getAccount` | `[address]` | balance, nonce, next nonce counting pending |
 //! | `gl_getContractState` | `[contract, key hex]` | raw value hex or null |
 //! | `gl_callView` | `[contract, method, args hex]` | the view's JSON |
-//! | `gl_getEvents` | `[from, to]` | blocks' events, at most 1,000 blocks |
+//! | `gl_getEvents` | `[from, to]` | blocks' events, at most 1,000 blocks; fewer if their JSON reaches half of `max_response` (continue from the last height returned + 1) |
 //!
 //! `GET /events?from=H` streams each committed block's events as
-//! server-sent events (replaying from height `H` first); `GET /metrics` is
+//! server-sent events, from height `H` on (read from the store, one block at
+//! a time, as fast as the client reads: a slow client slows only itself and
+//! never skips a block; `H` above the tip waits for that height; without
+//! `from` the stream starts after the current tip). `GET /metrics` is
 //! Prometheus text; `GET /health` answers `ok`.
+//!
+//! # Bounds against hostile clients ([`RpcLimits`])
+//!
+//! The dispatcher stays hand-written over axum/hyper rather than moving to
+//! jsonrpsee: the API also serves the SSE stream, metrics and health on the
+//! same port (jsonrpsee would need a second server, or WebSocket
+//! subscriptions that change the client protocol), and the limits jsonrpsee
+//! offers (body size, batch size, response size, connections) are each a
+//! few lines here, with no new dependency to build. What is bounded:
+//!
+//! - connections: at most `max_connections`; more are accepted and closed
+//!   at once (so the listen backlog never fills with them);
+//! - time: a request head must arrive within `header_timeout`, and a
+//!   connection on which no byte moves either way for `idle_timeout` is
+//!   closed (a half-sent body, an idle keep-alive, a client that stops
+//!   reading its response);
+//! - request bodies: at most `max_body_readers` are read at once (the
+//!   others wait, their bytes in the kernel), each within `body_timeout`
+//!   (else 408), so slow senders hold neither memory nor the dispatcher;
+//! - requests in progress: at most `max_in_flight` are parsed and
+//!   dispatched at once, after their body has arrived;
+//! - a request: at most `max_body` bytes, at most `max_json_values` JSON
+//!   values (counted on the raw bytes before anything is parsed, so a 2 MB
+//!   batch of a million entries is refused without building a million
+//!   values), at most `max_batch` entries, at most `max_send_txs`
+//!   transactions in `gl_sendTransactions`;
+//! - a response: at most `max_response` bytes, else error `-32008`
+//!   (`gl_getEvents` instead stops early at that size, see its row above);
+//! - event subscribers: at most `max_subscribers` at once, more get 503.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use futures_util::stream::{self, Stream, StreamExt};
+use axum::Router;
+use futures_util::stream::{self, Stream};
 use gridledger_core::{Address, Hash32};
 use gridledger_ledger::state::contract_key;
 use gridledger_ledger::{StateRead, SubmitError};
+use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use tokio_stream::wrappers::BroadcastStream;
+use std::time::Duration;
+use tokio::sync::{broadcast, Semaphore};
 
 use crate::service::{BlockNotice, Shared};
 
@@ -48,23 +82,119 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const TX_REJECTED: i64 = -32000;
 /// A contract view failed.
 pub const VIEW_FAILED: i64 = -32001;
+/// The response would exceed [`RpcLimits::max_response`].
+pub const RESPONSE_TOO_LARGE: i64 = -32008;
 
-/// Largest request body (a batch of transactions).
-const MAX_BODY: usize = 16 << 20;
 const MAX_EVENT_RANGE: u64 = 1_000;
 
+/// Resource bounds of the HTTP API (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcLimits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_body_readers: usize,
+    pub body_timeout: Duration,
+    pub max_in_flight: usize,
+    pub max_body: usize,
+    pub max_json_values: usize,
+    pub max_batch: usize,
+    pub max_send_txs: usize,
+    pub max_response: usize,
+    pub max_subscribers: usize,
+}
+
+impl Default for RpcLimits {
+    /// Sized for a 2-core node: a full `gl_sendTransactions` of 4,096
+    /// transfers fits every bound; the worst request costs a few times
+    /// `max_body` in memory, times `max_in_flight`.
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            // Above the SSE keep-alive (15 s), so an idle event stream stays up.
+            idle_timeout: Duration::from_secs(60),
+            max_body_readers: 32,
+            body_timeout: Duration::from_secs(10),
+            max_in_flight: 4,
+            max_body: 8 << 20,
+            max_json_values: 100_000,
+            max_batch: 1_000,
+            max_send_txs: 4_096,
+            max_response: 16 << 20,
+            max_subscribers: 64,
+        }
+    }
+}
+
+/// Counters of refusals, for metrics and tests.
+#[derive(Default, Debug)]
+pub struct RpcCounters {
+    pub connections_refused: AtomicU64,
+    pub connections_timed_out: AtomicU64,
+    pub requests_refused: AtomicU64,
+    pub subscribers_refused: AtomicU64,
+}
+
+/// The API's state: the node, its limits and the permits that enforce them.
+pub struct Api {
+    shared: Arc<Shared>,
+    limits: RpcLimits,
+    body_readers: Semaphore,
+    in_flight: Semaphore,
+    subscribers: Arc<Semaphore>,
+    pub counters: Arc<RpcCounters>,
+}
+
+/// The API with default limits.
 pub fn router(shared: Arc<Shared>) -> Router {
+    router_with(shared, RpcLimits::default(), Arc::default())
+}
+
+pub fn router_with(shared: Arc<Shared>, limits: RpcLimits, counters: Arc<RpcCounters>) -> Router {
+    let api = Arc::new(Api {
+        shared,
+        body_readers: Semaphore::new(limits.max_body_readers.max(1)),
+        in_flight: Semaphore::new(limits.max_in_flight.max(1)),
+        subscribers: Arc::new(Semaphore::new(limits.max_subscribers)),
+        limits,
+        counters,
+    });
     Router::new()
         .route("/", post(handle))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
         .route("/events", get(events))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(shared)
+        .with_state(api)
 }
 
-async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4")], s.metrics.render())
+async fn metrics(State(a): State<Arc<Api>>) -> impl IntoResponse {
+    let c = &a.counters;
+    let mut text = a.shared.metrics.render();
+    for (name, help, v) in [
+        (
+            "gridledger_rpc_connections_refused_total",
+            "Connections closed at once: too many open",
+            &c.connections_refused,
+        ),
+        ("gridledger_rpc_connections_timed_out_total", "Connections closed for idleness", &c.connections_timed_out),
+        ("gridledger_rpc_requests_refused_total", "Requests refused for their size", &c.requests_refused),
+        ("gridledger_rpc_subscribers_refused_total", "Event streams refused: too many open", &c.subscribers_refused),
+    ] {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", v.load(Relaxed)));
+    }
+    let name = "gridledger_mempool_evicted_total";
+    let evicted = a.shared.chain().mempool().evicted();
+    text.push_str(&format!(
+        "# HELP {name} Pending transactions pushed out of a full mempool by higher-paying ones\n# TYPE {name} counter\n{name} {evicted}\n"
+    ));
+    let name = "gridledger_p2p_gossip_dropped_total";
+    text.push_str(&format!(
+        "# HELP {name} Peer gossip messages dropped: that peer's gossip lane was full\n# TYPE {name} counter\n{name} {}\n",
+        a.shared.gossip_dropped()
+    ));
+    text.push_str(&a.shared.lanes_metrics());
+    ([("content-type", "text/plain; version=0.0.4")], text)
 }
 
 struct RpcFail {
@@ -94,26 +224,198 @@ fn envelope(id: Value, r: Result<Value, RpcFail>) -> Value {
     }
 }
 
-async fn handle(State(s): State<Arc<Shared>>, body: Bytes) -> Json<Value> {
-    let parsed: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            s.metrics.rpc_errors.fetch_add(1, Relaxed);
-            return Json(envelope(Value::Null, Err(fail(PARSE_ERROR, format!("parse error: {e}")))));
-        }
-    };
-    let s2 = s.clone();
-    let out = tokio::task::spawn_blocking(move || match parsed {
-        Value::Array(reqs) if !reqs.is_empty() => Value::Array(reqs.into_iter().map(|r| one(&s2, r)).collect()),
-        Value::Array(_) => envelope(Value::Null, Err(fail(INVALID_REQUEST, "empty batch"))),
-        r => one(&s2, r),
-    })
-    .await
-    .unwrap_or_else(|e| envelope(Value::Null, Err(fail(INTERNAL_ERROR, format!("internal error: {e}")))));
-    Json(out)
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn one(s: &Shared, req: Value) -> Value {
+fn error_response(status: StatusCode, code: i64, message: String) -> Response {
+    let v = envelope(Value::Null, Err(fail(code, message)));
+    json_response(status, serde_json::to_vec(&v).unwrap_or_default())
+}
+
+/// An upper bound on the number of JSON values in `body`: every value but
+/// the first follows a `,` or opens after a `[`/`{`/`:`, counted outside
+/// strings. Linear, allocation-free, run before any parsing.
+pub fn json_values_upper_bound(body: &[u8]) -> usize {
+    let (mut n, mut in_str, mut escaped) = (1usize, false, false);
+    for &b in body {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_str = true,
+                b',' | b'[' | b'{' | b':' => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
+}
+
+/// A request: one object, or a batch counted as it is parsed.
+enum Incoming {
+    One(Value),
+    Batch(Vec<Value>),
+}
+
+/// Parses a top-level batch without ever holding more than `max` entries.
+struct BatchSeed<'a> {
+    max: usize,
+    too_many: &'a std::cell::Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for BatchSeed<'_> {
+    type Value = Incoming;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Incoming, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BatchSeed<'_> {
+    type Value = Incoming;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON-RPC request object or batch")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Incoming, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element::<Value>()? {
+            if out.len() == self.max {
+                self.too_many.set(true);
+                return Err(A::Error::custom("batch too large"));
+            }
+            out.push(v);
+        }
+        Ok(Incoming::Batch(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Incoming, A::Error> {
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Incoming::One)
+    }
+    // Anything else is a well-formed but invalid request.
+    fn visit_bool<E>(self, _: bool) -> Result<Incoming, E> {
+        Ok(Incoming::One(Value::Null))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Incoming, E> {
+        Ok(Incoming::One(Value::Null))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Incoming, E> {
+        Ok(Incoming::One(Value::Null))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Incoming, E> {
+        Ok(Incoming::One(Value::Null))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Incoming, E> {
+        Ok(Incoming::One(Value::Null))
+    }
+    fn visit_unit<E>(self) -> Result<Incoming, E> {
+        Ok(Incoming::One(Value::Null))
+    }
+}
+
+async fn handle(State(a): State<Arc<Api>>, req: Request) -> Response {
+    let lim = &a.limits;
+    let refuse = |status, message: String| {
+        a.counters.requests_refused.fetch_add(1, Relaxed);
+        a.shared.metrics.rpc_errors.fetch_add(1, Relaxed);
+        error_response(status, INVALID_REQUEST, message)
+    };
+    // Bodies are read under their own permits and deadline, so neither
+    // memory nor the dispatcher waits on a slow sender.
+    let body = {
+        let Ok(_reading) = a.body_readers.acquire().await else {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, INTERNAL_ERROR, "shutting down".into());
+        };
+        match tokio::time::timeout(lim.body_timeout, axum::body::to_bytes(req.into_body(), lim.max_body)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body exceeds {} bytes (or was cut off)", lim.max_body),
+                )
+            }
+            Err(_) => {
+                return refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("request body not received within {} ms", lim.body_timeout.as_millis()),
+                )
+            }
+        }
+    };
+    let values = json_values_upper_bound(&body);
+    if values > lim.max_json_values {
+        return refuse(StatusCode::OK, format!("request holds more than {} JSON values", lim.max_json_values));
+    }
+    let Ok(_permit) = a.in_flight.acquire().await else {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, INTERNAL_ERROR, "shutting down".into());
+    };
+    let a2 = a.clone();
+    let out = tokio::task::spawn_blocking(move || respond(&a2, &body)).await;
+    match out {
+        Ok(bytes) => json_response(StatusCode::OK, bytes),
+        Err(e) => error_response(StatusCode::OK, INTERNAL_ERROR, format!("internal error: {e}")),
+    }
+}
+
+/// Parses, dispatches and serializes one request body, within the limits.
+fn respond(a: &Api, body: &[u8]) -> Vec<u8> {
+    let s = &*a.shared;
+    let lim = &a.limits;
+    let too_many = std::cell::Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = BatchSeed { max: lim.max_batch, too_many: &too_many }.deserialize(&mut de).and_then(|v| {
+        de.end()?;
+        Ok(v)
+    });
+    let single = |v: Value| serde_json::to_vec(&v).unwrap_or_default();
+    let reqs = match parsed {
+        Ok(Incoming::One(r)) => {
+            let out = single(one(a, r));
+            if out.len() > lim.max_response {
+                return single(too_large(lim.max_response));
+            }
+            return out;
+        }
+        Ok(Incoming::Batch(reqs)) if reqs.is_empty() => {
+            s.metrics.rpc_errors.fetch_add(1, Relaxed);
+            return single(envelope(Value::Null, Err(fail(INVALID_REQUEST, "empty batch"))));
+        }
+        Ok(Incoming::Batch(reqs)) => reqs,
+        Err(_) if too_many.get() => {
+            a.counters.requests_refused.fetch_add(1, Relaxed);
+            s.metrics.rpc_errors.fetch_add(1, Relaxed);
+            let m = format!("batch exceeds {} entries", lim.max_batch);
+            return single(envelope(Value::Null, Err(fail(INVALID_REQUEST, m))));
+        }
+        Err(e) => {
+            s.metrics.rpc_errors.fetch_add(1, Relaxed);
+            return single(envelope(Value::Null, Err(fail(PARSE_ERROR, format!("parse error: {e}")))));
+        }
+    };
+    // Serialize as we go, so the batch's answers are never all held as values.
+    let mut out = vec![b'['];
+    for (i, r) in reqs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if serde_json::to_writer(&mut out, &one(a, r)).is_err() || out.len() > lim.max_response {
+            a.counters.requests_refused.fetch_add(1, Relaxed);
+            return single(too_large(lim.max_response));
+        }
+    }
+    out.push(b']');
+    out
+}
+
+fn too_large(max: usize) -> Value {
+    envelope(Value::Null, Err(fail(RESPONSE_TOO_LARGE, format!("response exceeds {max} bytes; ask for less"))))
+}
+
+fn one(a: &Api, req: Value) -> Value {
+    let s = &*a.shared;
     s.metrics.rpc_requests.fetch_add(1, Relaxed);
     let id = req.get("id").cloned().unwrap_or(Value::Null);
     let result = (|| {
@@ -124,11 +426,11 @@ fn one(s: &Shared, req: Value) -> Value {
             return Err(fail(INVALID_REQUEST, "method must be a string"));
         };
         let params = match req.get("params") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) => a.clone(),
+            None | Some(Value::Null) => &[][..],
+            Some(Value::Array(a)) => &a[..],
             Some(_) => return Err(fail(INVALID_PARAMS, "params must be an array")),
         };
-        dispatch(s, method, &params)
+        dispatch(a, method, params)
     })();
     if result.is_err() {
         s.metrics.rpc_errors.fetch_add(1, Relaxed);
@@ -167,7 +469,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, RpcFail> {
     serde_json::to_value(v).map_err(internal)
 }
 
-fn dispatch(s: &Shared, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
+fn dispatch(a: &Api, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
+    let s = &*a.shared;
     match method {
         "gl_chainInfo" => {
             let c = s.chain();
@@ -197,6 +500,12 @@ fn dispatch(s: &Shared, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
             let list = param(p, 0, "transactions")?
                 .as_array()
                 .ok_or_else(|| fail(INVALID_PARAMS, "parameter 0 must be an array of hex strings"))?;
+            if list.len() > a.limits.max_send_txs {
+                return Err(fail(
+                    INVALID_PARAMS,
+                    format!("{} transactions exceed the limit of {} per call", list.len(), a.limits.max_send_txs),
+                ));
+            }
             let checked: Vec<_> = list
                 .iter()
                 .map(|v| match v.as_str().and_then(|s| hex::decode(s.strip_prefix("0x").unwrap_or(s)).ok()) {
@@ -287,12 +596,17 @@ fn dispatch(s: &Shared, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
             if to < from || to - from >= MAX_EVENT_RANGE {
                 return Err(fail(INVALID_PARAMS, format!("need from <= to and at most {MAX_EVENT_RANGE} blocks")));
             }
-            let mut out = Vec::new();
+            let (mut out, mut size) = (Vec::new(), 0usize);
             for h in from..=to {
-                match notice(s, h).map_err(internal)? {
-                    Some(n) => out.push(to_json(&n)?),
-                    None => break,
+                let Some(n) = notice(s, h).map_err(internal)? else { break };
+                let v = to_json(&n)?;
+                size += serde_json::to_vec(&v).map_err(internal)?.len();
+                // Stop early rather than build a response over the limit;
+                // the first block is always returned.
+                if size > a.limits.max_response / 2 && !out.is_empty() {
+                    break;
                 }
+                out.push(v);
             }
             Ok(Value::Array(out))
         }
@@ -313,31 +627,118 @@ struct EventsQuery {
     from: Option<u64>,
 }
 
-async fn events(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<EventsQuery>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    // Subscribe before reading the tip so no block falls between replay and live.
-    let live = BroadcastStream::new(s.events.subscribe());
-    let tip = s.chain().tip().height;
-    let from = q.from.unwrap_or(tip + 1);
-    let s2 = s.clone();
-    let replay: Vec<BlockNotice> = tokio::task::spawn_blocking(move || {
-        (from..=tip.min(from.saturating_add(MAX_EVENT_RANGE))).filter_map(|h| notice(&s2, h).ok().flatten()).collect()
-    })
-    .await
-    .unwrap_or_default();
-    let last = replay.last().map(|n| n.height);
-    let to_sse = |n: &BlockNotice| SseEvent::default().event("block").json_data(n).unwrap_or_default();
-    let replayed = stream::iter(replay.iter().map(to_sse).map(Ok).collect::<Vec<_>>());
-    let live = live.filter_map(move |r| {
-        let item = match r {
-            Ok(n) if last.is_none_or(|l| n.height > l) => Some(Ok(to_sse(&n))),
-            Ok(_) => None,
-            // A slow subscriber skipped blocks; tell it so it can refetch.
-            Err(e) => Some(Ok(SseEvent::default().event("lagged").data(e.to_string()))),
+/// Where one subscriber's stream is.
+struct Cursor {
+    api: Arc<Api>,
+    next: u64,
+    live: broadcast::Receiver<Arc<BlockNotice>>,
+    /// Held as long as the stream lives.
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Cursor {
+    /// The notice of height `next`, from the live feed if it is the one just
+    /// committed, else from the store; waits while `next` is above the tip.
+    async fn advance(mut self) -> Option<(Result<SseEvent, Infallible>, Self)> {
+        let mut fresh: Option<Arc<BlockNotice>> = None;
+        loop {
+            let n = match fresh.take().filter(|n| n.height == self.next) {
+                Some(n) => Some(n),
+                None => {
+                    let (api, h) = (self.api.clone(), self.next);
+                    match tokio::task::spawn_blocking(move || notice(&api.shared, h)).await {
+                        Ok(Ok(n)) => n.map(Arc::new),
+                        Ok(Err(e)) => {
+                            tracing::warn!("event stream: reading block {h}: {e}");
+                            return None;
+                        }
+                        Err(_) => return None,
+                    }
+                }
+            };
+            if let Some(n) = n {
+                self.next += 1;
+                let ev = SseEvent::default().event("block").json_data(&*n).unwrap_or_default();
+                return Some((Ok(ev), self));
+            }
+            // Not committed yet: the live feed was subscribed before the
+            // first read, so no commit can slip between the read and this wait.
+            match self.live.recv().await {
+                Ok(n) => fresh = Some(n),
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+async fn events(State(a): State<Arc<Api>>, Query(q): Query<EventsQuery>) -> Response {
+    let Ok(slot) = a.subscribers.clone().try_acquire_owned() else {
+        a.counters.subscribers_refused.fetch_add(1, Relaxed);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("too many event subscribers (limit {})", a.limits.max_subscribers),
+        )
+            .into_response();
+    };
+    let live = a.shared.events.subscribe();
+    let next = match q.from {
+        Some(h) => h.max(1),
+        None => a.shared.chain().tip().height + 1,
+    };
+    let cursor = Cursor { api: a.clone(), next, live, _slot: slot };
+    let s: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>> =
+        Box::pin(stream::unfold(cursor, Cursor::advance));
+    Sse::new(s).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// Serves the API on `listener` until `stop` resolves, enforcing the
+/// connection cap and the header and idle timeouts of `limits`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: RpcLimits,
+    counters: Arc<RpcCounters>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut conns = tokio::task::JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut stop => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!("rpc accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
         };
-        async move { item }
-    });
-    Sse::new(replayed.chain(live)).keep_alive(KeepAlive::default())
+        while conns.try_join_next().is_some() {}
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            counters.connections_refused.fetch_add(1, Relaxed);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(crate::idle::IdleStream::new(stream, limits.idle_timeout, counters.clone()));
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let header_timeout = limits.header_timeout;
+        conns.spawn(async move {
+            let _permit = permit;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(io, svc);
+            if let Err(e) = conn.await {
+                tracing::debug!("rpc connection: {e}");
+            }
+        });
+    }
+    // Open connections (event streams among them) end with the server.
+    conns.shutdown().await;
 }

@@ -58,6 +58,8 @@ pub struct Shared {
     pub rules: TxRules,
     pub metrics: Metrics,
     pub events: broadcast::Sender<Arc<BlockNotice>>,
+    /// The HTTP API's refusal counters (connections, requests, subscribers).
+    pub rpc_counters: Arc<crate::rpc::RpcCounters>,
     pub max_block_txs: usize,
     wake: (Mutex<bool>, Condvar),
     stop: AtomicBool,
@@ -65,6 +67,8 @@ pub struct Shared {
     /// and the validator driver's inbox to wake it.
     outbox: Mutex<Vec<SignedTransaction>>,
     driver: Mutex<Option<std::sync::mpsc::Sender<crate::validator::Input>>>,
+    /// Per-peer inbound lanes of the peer links, when there are any.
+    inbound_lanes: std::sync::OnceLock<Arc<crate::p2p::Lanes>>,
 }
 
 impl Shared {
@@ -121,6 +125,27 @@ impl Shared {
         self.metrics.txs_gossiped.fetch_add(ok as u64, Relaxed);
     }
 
+    pub(crate) fn set_inbound_lanes(&self, lanes: Arc<crate::p2p::Lanes>) {
+        let _ = self.inbound_lanes.set(lanes);
+    }
+
+    /// The driver has processed `bytes` from peer `from`: frees its lane.
+    pub fn release_inbound(&self, from: u32, bytes: &[u8]) {
+        if let Some(l) = self.inbound_lanes.get() {
+            l.release(from, bytes);
+        }
+    }
+
+    /// The peer lanes' gauges (Prometheus text), empty without peer links.
+    pub fn lanes_metrics(&self) -> String {
+        self.inbound_lanes.get().map(|l| l.render()).unwrap_or_default()
+    }
+
+    /// Gossip messages dropped because a peer's gossip lane was full.
+    pub fn gossip_dropped(&self) -> u64 {
+        self.inbound_lanes.get().map_or(0, |l| l.gossip_dropped.load(Relaxed))
+    }
+
     pub(crate) fn take_outbox(&self) -> Vec<SignedTransaction> {
         std::mem::take(&mut *self.outbox.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -168,6 +193,7 @@ pub struct Node {
     listen: String,
     network: Option<crate::config::NetworkSection>,
     pbft: crate::validator::PbftSettings,
+    rpc_limits: crate::rpc::RpcLimits,
 }
 
 impl Node {
@@ -188,10 +214,12 @@ impl Node {
             chain: Mutex::new(chain),
             metrics,
             events,
+            rpc_counters: Arc::default(),
             wake: (Mutex::new(false), Condvar::new()),
             stop: AtomicBool::new(false),
             outbox: Mutex::new(Vec::new()),
             driver: Mutex::new(None),
+            inbound_lanes: std::sync::OnceLock::new(),
         });
         Ok(Self {
             shared,
@@ -200,7 +228,14 @@ impl Node {
             listen: config.rpc_listen.clone(),
             network: config.network.clone(),
             pbft: config.pbft.clone(),
+            rpc_limits: crate::rpc::RpcLimits::default(),
         })
+    }
+
+    /// Replaces the HTTP API's resource bounds (defaults: [`crate::rpc::RpcLimits::default`]).
+    pub fn with_rpc_limits(mut self, limits: crate::rpc::RpcLimits) -> Self {
+        self.rpc_limits = limits;
+        self
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -218,7 +253,7 @@ impl Node {
         })?;
         let genesis = self.shared.chain().genesis().clone();
         let (tx, rx) = std::sync::mpsc::channel();
-        let (p2p, transport) = crate::p2p::start(&section, &genesis, &self.key, tx.clone())?;
+        let (p2p, transport) = crate::p2p::start(&self.shared, &section, &genesis, &self.key, tx.clone())?;
         tracing::info!(listen = %section.listen, "peer links up");
         let settings = self.pbft.clone();
         let mut handle = self.spawn_validator(Box::new(transport), rx, tx, settings)?;
@@ -277,6 +312,7 @@ impl Node {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let shared = self.shared.clone();
+        let limits = self.rpc_limits.clone();
         let server = std::thread::Builder::new().name("rpc".into()).spawn(move || {
             rt.block_on(async move {
                 let listener = match tokio::net::TcpListener::from_std(std_listener) {
@@ -286,13 +322,12 @@ impl Node {
                         return;
                     }
                 };
-                let app = crate::rpc::router(shared);
-                let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let counters = shared.rpc_counters.clone();
+                let app = crate::rpc::router_with(shared, limits.clone(), counters.clone());
+                crate::rpc::serve(listener, app, limits, counters, async move {
                     let _ = stop_rx.await;
-                });
-                if let Err(e) = served.await {
-                    tracing::error!("rpc server: {e}");
-                }
+                })
+                .await;
             })
         })?;
         tracing::info!(%addr, "node listening");
@@ -348,6 +383,12 @@ pub struct NodeHandle {
 impl NodeHandle {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The validator's peer links, when it runs over real sockets: for link
+    /// statistics and injected faults (`Network::set_link_faults`).
+    pub fn network(&self) -> Option<&Arc<gridledger_net::Network>> {
+        self.p2p.as_ref().map(|p| &p.net)
     }
 
     /// Stops serving, lets the producer finish its block, and joins both.

@@ -73,8 +73,8 @@ pub enum Input {
     Stop,
 }
 
-const WIRE_PBFT: u8 = 0;
-const WIRE_TXS: u8 = 1;
+pub(crate) const WIRE_PBFT: u8 = 0;
+pub(crate) const WIRE_TXS: u8 = 1;
 /// Largest inbound frame the driver decodes (catch-up responses carry
 /// several full blocks).
 pub const MAX_FRAME: usize = 32 << 20;
@@ -204,7 +204,10 @@ pub fn run_validator(
             .map_or(Duration::from_millis(50), |t| t.saturating_duration_since(Instant::now()))
             .min(Duration::from_millis(50));
         match inbox.recv_timeout(wait) {
-            Ok(Input::Peer { from, bytes }) => d.on_bytes(from, &bytes),
+            Ok(Input::Peer { from, bytes }) => {
+                d.on_bytes(from, &bytes);
+                d.shared.release_inbound(from, &bytes);
+            }
             Ok(Input::Wake) | Err(RecvTimeoutError::Timeout) => {}
             Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => break,
         }

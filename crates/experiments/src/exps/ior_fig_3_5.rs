@@ -84,6 +84,9 @@ impl Experiment for Fig35 {
                 validators: 1,
                 wallet: coins(1_000_000),
                 delegates: 1,
+                // As `gridledger bench ior --pbft-nodes` sets them.
+                challenge_bond: coins(10),
+                delegation_fee: gridledger_core::Amount(10_000),
             };
             let accounts = dcfg.participants + 2;
             let primary = ClusterClient::start(
