@@ -12,10 +12,10 @@
 //! one transfer per trade. `gridledger bench channel` runs the same
 //! lifetime across two processes.
 
-use gridledger_channels::party::{spawn_party, Command, PartyOptions, Reply};
-use gridledger_channels::spec::{free_loopback_addr, prepare_channel, ChannelTerms};
 use gridledger_core::{Amount, Hash32, KeyPair};
 use gridledger_ledger::devnet::dev_key;
+use gridledger_node::channel::party::{spawn_party_on, Command, Listeners, PartyOptions, Reply};
+use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms};
 use gridledger_node::RpcClient;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -65,11 +65,13 @@ fn txs_and_gas(c: &RpcClient, from: u64, to: u64) -> Result<(u64, u64), Experime
 /// Opens a channel, makes `trades` co-signed payments, closes it.
 pub fn lifetime(trades: u64) -> Result<Lifetime, ExperimentError> {
     let dir = tempfile::tempdir().map_err(e)?;
-    let node =
-        gridledger_channels::devnode::start(&dir.path().join("node"), 4, Amount(1_000_000_000_000), 20).map_err(e)?;
+    let node = gridledger_node::channel::devnode::start(&dir.path().join("node"), 4, Amount(1_000_000_000_000), 20)
+        .map_err(e)?;
     let client = RpcClient::new(&node.url());
     let setup_from = client.height().map_err(e)? + 1;
     let cap = Amount(1_000_000_000);
+    // Both parties run here: bind their ports now and hand the listeners over.
+    let listeners = [bind_loopback().map_err(e)?, bind_loopback().map_err(e)?];
     let terms = ChannelTerms {
         capacity: [cap, cap],
         credit: [false, false],
@@ -80,8 +82,9 @@ pub fn lifetime(trades: u64) -> Result<Lifetime, ExperimentError> {
         billing_period_ms: 30_000,
         retry_ms: 500,
         close_timeout_ms: 5_000,
-        addrs: [free_loopback_addr().map_err(e)?, free_loopback_addr().map_err(e)?],
-        controls: [free_loopback_addr().map_err(e)?, free_loopback_addr().map_err(e)?],
+        addrs: [listeners[0].local_addr().map_err(e)?, listeners[1].local_addr().map_err(e)?],
+        controls: [listeners[0].local_addr().map_err(e)?, listeners[1].local_addr().map_err(e)?],
+        accept: None,
     };
     let desk = KeyPair::generate(&mut rand::rng());
     let specs = prepare_channel(&node.url(), &dev_key(0), &desk, [&dev_key(1), &dev_key(2)], &terms).map_err(e)?;
@@ -92,8 +95,10 @@ pub fn lifetime(trades: u64) -> Result<Lifetime, ExperimentError> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(e)?;
     let opts = PartyOptions { control: false, ..PartyOptions::default() };
     let (elapsed, counter) = rt.block_on(async {
-        let (h0, j0) = spawn_party(&dirs[0], opts.clone()).map_err(e)?;
-        let (h1, j1) = spawn_party(&dirs[1], opts).map_err(e)?;
+        let [l0, l1] = listeners;
+        let on = |peer| Listeners { peer, control: None };
+        let (h0, j0) = spawn_party_on(&dirs[0], opts.clone(), on(l0)).map_err(e)?;
+        let (h1, j1) = spawn_party_on(&dirs[1], opts, on(l1)).map_err(e)?;
         match h0.request(Command::Open).await {
             Reply::Done { .. } => {}
             r => return Err(e(format!("open: {r:?}"))),
