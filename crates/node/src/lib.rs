@@ -6,12 +6,14 @@ pub mod channel;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod engine;
 mod idle;
 pub mod listen;
 pub mod metrics;
 pub mod p2p;
 pub mod rpc;
 pub mod service;
+pub mod sim;
 pub mod validator;
 
 pub use client::{RpcClient, RpcError};
