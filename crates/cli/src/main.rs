@@ -8,6 +8,7 @@ mod bench;
 mod channel;
 mod cns;
 mod demo;
+mod experiment;
 mod ior;
 mod ops;
 mod sim;
@@ -72,6 +73,10 @@ enum Cmd {
     /// Benchmarks printing JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// The seeds' tables and figures reproduced: JSON, SVG charts and
+    /// docs/results.md.
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCmd),
     /// Seeded simulator sweeps (`sim pbft --seeds N --validators n`).
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -121,5 +126,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Cns(c) => cns::run(c),
         Cmd::Ior(IorCmd::Day(a)) => ior::day(a),
         Cmd::Ior(IorCmd::CaseStudy(a)) => ior::case_study(a),
+        Cmd::Experiment(c) => experiment::run(c),
     }
 }
