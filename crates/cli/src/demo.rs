@@ -2,6 +2,7 @@
 //! directory, funded accounts, a few hundred signed transfers over the real
 //! JSON-RPC API, and a summary.
 
+use anyhow::Context;
 use clap::Args;
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator};
@@ -14,13 +15,13 @@ use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Funded accounts.
-    #[arg(long, default_value_t = 10)]
-    pub accounts: usize,
-    /// Signed transfers to submit.
-    #[arg(long, default_value_t = 500)]
-    pub transfers: usize,
-    /// Print the summary as JSON.
+    /// Funded accounts (at least 3: a merchant and two prosumers), 1,000 coin each.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(3..=10_000))]
+    pub accounts: u32,
+    /// Signed transfers to submit (1 to 1,000,000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub transfers: u32,
+    /// Print one JSON document {"ledger", "channel", "ior_day"} instead of the summaries.
     #[arg(long)]
     pub json: bool,
     /// Where to write report.html, the self-contained HTML report of the run.
@@ -34,10 +35,11 @@ pub struct DemoArgs {
 const START_BALANCE: Amount = Amount(1_000_000_000);
 
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(a.accounts >= 3, "need at least three accounts (a merchant and two prosumers)");
+    let (accounts, transfers) = (a.accounts as usize, a.transfers as usize);
+    anyhow::ensure!(accounts >= 3 && transfers >= 1, "need at least three accounts and one transfer");
     let dir = tempfile::tempdir()?;
     let validator = dev_validator(0);
-    let genesis = dev_genesis(1, a.accounts, START_BALANCE, std::slice::from_ref(&validator));
+    let genesis = dev_genesis(1, accounts, START_BALANCE, std::slice::from_ref(&validator));
     std::fs::write(dir.path().join("genesis.toml"), toml::to_string_pretty(&genesis)?)?;
     write_key(&dir.path().join("validator.key"), &validator)?;
     let cfg = NodeConfig {
@@ -56,7 +58,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         eprintln!("embedded validator up at {} (data in a temporary directory)", node.url());
     }
 
-    let txs = crate::bench::signed_transfers(a.transfers, a.accounts, &[], 7);
+    let txs = crate::bench::signed_transfers(transfers, accounts, &[], 7);
     let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(txs.len() as u64) };
     bar.set_style(ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len}")?.progress_chars("=> "));
     bar.set_message("submitting");
@@ -86,19 +88,19 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
 
     // Independent checks through the API: supply conservation and a Merkle proof.
     let mut total: u128 = 0;
-    for i in 0..a.accounts {
+    for i in 0..accounts {
         total += client.account(&dev_key(i).address())?["balance"].as_str().unwrap_or("0").parse::<u128>()?;
     }
     total += client.account(&validator.address())?["balance"].as_str().unwrap_or("0").parse::<u128>()?;
-    let supply_ok = total == START_BALANCE.0 * a.accounts as u128;
-    let probe = hashes[hashes.len() / 2];
+    let supply_ok = total == START_BALANCE.0 * accounts as u128;
+    let probe = *hashes.get(hashes.len() / 2).context("no transfer was committed")?;
     let p = client.call("gl_getTxProof", json!([probe]))?;
     let proof: gridledger_core::MerkleProof = serde_json::from_value(p["proof"].clone())?;
     let root = Hash32::from_hex(p["tx_root"].as_str().unwrap_or(""))?;
     let proof_ok = proof.verify(&probe, &root);
     let blocks = last_height - start_height;
     let summary = json!({
-        "accounts": a.accounts,
+        "accounts": accounts,
         "transfers_submitted": txs.len(),
         "transfers_committed": hashes.len(),
         "blocks": blocks,
@@ -112,11 +114,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     });
     if !a.json {
         println!("gridledger demo: single-validator chain");
-        println!("  accounts funded        {}", a.accounts);
+        println!("  accounts funded        {accounts} ({} each)", crate::units::show(START_BALANCE.0));
         println!("  transfers committed    {} of {}", hashes.len(), txs.len());
         println!("  blocks                 {blocks} (≤ 300 transactions each)");
         println!("  gas used               {gas} ({} per transfer)", gas / hashes.len().max(1) as u64);
-        println!("  fees paid to validator {fees}");
+        println!("  fees paid to validator {}", crate::units::show(fees));
         println!("  wall time              {:.3} s", elapsed.as_secs_f64());
         println!(
             "  throughput             {:.0} tx/s (submit → committed, over JSON-RPC)",
@@ -137,10 +139,6 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let channel = crate::channel::demo(&node.url(), a.json)?;
     let channel_footprint = blocks_footprint(&client, channel_from, client.height()?)?;
     node.shutdown();
-    if a.json {
-        println!("{summary}");
-        println!("{channel}");
-    }
     // A day of P2P energy trading over the dual chain (thesis Ch.3), its
     // primary chain run by four PBFT validators.
     let day_args = crate::ior::DayArgs {
@@ -157,7 +155,12 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     };
     let day =
         crate::ior::run_one(&day_args, gridledger_rollup::demo::DayConfig { seed: 1, day: 106, ..Default::default() })?;
-    crate::ior::print_day(&day_args, &day)?;
+    if a.json {
+        // One JSON document for the whole run (the day as `ior day --json` prints it).
+        println!("{}", json!({ "ledger": summary, "channel": channel, "ior_day": serde_json::to_value(&day)? }));
+    } else {
+        crate::ior::print_day(&day_args, &day)?;
+    }
     if !a.no_report {
         use gridledger_experiments::html::{write_report, ChainSection, ChannelSection, DemoReport};
         let u128_of = |v: &serde_json::Value| -> u128 {
@@ -165,7 +168,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         };
         let report = DemoReport {
             chain: Some(ChainSection {
-                accounts: a.accounts,
+                accounts: a.accounts as usize,
                 transfers_committed: hashes.len(),
                 blocks,
                 gas_used: gas,

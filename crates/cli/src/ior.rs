@@ -25,6 +25,7 @@ pub struct IorBenchArgs {
     /// IOR dispute window in ms of block time.
     #[arg(long, default_value_t = 5_000)]
     pub window_ms: u64,
+    /// Seed of the generated trades.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// Also run thesis Fig 3-5 with the primary chain (IOR) and the single

@@ -34,11 +34,11 @@ fn demo_report_html_matches_the_runs_summary() {
     let out = Command::new(BIN).args(["demo", "--json", "--report-dir"]).arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let docs: Vec<serde_json::Value> =
-        serde_json::Deserializer::from_str(&stdout).into_iter().collect::<Result<_, _>>().unwrap();
-    let summary = docs.iter().find(|d| d.get("transfers_committed").is_some()).expect("chain summary");
-    let channel = docs.iter().find(|d| d.get("trades_off_chain").is_some()).expect("channel summary");
-    let day = docs.iter().find(|d| d.get("trades_count").is_some()).expect("day report");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("demo --json prints one JSON document");
+    let (summary, channel, day) = (&doc["ledger"], &doc["channel"], &doc["ior_day"]);
+    assert!(summary.get("transfers_committed").is_some(), "chain summary: {summary}");
+    assert!(channel.get("trades_off_chain").is_some(), "channel summary: {channel}");
+    assert!(day.get("trades_count").is_some(), "day report: {day}");
     let path = dir.path().join("report.html");
     assert!(String::from_utf8_lossy(&out.stderr).contains(&path.display().to_string()), "prints the report's path");
     let page = std::fs::read_to_string(&path).unwrap();
