@@ -40,6 +40,9 @@ pub enum ChannelCmd {
     /// Unilateral close from the snapshot file (party process not needed):
     /// raise a dispute with the newest co-signed state, then settle after t_Δ.
     Dispute(DisputeArgs),
+    /// Abort a channel still waiting for funding (the peer never funded):
+    /// refunds whatever was funded (party process not needed).
+    Abort(DirArgs),
     /// Watch the chain for a stale close by the peer and answer it with the
     /// newest co-signed state from the snapshot file.
     Watch(WatchArgs),
@@ -99,13 +102,14 @@ pub struct PrepareArgs {
     #[arg(long, default_value_t = 30)]
     pub close_timeout_blocks: u64,
     /// Refuse incoming trades above this price per kWh, in minor units (both parties'
-    /// policy; with --min-price and --max-energy-wh).
+    /// policy, with --min-price and --max-energy-wh; absent: no ceiling).
     #[arg(long)]
     pub max_price: Option<u128>,
-    /// Refuse incoming trades below this price per kWh, in minor units (with --max-price).
+    /// Refuse incoming trades that pay less than this per kWh (minor units), checked on
+    /// the amount actually paid (always applied; default 1).
     #[arg(long, default_value_t = 1)]
     pub min_price: u128,
-    /// Refuse incoming trades above this energy (Wh) (with --max-price).
+    /// Refuse incoming trades above this energy (Wh).
     #[arg(long, default_value_t = u64::MAX)]
     pub max_energy_wh: u64,
     /// Peer listen addresses of side 0 and side 1 (loopback ports chosen if absent).
@@ -366,9 +370,13 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 close_timeout_ms: a.close_timeout_blocks.saturating_mul(a.block_ms),
                 addrs,
                 controls: [free_loopback_addr()?, free_loopback_addr()?],
-                accept: a.max_price.map(|max| AcceptPolicy {
+                // Always bounded: without --max-price the ceiling is open,
+                // but the floor (--min-price, default 1 per kWh) is checked
+                // on what is actually paid, so no rounding trick buys
+                // energy below it. A seller sets its real floor.
+                accept: Some(AcceptPolicy {
                     min_price_per_kwh: a.min_price,
-                    max_price_per_kwh: max,
+                    max_price_per_kwh: a.max_price.unwrap_or(u128::MAX),
                     max_energy_wh: a.max_energy_wh,
                 }),
             };
@@ -497,6 +505,11 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         ChannelCmd::Dispute(a) => {
             let r = gridledger_node::channel::watch::dispute(&a.dir, !a.no_settle, Duration::from_secs(a.timeout_s))?;
             show_watch(a.json, &r)
+        }
+        ChannelCmd::Abort(a) => {
+            let o = gridledger_node::channel::watch::abort(&a.dir)?;
+            println!("{}", json!({ "aborted": true, "tx": o.hash.to_string(), "fee": o.fee.to_string() }));
+            Ok(())
         }
         ChannelCmd::Watch(a) => {
             // Readiness line: the watcher replays the channel's events from

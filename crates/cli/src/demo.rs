@@ -24,6 +24,12 @@ pub struct DemoArgs {
     /// Print one JSON document {"ledger", "channel", "ior_day"} instead of the summaries.
     #[arg(long)]
     pub json: bool,
+    /// Where to write report.html, the self-contained HTML report of the run.
+    #[arg(long, default_value = ".")]
+    pub report_dir: std::path::PathBuf,
+    /// Do not write report.html.
+    #[arg(long)]
+    pub no_report: bool,
 }
 
 const START_BALANCE: Amount = Amount(1_000_000_000);
@@ -129,11 +135,13 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         println!();
     }
     // Energy traded through a credit-note state channel on the same node.
+    let channel_from = client.height()? + 1;
     let channel = crate::channel::demo(&node.url(), a.json)?;
+    let channel_footprint = blocks_footprint(&client, channel_from, client.height()?)?;
     node.shutdown();
     // A day of P2P energy trading over the dual chain (thesis Ch.3), its
     // primary chain run by four PBFT validators.
-    let day = crate::ior::DayArgs {
+    let day_args = crate::ior::DayArgs {
         seed: 1,
         day: 106,
         pbft: 4,
@@ -142,21 +150,70 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         days: 1,
         statements: None,
         meter_csv: None,
+        report_dir: a.report_dir.clone(),
+        no_report: true,
     };
-    if !a.json {
-        return crate::ior::day(day);
+    let day =
+        crate::ior::run_one(&day_args, gridledger_rollup::demo::DayConfig { seed: 1, day: 106, ..Default::default() })?;
+    if a.json {
+        // One JSON document for the whole run (the day as `ior day --json` prints it).
+        println!("{}", json!({ "ledger": summary, "channel": channel, "ior_day": serde_json::to_value(&day)? }));
+    } else {
+        crate::ior::print_day(&day_args, &day)?;
     }
-    // Under --json the day's report joins the others in one document: run
-    // it as `gridledger ior day --json` and take its output.
-    let out = std::process::Command::new(std::env::current_exe()?)
-        .args(["ior", "day", "--json", "--seed", &day.seed.to_string(), "--day", &day.day.to_string()])
-        .args(["--pbft", &day.pbft.to_string()])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("running `gridledger ior day --json`")?;
-    anyhow::ensure!(out.status.success(), "`gridledger ior day --json` failed ({})", out.status);
-    let ior_day: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("reading the JSON of `gridledger ior day --json`")?;
-    println!("{}", json!({ "ledger": summary, "channel": channel, "ior_day": ior_day }));
+    if !a.no_report {
+        use gridledger_experiments::html::{write_report, ChainSection, ChannelSection, DemoReport};
+        let u128_of = |v: &serde_json::Value| -> u128 {
+            v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64().map(u128::from)).unwrap_or(0)
+        };
+        let report = DemoReport {
+            chain: Some(ChainSection {
+                accounts: a.accounts as usize,
+                transfers_committed: hashes.len(),
+                blocks,
+                gas_used: gas,
+                fees_paid: fees,
+                supply_conserved: supply_ok,
+                merkle_proof_verified: proof_ok,
+            }),
+            channel: Some(ChannelSection {
+                trades_off_chain: channel["trades_off_chain"].as_u64().unwrap_or(0),
+                final_counter: channel["final_counter"].as_u64().unwrap_or(0),
+                final_balances: [u128_of(&channel["final_balances"][0]), u128_of(&channel["final_balances"][1])],
+                energy_wh: [
+                    channel["energy_wh"][0].as_u64().unwrap_or(0),
+                    channel["energy_wh"][1].as_u64().unwrap_or(0),
+                ],
+                billed_to_credit_user: u128_of(&channel["billed_to_credit_user"]),
+                credit_ledger_imbalance: channel["credit_ledger_imbalance"].as_i64().unwrap_or(0),
+                on_chain_txs: channel_footprint.0,
+                on_chain_gas: channel_footprint.1,
+            }),
+            day: &day,
+            primary: "4 PBFT validators".into(),
+        };
+        let path = write_report(&a.report_dir, &report)?;
+        if a.json {
+            eprintln!("report: {}", path.display());
+        } else {
+            println!("\nreport: {}", path.display());
+        }
+    }
     Ok(())
+}
+
+/// Transactions and gas in blocks `from..=to` of the node behind `c`.
+fn blocks_footprint(c: &RpcClient, from: u64, to: u64) -> anyhow::Result<(u64, u64)> {
+    let (mut n, mut gas) = (0u64, 0u64);
+    for h in from..=to {
+        let b = c.call("gl_getBlock", json!([h]))?;
+        for t in b["transactions"].as_array().into_iter().flatten() {
+            let hash = Hash32::from_hex(t.as_str().unwrap_or(""))?;
+            if let Some(r) = c.receipt(&hash)? {
+                n += 1;
+                gas += r["gas_used"].as_u64().unwrap_or(0);
+            }
+        }
+    }
+    Ok((n, gas))
 }

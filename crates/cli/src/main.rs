@@ -30,6 +30,7 @@ mod channel;
 mod cns;
 mod demo;
 mod endpoint;
+mod experiment;
 mod ior;
 mod ops;
 mod sim;
@@ -114,6 +115,10 @@ enum Cmd {
     /// Benchmarks printing JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// The seeds' tables and figures reproduced: JSON, SVG charts and
+    /// docs/results.md.
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCmd),
     /// Seeded simulator sweeps (`sim pbft --seeds N --validators n`).
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -199,6 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Cns(c) => cns::run(c),
         Cmd::Ior(IorCmd::Day(a)) => ior::day(a),
         Cmd::Ior(IorCmd::CaseStudy(a)) => ior::case_study(a),
+        Cmd::Experiment(c) => experiment::run(c),
         Cmd::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "gridledger", &mut buf);
