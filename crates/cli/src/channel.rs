@@ -212,17 +212,13 @@ pub(crate) fn desk_key(path: &Path) -> anyhow::Result<KeyPair> {
     Ok(k)
 }
 
-/// The disputes on record in the ESC `scid` (read raw from the CNS
-/// contract's storage), or None if it cannot be read.
+/// The disputes on record in the ESC `scid` (its record and one storage
+/// entry per dispute), or None if it cannot be read.
 fn esc_disputes(
     client: &gridledger_node::RpcClient,
     scid: &gridledger_core::Hash32,
 ) -> Option<Vec<gridledger_contracts::cns::DisputeRecord>> {
-    let key = [b"esc/".as_slice(), &scid.0].concat();
-    let v = client.call("gl_getContractState", json!([gridledger_contracts::CNS_ID, hex::encode(key)])).ok()?;
-    let bytes = hex::decode(v.as_str()?.trim_start_matches("0x")).ok()?;
-    let esc: gridledger_contracts::cns::Esc = borsh::from_slice(&bytes).ok()?;
-    Some(esc.disputes)
+    gridledger_node::channel::chainlink::read_esc(client, scid).ok().flatten().map(|e| e.disputes)
 }
 
 /// Loads the party in `dir`, naming the directory and the command that
