@@ -199,10 +199,7 @@ fn esc_disputes(
     client: &gridledger_node::RpcClient,
     scid: &gridledger_core::Hash32,
 ) -> Option<Vec<gridledger_contracts::cns::DisputeRecord>> {
-    let key = [b"esc/".as_slice(), &scid.0].concat();
-    let v = client.call("gl_getContractState", json!([gridledger_contracts::CNS_ID, hex::encode(key)])).ok()?;
-    let bytes = hex::decode(v.as_str()?.trim_start_matches("0x")).ok()?;
-    let esc: gridledger_contracts::cns::Esc = borsh::from_slice(&bytes).ok()?;
+    let esc = gridledger_node::channel::chainlink::read_esc(client, scid).ok()??;
     Some(esc.disputes)
 }
 
