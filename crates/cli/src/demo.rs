@@ -135,5 +135,14 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     // A day of P2P energy trading over the dual chain (thesis Ch.3), its
     // primary chain run by four PBFT validators.
-    crate::ior::day(crate::ior::DayArgs { seed: 1, day: 106, pbft: 4, json: a.json })
+    crate::ior::day(crate::ior::DayArgs {
+        seed: 1,
+        day: 106,
+        pbft: 4,
+        json: a.json,
+        config: None,
+        days: 1,
+        statements: None,
+        meter_csv: None,
+    })
 }

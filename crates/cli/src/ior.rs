@@ -70,14 +70,177 @@ pub struct DayArgs {
     /// 0: a single validator).
     #[arg(long, default_value_t = 0)]
     pub pbft: usize,
-    /// Print the full report as JSON.
+    /// Print the full report as JSON (an array with `--days` > 1).
+    #[arg(long)]
+    pub json: bool,
+    /// An energy-community TOML file (clearing rule, grid fee, feed-in
+    /// tariff, participants with profiles and prices); its `seed` and `day`
+    /// replace `--seed` and `--day`. See crates/rollup/examples/community.toml.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Run this many consecutive days (wrapping after day 365), each on
+    /// fresh chains, and print one line per day and the totals.
+    #[arg(long, default_value_t = 1)]
+    pub days: u16,
+    /// Write per-participant settlement statements (CSV, one row per
+    /// participant per day) to this file.
+    #[arg(long)]
+    pub statements: Option<std::path::PathBuf>,
+    /// Metered net energy of one day, one column per meter in participant
+    /// order (header: a time label, then meter names; 96 quarter-hour or
+    /// 24 hourly rows of signed Wh, export positive); replaces the simulated
+    /// load and generation. Only with `--days 1`.
+    #[arg(long)]
+    pub meter_csv: Option<std::path::PathBuf>,
+}
+
+pub fn day(a: DayArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let community = match &a.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let c: gridledger_rollup::demo::Community =
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            Some(c)
+        }
+        None => None,
+    };
+    if a.days == 0 {
+        anyhow::bail!("--days must be at least 1");
+    }
+    let first = community.as_ref().map_or(a.day, |c| c.day);
+    if !(1..=365).contains(&first) {
+        anyhow::bail!("day {first} is not in 1..=365");
+    }
+    let metered = match &a.meter_csv {
+        Some(path) => {
+            if a.days != 1 {
+                anyhow::bail!("--meter-csv holds one day; use it with --days 1");
+            }
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(gridledger_rollup::demo::parse_meter_csv(&text).with_context(|| format!("in {}", path.display()))?)
+        }
+        None => None,
+    };
+    let config_for = |day: u16| -> anyhow::Result<DayConfig> {
+        let mut cfg = match &community {
+            Some(c) => c.day_config(day)?,
+            None => DayConfig { seed: a.seed, day, ..DayConfig::default() },
+        };
+        cfg.metered = metered.clone();
+        Ok(cfg)
+    };
+    let write_statements = |reports: &[gridledger_rollup::demo::DayReport]| -> anyhow::Result<()> {
+        if let Some(path) = &a.statements {
+            std::fs::write(path, gridledger_rollup::demo::statements_csv(reports))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    };
+    if a.days == 1 {
+        let r = run_one(&a, config_for(first)?)?;
+        write_statements(std::slice::from_ref(&r))?;
+        return print_day(&a, r);
+    }
+    let mut reports = Vec::with_capacity(usize::from(a.days));
+    if !a.json {
+        println!(
+            "{:>4} {:>7} {:>12} {:>12} {:>8} {:>14} {:>14} {:>12}",
+            "day", "trades", "traded kWh", "bound kWh", "share", "revenue coin", "grid fee coin", "latency ms"
+        );
+    }
+    for i in 0..a.days {
+        let day = ((first - 1 + i) % 365) + 1;
+        let r = run_one(&a, config_for(day)?)?;
+        if !a.json {
+            println!(
+                "{:>4} {:>7} {:>12} {:>12} {:>8} {:>14} {:>14} {:>12}",
+                day,
+                r.trades_count,
+                kwh(r.energy_traded_wh),
+                kwh(r.bound_wh),
+                share(r.energy_traded_wh, r.bound_wh),
+                coins_string(r.revenue_minor),
+                coins_string(r.grid_fees_minor),
+                r.settlement_latency.max_ms
+            );
+        }
+        reports.push(r);
+    }
+    write_statements(&reports)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(());
+    }
+    let traded: u64 = reports.iter().map(|r| r.energy_traded_wh).sum();
+    let bound: u64 = reports.iter().map(|r| r.bound_wh).sum();
+    println!(
+        "{:>4} {:>7} {:>12} {:>12} {:>8} {:>14} {:>14}",
+        "all",
+        reports.iter().map(|r| r.trades_count).sum::<usize>(),
+        kwh(traded),
+        kwh(bound),
+        share(traded, bound),
+        coins_string(reports.iter().map(|r| r.revenue_minor).sum()),
+        coins_string(reports.iter().map(|r| r.grid_fees_minor).sum())
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct CaseStudyArgs {
+    /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn day(a: DayArgs) -> anyhow::Result<()> {
-    let cfg = DayConfig { seed: a.seed, day: a.day, ..DayConfig::default() };
-    let r = if a.pbft == 0 {
+/// `gridledger ior case-study`: thesis §3.5.5 on the dual chain.
+pub fn case_study(a: CaseStudyArgs) -> anyhow::Result<()> {
+    let r = gridledger_rollup::demo::case_study()?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let p = &r.params;
+    println!(
+        "Reputation case study (thesis §3.5.5): rs={} α={} β={} D_s={} coin F_p={}.{:03}; #14 fails to deliver at 8:00 and 13:00",
+        p.rs,
+        p.alpha,
+        p.beta,
+        coins_string(p.ds.0),
+        p.fp_permille / 1000,
+        p.fp_permille % 1000
+    );
+    println!("{:<44} {:>14} {:>14}", "", "gridledger", "thesis");
+    let scores: Vec<String> = r.reputation_after.iter().map(|s| s.to_string()).collect();
+    println!("{:<44} {:>14} {:>14}", "#14 reputation after each misbehaviour", scores.join(", "), "20, 10");
+    println!("{:<44} {:>14} {:>14}", "#14 loses (coin)", coins_string(r.loss_minor), "2");
+    let comp: Vec<String> = r.compensation_minor.iter().map(|c| coins_string(*c)).collect();
+    println!("{:<44} {:>14} {:>14}", "each counterparty receives (coin)", comp.join(", "), "0.5");
+    println!("{:<44} {:>14} {:>14}", "burned (coin)", coins_string(r.burned_minor), "-");
+    println!("{:<44} {:>14} {:>14}", "#14 barred after 13:30", if r.barred.is_some() { "yes" } else { "no" }, "yes");
+    if let Some(why) = &r.barred {
+        println!("  refusal: {why}");
+    }
+    println!("coin on chain conserved: {}", r.coin_conserved);
+    Ok(())
+}
+
+fn kwh(wh: u64) -> String {
+    format!("{}.{:03}", wh / 1000, wh % 1000)
+}
+
+/// `traded / bound` as a percentage with one decimal, integer arithmetic.
+fn share(traded: u64, bound: u64) -> String {
+    if bound == 0 {
+        return "-".into();
+    }
+    let permille = u128::from(traded) * 1000 / u128::from(bound);
+    format!("{}.{}%", permille / 10, permille % 10)
+}
+
+fn run_one(a: &DayArgs, cfg: DayConfig) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
+    Ok(if a.pbft == 0 {
         run_day(cfg)?
     } else {
         let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
@@ -106,7 +269,10 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
             .map_err(gridledger_rollup::driver::DriverError::from)?;
             Ok(gridledger_rollup::driver::DualChain::on_chains(primary, secondary, dcfg)?)
         })?
-    };
+    })
+}
+
+fn print_day(a: &DayArgs, r: gridledger_rollup::demo::DayReport) -> anyhow::Result<()> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
@@ -115,13 +281,19 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
     let primary = if a.pbft == 0 { "1 validator".to_string() } else { format!("{} PBFT validators", a.pbft) };
     println!(
         "P2P energy trading day (thesis §3.5.4), day {} of the year, seed {}; primary chain: {primary}",
-        a.day, a.seed
+        r.config.day, r.config.seed
     );
     println!("  weather: {}", r.weather);
     println!("  loads:   {}", r.loads);
     println!("{:<28} {:>14} {:>14}", "", "gridledger", "thesis");
     println!("{:<28} {:>14} {:>14}", "trades", r.trades_count, t.trades);
     println!("{:<28} {:>14} {:>14}", "settled trades", r.settled_trades, "-");
+    println!(
+        "{:<28} {:>14} {:>14}",
+        "physical bound (kWh)",
+        format!("{} ({})", kwh(r.bound_wh), share(r.energy_traded_wh, r.bound_wh)),
+        "-"
+    );
     println!(
         "{:<28} {:>14} {:>14}",
         "energy traded (kWh)",
@@ -193,6 +365,8 @@ fn fig_3_5(nodes: &[usize], n: usize, sellers: usize) -> anyhow::Result<serde_js
             validators: 1,
             wallet: coins(1_000_000),
             delegates: 1,
+            challenge_bond: coins(10),
+            delegation_fee: gridledger_core::Amount(10_000),
         };
         let accounts = dcfg.participants + 2;
         let reg = gridledger_rollup::primary_registry();

@@ -27,6 +27,8 @@ struct Cli {
 enum IorCmd {
     /// Run the 15-participant day of thesis §3.5.4 over both chains.
     Day(ior::DayArgs),
+    /// Run the §3.5.5 reputation case study and print it beside the thesis.
+    CaseStudy(ior::CaseStudyArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -107,5 +109,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Channel(c) => channel::run(c),
         Cmd::Cns(c) => cns::run(c),
         Cmd::Ior(IorCmd::Day(a)) => ior::day(a),
+        Cmd::Ior(IorCmd::CaseStudy(a)) => ior::case_study(a),
     }
 }

@@ -240,6 +240,7 @@ impl Chain {
             height: self.tip.height + 1,
             timestamp: timestamp.max(self.tip.timestamp + 1),
             proposer: proposer.address(),
+            parent: self.tip.hash(),
         }
     }
 
@@ -363,7 +364,8 @@ impl Chain {
             return invalid(format!("{} transactions exceed the limit", block.txs.len()));
         }
         let rules = self.rules();
-        let env = BlockEnv { height: h.height, timestamp: h.timestamp, proposer: h.proposer.address() };
+        let env =
+            BlockEnv { height: h.height, timestamp: h.timestamp, proposer: h.proposer.address(), parent: h.parent };
         let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
         // Signatures this node has not already checked on admission to its
         // own mempool are verified here, across all cores.
@@ -418,8 +420,12 @@ impl Chain {
             .registry
             .get(contract)
             .ok_or_else(|| ContractError::Revert(format!("no contract with id {contract}")))?;
-        let env =
-            BlockEnv { height: self.tip.height, timestamp: self.tip.timestamp, proposer: self.tip.proposer.address() };
+        let env = BlockEnv {
+            height: self.tip.height,
+            timestamp: self.tip.timestamp,
+            proposer: self.tip.proposer.address(),
+            parent: self.tip.parent,
+        };
         c.view(&ViewContext::new(&self.state, contract, env), method, args)
     }
 }

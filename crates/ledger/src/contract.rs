@@ -79,6 +79,9 @@ pub struct BlockEnv {
     pub height: Height,
     pub timestamp: Timestamp,
     pub proposer: Address,
+    /// Hash of the parent block: randomness no transaction sender controls
+    /// (contracts that assign roles by lot read it).
+    pub parent: Hash32,
 }
 
 /// What a contract sees while it runs.
@@ -115,6 +118,10 @@ impl CallContext<'_, '_> {
     }
     pub fn gas_used(&self) -> u64 {
         self.meter.used()
+    }
+    /// Hash of the parent block (see [`BlockEnv::parent`]).
+    pub fn parent_hash(&self) -> Hash32 {
+        self.env.parent
     }
 
     pub fn charge(&mut self, gas: u64) -> Result<(), ContractError> {

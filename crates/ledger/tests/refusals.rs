@@ -215,7 +215,12 @@ fn executor_rejections_change_nothing() {
     let d = tempfile::tempdir().unwrap();
     let c = chain_with(d.path(), ChainConfig::default());
     let registry = ContractRegistry::new();
-    let env = BlockEnv { height: 1, timestamp: 5, proposer: dev_validator(0).address() };
+    let env = BlockEnv {
+        height: 1,
+        timestamp: 5,
+        proposer: dev_validator(0).address(),
+        parent: gridledger_core::Hash32::ZERO,
+    };
     let mk = |k: usize, nonce: u64, gas_limit: u64, price: u128, amount: u128| {
         Transaction {
             chain_id: 1,

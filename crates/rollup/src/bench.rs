@@ -30,7 +30,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Address, Amount, Energy, Timestamp};
+use gridledger_core::{Amount, Energy, Timestamp};
 use gridledger_ledger::devnet::{call, dev_key, DevChain};
 use gridledger_ledger::{ChainClient, TxStatus};
 use rand::seq::index::sample;
@@ -99,8 +99,16 @@ fn terms(buyer: &KeyPair, seller: &KeyPair) -> AgreementTerms {
 }
 
 fn st(t: &AgreementTerms, buyer: &KeyPair) -> SettlementTx {
-    SettlementTx { terms: t.clone(), stmp: t.dt_end, buyer_sig: None, ob: true, dt_step_s: 300, ps: vec![1_000; 6] }
-        .sign_as_buyer(buyer)
+    SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end,
+        buyer_sig: None,
+        ob: true,
+        dt_step_s: 300,
+        ps: vec![1_000; 6],
+        meter_sig: None,
+    }
+    .sign_as_buyer(buyer)
 }
 
 /// A dual chain with `n` buyers holding open agreements.
@@ -127,6 +135,8 @@ fn prepare(cfg: &IorBenchConfig, n: usize, mode: Mode) -> Result<Prepared, DemoE
         validators: cfg.validators.max(1),
         wallet: coins(1_000_000),
         delegates: 1,
+        challenge_bond: coins(10),
+        delegation_fee: Amount(10_000),
     };
     let mut d = DualChain::open(dirs.0.path(), dirs.1.path(), dcfg)?;
     let buyers: Vec<KeyPair> = (0..n).map(dev_key).collect();
@@ -162,13 +172,8 @@ fn prepare(cfg: &IorBenchConfig, n: usize, mode: Mode) -> Result<Prepared, DemoE
 fn settle_sts(p: &mut Prepared, disputed: usize, seed: u64) -> Result<Value, DemoError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = p.sts.len();
-    p.d.participant_disputes = sample(&mut rng, n, disputed.min(n))
-        .into_iter()
-        .map(|i| {
-            let t = p.sts[i].1.terms();
-            (t.buyer, t.dt_start)
-        })
-        .collect::<BTreeSet<(Address, Timestamp)>>();
+    p.d.participant_disputes =
+        sample(&mut rng, n, disputed.min(n)).into_iter().map(|i| p.sts[i].1.terms().key()).collect::<BTreeSet<_>>();
     let from = p.d.gas.len();
     let settled_before = p.d.settled.len();
     let t = Instant::now();

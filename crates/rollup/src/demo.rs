@@ -24,12 +24,14 @@
 //! Everything after it (loads, surpluses, trades, money) is integer.
 //!
 //! **Market.** At each slot boundary a double auction clears the coming
-//! slot: sellers (surplus above 10 Wh) sorted by ask, buyers (deficit
-//! above 10 Wh) by bid, highest first; each buyer takes
-//! `min(deficit, remaining surplus)` from the cheapest seller whose ask does
-//! not exceed its bid, at the midpoint price (rounded down). A buyer trades
-//! with at most one seller per slot because `SC_EXE_AT` keys agreements by
-//! `ADDR_b` (AT Step 4). The buyer submits the AT (Eq 3.1) countersigned by
+//! slot ([`clear_slot_with`]): sellers sorted by ask, buyers by bid,
+//! highest first; each buyer is filled from the cheapest sellers whose ask
+//! does not exceed its bid, from as many sellers as it takes, so the slot
+//! trades `min(Σ surplus, Σ deficit)` whenever prices allow (they always do
+//! with the default asks ≤ 0.20 ≤ bids). The price follows the configured
+//! [`ClearingRule`] (midpoint by default). Agreements are keyed by
+//! `(ADDR_b, ADDR_s, DT)`, so a buyer holds one agreement per seller per
+//! slot. The buyer submits the AT (Eq 3.1) countersigned by
 //! the seller; after the slot the seller submits the ST (Eq 3.2) with its
 //! meter's six 5-minute net-export readings and the buyer's signature on
 //! `O_b` = 1. At each boundary one primary block records the previous slot's
@@ -48,11 +50,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::data::{self, DataError, LoadTable, WeatherHour, SLOTS_PER_DAY};
-use crate::driver::{DriverConfig, DriverError, DualChain, GasRecord, Mode};
+use crate::driver::{meter_key, DriverConfig, DriverError, DualChain, GasRecord, Mode};
 use crate::roles::Target;
 use crate::types::{
-    coins, AgreementTerms, AgreementTx, IorParams, IorTx, Outcome, SettlementTx, StSettlement, BLACK_HOLE,
-    MINOR_PER_COIN,
+    coins, AgreementKey, AgreementTerms, AgreementTx, IorParams, IorTx, Outcome, SettlementTx, StSettlement,
+    BLACK_HOLE, MINOR_PER_COIN,
 };
 use crate::IOR_PRIMARY_ID;
 use gridledger_ledger::ChainClient;
@@ -63,8 +65,8 @@ pub const SLOT_MS: u64 = 30 * 60 * 1000;
 pub const DAY_MS: u64 = 24 * 3600 * 1000;
 /// The demo day starts at this chain time (ms), after setup.
 pub const DAY_START_MS: Timestamp = DAY_MS;
-/// Smallest tradable surplus or deficit, Wh.
-pub const MIN_TRADE_WH: u64 = 10;
+/// Smallest tradable surplus or deficit, Wh (1: every whole Wh trades).
+pub const MIN_TRADE_WH: u64 = 1;
 /// PV conversion efficiency `η` (Eq 3.6).
 pub const PV_EFFICIENCY: f64 = 0.18;
 /// Air density `ρ`, kg/m³ (§3.5.4).
@@ -102,6 +104,26 @@ pub struct DayConfig {
     pub window_ms: u64,
     /// Coin each participant moves into its IOR account at the start.
     pub funding_coins: u128,
+    /// How matched pairs are priced.
+    pub clearing: ClearingRule,
+    /// Grid fee, minor units per kWh: the network charge of a P2P trade.
+    /// A pair trades only if the bid covers the (effective) ask plus the
+    /// fee; the price on chain (EP) is what the seller receives, and the
+    /// buyer owes the fee to the grid operator beside it (reported in
+    /// [`DayReport::grid_fees_minor`], not moved on chain: the IOR contracts
+    /// pay only buyer, seller and the black hole).
+    pub grid_fee: u128,
+    /// Feed-in tariff, minor units per kWh: what a seller gets from the
+    /// grid instead, so no seller sells below it (its effective ask is
+    /// `max(ask, feed_in_tariff)`).
+    pub feed_in_tariff: u128,
+    /// The participants, when given explicitly (a community file); `None`:
+    /// derived from the seed, `consumers` + `prosumers` of them.
+    pub participants: Option<Vec<ParticipantSpec>>,
+    /// Metered net energy per participant and slot (Wh, export positive,
+    /// 48 slots), e.g. from [`parse_meter_csv`]; replaces the simulated
+    /// load and generation when given.
+    pub metered: Option<Vec<Vec<i64>>>,
 }
 
 impl Default for DayConfig {
@@ -117,6 +139,11 @@ impl Default for DayConfig {
             validators: 3,
             window_ms: 5_000,
             funding_coins: 50,
+            clearing: ClearingRule::Midpoint,
+            grid_fee: 0,
+            feed_in_tariff: 0,
+            participants: None,
+            metered: None,
         }
     }
 }
@@ -178,8 +205,11 @@ pub struct Profile {
 
 const LOAD_PROFILES: [&str; 5] = ["H0-A", "H0-B", "H0-C", "H0-G", "H0-L"];
 
-/// Derives the participants of `cfg` (seeded).
+/// The participants of `cfg`: the explicit list, or derived from the seed.
 pub fn participants(cfg: &DayConfig) -> Vec<ParticipantSpec> {
+    if let Some(list) = &cfg.participants {
+        return list.clone();
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let n = cfg.consumers + cfg.prosumers;
     (0..n)
@@ -266,26 +296,299 @@ pub struct Trade {
     pub settled: bool,
 }
 
-/// The double auction of one slot (see the module docs). Returns
-/// `(buyer, seller, em_wh, ep)` by index.
+/// How a matched pair's price is set (the thesis gives no clearing rule:
+/// an AT carries whatever price the two parties agreed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClearingRule {
+    /// Each pair at the midpoint of bid and ask, rounded down.
+    #[default]
+    Midpoint,
+    /// Each pair at the buyer's bid.
+    PayAsBid,
+    /// One price for the slot: the midpoint of the marginal (last matched)
+    /// pair's bid and ask, which every matched bid covers and every matched
+    /// ask is covered by.
+    Uniform,
+}
+
+/// The double auction of one slot at the midpoint rule; see
+/// [`clear_slot_with`].
 pub fn clear_slot(specs: &[ParticipantSpec], net: &[i64]) -> Vec<(usize, usize, u64, u128)> {
+    clear_slot_with(specs, net, ClearingRule::Midpoint)
+}
+
+/// The market terms of a slot's auction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Market {
+    pub rule: ClearingRule,
+    /// Minor units per kWh, paid by the buyer to the grid operator.
+    pub grid_fee: u128,
+    /// Minor units per kWh, the floor of every ask.
+    pub feed_in_tariff: u128,
+}
+
+/// [`clear_slot_with`] under a grid fee and a feed-in tariff: asks are
+/// raised to the tariff, bids lowered by the fee, and the pairs priced on
+/// those, so the seller receives EP ≥ max(ask, tariff) and the buyer pays
+/// EP + fee ≤ bid.
+pub fn clear_slot_market(specs: &[ParticipantSpec], net: &[i64], m: &Market) -> Vec<(usize, usize, u64, u128)> {
+    let adjusted: Vec<ParticipantSpec> = specs
+        .iter()
+        .map(|p| ParticipantSpec {
+            ask: p.ask.max(m.feed_in_tariff),
+            bid: p.bid.saturating_sub(m.grid_fee),
+            ..p.clone()
+        })
+        .collect();
+    clear_slot_with(&adjusted, net, m.rule)
+}
+
+/// The double auction of one slot (see the module docs). Returns
+/// `(buyer, seller, em_wh, ep)` by index. Buyers by bid (highest first)
+/// are filled from sellers by ask (lowest first), a buyer from as many
+/// sellers as it takes and a seller to as many buyers as its surplus
+/// covers, while the ask does not exceed the bid; so when every ask is
+/// below every bid the slot trades exactly `min(Σ surplus, Σ deficit)`.
+/// Each (buyer, seller) pair trades at most once per slot, matching the
+/// agreement key `(ADDR_b, ADDR_s, DT)`.
+pub fn clear_slot_with(specs: &[ParticipantSpec], net: &[i64], rule: ClearingRule) -> Vec<(usize, usize, u64, u128)> {
     let min = MIN_TRADE_WH as i64;
     let mut sellers: Vec<(usize, u64)> =
-        (0..specs.len()).filter(|&i| net[i] > min).map(|i| (i, net[i].unsigned_abs())).collect();
+        (0..specs.len()).filter(|&i| net[i] >= min).map(|i| (i, net[i].unsigned_abs())).collect();
     sellers.sort_by_key(|(i, _)| (specs[*i].ask, *i));
-    let mut buyers: Vec<usize> = (0..specs.len()).filter(|&i| net[i] < -min).collect();
-    buyers.sort_by_key(|i| (std::cmp::Reverse(specs[*i].bid), *i));
-    let mut out = Vec::new();
-    for b in buyers {
-        let deficit = net[b].unsigned_abs();
-        let Some(s) = sellers.iter_mut().find(|(s, left)| *left > MIN_TRADE_WH && specs[*s].ask <= specs[b].bid) else {
-            continue;
-        };
-        let em = deficit.min(s.1);
-        s.1 -= em;
-        out.push((b, s.0, em, (specs[b].bid + specs[s.0].ask) / 2));
+    let mut buyers: Vec<(usize, u64)> =
+        (0..specs.len()).filter(|&i| net[i] <= -min).map(|i| (i, net[i].unsigned_abs())).collect();
+    buyers.sort_by_key(|(i, _)| (std::cmp::Reverse(specs[*i].bid), *i));
+    let mut pairs: Vec<(usize, usize, u64)> = Vec::new();
+    let (mut bi, mut si) = (0, 0);
+    while bi < buyers.len() && si < sellers.len() {
+        let (b, s) = (buyers[bi].0, sellers[si].0);
+        if specs[s].ask > specs[b].bid {
+            break;
+        }
+        let em = buyers[bi].1.min(sellers[si].1);
+        pairs.push((b, s, em));
+        buyers[bi].1 -= em;
+        sellers[si].1 -= em;
+        if buyers[bi].1 == 0 {
+            bi += 1;
+        }
+        if sellers[si].1 == 0 {
+            si += 1;
+        }
     }
-    out
+    let uniform = pairs.last().map(|&(b, s, _)| (specs[b].bid + specs[s].ask) / 2).unwrap_or(0);
+    pairs
+        .into_iter()
+        .map(|(b, s, em)| {
+            let ep = match rule {
+                ClearingRule::Midpoint => (specs[b].bid + specs[s].ask) / 2,
+                ClearingRule::PayAsBid => specs[b].bid,
+                ClearingRule::Uniform => uniform,
+            };
+            (b, s, em, ep)
+        })
+        .collect()
+}
+
+/// Parses metered net energy, one column per meter: a header row (a time
+/// label, then one name per meter) and either 96 quarter-hour or 24 hourly
+/// rows of signed integer Wh (export positive; the first column is a label
+/// and ignored). Returns per meter its 48 half-hour slots: quarter hours
+/// are summed in pairs; an hour is split into `floor(v/2)` and the rest,
+/// so no Wh is lost.
+pub fn parse_meter_csv(text: &str) -> Result<Vec<Vec<i64>>, DemoError> {
+    let bad = |why: String| DemoError::Config(format!("meter CSV: {why}"));
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().ok_or_else(|| bad("empty".into()))?;
+    let meters = header.split(',').count().saturating_sub(1);
+    if meters == 0 {
+        return Err(bad("the header names no meter column".into()));
+    }
+    let mut rows: Vec<Vec<i64>> = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells.len() != meters + 1 {
+            return Err(bad(format!("row {} has {} columns, the header {}", i + 2, cells.len(), meters + 1)));
+        }
+        let values = cells[1..]
+            .iter()
+            .map(|c| c.trim().parse::<i64>().map_err(|_| bad(format!("row {}: {c:?} is not an integer Wh", i + 2))))
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.push(values);
+    }
+    let per_slot = |m: usize| -> Vec<i64> {
+        match rows.len() {
+            96 => (0..SLOTS_PER_DAY).map(|s| rows[2 * s][m].saturating_add(rows[2 * s + 1][m])).collect(),
+            _ => (0..SLOTS_PER_DAY)
+                .map(|s| {
+                    let v = rows[s / 2][m];
+                    let first = v.div_euclid(2);
+                    if s % 2 == 0 {
+                        first
+                    } else {
+                        v - first
+                    }
+                })
+                .collect(),
+        }
+    };
+    if rows.len() != 96 && rows.len() != 24 {
+        return Err(bad(format!("expected 96 quarter-hour or 24 hourly rows, got {}", rows.len())));
+    }
+    Ok((0..meters).map(per_slot).collect())
+}
+
+/// What a slot physically allows: `min(Σ surplus, Σ deficit)` in Wh.
+pub fn slot_bound(net: &[i64]) -> u64 {
+    let surplus: u64 = net.iter().filter(|v| **v > 0).map(|v| v.unsigned_abs()).sum();
+    let deficit: u64 = net.iter().filter(|v| **v < 0).map(|v| v.unsigned_abs()).sum();
+    surplus.min(deficit)
+}
+
+/// Net energy per slot (generation − load, Wh) of the default community on
+/// `day`, one row per slot: what [`run_day`] clears.
+pub fn day_net(cfg: &DayConfig) -> Result<Vec<Vec<i64>>, DemoError> {
+    day_net_from(cfg, &data::parse_weather(data::WEATHER_CSV)?, &data::parse_loads(data::LOAD_CSV)?)
+}
+
+/// [`day_net`] on already parsed weather (the whole year) and loads.
+pub fn day_net_from(cfg: &DayConfig, year: &[WeatherHour], loads: &LoadTable) -> Result<Vec<Vec<i64>>, DemoError> {
+    let weather = data::weather_day(year, cfg.day)?;
+    let specs = participants(cfg);
+    let profiles = specs.iter().map(|p| profile(p, cfg.day, &weather, loads)).collect::<Result<Vec<_>, _>>()?;
+    Ok((0..SLOTS_PER_DAY)
+        .map(|slot| profiles.iter().map(|p| p.generation_wh[slot] as i64 - p.load_wh[slot] as i64).collect())
+        .collect())
+}
+
+/// One participant of a community file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunityParticipant {
+    /// SimBench household profile: H0-A, H0-B, H0-C, H0-G or H0-L.
+    pub load_profile: String,
+    #[serde(default = "per_mille")]
+    pub load_scale_permille: u32,
+    #[serde(default)]
+    pub load_shift_slots: u32,
+    /// PV area, dm² (0: none).
+    #[serde(default)]
+    pub pv_area_dm2: u32,
+    /// Wind rotor diameter, cm (0: none).
+    #[serde(default)]
+    pub rotor_diameter_cm: u32,
+    /// Ask and bid, minor units per kWh (1 coin = 1,000,000 minor units).
+    pub ask: u128,
+    pub bid: u128,
+}
+
+fn per_mille() -> u32 {
+    1000
+}
+
+/// An energy community as a TOML file describes it (`gridledger ior day
+/// --config community.toml`): the market terms, the chain sizes and the
+/// participants with their load and generation and prices. Meters are the
+/// participants' development meter keys, certified at start. Omitted
+/// participants: the seeded §3.5.4 community.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Community {
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// First day of the year to run.
+    #[serde(default = "default_day")]
+    pub day: u16,
+    #[serde(default)]
+    pub clearing: ClearingRule,
+    /// Minor units per kWh.
+    #[serde(default)]
+    pub grid_fee: u128,
+    /// Minor units per kWh.
+    #[serde(default)]
+    pub feed_in_tariff: u128,
+    #[serde(default = "two")]
+    pub executors: usize,
+    #[serde(default = "three")]
+    pub validators: usize,
+    #[serde(default = "fifty")]
+    pub funding_coins: u128,
+    #[serde(default)]
+    pub participant: Vec<CommunityParticipant>,
+}
+
+fn one() -> u64 {
+    1
+}
+fn default_day() -> u16 {
+    106
+}
+fn two() -> usize {
+    2
+}
+fn three() -> usize {
+    3
+}
+fn fifty() -> u128 {
+    50
+}
+
+impl Community {
+    /// The day configuration for day `day` of the year, or why the file is
+    /// unusable.
+    pub fn day_config(&self, day: u16) -> Result<DayConfig, DemoError> {
+        let mut cfg = DayConfig {
+            seed: self.seed,
+            day,
+            executors: self.executors,
+            validators: self.validators,
+            funding_coins: self.funding_coins,
+            clearing: self.clearing,
+            grid_fee: self.grid_fee,
+            feed_in_tariff: self.feed_in_tariff,
+            ..DayConfig::default()
+        };
+        if self.participant.is_empty() {
+            return Ok(cfg);
+        }
+        if self.participant.len() < 2 {
+            return Err(DemoError::Config("a community needs at least two participants".into()));
+        }
+        let mut list = Vec::with_capacity(self.participant.len());
+        for (i, p) in self.participant.iter().enumerate() {
+            if !LOAD_PROFILES.contains(&p.load_profile.as_str()) {
+                return Err(DemoError::Config(format!(
+                    "participant {}: load profile {:?} is not one of {LOAD_PROFILES:?}",
+                    i + 1,
+                    p.load_profile
+                )));
+            }
+            if p.ask == 0 || p.bid == 0 || p.load_scale_permille == 0 {
+                return Err(DemoError::Config(format!(
+                    "participant {}: ask, bid and load scale must be positive",
+                    i + 1
+                )));
+            }
+            list.push(ParticipantSpec {
+                number: i + 1,
+                address: dev_key(i).address(),
+                prosumer: p.pv_area_dm2 > 0 || p.rotor_diameter_cm > 0,
+                load_profile: p.load_profile.clone(),
+                load_scale_permille: p.load_scale_permille,
+                load_shift_slots: p.load_shift_slots,
+                pv_area_dm2: p.pv_area_dm2,
+                rotor_diameter_cm: p.rotor_diameter_cm,
+                ask: p.ask,
+                bid: p.bid,
+            });
+        }
+        cfg.consumers = list.iter().filter(|p| !p.prosumer).count();
+        cfg.prosumers = list.len() - cfg.consumers;
+        cfg.participants = Some(list);
+        Ok(cfg)
+    }
 }
 
 /// Per-participant results.
@@ -395,6 +698,11 @@ pub struct DayReport {
     pub settled_trades: usize,
     /// Σ EM of the settled trades, Wh.
     pub energy_traded_wh: u64,
+    /// What the day physically allows, `Σ_slots min(Σ surplus, Σ deficit)`, Wh.
+    pub bound_wh: u64,
+    /// Grid fees the buyers owe the operator for the settled trades, minor
+    /// units (`floor(fee × EM / 1000)` per trade).
+    pub grid_fees_minor: u128,
     /// Σ payments to sellers, minor units and as a decimal coin string.
     pub revenue_minor: u128,
     pub revenue_coins: String,
@@ -447,7 +755,24 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let weather = data::weather_day(&data::parse_weather(data::WEATHER_CSV)?, cfg.day)?;
     let loads = data::parse_loads(data::LOAD_CSV)?;
     let specs = participants(&cfg);
-    let profiles = specs.iter().map(|p| profile(p, cfg.day, &weather, &loads)).collect::<Result<Vec<_>, _>>()?;
+    let profiles = match &cfg.metered {
+        None => specs.iter().map(|p| profile(p, cfg.day, &weather, &loads)).collect::<Result<Vec<_>, _>>()?,
+        Some(m) => {
+            if m.len() != specs.len() || m.iter().any(|row| row.len() != SLOTS_PER_DAY) {
+                return Err(DemoError::Config(format!(
+                    "metered data has {} meters for {} participants (each needs {SLOTS_PER_DAY} slots)",
+                    m.len(),
+                    specs.len()
+                )));
+            }
+            m.iter()
+                .map(|row| Profile {
+                    load_wh: row.iter().map(|v| if *v < 0 { v.unsigned_abs() } else { 0 }).collect(),
+                    generation_wh: row.iter().map(|v| if *v > 0 { v.unsigned_abs() } else { 0 }).collect(),
+                })
+                .collect()
+        }
+    };
     let n = specs.len();
     let keys: Vec<KeyPair> = (0..n).map(dev_key).collect();
 
@@ -463,6 +788,8 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
         validators: cfg.validators,
         wallet: coins(1_000_000),
         delegates: 2,
+        challenge_bond: coins(10),
+        delegation_fee: Amount(10_000),
     };
     let accounts = n + cfg.executors + cfg.validators;
     let mut d = open(dcfg)?;
@@ -470,6 +797,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let total_before = chain_total(&d, accounts);
     let funding = coins(cfg.funding_coins);
     d.fund_many(&keys.iter().map(|k| (k.clone(), funding)).collect::<Vec<_>>())?;
+    d.register_meters(&keys)?;
     let balance_start: Vec<u128> =
         specs.iter().map(|p| d.participant(&p.address).map(|x| x.balance.0)).collect::<Result<_, _>>()?;
     let gas_from = d.gas.len();
@@ -477,7 +805,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let started = Instant::now();
     let mut open: Vec<(AgreementTerms, usize)> = Vec::new(); // terms, trade index
     let mut trades: Vec<Trade> = Vec::new();
-    let mut by_key: BTreeMap<(Address, Timestamp), usize> = BTreeMap::new();
+    let mut by_key: BTreeMap<AgreementKey, usize> = BTreeMap::new();
     let mut net_by_slot: Vec<Vec<i64>> = Vec::with_capacity(SLOTS_PER_DAY);
     for slot in 0..=SLOTS_PER_DAY {
         let t0 = DAY_START_MS + slot as u64 * SLOT_MS;
@@ -498,7 +826,9 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
                 dt_step_s: METER_STEP_S,
                 // Net export in W, constant over the slot: Wh × 2 = mean W.
                 ps: vec![surplus * 2; (SLOT_MS / 1000 / u64::from(METER_STEP_S)) as usize],
+                meter_sig: None,
             }
+            .sign_readings(&meter_key(&keys[s].address()))
             .sign_as_buyer(&keys[b]);
             sts.push((keys[s].clone(), IorTx::St(st)));
         }
@@ -506,7 +836,8 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
         if slot < SLOTS_PER_DAY {
             let net: Vec<i64> =
                 profiles.iter().map(|p| p.generation_wh[slot] as i64 - p.load_wh[slot] as i64).collect();
-            for (b, s, em, ep) in clear_slot(&specs, &net) {
+            let market = Market { rule: cfg.clearing, grid_fee: cfg.grid_fee, feed_in_tariff: cfg.feed_in_tariff };
+            for (b, s, em, ep) in clear_slot_market(&specs, &net, &market) {
                 let terms = AgreementTerms {
                     ep: Amount(ep),
                     em: Energy(em),
@@ -517,7 +848,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
                     dl: t0 + SLOT_MS + 15 * 60 * 1000,
                 };
                 let payment = terms.payment().map(|a| a.0).unwrap_or(0);
-                by_key.insert((terms.buyer, t0), trades.len());
+                by_key.insert(terms.key(), trades.len());
                 open.push((terms.clone(), trades.len()));
                 trades.push(Trade {
                     slot,
@@ -543,7 +874,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
             let input = d.batch_input(sb.batch)?;
             for (e, o) in input.entries.iter().zip(&sb.outcomes) {
                 let t = e.tx.terms();
-                let Some(&ti) = by_key.get(&(t.buyer, t.dt_start)) else { continue };
+                let Some(&ti) = by_key.get(&t.key()) else { continue };
                 let text = match o {
                     Outcome::AtAccepted => "AtAccepted".to_string(),
                     other => format!("{other:?}"),
@@ -565,6 +896,8 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let settled: Vec<&Trade> = trades.iter().filter(|t| t.settled).collect();
     let energy_traded_wh = settled.iter().map(|t| t.em_wh).sum();
     let revenue_minor = settled.iter().map(|t| t.payment).sum();
+    let bound_wh = net_by_slot.iter().map(|n| slot_bound(n)).sum();
+    let grid_fees_minor = settled.iter().map(|t| cfg.grid_fee * u128::from(t.em_wh) / 1000).sum();
     let mut trades_per_slot = vec![0; SLOTS_PER_DAY];
     for t in &trades {
         trades_per_slot[t.slot] += 1;
@@ -614,6 +947,8 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
         trades_count: trades.len(),
         settled_trades: settled.len(),
         energy_traded_wh,
+        bound_wh,
+        grid_fees_minor,
         revenue_minor,
         revenue_coins: coins_string(revenue_minor),
         trades_per_slot,
@@ -644,6 +979,151 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     })
 }
 
+/// Per-participant settlement statements of one or more days as CSV, one
+/// row per participant per day: energy bought and sold, what it paid and
+/// received on chain (settled trades), the grid fee it owes the operator,
+/// its IOR balance at the start and end of the day and its reputation. For
+/// every row `balance_end + paid = balance_start + received` (an honest day
+/// burns nothing).
+pub fn statements_csv(days: &[DayReport]) -> String {
+    let mut out = String::from(
+        "day,participant,address,bought_wh,sold_wh,paid_minor,received_minor,grid_fee_minor,balance_start_minor,balance_end_minor,reputation\n",
+    );
+    for r in days {
+        for p in &r.participants {
+            let n = p.spec.number;
+            let settled = r.trades.iter().filter(|t| t.settled);
+            let paid: u128 = settled.clone().filter(|t| t.buyer == n).map(|t| t.payment).sum();
+            let received: u128 = settled.clone().filter(|t| t.seller == n).map(|t| t.payment).sum();
+            let fee: u128 =
+                settled.filter(|t| t.buyer == n).map(|t| r.config.grid_fee * u128::from(t.em_wh) / 1000).sum();
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{}\n",
+                r.config.day,
+                n,
+                p.spec.address,
+                p.bought_wh,
+                p.sold_wh,
+                paid,
+                received,
+                fee,
+                p.balance_start,
+                p.balance_end,
+                p.reputation
+            ));
+        }
+    }
+    out
+}
+
+/// The §3.5.5 case study as run on the dual chain, beside the thesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CaseStudyReport {
+    /// `rs`, `α`, `β`, `D_s` (minor units), `F_p` (per mille).
+    pub params: IorParams,
+    /// Participant #14's reputation after each misbehaviour (8:00, 13:00).
+    pub reputation_after: Vec<u32>,
+    /// What #14 lost, minor units (thesis: 2 × D_s = 2 coins).
+    pub loss_minor: u128,
+    /// What each of its two counterparties gained, minor units (thesis:
+    /// F_p × D_s = 0.5 coin).
+    pub compensation_minor: Vec<u128>,
+    /// Burned to the black hole, minor units.
+    pub burned_minor: u128,
+    /// Whether #14's AT after 13:30 was refused, and why.
+    pub barred: Option<String>,
+    /// Coin on the primary chain unchanged.
+    pub coin_conserved: bool,
+}
+
+/// Runs the §3.5.5 case study (15 participants, rs = 30, α = 10, β = 10,
+/// D_s = 1, F_p = 0.5): #14 sells at 8:00–8:30 and 13:00–13:30 and
+/// delivers nothing; its buyers disagree and arbitration finds the
+/// shortfall on #14's own meter-signed readings; after 13:30 #14's next AT
+/// is refused.
+pub fn case_study() -> Result<CaseStudyReport, DemoError> {
+    const N: usize = 15;
+    const HOUR: u64 = 3_600_000;
+    const MIN: u64 = 60_000;
+    let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let params = IorParams::case_study();
+    let dcfg = DriverConfig {
+        params: params.clone(),
+        mode: Mode::Ior,
+        ior_window_ms: 5_000,
+        node_deposit: coins(100),
+        bonus_permille: 500,
+        participants: N,
+        executors: 1,
+        validators: 2,
+        wallet: coins(1_000),
+        delegates: 2,
+        challenge_bond: coins(10),
+        delegation_fee: Amount(10_000),
+    };
+    let mut d = DualChain::open(dirs.0.path(), dirs.1.path(), dcfg)?;
+    let keys: Vec<KeyPair> = (0..N).map(dev_key).collect();
+    d.fund_many(&keys.iter().map(|k| (k.clone(), coins(10))).collect::<Vec<_>>())?;
+    d.register_meters(&keys)?;
+    let accounts = N + 3;
+    let total0 = chain_total(&d, accounts);
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let p14 = keys[13].clone();
+    let terms_at = |buyer: &KeyPair, start: u64| AgreementTerms {
+        ep: Amount(200_000),
+        em: Energy(500),
+        buyer: buyer.address(),
+        seller: p14.address(),
+        dt_start: start,
+        dt_end: start + 30 * MIN,
+        dl: start + 45 * MIN,
+    };
+    let mut reputation_after = Vec::new();
+    let buyers = [keys[2].clone(), keys[4].clone()];
+    for (buyer, hour) in buyers.iter().zip([8u64, 13]) {
+        let t = terms_at(buyer, hour * HOUR);
+        d.set_time(t.dt_start - 30 * MIN);
+        d.submit(buyer, &IorTx::At(AgreementTx::signed(t.clone(), &p14)))?;
+        d.process(&mut rng)?;
+        d.set_time(t.dt_end + 5 * MIN);
+        // #14 outputs nothing; its meter says so; the buyer disagrees.
+        let st = SettlementTx {
+            terms: t.clone(),
+            stmp: t.dt_end + 5 * MIN,
+            buyer_sig: None,
+            ob: false,
+            dt_step_s: 300,
+            ps: vec![0; 6],
+            meter_sig: None,
+        }
+        .sign_readings(&meter_key(&p14.address()))
+        .sign_as_buyer(buyer);
+        d.submit(&p14, &IorTx::St(st))?;
+        d.process(&mut rng)?;
+        reputation_after.push(d.participant(&p14.address())?.reputation);
+    }
+    let later = terms_at(&keys[6], 14 * HOUR + 30 * MIN);
+    d.set_time(14 * HOUR);
+    d.submit(&keys[6], &IorTx::At(AgreementTx::signed(later, &p14)))?;
+    let barred = d.process(&mut rng)?.first().and_then(|s| match s.outcomes.first() {
+        Some(Outcome::AtRejected(why)) => Some(why.to_string()),
+        _ => None,
+    });
+    let ten = coins(10).0;
+    Ok(CaseStudyReport {
+        params,
+        reputation_after,
+        loss_minor: ten.saturating_sub(d.participant(&p14.address())?.balance.0),
+        compensation_minor: buyers
+            .iter()
+            .map(|b| d.participant(&b.address()).map(|p| p.balance.0.saturating_sub(ten)))
+            .collect::<Result<_, _>>()?,
+        burned_minor: d.primary.account(&BLACK_HOLE).balance.0,
+        barred,
+        coin_conserved: chain_total(&d, accounts) == total0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,20 +1143,115 @@ mod tests {
     }
 
     #[test]
-    fn auction_pairs_each_buyer_once_within_prices() {
+    fn auction_fills_deficits_from_several_sellers_within_prices() {
         let cfg = DayConfig::default();
         let specs = participants(&cfg);
         assert_eq!(specs.iter().filter(|p| p.prosumer).count(), 12);
         assert!(specs[13].pv_area_dm2 > 0 && specs[13].rotor_diameter_cm > 0, "#14 has PV and wind");
-        let net: Vec<i64> = (0..15).map(|i| if i % 2 == 0 { 300 } else { -200 }).collect();
-        let m = clear_slot(&specs, &net);
-        assert!(!m.is_empty());
-        let mut buyers: Vec<usize> = m.iter().map(|t| t.0).collect();
-        buyers.dedup();
-        assert_eq!(buyers.len(), m.len());
-        for (b, s, em, ep) in m {
-            assert!(net[b] < 0 && net[s] > 0 && em <= 200);
-            assert!(specs[s].ask <= ep && ep <= specs[b].bid);
+        // Sellers of 200 Wh, buyers of 220 Wh: every buyer needs two sellers.
+        let net: Vec<i64> = (0..15).map(|i| if i % 2 == 0 { 200 } else { -220 }).collect();
+        for rule in [ClearingRule::Midpoint, ClearingRule::PayAsBid, ClearingRule::Uniform] {
+            let m = clear_slot_with(&specs, &net, rule);
+            let mut pairs: Vec<(usize, usize)> = m.iter().map(|t| (t.0, t.1)).collect();
+            pairs.sort_unstable();
+            pairs.dedup();
+            assert_eq!(pairs.len(), m.len(), "each (buyer, seller) pair at most once");
+            assert_eq!(m.iter().map(|t| t.2).sum::<u64>(), slot_bound(&net));
+            assert_eq!(slot_bound(&net), 7 * 220);
+            for b in (0..15).filter(|i| i % 2 == 1) {
+                assert_eq!(m.iter().filter(|t| t.0 == b).map(|t| t.2).sum::<u64>(), 220, "buyer {b} filled");
+                assert!(m.iter().filter(|t| t.0 == b).count() >= 2, "buyer {b} buys from several sellers");
+            }
+            for s in (0..15).filter(|i| i % 2 == 0) {
+                assert!(m.iter().filter(|t| t.1 == s).map(|t| t.2).sum::<u64>() <= 200);
+            }
+            for &(b, s, em, ep) in &m {
+                assert!(net[b] < 0 && net[s] > 0 && em > 0);
+                assert!(specs[s].ask <= ep && ep <= specs[b].bid, "{rule:?}");
+                if rule == ClearingRule::PayAsBid {
+                    assert_eq!(ep, specs[b].bid);
+                }
+            }
+            if rule == ClearingRule::Uniform {
+                assert!(m.iter().all(|t| t.3 == m[0].3));
+            }
         }
+    }
+
+    /// Issue 11: at least 99 % of what each day physically allows,
+    /// `Σ_slots min(Σ surplus, Σ deficit)`, is matched on every day of
+    /// the year.
+    #[test]
+    fn meter_csv_quarter_hours_and_hours_become_half_hour_slots() {
+        let mut q = String::from("time,m1,m2\n");
+        for i in 0..96 {
+            q.push_str(&format!("t{i},{},{}\n", i, -(i as i64) - 1));
+        }
+        let m = parse_meter_csv(&q).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0][0], 1, "0 + 1");
+        assert_eq!(m[0][47], 94 + 95);
+        assert_eq!(m[1][0], -3);
+        assert_eq!(m[0].iter().sum::<i64>(), (0..96).sum::<i64>(), "no Wh lost");
+        let mut h = String::from("hour,m1\n");
+        for i in 0..24 {
+            h.push_str(&format!("{i},{}\n", 2 * i + 1 - 24));
+        }
+        let m = parse_meter_csv(&h).unwrap();
+        assert_eq!((m[0][0], m[0][1]), (-12, -11), "-23 split as floor(-23/2) and the rest");
+        assert_eq!(m[0].iter().sum::<i64>(), (0..24).map(|i| 2 * i + 1 - 24).sum::<i64>());
+        for (text, why) in [
+            ("", "empty"),
+            ("time\n1\n", "names no meter"),
+            ("time,m1\nx,1,2\n", "row 2 has 3 columns"),
+            ("time,m1\nx,1.5\n", "not an integer"),
+            ("time,m1\nx,1\n", "got 1"),
+        ] {
+            match parse_meter_csv(text) {
+                Err(DemoError::Config(msg)) => assert!(msg.contains(why), "{msg} lacks {why}"),
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+    }
+
+    /// A day run on metered data trades what the meters say is tradable.
+    #[test]
+    fn a_day_runs_on_metered_data() {
+        let mut csv = String::from("time,a,b,c\n");
+        for h in 0..24 {
+            let sun = if (8..16).contains(&h) { 400 } else { 0 };
+            csv.push_str(&format!("{h},{},-150,-120\n", sun - 100));
+        }
+        let metered = parse_meter_csv(&csv).unwrap();
+        let cfg = DayConfig { prosumers: 1, consumers: 2, metered: Some(metered.clone()), ..DayConfig::default() };
+        let r = run_day(cfg).unwrap();
+        let bound: u64 =
+            (0..SLOTS_PER_DAY).map(|s| slot_bound(&metered.iter().map(|m| m[s]).collect::<Vec<_>>())).sum();
+        assert_eq!(r.bound_wh, bound);
+        assert_eq!(r.energy_traded_wh, bound);
+        assert!(bound > 0);
+        let wrong = DayConfig { metered: Some(vec![vec![0; SLOTS_PER_DAY]]), ..DayConfig::default() };
+        assert!(matches!(run_day(wrong), Err(DemoError::Config(m)) if m.contains("1 meters for 15 participants")));
+    }
+
+    #[test]
+    fn every_day_of_the_year_trades_at_least_99_percent_of_the_bound() {
+        let mut worst = (u64::MAX, 1u64, 0u16);
+        let year = data::parse_weather(data::WEATHER_CSV).unwrap();
+        let loads = data::parse_loads(data::LOAD_CSV).unwrap();
+        for day in 1..=365u16 {
+            let cfg = DayConfig { day, ..DayConfig::default() };
+            let specs = participants(&cfg);
+            let (mut traded, mut bound) = (0u64, 0u64);
+            for net in day_net_from(&cfg, &year, &loads).unwrap() {
+                traded += clear_slot_with(&specs, &net, cfg.clearing).iter().map(|t| t.2).sum::<u64>();
+                bound += slot_bound(&net);
+            }
+            assert!(traded * 100 >= bound * 99, "day {day}: traded {traded} of {bound} Wh");
+            if bound > 0 && u128::from(traded) * u128::from(worst.1) < u128::from(worst.0) * u128::from(bound) {
+                worst = (traded, bound, day);
+            }
+        }
+        println!("worst day {}: {} of {} Wh", worst.2, worst.0, worst.1);
     }
 }

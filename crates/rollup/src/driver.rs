@@ -14,9 +14,11 @@ use gridledger_ledger::devnet::{call, dev_key, DevChain};
 use gridledger_ledger::{ChainClient, ChainError, ClientError, Receipt, SubmitError, TxStatus};
 use rand::Rng;
 
-use crate::primary::{BatchId, BatchInput, BatchState, PrimaryConfig, RegisterNode};
+use crate::primary::{BatchId, BatchInput, BatchState, Controversial, PrimaryConfig, RegisterMeter, RegisterNode};
 use crate::roles::{Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, Target, Validator, ValidatorBehaviour};
-use crate::types::{node_cert_digest, IorParams, IorTx, NodeRole, Outcome, Participant};
+use crate::types::{
+    meter_cert_digest, node_cert_digest, AgreementKey, IorParams, IorTx, NodeRole, Outcome, Participant,
+};
 use crate::{args, primary_registry, secondary_registry, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
 
 /// Gas limit of the driver's transactions (a dispute re-executes a batch).
@@ -76,6 +78,11 @@ pub struct DriverConfig {
     pub wallet: Amount,
     /// Validators each smart meter delegates to on a disagreement.
     pub delegates: usize,
+    /// Bond of a challenger that is not a validator (a trader whose meter
+    /// saw a wrong TCR that no delegate overturned).
+    pub challenge_bond: Amount,
+    /// `f`, paid to each delegated validator after the batch settles.
+    pub delegation_fee: Amount,
 }
 
 impl DriverConfig {
@@ -119,12 +126,16 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     pub gas: Vec<GasRecord>,
     pub faults: Vec<Fault>,
     pub settled: Vec<SettledBatch>,
-    /// STs whose participants dispute their TCR, keyed by `(ADDR_b, DT
-    /// start)`: for each, [`Self::process`] selects one delegated validator
+    /// STs whose participants dispute their TCR, by agreement key: for each, [`Self::process`] selects one delegated validator
     /// at random to validate that ST (§3.5.3, Tables 3-4 to 3-6).
-    pub participant_disputes: BTreeSet<(Address, Timestamp)>,
+    pub participant_disputes: BTreeSet<AgreementKey>,
     /// Participant disputes handled so far.
     pub disputes_handled: u64,
+    /// Traders' keys (development keys `0..participants`), for the bonded
+    /// challenges their meters raise.
+    pub traders: BTreeMap<Address, KeyPair>,
+    /// Bonded challenges sent by traders.
+    pub bonded_challenges: u64,
 }
 
 /// Largest transaction the driver's chains admit. `sc_exe`, `sc_verify`
@@ -146,6 +157,22 @@ pub fn dev_chain(
     let chain = gridledger_ledger::Chain::open(dir, genesis, registry, config)?;
     let now = chain.tip().timestamp + 1_000;
     Ok(DevChain { chain, validator, now })
+}
+
+/// The development key of `owner`'s smart meter (deterministic, so tests
+/// and demos can sign readings for any trader).
+pub fn meter_key(owner: &Address) -> KeyPair {
+    KeyPair::from_seed(&format!("gridledger-ior-meter/{owner}"))
+}
+
+/// The primary contract method that records `tx`, and its arguments.
+pub fn record_call(tx: &IorTx) -> (&'static str, Vec<u8>) {
+    match tx {
+        IorTx::At(at) => ("sc_ds_at", args(at)),
+        IorTx::St(st) => ("sc_ds_st", args(st)),
+        IorTx::Opinion(o) => ("sc_ds_ob", args(o)),
+        IorTx::Expire(t) => ("sc_ds_expire", args(t)),
+    }
 }
 
 /// One contract call in its own block on `chain`, its gas recorded.
@@ -239,7 +266,10 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             settled: vec![],
             participant_disputes: BTreeSet::new(),
             disputes_handled: 0,
+            traders: BTreeMap::new(),
+            bonded_challenges: 0,
         };
+        d.traders = (0..d.cfg.participants).map(dev_key).map(|k| (k.address(), k)).collect();
         let admin = dev_key(d.cfg.participants);
         let pc = PrimaryConfig {
             params: d.cfg.params.clone(),
@@ -247,6 +277,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             node_deposit: d.cfg.node_deposit,
             bonus_permille: d.cfg.bonus_permille,
             window_ms: d.cfg.window_ms(),
+            challenge_bond: d.cfg.challenge_bond,
+            delegation_fee: d.cfg.delegation_fee,
         };
         let r = d.primary_call(&admin, "init", args(&pc), Amount::ZERO)?;
         ok(&r, "init")?;
@@ -322,23 +354,50 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(())
     }
 
-    /// Submits one AT (`SC_DS_AT`) or ST (`SC_DS_ST`) in its own block.
+    /// Submits one AT (`SC_DS_AT`), ST (`SC_DS_ST`), buyer opinion or
+    /// expiry in its own block.
     pub fn submit(&mut self, key: &KeyPair, tx: &IorTx) -> Result<Receipt, DriverError> {
-        let (method, a) = match tx {
-            IorTx::At(at) => ("sc_ds_at", args(at)),
-            IorTx::St(st) => ("sc_ds_st", args(st)),
-        };
+        let (method, a) = record_call(tx);
         self.primary_call(key, method, a, Amount::ZERO)
+    }
+
+    /// Registers each trader's development meter key ([`meter_key`]),
+    /// certified by the authority, up to `max_batch` per block.
+    pub fn register_meters(&mut self, owners: &[KeyPair]) -> Result<(), DriverError> {
+        let per_block = (self.cfg.params.max_batch as usize).max(1);
+        for chunk in owners.chunks(per_block) {
+            let mut hashes = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                let meter = meter_key(&key.address()).address();
+                let cert = self.authority.sign(&meter_cert_digest(&key.address(), &meter));
+                let n = self.primary.next_nonce(&key.address());
+                let a = args(&RegisterMeter { meter, cert });
+                let tx = call(
+                    key,
+                    self.primary.chain_id(),
+                    n,
+                    IOR_PRIMARY_ID,
+                    "register_meter",
+                    a,
+                    Amount::ZERO,
+                    RECORD_GAS_LIMIT,
+                );
+                hashes.push(self.primary.submit(&tx)?);
+            }
+            self.primary.seal()?;
+            for h in hashes {
+                let r = self.primary.receipt(&h)?.ok_or(DriverError::NotIncluded("register_meter"))?;
+                ok(&r, "register_meter")?;
+            }
+        }
+        Ok(())
     }
 
     /// Submits many ATs/STs into one primary block (one batch).
     pub fn submit_block(&mut self, txs: &[(KeyPair, IorTx)]) -> Result<Vec<Receipt>, DriverError> {
         let mut hashes = Vec::new();
         for (key, tx) in txs {
-            let (method, a) = match tx {
-                IorTx::At(at) => ("sc_ds_at", args(at)),
-                IorTx::St(st) => ("sc_ds_st", args(st)),
-            };
+            let (method, a) = record_call(tx);
             let n = self.primary.next_nonce(&key.address());
             let chain_id = self.primary.chain_id();
             let stx = call(key, chain_id, n, IOR_PRIMARY_ID, method, a, Amount::ZERO, RECORD_GAS_LIMIT);
@@ -439,6 +498,16 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 let key = self.executors[i].0.clone();
                 self.run_step(&key, step)?;
                 input = self.batch_input(fin)?;
+                if input.tcrs.is_none() && input.header.posted_by.is_none() && self.executors.len() > 1 {
+                    // Withheld: the next executor stands in after the window.
+                    let until = input.header.first_recorded_at.saturating_add(self.cfg.window_ms()) + 1;
+                    self.set_time(until.max(self.now()));
+                    let j = (i + 1) % self.executors.len();
+                    let step = self.executors[j].1.on_batch(&input);
+                    let key = self.executors[j].0.clone();
+                    self.run_step(&key, step)?;
+                    input = self.batch_input(fin)?;
+                }
                 if input.tcrs.is_none() {
                     return Err(DriverError::Stuck(fin));
                 }
@@ -476,11 +545,15 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 }
             };
             let owners: Vec<Address> = self.meters.keys().copied().collect();
+            let mut alarmed = Vec::new();
             for owner in owners.iter().filter(|_| shared.is_some()) {
                 let step = match (self.meters.get_mut(owner), &shared) {
                     (Some(m), Some(own)) if m.involved(&input) => m.on_tcrs_computed(&input, own, &validators, rng),
                     _ => continue,
                 };
+                if !step.faults.is_empty() {
+                    alarmed.push(*owner);
+                }
                 self.faults.extend(step.faults.clone());
                 for d in step.delegations {
                     let Some(i) = validators.iter().position(|a| *a == d.validator) else { continue };
@@ -489,16 +562,25 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     self.run_step(&key, s)?;
                 }
             }
+            // If every delegate stayed silent, the first alarmed meter's
+            // owner challenges itself with a bond (issue 11 item 2).
+            if let (Some(owner), Some(own)) = (alarmed.first(), &shared) {
+                if self.batch_input(fin)?.header.state == BatchState::Open {
+                    if let Some(key) = self.traders.get(owner).cloned() {
+                        let a = args(&Controversial { batch: fin, claimed: own.clone() });
+                        let bond = self.cfg.challenge_bond;
+                        self.primary_call(&key, "dispute", a, bond)?;
+                        self.bonded_challenges += 1;
+                    }
+                }
+            }
             // Participants' disputes: one randomly selected validator each.
             if !self.participant_disputes.is_empty() && !validators.is_empty() {
                 let disputed: Vec<u32> = input
                     .entries
                     .iter()
                     .enumerate()
-                    .filter(|(_, e)| {
-                        !e.tx.is_at()
-                            && self.participant_disputes.contains(&(e.tx.terms().buyer, e.tx.terms().dt_start))
-                    })
+                    .filter(|(_, e)| !e.tx.is_at() && self.participant_disputes.contains(&e.tx.terms().key()))
                     .map(|(i, _)| i as u32)
                     .collect();
                 for index in disputed {

@@ -16,8 +16,8 @@ use gridledger_ledger::{gas, CallContext, ContractError};
 use serde::Serialize;
 
 use crate::types::{
-    Agreement, AgreementTx, AtRejection, Effect, Entry, IorParams, IorTx, Outcome, Participant, SettlementTx,
-    StRejection, StSettlement, Tcr,
+    Agreement, AgreementKey, AgreementTerms, AgreementTx, AtRejection, BuyerOpinion, Effect, Entry, IorParams, IorTx,
+    Outcome, Participant, SettlementTx, StRejection, StSettlement, Tcr,
 };
 
 /// Gas for one meter reading in the `Σ P_s × Δt` loop: calldata load,
@@ -81,8 +81,11 @@ pub enum ApplyError {
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct PreState {
     pub participants: BTreeMap<Address, Participant>,
-    /// Open agreements keyed by `ADDR_b`.
-    pub agreements: BTreeMap<Address, Agreement>,
+    /// Open agreements.
+    pub agreements: BTreeMap<AgreementKey, Agreement>,
+    /// Certified smart-meter key address of each seller whose ST the batch
+    /// holds (`register_meter`).
+    pub meters: BTreeMap<Address, Address>,
 }
 
 impl PreState {
@@ -92,13 +95,13 @@ impl PreState {
 }
 
 /// Traders and agreement keys a batch (and, optionally, its TCRs) touches.
-pub fn touched(entries: &[Entry], tcrs: &[Tcr]) -> (BTreeSet<Address>, BTreeSet<Address>) {
+pub fn touched(entries: &[Entry], tcrs: &[Tcr]) -> (BTreeSet<Address>, BTreeSet<AgreementKey>) {
     let mut parts = BTreeSet::new();
     let mut buyers = BTreeSet::new();
     for e in entries {
         let t = e.tx.terms();
         parts.extend([e.sender, t.buyer, t.seller]);
-        buyers.insert(t.buyer);
+        buyers.insert(t.key());
     }
     for t in tcrs {
         for eff in &t.effects {
@@ -116,16 +119,70 @@ pub fn touched(entries: &[Entry], tcrs: &[Tcr]) -> (BTreeSet<Address>, BTreeSet<
     (parts, buyers)
 }
 
+/// Sellers whose certified meter key the batch's STs need.
+pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
+    entries.iter().filter(|e| matches!(e.tx, IorTx::St(_))).map(|e| e.tx.terms().seller).collect()
+}
+
+/// The only effects a TCR with `outcome` may carry for entry `e` (issue 11
+/// item 1): they touch nothing but the entry's buyer, seller and sender
+/// (whose reputation a refusal lowers) and the black hole, with amounts
+/// that follow from the entry's terms and the parameters. `None` when the
+/// outcome cannot be a verdict on this kind of entry.
+///
+/// The executor therefore chooses only the verdict; the primary chain
+/// refuses any TCR whose effects differ from these (`sc_cr_*`), and a
+/// wrong verdict is what validators, meters and bonded challengers dispute.
+pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<Vec<Effect>> {
+    let t = e.tx.terms();
+    let penalise = |who: Address| vec![Effect::Reputation { who, by: p.alpha }];
+    // Computed lazily: a refused AT may carry terms whose payment overflows.
+    let pay = || t.payment();
+    let (ds, pen, burn) = (p.ds, p.penalty(), p.burn());
+    let to_buyer = |pay_to: Address, other: Address| -> Option<Vec<Effect>> {
+        let pay = pay()?;
+        Some(vec![
+            Effect::Pay { to: pay_to, amount: pay.checked_add(ds)?.checked_add(pen)? },
+            Effect::Burn(burn),
+            Effect::Reputation { who: other, by: p.alpha },
+            Effect::Close,
+        ])
+    };
+    match (&e.tx, outcome) {
+        (IorTx::At(_), Outcome::AtAccepted) => Some(vec![
+            Effect::Open(t.clone()),
+            Effect::Lock { who: t.buyer, amount: pay()?.checked_add(ds)? },
+            Effect::Lock { who: t.seller, amount: ds },
+        ]),
+        (IorTx::At(_), Outcome::AtRejected(_)) => Some(penalise(e.sender)),
+        (IorTx::At(_), _) | (_, Outcome::AtAccepted | Outcome::AtRejected(_)) => None,
+        (_, Outcome::StRejected(r)) if r.penalty_free() => Some(vec![]),
+        (_, Outcome::StRejected(_)) => Some(penalise(e.sender)),
+        (IorTx::St(_), Outcome::StSettled(kind)) => match kind {
+            StSettlement::Agreed => Some(vec![
+                Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)? },
+                Effect::Pay { to: t.buyer, amount: ds },
+                Effect::Close,
+            ]),
+            StSettlement::LateBuyerSignature | StSettlement::SellerDelivered => to_buyer(t.seller, t.buyer),
+            StSettlement::SellerShortfall => to_buyer(t.buyer, t.seller),
+        },
+        (IorTx::Opinion(o), Outcome::OpinionRecorded) => Some(vec![Effect::Opinion(o.ob)]),
+        (IorTx::Expire(_), Outcome::Expired) => to_buyer(t.buyer, t.seller),
+        _ => None,
+    }
+}
+
 fn add(a: Amount, b: Amount) -> Result<Amount, ApplyError> {
     a.checked_add(b).ok_or(ApplyError::Overflow)
 }
 
-/// Applies one TCR's effects for the entry whose `ADDR_b` is `buyer`,
+/// Applies one TCR's effects for the entry whose agreement key is `buyer`,
 /// all or nothing. Returns the amount burned.
 pub fn apply_effects(
     state: &mut PreState,
     p: &IorParams,
-    buyer: &Address,
+    buyer: &AgreementKey,
     effects: &[Effect],
 ) -> Result<Amount, ApplyError> {
     let mut s = state.clone();
@@ -134,13 +191,14 @@ pub fn apply_effects(
         match eff {
             Effect::Open(terms) => {
                 if s.agreements.contains_key(buyer) {
-                    return Err(ApplyError::AgreementExists(*buyer));
+                    return Err(ApplyError::AgreementExists(buyer.buyer));
                 }
-                s.agreements.insert(*buyer, Agreement { terms: terms.clone(), pool: Amount::ZERO });
+                s.agreements
+                    .insert(*buyer, Agreement { terms: terms.clone(), pool: Amount::ZERO, buyer_opinion: None });
             }
             Effect::Lock { who, amount } => {
                 let mut part = s.participant(p, who);
-                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(*buyer))?;
+                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(buyer.buyer))?;
                 part.balance = part.balance.checked_sub(*amount).ok_or(ApplyError::InsufficientBalance {
                     who: *who,
                     needed: *amount,
@@ -150,7 +208,7 @@ pub fn apply_effects(
                 s.participants.insert(*who, part);
             }
             Effect::Pay { to, amount } => {
-                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(*buyer))?;
+                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(buyer.buyer))?;
                 ag.pool = ag
                     .pool
                     .checked_sub(*amount)
@@ -160,7 +218,7 @@ pub fn apply_effects(
                 s.participants.insert(*to, part);
             }
             Effect::Burn(amount) => {
-                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(*buyer))?;
+                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(buyer.buyer))?;
                 ag.pool = ag
                     .pool
                     .checked_sub(*amount)
@@ -168,7 +226,7 @@ pub fn apply_effects(
                 burned = add(burned, *amount)?;
             }
             Effect::Close => {
-                let ag = s.agreements.remove(buyer).ok_or(ApplyError::NoAgreement(*buyer))?;
+                let ag = s.agreements.remove(buyer).ok_or(ApplyError::NoAgreement(buyer.buyer))?;
                 if !ag.pool.is_zero() {
                     return Err(ApplyError::PoolNotEmpty(ag.pool));
                 }
@@ -177,6 +235,10 @@ pub fn apply_effects(
                 let mut part = s.participant(p, who);
                 part.reputation = part.reputation.saturating_sub(*by);
                 s.participants.insert(*who, part);
+            }
+            Effect::Opinion(ob) => {
+                let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(buyer.buyer))?;
+                ag.buyer_opinion = Some(*ob);
             }
         }
     }
@@ -195,11 +257,15 @@ pub fn execute_batch(
     let mut st = pre.clone();
     let mut out = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
-        let (outcome, effects) = match &e.tx {
+        let outcome = match &e.tx {
             IorTx::At(at) => execute_at(env, p, &st, e, at)?,
-            IorTx::St(s) => execute_st(env, p, &st, e, s)?,
+            IorTx::St(s) => execute_st(env, &st, e, s)?,
+            IorTx::Opinion(o) => execute_opinion(env, &st, e, o)?,
+            IorTx::Expire(t) => execute_expire(env, p, &st, e, t)?,
         };
-        apply_effects(&mut st, p, &e.tx.terms().buyer, &effects)
+        let effects = expected_effects(p, e, &outcome)
+            .ok_or_else(|| ContractError::Revert("internal: verdict without effects".into()))?;
+        apply_effects(&mut st, p, &e.tx.terms().key(), &effects)
             .map_err(|err| ContractError::Revert(format!("internal: own effects do not apply: {err}")))?;
         out.push(Tcr { index: i as u32, outcome, effects });
     }
@@ -216,26 +282,27 @@ pub fn execute_and_apply(
     let tcrs = execute_batch(env, p, pre, entries)?;
     let mut st = pre.clone();
     for (t, e) in tcrs.iter().zip(entries) {
-        apply_effects(&mut st, p, &e.tx.terms().buyer, &t.effects)
+        apply_effects(&mut st, p, &e.tx.terms().key(), &t.effects)
             .map_err(|err| ContractError::Revert(format!("internal: {err}")))?;
     }
     Ok((tcrs, st))
 }
 
-/// `SC_EXE_AT`, Steps 1–6.
+/// `SC_EXE_AT`, Steps 1–6. The effects follow from the verdict
+/// ([`expected_effects`]).
 fn execute_at(
     env: &mut impl ExecEnv,
     p: &IorParams,
     st: &PreState,
     e: &Entry,
     at: &AgreementTx,
-) -> Result<(Outcome, Vec<Effect>), ContractError> {
-    let reject = |why: AtRejection| (Outcome::AtRejected(why), vec![Effect::Reputation { who: e.sender, by: p.alpha }]);
+) -> Result<Outcome, ContractError> {
+    let reject = |why: AtRejection| Ok(Outcome::AtRejected(why));
     let t = &at.terms;
     env.charge(STEP_GAS)?;
     // Step 1: only the buyer submits an AT.
     if e.sender != t.buyer {
-        return Ok(reject(AtRejection::WrongSender { sender: e.sender, buyer: t.buyer }));
+        return reject(AtRejection::WrongSender { sender: e.sender, buyer: t.buyer });
     }
     // Step 2: EP and EM signed by the seller.
     let signed = match &at.seller_sig {
@@ -246,11 +313,11 @@ fn execute_at(
         }
     };
     if !signed {
-        return Ok(reject(AtRejection::NotSignedBySeller));
+        return reject(AtRejection::NotSignedBySeller);
     }
     // Step 3: validity, reputation and balances.
     env.charge(STEP_GAS)?;
-    let invalid = |s: &str| Ok(reject(AtRejection::InvalidTerms(s.into())));
+    let invalid = |s: &str| reject(AtRejection::InvalidTerms(s.into()));
     if t.buyer == t.seller {
         return invalid("buyer and seller are the same account");
     }
@@ -263,128 +330,146 @@ fn execute_at(
     if t.dl < t.dt_end {
         return invalid("deadline DL precedes the end of DT");
     }
+    // A seller-signed AT stays valid forever; recorded after its delivery
+    // period it is a replay (or stale) and would make the buyer pay twice.
+    if e.recorded_at >= t.dt_end {
+        return reject(AtRejection::DeliveryPassed { dt_end: t.dt_end, now: e.recorded_at });
+    }
     let Some(need) = t.payment().and_then(|pay| pay.checked_add(p.ds)) else {
         return invalid("D_s + EP × EM overflows");
     };
+    if t.payment().and_then(|pay| pay.checked_add(p.ds)?.checked_add(p.penalty())).is_none() {
+        return invalid("D_s + EP × EM overflows");
+    }
     for who in [t.buyer, t.seller] {
         let score = st.participant(p, &who).reputation;
         if !p.may_trade(score) {
-            return Ok(reject(AtRejection::ReputationTooLow { who, score, beta: p.beta }));
+            return reject(AtRejection::ReputationTooLow { who, score, beta: p.beta });
         }
     }
     for (who, needed) in [(t.buyer, need), (t.seller, p.ds)] {
         let available = st.participant(p, &who).balance;
         if available < needed {
-            return Ok(reject(AtRejection::InsufficientBalance { who, needed, available }));
+            return reject(AtRejection::InsufficientBalance { who, needed, available });
         }
     }
-    if st.agreements.contains_key(&t.buyer) {
-        return Ok(reject(AtRejection::AgreementOpen(t.buyer)));
+    if st.agreements.contains_key(&t.key()) {
+        return reject(AtRejection::AgreementOpen(t.buyer));
     }
     // Steps 4 and 5.
-    Ok((
-        Outcome::AtAccepted,
-        vec![
-            Effect::Open(t.clone()),
-            Effect::Lock { who: t.buyer, amount: need },
-            Effect::Lock { who: t.seller, amount: p.ds },
-        ],
-    ))
+    Ok(Outcome::AtAccepted)
+}
+
+/// The open agreement an ST, opinion or expiry refers to, or why not.
+fn agreement_of<'s>(st: &'s PreState, t: &AgreementTerms) -> Result<&'s Agreement, StRejection> {
+    let ag = st.agreements.get(&t.key()).ok_or(StRejection::NoAgreement(t.buyer))?;
+    if ag.terms != *t {
+        return Err(StRejection::FieldsMismatch);
+    }
+    Ok(ag)
 }
 
 /// `SC_EXE_ST`, Steps 1–5.
-fn execute_st(
-    env: &mut impl ExecEnv,
-    p: &IorParams,
-    st: &PreState,
-    e: &Entry,
-    s: &SettlementTx,
-) -> Result<(Outcome, Vec<Effect>), ContractError> {
-    let reject = |why: StRejection| (Outcome::StRejected(why), vec![Effect::Reputation { who: e.sender, by: p.alpha }]);
+fn execute_st(env: &mut impl ExecEnv, st: &PreState, e: &Entry, s: &SettlementTx) -> Result<Outcome, ContractError> {
+    let reject = |why: StRejection| Ok(Outcome::StRejected(why));
     let t = &s.terms;
     env.charge(STEP_GAS)?;
     if e.sender != t.seller {
-        return Ok(reject(StRejection::WrongSender { sender: e.sender, seller: t.seller }));
+        return reject(StRejection::WrongSender { sender: e.sender, seller: t.seller });
     }
     // Step 1: the ST's tuple must equal the AT stored under ADDR_b.
-    let Some(ag) = st.agreements.get(&t.buyer) else {
-        return Ok(reject(StRejection::NoAgreement(t.buyer)));
+    let ag = match agreement_of(st, t) {
+        Ok(ag) => ag,
+        Err(why) => return reject(why),
     };
-    if ag.terms != *t {
-        return Ok(reject(StRejection::FieldsMismatch));
+    if e.recorded_at < t.dt_end {
+        return reject(StRejection::NotYetDelivered { dt_end: t.dt_end, now: e.recorded_at });
     }
     let span_ms = t.dt_end.saturating_sub(t.dt_start);
     let step_ms = u64::from(s.dt_step_s) * 1000;
     let got = s.ps.len() as u64;
     let expected = span_ms.checked_div(step_ms).unwrap_or(0);
     if step_ms == 0 || !span_ms.is_multiple_of(step_ms) || got != expected {
-        return Ok(reject(StRejection::ReadingsMismatch { expected, got, step_s: s.dt_step_s }));
+        return reject(StRejection::ReadingsMismatch { expected, got, step_s: s.dt_step_s });
     }
-    // Step 2: the buyer's signature and the deadline.
-    let signed = match &s.buyer_sig {
-        None => false,
-        Some(sig) => {
-            env.charge(gas::HASH_BASE + gas::HASH_WORD * 5)?;
-            env.recover(&t.buyer_digest(s.ob), sig)? == Some(t.buyer)
-        }
+    // Step 2: the buyer's opinion: recorded on chain by the buyer itself,
+    // else its signature carried by the seller.
+    let opinion = match ag.buyer_opinion {
+        Some(ob) => Some(ob),
+        None => match &s.buyer_sig {
+            None => None,
+            Some(sig) => {
+                env.charge(gas::HASH_BASE + gas::HASH_WORD * 5)?;
+                (env.recover(&t.buyer_digest(s.ob), sig)? == Some(t.buyer)).then_some(s.ob)
+            }
+        },
     };
     let late = e.recorded_at > t.dl;
-    let pay = t.payment().ok_or_else(|| ContractError::Revert("stored agreement overflows".into()))?;
-    let sum = |xs: &[Amount]| -> Result<Amount, ContractError> {
-        xs.iter()
-            .try_fold(Amount::ZERO, |a, b| a.checked_add(*b))
-            .ok_or_else(|| ContractError::Revert("overflow".into()))
-    };
-    let (ds, pen, burn) = (p.ds, p.penalty(), p.burn());
     env.charge(STEP_GAS)?;
-    if !signed && late {
+    let ob = match opinion {
         // Step 2: penalise the buyer; the ST is still executed (the seller is paid).
-        return Ok((
-            Outcome::StSettled(StSettlement::LateBuyerSignature),
-            vec![
-                Effect::Pay { to: t.seller, amount: sum(&[pay, ds, pen])? },
-                Effect::Burn(burn),
-                Effect::Reputation { who: t.buyer, by: p.alpha },
-                Effect::Close,
-            ],
-        ));
-    }
-    if !signed {
-        return Ok((Outcome::StRejected(StRejection::AwaitingBuyerSignature { dl: t.dl, now: e.recorded_at }), vec![]));
-    }
-    if s.ob {
+        None if late => return Ok(Outcome::StSettled(StSettlement::LateBuyerSignature)),
+        None => return reject(StRejection::AwaitingBuyerSignature { dl: t.dl, now: e.recorded_at }),
+        Some(ob) => ob,
+    };
+    if ob {
         // Step 3 (i): both deposits back, the seller paid.
-        return Ok((
-            Outcome::StSettled(StSettlement::Agreed),
-            vec![
-                Effect::Pay { to: t.seller, amount: sum(&[pay, ds])? },
-                Effect::Pay { to: t.buyer, amount: ds },
-                Effect::Close,
-            ],
-        ));
+        return Ok(Outcome::StSettled(StSettlement::Agreed));
     }
     // Step 4: arbitration on the seller's meter, exactly in watt-seconds.
+    // Readings are evidence only when signed by the seller's certified meter.
+    let certified = match (&s.meter_sig, st.meters.get(&t.seller)) {
+        (Some(sig), Some(meter)) => {
+            env.charge(gas::HASH_BASE + gas::HASH_WORD * (2 + got / 4))?;
+            env.recover(&s.readings_digest(), sig)? == Some(*meter)
+        }
+        _ => false,
+    };
     env.charge(READING_GAS * got)?;
-    let delivered_short = s.metered_ws() < i128::from(t.em.0) * 3600;
-    if delivered_short {
-        Ok((
-            Outcome::StSettled(StSettlement::SellerShortfall),
-            vec![
-                Effect::Pay { to: t.buyer, amount: sum(&[pay, ds, pen])? },
-                Effect::Burn(burn),
-                Effect::Reputation { who: t.seller, by: p.alpha },
-                Effect::Close,
-            ],
-        ))
+    let delivered = certified && s.metered_ws() >= i128::from(t.em.0) * 3600;
+    Ok(Outcome::StSettled(if delivered { StSettlement::SellerDelivered } else { StSettlement::SellerShortfall }))
+}
+
+/// The buyer's own `O_b` (issue 11 item 3).
+fn execute_opinion(
+    env: &mut impl ExecEnv,
+    st: &PreState,
+    e: &Entry,
+    o: &BuyerOpinion,
+) -> Result<Outcome, ContractError> {
+    let t = &o.terms;
+    env.charge(STEP_GAS)?;
+    let why = if e.sender != t.buyer {
+        StRejection::NotBuyer { sender: e.sender, buyer: t.buyer }
     } else {
-        Ok((
-            Outcome::StSettled(StSettlement::SellerDelivered),
-            vec![
-                Effect::Pay { to: t.seller, amount: sum(&[pay, ds, pen])? },
-                Effect::Burn(burn),
-                Effect::Reputation { who: t.buyer, by: p.alpha },
-                Effect::Close,
-            ],
-        ))
-    }
+        match agreement_of(st, t) {
+            Err(why) => why,
+            Ok(_) if e.recorded_at > t.dl => StRejection::OpinionAfterDeadline { dl: t.dl, now: e.recorded_at },
+            Ok(ag) if ag.buyer_opinion.is_some() => StRejection::OpinionAlreadyRecorded,
+            Ok(_) => return Ok(Outcome::OpinionRecorded),
+        }
+    };
+    Ok(Outcome::StRejected(why))
+}
+
+/// Expiry of an agreement whose seller sent no ST (issue 11 item 4).
+fn execute_expire(
+    env: &mut impl ExecEnv,
+    p: &IorParams,
+    st: &PreState,
+    e: &Entry,
+    t: &AgreementTerms,
+) -> Result<Outcome, ContractError> {
+    env.charge(STEP_GAS)?;
+    let from = t.dl.saturating_add(p.expiry_ms);
+    let why = if e.sender != t.buyer {
+        StRejection::NotBuyer { sender: e.sender, buyer: t.buyer }
+    } else {
+        match agreement_of(st, t) {
+            Err(why) => why,
+            Ok(_) if e.recorded_at <= from => StRejection::NotExpired { from: from + 1, now: e.recorded_at },
+            Ok(_) => return Ok(Outcome::Expired),
+        }
+    };
+    Ok(Outcome::StRejected(why))
 }

@@ -11,12 +11,31 @@
 //! Choices where the seed is open, recorded here:
 //! - **Batches.** The IOR transactions recorded in one primary block form a
 //!   batch (§3.4 Step 2: "for each newly generated block"); a batch is closed
-//!   once a later block exists. Batch `b` gets executor `E[b mod |E|]` and
-//!   validator `V[b mod |V|]` in registration order.
+//!   once a later block exists. Its executor and validator are drawn by lot
+//!   from the active nodes, seeded by the parent hash of the block that opens
+//!   the batch (issue 11 item 1): no trader or node can arrange in advance
+//!   which validator checks which batch, as round robin allowed.
+//! - **Effects follow from the verdict.** `sc_cr_*` refuses a TCR whose
+//!   effects are not exactly [`crate::exec::expected_effects`] of its entry
+//!   and verdict: only the entry's buyer, seller, sender and the black hole,
+//!   with amounts fixed by the terms. An executor can only lie about a
+//!   verdict, and that is what disputes re-execute.
 //! - **Serial settlement.** TCRs of batch `b` are accepted only after batch
 //!   `b−1` has settled, so every TCR is computed against settled state and
-//!   the chain can re-execute it exactly. `fund`/`withdraw` wait until no
-//!   batch is pending for the same reason.
+//!   the chain can re-execute it exactly. `fund`, `withdraw` and
+//!   `register_meter` change what a batch reads, so they wait only for the
+//!   pending batches that touch the caller (a per-trader counter).
+//! - **A TCR that does not apply** (a wrong verdict that, say, locks more
+//!   than a trader holds) does not halt the chain: `finalize` re-executes the
+//!   batch on chain, settles it with the chain's TCRs and forfeits the
+//!   executor's and the silent validator's deposits (burned: `finalize` may
+//!   be called by anyone, including the executor).
+//! - **Permissionless challenge** (issue 11 item 2). Anyone may send a
+//!   controversial transaction: an active validator stakes its node
+//!   deposit, anyone else (a trader, its meter, a watcher) attaches a bond of
+//!   at least `challenge_bond`. A successful challenger gets its bond back
+//!   plus the discloser's reward; a failed bond goes to the executor whose
+//!   TCRs it wrongly challenged.
 //! - **Finality.** A validator that agrees sends nothing (§3.3.4), so a batch
 //!   settles by `finalize` once `window_ms` has passed since its TCRs were
 //!   recorded: the time the assigned validator and the smart meters'
@@ -41,11 +60,13 @@ use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeC
 use serde::Serialize;
 use serde_json::json;
 
-use crate::exec::{execute_batch, touched, OnChain};
-use crate::store::{bytes, credit, debit, load, pkey, settle};
+use gridledger_core::codec::hash_tagged;
+
+use crate::exec::{execute_batch, expected_effects, meter_owners, touched, OnChain};
+use crate::store::{bytes, credit, debit, load, mkey, pkey, settle};
 use crate::types::{
-    node_cert_digest, AgreementTx, Entry, IorParams, IorTx, NodeRole, Outcome, Participant, SettlementTx, Tcr,
-    BLACK_HOLE,
+    meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx, BuyerOpinion, Entry, IorParams, IorTx, NodeRole,
+    Participant, SettlementTx, Tcr, BLACK_HOLE, TAG_ASSIGNMENT,
 };
 
 /// Configuration, set once by `init`.
@@ -60,6 +81,13 @@ pub struct PrimaryConfig {
     pub bonus_permille: u32,
     /// Dispute window after TCRs are recorded (ms).
     pub window_ms: u64,
+    /// Bond a challenger that is not an active validator attaches to
+    /// `dispute`.
+    pub challenge_bond: Amount,
+    /// `f`: the fee a smart meter's owner pays each validator it delegated
+    /// to (§3.3.4), paid with `pay_delegation` once the batch has settled so
+    /// the private choice of delegates stays private while it matters.
+    pub delegation_fee: Amount,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
@@ -86,8 +114,11 @@ pub struct BatchHeader {
     pub height: u64,
     pub executor: Address,
     pub validator: Address,
-    pub at_idx: Vec<u32>,
-    pub st_idx: Vec<u32>,
+    /// How many ATs and how many STs/opinions/expiries the batch holds. A
+    /// count, not the list of indices: rewriting a growing list on every
+    /// `SC_DS_*` made recording a batch quadratic in its size.
+    pub at_count: u32,
+    pub st_count: u32,
     pub at_tcrs: bool,
     pub st_tcrs: bool,
     /// Who recorded the TCRs.
@@ -101,14 +132,29 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     pub fn len(&self) -> usize {
-        self.at_idx.len() + self.st_idx.len()
+        self.at_count as usize + self.st_count as usize
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     pub fn tcrs_complete(&self) -> bool {
-        (self.at_idx.is_empty() || self.at_tcrs) && (self.st_idx.is_empty() || self.st_tcrs)
+        (self.at_count == 0 || self.at_tcrs) && (self.st_count == 0 || self.st_tcrs)
     }
+}
+
+/// `register_meter` arguments: the caller's smart-meter key address and the
+/// authority's certificate over [`meter_cert_digest`]`(caller, meter)`.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct RegisterMeter {
+    pub meter: Address,
+    pub cert: Signature,
+}
+
+/// `pay_delegation` arguments.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct PayDelegation {
+    pub batch: u64,
+    pub validator: Address,
 }
 
 /// `register_node` arguments.
@@ -167,6 +213,10 @@ fn bkey(id: u64) -> Vec<u8> {
 fn ekey(id: u64, i: u32) -> Vec<u8> {
     [b"e/".as_slice(), &id.to_be_bytes(), &i.to_be_bytes()].concat()
 }
+/// `pt/ADDR`: how many entries of unsettled batches touch a trader.
+fn ptkey(a: &Address) -> Vec<u8> {
+    [b"pt/".as_slice(), a.as_bytes()].concat()
+}
 fn tkey(id: u64, at: bool) -> Vec<u8> {
     [if at { b"ta/".as_slice() } else { b"ts/".as_slice() }, &id.to_be_bytes()].concat()
 }
@@ -196,18 +246,102 @@ fn entries(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Vec<Entry>,
     Ok(out)
 }
 
-fn merged_tcrs(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Vec<Tcr>, ContractError> {
-    let mut all = ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, true))?.unwrap_or_default();
-    all.extend(ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, false))?.unwrap_or_default());
-    all.sort_by_key(|t| t.index);
-    Ok(all)
+/// What is stored of a TCR: its entry index and verdict. The effects
+/// follow from the entry and the verdict ([`expected_effects`], checked at
+/// `sc_cr_*`), so they are rebuilt on reading instead of stored.
+type StoredVerdicts = Vec<(u32, crate::types::Outcome)>;
+
+fn verdicts(tcrs: &[Tcr]) -> StoredVerdicts {
+    tcrs.iter().map(|t| (t.index, t.outcome.clone())).collect()
 }
 
-/// No batch awaits settlement.
-fn idle(ctx: &mut CallContext<'_, '_>) -> Result<bool, ContractError> {
-    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
-    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
-    Ok(next == fin)
+/// Rebuilds a batch's TCRs from the stored verdicts.
+fn rebuild<R: gridledger_ledger::StorageRead>(
+    ctx: &mut R,
+    params: &IorParams,
+    id: u64,
+    es: &[Entry],
+) -> Result<Vec<Tcr>, ContractError> {
+    let mut all = ctx.read_typed::<StoredVerdicts>(&tkey(id, true))?.unwrap_or_default();
+    all.extend(ctx.read_typed::<StoredVerdicts>(&tkey(id, false))?.unwrap_or_default());
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter()
+        .map(|(index, outcome)| {
+            let e = es.get(index as usize).ok_or_else(|| ContractError::Revert("corrupt TCRs".into()))?;
+            let effects =
+                expected_effects(params, e, &outcome).ok_or_else(|| ContractError::Revert("corrupt TCRs".into()))?;
+            Ok(Tcr { index, outcome, effects })
+        })
+        .collect()
+}
+
+fn merged_tcrs(
+    ctx: &mut CallContext<'_, '_>,
+    h: &BatchHeader,
+    params: &IorParams,
+    es: &[Entry],
+) -> Result<Vec<Tcr>, ContractError> {
+    rebuild(ctx, params, h.id, es)
+}
+
+/// The distinct traders an entry touches.
+fn entry_parties(e: &Entry) -> Vec<Address> {
+    let t = e.tx.terms();
+    let mut v = vec![e.sender, t.buyer, t.seller];
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Adds `delta` to the pending-entry counter of every party of `e`.
+fn count_pending(ctx: &mut CallContext<'_, '_>, e: &Entry, up: bool) -> Result<(), ContractError> {
+    for a in entry_parties(e) {
+        let n = ctx.read_typed::<u32>(&ptkey(&a))?.unwrap_or(0);
+        let n = if up { n.saturating_add(1) } else { n.saturating_sub(1) };
+        if n == 0 {
+            ctx.delete(&ptkey(&a))?;
+        } else {
+            ctx.write_typed(&ptkey(&a), &n)?;
+        }
+    }
+    Ok(())
+}
+
+/// No unsettled batch reads `who`'s IOR state.
+fn idle_for(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<bool, ContractError> {
+    Ok(ctx.read_typed::<u32>(&ptkey(who))?.unwrap_or(0) == 0)
+}
+
+/// Draws an index below `n` from the lot of batch `id`, `salt` apart for
+/// the executor and the validator.
+fn draw(parent: &gridledger_core::Hash32, id: u64, salt: u8, n: usize) -> usize {
+    let h = hash_tagged(TAG_ASSIGNMENT, &(parent, id, salt));
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&h.as_bytes()[..8]);
+    (u64::from_be_bytes(w) % n.max(1) as u64) as usize
+}
+
+/// The executor and validator of a batch opened with `parent` as parent
+/// block hash: a lot over the registered (active) nodes. Public so that
+/// anyone can check an assignment.
+pub fn assign(
+    parent: &gridledger_core::Hash32,
+    id: u64,
+    executors: &[Address],
+    validators: &[Address],
+) -> Option<(Address, Address)> {
+    if executors.is_empty() || validators.is_empty() {
+        return None;
+    }
+    Some((executors[draw(parent, id, 0, executors.len())], validators[draw(parent, id, 1, validators.len())]))
+}
+
+/// Removes a node from its role's list (it is no longer drawn).
+fn unlist(ctx: &mut CallContext<'_, '_>, who: &Address, role: NodeRole) -> Result<(), ContractError> {
+    let list = if role == NodeRole::Executor { EXECUTORS } else { VALIDATORS };
+    let mut l = ctx.read_typed::<Vec<Address>>(list)?.unwrap_or_default();
+    l.retain(|a| a != who);
+    ctx.write_typed(list, &l)
 }
 
 fn active_node(ctx: &mut CallContext<'_, '_>, who: &Address, role: NodeRole) -> Result<bool, ContractError> {
@@ -224,6 +358,7 @@ fn forfeit(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<Amount, Contr
     n.deposit = Amount::ZERO;
     n.active = false;
     ctx.write_typed(&nkey(who), &n)?;
+    unlist(ctx, who, n.role)?;
     ctx.emit("ior_deposit_forfeited", vec![("node".into(), who.to_string()), ("amount".into(), d.to_string())])?;
     Ok(d)
 }
@@ -241,17 +376,17 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
         None => {
             let execs = ctx.read_typed::<Vec<Address>>(EXECUTORS)?.unwrap_or_default();
             let vals = ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default();
-            if execs.is_empty() || vals.is_empty() {
+            let Some((executor, validator)) = assign(&ctx.parent_hash(), next, &execs, &vals) else {
                 return revert("no executor or validator registered on the secondary chain");
-            }
+            };
             ctx.write_typed(NEXT_BATCH, &(next + 1))?;
             BatchHeader {
                 id: next,
                 height: ctx.height(),
-                executor: execs[(next % execs.len() as u64) as usize],
-                validator: vals[(next % vals.len() as u64) as usize],
-                at_idx: vec![],
-                st_idx: vec![],
+                executor,
+                validator,
+                at_count: 0,
+                st_count: 0,
                 at_tcrs: false,
                 st_tcrs: false,
                 posted_by: None,
@@ -267,11 +402,12 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
     let index = h.len() as u32;
     let kind = if tx.is_at() { "at" } else { "st" };
     if tx.is_at() {
-        h.at_idx.push(index);
+        h.at_count += 1;
     } else {
-        h.st_idx.push(index);
+        h.st_count += 1;
     }
     let entry = Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx };
+    count_pending(ctx, &entry, true)?;
     ctx.write_typed(&ekey(h.id, index), &entry)?;
     ctx.write_typed(&bkey(h.id), &h)?;
     ctx.emit(
@@ -295,27 +431,54 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result
         return revert(format!("batch {fin} must settle before batch {}", h.id));
     }
     let caller = ctx.caller();
+    let c = cfg(ctx)?;
     let assigned_ok = caller == h.executor && active_node(ctx, &caller, NodeRole::Executor)?;
-    let stand_in =
-        !active_node(ctx, &h.executor, NodeRole::Executor)? && active_node(ctx, &caller, NodeRole::Executor)?;
+    // Another active executor stands in for an assigned one that left or
+    // forfeited, or that withheld its TCRs for a whole window after the
+    // batch's first entry (a silent executor must not freeze settlement).
+    let withheld = h.posted_by.is_none() && ctx.timestamp() > h.first_recorded_at.saturating_add(c.window_ms);
+    let stand_in = (withheld || !active_node(ctx, &h.executor, NodeRole::Executor)?)
+        && active_node(ctx, &caller, NodeRole::Executor)?;
     if !assigned_ok && !stand_in {
         return revert(format!("only the batch's executor {} may record its TCRs", h.executor));
     }
     if h.posted_by.is_some_and(|p| p != caller) {
         return revert("another executor recorded this batch's TCRs");
     }
-    let (done, idx) = if at { (h.at_tcrs, &h.at_idx) } else { (h.st_tcrs, &h.st_idx) };
+    let (done, count) = if at { (h.at_tcrs, h.at_count) } else { (h.st_tcrs, h.st_count) };
     if done {
         return revert(format!("TCRs already recorded for batch {}", h.id));
     }
-    let kinds_ok = a.tcrs.iter().all(|t| match t.outcome {
-        Outcome::AtAccepted | Outcome::AtRejected(_) => at,
-        Outcome::StSettled(_) | Outcome::StRejected(_) => !at,
-    });
-    if a.tcrs.iter().map(|t| t.index).ne(idx.iter().copied()) || !kinds_ok {
-        return revert(format!("TCRs do not cover the batch's {} entries in order", if at { "AT" } else { "ST" }));
+    // Strictly increasing indices inside the batch, as many as entries of
+    // this kind, each on an entry of this kind: exactly one TCR per entry.
+    let uncovered =
+        || revert(format!("TCRs do not cover the batch's {} entries in order", if at { "AT" } else { "ST" }));
+    let increasing = a.tcrs.windows(2).all(|w| w[0].index < w[1].index);
+    let kinds_ok = a.tcrs.iter().all(|t| t.outcome.is_at() == at);
+    if a.tcrs.len() != count as usize || !increasing || !kinds_ok {
+        return uncovered();
     }
-    ctx.write_typed(&tkey(h.id, at), &a.tcrs)?;
+    // Effects must be exactly those the verdict implies for the entry.
+    for t in &a.tcrs {
+        if t.index as usize >= h.len() {
+            return uncovered();
+        }
+        let e = match ctx.read_typed::<Entry>(&ekey(h.id, t.index))? {
+            Some(e) => e,
+            None => return revert("corrupt batch"),
+        };
+        if e.tx.is_at() != at {
+            return uncovered();
+        }
+        ctx.charge(crate::exec::STEP_GAS)?;
+        if expected_effects(&c.params, &e, &t.outcome).as_ref() != Some(&t.effects) {
+            return revert(format!(
+                "TCR {} has effects that do not follow from its entry and verdict {:?}",
+                t.index, t.outcome
+            ));
+        }
+    }
+    ctx.write_typed(&tkey(h.id, at), &verdicts(&a.tcrs))?;
     if at {
         h.at_tcrs = true;
     } else {
@@ -341,7 +504,12 @@ fn settle_batch(
     tcrs: &[Tcr],
     disputed: bool,
 ) -> Result<(), ContractError> {
-    let burned = settle(ctx, &c.params, entries, tcrs)?;
+    let Some(burned) = settle(ctx, &c.params, entries, tcrs)? else {
+        return revert(format!("internal: TCRs of batch {} do not apply", h.id));
+    };
+    for e in entries {
+        count_pending(ctx, e, false)?;
+    }
     h.state = BatchState::Settled { disputed, at: ctx.timestamp() };
     ctx.write_typed(&bkey(h.id), &h)?;
     ctx.write_typed(NEXT_SETTLE, &(h.id + 1))?;
@@ -355,60 +523,121 @@ fn settle_batch(
     )
 }
 
+/// Re-executes a batch on chain from settled state (`SC_EXE_*` on the
+/// primary chain).
+fn reexecute(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig, es: &[Entry]) -> Result<Vec<Tcr>, ContractError> {
+    let (parts, buyers) = touched(es, &[]);
+    let pre = load(ctx, &parts, &buyers, &meter_owners(es))?;
+    execute_batch(&mut OnChain(ctx), &c.params, &pre, es)
+}
+
+/// Replaces a batch's recorded TCRs by the chain's, forfeits the deposits
+/// of the executor that posted them and of the assigned validator (unless
+/// it is the discloser), pays `rewardee` its share when it deserves it,
+/// burns the rest and settles the batch.
+fn overturn(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    h: BatchHeader,
+    es: &[Entry],
+    correct: &[Tcr],
+    discloser: Address,
+    rewardee: Option<Address>,
+) -> Result<(), ContractError> {
+    let mut forfeited = Vec::new();
+    if let Some(e) = h.posted_by {
+        forfeited.push(forfeit(ctx, &e)?);
+    }
+    if discloser != h.validator {
+        forfeited.push(forfeit(ctx, &h.validator)?);
+    }
+    let (mut reward, mut burn) = (Amount::ZERO, Amount::ZERO);
+    for d in forfeited {
+        let r =
+            if rewardee.is_some() { Amount(d.0 * u128::from(c.bonus_permille.min(1000)) / 1000) } else { Amount::ZERO };
+        reward = Amount(reward.0 + r.0);
+        burn = Amount(burn.0 + (d.0 - r.0));
+    }
+    if let Some(to) = rewardee {
+        ctx.pay(&to, reward)?;
+    }
+    ctx.pay(&BLACK_HOLE, burn)?;
+    ctx.emit(
+        "ior_tcr_overturned",
+        vec![
+            ("batch".into(), h.id.to_string()),
+            ("by".into(), discloser.to_string()),
+            ("reward".into(), reward.to_string()),
+            ("burned".into(), burn.to_string()),
+        ],
+    )?;
+    // The chain's TCRs replace the executor's on record.
+    let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = correct.iter().cloned().partition(|t| t.outcome.is_at());
+    ctx.write_typed(&tkey(h.id, true), &verdicts(&ats))?;
+    ctx.write_typed(&tkey(h.id, false), &verdicts(&sts))?;
+    settle_batch(ctx, c, h, es, correct, true)
+}
+
 fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, ContractError> {
     let c = cfg(ctx)?;
     let caller = ctx.caller();
-    if !active_node(ctx, &caller, NodeRole::Validator)? {
-        return revert("only an active validator may send a controversial transaction");
+    let bond = ctx.value();
+    let staked_node = bond.is_zero() && active_node(ctx, &caller, NodeRole::Validator)?;
+    if !staked_node && bond < c.challenge_bond {
+        return revert(format!(
+            "a challenger that is not an active validator must attach a bond of at least {}, attached {bond}",
+            c.challenge_bond
+        ));
     }
     let h = header(ctx, a.batch)?;
     if h.state != BatchState::Open || !h.tcrs_complete() {
         return revert(format!("batch {} has no recorded TCRs awaiting settlement", h.id));
     }
     let es = entries(ctx, &h)?;
-    let recorded = merged_tcrs(ctx, &h)?;
-    // SC_EXE_AT / SC_EXE_ST on the primary chain: re-execute from settled state.
-    let (parts, buyers) = touched(&es, &[]);
-    let pre = load(ctx, &parts, &buyers)?;
-    let correct = execute_batch(&mut OnChain(ctx), &c.params, &pre, &es)?;
+    let recorded = merged_tcrs(ctx, &h, &c.params, &es)?;
+    let correct = reexecute(ctx, &c, &es)?;
     if recorded == correct {
-        let lost = forfeit(ctx, &caller)?;
-        ctx.pay(&BLACK_HOLE, lost)?;
+        if staked_node {
+            let lost = forfeit(ctx, &caller)?;
+            ctx.pay(&BLACK_HOLE, lost)?;
+        } else {
+            // The loser's bond pays the winner: the executor it challenged.
+            let winner = h.posted_by.unwrap_or(BLACK_HOLE);
+            ctx.pay(&winner, bond)?;
+        }
         ctx.emit("ior_dispute_rejected", vec![("batch".into(), h.id.to_string()), ("by".into(), caller.to_string())])?;
         return Ok(bytes(&false));
     }
-    let mut forfeited = Vec::new();
-    if let Some(e) = h.posted_by {
-        forfeited.push(forfeit(ctx, &e)?);
-    }
-    if caller != h.validator {
-        forfeited.push(forfeit(ctx, &h.validator)?);
-    }
-    let deserves = a.claimed == correct;
-    let (mut reward, mut burn) = (Amount::ZERO, Amount::ZERO);
-    for d in forfeited {
-        let r = if deserves { Amount(d.0 * u128::from(c.bonus_permille.min(1000)) / 1000) } else { Amount::ZERO };
-        reward = Amount(reward.0 + r.0);
-        burn = Amount(burn.0 + (d.0 - r.0));
-    }
-    ctx.pay(&caller, reward)?;
-    ctx.pay(&BLACK_HOLE, burn)?;
-    ctx.emit(
-        "ior_tcr_overturned",
-        vec![
-            ("batch".into(), h.id.to_string()),
-            ("by".into(), caller.to_string()),
-            ("reward".into(), reward.to_string()),
-            ("burned".into(), burn.to_string()),
-        ],
-    )?;
-    // The chain's TCRs replace the executor's on record.
-    let (ats, sts): (Vec<Tcr>, Vec<Tcr>) =
-        correct.iter().cloned().partition(|t| matches!(t.outcome, Outcome::AtAccepted | Outcome::AtRejected(_)));
-    ctx.write_typed(&tkey(h.id, true), &ats)?;
-    ctx.write_typed(&tkey(h.id, false), &sts)?;
-    settle_batch(ctx, &c, h, &es, &correct, true)?;
+    ctx.pay(&caller, bond)?;
+    let rewardee = (a.claimed == correct).then_some(caller);
+    overturn(ctx, &c, h, &es, &correct, caller, rewardee)?;
     Ok(bytes(&true))
+}
+
+/// `deregister_node`: an active node that no unsettled batch names as
+/// executor, poster or validator leaves and gets its deposit back.
+fn deregister(ctx: &mut CallContext<'_, '_>) -> Result<Vec<u8>, ContractError> {
+    let who = ctx.caller();
+    let Some(mut n) = ctx.read_typed::<Node>(&nkey(&who))? else { return revert(format!("{who} is not a node")) };
+    if !n.active {
+        return revert("node is not active (deregistered or forfeited)");
+    }
+    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
+    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+    for id in fin..next {
+        let h = header(ctx, id)?;
+        if h.executor == who || h.validator == who || h.posted_by == Some(who) {
+            return revert(format!("node is assigned to unsettled batch {id}"));
+        }
+    }
+    let d = n.deposit;
+    n.deposit = Amount::ZERO;
+    n.active = false;
+    ctx.write_typed(&nkey(&who), &n)?;
+    unlist(ctx, &who, n.role)?;
+    ctx.pay(&who, d)?;
+    ctx.emit("ior_node_deregistered", vec![("node".into(), who.to_string()), ("deposit".into(), d.to_string())])?;
+    Ok(bytes(&d))
 }
 
 impl NativeContract for IorPrimaryContract {
@@ -417,7 +646,7 @@ impl NativeContract for IorPrimaryContract {
     }
 
     fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> Result<Vec<u8>, ContractError> {
-        if !matches!(method, "fund" | "register_node") && !ctx.value().is_zero() {
+        if !matches!(method, "fund" | "register_node" | "dispute" | "pay_delegation") && !ctx.value().is_zero() {
             return revert(format!("{method} takes no native value"));
         }
         match method {
@@ -428,6 +657,9 @@ impl NativeContract for IorPrimaryContract {
                 }
                 if !(1..=999).contains(&c.params.fp_permille) || c.params.max_batch == 0 || c.bonus_permille > 1000 {
                     return revert("F_p must lie in (0,1), max_batch be positive and ë at most 1");
+                }
+                if c.challenge_bond.is_zero() {
+                    return revert("challenge_bond must be positive");
                 }
                 ctx.write_typed(CFG, &c)?;
                 Ok(vec![])
@@ -454,19 +686,56 @@ impl NativeContract for IorPrimaryContract {
             }
             "fund" => {
                 let c = cfg(ctx)?;
-                if !idle(ctx)? {
-                    return revert("a batch is pending settlement; fund after it settles");
-                }
                 let who = ctx.caller();
+                if !idle_for(ctx, &who)? {
+                    return revert("a pending batch reads this account; fund after it settles");
+                }
                 Ok(bytes(&credit(ctx, &c.params, &who)?))
             }
             "withdraw" => {
                 let amount: Amount = decode_args(args)?;
-                if !idle(ctx)? {
-                    return revert("a batch is pending settlement; withdraw after it settles");
-                }
                 let who = ctx.caller();
+                if !idle_for(ctx, &who)? {
+                    return revert("a pending batch reads this account; withdraw after it settles");
+                }
                 Ok(bytes(&debit(ctx, &who, amount)?))
+            }
+            "register_meter" => {
+                let a: RegisterMeter = decode_args(args)?;
+                let c = cfg(ctx)?;
+                let who = ctx.caller();
+                if ctx.read(&mkey(&who))?.is_some() {
+                    return revert("meter already registered");
+                }
+                if !idle_for(ctx, &who)? {
+                    return revert("a pending batch reads this account; register after it settles");
+                }
+                if !ctx.verify_signature(&c.authority, &meter_cert_digest(&who, &a.meter), &a.cert)? {
+                    return revert("meter certificate not signed by the authority");
+                }
+                ctx.write_typed(&mkey(&who), &a.meter)?;
+                Ok(vec![])
+            }
+            "deregister_node" => deregister(ctx),
+            "pay_delegation" => {
+                let a: PayDelegation = decode_args(args)?;
+                let c = cfg(ctx)?;
+                if ctx.value() != c.delegation_fee {
+                    return revert(format!("the delegation fee is {}, attached {}", c.delegation_fee, ctx.value()));
+                }
+                let h = header(ctx, a.batch)?;
+                if h.state == BatchState::Open {
+                    return revert(format!("batch {} has not settled; pay its delegates after", h.id));
+                }
+                if ctx.read_typed::<Node>(&nkey(&a.validator))?.is_none_or(|n| n.role != NodeRole::Validator) {
+                    return revert(format!("{} is not a registered validator", a.validator));
+                }
+                ctx.pay(&a.validator, c.delegation_fee)?;
+                ctx.emit(
+                    "ior_delegation_paid",
+                    vec![("batch".into(), h.id.to_string()), ("validator".into(), a.validator.to_string())],
+                )?;
+                Ok(vec![])
             }
             "sc_ds_at" => {
                 let at: AgreementTx = decode_args(args)?;
@@ -475,6 +744,14 @@ impl NativeContract for IorPrimaryContract {
             "sc_ds_st" => {
                 let st: SettlementTx = decode_args(args)?;
                 record(ctx, IorTx::St(st))
+            }
+            "sc_ds_ob" => {
+                let o: BuyerOpinion = decode_args(args)?;
+                record(ctx, IorTx::Opinion(o))
+            }
+            "sc_ds_expire" => {
+                let t: AgreementTerms = decode_args(args)?;
+                record(ctx, IorTx::Expire(t))
             }
             "sc_cr_at" => record_tcrs(ctx, decode_args(args)?, true),
             "sc_cr_st" => record_tcrs(ctx, decode_args(args)?, false),
@@ -494,9 +771,24 @@ impl NativeContract for IorPrimaryContract {
                     return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));
                 }
                 let es = entries(ctx, &h)?;
-                let tcrs = merged_tcrs(ctx, &h)?;
-                settle_batch(ctx, &c, h, &es, &tcrs, false)?;
-                Ok(vec![])
+                let tcrs = merged_tcrs(ctx, &h, &c.params, &es)?;
+                let (parts, buyers) = touched(&es, &tcrs);
+                let mut probe = load(ctx, &parts, &buyers, &std::collections::BTreeSet::new())?;
+                let applies = tcrs.iter().all(|t| {
+                    es.get(t.index as usize).is_some_and(|e| {
+                        crate::exec::apply_effects(&mut probe, &c.params, &e.tx.terms().key(), &t.effects).is_ok()
+                    })
+                });
+                if applies {
+                    settle_batch(ctx, &c, h, &es, &tcrs, false)?;
+                    return Ok(bytes(&false));
+                }
+                // Isolate the wrong verdict instead of halting every later
+                // batch: the chain re-executes and settles with its TCRs.
+                let correct = reexecute(ctx, &c, &es)?;
+                let caller = ctx.caller();
+                overturn(ctx, &c, h, &es, &correct, caller, None)?;
+                Ok(bytes(&true))
             }
             other => revert(format!("ior-primary has no method {other}")),
         }
@@ -521,6 +813,14 @@ impl NativeContract for IorPrimaryContract {
                 "executors": ctx.read_typed::<Vec<Address>>(EXECUTORS)?.unwrap_or_default(),
                 "validators": ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default(),
             })),
+            "meter" => {
+                let who: Address = decode_args(args)?;
+                Ok(json!(ctx.read_typed::<Address>(&mkey(&who))?))
+            }
+            "pending" => {
+                let who: Address = decode_args(args)?;
+                Ok(json!(ctx.read_typed::<u32>(&ptkey(&who))?.unwrap_or(0)))
+            }
             "progress" => Ok(json!({
                 "next_batch": ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0),
                 "next_to_settle": ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0),
@@ -542,12 +842,9 @@ impl NativeContract for IorPrimaryContract {
                     );
                 }
                 let (parts, buyers) = touched(&es, &[]);
-                let prestate = load(&mut { ctx }, &parts, &buyers)?;
+                let prestate = load(&mut { ctx }, &parts, &buyers, &meter_owners(&es))?;
                 let tcrs = if h.tcrs_complete() && h.complete_at.is_some() {
-                    let mut all = ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, true))?.unwrap_or_default();
-                    all.extend(ctx.read_typed::<Vec<Tcr>>(&tkey(h.id, false))?.unwrap_or_default());
-                    all.sort_by_key(|t| t.index);
-                    Some(all)
+                    Some(rebuild(&mut { ctx }, &c.params, h.id, &es)?)
                 } else {
                     None
                 };

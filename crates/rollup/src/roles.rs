@@ -8,10 +8,11 @@ use gridledger_core::Address;
 use rand::Rng;
 
 use crate::args;
+use crate::exec::expected_effects;
 use crate::exec::{execute_batch, OffChain};
 use crate::primary::{BatchInput, Controversial, SubmitTcrs};
 use crate::secondary::{mismatches, ExecRequest, VerifyRequest};
-use crate::types::{Effect, IorParams, Outcome, Tcr};
+use crate::types::{Effect, IorParams, Outcome, StSettlement, Tcr};
 
 /// Which chain a call goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,8 +80,19 @@ pub enum ExecutorBehaviour {
     Honest,
     /// Forges TCRs that pay every settled ST's payouts to itself (the
     /// threat of §3.3.4: "transferring the deposited coins by traders to its
-    /// own digital account").
+    /// own digital account"). The primary chain refuses such TCRs outright
+    /// (their effects do not follow from the entries).
     StealPayouts,
+    /// Posts well-formed but wrong verdicts on settled STs (a seller that
+    /// delivered is found short and vice versa), the lie a shape check
+    /// cannot catch and a dispute must.
+    FlipVerdicts,
+    /// Accepts every AT, even those `SC_EXE_AT` refuses; the effects of such
+    /// a verdict may not apply at settlement (issue 11 item 5).
+    AcceptAll,
+    /// Never posts TCRs (withholding): another executor stands in once the
+    /// dispute window has passed since the batch's first entry.
+    Silent,
 }
 
 /// An executor (§3.3.3 (1)): on a new batch, copies it to the secondary
@@ -95,19 +107,30 @@ impl Executor {
     /// Handles a closed batch whose TCRs are not yet recorded.
     pub fn on_batch(&mut self, input: &BatchInput) -> Step {
         let mut step = Step::default();
-        if input.tcrs.is_some() {
+        if input.tcrs.is_some() || self.behaviour == ExecutorBehaviour::Silent {
             return step;
         }
         let Some(mut tcrs) = own_tcrs(&self.params, input, self.address, &mut step) else { return step };
-        if self.behaviour == ExecutorBehaviour::StealPayouts {
-            for t in &mut tcrs {
-                if matches!(t.outcome, Outcome::StSettled(_)) {
+        for (t, e) in tcrs.iter_mut().zip(&input.entries) {
+            let forged = match (self.behaviour, &t.outcome) {
+                (ExecutorBehaviour::StealPayouts, Outcome::StSettled(_)) => {
                     for e in &mut t.effects {
                         if let Effect::Pay { to, .. } = e {
                             *to = self.address;
                         }
                     }
+                    continue;
                 }
+                (ExecutorBehaviour::FlipVerdicts, Outcome::StSettled(s)) => Outcome::StSettled(match s {
+                    StSettlement::SellerShortfall => StSettlement::SellerDelivered,
+                    _ => StSettlement::SellerShortfall,
+                }),
+                (ExecutorBehaviour::AcceptAll, Outcome::AtRejected(_)) => Outcome::AtAccepted,
+                _ => continue,
+            };
+            if let Some(effects) = expected_effects(&self.params, e, &forged) {
+                t.outcome = forged;
+                t.effects = effects;
             }
         }
         let batch = input.header.id;
@@ -115,8 +138,7 @@ impl Executor {
             "sc_exe",
             args(&ExecRequest { batch, entries: input.entries.clone(), prestate: input.prestate.clone() }),
         ));
-        let (ats, sts): (Vec<Tcr>, Vec<Tcr>) =
-            tcrs.into_iter().partition(|t| matches!(t.outcome, Outcome::AtAccepted | Outcome::AtRejected(_)));
+        let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());
         if !ats.is_empty() {
             step.calls.push(Call::primary("sc_cr_at", args(&SubmitTcrs { batch, tcrs: ats })));
         }
@@ -223,9 +245,11 @@ impl Validator {
         };
         // Only the traders and agreement this entry touches travel.
         let (parts, buyers) = crate::exec::touched(std::slice::from_ref(entry), &[]);
+        let sellers = crate::exec::meter_owners(std::slice::from_ref(entry));
         let prestate = crate::exec::PreState {
             participants: pre.participants.into_iter().filter(|(a, _)| parts.contains(a)).collect(),
             agreements: pre.agreements.into_iter().filter(|(a, _)| buyers.contains(a)).collect(),
+            meters: pre.meters.into_iter().filter(|(a, _)| sellers.contains(a)).collect(),
         };
         let single = Tcr { index: 0, ..theirs.clone() };
         let mine = crate::exec::execute_batch(&mut OffChain, &self.params, &prestate, std::slice::from_ref(entry));
@@ -245,9 +269,10 @@ impl Validator {
     }
 }
 
-/// A trader's smart meter (§3.3.4): checks the TCRs of its owner's trades
-/// against its own computation from its readings and, on disagreement,
-/// privately picks delegated validators at random.
+/// A trader's smart meter (§3.3.4): checks every TCR that touches its
+/// owner (the owner sent, buys or sells in the entry, or a recorded effect
+/// names it; issue 11 item 1) against its own computation and, on
+/// disagreement, privately picks delegated validators at random.
 pub struct SmartMeter {
     pub owner: Address,
     pub params: IorParams,
@@ -267,9 +292,28 @@ impl SmartMeter {
         s
     }
 
-    /// Does the batch hold a trade of this meter's owner?
+    /// Does entry `i` or its recorded TCR touch this meter's owner?
+    fn touches(&self, input: &BatchInput, i: usize) -> bool {
+        let Some(e) = input.entries.get(i) else { return false };
+        let t = e.tx.terms();
+        let me = self.owner;
+        if e.sender == me || t.buyer == me || t.seller == me {
+            return true;
+        }
+        let recorded = input.tcrs.as_ref().and_then(|ts| ts.get(i));
+        recorded.is_some_and(|tcr| {
+            tcr.effects.iter().any(|eff| match eff {
+                Effect::Lock { who, .. } | Effect::Reputation { who, .. } => *who == me,
+                Effect::Pay { to, .. } => *to == me,
+                Effect::Open(t) => t.buyer == me || t.seller == me,
+                _ => false,
+            })
+        })
+    }
+
+    /// Does the batch hold an entry or TCR touching this meter's owner?
     pub fn involved(&self, input: &BatchInput) -> bool {
-        input.entries.iter().any(|e| e.tx.terms().buyer == self.owner || e.tx.terms().seller == self.owner)
+        (0..input.entries.len()).any(|i| self.touches(input, i))
     }
 
     /// [`Self::on_tcrs_recorded`] with the batch's TCRs already computed
@@ -285,13 +329,7 @@ impl SmartMeter {
     ) -> Step {
         let mut step = Step::default();
         let Some(recorded) = &input.tcrs else { return step };
-        let mine: Vec<usize> = input
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.tx.terms().buyer == self.owner || e.tx.terms().seller == self.owner)
-            .map(|(i, _)| i)
-            .collect();
+        let mine: Vec<usize> = (0..input.entries.len()).filter(|i| self.touches(input, *i)).collect();
         if mine.is_empty() {
             return step;
         }

@@ -9,7 +9,7 @@ use gridledger_core::Amount;
 use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeContract, ViewContext};
 use serde_json::json;
 
-use crate::exec::{execute_batch, touched, OnChain};
+use crate::exec::{execute_batch, meter_owners, touched, OnChain};
 use crate::store::{bytes, credit, debit, load, pkey, settle};
 use crate::types::{AgreementTx, Entry, IorParams, IorTx, Outcome, Participant, SettlementTx};
 
@@ -23,9 +23,11 @@ fn execute_now(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, Cont
     let p = params(ctx)?;
     let es = [Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx }];
     let (parts, buyers) = touched(&es, &[]);
-    let pre = load(ctx, &parts, &buyers)?;
+    let pre = load(ctx, &parts, &buyers, &meter_owners(&es))?;
     let tcrs = execute_batch(&mut OnChain(ctx), &p, &pre, &es)?;
-    settle(ctx, &p, &es, &tcrs)?;
+    if settle(ctx, &p, &es, &tcrs)?.is_none() {
+        return revert("internal: own TCR does not apply");
+    }
     let Some(t) = tcrs.into_iter().next() else { return revert("internal: no TCR") };
     match &t.outcome {
         Outcome::AtRejected(why) => ctx.emit("ior_rejected", vec![("reason".into(), why.to_string())])?,
@@ -55,6 +57,18 @@ impl NativeContract for SingleChainContract {
                 let amount: Amount = decode_args(args)?;
                 let who = ctx.caller();
                 Ok(bytes(&debit(ctx, &who, amount)?))
+            }
+            // The baseline has no certifying authority: a trader declares its
+            // meter key once (readings count in arbitration only when signed
+            // by it, as on the primary chain).
+            "register_meter" => {
+                let meter: gridledger_core::Address = decode_args(args)?;
+                let who = ctx.caller();
+                if ctx.read(&crate::store::mkey(&who))?.is_some() {
+                    return revert("meter already registered");
+                }
+                ctx.write_typed(&crate::store::mkey(&who), &meter)?;
+                Ok(vec![])
             }
             "sc_exe_at" => {
                 let at: AgreementTx = decode_args(args)?;

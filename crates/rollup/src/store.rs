@@ -1,6 +1,6 @@
 //! Storage layout of the IOR state inside a native contract, shared by the
 //! primary chain's contract and the single-chain baseline: `p/ADDR` holds a
-//! [`Participant`], `a/ADDR_b` an open [`Agreement`].
+//! [`Participant`], `a/KEY` (borsh of an [`AgreementKey`]) an open [`Agreement`].
 
 use std::collections::BTreeSet;
 
@@ -9,14 +9,19 @@ use gridledger_core::{Address, Amount};
 use gridledger_ledger::{revert, CallContext, ContractError, StorageRead};
 
 use crate::exec::{apply_effects, PreState};
-use crate::types::{Agreement, Entry, IorParams, Participant, Tcr, BLACK_HOLE};
+use crate::types::{Agreement, AgreementKey, Entry, IorParams, Participant, Tcr, BLACK_HOLE};
 
 pub(crate) fn pkey(a: &Address) -> Vec<u8> {
     [b"p/".as_slice(), a.as_bytes()].concat()
 }
 
-pub(crate) fn akey(a: &Address) -> Vec<u8> {
-    [b"a/".as_slice(), a.as_bytes()].concat()
+pub(crate) fn akey(k: &AgreementKey) -> Vec<u8> {
+    [b"a/".as_slice(), &bytes(k)].concat()
+}
+
+/// `m/ADDR`: the certified meter key address of a trader.
+pub(crate) fn mkey(a: &Address) -> Vec<u8> {
+    [b"m/".as_slice(), a.as_bytes()].concat()
 }
 
 pub(crate) fn bytes<T: BorshSerialize>(v: &T) -> Vec<u8> {
@@ -28,9 +33,15 @@ pub(crate) fn bytes<T: BorshSerialize>(v: &T) -> Vec<u8> {
 pub(crate) fn load<R: StorageRead>(
     ctx: &mut R,
     parts: &BTreeSet<Address>,
-    buyers: &BTreeSet<Address>,
+    buyers: &BTreeSet<AgreementKey>,
+    meters: &BTreeSet<Address>,
 ) -> Result<PreState, ContractError> {
     let mut s = PreState::default();
+    for a in meters {
+        if let Some(m) = ctx.read_typed::<Address>(&mkey(a))? {
+            s.meters.insert(*a, m);
+        }
+    }
     for a in parts {
         if let Some(p) = ctx.read_typed::<Participant>(&pkey(a))? {
             s.participants.insert(*a, p);
@@ -65,29 +76,29 @@ pub(crate) fn store(ctx: &mut CallContext<'_, '_>, before: &PreState, after: &Pr
 }
 
 /// Applies TCRs for `entries` to stored state and pays burns to the black
-/// hole. Reverts (changing nothing) if any TCR does not apply.
+/// hole. `Ok(None)` when some TCR does not apply: then nothing is written,
+/// and the caller decides (the primary chain re-executes the batch, issue 11
+/// item 5; the single chain cannot get here with its own TCRs).
 pub(crate) fn settle(
     ctx: &mut CallContext<'_, '_>,
     p: &IorParams,
     entries: &[Entry],
     tcrs: &[Tcr],
-) -> Result<Amount, ContractError> {
+) -> Result<Option<Amount>, ContractError> {
     let (parts, buyers) = crate::exec::touched(entries, tcrs);
-    let before = load(ctx, &parts, &buyers)?;
+    let before = load(ctx, &parts, &buyers, &BTreeSet::new())?;
     let mut after = before.clone();
     let mut burned = Amount::ZERO;
     for t in tcrs {
-        let Some(e) = entries.get(t.index as usize) else {
-            return revert(format!("TCR index {} outside the batch", t.index));
-        };
-        match apply_effects(&mut after, p, &e.tx.terms().buyer, &t.effects) {
+        let Some(e) = entries.get(t.index as usize) else { return Ok(None) };
+        match apply_effects(&mut after, p, &e.tx.terms().key(), &t.effects) {
             Ok(b) => burned = burned.checked_add(b).ok_or_else(|| ContractError::Revert("overflow".into()))?,
-            Err(err) => return revert(format!("TCR {} does not apply: {err}", t.index)),
+            Err(_) => return Ok(None),
         }
     }
     store(ctx, &before, &after)?;
     ctx.pay(&BLACK_HOLE, burned)?;
-    Ok(burned)
+    Ok(Some(burned))
 }
 
 /// Credits coin sent with a call to a trader's free balance.

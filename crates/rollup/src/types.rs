@@ -36,6 +36,13 @@ pub const TAG_AT_SELLER: Tag = Tag("gridledger/ior/at-seller/v1");
 pub const TAG_ST_BUYER: Tag = Tag("gridledger/ior/st-buyer/v1");
 /// The authority certificate of a secondary-chain node (§3.3.3 (i)).
 pub const TAG_NODE_CERT: Tag = Tag("gridledger/ior/node-cert/v1");
+/// The authority certificate binding a trader to its smart meter's key
+/// (issue 11 item 3: readings count in arbitration only when signed by it).
+pub const TAG_METER_CERT: Tag = Tag("gridledger/ior/meter-cert/v1");
+/// What a smart meter signs: the agreed tuple, `Δt` and the readings `P_s`.
+pub const TAG_METER_READINGS: Tag = Tag("gridledger/ior/meter-readings/v1");
+/// Domain of the lot that assigns a batch's executor and validator.
+pub const TAG_ASSIGNMENT: Tag = Tag("gridledger/ior/assignment/v1");
 
 /// Coins, in minor units.
 pub fn coins(c: u128) -> Amount {
@@ -61,7 +68,25 @@ pub struct AgreementTerms {
     pub dl: Timestamp,
 }
 
+/// What an open agreement is stored under: `(ADDR_b, ADDR_s, DT start)`.
+/// The seed keys agreements by `ADDR_b` alone (AT Step 4), which lets a
+/// buyer hold one agreement at a time and lets an old AT be replayed once
+/// the first settled; with this key a buyer buys from several sellers in a
+/// slot, and a replay of the same trade finds it open or its period past
+/// (issue 11 item 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct AgreementKey {
+    pub buyer: Address,
+    pub seller: Address,
+    pub dt_start: Timestamp,
+}
+
 impl AgreementTerms {
+    /// The key of the agreement these terms open.
+    pub fn key(&self) -> AgreementKey {
+        AgreementKey { buyer: self.buyer, seller: self.seller, dt_start: self.dt_start }
+    }
+
     /// `EP × EM` in minor units, `floor(EP[minor/kWh] × EM[Wh] / 1000)`;
     /// `None` on overflow.
     pub fn payment(&self) -> Option<Amount> {
@@ -116,12 +141,29 @@ pub struct SettlementTx {
     pub dt_step_s: u32,
     /// `P_s`: the seller's net-power readings (W), `DT / Δt` of them.
     pub ps: Vec<i64>,
+    /// The seller's smart meter's signature over
+    /// [`SettlementTx::readings_digest`]. Arbitration (ST Step 4) counts the
+    /// readings as evidence of delivery only when this recovers to the meter
+    /// key certified for the seller (`register_meter`); otherwise the seller
+    /// has not proved delivery and the buyer wins.
+    pub meter_sig: Option<RecoverableSignature>,
 }
 
 impl SettlementTx {
     /// `Σ P_s × Δt` in watt-seconds, exact.
     pub fn metered_ws(&self) -> i128 {
         self.ps.iter().map(|p| i128::from(*p) * i128::from(self.dt_step_s)).sum()
+    }
+
+    /// The digest the seller's meter signs.
+    pub fn readings_digest(&self) -> Hash32 {
+        hash_tagged(TAG_METER_READINGS, &(&self.terms, self.dt_step_s, &self.ps))
+    }
+
+    /// Signs the readings with the seller's meter key.
+    pub fn sign_readings(mut self, meter: &KeyPair) -> Self {
+        self.meter_sig = Some(meter.sign_recoverable(&self.readings_digest()));
+        self
     }
 
     /// Signs `O_b` as the buyer.
@@ -151,12 +193,18 @@ pub struct IorParams {
     pub fp_permille: u32,
     /// Maximum IOR transactions recorded per primary block (§3.5.1: 300).
     pub max_batch: u32,
+    /// Grace after `DL` (ms of block time) after which a buyer whose seller
+    /// never submitted an ST may expire the agreement ([`IorTx::Expire`]):
+    /// the buyer is refunded as in a seller shortfall and the silent seller
+    /// penalised (issue 11 item 4). Not in the seed, which leaves the
+    /// agreement open forever.
+    pub expiry_ms: u64,
 }
 
 impl IorParams {
     /// The §3.5.5 case-study parameters: rs=30, α=10, β=10, D_s=1 coin, F_p=0.5.
     pub fn case_study() -> Self {
-        Self { rs: 30, alpha: 10, beta: 10, ds: coins(1), fp_permille: 500, max_batch: 300 }
+        Self { rs: 30, alpha: 10, beta: 10, ds: coins(1), fp_permille: 500, max_batch: 300, expiry_ms: 3_600_000 }
     }
 
     /// `F_p × D_s`.
@@ -183,7 +231,7 @@ pub struct Participant {
     pub reputation: u32,
 }
 
-/// An open agreement keyed by `ADDR_b` (AT Step 4), with the deposits of
+/// An open agreement keyed by [`AgreementKey`] (AT Step 4), with the deposits of
 /// AT Step 5 pooled in it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct Agreement {
@@ -191,6 +239,11 @@ pub struct Agreement {
     /// Coin locked for this agreement: `D_s + EP×EM` from the buyer and
     /// `D_s` from the seller.
     pub pool: Amount,
+    /// `O_b` as the buyer recorded it on chain before `DL`
+    /// ([`IorTx::Opinion`]); it takes precedence over any signature the
+    /// seller carries, so a seller withholding `SIG_b` cannot make an
+    /// honest buyer late (issue 11 item 3).
+    pub buyer_opinion: Option<bool>,
 }
 
 /// One recorded IOR transaction, as `SC_DS_AT` / `SC_DS_ST` store it.
@@ -207,9 +260,23 @@ pub struct Entry {
 pub enum IorTx {
     At(AgreementTx),
     St(SettlementTx),
+    /// The buyer's own `O_b`, recorded by the buyer before `DL`.
+    Opinion(BuyerOpinion),
+    /// The buyer closes an agreement whose seller sent no ST by
+    /// `DL + expiry_ms`.
+    Expire(AgreementTerms),
+}
+
+/// `O_b` submitted on chain by the buyer itself (`sc_ds_ob`).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct BuyerOpinion {
+    pub terms: AgreementTerms,
+    pub ob: bool,
 }
 
 impl IorTx {
+    /// ATs form the `SC_CR_AT` group of a batch; STs, opinions and
+    /// expiries the `SC_CR_ST` group.
     pub fn is_at(&self) -> bool {
         matches!(self, IorTx::At(_))
     }
@@ -217,6 +284,8 @@ impl IorTx {
         match self {
             IorTx::At(a) => &a.terms,
             IorTx::St(s) => &s.terms,
+            IorTx::Opinion(o) => &o.terms,
+            IorTx::Expire(t) => t,
         }
     }
 }
@@ -234,8 +303,12 @@ pub enum AtRejection {
     InsufficientBalance { who: Address, needed: Amount, available: Amount },
     #[error("reputation of {who} is {score}, not above the threshold {beta} (AT step 3)")]
     ReputationTooLow { who: Address, score: u32, beta: u32 },
-    #[error("buyer {0} already has an open agreement (AT step 4 keys agreements by ADDR_b)")]
+    #[error("buyer {0} already has an open agreement with this seller for this delivery period")]
     AgreementOpen(Address),
+    /// The delivery period ended before the AT was recorded: a replayed or
+    /// stale AT (issue 11 item 6).
+    #[error("delivery period ended at {dt_end}, AT recorded at {now}")]
+    DeliveryPassed { dt_end: Timestamp, now: Timestamp },
 }
 
 /// Why `SC_EXE_ST` discards an ST (Step 1 → Step 5), or defers it.
@@ -255,6 +328,31 @@ pub enum StRejection {
     /// for the buyer. It may resubmit after `DL`.
     #[error("no valid buyer signature and the deadline DL {dl} has not passed (now {now})")]
     AwaitingBuyerSignature { dl: Timestamp, now: Timestamp },
+    /// An ST before the end of its delivery period (nothing to settle yet).
+    #[error("delivery period ends at {dt_end}, ST recorded at {now}")]
+    NotYetDelivered { dt_end: Timestamp, now: Timestamp },
+    /// An opinion or expiry not sent by `ADDR_b`.
+    #[error("sender {sender} is not the buyer ADDR_b {buyer}")]
+    NotBuyer { sender: Address, buyer: Address },
+    #[error("the buyer's opinion must be recorded by DL {dl} (recorded at {now})")]
+    OpinionAfterDeadline { dl: Timestamp, now: Timestamp },
+    #[error("the buyer already recorded its opinion")]
+    OpinionAlreadyRecorded,
+    #[error("the agreement may be expired from {from}, not at {now}")]
+    NotExpired { from: Timestamp, now: Timestamp },
+}
+
+impl StRejection {
+    /// Rejections that cost the sender no reputation: waiting for time to
+    /// pass is not misbehaviour.
+    pub fn penalty_free(&self) -> bool {
+        matches!(
+            self,
+            StRejection::AwaitingBuyerSignature { .. }
+                | StRejection::NotYetDelivered { .. }
+                | StRejection::NotExpired { .. }
+        )
+    }
 }
 
 /// How `SC_EXE_ST` settled a valid ST.
@@ -276,7 +374,19 @@ pub enum Outcome {
     AtAccepted,
     AtRejected(AtRejection),
     StSettled(StSettlement),
+    /// Also the refusal of an opinion or expiry.
     StRejected(StRejection),
+    /// The buyer's `O_b` is stored with its agreement.
+    OpinionRecorded,
+    /// The agreement expired: the buyer refunded, the silent seller penalised.
+    Expired,
+}
+
+impl Outcome {
+    /// Is this a verdict on an AT (the `SC_CR_AT` group)?
+    pub fn is_at(&self) -> bool {
+        matches!(self, Outcome::AtAccepted | Outcome::AtRejected(_))
+    }
 }
 
 /// A state change a TCR asks the primary chain to make. Amounts move
@@ -296,6 +406,8 @@ pub enum Effect {
     Close,
     /// Reduce `who`'s reputation by `by` (saturating at 0).
     Reputation { who: Address, by: u32 },
+    /// Store the buyer's `O_b` with the agreement.
+    Opinion(bool),
 }
 
 /// A transaction computation result (§3.3.3): the verdict on one recorded
@@ -318,4 +430,10 @@ pub enum NodeRole {
 /// The certificate digest an authority signs for a node (§3.3.3 (i)).
 pub fn node_cert_digest(node: &Address, role: NodeRole) -> Hash32 {
     hash_tagged(TAG_NODE_CERT, &(node, role))
+}
+
+/// The certificate digest an authority signs to bind `owner` to its smart
+/// meter's key address `meter`.
+pub fn meter_cert_digest(owner: &Address, meter: &Address) -> Hash32 {
+    hash_tagged(TAG_METER_CERT, &(owner, meter))
 }

@@ -2,7 +2,7 @@
 //! benchmarks.
 
 use gridledger_rollup::bench::{bench_ior, IorBenchConfig};
-use gridledger_rollup::demo::{run_day, DayConfig, DayReport};
+use gridledger_rollup::demo::{run_day, DayConfig, DayReport, DemoError};
 
 fn without_timing(r: &DayReport) -> serde_json::Value {
     let mut v = serde_json::to_value(r).unwrap();
@@ -57,9 +57,16 @@ fn the_day_runs_conserves_coin_and_is_deterministic() {
 
 #[test]
 fn a_bad_day_is_a_typed_error() {
-    assert!(run_day(DayConfig { day: 0, ..DayConfig::default() }).is_err());
-    assert!(run_day(DayConfig { day: 366, ..DayConfig::default() }).is_err());
-    assert!(run_day(DayConfig { validators: 0, ..DayConfig::default() }).is_err());
+    let config_error = |cfg: DayConfig| match run_day(cfg) {
+        Err(DemoError::Config(why)) => why,
+        other => panic!("expected DemoError::Config, got {:?}", other.map(|_| ())),
+    };
+    assert_eq!(config_error(DayConfig { day: 0, ..DayConfig::default() }), "day 0 is not in 1..=365");
+    assert_eq!(config_error(DayConfig { day: 366, ..DayConfig::default() }), "day 366 is not in 1..=365");
+    assert_eq!(
+        config_error(DayConfig { validators: 0, ..DayConfig::default() }),
+        "need two traders, an executor and a validator"
+    );
 }
 
 #[test]
@@ -91,4 +98,49 @@ fn bench_ior_tiny() {
     let single = &v["ats_and_sts"]["single_chain"];
     assert_eq!((single["ats_ok"].as_u64(), single["sts_ok"].as_u64()), (Some(30), Some(30)));
     assert!(v["gas_per_contract"][0]["ours"]["gas_per_call"].as_u64().unwrap() > 0);
+}
+
+/// The example community file: parsed, run for a day with its grid fee and
+/// feed-in tariff, trading at least 99 % of what the day physically allows.
+#[test]
+fn the_example_community_file_runs_a_day() {
+    use gridledger_rollup::demo::Community;
+    let text = include_str!("../examples/community.toml");
+    let c: Community = toml::from_str(text).unwrap();
+    assert_eq!(c.participant.len(), 6);
+    let cfg = c.day_config(c.day).unwrap();
+    let r = run_day(cfg.clone()).unwrap();
+    assert!(r.bound_wh > 0);
+    assert!(r.energy_traded_wh * 100 >= r.bound_wh * 99, "{} of {} Wh", r.energy_traded_wh, r.bound_wh);
+    assert_eq!(r.settled_trades, r.trades_count);
+    assert_eq!(r.coins.chain_total_before, r.coins.chain_total_after);
+    let specs = gridledger_rollup::demo::participants(&cfg);
+    let mut fees = 0u128;
+    for t in &r.trades {
+        let (b, s) = (&specs[t.buyer - 1], &specs[t.seller - 1]);
+        assert!(t.ep >= s.ask.max(c.feed_in_tariff), "seller gets at least its ask and the tariff");
+        assert!(t.ep + c.grid_fee <= b.bid, "buyer pays at most its bid, fee included");
+        fees += c.grid_fee * u128::from(t.em_wh) / 1000;
+    }
+    assert_eq!(r.grid_fees_minor, fees);
+    // Invalid files are typed errors.
+    let bad = text.replacen("load_profile = \"H0-B\"", "load_profile = \"H0-X\"", 1);
+    let c: Community = toml::from_str(&bad).unwrap();
+    match c.day_config(106) {
+        Err(DemoError::Config(why)) => assert!(why.contains("participant 2: load profile \"H0-X\""), "{why}"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    assert!(toml::from_str::<Community>("sed = 1").is_err(), "unknown keys are refused");
+}
+
+/// `gridledger ior case-study`: the §3.5.5 numbers.
+#[test]
+fn the_case_study_reproduces_the_thesis_numbers() {
+    let r = gridledger_rollup::demo::case_study().unwrap();
+    assert_eq!(r.reputation_after, vec![20, 10]);
+    assert_eq!(r.loss_minor, 2_000_000, "2 × D_s");
+    assert_eq!(r.compensation_minor, vec![500_000, 500_000], "F_p × D_s each");
+    assert_eq!(r.burned_minor, 1_000_000);
+    assert!(r.barred.as_deref().is_some_and(|w| w.contains("reputation") && w.contains("is 10")), "{:?}", r.barred);
+    assert!(r.coin_conserved);
 }

@@ -34,8 +34,8 @@ fn gas_per_contract_call() {
     e.d.set_time(9 * HOUR);
     e.d.submit(&b, &at(&t2, &s)).unwrap();
     e.d.process(&mut rng(0)).unwrap();
-    e.d.set_executor(0, ExecutorBehaviour::StealPayouts);
-    e.d.set_executor(1, ExecutorBehaviour::StealPayouts);
+    e.d.set_executor(0, ExecutorBehaviour::FlipVerdicts);
+    e.d.set_executor(1, ExecutorBehaviour::FlipVerdicts);
     e.d.set_time(t2.dt_end + MIN);
     e.d.submit(&s, &IorTx::St(st(&t2, 1000, true, Some(&b)))).unwrap();
     e.d.process(&mut rng(0)).unwrap();
@@ -47,6 +47,9 @@ fn gas_per_contract_call() {
     assert_eq!(r.status, TxStatus::Success);
     one.call(&b, IOR_SINGLE_ID, "fund", vec![], coins(10)).unwrap();
     one.call(&s, IOR_SINGLE_ID, "fund", vec![], coins(10)).unwrap();
+    let meter = gridledger_rollup::driver::meter_key(&s.address()).address();
+    let r = one.call(&s, IOR_SINGLE_ID, "register_meter", args(&meter), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
     one.now = 7 * HOUR;
     let IorTx::At(a) = at(&t, &s) else { unreachable!() };
     let exe_at = one.call(&b, IOR_SINGLE_ID, "sc_exe_at", args(&a), Amount::ZERO).unwrap();

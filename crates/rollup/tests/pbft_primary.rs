@@ -29,6 +29,8 @@ fn open(root: &std::path::Path) -> DualChain<ClusterClient, DevChain> {
         validators: 3,
         wallet: Amount(1_000_000 * 1_000_000),
         delegates: 2,
+        challenge_bond: coins(10),
+        delegation_fee: Amount(10_000),
     };
     let accounts = cfg.participants + cfg.executors + cfg.validators;
     let chain = ChainConfig { max_tx_bytes: MAX_TX_BYTES, ..ChainConfig::default() };
@@ -59,6 +61,7 @@ fn st(t: &AgreementTerms, watts: i64, buyer: usize) -> IorTx {
         buyer_sig: None,
         ob: true,
         dt_step_s: 300,
+        meter_sig: None,
         ps: vec![watts; 6],
     };
     IorTx::St(s.sign_as_buyer(&dev_key(buyer)))
@@ -93,8 +96,8 @@ fn ior_settles_over_a_pbft_primary_chain_and_catches_a_thief() {
 
     // The executor forges the ST's result; the validator's controversial
     // transaction makes the PBFT primary chain re-execute and rule.
-    d.set_executor(0, ExecutorBehaviour::StealPayouts);
-    d.set_executor(1, ExecutorBehaviour::StealPayouts);
+    d.set_executor(0, ExecutorBehaviour::FlipVerdicts);
+    d.set_executor(1, ExecutorBehaviour::FlipVerdicts);
     d.set_time(t.dt_end + 5 * MIN);
     d.submit(&dev_key(1), &st(&t, 1000, 0)).unwrap();
     let settled = d.process(&mut rng).unwrap();

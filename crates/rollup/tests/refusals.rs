@@ -12,7 +12,7 @@ use gridledger_ledger::{contract_address, StateRead, TxStatus};
 use gridledger_rollup::driver::Mode;
 use gridledger_rollup::primary::{BatchId, Controversial, RegisterNode, SubmitTcrs};
 use gridledger_rollup::types::{
-    coins, AgreementTx, AtRejection, IorTx, NodeRole, Outcome, Participant, StRejection, StSettlement,
+    coins, AgreementTerms, AgreementTx, AtRejection, IorTx, NodeRole, Outcome, Participant, StRejection, StSettlement,
 };
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
 
@@ -99,17 +99,11 @@ fn invalid_agreement_transactions_are_refused() {
         }),
         Some(b.address()),
     );
-    // Step 4: one open agreement per ADDR_b.
+    // Step 4: one open agreement per (ADDR_b, ADDR_s, DT).
     e.d.submit(&b, &at(&t, &s)).unwrap();
     e.d.process(&mut rng(0)).unwrap();
-    let t2 = terms(&b, &trader(2), Amount(200_000), 500, 9 * HOUR);
-    refused(
-        &mut e,
-        &b,
-        at(&t2, &trader(2)),
-        Outcome::AtRejected(AtRejection::AgreementOpen(b.address())),
-        Some(b.address()),
-    );
+    let t2 = terms(&b, &s, Amount(300_000), 400, 8 * HOUR);
+    refused(&mut e, &b, at(&t2, &s), Outcome::AtRejected(AtRejection::AgreementOpen(b.address())), Some(b.address()));
     // Insufficient reputation (Step 3) is exercised by the case study.
 }
 
@@ -252,8 +246,8 @@ fn contract_level_refusals_change_nothing() {
     // A recorded, unsettled batch.
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
     e.d.submit(&b, &at(&t, &s)).unwrap();
-    reverts(&mut e, &outsider, "fund", vec![], coins(1), "pending settlement");
-    reverts(&mut e, &b, "withdraw", args(&coins(1)), Amount::ZERO, "pending settlement");
+    reverts(&mut e, &b, "fund", vec![], coins(1), "a pending batch reads this account");
+    reverts(&mut e, &s, "withdraw", args(&coins(1)), Amount::ZERO, "a pending batch reads this account");
     // Only the batch's executor records TCRs.
     let input = e.d.batch_input(0).unwrap();
     let tcrs = gridledger_rollup::exec::execute_batch(
@@ -284,7 +278,7 @@ fn contract_level_refusals_change_nothing() {
         "dispute",
         args(&Controversial { batch: 0, claimed: tcrs }),
         Amount::ZERO,
-        "only an active validator",
+        "must attach a bond of at least",
     );
     e.d.process(&mut rng(0)).unwrap();
     reverts(&mut e, &exec, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO, "already settled");
@@ -315,4 +309,83 @@ fn false_dispute_forfeits_the_disputer() {
     assert_eq!(primary_total(&e.d, 9), total0);
     e.d.process(&mut rng(0)).unwrap();
     assert_eq!(internal_total(&e.d, 9) + 1_100_000 + 1_000_000, contract_balance(&e.d).0, "open agreement pool");
+}
+
+/// Step 3's validity checks, one row each: refused with the named reason,
+/// the sender α lower, no balance changed.
+#[test]
+fn invalid_terms_are_refused_with_their_reason() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let base = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    let rows: Vec<(AgreementTerms, KeyPair, &str)> = vec![
+        (AgreementTerms { seller: b.address(), ..base.clone() }, b.clone(), "buyer and seller are the same account"),
+        (AgreementTerms { em: Energy(0), ..base.clone() }, s.clone(), "EP and EM must be positive"),
+        (AgreementTerms { ep: Amount::ZERO, ..base.clone() }, s.clone(), "EP and EM must be positive"),
+        (AgreementTerms { dt_end: base.dt_start, ..base.clone() }, s.clone(), "empty delivery period DT"),
+        (AgreementTerms { dl: base.dt_end - 1, ..base.clone() }, s.clone(), "deadline DL precedes the end of DT"),
+        (AgreementTerms { ep: Amount(u128::MAX / 2), ..base.clone() }, s.clone(), "D_s + EP × EM overflows"),
+    ];
+    for (t, signer, why) in rows {
+        let tx = at(&t, &signer);
+        refused(&mut e, &b, tx, Outcome::AtRejected(AtRejection::InvalidTerms(why.into())), Some(b.address()));
+    }
+}
+
+/// Set-up refusals: a second `init`, a second registration of a node or a
+/// meter, a forged meter certificate and a second recording of TCRs each
+/// revert and change nothing.
+#[test]
+fn duplicate_setup_and_tcr_recording_are_refused() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let admin = e.d.executors[0].0.clone();
+    let pc = e.d.primary.chain.view(IOR_PRIMARY_ID, "config", &[]).unwrap();
+    assert!(pc["window_ms"].as_u64().is_some());
+    let cfg = gridledger_rollup::primary::PrimaryConfig {
+        params: e.d.cfg.params.clone(),
+        authority: e.d.authority.public(),
+        node_deposit: coins(100),
+        bonus_permille: 500,
+        window_ms: 1,
+        challenge_bond: coins(1),
+        delegation_fee: Amount(1),
+    };
+    reverts(&mut e, &admin, "init", args(&cfg), Amount::ZERO, "already initialised");
+    let v = e.d.validators[0].0.clone();
+    let cert = e.d.authority.sign(&gridledger_rollup::types::node_cert_digest(&v.address(), NodeRole::Validator));
+    reverts(
+        &mut e,
+        &v,
+        "register_node",
+        args(&RegisterNode { role: NodeRole::Validator, cert }),
+        coins(100),
+        "node already registered",
+    );
+    let meter = gridledger_rollup::driver::meter_key(&b.address()).address();
+    let cert = e.d.authority.sign(&gridledger_rollup::types::meter_cert_digest(&b.address(), &meter));
+    let again = gridledger_rollup::primary::RegisterMeter { meter, cert };
+    reverts(&mut e, &b, "register_meter", args(&again), Amount::ZERO, "meter already registered");
+    // Traders' meters are registered by `open`; a validator's account is not.
+    let outsider = e.d.validators[1].0.clone();
+    let forged = outsider.sign(&gridledger_rollup::types::meter_cert_digest(&outsider.address(), &meter));
+    let bad_outsider = gridledger_rollup::primary::RegisterMeter { meter, cert: forged };
+    reverts(&mut e, &outsider, "register_meter", args(&bad_outsider), Amount::ZERO, "not signed by the authority");
+    // TCRs recorded twice.
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.primary.seal();
+    let input = e.d.batch_input(0).unwrap();
+    let tcrs = gridledger_rollup::exec::execute_batch(
+        &mut gridledger_rollup::exec::OffChain,
+        &e.d.cfg.params,
+        &input.prestate,
+        &input.entries,
+    )
+    .unwrap();
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    let sub = args(&SubmitTcrs { batch: 0, tcrs });
+    let r = e.d.primary_call(&exec, "sc_cr_at", sub.clone(), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    reverts(&mut e, &exec, "sc_cr_at", sub, Amount::ZERO, "TCRs already recorded");
 }

@@ -6,8 +6,8 @@ use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::{recover, KeyPair};
 use gridledger_core::{Address, Amount, Energy};
 use gridledger_rollup::types::{
-    AgreementTerms, AgreementTx, AtRejection, Effect, Entry, IorTx, Outcome, SettlementTx, StRejection, StSettlement,
-    Tcr,
+    AgreementTerms, AgreementTx, AtRejection, BuyerOpinion, Effect, Entry, IorTx, Outcome, SettlementTx, StRejection,
+    StSettlement, Tcr,
 };
 use proptest::prelude::*;
 
@@ -47,9 +47,16 @@ fn ior_tx() -> impl Strategy<Value = IorTx> {
             proptest::collection::vec(any::<i64>(), 0..20)
         )
             .prop_map(|(terms, stmp, ob, signed, dt_step_s, ps)| {
-                let st = SettlementTx { terms, stmp, buyer_sig: None, ob, dt_step_s, ps };
-                IorTx::St(if signed { st.sign_as_buyer(&KeyPair::from_seed("ior-rt-buyer")) } else { st })
+                let st = SettlementTx { terms, stmp, buyer_sig: None, ob, dt_step_s, ps, meter_sig: None };
+                IorTx::St(if signed {
+                    st.sign_readings(&KeyPair::from_seed("ior-rt-meter"))
+                        .sign_as_buyer(&KeyPair::from_seed("ior-rt-buyer"))
+                } else {
+                    st
+                })
             }),
+        (terms(), any::<bool>()).prop_map(|(terms, ob)| IorTx::Opinion(BuyerOpinion { terms, ob })),
+        terms().prop_map(IorTx::Expire),
     ]
 }
 
@@ -68,6 +75,11 @@ fn outcome() -> impl Strategy<Value = Outcome> {
         )),
         (any::<u64>(), any::<u64>())
             .prop_map(|(dl, now)| Outcome::StRejected(StRejection::AwaitingBuyerSignature { dl, now })),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(dt_end, now)| Outcome::AtRejected(AtRejection::DeliveryPassed { dt_end, now })),
+        (any::<u64>(), any::<u64>()).prop_map(|(from, now)| Outcome::StRejected(StRejection::NotExpired { from, now })),
+        Just(Outcome::OpinionRecorded),
+        Just(Outcome::Expired),
     ]
 }
 
@@ -79,6 +91,7 @@ fn effect() -> impl Strategy<Value = Effect> {
         any::<u128>().prop_map(|a| Effect::Burn(Amount(a))),
         Just(Effect::Close),
         (addr(), any::<u32>()).prop_map(|(who, by)| Effect::Reputation { who, by }),
+        any::<bool>().prop_map(Effect::Opinion),
     ]
 }
 
@@ -105,7 +118,12 @@ proptest! {
                     // The opinion is bound: the other O_b does not recover the buyer.
                     prop_assert_ne!(recover(&st.terms.buyer_digest(!st.ob), sig), Ok(buyer));
                 }
+                if let Some(sig) = &st.meter_sig {
+                    let meter = KeyPair::from_seed("ior-rt-meter").public();
+                    prop_assert_eq!(recover(&st.readings_digest(), sig), Ok(meter));
+                }
             }
+            IorTx::Opinion(_) | IorTx::Expire(_) => {}
         }
         prop_assert!(decode::<IorTx>(&bytes[..bytes.len() - 1], 1 << 20).is_err());
         let e = Entry { sender, recorded_at, tx };

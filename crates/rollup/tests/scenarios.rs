@@ -66,8 +66,8 @@ fn thieving_round(e: &mut Env) -> (u128, gridledger_core::crypto::KeyPair, gridl
     e.d.submit(&b, &at(&t, &s)).unwrap();
     let mut r = rng(7);
     e.d.process(&mut r).unwrap();
-    e.d.set_executor(0, ExecutorBehaviour::StealPayouts);
-    e.d.set_executor(1, ExecutorBehaviour::StealPayouts);
+    e.d.set_executor(0, ExecutorBehaviour::FlipVerdicts);
+    e.d.set_executor(1, ExecutorBehaviour::FlipVerdicts);
     e.d.set_time(t.dt_end + 5 * MIN);
     e.d.submit(&s, &IorTx::St(st(&t, 1000, true, Some(&b)))).unwrap();
     let settled = e.d.process(&mut r).unwrap();
@@ -84,11 +84,11 @@ fn malicious_executor_is_caught_by_the_validator() {
     // Traders settled correctly; the thief got nothing.
     assert_eq!(e.d.participant(&b.address()).unwrap().balance, Amount(9_900_000));
     assert_eq!(e.d.participant(&s.address()).unwrap().balance, Amount(10_100_000));
-    let thief = e.d.executors.iter().find(|(_, x)| x.behaviour == ExecutorBehaviour::StealPayouts).unwrap();
     let batch = e.d.settled.last().unwrap().batch;
     let input = e.d.batch_input(batch).unwrap();
     let thief_addr = input.header.executor;
-    assert!(thief.1.address == thief_addr || e.d.executors.iter().any(|(k, _)| k.address() == thief_addr));
+    let thief = e.d.executors.iter().find(|(k, _)| k.address() == thief_addr).expect("the batch's executor");
+    assert_eq!(thief.1.behaviour, ExecutorBehaviour::FlipVerdicts, "the lying executor posted the TCRs");
     assert_eq!(e.d.participant(&thief_addr).unwrap().balance, Amount::ZERO);
     let node: serde_json::Value =
         e.d.primary
@@ -114,6 +114,7 @@ fn collusion_is_overturned_by_a_delegated_validator() {
     e.d.set_validator(1, ValidatorBehaviour::Colluding);
     let validator_wallets: Vec<u128> =
         e.d.validators.iter().map(|(k, _)| e.d.primary.chain.state().account(&k.address()).balance.0).collect();
+    let since = e.d.primary.chain.tip().height;
     let total0 = primary_total(&e.d, ACCOUNTS_4_2_3);
     let (b, s) = (trader(0), trader(1));
     e.d.fund(&b, coins(10)).unwrap();
@@ -126,8 +127,8 @@ fn collusion_is_overturned_by_a_delegated_validator() {
     // delegates; with seed 3 both pick only colluders (see below).
     let mut r = rng(8);
     e.d.process(&mut r).unwrap();
-    e.d.set_executor(0, ExecutorBehaviour::StealPayouts);
-    e.d.set_executor(1, ExecutorBehaviour::StealPayouts);
+    e.d.set_executor(0, ExecutorBehaviour::FlipVerdicts);
+    e.d.set_executor(1, ExecutorBehaviour::FlipVerdicts);
     e.d.set_time(t.dt_end + 5 * MIN);
     e.d.submit(&s, &IorTx::St(st(&t, 1000, true, Some(&b)))).unwrap();
     let batch = e.d.batch_input(1).unwrap();
@@ -156,8 +157,9 @@ fn collusion_is_overturned_by_a_delegated_validator() {
     }
     let honest = e.d.validators[2].0.address();
     let gained = e.d.primary.chain.state().account(&honest).balance.0 as i128 - validator_wallets[2] as i128;
-    let fees: u128 = 0; // the dispute fee is paid out of the reward below
-    assert!(gained > (coins(100).0 - coins(1).0) as i128, "reward {gained} (fees {fees})");
+    let fees = fees_paid(&e.d, &honest, since);
+    assert!(fees > 0, "the honest validator sent the dispute");
+    assert_eq!(gained, coins(100).0 as i128 - fees as i128, "ë × y from each of two forfeited deposits, less fees");
     assert_eq!(black_hole(&e.d), coins(100));
     assert_eq!(primary_total(&e.d, ACCOUNTS_4_2_3), total0);
     assert_eq!(internal_total(&e.d, ACCOUNTS_4_2_3), contract_balance(&e.d).0);
@@ -247,8 +249,9 @@ fn conventional_or_settles_only_after_the_challenge_window() {
     let batch = e.d.batch_input(1).unwrap().header.id;
     e.d.primary.seal();
     let input = e.d.batch_input(batch).unwrap();
-    let step = e.d.executors[(batch % 2) as usize].1.on_batch(&input);
-    let key = e.d.executors[(batch % 2) as usize].0.clone();
+    let i = e.d.executors.iter().position(|(k, _)| k.address() == input.header.executor).unwrap();
+    let step = e.d.executors[i].1.on_batch(&input);
+    let key = e.d.executors[i].0.clone();
     for c in step.calls {
         if c.target == gridledger_rollup::roles::Target::Primary {
             e.d.primary_call(&key, c.method, c.args, Amount::ZERO).unwrap();
@@ -268,29 +271,56 @@ fn conventional_or_settles_only_after_the_challenge_window() {
     }
 }
 
-/// The other side of §3.3.4's assumption: when every delegated validator a
-/// meter picks colludes, the wrong TCR settles and the meters' faults are
-/// all that records it.
+/// The other side of §3.3.4's assumption: every delegated validator a
+/// meter picks colludes. Before issue 11 the wrong TCR settled; now the
+/// meter's owner challenges with a bond (permissionless, item 2), the chain
+/// re-executes, the trader gets its bond back plus the discloser's reward,
+/// and the executor and the silent assigned validator forfeit.
 #[test]
-fn collusion_stands_when_every_delegate_colludes() {
+fn collusion_is_overturned_by_a_traders_bonded_challenge() {
     let mut e = open(config(Mode::Ior, 4, 2, 3));
-    e.d.set_validator(0, ValidatorBehaviour::Colluding);
-    e.d.set_validator(1, ValidatorBehaviour::Colluding);
+    for i in 0..3 {
+        e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    }
     let (b, s) = (trader(0), trader(1));
     e.d.fund(&b, coins(10)).unwrap();
     e.d.fund(&s, coins(10)).unwrap();
+    let total0 = primary_total(&e.d, ACCOUNTS_4_2_3);
     e.d.set_time(8 * HOUR);
     let t = terms(&b, &s, Amount(200_000), 500, 9 * HOUR);
     e.d.submit(&b, &at(&t, &s)).unwrap();
     let mut r = rng(3);
     e.d.process(&mut r).unwrap();
-    e.d.set_executor(0, ExecutorBehaviour::StealPayouts);
-    e.d.set_executor(1, ExecutorBehaviour::StealPayouts);
+    e.d.set_executor(0, ExecutorBehaviour::FlipVerdicts);
+    e.d.set_executor(1, ExecutorBehaviour::FlipVerdicts);
     e.d.set_time(t.dt_end + 5 * MIN);
     e.d.submit(&s, &IorTx::St(st(&t, 1000, true, Some(&b)))).unwrap();
+    let wallets: Vec<u128> =
+        [&b, &s].iter().map(|k| e.d.primary.chain.state().account(&k.address()).balance.0).collect();
     let settled = e.d.process(&mut r).unwrap();
-    assert!(!settled[0].disputed);
-    assert_eq!(e.d.faults.len(), 2, "both meters flagged it");
-    let thief = e.d.batch_input(1).unwrap().header.executor;
-    assert_eq!(e.d.participant(&thief).unwrap().balance, Amount(2_100_000), "pool of 2.1 coins stolen");
+    assert!(settled[0].disputed, "{:?}", e.d.faults);
+    assert_eq!(e.d.bonded_challenges, 1);
+    assert_eq!(settled[0].outcomes, vec![Outcome::StSettled(StSettlement::Agreed)]);
+    // Settled as agreed, not as the forged shortfall.
+    assert_eq!(e.d.participant(&b.address()).unwrap().balance, Amount(9_900_000));
+    assert_eq!(e.d.participant(&s.address()).unwrap().balance, Amount(10_100_000));
+    assert_eq!(e.d.participant(&s.address()).unwrap().reputation, 30);
+    let h = e.d.batch_input(1).unwrap().header;
+    for who in [h.executor, h.validator] {
+        let v =
+            e.d.primary.chain.view(gridledger_rollup::IOR_PRIMARY_ID, "node", &borsh::to_vec(&who).unwrap()).unwrap();
+        assert_eq!(v["active"], false);
+    }
+    // The challenger (the first alarmed meter's owner) got its bond back and
+    // ë × y from each of the two forfeited deposits, less its fee.
+    let gained: Vec<i128> = [&b, &s]
+        .iter()
+        .zip(&wallets)
+        .map(|(k, w)| e.d.primary.chain.state().account(&k.address()).balance.0 as i128 - *w as i128)
+        .collect();
+    let reward = coins(100).0 as i128;
+    assert!(gained.iter().any(|g| *g > reward - coins(1).0 as i128 && *g <= reward), "{gained:?}");
+    assert_eq!(black_hole(&e.d), coins(100));
+    assert_eq!(primary_total(&e.d, ACCOUNTS_4_2_3), total0);
+    assert_eq!(internal_total(&e.d, ACCOUNTS_4_2_3), contract_balance(&e.d).0);
 }

@@ -1021,7 +1021,12 @@ pub mod read {
         let ctx = ViewContext::new(
             state,
             crate::CNS_ID,
-            gridledger_ledger::BlockEnv { height: 0, timestamp: 0, proposer: Address::ZERO },
+            gridledger_ledger::BlockEnv {
+                height: 0,
+                timestamp: 0,
+                proposer: Address::ZERO,
+                parent: gridledger_core::Hash32::ZERO,
+            },
         );
         ctx.read_typed(key)
     }

@@ -5,7 +5,7 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Energy, Timestamp};
 use gridledger_ledger::devnet::{dev_key, dev_validator};
 use gridledger_ledger::{contract_address, StateRead};
-use gridledger_rollup::driver::{DriverConfig, DualChain, Mode};
+use gridledger_rollup::driver::{meter_key, DriverConfig, DualChain, Mode};
 use gridledger_rollup::types::{coins, AgreementTerms, AgreementTx, IorParams, IorTx, SettlementTx, BLACK_HOLE};
 use gridledger_rollup::IOR_PRIMARY_ID;
 
@@ -30,13 +30,17 @@ pub fn config(mode: Mode, participants: usize, executors: usize, validators: usi
         validators,
         wallet: WALLET,
         delegates: 2,
+        challenge_bond: coins(10),
+        delegation_fee: Amount(10_000),
     }
 }
 
 pub fn open(cfg: DriverConfig) -> Env {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let d = DualChain::open(a.path(), b.path(), cfg).unwrap();
+    let traders: Vec<KeyPair> = (0..cfg.participants).map(dev_key).collect();
+    let mut d = DualChain::open(a.path(), b.path(), cfg).unwrap();
+    d.register_meters(&traders).unwrap();
     Env { d, _dirs: (a, b) }
 }
 
@@ -70,7 +74,9 @@ pub fn st(t: &AgreementTerms, watts: i64, ob: bool, buyer: Option<&KeyPair>) -> 
         ob,
         dt_step_s: 300,
         ps: vec![watts; 6],
-    };
+        meter_sig: None,
+    }
+    .sign_readings(&meter_key(&t.seller));
     match buyer {
         Some(b) => s.sign_as_buyer(b),
         None => s,
@@ -86,6 +92,19 @@ pub fn primary_total(d: &DualChain, accounts: usize) -> u128 {
     addrs.push(contract_address(IOR_PRIMARY_ID));
     addrs.push(BLACK_HOLE);
     addrs.iter().map(|a| st.account(a).balance.0).sum()
+}
+
+/// Fees `who` paid on the primary chain in blocks after height `after`,
+/// from their receipts.
+pub fn fees_paid(d: &DualChain, who: &Address, after: u64) -> u128 {
+    let mut sum = 0;
+    for h in after + 1..=d.primary.chain.tip().height {
+        let Some(block) = d.primary.chain.block(h).unwrap() else { continue };
+        for stx in block.txs.iter().filter(|t| t.tx.sender.address() == *who) {
+            sum += d.primary.chain.receipt(&stx.tx.hash()).unwrap().map_or(0, |r| r.fee.0);
+        }
+    }
+    sum
 }
 
 pub fn black_hole(d: &DualChain) -> Amount {

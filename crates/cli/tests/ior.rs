@@ -1,0 +1,71 @@
+//! `gridledger ior day` with a community file over several days.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+
+#[test]
+fn ior_day_runs_a_community_file_over_several_days() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../rollup/examples/community.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("statements.csv");
+    let out = Command::new(BIN)
+        .args(["ior", "day", "--config", file, "--days", "2", "--json", "--statements"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let days = v.as_array().unwrap();
+    assert_eq!(days.len(), 2);
+    for (i, d) in days.iter().enumerate() {
+        assert_eq!(d["config"]["day"], 106 + i as u64);
+        let (traded, bound) = (d["energy_traded_wh"].as_u64().unwrap(), d["bound_wh"].as_u64().unwrap());
+        assert!(bound > 0 && traded * 100 >= bound * 99, "day {i}: {traded} of {bound} Wh");
+        assert_eq!(d["config"]["grid_fee"], 20_000);
+    }
+    // Statements: one row per participant per day, each balancing.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2 * 6);
+    let num = |r: &Vec<&str>, i: usize| r[i].parse::<u128>().unwrap();
+    for r in &rows {
+        assert_eq!(num(r, 9) + num(r, 5), num(r, 8) + num(r, 6), "balance_end + paid = start + received: {r:?}");
+    }
+    let (paid, received): (u128, u128) =
+        rows.iter().map(|r| (num(r, 5), num(r, 6))).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert_eq!(paid, received);
+    let revenue: u128 = days.iter().map(|d| d["revenue_minor"].as_u64().unwrap() as u128).sum();
+    assert_eq!(paid, revenue);
+    // A bad file is an error naming the file, not a panic.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "clearing = \"lowest\"\n").unwrap();
+    let out = Command::new(BIN).args(["ior", "day", "--config"]).arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Metered data: one day, one column per participant.
+    let meters = dir.path().join("meters.csv");
+    let mut csv = String::from("time,m1,m2,m3,m4,m5,m6\n");
+    for h in 0..24 {
+        let sun = if (8..16).contains(&h) { 500 } else { 0 };
+        csv.push_str(&format!("{h},-200,-150,{},{},-60,-90\n", sun - 100, sun - 80));
+    }
+    std::fs::write(&meters, csv).unwrap();
+    let out = Command::new(BIN)
+        .args(["ior", "day", "--config", file, "--json", "--meter-csv"])
+        .arg(&meters)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 8 sunny hours: sellers export 400 + 420 Wh/h, buyers need 500 Wh/h.
+    assert_eq!(v["bound_wh"], 8 * 500);
+    assert_eq!(v["energy_traded_wh"], 8 * 500);
+    let out = Command::new(BIN)
+        .args(["ior", "day", "--config", file, "--days", "2", "--meter-csv"])
+        .arg(&meters)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--days 1"));
+}

@@ -1,0 +1,472 @@
+//! The theft and freeze paths of issue 11 (items 1–6), each driven as the
+//! attacker would and shown closed: refused with a typed reason, nothing
+//! changed, or settled correctly and coin conserved.
+
+mod common;
+
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Address, Amount};
+use gridledger_ledger::{Receipt, StateRead, TxStatus};
+use gridledger_rollup::driver::{meter_key, Mode};
+use gridledger_rollup::exec::{execute_batch, OffChain};
+use gridledger_rollup::primary::{assign, BatchId, BatchState, Controversial, PayDelegation, SubmitTcrs};
+use gridledger_rollup::roles::{ExecutorBehaviour, Fault, SmartMeter, ValidatorBehaviour};
+use gridledger_rollup::types::{
+    coins, AtRejection, BuyerOpinion, Effect, IorTx, Outcome, Participant, StRejection, StSettlement, Tcr,
+};
+use gridledger_rollup::{args, IOR_PRIMARY_ID};
+
+const ACCOUNTS: usize = 9;
+
+fn funded() -> Env {
+    let mut e = open(config(Mode::Ior, 4, 2, 3));
+    for i in 0..3 {
+        e.d.fund(&trader(i), coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    e
+}
+
+fn part(e: &Env, k: &KeyPair) -> Participant {
+    e.d.participant(&k.address()).unwrap()
+}
+
+fn wallet(e: &Env, a: &Address) -> u128 {
+    e.d.primary.chain.state().account(a).balance.0
+}
+
+fn node_active(e: &Env, a: &Address) -> bool {
+    e.d.primary.chain.view(IOR_PRIMARY_ID, "node", &borsh::to_vec(a).unwrap()).unwrap()["active"] == true
+}
+
+/// Closes the open batch and returns its honest TCRs and its executor's key.
+fn honest_tcrs(e: &mut Env, batch: u64) -> (Vec<Tcr>, KeyPair) {
+    e.d.primary.seal();
+    let input = e.d.batch_input(batch).unwrap();
+    let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
+    let key = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    (tcrs, key)
+}
+
+fn post(e: &mut Env, key: &KeyPair, batch: u64, tcrs: Vec<Tcr>) -> Vec<Receipt> {
+    let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());
+    let mut out = vec![];
+    for (m, ts) in [("sc_cr_at", ats), ("sc_cr_st", sts)] {
+        if !ts.is_empty() {
+            out.push(e.d.primary_call(key, m, args(&SubmitTcrs { batch, tcrs: ts }), Amount::ZERO).unwrap());
+        }
+    }
+    out
+}
+
+fn reverted(r: &Receipt) -> String {
+    match &r.status {
+        TxStatus::Reverted(why) => why.clone(),
+        s => panic!("expected a revert, got {s:?}"),
+    }
+}
+
+/// Item 1: the reproduced theft. A sybil pair trades; the executor appends
+/// `Lock{victim}` + `Pay{executor}` to the AT's TCR. Today's chain refuses
+/// the TCRs at recording, whatever the validator does.
+#[test]
+fn forged_effects_on_a_third_account_are_refused_at_recording() {
+    let mut e = funded();
+    let total0 = primary_total(&e.d, ACCOUNTS);
+    let (victim, sybil_b, sybil_s) = (trader(0), trader(1), trader(2));
+    let t = terms(&sybil_b, &sybil_s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&sybil_b, &at(&t, &sybil_s)).unwrap();
+    let (mut tcrs, exec) = honest_tcrs(&mut e, 0);
+    tcrs[0].effects.push(Effect::Lock { who: victim.address(), amount: coins(10) });
+    tcrs[0].effects.push(Effect::Pay { to: exec.address(), amount: coins(10) });
+    let r = post(&mut e, &exec, 0, tcrs);
+    assert!(reverted(&r[0]).contains("effects that do not follow from its entry"), "{:?}", r[0].status);
+    assert!(e.d.batch_input(0).unwrap().tcrs.is_none(), "nothing recorded");
+    // The same with the driver's thieving executor: it cannot record.
+    e.d.set_executor(0, ExecutorBehaviour::StealPayouts);
+    e.d.set_executor(1, ExecutorBehaviour::StealPayouts);
+    e.d.process(&mut rng(1)).unwrap(); // the AT batch has nothing to steal
+    e.d.set_time(t.dt_end + MIN);
+    e.d.submit(&sybil_s, &IorTx::St(st(&t, 1000, true, Some(&sybil_b)))).unwrap();
+    assert!(e.d.process(&mut rng(1)).is_err(), "a thief's TCRs are never recorded");
+    assert!(e.d.batch_input(1).unwrap().tcrs.is_none());
+    assert_eq!(part(&e, &victim).balance, coins(10));
+    assert_eq!(e.d.participant(&exec.address()).unwrap().balance, Amount::ZERO);
+    assert_eq!(primary_total(&e.d, ACCOUNTS), total0);
+}
+
+/// Item 1: a meter checks every TCR that names its owner, not only its
+/// owner's trades.
+#[test]
+fn a_meter_checks_tcrs_that_name_its_owner_in_others_trades() {
+    let mut e = funded();
+    let (victim, b, s) = (trader(0), trader(1), trader(2));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    let (own, _) = honest_tcrs(&mut e, 0);
+    let mut input = e.d.batch_input(0).unwrap();
+    let mut forged = own.clone();
+    forged[0].effects.push(Effect::Lock { who: victim.address(), amount: coins(10) });
+    input.tcrs = Some(forged);
+    let validators: Vec<Address> = e.d.validators.iter().map(|(k, _)| k.address()).collect();
+    let mut meter = SmartMeter { owner: victim.address(), params: e.d.cfg.params.clone(), delegates: 2 };
+    let step = meter.on_tcrs_computed(&input, &own, &validators, &mut rng(5));
+    assert_eq!(step.delegations.len(), 2, "the victim's meter delegates");
+    assert!(matches!(&step.faults[..], [Fault::WrongTcr { indices, .. }] if indices == &vec![0]));
+    // An untouched trader's meter stays quiet.
+    let mut other = SmartMeter { owner: trader(3).address(), params: e.d.cfg.params.clone(), delegates: 2 };
+    assert!(other.on_tcrs_computed(&input, &own, &validators, &mut rng(5)).delegations.is_empty());
+}
+
+/// Item 1: each batch's executor and validator are drawn by lot from the
+/// parent hash of the block that opened it, not by round robin.
+#[test]
+fn validators_are_drawn_by_lot_from_the_parent_hash() {
+    let mut e = funded();
+    let nodes = e.d.primary.chain.view(IOR_PRIMARY_ID, "nodes", &[]).unwrap();
+    let list = |k: &str| -> Vec<Address> { serde_json::from_value(nodes[k].clone()).unwrap() };
+    let (execs, vals) = (list("executors"), list("validators"));
+    let mut drawn = vec![];
+    for round in 0..8u64 {
+        let (b, s) = (trader((round % 3) as usize), trader(((round + 1) % 3) as usize));
+        let start = 8 * HOUR + round * HOUR;
+        e.d.set_time(start - 30 * MIN);
+        e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 10, start), &s)).unwrap();
+        e.d.process(&mut rng(round)).unwrap();
+    }
+    for id in 0..8u64 {
+        let h = e.d.batch_input(id).unwrap().header;
+        let parent = e.d.primary.chain.block(h.height).unwrap().unwrap().header.parent;
+        assert_eq!(assign(&parent, id, &execs, &vals), Some((h.executor, h.validator)), "batch {id}");
+        drawn.push(vals.iter().position(|v| *v == h.validator).unwrap());
+    }
+    let round_robin: Vec<usize> = (0..8).map(|b| b % vals.len()).collect();
+    assert_ne!(drawn, round_robin);
+}
+
+/// Item 2: anyone may challenge with a bond; a wrong challenge's bond pays
+/// the executor it wrongly accused and changes nothing else.
+#[test]
+fn a_bonded_challenge_of_correct_tcrs_pays_the_executor() {
+    let mut e = funded();
+    let (b, s, watcher) = (trader(0), trader(1), trader(3));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    let (tcrs, exec) = honest_tcrs(&mut e, 0);
+    post(&mut e, &exec, 0, tcrs);
+    let total0 = primary_total(&e.d, ACCOUNTS);
+    let (w0, x0) = (wallet(&e, &watcher.address()), wallet(&e, &exec.address()));
+    let bond = e.d.cfg.challenge_bond;
+    let short = Amount(bond.0 - 1);
+    let r1 = e.d.primary_call(&watcher, "dispute", args(&Controversial { batch: 0, claimed: vec![] }), short).unwrap();
+    assert!(reverted(&r1).contains("must attach a bond"));
+    let r = e.d.primary_call(&watcher, "dispute", args(&Controversial { batch: 0, claimed: vec![] }), bond).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    assert!(r.events.iter().any(|ev| ev.name == "ior_dispute_rejected"));
+    assert_eq!(wallet(&e, &exec.address()), x0 + bond.0, "the executor wins the bond");
+    assert_eq!(wallet(&e, &watcher.address()), w0 - bond.0 - r.fee.0 - r1.fee.0, "the watcher lost its bond");
+    assert!(node_active(&e, &exec.address()));
+    assert_eq!(e.d.batch_input(0).unwrap().header.state, BatchState::Open);
+    assert_eq!(primary_total(&e.d, ACCOUNTS), total0);
+    e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(internal_total(&e.d, ACCOUNTS) + 1_100_000 + 1_000_000, contract_balance(&e.d).0);
+}
+
+/// Item 3: the buyer records `O_b` itself before `DL`; a seller that
+/// withholds the buyer's signature and submits after `DL` no longer makes
+/// the honest buyer the penalised party.
+#[test]
+fn the_buyers_own_opinion_beats_a_withheld_signature() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(t.dt_end + MIN);
+    e.d.submit(&b, &IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: true })).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::OpinionRecorded]);
+    e.d.set_time(t.dl + MIN);
+    e.d.submit(&s, &IorTx::St(st(&t, 1000, true, None))).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::StSettled(StSettlement::Agreed)]);
+    assert_eq!(part(&e, &b), Participant { balance: Amount(9_900_000), reputation: 30 });
+    assert_eq!(part(&e, &s), Participant { balance: Amount(10_100_000), reputation: 30 });
+}
+
+/// Item 3: in arbitration, readings count only when the seller's certified
+/// meter signed them; the seller's own signature is not evidence.
+#[test]
+fn arbitration_counts_only_meter_signed_readings() {
+    let mut e = funded();
+    let total0 = primary_total(&e.d, ACCOUNTS);
+    let (b, s, b2) = (trader(0), trader(1), trader(2));
+    let t1 = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    let t2 = terms(&b2, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(t1.dt_end + MIN);
+    // Both buyers disagree; full delivery claimed by both readings, but the
+    // first set is signed by the seller's wallet key, not its meter.
+    let forged = st(&t1, 1000, false, Some(&b)).sign_readings(&s).sign_as_buyer(&b);
+    let genuine = st(&t2, 1000, false, Some(&b2));
+    assert!(
+        genuine.meter_sig.is_some()
+            && st(&t1, 1000, false, None).sign_readings(&meter_key(&s.address())).meter_sig.is_some()
+    );
+    e.d.submit_block(&[(s.clone(), IorTx::St(forged)), (s.clone(), IorTx::St(genuine))]).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(
+        out[0].outcomes,
+        vec![Outcome::StSettled(StSettlement::SellerShortfall), Outcome::StSettled(StSettlement::SellerDelivered)]
+    );
+    assert_eq!(primary_total(&e.d, ACCOUNTS), total0);
+}
+
+/// Item 3: opinions are refused from anyone but the buyer, twice, and
+/// after `DL`; each refusal costs its sender α and changes no balance.
+#[test]
+fn opinion_refusals_are_typed_and_change_no_balance() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    let op = |ob| IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob });
+    let run = |e: &mut Env, key: &KeyPair, tx: IorTx, time: u64| -> Outcome {
+        let before: Vec<Participant> = (0..3).map(|i| part(e, &trader(i))).collect();
+        e.d.set_time(time);
+        e.d.submit(key, &tx).unwrap();
+        let got = e.d.process(&mut rng(0)).unwrap().remove(0).outcomes.remove(0);
+        let after: Vec<Participant> = (0..3).map(|i| part(e, &trader(i))).collect();
+        for i in 0..3 {
+            assert_eq!(after[i].balance, before[i].balance, "balance of trader {i}");
+            let drop = if trader(i).address() == key.address() && got != Outcome::OpinionRecorded { 10 } else { 0 };
+            assert_eq!(after[i].reputation, before[i].reputation - drop, "reputation of trader {i}");
+        }
+        got
+    };
+    let got = run(&mut e, &s, op(true), t.dt_end);
+    assert_eq!(got, Outcome::StRejected(StRejection::NotBuyer { sender: s.address(), buyer: b.address() }));
+    assert_eq!(run(&mut e, &b, op(false), t.dt_end + 1), Outcome::OpinionRecorded);
+    assert_eq!(run(&mut e, &b, op(true), t.dt_end + 2), Outcome::StRejected(StRejection::OpinionAlreadyRecorded));
+    let got = run(&mut e, &b, op(true), t.dl + MIN);
+    assert!(matches!(got, Outcome::StRejected(StRejection::OpinionAfterDeadline { dl, .. }) if dl == t.dl), "{got:?}");
+}
+
+/// Item 4: a silent seller cannot freeze the buyer. Before `DL + expiry`
+/// the expiry is refused without penalty and changes nothing; after it the
+/// buyer is refunded with the seller's penalty, the seller loses α, and the
+/// buyer trades again.
+#[test]
+fn a_silent_seller_cannot_freeze_the_buyer() {
+    let mut e = funded();
+    let total0 = primary_total(&e.d, ACCOUNTS);
+    let (b, s, s2) = (trader(0), trader(1), trader(2));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    let before = (part(&e, &b), part(&e, &s));
+    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms);
+    e.d.submit(&b, &IorTx::Expire(t.clone())).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert!(matches!(out[0].outcomes[..], [Outcome::StRejected(StRejection::NotExpired { .. })]), "{out:?}");
+    assert_eq!((part(&e, &b), part(&e, &s)), before, "refused without penalty, nothing changed");
+    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
+    e.d.submit(&b, &IorTx::Expire(t.clone())).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::Expired]);
+    // Buyer: 10 − 1.1 locked + (0.1 + 1 + 0.5) back = 10.5; seller: 10 − 1.
+    assert_eq!(part(&e, &b), Participant { balance: Amount(10_500_000), reputation: 30 });
+    assert_eq!(part(&e, &s), Participant { balance: coins(9), reputation: 20 });
+    assert_eq!(black_hole(&e.d), Amount(500_000));
+    // The buyer is free to trade again.
+    let start = e.d.now() + HOUR;
+    let t2 = terms(&b, &s2, Amount(200_000), 500, start);
+    e.d.submit(&b, &at(&t2, &s2)).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
+    assert_eq!(primary_total(&e.d, ACCOUNTS), total0);
+}
+
+/// Item 5: a verdict whose effects cannot apply (an AT accepted for a
+/// buyer without coin) no longer halts settlement: `finalize` re-executes,
+/// settles the batch with the chain's TCRs, forfeits the executor, and the
+/// next batch proceeds.
+#[test]
+fn an_inapplicable_tcr_is_isolated_and_the_rest_settles() {
+    let mut e = funded();
+    for i in 0..3 {
+        e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    }
+    let total0 = primary_total(&e.d, ACCOUNTS);
+    let (b, s, poor, s2) = (trader(0), trader(1), trader(3), trader(2));
+    let good = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    let bad = terms(&poor, &s2, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&good, &s)), (poor.clone(), at(&bad, &s2))]).unwrap();
+    let (_, exec) = honest_tcrs(&mut e, 0);
+    let i = e.d.executors.iter().position(|(k, _)| k.address() == exec.address()).unwrap();
+    e.d.set_executor(i, ExecutorBehaviour::AcceptAll);
+    let input = e.d.batch_input(0).unwrap();
+    let step = e.d.executors[i].1.on_batch(&input);
+    for c in step.calls.into_iter().filter(|c| c.target == gridledger_rollup::roles::Target::Primary) {
+        let r = e.d.primary_call(&exec, c.method, c.args, Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "well-formed verdicts are recorded");
+    }
+    let recorded = e.d.batch_input(0).unwrap().tcrs.unwrap();
+    assert_eq!(recorded[1].outcome, Outcome::AtAccepted, "the wrong verdict");
+    let h = e.d.batch_input(0).unwrap().header;
+    e.d.set_time(h.complete_at.unwrap() + e.d.cfg.window_ms());
+    let r = e.d.primary_call(&s2, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "finalize no longer reverts");
+    assert!(r.events.iter().any(|ev| ev.name == "ior_tcr_overturned"));
+    let settled = e.d.batch_input(0).unwrap();
+    assert_eq!(settled.header.state.clone(), BatchState::Settled { disputed: true, at: r_time(&e) });
+    let outcomes: Vec<Outcome> = settled.tcrs.unwrap().into_iter().map(|t| t.outcome).collect();
+    assert_eq!(outcomes[0], Outcome::AtAccepted);
+    assert!(matches!(outcomes[1], Outcome::AtRejected(AtRejection::InsufficientBalance { .. })));
+    assert!(!node_active(&e, &exec.address()));
+    assert_eq!(part(&e, &b).balance, Amount(8_900_000));
+    assert_eq!(part(&e, &poor).balance, Amount::ZERO);
+    // The chain goes on.
+    e.d.set_executor(i, ExecutorBehaviour::Honest);
+    e.d.set_time(good.dt_end + MIN);
+    e.d.submit(&s, &IorTx::St(st(&good, 1000, true, Some(&b)))).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::StSettled(StSettlement::Agreed)]);
+    assert_eq!(black_hole(&e.d), coins(200), "both forfeited deposits burned");
+    assert_eq!(primary_total(&e.d, ACCOUNTS), total0);
+}
+
+fn r_time(e: &Env) -> u64 {
+    e.d.primary.chain.tip().timestamp
+}
+
+/// Item 5: while a batch is pending, only the traders it reads wait; others
+/// fund and withdraw.
+#[test]
+fn fund_and_withdraw_wait_only_for_batches_touching_the_caller() {
+    let mut e = funded();
+    let (b, s, other) = (trader(0), trader(1), trader(2));
+    e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
+    let pending = |e: &Env, k: &KeyPair| {
+        e.d.primary.chain.view(IOR_PRIMARY_ID, "pending", &borsh::to_vec(&k.address()).unwrap()).unwrap()
+    };
+    assert_eq!(pending(&e, &b), 1);
+    assert_eq!(pending(&e, &other), 0);
+    let r = e.d.fund(&other, coins(1)).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    let r = e.d.primary_call(&other, "withdraw", args(&coins(2)), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    assert_eq!(part(&e, &other).balance, coins(9));
+    let r = e.d.fund(&b, coins(1)).unwrap();
+    assert!(reverted(&r).contains("a pending batch reads this account"));
+    e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(pending(&e, &b), 0);
+    assert_eq!(e.d.fund(&b, coins(1)).unwrap().status, TxStatus::Success);
+}
+
+/// Item 6: the replay of issue 11. A seller-signed AT for 08:00 settles;
+/// resubmitted at 20:00 it is refused, and the buyer does not pay twice.
+/// An ST before its delivery period ends is refused without penalty.
+#[test]
+fn a_replayed_agreement_is_refused() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    let signed = at(&t, &s);
+    e.d.submit(&b, &signed).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(t.dt_end - MIN);
+    let early = IorTx::St(st(&t, 1000, true, Some(&b)));
+    e.d.submit(&s, &early).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert!(matches!(out[0].outcomes[..], [Outcome::StRejected(StRejection::NotYetDelivered { .. })]));
+    assert_eq!(part(&e, &s).reputation, 30, "no penalty for being early");
+    e.d.set_time(t.dt_end + MIN);
+    e.d.submit(&s, &early).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    let paid = (part(&e, &b).balance, part(&e, &s).balance);
+    assert_eq!(paid, (Amount(9_900_000), Amount(10_100_000)));
+    e.d.set_time(20 * HOUR);
+    e.d.submit(&b, &signed).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert!(
+        matches!(out[0].outcomes[..], [Outcome::AtRejected(AtRejection::DeliveryPassed { dt_end, now })] if dt_end == t.dt_end && now >= 20 * HOUR),
+        "{out:?}"
+    );
+    e.d.submit(&s, &early).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::StRejected(StRejection::NoAgreement(b.address()))]);
+    assert_eq!((part(&e, &b).balance, part(&e, &s).balance), paid, "nobody paid twice");
+}
+
+/// Item 6: a node leaves and gets its deposit back, unless an unsettled
+/// batch still names it.
+#[test]
+fn a_node_deregisters_and_withdraws_its_deposit_unless_assigned() {
+    let mut e = funded();
+    let total0 = primary_total(&e.d, ACCOUNTS);
+    let (b, s) = (trader(0), trader(1));
+    e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
+    let h = e.d.batch_input(0).unwrap().header;
+    let assigned = e.d.validators.iter().find(|(k, _)| k.address() == h.validator).unwrap().0.clone();
+    let r = e.d.primary_call(&assigned, "deregister_node", vec![], Amount::ZERO).unwrap();
+    assert!(reverted(&r).contains("assigned to unsettled batch 0"));
+    assert!(node_active(&e, &assigned.address()));
+    let free = e.d.validators.iter().find(|(k, _)| k.address() != h.validator).unwrap().0.clone();
+    let w0 = wallet(&e, &free.address());
+    let r = e.d.primary_call(&free, "deregister_node", vec![], Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    assert_eq!(wallet(&e, &free.address()), w0 + coins(100).0 - r.fee.0, "deposit returned");
+    assert!(!node_active(&e, &free.address()));
+    let nodes = e.d.primary.chain.view(IOR_PRIMARY_ID, "nodes", &[]).unwrap();
+    assert!(!nodes["validators"].as_array().unwrap().iter().any(|v| v == &serde_json::json!(free.address())));
+    let r = e.d.primary_call(&free, "deregister_node", vec![], Amount::ZERO).unwrap();
+    assert!(reverted(&r).contains("not active"));
+    e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(primary_total(&e.d, ACCOUNTS), total0);
+}
+
+/// Item 6: the delegation fee `f` is paid on chain, to a validator, after
+/// the batch settled, in the exact amount.
+#[test]
+fn the_delegation_fee_is_paid_on_chain_after_settlement() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
+    let v = e.d.validators[0].0.address();
+    let f = e.d.cfg.delegation_fee;
+    let pay = |batch, validator| args(&PayDelegation { batch, validator });
+    let r = e.d.primary_call(&b, "pay_delegation", pay(0, v), f).unwrap();
+    assert!(reverted(&r).contains("has not settled"));
+    e.d.process(&mut rng(0)).unwrap();
+    let r = e.d.primary_call(&b, "pay_delegation", pay(0, v), Amount(f.0 + 1)).unwrap();
+    assert!(reverted(&r).contains("the delegation fee is"));
+    let r = e.d.primary_call(&b, "pay_delegation", pay(0, s.address()), f).unwrap();
+    assert!(reverted(&r).contains("not a registered validator"));
+    let w0 = wallet(&e, &v);
+    let r = e.d.primary_call(&b, "pay_delegation", pay(0, v), f).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    assert_eq!(wallet(&e, &v), w0 + f.0);
+}
+
+/// A silent executor does not freeze settlement: once a window has passed
+/// since the batch's first entry, another executor stands in; before that,
+/// it may not.
+#[test]
+fn a_silent_executor_is_replaced_after_the_window() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    let (tcrs, assigned) = honest_tcrs(&mut e, 0);
+    let other = e.d.executors.iter().find(|(k, _)| k.address() != assigned.address()).unwrap().0.clone();
+    let r = post(&mut e, &other, 0, tcrs);
+    assert!(reverted(&r[0]).contains("only the batch's executor"), "no stand-in before the window");
+    let i = e.d.executors.iter().position(|(k, _)| k.address() == assigned.address()).unwrap();
+    e.d.set_executor(i, ExecutorBehaviour::Silent);
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::AtAccepted]);
+    assert_eq!(e.d.batch_input(0).unwrap().header.posted_by, Some(other.address()));
+    assert_eq!(part(&e, &b).balance, Amount(8_900_000));
+}
