@@ -5,6 +5,7 @@
 pub mod client;
 pub mod cluster;
 pub mod config;
+mod gossip;
 mod idle;
 pub mod listen;
 pub mod metrics;

@@ -19,7 +19,7 @@ use gridledger_consensus::pbft::{
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{merkle_root, Hash32};
-use gridledger_ledger::{Block, ExecutedBlock, Seal, SignedTransaction};
+use gridledger_ledger::{Block, ExecutedBlock, Seal};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -103,7 +103,7 @@ impl Default for PbftSettings {
     }
 }
 
-fn add_us(counter: &std::sync::atomic::AtomicU64, since: Instant) {
+pub(crate) fn add_us(counter: &std::sync::atomic::AtomicU64, since: Instant) {
     counter.fetch_add(since.elapsed().as_micros() as u64, Relaxed);
 }
 
@@ -122,6 +122,10 @@ struct Driver {
     /// Blocks this validator executed (proposed or validated), by hash.
     executed: HashMap<Hash32, ExecutedBlock>,
     settings: PbftSettings,
+    /// Catch-up requests served per peer, checked before any block is read.
+    catch_up_requests: crate::p2p::CatchUpLimiter,
+    /// Other validators' transaction gossip is verified on its own thread.
+    gossip_in: crate::gossip::GossipVerifier,
 }
 
 /// The validator set of a chain: its genesis validators, with the genesis
@@ -182,7 +186,6 @@ pub fn run_validator(
     };
     let replica = Replica::restore(cfg, key.clone(), &log, durable).map_err(|e| anyhow::anyhow!("replica: {e}"))?;
     let mut d = Driver {
-        shared,
         replica,
         set,
         key,
@@ -190,7 +193,10 @@ pub fn run_validator(
         timers: BTreeMap::new(),
         pending_proposal: None,
         executed: HashMap::new(),
+        gossip_in: crate::gossip::GossipVerifier::spawn(shared.clone())?,
+        shared,
         settings,
+        catch_up_requests: crate::p2p::CatchUpLimiter::default(),
     };
     let first = d.replica.start();
     d.process(first);
@@ -204,6 +210,8 @@ pub fn run_validator(
             .map_or(Duration::from_millis(50), |t| t.saturating_duration_since(Instant::now()))
             .min(Duration::from_millis(50));
         match inbox.recv_timeout(wait) {
+            // Gossip goes to the verifier thread, which releases its lane.
+            Ok(Input::Peer { from, bytes }) if bytes.first() == Some(&WIRE_TXS) => d.gossip_in.submit(from, bytes),
             Ok(Input::Peer { from, bytes }) => {
                 d.on_bytes(from, &bytes);
                 d.shared.release_inbound(from, &bytes);
@@ -224,6 +232,13 @@ impl Driver {
 
     fn on_bytes(&mut self, from: u32, bytes: &[u8]) {
         let Some((&kind, body)) = bytes.split_first() else { return };
+        // A peer's catch-up requests are rate-limited before anything is
+        // decoded or read: serving one clones or reads up to
+        // `catch_up_batch` full blocks on this thread.
+        if crate::p2p::is_catch_up_request(bytes) && !self.catch_up_requests.allow(from, Instant::now()) {
+            tracing::debug!(from, "catch-up request rate-limited");
+            return;
+        }
         match kind {
             WIRE_PBFT => match Message::<PbftBlock>::from_bytes(body, MAX_FRAME, self.set.len(), 1_024) {
                 Ok(Message::CatchUpRequest { from_height }) if from_height < self.oldest_retained() => {
@@ -249,17 +264,8 @@ impl Driver {
                     tracing::warn!(from, "undecodable consensus message: {e}");
                 }
             },
-            WIRE_TXS => match decode::<Vec<SignedTransaction>>(body, MAX_FRAME) {
-                Ok(txs) => {
-                    use rayon::prelude::*;
-                    let t = Instant::now();
-                    let rules = &self.shared.rules;
-                    let checked = txs.into_par_iter().with_min_len(16).map(|t| rules.check_decoded(t)).collect();
-                    self.shared.admit_gossiped(checked);
-                    add_us(&self.shared.metrics.pbft_gossip_us, t);
-                }
-                Err(e) => tracing::warn!(from, "undecodable transaction gossip: {e}"),
-            },
+            // Routed to the gossip verifier by `run_validator`.
+            WIRE_TXS => self.gossip_in.submit(from, bytes.to_vec()),
             other => tracing::warn!(from, kind = other, "unknown message kind"),
         }
     }
