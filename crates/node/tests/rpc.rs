@@ -308,6 +308,8 @@ fn connections_beyond_the_cap_are_closed_and_slots_come_back() {
     let d = tempfile::tempdir().unwrap();
     let limits = RpcLimits {
         max_connections: 4,
+        // Every connection here comes from one address: let it have them all.
+        max_connections_per_addr: Some(4),
         idle_timeout: Duration::from_secs(120),
         header_timeout: Duration::from_secs(120),
         ..RpcLimits::default()
@@ -383,7 +385,10 @@ fn next_block(lines: &mut std::io::Lines<BufReader<TcpStream>>) -> Value {
 #[test]
 fn event_subscribers_are_capped() {
     let d = tempfile::tempdir().unwrap();
-    let node = start_with(d.path(), RpcLimits { max_subscribers: 2, ..RpcLimits::default() });
+    let node = start_with(
+        d.path(),
+        RpcLimits { max_subscribers: 2, max_subscribers_per_addr: Some(2), ..RpcLimits::default() },
+    );
     let (a, _la) = open_events(node.addr, None);
     let (b, _lb) = open_events(node.addr, None);
     assert_eq!((a, b), (200, 200));
