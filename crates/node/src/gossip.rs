@@ -19,7 +19,7 @@
 
 use gridledger_ledger::{SignedTransaction, SubmitError, VerifiedTx};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,8 +38,6 @@ const FIRST_CHUNK: usize = 64;
 pub(crate) struct GossipVerifier {
     tx: SyncSender<(u32, Vec<u8>)>,
     shared: Arc<Shared>,
-    /// Frames dropped because the queue was full.
-    pub dropped: Arc<AtomicU64>,
 }
 
 impl GossipVerifier {
@@ -47,7 +45,7 @@ impl GossipVerifier {
         let (tx, rx) = sync_channel(QUEUE);
         let worker = shared.clone();
         std::thread::Builder::new().name("gossip-verify".into()).spawn(move || run(&worker, rx))?;
-        Ok(Self { tx, shared, dropped: Arc::new(AtomicU64::new(0)) })
+        Ok(Self { tx, shared })
     }
 
     /// Hands a gossip frame (wire kind byte included) to the verifier; never blocks.
@@ -55,7 +53,7 @@ impl GossipVerifier {
         match self.tx.try_send((from, bytes)) {
             Ok(()) => {}
             Err(TrySendError::Full((from, bytes)) | TrySendError::Disconnected((from, bytes))) => {
-                self.dropped.fetch_add(1, Relaxed);
+                tracing::debug!(from, "gossip verifier busy: frame dropped");
                 self.shared.release_inbound(from, &bytes);
             }
         }

@@ -19,6 +19,11 @@
 //! So a Byzantine validator pushing 32 MiB frames can make this node hold at
 //! most its lanes' bytes plus its net inbound budget, and cannot delay the
 //! other validators' messages.
+//!
+//! Catch-up requests beyond a peer's [`CatchUpLimiter`] rate are dropped
+//! here, before they take lane room; the driver checks the same rate again
+//! before it reads a block (for transports without this path), and gossip is
+//! verified off the driver thread (`gossip`), its lane released only then.
 
 use gridledger_core::crypto::KeyPair;
 use gridledger_ledger::Genesis;

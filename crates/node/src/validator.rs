@@ -255,6 +255,13 @@ impl Driver {
                         Err(e) => tracing::warn!(from, "serving catch-up from the store: {e:#}"),
                     }
                 }
+                // A stale view change is answered with catch-up (blocks cloned
+                // before any signature is checked): the same per-peer rate.
+                Ok(Message::ViewChange(vc))
+                    if vc.height < self.replica.height() && !self.catch_up_requests.allow(from, Instant::now()) =>
+                {
+                    tracing::debug!(from, "stale view change (catch-up) rate-limited");
+                }
                 Ok(m) => {
                     let step = self.replica.handle_message(from, m);
                     self.process(step);
