@@ -1,6 +1,8 @@
 //! An in-memory driver: two [`ChannelMachine`]s, a lossless in-order
 //! message queue between them, "disks" holding their persisted
-//! [`ChannelStore`] bytes, and a [`DevChain`] running the CNS contract.
+//! [`ChannelStore`] bytes, and a chain running the CNS contract, reached
+//! only through [`ChainClient`] (a [`DevChain`] by default; any client that
+//! serves raw contract state works).
 //! Tests use it to run the channel protocol end to end, crash and restart
 //! parties, silence them and inject adversarial transactions.
 
@@ -13,7 +15,7 @@ use gridledger_contracts::{args, CNS_ID};
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::{Address, Amount, Hash32, KeyPair};
 use gridledger_ledger::devnet::{dev_key, DevChain};
-use gridledger_ledger::{Receipt, StateRead, TxStatus};
+use gridledger_ledger::{ChainClient, Receipt, StateRead, TxStatus};
 use std::collections::VecDeque;
 
 /// One party as the driver runs it.
@@ -33,6 +35,9 @@ pub struct Party {
     pub silent: bool,
     /// If set, the next persist request crashes the party instead.
     pub crash_before_persist: bool,
+    /// The next this many transactions the party sends are lost (its node
+    /// is down or drops them).
+    pub drop_txs: u32,
     /// Every `(counter, hstate)` this party's signatures went out on.
     pub signed: Vec<(u64, Hash32)>,
     pub events: Vec<ChannelEvent>,
@@ -44,11 +49,14 @@ pub struct GasEntry {
     pub method: String,
     pub gas: u64,
     pub success: bool,
+    /// Who sent it and the fee it paid.
+    pub sender: Address,
+    pub fee: Amount,
 }
 
 /// Two parties, their merchant and the chain.
-pub struct Duo {
-    pub chain: DevChain,
+pub struct Duo<C: ChainClient = DevChain> {
+    pub chain: C,
     pub merchant: MerchantDesk<CollateralRatio>,
     pub parties: [Party; 2],
     pub sids: [u64; 2],
@@ -99,19 +107,44 @@ pub fn total_coins(state: &dyn StateRead, accounts: &[Address]) -> u128 {
     accounts.iter().map(|a| state.account(a).balance.0).sum()
 }
 
+/// [`total_coins`] through a chain client.
+pub fn total_coins_of<C: ChainClient + ?Sized>(chain: &C, accounts: &[Address]) -> u128 {
+    accounts.iter().map(|a| chain.account(a).balance.0).sum()
+}
+
+/// Signs a CNS call from `key` with its next nonce, submits it and seals.
+pub fn cns_call<C: ChainClient + ?Sized>(
+    chain: &mut C,
+    key: &KeyPair,
+    method: &str,
+    a: Vec<u8>,
+    value: Amount,
+) -> Result<Receipt, gridledger_ledger::ClientError> {
+    let nonce = chain.next_nonce(&key.address());
+    let tx = gridledger_ledger::devnet::call(key, chain.chain_id(), nonce, CNS_ID, method, a, value, 1_000_000);
+    chain.exec(&tx)
+}
+
+/// The chain's single validator (who collects the fees).
+fn validator_of<C: ChainClient + ?Sized>(chain: &C) -> Address {
+    chain.validators().first().map(|k| k.address()).unwrap_or(Address::ZERO)
+}
+
 fn expect_ok(r: &Receipt, what: &str) {
     assert_eq!(r.status, TxStatus::Success, "{what} failed");
 }
 
-impl Duo {
+impl<C: ChainClient> Duo<C> {
     /// Registers a merchant (dev key 0), MSCs for dev keys 1 and 2 through the
     /// merchant's credit desk, and an ESC between them; the channel is not
     /// opened yet (see [`Duo::open`]).
-    pub fn setup(chain: DevChain, cfg: &DuoConfig) -> Self {
+    pub fn setup(chain: C, cfg: &DuoConfig) -> Self {
         let mut chain = chain;
         let mkey = dev_key(0);
         let desk_key = KeyPair::from_seed("cns-merchant-desk");
+        let domain = cns::Domain::cns(chain.chain_id());
         let merchant = MerchantDesk {
+            domain,
             account: mkey.address(),
             key: desk_key.clone(),
             risk: CollateralRatio {
@@ -124,25 +157,24 @@ impl Duo {
             max_disputes: 5,
             approval_ttl_ms: 3_600_000,
         };
-        let validator = chain.validator.address();
+        let validator = validator_of(&chain);
         let accounts = Self::accounts_of(validator);
-        let initial_total = total_coins(chain.chain.state(), &accounts);
-        let initial_validator = chain.chain.state().account(&validator).balance.0;
+        let initial_total = total_coins_of(&chain, &accounts);
+        let initial_validator = chain.account(&validator).balance.0;
         let mut fees = Amount::ZERO;
-        let r = chain
-            .call(
-                &mkey,
-                CNS_ID,
-                "merchant_register",
-                args(&RegisterMerchant {
-                    key: desk_key.public(),
-                    billing_period_ms: cfg.billing_period_ms,
-                    grey_after: 2,
-                    black_after: 4,
-                }),
-                cfg.merchant_pool,
-            )
-            .expect("submit");
+        let r = cns_call(
+            &mut chain,
+            &mkey,
+            "merchant_register",
+            args(&RegisterMerchant {
+                key: desk_key.public(),
+                billing_period_ms: cfg.billing_period_ms,
+                grey_after: 2,
+                black_after: 4,
+            }),
+            cfg.merchant_pool,
+        )
+        .expect("submit");
         expect_ok(&r, "merchant_register");
         fees.0 += r.fee.0;
         let mut sids = [0u64; 2];
@@ -156,10 +188,10 @@ impl Duo {
                 identity: format!("participant-{i}"),
             };
             let approval =
-                merchant.assess(&app, &ApplicantHistory::default(), chain.now, 11 + i as u64).expect("approved");
+                merchant.assess(&app, &ApplicantHistory::default(), chain.now(), 11 + i as u64).expect("approved");
             let collateral = approval.approval.collateral;
-            let a = msc_init_args(&msc_keys[i], approval, acct.address(), 21 + i as u64);
-            let r = chain.call(&acct, CNS_ID, "msc_init", args(&a), collateral).expect("submit");
+            let a = msc_init_args(&domain, &msc_keys[i], approval, acct.address(), 21 + i as u64);
+            let r = cns_call(&mut chain, &acct, "msc_init", args(&a), collateral).expect("submit");
             expect_ok(&r, "msc_init");
             fees.0 += r.fee.0;
             sids[i] = borsh::from_slice(&r.output).expect("sid");
@@ -169,11 +201,11 @@ impl Duo {
             sids,
             keys: [esc_keys[0].public(), esc_keys[1].public()],
             payouts: [dev_key(1).address(), dev_key(2).address()],
-            n: cns::read::esc_counter(chain.chain.state(), sids),
+            n: cns::client::esc_counter(&chain, sids).expect("pair counter"),
             dispute_limit: cfg.dispute_limit,
         };
-        let a = esc_open_args(init, [&msc_keys[0], &msc_keys[1]], 31);
-        let r = chain.call(&dev_key(1), CNS_ID, "esc_open", args(&a), Amount::ZERO).expect("submit");
+        let a = esc_open_args(&domain, init, [&msc_keys[0], &msc_keys[1]], 31);
+        let r = cns_call(&mut chain, &dev_key(1), "esc_open", args(&a), Amount::ZERO).expect("submit");
         expect_ok(&r, "esc_open");
         fees.0 += r.fee.0;
         let scid: Hash32 = borsh::from_slice(&r.output).expect("scid");
@@ -185,6 +217,10 @@ impl Duo {
                 Funding::Deposit
             };
             let params = ChannelParams {
+                domain,
+                min_t_delta_ms: cns::MIN_T_DELTA_MS,
+                policy: None,
+                auto_pay: None,
                 side: i as u8,
                 peer_key: esc_keys[1 - i].public(),
                 scid,
@@ -207,6 +243,7 @@ impl Duo {
                 chain_inbox: VecDeque::new(),
                 silent: false,
                 crash_before_persist: false,
+                drop_txs: 0,
                 signed: vec![],
                 events: vec![],
             }
@@ -223,28 +260,28 @@ impl Duo {
     }
 
     pub fn accounts(&self) -> Vec<Address> {
-        Self::accounts_of(self.chain.validator.address())
+        Self::accounts_of(validator_of(&self.chain))
     }
 
     /// Coin conservation (DESIGN principle 4): the total over all accounts is
     /// unchanged, and what left the non-validator accounts is exactly the
     /// fees of every transaction submitted.
     pub fn assert_coins_conserved(&self) {
-        let state = self.chain.chain.state();
-        let total = total_coins(state, &self.accounts());
+        let chain = &self.chain;
+        let total = total_coins_of(chain, &self.accounts());
         assert_eq!(total, self.initial_total, "coins created or destroyed");
-        let validator = state.account(&self.chain.validator.address()).balance.0;
+        let validator = chain.account(&validator_of(chain)).balance.0;
         assert_eq!(validator - self.initial_validator, self.fees.0, "validator gained exactly the fees");
         // The contract holds exactly the merchant pool, collateral and the
         // deposits of channels not yet closed.
-        let held = state.account(&gridledger_ledger::contract_address(CNS_ID)).balance.0;
-        let m = cns::read::merchant(state, &self.merchant.account).ok().flatten().expect("merchant");
+        let held = chain.account(&gridledger_ledger::contract_address(CNS_ID)).balance.0;
+        let m = cns::client::merchant(chain, &self.merchant.account).ok().flatten().expect("merchant");
         let mut expect = m.free.0 + m.reserved.0;
         for sid in self.sids {
-            let msc = cns::read::msc(state, sid).ok().flatten().expect("msc");
+            let msc = cns::client::msc(chain, sid).ok().flatten().expect("msc");
             expect += msc.collateral.0;
         }
-        if let Some(ch) = cns::read::channel(state, &self.cid).ok().flatten() {
+        if let Some(ch) = cns::client::channel(chain, &self.cid).ok().flatten() {
             if ch.status != cns::ChannelStatus::Closed {
                 for i in 0..2 {
                     if ch.funded[i] == Some(cns::FundKind::Deposit) {
@@ -265,23 +302,29 @@ impl Duo {
     }
 
     pub fn msc(&self, sid: u64) -> cns::Msc {
-        cns::read::msc(self.chain.chain.state(), sid).ok().flatten().expect("msc")
+        cns::client::msc(&self.chain, sid).ok().flatten().expect("msc")
     }
     pub fn channel(&self) -> Option<cns::Channel> {
-        cns::read::channel(self.chain.chain.state(), &self.cid).ok().flatten()
+        cns::client::channel(&self.chain, &self.cid).ok().flatten()
     }
     pub fn esc(&self) -> cns::Esc {
-        cns::read::esc(self.chain.chain.state(), &self.scid).ok().flatten().expect("esc")
+        cns::client::esc(&self.chain, &self.scid).ok().flatten().expect("esc")
     }
     pub fn balance(&self, side: usize) -> u128 {
-        self.chain.chain.state().account(&self.parties[side].account.address()).balance.0
+        self.chain.account(&self.parties[side].account.address()).balance.0
     }
 
     /// Submits a CNS call from `key`, counting its fee and gas.
     pub fn submit(&mut self, key: &KeyPair, method: &str, a: Vec<u8>, value: Amount) -> Receipt {
-        let r = self.chain.call(key, CNS_ID, method, a, value).expect("admitted");
+        let r = cns_call(&mut self.chain, key, method, a, value).expect("admitted");
         self.fees.0 += r.fee.0;
-        self.gas.push(GasEntry { method: method.to_string(), gas: r.gas_used, success: r.status == TxStatus::Success });
+        self.gas.push(GasEntry {
+            method: method.to_string(),
+            gas: r.gas_used,
+            success: r.status == TxStatus::Success,
+            sender: key.address(),
+            fee: r.fee,
+        });
         self.route_events(&r);
         r
     }
@@ -298,7 +341,10 @@ impl Duo {
             }
             let num = |k: &str| attr(k).parse::<u64>().unwrap_or(0);
             let ev = match e.name.as_str() {
-                "cns_channel_opening" => ChainEvent::Registered,
+                "cns_channel_opening" => ChainEvent::Registered {
+                    t_delta_ms: num("t_delta"),
+                    hstate: attr("hstate").parse().unwrap_or(Hash32::ZERO),
+                },
                 "cns_channel_open" => ChainEvent::Active,
                 "cns_dispute_raised" => {
                     ChainEvent::DisputeRaised { counter: num("counter"), by: num("by") as u8, t_end: num("t_end") }
@@ -312,7 +358,7 @@ impl Duo {
                 p.chain_inbox.push_back(ev.clone());
             }
             if resolved {
-                if let Some(ch) = cns::read::channel(self.chain.chain.state(), &self.cid).ok().flatten() {
+                if let Some(ch) = cns::client::channel(&self.chain, &self.cid).ok().flatten() {
                     for p in &mut self.parties {
                         p.chain_inbox.push_back(ChainEvent::OnChain(Box::new(ch.latest.clone())));
                     }
@@ -349,11 +395,11 @@ impl Duo {
             let p = &mut self.parties[side];
             match &m {
                 Message::Propose { state, nonce, .. } => {
-                    let h = cns::Statement::Channel(state.clone()).hstate(*nonce);
+                    let h = state.hstate(*nonce);
                     p.signed.push((state.counter, h));
                 }
                 Message::Accept { counter, hstate, .. } => p.signed.push((*counter, *hstate)),
-                Message::Reject { .. } => {}
+                Message::Reject { .. } | Message::Fallback { .. } | Message::PayRequest { .. } => {}
             }
             if p.silent {
                 continue;
@@ -366,6 +412,10 @@ impl Duo {
         }
         for tx in step.txs {
             if self.parties[side].silent {
+                continue;
+            }
+            if self.parties[side].drop_txs > 0 {
+                self.parties[side].drop_txs -= 1;
                 continue;
             }
             let key = self.parties[side].account.clone();
@@ -409,8 +459,8 @@ impl Duo {
     /// Advances the clock by `ms` and ticks both parties with the time the
     /// next block will carry.
     pub fn advance(&mut self, ms: u64) {
-        self.chain.now += ms;
-        let now = self.chain.now;
+        let now = self.chain.now().saturating_add(ms);
+        self.chain.set_now(now);
         for side in 0..2 {
             if !self.parties[side].silent {
                 let _ = self.input(side, Input::Tick(now));
@@ -457,6 +507,13 @@ impl Duo {
                 }
             }
         }
+    }
+
+    /// Fees paid by side `side`'s account for the calls since entry `from`
+    /// of [`Self::gas`].
+    pub fn fees_of(&self, side: usize, from: usize) -> u128 {
+        let a = self.parties[side].account.address();
+        self.gas.iter().skip(from).filter(|g| g.sender == a).map(|g| g.fee.0).sum()
     }
 
     /// Gas of each successful call of `method`.

@@ -5,21 +5,15 @@
 //!   [`machine::ChannelStore`];
 //! - [`driver`]: an in-memory driver that runs two machines against a
 //!   [`gridledger_ledger::devnet::DevChain`], used by the tests;
-//! - [`party`]: one party as its own process, over an authenticated network
-//!   link, a durable snapshot file ([`disk`]) and a node's JSON-RPC
-//!   ([`chainlink`]); [`spec`] prepares a channel on chain and describes it;
-//! - [`watch`]: the watch service that answers stale closes;
-//!   [`merchant`]: the merchant's service (approvals, billing).
+//! - [`disk`]: the durable snapshot file of a party.
+//!
+//! This crate does not depend on the node: the party process, the watch
+//! service, the merchant service and the RPC wiring live in
+//! `gridledger_node::channel`.
 
-pub mod chainlink;
-pub mod devnode;
 pub mod disk;
 pub mod driver;
 pub mod machine;
-pub mod merchant;
-pub mod party;
-pub mod spec;
-pub mod watch;
 
 pub use machine::{
     ChainEvent, ChainTx, ChannelError, ChannelEvent, ChannelMachine, ChannelParams, ChannelStore, Input, Message,

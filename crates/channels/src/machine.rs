@@ -19,12 +19,54 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_contracts::cns::{
-    ChannelDisputeArgs, ChannelFundArgs, ChannelOpenArgs, ChannelState, ChannelStateArgs, CidArgs, Funding,
-    SignedState, Statement, Trade,
+    ChannelDisputeArgs, ChannelFundArgs, ChannelOpenArgs, ChannelState, ChannelStateArgs, CidArgs, Domain, Funding,
+    SignedState, Trade,
 };
 use gridledger_core::codec::{decode, encode, hash_parts, Tag};
 use gridledger_core::{Amount, Energy, Hash32, KeyPair, PublicKey, Signature, Timestamp};
+use std::sync::Arc;
 use thiserror::Error;
+
+/// The user's say over incoming updates: called for every trade the peer
+/// proposes *after* the channel's own rules (right channel, counter,
+/// arithmetic, positive price and energy) passed. Refusing answers the peer
+/// with a reject and signs nothing.
+pub trait UpdatePolicy: Send + Sync {
+    fn check(&self, trade: &Trade, current: &ChannelState) -> Result<(), String>;
+}
+
+/// A ready policy: price and size bounds per trade.
+#[derive(Clone, Debug)]
+pub struct PriceBounds {
+    pub min_price_per_kwh: Amount,
+    pub max_price_per_kwh: Amount,
+    pub max_energy: Energy,
+}
+
+impl UpdatePolicy for PriceBounds {
+    fn check(&self, t: &Trade, _: &ChannelState) -> Result<(), String> {
+        if t.price_per_kwh < self.min_price_per_kwh || t.price_per_kwh > self.max_price_per_kwh {
+            return Err(format!(
+                "price {} outside the accepted {}..={}",
+                t.price_per_kwh, self.min_price_per_kwh, self.max_price_per_kwh
+            ));
+        }
+        if t.energy > self.max_energy {
+            return Err(format!("energy {} above the accepted {}", t.energy, self.max_energy));
+        }
+        Ok(())
+    }
+}
+
+/// A shared [`UpdatePolicy`] inside [`ChannelParams`].
+#[derive(Clone)]
+pub struct Policy(pub Arc<dyn UpdatePolicy>);
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Policy(..)")
+    }
+}
 
 /// Largest peer message accepted, in bytes (a proposal is ~300 bytes).
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -42,6 +84,15 @@ pub enum Message {
     Accept { counter: u64, hstate: Hash32, sig: Signature },
     /// 'update-abort'.
     Reject { counter: u64, reason: String },
+    /// 'update-fallback' (seed Fig 7 step 2): the proposer gave up on its
+    /// proposal `counter` after `t_Δ` without a co-signature. A receiver that
+    /// did co-sign it answers with its acceptance again (so both end on the
+    /// same state); one that did not will never sign it.
+    Fallback { counter: u64 },
+    /// A payment request from the seller. Nothing is signed by it; the
+    /// receiver pays only through its own proposal, automatically only
+    /// within its `auto_pay` policy.
+    PayRequest { energy: Energy, price_per_kwh: Amount },
 }
 
 impl Message {
@@ -64,13 +115,20 @@ pub enum Request {
     Pay { amount: Amount, energy: Energy, price_per_kwh: Amount },
     /// Close cooperatively; falls back to a dispute if the peer is silent.
     Close,
+    /// Ask the peer to buy `energy` Wh at `price_per_kwh` (a payment
+    /// request: the seller asks, the buyer still proposes and signs).
+    AskPayment { energy: Energy, price_per_kwh: Amount },
 }
 
 /// What the chain reported about this channel (from receipts' events).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChainEvent {
-    /// `channel_open` committed; funding may start.
-    Registered,
+    /// `channel_open` committed with this `t_Δ` and open state hash; the
+    /// responder funds only if both are what it co-signed.
+    Registered {
+        t_delta_ms: u64,
+        hstate: Hash32,
+    },
     /// Both sides funded; the channel is open.
     Active,
     DisputeRaised {
@@ -99,6 +157,9 @@ pub struct ChainTx {
     pub value: Amount,
 }
 
+// A peer message is the common input; boxing it would allocate once per
+// message on the update path for no gain (inputs are moved, not stored).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Input {
     Peer(Message),
@@ -137,6 +198,17 @@ pub enum ChannelEvent {
     },
     /// The peer misbehaved; reported as data, never a panic.
     Fault(String),
+    /// Our proposal was not co-signed within `t_Δ` and fell back to the
+    /// previous co-signed state (seed Fig 7 'update-fallback').
+    FellBack {
+        counter: u64,
+    },
+    /// The peer asks us to pay; not paid automatically (no `auto_pay`
+    /// policy, outside it, or busy): the user decides.
+    PaymentRequested {
+        energy: Energy,
+        price_per_kwh: Amount,
+    },
 }
 
 /// The output of one input.
@@ -145,6 +217,14 @@ pub struct Step {
     /// Write this durably, then feed back `Input::Persisted(store.version)`;
     /// only then are the held messages and transactions released.
     pub persist: Option<ChannelStore>,
+    /// The persist holds back no message or transaction (e.g. recording a
+    /// co-signed update this party proposed, or a chain event that replays):
+    /// losing it in a power cut costs nothing the peer or the chain cannot
+    /// give back (the peer re-accepts the retransmitted proposal; events
+    /// replay), so a driver may write it without waiting for the disk and
+    /// let the next synced write cover it. A process crash loses nothing
+    /// written either way.
+    pub persist_may_lag: bool,
     pub messages: Vec<Message>,
     pub txs: Vec<ChainTx>,
     pub events: Vec<ChannelEvent>,
@@ -171,6 +251,8 @@ pub enum ChannelError {
     Codec(String),
     #[error("snapshot belongs to another channel or key")]
     WrongStore,
+    #[error("a trade needs positive energy and price (seed: α > 0)")]
+    ZeroTrade,
 }
 
 #[derive(BorshSerialize, BorshDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,6 +277,9 @@ pub struct Proposal {
     pub state: ChannelState,
     pub nonce: u64,
     pub sig: Signature,
+    /// When it was first sent (the machine's clock): an update not
+    /// co-signed within `t_Δ` falls back.
+    pub proposed_at: Timestamp,
 }
 
 /// The durable part of a party's channel: enough to close or dispute after a
@@ -215,6 +300,12 @@ pub struct ChannelStore {
     /// Highest counter this party has signed.
     pub signed_upto: Option<u64>,
     pub my_proposal: Option<Proposal>,
+    /// The last proposal this party gave up on (fallback or close): a late
+    /// acceptance of it is still a valid co-signed state and is adopted.
+    pub abandoned: Option<Proposal>,
+    /// The peer announced it gave up on its proposals up to this counter:
+    /// they are never signed.
+    pub peer_fallback_upto: Option<u64>,
     /// Whether the user asked to close (survives restarts).
     pub closing_requested: bool,
 }
@@ -231,6 +322,8 @@ impl ChannelStore {
 /// Static parameters of one party's channel.
 #[derive(Clone, Debug)]
 pub struct ChannelParams {
+    /// The chain and CNS contract of the channel (signed into every state).
+    pub domain: Domain,
     pub side: u8,
     pub peer_key: PublicKey,
     pub scid: Hash32,
@@ -243,7 +336,19 @@ pub struct ChannelParams {
     pub retry_ms: u64,
     /// Give up on a cooperative close and dispute after this long (ms).
     pub close_timeout_ms: u64,
+    /// Smallest `t_Δ` this party agrees to (ms).
+    pub min_t_delta_ms: u64,
+    /// The user's hook over incoming trades.
+    pub policy: Option<Policy>,
+    /// Payment requests from the peer inside this policy (checked as a
+    /// trade in which we buy) are paid without asking the user; none: every
+    /// request is only reported.
+    pub auto_pay: Option<Policy>,
 }
+
+/// Longest pause between retries of a safety-critical transaction
+/// (resolve, settle, close), ms.
+pub const MAX_RETRY_BACKOFF_MS: u64 = 30_000;
 
 /// One party's channel state machine.
 pub struct ChannelMachine {
@@ -256,7 +361,10 @@ pub struct ChannelMachine {
     last_sent: Timestamp,
     close_started: Option<Timestamp>,
     close_submitted_at: Option<Timestamp>,
-    settle_submitted: bool,
+    /// Next attempt and current back-off of the resolve/settle retries.
+    chain_retry: Option<(Timestamp, u64)>,
+    /// Counter of the dispute standing on chain.
+    disputed_counter: Option<u64>,
 }
 
 fn other(side: u8) -> usize {
@@ -282,6 +390,8 @@ impl ChannelMachine {
             latest: None,
             signed_upto: None,
             my_proposal: None,
+            abandoned: None,
+            peer_fallback_upto: None,
             closing_requested: false,
         };
         Self::from_parts(key, nonce_seed, params, store)
@@ -311,7 +421,8 @@ impl ChannelMachine {
             last_sent: 0,
             close_started: None,
             close_submitted_at: None,
-            settle_submitted: false,
+            chain_retry: None,
+            disputed_counter: None,
         }
     }
 
@@ -372,6 +483,7 @@ impl ChannelMachine {
     /// Ends a step that changed durable state: bumps the version and holds
     /// the outgoing messages and transactions until it is persisted.
     fn persist_then(&mut self, mut step: Step, msgs: Vec<Message>, txs: Vec<ChainTx>) -> Step {
+        step.persist_may_lag = msgs.is_empty() && txs.is_empty();
         self.store.version += 1;
         self.held.push((self.store.version, msgs, txs));
         step.persist = Some(self.store.clone());
@@ -380,7 +492,7 @@ impl ChannelMachine {
 
     fn sign(&self, st: &ChannelState) -> (u64, Signature) {
         let nonce = self.nonce_for(st);
-        (nonce, Statement::Channel(st.clone()).sign(&self.key, nonce))
+        (nonce, st.sign(&self.key, nonce))
     }
 
     fn next_counter(&self) -> u64 {
@@ -393,7 +505,7 @@ impl ChannelMachine {
     fn propose(&mut self, st: ChannelState, step: Step) -> Step {
         let (nonce, sig) = self.sign(&st);
         self.store.signed_upto = Some(st.counter.max(self.store.signed_upto.unwrap_or(0)));
-        self.store.my_proposal = Some(Proposal { state: st.clone(), nonce, sig });
+        self.store.my_proposal = Some(Proposal { state: st.clone(), nonce, sig, proposed_at: self.now });
         let msg = Message::Propose { state: st, nonce, sig };
         self.persist_then(step, vec![msg], vec![])
     }
@@ -406,10 +518,19 @@ impl ChannelMachine {
         // silent): its counter stays used (`signed_upto`), and if the peer
         // did co-sign it, the peer can still answer a dispute with it.
         let abandon = matches!(r, Request::Close)
-            && self.store.phase == Phase::Open
+            && matches!(self.store.phase, Phase::Open | Phase::Disputed { .. })
             && self.store.my_proposal.as_ref().is_some_and(|p| p.state.counter > 0 && !p.state.is_final);
         if abandon {
-            self.store.my_proposal = None;
+            self.store.abandoned = self.store.my_proposal.take();
+        }
+        if let Request::AskPayment { energy, price_per_kwh } = r {
+            if self.store.phase != Phase::Open {
+                return Err(ChannelError::NotOpen(self.store.phase));
+            }
+            if energy.0 == 0 || price_per_kwh.is_zero() {
+                return Err(ChannelError::ZeroTrade);
+            }
+            return Ok(Step { messages: vec![Message::PayRequest { energy, price_per_kwh }], ..Step::default() });
         }
         if self.store.my_proposal.is_some() {
             return Err(ChannelError::Busy);
@@ -423,7 +544,9 @@ impl ChannelMachine {
                     return Err(ChannelError::NotOpen(self.store.phase));
                 }
                 let st = ChannelState {
+                    domain: self.params.domain,
                     cid: self.store.cid,
+                    t_delta_ms: self.store.t_delta_ms,
                     counter: 0,
                     balances: self.store.capacity,
                     energy: [Energy::ZERO; 2],
@@ -437,6 +560,9 @@ impl ChannelMachine {
                     (Phase::Open, Some(l)) => l.state.clone(),
                     _ => return Err(ChannelError::NotOpen(self.store.phase)),
                 };
+                if energy.0 == 0 || price_per_kwh.is_zero() || amount.is_zero() {
+                    return Err(ChannelError::ZeroTrade);
+                }
                 let computed = Trade::price_of(energy, price_per_kwh).ok_or(ChannelError::Overflow)?;
                 if computed != amount {
                     return Err(ChannelError::PriceMismatch { stated: amount, energy, price: price_per_kwh, computed });
@@ -454,9 +580,13 @@ impl ChannelMachine {
                 st.last_trade = Some(Trade { buyer: self.store.side, energy, price_per_kwh, amount });
                 Ok(self.propose(st, Step::default()))
             }
+            Request::AskPayment { .. } => Ok(Step::default()),
             Request::Close => {
+                // Also during a dispute: a co-signed final state closes the
+                // channel at once (the contract accepts it then), which beats
+                // waiting out `t_Δ`.
                 let latest = match (&self.store.phase, &self.store.latest) {
-                    (Phase::Open, Some(l)) => l.state.clone(),
+                    (Phase::Open | Phase::Disputed { .. }, Some(l)) => l.state.clone(),
                     _ => return Err(ChannelError::NotOpen(self.store.phase)),
                 };
                 // A repeated close keeps the first deadline for the
@@ -484,13 +614,31 @@ impl ChannelMachine {
 
     /// Checks a peer proposal is the transition this party agrees to.
     fn validate_proposal(&self, st: &ChannelState) -> Result<(), String> {
+        if st.domain != self.params.domain {
+            return Err(format!(
+                "proposal for chain {} contract {}, not this channel's",
+                st.domain.chain_id, st.domain.contract
+            ));
+        }
         if st.cid != self.store.cid {
             return Err("proposal for another channel".into());
+        }
+        if st.t_delta_ms != self.store.t_delta_ms {
+            return Err(format!(
+                "proposal carries t_delta {} ms, the agreed is {}",
+                st.t_delta_ms, self.store.t_delta_ms
+            ));
         }
         let latest = self.store.latest.as_ref();
         if st.counter == 0 {
             if self.store.phase != Phase::Idle || self.store.signed_upto.is_some() {
                 return Err("open proposed twice".into());
+            }
+            if st.t_delta_ms < self.params.min_t_delta_ms {
+                return Err(format!(
+                    "t_delta {} ms is below this party's minimum {}",
+                    st.t_delta_ms, self.params.min_t_delta_ms
+                ));
             }
             let ok = st.balances == self.store.capacity
                 && st.energy == [Energy::ZERO; 2]
@@ -501,7 +649,8 @@ impl ChannelMachine {
         let Some(l) = latest else {
             return Err("update before the channel is open".into());
         };
-        if self.store.phase != Phase::Open {
+        let disputed = matches!(self.store.phase, Phase::Disputed { .. });
+        if self.store.phase != Phase::Open && !(disputed && st.is_final) {
             return Err(format!("channel is {:?}, not open", self.store.phase));
         }
         let l = &l.state;
@@ -519,6 +668,9 @@ impl ChannelMachine {
         if t.buyer as usize != peer {
             return Err("the proposer must be the buyer".into());
         }
+        if t.energy.0 == 0 || t.price_per_kwh.is_zero() || t.amount.is_zero() {
+            return Err("a trade needs positive energy, price and amount".into());
+        }
         if Trade::price_of(t.energy, t.price_per_kwh) != Some(t.amount) {
             return Err("trade amount does not match energy and price".into());
         }
@@ -531,6 +683,9 @@ impl ChannelMachine {
             || st.energy[peer] != l.energy[peer]
         {
             return Err("balances or energy do not follow from the trade".into());
+        }
+        if let Some(p) = &self.params.policy {
+            p.0.check(&t, l).map_err(|why| format!("refused by policy: {why}"))?;
         }
         Ok(())
     }
@@ -558,6 +713,45 @@ impl ChannelMachine {
                 let step = Step { events: vec![ChannelEvent::Rejected { counter, reason }], ..Step::default() };
                 self.persist_then(step, vec![], vec![])
             }
+            Message::PayRequest { energy, price_per_kwh } => self.on_pay_request(energy, price_per_kwh),
+            Message::Fallback { counter } => {
+                if let Some(l) = &self.store.latest {
+                    if l.state.counter == counter {
+                        // We co-signed it: say so again, both end on it.
+                        let sig = l.sigs[self.side()];
+                        return Step {
+                            messages: vec![Message::Accept { counter, hstate: l.hstate(), sig }],
+                            ..Step::default()
+                        };
+                    }
+                    if l.state.counter > counter {
+                        return Step::default();
+                    }
+                }
+                if self.store.peer_fallback_upto.is_some_and(|u| u >= counter) {
+                    return Step::default();
+                }
+                self.store.peer_fallback_upto = Some(counter);
+                self.persist_then(Step::default(), vec![], vec![])
+            }
+        }
+    }
+
+    /// A seller's payment request: paid at once if inside `auto_pay` and
+    /// possible now, otherwise handed to the user.
+    fn on_pay_request(&mut self, energy: Energy, price_per_kwh: Amount) -> Step {
+        let asked = Step { events: vec![ChannelEvent::PaymentRequested { energy, price_per_kwh }], ..Step::default() };
+        let (Some(policy), Some(l)) = (self.params.auto_pay.clone(), self.store.latest.clone()) else {
+            return asked;
+        };
+        let Some(amount) = Trade::price_of(energy, price_per_kwh) else { return asked };
+        let trade = Trade { buyer: self.store.side, energy, price_per_kwh, amount };
+        if policy.0.check(&trade, &l.state).is_err() {
+            return asked;
+        }
+        match self.request(Request::Pay { amount, energy, price_per_kwh }) {
+            Ok(step) => step,
+            Err(_) => asked,
         }
     }
 
@@ -572,8 +766,11 @@ impl ChannelMachine {
                 };
             }
         }
-        if !Statement::Channel(st.clone()).verify(&self.store.peer_key, nonce, &sig) {
+        if !st.verify(&self.store.peer_key, nonce, &sig) {
             return self.reject(counter, "bad signature".into());
+        }
+        if self.store.peer_fallback_upto.is_some_and(|u| counter <= u) {
+            return self.reject(counter, format!("proposal {counter} fell back"));
         }
         if self.store.my_proposal.is_some() {
             return self.reject(counter, "busy: own proposal outstanding".into());
@@ -585,8 +782,8 @@ impl ChannelMachine {
             return self.reject(counter, why);
         }
         // Our signature must be computed over the peer's nonce.
-        let mine = Statement::Channel(st.clone()).sign(&self.key, nonce);
-        let hstate = Statement::Channel(st.clone()).hstate(nonce);
+        let mine = st.sign(&self.key, nonce);
+        let hstate = st.hstate(nonce);
         let signed = self.co_signed(st.clone(), nonce, mine, sig);
         self.store.signed_upto = Some(counter);
         self.store.latest = Some(signed);
@@ -596,6 +793,7 @@ impl ChannelMachine {
         } else if st.is_final {
             self.store.phase = Phase::Closing;
             self.close_started = Some(self.now);
+            self.close_submitted_at = Some(self.now);
         } else if let Some(t) = st.last_trade {
             events.push(ChannelEvent::PaymentReceived { counter, amount: t.amount });
         }
@@ -604,30 +802,34 @@ impl ChannelMachine {
     }
 
     fn on_accept(&mut self, counter: u64, hstate: Hash32, sig: Signature) -> Step {
-        let Some(p) = self.store.my_proposal.clone() else {
+        let current = self.store.my_proposal.clone().filter(|p| p.state.counter == counter);
+        // A late acceptance of a proposal we gave up on is still a valid
+        // co-signed state: adopt it if it is newer than what we hold.
+        let late = self.store.abandoned.clone().filter(|p| {
+            p.state.counter == counter && self.store.latest.as_ref().is_none_or(|l| l.state.counter < counter)
+        });
+        let Some(p) = current.clone().or(late) else {
             return Step::default();
         };
-        if p.state.counter != counter {
-            return Step::default();
-        }
-        let stmt = Statement::Channel(p.state.clone());
-        if stmt.hstate(p.nonce) != hstate || !stmt.verify(&self.store.peer_key, p.nonce, &sig) {
+        if p.state.hstate(p.nonce) != hstate || !p.state.verify(&self.store.peer_key, p.nonce, &sig) {
             return Step { events: vec![ChannelEvent::Fault("bad acceptance signature".into())], ..Step::default() };
         }
         let signed = self.co_signed(p.state.clone(), p.nonce, p.sig, sig);
         self.store.latest = Some(signed.clone());
-        self.store.my_proposal = None;
+        if current.is_some() {
+            self.store.my_proposal = None;
+        } else {
+            self.store.abandoned = None;
+            let step = Step { events: vec![ChannelEvent::CoSigned(counter)], ..Step::default() };
+            return self.persist_then(step, vec![], vec![]);
+        }
         let mut events = vec![ChannelEvent::CoSigned(counter)];
         let mut txs = vec![];
         if counter == 0 {
             self.store.phase = Phase::Opening;
             txs.push(ChainTx {
                 method: "channel_open",
-                args: encode(&ChannelOpenArgs {
-                    scid: self.store.scid,
-                    t_delta_ms: self.store.t_delta_ms,
-                    open: signed,
-                }),
+                args: encode(&ChannelOpenArgs { scid: self.store.scid, open: signed }),
                 value: Amount::ZERO,
             });
             txs.push(self.fund_tx());
@@ -673,12 +875,21 @@ impl ChannelMachine {
     fn chain(&mut self, e: ChainEvent) -> Step {
         let mut step = Step::default();
         match e {
-            ChainEvent::Registered => {
+            ChainEvent::Registered { t_delta_ms, hstate } => {
                 // The responder funds once the open is on chain; a zero side
                 // counts as funded by the contract.
                 // Only while opening: a replayed event after a restart must
                 // not fund twice.
                 if self.store.side == 1 && self.store.phase == Phase::Opening && !self.store.capacity[1].is_zero() {
+                    // Fund only the channel we co-signed: same open state,
+                    // same window.
+                    let ours = self.store.latest.as_ref().is_some_and(|l| l.state.counter == 0 && l.hstate() == hstate);
+                    if !ours || t_delta_ms != self.store.t_delta_ms {
+                        step.events.push(ChannelEvent::Fault(format!(
+                            "registered channel (t_delta {t_delta_ms} ms) is not the open state we signed; not funding"
+                        )));
+                        return step;
+                    }
                     step.txs.push(self.fund_tx());
                 }
             }
@@ -692,38 +903,35 @@ impl ChannelMachine {
             ChainEvent::DisputeRaised { counter, by, t_end } => {
                 let by_me = by == self.store.side;
                 self.store.phase = Phase::Disputed { t_end, by_me };
+                self.disputed_counter = Some(counter);
                 step.events.push(ChannelEvent::DisputeSeen { counter, by });
-                let mut txs = vec![];
-                if let Some(l) = &self.store.latest {
-                    if !by_me && l.state.counter > counter {
-                        // Fig 8 step 3: answer with the newer co-signed state.
-                        txs.push(ChainTx {
-                            method: "channel_resolve",
-                            args: encode(&ChannelStateArgs { state: l.clone() }),
-                            value: Amount::ZERO,
-                        });
-                    }
-                }
+                let txs: Vec<ChainTx> = self.resolve_tx().into_iter().collect();
+                // Retried with back-off until the chain shows the outcome.
+                self.chain_retry = Some((self.now.saturating_add(self.params.retry_ms), self.params.retry_ms));
                 return self.persist_then(step, vec![], txs);
             }
             ChainEvent::DisputeResolved { .. } => {
+                self.disputed_counter = None;
+                self.chain_retry = None;
                 if matches!(self.store.phase, Phase::Disputed { .. }) {
                     self.store.phase = if self.store.latest.as_ref().is_some_and(|l| l.state.is_final) {
                         Phase::Closing
                     } else {
                         Phase::Open
                     };
-                    self.settle_submitted = false;
                     return self.persist_then(step, vec![], vec![]);
                 }
             }
             ChainEvent::OnChain(ss) => {
                 let newer = self.store.latest.as_ref().is_none_or(|l| ss.state.counter > l.state.counter);
-                let stmt = Statement::Channel(ss.state.clone());
+                let stmt = &ss.state;
                 let me = self.side();
                 let valid = ss.state.cid == self.store.cid
                     && stmt.verify(&self.store.my_key, ss.nonce, &ss.sigs[me])
                     && stmt.verify(&self.store.peer_key, ss.nonce, &ss.sigs[other(self.store.side)]);
+                if valid {
+                    self.disputed_counter = self.disputed_counter.map(|d| d.max(ss.state.counter));
+                }
                 if newer && valid {
                     let c = ss.state.counter;
                     self.store.signed_upto = Some(self.store.signed_upto.unwrap_or(0).max(c));
@@ -738,6 +946,7 @@ impl ChannelMachine {
             ChainEvent::Closed { counter } => {
                 self.store.phase = Phase::Closed;
                 self.store.my_proposal = None;
+                self.chain_retry = None;
                 step.events.push(ChannelEvent::Closed { counter });
                 return self.persist_then(step, vec![], vec![]);
             }
@@ -751,6 +960,25 @@ impl ChannelMachine {
         if !self.held.is_empty() {
             return step;
         }
+        // A proposal made before the first tick learns its start time now.
+        if let Some(p) = self.store.my_proposal.as_mut() {
+            if p.proposed_at == 0 {
+                p.proposed_at = now;
+            }
+        }
+        // Update fallback (seed Fig 7 step 2): an update not co-signed
+        // within t_Δ is given up; its counter stays used.
+        let expired = self.store.my_proposal.as_ref().is_some_and(|p| {
+            p.state.counter > 0 && !p.state.is_final && now >= p.proposed_at.saturating_add(self.store.t_delta_ms)
+        });
+        if expired {
+            if let Some(p) = self.store.my_proposal.take() {
+                let counter = p.state.counter;
+                self.store.abandoned = Some(p);
+                let step = Step { events: vec![ChannelEvent::FellBack { counter }], ..Step::default() };
+                return self.persist_then(step, vec![Message::Fallback { counter }], vec![]);
+            }
+        }
         // Retransmit an unanswered proposal (idempotent: same bytes).
         if let Some(p) = &self.store.my_proposal {
             if now >= self.last_sent.saturating_add(self.params.retry_ms) {
@@ -758,6 +986,10 @@ impl ChannelMachine {
                 step.messages.push(Message::Propose { state: p.state.clone(), nonce: p.nonce, sig: p.sig });
             }
         }
+        // Resolve and settle are retried with back-off until the chain
+        // reports the outcome (a dropped transaction or a node restart must
+        // not cost the channel).
+        let retry_due = self.chain_retry.is_some_and(|(at, _)| now >= at);
         let timeout = self.params.close_timeout_ms;
         match self.store.phase {
             Phase::Open if self.store.closing_requested => {
@@ -783,16 +1015,42 @@ impl ChannelMachine {
                     }
                 }
             }
-            Phase::Disputed { t_end, .. } if now >= t_end && !self.settle_submitted => {
-                self.settle_submitted = true;
-                step.txs.push(ChainTx {
-                    method: "channel_settle",
-                    args: encode(&CidArgs { cid: self.store.cid }),
-                    value: Amount::ZERO,
-                });
+            Phase::Disputed { t_end, .. } => {
+                let settle_due = now >= t_end;
+                if retry_due || (settle_due && self.chain_retry.is_none()) {
+                    if settle_due {
+                        step.txs.push(ChainTx {
+                            method: "channel_settle",
+                            args: encode(&CidArgs { cid: self.store.cid }),
+                            value: Amount::ZERO,
+                        });
+                    } else if let Some(tx) = self.resolve_tx() {
+                        step.txs.push(tx);
+                    }
+                    let backoff = self.chain_retry.map_or(self.params.retry_ms, |(_, b)| b);
+                    let next = backoff.saturating_mul(2).clamp(1, MAX_RETRY_BACKOFF_MS);
+                    self.chain_retry = Some((now.saturating_add(backoff.max(1)), next));
+                }
             }
             _ => {}
         }
         step
+    }
+
+    /// `channel_resolve` with our newer co-signed state, if the standing
+    /// dispute is the peer's and we hold something newer (Fig 8 step 3).
+    fn resolve_tx(&self) -> Option<ChainTx> {
+        let Phase::Disputed { by_me: false, .. } = self.store.phase else {
+            return None;
+        };
+        let l = self.store.latest.as_ref()?;
+        if l.state.counter <= self.disputed_counter? {
+            return None;
+        }
+        Some(ChainTx {
+            method: "channel_resolve",
+            args: encode(&ChannelStateArgs { state: l.clone() }),
+            value: Amount::ZERO,
+        })
     }
 }

@@ -74,7 +74,7 @@ fn run_seed(seed: u64) {
         capacity: [Amount(rng.random_range(1_000..100_000)), Amount(rng.random_range(0..100_000))],
         retry_ms: 1_000,
         close_timeout_ms: 3_000,
-        t_delta_ms: 5_000,
+        t_delta_ms: gridledger_contracts::cns::MIN_T_DELTA_MS,
         ..DuoConfig::default()
     };
     let dc = DevChain::open(dir.path(), 6, BAL, default_registry()).unwrap();

@@ -9,9 +9,11 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use gridledger_channels::disk::Durability;
-use gridledger_channels::party::{control_request, run_party, Command, PartyOptions, Reply};
-use gridledger_channels::spec::{free_loopback_addr, prepare_channel, ChannelTerms, PartySpec};
 use gridledger_core::{Amount, KeyPair};
+use gridledger_node::channel::party::{control_request, run_party, Command, PartyOptions, Reply};
+use gridledger_node::channel::spec::{
+    bind_loopback, free_loopback_addr, prepare_channel, AcceptPolicy, ChannelTerms, PartySpec,
+};
 use gridledger_node::config::{read_key, write_key};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -24,7 +26,7 @@ const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
 pub enum ChannelCmd {
     /// Prepare a channel between two accounts on chain (merchant approvals,
     /// both MSCs, the ESC) and write both parties' directories.
-    Prepare(PrepareArgs),
+    Prepare(Box<PrepareArgs>),
     /// Run this party's process: connect to the peer, open the channel
     /// (side 0) and co-sign updates until the channel closes.
     Open(OpenArgs),
@@ -41,6 +43,16 @@ pub enum ChannelCmd {
     /// Watch the chain for a stale close by the peer and answer it with the
     /// newest co-signed state from the snapshot file.
     Watch(WatchArgs),
+    /// Write what an outsourced watch service needs (no secrets) to a file.
+    WatchSpec(WatchSpecArgs),
+}
+
+#[derive(Args)]
+pub struct WatchSpecArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args)]
@@ -68,9 +80,32 @@ pub struct PrepareArgs {
     /// Fund side 1 with a merchant credit note instead of a deposit.
     #[arg(long)]
     pub credit1: bool,
-    /// Dispute window t_Δ (ms).
-    #[arg(long, default_value_t = 10_000)]
-    pub t_delta_ms: u64,
+    /// Dispute window t_Δ in blocks of the chain (default: 120 blocks, two
+    /// minutes at 1 s blocks): long enough for a party or its watch service
+    /// to see a stale close and answer it even across a node restart.
+    #[arg(long, default_value_t = 120)]
+    pub t_delta_blocks: u64,
+    /// The chain's block interval (ms), to turn block counts into time.
+    #[arg(long, default_value_t = 1_000)]
+    pub block_ms: u64,
+    /// Exact t_Δ in ms instead of --t-delta-blocks (at least the contract's
+    /// minimum of 10 s).
+    #[arg(long)]
+    pub t_delta_ms: Option<u64>,
+    /// Blocks to wait for the peer to co-sign a close before closing
+    /// unilaterally (a dispute).
+    #[arg(long, default_value_t = 30)]
+    pub close_timeout_blocks: u64,
+    /// Refuse incoming trades above this price per kWh (both parties'
+    /// policy; with --min-price and --max-energy-wh).
+    #[arg(long)]
+    pub max_price: Option<u128>,
+    /// Refuse incoming trades below this price per kWh (with --max-price).
+    #[arg(long, default_value_t = 1)]
+    pub min_price: u128,
+    /// Refuse incoming trades above this energy (Wh) (with --max-price).
+    #[arg(long, default_value_t = u64::MAX)]
+    pub max_energy_wh: u64,
     /// Peer listen addresses of side 0 and side 1 (loopback ports chosen if absent).
     #[arg(long, num_args = 2)]
     pub listen: Vec<SocketAddr>,
@@ -123,8 +158,16 @@ pub struct DisputeArgs {
 
 #[derive(Args)]
 pub struct WatchArgs {
+    /// The party's directory: its spec (unless --spec) and its store files.
     #[arg(long)]
     pub dir: PathBuf,
+    /// Watch as an outsourced service: the channel from this file (see
+    /// `channel watch-spec`), the states from --dir, gas paid by --key.
+    #[arg(long, requires = "key")]
+    pub spec: Option<PathBuf>,
+    /// The watch service's own account key (with --spec).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
     /// Stop after this many seconds (or when the channel closes).
     #[arg(long, default_value_t = 3_600)]
     pub timeout_s: u64,
@@ -162,18 +205,26 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 [] => [free_loopback_addr()?, free_loopback_addr()?],
                 _ => anyhow::bail!("--listen takes two addresses"),
             };
+            let t_delta_ms = a.t_delta_ms.unwrap_or(a.t_delta_blocks.saturating_mul(a.block_ms));
+            let min = gridledger_contracts::cns::MIN_T_DELTA_MS;
+            anyhow::ensure!(t_delta_ms >= min, "t_Δ of {t_delta_ms} ms is below the contract's minimum {min} ms");
             let terms = ChannelTerms {
                 capacity: [Amount(a.capacity[0]), Amount(a.capacity[1])],
                 credit: [a.credit0, a.credit1],
-                t_delta_ms: a.t_delta_ms,
+                t_delta_ms,
                 credit_limit: Amount(a.capacity[0].max(a.capacity[1]).saturating_mul(2)),
                 merchant_pool: Amount(a.pool),
                 collateral_lock_ms: a.collateral_lock_ms,
                 billing_period_ms: 30_000,
                 retry_ms: 500,
-                close_timeout_ms: 3_000,
+                close_timeout_ms: a.close_timeout_blocks.saturating_mul(a.block_ms),
                 addrs,
                 controls: [free_loopback_addr()?, free_loopback_addr()?],
+                accept: a.max_price.map(|max| AcceptPolicy {
+                    min_price_per_kwh: a.min_price,
+                    max_price_per_kwh: max,
+                    max_energy_wh: a.max_energy_wh,
+                }),
             };
             let specs = prepare_channel(&a.rpc, &merchant, &desk, [&keys[0], &keys[1]], &terms)?;
             for (s, d) in specs.iter().zip(&a.dirs) {
@@ -204,8 +255,15 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         ChannelCmd::Pay(a) => control(&a.dir, &Command::Pay { energy: a.energy, price: a.price }),
         ChannelCmd::Close(a) => control(&a.dir, &Command::Close),
         ChannelCmd::Status(a) => control(&a.dir, &Command::Status),
+        ChannelCmd::WatchSpec(a) => {
+            let p = PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
+            let w = gridledger_node::channel::watch::WatchSpec::from(&p);
+            std::fs::write(&a.out, serde_json::to_string_pretty(&w)?)?;
+            println!("{}", serde_json::to_string(&w)?);
+            Ok(())
+        }
         ChannelCmd::Dispute(a) => {
-            let r = gridledger_channels::watch::dispute(&a.dir, !a.no_settle, Duration::from_secs(a.timeout_s))?;
+            let r = gridledger_node::channel::watch::dispute(&a.dir, !a.no_settle, Duration::from_secs(a.timeout_s))?;
             println!(
                 "{}",
                 json!({ "disputes": r.disputes, "resolved_with": r.resolved_with, "settled": r.settled, "closed_at": r.closed_at })
@@ -213,11 +271,23 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ChannelCmd::Watch(a) => {
-            let r = gridledger_channels::watch::watch(
-                &a.dir,
-                Duration::from_secs(a.timeout_s),
-                Duration::from_millis(100),
-            )?;
+            // Readiness line: the watcher replays the channel's events from
+            // its start height, so nothing raised from now on is missed.
+            use gridledger_node::channel::watch::{watch_with, WatchSpec};
+            let (spec, account) = match (&a.spec, &a.key) {
+                (Some(s), Some(k)) => {
+                    let text = std::fs::read_to_string(s).with_context(|| format!("reading {}", s.display()))?;
+                    (serde_json::from_str::<WatchSpec>(&text).context("watch spec")?, read_key(k)?)
+                }
+                _ => {
+                    let p =
+                        PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
+                    (WatchSpec::from(&p), p.account()?)
+                }
+            };
+            println!("{}", json!({ "watching": spec.cid, "from_height": spec.start_height }));
+            std::io::Write::flush(&mut std::io::stdout())?;
+            let r = watch_with(&spec, account, &a.dir, Duration::from_secs(a.timeout_s), Duration::from_millis(100))?;
             println!(
                 "{}",
                 json!({ "disputes": r.disputes, "resolved_with": r.resolved_with, "settled": r.settled, "closed_at": r.closed_at })
@@ -268,7 +338,7 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
     use gridledger_ledger::devnet::dev_key;
     use std::time::Instant;
     let dir = tempfile::tempdir()?;
-    let node = gridledger_channels::devnode::start(&dir.path().join("node"), 4, Amount(1_000_000_000_000), 20)?;
+    let node = gridledger_node::channel::devnode::start(&dir.path().join("node"), 4, Amount(1_000_000_000_000), 20)?;
     let client = gridledger_node::RpcClient::new(&node.url());
     let setup_from = client.height()? + 1;
     let cap = Amount(1_000_000_000);
@@ -284,6 +354,7 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
         close_timeout_ms: 5_000,
         addrs: [free_loopback_addr()?, free_loopback_addr()?],
         controls: [free_loopback_addr()?, free_loopback_addr()?],
+        accept: None,
     };
     let desk = KeyPair::generate(&mut rand::rng());
     let specs = prepare_channel(&node.url(), &dev_key(0), &desk, [&dev_key(1), &dev_key(2)], &terms)?;
@@ -300,7 +371,7 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let opts = PartyOptions { durability, control: false, ..PartyOptions::default() };
     let (lat, report, elapsed) = rt.block_on(async {
-        let (h, join) = gridledger_channels::party::spawn_party(&dirs[0], opts)?;
+        let (h, join) = gridledger_node::channel::party::spawn_party(&dirs[0], opts)?;
         match h.request(Command::Open).await {
             Reply::Done { .. } => {}
             r => anyhow::bail!("open: {r:?}"),
@@ -360,7 +431,7 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
                         "p99": percentile_us(&sorted, 0.99), "max": sorted.last().copied().unwrap_or(0) },
         "snapshot_saves": { "side0": report.saves, "side0_mean_us": report.save_time.as_micros() as u64 / report.saves.max(1),
                             "side1": peer["saves"], "side1_total_us": peer["save_time_us"],
-                            "on_critical_path_per_update": 3 },
+                            "saves_per_update": 3, "fsyncs_on_critical_path_per_update": 2 },
         "on_chain": {
             "trades": trades,
             "setup": { "txs": setup_txs, "gas": setup_gas },
@@ -376,6 +447,10 @@ fn fsync_cost() -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
     let k = KeyPair::generate(&mut rand::rng());
     let params = gridledger_channels::ChannelParams {
+        domain: gridledger_contracts::cns::Domain::cns(1),
+        min_t_delta_ms: 1,
+        policy: None,
+        auto_pay: None,
         side: 0,
         peer_key: k.public(),
         scid: gridledger_core::Hash32([1; 32]),
@@ -426,11 +501,13 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
 /// prosumer 1 on a deposit; each runs its own party over an encrypted
 /// loopback link; after the close the merchant bills the credit user.
 pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
-    use gridledger_channels::chainlink::{read_channel, read_msc, ChainLink};
     use gridledger_ledger::devnet::dev_key;
+    use gridledger_node::channel::chainlink::{read_channel, read_msc, ChainLink};
     use std::time::Instant;
     let t0 = Instant::now();
     let dir = tempfile::tempdir()?;
+    // Both parties run here: bind their ports now and hand the listeners over.
+    let listeners = [bind_loopback()?, bind_loopback()?];
     let terms = ChannelTerms {
         capacity: [Amount(50_000), Amount(20_000)],
         credit: [true, false],
@@ -441,8 +518,9 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
         billing_period_ms: 30_000,
         retry_ms: 500,
         close_timeout_ms: 3_000,
-        addrs: [free_loopback_addr()?, free_loopback_addr()?],
-        controls: [free_loopback_addr()?, free_loopback_addr()?],
+        addrs: [listeners[0].local_addr()?, listeners[1].local_addr()?],
+        controls: [listeners[0].local_addr()?, listeners[1].local_addr()?],
+        accept: None,
     };
     let desk = KeyPair::generate(&mut rand::rng());
     let specs = prepare_channel(url, &dev_key(0), &desk, [&dev_key(1), &dev_key(2)], &terms)?;
@@ -453,8 +531,10 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let opts = PartyOptions { control: false, ..PartyOptions::default() };
     let trades = rt.block_on(async {
-        let (h0, j0) = gridledger_channels::party::spawn_party(&dirs[0], opts.clone())?;
-        let (h1, j1) = gridledger_channels::party::spawn_party(&dirs[1], opts)?;
+        let [l0, l1] = listeners;
+        let on = |peer| gridledger_node::channel::party::Listeners { peer, control: None };
+        let (h0, j0) = gridledger_node::channel::party::spawn_party_on(&dirs[0], opts.clone(), on(l0))?;
+        let (h1, j1) = gridledger_node::channel::party::spawn_party_on(&dirs[1], opts, on(l1))?;
         anyhow::ensure!(matches!(h0.request(Command::Open).await, Reply::Done { .. }), "open failed");
         let t = Instant::now();
         let mut trades = 0u32;
@@ -484,8 +564,9 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
     let ch = read_channel(&client, &specs[0].cid)?.context("channel record")?;
     // The merchant recalculates and signs the credit user's debit (Fig 16).
     let msc = read_msc(&client, specs[0].sid)?.context("MSC")?;
-    let desk = gridledger_channels::spec::merchant_desk(&dev_key(0), desk, terms.credit_limit, 60_000);
     let mlink = ChainLink::connect(url, dev_key(0))?;
+    let desk =
+        gridledger_node::channel::spec::merchant_desk(mlink.domain(), &dev_key(0), desk, terms.credit_limit, 60_000);
     let mut billed = 0u128;
     for rec in &msc.pending {
         let sign = desk.sign_debit(rec, rand::random())?;

@@ -18,11 +18,11 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use gridledger_channels::chainlink::{read_msc, ChainLink};
-use gridledger_channels::merchant::{self, derive_msc_key, document_hash, Application, Decision};
-use gridledger_channels::spec::{ensure_merchant, merchant_desk};
 use gridledger_contracts::cns::credit::{CollateralRatio, MerchantDesk};
 use gridledger_core::{Address, Amount};
+use gridledger_node::channel::chainlink::{read_msc, ChainLink};
+use gridledger_node::channel::merchant::{self, derive_msc_key, document_hash, Application, Decision};
+use gridledger_node::channel::spec::{ensure_merchant, merchant_desk};
 use gridledger_node::config::read_key;
 use gridledger_node::RpcClient;
 use serde_json::json;
@@ -196,7 +196,9 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
                     .collect(),
                 None => vec![],
             };
+            let link = ChainLink::connect(&a.rpc, merchant.clone())?;
             let desk = MerchantDesk {
+                domain: link.domain(),
                 account: merchant.address(),
                 key: desk_key,
                 risk: CollateralRatio {
@@ -209,7 +211,6 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
                 max_disputes: a.max_disputes,
                 approval_ttl_ms: a.ttl_ms,
             };
-            let link = ChainLink::connect(&a.rpc, merchant)?;
             ensure_merchant(&link, &desk, a.billing_period_ms, Amount(a.pool))?;
             let decision = Decision::of(merchant::approve(&link.client, &desk, &app, rand::random())?);
             std::fs::write(&a.out, serde_json::to_string_pretty(&decision)?)?;
@@ -248,8 +249,8 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
         }
         CnsCmd::Bill(a) => {
             let merchant = read_key(&a.merchant_key)?;
-            let desk = merchant_desk(&merchant, read_key(&a.desk_key)?, Amount::ZERO, 0);
-            let link = ChainLink::connect(&a.rpc, merchant)?;
+            let link = ChainLink::connect(&a.rpc, merchant.clone())?;
+            let desk = merchant_desk(link.domain(), &merchant, read_key(&a.desk_key)?, Amount::ZERO, 0);
             let lines = merchant::bill(&link, &desk)?;
             println!("{}", json!({ "mscs": lines }));
             Ok(())

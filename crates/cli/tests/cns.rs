@@ -7,14 +7,25 @@
 mod common;
 
 use common::*;
-use gridledger_channels::chainlink::{balance, read_msc};
-use gridledger_channels::spec::PartySpec;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::dev_key;
+use gridledger_node::channel::chainlink::{balance, read_msc};
+use gridledger_node::channel::spec::PartySpec;
 use gridledger_node::config::write_key;
 use gridledger_node::RpcClient;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Waits until the chain's next block is past the MSC's billing period
+/// (500 ms) — on-chain time, not a guess of how long that takes.
+fn wait_billing_period(c: &RpcClient, sid: u64) {
+    let start = read_msc(c, sid).unwrap().unwrap().billing_period_start;
+    let t = Instant::now();
+    while gridledger_node::channel::merchant::next_block_time(c).unwrap() < start + 500 {
+        assert!(t.elapsed() < Duration::from_secs(20), "chain clock stuck");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 fn line(bill: &serde_json::Value, sid: u64) -> serde_json::Value {
     bill["mscs"].as_array().unwrap().iter().find(|l| l["sid"] == sid).cloned().expect("billing line")
@@ -24,7 +35,7 @@ fn line(bill: &serde_json::Value, sid: u64) -> serde_json::Value {
 fn apply_approve_init_refuse_and_bill() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let node = gridledger_channels::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
     let url = node.url();
     let c = RpcClient::new(&url);
     let initial = total(&c);
@@ -131,9 +142,13 @@ fn apply_approve_init_refuse_and_bill() {
         "20000",
         "--credit0",
         "--t-delta-ms",
-        "1500",
+        &gridledger_contracts::cns::MIN_T_DELTA_MS.to_string(),
+        // An hour: the time-lock certainly holds for the whole test, so "no
+        // seizure before the time-lock" is checked unconditionally. Seizure
+        // once the lock has run is covered with a controlled clock in
+        // `channels/tests/merchant.rs`.
         "--collateral-lock-ms",
-        "4000",
+        "3600000",
     ]);
     let csid = prep["sids"][0].as_u64().unwrap();
     let spec0 = PartySpec::load(&root.join("p0")).unwrap();
@@ -156,37 +171,34 @@ fn apply_approve_init_refuse_and_bill() {
     // Billing: the merchant signs the debit; the collateral is still locked.
     let bill =
         || gl_json(&["cns", "bill", "--rpc", &url, "--merchant-key", &p("k0.key"), "--desk-key", &p("desk.key")]);
-    std::thread::sleep(Duration::from_millis(600)); // one billing period
+    wait_billing_period(&c, csid);
     let b = bill();
     let l = line(&b, csid);
     assert_eq!(l["debits_signed"], 1);
-    let now = gridledger_channels::merchant::next_block_time(&c).unwrap();
-    if now < unlock {
-        assert_eq!(l["action"], "time_locked", "no seizure before the time-lock: {l}");
-        assert_eq!(l["seized_total"], serde_json::json!(Amount::ZERO));
-    }
+    assert!(gridledger_node::channel::merchant::next_block_time(&c).unwrap() < unlock, "an hour's lock holds");
+    assert_eq!(l["action"], "time_locked", "no seizure before the time-lock: {l}");
+    assert_eq!(l["seized_total"], serde_json::json!(Amount::ZERO));
+    let m = read_msc(&c, csid).unwrap().unwrap();
+    assert_eq!((m.collateral, m.ledger.seized), (collateral, Amount::ZERO), "on chain: collateral untouched");
     assert_eq!(line(&b, sid)["action"], "nothing_due");
-    // The participant pays 500 directly; the other 1_500 comes from the
-    // collateral once its time-lock has run.
-    let paid =
-        gl_json(&["cns", "pay", "--rpc", &url, "--key", &p("k1.key"), "--sid", &csid.to_string(), "--amount", "500"]);
-    assert_eq!(paid["outstanding"], "1500");
-    let t = Instant::now();
-    while gridledger_channels::merchant::next_block_time(&c).unwrap() < unlock {
-        assert!(t.elapsed() < Duration::from_secs(10), "clock stuck");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // The participant pays 500, then the remaining 1_500, directly.
+    let pay = |amount: &str| {
+        gl_json(&["cns", "pay", "--rpc", &url, "--key", &p("k1.key"), "--sid", &csid.to_string(), "--amount", amount])
+    };
+    assert_eq!(pay("500")["outstanding"], "1500");
+    assert_eq!(pay("1500")["outstanding"], "0");
+    wait_billing_period(&c, csid);
     let l = line(&bill(), csid);
-    assert_eq!(l["action"], "settled", "{l}");
+    assert_eq!(l["action"], "nothing_due", "{l}");
     assert_eq!(l["outstanding"], "0");
     let m = read_msc(&c, csid).unwrap().unwrap();
-    assert_eq!(m.ledger.paid, Amount(500));
-    assert_eq!(m.ledger.seized, Amount(1_500));
-    assert_eq!(m.collateral, Amount(collateral.0 - 1_500));
+    assert_eq!(m.ledger.paid, Amount(2_000));
+    assert_eq!(m.ledger.seized, Amount::ZERO);
+    assert_eq!(m.collateral, collateral);
     assert_eq!(m.ledger.imbalance(), 0, "credit ledger balances");
     assert_eq!(m.ledger.exposure(), 0);
     // Nothing left to bill next period.
-    std::thread::sleep(Duration::from_millis(600));
+    wait_billing_period(&c, csid);
     assert_eq!(line(&bill(), csid)["action"], "nothing_due");
     assert_eq!(total(&c), initial, "coins conserved");
     node.shutdown();

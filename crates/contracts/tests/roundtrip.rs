@@ -4,8 +4,8 @@
 //! any other nonce or (for channel states) counter.
 
 use gridledger_contracts::cns::{
-    ChannelState, CreditApproval, CreditNote, DebitRecord, EscInit, MscInit, SignedApproval, SignedState, Statement,
-    Trade,
+    ChannelState, CreditApproval, CreditNote, DebitRecord, Domain, EscInit, MscInit, SignedApproval, SignedState,
+    Statement, Trade,
 };
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::KeyPair;
@@ -25,6 +25,10 @@ fn pk() -> impl Strategy<Value = PublicKey> {
     (0u32..8).prop_map(|i| KeyPair::from_seed(&format!("cns-rt-{i}")).public())
 }
 
+fn domain() -> impl Strategy<Value = Domain> {
+    (any::<u32>(), any::<u32>()).prop_map(|(chain_id, contract)| Domain { chain_id, contract })
+}
+
 fn channel_state() -> impl Strategy<Value = ChannelState> {
     let trade = (any::<u8>(), any::<u64>(), amt(), amt()).prop_map(|(buyer, e, price_per_kwh, amount)| Trade {
         buyer,
@@ -32,9 +36,14 @@ fn channel_state() -> impl Strategy<Value = ChannelState> {
         price_per_kwh,
         amount,
     });
-    (h32(), any::<u64>(), amt(), amt(), any::<u64>(), any::<u64>(), proptest::option::of(trade), any::<bool>())
-        .prop_map(|(cid, counter, a, b, e0, e1, last_trade, is_final)| ChannelState {
+    (
+        (domain(), h32(), any::<u64>()),
+        (any::<u64>(), amt(), amt(), any::<u64>(), any::<u64>(), proptest::option::of(trade), any::<bool>()),
+    )
+        .prop_map(|((domain, cid, t_delta_ms), (counter, a, b, e0, e1, last_trade, is_final))| ChannelState {
+            domain,
             cid,
+            t_delta_ms,
             counter,
             balances: [a, b],
             energy: [Energy(e0), Energy(e1)],
@@ -94,17 +103,20 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
-    fn statements_round_trip_and_keep_their_signatures(s in statement(), nonce in any::<u64>(), signer in 0u32..4) {
+    fn statements_round_trip_and_keep_their_signatures(s in statement(), d in domain(), nonce in any::<u64>(), signer in 0u32..4) {
         let bytes = encode(&s);
         let back: Statement = decode(&bytes, 1 << 20).expect("decodes");
         prop_assert_eq!(&back, &s);
         prop_assert_eq!(encode(&back), bytes.clone());
         let key = KeyPair::from_seed(&format!("cns-rt-{signer}"));
-        let sig = s.sign(&key, nonce);
-        prop_assert!(back.verify(&key.public(), nonce, &sig));
-        prop_assert!(!back.verify(&key.public(), nonce.wrapping_add(1), &sig));
+        let sig = s.sign(&key, &d, nonce);
+        prop_assert!(back.verify(&key.public(), &d, nonce, &sig));
+        prop_assert!(!back.verify(&key.public(), &d, nonce.wrapping_add(1), &sig));
         let other = KeyPair::from_seed("cns-rt-other");
-        prop_assert!(!back.verify(&other.public(), nonce, &sig));
+        prop_assert!(!back.verify(&other.public(), &d, nonce, &sig));
+        // Bound to its chain and contract.
+        let elsewhere = Domain { chain_id: d.chain_id.wrapping_add(1), ..d };
+        prop_assert!(!back.verify(&key.public(), &elsewhere, nonce, &sig));
         // A truncated encoding is refused.
         prop_assert!(decode::<Statement>(&bytes[..bytes.len() - 1], 1 << 20).is_err());
     }
@@ -112,22 +124,22 @@ proptest! {
     #[test]
     fn signed_states_and_approvals_round_trip(st in channel_state(), a in approval(), nonce in any::<u64>()) {
         let (k0, k1) = (KeyPair::from_seed("cns-rt-0"), KeyPair::from_seed("cns-rt-1"));
-        let stmt = Statement::Channel(st.clone());
-        let signed = SignedState { state: st.clone(), nonce, sigs: [stmt.sign(&k0, nonce), stmt.sign(&k1, nonce)] };
+        let signed = SignedState { state: st.clone(), nonce, sigs: [st.sign(&k0, nonce), st.sign(&k1, nonce)] };
         let back: SignedState = decode(&encode(&signed), 1 << 20).expect("decodes");
         prop_assert_eq!(&back, &signed);
         prop_assert_eq!(back.hstate(), signed.hstate());
-        prop_assert!(Statement::Channel(back.state.clone()).verify(&k0.public(), nonce, &back.sigs[0]));
-        prop_assert!(Statement::Channel(back.state.clone()).verify(&k1.public(), nonce, &back.sigs[1]));
+        prop_assert!(back.state.verify(&k0.public(), nonce, &back.sigs[0]));
+        prop_assert!(back.state.verify(&k1.public(), nonce, &back.sigs[1]));
         // The same state at another counter does not carry the signature over.
         let mut bumped = back.state.clone();
         bumped.counter = bumped.counter.wrapping_add(1);
-        prop_assert!(!Statement::Channel(bumped).verify(&k0.public(), nonce, &back.sigs[0]));
+        prop_assert!(!bumped.verify(&k0.public(), nonce, &back.sigs[0]));
 
-        let sa = SignedApproval { approval: a.clone(), nonce, sig: Statement::CreditApproval(a).sign(&k0, nonce) };
+        let d = st.domain;
+        let sa = SignedApproval { approval: a.clone(), nonce, sig: Statement::CreditApproval(a).sign(&k0, &d, nonce) };
         let back: SignedApproval = decode(&encode(&sa), 1 << 20).expect("decodes");
         prop_assert_eq!(&back, &sa);
-        prop_assert_eq!(back.digest(), sa.digest());
-        prop_assert!(Statement::CreditApproval(back.approval.clone()).verify(&k0.public(), nonce, &back.sig));
+        prop_assert_eq!(back.digest(&d), sa.digest(&d));
+        prop_assert!(Statement::CreditApproval(back.approval.clone()).verify(&k0.public(), &d, nonce, &back.sig));
     }
 }

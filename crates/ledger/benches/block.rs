@@ -17,7 +17,8 @@ fn block(c: &mut Criterion) {
     .unwrap();
     let txs: Vec<_> =
         (0..300).map(|i| transfer(&dev_key(i), 1, 0, dev_key(300 + i).address(), Amount(5), Amount(1))).collect();
-    let env = BlockEnv { height: 1, timestamp: 1, proposer: v.address(), parent: gridledger_core::Hash32::ZERO };
+    let env =
+        BlockEnv { chain_id: 1, height: 1, timestamp: 1, proposer: v.address(), parent: gridledger_core::Hash32::ZERO };
     let mut g = c.benchmark_group("block");
     g.throughput(Throughput::Elements(300));
     g.bench_function("execute_300_transfers_with_state_root", |b| {

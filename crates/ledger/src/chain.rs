@@ -241,6 +241,7 @@ impl Chain {
 
     fn env(&self, timestamp: Timestamp, proposer: &PublicKey) -> BlockEnv {
         BlockEnv {
+            chain_id: self.genesis.chain_id,
             height: self.tip.height + 1,
             timestamp: timestamp.max(self.tip.timestamp + 1),
             proposer: proposer.address(),
@@ -368,8 +369,13 @@ impl Chain {
             return invalid(format!("{} transactions exceed the limit", block.txs.len()));
         }
         let rules = self.rules();
-        let env =
-            BlockEnv { height: h.height, timestamp: h.timestamp, proposer: h.proposer.address(), parent: h.parent };
+        let env = BlockEnv {
+            chain_id: self.genesis.chain_id,
+            height: h.height,
+            timestamp: h.timestamp,
+            proposer: h.proposer.address(),
+            parent: h.parent,
+        };
         let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
         // Signatures this node has not already checked on admission to its
         // own mempool are verified here, across all cores.
@@ -425,6 +431,7 @@ impl Chain {
             .get(contract)
             .ok_or_else(|| ContractError::Revert(format!("no contract with id {contract}")))?;
         let env = BlockEnv {
+            chain_id: self.genesis.chain_id,
             height: self.tip.height,
             timestamp: self.tip.timestamp,
             proposer: self.tip.proposer.address(),

@@ -42,6 +42,13 @@ pub trait ChainClient {
     /// Moves the block clock forward (never back).
     fn set_now(&mut self, t: Timestamp);
 
+    /// A contract's raw storage entry under `key` on committed state, for
+    /// typed reads of its records. Clients that cannot serve it say so.
+    fn contract_state(&self, contract: ContractId, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        let _ = (contract, key);
+        Err(ClientError::Chain("this client does not serve raw contract state".into()))
+    }
+
     /// Submits one transaction, seals, and returns its receipt.
     fn exec(&mut self, tx: &SignedTransaction) -> Result<Receipt, ClientError> {
         let h = self.submit(tx)?;
@@ -100,5 +107,10 @@ impl ChainClient for DevChain {
 
     fn set_now(&mut self, t: Timestamp) {
         self.now = self.now.max(t);
+    }
+
+    fn contract_state(&self, contract: ContractId, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        use crate::state::StateRead;
+        Ok(self.chain.state().get(&crate::state::contract_key(contract, key)))
     }
 }

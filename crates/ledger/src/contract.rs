@@ -6,7 +6,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::crypto::{recover, verify};
 use gridledger_core::{
-    Address, Amount, ContractId, Hash32, Height, PublicKey, RecoverableSignature, Signature, Timestamp,
+    Address, Amount, ChainId, ContractId, Hash32, Height, PublicKey, RecoverableSignature, Signature, Timestamp,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,6 +76,9 @@ impl ContractRegistry {
 /// Block-level facts a contract may read.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockEnv {
+    /// The chain this block belongs to: contracts bind signed statements to
+    /// it so they cannot be replayed on another chain.
+    pub chain_id: ChainId,
     pub height: Height,
     pub timestamp: Timestamp,
     pub proposer: Address,
@@ -105,6 +108,10 @@ impl CallContext<'_, '_> {
     }
     pub fn contract_id(&self) -> ContractId {
         self.contract
+    }
+    /// The id of the chain this call executes on.
+    pub fn chain_id(&self) -> ChainId {
+        self.env.chain_id
     }
     pub fn self_address(&self) -> Address {
         contract_address(self.contract)
@@ -280,6 +287,9 @@ impl<'a> ViewContext<'a> {
     }
     pub fn height(&self) -> Height {
         self.env.height
+    }
+    pub fn chain_id(&self) -> ChainId {
+        self.env.chain_id
     }
     pub fn self_address(&self) -> Address {
         contract_address(self.contract)

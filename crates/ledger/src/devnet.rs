@@ -92,8 +92,20 @@ impl DevChain {
         balance: Amount,
         registry: crate::contract::ContractRegistry,
     ) -> Result<Self, crate::error::ChainError> {
+        Self::open_with_id(dir, Self::CHAIN_ID, accounts, balance, registry)
+    }
+
+    /// [`Self::open`] with another chain id (cross-chain tests: the same
+    /// accounts and contracts on two chains).
+    pub fn open_with_id(
+        dir: &std::path::Path,
+        chain_id: ChainId,
+        accounts: usize,
+        balance: Amount,
+        registry: crate::contract::ContractRegistry,
+    ) -> Result<Self, crate::error::ChainError> {
         let validator = dev_validator(0);
-        let genesis = dev_genesis(Self::CHAIN_ID, accounts, balance, std::slice::from_ref(&validator));
+        let genesis = dev_genesis(chain_id, accounts, balance, std::slice::from_ref(&validator));
         let chain = crate::chain::Chain::open(dir, genesis, registry, crate::chain::ChainConfig::default())?;
         let now = chain.tip().timestamp + 1_000;
         Ok(Self { chain, validator, now })
@@ -132,7 +144,7 @@ impl DevChain {
         args: Vec<u8>,
         value: Amount,
     ) -> Result<crate::block::Receipt, crate::error::SubmitError> {
-        let tx = call(key, Self::CHAIN_ID, self.nonce(key), contract, method, args, value, 1_000_000);
+        let tx = call(key, self.chain.genesis().chain_id, self.nonce(key), contract, method, args, value, 1_000_000);
         self.exec(tx)
     }
 }

@@ -216,6 +216,7 @@ fn executor_rejections_change_nothing() {
     let c = chain_with(d.path(), ChainConfig::default());
     let registry = ContractRegistry::new();
     let env = BlockEnv {
+        chain_id: DevChain::CHAIN_ID,
         height: 1,
         timestamp: 5,
         proposer: dev_validator(0).address(),

@@ -133,7 +133,7 @@ fn overflowing_credits_are_refused() {
     let (alice, bob, proposer) = (dev_key(0), dev_key(1), dev_validator(0).address());
     // A transfer whose recipient would overflow reverts: nothing moves.
     let s = overfull_state(&[(alice.address(), 1_000), (bob.address(), u128::MAX)]);
-    let env = BlockEnv { height: 1, timestamp: 1, proposer, parent: gridledger_core::Hash32::ZERO };
+    let env = BlockEnv { chain_id: 1, height: 1, timestamp: 1, proposer, parent: gridledger_core::Hash32::ZERO };
     let mut b = BlockBuilder::new(&s, &reg, env, 10_000_000);
     let t = transfer(&alice, 1, 0, bob.address(), Amount(10), Amount(0));
     let r = b.push(t).unwrap().clone();

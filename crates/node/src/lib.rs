@@ -2,6 +2,7 @@
 //! the event stream and the Prometheus metrics endpoint; plus the blocking
 //! RPC client the CLI uses.
 
+pub mod channel;
 pub mod client;
 pub mod cluster;
 pub mod config;

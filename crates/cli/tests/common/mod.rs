@@ -1,9 +1,9 @@
 //! Helpers shared by the multi-process CLI tests of the credit-note system.
 #![allow(dead_code)]
 
-use gridledger_channels::chainlink::balance;
 use gridledger_core::{Address, Amount};
 use gridledger_ledger::devnet::{dev_key, dev_validator};
+use gridledger_node::channel::chainlink::balance;
 use gridledger_node::RpcClient;
 use std::path::Path;
 use std::process::{Child, Command, Output};

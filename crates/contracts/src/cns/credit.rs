@@ -95,6 +95,9 @@ impl RiskFunction for CollateralRatio {
 
 /// A merchant's off-chain signing service.
 pub struct MerchantDesk<F: RiskFunction> {
+    /// The chain and CNS contract the desk signs for (every approval, note
+    /// and debit is bound to it).
+    pub domain: Domain,
     pub key: KeyPair,
     pub account: Address,
     pub risk: F,
@@ -141,13 +144,13 @@ impl<F: RiskFunction> MerchantDesk<F> {
             lock_ms: d.lock_ms,
             valid_until: now.saturating_add(self.approval_ttl_ms),
         };
-        let sig = Statement::CreditApproval(approval.clone()).sign(&self.key, nonce);
+        let sig = Statement::CreditApproval(approval.clone()).sign(&self.key, &self.domain, nonce);
         Ok(SignedApproval { approval, nonce, sig })
     }
 
     /// Signs a credit note backing `amount` of side `sid` in channel `cid`.
     pub fn sign_note(&self, sid: u64, cid: Hash32, amount: Amount, nonce: u64) -> Funding {
-        let merchant_sig = Statement::CreditNote(CreditNote { sid, cid, amount }).sign(&self.key, nonce);
+        let merchant_sig = Statement::CreditNote(CreditNote { sid, cid, amount }).sign(&self.key, &self.domain, nonce);
         Funding::CreditNote { nonce, merchant_sig }
     }
 
@@ -163,22 +166,28 @@ impl<F: RiskFunction> MerchantDesk<F> {
             sid: rec.sid,
             cid: rec.cid,
             nonce,
-            sig: Statement::Debit(rec.clone()).sign(&self.key, nonce),
+            sig: Statement::Debit(rec.clone()).sign(&self.key, &self.domain, nonce),
         })
     }
 }
 
 /// The participant's `msc-init` (seed Fig 11): signs `H(MscInit, N)` over the
 /// approval it received.
-pub fn msc_init_args(participant: &KeyPair, approval: SignedApproval, payout: Address, nonce: u64) -> MscInitArgs {
-    let stmt = Statement::MscInit(MscInit { approval: approval.digest(), payout });
-    MscInitArgs { sig: stmt.sign(participant, nonce), approval, payout, nonce }
+pub fn msc_init_args(
+    domain: &Domain,
+    participant: &KeyPair,
+    approval: SignedApproval,
+    payout: Address,
+    nonce: u64,
+) -> MscInitArgs {
+    let stmt = Statement::MscInit(MscInit { approval: approval.digest(domain), payout });
+    MscInitArgs { sig: stmt.sign(participant, domain, nonce), approval, payout, nonce }
 }
 
 /// Both parties' `sc-init` signatures (seed Fig 12), given their MSC keys.
-pub fn esc_open_args(init: EscInit, msc_keys: [&KeyPair; 2], nonce: u64) -> EscOpenArgs {
+pub fn esc_open_args(domain: &Domain, init: EscInit, msc_keys: [&KeyPair; 2], nonce: u64) -> EscOpenArgs {
     let stmt = Statement::EscInit(init.clone());
-    EscOpenArgs { sigs: [stmt.sign(msc_keys[0], nonce), stmt.sign(msc_keys[1], nonce)], init, nonce }
+    EscOpenArgs { sigs: [stmt.sign(msc_keys[0], domain, nonce), stmt.sign(msc_keys[1], domain, nonce)], init, nonce }
 }
 
 #[cfg(test)]
@@ -188,6 +197,7 @@ mod tests {
     fn desk() -> MerchantDesk<CollateralRatio> {
         let key = KeyPair::from_seed("merchant");
         MerchantDesk {
+            domain: Domain::cns(1),
             account: key.address(),
             key,
             risk: CollateralRatio {
@@ -219,7 +229,10 @@ mod tests {
         assert_eq!(a.approval.credit_limit, Amount(1_000));
         assert_eq!(a.approval.collateral, Amount(300)); // 30 % of 1000
         assert_eq!(a.approval.valid_until, 10_100);
-        assert!(Statement::CreditApproval(a.approval.clone()).verify(&d.key.public(), 7, &a.sig));
+        let stmt = Statement::CreditApproval(a.approval.clone());
+        assert!(stmt.verify(&d.key.public(), &d.domain, 7, &a.sig));
+        // Bound to its chain: the same signature is void on chain 2.
+        assert!(!stmt.verify(&d.key.public(), &Domain::cns(2), 7, &a.sig));
         // No real identity in what is signed (and later put on chain).
         let bytes = borsh::to_vec(&a.approval).unwrap();
         assert!(!bytes.windows(5).any(|w| w == b"alice"));

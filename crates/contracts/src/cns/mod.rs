@@ -32,21 +32,46 @@
 //!   and never waits on the merchant. The credit side's final amount returns
 //!   to the pool ("goes to the merchant"), and the difference is recorded as a
 //!   pending debit (or credit) that the merchant signs into the MSC.
-//! - **Dispute fault.** A dispute overturned by a newer co-signed state is
-//!   the raiser's fault (a stale claim); one that times out is the silent
-//!   counterparty's. Faults count against the party's MSC: grey list at the
-//!   merchant's `grey_after`, blacklist at `black_after` (§5.1.3). A
-//!   blacklisted MSC cannot open ESCs or channels or draw credit notes.
+//! - **Dispute fault.** Only a party *shown* to have cheated is at fault:
+//!   a dispute overturned by a newer co-signed state is the raiser's fault
+//!   (it closed with a stale state the newer one proves it had signed past).
+//!   A dispute that times out books no fault on anyone: silence proves
+//!   nothing newer exists, and faulting the silent side would let any party
+//!   blacklist an honest peer by disputing four times. A cooperative close
+//!   during a dispute books none either. Faults count against the party's
+//!   MSC: grey list at the merchant's `grey_after`, blacklist at
+//!   `black_after` (§5.1.3). A blacklisted MSC cannot open ESCs or channels
+//!   or draw credit notes.
+//! - **Domain separation.** Every signed statement is hashed with its
+//!   [`Domain`] (chain id, contract id) and channel states carry it too, so
+//!   nothing signed on one chain verifies on another. `t_Δ` is a term of
+//!   the co-signed open state, at least [`MIN_T_DELTA_MS`]; each credit
+//!   approval creates one MSC only.
+//! - **What the merchant owes.** Credit that closed channels owe
+//!   participants is counted in the merchant's `owed` and stays in the pool:
+//!   `pool_withdraw` takes only `free − owed`, so `msc_claim` can always pay
+//!   a participant whose merchant stopped billing, after which `msc_close`
+//!   returns the collateral.
 //! - **Dispute limit.** A channel may not be opened when the ESC has *more
 //!   than* `dispute_limit` disputes (§3.3.3).
 //! - **Resolution.** A resolved dispute returns the channel to `Open` with
 //!   the newer state (Fig 8 step 3: "the state channel can be continued").
-//! - **Privacy** (§3.3.9, §6.2.0.1). Records and events name parties by
-//!   UUTIDs (hashes of pseudonymous keys) and session ids; supporting
-//!   documents appear only as one hash inside the approval. Payout addresses
-//!   are on chain because coin is paid to them; a party that wants them
-//!   unlinkable uses a fresh address per ESC. As the seed notes, the ESC→MSC
-//!   link stays visible when the CNS is used.
+//! - **Privacy** (§3.3.9, §6.2.0.1): exactly what is and is not hidden.
+//!   *Hidden:* real identities and supporting documents (only one hash of
+//!   the documents, inside the approval); the MSC and per-ESC pseudonym
+//!   keys are fresh keys unrelated to any account, and records and events
+//!   name parties by their UUTIDs (hashes of those keys) and session ids.
+//!   *Not hidden:* (1) the account that sends each transaction (`msc_init`
+//!   is sent and paid by the participant's account; `channel_fund` with a
+//!   deposit must come from the side's payout address, and every
+//!   transaction's sender pays gas); (2) payout addresses, which coin is
+//!   paid to; (3) the ESC→MSC link (`Esc::sids`) and therefore all channels
+//!   of one MSC are linkable to each other; (4) amounts, energy and timing
+//!   of registered states. So UUTIDs unlink a party from its *identity*, not
+//!   its channels from each other or from its accounts. A party that wants
+//!   its ESCs unlinkable from each other must use a fresh MSC, a fresh
+//!   account and a fresh payout address per ESC, funding each from a source
+//!   not linked on chain; the CLI does not automate that.
 
 pub mod credit;
 pub mod types;
@@ -61,6 +86,11 @@ pub use types::*;
 
 /// Longest dispute/time-lock window a channel may ask for (30 days, ms).
 pub const MAX_T_DELTA_MS: u64 = 30 * 24 * 3600 * 1000;
+/// Shortest dispute window the adjudicator accepts (ms): ten blocks at the
+/// node's default 1 s interval, so a party that is online always has blocks
+/// in which to answer a stale dispute. Clients may demand more
+/// (`ChannelParams::min_t_delta_ms`).
+pub const MIN_T_DELTA_MS: u64 = 10_000;
 
 pub struct CnsContract;
 
@@ -80,6 +110,31 @@ fn pair_key(a: u64, b: u64) -> Vec<u8> {
 }
 fn channel_key(cid: &Hash32) -> Vec<u8> {
     [b"ch/".as_slice(), &cid.0].concat()
+}
+fn approval_key(digest: &Hash32) -> Vec<u8> {
+    [b"ap/".as_slice(), &digest.0].concat()
+}
+
+/// The domain this contract signs and verifies in: its own id on this chain.
+fn domain_of(ctx: &CallContext<'_, '_>) -> Domain {
+    Domain { chain_id: ctx.chain_id(), contract: ctx.contract_id() }
+}
+
+/// What the merchant owes an MSC's participant: the negative part of its
+/// exposure.
+fn owed_of(msc: &Msc) -> Amount {
+    let e = msc.ledger.exposure();
+    if e < 0 {
+        Amount(e.unsigned_abs())
+    } else {
+        Amount::ZERO
+    }
+}
+
+/// Moves the merchant's `owed` by the change of one MSC's owed credit.
+fn adjust_owed(m: &mut Merchant, before: Amount, after: Amount) -> R<()> {
+    m.owed = add(sub(m.owed, before, "merchant owed")?, after)?;
+    Ok(())
 }
 
 type R<T> = Result<T, ContractError>;
@@ -107,9 +162,10 @@ fn verify_stmt(
     sig: &Signature,
 ) -> R<bool> {
     let len = borsh::to_vec(stmt).map(|v| v.len()).unwrap_or(0);
-    ctx.charge(2 * gas::HASH_BASE + gas::HASH_WORD * (gas::words(len) + 2))?;
+    ctx.charge(2 * gas::HASH_BASE + gas::HASH_WORD * (gas::words(len) + 3))?;
     ctx.charge(gas::ECRECOVER)?;
-    Ok(stmt.verify(pk, nonce, sig))
+    let domain = domain_of(ctx);
+    Ok(stmt.verify(pk, &domain, nonce, sig))
 }
 
 fn load<T: borsh::BorshDeserialize>(ctx: &mut CallContext<'_, '_>, key: &[u8], what: &str) -> R<T> {
@@ -150,11 +206,21 @@ fn record_fault(ctx: &mut CallContext<'_, '_>, sid: u64) -> R<()> {
     store(ctx, &msc_key(sid), &msc)
 }
 
-/// Checks a co-signed channel state against the channel: right channel,
-/// conserved total, non-decreasing energy, both per-ESC signatures.
+/// Checks a co-signed channel state against the channel: this chain and
+/// contract, right channel and `t_Δ`, conserved total, non-decreasing
+/// energy, both per-ESC signatures.
 fn check_state(ctx: &mut CallContext<'_, '_>, ch: &Channel, esc: &Esc, s: &SignedState) -> R<()> {
+    if s.state.domain != domain_of(ctx) {
+        return revert(format!(
+            "state is signed for chain {} contract {}, not this one",
+            s.state.domain.chain_id, s.state.domain.contract
+        ));
+    }
     if s.state.cid != ch.cid {
         return revert("state is for another channel");
+    }
+    if s.state.t_delta_ms != ch.t_delta_ms {
+        return revert(format!("state carries t_delta {} ms, the channel's is {}", s.state.t_delta_ms, ch.t_delta_ms));
     }
     let total = add(ch.capacity[0], ch.capacity[1])?;
     if add(s.state.balances[0], s.state.balances[1])? != total {
@@ -200,6 +266,7 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut Esc, ch: &mut Channel) -> R
         esc.final_energy[i] = add_e(esc.final_energy[i], q)?;
         let sid = esc.sids[i];
         let mut msc: Msc = load(ctx, &msc_key(sid), "MSC")?;
+        let owed_before = owed_of(&msc);
         msc.final_amount = add(msc.final_amount, b)?;
         msc.final_energy = add_e(msc.final_energy, q)?;
         match ch.funded[i] {
@@ -209,7 +276,6 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut Esc, ch: &mut Channel) -> R
                 let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
                 m.reserved = sub(m.reserved, f, "merchant reserve")?;
                 m.free = add(m.free, b)?;
-                store(ctx, &merchant_key(&msc.merchant), &m)?;
                 let rec = DebitRecord {
                     sid,
                     cid: ch.cid,
@@ -223,6 +289,8 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut Esc, ch: &mut Channel) -> R
                 msc.ledger.returned = add(msc.ledger.returned, b)?;
                 msc.ledger.pending_debits = add(msc.ledger.pending_debits, rec.debit)?;
                 msc.ledger.pending_credits = add(msc.ledger.pending_credits, rec.credit)?;
+                adjust_owed(&mut m, owed_before, owed_of(&msc))?;
+                store(ctx, &merchant_key(&msc.merchant), &m)?;
                 ctx.emit(
                     "cns_settlement_pending",
                     vec![
@@ -286,6 +354,7 @@ impl CnsContract {
             key: a.key,
             free: ctx.value(),
             reserved: Amount::ZERO,
+            owed: Amount::ZERO,
             billing_period_ms: a.billing_period_ms,
             grey_after: a.grey_after,
             black_after: a.black_after,
@@ -302,6 +371,16 @@ impl CnsContract {
             m.free = add(m.free, ctx.value())?;
         } else {
             let a: PoolWithdraw = decode_args(args)?;
+            // Credit owed to participants stays in the pool (issue: a
+            // merchant could otherwise withdraw what it owes and leave the
+            // participant's claim and collateral stuck).
+            let withdrawable = m.free.saturating_sub(m.owed);
+            if a.amount > withdrawable {
+                return revert(format!(
+                    "pool_withdraw of {} exceeds the {withdrawable} not owed to participants ({} owed)",
+                    a.amount, m.owed
+                ));
+            }
             m.free = sub(m.free, a.amount, "free pool")?;
             ctx.pay(&me, a.amount)?;
         }
@@ -324,7 +403,12 @@ impl CnsContract {
         if !verify_stmt(ctx, &ap_stmt, a.approval.nonce, &m.key, &a.approval.sig)? {
             return revert("bad merchant signature on the credit approval");
         }
-        let init = Statement::MscInit(MscInit { approval: a.approval.digest(), payout: a.payout });
+        let digest = a.approval.digest(&domain_of(ctx));
+        let used = approval_key(&digest);
+        if ctx.read(&used)?.is_some() {
+            return revert("credit approval already used");
+        }
+        let init = Statement::MscInit(MscInit { approval: digest, payout: a.payout });
         if !verify_stmt(ctx, &init, a.nonce, &ap.participant, &a.sig)? {
             return revert("bad participant signature on msc-init");
         }
@@ -333,6 +417,7 @@ impl CnsContract {
         }
         let sid = ctx.read_typed::<u64>(NEXT_SID)?.unwrap_or(0);
         ctx.write_typed(NEXT_SID, &(sid + 1))?;
+        ctx.write_typed(&used, &sid)?;
         let now = ctx.timestamp();
         let msc = Msc {
             sid,
@@ -459,10 +544,11 @@ impl CnsContract {
         if cid != derive_cid(&a.scid, index) {
             return revert(format!("channel id must be derived from index {index}"));
         }
-        if a.t_delta_ms == 0 || a.t_delta_ms > MAX_T_DELTA_MS {
-            return revert("t_delta must be positive and at most 30 days");
-        }
         let s = &a.open.state;
+        let t_delta_ms = s.t_delta_ms;
+        if !(MIN_T_DELTA_MS..=MAX_T_DELTA_MS).contains(&t_delta_ms) {
+            return revert(format!("t_delta must be between {MIN_T_DELTA_MS} ms and 30 days, got {t_delta_ms}"));
+        }
         if s.counter != 0 || s.is_final || s.last_trade.is_some() || s.energy != [Energy::ZERO; 2] {
             return revert("the open state must have counter 0, no trade and no energy");
         }
@@ -474,7 +560,7 @@ impl CnsContract {
             scid: a.scid,
             index,
             status: ChannelStatus::Funding,
-            t_delta_ms: a.t_delta_ms,
+            t_delta_ms,
             capacity: s.balances,
             funded: [None, None],
             latest: a.open.clone(),
@@ -496,7 +582,8 @@ impl CnsContract {
             vec![
                 ("cid".into(), cid.to_string()),
                 ("scid".into(), a.scid.to_string()),
-                ("t_delta".into(), a.t_delta_ms.to_string()),
+                ("t_delta".into(), t_delta_ms.to_string()),
+                ("hstate".into(), a.open.hstate().to_string()),
             ],
         )?;
         Ok(borsh::to_vec(&cid).unwrap_or_default())
@@ -754,14 +841,12 @@ impl CnsContract {
         }
         let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
         let d = ch.dispute.take().unwrap_or(u32::MAX) as usize;
-        let silent = match esc.disputes.get_mut(d) {
-            Some(rec) => {
-                rec.outcome = DisputeOutcome::TimedOut;
-                1 - rec.raised_by.min(1) as usize
-            }
+        match esc.disputes.get_mut(d) {
+            // No fault: a timed-out dispute shows nothing newer exists (or
+            // that its holder stayed silent), not that anyone cheated.
+            Some(rec) => rec.outcome = DisputeOutcome::TimedOut,
             None => return revert("dispute record missing"),
-        };
-        record_fault(ctx, esc.sids[silent])?;
+        }
         finalise(ctx, &mut esc, &mut ch)?;
         store(ctx, &esc_key(&ch.scid), &esc)?;
         store(ctx, &channel_key(&ch.cid), &ch)?;
@@ -816,9 +901,11 @@ impl CnsContract {
         if v.is_zero() || i128_of(v) > due {
             return revert(format!("payment must be between 1 and {due}"));
         }
+        let owed_before = owed_of(&msc);
         msc.ledger.paid = add(msc.ledger.paid, v)?;
         let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
         m.free = add(m.free, v)?;
+        adjust_owed(&mut m, owed_before, owed_of(&msc))?;
         store(ctx, &merchant_key(&msc.merchant), &m)?;
         store(ctx, &msc_key(a.sid), &msc)?;
         ctx.emit("cns_bill_paid", vec![("sid".into(), a.sid.to_string()), ("amount".into(), v.to_string())])?;
@@ -839,6 +926,7 @@ impl CnsContract {
         if now < period_end {
             return revert(format!("billing period runs until {period_end}"));
         }
+        let owed_before = owed_of(&msc);
         let due = msc.ledger.outstanding_net();
         let (mut seized, mut credited) = (Amount::ZERO, Amount::ZERO);
         if due > 0 {
@@ -861,6 +949,7 @@ impl CnsContract {
             ctx.pay(&msc.payout, credited)?;
         }
         msc.billing_period_start = now;
+        adjust_owed(&mut m, owed_before, owed_of(&msc))?;
         store(ctx, &merchant_key(&msc.merchant), &m)?;
         store(ctx, &msc_key(a.sid), &msc)?;
         ctx.emit(
@@ -900,6 +989,7 @@ impl CnsContract {
         if now < msc.collateral_unlock_at {
             return revert(format!("collateral time-locked until {}", msc.collateral_unlock_at));
         }
+        let owed_before = owed_of(&msc);
         for rec in std::mem::take(&mut msc.pending) {
             let l = &mut msc.ledger;
             l.pending_debits = sub(l.pending_debits, rec.debit, "pending debits")?;
@@ -914,8 +1004,9 @@ impl CnsContract {
             m.free = sub(m.free, credited, "merchant pool")?;
             msc.ledger.credit_paid = add(msc.ledger.credit_paid, credited)?;
             ctx.pay(&msc.payout, credited)?;
-            store(ctx, &merchant_key(&msc.merchant), &m)?;
         }
+        adjust_owed(&mut m, owed_before, owed_of(&msc))?;
+        store(ctx, &merchant_key(&msc.merchant), &m)?;
         store(ctx, &msc_key(a.sid), &msc)?;
         ctx.emit("cns_claimed", vec![("sid".into(), a.sid.to_string()), ("credited".into(), credited.to_string())])?;
         Ok(vec![])
@@ -1022,6 +1113,7 @@ pub mod read {
             state,
             crate::CNS_ID,
             gridledger_ledger::BlockEnv {
+                chain_id: 0,
                 height: 0,
                 timestamp: 0,
                 proposer: Address::ZERO,
@@ -1045,5 +1137,34 @@ pub mod read {
     /// Next `n` for an ESC between two MSCs.
     pub fn esc_counter(state: &dyn StateRead, sids: [u64; 2]) -> u64 {
         raw::<u64>(state, &pair_key(sids[0], sids[1])).ok().flatten().unwrap_or(0)
+    }
+}
+
+/// The same records read through any [`gridledger_ledger::ChainClient`]
+/// (a dev chain, a PBFT network, a node over RPC): what applications use.
+pub mod client {
+    use super::*;
+    use gridledger_ledger::{ChainClient, ClientError};
+
+    fn raw<C: ChainClient + ?Sized, T: borsh::BorshDeserialize>(c: &C, key: &[u8]) -> Result<Option<T>, ClientError> {
+        match c.contract_state(crate::CNS_ID, key)? {
+            None => Ok(None),
+            Some(b) => borsh::from_slice(&b).map(Some).map_err(|e| ClientError::Chain(format!("CNS record: {e}"))),
+        }
+    }
+    pub fn msc<C: ChainClient + ?Sized>(c: &C, sid: u64) -> Result<Option<Msc>, ClientError> {
+        raw(c, &msc_key(sid))
+    }
+    pub fn esc<C: ChainClient + ?Sized>(c: &C, scid: &Hash32) -> Result<Option<Esc>, ClientError> {
+        raw(c, &esc_key(scid))
+    }
+    pub fn channel<C: ChainClient + ?Sized>(c: &C, cid: &Hash32) -> Result<Option<Channel>, ClientError> {
+        raw(c, &channel_key(cid))
+    }
+    pub fn merchant<C: ChainClient + ?Sized>(c: &C, a: &Address) -> Result<Option<Merchant>, ClientError> {
+        raw(c, &merchant_key(a))
+    }
+    pub fn esc_counter<C: ChainClient + ?Sized>(c: &C, sids: [u64; 2]) -> Result<u64, ClientError> {
+        Ok(raw::<C, u64>(c, &pair_key(sids[0], sids[1]))?.unwrap_or(0))
     }
 }

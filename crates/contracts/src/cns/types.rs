@@ -9,8 +9,25 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{hash_tagged, Tag};
 use gridledger_core::crypto::{state_hash, state_sign, state_verify};
-use gridledger_core::{Address, Amount, Energy, Hash32, KeyPair, PublicKey, Signature, Timestamp};
-use serde::Serialize;
+use gridledger_core::{Address, Amount, ChainId, ContractId, Energy, Hash32, KeyPair, PublicKey, Signature, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Where a CNS statement is valid: one contract on one chain. Every
+/// signature covers it (DESIGN principle 7), so a state, credit note,
+/// approval or debit signed for chain 1 verifies nowhere else, even where
+/// the contract id and the counters of ids coincide.
+#[derive(BorshSerialize, BorshDeserialize, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Domain {
+    pub chain_id: ChainId,
+    pub contract: ContractId,
+}
+
+impl Domain {
+    /// The CNS contract ([`crate::CNS_ID`]) on chain `chain_id`.
+    pub fn cns(chain_id: ChainId) -> Self {
+        Self { chain_id, contract: crate::CNS_ID }
+    }
+}
 
 /// Domain tag for identifiers derived by the CNS (scid, cid, UUTID).
 pub const CNS_ID_TAG: Tag = Tag("gridledger/cns/id/v1");
@@ -69,7 +86,15 @@ pub struct CreditNote {
 /// extended with energy quantities per §7.2, Eqs 6–9).
 #[derive(BorshSerialize, BorshDeserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct ChannelState {
+    /// The chain and contract the channel lives in (seed Fig 6: the terms
+    /// both parties sign at open, here repeated in every state so each state
+    /// is self-describing).
+    pub domain: Domain,
     pub cid: Hash32,
+    /// The dispute window `t_Δ` both parties agreed (ms). The adjudicator
+    /// takes it from the co-signed open state, never from a transaction
+    /// argument one party chooses alone.
+    pub t_delta_ms: u64,
     /// Strictly increasing: the adjudicator accepts only newer states.
     pub counter: u64,
     /// Coin each side would receive if the channel closed now, `α_{P_i}, α_{P_j}`.
@@ -148,9 +173,10 @@ pub enum Statement {
 }
 
 impl Statement {
-    /// `hstate = H(statement, N)`.
-    pub fn hstate(&self, nonce: u64) -> Hash32 {
-        state_hash(self, nonce)
+    /// `hstate = H((domain, statement), N)`: the domain (chain and contract)
+    /// is hashed with every statement.
+    pub fn hstate_in(&self, domain: &Domain, nonce: u64) -> Hash32 {
+        state_hash(&(*domain, self), nonce)
     }
     /// The counter `i` bound into the signature: the channel counter for
     /// channel states, 0 otherwise.
@@ -160,13 +186,27 @@ impl Statement {
             _ => 0,
         }
     }
-    /// `σ = Sign(H(statement, N), i)`.
-    pub fn sign(&self, key: &KeyPair, nonce: u64) -> Signature {
-        state_sign(key, &self.hstate(nonce), self.counter())
+    /// `σ = Sign(H((domain, statement), N), i)`.
+    pub fn sign(&self, key: &KeyPair, domain: &Domain, nonce: u64) -> Signature {
+        state_sign(key, &self.hstate_in(domain, nonce), self.counter())
     }
-    /// `Verify(H(statement, N), i, σ)` (unmetered; contracts charge gas first).
+    /// `Verify(H((domain, statement), N), i, σ)` (unmetered; contracts
+    /// charge gas first).
+    pub fn verify(&self, pk: &PublicKey, domain: &Domain, nonce: u64, sig: &Signature) -> bool {
+        state_verify(pk, &self.hstate_in(domain, nonce), self.counter(), sig).is_ok()
+    }
+}
+
+impl ChannelState {
+    /// `hstate` of this state: its own domain is the one signed.
+    pub fn hstate(&self, nonce: u64) -> Hash32 {
+        Statement::Channel(self.clone()).hstate_in(&self.domain, nonce)
+    }
+    pub fn sign(&self, key: &KeyPair, nonce: u64) -> Signature {
+        Statement::Channel(self.clone()).sign(key, &self.domain, nonce)
+    }
     pub fn verify(&self, pk: &PublicKey, nonce: u64, sig: &Signature) -> bool {
-        state_verify(pk, &self.hstate(nonce), self.counter(), sig).is_ok()
+        Statement::Channel(self.clone()).verify(pk, &self.domain, nonce, sig)
     }
 }
 
@@ -179,8 +219,9 @@ pub struct SignedApproval {
 }
 
 impl SignedApproval {
-    pub fn digest(&self) -> Hash32 {
-        Statement::CreditApproval(self.approval.clone()).hstate(self.nonce)
+    /// The approval's digest in `domain` (the contract records it as used).
+    pub fn digest(&self, domain: &Domain) -> Hash32 {
+        Statement::CreditApproval(self.approval.clone()).hstate_in(domain, self.nonce)
     }
 }
 
@@ -194,7 +235,7 @@ pub struct SignedState {
 
 impl SignedState {
     pub fn hstate(&self) -> Hash32 {
-        Statement::Channel(self.state.clone()).hstate(self.nonce)
+        self.state.hstate(self.nonce)
     }
 }
 
@@ -208,6 +249,10 @@ pub struct Merchant {
     /// is available, `reserved` backs notes in open channels.
     pub free: Amount,
     pub reserved: Amount,
+    /// Net credit the merchant owes its participants (per MSC, what closed
+    /// channels credited beyond their notes, pending or billed, and not yet
+    /// paid). Part of `free` that `pool_withdraw` may not take.
+    pub owed: Amount,
     pub billing_period_ms: u64,
     pub grey_after: u32,
     pub black_after: u32,
@@ -432,8 +477,7 @@ pub struct EscOpenArgs {
 #[derive(BorshSerialize, BorshDeserialize, Clone, Debug)]
 pub struct ChannelOpenArgs {
     pub scid: Hash32,
-    pub t_delta_ms: u64,
-    /// Counter-0 state, co-signed by both per-ESC keys.
+    /// Counter-0 state, co-signed by both per-ESC keys; it carries `t_Δ`.
     pub open: SignedState,
 }
 

@@ -2,11 +2,11 @@
 //! [`ChainTx`]s as signed CNS calls, and turn the CNS events of blocks into
 //! [`ChainEvent`]s for one channel.
 
-use crate::machine::{ChainEvent, ChainTx};
+use crate::client::{RpcClient, RpcError};
+use gridledger_channels::machine::{ChainEvent, ChainTx};
 use gridledger_contracts::CNS_ID;
 use gridledger_core::{Amount, Hash32, KeyPair};
 use gridledger_ledger::{Transaction, TxKind};
-use gridledger_node::client::{RpcClient, RpcError};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -68,6 +68,11 @@ impl ChainLink {
         Ok(self.client.send(&tx)?)
     }
 
+    /// The CNS contract on this chain: what every statement is signed for.
+    pub fn domain(&self) -> gridledger_contracts::cns::Domain {
+        gridledger_contracts::cns::Domain::cns(self.chain_id)
+    }
+
     pub fn submit_tx(&self, tx: &ChainTx) -> Result<Hash32, ChainError> {
         self.submit(tx.method, tx.args.clone(), tx.value)
     }
@@ -124,7 +129,10 @@ pub fn chain_event_of(e: &Value, cid: &Hash32) -> Option<ChainEvent> {
     }
     let num = |k: &str| attr(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     Some(match e["name"].as_str()? {
-        "cns_channel_opening" => ChainEvent::Registered,
+        "cns_channel_opening" => ChainEvent::Registered {
+            t_delta_ms: num("t_delta"),
+            hstate: attr("hstate").and_then(|h| h.parse().ok()).unwrap_or(Hash32::ZERO),
+        },
         "cns_channel_open" => ChainEvent::Active,
         "cns_dispute_raised" => ChainEvent::DisputeRaised {
             counter: num("counter"),
@@ -189,6 +197,11 @@ pub fn read_channel(
     cid: &Hash32,
 ) -> Result<Option<gridledger_contracts::cns::Channel>, ChainError> {
     raw(client, &[b"ch/".as_slice(), &cid.0].concat())
+}
+
+/// An ESC record, read raw.
+pub fn read_esc(client: &RpcClient, scid: &Hash32) -> Result<Option<gridledger_contracts::cns::Esc>, ChainError> {
+    raw(client, &[b"esc/".as_slice(), &scid.0].concat())
 }
 
 /// An MSC record, read raw.

@@ -19,8 +19,9 @@
 //! `gridledger cns apply|approve|init|pay|bill|status` and
 //! `gridledger channel prepare` are thin wrappers over these functions.
 
-use crate::chainlink::{read_msc, read_next_sid, ChainError, ChainLink};
-use crate::spec::SpecError;
+use super::chainlink::{read_msc, read_next_sid, ChainError, ChainLink};
+use super::spec::SpecError;
+use crate::client::RpcClient;
 use gridledger_contracts::args;
 use gridledger_contracts::cns::credit::{
     documents_commitment, msc_init_args, ApplicantHistory, CreditApplication, CreditRefusal, MerchantDesk, RiskFunction,
@@ -28,7 +29,6 @@ use gridledger_contracts::cns::credit::{
 use gridledger_contracts::cns::{Msc, SidArgs, SignedApproval, Standing};
 use gridledger_core::codec::{decode, encode, hash_parts, hash_tagged, Tag};
 use gridledger_core::{Address, Amount, Hash32, KeyPair, PublicKey};
-use gridledger_node::client::RpcClient;
 use serde::{Deserialize, Serialize};
 
 /// A credit application as the participant hands it to the merchant
@@ -213,7 +213,7 @@ pub fn init_msc(link: &ChainLink, msc_key: &KeyPair, approval: SignedApproval, n
         return Err(SpecError::Format("the approval is for another MSC key".into()));
     }
     let collateral = approval.approval.collateral;
-    let a = msc_init_args(msc_key, approval, link.account.address(), nonce);
+    let a = msc_init_args(&link.domain(), msc_key, approval, link.account.address(), nonce);
     let o = link.call("msc_init", args(&a), collateral)?;
     borsh::from_slice(&o.output).map_err(|e| SpecError::Format(format!("msc id: {e}")))
 }
@@ -241,7 +241,7 @@ pub struct BillLine {
 pub fn bill<F: RiskFunction>(link: &ChainLink, desk: &MerchantDesk<F>) -> Result<Vec<BillLine>, SpecError> {
     use rand::Rng;
     let client = &link.client;
-    let period = crate::chainlink::view(client, "merchant", args(&desk.account))?["billing_period_ms"]
+    let period = super::chainlink::view(client, "merchant", args(&desk.account))?["billing_period_ms"]
         .as_u64()
         .ok_or_else(|| SpecError::Format("merchant record".into()))?;
     let mut out = Vec::new();

@@ -3,17 +3,18 @@
 //! parties: merchant registration, credit applications and approvals
 //! (seed Fig 3), both `msc-init`s (Fig 11) and the `esc-init` (Fig 12).
 
-use crate::chainlink::{ChainError, ChainLink};
-use crate::machine::ChannelParams;
-use crate::merchant::{self, derive_msc_key, document_hash, Application};
+use super::chainlink::{ChainError, ChainLink};
+use super::merchant::{self, derive_msc_key, document_hash, Application};
+use gridledger_channels::machine::{ChannelParams, Policy, PriceBounds};
 use gridledger_contracts::args;
 use gridledger_contracts::cns::credit::{esc_open_args, CollateralRatio, CreditRefusal, MerchantDesk, RiskFunction};
-use gridledger_contracts::cns::{derive_cid, EscInit, Funding, RegisterMerchant};
+use gridledger_contracts::cns::{derive_cid, Domain, EscInit, Funding, RegisterMerchant, MIN_T_DELTA_MS};
 use gridledger_core::codec::{decode, encode};
-use gridledger_core::{Amount, Hash32, KeyPair, PublicKey};
+use gridledger_core::{Amount, Energy, Hash32, KeyPair, PublicKey};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 /// File name of the spec inside a party's directory.
 pub const SPEC_FILE: &str = "party.json";
@@ -27,7 +28,7 @@ pub enum SpecError {
     #[error(transparent)]
     Chain(#[from] ChainError),
     #[error(transparent)]
-    Rpc(#[from] gridledger_node::client::RpcError),
+    Rpc(#[from] crate::client::RpcError),
     #[error("credit refused: {0}")]
     Refused(#[from] CreditRefusal),
 }
@@ -45,6 +46,8 @@ pub struct PartySpec {
     /// The MSC pseudonym key (hex secret).
     pub msc_secret: String,
     pub nonce_seed: Hash32,
+    /// The chain the channel lives on (signed into every state).
+    pub chain_id: u32,
     pub peer_key: PublicKey,
     pub scid: Hash32,
     pub cid: Hash32,
@@ -62,6 +65,19 @@ pub struct PartySpec {
     pub rpc: String,
     /// Chain height to read channel events from.
     pub start_height: u64,
+    /// What this party accepts from its peer beyond the channel's own rules
+    /// (issue: the responder signed any price): price and size bounds per
+    /// trade, checked before anything is signed.
+    #[serde(default)]
+    pub accept: Option<AcceptPolicy>,
+}
+
+/// Bounds on the trades a party co-signs (its [`gridledger_channels::machine::UpdatePolicy`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AcceptPolicy {
+    pub min_price_per_kwh: u128,
+    pub max_price_per_kwh: u128,
+    pub max_energy_wh: u64,
 }
 
 fn key_of(hex_secret: &str) -> Result<KeyPair, SpecError> {
@@ -81,6 +97,16 @@ impl PartySpec {
         let fb = hex::decode(&self.funding).map_err(|e| SpecError::Format(e.to_string()))?;
         let funding: Funding = decode(&fb, 1024).map_err(|e| SpecError::Format(e.to_string()))?;
         Ok(ChannelParams {
+            domain: Domain::cns(self.chain_id),
+            min_t_delta_ms: MIN_T_DELTA_MS,
+            policy: self.accept.as_ref().map(|a| {
+                Policy(Arc::new(PriceBounds {
+                    min_price_per_kwh: Amount(a.min_price_per_kwh),
+                    max_price_per_kwh: Amount(a.max_price_per_kwh),
+                    max_energy: Energy(a.max_energy_wh),
+                }))
+            }),
+            auto_pay: None,
             side: self.side,
             peer_key: self.peer_key,
             scid: self.scid,
@@ -127,16 +153,21 @@ pub struct ChannelTerms {
     pub close_timeout_ms: u64,
     pub addrs: [SocketAddr; 2],
     pub controls: [SocketAddr; 2],
+    /// Trade bounds both parties apply to incoming updates (none: any
+    /// trade that follows the channel's rules).
+    pub accept: Option<AcceptPolicy>,
 }
 
 /// A merchant desk with the demo's risk model.
 pub fn merchant_desk(
+    domain: Domain,
     account: &KeyPair,
     desk_key: KeyPair,
     credit_limit: Amount,
     lock_ms: u64,
 ) -> MerchantDesk<CollateralRatio> {
     MerchantDesk {
+        domain,
         account: account.address(),
         key: desk_key,
         risk: CollateralRatio { base_bps: 2_000, per_dispute_bps: 500, max_credit: credit_limit, lock_ms },
@@ -153,7 +184,7 @@ pub fn ensure_merchant<F: RiskFunction>(
     billing_period_ms: u64,
     pool: Amount,
 ) -> Result<(), SpecError> {
-    let exists = crate::chainlink::view(&link.client, "merchant", args(&desk.account)).is_ok();
+    let exists = super::chainlink::view(&link.client, "merchant", args(&desk.account)).is_ok();
     if !exists {
         link.call(
             "merchant_register",
@@ -165,7 +196,7 @@ pub fn ensure_merchant<F: RiskFunction>(
 }
 
 /// Applies for credit and opens an MSC for `link`'s account through the
-/// merchant service (Figs 3, 11: [`crate::merchant`]); returns the MSC id
+/// merchant service (Figs 3, 11: [`super::merchant`]); returns the MSC id
 /// and the MSC pseudonym key. `salt` makes the pseudonym fresh.
 pub fn open_msc<F: RiskFunction>(
     link: &ChainLink,
@@ -195,8 +226,9 @@ pub fn prepare_channel(
 ) -> Result<[PartySpec; 2], SpecError> {
     use rand::Rng;
     let mut rng = rand::rng();
-    let desk = merchant_desk(merchant, desk_key.clone(), terms.credit_limit, terms.collateral_lock_ms);
     let mlink = ChainLink::connect(url, merchant.clone())?;
+    let domain = mlink.domain();
+    let desk = merchant_desk(domain, merchant, desk_key.clone(), terms.credit_limit, terms.collateral_lock_ms);
     ensure_merchant(&mlink, &desk, terms.billing_period_ms, terms.merchant_pool)?;
     let mut sids = [0u64; 2];
     let mut msc_keys = Vec::with_capacity(2);
@@ -216,7 +248,7 @@ pub fn prepare_channel(
         n: 0,
         dispute_limit: 3,
     };
-    let a = esc_open_args(init, [&msc_keys[0], &msc_keys[1]], rng.random());
+    let a = esc_open_args(&domain, init, [&msc_keys[0], &msc_keys[1]], rng.random());
     let l0 = ChainLink::connect(url, accounts[0].clone())?;
     let o = l0.call("esc_open", args(&a), Amount::ZERO)?;
     let scid: Hash32 = borsh::from_slice(&o.output).map_err(|e| SpecError::Format(format!("scid: {e}")))?;
@@ -237,6 +269,7 @@ pub fn prepare_channel(
             esc_secret: hex::encode(esc_keys[i].secret_bytes()),
             msc_secret: hex::encode(msc_keys[i].secret_bytes()),
             nonce_seed,
+            chain_id: domain.chain_id,
             peer_key: esc_keys[1 - i].public(),
             scid,
             cid,
@@ -250,11 +283,22 @@ pub fn prepare_channel(
             control: terms.controls[i],
             rpc: url.to_string(),
             start_height,
+            accept: terms.accept.clone(),
         }
     }))
 }
 
-/// A loopback address with a port free at the time of the call.
+/// A loopback address with a port free at the time of the call. The port
+/// is released before it is used, so another process may take it in
+/// between: use it only where the listener cannot be handed over (a party
+/// in another process); in process, [`bind_loopback`] and
+/// [`super::party::spawn_party_on`].
 pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
     std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// A listener on a loopback port the kernel chose, kept bound: its
+/// `local_addr` goes into the spec, the listener to the party.
+pub fn bind_loopback() -> std::io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind("127.0.0.1:0")
 }

@@ -2,10 +2,10 @@
 //! with funded development accounts: what the party tests, the channel
 //! benchmark and the demo run channels against.
 
+use crate::{Node, NodeConfig, NodeHandle};
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::{dev_genesis, dev_validator};
 use gridledger_ledger::ChainConfig;
-use gridledger_node::{Node, NodeConfig, NodeHandle};
 use std::path::Path;
 
 /// Starts a node with `accounts` development accounts of `balance` each,
@@ -16,7 +16,7 @@ pub fn start(dir: &Path, accounts: usize, balance: Amount, block_ms: u64) -> any
     std::fs::create_dir_all(dir)?;
     let text = toml::to_string_pretty(&genesis)?;
     std::fs::write(dir.join("genesis.toml"), text)?;
-    gridledger_node::config::write_key(&dir.join("validator.key"), &validator)?;
+    crate::config::write_key(&dir.join("validator.key"), &validator)?;
     let cfg = NodeConfig {
         data_dir: dir.join("data"),
         genesis: dir.join("genesis.toml"),
@@ -25,7 +25,7 @@ pub fn start(dir: &Path, accounts: usize, balance: Amount, block_ms: u64) -> any
         block_interval_ms: block_ms,
         chain: ChainConfig::default(),
         network: None,
-        pbft: gridledger_node::validator::PbftSettings::default(),
+        pbft: crate::validator::PbftSettings::default(),
     };
     Node::open(&cfg, gridledger_contracts::default_registry())?.spawn()
 }

@@ -1,0 +1,206 @@
+//! The watch service (seed Fig 8/15, §5.1.3) and unilateral close.
+//!
+//! A watcher follows one channel's events on chain and, when the *other*
+//! side raises a dispute (a unilateral close) with a state older than the
+//! newest co-signed one in this party's snapshot file, answers inside
+//! `t_Δ` with `channel_resolve` carrying the newer state. It also settles a
+//! dispute whose window has passed. It reads the snapshot file and never
+//! signs anything, so it can run beside the party daemon or in its place
+//! while the party is down.
+
+use super::chainlink::{read_channel, ChainLink, EventCursor};
+use super::party::PartyError;
+use super::spec::PartySpec;
+use gridledger_channels::disk::load_store;
+use gridledger_channels::machine::ChainEvent;
+use gridledger_contracts::args;
+use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelStateArgs, ChannelStatus, CidArgs};
+use gridledger_core::Amount;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What a watcher did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchReport {
+    /// Disputes seen: (counter on chain, raised by side).
+    pub disputes: Vec<(u64, u8)>,
+    /// Counters it answered disputes with.
+    pub resolved_with: Vec<u64>,
+    pub settled: bool,
+    /// The channel was closed on chain (at this counter) when it stopped.
+    pub closed_at: Option<u64>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Longest pause between retries after an RPC error (ms).
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the watcher still has to get onto the chain.
+#[derive(Default)]
+struct Duties {
+    /// A dispute by the peer may need answering.
+    resolve: bool,
+    /// Dispute deadline: settle once it passed.
+    settle_at: Option<u64>,
+}
+
+/// What a watch service needs to know about a channel: no secret of the
+/// party. Anyone may send `channel_resolve` and `channel_settle` (the
+/// co-signed state carries its own authority), so an outsourced watcher
+/// pays gas from its own account and reads only the party's signed states.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WatchSpec {
+    /// The side whose states it defends.
+    pub side: u8,
+    pub cid: gridledger_core::Hash32,
+    pub rpc: String,
+    pub start_height: u64,
+}
+
+impl From<&PartySpec> for WatchSpec {
+    fn from(s: &PartySpec) -> Self {
+        Self { side: s.side, cid: s.cid, rpc: s.rpc.clone(), start_height: s.start_height }
+    }
+}
+
+/// Watches the channel of the party in `dir` until it closes or `limit`
+/// passes, sending from the party's own account. See [`watch_with`].
+pub fn watch(dir: &Path, limit: Duration, poll: Duration) -> Result<WatchReport, PartyError> {
+    let spec = PartySpec::load(dir)?;
+    watch_with(&WatchSpec::from(&spec), spec.account()?, dir, limit, poll)
+}
+
+/// Watches a channel with `account` paying for transactions and the
+/// newest signed state read from the store files in `states` (the party's
+/// directory, or wherever the party ships its store log). RPC errors (a
+/// node restarting, a dropped connection) never end the watch: they are
+/// logged as errors and retried with back-off, and a resolve or settle that
+/// did not land is sent again until the chain shows the outcome.
+pub fn watch_with(
+    spec: &WatchSpec,
+    account: gridledger_core::KeyPair,
+    states: &Path,
+    limit: Duration,
+    poll: Duration,
+) -> Result<WatchReport, PartyError> {
+    let dir = states;
+    let mut link: Option<ChainLink> = None;
+    let mut cursor = EventCursor::new(spec.cid, spec.start_height);
+    let mut report = WatchReport::default();
+    let mut duties = Duties::default();
+    let start = Instant::now();
+    let mut backoff = poll;
+    while start.elapsed() < limit {
+        let round = (|| -> Result<bool, PartyError> {
+            if link.is_none() {
+                link = Some(ChainLink::connect(&spec.rpc, account.clone())?);
+            }
+            let Some(l) = link.as_ref() else { return Ok(false) };
+            watch_round(dir, spec, l, &mut cursor, &mut report, &mut duties)
+        })();
+        match round {
+            Ok(true) => return Ok(report),
+            Ok(false) => backoff = poll,
+            Err(e) => {
+                tracing::error!("watch: {e}; retrying in {backoff:?}");
+                if matches!(e, PartyError::Chain(_)) {
+                    link = None;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        std::thread::sleep(backoff);
+    }
+    Ok(report)
+}
+
+/// One poll: new events, then whatever duty is still open. True once the
+/// channel is closed.
+fn watch_round(
+    dir: &Path,
+    spec: &WatchSpec,
+    link: &ChainLink,
+    cursor: &mut EventCursor,
+    report: &mut WatchReport,
+    duties: &mut Duties,
+) -> Result<bool, PartyError> {
+    for e in cursor.poll(&link.client)? {
+        match e {
+            ChainEvent::DisputeRaised { counter, by, t_end } => {
+                report.disputes.push((counter, by));
+                duties.settle_at = Some(t_end);
+                duties.resolve = by != spec.side;
+            }
+            ChainEvent::DisputeResolved { .. } => *duties = Duties::default(),
+            ChainEvent::Closed { counter } => {
+                report.closed_at = Some(counter);
+                return Ok(true);
+            }
+            ChainEvent::Registered { .. } | ChainEvent::Active | ChainEvent::OnChain(_) => {}
+        }
+    }
+    if duties.resolve {
+        // Events replay from the channel's start: answer only a dispute
+        // still standing on chain with an older state than ours.
+        let latest = load_store(dir)?.and_then(|s| s.latest);
+        let on_chain = read_channel(&link.client, &spec.cid)?;
+        match (latest, on_chain) {
+            (Some(latest), Some(ch)) if ch.status == ChannelStatus::Disputed => {
+                if ch.latest.state.counter < latest.state.counter {
+                    let c = latest.state.counter;
+                    let h = link.submit("channel_resolve", args(&ChannelStateArgs { state: latest }), Amount::ZERO)?;
+                    let o = link.outcome(&h, Duration::from_secs(30))?;
+                    if o.success {
+                        tracing::info!("answered a stale dispute at {} with {c}", ch.latest.state.counter);
+                        report.resolved_with.push(c);
+                        duties.resolve = false;
+                    } else {
+                        tracing::error!("channel_resolve reverted (will retry): {}", o.reason);
+                    }
+                } else {
+                    duties.resolve = false;
+                }
+            }
+            _ => duties.resolve = false,
+        }
+    }
+    if let Some(t) = duties.settle_at {
+        if now_ms() >= t && !report.settled {
+            // The chain's clock decides; a too-early settle reverts and is
+            // sent again next round.
+            let h = link.submit("channel_settle", args(&CidArgs { cid: spec.cid }), Amount::ZERO)?;
+            let o = link.outcome(&h, Duration::from_secs(30))?;
+            if o.success {
+                report.settled = true;
+            } else {
+                tracing::warn!("channel_settle reverted (will retry): {}", o.reason);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Unilateral close with the newest co-signed state in the snapshot file
+/// (Fig 8 step 1): raises a dispute; with `settle`, waits out `t_Δ` and
+/// settles. Works with the party daemon down: the file alone suffices.
+pub fn dispute(dir: &Path, settle: bool, limit: Duration) -> Result<WatchReport, PartyError> {
+    let spec = PartySpec::load(dir)?;
+    let store = load_store(dir)?.ok_or_else(|| PartyError::Net("no snapshot: nothing co-signed yet".into()))?;
+    let latest = store.latest.ok_or_else(|| PartyError::Net("no co-signed state yet".into()))?;
+    let link = ChainLink::connect(&spec.rpc, spec.account()?)?;
+    link.call("channel_dispute", args(&ChannelDisputeArgs { side: spec.side, state: latest }), Amount::ZERO)?;
+    if !settle {
+        return Ok(WatchReport::default());
+    }
+    watch(dir, limit, Duration::from_millis(100))
+}
+
+/// The channel's status on chain.
+pub fn chain_status(dir: &Path) -> Result<Option<ChannelStatus>, PartyError> {
+    let spec = PartySpec::load(dir)?;
+    let client = crate::RpcClient::new(&spec.rpc);
+    Ok(read_channel(&client, &spec.cid)?.map(|c| c.status))
+}
