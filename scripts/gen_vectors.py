@@ -225,10 +225,13 @@ def main():
     # IOR agreement terms (thesis Eq 3.1): EP u128, EM u64, ADDR_b, ADDR_s, DT start/end, DL.
     terms = (u128(204_959) + u64(24) + address(pk0) + address(pk1) + u64(28_800_000) + u64(30_600_000)
              + u64(29_000_000))
-    seller_digest = hash_bytes("gridledger/ior/at-seller/v1", terms)
+    # Every IOR signature covers the deployment first: SigDomain{chain_id u32, contract u32}.
+    domain = struct.pack("<I", 1) + struct.pack("<I", 20)
+    seller_digest = hash_bytes("gridledger/ior/at-seller/v1", domain + terms)
     _, seller_rec = sign(a1, seller_digest)
-    buyer_digest = hash_bytes("gridledger/ior/st-buyer/v1", terms + u8(1))
-    out["ior_terms"] = {"terms": terms.hex(), "seller_digest": seller_digest.hex(),
+    buyer_digest = hash_bytes("gridledger/ior/st-buyer/v1", domain + terms + u8(1))
+    out["ior_terms"] = {"terms": terms.hex(), "domain": {"chain_id": 1, "contract": 20},
+                        "seller_digest": seller_digest.hex(),
                         "seller": "gridledger-dev-account-1", "seller_signature": seller_rec.hex(),
                         "buyer_digest_agreed": buyer_digest.hex()}
 

@@ -10,6 +10,7 @@ mod cns;
 mod demo;
 mod ior;
 mod ops;
+mod sim;
 
 #[derive(Parser)]
 #[command(name = "gridledger", version, about = "Blockchain infrastructure for peer-to-peer energy trading")]
@@ -71,11 +72,20 @@ enum Cmd {
     /// Benchmarks printing JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Seeded simulator sweeps (`sim pbft --seeds N --validators n`).
+    #[command(subcommand)]
+    Sim(sim::SimCmd),
 }
 
 fn main() {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.cmd, Cmd::Node { .. }) { "info" } else { "warn" };
+    // Simulated validators meet Byzantine peers and broken disks on
+    // purpose: their logs are off unless RUST_LOG asks for them.
+    let default_level = match cli.cmd {
+        Cmd::Node { .. } => "info",
+        Cmd::Sim(_) => "off",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -106,6 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Transfer(a) => ops::transfer(a),
         Cmd::Query(q) => ops::query(q),
         Cmd::Bench(b) => bench::run(b),
+        Cmd::Sim(c) => sim::run(c),
         Cmd::Channel(c) => channel::run(c),
         Cmd::Cns(c) => cns::run(c),
         Cmd::Ior(IorCmd::Day(a)) => ior::day(a),

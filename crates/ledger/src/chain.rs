@@ -99,6 +99,10 @@ pub struct Chain {
     config: ChainConfig,
     mempool: Mempool,
     tip: BlockHeader,
+    /// A failed write left the in-memory state ahead of the store.
+    needs_reload: bool,
+    /// Transactions of blocks whose commit failed, back to the mempool on recovery.
+    orphans: Vec<SignedTransaction>,
 }
 
 impl Chain {
@@ -113,6 +117,17 @@ impl Chain {
     ) -> Result<Self, ChainError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(e.to_string()))?;
         let store = Store::open(&dir.join("chain.redb"))?;
+        Self::open_store(store, genesis, registry, config)
+    }
+
+    /// [`Chain::open`] on an already opened store (e.g. one on a
+    /// fault-injecting backend).
+    pub fn open_store(
+        store: Store,
+        genesis: Genesis,
+        registry: ContractRegistry,
+        config: ChainConfig,
+    ) -> Result<Self, ChainError> {
         let mempool =
             Mempool::new(config.mempool_capacity, config.mempool_per_sender).with_max_bytes(config.mempool_max_bytes);
         match store.tip()? {
@@ -120,7 +135,17 @@ impl Chain {
                 let (ex, state) = Self::genesis_block(&genesis)?;
                 store.commit(&ex)?;
                 let tip = ex.block.header.clone();
-                Ok(Self { store, state, registry, genesis, config, mempool, tip })
+                Ok(Self {
+                    store,
+                    state,
+                    registry,
+                    genesis,
+                    config,
+                    mempool,
+                    tip,
+                    needs_reload: false,
+                    orphans: Vec::new(),
+                })
             }
             Some(h) => {
                 let (ex, _) = Self::genesis_block(&genesis)?;
@@ -139,7 +164,17 @@ impl Chain {
                         tip.state_root
                     )));
                 }
-                Ok(Self { store, state, registry, genesis, config, mempool, tip })
+                Ok(Self {
+                    store,
+                    state,
+                    registry,
+                    genesis,
+                    config,
+                    mempool,
+                    tip,
+                    needs_reload: false,
+                    orphans: Vec::new(),
+                })
             }
         }
     }
@@ -295,15 +330,18 @@ impl Chain {
     /// consecutive blocks from the mempool, each on the state the previous
     /// one left, then persists them all in one store transaction (one
     /// fsync). Nothing is visible in the store, and so acknowledged to
-    /// clients, before that transaction commits. If it fails, the in-memory
-    /// state is rebuilt from the store (the blocks' transactions are lost from
-    /// the mempool and must be resubmitted) and the error is returned.
+    /// clients, before that transaction commits. If it fails, the store is
+    /// reopened, the in-memory state is rebuilt from it, the blocks'
+    /// transactions go back to the mempool, and the error is returned.
     pub fn produce_blocks(
         &mut self,
         key: &KeyPair,
         timestamp: Timestamp,
         max_blocks: usize,
     ) -> Result<Vec<Committed>, ChainError> {
+        if self.needs_reload {
+            self.recover()?;
+        }
         let mut out: Vec<Committed> = Vec::new();
         let mut executed: Vec<ExecutedBlock> = Vec::new();
         while out.len() < max_blocks && !self.mempool.is_empty() {
@@ -322,10 +360,44 @@ impl Chain {
             executed.push(ex);
         }
         if let Err(e) = self.store.commit_many(&executed) {
-            self.reload()?;
+            // Put state and tip back, reopen the store (redb refuses writes
+            // after an I/O error until then) and return the blocks'
+            // transactions to the mempool: nothing admitted is lost.
+            self.orphans.extend(executed.into_iter().flat_map(|ex| ex.block.txs));
+            self.recover()?;
             return Err(e.into());
         }
         Ok(out)
+    }
+
+    /// After a write error: reopens the store (redb refuses writes until
+    /// then) and resets state and tip to what it holds. The mempool is kept.
+    pub fn reopen(&mut self) -> Result<(), ChainError> {
+        self.store.reopen()?;
+        self.reload()
+    }
+
+    /// [`Chain::reopen`], remembering a failure so the next block
+    /// production tries again before touching the (stale) in-memory state;
+    /// on success the transactions of the failed blocks return to the mempool.
+    fn recover(&mut self) -> Result<(), ChainError> {
+        self.needs_reload = true;
+        self.reopen()?;
+        self.needs_reload = false;
+        let rules = self.rules();
+        for tx in std::mem::take(&mut self.orphans) {
+            if let Ok(v) = rules.check_decoded(tx) {
+                let acct = self.state.account(&v.sender);
+                let _ = self.mempool.admit(v, &acct);
+            }
+        }
+        Ok(())
+    }
+
+    /// Transactions waiting for a block: the mempool plus those of a failed
+    /// commit held until the store recovers.
+    pub fn pending(&self) -> usize {
+        self.mempool.len() + self.orphans.len()
     }
 
     /// After a failed write: state and tip back to what the store holds.
@@ -405,10 +477,24 @@ impl Chain {
 
     /// Persists an executed block, then applies it in memory.
     pub fn commit(&mut self, ex: ExecutedBlock) -> Result<(), ChainError> {
-        self.store.commit(&ex)?;
-        let root = self.state.apply(&ex.changes);
-        debug_assert_eq!(root, ex.block.header.state_root);
-        self.advance(&ex);
+        self.commit_with_aux(vec![ex], &[])
+    }
+
+    /// Persists consecutive executed blocks (each validated on the state
+    /// the previous one leaves) together with the named auxiliary records
+    /// (e.g. consensus vote state) in one store transaction, then applies
+    /// them in memory. On error nothing is applied and nothing is durable.
+    pub fn commit_with_aux(
+        &mut self,
+        blocks: Vec<ExecutedBlock>,
+        aux: &[crate::store::AuxRecord<'_>],
+    ) -> Result<(), ChainError> {
+        self.store.commit_with_aux(&blocks, aux)?;
+        for ex in &blocks {
+            let root = self.state.apply(&ex.changes);
+            debug_assert_eq!(root, ex.block.header.state_root);
+            self.advance(ex);
+        }
         Ok(())
     }
 

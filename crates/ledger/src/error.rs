@@ -35,6 +35,10 @@ pub enum SubmitError {
     MempoolFull { capacity: usize },
     #[error("too many pending transactions from this sender (limit {limit})")]
     SenderQueueFull { limit: usize },
+    /// The node cannot commit blocks (e.g. its disk refuses writes): it
+    /// takes no new transactions until it recovers.
+    #[error("node unavailable, cannot commit blocks: {reason}")]
+    Unavailable { reason: String },
 }
 
 impl SubmitError {
@@ -55,6 +59,7 @@ impl SubmitError {
             SubmitError::AlreadyKnown => "already_known",
             SubmitError::MempoolFull { .. } => "mempool_full",
             SubmitError::SenderQueueFull { .. } => "sender_queue_full",
+            SubmitError::Unavailable { .. } => "unavailable",
         }
     }
 }
@@ -68,6 +73,10 @@ pub enum StoreError {
     Corrupt { table: &'static str, detail: String },
     #[error("block {height} does not extend tip {tip}")]
     NotNext { height: u64, tip: u64 },
+    /// A reopen after a write error failed; nothing can be read or written
+    /// until one succeeds.
+    #[error("the store is closed after a failed reopen")]
+    Closed,
 }
 
 macro_rules! db_err {

@@ -8,6 +8,7 @@ pub mod contract;
 pub mod devnet;
 pub mod error;
 pub mod executor;
+pub mod fault;
 pub mod gas;
 pub mod genesis;
 pub mod mempool;

@@ -3,12 +3,19 @@
 //! its state changes go into one write transaction committed with
 //! `Durability::Immediate` (fsync), so after a crash at any instant the
 //! database holds exactly the blocks whose commit returned, with matching state.
+//!
+//! A consensus layer that must keep its vote state consistent with the
+//! chain writes both in the same transaction ([`Store::commit_with_aux`]):
+//! one fsync per height and no window in which one is on disk without the
+//! other. After a write error redb refuses further writes until the
+//! database is reopened; [`Store::reopen`] does that in place, for every
+//! clone of the handle.
 
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::{Hash32, Height};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend, TableDefinition};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::block::{Block, Receipt};
 use crate::error::StoreError;
@@ -33,15 +40,42 @@ const MAX_RECORD: usize = 1 << 30;
 /// A raw state entry: key and value bytes.
 pub type StateEntry = (Vec<u8>, Vec<u8>);
 
+type Opener = dyn Fn() -> Result<Database, StoreError> + Send + Sync;
+
 /// Handle to the database; cheap to clone, safe to share across threads.
+/// Clones share one database, so [`Store::reopen`] on one reopens it for all.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<RwLock<Option<Database>>>,
+    opener: Arc<Opener>,
 }
 
+/// Named auxiliary records written with a block (see [`Store::commit_with_aux`]).
+pub type AuxRecord<'a> = (&'a str, &'a [u8]);
+
 impl Store {
+    /// Opens (or creates) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path)?;
+        let path = path.to_path_buf();
+        Self::with_opener(Arc::new(move || Ok(Database::create(&path)?)))
+    }
+
+    /// Opens a database on a custom storage backend (e.g. the
+    /// fault-injecting [`crate::fault::SimDisk`]); `backend` is called again
+    /// for each [`Store::reopen`].
+    pub fn open_backend<B: StorageBackend>(
+        backend: impl Fn() -> B + Send + Sync + 'static,
+    ) -> Result<Self, StoreError> {
+        Self::with_opener(Arc::new(move || Ok(redb::Builder::new().create_with_backend(backend())?)))
+    }
+
+    fn with_opener(opener: Arc<Opener>) -> Result<Self, StoreError> {
+        let db = Self::init(&*opener)?;
+        Ok(Self { db: Arc::new(RwLock::new(Some(db))), opener })
+    }
+
+    fn init(opener: &Opener) -> Result<Database, StoreError> {
+        let db = opener()?;
         let w = db.begin_write()?;
         {
             w.open_table(META)?;
@@ -53,12 +87,32 @@ impl Store {
             w.open_table(AUX)?;
         }
         w.commit()?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(db)
+    }
+
+    /// Closes and reopens the database (after a write error redb refuses
+    /// every later write until then). Until it succeeds every operation
+    /// returns [`StoreError::Closed`].
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
+        drop(g.take());
+        *g = Some(Self::init(&*self.opener)?);
+        Ok(())
+    }
+
+    fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
+        let g = self.db.read().unwrap_or_else(|p| p.into_inner());
+        Ok(g.as_ref().ok_or(StoreError::Closed)?.begin_read()?)
+    }
+
+    fn write_txn(&self) -> Result<redb::WriteTransaction, StoreError> {
+        let g = self.db.read().unwrap_or_else(|p| p.into_inner());
+        Ok(g.as_ref().ok_or(StoreError::Closed)?.begin_write()?)
     }
 
     /// Height of the last committed block, if any.
     pub fn tip(&self) -> Result<Option<Height>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read_txn()?;
         let t = r.open_table(META)?;
         match t.get(TIP)? {
             None => Ok(None),
@@ -71,7 +125,7 @@ impl Store {
     }
 
     pub fn genesis_hash(&self) -> Result<Option<Hash32>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read_txn()?;
         let t = r.open_table(META)?;
         Ok(t.get(GENESIS)?.and_then(|v| v.value().try_into().ok().map(Hash32)))
     }
@@ -84,6 +138,13 @@ impl Store {
     /// Atomically appends consecutive blocks in one write transaction: one
     /// fsync for all of them (group commit). Either all are durable or none.
     pub fn commit_many(&self, blocks: &[ExecutedBlock]) -> Result<(), StoreError> {
+        self.commit_with_aux(blocks, &[])
+    }
+
+    /// Atomically appends consecutive blocks and replaces the named
+    /// auxiliary records, in one write transaction (one fsync). With no
+    /// blocks it writes only the records.
+    pub fn commit_with_aux(&self, blocks: &[ExecutedBlock], aux: &[AuxRecord<'_>]) -> Result<(), StoreError> {
         let first = self.tip()?.map_or(0, |t| t + 1);
         for (expected, ex) in (first..).zip(blocks) {
             let h = ex.block.header.height;
@@ -91,11 +152,15 @@ impl Store {
                 return Err(StoreError::NotNext { height: h, tip: expected.saturating_sub(1) });
             }
         }
-        let Some(last) = blocks.last() else {
+        if blocks.is_empty() && aux.is_empty() {
             return Ok(());
-        };
-        let w = self.db.begin_write()?;
+        }
+        let w = self.write_txn()?;
         {
+            let mut aux_t = w.open_table(AUX)?;
+            for (name, value) in aux {
+                aux_t.insert(*name, *value)?;
+            }
             let mut blocks_t = w.open_table(BLOCKS)?;
             let mut by_hash = w.open_table(BLOCK_BY_HASH)?;
             let mut receipts = w.open_table(RECEIPTS)?;
@@ -125,7 +190,9 @@ impl Store {
                     meta.insert(GENESIS, &hash.0[..])?;
                 }
             }
-            meta.insert(TIP, &last.block.header.height.to_le_bytes()[..])?;
+            if let Some(last) = blocks.last() {
+                meta.insert(TIP, &last.block.header.height.to_le_bytes()[..])?;
+            }
         }
         w.commit()?;
         Ok(())
@@ -133,20 +200,17 @@ impl Store {
 
     /// Durably stores an auxiliary record (one fsync).
     pub fn put_aux(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
-        let w = self.db.begin_write()?;
-        w.open_table(AUX)?.insert(name, value)?;
-        w.commit()?;
-        Ok(())
+        self.commit_with_aux(&[], &[(name, value)])
     }
 
     pub fn get_aux(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read_txn()?;
         let t = r.open_table(AUX)?;
         Ok(t.get(name)?.map(|v| v.value().to_vec()))
     }
 
     pub fn block(&self, h: Height) -> Result<Option<Block>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read_txn()?;
         let t = r.open_table(BLOCKS)?;
         match t.get(h)? {
             None => Ok(None),
@@ -157,13 +221,13 @@ impl Store {
     }
 
     pub fn height_of(&self, hash: &Hash32) -> Result<Option<Height>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read_txn()?;
         let t = r.open_table(BLOCK_BY_HASH)?;
         Ok(t.get(&hash.0[..])?.map(|v| v.value()))
     }
 
     pub fn receipts(&self, h: Height) -> Result<Option<Vec<Receipt>>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read_txn()?;
         let t = r.open_table(RECEIPTS)?;
         match t.get(h)? {
             None => Ok(None),
@@ -175,14 +239,14 @@ impl Store {
 
     /// Where a transaction was included: `(height, index)`.
     pub fn tx_location(&self, tx: &Hash32) -> Result<Option<(Height, u32)>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read_txn()?;
         let t = r.open_table(TX_INDEX)?;
         Ok(t.get(&tx.0[..])?.map(|v| v.value()))
     }
 
     /// Every state entry, for rebuilding the in-memory state on start.
     pub fn state_entries(&self) -> Result<Vec<StateEntry>, StoreError> {
-        let r = self.db.begin_read()?;
+        let r = self.read_txn()?;
         let t = r.open_table(STATE)?;
         let mut out = Vec::with_capacity(t.len()? as usize);
         for e in t.iter()? {

@@ -26,7 +26,8 @@
 //! tolerate loss and reordering (PBFT: retransmitted view changes,
 //! catch-up), so the links add no acknowledgements of their own.
 //!
-//! Wiring a protocol (the `pbft_node` example runs this for real):
+//! Wiring a protocol (`gridledger-node`'s validator does this for PBFT;
+//! `net` carries opaque bytes and knows no protocol):
 //!
 //! ```no_run
 //! # use gridledger_net::{Network, NetworkConfig, Inbound};

@@ -68,28 +68,39 @@ fn run(shared: &Shared, rx: Receiver<(u32, Vec<u8>)>) {
             shared.release_inbound(from, &bytes);
             continue;
         }
-        let t = Instant::now();
-        match gridledger_core::codec::decode::<Vec<SignedTransaction>>(bytes.get(1..).unwrap_or_default(), MAX_FRAME) {
-            Ok(txs) => match check_frame(txs, |t| shared.rules.check_decoded(t)) {
-                Ok(checked) => shared.admit_gossiped(checked),
-                Err(Abandoned { checked, bad }) => {
-                    banned.insert(from, now + GOSSIP_BAN);
-                    shared.metrics.faults.fetch_add(1, Relaxed);
-                    tracing::warn!(
-                        from,
-                        checked,
-                        bad,
-                        "gossip with bad signatures: dropping this peer's gossip for {}s",
-                        GOSSIP_BAN.as_secs()
-                    );
-                }
-            },
-            Err(e) => tracing::warn!(from, "undecodable transaction gossip: {e}"),
+        if verify_and_admit(shared, from, bytes.get(1..).unwrap_or_default()) {
+            banned.insert(from, now + GOSSIP_BAN);
         }
-        crate::validator::add_us(&shared.metrics.pbft_gossip_us, t);
         shared.release_inbound(from, &bytes);
     }
 }
+
+/// Decodes a gossip frame's body, checks it ([`check_frame`]) and admits
+/// what passes; true if it was abandoned for bad signatures.
+pub(crate) fn verify_and_admit(shared: &Shared, from: u32, body: &[u8]) -> bool {
+    let t = Instant::now();
+    let mut abandoned = false;
+    match gridledger_core::codec::decode::<Vec<SignedTransaction>>(body, MAX_FRAME) {
+        Ok(txs) => match check_frame(txs, |t| shared.rules.check_decoded(t)) {
+            Ok(checked) => shared.admit_gossiped(checked),
+            Err(Abandoned { checked, bad }) => {
+                abandoned = true;
+                shared.metrics.faults.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    from,
+                    checked,
+                    bad,
+                    "gossip with bad signatures: dropping this peer's gossip for {}s",
+                    GOSSIP_BAN.as_secs()
+                );
+            }
+        },
+        Err(e) => tracing::warn!(from, "undecodable transaction gossip: {e}"),
+    }
+    crate::validator::add_us(&shared.metrics.pbft_gossip_us, t);
+    abandoned
+}
+
 
 /// A frame given up on: more than a quarter of its checked signatures failed.
 #[derive(Debug, PartialEq, Eq)]

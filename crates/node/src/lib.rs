@@ -6,6 +6,7 @@ pub mod channel;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod engine;
 mod gossip;
 mod idle;
 pub mod listen;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod p2p;
 pub mod rpc;
 pub mod service;
+pub mod sim;
 pub mod validator;
 
 pub use client::{RpcClient, RpcError};

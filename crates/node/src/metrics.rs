@@ -23,11 +23,43 @@ pub struct Metrics {
     pub pbft_build_us: AtomicU64,
     pub pbft_commit_us: AtomicU64,
     pub pbft_gossip_us: AtomicU64,
+    /// Failed store writes (and certified blocks that could not be applied).
+    pub store_faults: AtomicU64,
+    /// 1 while the node cannot commit (see `/health`), else 0.
+    pub store_unavailable: AtomicU64,
+    /// Successful recoveries by reopening the store.
+    pub recoveries: AtomicU64,
+    /// Catch-up responses served from the store (older than the retained log).
+    pub catch_up_from_store: AtomicU64,
 }
 
 impl Metrics {
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 12] = [
+        let rows: [(&str, &str, &str, u64); 16] = [
+            (
+                "gridledger_store_faults_total",
+                "counter",
+                "Failed store writes or certified blocks that could not be applied",
+                self.store_faults.load(Relaxed),
+            ),
+            (
+                "gridledger_store_unavailable",
+                "gauge",
+                "1 while the node cannot commit blocks and refuses transactions",
+                self.store_unavailable.load(Relaxed),
+            ),
+            (
+                "gridledger_store_recoveries_total",
+                "counter",
+                "Recoveries by reopening the store",
+                self.recoveries.load(Relaxed),
+            ),
+            (
+                "gridledger_pbft_catch_up_from_store_total",
+                "counter",
+                "Catch-up responses served from the store",
+                self.catch_up_from_store.load(Relaxed),
+            ),
             (
                 "gridledger_txs_gossiped_total",
                 "counter",

@@ -21,7 +21,8 @@
 //! a time, as fast as the client reads: a slow client slows only itself and
 //! never skips a block; `H` above the tip waits for that height; without
 //! `from` the stream starts after the current tip). `GET /metrics` is
-//! Prometheus text; `GET /health` answers `ok`.
+//! Prometheus text; `GET /health` answers `ok`, or 503 with the reason
+//! while the node cannot commit blocks (a store fault).
 //!
 //! # Bounds against hostile clients ([`RpcLimits`])
 //!
@@ -245,9 +246,17 @@ pub fn router_with(shared: Arc<Shared>, limits: RpcLimits, counters: Arc<RpcCoun
     Router::new()
         .route("/", post(handle))
         .route("/metrics", get(metrics))
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(health))
         .route("/events", get(events))
         .with_state(api)
+}
+
+/// `ok`, or 503 with the reason while the node cannot commit blocks.
+async fn health(State(a): State<Arc<Api>>) -> axum::response::Response {
+    match a.shared.fault() {
+        None => "ok".into_response(),
+        Some(reason) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {reason}")).into_response(),
+    }
 }
 
 async fn metrics(State(a): State<Arc<Api>>) -> impl IntoResponse {

@@ -67,11 +67,35 @@ pub struct Shared {
     /// and the validator driver's inbox to wake it.
     outbox: Mutex<Vec<SignedTransaction>>,
     driver: Mutex<Option<std::sync::mpsc::Sender<crate::validator::Input>>>,
+    /// Set while the node cannot commit (a store fault), with the reason.
+    fault: Mutex<Option<String>>,
     /// Per-peer inbound lanes of the peer links, when there are any.
     inbound_lanes: std::sync::OnceLock<Arc<crate::p2p::Lanes>>,
 }
 
 impl Shared {
+    /// The shared state of a node over an opened chain.
+    pub fn new(chain: Chain) -> Arc<Self> {
+        let (events, _) = broadcast::channel(1024);
+        let metrics = Metrics::default();
+        metrics.height.store(chain.tip().height, Relaxed);
+        Arc::new(Shared {
+            store: chain.store().clone(),
+            rules: chain.rules(),
+            max_block_txs: chain.config().max_block_txs,
+            chain: Mutex::new(chain),
+            metrics,
+            events,
+            rpc_counters: Arc::default(),
+            wake: (Mutex::new(false), Condvar::new()),
+            stop: AtomicBool::new(false),
+            outbox: Mutex::new(Vec::new()),
+            driver: Mutex::new(None),
+            fault: Mutex::new(None),
+            inbound_lanes: std::sync::OnceLock::new(),
+        })
+    }
+
     /// Locks the chain; a poisoned lock (a panic elsewhere) is recovered,
     /// since the chain's committed state lives on disk and in `State`,
     /// which is only mutated after a successful commit.
@@ -79,10 +103,28 @@ impl Shared {
         self.chain.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Why the node cannot commit blocks right now, if it cannot.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records (or clears) a store fault: `/health` and the metrics report
+    /// it, and new transactions are refused while it lasts.
+    pub fn set_fault(&self, reason: Option<String>) {
+        self.metrics.store_unavailable.store(reason.is_some() as u64, Relaxed);
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = reason;
+    }
+
     /// Admits verified transactions submitted by clients; wakes the
     /// producer when a block is full, and queues them for gossip to the
     /// other validators.
     pub fn admit(&self, txs: Vec<Result<VerifiedTx, SubmitError>>) -> Vec<Result<Hash32, SubmitError>> {
+        if let Some(reason) = self.fault() {
+            // Unable to commit: accepting more would only grow a backlog
+            // that clients believe is on its way.
+            self.metrics.txs_rejected.fetch_add(txs.len() as u64, Relaxed);
+            return txs.iter().map(|_| Err(SubmitError::Unavailable { reason: reason.clone() })).collect();
+        }
         let driver = self.driver.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut gossip = Vec::new();
         let (out, pending) = {
@@ -198,29 +240,26 @@ pub struct Node {
 
 impl Node {
     pub fn open(config: &NodeConfig, registry: gridledger_ledger::ContractRegistry) -> anyhow::Result<Self> {
+        Self::open_with_store(config, registry, None)
+    }
+
+    /// [`Node::open`] on a given store instead of the data directory's
+    /// (tests and the simulator use a fault-injecting one).
+    pub fn open_with_store(
+        config: &NodeConfig,
+        registry: gridledger_ledger::ContractRegistry,
+        store: Option<Store>,
+    ) -> anyhow::Result<Self> {
         let genesis = config.load_genesis()?;
         let key = config.load_key()?;
         if !genesis.validators.contains(&key.public()) {
             anyhow::bail!("validator key {} is not in the genesis validator set", key.public());
         }
-        let chain = Chain::open(&config.data_dir, genesis, registry, config.chain.clone())?;
-        let (events, _) = broadcast::channel(1024);
-        let metrics = Metrics::default();
-        metrics.height.store(chain.tip().height, Relaxed);
-        let shared = Arc::new(Shared {
-            store: chain.store().clone(),
-            rules: chain.rules(),
-            max_block_txs: chain.config().max_block_txs,
-            chain: Mutex::new(chain),
-            metrics,
-            events,
-            rpc_counters: Arc::default(),
-            wake: (Mutex::new(false), Condvar::new()),
-            stop: AtomicBool::new(false),
-            outbox: Mutex::new(Vec::new()),
-            driver: Mutex::new(None),
-            inbound_lanes: std::sync::OnceLock::new(),
-        });
+        let chain = match store {
+            Some(store) => Chain::open_store(store, genesis, registry, config.chain.clone())?,
+            None => Chain::open(&config.data_dir, genesis, registry, config.chain.clone())?,
+        };
+        let shared = Shared::new(chain);
         Ok(Self {
             shared,
             key,
@@ -357,13 +396,22 @@ fn produce_loop(shared: &Shared, key: &KeyPair, interval: Duration) {
                     gas = c.block.header.gas_used,
                     "committed block"
                 );
+                shared.set_fault(None);
                 shared.record(&c, started.elapsed());
                 if pending >= shared.max_block_txs {
                     continue;
                 }
             }
-            Ok(None) => {}
-            Err(e) => tracing::error!("block commit failed, will retry: {e}"),
+            Ok(None) => {
+                shared.set_fault(None);
+            }
+            Err(e) => {
+                // The chain reopened its store and kept the mempool; until a
+                // block commits again, clients are told and refused.
+                tracing::error!("block commit failed, will retry: {e}");
+                shared.metrics.store_faults.fetch_add(1, Relaxed);
+                shared.set_fault(Some(e.to_string()));
+            }
         }
         shared.wait(interval);
     }

@@ -19,12 +19,12 @@ use gridledger_consensus::pbft::{
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{merkle_root, Hash32};
-use gridledger_ledger::{Block, ExecutedBlock, Seal};
+use gridledger_ledger::{Block, ExecutedBlock, Seal, SignedTransaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::service::Shared;
 
@@ -78,7 +78,8 @@ pub(crate) const WIRE_TXS: u8 = 1;
 /// Largest inbound frame the driver decodes (catch-up responses carry
 /// several full blocks).
 pub const MAX_FRAME: usize = 32 << 20;
-const DURABLE_KEY: &str = "pbft/durable";
+/// Store record (aux table) of the replica's vote state.
+pub const DURABLE_KEY: &str = "pbft/durable";
 
 /// Driver settings.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -95,13 +96,69 @@ pub struct PbftSettings {
     /// simulations and demos that replay a day; `None` is the system clock.
     #[serde(skip)]
     pub clock: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// A logical clock (ms) for the driver's timers, for the simulator;
+    /// `None` is the monotonic clock.
+    #[serde(skip)]
+    pub ticks: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// A planted bug for the simulator's mutation-sensitivity check.
+    #[cfg(feature = "mutants")]
+    #[serde(skip)]
+    pub mutation: Option<Mutation>,
+}
+
+/// Bugs the simulator must catch, planted in the replica or the driver
+/// (test-only, behind the `mutants` feature).
+#[cfg(feature = "mutants")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mutation {
+    /// Replica: a new-view need not re-propose the highest prepared block.
+    NewViewSkipsHighestPrepared,
+    /// Replica: quorums one vote short.
+    WrongQuorum,
+    /// Driver: vote state and block in two writes (a crash window).
+    TwoWriteCommit,
+    /// Driver: every proposal is accepted without executing it.
+    SkipValidation,
+    /// Driver: the vote state is never written.
+    LoseDurable,
+}
+
+#[cfg(feature = "mutants")]
+impl Mutation {
+    pub const ALL: [Mutation; 5] = [
+        Mutation::NewViewSkipsHighestPrepared,
+        Mutation::WrongQuorum,
+        Mutation::TwoWriteCommit,
+        Mutation::SkipValidation,
+        Mutation::LoseDurable,
+    ];
+
+    fn replica(self) -> Option<gridledger_consensus::pbft::Mutation> {
+        use gridledger_consensus::pbft::Mutation as M;
+        match self {
+            Mutation::NewViewSkipsHighestPrepared => Some(M::NewViewSkipsHighestPrepared),
+            Mutation::WrongQuorum => Some(M::WrongQuorum),
+            _ => None,
+        }
+    }
 }
 
 impl Default for PbftSettings {
     fn default() -> Self {
-        Self { base_timeout_ms: 1_000, max_clock_drift_ms: 10_000, retain_blocks: 256, clock: None }
+        Self {
+            base_timeout_ms: 1_000,
+            max_clock_drift_ms: 10_000,
+            retain_blocks: 256,
+            clock: None,
+            ticks: None,
+            #[cfg(feature = "mutants")]
+            mutation: None,
+        }
     }
 }
+
+/// How long a halted validator waits between attempts to reopen its store.
+const RECOVERY_RETRY_MS: u64 = 200;
 
 pub(crate) fn add_us(counter: &std::sync::atomic::AtomicU64, since: Instant) {
     counter.fetch_add(since.elapsed().as_micros() as u64, Relaxed);
@@ -111,21 +168,50 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-struct Driver {
+/// Why a validator stopped voting, and when it next tries to recover.
+#[derive(Clone, Debug)]
+struct Halt {
+    reason: String,
+    retry_at: u64,
+}
+
+/// The replica's IO: persistence, transport, timers, execution. Blocking
+/// operation is [`run_validator`]; the simulator calls the same methods
+/// from its event loop with a logical clock.
+///
+/// Persist one step atomically, then speak: the blocks a step commits,
+/// their certificates and the replica's vote state are written in one
+/// store transaction before any of the step's messages leave. A failed
+/// write or a certified block this validator cannot apply halts it: it
+/// stops voting (drops consensus inputs), reports the fault through
+/// `/health` and the metrics, and retries by reopening the store and
+/// rebuilding the replica from what is on disk, exactly as after a restart.
+pub struct Driver {
     shared: Arc<Shared>,
     replica: Replica<PbftBlock>,
     set: ValidatorSet,
     key: KeyPair,
     transport: Box<dyn Transport>,
-    timers: BTreeMap<Timer, Instant>,
+    /// Deadlines in driver ticks (ms).
+    timers: BTreeMap<Timer, u64>,
     pending_proposal: Option<(u64, u64)>,
     /// Blocks this validator executed (proposed or validated), by hash.
     executed: HashMap<Hash32, ExecutedBlock>,
     settings: PbftSettings,
-    /// Catch-up requests served per peer, checked before any block is read.
+    started: Instant,
+    halted: Option<Halt>,
+    /// Consensus faults kept for the caller (the simulator's checker).
+    fault_log: Option<Vec<gridledger_consensus::pbft::Fault>>,
+    /// Certified blocks this validator could not apply, kept with the
+    /// fault log: evidence that consensus decided an invalid block.
+    unappliable: Vec<CommittedEntry<PbftBlock>>,
+    /// Catch-up served per peer (requests and stale view changes), checked
+    /// before any block is read, on the driver's clock.
     catch_up_requests: crate::p2p::CatchUpLimiter,
-    /// Other validators' transaction gossip is verified on its own thread.
-    gossip_in: crate::gossip::GossipVerifier,
+    /// Other validators' transaction gossip, verified on its own thread
+    /// (set by [`run_validator`]; without it, e.g. under the simulator,
+    /// gossip is verified inline, still abandoning bad frames early).
+    gossip_in: Option<crate::gossip::GossipVerifier>,
 }
 
 /// The validator set of a chain: its genesis validators, with the genesis
@@ -160,15 +246,9 @@ fn committed_range(shared: &Shared, from: u64, to: u64) -> anyhow::Result<Vec<Co
     Ok(out)
 }
 
-/// Runs a validator until `Input::Stop`. Blocking: give it its own thread.
-pub fn run_validator(
-    shared: Arc<Shared>,
-    key: KeyPair,
-    transport: Box<dyn Transport>,
-    inbox: Receiver<Input>,
-    settings: PbftSettings,
-) -> anyhow::Result<()> {
-    let set = validator_set(&shared)?;
+/// The replica as the store left it: its committed tail and vote state.
+fn restore_replica(shared: &Shared, key: &KeyPair, settings: &PbftSettings) -> anyhow::Result<Replica<PbftBlock>> {
+    let set = validator_set(shared)?;
     let me = set
         .keys()
         .iter()
@@ -177,69 +257,207 @@ pub fn run_validator(
     let cfg = Config {
         base_timeout: settings.base_timeout_ms.max(1),
         retain: settings.retain_blocks.max(1),
-        ..Config::new(set.clone(), me)
+        #[cfg(feature = "mutants")]
+        mutation: settings.mutation.and_then(Mutation::replica),
+        ..Config::new(set, me)
     };
-    let log = committed_log(&shared, cfg.retain)?;
+    let log = committed_log(shared, cfg.retain)?;
     let durable: Option<Durable<PbftBlock>> = match shared.store.get_aux(DURABLE_KEY)? {
         Some(b) => Some(decode(&b, MAX_FRAME).map_err(|e| anyhow::anyhow!("stored vote state: {e}"))?),
         None => None,
     };
-    let replica = Replica::restore(cfg, key.clone(), &log, durable).map_err(|e| anyhow::anyhow!("replica: {e}"))?;
-    let mut d = Driver {
-        replica,
-        set,
-        key,
-        transport,
-        timers: BTreeMap::new(),
-        pending_proposal: None,
-        executed: HashMap::new(),
-        gossip_in: crate::gossip::GossipVerifier::spawn(shared.clone())?,
-        shared,
-        settings,
-        catch_up_requests: crate::p2p::CatchUpLimiter::default(),
-    };
-    let first = d.replica.start();
-    d.process(first);
-    loop {
-        d.gossip();
-        d.try_propose();
-        let wait = d
-            .timers
-            .values()
-            .min()
-            .map_or(Duration::from_millis(50), |t| t.saturating_duration_since(Instant::now()))
-            .min(Duration::from_millis(50));
-        match inbox.recv_timeout(wait) {
-            // Gossip goes to the verifier thread, which releases its lane.
-            Ok(Input::Peer { from, bytes }) if bytes.first() == Some(&WIRE_TXS) => d.gossip_in.submit(from, bytes),
-            Ok(Input::Peer { from, bytes }) => {
-                d.on_bytes(from, &bytes);
-                d.shared.release_inbound(from, &bytes);
-            }
-            Ok(Input::Wake) | Err(RecvTimeoutError::Timeout) => {}
-            Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-        }
-        d.fire_timers();
-    }
+    Replica::restore(cfg, key.clone(), &log, durable).map_err(|e| anyhow::anyhow!("replica: {e}"))
+}
+
+/// Runs a PBFT validator until `Input::Stop`. Blocking: give it its own thread.
+pub fn run_validator(
+    shared: Arc<Shared>,
+    key: KeyPair,
+    transport: Box<dyn Transport>,
+    inbox: Receiver<Input>,
+    settings: PbftSettings,
+) -> anyhow::Result<()> {
+    let mut d = Driver::open(shared, key, transport, settings)?;
+    d.gossip_in = Some(crate::gossip::GossipVerifier::spawn(d.shared.clone())?);
+    crate::engine::run_engine(&mut d, inbox);
     Ok(())
 }
 
+impl crate::engine::ConsensusEngine for Driver {
+    fn start(&mut self) {
+        Driver::start(self)
+    }
+    fn on_bytes(&mut self, from: u32, bytes: &[u8]) {
+        if let (Some(g), Some(&WIRE_TXS)) = (&self.gossip_in, bytes.first()) {
+            // The verifier thread releases the lane once it is done.
+            g.submit(from, bytes.to_vec());
+            return;
+        }
+        Driver::on_bytes(self, from, bytes);
+        // The frame is consumed: its bytes leave the peer's inbound budget.
+        self.shared.release_inbound(from, bytes);
+    }
+    fn poll(&mut self) {
+        Driver::poll(self)
+    }
+    fn fire_timers(&mut self) {
+        Driver::fire_timers(self)
+    }
+    fn now(&self) -> u64 {
+        Driver::now(self)
+    }
+    fn next_deadline(&self) -> Option<u64> {
+        Driver::next_deadline(self)
+    }
+    fn halted(&self) -> Option<&str> {
+        Driver::halted(self)
+    }
+}
+
 impl Driver {
+    /// A driver for the validator `key` of `shared`'s chain, its replica
+    /// restored from the store.
+    pub fn open(
+        shared: Arc<Shared>,
+        key: KeyPair,
+        transport: Box<dyn Transport>,
+        settings: PbftSettings,
+    ) -> anyhow::Result<Self> {
+        let set = validator_set(&shared)?;
+        let replica = restore_replica(&shared, &key, &settings)?;
+        Ok(Self {
+            shared,
+            replica,
+            set,
+            key,
+            transport,
+            timers: BTreeMap::new(),
+            pending_proposal: None,
+            executed: HashMap::new(),
+            settings,
+            started: Instant::now(),
+            halted: None,
+            fault_log: None,
+            unappliable: Vec::new(),
+            catch_up_requests: crate::p2p::CatchUpLimiter::default(),
+            gossip_in: None,
+        })
+    }
+
+    /// Arms the first deadline and, when leading, asks for a proposal.
+    pub fn start(&mut self) {
+        let first = self.replica.start();
+        self.process(first);
+    }
+
+    /// The driver's clock for timers (ms).
+    pub fn now(&self) -> u64 {
+        match &self.settings.ticks {
+            Some(t) => t.load(Relaxed),
+            None => self.started.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// When [`Driver::fire_timers`] or [`Driver::poll`] next has work.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let timer = self.timers.values().min().copied();
+        let retry = self.halted.as_ref().map(|h| h.retry_at);
+        timer.into_iter().chain(retry).min()
+    }
+
+    /// Why this validator stopped voting, while it is halted.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_ref().map(|h| h.reason.as_str())
+    }
+
+    /// Keeps the consensus faults observed from now on for [`Driver::take_faults`].
+    pub fn record_faults(&mut self) {
+        self.fault_log.get_or_insert_with(Vec::new);
+    }
+
+    pub fn take_faults(&mut self) -> Vec<gridledger_consensus::pbft::Fault> {
+        self.fault_log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Certified blocks that failed to apply since the last call (recorded
+    /// only after [`Driver::record_faults`]).
+    pub fn take_unappliable(&mut self) -> Vec<CommittedEntry<PbftBlock>> {
+        std::mem::take(&mut self.unappliable)
+    }
+
+    /// The height the replica is deciding.
+    pub fn height(&self) -> u64 {
+        self.replica.height()
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Periodic work: gossip admitted transactions, propose when leading,
+    /// and, when halted, try to recover.
+    pub fn poll(&mut self) {
+        if self.halted.as_ref().is_some_and(|h| h.retry_at <= self.now()) {
+            self.recover();
+        }
+        self.gossip();
+        if self.halted.is_none() {
+            self.try_propose();
+        }
+    }
+
     /// The block clock: the logical clock if one is set, else the system's.
     fn block_time(&self) -> u64 {
         self.settings.clock.as_ref().map_or_else(now_ms, |c| c.load(Relaxed))
     }
 
-    fn on_bytes(&mut self, from: u32, bytes: &[u8]) {
+    /// Stops voting: nothing more leaves until [`Driver::recover`] succeeds.
+    fn halt(&mut self, reason: String) {
+        tracing::error!("validator halted, will reopen its store and retry: {reason}");
+        self.shared.metrics.store_faults.fetch_add(1, Relaxed);
+        self.shared.set_fault(Some(reason.clone()));
+        self.timers.clear();
+        self.pending_proposal = None;
+        self.halted = Some(Halt { reason, retry_at: self.now() + RECOVERY_RETRY_MS });
+    }
+
+    /// Reopens the store and rebuilds the chain's state and the replica
+    /// from it, as a restart would; the mempool is kept.
+    fn recover(&mut self) {
+        let reopened = self.shared.chain().reopen().map_err(anyhow::Error::from);
+        let rebuilt = reopened.and_then(|_| restore_replica(&self.shared, &self.key, &self.settings));
+        match rebuilt {
+            Ok(replica) => {
+                tracing::info!(height = replica.height(), "validator recovered from its store");
+                self.replica = replica;
+                self.executed.clear();
+                self.halted = None;
+                self.shared.set_fault(None);
+                self.shared.metrics.recoveries.fetch_add(1, Relaxed);
+                self.start();
+            }
+            Err(e) => {
+                let retry_at = self.now() + RECOVERY_RETRY_MS;
+                if let Some(h) = &mut self.halted {
+                    h.retry_at = retry_at;
+                    h.reason = format!("{}; reopening failed: {e:#}", h.reason);
+                }
+            }
+        }
+    }
+
+    pub fn on_bytes(&mut self, from: u32, bytes: &[u8]) {
         let Some((&kind, body)) = bytes.split_first() else { return };
         // A peer's catch-up requests are rate-limited before anything is
         // decoded or read: serving one clones or reads up to
         // `catch_up_batch` full blocks on this thread.
-        if crate::p2p::is_catch_up_request(bytes) && !self.catch_up_requests.allow(from, Instant::now()) {
+        if crate::p2p::is_catch_up_request(bytes) && !self.catch_up_allowed(from) {
             tracing::debug!(from, "catch-up request rate-limited");
             return;
         }
         match kind {
+            // A halted validator neither votes nor serves.
+            WIRE_PBFT if self.halted.is_some() => {}
             WIRE_PBFT => match Message::<PbftBlock>::from_bytes(body, MAX_FRAME, self.set.len(), 1_024) {
                 Ok(Message::CatchUpRequest { from_height }) if from_height < self.oldest_retained() => {
                     // Older than the replica keeps in memory: serve from the store.
@@ -247,6 +465,7 @@ impl Driver {
                     let tip = self.shared.chain().tip().height;
                     match committed_range(&self.shared, from_height.max(1), tip.min(from_height + batch - 1)) {
                         Ok(entries) if !entries.is_empty() => {
+                            self.shared.metrics.catch_up_from_store.fetch_add(1, Relaxed);
                             let mut bytes = vec![WIRE_PBFT];
                             bytes.extend(Message::CatchUpResponse { entries }.to_bytes());
                             self.transport.send(from, bytes);
@@ -257,9 +476,7 @@ impl Driver {
                 }
                 // A stale view change is answered with catch-up (blocks cloned
                 // before any signature is checked): the same per-peer rate.
-                Ok(Message::ViewChange(vc))
-                    if vc.height < self.replica.height() && !self.catch_up_requests.allow(from, Instant::now()) =>
-                {
+                Ok(Message::ViewChange(vc)) if vc.height < self.replica.height() && !self.catch_up_allowed(from) => {
                     tracing::debug!(from, "stale view change (catch-up) rate-limited");
                 }
                 Ok(m) => {
@@ -271,10 +488,20 @@ impl Driver {
                     tracing::warn!(from, "undecodable consensus message: {e}");
                 }
             },
-            // Routed to the gossip verifier by `run_validator`.
-            WIRE_TXS => self.gossip_in.submit(from, bytes.to_vec()),
+            WIRE_TXS => match &self.gossip_in {
+                Some(g) => g.submit(from, bytes.to_vec()),
+                None => {
+                    crate::gossip::verify_and_admit(&self.shared, from, body);
+                }
+            },
             other => tracing::warn!(from, kind = other, "unknown message kind"),
         }
+    }
+
+    /// Takes a catch-up token for `from` on the driver's clock (logical
+    /// under the simulator, so runs stay reproducible).
+    fn catch_up_allowed(&self, from: u32) -> bool {
+        self.catch_up_requests.allow(from, self.started + Duration::from_millis(self.now()))
     }
 
     /// Lowest height the replica can serve catch-up from itself.
@@ -291,10 +518,14 @@ impl Driver {
         }
     }
 
-    fn fire_timers(&mut self) {
-        let now = Instant::now();
+    /// Fires every due deadline.
+    pub fn fire_timers(&mut self) {
+        let now = self.now();
         let due: Vec<Timer> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, _)| *t).collect();
         for t in due {
+            if self.halted.is_some() {
+                return;
+            }
             self.timers.remove(&t);
             let step = self.replica.handle_timer(t);
             self.process(step);
@@ -329,6 +560,10 @@ impl Driver {
     }
 
     fn validate(&mut self, block: &Block) -> Result<(), String> {
+        #[cfg(feature = "mutants")]
+        if self.settings.mutation == Some(Mutation::SkipValidation) {
+            return Ok(());
+        }
         if block.header.timestamp > self.block_time() + self.settings.max_clock_drift_ms {
             return Err("timestamp too far in the future".into());
         }
@@ -343,8 +578,8 @@ impl Driver {
         Ok(())
     }
 
-    fn commit(&mut self, e: CommittedEntry<PbftBlock>) {
-        let started = Instant::now();
+    /// The executed form of a certified block, ready to commit.
+    fn executed_for(&mut self, e: &CommittedEntry<PbftBlock>) -> Result<ExecutedBlock, String> {
         let hash = e.payload.0.hash();
         let mut ex = match self.executed.remove(&hash) {
             Some(ex) if ex.block.header.parent == self.shared.chain().tip().hash() => ex,
@@ -352,40 +587,80 @@ impl Driver {
                 Ok(ex) => ex,
                 Err(err) => {
                     // A quorum certified a block this replica cannot apply:
-                    // its state diverged or its store is damaged. Stop
-                    // rather than fork.
-                    tracing::error!(height = e.cert.height, "cannot apply a certified block: {err}");
-                    return;
+                    // its state diverged, its store is damaged, or the
+                    // quorum was not honest. Stop rather than fork.
+                    if self.fault_log.is_some() {
+                        self.unappliable.push(e.clone());
+                    }
+                    return Err(format!("cannot apply the certified block at height {}: {err}", e.cert.height));
                 }
             },
         };
-        ex.block.seal = Seal::Quorum { view: e.cert.view, signatures: e.cert.signatures };
-        let (block, receipts) = (ex.block.clone(), ex.receipts.clone());
+        ex.block.seal = Seal::Quorum { view: e.cert.view, signatures: e.cert.signatures.clone() };
+        Ok(ex)
+    }
+
+    /// Persists a step: its committed blocks (each after the previous) and
+    /// its vote state, the last block and the vote state in one transaction.
+    /// Earlier blocks of a multi-block step (catch-up) are written alone:
+    /// a crash after one of them leaves a vote state for a height that is
+    /// already decided, which [`Replica::restore`] discards.
+    fn persist(
+        &mut self,
+        durable: Option<&Durable<PbftBlock>>,
+        committed: &[CommittedEntry<PbftBlock>],
+    ) -> Result<(), String> {
+        let vote = durable.map(encode);
+        #[cfg(feature = "mutants")]
+        let vote = match self.settings.mutation {
+            Some(Mutation::LoseDurable) => None,
+            Some(Mutation::TwoWriteCommit) => {
+                if let Some(v) = &vote {
+                    self.shared.store.put_aux(DURABLE_KEY, v).map_err(|e| format!("cannot persist vote state: {e}"))?;
+                }
+                None
+            }
+            _ => vote,
+        };
         let t = Instant::now();
-        let committed = self.shared.chain().commit(ex);
-        add_us(&self.shared.metrics.pbft_commit_us, t);
-        if let Err(err) = committed {
-            tracing::error!(height = e.cert.height, "commit failed: {err}");
-            return;
+        if committed.is_empty() {
+            if let Some(v) = &vote {
+                self.shared.store.put_aux(DURABLE_KEY, v).map_err(|e| format!("cannot persist vote state: {e}"))?;
+            }
+            add_us(&self.shared.metrics.pbft_persist_us, t);
+            return Ok(());
         }
-        let h = block.header.height;
-        self.executed.retain(|_, x| x.block.header.height > h);
-        tracing::info!(height = h, txs = block.txs.len(), view = e.cert.view, "committed block");
-        self.shared.record_block(&block, &receipts, 0, started.elapsed());
+        for (i, e) in committed.iter().enumerate() {
+            let started = Instant::now();
+            let ex = self.executed_for(e)?;
+            let (block, receipts) = (ex.block.clone(), ex.receipts.clone());
+            let last = i + 1 == committed.len();
+            let aux: Vec<(&str, &[u8])> = match (&vote, last) {
+                (Some(v), true) => vec![(DURABLE_KEY, v.as_slice())],
+                _ => Vec::new(),
+            };
+            let t = Instant::now();
+            let written = self.shared.chain().commit_with_aux(vec![ex], &aux);
+            add_us(&self.shared.metrics.pbft_commit_us, t);
+            written.map_err(|err| format!("cannot commit block {}: {err}", e.cert.height))?;
+            let h = block.header.height;
+            self.executed.retain(|_, x| x.block.header.height > h);
+            tracing::info!(height = h, txs = block.txs.len(), view = e.cert.view, "committed block");
+            self.shared.record_block(&block, &receipts, 0, started.elapsed());
+        }
+        Ok(())
     }
 
     fn process(&mut self, step: Step<PbftBlock>) {
         let mut queue = std::collections::VecDeque::from([step]);
         while let Some(step) = queue.pop_front() {
-            if let Some(d) = &step.persist {
-                let t = Instant::now();
-                let written = self.shared.store.put_aux(DURABLE_KEY, &encode(d));
-                add_us(&self.shared.metrics.pbft_persist_us, t);
-                if let Err(e) = written {
-                    // Never vote without the vote on disk.
-                    tracing::error!("cannot persist vote state, withholding messages: {e}");
-                    continue;
-                }
+            if self.halted.is_some() {
+                return;
+            }
+            // Never speak before the step is on disk.
+            if let Err(reason) = self.persist(step.persist.as_ref(), &step.committed) {
+                self.halt(reason);
+                return;
             }
             for m in step.messages {
                 let mut bytes = vec![WIRE_PBFT];
@@ -395,13 +670,11 @@ impl Driver {
                     Target::One(i) => self.transport.send(i, bytes),
                 }
             }
-            for e in step.committed {
-                self.commit(e);
-            }
+            let now = self.now();
             for t in step.timers {
                 match t {
                     TimerCmd::Set { timer, after } => {
-                        self.timers.insert(timer, Instant::now() + Duration::from_millis(after));
+                        self.timers.insert(timer, now + after);
                     }
                     TimerCmd::Cancel(timer) => {
                         self.timers.remove(&timer);
@@ -410,6 +683,9 @@ impl Driver {
             }
             for f in step.faults {
                 self.shared.metrics.faults.fetch_add(1, Relaxed);
+                if let Some(log) = &mut self.fault_log {
+                    log.push(f.clone());
+                }
                 match f {
                     // Before the network settles a late message looks the same.
                     gridledger_consensus::pbft::Fault::StaleView { .. } => tracing::debug!("consensus: {f:?}"),

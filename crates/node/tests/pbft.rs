@@ -12,14 +12,11 @@ use gridledger_node::validator::PbftSettings;
 use std::time::Duration;
 
 fn start(root: &std::path::Path, n: usize) -> LocalCluster {
-    LocalCluster::start(
-        root,
-        n,
-        8,
-        Amount(1_000_000_000),
-        PbftSettings { base_timeout_ms: 300, ..PbftSettings::default() },
-    )
-    .unwrap()
+    start_with(root, n, PbftSettings { base_timeout_ms: 300, ..PbftSettings::default() })
+}
+
+fn start_with(root: &std::path::Path, n: usize, settings: PbftSettings) -> LocalCluster {
+    LocalCluster::start(root, n, 8, Amount(1_000_000_000), settings).unwrap()
 }
 
 fn submit(c: &LocalCluster, via: usize, from: usize, nonce: u64, count: u64) -> Vec<Hash32> {
@@ -109,7 +106,9 @@ fn seven_validators_survive_two_crashes() {
 #[test]
 fn validator_down_for_longer_than_the_retained_log_catches_up_from_peers_stores() {
     let root = tempfile::tempdir().unwrap();
-    let mut c = start(root.path(), 4);
+    // The others keep only 4 committed blocks in memory.
+    let mut c =
+        start_with(root.path(), 4, PbftSettings { base_timeout_ms: 300, retain_blocks: 4, ..PbftSettings::default() });
     c.stop(3);
     // Twelve separate blocks while validator 3 is away: three times what
     // the others retain in memory.
@@ -122,5 +121,10 @@ fn validator_down_for_longer_than_the_retained_log_catches_up_from_peers_stores(
     let last = submit(&c, 0, 5, 0, 1);
     c.wait_committed(&[0, 1, 2, 3], &last, Duration::from_secs(30)).unwrap();
     assert_agree(&c, &[0, 1, 2, 3]);
+    // The blocks it missed came from the others' stores, not their memory.
+    let served: u64 = (0..3)
+        .map(|i| c.node(i).unwrap().shared.metrics.catch_up_from_store.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    assert!(served > 0, "no catch-up was served from a store");
     c.shutdown();
 }

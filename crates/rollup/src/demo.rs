@@ -414,7 +414,14 @@ pub fn parse_meter_csv(text: &str) -> Result<Vec<Vec<i64>>, DemoError> {
         }
         let values = cells[1..]
             .iter()
-            .map(|c| c.trim().parse::<i64>().map_err(|_| bad(format!("row {}: {c:?} is not an integer Wh", i + 2))))
+            .map(|c| {
+                let v =
+                    c.trim().parse::<i64>().map_err(|_| bad(format!("row {}: {c:?} is not an integer Wh", i + 2)))?;
+                if v.unsigned_abs() > MAX_METERED_WH {
+                    return Err(bad(format!("row {}: {v} Wh is beyond ±{MAX_METERED_WH} Wh", i + 2)));
+                }
+                Ok(v)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         rows.push(values);
     }
@@ -440,11 +447,18 @@ pub fn parse_meter_csv(text: &str) -> Result<Vec<Vec<i64>>, DemoError> {
     Ok((0..meters).map(per_slot).collect())
 }
 
-/// What a slot physically allows: `min(Σ surplus, Σ deficit)` in Wh.
+/// Largest metered value (Wh per row, either sign) a meter CSV or
+/// [`DayConfig::metered`] may hold: 1 GWh, far beyond any household or
+/// feeder, and small enough that sums over any community cannot overflow.
+pub const MAX_METERED_WH: u64 = 1_000_000_000;
+
+/// What a slot physically allows: `min(Σ surplus, Σ deficit)` in Wh
+/// (sums saturate instead of overflowing).
 pub fn slot_bound(net: &[i64]) -> u64 {
-    let surplus: u64 = net.iter().filter(|v| **v > 0).map(|v| v.unsigned_abs()).sum();
-    let deficit: u64 = net.iter().filter(|v| **v < 0).map(|v| v.unsigned_abs()).sum();
-    surplus.min(deficit)
+    let sum = |pos: bool| {
+        net.iter().filter(|v| if pos { **v > 0 } else { **v < 0 }).fold(0u64, |a, v| a.saturating_add(v.unsigned_abs()))
+    };
+    sum(true).min(sum(false))
 }
 
 /// Net energy per slot (generation − load, Wh) of the default community on
@@ -758,6 +772,9 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let profiles = match &cfg.metered {
         None => specs.iter().map(|p| profile(p, cfg.day, &weather, &loads)).collect::<Result<Vec<_>, _>>()?,
         Some(m) => {
+            if m.iter().flatten().any(|v| v.unsigned_abs() > MAX_METERED_WH) {
+                return Err(DemoError::Config(format!("metered data holds a value beyond ±{MAX_METERED_WH} Wh")));
+            }
             if m.len() != specs.len() || m.iter().any(|row| row.len() != SLOTS_PER_DAY) {
                 return Err(DemoError::Config(format!(
                     "metered data has {} meters for {} participants (each needs {SLOTS_PER_DAY} slots)",
@@ -777,6 +794,15 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let keys: Vec<KeyPair> = (0..n).map(dev_key).collect();
 
     let params = IorParams::case_study();
+    // Every AT locks D_s from each side plus the price from the buyer: an
+    // account funded with D_s or less can never trade, and every AT it is
+    // matched into would only cost reputation.
+    if coins(cfg.funding_coins) <= params.ds {
+        return Err(DemoError::Config(format!(
+            "funding_coins {} must exceed the deposit D_s ({} minor units) each AT locks",
+            cfg.funding_coins, params.ds
+        )));
+    }
     let dcfg = DriverConfig {
         params: params.clone(),
         mode: Mode::Ior,
@@ -828,8 +854,8 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
                 ps: vec![surplus * 2; (SLOT_MS / 1000 / u64::from(METER_STEP_S)) as usize],
                 meter_sig: None,
             }
-            .sign_readings(&meter_key(&keys[s].address()))
-            .sign_as_buyer(&keys[b]);
+            .sign_readings_in(&d.cfg.params.domain, &meter_key(&keys[s].address()))
+            .sign_as_buyer_in(&d.cfg.params.domain, &keys[b]);
             sts.push((keys[s].clone(), IorTx::St(st)));
         }
         // ATs of the coming slot, by the buyers.
@@ -861,7 +887,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
                     st_outcome: String::new(),
                     settled: false,
                 });
-                ats.push((keys[b].clone(), IorTx::At(AgreementTx::signed(terms, &keys[s]))));
+                ats.push((keys[b].clone(), IorTx::At(AgreementTx::signed_in(terms, &d.cfg.params.domain, &keys[s]))));
             }
             net_by_slot.push(net);
         }
@@ -1083,7 +1109,7 @@ pub fn case_study() -> Result<CaseStudyReport, DemoError> {
     for (buyer, hour) in buyers.iter().zip([8u64, 13]) {
         let t = terms_at(buyer, hour * HOUR);
         d.set_time(t.dt_start - 30 * MIN);
-        d.submit(buyer, &IorTx::At(AgreementTx::signed(t.clone(), &p14)))?;
+        d.submit(buyer, &IorTx::At(AgreementTx::signed_in(t.clone(), &d.cfg.params.domain, &p14)))?;
         d.process(&mut rng)?;
         d.set_time(t.dt_end + 5 * MIN);
         // #14 outputs nothing; its meter says so; the buyer disagrees.
@@ -1096,15 +1122,15 @@ pub fn case_study() -> Result<CaseStudyReport, DemoError> {
             ps: vec![0; 6],
             meter_sig: None,
         }
-        .sign_readings(&meter_key(&p14.address()))
-        .sign_as_buyer(buyer);
+        .sign_readings_in(&d.cfg.params.domain, &meter_key(&p14.address()))
+        .sign_as_buyer_in(&d.cfg.params.domain, buyer);
         d.submit(&p14, &IorTx::St(st))?;
         d.process(&mut rng)?;
         reputation_after.push(d.participant(&p14.address())?.reputation);
     }
     let later = terms_at(&keys[6], 14 * HOUR + 30 * MIN);
     d.set_time(14 * HOUR);
-    d.submit(&keys[6], &IorTx::At(AgreementTx::signed(later, &p14)))?;
+    d.submit(&keys[6], &IorTx::At(AgreementTx::signed_in(later, &d.cfg.params.domain, &p14)))?;
     let barred = d.process(&mut rng)?.first().and_then(|s| match s.outcomes.first() {
         Some(Outcome::AtRejected(why)) => Some(why.to_string()),
         _ => None,

@@ -226,7 +226,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// Runs over the given chains, which must fund the development keys of
     /// the participants, executors and validators ([`dev_key`] `0..n`) and
     /// deploy [`primary_registry`] and [`secondary_registry`] respectively.
-    pub fn on_chains(primary: P, secondary: S, cfg: DriverConfig) -> Result<Self, DriverError> {
+    pub fn on_chains(primary: P, secondary: S, mut cfg: DriverConfig) -> Result<Self, DriverError> {
+        // Every IOR signature is bound to the primary chain it runs on.
+        cfg.params.domain = crate::types::SigDomain { chain_id: primary.chain_id(), contract: IOR_PRIMARY_ID };
         let authority = KeyPair::from_seed("gridledger-ior-authority");
         let executors = (0..cfg.executors)
             .map(|i| {
@@ -282,7 +284,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         };
         let r = d.primary_call(&admin, "init", args(&pc), Amount::ZERO)?;
         ok(&r, "init")?;
-        let r = d.secondary_call(&admin, "init", args(&d.cfg.params.clone()))?;
+        let sc = crate::secondary::SecondaryConfig { params: d.cfg.params.clone(), authority: d.authority.public() };
+        let r = d.secondary_call(&admin, "init", args(&sc))?;
         ok(&r, "init")?;
         let nodes: Vec<(KeyPair, NodeRole)> = d
             .executors
@@ -291,10 +294,15 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             .chain(d.validators.iter().map(|(k, _)| (k.clone(), NodeRole::Validator)))
             .collect();
         for (k, role) in nodes {
-            let cert = d.authority.sign(&node_cert_digest(&k.address(), role));
+            let cert = d.authority.sign(&node_cert_digest(&d.cfg.params.domain, &k.address(), role));
             let dep = d.cfg.node_deposit;
             let r = d.primary_call(&k, "register_node", args(&RegisterNode { role, cert }), dep)?;
             ok(&r, "register_node")?;
+            if role == NodeRole::Executor {
+                let reg = crate::secondary::RegisterExecutor { cert };
+                let r = d.secondary_call(&k, "register_executor", args(&reg))?;
+                ok(&r, "register_executor")?;
+            }
         }
         Ok(d)
     }
@@ -369,7 +377,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             let mut hashes = Vec::with_capacity(chunk.len());
             for key in chunk {
                 let meter = meter_key(&key.address()).address();
-                let cert = self.authority.sign(&meter_cert_digest(&key.address(), &meter));
+                let cert = self.authority.sign(&meter_cert_digest(&self.cfg.params.domain, &key.address(), &meter));
                 let n = self.primary.next_nonce(&key.address());
                 let a = args(&RegisterMeter { meter, cert });
                 let tx = call(
@@ -499,10 +507,15 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 self.run_step(&key, step)?;
                 input = self.batch_input(fin)?;
                 if input.tcrs.is_none() && input.header.posted_by.is_none() && self.executors.len() > 1 {
-                    // Withheld: the next executor stands in after the window.
-                    let until = input.header.first_recorded_at.saturating_add(self.cfg.window_ms()) + 1;
-                    self.set_time(until.max(self.now()));
+                    // Withheld: the next executor stands in a window after
+                    // the batch closed (`close` closes it if nothing did).
                     let j = (i + 1) % self.executors.len();
+                    let key = self.executors[j].0.clone();
+                    self.primary_call(&key, "close", vec![], Amount::ZERO)?;
+                    input = self.batch_input(fin)?;
+                    let closed = input.header.closed_at.unwrap_or(self.now());
+                    let until = closed.saturating_add(self.cfg.window_ms()) + 1;
+                    self.set_time(until.max(self.now()));
                     let step = self.executors[j].1.on_batch(&input);
                     let key = self.executors[j].0.clone();
                     self.run_step(&key, step)?;
@@ -523,6 +536,12 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 };
                 let key = self.validators[i].0.clone();
                 self.run_step(&key, step)?;
+            }
+            // Delegated validators and bonded challengers act after the
+            // assigned validator's turn (the first half of the window).
+            if let Some(done) = self.batch_input(fin)?.header.complete_at {
+                let turn = done.saturating_add(self.cfg.window_ms() / 2) + 1;
+                self.set_time(turn.max(self.now()));
             }
             // Every honest meter computes the same TCRs: compute them once.
             let shared = match crate::exec::execute_batch(

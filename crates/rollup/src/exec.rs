@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::types::{
     Agreement, AgreementKey, AgreementTerms, AgreementTx, AtRejection, BuyerOpinion, Effect, Entry, IorParams, IorTx,
-    Outcome, Participant, SettlementTx, StRejection, StSettlement, Tcr,
+    Outcome, Participant, SettlementTx, SlotKey, StRejection, StSettlement, Tcr,
 };
 
 /// Gas for one meter reading in the `Σ P_s × Δt` loop: calldata load,
@@ -86,6 +86,10 @@ pub struct PreState {
     /// Certified smart-meter key address of each seller whose ST the batch
     /// holds (`register_meter`).
     pub meters: BTreeMap<Address, Address>,
+    /// Watt-seconds of each seller's metered export in a slot already
+    /// claimed by won arbitrations ([`Effect::Claim`]), for the slots of
+    /// the batch's STs. Absent: nothing claimed.
+    pub claimed: BTreeMap<SlotKey, u128>,
 }
 
 impl PreState {
@@ -124,6 +128,11 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
     entries.iter().filter(|e| matches!(e.tx, IorTx::St(_))).map(|e| e.tx.terms().seller).collect()
 }
 
+/// Delivery slots whose claimed energy the batch's STs read.
+pub fn st_slots(entries: &[Entry]) -> BTreeSet<SlotKey> {
+    entries.iter().filter(|e| matches!(e.tx, IorTx::St(_))).map(|e| e.tx.terms().slot()).collect()
+}
+
 /// The only effects a TCR with `outcome` may carry for entry `e` (issue 11
 /// item 1): they touch nothing but the entry's buyer, seller and sender
 /// (whose reputation a refusal lowers) and the black hole, with amounts
@@ -154,6 +163,15 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
             Effect::Lock { who: t.buyer, amount: pay()?.checked_add(ds)? },
             Effect::Lock { who: t.seller, amount: ds },
         ]),
+        // The party at fault pays: a buyer is not penalised because its
+        // seller's deposit is missing or its seller is barred (and vice
+        // versa). Every other refusal penalises the sender.
+        (
+            IorTx::At(_),
+            Outcome::AtRejected(
+                AtRejection::InsufficientBalance { who, .. } | AtRejection::ReputationTooLow { who, .. },
+            ),
+        ) if e.sender == t.buyer => (*who == t.buyer || *who == t.seller).then(|| penalise(*who)),
         (IorTx::At(_), Outcome::AtRejected(_)) => Some(penalise(e.sender)),
         (IorTx::At(_), _) | (_, Outcome::AtAccepted | Outcome::AtRejected(_)) => None,
         (_, Outcome::StRejected(r)) if r.penalty_free() => Some(vec![]),
@@ -164,9 +182,20 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
                 Effect::Pay { to: t.buyer, amount: ds },
                 Effect::Close,
             ]),
-            StSettlement::LateBuyerSignature | StSettlement::SellerDelivered => to_buyer(t.seller, t.buyer),
+            StSettlement::LateBuyerSignature => to_buyer(t.seller, t.buyer),
+            StSettlement::SellerDelivered => {
+                let mut v = to_buyer(t.seller, t.buyer)?;
+                v.push(Effect::Claim { slot: t.slot(), ws: u128::from(t.em.0).checked_mul(3600)? });
+                Some(v)
+            }
             StSettlement::SellerShortfall => to_buyer(t.buyer, t.seller),
         },
+        // The buyer recorded O_b = 1: its expiry settles as agreed.
+        (IorTx::Expire(_), Outcome::StSettled(StSettlement::Agreed)) => Some(vec![
+            Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)? },
+            Effect::Pay { to: t.buyer, amount: ds },
+            Effect::Close,
+        ]),
         (IorTx::Opinion(o), Outcome::OpinionRecorded) => Some(vec![Effect::Opinion(o.ob)]),
         (IorTx::Expire(_), Outcome::Expired) => to_buyer(t.buyer, t.seller),
         _ => None,
@@ -240,6 +269,10 @@ pub fn apply_effects(
                 let ag = s.agreements.get_mut(buyer).ok_or(ApplyError::NoAgreement(buyer.buyer))?;
                 ag.buyer_opinion = Some(*ob);
             }
+            Effect::Claim { slot, ws } => {
+                let c = s.claimed.entry(*slot).or_insert(0);
+                *c = c.checked_add(*ws).ok_or(ApplyError::Overflow)?;
+            }
         }
     }
     *state = s;
@@ -257,12 +290,22 @@ pub fn execute_batch(
     let mut st = pre.clone();
     let mut out = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
-        let outcome = match &e.tx {
+        let mut outcome = match &e.tx {
             IorTx::At(at) => execute_at(env, p, &st, e, at)?,
-            IorTx::St(s) => execute_st(env, &st, e, s)?,
+            IorTx::St(s) => execute_st(env, p, &st, e, s)?,
             IorTx::Opinion(o) => execute_opinion(env, &st, e, o)?,
             IorTx::Expire(t) => execute_expire(env, p, &st, e, t)?,
         };
+        // An agreement that was open when the batch began and that an
+        // earlier entry of this batch closed: whoever lost the race (a late
+        // ST against the buyer's expiry) is not penalised a second time.
+        let key = e.tx.terms().key();
+        if outcome == Outcome::StRejected(StRejection::NoAgreement(key.buyer))
+            && pre.agreements.contains_key(&key)
+            && !st.agreements.contains_key(&key)
+        {
+            outcome = Outcome::StRejected(StRejection::SettledInBatch);
+        }
         let effects = expected_effects(p, e, &outcome)
             .ok_or_else(|| ContractError::Revert("internal: verdict without effects".into()))?;
         apply_effects(&mut st, p, &e.tx.terms().key(), &effects)
@@ -309,7 +352,7 @@ fn execute_at(
         None => false,
         Some(sig) => {
             env.charge(gas::HASH_BASE + gas::HASH_WORD * 5)?;
-            env.recover(&t.seller_digest(), sig)? == Some(t.seller)
+            env.recover(&t.seller_digest(&p.domain), sig)? == Some(t.seller)
         }
     };
     if !signed {
@@ -370,7 +413,13 @@ fn agreement_of<'s>(st: &'s PreState, t: &AgreementTerms) -> Result<&'s Agreemen
 }
 
 /// `SC_EXE_ST`, Steps 1–5.
-fn execute_st(env: &mut impl ExecEnv, st: &PreState, e: &Entry, s: &SettlementTx) -> Result<Outcome, ContractError> {
+fn execute_st(
+    env: &mut impl ExecEnv,
+    p: &IorParams,
+    st: &PreState,
+    e: &Entry,
+    s: &SettlementTx,
+) -> Result<Outcome, ContractError> {
     let reject = |why: StRejection| Ok(Outcome::StRejected(why));
     let t = &s.terms;
     env.charge(STEP_GAS)?;
@@ -400,7 +449,7 @@ fn execute_st(env: &mut impl ExecEnv, st: &PreState, e: &Entry, s: &SettlementTx
             None => None,
             Some(sig) => {
                 env.charge(gas::HASH_BASE + gas::HASH_WORD * 5)?;
-                (env.recover(&t.buyer_digest(s.ob), sig)? == Some(t.buyer)).then_some(s.ob)
+                (env.recover(&t.buyer_digest(&p.domain, s.ob), sig)? == Some(t.buyer)).then_some(s.ob)
             }
         },
     };
@@ -421,12 +470,17 @@ fn execute_st(env: &mut impl ExecEnv, st: &PreState, e: &Entry, s: &SettlementTx
     let certified = match (&s.meter_sig, st.meters.get(&t.seller)) {
         (Some(sig), Some(meter)) => {
             env.charge(gas::HASH_BASE + gas::HASH_WORD * (2 + got / 4))?;
-            env.recover(&s.readings_digest(), sig)? == Some(*meter)
+            env.recover(&s.readings_digest(&p.domain), sig)? == Some(*meter)
         }
         _ => false,
     };
     env.charge(READING_GAS * got)?;
-    let delivered = certified && s.metered_ws() >= i128::from(t.em.0) * 3600;
+    // The seller's export in a slot counts once across its agreements for
+    // that slot: energy already claimed by won arbitrations (earlier in this
+    // batch, in record order, or in settled batches) is not evidence again.
+    let claimed = st.claimed.get(&t.slot()).copied().unwrap_or(0);
+    let available = s.metered_ws().saturating_sub(i128::try_from(claimed).unwrap_or(i128::MAX));
+    let delivered = certified && available >= i128::from(t.em.0) * 3600;
     Ok(Outcome::StSettled(if delivered { StSettlement::SellerDelivered } else { StSettlement::SellerShortfall }))
 }
 
@@ -467,7 +521,12 @@ fn execute_expire(
     } else {
         match agreement_of(st, t) {
             Err(why) => why,
-            Ok(_) if e.recorded_at <= from => StRejection::NotExpired { from: from + 1, now: e.recorded_at },
+            Ok(_) if e.recorded_at <= from => {
+                StRejection::NotExpired { from: from.saturating_add(1), now: e.recorded_at }
+            }
+            // The buyer recorded O_b = 1 itself: it acknowledged delivery,
+            // so a late seller is paid as agreed rather than penalised.
+            Ok(ag) if ag.buyer_opinion == Some(true) => return Ok(Outcome::StSettled(StSettlement::Agreed)),
             Ok(_) => return Ok(Outcome::Expired),
         }
     };

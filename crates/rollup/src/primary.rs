@@ -11,10 +11,16 @@
 //! Choices where the seed is open, recorded here:
 //! - **Batches.** The IOR transactions recorded in one primary block form a
 //!   batch (§3.4 Step 2: "for each newly generated block"); a batch is closed
-//!   once a later block exists. Its executor and validator are drawn by lot
-//!   from the active nodes, seeded by the parent hash of the block that opens
-//!   the batch (issue 11 item 1): no trader or node can arrange in advance
-//!   which validator checks which batch, as round robin allowed.
+//!   by the first call to this contract in a later block. Its executor is
+//!   drawn by lot from the active executors with the parent hash of the block
+//!   that opens the batch, its validator when the batch closes, with the
+//!   parent hash of the closing block (issue 11 item 1): no trader knows, when
+//!   it submits, which validator will check its batch, so none can time its
+//!   entries for an accomplice. The assigned executor's time, after which a
+//!   stand-in may record the TCRs, runs from the close.
+//! - **Incomplete TCRs.** An executor that records only one half (AT or ST)
+//!   and goes silent is not replaced by a stand-in; two windows after the
+//!   close, `finalize` executes the batch on chain and settles it.
 //! - **Effects follow from the verdict.** `sc_cr_*` refuses a TCR whose
 //!   effects are not exactly [`crate::exec::expected_effects`] of its entry
 //!   and verdict: only the entry's buyer, seller, sender and the black hole,
@@ -50,7 +56,9 @@
 //!   validator's when someone else (a delegated validator) disclosed it, since
 //!   by staying silent it upheld the wrong TCR. A disputer whose TCRs are
 //!   the correct ones is rewarded `ë × y` per forfeited deposit (Table 3-1);
-//!   the rest is burned. A dispute against correct TCRs forfeits the
+//!   the rest is burned. The assigned validator's turn is the first half of
+//!   the window: a dispute by someone else before it has passed does not
+//!   forfeit the validator. A dispute against correct TCRs forfeits the
 //!   disputer's deposit (burned). The batch then settles at once with the
 //!   chain's TCRs.
 
@@ -62,7 +70,7 @@ use serde_json::json;
 
 use gridledger_core::codec::hash_tagged;
 
-use crate::exec::{execute_batch, expected_effects, meter_owners, touched, OnChain};
+use crate::exec::{execute_batch, expected_effects, meter_owners, st_slots, touched, OnChain};
 use crate::store::{bytes, credit, debit, load, mkey, pkey, settle};
 use crate::types::{
     meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx, BuyerOpinion, Entry, IorParams, IorTx, NodeRole,
@@ -112,7 +120,13 @@ pub struct BatchHeader {
     pub id: u64,
     /// Primary block height whose IOR transactions the batch holds.
     pub height: u64,
+    /// Drawn when the batch opens (from the parent hash of its block).
     pub executor: Address,
+    /// Drawn when the batch closes, from the parent hash of the first later
+    /// block that calls the contract ([`Address::ZERO`] until then): no
+    /// trader knows it when it submits, so none can time its entries to
+    /// land in a batch checked by an accomplice (a lot seeded by the
+    /// batch's own parent hash was known in advance).
     pub validator: Address,
     /// How many ATs and how many STs/opinions/expiries the batch holds. A
     /// count, not the list of indices: rewriting a growing list on every
@@ -127,6 +141,12 @@ pub struct BatchHeader {
     pub complete_at: Option<Timestamp>,
     /// Block time of the first entry.
     pub first_recorded_at: Timestamp,
+    /// Block time and height of the first later call that closed the
+    /// batch. The assigned executor's time (after which another executor may
+    /// stand in) runs from here, not from the first entry: a batch that
+    /// closes after a quiet period is not "withheld" at once.
+    pub closed_at: Option<Timestamp>,
+    pub closed_height: Option<u64>,
     pub state: BatchState,
 }
 
@@ -284,18 +304,10 @@ fn merged_tcrs(
     rebuild(ctx, params, h.id, es)
 }
 
-/// The distinct traders an entry touches.
-fn entry_parties(e: &Entry) -> Vec<Address> {
-    let t = e.tx.terms();
-    let mut v = vec![e.sender, t.buyer, t.seller];
-    v.sort();
-    v.dedup();
-    v
-}
-
-/// Adds `delta` to the pending-entry counter of every party of `e`.
-fn count_pending(ctx: &mut CallContext<'_, '_>, e: &Entry, up: bool) -> Result<(), ContractError> {
-    for a in entry_parties(e) {
+/// Adds `delta` to the pending-entry counter of every party of `e`
+/// ([`pending_parties`]).
+fn count_pending(ctx: &mut CallContext<'_, '_>, p: &IorParams, e: &Entry, up: bool) -> Result<(), ContractError> {
+    for a in pending_parties(ctx, p, e)? {
         let n = ctx.read_typed::<u32>(&ptkey(&a))?.unwrap_or(0);
         let n = if up { n.saturating_add(1) } else { n.saturating_sub(1) };
         if n == 0 {
@@ -334,6 +346,48 @@ pub fn assign(
         return None;
     }
     Some((executors[draw(parent, id, 0, executors.len())], validators[draw(parent, id, 1, validators.len())]))
+}
+
+/// Closes the latest batch once a later block calls the contract: draws
+/// its validator from this block's parent hash and starts the executor's
+/// clock. Runs at the start of every call, so only the latest batch can be
+/// open for recording or unclosed.
+fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<(), ContractError> {
+    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
+    let Some(id) = next.checked_sub(1) else { return Ok(()) };
+    let Some(mut h) = ctx.read_typed::<BatchHeader>(&bkey(id))? else { return Ok(()) };
+    if h.closed_at.is_some() || h.height >= ctx.height() {
+        return Ok(());
+    }
+    let vals = ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default();
+    if !vals.is_empty() {
+        h.validator = vals[draw(&ctx.parent_hash(), id, 1, vals.len())];
+    }
+    h.closed_at = Some(ctx.timestamp());
+    h.closed_height = Some(ctx.height());
+    ctx.write_typed(&bkey(id), &h)?;
+    ctx.emit("ior_batch_closed", vec![("batch".into(), id.to_string()), ("validator".into(), h.validator.to_string())])
+}
+
+/// The traders whose IOR state the verdict on `e` reads, and so whose
+/// `fund`/`withdraw`/`register_meter` wait for it: the ledger-authenticated
+/// sender, and for an AT the seller too, but only when the sender is the
+/// buyer and the seller's signature is valid (otherwise the AT is refused
+/// before any balance is read). An entry merely naming a trader does not
+/// lock that trader's account.
+fn pending_parties(ctx: &mut CallContext<'_, '_>, p: &IorParams, e: &Entry) -> Result<Vec<Address>, ContractError> {
+    let mut v = vec![e.sender];
+    if let IorTx::At(at) = &e.tx {
+        let t = &at.terms;
+        if e.sender == t.buyer && t.seller != t.buyer {
+            if let Some(sig) = &at.seller_sig {
+                if ctx.recover_signer(&t.seller_digest(&p.domain), sig)?.map(|pk| pk.address()) == Some(t.seller) {
+                    v.push(t.seller);
+                }
+            }
+        }
+    }
+    Ok(v)
 }
 
 /// Removes a node from its role's list (it is no longer drawn).
@@ -376,7 +430,7 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
         None => {
             let execs = ctx.read_typed::<Vec<Address>>(EXECUTORS)?.unwrap_or_default();
             let vals = ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default();
-            let Some((executor, validator)) = assign(&ctx.parent_hash(), next, &execs, &vals) else {
+            let Some((executor, _)) = assign(&ctx.parent_hash(), next, &execs, &vals) else {
                 return revert("no executor or validator registered on the secondary chain");
             };
             ctx.write_typed(NEXT_BATCH, &(next + 1))?;
@@ -384,7 +438,7 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
                 id: next,
                 height: ctx.height(),
                 executor,
-                validator,
+                validator: Address::ZERO,
                 at_count: 0,
                 st_count: 0,
                 at_tcrs: false,
@@ -392,12 +446,23 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
                 posted_by: None,
                 complete_at: None,
                 first_recorded_at: ctx.timestamp(),
+                closed_at: None,
+                closed_height: None,
                 state: BatchState::Open,
             }
         }
     };
     if h.len() as u32 >= c.params.max_batch {
         return revert(format!("batch {} is full ({} transactions per block)", h.id, c.params.max_batch));
+    }
+    // A barred trader records only entries about an agreement it already
+    // has (its ST, opinion or expiry): refused entries cost their sender α,
+    // so each account can put only a few junk entries into batches before
+    // it is barred from filling them.
+    let sender = ctx.caller();
+    let score = ctx.read_typed::<Participant>(&pkey(&sender))?.map_or(c.params.rs, |p| p.reputation);
+    if !c.params.may_trade(score) && (tx.is_at() || ctx.read(&crate::store::akey(&tx.terms().key()))?.is_none()) {
+        return revert(format!("{sender} is barred (reputation {score}) and has no such open agreement"));
     }
     let index = h.len() as u32;
     let kind = if tx.is_at() { "at" } else { "st" };
@@ -407,7 +472,7 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
         h.st_count += 1;
     }
     let entry = Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx };
-    count_pending(ctx, &entry, true)?;
+    count_pending(ctx, &c.params, &entry, true)?;
     ctx.write_typed(&ekey(h.id, index), &entry)?;
     ctx.write_typed(&bkey(h.id), &h)?;
     ctx.emit(
@@ -435,8 +500,11 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result
     let assigned_ok = caller == h.executor && active_node(ctx, &caller, NodeRole::Executor)?;
     // Another active executor stands in for an assigned one that left or
     // forfeited, or that withheld its TCRs for a whole window after the
-    // batch's first entry (a silent executor must not freeze settlement).
-    let withheld = h.posted_by.is_none() && ctx.timestamp() > h.first_recorded_at.saturating_add(c.window_ms);
+    // batch closed (a silent executor must not freeze settlement). An
+    // executor that recorded only one half is not replaced: `finalize`
+    // executes such a batch on chain after two windows.
+    let closed = h.closed_at.unwrap_or(ctx.timestamp());
+    let withheld = h.posted_by.is_none() && ctx.timestamp() > closed.saturating_add(c.window_ms);
     let stand_in = (withheld || !active_node(ctx, &h.executor, NodeRole::Executor)?)
         && active_node(ctx, &caller, NodeRole::Executor)?;
     if !assigned_ok && !stand_in {
@@ -508,7 +576,7 @@ fn settle_batch(
         return revert(format!("internal: TCRs of batch {} do not apply", h.id));
     };
     for e in entries {
-        count_pending(ctx, e, false)?;
+        count_pending(ctx, &c.params, e, false)?;
     }
     h.state = BatchState::Settled { disputed, at: ctx.timestamp() };
     ctx.write_typed(&bkey(h.id), &h)?;
@@ -527,7 +595,7 @@ fn settle_batch(
 /// primary chain).
 fn reexecute(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig, es: &[Entry]) -> Result<Vec<Tcr>, ContractError> {
     let (parts, buyers) = touched(es, &[]);
-    let pre = load(ctx, &parts, &buyers, &meter_owners(es))?;
+    let pre = load(ctx, &parts, &buyers, &meter_owners(es), &st_slots(es))?;
     execute_batch(&mut OnChain(ctx), &c.params, &pre, es)
 }
 
@@ -544,11 +612,17 @@ fn overturn(
     discloser: Address,
     rewardee: Option<Address>,
 ) -> Result<(), ContractError> {
+    // The assigned validator upheld a wrong TCR only once its turn (the
+    // first half of the window) has passed: a dispute sent before that,
+    // e.g. by the executor's own sybil in the next block, does not burn an
+    // honest validator that had no chance to act. (`finalize` comes after
+    // the whole window.)
+    let validator_late = h.complete_at.is_none_or(|d| ctx.timestamp() > d.saturating_add(c.window_ms / 2));
     let mut forfeited = Vec::new();
     if let Some(e) = h.posted_by {
         forfeited.push(forfeit(ctx, &e)?);
     }
-    if discloser != h.validator {
+    if discloser != h.validator && validator_late {
         forfeited.push(forfeit(ctx, &h.validator)?);
     }
     let (mut reward, mut burn) = (Amount::ZERO, Amount::ZERO);
@@ -576,6 +650,45 @@ fn overturn(
     ctx.write_typed(&tkey(h.id, true), &verdicts(&ats))?;
     ctx.write_typed(&tkey(h.id, false), &verdicts(&sts))?;
     settle_batch(ctx, c, h, es, correct, true)
+}
+
+/// `finalize` of a batch without complete TCRs (say, an executor that
+/// recorded only its AT half and went silent, or died between its two
+/// calls): once two windows have passed since the batch closed (one for the
+/// assigned executor, one for a stand-in), the chain executes the batch
+/// itself and settles it, so serial settlement never freezes. A recorded
+/// half that differs from the chain's verdicts forfeits its poster's
+/// deposit (burned); a merely silent executor keeps its deposit.
+fn execute_on_chain(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    h: BatchHeader,
+) -> Result<Vec<u8>, ContractError> {
+    let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+    if fin != h.id {
+        return revert(format!("batch {fin} must settle before batch {}", h.id));
+    }
+    let Some(closed) = h.closed_at else {
+        return revert(format!("batch {} has no complete TCRs", h.id));
+    };
+    let until = closed.saturating_add(c.window_ms.saturating_mul(2));
+    if ctx.timestamp() <= until {
+        return revert(format!("batch {} has no complete TCRs; the chain executes it after {until}", h.id));
+    }
+    let es = entries(ctx, &h)?;
+    let recorded = rebuild(ctx, &c.params, h.id, &es)?;
+    let correct = reexecute(ctx, c, &es)?;
+    let wrong = recorded.iter().any(|t| correct.get(t.index as usize) != Some(t));
+    if let (true, Some(poster)) = (wrong, h.posted_by) {
+        let lost = forfeit(ctx, &poster)?;
+        ctx.pay(&BLACK_HOLE, lost)?;
+    }
+    let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = correct.iter().cloned().partition(|t| t.outcome.is_at());
+    ctx.write_typed(&tkey(h.id, true), &verdicts(&ats))?;
+    ctx.write_typed(&tkey(h.id, false), &verdicts(&sts))?;
+    ctx.emit("ior_executed_on_chain", vec![("batch".into(), h.id.to_string())])?;
+    settle_batch(ctx, c, h, &es, &correct, true)?;
+    Ok(bytes(&true))
 }
 
 fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, ContractError> {
@@ -649,6 +762,9 @@ impl NativeContract for IorPrimaryContract {
         if !matches!(method, "fund" | "register_node" | "dispute" | "pay_delegation") && !ctx.value().is_zero() {
             return revert(format!("{method} takes no native value"));
         }
+        if method != "init" {
+            close_latest(ctx)?;
+        }
         match method {
             "init" => {
                 let c: PrimaryConfig = decode_args(args)?;
@@ -660,6 +776,9 @@ impl NativeContract for IorPrimaryContract {
                 }
                 if c.challenge_bond.is_zero() {
                     return revert("challenge_bond must be positive");
+                }
+                if c.params.domain.contract != ctx.contract_id() || c.params.domain.chain_id != ctx.chain_id() {
+                    return revert("the signature domain names another chain or contract");
                 }
                 ctx.write_typed(CFG, &c)?;
                 Ok(vec![])
@@ -674,7 +793,7 @@ impl NativeContract for IorPrimaryContract {
                 if ctx.read(&nkey(&who))?.is_some() {
                     return revert("node already registered");
                 }
-                if !ctx.verify_signature(&c.authority, &node_cert_digest(&who, a.role), &a.cert)? {
+                if !ctx.verify_signature(&c.authority, &node_cert_digest(&c.params.domain, &who, a.role), &a.cert)? {
                     return revert("certificate not signed by the authority");
                 }
                 ctx.write_typed(&nkey(&who), &Node { role: a.role, deposit: ctx.value(), active: true })?;
@@ -710,13 +829,16 @@ impl NativeContract for IorPrimaryContract {
                 if !idle_for(ctx, &who)? {
                     return revert("a pending batch reads this account; register after it settles");
                 }
-                if !ctx.verify_signature(&c.authority, &meter_cert_digest(&who, &a.meter), &a.cert)? {
+                if !ctx.verify_signature(&c.authority, &meter_cert_digest(&c.params.domain, &who, &a.meter), &a.cert)? {
                     return revert("meter certificate not signed by the authority");
                 }
                 ctx.write_typed(&mkey(&who), &a.meter)?;
                 Ok(vec![])
             }
             "deregister_node" => deregister(ctx),
+            // Closes the latest batch (done by every call; this one does
+            // nothing else), so a silent executor's clock can start.
+            "close" => Ok(vec![]),
             "pay_delegation" => {
                 let a: PayDelegation = decode_args(args)?;
                 let c = cfg(ctx)?;
@@ -764,7 +886,7 @@ impl NativeContract for IorPrimaryContract {
                     return revert(format!("batch {} already settled", h.id));
                 }
                 let Some(done) = h.complete_at else {
-                    return revert(format!("batch {} has no complete TCRs", h.id));
+                    return execute_on_chain(ctx, &c, h);
                 };
                 let until = done.saturating_add(c.window_ms);
                 if ctx.timestamp() < until {
@@ -773,7 +895,7 @@ impl NativeContract for IorPrimaryContract {
                 let es = entries(ctx, &h)?;
                 let tcrs = merged_tcrs(ctx, &h, &c.params, &es)?;
                 let (parts, buyers) = touched(&es, &tcrs);
-                let mut probe = load(ctx, &parts, &buyers, &std::collections::BTreeSet::new())?;
+                let mut probe = load(ctx, &parts, &buyers, &std::collections::BTreeSet::new(), &st_slots(&es))?;
                 let applies = tcrs.iter().all(|t| {
                     es.get(t.index as usize).is_some_and(|e| {
                         crate::exec::apply_effects(&mut probe, &c.params, &e.tx.terms().key(), &t.effects).is_ok()
@@ -842,7 +964,7 @@ impl NativeContract for IorPrimaryContract {
                     );
                 }
                 let (parts, buyers) = touched(&es, &[]);
-                let prestate = load(&mut { ctx }, &parts, &buyers, &meter_owners(&es))?;
+                let prestate = load(&mut { ctx }, &parts, &buyers, &meter_owners(&es), &st_slots(&es))?;
                 let tcrs = if h.tcrs_complete() && h.complete_at.is_some() {
                     Some(rebuild(&mut { ctx }, &c.params, h.id, &es)?)
                 } else {

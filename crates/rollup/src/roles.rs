@@ -250,6 +250,7 @@ impl Validator {
             participants: pre.participants.into_iter().filter(|(a, _)| parts.contains(a)).collect(),
             agreements: pre.agreements.into_iter().filter(|(a, _)| buyers.contains(a)).collect(),
             meters: pre.meters.into_iter().filter(|(a, _)| sellers.contains(a)).collect(),
+            claimed: pre.claimed.into_iter().filter(|(k, _)| k.seller == entry.tx.terms().seller).collect(),
         };
         let single = Tcr { index: 0, ..theirs.clone() };
         let mine = crate::exec::execute_batch(&mut OffChain, &self.params, &prestate, std::slice::from_ref(entry));

@@ -7,13 +7,29 @@
 //! mismatch there.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use gridledger_core::Address;
+use gridledger_core::{Address, PublicKey, Signature};
 use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeContract, ViewContext};
 use serde_json::json;
 
 use crate::exec::{execute_batch, OnChain, PreState};
 use crate::store::bytes;
-use crate::types::{Entry, IorParams, Tcr};
+use crate::types::{node_cert_digest, Entry, IorParams, NodeRole, Tcr};
+
+/// `init` arguments of the secondary contract: the IOR parameters and the
+/// authority whose certificates admit executors.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct SecondaryConfig {
+    pub params: IorParams,
+    pub authority: PublicKey,
+}
+
+/// `register_executor` arguments: the authority's certificate over
+/// [`node_cert_digest`]`(domain, caller, Executor)`, the same one the
+/// primary chain's `register_node` checks.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct RegisterExecutor {
+    pub cert: Signature,
+}
 
 /// `sc_exe` arguments: a copy of a primary batch.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
@@ -56,6 +72,11 @@ fn xkey(b: u64) -> Vec<u8> {
 fn dkey(b: u64) -> Vec<u8> {
     [b"d/".as_slice(), &b.to_be_bytes()].concat()
 }
+/// `r/ADDR`: a certified executor.
+fn rkey(a: &Address) -> Vec<u8> {
+    [b"r/".as_slice(), a.as_bytes()].concat()
+}
+const AUTHORITY: &[u8] = b"auth";
 fn vkey(b: u64, v: &Address) -> Vec<u8> {
     [b"v/".as_slice(), &b.to_be_bytes(), v.as_bytes()].concat()
 }
@@ -74,16 +95,45 @@ impl NativeContract for IorSecondaryContract {
             return revert(format!("{method} takes no native value"));
         }
         match method {
-            "init" => crate::store::init_params(ctx, args),
+            "init" => {
+                let c: SecondaryConfig = decode_args(args)?;
+                if ctx.read(crate::store::PARAMS)?.is_some() {
+                    return revert("already initialised");
+                }
+                ctx.write_typed(crate::store::PARAMS, &c.params)?;
+                ctx.write_typed(AUTHORITY, &c.authority)?;
+                Ok(vec![])
+            }
+            "register_executor" => {
+                let a: RegisterExecutor = decode_args(args)?;
+                let p = params(ctx)?;
+                let Some(authority) = ctx.read_typed::<PublicKey>(AUTHORITY)? else {
+                    return revert("secondary IOR contract not initialised");
+                };
+                let who = ctx.caller();
+                if !ctx.verify_signature(&authority, &node_cert_digest(&p.domain, &who, NodeRole::Executor), &a.cert)? {
+                    return revert("executor certificate not signed by the authority");
+                }
+                ctx.write_typed(&rkey(&who), &true)?;
+                Ok(vec![])
+            }
             "sc_exe" => {
                 let a: ExecRequest = decode_args(args)?;
                 let p = params(ctx)?;
-                if ctx.read(&xkey(a.batch))?.is_some() {
+                let executor = ctx.caller();
+                // Anyone may run the computation (it is public), but only a
+                // certified executor's run is the batch's record: nobody
+                // can squat the record of a batch it was never admitted to
+                // execute. First certified run wins.
+                let certified = ctx.read(&rkey(&executor))?.is_some();
+                if certified && ctx.read(&xkey(a.batch))?.is_some() {
                     return revert(format!("batch {} already executed", a.batch));
                 }
-                ctx.write_typed(&dkey(a.batch), &a.entries)?;
                 let tcrs = execute_batch(&mut OnChain(ctx), &p, &a.prestate, &a.entries)?;
-                let executor = ctx.caller();
+                if !certified {
+                    return Ok(bytes(&tcrs));
+                }
+                ctx.write_typed(&dkey(a.batch), &a.entries)?;
                 ctx.write_typed(&xkey(a.batch), &ExecRecord { executor, tcrs: tcrs.clone() })?;
                 ctx.emit(
                     "ior_executed",

@@ -23,7 +23,7 @@ fn execute_now(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, Cont
     let p = params(ctx)?;
     let es = [Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx }];
     let (parts, buyers) = touched(&es, &[]);
-    let pre = load(ctx, &parts, &buyers, &meter_owners(&es))?;
+    let pre = load(ctx, &parts, &buyers, &meter_owners(&es), &crate::exec::st_slots(&es))?;
     let tcrs = execute_batch(&mut OnChain(ctx), &p, &pre, &es)?;
     if settle(ctx, &p, &es, &tcrs)?.is_none() {
         return revert("internal: own TCR does not apply");

@@ -9,7 +9,7 @@ use gridledger_core::{Address, Amount};
 use gridledger_ledger::{revert, CallContext, ContractError, StorageRead};
 
 use crate::exec::{apply_effects, PreState};
-use crate::types::{Agreement, AgreementKey, Entry, IorParams, Participant, Tcr, BLACK_HOLE};
+use crate::types::{Agreement, AgreementKey, Entry, IorParams, Participant, SlotKey, Tcr, BLACK_HOLE};
 
 pub(crate) fn pkey(a: &Address) -> Vec<u8> {
     [b"p/".as_slice(), a.as_bytes()].concat()
@@ -17,6 +17,11 @@ pub(crate) fn pkey(a: &Address) -> Vec<u8> {
 
 pub(crate) fn akey(k: &AgreementKey) -> Vec<u8> {
     [b"a/".as_slice(), &bytes(k)].concat()
+}
+
+/// `cl/SLOT`: watt-seconds of a seller's slot claimed by won arbitrations.
+pub(crate) fn clkey(k: &SlotKey) -> Vec<u8> {
+    [b"cl/".as_slice(), &bytes(k)].concat()
 }
 
 /// `m/ADDR`: the certified meter key address of a trader.
@@ -35,8 +40,14 @@ pub(crate) fn load<R: StorageRead>(
     parts: &BTreeSet<Address>,
     buyers: &BTreeSet<AgreementKey>,
     meters: &BTreeSet<Address>,
+    slots: &BTreeSet<SlotKey>,
 ) -> Result<PreState, ContractError> {
     let mut s = PreState::default();
+    for k in slots {
+        if let Some(c) = ctx.read_typed::<u128>(&clkey(k))? {
+            s.claimed.insert(*k, c);
+        }
+    }
     for a in meters {
         if let Some(m) = ctx.read_typed::<Address>(&mkey(a))? {
             s.meters.insert(*a, m);
@@ -72,6 +83,11 @@ pub(crate) fn store(ctx: &mut CallContext<'_, '_>, before: &PreState, after: &Pr
             ctx.write_typed(&akey(b), ag)?;
         }
     }
+    for (k, c) in &after.claimed {
+        if before.claimed.get(k) != Some(c) {
+            ctx.write_typed(&clkey(k), c)?;
+        }
+    }
     Ok(())
 }
 
@@ -86,7 +102,7 @@ pub(crate) fn settle(
     tcrs: &[Tcr],
 ) -> Result<Option<Amount>, ContractError> {
     let (parts, buyers) = crate::exec::touched(entries, tcrs);
-    let before = load(ctx, &parts, &buyers, &BTreeSet::new())?;
+    let before = load(ctx, &parts, &buyers, &BTreeSet::new(), &crate::exec::st_slots(entries))?;
     let mut after = before.clone();
     let mut burned = Amount::ZERO;
     for t in tcrs {

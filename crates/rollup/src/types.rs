@@ -44,6 +44,28 @@ pub const TAG_METER_READINGS: Tag = Tag("gridledger/ior/meter-readings/v1");
 /// Domain of the lot that assigns a batch's executor and validator.
 pub const TAG_ASSIGNMENT: Tag = Tag("gridledger/ior/assignment/v1");
 
+/// The IOR deployment a signature is made for: the primary chain's id and
+/// the primary contract's id. Every signature a trader, meter or the
+/// authority makes for IOR covers it, so a signed AT, opinion, reading or
+/// certificate of one community is worthless on any other chain or
+/// deployment (the ledger's own transaction signatures carry the chain id;
+/// these are carried inside transactions, so they need their own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct SigDomain {
+    pub chain_id: gridledger_core::ChainId,
+    pub contract: gridledger_core::ContractId,
+}
+
+impl SigDomain {
+    /// The development primary chain (`DevChain::CHAIN_ID`) with the IOR
+    /// primary contract: what [`IorParams::case_study`] and the driver's
+    /// development chains use, and what the domain-less signing helpers
+    /// ([`AgreementTx::signed`], [`SettlementTx::sign_readings`],
+    /// [`SettlementTx::sign_as_buyer`]) sign for.
+    pub const DEV: SigDomain =
+        SigDomain { chain_id: gridledger_ledger::devnet::DevChain::CHAIN_ID, contract: crate::IOR_PRIMARY_ID };
+}
+
 /// Coins, in minor units.
 pub fn coins(c: u128) -> Amount {
     Amount(c * MINOR_PER_COIN)
@@ -93,14 +115,19 @@ impl AgreementTerms {
         self.ep.0.checked_mul(u128::from(self.em.0)).map(|v| Amount(v / 1000))
     }
 
-    /// The digest the seller signs (AT Step 2).
-    pub fn seller_digest(&self) -> Hash32 {
-        hash_tagged(TAG_AT_SELLER, self)
+    /// The digest the seller signs (AT Step 2), bound to the deployment.
+    pub fn seller_digest(&self, d: &SigDomain) -> Hash32 {
+        hash_tagged(TAG_AT_SELLER, &(d, self))
     }
 
     /// The digest the buyer signs with its opinion `O_b` (ST Step 2).
-    pub fn buyer_digest(&self, ob: bool) -> Hash32 {
-        hash_tagged(TAG_ST_BUYER, &(self, ob))
+    pub fn buyer_digest(&self, d: &SigDomain, ob: bool) -> Hash32 {
+        hash_tagged(TAG_ST_BUYER, &(d, self, ob))
+    }
+
+    /// The delivery slot these terms sell energy of.
+    pub fn slot(&self) -> SlotKey {
+        SlotKey { seller: self.seller, dt_start: self.dt_start, dt_end: self.dt_end }
     }
 }
 
@@ -115,11 +142,25 @@ pub struct AgreementTx {
 }
 
 impl AgreementTx {
-    /// An AT countersigned by `seller`.
+    /// An AT countersigned by `seller` for [`SigDomain::DEV`].
     pub fn signed(terms: AgreementTerms, seller: &KeyPair) -> Self {
-        let sig = seller.sign_recoverable(&terms.seller_digest());
+        Self::signed_in(terms, &SigDomain::DEV, seller)
+    }
+
+    /// An AT countersigned by `seller` for the deployment `d`.
+    pub fn signed_in(terms: AgreementTerms, d: &SigDomain, seller: &KeyPair) -> Self {
+        let sig = seller.sign_recoverable(&terms.seller_digest(d));
         Self { terms, seller_sig: Some(sig) }
     }
+}
+
+/// A seller's delivery slot: its metered export in `[dt_start, dt_end)`
+/// counts once across all its agreements for that slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct SlotKey {
+    pub seller: Address,
+    pub dt_start: Timestamp,
+    pub dt_end: Timestamp,
 }
 
 /// A settlement transaction, Eq 3.2: `…‖STMP‖SIG_b‖O_b‖Δt‖P_s`. Only the
@@ -156,19 +197,29 @@ impl SettlementTx {
     }
 
     /// The digest the seller's meter signs.
-    pub fn readings_digest(&self) -> Hash32 {
-        hash_tagged(TAG_METER_READINGS, &(&self.terms, self.dt_step_s, &self.ps))
+    pub fn readings_digest(&self, d: &SigDomain) -> Hash32 {
+        hash_tagged(TAG_METER_READINGS, &(d, &self.terms, self.dt_step_s, &self.ps))
     }
 
-    /// Signs the readings with the seller's meter key.
-    pub fn sign_readings(mut self, meter: &KeyPair) -> Self {
-        self.meter_sig = Some(meter.sign_recoverable(&self.readings_digest()));
+    /// Signs the readings with the seller's meter key for [`SigDomain::DEV`].
+    pub fn sign_readings(self, meter: &KeyPair) -> Self {
+        self.sign_readings_in(&SigDomain::DEV, meter)
+    }
+
+    /// Signs the readings with the seller's meter key for deployment `d`.
+    pub fn sign_readings_in(mut self, d: &SigDomain, meter: &KeyPair) -> Self {
+        self.meter_sig = Some(meter.sign_recoverable(&self.readings_digest(d)));
         self
     }
 
-    /// Signs `O_b` as the buyer.
-    pub fn sign_as_buyer(mut self, buyer: &KeyPair) -> Self {
-        self.buyer_sig = Some(buyer.sign_recoverable(&self.terms.buyer_digest(self.ob)));
+    /// Signs `O_b` as the buyer for [`SigDomain::DEV`].
+    pub fn sign_as_buyer(self, buyer: &KeyPair) -> Self {
+        self.sign_as_buyer_in(&SigDomain::DEV, buyer)
+    }
+
+    /// Signs `O_b` as the buyer for deployment `d`.
+    pub fn sign_as_buyer_in(mut self, d: &SigDomain, buyer: &KeyPair) -> Self {
+        self.buyer_sig = Some(buyer.sign_recoverable(&self.terms.buyer_digest(d, self.ob)));
         self
     }
 }
@@ -199,12 +250,25 @@ pub struct IorParams {
     /// penalised (issue 11 item 4). Not in the seed, which leaves the
     /// agreement open forever.
     pub expiry_ms: u64,
+    /// The deployment every IOR signature is bound to. The driver sets it
+    /// to the primary chain it deploys on.
+    pub domain: SigDomain,
 }
 
 impl IorParams {
-    /// The §3.5.5 case-study parameters: rs=30, α=10, β=10, D_s=1 coin, F_p=0.5.
+    /// The §3.5.5 case-study parameters: rs=30, α=10, β=10, D_s=1 coin,
+    /// F_p=0.5, for [`SigDomain::DEV`].
     pub fn case_study() -> Self {
-        Self { rs: 30, alpha: 10, beta: 10, ds: coins(1), fp_permille: 500, max_batch: 300, expiry_ms: 3_600_000 }
+        Self {
+            rs: 30,
+            alpha: 10,
+            beta: 10,
+            ds: coins(1),
+            fp_permille: 500,
+            max_batch: 300,
+            expiry_ms: 3_600_000,
+            domain: SigDomain::DEV,
+        }
     }
 
     /// `F_p × D_s`.
@@ -340,6 +404,11 @@ pub enum StRejection {
     OpinionAlreadyRecorded,
     #[error("the agreement may be expired from {from}, not at {now}")]
     NotExpired { from: Timestamp, now: Timestamp },
+    /// The agreement was open when the batch began and an earlier entry of
+    /// the same batch closed it (a late ST racing the buyer's expiry): the
+    /// loser of the race did nothing wrong and is not penalised.
+    #[error("the agreement was settled earlier in this batch")]
+    SettledInBatch,
 }
 
 impl StRejection {
@@ -351,6 +420,7 @@ impl StRejection {
             StRejection::AwaitingBuyerSignature { .. }
                 | StRejection::NotYetDelivered { .. }
                 | StRejection::NotExpired { .. }
+                | StRejection::SettledInBatch
         )
     }
 }
@@ -408,6 +478,9 @@ pub enum Effect {
     Reputation { who: Address, by: u32 },
     /// Store the buyer's `O_b` with the agreement.
     Opinion(bool),
+    /// A won arbitration claims `ws` watt-seconds of the seller's metered
+    /// export in `slot`: the same readings cannot win another dispute.
+    Claim { slot: SlotKey, ws: u128 },
 }
 
 /// A transaction computation result (§3.3.3): the verdict on one recorded
@@ -428,12 +501,12 @@ pub enum NodeRole {
 }
 
 /// The certificate digest an authority signs for a node (§3.3.3 (i)).
-pub fn node_cert_digest(node: &Address, role: NodeRole) -> Hash32 {
-    hash_tagged(TAG_NODE_CERT, &(node, role))
+pub fn node_cert_digest(d: &SigDomain, node: &Address, role: NodeRole) -> Hash32 {
+    hash_tagged(TAG_NODE_CERT, &(d, node, role))
 }
 
 /// The certificate digest an authority signs to bind `owner` to its smart
 /// meter's key address `meter`.
-pub fn meter_cert_digest(owner: &Address, meter: &Address) -> Hash32 {
-    hash_tagged(TAG_METER_CERT, &(owner, meter))
+pub fn meter_cert_digest(d: &SigDomain, owner: &Address, meter: &Address) -> Hash32 {
+    hash_tagged(TAG_METER_CERT, &(d, owner, meter))
 }

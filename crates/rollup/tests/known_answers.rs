@@ -5,7 +5,7 @@
 
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::{KeyPair, RecoverableSignature};
-use gridledger_rollup::types::{AgreementTerms, AgreementTx};
+use gridledger_rollup::types::{AgreementTerms, AgreementTx, SigDomain};
 
 #[test]
 fn agreement_terms_encode_and_sign_as_the_reference_says() {
@@ -16,8 +16,13 @@ fn agreement_terms_encode_and_sign_as_the_reference_says() {
     let terms: AgreementTerms = decode(&hex("terms"), 1 << 16).unwrap();
     assert_eq!(encode(&terms), hex("terms"));
     assert_eq!(terms.em.0, 24);
-    assert_eq!(terms.seller_digest().0.to_vec(), hex("seller_digest"));
-    assert_eq!(terms.buyer_digest(true).0.to_vec(), hex("buyer_digest_agreed"));
+    let d = SigDomain {
+        chain_id: e["domain"]["chain_id"].as_u64().unwrap() as u32,
+        contract: e["domain"]["contract"].as_u64().unwrap() as u32,
+    };
+    assert_eq!(d, SigDomain::DEV);
+    assert_eq!(terms.seller_digest(&d).0.to_vec(), hex("seller_digest"));
+    assert_eq!(terms.buyer_digest(&d, true).0.to_vec(), hex("buyer_digest_agreed"));
     let seller = KeyPair::from_seed(e["seller"].as_str().unwrap());
     assert_eq!(terms.seller, seller.address());
     let at = AgreementTx::signed(terms, &seller);

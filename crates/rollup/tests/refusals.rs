@@ -97,7 +97,8 @@ fn invalid_agreement_transactions_are_refused() {
             needed: coins(1),
             available: Amount::ZERO,
         }),
-        Some(b.address()),
+        // The party at fault pays: the seller without its deposit, not the buyer.
+        Some(poor.address()),
     );
     // Step 4: one open agreement per (ADDR_b, ADDR_s, DT).
     e.d.submit(&b, &at(&t, &s)).unwrap();
@@ -221,19 +222,27 @@ fn contract_level_refusals_change_nothing() {
     let outsider = trader(3);
     reverts(&mut e, &b, "sc_ds_at", vec![1, 2, 3], Amount::ZERO, "bad arguments");
     reverts(&mut e, &b, "sc_ds_at", vec![], Amount(5), "takes no native value");
+    let domain = e.d.cfg.params.domain;
     reverts(
         &mut e,
         &outsider,
         "register_node",
         args(&RegisterNode {
             role: NodeRole::Validator,
-            cert: outsider.sign(&gridledger_rollup::types::node_cert_digest(&outsider.address(), NodeRole::Validator)),
+            cert: outsider.sign(&gridledger_rollup::types::node_cert_digest(
+                &domain,
+                &outsider.address(),
+                NodeRole::Validator,
+            )),
         }),
         coins(100),
         "certificate not signed by the authority",
     );
-    let cert =
-        e.d.authority.sign(&gridledger_rollup::types::node_cert_digest(&outsider.address(), NodeRole::Validator));
+    let cert = e.d.authority.sign(&gridledger_rollup::types::node_cert_digest(
+        &e.d.cfg.params.domain,
+        &outsider.address(),
+        NodeRole::Validator,
+    ));
     reverts(
         &mut e,
         &outsider,
@@ -353,7 +362,11 @@ fn duplicate_setup_and_tcr_recording_are_refused() {
     };
     reverts(&mut e, &admin, "init", args(&cfg), Amount::ZERO, "already initialised");
     let v = e.d.validators[0].0.clone();
-    let cert = e.d.authority.sign(&gridledger_rollup::types::node_cert_digest(&v.address(), NodeRole::Validator));
+    let cert = e.d.authority.sign(&gridledger_rollup::types::node_cert_digest(
+        &e.d.cfg.params.domain,
+        &v.address(),
+        NodeRole::Validator,
+    ));
     reverts(
         &mut e,
         &v,
@@ -363,12 +376,17 @@ fn duplicate_setup_and_tcr_recording_are_refused() {
         "node already registered",
     );
     let meter = gridledger_rollup::driver::meter_key(&b.address()).address();
-    let cert = e.d.authority.sign(&gridledger_rollup::types::meter_cert_digest(&b.address(), &meter));
+    let cert =
+        e.d.authority.sign(&gridledger_rollup::types::meter_cert_digest(&e.d.cfg.params.domain, &b.address(), &meter));
     let again = gridledger_rollup::primary::RegisterMeter { meter, cert };
     reverts(&mut e, &b, "register_meter", args(&again), Amount::ZERO, "meter already registered");
     // Traders' meters are registered by `open`; a validator's account is not.
     let outsider = e.d.validators[1].0.clone();
-    let forged = outsider.sign(&gridledger_rollup::types::meter_cert_digest(&outsider.address(), &meter));
+    let forged = outsider.sign(&gridledger_rollup::types::meter_cert_digest(
+        &e.d.cfg.params.domain,
+        &outsider.address(),
+        &meter,
+    ));
     let bad_outsider = gridledger_rollup::primary::RegisterMeter { meter, cert: forged };
     reverts(&mut e, &outsider, "register_meter", args(&bad_outsider), Amount::ZERO, "not signed by the authority");
     // TCRs recorded twice.

@@ -6,8 +6,8 @@ use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::{recover, KeyPair};
 use gridledger_core::{Address, Amount, Energy};
 use gridledger_rollup::types::{
-    AgreementTerms, AgreementTx, AtRejection, BuyerOpinion, Effect, Entry, IorTx, Outcome, SettlementTx, StRejection,
-    StSettlement, Tcr,
+    AgreementTerms, AgreementTx, AtRejection, BuyerOpinion, Effect, Entry, IorTx, Outcome, SettlementTx, SigDomain,
+    StRejection, StSettlement, Tcr,
 };
 use proptest::prelude::*;
 
@@ -80,6 +80,7 @@ fn outcome() -> impl Strategy<Value = Outcome> {
         (any::<u64>(), any::<u64>()).prop_map(|(from, now)| Outcome::StRejected(StRejection::NotExpired { from, now })),
         Just(Outcome::OpinionRecorded),
         Just(Outcome::Expired),
+        Just(Outcome::StRejected(StRejection::SettledInBatch)),
     ]
 }
 
@@ -92,6 +93,7 @@ fn effect() -> impl Strategy<Value = Effect> {
         Just(Effect::Close),
         (addr(), any::<u32>()).prop_map(|(who, by)| Effect::Reputation { who, by }),
         any::<bool>().prop_map(Effect::Opinion),
+        (terms(), any::<u128>()).prop_map(|(t, ws)| Effect::Claim { slot: t.slot(), ws }),
     ]
 }
 
@@ -108,19 +110,19 @@ proptest! {
             IorTx::At(at) => {
                 if let Some(sig) = &at.seller_sig {
                     let seller = KeyPair::from_seed("ior-rt-seller").public();
-                    prop_assert_eq!(recover(&at.terms.seller_digest(), sig), Ok(seller));
+                    prop_assert_eq!(recover(&at.terms.seller_digest(&SigDomain::DEV), sig), Ok(seller));
                 }
             }
             IorTx::St(st) => {
                 if let Some(sig) = &st.buyer_sig {
                     let buyer = KeyPair::from_seed("ior-rt-buyer").public();
-                    prop_assert_eq!(recover(&st.terms.buyer_digest(st.ob), sig), Ok(buyer));
+                    prop_assert_eq!(recover(&st.terms.buyer_digest(&SigDomain::DEV, st.ob), sig), Ok(buyer));
                     // The opinion is bound: the other O_b does not recover the buyer.
-                    prop_assert_ne!(recover(&st.terms.buyer_digest(!st.ob), sig), Ok(buyer));
+                    prop_assert_ne!(recover(&st.terms.buyer_digest(&SigDomain::DEV, !st.ob), sig), Ok(buyer));
                 }
                 if let Some(sig) = &st.meter_sig {
                     let meter = KeyPair::from_seed("ior-rt-meter").public();
-                    prop_assert_eq!(recover(&st.readings_digest(), sig), Ok(meter));
+                    prop_assert_eq!(recover(&st.readings_digest(&SigDomain::DEV), sig), Ok(meter));
                 }
             }
             IorTx::Opinion(_) | IorTx::Expire(_) => {}

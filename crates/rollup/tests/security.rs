@@ -119,8 +119,9 @@ fn a_meter_checks_tcrs_that_name_its_owner_in_others_trades() {
     assert!(other.on_tcrs_computed(&input, &own, &validators, &mut rng(5)).delegations.is_empty());
 }
 
-/// Item 1: each batch's executor and validator are drawn by lot from the
-/// parent hash of the block that opened it, not by round robin.
+/// Item 1: each batch's executor and validator are drawn by lot (the
+/// executor from the parent hash of the block that opened it, the validator
+/// from that of the block that closed it), not by round robin.
 #[test]
 fn validators_are_drawn_by_lot_from_the_parent_hash() {
     let mut e = funded();
@@ -137,8 +138,12 @@ fn validators_are_drawn_by_lot_from_the_parent_hash() {
     }
     for id in 0..8u64 {
         let h = e.d.batch_input(id).unwrap().header;
-        let parent = e.d.primary.chain.block(h.height).unwrap().unwrap().header.parent;
-        assert_eq!(assign(&parent, id, &execs, &vals), Some((h.executor, h.validator)), "batch {id}");
+        // The executor is drawn when the batch opens, the validator when a
+        // later block closes it (unknown to those who submit).
+        let parent = |height: u64| e.d.primary.chain.block(height).unwrap().unwrap().header.parent;
+        let opened = assign(&parent(h.height), id, &execs, &vals).unwrap();
+        let closed = assign(&parent(h.closed_height.unwrap()), id, &execs, &vals).unwrap();
+        assert_eq!((opened.0, closed.1), (h.executor, h.validator), "batch {id}");
         drawn.push(vals.iter().position(|v| *v == h.validator).unwrap());
     }
     let round_robin: Vec<usize> = (0..8).map(|b| b % vals.len()).collect();
@@ -408,6 +413,8 @@ fn a_node_deregisters_and_withdraws_its_deposit_unless_assigned() {
     let total0 = primary_total(&e.d, ACCOUNTS);
     let (b, s) = (trader(0), trader(1));
     e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
+    // The validator is drawn when a later block closes the batch.
+    assert_eq!(e.d.primary_call(&b, "close", vec![], Amount::ZERO).unwrap().status, TxStatus::Success);
     let h = e.d.batch_input(0).unwrap().header;
     let assigned = e.d.validators.iter().find(|(k, _)| k.address() == h.validator).unwrap().0.clone();
     let r = e.d.primary_call(&assigned, "deregister_node", vec![], Amount::ZERO).unwrap();

@@ -24,6 +24,7 @@
 
 mod messages;
 mod replica;
+pub mod sim;
 
 pub use messages::*;
 pub use replica::*;

@@ -32,6 +32,25 @@ pub struct Config {
     pub retain: usize,
     /// The first view (the thesis initialises `view` to 1).
     pub initial_view: u64,
+    /// A leader whose view was abandoned is suspected until it leads a
+    /// committed block again; while it leads, the first deadline is
+    /// `base_timeout / suspect_divisor`, so a dead validator's turns are
+    /// skipped faster (1 turns this off). Only liveness depends on it.
+    pub suspect_divisor: u64,
+    /// A planted bug for the simulator's mutation-sensitivity check.
+    #[cfg(feature = "mutants")]
+    pub mutation: Option<Mutation>,
+}
+
+/// Bugs the simulator must catch, planted in the replica (test-only).
+#[cfg(feature = "mutants")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// A new-view is accepted without checking that it re-proposes the
+    /// highest prepared block of its view changes.
+    NewViewSkipsHighestPrepared,
+    /// Quorums one vote short of `2f + 1`.
+    WrongQuorum,
 }
 
 impl Config {
@@ -44,6 +63,9 @@ impl Config {
             catch_up_batch: 32,
             retain: 256,
             initial_view: 1,
+            suspect_divisor: 4,
+            #[cfg(feature = "mutants")]
+            mutation: None,
         }
     }
 }
@@ -222,6 +244,8 @@ pub struct Replica<P> {
     future: Vec<(u32, Message<P>)>,
     log: VecDeque<CommittedEntry<P>>,
     last_commit_view: u64,
+    /// Leaders whose last view was abandoned (see [`Config::suspect_divisor`]).
+    suspects: std::collections::BTreeSet<u32>,
 }
 
 impl<P: Payload> Replica<P> {
@@ -272,6 +296,7 @@ impl<P: Payload> Replica<P> {
             future: Vec::new(),
             log: log[keep..].iter().cloned().collect(),
             last_commit_view: view,
+            suspects: Default::default(),
             cfg,
             key,
         };
@@ -322,6 +347,14 @@ impl<P: Payload> Replica<P> {
         self.cfg.validators.len()
     }
 
+    fn quorum(&self) -> usize {
+        #[cfg(feature = "mutants")]
+        if self.cfg.mutation == Some(Mutation::WrongQuorum) {
+            return self.set().quorum() - 1;
+        }
+        self.set().quorum()
+    }
+
     fn leader(&self, view: u64, height: u64) -> u32 {
         self.set().leader(view, height)
     }
@@ -341,7 +374,12 @@ impl<P: Payload> Replica<P> {
 
     fn timeout(&self) -> u64 {
         let exp = self.backoff.min(self.cfg.max_backoff_exp);
-        self.cfg.base_timeout.saturating_mul(1u64 << exp)
+        let t = self.cfg.base_timeout.saturating_mul(1u64 << exp);
+        let leader = self.leader(self.view, self.height);
+        if self.phase == Phase::Normal && self.backoff == 0 && self.suspects.contains(&leader) {
+            return (t / self.cfg.suspect_divisor.max(1)).max(1);
+        }
+        t
     }
 
     fn arm_timer(&self, s: &mut Step<P>) {
@@ -385,7 +423,7 @@ impl<P: Payload> Replica<P> {
         let mut s = Step::default();
         if timer.height == self.height && timer.view == self.view {
             self.catch_up_asked = None;
-            if self.phase == Phase::ViewChanging && self.view_change_support(self.view) < self.set().quorum() {
+            if self.phase == Phase::ViewChanging && self.view_change_support(self.view) < self.quorum() {
                 // Castro & Liskov: the view-change deadline only runs once a
                 // quorum wants the view; until then, retransmit ours. This
                 // keeps a replica that timed out first from racing ahead.
@@ -628,7 +666,7 @@ impl<P: Payload> Replica<P> {
         }
         let Some(block) = self.proposal else { return };
         let prepares = Self::votes_for(&self.prepares, self.view, &block);
-        if prepares.len() < self.set().quorum() {
+        if prepares.len() < self.quorum() {
             return;
         }
         let Some(payload) = self.known.get(&block).cloned() else {
@@ -651,7 +689,7 @@ impl<P: Payload> Replica<P> {
         for ((view, _), (b, _)) in &self.commits {
             *tallies.entry((*view, *b)).or_default() += 1;
         }
-        let q = self.set().quorum();
+        let q = self.quorum();
         let Some((view, block)) = tallies.into_iter().find(|(_, c)| *c >= q).map(|(k, _)| k) else {
             return;
         };
@@ -671,6 +709,8 @@ impl<P: Payload> Replica<P> {
     }
 
     fn commit(&mut self, entry: CommittedEntry<P>, s: &mut Step<P>) {
+        // Its leader is alive and leading again.
+        self.suspects.remove(&self.leader(entry.cert.view, self.height));
         s.timers.push(TimerCmd::Cancel(Timer { height: self.height, view: self.view }));
         self.last_commit_view = entry.cert.view;
         self.log.push_back(entry.clone());
@@ -732,6 +772,13 @@ impl<P: Payload> Replica<P> {
             return;
         }
         s.timers.push(TimerCmd::Cancel(Timer { height: self.height, view: self.view }));
+        if self.phase == Phase::Normal {
+            // Its leader did not get a block committed in time.
+            let failed = self.leader(self.view, self.height);
+            if failed != self.cfg.me {
+                self.suspects.insert(failed);
+            }
+        }
         self.view = new_view;
         self.phase = Phase::ViewChanging;
         self.reset_view_state();
@@ -744,7 +791,7 @@ impl<P: Payload> Replica<P> {
             self.prepared.clone(),
         );
         self.view_changes.insert(self.cfg.me, vc.clone());
-        self.vc_quorum_armed = self.view_change_support(new_view) >= self.set().quorum();
+        self.vc_quorum_armed = self.view_change_support(new_view) >= self.quorum();
         s.persist = Some(self.durable());
         s.need_proposal = None;
         self.broadcast(s, Message::ViewChange(vc));
@@ -790,7 +837,7 @@ impl<P: Payload> Replica<P> {
         self.view_changes.insert(from, vc);
         if self.phase == Phase::ViewChanging
             && !self.vc_quorum_armed
-            && self.view_change_support(self.view) >= self.set().quorum()
+            && self.view_change_support(self.view) >= self.quorum()
         {
             // A quorum left the old view: the new leader's deadline starts now.
             self.vc_quorum_armed = true;
@@ -822,7 +869,7 @@ impl<P: Payload> Replica<P> {
             return;
         }
         let vcs: Vec<ViewChange<P>> = self.view_changes.values().filter(|v| v.new_view == self.view).cloned().collect();
-        if vcs.len() < self.set().quorum() {
+        if vcs.len() < self.quorum() {
             return;
         }
         let highest = vcs.iter().filter_map(|v| v.prepared.as_ref()).max_by_key(|c| c.view).cloned();
@@ -898,11 +945,13 @@ impl<P: Payload> Replica<P> {
                 }
             }
         }
-        if signers.len() < self.set().quorum() {
+        if signers.len() < self.quorum() {
             s.faults.push(bad("fewer than a quorum of view changes"));
             return;
         }
         let highest = nv.view_changes.iter().filter_map(|v| v.prepared.as_ref()).max_by_key(|c| c.view);
+        #[cfg(feature = "mutants")]
+        let highest = highest.filter(|_| self.cfg.mutation != Some(Mutation::NewViewSkipsHighestPrepared));
         if let Some(c) = highest {
             if c.payload.digest() != nv.pre_prepare.payload.digest() {
                 s.faults.push(bad("does not re-propose the highest prepared block"));

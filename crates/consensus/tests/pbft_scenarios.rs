@@ -1,7 +1,7 @@
 //! Targeted PBFT runs: each Byzantine behaviour is caught and survived,
 //! partitions stop and heal progress, crashed validators catch up.
 
-use gridledger_sim::pbft::{run, Behaviour, Scenario};
+use gridledger_consensus::pbft::sim::{run, Behaviour, Scenario};
 use gridledger_sim::{Crash, NetConfig, Partition};
 use std::collections::BTreeMap;
 
@@ -43,7 +43,7 @@ fn no_quorum_while_partitioned_then_progress_after_heal() {
     sim.start();
     sim.run_until(4_999, |_| false);
     assert!(sim.outputs.is_empty(), "2 of 4 cannot commit");
-    let r = gridledger_sim::pbft::run(&sc).expect("progress after the partition heals");
+    let r = run(&sc).expect("progress after the partition heals");
     assert!(r.heights.iter().all(|h| *h >= 6));
 }
 
@@ -59,4 +59,26 @@ fn crashed_validator_restarts_from_its_log_and_catches_up() {
     assert!(before[2] < before[0], "the crashed node fell behind: {before:?}");
     let r = run(&sc).expect("the restarted node catches up and the chain goes on");
     assert!(r.heights[2] > before[0], "{:?} vs {before:?}", r.heights);
+}
+
+/// Issue 9 item 9: with one validator down for good, every n-th height's
+/// first leader is dead. Suspecting a leader whose view was abandoned, and
+/// giving it a quarter of the deadline the next time it leads, skips its
+/// turns faster. Measured in logical time (ticks), so the comparison is
+/// deterministic: blocks committed by validator 0 in 20,000 ticks.
+#[test]
+fn a_known_dead_leader_is_skipped_faster() {
+    let blocks = |divisor: u64| {
+        let mut sc = calm(21, 4);
+        sc.net.crashes = vec![Crash { node: 3, at: 0, restart_at: None }];
+        sc.suspect_divisor = divisor;
+        let mut sim = sc.build();
+        sim.start();
+        sim.run_until(20_000, |_| false);
+        sim.outputs.iter().filter(|(_, n, _)| *n == 0).count()
+    };
+    let (before, after) = (blocks(1), blocks(4));
+    eprintln!("one validator down, blocks in 20,000 ticks: {before} without suspicion, {after} with");
+    assert!(before > 0);
+    assert!(after > before, "{after} vs {before}");
 }

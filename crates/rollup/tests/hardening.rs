@@ -1,0 +1,155 @@
+//! Refusals and persistence added with the fixes of the IOR attack findings
+//! (`attack_rollup.rs`): each refused operation is refused with its reason
+//! and changes nothing.
+
+mod common;
+
+use common::*;
+use gridledger_core::{Amount, Energy};
+use gridledger_ledger::{ChainClient, Receipt, TxStatus};
+use gridledger_rollup::driver::Mode;
+use gridledger_rollup::exec::{execute_batch, OffChain};
+use gridledger_rollup::primary::{BatchId, BatchState, SubmitTcrs};
+use gridledger_rollup::types::{coins, AgreementTerms, IorTx, Outcome, StSettlement, Tcr};
+use gridledger_rollup::{args, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
+
+fn funded() -> Env {
+    let mut e = open(config(Mode::Ior, 4, 2, 3));
+    for i in 0..3 {
+        e.d.fund(&trader(i), coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    e
+}
+
+fn reverted(r: &Receipt) -> String {
+    match &r.status {
+        TxStatus::Reverted(why) => why.clone(),
+        s => panic!("expected a revert, got {s:?}"),
+    }
+}
+
+fn progress(e: &Env) -> serde_json::Value {
+    e.d.primary.chain.view(IOR_PRIMARY_ID, "progress", &[]).unwrap()
+}
+
+/// `finalize` executes a half-posted batch on chain only after two windows
+/// from its close; before that it is refused and the batch stays open.
+#[test]
+fn finalize_of_a_half_posted_batch_waits_two_windows() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    let junk = IorTx::St(st(&terms(&s, &b, Amount(1), 1, 6 * HOUR), 0, true, None));
+    e.d.submit_block(&[(b.clone(), at(&t, &s)), (b.clone(), junk)]).unwrap();
+    e.d.primary.seal();
+    let input = e.d.batch_input(0).unwrap();
+    let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
+    let ats: Vec<Tcr> = tcrs.into_iter().filter(|t| t.outcome.is_at()).collect();
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    let r = e.d.primary_call(&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: ats }), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    let closed = e.d.batch_input(0).unwrap().header.closed_at.unwrap();
+    e.d.set_time(closed + 2 * e.d.cfg.window_ms());
+    let r = e.d.primary_call(&b, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO).unwrap();
+    assert!(reverted(&r).contains("the chain executes it after"), "{r:?}");
+    assert_eq!(e.d.batch_input(0).unwrap().header.state, BatchState::Open);
+    assert_eq!(progress(&e)["next_to_settle"], 0);
+    e.d.set_time(closed + 2 * e.d.cfg.window_ms() + 1);
+    let r = e.d.primary_call(&b, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    assert!(matches!(e.d.batch_input(0).unwrap().header.state, BatchState::Settled { disputed: true, .. }));
+    // The honest half-poster keeps its deposit.
+    let node = e.d.primary.chain.view(IOR_PRIMARY_ID, "node", &borsh::to_vec(&exec.address()).unwrap()).unwrap();
+    assert_eq!(node["active"], true);
+}
+
+/// A barred trader cannot fill batches with entries about agreements it
+/// does not have; the refused call records nothing.
+#[test]
+fn a_barred_sender_cannot_record_junk() {
+    let mut e = funded();
+    let (sybil, victim) = (trader(2), trader(0));
+    // Two refused ATs (not signed by the seller) bar the sybil (30 → 10 = β).
+    for i in 0..2u64 {
+        let t = AgreementTerms {
+            ep: Amount(1),
+            em: Energy(1),
+            buyer: sybil.address(),
+            seller: victim.address(),
+            dt_start: 9 * HOUR + i,
+            dt_end: 10 * HOUR,
+            dl: 10 * HOUR,
+        };
+        let unsigned = IorTx::At(gridledger_rollup::types::AgreementTx { terms: t, seller_sig: None });
+        e.d.submit(&sybil, &unsigned).unwrap();
+        e.d.process(&mut rng(0)).unwrap();
+    }
+    assert_eq!(e.d.participant(&sybil.address()).unwrap().reputation, 10);
+    let next = progress(&e)["next_batch"].clone();
+    let junk = terms(&victim, &sybil, Amount(1), 1, 9 * HOUR);
+    let r = e.d.submit(&sybil, &IorTx::Expire(junk)).unwrap();
+    assert!(reverted(&r).contains("is barred"));
+    assert_eq!(progress(&e)["next_batch"], next, "nothing recorded");
+    let pending = e.d.primary.chain.view(IOR_PRIMARY_ID, "pending", &borsh::to_vec(&victim.address()).unwrap());
+    assert_eq!(pending.unwrap(), 0);
+}
+
+/// An uncertified account cannot register as an executor on the secondary
+/// chain; its `sc_exe` computes but records nothing.
+#[test]
+fn secondary_executor_registration_needs_the_authority() {
+    use gridledger_rollup::secondary::{ExecRequest, RegisterExecutor};
+    let mut e = funded();
+    let outsider = trader(3);
+    let forged = outsider.sign(&gridledger_rollup::types::node_cert_digest(
+        &e.d.cfg.params.domain,
+        &outsider.address(),
+        gridledger_rollup::types::NodeRole::Executor,
+    ));
+    let send = |e: &mut Env, method: &str, a: Vec<u8>| {
+        let n = e.d.secondary.next_nonce(&outsider.address());
+        let id = e.d.secondary.chain_id();
+        let tx =
+            gridledger_ledger::devnet::call(&outsider, id, n, IOR_SECONDARY_ID, method, a, Amount::ZERO, 10_000_000);
+        e.d.secondary.exec(tx).unwrap()
+    };
+    let r = send(&mut e, "register_executor", args(&RegisterExecutor { cert: forged }));
+    assert!(reverted(&r).contains("not signed by the authority"));
+    let req = ExecRequest { batch: 5, entries: vec![], prestate: Default::default() };
+    assert_eq!(send(&mut e, "sc_exe", args(&req)).status, TxStatus::Success);
+    let rec = e.d.secondary.chain.view(IOR_SECONDARY_ID, "executed", &borsh::to_vec(&5u64).unwrap()).unwrap();
+    assert_eq!(rec, serde_json::Value::Null);
+}
+
+/// The claimed share of a seller's slot persists across batches: the same
+/// readings cannot win a second dispute in a later batch either.
+#[test]
+fn a_slots_export_counts_once_across_batches() {
+    let mut e = funded();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let t1 = terms(&b1, &s, Amount(200_000), 500, 8 * HOUR);
+    let t2 = terms(&b2, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(t1.dt_end + MIN);
+    e.d.submit(&s, &IorTx::St(st(&t1, 1000, false, Some(&b1)))).unwrap();
+    let first = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(first[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
+    e.d.submit(&s, &IorTx::St(st(&t2, 1000, false, Some(&b2)))).unwrap();
+    let second = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(second[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerShortfall)]);
+}
+
+/// Absurd meter values and a funding below `D_s` are configuration errors.
+#[test]
+fn demo_input_out_of_range_is_a_typed_error() {
+    use gridledger_rollup::demo::{parse_meter_csv, run_day, DayConfig, DemoError};
+    let mut csv = String::from("time,a\n");
+    for h in 0..24 {
+        csv.push_str(&format!("{h},{}\n", if h == 5 { i64::MIN } else { 0 }));
+    }
+    assert!(matches!(parse_meter_csv(&csv), Err(DemoError::Config(m)) if m.contains("beyond")));
+    let poor = DayConfig { funding_coins: 1, ..DayConfig::default() };
+    assert!(matches!(run_day(poor), Err(DemoError::Config(m)) if m.contains("must exceed the deposit")));
+}
