@@ -101,7 +101,6 @@ pub(crate) fn verify_and_admit(shared: &Shared, from: u32, body: &[u8]) -> bool 
     abandoned
 }
 
-
 /// A frame given up on: more than a quarter of its checked signatures failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Abandoned {

@@ -19,7 +19,7 @@ use gridledger_consensus::pbft::{
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{merkle_root, Hash32};
-use gridledger_ledger::{Block, ExecutedBlock, Seal, SignedTransaction};
+use gridledger_ledger::{Block, ExecutedBlock, Seal};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, Sender};
@@ -501,7 +501,7 @@ impl Driver {
     /// Takes a catch-up token for `from` on the driver's clock (logical
     /// under the simulator, so runs stay reproducible).
     fn catch_up_allowed(&self, from: u32) -> bool {
-        self.catch_up_requests.allow(from, self.started + Duration::from_millis(self.now()))
+        self.catch_up_requests.allow(from, self.started + std::time::Duration::from_millis(self.now()))
     }
 
     /// Lowest height the replica can serve catch-up from itself.
