@@ -351,6 +351,8 @@ impl<C: ChainClient> Duo<C> {
                 }
                 "cns_dispute_resolved" => ChainEvent::DisputeResolved { counter: num("counter") },
                 "cns_channel_closed" => ChainEvent::Closed { counter: num("counter") },
+                // An aborted open ends the channel before any update.
+                "cns_channel_aborted" => ChainEvent::Closed { counter: 0 },
                 _ => continue,
             };
             let resolved = matches!(ev, ChainEvent::DisputeResolved { .. });

@@ -54,6 +54,21 @@ impl UpdatePolicy for PriceBounds {
         if t.energy > self.max_energy {
             return Err(format!("energy {} above the accepted {}", t.energy, self.max_energy));
         }
+        // The amount is rounded down from the stated price: check what is
+        // actually paid, `amount · 1000 ≥ energy · min_price` (u128, so
+        // neither side overflows), or splitting a purchase into small
+        // trades pays under the floor.
+        let paid = t.amount.0.checked_mul(1000);
+        let floor = u128::from(t.energy.0).checked_mul(self.min_price_per_kwh.0);
+        match (paid, floor) {
+            (Some(p), Some(f)) if p >= f => {}
+            _ => {
+                return Err(format!(
+                    "amount {} for {} Wh is below the minimum {}/kWh",
+                    t.amount, t.energy, self.min_price_per_kwh
+                ))
+            }
+        }
         Ok(())
     }
 }
@@ -346,6 +361,17 @@ pub struct ChannelParams {
     pub auto_pay: Option<Policy>,
 }
 
+/// Largest step a peer's proposal may take past every counter this party
+/// knows (co-signed, signed or fallen back). Not exactly `+1`: a rejected
+/// or fallen-back proposal uses its counter up, so honest counters skip;
+/// but bounded, so no peer can push the counter near `u64::MAX`.
+pub const MAX_COUNTER_STEP: u64 = 1 << 20;
+
+/// A channel still `Funding` this long (ms of chain time) after its open
+/// was registered is aborted (`channel_abort` refunds what was funded):
+/// a peer that never funds must not lock this party's deposit.
+pub const FUNDING_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+
 /// Longest pause between retries of a safety-critical transaction
 /// (resolve, settle, close), ms.
 pub const MAX_RETRY_BACKOFF_MS: u64 = 30_000;
@@ -365,6 +391,12 @@ pub struct ChannelMachine {
     chain_retry: Option<(Timestamp, u64)>,
     /// Counter of the dispute standing on chain.
     disputed_counter: Option<u64>,
+    /// When the open was seen registered (chain time), while funding.
+    registered_at: Option<Timestamp>,
+    /// Next `channel_abort` attempt and its back-off.
+    abort_retry: Option<(Timestamp, u64)>,
+    /// When the `Fallback` of the abandoned proposal was last sent.
+    fallback_sent: Timestamp,
 }
 
 fn other(side: u8) -> usize {
@@ -423,6 +455,9 @@ impl ChannelMachine {
             close_submitted_at: None,
             chain_retry: None,
             disputed_counter: None,
+            registered_at: None,
+            abort_retry: None,
+            fallback_sent: 0,
         }
     }
 
@@ -495,10 +530,17 @@ impl ChannelMachine {
         (nonce, st.sign(&self.key, nonce))
     }
 
-    fn next_counter(&self) -> u64 {
+    /// Highest counter this party knows of: co-signed, signed by it, or
+    /// given up by the peer.
+    fn known_counter(&self) -> u64 {
         let a = self.store.latest.as_ref().map_or(0, |l| l.state.counter);
         let b = self.store.signed_upto.unwrap_or(0);
-        a.max(b) + 1
+        let c = self.store.peer_fallback_upto.unwrap_or(0);
+        a.max(b).max(c)
+    }
+
+    fn next_counter(&self) -> Result<u64, ChannelError> {
+        self.known_counter().checked_add(1).ok_or(ChannelError::Overflow)
     }
 
     /// Signs and proposes `st`, remembering it durably first.
@@ -573,7 +615,7 @@ impl ChannelMachine {
                     return Err(ChannelError::InsufficientBalance { have, need: amount });
                 }
                 let mut st = latest;
-                st.counter = self.next_counter();
+                st.counter = self.next_counter()?;
                 st.balances[me] = have.saturating_sub(amount);
                 st.balances[peer] = st.balances[peer].checked_add(amount).ok_or(ChannelError::Overflow)?;
                 st.energy[peer] = st.energy[peer].checked_add(energy).ok_or(ChannelError::Overflow)?;
@@ -596,7 +638,7 @@ impl ChannelMachine {
                 }
                 self.store.closing_requested = true;
                 let mut st = latest;
-                st.counter = self.next_counter();
+                st.counter = self.next_counter()?;
                 st.is_final = true;
                 st.last_trade = None;
                 Ok(self.propose(st, Step::default()))
@@ -657,6 +699,13 @@ impl ChannelMachine {
         if st.counter <= l.counter {
             return Err(format!("counter {} not above co-signed {}", st.counter, l.counter));
         }
+        if st.counter > self.known_counter().saturating_add(MAX_COUNTER_STEP) {
+            return Err(format!(
+                "counter {} jumps more than {MAX_COUNTER_STEP} past {}",
+                st.counter,
+                self.known_counter()
+            ));
+        }
         if st.is_final {
             let ok = st.balances == l.balances && st.energy == l.energy && st.last_trade.is_none();
             return if ok { Ok(()) } else { Err("final state differs from the co-signed one".into()) };
@@ -703,6 +752,12 @@ impl ChannelMachine {
             Message::Reject { counter, reason } => {
                 let mine = self.store.my_proposal.as_ref().map(|p| p.state.counter);
                 if mine != Some(counter) {
+                    // The peer confirms it never signed a proposal we gave
+                    // up on: stop resending its `Fallback`.
+                    if self.store.abandoned.as_ref().is_some_and(|p| p.state.counter == counter) {
+                        self.store.abandoned = None;
+                        return self.persist_then(Step::default(), vec![], vec![]);
+                    }
                     return Step::default();
                 }
                 // The proposal dies; its counter stays used (signed_upto).
@@ -728,11 +783,16 @@ impl ChannelMachine {
                         return Step::default();
                     }
                 }
+                // Never signed by us: confirm, so the peer stops resending.
+                let ack = Message::Reject { counter, reason: format!("proposal {counter} fell back, never signed") };
                 if self.store.peer_fallback_upto.is_some_and(|u| u >= counter) {
+                    return Step { messages: vec![ack], ..Step::default() };
+                }
+                if counter > self.known_counter().saturating_add(MAX_COUNTER_STEP) {
                     return Step::default();
                 }
                 self.store.peer_fallback_upto = Some(counter);
-                self.persist_then(Step::default(), vec![], vec![])
+                self.persist_then(Step::default(), vec![ack], vec![])
             }
         }
     }
@@ -876,6 +936,9 @@ impl ChannelMachine {
         let mut step = Step::default();
         match e {
             ChainEvent::Registered { t_delta_ms, hstate } => {
+                if self.store.phase == Phase::Opening && self.registered_at.is_none() {
+                    self.registered_at = Some(self.now);
+                }
                 // The responder funds once the open is on chain; a zero side
                 // counts as funded by the contract.
                 // Only while opening: a replayed event after a restart must
@@ -944,6 +1007,8 @@ impl ChannelMachine {
                 }
             }
             ChainEvent::Closed { counter } => {
+                self.registered_at = None;
+                self.abort_retry = None;
                 self.store.phase = Phase::Closed;
                 self.store.my_proposal = None;
                 self.chain_retry = None;
@@ -975,8 +1040,23 @@ impl ChannelMachine {
             if let Some(p) = self.store.my_proposal.take() {
                 let counter = p.state.counter;
                 self.store.abandoned = Some(p);
+                self.fallback_sent = now;
                 let step = Step { events: vec![ChannelEvent::FellBack { counter }], ..Step::default() };
                 return self.persist_then(step, vec![Message::Fallback { counter }], vec![]);
+            }
+        }
+        // A `Fallback` is resent until the peer answers it (its acceptance
+        // again, or a reject saying it never signed): one lost message must
+        // not leave the two parties on different co-signed states.
+        let unanswered = self.store.abandoned.as_ref().and_then(|p| {
+            let behind = self.store.latest.as_ref().is_none_or(|l| l.state.counter < p.state.counter);
+            (behind && p.state.counter > 0).then_some(p.state.counter)
+        });
+        if let Some(counter) = unanswered {
+            let live = !matches!(self.store.phase, Phase::Idle | Phase::Closed);
+            if live && now >= self.fallback_sent.saturating_add(self.params.retry_ms) {
+                self.fallback_sent = now;
+                step.messages.push(Message::Fallback { counter });
             }
         }
         // Retransmit an unanswered proposal (idempotent: same bytes).
@@ -992,6 +1072,26 @@ impl ChannelMachine {
         let retry_due = self.chain_retry.is_some_and(|(at, _)| now >= at);
         let timeout = self.params.close_timeout_ms;
         match self.store.phase {
+            // Funding deadline: the peer never funded; abort and take back
+            // what we put in. Retried with back-off until `Closed`.
+            Phase::Opening => {
+                if let Some(at) = self.registered_at {
+                    let due = match self.abort_retry {
+                        Some((next, _)) => now >= next,
+                        None => now >= at.saturating_add(FUNDING_TIMEOUT_MS),
+                    };
+                    if due {
+                        step.txs.push(ChainTx {
+                            method: "channel_abort",
+                            args: encode(&CidArgs { cid: self.store.cid }),
+                            value: Amount::ZERO,
+                        });
+                        let backoff = self.abort_retry.map_or(self.params.retry_ms, |(_, b)| b).max(1);
+                        self.abort_retry =
+                            Some((now.saturating_add(backoff), backoff.saturating_mul(2).min(MAX_RETRY_BACKOFF_MS)));
+                    }
+                }
+            }
             Phase::Open if self.store.closing_requested => {
                 let started = *self.close_started.get_or_insert(now);
                 if now >= started.saturating_add(timeout) {

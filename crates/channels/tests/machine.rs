@@ -445,10 +445,17 @@ fn price_bounds_name_what_they_refuse() {
         last_trade: None,
         is_final: false,
     });
-    let t =
-        |price: u128, wh: u64| Trade { buyer: 0, energy: Energy(wh), price_per_kwh: Amount(price), amount: Amount(1) };
+    // The amount is what the trade pays (the floor is checked on it).
+    let t = |price: u128, wh: u64| Trade {
+        buyer: 0,
+        energy: Energy(wh),
+        price_per_kwh: Amount(price),
+        amount: Trade::price_of(Energy(wh), Amount(price)).unwrap(),
+    };
     use gridledger_channels::machine::UpdatePolicy;
     assert!(b.check(&t(600, 1), &st).unwrap_err().contains("outside the accepted"));
     assert!(b.check(&t(100, 6_000), &st).unwrap_err().contains("above the accepted"));
     assert!(b.check(&t(100, 1_000), &st).is_ok());
+    // 16 Wh at the 10/kWh floor rounds down to 0 paid: under the floor.
+    assert!(b.check(&t(10, 16), &st).unwrap_err().contains("below the minimum"));
 }

@@ -46,6 +46,7 @@ pub struct PbftArgs {
     /// links on loopback (default: all validators in this process).
     #[arg(long)]
     pub processes: bool,
+    /// Print JSON on one line (the output is JSON either way).
     #[arg(long)]
     pub json: bool,
 }

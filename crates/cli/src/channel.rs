@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
+use crate::endpoint::DEFAULT_RPC;
 
 #[derive(Subcommand)]
 pub enum ChannelCmd {
@@ -40,6 +40,9 @@ pub enum ChannelCmd {
     /// Unilateral close from the snapshot file (party process not needed):
     /// raise a dispute with the newest co-signed state, then settle after t_Δ.
     Dispute(DisputeArgs),
+    /// Abort a channel still waiting for funding (the peer never funded):
+    /// refunds whatever was funded (party process not needed).
+    Abort(DirArgs),
     /// Watch the chain for a stale close by the peer and answer it with the
     /// newest co-signed state from the snapshot file.
     Watch(WatchArgs),
@@ -49,15 +52,17 @@ pub enum ChannelCmd {
 
 #[derive(Args)]
 pub struct WatchSpecArgs {
-    #[arg(long)]
+    /// The party's directory (written by `channel prepare`).
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    #[arg(long)]
+    /// File to write the watch spec (JSON, no secrets) to.
+    #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
 
 #[derive(Args)]
 pub struct PrepareArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
     /// The merchant's account key file.
     #[arg(long)]
@@ -71,8 +76,8 @@ pub struct PrepareArgs {
     /// Directories to write for side 0 and side 1.
     #[arg(long, num_args = 2)]
     pub dirs: Vec<PathBuf>,
-    /// Capacities of side 0 and side 1 (minor units).
-    #[arg(long, num_args = 2, default_values_t = [100_000u128, 100_000])]
+    /// Capacities of side 0 and side 1, in minor units (1 coin = 1,000,000).
+    #[arg(long, num_args = 2, default_values_t = [100_000u128, 100_000], value_parser = crate::units::parse_amount)]
     pub capacity: Vec<u128>,
     /// Fund side 0 with a merchant credit note instead of a deposit.
     #[arg(long)]
@@ -96,21 +101,22 @@ pub struct PrepareArgs {
     /// unilaterally (a dispute).
     #[arg(long, default_value_t = 30)]
     pub close_timeout_blocks: u64,
-    /// Refuse incoming trades above this price per kWh (both parties'
-    /// policy; with --min-price and --max-energy-wh).
+    /// Refuse incoming trades above this price per kWh, in minor units (both parties'
+    /// policy, with --min-price and --max-energy-wh; absent: no ceiling).
     #[arg(long)]
     pub max_price: Option<u128>,
-    /// Refuse incoming trades below this price per kWh (with --max-price).
+    /// Refuse incoming trades that pay less than this per kWh (minor units), checked on
+    /// the amount actually paid (always applied; default 1).
     #[arg(long, default_value_t = 1)]
     pub min_price: u128,
-    /// Refuse incoming trades above this energy (Wh) (with --max-price).
+    /// Refuse incoming trades above this energy (Wh).
     #[arg(long, default_value_t = u64::MAX)]
     pub max_energy_wh: u64,
     /// Peer listen addresses of side 0 and side 1 (loopback ports chosen if absent).
     #[arg(long, num_args = 2)]
     pub listen: Vec<SocketAddr>,
-    /// Merchant pool deposited on registration.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Merchant pool deposited on registration, in minor units.
+    #[arg(long, default_value_t = 1_000_000, value_parser = crate::units::parse_amount)]
     pub pool: u128,
     /// Time-lock of the collateral the merchant's approvals ask for (ms).
     #[arg(long, default_value_t = 60_000)]
@@ -119,7 +125,8 @@ pub struct PrepareArgs {
 
 #[derive(Args)]
 pub struct OpenArgs {
-    #[arg(long)]
+    /// This party's directory (written by `channel prepare`).
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Skip fsync (survives a process crash, not a power loss).
     #[arg(long)]
@@ -128,25 +135,29 @@ pub struct OpenArgs {
 
 #[derive(Args)]
 pub struct PayArgs {
-    #[arg(long)]
+    /// The paying party's directory; its `channel open` must be running.
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Energy bought (Wh).
     #[arg(long)]
     pub energy: u64,
-    /// Price per kWh (minor units).
+    /// Price per kWh, in minor units (1 coin = 1,000,000); the payment is
+    /// energy × price / 1000, rounded down, and must not be zero.
     #[arg(long)]
     pub price: u64,
 }
 
 #[derive(Args)]
 pub struct DirArgs {
-    #[arg(long)]
+    /// The party's directory; its `channel open` must be running.
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
 }
 
 #[derive(Args)]
 pub struct DisputeArgs {
-    #[arg(long)]
+    /// The party's directory (its snapshot file is used; the process may be down).
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Only raise the dispute; do not wait to settle.
     #[arg(long)]
@@ -159,7 +170,7 @@ pub struct DisputeArgs {
 #[derive(Args)]
 pub struct WatchArgs {
     /// The party's directory: its spec (unless --spec) and its store files.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Watch as an outsourced service: the channel from this file (see
     /// `channel watch-spec`), the states from --dir, gas paid by --key.
@@ -182,14 +193,48 @@ pub(crate) fn desk_key(path: &Path) -> anyhow::Result<KeyPair> {
     Ok(k)
 }
 
+/// The disputes on record in the ESC `scid` (read raw from the CNS
+/// contract's storage), or None if it cannot be read.
+fn esc_disputes(
+    client: &gridledger_node::RpcClient,
+    scid: &gridledger_core::Hash32,
+) -> Option<Vec<gridledger_contracts::cns::DisputeRecord>> {
+    let key = [b"esc/".as_slice(), &scid.0].concat();
+    let v = client.call("gl_getContractState", json!([gridledger_contracts::CNS_ID, hex::encode(key)])).ok()?;
+    let bytes = hex::decode(v.as_str()?.trim_start_matches("0x")).ok()?;
+    let esc: gridledger_contracts::cns::Esc = borsh::from_slice(&bytes).ok()?;
+    Some(esc.disputes)
+}
+
+/// Loads the party in `dir`, naming the directory and the command that
+/// makes one when it is missing.
+fn load_party(dir: &Path) -> anyhow::Result<PartySpec> {
+    anyhow::ensure!(
+        dir.join("party.json").exists(),
+        "{} holds no channel party (no party.json); `gridledger channel prepare --dirs DIR0 DIR1` writes one per side",
+        dir.display()
+    );
+    PartySpec::load(dir).with_context(|| format!("reading the party in {}", dir.display()))
+}
+
+/// Sends `cmd` to the running party; prints its reply on success, and only
+/// the error (once) when the party refuses.
 fn control(dir: &Path, cmd: &Command) -> anyhow::Result<()> {
-    let spec = PartySpec::load(dir).with_context(|| format!("reading the party in {}", dir.display()))?;
-    let r = control_request(spec.control, cmd, Duration::from_secs(120))
-        .with_context(|| format!("talking to the party at {} (is `gridledger channel open` running?)", spec.control))?;
-    println!("{}", serde_json::to_string(&r)?);
+    let spec = load_party(dir)?;
+    let r = control_request(spec.control, cmd, Duration::from_secs(120)).with_context(|| {
+        format!(
+            "talking to the party of {} at {} (is `gridledger channel open --dir {}` running?)",
+            dir.display(),
+            spec.control,
+            dir.display()
+        )
+    })?;
     match r {
         Reply::Error { message } => anyhow::bail!(message),
-        _ => Ok(()),
+        r => {
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
     }
 }
 
@@ -198,8 +243,17 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         ChannelCmd::Prepare(a) => {
             anyhow::ensure!(a.keys.len() == 2 && a.dirs.len() == 2 && a.capacity.len() == 2, "two of each");
             let merchant = read_key(&a.merchant_key)?;
-            let desk = desk_key(&a.desk_key)?;
             let keys = [read_key(&a.keys[0])?, read_key(&a.keys[1])?];
+            anyhow::ensure!(
+                keys[0].address() != keys[1].address(),
+                "--keys {} and {} are the same account {}; a channel needs two different accounts",
+                a.keys[0].display(),
+                a.keys[1].display(),
+                keys[0].address()
+            );
+            // Reach the node before anything is written (no half-made desk key).
+            crate::endpoint::probe(&a.rpc)?;
+            let desk = desk_key(&a.desk_key)?;
             let addrs = match a.listen.as_slice() {
                 [x, y] => [*x, *y],
                 [] => [free_loopback_addr()?, free_loopback_addr()?],
@@ -220,15 +274,19 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 close_timeout_ms: a.close_timeout_blocks.saturating_mul(a.block_ms),
                 addrs,
                 controls: [free_loopback_addr()?, free_loopback_addr()?],
-                accept: a.max_price.map(|max| AcceptPolicy {
+                // Always bounded: without --max-price the ceiling is open,
+                // but the floor (--min-price, default 1 per kWh) is checked
+                // on what is actually paid, so no rounding trick buys
+                // energy below it. A seller sets its real floor.
+                accept: Some(AcceptPolicy {
                     min_price_per_kwh: a.min_price,
-                    max_price_per_kwh: max,
+                    max_price_per_kwh: a.max_price.unwrap_or(u128::MAX),
                     max_energy_wh: a.max_energy_wh,
                 }),
             };
             let specs = prepare_channel(&a.rpc, &merchant, &desk, [&keys[0], &keys[1]], &terms)?;
             for (s, d) in specs.iter().zip(&a.dirs) {
-                s.save(d)?;
+                s.save(d).with_context(|| format!("writing the party directory {} (--dirs)", d.display()))?;
             }
             println!(
                 "{}",
@@ -238,13 +296,45 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             Ok(())
         }
         ChannelCmd::Open(a) => {
+            let spec = load_party(&a.dir)?;
+            eprintln!(
+                "channel {}: side {} listening on {} for its peer, control on {}; runs until the channel closes",
+                spec.cid,
+                spec.side,
+                spec.addrs[usize::from(spec.side)],
+                spec.control
+            );
             let opts = PartyOptions {
                 durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
                 auto_open: true,
                 ..PartyOptions::default()
             };
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let r = rt.block_on(run_party(&a.dir, opts))?;
+            // A line on stderr per phase change, read from the party's own
+            // control port (the party itself stays IO-free of printing).
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let phases = {
+                let (done, control, cid) = (done.clone(), spec.control, spec.cid);
+                std::thread::spawn(move || {
+                    let mut last = String::new();
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        if let Ok(Reply::Status(st)) =
+                            control_request(control, &Command::Status, Duration::from_secs(2))
+                        {
+                            if st.phase != last {
+                                eprintln!("channel {cid}: {} (counter {})", st.phase, st.counter.unwrap_or(0));
+                                last = st.phase;
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                })
+            };
+            let r = rt.block_on(run_party(&a.dir, opts));
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = phases.join();
+            let r = r?;
+            eprintln!("channel {}: {:?} at counter {}", spec.cid, r.phase, r.latest.unwrap_or(0));
             println!(
                 "{}",
                 json!({ "phase": format!("{:?}", r.phase), "counter": r.latest, "saves": r.saves,
@@ -252,8 +342,38 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        ChannelCmd::Pay(a) => control(&a.dir, &Command::Pay { energy: a.energy, price: a.price }),
-        ChannelCmd::Close(a) => control(&a.dir, &Command::Close),
+        ChannelCmd::Pay(a) => {
+            let paid = gridledger_contracts::cns::Trade::price_of(
+                gridledger_core::Energy(a.energy),
+                Amount(u128::from(a.price)),
+            );
+            anyhow::ensure!(
+                paid.is_some_and(|p| p.0 > 0),
+                "{} Wh at {} minor units/kWh pays {} minor units (energy × price / 1000, rounded down): \
+                 a trade must pay something; raise --energy or --price",
+                a.energy,
+                a.price,
+                paid.map_or(0, |p| p.0)
+            );
+            control(&a.dir, &Command::Pay { energy: a.energy, price: a.price })
+        }
+        ChannelCmd::Close(a) => {
+            control(&a.dir, &Command::Close)?;
+            // Say how it closed: cooperatively, or by a dispute because the
+            // peer did not co-sign in time (the chain's record tells).
+            let spec = load_party(&a.dir)?;
+            let client = gridledger_node::RpcClient::new(&spec.rpc);
+            match esc_disputes(&client, &spec.scid) {
+                Some(d) if d.iter().any(|x| x.cid == spec.cid) => eprintln!(
+                    "channel {}: closed by a dispute (the peer did not co-sign the close in time); settled on chain \
+                     with the newest co-signed state",
+                    spec.cid
+                ),
+                Some(_) => eprintln!("channel {}: closed cooperatively", spec.cid),
+                None => {}
+            }
+            Ok(())
+        }
         ChannelCmd::Status(a) => control(&a.dir, &Command::Status),
         ChannelCmd::WatchSpec(a) => {
             let p = PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
@@ -268,6 +388,11 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 "{}",
                 json!({ "disputes": r.disputes, "resolved_with": r.resolved_with, "settled": r.settled, "closed_at": r.closed_at })
             );
+            Ok(())
+        }
+        ChannelCmd::Abort(a) => {
+            let o = gridledger_node::channel::watch::abort(&a.dir)?;
+            println!("{}", json!({ "aborted": true, "tx": o.hash.to_string(), "fee": o.fee.to_string() }));
             Ok(())
         }
         ChannelCmd::Watch(a) => {
@@ -305,6 +430,7 @@ pub struct BenchArgs {
     /// Only the fsync'd run (default: also the rename-only run).
     #[arg(long)]
     pub fsync_only: bool,
+    /// Print JSON on one line (the output is JSON either way).
     #[arg(long)]
     pub json: bool,
 }
@@ -586,9 +712,9 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
     if !quiet {
         println!("gridledger demo: credit-note state channel (seed 000)");
         println!("  trades co-signed off chain   {trades} (counter {})", ch.latest.state.counter);
-        println!("  final balances               {:?}", ch.latest.state.balances.map(|a| a.0));
+        println!("  final balances (minor units) {:?}", ch.latest.state.balances.map(|a| a.0));
         println!("  energy delivered (Wh)        {:?}", ch.latest.state.energy.map(|e| e.0));
-        println!("  debit billed by the merchant {billed}");
+        println!("  debit billed by the merchant {}", crate::units::show(billed));
         println!("  credit ledger imbalance      {}", msc.ledger.imbalance());
         println!("  wall time                    {:.2} s", t0.elapsed().as_secs_f64());
         println!();

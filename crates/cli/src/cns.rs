@@ -28,7 +28,7 @@ use gridledger_node::RpcClient;
 use serde_json::json;
 use std::path::PathBuf;
 
-const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
+use crate::endpoint::DEFAULT_RPC;
 
 #[derive(Subcommand)]
 pub enum CnsCmd {
@@ -57,27 +57,31 @@ pub struct ApplyArgs {
     /// Supporting documents; only their hashes go into the application.
     #[arg(long, num_args = 1..)]
     pub docs: Vec<PathBuf>,
-    /// Credit asked for (minor units).
-    #[arg(long)]
+    /// Credit asked for, in minor units (1 coin = 1,000,000).
+    #[arg(long, value_parser = crate::units::parse_amount)]
     pub credit: u128,
     /// Real identity for the merchant's KYC (default: the account address).
     #[arg(long)]
     pub identity: Option<String>,
+    /// File to write the application to (JSON).
     #[arg(long)]
     pub out: PathBuf,
 }
 
 #[derive(Args)]
 pub struct ApproveArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
+    /// The merchant's account key file.
     #[arg(long)]
     pub merchant_key: PathBuf,
     /// The merchant's desk (signing) key file; created if absent.
     #[arg(long)]
     pub desk_key: PathBuf,
+    /// The application file written by `cns apply`.
     #[arg(long)]
     pub application: PathBuf,
+    /// File to write the decision to (approval or refusal, JSON).
     #[arg(long)]
     pub out: PathBuf,
     /// Refused identities, one per line.
@@ -89,8 +93,8 @@ pub struct ApproveArgs {
     /// ... plus this per dispute on record.
     #[arg(long, default_value_t = 500)]
     pub per_dispute_bps: u32,
-    /// Credit cap per participant.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Credit cap per participant, in minor units (1 coin = 1,000,000).
+    #[arg(long, default_value_t = 1_000_000, value_parser = crate::units::parse_amount)]
     pub max_credit: u128,
     /// Collateral time-lock (ms from msc-init).
     #[arg(long, default_value_t = 60_000)]
@@ -101,41 +105,46 @@ pub struct ApproveArgs {
     /// Validity of the approval (ms).
     #[arg(long, default_value_t = 3_600_000)]
     pub ttl_ms: u64,
-    /// Billing period, used when the merchant is registered now.
+    /// Billing period (ms), used when the merchant is registered now.
     #[arg(long, default_value_t = 30_000)]
     pub billing_period_ms: u64,
-    /// Pool deposited when the merchant is registered now.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Pool deposited when the merchant is registered now, in minor units.
+    #[arg(long, default_value_t = 1_000_000, value_parser = crate::units::parse_amount)]
     pub pool: u128,
 }
 
 #[derive(Args)]
 pub struct InitArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
+    /// The participant's account key file (the one that signed the application).
     #[arg(long)]
     pub key: PathBuf,
+    /// The approval file written by `cns approve`.
     #[arg(long)]
     pub approval: PathBuf,
 }
 
 #[derive(Args)]
 pub struct PayArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
+    /// The participant's account key file.
     #[arg(long)]
     pub key: PathBuf,
+    /// The MSC id (as `cns init` printed it).
     #[arg(long)]
     pub sid: u64,
-    /// Default: everything outstanding.
-    #[arg(long)]
+    /// Amount to pay, in minor units (default: everything outstanding).
+    #[arg(long, value_parser = crate::units::parse_amount)]
     pub amount: Option<u128>,
 }
 
 #[derive(Args)]
 pub struct BillArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
+    /// The merchant's account key file.
     #[arg(long)]
     pub merchant_key: PathBuf,
     /// The desk key that signs the debits.
@@ -145,8 +154,9 @@ pub struct BillArgs {
 
 #[derive(Args)]
 pub struct StatusArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
     pub rpc: String,
+    /// Only this MSC id.
     #[arg(long)]
     pub sid: Option<u64>,
     /// Only this merchant's MSCs.
@@ -177,7 +187,8 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             }
             let identity = a.identity.unwrap_or_else(|| key.address().to_string());
             let app = Application::new(&key, identity, docs, Amount(a.credit))?;
-            std::fs::write(&a.out, serde_json::to_string_pretty(&app)?)?;
+            std::fs::write(&a.out, serde_json::to_string_pretty(&app)?)
+                .with_context(|| format!("writing the application to {} (--out)", a.out.display()))?;
             println!("{}", json!({ "participant": app.participant, "documents": app.documents.len() }));
             Ok(())
         }
@@ -188,7 +199,8 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", a.application.display()))?;
             let app: Application = serde_json::from_str(&text).context("application file")?;
             let blacklist = match &a.blacklist {
-                Some(p) => std::fs::read_to_string(p)?
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("reading the blacklist {} (--blacklist)", p.display()))?
                     .lines()
                     .map(str::trim)
                     .filter(|l| !l.is_empty())
@@ -213,7 +225,8 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             };
             ensure_merchant(&link, &desk, a.billing_period_ms, Amount(a.pool))?;
             let decision = Decision::of(merchant::approve(&link.client, &desk, &app, rand::random())?);
-            std::fs::write(&a.out, serde_json::to_string_pretty(&decision)?)?;
+            std::fs::write(&a.out, serde_json::to_string_pretty(&decision)?)
+                .with_context(|| format!("writing the decision to {} (--out)", a.out.display()))?;
             println!("{}", serde_json::to_string(&decision)?);
             match decision {
                 Decision::Approved { .. } => Ok(()),
@@ -227,7 +240,22 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let decision: Decision = serde_json::from_str(&text).context("approval file")?;
             let approval = decision.approval()?;
             let msc_key = derive_msc_key(&key, &approval.approval.documents)?;
-            let link = ChainLink::connect(&a.rpc, key)?;
+            let link = ChainLink::connect(&a.rpc, key)
+                .with_context(|| format!("connecting to the node at {} (--rpc)", a.rpc))?;
+            // A second init with the same approval would lock collateral again.
+            if let Some(m) = merchant::all_mscs(&link.client)?
+                .into_iter()
+                .find(|m| m.participant_key == msc_key.public() && !m.closed)
+            {
+                anyhow::bail!(
+                    "this participant already has MSC {} with merchant {} (collateral {} locked); \
+                     use --sid {} in `cns pay`/`cns status`, or apply again with other --docs for another MSC",
+                    m.sid,
+                    m.merchant,
+                    m.collateral.0,
+                    m.sid
+                );
+            }
             let sid = merchant::init_msc(&link, &msc_key, approval, rand::random())?;
             let m = read_msc(&link.client, sid)?.context("the new MSC")?;
             println!(

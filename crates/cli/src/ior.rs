@@ -25,6 +25,7 @@ pub struct IorBenchArgs {
     /// IOR dispute window in ms of block time.
     #[arg(long, default_value_t = 5_000)]
     pub window_ms: u64,
+    /// Seed of the generated trades.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// Also run thesis Fig 3-5 with the primary chain (IOR) and the single
@@ -92,6 +93,13 @@ pub struct DayArgs {
     /// load and generation. Only with `--days 1`.
     #[arg(long)]
     pub meter_csv: Option<std::path::PathBuf>,
+    /// Where to write report.html, a self-contained HTML report of the day
+    /// (with `--days` > 1: report-day-NNN.html per day).
+    #[arg(long, default_value = ".")]
+    pub report_dir: std::path::PathBuf,
+    /// Do not write the HTML report.
+    #[arg(long)]
+    pub no_report: bool,
 }
 
 pub fn day(a: DayArgs) -> anyhow::Result<()> {
@@ -140,9 +148,13 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
     if a.days == 1 {
         let r = run_one(&a, config_for(first)?)?;
         write_statements(std::slice::from_ref(&r))?;
-        return print_day(&a, r);
+        let path = write_day_report(&a, &r, "report.html")?;
+        print_day(&a, &r)?;
+        print_report_paths(&a, path.as_slice());
+        return Ok(());
     }
     let mut reports = Vec::with_capacity(usize::from(a.days));
+    let mut report_paths = Vec::new();
     if !a.json {
         println!(
             "{:>4} {:>7} {:>12} {:>12} {:>8} {:>14} {:>14} {:>12}",
@@ -165,9 +177,11 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
                 r.settlement_latency.max_ms
             );
         }
+        report_paths.extend(write_day_report(&a, &r, &format!("report-day-{day:03}.html"))?);
         reports.push(r);
     }
     write_statements(&reports)?;
+    print_report_paths(&a, &report_paths);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
         return Ok(());
@@ -239,7 +253,33 @@ fn share(traded: u64, bound: u64) -> String {
     format!("{}.{}%", permille / 10, permille % 10)
 }
 
-fn run_one(a: &DayArgs, cfg: DayConfig) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
+/// Writes the day's HTML report as `name` under `--report-dir`, unless
+/// `--no-report`.
+fn write_day_report(
+    a: &DayArgs,
+    r: &gridledger_rollup::demo::DayReport,
+    name: &str,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    if a.no_report {
+        return Ok(None);
+    }
+    let primary = if a.pbft == 0 { "1 validator".to_string() } else { format!("{} PBFT validators", a.pbft) };
+    let report = gridledger_experiments::html::DemoReport { chain: None, channel: None, day: r, primary };
+    Ok(Some(gridledger_experiments::html::write_report_as(&a.report_dir, name, &report)?))
+}
+
+/// Report paths go to stdout, or to stderr when stdout carries JSON.
+fn print_report_paths(a: &DayArgs, paths: &[std::path::PathBuf]) {
+    for p in paths {
+        if a.json {
+            eprintln!("report: {}", p.display());
+        } else {
+            println!("report: {}", p.display());
+        }
+    }
+}
+
+pub(crate) fn run_one(a: &DayArgs, cfg: DayConfig) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
     Ok(if a.pbft == 0 {
         run_day(cfg)?
     } else {
@@ -272,9 +312,9 @@ fn run_one(a: &DayArgs, cfg: DayConfig) -> anyhow::Result<gridledger_rollup::dem
     })
 }
 
-fn print_day(a: &DayArgs, r: gridledger_rollup::demo::DayReport) -> anyhow::Result<()> {
+pub(crate) fn print_day(a: &DayArgs, r: &gridledger_rollup::demo::DayReport) -> anyhow::Result<()> {
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        println!("{}", serde_json::to_string_pretty(r)?);
         return Ok(());
     }
     let t = &r.thesis;

@@ -1,40 +1,73 @@
-//! Chain set-up and client commands: init, keys, transfer, query.
+//! Chain set-up and client commands: init, keys, transfer, query, testnet.
+//!
+//! Output: a human-readable table by default, one JSON document on one
+//! line with `--json` (as `cns` and `channel` print). Amounts print as coin and minor units (1 coin = 10^6 minor).
 
+use crate::endpoint::{self, DEFAULT_RPC, RPC_HELP};
+use crate::units;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Hash32};
 use gridledger_ledger::{Allocation, ChainConfig, Genesis, Transaction, TxKind};
-use gridledger_node::config::{read_key, write_key};
-use gridledger_node::{NodeConfig, RpcClient};
+use gridledger_node::config::{read_key, write_key, write_secret};
+use gridledger_node::{keystore, NodeConfig};
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const DEFAULT_RPC: &str = "http://127.0.0.1:8645";
+/// Prints `v` as one JSON document, or `human` as the table.
+fn emit(as_json: bool, v: &Value, human: impl FnOnce()) -> anyhow::Result<()> {
+    if as_json {
+        println!("{}", serde_json::to_string(v)?);
+    } else {
+        human();
+    }
+    Ok(())
+}
 
 #[derive(Args)]
 pub struct InitArgs {
-    /// Directory to create the chain's files in.
-    #[arg(long)]
+    /// Directory to create the chain's files in (keys/, genesis.toml, node.toml).
+    #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// Number of funded accounts to create keys for.
+    /// Number of funded accounts to create keys for (DIR/keys/account-N.key).
     #[arg(long, default_value_t = 4)]
     pub accounts: usize,
-    /// Initial balance per account, in minor units.
-    #[arg(long, default_value_t = 1_000_000_000_000)]
+    /// Initial balance per account: minor units, or coin with a decimal
+    /// point (1 coin = 1,000,000 minor units). Default 1,000,000 coin.
+    #[arg(long, default_value = "1000000000000", value_parser = units::parse_amount)]
     pub balance: u128,
+    /// Chain id, signed into every transaction (replay protection across chains).
     #[arg(long, default_value_t = 1)]
     pub chain_id: u32,
-    #[arg(long, default_value = "127.0.0.1:8645")]
+    /// HOST:PORT the node serves JSON-RPC, events and metrics on (port 0: any free port,
+    /// written to DIR/node.url while the node runs).
+    #[arg(long, default_value = "127.0.0.1:8645", value_name = "HOST:PORT")]
     pub listen: String,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The first lines of every `node.toml` that `init` and `testnet` write.
+const CONFIG_HEADER: &str = "# gridledger node config. Every key, its unit and default: docs/node.toml.\n\
+    # Unknown keys are refused. Relative paths are taken from this file's directory.\n\n";
+
+fn write_config(path: &Path, cfg: &NodeConfig) -> anyhow::Result<()> {
+    let text = format!("{CONFIG_HEADER}{}", toml::to_string_pretty(cfg)?);
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn create_dir(p: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(p).with_context(|| format!("creating directory {}", p.display()))
 }
 
 pub fn init(a: InitArgs) -> anyhow::Result<()> {
     if a.dir.join("node.toml").exists() {
-        bail!("{} already holds a node.toml", a.dir.display());
+        bail!("{} already holds a node.toml; choose another --dir", a.dir.display());
     }
-    std::fs::create_dir_all(a.dir.join("keys"))?;
+    create_dir(&a.dir.join("keys"))?;
     let mut rng = rand::rng();
     let validator = KeyPair::generate(&mut rng);
     write_key(&a.dir.join("validator.key"), &validator)?;
@@ -51,169 +84,422 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
         allocations,
         validators: vec![validator.public()],
     };
-    std::fs::write(a.dir.join("genesis.toml"), toml::to_string_pretty(&genesis)?)?;
+    let genesis_path = a.dir.join("genesis.toml");
+    std::fs::write(&genesis_path, toml::to_string_pretty(&genesis)?)
+        .with_context(|| format!("writing {}", genesis_path.display()))?;
     let cfg = NodeConfig {
         data_dir: "data".into(),
         genesis: "genesis.toml".into(),
         validator_key: "validator.key".into(),
-        rpc_listen: a.listen,
+        rpc_listen: a.listen.clone(),
         block_interval_ms: 200,
         chain: ChainConfig::default(),
         network: None,
         pbft: gridledger_node::validator::PbftSettings::default(),
     };
-    std::fs::write(a.dir.join("node.toml"), toml::to_string_pretty(&cfg)?)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({
-            "config": a.dir.join("node.toml"),
-            "validator": validator.public(),
-            "accounts": genesis.allocations.iter().enumerate().map(|(i, x)| json!({
+    let config = a.dir.join("node.toml");
+    write_config(&config, &cfg)?;
+    let accounts: Vec<Value> = genesis
+        .allocations
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            json!({
                 "key": a.dir.join("keys").join(format!("account-{i}.key")),
                 "address": x.address,
                 "balance": x.balance,
-            })).collect::<Vec<_>>(),
-        }))?
-    );
-    Ok(())
+            })
+        })
+        .collect();
+    let v = json!({ "config": config, "validator": validator.public(), "accounts": accounts });
+    emit(a.json, &v, || {
+        println!("chain written to {} (chain id {})", a.dir.display(), a.chain_id);
+        println!("  config     {}", config.display());
+        println!("  validator  {}", validator.public());
+        for (i, x) in genesis.allocations.iter().enumerate() {
+            println!("  account-{i}  {}  {}", x.address, units::show(x.balance.0));
+        }
+        println!();
+        println!("next: gridledger node --config {}", config.display());
+        println!("      (JSON-RPC on {}; client commands find it with --rpc {})", a.listen, a.dir.display());
+    })
+}
+
+/// Password for a new or opened keystore: a file, else the environment.
+#[derive(Args, Clone)]
+pub struct PasswordArgs {
+    /// File whose first line is the keystore password (default: the file named
+    /// by GRIDLEDGER_PASSWORD_FILE, else GRIDLEDGER_PASSWORD, else asked on the terminal).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl PasswordArgs {
+    fn get(&self) -> anyhow::Result<zeroize::Zeroizing<String>> {
+        Ok(match &self.password_file {
+            Some(p) => keystore::password_from_file(p)?,
+            None => keystore::password_from_env()?,
+        })
+    }
+
+    /// A password for a new keystore: asked twice when it comes from the terminal.
+    fn get_new(&self) -> anyhow::Result<zeroize::Zeroizing<String>> {
+        let from_env =
+            std::env::var_os("GRIDLEDGER_PASSWORD_FILE").is_some() || std::env::var_os("GRIDLEDGER_PASSWORD").is_some();
+        if self.password_file.is_some() || from_env {
+            return self.get();
+        }
+        let first = keystore::prompt("new keystore password: ")?;
+        let again = keystore::prompt("repeat it: ")?;
+        anyhow::ensure!(*first == *again, "the two passwords differ; nothing written");
+        Ok(first)
+    }
 }
 
 #[derive(Subcommand)]
 pub enum KeysCmd {
-    /// Generate a key and write it to a file.
+    /// Generate a key and write it to a file (plaintext hex unless --encrypt).
     New {
-        #[arg(long)]
+        /// File to write the key to; refused if it exists.
+        #[arg(long, value_name = "FILE")]
         out: PathBuf,
-    },
-    /// Print a key file's public key and address.
-    Show {
+        /// Write an encrypted keystore (scrypt + XChaCha20-Poly1305) instead of hex.
         #[arg(long)]
+        encrypt: bool,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Print one JSON document instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a key file's public key and address (plaintext or keystore).
+    Show {
+        /// The key file (plaintext hex or encrypted keystore).
+        #[arg(long, value_name = "FILE")]
         key: PathBuf,
+        /// Print one JSON document instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a plaintext hex key (from `keys new`, `init` or another wallet)
+    /// into an encrypted keystore file.
+    Import {
+        /// The plaintext key file (64 hex digits).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The keystore file to write; refused if it exists.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Export a keystore's secret as a plaintext hex key file (mode 0600).
+    Export {
+        /// The keystore file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The plaintext file to write; refused if it exists.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
 }
 
-pub fn keys(k: KeysCmd) -> anyhow::Result<()> {
-    let (key, path) = match k {
-        KeysCmd::New { out } => {
-            if out.exists() {
-                bail!("{} exists; refusing to overwrite a key", out.display());
-            }
-            let key = KeyPair::generate(&mut rand::rng());
-            write_key(&out, &key)?;
-            (key, out)
-        }
-        KeysCmd::Show { key } => (read_key(&key)?, key),
-    };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({ "file": path, "public_key": key.public(), "address": key.address() }))?
-    );
+fn refuse_existing(out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        bail!("{} exists; refusing to overwrite a key (choose another --out)", out.display());
+    }
     Ok(())
+}
+
+fn read_key_with(path: &Path, password: &PasswordArgs) -> anyhow::Result<KeyPair> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
+    if keystore::is_keystore(&text) {
+        return keystore::open(&text, &password.get()?).with_context(|| format!("opening {}", path.display()));
+    }
+    read_key(path)
+}
+
+pub fn keys(k: KeysCmd) -> anyhow::Result<()> {
+    let (key, path, as_json) = match k {
+        KeysCmd::New { out, encrypt, password, json } => {
+            refuse_existing(&out)?;
+            let key = KeyPair::generate(&mut rand::rng());
+            if encrypt {
+                let text = keystore::seal(&key, &password.get_new()?, keystore::DEFAULT_LOG_N)?;
+                write_secret(&out, text.as_bytes())?;
+            } else {
+                write_key(&out, &key)?;
+            }
+            (key, out, json)
+        }
+        KeysCmd::Show { key, json } => (read_key(&key)?, key, json),
+        KeysCmd::Import { from, out, password } => {
+            refuse_existing(&out)?;
+            let key = read_key(&from)?;
+            let text = keystore::seal(&key, &password.get_new()?, keystore::DEFAULT_LOG_N)?;
+            write_secret(&out, text.as_bytes())?;
+            eprintln!("imported into {}; the plaintext {} can now be deleted", out.display(), from.display());
+            (key, out, false)
+        }
+        KeysCmd::Export { key, out, password } => {
+            refuse_existing(&out)?;
+            let k = read_key_with(&key, &password)?;
+            write_key(&out, &k)?;
+            eprintln!("exported the secret of {} in plaintext to {}", key.display(), out.display());
+            (k, out, false)
+        }
+    };
+    let v = json!({ "file": path, "public_key": key.public(), "address": key.address() });
+    emit(as_json, &v, || {
+        println!("file        {}", path.display());
+        println!("address     {}", key.address());
+        println!("public key  {}", key.public());
+    })
 }
 
 #[derive(Args)]
 pub struct TransferArgs {
-    #[arg(long, default_value = DEFAULT_RPC)]
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = endpoint::parse_rpc, help = RPC_HELP)]
     pub rpc: String,
-    /// Sender's key file.
-    #[arg(long)]
+    /// Sender's key file (plaintext hex or encrypted keystore).
+    #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
-    #[arg(long)]
+    /// Recipient's address (hex, as `gridledger keys show` prints it).
+    #[arg(long, value_name = "ADDRESS")]
     pub to: Address,
-    /// Amount in minor units.
-    #[arg(long)]
+    /// Amount: minor units (1000), or coin with a decimal point (1.5 or
+    /// 1.5coin; 1 coin = 1,000,000 minor units). The sender also needs the fee
+    /// reserve: gas limit 21,000 × --gas-price.
+    #[arg(long, value_parser = units::parse_amount)]
     pub amount: u128,
+    /// Price per unit of gas, in minor units (a transfer uses 21,000 gas).
     #[arg(long, default_value_t = 1)]
     pub gas_price: u128,
     /// Return as soon as the node accepts it, without waiting for the block.
     #[arg(long)]
     pub no_wait: bool,
+    /// Print one JSON document (the receipt) instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn transfer(a: TransferArgs) -> anyhow::Result<()> {
     let key = read_key(&a.key)?;
-    let c = RpcClient::new(&a.rpc);
+    let c = endpoint::connect(&a.rpc)?;
     let info = c.call("gl_chainInfo", json!([]))?;
     let chain_id = info["chain_id"].as_u64().context("chain id")? as u32;
+    let account = c.account(&key.address())?;
+    let balance: u128 = account["balance"].as_str().and_then(|b| b.parse().ok()).unwrap_or(0);
+    let gas_limit = gridledger_ledger::devnet::TRANSFER_GAS;
+    let reserve = u128::from(gas_limit).checked_mul(a.gas_price).context("fee reserve overflows")?;
+    let needed = a.amount.checked_add(reserve).context("amount plus fee overflows")?;
+    if balance < needed {
+        bail!(
+            "insufficient balance: {} holds {}; sending {} needs {} more as fee reserve (gas limit {gas_limit} × gas price {}),              {} in all",
+            key.address(),
+            units::show(balance),
+            units::show(a.amount),
+            units::show(reserve),
+            a.gas_price,
+            units::show(needed)
+        );
+    }
     let nonce = c.next_nonce(&key.address())?;
     let tx = Transaction {
         chain_id,
         sender: key.public(),
         nonce,
-        gas_limit: gridledger_ledger::devnet::TRANSFER_GAS,
+        gas_limit,
         gas_price: Amount(a.gas_price),
         kind: TxKind::Transfer { to: a.to, amount: Amount(a.amount) },
     }
     .sign(&key);
-    let h = c.send(&tx)?;
+    let h = c.send(&tx).with_context(|| format!("sending the transfer to {}", a.rpc))?;
     if a.no_wait {
-        println!("{}", json!({ "hash": h }));
-        return Ok(());
+        return emit(a.json, &json!({ "hash": h }), || println!("accepted {h} (not waiting for its block)"));
     }
     let r = c.wait_receipt(&h, Duration::from_secs(60))?;
-    println!("{}", serde_json::to_string_pretty(&r)?);
-    Ok(())
+    emit(a.json, &r, || {
+        println!("transfer {h}");
+        println!("  status   {}", r["status"].as_str().unwrap_or("?"));
+        println!("  block    {}", r["height"]);
+        println!("  amount   {} to {}", units::show(a.amount), a.to);
+        let fee: u128 = r["fee"].as_str().and_then(|f| f.parse().ok()).unwrap_or(0);
+        println!("  fee      {} ({} gas)", units::show(fee), r["gas_used"]);
+    })
+}
+
+/// Where to ask and how to print.
+#[derive(Args)]
+pub struct QueryOpts {
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = endpoint::parse_rpc, help = RPC_HELP)]
+    pub rpc: String,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]
 pub enum QueryCmd {
     /// Chain id, height, tip and mempool.
     Info {
-        #[arg(long, default_value = DEFAULT_RPC)]
-        rpc: String,
+        #[command(flatten)]
+        o: QueryOpts,
     },
     /// An account's balance and nonce.
     Account {
+        /// The account's address (hex).
         address: Address,
-        #[arg(long, default_value = DEFAULT_RPC)]
-        rpc: String,
+        #[command(flatten)]
+        o: QueryOpts,
     },
     /// A block by height (or "latest").
     Block {
+        /// Block height, or "latest".
         height: String,
-        #[arg(long, default_value = DEFAULT_RPC)]
-        rpc: String,
+        #[command(flatten)]
+        o: QueryOpts,
     },
     /// A committed transaction.
     Tx {
+        /// Transaction hash (hex).
         hash: Hash32,
-        #[arg(long, default_value = DEFAULT_RPC)]
-        rpc: String,
+        #[command(flatten)]
+        o: QueryOpts,
     },
     /// A transaction's receipt.
     Receipt {
+        /// Transaction hash (hex).
         hash: Hash32,
-        #[arg(long, default_value = DEFAULT_RPC)]
-        rpc: String,
+        #[command(flatten)]
+        o: QueryOpts,
     },
-    /// A contract's raw storage slot (key in hex).
-    State {
+    /// A transaction's Merkle inclusion proof against its block's tx_root
+    /// (gl_getTxProof), checked here before it is printed.
+    Proof {
+        /// Transaction hash (hex).
+        hash: Hash32,
+        #[command(flatten)]
+        o: QueryOpts,
+    },
+    /// Events of the committed blocks FROM..=TO (gl_getEvents; at most 1,000 blocks).
+    Events {
+        /// First block height.
+        #[arg(long)]
+        from: u64,
+        /// Last block height (default: FROM).
+        #[arg(long)]
+        to: Option<u64>,
+        #[command(flatten)]
+        o: QueryOpts,
+    },
+    /// Call a contract's read-only view (gl_callView).
+    View {
+        /// Contract id (the native contracts' numbers, e.g. the CNS contract's).
         contract: u32,
+        /// View method name.
+        method: String,
+        /// Canonical (borsh) arguments in hex; default none.
+        #[arg(long, default_value = "")]
+        args: String,
+        #[command(flatten)]
+        o: QueryOpts,
+    },
+    /// A contract's raw storage slot.
+    State {
+        /// Contract id.
+        contract: u32,
+        /// Storage key in hex.
         key: String,
-        #[arg(long, default_value = DEFAULT_RPC)]
-        rpc: String,
+        #[command(flatten)]
+        o: QueryOpts,
     },
 }
 
 pub fn query(q: QueryCmd) -> anyhow::Result<()> {
-    let (rpc, method, params): (String, &str, Value) = match q {
-        QueryCmd::Info { rpc } => (rpc, "gl_chainInfo", json!([])),
-        QueryCmd::Account { address, rpc } => (rpc, "gl_getAccount", json!([address])),
-        QueryCmd::Block { height, rpc } => {
+    let (o, method, params): (QueryOpts, &str, Value) = match q {
+        QueryCmd::Info { o } => (o, "gl_chainInfo", json!([])),
+        QueryCmd::Account { address, o } => (o, "gl_getAccount", json!([address])),
+        QueryCmd::Block { height, o } => {
             let p = if height == "latest" {
                 json!(["latest"])
             } else {
-                json!([height.parse::<u64>().context("height must be a number or \"latest\"")?])
+                json!([height
+                    .parse::<u64>()
+                    .with_context(|| format!("block height {height:?} must be a number or \"latest\""))?])
             };
-            (rpc, "gl_getBlock", p)
+            (o, "gl_getBlock", p)
         }
-        QueryCmd::Tx { hash, rpc } => (rpc, "gl_getTransaction", json!([hash])),
-        QueryCmd::Receipt { hash, rpc } => (rpc, "gl_getReceipt", json!([hash])),
-        QueryCmd::State { contract, key, rpc } => (rpc, "gl_getContractState", json!([contract, key])),
+        QueryCmd::Tx { hash, o } => (o, "gl_getTransaction", json!([hash])),
+        QueryCmd::Receipt { hash, o } => (o, "gl_getReceipt", json!([hash])),
+        QueryCmd::Proof { hash, o } => (o, "gl_getTxProof", json!([hash])),
+        QueryCmd::Events { from, to, o } => (o, "gl_getEvents", json!([from, to.unwrap_or(from)])),
+        QueryCmd::View { contract, method, args, o } => {
+            hex::decode(args.trim_start_matches("0x")).with_context(|| format!("--args {args:?} is not hex"))?;
+            (o, "gl_callView", json!([contract, method, args.trim_start_matches("0x")]))
+        }
+        QueryCmd::State { contract, key, o } => (o, "gl_getContractState", json!([contract, key])),
     };
-    let v = RpcClient::new(&rpc).call(method, params)?;
-    println!("{}", serde_json::to_string_pretty(&v)?);
-    Ok(())
+    let c = endpoint::connect(&o.rpc)?;
+    let mut v = c.call(method, params.clone()).with_context(|| format!("{method} at {}", o.rpc))?;
+    if method == "gl_getTxProof" && !v.is_null() {
+        let proof: gridledger_core::MerkleProof = serde_json::from_value(v["proof"].clone()).context("proof shape")?;
+        let root = Hash32::from_hex(v["tx_root"].as_str().unwrap_or("")).context("tx_root")?;
+        let hash = Hash32::from_hex(params[0].as_str().unwrap_or("")).context("hash")?;
+        v["verified"] = json!(proof.verify(&hash, &root));
+    }
+    emit(o.json, &v, || match method {
+        _ if v.is_null() => println!("not found"),
+        "gl_getAccount" => {
+            let bal: u128 = v["balance"].as_str().and_then(|b| b.parse().ok()).unwrap_or(0);
+            println!("balance     {}", units::show(bal));
+            println!("nonce       {}", v["nonce"]);
+            println!("next nonce  {} (counting pending transactions)", v["next_nonce"]);
+        }
+        "gl_chainInfo" => {
+            for (k, x) in v.as_object().into_iter().flatten() {
+                println!("{k:<14} {}", x.as_str().map(String::from).unwrap_or_else(|| x.to_string()));
+            }
+        }
+        _ => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+    })
+}
+
+/// `gridledger testnet [--validators N …]` creates (and runs) a network;
+/// `gridledger testnet start|stop|status --dir DIR` manages one made before.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TestnetCmd {
+    #[command(subcommand)]
+    pub action: Option<TestnetAction>,
+    #[command(flatten)]
+    pub create: TestnetArgs,
+}
+
+#[derive(Subcommand)]
+pub enum TestnetAction {
+    /// Run the validators of an existing network (e.g. one made with
+    /// --no-start) in the foreground until Ctrl-C or SIGTERM.
+    Start(TestnetDir),
+    /// Stop a running network: SIGTERM to its supervisor, or to each validator.
+    Stop(TestnetDir),
+    /// Each validator's process, JSON-RPC URL and height.
+    Status {
+        #[command(flatten)]
+        d: TestnetDir,
+        /// Print one JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct TestnetDir {
+    /// The network's directory (as given to `gridledger testnet --dir`).
+    #[arg(long, default_value = "testnet", value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -222,46 +508,155 @@ pub struct TestnetArgs {
     #[arg(long, default_value_t = 4)]
     pub validators: usize,
     /// Directory for keys, genesis, configs, data and logs.
-    #[arg(long, default_value = "testnet")]
+    #[arg(long, default_value = "testnet", value_name = "DIR")]
     pub dir: PathBuf,
-    /// Funded accounts (keys written to DIR/keys).
+    /// Funded accounts (keys written to DIR/keys), 1,000,000 coin each.
     #[arg(long, default_value_t = 4)]
     pub accounts: usize,
-    /// Validator i serves JSON-RPC on RPC_PORT + i.
+    /// Validator i serves JSON-RPC on RPC_PORT + i (0: each picks a free port,
+    /// written to DIR/validator-i/node.url).
     #[arg(long, default_value_t = 8645)]
     pub rpc_port: u16,
     /// Validator i listens for peers on P2P_PORT + i.
     #[arg(long, default_value_t = 9645)]
     pub p2p_port: u16,
+    /// Host (IP address or name) every validator binds and is reached at.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Only write the files; do not start the validators.
+    /// Only write the files; start them later with `gridledger testnet start`.
     #[arg(long)]
     pub no_start: bool,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// File in a network's directory holding the supervisor's process id.
+const SUPERVISOR_PID_FILE: &str = "testnet.pid";
+
+pub fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
+    match cmd.action {
+        None => create_testnet(cmd.create),
+        Some(TestnetAction::Start(d)) => {
+            let configs = network_configs(&d.dir)?;
+            supervise(&d.dir, &configs)
+        }
+        Some(TestnetAction::Stop(d)) => stop_testnet(&d.dir),
+        Some(TestnetAction::Status { d, json }) => testnet_status(&d.dir, json),
+    }
 }
 
 /// Writes a local multi-validator network and (unless `--no-start`) runs
-/// each validator as its own `gridledger node` process until Ctrl-C.
-pub fn testnet(a: TestnetArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(a.validators >= 1, "need at least one validator");
-    let configs = write_testnet(&a)?;
-    let urls: Vec<String> =
-        (0..a.validators).map(|i| format!("http://{}:{}", a.host, a.rpc_port as usize + i)).collect();
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({
-            "dir": a.dir,
-            "validators": configs.iter().zip(&urls).map(|(c, u)| json!({ "config": c, "rpc": u })).collect::<Vec<_>>(),
-            "accounts": a.dir.join("keys"),
-        }))?
+/// each validator as its own `gridledger node` process until Ctrl-C or SIGTERM.
+fn create_testnet(a: TestnetArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.validators >= 1, "need at least one validator (--validators)");
+    anyhow::ensure!(
+        a.validators == 1 || a.p2p_port != 0,
+        "--p2p-port 0 cannot work: each validator's peers must know its address in advance"
     );
+    let configs = write_testnet(&a)?;
+    let urls: Vec<String> = (0..a.validators)
+        .map(|i| {
+            if a.rpc_port == 0 {
+                "(free port)".to_string()
+            } else {
+                format!("http://{}:{}", a.host, a.rpc_port as usize + i)
+            }
+        })
+        .collect();
+    let v = json!({
+        "dir": a.dir,
+        "validators": configs.iter().zip(&urls).map(|(c, u)| json!({ "config": c, "rpc": u })).collect::<Vec<_>>(),
+        "accounts": a.dir.join("keys"),
+    });
+    emit(a.json, &v, || {
+        println!("network of {} validator(s) written to {}", a.validators, a.dir.display());
+        for (i, (c, u)) in configs.iter().zip(&urls).enumerate() {
+            println!("  validator-{i}  {u}  {}", c.display());
+        }
+        println!("  funded account keys in {}", a.dir.join("keys").display());
+    })?;
     if a.no_start {
+        if !a.json {
+            println!("start it with: gridledger testnet start --dir {}", a.dir.display());
+        }
         return Ok(());
     }
+    supervise(&a.dir, &configs)
+}
+
+/// The validators' configs of a network directory, in index order.
+fn network_configs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut v = Vec::new();
+    for i in 0.. {
+        let c = dir.join(format!("validator-{i}")).join("node.toml");
+        if !c.exists() {
+            break;
+        }
+        v.push(c);
+    }
+    anyhow::ensure!(
+        !v.is_empty(),
+        "{} holds no network (no validator-0/node.toml); make one with `gridledger testnet --no-start --dir {}`",
+        dir.display(),
+        dir.display()
+    );
+    Ok(v)
+}
+
+fn read_pid(p: &Path) -> Option<i32> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// Whether a process with this id exists (and is not a zombie).
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    if pid <= 0 || unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s.rsplit_once(") ").is_none_or(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+fn terminate(pid: i32) {
+    // SAFETY: sends SIGTERM to a process id read from our own pid file.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
+/// Runs one `gridledger node` per config, logging to `node.log` beside
+/// each; reports each validator that exits; on Ctrl-C or SIGTERM forwards
+/// SIGTERM to every validator and waits for them (SIGKILL after 10 s).
+fn supervise(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<()> {
+    let sup_pid = dir.join(SUPERVISOR_PID_FILE);
+    if let Some(pid) = read_pid(&sup_pid).filter(|p| alive(*p)) {
+        bail!("the network in {} is already running (supervisor pid {pid}); stop it with `gridledger testnet stop --dir {}`", dir.display(), dir.display());
+    }
+    for c in configs {
+        let pidf = c.with_file_name(crate::NODE_PID_FILE);
+        if let Some(pid) = read_pid(&pidf).filter(|p| alive(*p)) {
+            bail!("validator {} is already running (pid {pid})", c.display());
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // Both streams exist before any child does, so no signal is missed.
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = rt.block_on(async {
+        Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
+    })?;
+    crate::write_atomically(&sup_pid, &format!("{}\n", std::process::id()))?;
     let exe = std::env::current_exe()?;
-    let mut children = Vec::new();
-    for c in &configs {
-        let log = std::fs::File::create(c.with_file_name("node.log"))?;
+    let mut children: Vec<Option<std::process::Child>> = Vec::new();
+    for c in configs {
+        let log_path = c.with_file_name("node.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
         let child = std::process::Command::new(&exe)
             .args(["node", "--config"])
             .arg(c)
@@ -269,20 +664,126 @@ pub fn testnet(a: TestnetArgs) -> anyhow::Result<()> {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting validator {}", c.display()))?;
-        children.push(child);
+        children.push(Some(child));
     }
     eprintln!(
-        "{} validators running (logs in {}/validator-*/node.log); Ctrl-C stops them",
+        "{} validators running (logs in {}/validator-*/node.log); Ctrl-C or `gridledger testnet stop --dir {}` stops them",
         children.len(),
-        a.dir.display()
+        dir.display(),
+        dir.display()
     );
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(tokio::signal::ctrl_c())?;
-    for mut c in children {
-        let _ = c.kill();
-        let _ = c.wait();
+    let stopped_by_signal = rt.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            // Signals first: Ctrl-C reaches the validators too, and their
+            // exits must not be mistaken for crashes.
+            tokio::select! {
+                biased;
+                _ = int.recv() => return true,
+                _ = term.recv() => return true,
+                _ = tick.tick() => {}
+            }
+            for (i, slot) in children.iter_mut().enumerate() {
+                let Some(ch) = slot else { continue };
+                if let Ok(Some(status)) = ch.try_wait() {
+                    eprintln!(
+                        "validator-{i} exited ({status}); see {}",
+                        configs[i].with_file_name("node.log").display()
+                    );
+                    let _ = std::fs::remove_file(configs[i].with_file_name(crate::NODE_PID_FILE));
+                    let _ = std::fs::remove_file(configs[i].with_file_name(crate::NODE_URL_FILE));
+                    *slot = None;
+                }
+            }
+            if children.iter().all(Option::is_none) {
+                return false;
+            }
+        }
+    });
+    for ch in children.iter().flatten() {
+        terminate(ch.id() as i32);
     }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for (i, slot) in children.iter_mut().enumerate() {
+        let Some(ch) = slot else { continue };
+        loop {
+            match ch.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    eprintln!("validator-{i} did not stop within 10 s; killing it");
+                    let _ = ch.kill();
+                    let _ = ch.wait();
+                    break;
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&sup_pid);
+    if stopped_by_signal {
+        eprintln!("network stopped");
+        Ok(())
+    } else {
+        bail!("every validator exited; see their node.log files in {}", dir.display())
+    }
+}
+
+fn stop_testnet(dir: &Path) -> anyhow::Result<()> {
+    let configs = network_configs(dir)?;
+    if let Some(pid) = read_pid(&dir.join(SUPERVISOR_PID_FILE)).filter(|p| alive(*p)) {
+        terminate(pid);
+        eprintln!("sent SIGTERM to the supervisor (pid {pid}); it stops the validators");
+        return Ok(());
+    }
+    let mut n = 0;
+    for c in &configs {
+        if let Some(pid) = read_pid(&c.with_file_name(crate::NODE_PID_FILE)).filter(|p| alive(*p)) {
+            terminate(pid);
+            n += 1;
+        }
+    }
+    eprintln!("sent SIGTERM to {n} validator(s)");
     Ok(())
+}
+
+fn testnet_status(dir: &Path, as_json: bool) -> anyhow::Result<()> {
+    let configs = network_configs(dir)?;
+    let mut rows = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let pid = read_pid(&c.with_file_name(crate::NODE_PID_FILE)).filter(|p| alive(*p));
+        let url = endpoint::from_chain_dir(c).ok();
+        let height = match (&pid, &url) {
+            (Some(_), Some(u)) => gridledger_node::RpcClient::new(u).height().ok(),
+            _ => None,
+        };
+        rows.push(
+            json!({ "validator": i, "config": c, "running": pid.is_some(), "pid": pid, "rpc": url, "height": height }),
+        );
+    }
+    let sup = read_pid(&dir.join(SUPERVISOR_PID_FILE)).filter(|p| alive(*p));
+    let v = json!({ "dir": dir, "supervisor_pid": sup, "validators": rows });
+    emit(as_json, &v, || {
+        println!("{:<12} {:<8} {:<8} {:<28} height", "validator", "running", "pid", "rpc");
+        for r in &rows {
+            let s = |k: &str| {
+                r[k].as_str().map(String::from).unwrap_or_else(|| {
+                    if r[k].is_null() {
+                        "-".into()
+                    } else {
+                        r[k].to_string()
+                    }
+                })
+            };
+            println!(
+                "{:<12} {:<8} {:<8} {:<28} {}",
+                format!("validator-{}", r["validator"]),
+                s("running"),
+                s("pid"),
+                s("rpc"),
+                s("height")
+            );
+        }
+    })
 }
 
 /// Writes genesis, keys and one config per validator; returns the configs' paths.
@@ -290,7 +791,7 @@ pub fn write_testnet(a: &TestnetArgs) -> anyhow::Result<Vec<PathBuf>> {
     if a.dir.join("genesis.toml").exists() {
         bail!("{} already holds a network (genesis.toml); choose another --dir", a.dir.display());
     }
-    std::fs::create_dir_all(a.dir.join("keys"))?;
+    create_dir(&a.dir.join("keys"))?;
     let mut rng = rand::rng();
     let validators: Vec<KeyPair> = (0..a.validators).map(|_| KeyPair::generate(&mut rng)).collect();
     let mut allocations = Vec::new();
@@ -319,8 +820,9 @@ pub fn write_network(
     rpc_port: u16,
     p2p_port: u16,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("genesis.toml"), toml::to_string_pretty(genesis)?)?;
+    create_dir(dir)?;
+    std::fs::write(dir.join("genesis.toml"), toml::to_string_pretty(genesis)?)
+        .with_context(|| format!("writing {}", dir.join("genesis.toml").display()))?;
     let peers: Vec<gridledger_node::config::PeerEntry> = validators
         .iter()
         .enumerate()
@@ -333,13 +835,14 @@ pub fn write_network(
     let mut out = Vec::new();
     for (i, k) in validators.iter().enumerate() {
         let vdir = dir.join(format!("validator-{i}"));
-        std::fs::create_dir_all(&vdir)?;
+        create_dir(&vdir)?;
         write_key(&vdir.join("validator.key"), k)?;
         let cfg = NodeConfig {
             data_dir: "data".into(),
             genesis: "../genesis.toml".into(),
             validator_key: "validator.key".into(),
-            rpc_listen: format!("{host}:{}", rpc_port as usize + i),
+            // Port 0 asks each validator to pick a free port (see node.url).
+            rpc_listen: format!("{host}:{}", if rpc_port == 0 { 0 } else { rpc_port as usize + i }),
             block_interval_ms: 200,
             chain: ChainConfig::default(),
             network: (validators.len() > 1).then(|| gridledger_node::config::NetworkSection {
@@ -349,7 +852,7 @@ pub fn write_network(
             pbft: gridledger_node::validator::PbftSettings::default(),
         };
         let path = vdir.join("node.toml");
-        std::fs::write(&path, toml::to_string_pretty(&cfg)?)?;
+        write_config(&path, &cfg)?;
         out.push(path);
     }
     Ok(out)

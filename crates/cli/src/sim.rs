@@ -22,6 +22,7 @@ pub struct PbftArgs {
     /// Seeds to run (from --first); GRIDLEDGER_SIM_SEED replays one.
     #[arg(long, default_value_t = 100)]
     pub seeds: u64,
+    /// First seed of the sweep (seeds FIRST..FIRST+SEEDS).
     #[arg(long, default_value_t = 0)]
     pub first: u64,
     /// Validators (n = 3f + 1 tolerates f Byzantine).

@@ -171,20 +171,20 @@ fn cli_transfer_and_query_against_a_running_node() {
     let k = Command::new(BIN).args(["keys", "new", "--out"]).arg(&newkey).output().unwrap();
     assert!(k.status.success());
     let shown: serde_json::Value = serde_json::from_slice(
-        &Command::new(BIN).args(["keys", "show", "--key"]).arg(&newkey).output().unwrap().stdout,
+        &Command::new(BIN).args(["keys", "show", "--json", "--key"]).arg(&newkey).output().unwrap().stdout,
     )
     .unwrap();
     let addr = shown["address"].as_str().unwrap().to_string();
     let t = Command::new(BIN)
         .args(["transfer", "--rpc", &url, "--key"])
         .arg(dir.path().join("keys/account-0.key"))
-        .args(["--to", &addr, "--amount", "1234"])
+        .args(["--to", &addr, "--amount", "1234", "--json"])
         .output()
         .unwrap();
     assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
     let receipt: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
     assert_eq!(receipt["status"], "success");
-    let q = Command::new(BIN).args(["query", "account", &addr, "--rpc", &url]).output().unwrap();
+    let q = Command::new(BIN).args(["query", "account", &addr, "--json", "--rpc", &url]).output().unwrap();
     let acct: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
     assert_eq!(acct["balance"], "1234");
     // Overspending is refused with the node's typed error.

@@ -10,7 +10,7 @@ fn ior_day_runs_a_community_file_over_several_days() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("statements.csv");
     let out = Command::new(BIN)
-        .args(["ior", "day", "--config", file, "--days", "2", "--json", "--statements"])
+        .args(["ior", "day", "--no-report", "--config", file, "--days", "2", "--json", "--statements"])
         .arg(&csv)
         .output()
         .unwrap();
@@ -52,7 +52,7 @@ fn ior_day_runs_a_community_file_over_several_days() {
     }
     std::fs::write(&meters, csv).unwrap();
     let out = Command::new(BIN)
-        .args(["ior", "day", "--config", file, "--json", "--meter-csv"])
+        .args(["ior", "day", "--no-report", "--config", file, "--json", "--meter-csv"])
         .arg(&meters)
         .output()
         .unwrap();

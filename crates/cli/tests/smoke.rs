@@ -31,10 +31,11 @@ fn secs(v: &Value) {
 
 #[test]
 fn demo_runs_the_three_parts_and_each_balances() {
+    // One JSON document with the three parts.
     let out = run(&["demo", "--accounts", "3", "--transfers", "20", "--json"]);
-    let mut parts = out.splitn(3, '\n');
+    let doc = json(&out);
     // 1. Transfers on a single-validator chain.
-    let chain = json(parts.next().unwrap());
+    let chain = doc["ledger"].clone();
     assert_eq!(u(&chain["transfers_submitted"]), 20);
     assert_eq!(u(&chain["transfers_committed"]), 20);
     assert_eq!(u(&chain["accounts"]), 3);
@@ -45,13 +46,13 @@ fn demo_runs_the_three_parts_and_each_balances() {
     assert!(u(&chain["blocks"]) >= 1 && u(&chain["final_height"]) >= u(&chain["blocks"]));
     secs(&chain["elapsed_s"]);
     // 2. A credit-note state channel.
-    let channel = json(parts.next().unwrap());
+    let channel = doc["channel"].clone();
     assert_eq!(u(&channel["credit_ledger_imbalance"]), 0);
     assert!(u(&channel["trades_off_chain"]) > 0);
     assert!(u(&channel["final_counter"]) > u(&channel["trades_off_chain"]), "each trade is one co-signed state");
     assert_eq!(channel["final_balances"].as_array().unwrap().len(), 2);
     // 3. A day of the Improved Optimistic Rollup.
-    let day = json(parts.next().unwrap());
+    let day = doc["ior_day"].clone();
     let trades = day["trades"].as_array().unwrap();
     assert_eq!(u(&day["trades_count"]), trades.len() as u64);
     let per_slot: u64 = day["trades_per_slot"].as_array().unwrap().iter().map(u).sum();

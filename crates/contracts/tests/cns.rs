@@ -363,24 +363,117 @@ fn wrong_or_missing_signature_and_non_increasing_counter_are_refused() {
 fn overturned_disputes_grey_then_blacklist_the_raiser() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 10);
-    // Three stale disputes by side 0, each overturned: grey after 1, black at 3.
+    // Three stale disputes by side 0, each overturned by a state side 0 is
+    // shown to have held co-signed: grey after 1, black at 3. Channels 0
+    // and 1: the newer state is side 1's purchase, which side 0 accepted
+    // (the acceptor holds the co-signed state first). Channel 2: side 0's
+    // own proposal, but two counters past its dispute, so it held the one
+    // in between.
     for idx in 0..3u64 {
         f.open(idx);
         let s1 = f.update(idx, 1, [900, 1_100]);
-        let s2 = f.cosign(f.state(idx, 2, [800, 1_200], false));
-        // Side 0 disputes with counter 1, side 1 shows counter 2.
+        let newer = if idx < 2 {
+            let mut st = f.state(idx, 2, [1_000, 1_000], false);
+            st.energy = [Energy(1_000), Energy::ZERO];
+            st.last_trade =
+                Some(cns::Trade { buyer: 1, energy: Energy(1_000), price_per_kwh: Amount(100), amount: Amount(100) });
+            f.cosign(st)
+        } else {
+            let mut st = f.state(idx, 3, [800, 1_200], false);
+            st.energy = [Energy::ZERO, Energy(2_000)];
+            st.last_trade =
+                Some(cns::Trade { buyer: 0, energy: Energy(1_000), price_per_kwh: Amount(100), amount: Amount(100) });
+            f.cosign(st)
+        };
+        // Side 0 disputes with counter 1, side 1 shows the newer state.
         f.dispute(0, s1);
-        f.ok(1, "channel_resolve", args(&ChannelStateArgs { state: s2 }), Amount::ZERO);
+        f.ok(1, "channel_resolve", args(&ChannelStateArgs { state: newer }), Amount::ZERO);
         let msc = cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap();
         let want = match idx {
             0 | 1 => cns::Standing::Grey,
             _ => cns::Standing::Black,
         };
         assert_eq!(msc.standing, want, "after {} faults", idx + 1);
+        assert_eq!(msc.disputes_at_fault, idx as u32 + 1);
     }
     // Blacklisted: no new channel on this ESC.
     let a = f.open_args(3);
     f.refused(0, "channel_open", a, Amount::ZERO, "blacklisted");
+}
+
+/// The one state an honest raiser may lack co-signed is its own payment
+/// proposal one counter ahead (the peer signed it and withheld the
+/// acceptance): a dispute overturned by exactly that books no fault.
+#[test]
+fn overturned_by_the_raisers_own_unacknowledged_proposal_is_no_fault() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 10);
+    f.open(0);
+    let s1 = f.update(0, 1, [900, 1_100]);
+    let mut st = f.state(0, 2, [800, 1_200], false);
+    st.energy = [Energy::ZERO, Energy(1_000)];
+    st.last_trade =
+        Some(cns::Trade { buyer: 0, energy: Energy(1_000), price_per_kwh: Amount(100), amount: Amount(100) });
+    let s2 = f.cosign(st);
+    f.dispute(0, s1);
+    f.ok(1, "channel_resolve", args(&ChannelStateArgs { state: s2 }), Amount::ZERO);
+    let msc = cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap();
+    assert_eq!((msc.disputes_at_fault, msc.standing), (0, cns::Standing::Good));
+    let ch = cns::read::channel(f.dc.chain.state(), &derive_cid(&f.scid, 0)).unwrap().unwrap();
+    assert_eq!((ch.status, ch.latest.state.counter), (cns::ChannelStatus::Open, 2), "the newer state stands");
+}
+
+/// Per-call gas does not grow with the channel's history: the ESC and MSC
+/// records are fixed-size and their lists are keyed one entry each.
+#[test]
+fn channel_calls_cost_the_same_gas_however_long_the_history() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 10);
+    // Channel 0: short history; channel 1: 60 registered updates.
+    let mut gas = vec![];
+    for (idx, updates) in [(0u64, 1u64), (1, 60)] {
+        f.open(idx);
+        let mut last = None;
+        let mut update_gas = vec![];
+        for c in 1..=updates {
+            let s = f.cosign(f.state(idx, c, [1_000 - c as u128, 1_000 + c as u128], false));
+            let r = f.ok(0, "channel_update", args(&ChannelStateArgs { state: s.clone() }), Amount::ZERO);
+            update_gas.push(r.gas_used);
+            last = Some(s);
+        }
+        let c = updates + 1;
+        // The raiser's own unacknowledged purchase: no fault in either
+        // channel, so both resolves do the same work.
+        let mut st = f.state(idx, c, [1_000 - c as u128 + 1, 1_000 + c as u128 - 1], false);
+        st.energy = [Energy(1_000), Energy::ZERO];
+        st.last_trade =
+            Some(cns::Trade { buyer: 1, energy: Energy(1_000), price_per_kwh: Amount(1), amount: Amount(1) });
+        let newer = f.cosign(st);
+        let dis = f.dispute(1, last.unwrap()).gas_used;
+        let res = f.ok(0, "channel_resolve", args(&ChannelStateArgs { state: newer }), Amount::ZERO).gas_used;
+        let mut fin = f.state(idx, c + 1, [1_000, 1_000], true);
+        fin.energy = [Energy(1_000), Energy::ZERO];
+        let fin = f.cosign(fin);
+        let close = f.ok(1, "channel_close", args(&ChannelStateArgs { state: fin }), Amount::ZERO).gas_used;
+        gas.push((update_gas, dis, res, close));
+    }
+    // Calldata differs by a few counter/balance bytes (16 gas each); one
+    // more 32-byte word loaded and stored would cost 5,000.
+    let near = |a: u64, b: u64| a.abs_diff(b) < 1_000;
+    let (u0, d0, r0, c0) = &gas[0];
+    let (u1, d1, r1, c1) = &gas[1];
+    assert!(near(u0[0], *u1.last().unwrap()), "update gas grew: {} then {}", u0[0], u1.last().unwrap());
+    assert!(near(*u1.first().unwrap(), *u1.last().unwrap()), "update gas grew within a channel");
+    assert!(near(*d0, *d1), "dispute gas grew with history: {d0} vs {d1}");
+    assert!(near(*r0, *r1), "resolve gas grew with history: {r0} vs {r1}");
+    assert!(near(*c0, *c1), "close gas grew with history: {c0} vs {c1}");
+    // The history is still all there to read.
+    let esc = cns::read::esc(f.dc.chain.state(), &f.scid).unwrap().unwrap();
+    assert_eq!(esc.channels.len(), 2);
+    assert_eq!(esc.disputes.len(), 2);
+    // Per channel: open, each update, the resolving state, the final state
+    // registered and closed.
+    assert_eq!(esc.transactions.len(), (1 + 1 + 1 + 2) + (1 + 60 + 1 + 2));
 }
 
 // ------------------------------------------------ issue 10: security items
@@ -551,6 +644,30 @@ fn the_merchant_cannot_withdraw_what_it_owes_and_the_participant_recovers() {
     assert_eq!(after + r1.fee.0 + r2.fee.0, before + 500 + collateral, "credit and collateral returned");
     let m = cns::read::merchant(f.dc.chain.state(), &mkey.address()).unwrap().unwrap();
     assert_eq!((m.owed, m.free), (Amount::ZERO, Amount::ZERO));
+}
+
+/// A credit note may draw only on `free − owed`: the coin the merchant owes
+/// a participant is not its to lend. Refused with a reason, nothing changed.
+#[test]
+fn a_credit_note_cannot_draw_on_what_the_merchant_owes() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    let mkey = dev_key(0);
+    f.open_credit(0);
+    let fin = f.cosign(f.state(0, 1, [1_500, 500], true));
+    f.ok(1, "channel_close", args(&ChannelStateArgs { state: fin }), Amount::ZERO);
+    let m = cns::read::merchant(f.dc.chain.state(), &mkey.address()).unwrap().unwrap();
+    assert_eq!(m.owed, Amount(500));
+    // Leave exactly 999 lendable beyond what is owed.
+    let w = Amount(m.free.0 - m.owed.0 - 999);
+    let r = f.dc.call(&mkey, CNS_ID, "pool_withdraw", args(&PoolWithdraw { amount: w }), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    let open = f.cosign(f.state(1, 0, [1_000, 1_000], false));
+    f.ok(0, "channel_open", args(&ChannelOpenArgs { scid: f.scid, open }), Amount::ZERO);
+    let cid = derive_cid(&f.scid, 1);
+    let note = f.desk.sign_note(f.sids[0], cid, Amount(1_000), 101);
+    let a = args(&ChannelFundArgs { cid, side: 0, funding: note });
+    f.refused(0, "channel_fund", a, Amount::ZERO, "cannot back the note");
 }
 
 // ------------------------------------ issue 18: every refusal reason, table

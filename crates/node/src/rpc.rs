@@ -16,6 +16,10 @@
 //! | `gl_callView` | `[contract, method, args hex]` | the view's JSON |
 //! | `gl_getEvents` | `[from, to]` | blocks' events, at most 1,000 blocks; fewer if their JSON reaches half of `max_response` (continue from the last height returned + 1) |
 //!
+//! Params may also be named (`{"hash": "…"}`); `rpc.discover` answers the
+//! OpenRPC document with every method's parameter and result shapes
+//! (`crate::openrpc`).
+//!
 //! `GET /events?from=H` streams each committed block's events as
 //! server-sent events, from height `H` on (read from the store, one block at
 //! a time, as fast as the client reads: a slow client slows only itself and
@@ -576,11 +580,19 @@ fn one(a: &Api, req: Value) -> Value {
         let Some(method) = req.get("method").and_then(Value::as_str) else {
             return Err(fail(INVALID_REQUEST, "method must be a string"));
         };
+        let named: Vec<Value>;
         let params = match req.get("params") {
             None | Some(Value::Null) => &[][..],
-            Some(Value::Array(a)) => &a[..],
-            Some(_) => return Err(fail(INVALID_PARAMS, "params must be an array")),
+            Some(Value::Array(list)) => &list[..],
+            Some(Value::Object(o)) => {
+                named = crate::openrpc::positional(method, o).map_err(|m| fail(INVALID_PARAMS, m))?;
+                &named[..]
+            }
+            Some(_) => return Err(fail(INVALID_PARAMS, "params must be an array or an object")),
         };
+        if method == "rpc.discover" {
+            return Ok(crate::openrpc::document());
+        }
         dispatch(a, method, params)
     })();
     if result.is_err() {

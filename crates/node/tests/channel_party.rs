@@ -174,6 +174,7 @@ fn the_watch_service_outlives_an_unreachable_node_and_the_spec_carries_the_trade
         rpc: "http://127.0.0.1:1".into(),
         start_height: 0,
         accept: None,
+        min_t_delta_ms: None,
     };
     // The party's trade policy comes from its spec (`channel prepare
     // --max-price ...`): none here, bounds below.

@@ -679,6 +679,17 @@ pub struct Latency {
     pub batches: usize,
     pub mean_ms: u64,
     pub max_ms: u64,
+    /// Each settled batch's latency, in settlement order.
+    pub per_batch_ms: Vec<u64>,
+}
+
+/// Blocks and transactions each chain gained during the day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainCounts {
+    pub primary_blocks: u64,
+    pub primary_txs: u64,
+    pub secondary_blocks: u64,
+    pub secondary_txs: u64,
 }
 
 /// The thesis' figures for the day (§3.5.4), integers.
@@ -722,6 +733,11 @@ pub struct DayReport {
     pub revenue_coins: String,
     /// Trades per slot (Fig 3-8).
     pub trades_per_slot: Vec<usize>,
+    /// Σ over participants of max(0, generation − load) per slot, Wh.
+    pub supply_wh_per_slot: Vec<u64>,
+    /// Σ over participants of max(0, load − generation) per slot, Wh.
+    pub demand_wh_per_slot: Vec<u64>,
+    pub chains: ChainCounts,
     pub participants: Vec<ParticipantReport>,
     pub typical_prosumer: TypicalProsumer,
     pub trades: Vec<Trade>,
@@ -821,6 +837,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let mut d = open(dcfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x10_5e_ed);
     let total_before = chain_total(&d, accounts);
+    let heights_before = (d.primary.tip().height, d.secondary.tip().height);
     let funding = coins(cfg.funding_coins);
     d.fund_many(&keys.iter().map(|k| (k.clone(), funding)).collect::<Vec<_>>())?;
     d.register_meters(&keys)?;
@@ -967,6 +984,21 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
         .collect();
     let lat: Vec<u64> = d.settled.iter().map(|s| s.latency_ms).collect();
     let black_hole = d.primary.account(&BLACK_HOLE).balance.0;
+    let per_slot = |f: fn(i64) -> i64| -> Vec<u64> {
+        (0..SLOTS_PER_DAY)
+            .map(|s| profiles.iter().map(|p| f(p.generation_wh[s] as i64 - p.load_wh[s] as i64).max(0) as u64).sum())
+            .collect()
+    };
+    // Every transaction the driver sent, successful or not.
+    let tx_count = |primary: bool| -> u64 {
+        d.gas[gas_from..].iter().filter(|g| matches!(g.target, Target::Primary) == primary).count() as u64
+    };
+    let chains = ChainCounts {
+        primary_blocks: d.primary.tip().height - heights_before.0,
+        primary_txs: tx_count(true),
+        secondary_blocks: d.secondary.tip().height - heights_before.1,
+        secondary_txs: tx_count(false),
+    };
     Ok(DayReport {
         weather: "TMY3 723170 Greensboro NC (NREL, via pvlib 0.16.1)",
         loads: "SimBench 1.6.3 H0 household profiles (ODbL 1.0)",
@@ -978,6 +1010,9 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
         revenue_minor,
         revenue_coins: coins_string(revenue_minor),
         trades_per_slot,
+        supply_wh_per_slot: per_slot(|x| x),
+        demand_wh_per_slot: per_slot(|x| -x),
+        chains,
         typical_prosumer: TypicalProsumer {
             number: typical + 1,
             load_wh: profiles[typical].load_wh.clone(),
@@ -998,6 +1033,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
             batches: lat.len(),
             mean_ms: lat.iter().sum::<u64>().checked_div(lat.len() as u64).unwrap_or(0),
             max_ms: lat.iter().copied().max().unwrap_or(0),
+            per_batch_ms: lat,
         },
         processing_ms,
         thesis: THESIS_DAY,

@@ -114,6 +114,59 @@ fn channel_key(cid: &Hash32) -> Vec<u8> {
 fn approval_key(digest: &Hash32) -> Vec<u8> {
     [b"ap/".as_slice(), &digest.0].concat()
 }
+/// `𝕋` entry `i` of an ESC.
+fn esc_tx_key(scid: &Hash32, i: u64) -> Vec<u8> {
+    [b"etx/".as_slice(), &scid.0, &i.to_be_bytes()].concat()
+}
+/// `𝔻` entry `i` of an ESC.
+fn esc_dispute_key(scid: &Hash32, i: u32) -> Vec<u8> {
+    [b"ed/".as_slice(), &scid.0, &i.to_be_bytes()].concat()
+}
+/// ESC `i` of an MSC.
+fn msc_esc_key(sid: u64, i: u64) -> Vec<u8> {
+    [b"me/".as_slice(), &sid.to_be_bytes(), &i.to_be_bytes()].concat()
+}
+/// A pending settlement of an MSC, by channel: `(epoch, record)`.
+fn msc_pending_key(sid: u64, cid: &Hash32) -> Vec<u8> {
+    [b"mp/".as_slice(), &sid.to_be_bytes(), &cid.0].concat()
+}
+/// The channel of the `seq`-th pending settlement ever written (for reads).
+fn msc_pending_index_key(sid: u64, seq: u64) -> Vec<u8> {
+    [b"mpi/".as_slice(), &sid.to_be_bytes(), &seq.to_be_bytes()].concat()
+}
+/// Signed settlement `i` of an MSC.
+fn msc_signed_key(sid: u64, i: u64) -> Vec<u8> {
+    [b"ms/".as_slice(), &sid.to_be_bytes(), &i.to_be_bytes()].concat()
+}
+
+/// Appends a state hash to the ESC's `𝕋` (one keyed entry: O(1) gas).
+fn push_tx(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, h: Hash32) -> R<()> {
+    ctx.write_typed(&esc_tx_key(&esc.scid, esc.tx_count), &h)?;
+    esc.tx_count = esc.tx_count.saturating_add(1);
+    Ok(())
+}
+
+/// Sets the outcome of the ESC's dispute `d`.
+fn set_dispute_outcome(ctx: &mut CallContext<'_, '_>, scid: &Hash32, d: u32, o: DisputeOutcome) -> R<DisputeRecord> {
+    let key = esc_dispute_key(scid, d);
+    let mut rec: DisputeRecord = load(ctx, &key, "dispute record")?;
+    rec.outcome = o;
+    store(ctx, &key, &rec)?;
+    Ok(rec)
+}
+
+/// Records a closed channel's settlement as pending the merchant's
+/// signature (keyed by channel, so the MSC record stays fixed-size).
+fn add_pending(ctx: &mut CallContext<'_, '_>, msc: &mut MscRecord, rec: &DebitRecord) -> R<()> {
+    ctx.write_typed(&msc_pending_key(msc.sid, &rec.cid), &(msc.pending_epoch, rec.clone()))?;
+    ctx.write_typed(&msc_pending_index_key(msc.sid, msc.pending_seq), &rec.cid)?;
+    msc.pending_seq = msc.pending_seq.saturating_add(1);
+    if msc.pending_count == 0 {
+        msc.pending_since = ctx.timestamp();
+    }
+    msc.pending_count = msc.pending_count.saturating_add(1);
+    Ok(())
+}
 
 /// The domain this contract signs and verifies in: its own id on this chain.
 fn domain_of(ctx: &CallContext<'_, '_>) -> Domain {
@@ -122,7 +175,7 @@ fn domain_of(ctx: &CallContext<'_, '_>) -> Domain {
 
 /// What the merchant owes an MSC's participant: the negative part of its
 /// exposure.
-fn owed_of(msc: &Msc) -> Amount {
+fn owed_of(msc: &MscRecord) -> Amount {
     let e = msc.ledger.exposure();
     if e < 0 {
         Amount(e.unsigned_abs())
@@ -184,7 +237,7 @@ fn side_of(side: u8) -> R<usize> {
 
 /// Records a dispute fault against an MSC and updates its standing (§5.1.3).
 fn record_fault(ctx: &mut CallContext<'_, '_>, sid: u64) -> R<()> {
-    let mut msc: Msc = load(ctx, &msc_key(sid), "MSC")?;
+    let mut msc: MscRecord = load(ctx, &msc_key(sid), "MSC")?;
     let m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
     msc.disputes_at_fault = msc.disputes_at_fault.saturating_add(1);
     let before = msc.standing;
@@ -209,7 +262,7 @@ fn record_fault(ctx: &mut CallContext<'_, '_>, sid: u64) -> R<()> {
 /// Checks a co-signed channel state against the channel: this chain and
 /// contract, right channel and `t_Δ`, conserved total, non-decreasing
 /// energy, both per-ESC signatures.
-fn check_state(ctx: &mut CallContext<'_, '_>, ch: &Channel, esc: &Esc, s: &SignedState) -> R<()> {
+fn check_state(ctx: &mut CallContext<'_, '_>, ch: &Channel, esc: &EscRecord, s: &SignedState) -> R<()> {
     if s.state.domain != domain_of(ctx) {
         return revert(format!(
             "state is signed for chain {} contract {}, not this one",
@@ -242,12 +295,12 @@ fn check_state(ctx: &mut CallContext<'_, '_>, ch: &Channel, esc: &Esc, s: &Signe
 
 /// Replaces the channel's registered state, keeping the ESC's temporary
 /// amounts and transaction list in step (seed Fig 7 step 2).
-fn register_state(esc: &mut Esc, ch: &mut Channel, s: SignedState) -> R<()> {
+fn register_state(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut Channel, s: SignedState) -> R<()> {
     for i in 0..2 {
         esc.amounts[i] = add(sub(esc.amounts[i], ch.latest.state.balances[i], "ESC amount")?, s.state.balances[i])?;
         esc.energy[i] = add_e(esc.energy[i].saturating_sub(ch.latest.state.energy[i]), s.state.energy[i])?;
     }
-    esc.transactions.push(s.hstate());
+    push_tx(ctx, esc, s.hstate())?;
     ch.latest = s;
     Ok(())
 }
@@ -255,7 +308,7 @@ fn register_state(esc: &mut Esc, ch: &mut Channel, s: SignedState) -> R<()> {
 /// Closes a channel with its registered state: refunds deposits, returns
 /// credit-backed amounts to the merchant and records the pending debit,
 /// and writes final amounts into the ESC and both MSCs (seed Fig 9, Fig 16).
-fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut Esc, ch: &mut Channel) -> R<()> {
+fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut Channel) -> R<()> {
     let st = ch.latest.state.clone();
     for i in 0..2 {
         let b = st.balances[i];
@@ -265,7 +318,7 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut Esc, ch: &mut Channel) -> R
         esc.final_amounts[i] = add(esc.final_amounts[i], b)?;
         esc.final_energy[i] = add_e(esc.final_energy[i], q)?;
         let sid = esc.sids[i];
-        let mut msc: Msc = load(ctx, &msc_key(sid), "MSC")?;
+        let mut msc: MscRecord = load(ctx, &msc_key(sid), "MSC")?;
         let owed_before = owed_of(&msc);
         msc.final_amount = add(msc.final_amount, b)?;
         msc.final_energy = add_e(msc.final_energy, q)?;
@@ -300,12 +353,12 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut Esc, ch: &mut Channel) -> R
                         ("credit".into(), rec.credit.to_string()),
                     ],
                 )?;
-                msc.pending.push(rec);
+                add_pending(ctx, &mut msc, &rec)?;
             }
         }
         store(ctx, &msc_key(sid), &msc)?;
     }
-    esc.transactions.push(ch.latest.hstate());
+    push_tx(ctx, esc, ch.latest.hstate())?;
     ch.status = ChannelStatus::Closed;
     ctx.emit(
         "cns_channel_closed",
@@ -419,9 +472,9 @@ impl CnsContract {
         ctx.write_typed(NEXT_SID, &(sid + 1))?;
         ctx.write_typed(&used, &sid)?;
         let now = ctx.timestamp();
-        let msc = Msc {
+        let msc = MscRecord {
             sid,
-            escs: vec![],
+            esc_count: 0,
             merchant: ap.merchant,
             participant: uutid(&ap.participant),
             participant_key: ap.participant,
@@ -434,8 +487,11 @@ impl CnsContract {
             collateral_unlock_at: now.saturating_add(ap.lock_ms),
             credit_limit: ap.credit_limit,
             ledger: CreditLedger::default(),
-            pending: vec![],
-            signed: vec![],
+            pending_count: 0,
+            pending_seq: 0,
+            pending_epoch: 0,
+            pending_since: 0,
+            signed_count: 0,
             disputes_at_fault: 0,
             standing: Standing::Good,
             billing_period_start: now,
@@ -466,7 +522,7 @@ impl CnsContract {
         }
         let mut mscs = Vec::with_capacity(2);
         for sid in init.sids {
-            let msc: Msc = load(ctx, &msc_key(sid), "MSC")?;
+            let msc: MscRecord = load(ctx, &msc_key(sid), "MSC")?;
             if msc.closed {
                 return revert(format!("MSC {sid} is closed"));
             }
@@ -488,24 +544,25 @@ impl CnsContract {
         }
         ctx.write_typed(&pk, &(n + 1))?;
         let scid = derive_scid(init.sids[0], init.sids[1], n);
-        let esc = Esc {
+        let esc = EscRecord {
             scid,
             sids: init.sids,
             keys: init.keys,
             uutids: [uutid(&init.keys[0]), uutid(&init.keys[1])],
             payouts: init.payouts,
-            channels: vec![],
-            transactions: vec![],
+            channel_count: 0,
+            tx_count: 0,
             amounts: [Amount::ZERO; 2],
             energy: [Energy::ZERO; 2],
             final_amounts: [Amount::ZERO; 2],
             final_energy: [Energy::ZERO; 2],
-            disputes: vec![],
+            dispute_count: 0,
             dispute_limit: init.dispute_limit,
         };
         store(ctx, &esc_key(&scid), &esc)?;
         for mut msc in mscs {
-            msc.escs.push(scid);
+            ctx.write_typed(&msc_esc_key(msc.sid, msc.esc_count), &scid)?;
+            msc.esc_count = msc.esc_count.saturating_add(1);
             store(ctx, &msc_key(msc.sid), &msc)?;
         }
         ctx.emit(
@@ -526,21 +583,20 @@ impl CnsContract {
         if ctx.read(&channel_key(&cid))?.is_some() {
             return revert("channel already opened");
         }
-        let mut esc: Esc = load(ctx, &esc_key(&a.scid), "ESC")?;
-        if esc.disputes.len() as u64 > u64::from(esc.dispute_limit) {
+        let mut esc: EscRecord = load(ctx, &esc_key(&a.scid), "ESC")?;
+        if esc.dispute_count > esc.dispute_limit {
             return revert(format!(
                 "ESC has {} disputes, more than its limit {}",
-                esc.disputes.len(),
-                esc.dispute_limit
+                esc.dispute_count, esc.dispute_limit
             ));
         }
         for sid in esc.sids {
-            let msc: Msc = load(ctx, &msc_key(sid), "MSC")?;
+            let msc: MscRecord = load(ctx, &msc_key(sid), "MSC")?;
             if msc.standing == Standing::Black {
                 return revert(format!("MSC {sid} is blacklisted"));
             }
         }
-        let index = esc.channels.len() as u64;
+        let index = esc.channel_count;
         if cid != derive_cid(&a.scid, index) {
             return revert(format!("channel id must be derived from index {index}"));
         }
@@ -573,8 +629,8 @@ impl CnsContract {
                 ch.funded[i] = Some(FundKind::Deposit);
             }
         }
-        esc.channels.push(cid);
-        esc.transactions.push(a.open.hstate());
+        esc.channel_count = esc.channel_count.saturating_add(1);
+        push_tx(ctx, &mut esc, a.open.hstate())?;
         store(ctx, &esc_key(&a.scid), &esc)?;
         store(ctx, &channel_key(&cid), &ch)?;
         ctx.emit(
@@ -600,7 +656,7 @@ impl CnsContract {
         if ch.funded[i].is_some() {
             return revert(format!("side {i} already funded"));
         }
-        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        let mut esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
         if ctx.caller() != esc.payouts[i] {
             return revert(format!("only side {i} may fund its side"));
         }
@@ -617,7 +673,7 @@ impl CnsContract {
                     return revert("credit-note funding takes no value");
                 }
                 let sid = esc.sids[i];
-                let mut msc: Msc = load(ctx, &msc_key(sid), "MSC")?;
+                let mut msc: MscRecord = load(ctx, &msc_key(sid), "MSC")?;
                 if msc.closed || msc.standing == Standing::Black {
                     return revert(format!("MSC {sid} may not draw credit"));
                 }
@@ -631,6 +687,15 @@ impl CnsContract {
                 if i128_of(amount) > available {
                     return revert(format!(
                         "credit note of {amount} exceeds the approved credit available, {available}"
+                    ));
+                }
+                // Coin the merchant owes participants is not its to lend
+                // (it backs their claims): a note draws on `free − owed`.
+                let lendable = m.free.saturating_sub(m.owed);
+                if amount > lendable {
+                    return revert(format!(
+                        "merchant pool cannot back the note: {lendable} free beyond the {} it owes",
+                        m.owed
                     ));
                 }
                 m.free = sub(m.free, amount, "merchant pool cannot back the note")?;
@@ -662,7 +727,7 @@ impl CnsContract {
         if ch.status != ChannelStatus::Funding {
             return revert("only a channel still funding can be aborted");
         }
-        let esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        let esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
         if !esc.payouts.contains(&ctx.caller()) {
             return revert("not a party to this channel");
         }
@@ -671,7 +736,7 @@ impl CnsContract {
             match ch.funded[i] {
                 Some(FundKind::Deposit) => ctx.pay(&esc.payouts[i], f)?,
                 Some(FundKind::Credit) => {
-                    let mut msc: Msc = load(ctx, &msc_key(esc.sids[i]), "MSC")?;
+                    let mut msc: MscRecord = load(ctx, &msc_key(esc.sids[i]), "MSC")?;
                     let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
                     m.reserved = sub(m.reserved, f, "merchant reserve")?;
                     m.free = add(m.free, f)?;
@@ -698,10 +763,10 @@ impl CnsContract {
             return revert("a final state closes the channel: use channel_close");
         }
         require_newer(&ch, &a.state)?;
-        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        let mut esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
         check_state(ctx, &ch, &esc, &a.state)?;
         let counter = a.state.state.counter;
-        register_state(&mut esc, &mut ch, a.state)?;
+        register_state(ctx, &mut esc, &mut ch, a.state)?;
         store(ctx, &esc_key(&ch.scid), &esc)?;
         store(ctx, &channel_key(&ch.cid), &ch)?;
         ctx.emit(
@@ -725,14 +790,12 @@ impl CnsContract {
             return revert("cooperative close needs a state both signed as final");
         }
         require_newer(&ch, &a.state)?;
-        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        let mut esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
         check_state(ctx, &ch, &esc, &a.state)?;
         if let Some(d) = ch.dispute.take() {
-            if let Some(rec) = esc.disputes.get_mut(d as usize) {
-                rec.outcome = DisputeOutcome::ClosedCooperatively;
-            }
+            set_dispute_outcome(ctx, &ch.scid, d, DisputeOutcome::ClosedCooperatively)?;
         }
-        register_state(&mut esc, &mut ch, a.state)?;
+        register_state(ctx, &mut esc, &mut ch, a.state)?;
         finalise(ctx, &mut esc, &mut ch)?;
         store(ctx, &esc_key(&ch.scid), &esc)?;
         store(ctx, &channel_key(&ch.cid), &ch)?;
@@ -749,7 +812,7 @@ impl CnsContract {
             return revert("a dispute is already raised");
         }
         require_open(&ch)?;
-        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        let mut esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
         if ctx.caller() != esc.payouts[i] {
             return revert(format!("only side {i} may raise a dispute as side {i}"));
         }
@@ -757,22 +820,25 @@ impl CnsContract {
         if !same {
             require_newer(&ch, &a.state)?;
             check_state(ctx, &ch, &esc, &a.state)?;
-            register_state(&mut esc, &mut ch, a.state)?;
+            register_state(ctx, &mut esc, &mut ch, a.state)?;
         }
         let now = ctx.timestamp();
         let t_end = now.saturating_add(ch.t_delta_ms);
         ch.status = ChannelStatus::Disputed;
         ch.t_end = t_end;
-        ch.dispute = Some(esc.disputes.len() as u32);
+        let d = esc.dispute_count;
+        ch.dispute = Some(d);
         let counter = ch.latest.state.counter;
-        esc.disputes.push(DisputeRecord {
+        let rec = DisputeRecord {
             cid: ch.cid,
             t_start: now,
             t_end,
             counter,
             raised_by: i as u8,
             outcome: DisputeOutcome::Open,
-        });
+        };
+        store(ctx, &esc_dispute_key(&ch.scid, d), &rec)?;
+        esc.dispute_count = d.checked_add(1).ok_or_else(|| err("dispute count overflow"))?;
         store(ctx, &esc_key(&ch.scid), &esc)?;
         store(ctx, &channel_key(&ch.cid), &ch)?;
         ctx.emit(
@@ -800,20 +866,27 @@ impl CnsContract {
             return revert(format!("dispute window ended at {}", ch.t_end));
         }
         require_newer(&ch, &a.state)?;
-        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        let mut esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
         check_state(ctx, &ch, &esc, &a.state)?;
         let counter = a.state.state.counter;
         let is_final = a.state.state.is_final;
-        let d = ch.dispute.take().unwrap_or(u32::MAX) as usize;
-        let raiser = match esc.disputes.get_mut(d) {
-            Some(rec) => {
-                rec.outcome = DisputeOutcome::Resolved { counter };
-                rec.raised_by as usize
-            }
-            None => return revert("dispute record missing"),
+        let Some(d) = ch.dispute.take() else {
+            return revert("dispute record missing");
         };
-        register_state(&mut esc, &mut ch, a.state)?;
-        record_fault(ctx, esc.sids[raiser.min(1)])?;
+        let rec = set_dispute_outcome(ctx, &ch.scid, d, DisputeOutcome::Resolved { counter })?;
+        let raiser = usize::from(rec.raised_by.min(1));
+        // The raiser's own payment proposal one counter past its dispute
+        // is the one state it may honestly lack co-signed: the peer signed
+        // it and withheld the acceptance. Overturning with exactly that
+        // shows no cheating, so it books no fault. A raiser overturned by
+        // anything else (a state two or more ahead, or the peer's own
+        // proposal) did hold a newer co-signed state: faulted.
+        let own_unacknowledged = counter == rec.counter.saturating_add(1)
+            && a.state.state.last_trade.as_ref().is_some_and(|t| usize::from(t.buyer) == raiser);
+        register_state(ctx, &mut esc, &mut ch, a.state)?;
+        if !own_unacknowledged {
+            record_fault(ctx, esc.sids[raiser])?;
+        }
         ctx.emit(
             "cns_dispute_resolved",
             vec![("cid".into(), ch.cid.to_string()), ("counter".into(), counter.to_string())],
@@ -839,14 +912,13 @@ impl CnsContract {
         if ctx.timestamp() < ch.t_end {
             return revert(format!("dispute timer runs until {}, now {}", ch.t_end, ctx.timestamp()));
         }
-        let mut esc: Esc = load(ctx, &esc_key(&ch.scid), "ESC")?;
-        let d = ch.dispute.take().unwrap_or(u32::MAX) as usize;
-        match esc.disputes.get_mut(d) {
-            // No fault: a timed-out dispute shows nothing newer exists (or
-            // that its holder stayed silent), not that anyone cheated.
-            Some(rec) => rec.outcome = DisputeOutcome::TimedOut,
-            None => return revert("dispute record missing"),
-        }
+        let mut esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        let Some(d) = ch.dispute.take() else {
+            return revert("dispute record missing");
+        };
+        // No fault: a timed-out dispute shows nothing newer exists (or
+        // that its holder stayed silent), not that anyone cheated.
+        set_dispute_outcome(ctx, &ch.scid, d, DisputeOutcome::TimedOut)?;
         finalise(ctx, &mut esc, &mut ch)?;
         store(ctx, &esc_key(&ch.scid), &esc)?;
         store(ctx, &channel_key(&ch.cid), &ch)?;
@@ -857,19 +929,24 @@ impl CnsContract {
     /// (seed §4 step 5, Fig 16).
     fn msc_sign_debit(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
         let a: SignDebitArgs = decode_args(args)?;
-        let mut msc: Msc = load(ctx, &msc_key(a.sid), "MSC")?;
+        let mut msc: MscRecord = load(ctx, &msc_key(a.sid), "MSC")?;
         if ctx.caller() != msc.merchant {
             return revert("only the MSC's merchant signs its debits");
         }
-        let Some(pos) = msc.pending.iter().position(|r| r.cid == a.cid) else {
-            return revert("no pending settlement for this channel");
+        let pkey = msc_pending_key(a.sid, &a.cid);
+        let rec = match ctx.read_typed::<(u64, DebitRecord)>(&pkey)? {
+            Some((epoch, rec)) if epoch == msc.pending_epoch => rec,
+            _ => return revert("no pending settlement for this channel"),
         };
-        let rec = msc.pending[pos].clone();
         let m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
         if !verify_stmt(ctx, &Statement::Debit(rec.clone()), a.nonce, &m.key, &a.sig)? {
             return revert("bad merchant signature on the debit");
         }
-        msc.pending.remove(pos);
+        ctx.delete(&pkey)?;
+        msc.pending_count = msc.pending_count.saturating_sub(1);
+        if msc.pending_count == 0 {
+            msc.pending_since = 0;
+        }
         let l = &mut msc.ledger;
         l.pending_debits = sub(l.pending_debits, rec.debit, "pending debits")?;
         l.pending_credits = sub(l.pending_credits, rec.credit, "pending credits")?;
@@ -884,7 +961,8 @@ impl CnsContract {
                 ("credit".into(), rec.credit.to_string()),
             ],
         )?;
-        msc.signed.push((rec, a.sig));
+        ctx.write_typed(&msc_signed_key(a.sid, msc.signed_count), &(rec, a.sig))?;
+        msc.signed_count = msc.signed_count.saturating_add(1);
         store(ctx, &msc_key(a.sid), &msc)?;
         Ok(vec![])
     }
@@ -892,7 +970,7 @@ impl CnsContract {
     /// Direct payment of billed debt (seed §5.1.4).
     fn bill_pay(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
         let a: SidArgs = decode_args(args)?;
-        let mut msc: Msc = load(ctx, &msc_key(a.sid), "MSC")?;
+        let mut msc: MscRecord = load(ctx, &msc_key(a.sid), "MSC")?;
         let due = msc.ledger.outstanding_net();
         let v = ctx.value();
         if due <= 0 {
@@ -916,7 +994,7 @@ impl CnsContract {
     /// collateral once its time-lock allows, or net credit paid out.
     fn bill_settle(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
         let a: SidArgs = decode_args(args)?;
-        let mut msc: Msc = load(ctx, &msc_key(a.sid), "MSC")?;
+        let mut msc: MscRecord = load(ctx, &msc_key(a.sid), "MSC")?;
         if ctx.caller() != msc.merchant {
             return revert("only the MSC's merchant settles its bills");
         }
@@ -928,12 +1006,17 @@ impl CnsContract {
         }
         let owed_before = owed_of(&msc);
         let due = msc.ledger.outstanding_net();
+        // Credits the contract booked for the participant and the merchant
+        // has not signed yet still offset its debt: only the net is taken
+        // from the collateral (issue: signing only the debits let the
+        // merchant seize what the participant does not owe).
+        let net_due = due - i128_of(msc.ledger.pending_credits);
         let (mut seized, mut credited) = (Amount::ZERO, Amount::ZERO);
-        if due > 0 {
+        if net_due > 0 {
             if now < msc.collateral_unlock_at {
                 return revert(format!("collateral time-locked until {}", msc.collateral_unlock_at));
             }
-            let due_a = Amount(due as u128);
+            let due_a = Amount(net_due.unsigned_abs());
             seized = due_a.min(msc.collateral);
             msc.collateral = sub(msc.collateral, seized, "collateral")?;
             msc.ledger.seized = add(msc.ledger.seized, seized)?;
@@ -973,7 +1056,7 @@ impl CnsContract {
     /// merchant as before.
     fn msc_claim(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
         let a: SidArgs = decode_args(args)?;
-        let mut msc: Msc = load(ctx, &msc_key(a.sid), "MSC")?;
+        let mut msc: MscRecord = load(ctx, &msc_key(a.sid), "MSC")?;
         if ctx.caller() != msc.payout {
             return revert("only the MSC's participant claims");
         }
@@ -982,7 +1065,15 @@ impl CnsContract {
         }
         let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
         let now = ctx.timestamp();
-        let lapse = msc.billing_period_start.saturating_add(m.billing_period_ms.saturating_mul(2));
+        // Counted from the oldest settlement still pending as well as from
+        // the last billing: an empty `bill_settle` each period must not
+        // keep a pending credit from ever becoming claimable.
+        let since = if msc.pending_count > 0 {
+            msc.billing_period_start.min(msc.pending_since)
+        } else {
+            msc.billing_period_start
+        };
+        let lapse = since.saturating_add(m.billing_period_ms.saturating_mul(2));
         if now < lapse {
             return revert(format!("the merchant may still bill until {lapse}"));
         }
@@ -990,12 +1081,20 @@ impl CnsContract {
             return revert(format!("collateral time-locked until {}", msc.collateral_unlock_at));
         }
         let owed_before = owed_of(&msc);
-        for rec in std::mem::take(&mut msc.pending) {
+        // Books every pending settlement at once from the running totals
+        // (O(1) however many are pending); bumping the epoch retires the
+        // keyed entries so the merchant cannot sign them a second time.
+        {
             let l = &mut msc.ledger;
-            l.pending_debits = sub(l.pending_debits, rec.debit, "pending debits")?;
-            l.pending_credits = sub(l.pending_credits, rec.credit, "pending credits")?;
-            l.debits = add(l.debits, rec.debit)?;
-            l.credits = add(l.credits, rec.credit)?;
+            l.debits = add(l.debits, l.pending_debits)?;
+            l.credits = add(l.credits, l.pending_credits)?;
+            l.pending_debits = Amount::ZERO;
+            l.pending_credits = Amount::ZERO;
+        }
+        if msc.pending_count > 0 {
+            msc.pending_count = 0;
+            msc.pending_since = 0;
+            msc.pending_epoch = msc.pending_epoch.saturating_add(1);
         }
         let due = msc.ledger.outstanding_net();
         let mut credited = Amount::ZERO;
@@ -1016,14 +1115,14 @@ impl CnsContract {
     /// nothing is owed, locked or pending.
     fn msc_close(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
         let a: SidArgs = decode_args(args)?;
-        let mut msc: Msc = load(ctx, &msc_key(a.sid), "MSC")?;
+        let mut msc: MscRecord = load(ctx, &msc_key(a.sid), "MSC")?;
         if ctx.caller() != msc.payout {
             return revert("only the participant closes its MSC");
         }
         if msc.closed {
             return revert("MSC already closed");
         }
-        if !msc.ledger.locked.is_zero() || msc.ledger.exposure() != 0 || !msc.pending.is_empty() {
+        if !msc.ledger.locked.is_zero() || msc.ledger.exposure() != 0 || msc.pending_count > 0 {
             return revert("credit still locked, pending or outstanding");
         }
         let c = msc.collateral;
@@ -1086,11 +1185,17 @@ impl NativeContract for CnsContract {
             }
             "msc" => {
                 let a: SidArgs = decode_args(args)?;
-                get::<Msc>(ctx, &msc_key(a.sid), "MSC")
+                match gather::msc(|k| Ok::<_, ContractError>(ctx.read(k)), err, a.sid)? {
+                    Some(v) => serde_json::to_value(v).map_err(|e| err(e.to_string())),
+                    None => revert("no such MSC"),
+                }
             }
             "esc" => {
                 let a: EscArgs = decode_args(args)?;
-                get::<Esc>(ctx, &esc_key(&a.scid), "ESC")
+                match gather::esc(|k| Ok::<_, ContractError>(ctx.read(k)), err, &a.scid)? {
+                    Some(v) => serde_json::to_value(v).map_err(|e| err(e.to_string())),
+                    None => revert("no such ESC"),
+                }
             }
             "channel" => {
                 let a: CidArgs = decode_args(args)?;
@@ -1122,11 +1227,25 @@ pub mod read {
         );
         ctx.read_typed(key)
     }
+    fn bytes(state: &dyn StateRead, key: &[u8]) -> Result<Option<Vec<u8>>, ContractError> {
+        let ctx = ViewContext::new(
+            state,
+            crate::CNS_ID,
+            gridledger_ledger::BlockEnv {
+                chain_id: 0,
+                height: 0,
+                timestamp: 0,
+                proposer: Address::ZERO,
+                parent: Hash32::ZERO,
+            },
+        );
+        Ok(ctx.read(key))
+    }
     pub fn msc(state: &dyn StateRead, sid: u64) -> Result<Option<Msc>, ContractError> {
-        raw(state, &msc_key(sid))
+        gather::msc(|k| bytes(state, k), err, sid)
     }
     pub fn esc(state: &dyn StateRead, scid: &Hash32) -> Result<Option<Esc>, ContractError> {
-        raw(state, &esc_key(scid))
+        gather::esc(|k| bytes(state, k), err, scid)
     }
     pub fn channel(state: &dyn StateRead, cid: &Hash32) -> Result<Option<Channel>, ContractError> {
         raw(state, &channel_key(cid))
@@ -1153,10 +1272,10 @@ pub mod client {
         }
     }
     pub fn msc<C: ChainClient + ?Sized>(c: &C, sid: u64) -> Result<Option<Msc>, ClientError> {
-        raw(c, &msc_key(sid))
+        gather::msc(|k| c.contract_state(crate::CNS_ID, k), ClientError::Chain, sid)
     }
     pub fn esc<C: ChainClient + ?Sized>(c: &C, scid: &Hash32) -> Result<Option<Esc>, ClientError> {
-        raw(c, &esc_key(scid))
+        gather::esc(|k| c.contract_state(crate::CNS_ID, k), ClientError::Chain, scid)
     }
     pub fn channel<C: ChainClient + ?Sized>(c: &C, cid: &Hash32) -> Result<Option<Channel>, ClientError> {
         raw(c, &channel_key(cid))
@@ -1166,5 +1285,84 @@ pub mod client {
     }
     pub fn esc_counter<C: ChainClient + ?Sized>(c: &C, sids: [u64; 2]) -> Result<u64, ClientError> {
         Ok(raw::<C, u64>(c, &pair_key(sids[0], sids[1]))?.unwrap_or(0))
+    }
+}
+
+/// Assembles the read views [`Msc`] and [`Esc`] from the stored record and
+/// its keyed entries, through any raw key reader (contract state, a chain
+/// client, RPC). Reads grow with history; on-chain calls never do this.
+pub mod gather {
+    use super::*;
+
+    fn get<T: borsh::BorshDeserialize, E>(
+        read: &mut impl FnMut(&[u8]) -> Result<Option<Vec<u8>>, E>,
+        bad: fn(String) -> E,
+        key: &[u8],
+    ) -> Result<Option<T>, E> {
+        match read(key)? {
+            None => Ok(None),
+            Some(b) => borsh::from_slice(&b).map(Some).map_err(|e| bad(format!("CNS record: {e}"))),
+        }
+    }
+
+    /// The ESC `scid` with its `𝕋` and `𝔻`.
+    pub fn esc<E>(
+        mut read: impl FnMut(&[u8]) -> Result<Option<Vec<u8>>, E>,
+        bad: fn(String) -> E,
+        scid: &Hash32,
+    ) -> Result<Option<Esc>, E> {
+        let Some(rec) = get::<EscRecord, E>(&mut read, bad, &esc_key(scid))? else {
+            return Ok(None);
+        };
+        let mut txs = Vec::new();
+        for i in 0..rec.tx_count {
+            if let Some(h) = get::<Hash32, E>(&mut read, bad, &esc_tx_key(scid, i))? {
+                txs.push(h);
+            }
+        }
+        let mut disputes = Vec::new();
+        for d in 0..rec.dispute_count {
+            if let Some(r) = get::<DisputeRecord, E>(&mut read, bad, &esc_dispute_key(scid, d))? {
+                disputes.push(r);
+            }
+        }
+        Ok(Some(rec.view(txs, disputes)))
+    }
+
+    /// The MSC `sid` with its ESCs, live pending and signed settlements.
+    pub fn msc<E>(
+        mut read: impl FnMut(&[u8]) -> Result<Option<Vec<u8>>, E>,
+        bad: fn(String) -> E,
+        sid: u64,
+    ) -> Result<Option<Msc>, E> {
+        let Some(rec) = get::<MscRecord, E>(&mut read, bad, &msc_key(sid))? else {
+            return Ok(None);
+        };
+        let mut escs = Vec::new();
+        for i in 0..rec.esc_count {
+            if let Some(h) = get::<Hash32, E>(&mut read, bad, &msc_esc_key(sid, i))? {
+                escs.push(h);
+            }
+        }
+        let mut pending = Vec::new();
+        if rec.pending_count > 0 {
+            for q in 0..rec.pending_seq {
+                let Some(cid) = get::<Hash32, E>(&mut read, bad, &msc_pending_index_key(sid, q))? else {
+                    continue;
+                };
+                if let Some((epoch, r)) = get::<(u64, DebitRecord), E>(&mut read, bad, &msc_pending_key(sid, &cid))? {
+                    if epoch == rec.pending_epoch {
+                        pending.push(r);
+                    }
+                }
+            }
+        }
+        let mut signed = Vec::new();
+        for i in 0..rec.signed_count {
+            if let Some(e) = get::<(DebitRecord, Signature), E>(&mut read, bad, &msc_signed_key(sid, i))? {
+                signed.push(e);
+            }
+        }
+        Ok(Some(rec.view(escs, pending, signed)))
     }
 }

@@ -319,7 +319,9 @@ pub fn i128_of(a: Amount) -> i128 {
     i128::try_from(a.0).unwrap_or(i128::MAX)
 }
 
-/// Merchant's Smart Contract (seed Fig 4, Eq 2).
+/// Merchant's Smart Contract (seed Fig 4, Eq 2), as read: the stored
+/// [`MscRecord`] with its keyed lists (ESCs, pending and signed
+/// settlements) gathered in.
 #[derive(BorshSerialize, BorshDeserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct Msc {
     pub sid: u64,
@@ -343,12 +345,75 @@ pub struct Msc {
     pub ledger: CreditLedger,
     /// Settlements awaiting the merchant's signature, by channel.
     pub pending: Vec<DebitRecord>,
+    /// Since when the oldest settlement still pending has waited (0: none).
+    pub pending_since: Timestamp,
     /// Signed settlements (the MSC's debit list).
     pub signed: Vec<(DebitRecord, Signature)>,
     pub disputes_at_fault: u32,
     pub standing: Standing,
     pub billing_period_start: Timestamp,
     pub closed: bool,
+}
+
+/// The MSC as stored: fixed size, so every call that loads it costs the
+/// same gas however long its history. The lists live under their own keys
+/// (one entry each) and are counted here.
+#[derive(BorshSerialize, BorshDeserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct MscRecord {
+    pub sid: u64,
+    pub esc_count: u64,
+    pub merchant: Address,
+    pub participant: Hash32,
+    pub participant_key: PublicKey,
+    pub payout: Address,
+    pub final_amount: Amount,
+    pub final_energy: Energy,
+    pub sigs: [Signature; 2],
+    pub approval_nonce: u64,
+    pub collateral: Amount,
+    pub collateral_unlock_at: Timestamp,
+    pub credit_limit: Amount,
+    pub ledger: CreditLedger,
+    /// Pending settlements: live count, entries ever written (index keys),
+    /// and the epoch a claim bumps to retire every pending entry at once.
+    pub pending_count: u64,
+    pub pending_seq: u64,
+    pub pending_epoch: u64,
+    pub pending_since: Timestamp,
+    pub signed_count: u64,
+    pub disputes_at_fault: u32,
+    pub standing: Standing,
+    pub billing_period_start: Timestamp,
+    pub closed: bool,
+}
+
+impl MscRecord {
+    /// The read view with its lists.
+    pub fn view(&self, escs: Vec<Hash32>, pending: Vec<DebitRecord>, signed: Vec<(DebitRecord, Signature)>) -> Msc {
+        Msc {
+            sid: self.sid,
+            escs,
+            merchant: self.merchant,
+            participant: self.participant,
+            participant_key: self.participant_key,
+            payout: self.payout,
+            final_amount: self.final_amount,
+            final_energy: self.final_energy,
+            sigs: self.sigs,
+            approval_nonce: self.approval_nonce,
+            collateral: self.collateral,
+            collateral_unlock_at: self.collateral_unlock_at,
+            credit_limit: self.credit_limit,
+            ledger: self.ledger.clone(),
+            pending,
+            pending_since: self.pending_since,
+            signed,
+            disputes_at_fault: self.disputes_at_fault,
+            standing: self.standing,
+            billing_period_start: self.billing_period_start,
+            closed: self.closed,
+        }
+    }
 }
 
 /// One dispute, `D_k = (t_start, t_end, i)` (seed Fig 8 step 5).
@@ -377,7 +442,8 @@ pub enum DisputeOutcome {
     ClosedCooperatively,
 }
 
-/// Entity's Smart Contract (seed Fig 5, Eq 4).
+/// Entity's Smart Contract (seed Fig 5, Eq 4), as read: the stored
+/// [`EscRecord`] with its keyed lists gathered in.
 #[derive(BorshSerialize, BorshDeserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct Esc {
     pub scid: Hash32,
@@ -399,6 +465,49 @@ pub struct Esc {
     /// `𝔻`.
     pub disputes: Vec<DisputeRecord>,
     pub dispute_limit: u32,
+}
+
+/// The ESC as stored: fixed size, so dispute, resolve, close and settle
+/// cost the same gas however many states were registered (issue: an ESC
+/// that grew 32 bytes per update let a cheater price the honest resolve
+/// out of its gas limit). `𝕋` and `𝔻` live one entry per key.
+#[derive(BorshSerialize, BorshDeserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct EscRecord {
+    pub scid: Hash32,
+    pub sids: [u64; 2],
+    pub keys: [PublicKey; 2],
+    pub uutids: [Hash32; 2],
+    pub payouts: [Address; 2],
+    /// Channels opened; channel `k`'s id is `derive_cid(scid, k)`.
+    pub channel_count: u64,
+    pub tx_count: u64,
+    pub amounts: [Amount; 2],
+    pub energy: [Energy; 2],
+    pub final_amounts: [Amount; 2],
+    pub final_energy: [Energy; 2],
+    pub dispute_count: u32,
+    pub dispute_limit: u32,
+}
+
+impl EscRecord {
+    /// The read view with its lists.
+    pub fn view(&self, transactions: Vec<Hash32>, disputes: Vec<DisputeRecord>) -> Esc {
+        Esc {
+            scid: self.scid,
+            sids: self.sids,
+            keys: self.keys,
+            uutids: self.uutids,
+            payouts: self.payouts,
+            channels: (0..self.channel_count).map(|k| derive_cid(&self.scid, k)).collect(),
+            transactions,
+            amounts: self.amounts,
+            energy: self.energy,
+            final_amounts: self.final_amounts,
+            final_energy: self.final_energy,
+            disputes,
+            dispute_limit: self.dispute_limit,
+        }
+    }
 }
 
 /// How one side funds a channel (seed Fig 6 step 2–3).

@@ -10,7 +10,11 @@ use gridledger_ledger::{Transaction, TxKind};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// Gas limit of every CNS call the channel tools send.
+/// Gas limit of every CNS call the channel tools send. A fixed limit is
+/// safe because no CNS call's gas grows with history: the ESC and MSC
+/// records are fixed-size and their lists are keyed one entry per key, so
+/// the costliest call (a close with both sides on credit notes, about
+/// 0.6 M gas) stays below it however many states a peer registers.
 pub const CNS_GAS_LIMIT: u64 = 1_000_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +145,8 @@ pub fn chain_event_of(e: &Value, cid: &Hash32) -> Option<ChainEvent> {
         },
         "cns_dispute_resolved" => ChainEvent::DisputeResolved { counter: num("counter") },
         "cns_channel_closed" => ChainEvent::Closed { counter: num("counter") },
+        // An aborted open ends the channel before any update.
+        "cns_channel_aborted" => ChainEvent::Closed { counter: 0 },
         _ => return None,
     })
 }
@@ -182,13 +188,19 @@ impl EventCursor {
     }
 }
 
-fn raw<T: borsh::BorshDeserialize>(client: &RpcClient, key: &[u8]) -> Result<Option<T>, ChainError> {
+fn raw_bytes(client: &RpcClient, key: &[u8]) -> Result<Option<Vec<u8>>, ChainError> {
     let v = client.call("gl_getContractState", json!([CNS_ID, hex::encode(key)]))?;
     let Some(h) = v.as_str() else {
         return Ok(None);
     };
-    let b = hex::decode(h.trim_start_matches("0x")).map_err(|e| ChainError::Protocol(e.to_string()))?;
-    borsh::from_slice(&b).map(Some).map_err(|e| ChainError::Protocol(e.to_string()))
+    hex::decode(h.trim_start_matches("0x")).map(Some).map_err(|e| ChainError::Protocol(e.to_string()))
+}
+
+fn raw<T: borsh::BorshDeserialize>(client: &RpcClient, key: &[u8]) -> Result<Option<T>, ChainError> {
+    match raw_bytes(client, key)? {
+        None => Ok(None),
+        Some(b) => borsh::from_slice(&b).map(Some).map_err(|e| ChainError::Protocol(e.to_string())),
+    }
 }
 
 /// The channel record, read raw from the CNS contract's storage.
@@ -199,14 +211,15 @@ pub fn read_channel(
     raw(client, &[b"ch/".as_slice(), &cid.0].concat())
 }
 
-/// An ESC record, read raw.
+/// An ESC with its state hashes and disputes (one read per entry).
 pub fn read_esc(client: &RpcClient, scid: &Hash32) -> Result<Option<gridledger_contracts::cns::Esc>, ChainError> {
-    raw(client, &[b"esc/".as_slice(), &scid.0].concat())
+    gridledger_contracts::cns::gather::esc(|k| raw_bytes(client, k), ChainError::Protocol, scid)
 }
 
-/// An MSC record, read raw.
+/// An MSC with its ESCs and pending and signed settlements (one read per
+/// entry).
 pub fn read_msc(client: &RpcClient, sid: u64) -> Result<Option<gridledger_contracts::cns::Msc>, ChainError> {
-    raw(client, &[b"msc/".as_slice(), &sid.to_be_bytes()].concat())
+    gridledger_contracts::cns::gather::msc(|k| raw_bytes(client, k), ChainError::Protocol, sid)
 }
 
 /// An account's balance.

@@ -70,6 +70,11 @@ pub struct PartySpec {
     /// trade, checked before anything is signed.
     #[serde(default)]
     pub accept: Option<AcceptPolicy>,
+    /// Shortest `t_Δ` this party co-signs (ms). Absent: the `t_Δ` of this
+    /// spec, i.e. what the party agreed to, never the contract's 10 s floor
+    /// (a window that short leaves a watch no time to resend a resolve).
+    #[serde(default)]
+    pub min_t_delta_ms: Option<u64>,
 }
 
 /// Bounds on the trades a party co-signs (its [`gridledger_channels::machine::UpdatePolicy`]).
@@ -98,7 +103,7 @@ impl PartySpec {
         let funding: Funding = decode(&fb, 1024).map_err(|e| SpecError::Format(e.to_string()))?;
         Ok(ChannelParams {
             domain: Domain::cns(self.chain_id),
-            min_t_delta_ms: MIN_T_DELTA_MS,
+            min_t_delta_ms: self.min_t_delta_ms.unwrap_or(self.t_delta_ms).max(MIN_T_DELTA_MS),
             policy: self.accept.as_ref().map(|a| {
                 Policy(Arc::new(PriceBounds {
                     min_price_per_kwh: Amount(a.min_price_per_kwh),
@@ -284,6 +289,7 @@ pub fn prepare_channel(
             rpc: url.to_string(),
             start_height,
             accept: terms.accept.clone(),
+            min_t_delta_ms: None,
         }
     }))
 }

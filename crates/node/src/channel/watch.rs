@@ -152,7 +152,18 @@ fn watch_round(
                 if ch.latest.state.counter < latest.state.counter {
                     let c = latest.state.counter;
                     let h = link.submit("channel_resolve", args(&ChannelStateArgs { state: latest }), Amount::ZERO)?;
-                    let o = link.outcome(&h, Duration::from_secs(30))?;
+                    // Waits at most half the time left to `t_end` (at least
+                    // a block, at most 30 s): a resolve that did not land is
+                    // sent again while there is still time.
+                    let left = ch.t_end.saturating_sub(now_ms());
+                    let wait = Duration::from_millis((left / 2).clamp(1_000, 30_000));
+                    let o = match link.outcome(&h, wait) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            tracing::warn!("channel_resolve not committed within {wait:?} ({e}); sending it again");
+                            return Ok(false);
+                        }
+                    };
                     if o.success {
                         tracing::info!("answered a stale dispute at {} with {c}", ch.latest.state.counter);
                         report.resolved_with.push(c);
@@ -172,7 +183,13 @@ fn watch_round(
             // The chain's clock decides; a too-early settle reverts and is
             // sent again next round.
             let h = link.submit("channel_settle", args(&CidArgs { cid: spec.cid }), Amount::ZERO)?;
-            let o = link.outcome(&h, Duration::from_secs(30))?;
+            let o = match link.outcome(&h, Duration::from_secs(10)) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!("channel_settle not committed yet ({e}); sending it again");
+                    return Ok(false);
+                }
+            };
             if o.success {
                 report.settled = true;
             } else {
@@ -196,6 +213,15 @@ pub fn dispute(dir: &Path, settle: bool, limit: Duration) -> Result<WatchReport,
         return Ok(WatchReport::default());
     }
     watch(dir, limit, Duration::from_millis(100))
+}
+
+/// `channel_abort` from this party's account (seed Fig 6 'open-abort'):
+/// for a channel still `Funding` (the peer never funded), refunds what was
+/// funded. The contract refuses it once the channel is open.
+pub fn abort(dir: &Path) -> Result<super::chainlink::CallOutcome, PartyError> {
+    let spec = PartySpec::load(dir)?;
+    let link = ChainLink::connect(&spec.rpc, spec.account()?)?;
+    Ok(link.call("channel_abort", args(&CidArgs { cid: spec.cid }), Amount::ZERO)?)
 }
 
 /// The channel's status on chain.

@@ -1,0 +1,675 @@
+//! A newcomer's first hour (issue 17): one default RPC address that a
+//! chain directory can stand in for, errors naming what was tried, strict
+//! configs, a testnet that forwards SIGTERM and reports exits, no panics on
+//! arguments or closed pipes, readable units, a CNS flow that refuses to
+//! lock collateral twice, and one JSON document per command.
+
+mod common;
+
+use common::*;
+use gridledger_ledger::devnet::dev_key;
+use gridledger_node::config::write_key;
+use gridledger_node::RpcClient;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A loopback port nothing listens on (bound to port 0, then released).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits for a file a process writes when ready (its readiness signal).
+fn wait_file(p: &Path, child: &mut Child) -> String {
+    let t = Instant::now();
+    loop {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            if s.ends_with('\n') {
+                return s.trim().to_string();
+            }
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("process exited ({st}) before writing {}", p.display());
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{} never written", p.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); /proc says whether it is one.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// `gridledger init` on a free port, then `gridledger node`; returns the
+/// chain directory's path, the node process and its URL from node.url.
+fn own_chain(root: &Path) -> (PathBuf, Procs, String) {
+    let dir = root.join("mychain");
+    gl_ok(&["init", "--dir", &d(&dir), "--accounts", "2", "--listen", "127.0.0.1:0"]);
+    let mut node = Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(dir.join("node.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = wait_file(&dir.join("node.url"), &mut node);
+    (dir, Procs(vec![node]), url)
+}
+
+/// Defect 1: every client command has the same default endpoint, the one
+/// `init` and `node` use.
+#[test]
+fn one_default_rpc_for_every_command() {
+    for cmd in [
+        &["transfer", "--help"][..],
+        &["query", "info", "--help"],
+        &["cns", "status", "--help"],
+        &["cns", "init", "--help"],
+        &["channel", "prepare", "--help"],
+    ] {
+        let help = gl_ok(cmd);
+        assert!(help.contains("http://127.0.0.1:8645"), "{cmd:?} default:\n{help}");
+        assert!(!help.contains("8545"), "{cmd:?} still mentions 8545");
+    }
+    let init = gl_ok(&["init", "--help"]);
+    assert!(init.contains("127.0.0.1:8645"));
+}
+
+/// Defect 1: `--rpc CHAIN_DIR` finds the running node through its node.url,
+/// and a failed `channel prepare` leaves no desk key behind.
+#[test]
+fn chain_dir_as_rpc_and_no_half_made_desk_key() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _node, url) = own_chain(root.path());
+    let info = gl_json(&["query", "info", "--rpc", &d(&dir), "--json"]);
+    assert_eq!(info["chain_id"], 1);
+    let st = gl_json(&["cns", "status", "--rpc", &d(&dir.join("node.toml"))]);
+    assert!(st["mscs"].as_array().unwrap().is_empty());
+    assert!(url.starts_with("http://127.0.0.1:"));
+
+    let desk = root.path().join("desk.key");
+    let k = |i: usize| {
+        let p = root.path().join(format!("k{i}.key"));
+        write_key(&p, &dev_key(i)).unwrap();
+        d(&p)
+    };
+    let (k0, k1, k2) = (k(0), k(1), k(2));
+    let dead = format!("127.0.0.1:{}", closed_port());
+    let o = gl(&[
+        "channel",
+        "prepare",
+        "--rpc",
+        &dead,
+        "--merchant-key",
+        &k0,
+        "--desk-key",
+        &d(&desk),
+        "--keys",
+        &k1,
+        &k2,
+        "--dirs",
+        &d(&root.path().join("a")),
+        &d(&root.path().join("b")),
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains(&format!("http://{dead}")) && e.contains("--rpc"), "{e}");
+    assert!(!desk.exists(), "a failed prepare wrote {}", desk.display());
+}
+
+/// Defect 2: errors name the URL, path or flag they failed on, once.
+#[test]
+fn errors_say_what_was_tried() {
+    let root = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let o = gl(&["query", "info", "--rpc", &format!("127.0.0.1:{port}")]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains(&format!("http://127.0.0.1:{port}")) && e.contains("--rpc"), "{e}");
+    assert!(!e.contains("invalid format"), "{e}");
+
+    let nodir = root.path().join("nodir");
+    let o = gl(&["channel", "open", "--dir", &d(&nodir)]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains(&d(&nodir)) && e.contains("channel prepare"), "{e}");
+    assert_eq!(e.matches("os error").count().max(1), 1, "{e}");
+
+    let key = root.path().join("missing").join("a.key");
+    let o = gl(&["keys", "new", "--out", &d(&key)]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains(&d(&key)) && e.contains("does not exist"), "{e}");
+    assert!(!key.exists());
+    // No duplicated cause in any of them.
+    let o = gl(&["node", "--config", &d(&root.path().join("none.toml"))]);
+    let e = stderr(&o);
+    assert!(e.contains("none.toml") && e.contains("gridledger init"), "{e}");
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+}
+
+/// Defect 3: unknown config keys are refused, naming the key and the
+/// nearest known one; the node does not start.
+#[test]
+fn config_typos_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("c");
+    gl_ok(&["init", "--dir", &d(&dir), "--accounts", "1", "--listen", "127.0.0.1:0"]);
+    let config = dir.join("node.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    for (typo, want) in [
+        ("rpc_listn = \"127.0.0.1:0\"\n", "rpc_listen"),
+        ("block_interval = 500\n", "block_interval_ms"),
+        ("[chain]\nmax_block_tx = 5\n", "max_block_txs"),
+    ] {
+        let text = if typo.starts_with('[') { good.replace("[chain]\n", typo) } else { format!("{typo}{good}") };
+        std::fs::write(&config, text).unwrap();
+        // Readiness, not time: either the node exits, or it writes node.url
+        // (it started despite the typo, which fails the test).
+        let mut node = Command::new(BIN)
+            .args(["node", "--config", &d(&config)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while node.try_wait().unwrap().is_none() {
+            if dir.join("node.url").exists() {
+                let _ = node.kill();
+                let _ = node.wait();
+                panic!("the node started with {typo:?} in its config");
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "node neither started nor exited");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = node.wait_with_output().unwrap();
+        let e = stderr(&o);
+        assert!(!o.status.success(), "{typo} accepted");
+        let key = typo.trim_start_matches("[chain]\n").split(' ').next().unwrap();
+        assert!(e.contains(&format!("unknown key `{key}`")) && e.contains(want), "{typo}: {e}");
+        assert!(e.contains(&d(&config)), "{e}");
+    }
+}
+
+/// Defect 3: the commented reference config lists every key and is itself
+/// a valid config.
+#[test]
+fn reference_config_documents_every_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/node.toml");
+    let text = std::fs::read_to_string(&path).expect("docs/node.toml");
+    gridledger_node::NodeConfig::parse(&text).expect("docs/node.toml is a valid config");
+    let reference = toml::Value::try_from(gridledger_node::NodeConfig::reference()).unwrap();
+    fn keys(v: &toml::Value, out: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, x) in t {
+                    out.push(k.clone());
+                    keys(x, out);
+                }
+            }
+            toml::Value::Array(a) => a.iter().for_each(|x| keys(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    keys(&reference, &mut all);
+    for k in all {
+        assert!(
+            text.contains(&format!("{k} =")) || text.contains(&format!("[{k}]")) || text.contains(&format!(".{k}]")),
+            "docs/node.toml does not document `{k}`"
+        );
+    }
+}
+
+/// Defect 4: SIGTERM to `testnet` stops its validators (none orphaned);
+/// a validator that dies is reported; start/stop/status work on a network
+/// made with --no-start; logs carry no colour codes.
+#[test]
+fn testnet_forwards_sigterm_reports_exits_and_is_managed() {
+    let root = tempfile::tempdir().unwrap();
+    let net = root.path().join("net");
+    gl_ok(&["testnet", "--no-start", "--validators", "1", "--rpc-port", "0", "--dir", &d(&net)]);
+    let v0 = net.join("validator-0");
+
+    // start + status + stop.
+    let mut sup = Command::new(BIN)
+        .args(["testnet", "start", "--dir", &d(&net)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = wait_file(&v0.join("node.url"), &mut sup);
+    let pid: i32 = wait_file(&v0.join("node.pid"), &mut sup).parse().unwrap();
+    let st = gl_json(&["testnet", "status", "--dir", &d(&net), "--json"]);
+    assert_eq!(st["validators"][0]["running"], true);
+    assert_eq!(st["validators"][0]["rpc"], url.as_str());
+    assert!(st["validators"][0]["height"].is_u64());
+    let o = gl(&["testnet", "start", "--dir", &d(&net)]);
+    assert!(!o.status.success() && stderr(&o).contains("already running"), "{}", stderr(&o));
+    gl_ok(&["testnet", "stop", "--dir", &d(&net)]);
+    let status = sup.wait().unwrap();
+    assert!(status.success(), "supervisor after stop: {status}");
+    assert!(!pid_alive(pid), "validator {pid} outlived `testnet stop`");
+    let st = gl_json(&["testnet", "status", "--dir", &d(&net), "--json"]);
+    assert_eq!(st["validators"][0]["running"], false);
+    let log = std::fs::read_to_string(v0.join("node.log")).unwrap();
+    assert!(log.contains("serving JSON-RPC") && !log.contains('\u{1b}'), "colour codes in the log:\n{log}");
+
+    // SIGTERM to the supervisor itself.
+    let mut sup = Command::new(BIN)
+        .args(["testnet", "start", "--dir", &d(&net)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid: i32 = wait_file(&v0.join("node.pid"), &mut sup).parse().unwrap();
+    wait_file(&v0.join("node.url"), &mut sup);
+    unsafe {
+        libc::kill(sup.id() as i32, libc::SIGTERM);
+    }
+    assert!(sup.wait().unwrap().success());
+    assert!(!pid_alive(pid), "validator {pid} orphaned by SIGTERM to testnet");
+
+    // A validator that dies is reported, and the supervisor says all are gone.
+    let mut sup = Command::new(BIN)
+        .args(["testnet", "start", "--dir", &d(&net)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid: i32 = wait_file(&v0.join("node.pid"), &mut sup).parse().unwrap();
+    wait_file(&v0.join("node.url"), &mut sup);
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let err: Vec<String> = BufReader::new(sup.stderr.take().unwrap()).lines().map_while(Result::ok).collect();
+    let status = sup.wait().unwrap();
+    assert!(!status.success());
+    assert!(err.iter().any(|l| l.contains("validator-0 exited")), "{err:#?}");
+}
+
+/// Defect 5: no panic on any argument or on a closed stdout.
+#[test]
+fn no_panic_on_arguments_or_closed_pipe() {
+    for args in [&["demo", "--transfers", "0"][..], &["demo", "--accounts", "1"], &["transfer", "--amount", "-1"]] {
+        let o = gl(args);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(!e.contains("panicked"), "{args:?}: {e}");
+    }
+    let root = tempfile::tempdir().unwrap();
+    let key = root.path().join("a.key");
+    gl_ok(&["keys", "new", "--out", &d(&key)]);
+    // stdout is a pipe whose reader is already gone.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(BIN).args(["keys", "show", "--key", &d(&key)]).stdout(writer).output().unwrap();
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(!e.contains("panicked") && !e.contains("Broken pipe"), "{e}");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(BIN).args(["completions", "bash"]).stdout(writer).output().unwrap();
+    assert!(o.status.success() && !stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+/// Defect 6: amounts in coin, both units printed, the fee reserve named
+/// when a balance is short, and a trade that would pay nothing refused.
+#[test]
+fn amounts_in_coin_fee_reserve_and_zero_payments() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _node, _url) = own_chain(root.path());
+    let to = root.path().join("to.key");
+    let shown = gl_json(&["keys", "new", "--out", &d(&to), "--json"]);
+    let addr = shown["address"].as_str().unwrap().to_string();
+    let from = d(&dir.join("keys").join("account-0.key"));
+    let r = gl_json(&["transfer", "--rpc", &d(&dir), "--key", &from, "--to", &addr, "--amount", "1.5", "--json"]);
+    assert_eq!(r["status"], "success");
+    let human = gl_ok(&["query", "account", &addr, "--rpc", &d(&dir)]);
+    assert!(human.contains("1.500000 coin (1500000 minor units)"), "{human}");
+    let acct = gl_json(&["query", "account", &addr, "--rpc", &d(&dir), "--json"]);
+    assert_eq!(acct["balance"], "1500000");
+
+    // The new account holds 1.5 coin: sending all of it leaves no fee.
+    let before = gl_json(&["query", "account", &addr, "--rpc", &d(&dir), "--json"]);
+    let o = gl(&["transfer", "--rpc", &d(&dir), "--key", &d(&to), "--to", &addr, "--amount", "1.5coin"]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains("insufficient balance") && e.contains("fee reserve") && e.contains("21000"), "{e}");
+    assert_eq!(gl_json(&["query", "account", &addr, "--rpc", &d(&dir), "--json"]), before, "nothing changed");
+
+    // 1 Wh at 200/kWh pays 0.2 minor units: refused before anything moves.
+    let o = gl(&["channel", "pay", "--dir", &d(root.path()), "--energy", "1", "--price", "200"]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains("pays 0 minor units"), "{e}");
+}
+
+/// Defect 7: `cns init` twice does not lock collateral twice; a channel
+/// needs two different accounts.
+#[test]
+fn cns_init_twice_and_same_account_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let url = node.url();
+    let c = RpcClient::new(&url);
+    for i in 0..4 {
+        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
+    }
+    let p = |s: &str| d(&root.join(s));
+    std::fs::write(root.join("id.pdf"), b"identity document").unwrap();
+    gl_json(&[
+        "cns",
+        "apply",
+        "--key",
+        &p("k1.key"),
+        "--credit",
+        "50000",
+        "--out",
+        &p("app.json"),
+        "--docs",
+        &p("id.pdf"),
+    ]);
+    gl_ok(&[
+        "cns",
+        "approve",
+        "--rpc",
+        &url,
+        "--merchant-key",
+        &p("k0.key"),
+        "--desk-key",
+        &p("desk.key"),
+        "--application",
+        &p("app.json"),
+        "--out",
+        &p("approval.json"),
+    ]);
+    let init = gl_json(&["cns", "init", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval.json")]);
+    let sid = init["sid"].as_u64().unwrap();
+    let bal = gridledger_node::channel::chainlink::balance(&c, &dev_key(1).address()).unwrap();
+    let o = gl(&["cns", "init", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval.json")]);
+    let e = stderr(&o);
+    assert!(!o.status.success(), "second init accepted");
+    assert!(e.contains(&format!("already has MSC {sid}")), "{e}");
+    assert_eq!(
+        gridledger_node::channel::chainlink::balance(&c, &dev_key(1).address()).unwrap(),
+        bal,
+        "collateral locked twice"
+    );
+    let st = gl_json(&["cns", "status", "--rpc", &url]);
+    assert_eq!(st["mscs"].as_array().unwrap().len(), 1);
+
+    let o = gl(&[
+        "channel",
+        "prepare",
+        "--rpc",
+        &url,
+        "--merchant-key",
+        &p("k0.key"),
+        "--desk-key",
+        &p("desk2.key"),
+        "--keys",
+        &p("k2.key"),
+        &p("k2.key"),
+        "--dirs",
+        &p("a"),
+        &p("b"),
+    ]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains("same account"), "{e}");
+    assert!(!root.join("desk2.key").exists() && !root.join("a").exists());
+    node.shutdown();
+}
+
+/// Encrypted keystore: import, use for a transfer through the environment,
+/// export, and a wrong password refused.
+#[test]
+fn keystore_import_use_export() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _node, _url) = own_chain(root.path());
+    let pw = root.path().join("pw");
+    std::fs::write(&pw, "correct horse battery\n").unwrap();
+    let plain = dir.join("keys").join("account-0.key");
+    let ks = root.path().join("account-0.json");
+    gl_ok(&["keys", "import", "--from", &d(&plain), "--out", &d(&ks), "--password-file", &d(&pw)]);
+    let text = std::fs::read_to_string(&ks).unwrap();
+    assert!(!text.contains(std::fs::read_to_string(&plain).unwrap().trim()), "secret in the clear");
+    let addr = gl_json(&["keys", "show", "--key", &d(&plain), "--json"])["address"].clone();
+    let o = Command::new(BIN)
+        .args(["keys", "show", "--json", "--key", &d(&ks)])
+        .env("GRIDLEDGER_PASSWORD_FILE", &pw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["address"], addr);
+    let o = gl(&["keys", "show", "--key", &d(&ks)]);
+    assert!(!o.status.success() && stderr(&o).contains("GRIDLEDGER_PASSWORD_FILE"), "{}", stderr(&o));
+    let o = Command::new(BIN)
+        .args(["keys", "show", "--key", &d(&ks)])
+        .env("GRIDLEDGER_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("wrong password"), "{}", stderr(&o));
+    let to = addr.as_str().unwrap().to_string();
+    let o = Command::new(BIN)
+        .args(["transfer", "--rpc", &d(&dir), "--key", &d(&ks), "--to", &to, "--amount", "0.5", "--json"])
+        .env("GRIDLEDGER_PASSWORD_FILE", &pw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // No password anywhere and no terminal to ask on: refused, nothing written.
+    let none = root.path().join("none.json");
+    let o = Command::new(BIN)
+        .args(["keys", "new", "--encrypt", "--out", &d(&none)])
+        .env_remove("GRIDLEDGER_PASSWORD")
+        .env_remove("GRIDLEDGER_PASSWORD_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("GRIDLEDGER_PASSWORD_FILE"), "{}", stderr(&o));
+    assert!(!none.exists());
+    let out = root.path().join("exported.key");
+    gl_ok(&["keys", "export", "--key", &d(&ks), "--out", &d(&out), "--password-file", &d(&pw)]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), std::fs::read_to_string(&plain).unwrap());
+}
+
+/// Query wrappers: proof (checked), events, view.
+#[test]
+fn query_proof_events_view() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _node, _url) = own_chain(root.path());
+    let to = gl_json(&["keys", "show", "--key", &d(&dir.join("keys/account-1.key")), "--json"])["address"].clone();
+    let r = gl_json(&[
+        "transfer",
+        "--rpc",
+        &d(&dir),
+        "--key",
+        &d(&dir.join("keys/account-0.key")),
+        "--to",
+        to.as_str().unwrap(),
+        "--amount",
+        "7",
+        "--json",
+    ]);
+    let hash = r["tx_hash"].as_str().unwrap().to_string();
+    let height = r["height"].as_u64().unwrap();
+    let p = gl_json(&["query", "proof", &hash, "--rpc", &d(&dir), "--json"]);
+    assert_eq!(p["verified"], true);
+    assert_eq!(p["height"], height);
+    let ev = gl_json(&["query", "events", "--from", &height.to_string(), "--rpc", &d(&dir), "--json"]);
+    assert!(ev.to_string().contains("transfer"), "{ev}");
+    let o = gl(&["query", "view", "1", "no_such_view", "--rpc", &d(&dir)]);
+    assert!(!o.status.success() && stderr(&o).contains("gl_callView"), "{}", stderr(&o));
+}
+
+/// Completions and man pages come from the CLI definition.
+#[test]
+fn completions_and_man_pages() {
+    let bash = gl_ok(&["completions", "bash"]);
+    assert!(bash.contains("gridledger") && bash.contains("testnet"));
+    let root = tempfile::tempdir().unwrap();
+    gl_ok(&["man", "--out", &d(root.path())]);
+    let page = std::fs::read_to_string(root.path().join("gridledger.1")).unwrap();
+    assert!(page.contains(".TH") && page.contains("testnet"));
+    assert!(root.path().join("gridledger-testnet.1").exists());
+}
+
+/// `rpc.discover` answers an OpenRPC document naming every method's
+/// parameters; named parameters work like positional ones, and bad names are
+/// refused with invalid-params.
+#[test]
+fn openrpc_discover_and_named_params() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _node, url) = own_chain(root.path());
+    let c = RpcClient::new(&url);
+    let doc = c.call("rpc.discover", serde_json::json!([])).unwrap();
+    assert!(doc["openrpc"].as_str().unwrap().starts_with("1."));
+    let m = doc["methods"].as_array().unwrap().iter().find(|m| m["name"] == "gl_getEvents").unwrap().clone();
+    let names: Vec<_> = m["params"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["from", "to"]);
+
+    let addr = gl_json(&["keys", "show", "--key", &d(&dir.join("keys/account-0.key")), "--json"])["address"].clone();
+    let by_pos = c.call("gl_getAccount", serde_json::json!([addr])).unwrap();
+    let by_name = c.call("gl_getAccount", serde_json::json!({ "address": addr })).unwrap();
+    assert_eq!(by_pos, by_name);
+    let ev = c.call("gl_getEvents", serde_json::json!({ "to": 0, "from": 0 }));
+    assert!(ev.is_ok(), "{ev:?}");
+    match c.call("gl_getAccount", serde_json::json!({ "adress": addr })) {
+        Err(gridledger_node::RpcError::Remote { code, message, .. }) => {
+            assert_eq!(code, -32602);
+            assert!(message.contains("adress") && message.contains("address"), "{message}");
+        }
+        r => panic!("misspelt parameter accepted: {r:?}"),
+    }
+}
+
+/// Defect 8: `demo --json` prints exactly one JSON document.
+#[test]
+fn demo_json_is_one_document() {
+    let o = gl(&["demo", "--json", "--accounts", "3", "--transfers", "10"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
+    assert_eq!(v["ledger"]["transfers_committed"], 10);
+    assert!(v["channel"].is_object() && v["ior_day"].is_object(), "{v}");
+}
+
+/// Defect 8: a refused `channel pay` prints its error once (on stderr, not
+/// also as JSON on stdout); defect 9: `channel open` says what it waits for.
+#[test]
+fn channel_pay_error_once_and_open_says_what_it_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let url = node.url();
+    for i in 0..3 {
+        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
+    }
+    let p = |s: &str| d(&root.join(s));
+    gl_ok(&[
+        "channel",
+        "prepare",
+        "--rpc",
+        &url,
+        "--merchant-key",
+        &p("k0.key"),
+        "--desk-key",
+        &p("desk.key"),
+        "--keys",
+        &p("k1.key"),
+        &p("k2.key"),
+        "--dirs",
+        &p("p1"),
+        &p("p2"),
+    ]);
+    let open = |side: &str| {
+        Command::new(BIN)
+            .args(["channel", "open", "--dir", &p(side)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut procs = Procs(vec![open("p2"), open("p1")]);
+    wait_open(&root.join("p1"));
+    let o = gl(&["channel", "pay", "--dir", &p("p1"), "--energy", "1000000", "--price", "20000000"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(o.stdout.is_empty(), "error also printed on stdout: {}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(e.matches("below the payment").count(), 1, "{e}");
+    let o = gl(&["channel", "close", "--dir", &p("p1")]);
+    assert!(o.status.success() && stderr(&o).contains("closed cooperatively"), "{}", stderr(&o));
+    let p1 = procs.0.pop().unwrap().wait_with_output().unwrap();
+    assert!(p1.status.success(), "{}", stderr(&p1));
+    let e1 = stderr(&p1);
+    assert!(e1.contains("listening on"), "{e1}");
+    // Phase lines (polled, so a short phase may pass unseen); the last is the end.
+    assert!(e1.lines().last().unwrap().contains("Closed"), "{e1}");
+    node.shutdown();
+}
+
+/// Defect 9: a close that falls back to a dispute says so.
+#[test]
+fn close_falling_back_to_a_dispute_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    let url = node.url();
+    for i in 0..3 {
+        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
+    }
+    let p = |s: &str| d(&root.join(s));
+    gl_ok(&[
+        "channel",
+        "prepare",
+        "--rpc",
+        &url,
+        "--merchant-key",
+        &p("k0.key"),
+        "--desk-key",
+        &p("desk.key"),
+        "--keys",
+        &p("k1.key"),
+        &p("k2.key"),
+        "--dirs",
+        &p("p1"),
+        &p("p2"),
+        // The shortest dispute window the contract allows, a 3 s close timeout.
+        "--t-delta-ms",
+        "10000",
+        "--close-timeout-blocks",
+        "3",
+        "--block-ms",
+        "1000",
+    ]);
+    let open = |side: &str| {
+        Command::new(BIN)
+            .args(["channel", "open", "--dir", &p(side)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut procs = Procs(vec![open("p2"), open("p1")]);
+    wait_open(&root.join("p1"));
+    gl_ok(&["channel", "pay", "--dir", &p("p1"), "--energy", "1000", "--price", "200"]);
+    // The peer goes silent.
+    let mut peer = procs.0.remove(0);
+    peer.kill().unwrap();
+    peer.wait().unwrap();
+    let o = gl(&["channel", "close", "--dir", &p("p1")]);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("dispute"), "a unilateral close reported as: {e}");
+    drop(procs);
+    node.shutdown();
+}

@@ -1,0 +1,20 @@
+//! One module per experiment; each is listed once in [`crate::registry`].
+
+pub mod cns_channel_costs;
+pub mod ior_day;
+pub mod ior_fig_3_5;
+pub mod ior_fig_3_6;
+pub mod ior_fig_3_7;
+pub mod ior_fig_3_8;
+pub mod ior_fig_3_9;
+pub mod ior_tables;
+
+/// `v` as `u64`, or a typed error naming the missing field of a bench's
+/// JSON output.
+pub(crate) fn u64_at(id: &'static str, v: &serde_json::Value, what: &str) -> Result<u64, crate::ExperimentError> {
+    v.as_u64().ok_or_else(|| crate::ExperimentError::run(id, format!("benchmark output lacks `{what}`")))
+}
+
+pub(crate) fn f64_at(id: &'static str, v: &serde_json::Value, what: &str) -> Result<f64, crate::ExperimentError> {
+    v.as_f64().ok_or_else(|| crate::ExperimentError::run(id, format!("benchmark output lacks `{what}`")))
+}

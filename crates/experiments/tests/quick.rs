@@ -1,0 +1,144 @@
+//! Every experiment's `--quick` grid, run for real: the shape of its
+//! output (series lengths, tables), the physics it must obey
+//! (monotonicity, conservation) and its own sanity checks. Never timings.
+
+use gridledger_experiments::{find, read_result, run_one, write_result, ExperimentResult, Progress, RunCtx};
+
+fn quick(id: &str) -> ExperimentResult {
+    let e = find(id).expect("registered");
+    let r = run_one(e.as_ref(), &RunCtx { quick: true, progress: Progress::hidden() }).expect("runs");
+    assert_eq!(r.id, id);
+    assert!(r.quick);
+    for c in &r.checks {
+        assert!(c.ok, "{id}: check failed: {} ({})", c.name, c.detail);
+    }
+    assert!(!r.checks.is_empty(), "{id} checks something");
+    assert!(!r.table.rows.is_empty() && !r.seed_table.rows.is_empty() && !r.comparison.columns.is_empty());
+    for t in [&r.table, &r.seed_table, &r.comparison] {
+        assert!(t.rows.iter().all(|row| row.len() == t.columns.len()), "{id}: ragged table {:?}", t.columns);
+    }
+    assert!(!r.why_differ.is_empty() && !r.seed_ref.is_empty());
+    // Written and read back; the chart has axes and both legends.
+    let dir = tempfile::tempdir().unwrap();
+    let (json, svg) = write_result(dir.path(), &r).expect("written");
+    assert!(json.exists() && svg.exists());
+    // (Compared as JSON: serde_json's default float parsing may differ from
+    // the written f64 in the last bit.)
+    let back = read_result(dir.path(), id).expect("reads back");
+    let as_json = |x: &ExperimentResult| -> serde_json::Value {
+        serde_json::from_str(&serde_json::to_string(x).unwrap()).unwrap()
+    };
+    assert_eq!(as_json(&back), as_json(&r));
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(svg.starts_with("<svg"), "{id}: an SVG document");
+    assert!(svg.contains(&r.chart.x_label) && svg.contains(&r.chart.y_label), "{id}: axis labels");
+    for s in &r.ours {
+        assert!(svg.contains(&format!("gridledger: {}", s.name)), "{id}: legend for {}", s.name);
+    }
+    for s in &r.seed {
+        assert!(svg.contains(&format!("seed: {}", s.name)), "{id}: legend for seed {}", s.name);
+        assert!(s.source.as_deref().is_some_and(|x| x.contains("seed")), "{id}: seed series cites its source");
+    }
+    r
+}
+
+fn increasing(v: &[f64]) -> bool {
+    v.windows(2).all(|w| w[1] > w[0])
+}
+
+#[test]
+fn ior_fig_3_5_quick_has_both_systems_per_validator_count() {
+    let r = quick("ior-fig-3-5");
+    assert_eq!(r.ours.len(), 2);
+    for s in &r.ours {
+        assert_eq!(s.points.iter().map(|p| p.0).collect::<Vec<_>>(), vec![4.0, 7.0]);
+        assert!(s.ys().iter().all(|&y| y > 0.0));
+    }
+    assert_eq!(r.seed[0].points, vec![(10.0, 2.7), (20.0, 3.4), (30.0, 4.3)]);
+}
+
+#[test]
+fn ior_fig_3_6_quick_measures_every_core_count() {
+    let r = quick("ior-fig-3-6");
+    let cores = gridledger_experiments::affinity::available_cores();
+    assert_eq!(r.ours.len(), 1);
+    assert_eq!(r.ours[0].points.len(), cores);
+    assert!(r.ours[0].ys().iter().all(|&y| y > 0.0));
+    // The limit is lifted afterwards.
+    assert_eq!(gridledger_experiments::affinity::available_cores(), cores);
+}
+
+#[test]
+fn ior_fig_3_7_quick_gas_grows_with_nodes() {
+    let r = quick("ior-fig-3-7");
+    for s in r.ours.iter().chain(&r.seed) {
+        assert_eq!(s.points.len(), 3, "{}", s.name);
+        assert!(increasing(&s.ys()), "every executing node adds gas: {}", s.name);
+    }
+    // The seed's single chain grows faster than its IOR (the figure's point).
+    let (ior, single) = (&r.seed[0].points, &r.seed[1].points);
+    assert!(single[2].1 - single[0].1 > ior[2].1 - ior[0].1);
+}
+
+#[test]
+fn ior_fig_3_8_quick_covers_the_day_and_conserves() {
+    let r = quick("ior-fig-3-8");
+    assert_eq!(r.ours[0].points.len(), 48);
+    let total: f64 = r.ours[0].ys().iter().sum();
+    assert_eq!(total as u64, r.raw["trades"].as_u64().unwrap());
+    assert!(r.checks.iter().any(|c| c.name.contains("energy sold")));
+    assert!(r.checks.iter().any(|c| c.name.contains("coin conserved")));
+}
+
+#[test]
+fn ior_fig_3_9_quick_prosumer_profiles() {
+    let r = quick("ior-fig-3-9");
+    assert_eq!(r.ours.len(), 3);
+    assert!(r.ours.iter().all(|s| s.points.len() == 48));
+    let gen = r.ours[1].ys();
+    // PV: nothing at midnight, something at noon.
+    assert_eq!(gen[0], 0.0);
+    assert!(gen[24] > 0.0);
+}
+
+#[test]
+fn ior_tables_quick_grid() {
+    let r = quick("ior-tables-3-4-to-3-6");
+    assert_eq!(r.table.rows.len(), 4, "2 sizes × 2 dispute shares");
+    assert_eq!(r.seed_table.rows.len(), 9, "the seed's three tables, three columns each");
+    for s in &r.ours {
+        assert_eq!(s.points.len(), 2);
+    }
+}
+
+#[test]
+fn cns_channel_costs_quick_lifetime_is_constant_on_chain() {
+    let r = quick("cns-channel-costs");
+    let chan = &r.ours[0];
+    let every = &r.ours[1];
+    assert_eq!(chan.points.len(), 2);
+    assert_eq!(chan.points[0].1, chan.points[1].1, "on-chain cost independent of trades");
+    assert!(every.points.iter().all(|p| p.0 == p.1), "one transaction per trade on chain");
+    assert!(chan.points[1].1 < every.points[1].1);
+}
+
+#[test]
+fn unknown_experiment_is_a_typed_error() {
+    assert!(matches!(find("no-such"), Err(gridledger_experiments::ExperimentError::Unknown(_))));
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        read_result(dir.path(), "ior-fig-3-5"),
+        Err(gridledger_experiments::ExperimentError::NoResult(_))
+    ));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "reading wrote nothing");
+}
+
+#[test]
+fn ids_are_unique_and_listed_once() {
+    let ids: Vec<&str> = gridledger_experiments::registry().iter().map(|e| e.id()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len());
+    assert_eq!(ids.len(), 7);
+}
