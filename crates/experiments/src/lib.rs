@@ -179,9 +179,23 @@ pub fn read_result(dir: &Path, id: &str) -> Result<ExperimentResult, ExperimentE
 }
 
 /// Writes `path` through a temporary file and a rename, so a reader never
-/// sees half a file.
+/// sees half a file. The temporary file's name is unique to this process
+/// and call (`.<name>.<pid>.<n>.tmp` beside `path`): two writers at once
+/// (two runs sharing a results directory, or `<id>.json` and `<id>.svg`,
+/// which used to share `<id>.tmp`) never write into each other's file;
+/// the last rename wins with a whole version.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExperimentError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp =
+        path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp)(e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(path)(e)
+    })
 }
