@@ -70,6 +70,11 @@ fn run_experiments(a: RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.all || !a.ids.is_empty(), "name experiments to run, or --all (see `gridledger experiment list`)");
     anyhow::ensure!(!a.all || a.ids.is_empty(), "give either experiment ids or --all, not both");
     let list = if a.all { registry() } else { a.ids.iter().map(|id| find(id)).collect::<Result<Vec<_>, _>>()? };
+    // A results path that exists but is not a directory fails every write:
+    // say so before spending minutes on the runs.
+    if a.paths.results_dir.exists() && !a.paths.results_dir.is_dir() {
+        anyhow::bail!("--results-dir {} is not a directory", a.paths.results_dir.display());
+    }
     let mut failed = Vec::new();
     for e in list {
         let ctx = RunCtx { quick: a.quick, progress: Progress::stderr(e.id()) };
@@ -150,7 +155,15 @@ fn relative_prefix(results: &Path, report: &Path) -> String {
     format!("{up}{}", results.display())
 }
 
+/// Refuses a results directory that does not exist: a mistyped
+/// `--results-dir` would otherwise replace the report with one listing
+/// every experiment as "not run".
 fn report(p: &Paths) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        p.results_dir.is_dir(),
+        "results directory {} not found (nothing to report; run `gridledger experiment run` first)",
+        p.results_dir.display()
+    );
     let md = markdown::report(&p.results_dir, &relative_prefix(&p.results_dir, &p.report))?;
     if let Some(dir) = p.report.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

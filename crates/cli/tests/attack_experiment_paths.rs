@@ -1,0 +1,39 @@
+//! Careless paths given to `gridledger experiment`: a mistyped
+//! `--results-dir` must not overwrite the report with an empty one.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+
+#[test]
+fn attack_report_from_a_missing_results_dir_is_refused_and_keeps_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("results.md");
+    std::fs::write(&report, "the real report\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["experiment", "report", "--results-dir"])
+        .arg(dir.path().join("reslts"))
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a missing results directory is an error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reslts"), "names the path");
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "the real report\n", "report untouched");
+}
+
+#[test]
+fn attack_run_into_a_results_dir_that_is_a_file_fails_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("results");
+    std::fs::write(&file, "not a directory").unwrap();
+    let out = Command::new(BIN)
+        .args(["experiment", "run", "ior-fig-3-7", "--quick", "--no-report", "--results-dir"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("running ior-fig-3-7"), "refused before running anything: {err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+}
