@@ -6,7 +6,7 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use gridledger_experiments::{find, markdown, read_result, registry, run_one, write_result, Progress, RunCtx};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum ExperimentCmd {
@@ -143,16 +143,21 @@ fn print_table(t: &gridledger_experiments::Table) {
     }
 }
 
-/// `results` as seen from the directory of `report` (both relative to the
-/// working directory, or both absolute).
-fn relative_prefix(results: &Path, report: &Path) -> String {
-    let parent = report.parent().unwrap_or(Path::new(""));
-    if results.is_absolute() || parent.is_absolute() {
-        return results.display().to_string();
+/// `results` as seen from the directory of `report`, always relative (no
+/// machine paths in the report): both are resolved (they exist by now) and
+/// the path climbs from the report's directory to their common ancestor.
+/// (Counting only the report directory's named components, as before, gave
+/// wrong links for a `--report` such as `../out/results.md`.)
+fn relative_prefix(results: &Path, report_dir: &Path) -> anyhow::Result<String> {
+    let canon = |p: &Path| p.canonicalize().with_context(|| format!("resolving {}", p.display()));
+    let (from, to) = (canon(report_dir)?, canon(results)?);
+    let common = from.components().zip(to.components()).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..from.components().count() {
+        rel.push("..");
     }
-    let depth = parent.components().filter(|c| matches!(c, Component::Normal(_))).count();
-    let up = "../".repeat(depth);
-    format!("{up}{}", results.display())
+    rel.extend(to.components().skip(common));
+    Ok(if rel.as_os_str().is_empty() { ".".into() } else { rel.display().to_string() })
 }
 
 /// Refuses a results directory that does not exist: a mistyped
@@ -164,10 +169,9 @@ fn report(p: &Paths) -> anyhow::Result<()> {
         "results directory {} not found (nothing to report; run `gridledger experiment run` first)",
         p.results_dir.display()
     );
-    let md = markdown::report(&p.results_dir, &relative_prefix(&p.results_dir, &p.report))?;
-    if let Some(dir) = p.report.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    let dir = p.report.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let md = markdown::report(&p.results_dir, &relative_prefix(&p.results_dir, dir)?)?;
     gridledger_experiments::write_atomic(&p.report, md.as_bytes())?;
     println!("report: {}", p.report.display());
     Ok(())

@@ -37,3 +37,27 @@ fn attack_run_into_a_results_dir_that_is_a_file_fails_before_running() {
     assert!(!err.contains("running ior-fig-3-7"), "refused before running anything: {err}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
 }
+
+/// The chart links in the report resolve from where the report is written,
+/// also when `--report` climbs out of the working directory.
+#[test]
+fn attack_report_outside_the_working_directory_links_charts_that_exist() {
+    let root = tempfile::tempdir().unwrap();
+    let work = root.path().join("work");
+    let results = work.join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results");
+    for f in ["ior-fig-3-7.json", "ior-fig-3-7.svg"] {
+        std::fs::copy(committed.join(f), results.join(f)).unwrap();
+    }
+    let out = Command::new(BIN)
+        .current_dir(&work)
+        .args(["experiment", "report", "--results-dir", "results", "--report", "../out/results.md"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(root.path().join("out/results.md")).unwrap();
+    let link = md.split("![ior-fig-3-7 chart](").nth(1).and_then(|s| s.split(')').next()).unwrap();
+    assert!(!link.starts_with('/'), "a relative link, no machine path: {link}");
+    assert!(root.path().join("out").join(link).is_file(), "the link {link} resolves from the report");
+}
