@@ -61,3 +61,19 @@ fn attack_report_outside_the_working_directory_links_charts_that_exist() {
     assert!(!link.starts_with('/'), "a relative link, no machine path: {link}");
     assert!(root.path().join("out").join(link).is_file(), "the link {link} resolves from the report");
 }
+
+/// A corrupted result is refused with its path and cause, said once.
+#[test]
+fn attack_corrupted_result_is_refused_naming_the_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ior-fig-3-5.json"), "{\"id\": 5").unwrap();
+    let out = Command::new(BIN)
+        .args(["experiment", "show", "ior-fig-3-5", "--results-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ior-fig-3-5.json"), "{err}");
+    assert_eq!(err.matches("invalid type").count(), 1, "the cause once: {err}");
+}
