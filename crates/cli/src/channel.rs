@@ -218,7 +218,8 @@ fn esc_disputes(
     client: &gridledger_node::RpcClient,
     scid: &gridledger_core::Hash32,
 ) -> Option<Vec<gridledger_contracts::cns::DisputeRecord>> {
-    gridledger_node::channel::chainlink::read_esc(client, scid).ok().flatten().map(|e| e.disputes)
+    let esc = gridledger_node::channel::chainlink::read_esc(client, scid).ok()??;
+    Some(esc.disputes)
 }
 
 /// Loads the party in `dir`, naming the directory and the command that

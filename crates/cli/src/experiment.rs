@@ -6,7 +6,7 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use gridledger_experiments::{find, markdown, read_result, registry, run_one, write_result, Progress, RunCtx};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum ExperimentCmd {
@@ -70,6 +70,11 @@ fn run_experiments(a: RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.all || !a.ids.is_empty(), "name experiments to run, or --all (see `gridledger experiment list`)");
     anyhow::ensure!(!a.all || a.ids.is_empty(), "give either experiment ids or --all, not both");
     let list = if a.all { registry() } else { a.ids.iter().map(|id| find(id)).collect::<Result<Vec<_>, _>>()? };
+    // A results path that exists but is not a directory fails every write:
+    // say so before spending minutes on the runs.
+    if a.paths.results_dir.exists() && !a.paths.results_dir.is_dir() {
+        anyhow::bail!("--results-dir {} is not a directory", a.paths.results_dir.display());
+    }
     let mut failed = Vec::new();
     for e in list {
         let ctx = RunCtx { quick: a.quick, progress: Progress::stderr(e.id()) };
@@ -138,23 +143,35 @@ fn print_table(t: &gridledger_experiments::Table) {
     }
 }
 
-/// `results` as seen from the directory of `report` (both relative to the
-/// working directory, or both absolute).
-fn relative_prefix(results: &Path, report: &Path) -> String {
-    let parent = report.parent().unwrap_or(Path::new(""));
-    if results.is_absolute() || parent.is_absolute() {
-        return results.display().to_string();
+/// `results` as seen from the directory of `report`, always relative (no
+/// machine paths in the report): both are resolved (they exist by now) and
+/// the path climbs from the report's directory to their common ancestor.
+/// (Counting only the report directory's named components, as before, gave
+/// wrong links for a `--report` such as `../out/results.md`.)
+fn relative_prefix(results: &Path, report_dir: &Path) -> anyhow::Result<String> {
+    let canon = |p: &Path| p.canonicalize().with_context(|| format!("resolving {}", p.display()));
+    let (from, to) = (canon(report_dir)?, canon(results)?);
+    let common = from.components().zip(to.components()).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..from.components().count() {
+        rel.push("..");
     }
-    let depth = parent.components().filter(|c| matches!(c, Component::Normal(_))).count();
-    let up = "../".repeat(depth);
-    format!("{up}{}", results.display())
+    rel.extend(to.components().skip(common));
+    Ok(if rel.as_os_str().is_empty() { ".".into() } else { rel.display().to_string() })
 }
 
+/// Refuses a results directory that does not exist: a mistyped
+/// `--results-dir` would otherwise replace the report with one listing
+/// every experiment as "not run".
 fn report(p: &Paths) -> anyhow::Result<()> {
-    let md = markdown::report(&p.results_dir, &relative_prefix(&p.results_dir, &p.report))?;
-    if let Some(dir) = p.report.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    anyhow::ensure!(
+        p.results_dir.is_dir(),
+        "results directory {} not found (nothing to report; run `gridledger experiment run` first)",
+        p.results_dir.display()
+    );
+    let dir = p.report.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let md = markdown::report(&p.results_dir, &relative_prefix(&p.results_dir, dir)?)?;
     gridledger_experiments::write_atomic(&p.report, md.as_bytes())?;
     println!("report: {}", p.report.display());
     Ok(())

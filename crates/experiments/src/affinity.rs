@@ -46,6 +46,11 @@ pub fn limit_cores(k: usize) -> Result<CoreLimit, AffinityError> {
     }
     // SAFETY: cpu_set_t is a plain bit set; zeroed is the empty set, and the
     // CPU_* helpers only touch bits below CPU_SETSIZE.
+    // Start rayon's global pool now, at full size, so that its threads are
+    // among those pinned and restored: created under the limit it would be
+    // sized by it (available_parallelism follows the affinity mask) and
+    // stay that small for the rest of the process.
+    let _ = rayon::current_num_threads();
     let mut want: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     let mut cur: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: reading this thread's mask into a properly sized set.

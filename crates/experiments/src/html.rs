@@ -501,7 +501,7 @@ pub fn write_report_as(
     name: &str,
     r: &DemoReport,
 ) -> Result<std::path::PathBuf, ExperimentError> {
-    std::fs::create_dir_all(dir).map_err(|source| ExperimentError::Io { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|err| ExperimentError::Io { path: dir.to_path_buf(), err })?;
     let path = dir.join(name);
     crate::write_atomic(&path, render(r)?.as_bytes())?;
     Ok(path)

@@ -33,10 +33,12 @@ pub enum ExperimentError {
     Run { id: &'static str, msg: String },
     #[error("no result for `{0}` yet: run `gridledger experiment run {0}` first")]
     NoResult(String),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    // The cause is in the message and deliberately not a `source` (a field
+    // named so is one): anyhow's `{:#}` at the binary printed it twice.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{path}: {err}")]
+    Json { path: PathBuf, err: serde_json::Error },
     #[error("chart: {0}")]
     Chart(String),
 }
@@ -152,7 +154,7 @@ pub fn run_one(e: &dyn Experiment, ctx: &RunCtx) -> Result<ExperimentResult, Exp
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExperimentError + '_ {
-    move |source| ExperimentError::Io { path: path.to_path_buf(), source }
+    move |err| ExperimentError::Io { path: path.to_path_buf(), err }
 }
 
 /// Writes `<dir>/<id>.json` and `<dir>/<id>.svg`; returns both paths.
@@ -160,8 +162,7 @@ pub fn write_result(dir: &Path, r: &ExperimentResult) -> Result<(PathBuf, PathBu
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let json = dir.join(format!("{}.json", r.id));
     let svg = dir.join(format!("{}.svg", r.id));
-    let text =
-        serde_json::to_string_pretty(r).map_err(|source| ExperimentError::Json { path: json.clone(), source })?;
+    let text = serde_json::to_string_pretty(r).map_err(|err| ExperimentError::Json { path: json.clone(), err })?;
     write_atomic(&json, text.as_bytes())?;
     write_atomic(&svg, chart::render(r)?.as_bytes())?;
     Ok((json, svg))
@@ -173,15 +174,29 @@ pub fn read_result(dir: &Path, id: &str) -> Result<ExperimentResult, ExperimentE
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ExperimentError::NoResult(id.to_string())),
-        Err(e) => return Err(ExperimentError::Io { path, source: e }),
+        Err(e) => return Err(ExperimentError::Io { path, err: e }),
     };
-    serde_json::from_str(&text).map_err(|source| ExperimentError::Json { path, source })
+    serde_json::from_str(&text).map_err(|err| ExperimentError::Json { path, err })
 }
 
 /// Writes `path` through a temporary file and a rename, so a reader never
-/// sees half a file.
+/// sees half a file. The temporary file's name is unique to this process
+/// and call (`.<name>.<pid>.<n>.tmp` beside `path`): two writers at once
+/// (two runs sharing a results directory, or `<id>.json` and `<id>.svg`,
+/// which used to share `<id>.tmp`) never write into each other's file;
+/// the last rename wins with a whole version.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExperimentError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp =
+        path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp)(e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(path)(e)
+    })
 }

@@ -80,8 +80,14 @@ pub fn report(results_dir: &Path, svg_prefix: &str) -> Result<String, Experiment
         match read_result(results_dir, e.id()) {
             Ok(mut r) => {
                 // The prose lives in the source: the current text, even for
-                // results measured before it was last edited.
+                // results measured before it was last edited. The section's
+                // name, seed reference and description are the registry's
+                // too: a hand-edited or misplaced JSON cannot rename a
+                // section or cite another page.
                 r.why_differ = e.why_differ().to_string();
+                r.id = e.id().to_string();
+                r.seed_ref = e.seed_ref().to_string();
+                r.measures = e.measures().to_string();
                 sections.push((r, format!("{svg_prefix}/{}.svg", e.id())))
             }
             Err(ExperimentError::NoResult(_)) => missing.push(e.id()),

@@ -34,6 +34,8 @@ pub struct ChainConfig {
     pub max_tx_bytes: usize,
     pub mempool_capacity: usize,
     pub mempool_per_sender: usize,
+    /// Byte budget of the mempool (encoded transactions).
+    pub mempool_max_bytes: usize,
     pub min_gas_price: Amount,
     /// A single validator with a backlog builds up to this many blocks and
     /// persists them with one fsync (group commit).
@@ -48,6 +50,7 @@ impl Default for ChainConfig {
             max_tx_bytes: 64 * 1024,
             mempool_capacity: 200_000,
             mempool_per_sender: 4_096,
+            mempool_max_bytes: crate::mempool::DEFAULT_MEMPOOL_BYTES,
             min_gas_price: DEFAULT_MIN_GAS_PRICE,
             max_blocks_per_commit: 16,
         }
@@ -125,7 +128,8 @@ impl Chain {
         registry: ContractRegistry,
         config: ChainConfig,
     ) -> Result<Self, ChainError> {
-        let mempool = Mempool::new(config.mempool_capacity, config.mempool_per_sender);
+        let mempool =
+            Mempool::new(config.mempool_capacity, config.mempool_per_sender).with_max_bytes(config.mempool_max_bytes);
         match store.tip()? {
             None => {
                 let (ex, state) = Self::genesis_block(&genesis)?;

@@ -1,14 +1,23 @@
 //! The mempool: verified transactions waiting for a block, per sender in
 //! nonce order with no gaps, bounded in total and per sender.
 //!
+//! The pool is bounded in transactions (`capacity`) and in encoded bytes
+//! (`max_bytes`, [`DEFAULT_MEMPOOL_BYTES`] unless set): 200,000 transactions
+//! of 64 KiB would otherwise be 13 GB.
+//!
 //! When the pool is full a transaction that pays a strictly higher gas price
-//! than the cheapest evictable one takes its place. Only the *last* pending
-//! transaction of a sender is evictable (removing an earlier one would leave
-//! a nonce gap that strands the later ones), and never one of the incoming
-//! transaction's own sender (its predecessor). Between equally cheap tails
-//! the one with the lowest sender address goes, so eviction is deterministic
-//! across validators. A transaction that outbids nobody is refused with
-//! [`SubmitError::MempoolFull`] and changes nothing.
+//! than the cheapest pending one of another sender takes its place. A
+//! sender's queue is priced by its *cheapest* transaction, and evicting it
+//! removes its cheapest *suffix*: the last transaction at that price and
+//! every later one (removing it alone would leave a nonce gap that strands
+//! the later ones; they cannot execute before it anyway). So a dear last
+//! transaction does not shield a queue of cheap ones. A sender of the
+//! incoming transaction is never a victim (that could remove its own
+//! predecessor). Between equally cheap senders the lowest address goes
+//! first, so eviction is deterministic across validators. As many suffixes
+//! go as are needed to fit the newcomer in count and bytes; if outbidding
+//! every cheaper sender is not enough, it is refused with
+//! [`SubmitError::MempoolFull`] and nothing changes.
 
 use gridledger_core::{Address, Amount, Hash32};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -17,11 +26,37 @@ use crate::error::SubmitError;
 use crate::state::Account;
 use crate::tx::{SignedTransaction, VerifiedTx};
 
+/// Byte budget of a pool made by [`Mempool::new`].
+pub const DEFAULT_MEMPOOL_BYTES: usize = 256 << 20;
+
 #[derive(Default)]
 struct SenderQueue {
     txs: BTreeMap<u64, VerifiedTx>,
     /// Sum of the queued transactions' maximum costs.
     reserved: Amount,
+    /// How many queued transactions pay each gas price.
+    prices: BTreeMap<Amount, usize>,
+}
+
+impl SenderQueue {
+    fn count_in(&mut self, v: &VerifiedTx) {
+        *self.prices.entry(v.tx.tx.gas_price).or_default() += 1;
+    }
+
+    fn count_out(&mut self, v: &VerifiedTx) {
+        let p = v.tx.tx.gas_price;
+        if let Some(c) = self.prices.get_mut(&p) {
+            *c -= 1;
+            if *c == 0 {
+                self.prices.remove(&p);
+            }
+        }
+    }
+}
+
+/// Encoded size of a transaction, as the byte budget counts it.
+fn tx_size(v: &VerifiedTx) -> usize {
+    borsh::object_length(&v.tx).unwrap_or(usize::MAX)
 }
 
 /// Pending transactions.
@@ -33,7 +68,9 @@ pub struct Mempool {
     /// Senders in order of first arrival, for round-robin block filling.
     order: VecDeque<Address>,
     len: usize,
-    /// Each sender's last pending transaction by (gas price, sender): the
+    max_bytes: usize,
+    bytes: usize,
+    /// Each sender's cheapest pending gas price, by (price, sender): the
     /// eviction candidates, cheapest first.
     tails: BTreeSet<(Amount, Address)>,
     evicted: u64,
@@ -48,9 +85,22 @@ impl Mempool {
             by_hash: HashMap::new(),
             order: VecDeque::new(),
             len: 0,
+            max_bytes: DEFAULT_MEMPOOL_BYTES,
+            bytes: 0,
             tails: BTreeSet::new(),
             evicted: 0,
         }
+    }
+
+    /// The same pool with a byte budget of `max_bytes` (encoded transactions).
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Encoded bytes of the pending transactions.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Transactions pushed out by higher-paying ones since this pool was made.
@@ -59,7 +109,7 @@ impl Mempool {
     }
 
     fn tail_key(&self, sender: &Address) -> Option<(Amount, Address)> {
-        self.senders.get(sender).and_then(|q| q.txs.values().next_back()).map(|v| (v.tx.tx.gas_price, *sender))
+        self.senders.get(sender).and_then(|q| q.prices.keys().next()).map(|p| (*p, *sender))
     }
 
     /// Runs `f` on the pool and keeps `sender`'s entry in `tails` current.
@@ -74,10 +124,33 @@ impl Mempool {
         r
     }
 
-    /// The cheapest tail that `price` strictly outbids, not of `sender`.
-    fn victim(&self, sender: &Address, price: Amount) -> Option<Hash32> {
-        let (_, who) = self.tails.iter().find(|(_, a)| a != sender).filter(|(p, _)| *p < price)?;
-        self.senders.get(who).and_then(|q| q.txs.values().next_back()).map(|v| v.hash)
+    /// The suffixes (sender, first nonce) to evict so that one more
+    /// transaction of `size` bytes fits, each of a sender other than
+    /// `sender` whose cheapest price `price` strictly outbids, cheapest
+    /// first; `None` if those are not enough.
+    fn victims(&self, sender: &Address, price: Amount, size: usize) -> Option<Vec<(Address, u64, usize)>> {
+        let mut need_n = (self.len + 1).saturating_sub(self.capacity);
+        let mut need_b = self.bytes.saturating_add(size).saturating_sub(self.max_bytes);
+        let mut out = Vec::new();
+        for (p, who) in &self.tails {
+            if need_n == 0 && need_b == 0 {
+                break;
+            }
+            if *p >= price {
+                return None;
+            }
+            if who == sender {
+                continue;
+            }
+            let q = self.senders.get(who)?;
+            let (&from, _) = q.txs.iter().rev().find(|(_, v)| v.tx.tx.gas_price == *p)?;
+            let (n, b) =
+                q.txs.range(from..).fold((0usize, 0usize), |(n, b), (_, v)| (n + 1, b.saturating_add(tx_size(v))));
+            need_n = need_n.saturating_sub(n);
+            need_b = need_b.saturating_sub(b);
+            out.push((*who, from, n));
+        }
+        (need_n == 0 && need_b == 0).then_some(out)
     }
 
     pub fn len(&self) -> usize {
@@ -129,18 +202,16 @@ impl Mempool {
         if needed > committed.balance {
             return Err(SubmitError::InsufficientBalance { needed, available: committed.balance });
         }
-        // Every check has passed; only now may another sender's tail go.
-        let victim = if self.len >= self.capacity {
-            match self.victim(&vtx.sender, vtx.tx.tx.gas_price) {
-                Some(v) => Some(v),
-                None => return Err(SubmitError::MempoolFull { capacity: self.capacity }),
-            }
-        } else {
-            None
-        };
-        if let Some(v) = victim {
-            self.evict(&v);
-            self.evicted += 1;
+        // Every check has passed; only now may other senders' suffixes go.
+        let size = tx_size(&vtx);
+        let full = SubmitError::MempoolFull { capacity: self.capacity };
+        if size > self.max_bytes {
+            return Err(full);
+        }
+        let victims = self.victims(&vtx.sender, vtx.tx.tx.gas_price, size).ok_or(full)?;
+        for (s, from, n) in victims {
+            self.retail(s, |me| me.evict_from(s, from));
+            self.evicted += n as u64;
         }
         let hash = vtx.hash;
         let sender = vtx.sender;
@@ -150,9 +221,11 @@ impl Mempool {
                 me.order.push_back(sender);
             }
             q.reserved = needed;
+            q.count_in(&vtx);
             q.txs.insert(nonce, vtx);
             me.by_hash.insert(hash, (sender, nonce));
             me.len += 1;
+            me.bytes += size;
         });
         Ok(hash)
     }
@@ -205,8 +278,10 @@ impl Mempool {
                 removed.extend(std::mem::take(&mut q.txs).into_values());
             }
             for v in &removed {
+                q.count_out(v);
                 self.by_hash.remove(&v.hash);
                 self.len -= 1;
+                self.bytes = self.bytes.saturating_sub(tx_size(v));
             }
             q.reserved = q.txs.values().fold(Amount::ZERO, |a, v| a.checked_add(v.max_cost).unwrap_or(Amount::MAX));
             if q.txs.is_empty() {
@@ -228,8 +303,10 @@ impl Mempool {
         if let Some(q) = self.senders.get_mut(&s) {
             let later = q.txs.split_off(&nonce);
             for v in later.values() {
+                q.count_out(v);
                 self.by_hash.remove(&v.hash);
                 self.len -= 1;
+                self.bytes = self.bytes.saturating_sub(tx_size(v));
             }
             q.reserved = q.txs.values().fold(Amount::ZERO, |a, v| a.checked_add(v.max_cost).unwrap_or(Amount::MAX));
             if q.txs.is_empty() {
@@ -291,23 +368,55 @@ mod tests {
     }
 
     #[test]
-    fn only_a_senders_last_transaction_is_evicted_and_never_the_incoming_senders_own() {
-        let mut p = Mempool::new(3, 10);
-        // Sender 1: nonce 0 pays 1, nonce 1 pays 8: its tail is the 8.
+    fn a_senders_cheapest_suffix_is_evicted_and_never_the_incoming_senders_own() {
+        let mut p = Mempool::new(4, 10);
+        // Sender 1: nonce 0 pays 1, nonce 1 pays 8, nonce 2 pays 1, nonce 3 pays 9:
+        // its price is 1 and its cheapest suffix is nonces 2 and 3.
         let a0 = p.admit(vtx(1, 0, 1), &RICH).unwrap();
         let a1 = p.admit(vtx(1, 1, 8), &RICH).unwrap();
-        let b0 = p.admit(vtx(2, 0, 3), &RICH).unwrap();
-        // Sender 2 at 4 outbids only its own tail (3) and sender 1's tail is 8:
-        // evicting its own predecessor would leave a gap, so it is refused.
+        let a2 = p.admit(vtx(1, 2, 1), &RICH).unwrap();
+        let a3 = p.admit(vtx(1, 3, 9), &RICH).unwrap();
+        // Sender 1 at 5 outbids only itself: evicting its own queue is refused.
         let before = snapshot(&p);
-        assert_eq!(p.admit(vtx(2, 1, 4), &RICH), Err(SubmitError::MempoolFull { capacity: 3 }));
+        assert_eq!(p.admit(vtx(1, 4, 5), &RICH), Err(SubmitError::MempoolFull { capacity: 4 }));
         assert_eq!(snapshot(&p), before);
-        // Sender 3 at 5 evicts sender 2's tail (3), not sender 1's cheap nonce 0.
-        let c0 = p.admit(vtx(3, 0, 5), &RICH).unwrap();
-        assert!(!p.contains(&b0));
-        for h in [a0, a1, c0] {
+        // Sender 2 at 2 evicts sender 1's suffix from the last 1 on (nonces 2, 3).
+        let b0 = p.admit(vtx(2, 0, 2), &RICH).unwrap();
+        for h in [a0, a1, b0] {
             assert!(p.contains(&h));
         }
+        assert!(!p.contains(&a2) && !p.contains(&a3));
+        assert_eq!(p.evicted(), 2);
+        assert_eq!(p.len(), 3);
+        // Sender 2 at 3 with its own nonce 0 at 2: sender 1 (price 1) goes, not its own.
+        p.admit(vtx(3, 0, 3), &RICH).unwrap();
+        let b1 = p.admit(vtx(2, 1, 3), &RICH).unwrap();
+        assert!(p.contains(&b0) && p.contains(&b1));
+        assert!(!p.contains(&a0) && !p.contains(&a1), "sender 1's whole queue (price 1 at nonce 0) went");
+    }
+
+    #[test]
+    fn the_byte_budget_bounds_the_pool_and_refusal_changes_nothing() {
+        let size = tx_size(&vtx(1, 0, 1));
+        let mut p = Mempool::new(100, 10).with_max_bytes(3 * size);
+        for k in 1..=3 {
+            p.admit(vtx(k, 0, 2), &RICH).unwrap();
+        }
+        assert_eq!(p.bytes(), 3 * size);
+        let before = snapshot(&p);
+        assert_eq!(p.admit(vtx(4, 0, 2), &RICH), Err(SubmitError::MempoolFull { capacity: 100 }));
+        assert_eq!(snapshot(&p), before);
+        assert_eq!(p.bytes(), 3 * size);
+        // A higher price evicts one to fit in bytes although the count has room.
+        p.admit(vtx(4, 0, 3), &RICH).unwrap();
+        assert_eq!((p.len(), p.bytes(), p.evicted()), (3, 3 * size, 1));
+        // Pruning returns the bytes.
+        p.prune([dev_key(4).address()], |_| Account { balance: RICH.balance, nonce: 1 });
+        assert_eq!((p.len(), p.bytes()), (2, 2 * size));
+        // A transaction larger than the whole budget is refused.
+        let mut tiny = Mempool::new(100, 10).with_max_bytes(size - 1);
+        assert_eq!(tiny.admit(vtx(1, 0, 9), &RICH), Err(SubmitError::MempoolFull { capacity: 100 }));
+        assert_eq!((tiny.len(), tiny.bytes()), (0, 0));
     }
 
     #[test]

@@ -67,8 +67,13 @@ pub struct NetworkConfig {
     /// A connection that has not authenticated by then is dropped.
     pub handshake_timeout: Duration,
     /// Unauthenticated inbound connections handled at once; more are closed
-    /// at once, so a connection flood cannot exhaust memory.
+    /// at once, so a connection flood cannot exhaust memory. Connections
+    /// from a configured validator's IP address draw from a separate pool of
+    /// the same size, so strangers cannot keep validators from rejoining.
     pub max_pending_handshakes: usize,
+    /// Unauthenticated inbound connections from one IP address that is not
+    /// a configured validator's, at once.
+    pub max_pending_handshakes_per_addr: usize,
 }
 
 impl NetworkConfig {
@@ -95,6 +100,7 @@ impl NetworkConfig {
             connect_timeout: Duration::from_secs(3),
             handshake_timeout: Duration::from_secs(5),
             max_pending_handshakes: 32,
+            max_pending_handshakes_per_addr: 4,
         }
     }
 
@@ -120,6 +126,7 @@ impl NetworkConfig {
             (self.inbound_queue, "inbound_queue"),
             (self.inbound_bytes, "inbound_bytes"),
             (self.max_pending_handshakes, "max_pending_handshakes"),
+            (self.max_pending_handshakes_per_addr, "max_pending_handshakes_per_addr"),
         ] {
             if value == 0 {
                 return Err(ConfigError::ZeroLimit(name));
@@ -169,6 +176,7 @@ mod tests {
             ("inbound_queue", |c| c.inbound_queue = 0),
             ("inbound_bytes", |c| c.inbound_bytes = 0),
             ("max_pending_handshakes", |c| c.max_pending_handshakes = 0),
+            ("max_pending_handshakes_per_addr", |c| c.max_pending_handshakes_per_addr = 0),
         ] {
             let mut c = ok.clone();
             f(&mut c);

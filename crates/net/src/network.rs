@@ -104,7 +104,37 @@ struct Inner {
     events: broadcast::Sender<NetEvent>,
     next_link_id: AtomicU64,
     refused_inbound: AtomicU64,
+    /// Pending handshakes from strangers (any IP that is not a configured
+    /// validator's), at most `max_pending_handshakes_per_addr` per IP.
     handshake_slots: Arc<Semaphore>,
+    /// Pending handshakes from configured validators' IP addresses.
+    validator_handshake_slots: Arc<Semaphore>,
+    validator_ips: std::collections::BTreeSet<std::net::IpAddr>,
+    pending_by_addr: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    /// When a refused connection was last logged at WARN (a flood is logged
+    /// at most once per [`REFUSAL_LOG_EVERY`]).
+    last_refusal_warn: Mutex<Option<std::time::Instant>>,
+}
+
+/// How often a flood of refused inbound connections is logged at WARN.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// One pending handshake counted against its source IP; freed on drop.
+struct AddrSlot {
+    map: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for AddrSlot {
+    fn drop(&mut self) {
+        let mut m = lock(&self.map);
+        if let Some(c) = m.get_mut(&self.ip) {
+            *c -= 1;
+            if *c == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 struct Peer {
@@ -188,6 +218,10 @@ impl Network {
         }
         let inner = Arc::new(Inner {
             handshake_slots: Arc::new(Semaphore::new(cfg.max_pending_handshakes)),
+            validator_handshake_slots: Arc::new(Semaphore::new(cfg.max_pending_handshakes)),
+            validator_ips: cfg.validators.iter().filter(|p| p.index != cfg.me).map(|p| p.addr.ip()).collect(),
+            pending_by_addr: Arc::default(),
+            last_refusal_warn: Mutex::new(None),
             cfg,
             identity,
             directory,
@@ -397,11 +431,60 @@ impl Inner {
         let _ = self.events.send(e);
     }
 
+    /// A pending-handshake slot for a connection from `addr`: from the
+    /// validators' pool if it comes from a configured validator's IP, else
+    /// from the strangers' pool within the per-address cap.
+    fn handshake_slot(&self, addr: SocketAddr) -> Option<(tokio::sync::OwnedSemaphorePermit, Option<AddrSlot>)> {
+        let ip = addr.ip();
+        if self.validator_ips.contains(&ip) {
+            return self.validator_handshake_slots.clone().try_acquire_owned().ok().map(|p| (p, None));
+        }
+        let slot = {
+            let mut m = lock(&self.pending_by_addr);
+            let c = m.entry(ip).or_insert(0);
+            if *c >= self.cfg.max_pending_handshakes_per_addr {
+                return None;
+            }
+            *c += 1;
+            AddrSlot { map: self.pending_by_addr.clone(), ip }
+        };
+        self.handshake_slots.clone().try_acquire_owned().ok().map(|p| (p, Some(slot)))
+    }
+
+    /// True at most once per [`REFUSAL_LOG_EVERY`]: whether an inbound
+    /// refusal is logged at WARN (else at DEBUG), so a flood cannot fill the disk.
+    fn refusal_is_loud(&self) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = lock(&self.last_refusal_warn);
+        let loud = last.is_none_or(|t| now.saturating_duration_since(t) >= REFUSAL_LOG_EVERY);
+        if loud {
+            *last = Some(now);
+        }
+        loud
+    }
+
+    fn log_refusal(&self, addr: SocketAddr) {
+        let loud = self.refusal_is_loud();
+        let total = self.refused_inbound.load(Ordering::Relaxed);
+        if loud {
+            warn!(
+                me = self.cfg.me,
+                %addr,
+                refused_total = total,
+                "too many pending handshakes; connection closed (logged at most every {}s)",
+                REFUSAL_LOG_EVERY.as_secs()
+            );
+        } else {
+            debug!(me = self.cfg.me, %addr, "too many pending handshakes; connection closed");
+        }
+    }
+
     fn refused(&self, peer: Option<u32>, addr: SocketAddr, error: HandshakeError) {
         if peer.is_none() {
             self.refused_inbound.fetch_add(1, Ordering::Relaxed);
         }
-        if error.is_authentication_failure() {
+        // Inbound failures come from anyone: rate-limited at WARN.
+        if error.is_authentication_failure() && (peer.is_some() || self.refusal_is_loud()) {
             warn!(me = self.cfg.me, ?peer, %addr, %error, "connection refused");
         } else {
             debug!(me = self.cfg.me, ?peer, %addr, %error, "connection failed");
@@ -556,9 +639,9 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                 }
             },
         };
-        let Ok(permit) = inner.handshake_slots.clone().try_acquire_owned() else {
+        let Some(permit) = inner.handshake_slot(addr) else {
             inner.refused_inbound.fetch_add(1, Ordering::Relaxed);
-            warn!(me = inner.cfg.me, %addr, "too many pending handshakes; connection closed");
+            inner.log_refusal(addr);
             continue;
         };
         let inner2 = inner.clone();

@@ -462,3 +462,40 @@ async fn idle_unauthenticated_sockets_time_out_and_do_not_starve_validator_links
     n0.shutdown().await;
     n1.shutdown().await;
 }
+
+/// One stranger's address holding never-handshaking sockets (with a long
+/// handshake timeout) cannot take the pending-handshake slots: it is capped
+/// per address, and a validator's address draws from its own pool, so a
+/// validator still links up at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_strangers_address_cannot_keep_a_validator_from_rejoining() {
+    let mut c = cluster(2).await;
+    let (n0, _in0) = c
+        .start(0, |cfg| {
+            cfg.handshake_timeout = Duration::from_secs(120);
+            cfg.max_pending_handshakes = 8;
+            cfg.max_pending_handshakes_per_addr = 3;
+        })
+        .await;
+    let addr = n0.local_addr();
+    let mut hog = Vec::new();
+    for _ in 0..50 {
+        let s = tokio::net::TcpSocket::new_v4().expect("socket");
+        s.bind(std::net::SocketAddr::from(([127, 0, 0, 2], 0))).expect("bind 127.0.0.2");
+        hog.push(s.connect(addr).await.expect("connect"));
+    }
+    // Every socket beyond the per-address cap is closed at once.
+    let refused = timeout(T, async {
+        while n0.stats().refused_inbound < 47 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "beyond 3 pending from one address, sockets are refused: {}", n0.stats().refused_inbound);
+    let (n1, _in1) = c.start(1, |_| {}).await;
+    assert!(n1.wait_connected(&[0], T).await, "a validator links up while a stranger holds its pending handshakes");
+    assert_eq!(n0.stats().refused_inbound, 47, "the validator's own connection was not refused");
+    drop(hog);
+    n0.shutdown().await;
+    n1.shutdown().await;
+}

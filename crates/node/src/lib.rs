@@ -7,6 +7,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod engine;
+mod gossip;
 mod idle;
 pub mod keystore;
 pub mod listen;

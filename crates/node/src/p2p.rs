@@ -19,6 +19,11 @@
 //! So a Byzantine validator pushing 32 MiB frames can make this node hold at
 //! most its lanes' bytes plus its net inbound budget, and cannot delay the
 //! other validators' messages.
+//!
+//! Catch-up requests beyond a peer's [`CatchUpLimiter`] rate are dropped
+//! here, before they take lane room; the driver checks the same rate again
+//! before it reads a block (for transports without this path), and gossip is
+//! verified off the driver thread (`gossip`), its lane released only then.
 
 use gridledger_core::crypto::KeyPair;
 use gridledger_ledger::Genesis;
@@ -200,6 +205,12 @@ fn is_catch_up_response(bytes: &[u8]) -> bool {
 }
 
 const CATCH_UP_RESPONSE_TAG: u8 = 6;
+const CATCH_UP_REQUEST_TAG: u8 = 5;
+
+/// Whether `bytes` (as they arrive from a peer) carry a PBFT catch-up request.
+pub(crate) fn is_catch_up_request(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&crate::validator::WIRE_PBFT) && bytes.get(1) == Some(&CATCH_UP_REQUEST_TAG)
+}
 
 /// A token bucket per peer for catch-up responses: a peer that keeps asking
 /// (or keeps sending stale view changes, which the replica answers with up
@@ -332,10 +343,17 @@ pub fn start(
     let peers = inbound.into_peers();
     let lanes = Arc::new(Lanes::new(peers.iter().map(|(i, _)| *i), LaneConfig::default()));
     shared.set_inbound_lanes(lanes.clone());
+    // Catch-up requests beyond a peer's rate are dropped here, before they
+    // take lane room or reach the driver (which checks again, for other
+    // transports).
+    let requests = Arc::new(CatchUpLimiter::default());
     for (from, mut rx) in peers {
-        let (lanes, inbox) = (lanes.clone(), inbox.clone());
+        let (lanes, inbox, requests) = (lanes.clone(), inbox.clone(), requests.clone());
         rt.spawn(async move {
             while let Some(bytes) = rx.recv().await {
+                if is_catch_up_request(&bytes) && !requests.allow(from, std::time::Instant::now()) {
+                    continue;
+                }
                 if !lanes.admit(from, &bytes).await {
                     continue;
                 }
@@ -429,6 +447,7 @@ mod tests {
         let mut req = vec![crate::validator::WIRE_PBFT];
         req.extend(Message::<crate::validator::PbftBlock>::CatchUpRequest { from_height: 3 }.to_bytes());
         assert!(!is_catch_up_response(&req));
+        assert!(is_catch_up_request(&req) && !is_catch_up_request(&resp) && !is_catch_up_request(&gossip(8)));
         assert!(!is_catch_up_response(&gossip(8)));
 
         let l = CatchUpLimiter::new(2, std::time::Duration::from_millis(100));

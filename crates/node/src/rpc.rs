@@ -38,14 +38,22 @@
 //! few lines here, with no new dependency to build. What is bounded:
 //!
 //! - connections: at most `max_connections`; more are accepted and closed
-//!   at once (so the listen backlog never fills with them);
+//!   at once (so the listen backlog never fills with them), and at most
+//!   `max_connections_per_addr` from one IP address (default three
+//!   quarters of the total, so one address never takes every slot);
 //! - time: a request head must arrive within `header_timeout`, and a
 //!   connection on which no byte moves either way for `idle_timeout` is
 //!   closed (a half-sent body, an idle keep-alive, a client that stops
 //!   reading its response);
-//! - request bodies: at most `max_body_readers` are read at once (the
-//!   others wait, their bytes in the kernel), each within `body_timeout`
-//!   (else 408), so slow senders hold neither memory nor the dispatcher;
+//! - request bodies: the whole body must arrive within `body_timeout` of
+//!   its head (else 408), every wait below included. A request takes
+//!   nothing before its first body byte arrives (a head with a
+//!   Content-Length and no body holds no reading turn); then it reserves
+//!   its Content-Length from `max_body_memory` (one budget for bodies being
+//!   read *and* bodies waiting for a processing slot), then one of
+//!   `max_body_readers` reading turns (at most three quarters of them for
+//!   one IP address), so slow senders hold neither memory nor the
+//!   dispatcher;
 //! - requests in progress: at most `max_in_flight` are parsed and
 //!   dispatched at once, after their body has arrived;
 //! - a request: at most `max_body` bytes, at most `max_json_values` JSON
@@ -55,7 +63,11 @@
 //!   transactions in `gl_sendTransactions`;
 //! - a response: at most `max_response` bytes, else error `-32008`
 //!   (`gl_getEvents` instead stops early at that size, see its row above);
-//! - event subscribers: at most `max_subscribers` at once, more get 503.
+//! - event subscribers: at most `max_subscribers` at once, and at most
+//!   `max_subscribers_per_addr` to one IP address (default three quarters);
+//!   more get 503. (A subscriber that never reads is closed by the idle
+//!   timeout only once its socket buffers are full; the per-address cap is
+//!   what keeps such streams from shutting others out.)
 
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -107,6 +119,21 @@ pub struct RpcLimits {
     pub max_send_txs: usize,
     pub max_response: usize,
     pub max_subscribers: usize,
+    /// Connections from one IP address; `None`: three quarters of
+    /// `max_connections`, so one address never takes every slot.
+    pub max_connections_per_addr: Option<usize>,
+    /// Event streams to one IP address; `None`: three quarters of `max_subscribers`.
+    pub max_subscribers_per_addr: Option<usize>,
+    /// Request bodies being read, or read and waiting to be processed,
+    /// hold at most this many bytes together (each reserves its
+    /// Content-Length, or `max_body` if it has none, from its first byte
+    /// until its response is built).
+    pub max_body_memory: usize,
+}
+
+/// One address's share of a bound: `explicit`, else three quarters of `total` (at least 1).
+fn per_addr(explicit: Option<usize>, total: usize) -> usize {
+    explicit.unwrap_or(total - total / 4).max(1)
 }
 
 impl Default for RpcLimits {
@@ -128,6 +155,9 @@ impl Default for RpcLimits {
             max_send_txs: 4_096,
             max_response: 16 << 20,
             max_subscribers: 64,
+            max_connections_per_addr: None,
+            max_subscribers_per_addr: None,
+            max_body_memory: 64 << 20,
         }
     }
 }
@@ -148,7 +178,56 @@ pub struct Api {
     body_readers: Semaphore,
     in_flight: Semaphore,
     subscribers: Arc<Semaphore>,
+    subscribers_by_addr: Arc<AddrCounts>,
+    readers_by_addr: Arc<AddrCounts>,
+    /// `max_body_memory` in KiB.
+    body_memory: Semaphore,
     pub counters: Arc<RpcCounters>,
+}
+
+/// The client's IP address, put on each request by [`serve`].
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// How many of something each IP address holds, with a cap.
+pub struct AddrCounts {
+    cap: usize,
+    held: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One unit held by an address; returned on drop.
+pub struct AddrHold {
+    counts: Arc<AddrCounts>,
+    ip: std::net::IpAddr,
+}
+
+impl AddrCounts {
+    pub fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self { cap, held: Default::default() })
+    }
+
+    /// One more for `ip`, unless it holds `cap` already.
+    pub fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<AddrHold> {
+        let mut m = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let c = m.entry(ip).or_insert(0);
+        if *c >= self.cap {
+            return None;
+        }
+        *c += 1;
+        Some(AddrHold { counts: self.clone(), ip })
+    }
+}
+
+impl Drop for AddrHold {
+    fn drop(&mut self) {
+        let mut m = self.counts.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = m.get_mut(&self.ip) {
+            *c -= 1;
+            if *c == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// The API with default limits.
@@ -162,6 +241,9 @@ pub fn router_with(shared: Arc<Shared>, limits: RpcLimits, counters: Arc<RpcCoun
         body_readers: Semaphore::new(limits.max_body_readers.max(1)),
         in_flight: Semaphore::new(limits.max_in_flight.max(1)),
         subscribers: Arc::new(Semaphore::new(limits.max_subscribers)),
+        subscribers_by_addr: AddrCounts::new(per_addr(limits.max_subscribers_per_addr, limits.max_subscribers)),
+        readers_by_addr: AddrCounts::new(per_addr(None, limits.max_body_readers.max(1))),
+        body_memory: Semaphore::new(kib(limits.max_body_memory).clamp(1, Semaphore::MAX_PERMITS)),
         limits,
         counters,
     });
@@ -336,27 +418,82 @@ async fn handle(State(a): State<Arc<Api>>, req: Request) -> Response {
         a.shared.metrics.rpc_errors.fetch_add(1, Relaxed);
         error_response(status, INVALID_REQUEST, message)
     };
-    // Bodies are read under their own permits and deadline, so neither
-    // memory nor the dispatcher waits on a slow sender.
+    // The whole body must arrive within `body_timeout` of the head, every
+    // wait included; nothing is taken before its first byte.
+    let deadline = tokio::time::Instant::now() + lim.body_timeout;
+    let late = || {
+        refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request body not received within {} ms", lim.body_timeout.as_millis()),
+        )
+    };
+    let too_big = || {
+        refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("request body exceeds {} bytes (or was cut off)", lim.max_body))
+    };
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > lim.max_body) {
+        return too_big();
+    }
+    let mut stream = req.into_body().into_data_stream();
+    use futures_util::StreamExt;
+    let first = match tokio::time::timeout_at(deadline, stream.next()).await {
+        Err(_) => return late(),
+        Ok(Some(Err(_))) => return too_big(),
+        Ok(Some(Ok(b))) => Some(b),
+        Ok(None) => None,
+    };
+    // One memory budget for bodies being read and bodies waiting below.
+    let reserve = kib(declared.unwrap_or(lim.max_body)).clamp(1, kib(lim.max_body_memory).max(1)) as u32;
+    let _memory = match tokio::time::timeout_at(deadline, a.body_memory.acquire_many(reserve)).await {
+        Err(_) => return late(),
+        Ok(Err(_)) => return error_response(StatusCode::SERVICE_UNAVAILABLE, INTERNAL_ERROR, "shutting down".into()),
+        Ok(Ok(p)) => p,
+    };
     let body = {
-        let Ok(_reading) = a.body_readers.acquire().await else {
-            return error_response(StatusCode::SERVICE_UNAVAILABLE, INTERNAL_ERROR, "shutting down".into());
-        };
-        match tokio::time::timeout(lim.body_timeout, axum::body::to_bytes(req.into_body(), lim.max_body)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(_)) => {
-                return refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body exceeds {} bytes (or was cut off)", lim.max_body),
-                )
-            }
-            Err(_) => {
-                return refuse(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!("request body not received within {} ms", lim.body_timeout.as_millis()),
-                )
+        let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(lim.max_body));
+        if let Some(b) = first {
+            buf.extend_from_slice(&b);
+        }
+        if buf.len() < declared.unwrap_or(usize::MAX) {
+            // A reading turn, at most three quarters of them per address.
+            let _reading = loop {
+                let Ok(turn) = tokio::time::timeout_at(deadline, a.body_readers.acquire()).await else { return late() };
+                let Ok(turn) = turn else {
+                    return error_response(StatusCode::SERVICE_UNAVAILABLE, INTERNAL_ERROR, "shutting down".into());
+                };
+                match client.map(|ip| a.readers_by_addr.take(ip)) {
+                    None => break (turn, None),
+                    Some(Some(hold)) => break (turn, Some(hold)),
+                    Some(None) => {
+                        drop(turn);
+                        if tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(10)))
+                            .await
+                            .is_err()
+                        {
+                            return late();
+                        }
+                    }
+                }
+            };
+            loop {
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Err(_) => return late(),
+                    Ok(Some(Err(_))) => return too_big(),
+                    Ok(Some(Ok(b))) => {
+                        if buf.len() + b.len() > lim.max_body {
+                            return too_big();
+                        }
+                        buf.extend_from_slice(&b);
+                    }
+                    Ok(None) => break,
+                }
             }
         }
+        if buf.len() > lim.max_body || declared.is_some_and(|n| n != buf.len()) {
+            return too_big();
+        }
+        buf
     };
     let values = json_values_upper_bound(&body);
     if values > lim.max_json_values {
@@ -371,6 +508,11 @@ async fn handle(State(a): State<Arc<Api>>, req: Request) -> Response {
         Ok(bytes) => json_response(StatusCode::OK, bytes),
         Err(e) => error_response(StatusCode::OK, INTERNAL_ERROR, format!("internal error: {e}")),
     }
+}
+
+/// Bytes in KiB, rounded up, as `u32` permits.
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024).min(u32::MAX as usize)
 }
 
 /// Parses, dispatches and serializes one request body, within the limits.
@@ -657,7 +799,7 @@ struct Cursor {
     next: u64,
     live: broadcast::Receiver<Arc<BlockNotice>>,
     /// Held as long as the stream lives.
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    _slot: (tokio::sync::OwnedSemaphorePermit, Option<AddrHold>),
 }
 
 impl Cursor {
@@ -696,7 +838,22 @@ impl Cursor {
     }
 }
 
-async fn events(State(a): State<Arc<Api>>, Query(q): Query<EventsQuery>) -> Response {
+async fn events(State(a): State<Arc<Api>>, Query(q): Query<EventsQuery>, ext: axum::http::Extensions) -> Response {
+    let by_addr = match ext.get::<ClientAddr>().map(|c| a.subscribers_by_addr.take(c.0)) {
+        None => None,
+        Some(Some(hold)) => Some(hold),
+        Some(None) => {
+            a.counters.subscribers_refused.fetch_add(1, Relaxed);
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "too many event subscribers from your address (limit {})",
+                    per_addr(a.limits.max_subscribers_per_addr, a.limits.max_subscribers)
+                ),
+            )
+                .into_response();
+        }
+    };
     let Ok(slot) = a.subscribers.clone().try_acquire_owned() else {
         a.counters.subscribers_refused.fetch_add(1, Relaxed);
         return (
@@ -710,7 +867,7 @@ async fn events(State(a): State<Arc<Api>>, Query(q): Query<EventsQuery>) -> Resp
         Some(h) => h.max(1),
         None => a.shared.chain().tip().height + 1,
     };
-    let cursor = Cursor { api: a.clone(), next, live, _slot: slot };
+    let cursor = Cursor { api: a.clone(), next, live, _slot: (slot, by_addr) };
     let s: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>> =
         Box::pin(stream::unfold(cursor, Cursor::advance));
     Sse::new(s).keep_alive(KeepAlive::default()).into_response()
@@ -727,10 +884,11 @@ pub async fn serve(
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let by_addr = AddrCounts::new(per_addr(limits.max_connections_per_addr, limits.max_connections));
     let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(stop);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut stop => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -743,6 +901,11 @@ pub async fn serve(
             },
         };
         while conns.try_join_next().is_some() {}
+        let Some(hold) = by_addr.take(peer.ip()) else {
+            counters.connections_refused.fetch_add(1, Relaxed);
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             counters.connections_refused.fetch_add(1, Relaxed);
             drop(stream);
@@ -750,10 +913,11 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(crate::idle::IdleStream::new(stream, limits.idle_timeout, counters.clone()));
-        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let svc =
+            hyper_util::service::TowerToHyperService::new(app.clone().layer(axum::Extension(ClientAddr(peer.ip()))));
         let header_timeout = limits.header_timeout;
         conns.spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, hold);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)

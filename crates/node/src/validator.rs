@@ -19,7 +19,7 @@ use gridledger_consensus::pbft::{
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{merkle_root, Hash32};
-use gridledger_ledger::{Block, ExecutedBlock, Seal, SignedTransaction};
+use gridledger_ledger::{Block, ExecutedBlock, Seal};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, Sender};
@@ -160,7 +160,7 @@ impl Default for PbftSettings {
 /// How long a halted validator waits between attempts to reopen its store.
 const RECOVERY_RETRY_MS: u64 = 200;
 
-fn add_us(counter: &std::sync::atomic::AtomicU64, since: Instant) {
+pub(crate) fn add_us(counter: &std::sync::atomic::AtomicU64, since: Instant) {
     counter.fetch_add(since.elapsed().as_micros() as u64, Relaxed);
 }
 
@@ -205,6 +205,13 @@ pub struct Driver {
     /// Certified blocks this validator could not apply, kept with the
     /// fault log: evidence that consensus decided an invalid block.
     unappliable: Vec<CommittedEntry<PbftBlock>>,
+    /// Catch-up served per peer (requests and stale view changes), checked
+    /// before any block is read, on the driver's clock.
+    catch_up_requests: crate::p2p::CatchUpLimiter,
+    /// Other validators' transaction gossip, verified on its own thread
+    /// (set by [`run_validator`]; without it, e.g. under the simulator,
+    /// gossip is verified inline, still abandoning bad frames early).
+    gossip_in: Option<crate::gossip::GossipVerifier>,
 }
 
 /// The validator set of a chain: its genesis validators, with the genesis
@@ -271,6 +278,7 @@ pub fn run_validator(
     settings: PbftSettings,
 ) -> anyhow::Result<()> {
     let mut d = Driver::open(shared, key, transport, settings)?;
+    d.gossip_in = Some(crate::gossip::GossipVerifier::spawn(d.shared.clone())?);
     crate::engine::run_engine(&mut d, inbox);
     Ok(())
 }
@@ -280,6 +288,11 @@ impl crate::engine::ConsensusEngine for Driver {
         Driver::start(self)
     }
     fn on_bytes(&mut self, from: u32, bytes: &[u8]) {
+        if let (Some(g), Some(&WIRE_TXS)) = (&self.gossip_in, bytes.first()) {
+            // The verifier thread releases the lane once it is done.
+            g.submit(from, bytes.to_vec());
+            return;
+        }
         Driver::on_bytes(self, from, bytes);
         // The frame is consumed: its bytes leave the peer's inbound budget.
         self.shared.release_inbound(from, bytes);
@@ -326,6 +339,8 @@ impl Driver {
             halted: None,
             fault_log: None,
             unappliable: Vec::new(),
+            catch_up_requests: crate::p2p::CatchUpLimiter::default(),
+            gossip_in: None,
         })
     }
 
@@ -433,6 +448,13 @@ impl Driver {
 
     pub fn on_bytes(&mut self, from: u32, bytes: &[u8]) {
         let Some((&kind, body)) = bytes.split_first() else { return };
+        // A peer's catch-up requests are rate-limited before anything is
+        // decoded or read: serving one clones or reads up to
+        // `catch_up_batch` full blocks on this thread.
+        if crate::p2p::is_catch_up_request(bytes) && !self.catch_up_allowed(from) {
+            tracing::debug!(from, "catch-up request rate-limited");
+            return;
+        }
         match kind {
             // A halted validator neither votes nor serves.
             WIRE_PBFT if self.halted.is_some() => {}
@@ -452,6 +474,11 @@ impl Driver {
                         Err(e) => tracing::warn!(from, "serving catch-up from the store: {e:#}"),
                     }
                 }
+                // A stale view change is answered with catch-up (blocks cloned
+                // before any signature is checked): the same per-peer rate.
+                Ok(Message::ViewChange(vc)) if vc.height < self.replica.height() && !self.catch_up_allowed(from) => {
+                    tracing::debug!(from, "stale view change (catch-up) rate-limited");
+                }
                 Ok(m) => {
                     let step = self.replica.handle_message(from, m);
                     self.process(step);
@@ -461,19 +488,20 @@ impl Driver {
                     tracing::warn!(from, "undecodable consensus message: {e}");
                 }
             },
-            WIRE_TXS => match decode::<Vec<SignedTransaction>>(body, MAX_FRAME) {
-                Ok(txs) => {
-                    use rayon::prelude::*;
-                    let t = Instant::now();
-                    let rules = &self.shared.rules;
-                    let checked = txs.into_par_iter().with_min_len(16).map(|t| rules.check_decoded(t)).collect();
-                    self.shared.admit_gossiped(checked);
-                    add_us(&self.shared.metrics.pbft_gossip_us, t);
+            WIRE_TXS => match &self.gossip_in {
+                Some(g) => g.submit(from, bytes.to_vec()),
+                None => {
+                    crate::gossip::verify_and_admit(&self.shared, from, body);
                 }
-                Err(e) => tracing::warn!(from, "undecodable transaction gossip: {e}"),
             },
             other => tracing::warn!(from, kind = other, "unknown message kind"),
         }
+    }
+
+    /// Takes a catch-up token for `from` on the driver's clock (logical
+    /// under the simulator, so runs stay reproducible).
+    fn catch_up_allowed(&self, from: u32) -> bool {
+        self.catch_up_requests.allow(from, self.started + std::time::Duration::from_millis(self.now()))
     }
 
     /// Lowest height the replica can serve catch-up from itself.

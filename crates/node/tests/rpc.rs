@@ -313,6 +313,8 @@ fn connections_beyond_the_cap_are_closed_and_slots_come_back() {
     let d = tempfile::tempdir().unwrap();
     let limits = RpcLimits {
         max_connections: 4,
+        // Every connection here comes from one address: let it have them all.
+        max_connections_per_addr: Some(4),
         idle_timeout: Duration::from_secs(120),
         header_timeout: Duration::from_secs(120),
         ..RpcLimits::default()
@@ -388,7 +390,10 @@ fn next_block(lines: &mut std::io::Lines<BufReader<TcpStream>>) -> Value {
 #[test]
 fn event_subscribers_are_capped() {
     let d = tempfile::tempdir().unwrap();
-    let node = start_with(d.path(), RpcLimits { max_subscribers: 2, ..RpcLimits::default() });
+    let node = start_with(
+        d.path(),
+        RpcLimits { max_subscribers: 2, max_subscribers_per_addr: Some(2), ..RpcLimits::default() },
+    );
     let (a, _la) = open_events(node.addr, None);
     let (b, _lb) = open_events(node.addr, None);
     assert_eq!((a, b), (200, 200));
@@ -491,5 +496,48 @@ fn a_client_whose_pooled_connection_was_closed_for_idleness_still_gets_answers()
             Amount(1),
         ));
         assert!(h.is_ok(), "{h:?}");
+    }
+}
+
+/// Bodies being read and bodies waiting to be processed share one memory
+/// budget: while a started 4,000-byte body holds the whole 4 KiB budget, a
+/// complete request is not read (no answer), and it is answered once the
+/// first body has arrived and been processed.
+#[test]
+fn bodies_share_one_memory_budget_across_reading_and_waiting() {
+    let d = tempfile::tempdir().unwrap();
+    let limits = RpcLimits {
+        max_body_memory: 4_096,
+        body_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(120),
+        ..RpcLimits::default()
+    };
+    let node = start_with(d.path(), limits);
+    let padded = format!("{CHAIN_INFO:<4000}");
+    let mut first = TcpStream::connect(node.addr).unwrap();
+    write!(first, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\nConnection: close\r\n\r\n{}", &padded[..1])
+        .unwrap();
+    // Give the first request's byte time to reserve the budget before the second head arrives.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut second = TcpStream::connect(node.addr).unwrap();
+    write!(
+        second,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{CHAIN_INFO}",
+        CHAIN_INFO.len()
+    )
+    .unwrap();
+    second.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut buf = [0u8; 64];
+    let waited = second.read(&mut buf);
+    assert!(
+        matches!(&waited, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the second request was read although the budget was taken: {waited:?}"
+    );
+    first.write_all(&padded.as_bytes()[1..]).unwrap();
+    for s in [&mut first, &mut second] {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     }
 }
