@@ -16,6 +16,7 @@ pub enum ExperimentCmd {
     Run(RunArgs),
     /// Print an experiment's last result (tables and checks).
     Show {
+        /// The experiment's id, as `gridledger experiment list` prints it (e.g. ior-fig-3-5).
         id: String,
         #[command(flatten)]
         paths: Paths,
