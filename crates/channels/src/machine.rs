@@ -254,7 +254,7 @@ pub enum ChannelError {
     Busy,
     #[error("a persisted snapshot is still awaited")]
     PersistPending,
-    #[error("balance {have} is below the payment {need}")]
+    #[error("balance {have} minor units is below the payment {need} minor units (1 coin = 1,000,000 minor units)")]
     InsufficientBalance { have: Amount, need: Amount },
     #[error("amount {stated} does not match {energy} Wh at {price}/kWh = {computed}")]
     PriceMismatch { stated: Amount, energy: Energy, price: Amount, computed: Amount },

@@ -121,6 +121,9 @@ pub struct PrepareArgs {
     /// Time-lock of the collateral the merchant's approvals ask for (ms).
     #[arg(long, default_value_t = 60_000)]
     pub collateral_lock_ms: u64,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -131,6 +134,9 @@ pub struct OpenArgs {
     /// Skip fsync (survives a process crash, not a power loss).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Print the final report as one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -141,10 +147,14 @@ pub struct PayArgs {
     /// Energy bought (Wh).
     #[arg(long)]
     pub energy: u64,
-    /// Price per kWh, in minor units (1 coin = 1,000,000); the payment is
-    /// energy × price / 1000, rounded down, and must not be zero.
+    /// Price per kWh: minor units (200), or coin with a decimal point (0.0002
+    /// or 0.0002coin; 1 coin = 1,000,000 minor units). The payment is
+    /// energy × price / 1000 minor units, rounded down, and must not be zero.
+    #[arg(long, value_parser = crate::units::parse_amount)]
+    pub price: u128,
+    /// Print one JSON document instead of the summary.
     #[arg(long)]
-    pub price: u64,
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -152,6 +162,9 @@ pub struct DirArgs {
     /// The party's directory; its `channel open` must be running.
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -165,6 +178,9 @@ pub struct DisputeArgs {
     /// Give up waiting after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_s: u64,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -182,6 +198,9 @@ pub struct WatchArgs {
     /// Stop after this many seconds (or when the channel closes).
     #[arg(long, default_value_t = 3_600)]
     pub timeout_s: u64,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub(crate) fn desk_key(path: &Path) -> anyhow::Result<KeyPair> {
@@ -193,8 +212,8 @@ pub(crate) fn desk_key(path: &Path) -> anyhow::Result<KeyPair> {
     Ok(k)
 }
 
-/// The disputes on record in the ESC `scid` (read raw from the CNS
-/// contract's storage), or None if it cannot be read.
+/// The disputes on record in the ESC `scid` (its record and one storage
+/// entry per dispute), or None if it cannot be read.
 fn esc_disputes(
     client: &gridledger_node::RpcClient,
     scid: &gridledger_core::Hash32,
@@ -214,9 +233,9 @@ fn load_party(dir: &Path) -> anyhow::Result<PartySpec> {
     PartySpec::load(dir).with_context(|| format!("reading the party in {}", dir.display()))
 }
 
-/// Sends `cmd` to the running party; prints its reply on success, and only
+/// Sends `cmd` to the running party; returns its reply on success, and only
 /// the error (once) when the party refuses.
-fn control(dir: &Path, cmd: &Command) -> anyhow::Result<()> {
+fn control(dir: &Path, cmd: &Command) -> anyhow::Result<Reply> {
     let spec = load_party(dir)?;
     let r = control_request(spec.control, cmd, Duration::from_secs(120)).with_context(|| {
         format!(
@@ -228,19 +247,96 @@ fn control(dir: &Path, cmd: &Command) -> anyhow::Result<()> {
     })?;
     match r {
         Reply::Error { message } => anyhow::bail!(message),
-        r => {
-            println!("{}", serde_json::to_string(&r)?);
-            Ok(())
+        r => Ok(r),
+    }
+}
+
+/// Prints a party's reply: as it is on the wire under --json, else a summary.
+fn show_reply(as_json: bool, r: &Reply) -> anyhow::Result<()> {
+    if as_json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    match r {
+        Reply::Done { counter } => println!("done; co-signed state {counter}"),
+        Reply::Status(st) => {
+            println!("side        {}", st.side);
+            println!("phase       {}", st.phase);
+            println!("counter     {}", st.counter.map_or("-".into(), |c| c.to_string()));
+            if let Some(b) = &st.balances {
+                println!("balances    side 0: {}", crate::units::show(b[0].0));
+                println!("            side 1: {}", crate::units::show(b[1].0));
+            }
+            if let Some(e) = &st.energy {
+                println!("energy      side 0: {} Wh, side 1: {} Wh", e[0].0, e[1].0);
+            }
+        }
+        Reply::Error { message } => println!("error: {message}"),
+    }
+    Ok(())
+}
+
+/// Prints a dispute or watch report.
+fn show_watch(as_json: bool, r: &gridledger_node::channel::watch::WatchReport) -> anyhow::Result<()> {
+    let v = json!({ "disputes": r.disputes, "resolved_with": r.resolved_with, "settled": r.settled, "closed_at": r.closed_at });
+    crate::ops::emit(as_json, &v, || {
+        println!("disputes raised  {}", v["disputes"]);
+        println!("resolved with    {}", v["resolved_with"]);
+        println!("settled          {}", v["settled"]);
+        println!("closed at        {}", v["closed_at"]);
+    })
+}
+
+/// Whether two paths name the same directory (existing or not).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => {
+            let norm = |p: &Path| {
+                std::path::absolute(p)
+                    .map(|p| p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect::<PathBuf>())
+            };
+            matches!((norm(a), norm(b)), (Ok(x), Ok(y)) if x == y)
         }
     }
+}
+
+/// A party's account key and, when it is an encrypted keystore, the
+/// keystore's path and password (the party's own keys are sealed under it).
+type PartyAccount = (KeyPair, Option<(PathBuf, zeroize::Zeroizing<String>)>);
+
+fn party_account(path: &Path) -> anyhow::Result<PartyAccount> {
+    use gridledger_node::keystore;
+    let text = gridledger_node::config::read_key_text(path)?;
+    if keystore::is_keystore(&text) {
+        let pw = keystore::password_from_env().with_context(|| format!("opening {}", path.display()))?;
+        let key = keystore::open(&text, &pw).with_context(|| format!("opening {}", path.display()))?;
+        return Ok((key, Some((path.to_path_buf(), pw))));
+    }
+    Ok((read_key(path)?, None))
 }
 
 pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
     match cmd {
         ChannelCmd::Prepare(a) => {
             anyhow::ensure!(a.keys.len() == 2 && a.dirs.len() == 2 && a.capacity.len() == 2, "two of each");
+            // Refuse what would lose a side's keys before anything is sent.
+            anyhow::ensure!(
+                !same_dir(&a.dirs[0], &a.dirs[1]),
+                "--dirs {} and {} are the same directory; each side needs its own (its keys and state live there)",
+                a.dirs[0].display(),
+                a.dirs[1].display()
+            );
+            for d in &a.dirs {
+                anyhow::ensure!(
+                    !d.join(gridledger_node::channel::spec::SPEC_FILE).exists(),
+                    "{} already holds a channel party (party.json); choose another --dirs directory",
+                    d.display()
+                );
+            }
             let merchant = read_key(&a.merchant_key)?;
-            let keys = [read_key(&a.keys[0])?, read_key(&a.keys[1])?];
+            let accounts = [party_account(&a.keys[0])?, party_account(&a.keys[1])?];
+            let keys = [accounts[0].0.clone(), accounts[1].0.clone()];
             anyhow::ensure!(
                 keys[0].address() != keys[1].address(),
                 "--keys {} and {} are the same account {}; a channel needs two different accounts",
@@ -281,16 +377,24 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                     max_energy_wh: a.max_energy_wh,
                 }),
             };
-            let specs = prepare_channel(&a.rpc, &merchant, &desk, [&keys[0], &keys[1]], &terms)?;
-            for (s, d) in specs.iter().zip(&a.dirs) {
+            let mut specs = prepare_channel(&a.rpc, &merchant, &desk, [&keys[0], &keys[1]], &terms)?;
+            for ((s, d), (_, sealed)) in specs.iter_mut().zip(&a.dirs).zip(&accounts) {
+                // A keystore account: party.json refers to it and seals the
+                // party's own keys under its password, never copies a secret.
+                if let Some((ks, pw)) = sealed {
+                    s.seal(ks, pw).with_context(|| format!("sealing the keys of {}", d.display()))?;
+                }
                 s.save(d).with_context(|| format!("writing the party directory {} (--dirs)", d.display()))?;
             }
-            println!(
-                "{}",
-                json!({ "cid": specs[0].cid, "scid": specs[0].scid, "sids": [specs[0].sid, specs[1].sid],
-                        "dirs": a.dirs, "listen": addrs })
-            );
-            Ok(())
+            let v = json!({ "cid": specs[0].cid, "scid": specs[0].scid, "sids": [specs[0].sid, specs[1].sid],
+                            "dirs": a.dirs, "listen": addrs });
+            crate::ops::emit(a.json, &v, || {
+                println!("channel {} prepared (ESC {})", specs[0].cid, specs[0].scid);
+                for i in 0..2 {
+                    println!("  side {i}  MSC {}  peer link {}  dir {}", specs[i].sid, addrs[i], a.dirs[i].display());
+                }
+                println!("next: gridledger channel open --dir {}   (side 1 first, then side 0)", a.dirs[1].display());
+            })
         }
         ChannelCmd::Open(a) => {
             let spec = load_party(&a.dir)?;
@@ -332,30 +436,46 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             let _ = phases.join();
             let r = r?;
             eprintln!("channel {}: {:?} at counter {}", spec.cid, r.phase, r.latest.unwrap_or(0));
-            println!(
-                "{}",
-                json!({ "phase": format!("{:?}", r.phase), "counter": r.latest, "saves": r.saves,
-                        "save_time_us": r.save_time.as_micros() as u64, "txs": r.txs.len() })
-            );
-            Ok(())
+            let v = json!({ "phase": format!("{:?}", r.phase), "counter": r.latest, "saves": r.saves,
+                            "save_time_us": r.save_time.as_micros() as u64, "txs": r.txs.len() });
+            crate::ops::emit(a.json, &v, || {
+                println!("phase            {:?}", r.phase);
+                println!("counter          {}", r.latest.unwrap_or(0));
+                println!("snapshot saves   {}", r.saves);
+                println!("transactions     {}", r.txs.len());
+            })
         }
         ChannelCmd::Pay(a) => {
-            let paid = gridledger_contracts::cns::Trade::price_of(
-                gridledger_core::Energy(a.energy),
-                Amount(u128::from(a.price)),
-            );
+            let price = u64::try_from(a.price).map_err(|_| {
+                anyhow::anyhow!(
+                    "--price {} per kWh is above the largest price a trade carries ({})",
+                    crate::units::show(a.price),
+                    crate::units::show(u128::from(u64::MAX))
+                )
+            })?;
+            let paid = gridledger_contracts::cns::Trade::price_of(gridledger_core::Energy(a.energy), Amount(a.price));
             anyhow::ensure!(
                 paid.is_some_and(|p| p.0 > 0),
-                "{} Wh at {} minor units/kWh pays {} minor units (energy × price / 1000, rounded down): \
+                "{} Wh at {} per kWh pays {} minor units (energy × price / 1000, rounded down): \
                  a trade must pay something; raise --energy or --price",
                 a.energy,
-                a.price,
+                crate::units::show(a.price),
                 paid.map_or(0, |p| p.0)
             );
-            control(&a.dir, &Command::Pay { energy: a.energy, price: a.price })
+            let r = control(&a.dir, &Command::Pay { energy: a.energy, price })?;
+            if !a.json {
+                println!(
+                    "paid {} for {} Wh at {} per kWh",
+                    crate::units::show(paid.map_or(0, |p| p.0)),
+                    a.energy,
+                    crate::units::show(a.price)
+                );
+            }
+            show_reply(a.json, &r)
         }
         ChannelCmd::Close(a) => {
-            control(&a.dir, &Command::Close)?;
+            let r = control(&a.dir, &Command::Close)?;
+            show_reply(a.json, &r)?;
             // Say how it closed: cooperatively, or by a dispute because the
             // peer did not co-sign in time (the chain's record tells).
             let spec = load_party(&a.dir)?;
@@ -371,7 +491,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ChannelCmd::Status(a) => control(&a.dir, &Command::Status),
+        ChannelCmd::Status(a) => show_reply(a.json, &control(&a.dir, &Command::Status)?),
         ChannelCmd::WatchSpec(a) => {
             let p = PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
             let w = gridledger_node::channel::watch::WatchSpec::from(&p);
@@ -381,11 +501,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         }
         ChannelCmd::Dispute(a) => {
             let r = gridledger_node::channel::watch::dispute(&a.dir, !a.no_settle, Duration::from_secs(a.timeout_s))?;
-            println!(
-                "{}",
-                json!({ "disputes": r.disputes, "resolved_with": r.resolved_with, "settled": r.settled, "closed_at": r.closed_at })
-            );
-            Ok(())
+            show_watch(a.json, &r)
         }
         ChannelCmd::Abort(a) => {
             let o = gridledger_node::channel::watch::abort(&a.dir)?;
@@ -407,14 +523,14 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                     (WatchSpec::from(&p), p.account()?)
                 }
             };
-            println!("{}", json!({ "watching": spec.cid, "from_height": spec.start_height }));
+            if a.json {
+                println!("{}", json!({ "watching": spec.cid, "from_height": spec.start_height }));
+            } else {
+                println!("watching channel {} from height {}", spec.cid, spec.start_height);
+            }
             std::io::Write::flush(&mut std::io::stdout())?;
             let r = watch_with(&spec, account, &a.dir, Duration::from_secs(a.timeout_s), Duration::from_millis(100))?;
-            println!(
-                "{}",
-                json!({ "disputes": r.disputes, "resolved_with": r.resolved_with, "settled": r.settled, "closed_at": r.closed_at })
-            );
-            Ok(())
+            show_watch(a.json, &r)
         }
     }
 }
@@ -486,7 +602,7 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
         specs[i].save(&dirs[i])?;
     }
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.args(["channel", "open", "--dir"]).arg(&dirs[1]);
+    cmd.args(["channel", "open", "--json", "--dir"]).arg(&dirs[1]);
     if durability == Durability::ProcessCrashOnly {
         cmd.arg("--no-fsync");
     }

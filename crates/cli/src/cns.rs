@@ -29,6 +29,8 @@ use serde_json::json;
 use std::path::PathBuf;
 
 use crate::endpoint::DEFAULT_RPC;
+use crate::ops::emit;
+use crate::units;
 
 #[derive(Subcommand)]
 pub enum CnsCmd {
@@ -66,6 +68,9 @@ pub struct ApplyArgs {
     /// File to write the application to (JSON).
     #[arg(long)]
     pub out: PathBuf,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -111,6 +116,9 @@ pub struct ApproveArgs {
     /// Pool deposited when the merchant is registered now, in minor units.
     #[arg(long, default_value_t = 1_000_000, value_parser = crate::units::parse_amount)]
     pub pool: u128,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -123,6 +131,9 @@ pub struct InitArgs {
     /// The approval file written by `cns approve`.
     #[arg(long)]
     pub approval: PathBuf,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -138,6 +149,9 @@ pub struct PayArgs {
     /// Amount to pay, in minor units (default: everything outstanding).
     #[arg(long, value_parser = crate::units::parse_amount)]
     pub amount: Option<u128>,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -150,6 +164,9 @@ pub struct BillArgs {
     /// The desk key that signs the debits.
     #[arg(long)]
     pub desk_key: PathBuf,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -162,6 +179,9 @@ pub struct StatusArgs {
     /// Only this merchant's MSCs.
     #[arg(long)]
     pub merchant: Option<String>,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn msc_json(m: &gridledger_contracts::cns::Msc) -> serde_json::Value {
@@ -189,8 +209,16 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let app = Application::new(&key, identity, docs, Amount(a.credit))?;
             std::fs::write(&a.out, serde_json::to_string_pretty(&app)?)
                 .with_context(|| format!("writing the application to {} (--out)", a.out.display()))?;
-            println!("{}", json!({ "participant": app.participant, "documents": app.documents.len() }));
-            Ok(())
+            let v = json!({ "participant": app.participant, "documents": app.documents.len() });
+            emit(a.json, &v, || {
+                println!(
+                    "application for {} ({} document(s)) written to {}",
+                    app.participant,
+                    app.documents.len(),
+                    a.out.display()
+                );
+                println!("next: the merchant runs `gridledger cns approve --application {}`", a.out.display());
+            })
         }
         CnsCmd::Approve(a) => {
             let merchant = read_key(&a.merchant_key)?;
@@ -227,7 +255,10 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let decision = Decision::of(merchant::approve(&link.client, &desk, &app, rand::random())?);
             std::fs::write(&a.out, serde_json::to_string_pretty(&decision)?)
                 .with_context(|| format!("writing the decision to {} (--out)", a.out.display()))?;
-            println!("{}", serde_json::to_string(&decision)?);
+            emit(a.json, &serde_json::to_value(&decision)?, || match &decision {
+                Decision::Approved { .. } => println!("approved; approval written to {}", a.out.display()),
+                Decision::Refused { .. } => println!("refused; decision written to {}", a.out.display()),
+            })?;
             match decision {
                 Decision::Approved { .. } => Ok(()),
                 Decision::Refused { reason, .. } => anyhow::bail!("credit refused: {reason}"),
@@ -258,30 +289,41 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             }
             let sid = merchant::init_msc(&link, &msc_key, approval, rand::random())?;
             let m = read_msc(&link.client, sid)?.context("the new MSC")?;
-            println!(
-                "{}",
-                json!({ "sid": sid, "collateral": m.collateral, "collateral_unlock_at": m.collateral_unlock_at,
-                        "credit_limit": m.credit_limit })
-            );
-            Ok(())
+            let v = json!({ "sid": sid, "collateral": m.collateral, "collateral_unlock_at": m.collateral_unlock_at,
+                            "credit_limit": m.credit_limit });
+            emit(a.json, &v, || {
+                println!("MSC {sid} created");
+                println!(
+                    "  collateral    {} (locked until {} ms)",
+                    units::show(m.collateral.0),
+                    m.collateral_unlock_at
+                );
+                println!("  credit limit  {}", units::show(m.credit_limit.0));
+            })
         }
         CnsCmd::Pay(a) => {
             let link = ChainLink::connect(&a.rpc, read_key(&a.key)?)?;
             let paid = merchant::pay(&link, a.sid, a.amount.map(Amount))?;
             let m = read_msc(&link.client, a.sid)?.context("MSC")?;
-            println!(
-                "{}",
-                json!({ "sid": a.sid, "paid": paid, "outstanding": m.ledger.outstanding_net().to_string() })
-            );
-            Ok(())
+            let v = json!({ "sid": a.sid, "paid": paid, "outstanding": m.ledger.outstanding_net().to_string() });
+            emit(a.json, &v, || {
+                println!("MSC {}: paid {}", a.sid, v["paid"]);
+                println!("  outstanding  {} minor units", m.ledger.outstanding_net());
+            })
         }
         CnsCmd::Bill(a) => {
             let merchant = read_key(&a.merchant_key)?;
             let link = ChainLink::connect(&a.rpc, merchant.clone())?;
             let desk = merchant_desk(link.domain(), &merchant, read_key(&a.desk_key)?, Amount::ZERO, 0);
             let lines = merchant::bill(&link, &desk)?;
-            println!("{}", json!({ "mscs": lines }));
-            Ok(())
+            let v = json!({ "mscs": lines });
+            emit(a.json, &v, || {
+                let n = v["mscs"].as_array().map_or(0, Vec::len);
+                println!("billing run: {n} MSC(s)");
+                for l in v["mscs"].as_array().into_iter().flatten() {
+                    println!("  {l}");
+                }
+            })
         }
         CnsCmd::Status(a) => {
             let client = RpcClient::new(&a.rpc);
@@ -291,8 +333,28 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
                 None => merchant::all_mscs(&client)?,
             };
             let v: Vec<_> = mscs.iter().filter(|m| merchant.is_none_or(|x| m.merchant == x)).map(msc_json).collect();
-            println!("{}", json!({ "mscs": v }));
-            Ok(())
+            emit(a.json, &json!({ "mscs": v }), || {
+                println!(
+                    "{:<6} {:<44} {:<10} {:<26} {:<26} closed",
+                    "sid", "participant", "standing", "collateral", "outstanding"
+                );
+                for m in &v {
+                    let s = |k: &str| m[k].as_str().map(String::from).unwrap_or_else(|| m[k].to_string());
+                    let amount = |k: &str| s(k).parse::<u128>().map_or_else(|_| s(k), units::show);
+                    println!(
+                        "{:<6} {:<44} {:<10} {:<26} {:<26} {}",
+                        s("sid"),
+                        s("participant"),
+                        s("standing"),
+                        amount("collateral"),
+                        s("outstanding"),
+                        s("closed")
+                    );
+                }
+                if v.is_empty() {
+                    println!("(no MSC)");
+                }
+            })
         }
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Prints `v` as one JSON document, or `human` as the table.
-fn emit(as_json: bool, v: &Value, human: impl FnOnce()) -> anyhow::Result<()> {
+pub(crate) fn emit(as_json: bool, v: &Value, human: impl FnOnce()) -> anyhow::Result<()> {
     if as_json {
         println!("{}", serde_json::to_string(v)?);
     } else {
@@ -43,11 +43,33 @@ pub struct InitArgs {
     pub chain_id: u32,
     /// HOST:PORT the node serves JSON-RPC, events and metrics on (port 0: any free port,
     /// written to DIR/node.url while the node runs).
-    #[arg(long, default_value = "127.0.0.1:8645", value_name = "HOST:PORT")]
+    #[arg(long, default_value = "127.0.0.1:8645", value_name = "HOST:PORT", value_parser = parse_listen)]
     pub listen: String,
     /// Print one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// clap value parser for a listen address: `HOST:PORT` with an IP address
+/// (`[::1]` for IPv6) or a host name and a port 0..=65535, checked before
+/// anything is written (the node would only fail when started).
+pub fn parse_listen(s: &str) -> Result<String, String> {
+    let bad =
+        || format!("{s:?} is not HOST:PORT (e.g. 127.0.0.1:8645, [::1]:8645, localhost:8645; port 0: any free port)");
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(s.to_string());
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && !l.starts_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    if !name_ok {
+        return Err(bad());
+    }
+    Ok(s.to_string())
 }
 
 /// The first lines of every `node.toml` that `init` and `testnet` write.
@@ -214,7 +236,7 @@ fn refuse_existing(out: &Path) -> anyhow::Result<()> {
 }
 
 fn read_key_with(path: &Path, password: &PasswordArgs) -> anyhow::Result<KeyPair> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
+    let text = gridledger_node::config::read_key_text(path)?;
     if keystore::is_keystore(&text) {
         return keystore::open(&text, &password.get()?).with_context(|| format!("opening {}", path.display()));
     }
@@ -234,7 +256,21 @@ pub fn keys(k: KeysCmd) -> anyhow::Result<()> {
             }
             (key, out, json)
         }
-        KeysCmd::Show { key, json } => (read_key(&key)?, key, json),
+        KeysCmd::Show { key, json } => {
+            // A keystore stores its address in the clear: show it without
+            // asking for the password (the public key is inside the sealed part).
+            let text = gridledger_node::config::read_key_text(&key)?;
+            if keystore::is_keystore(&text) {
+                let address = keystore::address_of(&text).with_context(|| format!("reading {}", key.display()))?;
+                let v = json!({ "file": key, "address": address, "public_key": null, "encrypted": true });
+                return emit(json, &v, || {
+                    println!("file        {}", key.display());
+                    println!("address     {address}");
+                    println!("public key  (sealed in the keystore; `keys export` reveals it)");
+                });
+            }
+            (read_key(&key)?, key, json)
+        }
         KeysCmd::Import { from, out, password } => {
             refuse_existing(&out)?;
             let key = read_key(&from)?;
@@ -286,6 +322,8 @@ pub struct TransferArgs {
 }
 
 pub fn transfer(a: TransferArgs) -> anyhow::Result<()> {
+    // A zero transfer would only burn the fee.
+    anyhow::ensure!(a.amount > 0, "--amount 0 moves nothing (it would only pay the fee); nothing sent");
     let key = read_key(&a.key)?;
     let c = endpoint::connect(&a.rpc)?;
     let info = c.call("gl_chainInfo", json!([]))?;
@@ -444,6 +482,11 @@ pub fn query(q: QueryCmd) -> anyhow::Result<()> {
     };
     let c = endpoint::connect(&o.rpc)?;
     let mut v = c.call(method, params.clone()).with_context(|| format!("{method} at {}", o.rpc))?;
+    // A script must tell a missing object from a found one: "not found" is
+    // an error (exit 1, nothing on stdout), with or without --json.
+    if v.is_null() {
+        bail!("not found: {method} {params} at {} returned nothing", o.rpc);
+    }
     if method == "gl_getTxProof" && !v.is_null() {
         let proof: gridledger_core::MerkleProof = serde_json::from_value(v["proof"].clone()).context("proof shape")?;
         let root = Hash32::from_hex(v["tx_root"].as_str().unwrap_or("")).context("tx_root")?;
@@ -451,12 +494,26 @@ pub fn query(q: QueryCmd) -> anyhow::Result<()> {
         v["verified"] = json!(proof.verify(&hash, &root));
     }
     emit(o.json, &v, || match method {
-        _ if v.is_null() => println!("not found"),
         "gl_getAccount" => {
             let bal: u128 = v["balance"].as_str().and_then(|b| b.parse().ok()).unwrap_or(0);
             println!("balance     {}", units::show(bal));
             println!("nonce       {}", v["nonce"]);
             println!("next nonce  {} (counting pending transactions)", v["next_nonce"]);
+        }
+        "gl_getBlock" => {
+            let h = &v["header"];
+            let txs = v["transactions"].as_array().cloned().unwrap_or_default();
+            println!("block       {}", h["height"]);
+            println!("hash        {}", v["hash"].as_str().unwrap_or("?"));
+            println!("parent      {}", h["parent"].as_str().unwrap_or("?"));
+            println!("timestamp   {} ms", h["timestamp"]);
+            println!("proposer    {}", h["proposer"].as_str().unwrap_or("?"));
+            println!("gas used    {}", h["gas_used"]);
+            println!("state root  {}", h["state_root"].as_str().unwrap_or("?"));
+            println!("txs         {}", txs.len());
+            for t in &txs {
+                println!("  {}", t.as_str().unwrap_or("?"));
+            }
         }
         "gl_chainInfo" => {
             for (k, x) in v.as_object().into_iter().flatten() {
@@ -620,6 +677,64 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// A process's arguments and working directory, from /proc.
+#[cfg(target_os = "linux")]
+fn process_args(pid: i32) -> Option<(Vec<String>, PathBuf)> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned());
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+    Some((args.collect(), cwd))
+}
+
+/// Whether `pid` is a live gridledger process whose `subcommand` names
+/// `target` through `flag` (or `default` when the flag is absent), resolved
+/// against that process's working directory. A pid file outlives a process
+/// killed with -9 or a reboot, and its number may since belong to anything:
+/// only a process that names this network's config or directory is ours.
+fn is_ours(pid: i32, subcommand: &str, flag: &str, default: Option<&str>, target: &Path) -> bool {
+    if !alive(pid) {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let Some((args, cwd)) = process_args(pid) else { return false };
+        let Some(exe) = args.first() else { return false };
+        let named_gridledger =
+            Path::new(exe).file_name().is_some_and(|n| n.to_string_lossy().starts_with("gridledger"));
+        if !named_gridledger || !args.iter().skip(1).any(|a| a == subcommand) {
+            return false;
+        }
+        let eq = format!("{flag}=");
+        let value = args
+            .iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1).cloned())
+            .or_else(|| args.iter().find_map(|a| a.strip_prefix(&eq).map(String::from)))
+            .or_else(|| default.map(String::from));
+        let Some(value) = value else { return false };
+        let named = cwd.join(value);
+        match (std::fs::canonicalize(named), std::fs::canonicalize(target)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (subcommand, flag, default, target);
+        true
+    }
+}
+
+/// The running `testnet` supervisor of `dir`, if its pid file names one.
+fn supervisor_pid(dir: &Path) -> Option<i32> {
+    read_pid(&dir.join(SUPERVISOR_PID_FILE)).filter(|p| is_ours(*p, "testnet", "--dir", Some("testnet"), dir))
+}
+
+/// The running `gridledger node` of `config`, if its pid file names one.
+fn node_pid(config: &Path) -> Option<i32> {
+    read_pid(&config.with_file_name(crate::NODE_PID_FILE)).filter(|p| is_ours(*p, "node", "--config", None, config))
+}
+
 fn terminate(pid: i32) {
     // SAFETY: sends SIGTERM to a process id read from our own pid file.
     unsafe {
@@ -632,12 +747,11 @@ fn terminate(pid: i32) {
 /// SIGTERM to every validator and waits for them (SIGKILL after 10 s).
 fn supervise(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<()> {
     let sup_pid = dir.join(SUPERVISOR_PID_FILE);
-    if let Some(pid) = read_pid(&sup_pid).filter(|p| alive(*p)) {
+    if let Some(pid) = supervisor_pid(dir) {
         bail!("the network in {} is already running (supervisor pid {pid}); stop it with `gridledger testnet stop --dir {}`", dir.display(), dir.display());
     }
     for c in configs {
-        let pidf = c.with_file_name(crate::NODE_PID_FILE);
-        if let Some(pid) = read_pid(&pidf).filter(|p| alive(*p)) {
+        if let Some(pid) = node_pid(c) {
             bail!("validator {} is already running (pid {pid})", c.display());
         }
     }
@@ -730,14 +844,14 @@ fn supervise(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<()> {
 
 fn stop_testnet(dir: &Path) -> anyhow::Result<()> {
     let configs = network_configs(dir)?;
-    if let Some(pid) = read_pid(&dir.join(SUPERVISOR_PID_FILE)).filter(|p| alive(*p)) {
+    if let Some(pid) = supervisor_pid(dir) {
         terminate(pid);
         eprintln!("sent SIGTERM to the supervisor (pid {pid}); it stops the validators");
         return Ok(());
     }
     let mut n = 0;
     for c in &configs {
-        if let Some(pid) = read_pid(&c.with_file_name(crate::NODE_PID_FILE)).filter(|p| alive(*p)) {
+        if let Some(pid) = node_pid(c) {
             terminate(pid);
             n += 1;
         }
@@ -750,7 +864,7 @@ fn testnet_status(dir: &Path, as_json: bool) -> anyhow::Result<()> {
     let configs = network_configs(dir)?;
     let mut rows = Vec::new();
     for (i, c) in configs.iter().enumerate() {
-        let pid = read_pid(&c.with_file_name(crate::NODE_PID_FILE)).filter(|p| alive(*p));
+        let pid = node_pid(c);
         let url = endpoint::from_chain_dir(c).ok();
         let height = match (&pid, &url) {
             (Some(_), Some(u)) => gridledger_node::RpcClient::new(u).height().ok(),
@@ -760,7 +874,7 @@ fn testnet_status(dir: &Path, as_json: bool) -> anyhow::Result<()> {
             json!({ "validator": i, "config": c, "running": pid.is_some(), "pid": pid, "rpc": url, "height": height }),
         );
     }
-    let sup = read_pid(&dir.join(SUPERVISOR_PID_FILE)).filter(|p| alive(*p));
+    let sup = supervisor_pid(dir);
     let v = json!({ "dir": dir, "supervisor_pid": sup, "validators": rows });
     emit(as_json, &v, || {
         println!("{:<12} {:<8} {:<8} {:<28} height", "validator", "running", "pid", "rpc");
@@ -786,8 +900,38 @@ fn testnet_status(dir: &Path, as_json: bool) -> anyhow::Result<()> {
     })
 }
 
+/// Refuses port ranges that leave 1..=65535 or collide, before anything is
+/// written: validator i takes RPC_PORT + i (unless 0: a free port each) and,
+/// with more than one validator, P2P_PORT + i.
+fn check_ports(validators: usize, rpc_port: u16, p2p_port: u16) -> anyhow::Result<()> {
+    let last = |base: u16| u32::from(base) + validators.saturating_sub(1) as u32;
+    if rpc_port != 0 && last(rpc_port) > u32::from(u16::MAX) {
+        bail!(
+            "--rpc-port {rpc_port} with {validators} validators needs ports up to {} (the last is 65535); choose a lower --rpc-port",
+            last(rpc_port)
+        );
+    }
+    if validators > 1 {
+        if last(p2p_port) > u32::from(u16::MAX) {
+            bail!(
+                "--p2p-port {p2p_port} with {validators} validators needs ports up to {} (the last is 65535); choose a lower --p2p-port",
+                last(p2p_port)
+            );
+        }
+        if rpc_port != 0 && u32::from(rpc_port) <= last(p2p_port) && u32::from(p2p_port) <= last(rpc_port) {
+            bail!(
+                "JSON-RPC ports {rpc_port}..={} and peer ports {p2p_port}..={} overlap; choose --rpc-port and --p2p-port at least {validators} apart",
+                last(rpc_port),
+                last(p2p_port)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Writes genesis, keys and one config per validator; returns the configs' paths.
 pub fn write_testnet(a: &TestnetArgs) -> anyhow::Result<Vec<PathBuf>> {
+    check_ports(a.validators, a.rpc_port, a.p2p_port)?;
     if a.dir.join("genesis.toml").exists() {
         bail!("{} already holds a network (genesis.toml); choose another --dir", a.dir.display());
     }

@@ -160,8 +160,19 @@ fn killed_parties_stale_close_is_corrected_by_the_watch_service() {
     let k3 = s.root.join("k3.key");
     let tower_bal = balance(&c, &dev_key(3).address()).unwrap();
     let side1_bal = balance(&c, &dev_key(2).address()).unwrap();
-    let mut watcher =
-        spawn(&["channel", "watch", "--dir", &d(&tower), "--spec", &d(&wspec), "--key", &d(&k3), "--timeout-s", "60"]);
+    let mut watcher = spawn(&[
+        "channel",
+        "watch",
+        "--json",
+        "--dir",
+        &d(&tower),
+        "--spec",
+        &d(&wspec),
+        "--key",
+        &d(&k3),
+        "--timeout-s",
+        "60",
+    ]);
     // Readiness signal: the watcher's first line, printed once it is set to
     // replay the channel's events (no sleep-and-hope).
     let mut ready = String::new();
@@ -186,7 +197,7 @@ fn killed_parties_stale_close_is_corrected_by_the_watch_service() {
     // Side 1 closes from its file alone (dispute, t_Δ, settle).
     let before = balance(&c, &dev_key(2).address()).unwrap();
     let h0 = c.height().unwrap();
-    let out = gl_ok(&["channel", "dispute", "--dir", &d(&s.dirs[1]), "--timeout-s", "30"]);
+    let out = gl_ok(&["channel", "dispute", "--json", "--dir", &d(&s.dirs[1]), "--timeout-s", "30"]);
     assert!(out.contains("\"closed_at\":4"), "{out}");
     let ch = read_channel(&c, &cid).unwrap().unwrap();
     assert_eq!(ch.status, ChannelStatus::Closed);

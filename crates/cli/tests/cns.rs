@@ -72,7 +72,7 @@ fn apply_approve_init_refuse_and_bill() {
     // Apply → approve → init.
     let docs = [p("id.pdf"), p("bank.pdf")];
     let (k1, app1) = (p("k1.key"), p("app1.json"));
-    let mut args = vec!["cns", "apply", "--key", &k1, "--credit", "50000", "--out", &app1];
+    let mut args = vec!["cns", "apply", "--json", "--key", &k1, "--credit", "50000", "--out", &app1];
     args.push("--docs");
     args.extend(docs.iter().map(String::as_str));
     let applied = gl_json(&args);
@@ -84,14 +84,15 @@ fn apply_approve_init_refuse_and_bill() {
     assert_eq!(approval["outcome"], "approved");
     assert_eq!(approval["collateral"], serde_json::json!(Amount(10_000)), "20 % of 50_000");
     let before = balance(&c, &dev_key(1).address()).unwrap();
-    let init = gl_json(&["cns", "init", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval1.json")]);
+    let init =
+        gl_json(&["cns", "init", "--json", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval1.json")]);
     let sid = init["sid"].as_u64().unwrap();
     let msc = read_msc(&c, sid).unwrap().unwrap();
     assert_eq!(msc.collateral, Amount(10_000));
     assert_eq!(msc.payout, dev_key(1).address());
     assert!(msc.collateral_unlock_at >= msc.billing_period_start + 4_000, "collateral time-locked");
     assert!(before - balance(&c, &dev_key(1).address()).unwrap() >= 10_000, "collateral deposited");
-    let status = gl_json(&["cns", "status", "--rpc", &url, "--sid", &sid.to_string()]);
+    let status = gl_json(&["cns", "status", "--json", "--rpc", &url, "--sid", &sid.to_string()]);
     assert_eq!(status["mscs"][0]["collateral"], serde_json::json!(Amount(10_000)));
 
     // A blacklisted applicant is refused with a typed reason and cannot init.
@@ -99,6 +100,7 @@ fn apply_approve_init_refuse_and_bill() {
     gl_json(&[
         "cns",
         "apply",
+        "--json",
         "--key",
         &p("k3.key"),
         "--credit",
@@ -125,6 +127,7 @@ fn apply_approve_init_refuse_and_bill() {
     let prep = gl_json(&[
         "channel",
         "prepare",
+        "--json",
         "--rpc",
         &url,
         "--merchant-key",
@@ -160,17 +163,18 @@ fn apply_approve_init_refuse_and_bill() {
     wait_open(&root.join("p0"));
     wait_open(&root.join("p1"));
     for _ in 0..2 {
-        gl_json(&["channel", "pay", "--dir", &p("p0"), "--energy", "10000", "--price", "100"]);
+        gl_json(&["channel", "pay", "--json", "--dir", &p("p0"), "--energy", "10000", "--price", "100"]);
     }
-    gl_json(&["channel", "close", "--dir", &p("p0")]);
+    gl_json(&["channel", "close", "--json", "--dir", &p("p0")]);
     let m = read_msc(&c, csid).unwrap().unwrap();
     assert_eq!(m.pending.len(), 1, "the closed channel's settlement awaits the merchant");
     let collateral = m.collateral;
     let unlock = m.collateral_unlock_at;
 
     // Billing: the merchant signs the debit; the collateral is still locked.
-    let bill =
-        || gl_json(&["cns", "bill", "--rpc", &url, "--merchant-key", &p("k0.key"), "--desk-key", &p("desk.key")]);
+    let bill = || {
+        gl_json(&["cns", "bill", "--json", "--rpc", &url, "--merchant-key", &p("k0.key"), "--desk-key", &p("desk.key")])
+    };
     wait_billing_period(&c, csid);
     let b = bill();
     let l = line(&b, csid);
@@ -183,7 +187,19 @@ fn apply_approve_init_refuse_and_bill() {
     assert_eq!(line(&b, sid)["action"], "nothing_due");
     // The participant pays 500, then the remaining 1_500, directly.
     let pay = |amount: &str| {
-        gl_json(&["cns", "pay", "--rpc", &url, "--key", &p("k1.key"), "--sid", &csid.to_string(), "--amount", amount])
+        gl_json(&[
+            "cns",
+            "pay",
+            "--json",
+            "--rpc",
+            &url,
+            "--key",
+            &p("k1.key"),
+            "--sid",
+            &csid.to_string(),
+            "--amount",
+            amount,
+        ])
     };
     assert_eq!(pay("500")["outstanding"], "1500");
     assert_eq!(pay("1500")["outstanding"], "0");

@@ -91,7 +91,7 @@ fn chain_dir_as_rpc_and_no_half_made_desk_key() {
     let (dir, _node, url) = own_chain(root.path());
     let info = gl_json(&["query", "info", "--rpc", &d(&dir), "--json"]);
     assert_eq!(info["chain_id"], 1);
-    let st = gl_json(&["cns", "status", "--rpc", &d(&dir.join("node.toml"))]);
+    let st = gl_json(&["cns", "status", "--json", "--rpc", &d(&dir.join("node.toml"))]);
     assert!(st["mscs"].as_array().unwrap().is_empty());
     assert!(url.starts_with("http://127.0.0.1:"));
 
@@ -370,6 +370,7 @@ fn cns_init_twice_and_same_account_are_refused() {
     gl_json(&[
         "cns",
         "apply",
+        "--json",
         "--key",
         &p("k1.key"),
         "--credit",
@@ -393,7 +394,8 @@ fn cns_init_twice_and_same_account_are_refused() {
         "--out",
         &p("approval.json"),
     ]);
-    let init = gl_json(&["cns", "init", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval.json")]);
+    let init =
+        gl_json(&["cns", "init", "--json", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval.json")]);
     let sid = init["sid"].as_u64().unwrap();
     let bal = gridledger_node::channel::chainlink::balance(&c, &dev_key(1).address()).unwrap();
     let o = gl(&["cns", "init", "--rpc", &url, "--key", &p("k1.key"), "--approval", &p("approval.json")]);
@@ -405,7 +407,7 @@ fn cns_init_twice_and_same_account_are_refused() {
         bal,
         "collateral locked twice"
     );
-    let st = gl_json(&["cns", "status", "--rpc", &url]);
+    let st = gl_json(&["cns", "status", "--json", "--rpc", &url]);
     assert_eq!(st["mscs"].as_array().unwrap().len(), 1);
 
     let o = gl(&[
@@ -452,14 +454,18 @@ fn keystore_import_use_export() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["address"], addr);
-    let o = gl(&["keys", "show", "--key", &d(&ks)]);
+    // `keys show` prints the clear-text address without a password; opening
+    // the secret (`keys export`) needs it.
+    let out = root.path().join("out.key");
+    let o = gl(&["keys", "export", "--key", &d(&ks), "--out", &d(&out)]);
     assert!(!o.status.success() && stderr(&o).contains("GRIDLEDGER_PASSWORD_FILE"), "{}", stderr(&o));
     let o = Command::new(BIN)
-        .args(["keys", "show", "--key", &d(&ks)])
+        .args(["keys", "export", "--key", &d(&ks), "--out", &d(&out)])
         .env("GRIDLEDGER_PASSWORD", "wrong")
         .output()
         .unwrap();
     assert!(!o.status.success() && stderr(&o).contains("wrong password"), "{}", stderr(&o));
+    assert!(!out.exists());
     let to = addr.as_str().unwrap().to_string();
     let o = Command::new(BIN)
         .args(["transfer", "--rpc", &d(&dir), "--key", &d(&ks), "--to", &to, "--amount", "0.5", "--json"])

@@ -174,8 +174,7 @@ impl NodeConfig {
 /// Reads a secret key file: plaintext hex, or an encrypted keystore
 /// (password from `GRIDLEDGER_PASSWORD_FILE` or `GRIDLEDGER_PASSWORD`).
 pub fn read_key(path: &Path) -> anyhow::Result<KeyPair> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading key file {}: {e}", path.display()))?;
+    let text = read_key_text(path)?;
     if crate::keystore::is_keystore(&text) {
         return crate::keystore::open_with_env(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
     }
@@ -183,6 +182,21 @@ pub fn read_key(path: &Path) -> anyhow::Result<KeyPair> {
         .map_err(|_| anyhow::anyhow!("{} is not a hex key", path.display()))?;
     let arr: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("{} must hold 32 bytes", path.display()))?;
     KeyPair::from_secret_bytes(arr).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// A key file's text, read with a bound (`keystore::MAX_FILE_BYTES`): a key
+/// file is under 1 KiB, so a path pointing at a large file (or a device)
+/// gets a typed error instead of being read whole into memory.
+pub fn read_key_text(path: &Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    use std::io::Read;
+    let max = crate::keystore::MAX_FILE_BYTES;
+    let f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("reading key file {}: {e}", path.display()))?;
+    let mut text = zeroize::Zeroizing::new(String::new());
+    f.take(max as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| anyhow::anyhow!("reading key file {}: {e}", path.display()))?;
+    anyhow::ensure!(text.len() <= max, "{} is larger than {max} bytes: not a key file", path.display());
+    Ok(text)
 }
 
 /// Writes a hex secret key file readable only by its owner.

@@ -13,6 +13,16 @@ use zeroize::Zeroizing;
 pub const KIND: &str = "gridledger-keystore";
 /// scrypt cost: N = 2^15, r = 8, p = 1 (32 MiB, about 0.1 s per try).
 pub const DEFAULT_LOG_N: u8 = 15;
+/// Largest scrypt cost a keystore may ask for: 2^20 × 128 × r bytes = 1 GiB
+/// at r = 8. A file asking for more (edited or hostile) is refused before
+/// any memory is reserved, rather than aborting the process or running for hours.
+pub const MAX_LOG_N: u8 = 20;
+/// The only block size we write or accept (RFC 7914's recommendation).
+pub const SCRYPT_R: u32 = 8;
+/// Largest parallelism accepted (we write 1); each unit is a full scrypt pass.
+pub const MAX_SCRYPT_P: u32 = 4;
+/// Largest keystore file read (a real one is under 1 KiB).
+pub const MAX_FILE_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoreError {
@@ -63,7 +73,23 @@ pub fn is_keystore(text: &str) -> bool {
     text.trim_start().starts_with('{')
 }
 
+/// Refuses scrypt parameters outside what this crate writes (N ≤ 2^20,
+/// r = 8, 1 ≤ p ≤ 4), so a tampered file costs at most one bounded derivation.
+fn check_kdf(log_n: u8, r: u32, p: u32) -> Result<(), KeystoreError> {
+    if log_n == 0 || log_n > MAX_LOG_N {
+        return Err(KeystoreError::Unsupported(format!("scrypt log_n {log_n} (accepted: 1..={MAX_LOG_N})")));
+    }
+    if r != SCRYPT_R {
+        return Err(KeystoreError::Unsupported(format!("scrypt r {r} (accepted: {SCRYPT_R})")));
+    }
+    if p == 0 || p > MAX_SCRYPT_P {
+        return Err(KeystoreError::Unsupported(format!("scrypt p {p} (accepted: 1..={MAX_SCRYPT_P})")));
+    }
+    Ok(())
+}
+
 fn derive(password: &str, salt: &[u8], log_n: u8, r: u32, p: u32) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+    check_kdf(log_n, r, p)?;
     let params = scrypt::Params::new(log_n, r, p, 32).map_err(|e| KeystoreError::Unsupported(e.to_string()))?;
     let mut out = Zeroizing::new([0u8; 32]);
     scrypt::scrypt(password.as_bytes(), salt, &params, out.as_mut())
@@ -99,8 +125,10 @@ pub fn seal(key: &KeyPair, password: &str, log_n: u8) -> Result<String, Keystore
     Ok(serde_json::to_string_pretty(&f).expect("keystore serialises") + "\n")
 }
 
-/// Opens a keystore's text with `password`.
-pub fn open(text: &str, password: &str) -> Result<KeyPair, KeystoreError> {
+fn parse(text: &str) -> Result<File, KeystoreError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(KeystoreError::Format(format!("{} bytes (a keystore is under {MAX_FILE_BYTES})", text.len())));
+    }
     let f: File = serde_json::from_str(text).map_err(|e| KeystoreError::Format(e.to_string()))?;
     if f.kind != KIND || f.version != 1 {
         return Err(KeystoreError::Unsupported(format!("{} version {}", f.kind, f.version)));
@@ -108,6 +136,19 @@ pub fn open(text: &str, password: &str) -> Result<KeyPair, KeystoreError> {
     if f.kdf.name != "scrypt" || f.cipher.name != "xchacha20poly1305" {
         return Err(KeystoreError::Unsupported(format!("{} + {}", f.kdf.name, f.cipher.name)));
     }
+    check_kdf(f.kdf.log_n, f.kdf.r, f.kdf.p)?;
+    Ok(f)
+}
+
+/// The address a keystore stores in the clear, read without the password
+/// (it is not authenticated until the file is opened).
+pub fn address_of(text: &str) -> Result<String, KeystoreError> {
+    Ok(parse(text)?.address)
+}
+
+/// Opens a keystore's text with `password`.
+pub fn open(text: &str, password: &str) -> Result<KeyPair, KeystoreError> {
+    let f = parse(text)?;
     let unhex = |s: &str| hex::decode(s).map_err(|e| KeystoreError::Format(e.to_string()));
     let (salt, nonce, ct) = (unhex(&f.kdf.salt)?, unhex(&f.cipher.nonce)?, unhex(&f.ciphertext)?);
     if nonce.len() != 24 {
@@ -150,10 +191,15 @@ pub fn prompt(question: &str) -> Result<Zeroizing<String>, KeystoreError> {
 
 /// The first line of a password file.
 pub fn password_from_file(p: &std::path::Path) -> Result<Zeroizing<String>, KeystoreError> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(p)
-            .map_err(|e| KeystoreError::PasswordFile { path: p.display().to_string(), message: e.to_string() })?,
-    );
+    use std::io::Read;
+    let fail = |message: String| KeystoreError::PasswordFile { path: p.display().to_string(), message };
+    let mut text = Zeroizing::new(String::new());
+    std::fs::File::open(p)
+        .and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_string(&mut text))
+        .map_err(|e| fail(e.to_string()))?;
+    if text.len() > MAX_FILE_BYTES {
+        return Err(fail(format!("larger than {MAX_FILE_BYTES} bytes: not a password file")));
+    }
     Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_string()))
 }
 
@@ -180,5 +226,31 @@ mod tests {
         assert!(matches!(open(&edited, "correct horse"), Err(KeystoreError::Decrypt)));
         assert!(matches!(seal(&key, "", 10), Err(KeystoreError::EmptyPassword)));
         assert!(matches!(open("{}", "x"), Err(KeystoreError::Format(_))));
+        assert_eq!(address_of(&text).unwrap(), key.address().to_string());
+    }
+
+    #[test]
+    fn tampered_kdf_parameters_are_refused_before_deriving() {
+        let key = KeyPair::from_secret_bytes([7; 32]).unwrap();
+        let text = seal(&key, "pw", 10).unwrap();
+        for (from, to) in [("\"log_n\": 10", "\"log_n\": 40"), ("\"p\": 1", "\"p\": 4096"), ("\"r\": 8", "\"r\": 1024")]
+        {
+            let edited = text.replace(from, to);
+            assert_ne!(edited, text, "{from}");
+            assert!(matches!(open(&edited, "pw"), Err(KeystoreError::Unsupported(_))), "{to}");
+        }
+        assert!(matches!(seal(&key, "pw", 40), Err(KeystoreError::Unsupported(_))));
+    }
+
+    #[test]
+    fn oversized_key_and_password_files_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; MAX_FILE_BYTES + 1]).unwrap();
+        assert!(matches!(password_from_file(&big), Err(KeystoreError::PasswordFile { .. })));
+        let e = crate::config::read_key_text(&big).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
+        assert!(crate::config::read_key(&big).is_err());
+        assert!(address_of(&"x".repeat(MAX_FILE_BYTES + 1)).is_err());
     }
 }

@@ -224,6 +224,21 @@ pub fn document() -> Value {
 /// Named parameters in the method's positional order. Unknown names, a
 /// missing required parameter, or an optional one left out before a given
 /// one are refused with a message naming them.
+/// Refuses more positional parameters than a documented method takes (a
+/// typo or a misread signature would otherwise be silently ignored).
+pub fn check_arity(method: &str, given: usize) -> Result<(), String> {
+    let Some(m) = METHODS.iter().find(|m| m.name == method) else { return Ok(()) };
+    if given > m.params.len() {
+        let names: Vec<&str> = m.params.iter().map(|p| p.name).collect();
+        return Err(format!(
+            "{method} takes at most {} parameter(s) ({}), got {given}",
+            m.params.len(),
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        ));
+    }
+    Ok(())
+}
+
 pub fn positional(method: &str, named: &Map<String, Value>) -> Result<Vec<Value>, String> {
     let Some(m) = METHODS.iter().find(|m| m.name == method) else {
         if named.is_empty() {

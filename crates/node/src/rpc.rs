@@ -583,7 +583,10 @@ fn one(a: &Api, req: Value) -> Value {
         let named: Vec<Value>;
         let params = match req.get("params") {
             None | Some(Value::Null) => &[][..],
-            Some(Value::Array(list)) => &list[..],
+            Some(Value::Array(list)) => {
+                crate::openrpc::check_arity(method, list.len()).map_err(|m| fail(INVALID_PARAMS, m))?;
+                &list[..]
+            }
             Some(Value::Object(o)) => {
                 named = crate::openrpc::positional(method, o).map_err(|m| fail(INVALID_PARAMS, m))?;
                 &named[..]

@@ -111,6 +111,11 @@ fn malformed_requests_get_errors_and_the_node_keeps_serving() {
     assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_getBlock","params":[-1]}"#)), -32602);
     assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_getEvents","params":[5,1]}"#)), -32602);
     assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_sendTransaction","params":["zz"]}"#)), -32602);
+    // Extra positional parameters are refused, not silently ignored.
+    let v = raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_getBlock","params":["latest", true]}"#);
+    assert_eq!(code(&v), -32602, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap_or("").contains("at most 1"), "{v}");
+    assert_eq!(code(&raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_chainInfo","params":[1]}"#)), -32602);
     let v = raw_post(a, r#"{"jsonrpc":"2.0","id":1,"method":"gl_sendTransaction","params":["00ff"]}"#);
     assert_eq!(code(&v), -32000);
     assert_eq!(v["error"]["data"]["kind"], "undecodable");

@@ -56,7 +56,7 @@ pub fn total(c: &RpcClient) -> u128 {
 pub fn wait_open(dir: &Path) {
     let t = Instant::now();
     loop {
-        let o = gl(&["channel", "status", "--dir", &d(dir)]);
+        let o = gl(&["channel", "status", "--json", "--dir", &d(dir)]);
         if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"phase\":\"Open\"") {
             return;
         }

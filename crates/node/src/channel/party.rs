@@ -378,13 +378,13 @@ async fn run(
     listeners: Option<Listeners>,
     mut cmds: mpsc::Receiver<Request0>,
 ) -> Result<PartyReport, PartyError> {
-    let esc_key = spec.esc_key()?;
-    let account = spec.account()?;
+    let keys = spec.keys()?;
+    let (esc_key, account, nonce_seed) = (keys.esc, keys.account, keys.nonce_seed);
     let params = spec.params()?;
     let disk = StoreFile::open(&dir, opts.durability)?;
     let machine = match disk.load()? {
-        Some(store) => ChannelMachine::restore(esc_key.clone(), spec.nonce_seed.0, params, store)?,
-        None => ChannelMachine::new(esc_key.clone(), spec.nonce_seed.0, params),
+        Some(store) => ChannelMachine::restore(esc_key.clone(), nonce_seed, params, store)?,
+        None => ChannelMachine::new(esc_key.clone(), nonce_seed, params),
     };
     let side = u32::from(spec.side & 1);
     let keys = if side == 0 { [esc_key.public(), spec.peer_key] } else { [spec.peer_key, esc_key.public()] };

@@ -31,21 +31,37 @@ pub enum SpecError {
     Rpc(#[from] crate::client::RpcError),
     #[error("credit refused: {0}")]
     Refused(#[from] CreditRefusal),
+    #[error("party keys: {0}")]
+    Keystore(#[from] crate::keystore::KeystoreError),
 }
 
-/// One party's channel, as stored in `party.json`. Secrets are hex; the
-/// file is written readable by its owner only.
+/// One party's channel, as stored in `party.json`. Secrets are hex when the
+/// account key given to `prepare` was a plaintext key file; when it was an
+/// encrypted keystore, `party.json` names that keystore and holds the
+/// party's own keys sealed under the same password ([`SealedKeys`]), so a
+/// prepared channel protects the account as well as the keystore did. The
+/// file is created readable by its owner only, in a directory only its
+/// owner can enter.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PartySpec {
     pub side: u8,
-    /// The account that sends transactions (hex secret).
+    /// The account that sends transactions (hex secret; empty when sealed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub account_secret: String,
     /// The per-ESC pseudonym key that signs states and authenticates the
-    /// peer link (hex secret).
+    /// peer link (hex secret; empty when sealed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub esc_secret: String,
-    /// The MSC pseudonym key (hex secret).
+    /// The MSC pseudonym key (hex secret; empty when sealed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub msc_secret: String,
-    pub nonce_seed: Hash32,
+    /// Secret seed of the state-signature nonces (absent when sealed: then
+    /// derived from the ESC key, which is sealed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce_seed: Option<Hash32>,
+    /// The keys, when the account is an encrypted keystore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedKeys>,
     /// The chain the channel lives on (signed into every state).
     pub chain_id: u32,
     pub peer_key: PublicKey,
@@ -85,18 +101,94 @@ pub struct AcceptPolicy {
     pub max_energy_wh: u64,
 }
 
+/// A party's keys when its account is an encrypted keystore: the keystore
+/// is referred to (never copied), the ESC and MSC pseudonym keys are sealed
+/// in the same keystore format under the same password. Opening them takes
+/// the password from `GRIDLEDGER_PASSWORD_FILE` / `GRIDLEDGER_PASSWORD` or
+/// the terminal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SealedKeys {
+    /// The account's keystore file (absolute path).
+    pub account_keystore: std::path::PathBuf,
+    /// The ESC pseudonym key, a keystore document.
+    pub esc: String,
+    /// The MSC pseudonym key, a keystore document.
+    pub msc: String,
+}
+
+/// A party's secret keys, opened.
+pub struct PartyKeys {
+    pub account: KeyPair,
+    pub esc: KeyPair,
+    pub nonce_seed: [u8; 32],
+}
+
 fn key_of(hex_secret: &str) -> Result<KeyPair, SpecError> {
     let b = hex::decode(hex_secret).map_err(|e| SpecError::Format(e.to_string()))?;
     let arr: [u8; 32] = b.try_into().map_err(|_| SpecError::Format("secret must be 32 bytes".into()))?;
     KeyPair::from_secret_bytes(arr).map_err(|e| SpecError::Format(e.to_string()))
 }
 
+/// The nonce seed of a sealed party: a tagged hash of its (secret) ESC key.
+fn derived_nonce_seed(esc: &KeyPair) -> [u8; 32] {
+    gridledger_core::codec::hash_parts(
+        gridledger_core::codec::Tag("gridledger/party-nonce-seed/v1"),
+        &[&esc.secret_bytes()],
+    )
+    .0
+}
+
 impl PartySpec {
+    /// Opens the party's keys (asking for the keystore password once when sealed).
+    pub fn keys(&self) -> Result<PartyKeys, SpecError> {
+        use crate::keystore;
+        match &self.sealed {
+            None => {
+                let nonce_seed = self
+                    .nonce_seed
+                    .as_ref()
+                    .map(|h| h.0)
+                    .ok_or_else(|| SpecError::Format("nonce_seed missing".into()))?;
+                Ok(PartyKeys { account: key_of(&self.account_secret)?, esc: key_of(&self.esc_secret)?, nonce_seed })
+            }
+            Some(s) => {
+                let text = crate::config::read_key_text(&s.account_keystore)
+                    .map_err(|e| SpecError::Format(format!("{e:#}")))?;
+                let pw = keystore::password_from_env()?;
+                let account = keystore::open(&text, &pw).map_err(|e| {
+                    SpecError::Format(format!("opening the account keystore {}: {e}", s.account_keystore.display()))
+                })?;
+                let esc = keystore::open(&s.esc, &pw)?;
+                Ok(PartyKeys { account, nonce_seed: derived_nonce_seed(&esc), esc })
+            }
+        }
+    }
     pub fn account(&self) -> Result<KeyPair, SpecError> {
-        key_of(&self.account_secret)
+        Ok(self.keys()?.account)
     }
     pub fn esc_key(&self) -> Result<KeyPair, SpecError> {
-        key_of(&self.esc_secret)
+        Ok(self.keys()?.esc)
+    }
+
+    /// Replaces the plaintext secrets by a reference to the account's
+    /// keystore and the ESC/MSC keys sealed under `password`; the nonce seed
+    /// becomes one derived from the ESC key. Only before the channel opens
+    /// (nothing has been signed with the old seed).
+    pub fn seal(&mut self, account_keystore: &Path, password: &str) -> Result<(), SpecError> {
+        use crate::keystore;
+        let (esc, msc) = (key_of(&self.esc_secret)?, key_of(&self.msc_secret)?);
+        let account_keystore = std::fs::canonicalize(account_keystore)
+            .map_err(|e| SpecError::Format(format!("{}: {e}", account_keystore.display())))?;
+        self.sealed = Some(SealedKeys {
+            account_keystore,
+            esc: keystore::seal(&esc, password, keystore::DEFAULT_LOG_N)?,
+            msc: keystore::seal(&msc, password, keystore::DEFAULT_LOG_N)?,
+        });
+        self.account_secret.clear();
+        self.esc_secret.clear();
+        self.msc_secret.clear();
+        self.nonce_seed = None;
+        Ok(())
     }
     pub fn params(&self) -> Result<ChannelParams, SpecError> {
         let fb = hex::decode(&self.funding).map_err(|e| SpecError::Format(e.to_string()))?;
@@ -129,16 +221,36 @@ impl PartySpec {
         serde_json::from_str(&text).map_err(|e| SpecError::Format(e.to_string()))
     }
 
+    /// Writes `party.json` into `dir`: a new directory is made 0700, the
+    /// file is created 0600 (never readable by others, even briefly).
     pub fn save(&self, dir: &Path) -> Result<(), SpecError> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(SPEC_FILE);
-        let text = serde_json::to_string_pretty(self).map_err(|e| SpecError::Format(e.to_string()))?;
-        std::fs::write(&path, text)?;
+        use std::io::Write;
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
         }
+        b.create(dir)?;
+        let path = dir.join(SPEC_FILE);
+        let text = serde_json::to_string_pretty(self).map_err(|e| SpecError::Format(e.to_string()))?;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o.open(&path)?;
+        #[cfg(unix)]
+        {
+            // An existing file keeps its mode on open: narrow it first.
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
         Ok(())
     }
 }
@@ -267,13 +379,14 @@ pub fn prepare_channel(
         } else {
             Funding::Deposit
         };
-        let nonce_seed = Hash32(nonce_seeds[i]);
+        let nonce_seed = Some(Hash32(nonce_seeds[i]));
         PartySpec {
             side: i as u8,
             account_secret: hex::encode(accounts[i].secret_bytes()),
             esc_secret: hex::encode(esc_keys[i].secret_bytes()),
             msc_secret: hex::encode(msc_keys[i].secret_bytes()),
             nonce_seed,
+            sealed: None,
             chain_id: domain.chain_id,
             peer_key: esc_keys[1 - i].public(),
             scid,
