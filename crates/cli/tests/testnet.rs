@@ -33,11 +33,12 @@ impl Net {
         let dir = tempfile::tempdir().unwrap();
         let rpc: Vec<Held> = (0..n).map(|_| Held::bind()).collect();
         let p2p: Vec<Held> = (0..n).map(|_| Held::bind()).collect();
-        // The ports given here are placeholders: the configs are rewritten
-        // below with the addresses of the held listeners.
+        // The ports given here are placeholders (two ranges that do not
+        // overlap, as testnet requires): the configs are rewritten below
+        // with the addresses of the held listeners.
         let out = Command::new(BIN)
             .args(["testnet", "--no-start", "--validators", &n.to_string(), "--accounts", "4"])
-            .args(["--rpc-port", "1", "--p2p-port", "1", "--dir"])
+            .args(["--rpc-port", "1", "--p2p-port", "101", "--dir"])
             .arg(dir.path())
             .output()
             .unwrap();
