@@ -562,7 +562,7 @@ fn openrpc_discover_and_named_params() {
 /// Defect 8: `demo --json` prints exactly one JSON document.
 #[test]
 fn demo_json_is_one_document() {
-    let o = gl(&["demo", "--json", "--accounts", "3", "--transfers", "10"]);
+    let o = gl(&["demo", "--json", "--no-report", "--accounts", "3", "--transfers", "10"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
     assert_eq!(v["ledger"]["transfers_committed"], 10);

@@ -32,7 +32,7 @@ fn secs(v: &Value) {
 #[test]
 fn demo_runs_the_three_parts_and_each_balances() {
     // One JSON document with the three parts.
-    let out = run(&["demo", "--accounts", "3", "--transfers", "20", "--json"]);
+    let out = run(&["demo", "--accounts", "3", "--transfers", "20", "--json", "--no-report"]);
     let doc = json(&out);
     // 1. Transfers on a single-validator chain.
     let chain = doc["ledger"].clone();
