@@ -21,9 +21,10 @@ use gridledger_core::codec::{hash_tagged, Tag};
 use gridledger_core::merkle::MerkleProof;
 use gridledger_core::{Address, Amount, ChainId, ContractId, Hash32, Height, PublicKey, Signature};
 use gridledger_ledger::gas;
+use gridledger_ledger::state::account_key;
 use gridledger_ledger::{
-    decode_args, revert, BlockHeader, CallContext, ContractError, NativeContract, SignedTransaction, TxKind,
-    ViewContext,
+    decode_args, revert, Account, BlockHeader, CallContext, ContractError, NativeContract, SignedTransaction,
+    StateProof, TxKind, ViewContext,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -217,6 +218,28 @@ pub struct ProofTx {
     pub nt: SignedTransaction,
     pub height: Height,
     pub proof: MerkleProof,
+}
+
+/// Sub-situation 3's evidence that a posted native transaction can never
+/// land on its chain (lns 28–29).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub enum FraudEvidence {
+    /// The payer's account record at the header (`None`: no account) and
+    /// its state proof: the nonce has not passed NT's, and the balance
+    /// cannot pay NT's value plus its maximum fee.
+    Balance { account: Option<Account>, proof: StateProof },
+    /// Another transaction of the payer with NT's nonce, included in the
+    /// header's block: NT's nonce is spent.
+    NonceTaken { other: SignedTransaction, proof: MerkleProof },
+}
+
+/// `fraud`: a fraud-proof transaction T_FP.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Fraud {
+    pub cct: Hash32,
+    pub side: Side,
+    pub height: Height,
+    pub evidence: FraudEvidence,
 }
 
 /// `cct_v`: Situation 2's verification transaction (ln 22).
@@ -715,7 +738,6 @@ impl BobContract {
         // ln 21/23: only after the deadline; otherwise discarded (ln 30).
         self.deadline_reached(ctx, &rec)?;
         rec.verified = true;
-        let receiver_b = rec.terms.receiver_pk.address();
         for side in [Side::Sender, Side::Receiver] {
             if rec.state(side) != SideState::Pending {
                 continue;
@@ -725,24 +747,105 @@ impl BobContract {
                 // forward it to its chain and prove it (ln 26–27).
                 continue;
             }
-            // Sub-situation 1 (lns 24–25): x_B of the withholder's deposit
-            // goes to the counterparty.
-            let (from, to) = match side {
-                Side::Sender => (rec.terms.sender_b, receiver_b),
-                Side::Receiver => (receiver_b, rec.terms.sender_b),
-            };
-            let mut df: DepositAccount = read_or(ctx, &deposit_key(&from))?;
-            df.locked = df.locked.checked_sub(rec.x_b).ok_or(XchainError::Overflow)?;
-            ctx.write_typed(&deposit_key(&from), &df)?;
-            let mut dt: DepositAccount = read_or(ctx, &deposit_key(&to))?;
-            dt.free = dt.free.checked_add(rec.x_b).ok_or(XchainError::Overflow)?;
-            ctx.write_typed(&deposit_key(&to), &dt)?;
-            rec.set_state(side, SideState::Penalised);
-            ctx.emit(
-                "withholding_penalty",
-                vec![("cct".into(), a.cct.to_string()), ("side".into(), side.name().into())],
-            )?;
+            // Sub-situation 1 (lns 24–25).
+            Self::penalise(ctx, &a.cct, &mut rec, side, "withholding_penalty")?;
         }
+        self.finish_if_settled(ctx, &a.cct, rec)?;
+        Ok(Vec::new())
+    }
+
+    /// x_B of the defaulting side's locked deposit goes to the counterparty's
+    /// free deposit (lns 24–25).
+    fn penalise(
+        ctx: &mut CallContext<'_, '_>,
+        id: &Hash32,
+        rec: &mut CctRecord,
+        side: Side,
+        event: &str,
+    ) -> Result<(), ContractError> {
+        let receiver_b = rec.terms.receiver_pk.address();
+        let (from, to) = match side {
+            Side::Sender => (rec.terms.sender_b, receiver_b),
+            Side::Receiver => (receiver_b, rec.terms.sender_b),
+        };
+        let mut df: DepositAccount = read_or(ctx, &deposit_key(&from))?;
+        df.locked = df.locked.checked_sub(rec.x_b).ok_or(XchainError::Overflow)?;
+        ctx.write_typed(&deposit_key(&from), &df)?;
+        let mut dt: DepositAccount = read_or(ctx, &deposit_key(&to))?;
+        dt.free = dt.free.checked_add(rec.x_b).ok_or(XchainError::Overflow)?;
+        ctx.write_typed(&deposit_key(&to), &dt)?;
+        rec.set_state(side, SideState::Penalised);
+        ctx.emit(event, vec![("cct".into(), id.to_string()), ("side".into(), side.name().into())])
+    }
+
+    /// Sub-situation 3 (lns 28–29): a BoB node proves that a posted native
+    /// transaction can never land, and its payer's deposit pays as in
+    /// sub-situation 1.
+    ///
+    /// Decision: the evidence is either the payer's account at a final
+    /// header after `e_* + κ̄`, whose nonce has not passed NT's and whose
+    /// balance cannot cover NT's maximum cost (so NT was not executed and
+    /// cannot be at that state), or another included transaction of the
+    /// payer with NT's nonce. Balance evidence only after CCT_V (until the
+    /// deadline the payer may still fund its account); a spent nonce is
+    /// conclusive at any time, while its block is among the κ_i kept
+    /// headers — BoB nodes watch posted NTs' nonces as blocks arrive.
+    fn fraud(&self, ctx: &mut CallContext<'_, '_>, a: Fraud) -> Result<Vec<u8>, ContractError> {
+        let mut rec = self.load_cct(ctx, &a.cct)?;
+        if rec.complete {
+            return fail(XchainError::AlreadyComplete);
+        }
+        if rec.state(a.side) != SideState::Pending {
+            return fail(XchainError::AlreadySettled(a.side.name()));
+        }
+        let Some(nt) = ctx.read_typed::<SignedTransaction>(&posted_key(&a.cct, a.side))? else {
+            return fail(XchainError::NotPosted(a.side.name()));
+        };
+        let (chain, payer, ..) = rec.instruction(a.side);
+        match &a.evidence {
+            FraudEvidence::Balance { account, proof } => {
+                if !rec.verified {
+                    return fail(XchainError::NotVerified);
+                }
+                let after = rec.epoch(a.side) + self.cfg.kappa_bar;
+                if a.height <= after {
+                    return fail(XchainError::TooEarly { height: a.height, after });
+                }
+                let reg = self.reg(chain)?.clone();
+                let header = self.final_header(ctx, chain, a.height)?;
+                let entries: usize = proof.entries.iter().map(|(k, _)| k.len() + 32).sum();
+                ctx.charge(
+                    (gas::HASH_BASE + 2 * gas::HASH_WORD) * (proof.siblings.len() as u64 + 1)
+                        + gas::HASH_BASE
+                        + gas::HASH_WORD * gas::words(entries),
+                )?;
+                let value = account.map(|acc| borsh::to_vec(&acc).unwrap_or_default());
+                if !proof.verify(&header.state_root, reg.state_buckets_log2, &account_key(&payer), value.as_deref()) {
+                    return fail(XchainError::BadStateProof { chain, height: a.height });
+                }
+                let acc = account.unwrap_or_default();
+                let need = nt.tx.max_cost().ok_or(XchainError::Overflow)?;
+                if acc.nonce > nt.tx.nonce {
+                    return fail(XchainError::NotFraud(format!(
+                        "the payer's nonce {} is past NT's {}",
+                        acc.nonce, nt.tx.nonce
+                    )));
+                }
+                if acc.balance >= need {
+                    return fail(XchainError::NotFraud(format!(
+                        "the payer's balance {} covers NT's {need}",
+                        acc.balance
+                    )));
+                }
+            }
+            FraudEvidence::NonceTaken { other, proof } => {
+                if other.tx.sender != nt.tx.sender || other.tx.nonce != nt.tx.nonce || other.hash() == nt.hash() {
+                    return fail(XchainError::NotFraud("not another transaction of the payer with NT's nonce".into()));
+                }
+                self.check_inclusion(ctx, chain, a.height, other, proof)?;
+            }
+        }
+        Self::penalise(ctx, &a.cct, &mut rec, a.side, "fraud_penalty")?;
         self.finish_if_settled(ctx, &a.cct, rec)?;
         Ok(Vec::new())
     }
@@ -791,6 +894,7 @@ impl NativeContract for BobContract {
             "post_nt" => self.post_nt(ctx, decode_args(args)?),
             "prove" => self.prove(ctx, decode_args(args)?),
             "cct_v" => self.cct_v(ctx, decode_args(args)?),
+            "fraud" => self.fraud(ctx, decode_args(args)?),
             other => revert(format!("bob has no method {other}")),
         }
     }

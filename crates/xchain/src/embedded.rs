@@ -16,10 +16,10 @@
 use gridledger_consensus::pbft::{vote_digest, ValidatorSet, VoteKind};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::merkle::MerkleProof;
-use gridledger_core::{Address, ChainId, Hash32, Height, Timestamp};
+use gridledger_core::{Address, ChainId, Hash32, Height, PublicKey, Timestamp};
 use gridledger_ledger::{
     Account, Block, Chain, ChainConfig, ChainError, ContractRegistry, Genesis, Receipt, Seal, SignedTransaction,
-    SubmitError,
+    StateProof, SubmitError,
 };
 use std::path::Path;
 
@@ -90,6 +90,7 @@ impl EmbeddedChain {
             validators: self.chain.genesis().validators.clone(),
             finality: self.finality,
             kappa,
+            state_buckets_log2: self.chain.genesis().state_buckets_log2,
             anchor_height: 0,
             anchor_hash: genesis_header.hash(),
         })
@@ -145,6 +146,29 @@ impl EmbeddedChain {
 
     pub fn receipt(&self, tx: &Hash32) -> Result<Option<Receipt>, ChainError> {
         self.chain.receipt(tx)
+    }
+
+    /// The current height and a proof of `key`'s value under its state root.
+    pub fn state_proof(&self, key: &[u8]) -> (Height, StateProof) {
+        (self.height(), self.chain.state().prove(key))
+    }
+
+    /// A committed transaction of `sender` with `nonce`, searched from
+    /// height `from` to the tip (what a BoB node looks for in sub-situation 3).
+    pub fn find_by_nonce(
+        &self,
+        sender: &PublicKey,
+        nonce: u64,
+        from: Height,
+    ) -> Result<Option<SignedTransaction>, ChainError> {
+        for h in from.max(1)..=self.height() {
+            if let Some(b) = self.chain.block(h)? {
+                if let Some(t) = b.txs.into_iter().find(|t| t.tx.sender == *sender && t.tx.nonce == nonce) {
+                    return Ok(Some(t));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// `Gen_proof(Tx, BH)` (§5.2.5): the height of the block holding `tx`

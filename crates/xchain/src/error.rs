@@ -71,6 +71,14 @@ pub enum XchainError {
     NoLiquidity(ChainId),
     #[error("the pool has no weight for token {0}")]
     UnknownToken(ChainId),
+    #[error("a fraud proof needs CCT_V to have run (Situation 2)")]
+    NotVerified,
+    #[error("the {0} native transaction was never posted to the BoB (sub-situation 1 applies)")]
+    NotPosted(&'static str),
+    #[error("state proof does not verify against header {height} of chain {chain}")]
+    BadStateProof { chain: ChainId, height: Height },
+    #[error("no fraud: {0}")]
+    NotFraud(String),
     #[error("exchange amount overflows")]
     Overflow,
     #[error("amount must be positive")]

@@ -56,6 +56,8 @@ pub struct ChainRegistration {
     pub finality: Finality,
     /// κ_i: how many of the latest headers the BoB keeps.
     pub kappa: u32,
+    /// The chain's state tree has `2^state_buckets_log2` buckets (for state proofs).
+    pub state_buckets_log2: u32,
     /// The trusted starting point: the genesis header's height and hash.
     pub anchor_height: Height,
     pub anchor_hash: Hash32,

@@ -11,7 +11,7 @@ use borsh::BorshSerialize;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, ChainId, Hash32, Height};
 use gridledger_ledger::devnet::{dev_key, transfer};
-use gridledger_ledger::state::{contract_key, StateRead};
+use gridledger_ledger::state::{account_key, contract_key, StateRead};
 use gridledger_ledger::{
     Allocation, ChainError, ContractRegistry, Genesis, Receipt, SignedTransaction, SubmitError, Transaction, TxKind,
     TxStatus,
@@ -23,8 +23,8 @@ use thiserror::Error;
 
 use crate::amm::WEIGHT_ONE;
 use crate::bob::{
-    self, BobConfig, BobContract, CctArgs, CctRecord, CctTerms, CctV, Claim, PostNt, ProofTx, Provide, Relay, Side,
-    SideState, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
+    self, BobConfig, BobContract, CctArgs, CctRecord, CctTerms, CctV, Claim, Fraud, FraudEvidence, PostNt, ProofTx,
+    Provide, Relay, Side, SideState, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
 };
 use crate::embedded::EmbeddedChain;
 use crate::headers::Finality;
@@ -32,6 +32,10 @@ use crate::headers::Finality;
 /// The BoB's chain id; external chain `n` (0-based) is `FIRST_EXTERNAL + n`.
 pub const BOB_CHAIN: ChainId = 100;
 pub const FIRST_EXTERNAL: ChainId = 101;
+/// The fee of a native transfer at gas price 1.
+pub const TRANSFER_FEE: u128 = gridledger_ledger::devnet::TRANSFER_GAS as u128;
+/// Where misbehaving parties send their funds away.
+pub const SINK: Address = Address([0xEE; 20]);
 /// Gas limit of the driver's BoB transactions (relays carry up to 64 headers).
 pub const BOB_TX_GAS: u64 = 20_000_000;
 
@@ -98,11 +102,13 @@ pub struct Bytes {
     pub proofs: usize,
     /// CCT_V (Situation 2).
     pub cct_v: usize,
+    /// Fraud-proof transactions T_FP (sub-situation 3).
+    pub fraud: usize,
 }
 
 impl Bytes {
     pub fn total(&self) -> usize {
-        self.cct + self.native + self.posted + self.proofs + self.cct_v
+        self.cct + self.native + self.posted + self.proofs + self.cct_v + self.fraud
     }
 }
 
@@ -137,6 +143,12 @@ pub enum Behaviour {
         side: Side,
         delay: u64,
     },
+    /// This side posts its NT to the BoB but first empties its account on
+    /// its chain, so the NT can never pay (sub-situation 3, balance).
+    Underfund(Side),
+    /// This side posts its NT to the BoB but spends NT's nonce on another
+    /// transaction (sub-situation 3, nonce).
+    DoubleSpend(Side),
 }
 
 /// A CCTE between two users.
@@ -497,10 +509,30 @@ impl BobMbs {
             if behaviour == Behaviour::Withhold(side) {
                 continue;
             }
-            let nt = self.native_tx(&rec, side, key)?;
+            let (chain, payer, to, amount) = rec.instruction(side);
+            let nt = match behaviour {
+                Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) if s == side => {
+                    let c = self.external(chain)?;
+                    let n = c.next_nonce(&payer);
+                    let fee = crate::mbs::TRANSFER_FEE;
+                    let (drain, nt_nonce) = if behaviour == Behaviour::Underfund(side) {
+                        let all = c.account(&payer).balance.0.saturating_sub(fee);
+                        (transfer(key, chain, n, SINK, Amount(all), Amount(1)), n + 1)
+                    } else {
+                        (transfer(key, chain, n, SINK, Amount(1), Amount(1)), n)
+                    };
+                    let nt = transfer(key, chain, nt_nonce, to, Amount(amount), Amount(1));
+                    self.external_mut(chain)?.submit(&drain)?;
+                    nt
+                }
+                _ => self.native_tx(&rec, side, key)?,
+            };
             bytes.native += nt.to_bytes().len();
-            let (chain, ..) = rec.instruction(side);
             match behaviour {
+                Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) if s == side => {
+                    // Refused by the mempool or dropped at execution: it cannot pay.
+                    let _ = self.external_mut(chain)?.submit(&nt);
+                }
                 Behaviour::Censor { side: s, delay } if s == side => {
                     self.external_mut(chain)?.censor(nt.clone(), delay)
                 }
@@ -521,6 +553,8 @@ impl BobMbs {
         let mut extra_phase_proof = false;
         // Phase 3 and Situation 2: prove what is on-chain, verify after the deadline.
         let mut proof_txs = Vec::new();
+        let mut fraud_sent = std::collections::BTreeSet::new();
+        let mut extra_phase_fraud = false;
         let mut guard = 0;
         loop {
             let rec = self.cct(&id).ok_or_else(|| MbsError::Missing("CCT record".into()))?;
@@ -544,6 +578,32 @@ impl BobMbs {
                 sent = true;
                 if rec.verified {
                     extra_phase_proof = true;
+                }
+            }
+            {
+                // Sub-situations 2 and 3: the BoB node forwards each posted,
+                // unproved NT after CCT_V, and proves fraud where it can
+                // never land (a spent nonce at once, a balance after CCT_V).
+                for (side, nt) in nts.values() {
+                    if rec.state(*side) != SideState::Pending || fraud_sent.contains(&(*side as u8)) {
+                        continue;
+                    }
+                    let chain = nt.tx.chain_id;
+                    if self.external(chain)?.tx_proof(&nt.hash())?.is_some() {
+                        continue;
+                    }
+                    if rec.verified {
+                        let _ = self.external_mut(chain)?.submit(nt);
+                    }
+                    if let Some(f) = self.fraud_evidence(id, &rec, *side, nt)? {
+                        let tx = self.bob_call(&self.relayer, "fraud", &f, Amount::ZERO);
+                        bytes.fraud += tx.to_bytes().len();
+                        self.wait_final(chain, f.height)?;
+                        let r = self.bob_ok(&tx)?;
+                        *gas.entry("fraud".into()).or_default() += r.gas_used;
+                        fraud_sent.insert(*side as u8);
+                        extra_phase_fraud = true;
+                    }
                 }
             }
             if exchange_epochs.is_none() && included == nts.len() && nts.len() == 2 {
@@ -570,7 +630,8 @@ impl BobMbs {
         if exchange_epochs.is_none() {
             exchange_phases = 0;
         }
-        settlement_phases += 1 + u32::from(extra_phase_cct_v) + u32::from(extra_phase_proof);
+        settlement_phases +=
+            1 + u32::from(extra_phase_cct_v) + u32::from(extra_phase_proof) + u32::from(extra_phase_fraud);
         let record = self.cct(&id).ok_or_else(|| MbsError::Missing("CCT record".into()))?;
         for h in proof_txs {
             if let Some(r) = self.bob.receipt(&h)? {
@@ -589,6 +650,42 @@ impl BobMbs {
             gas,
             record,
         })
+    }
+}
+
+impl BobMbs {
+    /// Sub-situation 3: evidence that `nt` can never land on its chain, if
+    /// the chain's current state shows it.
+    pub fn fraud_evidence(
+        &self,
+        cct: Hash32,
+        rec: &CctRecord,
+        side: Side,
+        nt: &SignedTransaction,
+    ) -> Result<Option<Fraud>, MbsError> {
+        let chain = self.external(nt.tx.chain_id)?;
+        let payer = nt.sender();
+        let acc = chain.account(&payer);
+        let need = nt.tx.max_cost().ok_or_else(|| MbsError::Missing("NT cost overflows".into()))?;
+        if acc.nonce <= nt.tx.nonce {
+            if acc.balance >= need || !rec.verified {
+                return Ok(None);
+            }
+            let (height, proof) = chain.state_proof(&account_key(&payer));
+            let raw = chain.chain().state().get(&account_key(&payer));
+            let account = match raw {
+                Some(v) => Some(borsh::from_slice(&v).map_err(|e| MbsError::Missing(e.to_string()))?),
+                None => None,
+            };
+            return Ok(Some(Fraud { cct, side, height, evidence: FraudEvidence::Balance { account, proof } }));
+        }
+        let from = rec.epoch(side) + self.config.kappa_bar + 1;
+        let Some(other) = chain.find_by_nonce(&nt.tx.sender, nt.tx.nonce, from)? else { return Ok(None) };
+        if other.hash() == nt.hash() {
+            return Ok(None);
+        }
+        let Some((height, proof)) = chain.tx_proof(&other.hash())? else { return Ok(None) };
+        Ok(Some(Fraud { cct, side, height, evidence: FraudEvidence::NonceTaken { other, proof } }))
     }
 }
 

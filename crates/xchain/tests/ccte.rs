@@ -394,3 +394,89 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
     let d = m.deposit(&s.address());
     assert_eq!(d.free + d.locked, DEPOSIT);
 }
+
+#[test]
+fn an_underfunded_posted_native_transaction_is_settled_by_a_balance_fraud_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let r_j = m.external(J).unwrap().account(&receiver().address()).balance.0;
+    let rep = m.swap(&request(400, 14), Behaviour::Underfund(Side::Sender)).unwrap();
+    assert!(rep.record.complete && rep.record.verified);
+    assert_eq!(rep.record.sender, SideState::Penalised, "sub-situation 3");
+    assert!(matches!(rep.record.receiver, SideState::Proved { .. }));
+    assert!(rep.bytes.fraud > 0);
+    assert_eq!(m.deposit(&receiver().address()).free, DEPOSIT + rep.x_b);
+    assert_eq!(m.deposit(&sender().address()).free, DEPOSIT - rep.x_b);
+    let fee = gridledger_ledger::devnet::TRANSFER_GAS as u128;
+    assert_eq!(m.external(J).unwrap().account(&receiver().address()).balance.0, r_j - 400 - fee);
+}
+
+#[test]
+fn a_spent_nonce_is_settled_by_a_conflicting_transaction_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let rep = m.swap(&request(400, 15), Behaviour::DoubleSpend(Side::Receiver)).unwrap();
+    assert_eq!(rep.record.receiver, SideState::Penalised);
+    assert!(matches!(rep.record.sender, SideState::Proved { .. }));
+    assert_eq!(m.deposit(&sender().address()).free, DEPOSIT + rep.x_b);
+}
+
+#[test]
+fn fraud_proofs_against_a_payable_transaction_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let (id, rec) = open_cct(&mut m, &request(60, 16));
+    let s = sender();
+    // The sender posts NT_s to the BoB (and nowhere else) while funded.
+    let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt.clone() }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    let relayer = m.relayer.clone();
+    let key = gridledger_ledger::state::account_key(&s.address());
+    let (height, proof) = m.external(I).unwrap().state_proof(&key);
+    let account = Some(m.external(I).unwrap().account(&s.address()));
+    let fraud = bob::Fraud {
+        cct: id,
+        side: Side::Sender,
+        height,
+        evidence: bob::FraudEvidence::Balance { account, proof: proof.clone() },
+    };
+    // Before CCT_V: refused.
+    let tx = m.bob_call(&relayer, "fraud", &fraud, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::NotVerified);
+    while m.bob_tip(I) < rec.deadline_i || m.bob_tip(J) < rec.deadline_j {
+        m.tick().unwrap();
+    }
+    let v = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &v).status, TxStatus::Success);
+    // The sender's account covers NT_s: no fraud.
+    let (height, proof) = m.external(I).unwrap().state_proof(&key);
+    let acc = m.external(I).unwrap().account(&s.address());
+    let honest = bob::Fraud {
+        cct: id,
+        side: Side::Sender,
+        height,
+        evidence: bob::FraudEvidence::Balance { account: Some(acc), proof: proof.clone() },
+    };
+    let tx = m.bob_call(&relayer, "fraud", &honest, Amount::ZERO);
+    let before = m.bob_contract_state();
+    let r = bob_only(&mut m, &tx);
+    assert!(matches!(&r.status, TxStatus::Reverted(x) if x.contains("no fraud")), "{:?}", r.status);
+    assert_eq!(m.bob_contract_state(), before);
+    // A lie about the balance does not verify against the state root.
+    let mut poor = acc;
+    poor.balance = Amount(0);
+    let lie = bob::Fraud {
+        cct: id,
+        side: Side::Sender,
+        height,
+        evidence: bob::FraudEvidence::Balance { account: Some(poor), proof },
+    };
+    let tx = m.bob_call(&relayer, "fraud", &lie, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::BadStateProof { chain: I, height });
+    // Evidence for the receiver's side, whose NT was never posted.
+    let mut unposted = lie.clone();
+    unposted.side = Side::Receiver;
+    let tx = m.bob_call(&relayer, "fraud", &unposted, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::AlreadySettled("receiver"));
+}
