@@ -28,6 +28,7 @@ use crate::bob::{
 };
 use crate::embedded::EmbeddedChain;
 use crate::headers::Finality;
+use crate::threshold::BobCommittee;
 
 /// The BoB's chain id; external chain `n` (0-based) is `FIRST_EXTERNAL + n`.
 pub const BOB_CHAIN: ChainId = 100;
@@ -54,8 +55,8 @@ pub struct MbsSpec {
     /// Development accounts funded on every chain.
     pub users: usize,
     pub balance: Amount,
-    /// Canonical bytes of the BoB validators' group key.
-    pub group_key: Vec<u8>,
+    /// Seed of the development dealer of the BoB validators' threshold key.
+    pub committee_seed: u64,
 }
 
 impl Default for MbsSpec {
@@ -69,7 +70,7 @@ impl Default for MbsSpec {
             kappa_bar: 2,
             users: 8,
             balance: Amount(1_000_000_000_000),
-            group_key: b"gridledger-dev-group-key".to_vec(),
+            committee_seed: 1,
         }
     }
 }
@@ -169,6 +170,8 @@ pub struct BobMbs {
     pub relayer: KeyPair,
     pub config: BobConfig,
     pub spec: MbsSpec,
+    /// The BoB validators' threshold key (2f+1 of `bob_validators`).
+    pub committee: BobCommittee,
     /// Epochs elapsed.
     pub epoch: u64,
 }
@@ -207,6 +210,8 @@ impl BobMbs {
             regs.push(c.registration(spec.kappa)?);
             externals.insert(id, c);
         }
+        let committee = BobCommittee::dev(spec.bob_validators, spec.committee_seed)
+            .map_err(|e| MbsError::Spec(format!("threshold key: {e}")))?;
         let tokens = spec.chains as u64 + 1;
         let w = WEIGHT_ONE / tokens;
         let mut weights: Vec<(ChainId, u64)> = externals.keys().map(|c| (*c, w)).collect();
@@ -216,7 +221,7 @@ impl BobMbs {
             chains: regs,
             kappa_bar: spec.kappa_bar,
             weights,
-            group_key: spec.group_key.clone(),
+            group_key: committee.group_key_bytes(),
         };
         let contract = BobContract::new(config.clone()).map_err(MbsError::Spec)?;
         let mut registry = ContractRegistry::new();
@@ -226,7 +231,7 @@ impl BobMbs {
         funded.push(relayer.address());
         let g = genesis(BOB_CHAIN, &bob_keys, &funded, spec.balance);
         let bob = EmbeddedChain::open(&dir.join("bob"), g, registry, bob_keys, Finality::Deterministic)?;
-        let mut m = Self { bob, externals, relayer, config, spec, epoch: 0 };
+        let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0 };
         m.epoch = m.bob.height();
         Ok(m)
     }
