@@ -8,6 +8,7 @@
 //! - [`amm`]: SC_AMM's integer rate arithmetic (Eq. 5.2).
 //! - [`bob`]: the BoB's contracts — header store, SC_D, SC_AMM, Π_CCTC,
 //!   SC_T and SC_MPV (Table 5-1, Algorithm 5.1).
+//! - [`htlc`]: the hash time-locked atomic swap baseline (Π_AS family).
 //! - [`mbs`]: a BoB-MBS of one BoB and N external chains with relayers,
 //!   and the CCTE participants' side of Algorithm 5.1.
 //!
@@ -21,6 +22,7 @@ pub mod bob;
 pub mod embedded;
 pub mod error;
 pub mod headers;
+pub mod htlc;
 pub mod mbs;
 pub mod threshold;
 

@@ -8,6 +8,7 @@
 //! a block. Latency is counted in these epochs (the seed's block intervals).
 
 use borsh::BorshSerialize;
+use gridledger_core::codec::Tag;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, ChainId, Hash32, Height};
 use gridledger_ledger::devnet::{dev_key, transfer};
@@ -28,6 +29,7 @@ use crate::bob::{
 };
 use crate::embedded::EmbeddedChain;
 use crate::headers::Finality;
+use crate::htlc::{hashlock, ClaimHtlc, HtlcContract, Lock, Refund, HTLC_ID};
 use crate::threshold::BobCommittee;
 
 /// The BoB's chain id; external chain `n` (0-based) is `FIRST_EXTERNAL + n`.
@@ -55,6 +57,9 @@ pub struct MbsSpec {
     /// Development accounts funded on every chain.
     pub users: usize,
     pub balance: Amount,
+    /// Deploy the HTLC contract on the external chains (the baseline only;
+    /// CCTE needs no contract there).
+    pub htlc_baseline: bool,
     /// Seed of the development dealer of the BoB validators' threshold key.
     pub committee_seed: u64,
 }
@@ -70,6 +75,7 @@ impl Default for MbsSpec {
             kappa_bar: 2,
             users: 8,
             balance: Amount(1_000_000_000_000),
+            htlc_baseline: false,
             committee_seed: 1,
         }
     }
@@ -204,9 +210,13 @@ impl BobMbs {
             let id = FIRST_EXTERNAL + n as ChainId;
             let keys = validator_keys(id, spec.validators);
             let g = genesis(id, &keys, &users, spec.balance);
-            // External chains run no contracts at all (script-minimum).
-            let c =
-                EmbeddedChain::open(&dir.join(format!("chain-{id}")), g, ContractRegistry::new(), keys, spec.finality)?;
+            // External chains run no contracts at all (script-minimum),
+            // unless they host the HTLC baseline.
+            let mut registry = ContractRegistry::new();
+            if spec.htlc_baseline {
+                registry.register(HTLC_ID, Arc::new(HtlcContract));
+            }
+            let c = EmbeddedChain::open(&dir.join(format!("chain-{id}")), g, registry, keys, spec.finality)?;
             regs.push(c.registration(spec.kappa)?);
             externals.insert(id, c);
         }
@@ -691,6 +701,135 @@ impl BobMbs {
         }
         let Some((height, proof)) = chain.tx_proof(&other.hash())? else { return Ok(None) };
         Ok(Some(Fraud { cct, side, height, evidence: FraudEvidence::NonceTaken { other, proof } }))
+    }
+}
+
+/// What one HTLC swap (the baseline) did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct HtlcReport {
+    /// Sequential transaction-execution phases.
+    pub phases: u32,
+    pub epochs: u64,
+    pub bytes: usize,
+    pub gas: u64,
+    /// Whether each party received the counterparty's tokens.
+    pub sender_received: bool,
+    pub receiver_received: bool,
+    /// Locks that went back to their owners after their time-lock.
+    pub refunds: u32,
+}
+
+impl BobMbs {
+    fn chain_exec(
+        &mut self,
+        chain: ChainId,
+        tx: &SignedTransaction,
+        rep: &mut HtlcReport,
+    ) -> Result<Receipt, MbsError> {
+        let h = self.external_mut(chain)?.submit(tx)?;
+        rep.bytes += tx.to_bytes().len();
+        self.tick()?;
+        let k = self.spec.finality.confirmations() as u64;
+        self.ticks(k)?;
+        let r = self.external(chain)?.receipt(&h)?.ok_or_else(|| MbsError::Missing("HTLC tx not included".into()))?;
+        rep.gas += r.gas_used;
+        match &r.status {
+            TxStatus::Success => Ok(r),
+            TxStatus::Reverted(reason) => Err(MbsError::Refused { method: method_of(tx), reason: reason.clone() }),
+        }
+    }
+
+    fn htlc_call<A: BorshSerialize>(
+        &self,
+        chain: ChainId,
+        key: &KeyPair,
+        method: &str,
+        args: &A,
+        value: u128,
+    ) -> Result<SignedTransaction, MbsError> {
+        let nonce = self.external(chain)?.next_nonce(&key.address());
+        Ok(gridledger_ledger::devnet::call(
+            key,
+            chain,
+            nonce,
+            HTLC_ID,
+            method,
+            borsh::to_vec(args).unwrap_or_default(),
+            Amount(value),
+            200_000,
+        ))
+    }
+
+    /// The HTLC baseline: `x_i` of chain `i` for `x_j` of chain `j`, run
+    /// sequentially; `walk_away` names a party that stops after locking
+    /// (the receiver: never locks; the sender: never claims).
+    pub fn htlc_swap(&mut self, req: &SwapRequest, x_i: u128, walk_away: Option<Side>) -> Result<HtlcReport, MbsError> {
+        if !self.spec.htlc_baseline {
+            return Err(MbsError::Spec("the external chains do not run the HTLC contract".into()));
+        }
+        let mut rep = HtlcReport::default();
+        let start = self.epoch;
+        let delta = self.spec.finality.confirmations() as u64 + 2;
+        let preimage =
+            gridledger_core::codec::hash_parts(Tag("gridledger/htlc/dev-preimage/v1"), &[&req.salt.to_le_bytes()])
+                .0
+                .to_vec();
+        let hash = hashlock(&preimage);
+        let (ci, cj) = (req.chain_i, req.chain_j);
+        let lock_id = |r: Receipt| -> Result<Hash32, MbsError> {
+            Ok(Hash32(r.output.try_into().map_err(|_| MbsError::Missing("lock id".into()))?))
+        };
+        // 1. The sender locks x_i on chain i for the receiver.
+        let lock_i = Lock { receiver: req.receiver.address(), hash, timeout: self.external(ci)?.height() + 6 * delta };
+        let tx = self.htlc_call(ci, &req.sender, "lock", &lock_i, x_i)?;
+        let id_i = lock_id(self.chain_exec(ci, &tx, &mut rep)?)?;
+        rep.phases += 1;
+        if walk_away == Some(Side::Receiver) {
+            self.refund_after(ci, &req.sender, id_i, lock_i.timeout, &mut rep)?;
+            rep.epochs = self.epoch - start;
+            return Ok(rep);
+        }
+        // 2. The receiver, seeing that lock final, locks x_j on chain j with a shorter time-lock.
+        let lock_j = Lock { receiver: req.sender.address(), hash, timeout: self.external(cj)?.height() + 3 * delta };
+        let tx = self.htlc_call(cj, &req.receiver, "lock", &lock_j, req.x_j)?;
+        let id_j = lock_id(self.chain_exec(cj, &tx, &mut rep)?)?;
+        rep.phases += 1;
+        if walk_away == Some(Side::Sender) {
+            self.refund_after(cj, &req.receiver, id_j, lock_j.timeout, &mut rep)?;
+            self.refund_after(ci, &req.sender, id_i, lock_i.timeout, &mut rep)?;
+            rep.epochs = self.epoch - start;
+            return Ok(rep);
+        }
+        // 3. The sender claims on chain j, revealing the preimage.
+        let tx = self.htlc_call(cj, &req.sender, "claim", &ClaimHtlc { id: id_j, preimage: preimage.clone() }, 0)?;
+        self.chain_exec(cj, &tx, &mut rep)?;
+        rep.sender_received = true;
+        rep.phases += 1;
+        // 4. The receiver claims on chain i with the revealed preimage.
+        let tx = self.htlc_call(ci, &req.receiver, "claim", &ClaimHtlc { id: id_i, preimage }, 0)?;
+        self.chain_exec(ci, &tx, &mut rep)?;
+        rep.receiver_received = true;
+        rep.phases += 1;
+        rep.epochs = self.epoch - start;
+        Ok(rep)
+    }
+
+    fn refund_after(
+        &mut self,
+        chain: ChainId,
+        owner: &KeyPair,
+        id: Hash32,
+        timeout: Height,
+        rep: &mut HtlcReport,
+    ) -> Result<(), MbsError> {
+        while self.external(chain)?.height() < timeout {
+            self.tick()?;
+        }
+        let tx = self.htlc_call(chain, owner, "refund", &Refund { id }, 0)?;
+        self.chain_exec(chain, &tx, rep)?;
+        rep.refunds += 1;
+        rep.phases += 1;
+        Ok(())
     }
 }
 

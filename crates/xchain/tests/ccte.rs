@@ -480,3 +480,42 @@ fn fraud_proofs_against_a_payable_transaction_are_refused() {
     let tx = m.bob_call(&relayer, "fraud", &unposted, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::AlreadySettled("receiver"));
 }
+
+// ------------------------------------------------------------ HTLC baseline
+
+#[test]
+fn htlc_baseline_swaps_in_four_sequential_phases_over_the_same_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::default() };
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+    let (s, r) = (sender(), receiver());
+    let r_i = m.external(I).unwrap().account(&r.address()).balance.0;
+    let s_j = m.external(J).unwrap().account(&s.address()).balance.0;
+    let rep = m.htlc_swap(&request(1_000, 20), 900, None).unwrap();
+    assert_eq!(rep.phases, 4);
+    assert!(rep.sender_received && rep.receiver_received);
+    // Each party received the other's tokens and paid one claim fee.
+    let fee_of = |m: &gridledger_xchain::BobMbs, c, who: gridledger_core::Address| {
+        let chain = m.external(c).unwrap().chain();
+        (1..=chain.tip().height)
+            .flat_map(|h| chain.store().receipts(h).unwrap().unwrap_or_default())
+            .filter(|rc| rc.sender == who)
+            .map(|rc| rc.fee.0)
+            .sum::<u128>()
+    };
+    assert_eq!(m.external(I).unwrap().account(&r.address()).balance.0 + fee_of(&m, I, r.address()), r_i + 900);
+    assert_eq!(m.external(J).unwrap().account(&s.address()).balance.0 + fee_of(&m, J, s.address()), s_j + 1_000);
+    // The baseline needs a contract on every external chain (no script-minimum).
+    assert_eq!(m.external(I).unwrap().chain().registry().list().count(), 1);
+}
+
+#[test]
+fn htlc_baseline_refunds_when_the_receiver_walks_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::default() };
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+    let rep = m.htlc_swap(&request(1_000, 21), 900, Some(Side::Receiver)).unwrap();
+    assert_eq!(rep.refunds, 1);
+    assert!(!rep.sender_received && !rep.receiver_received);
+    assert!(rep.epochs > 6, "the sender waited for its time-lock");
+}
