@@ -107,6 +107,14 @@ impl BobContract {
     }
 }
 
+/// `u128` amounts as decimal strings in JSON (no client rounds them
+/// through a float; `serde_json` cannot hold them as numbers).
+pub mod amount_str {
+    pub fn serialize<S: serde::Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+}
+
 // ---------------------------------------------------------------- arguments
 
 /// `relay`: consecutive headers of one external chain.
@@ -155,9 +163,12 @@ pub struct CctTerms {
     pub receiver_i: Address,
     pub receiver_j: Address,
     pub receiver_pk: PublicKey,
+    #[serde(with = "amount_str")]
     pub x_j: u128,
     /// Bounds on the `x_i` the pool prices (slippage both parties accept).
+    #[serde(with = "amount_str")]
     pub min_x_i: u128,
+    #[serde(with = "amount_str")]
     pub max_x_i: u128,
     /// The last BoB height at which the CCT may execute.
     pub expires_at: Height,
@@ -253,8 +264,10 @@ pub struct CctV {
 /// SC_D: a party's Token_B deposit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct DepositAccount {
+    #[serde(with = "amount_str")]
     pub free: u128,
     /// Backing open CCTs.
+    #[serde(with = "amount_str")]
     pub locked: u128,
 }
 
@@ -275,9 +288,12 @@ pub enum SideState {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct CctRecord {
     pub terms: CctTerms,
+    #[serde(with = "amount_str")]
     pub x_i: u128,
+    #[serde(with = "amount_str")]
     pub x_b: u128,
     /// Locked from each party's deposit: κ̄ · x_B.
+    #[serde(with = "amount_str")]
     pub lock: u128,
     /// e_i, e_j: the external chains' epochs (stored tips) when the CCT executed.
     pub e_i: Height,

@@ -123,7 +123,9 @@ impl Bytes {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SwapReport {
     pub cct: Hash32,
+    #[serde(with = "crate::bob::amount_str")]
     pub x_i: u128,
+    #[serde(with = "crate::bob::amount_str")]
     pub x_b: u128,
     /// Transaction-execution phases until both native transfers were on their chains.
     pub exchange_phases: u32,
