@@ -130,6 +130,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(exps::ior_fig_3_9::Fig39),
         Box::new(exps::ior_tables::Tables34To36),
         Box::new(exps::cns_channel_costs::ChannelCosts),
+        Box::new(exps::xchain_ccte::Ccte),
     ]
 }
 

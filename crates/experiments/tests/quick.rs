@@ -140,5 +140,16 @@ fn ids_are_unique_and_listed_once() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
-    assert_eq!(ids.len(), 7);
+    assert_eq!(ids.len(), 8);
+}
+
+#[test]
+fn xchain_ccte_quick() {
+    let r = quick("xchain-ccte");
+    let ccte = &r.ours[0];
+    let htlc = &r.ours[1];
+    assert_eq!(ccte.points.len(), 2);
+    // Latency grows with the confirmations k, the sequential swap's faster.
+    assert!(ccte.points[1].1 > ccte.points[0].1);
+    assert!(htlc.points[1].1 - htlc.points[0].1 > ccte.points[1].1 - ccte.points[0].1);
 }

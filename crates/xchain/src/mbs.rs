@@ -136,6 +136,8 @@ pub struct SwapReport {
     /// Epochs until the BoB confirmed the CCT.
     pub settlement_epochs: u64,
     pub bytes: Bytes,
+    /// Native transactions the parties signed (each an ordinary transfer).
+    pub native_txs: usize,
     /// Gas of the BoB transactions by kind.
     pub gas: BTreeMap<String, u64>,
     pub record: CctRecord,
@@ -664,6 +666,7 @@ impl BobMbs {
             exchange_epochs: exchange_epochs.unwrap_or(0),
             settlement_epochs: self.epoch - start,
             bytes,
+            native_txs: nts.len(),
             gas,
             record,
         })
