@@ -26,6 +26,9 @@ pub enum BenchCmd {
     /// second, update latency, snapshot (fsync) cost, on-chain transactions
     /// and gas per channel lifetime against settling every trade on chain.
     Channel(crate::channel::BenchArgs),
+    /// The blockchain of blockchains (thesis Ch.5): SC_MPV Merkle proofs per
+    /// second on one core, one CCTE's wall time, 2f+1 threshold combine.
+    Xchain(crate::xchain::BenchArgs),
 }
 
 #[derive(Args)]
@@ -181,6 +184,7 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Pbft(a) => pbft(a),
         BenchCmd::Ior(a) => crate::ior::bench(a),
         BenchCmd::Channel(a) => crate::channel::bench(a),
+        BenchCmd::Xchain(a) => crate::xchain::bench(a),
     }
 }
 

@@ -310,3 +310,26 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
     }
     Ok(summary)
 }
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Merkle proofs SC_MPV checks (1 to 100,000,000).
+    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub proofs: u64,
+    /// CCTEs to time, each on fresh embedded chains (1 to 100).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub swaps: u64,
+    /// Threshold committee size N; 2f+1 shares are combined (4 to 1024).
+    #[arg(long, default_value_t = 31, value_parser = clap::value_parser!(u64).range(4..=1024))]
+    pub members: u64,
+}
+
+pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let cfg = gridledger_xchain::bench::BenchConfig {
+        proofs: a.proofs as usize,
+        swaps: a.swaps as usize,
+        members: a.members as usize,
+    };
+    println!("{}", gridledger_xchain::bench::run(&cfg)?);
+    Ok(())
+}

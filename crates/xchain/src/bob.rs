@@ -372,6 +372,12 @@ fn posted_key(id: &Hash32, side: Side) -> Vec<u8> {
     [b"n/".as_slice(), &id.0, &[side as u8]].concat()
 }
 
+/// `Val_proof(P, NT, R(BH))` (§5.2.5) as SC_MPV runs it: the leaf is the
+/// transaction's hash and the leaf count is the header's, never the prover's.
+pub fn verify_inclusion(header: &BlockHeader, nt: &SignedTransaction, proof: &MerkleProof) -> bool {
+    proof.leaf_count == header.tx_count as u64 && proof.verify(&nt.hash(), &header.tx_root)
+}
+
 fn fail<T>(e: XchainError) -> Result<T, ContractError> {
     Err(e.into())
 }
@@ -425,7 +431,7 @@ impl BobContract {
     ) -> Result<(), ContractError> {
         let header = self.final_header(ctx, chain, height)?;
         ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (proof.siblings.len() as u64 + 2))?;
-        if proof.leaf_count != header.tx_count as u64 || !proof.verify(&nt.hash(), &header.tx_root) {
+        if !verify_inclusion(&header, nt, proof) {
             return fail(XchainError::BadMerkleProof { chain, height });
         }
         Ok(())

@@ -18,6 +18,7 @@
 //! stored on them (independence, §5.2.1).
 
 pub mod amm;
+pub mod bench;
 pub mod bob;
 pub mod embedded;
 pub mod error;
