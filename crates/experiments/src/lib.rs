@@ -131,6 +131,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(exps::ior_tables::Tables34To36),
         Box::new(exps::cns_channel_costs::ChannelCosts),
         Box::new(exps::xchain_ccte::Ccte),
+        Box::new(exps::xchain_memory::Memory),
     ]
 }
 

@@ -140,7 +140,7 @@ fn ids_are_unique_and_listed_once() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
-    assert_eq!(ids.len(), 8);
+    assert_eq!(ids.len(), 9);
 }
 
 #[test]
@@ -152,4 +152,13 @@ fn xchain_ccte_quick() {
     // Latency grows with the confirmations k, the sequential swap's faster.
     assert!(ccte.points[1].1 > ccte.points[0].1);
     assert!(htlc.points[1].1 - htlc.points[0].1 > ccte.points[1].1 - ccte.points[0].1);
+}
+
+#[test]
+fn xchain_memory_quick() {
+    let r = quick("xchain-memory");
+    let s = &r.ours[0];
+    assert_eq!(s.points.len(), 2);
+    // Twice the chains, twice the headers.
+    assert!(s.points[1].1 > 1.9 * s.points[0].1 && s.points[1].1 < 2.1 * s.points[0].1);
 }

@@ -9,6 +9,7 @@ pub mod ior_fig_3_8;
 pub mod ior_fig_3_9;
 pub mod ior_tables;
 pub mod xchain_ccte;
+pub mod xchain_memory;
 
 /// `v` as `u64`, or a typed error naming the missing field of a bench's
 /// JSON output.
