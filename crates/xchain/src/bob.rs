@@ -711,7 +711,7 @@ impl BobContract {
             return fail(XchainError::BadNativeSignature);
         }
         if ctx.read(&posted_key(&a.cct, a.side))?.is_some() {
-            return revert(format!("the {} native transaction is already posted", a.side.name()));
+            return fail(XchainError::AlreadyPosted(a.side.name()));
         }
         ctx.write_typed(&posted_key(&a.cct, a.side), &a.nt)?;
         ctx.emit("nt_posted", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;

@@ -55,6 +55,8 @@ pub enum XchainError {
     TooEarly { height: Height, after: Height },
     #[error("side {0} of the exchange is already settled")]
     AlreadySettled(&'static str),
+    #[error("the {0} native transaction is already posted to the BoB")]
+    AlreadyPosted(&'static str),
     #[error("the deadline has passed (chain {chain} at {tip}, deadline {deadline})")]
     DeadlineExpired { chain: ChainId, tip: Height, deadline: Height },
     #[error("the deadline has not been reached (chain {chain} at {tip}, deadline {deadline})")]

@@ -390,6 +390,13 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
         r.status
     );
     assert_eq!(m.bob_contract_state(), before);
+    // The right NT posted once; a second copy is refused.
+    let right = transfer(&s, I, 0, receiver().address(), Amount(rec.x_i), Amount(1));
+    let post =
+        m.bob_call(&s, "post_nt", &PostNt { cct: terms.id(), side: Side::Sender, nt: right.clone() }, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &post).status, TxStatus::Success);
+    let again = m.bob_call(&s, "post_nt", &PostNt { cct: terms.id(), side: Side::Sender, nt: right }, Amount::ZERO);
+    assert_refused(&mut m, &again, XchainError::AlreadyPosted("sender"));
     // Untouched deposits apart from the one valid CCT's lock.
     let d = m.deposit(&s.address());
     assert_eq!(d.free + d.locked, DEPOSIT);
