@@ -61,6 +61,10 @@ pub trait BatchPolicy<T: BatchItem> {
     /// Epochs must increase; a repeated or older epoch yields an empty batch
     /// and changes nothing.
     fn next_batch(&mut self, local_epoch: u64) -> Vec<T>;
+    /// Housekeeping after the batch of local epoch `local_epoch` left
+    /// (freeing what can no longer be batched). Called by the owner once per
+    /// local epoch, after [`BatchPolicy::next_batch`].
+    fn end_epoch(&mut self, _local_epoch: u64) {}
     /// `key` was BC- or ABC-delivered: it is never batched again. Returns
     /// whether it was stored.
     fn delivered(&mut self, key: &T::Key) -> bool;

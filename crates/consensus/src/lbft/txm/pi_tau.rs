@@ -394,7 +394,9 @@ impl BatchSource for PiTau {
     /// TBG's batch (Algorithm 4.2); the transactions leave the buckets
     /// (line 22: "when tx_c is broadcast").
     fn next_batch(&mut self, epoch: u64) -> Vec<Arc<LbftTx>> {
-        self.buckets.next_batch(epoch).into_iter().map(|a| a.tx).collect()
+        let batch = self.buckets.next_batch(epoch);
+        self.buckets.end_epoch(epoch);
+        batch.into_iter().map(|a| a.tx).collect()
     }
 
     fn delivered(&mut self, epoch: u64, block_hash: Hash32, txs: &[Arc<LbftTx>]) {

@@ -97,6 +97,7 @@ impl TbgConfig {
     }
 }
 
+#[derive(Clone)]
 struct BucketSet<T: BatchItem> {
     buckets: Vec<Vec<T>>,
     /// key → (bucket, position); entries of taken buckets go stale and are
@@ -113,6 +114,7 @@ impl<T: BatchItem> BucketSet<T> {
 }
 
 /// A replica's TBG buckets (Algorithm 4.2).
+#[derive(Clone)]
 pub struct TbgBatcher<T: BatchItem> {
     cfg: TbgConfig,
     /// Bucket sets by the local epoch that generated them (`e_c + κ − 1`).
@@ -186,7 +188,9 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
         let cfg = self.cfg;
         let k = u64::from(cfg.kappa);
         let g = cfg.group_size();
-        let mut batch = Vec::with_capacity(cfg.batch);
+        // The first non-empty bucket becomes the batch's buffer (moved, not
+        // copied); later buckets are appended into it.
+        let mut batch: Vec<T> = Vec::new();
         for x in 0..cfg.groups {
             // Group x of the set generated at e − 1 − 2κx (Algorithm 4.2 line 02).
             let Some(s) = e.checked_sub(1 + 2 * k * u64::from(x)) else { break };
@@ -196,27 +200,41 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
             for bucket in &mut set.buckets[lo..hi] {
                 let room = cfg.batch - batch.len();
                 let n = bucket.len();
-                if n <= room {
-                    batch.append(bucket);
-                } else {
-                    batch.extend(bucket.drain(..room));
+                if n == 0 {
+                    continue;
+                }
+                if n > room {
+                    // Overflow is dropped first, so what is kept moves in one copy.
+                    bucket.truncate(room);
                     self.overflowed += (n - room) as u64;
-                    bucket.clear();
+                }
+                if batch.is_empty() {
+                    batch = std::mem::take(bucket);
+                    if batch.len() < cfg.batch {
+                        batch.reserve(cfg.batch - batch.len());
+                    }
+                } else {
+                    batch.append(bucket);
                 }
                 self.stored -= n;
             }
         }
-        // Sets whose last group is now past are gone (whatever a skipped
-        // epoch left in them can never be batched).
-        let last_group = u64::from(cfg.groups - 1);
-        let keep_from = e.saturating_sub(2 * k * last_group);
+        batch
+    }
+
+    /// Frees the bucket sets whose last group is past at local epoch `e`
+    /// (whatever a skipped epoch left in them can never be batched). Kept
+    /// out of [`BatchPolicy::next_batch`] so that building a batch is only
+    /// the selection the seed's grouping latency measures (Fig 4-9).
+    fn end_epoch(&mut self, e: u64) {
+        let k = u64::from(self.cfg.kappa);
+        let keep_from = e.saturating_sub(2 * k * u64::from(self.cfg.groups - 1));
         let old: Vec<u64> = self.sets.range(..keep_from).map(|(s, _)| *s).collect();
         for s in old {
             if let Some(set) = self.sets.remove(&s) {
                 self.stored -= set.buckets.iter().map(Vec::len).sum::<usize>();
             }
         }
-        batch
     }
 
     fn delivered(&mut self, key: &T::Key) -> bool {
@@ -242,4 +260,32 @@ impl<T: BatchItem> BatchPolicy<T> for TbgBatcher<T> {
     fn holds(&self, key: &T::Key) -> bool {
         self.sets.values().any(|s| s.locate(key).is_some())
     }
+}
+
+/// The grouping benchmark's state (Fig 4-9): a replica that received
+/// `per_epoch` transactions in each epoch, each at a uniformly random
+/// position of its array, with every bucket set that local epoch `epoch`
+/// consults filled. Item `i` of set `s` is `s << 32 | i`.
+pub fn grouping_fixture(
+    cfg: TbgConfig,
+    per_epoch: u32,
+    epoch: u64,
+    seed: u64,
+) -> Result<TbgBatcher<u64>, TbgConfigError> {
+    use rand::Rng;
+    use rand_chacha::rand_core::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut b = TbgBatcher::new(TbgConfig { max_stored: usize::MAX, ..cfg })?;
+    let k = u64::from(cfg.kappa);
+    for x in 0..u64::from(cfg.groups) {
+        let Some(s) = epoch.checked_sub(1 + 2 * k * x) else { break };
+        // Set s holds the transactions of e_c = s − κ + 1.
+        let Some(e_c) = (s + 1).checked_sub(k) else { break };
+        for i in 0..per_epoch {
+            let slot = rng.random_range(0..cfg.tau);
+            // Distinct keys: cannot be refused.
+            let _ = b.store(Placement { epoch: e_c, slot }, (s << 32) | u64::from(i));
+        }
+    }
+    Ok(b)
 }

@@ -399,7 +399,10 @@ fn tbg_skipped_epochs_free_their_sets() {
     b.store(Placement { epoch: 1, slot: 3 }, 9).unwrap();
     // Jump far past every consult epoch of e_c = 1 (last at 1 + 3κ = 7).
     assert!(b.next_batch(20).is_empty());
+    assert_eq!(b.stored(), 1, "selection alone frees nothing");
+    b.end_epoch(20);
     assert_eq!(b.stored(), 0);
+    assert!(!b.holds(&9));
 }
 
 proptest! {
@@ -447,7 +450,9 @@ proptest! {
                             delivered[n] = true;
                         }
                     }
-                    if reps[n].next_batch(local[n]).contains(&42) {
+                    let batch = reps[n].next_batch(local[n]);
+                    reps[n].end_epoch(local[n]);
+                    if batch.contains(&42) {
                         broadcasts.push((n, local[n], cfg.group_of(n as u32)));
                         if survives[n] {
                             // Certificate known to every replica by its local e_b + 3κ − 3
