@@ -6,9 +6,15 @@
 #     The vote state is written first (durably) and the block alone without
 #     fsync: a crash before the next write loses a block the validator
 #     already committed, reported and served receipts for.
+#     Held up when written: caught as LostVote (seed 4, n = 4, and the
+#     crash-window test at sync 4), although DriverNode::effects never
+#     re-reports heights <= the highest reported, so the vanished block
+#     itself is not what is seen.
 #   scripts/attack-plant.sh scripts/attack-plant-weak-cert.patch
 #     Committed blocks are stored with a one-signature "quorum" certificate
 #     (what light clients and catch-up from the store are handed).
+#     NOT caught when written (n = 4 and n = 7 sweeps and the crash-window
+#     test all pass): the checker never verifies a stored Seal::Quorum.
 #
 # Expected (secure): the sweep fails, i.e. the simulator catches the bug.
 # The script exits 1 ("ATTACK: ... NOT caught") when the sweep passes
