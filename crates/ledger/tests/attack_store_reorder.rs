@@ -38,7 +38,7 @@ impl Keep {
             Keep::AllButLast => i + 1 != n,
             Keep::AllButFirst => i != 0,
             Keep::Odd => i % 2 == 1,
-            Keep::Even => i % 2 == 0,
+            Keep::Even => i.is_multiple_of(2),
         }
     }
 }
