@@ -9,12 +9,14 @@
 pub mod batch;
 pub mod hsm;
 pub mod pi_tau;
+pub mod source;
 pub mod tbg;
 pub mod tx;
 
 pub use batch::{BatchItem, BatchPolicy, BatchSource, Placement, StoreError};
 pub use hsm::{hsm_space, HsmBatcher, RandomBatcher};
 pub use pi_tau::{Admitted, Invalid, Outcome, PiTau, PiTauConfig, PiTauConfigError, PiTauStats, Rejection, Undecided};
+pub use source::PolicySource;
 pub use tbg::{TbgBatcher, TbgConfig, TbgConfigError};
 pub use tx::{array_function, nonce_value, LbftTx, Theta, MAX_REQUEST};
 
