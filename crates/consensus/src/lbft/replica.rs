@@ -68,7 +68,8 @@ pub struct Config {
 #[cfg(feature = "mutants")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mutation {
-    /// Agreement quorums one vote short.
+    /// Quorums one vote short: the agreement's `n − f` and `2f + 1`, and
+    /// the `f + 1` matching sync records a lagging replica adopts.
     WrongQuorum,
     /// A `Cert` is accepted without checking its signature.
     SkipCertificateCheck,
@@ -968,7 +969,8 @@ impl<C: ThresholdCrypto> Replica<C> {
             for (from, d) in votes {
                 tally.entry(d.decision()).or_default().push(*from);
             }
-            let Some((_, senders)) = tally.into_iter().find(|(_, s)| s.len() > self.f()) else {
+            let need = if self.mutation_is("quorum") { self.f() } else { self.f() + 1 };
+            let Some((_, senders)) = tally.into_iter().find(|(_, s)| s.len() >= need) else {
                 return;
             };
             let Some(record) = votes.get(&senders[0]).cloned() else {

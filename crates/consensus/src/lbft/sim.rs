@@ -161,10 +161,12 @@ pub enum Behaviour {
     /// Random agreement votes (flipped values, bogus `Conf` sets and
     /// `Term`s).
     FlipVotes,
+    /// Answers every sync request with a made-up delivered epoch.
+    LieInSync,
 }
 
-pub const ALL_BEHAVIOURS: [Behaviour; 4] =
-    [Behaviour::Silent, Behaviour::Equivocate, Behaviour::BadShares, Behaviour::FlipVotes];
+pub const ALL_BEHAVIOURS: [Behaviour; 5] =
+    [Behaviour::Silent, Behaviour::Equivocate, Behaviour::BadShares, Behaviour::FlipVotes, Behaviour::LieInSync];
 
 /// Makes an invalid certificate for the equivocation attack.
 pub type Forger<C> = Arc<dyn Fn(&[u8]) -> <C as ThresholdCrypto>::Sig + Send + Sync>;
@@ -189,6 +191,29 @@ impl<C: ThresholdCrypto> LbftAdversary<C> {
 }
 
 impl<C: ThresholdCrypto> Adversary<LbftNode<C>> for LbftAdversary<C> {
+    fn observe(
+        &mut self,
+        from: NodeId,
+        message: &Message<C::Share, C::Sig>,
+        _rng: &mut ChaCha8Rng,
+    ) -> Vec<(Dest, Message<C::Share, C::Sig>)> {
+        let (Message::SyncRequest { next }, true, false, Some(forge)) =
+            (message, self.has(Behaviour::LieInSync), self.has(Behaviour::Silent), &self.forge)
+        else {
+            return Vec::new();
+        };
+        // A made-up epoch: one batch of its own, consistent with its digest.
+        let epoch = *next;
+        let batch = super::messages::Batch { txs: vec![SimTx { origin: self.me, counter: 2 << 40 | epoch }.bytes()] };
+        let digest = batch.digest(&INSTANCE, epoch, self.me);
+        let sig = forge(&echo_statement(&INSTANCE, epoch, self.me, &digest));
+        let delivered = super::messages::DeliveredEpoch {
+            epoch,
+            batches: vec![super::messages::CertifiedBatch { proposer: self.me, digest, sig, batch }],
+        };
+        vec![(Dest::One(from), Message::Sync { delivered })]
+    }
+
     fn tamper(
         &mut self,
         _now: Time,
