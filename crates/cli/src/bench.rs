@@ -26,6 +26,13 @@ pub enum BenchCmd {
     /// second, update latency, snapshot (fsync) cost, on-chain transactions
     /// and gas per channel lifetime against settling every trade on chain.
     Channel(crate::channel::BenchArgs),
+    /// The leaderless BFT (thesis Ch.4) on loopback, one process per
+    /// replica: delivered unique tx/s, submit→delivery latency, bytes per
+    /// transaction.
+    Lbft(crate::lbft_bench::LbftBenchArgs),
+    /// One replica of `bench lbft` (spawned by it).
+    #[command(hide = true)]
+    LbftReplica(crate::lbft_bench::LbftReplicaArgs),
 }
 
 #[derive(Args)]
@@ -181,6 +188,8 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Pbft(a) => pbft(a),
         BenchCmd::Ior(a) => crate::ior::bench(a),
         BenchCmd::Channel(a) => crate::channel::bench(a),
+        BenchCmd::Lbft(a) => crate::lbft_bench::bench(a),
+        BenchCmd::LbftReplica(a) => crate::lbft_bench::replica(a),
     }
 }
 

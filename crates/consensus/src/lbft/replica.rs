@@ -939,7 +939,10 @@ impl<C: ThresholdCrypto> Replica<C> {
     }
 
     fn on_sync(&mut self, from: u32, d: DeliveredEpoch<C::Sig>, step: &mut StepOf<C>) {
-        if d.epoch < self.epoch || d.epoch >= self.epoch + self.cfg.retain as u64 {
+        // Records are kept for a bounded span of epochs ahead (what one
+        // sync answer covers), so a liar cannot fill memory.
+        let span = (self.cfg.sync_batch as u64).max(self.cfg.window);
+        if d.epoch < self.epoch || d.epoch >= self.epoch + span {
             return;
         }
         let ok = d.batches.len() <= self.cfg.n
