@@ -10,8 +10,11 @@
 //! one JSON object: delivered unique tx/s, p50/p99 latency per replica,
 //! bytes sent per delivered transaction.
 //!
-//! The bench keeps the replicas' durable state in memory (no crash is
-//! injected here; the simulator and the unit tests cover recovery).
+//! Each replica persists its durable state (echoes given, epochs voted in,
+//! its proposals, delivered epochs with certificates and batches) in an
+//! append-only log, one checksummed and fsynced record per step, before
+//! the step's messages leave. `--kill-restart I` kills replica `I` mid-run
+//! and restarts it from that log.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -21,7 +24,8 @@ use std::time::{Duration, Instant};
 use borsh::{BorshDeserialize, BorshSerialize};
 use clap::Args;
 use gridledger_consensus::lbft::{
-    tx_id, BatchPolicy, BlsCrypto, Config, FifoPolicy, Message, Replica, Step, Target, Tx,
+    tx_id, BatchPolicy, BlsCrypto, Config, DeliveredEpoch, Durable, FifoPolicy, Message, PersistOp, Replica, Step,
+    Target, Tx,
 };
 use gridledger_core::codec::{decode, encode, hash_bytes, Tag};
 use gridledger_core::crypto::{batch_verify, KeyPair, VerifyItem};
@@ -53,6 +57,11 @@ pub struct LbftBenchArgs {
     /// Print JSON on one line (the output is JSON either way).
     #[arg(long)]
     pub json: bool,
+    /// Kill this replica (SIGKILL) two seconds into the run and restart it
+    /// a second later from its on-disk log; the report says whether every
+    /// replica holds the same delivered sequence.
+    #[arg(long)]
+    pub kill_restart: Option<u32>,
 }
 
 /// One replica process (spawned by `bench lbft`).
@@ -60,6 +69,10 @@ pub struct LbftBenchArgs {
 pub struct LbftReplicaArgs {
     #[arg(long)]
     pub config: PathBuf,
+    /// Keep the replica's durable state in DIR/lbft.log (one fsynced
+    /// record per step, written before the step's messages leave).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(BorshSerialize, BorshDeserialize)]
@@ -88,8 +101,6 @@ struct BenchTx {
 }
 
 const TX_BYTES: usize = 300;
-/// Replicas compare the digest of their first this many epochs.
-const PREFIX_EPOCHS: u64 = 20;
 const INSTANCE: Hash32 = Hash32([0x1b; 32]);
 
 fn client_key(i: u32) -> KeyPair {
@@ -144,7 +155,7 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
-    let mut children = Vec::new();
+    let mut children: Vec<std::process::Child> = Vec::new();
     for i in 0..n {
         let file = ReplicaFile {
             index: i as u32,
@@ -161,14 +172,19 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
         };
         let path = dir.path().join(format!("replica-{i}.bin"));
         std::fs::write(&path, encode(&file))?;
-        children.push(
-            std::process::Command::new(&exe)
-                .args(["bench", "lbft-replica", "--config"])
-                .arg(&path)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::inherit())
-                .spawn()?,
-        );
+        let data = dir.path().join(format!("data-{i}"));
+        std::fs::create_dir_all(&data)?;
+        children.push(spawn_replica(&exe, &path, &data)?);
+    }
+    if let Some(k) = a.kill_restart {
+        let k = k as usize;
+        anyhow::ensure!(k < n, "--kill-restart {k}: no such replica");
+        std::thread::sleep(Duration::from_secs(2));
+        children[k].kill()?;
+        let _ = children[k].wait();
+        std::thread::sleep(Duration::from_secs(1));
+        let path = dir.path().join(format!("replica-{k}.bin"));
+        children[k] = spawn_replica(&exe, &path, &dir.path().join(format!("data-{k}")))?;
     }
     let mut reports = Vec::new();
     for c in children {
@@ -182,7 +198,17 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
     let p50: Vec<f64> = reports.iter().filter_map(|r| r["latency_ms"]["p50"].as_f64()).collect();
     let p99: Vec<f64> = reports.iter().filter_map(|r| r["latency_ms"]["p99"].as_f64()).collect();
     let bytes: Vec<f64> = reports.iter().filter_map(|r| r["bytes_sent_per_delivered_tx"].as_f64()).collect();
-    let agree = reports.windows(2).all(|w| w[0]["prefix_digest"] == w[1]["prefix_digest"]);
+    // Every pair of replicas agrees on every epoch both delivered.
+    let seqs: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            r["epoch_digests"]
+                .as_array()
+                .map(|v| v.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    let same_sequence = seqs.iter().all(|a| seqs.iter().all(|b| a.iter().zip(b).all(|(x, y)| x == y)));
     let out = json!({
         "bench": "lbft",
         "replicas": n,
@@ -194,7 +220,8 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
         "delivered_unique_tx_per_s": tps.iter().copied().fold(f64::INFINITY, f64::min),
         "latency_ms": { "p50": p50.iter().copied().fold(0.0, f64::max), "p99": p99.iter().copied().fold(0.0, f64::max) },
         "bytes_sent_per_delivered_tx": bytes.iter().sum::<f64>() / bytes.len().max(1) as f64,
-        "replicas_agree_on_first_epochs": agree,
+        "same_delivered_sequence": same_sequence,
+        "killed_and_restarted": a.kill_restart,
         "per_replica": reports,
     });
     if a.json {
@@ -203,6 +230,73 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(())
+}
+
+fn spawn_replica(
+    exe: &std::path::Path,
+    config: &std::path::Path,
+    data: &std::path::Path,
+) -> anyhow::Result<std::process::Child> {
+    Ok(std::process::Command::new(exe)
+        .args(["bench", "lbft-replica", "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()?)
+}
+
+type Sig = gridledger_threshold::Signature;
+
+/// The replica's durable state as an append-only log: records of
+/// `len (u32 LE) ‖ sha256-tagged checksum (32) ‖ borsh(Vec<PersistOp>)`.
+/// A torn last record (a crash mid-write) is cut off on open.
+struct DiskLog {
+    file: std::fs::File,
+}
+
+impl DiskLog {
+    fn open(dir: &std::path::Path) -> anyhow::Result<(Self, Durable<Sig>)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = dir.join("lbft.log");
+        let mut file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let mut durable = Durable::default();
+        let mut at = 0usize;
+        while at + 36 <= bytes.len() {
+            let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+            let Some(body) = bytes.get(at + 36..at + 36 + len) else { break };
+            if hash_bytes(Tag("gridledger/lbft-log/v1"), body).0[..] != bytes[at + 4..at + 36] {
+                break;
+            }
+            let Ok(ops) = borsh::from_slice::<Vec<PersistOp<Sig>>>(body) else { break };
+            for op in &ops {
+                durable.apply(op);
+            }
+            at += 36 + len;
+        }
+        file.set_len(at as u64)?;
+        file.seek(SeekFrom::End(0))?;
+        Ok((Self { file }, durable))
+    }
+
+    fn append(&mut self, ops: &[PersistOp<Sig>]) -> anyhow::Result<()> {
+        use std::io::Write;
+        let body = encode(&ops.to_vec());
+        let mut rec = Vec::with_capacity(36 + body.len());
+        rec.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&hash_bytes(Tag("gridledger/lbft-log/v1"), &body).0);
+        rec.extend_from_slice(&body);
+        self.file.write_all(&rec)?;
+        self.file.sync_data()?;
+        Ok(())
+    }
+}
+
+fn epoch_digest(d: &DeliveredEpoch<Sig>) -> String {
+    hash_bytes(Tag("gridledger/lbft-bench-epoch/v1"), &encode(&(d.epoch, d.decision()))).to_string()
 }
 
 enum Input {
@@ -249,6 +343,10 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         }
     });
     let started = Instant::now();
+    // Transactions submitted in [window_start, window_end) are measured,
+    // whenever (before the run ends) they are delivered.
+    let window_start = now_us() + 1_000_000;
+    let window_end = window_start + file.seconds * 1_000_000;
     let warmup = Duration::from_secs(1);
     let measure_end = warmup + Duration::from_secs(file.seconds);
     let stop_load = measure_end;
@@ -279,7 +377,16 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     // No store behind the bench replicas: keep every epoch of the run in
     // memory so a replica that fell behind can still catch up from peers.
     cfg.retain = 100_000;
-    let mut replica = Replica::new(cfg, crypto, Default::default());
+    let (mut disk, durable) = match &a.data_dir {
+        Some(dir) => {
+            let (log, d) = DiskLog::open(dir)?;
+            (Some(log), d)
+        }
+        None => (None, Durable::default()),
+    };
+    let mut epoch_digests: Vec<String> = durable.delivered.iter().map(epoch_digest).collect();
+    let restored_epochs = epoch_digests.len();
+    let mut replica = Replica::new(cfg, crypto, durable);
     let mut policy = FifoPolicy::new(file.batch as usize, 1 << 20);
     let client_keys: Vec<PublicKey> = (0..n as u32).map(|i| client_key(i).public()).collect();
     let mut latencies: Vec<u64> = Vec::new();
@@ -287,7 +394,6 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let mut seen: HashSet<Hash32> = HashSet::new();
     let mut bad_sigs = 0u64;
     let mut epochs = 0u64;
-    let mut digest = Hash32([0; 32]);
     let mut pending_batch: Option<u64> = None;
     let mut propose_at: Option<Instant> = None;
     let mut next_tick = Instant::now() + Duration::from_millis(500);
@@ -299,6 +405,15 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         // Process steps: send, deliver, ask for batches.
         while let Some(s) = steps.pop() {
             let s: Step<gridledger_threshold::SignatureShare, gridledger_threshold::Signature> = s;
+            // Persist the step (one fsynced record), then speak.
+            if let (Some(log), false) = (disk.as_mut(), s.persist.is_empty()) {
+                log.append(&s.persist)?;
+            }
+            for op in &s.persist {
+                if let PersistOp::Delivered(d) = op {
+                    epoch_digests.push(epoch_digest(d));
+                }
+            }
             for (to, m) in s.messages {
                 let bytes = encode(&m);
                 let _ = match to {
@@ -309,7 +424,6 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             for d in s.delivered {
                 epochs += 1;
                 let now = now_us();
-                let in_window = measuring;
                 let parsed: Vec<BenchTx> = d.txs.iter().filter_map(|t| borsh::from_slice::<BenchTx>(t).ok()).collect();
                 if !file.opaque {
                     let digests: Vec<Hash32> = parsed.iter().map(signed_digest).collect();
@@ -323,14 +437,11 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                     bad_sigs += batch_verify(&items).iter().filter(|r| r.is_err()).count() as u64;
                 }
                 for (t, raw) in parsed.iter().zip(&d.txs) {
+                    let in_window = (window_start..window_end).contains(&t.submitted_us);
                     if seen.insert(tx_id(raw)) && in_window {
                         delivered_unique += 1;
                         latencies.push(now.saturating_sub(t.submitted_us));
                     }
-                }
-                if d.epoch < PREFIX_EPOCHS {
-                    digest =
-                        hash_bytes(Tag("gridledger/lbft-bench-prefix/v1"), &encode(&(digest, d.epoch, &d.decision)));
                 }
                 policy.delivered(d.epoch, &d.txs);
             }
@@ -399,7 +510,8 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         "epochs": epochs,
         "bad_signatures": bad_sigs,
         "pending_at_end": policy.pending(),
-        "prefix_digest": if epochs >= PREFIX_EPOCHS { digest.to_string() } else { String::new() },
+        "restored_epochs": restored_epochs,
+        "epoch_digests": epoch_digests,
     });
     println!("{}", serde_json::to_string(&report)?);
     // Peers may still be talking to us; leave without a drawn-out shutdown.

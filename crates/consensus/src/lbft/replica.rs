@@ -114,7 +114,7 @@ pub enum Target {
 pub struct Tick;
 
 /// One write of a step; all of a step's writes form one transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub enum PersistOp<G> {
     Proposed { epoch: u64, batch: Batch },
     Echoed { epoch: u64, proposer: u32, digest: Hash32 },
