@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use borsh::{BorshDeserialize, BorshSerialize};
 use clap::Args;
 use gridledger_consensus::lbft::{
-    tx_id, BatchPolicy, BlsCrypto, Config, DeliveredEpoch, Durable, FifoPolicy, Message, PersistOp, Replica, Step,
+    tx_id, BatchSource, BlsCrypto, Config, DeliveredEpoch, Durable, FifoPolicy, Message, PersistOp, Replica, Step,
     Target, Tx,
 };
 use gridledger_core::codec::{decode, encode, hash_bytes, Tag};
@@ -443,7 +443,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                         latencies.push(now.saturating_sub(t.submitted_us));
                     }
                 }
-                policy.delivered(d.epoch, &d.txs);
+                policy.delivered(d.epoch, d.block_hash(), &d.txs);
             }
             if let Some(e) = s.need_batch {
                 pending_batch = Some(e);

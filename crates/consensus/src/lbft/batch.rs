@@ -1,12 +1,15 @@
-//! Where a replica's batches come from (thesis §4.5): the leaderless
-//! broadcast asks its [`BatchPolicy`] for one batch per epoch and tells it
-//! what each epoch delivered. TBG, HSM and random selection implement this
-//! trait; [`FifoPolicy`] is the plain baseline shipped with the protocol.
+//! The plain FIFO batch source shipped with the protocol (thesis §4.5's
+//! baselines and TBG live in [`super::txm`]): the driver asks a
+//! [`BatchSource`] for one batch per epoch and tells it what each epoch
+//! delivered. The source hands its batch on unchanged; the replica
+//! truncates it to its `max_batch_txs`/`max_tx_bytes` bounds.
 
 use std::collections::{HashSet, VecDeque};
 
 use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::Hash32;
+
+use super::txm::BatchSource;
 
 /// An opaque transaction as the ordering layer sees it.
 pub type Tx = Vec<u8>;
@@ -14,16 +17,6 @@ pub type Tx = Vec<u8>;
 /// The id that duplicate suppression uses: a tagged hash of the bytes.
 pub fn tx_id(tx: &[u8]) -> Hash32 {
     hash_bytes(Tag("gridledger/lbft/tx/v1"), tx)
-}
-
-/// Chooses the batch a replica proposes.
-pub trait BatchPolicy {
-    /// The batch this replica proposes for `epoch` (may be empty: the
-    /// protocol progresses with empty batches). The protocol hands it on
-    /// unchanged, truncated to its `max_batch_txs`/`max_batch_bytes`.
-    fn next_batch(&mut self, epoch: u64) -> Vec<Tx>;
-    /// `epoch` delivered `txs` (in order, duplicates already removed).
-    fn delivered(&mut self, epoch: u64, txs: &[Tx]);
 }
 
 /// First in, first out: up to `batch_size` of the oldest pending
@@ -76,7 +69,9 @@ impl FifoPolicy {
     }
 }
 
-impl BatchPolicy for FifoPolicy {
+impl BatchSource for FifoPolicy {
+    type Tx = Tx;
+
     fn next_batch(&mut self, epoch: u64) -> Vec<Tx> {
         let mut out = Vec::new();
         for (id, tx) in &self.pending {
@@ -95,7 +90,7 @@ impl BatchPolicy for FifoPolicy {
         out
     }
 
-    fn delivered(&mut self, _epoch: u64, txs: &[Tx]) {
+    fn delivered(&mut self, _epoch: u64, _block_hash: Hash32, txs: &[Tx]) {
         if txs.is_empty() {
             return;
         }

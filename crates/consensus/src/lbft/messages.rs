@@ -62,6 +62,17 @@ impl<G> DeliveredEpoch<G> {
     pub fn decision(&self) -> Vec<(u32, Hash32)> {
         self.batches.iter().map(|b| (b.proposer, b.digest)).collect()
     }
+
+    /// The epoch's block hash `h^e` (the same at every correct replica).
+    pub fn block_hash(&self) -> Hash32 {
+        block_hash(self.epoch, &self.decision())
+    }
+}
+
+/// `h^e`: the hash of epoch `epoch`'s decision (its accepted batch digests,
+/// which bind their contents). π^τ's array function reads `h^(e−1)`.
+pub fn block_hash(epoch: u64, decision: &[(u32, Hash32)]) -> Hash32 {
+    hash_tagged(Tag("gridledger/lbft/block/v1"), &(epoch, decision))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

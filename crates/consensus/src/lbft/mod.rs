@@ -1,8 +1,11 @@
 //! Leaderless asynchronous BFT (thesis Ch.4, §4.2.1): the atomic broadcast
 //! P^ABC as a sans-IO state machine, in the style of [`crate::pbft`].
 //!
-//! - [`batch`]: where batches come from ([`BatchPolicy`]; FIFO here, TBG,
-//!   HSM and random selection implement the same trait);
+//! - [`batch`]: where batches come from: the replica's driver asks a
+//!   [`BatchSource`] (FIFO here; π^τ with TBG, and the HSM and random
+//!   baselines, in [`txm`]) for one batch per epoch;
+//! - [`txm`]: transaction management (π^τ) and batch generation (TBG,
+//!   HSM, random);
 //! - [`crypto`]: threshold signatures and the common coin (BLS12-381 on
 //!   nodes, a cheap stand-in for the simulator's large sweeps);
 //! - [`messages`]: the wire messages and signed statements;
@@ -26,11 +29,13 @@ pub mod crypto;
 pub mod messages;
 mod replica;
 pub mod sim;
+pub mod txm;
 
-pub use batch::{tx_id, BatchPolicy, FifoPolicy, Tx};
+pub use batch::{tx_id, FifoPolicy, Tx};
 pub use crypto::{BlsCrypto, KeyUse, SimCrypto, ThresholdCrypto};
 pub use messages::*;
 pub use replica::*;
+pub use txm::BatchSource;
 
 #[cfg(test)]
 mod tests;

@@ -212,6 +212,13 @@ pub struct Delivery {
     pub duplicates: usize,
 }
 
+impl Delivery {
+    /// The epoch's block hash (see [`block_hash`]).
+    pub fn block_hash(&self) -> Hash32 {
+        block_hash(self.epoch, &self.decision)
+    }
+}
+
 /// Everything one input produced.
 #[derive(Clone, Debug)]
 pub struct Step<S, G> {

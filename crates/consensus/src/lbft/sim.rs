@@ -16,10 +16,11 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::batch::{tx_id, BatchPolicy, FifoPolicy, Tx};
+use super::batch::{tx_id, FifoPolicy, Tx};
 use super::crypto::{BlsCrypto, KeyUse, SimCrypto, ThresholdCrypto};
 use super::messages::{echo_statement, AbaVote, Message};
 use super::replica::{Config, Delivery, Durable, Fault, Replica, Step, Target, Tick};
+use super::txm::BatchSource;
 
 /// The chain instance every simulated replica shares.
 pub const INSTANCE: Hash32 = Hash32([0x1b; 32]);
@@ -75,7 +76,7 @@ impl<C: ThresholdCrypto> LbftNode<C> {
         // Drop what this replica already delivered before a restart.
         for d in &disk.delivered {
             let txs: Vec<Tx> = d.batches.iter().flat_map(|b| b.batch.txs.iter().cloned()).collect();
-            policy.delivered(d.epoch, &txs);
+            policy.delivered(d.epoch, d.block_hash(), &txs);
         }
         Self { replica, policy, disk, stop_epoch }
     }
@@ -93,7 +94,7 @@ impl<C: ThresholdCrypto> LbftNode<C> {
                 self.disk.apply(op);
             }
             for d in s.delivered.drain(..) {
-                self.policy.delivered(d.epoch, &d.txs);
+                self.policy.delivered(d.epoch, d.block_hash(), &d.txs);
                 out.outputs.push(d);
             }
             for (to, m) in s.messages.drain(..) {

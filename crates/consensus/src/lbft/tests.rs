@@ -323,7 +323,7 @@ fn fifo_policy_keeps_order_skips_in_flight_and_drops_delivered() {
     assert!(!p.submit(tx("a")), "already queued");
     assert_eq!(p.next_batch(0), vec![tx("a"), tx("b")]);
     assert_eq!(p.next_batch(1), vec![tx("c")], "a and b in flight");
-    p.delivered(1, &[tx("a")]);
+    p.delivered(1, Hash32([0; 32]), &[tx("a")]);
     assert_eq!(p.next_batch(2), vec![tx("b")], "b retried after two epochs");
     assert_eq!(p.pending(), 2);
 }
