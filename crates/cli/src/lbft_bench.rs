@@ -101,6 +101,8 @@ struct BenchTx {
 }
 
 const TX_BYTES: usize = 300;
+/// The replicas' retransmission tick (ms).
+const TICK_MS: u64 = 2_000;
 const INSTANCE: Hash32 = Hash32([0x1b; 32]);
 
 fn client_key(i: u32) -> KeyPair {
@@ -370,7 +372,9 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         }
     });
     let mut cfg = Config::new(n, me, INSTANCE);
-    cfg.tick = 500;
+    // Retransmission is for lost messages, not slow epochs: a tick well
+    // above an epoch's duration keeps big batches from being re-sent.
+    cfg.tick = TICK_MS;
     cfg.max_batch_txs = file.batch as usize;
     cfg.max_tx_bytes = 1_024;
     cfg.window = 8;
@@ -396,7 +400,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let mut epochs = 0u64;
     let mut pending_batch: Option<u64> = None;
     let mut propose_at: Option<Instant> = None;
-    let mut next_tick = Instant::now() + Duration::from_millis(500);
+    let mut next_tick = Instant::now() + Duration::from_millis(TICK_MS);
     let mut bytes_at_start = 0u64;
     let mut bytes_at_end = 0u64;
     let mut measuring = false;
@@ -478,7 +482,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             }
         }
         if now >= next_tick {
-            next_tick = now + Duration::from_millis(500);
+            next_tick = now + Duration::from_millis(TICK_MS);
             steps.push(replica.handle_tick());
             continue;
         }
