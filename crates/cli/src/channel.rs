@@ -12,7 +12,8 @@ use gridledger_channels::disk::Durability;
 use gridledger_core::{Amount, KeyPair};
 use gridledger_node::channel::party::{control_request, run_party, Command, PartyOptions, Reply};
 use gridledger_node::channel::spec::{
-    bind_loopback, free_loopback_addr, prepare_channel, AcceptPolicy, ChannelTerms, PartySpec,
+    bind_loopback, free_loopback_addr, prepare_channel, prepare_channel_with, AcceptPolicy, ChannelTerms, MscSource,
+    PartySpec,
 };
 use gridledger_node::config::{read_key, write_key};
 use serde_json::json;
@@ -85,6 +86,14 @@ pub struct PrepareArgs {
     /// Fund side 1 with a merchant credit note instead of a deposit.
     #[arg(long)]
     pub credit1: bool,
+    /// Side 0's MSC: the one made by `cns init` with this approval file
+    /// (written by `cns approve`; made now if `cns init` has not run).
+    /// Absent: a fresh MSC approved by the merchant now.
+    #[arg(long, value_name = "FILE")]
+    pub approval0: Option<PathBuf>,
+    /// Side 1's MSC from this approval file, as --approval0.
+    #[arg(long, value_name = "FILE")]
+    pub approval1: Option<PathBuf>,
     /// Dispute window t_Δ in blocks of the chain (default: 120 blocks, two
     /// minutes at 1 s blocks): long enough for a party or its watch service
     /// to see a stale close and answer it even across a node restart.
@@ -344,6 +353,11 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 a.keys[1].display(),
                 keys[0].address()
             );
+            let sources = [(&a.approval0, "--approval0"), (&a.approval1, "--approval1")].map(|(f, flag)| {
+                f.as_ref().map_or(Ok(MscSource::Fresh), |p| crate::cns::read_approval(p, flag).map(MscSource::Approval))
+            });
+            let [s0, s1] = sources;
+            let sources = [s0?, s1?];
             // Reach the node before anything is written (no half-made desk key).
             crate::endpoint::probe(&a.rpc)?;
             let desk = desk_key(&a.desk_key)?;
@@ -377,7 +391,14 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                     max_energy_wh: a.max_energy_wh,
                 }),
             };
-            let mut specs = prepare_channel(&a.rpc, &merchant, &desk, [&keys[0], &keys[1]], &terms)?;
+            let mut specs = prepare_channel_with(
+                &a.rpc,
+                &merchant,
+                &desk,
+                [&keys[0], &keys[1]],
+                &terms,
+                [&sources[0], &sources[1]],
+            )?;
             for ((s, d), (_, sealed)) in specs.iter_mut().zip(&a.dirs).zip(&accounts) {
                 // A keystore account: party.json refers to it and seals the
                 // party's own keys under its password, never copies a secret.

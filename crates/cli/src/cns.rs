@@ -14,11 +14,13 @@
 //! the application's documents, so `init` needs only the account key.
 //! `approve` writes the decision file in both cases; a refusal is
 //! `{"outcome":"refused","kind":…,"reason":…}` and exits with an error.
-//! `gridledger channel prepare` runs the same service code for its MSCs.
+//! `gridledger channel prepare` runs the same service code for its MSCs, or
+//! uses the MSCs made here: `--approval0/--approval1 approval.json`.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use gridledger_contracts::cns::credit::{CollateralRatio, MerchantDesk};
+use gridledger_contracts::cns::SignedApproval;
 use gridledger_core::{Address, Amount};
 use gridledger_node::channel::chainlink::{read_msc, ChainLink};
 use gridledger_node::channel::merchant::{self, derive_msc_key, document_hash, Application, Decision};
@@ -195,6 +197,15 @@ fn msc_json(m: &gridledger_contracts::cns::Msc) -> serde_json::Value {
     })
 }
 
+/// The signed approval in a decision file written by `cns approve`; `flag`
+/// names the option that gave the file.
+pub(crate) fn read_approval(path: &std::path::Path, flag: &str) -> anyhow::Result<SignedApproval> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {} ({flag})", path.display()))?;
+    let decision: Decision = serde_json::from_str(&text)
+        .with_context(|| format!("{} ({flag}) is not a decision file written by `cns approve`", path.display()))?;
+    Ok(decision.approval().with_context(|| format!("{} ({flag})", path.display()))?)
+}
+
 pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
     match cmd {
         CnsCmd::Apply(a) => {
@@ -266,10 +277,7 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
         }
         CnsCmd::Init(a) => {
             let key = read_key(&a.key)?;
-            let text =
-                std::fs::read_to_string(&a.approval).with_context(|| format!("reading {}", a.approval.display()))?;
-            let decision: Decision = serde_json::from_str(&text).context("approval file")?;
-            let approval = decision.approval()?;
+            let approval = read_approval(&a.approval, "--approval")?;
             let msc_key = derive_msc_key(&key, &approval.approval.documents)?;
             let link = ChainLink::connect(&a.rpc, key)
                 .with_context(|| format!("connecting to the node at {} (--rpc)", a.rpc))?;

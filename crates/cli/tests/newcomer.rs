@@ -359,12 +359,8 @@ fn amounts_in_coin_fee_reserve_and_zero_payments() {
 fn cns_init_twice_and_same_account_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
-    let url = node.url();
+    let (node, url) = dev_node(root, 4);
     let c = RpcClient::new(&url);
-    for i in 0..4 {
-        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
-    }
     let p = |s: &str| d(&root.join(s));
     std::fs::write(root.join("id.pdf"), b"identity document").unwrap();
     gl_json(&[
@@ -410,22 +406,17 @@ fn cns_init_twice_and_same_account_are_refused() {
     let st = gl_json(&["cns", "status", "--json", "--rpc", &url]);
     assert_eq!(st["mscs"].as_array().unwrap().len(), 1);
 
-    let o = gl(&[
-        "channel",
-        "prepare",
-        "--rpc",
+    let k2 = root.join("k2.key");
+    let o = prepare_cmd(
         &url,
-        "--merchant-key",
-        &p("k0.key"),
-        "--desk-key",
-        &p("desk2.key"),
-        "--keys",
-        &p("k2.key"),
-        &p("k2.key"),
-        "--dirs",
-        &p("a"),
-        &p("b"),
-    ]);
+        &root.join("k0.key"),
+        &root.join("desk2.key"),
+        [&k2, &k2],
+        [&root.join("a"), &root.join("b")],
+        &[],
+    )
+    .output()
+    .unwrap();
     let e = stderr(&o);
     assert!(!o.status.success());
     assert!(e.contains("same account"), "{e}");
@@ -559,6 +550,122 @@ fn openrpc_discover_and_named_params() {
     }
 }
 
+/// Defect 7, the newcomer's CNS path end to end: `cns apply → approve →
+/// init`, then `channel prepare --approval0/--approval1` runs the channel
+/// on the MSCs those made (side 0's made by `cns init`, side 1's made by
+/// `prepare` from its approval) instead of opening fresh ones; a second
+/// channel reuses both MSCs; an approval from another merchant and a desk
+/// key the merchant was not registered with are refused and change nothing.
+#[test]
+fn channel_prepare_uses_the_mscs_cns_init_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (node, url) = dev_node(root, 4);
+    let c = RpcClient::new(&url);
+    let p = |s: &str| root.join(s);
+    for i in [1, 2] {
+        let doc = p(&format!("id{i}.pdf"));
+        std::fs::write(&doc, format!("identity document {i}")).unwrap();
+        let (key, app) = (p(&format!("k{i}.key")), p(&format!("app{i}.json")));
+        gl_json(&[
+            "cns",
+            "apply",
+            "--json",
+            "--key",
+            &d(&key),
+            "--credit",
+            "50000",
+            "--out",
+            &d(&app),
+            "--docs",
+            &d(&doc),
+        ]);
+        let approval = d(&p(&format!("approval{i}.json")));
+        let (m, desk) = (d(&p("k0.key")), d(&p("desk.key")));
+        gl_ok(&[
+            "cns",
+            "approve",
+            "--rpc",
+            &url,
+            "--merchant-key",
+            &m,
+            "--desk-key",
+            &desk,
+            "--application",
+            &d(&app),
+            "--out",
+            &approval,
+        ]);
+    }
+    let init = gl_json(&[
+        "cns",
+        "init",
+        "--json",
+        "--rpc",
+        &url,
+        "--key",
+        &d(&p("k1.key")),
+        "--approval",
+        &d(&p("approval1.json")),
+    ]);
+    let sid1 = init["sid"].as_u64().unwrap();
+    let msc_count = || gl_json(&["cns", "status", "--json", "--rpc", &url])["mscs"].as_array().unwrap().len();
+    assert_eq!(msc_count(), 1);
+    let approvals = |extra: &[&str]| {
+        let mut v =
+            vec!["--approval0".to_string(), d(&p("approval1.json")), "--approval1".into(), d(&p("approval2.json"))];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let (k1, k2) = (p("k1.key"), p("k2.key"));
+    let prepare = |merchant: &str, desk: &str, dirs: [&str; 2], extra: &[&str]| {
+        let args = approvals(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        prepare_cmd(&url, &p(merchant), &p(desk), [&k1, &k2], [&p(dirs[0]), &p(dirs[1])], &args).output().unwrap()
+    };
+
+    // Refused, nothing sent: the approvals are merchant k0's, not k3's; the
+    // merchant is registered with desk.key, not other-desk.key.
+    let balances = || [0, 3].map(|i| gridledger_node::channel::chainlink::balance(&c, &dev_key(i).address()).unwrap());
+    let before = balances();
+    let o = prepare("k3.key", "desk.key", ["x0", "x1"], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("the approval is from merchant"), "{}", stderr(&o));
+    let o = prepare("k0.key", "other-desk.key", ["x0", "x1"], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("registered with another desk key"), "{}", stderr(&o));
+    assert_eq!(msc_count(), 1, "a refused prepare made an MSC");
+    assert!(!p("x0").exists() && !p("x1").exists(), "a refused prepare wrote a party");
+    assert_eq!(balances(), before, "a refused prepare sent a transaction");
+
+    let o = prepare("k0.key", "desk.key", ["p1", "p2"], &["--json", "--credit0", "--capacity", "20000", "20000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let prep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(prep["sids"][0], sid1, "side 0 runs on the MSC `cns init` made: {prep}");
+    let sid2 = prep["sids"][1].as_u64().unwrap();
+    let approval2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("approval2.json")).unwrap()).unwrap();
+    let m2 = gridledger_node::channel::chainlink::read_msc(&c, sid2).unwrap().unwrap();
+    assert_eq!(serde_json::json!(m2.participant_key), approval2["participant"], "side 1's MSC is its approval's");
+    assert_eq!(msc_count(), 2, "no fresh MSCs");
+
+    let procs = open_both([&p("p1"), &p("p2")], &[]);
+    gl_ok(&["channel", "pay", "--dir", &d(&p("p1")), "--energy", "10000", "--price", "100"]);
+    gl_ok(&["channel", "close", "--dir", &d(&p("p1"))]);
+    drop(procs);
+    let m1 = gridledger_node::channel::chainlink::read_msc(&c, sid1).unwrap().unwrap();
+    assert_eq!(m1.pending.len(), 1, "the credit-note channel settled into the MSC of `cns init`");
+
+    // A second channel on the same two MSCs (the next ESC between them).
+    let again = prepare("k0.key", "desk.key", ["q1", "q2"], &["--json"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["sids"], serde_json::json!([sid1, sid2]));
+    assert_ne!(again["scid"], prep["scid"]);
+    assert_eq!(msc_count(), 2);
+    node.shutdown();
+}
+
 /// Defect 8: `demo --json` prints exactly one JSON document.
 #[test]
 fn demo_json_is_one_document() {
@@ -575,37 +682,12 @@ fn demo_json_is_one_document() {
 fn channel_pay_error_once_and_open_says_what_it_does() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
-    let url = node.url();
-    for i in 0..3 {
-        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
-    }
+    let (node, url) = dev_node(root, 3);
     let p = |s: &str| d(&root.join(s));
-    gl_ok(&[
-        "channel",
-        "prepare",
-        "--rpc",
-        &url,
-        "--merchant-key",
-        &p("k0.key"),
-        "--desk-key",
-        &p("desk.key"),
-        "--keys",
-        &p("k1.key"),
-        &p("k2.key"),
-        "--dirs",
-        &p("p1"),
-        &p("p2"),
-    ]);
-    let open = |side: &str| {
-        Command::new(BIN)
-            .args(["channel", "open", "--dir", &p(side)])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let mut procs = Procs(vec![open("p2"), open("p1")]);
+    let (k, dirs) = (|i: usize| root.join(format!("k{i}.key")), [root.join("p1"), root.join("p2")]);
+    run_ok(&mut prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], &[]));
+    let side0 = open_cmd(&dirs[0]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut procs = Procs(vec![open_cmd(&dirs[1]).spawn().unwrap(), side0]);
     wait_open(&root.join("p1"));
     let o = gl(&["channel", "pay", "--dir", &p("p1"), "--energy", "1000000", "--price", "20000000"]);
     assert!(!o.status.success());
@@ -628,45 +710,13 @@ fn channel_pay_error_once_and_open_says_what_it_does() {
 fn close_falling_back_to_a_dispute_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
-    let url = node.url();
-    for i in 0..3 {
-        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
-    }
+    let (node, url) = dev_node(root, 3);
     let p = |s: &str| d(&root.join(s));
-    gl_ok(&[
-        "channel",
-        "prepare",
-        "--rpc",
-        &url,
-        "--merchant-key",
-        &p("k0.key"),
-        "--desk-key",
-        &p("desk.key"),
-        "--keys",
-        &p("k1.key"),
-        &p("k2.key"),
-        "--dirs",
-        &p("p1"),
-        &p("p2"),
-        // The shortest dispute window the contract allows, a 3 s close timeout.
-        "--t-delta-ms",
-        "10000",
-        "--close-timeout-blocks",
-        "3",
-        "--block-ms",
-        "1000",
-    ]);
-    let open = |side: &str| {
-        Command::new(BIN)
-            .args(["channel", "open", "--dir", &p(side)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut procs = Procs(vec![open("p2"), open("p1")]);
-    wait_open(&root.join("p1"));
+    let (k, dirs) = (|i: usize| root.join(format!("k{i}.key")), [root.join("p1"), root.join("p2")]);
+    // The shortest dispute window the contract allows, a 3 s close timeout.
+    let timing = ["--t-delta-ms", "10000", "--close-timeout-blocks", "3", "--block-ms", "1000"];
+    run_ok(&mut prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], &timing));
+    let mut procs = open_both([&dirs[0], &dirs[1]], &[]);
     gl_ok(&["channel", "pay", "--dir", &p("p1"), "--energy", "1000", "--price", "200"]);
     // The peer goes silent.
     let mut peer = procs.0.remove(0);
