@@ -197,13 +197,38 @@ fn msc_json(m: &gridledger_contracts::cns::Msc) -> serde_json::Value {
     })
 }
 
+/// A signed amount of minor units, as [`units::show`] (negative: owed to
+/// the participant).
+fn show_signed(v: i128) -> String {
+    let shown = units::show(v.unsigned_abs());
+    if v < 0 {
+        format!("-{shown}")
+    } else {
+        shown
+    }
+}
+
+/// Prints rows as left-aligned columns as wide as their widest cell.
+fn print_table<const N: usize>(rows: &[[String; N]]) {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in rows {
+        let cells: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+}
+
 /// The signed approval in a decision file written by `cns approve`; `flag`
 /// names the option that gave the file.
 pub(crate) fn read_approval(path: &std::path::Path, flag: &str) -> anyhow::Result<SignedApproval> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {} ({flag})", path.display()))?;
     let decision: Decision = serde_json::from_str(&text)
         .with_context(|| format!("{} ({flag}) is not a decision file written by `cns approve`", path.display()))?;
-    Ok(decision.approval().with_context(|| format!("{} ({flag})", path.display()))?)
+    decision.approval().with_context(|| format!("{} ({flag})", path.display()))
 }
 
 pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
@@ -220,14 +245,16 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let app = Application::new(&key, identity, docs, Amount(a.credit))?;
             std::fs::write(&a.out, serde_json::to_string_pretty(&app)?)
                 .with_context(|| format!("writing the application to {} (--out)", a.out.display()))?;
-            let v = json!({ "participant": app.participant, "documents": app.documents.len() });
+            let v = json!({ "participant": app.participant, "payout": app.payout, "documents": app.documents.len() });
             emit(a.json, &v, || {
                 println!(
-                    "application for {} ({} document(s)) written to {}",
-                    app.participant,
+                    "application of account {} for {} ({} document(s)) written to {}",
+                    app.payout,
+                    units::show(a.credit),
                     app.documents.len(),
                     a.out.display()
                 );
+                println!("  MSC pseudonym key  {}", app.participant);
                 println!("next: the merchant runs `gridledger cns approve --application {}`", a.out.display());
             })
         }
@@ -267,7 +294,15 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             std::fs::write(&a.out, serde_json::to_string_pretty(&decision)?)
                 .with_context(|| format!("writing the decision to {} (--out)", a.out.display()))?;
             emit(a.json, &serde_json::to_value(&decision)?, || match &decision {
-                Decision::Approved { .. } => println!("approved; approval written to {}", a.out.display()),
+                Decision::Approved { collateral, credit_limit, lock_ms, .. } => {
+                    println!("approved; approval written to {}", a.out.display());
+                    println!("  credit limit  {}", units::show(credit_limit.0));
+                    println!("  collateral    {} (time-locked for {} s)", units::show(collateral.0), lock_ms / 1000);
+                    println!(
+                        "next: the participant runs `gridledger cns init --key ITS.key --approval {}`",
+                        a.out.display()
+                    );
+                }
                 Decision::Refused { .. } => println!("refused; decision written to {}", a.out.display()),
             })?;
             match decision {
@@ -299,14 +334,20 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let m = read_msc(&link.client, sid)?.context("the new MSC")?;
             let v = json!({ "sid": sid, "collateral": m.collateral, "collateral_unlock_at": m.collateral_unlock_at,
                             "credit_limit": m.credit_limit });
+            let locked_s = m.collateral_unlock_at.saturating_sub(m.billing_period_start) / 1000;
             emit(a.json, &v, || {
                 println!("MSC {sid} created");
                 println!(
-                    "  collateral    {} (locked until {} ms)",
+                    "  collateral    {} (time-locked for {locked_s} s, until chain time {} ms)",
                     units::show(m.collateral.0),
                     m.collateral_unlock_at
                 );
                 println!("  credit limit  {}", units::show(m.credit_limit.0));
+                println!(
+                    "next: channels on this MSC: `gridledger channel prepare --keys {} PEER.key --approval0 {} …`",
+                    a.key.display(),
+                    a.approval.display()
+                );
             })
         }
         CnsCmd::Pay(a) => {
@@ -342,23 +383,24 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             };
             let v: Vec<_> = mscs.iter().filter(|m| merchant.is_none_or(|x| m.merchant == x)).map(msc_json).collect();
             emit(a.json, &json!({ "mscs": v }), || {
-                println!(
-                    "{:<6} {:<44} {:<10} {:<26} {:<26} closed",
-                    "sid", "participant", "standing", "collateral", "outstanding"
-                );
+                let s = |m: &serde_json::Value, k: &str| {
+                    m[k].as_str().map(String::from).unwrap_or_else(|| m[k].to_string())
+                };
+                let amount =
+                    |m: &serde_json::Value, k: &str| s(m, k).parse::<u128>().map_or_else(|_| s(m, k), units::show);
+                let mut rows =
+                    vec![["sid", "payout", "standing", "collateral", "outstanding", "closed"].map(String::from)];
                 for m in &v {
-                    let s = |k: &str| m[k].as_str().map(String::from).unwrap_or_else(|| m[k].to_string());
-                    let amount = |k: &str| s(k).parse::<u128>().map_or_else(|_| s(k), units::show);
-                    println!(
-                        "{:<6} {:<44} {:<10} {:<26} {:<26} {}",
-                        s("sid"),
-                        s("participant"),
-                        s("standing"),
-                        amount("collateral"),
-                        s("outstanding"),
-                        s("closed")
-                    );
+                    rows.push([
+                        s(m, "sid"),
+                        s(m, "payout"),
+                        s(m, "standing"),
+                        amount(m, "collateral"),
+                        s(m, "outstanding").parse::<i128>().map_or_else(|_| s(m, "outstanding"), show_signed),
+                        s(m, "closed"),
+                    ]);
                 }
+                print_table(&rows);
                 if v.is_empty() {
                     println!("(no MSC)");
                 }

@@ -5,7 +5,7 @@
 //! ([`gridledger_rollup::demo::run_day`]).
 
 use clap::Args;
-use gridledger_rollup::bench::{bench_ior, IorBenchConfig};
+use gridledger_rollup::bench::{bench_ior_steps, bench_ior_with_progress, IorBenchConfig};
 use gridledger_rollup::demo::{coins_string, run_day, DayConfig};
 
 #[derive(Args, Debug)]
@@ -47,10 +47,13 @@ pub fn bench(a: IorBenchArgs) -> anyhow::Result<()> {
         seed: a.seed,
         ..IorBenchConfig::default()
     };
-    let mut out = bench_ior(&cfg)?;
+    let total = bench_ior_steps(&cfg) + a.pbft_nodes.len();
+    let mut progress = crate::progress::Steps::new("bench ior", total as u64, a.json);
+    let mut out = bench_ior_with_progress(&cfg, &mut |name| progress.step(name))?;
     if !a.pbft_nodes.is_empty() {
-        out["fig_3_5_pbft"] = fig_3_5(&a.pbft_nodes, a.gas_txs, a.sellers)?;
+        out["fig_3_5_pbft"] = fig_3_5(&a.pbft_nodes, a.gas_txs, a.sellers, &mut progress)?;
     }
+    drop(progress);
     if a.json {
         println!("{out}");
     } else {
@@ -385,7 +388,12 @@ pub(crate) fn print_day(a: &DayArgs, r: &gridledger_rollup::demo::DayReport) -> 
 /// Thesis Fig 3-5 on PBFT: for each validator count, the time to record
 /// `n` concurrently submitted ATs on the IOR primary chain (`SC_DS_AT`)
 /// against executing them on the single chain (`SC_EXE_AT` on every node).
-fn fig_3_5(nodes: &[usize], n: usize, sellers: usize) -> anyhow::Result<serde_json::Value> {
+fn fig_3_5(
+    nodes: &[usize],
+    n: usize,
+    sellers: usize,
+    progress: &mut crate::progress::Steps,
+) -> anyhow::Result<serde_json::Value> {
     use gridledger_node::cluster::ClusterClient;
     use gridledger_rollup::driver::{dev_chain, DriverConfig, DualChain, Mode, MAX_TX_BYTES};
     use gridledger_rollup::types::{coins, IorParams};
@@ -393,6 +401,7 @@ fn fig_3_5(nodes: &[usize], n: usize, sellers: usize) -> anyhow::Result<serde_js
     let limits = gridledger_ledger::ChainConfig { max_tx_bytes: MAX_TX_BYTES, ..Default::default() };
     let mut rows = Vec::new();
     for &v in nodes {
+        progress.step(&format!("Fig 3-5 on {v} PBFT validators"));
         let dirs = (tempfile::tempdir()?, tempfile::tempdir()?, tempfile::tempdir()?);
         let dcfg = DriverConfig {
             params: IorParams::case_study(),

@@ -33,6 +33,7 @@ mod endpoint;
 mod experiment;
 mod ior;
 mod ops;
+mod progress;
 mod sim;
 mod units;
 
@@ -188,17 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Keys(k) => ops::keys(k),
         Cmd::Transfer(a) => ops::transfer(a),
         Cmd::Query(q) => ops::query(q),
-        Cmd::Bench(b) => {
-            // Long runs (bench ior ≈ 76 s, pbft ≈ 17 s) show they are alive:
-            // a spinner on stderr, drawn only when stderr is a terminal.
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")?);
-            bar.set_message("benchmark running");
-            bar.enable_steady_tick(std::time::Duration::from_millis(200));
-            let r = bench::run(b);
-            bar.finish_and_clear();
-            r
-        }
+        Cmd::Bench(b) => bench::run(b),
         Cmd::Sim(c) => sim::run(c),
         Cmd::Channel(c) => channel::run(c),
         Cmd::Cns(c) => cns::run(c),

@@ -567,22 +567,16 @@ fn channel_prepare_uses_the_mscs_cns_init_made() {
         let doc = p(&format!("id{i}.pdf"));
         std::fs::write(&doc, format!("identity document {i}")).unwrap();
         let (key, app) = (p(&format!("k{i}.key")), p(&format!("app{i}.json")));
-        gl_json(&[
-            "cns",
-            "apply",
-            "--json",
-            "--key",
-            &d(&key),
-            "--credit",
-            "50000",
-            "--out",
-            &d(&app),
-            "--docs",
-            &d(&doc),
-        ]);
+        // The summary names the account (not only the MSC pseudonym key) and the next step.
+        let shown =
+            gl_ok(&["cns", "apply", "--key", &d(&key), "--credit", "0.05", "--out", &d(&app), "--docs", &d(&doc)]);
+        assert!(
+            shown.contains(&format!("account {}", dev_key(i).address())) && shown.contains("0.050000 coin"),
+            "{shown}"
+        );
         let approval = d(&p(&format!("approval{i}.json")));
         let (m, desk) = (d(&p("k0.key")), d(&p("desk.key")));
-        gl_ok(&[
+        let shown = gl_ok(&[
             "cns",
             "approve",
             "--rpc",
@@ -596,6 +590,10 @@ fn channel_prepare_uses_the_mscs_cns_init_made() {
             "--out",
             &approval,
         ]);
+        assert!(
+            shown.contains("collateral") && shown.contains(&format!("cns init --key ITS.key --approval {approval}")),
+            "{shown}"
+        );
     }
     let init = gl_json(&[
         "cns",
@@ -648,9 +646,17 @@ fn channel_prepare_uses_the_mscs_cns_init_made() {
     let m2 = gridledger_node::channel::chainlink::read_msc(&c, sid2).unwrap().unwrap();
     assert_eq!(serde_json::json!(m2.participant_key), approval2["participant"], "side 1's MSC is its approval's");
     assert_eq!(msc_count(), 2, "no fresh MSCs");
+    // The human table: columns line up however long the cells are.
+    let table = gl_ok(&["cns", "status", "--rpc", &url]);
+    let lines: Vec<&str> = table.lines().collect();
+    let col = |l: &str, w: &str| l.find(w).unwrap_or_else(|| panic!("{w:?} not in {l:?}"));
+    assert_eq!(col(lines[0], "collateral"), col(lines[1], "0.010000 coin"), "{table}");
+    assert_eq!(col(lines[0], "payout"), col(lines[1], &dev_key(1).address().to_string()), "{table}");
 
     let procs = open_both([&p("p1"), &p("p2")], &[]);
     gl_ok(&["channel", "pay", "--dir", &d(&p("p1")), "--energy", "10000", "--price", "100"]);
+    let status = gl_ok(&["channel", "status", "--dir", &d(&p("p1"))]);
+    assert!(status.contains("energy delivered  side 0: 0 Wh, side 1: 10000 Wh"), "{status}");
     gl_ok(&["channel", "close", "--dir", &d(&p("p1"))]);
     drop(procs);
     let m1 = gridledger_node::channel::chainlink::read_msc(&c, sid1).unwrap().unwrap();
@@ -664,6 +670,56 @@ fn channel_prepare_uses_the_mscs_cns_init_made() {
     assert_ne!(again["scid"], prep["scid"]);
     assert_eq!(msc_count(), 2);
     node.shutdown();
+}
+
+/// Defect 8: `channel watch-spec` prints a summary, or with --json exactly
+/// one JSON document (the spec it wrote); a directory without a party
+/// names the command that makes one.
+#[test]
+fn watch_spec_summary_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (node, url) = dev_node(root, 3);
+    let (k, dirs) = (|i: usize| root.join(format!("k{i}.key")), [root.join("p1"), root.join("p2")]);
+    run_ok(&mut prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], &[]));
+    let out = root.join("watch.json");
+    let human = gl_ok(&["channel", "watch-spec", "--dir", &d(&dirs[1]), "--out", &d(&out)]);
+    assert!(serde_json::from_str::<serde_json::Value>(&human).is_err(), "summary is JSON: {human}");
+    assert!(human.contains("written to") && human.contains("channel watch --spec"), "{human}");
+    std::fs::remove_file(&out).unwrap();
+    let v = gl_json(&["channel", "watch-spec", "--json", "--dir", &d(&dirs[1]), "--out", &d(&out)]);
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v, file);
+    assert_eq!(v["side"], 1);
+    let o = gl(&["channel", "watch-spec", "--dir", &d(root), "--out", &d(&root.join("w2.json"))]);
+    assert!(!o.status.success() && stderr(&o).contains("channel prepare"), "{}", stderr(&o));
+    assert!(!root.join("w2.json").exists());
+    node.shutdown();
+}
+
+/// Defect 6: `channel prepare --min-price/--max-price` take coin decimals
+/// like `channel pay --price` (here refused only later, at the node that
+/// is not there), and a price finer than a minor unit is refused.
+#[test]
+fn prepare_prices_take_coin_decimals() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let k = |i: usize| root.join(format!("k{i}.key"));
+    for i in 0..3 {
+        write_key(&k(i), &dev_key(i)).unwrap();
+    }
+    let rpc = format!("127.0.0.1:{}", closed_port());
+    let dirs = [root.join("p1"), root.join("p2")];
+    let prepare = |prices: &[&str]| {
+        prepare_cmd(&rpc, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], prices).output().unwrap()
+    };
+    let o = prepare(&["--min-price", "0.0001", "--max-price", "0.0003coin"]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && !e.contains("invalid value") && e.contains(&rpc), "{e}");
+    let o = prepare(&["--max-price", "0.0000001"]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("more than 6 decimals"), "{e}");
+    assert!(!dirs[0].exists() && !root.join("desk.key").exists(), "a refused prepare wrote files");
 }
 
 /// Defect 8: `demo --json` prints exactly one JSON document.

@@ -357,7 +357,7 @@ pub enum MscSource {
     /// The MSC of this approval (written by `cns approve`): the one
     /// `cns init` made with it, found on chain by the pseudonym key the
     /// approval's documents derive; made now if `cns init` has not run.
-    Approval(SignedApproval),
+    Approval(Box<SignedApproval>),
 }
 
 /// The open MSC that `account` made (or would make) with `approval`: its
@@ -416,7 +416,7 @@ fn msc_of<F: RiskFunction>(
             let id = format!("participant-{}", account.address());
             return open_msc(&link, desk, &id, credit_limit, rng.random(), rng.random());
         }
-        MscSource::Approval(a) => a,
+        MscSource::Approval(a) => a.as_ref(),
     };
     match find_msc_of_approval(&link.client, account, approval)? {
         (Some(m), key) => Ok((m.sid, key)),
