@@ -208,20 +208,6 @@ fn show_signed(v: i128) -> String {
     }
 }
 
-/// Prints rows as left-aligned columns as wide as their widest cell.
-fn print_table<const N: usize>(rows: &[[String; N]]) {
-    let mut widths = [0usize; N];
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for r in rows {
-        let cells: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", cells.join("  ").trim_end());
-    }
-}
-
 /// The signed approval in a decision file written by `cns approve`; `flag`
 /// names the option that gave the file.
 pub(crate) fn read_approval(path: &std::path::Path, flag: &str) -> anyhow::Result<SignedApproval> {
@@ -400,7 +386,7 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
                         s(m, "closed"),
                     ]);
                 }
-                print_table(&rows);
+                crate::ops::print_table(&rows);
                 if v.is_empty() {
                     println!("(no MSC)");
                 }

@@ -218,7 +218,19 @@ fn run_node(config: &Path) -> anyhow::Result<()> {
     let cfg = gridledger_node::NodeConfig::load(config)?;
     let node = gridledger_node::Node::open(&cfg, gridledger_contracts::default_registry())
         .with_context(|| format!("opening node from {}", config.display()))?;
-    let handle = node.start().with_context(|| format!("starting the node of {}", config.display()))?;
+    let handle = node.start().map_err(|e| {
+        // An address in use: say which setting moves it.
+        let in_use = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+                || c.to_string().contains("in use")
+        });
+        let hint = if in_use {
+            " (another process holds that address: stop it, or change rpc_listen / network.listen in that file)"
+        } else {
+            ""
+        };
+        e.context(format!("starting the node of {}{hint}", config.display()))
+    })?;
     let dir = config.parent().unwrap_or(Path::new("."));
     let (url_file, pid_file) = (dir.join(NODE_URL_FILE), dir.join(NODE_PID_FILE));
     write_atomically(&pid_file, &format!("{}\n", std::process::id()))?;

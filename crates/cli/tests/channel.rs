@@ -57,14 +57,10 @@ impl Drop for Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let (node, url) = dev_node(&root, 3);
-    let dirs = [root.join("p0"), root.join("p1")];
-    let k = |i: usize| root.join(format!("k{i}.key"));
     let terms =
         ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string(), "--close-timeout-blocks", "1"];
-    run_ok(&mut prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], &terms));
+    let (dir, node, url, dirs) = prepared_channel(["p0", "p1"], &terms);
+    let root = dir.path().to_path_buf();
     Setup { _dir: dir, node: Some(node), url, dirs, root }
 }
 

@@ -595,18 +595,11 @@ fn channel_prepare_uses_the_mscs_cns_init_made() {
             "{shown}"
         );
     }
-    let init = gl_json(&[
-        "cns",
-        "init",
-        "--json",
-        "--rpc",
-        &url,
-        "--key",
-        &d(&p("k1.key")),
-        "--approval",
-        &d(&p("approval1.json")),
-    ]);
-    let sid1 = init["sid"].as_u64().unwrap();
+    let (k1_path, approval1) = (d(&p("k1.key")), d(&p("approval1.json")));
+    let init = gl_ok(&["cns", "init", "--rpc", &url, "--key", &k1_path, "--approval", &approval1]);
+    assert!(init.contains(&format!("--approval0 {approval1}")), "init names the next step: {init}");
+    let sid1 = gl_json(&["cns", "status", "--json", "--rpc", &url])["mscs"][0]["sid"].as_u64().unwrap();
+    assert!(init.contains(&format!("MSC {sid1} created")), "{init}");
     let msc_count = || gl_json(&["cns", "status", "--json", "--rpc", &url])["mscs"].as_array().unwrap().len();
     assert_eq!(msc_count(), 1);
     let approvals = |extra: &[&str]| {
@@ -677,11 +670,8 @@ fn channel_prepare_uses_the_mscs_cns_init_made() {
 /// names the command that makes one.
 #[test]
 fn watch_spec_summary_and_json() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
     let root = dir.path();
-    let (node, url) = dev_node(root, 3);
-    let (k, dirs) = (|i: usize| root.join(format!("k{i}.key")), [root.join("p1"), root.join("p2")]);
-    run_ok(&mut prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], &[]));
     let out = root.join("watch.json");
     let human = gl_ok(&["channel", "watch-spec", "--dir", &d(&dirs[1]), "--out", &d(&out)]);
     assert!(serde_json::from_str::<serde_json::Value>(&human).is_err(), "summary is JSON: {human}");
@@ -722,6 +712,59 @@ fn prepare_prices_take_coin_decimals() {
     assert!(!dirs[0].exists() && !root.join("desk.key").exists(), "a refused prepare wrote files");
 }
 
+/// Defect 8: `sim pbft` prints a summary, and with --json one JSON
+/// document; `experiment list` lines its columns up.
+#[test]
+fn sim_summary_or_json_and_experiment_list_columns() {
+    let args = ["sim", "pbft", "--seeds", "1", "--validators", "4", "--replica-only", "--min-height", "3"];
+    let human = gl_ok(&args);
+    assert!(serde_json::from_str::<serde_json::Value>(&human).is_err(), "summary is JSON: {human}");
+    assert!(human.contains("failures          0") && human.contains("1 seed(s)"), "{human}");
+    let v = gl_json(&[&args[..], &["--json"]].concat());
+    assert_eq!((v["seeds"].as_u64(), v["failures"].as_u64()), (Some(1), Some(0)), "{v}");
+    let list = gl_ok(&["experiment", "list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    // Columns are counted in characters (durations carry "≈", seeds "§").
+    let at = lines[0][..lines[0].find("what it measures").unwrap()].chars().count();
+    for l in &lines[1..] {
+        let c: Vec<char> = l.chars().collect();
+        assert!(c.len() > at && c[at - 1] == ' ' && c[at] != ' ', "misaligned: {l:?}\n{list}");
+    }
+}
+
+/// Defect 2: a testnet whose port another process holds (here: a node of
+/// `gridledger init` on the same default port) is refused before anything
+/// is written, naming the port and the flag, instead of starting
+/// validators that exit at once.
+#[test]
+fn testnet_on_a_busy_port_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let net = dir.path().join("net");
+    let (rpc, p2p) = (port.to_string(), (port - 100).to_string());
+    let o = gl(&["testnet", "--validators", "4", "--dir", &d(&net), "--rpc-port", &rpc, "--p2p-port", &p2p]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains(&format!("127.0.0.1:{port} is not free")) && e.contains("--rpc-port"), "{e}");
+    assert!(!net.exists(), "a refused testnet wrote files");
+}
+
+/// Defect 2: a node whose JSON-RPC address another process holds names the
+/// config file and the setting that moves it.
+#[test]
+fn node_on_a_busy_address_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = held.local_addr().unwrap().to_string();
+    let chain = dir.path().join("c");
+    gl_ok(&["init", "--dir", &d(&chain), "--listen", &listen]);
+    let o = gl(&["node", "--config", &d(&chain.join("node.toml"))]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains(&listen) && e.contains("rpc_listen") && e.contains("node.toml"), "{e}");
+}
+
 /// Defect 8: `demo --json` prints exactly one JSON document.
 #[test]
 fn demo_json_is_one_document() {
@@ -736,12 +779,9 @@ fn demo_json_is_one_document() {
 /// also as JSON on stdout); defect 9: `channel open` says what it waits for.
 #[test]
 fn channel_pay_error_once_and_open_says_what_it_does() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
     let root = dir.path();
-    let (node, url) = dev_node(root, 3);
     let p = |s: &str| d(&root.join(s));
-    let (k, dirs) = (|i: usize| root.join(format!("k{i}.key")), [root.join("p1"), root.join("p2")]);
-    run_ok(&mut prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], &[]));
     let side0 = open_cmd(&dirs[0]).stderr(Stdio::piped()).spawn().unwrap();
     let mut procs = Procs(vec![open_cmd(&dirs[1]).spawn().unwrap(), side0]);
     wait_open(&root.join("p1"));
@@ -764,14 +804,10 @@ fn channel_pay_error_once_and_open_says_what_it_does() {
 /// Defect 9: a close that falls back to a dispute says so.
 #[test]
 fn close_falling_back_to_a_dispute_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let (node, url) = dev_node(root, 3);
-    let p = |s: &str| d(&root.join(s));
-    let (k, dirs) = (|i: usize| root.join(format!("k{i}.key")), [root.join("p1"), root.join("p2")]);
     // The shortest dispute window the contract allows, a 3 s close timeout.
     let timing = ["--t-delta-ms", "10000", "--close-timeout-blocks", "3", "--block-ms", "1000"];
-    run_ok(&mut prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], &timing));
+    let (dir, node, _url, dirs) = prepared_channel(["p1", "p2"], &timing);
+    let p = |s: &str| d(&dir.path().join(s));
     let mut procs = open_both([&dirs[0], &dirs[1]], &[]);
     gl_ok(&["channel", "pay", "--dir", &p("p1"), "--energy", "1000", "--price", "200"]);
     // The peer goes silent.

@@ -6,7 +6,7 @@ use gridledger_ledger::devnet::{dev_key, dev_validator};
 use gridledger_node::channel::chainlink::balance;
 use gridledger_node::config::write_key;
 use gridledger_node::{NodeHandle, RpcClient};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -117,4 +117,18 @@ pub fn open_both(dirs: [&Path; 2], env: &[(&str, &str)]) -> Procs {
     wait_open(dirs[0]);
     wait_open(dirs[1]);
     procs
+}
+
+/// A development node in a fresh temporary directory (see [`dev_node`],
+/// keys `k0..k2`) and a channel prepared on it between development accounts
+/// 1 and 2 with account 0 as the merchant, the parties' directories named
+/// `names` inside it; `extra` flags go to `channel prepare`. Returns the
+/// directory, the node, its URL and the parties' directories.
+pub fn prepared_channel(names: [&str; 2], extra: &[&str]) -> (tempfile::TempDir, NodeHandle, String, [PathBuf; 2]) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (node, url) = dev_node(root, 3);
+    let (k, dirs) = (|i: usize| root.join(format!("k{i}.key")), names.map(|n| root.join(n)));
+    run_ok(&mut prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], extra));
+    (dir, node, url, dirs)
 }
