@@ -353,11 +353,20 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let lines = merchant::bill(&link, &desk)?;
             let v = json!({ "mscs": lines });
             emit(a.json, &v, || {
-                let n = v["mscs"].as_array().map_or(0, Vec::len);
-                println!("billing run: {n} MSC(s)");
-                for l in v["mscs"].as_array().into_iter().flatten() {
-                    println!("  {l}");
+                println!("billing run: {} MSC(s)", lines.len());
+                let mut rows =
+                    vec![["sid", "action", "debits signed", "outstanding", "collateral", "standing"].map(String::from)];
+                for l in &lines {
+                    rows.push([
+                        l.sid.to_string(),
+                        l.action.clone(),
+                        l.debits_signed.to_string(),
+                        l.outstanding.parse::<i128>().map_or_else(|_| l.outstanding.clone(), show_signed),
+                        units::show(l.collateral.0),
+                        format!("{:?}", l.standing),
+                    ]);
                 }
+                crate::ops::print_table(&rows);
             })
         }
         CnsCmd::Status(a) => {

@@ -531,7 +531,19 @@ pub fn query(q: QueryCmd) -> anyhow::Result<()> {
         }
         "gl_chainInfo" => {
             for (k, x) in v.as_object().into_iter().flatten() {
-                println!("{k:<14} {}", x.as_str().map(String::from).unwrap_or_else(|| x.to_string()));
+                let list = |f: &dyn Fn(&Value) -> String| {
+                    x.as_array().map(|a| a.iter().map(f).collect::<Vec<_>>().join(&format!("\n{:15}", "")))
+                };
+                let shown = match k.as_str() {
+                    "contracts" => list(&|c| format!("{} (id {})", c["name"].as_str().unwrap_or("?"), c["id"])),
+                    "validators" => list(&|v| v.as_str().map_or_else(|| v.to_string(), String::from)),
+                    "timestamp" => Some(format!("{x} ms (the tip's block time)")),
+                    _ => None,
+                };
+                println!(
+                    "{k:<14} {}",
+                    shown.unwrap_or_else(|| x.as_str().map(String::from).unwrap_or_else(|| x.to_string()))
+                );
             }
         }
         _ => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),

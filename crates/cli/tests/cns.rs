@@ -200,9 +200,11 @@ fn apply_approve_init_refuse_and_bill() {
     assert_eq!(m.collateral, collateral);
     assert_eq!(m.ledger.imbalance(), 0, "credit ledger balances");
     assert_eq!(m.ledger.exposure(), 0);
-    // Nothing left to bill next period.
+    // Nothing left to bill next period; the summary is a table, not JSON.
     wait_billing_period(&c, csid);
     assert_eq!(line(&bill(), csid)["action"], "nothing_due");
+    let human = gl_ok(&["cns", "bill", "--rpc", &url, "--merchant-key", &p("k0.key"), "--desk-key", &p("desk.key")]);
+    assert!(!human.contains('{') && human.contains("action") && human.contains("nothing_due"), "{human}");
     assert_eq!(total(&c), initial, "coins conserved");
     node.shutdown();
 }

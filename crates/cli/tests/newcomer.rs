@@ -91,6 +91,10 @@ fn chain_dir_as_rpc_and_no_half_made_desk_key() {
     let (dir, _node, url) = own_chain(root.path());
     let info = gl_json(&["query", "info", "--rpc", &d(&dir), "--json"]);
     assert_eq!(info["chain_id"], 1);
+    // The summary names the contracts (not their JSON) and the clock's unit.
+    let human = gl_ok(&["query", "info", "--rpc", &d(&dir)]);
+    assert!(human.contains("token (id 1)") && human.contains("cns (id 3)") && !human.contains('{'), "{human}");
+    assert!(human.contains(" ms (the tip's block time)"), "{human}");
     let st = gl_json(&["cns", "status", "--json", "--rpc", &d(&dir.join("node.toml"))]);
     assert!(st["mscs"].as_array().unwrap().is_empty());
     assert!(url.starts_with("http://127.0.0.1:"));
