@@ -535,10 +535,12 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             })
         }
         ChannelCmd::Dispute(a) => {
+            load_party(&a.dir)?;
             let r = gridledger_node::channel::watch::dispute(&a.dir, !a.no_settle, Duration::from_secs(a.timeout_s))?;
             show_watch(a.json, &r)
         }
         ChannelCmd::Abort(a) => {
+            load_party(&a.dir)?;
             let o = gridledger_node::channel::watch::abort(&a.dir)?;
             let v = json!({ "aborted": true, "tx": o.hash.to_string(), "fee": o.fee.to_string() });
             crate::ops::emit(a.json, &v, || {
@@ -557,8 +559,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                     (serde_json::from_str::<WatchSpec>(&text).context("watch spec")?, read_key(k)?)
                 }
                 _ => {
-                    let p =
-                        PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
+                    let p = load_party(&a.dir)?;
                     (WatchSpec::from(&p), p.account()?)
                 }
             };

@@ -338,6 +338,9 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
         }
         CnsCmd::Pay(a) => {
             let link = ChainLink::connect(&a.rpc, read_key(&a.key)?)?;
+            read_msc(&link.client, a.sid)?.with_context(|| {
+                format!("no MSC {} on the chain at {} (`gridledger cns status` lists them)", a.sid, a.rpc)
+            })?;
             let paid = merchant::pay(&link, a.sid, a.amount.map(Amount))?;
             let m = read_msc(&link.client, a.sid)?.context("MSC")?;
             let v = json!({ "sid": a.sid, "paid": paid, "outstanding": m.ledger.outstanding_net().to_string() });
@@ -373,7 +376,8 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let client = RpcClient::new(&a.rpc);
             let merchant = a.merchant.as_deref().map(Address::from_hex).transpose().context("--merchant")?;
             let mscs = match a.sid {
-                Some(sid) => vec![read_msc(&client, sid)?.with_context(|| format!("no MSC {sid}"))?],
+                Some(sid) => vec![read_msc(&client, sid)?
+                    .with_context(|| format!("no MSC {sid} on the chain at {} (without --sid: all of them)", a.rpc))?],
                 None => merchant::all_mscs(&client)?,
             };
             let v: Vec<_> = mscs.iter().filter(|m| merchant.is_none_or(|x| m.merchant == x)).map(msc_json).collect();

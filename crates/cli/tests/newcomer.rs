@@ -409,6 +409,13 @@ fn cns_init_twice_and_same_account_are_refused() {
     );
     let st = gl_json(&["cns", "status", "--json", "--rpc", &url]);
     assert_eq!(st["mscs"].as_array().unwrap().len(), 1);
+    // An MSC id that does not exist: said as such, with where to look.
+    let o = gl(&["cns", "pay", "--rpc", &url, "--key", &p("k1.key"), "--sid", "99"]);
+    let e = stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("no MSC 99") && e.contains("cns status") && !e.contains("party spec"),
+        "{e}"
+    );
 
     let k2 = root.join("k2.key");
     let o = prepare_cmd(
@@ -767,6 +774,20 @@ fn node_on_a_busy_address_names_the_setting() {
     let e = stderr(&o);
     assert!(!o.status.success());
     assert!(e.contains(&listen) && e.contains("rpc_listen") && e.contains("node.toml"), "{e}");
+}
+
+/// Defect 2: `channel dispute|abort|watch` on a directory without a party
+/// name the directory and the command that makes one (not a bare "No such
+/// file or directory").
+#[test]
+fn snapshot_commands_on_a_missing_party_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let nope = d(&dir.path().join("nope"));
+    for cmd in ["dispute", "abort", "watch"] {
+        let o = gl(&["channel", cmd, "--dir", &nope]);
+        let e = stderr(&o);
+        assert!(!o.status.success() && e.contains(&nope) && e.contains("channel prepare"), "{cmd}: {e}");
+    }
 }
 
 /// Defect 8: `demo --json` prints exactly one JSON document.
