@@ -183,14 +183,14 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Ledger(a) => {
             let mut p = crate::progress::Steps::new("bench ledger", 1, a.json);
             p.step(&format!("{} transfers", a.txs));
-            ledger(a)
+            ledger(a, p)
         }
         BenchCmd::Pbft(a) => pbft(a),
         BenchCmd::Ior(a) => crate::ior::bench(a),
         BenchCmd::Channel(a) => {
             let mut p = crate::progress::Steps::new("bench channel", 1, a.json);
             p.step(&format!("{} updates per run", a.updates));
-            crate::channel::bench(a)
+            crate::channel::bench(a, p)
         }
     }
 }
@@ -237,7 +237,8 @@ fn fsync_latency_ms(dir: &std::path::Path) -> anyhow::Result<f64> {
     Ok(t.elapsed().as_secs_f64() * 1e3 / 20.0)
 }
 
-fn ledger(a: LedgerArgs) -> anyhow::Result<()> {
+/// The ledger benchmark; `progress` is cleared before the result is printed.
+fn ledger(a: LedgerArgs, progress: crate::progress::Steps) -> anyhow::Result<()> {
     anyhow::ensure!(a.accounts > 0 && a.txs > 0 && a.block_txs > 0, "all sizes must be positive");
     let dir = tempfile::tempdir()?;
     let validator = dev_validator(0);
@@ -355,6 +356,7 @@ fn ledger(a: LedgerArgs) -> anyhow::Result<()> {
         "final_height": chain.tip().height,
         "state_root": chain.tip().state_root,
     });
+    drop(progress);
     if a.json {
         println!("{out}");
     } else {

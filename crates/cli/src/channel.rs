@@ -707,7 +707,8 @@ fn fsync_cost() -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::Value::Object(out))
 }
 
-pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+/// The channel benchmark; `progress` is cleared before the result is printed.
+pub fn bench(a: BenchArgs, progress: crate::progress::Steps) -> anyhow::Result<()> {
     let mut runs = vec![bench_run(a.updates, Durability::Fsync)?];
     if !a.fsync_only {
         runs.push(bench_run(a.updates, Durability::ProcessCrashOnly)?);
@@ -719,6 +720,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "snapshot_save": fsync_cost()?,
         "targets": { "updates_per_s": 10_000, "p50_us": 1_000 },
     });
+    drop(progress);
     if a.json {
         println!("{out}");
     } else {
