@@ -79,9 +79,14 @@ pub struct DayArgs {
     pub json: bool,
     /// An energy-community TOML file (clearing rule, grid fee, feed-in
     /// tariff, participants with profiles and prices); its `seed` and `day`
-    /// replace `--seed` and `--day`. See crates/rollup/examples/community.toml.
+    /// replace `--seed` and `--day`. `--example-config` prints a commented
+    /// example to start from.
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
+    /// Print a commented example of the community file `--config` takes
+    /// (15 participants, every key explained) and exit.
+    #[arg(long)]
+    pub example_config: bool,
     /// Run this many consecutive days (wrapping after day 365), each on
     /// fresh chains, and print one line per day and the totals.
     #[arg(long, default_value_t = 1)]
@@ -105,8 +110,15 @@ pub struct DayArgs {
     pub no_report: bool,
 }
 
+/// The example community file (`ior day --example-config`).
+const EXAMPLE_COMMUNITY: &str = include_str!("../../rollup/examples/community.toml");
+
 pub fn day(a: DayArgs) -> anyhow::Result<()> {
     use anyhow::Context;
+    if a.example_config {
+        crate::out::bytes(EXAMPLE_COMMUNITY.as_bytes());
+        return Ok(());
+    }
     let community = match &a.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

@@ -790,6 +790,17 @@ fn snapshot_commands_on_a_missing_party_say_what_to_do() {
     }
 }
 
+/// `ior day --config` needs a community file: `--example-config` prints
+/// the commented example (no source tree needed to find it).
+#[test]
+fn ior_day_prints_its_example_config() {
+    let out = gl_ok(&["ior", "day", "--example-config"]);
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../rollup/examples/community.toml");
+    assert_eq!(out, std::fs::read_to_string(file).unwrap());
+    let help = gl_ok(&["ior", "day", "--help"]);
+    assert!(help.contains("--example-config") && !help.contains("crates/rollup"), "{help}");
+}
+
 /// Defect 8: `demo --json` prints exactly one JSON document.
 #[test]
 fn demo_json_is_one_document() {
