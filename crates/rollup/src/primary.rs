@@ -233,6 +233,12 @@ fn bkey(id: u64) -> Vec<u8> {
 fn ekey(id: u64, i: u32) -> Vec<u8> {
     [b"e/".as_slice(), &id.to_be_bytes(), &i.to_be_bytes()].concat()
 }
+/// `ps/ADDR`: (batch, entries) the sender recorded in its latest batch,
+/// for [`IorParams::max_entries_per_sender`]. One slot per sender,
+/// overwritten when it records in a new batch.
+fn pskey(a: &Address) -> Vec<u8> {
+    [b"ps/".as_slice(), a.as_bytes()].concat()
+}
 /// `pt/ADDR`: how many entries of unsettled batches touch a trader.
 fn ptkey(a: &Address) -> Vec<u8> {
     [b"pt/".as_slice(), a.as_bytes()].concat()
@@ -464,6 +470,15 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
     if !c.params.may_trade(score) && (tx.is_at() || ctx.read(&crate::store::akey(&tx.terms().key()))?.is_none()) {
         return revert(format!("{sender} is barred (reputation {score}) and has no such open agreement"));
     }
+    let (last, sent) = ctx.read_typed::<(u64, u32)>(&pskey(&sender))?.unwrap_or((u64::MAX, 0));
+    let sent = if last == h.id { sent } else { 0 };
+    if sent >= c.params.max_entries_per_sender {
+        return revert(format!(
+            "{sender} already recorded {sent} entries in batch {} (at most {} per sender per block)",
+            h.id, c.params.max_entries_per_sender
+        ));
+    }
+    ctx.write_typed(&pskey(&sender), &(h.id, sent + 1))?;
     let index = h.len() as u32;
     let kind = if tx.is_at() { "at" } else { "st" };
     if tx.is_at() {
@@ -771,8 +786,14 @@ impl NativeContract for IorPrimaryContract {
                 if ctx.read(CFG)?.is_some() {
                     return revert("already initialised");
                 }
-                if !(1..=999).contains(&c.params.fp_permille) || c.params.max_batch == 0 || c.bonus_permille > 1000 {
-                    return revert("F_p must lie in (0,1), max_batch be positive and ë at most 1");
+                if !(1..=999).contains(&c.params.fp_permille)
+                    || c.params.max_batch == 0
+                    || c.params.max_entries_per_sender == 0
+                    || c.bonus_permille > 1000
+                {
+                    return revert(
+                        "F_p must lie in (0,1), max_batch and max_entries_per_sender be positive and ë at most 1",
+                    );
                 }
                 if c.challenge_bond.is_zero() {
                     return revert("challenge_bond must be positive");

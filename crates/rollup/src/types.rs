@@ -250,6 +250,21 @@ pub struct IorParams {
     /// penalised (issue 11 item 4). Not in the seed, which leaves the
     /// agreement open forever.
     pub expiry_ms: u64,
+    /// Longest deadline an AT may set after its delivery period:
+    /// `DL − DT_end ≤ max_dl_ms`, else `SC_EXE_AT` refuses it
+    /// ([`AtRejection::DeadlineTooLate`]). Not in the seed, which bounds no
+    /// term; without a bound a buyer's deposit and payment could be held
+    /// open for ever (`DL = u64::MAX`) and deadline arithmetic sits at the
+    /// edge of overflow. One week by default: long enough for any
+    /// settlement dispute between neighbours.
+    pub max_dl_ms: u64,
+    /// Most entries one sender may record in one batch (one primary block).
+    /// Not in the seed. Reputation only falls when a batch settles, so
+    /// without it one well-reputed account could fill a whole batch with
+    /// junk before its first penalty; with it, a sybil records at most this
+    /// many per block. 32 leaves room for a trader in a 15-member community
+    /// buying from (or settling with) every other member in one slot.
+    pub max_entries_per_sender: u32,
     /// The deployment every IOR signature is bound to. The driver sets it
     /// to the primary chain it deploys on.
     pub domain: SigDomain,
@@ -267,6 +282,8 @@ impl IorParams {
             fp_permille: 500,
             max_batch: 300,
             expiry_ms: 3_600_000,
+            max_dl_ms: 7 * 24 * 3_600_000,
+            max_entries_per_sender: 32,
             domain: SigDomain::DEV,
         }
     }
@@ -373,6 +390,10 @@ pub enum AtRejection {
     /// stale AT (issue 11 item 6).
     #[error("delivery period ended at {dt_end}, AT recorded at {now}")]
     DeliveryPassed { dt_end: Timestamp, now: Timestamp },
+    /// `DL − DT_end` exceeds [`IorParams::max_dl_ms`] (issue 11: an
+    /// unbounded deadline holds the buyer's coin open for ever).
+    #[error("deadline DL {dl} is more than {max_ms} ms after the end of DT {dt_end}")]
+    DeadlineTooLate { dl: Timestamp, dt_end: Timestamp, max_ms: u64 },
 }
 
 /// Why `SC_EXE_ST` discards an ST (Step 1 → Step 5), or defers it.

@@ -147,11 +147,13 @@ fn attack_the_validator_lot_is_known_before_submission() {
 }
 
 /// Medium (debug builds: panic; release: wraps silently): an agreement with
-/// `DL` near `u64::MAX` is accepted, and its expiry request overflows
+/// `DL` near `u64::MAX` was accepted, and its expiry request overflowed
 /// `from + 1` in `execute_expire`. Executors, validators, `sc_exe` and the
 /// primary chain's re-execution all run this code: in a debug build every
-/// one of them panics on the batch, so it never gets TCRs and serial
-/// settlement halts for everyone.
+/// one of them panicked on the batch, so it never got TCRs and serial
+/// settlement halted for everyone. Now the AT is refused with a typed
+/// rejection (`DL − DT_end` is bounded by `max_dl_ms`), it changes no state,
+/// and an expiry naming such terms still does not panic.
 #[test]
 fn attack_expire_with_deadline_at_u64_max_must_not_panic() {
     let p = gridledger_rollup::types::IorParams::case_study();
@@ -171,11 +173,23 @@ fn attack_expire_with_deadline_at_u64_max_must_not_panic() {
     }
     let at = Entry { sender: b.address(), recorded_at: 7 * HOUR, tx: IorTx::At(AgreementTx::signed(t.clone(), &s)) };
     let (tcrs, post) = execute_and_apply(&mut OffChain, &p, &pre, &[at]).unwrap();
-    assert_eq!(tcrs[0].outcome, Outcome::AtAccepted, "DL = u64::MAX is accepted");
+    assert_eq!(
+        tcrs[0].outcome,
+        Outcome::AtRejected(AtRejection::DeadlineTooLate { dl: u64::MAX, dt_end: 9 * HOUR, max_ms: p.max_dl_ms }),
+        "DL = u64::MAX is refused, typed"
+    );
+    assert!(post.agreements.is_empty(), "a refused AT opens no agreement");
+    assert_eq!(post.participants[&b.address()].balance, coins(10), "and locks nothing of the buyer");
+    // The longest allowed deadline is still accepted.
+    let ok = AgreementTerms { dl: 9 * HOUR + p.max_dl_ms, ..t.clone() };
+    let at_ok = Entry { sender: b.address(), recorded_at: 7 * HOUR, tx: IorTx::At(AgreementTx::signed(ok, &s)) };
+    let (tcrs_ok, _) = execute_and_apply(&mut OffChain, &p, &pre, &[at_ok]).unwrap();
+    assert_eq!(tcrs_ok[0].outcome, Outcome::AtAccepted, "DL = DT_end + max_dl_ms is accepted");
     let expire = Entry { sender: b.address(), recorded_at: 10 * HOUR, tx: IorTx::Expire(t) };
     let got = std::panic::catch_unwind(|| execute_batch(&mut OffChain, &p, &post, &[expire]));
     let got = got.expect("execute_batch must not panic on a recorded entry");
-    assert!(matches!(got.unwrap()[0].outcome, Outcome::StRejected(StRejection::NotExpired { .. })), "refused, typed");
+    // No agreement was opened, so the expiry is refused, typed.
+    assert!(matches!(got.unwrap()[0].outcome, Outcome::StRejected(StRejection::NoAgreement(_))), "refused, typed");
 }
 
 /// Medium: the assigned validator is forfeited by *any* successful dispute
@@ -432,4 +446,42 @@ fn attack_racing_late_st_and_expiry_penalise_the_buyer_twice() {
     let out = e.d.process(&mut rng(0)).unwrap();
     let rep = e.d.participant(&b.address()).unwrap().reputation;
     assert_eq!(rep, 20, "one missed signature, one α; got {rep} after {:?}", out[0].outcomes);
+}
+
+/// Medium: a trader's reputation falls only when its batch settles, so one
+/// well-reputed account could fill a whole 300-entry batch with junk in one
+/// block (each junk entry costs every executor and validator a step). Now
+/// one sender records at most `max_entries_per_sender` entries per block;
+/// the next is refused with a revert naming the cap and recorded nowhere,
+/// while other senders still record in the same block, and the sybil may
+/// record again in the next block.
+#[test]
+fn attack_one_sender_cannot_fill_a_batch_with_junk() {
+    let mut e = funded();
+    let cap = e.d.cfg.params.max_entries_per_sender as usize;
+    let (sybil, b, s) = (trader(3), trader(0), trader(1));
+    // Junk: STs for agreements that do not exist, each a distinct slot.
+    let junk: Vec<(KeyPair, IorTx)> = (0..=cap as u64)
+        .map(|i| {
+            let t = terms(&b, &sybil, Amount(1), 1, 8 * HOUR + i * HOUR);
+            (sybil.clone(), IorTx::St(st(&t, 1_000, true, None)))
+        })
+        .collect();
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    let mut block = junk.clone();
+    block.push((b.clone(), at(&t, &s)));
+    let next0 = e.d.primary.chain.view(IOR_PRIMARY_ID, "progress", &[]).unwrap()["next_batch"].as_u64().unwrap();
+    let rs = e.d.submit_block(&block).unwrap();
+    let ok = rs.iter().filter(|r| r.status == TxStatus::Success).count();
+    assert_eq!(ok, cap + 1, "the cap's worth of junk and the honest AT are recorded");
+    match &rs[cap].status {
+        TxStatus::Reverted(why) => assert!(why.contains("per sender per block"), "typed refusal: {why}"),
+        other => panic!("entry {} of one sender in one block must be refused, got {other:?}", cap + 1),
+    }
+    assert_eq!(rs[cap + 1].status, TxStatus::Success, "another sender still records in the same block");
+    let h = e.d.batch_input(next0).unwrap().header;
+    assert_eq!(h.len(), cap + 1, "the refused entry is in no batch");
+    // The next block is a new batch: the sybil may record again.
+    let again = e.d.submit(&sybil, &junk[cap].1).unwrap();
+    assert_eq!(again.status, TxStatus::Success, "the cap is per block");
 }
