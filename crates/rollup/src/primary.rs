@@ -9,6 +9,16 @@
 //! `SC_EXE_AT` are what `SC_EXE_ST` pays out).
 //!
 //! Choices where the seed is open, recorded here:
+//! - **Entries are block data** (thesis Fig 3-7, issue 11). `SC_DS_*` keep
+//!   no copy of the AT/ST in contract storage: the recording transaction
+//!   sits in the block (data availability), and the batch header keeps a
+//!   count and a rolling commitment `cᵢ₊₁ = H(cᵢ ‖ eᵢ)`
+//!   ([`crate::types::commit_entry`]). Whoever needs the entries (the
+//!   executor's `sc_cr_*`, a disputer, `finalize`) reads them from the
+//!   block ([`crate::driver::batch_entries`]) and brings them as calldata;
+//!   the contract refuses entries that do not hash to the commitment.
+//!   Still stored per batch: the verdicts (not yet one TCR root), and
+//!   settlement still applies balances and agreements on this chain.
 //! - **Batches.** The IOR transactions recorded in one primary block form a
 //!   batch (§3.4 Step 2: "for each newly generated block"); a batch is closed
 //!   by the first call to this contract in a later block. Its executor is
@@ -63,7 +73,7 @@
 //!   chain's TCRs.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use gridledger_core::{Address, Amount, PublicKey, Signature, Timestamp};
+use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
 use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeContract, ViewContext};
 use serde::Serialize;
 use serde_json::json;
@@ -73,8 +83,9 @@ use gridledger_core::codec::hash_tagged;
 use crate::exec::{execute_batch, expected_effects, meter_owners, st_slots, touched, OnChain};
 use crate::store::{bytes, credit, debit, load, mkey, pkey, settle};
 use crate::types::{
-    meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx, BuyerOpinion, Entry, IorParams, IorTx, NodeRole,
-    Participant, SettlementTx, Tcr, BLACK_HOLE, TAG_ASSIGNMENT,
+    commit_entries, commitment_preimage, meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx,
+    BuyerOpinion, Entry, IorParams, IorTx, NodeRole, Participant, SettlementTx, Tcr, BLACK_HOLE, TAG_ASSIGNMENT,
+    TAG_BATCH_DATA,
 };
 
 /// Configuration, set once by `init`.
@@ -133,6 +144,10 @@ pub struct BatchHeader {
     /// `SC_DS_*` made recording a batch quadratic in its size.
     pub at_count: u32,
     pub st_count: u32,
+    /// Rolling commitment over the batch's entries in order
+    /// ([`commit_entry`]): the entries are block data, not contract
+    /// storage (thesis Fig 3-7).
+    pub commitment: Hash32,
     pub at_tcrs: bool,
     pub st_tcrs: bool,
     /// Who recorded the TCRs.
@@ -185,19 +200,34 @@ pub struct RegisterNode {
     pub cert: Signature,
 }
 
-/// `sc_cr_at` / `sc_cr_st` arguments.
+/// `sc_cr_at` / `sc_cr_st` arguments: one half of the batch's TCRs and the
+/// batch's entries (read from the blocks that recorded them, checked
+/// against the batch's commitment), so the chain can check that each TCR's
+/// effects follow from its entry.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct SubmitTcrs {
     pub batch: u64,
     pub tcrs: Vec<Tcr>,
+    pub entries: Vec<Entry>,
 }
 
-/// A controversial transaction (§3.3.4): the disputer's TCRs for the batch.
-/// The executor's TCRs and the original data are already on chain.
+/// A controversial transaction (§3.3.4): the disputer's TCRs for the batch
+/// and the batch's entries (block data, checked against the commitment).
+/// The executor's verdicts are on chain.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct Controversial {
     pub batch: u64,
     pub claimed: Vec<Tcr>,
+    pub entries: Vec<Entry>,
+}
+
+/// `finalize` and the `batch_input` view: a batch and its entries, read
+/// from the blocks that recorded them ([`crate::driver::batch_entries`]),
+/// checked against the batch's commitment.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct BatchData {
+    pub batch: u64,
+    pub entries: Vec<Entry>,
 }
 
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
@@ -230,9 +260,6 @@ fn nkey(a: &Address) -> Vec<u8> {
 fn bkey(id: u64) -> Vec<u8> {
     [b"b/".as_slice(), &id.to_be_bytes()].concat()
 }
-fn ekey(id: u64, i: u32) -> Vec<u8> {
-    [b"e/".as_slice(), &id.to_be_bytes(), &i.to_be_bytes()].concat()
-}
 /// `ps/ADDR`: (batch, entries) the sender recorded in its latest batch,
 /// for [`IorParams::max_entries_per_sender`]. One slot per sender,
 /// overwritten when it records in a new batch.
@@ -261,15 +288,20 @@ fn header(ctx: &mut CallContext<'_, '_>, id: u64) -> Result<BatchHeader, Contrac
     }
 }
 
-fn entries(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Vec<Entry>, ContractError> {
-    let mut out = Vec::with_capacity(h.len());
-    for i in 0..h.len() as u32 {
-        match ctx.read_typed::<Entry>(&ekey(h.id, i))? {
-            Some(e) => out.push(e),
-            None => return revert("corrupt batch"),
-        }
+/// The batch's entries as a caller brought them, once they match the
+/// batch's count and rolling commitment (hashing priced per word).
+fn entries(ctx: &mut CallContext<'_, '_>, h: &BatchHeader, given: Vec<Entry>) -> Result<Vec<Entry>, ContractError> {
+    if given.len() != h.len() {
+        return revert(format!("batch {} holds {} entries, {} brought", h.id, h.len(), given.len()));
     }
-    Ok(out)
+    let mut c = Hash32::ZERO;
+    for e in &given {
+        c = ctx.hash(TAG_BATCH_DATA, &commitment_preimage(&c, e))?;
+    }
+    if c != h.commitment {
+        return revert(format!("the entries brought are not batch {}'s recorded data (commitment mismatch)", h.id));
+    }
+    Ok(given)
 }
 
 /// What is stored of a TCR: its entry index and verdict. The effects
@@ -447,6 +479,7 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
                 validator: Address::ZERO,
                 at_count: 0,
                 st_count: 0,
+                commitment: Hash32::ZERO,
                 at_tcrs: false,
                 st_tcrs: false,
                 posted_by: None,
@@ -488,7 +521,9 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
     }
     let entry = Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx };
     count_pending(ctx, &c.params, &entry, true)?;
-    ctx.write_typed(&ekey(h.id, index), &entry)?;
+    // The entry itself is this transaction's block data; the chain keeps
+    // only the rolling commitment.
+    h.commitment = ctx.hash(TAG_BATCH_DATA, &commitment_preimage(&h.commitment, &entry))?;
     ctx.write_typed(&bkey(h.id), &h)?;
     ctx.emit(
         "ior_new_data",
@@ -541,20 +576,15 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result
     if a.tcrs.len() != count as usize || !increasing || !kinds_ok {
         return uncovered();
     }
+    let es = entries(ctx, &h, a.entries)?;
     // Effects must be exactly those the verdict implies for the entry.
     for t in &a.tcrs {
-        if t.index as usize >= h.len() {
-            return uncovered();
-        }
-        let e = match ctx.read_typed::<Entry>(&ekey(h.id, t.index))? {
-            Some(e) => e,
-            None => return revert("corrupt batch"),
-        };
+        let Some(e) = es.get(t.index as usize) else { return uncovered() };
         if e.tx.is_at() != at {
             return uncovered();
         }
         ctx.charge(crate::exec::STEP_GAS)?;
-        if expected_effects(&c.params, &e, &t.outcome).as_ref() != Some(&t.effects) {
+        if expected_effects(&c.params, e, &t.outcome).as_ref() != Some(&t.effects) {
             return revert(format!(
                 "TCR {} has effects that do not follow from its entry and verdict {:?}",
                 t.index, t.outcome
@@ -678,6 +708,7 @@ fn execute_on_chain(
     ctx: &mut CallContext<'_, '_>,
     c: &PrimaryConfig,
     h: BatchHeader,
+    given: Vec<Entry>,
 ) -> Result<Vec<u8>, ContractError> {
     let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
     if fin != h.id {
@@ -690,7 +721,7 @@ fn execute_on_chain(
     if ctx.timestamp() <= until {
         return revert(format!("batch {} has no complete TCRs; the chain executes it after {until}", h.id));
     }
-    let es = entries(ctx, &h)?;
+    let es = entries(ctx, &h, given)?;
     let recorded = rebuild(ctx, &c.params, h.id, &es)?;
     let correct = reexecute(ctx, c, &es)?;
     let wrong = recorded.iter().any(|t| correct.get(t.index as usize) != Some(t));
@@ -721,7 +752,7 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
     if h.state != BatchState::Open || !h.tcrs_complete() {
         return revert(format!("batch {} has no recorded TCRs awaiting settlement", h.id));
     }
-    let es = entries(ctx, &h)?;
+    let es = entries(ctx, &h, a.entries)?;
     let recorded = merged_tcrs(ctx, &h, &c.params, &es)?;
     let correct = reexecute(ctx, &c, &es)?;
     if recorded == correct {
@@ -900,20 +931,20 @@ impl NativeContract for IorPrimaryContract {
             "sc_cr_st" => record_tcrs(ctx, decode_args(args)?, false),
             "dispute" => dispute(ctx, decode_args(args)?),
             "finalize" => {
-                let a: BatchId = decode_args(args)?;
+                let a: BatchData = decode_args(args)?;
                 let c = cfg(ctx)?;
                 let h = header(ctx, a.batch)?;
                 if h.state != BatchState::Open {
                     return revert(format!("batch {} already settled", h.id));
                 }
                 let Some(done) = h.complete_at else {
-                    return execute_on_chain(ctx, &c, h);
+                    return execute_on_chain(ctx, &c, h, a.entries);
                 };
                 let until = done.saturating_add(c.window_ms);
                 if ctx.timestamp() < until {
                     return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));
                 }
-                let es = entries(ctx, &h)?;
+                let es = entries(ctx, &h, a.entries)?;
                 let tcrs = merged_tcrs(ctx, &h, &c.params, &es)?;
                 let (parts, buyers) = touched(&es, &tcrs);
                 let mut probe = load(ctx, &parts, &buyers, &std::collections::BTreeSet::new(), &st_slots(&es))?;
@@ -972,18 +1003,22 @@ impl NativeContract for IorPrimaryContract {
                 let a: BatchId = decode_args(args)?;
                 Ok(json!(ctx.read_typed::<BatchHeader>(&bkey(a.batch))?))
             }
-            "batch_input" => {
+            "batch_header" => {
                 let a: BatchId = decode_args(args)?;
                 let Some(h) = ctx.read_typed::<BatchHeader>(&bkey(a.batch))? else {
                     return revert(format!("no batch {}", a.batch));
                 };
-                let mut es = Vec::new();
-                for i in 0..h.len() as u32 {
-                    es.push(
-                        ctx.read_typed::<Entry>(&ekey(h.id, i))?
-                            .ok_or_else(|| ContractError::Revert("corrupt".into()))?,
-                    );
+                Ok(json!({ "borsh": hex::encode(bytes(&h)) }))
+            }
+            "batch_input" => {
+                let a: BatchData = decode_args(args)?;
+                let Some(h) = ctx.read_typed::<BatchHeader>(&bkey(a.batch))? else {
+                    return revert(format!("no batch {}", a.batch));
+                };
+                if a.entries.len() != h.len() || commit_entries(&a.entries) != h.commitment {
+                    return revert(format!("the entries given are not batch {}'s recorded data", h.id));
                 }
+                let es = a.entries;
                 let (parts, buyers) = touched(&es, &[]);
                 let prestate = load(&mut { ctx }, &parts, &buyers, &meter_owners(&es), &st_slots(&es))?;
                 let tcrs = if h.tcrs_complete() && h.complete_at.is_some() {

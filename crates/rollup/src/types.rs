@@ -43,6 +43,9 @@ pub const TAG_METER_CERT: Tag = Tag("gridledger/ior/meter-cert/v1");
 pub const TAG_METER_READINGS: Tag = Tag("gridledger/ior/meter-readings/v1");
 /// Domain of the lot that assigns a batch's executor and validator.
 pub const TAG_ASSIGNMENT: Tag = Tag("gridledger/ior/assignment/v1");
+/// Domain of the rolling commitment over a batch's entries
+/// ([`commit_entry`]).
+pub const TAG_BATCH_DATA: Tag = Tag("gridledger/ior/batch-data/v1");
 
 /// The IOR deployment a signature is made for: the primary chain's id and
 /// the primary contract's id. Every signature a trader, meter or the
@@ -327,7 +330,33 @@ pub struct Agreement {
     pub buyer_opinion: Option<bool>,
 }
 
-/// One recorded IOR transaction, as `SC_DS_AT` / `SC_DS_ST` store it.
+/// The bytes [`commit_entry`] hashes: the previous commitment, then the
+/// entry's canonical encoding.
+pub fn commitment_preimage(prev: &Hash32, e: &Entry) -> Vec<u8> {
+    let mut v = prev.as_bytes().to_vec();
+    v.extend(borsh::to_vec(e).unwrap_or_default());
+    v
+}
+
+/// The rolling commitment of a batch after appending `e` (thesis Fig 3-7,
+/// issue 11): `c₀ = 0`, `cᵢ₊₁ = H(cᵢ ‖ eᵢ)`. `SC_DS_*` keep only this and a
+/// count on chain; the entries themselves are the block data of the
+/// recording transactions, and whoever needs them (executors, validators,
+/// `finalize`, a disputer) reads them from the blocks and brings them,
+/// checked against the commitment.
+pub fn commit_entry(prev: &Hash32, e: &Entry) -> Hash32 {
+    gridledger_core::codec::hash_bytes(TAG_BATCH_DATA, &commitment_preimage(prev, e))
+}
+
+/// The commitment of a whole list of entries.
+pub fn commit_entries(es: &[Entry]) -> Hash32 {
+    es.iter().fold(Hash32::ZERO, |c, e| commit_entry(&c, e))
+}
+
+/// One recorded IOR transaction: the ledger-authenticated sender and block
+/// time of a successful `SC_DS_*` call and its argument. Not stored by the
+/// contract (only [`commit_entry`]'s rolling commitment is); rebuilt from
+/// the block that recorded it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct Entry {
     /// The ledger-authenticated sender.

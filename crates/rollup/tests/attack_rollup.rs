@@ -6,39 +6,14 @@ mod common;
 use common::*;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Energy};
-use gridledger_ledger::{ChainClient, Receipt, TxStatus};
+use gridledger_ledger::{ChainClient, TxStatus};
 use gridledger_rollup::driver::Mode;
 use gridledger_rollup::exec::{execute_and_apply, execute_batch, OffChain, PreState};
-use gridledger_rollup::primary::{assign, BatchId, BatchState, Controversial, SubmitTcrs};
+use gridledger_rollup::primary::{assign, BatchState};
 use gridledger_rollup::types::{
     coins, AgreementTerms, AgreementTx, AtRejection, Entry, IorTx, Outcome, Participant, StRejection, Tcr,
 };
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
-
-fn funded() -> Env {
-    let mut e = open(config(Mode::Ior, 4, 2, 3));
-    for i in 0..3 {
-        e.d.fund(&trader(i), coins(10)).unwrap();
-    }
-    e.d.set_time(7 * HOUR);
-    e
-}
-
-fn node_active(e: &Env, a: &Address) -> bool {
-    e.d.primary.chain.view(IOR_PRIMARY_ID, "node", &borsh::to_vec(a).unwrap()).unwrap()["active"] == true
-}
-
-fn honest_tcrs(e: &mut Env, batch: u64) -> (Vec<Tcr>, KeyPair) {
-    e.d.primary.seal();
-    let input = e.d.batch_input(batch).unwrap();
-    let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
-    let key = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    (tcrs, key)
-}
-
-fn cr(e: &mut Env, key: &KeyPair, method: &str, batch: u64, tcrs: Vec<Tcr>) -> Receipt {
-    e.d.primary_call(key, method, args(&SubmitTcrs { batch, tcrs }), Amount::ZERO).unwrap()
-}
 
 /// High: an executor that records only the AT half of a mixed batch's TCRs
 /// freezes all settlement. `posted_by` is set, so no stand-in may record
@@ -58,16 +33,16 @@ fn attack_half_posted_tcrs_freeze_settlement_forever() {
     let (tcrs, exec) = honest_tcrs(&mut e, 0);
     let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());
     assert_eq!((ats.len(), sts.len()), (1, 1));
-    let r = cr(&mut e, &exec, "sc_cr_at", 0, ats);
+    let r = record_tcrs(&mut e, &exec, "sc_cr_at", 0, ats);
     assert_eq!(r.status, TxStatus::Success);
     // The executor goes silent. Several windows later:
     let h = e.d.batch_input(0).unwrap().header;
     e.d.set_time(h.first_recorded_at + 10 * e.d.cfg.window_ms());
     let other = e.d.executors.iter().find(|(k, _)| k.address() != exec.address()).unwrap().0.clone();
-    let stand_in = cr(&mut e, &other, "sc_cr_st", 0, sts);
-    let fin = e.d.primary_call(&b, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO).unwrap();
+    let stand_in = record_tcrs(&mut e, &other, "sc_cr_st", 0, sts);
+    let fin = e.d.primary_call(&b, "finalize", e.d.finalize_args(0).unwrap(), Amount::ZERO).unwrap();
     let bond = e.d.cfg.challenge_bond;
-    let disp = e.d.primary_call(&b, "dispute", args(&Controversial { batch: 0, claimed: vec![] }), bond).unwrap();
+    let disp = e.d.primary_call(&b, "dispute", e.d.dispute_args(0, vec![]).unwrap(), bond).unwrap();
     let settled = e.d.batch_input(0).unwrap().header.state != BatchState::Open;
     assert!(
         settled,
@@ -214,12 +189,12 @@ fn attack_self_challenge_burns_an_honest_validator_that_had_no_time_to_act() {
         outcome: Outcome::AtRejected(AtRejection::NotSignedBySeller),
         effects: vec![gridledger_rollup::types::Effect::Reputation { who: b.address(), by: p.alpha }],
     }];
-    assert_eq!(cr(&mut e, &exec, "sc_cr_at", 0, wrong).status, TxStatus::Success);
+    assert_eq!(record_tcrs(&mut e, &exec, "sc_cr_at", 0, wrong).status, TxStatus::Success);
     // The validator is drawn when the batch closes (the TCR call closed it).
     let validator = e.d.batch_input(0).unwrap().header.validator;
     // Next block, same second: the executor's sybil challenges.
     let bond = e.d.cfg.challenge_bond;
-    let r = e.d.primary_call(&sybil, "dispute", args(&Controversial { batch: 0, claimed: honest }), bond).unwrap();
+    let r = e.d.primary_call(&sybil, "dispute", e.d.dispute_args(0, honest).unwrap(), bond).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     assert!(!node_active(&e, &exec.address()));
     assert!(
@@ -351,7 +326,7 @@ fn attack_any_executor_grabs_a_batch_that_closes_after_a_quiet_window() {
     let input = e.d.batch_input(0).unwrap();
     let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
     let grabber = e.d.executors.iter().find(|(k, _)| k.address() != h.executor).unwrap().0.clone();
-    let r = cr(&mut e, &grabber, "sc_cr_at", 0, tcrs);
+    let r = record_tcrs(&mut e, &grabber, "sc_cr_at", 0, tcrs);
     assert_ne!(
         r.status,
         TxStatus::Success,
