@@ -40,7 +40,7 @@
 //!   `b−1` has settled, so every TCR is computed against settled state and
 //!   the chain can re-execute it exactly. `fund`, `withdraw` and
 //!   `register_meter` change what a batch reads, so they wait only for the
-//!   pending batches that touch the caller (a per-trader counter).
+//!   pending batches that touch the caller (each trader's latest touching batch, [`Touch`]).
 //! - **A TCR that does not apply** (a wrong verdict that, say, locks more
 //!   than a trader holds) does not halt the chain: `finalize` re-executes the
 //!   batch on chain, settles it with the chain's TCRs and forfeits the
@@ -260,13 +260,7 @@ fn nkey(a: &Address) -> Vec<u8> {
 fn bkey(id: u64) -> Vec<u8> {
     [b"b/".as_slice(), &id.to_be_bytes()].concat()
 }
-/// `ps/ADDR`: (batch, entries) the sender recorded in its latest batch,
-/// for [`IorParams::max_entries_per_sender`]. One slot per sender,
-/// overwritten when it records in a new batch.
-fn pskey(a: &Address) -> Vec<u8> {
-    [b"ps/".as_slice(), a.as_bytes()].concat()
-}
-/// `pt/ADDR`: how many entries of unsettled batches touch a trader.
+/// `pt/ADDR`: the trader's [`Touch`].
 fn ptkey(a: &Address) -> Vec<u8> {
     [b"pt/".as_slice(), a.as_bytes()].concat()
 }
@@ -342,24 +336,26 @@ fn merged_tcrs(
     rebuild(ctx, params, h.id, es)
 }
 
-/// Adds `delta` to the pending-entry counter of every party of `e`
-/// ([`pending_parties`]).
-fn count_pending(ctx: &mut CallContext<'_, '_>, p: &IorParams, e: &Entry, up: bool) -> Result<(), ContractError> {
-    for a in pending_parties(ctx, p, e)? {
-        let n = ctx.read_typed::<u32>(&ptkey(&a))?.unwrap_or(0);
-        let n = if up { n.saturating_add(1) } else { n.saturating_sub(1) };
-        if n == 0 {
-            ctx.delete(&ptkey(&a))?;
-        } else {
-            ctx.write_typed(&ptkey(&a), &n)?;
-        }
-    }
-    Ok(())
+/// One slot per trader (`pt/ADDR`): the latest batch holding an entry that
+/// reads the trader's IOR state ([`pending_parties`]), and how many entries
+/// the trader itself sent in that batch ([`IorParams::max_entries_per_sender`]).
+/// Batches settle in order, so the trader waits exactly while that batch
+/// is unsettled; nothing needs undoing at settlement, and the slot is
+/// overwritten, not created and deleted, batch after batch.
+#[derive(Clone, Copy, Debug, Default, BorshSerialize, BorshDeserialize)]
+struct Touch {
+    batch: u64,
+    sent: u32,
+}
+
+fn touch(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<Option<Touch>, ContractError> {
+    ctx.read_typed::<Touch>(&ptkey(who))
 }
 
 /// No unsettled batch reads `who`'s IOR state.
 fn idle_for(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<bool, ContractError> {
-    Ok(ctx.read_typed::<u32>(&ptkey(who))?.unwrap_or(0) == 0)
+    let Some(t) = touch(ctx, who)? else { return Ok(true) };
+    Ok(t.batch < ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0))
 }
 
 /// Draws an index below `n` from the lot of batch `id`, `salt` apart for
@@ -390,12 +386,12 @@ pub fn assign(
 /// its validator from this block's parent hash and starts the executor's
 /// clock. Runs at the start of every call, so only the latest batch can be
 /// open for recording or unclosed.
-fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<(), ContractError> {
+fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<Latest, ContractError> {
     let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
-    let Some(id) = next.checked_sub(1) else { return Ok(()) };
-    let Some(mut h) = ctx.read_typed::<BatchHeader>(&bkey(id))? else { return Ok(()) };
+    let Some(id) = next.checked_sub(1) else { return Ok(Latest { next, header: None }) };
+    let Some(mut h) = ctx.read_typed::<BatchHeader>(&bkey(id))? else { return Ok(Latest { next, header: None }) };
     if h.closed_at.is_some() || h.height >= ctx.height() {
-        return Ok(());
+        return Ok(Latest { next, header: Some(h) });
     }
     let vals = ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default();
     if !vals.is_empty() {
@@ -404,7 +400,18 @@ fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<(), ContractError> {
     h.closed_at = Some(ctx.timestamp());
     h.closed_height = Some(ctx.height());
     ctx.write_typed(&bkey(id), &h)?;
-    ctx.emit("ior_batch_closed", vec![("batch".into(), id.to_string()), ("validator".into(), h.validator.to_string())])
+    ctx.emit(
+        "ior_batch_closed",
+        vec![("batch".into(), id.to_string()), ("validator".into(), h.validator.to_string())],
+    )?;
+    Ok(Latest { next, header: Some(h) })
+}
+
+/// What [`close_latest`] read (and maybe wrote) of the latest batch, handed
+/// on to `SC_DS_*` so recording reads the counter and header once per call.
+struct Latest {
+    next: u64,
+    header: Option<BatchHeader>,
 }
 
 /// The traders whose IOR state the verdict on `e` reads, and so whose
@@ -456,13 +463,10 @@ fn forfeit(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<Amount, Contr
 }
 
 /// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
-fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractError> {
+fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Vec<u8>, ContractError> {
     let c = cfg(ctx)?;
-    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
-    let current = match next.checked_sub(1) {
-        Some(id) => Some(header(ctx, id)?).filter(|h| h.height == ctx.height()),
-        None => None,
-    };
+    let Latest { next, header: latest } = latest;
+    let current = latest.filter(|h| h.height == ctx.height());
     let mut h = match current {
         Some(h) => h,
         None => {
@@ -503,15 +507,14 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
     if !c.params.may_trade(score) && (tx.is_at() || ctx.read(&crate::store::akey(&tx.terms().key()))?.is_none()) {
         return revert(format!("{sender} is barred (reputation {score}) and has no such open agreement"));
     }
-    let (last, sent) = ctx.read_typed::<(u64, u32)>(&pskey(&sender))?.unwrap_or((u64::MAX, 0));
-    let sent = if last == h.id { sent } else { 0 };
+    let sent = touch(ctx, &sender)?.filter(|t| t.batch == h.id).map_or(0, |t| t.sent);
     if sent >= c.params.max_entries_per_sender {
         return revert(format!(
             "{sender} already recorded {sent} entries in batch {} (at most {} per sender per block)",
             h.id, c.params.max_entries_per_sender
         ));
     }
-    ctx.write_typed(&pskey(&sender), &(h.id, sent + 1))?;
+    ctx.write_typed(&ptkey(&sender), &Touch { batch: h.id, sent: sent + 1 })?;
     let index = h.len() as u32;
     let kind = if tx.is_at() { "at" } else { "st" };
     if tx.is_at() {
@@ -520,7 +523,11 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
         h.st_count += 1;
     }
     let entry = Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx };
-    count_pending(ctx, &c.params, &entry, true)?;
+    for party in pending_parties(ctx, &c.params, &entry)? {
+        if party != sender && touch(ctx, &party)?.is_none_or(|t| t.batch != h.id) {
+            ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
+        }
+    }
     // The entry itself is this transaction's block data; the chain keeps
     // only the rolling commitment.
     h.commitment = ctx.hash(TAG_BATCH_DATA, &commitment_preimage(&h.commitment, &entry))?;
@@ -620,9 +627,6 @@ fn settle_batch(
     let Some(burned) = settle(ctx, &c.params, entries, tcrs)? else {
         return revert(format!("internal: TCRs of batch {} do not apply", h.id));
     };
-    for e in entries {
-        count_pending(ctx, &c.params, e, false)?;
-    }
     h.state = BatchState::Settled { disputed, at: ctx.timestamp() };
     ctx.write_typed(&bkey(h.id), &h)?;
     ctx.write_typed(NEXT_SETTLE, &(h.id + 1))?;
@@ -808,9 +812,7 @@ impl NativeContract for IorPrimaryContract {
         if !matches!(method, "fund" | "register_node" | "dispute" | "pay_delegation") && !ctx.value().is_zero() {
             return revert(format!("{method} takes no native value"));
         }
-        if method != "init" {
-            close_latest(ctx)?;
-        }
+        let latest = if method == "init" { Latest { next: 0, header: None } } else { close_latest(ctx)? };
         match method {
             "init" => {
                 let c: PrimaryConfig = decode_args(args)?;
@@ -913,19 +915,19 @@ impl NativeContract for IorPrimaryContract {
             }
             "sc_ds_at" => {
                 let at: AgreementTx = decode_args(args)?;
-                record(ctx, IorTx::At(at))
+                record(ctx, IorTx::At(at), latest)
             }
             "sc_ds_st" => {
                 let st: SettlementTx = decode_args(args)?;
-                record(ctx, IorTx::St(st))
+                record(ctx, IorTx::St(st), latest)
             }
             "sc_ds_ob" => {
                 let o: BuyerOpinion = decode_args(args)?;
-                record(ctx, IorTx::Opinion(o))
+                record(ctx, IorTx::Opinion(o), latest)
             }
             "sc_ds_expire" => {
                 let t: AgreementTerms = decode_args(args)?;
-                record(ctx, IorTx::Expire(t))
+                record(ctx, IorTx::Expire(t), latest)
             }
             "sc_cr_at" => record_tcrs(ctx, decode_args(args)?, true),
             "sc_cr_st" => record_tcrs(ctx, decode_args(args)?, false),
@@ -993,7 +995,10 @@ impl NativeContract for IorPrimaryContract {
             }
             "pending" => {
                 let who: Address = decode_args(args)?;
-                Ok(json!(ctx.read_typed::<u32>(&ptkey(&who))?.unwrap_or(0)))
+                // 1 while an unsettled batch reads the account, else 0.
+                let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+                let t = ctx.read_typed::<Touch>(&ptkey(&who))?;
+                Ok(json!(u32::from(t.is_some_and(|t| t.batch >= fin))))
             }
             "progress" => Ok(json!({
                 "next_batch": ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0),
