@@ -249,6 +249,38 @@ pub struct BatchInput {
 pub struct IorPrimaryContract;
 
 const CFG: &[u8] = b"cfg";
+/// [`RecordParams`], written by `init` beside [`CFG`].
+const RECORD_PARAMS: &[u8] = b"rp";
+
+/// The parameters `SC_DS_*` read, in one 32-byte word beside the full
+/// configuration: recording an entry (the primary chain's most frequent
+/// call, run by every primary node) reads one slot instead of the whole
+/// [`PrimaryConfig`].
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+struct RecordParams {
+    max_batch: u32,
+    rs: u32,
+    beta: u32,
+    max_entries_per_sender: u32,
+    domain: crate::types::SigDomain,
+}
+
+impl RecordParams {
+    /// [`IorParams::may_trade`].
+    fn may_trade(&self, reputation: u32) -> bool {
+        reputation > self.beta
+    }
+
+    fn of(p: &IorParams) -> Self {
+        Self {
+            max_batch: p.max_batch,
+            rs: p.rs,
+            beta: p.beta,
+            max_entries_per_sender: p.max_entries_per_sender,
+            domain: p.domain,
+        }
+    }
+}
 const NEXT_BATCH: &[u8] = b"bn";
 const NEXT_SETTLE: &[u8] = b"fin";
 const EXECUTORS: &[u8] = b"execs";
@@ -420,13 +452,17 @@ struct Latest {
 /// buyer and the seller's signature is valid (otherwise the AT is refused
 /// before any balance is read). An entry merely naming a trader does not
 /// lock that trader's account.
-fn pending_parties(ctx: &mut CallContext<'_, '_>, p: &IorParams, e: &Entry) -> Result<Vec<Address>, ContractError> {
+fn pending_parties(
+    ctx: &mut CallContext<'_, '_>,
+    domain: &crate::types::SigDomain,
+    e: &Entry,
+) -> Result<Vec<Address>, ContractError> {
     let mut v = vec![e.sender];
     if let IorTx::At(at) = &e.tx {
         let t = &at.terms;
         if e.sender == t.buyer && t.seller != t.buyer {
             if let Some(sig) = &at.seller_sig {
-                if ctx.recover_signer(&t.seller_digest(&p.domain), sig)?.map(|pk| pk.address()) == Some(t.seller) {
+                if ctx.recover_signer(&t.seller_digest(domain), sig)?.map(|pk| pk.address()) == Some(t.seller) {
                     v.push(t.seller);
                 }
             }
@@ -464,7 +500,7 @@ fn forfeit(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<Amount, Contr
 
 /// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
 fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Vec<u8>, ContractError> {
-    let c = cfg(ctx)?;
+    let Some(p) = ctx.read_typed::<RecordParams>(RECORD_PARAMS)? else { return revert("IOR contract not initialised") };
     let Latest { next, header: latest } = latest;
     let current = latest.filter(|h| h.height == ctx.height());
     let mut h = match current {
@@ -495,23 +531,23 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
             }
         }
     };
-    if h.len() as u32 >= c.params.max_batch {
-        return revert(format!("batch {} is full ({} transactions per block)", h.id, c.params.max_batch));
+    if h.len() as u32 >= p.max_batch {
+        return revert(format!("batch {} is full ({} transactions per block)", h.id, p.max_batch));
     }
     // A barred trader records only entries about an agreement it already
     // has (its ST, opinion or expiry): refused entries cost their sender α,
     // so each account can put only a few junk entries into batches before
     // it is barred from filling them.
     let sender = ctx.caller();
-    let score = ctx.read_typed::<Participant>(&pkey(&sender))?.map_or(c.params.rs, |p| p.reputation);
-    if !c.params.may_trade(score) && (tx.is_at() || ctx.read(&crate::store::akey(&tx.terms().key()))?.is_none()) {
+    let score = ctx.read_typed::<Participant>(&pkey(&sender))?.map_or(p.rs, |x| x.reputation);
+    if !p.may_trade(score) && (tx.is_at() || ctx.read(&crate::store::akey(&tx.terms().key()))?.is_none()) {
         return revert(format!("{sender} is barred (reputation {score}) and has no such open agreement"));
     }
     let sent = touch(ctx, &sender)?.filter(|t| t.batch == h.id).map_or(0, |t| t.sent);
-    if sent >= c.params.max_entries_per_sender {
+    if sent >= p.max_entries_per_sender {
         return revert(format!(
             "{sender} already recorded {sent} entries in batch {} (at most {} per sender per block)",
-            h.id, c.params.max_entries_per_sender
+            h.id, p.max_entries_per_sender
         ));
     }
     ctx.write_typed(&ptkey(&sender), &Touch { batch: h.id, sent: sent + 1 })?;
@@ -523,7 +559,7 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
         h.st_count += 1;
     }
     let entry = Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx };
-    for party in pending_parties(ctx, &c.params, &entry)? {
+    for party in pending_parties(ctx, &p.domain, &entry)? {
         if party != sender && touch(ctx, &party)?.is_none_or(|t| t.batch != h.id) {
             ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
         }
@@ -834,6 +870,7 @@ impl NativeContract for IorPrimaryContract {
                 if c.params.domain.contract != ctx.contract_id() || c.params.domain.chain_id != ctx.chain_id() {
                     return revert("the signature domain names another chain or contract");
                 }
+                ctx.write_typed(RECORD_PARAMS, &RecordParams::of(&c.params))?;
                 ctx.write_typed(CFG, &c)?;
                 Ok(vec![])
             }

@@ -63,9 +63,9 @@ impl Experiment for Fig37 {
          SC_EXE and SC_VERIFY), IOR uses less gas than the single chain from about 20 nodes on and the gap widens \
          with N, the thesis' shape; at 10 nodes the two secondary nodes' execution still weighs more. Since \
          issue 11 the primary chain keeps an AT/ST as block data (the recording transaction) with a rolling \
-         commitment per batch instead of a copy in contract storage, so SC_DS costs 0.5 to 0.75 units per call \
+         commitment per batch instead of a copy in contract storage, so SC_DS costs about 0.5 to 0.7 units per call \
          (1.6 to 2.0 before) and the executor, disputers and finalize bring the entries back as calldata. \
-         Counting all of our primary chain's gas, IOR stays above the single chain (about 1.5 to 1.8 times): \
+         Counting all of our primary chain's gas, IOR stays above the single chain (about 1.4 to 1.7 times): \
          our finalize applies balances, deposits and agreements on the primary chain, which costs every \
          primary node about what SC_EXE costs every single-chain node; in the thesis that state is SC_EXE's on \
          the secondary chain. Moving it there (the primary keeping TCR and state roots, withdrawals by proof) \
