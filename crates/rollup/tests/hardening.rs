@@ -6,28 +6,11 @@ mod common;
 
 use common::*;
 use gridledger_core::{Amount, Energy};
-use gridledger_ledger::{ChainClient, Receipt, TxStatus};
-use gridledger_rollup::driver::Mode;
+use gridledger_ledger::{ChainClient, TxStatus};
 use gridledger_rollup::exec::{execute_batch, OffChain};
 use gridledger_rollup::primary::{BatchState, SubmitTcrs};
-use gridledger_rollup::types::{coins, AgreementTerms, IorTx, Outcome, StSettlement, Tcr};
+use gridledger_rollup::types::{AgreementTerms, IorTx, Outcome, StSettlement, Tcr};
 use gridledger_rollup::{args, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
-
-fn funded() -> Env {
-    let mut e = open(config(Mode::Ior, 4, 2, 3));
-    for i in 0..3 {
-        e.d.fund(&trader(i), coins(10)).unwrap();
-    }
-    e.d.set_time(7 * HOUR);
-    e
-}
-
-fn reverted(r: &Receipt) -> String {
-    match &r.status {
-        TxStatus::Reverted(why) => why.clone(),
-        s => panic!("expected a revert, got {s:?}"),
-    }
-}
 
 fn progress(e: &Env) -> serde_json::Value {
     e.d.primary.chain.view(IOR_PRIMARY_ID, "progress", &[]).unwrap()
