@@ -488,3 +488,30 @@ fn batch_entries_are_block_data_checked_against_the_commitment() {
     assert!(e.d.batch_header(0).unwrap().state != BatchState::Open);
     assert!(part(&e, &b).balance < before.balance, "the recorded AT settled: the buyer's payment is locked");
 }
+
+/// A trader touched by two unsettled batches waits for both: after the
+/// first settles it is still pending (its latest touching batch is open),
+/// and only once that one settles may it fund again.
+#[test]
+fn a_trader_waits_for_its_latest_touching_batch() {
+    let mut e = funded();
+    let (b, s, s2) = (trader(0), trader(1), trader(2));
+    let pending = |e: &Env| e.d.primary.chain.view(IOR_PRIMARY_ID, "pending", &borsh::to_vec(&b.address()).unwrap());
+    e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
+    e.d.submit(&b, &at(&terms(&b, &s2, Amount(200_000), 500, 8 * HOUR), &s2)).unwrap();
+    assert_eq!(e.d.batch_header(1).unwrap().len(), 1, "two batches, one entry each");
+    // Settle batch 0 by hand: its executor's TCRs, the window, finalize.
+    let (tcrs, exec) = honest_tcrs(&mut e, 0);
+    post(&mut e, &exec, 0, tcrs);
+    e.d.set_time(e.d.now() + e.d.cfg.window_ms() + 1);
+    let fin = e.d.finalize_args(0).unwrap();
+    assert_eq!(e.d.primary_call(&exec, "finalize", fin, Amount::ZERO).unwrap().status, TxStatus::Success);
+    assert!(e.d.batch_header(0).unwrap().state != BatchState::Open);
+    assert_eq!(pending(&e).unwrap(), 1, "batch 1 still reads the buyer");
+    let before = part(&e, &b);
+    assert!(reverted(&e.d.fund(&b, coins(1)).unwrap()).contains("a pending batch reads this account"));
+    assert_eq!(part(&e, &b), before, "the refused fund changed nothing");
+    e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(pending(&e).unwrap(), 0);
+    assert_eq!(e.d.fund(&b, coins(1)).unwrap().status, TxStatus::Success);
+}
