@@ -67,6 +67,7 @@ pub struct LbftBenchArgs {
 /// One replica process (spawned by `bench lbft`).
 #[derive(Args, Clone)]
 pub struct LbftReplicaArgs {
+    /// The replica's configuration file, written by `bench lbft`.
     #[arg(long)]
     pub config: PathBuf,
     /// Keep the replica's durable state in DIR/lbft.log (one fsynced
