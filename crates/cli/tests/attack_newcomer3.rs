@@ -1,0 +1,157 @@
+//! Attacks on the newcomer work of issue 17 (third round): hostile input to
+//! the commands touched last (`channel watch-spec --json`, `sim pbft`
+//! summary/--json, `ior day --example-config`) and to the channel watch.
+//! Each test asserts what a careful user would expect and is ignored on main
+//! (it fails on the code it was written against); the comment above each
+//! states expected vs observed.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Output};
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// How many JSON documents `text` holds (None if it is not a sequence of
+/// JSON documents at all).
+fn json_docs(text: &str) -> Option<usize> {
+    let mut n = 0;
+    for v in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>() {
+        v.ok()?;
+        n += 1;
+    }
+    Some(n)
+}
+
+/// Issue 17 item 8: "One JSON document per command under --json".
+/// Expected: `channel watch --json` prints one JSON document (a consumer
+/// runs `json.load` on it). Observed (code: `ChannelCmd::Watch` prints a
+/// readiness object `{"watching":…}` and then the report object): two
+/// documents on stdout, so `json.load` fails.
+#[test]
+#[ignore = "attack: channel watch --json prints two JSON documents (readiness line + report)"]
+fn channel_watch_json_prints_exactly_one_document() {
+    let (_dir, _node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
+    let o = gl(&["channel", "watch", "--dir", &d(&dirs[0]), "--json", "--timeout-s", "1"]);
+    let out = stdout(&o);
+    assert_eq!(json_docs(&out), Some(1), "stdout of `channel watch --json` (exit {:?}):\n{out}", o.status.code());
+}
+
+/// Hostile path: `watch-spec --out` onto the party's own `party.json` (a
+/// user who thinks "the spec" is that file). Expected: refused with a
+/// non-zero exit and the party file (its keys) untouched. Observed (code:
+/// `std::fs::write(&a.out, …)` unconditionally): the party's spec, with its
+/// account, ESC and MSC secrets, is overwritten by the secret-free watch
+/// spec and the exit is 0; the party can no longer open, pay or dispute.
+#[test]
+#[ignore = "attack: channel watch-spec --out DIR/party.json overwrites the party's keys"]
+fn watch_spec_out_onto_party_file_is_refused_and_changes_nothing() {
+    let (_dir, _node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
+    let party = dirs[0].join("party.json");
+    let before = std::fs::read(&party).unwrap();
+    let o = gl(&["channel", "watch-spec", "--dir", &d(&dirs[0]), "--out", &d(&party)]);
+    let after = std::fs::read(&party).unwrap();
+    assert!(
+        after == before,
+        "party.json was overwritten (exit {:?}): {}",
+        o.status.code(),
+        String::from_utf8_lossy(&after)
+    );
+    assert!(!o.status.success(), "writing the watch spec over party.json exited 0");
+    // And the party still loads.
+    let w = gl(&["channel", "watch-spec", "--dir", &d(&dirs[0]), "--out", &d(&dirs[0].with_extension("watch.json"))]);
+    assert!(w.status.success(), "party in {} no longer loads: {}", dirs[0].display(), stderr(&w));
+}
+
+/// Exit codes: an error must exit non-zero. Expected: a watch that never
+/// once reached its node (the spec's `rpc` is a closed port) ends with a
+/// non-zero exit naming the URL. Observed (code: `watch_with` logs chain
+/// errors, retries until `--timeout-s`, then returns the empty report as
+/// Ok): exit 0 with "disputes raised 0 / settled false", indistinguishable
+/// from a quiet, healthy watch.
+#[test]
+#[ignore = "attack: channel watch that never reaches its node exits 0 with an empty report"]
+fn channel_watch_against_unreachable_node_exits_nonzero() {
+    let (dir, _node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
+    let spec = dir.path().join("watch.json");
+    gl_ok(&["channel", "watch-spec", "--dir", &d(&dirs[0]), "--out", &d(&spec)]);
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    // A port nothing listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    v["rpc"] = serde_json::json!(format!("http://127.0.0.1:{port}"));
+    std::fs::write(&spec, v.to_string()).unwrap();
+    let key = dir.path().join("k1.key");
+    let o =
+        gl(&["channel", "watch", "--spec", &d(&spec), "--key", &d(&key), "--dir", &d(&dirs[0]), "--timeout-s", "2"]);
+    assert!(!o.status.success(), "watch against a dead node exited 0:\nstdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+}
+
+/// "No panic on any argument" (issue 17 item 5). Expected: `sim pbft
+/// --first 18446744073709551615 --seeds 1` runs that one seed or is refused
+/// with a typed error. Observed (code: `a.first + a.seeds` in `sim::seeds`,
+/// while `sim lbft` uses `saturating_add`): "attempt to add with overflow"
+/// panic (exit 101) in a debug build; a release build wraps to an empty
+/// sweep that reports 0 failures.
+#[test]
+#[ignore = "attack: sim pbft --first u64::MAX panics (overflow in first + seeds)"]
+fn sim_pbft_first_at_u64_max_does_not_panic() {
+    let o = gl(&["sim", "pbft", "--first", "18446744073709551615", "--seeds", "1", "--json"]);
+    assert!(!stderr(&o).contains("panicked"), "panic: {}", stderr(&o));
+    assert_ne!(o.status.code(), Some(101), "panic exit: {}", stderr(&o));
+    if o.status.success() {
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+        assert_eq!(v["seeds"], 1, "one seed asked for, {v}");
+    }
+}
+
+/// Strict input (issue 17 item 3's spirit): the replay variable the help
+/// and every failure line point to. Expected: `GRIDLEDGER_SIM_SEED=abc`
+/// (a typo) is refused with a non-zero exit naming the variable. Observed
+/// (code: `.parse().ok()` drops it): silently ignored, the normal sweep
+/// runs instead of the replay, exit 0.
+#[test]
+#[ignore = "attack: GRIDLEDGER_SIM_SEED that does not parse is silently ignored"]
+fn sim_seed_env_that_does_not_parse_is_refused() {
+    let o = Command::new(BIN)
+        .args(["sim", "pbft", "--seeds", "0", "--json"])
+        .env("GRIDLEDGER_SIM_SEED", "abc")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "GRIDLEDGER_SIM_SEED=abc accepted:\n{}", stdout(&o));
+    assert!(stderr(&o).contains("GRIDLEDGER_SIM_SEED"), "error does not name the variable: {}", stderr(&o));
+}
+
+/// Exit codes: a sweep of nothing is not a pass. Expected: `sim pbft
+/// --seeds 0` is refused (non-zero), as `--validators 3` is. Observed:
+/// exit 0 with "failures 0" for zero seeds run, which a CI script reads as
+/// a passing sweep.
+#[test]
+#[ignore = "attack: sim pbft --seeds 0 exits 0 reporting no failures for nothing run"]
+fn sim_pbft_zero_seeds_is_refused() {
+    let o = Command::new(BIN)
+        .args(["sim", "pbft", "--seeds", "0", "--json"])
+        .env_remove("GRIDLEDGER_SIM_SEED")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "zero seeds exited 0:\n{}", stdout(&o));
+}
+
+/// "--json everywhere producing exactly one valid JSON document".
+/// Expected: `ior day --example-config --json` prints one JSON document or
+/// is refused (the flags conflict). Observed (code: `--example-config`
+/// returns the TOML text before `--json` is looked at): TOML on stdout,
+/// exit 0.
+#[test]
+#[ignore = "attack: ior day --example-config --json prints TOML and exits 0"]
+fn ior_day_example_config_with_json_is_json_or_refused() {
+    let o = gl(&["ior", "day", "--example-config", "--json"]);
+    if o.status.success() {
+        assert_eq!(json_docs(&stdout(&o)), Some(1), "stdout under --json is not one JSON document:\n{}", stdout(&o));
+    }
+}
