@@ -155,3 +155,126 @@ fn ior_day_example_config_with_json_is_json_or_refused() {
         assert_eq!(json_docs(&stdout(&o)), Some(1), "stdout under --json is not one JSON document:\n{}", stdout(&o));
     }
 }
+
+/// Peer addresses (`--listen`) that cannot work. Expected: `channel
+/// prepare --listen 127.0.0.1:0 127.0.0.1:0` is refused before anything is
+/// sent or written (side 0 must know side 1's port in advance, as
+/// `testnet --p2p-port 0` is refused for the same reason). Observed (code:
+/// `[x, y] => [*x, *y]`, no check): exit 0, both party directories written
+/// with port 0 as the peer address; the channel can never open.
+#[test]
+#[ignore = "attack: channel prepare --listen with port 0 is accepted (peer can never connect)"]
+fn prepare_listen_port_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (_node, url) = dev_node(root, 3);
+    let k = |i: usize| root.join(format!("k{i}.key"));
+    let (p1, p2) = (root.join("p1"), root.join("p2"));
+    let o = prepare_cmd(
+        &url,
+        &k(0),
+        &root.join("desk.key"),
+        [&k(1), &k(2)],
+        [&p1, &p2],
+        &["--listen", "127.0.0.1:0", "127.0.0.1:0"],
+    )
+    .output()
+    .unwrap();
+    assert!(!o.status.success(), "--listen with port 0 accepted:\n{}", stdout(&o));
+    assert!(!p1.join("party.json").exists() && !p2.join("party.json").exists(), "party directories written");
+}
+
+/// Expected: both sides on the same peer address is refused (only one can
+/// listen there), as `--dirs` naming one directory twice is. Observed:
+/// accepted, exit 0.
+#[test]
+#[ignore = "attack: channel prepare --listen with one address for both sides is accepted"]
+fn prepare_listen_same_address_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (_node, url) = dev_node(root, 3);
+    let k = |i: usize| root.join(format!("k{i}.key"));
+    let (p1, p2) = (root.join("p1"), root.join("p2"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let o = prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&p1, &p2], &["--listen", &addr, &addr])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the same --listen address for both sides accepted:\n{}", stdout(&o));
+    assert!(!p1.join("party.json").exists() && !p2.join("party.json").exists(), "party directories written");
+}
+
+/// `n` consecutive free loopback ports (checked by binding each).
+fn free_run(n: u16, avoid: std::ops::Range<u16>) -> u16 {
+    loop {
+        let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if base > 65_000 || (avoid.start <= base + n && base <= avoid.end) {
+            continue;
+        }
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+/// Busy-port checks in `testnet`: `testnet --validators 4` refuses ports
+/// another process holds before anything starts, but `testnet start` of a
+/// network made with `--no-start` does not. Expected: `testnet start` with
+/// validator-0's JSON-RPC port held exits non-zero at once, naming the port
+/// and `--rpc-port`/the config, starting nothing. Observed (code:
+/// `TestnetAction::Start` goes straight to `supervise`, no `ports_free`):
+/// validators 1..3 start, validator-0 exits ("address in use"), and the
+/// supervisor keeps running a degraded network.
+#[test]
+#[ignore = "attack: testnet start does not check busy ports (testnet create does)"]
+fn testnet_start_refuses_a_busy_port_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let rpc = free_run(4, 0..0);
+    let p2p = free_run(4, rpc..rpc + 4);
+    gl_ok(&[
+        "testnet",
+        "--no-start",
+        "--validators",
+        "4",
+        "--dir",
+        &d(&net),
+        "--rpc-port",
+        &rpc.to_string(),
+        "--p2p-port",
+        &p2p.to_string(),
+    ]);
+    let _held = std::net::TcpListener::bind(("127.0.0.1", rpc)).expect("hold validator-0's port");
+    let err = dir.path().join("start.err");
+    let mut child = Command::new(BIN)
+        .args(["testnet", "start", "--dir", &d(&net)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t.elapsed() > std::time::Duration::from_secs(10) {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    if status.is_none() {
+        // Stop it the way a user would (SIGTERM via the supervisor), then make sure.
+        let _ = gl(&["testnet", "stop", "--dir", &d(&net)]);
+        let t = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() && t.elapsed() < std::time::Duration::from_secs(15) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let text = std::fs::read_to_string(&err).unwrap_or_default();
+    let status = status.unwrap_or_else(|| panic!("`testnet start` with port {rpc} held kept running:\n{text}"));
+    assert!(!status.success(), "exited 0:\n{text}");
+    assert!(text.contains(&rpc.to_string()), "error does not name port {rpc}:\n{text}");
+    assert!(!text.contains("validators running"), "validators were started before the check:\n{text}");
+}
