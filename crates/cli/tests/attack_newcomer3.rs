@@ -278,3 +278,26 @@ fn testnet_start_refuses_a_busy_port_up_front() {
     assert!(text.contains(&rpc.to_string()), "error does not name port {rpc}:\n{text}");
     assert!(!text.contains("validators running"), "validators were started before the check:\n{text}");
 }
+
+/// "Each invalid operation ... is refused with a typed error and changes
+/// nothing" (and issue 17 item 1: no half-made desk key left behind).
+/// Expected: a second `channel prepare` for a registered merchant with a
+/// `--desk-key` path that does not exist is refused ("registered with
+/// another desk key") and leaves no file at that path. Observed (code:
+/// `desk_key()` generates and writes the key before `ensure_merchant` /
+/// `check_approval` refuse it): refused, but a fresh, useless desk key file
+/// is left at that path; run again, the user now holds a "desk key" that
+/// is not the merchant's. The same happens for `--approval0` naming another
+/// account's approval.
+#[test]
+#[ignore = "attack: refused channel prepare still writes a new --desk-key file"]
+fn refused_prepare_with_wrong_desk_key_writes_no_key_file() {
+    let (dir, _node, url, _dirs) = prepared_channel(["p1", "p2"], &[]);
+    let root = dir.path();
+    let k = |i: usize| root.join(format!("k{i}.key"));
+    let desk2 = root.join("desk2.key");
+    let (q1, q2) = (root.join("q1"), root.join("q2"));
+    let o = prepare_cmd(&url, &k(0), &desk2, [&k(1), &k(2)], [&q1, &q2], &[]).output().unwrap();
+    assert!(!o.status.success(), "a second desk key for a registered merchant accepted:\n{}", stdout(&o));
+    assert!(!desk2.exists(), "refused prepare left a new desk key at {}: {}", desk2.display(), stderr(&o));
+}
