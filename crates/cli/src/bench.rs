@@ -46,6 +46,15 @@ pub struct PbftArgs {
     /// links on loopback (default: all validators in this process).
     #[arg(long)]
     pub processes: bool,
+    /// Validators killed (the last ones, `kill -9`) before any load, to
+    /// measure liveness with validators down (needs `--processes`).
+    #[arg(long, default_value_t = 0)]
+    pub down: usize,
+    /// The validators' `pbft.suspect_divisor`: a leader whose view was
+    /// abandoned gets the view deadline divided by this the next time it
+    /// leads (1 turns the dead-leader shortcut off).
+    #[arg(long, default_value_t = 4)]
+    pub suspect_divisor: u64,
     /// Print JSON on one line (the output is JSON either way).
     #[arg(long)]
     pub json: bool,
@@ -70,10 +79,10 @@ fn free_port_range(n: u16) -> anyhow::Result<u16> {
 }
 
 impl BenchCluster {
-    fn start(dir: &std::path::Path, n: usize, accounts: usize, processes: bool) -> anyhow::Result<Self> {
+    fn start(dir: &std::path::Path, n: usize, accounts: usize, processes: bool, divisor: u64) -> anyhow::Result<Self> {
         let balance = Amount(1_000_000_000_000);
+        let settings = gridledger_node::validator::PbftSettings { suspect_divisor: divisor, ..Default::default() };
         if !processes {
-            let settings = gridledger_node::validator::PbftSettings::default();
             return Ok(Self::Local(gridledger_node::cluster::LocalCluster::start(
                 dir, n, accounts, balance, settings,
             )?));
@@ -82,6 +91,11 @@ impl BenchCluster {
         let genesis = dev_genesis(1, accounts, balance, &validators);
         let base = free_port_range(2 * n as u16)?;
         let configs = crate::ops::write_network(dir, &genesis, &validators, "127.0.0.1", base, base + n as u16)?;
+        for c in &configs {
+            let mut cfg = gridledger_node::NodeConfig::parse(&std::fs::read_to_string(c)?)?;
+            cfg.pbft = settings.clone();
+            std::fs::write(c, toml::to_string_pretty(&cfg)?)?;
+        }
         let exe = std::env::current_exe()?;
         let mut children = Vec::new();
         for c in &configs {
@@ -107,6 +121,21 @@ impl BenchCluster {
             }
         }
         Ok(cluster)
+    }
+
+    /// Kills the last `k` validator processes (`kill -9`); the rest keep serving.
+    fn kill_last(&mut self, k: usize) -> anyhow::Result<()> {
+        let Self::Procs { children, urls } = self else {
+            anyhow::bail!("--down needs --processes");
+        };
+        anyhow::ensure!(k < children.len(), "--down {k} leaves no validator running");
+        for _ in 0..k {
+            if let (Some(mut c), Some(_)) = (children.pop(), urls.pop()) {
+                c.kill()?;
+                c.wait()?;
+            }
+        }
+        Ok(())
     }
 
     fn urls(&self) -> Vec<String> {
@@ -421,7 +450,10 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.validators >= 1 && a.txs > 0 && a.clients > 0, "sizes must be positive");
     let accounts = 500usize;
     let dir = tempfile::tempdir()?;
-    let cluster = BenchCluster::start(dir.path(), a.validators, accounts, a.processes)?;
+    let mut cluster = BenchCluster::start(dir.path(), a.validators, accounts, a.processes, a.suspect_divisor)?;
+    if a.down > 0 {
+        cluster.kill_last(a.down)?;
+    }
     let urls = cluster.urls();
     let keys: Vec<KeyPair> = (0..accounts).into_par_iter().map(dev_key).collect();
     let sign = |n: usize, first_nonce: u64| -> Vec<SignedTransaction> {
@@ -452,11 +484,13 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         submit_concurrently(&urls, &load, a.clients)?;
         cluster.wait_committed(&last_per_sender(&load), Duration::from_secs(600))?;
         let el = t.elapsed().as_secs_f64();
+        let blocks = cluster.height() - h1;
         sustained = json!({
             "transactions": load.len(),
             "elapsed_s": el,
             "tx_per_s": load.len() as f64 / el,
-            "blocks": cluster.height() - h1,
+            "blocks": blocks,
+            "blocks_per_s": blocks as f64 / el,
         });
     }
     // Where each validator's consensus thread spent its time (mean over validators).
@@ -484,8 +518,13 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         10 => json!(706),
         _ => serde_json::Value::Null,
     };
+    let tx_ceiling = all_cores / a.validators as f64;
+    let sustained_tps = sustained["tx_per_s"].as_f64();
     let out = json!({
         "bench": "pbft",
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "validators_down": a.down,
+        "suspect_divisor": a.suspect_divisor,
         "mode": if a.processes {
             "processes (one OS process per validator, Noise-encrypted TCP on loopback)"
         } else {
@@ -506,7 +545,8 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         "limits": {
             "secp256k1_verify_per_s_all_cores": all_cores,
             "secp256k1_verify_per_s_one_core": single,
-            "tx_per_s_if_every_validator_verifies_every_tx": all_cores / a.validators as f64,
+            "tx_per_s_if_every_validator_verifies_every_tx": tx_ceiling,
+            "sustained_share_of_ceiling": sustained_tps.map(|t| t / tx_ceiling),
         },
     });
     drop(cluster);

@@ -96,6 +96,11 @@ impl Shared {
         })
     }
 
+    /// The validator driver's inbox, in multi-validator mode (to wake it).
+    pub(crate) fn driver_inbox(&self) -> Option<std::sync::mpsc::Sender<crate::validator::Input>> {
+        self.driver.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Locks the chain; a poisoned lock (a panic elsewhere) is recovered,
     /// since the chain's committed state lives on disk and in `State`,
     /// which is only mutated after a successful commit.
