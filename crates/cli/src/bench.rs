@@ -493,11 +493,13 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
             "blocks_per_s": blocks as f64 / el,
         });
     }
-    // Where each validator's consensus thread spent its time (mean over validators).
+    // Where each validator's consensus threads spent their time (mean over
+    // validators; `validate` runs on the validation thread, `gossip` on the
+    // gossip verifier's).
     let mut breakdown = serde_json::Map::new();
     for u in &urls {
         let text = gridledger_node::RpcClient::new(u).get_text("/metrics").unwrap_or_default();
-        for line in text.lines().filter(|l| l.starts_with("gridledger_pbft_")) {
+        for line in text.lines().filter(|l| l.starts_with("gridledger_pbft_") && l.contains("_seconds_total ")) {
             let mut it = line.split_whitespace();
             if let (Some(name), Some(v)) = (it.next(), it.next().and_then(|v| v.parse::<f64>().ok())) {
                 let key = name.trim_start_matches("gridledger_pbft_").trim_end_matches("_seconds_total").to_string();
@@ -519,6 +521,14 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         _ => serde_json::Value::Null,
     };
     let tx_ceiling = all_cores / a.validators as f64;
+    // The same time per committed transaction (µs): what each stage costs
+    // a validator per transaction, beside a verify's cost on one core.
+    let committed = (a.txs + sustained["transactions"].as_u64().unwrap_or(0) as usize).max(1) as f64;
+    let per_tx: serde_json::Map<String, serde_json::Value> = breakdown
+        .iter()
+        .filter_map(|(k, v)| v.as_f64().map(|s| (k.clone(), json!(s * 1e6 / committed))))
+        .chain([("one_signature_verify".to_string(), json!(1e6 / single))])
+        .collect();
     let sustained_tps = sustained["tx_per_s"].as_f64();
     let out = json!({
         "bench": "pbft",
@@ -541,6 +551,7 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         },
         "sustained": sustained,
         "consensus_thread_s_per_validator": breakdown,
+        "consensus_thread_us_per_tx_per_validator": per_tx,
         "thesis_sustained_tx_per_s": thesis_tps,
         "limits": {
             "secp256k1_verify_per_s_all_cores": all_cores,
