@@ -532,7 +532,7 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     let sustained_tps = sustained["tx_per_s"].as_f64();
     let out = json!({
         "bench": "pbft",
-        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "command": std::iter::once("gridledger".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" "),
         "validators_down": a.down,
         "suspect_divisor": a.suspect_divisor,
         "mode": if a.processes {

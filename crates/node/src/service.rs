@@ -162,6 +162,18 @@ impl Shared {
     }
 
     /// Admits transactions gossiped by another validator (not re-gossiped).
+    /// Gossiped transactions worth verifying: not already pending here
+    /// (verified on arrival) and not already committed (the block that
+    /// carried them outran the gossip, and validating it verified them).
+    /// Either kind would be refused after its signature check anyway; under
+    /// load the gossip lags the blocks, and this saves that check.
+    pub(crate) fn unknown_txs(&self, txs: Vec<SignedTransaction>) -> Vec<SignedTransaction> {
+        let chain = self.chain();
+        txs.into_iter()
+            .filter(|t| t.tx.nonce >= chain.account(&t.sender()).nonce && !chain.mempool().holds(t))
+            .collect()
+    }
+
     pub fn admit_gossiped(&self, txs: Vec<Result<VerifiedTx, SubmitError>>) {
         let (ok, pending) = {
             let mut chain = self.chain();
