@@ -254,15 +254,28 @@ struct ValidationDone {
 /// reused to commit if its parent is still the tip, so a late verdict
 /// cannot apply a block on the wrong state.
 struct ValidationWorker {
-    jobs: Sender<ValidationJob>,
+    /// `None` once dropping: the thread ends when this sender is gone.
+    jobs: Option<Sender<ValidationJob>>,
     done: Receiver<ValidationDone>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Waits for the thread, so the chain and store it holds are released
+/// when the driver is gone (a restarted validator reopens the same store).
+impl Drop for ValidationWorker {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl ValidationWorker {
     fn spawn(shared: Arc<Shared>) -> anyhow::Result<Self> {
         let (jobs, job_rx) = std::sync::mpsc::channel::<ValidationJob>();
         let (done_tx, done) = std::sync::mpsc::channel();
-        std::thread::Builder::new().name("pbft-validate".into()).spawn(move || {
+        let thread = std::thread::Builder::new().name("pbft-validate".into()).spawn(move || {
             for job in job_rx {
                 let t = Instant::now();
                 let result = shared.chain().validate_block(&job.block).map_err(|e| e.to_string());
@@ -277,7 +290,7 @@ impl ValidationWorker {
                 }
             }
         })?;
-        Ok(Self { jobs, done })
+        Ok(Self { jobs: Some(jobs), done, thread: Some(thread) })
     }
 }
 
@@ -330,6 +343,14 @@ fn restore_replica(shared: &Shared, key: &KeyPair, settings: &PbftSettings) -> a
         ..Config::new(set, me)
     };
     let log = committed_log(shared, cfg.retain)?;
+    // The replica serves these certificates to lagging peers: a stored
+    // block whose certificate does not hold (a damaged store, or one
+    // written by a buggy driver) is refused here, not passed on.
+    for e in &log {
+        e.verify(&cfg.validators, e.cert.height).map_err(|err| {
+            anyhow::anyhow!("stored block {}: its quorum certificate does not hold: {err:?}", e.cert.height)
+        })?;
+    }
     let durable: Option<Durable<PbftBlock>> = match shared.store.get_aux(DURABLE_KEY)? {
         Some(b) => Some(decode(&b, MAX_FRAME).map_err(|e| anyhow::anyhow!("stored vote state: {e}"))?),
         None => None,
@@ -820,9 +841,10 @@ impl Driver {
             }
             for req in step.validate {
                 let digest = req.payload.digest();
-                if let (Some(w), None) = (&self.validation, self.quick_verdict(&req.payload.0, &digest)) {
+                let jobs = self.validation.as_ref().and_then(|w| w.jobs.as_ref());
+                if let (Some(jobs), None) = (jobs, self.quick_verdict(&req.payload.0, &digest)) {
                     let job = ValidationJob { height: req.height, view: req.view, digest, block: req.payload.0 };
-                    if w.jobs.send(job).is_ok() {
+                    if jobs.send(job).is_ok() {
                         continue;
                     }
                     self.halt("the validation thread ended".into());
