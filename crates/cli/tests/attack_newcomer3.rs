@@ -383,3 +383,28 @@ fn prepare_credit_note_above_the_approved_limit_is_refused() {
         stderr(&o)
     );
 }
+
+/// A closed stdout pipe (issue 17 item 5: "no panic on any argument or
+/// closed pipe"; elsewhere a closed pipe is "enough" and ignored). Expected:
+/// `channel watch` whose stdout reader has gone (`… | head -1` after the
+/// readiness line, a closed log pipe) keeps watching the channel until
+/// `--timeout-s` and exits 0 as it does with a reader. Observed (code: the
+/// readiness line is followed by `flush(&mut stdout())?`): it exits at once
+/// with "error: Broken pipe (os error 32)", exit 1; the watch that should
+/// answer a stale close is gone.
+#[test]
+#[ignore = "attack: channel watch exits at once (Broken pipe) when its stdout reader is gone"]
+fn channel_watch_keeps_watching_with_a_closed_stdout() {
+    use std::os::fd::FromRawFd;
+    let (_dir, _node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
+    let mut fds = [0i32; 2];
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    unsafe { libc::close(fds[0]) };
+    let write_end = unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[1]) };
+    let o = Command::new(BIN)
+        .args(["channel", "watch", "--dir", &d(&dirs[1]), "--timeout-s", "2"])
+        .stdout(std::process::Stdio::from(write_end))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "watch with a closed stdout gave up ({:?}): {}", o.status, stderr(&o));
+}
