@@ -408,3 +408,61 @@ fn channel_watch_keeps_watching_with_a_closed_stdout() {
         .unwrap();
     assert!(o.status.success(), "watch with a closed stdout gave up ({:?}): {}", o.status, stderr(&o));
 }
+
+/// The first value under `key` anywhere in `v`.
+fn find_key<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m.get(key).or_else(|| m.values().find_map(|x| find_key(x, key))),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}
+
+/// Help that lies about a default. `channel prepare --help`: "--t-delta-blocks:
+/// Dispute window t_Δ in blocks of the chain", "--block-ms: The chain's
+/// block interval (ms)" [default: 1000]; but the chain `gridledger init`
+/// makes (the README's) has `block_interval_ms = 200` in its node.toml, and
+/// issue 17 asks that defaults come from the chain directory's node.toml
+/// where one is given. Expected: `channel prepare --rpc CHAIN_DIR` with the
+/// default 120 blocks gives t_Δ = 120 × 200 ms = 24 s. Observed: 120 × 1000 =
+/// 120 s (600 blocks of that chain); the close timeout is 5× off likewise.
+#[test]
+#[ignore = "attack: channel prepare --block-ms default 1000 ignores the chain's 200 ms blocks (t_delta 5x)"]
+fn prepare_blocks_are_the_chains_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let chain = root.join("mychain");
+    gl_ok(&["init", "--dir", &d(&chain), "--accounts", "4", "--listen", "127.0.0.1:0"]);
+    let toml = std::fs::read_to_string(chain.join("node.toml")).unwrap();
+    let interval: u64 = toml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("block_interval_ms")?.trim().strip_prefix('=')?.trim().parse().ok())
+        .expect("block_interval_ms in node.toml");
+    let node = Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(chain.join("node.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _procs = Procs(vec![node]);
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(chain.join("node.url")).is_ok_and(|s| s.ends_with('\n')) {
+        assert!(t.elapsed() < std::time::Duration::from_secs(30), "node never wrote node.url");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let keys = chain.join("keys");
+    let (p1, p2) = (root.join("p1"), root.join("p2"));
+    run_ok(&mut prepare_cmd(
+        &d(&chain),
+        &keys.join("account-0.key"),
+        &root.join("desk.key"),
+        [&keys.join("account-1.key"), &keys.join("account-2.key")],
+        [&p1, &p2],
+        &[],
+    ));
+    let party: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p1.join("party.json")).unwrap()).unwrap();
+    let t_delta = find_key(&party, "t_delta_ms").and_then(serde_json::Value::as_u64).expect("t_delta_ms in party.json");
+    assert_eq!(t_delta, 120 * interval, "default 120 blocks of a {interval} ms chain");
+}
