@@ -808,6 +808,57 @@ pub fn control_request(addr: std::net::SocketAddr, cmd: &Command, timeout: Durat
 mod tests {
     use super::*;
 
+    fn store(version: u64) -> ChannelStore {
+        let k = gridledger_core::KeyPair::from_seed("persister");
+        let params = ChannelParams {
+            domain: gridledger_contracts::cns::Domain::cns(1),
+            side: 0,
+            peer_key: k.public(),
+            scid: Hash32([1; 32]),
+            cid: Hash32([2; 32]),
+            t_delta_ms: 10_000,
+            capacity: [Amount(1), Amount(1)],
+            funding: gridledger_contracts::cns::Funding::Deposit,
+            retry_ms: 1,
+            close_timeout_ms: 1,
+            min_t_delta_ms: 1,
+            policy: None,
+            auto_pay: None,
+            window: 1,
+        };
+        let mut s = ChannelMachine::new(k, [0; 32], params).store().clone();
+        s.version = version;
+        s
+    }
+
+    /// Group commit: stores queued while the persister is busy are covered
+    /// by one record and one fdatasync of the newest; `Persisted` reports
+    /// that version only after it is written; a lagging-only batch is
+    /// written unsynced and synced when the persister goes idle.
+    #[test]
+    fn the_persister_covers_every_queued_store_with_one_synced_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = StoreFile::open(dir.path(), Durability::Fsync).unwrap();
+        let (jobs, rx) = std::sync::mpsc::channel::<PersistJob>();
+        let (done_tx, mut done) = mpsc::unbounded_channel();
+        // Queued before the thread starts: one batch.
+        for v in 1..=50 {
+            jobs.send((store(v), v % 7 == 0)).unwrap();
+        }
+        let t = std::thread::spawn(move || persister(disk, rx, done_tx, Duration::from_millis(20)));
+        assert_eq!(done.blocking_recv().unwrap().unwrap(), 50, "the newest version is reported");
+        assert_eq!(gridledger_channels::disk::load_store(dir.path()).unwrap().unwrap().version, 50);
+        // A lagging-only store: written, reported, synced once idle.
+        jobs.send((store(51), false)).unwrap();
+        assert_eq!(done.blocking_recv().unwrap().unwrap(), 51);
+        drop(jobs);
+        let (disk, persists) = t.join().unwrap();
+        assert_eq!(persists, 51);
+        assert_eq!(disk.stats().0, 2, "two records for 51 stores");
+        assert_eq!(disk.syncs(), 2, "one fdatasync per synced batch, one for the lagging write");
+        assert_eq!(gridledger_channels::disk::load_store(dir.path()).unwrap().unwrap().version, 51);
+    }
+
     /// Thousands of requests on one control connection (a client that keeps
     /// its connection, as a dashboard would) are all answered; an overlong
     /// line is refused.
