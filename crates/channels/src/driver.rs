@@ -415,7 +415,7 @@ impl<C: ChainClient> Duo<C> {
         for m in step.messages {
             let p = &mut self.parties[side];
             match &m {
-                Message::Propose { state, nonce, .. } => {
+                Message::Propose { state, nonce, .. } | Message::ProposeFolded { state, nonce, .. } => {
                     let h = state.hstate(*nonce);
                     p.signed.push((state.counter, h));
                 }

@@ -19,8 +19,8 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_contracts::cns::{
-    ChannelDisputeArgs, ChannelFundArgs, ChannelOpenArgs, ChannelState, ChannelStateArgs, CidArgs, Domain, Funding,
-    SignedState, Trade,
+    ChannelDisputeArgs, ChannelFundArgs, ChannelOpenArgs, ChannelState, ChannelStateArgs, CidArgs, Domain, Fold,
+    Funding, SignedState, Trade,
 };
 use gridledger_core::codec::{decode, encode, hash_parts, Tag};
 use gridledger_core::{Amount, Energy, Hash32, KeyPair, PublicKey, Signature, Timestamp};
@@ -85,8 +85,12 @@ impl std::fmt::Debug for Policy {
 
 /// Largest peer message accepted, in bytes (a proposal is ~300 bytes).
 pub const MAX_MESSAGE_BYTES: usize = 4096;
-/// Largest store snapshot accepted on restore.
-pub const MAX_STORE_BYTES: usize = 64 * 1024;
+/// Largest store snapshot accepted on restore (a full window of full folds
+/// and a full abandoned list fit).
+pub const MAX_STORE_BYTES: usize = 256 * 1024;
+
+/// Most trades folded into one update.
+pub const MAX_FOLD: usize = 16;
 
 /// A message between the two parties (seed Figs 13–16: 'open', 'update',
 /// 'finalise' requests and their confirmations).
@@ -108,6 +112,9 @@ pub enum Message {
     /// receiver pays only through its own proposal, automatically only
     /// within its `auto_pay` policy.
     PayRequest { energy: Energy, price_per_kwh: Amount },
+    /// A folded update: `state.fold` commits to `trades` (count and hash),
+    /// whose last is `state.last_trade`; the receiver checks every one.
+    ProposeFolded { state: ChannelState, nonce: u64, sig: Signature, trades: Vec<Trade> },
 }
 
 impl Message {
@@ -133,6 +140,9 @@ pub enum Request {
     /// Ask the peer to buy `energy` Wh at `price_per_kwh` (a payment
     /// request: the seller asks, the buyer still proposes and signs).
     AskPayment { energy: Energy, price_per_kwh: Amount },
+    /// Several payments folded into one update (2..=[`MAX_FOLD`]; one is a
+    /// plain `Pay`): `(amount, energy, price_per_kwh)` each, as in `Pay`.
+    PayMany(Vec<(Amount, Energy, Amount)>),
 }
 
 /// What the chain reported about this channel (from receipts' events).
@@ -268,6 +278,8 @@ pub enum ChannelError {
     WrongStore,
     #[error("a trade needs positive energy and price (seed: α > 0)")]
     ZeroTrade,
+    #[error("a folded update carries 1..={MAX_FOLD} payments, not {0}")]
+    FoldSize(usize),
 }
 
 #[derive(BorshSerialize, BorshDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -295,6 +307,24 @@ pub struct Proposal {
     /// When it was first sent (the machine's clock): an update not
     /// co-signed within `t_Δ` falls back.
     pub proposed_at: Timestamp,
+    /// The folded trades (empty unless `state.fold` is set).
+    pub trades: Vec<Trade>,
+}
+
+impl Proposal {
+    /// The message that proposes it.
+    pub fn message(&self) -> Message {
+        if self.state.fold.is_some() {
+            Message::ProposeFolded {
+                state: self.state.clone(),
+                nonce: self.nonce,
+                sig: self.sig,
+                trades: self.trades.clone(),
+            }
+        } else {
+            Message::Propose { state: self.state.clone(), nonce: self.nonce, sig: self.sig }
+        }
+    }
 }
 
 /// The durable part of a party's channel: enough to close or dispute after a
@@ -425,6 +455,12 @@ pub struct ChannelMachine {
     /// Highest counter of a proposal the peer signed and this party
     /// refused (see [`Self::reject_signed`]).
     peer_signed_upto: Option<u64>,
+}
+
+/// What a list of trades pays in total (bounded by a channel's balance, so
+/// it never saturates in a state both signed).
+fn paid(trades: &[Trade]) -> Amount {
+    trades.iter().fold(Amount::ZERO, |a, t| a.checked_add(t.amount).unwrap_or(a))
 }
 
 fn other(side: u8) -> usize {
@@ -597,10 +633,15 @@ impl ChannelMachine {
 
     /// Signs and proposes `st`, remembering it durably first.
     fn propose(&mut self, st: ChannelState, step: Step) -> Step {
+        self.propose_folded(st, vec![], step)
+    }
+
+    fn propose_folded(&mut self, st: ChannelState, trades: Vec<Trade>, step: Step) -> Step {
         let (nonce, sig) = self.sign(&st);
         self.store.signed_upto = Some(st.counter.max(self.store.signed_upto.unwrap_or(0)));
-        self.store.proposals.push(Proposal { state: st.clone(), nonce, sig, proposed_at: self.now });
-        let msg = Message::Propose { state: st, nonce, sig };
+        let p = Proposal { state: st, nonce, sig, proposed_at: self.now, trades };
+        let msg = p.message();
+        self.store.proposals.push(p);
         self.persist_then(step, vec![msg], vec![])
     }
 
@@ -647,7 +688,7 @@ impl ChannelMachine {
         // A further update may join the window; an open or a final state
         // waits until nothing is outstanding.
         let window = self.params.window.clamp(1, MAX_WINDOW);
-        let pipelined = matches!(r, Request::Pay { .. })
+        let pipelined = matches!(r, Request::Pay { .. } | Request::PayMany(_))
             && self.store.proposals.len() < window
             && self.store.proposals.iter().all(|p| p.state.counter > 0 && !p.state.is_final);
         if !self.store.proposals.is_empty() && !pipelined {
@@ -669,6 +710,7 @@ impl ChannelMachine {
                     balances: self.store.capacity,
                     energy: [Energy::ZERO; 2],
                     last_trade: None,
+                    fold: None,
                     is_final: false,
                 };
                 Ok(self.propose(st, Step::default()))
@@ -696,9 +738,54 @@ impl ChannelMachine {
                 st.balances[peer] = st.balances[peer].checked_add(amount).ok_or(ChannelError::Overflow)?;
                 st.energy[peer] = st.energy[peer].checked_add(energy).ok_or(ChannelError::Overflow)?;
                 st.last_trade = Some(Trade { buyer: self.store.side, energy, price_per_kwh, amount });
+                st.fold = None;
                 Ok(self.propose(st, Step::default()))
             }
             Request::AskPayment { .. } => Ok(Step::default()),
+            Request::PayMany(items) => {
+                let mut st = match (&self.store.phase, self.tip()) {
+                    (Phase::Open, Some(t)) => t.clone(),
+                    _ => return Err(ChannelError::NotOpen(self.store.phase)),
+                };
+                if items.is_empty() || items.len() > MAX_FOLD {
+                    return Err(ChannelError::FoldSize(items.len()));
+                }
+                let (me, peer) = (self.side(), other(self.store.side));
+                let mut trades = Vec::with_capacity(items.len());
+                let (mut total, mut energy_total) = (Amount::ZERO, Energy::ZERO);
+                for (amount, energy, price_per_kwh) in items {
+                    if energy.0 == 0 || price_per_kwh.is_zero() || amount.is_zero() {
+                        return Err(ChannelError::ZeroTrade);
+                    }
+                    let computed = Trade::price_of(energy, price_per_kwh).ok_or(ChannelError::Overflow)?;
+                    if computed != amount {
+                        return Err(ChannelError::PriceMismatch {
+                            stated: amount,
+                            energy,
+                            price: price_per_kwh,
+                            computed,
+                        });
+                    }
+                    total = total.checked_add(amount).ok_or(ChannelError::Overflow)?;
+                    energy_total = energy_total.checked_add(energy).ok_or(ChannelError::Overflow)?;
+                    trades.push(Trade { buyer: self.store.side, energy, price_per_kwh, amount });
+                }
+                let have = st.balances[me];
+                if have < total {
+                    return Err(ChannelError::InsufficientBalance { have, need: total });
+                }
+                st.counter = self.next_counter()?;
+                st.balances[me] = have.saturating_sub(total);
+                st.balances[peer] = st.balances[peer].checked_add(total).ok_or(ChannelError::Overflow)?;
+                st.energy[peer] = st.energy[peer].checked_add(energy_total).ok_or(ChannelError::Overflow)?;
+                st.last_trade = trades.last().copied();
+                if trades.len() < 2 {
+                    st.fold = None;
+                    return Ok(self.propose(st, Step::default()));
+                }
+                st.fold = Some(Fold { trades: trades.len() as u32, hash: Fold::hash(&trades) });
+                Ok(self.propose_folded(st, trades, Step::default()))
+            }
             Request::Close => {
                 // Also during a dispute: a co-signed final state closes the
                 // channel at once (the contract accepts it then), which beats
@@ -717,6 +804,7 @@ impl ChannelMachine {
                 st.counter = self.next_counter()?;
                 st.is_final = true;
                 st.last_trade = None;
+                st.fold = None;
                 Ok(self.propose(st, Step::default()))
             }
         }
@@ -745,7 +833,10 @@ impl ChannelMachine {
     }
 
     /// Checks a peer proposal is the transition this party agrees to.
-    fn validate_proposal(&self, st: &ChannelState) -> Result<(), String> {
+    fn validate_proposal(&self, st: &ChannelState, folded: &[Trade]) -> Result<(), String> {
+        if st.fold.is_none() && !folded.is_empty() {
+            return Err("trades sent with an update that folds none".into());
+        }
         if st.domain != self.params.domain {
             return Err(format!(
                 "proposal for chain {} contract {}, not this channel's",
@@ -775,6 +866,7 @@ impl ChannelMachine {
             let ok = st.balances == self.store.capacity
                 && st.energy == [Energy::ZERO; 2]
                 && st.last_trade.is_none()
+                && st.fold.is_none()
                 && !st.is_final;
             return if ok { Ok(()) } else { Err("open state does not match the agreed terms".into()) };
         }
@@ -797,34 +889,53 @@ impl ChannelMachine {
             ));
         }
         if st.is_final {
-            let ok = st.balances == l.balances && st.energy == l.energy && st.last_trade.is_none();
+            let ok = st.balances == l.balances && st.energy == l.energy && st.last_trade.is_none() && st.fold.is_none();
             return if ok { Ok(()) } else { Err("final state differs from the co-signed one".into()) };
         }
         let Some(t) = st.last_trade else {
             return Err("update carries no trade".into());
         };
+        // The trades this update applies: the folded list, or the one.
+        let single = [t];
+        let trades: &[Trade] = match st.fold {
+            None => &single,
+            Some(f) => {
+                if folded.len() < 2 || folded.len() > MAX_FOLD || f.trades as usize != folded.len() {
+                    return Err(format!("a fold of {} trades, 2..={MAX_FOLD} allowed", folded.len()));
+                }
+                if Fold::hash(folded) != f.hash || folded.last() != Some(&t) {
+                    return Err("folded trades do not match the state's fold".into());
+                }
+                folded
+            }
+        };
         let (me, peer) = (self.side(), other(self.store.side));
-        if t.buyer as usize != peer {
-            return Err("the proposer must be the buyer".into());
+        let (mut total, mut energy_total) = (Amount::ZERO, Energy::ZERO);
+        for t in trades {
+            if t.buyer as usize != peer {
+                return Err("the proposer must be the buyer".into());
+            }
+            if t.energy.0 == 0 || t.price_per_kwh.is_zero() || t.amount.is_zero() {
+                return Err("a trade needs positive energy, price and amount".into());
+            }
+            if Trade::price_of(t.energy, t.price_per_kwh) != Some(t.amount) {
+                return Err("trade amount does not match energy and price".into());
+            }
+            if let Some(p) = &self.params.policy {
+                p.0.check(t, l).map_err(|why| format!("refused by policy: {why}"))?;
+            }
+            total = total.checked_add(t.amount).ok_or("trade amounts overflow")?;
+            energy_total = energy_total.checked_add(t.energy).ok_or("trade energy overflows")?;
         }
-        if t.energy.0 == 0 || t.price_per_kwh.is_zero() || t.amount.is_zero() {
-            return Err("a trade needs positive energy, price and amount".into());
-        }
-        if Trade::price_of(t.energy, t.price_per_kwh) != Some(t.amount) {
-            return Err("trade amount does not match energy and price".into());
-        }
-        let want_peer = l.balances[peer].checked_sub(t.amount);
-        let want_me = l.balances[me].checked_add(t.amount);
-        let want_energy = l.energy[me].checked_add(t.energy);
+        let want_peer = l.balances[peer].checked_sub(total);
+        let want_me = l.balances[me].checked_add(total);
+        let want_energy = l.energy[me].checked_add(energy_total);
         if want_peer != Some(st.balances[peer])
             || want_me != Some(st.balances[me])
             || want_energy != Some(st.energy[me])
             || st.energy[peer] != l.energy[peer]
         {
             return Err("balances or energy do not follow from the trade".into());
-        }
-        if let Some(p) = &self.params.policy {
-            p.0.check(&t, l).map_err(|why| format!("refused by policy: {why}"))?;
         }
         Ok(())
     }
@@ -837,7 +948,8 @@ impl ChannelMachine {
 
     fn peer(&mut self, m: Message) -> Step {
         match m {
-            Message::Propose { state, nonce, sig } => self.on_propose(state, nonce, sig),
+            Message::Propose { state, nonce, sig } => self.on_propose(state, nonce, sig, vec![]),
+            Message::ProposeFolded { state, nonce, sig, trades } => self.on_propose(state, nonce, sig, trades),
             Message::Accept { counter, hstate, sig } => self.on_accept(counter, hstate, sig),
             Message::Reject { counter, reason } => {
                 let Some(at) = self.store.proposals.iter().position(|p| p.state.counter == counter) else {
@@ -913,7 +1025,7 @@ impl ChannelMachine {
         }
     }
 
-    fn on_propose(&mut self, st: ChannelState, nonce: u64, sig: Signature) -> Step {
+    fn on_propose(&mut self, st: ChannelState, nonce: u64, sig: Signature, trades: Vec<Trade>) -> Step {
         let counter = st.counter;
         // A retransmission of a state we already co-signed: re-accept.
         if let Some(l) = &self.store.latest {
@@ -932,7 +1044,8 @@ impl ChannelMachine {
         // each proposal builds on the one before. Re-accept that.
         if let Some(l) = &self.store.latest {
             let peers = l.state.last_trade.is_some_and(|t| usize::from(t.buyer) == other(self.store.side));
-            if counter < l.state.counter && peers && st.cid == l.state.cid && !st.is_final {
+            let update = counter > 0 && st.last_trade.is_some() && !st.is_final;
+            if counter < l.state.counter && peers && update && st.cid == l.state.cid {
                 let again = Message::Accept { counter: l.state.counter, hstate: l.hstate(), sig: l.sigs[self.side()] };
                 return Step { messages: vec![again], ..Step::default() };
             }
@@ -946,7 +1059,7 @@ impl ChannelMachine {
         if self.store.signed_upto.is_some_and(|u| counter <= u) {
             return self.reject_signed(counter, format!("counter {counter} already used"));
         }
-        if let Err(why) = self.validate_proposal(&st) {
+        if let Err(why) = self.validate_proposal(&st, &trades) {
             return self.reject_signed(counter, why);
         }
         // Our signature must be computed over the peer's nonce.
@@ -963,7 +1076,8 @@ impl ChannelMachine {
             self.close_started = Some(self.now);
             self.close_submitted_at = Some(self.now);
         } else if let Some(t) = st.last_trade {
-            events.push(ChannelEvent::PaymentReceived { counter, amount: t.amount });
+            let amount = if trades.is_empty() { t.amount } else { paid(&trades) };
+            events.push(ChannelEvent::PaymentReceived { counter, amount });
         }
         let step = Step { events, ..Step::default() };
         self.persist_then(step, vec![Message::Accept { counter, hstate, sig: mine }], vec![])
@@ -995,7 +1109,8 @@ impl ChannelMachine {
             Some(at) => {
                 for q in self.store.proposals.drain(..at) {
                     if let Some(t) = q.state.last_trade {
-                        events.push(ChannelEvent::PaymentSent { counter: q.state.counter, amount: t.amount });
+                        let amount = if q.trades.is_empty() { t.amount } else { paid(&q.trades) };
+                        events.push(ChannelEvent::PaymentSent { counter: q.state.counter, amount });
                     }
                 }
                 self.store.proposals.remove(0);
@@ -1025,7 +1140,8 @@ impl ChannelMachine {
                 value: Amount::ZERO,
             });
         } else if let Some(t) = p.state.last_trade {
-            events.push(ChannelEvent::PaymentSent { counter, amount: t.amount });
+            let amount = if p.trades.is_empty() { t.amount } else { paid(&p.trades) };
+            events.push(ChannelEvent::PaymentSent { counter, amount });
         }
         let step = Step { events, ..Step::default() };
         self.persist_then(step, vec![], txs)
@@ -1205,7 +1321,7 @@ impl ChannelMachine {
         if !self.store.proposals.is_empty() && now >= self.last_sent.saturating_add(self.params.retry_ms) {
             self.last_sent = now;
             for p in &self.store.proposals {
-                step.messages.push(Message::Propose { state: p.state.clone(), nonce: p.nonce, sig: p.sig });
+                step.messages.push(p.message());
             }
         }
         // Resolve and settle are retried with back-off until the chain

@@ -169,7 +169,7 @@ fn the_responder_funds_only_the_channel_it_co_signed() {
     let t_delta = m.store().t_delta_ms;
     // Whatever a step persists (the first sighting dates the funding
     // deadline) is fed back, releasing what it held.
-    let mut run = |m: &mut ChannelMachine, e: ChainEvent| {
+    let run = |m: &mut ChannelMachine, e: ChainEvent| {
         let mut step = m.handle(Input::Chain(e)).unwrap();
         if let Some(s) = step.persist.take() {
             step.txs.extend(m.handle(Input::Persisted(s.version)).unwrap().txs);
@@ -455,6 +455,7 @@ fn price_bounds_name_what_they_refuse() {
         balances: [Amount(1_000), Amount(1_000)],
         energy: [Energy(0); 2],
         last_trade: None,
+        fold: None,
         is_final: false,
     });
     // The amount is what the trade pays (the floor is checked on it).

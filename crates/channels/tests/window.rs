@@ -4,9 +4,9 @@
 //! it, and crashes at every persist losing no co-signed state.
 
 use gridledger_channels::driver::{Duo, DuoConfig};
-use gridledger_channels::machine::{Policy, PriceBounds, MAX_STORE_BYTES, MAX_WINDOW};
+use gridledger_channels::machine::{Policy, PriceBounds, MAX_FOLD, MAX_STORE_BYTES, MAX_WINDOW};
 use gridledger_channels::{ChannelError, ChannelEvent, Input, Message, Request};
-use gridledger_contracts::cns::{SignedState, Trade};
+use gridledger_contracts::cns::{Fold, SignedState, Trade};
 use gridledger_contracts::default_registry;
 use gridledger_core::{Amount, Energy};
 use gridledger_ledger::devnet::DevChain;
@@ -270,18 +270,203 @@ fn a_crash_at_any_persist_under_a_window_loses_no_co_signed_state() {
     }
 }
 
-/// A full window and a full abandoned list fit the store bound.
+/// A full window of full folds and a full abandoned list fit the store
+/// bound.
 #[test]
 fn a_full_window_fits_the_store_bound() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = duo(dir.path(), MAX_WINDOW);
     d.open();
     for _ in 0..MAX_WINDOW {
-        d.input(0, Input::User(pay_req(1_000, 100))).unwrap();
+        d.input(0, Input::User(Request::PayMany(vec![item(10, 100); MAX_FOLD]))).unwrap();
     }
     let mut store = d.parties[0].machine.as_ref().unwrap().store().clone();
     assert_eq!(store.proposals.len(), MAX_WINDOW);
     store.abandoned = store.proposals.clone();
     let n = store.to_bytes().len();
     assert!(n * 2 < MAX_STORE_BYTES, "{n} bytes");
+}
+
+fn item(energy: u64, price: u128) -> (Amount, Energy, Amount) {
+    let (e, p) = (Energy(energy), Amount(price));
+    (Trade::price_of(e, p).unwrap(), e, p)
+}
+
+/// Five payments at different prices folded into one update: one
+/// co-signed state whose fold binds the count and hash of the list, with
+/// every payment applied.
+#[test]
+fn folded_payments_are_co_signed_as_one_state_binding_every_trade() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path(), 4);
+    d.open();
+    let start = latest(&d, 0).state;
+    let items: Vec<_> = (1..=5u64).map(|i| item(100 * i, 50 + u128::from(i))).collect();
+    let total: u128 = items.iter().map(|(a, _, _)| a.0).sum();
+    let energy: u64 = items.iter().map(|(_, e, _)| e.0).sum();
+    d.request(0, Request::PayMany(items.clone())).unwrap();
+    let (l0, l1) = (latest(&d, 0), latest(&d, 1));
+    assert_eq!(l0, l1);
+    assert_eq!(l0.state.counter, 1, "one update for five payments");
+    let trades: Vec<Trade> =
+        items.iter().map(|(a, e, p)| Trade { buyer: 0, energy: *e, price_per_kwh: *p, amount: *a }).collect();
+    let fold = l0.state.fold.expect("a folded state");
+    assert_eq!((fold.trades, fold.hash), (5, Fold::hash(&trades)));
+    assert_eq!(l0.state.last_trade, trades.last().copied());
+    assert_eq!(l0.state.balances[0].0, start.balances[0].0 - total);
+    assert_eq!(l0.state.balances[1].0, start.balances[1].0 + total);
+    assert_eq!(l0.state.energy[1].0, energy);
+    assert!(d.parties[1].events.contains(&ChannelEvent::PaymentReceived { counter: 1, amount: Amount(total) }));
+    assert!(d.parties[0].events.contains(&ChannelEvent::PaymentSent { counter: 1, amount: Amount(total) }));
+    // And the folded state closes the channel like any other.
+    d.request(0, Request::Close).unwrap();
+    assert_eq!(d.channel().unwrap().status, gridledger_contracts::cns::ChannelStatus::Closed);
+    d.assert_coins_conserved();
+}
+
+/// A user's invalid fold is refused with a typed error before anything is
+/// signed, and changes nothing.
+#[test]
+fn invalid_folds_are_refused_by_the_payer_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path(), 4);
+    d.open();
+    let m = d.parties[0].machine.as_mut().unwrap();
+    let before = m.store().clone();
+    let cases: Vec<(Vec<(Amount, Energy, Amount)>, ChannelError)> = vec![
+        (vec![], ChannelError::FoldSize(0)),
+        (vec![item(100, 100); MAX_FOLD + 1], ChannelError::FoldSize(MAX_FOLD + 1)),
+        (vec![item(100, 100), (Amount(10), Energy(100), Amount::ZERO)], ChannelError::ZeroTrade),
+        (
+            vec![item(100, 100), (Amount(11), Energy(100), Amount(100))],
+            ChannelError::PriceMismatch {
+                stated: Amount(11),
+                energy: Energy(100),
+                price: Amount(100),
+                computed: Amount(10),
+            },
+        ),
+        (
+            vec![item(1_000_000, 1_000), item(1_000_000, 1_000)],
+            ChannelError::InsufficientBalance { have: Amount(100_000), need: Amount(2_000_000) },
+        ),
+    ];
+    for (items, want) in cases {
+        assert_eq!(m.handle(Input::User(Request::PayMany(items))).unwrap_err(), want);
+        assert_eq!(m.store(), &before, "{want}: nothing changed");
+    }
+}
+
+/// Forged folds from the peer: each answered by a reject naming what is
+/// wrong, nothing signed or persisted, the store unchanged; the honest fold
+/// of the same trades is accepted.
+#[test]
+fn forged_folds_are_rejected_and_nothing_is_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path(), 4);
+    let bounds =
+        PriceBounds { min_price_per_kwh: Amount(1), max_price_per_kwh: Amount(500), max_energy: Energy(10_000) };
+    d.parties[1].params.policy = Some(Policy(Arc::new(bounds)));
+    d.crash(1);
+    d.restart(1);
+    d.open();
+    let base = latest(&d, 1).state;
+    let k0 = d.parties[0].esc_key.clone();
+    let t = |e: u64, p: u128| Trade {
+        buyer: 0,
+        energy: Energy(e),
+        price_per_kwh: Amount(p),
+        amount: Trade::price_of(Energy(e), Amount(p)).unwrap(),
+    };
+    let honest = vec![t(1_000, 100), t(2_000, 200), t(500, 300)];
+    let fold_of = |trades: &[Trade]| {
+        let mut st = base.clone();
+        st.counter = 1;
+        let total: u128 = trades.iter().map(|t| t.amount.0).sum();
+        let energy: u64 = trades.iter().map(|t| t.energy.0).sum();
+        st.balances[0].0 -= total;
+        st.balances[1].0 += total;
+        st.energy[1].0 += energy;
+        st.last_trade = trades.last().copied();
+        st.fold = Some(Fold { trades: trades.len() as u32, hash: Fold::hash(trades) });
+        st
+    };
+    let good = fold_of(&honest);
+    let mut swapped = honest.clone();
+    swapped.swap(0, 1);
+    let mut cheap = honest.clone();
+    cheap[0] = t(1_000, 1);
+    cheap[1] = t(2_000, 399);
+    type Case = (&'static str, gridledger_contracts::cns::ChannelState, Vec<Trade>, &'static str);
+    let cases: Vec<Case> = vec![
+        ("list not the one hashed", good.clone(), swapped, "do not match the state's fold"),
+        ("count not the list's", good.clone(), honest[..2].to_vec(), "a fold of 2 trades"),
+        ("a fold of one", fold_of(&honest[..1]), honest[..1].to_vec(), "a fold of 1 trades"),
+        (
+            "trades with an unfolded state",
+            gridledger_contracts::cns::ChannelState { fold: None, ..good.clone() },
+            honest.clone(),
+            "folds none",
+        ),
+        (
+            "balances short of the trades",
+            {
+                let mut s = fold_of(&cheap);
+                s.balances = good.balances;
+                s.energy = good.energy;
+                s
+            },
+            cheap.clone(),
+            "do not follow",
+        ),
+        (
+            "a zero-price trade",
+            fold_of(&[
+                t(1_000, 100),
+                Trade { buyer: 0, energy: Energy(10), price_per_kwh: Amount::ZERO, amount: Amount::ZERO },
+            ]),
+            vec![
+                t(1_000, 100),
+                Trade { buyer: 0, energy: Energy(10), price_per_kwh: Amount::ZERO, amount: Amount::ZERO },
+            ],
+            "positive energy",
+        ),
+        (
+            "a trade outside the policy",
+            fold_of(&[t(1_000, 100), t(1_000, 900)]),
+            vec![t(1_000, 100), t(1_000, 900)],
+            "refused by policy",
+        ),
+        (
+            "a trade booking the wrong buyer",
+            fold_of(&[t(1_000, 100), Trade { buyer: 1, ..t(1_000, 100) }]),
+            vec![t(1_000, 100), Trade { buyer: 1, ..t(1_000, 100) }],
+            "must be the buyer",
+        ),
+    ];
+    let m = d.parties[1].machine.as_mut().unwrap();
+    for (name, state, trades, want) in cases {
+        let before = m.store().clone();
+        let sig = state.sign(&k0, 77);
+        let counter = state.counter;
+        let step = m.handle(Input::Peer(Message::ProposeFolded { state, nonce: 77, sig, trades })).unwrap();
+        assert!(step.persist.is_none(), "{name}: nothing persisted");
+        match step.messages.as_slice() {
+            [Message::Reject { counter: c, reason }] => {
+                assert_eq!(*c, counter, "{name}");
+                assert!(reason.contains(want), "{name}: reason {reason:?} lacks {want:?}");
+            }
+            other => panic!("{name}: expected one reject, got {other:?}"),
+        }
+        assert!(m.handle(Input::Persisted(u64::MAX)).unwrap().messages.is_empty(), "{name}: nothing held");
+        assert_eq!(m.store(), &before, "{name}: store unchanged");
+    }
+    // The honest fold (at a fresh counter: the forged ones used 1).
+    let mut st = good.clone();
+    st.counter = 2;
+    let sig = st.sign(&k0, 77);
+    let step = m.handle(Input::Peer(Message::ProposeFolded { state: st, nonce: 77, sig, trades: honest })).unwrap();
+    let v = step.persist.expect("acceptance persisted first").version;
+    let released = m.handle(Input::Persisted(v)).unwrap();
+    assert!(matches!(released.messages.as_slice(), [Message::Accept { counter: 2, .. }]));
 }

@@ -295,8 +295,9 @@ struct Loop {
     peer: u32,
     txs: std::sync::mpsc::Sender<ChainTx>,
     pending: Option<(Waiting, oneshot::Sender<Reply>)>,
-    /// Payments proposed and not yet answered, by counter.
-    pays: BTreeMap<u64, oneshot::Sender<Reply>>,
+    /// Payments proposed and not yet answered, by counter (several where
+    /// the update folds several).
+    pays: BTreeMap<u64, Vec<oneshot::Sender<Reply>>>,
     /// Payments waiting for the window, oldest first.
     queued: VecDeque<(Request, oneshot::Sender<Reply>)>,
     events: Option<tokio::sync::broadcast::Sender<(Hash32, ChannelEvent)>>,
@@ -330,17 +331,17 @@ impl Loop {
         tracing::debug!(?e, "channel event");
         match &e {
             ChannelEvent::PaymentSent { counter, .. } => {
-                if let Some(r) = self.pays.remove(counter) {
+                for r in self.pays.remove(counter).unwrap_or_default() {
                     let _ = r.send(Reply::Done { counter: *counter });
                 }
             }
             ChannelEvent::Rejected { counter, reason } => {
-                if let Some(r) = self.pays.remove(counter) {
+                for r in self.pays.remove(counter).unwrap_or_default() {
                     let _ = r.send(Reply::Error { message: format!("peer rejected: {reason}") });
                 }
             }
             ChannelEvent::FellBack { counter } => {
-                if let Some(r) = self.pays.remove(counter) {
+                for r in self.pays.remove(counter).unwrap_or_default() {
                     let _ = r.send(Reply::Error {
                         message: format!("payment {counter} not co-signed within t_delta: fell back"),
                     });
@@ -352,7 +353,7 @@ impl Loop {
                 let done: Vec<u64> = self.pays.range(..=*c).map(|(k, _)| *k).collect();
                 let latest = self.machine.latest().map(|l| l.state.counter);
                 for k in done {
-                    if let Some(r) = self.pays.remove(&k) {
+                    for r in self.pays.remove(&k).unwrap_or_default() {
                         let reply = if latest == Some(k) {
                             Reply::Done { counter: k }
                         } else {
@@ -389,7 +390,7 @@ impl Loop {
     }
 
     fn fail_pays(&mut self, why: &str) {
-        for (_, r) in std::mem::take(&mut self.pays) {
+        for r in std::mem::take(&mut self.pays).into_values().flatten() {
             let _ = r.send(Reply::Error { message: why.into() });
         }
         for (_, r) in std::mem::take(&mut self.queued) {
@@ -397,8 +398,60 @@ impl Loop {
         }
     }
 
-    /// Proposes one payment; `Busy` puts it back at the head of the queue.
-    fn try_pay(&mut self, req: Request, reply: oneshot::Sender<Reply>) -> Result<bool, PartyError> {
+    /// Proposes the payments at the head of the queue as one update,
+    /// folding up to [`MAX_FOLD`] of them when more than one waits (the
+    /// window was full meanwhile). False when the window is still full.
+    fn propose_queued(&mut self) -> Result<bool, PartyError> {
+        let n = self.queued.len().min(MAX_FOLD);
+        if n == 0 {
+            return Ok(false);
+        }
+        let req = if n == 1 {
+            match &self.queued[0].0 {
+                Request::Pay { amount, energy, price_per_kwh } => {
+                    Request::Pay { amount: *amount, energy: *energy, price_per_kwh: *price_per_kwh }
+                }
+                _ => return Ok(false),
+            }
+        } else {
+            let items = self
+                .queued
+                .iter()
+                .take(n)
+                .filter_map(|(r, _)| match r {
+                    Request::Pay { amount, energy, price_per_kwh } => Some((*amount, *energy, *price_per_kwh)),
+                    _ => None,
+                })
+                .collect();
+            Request::PayMany(items)
+        };
+        match self.machine.handle(Input::User(req)) {
+            Err(ChannelError::Busy) => Ok(false),
+            Err(e) if n > 1 => {
+                // The fold as a whole is refused (e.g. the balance covers
+                // only some): fall back to one at a time, so each payment
+                // gets its own answer.
+                tracing::debug!("fold of {n} refused ({e}); proposing one at a time");
+                self.propose_one()
+            }
+            Err(e) => {
+                if let Some((_, reply)) = self.queued.pop_front() {
+                    let _ = reply.send(Reply::Error { message: e.to_string() });
+                }
+                Ok(true)
+            }
+            Ok(step) => {
+                let replies: Vec<_> = self.queued.drain(..n).map(|(_, r)| r).collect();
+                self.book(&step, replies);
+                self.carry_out(step)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Proposes the head of the queue alone.
+    fn propose_one(&mut self) -> Result<bool, PartyError> {
+        let Some((req, reply)) = self.queued.pop_front() else { return Ok(false) };
         match self.machine.handle(Input::User(req.clone())) {
             Err(ChannelError::Busy) => {
                 self.queued.push_front((req, reply));
@@ -409,24 +462,29 @@ impl Loop {
                 Ok(true)
             }
             Ok(step) => {
-                match step.persist.as_ref().and_then(|s| s.proposals.last()).map(|p| p.state.counter) {
-                    Some(c) => {
-                        self.pays.insert(c, reply);
-                    }
-                    None => {
-                        let _ = reply.send(Reply::Error { message: "nothing proposed".into() });
-                    }
-                }
+                self.book(&step, vec![reply]);
                 self.carry_out(step)?;
                 Ok(true)
             }
         }
     }
 
+    /// Files the replies under the counter of the proposal a step made.
+    fn book(&mut self, step: &Step, replies: Vec<oneshot::Sender<Reply>>) {
+        match step.persist.as_ref().and_then(|s| s.proposals.last()).map(|p| p.state.counter) {
+            Some(c) => self.pays.entry(c).or_default().extend(replies),
+            None => {
+                for r in replies {
+                    let _ = r.send(Reply::Error { message: "nothing proposed".into() });
+                }
+            }
+        }
+    }
+
     /// Proposes queued payments while the window has room.
     fn pump_queue(&mut self) -> Result<(), PartyError> {
-        while let Some((req, reply)) = self.queued.pop_front() {
-            if !self.try_pay(req, reply)? {
+        while !self.queued.is_empty() {
+            if !self.propose_queued()? {
                 break;
             }
         }
@@ -485,11 +543,11 @@ impl Loop {
                 let req = Request::Pay { amount, energy, price_per_kwh: price };
                 if self.queued.len() >= MAX_QUEUED_PAYS {
                     let _ = r.reply.send(Reply::Error { message: "payment queue full".into() });
-                } else if self.queued.is_empty() {
-                    self.try_pay(req, r.reply)?;
                 } else {
-                    // Keep the order: behind those already waiting.
+                    // Behind those already waiting; proposed at once if the
+                    // window has room.
                     self.queued.push_back((req, r.reply));
+                    self.pump_queue()?;
                 }
                 return Ok(true);
             }
