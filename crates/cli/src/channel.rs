@@ -30,6 +30,11 @@ pub enum ChannelCmd {
     /// Run this party's process: connect to the peer, open the channel
     /// (side 0) and co-sign updates until the channel closes.
     Open(OpenArgs),
+    /// Run several parties (channels) in one process: each serves its own
+    /// control port (so `pay`, `close`, `status --dir` work per channel),
+    /// and every channel's events are printed as one JSON line each
+    /// (`{"cid", "event"}`) on stdout until all have closed.
+    Serve(ServeArgs),
     /// Pay the peer for energy through the running party.
     Pay(PayArgs),
     /// Close cooperatively through the running party (falls back to a
@@ -140,6 +145,17 @@ pub struct OpenArgs {
 }
 
 #[derive(Args)]
+pub struct ServeArgs {
+    /// A party directory (written by `channel prepare`); repeat for each
+    /// channel.
+    #[arg(long = "dir", value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Skip fsync (survives a process crash, not a power loss).
+    #[arg(long)]
+    pub no_fsync: bool,
+}
+
+#[derive(Args)]
 pub struct PayArgs {
     /// The paying party's directory; its `channel open` must be running.
     #[arg(long, value_name = "DIR")]
@@ -231,6 +247,57 @@ fn load_party(dir: &Path) -> anyhow::Result<PartySpec> {
         dir.display()
     );
     PartySpec::load(dir).with_context(|| format!("reading the party in {}", dir.display()))
+}
+
+/// `channel serve`: one [`ChannelManager`] process for many channels.
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    use gridledger_node::channel::manager::ChannelManager;
+    for dir in &a.dirs {
+        load_party(dir)?;
+    }
+    let opts = PartyOptions {
+        durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
+        auto_open: true,
+        ..PartyOptions::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        let mut manager = ChannelManager::new();
+        let mut events = manager.subscribe();
+        for dir in &a.dirs {
+            let cid = manager.add(dir, opts.clone(), None).with_context(|| format!("starting {}", dir.display()))?;
+            eprintln!("channel {cid}: serving {}", dir.display());
+        }
+        let printer = tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events.recv().await {
+                    Ok((cid, e)) => println!("{}", json!({ "cid": cid.to_string(), "event": format!("{e:?}") })),
+                    Err(RecvError::Lagged(n)) => println!("{}", json!({ "missed_events": n })),
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        // Every sender of the stream (the manager's, each party's) is gone
+        // once all parties ended: the printer drains and stops.
+        let results = manager.join().await;
+        let _ = printer.await;
+        let mut failed = 0;
+        for (cid, r) in results {
+            match r {
+                Ok(r) => println!(
+                    "{}",
+                    json!({ "cid": cid.to_string(), "phase": format!("{:?}", r.phase), "counter": r.latest })
+                ),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("channel {cid}: {e}");
+                }
+            }
+        }
+        anyhow::ensure!(failed == 0, "{failed} channel(s) failed");
+        Ok(())
+    })
 }
 
 /// Sends `cmd` to the running party; returns its reply on success, and only
@@ -396,6 +463,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 println!("next: gridledger channel open --dir {}   (side 1 first, then side 0)", a.dirs[1].display());
             })
         }
+        ChannelCmd::Serve(a) => serve(a),
         ChannelCmd::Open(a) => {
             let spec = load_party(&a.dir)?;
             eprintln!(

@@ -65,13 +65,19 @@ fn setup() -> Setup {
         write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
     }
     let dirs = [root.join("p0"), root.join("p1")];
+    prepare(&root, &url, &dirs);
+    Setup { _dir: dir, node: Some(node), url, dirs, root }
+}
+
+/// `channel prepare` of a channel between dev accounts 1 and 2.
+fn prepare(root: &Path, url: &str, dirs: &[PathBuf; 2]) {
     let p = |s: &str| root.join(s).display().to_string();
     let (d0, d1) = (dirs[0].display().to_string(), dirs[1].display().to_string());
     gl_ok(&[
         "channel",
         "prepare",
         "--rpc",
-        &url,
+        url,
         "--merchant-key",
         &p("k0.key"),
         "--desk-key",
@@ -90,7 +96,6 @@ fn setup() -> Setup {
         "--close-timeout-blocks",
         "1",
     ]);
-    Setup { _dir: dir, node: Some(node), url, dirs, root }
 }
 
 fn pay(dir: &Path, energy: u64, price: u64) {
@@ -253,5 +258,51 @@ fn silent_counterparty_timeout_close_returns_funds() {
     while procs.0[1].try_wait().unwrap().is_none() {
         assert!(t.elapsed() < Duration::from_secs(5), "party 0 did not exit after close");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Two channels' side 0 in one `channel serve` process: each is paid and
+/// closed through its own control port, and the one event stream on stdout
+/// carries both channels' payments and closes.
+#[test]
+fn one_serve_process_runs_two_channels_with_one_event_stream() {
+    let s = setup();
+    let more = [s.root.join("q0"), s.root.join("q1")];
+    prepare(&s.root, &s.url, &more);
+    let cids = [PartySpec::load(&s.dirs[0]).unwrap().cid, PartySpec::load(&more[0]).unwrap().cid];
+    let serve = spawn(&["channel", "serve", "--dir", &d(&s.dirs[0]), "--dir", &d(&more[0])]);
+    let _peers = Procs(vec![
+        spawn(&["channel", "open", "--dir", &d(&s.dirs[1])]),
+        spawn(&["channel", "open", "--dir", &d(&more[1])]),
+    ]);
+    for dir in [&s.dirs[0], &more[0], &s.dirs[1], &more[1]] {
+        wait_open(dir);
+    }
+    pay(&s.dirs[0], 1_000, 100);
+    pay(&more[0], 2_000, 100);
+    pay(&more[0], 1_000, 100);
+    gl_ok(&["channel", "close", "--dir", &d(&s.dirs[0])]);
+    gl_ok(&["channel", "close", "--dir", &d(&more[0])]);
+    let out = serve.wait_with_output().unwrap();
+    assert!(out.status.success(), "serve ended with an error");
+    let lines: Vec<serde_json::Value> =
+        out.stdout.lines().map(|l| serde_json::from_str(&l.unwrap()).expect("a JSON line")).collect();
+    let events_of = |cid: &gridledger_core::Hash32| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|v| v["cid"] == cid.to_string() && v["event"].is_string())
+            .map(|v| v["event"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (cid, paid) in cids.iter().zip([1, 2]) {
+        let ev = events_of(cid);
+        assert_eq!(ev.iter().filter(|e| e.starts_with("PaymentSent")).count(), paid, "{cid}: {ev:?}");
+        assert!(ev.iter().any(|e| e.starts_with("Closed")), "{cid}: {ev:?}");
+        let summary = lines.iter().find(|v| v["cid"] == cid.to_string() && v["phase"].is_string()).unwrap();
+        assert_eq!(summary["phase"], "Closed");
+    }
+    let c = RpcClient::new(&s.url);
+    for cid in cids {
+        assert_eq!(read_channel(&c, &cid).unwrap().unwrap().status, ChannelStatus::Closed);
     }
 }
