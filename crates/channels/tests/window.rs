@@ -333,7 +333,8 @@ fn invalid_folds_are_refused_by_the_payer_and_change_nothing() {
     d.open();
     let m = d.parties[0].machine.as_mut().unwrap();
     let before = m.store().clone();
-    let cases: Vec<(Vec<(Amount, Energy, Amount)>, ChannelError)> = vec![
+    type Item = (Amount, Energy, Amount);
+    let cases: Vec<(Vec<Item>, ChannelError)> = vec![
         (vec![], ChannelError::FoldSize(0)),
         (vec![item(100, 100); MAX_FOLD + 1], ChannelError::FoldSize(MAX_FOLD + 1)),
         (vec![item(100, 100), (Amount(10), Energy(100), Amount::ZERO)], ChannelError::ZeroTrade),
