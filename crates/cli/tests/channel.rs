@@ -306,3 +306,70 @@ fn one_serve_process_runs_two_channels_with_one_event_stream() {
         assert_eq!(read_channel(&c, &cid).unwrap().unwrap().status, ChannelStatus::Closed);
     }
 }
+
+/// Under windowed load (eight clients paying concurrently through side 0's
+/// control port, so the proposal window fills and queued payments fold),
+/// both party processes are SIGKILLed at a random instant and restarted,
+/// three times: each time the two parties come back to one co-signed
+/// state, at or above every payment a client was told is done.
+#[test]
+fn kill_nine_under_windowed_load_loses_no_acknowledged_payment() {
+    use gridledger_node::channel::party::{control_request, Command as Ctl, Reply};
+    use rand::Rng;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let s = setup();
+    let controls = [PartySpec::load(&s.dirs[0]).unwrap().control, PartySpec::load(&s.dirs[1]).unwrap().control];
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut rng = rand::rng();
+    for round in 0..3 {
+        let mut procs = open_both(&s);
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let acked = acked.clone();
+                std::thread::spawn(move || loop {
+                    let pay = Ctl::Pay { energy: 10, price: 100 };
+                    match control_request(controls[0], &pay, Duration::from_secs(5)) {
+                        Ok(Reply::Done { counter }) => {
+                            acked.fetch_max(counter, Ordering::SeqCst);
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                })
+            })
+            .collect();
+        // Some payments done, then a random instant.
+        let t = Instant::now();
+        while acked.load(Ordering::SeqCst) < 20 * (round + 1) {
+            assert!(t.elapsed() < Duration::from_secs(20), "no payment done under load");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..150)));
+        for p in &mut procs.0 {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        for c in clients {
+            c.join().unwrap();
+        }
+        let done = acked.load(Ordering::SeqCst);
+        eprintln!("round {round}: killed with {done} acknowledged");
+        // Restarted, both converge on one state covering every done payment.
+        let _procs = open_both(&s);
+        let t = Instant::now();
+        loop {
+            let st = controls.map(|a| match control_request(a, &Ctl::Status, Duration::from_secs(5)) {
+                Ok(Reply::Status(st)) => Some((st.counter, st.balances)),
+                _ => None,
+            });
+            if let [Some(a), Some(b)] = &st {
+                if a == b && a.0.unwrap_or(0) >= done {
+                    break;
+                }
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "round {round}: parties never agreed: {st:?}, done {done}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
