@@ -407,6 +407,14 @@ pub struct ChannelParams {
     /// Proposal window: how many of this party's update proposals may await
     /// the peer at once (1 = one at a time; at most [`MAX_WINDOW`]). Each is
     /// still signed only after the store holding it is durable.
+    ///
+    /// Trade-off (the adjudicator is unchanged): it books no fault on a
+    /// raiser overturned by its own proposal *one* counter past its dispute.
+    /// A peer that co-signs two or more of a window and withholds every
+    /// acceptance, then makes this party close by dispute, gets it one fault
+    /// per such dispute; widening that exemption to a window would let a
+    /// cheater disputing with its own older state escape the fault. A party
+    /// facing peers it does not trust to answer keeps the window at 1.
     pub window: usize,
 }
 

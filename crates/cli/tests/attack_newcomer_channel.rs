@@ -208,7 +208,10 @@ fn a_sealed_party_opens_pays_and_closes_with_its_password() {
             .unwrap()
     };
     let _procs = Procs(vec![open(&p2), open(&p1)]);
+    // Both sides: the peer may see the channel active a poll later and
+    // would refuse an update before.
     wait_open(&p1);
+    wait_open(&p2);
     let pay = gl_json(&["channel", "pay", "--json", "--dir", &d(&p1), "--energy", "1000", "--price", "200"]);
     assert_eq!(pay["result"], "done", "{pay}");
     assert!(pay["counter"].as_u64().is_some_and(|c| c > 0), "{pay}");
