@@ -310,10 +310,10 @@ impl gridledger_node::validator::Transport for Mute {
 /// ("not written by a PBFT validator"): the replica serves these
 /// certificates to lagging peers (catch-up) and light clients read them.
 ///
-/// Observed: `Driver::open` only checks that the seal is of the quorum
-/// kind; the empty certificate is taken into the replica's committed log.
+/// Observed: `Driver::open` only checked that the seal is of the quorum
+/// kind; the empty certificate was taken into the replica's committed log.
+/// Fixed: every restored certificate is verified against the validator set.
 #[test]
-#[ignore = "attack: a stored block with an empty quorum certificate is restored without complaint"]
 fn attack_restore_accepts_a_stored_block_without_a_quorum_certificate() {
     use gridledger_ledger::{Chain, Seal};
     let validators: Vec<_> = (0..4).map(dev_validator).collect();
@@ -330,11 +330,22 @@ fn attack_restore_accepts_a_stored_block_without_a_quorum_certificate() {
     ex.block.seal = Seal::Quorum { view: 0, signatures: Vec::new() };
     chain.commit(ex).unwrap();
     let shared = gridledger_node::service::Shared::new(chain);
+    let store = shared.store.clone();
     let opened = gridledger_node::validator::Driver::open(
         shared,
         dev_validator(1),
         Box::new(Mute),
         gridledger_node::validator::PbftSettings::default(),
     );
-    assert!(opened.is_err(), "a block without a quorum certificate was restored as committed");
+    let Err(e) = opened else { panic!("a block without a quorum certificate was restored as committed") };
+    assert!(
+        matches!(
+            e.downcast_ref::<gridledger_consensus::pbft::CertError>(),
+            Some(gridledger_consensus::pbft::CertError::NoQuorum { have: 0, need: 3 })
+        ),
+        "refused with a typed certificate error: {e:#}"
+    );
+    // Refusing changed nothing on disk.
+    assert_eq!(store.tip().unwrap(), Some(1));
+    assert_eq!(store.block(1).unwrap().unwrap().seal, Seal::Quorum { view: 0, signatures: Vec::new() });
 }
