@@ -310,3 +310,27 @@ fn a_failed_group_commit_leaves_no_uncommitted_block_visible_while_the_disk_stay
     assert_eq!(chain.account(&dev_key(1).address()).nonce, 6);
     assert_eq!(chain.store().tip().unwrap(), Some(tip.height + done.len() as u64));
 }
+
+/// A chain configured for redb's 2-phase commit persists its blocks and
+/// reopens from them like the default (1-phase) one.
+#[test]
+fn a_two_phase_commit_chain_persists_and_reopens() {
+    use gridledger_ledger::devnet::{dev_genesis, dev_validator};
+    let d = tempfile::tempdir().unwrap();
+    let validator = dev_validator(0);
+    let genesis = dev_genesis(1, 4, BAL, std::slice::from_ref(&validator));
+    let config = ChainConfig { two_phase_commit: true, ..ChainConfig::default() };
+    let (tip, root) = {
+        let mut chain = Chain::open(d.path(), genesis.clone(), ContractRegistry::new(), config.clone()).unwrap();
+        for n in 0..3u64 {
+            chain.submit(&transfer(&dev_key(0), 1, n, dev_key(1).address(), Amount(5), Amount(1)).to_bytes()).unwrap();
+            chain.produce_block(&validator, 1_000 + n).unwrap().unwrap();
+        }
+        (chain.tip().clone(), chain.state().root())
+    };
+    let chain = Chain::open(d.path(), genesis, ContractRegistry::new(), config).unwrap();
+    assert_eq!(tip.height, 3);
+    assert_eq!(*chain.tip(), tip);
+    assert_eq!(chain.state().root(), root);
+    assert_eq!(chain.account(&dev_key(0).address()).nonce, 3);
+}
