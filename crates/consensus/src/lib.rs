@@ -1,1 +1,2 @@
+pub mod lbft;
 pub mod pbft;

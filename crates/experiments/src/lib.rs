@@ -130,6 +130,13 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(exps::ior_fig_3_9::Fig39),
         Box::new(exps::ior_tables::Tables34To36),
         Box::new(exps::cns_channel_costs::ChannelCosts),
+        Box::new(exps::tbg_fig_4_2::Fig42),
+        Box::new(exps::tbg_fig_4_4::Fig44),
+        Box::new(exps::tbg_fig_4_5::Fig45),
+        Box::new(exps::tbg_fig_4_6::Fig46),
+        Box::new(exps::tbg_fig_4_7::Fig47),
+        Box::new(exps::tbg_fig_4_8::Fig48),
+        Box::new(exps::tbg_fig_4_9::Fig49),
     ]
 }
 

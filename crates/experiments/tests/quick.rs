@@ -10,7 +10,7 @@ fn quick(id: &str) -> ExperimentResult {
     assert_eq!(r.id, id);
     assert!(r.quick);
     for c in &r.checks {
-        assert!(c.ok, "{id}: check failed: {} ({})", c.name, c.detail);
+        assert!(c.ok, "{id}: check failed: {} ({})\n{:?}", c.name, c.detail, r.table.rows);
     }
     assert!(!r.checks.is_empty(), "{id} checks something");
     assert!(!r.table.rows.is_empty() && !r.seed_table.rows.is_empty() && !r.comparison.columns.is_empty());
@@ -140,5 +140,82 @@ fn ids_are_unique_and_listed_once() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
-    assert_eq!(ids.len(), 7);
+    assert_eq!(ids.len(), 14);
+}
+
+fn series<'a>(r: &'a ExperimentResult, name: &str) -> &'a gridledger_experiments::Series {
+    r.ours.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("series {name}"))
+}
+
+#[test]
+fn tbg_fig_4_2_quick_grid_and_trends() {
+    let r = quick("tbg-fig-4-2");
+    assert_eq!(r.ours.len(), 2, "one series per load");
+    for s in &r.ours {
+        assert_eq!(s.points.iter().map(|p| p.0).collect::<Vec<_>>(), vec![24.0, 48.0, 72.0]);
+    }
+    assert_eq!(r.table.rows.len(), 6);
+    // Heavier load censors more at every τ (selection probability B/|space| drops threefold).
+    let (lo, hi) = (series(&r, "HSM, CTL^pe = 10000"), series(&r, "HSM, CTL^pe = 30000"));
+    assert!(hi.ys().iter().sum::<f64>() > lo.ys().iter().sum::<f64>());
+}
+
+#[test]
+fn tbg_fig_4_4_quick_rate_falls_with_group_size_and_theory_beside() {
+    let r = quick("tbg-fig-4-4");
+    let sim = series(&r, "R^atc λ = 10, G = 3");
+    let th = series(&r, "1 − γ^TBG λ = 10, G = 3");
+    assert_eq!(sim.points.iter().map(|p| p.0).collect::<Vec<_>>(), vec![2.0, 4.0, 8.0]);
+    assert_eq!(th.points.len(), 3);
+    assert!(sim.points[2].1 <= sim.points[0].1);
+    assert!(th.points[2].1 <= th.points[0].1, "Eq 4.8 falls with τ/G");
+}
+
+#[test]
+fn tbg_fig_4_5_quick_tbg_broadcasts_far_less_than_hsm() {
+    let r = quick("tbg-fig-4-5");
+    // TBG and HSM (valid) per N, plus HSM all copies per N.
+    assert_eq!(r.ours.len(), 6);
+    assert!(r.ours.iter().all(|s| s.points.len() == 2));
+    for n in [16, 22] {
+        let t = series(&r, &format!("TBG N = {n} (valid)"));
+        let h = series(&r, &format!("HSM N = {n} (all copies)"));
+        assert!(t.ys().iter().zip(h.ys()).all(|(a, b)| *a < b), "N = {n}");
+    }
+}
+
+#[test]
+fn tbg_fig_4_6_quick_latency_grows_with_propagation_delay() {
+    let r = quick("tbg-fig-4-6");
+    assert_eq!(r.ours.len(), 4);
+    for s in &r.ours {
+        assert_eq!(s.points.len(), 6);
+    }
+    let l = series(&r, "TBG L^A (s)").ys();
+    assert!(l.windows(2).all(|w| w[1] >= w[0]));
+}
+
+#[test]
+fn tbg_fig_4_7_quick_tbg_wins_at_the_highest_load() {
+    let r = quick("tbg-fig-4-7");
+    assert_eq!(r.ours.len(), 8, "2 N × 2 policies × (Tps, L)");
+    assert_eq!(r.table.rows.len(), 8);
+}
+
+#[test]
+fn tbg_fig_4_8_quick_tbg_holds_less() {
+    let r = quick("tbg-fig-4-8");
+    for n in [16, 22] {
+        let t = series(&r, &format!("TBG N = {n}")).ys();
+        let h = series(&r, &format!("HSM N = {n}")).ys();
+        assert!(t.iter().zip(&h).all(|(a, b)| a < b));
+    }
+}
+
+#[test]
+fn tbg_fig_4_9_quick_measures_each_load() {
+    let r = quick("tbg-fig-4-9");
+    let m = series(&r, "median");
+    assert_eq!(m.points.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1000.0, 10000.0, 30000.0]);
+    assert!(m.ys().iter().all(|&y| y > 0.0));
 }

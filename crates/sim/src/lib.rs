@@ -17,6 +17,8 @@
 //! primary chain's PBFT in `gridledger-consensus` for the bare replica and
 //! in `gridledger-node` for the real validator driver and store).
 
+pub mod adversary_mobile;
+
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -8,6 +8,14 @@ pub mod ior_fig_3_7;
 pub mod ior_fig_3_8;
 pub mod ior_fig_3_9;
 pub mod ior_tables;
+pub mod tbg_fig_4_2;
+pub mod tbg_fig_4_4;
+pub mod tbg_fig_4_5;
+pub mod tbg_fig_4_6;
+pub mod tbg_fig_4_7;
+pub mod tbg_fig_4_8;
+pub mod tbg_fig_4_9;
+pub mod tbg_model;
 
 /// `v` as `u64`, or a typed error naming the missing field of a bench's
 /// JSON output.

@@ -1,0 +1,405 @@
+//! π^τ, the τ-partition transaction management protocol (thesis §4.4.2,
+//! Algorithm 4.1), feeding TBG's buckets (§4.5).
+//!
+//! [`PiTau`] is a sans-IO replica-side state machine: it is handed
+//! transactions from clients ([`PiTau::receive`]), delivered blocks
+//! ([`PiTau::on_block`], which also advances the local epoch: "local epoch
+//! `e_p` means p has seen the ABC-delivered block of `e_p − 1`", §4.3.1) and
+//! asked for the batch of each local epoch ([`BatchSource::next_batch`]).
+//! Every transaction gets an [`Outcome`]; every refusal a typed
+//! [`Rejection`].
+//!
+//! Decisions where the seed is silent or ambiguous:
+//! - `tx_c^last` is the client's transaction with delivery number
+//!   `DN_c − 1`. Branch (a) (undecided, "tx_c^last not ABC-delivered")
+//!   applies when `DN_c = DN_c^(e_n) + 1`: under Eq 4.1 a replica lags by at
+//!   most one of the client's deliveries (a client sends at most one
+//!   transaction per epoch, Rule-2). `DN_c ≥ DN_c^(e_n) + 2` is invalid
+//!   (Condition-3).
+//! - Rule-2's check (b) compares `e_c` with `e^lastnew` of `tx_c^last`,
+//!   so it applies to `DN_c = DN_c^(e_n)`; a re-sent older transaction
+//!   always has `e_c < e^lastnew` and is judged by Condition-1 instead.
+//! - Condition-1 compares with the client's *last* delivered transaction
+//!   (`DN_c = DN_c^(e_n) − 1`): same request → it was delivered already and
+//!   is deleted ([`Rejection::AlreadyDelivered`], line 22); a different
+//!   request → invalid. Older delivery numbers are invalid outright.
+//! - The first transaction (`DN_c = 0`) is admitted under the same rules
+//!   with `e^lastnew = 0`; the seed's registration proof for a first
+//!   transaction is the application's Rule-1 check.
+//! - `e_c^new > e_c` is checked with Rule-1 (it is a property of the
+//!   transaction alone).
+//! - A delivered transaction advances its client's state (`DN`, `e^lastnew`,
+//!   last request) only if its delivery number is the expected one and its
+//!   epoch respects `e^lastnew`; every replica applies this to the same
+//!   delivered sequence, so client state stays identical everywhere.
+//! - Undecided transactions wait in a bounded pending area
+//!   ([`PiTauConfig::max_pending`]) and are re-examined when the local epoch
+//!   advances (line 18) or a block delivers their client's last transaction
+//!   (line 17); the signature is verified once, on arrival.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use gridledger_core::{Hash32, PublicKey};
+
+use super::batch::{BatchItem, BatchPolicy, BatchSource, Placement, StoreError};
+use super::tbg::{TbgBatcher, TbgConfig, TbgConfigError};
+use super::tx::{array_function, LbftTx, Theta, MAX_REQUEST};
+
+/// π^τ's parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PiTauConfig {
+    /// N.
+    pub replicas: u32,
+    /// This replica's 0-based index.
+    pub me: u32,
+    /// Rule-4's θ.
+    pub theta: Theta,
+    /// `h^(0)`: the hash standing for the block "delivered at epoch 0";
+    /// local epochs start at 1.
+    pub genesis: Hash32,
+    /// Bound on undecided transactions held.
+    pub max_pending: usize,
+    /// TBG's τ, G, κ, B and memory bound.
+    pub tbg: TbgConfig,
+}
+
+/// Why a configuration is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PiTauConfigError {
+    #[error("replica index {me} out of range for N = {replicas}")]
+    Me { me: u32, replicas: u32 },
+    #[error("τ = {tau} exceeds N = {replicas}")]
+    TauAboveN { tau: u32, replicas: u32 },
+    #[error(transparent)]
+    Tbg(#[from] TbgConfigError),
+}
+
+/// Why a transaction is invalid (`V(tx_c) = 0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("Rule-1: signature does not verify")]
+    BadSignature,
+    #[error("Rule-1: request of {len} bytes exceeds {max}")]
+    RequestTooLarge { len: usize, max: usize },
+    #[error("Rule-2: future epoch {next_epoch} not after e_c = {epoch}")]
+    NextEpochNotAfter { epoch: u64, next_epoch: u64 },
+    #[error("Rule-2: e_c = {epoch} before the last delivered transaction's e^new = {last_next_epoch}")]
+    BeforeFutureEpoch { epoch: u64, last_next_epoch: u64 },
+    #[error("Situation 1: e_c = {epoch} is κ or more ahead of local epoch {local}")]
+    EpochTooFarAhead { epoch: u64, local: u64 },
+    #[error("Rule-3: delivery number {got}, expected {expected}")]
+    DeliveryNumberMismatch { expected: u64, got: u64 },
+    #[error("Rule-4: client not eligible in epoch {epoch}")]
+    NotEligible { epoch: u64 },
+    #[error("Condition-1: delivery number {dn} already delivered with a different request")]
+    ConflictsWithDelivered { dn: u64 },
+}
+
+/// Why an undecided transaction waits (`V(tx_c) = ⊥`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Undecided {
+    /// Branch (a): its client's previous transaction is not delivered here yet.
+    AwaitingLastDelivery,
+    /// Situation 1: `e_n < e_c < e_n + κ`.
+    AwaitingEpoch,
+}
+
+/// Why a transaction is not (or no longer) kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("invalid: {0}")]
+    Invalid(Invalid),
+    #[error("this replica is not among the transaction's τ recipients")]
+    NotRecipient,
+    #[error("already delivered")]
+    AlreadyDelivered,
+    #[error("already held")]
+    Duplicate,
+    #[error("undecided area full ({max})")]
+    PendingFull { max: usize },
+    #[error("block hash of epoch {epoch} no longer known here")]
+    UnknownBlockHash { epoch: u64 },
+    #[error("bucket: {0}")]
+    Store(StoreError),
+}
+
+/// What became of a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Valid and stored in bucket `slot` (0-based position in `A^τ`).
+    Stored { slot: u32 },
+    /// Held as undecided.
+    Pending(Undecided),
+    /// Discarded (nothing kept).
+    Rejected(Rejection),
+}
+
+/// A valid transaction in a bucket.
+#[derive(Clone, Debug)]
+pub struct Admitted {
+    pub id: Hash32,
+    pub tx: Arc<LbftTx>,
+}
+
+impl BatchItem for Admitted {
+    type Key = Hash32;
+    fn key(&self) -> Hash32 {
+        self.id
+    }
+}
+
+/// What a replica knows of a client from delivered blocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ClientState {
+    /// `DN_c^(e_n)`: how many of its transactions were delivered.
+    delivered: u64,
+    /// `e_c^lastnew`.
+    last_next_epoch: u64,
+    /// Identity of the last delivered transaction's request.
+    last_request: Option<Hash32>,
+}
+
+/// Counters (per replica).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PiTauStats {
+    pub received: u64,
+    pub stored: u64,
+    pub invalid: u64,
+    pub not_recipient: u64,
+    pub signature_checks: u64,
+}
+
+/// A replica's π^τ + TBG.
+pub struct PiTau {
+    cfg: PiTauConfig,
+    local_epoch: u64,
+    clients: HashMap<PublicKey, ClientState>,
+    block_hashes: BTreeMap<u64, Hash32>,
+    pending: BTreeMap<Hash32, (Arc<LbftTx>, Undecided)>,
+    buckets: TbgBatcher<Admitted>,
+    stats: PiTauStats,
+}
+
+fn request_id(req: &[u8]) -> Hash32 {
+    gridledger_core::codec::hash_bytes(gridledger_core::Tag("gridledger/lbft-req/v1"), req)
+}
+
+impl PiTau {
+    pub fn new(cfg: PiTauConfig) -> Result<Self, PiTauConfigError> {
+        if cfg.me >= cfg.replicas {
+            return Err(PiTauConfigError::Me { me: cfg.me, replicas: cfg.replicas });
+        }
+        if cfg.tbg.tau > cfg.replicas {
+            return Err(PiTauConfigError::TauAboveN { tau: cfg.tbg.tau, replicas: cfg.replicas });
+        }
+        let buckets = TbgBatcher::new(cfg.tbg)?;
+        let mut block_hashes = BTreeMap::new();
+        block_hashes.insert(0, cfg.genesis);
+        Ok(Self {
+            cfg,
+            local_epoch: 1,
+            clients: HashMap::new(),
+            block_hashes,
+            pending: BTreeMap::new(),
+            buckets,
+            stats: PiTauStats::default(),
+        })
+    }
+
+    /// `e_n`.
+    pub fn local_epoch(&self) -> u64 {
+        self.local_epoch
+    }
+
+    pub fn stats(&self) -> PiTauStats {
+        self.stats
+    }
+
+    /// Valid transactions in buckets.
+    pub fn bucketed(&self) -> usize {
+        self.buckets.stored()
+    }
+
+    /// Undecided transactions held.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether `id` sits in a bucket.
+    pub fn holds(&self, id: &Hash32) -> bool {
+        self.buckets.holds(id)
+    }
+
+    /// `DN_c^(e_n)` for `client`.
+    pub fn delivered_count(&self, client: &PublicKey) -> u64 {
+        self.clients.get(client).map_or(0, |c| c.delivered)
+    }
+
+    /// A transaction from a client (Algorithm 4.1).
+    pub fn receive(&mut self, tx: LbftTx) -> Outcome {
+        self.stats.received += 1;
+        // Lines 01–02: Rule-1 (checked once per transaction).
+        if tx.request.len() > MAX_REQUEST {
+            return self.invalid(Invalid::RequestTooLarge { len: tx.request.len(), max: MAX_REQUEST });
+        }
+        if tx.next_epoch <= tx.epoch {
+            return self.invalid(Invalid::NextEpochNotAfter { epoch: tx.epoch, next_epoch: tx.next_epoch });
+        }
+        self.stats.signature_checks += 1;
+        if tx.verify_signature().is_err() {
+            return self.invalid(Invalid::BadSignature);
+        }
+        let tx = Arc::new(tx);
+        let id = tx.id();
+        if self.pending.contains_key(&id) || self.buckets.holds(&id) {
+            return Outcome::Rejected(Rejection::Duplicate);
+        }
+        let out = self.classify(&tx, id);
+        self.settle(id, tx, out)
+    }
+
+    fn invalid(&mut self, why: Invalid) -> Outcome {
+        self.stats.invalid += 1;
+        Outcome::Rejected(Rejection::Invalid(why))
+    }
+
+    /// Lines 03–20 for a Rule-1-valid transaction, without side effects on
+    /// the pending area.
+    fn classify(&mut self, tx: &Arc<LbftTx>, id: Hash32) -> Outcome {
+        let c = self.clients.get(&tx.client).copied().unwrap_or_default();
+        let known = c.delivered;
+        let dn = tx.delivery_number;
+        // Line 03 (a): tx_c^last not ABC-delivered here yet.
+        if dn == known + 1 {
+            return Outcome::Pending(Undecided::AwaitingLastDelivery);
+        }
+        // Condition-3 seen from any situation: more than one delivery
+        // ahead cannot be explained by the skew of Eq 4.1.
+        if dn > known + 1 {
+            return self.invalid(Invalid::DeliveryNumberMismatch { expected: known, got: dn });
+        }
+        // Line 04 (b): against tx_c^last, the delivered one with DN_c − 1
+        // (older delivery numbers go to Condition-1).
+        if dn == known && tx.epoch < c.last_next_epoch {
+            return self.invalid(Invalid::BeforeFutureEpoch { epoch: tx.epoch, last_next_epoch: c.last_next_epoch });
+        }
+        let (e_n, e_c, kappa) = (self.local_epoch, tx.epoch, u64::from(self.cfg.tbg.kappa));
+        let theta = self.cfg.theta;
+        let eligible = || theta.eligible(&tx.client, e_c);
+        if e_n < e_c {
+            // Situation 1, line 05.
+            if e_c - e_n >= kappa {
+                return self.invalid(Invalid::EpochTooFarAhead { epoch: e_c, local: e_n });
+            }
+            return Outcome::Pending(Undecided::AwaitingEpoch);
+        }
+        if e_n == e_c {
+            // Situation 2, lines 06–07.
+            if dn != known {
+                return self.invalid(Invalid::DeliveryNumberMismatch { expected: known, got: dn });
+            }
+            if !eligible() {
+                return self.invalid(Invalid::NotEligible { epoch: e_c });
+            }
+        } else {
+            // Situation 3, lines 08–16.
+            if !eligible() {
+                return self.invalid(Invalid::NotEligible { epoch: e_c });
+            }
+            if known > dn {
+                // Condition 1, lines 10–12 (and line 22: it is deleted).
+                if dn + 1 == known && c.last_request == Some(request_id(&tx.request)) {
+                    return Outcome::Rejected(Rejection::AlreadyDelivered);
+                }
+                return self.invalid(Invalid::ConflictsWithDelivered { dn });
+            }
+            if known < dn {
+                // Condition 3, lines 15–16.
+                return self.invalid(Invalid::DeliveryNumberMismatch { expected: known, got: dn });
+            }
+            // Condition 2, lines 13–14.
+        }
+        // Lines 19–20: F^A over n^v = DN_c ‖ PubK_c ‖ h^(e_c−1).
+        let Some(prev) = self.block_hashes.get(&(e_c.saturating_sub(1))).copied() else {
+            return Outcome::Rejected(Rejection::UnknownBlockHash { epoch: e_c.saturating_sub(1) });
+        };
+        let array = array_function(&tx.nonce(&prev), self.cfg.replicas, self.cfg.tbg.tau);
+        let Some(t) = array.iter().position(|&r| r == self.cfg.me) else {
+            self.stats.not_recipient += 1;
+            return Outcome::Rejected(Rejection::NotRecipient);
+        };
+        let slot = t as u32;
+        match self.buckets.store(Placement { epoch: e_c, slot }, Admitted { id, tx: tx.clone() }) {
+            Ok(()) => {
+                self.stats.stored += 1;
+                Outcome::Stored { slot }
+            }
+            Err(e) => Outcome::Rejected(Rejection::Store(e)),
+        }
+    }
+
+    /// Keeps an undecided transaction (bounded).
+    fn settle(&mut self, id: Hash32, tx: Arc<LbftTx>, out: Outcome) -> Outcome {
+        if let Outcome::Pending(why) = out {
+            if self.pending.len() >= self.cfg.max_pending {
+                return Outcome::Rejected(Rejection::PendingFull { max: self.cfg.max_pending });
+            }
+            self.pending.insert(id, (tx, why));
+        }
+        out
+    }
+
+    /// Lines 17–18: re-examines every undecided transaction.
+    fn revisit(&mut self) -> Vec<(Hash32, Outcome)> {
+        let waiting = std::mem::take(&mut self.pending);
+        let mut out = Vec::new();
+        for (id, (tx, _)) in waiting {
+            let o = self.classify(&tx, id);
+            let o = self.settle(id, tx, o);
+            out.push((id, o));
+        }
+        out
+    }
+
+    /// The block of epoch `epoch` was ABC-delivered with `txs` (in order):
+    /// client states advance, delivered transactions leave the buckets
+    /// (line 22), the local epoch becomes `epoch + 1`, and undecided
+    /// transactions are re-examined. Returns the re-examined outcomes.
+    pub fn on_block(&mut self, epoch: u64, hash: Hash32, txs: &[Arc<LbftTx>]) -> Vec<(Hash32, Outcome)> {
+        for tx in txs {
+            let id = tx.id();
+            self.buckets.delivered(&id);
+            self.pending.remove(&id);
+            let c = self.clients.entry(tx.client).or_default();
+            if tx.delivery_number == c.delivered && tx.epoch >= c.last_next_epoch {
+                c.delivered += 1;
+                c.last_next_epoch = tx.next_epoch;
+                c.last_request = Some(request_id(&tx.request));
+            }
+        }
+        self.block_hashes.insert(epoch, hash);
+        // h^(e_c−1) is needed for transactions up to the TBG window old.
+        let keep = 2 * u64::from(self.cfg.tbg.kappa) * u64::from(self.cfg.tbg.groups) + 4;
+        let floor = epoch.saturating_sub(keep);
+        self.block_hashes = self.block_hashes.split_off(&floor);
+        self.local_epoch = self.local_epoch.max(epoch + 1);
+        self.revisit()
+    }
+}
+
+impl BatchSource for PiTau {
+    type Tx = Arc<LbftTx>;
+
+    /// TBG's batch (Algorithm 4.2); the transactions leave the buckets
+    /// (line 22: "when tx_c is broadcast").
+    fn next_batch(&mut self, epoch: u64) -> Vec<Arc<LbftTx>> {
+        let batch = self.buckets.next_batch(epoch);
+        self.buckets.end_epoch(epoch);
+        batch.into_iter().map(|a| a.tx).collect()
+    }
+
+    fn delivered(&mut self, epoch: u64, block_hash: Hash32, txs: &[Arc<LbftTx>]) {
+        self.on_block(epoch, block_hash, txs);
+    }
+}
