@@ -312,7 +312,8 @@ impl gridledger_node::validator::Transport for Mute {
 ///
 /// Observed: `Driver::open` only checked that the seal is of the quorum
 /// kind; the empty certificate was taken into the replica's committed log.
-/// Fixed: every restored certificate is verified against the validator set.
+/// Fixed: restoring verifies every retained block's certificate (typed
+/// `CertError`).
 #[test]
 fn attack_restore_accepts_a_stored_block_without_a_quorum_certificate() {
     use gridledger_ledger::{Chain, Seal};
