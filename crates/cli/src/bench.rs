@@ -36,6 +36,23 @@ pub enum BenchCmd {
     /// The blockchain of blockchains (thesis Ch.5): SC_MPV Merkle proofs per
     /// second on one core, one CCTE's wall time, 2f+1 threshold combine.
     Xchain(crate::xchain::BenchArgs),
+    /// Store commits per second with redb's 1-phase commit (the default)
+    /// and with 2-phase commit (a second fsync per commit).
+    Store(StoreArgs),
+}
+
+#[derive(Args)]
+pub struct StoreArgs {
+    /// Commits per mode.
+    #[arg(long, default_value_t = 200)]
+    pub commits: usize,
+    /// Bytes written per commit.
+    #[arg(long, default_value_t = 4_096)]
+    pub bytes: usize,
+    /// Directory to put the databases in (its file system is what is
+    /// measured; a tmpfs makes every fsync free). Default: the current one.
+    #[arg(long, default_value = ".")]
+    pub dir: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -234,7 +251,42 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Lbft(a) => crate::lbft_bench::bench(a),
         BenchCmd::LbftReplica(a) => crate::lbft_bench::replica(a),
         BenchCmd::Xchain(a) => crate::xchain::bench(a),
+        BenchCmd::Store(a) => store(a),
     }
+}
+
+/// Durable commits per second of one `bytes`-sized record each, 1-phase
+/// then 2-phase, on fresh databases in `dir`.
+fn store(a: StoreArgs) -> anyhow::Result<()> {
+    use gridledger_ledger::store::Store;
+    anyhow::ensure!(a.commits > 0, "--commits must be positive");
+    let dir = tempfile::tempdir_in(&a.dir)?;
+    let fsync_ms = fsync_latency_ms(dir.path())?;
+    let value = vec![0x5au8; a.bytes];
+    let mut rows = Vec::new();
+    for two_phase in [false, true] {
+        let path = dir.path().join(if two_phase { "2pc.redb" } else { "1pc.redb" });
+        let store = Store::open(&path)?.with_two_phase_commit(two_phase);
+        let t = Instant::now();
+        for i in 0..a.commits {
+            store.put_aux(&format!("bench/{i}"), &value)?;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        rows.push(json!({
+            "two_phase_commit": two_phase,
+            "commits_per_s": a.commits as f64 / secs,
+            "ms_per_commit": secs * 1e3 / a.commits as f64,
+        }));
+    }
+    let out = json!({
+        "bench": "store",
+        "commits": a.commits,
+        "bytes_per_commit": a.bytes,
+        "fsync_4k_ms": fsync_ms,
+        "modes": rows,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -126,16 +126,20 @@ pub enum Mutation {
     SkipValidation,
     /// Driver: the vote state is never written.
     LoseDurable,
+    /// Driver: committed blocks are stored with a one-signature "quorum"
+    /// certificate (what catch-up and light clients are handed).
+    WeakCertificate,
 }
 
 #[cfg(feature = "mutants")]
 impl Mutation {
-    pub const ALL: [Mutation; 5] = [
+    pub const ALL: [Mutation; 6] = [
         Mutation::NewViewSkipsHighestPrepared,
         Mutation::WrongQuorum,
         Mutation::TwoWriteCommit,
         Mutation::SkipValidation,
         Mutation::LoseDurable,
+        Mutation::WeakCertificate,
     ];
 
     fn replica(self) -> Option<gridledger_consensus::pbft::Mutation> {
@@ -294,6 +298,15 @@ impl ValidationWorker {
     }
 }
 
+/// The planted [`Mutation::WeakCertificate`]: one signature kept.
+#[cfg(feature = "mutants")]
+fn weak_certificate(mut ex: ExecutedBlock) -> ExecutedBlock {
+    if let Seal::Quorum { signatures, .. } = &mut ex.block.seal {
+        signatures.truncate(1);
+    }
+    ex
+}
+
 /// The validator set of a chain: its genesis validators, with the genesis
 /// hash as the consensus instance so votes never cross chains.
 pub fn validator_set(shared: &Shared) -> anyhow::Result<ValidatorSet> {
@@ -343,23 +356,30 @@ fn restore_replica(shared: &Shared, key: &KeyPair, settings: &PbftSettings) -> a
         ..Config::new(set, me)
     };
     let log = committed_log(shared, cfg.retain)?;
-    // The replica serves these certificates to lagging peers: a stored
-    // block whose certificate does not hold (a damaged store, or one
-    // written by a buggy driver) is refused here, not passed on.
+    // The replica serves these certificates to lagging peers and light
+    // clients read them: a stored block whose certificate does not hold (a
+    // damaged store, or one written by a buggy driver) is refused here, not
+    // passed on. The error downcasts to `CertError`.
     // (A planted short quorum counts short here too.)
     #[cfg(feature = "mutants")]
-    let log_to_check = if settings.mutation == Some(Mutation::WrongQuorum) { &[][..] } else { &log[..] };
+    let short_quorum = settings.mutation == Some(Mutation::WrongQuorum);
     #[cfg(not(feature = "mutants"))]
-    let log_to_check = &log[..];
+    let short_quorum = false;
+    let log_to_check = if short_quorum { &[][..] } else { &log[..] };
     for e in log_to_check {
         e.verify(&cfg.validators, e.cert.height).map_err(|err| {
-            anyhow::anyhow!("stored block {}: its quorum certificate does not hold: {err:?}", e.cert.height)
+            anyhow::Error::new(err)
+                .context(format!("stored block {}: its quorum certificate does not hold", e.cert.height))
         })?;
     }
     let durable: Option<Durable<PbftBlock>> = match shared.store.get_aux(DURABLE_KEY)? {
         Some(b) => Some(decode(&b, MAX_FRAME).map_err(|e| anyhow::anyhow!("stored vote state: {e}"))?),
         None => None,
     };
+    if let Some(c) = durable.as_ref().and_then(|d| d.prepared.as_ref()).filter(|_| !short_quorum) {
+        c.verify(&cfg.validators, c.height)
+            .map_err(|err| anyhow::Error::new(err).context("the stored vote state's prepared certificate"))?;
+    }
     Replica::restore(cfg, key.clone(), &log, durable).map_err(|e| anyhow::anyhow!("replica: {e}"))
 }
 
@@ -776,6 +796,11 @@ impl Driver {
         for (i, e) in committed.iter().enumerate() {
             let started = Instant::now();
             let ex = self.executed_for(e)?;
+            #[cfg(feature = "mutants")]
+            let ex = match self.settings.mutation {
+                Some(Mutation::WeakCertificate) => weak_certificate(ex),
+                _ => ex,
+            };
             let (block, receipts) = (ex.block.clone(), ex.receipts.clone());
             let last = i + 1 == committed.len();
             let aux: Vec<(&str, &[u8])> = match (&vote, last) {
