@@ -422,9 +422,17 @@ pub struct ChannelParams {
 /// abandoned list stay far below [`MAX_STORE_BYTES`]).
 pub const MAX_WINDOW: usize = 64;
 
-/// The window a party process uses unless told otherwise: deep enough that
-/// group commit covers many proposals per fdatasync.
-pub const DEFAULT_WINDOW: usize = 32;
+/// The window a party process uses unless told otherwise: 1, because a
+/// window above 1 opens the griefing path described on
+/// [`ChannelParams::window`] (a peer that co-signs and withholds
+/// acceptances can get an honest raiser faulted). Throughput under load
+/// comes from folding queued payments into one state instead; a party that
+/// trusts its peer to answer may raise it (the bench's `--window`).
+pub const DEFAULT_WINDOW: usize = 1;
+
+/// The window `gridledger bench channel` uses unless told otherwise: deep
+/// enough that group commit covers many proposals per fdatasync.
+pub const BENCH_WINDOW: usize = 32;
 
 /// Largest step a peer's proposal may take past every counter this party
 /// knows (co-signed, signed or fallen back). Not exactly `+1`: a rejected

@@ -656,8 +656,9 @@ pub struct BenchArgs {
     /// one).
     #[arg(long, default_value_t = 256)]
     pub inflight: usize,
-    /// Side 0's proposal window (updates awaiting the peer at once).
-    #[arg(long, default_value_t = gridledger_channels::machine::DEFAULT_WINDOW)]
+    /// Side 0's proposal window (updates awaiting the peer at once; party
+    /// processes default to 1, see `DEFAULT_WINDOW`).
+    #[arg(long, default_value_t = gridledger_channels::machine::BENCH_WINDOW)]
     pub window: usize,
     /// Print JSON on one line (the output is JSON either way).
     #[arg(long)]

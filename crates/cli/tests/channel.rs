@@ -272,7 +272,7 @@ fn one_serve_process_runs_two_channels_with_one_event_stream() {
 /// three times: each time the two parties come back to one co-signed
 /// state, at or above every payment a client was told is done.
 #[test]
-fn kill_nine_under_windowed_load_loses_no_acknowledged_payment() {
+fn kill_nine_under_load_loses_no_acknowledged_payment() {
     use gridledger_node::channel::party::{control_request, Command as Ctl, Reply};
     use rand::Rng;
     use std::sync::atomic::{AtomicU64, Ordering};
