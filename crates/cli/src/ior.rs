@@ -386,46 +386,12 @@ pub(crate) fn print_day(a: &DayArgs, r: &gridledger_rollup::demo::DayReport) -> 
 /// `n` concurrently submitted ATs on the IOR primary chain (`SC_DS_AT`)
 /// against executing them on the single chain (`SC_EXE_AT` on every node).
 fn fig_3_5(nodes: &[usize], n: usize, sellers: usize) -> anyhow::Result<serde_json::Value> {
-    use gridledger_node::cluster::ClusterClient;
-    use gridledger_rollup::driver::{dev_chain, DriverConfig, DualChain, Mode, MAX_TX_BYTES};
-    use gridledger_rollup::types::{coins, IorParams};
+    use gridledger_experiments::exps::ior_fig_3_5::{run_validators, seed_seconds};
     let sellers = sellers.clamp(1, n.max(1));
-    let limits = gridledger_ledger::ChainConfig { max_tx_bytes: MAX_TX_BYTES, ..Default::default() };
     let mut rows = Vec::new();
     for &v in nodes {
-        let dirs = (tempfile::tempdir()?, tempfile::tempdir()?, tempfile::tempdir()?);
-        let dcfg = DriverConfig {
-            params: IorParams::case_study(),
-            mode: Mode::Ior,
-            ior_window_ms: 5_000,
-            node_deposit: coins(100),
-            bonus_permille: 500,
-            participants: n + sellers,
-            executors: 1,
-            validators: 1,
-            wallet: coins(1_000_000),
-            delegates: 1,
-            challenge_bond: coins(10),
-            delegation_fee: gridledger_core::Amount(10_000),
-        };
-        let accounts = dcfg.participants + 2;
-        let reg = gridledger_rollup::primary_registry();
-        let primary = ClusterClient::start(dirs.0.path(), v, accounts, dcfg.wallet, reg, limits.clone(), 1_000)?;
-        let secondary = dev_chain(dirs.1.path(), accounts, dcfg.wallet, gridledger_rollup::secondary_registry())?;
-        let mut d = DualChain::on_chains(primary, secondary, dcfg)?;
-        let ior = gridledger_rollup::bench::record_ats_on(&mut d, n, sellers)?;
-        drop(d);
-        let reg = gridledger_rollup::single_chain_registry();
-        let mut single =
-            ClusterClient::start(dirs.2.path(), v, n + sellers, coins(1_000_000), reg, limits.clone(), 1_000)?;
-        let base = gridledger_rollup::bench::single_chain_on(&mut single, n, sellers)?;
-        drop(single);
-        let thesis_s = match v {
-            10 => serde_json::json!(2.7),
-            20 => serde_json::json!(3.4),
-            30 => serde_json::json!(4.3),
-            _ => serde_json::Value::Null,
-        };
+        let (ior, base) = run_validators(v, n, sellers).map_err(anyhow::Error::msg)?;
+        let thesis_s = seed_seconds(v).map_or(serde_json::Value::Null, |s| serde_json::json!(s));
         rows.push(serde_json::json!({
             "validators": v,
             "ior_record_ats_s": ior["record_ms"].as_u64().unwrap_or(0) as f64 / 1e3,

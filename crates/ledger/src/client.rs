@@ -6,7 +6,7 @@
 use gridledger_core::{Address, ChainId, ContractId, Hash32, PublicKey, Timestamp};
 use thiserror::Error;
 
-use crate::block::{BlockHeader, Receipt};
+use crate::block::{Block, BlockHeader, Receipt};
 use crate::devnet::DevChain;
 use crate::error::SubmitError;
 use crate::state::Account;
@@ -47,6 +47,15 @@ pub trait ChainClient {
     fn contract_state(&self, contract: ContractId, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
         let _ = (contract, key);
         Err(ClientError::Chain("this client does not serve raw contract state".into()))
+    }
+
+    /// The committed block at `height` with its transactions, or `None`
+    /// above the tip: the block data an application recorded (an IOR
+    /// batch's entries are read back from here). Clients that cannot serve
+    /// it say so.
+    fn block(&self, height: u64) -> Result<Option<Block>, ClientError> {
+        let _ = height;
+        Err(ClientError::Chain("this client does not serve blocks".into()))
     }
 
     /// Submits one transaction, seals, and returns its receipt.
@@ -107,6 +116,10 @@ impl ChainClient for DevChain {
 
     fn set_now(&mut self, t: Timestamp) {
         self.now = self.now.max(t);
+    }
+
+    fn block(&self, height: u64) -> Result<Option<Block>, ClientError> {
+        self.chain.block(height).map_err(|e| ClientError::Chain(e.to_string()))
     }
 
     fn contract_state(&self, contract: ContractId, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {

@@ -262,4 +262,8 @@ impl ChainClient for ClusterClient {
     fn set_now(&mut self, t: u64) {
         self.clock.fetch_max(t, Ordering::Relaxed);
     }
+
+    fn block(&self, height: u64) -> Result<Option<gridledger_ledger::Block>, ClientError> {
+        self.with_chain(|c| c.block(height)).map_err(|e| ClientError::Chain(e.to_string()))
+    }
 }

@@ -392,6 +392,37 @@ pub fn clear_slot_with(specs: &[ParticipantSpec], net: &[i64], rule: ClearingRul
         .collect()
 }
 
+/// Keeps, in the auction's order, the pairs both parties can cover, and
+/// skips the rest: an AT locks `EP × EM + D_s` of the buyer's IOR balance
+/// and `D_s` of the seller's (`SC_EXE_AT` Step 3), so a pair either cannot
+/// cover would only be refused on chain and cost its buyer α of reputation.
+/// `budget[i]` is what participant `i` holds free for the slot; it is
+/// reduced by each kept pair. The energy of a skipped pair goes untraded
+/// (the slot is not re-cleared): the demo's choice, so a buyer who cannot
+/// pay loses its trade, not its reputation, and the day goes on.
+pub fn affordable_pairs(
+    pairs: Vec<(usize, usize, u64, u128)>,
+    budget: &mut [u128],
+    ds: Amount,
+) -> Vec<(usize, usize, u64, u128)> {
+    pairs
+        .into_iter()
+        .filter(|&(b, s, em, ep)| {
+            let pay = ep.checked_mul(u128::from(em)).map(|v| v / 1000);
+            let need_b = pay.and_then(|p| p.checked_add(ds.0));
+            let (Some(need_b), Some(&have_b), Some(&have_s)) = (need_b, budget.get(b), budget.get(s)) else {
+                return false;
+            };
+            if have_b < need_b || have_s < ds.0 {
+                return false;
+            }
+            budget[b] = have_b - need_b;
+            budget[s] = have_s - ds.0;
+            true
+        })
+        .collect()
+}
+
 /// Parses metered net energy, one column per meter: a header row (a time
 /// label, then one name per meter) and either 96 quarter-hour or 24 hourly
 /// rows of signed integer Wh (export positive; the first column is a label
@@ -858,7 +889,11 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
         // close its agreement before its next AT opens one) the ATs.
         let mut sts: Vec<(KeyPair, IorTx)> = Vec::new();
         let mut ats: Vec<(KeyPair, IorTx)> = Vec::new();
+        let mut settling: Vec<usize> = Vec::new();
         for (terms, ti) in open.drain(..) {
+            if trades[ti].at_outcome == "AtAccepted" {
+                settling.push(ti);
+            }
             let (b, s) = (trades[ti].buyer - 1, trades[ti].seller - 1);
             let surplus = net_by_slot[trades[ti].slot][s].max(0);
             let st = SettlementTx {
@@ -880,7 +915,18 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
             let net: Vec<i64> =
                 profiles.iter().map(|p| p.generation_wh[slot] as i64 - p.load_wh[slot] as i64).collect();
             let market = Market { rule: cfg.clearing, grid_fee: cfg.grid_fee, feed_in_tariff: cfg.feed_in_tariff };
-            for (b, s, em, ep) in clear_slot_market(&specs, &net, &market) {
+            // Free IOR balance once the STs above settle as agreed (each
+            // returns both deposits and pays the seller): the ATs' batch is
+            // executed after theirs.
+            let mut budget: Vec<u128> =
+                specs.iter().map(|p| d.participant(&p.address).map(|x| x.balance.0)).collect::<Result<_, _>>()?;
+            for ti in settling.drain(..) {
+                let t: &Trade = &trades[ti];
+                budget[t.buyer - 1] = budget[t.buyer - 1].saturating_add(params.ds.0);
+                budget[t.seller - 1] = budget[t.seller - 1].saturating_add(params.ds.0).saturating_add(t.payment);
+            }
+            let cleared = clear_slot_market(&specs, &net, &market);
+            for (b, s, em, ep) in affordable_pairs(cleared, &mut budget, params.ds) {
                 let terms = AgreementTerms {
                     ep: Amount(ep),
                     em: Energy(em),
@@ -1294,6 +1340,40 @@ mod tests {
         assert!(bound > 0);
         let wrong = DayConfig { metered: Some(vec![vec![0; SLOTS_PER_DAY]]), ..DayConfig::default() };
         assert!(matches!(run_day(wrong), Err(DemoError::Config(m)) if m.contains("1 meters for 15 participants")));
+    }
+
+    /// A seller funded for fewer deposits than the auction matches it to is
+    /// skipped for the trades it cannot cover: every AT submitted is
+    /// accepted, nobody loses reputation, and the day goes on trading
+    /// (before, the extra ATs were refused on chain for the balance and
+    /// each cost its buyer α, until the buyers were barred).
+    #[test]
+    fn unaffordable_trades_are_skipped_not_refused() {
+        let mut csv = String::from("time,seller,b1,b2,b3\n");
+        for h in 0..24 {
+            let sun = if (8..16).contains(&h) { 900 } else { 0 };
+            csv.push_str(&format!("{h},{},-150,-120,-130\n", sun - 50));
+        }
+        let metered = parse_meter_csv(&csv).unwrap();
+        // D_s = 1 coin: with 2 coins the seller covers two deposits, not
+        // the three buyers the auction matches it to in a sunny slot.
+        let cfg =
+            DayConfig { prosumers: 1, consumers: 3, funding_coins: 2, metered: Some(metered), ..DayConfig::default() };
+        let r = run_day(cfg).unwrap();
+        assert!(r.energy_traded_wh > 0, "the day trades");
+        assert!(r.energy_traded_wh < r.bound_wh, "some matched trades were unaffordable and skipped");
+        for t in &r.trades {
+            assert_eq!(t.at_outcome, "AtAccepted", "no AT is refused on chain: {t:?}");
+        }
+        let rs = IorParams::case_study().rs;
+        for p in &r.participants {
+            assert_eq!(p.reputation, rs, "nobody is penalised for a trade it could not pay");
+        }
+        // The pure rule: a buyer with too little is skipped, the next served.
+        let mut budget = vec![coins(1).0, coins(5).0, coins(2).0];
+        let kept = affordable_pairs(vec![(0, 2, 500, 200_000), (1, 2, 500, 200_000)], &mut budget, coins(1));
+        assert_eq!(kept, vec![(1, 2, 500, 200_000)]);
+        assert_eq!(budget, vec![coins(1).0, coins(5).0 - coins(1).0 - 100_000, coins(1).0]);
     }
 
     #[test]

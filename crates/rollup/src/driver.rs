@@ -14,10 +14,13 @@ use gridledger_ledger::devnet::{call, dev_key, DevChain};
 use gridledger_ledger::{ChainClient, ChainError, ClientError, Receipt, SubmitError, TxStatus};
 use rand::Rng;
 
-use crate::primary::{BatchId, BatchInput, BatchState, Controversial, PrimaryConfig, RegisterMeter, RegisterNode};
+use crate::primary::{
+    BatchData, BatchHeader, BatchId, BatchInput, BatchState, Controversial, PrimaryConfig, RegisterMeter, RegisterNode,
+};
 use crate::roles::{Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, Target, Validator, ValidatorBehaviour};
 use crate::types::{
-    meter_cert_digest, node_cert_digest, AgreementKey, IorParams, IorTx, NodeRole, Outcome, Participant,
+    commit_entries, meter_cert_digest, node_cert_digest, AgreementKey, Entry, IorParams, IorTx, NodeRole, Outcome,
+    Participant,
 };
 use crate::{args, primary_registry, secondary_registry, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
 
@@ -49,6 +52,48 @@ pub enum DriverError {
     Stuck(u64),
     #[error("a submitted {0} transaction was not included in the next block")]
     NotIncluded(&'static str),
+    /// The entries read from a batch's block do not match its count or
+    /// rolling commitment (a chain serving other block data than it
+    /// recorded, or a block not yet available).
+    #[error("batch {batch}: block {height} does not hold its recorded data ({reason})")]
+    BatchData { batch: u64, height: u64, reason: String },
+}
+
+/// The entries of a batch, read back from the block that recorded them
+/// (thesis Fig 3-7: the primary chain keeps only a rolling commitment; the
+/// data is available as block data): every successful `SC_DS_*` call to
+/// the IOR contract in block `h.height`, in block order, with its sender
+/// and the block time. Checked against the batch's count and commitment.
+pub fn batch_entries<C: ChainClient>(c: &C, h: &BatchHeader) -> Result<Vec<Entry>, DriverError> {
+    let bad = |reason: String| DriverError::BatchData { batch: h.id, height: h.height, reason };
+    let block = c.block(h.height)?.ok_or_else(|| bad("no such block".into()))?;
+    let mut out = Vec::with_capacity(h.len());
+    for stx in &block.txs {
+        let gridledger_ledger::TxKind::Call { contract, method, args, .. } = &stx.tx.kind else { continue };
+        if *contract != IOR_PRIMARY_ID {
+            continue;
+        }
+        let decoded = match method.as_str() {
+            "sc_ds_at" => gridledger_ledger::decode_args(args).map(IorTx::At),
+            "sc_ds_st" => gridledger_ledger::decode_args(args).map(IorTx::St),
+            "sc_ds_ob" => gridledger_ledger::decode_args(args).map(IorTx::Opinion),
+            "sc_ds_expire" => gridledger_ledger::decode_args(args).map(IorTx::Expire),
+            _ => continue,
+        };
+        // A call that did not decode reverted and recorded nothing.
+        let Ok(tx) = decoded else { continue };
+        let ok = c.receipt(&stx.tx.hash())?.is_some_and(|r| r.status == TxStatus::Success);
+        if ok {
+            out.push(Entry { sender: stx.tx.sender.address(), recorded_at: block.header.timestamp, tx });
+        }
+    }
+    if out.len() != h.len() {
+        return Err(bad(format!("{} recorded entries, the batch counts {}", out.len(), h.len())));
+    }
+    if commit_entries(&out) != h.commitment {
+        return Err(bad("commitment mismatch".into()));
+    }
+    Ok(out)
 }
 
 /// IOR, or the conventional optimistic rollup baseline (same contracts, a
@@ -445,12 +490,39 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             .ok_or_else(|| DriverError::View(format!("bad participant view {v}")))
     }
 
-    /// The batch a secondary-chain node reads.
-    pub fn batch_input(&self, batch: u64) -> Result<BatchInput, DriverError> {
-        let v = self.view_json("batch_input", args(&BatchId { batch }))?;
+    fn view_borsh<T: borsh::BorshDeserialize>(&self, method: &str, a: Vec<u8>) -> Result<T, DriverError> {
+        let v = self.view_json(method, a)?;
         let hexs = v["borsh"].as_str().ok_or_else(|| DriverError::View("no borsh field".into()))?;
         let raw = hex::decode(hexs).map_err(|e| DriverError::View(e.to_string()))?;
         borsh::from_slice(&raw).map_err(|e| DriverError::View(e.to_string()))
+    }
+
+    /// A batch's header.
+    pub fn batch_header(&self, batch: u64) -> Result<BatchHeader, DriverError> {
+        self.view_borsh("batch_header", args(&BatchId { batch }))
+    }
+
+    /// A batch's entries, read from the primary chain's block data
+    /// ([`batch_entries`]).
+    pub fn entries(&self, batch: u64) -> Result<Vec<Entry>, DriverError> {
+        batch_entries(&self.primary, &self.batch_header(batch)?)
+    }
+
+    /// `finalize` arguments for a batch: its id and its entries.
+    pub fn finalize_args(&self, batch: u64) -> Result<Vec<u8>, DriverError> {
+        Ok(args(&BatchData { batch, entries: self.entries(batch)? }))
+    }
+
+    /// `dispute` arguments: the disputer's TCRs and the batch's entries.
+    pub fn dispute_args(&self, batch: u64, claimed: Vec<crate::types::Tcr>) -> Result<Vec<u8>, DriverError> {
+        Ok(args(&Controversial { batch, claimed, entries: self.entries(batch)? }))
+    }
+
+    /// The batch a secondary-chain node reads: the header, the entries from
+    /// the block data and the settled state they read.
+    pub fn batch_input(&self, batch: u64) -> Result<BatchInput, DriverError> {
+        let entries = self.entries(batch)?;
+        self.view_borsh("batch_input", args(&BatchData { batch, entries }))
     }
 
     fn progress(&self) -> Result<(u64, u64), DriverError> {
@@ -470,7 +542,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                         // Another disputer may already have settled it.
                         let b: crate::primary::Controversial =
                             borsh::from_slice(&args).map_err(|e| DriverError::View(e.to_string()))?;
-                        if self.batch_input(b.batch)?.header.state != BatchState::Open {
+                        if self.batch_header(b.batch)?.state != BatchState::Open {
                             continue;
                         }
                     }
@@ -539,7 +611,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
             // Delegated validators and bonded challengers act after the
             // assigned validator's turn (the first half of the window).
-            if let Some(done) = self.batch_input(fin)?.header.complete_at {
+            if let Some(done) = self.batch_header(fin)?.complete_at {
                 let turn = done.saturating_add(self.cfg.window_ms() / 2) + 1;
                 self.set_time(turn.max(self.now()));
             }
@@ -584,9 +656,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             // If every delegate stayed silent, the first alarmed meter's
             // owner challenges itself with a bond (issue 11 item 2).
             if let (Some(owner), Some(own)) = (alarmed.first(), &shared) {
-                if self.batch_input(fin)?.header.state == BatchState::Open {
+                if self.batch_header(fin)?.state == BatchState::Open {
                     if let Some(key) = self.traders.get(owner).cloned() {
-                        let a = args(&Controversial { batch: fin, claimed: own.clone() });
+                        let a = self.dispute_args(fin, own.clone())?;
                         let bond = self.cfg.challenge_bond;
                         self.primary_call(&key, "dispute", a, bond)?;
                         self.bonded_challenges += 1;
@@ -603,7 +675,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     .map(|(i, _)| i as u32)
                     .collect();
                 for index in disputed {
-                    if self.batch_input(fin)?.header.state != BatchState::Open {
+                    if self.batch_header(fin)?.state != BatchState::Open {
                         break; // an arbitration already settled the batch
                     }
                     let i = rng.random_range(0..validators.len());
@@ -614,16 +686,16 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 }
             }
             // Settle after the window if no dispute did.
-            let mut h = self.batch_input(fin)?.header;
+            let mut h = self.batch_header(fin)?;
             if h.state == BatchState::Open {
                 let until = h.complete_at.unwrap_or(0).saturating_add(self.cfg.window_ms());
                 self.set_time(until);
                 let key = self.executors[0].0.clone();
-                let r = self.primary_call(&key, "finalize", args(&BatchId { batch: fin }), Amount::ZERO)?;
+                let r = self.primary_call(&key, "finalize", self.finalize_args(fin)?, Amount::ZERO)?;
                 if r.status != TxStatus::Success {
                     return Err(DriverError::Stuck(fin));
                 }
-                h = self.batch_input(fin)?.header;
+                h = self.batch_header(fin)?;
             }
             let BatchState::Settled { disputed, at } = h.state else { return Err(DriverError::Stuck(fin)) };
             let tcrs = self.settled_tcrs(fin)?;

@@ -373,6 +373,9 @@ fn execute_at(
     if t.dl < t.dt_end {
         return invalid("deadline DL precedes the end of DT");
     }
+    if t.dl - t.dt_end > p.max_dl_ms {
+        return reject(AtRejection::DeadlineTooLate { dl: t.dl, dt_end: t.dt_end, max_ms: p.max_dl_ms });
+    }
     // A seller-signed AT stays valid forever; recorded after its delivery
     // period it is a replay (or stale) and would make the buyer pay twice.
     if e.recorded_at >= t.dt_end {

@@ -9,6 +9,16 @@
 //! `SC_EXE_AT` are what `SC_EXE_ST` pays out).
 //!
 //! Choices where the seed is open, recorded here:
+//! - **Entries are block data** (thesis Fig 3-7, issue 11). `SC_DS_*` keep
+//!   no copy of the AT/ST in contract storage: the recording transaction
+//!   sits in the block (data availability), and the batch header keeps a
+//!   count and a rolling commitment `cᵢ₊₁ = H(cᵢ ‖ eᵢ)`
+//!   ([`crate::types::commit_entry`]). Whoever needs the entries (the
+//!   executor's `sc_cr_*`, a disputer, `finalize`) reads them from the
+//!   block ([`crate::driver::batch_entries`]) and brings them as calldata;
+//!   the contract refuses entries that do not hash to the commitment.
+//!   Still stored per batch: the verdicts (not yet one TCR root), and
+//!   settlement still applies balances and agreements on this chain.
 //! - **Batches.** The IOR transactions recorded in one primary block form a
 //!   batch (§3.4 Step 2: "for each newly generated block"); a batch is closed
 //!   by the first call to this contract in a later block. Its executor is
@@ -30,7 +40,7 @@
 //!   `b−1` has settled, so every TCR is computed against settled state and
 //!   the chain can re-execute it exactly. `fund`, `withdraw` and
 //!   `register_meter` change what a batch reads, so they wait only for the
-//!   pending batches that touch the caller (a per-trader counter).
+//!   pending batches that touch the caller (each trader's latest touching batch, [`Touch`]).
 //! - **A TCR that does not apply** (a wrong verdict that, say, locks more
 //!   than a trader holds) does not halt the chain: `finalize` re-executes the
 //!   batch on chain, settles it with the chain's TCRs and forfeits the
@@ -63,7 +73,7 @@
 //!   chain's TCRs.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use gridledger_core::{Address, Amount, PublicKey, Signature, Timestamp};
+use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
 use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeContract, ViewContext};
 use serde::Serialize;
 use serde_json::json;
@@ -73,8 +83,9 @@ use gridledger_core::codec::hash_tagged;
 use crate::exec::{execute_batch, expected_effects, meter_owners, st_slots, touched, OnChain};
 use crate::store::{bytes, credit, debit, load, mkey, pkey, settle};
 use crate::types::{
-    meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx, BuyerOpinion, Entry, IorParams, IorTx, NodeRole,
-    Participant, SettlementTx, Tcr, BLACK_HOLE, TAG_ASSIGNMENT,
+    commit_entries, commitment_preimage, meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx,
+    BuyerOpinion, Entry, IorParams, IorTx, NodeRole, Participant, SettlementTx, Tcr, BLACK_HOLE, TAG_ASSIGNMENT,
+    TAG_BATCH_DATA,
 };
 
 /// Configuration, set once by `init`.
@@ -133,6 +144,10 @@ pub struct BatchHeader {
     /// `SC_DS_*` made recording a batch quadratic in its size.
     pub at_count: u32,
     pub st_count: u32,
+    /// Rolling commitment over the batch's entries in order
+    /// ([`commit_entry`]): the entries are block data, not contract
+    /// storage (thesis Fig 3-7).
+    pub commitment: Hash32,
     pub at_tcrs: bool,
     pub st_tcrs: bool,
     /// Who recorded the TCRs.
@@ -185,19 +200,34 @@ pub struct RegisterNode {
     pub cert: Signature,
 }
 
-/// `sc_cr_at` / `sc_cr_st` arguments.
+/// `sc_cr_at` / `sc_cr_st` arguments: one half of the batch's TCRs and the
+/// batch's entries (read from the blocks that recorded them, checked
+/// against the batch's commitment), so the chain can check that each TCR's
+/// effects follow from its entry.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct SubmitTcrs {
     pub batch: u64,
     pub tcrs: Vec<Tcr>,
+    pub entries: Vec<Entry>,
 }
 
-/// A controversial transaction (§3.3.4): the disputer's TCRs for the batch.
-/// The executor's TCRs and the original data are already on chain.
+/// A controversial transaction (§3.3.4): the disputer's TCRs for the batch
+/// and the batch's entries (block data, checked against the commitment).
+/// The executor's verdicts are on chain.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct Controversial {
     pub batch: u64,
     pub claimed: Vec<Tcr>,
+    pub entries: Vec<Entry>,
+}
+
+/// `finalize` and the `batch_input` view: a batch and its entries, read
+/// from the blocks that recorded them ([`crate::driver::batch_entries`]),
+/// checked against the batch's commitment.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct BatchData {
+    pub batch: u64,
+    pub entries: Vec<Entry>,
 }
 
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
@@ -219,6 +249,38 @@ pub struct BatchInput {
 pub struct IorPrimaryContract;
 
 const CFG: &[u8] = b"cfg";
+/// [`RecordParams`], written by `init` beside [`CFG`].
+const RECORD_PARAMS: &[u8] = b"rp";
+
+/// The parameters `SC_DS_*` read, in one 32-byte word beside the full
+/// configuration: recording an entry (the primary chain's most frequent
+/// call, run by every primary node) reads one slot instead of the whole
+/// [`PrimaryConfig`].
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+struct RecordParams {
+    max_batch: u32,
+    rs: u32,
+    beta: u32,
+    max_entries_per_sender: u32,
+    domain: crate::types::SigDomain,
+}
+
+impl RecordParams {
+    /// [`IorParams::may_trade`].
+    fn may_trade(&self, reputation: u32) -> bool {
+        reputation > self.beta
+    }
+
+    fn of(p: &IorParams) -> Self {
+        Self {
+            max_batch: p.max_batch,
+            rs: p.rs,
+            beta: p.beta,
+            max_entries_per_sender: p.max_entries_per_sender,
+            domain: p.domain,
+        }
+    }
+}
 const NEXT_BATCH: &[u8] = b"bn";
 const NEXT_SETTLE: &[u8] = b"fin";
 const EXECUTORS: &[u8] = b"execs";
@@ -230,10 +292,7 @@ fn nkey(a: &Address) -> Vec<u8> {
 fn bkey(id: u64) -> Vec<u8> {
     [b"b/".as_slice(), &id.to_be_bytes()].concat()
 }
-fn ekey(id: u64, i: u32) -> Vec<u8> {
-    [b"e/".as_slice(), &id.to_be_bytes(), &i.to_be_bytes()].concat()
-}
-/// `pt/ADDR`: how many entries of unsettled batches touch a trader.
+/// `pt/ADDR`: the trader's [`Touch`].
 fn ptkey(a: &Address) -> Vec<u8> {
     [b"pt/".as_slice(), a.as_bytes()].concat()
 }
@@ -255,15 +314,20 @@ fn header(ctx: &mut CallContext<'_, '_>, id: u64) -> Result<BatchHeader, Contrac
     }
 }
 
-fn entries(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Vec<Entry>, ContractError> {
-    let mut out = Vec::with_capacity(h.len());
-    for i in 0..h.len() as u32 {
-        match ctx.read_typed::<Entry>(&ekey(h.id, i))? {
-            Some(e) => out.push(e),
-            None => return revert("corrupt batch"),
-        }
+/// The batch's entries as a caller brought them, once they match the
+/// batch's count and rolling commitment (hashing priced per word).
+fn entries(ctx: &mut CallContext<'_, '_>, h: &BatchHeader, given: Vec<Entry>) -> Result<Vec<Entry>, ContractError> {
+    if given.len() != h.len() {
+        return revert(format!("batch {} holds {} entries, {} brought", h.id, h.len(), given.len()));
     }
-    Ok(out)
+    let mut c = Hash32::ZERO;
+    for e in &given {
+        c = ctx.hash(TAG_BATCH_DATA, &commitment_preimage(&c, e))?;
+    }
+    if c != h.commitment {
+        return revert(format!("the entries brought are not batch {}'s recorded data (commitment mismatch)", h.id));
+    }
+    Ok(given)
 }
 
 /// What is stored of a TCR: its entry index and verdict. The effects
@@ -304,24 +368,26 @@ fn merged_tcrs(
     rebuild(ctx, params, h.id, es)
 }
 
-/// Adds `delta` to the pending-entry counter of every party of `e`
-/// ([`pending_parties`]).
-fn count_pending(ctx: &mut CallContext<'_, '_>, p: &IorParams, e: &Entry, up: bool) -> Result<(), ContractError> {
-    for a in pending_parties(ctx, p, e)? {
-        let n = ctx.read_typed::<u32>(&ptkey(&a))?.unwrap_or(0);
-        let n = if up { n.saturating_add(1) } else { n.saturating_sub(1) };
-        if n == 0 {
-            ctx.delete(&ptkey(&a))?;
-        } else {
-            ctx.write_typed(&ptkey(&a), &n)?;
-        }
-    }
-    Ok(())
+/// One slot per trader (`pt/ADDR`): the latest batch holding an entry that
+/// reads the trader's IOR state ([`pending_parties`]), and how many entries
+/// the trader itself sent in that batch ([`IorParams::max_entries_per_sender`]).
+/// Batches settle in order, so the trader waits exactly while that batch
+/// is unsettled; nothing needs undoing at settlement, and the slot is
+/// overwritten, not created and deleted, batch after batch.
+#[derive(Clone, Copy, Debug, Default, BorshSerialize, BorshDeserialize)]
+struct Touch {
+    batch: u64,
+    sent: u32,
+}
+
+fn touch(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<Option<Touch>, ContractError> {
+    ctx.read_typed::<Touch>(&ptkey(who))
 }
 
 /// No unsettled batch reads `who`'s IOR state.
 fn idle_for(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<bool, ContractError> {
-    Ok(ctx.read_typed::<u32>(&ptkey(who))?.unwrap_or(0) == 0)
+    let Some(t) = touch(ctx, who)? else { return Ok(true) };
+    Ok(t.batch < ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0))
 }
 
 /// Draws an index below `n` from the lot of batch `id`, `salt` apart for
@@ -352,12 +418,12 @@ pub fn assign(
 /// its validator from this block's parent hash and starts the executor's
 /// clock. Runs at the start of every call, so only the latest batch can be
 /// open for recording or unclosed.
-fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<(), ContractError> {
+fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<Latest, ContractError> {
     let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
-    let Some(id) = next.checked_sub(1) else { return Ok(()) };
-    let Some(mut h) = ctx.read_typed::<BatchHeader>(&bkey(id))? else { return Ok(()) };
+    let Some(id) = next.checked_sub(1) else { return Ok(Latest { next, header: None }) };
+    let Some(mut h) = ctx.read_typed::<BatchHeader>(&bkey(id))? else { return Ok(Latest { next, header: None }) };
     if h.closed_at.is_some() || h.height >= ctx.height() {
-        return Ok(());
+        return Ok(Latest { next, header: Some(h) });
     }
     let vals = ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default();
     if !vals.is_empty() {
@@ -366,7 +432,18 @@ fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<(), ContractError> {
     h.closed_at = Some(ctx.timestamp());
     h.closed_height = Some(ctx.height());
     ctx.write_typed(&bkey(id), &h)?;
-    ctx.emit("ior_batch_closed", vec![("batch".into(), id.to_string()), ("validator".into(), h.validator.to_string())])
+    ctx.emit(
+        "ior_batch_closed",
+        vec![("batch".into(), id.to_string()), ("validator".into(), h.validator.to_string())],
+    )?;
+    Ok(Latest { next, header: Some(h) })
+}
+
+/// What [`close_latest`] read (and maybe wrote) of the latest batch, handed
+/// on to `SC_DS_*` so recording reads the counter and header once per call.
+struct Latest {
+    next: u64,
+    header: Option<BatchHeader>,
 }
 
 /// The traders whose IOR state the verdict on `e` reads, and so whose
@@ -375,13 +452,17 @@ fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<(), ContractError> {
 /// buyer and the seller's signature is valid (otherwise the AT is refused
 /// before any balance is read). An entry merely naming a trader does not
 /// lock that trader's account.
-fn pending_parties(ctx: &mut CallContext<'_, '_>, p: &IorParams, e: &Entry) -> Result<Vec<Address>, ContractError> {
+fn pending_parties(
+    ctx: &mut CallContext<'_, '_>,
+    domain: &crate::types::SigDomain,
+    e: &Entry,
+) -> Result<Vec<Address>, ContractError> {
     let mut v = vec![e.sender];
     if let IorTx::At(at) = &e.tx {
         let t = &at.terms;
         if e.sender == t.buyer && t.seller != t.buyer {
             if let Some(sig) = &at.seller_sig {
-                if ctx.recover_signer(&t.seller_digest(&p.domain), sig)?.map(|pk| pk.address()) == Some(t.seller) {
+                if ctx.recover_signer(&t.seller_digest(domain), sig)?.map(|pk| pk.address()) == Some(t.seller) {
                     v.push(t.seller);
                 }
             }
@@ -418,13 +499,10 @@ fn forfeit(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<Amount, Contr
 }
 
 /// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
-fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractError> {
-    let c = cfg(ctx)?;
-    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
-    let current = match next.checked_sub(1) {
-        Some(id) => Some(header(ctx, id)?).filter(|h| h.height == ctx.height()),
-        None => None,
-    };
+fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Vec<u8>, ContractError> {
+    let Some(p) = ctx.read_typed::<RecordParams>(RECORD_PARAMS)? else { return revert("IOR contract not initialised") };
+    let Latest { next, header: latest } = latest;
+    let current = latest.filter(|h| h.height == ctx.height());
     let mut h = match current {
         Some(h) => h,
         None => {
@@ -441,6 +519,7 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
                 validator: Address::ZERO,
                 at_count: 0,
                 st_count: 0,
+                commitment: Hash32::ZERO,
                 at_tcrs: false,
                 st_tcrs: false,
                 posted_by: None,
@@ -452,18 +531,26 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
             }
         }
     };
-    if h.len() as u32 >= c.params.max_batch {
-        return revert(format!("batch {} is full ({} transactions per block)", h.id, c.params.max_batch));
+    if h.len() as u32 >= p.max_batch {
+        return revert(format!("batch {} is full ({} transactions per block)", h.id, p.max_batch));
     }
     // A barred trader records only entries about an agreement it already
     // has (its ST, opinion or expiry): refused entries cost their sender α,
     // so each account can put only a few junk entries into batches before
     // it is barred from filling them.
     let sender = ctx.caller();
-    let score = ctx.read_typed::<Participant>(&pkey(&sender))?.map_or(c.params.rs, |p| p.reputation);
-    if !c.params.may_trade(score) && (tx.is_at() || ctx.read(&crate::store::akey(&tx.terms().key()))?.is_none()) {
+    let score = ctx.read_typed::<Participant>(&pkey(&sender))?.map_or(p.rs, |x| x.reputation);
+    if !p.may_trade(score) && (tx.is_at() || ctx.read(&crate::store::akey(&tx.terms().key()))?.is_none()) {
         return revert(format!("{sender} is barred (reputation {score}) and has no such open agreement"));
     }
+    let sent = touch(ctx, &sender)?.filter(|t| t.batch == h.id).map_or(0, |t| t.sent);
+    if sent >= p.max_entries_per_sender {
+        return revert(format!(
+            "{sender} already recorded {sent} entries in batch {} (at most {} per sender per block)",
+            h.id, p.max_entries_per_sender
+        ));
+    }
+    ctx.write_typed(&ptkey(&sender), &Touch { batch: h.id, sent: sent + 1 })?;
     let index = h.len() as u32;
     let kind = if tx.is_at() { "at" } else { "st" };
     if tx.is_at() {
@@ -472,8 +559,14 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, ContractE
         h.st_count += 1;
     }
     let entry = Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx };
-    count_pending(ctx, &c.params, &entry, true)?;
-    ctx.write_typed(&ekey(h.id, index), &entry)?;
+    for party in pending_parties(ctx, &p.domain, &entry)? {
+        if party != sender && touch(ctx, &party)?.is_none_or(|t| t.batch != h.id) {
+            ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
+        }
+    }
+    // The entry itself is this transaction's block data; the chain keeps
+    // only the rolling commitment.
+    h.commitment = ctx.hash(TAG_BATCH_DATA, &commitment_preimage(&h.commitment, &entry))?;
     ctx.write_typed(&bkey(h.id), &h)?;
     ctx.emit(
         "ior_new_data",
@@ -526,20 +619,15 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result
     if a.tcrs.len() != count as usize || !increasing || !kinds_ok {
         return uncovered();
     }
+    let es = entries(ctx, &h, a.entries)?;
     // Effects must be exactly those the verdict implies for the entry.
     for t in &a.tcrs {
-        if t.index as usize >= h.len() {
-            return uncovered();
-        }
-        let e = match ctx.read_typed::<Entry>(&ekey(h.id, t.index))? {
-            Some(e) => e,
-            None => return revert("corrupt batch"),
-        };
+        let Some(e) = es.get(t.index as usize) else { return uncovered() };
         if e.tx.is_at() != at {
             return uncovered();
         }
         ctx.charge(crate::exec::STEP_GAS)?;
-        if expected_effects(&c.params, &e, &t.outcome).as_ref() != Some(&t.effects) {
+        if expected_effects(&c.params, e, &t.outcome).as_ref() != Some(&t.effects) {
             return revert(format!(
                 "TCR {} has effects that do not follow from its entry and verdict {:?}",
                 t.index, t.outcome
@@ -575,9 +663,6 @@ fn settle_batch(
     let Some(burned) = settle(ctx, &c.params, entries, tcrs)? else {
         return revert(format!("internal: TCRs of batch {} do not apply", h.id));
     };
-    for e in entries {
-        count_pending(ctx, &c.params, e, false)?;
-    }
     h.state = BatchState::Settled { disputed, at: ctx.timestamp() };
     ctx.write_typed(&bkey(h.id), &h)?;
     ctx.write_typed(NEXT_SETTLE, &(h.id + 1))?;
@@ -663,6 +748,7 @@ fn execute_on_chain(
     ctx: &mut CallContext<'_, '_>,
     c: &PrimaryConfig,
     h: BatchHeader,
+    given: Vec<Entry>,
 ) -> Result<Vec<u8>, ContractError> {
     let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
     if fin != h.id {
@@ -675,7 +761,7 @@ fn execute_on_chain(
     if ctx.timestamp() <= until {
         return revert(format!("batch {} has no complete TCRs; the chain executes it after {until}", h.id));
     }
-    let es = entries(ctx, &h)?;
+    let es = entries(ctx, &h, given)?;
     let recorded = rebuild(ctx, &c.params, h.id, &es)?;
     let correct = reexecute(ctx, c, &es)?;
     let wrong = recorded.iter().any(|t| correct.get(t.index as usize) != Some(t));
@@ -706,7 +792,7 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
     if h.state != BatchState::Open || !h.tcrs_complete() {
         return revert(format!("batch {} has no recorded TCRs awaiting settlement", h.id));
     }
-    let es = entries(ctx, &h)?;
+    let es = entries(ctx, &h, a.entries)?;
     let recorded = merged_tcrs(ctx, &h, &c.params, &es)?;
     let correct = reexecute(ctx, &c, &es)?;
     if recorded == correct {
@@ -762,17 +848,21 @@ impl NativeContract for IorPrimaryContract {
         if !matches!(method, "fund" | "register_node" | "dispute" | "pay_delegation") && !ctx.value().is_zero() {
             return revert(format!("{method} takes no native value"));
         }
-        if method != "init" {
-            close_latest(ctx)?;
-        }
+        let latest = if method == "init" { Latest { next: 0, header: None } } else { close_latest(ctx)? };
         match method {
             "init" => {
                 let c: PrimaryConfig = decode_args(args)?;
                 if ctx.read(CFG)?.is_some() {
                     return revert("already initialised");
                 }
-                if !(1..=999).contains(&c.params.fp_permille) || c.params.max_batch == 0 || c.bonus_permille > 1000 {
-                    return revert("F_p must lie in (0,1), max_batch be positive and ë at most 1");
+                if !(1..=999).contains(&c.params.fp_permille)
+                    || c.params.max_batch == 0
+                    || c.params.max_entries_per_sender == 0
+                    || c.bonus_permille > 1000
+                {
+                    return revert(
+                        "F_p must lie in (0,1), max_batch and max_entries_per_sender be positive and ë at most 1",
+                    );
                 }
                 if c.challenge_bond.is_zero() {
                     return revert("challenge_bond must be positive");
@@ -780,6 +870,7 @@ impl NativeContract for IorPrimaryContract {
                 if c.params.domain.contract != ctx.contract_id() || c.params.domain.chain_id != ctx.chain_id() {
                     return revert("the signature domain names another chain or contract");
                 }
+                ctx.write_typed(RECORD_PARAMS, &RecordParams::of(&c.params))?;
                 ctx.write_typed(CFG, &c)?;
                 Ok(vec![])
             }
@@ -861,38 +952,38 @@ impl NativeContract for IorPrimaryContract {
             }
             "sc_ds_at" => {
                 let at: AgreementTx = decode_args(args)?;
-                record(ctx, IorTx::At(at))
+                record(ctx, IorTx::At(at), latest)
             }
             "sc_ds_st" => {
                 let st: SettlementTx = decode_args(args)?;
-                record(ctx, IorTx::St(st))
+                record(ctx, IorTx::St(st), latest)
             }
             "sc_ds_ob" => {
                 let o: BuyerOpinion = decode_args(args)?;
-                record(ctx, IorTx::Opinion(o))
+                record(ctx, IorTx::Opinion(o), latest)
             }
             "sc_ds_expire" => {
                 let t: AgreementTerms = decode_args(args)?;
-                record(ctx, IorTx::Expire(t))
+                record(ctx, IorTx::Expire(t), latest)
             }
             "sc_cr_at" => record_tcrs(ctx, decode_args(args)?, true),
             "sc_cr_st" => record_tcrs(ctx, decode_args(args)?, false),
             "dispute" => dispute(ctx, decode_args(args)?),
             "finalize" => {
-                let a: BatchId = decode_args(args)?;
+                let a: BatchData = decode_args(args)?;
                 let c = cfg(ctx)?;
                 let h = header(ctx, a.batch)?;
                 if h.state != BatchState::Open {
                     return revert(format!("batch {} already settled", h.id));
                 }
                 let Some(done) = h.complete_at else {
-                    return execute_on_chain(ctx, &c, h);
+                    return execute_on_chain(ctx, &c, h, a.entries);
                 };
                 let until = done.saturating_add(c.window_ms);
                 if ctx.timestamp() < until {
                     return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));
                 }
-                let es = entries(ctx, &h)?;
+                let es = entries(ctx, &h, a.entries)?;
                 let tcrs = merged_tcrs(ctx, &h, &c.params, &es)?;
                 let (parts, buyers) = touched(&es, &tcrs);
                 let mut probe = load(ctx, &parts, &buyers, &std::collections::BTreeSet::new(), &st_slots(&es))?;
@@ -941,7 +1032,10 @@ impl NativeContract for IorPrimaryContract {
             }
             "pending" => {
                 let who: Address = decode_args(args)?;
-                Ok(json!(ctx.read_typed::<u32>(&ptkey(&who))?.unwrap_or(0)))
+                // 1 while an unsettled batch reads the account, else 0.
+                let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
+                let t = ctx.read_typed::<Touch>(&ptkey(&who))?;
+                Ok(json!(u32::from(t.is_some_and(|t| t.batch >= fin))))
             }
             "progress" => Ok(json!({
                 "next_batch": ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0),
@@ -951,18 +1045,22 @@ impl NativeContract for IorPrimaryContract {
                 let a: BatchId = decode_args(args)?;
                 Ok(json!(ctx.read_typed::<BatchHeader>(&bkey(a.batch))?))
             }
-            "batch_input" => {
+            "batch_header" => {
                 let a: BatchId = decode_args(args)?;
                 let Some(h) = ctx.read_typed::<BatchHeader>(&bkey(a.batch))? else {
                     return revert(format!("no batch {}", a.batch));
                 };
-                let mut es = Vec::new();
-                for i in 0..h.len() as u32 {
-                    es.push(
-                        ctx.read_typed::<Entry>(&ekey(h.id, i))?
-                            .ok_or_else(|| ContractError::Revert("corrupt".into()))?,
-                    );
+                Ok(json!({ "borsh": hex::encode(bytes(&h)) }))
+            }
+            "batch_input" => {
+                let a: BatchData = decode_args(args)?;
+                let Some(h) = ctx.read_typed::<BatchHeader>(&bkey(a.batch))? else {
+                    return revert(format!("no batch {}", a.batch));
+                };
+                if a.entries.len() != h.len() || commit_entries(&a.entries) != h.commitment {
+                    return revert(format!("the entries given are not batch {}'s recorded data", h.id));
                 }
+                let es = a.entries;
                 let (parts, buyers) = touched(&es, &[]);
                 let prestate = load(&mut { ctx }, &parts, &buyers, &meter_owners(&es), &st_slots(&es))?;
                 let tcrs = if h.tcrs_complete() && h.complete_at.is_some() {

@@ -140,10 +140,16 @@ impl Executor {
         ));
         let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());
         if !ats.is_empty() {
-            step.calls.push(Call::primary("sc_cr_at", args(&SubmitTcrs { batch, tcrs: ats })));
+            step.calls.push(Call::primary(
+                "sc_cr_at",
+                args(&SubmitTcrs { batch, tcrs: ats, entries: input.entries.clone() }),
+            ));
         }
         if !sts.is_empty() {
-            step.calls.push(Call::primary("sc_cr_st", args(&SubmitTcrs { batch, tcrs: sts })));
+            step.calls.push(Call::primary(
+                "sc_cr_st",
+                args(&SubmitTcrs { batch, tcrs: sts, entries: input.entries.clone() }),
+            ));
         }
         step
     }
@@ -190,7 +196,10 @@ impl Validator {
         if !bad.is_empty() {
             step.faults.push(Fault::WrongTcr { batch, observer: self.address, indices: bad });
             // The controversial transaction (§3.4 Step 5).
-            step.calls.push(Call::primary("dispute", args(&Controversial { batch, claimed: own })));
+            step.calls.push(Call::primary(
+                "dispute",
+                args(&Controversial { batch, claimed: own, entries: input.entries.clone() }),
+            ));
         }
         step
     }
@@ -263,7 +272,10 @@ impl Validator {
         if !agrees {
             if let Some(own) = own_tcrs(&self.params, input, self.address, &mut step) {
                 step.faults.push(Fault::WrongTcr { batch, observer: self.address, indices: vec![index] });
-                step.calls.push(Call::primary("dispute", args(&Controversial { batch, claimed: own })));
+                step.calls.push(Call::primary(
+                    "dispute",
+                    args(&Controversial { batch, claimed: own, entries: input.entries.clone() }),
+                ));
             }
         }
         step

@@ -43,6 +43,9 @@ pub const TAG_METER_CERT: Tag = Tag("gridledger/ior/meter-cert/v1");
 pub const TAG_METER_READINGS: Tag = Tag("gridledger/ior/meter-readings/v1");
 /// Domain of the lot that assigns a batch's executor and validator.
 pub const TAG_ASSIGNMENT: Tag = Tag("gridledger/ior/assignment/v1");
+/// Domain of the rolling commitment over a batch's entries
+/// ([`commit_entry`]).
+pub const TAG_BATCH_DATA: Tag = Tag("gridledger/ior/batch-data/v1");
 
 /// The IOR deployment a signature is made for: the primary chain's id and
 /// the primary contract's id. Every signature a trader, meter or the
@@ -250,6 +253,21 @@ pub struct IorParams {
     /// penalised (issue 11 item 4). Not in the seed, which leaves the
     /// agreement open forever.
     pub expiry_ms: u64,
+    /// Longest deadline an AT may set after its delivery period:
+    /// `DL − DT_end ≤ max_dl_ms`, else `SC_EXE_AT` refuses it
+    /// ([`AtRejection::DeadlineTooLate`]). Not in the seed, which bounds no
+    /// term; without a bound a buyer's deposit and payment could be held
+    /// open for ever (`DL = u64::MAX`) and deadline arithmetic sits at the
+    /// edge of overflow. One week by default: long enough for any
+    /// settlement dispute between neighbours.
+    pub max_dl_ms: u64,
+    /// Most entries one sender may record in one batch (one primary block).
+    /// Not in the seed. Reputation only falls when a batch settles, so
+    /// without it one well-reputed account could fill a whole batch with
+    /// junk before its first penalty; with it, a sybil records at most this
+    /// many per block. 32 leaves room for a trader in a 15-member community
+    /// buying from (or settling with) every other member in one slot.
+    pub max_entries_per_sender: u32,
     /// The deployment every IOR signature is bound to. The driver sets it
     /// to the primary chain it deploys on.
     pub domain: SigDomain,
@@ -267,6 +285,8 @@ impl IorParams {
             fp_permille: 500,
             max_batch: 300,
             expiry_ms: 3_600_000,
+            max_dl_ms: 7 * 24 * 3_600_000,
+            max_entries_per_sender: 32,
             domain: SigDomain::DEV,
         }
     }
@@ -310,7 +330,33 @@ pub struct Agreement {
     pub buyer_opinion: Option<bool>,
 }
 
-/// One recorded IOR transaction, as `SC_DS_AT` / `SC_DS_ST` store it.
+/// The bytes [`commit_entry`] hashes: the previous commitment, then the
+/// entry's canonical encoding.
+pub fn commitment_preimage(prev: &Hash32, e: &Entry) -> Vec<u8> {
+    let mut v = prev.as_bytes().to_vec();
+    v.extend(borsh::to_vec(e).unwrap_or_default());
+    v
+}
+
+/// The rolling commitment of a batch after appending `e` (thesis Fig 3-7,
+/// issue 11): `c₀ = 0`, `cᵢ₊₁ = H(cᵢ ‖ eᵢ)`. `SC_DS_*` keep only this and a
+/// count on chain; the entries themselves are the block data of the
+/// recording transactions, and whoever needs them (executors, validators,
+/// `finalize`, a disputer) reads them from the blocks and brings them,
+/// checked against the commitment.
+pub fn commit_entry(prev: &Hash32, e: &Entry) -> Hash32 {
+    gridledger_core::codec::hash_bytes(TAG_BATCH_DATA, &commitment_preimage(prev, e))
+}
+
+/// The commitment of a whole list of entries.
+pub fn commit_entries(es: &[Entry]) -> Hash32 {
+    es.iter().fold(Hash32::ZERO, |c, e| commit_entry(&c, e))
+}
+
+/// One recorded IOR transaction: the ledger-authenticated sender and block
+/// time of a successful `SC_DS_*` call and its argument. Not stored by the
+/// contract (only [`commit_entry`]'s rolling commitment is); rebuilt from
+/// the block that recorded it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct Entry {
     /// The ledger-authenticated sender.
@@ -373,6 +419,10 @@ pub enum AtRejection {
     /// stale AT (issue 11 item 6).
     #[error("delivery period ended at {dt_end}, AT recorded at {now}")]
     DeliveryPassed { dt_end: Timestamp, now: Timestamp },
+    /// `DL − DT_end` exceeds [`IorParams::max_dl_ms`] (issue 11: an
+    /// unbounded deadline holds the buyer's coin open for ever).
+    #[error("deadline DL {dl} is more than {max_ms} ms after the end of DT {dt_end}")]
+    DeadlineTooLate { dl: Timestamp, dt_end: Timestamp, max_ms: u64 },
 }
 
 /// Why `SC_EXE_ST` discards an ST (Step 1 → Step 5), or defers it.

@@ -6,39 +6,14 @@ mod common;
 use common::*;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Energy};
-use gridledger_ledger::{ChainClient, Receipt, TxStatus};
+use gridledger_ledger::{ChainClient, TxStatus};
 use gridledger_rollup::driver::Mode;
 use gridledger_rollup::exec::{execute_and_apply, execute_batch, OffChain, PreState};
-use gridledger_rollup::primary::{assign, BatchId, BatchState, Controversial, SubmitTcrs};
+use gridledger_rollup::primary::{assign, BatchState};
 use gridledger_rollup::types::{
     coins, AgreementTerms, AgreementTx, AtRejection, Entry, IorTx, Outcome, Participant, StRejection, Tcr,
 };
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
-
-fn funded() -> Env {
-    let mut e = open(config(Mode::Ior, 4, 2, 3));
-    for i in 0..3 {
-        e.d.fund(&trader(i), coins(10)).unwrap();
-    }
-    e.d.set_time(7 * HOUR);
-    e
-}
-
-fn node_active(e: &Env, a: &Address) -> bool {
-    e.d.primary.chain.view(IOR_PRIMARY_ID, "node", &borsh::to_vec(a).unwrap()).unwrap()["active"] == true
-}
-
-fn honest_tcrs(e: &mut Env, batch: u64) -> (Vec<Tcr>, KeyPair) {
-    e.d.primary.seal();
-    let input = e.d.batch_input(batch).unwrap();
-    let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
-    let key = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    (tcrs, key)
-}
-
-fn cr(e: &mut Env, key: &KeyPair, method: &str, batch: u64, tcrs: Vec<Tcr>) -> Receipt {
-    e.d.primary_call(key, method, args(&SubmitTcrs { batch, tcrs }), Amount::ZERO).unwrap()
-}
 
 /// High: an executor that records only the AT half of a mixed batch's TCRs
 /// freezes all settlement. `posted_by` is set, so no stand-in may record
@@ -58,16 +33,16 @@ fn attack_half_posted_tcrs_freeze_settlement_forever() {
     let (tcrs, exec) = honest_tcrs(&mut e, 0);
     let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());
     assert_eq!((ats.len(), sts.len()), (1, 1));
-    let r = cr(&mut e, &exec, "sc_cr_at", 0, ats);
+    let r = record_tcrs(&mut e, &exec, "sc_cr_at", 0, ats);
     assert_eq!(r.status, TxStatus::Success);
     // The executor goes silent. Several windows later:
     let h = e.d.batch_input(0).unwrap().header;
     e.d.set_time(h.first_recorded_at + 10 * e.d.cfg.window_ms());
     let other = e.d.executors.iter().find(|(k, _)| k.address() != exec.address()).unwrap().0.clone();
-    let stand_in = cr(&mut e, &other, "sc_cr_st", 0, sts);
-    let fin = e.d.primary_call(&b, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO).unwrap();
+    let stand_in = record_tcrs(&mut e, &other, "sc_cr_st", 0, sts);
+    let fin = e.d.primary_call(&b, "finalize", e.d.finalize_args(0).unwrap(), Amount::ZERO).unwrap();
     let bond = e.d.cfg.challenge_bond;
-    let disp = e.d.primary_call(&b, "dispute", args(&Controversial { batch: 0, claimed: vec![] }), bond).unwrap();
+    let disp = e.d.primary_call(&b, "dispute", e.d.dispute_args(0, vec![]).unwrap(), bond).unwrap();
     let settled = e.d.batch_input(0).unwrap().header.state != BatchState::Open;
     assert!(
         settled,
@@ -147,11 +122,13 @@ fn attack_the_validator_lot_is_known_before_submission() {
 }
 
 /// Medium (debug builds: panic; release: wraps silently): an agreement with
-/// `DL` near `u64::MAX` is accepted, and its expiry request overflows
+/// `DL` near `u64::MAX` was accepted, and its expiry request overflowed
 /// `from + 1` in `execute_expire`. Executors, validators, `sc_exe` and the
 /// primary chain's re-execution all run this code: in a debug build every
-/// one of them panics on the batch, so it never gets TCRs and serial
-/// settlement halts for everyone.
+/// one of them panicked on the batch, so it never got TCRs and serial
+/// settlement halted for everyone. Now the AT is refused with a typed
+/// rejection (`DL − DT_end` is bounded by `max_dl_ms`), it changes no state,
+/// and an expiry naming such terms still does not panic.
 #[test]
 fn attack_expire_with_deadline_at_u64_max_must_not_panic() {
     let p = gridledger_rollup::types::IorParams::case_study();
@@ -171,11 +148,23 @@ fn attack_expire_with_deadline_at_u64_max_must_not_panic() {
     }
     let at = Entry { sender: b.address(), recorded_at: 7 * HOUR, tx: IorTx::At(AgreementTx::signed(t.clone(), &s)) };
     let (tcrs, post) = execute_and_apply(&mut OffChain, &p, &pre, &[at]).unwrap();
-    assert_eq!(tcrs[0].outcome, Outcome::AtAccepted, "DL = u64::MAX is accepted");
+    assert_eq!(
+        tcrs[0].outcome,
+        Outcome::AtRejected(AtRejection::DeadlineTooLate { dl: u64::MAX, dt_end: 9 * HOUR, max_ms: p.max_dl_ms }),
+        "DL = u64::MAX is refused, typed"
+    );
+    assert!(post.agreements.is_empty(), "a refused AT opens no agreement");
+    assert_eq!(post.participants[&b.address()].balance, coins(10), "and locks nothing of the buyer");
+    // The longest allowed deadline is still accepted.
+    let ok = AgreementTerms { dl: 9 * HOUR + p.max_dl_ms, ..t.clone() };
+    let at_ok = Entry { sender: b.address(), recorded_at: 7 * HOUR, tx: IorTx::At(AgreementTx::signed(ok, &s)) };
+    let (tcrs_ok, _) = execute_and_apply(&mut OffChain, &p, &pre, &[at_ok]).unwrap();
+    assert_eq!(tcrs_ok[0].outcome, Outcome::AtAccepted, "DL = DT_end + max_dl_ms is accepted");
     let expire = Entry { sender: b.address(), recorded_at: 10 * HOUR, tx: IorTx::Expire(t) };
     let got = std::panic::catch_unwind(|| execute_batch(&mut OffChain, &p, &post, &[expire]));
     let got = got.expect("execute_batch must not panic on a recorded entry");
-    assert!(matches!(got.unwrap()[0].outcome, Outcome::StRejected(StRejection::NotExpired { .. })), "refused, typed");
+    // No agreement was opened, so the expiry is refused, typed.
+    assert!(matches!(got.unwrap()[0].outcome, Outcome::StRejected(StRejection::NoAgreement(_))), "refused, typed");
 }
 
 /// Medium: the assigned validator is forfeited by *any* successful dispute
@@ -200,12 +189,12 @@ fn attack_self_challenge_burns_an_honest_validator_that_had_no_time_to_act() {
         outcome: Outcome::AtRejected(AtRejection::NotSignedBySeller),
         effects: vec![gridledger_rollup::types::Effect::Reputation { who: b.address(), by: p.alpha }],
     }];
-    assert_eq!(cr(&mut e, &exec, "sc_cr_at", 0, wrong).status, TxStatus::Success);
+    assert_eq!(record_tcrs(&mut e, &exec, "sc_cr_at", 0, wrong).status, TxStatus::Success);
     // The validator is drawn when the batch closes (the TCR call closed it).
     let validator = e.d.batch_input(0).unwrap().header.validator;
     // Next block, same second: the executor's sybil challenges.
     let bond = e.d.cfg.challenge_bond;
-    let r = e.d.primary_call(&sybil, "dispute", args(&Controversial { batch: 0, claimed: honest }), bond).unwrap();
+    let r = e.d.primary_call(&sybil, "dispute", e.d.dispute_args(0, honest).unwrap(), bond).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     assert!(!node_active(&e, &exec.address()));
     assert!(
@@ -337,7 +326,7 @@ fn attack_any_executor_grabs_a_batch_that_closes_after_a_quiet_window() {
     let input = e.d.batch_input(0).unwrap();
     let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
     let grabber = e.d.executors.iter().find(|(k, _)| k.address() != h.executor).unwrap().0.clone();
-    let r = cr(&mut e, &grabber, "sc_cr_at", 0, tcrs);
+    let r = record_tcrs(&mut e, &grabber, "sc_cr_at", 0, tcrs);
     assert_ne!(
         r.status,
         TxStatus::Success,
@@ -432,4 +421,42 @@ fn attack_racing_late_st_and_expiry_penalise_the_buyer_twice() {
     let out = e.d.process(&mut rng(0)).unwrap();
     let rep = e.d.participant(&b.address()).unwrap().reputation;
     assert_eq!(rep, 20, "one missed signature, one α; got {rep} after {:?}", out[0].outcomes);
+}
+
+/// Medium: a trader's reputation falls only when its batch settles, so one
+/// well-reputed account could fill a whole 300-entry batch with junk in one
+/// block (each junk entry costs every executor and validator a step). Now
+/// one sender records at most `max_entries_per_sender` entries per block;
+/// the next is refused with a revert naming the cap and recorded nowhere,
+/// while other senders still record in the same block, and the sybil may
+/// record again in the next block.
+#[test]
+fn attack_one_sender_cannot_fill_a_batch_with_junk() {
+    let mut e = funded();
+    let cap = e.d.cfg.params.max_entries_per_sender as usize;
+    let (sybil, b, s) = (trader(3), trader(0), trader(1));
+    // Junk: STs for agreements that do not exist, each a distinct slot.
+    let junk: Vec<(KeyPair, IorTx)> = (0..=cap as u64)
+        .map(|i| {
+            let t = terms(&b, &sybil, Amount(1), 1, 8 * HOUR + i * HOUR);
+            (sybil.clone(), IorTx::St(st(&t, 1_000, true, None)))
+        })
+        .collect();
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    let mut block = junk.clone();
+    block.push((b.clone(), at(&t, &s)));
+    let next0 = e.d.primary.chain.view(IOR_PRIMARY_ID, "progress", &[]).unwrap()["next_batch"].as_u64().unwrap();
+    let rs = e.d.submit_block(&block).unwrap();
+    let ok = rs.iter().filter(|r| r.status == TxStatus::Success).count();
+    assert_eq!(ok, cap + 1, "the cap's worth of junk and the honest AT are recorded");
+    match &rs[cap].status {
+        TxStatus::Reverted(why) => assert!(why.contains("per sender per block"), "typed refusal: {why}"),
+        other => panic!("entry {} of one sender in one block must be refused, got {other:?}", cap + 1),
+    }
+    assert_eq!(rs[cap + 1].status, TxStatus::Success, "another sender still records in the same block");
+    let h = e.d.batch_input(next0).unwrap().header;
+    assert_eq!(h.len(), cap + 1, "the refused entry is in no batch");
+    // The next block is a new batch: the sybil may record again.
+    let again = e.d.submit(&sybil, &junk[cap].1).unwrap();
+    assert_eq!(again.status, TxStatus::Success, "the cap is per block");
 }

@@ -6,28 +6,11 @@ mod common;
 
 use common::*;
 use gridledger_core::{Amount, Energy};
-use gridledger_ledger::{ChainClient, Receipt, TxStatus};
-use gridledger_rollup::driver::Mode;
+use gridledger_ledger::{ChainClient, TxStatus};
 use gridledger_rollup::exec::{execute_batch, OffChain};
-use gridledger_rollup::primary::{BatchId, BatchState, SubmitTcrs};
-use gridledger_rollup::types::{coins, AgreementTerms, IorTx, Outcome, StSettlement, Tcr};
+use gridledger_rollup::primary::{BatchState, SubmitTcrs};
+use gridledger_rollup::types::{AgreementTerms, IorTx, Outcome, StSettlement, Tcr};
 use gridledger_rollup::{args, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
-
-fn funded() -> Env {
-    let mut e = open(config(Mode::Ior, 4, 2, 3));
-    for i in 0..3 {
-        e.d.fund(&trader(i), coins(10)).unwrap();
-    }
-    e.d.set_time(7 * HOUR);
-    e
-}
-
-fn reverted(r: &Receipt) -> String {
-    match &r.status {
-        TxStatus::Reverted(why) => why.clone(),
-        s => panic!("expected a revert, got {s:?}"),
-    }
-}
 
 fn progress(e: &Env) -> serde_json::Value {
     e.d.primary.chain.view(IOR_PRIMARY_ID, "progress", &[]).unwrap()
@@ -47,16 +30,23 @@ fn finalize_of_a_half_posted_batch_waits_two_windows() {
     let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
     let ats: Vec<Tcr> = tcrs.into_iter().filter(|t| t.outcome.is_at()).collect();
     let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    let r = e.d.primary_call(&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: ats }), Amount::ZERO).unwrap();
+    let r =
+        e.d.primary_call(
+            &exec,
+            "sc_cr_at",
+            args(&SubmitTcrs { batch: 0, tcrs: ats, entries: e.d.entries(0).unwrap() }),
+            Amount::ZERO,
+        )
+        .unwrap();
     assert_eq!(r.status, TxStatus::Success);
     let closed = e.d.batch_input(0).unwrap().header.closed_at.unwrap();
     e.d.set_time(closed + 2 * e.d.cfg.window_ms());
-    let r = e.d.primary_call(&b, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO).unwrap();
+    let r = e.d.primary_call(&b, "finalize", e.d.finalize_args(0).unwrap(), Amount::ZERO).unwrap();
     assert!(reverted(&r).contains("the chain executes it after"), "{r:?}");
     assert_eq!(e.d.batch_input(0).unwrap().header.state, BatchState::Open);
     assert_eq!(progress(&e)["next_to_settle"], 0);
     e.d.set_time(closed + 2 * e.d.cfg.window_ms() + 1);
-    let r = e.d.primary_call(&b, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO).unwrap();
+    let r = e.d.primary_call(&b, "finalize", e.d.finalize_args(0).unwrap(), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     assert!(matches!(e.d.batch_input(0).unwrap().header.state, BatchState::Settled { disputed: true, .. }));
     // The honest half-poster keeps its deposit.

@@ -10,7 +10,7 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Energy};
 use gridledger_ledger::{contract_address, StateRead, TxStatus};
 use gridledger_rollup::driver::Mode;
-use gridledger_rollup::primary::{BatchId, Controversial, RegisterNode, SubmitTcrs};
+use gridledger_rollup::primary::{Controversial, RegisterNode, SubmitTcrs};
 use gridledger_rollup::types::{
     coins, AgreementTerms, AgreementTx, AtRejection, IorTx, NodeRole, Outcome, Participant, StRejection, StSettlement,
 };
@@ -266,31 +266,46 @@ fn contract_level_refusals_change_nothing() {
         &input.entries,
     )
     .unwrap();
+    let es = e.d.entries(0).unwrap();
+    let fin = e.d.finalize_args(0).unwrap();
     reverts(
         &mut e,
         &outsider,
         "sc_cr_at",
-        args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone() }),
+        args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone(), entries: es.clone() }),
         Amount::ZERO,
         "only the batch's executor",
     );
     let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    reverts(&mut e, &exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: vec![] }), Amount::ZERO, "do not cover");
-    reverts(&mut e, &exec, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO, "no complete TCRs");
+    reverts(
+        &mut e,
+        &exec,
+        "sc_cr_at",
+        args(&SubmitTcrs { batch: 0, tcrs: vec![], entries: es.clone() }),
+        Amount::ZERO,
+        "do not cover",
+    );
+    reverts(&mut e, &exec, "finalize", fin.clone(), Amount::ZERO, "no complete TCRs");
     let r =
-        e.d.primary_call(&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone() }), Amount::ZERO).unwrap();
+        e.d.primary_call(
+            &exec,
+            "sc_cr_at",
+            args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone(), entries: es.clone() }),
+            Amount::ZERO,
+        )
+        .unwrap();
     assert_eq!(r.status, TxStatus::Success);
-    reverts(&mut e, &exec, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO, "dispute window open");
+    reverts(&mut e, &exec, "finalize", fin.clone(), Amount::ZERO, "dispute window open");
     reverts(
         &mut e,
         &outsider,
         "dispute",
-        args(&Controversial { batch: 0, claimed: tcrs }),
+        args(&Controversial { batch: 0, claimed: tcrs, entries: es }),
         Amount::ZERO,
         "must attach a bond of at least",
     );
     e.d.process(&mut rng(0)).unwrap();
-    reverts(&mut e, &exec, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO, "already settled");
+    reverts(&mut e, &exec, "finalize", fin.clone(), Amount::ZERO, "already settled");
 }
 
 /// A validator disputing correct TCRs forfeits its own deposit.
@@ -310,8 +325,7 @@ fn false_dispute_forfeits_the_disputer() {
         e.d.primary_call(&key, c.method, c.args, Amount::ZERO).unwrap();
     }
     let liar = e.d.validators[0].0.clone();
-    let r =
-        e.d.primary_call(&liar, "dispute", args(&Controversial { batch: 0, claimed: vec![] }), Amount::ZERO).unwrap();
+    let r = e.d.primary_call(&liar, "dispute", e.d.dispute_args(0, vec![]).unwrap(), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     assert!(r.events.iter().any(|ev| ev.name == "ior_dispute_rejected"));
     assert_eq!(black_hole(&e.d), coins(100));
@@ -402,7 +416,7 @@ fn duplicate_setup_and_tcr_recording_are_refused() {
     )
     .unwrap();
     let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    let sub = args(&SubmitTcrs { batch: 0, tcrs });
+    let sub = args(&SubmitTcrs { batch: 0, tcrs, entries: input.entries });
     let r = e.d.primary_call(&exec, "sc_cr_at", sub.clone(), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     reverts(&mut e, &exec, "sc_cr_at", sub, Amount::ZERO, "TCRs already recorded");

@@ -15,7 +15,7 @@ use gridledger_ledger::{contract_address, ContractError, StateRead, TxStatus};
 use gridledger_rollup::data::{DataError, LoadTable};
 use gridledger_rollup::driver::{DriverError, DualChain, Mode};
 use gridledger_rollup::exec::{apply_effects, ApplyError, PreState};
-use gridledger_rollup::primary::{BatchId, Controversial, PrimaryConfig, SubmitTcrs};
+use gridledger_rollup::primary::{BatchData, BatchId, PrimaryConfig, SubmitTcrs};
 use gridledger_rollup::types::{coins, Agreement, Effect, Participant, SlotKey};
 use gridledger_rollup::{args, primary_registry, IOR_PRIMARY_ID};
 
@@ -88,16 +88,23 @@ fn batch_order_and_node_lifecycle_refusals() {
     )
     .unwrap();
 
-    let sub = |batch, tcrs: Vec<_>| args(&SubmitTcrs { batch, tcrs });
+    let es1 = e.d.entries(1).unwrap();
+    let sub = |batch, tcrs: Vec<_>, entries| args(&SubmitTcrs { batch, tcrs, entries });
     let rows: Vec<(&KeyPair, &str, Vec<u8>, Amount, String)> = vec![
-        (&exec0, "sc_cr_at", sub(7, vec![]), Amount::ZERO, "no batch 7".into()),
-        (&exec0, "finalize", args(&BatchId { batch: 7 }), Amount::ZERO, "no batch 7".into()),
-        (&exec1, "sc_cr_at", sub(1, tcrs1.clone()), Amount::ZERO, "batch 0 must settle before batch 1".into()),
-        (&exec1, "finalize", args(&BatchId { batch: 1 }), Amount::ZERO, "batch 0 must settle before batch 1".into()),
+        (&exec0, "sc_cr_at", sub(7, vec![], vec![]), Amount::ZERO, "no batch 7".into()),
+        (&exec0, "finalize", args(&BatchData { batch: 7, entries: vec![] }), Amount::ZERO, "no batch 7".into()),
+        (
+            &exec1,
+            "sc_cr_at",
+            sub(1, tcrs1.clone(), es1.clone()),
+            Amount::ZERO,
+            "batch 0 must settle before batch 1".into(),
+        ),
+        (&exec1, "finalize", e.d.finalize_args(1).unwrap(), Amount::ZERO, "batch 0 must settle before batch 1".into()),
         (
             &outsider,
             "dispute",
-            args(&Controversial { batch: 0, claimed: vec![] }),
+            e.d.dispute_args(0, vec![]).unwrap(),
             coins(10),
             "batch 0 has no recorded TCRs awaiting settlement".into(),
         ),
@@ -110,15 +117,9 @@ fn batch_order_and_node_lifecycle_refusals() {
 
     // Settle both; recording TCRs for a settled batch is refused.
     e.d.process(&mut rng(0)).unwrap();
-    reverts(&mut e, &exec1, "sc_cr_at", sub(1, tcrs1), Amount::ZERO, "batch 1 is settled");
-    reverts(
-        &mut e,
-        &outsider,
-        "dispute",
-        args(&Controversial { batch: 1, claimed: vec![] }),
-        coins(10),
-        "batch 1 has no recorded TCRs awaiting settlement",
-    );
+    reverts(&mut e, &exec1, "sc_cr_at", sub(1, tcrs1, es1), Amount::ZERO, "batch 1 is settled");
+    let a = e.d.dispute_args(1, vec![]).unwrap();
+    reverts(&mut e, &outsider, "dispute", a, coins(10), "batch 1 has no recorded TCRs awaiting settlement");
 
     // Views refuse unknown names and unknown batches.
     assert_eq!(
@@ -126,7 +127,7 @@ fn batch_order_and_node_lifecycle_refusals() {
         Err(ContractError::Revert("ior-primary has no view everything".into()))
     );
     assert_eq!(
-        e.d.primary.chain.view(IOR_PRIMARY_ID, "batch_input", &args(&BatchId { batch: 9 })),
+        e.d.primary.chain.view(IOR_PRIMARY_ID, "batch_input", &args(&BatchData { batch: 9, entries: vec![] })),
         Err(ContractError::Revert("no batch 9".into()))
     );
 }
@@ -150,7 +151,7 @@ fn tcrs_for_a_batch_still_recording_are_refused() {
         n_o,
         IOR_PRIMARY_ID,
         "sc_cr_at",
-        args(&SubmitTcrs { batch: 0, tcrs: vec![] }),
+        args(&SubmitTcrs { batch: 0, tcrs: vec![], entries: vec![] }),
         Amount::ZERO,
         1_000_000,
     );
@@ -188,7 +189,7 @@ fn invalid_init_configuration_is_refused() {
         challenge_bond: coins(1),
         delegation_fee: Amount(1),
     };
-    let fp = "F_p must lie in (0,1), max_batch be positive and ë at most 1";
+    let fp = "F_p must lie in (0,1), max_batch and max_entries_per_sender be positive and ë at most 1";
     let mut rows: Vec<(PrimaryConfig, &str)> = Vec::new();
     for fp_permille in [0, 1000] {
         let mut c = good.clone();
@@ -197,6 +198,9 @@ fn invalid_init_configuration_is_refused() {
     }
     let mut c = good.clone();
     c.params.max_batch = 0;
+    rows.push((c, fp));
+    let mut c = good.clone();
+    c.params.max_entries_per_sender = 0;
     rows.push((c, fp));
     rows.push((PrimaryConfig { bonus_permille: 1001, ..good.clone() }, fp));
     rows.push((PrimaryConfig { challenge_bond: Amount::ZERO, ..good.clone() }, "challenge_bond must be positive"));

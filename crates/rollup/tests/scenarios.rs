@@ -131,9 +131,36 @@ fn collusion_is_overturned_by_a_delegated_validator() {
     e.d.set_executor(1, ExecutorBehaviour::FlipVerdicts);
     e.d.set_time(t.dt_end + 5 * MIN);
     e.d.submit(&s, &IorTx::St(st(&t, 1000, true, Some(&b)))).unwrap();
-    let batch = e.d.batch_input(1).unwrap();
-    assert!(batch.header.validator != e.d.validators[2].0.address(), "seeded so the assigned validator colludes");
+    // The validator is drawn from the parent hash of the block that closes
+    // the batch. Plain transfers (no contract call, so the batch stays
+    // open) move the tip until that lot falls on a colluding validator, so
+    // the test does not hang on one chain's block hashes.
+    let nodes = e.d.primary.chain.view(gridledger_rollup::IOR_PRIMARY_ID, "nodes", &[]).unwrap();
+    let list = |k: &str| -> Vec<gridledger_core::Address> { serde_json::from_value(nodes[k].clone()).unwrap() };
+    let (execs, vals) = (list("executors"), list("validators"));
+    let honest = e.d.validators[2].0.address();
+    let filler = trader(3);
+    for _ in 0..32 {
+        let parent = e.d.primary.chain.tip().hash();
+        if gridledger_rollup::primary::assign(&parent, 1, &execs, &vals).unwrap().1 != honest {
+            break;
+        }
+        let chain_id = e.d.primary.chain.genesis().chain_id;
+        let n = e.d.primary.chain.next_nonce(&filler.address());
+        let tx = gridledger_ledger::devnet::transfer(
+            &filler,
+            chain_id,
+            n,
+            filler.address(),
+            Amount(1),
+            gridledger_ledger::DEFAULT_MIN_GAS_PRICE,
+        );
+        e.d.primary.chain.submit(&tx.to_bytes()).unwrap();
+        e.d.primary.seal();
+    }
     let settled = e.d.process(&mut r).unwrap();
+    let batch = e.d.batch_header(1).unwrap();
+    assert!(batch.validator != honest, "the assigned validator colludes");
     assert!(settled[0].disputed, "{:?}", e.d.faults);
     assert_eq!(e.d.participant(&b.address()).unwrap().balance, Amount(9_900_000));
     assert_eq!(e.d.participant(&s.address()).unwrap().balance, Amount(10_100_000));
@@ -153,7 +180,7 @@ fn collusion_is_overturned_by_a_delegated_validator() {
     for who in [h.executor, h.validator] {
         let v =
             e.d.primary.chain.view(gridledger_rollup::IOR_PRIMARY_ID, "node", &borsh::to_vec(&who).unwrap()).unwrap();
-        assert_eq!(v["active"], false);
+        assert_eq!(v["active"], false, "{who} of {h:?}; faults {:?}", e.d.faults);
     }
     let honest = e.d.validators[2].0.address();
     let gained = e.d.primary.chain.state().account(&honest).balance.0 as i128 - validator_wallets[2] as i128;
@@ -257,14 +284,7 @@ fn conventional_or_settles_only_after_the_challenge_window() {
             e.d.primary_call(&key, c.method, c.args, Amount::ZERO).unwrap();
         }
     }
-    let r =
-        e.d.primary_call(
-            &key,
-            "finalize",
-            gridledger_rollup::args(&gridledger_rollup::primary::BatchId { batch }),
-            Amount::ZERO,
-        )
-        .unwrap();
+    let r = e.d.primary_call(&key, "finalize", e.d.finalize_args(batch).unwrap(), Amount::ZERO).unwrap();
     match r.status {
         gridledger_ledger::TxStatus::Reverted(why) => assert!(why.contains("dispute window open"), "{why}"),
         s => panic!("finalised early: {s:?}"),

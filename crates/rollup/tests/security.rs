@@ -7,26 +7,16 @@ mod common;
 use common::*;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount};
-use gridledger_ledger::{Receipt, StateRead, TxStatus};
-use gridledger_rollup::driver::{meter_key, Mode};
-use gridledger_rollup::exec::{execute_batch, OffChain};
-use gridledger_rollup::primary::{assign, BatchId, BatchState, Controversial, PayDelegation, SubmitTcrs};
+use gridledger_ledger::{StateRead, TxStatus};
+use gridledger_rollup::driver::meter_key;
+use gridledger_rollup::primary::{assign, BatchState, PayDelegation};
 use gridledger_rollup::roles::{ExecutorBehaviour, Fault, SmartMeter, ValidatorBehaviour};
 use gridledger_rollup::types::{
-    coins, AtRejection, BuyerOpinion, Effect, IorTx, Outcome, Participant, StRejection, StSettlement, Tcr,
+    coins, AtRejection, BuyerOpinion, Effect, IorTx, Outcome, Participant, StRejection, StSettlement,
 };
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
 
 const ACCOUNTS: usize = 9;
-
-fn funded() -> Env {
-    let mut e = open(config(Mode::Ior, 4, 2, 3));
-    for i in 0..3 {
-        e.d.fund(&trader(i), coins(10)).unwrap();
-    }
-    e.d.set_time(7 * HOUR);
-    e
-}
 
 fn part(e: &Env, k: &KeyPair) -> Participant {
     e.d.participant(&k.address()).unwrap()
@@ -34,37 +24,6 @@ fn part(e: &Env, k: &KeyPair) -> Participant {
 
 fn wallet(e: &Env, a: &Address) -> u128 {
     e.d.primary.chain.state().account(a).balance.0
-}
-
-fn node_active(e: &Env, a: &Address) -> bool {
-    e.d.primary.chain.view(IOR_PRIMARY_ID, "node", &borsh::to_vec(a).unwrap()).unwrap()["active"] == true
-}
-
-/// Closes the open batch and returns its honest TCRs and its executor's key.
-fn honest_tcrs(e: &mut Env, batch: u64) -> (Vec<Tcr>, KeyPair) {
-    e.d.primary.seal();
-    let input = e.d.batch_input(batch).unwrap();
-    let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
-    let key = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    (tcrs, key)
-}
-
-fn post(e: &mut Env, key: &KeyPair, batch: u64, tcrs: Vec<Tcr>) -> Vec<Receipt> {
-    let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());
-    let mut out = vec![];
-    for (m, ts) in [("sc_cr_at", ats), ("sc_cr_st", sts)] {
-        if !ts.is_empty() {
-            out.push(e.d.primary_call(key, m, args(&SubmitTcrs { batch, tcrs: ts }), Amount::ZERO).unwrap());
-        }
-    }
-    out
-}
-
-fn reverted(r: &Receipt) -> String {
-    match &r.status {
-        TxStatus::Reverted(why) => why.clone(),
-        s => panic!("expected a revert, got {s:?}"),
-    }
 }
 
 /// Item 1: the reproduced theft. A sybil pair trades; the executor appends
@@ -164,9 +123,9 @@ fn a_bonded_challenge_of_correct_tcrs_pays_the_executor() {
     let (w0, x0) = (wallet(&e, &watcher.address()), wallet(&e, &exec.address()));
     let bond = e.d.cfg.challenge_bond;
     let short = Amount(bond.0 - 1);
-    let r1 = e.d.primary_call(&watcher, "dispute", args(&Controversial { batch: 0, claimed: vec![] }), short).unwrap();
+    let r1 = e.d.primary_call(&watcher, "dispute", e.d.dispute_args(0, vec![]).unwrap(), short).unwrap();
     assert!(reverted(&r1).contains("must attach a bond"));
-    let r = e.d.primary_call(&watcher, "dispute", args(&Controversial { batch: 0, claimed: vec![] }), bond).unwrap();
+    let r = e.d.primary_call(&watcher, "dispute", e.d.dispute_args(0, vec![]).unwrap(), bond).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     assert!(r.events.iter().any(|ev| ev.name == "ior_dispute_rejected"));
     assert_eq!(wallet(&e, &exec.address()), x0 + bond.0, "the executor wins the bond");
@@ -322,7 +281,7 @@ fn an_inapplicable_tcr_is_isolated_and_the_rest_settles() {
     assert_eq!(recorded[1].outcome, Outcome::AtAccepted, "the wrong verdict");
     let h = e.d.batch_input(0).unwrap().header;
     e.d.set_time(h.complete_at.unwrap() + e.d.cfg.window_ms());
-    let r = e.d.primary_call(&s2, "finalize", args(&BatchId { batch: 0 }), Amount::ZERO).unwrap();
+    let r = e.d.primary_call(&s2, "finalize", e.d.finalize_args(0).unwrap(), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success, "finalize no longer reverts");
     assert!(r.events.iter().any(|ev| ev.name == "ior_tcr_overturned"));
     let settled = e.d.batch_input(0).unwrap();
@@ -476,4 +435,83 @@ fn a_silent_executor_is_replaced_after_the_window() {
     assert_eq!(out[0].outcomes, vec![Outcome::AtAccepted]);
     assert_eq!(e.d.batch_input(0).unwrap().header.posted_by, Some(other.address()));
     assert_eq!(part(&e, &b).balance, Amount(8_900_000));
+}
+
+/// Fig 3-7: a batch's entries are block data. The contract keeps only a
+/// count and a rolling commitment; whoever needs the entries reads them
+/// from the recording block and brings them. `sc_cr_*`, `dispute` and
+/// `finalize` refuse entries that are not the recorded ones (one altered,
+/// or one missing) with a revert that changes nothing, and settle with the
+/// recorded ones.
+#[test]
+fn batch_entries_are_block_data_checked_against_the_commitment() {
+    use gridledger_rollup::primary::{BatchData, Controversial, SubmitTcrs};
+    use gridledger_rollup::types::commit_entries;
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    let (tcrs, exec) = honest_tcrs(&mut e, 0);
+    let h = e.d.batch_header(0).unwrap();
+    let es = e.d.entries(0).unwrap();
+    assert_eq!(es.len(), 1);
+    assert_eq!((es[0].sender, &es[0].tx), (b.address(), &at(&t, &s)));
+    assert_eq!(commit_entries(&es), h.commitment);
+    // An executor that alters the data it settles against is refused.
+    let mut forged = es.clone();
+    if let IorTx::At(a) = &mut forged[0].tx {
+        a.terms.em = gridledger_core::Energy(1);
+    }
+    let before = part(&e, &b);
+    for (key, method, a, value) in [
+        (&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone(), entries: forged.clone() }), Amount::ZERO),
+        (&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone(), entries: vec![] }), Amount::ZERO),
+    ] {
+        let r = e.d.primary_call(key, method, a, value).unwrap();
+        let why = reverted(&r);
+        assert!(why.contains("commitment mismatch") || why.contains("1 entries, 0 brought"), "{why}");
+        assert!(r.events.is_empty());
+    }
+    assert!(!e.d.batch_header(0).unwrap().at_tcrs, "no TCRs recorded from forged data");
+    let r =
+        e.d.primary_call(&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs, entries: es.clone() }), Amount::ZERO);
+    assert_eq!(r.unwrap().status, TxStatus::Success);
+    let bond = e.d.cfg.challenge_bond;
+    let d = args(&Controversial { batch: 0, claimed: vec![], entries: forged.clone() });
+    assert!(reverted(&e.d.primary_call(&trader(2), "dispute", d, bond).unwrap()).contains("commitment mismatch"));
+    e.d.set_time(e.d.now() + e.d.cfg.window_ms() + 1);
+    let f = args(&BatchData { batch: 0, entries: forged });
+    assert!(reverted(&e.d.primary_call(&exec, "finalize", f, Amount::ZERO).unwrap()).contains("commitment mismatch"));
+    assert_eq!(part(&e, &b), before, "nothing settled from forged data");
+    let r = e.d.primary_call(&exec, "finalize", args(&BatchData { batch: 0, entries: es }), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    assert!(e.d.batch_header(0).unwrap().state != BatchState::Open);
+    assert!(part(&e, &b).balance < before.balance, "the recorded AT settled: the buyer's payment is locked");
+}
+
+/// A trader touched by two unsettled batches waits for both: after the
+/// first settles it is still pending (its latest touching batch is open),
+/// and only once that one settles may it fund again.
+#[test]
+fn a_trader_waits_for_its_latest_touching_batch() {
+    let mut e = funded();
+    let (b, s, s2) = (trader(0), trader(1), trader(2));
+    let pending = |e: &Env| e.d.primary.chain.view(IOR_PRIMARY_ID, "pending", &borsh::to_vec(&b.address()).unwrap());
+    e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
+    e.d.submit(&b, &at(&terms(&b, &s2, Amount(200_000), 500, 8 * HOUR), &s2)).unwrap();
+    assert_eq!(e.d.batch_header(1).unwrap().len(), 1, "two batches, one entry each");
+    // Settle batch 0 by hand: its executor's TCRs, the window, finalize.
+    let (tcrs, exec) = honest_tcrs(&mut e, 0);
+    post(&mut e, &exec, 0, tcrs);
+    e.d.set_time(e.d.now() + e.d.cfg.window_ms() + 1);
+    let fin = e.d.finalize_args(0).unwrap();
+    assert_eq!(e.d.primary_call(&exec, "finalize", fin, Amount::ZERO).unwrap().status, TxStatus::Success);
+    assert!(e.d.batch_header(0).unwrap().state != BatchState::Open);
+    assert_eq!(pending(&e).unwrap(), 1, "batch 1 still reads the buyer");
+    let before = part(&e, &b);
+    assert!(reverted(&e.d.fund(&b, coins(1)).unwrap()).contains("a pending batch reads this account"));
+    assert_eq!(part(&e, &b), before, "the refused fund changed nothing");
+    e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(pending(&e).unwrap(), 0);
+    assert_eq!(e.d.fund(&b, coins(1)).unwrap().status, TxStatus::Success);
 }

@@ -26,6 +26,55 @@ const ID: &str = "ior-fig-3-5";
 const SEED_IOR_S: [(usize, f64); 3] = [(10, 2.7), (20, 3.4), (30, 4.3)];
 const SOURCE: &str = "seed 003, §3.5.3, Fig 3-5, p. 49 (text: \"about 2.7, 3.4 and 4.3 seconds\")";
 
+/// One point of Fig 3-5 with `v` in-process PBFT validators: `n` ATs from
+/// `n` buyers to `sellers` sellers recorded on an IOR primary chain
+/// ([`gridledger_rollup::bench::record_ats_on`]) and executed on a
+/// single chain ([`gridledger_rollup::bench::single_chain_on`]). Returns
+/// their JSON outputs. Shared by this experiment and `gridledger bench ior
+/// --pbft-nodes`.
+pub fn run_validators(v: usize, n: usize, sellers: usize) -> Result<(serde_json::Value, serde_json::Value), String> {
+    let s = |err: &dyn std::fmt::Display| err.to_string();
+    let limits = gridledger_ledger::ChainConfig { max_tx_bytes: MAX_TX_BYTES, ..Default::default() };
+    let dirs = (
+        tempfile::tempdir().map_err(|x| s(&x))?,
+        tempfile::tempdir().map_err(|x| s(&x))?,
+        tempfile::tempdir().map_err(|x| s(&x))?,
+    );
+    let dcfg = DriverConfig {
+        params: IorParams::case_study(),
+        mode: Mode::Ior,
+        ior_window_ms: 5_000,
+        node_deposit: coins(100),
+        bonus_permille: 500,
+        participants: n + sellers,
+        executors: 1,
+        validators: 1,
+        wallet: coins(1_000_000),
+        delegates: 1,
+        challenge_bond: coins(10),
+        delegation_fee: gridledger_core::Amount(10_000),
+    };
+    let accounts = dcfg.participants + 2;
+    let reg = gridledger_rollup::primary_registry();
+    let primary =
+        ClusterClient::start(dirs.0.path(), v, accounts, dcfg.wallet, reg, limits.clone(), 1_000).map_err(|x| s(&x))?;
+    let secondary =
+        dev_chain(dirs.1.path(), accounts, dcfg.wallet, gridledger_rollup::secondary_registry()).map_err(|x| s(&x))?;
+    let mut d = DualChain::on_chains(primary, secondary, dcfg).map_err(|x| s(&x))?;
+    let ior = gridledger_rollup::bench::record_ats_on(&mut d, n, sellers).map_err(|x| s(&x))?;
+    drop(d);
+    let reg = gridledger_rollup::single_chain_registry();
+    let mut single =
+        ClusterClient::start(dirs.2.path(), v, n + sellers, coins(1_000_000), reg, limits, 1_000).map_err(|x| s(&x))?;
+    let base = gridledger_rollup::bench::single_chain_on(&mut single, n, sellers).map_err(|x| s(&x))?;
+    Ok((ior, base))
+}
+
+/// The thesis' Fig 3-5 time (s) for `v` validators, where it prints one.
+pub fn seed_seconds(v: usize) -> Option<f64> {
+    SEED_IOR_S.iter().find(|(k, _)| *k == v).map(|(_, s)| *s)
+}
+
 fn e(err: impl std::fmt::Display) -> ExperimentError {
     ExperimentError::run(ID, err)
 }
@@ -57,8 +106,7 @@ impl Experiment for Fig35 {
     fn run(&self, ctx: &RunCtx) -> Result<ExperimentResult, ExperimentError> {
         let (nodes, n): (Vec<usize>, usize) = if ctx.quick { (vec![4, 7], 100) } else { (vec![10, 20, 30], 1_000) };
         let sellers = 100.min(n);
-        ctx.progress.start(nodes.len() * 2);
-        let limits = gridledger_ledger::ChainConfig { max_tx_bytes: MAX_TX_BYTES, ..Default::default() };
+        ctx.progress.start(nodes.len());
         let mut rows = Vec::new();
         let (mut ior_pts, mut single_pts) = (Vec::new(), Vec::new());
         let mut table = Table::new(&[
@@ -70,54 +118,8 @@ impl Experiment for Fig35 {
         ]);
         let mut checks = Vec::new();
         for &v in &nodes {
-            ctx.progress.step(format!("IOR primary, {v} validators"));
-            let dirs =
-                (tempfile::tempdir().map_err(e)?, tempfile::tempdir().map_err(e)?, tempfile::tempdir().map_err(e)?);
-            let dcfg = DriverConfig {
-                params: IorParams::case_study(),
-                mode: Mode::Ior,
-                ior_window_ms: 5_000,
-                node_deposit: coins(100),
-                bonus_permille: 500,
-                participants: n + sellers,
-                executors: 1,
-                validators: 1,
-                wallet: coins(1_000_000),
-                delegates: 1,
-                // As `gridledger bench ior --pbft-nodes` sets them.
-                challenge_bond: coins(10),
-                delegation_fee: gridledger_core::Amount(10_000),
-            };
-            let accounts = dcfg.participants + 2;
-            let primary = ClusterClient::start(
-                dirs.0.path(),
-                v,
-                accounts,
-                dcfg.wallet,
-                gridledger_rollup::primary_registry(),
-                limits.clone(),
-                1_000,
-            )
-            .map_err(e)?;
-            let secondary =
-                dev_chain(dirs.1.path(), accounts, dcfg.wallet, gridledger_rollup::secondary_registry()).map_err(e)?;
-            let mut d = DualChain::on_chains(primary, secondary, dcfg).map_err(e)?;
-            let ior = gridledger_rollup::bench::record_ats_on(&mut d, n, sellers).map_err(e)?;
-            drop(d);
-            ctx.progress.done();
-            ctx.progress.step(format!("single chain, {v} validators"));
-            let mut single = ClusterClient::start(
-                dirs.2.path(),
-                v,
-                n + sellers,
-                coins(1_000_000),
-                gridledger_rollup::single_chain_registry(),
-                limits.clone(),
-                1_000,
-            )
-            .map_err(e)?;
-            let base = gridledger_rollup::bench::single_chain_on(&mut single, n, sellers).map_err(e)?;
-            drop(single);
+            ctx.progress.step(format!("IOR primary and single chain, {v} validators"));
+            let (ior, base) = run_validators(v, n, sellers).map_err(e)?;
             ctx.progress.done();
             let ior_s = u64_at(ID, &ior["record_ms"], "record_ms")? as f64 / 1e3;
             let single_s = u64_at(ID, &base["sc_exe_at_ms"], "sc_exe_at_ms")? as f64 / 1e3;

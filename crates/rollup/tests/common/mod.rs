@@ -4,10 +4,12 @@
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Energy, Timestamp};
 use gridledger_ledger::devnet::{dev_key, dev_validator};
-use gridledger_ledger::{contract_address, StateRead};
+use gridledger_ledger::{contract_address, Receipt, StateRead, TxStatus};
 use gridledger_rollup::driver::{meter_key, DriverConfig, DualChain, Mode};
-use gridledger_rollup::types::{coins, AgreementTerms, AgreementTx, IorParams, IorTx, SettlementTx, BLACK_HOLE};
-use gridledger_rollup::IOR_PRIMARY_ID;
+use gridledger_rollup::exec::{execute_batch, OffChain};
+use gridledger_rollup::primary::SubmitTcrs;
+use gridledger_rollup::types::{coins, AgreementTerms, AgreementTx, IorParams, IorTx, SettlementTx, Tcr, BLACK_HOLE};
+use gridledger_rollup::{args, IOR_PRIMARY_ID};
 
 pub const WALLET: Amount = Amount(1_000_000 * 1_000_000);
 pub const HOUR: u64 = 3_600_000;
@@ -133,4 +135,54 @@ pub fn internal_total(d: &DualChain, accounts: usize) -> u128 {
 pub fn rng(seed: u64) -> rand_chacha::ChaCha8Rng {
     use rand::SeedableRng;
     rand_chacha::ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// Four traders, two executors, three validators; traders 0–2 funded with
+/// 10 coin; the clock at 07:00. The setup of the security and attack tests.
+pub fn funded() -> Env {
+    let mut e = open(config(Mode::Ior, 4, 2, 3));
+    for i in 0..3 {
+        e.d.fund(&trader(i), coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    e
+}
+
+pub fn node_active(e: &Env, a: &Address) -> bool {
+    e.d.primary.chain.view(IOR_PRIMARY_ID, "node", &borsh::to_vec(a).unwrap()).unwrap()["active"] == true
+}
+
+/// Closes the open batch and returns its honest TCRs and its executor's key.
+pub fn honest_tcrs(e: &mut Env, batch: u64) -> (Vec<Tcr>, KeyPair) {
+    e.d.primary.seal();
+    let input = e.d.batch_input(batch).unwrap();
+    let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
+    let key = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    (tcrs, key)
+}
+
+/// Records one half of a batch's TCRs (`method`: `sc_cr_at` or `sc_cr_st`).
+pub fn record_tcrs(e: &mut Env, key: &KeyPair, method: &str, batch: u64, tcrs: Vec<Tcr>) -> Receipt {
+    let entries = e.d.entries(batch).unwrap();
+    e.d.primary_call(key, method, args(&SubmitTcrs { batch, tcrs, entries }), Amount::ZERO).unwrap()
+}
+
+/// Records both halves of a batch's TCRs (each only if non-empty).
+pub fn post(e: &mut Env, key: &KeyPair, batch: u64, tcrs: Vec<Tcr>) -> Vec<Receipt> {
+    let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());
+    let mut out = vec![];
+    for (m, ts) in [("sc_cr_at", ats), ("sc_cr_st", sts)] {
+        if !ts.is_empty() {
+            out.push(record_tcrs(e, key, m, batch, ts));
+        }
+    }
+    out
+}
+
+/// The revert reason of a receipt that must be a revert.
+pub fn reverted(r: &Receipt) -> String {
+    match &r.status {
+        TxStatus::Reverted(why) => why.clone(),
+        s => panic!("expected a revert, got {s:?}"),
+    }
 }
