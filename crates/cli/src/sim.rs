@@ -2,7 +2,7 @@
 //! PBFT, driving the real validator driver, chain and store (or, with
 //! `--replica-only`, the bare replica with toy blocks, much faster), and
 //! the mutation-sensitivity check (`--mutants`, in builds with the
-//! `mutants` feature). Prints one JSON object; a failing seed is printed
+//! `mutants` feature). Prints a summary (one JSON object with `--json`); a failing seed is printed
 //! with the variable that replays it and the command exits non-zero.
 
 use gridledger_consensus::pbft::sim::{self as pbft_sim, Scenario, Violation};
@@ -37,6 +37,9 @@ pub struct PbftArgs {
     /// Plant each known bug in turn and report which the sweep catches.
     #[arg(long)]
     pub mutants: bool,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(cmd: SimCmd) -> anyhow::Result<()> {
@@ -64,7 +67,8 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         return mutants(&a);
     }
     let started = std::time::Instant::now();
-    let bar = indicatif::ProgressBar::new(seeds(&a).len() as u64);
+    let n = seeds(&a).len() as u64;
+    let bar = if a.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(n) };
     let mut failures: Vec<Violation> = Vec::new();
     let (mut faults, mut crashes, mut heights) = (0usize, 0u64, 0u64);
     for seed in seeds(&a) {
@@ -96,7 +100,17 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         "heights": heights,
         "seconds": started.elapsed().as_secs_f64(),
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    crate::ops::emit(a.json, &out, || {
+        println!("PBFT simulator: {n} seed(s), {} validators, {}", a.validators, out["driver"].as_str().unwrap_or(""));
+        println!("  failures          {}", failures.len());
+        if let Some(f) = failures.first() {
+            println!("  first failure     {f:?}");
+        }
+        println!("  heights           {heights} (highest height per seed, summed)");
+        println!("  faults reported   {faults}");
+        println!("  crashes           {crashes}");
+        println!("  wall time         {:.1} s", started.elapsed().as_secs_f64());
+    })?;
     anyhow::ensure!(failures.is_empty(), "{} seeds violated a property", failures.len());
     Ok(())
 }
@@ -113,7 +127,13 @@ fn mutants(a: &PbftArgs) -> anyhow::Result<()> {
         missed += usize::from(caught.is_none());
         rows.push(json!({ "mutation": format!("{m:?}"), "caught": caught.map(|v| format!("{v:?}")) }));
     }
-    println!("{}", serde_json::to_string_pretty(&json!({ "mutants": rows }))?);
+    let out = json!({ "mutants": rows });
+    crate::ops::emit(a.json, &out, || {
+        for r in &rows {
+            let caught = r["caught"].as_str().map_or("NOT caught".to_string(), |v| format!("caught: {v}"));
+            println!("{:<32} {caught}", r["mutation"].as_str().unwrap_or(""));
+        }
+    })?;
     anyhow::ensure!(missed == 0, "{missed} planted bugs were not caught");
     Ok(())
 }
