@@ -26,6 +26,13 @@ pub enum BenchCmd {
     /// second, update latency, snapshot (fsync) cost, on-chain transactions
     /// and gas per channel lifetime against settling every trade on chain.
     Channel(crate::channel::BenchArgs),
+    /// The leaderless BFT (thesis Ch.4) on loopback, one process per
+    /// replica: delivered unique tx/s, submit→delivery latency, bytes per
+    /// transaction.
+    Lbft(crate::lbft_bench::LbftBenchArgs),
+    /// One replica of `bench lbft` (spawned by it).
+    #[command(hide = true)]
+    LbftReplica(crate::lbft_bench::LbftReplicaArgs),
 }
 
 #[derive(Args)]
@@ -192,6 +199,8 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
             p.step(&format!("{} updates per run", a.updates));
             crate::channel::bench(a, p)
         }
+        BenchCmd::Lbft(a) => crate::lbft_bench::bench(a),
+        BenchCmd::LbftReplica(a) => crate::lbft_bench::replica(a),
     }
 }
 

@@ -32,6 +32,7 @@ mod demo;
 mod endpoint;
 mod experiment;
 mod ior;
+mod lbft_bench;
 mod ops;
 mod progress;
 mod sim;
