@@ -32,11 +32,13 @@ impl Experiment for Fig42 {
          We run a Monte Carlo of the same setting: the real M^RC model (Eq 4.4 checked, steady state before the \
          target), RSS's specific attack order on the target's holders, HSM's rotation of hash space j, and the \
          seed's flooding simplification (the managed space holds ≈ 2·ITL^pe invalid transactions, so a managing \
-         holder picks the target with probability B/|space|). A selection counts only if the holder survives Δ = \
-         2κ−2 epochs to its certificate. The seed does not say how long the window lasts or whether an uncertified \
-         broadcast counts; we give every holder its one managing turn within N epochs and count only certified \
-         broadcasts, and use 3,000 trials instead of the seed's unstated count, so our absolute values differ while \
-         the trend (worse with load, better with τ, not negligible) is the seed's."
+         holder picks the target with probability B/|space|). p^utb counts the target as broadcast once a correct \
+         holder selects it (the seed's wording); the table also gives the stricter rate that requires the holder to \
+         survive Δ = 2κ − 2 more epochs to its certificate. The seed does not say how long a holder keeps its \
+         chances; in our model each holder manages space j once per N = 100 epochs while RSS corrupts ℓ = 2 holders \
+         per epoch from e_c + λ on, so most holders never get a turn and our p^utb is higher than the seed's \
+         (the seed: > 0.1 at τ = 72, TC rate up to 0.76). We use 3,000 trials instead of the seed's unstated count. \
+         The trend (worse with load, better with τ, far from negligible) is the seed's."
     }
 
     fn run(&self, ctx: &RunCtx) -> Result<ExperimentResult, ExperimentError> {
@@ -47,19 +49,21 @@ impl Experiment for Fig42 {
         };
         let mc = McParams { replicas: 100, static_ppm: 130_000, ell: 2, lambda: 10, eps_num: 1, eps_den: 1, kappa: 2 };
         ctx.progress.start(taus.len() * ctls.len());
-        let mut table = Table::new(&["CTL^pe", "τ", "p^utb"]);
+        let mut table = Table::new(&["CTL^pe", "τ", "p^utb", "p^utb (certified broadcast required)"]);
         let mut ours = Vec::new();
         let mut grid = Vec::new();
         for &ctl in &ctls {
             let mut pts = Vec::new();
             for &tau in &taus {
                 ctx.progress.step(format!("CTL {ctl} τ {tau}"));
-                let p =
-                    HsmUtbParams { mc, tau, ctl, batch: 2_500, trials, seed: u64::from(ctl) * 1000 + u64::from(tau) };
+                let seed = u64::from(ctl) * 1000 + u64::from(tau);
+                let p = HsmUtbParams { mc, tau, ctl, batch: 2_500, trials, seed, need_certificate: false };
                 let v = hsm_utb(&p).map_err(|e| ExperimentError::run(ID, e))?;
-                table.row(vec![ctl.to_string(), tau.to_string(), num(v, 4)]);
+                let c =
+                    hsm_utb(&HsmUtbParams { need_certificate: true, ..p }).map_err(|e| ExperimentError::run(ID, e))?;
+                table.row(vec![ctl.to_string(), tau.to_string(), num(v, 4), num(c, 4)]);
                 pts.push((f64::from(tau), v));
-                grid.push(json!({"ctl": ctl, "tau": tau, "p_utb": v}));
+                grid.push(json!({"ctl": ctl, "tau": tau, "p_utb": v, "p_utb_certified": c}));
                 ctx.progress.done();
             }
             ours.push(Series::new(format!("HSM, CTL^pe = {ctl}"), pts));

@@ -29,8 +29,11 @@ impl Experiment for Fig48 {
         "Same epoch-level model as Fig 4-5. A TBG replica holds only the valid transactions F^A addressed to it \
          (≈ τ/N of the load) until its group's turn; an HSM replica holds every transaction and a variant of every \
          invalid one in every space until drawn or delivered, capped at 25,000 per space. The seed reports up to \
-         33× less memory for TBG; our ratio grows with N and the load and depends on the cap and run length, which \
-         the seed does not state."
+         33× less memory for TBG. Our HSM replicas hold every variant the TM attack makes (one per hash space, so \
+         N per invalid transaction), which is what drives HSM's redundant broadcasts in Fig 4-5; the seed's 33× \
+         is about what one stored copy per invalid transaction gives, so its memory figure evidently counts \
+         transactions, not variants. Our ratio (hundreds to thousands) is therefore far above the seed's; it also \
+         depends on the 25,000-per-space cap and the run length, which the seed does not state."
     }
 
     fn run(&self, ctx: &RunCtx) -> Result<ExperimentResult, ExperimentError> {

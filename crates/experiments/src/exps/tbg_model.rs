@@ -455,6 +455,10 @@ pub struct HsmUtbParams {
     pub batch: u32,
     pub trials: u32,
     pub seed: u64,
+    /// Count a selection only if the holder also stays correct Δ more
+    /// epochs (its certificate forms); `false` is the seed's literal
+    /// "unable to be broadcast".
+    pub need_certificate: bool,
 }
 
 /// The target sits in space j, held by τ random replicas; replica r manages
@@ -463,8 +467,9 @@ pub struct HsmUtbParams {
 /// about `2·ITL^pe` invalid transactions plus two epochs of valid load
 /// (`2·CTL^pe/N`), so a correct managing holder selects the target with
 /// probability `B / |space|` (the seed's simplification: nothing older than
-/// `e − 1` is counted). A selection counts if the holder stays correct Δ more
-/// epochs (certificate). The window is N epochs (each replica manages j once).
+/// `e − 1` is counted). With `need_certificate`, a selection counts only if
+/// the holder stays correct Δ more epochs. The window is N epochs (each
+/// replica manages j once).
 pub fn hsm_utb(p: &HsmUtbParams) -> Result<f64, ModelError> {
     p.mc.check()?;
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
@@ -509,7 +514,7 @@ pub fn hsm_utb(p: &HsmUtbParams) -> Result<f64, ModelError> {
         by_epoch.sort_by_key(|h| h.1);
         for &(r, at) in &by_epoch {
             let holds = (e_c..=at).all(|e| m.state(r, e).is_correct());
-            if holds && rng.random_bool(p_sel) && m.state(r, at + d).is_correct() {
+            if holds && rng.random_bool(p_sel) && (!p.need_certificate || m.state(r, at + d).is_correct()) {
                 done = true;
                 break;
             }
