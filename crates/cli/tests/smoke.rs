@@ -156,9 +156,11 @@ fn bench_channel_runs_two_processes_and_counts_on_chain_costs() {
     let r = json(&run(&["bench", "channel", "--updates", "20", "--fsync-only", "--json"]));
     assert_eq!(r["bench"], "channel");
     let runs = r["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 1, "--fsync-only runs only the fsync'd variant");
+    assert_eq!(runs.len(), 2, "--fsync-only runs only the fsync'd variant: a latency run and a throughput run");
+    assert!(runs.iter().all(|r| r["durability"] == "fsync"));
+    assert_eq!(u(&runs[0]["inflight"]), 1, "the latency run keeps one payment in flight");
+    assert!(u(&runs[1]["inflight"]) > 1, "the throughput run keeps several in flight");
     let run = &runs[0];
-    assert_eq!(run["durability"], "fsync");
     assert_eq!(u(&run["updates"]), 20);
     let l = &run["latency_us"];
     assert!(u(&l["p50"]) <= u(&l["p90"]) && u(&l["p90"]) <= u(&l["p99"]) && u(&l["p99"]) <= u(&l["max"]));
