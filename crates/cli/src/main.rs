@@ -32,10 +32,12 @@ mod demo;
 mod endpoint;
 mod experiment;
 mod ior;
+mod lbft_bench;
 mod ops;
 mod progress;
 mod sim;
 mod units;
+mod xchain;
 
 /// File beside a node's config holding the URL its JSON-RPC server listens
 /// on while it runs (the real port when `rpc_listen` asks for port 0).
@@ -120,6 +122,10 @@ enum Cmd {
     /// docs/results.md.
     #[command(subcommand)]
     Experiment(experiment::ExperimentCmd),
+    /// The blockchain of blockchains (thesis Ch.5): a BoB and external
+    /// chains, cross-chain token exchange.
+    #[command(subcommand)]
+    Xchain(xchain::XchainCmd),
     /// Seeded simulator sweeps (`sim pbft --seeds N --validators n`).
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -196,6 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Ior(IorCmd::Day(a)) => ior::day(a),
         Cmd::Ior(IorCmd::CaseStudy(a)) => ior::case_study(a),
         Cmd::Experiment(c) => experiment::run(c),
+        Cmd::Xchain(c) => xchain::run(c),
         Cmd::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "gridledger", &mut buf);

@@ -336,6 +336,7 @@ pub fn build(
     let settings = PbftSettings {
         base_timeout_ms: scenario.base_timeout,
         retain_blocks: 8,
+        suspect_divisor: scenario.suspect_divisor,
         #[cfg(feature = "mutants")]
         mutation: opts.mutation,
         ..PbftSettings::default()
