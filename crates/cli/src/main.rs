@@ -219,11 +219,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The contracts every `gridledger node` (and so every `gridledger testnet`
+/// validator) deploys: the default ones (token, escrow, CNS) plus the IOR
+/// contracts (primary 20, secondary 21, single-chain baseline 22), so that
+/// `ior day --rpc` can run on a real node. Built from constants only, so
+/// every validator has the same registry (it decides the state root).
+pub(crate) fn node_registry() -> gridledger_ledger::ContractRegistry {
+    use gridledger_rollup as ior;
+    use std::sync::Arc;
+    let mut r = gridledger_contracts::default_registry();
+    r.register(ior::IOR_PRIMARY_ID, Arc::new(ior::primary::IorPrimaryContract))
+        .register(ior::IOR_SECONDARY_ID, Arc::new(ior::secondary::IorSecondaryContract))
+        .register(ior::IOR_SINGLE_ID, Arc::new(ior::single::SingleChainContract));
+    r
+}
+
 /// `gridledger node`: runs until Ctrl-C or SIGTERM; while it runs, its
 /// URL and pid are in `node.url` / `node.pid` beside the config.
 fn run_node(config: &Path) -> anyhow::Result<()> {
     let cfg = gridledger_node::NodeConfig::load(config)?;
-    let node = gridledger_node::Node::open(&cfg, gridledger_contracts::default_registry())
+    let node = gridledger_node::Node::open(&cfg, node_registry())
         .with_context(|| format!("opening node from {}", config.display()))?;
     let handle = node.start().map_err(|e| {
         // An address in use: say which setting moves it.

@@ -857,3 +857,16 @@ fn close_falling_back_to_a_dispute_says_so() {
     drop(procs);
     node.shutdown();
 }
+
+/// `gridledger node` deploys the IOR contracts (primary 20, secondary 21,
+/// single-chain 22) beside the default ones, so an IOR day can run on it.
+#[test]
+fn node_deploys_the_ior_contracts() {
+    let root = tempfile::tempdir().unwrap();
+    let (_dir, _procs, url) = own_chain(root.path());
+    let info = gridledger_node::RpcClient::new(url.trim()).call("gl_chainInfo", serde_json::json!([])).unwrap();
+    let ids: Vec<u64> = info["contracts"].as_array().unwrap().iter().filter_map(|c| c["id"].as_u64()).collect();
+    for id in [1, 20, 21, 22] {
+        assert!(ids.contains(&id), "contract {id} missing from {ids:?}");
+    }
+}

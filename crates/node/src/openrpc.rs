@@ -35,6 +35,9 @@ fn hex() -> Value {
 fn hex_list() -> Value {
     json!({ "type": "array", "items": hex(), "maxItems": 10000 })
 }
+fn nullable_hex() -> Value {
+    json!({ "oneOf": [hex(), { "type": "null" }] })
+}
 fn uint() -> Value {
     json!({ "type": "integer", "minimum": 0 })
 }
@@ -117,6 +120,14 @@ const METHODS: &[Method] = &[
         result: "block or null",
         result_schema: nullable_object,
         example_params: || json!(["latest"]),
+    },
+    Method {
+        name: "gl_getBlockRaw",
+        summary: "A whole block with its transactions, Borsh-encoded as hex, or null above the tip.",
+        params: &[Param { name: "height", required: true, schema: uint, about: "block height" }],
+        result: "hex or null",
+        result_schema: nullable_hex,
+        example_params: || json!([0]),
     },
     Method {
         name: "gl_getAccount",

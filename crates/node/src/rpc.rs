@@ -11,6 +11,7 @@
 //! | `gl_getReceipt` | `[hash]` | receipt or null |
 //! | `gl_getTxProof` | `[hash]` | Merkle inclusion proof against the block's `tx_root` |
 //! | `gl_getBlock` | `[height \| "latest"]` | header, hash and transaction hashes, or null |
+//! | `gl_getBlockRaw` | `[height]` | the whole block with its transactions, Borsh hex, or null |
 //! | `gl_getAccount` | `[address]` | balance, nonce, next nonce counting pending |
 //! | `gl_getContractState` | `[contract, key hex]` | raw value hex or null |
 //! | `gl_callView` | `[contract, method, args hex]` | the view's JSON |
@@ -670,6 +671,7 @@ fn dispatch(a: &Api, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
                 "mempool": c.mempool().len(),
                 "validators": c.genesis().validators,
                 "max_block_txs": c.config().max_block_txs,
+                "max_tx_bytes": c.config().max_tx_bytes,
                 "contracts": c.registry().list().map(|(id, n)| json!({"id": id, "name": n})).collect::<Vec<_>>(),
             }))
         }
@@ -754,6 +756,16 @@ fn dispatch(a: &Api, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
                 "seal": to_json(&b.seal)?,
                 "transactions": b.txs.iter().map(|t| t.hash()).collect::<Vec<_>>(),
             }))
+        }
+        // The whole block with its transactions, Borsh-encoded as hex: what
+        // an application recorded in it (an IOR batch's entries are read
+        // back from here); `null` above the tip.
+        "gl_getBlockRaw" => {
+            let height = param_u64(p, 0, "height")?;
+            let Some(b) = s.store.block(height).map_err(internal)? else {
+                return Ok(Value::Null);
+            };
+            Ok(json!(hex::encode(borsh::to_vec(&b).map_err(internal)?)))
         }
         "gl_getAccount" => {
             let a = Address::from_hex(param_str(p, 0, "address")?)
