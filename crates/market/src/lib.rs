@@ -16,6 +16,8 @@ pub mod case;
 pub mod dc;
 pub mod distflow;
 pub mod linalg;
+pub mod primal_dual;
+pub mod problem;
 pub mod units;
 
 pub use acpf::{run_pf, PfOptions, PfResult};
