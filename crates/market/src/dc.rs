@@ -15,6 +15,8 @@ use crate::ModelError;
 /// The DC model of a case: branch susceptances and the PTDF matrix.
 #[derive(Debug, Clone)]
 pub struct DcModel {
+    /// The case's power base, MVA.
+    pub base_mva: f64,
     /// Bus ids, in model order (isolated buses excluded).
     pub bus_ids: Vec<u32>,
     /// Index of the reference bus.
@@ -85,7 +87,7 @@ impl DcModel {
             }
         }
         let ptdf = lines.iter().map(|&(f, t, bl, _)| (0..n).map(|k| bl * (x[f][k] - x[t][k])).collect()).collect();
-        Ok(DcModel { bus_ids, ref_idx, lines, limits, ptdf })
+        Ok(DcModel { base_mva: case.base_mva, bus_ids, ref_idx, lines, limits, ptdf })
     }
 
     /// Net injections of the case's in-service generators minus loads and

@@ -6,8 +6,9 @@
 //! (Eq 6.4c) carries a price dual `λ_mn` held by the seller, and each line
 //! `l` carries duals `μ⁺_l, μ⁻_l ≥ 0` for `±F_l ≤ F_l^max` (Eq 6.2) held by the
 //! grid operator, with `F_l = Σ_mn D_l,mn x_mn` and
-//! `D_l,mn = (PTDF_l,bus(n) − PTDF_l,bus(m)) / (1000 · baseMVA)` (kWh over a
-//! one-hour interval → p.u.). One iteration `r → r+1` (augmented Lagrangian,
+//! `D_l,mn = PTDF_l,bus(n) − PTDF_l,bus(m)`, flows in kW (a trade of `e` kWh
+//! over the one-hour interval is `e` kW; kW keeps the line duals on the same
+//! $/kWh scale as the prices, so one step size fits both). One iteration `r → r+1` (augmented Lagrangian,
 //! penalty ρ, primal step α, dual step ρ, line step γ):
 //!
 //! ```text
@@ -23,10 +24,36 @@
 //! operator line duals), so each is a function a TEE can execute.
 //! Stopping rule: the seed's tolerance `10⁻³` on both the reciprocity
 //! residual `max |x − y|` and the largest trade change of the iteration.
+//!
+//! Status: verified against the exact optimum for uncongested markets. With
+//! a binding line the plain dual ascent on `μ` enters a limit cycle (seen on
+//! case30, 12×12, one line capped at half its free flow); a damped or
+//! augmented line update and a Clarabel reference for congested markets are
+//! the next step.
 
 use serde::Serialize;
 
-use crate::problem::{Market, Prosumer};
+use crate::dc::DcModel;
+use crate::problem::{Market, MarketError, Prosumer};
+
+/// Line sensitivities `d[l][m][n]` (kW of flow on line `l` per kWh that
+/// seller `n` sells to buyer `m`) and line limits in kW (the case's rating
+/// `rate_a` × `limit_scale`; unlimited lines get `f64::INFINITY`).
+pub fn trade_sensitivities(
+    dc: &DcModel,
+    market: &Market,
+    limit_scale: f64,
+) -> Result<(Vec<Vec<Vec<f64>>>, Vec<f64>), MarketError> {
+    market.validate(&dc.bus_ids)?;
+    let pos = |bus: u32| dc.bus_ids.iter().position(|&b| b == bus).unwrap_or(dc.ref_idx);
+    let bm: Vec<usize> = market.buyers.iter().map(|p| pos(p.bus)).collect();
+    let bn: Vec<usize> = market.sellers.iter().map(|p| pos(p.bus)).collect();
+    let d =
+        dc.ptdf.iter().map(|row| bm.iter().map(|&i| bn.iter().map(|&j| row[j] - row[i]).collect()).collect()).collect();
+    // p.u. on baseMVA → kW
+    let limits = dc.limits.iter().map(|l| l * dc.base_mva * 1000.0 * limit_scale).collect();
+    Ok((d, limits))
+}
 
 /// Projection of `v` onto `{x ≥ 0, lo ≤ Σ x ≤ hi}`.
 pub fn project_capped(v: &mut [f64], lo: f64, hi: f64) {
@@ -78,7 +105,8 @@ impl PdParams {
         let a_max = market.buyers.iter().chain(&market.sellers).map(|p| p.a).fold(0.0, f64::max);
         let k = market.buyers.len().max(market.sellers.len()) as f64;
         let rho = 0.05;
-        PdParams { rho, alpha: 1.0 / (a_max * k + 2.0 * rho), gamma: 1.0, tol: 1e-3, max_iter: 20_000 }
+        let alpha = 1.0 / (a_max * k + 2.0 * rho);
+        PdParams { rho, alpha, gamma: 0.1 * alpha, tol: 1e-3, max_iter: 20_000 }
     }
 }
 
@@ -94,9 +122,9 @@ pub struct PrimalDual {
     pub lambda: Vec<Vec<f64>>,
     pub mu_plus: Vec<f64>,
     pub mu_minus: Vec<f64>,
-    /// `d[l][m][n]`: flow on line `l` per kWh traded from `n` to `m`, p.u.
+    /// `d[l][m][n]`: flow on line `l` per kWh traded from `n` to `m`, kW.
     pub d: Vec<Vec<Vec<f64>>>,
-    /// Line limits, p.u.
+    /// Line limits, kW.
     pub limits: Vec<f64>,
     pub iterations: usize,
 }
@@ -154,7 +182,7 @@ impl PrimalDual {
         self.x.iter().zip(&self.y).map(|(xr, yr)| xr.iter().zip(yr).map(|(a, b)| a.min(*b)).collect()).collect()
     }
 
-    /// Line flows of the buyers' trades, p.u.
+    /// Line flows of the buyers' trades, kW.
     pub fn flows(&self) -> Vec<f64> {
         self.d
             .iter()

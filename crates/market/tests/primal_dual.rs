@@ -43,3 +43,25 @@ fn primal_dual_reaches_the_optimum_within_0_1_percent() {
         assert!(((w - w_star) / w_star).abs() < 1e-3, "{k}x{k}: {w} vs {w_star} after {iters}");
     }
 }
+
+#[test]
+fn trade_sensitivities_are_ptdf_differences() {
+    use gridledger_market::primal_dual::trade_sensitivities;
+    use gridledger_market::{Case, DcModel, CASE30};
+    let case = Case::parse(CASE30).unwrap();
+    let dc = DcModel::new(&case).unwrap();
+    let market = Market::generate(5, 3, 4, &dc.bus_ids);
+    let (d, limits) = trade_sensitivities(&dc, &market, 1.0).unwrap();
+    assert_eq!((d.len(), d[0].len(), d[0][0].len()), (dc.lines.len(), 3, 4));
+    // line 1-2 is rated 130 MVA = 130 000 kW
+    assert!((limits[0] - 130_000.0).abs() < 1e-6);
+    // a trade between two prosumers on the same bus moves nothing
+    let mut same = market.clone();
+    same.sellers[0].bus = same.buyers[0].bus;
+    let (d2, _) = trade_sensitivities(&dc, &same, 1.0).unwrap();
+    assert!(d2.iter().all(|dl| dl[0][0].abs() < 1e-12));
+    // bad markets are refused before any numbers are produced
+    let mut bad = market;
+    bad.buyers[0].a = f64::NAN;
+    assert!(trade_sensitivities(&dc, &bad, 1.0).is_err());
+}
