@@ -36,6 +36,9 @@ use serde::Serialize;
 use crate::dc::DcModel;
 use crate::problem::{Market, MarketError, Prosumer};
 
+/// `d[l][m][n]`, see [`trade_sensitivities`].
+pub type Sensitivities = Vec<Vec<Vec<f64>>>;
+
 /// Line sensitivities `d[l][m][n]` (kW of flow on line `l` per kWh that
 /// seller `n` sells to buyer `m`) and line limits in kW (the case's rating
 /// `rate_a` × `limit_scale`; unlimited lines get `f64::INFINITY`).
@@ -43,7 +46,7 @@ pub fn trade_sensitivities(
     dc: &DcModel,
     market: &Market,
     limit_scale: f64,
-) -> Result<(Vec<Vec<Vec<f64>>>, Vec<f64>), MarketError> {
+) -> Result<(Sensitivities, Vec<f64>), MarketError> {
     market.validate(&dc.bus_ids)?;
     let pos = |bus: u32| dc.bus_ids.iter().position(|&b| b == bus).unwrap_or(dc.ref_idx);
     let bm: Vec<usize> = market.buyers.iter().map(|p| pos(p.bus)).collect();
