@@ -26,6 +26,13 @@ pub enum BenchCmd {
     /// second, update latency, snapshot (fsync) cost, on-chain transactions
     /// and gas per channel lifetime against settling every trade on chain.
     Channel(crate::channel::BenchArgs),
+    /// The leaderless BFT (thesis Ch.4) on loopback, one process per
+    /// replica: delivered unique tx/s, submit→delivery latency, bytes per
+    /// transaction.
+    Lbft(crate::lbft_bench::LbftBenchArgs),
+    /// One replica of `bench lbft` (spawned by it).
+    #[command(hide = true)]
+    LbftReplica(crate::lbft_bench::LbftReplicaArgs),
 }
 
 #[derive(Args)]
@@ -175,12 +182,25 @@ pub struct LedgerArgs {
     pub json: bool,
 }
 
+/// Runs a benchmark. `ior` and `pbft` (≈ 76 s and ≈ 17 s by default) show
+/// a bar of their steps on stderr; `ledger` and `channel` one step (see
+/// [`crate::progress`]: only on a terminal, never under --json).
 pub fn run(c: BenchCmd) -> anyhow::Result<()> {
     match c {
-        BenchCmd::Ledger(a) => ledger(a),
+        BenchCmd::Ledger(a) => {
+            let mut p = crate::progress::Steps::new("bench ledger", 1, a.json);
+            p.step(&format!("{} transfers", a.txs));
+            ledger(a, p)
+        }
         BenchCmd::Pbft(a) => pbft(a),
         BenchCmd::Ior(a) => crate::ior::bench(a),
-        BenchCmd::Channel(a) => crate::channel::bench(a),
+        BenchCmd::Channel(a) => {
+            let mut p = crate::progress::Steps::new("bench channel", 1, a.json);
+            p.step(&format!("{} updates per run", a.updates));
+            crate::channel::bench(a, p)
+        }
+        BenchCmd::Lbft(a) => crate::lbft_bench::bench(a),
+        BenchCmd::LbftReplica(a) => crate::lbft_bench::replica(a),
     }
 }
 
@@ -226,7 +246,8 @@ fn fsync_latency_ms(dir: &std::path::Path) -> anyhow::Result<f64> {
     Ok(t.elapsed().as_secs_f64() * 1e3 / 20.0)
 }
 
-fn ledger(a: LedgerArgs) -> anyhow::Result<()> {
+/// The ledger benchmark; `progress` is cleared before the result is printed.
+fn ledger(a: LedgerArgs, progress: crate::progress::Steps) -> anyhow::Result<()> {
     anyhow::ensure!(a.accounts > 0 && a.txs > 0 && a.block_txs > 0, "all sizes must be positive");
     let dir = tempfile::tempdir()?;
     let validator = dev_validator(0);
@@ -344,6 +365,7 @@ fn ledger(a: LedgerArgs) -> anyhow::Result<()> {
         "final_height": chain.tip().height,
         "state_root": chain.tip().state_root,
     });
+    drop(progress);
     if a.json {
         println!("{out}");
     } else {
@@ -421,6 +443,8 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.validators >= 1 && a.txs > 0 && a.clients > 0, "sizes must be positive");
     let accounts = 500usize;
     let dir = tempfile::tempdir()?;
+    let mut progress = crate::progress::Steps::new("bench pbft", if a.sustained > 0 { 6 } else { 4 }, a.json);
+    progress.step(&format!("starting {} validators", a.validators));
     let cluster = BenchCluster::start(dir.path(), a.validators, accounts, a.processes)?;
     let urls = cluster.urls();
     let keys: Vec<KeyPair> = (0..accounts).into_par_iter().map(dev_key).collect();
@@ -436,9 +460,11 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     };
     // Latency: a batch submitted concurrently until committed on every validator.
     let batch = sign(a.txs, 0);
+    progress.step(&format!("batch: submitting {} transactions", a.txs));
     let t = Instant::now();
     submit_concurrently(&urls, &batch, a.clients)?;
     let submitted = t.elapsed();
+    progress.step("batch: waiting until committed on every validator");
     cluster.wait_committed(&last_per_sender(&batch), Duration::from_secs(300))?;
     let latency = t.elapsed();
     let h1 = cluster.height();
@@ -448,8 +474,10 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         let next_nonce = a.txs.div_ceil(accounts) as u64;
         // Fill whole nonce rounds so every account's nonces stay contiguous.
         let load = sign(a.sustained.div_ceil(accounts) * accounts, next_nonce);
+        progress.step(&format!("sustained: submitting {} transactions", load.len()));
         let t = Instant::now();
         submit_concurrently(&urls, &load, a.clients)?;
+        progress.step("sustained: waiting until committed on every validator");
         cluster.wait_committed(&last_per_sender(&load), Duration::from_secs(600))?;
         let el = t.elapsed().as_secs_f64();
         sustained = json!({
@@ -472,7 +500,9 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
             }
         }
     }
+    progress.step("measuring signature verification limits");
     let (single, all_cores) = verify_limits();
+    drop(progress);
     let thesis_s = match a.validators {
         10 => json!(2.7),
         20 => json!(3.4),

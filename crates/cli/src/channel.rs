@@ -12,7 +12,8 @@ use gridledger_channels::disk::Durability;
 use gridledger_core::{Amount, KeyPair};
 use gridledger_node::channel::party::{control_request, run_party, Command, PartyOptions, Reply};
 use gridledger_node::channel::spec::{
-    bind_loopback, free_loopback_addr, prepare_channel, AcceptPolicy, ChannelTerms, PartySpec,
+    bind_loopback, free_loopback_addr, prepare_channel, prepare_channel_with, AcceptPolicy, ChannelTerms, MscSource,
+    PartySpec,
 };
 use gridledger_node::config::{read_key, write_key};
 use serde_json::json;
@@ -58,6 +59,9 @@ pub struct WatchSpecArgs {
     /// File to write the watch spec (JSON, no secrets) to.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Print the watch spec as one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -85,6 +89,14 @@ pub struct PrepareArgs {
     /// Fund side 1 with a merchant credit note instead of a deposit.
     #[arg(long)]
     pub credit1: bool,
+    /// Side 0's MSC: the one made by `cns init` with this approval file
+    /// (written by `cns approve`; made now if `cns init` has not run).
+    /// Absent: a fresh MSC approved by the merchant now.
+    #[arg(long, value_name = "FILE")]
+    pub approval0: Option<PathBuf>,
+    /// Side 1's MSC from this approval file, as --approval0.
+    #[arg(long, value_name = "FILE")]
+    pub approval1: Option<PathBuf>,
     /// Dispute window t_Δ in blocks of the chain (default: 120 blocks, two
     /// minutes at 1 s blocks): long enough for a party or its watch service
     /// to see a stale close and answer it even across a node restart.
@@ -101,13 +113,14 @@ pub struct PrepareArgs {
     /// unilaterally (a dispute).
     #[arg(long, default_value_t = 30)]
     pub close_timeout_blocks: u64,
-    /// Refuse incoming trades above this price per kWh, in minor units (both parties'
-    /// policy, with --min-price and --max-energy-wh; absent: no ceiling).
-    #[arg(long)]
+    /// Refuse incoming trades above this price per kWh, in minor units or coin with a
+    /// decimal point, as `channel pay --price` (both parties' policy, with --min-price and
+    /// --max-energy-wh; absent: no ceiling).
+    #[arg(long, value_parser = crate::units::parse_amount)]
     pub max_price: Option<u128>,
-    /// Refuse incoming trades that pay less than this per kWh (minor units), checked on
-    /// the amount actually paid (always applied; default 1).
-    #[arg(long, default_value_t = 1)]
+    /// Refuse incoming trades that pay less than this per kWh (minor units or coin),
+    /// checked on the amount actually paid (always applied; default 1 minor unit).
+    #[arg(long, default_value_t = 1, value_parser = crate::units::parse_amount)]
     pub min_price: u128,
     /// Refuse incoming trades above this energy (Wh).
     #[arg(long, default_value_t = u64::MAX)]
@@ -260,15 +273,15 @@ fn show_reply(as_json: bool, r: &Reply) -> anyhow::Result<()> {
     match r {
         Reply::Done { counter } => println!("done; co-signed state {counter}"),
         Reply::Status(st) => {
-            println!("side        {}", st.side);
-            println!("phase       {}", st.phase);
-            println!("counter     {}", st.counter.map_or("-".into(), |c| c.to_string()));
+            println!("side              {}", st.side);
+            println!("phase             {}", st.phase);
+            println!("counter           {}", st.counter.map_or("-".into(), |c| c.to_string()));
             if let Some(b) = &st.balances {
-                println!("balances    side 0: {}", crate::units::show(b[0].0));
-                println!("            side 1: {}", crate::units::show(b[1].0));
+                println!("balances          side 0: {}", crate::units::show(b[0].0));
+                println!("                  side 1: {}", crate::units::show(b[1].0));
             }
             if let Some(e) = &st.energy {
-                println!("energy      side 0: {} Wh, side 1: {} Wh", e[0].0, e[1].0);
+                println!("energy delivered  side 0: {} Wh, side 1: {} Wh", e[0].0, e[1].0);
             }
         }
         Reply::Error { message } => println!("error: {message}"),
@@ -344,6 +357,13 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 a.keys[1].display(),
                 keys[0].address()
             );
+            let sources = [(&a.approval0, "--approval0"), (&a.approval1, "--approval1")].map(|(f, flag)| {
+                f.as_ref().map_or(Ok(MscSource::Fresh), |p| {
+                    crate::cns::read_approval(p, flag).map(|a| MscSource::Approval(Box::new(a)))
+                })
+            });
+            let [s0, s1] = sources;
+            let sources = [s0?, s1?];
             // Reach the node before anything is written (no half-made desk key).
             crate::endpoint::probe(&a.rpc)?;
             let desk = desk_key(&a.desk_key)?;
@@ -377,7 +397,14 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                     max_energy_wh: a.max_energy_wh,
                 }),
             };
-            let mut specs = prepare_channel(&a.rpc, &merchant, &desk, [&keys[0], &keys[1]], &terms)?;
+            let mut specs = prepare_channel_with(
+                &a.rpc,
+                &merchant,
+                &desk,
+                [&keys[0], &keys[1]],
+                &terms,
+                [&sources[0], &sources[1]],
+            )?;
             for ((s, d), (_, sealed)) in specs.iter_mut().zip(&a.dirs).zip(&accounts) {
                 // A keystore account: party.json refers to it and seals the
                 // party's own keys under its password, never copies a secret.
@@ -493,20 +520,34 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         }
         ChannelCmd::Status(a) => show_reply(a.json, &control(&a.dir, &Command::Status)?),
         ChannelCmd::WatchSpec(a) => {
-            let p = PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
+            let p = load_party(&a.dir)?;
             let w = gridledger_node::channel::watch::WatchSpec::from(&p);
-            std::fs::write(&a.out, serde_json::to_string_pretty(&w)?)?;
-            println!("{}", serde_json::to_string(&w)?);
-            Ok(())
+            std::fs::write(&a.out, serde_json::to_string_pretty(&w)?)
+                .with_context(|| format!("writing the watch spec to {} (--out)", a.out.display()))?;
+            crate::ops::emit(a.json, &serde_json::to_value(&w)?, || {
+                println!("watch spec of channel {} written to {} (no secrets)", w.cid, a.out.display());
+                println!(
+                    "next: the watch service runs `gridledger channel watch --spec {} --key ITS.key --dir DIR`, \
+                     DIR holding a copy of {}'s store files",
+                    a.out.display(),
+                    a.dir.display()
+                );
+            })
         }
         ChannelCmd::Dispute(a) => {
+            load_party(&a.dir)?;
             let r = gridledger_node::channel::watch::dispute(&a.dir, !a.no_settle, Duration::from_secs(a.timeout_s))?;
             show_watch(a.json, &r)
         }
         ChannelCmd::Abort(a) => {
+            load_party(&a.dir)?;
             let o = gridledger_node::channel::watch::abort(&a.dir)?;
-            println!("{}", json!({ "aborted": true, "tx": o.hash.to_string(), "fee": o.fee.to_string() }));
-            Ok(())
+            let v = json!({ "aborted": true, "tx": o.hash.to_string(), "fee": o.fee.to_string() });
+            crate::ops::emit(a.json, &v, || {
+                println!("channel aborted; whatever was funded is refunded");
+                println!("  transaction  {}", o.hash);
+                println!("  fee          {}", crate::units::show(o.fee));
+            })
         }
         ChannelCmd::Watch(a) => {
             // Readiness line: the watcher replays the channel's events from
@@ -518,8 +559,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                     (serde_json::from_str::<WatchSpec>(&text).context("watch spec")?, read_key(k)?)
                 }
                 _ => {
-                    let p =
-                        PartySpec::load(&a.dir).with_context(|| format!("reading the party in {}", a.dir.display()))?;
+                    let p = load_party(&a.dir)?;
                     (WatchSpec::from(&p), p.account()?)
                 }
             };
@@ -555,52 +595,15 @@ fn percentile_us(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Transactions and gas in blocks `from..=to`.
-fn txs_and_gas(c: &gridledger_node::RpcClient, from: u64, to: u64) -> anyhow::Result<(u64, u64)> {
-    let (mut n, mut gas) = (0u64, 0u64);
-    for h in from..=to {
-        let b = c.call("gl_getBlock", json!([h]))?;
-        for t in b["transactions"].as_array().into_iter().flatten() {
-            let hash = gridledger_core::Hash32::from_hex(t.as_str().unwrap_or(""))?;
-            if let Some(r) = c.receipt(&hash)? {
-                n += 1;
-                gas += r["gas_used"].as_u64().unwrap_or(0);
-            }
-        }
-    }
-    Ok((n, gas))
-}
-
 /// One channel lifetime between this process (side 0) and a child process
 /// (side 1) on loopback: open, `updates` timed co-signed payments, close.
 fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_json::Value> {
-    use gridledger_ledger::devnet::dev_key;
+    use gridledger_experiments::exps::cns_channel_costs::{prepare_lifetime, transfer_gas, txs_and_gas, Prepared};
     use std::time::Instant;
-    let dir = tempfile::tempdir()?;
-    let node = gridledger_node::channel::devnode::start(&dir.path().join("node"), 4, Amount(1_000_000_000_000), 20)?;
-    let client = gridledger_node::RpcClient::new(&node.url());
-    let setup_from = client.height()? + 1;
-    let cap = Amount(1_000_000_000);
-    let terms = ChannelTerms {
-        capacity: [cap, cap],
-        credit: [false, false],
-        t_delta_ms: 10_000,
-        credit_limit: cap,
-        merchant_pool: Amount(1_000_000),
-        collateral_lock_ms: 60_000,
-        billing_period_ms: 30_000,
-        retry_ms: 500,
-        close_timeout_ms: 5_000,
-        addrs: [free_loopback_addr()?, free_loopback_addr()?],
-        controls: [free_loopback_addr()?, free_loopback_addr()?],
-        accept: None,
-    };
-    let desk = KeyPair::generate(&mut rand::rng());
-    let specs = prepare_channel(&node.url(), &dev_key(0), &desk, [&dev_key(1), &dev_key(2)], &terms)?;
-    let dirs = [dir.path().join("p0"), dir.path().join("p1")];
-    for i in 0..2 {
-        specs[i].save(&dirs[i])?;
-    }
+    // Side 1 runs in a child process: its ports are chosen here, then released.
+    let addrs = [free_loopback_addr()?, free_loopback_addr()?];
+    let Prepared { node, client, setup_from, specs, dirs, dir: _dir } =
+        prepare_lifetime(addrs, [free_loopback_addr()?, free_loopback_addr()?])?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.args(["channel", "open", "--json", "--dir"]).arg(&dirs[1]);
     if durability == Durability::ProcessCrashOnly {
@@ -646,18 +649,7 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
     let end = client.height()?;
     let (setup_txs, setup_gas) = txs_and_gas(&client, setup_from, specs[0].start_height)?;
     let (chan_txs, chan_gas) = txs_and_gas(&client, specs[0].start_height + 1, end)?;
-    // One trade settled on chain instead: a transfer.
-    let key = dev_key(3);
-    let tx = gridledger_ledger::devnet::transfer(
-        &key,
-        1,
-        client.next_nonce(&key.address())?,
-        dev_key(0).address(),
-        Amount(1),
-        Amount(1),
-    );
-    let h = client.send(&tx)?;
-    let transfer_gas = client.wait_receipt(&h, Duration::from_secs(30))?["gas_used"].as_u64().unwrap_or(0);
+    let transfer_gas = transfer_gas(&client)?;
     node.shutdown();
     let mut sorted = lat.clone();
     sorted.sort_unstable();
@@ -715,7 +707,8 @@ fn fsync_cost() -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::Value::Object(out))
 }
 
-pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+/// The channel benchmark; `progress` is cleared before the result is printed.
+pub fn bench(a: BenchArgs, progress: crate::progress::Steps) -> anyhow::Result<()> {
     let mut runs = vec![bench_run(a.updates, Durability::Fsync)?];
     if !a.fsync_only {
         runs.push(bench_run(a.updates, Durability::ProcessCrashOnly)?);
@@ -727,6 +720,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "snapshot_save": fsync_cost()?,
         "targets": { "updates_per_s": 10_000, "p50_us": 1_000 },
     });
+    drop(progress);
     if a.json {
         println!("{out}");
     } else {

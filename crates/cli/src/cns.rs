@@ -14,11 +14,13 @@
 //! the application's documents, so `init` needs only the account key.
 //! `approve` writes the decision file in both cases; a refusal is
 //! `{"outcome":"refused","kind":…,"reason":…}` and exits with an error.
-//! `gridledger channel prepare` runs the same service code for its MSCs.
+//! `gridledger channel prepare` runs the same service code for its MSCs, or
+//! uses the MSCs made here: `--approval0/--approval1 approval.json`.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use gridledger_contracts::cns::credit::{CollateralRatio, MerchantDesk};
+use gridledger_contracts::cns::SignedApproval;
 use gridledger_core::{Address, Amount};
 use gridledger_node::channel::chainlink::{read_msc, ChainLink};
 use gridledger_node::channel::merchant::{self, derive_msc_key, document_hash, Application, Decision};
@@ -195,6 +197,26 @@ fn msc_json(m: &gridledger_contracts::cns::Msc) -> serde_json::Value {
     })
 }
 
+/// A signed amount of minor units, as [`units::show`] (negative: owed to
+/// the participant).
+fn show_signed(v: i128) -> String {
+    let shown = units::show(v.unsigned_abs());
+    if v < 0 {
+        format!("-{shown}")
+    } else {
+        shown
+    }
+}
+
+/// The signed approval in a decision file written by `cns approve`; `flag`
+/// names the option that gave the file.
+pub(crate) fn read_approval(path: &std::path::Path, flag: &str) -> anyhow::Result<SignedApproval> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {} ({flag})", path.display()))?;
+    let decision: Decision = serde_json::from_str(&text)
+        .with_context(|| format!("{} ({flag}) is not a decision file written by `cns approve`", path.display()))?;
+    decision.approval().with_context(|| format!("{} ({flag})", path.display()))
+}
+
 pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
     match cmd {
         CnsCmd::Apply(a) => {
@@ -209,14 +231,16 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let app = Application::new(&key, identity, docs, Amount(a.credit))?;
             std::fs::write(&a.out, serde_json::to_string_pretty(&app)?)
                 .with_context(|| format!("writing the application to {} (--out)", a.out.display()))?;
-            let v = json!({ "participant": app.participant, "documents": app.documents.len() });
+            let v = json!({ "participant": app.participant, "payout": app.payout, "documents": app.documents.len() });
             emit(a.json, &v, || {
                 println!(
-                    "application for {} ({} document(s)) written to {}",
-                    app.participant,
+                    "application of account {} for {} ({} document(s)) written to {}",
+                    app.payout,
+                    units::show(a.credit),
                     app.documents.len(),
                     a.out.display()
                 );
+                println!("  MSC pseudonym key  {}", app.participant);
                 println!("next: the merchant runs `gridledger cns approve --application {}`", a.out.display());
             })
         }
@@ -256,7 +280,15 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             std::fs::write(&a.out, serde_json::to_string_pretty(&decision)?)
                 .with_context(|| format!("writing the decision to {} (--out)", a.out.display()))?;
             emit(a.json, &serde_json::to_value(&decision)?, || match &decision {
-                Decision::Approved { .. } => println!("approved; approval written to {}", a.out.display()),
+                Decision::Approved { collateral, credit_limit, lock_ms, .. } => {
+                    println!("approved; approval written to {}", a.out.display());
+                    println!("  credit limit  {}", units::show(credit_limit.0));
+                    println!("  collateral    {} (time-locked for {} s)", units::show(collateral.0), lock_ms / 1000);
+                    println!(
+                        "next: the participant runs `gridledger cns init --key ITS.key --approval {}`",
+                        a.out.display()
+                    );
+                }
                 Decision::Refused { .. } => println!("refused; decision written to {}", a.out.display()),
             })?;
             match decision {
@@ -266,10 +298,7 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
         }
         CnsCmd::Init(a) => {
             let key = read_key(&a.key)?;
-            let text =
-                std::fs::read_to_string(&a.approval).with_context(|| format!("reading {}", a.approval.display()))?;
-            let decision: Decision = serde_json::from_str(&text).context("approval file")?;
-            let approval = decision.approval()?;
+            let approval = read_approval(&a.approval, "--approval")?;
             let msc_key = derive_msc_key(&key, &approval.approval.documents)?;
             let link = ChainLink::connect(&a.rpc, key)
                 .with_context(|| format!("connecting to the node at {} (--rpc)", a.rpc))?;
@@ -291,18 +320,27 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let m = read_msc(&link.client, sid)?.context("the new MSC")?;
             let v = json!({ "sid": sid, "collateral": m.collateral, "collateral_unlock_at": m.collateral_unlock_at,
                             "credit_limit": m.credit_limit });
+            let locked_s = m.collateral_unlock_at.saturating_sub(m.billing_period_start) / 1000;
             emit(a.json, &v, || {
                 println!("MSC {sid} created");
                 println!(
-                    "  collateral    {} (locked until {} ms)",
+                    "  collateral    {} (time-locked for {locked_s} s, until chain time {} ms)",
                     units::show(m.collateral.0),
                     m.collateral_unlock_at
                 );
                 println!("  credit limit  {}", units::show(m.credit_limit.0));
+                println!(
+                    "next: channels on this MSC: `gridledger channel prepare --keys {} PEER.key --approval0 {} …`",
+                    a.key.display(),
+                    a.approval.display()
+                );
             })
         }
         CnsCmd::Pay(a) => {
             let link = ChainLink::connect(&a.rpc, read_key(&a.key)?)?;
+            read_msc(&link.client, a.sid)?.with_context(|| {
+                format!("no MSC {} on the chain at {} (`gridledger cns status` lists them)", a.sid, a.rpc)
+            })?;
             let paid = merchant::pay(&link, a.sid, a.amount.map(Amount))?;
             let m = read_msc(&link.client, a.sid)?.context("MSC")?;
             let v = json!({ "sid": a.sid, "paid": paid, "outstanding": m.ledger.outstanding_net().to_string() });
@@ -318,39 +356,50 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             let lines = merchant::bill(&link, &desk)?;
             let v = json!({ "mscs": lines });
             emit(a.json, &v, || {
-                let n = v["mscs"].as_array().map_or(0, Vec::len);
-                println!("billing run: {n} MSC(s)");
-                for l in v["mscs"].as_array().into_iter().flatten() {
-                    println!("  {l}");
+                println!("billing run: {} MSC(s)", lines.len());
+                let mut rows =
+                    vec![["sid", "action", "debits signed", "outstanding", "collateral", "standing"].map(String::from)];
+                for l in &lines {
+                    rows.push([
+                        l.sid.to_string(),
+                        l.action.clone(),
+                        l.debits_signed.to_string(),
+                        l.outstanding.parse::<i128>().map_or_else(|_| l.outstanding.clone(), show_signed),
+                        units::show(l.collateral.0),
+                        format!("{:?}", l.standing),
+                    ]);
                 }
+                crate::ops::print_table(&rows);
             })
         }
         CnsCmd::Status(a) => {
             let client = RpcClient::new(&a.rpc);
             let merchant = a.merchant.as_deref().map(Address::from_hex).transpose().context("--merchant")?;
             let mscs = match a.sid {
-                Some(sid) => vec![read_msc(&client, sid)?.with_context(|| format!("no MSC {sid}"))?],
+                Some(sid) => vec![read_msc(&client, sid)?
+                    .with_context(|| format!("no MSC {sid} on the chain at {} (without --sid: all of them)", a.rpc))?],
                 None => merchant::all_mscs(&client)?,
             };
             let v: Vec<_> = mscs.iter().filter(|m| merchant.is_none_or(|x| m.merchant == x)).map(msc_json).collect();
             emit(a.json, &json!({ "mscs": v }), || {
-                println!(
-                    "{:<6} {:<44} {:<10} {:<26} {:<26} closed",
-                    "sid", "participant", "standing", "collateral", "outstanding"
-                );
+                let s = |m: &serde_json::Value, k: &str| {
+                    m[k].as_str().map(String::from).unwrap_or_else(|| m[k].to_string())
+                };
+                let amount =
+                    |m: &serde_json::Value, k: &str| s(m, k).parse::<u128>().map_or_else(|_| s(m, k), units::show);
+                let mut rows =
+                    vec![["sid", "payout", "standing", "collateral", "outstanding", "closed"].map(String::from)];
                 for m in &v {
-                    let s = |k: &str| m[k].as_str().map(String::from).unwrap_or_else(|| m[k].to_string());
-                    let amount = |k: &str| s(k).parse::<u128>().map_or_else(|_| s(k), units::show);
-                    println!(
-                        "{:<6} {:<44} {:<10} {:<26} {:<26} {}",
-                        s("sid"),
-                        s("participant"),
-                        s("standing"),
-                        amount("collateral"),
-                        s("outstanding"),
-                        s("closed")
-                    );
+                    rows.push([
+                        s(m, "sid"),
+                        s(m, "payout"),
+                        s(m, "standing"),
+                        amount(m, "collateral"),
+                        s(m, "outstanding").parse::<i128>().map_or_else(|_| s(m, "outstanding"), show_signed),
+                        s(m, "closed"),
+                    ]);
                 }
+                crate::ops::print_table(&rows);
                 if v.is_empty() {
                     println!("(no MSC)");
                 }

@@ -147,6 +147,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         pbft: 4,
         json: a.json,
         config: None,
+        example_config: false,
         days: 1,
         statements: None,
         meter_csv: None,

@@ -55,10 +55,11 @@ pub struct RunArgs {
 pub fn run(c: ExperimentCmd) -> anyhow::Result<()> {
     match c {
         ExperimentCmd::List => {
-            println!("{:<24} {:<44} {:<28} what it measures", "id", "seed", "duration");
+            let mut rows = vec![["id", "seed", "duration", "what it measures"].map(String::from)];
             for e in registry() {
-                println!("{:<24} {:<44} {:<28} {}", e.id(), e.seed_ref(), e.duration(), e.measures());
+                rows.push([e.id(), e.seed_ref(), e.duration(), e.measures()].map(String::from));
             }
+            crate::ops::print_table(&rows);
             Ok(())
         }
         ExperimentCmd::Run(a) => run_experiments(a),

@@ -5,7 +5,7 @@
 //! ([`gridledger_rollup::demo::run_day`]).
 
 use clap::Args;
-use gridledger_rollup::bench::{bench_ior, IorBenchConfig};
+use gridledger_rollup::bench::{bench_ior_steps, bench_ior_with_progress, IorBenchConfig};
 use gridledger_rollup::demo::{coins_string, run_day, DayConfig};
 
 #[derive(Args, Debug)]
@@ -47,10 +47,13 @@ pub fn bench(a: IorBenchArgs) -> anyhow::Result<()> {
         seed: a.seed,
         ..IorBenchConfig::default()
     };
-    let mut out = bench_ior(&cfg)?;
+    let total = bench_ior_steps(&cfg) + a.pbft_nodes.len();
+    let mut progress = crate::progress::Steps::new("bench ior", total as u64, a.json);
+    let mut out = bench_ior_with_progress(&cfg, &mut |name| progress.step(name))?;
     if !a.pbft_nodes.is_empty() {
-        out["fig_3_5_pbft"] = fig_3_5(&a.pbft_nodes, a.gas_txs, a.sellers)?;
+        out["fig_3_5_pbft"] = fig_3_5(&a.pbft_nodes, a.gas_txs, a.sellers, &mut progress)?;
     }
+    drop(progress);
     if a.json {
         println!("{out}");
     } else {
@@ -76,9 +79,14 @@ pub struct DayArgs {
     pub json: bool,
     /// An energy-community TOML file (clearing rule, grid fee, feed-in
     /// tariff, participants with profiles and prices); its `seed` and `day`
-    /// replace `--seed` and `--day`. See crates/rollup/examples/community.toml.
+    /// replace `--seed` and `--day`. `--example-config` prints a commented
+    /// example to start from.
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
+    /// Print a commented example of the community file `--config` takes
+    /// (15 participants, every key explained) and exit.
+    #[arg(long)]
+    pub example_config: bool,
     /// Run this many consecutive days (wrapping after day 365), each on
     /// fresh chains, and print one line per day and the totals.
     #[arg(long, default_value_t = 1)]
@@ -102,8 +110,15 @@ pub struct DayArgs {
     pub no_report: bool,
 }
 
+/// The example community file (`ior day --example-config`).
+const EXAMPLE_COMMUNITY: &str = include_str!("../../rollup/examples/community.toml");
+
 pub fn day(a: DayArgs) -> anyhow::Result<()> {
     use anyhow::Context;
+    if a.example_config {
+        crate::out::bytes(EXAMPLE_COMMUNITY.as_bytes());
+        return Ok(());
+    }
     let community = match &a.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -385,11 +400,17 @@ pub(crate) fn print_day(a: &DayArgs, r: &gridledger_rollup::demo::DayReport) -> 
 /// Thesis Fig 3-5 on PBFT: for each validator count, the time to record
 /// `n` concurrently submitted ATs on the IOR primary chain (`SC_DS_AT`)
 /// against executing them on the single chain (`SC_EXE_AT` on every node).
-fn fig_3_5(nodes: &[usize], n: usize, sellers: usize) -> anyhow::Result<serde_json::Value> {
+fn fig_3_5(
+    nodes: &[usize],
+    n: usize,
+    sellers: usize,
+    progress: &mut crate::progress::Steps,
+) -> anyhow::Result<serde_json::Value> {
     use gridledger_experiments::exps::ior_fig_3_5::{run_validators, seed_seconds};
     let sellers = sellers.clamp(1, n.max(1));
     let mut rows = Vec::new();
     for &v in nodes {
+        progress.step(&format!("Fig 3-5 on {v} PBFT validators"));
         let (ior, base) = run_validators(v, n, sellers).map_err(anyhow::Error::msg)?;
         let thesis_s = seed_seconds(v).map_or(serde_json::Value::Null, |s| serde_json::json!(s));
         rows.push(serde_json::json!({

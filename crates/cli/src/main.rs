@@ -32,7 +32,9 @@ mod demo;
 mod endpoint;
 mod experiment;
 mod ior;
+mod lbft_bench;
 mod ops;
+mod progress;
 mod sim;
 mod units;
 
@@ -188,17 +190,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Keys(k) => ops::keys(k),
         Cmd::Transfer(a) => ops::transfer(a),
         Cmd::Query(q) => ops::query(q),
-        Cmd::Bench(b) => {
-            // Long runs (bench ior ≈ 76 s, pbft ≈ 17 s) show they are alive:
-            // a spinner on stderr, drawn only when stderr is a terminal.
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")?);
-            bar.set_message("benchmark running");
-            bar.enable_steady_tick(std::time::Duration::from_millis(200));
-            let r = bench::run(b);
-            bar.finish_and_clear();
-            r
-        }
+        Cmd::Bench(b) => bench::run(b),
         Cmd::Sim(c) => sim::run(c),
         Cmd::Channel(c) => channel::run(c),
         Cmd::Cns(c) => cns::run(c),
@@ -227,7 +219,19 @@ fn run_node(config: &Path) -> anyhow::Result<()> {
     let cfg = gridledger_node::NodeConfig::load(config)?;
     let node = gridledger_node::Node::open(&cfg, gridledger_contracts::default_registry())
         .with_context(|| format!("opening node from {}", config.display()))?;
-    let handle = node.start().with_context(|| format!("starting the node of {}", config.display()))?;
+    let handle = node.start().map_err(|e| {
+        // An address in use: say which setting moves it.
+        let in_use = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+                || c.to_string().contains("in use")
+        });
+        let hint = if in_use {
+            " (another process holds that address: stop it, or change rpc_listen / network.listen in that file)"
+        } else {
+            ""
+        };
+        e.context(format!("starting the node of {}{hint}", config.display()))
+    })?;
     let dir = config.parent().unwrap_or(Path::new("."));
     let (url_file, pid_file) = (dir.join(NODE_URL_FILE), dir.join(NODE_PID_FILE));
     write_atomically(&pid_file, &format!("{}\n", std::process::id()))?;

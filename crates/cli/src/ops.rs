@@ -26,6 +26,20 @@ pub(crate) fn emit(as_json: bool, v: &Value, human: impl FnOnce()) -> anyhow::Re
     Ok(())
 }
 
+/// Prints rows as left-aligned columns as wide as their widest cell.
+pub(crate) fn print_table<const N: usize>(rows: &[[String; N]]) {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in rows {
+        let cells: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+}
+
 #[derive(Args)]
 pub struct InitArgs {
     /// Directory to create the chain's files in (keys/, genesis.toml, node.toml).
@@ -517,7 +531,19 @@ pub fn query(q: QueryCmd) -> anyhow::Result<()> {
         }
         "gl_chainInfo" => {
             for (k, x) in v.as_object().into_iter().flatten() {
-                println!("{k:<14} {}", x.as_str().map(String::from).unwrap_or_else(|| x.to_string()));
+                let list = |f: &dyn Fn(&Value) -> String| {
+                    x.as_array().map(|a| a.iter().map(f).collect::<Vec<_>>().join(&format!("\n{:15}", "")))
+                };
+                let shown = match k.as_str() {
+                    "contracts" => list(&|c| format!("{} (id {})", c["name"].as_str().unwrap_or("?"), c["id"])),
+                    "validators" => list(&|v| v.as_str().map_or_else(|| v.to_string(), String::from)),
+                    "timestamp" => Some(format!("{x} ms (the tip's block time)")),
+                    _ => None,
+                };
+                println!(
+                    "{k:<14} {}",
+                    shown.unwrap_or_else(|| x.as_str().map(String::from).unwrap_or_else(|| x.to_string()))
+                );
             }
         }
         _ => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
@@ -611,6 +637,10 @@ fn create_testnet(a: TestnetArgs) -> anyhow::Result<()> {
         a.validators == 1 || a.p2p_port != 0,
         "--p2p-port 0 cannot work: each validator's peers must know its address in advance"
     );
+    if !a.no_start {
+        check_ports(a.validators, a.rpc_port, a.p2p_port)?;
+        ports_free(&a)?;
+    }
     let configs = write_testnet(&a)?;
     let urls: Vec<String> = (0..a.validators)
         .map(|i| {
@@ -640,6 +670,34 @@ fn create_testnet(a: TestnetArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     supervise(&a.dir, &configs)
+}
+
+/// Refuses, before anything is written, a network whose ports another
+/// process holds (a node from `gridledger init` on 8645, another network):
+/// each validator would start and exit at once.
+fn ports_free(a: &TestnetArgs) -> anyhow::Result<()> {
+    for i in 0..a.validators {
+        for (port, what, flag) in [(a.rpc_port, "JSON-RPC", "--rpc-port"), (a.p2p_port, "peer", "--p2p-port")] {
+            if port == 0 {
+                continue;
+            }
+            let port = u16::try_from(usize::from(port) + i).unwrap_or(u16::MAX);
+            if let Err(e) = std::net::TcpListener::bind((a.host.as_str(), port)) {
+                bail!(
+                    "validator-{i}'s {what} port {}:{port} is not free ({e}); is another node or network running? \
+                     choose other ports with {flag}, or stop what holds it",
+                    a.host
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The last line of a validator's log (why it exited, usually).
+fn last_log_line(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string())
 }
 
 /// The validators' configs of a network directory, in index order.
@@ -800,10 +858,11 @@ fn supervise(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<()> {
             for (i, slot) in children.iter_mut().enumerate() {
                 let Some(ch) = slot else { continue };
                 if let Ok(Some(status)) = ch.try_wait() {
-                    eprintln!(
-                        "validator-{i} exited ({status}); see {}",
-                        configs[i].with_file_name("node.log").display()
-                    );
+                    let log = configs[i].with_file_name("node.log");
+                    match last_log_line(&log).filter(|_| !status.success()) {
+                        Some(why) => eprintln!("validator-{i} exited ({status}): {why}; see {}", log.display()),
+                        None => eprintln!("validator-{i} exited ({status}); see {}", log.display()),
+                    }
                     let _ = std::fs::remove_file(configs[i].with_file_name(crate::NODE_PID_FILE));
                     let _ = std::fs::remove_file(configs[i].with_file_name(crate::NODE_URL_FILE));
                     *slot = None;

@@ -48,6 +48,14 @@ fn with_pw(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `channel prepare` on the chain in `dir` (merchant: its account 0) between
+/// the accounts of `keys`, with the keystore password in the environment.
+fn prepare_with_pw(dir: &Path, root: &Path, keys: [&Path; 2], dirs: [&Path; 2]) {
+    let merchant = dir.join("keys").join("account-0.key");
+    let mut cmd = prepare_cmd(&d(dir), &merchant, &root.join("desk.key"), keys, dirs, &[]);
+    run_ok(cmd.env("GRIDLEDGER_PASSWORD", "pw").env_remove("GRIDLEDGER_PASSWORD_FILE"));
+}
+
 /// The issue: "today keys are plaintext hex and party.json copies the
 /// account secret". With both sides' keys in encrypted keystores,
 /// `channel prepare` still writes each account's secret as plaintext hex
@@ -70,23 +78,7 @@ fn party_json_does_not_copy_a_keystore_secret_in_plaintext() {
         ks.push(k);
     }
     let (p1, p2) = (root.path().join("p1"), root.path().join("p2"));
-    let o = with_pw(&[
-        "channel",
-        "prepare",
-        "--rpc",
-        &d(&dir),
-        "--merchant-key",
-        &d(&keys.join("account-0.key")),
-        "--desk-key",
-        &d(&root.path().join("desk.key")),
-        "--keys",
-        &d(&ks[0]),
-        &d(&ks[1]),
-        "--dirs",
-        &d(&p1),
-        &d(&p2),
-    ]);
-    assert!(o.status.success(), "prepare: {}", String::from_utf8_lossy(&o.stderr));
+    prepare_with_pw(&dir, root.path(), [&ks[0], &ks[1]], [&p1, &p2]);
     for (p, s) in [(&p1, &secrets[0]), (&p2, &secrets[1])] {
         let text = std::fs::read_to_string(p.join("party.json")).unwrap();
         assert!(!text.contains(s.as_str()), "{} holds the keystore's account secret in plaintext", p.display());
@@ -102,22 +94,11 @@ fn prepare_refuses_the_same_dir_for_both_sides() {
     let (dir, _node) = own_chain(root.path());
     let keys = dir.join("keys");
     let p = root.path().join("p");
-    let o = gl(&[
-        "channel",
-        "prepare",
-        "--rpc",
-        &d(&dir),
-        "--merchant-key",
-        &d(&keys.join("account-0.key")),
-        "--desk-key",
-        &d(&root.path().join("desk.key")),
-        "--keys",
-        &d(&keys.join("account-1.key")),
-        &d(&keys.join("account-2.key")),
-        "--dirs",
-        &d(&p),
-        &d(&p),
-    ]);
+    let (k1, k2) = (keys.join("account-1.key"), keys.join("account-2.key"));
+    let o =
+        prepare_cmd(&d(&dir), &keys.join("account-0.key"), &root.path().join("desk.key"), [&k1, &k2], [&p, &p], &[])
+            .output()
+            .unwrap();
     let side = std::fs::read_to_string(p.join("party.json")).unwrap_or_default();
     assert!(!o.status.success(), "--dirs p p accepted; the one party.json left: side {}", {
         serde_json::from_str::<serde_json::Value>(&side).map(|v| v["side"].clone()).unwrap_or_default()
@@ -160,23 +141,7 @@ fn a_sealed_party_opens_pays_and_closes_with_its_password() {
         ks.push(k);
     }
     let (p1, p2) = (root.path().join("p1"), root.path().join("p2"));
-    let o = with_pw(&[
-        "channel",
-        "prepare",
-        "--rpc",
-        &d(&dir),
-        "--merchant-key",
-        &d(&keys.join("account-0.key")),
-        "--desk-key",
-        &d(&root.path().join("desk.key")),
-        "--keys",
-        &d(&ks[0]),
-        &d(&ks[1]),
-        "--dirs",
-        &d(&p1),
-        &d(&p2),
-    ]);
-    assert!(o.status.success(), "prepare: {}", String::from_utf8_lossy(&o.stderr));
+    prepare_with_pw(&dir, root.path(), [&ks[0], &ks[1]], [&p1, &p2]);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -198,17 +163,7 @@ fn a_sealed_party_opens_pays_and_closes_with_its_password() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let open = |p: &Path| {
-        Command::new(BIN)
-            .args(["channel", "open", "--dir", &d(p)])
-            .env("GRIDLEDGER_PASSWORD", "pw")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let _procs = Procs(vec![open(&p2), open(&p1)]);
-    wait_open(&p1);
+    let _procs = open_both([&p1, &p2], &[("GRIDLEDGER_PASSWORD", "pw")]);
     let pay = gl_json(&["channel", "pay", "--json", "--dir", &d(&p1), "--energy", "1000", "--price", "200"]);
     assert_eq!(pay["result"], "done", "{pay}");
     assert!(pay["counter"].as_u64().is_some_and(|c| c > 0), "{pay}");

@@ -57,54 +57,15 @@ impl Drop for Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
+    let terms =
+        ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string(), "--close-timeout-blocks", "1"];
+    let (dir, node, url, dirs) = prepared_channel(["p0", "p1"], &terms);
     let root = dir.path().to_path_buf();
-    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
-    let url = node.url();
-    for i in 0..3 {
-        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
-    }
-    let dirs = [root.join("p0"), root.join("p1")];
-    let p = |s: &str| root.join(s).display().to_string();
-    let (d0, d1) = (dirs[0].display().to_string(), dirs[1].display().to_string());
-    gl_ok(&[
-        "channel",
-        "prepare",
-        "--rpc",
-        &url,
-        "--merchant-key",
-        &p("k0.key"),
-        "--desk-key",
-        &p("desk.key"),
-        "--keys",
-        &p("k1.key"),
-        &p("k2.key"),
-        "--dirs",
-        &d0,
-        &d1,
-        "--capacity",
-        "100000",
-        "50000",
-        "--t-delta-ms",
-        &MIN_T_DELTA_MS.to_string(),
-        "--close-timeout-blocks",
-        "1",
-    ]);
     Setup { _dir: dir, node: Some(node), url, dirs, root }
 }
 
 fn pay(dir: &Path, energy: u64, price: u64) {
     gl_ok(&["channel", "pay", "--dir", &d(dir), "--energy", &energy.to_string(), "--price", &price.to_string()]);
-}
-
-fn open_both(s: &Setup) -> Procs {
-    let procs = Procs(vec![
-        spawn(&["channel", "open", "--dir", &d(&s.dirs[1])]),
-        spawn(&["channel", "open", "--dir", &d(&s.dirs[0])]),
-    ]);
-    wait_open(&s.dirs[0]);
-    wait_open(&s.dirs[1]);
-    procs
 }
 
 fn copy_party(from: &Path, to: &Path) {
@@ -133,7 +94,7 @@ fn killed_parties_stale_close_is_corrected_by_the_watch_service() {
     let s = setup();
     let c = RpcClient::new(&s.url);
     let initial = total(&c);
-    let mut procs = open_both(&s);
+    let mut procs = open_both([&s.dirs[0], &s.dirs[1]], &[]);
     pay(&s.dirs[0], 10_000, 100); // side 0 pays 1_000
     let stale = s.root.join("stale");
     copy_party(&s.dirs[0], &stale);
@@ -220,7 +181,7 @@ fn silent_counterparty_timeout_close_returns_funds() {
     let s = setup();
     let c = RpcClient::new(&s.url);
     let initial = total(&c);
-    let mut procs = open_both(&s);
+    let mut procs = open_both([&s.dirs[0], &s.dirs[1]], &[]);
     for _ in 0..5 {
         pay(&s.dirs[0], 1_000, 100); // 100 each
     }

@@ -11,9 +11,8 @@ use gridledger_core::Amount;
 use gridledger_ledger::devnet::dev_key;
 use gridledger_node::channel::chainlink::{balance, read_msc};
 use gridledger_node::channel::spec::PartySpec;
-use gridledger_node::config::write_key;
 use gridledger_node::RpcClient;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 /// Waits until the chain's next block is past the MSC's billing period
@@ -35,13 +34,9 @@ fn line(bill: &serde_json::Value, sid: u64) -> serde_json::Value {
 fn apply_approve_init_refuse_and_bill() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
-    let url = node.url();
+    let (node, url) = dev_node(root, 4);
     let c = RpcClient::new(&url);
     let initial = total(&c);
-    for i in 0..4 {
-        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
-    }
     let p = |s: &str| d(&root.join(s));
     std::fs::write(root.join("id.pdf"), b"identity document").unwrap();
     std::fs::write(root.join("bank.pdf"), b"bank statements").unwrap();
@@ -124,44 +119,36 @@ fn apply_approve_init_refuse_and_bill() {
 
     // A credit-note channel through `channel prepare` (same service code),
     // side 0 on credit, side 1 on a deposit; side 0 buys 2_000.
-    let prep = gl_json(&[
-        "channel",
-        "prepare",
+    let (keys, dirs) = ([root.join("k1.key"), root.join("k2.key")], [root.join("p0"), root.join("p1")]);
+    let t_delta = gridledger_contracts::cns::MIN_T_DELTA_MS.to_string();
+    // --collateral-lock-ms: an hour, so the time-lock certainly holds for
+    // the whole test and "no seizure before the time-lock" is checked
+    // unconditionally. Seizure once the lock has run is covered with a
+    // controlled clock in `channels/tests/merchant.rs`.
+    let terms = [
         "--json",
-        "--rpc",
-        &url,
-        "--merchant-key",
-        &p("k0.key"),
-        "--desk-key",
-        &p("desk.key"),
-        "--keys",
-        &p("k1.key"),
-        &p("k2.key"),
-        "--dirs",
-        &p("p0"),
-        &p("p1"),
         "--capacity",
         "20000",
         "20000",
         "--credit0",
         "--t-delta-ms",
-        &gridledger_contracts::cns::MIN_T_DELTA_MS.to_string(),
-        // An hour: the time-lock certainly holds for the whole test, so "no
-        // seizure before the time-lock" is checked unconditionally. Seizure
-        // once the lock has run is covered with a controlled clock in
-        // `channels/tests/merchant.rs`.
+        &t_delta,
         "--collateral-lock-ms",
         "3600000",
-    ]);
+    ];
+    let prep = run_ok(&mut prepare_cmd(
+        &url,
+        &root.join("k0.key"),
+        &root.join("desk.key"),
+        [&keys[0], &keys[1]],
+        [&dirs[0], &dirs[1]],
+        &terms,
+    ));
+    let prep: serde_json::Value = serde_json::from_str(&prep).unwrap();
     let csid = prep["sids"][0].as_u64().unwrap();
     let spec0 = PartySpec::load(&root.join("p0")).unwrap();
     assert_eq!(spec0.sid, csid);
-    let _procs = Procs(vec![
-        Command::new(BIN).args(["channel", "open", "--dir", &p("p1")]).stdout(Stdio::null()).spawn().unwrap(),
-        Command::new(BIN).args(["channel", "open", "--dir", &p("p0")]).stdout(Stdio::null()).spawn().unwrap(),
-    ]);
-    wait_open(&root.join("p0"));
-    wait_open(&root.join("p1"));
+    let _procs = open_both([&dirs[0], &dirs[1]], &[]);
     for _ in 0..2 {
         gl_json(&["channel", "pay", "--json", "--dir", &p("p0"), "--energy", "10000", "--price", "100"]);
     }
@@ -213,9 +200,11 @@ fn apply_approve_init_refuse_and_bill() {
     assert_eq!(m.collateral, collateral);
     assert_eq!(m.ledger.imbalance(), 0, "credit ledger balances");
     assert_eq!(m.ledger.exposure(), 0);
-    // Nothing left to bill next period.
+    // Nothing left to bill next period; the summary is a table, not JSON.
     wait_billing_period(&c, csid);
     assert_eq!(line(&bill(), csid)["action"], "nothing_due");
+    let human = gl_ok(&["cns", "bill", "--rpc", &url, "--merchant-key", &p("k0.key"), "--desk-key", &p("desk.key")]);
+    assert!(!human.contains('{') && human.contains("action") && human.contains("nothing_due"), "{human}");
     assert_eq!(total(&c), initial, "coins conserved");
     node.shutdown();
 }

@@ -91,6 +91,10 @@ fn chain_dir_as_rpc_and_no_half_made_desk_key() {
     let (dir, _node, url) = own_chain(root.path());
     let info = gl_json(&["query", "info", "--rpc", &d(&dir), "--json"]);
     assert_eq!(info["chain_id"], 1);
+    // The summary names the contracts (not their JSON) and the clock's unit.
+    let human = gl_ok(&["query", "info", "--rpc", &d(&dir)]);
+    assert!(human.contains("token (id 1)") && human.contains("cns (id 3)") && !human.contains('{'), "{human}");
+    assert!(human.contains(" ms (the tip's block time)"), "{human}");
     let st = gl_json(&["cns", "status", "--json", "--rpc", &d(&dir.join("node.toml"))]);
     assert!(st["mscs"].as_array().unwrap().is_empty());
     assert!(url.starts_with("http://127.0.0.1:"));
@@ -359,12 +363,8 @@ fn amounts_in_coin_fee_reserve_and_zero_payments() {
 fn cns_init_twice_and_same_account_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
-    let url = node.url();
+    let (node, url) = dev_node(root, 4);
     let c = RpcClient::new(&url);
-    for i in 0..4 {
-        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
-    }
     let p = |s: &str| d(&root.join(s));
     std::fs::write(root.join("id.pdf"), b"identity document").unwrap();
     gl_json(&[
@@ -409,23 +409,25 @@ fn cns_init_twice_and_same_account_are_refused() {
     );
     let st = gl_json(&["cns", "status", "--json", "--rpc", &url]);
     assert_eq!(st["mscs"].as_array().unwrap().len(), 1);
+    // An MSC id that does not exist: said as such, with where to look.
+    let o = gl(&["cns", "pay", "--rpc", &url, "--key", &p("k1.key"), "--sid", "99"]);
+    let e = stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("no MSC 99") && e.contains("cns status") && !e.contains("party spec"),
+        "{e}"
+    );
 
-    let o = gl(&[
-        "channel",
-        "prepare",
-        "--rpc",
+    let k2 = root.join("k2.key");
+    let o = prepare_cmd(
         &url,
-        "--merchant-key",
-        &p("k0.key"),
-        "--desk-key",
-        &p("desk2.key"),
-        "--keys",
-        &p("k2.key"),
-        &p("k2.key"),
-        "--dirs",
-        &p("a"),
-        &p("b"),
-    ]);
+        &root.join("k0.key"),
+        &root.join("desk2.key"),
+        [&k2, &k2],
+        [&root.join("a"), &root.join("b")],
+        &[],
+    )
+    .output()
+    .unwrap();
     let e = stderr(&o);
     assert!(!o.status.success());
     assert!(e.contains("same account"), "{e}");
@@ -559,6 +561,246 @@ fn openrpc_discover_and_named_params() {
     }
 }
 
+/// Defect 7, the newcomer's CNS path end to end: `cns apply → approve →
+/// init`, then `channel prepare --approval0/--approval1` runs the channel
+/// on the MSCs those made (side 0's made by `cns init`, side 1's made by
+/// `prepare` from its approval) instead of opening fresh ones; a second
+/// channel reuses both MSCs; an approval from another merchant and a desk
+/// key the merchant was not registered with are refused and change nothing.
+#[test]
+fn channel_prepare_uses_the_mscs_cns_init_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (node, url) = dev_node(root, 4);
+    let c = RpcClient::new(&url);
+    let p = |s: &str| root.join(s);
+    for i in [1, 2] {
+        let doc = p(&format!("id{i}.pdf"));
+        std::fs::write(&doc, format!("identity document {i}")).unwrap();
+        let (key, app) = (p(&format!("k{i}.key")), p(&format!("app{i}.json")));
+        // The summary names the account (not only the MSC pseudonym key) and the next step.
+        let shown =
+            gl_ok(&["cns", "apply", "--key", &d(&key), "--credit", "0.05", "--out", &d(&app), "--docs", &d(&doc)]);
+        assert!(
+            shown.contains(&format!("account {}", dev_key(i).address())) && shown.contains("0.050000 coin"),
+            "{shown}"
+        );
+        let approval = d(&p(&format!("approval{i}.json")));
+        let (m, desk) = (d(&p("k0.key")), d(&p("desk.key")));
+        let shown = gl_ok(&[
+            "cns",
+            "approve",
+            "--rpc",
+            &url,
+            "--merchant-key",
+            &m,
+            "--desk-key",
+            &desk,
+            "--application",
+            &d(&app),
+            "--out",
+            &approval,
+        ]);
+        assert!(
+            shown.contains("collateral") && shown.contains(&format!("cns init --key ITS.key --approval {approval}")),
+            "{shown}"
+        );
+    }
+    let (k1_path, approval1) = (d(&p("k1.key")), d(&p("approval1.json")));
+    let init = gl_ok(&["cns", "init", "--rpc", &url, "--key", &k1_path, "--approval", &approval1]);
+    assert!(init.contains(&format!("--approval0 {approval1}")), "init names the next step: {init}");
+    let sid1 = gl_json(&["cns", "status", "--json", "--rpc", &url])["mscs"][0]["sid"].as_u64().unwrap();
+    assert!(init.contains(&format!("MSC {sid1} created")), "{init}");
+    let msc_count = || gl_json(&["cns", "status", "--json", "--rpc", &url])["mscs"].as_array().unwrap().len();
+    assert_eq!(msc_count(), 1);
+    let approvals = |extra: &[&str]| {
+        let mut v =
+            vec!["--approval0".to_string(), d(&p("approval1.json")), "--approval1".into(), d(&p("approval2.json"))];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let (k1, k2) = (p("k1.key"), p("k2.key"));
+    let prepare = |merchant: &str, desk: &str, dirs: [&str; 2], extra: &[&str]| {
+        let args = approvals(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        prepare_cmd(&url, &p(merchant), &p(desk), [&k1, &k2], [&p(dirs[0]), &p(dirs[1])], &args).output().unwrap()
+    };
+
+    // Refused, nothing sent: the approvals are merchant k0's, not k3's; the
+    // merchant is registered with desk.key, not other-desk.key.
+    let balances = || [0, 3].map(|i| gridledger_node::channel::chainlink::balance(&c, &dev_key(i).address()).unwrap());
+    let before = balances();
+    let o = prepare("k3.key", "desk.key", ["x0", "x1"], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("the approval is from merchant"), "{}", stderr(&o));
+    let o = prepare("k0.key", "other-desk.key", ["x0", "x1"], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("registered with another desk key"), "{}", stderr(&o));
+    assert_eq!(msc_count(), 1, "a refused prepare made an MSC");
+    assert!(!p("x0").exists() && !p("x1").exists(), "a refused prepare wrote a party");
+    assert_eq!(balances(), before, "a refused prepare sent a transaction");
+
+    let o = prepare("k0.key", "desk.key", ["p1", "p2"], &["--json", "--credit0", "--capacity", "20000", "20000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let prep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(prep["sids"][0], sid1, "side 0 runs on the MSC `cns init` made: {prep}");
+    let sid2 = prep["sids"][1].as_u64().unwrap();
+    let approval2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("approval2.json")).unwrap()).unwrap();
+    let m2 = gridledger_node::channel::chainlink::read_msc(&c, sid2).unwrap().unwrap();
+    assert_eq!(serde_json::json!(m2.participant_key), approval2["participant"], "side 1's MSC is its approval's");
+    assert_eq!(msc_count(), 2, "no fresh MSCs");
+    // The human table: columns line up however long the cells are.
+    let table = gl_ok(&["cns", "status", "--rpc", &url]);
+    let lines: Vec<&str> = table.lines().collect();
+    let col = |l: &str, w: &str| l.find(w).unwrap_or_else(|| panic!("{w:?} not in {l:?}"));
+    assert_eq!(col(lines[0], "collateral"), col(lines[1], "0.010000 coin"), "{table}");
+    assert_eq!(col(lines[0], "payout"), col(lines[1], &dev_key(1).address().to_string()), "{table}");
+
+    let procs = open_both([&p("p1"), &p("p2")], &[]);
+    gl_ok(&["channel", "pay", "--dir", &d(&p("p1")), "--energy", "10000", "--price", "100"]);
+    let status = gl_ok(&["channel", "status", "--dir", &d(&p("p1"))]);
+    assert!(status.contains("energy delivered  side 0: 0 Wh, side 1: 10000 Wh"), "{status}");
+    gl_ok(&["channel", "close", "--dir", &d(&p("p1"))]);
+    drop(procs);
+    let m1 = gridledger_node::channel::chainlink::read_msc(&c, sid1).unwrap().unwrap();
+    assert_eq!(m1.pending.len(), 1, "the credit-note channel settled into the MSC of `cns init`");
+
+    // A second channel on the same two MSCs (the next ESC between them).
+    let again = prepare("k0.key", "desk.key", ["q1", "q2"], &["--json"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["sids"], serde_json::json!([sid1, sid2]));
+    assert_ne!(again["scid"], prep["scid"]);
+    assert_eq!(msc_count(), 2);
+    node.shutdown();
+}
+
+/// Defect 8: `channel watch-spec` prints a summary, or with --json exactly
+/// one JSON document (the spec it wrote); a directory without a party
+/// names the command that makes one.
+#[test]
+fn watch_spec_summary_and_json() {
+    let (dir, node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
+    let root = dir.path();
+    let out = root.join("watch.json");
+    let human = gl_ok(&["channel", "watch-spec", "--dir", &d(&dirs[1]), "--out", &d(&out)]);
+    assert!(serde_json::from_str::<serde_json::Value>(&human).is_err(), "summary is JSON: {human}");
+    assert!(human.contains("written to") && human.contains("channel watch --spec"), "{human}");
+    std::fs::remove_file(&out).unwrap();
+    let v = gl_json(&["channel", "watch-spec", "--json", "--dir", &d(&dirs[1]), "--out", &d(&out)]);
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v, file);
+    assert_eq!(v["side"], 1);
+    let o = gl(&["channel", "watch-spec", "--dir", &d(root), "--out", &d(&root.join("w2.json"))]);
+    assert!(!o.status.success() && stderr(&o).contains("channel prepare"), "{}", stderr(&o));
+    assert!(!root.join("w2.json").exists());
+    node.shutdown();
+}
+
+/// Defect 6: `channel prepare --min-price/--max-price` take coin decimals
+/// like `channel pay --price` (here refused only later, at the node that
+/// is not there), and a price finer than a minor unit is refused.
+#[test]
+fn prepare_prices_take_coin_decimals() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let k = |i: usize| root.join(format!("k{i}.key"));
+    for i in 0..3 {
+        write_key(&k(i), &dev_key(i)).unwrap();
+    }
+    let rpc = format!("127.0.0.1:{}", closed_port());
+    let dirs = [root.join("p1"), root.join("p2")];
+    let prepare = |prices: &[&str]| {
+        prepare_cmd(&rpc, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], prices).output().unwrap()
+    };
+    let o = prepare(&["--min-price", "0.0001", "--max-price", "0.0003coin"]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && !e.contains("invalid value") && e.contains(&rpc), "{e}");
+    let o = prepare(&["--max-price", "0.0000001"]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("more than 6 decimals"), "{e}");
+    assert!(!dirs[0].exists() && !root.join("desk.key").exists(), "a refused prepare wrote files");
+}
+
+/// Defect 8: `sim pbft` prints a summary, and with --json one JSON
+/// document; `experiment list` lines its columns up.
+#[test]
+fn sim_summary_or_json_and_experiment_list_columns() {
+    let args = ["sim", "pbft", "--seeds", "1", "--validators", "4", "--replica-only", "--min-height", "3"];
+    let human = gl_ok(&args);
+    assert!(serde_json::from_str::<serde_json::Value>(&human).is_err(), "summary is JSON: {human}");
+    assert!(human.contains("failures          0") && human.contains("1 seed(s)"), "{human}");
+    let v = gl_json(&[&args[..], &["--json"]].concat());
+    assert_eq!((v["seeds"].as_u64(), v["failures"].as_u64()), (Some(1), Some(0)), "{v}");
+    let list = gl_ok(&["experiment", "list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    // Columns are counted in characters (durations carry "≈", seeds "§").
+    let at = lines[0][..lines[0].find("what it measures").unwrap()].chars().count();
+    for l in &lines[1..] {
+        let c: Vec<char> = l.chars().collect();
+        assert!(c.len() > at && c[at - 1] == ' ' && c[at] != ' ', "misaligned: {l:?}\n{list}");
+    }
+}
+
+/// Defect 2: a testnet whose port another process holds (here: a node of
+/// `gridledger init` on the same default port) is refused before anything
+/// is written, naming the port and the flag, instead of starting
+/// validators that exit at once.
+#[test]
+fn testnet_on_a_busy_port_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let net = dir.path().join("net");
+    let (rpc, p2p) = (port.to_string(), (port - 100).to_string());
+    let o = gl(&["testnet", "--validators", "4", "--dir", &d(&net), "--rpc-port", &rpc, "--p2p-port", &p2p]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains(&format!("127.0.0.1:{port} is not free")) && e.contains("--rpc-port"), "{e}");
+    assert!(!net.exists(), "a refused testnet wrote files");
+}
+
+/// Defect 2: a node whose JSON-RPC address another process holds names the
+/// config file and the setting that moves it.
+#[test]
+fn node_on_a_busy_address_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = held.local_addr().unwrap().to_string();
+    let chain = dir.path().join("c");
+    gl_ok(&["init", "--dir", &d(&chain), "--listen", &listen]);
+    let o = gl(&["node", "--config", &d(&chain.join("node.toml"))]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains(&listen) && e.contains("rpc_listen") && e.contains("node.toml"), "{e}");
+}
+
+/// Defect 2: `channel dispute|abort|watch` on a directory without a party
+/// name the directory and the command that makes one (not a bare "No such
+/// file or directory").
+#[test]
+fn snapshot_commands_on_a_missing_party_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let nope = d(&dir.path().join("nope"));
+    for cmd in ["dispute", "abort", "watch"] {
+        let o = gl(&["channel", cmd, "--dir", &nope]);
+        let e = stderr(&o);
+        assert!(!o.status.success() && e.contains(&nope) && e.contains("channel prepare"), "{cmd}: {e}");
+    }
+}
+
+/// `ior day --config` needs a community file: `--example-config` prints
+/// the commented example (no source tree needed to find it).
+#[test]
+fn ior_day_prints_its_example_config() {
+    let out = gl_ok(&["ior", "day", "--example-config"]);
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../rollup/examples/community.toml");
+    assert_eq!(out, std::fs::read_to_string(file).unwrap());
+    let help = gl_ok(&["ior", "day", "--help"]);
+    assert!(help.contains("--example-config") && !help.contains("crates/rollup"), "{help}");
+}
+
 /// Defect 8: `demo --json` prints exactly one JSON document.
 #[test]
 fn demo_json_is_one_document() {
@@ -573,39 +815,11 @@ fn demo_json_is_one_document() {
 /// also as JSON on stdout); defect 9: `channel open` says what it waits for.
 #[test]
 fn channel_pay_error_once_and_open_says_what_it_does() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
     let root = dir.path();
-    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
-    let url = node.url();
-    for i in 0..3 {
-        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
-    }
     let p = |s: &str| d(&root.join(s));
-    gl_ok(&[
-        "channel",
-        "prepare",
-        "--rpc",
-        &url,
-        "--merchant-key",
-        &p("k0.key"),
-        "--desk-key",
-        &p("desk.key"),
-        "--keys",
-        &p("k1.key"),
-        &p("k2.key"),
-        "--dirs",
-        &p("p1"),
-        &p("p2"),
-    ]);
-    let open = |side: &str| {
-        Command::new(BIN)
-            .args(["channel", "open", "--dir", &p(side)])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let mut procs = Procs(vec![open("p2"), open("p1")]);
+    let side0 = open_cmd(&dirs[0]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut procs = Procs(vec![open_cmd(&dirs[1]).spawn().unwrap(), side0]);
     wait_open(&root.join("p1"));
     let o = gl(&["channel", "pay", "--dir", &p("p1"), "--energy", "1000000", "--price", "20000000"]);
     assert!(!o.status.success());
@@ -626,47 +840,11 @@ fn channel_pay_error_once_and_open_says_what_it_does() {
 /// Defect 9: a close that falls back to a dispute says so.
 #[test]
 fn close_falling_back_to_a_dispute_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
-    let url = node.url();
-    for i in 0..3 {
-        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
-    }
-    let p = |s: &str| d(&root.join(s));
-    gl_ok(&[
-        "channel",
-        "prepare",
-        "--rpc",
-        &url,
-        "--merchant-key",
-        &p("k0.key"),
-        "--desk-key",
-        &p("desk.key"),
-        "--keys",
-        &p("k1.key"),
-        &p("k2.key"),
-        "--dirs",
-        &p("p1"),
-        &p("p2"),
-        // The shortest dispute window the contract allows, a 3 s close timeout.
-        "--t-delta-ms",
-        "10000",
-        "--close-timeout-blocks",
-        "3",
-        "--block-ms",
-        "1000",
-    ]);
-    let open = |side: &str| {
-        Command::new(BIN)
-            .args(["channel", "open", "--dir", &p(side)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut procs = Procs(vec![open("p2"), open("p1")]);
-    wait_open(&root.join("p1"));
+    // The shortest dispute window the contract allows, a 3 s close timeout.
+    let timing = ["--t-delta-ms", "10000", "--close-timeout-blocks", "3", "--block-ms", "1000"];
+    let (dir, node, _url, dirs) = prepared_channel(["p1", "p2"], &timing);
+    let p = |s: &str| d(&dir.path().join(s));
+    let mut procs = open_both([&dirs[0], &dirs[1]], &[]);
     gl_ok(&["channel", "pay", "--dir", &p("p1"), "--energy", "1000", "--price", "200"]);
     // The peer goes silent.
     let mut peer = procs.0.remove(0);

@@ -167,3 +167,27 @@ fn bench_channel_runs_two_processes_and_counts_on_chain_costs() {
     assert_eq!(u(&every["gas"]), u(&every["txs"]) * 21_000);
     assert!(u(&run["on_chain"]["channel_lifetime"]["txs"]) < u(&every["txs"]), "the channel saves transactions");
 }
+
+/// Issue 17, defect 9: on a terminal `bench ior` draws a bar of its named
+/// steps on stderr (`gas per contract`, then each table cell, `n/4`);
+/// under --json nothing but the one JSON document reaches the terminal.
+/// Runs under `script`, which gives the command a pseudo-terminal; skipped
+/// (with a note) where `script` is not installed.
+#[test]
+fn bench_ior_draws_its_steps_on_a_terminal_only() {
+    let Some(script) = ["/usr/bin/script", "/bin/script"].into_iter().find(|p| std::path::Path::new(p).exists()) else {
+        eprintln!("skipped: no `script` to run the command on a pseudo-terminal");
+        return;
+    };
+    let on_tty = |extra: &str| {
+        let cmd = format!("{BIN} bench ior --sizes 10 --disputes 0 --gas-txs 5 --sellers 3 --window-ms 1000 {extra}");
+        let o = Command::new(script).args(["-qec", &cmd, "/dev/null"]).output().expect("run script");
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stdout));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let shown = on_tty("");
+    assert!(shown.contains("bench ior") && shown.contains("gas per contract") && shown.contains("/4"), "{shown}");
+    let quiet = on_tty("--json");
+    assert!(!quiet.contains("gas per contract"), "progress drawn under --json: {quiet}");
+    assert_eq!(json(quiet.trim())["bench"], "ior", "the terminal shows one JSON document");
+}

@@ -130,22 +130,11 @@ impl Chain {
     ) -> Result<Self, ChainError> {
         let mempool =
             Mempool::new(config.mempool_capacity, config.mempool_per_sender).with_max_bytes(config.mempool_max_bytes);
-        match store.tip()? {
+        let (state, tip) = match store.tip()? {
             None => {
                 let (ex, state) = Self::genesis_block(&genesis)?;
                 store.commit(&ex)?;
-                let tip = ex.block.header.clone();
-                Ok(Self {
-                    store,
-                    state,
-                    registry,
-                    genesis,
-                    config,
-                    mempool,
-                    tip,
-                    needs_reload: false,
-                    orphans: Vec::new(),
-                })
+                (state, ex.block.header)
             }
             Some(h) => {
                 let (ex, _) = Self::genesis_block(&genesis)?;
@@ -164,19 +153,10 @@ impl Chain {
                         tip.state_root
                     )));
                 }
-                Ok(Self {
-                    store,
-                    state,
-                    registry,
-                    genesis,
-                    config,
-                    mempool,
-                    tip,
-                    needs_reload: false,
-                    orphans: Vec::new(),
-                })
+                (state, tip)
             }
-        }
+        };
+        Ok(Self { store, state, registry, genesis, config, mempool, tip, needs_reload: false, orphans: Vec::new() })
     }
 
     fn genesis_block(g: &Genesis) -> Result<(ExecutedBlock, State), ChainError> {

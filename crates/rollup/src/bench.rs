@@ -364,11 +364,24 @@ fn per_call(g: &GasSummary, key: &str) -> Value {
 
 /// Runs every benchmark of the module docs and returns one JSON object.
 pub fn bench_ior(cfg: &IorBenchConfig) -> Result<Value, DemoError> {
+    bench_ior_with_progress(cfg, &mut |_| {})
+}
+
+/// The steps [`bench_ior_with_progress`] reports: the gas run, the single
+/// chain, and each table cell in both modes.
+pub fn bench_ior_steps(cfg: &IorBenchConfig) -> usize {
+    2 + 2 * cfg.sizes.len() * cfg.dispute_permille.len()
+}
+
+/// [`bench_ior`], calling `step` with the name of each step as it starts
+/// ([`bench_ior_steps`] of them), e.g. for a progress bar.
+pub fn bench_ior_with_progress(cfg: &IorBenchConfig, step: &mut dyn FnMut(&str)) -> Result<Value, DemoError> {
     if cfg.gas_txs == 0 || cfg.sizes.contains(&0) || cfg.dispute_permille.iter().any(|p| *p > 1000) {
         return Err(DemoError::Config("sizes must be positive and dispute shares at most 1000 ‰".into()));
     }
     let started = Instant::now();
     // 1,000 ATs + 1,000 STs: per-contract gas and the single-chain baseline.
+    step(&format!("gas per contract: {} ATs and STs on the IOR", cfg.gas_txs));
     let mut p = prepare(cfg, cfg.gas_txs, Mode::Ior)?;
     let st = settle_sts(&mut p, 0, cfg.seed)?;
     let at = &p.at_gas;
@@ -376,6 +389,7 @@ pub fn bench_ior(cfg: &IorBenchConfig) -> Result<Value, DemoError> {
     let ior_gas = at.total() + st["gas"].as_u64().unwrap_or(0);
     let ior_primary = at.primary + st["gas_primary"].as_u64().unwrap_or(0);
     let ior_secondary = at.secondary + st["gas_secondary"].as_u64().unwrap_or(0);
+    step(&format!("single chain: {} ATs and STs", cfg.gas_txs));
     let single = single_chain(cfg, cfg.gas_txs)?;
     let single_gas = single["gas"].as_u64().unwrap_or(0);
     // Fig 3-7's argument: every node of a chain executes its contracts.
@@ -446,6 +460,7 @@ pub fn bench_ior(cfg: &IorBenchConfig) -> Result<Value, DemoError> {
             let disputed = size * pm as usize / 1000;
             let mut out = serde_json::Map::new();
             for (name, mode) in [("ior", Mode::Ior), ("challenge_window_or", Mode::ConventionalOr)] {
+                step(&format!("{size} STs, {pm} ‰ disputed: {name}"));
                 let mut p = prepare(cfg, size, mode)?;
                 out.insert(name.into(), settle_sts(&mut p, disputed, cfg.seed ^ size as u64 ^ u64::from(pm))?);
             }

@@ -4,9 +4,10 @@
 use gridledger_core::{Address, Amount};
 use gridledger_ledger::devnet::{dev_key, dev_validator};
 use gridledger_node::channel::chainlink::balance;
-use gridledger_node::RpcClient;
-use std::path::Path;
-use std::process::{Child, Command, Output};
+use gridledger_node::config::write_key;
+use gridledger_node::{NodeHandle, RpcClient};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
@@ -63,4 +64,71 @@ pub fn wait_open(dir: &Path) {
         assert!(t.elapsed() < Duration::from_secs(20), "party in {} never open", dir.display());
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A single-validator development node in `root/node` (four funded
+/// accounts, a block every 20 ms) and the key files `root/k{i}.key` of
+/// development accounts `0..keys`. Returns the node and its URL.
+pub fn dev_node(root: &Path, keys: usize) -> (NodeHandle, String) {
+    let node = gridledger_node::channel::devnode::start(&root.join("node"), 4, BAL, 20).unwrap();
+    for i in 0..keys {
+        write_key(&root.join(format!("k{i}.key")), &dev_key(i)).unwrap();
+    }
+    let url = node.url();
+    (node, url)
+}
+
+/// `gridledger channel prepare` between the accounts of `keys`, writing
+/// `dirs`, with the merchant's account and desk key files; `extra` flags
+/// follow. Run it with [`run_ok`] or `.output()`.
+pub fn prepare_cmd(
+    rpc: &str,
+    merchant: &Path,
+    desk: &Path,
+    keys: [&Path; 2],
+    dirs: [&Path; 2],
+    extra: &[&str],
+) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["channel", "prepare", "--rpc", rpc, "--merchant-key"]).arg(merchant).arg("--desk-key").arg(desk);
+    c.arg("--keys").args(keys).arg("--dirs").args(dirs).args(extra);
+    c
+}
+
+/// Runs `cmd`, asserts success, returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let o = cmd.output().expect("run gridledger");
+    assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `gridledger channel open` of the party in `dir`, output discarded.
+pub fn open_cmd(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["channel", "open", "--dir"]).arg(dir).stdout(Stdio::null()).stderr(Stdio::null());
+    c
+}
+
+/// Opens both parties (side 1 first, then side 0), each its own process
+/// with `env` set, and waits until both report the channel open.
+pub fn open_both(dirs: [&Path; 2], env: &[(&str, &str)]) -> Procs {
+    let spawn = |dir: &Path| open_cmd(dir).envs(env.iter().copied()).spawn().expect("spawn channel open");
+    let procs = Procs(vec![spawn(dirs[1]), spawn(dirs[0])]);
+    wait_open(dirs[0]);
+    wait_open(dirs[1]);
+    procs
+}
+
+/// A development node in a fresh temporary directory (see [`dev_node`],
+/// keys `k0..k2`) and a channel prepared on it between development accounts
+/// 1 and 2 with account 0 as the merchant, the parties' directories named
+/// `names` inside it; `extra` flags go to `channel prepare`. Returns the
+/// directory, the node, its URL and the parties' directories.
+pub fn prepared_channel(names: [&str; 2], extra: &[&str]) -> (tempfile::TempDir, NodeHandle, String, [PathBuf; 2]) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (node, url) = dev_node(root, 3);
+    let (k, dirs) = (|i: usize| root.join(format!("k{i}.key")), names.map(|n| root.join(n)));
+    run_ok(&mut prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], extra));
+    (dir, node, url, dirs)
 }

@@ -321,38 +321,25 @@ pub fn i128_of(a: Amount) -> i128 {
 
 /// Merchant's Smart Contract (seed Fig 4, Eq 2), as read: the stored
 /// [`MscRecord`] with its keyed lists (ESCs, pending and signed
-/// settlements) gathered in.
+/// settlements) gathered in. The record's fields read through it
+/// (`msc.collateral`); its JSON is the record's fields and the lists.
 #[derive(BorshSerialize, BorshDeserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct Msc {
-    pub sid: u64,
+    #[serde(flatten)]
+    pub record: MscRecord,
     /// `𝔖`: the ESCs this MSC takes part in.
     pub escs: Vec<Hash32>,
-    pub merchant: Address,
-    /// The participant, by pseudonym only.
-    pub participant: Hash32,
-    pub participant_key: PublicKey,
-    pub payout: Address,
-    /// `(α^final, Q^final)`: coin finally received and energy delivered by
-    /// the participant over all closed channels.
-    pub final_amount: Amount,
-    pub final_energy: Energy,
-    /// `{σ_M, σ_Pi}`.
-    pub sigs: [Signature; 2],
-    pub approval_nonce: u64,
-    pub collateral: Amount,
-    pub collateral_unlock_at: Timestamp,
-    pub credit_limit: Amount,
-    pub ledger: CreditLedger,
     /// Settlements awaiting the merchant's signature, by channel.
     pub pending: Vec<DebitRecord>,
-    /// Since when the oldest settlement still pending has waited (0: none).
-    pub pending_since: Timestamp,
     /// Signed settlements (the MSC's debit list).
     pub signed: Vec<(DebitRecord, Signature)>,
-    pub disputes_at_fault: u32,
-    pub standing: Standing,
-    pub billing_period_start: Timestamp,
-    pub closed: bool,
+}
+
+impl std::ops::Deref for Msc {
+    type Target = MscRecord;
+    fn deref(&self) -> &MscRecord {
+        &self.record
+    }
 }
 
 /// The MSC as stored: fixed size, so every call that loads it costs the
@@ -363,11 +350,15 @@ pub struct MscRecord {
     pub sid: u64,
     pub esc_count: u64,
     pub merchant: Address,
+    /// The participant, by pseudonym only.
     pub participant: Hash32,
     pub participant_key: PublicKey,
     pub payout: Address,
+    /// `(α^final, Q^final)`: coin finally received and energy delivered by
+    /// the participant over all closed channels.
     pub final_amount: Amount,
     pub final_energy: Energy,
+    /// `{σ_M, σ_Pi}`.
     pub sigs: [Signature; 2],
     pub approval_nonce: u64,
     pub collateral: Amount,
@@ -390,29 +381,7 @@ pub struct MscRecord {
 impl MscRecord {
     /// The read view with its lists.
     pub fn view(&self, escs: Vec<Hash32>, pending: Vec<DebitRecord>, signed: Vec<(DebitRecord, Signature)>) -> Msc {
-        Msc {
-            sid: self.sid,
-            escs,
-            merchant: self.merchant,
-            participant: self.participant,
-            participant_key: self.participant_key,
-            payout: self.payout,
-            final_amount: self.final_amount,
-            final_energy: self.final_energy,
-            sigs: self.sigs,
-            approval_nonce: self.approval_nonce,
-            collateral: self.collateral,
-            collateral_unlock_at: self.collateral_unlock_at,
-            credit_limit: self.credit_limit,
-            ledger: self.ledger.clone(),
-            pending,
-            pending_since: self.pending_since,
-            signed,
-            disputes_at_fault: self.disputes_at_fault,
-            standing: self.standing,
-            billing_period_start: self.billing_period_start,
-            closed: self.closed,
-        }
+        Msc { record: self.clone(), escs, pending, signed }
     }
 }
 

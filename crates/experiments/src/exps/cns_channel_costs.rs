@@ -15,9 +15,11 @@
 use gridledger_core::{Amount, Hash32, KeyPair};
 use gridledger_ledger::devnet::dev_key;
 use gridledger_node::channel::party::{spawn_party_on, Command, Listeners, PartyOptions, Reply};
-use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms};
+use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms, PartySpec};
 use gridledger_node::RpcClient;
 use serde_json::json;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::result::{num, ratio, ChartSpec, Check, ExperimentResult, Series, Table};
@@ -47,7 +49,7 @@ pub struct Lifetime {
 }
 
 /// Transactions and gas in blocks `from..=to`.
-fn txs_and_gas(c: &RpcClient, from: u64, to: u64) -> Result<(u64, u64), ExperimentError> {
+pub fn txs_and_gas(c: &RpcClient, from: u64, to: u64) -> Result<(u64, u64), ExperimentError> {
     let (mut n, mut gas) = (0u64, 0u64);
     for h in from..=to {
         let b = c.call("gl_getBlock", json!([h])).map_err(e)?;
@@ -62,16 +64,30 @@ fn txs_and_gas(c: &RpcClient, from: u64, to: u64) -> Result<(u64, u64), Experime
     Ok((n, gas))
 }
 
-/// Opens a channel, makes `trades` co-signed payments, closes it.
-pub fn lifetime(trades: u64) -> Result<Lifetime, ExperimentError> {
+/// A channel lifetime ready to run: a fresh development node (dropping
+/// `dir` removes it) and a channel between two deposit-funded parties
+/// (10^9 minor units each, t_Δ 10 s) prepared on it, both parties'
+/// directories written. What this experiment and `gridledger bench
+/// channel` measure.
+pub struct Prepared {
+    pub node: gridledger_node::NodeHandle,
+    pub client: RpcClient,
+    /// First block of the on-chain setup (merchant, MSCs, ESC).
+    pub setup_from: u64,
+    pub specs: [PartySpec; 2],
+    pub dirs: [PathBuf; 2],
+    pub dir: tempfile::TempDir,
+}
+
+/// Prepares a [`Prepared`] channel whose parties listen for each other on
+/// `addrs` and for commands on `controls`.
+pub fn prepare_lifetime(addrs: [SocketAddr; 2], controls: [SocketAddr; 2]) -> Result<Prepared, ExperimentError> {
     let dir = tempfile::tempdir().map_err(e)?;
     let node = gridledger_node::channel::devnode::start(&dir.path().join("node"), 4, Amount(1_000_000_000_000), 20)
         .map_err(e)?;
     let client = RpcClient::new(&node.url());
     let setup_from = client.height().map_err(e)? + 1;
     let cap = Amount(1_000_000_000);
-    // Both parties run here: bind their ports now and hand the listeners over.
-    let listeners = [bind_loopback().map_err(e)?, bind_loopback().map_err(e)?];
     let terms = ChannelTerms {
         capacity: [cap, cap],
         credit: [false, false],
@@ -82,8 +98,8 @@ pub fn lifetime(trades: u64) -> Result<Lifetime, ExperimentError> {
         billing_period_ms: 30_000,
         retry_ms: 500,
         close_timeout_ms: 5_000,
-        addrs: [listeners[0].local_addr().map_err(e)?, listeners[1].local_addr().map_err(e)?],
-        controls: [listeners[0].local_addr().map_err(e)?, listeners[1].local_addr().map_err(e)?],
+        addrs,
+        controls,
         accept: None,
     };
     let desk = KeyPair::generate(&mut rand::rng());
@@ -92,6 +108,24 @@ pub fn lifetime(trades: u64) -> Result<Lifetime, ExperimentError> {
     for i in 0..2 {
         specs[i].save(&dirs[i]).map_err(e)?;
     }
+    Ok(Prepared { node, client, setup_from, specs, dirs, dir })
+}
+
+/// Gas of one trade settled on chain instead of in a channel: a transfer.
+pub fn transfer_gas(client: &RpcClient) -> Result<u64, ExperimentError> {
+    let key = dev_key(3);
+    let nonce = client.next_nonce(&key.address()).map_err(e)?;
+    let tx = gridledger_ledger::devnet::transfer(&key, 1, nonce, dev_key(0).address(), Amount(1), Amount(1));
+    let h = client.send(&tx).map_err(e)?;
+    Ok(client.wait_receipt(&h, Duration::from_secs(30)).map_err(e)?["gas_used"].as_u64().unwrap_or(0))
+}
+
+/// Opens a channel, makes `trades` co-signed payments, closes it.
+pub fn lifetime(trades: u64) -> Result<Lifetime, ExperimentError> {
+    // Both parties run here: bind their ports now and hand the listeners over.
+    let listeners = [bind_loopback().map_err(e)?, bind_loopback().map_err(e)?];
+    let addrs = [listeners[0].local_addr().map_err(e)?, listeners[1].local_addr().map_err(e)?];
+    let Prepared { node, client, setup_from, specs, dirs, dir: _dir } = prepare_lifetime(addrs, addrs)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(e)?;
     let opts = PartyOptions { control: false, ..PartyOptions::default() };
     let (elapsed, counter) = rt.block_on(async {
@@ -135,12 +169,7 @@ pub fn lifetime(trades: u64) -> Result<Lifetime, ExperimentError> {
     let end = client.height().map_err(e)?;
     let (setup_txs, setup_gas) = txs_and_gas(&client, setup_from, specs[0].start_height)?;
     let (channel_txs, channel_gas) = txs_and_gas(&client, specs[0].start_height + 1, end)?;
-    // One trade settled on chain instead: a transfer.
-    let key = dev_key(3);
-    let nonce = client.next_nonce(&key.address()).map_err(e)?;
-    let tx = gridledger_ledger::devnet::transfer(&key, 1, nonce, dev_key(0).address(), Amount(1), Amount(1));
-    let h = client.send(&tx).map_err(e)?;
-    let transfer_gas = client.wait_receipt(&h, Duration::from_secs(30)).map_err(e)?["gas_used"].as_u64().unwrap_or(0);
+    let transfer_gas = transfer_gas(&client)?;
     node.shutdown();
     Ok(Lifetime {
         trades,

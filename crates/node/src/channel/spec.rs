@@ -8,7 +8,9 @@ use super::merchant::{self, derive_msc_key, document_hash, Application};
 use gridledger_channels::machine::{ChannelParams, Policy, PriceBounds};
 use gridledger_contracts::args;
 use gridledger_contracts::cns::credit::{esc_open_args, CollateralRatio, CreditRefusal, MerchantDesk, RiskFunction};
-use gridledger_contracts::cns::{derive_cid, Domain, EscInit, Funding, RegisterMerchant, MIN_T_DELTA_MS};
+use gridledger_contracts::cns::{
+    derive_cid, derive_scid, Domain, EscInit, Funding, Msc, RegisterMerchant, SignedApproval, MIN_T_DELTA_MS,
+};
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::{Amount, Energy, Hash32, KeyPair, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,10 @@ pub enum SpecError {
     Refused(#[from] CreditRefusal),
     #[error("party keys: {0}")]
     Keystore(#[from] crate::keystore::KeystoreError),
+    /// An approval given to `prepare` that cannot fund this channel (another
+    /// merchant, another account, a closed MSC).
+    #[error("{0}")]
+    Approval(String),
 }
 
 /// One party's channel, as stored in `party.json`. Secrets are hex when the
@@ -301,8 +307,19 @@ pub fn ensure_merchant<F: RiskFunction>(
     billing_period_ms: u64,
     pool: Amount,
 ) -> Result<(), SpecError> {
-    let exists = super::chainlink::view(&link.client, "merchant", args(&desk.account)).is_ok();
-    if !exists {
+    let registered = super::chainlink::view(&link.client, "merchant", args(&desk.account)).ok();
+    if let Some(m) = registered {
+        // Approvals and credit notes signed by another desk key would be
+        // refused on chain only after the participant's first transaction.
+        let key: Option<PublicKey> = serde_json::from_value(m["key"].clone()).ok();
+        if key.is_some_and(|k| k != desk.key.public()) {
+            return Err(SpecError::Approval(format!(
+                "merchant {} is registered with another desk key than --desk-key holds; \
+                 give the desk key file it was registered with",
+                desk.account
+            )));
+        }
+    } else {
         link.call(
             "merchant_register",
             args(&RegisterMerchant { key: desk.key.public(), billing_period_ms, grey_after: 2, black_after: 4 }),
@@ -331,6 +348,96 @@ pub fn open_msc<F: RiskFunction>(
     Ok((sid, msc_key))
 }
 
+/// Where one side's MSC comes from in [`prepare_channel_with`].
+#[derive(Clone, Debug)]
+pub enum MscSource {
+    /// A fresh MSC: the merchant service approves the account now and
+    /// `prepare` runs its `msc-init`.
+    Fresh,
+    /// The MSC of this approval (written by `cns approve`): the one
+    /// `cns init` made with it, found on chain by the pseudonym key the
+    /// approval's documents derive; made now if `cns init` has not run.
+    Approval(Box<SignedApproval>),
+}
+
+/// The open MSC that `account` made (or would make) with `approval`: its
+/// pseudonym key is derived from the account and the approval's documents
+/// ([`derive_msc_key`]), and the chain is searched for an open MSC under
+/// that key. Returns the MSC (if one exists) and the key.
+pub fn find_msc_of_approval(
+    client: &crate::client::RpcClient,
+    account: &KeyPair,
+    approval: &SignedApproval,
+) -> Result<(Option<Msc>, KeyPair), SpecError> {
+    let key = approval_msc_key(account, approval)?;
+    let found = merchant::all_mscs(client)?.into_iter().find(|m| m.participant_key == key.public() && !m.closed);
+    Ok((found, key))
+}
+
+/// The MSC pseudonym key of `account` for `approval`; refused when the
+/// approval answers another account's application.
+fn approval_msc_key(account: &KeyPair, approval: &SignedApproval) -> Result<KeyPair, SpecError> {
+    let key = derive_msc_key(account, &approval.approval.documents)?;
+    if approval.approval.participant != key.public() {
+        return Err(SpecError::Approval(format!(
+            "the approval answers another account's application, not {}'s",
+            account.address()
+        )));
+    }
+    Ok(key)
+}
+
+/// Checks, before anything is sent, that `approval` is `merchant`'s answer
+/// to `account`'s application.
+fn check_approval(approval: &SignedApproval, merchant: &KeyPair, account: &KeyPair) -> Result<(), SpecError> {
+    if approval.approval.merchant != merchant.address() {
+        return Err(SpecError::Approval(format!(
+            "the approval is from merchant {}, but --merchant-key is {}",
+            approval.approval.merchant,
+            merchant.address()
+        )));
+    }
+    approval_msc_key(account, approval).map(drop)
+}
+
+/// The MSC of side `account` for a channel with `merchant`: the approval's
+/// (found, or made now) or a fresh one.
+fn msc_of<F: RiskFunction>(
+    url: &str,
+    desk: &MerchantDesk<F>,
+    account: &KeyPair,
+    source: &MscSource,
+    credit_limit: Amount,
+    rng: &mut impl rand::Rng,
+) -> Result<(u64, KeyPair), SpecError> {
+    let link = ChainLink::connect(url, account.clone())?;
+    let approval = match source {
+        MscSource::Fresh => {
+            let id = format!("participant-{}", account.address());
+            return open_msc(&link, desk, &id, credit_limit, rng.random(), rng.random());
+        }
+        MscSource::Approval(a) => a.as_ref(),
+    };
+    match find_msc_of_approval(&link.client, account, approval)? {
+        (Some(m), key) => Ok((m.sid, key)),
+        (None, key) => {
+            let sid = merchant::init_msc(&link, &key, approval.clone(), rng.random())?;
+            Ok((sid, key))
+        }
+    }
+}
+
+/// The next ESC counter between MSCs `sids` (in this order): the number of
+/// ESCs already opened between them (at most one per ESC of `sids[0]`).
+fn esc_counter(client: &crate::client::RpcClient, sids: [u64; 2], bound: usize) -> Result<u64, SpecError> {
+    for n in 0..=bound as u64 {
+        if super::chainlink::read_esc(client, &derive_scid(sids[0], sids[1], n))?.is_none() {
+            return Ok(n);
+        }
+    }
+    Err(SpecError::Format(format!("more ESCs between MSCs {} and {} than MSC {} records", sids[0], sids[1], sids[0])))
+}
+
 /// Prepares a channel between two accounts on the node at `url`: the
 /// merchant (with `merchant` as its account) approves both, both MSCs and
 /// the ESC are created. Returns both parties' specs; nothing is opened.
@@ -341,8 +448,28 @@ pub fn prepare_channel(
     accounts: [&KeyPair; 2],
     terms: &ChannelTerms,
 ) -> Result<[PartySpec; 2], SpecError> {
+    prepare_channel_with(url, merchant, desk_key, accounts, terms, [&MscSource::Fresh, &MscSource::Fresh])
+}
+
+/// [`prepare_channel`] with each side's MSC from `mscs`: fresh, or the one
+/// an earlier `cns approve` / `cns init` made (seed Fig 3, Fig 11), so a
+/// participant's MSC and its collateral serve many channels.
+pub fn prepare_channel_with(
+    url: &str,
+    merchant: &KeyPair,
+    desk_key: &KeyPair,
+    accounts: [&KeyPair; 2],
+    terms: &ChannelTerms,
+    mscs: [&MscSource; 2],
+) -> Result<[PartySpec; 2], SpecError> {
     use rand::Rng;
     let mut rng = rand::rng();
+    // Refuse a mismatched approval before anything is sent.
+    for (source, account) in mscs.iter().zip(accounts) {
+        if let MscSource::Approval(a) = source {
+            check_approval(a, merchant, account)?;
+        }
+    }
     let mlink = ChainLink::connect(url, merchant.clone())?;
     let domain = mlink.domain();
     let desk = merchant_desk(domain, merchant, desk_key.clone(), terms.credit_limit, terms.collateral_lock_ms);
@@ -350,19 +477,22 @@ pub fn prepare_channel(
     let mut sids = [0u64; 2];
     let mut msc_keys = Vec::with_capacity(2);
     for i in 0..2 {
-        let id = format!("participant-{}", accounts[i].address());
-        let link = ChainLink::connect(url, accounts[i].clone())?;
-        let (sid, key) = open_msc(&link, &desk, &id, terms.credit_limit, rng.random(), rng.random())?;
+        let (sid, key) = msc_of(url, &desk, accounts[i], mscs[i], terms.credit_limit, &mut rng)?;
         sids[i] = sid;
         msc_keys.push(key);
     }
+    if sids[0] == sids[1] {
+        return Err(SpecError::Approval(format!("both sides would use MSC {}; a channel needs two", sids[0])));
+    }
     let esc_keys = [0, 1].map(|_| KeyPair::generate(&mut rng));
-    // The ESC counter between these MSCs: fresh MSCs start at 0.
+    // The ESC counter between these MSCs: 0 for fresh MSCs, else the ESCs
+    // they already share.
+    let bound = super::chainlink::read_msc(&mlink.client, sids[0])?.map_or(0, |m| m.escs.len());
     let init = EscInit {
         sids,
         keys: [esc_keys[0].public(), esc_keys[1].public()],
         payouts: [accounts[0].address(), accounts[1].address()],
-        n: 0,
+        n: esc_counter(&mlink.client, sids, bound)?,
         dispute_limit: 3,
     };
     let a = esc_open_args(&domain, init, [&msc_keys[0], &msc_keys[1]], rng.random());

@@ -1,0 +1,375 @@
+//! Asynchronous binary agreement with a threshold common coin: the
+//! Mostéfaoui–Moumen–Raynal protocol (PODC 2014) with the `Conf` phase
+//! (Crain et al.) that keeps an adversarial scheduler from steering it
+//! once it sees the coin, and `Term` messages that let a replica that
+//! decided stop while still counting for the others — the variant
+//! HoneyBadgerBFT runs. `n = 3f + 1`.
+//!
+//! One instance per (epoch, proposer) of the leaderless broadcast; it is a
+//! plain state machine that returns the votes to broadcast and leaves
+//! signing and verifying coin shares to its caller through [`CoinOracle`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::messages::AbaVote;
+
+/// Values as a two-bit set.
+const fn bit(b: bool) -> u8 {
+    if b {
+        2
+    } else {
+        1
+    }
+}
+
+/// How the agreement flips its coin: the caller signs and checks shares.
+pub trait CoinOracle<S> {
+    /// This replica's share of the coin of `round`.
+    fn share(&mut self, round: u32) -> S;
+    /// The coin of `round` from these shares (at least the coin threshold,
+    /// from distinct signers), or the signers whose share is bad.
+    fn flip(&mut self, round: u32, shares: &BTreeMap<u32, S>) -> Result<bool, Vec<u32>>;
+    /// How many shares flip a coin.
+    fn threshold(&self) -> usize;
+}
+
+/// Misbehaviour an instance saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AbaFault {
+    /// A second, different vote of one kind in one round.
+    DoubleVote { from: u32, round: u32, what: &'static str },
+    /// A coin share that did not verify.
+    BadCoinShare { from: u32, round: u32 },
+    /// A `Conf` carrying no value or bits beyond the two values.
+    BadConf { from: u32, round: u32 },
+}
+
+#[derive(Default)]
+struct Round<S> {
+    bval: [BTreeSet<u32>; 2],
+    bval_sent: [bool; 2],
+    bin_values: u8,
+    aux: BTreeMap<u32, bool>,
+    aux_sent: bool,
+    conf: BTreeMap<u32, u8>,
+    conf_sent: bool,
+    /// `vals` fixed when `n − f` confirmations arrived.
+    vals: Option<u8>,
+    coin_shares: BTreeMap<u32, S>,
+    coin_sent: bool,
+    coin: Option<bool>,
+}
+
+impl<S> Round<S> {
+    fn new() -> Self {
+        Round {
+            bval: [BTreeSet::new(), BTreeSet::new()],
+            bval_sent: [false; 2],
+            bin_values: 0,
+            aux: BTreeMap::new(),
+            aux_sent: false,
+            conf: BTreeMap::new(),
+            conf_sent: false,
+            vals: None,
+            coin_shares: BTreeMap::new(),
+            coin_sent: false,
+            coin: None,
+        }
+    }
+}
+
+/// What one input to an instance produced.
+pub struct AbaStep<S> {
+    /// Votes to broadcast, with their round.
+    pub votes: Vec<(u32, AbaVote<S>)>,
+    pub faults: Vec<AbaFault>,
+}
+
+impl<S> Default for AbaStep<S> {
+    fn default() -> Self {
+        Self { votes: Vec::new(), faults: Vec::new() }
+    }
+}
+
+/// One binary agreement instance.
+pub struct Aba<S> {
+    n: usize,
+    f: usize,
+    me: u32,
+    /// Observes without voting (a replica that restarted inside this epoch
+    /// and may have voted before; it still decides and sends `Term`).
+    mute: bool,
+    round: u32,
+    est: Option<bool>,
+    input_given: bool,
+    decided: Option<bool>,
+    term_sent: bool,
+    terms: [BTreeSet<u32>; 2],
+    rounds: BTreeMap<u32, Round<S>>,
+    /// Rounds beyond the current one whose votes are kept.
+    lookahead: u32,
+    /// `n − f` (Aux and Conf waits), `2f + 1` (into bin_values), `f + 1`
+    /// (BVal relay); a planted bug lowers the first two.
+    quorum: usize,
+    accept: usize,
+    amplify: usize,
+}
+
+impl<S: Clone + PartialEq> Aba<S> {
+    pub fn new(n: usize, me: u32, mute: bool) -> Self {
+        let f = n.saturating_sub(1) / 3;
+        Self {
+            n,
+            f,
+            me,
+            mute,
+            round: 0,
+            est: None,
+            input_given: false,
+            decided: None,
+            term_sent: false,
+            terms: [BTreeSet::new(), BTreeSet::new()],
+            rounds: BTreeMap::new(),
+            lookahead: 4,
+            quorum: n - f,
+            accept: 2 * f + 1,
+            amplify: f + 1,
+        }
+    }
+
+    /// Lowers both quorums by one (mutation testing only).
+    pub fn weaken_quorums(&mut self) {
+        self.quorum = self.quorum.saturating_sub(1).max(1);
+        self.accept = self.accept.saturating_sub(1).max(1);
+    }
+
+    pub fn decided(&self) -> Option<bool> {
+        self.decided
+    }
+
+    pub fn input_given(&self) -> bool {
+        self.input_given
+    }
+
+    pub fn round(&self) -> u32 {
+        self.round
+    }
+
+    /// Proposes `value` (once).
+    pub fn input(&mut self, value: bool, coin: &mut dyn CoinOracle<S>) -> AbaStep<S> {
+        let mut step = AbaStep::default();
+        if self.input_given || self.decided.is_some() {
+            return step;
+        }
+        self.input_given = true;
+        self.est = Some(value);
+        let r = self.round;
+        self.send_bval(r, value, &mut step);
+        self.progress(coin, &mut step);
+        step
+    }
+
+    /// A vote from `from` (not this replica).
+    pub fn handle(&mut self, from: u32, round: u32, vote: AbaVote<S>, coin: &mut dyn CoinOracle<S>) -> AbaStep<S> {
+        let mut step = AbaStep::default();
+        if from as usize >= self.n || from == self.me {
+            return step;
+        }
+        if let AbaVote::Term(b) = vote {
+            self.terms[b as usize].insert(from);
+            if self.decided.is_none() && self.terms[b as usize].len() > self.f {
+                // f + 1 replicas decided b: one of them is correct.
+                self.decide(b, &mut step);
+                return step;
+            }
+            self.progress(coin, &mut step);
+            return step;
+        }
+        if self.decided.is_some() || round < self.round || round > self.round + self.lookahead {
+            return step;
+        }
+        self.record(from, round, vote, &mut step);
+        self.progress(coin, &mut step);
+        step
+    }
+
+    fn record(&mut self, from: u32, round: u32, vote: AbaVote<S>, step: &mut AbaStep<S>) {
+        let rs = self.rounds.entry(round).or_insert_with(Round::new);
+        match vote {
+            AbaVote::BVal(b) => {
+                rs.bval[b as usize].insert(from);
+            }
+            AbaVote::Aux(b) => match rs.aux.get(&from) {
+                Some(&prev) if prev != b => step.faults.push(AbaFault::DoubleVote { from, round, what: "aux" }),
+                Some(_) => {}
+                None => {
+                    rs.aux.insert(from, b);
+                }
+            },
+            AbaVote::Conf(set) => {
+                if set == 0 || set > 3 {
+                    step.faults.push(AbaFault::BadConf { from, round });
+                    return;
+                }
+                match rs.conf.get(&from) {
+                    Some(&prev) if prev != set => step.faults.push(AbaFault::DoubleVote { from, round, what: "conf" }),
+                    Some(_) => {}
+                    None => {
+                        rs.conf.insert(from, set);
+                    }
+                }
+            }
+            AbaVote::Coin(share) => {
+                if rs.coin.is_none() {
+                    rs.coin_shares.entry(from).or_insert(share);
+                }
+            }
+            AbaVote::Term(_) => {}
+        }
+    }
+
+    fn send_bval(&mut self, round: u32, b: bool, step: &mut AbaStep<S>) {
+        let me = self.me;
+        let mute = self.mute;
+        let rs = self.rounds.entry(round).or_insert_with(Round::new);
+        if rs.bval_sent[b as usize] {
+            return;
+        }
+        rs.bval_sent[b as usize] = true;
+        if mute {
+            return;
+        }
+        rs.bval[b as usize].insert(me);
+        step.votes.push((round, AbaVote::BVal(b)));
+    }
+
+    fn decide(&mut self, b: bool, step: &mut AbaStep<S>) {
+        if self.decided.is_none() {
+            self.decided = Some(b);
+        }
+        if !self.term_sent {
+            self.term_sent = true;
+            self.terms[b as usize].insert(self.me);
+            step.votes.push((self.round, AbaVote::Term(b)));
+        }
+        self.rounds.clear();
+    }
+
+    /// Moves the current round as far as the votes allow.
+    fn progress(&mut self, coin: &mut dyn CoinOracle<S>, step: &mut AbaStep<S>) {
+        while self.decided.is_none() {
+            let r = self.round;
+            let (me, mute) = (self.me, self.mute);
+            let (quorum, accept, amplify) = (self.quorum, self.accept, self.amplify);
+            let terms = self.terms.clone();
+            self.rounds.entry(r).or_insert_with(Round::new);
+            // BVal: relay on f + 1, accept into bin_values on 2f + 1.
+            for b in [false, true] {
+                let rs = self.rounds.get(&r).expect("inserted above");
+                let count = rs.bval[b as usize].union(&terms[b as usize]).count();
+                if count >= amplify && !rs.bval_sent[b as usize] {
+                    self.send_bval(r, b, step);
+                }
+                let rs = self.rounds.get_mut(&r).expect("inserted above");
+                let count = rs.bval[b as usize].union(&terms[b as usize]).count();
+                if count >= accept && rs.bin_values & bit(b) == 0 {
+                    rs.bin_values |= bit(b);
+                    if !rs.aux_sent {
+                        rs.aux_sent = true;
+                        if !mute {
+                            rs.aux.insert(me, b);
+                            step.votes.push((r, AbaVote::Aux(b)));
+                        }
+                    }
+                }
+            }
+            let rs = self.rounds.get_mut(&r).expect("inserted above");
+            if rs.bin_values == 0 {
+                return;
+            }
+            // Aux: n − f votes for values in bin_values → Conf(bin_values).
+            if !rs.conf_sent {
+                let mut senders: BTreeSet<u32> =
+                    rs.aux.iter().filter(|(_, &b)| rs.bin_values & bit(b) != 0).map(|(s, _)| *s).collect();
+                for b in [false, true] {
+                    if rs.bin_values & bit(b) != 0 {
+                        senders.extend(terms[b as usize].iter().copied());
+                    }
+                }
+                if senders.len() < quorum {
+                    return;
+                }
+                rs.conf_sent = true;
+                if !mute {
+                    rs.conf.insert(me, rs.bin_values);
+                    step.votes.push((r, AbaVote::Conf(rs.bin_values)));
+                }
+            }
+            // Conf: n − f sets within bin_values fix vals; release the coin.
+            if rs.vals.is_none() {
+                let mut count = 0;
+                let mut union = 0u8;
+                let mut counted = BTreeSet::new();
+                for (s, set) in &rs.conf {
+                    if set & !rs.bin_values == 0 {
+                        count += 1;
+                        union |= set;
+                        counted.insert(*s);
+                    }
+                }
+                for b in [false, true] {
+                    if rs.bin_values & bit(b) != 0 {
+                        for s in &terms[b as usize] {
+                            if counted.insert(*s) {
+                                count += 1;
+                                union |= bit(b);
+                            }
+                        }
+                    }
+                }
+                if count < quorum {
+                    return;
+                }
+                rs.vals = Some(union);
+            }
+            if !rs.coin_sent {
+                rs.coin_sent = true;
+                let share = coin.share(r);
+                rs.coin_shares.insert(me, share.clone());
+                step.votes.push((r, AbaVote::Coin(share)));
+            }
+            if rs.coin.is_none() {
+                if rs.coin_shares.len() < coin.threshold() {
+                    return;
+                }
+                match coin.flip(r, &rs.coin_shares) {
+                    Ok(c) => rs.coin = Some(c),
+                    Err(bad) => {
+                        for from in bad {
+                            rs.coin_shares.remove(&from);
+                            step.faults.push(AbaFault::BadCoinShare { from, round: r });
+                        }
+                        return;
+                    }
+                }
+            }
+            let (Some(vals), Some(c)) = (rs.vals, rs.coin) else {
+                return;
+            };
+            let next = if vals == bit(false) || vals == bit(true) {
+                let b = vals == bit(true);
+                if b == c {
+                    self.decide(b, step);
+                    return;
+                }
+                b
+            } else {
+                c
+            };
+            self.est = Some(next);
+            self.rounds.remove(&r);
+            self.round = r + 1;
+            self.send_bval(r + 1, next, step);
+        }
+    }
+}

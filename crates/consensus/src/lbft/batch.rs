@@ -1,0 +1,104 @@
+//! The plain FIFO batch source shipped with the protocol (thesis §4.5's
+//! baselines and TBG live in [`super::txm`]): the driver asks a
+//! [`BatchSource`] for one batch per epoch and tells it what each epoch
+//! delivered. The source hands its batch on unchanged; the replica
+//! truncates it to its `max_batch_txs`/`max_tx_bytes` bounds.
+
+use std::collections::{HashSet, VecDeque};
+
+use gridledger_core::codec::{hash_bytes, Tag};
+use gridledger_core::Hash32;
+
+use super::txm::BatchSource;
+
+/// An opaque transaction as the ordering layer sees it.
+pub type Tx = Vec<u8>;
+
+/// The id that duplicate suppression uses: a tagged hash of the bytes.
+pub fn tx_id(tx: &[u8]) -> Hash32 {
+    hash_bytes(Tag("gridledger/lbft/tx/v1"), tx)
+}
+
+/// First in, first out: up to `batch_size` of the oldest pending
+/// transactions each epoch. A transaction stays pending until an epoch
+/// delivers it (whoever proposed it), so a batch that lost the agreement is
+/// proposed again. Every replica proposing the same head is wasteful but
+/// correct (duplicates are removed on delivery); TBG's buckets exist to
+/// avoid that waste.
+#[derive(Debug, Clone)]
+pub struct FifoPolicy {
+    batch_size: usize,
+    max_pending: usize,
+    pending: VecDeque<(Hash32, Tx)>,
+    queued: HashSet<Hash32>,
+    /// Proposed in an earlier epoch and not delivered yet: skipped until
+    /// `retry_after` epochs passed, so a replica does not propose the same
+    /// transactions in consecutive epochs while the first proposal is in
+    /// flight.
+    in_flight: std::collections::HashMap<Hash32, u64>,
+    retry_after: u64,
+}
+
+impl FifoPolicy {
+    pub fn new(batch_size: usize, max_pending: usize) -> Self {
+        Self {
+            batch_size,
+            max_pending,
+            pending: VecDeque::new(),
+            queued: HashSet::new(),
+            in_flight: std::collections::HashMap::new(),
+            retry_after: 2,
+        }
+    }
+
+    /// Queues `tx`; `false` when the queue is full or it is queued already.
+    pub fn submit(&mut self, tx: Tx) -> bool {
+        if self.pending.len() >= self.max_pending {
+            return false;
+        }
+        let id = tx_id(&tx);
+        if !self.queued.insert(id) {
+            return false;
+        }
+        self.pending.push_back((id, tx));
+        true
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+impl BatchSource for FifoPolicy {
+    type Tx = Tx;
+
+    fn next_batch(&mut self, epoch: u64) -> Vec<Tx> {
+        let mut out = Vec::new();
+        for (id, tx) in &self.pending {
+            if out.len() >= self.batch_size {
+                break;
+            }
+            match self.in_flight.get(id) {
+                Some(&at) if epoch < at + self.retry_after => continue,
+                _ => {}
+            }
+            out.push(tx.clone());
+        }
+        for tx in &out {
+            self.in_flight.insert(tx_id(tx), epoch);
+        }
+        out
+    }
+
+    fn delivered(&mut self, _epoch: u64, _block_hash: Hash32, txs: &[Tx]) {
+        if txs.is_empty() {
+            return;
+        }
+        let done: HashSet<Hash32> = txs.iter().map(|t| tx_id(t)).collect();
+        self.pending.retain(|(id, _)| !done.contains(id));
+        for id in &done {
+            self.queued.remove(id);
+            self.in_flight.remove(id);
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! What LBFT replicas say to each other (thesis §4.2.1, P^ABC), and the
+//! byte strings their threshold shares sign.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_core::codec::{encode, hash_tagged, Tag};
+use gridledger_core::Hash32;
+
+use super::batch::Tx;
+
+/// One replica's proposal for one epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Batch {
+    pub txs: Vec<Tx>,
+}
+
+impl Batch {
+    /// Binds the batch to its instance, epoch and proposer, so a batch (and
+    /// its certificate) cannot be replayed in another slot.
+    pub fn digest(&self, instance: &Hash32, epoch: u64, proposer: u32) -> Hash32 {
+        hash_tagged(Tag("gridledger/lbft/batch/v1"), &(instance, epoch, proposer, &self.txs))
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.txs.iter().map(|t| t.len()).sum()
+    }
+}
+
+/// A vote of the binary agreement (Mostéfaoui–Moumen–Raynal with the
+/// `Conf` phase and `Term` messages, as in HoneyBadgerBFT).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum AbaVote<S> {
+    BVal(bool),
+    Aux(bool),
+    /// A set of values, bit 0 = false, bit 1 = true.
+    Conf(u8),
+    Coin(S),
+    /// The sender decided: counts as its `BVal`, `Aux` and `Conf` for that
+    /// value in every later round.
+    Term(bool),
+}
+
+/// A certified batch as it enters the delivered log.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CertifiedBatch<G> {
+    pub proposer: u32,
+    pub digest: Hash32,
+    pub sig: G,
+    pub batch: Batch,
+}
+
+/// One delivered epoch: the batches the agreement accepted, by proposer.
+/// Persisted before anything that follows it is sent; served to lagging
+/// replicas.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct DeliveredEpoch<G> {
+    pub epoch: u64,
+    pub batches: Vec<CertifiedBatch<G>>,
+}
+
+impl<G> DeliveredEpoch<G> {
+    /// What replicas must agree on: `(proposer, digest)` in order.
+    pub fn decision(&self) -> Vec<(u32, Hash32)> {
+        self.batches.iter().map(|b| (b.proposer, b.digest)).collect()
+    }
+
+    /// The epoch's block hash `h^e` (the same at every correct replica).
+    pub fn block_hash(&self) -> Hash32 {
+        block_hash(self.epoch, &self.decision())
+    }
+}
+
+/// `h^e`: the hash of epoch `epoch`'s decision (its accepted batch digests,
+/// which bind their contents). π^τ's array function reads `h^(e−1)`.
+pub fn block_hash(epoch: u64, decision: &[(u32, Hash32)]) -> Hash32 {
+    hash_tagged(Tag("gridledger/lbft/block/v1"), &(epoch, decision))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Message<S, G> {
+    /// The proposer's batch for `epoch` (the proposer is the sender).
+    Val {
+        epoch: u64,
+        batch: Batch,
+    },
+    /// A share on [`echo_statement`], sent back to the proposer only.
+    Echo {
+        epoch: u64,
+        proposer: u32,
+        digest: Hash32,
+        share: S,
+    },
+    /// `2f + 1` echoes combined: the batch is available at `f + 1` correct
+    /// replicas and no other batch of this proposer can be certified.
+    Cert {
+        epoch: u64,
+        proposer: u32,
+        digest: Hash32,
+        sig: G,
+    },
+    Aba {
+        epoch: u64,
+        instance: u32,
+        round: u32,
+        vote: AbaVote<S>,
+    },
+    /// Asks for a certified batch the agreement accepted.
+    Fetch {
+        epoch: u64,
+        proposer: u32,
+    },
+    /// Answers [`Message::Fetch`].
+    Certified {
+        epoch: u64,
+        batch: CertifiedBatch<G>,
+    },
+    /// Asks for delivered epochs from `next` on.
+    SyncRequest {
+        next: u64,
+    },
+    /// One delivered epoch; adopted once `f + 1` replicas sent the same
+    /// decision.
+    Sync {
+        delivered: DeliveredEpoch<G>,
+    },
+}
+
+impl<S, G> Message<S, G> {
+    pub fn epoch(&self) -> Option<u64> {
+        match self {
+            Message::Val { epoch, .. }
+            | Message::Echo { epoch, .. }
+            | Message::Cert { epoch, .. }
+            | Message::Aba { epoch, .. }
+            | Message::Fetch { epoch, .. }
+            | Message::Certified { epoch, .. } => Some(*epoch),
+            Message::SyncRequest { .. } | Message::Sync { .. } => None,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Val { .. } => "val",
+            Message::Echo { .. } => "echo",
+            Message::Cert { .. } => "cert",
+            Message::Aba { .. } => "aba",
+            Message::Fetch { .. } => "fetch",
+            Message::Certified { .. } => "certified",
+            Message::SyncRequest { .. } => "sync-request",
+            Message::Sync { .. } => "sync",
+        }
+    }
+}
+
+/// What an echo share signs.
+pub fn echo_statement(instance: &Hash32, epoch: u64, proposer: u32, digest: &Hash32) -> Vec<u8> {
+    encode(&("gridledger/lbft/echo/v1", instance, epoch, proposer, digest))
+}
+
+/// What a coin share signs.
+pub fn coin_statement(instance: &Hash32, epoch: u64, aba: u32, round: u32) -> Vec<u8> {
+    encode(&("gridledger/lbft/coin/v1", instance, epoch, aba, round))
+}

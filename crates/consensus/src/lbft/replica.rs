@@ -1,0 +1,992 @@
+//! The LBFT replica: P^ABC of thesis §4.2.1 as a deterministic sans-IO
+//! state machine (DESIGN principle 1).
+//!
+//! Per epoch every replica proposes one batch through a certificate-based
+//! broadcast (`Val` → `Echo` shares to the proposer → `Cert`, `2f + 1`
+//! shares combined), and a HoneyBadger-style asynchronous common subset
+//! orders the certified batches: one binary agreement per proposer, input
+//! 1 on holding its certificate, input 0 to the rest once `n − f`
+//! agreements decided 1. The epoch delivers the accepted batches in
+//! proposer order, keeping the earliest occurrence of a duplicated
+//! transaction.
+//!
+//! Why ACS and not a Dumbo MVBA: the certificate already makes each
+//! accepted batch available and unique (two certificates for one slot need
+//! a correct replica to echo twice), so ACS's per-proposer agreements are
+//! all that is left; they are simple, independent state machines that the
+//! simulator explores well, and for the `n ≤ 16` replicas the benchmarks
+//! run the `n` agreements cost less than MVBA's extra broadcast layers.
+//! The price is `O(n)` agreements per epoch, which Dumbo avoids for large
+//! `n`.
+//!
+//! Crash recovery: a step's [`PersistOp`]s go to disk atomically before its
+//! messages leave. The durable state is the delivered log (certificates
+//! and batches), the echoes given (a restarted replica never certifies two
+//! batches of one proposer), its own proposals, and the epochs it voted
+//! in: a replica that restarts inside an epoch where it may have voted
+//! only observes that epoch's agreements (it still decides from the
+//! others' votes and `Term`s), so it never votes twice. Lagging replicas
+//! catch up from delivered epochs that `f + 1` replicas report alike.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+
+use gridledger_core::Hash32;
+
+use super::aba::{Aba, AbaFault, AbaStep, CoinOracle};
+use super::batch::{tx_id, Tx};
+use super::crypto::{KeyUse, ThresholdCrypto};
+use super::messages::*;
+
+/// Tuning knobs. Durations are logical ticks; the driver maps them to time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub n: usize,
+    pub me: u32,
+    /// Binds every digest and share to this chain.
+    pub instance: Hash32,
+    /// Bounds on one proposal; larger proposals are truncated (own) or
+    /// refused (others').
+    pub max_batch_txs: usize,
+    pub max_tx_bytes: usize,
+    /// Epochs ahead of the current one whose messages are processed.
+    pub window: u64,
+    /// Without progress for this long: retransmit, fetch, ask to sync.
+    pub tick: u64,
+    /// Delivered epochs kept in memory to serve catch-up.
+    pub retain: usize,
+    /// Delivered epochs per sync answer.
+    pub sync_batch: usize,
+    /// Transaction ids remembered for duplicate suppression, in epochs. A
+    /// duplicate older than this is delivered again (the ledger's nonces
+    /// still refuse to execute it twice).
+    pub dedup_epochs: u64,
+    #[cfg(feature = "mutants")]
+    pub mutation: Option<Mutation>,
+}
+
+/// Bugs the simulator must catch, planted in the replica (test-only).
+#[cfg(feature = "mutants")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Quorums one vote short: the agreement's `n − f` and `2f + 1`, and
+    /// the `f + 1` matching sync records a lagging replica adopts.
+    WrongQuorum,
+    /// A `Cert` is accepted without checking its signature.
+    SkipCertificateCheck,
+    /// A restarted replica forgets its delivered log.
+    LosePersistedState,
+    /// The coin is this replica's own share, not the threshold signature.
+    CoinNotThreshold,
+}
+
+impl Config {
+    pub fn new(n: usize, me: u32, instance: Hash32) -> Self {
+        Self {
+            n,
+            me,
+            instance,
+            max_batch_txs: 10_000,
+            max_tx_bytes: 4_096,
+            window: 4,
+            tick: 1_000,
+            retain: 64,
+            sync_batch: 8,
+            dedup_epochs: 1_024,
+            #[cfg(feature = "mutants")]
+            mutation: None,
+        }
+    }
+
+    pub fn f(&self) -> usize {
+        self.n.saturating_sub(1) / 3
+    }
+}
+
+/// Where a message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    All,
+    One(u32),
+}
+
+/// The one timer: periodic retransmission and catch-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tick;
+
+/// One write of a step; all of a step's writes form one transaction.
+#[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub enum PersistOp<G> {
+    Proposed { epoch: u64, batch: Batch },
+    Echoed { epoch: u64, proposer: u32, digest: Hash32 },
+    VotedIn { epoch: u64 },
+    Delivered(DeliveredEpoch<G>),
+}
+
+/// What survives a crash (the driver's store holds the same in its own
+/// layout; the simulator keeps this struct).
+#[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct Durable<G> {
+    pub delivered: Vec<DeliveredEpoch<G>>,
+    pub echoed: BTreeMap<(u64, u32), Hash32>,
+    pub proposed: BTreeMap<u64, Batch>,
+    pub voted_through: Option<u64>,
+}
+
+impl<G> Default for Durable<G> {
+    fn default() -> Self {
+        Self { delivered: Vec::new(), echoed: BTreeMap::new(), proposed: BTreeMap::new(), voted_through: None }
+    }
+}
+
+impl<G: Clone> Durable<G> {
+    pub fn apply(&mut self, op: &PersistOp<G>) {
+        match op {
+            PersistOp::Proposed { epoch, batch } => {
+                self.proposed.insert(*epoch, batch.clone());
+            }
+            PersistOp::Echoed { epoch, proposer, digest } => {
+                self.echoed.insert((*epoch, *proposer), *digest);
+            }
+            PersistOp::VotedIn { epoch } => {
+                self.voted_through = Some(self.voted_through.map_or(*epoch, |v| v.max(*epoch)))
+            }
+            PersistOp::Delivered(d) => {
+                let next = d.epoch + 1;
+                self.delivered.push(d.clone());
+                self.echoed.retain(|(e, _), _| *e >= next);
+                self.proposed.retain(|e, _| *e >= next);
+            }
+        }
+    }
+}
+
+/// Observed misbehaviour, reported as data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    UnknownSender {
+        from: u32,
+    },
+    /// A batch beyond the bounds, or a message that makes no sense from
+    /// its sender.
+    Malformed {
+        from: u32,
+        what: &'static str,
+    },
+    /// Two different batches from one proposer in one epoch.
+    Equivocation {
+        proposer: u32,
+        epoch: u64,
+    },
+    BadEchoShare {
+        from: u32,
+        epoch: u64,
+    },
+    /// A certificate (in `Cert` or `Certified`) that does not verify.
+    BadCertificate {
+        from: u32,
+        epoch: u64,
+        proposer: u32,
+    },
+    Agreement {
+        from: u32,
+        epoch: u64,
+        instance: u32,
+        fault: AbaFault,
+    },
+    /// A sync record whose batch does not match its digest.
+    BadSync {
+        from: u32,
+        epoch: u64,
+    },
+}
+
+/// An epoch's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub epoch: u64,
+    /// The accepted batches, `(proposer, digest)`, in delivery order.
+    pub decision: Vec<(u32, Hash32)>,
+    /// Their transactions in order, each at its earliest occurrence.
+    pub txs: Vec<Tx>,
+    /// Duplicates removed.
+    pub duplicates: usize,
+}
+
+impl Delivery {
+    /// The epoch's block hash (see [`block_hash`]).
+    pub fn block_hash(&self) -> Hash32 {
+        block_hash(self.epoch, &self.decision)
+    }
+}
+
+/// Everything one input produced.
+#[derive(Clone, Debug)]
+pub struct Step<S, G> {
+    pub messages: Vec<(Target, Message<S, G>)>,
+    /// Write these (one transaction) before sending `messages`.
+    pub persist: Vec<PersistOp<G>>,
+    pub delivered: Vec<Delivery>,
+    /// Call [`Replica::propose`] with the batch for this epoch.
+    pub need_batch: Option<u64>,
+    /// Arm [`Tick`] after this many ticks (replacing the armed one).
+    pub tick_after: Option<u64>,
+    pub faults: Vec<Fault>,
+}
+
+impl<S, G> Default for Step<S, G> {
+    fn default() -> Self {
+        Self {
+            messages: Vec::new(),
+            persist: Vec::new(),
+            delivered: Vec::new(),
+            need_batch: None,
+            tick_after: None,
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// Collects threshold shares for one statement and combines them lazily:
+/// the combined signature is checked once; only if it fails is each share
+/// checked, and the bad ones dropped.
+struct Shares<S> {
+    shares: BTreeMap<u32, S>,
+    verified: BTreeSet<u32>,
+}
+
+impl<S: Clone> Shares<S> {
+    fn new() -> Self {
+        Self { shares: BTreeMap::new(), verified: BTreeSet::new() }
+    }
+
+    fn try_combine<C: ThresholdCrypto<Share = S>>(
+        &mut self,
+        crypto: &C,
+        key: KeyUse,
+        msg: &[u8],
+        bad: &mut Vec<u32>,
+    ) -> Option<C::Sig> {
+        let t = crypto.threshold(key);
+        loop {
+            if self.shares.len() < t {
+                return None;
+            }
+            let list: Vec<(u32, S)> = self.shares.iter().take(t).map(|(i, s)| (*i, s.clone())).collect();
+            if let Some(sig) = crypto.combine(key, msg, &list) {
+                if crypto.verify(key, msg, &sig) {
+                    return Some(sig);
+                }
+            }
+            let before = self.shares.len();
+            let unverified: Vec<u32> = list.iter().map(|(i, _)| *i).filter(|i| !self.verified.contains(i)).collect();
+            for i in unverified {
+                let ok = self.shares.get(&i).is_some_and(|s| crypto.verify_share(key, i, msg, s));
+                if ok {
+                    self.verified.insert(i);
+                } else {
+                    self.shares.remove(&i);
+                    bad.push(i);
+                }
+            }
+            if self.shares.len() == before {
+                // Every share verified yet they do not combine: cannot
+                // happen with a sound scheme; give up rather than loop.
+                return None;
+            }
+        }
+    }
+}
+
+struct EpochState<C: ThresholdCrypto> {
+    /// The first batch each proposer sent us, with its digest.
+    vals: BTreeMap<u32, (Hash32, Batch)>,
+    /// Batches learnt with their certificate (fetch answers).
+    fetched: BTreeMap<u32, (Hash32, Batch)>,
+    certs: BTreeMap<u32, (Hash32, C::Sig)>,
+    /// Echo shares for our own proposal.
+    echoes: Shares<C::Share>,
+    own_digest: Option<Hash32>,
+    own_cert_sent: bool,
+    abas: Vec<Aba<C::Share>>,
+    /// Everything sent for this epoch, for retransmission.
+    sent: Vec<(Target, MessageOf<C>)>,
+    fetch_sent: bool,
+    voted: bool,
+}
+
+impl<C: ThresholdCrypto> EpochState<C> {
+    fn new(n: usize, me: u32, mute: bool) -> Self {
+        Self {
+            vals: BTreeMap::new(),
+            fetched: BTreeMap::new(),
+            certs: BTreeMap::new(),
+            echoes: Shares::new(),
+            own_digest: None,
+            own_cert_sent: false,
+            abas: (0..n).map(|_| Aba::new(n, me, mute)).collect(),
+            sent: Vec::new(),
+            fetch_sent: false,
+            voted: false,
+        }
+    }
+}
+
+/// The coin of one agreement instance, through the replica's crypto.
+struct Coin<'a, C: ThresholdCrypto> {
+    crypto: &'a C,
+    instance: &'a Hash32,
+    epoch: u64,
+    aba: u32,
+    #[cfg_attr(not(feature = "mutants"), allow(dead_code))]
+    local_coin: bool,
+}
+
+impl<C: ThresholdCrypto> CoinOracle<C::Share> for Coin<'_, C> {
+    fn share(&mut self, round: u32) -> C::Share {
+        self.crypto.sign_share(KeyUse::Coin, &coin_statement(self.instance, self.epoch, self.aba, round))
+    }
+
+    fn flip(&mut self, round: u32, shares: &BTreeMap<u32, C::Share>) -> Result<bool, Vec<u32>> {
+        let msg = coin_statement(self.instance, self.epoch, self.aba, round);
+        #[cfg(feature = "mutants")]
+        if self.local_coin {
+            // Planted bug: a coin from this replica's own share only.
+            let own = self.share(round);
+            let bytes = gridledger_core::codec::encode(&own);
+            return Ok(bytes.iter().fold(0u8, |a, b| a ^ b) & 1 == 1);
+        }
+        let mut s = Shares { shares: shares.clone(), verified: BTreeSet::new() };
+        let mut bad = Vec::new();
+        match s.try_combine(self.crypto, KeyUse::Coin, &msg, &mut bad) {
+            Some(sig) => Ok(self.crypto.coin(&sig) & 1 == 1),
+            None => Err(bad),
+        }
+    }
+
+    fn threshold(&self) -> usize {
+        self.crypto.threshold(KeyUse::Coin)
+    }
+}
+
+/// The LBFT replica.
+pub struct Replica<C: ThresholdCrypto> {
+    cfg: Config,
+    crypto: C,
+    /// The next epoch to deliver.
+    epoch: u64,
+    proposed: BTreeMap<u64, Batch>,
+    echoed: BTreeMap<(u64, u32), Hash32>,
+    voted_through: Option<u64>,
+    /// Epochs at or below this one are observed, not voted in.
+    mute_through: Option<u64>,
+    epochs: BTreeMap<u64, EpochState<C>>,
+    log: VecDeque<DeliveredEpoch<C::Sig>>,
+    dedup: HashSet<Hash32>,
+    dedup_order: VecDeque<(u64, Vec<Hash32>)>,
+    /// Sync records per epoch and sender.
+    sync_votes: BTreeMap<u64, BTreeMap<u32, DeliveredEpoch<C::Sig>>>,
+    /// Highest epoch we already sent each peer as catch-up help.
+    helped: BTreeMap<u32, u64>,
+    need_batch_asked: Option<u64>,
+    epoch_at_last_tick: u64,
+    max_seen_epoch: u64,
+}
+
+type StepOf<C> = Step<<C as ThresholdCrypto>::Share, <C as ThresholdCrypto>::Sig>;
+/// A message with `C`'s share and signature types.
+pub type MessageOf<C> = Message<<C as ThresholdCrypto>::Share, <C as ThresholdCrypto>::Sig>;
+
+impl<C: ThresholdCrypto> Replica<C> {
+    /// A replica from its durable state (`Durable::default()` for a new one).
+    pub fn new(cfg: Config, crypto: C, durable: Durable<C::Sig>) -> Self {
+        #[allow(unused_mut)]
+        let mut durable = durable;
+        #[cfg(feature = "mutants")]
+        if cfg.mutation == Some(Mutation::LosePersistedState) {
+            durable.delivered.clear();
+        }
+        let epoch = durable.delivered.last().map_or(0, |d| d.epoch + 1);
+        let mut r = Self {
+            epoch,
+            proposed: durable.proposed,
+            echoed: durable.echoed,
+            voted_through: durable.voted_through,
+            mute_through: durable.voted_through,
+            epochs: BTreeMap::new(),
+            log: VecDeque::new(),
+            dedup: HashSet::new(),
+            dedup_order: VecDeque::new(),
+            sync_votes: BTreeMap::new(),
+            helped: BTreeMap::new(),
+            need_batch_asked: None,
+            epoch_at_last_tick: epoch,
+            max_seen_epoch: epoch,
+            cfg,
+            crypto,
+        };
+        let keep_from = durable.delivered.len().saturating_sub(r.cfg.retain.max(r.cfg.dedup_epochs as usize));
+        for d in durable.delivered.into_iter().skip(keep_from) {
+            let ids: Vec<Hash32> = d.batches.iter().flat_map(|b| b.batch.txs.iter().map(|t| tx_id(t))).collect();
+            r.remember(d.epoch, ids);
+            r.log.push_back(d);
+            if r.log.len() > r.cfg.retain {
+                r.log.pop_front();
+            }
+        }
+        r
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The next epoch to deliver.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Delivered epochs still in memory.
+    pub fn log(&self) -> impl Iterator<Item = &DeliveredEpoch<C::Sig>> {
+        self.log.iter()
+    }
+
+    fn f(&self) -> usize {
+        self.cfg.f()
+    }
+
+    #[cfg(feature = "mutants")]
+    fn mutation_is(&self, m: &str) -> bool {
+        match self.cfg.mutation {
+            Some(Mutation::WrongQuorum) => m == "quorum",
+            Some(Mutation::SkipCertificateCheck) => m == "cert",
+            Some(Mutation::CoinNotThreshold) => m == "coin",
+            Some(Mutation::LosePersistedState) | None => false,
+        }
+    }
+
+    #[cfg(not(feature = "mutants"))]
+    fn mutation_is(&self, _m: &str) -> bool {
+        false
+    }
+
+    /// Arms the tick, asks for the first batch, re-sends a proposal made
+    /// before a restart and asks peers for epochs it missed.
+    pub fn start(&mut self) -> StepOf<C> {
+        let mut step = Step { tick_after: Some(self.cfg.tick), ..Step::default() };
+        self.send(&mut step, Target::All, Message::SyncRequest { next: self.epoch }, None);
+        self.enter_epoch(&mut step);
+        step
+    }
+
+    /// This replica's batch for `epoch` (ignored unless it is the current
+    /// epoch and nothing was proposed for it yet).
+    pub fn propose(&mut self, epoch: u64, txs: Vec<Tx>) -> StepOf<C> {
+        let mut step = Step::default();
+        if epoch != self.epoch || self.proposed.contains_key(&epoch) {
+            return step;
+        }
+        let mut bytes = 0usize;
+        let txs: Vec<Tx> = txs
+            .into_iter()
+            .filter(|t| t.len() <= self.cfg.max_tx_bytes)
+            .take(self.cfg.max_batch_txs)
+            .take_while(|t| {
+                bytes += t.len();
+                bytes <= self.cfg.max_batch_txs.saturating_mul(self.cfg.max_tx_bytes)
+            })
+            .collect();
+        let batch = Batch { txs };
+        self.proposed.insert(epoch, batch.clone());
+        step.persist.push(PersistOp::Proposed { epoch, batch: batch.clone() });
+        self.broadcast_val(epoch, batch, &mut step);
+        step
+    }
+
+    fn broadcast_val(&mut self, epoch: u64, batch: Batch, step: &mut StepOf<C>) {
+        let digest = batch.digest(&self.cfg.instance, epoch, self.cfg.me);
+        self.epoch_state(epoch).own_digest = Some(digest);
+        self.send(step, Target::All, Message::Val { epoch, batch: batch.clone() }, Some(epoch));
+        self.on_val(self.cfg.me, epoch, batch, step);
+    }
+
+    fn epoch_state(&mut self, epoch: u64) -> &mut EpochState<C> {
+        let (n, me) = (self.cfg.n, self.cfg.me);
+        let mute = self.mute_through.is_some_and(|m| epoch <= m);
+        let weaken = self.mutation_is("quorum");
+        self.epochs.entry(epoch).or_insert_with(|| {
+            let mut st = EpochState::new(n, me, mute);
+            if weaken {
+                for a in &mut st.abas {
+                    a.weaken_quorums();
+                }
+            }
+            st
+        })
+    }
+
+    fn send(&mut self, step: &mut StepOf<C>, to: Target, m: Message<C::Share, C::Sig>, epoch: Option<u64>) {
+        if let Some(e) = epoch {
+            if e == self.epoch || self.epochs.contains_key(&e) {
+                self.epoch_state(e).sent.push((to, m.clone()));
+            }
+        }
+        step.messages.push((to, m));
+    }
+
+    fn enter_epoch(&mut self, step: &mut StepOf<C>) {
+        let e = self.epoch;
+        if let Some(batch) = self.proposed.get(&e).cloned() {
+            self.broadcast_val(e, batch, step);
+        } else if self.need_batch_asked != Some(e) {
+            self.need_batch_asked = Some(e);
+            step.need_batch = Some(e);
+        }
+        self.adopt_synced(step);
+        if self.epoch == e {
+            self.acs_rules(e, step);
+            self.try_deliver(step);
+        }
+    }
+
+    /// A message from replica `from`.
+    pub fn handle_message(&mut self, from: u32, msg: Message<C::Share, C::Sig>) -> StepOf<C> {
+        let mut step = Step::default();
+        if from as usize >= self.cfg.n || from == self.cfg.me {
+            step.faults.push(Fault::UnknownSender { from });
+            return step;
+        }
+        if let Some(e) = msg.epoch() {
+            if e < self.epoch {
+                if !matches!(msg, Message::Fetch { .. } | Message::Certified { .. }) {
+                    self.help(from, e, &mut step);
+                }
+                if let Message::Fetch { epoch, proposer } = msg {
+                    self.on_fetch(from, epoch, proposer, &mut step);
+                }
+                return step;
+            }
+            if e >= self.epoch + self.cfg.window {
+                // Far ahead: we are lagging; ask (at most once per tick).
+                if e > self.max_seen_epoch {
+                    self.max_seen_epoch = e;
+                    self.send(&mut step, Target::One(from), Message::SyncRequest { next: self.epoch }, None);
+                }
+                return step;
+            }
+        }
+        match msg {
+            Message::Val { epoch, batch } => self.on_val(from, epoch, batch, &mut step),
+            Message::Echo { epoch, proposer, digest, share } => {
+                self.on_echo(from, epoch, proposer, digest, share, &mut step)
+            }
+            Message::Cert { epoch, proposer, digest, sig } => {
+                self.on_cert(from, epoch, proposer, digest, sig, &mut step);
+            }
+            Message::Aba { epoch, instance, round, vote } => self.on_aba(from, epoch, instance, round, vote, &mut step),
+            Message::Fetch { epoch, proposer } => self.on_fetch(from, epoch, proposer, &mut step),
+            Message::Certified { epoch, batch } => self.on_certified(from, epoch, batch, &mut step),
+            Message::SyncRequest { next } => self.on_sync_request(from, next, &mut step),
+            Message::Sync { delivered } => self.on_sync(from, delivered, &mut step),
+        }
+        step
+    }
+
+    /// The periodic tick: without progress since the last one, re-send the
+    /// current epoch's messages, fetch what is missing and ask to sync.
+    pub fn handle_tick(&mut self) -> StepOf<C> {
+        let mut step = Step { tick_after: Some(self.cfg.tick), ..Step::default() };
+        if self.epoch == self.epoch_at_last_tick {
+            let e = self.epoch;
+            let resend: Vec<_> = self.epochs.get(&e).map(|s| s.sent.clone()).unwrap_or_default();
+            step.messages.extend(resend);
+            if let Some(st) = self.epochs.get_mut(&e) {
+                st.fetch_sent = false;
+            }
+            step.messages.push((Target::All, Message::SyncRequest { next: e }));
+            self.max_seen_epoch = e;
+            self.try_deliver(&mut step);
+        }
+        self.epoch_at_last_tick = self.epoch;
+        step
+    }
+
+    fn batch_ok(&self, batch: &Batch) -> bool {
+        batch.txs.len() <= self.cfg.max_batch_txs && batch.txs.iter().all(|t| t.len() <= self.cfg.max_tx_bytes)
+    }
+
+    fn on_val(&mut self, from: u32, epoch: u64, batch: Batch, step: &mut StepOf<C>) {
+        if !self.batch_ok(&batch) {
+            step.faults.push(Fault::Malformed { from, what: "batch beyond bounds" });
+            return;
+        }
+        let digest = batch.digest(&self.cfg.instance, epoch, from);
+        let st = self.epoch_state(epoch);
+        match st.vals.get(&from) {
+            Some((d, _)) if *d != digest => {
+                step.faults.push(Fault::Equivocation { proposer: from, epoch });
+                return;
+            }
+            Some(_) => {}
+            None => {
+                st.vals.insert(from, (digest, batch));
+            }
+        }
+        // Echo at most one digest per (epoch, proposer), ever.
+        let key = (epoch, from);
+        match self.echoed.get(&key) {
+            Some(d) if *d != digest => return,
+            Some(_) => {}
+            None => {
+                self.echoed.insert(key, digest);
+                step.persist.push(PersistOp::Echoed { epoch, proposer: from, digest });
+            }
+        }
+        let share = self.crypto.sign_share(KeyUse::Cert, &echo_statement(&self.cfg.instance, epoch, from, &digest));
+        if from == self.cfg.me {
+            self.on_echo(from, epoch, from, digest, share, step);
+        } else {
+            self.send(step, Target::One(from), Message::Echo { epoch, proposer: from, digest, share }, Some(epoch));
+        }
+        self.try_deliver(step);
+    }
+
+    fn on_echo(&mut self, from: u32, epoch: u64, proposer: u32, digest: Hash32, share: C::Share, step: &mut StepOf<C>) {
+        let me = self.cfg.me;
+        if proposer != me {
+            step.faults.push(Fault::Malformed { from, what: "echo for another proposer" });
+            return;
+        }
+        let st = self.epoch_state(epoch);
+        if st.own_digest != Some(digest) || st.own_cert_sent {
+            return;
+        }
+        st.echoes.shares.entry(from).or_insert(share);
+        let msg = echo_statement(&self.cfg.instance, epoch, me, &digest);
+        let mut bad = Vec::new();
+        let st = self.epochs.get_mut(&epoch).expect("created above");
+        let sig = st.echoes.try_combine(&self.crypto, KeyUse::Cert, &msg, &mut bad);
+        for b in bad {
+            step.faults.push(Fault::BadEchoShare { from: b, epoch });
+        }
+        if let Some(sig) = sig {
+            st.own_cert_sent = true;
+            self.send(step, Target::All, Message::Cert { epoch, proposer: me, digest, sig: sig.clone() }, Some(epoch));
+            self.accept_cert(epoch, me, digest, sig, step);
+        }
+    }
+
+    fn cert_valid(&self, epoch: u64, proposer: u32, digest: &Hash32, sig: &C::Sig) -> bool {
+        if self.mutation_is("cert") {
+            return true;
+        }
+        self.crypto.verify(KeyUse::Cert, &echo_statement(&self.cfg.instance, epoch, proposer, digest), sig)
+    }
+
+    fn on_cert(&mut self, from: u32, epoch: u64, proposer: u32, digest: Hash32, sig: C::Sig, step: &mut StepOf<C>) {
+        if proposer as usize >= self.cfg.n {
+            step.faults.push(Fault::Malformed { from, what: "certificate for a non-member" });
+            return;
+        }
+        if self.epochs.get(&epoch).is_some_and(|s| s.certs.contains_key(&proposer)) {
+            return;
+        }
+        if !self.cert_valid(epoch, proposer, &digest, &sig) {
+            step.faults.push(Fault::BadCertificate { from, epoch, proposer });
+            return;
+        }
+        self.accept_cert(epoch, proposer, digest, sig, step);
+    }
+
+    fn accept_cert(&mut self, epoch: u64, proposer: u32, digest: Hash32, sig: C::Sig, step: &mut StepOf<C>) {
+        let st = self.epoch_state(epoch);
+        if st.certs.contains_key(&proposer) {
+            return;
+        }
+        st.certs.insert(proposer, (digest, sig));
+        self.aba_input(epoch, proposer, true, step);
+        self.try_deliver(step);
+    }
+
+    fn aba_input(&mut self, epoch: u64, instance: u32, value: bool, step: &mut StepOf<C>) {
+        let mut coin = Coin {
+            crypto: &self.crypto,
+            instance: &self.cfg.instance,
+            epoch,
+            aba: instance,
+            local_coin: self.mutation_is("coin"),
+        };
+        let Some(st) = self.epochs.get_mut(&epoch) else {
+            return;
+        };
+        let Some(aba) = st.abas.get_mut(instance as usize) else {
+            return;
+        };
+        if aba.input_given() {
+            return;
+        }
+        let s = aba.input(value, &mut coin);
+        self.after_aba(epoch, instance, s, step);
+    }
+
+    fn on_aba(
+        &mut self,
+        from: u32,
+        epoch: u64,
+        instance: u32,
+        round: u32,
+        vote: AbaVote<C::Share>,
+        step: &mut StepOf<C>,
+    ) {
+        if instance as usize >= self.cfg.n {
+            step.faults.push(Fault::Malformed { from, what: "agreement instance out of range" });
+            return;
+        }
+        self.epoch_state(epoch);
+        let mut coin = Coin {
+            crypto: &self.crypto,
+            instance: &self.cfg.instance,
+            epoch,
+            aba: instance,
+            local_coin: self.mutation_is("coin"),
+        };
+        let st = self.epochs.get_mut(&epoch).expect("created above");
+        let s = st.abas[instance as usize].handle(from, round, vote, &mut coin);
+        self.after_aba(epoch, instance, s, step);
+    }
+
+    fn after_aba(&mut self, epoch: u64, instance: u32, s: AbaStep<C::Share>, step: &mut StepOf<C>) {
+        for fault in s.faults {
+            let from = match &fault {
+                AbaFault::DoubleVote { from, .. }
+                | AbaFault::BadCoinShare { from, .. }
+                | AbaFault::BadConf { from, .. } => *from,
+            };
+            step.faults.push(Fault::Agreement { from, epoch, instance, fault });
+        }
+        if !s.votes.is_empty() {
+            let st = self.epoch_state(epoch);
+            let first_vote = !st.voted;
+            st.voted = true;
+            if first_vote && self.voted_through.is_none_or(|v| v < epoch) {
+                self.voted_through = Some(epoch);
+                step.persist.push(PersistOp::VotedIn { epoch });
+            }
+        }
+        for (round, vote) in s.votes {
+            self.send(step, Target::All, Message::Aba { epoch, instance, round, vote }, Some(epoch));
+        }
+        self.acs_rules(epoch, step);
+        self.try_deliver(step);
+    }
+
+    /// Once `n − f` agreements decided 1, vote 0 in the others (only in
+    /// the current epoch, so our own proposal had its chance).
+    fn acs_rules(&mut self, epoch: u64, step: &mut StepOf<C>) {
+        if epoch != self.epoch {
+            return;
+        }
+        let n = self.cfg.n;
+        let quorum = n - self.f();
+        let Some(st) = self.epochs.get(&epoch) else {
+            return;
+        };
+        let ones = st.abas.iter().filter(|a| a.decided() == Some(true)).count();
+        if ones < quorum {
+            return;
+        }
+        let pending: Vec<u32> = (0..n as u32)
+            .filter(|&i| !st.abas[i as usize].input_given() && st.abas[i as usize].decided().is_none())
+            .collect();
+        for i in pending {
+            self.aba_input(epoch, i, false, step);
+        }
+    }
+
+    /// Delivers the current epoch once every agreement decided and every
+    /// accepted batch is here; fetches what is missing.
+    fn try_deliver(&mut self, step: &mut StepOf<C>) {
+        loop {
+            let e = self.epoch;
+            let Some(st) = self.epochs.get_mut(&e) else {
+                return;
+            };
+            if st.abas.iter().any(|a| a.decided().is_none()) {
+                return;
+            }
+            let accepted: Vec<u32> =
+                (0..self.cfg.n as u32).filter(|&i| st.abas[i as usize].decided() == Some(true)).collect();
+            let mut batches = Vec::with_capacity(accepted.len());
+            let mut missing = Vec::new();
+            for &j in &accepted {
+                let Some((digest, sig)) = st.certs.get(&j) else {
+                    missing.push(j);
+                    continue;
+                };
+                let batch = [st.vals.get(&j), st.fetched.get(&j)]
+                    .into_iter()
+                    .flatten()
+                    .find(|(d, _)| d == digest)
+                    .map(|(_, b)| b.clone());
+                match batch {
+                    Some(batch) => {
+                        batches.push(CertifiedBatch { proposer: j, digest: *digest, sig: sig.clone(), batch })
+                    }
+                    None => missing.push(j),
+                }
+            }
+            if !missing.is_empty() {
+                if !st.fetch_sent {
+                    st.fetch_sent = true;
+                    for j in missing {
+                        step.messages.push((Target::All, Message::Fetch { epoch: e, proposer: j }));
+                    }
+                }
+                return;
+            }
+            self.deliver(DeliveredEpoch { epoch: e, batches }, step);
+        }
+    }
+
+    fn remember(&mut self, epoch: u64, ids: Vec<Hash32>) {
+        self.dedup.extend(ids.iter().copied());
+        self.dedup_order.push_back((epoch, ids));
+        while self.dedup_order.front().is_some_and(|(e, _)| e + self.cfg.dedup_epochs <= epoch) {
+            if let Some((_, old)) = self.dedup_order.pop_front() {
+                for id in old {
+                    self.dedup.remove(&id);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, d: DeliveredEpoch<C::Sig>, step: &mut StepOf<C>) {
+        let e = d.epoch;
+        let mut txs = Vec::new();
+        let mut ids = Vec::new();
+        let mut seen_now = HashSet::new();
+        let mut duplicates = 0;
+        for b in &d.batches {
+            for tx in &b.batch.txs {
+                let id = tx_id(tx);
+                if self.dedup.contains(&id) || !seen_now.insert(id) {
+                    duplicates += 1;
+                    continue;
+                }
+                ids.push(id);
+                txs.push(tx.clone());
+            }
+        }
+        self.remember(e, ids);
+        step.persist.push(PersistOp::Delivered(d.clone()));
+        step.delivered.push(Delivery { epoch: e, decision: d.decision(), txs, duplicates });
+        self.log.push_back(d);
+        while self.log.len() > self.cfg.retain {
+            self.log.pop_front();
+        }
+        self.epochs.remove(&e);
+        self.proposed.retain(|k, _| *k > e);
+        self.echoed.retain(|(k, _), _| *k > e);
+        self.sync_votes.retain(|k, _| *k > e);
+        self.epoch = e + 1;
+        self.max_seen_epoch = self.max_seen_epoch.max(self.epoch);
+        self.enter_epoch(step);
+    }
+
+    fn find_certified(&self, epoch: u64, proposer: u32) -> Option<CertifiedBatch<C::Sig>> {
+        if let Some(d) = self.log.iter().find(|d| d.epoch == epoch) {
+            return d.batches.iter().find(|b| b.proposer == proposer).cloned();
+        }
+        let st = self.epochs.get(&epoch)?;
+        let (digest, sig) = st.certs.get(&proposer)?;
+        let (_, batch) =
+            [st.vals.get(&proposer), st.fetched.get(&proposer)].into_iter().flatten().find(|(d, _)| d == digest)?;
+        Some(CertifiedBatch { proposer, digest: *digest, sig: sig.clone(), batch: batch.clone() })
+    }
+
+    fn on_fetch(&mut self, from: u32, epoch: u64, proposer: u32, step: &mut StepOf<C>) {
+        if let Some(batch) = self.find_certified(epoch, proposer) {
+            step.messages.push((Target::One(from), Message::Certified { epoch, batch }));
+        }
+    }
+
+    fn on_certified(&mut self, from: u32, epoch: u64, cb: CertifiedBatch<C::Sig>, step: &mut StepOf<C>) {
+        if cb.proposer as usize >= self.cfg.n || !self.batch_ok(&cb.batch) {
+            step.faults.push(Fault::Malformed { from, what: "certified batch" });
+            return;
+        }
+        if cb.batch.digest(&self.cfg.instance, epoch, cb.proposer) != cb.digest
+            || !self.cert_valid(epoch, cb.proposer, &cb.digest, &cb.sig)
+        {
+            step.faults.push(Fault::BadCertificate { from, epoch, proposer: cb.proposer });
+            return;
+        }
+        let st = self.epoch_state(epoch);
+        st.fetched.entry(cb.proposer).or_insert((cb.digest, cb.batch));
+        if !st.certs.contains_key(&cb.proposer) {
+            self.accept_cert(epoch, cb.proposer, cb.digest, cb.sig, step);
+        }
+        self.try_deliver(step);
+    }
+
+    fn help(&mut self, from: u32, epoch: u64, step: &mut StepOf<C>) {
+        if self.helped.get(&from).is_some_and(|&h| h >= epoch) {
+            return;
+        }
+        self.on_sync_request(from, epoch, step);
+    }
+
+    fn on_sync_request(&mut self, from: u32, next: u64, step: &mut StepOf<C>) {
+        let records: Vec<_> = self.log.iter().filter(|d| d.epoch >= next).take(self.cfg.sync_batch).cloned().collect();
+        if let Some(last) = records.last() {
+            self.helped.insert(from, last.epoch);
+        }
+        for d in records {
+            step.messages.push((Target::One(from), Message::Sync { delivered: d }));
+        }
+    }
+
+    fn on_sync(&mut self, from: u32, d: DeliveredEpoch<C::Sig>, step: &mut StepOf<C>) {
+        // Records are kept for a bounded span of epochs ahead (what one
+        // sync answer covers), so a liar cannot fill memory.
+        let span = (self.cfg.sync_batch as u64).max(self.cfg.window);
+        if d.epoch < self.epoch || d.epoch >= self.epoch + span {
+            return;
+        }
+        let ok = d.batches.len() <= self.cfg.n
+            && d.batches.windows(2).all(|w| w[0].proposer < w[1].proposer)
+            && d.batches.iter().all(|b| {
+                (b.proposer as usize) < self.cfg.n
+                    && self.batch_ok(&b.batch)
+                    && b.batch.digest(&self.cfg.instance, d.epoch, b.proposer) == b.digest
+            });
+        if !ok {
+            step.faults.push(Fault::BadSync { from, epoch: d.epoch });
+            return;
+        }
+        self.sync_votes.entry(d.epoch).or_default().insert(from, d);
+        self.adopt_synced(step);
+    }
+
+    /// Delivers the current epoch from sync records once `f + 1` replicas
+    /// reported the same decision (one of them is correct).
+    fn adopt_synced(&mut self, step: &mut StepOf<C>) {
+        loop {
+            let e = self.epoch;
+            let Some(votes) = self.sync_votes.get(&e) else {
+                return;
+            };
+            let mut tally: BTreeMap<Vec<(u32, Hash32)>, Vec<u32>> = BTreeMap::new();
+            for (from, d) in votes {
+                tally.entry(d.decision()).or_default().push(*from);
+            }
+            let need = if self.mutation_is("quorum") { self.f() } else { self.f() + 1 };
+            let Some((_, senders)) = tally.into_iter().find(|(_, s)| s.len() >= need) else {
+                return;
+            };
+            let Some(record) = votes.get(&senders[0]).cloned() else {
+                return;
+            };
+            self.deliver(record, step);
+        }
+    }
+}

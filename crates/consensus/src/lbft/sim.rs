@@ -1,0 +1,563 @@
+//! The LBFT replica under the simulator (`gridledger-sim`): the
+//! [`Protocol`] adapter with a FIFO batch source and its disk, Byzantine
+//! behaviours, random scenarios and the safety and liveness checks. The
+//! same [`Replica`] code runs in the node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_core::codec::encode;
+use gridledger_core::Hash32;
+use gridledger_sim::{
+    Adversary, Crash, Delay, Dest, Effects, NetConfig, NodeId, Partition, Protocol, Simulation, Time, TimerOp,
+};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::batch::{tx_id, FifoPolicy, Tx};
+use super::crypto::{BlsCrypto, KeyUse, SimCrypto, ThresholdCrypto};
+use super::messages::{echo_statement, AbaVote, Message};
+use super::replica::{Config, Delivery, Durable, Fault, Replica, Step, Target, Tick};
+use super::txm::BatchSource;
+
+/// The chain instance every simulated replica shares.
+pub const INSTANCE: Hash32 = Hash32([0x1b; 32]);
+
+/// A simulated client transaction: who submitted it first, a counter and
+/// filler, so transactions are distinct and their origin is checkable.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SimTx {
+    pub origin: u32,
+    pub counter: u64,
+}
+
+impl SimTx {
+    pub fn bytes(&self) -> Tx {
+        encode(self)
+    }
+
+    pub fn parse(tx: &[u8]) -> Option<SimTx> {
+        borsh::from_slice(tx).ok()
+    }
+}
+
+/// The replica plus its batch source and disk.
+pub struct LbftNode<C: ThresholdCrypto> {
+    replica: Replica<C>,
+    policy: FifoPolicy,
+    disk: Durable<C::Sig>,
+    /// Proposes no batch for this epoch or later (ends a run).
+    stop_epoch: u64,
+}
+
+/// What a simulated node reports: its deliveries.
+pub type SimOutput = Delivery;
+
+impl<C: ThresholdCrypto> LbftNode<C> {
+    /// `workload` is queued in its policy at every (re)start; already
+    /// delivered transactions are dropped again on delivery, and duplicates
+    /// are removed by the replica.
+    pub fn new(
+        cfg: Config,
+        crypto: C,
+        disk: Option<Durable<C::Sig>>,
+        workload: &[Tx],
+        batch_size: usize,
+        stop_epoch: u64,
+    ) -> Self {
+        let disk = disk.unwrap_or_default();
+        let replica = Replica::new(cfg, crypto, disk.clone());
+        let mut policy = FifoPolicy::new(batch_size, 10_000);
+        for tx in workload {
+            policy.submit(tx.clone());
+        }
+        // Drop what this replica already delivered before a restart.
+        for d in &disk.delivered {
+            let txs: Vec<Tx> = d.batches.iter().flat_map(|b| b.batch.txs.iter().cloned()).collect();
+            policy.delivered(d.epoch, d.block_hash(), &txs);
+        }
+        Self { replica, policy, disk, stop_epoch }
+    }
+
+    pub fn replica(&self) -> &Replica<C> {
+        &self.replica
+    }
+
+    fn absorb(&mut self, first: Step<C::Share, C::Sig>) -> Effects<Self> {
+        let mut out = Effects::default();
+        let mut pending = vec![first];
+        while let Some(mut s) = pending.pop() {
+            // Persist first (one transaction), then speak.
+            for op in &s.persist {
+                self.disk.apply(op);
+            }
+            for d in s.delivered.drain(..) {
+                self.policy.delivered(d.epoch, d.block_hash(), &d.txs);
+                out.outputs.push(d);
+            }
+            for (to, m) in s.messages.drain(..) {
+                let dest = match to {
+                    Target::All => Dest::All,
+                    Target::One(i) => Dest::One(i),
+                };
+                out.sends.push((dest, m));
+            }
+            if let Some(after) = s.tick_after {
+                out.timers.push(TimerOp::Cancel(Tick));
+                out.timers.push(TimerOp::Set { timer: Tick, after });
+            }
+            out.faults.append(&mut s.faults);
+            if let Some(e) = s.need_batch.take() {
+                if e < self.stop_epoch {
+                    let batch = self.policy.next_batch(e);
+                    pending.push(self.replica.propose(e, batch));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl<C: ThresholdCrypto> Protocol for LbftNode<C> {
+    type Message = Message<C::Share, C::Sig>;
+    type Timer = Tick;
+    type Output = SimOutput;
+    type Fault = Fault;
+    type Persisted = Durable<C::Sig>;
+
+    fn start(&mut self) -> Effects<Self> {
+        let s = self.replica.start();
+        self.absorb(s)
+    }
+
+    fn handle_message(&mut self, from: NodeId, message: Self::Message) -> Effects<Self> {
+        let s = self.replica.handle_message(from, message);
+        self.absorb(s)
+    }
+
+    fn handle_timer(&mut self, _timer: Tick) -> Effects<Self> {
+        let s = self.replica.handle_tick();
+        self.absorb(s)
+    }
+
+    fn persisted(&self) -> Durable<C::Sig> {
+        self.disk.clone()
+    }
+}
+
+// ---- Byzantine behaviours ---------------------------------------------------
+
+/// What a Byzantine replica does with the honest code's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Behaviour {
+    /// Sends nothing at all.
+    Silent,
+    /// Different batches to different replicas (and, where the scheme lets
+    /// it, a made-up certificate for the second one).
+    Equivocate,
+    /// Echo and coin shares on the wrong statement.
+    BadShares,
+    /// Random agreement votes (flipped values, bogus `Conf` sets and
+    /// `Term`s).
+    FlipVotes,
+    /// Answers every sync request with a made-up delivered epoch.
+    LieInSync,
+}
+
+pub const ALL_BEHAVIOURS: [Behaviour; 5] =
+    [Behaviour::Silent, Behaviour::Equivocate, Behaviour::BadShares, Behaviour::FlipVotes, Behaviour::LieInSync];
+
+/// Makes an invalid certificate for the equivocation attack.
+pub type Forger<C> = Arc<dyn Fn(&[u8]) -> <C as ThresholdCrypto>::Sig + Send + Sync>;
+
+/// A Byzantine replica with its own key shares.
+pub struct LbftAdversary<C: ThresholdCrypto> {
+    me: u32,
+    n: usize,
+    crypto: C,
+    behaviours: Vec<Behaviour>,
+    forge: Option<Forger<C>>,
+}
+
+impl<C: ThresholdCrypto> LbftAdversary<C> {
+    pub fn new(me: u32, n: usize, crypto: C, behaviours: Vec<Behaviour>, forge: Option<Forger<C>>) -> Self {
+        Self { me, n, crypto, behaviours, forge }
+    }
+
+    fn has(&self, b: Behaviour) -> bool {
+        self.behaviours.contains(&b)
+    }
+}
+
+impl<C: ThresholdCrypto> Adversary<LbftNode<C>> for LbftAdversary<C> {
+    fn observe(
+        &mut self,
+        from: NodeId,
+        message: &Message<C::Share, C::Sig>,
+        _rng: &mut ChaCha8Rng,
+    ) -> Vec<(Dest, Message<C::Share, C::Sig>)> {
+        let (Message::SyncRequest { next }, true, false, Some(forge)) =
+            (message, self.has(Behaviour::LieInSync), self.has(Behaviour::Silent), &self.forge)
+        else {
+            return Vec::new();
+        };
+        // A made-up epoch: one batch of its own, consistent with its digest.
+        let epoch = *next;
+        let batch = super::messages::Batch { txs: vec![SimTx { origin: self.me, counter: 2 << 40 | epoch }.bytes()] };
+        let digest = batch.digest(&INSTANCE, epoch, self.me);
+        let sig = forge(&echo_statement(&INSTANCE, epoch, self.me, &digest));
+        let delivered = super::messages::DeliveredEpoch {
+            epoch,
+            batches: vec![super::messages::CertifiedBatch { proposer: self.me, digest, sig, batch }],
+        };
+        vec![(Dest::One(from), Message::Sync { delivered })]
+    }
+
+    fn tamper(
+        &mut self,
+        _now: Time,
+        sends: Vec<(Dest, Message<C::Share, C::Sig>)>,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<(Dest, Message<C::Share, C::Sig>)> {
+        if self.has(Behaviour::Silent) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (dest, m) in sends {
+            match m {
+                Message::Val { epoch, batch } if self.has(Behaviour::Equivocate) => {
+                    let mut twisted = batch.clone();
+                    twisted.txs.push(SimTx { origin: self.me, counter: 1 << 40 | epoch }.bytes());
+                    let digest = twisted.digest(&INSTANCE, epoch, self.me);
+                    let mut peers: Vec<u32> = (0..self.n as u32).filter(|&i| i != self.me).collect();
+                    peers.shuffle(rng);
+                    let half = peers.len() / 2;
+                    for (k, p) in peers.into_iter().enumerate() {
+                        if k < half {
+                            out.push((Dest::One(p), Message::Val { epoch, batch: twisted.clone() }));
+                            if let Some(forge) = &self.forge {
+                                let sig = forge(&echo_statement(&INSTANCE, epoch, self.me, &digest));
+                                out.push((Dest::One(p), Message::Cert { epoch, proposer: self.me, digest, sig }));
+                            }
+                        } else {
+                            out.push((Dest::One(p), Message::Val { epoch, batch: batch.clone() }));
+                        }
+                    }
+                    let _ = dest;
+                }
+                Message::Echo { epoch, proposer, digest, .. } if self.has(Behaviour::BadShares) => {
+                    let share = self.crypto.sign_share(KeyUse::Cert, b"not the echo statement");
+                    out.push((dest, Message::Echo { epoch, proposer, digest, share }));
+                }
+                Message::Aba { epoch, instance, round, vote: AbaVote::Coin(_) } if self.has(Behaviour::BadShares) => {
+                    let share = self.crypto.sign_share(KeyUse::Coin, b"not the coin statement");
+                    out.push((dest, Message::Aba { epoch, instance, round, vote: AbaVote::Coin(share) }));
+                }
+                Message::Aba { epoch, instance, round, vote } if self.has(Behaviour::FlipVotes) => {
+                    let vote = match vote {
+                        AbaVote::BVal(_) => AbaVote::BVal(rng.random()),
+                        AbaVote::Aux(_) => AbaVote::Aux(rng.random()),
+                        AbaVote::Conf(_) => AbaVote::Conf(rng.random_range(0..=4)),
+                        AbaVote::Term(_) => AbaVote::Term(rng.random()),
+                        coin => coin,
+                    };
+                    // Different lies to different peers.
+                    for p in (0..self.n as u32).filter(|&i| i != self.me) {
+                        let v = if rng.random_bool(0.5) { vote.clone() } else { flip(&vote) };
+                        out.push((Dest::One(p), Message::Aba { epoch, instance, round, vote: v }));
+                    }
+                }
+                m => out.push((dest, m)),
+            }
+        }
+        out
+    }
+}
+
+fn flip<S: Clone>(v: &AbaVote<S>) -> AbaVote<S> {
+    match v {
+        AbaVote::BVal(b) => AbaVote::BVal(!b),
+        AbaVote::Aux(b) => AbaVote::Aux(!b),
+        AbaVote::Conf(s) => AbaVote::Conf(3 - (s & 3)),
+        AbaVote::Term(b) => AbaVote::Term(!b),
+        other => other.clone(),
+    }
+}
+
+// ---- Scenarios and checks ----------------------------------------------------
+
+/// Which threshold scheme a run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemeKind {
+    /// The hash stand-in (fast sweeps).
+    Sim,
+    /// BLS12-381 (slow; a few seeds per run).
+    Bls,
+}
+
+/// One random run's plan.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub seed: u64,
+    pub n: usize,
+    pub net: NetConfig,
+    pub byzantine: BTreeMap<u32, Vec<Behaviour>>,
+    /// Correct replicas that crash (and restart) during the run.
+    pub crashed: BTreeSet<u32>,
+    pub stop_epoch: u64,
+    pub txs_per_node: u64,
+    pub batch_size: usize,
+    pub tick: u64,
+    /// Every fault stays within `f` at all times and the network
+    /// stabilises: liveness is checked too.
+    pub expect_liveness: bool,
+    pub end: Time,
+}
+
+/// A random scenario: `n ∈ {4, 7}`; either up to `f` Byzantine replicas
+/// with random behaviours, or up to `f` correct replicas that crash and
+/// restart, or both within `f`; random link delays with spikes, drops,
+/// duplicates and a partition before GST.
+pub fn scenario(seed: u64) -> Scenario {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1bf7_0000_0000);
+    let n = if rng.random_range(0..8) == 0 { 7 } else { 4 };
+    let f = (n - 1) / 3;
+    let mut ids: Vec<u32> = (0..n as u32).collect();
+    ids.shuffle(&mut rng);
+    // 0: f Byzantine; 1: f crash-restarts; 2: f − 1 Byzantine and one
+    // crash-restart (for f = 1: one of each, beyond the budget for
+    // liveness — a replica restarting inside an epoch it voted in only
+    // observes it — so only safety is checked).
+    let mode = rng.random_range(0..10);
+    let (n_byz, n_crash): (usize, usize) = match mode {
+        0..4 => (f, 0),
+        4..8 => (0, f),
+        _ => (f.saturating_sub(1).max(1), 1),
+    };
+    let expect_liveness = n_byz + n_crash <= f;
+    let mut byzantine = BTreeMap::new();
+    for &id in ids.iter().take(n_byz) {
+        let mut b: Vec<Behaviour> = ALL_BEHAVIOURS.iter().copied().filter(|_| rng.random_bool(0.4)).collect();
+        if b.is_empty() {
+            b.push(ALL_BEHAVIOURS[rng.random_range(0..ALL_BEHAVIOURS.len())]);
+        }
+        byzantine.insert(id, b);
+    }
+    let crashed: BTreeSet<u32> = ids.iter().skip(n_byz).take(n_crash).copied().collect();
+    let max_delay = rng.random_range(5..60);
+    let mut links = vec![vec![Delay::Uniform { min: 1, max: max_delay }; n]; n];
+    for row in links.iter_mut() {
+        for d in row.iter_mut() {
+            if rng.random_bool(0.2) {
+                *d = Delay::Spiky { min: 1, max: max_delay, spike_per_mille: 100, spike: rng.random_range(50..400) };
+            }
+        }
+    }
+    let gst = rng.random_range(0..1_500);
+    let mut partitions = Vec::new();
+    if rng.random_bool(0.3) && gst > 100 {
+        let from = rng.random_range(0..gst / 2);
+        partitions.push(Partition {
+            from,
+            until: from + rng.random_range(50..gst - from),
+            side: ids[..n / 2].to_vec(),
+        });
+    }
+    let mut crashes = Vec::new();
+    for &c in &crashed {
+        let at = rng.random_range(10..2_000);
+        crashes.push(Crash { node: c, at, restart_at: Some(at + rng.random_range(50..1_500)) });
+    }
+    let net = NetConfig {
+        nodes: n,
+        links,
+        drop_per_mille: if rng.random_bool(0.5) { rng.random_range(0..50) } else { 0 },
+        dup_per_mille: rng.random_range(0..50),
+        gst,
+        stable_delay: Delay::Uniform { min: 1, max: max_delay.min(20) },
+        partitions,
+        crashes,
+    };
+    Scenario {
+        seed,
+        n,
+        net,
+        byzantine,
+        crashed,
+        stop_epoch: rng.random_range(4..8),
+        txs_per_node: rng.random_range(0..6),
+        batch_size: rng.random_range(1..4),
+        tick: 200,
+        expect_liveness,
+        // Runs that may stall stop early; the others stop once done.
+        end: if expect_liveness { 60_000 } else { 5_000 },
+    }
+}
+
+/// The transactions submitted to `node`: its own, plus (for even
+/// counters) the same ones submitted to its neighbour, so duplicates
+/// reach several proposers.
+pub fn workload(s: &Scenario, node: u32) -> Vec<Tx> {
+    let mut txs: Vec<Tx> = (0..s.txs_per_node).map(|c| SimTx { origin: node, counter: c }.bytes()).collect();
+    let prev = (node + s.n as u32 - 1) % s.n as u32;
+    txs.extend((0..s.txs_per_node).filter(|c| c % 2 == 0).map(|c| SimTx { origin: prev, counter: c }.bytes()));
+    txs
+}
+
+/// A planted bug for one run (`mutants` feature).
+#[cfg(feature = "mutants")]
+pub type RunMutation = Option<super::replica::Mutation>;
+#[cfg(not(feature = "mutants"))]
+pub type RunMutation = Option<std::convert::Infallible>;
+
+/// What a run produced, per node.
+pub struct RunResult {
+    pub deliveries: BTreeMap<u32, Vec<Delivery>>,
+    pub faults: usize,
+    pub messages: u64,
+    pub end_time: Time,
+}
+
+fn make_config(s: &Scenario, me: u32, _mutation: RunMutation) -> Config {
+    let mut cfg = Config::new(s.n, me, INSTANCE);
+    cfg.tick = s.tick;
+    cfg.max_batch_txs = 64;
+    #[cfg(feature = "mutants")]
+    {
+        cfg.mutation = _mutation;
+    }
+    cfg
+}
+
+/// Runs a scenario with the given scheme.
+pub fn run(s: &Scenario, scheme: SchemeKind, mutation: RunMutation) -> RunResult {
+    match scheme {
+        SchemeKind::Sim => {
+            let n = s.n;
+            let seed = s.seed;
+            let cryptos: Vec<SimCrypto> = (0..n as u32).map(|i| SimCrypto::new(seed, n, i)).collect();
+            let forge: Forger<SimCrypto> = Arc::new(move |msg: &[u8]| super::crypto::SimSig {
+                tag: gridledger_core::codec::hash_bytes(gridledger_core::codec::Tag("forged"), msg),
+            });
+            run_with(s, cryptos, Some(forge), mutation)
+        }
+        SchemeKind::Bls => {
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(s.seed);
+            let cryptos = match BlsCrypto::deal(s.n, &mut rng) {
+                Ok(c) => c,
+                Err(e) => panic!("simulator misconfigured: {e}"),
+            };
+            run_with(s, cryptos, None, mutation)
+        }
+    }
+}
+
+fn run_with<C: ThresholdCrypto + 'static>(
+    s: &Scenario,
+    cryptos: Vec<C>,
+    forge: Option<Forger<C>>,
+    mutation: RunMutation,
+) -> RunResult {
+    let plan = s.clone();
+    let cs = cryptos.clone();
+    let factory = move |id: NodeId, disk: Option<Durable<C::Sig>>| {
+        // Planted bugs live in correct replicas only.
+        let m = if plan.byzantine.contains_key(&id) { None } else { mutation };
+        LbftNode::new(
+            make_config(&plan, id, m),
+            cs[id as usize].clone(),
+            disk,
+            &workload(&plan, id),
+            plan.batch_size,
+            plan.stop_epoch,
+        )
+    };
+    let mut sim: Simulation<LbftNode<C>> = Simulation::new(s.seed, s.net.clone(), factory);
+    for (id, b) in &s.byzantine {
+        sim.set_adversary(
+            *id,
+            Box::new(LbftAdversary::new(*id, s.n, cryptos[*id as usize].clone(), b.clone(), forge.clone())),
+        );
+    }
+    sim.start();
+    let correct: Vec<u32> = (0..s.n as u32).filter(|i| !s.byzantine.contains_key(i)).collect();
+    let stop = s.stop_epoch;
+    sim.run_until(s.end, |sim| {
+        correct.iter().all(|&i| sim.node(i).is_some_and(|n| n.replica().epoch() >= stop))
+            && s.net.crashes.iter().all(|c| c.restart_at.is_none_or(|r| r <= sim.now()))
+    });
+    let mut deliveries: BTreeMap<u32, Vec<Delivery>> = BTreeMap::new();
+    for (_, node, d) in &sim.outputs {
+        deliveries.entry(*node).or_default().push(d.clone());
+    }
+    RunResult { deliveries, faults: sim.faults.len(), messages: sim.stats.delivered, end_time: sim.now() }
+}
+
+/// Checks agreement, total order, integrity and (where the scenario
+/// promises it) liveness and validity on the correct replicas.
+pub fn check(s: &Scenario, r: &RunResult) -> Result<(), String> {
+    let correct: Vec<u32> = (0..s.n as u32).filter(|i| !s.byzantine.contains_key(i)).collect();
+    let f = (s.n - 1) / 3;
+    let mut by_epoch: BTreeMap<u64, (u32, &Delivery)> = BTreeMap::new();
+    let submitted: BTreeSet<Tx> = (0..s.n as u32).flat_map(|i| workload(s, i)).collect();
+    for &i in &correct {
+        let ds = r.deliveries.get(&i).map(Vec::as_slice).unwrap_or(&[]);
+        let mut seen: BTreeSet<Hash32> = BTreeSet::new();
+        for (k, d) in ds.iter().enumerate() {
+            // Total order per replica: epochs 0, 1, 2, … once each.
+            if d.epoch != k as u64 {
+                return Err(format!("node {i} delivered epoch {} as its delivery #{k}", d.epoch));
+            }
+            // Agreement.
+            match by_epoch.get(&d.epoch) {
+                Some((j, other)) if other.decision != d.decision || other.txs != d.txs => {
+                    return Err(format!(
+                        "agreement broken in epoch {}: node {j} {:?} vs node {i} {:?}",
+                        d.epoch, other.decision, d.decision
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    by_epoch.insert(d.epoch, (i, d));
+                }
+            }
+            // ACS: at least n − f batches per epoch.
+            if d.decision.len() < s.n - f {
+                return Err(format!("node {i} epoch {} accepted only {} batches", d.epoch, d.decision.len()));
+            }
+            // Integrity: each transaction once, and only real ones.
+            for tx in &d.txs {
+                if !seen.insert(tx_id(tx)) {
+                    return Err(format!("node {i} delivered a transaction twice (epoch {})", d.epoch));
+                }
+                let Some(t) = SimTx::parse(tx) else {
+                    return Err(format!("node {i} delivered bytes nobody submitted (epoch {})", d.epoch));
+                };
+                if !submitted.contains(tx) && !s.byzantine.contains_key(&t.origin) {
+                    return Err(format!("node {i} delivered {t:?}, which no one submitted"));
+                }
+            }
+        }
+    }
+    if s.expect_liveness {
+        for &i in &correct {
+            let got = r.deliveries.get(&i).map_or(0, Vec::len) as u64;
+            if got < s.stop_epoch {
+                return Err(format!("node {i} delivered only {got} of {} epochs by t={}", s.stop_epoch, r.end_time));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs and checks one seed; the error names the seed.
+pub fn run_seed(seed: u64, scheme: SchemeKind, mutation: RunMutation) -> Result<RunResult, String> {
+    let s = scenario(seed);
+    let r = run(&s, scheme, mutation);
+    check(&s, &r).map_err(|e| {
+        format!("seed {seed} ({scheme:?}, n={}, byzantine {:?}, crashed {:?}): {e}", s.n, s.byzantine, s.crashed)
+    })?;
+    Ok(r)
+}

@@ -1,0 +1,376 @@
+//! Unit tests of the LBFT replica (every refusal with its fault, and
+//! nothing changed by it) and the simulator sweeps.
+
+use super::sim::{run_seed, SchemeKind};
+use super::*;
+use gridledger_core::Hash32;
+use gridledger_sim::SeedPlan;
+use rand::SeedableRng;
+use std::collections::VecDeque;
+
+const INST: Hash32 = Hash32([9; 32]);
+
+/// A lossless FIFO network of replicas; batches come from `batches`
+/// (epoch → per-replica txs, empty when absent).
+struct Net<C: ThresholdCrypto> {
+    replicas: Vec<Replica<C>>,
+    disks: Vec<Durable<C::Sig>>,
+    queue: VecDeque<(u32, u32, MessageOf<C>)>,
+    delivered: Vec<Vec<Delivery>>,
+    faults: Vec<(u32, Fault)>,
+    batches: Box<dyn Fn(u64, u32) -> Vec<Tx>>,
+    stop_epoch: u64,
+    down: Vec<bool>,
+}
+
+impl<C: ThresholdCrypto> Net<C> {
+    fn new(cryptos: Vec<C>, batches: Box<dyn Fn(u64, u32) -> Vec<Tx>>, stop_epoch: u64) -> Self {
+        let n = cryptos.len();
+        let replicas = cryptos
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Replica::new(Config::new(n, i as u32, INST), c, Durable::default()))
+            .collect();
+        Self {
+            replicas,
+            disks: vec![Durable::default(); n],
+            queue: VecDeque::new(),
+            delivered: vec![Vec::new(); n],
+            faults: Vec::new(),
+            batches,
+            stop_epoch,
+            down: vec![false; n],
+        }
+    }
+
+    fn absorb(&mut self, i: u32, step: Step<C::Share, C::Sig>) {
+        let mut pending = vec![step];
+        while let Some(s) = pending.pop() {
+            for op in &s.persist {
+                self.disks[i as usize].apply(op);
+            }
+            self.delivered[i as usize].extend(s.delivered);
+            self.faults.extend(s.faults.into_iter().map(|f| (i, f)));
+            for (to, m) in s.messages {
+                match to {
+                    Target::All => {
+                        for j in 0..self.replicas.len() as u32 {
+                            if j != i {
+                                self.queue.push_back((i, j, m.clone()));
+                            }
+                        }
+                    }
+                    Target::One(j) => self.queue.push_back((i, j, m)),
+                }
+            }
+            if let Some(e) = s.need_batch {
+                if e < self.stop_epoch {
+                    let b = (self.batches)(e, i);
+                    pending.push(self.replicas[i as usize].propose(e, b));
+                }
+            }
+        }
+    }
+
+    fn start(&mut self) {
+        for i in 0..self.replicas.len() as u32 {
+            let s = self.replicas[i as usize].start();
+            self.absorb(i, s);
+        }
+    }
+
+    fn run(&mut self) {
+        let mut steps = 0;
+        while let Some((from, to, m)) = self.queue.pop_front() {
+            steps += 1;
+            assert!(steps < 200_000, "no quiescence");
+            if self.down[to as usize] || self.down[from as usize] {
+                continue;
+            }
+            let s = self.replicas[to as usize].handle_message(from, m);
+            self.absorb(to, s);
+        }
+    }
+}
+
+fn sim_cryptos(n: usize) -> Vec<SimCrypto> {
+    (0..n as u32).map(|i| SimCrypto::new(1, n, i)).collect()
+}
+
+fn tx(s: &str) -> Tx {
+    s.as_bytes().to_vec()
+}
+
+#[test]
+fn four_bls_replicas_deliver_the_same_epochs_keeping_the_earliest_duplicate() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+    let cryptos = BlsCrypto::deal(4, &mut rng).unwrap();
+    // Epoch 0: 0 → [a, b], 1 → [b, c], 2 → [], 3 → [d]; epoch 1: everyone
+    // re-proposes a (delivered already) and 2 adds e; epoch 2 is all empty.
+    let batches = |e: u64, i: u32| -> Vec<Tx> {
+        match (e, i) {
+            (0, 0) => vec![tx("a"), tx("b")],
+            (0, 1) => vec![tx("b"), tx("c")],
+            (0, 3) => vec![tx("d")],
+            (1, 2) => vec![tx("a"), tx("e")],
+            (1, _) => vec![tx("a")],
+            _ => Vec::new(),
+        }
+    };
+    let mut net = Net::new(cryptos, Box::new(batches), 3);
+    net.start();
+    net.run();
+    assert!(net.faults.is_empty(), "{:?}", net.faults);
+    for d in &net.delivered {
+        assert_eq!(d.len(), 3, "three epochs delivered");
+        assert_eq!(d, &net.delivered[0], "agreement and total order");
+    }
+    let d = &net.delivered[0];
+    // Earliest occurrence kept, in proposer order; everything accepted
+    // because the network is fair.
+    assert_eq!(d[0].decision.len(), 4);
+    assert_eq!(d[0].txs, vec![tx("a"), tx("b"), tx("c"), tx("d")]);
+    assert_eq!(d[0].duplicates, 1);
+    assert_eq!(d[1].txs, vec![tx("e")]);
+    assert_eq!(d[1].duplicates, 4);
+    // Empty batches still progress.
+    assert!(d[2].txs.is_empty());
+    assert_eq!(d[2].decision.len(), 4);
+    // The log is durable: certificates and batches of every epoch.
+    assert_eq!(net.disks[1].delivered.len(), 3);
+    assert!(net.disks[1].echoed.is_empty() && net.disks[1].proposed.is_empty(), "garbage-collected");
+    for e in &net.disks[1].delivered {
+        for b in &e.batches {
+            assert_eq!(b.batch.digest(&INST, e.epoch, b.proposer), b.digest);
+        }
+    }
+}
+
+#[test]
+fn one_silent_replica_does_not_stop_the_others() {
+    let mut net = Net::new(sim_cryptos(4), Box::new(|e, i| vec![format!("{e}-{i}").into_bytes()]), 2);
+    net.down[3] = true;
+    net.start();
+    net.run();
+    for i in 0..3 {
+        assert_eq!(net.delivered[i].len(), 2);
+        assert_eq!(net.delivered[i], net.delivered[0]);
+        assert_eq!(net.delivered[i][0].decision.len(), 3, "n − f batches");
+    }
+    assert!(net.delivered[3].is_empty());
+}
+
+fn lone(me: u32) -> Replica<SimCrypto> {
+    let mut r = Replica::new(Config::new(4, me, INST), SimCrypto::new(1, 4, me), Durable::default());
+    let _ = r.start();
+    r
+}
+
+fn echo_count(s: &Step<SimSig, SimSig>) -> usize {
+    s.messages.iter().filter(|(_, m)| matches!(m, Message::Echo { .. })).count()
+}
+
+use super::crypto::SimSig;
+
+#[test]
+fn unknown_senders_are_refused_and_change_nothing() {
+    let mut r = lone(0);
+    for from in [0u32, 4, 99] {
+        let s = r.handle_message(from, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("x")] } });
+        assert_eq!(s.faults, vec![Fault::UnknownSender { from }]);
+        assert!(s.messages.is_empty() && s.persist.is_empty());
+    }
+    // Replica 1's real batch is still echoed afterwards.
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("x")] } });
+    assert_eq!(echo_count(&s), 1);
+}
+
+#[test]
+fn an_equivocating_proposer_gets_one_echo_only() {
+    let mut r = lone(0);
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("x")] } });
+    assert_eq!(echo_count(&s), 1);
+    assert_eq!(s.persist.len(), 1, "the echo is persisted with its step");
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("y")] } });
+    assert_eq!(s.faults, vec![Fault::Equivocation { proposer: 1, epoch: 0 }]);
+    assert_eq!(echo_count(&s), 0);
+    assert!(s.persist.is_empty());
+}
+
+#[test]
+fn a_restarted_replica_never_echoes_a_second_batch_of_a_proposer() {
+    let mut disk = Durable::default();
+    let mut r = lone(0);
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("x")] } });
+    for op in &s.persist {
+        disk.apply(op);
+    }
+    let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk.clone());
+    let _ = r.start();
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("y")] } });
+    assert_eq!(echo_count(&s), 0, "echoed x before the crash");
+    assert!(s.persist.is_empty());
+    let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk);
+    let _ = r.start();
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("x")] } });
+    assert_eq!(echo_count(&s), 1, "the same batch is echoed again (idempotent)");
+}
+
+#[test]
+fn oversized_batches_are_refused() {
+    let mut r = lone(0);
+    let big = Batch { txs: vec![vec![0u8; 5_000]] };
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: big });
+    assert_eq!(s.faults, vec![Fault::Malformed { from: 1, what: "batch beyond bounds" }]);
+    assert_eq!(echo_count(&s), 0);
+    let many = Batch { txs: vec![tx("t"); 10_001] };
+    let s = r.handle_message(2, Message::Val { epoch: 0, batch: many });
+    assert_eq!(s.faults.len(), 1);
+}
+
+#[test]
+fn a_forged_certificate_is_refused_and_starts_no_agreement() {
+    let mut r = lone(0);
+    let digest = Batch::default().digest(&INST, 0, 2);
+    let sig = SimSig { tag: Hash32([1; 32]) };
+    let s = r.handle_message(1, Message::Cert { epoch: 0, proposer: 2, digest, sig });
+    assert_eq!(s.faults, vec![Fault::BadCertificate { from: 1, epoch: 0, proposer: 2 }]);
+    assert!(s.messages.is_empty(), "no agreement vote");
+    // A real one (2f + 1 shares) starts the agreement with a vote for 1.
+    let stmt = echo_statement(&INST, 0, 2, &digest);
+    let shares: Vec<(u32, SimSig)> =
+        (0..3).map(|i| (i, SimCrypto::new(1, 4, i).sign_share(KeyUse::Cert, &stmt))).collect();
+    let sig = SimCrypto::new(1, 4, 0).combine(KeyUse::Cert, &stmt, &shares).unwrap();
+    let s = r.handle_message(1, Message::Cert { epoch: 0, proposer: 2, digest, sig });
+    assert!(s.faults.is_empty());
+    assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::Aba { instance: 2, vote: AbaVote::BVal(true), .. })));
+    assert!(s.persist.contains(&PersistOp::VotedIn { epoch: 0 }));
+}
+
+#[test]
+fn bad_echo_shares_are_reported_and_good_ones_still_certify() {
+    let mut r = lone(0);
+    let s = r.propose(0, vec![tx("p")]);
+    let digest = Batch { txs: vec![tx("p")] }.digest(&INST, 0, 0);
+    assert!(s.messages.iter().any(|(t, m)| *t == Target::All && matches!(m, Message::Val { .. })));
+    let stmt = echo_statement(&INST, 0, 0, &digest);
+    let bad = SimCrypto::new(1, 4, 1).sign_share(KeyUse::Cert, b"something else");
+    let s = r.handle_message(1, Message::Echo { epoch: 0, proposer: 0, digest, share: bad });
+    assert!(s.faults.is_empty(), "below the threshold nothing is checked yet");
+    let good2 = SimCrypto::new(1, 4, 2).sign_share(KeyUse::Cert, &stmt);
+    let s = r.handle_message(2, Message::Echo { epoch: 0, proposer: 0, digest, share: good2 });
+    assert_eq!(s.faults, vec![Fault::BadEchoShare { from: 1, epoch: 0 }]);
+    assert!(!s.messages.iter().any(|(_, m)| matches!(m, Message::Cert { .. })));
+    let good3 = SimCrypto::new(1, 4, 3).sign_share(KeyUse::Cert, &stmt);
+    let s = r.handle_message(3, Message::Echo { epoch: 0, proposer: 0, digest, share: good3 });
+    assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::Cert { proposer: 0, .. })));
+}
+
+fn delivered_epoch(e: u64, proposer: u32, txs: Vec<Tx>) -> DeliveredEpoch<SimSig> {
+    let batch = Batch { txs };
+    let digest = batch.digest(&INST, e, proposer);
+    DeliveredEpoch {
+        epoch: e,
+        batches: vec![CertifiedBatch { proposer, digest, sig: SimSig { tag: Hash32([0; 32]) }, batch }],
+    }
+}
+
+#[test]
+fn catch_up_needs_f_plus_one_matching_records() {
+    let mut r = lone(0);
+    let d = delivered_epoch(0, 1, vec![tx("z")]);
+    let s = r.handle_message(1, Message::Sync { delivered: d.clone() });
+    assert!(s.delivered.is_empty(), "one record could be a lie");
+    let other = delivered_epoch(0, 2, vec![tx("w")]);
+    let s = r.handle_message(2, Message::Sync { delivered: other });
+    assert!(s.delivered.is_empty(), "two different records");
+    let s = r.handle_message(3, Message::Sync { delivered: d });
+    assert_eq!(s.delivered.len(), 1);
+    assert_eq!(s.delivered[0].txs, vec![tx("z")]);
+    assert!(matches!(s.persist.first(), Some(PersistOp::Delivered(_))));
+    assert_eq!(r.epoch(), 1);
+}
+
+#[test]
+fn a_sync_record_whose_batch_does_not_match_its_digest_is_refused() {
+    let mut r = lone(0);
+    let mut d = delivered_epoch(0, 1, vec![tx("z")]);
+    d.batches[0].batch.txs.push(tx("smuggled"));
+    let s = r.handle_message(1, Message::Sync { delivered: d });
+    assert_eq!(s.faults, vec![Fault::BadSync { from: 1, epoch: 0 }]);
+}
+
+#[test]
+fn a_lagging_replica_catches_up_from_the_log_and_keeps_order() {
+    let mut net = Net::new(sim_cryptos(4), Box::new(|e, i| vec![format!("{e}-{i}").into_bytes()]), 3);
+    net.down[3] = true;
+    net.start();
+    net.run();
+    assert_eq!(net.delivered[0].len(), 3);
+    // Replica 3 comes up empty and asks; the others answer from their logs.
+    net.down[3] = false;
+    let s = net.replicas[3].start();
+    net.absorb(3, s);
+    net.run();
+    assert_eq!(net.delivered[3], net.delivered[0]);
+}
+
+#[test]
+fn fifo_policy_keeps_order_skips_in_flight_and_drops_delivered() {
+    let mut p = FifoPolicy::new(2, 3);
+    assert!(p.submit(tx("a")) && p.submit(tx("b")) && p.submit(tx("c")));
+    assert!(!p.submit(tx("d")), "queue full");
+    assert!(!p.submit(tx("a")), "already queued");
+    assert_eq!(p.next_batch(0), vec![tx("a"), tx("b")]);
+    assert_eq!(p.next_batch(1), vec![tx("c")], "a and b in flight");
+    p.delivered(1, Hash32([0; 32]), &[tx("a")]);
+    assert_eq!(p.next_batch(2), vec![tx("b")], "b retried after two epochs");
+    assert_eq!(p.pending(), 2);
+}
+
+#[test]
+fn bls_simulator_seeds_hold_too() {
+    // The real threshold scheme under the simulator (a few seeds: pairings
+    // are slow in a debug build).
+    for seed in 0x1bf7_0000..0x1bf7_0000 + 3 {
+        if let Err(e) = run_seed(seed, SchemeKind::Bls, None) {
+            panic!("{e}; {}", SeedPlan::replay_hint(seed));
+        }
+    }
+}
+
+#[test]
+fn simulator_sweep_holds_agreement_order_integrity_and_liveness() {
+    let plan = SeedPlan::from_env(0x1bf7_0000, 1_000);
+    let mut failures = Vec::new();
+    for &seed in &plan.seeds {
+        if let Err(e) = run_seed(seed, SchemeKind::Sim, None) {
+            failures.push(format!("{e}; {}", SeedPlan::replay_hint(seed)));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} seeds failed:\n{}", failures.len(), plan.seeds.len(), failures.join("\n"));
+}
+
+#[test]
+#[ignore]
+fn profile_seeds() {
+    for seed in 0x1bf7_0000..0x1bf7_0000 + 30 {
+        let t = std::time::Instant::now();
+        let s = super::sim::scenario(seed);
+        let r = super::sim::run(&s, SchemeKind::Sim, None);
+        let ok = super::sim::check(&s, &r);
+        eprintln!(
+            "seed {seed} n={} byz={:?} crash={:?} live={} end={} msgs={} faults={} epochs={:?} {:?} {:?}",
+            s.n,
+            s.byzantine,
+            s.crashed,
+            s.expect_liveness,
+            r.end_time,
+            r.messages,
+            r.faults,
+            r.deliveries.values().map(|v| v.len()).collect::<Vec<_>>(),
+            t.elapsed(),
+            ok.err()
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! Mutation sensitivity of the LBFT simulator: each bug planted in the
+//! replica behind the `mutants` feature must be reported as a violation
+//! within a bounded number of seeds, while the same scenarios pass
+//! without it (the control).
+//!
+//! Run with `cargo test -p gridledger-consensus --features mutants --test lbft_mutants`.
+
+use gridledger_consensus::lbft::sim::{check, run, scenario, Behaviour, Scenario, SchemeKind};
+use gridledger_consensus::lbft::Mutation;
+
+/// Seeds tried per planted bug before the check fails.
+const BUDGET: u64 = 200;
+
+/// A scenario aimed at the kind of bug `m` is.
+fn aimed(m: Mutation, seed: u64) -> Scenario {
+    let mut s = scenario(seed);
+    let behaviours = match m {
+        Mutation::WrongQuorum => vec![Behaviour::FlipVotes, Behaviour::LieInSync],
+        Mutation::SkipCertificateCheck => vec![Behaviour::Equivocate],
+        Mutation::CoinNotThreshold => vec![Behaviour::FlipVotes],
+        Mutation::LosePersistedState => Vec::new(),
+    };
+    if m == Mutation::LosePersistedState {
+        // Crash-restarts of correct replicas, nobody Byzantine.
+        s.byzantine.clear();
+        if s.crashed.is_empty() {
+            let node = (seed % s.n as u64) as u32;
+            s.crashed.insert(node);
+            s.net.crashes.push(gridledger_sim::Crash { node, at: 400, restart_at: Some(900) });
+        }
+    } else {
+        s.net.crashes.clear();
+        s.crashed.clear();
+        if s.byzantine.is_empty() {
+            s.byzantine.insert((seed % s.n as u64) as u32, Vec::new());
+        }
+        for b in s.byzantine.values_mut() {
+            *b = behaviours.clone();
+        }
+    }
+    s.expect_liveness = s.byzantine.len() + s.crashed.len() <= (s.n - 1) / 3;
+    s.end = if s.expect_liveness { 60_000 } else { 5_000 };
+    s
+}
+
+fn first_caught(m: Mutation) -> Option<(u64, String)> {
+    (0..BUDGET).find_map(|seed| {
+        let s = aimed(m, seed);
+        let r = run(&s, SchemeKind::Sim, Some(m));
+        check(&s, &r).err().map(|e| (seed, e))
+    })
+}
+
+fn control(m: Mutation, upto: u64) {
+    for seed in 0..=upto {
+        let s = aimed(m, seed);
+        let r = run(&s, SchemeKind::Sim, None);
+        if let Err(e) = check(&s, &r) {
+            panic!("control run of {m:?} scenario seed {seed} fails without the bug: {e}");
+        }
+    }
+}
+
+fn assert_caught(m: Mutation) {
+    match first_caught(m) {
+        Some((seed, why)) => {
+            eprintln!("{m:?} caught at seed {seed}: {why}");
+            control(m, seed);
+        }
+        None => panic!("planted bug {m:?} survived {BUDGET} seeds"),
+    }
+}
+
+#[test]
+fn wrong_quorum_is_caught() {
+    assert_caught(Mutation::WrongQuorum);
+}
+
+#[test]
+fn skipped_certificate_check_is_caught() {
+    assert_caught(Mutation::SkipCertificateCheck);
+}
+
+#[test]
+fn lost_persisted_state_is_caught() {
+    assert_caught(Mutation::LosePersistedState);
+}
+
+#[test]
+fn coin_not_threshold_is_caught() {
+    assert_caught(Mutation::CoinNotThreshold);
+}
