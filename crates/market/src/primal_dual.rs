@@ -109,7 +109,8 @@ impl PdParams {
         let k = market.buyers.len().max(market.sellers.len()) as f64;
         let rho = 0.05;
         let alpha = 1.0 / (a_max * k + 2.0 * rho);
-        PdParams { rho, alpha, gamma: 0.1 * alpha, tol: 1e-3, max_iter: 20_000 }
+        // the seed's 1e-3 per prosumer total, i.e. 1e-3 / max(M, N) per trade
+        PdParams { rho, alpha, gamma: 0.1 * alpha, tol: 1e-3 / k, max_iter: 50_000 }
     }
 }
 
