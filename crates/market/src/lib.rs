@@ -5,6 +5,12 @@
 //! radial feeders ([`distflow`]) and an AC Newton–Raphson power flow
 //! ([`acpf`]) for checking what a dispatch does to voltages and losses.
 //!
+//! Layer 2 (started): the clearing problem of Eqs 6.1–6.4 with a seeded
+//! prosumer generator ([`problem`]) and the sans-IO primal–dual iteration for
+//! the PTDF market with an exact reference for uncongested markets
+//! ([`primal_dual`]). Not yet: the Clarabel central reference for congested
+//! markets, ALADIN, the enclave framework (D-TASK, TEAR-DO).
+//!
 //! Floats are used for the physics and optimisation internals only. Energy
 //! and money that cross into the ledger are integers: see [`units`].
 
