@@ -14,7 +14,10 @@
 #     Committed blocks are stored with a one-signature "quorum" certificate
 #     (what light clients and catch-up from the store are handed).
 #     NOT caught when written (n = 4 and n = 7 sweeps and the crash-window
-#     test all pass): the checker never verifies a stored Seal::Quorum.
+#     test all pass): the checker never verified a stored Seal::Quorum.
+#     Caught since the checker verifies every committed block's certificate
+#     and every certificate each correct validator stores (BadCertificate /
+#     Invalid); kept as the `WeakCertificate` mutant in tests/mutants.rs.
 #
 # Expected (secure): the sweep fails, i.e. the simulator catches the bug.
 # The script exits 1 ("ATTACK: ... NOT caught") when the sweep passes

@@ -62,6 +62,7 @@ pub struct StoreFile {
     unsynced: bool,
     saves: u64,
     save_time: Duration,
+    syncs: u64,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> DiskError {
@@ -166,6 +167,7 @@ impl StoreFile {
             unsynced: false,
             saves: 0,
             save_time: Duration::ZERO,
+            syncs: 0,
         })
     }
 
@@ -186,6 +188,7 @@ impl StoreFile {
         self.log.write_all(&rec).map_err(|e| io_err(&path, e))?;
         if self.durability == Durability::Fsync {
             self.log.sync_data().map_err(|e| io_err(&path, e))?;
+            self.syncs += 1;
         }
         self.unsynced = false;
         self.log_len += rec.len() as u64;
@@ -220,6 +223,7 @@ impl StoreFile {
         if self.unsynced && self.durability == Durability::Fsync {
             let path = self.path();
             self.log.sync_data().map_err(|e| io_err(&path, e))?;
+            self.syncs += 1;
         }
         self.unsynced = false;
         Ok(())
@@ -248,6 +252,11 @@ impl StoreFile {
     /// Saves done and their total time.
     pub fn stats(&self) -> (u64, Duration) {
         (self.saves, self.save_time)
+    }
+
+    /// fdatasyncs done by saves and flushes (compaction not counted).
+    pub fn syncs(&self) -> u64 {
+        self.syncs
     }
 }
 
@@ -283,6 +292,7 @@ mod tests {
             min_t_delta_ms: 1,
             policy: None,
             auto_pay: None,
+            window: 1,
         };
         let mut s = ChannelMachine::new(k, [0; 32], params).store().clone();
         s.version = version;

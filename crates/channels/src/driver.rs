@@ -35,6 +35,9 @@ pub struct Party {
     pub silent: bool,
     /// If set, the next persist request crashes the party instead.
     pub crash_before_persist: bool,
+    /// If set, the persist request after this many more crashes the party
+    /// (0: the next one), instead of being written.
+    pub crash_after_persists: Option<u32>,
     /// The next this many transactions the party sends are lost (its node
     /// is down or drops them).
     pub drop_txs: u32,
@@ -83,6 +86,8 @@ pub struct DuoConfig {
     pub dispute_limit: u32,
     pub retry_ms: u64,
     pub close_timeout_ms: u64,
+    /// Each party's proposal window ([`ChannelParams::window`]).
+    pub window: usize,
 }
 
 impl Default for DuoConfig {
@@ -98,6 +103,7 @@ impl Default for DuoConfig {
             dispute_limit: 3,
             retry_ms: 2_000,
             close_timeout_ms: 5_000,
+            window: 1,
         }
     }
 }
@@ -221,6 +227,7 @@ impl<C: ChainClient> Duo<C> {
                 min_t_delta_ms: cns::MIN_T_DELTA_MS,
                 policy: None,
                 auto_pay: None,
+                window: cfg.window,
                 side: i as u8,
                 peer_key: esc_keys[1 - i].public(),
                 scid,
@@ -243,6 +250,7 @@ impl<C: ChainClient> Duo<C> {
                 chain_inbox: VecDeque::new(),
                 silent: false,
                 crash_before_persist: false,
+                crash_after_persists: None,
                 drop_txs: 0,
                 signed: vec![],
                 events: vec![],
@@ -383,7 +391,18 @@ impl<C: ChainClient> Duo<C> {
         let p = &mut self.parties[side];
         p.events.extend(step.events.iter().cloned());
         if let Some(store) = step.persist {
-            if p.crash_before_persist {
+            let countdown = match p.crash_after_persists {
+                Some(0) => {
+                    p.crash_after_persists = None;
+                    true
+                }
+                Some(n) => {
+                    p.crash_after_persists = Some(n - 1);
+                    false
+                }
+                None => false,
+            };
+            if p.crash_before_persist || countdown {
                 p.crash_before_persist = false;
                 self.crash(side);
                 return;
@@ -396,7 +415,7 @@ impl<C: ChainClient> Duo<C> {
         for m in step.messages {
             let p = &mut self.parties[side];
             match &m {
-                Message::Propose { state, nonce, .. } => {
+                Message::Propose { state, nonce, .. } | Message::ProposeFolded { state, nonce, .. } => {
                     let h = state.hstate(*nonce);
                     p.signed.push((state.counter, h));
                 }

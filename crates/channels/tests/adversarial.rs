@@ -143,7 +143,7 @@ fn run_seed(seed: u64) {
                 "seed {seed}: silent {} {:?} {:?}",
                 p.silent,
                 m.phase(),
-                m.store().my_proposal.as_ref().map(|p| p.state.counter)
+                m.store().my_proposal().map(|p| p.state.counter)
             );
         }
     }

@@ -23,7 +23,7 @@ fn a_fallback_the_peer_never_signed_is_confirmed_and_no_longer_resent() {
     d.advance(1_000);
     d.advance(11_000);
     assert!(d.parties[0].events.iter().any(|e| matches!(e, ChannelEvent::FellBack { counter: 1 })));
-    assert!(d.parties[0].machine.as_ref().unwrap().store().abandoned.is_some());
+    assert!(!d.parties[0].machine.as_ref().unwrap().store().abandoned.is_empty());
     // Side 1 back: the resent Fallback reaches it, it records that it will
     // never sign counter 1 and says so; side 0 stops resending.
     d.parties[1].silent = false;
@@ -33,7 +33,7 @@ fn a_fallback_the_peer_never_signed_is_confirmed_and_no_longer_resent() {
     let s1 = d.parties[1].machine.as_ref().unwrap().store().clone();
     assert_eq!(s1.peer_fallback_upto, Some(1), "side 1 learnt of the fallback");
     assert_eq!(s1.latest.as_ref().unwrap().state.counter, 0, "side 1 never signed counter 1");
-    assert!(d.parties[0].machine.as_ref().unwrap().store().abandoned.is_none(), "side 0 still resends");
+    assert!(d.parties[0].machine.as_ref().unwrap().store().abandoned.is_empty(), "side 0 still resends");
     // A further tick sends no Fallback.
     let now = d.chain.now + 2_000;
     let step = d.parties[0].machine.as_mut().unwrap().handle(Input::Tick(now)).unwrap();

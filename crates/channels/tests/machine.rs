@@ -167,12 +167,21 @@ fn the_responder_funds_only_the_channel_it_co_signed() {
     assert_eq!(m.phase(), Phase::Opening);
     let hstate = m.latest().unwrap().hstate();
     let t_delta = m.store().t_delta_ms;
+    // Whatever a step persists (the first sighting dates the funding
+    // deadline) is fed back, releasing what it held.
+    let run = |m: &mut ChannelMachine, e: ChainEvent| {
+        let mut step = m.handle(Input::Chain(e)).unwrap();
+        if let Some(s) = step.persist.take() {
+            step.txs.extend(m.handle(Input::Persisted(s.version)).unwrap().txs);
+        }
+        step
+    };
     for (t, h, why) in [(1, hstate, "another t_delta"), (t_delta, Hash32([7; 32]), "another open state")] {
-        let step = m.handle(Input::Chain(ChainEvent::Registered { t_delta_ms: t, hstate: h })).unwrap();
+        let step = run(m, ChainEvent::Registered { t_delta_ms: t, hstate: h });
         assert!(step.txs.is_empty(), "{why}: no funding");
         assert!(step.events.iter().any(|e| matches!(e, ChannelEvent::Fault(_))), "{why}: reported");
     }
-    let step = m.handle(Input::Chain(ChainEvent::Registered { t_delta_ms: t_delta, hstate })).unwrap();
+    let step = run(m, ChainEvent::Registered { t_delta_ms: t_delta, hstate });
     assert!(matches!(step.txs.as_slice(), [t] if t.method == "channel_fund"));
 }
 
@@ -221,7 +230,7 @@ fn an_update_not_co_signed_within_t_delta_falls_back() {
     }
     assert!(d.parties[0].events.contains(&ChannelEvent::FellBack { counter: 2 }), "{:?}", d.parties[0].events);
     let m0 = d.parties[0].machine.as_ref().unwrap();
-    assert!(m0.store().my_proposal.is_none());
+    assert!(m0.store().proposals.is_empty());
     assert_eq!(m0.latest().unwrap().state.counter, 1, "back on the last co-signed state");
     // The peer returns; trading continues from the fallen-back state.
     d.parties[1].silent = false;
@@ -362,10 +371,13 @@ fn user_requests_are_refused_with_typed_errors_and_nothing_signed() {
     assert!(matches!(m0.handle(Input::User(pay(1_000_000, 10_000_000, 100))), Err(E::InsufficientBalance { .. })));
     assert_eq!(m0.handle(Input::User(pay(1, u64::MAX, u128::MAX))).unwrap_err(), E::Overflow);
     assert_eq!(m0.store(), &before, "nothing changed");
-    // A signed proposal not yet persisted blocks the next request.
+    // A signed proposal is held until persisted; at window 1 the next
+    // request waits its turn and changes nothing.
     let step = m0.handle(Input::User(pay(100, 1_000, 100))).unwrap();
     assert!(step.persist.is_some() && step.messages.is_empty(), "held until persisted");
-    assert_eq!(m0.handle(Input::User(pay(100, 1_000, 100))).unwrap_err(), E::PersistPending);
+    let before = m0.store().clone();
+    assert_eq!(m0.handle(Input::User(pay(100, 1_000, 100))).unwrap_err(), E::Busy);
+    assert_eq!(m0.store(), &before, "nothing changed");
     // A snapshot of another channel is refused on restore.
     let p = &d.parties[0];
     let mut other = p.machine.as_ref().unwrap().store().clone();
@@ -443,6 +455,7 @@ fn price_bounds_name_what_they_refuse() {
         balances: [Amount(1_000), Amount(1_000)],
         energy: [Energy(0); 2],
         last_trade: None,
+        fold: None,
         is_final: false,
     });
     // The amount is what the trade pays (the floor is checked on it).

@@ -33,6 +33,26 @@ pub enum BenchCmd {
     /// One replica of `bench lbft` (spawned by it).
     #[command(hide = true)]
     LbftReplica(crate::lbft_bench::LbftReplicaArgs),
+    /// The blockchain of blockchains (thesis Ch.5): SC_MPV Merkle proofs per
+    /// second on one core, one CCTE's wall time, 2f+1 threshold combine.
+    Xchain(crate::xchain::BenchArgs),
+    /// Store commits per second with redb's 1-phase commit (the default)
+    /// and with 2-phase commit (a second fsync per commit).
+    Store(StoreArgs),
+}
+
+#[derive(Args)]
+pub struct StoreArgs {
+    /// Commits per mode.
+    #[arg(long, default_value_t = 200)]
+    pub commits: usize,
+    /// Bytes written per commit.
+    #[arg(long, default_value_t = 4_096)]
+    pub bytes: usize,
+    /// Directory to put the databases in (its file system is what is
+    /// measured; a tmpfs makes every fsync free). Default: the current one.
+    #[arg(long, default_value = ".")]
+    pub dir: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -53,6 +73,15 @@ pub struct PbftArgs {
     /// links on loopback (default: all validators in this process).
     #[arg(long)]
     pub processes: bool,
+    /// Validators killed (the last ones, `kill -9`) before any load, to
+    /// measure liveness with validators down (needs `--processes`).
+    #[arg(long, default_value_t = 0)]
+    pub down: usize,
+    /// The validators' `pbft.suspect_divisor`: a leader whose view was
+    /// abandoned gets the view deadline divided by this the next time it
+    /// leads (1 turns the dead-leader shortcut off).
+    #[arg(long, default_value_t = 4)]
+    pub suspect_divisor: u64,
     /// Print JSON on one line (the output is JSON either way).
     #[arg(long)]
     pub json: bool,
@@ -77,10 +106,10 @@ fn free_port_range(n: u16) -> anyhow::Result<u16> {
 }
 
 impl BenchCluster {
-    fn start(dir: &std::path::Path, n: usize, accounts: usize, processes: bool) -> anyhow::Result<Self> {
+    fn start(dir: &std::path::Path, n: usize, accounts: usize, processes: bool, divisor: u64) -> anyhow::Result<Self> {
         let balance = Amount(1_000_000_000_000);
+        let settings = gridledger_node::validator::PbftSettings { suspect_divisor: divisor, ..Default::default() };
         if !processes {
-            let settings = gridledger_node::validator::PbftSettings::default();
             return Ok(Self::Local(gridledger_node::cluster::LocalCluster::start(
                 dir, n, accounts, balance, settings,
             )?));
@@ -89,6 +118,11 @@ impl BenchCluster {
         let genesis = dev_genesis(1, accounts, balance, &validators);
         let base = free_port_range(2 * n as u16)?;
         let configs = crate::ops::write_network(dir, &genesis, &validators, "127.0.0.1", base, base + n as u16)?;
+        for c in &configs {
+            let mut cfg = gridledger_node::NodeConfig::parse(&std::fs::read_to_string(c)?)?;
+            cfg.pbft = settings.clone();
+            std::fs::write(c, toml::to_string_pretty(&cfg)?)?;
+        }
         let exe = std::env::current_exe()?;
         let mut children = Vec::new();
         for c in &configs {
@@ -114,6 +148,21 @@ impl BenchCluster {
             }
         }
         Ok(cluster)
+    }
+
+    /// Kills the last `k` validator processes (`kill -9`); the rest keep serving.
+    fn kill_last(&mut self, k: usize) -> anyhow::Result<()> {
+        let Self::Procs { children, urls } = self else {
+            anyhow::bail!("--down needs --processes");
+        };
+        anyhow::ensure!(k < children.len(), "--down {k} leaves no validator running");
+        for _ in 0..k {
+            if let (Some(mut c), Some(_)) = (children.pop(), urls.pop()) {
+                c.kill()?;
+                c.wait()?;
+            }
+        }
+        Ok(())
     }
 
     fn urls(&self) -> Vec<String> {
@@ -201,7 +250,43 @@ pub fn run(c: BenchCmd) -> anyhow::Result<()> {
         }
         BenchCmd::Lbft(a) => crate::lbft_bench::bench(a),
         BenchCmd::LbftReplica(a) => crate::lbft_bench::replica(a),
+        BenchCmd::Xchain(a) => crate::xchain::bench(a),
+        BenchCmd::Store(a) => store(a),
     }
+}
+
+/// Durable commits per second of one `bytes`-sized record each, 1-phase
+/// then 2-phase, on fresh databases in `dir`.
+fn store(a: StoreArgs) -> anyhow::Result<()> {
+    use gridledger_ledger::store::Store;
+    anyhow::ensure!(a.commits > 0, "--commits must be positive");
+    let dir = tempfile::tempdir_in(&a.dir)?;
+    let fsync_ms = fsync_latency_ms(dir.path())?;
+    let value = vec![0x5au8; a.bytes];
+    let mut rows = Vec::new();
+    for two_phase in [false, true] {
+        let path = dir.path().join(if two_phase { "2pc.redb" } else { "1pc.redb" });
+        let store = Store::open(&path)?.with_two_phase_commit(two_phase);
+        let t = Instant::now();
+        for i in 0..a.commits {
+            store.put_aux(&format!("bench/{i}"), &value)?;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        rows.push(json!({
+            "two_phase_commit": two_phase,
+            "commits_per_s": a.commits as f64 / secs,
+            "ms_per_commit": secs * 1e3 / a.commits as f64,
+        }));
+    }
+    let out = json!({
+        "bench": "store",
+        "commits": a.commits,
+        "bytes_per_commit": a.bytes,
+        "fsync_4k_ms": fsync_ms,
+        "modes": rows,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -445,16 +530,22 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut progress = crate::progress::Steps::new("bench pbft", if a.sustained > 0 { 6 } else { 4 }, a.json);
     progress.step(&format!("starting {} validators", a.validators));
-    let cluster = BenchCluster::start(dir.path(), a.validators, accounts, a.processes)?;
+    let mut cluster = BenchCluster::start(dir.path(), a.validators, accounts, a.processes, a.suspect_divisor)?;
+    if a.down > 0 {
+        cluster.kill_last(a.down)?;
+    }
     let urls = cluster.urls();
     let keys: Vec<KeyPair> = (0..accounts).into_par_iter().map(dev_key).collect();
-    let sign = |n: usize, first_nonce: u64| -> Vec<SignedTransaction> {
-        (0..n)
+    // Transfer number `j` of the whole run comes from account `j % accounts`
+    // with nonce `j / accounts`, so every account's nonces stay contiguous
+    // whatever the batch size.
+    let sign = |n: usize, start: usize| -> Vec<SignedTransaction> {
+        (start..start + n)
             .into_par_iter()
             .map(|j| {
                 let from = j % accounts;
                 let to = keys[(j * 7 + 1) % accounts].address();
-                transfer(&keys[from], 1, first_nonce + (j / accounts) as u64, to, Amount(1), Amount(1))
+                transfer(&keys[from], 1, (j / accounts) as u64, to, Amount(1), Amount(1))
             })
             .collect()
     };
@@ -471,27 +562,29 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
 
     let mut sustained = serde_json::Value::Null;
     if a.sustained > 0 {
-        let next_nonce = a.txs.div_ceil(accounts) as u64;
-        // Fill whole nonce rounds so every account's nonces stay contiguous.
-        let load = sign(a.sustained.div_ceil(accounts) * accounts, next_nonce);
+        let load = sign(a.sustained.div_ceil(accounts) * accounts, a.txs);
         progress.step(&format!("sustained: submitting {} transactions", load.len()));
         let t = Instant::now();
         submit_concurrently(&urls, &load, a.clients)?;
         progress.step("sustained: waiting until committed on every validator");
         cluster.wait_committed(&last_per_sender(&load), Duration::from_secs(600))?;
         let el = t.elapsed().as_secs_f64();
+        let blocks = cluster.height() - h1;
         sustained = json!({
             "transactions": load.len(),
             "elapsed_s": el,
             "tx_per_s": load.len() as f64 / el,
-            "blocks": cluster.height() - h1,
+            "blocks": blocks,
+            "blocks_per_s": blocks as f64 / el,
         });
     }
-    // Where each validator's consensus thread spent its time (mean over validators).
+    // Where each validator's consensus threads spent their time (mean over
+    // validators; `validate` runs on the validation thread, `gossip` on the
+    // gossip verifier's).
     let mut breakdown = serde_json::Map::new();
     for u in &urls {
         let text = gridledger_node::RpcClient::new(u).get_text("/metrics").unwrap_or_default();
-        for line in text.lines().filter(|l| l.starts_with("gridledger_pbft_")) {
+        for line in text.lines().filter(|l| l.starts_with("gridledger_pbft_") && l.contains("_seconds_total ")) {
             let mut it = line.split_whitespace();
             if let (Some(name), Some(v)) = (it.next(), it.next().and_then(|v| v.parse::<f64>().ok())) {
                 let key = name.trim_start_matches("gridledger_pbft_").trim_end_matches("_seconds_total").to_string();
@@ -502,6 +595,8 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     }
     progress.step("measuring signature verification limits");
     let (single, all_cores) = verify_limits();
+    // The floor under each of a height's (at most two) syncs, on the same disk.
+    let fsync_ms = fsync_latency_ms(dir.path())?;
     drop(progress);
     let thesis_s = match a.validators {
         10 => json!(2.7),
@@ -514,8 +609,21 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         10 => json!(706),
         _ => serde_json::Value::Null,
     };
+    let tx_ceiling = all_cores / a.validators as f64;
+    // The same time per committed transaction (µs): what each stage costs
+    // a validator per transaction, beside a verify's cost on one core.
+    let committed = (a.txs + sustained["transactions"].as_u64().unwrap_or(0) as usize).max(1) as f64;
+    let per_tx: serde_json::Map<String, serde_json::Value> = breakdown
+        .iter()
+        .filter_map(|(k, v)| v.as_f64().map(|s| (k.clone(), json!(s * 1e6 / committed))))
+        .chain([("one_signature_verify".to_string(), json!(1e6 / single))])
+        .collect();
+    let sustained_tps = sustained["tx_per_s"].as_f64();
     let out = json!({
         "bench": "pbft",
+        "command": std::iter::once("gridledger".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" "),
+        "validators_down": a.down,
+        "suspect_divisor": a.suspect_divisor,
         "mode": if a.processes {
             "processes (one OS process per validator, Noise-encrypted TCP on loopback)"
         } else {
@@ -532,11 +640,14 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         },
         "sustained": sustained,
         "consensus_thread_s_per_validator": breakdown,
+        "consensus_thread_us_per_tx_per_validator": per_tx,
         "thesis_sustained_tx_per_s": thesis_tps,
         "limits": {
             "secp256k1_verify_per_s_all_cores": all_cores,
             "secp256k1_verify_per_s_one_core": single,
-            "tx_per_s_if_every_validator_verifies_every_tx": all_cores / a.validators as f64,
+            "tx_per_s_if_every_validator_verifies_every_tx": tx_ceiling,
+            "sustained_share_of_ceiling": sustained_tps.map(|t| t / tx_ceiling),
+            "fsync_4k_ms": fsync_ms,
         },
     });
     drop(cluster);

@@ -31,6 +31,11 @@ pub enum ChannelCmd {
     /// Run this party's process: connect to the peer, open the channel
     /// (side 0) and co-sign updates until the channel closes.
     Open(OpenArgs),
+    /// Run several parties (channels) in one process: each serves its own
+    /// control port (so `pay`, `close`, `status --dir` work per channel),
+    /// and every channel's events are printed as one JSON line each
+    /// (`{"cid", "event"}`) on stdout until all have closed.
+    Serve(ServeArgs),
     /// Pay the peer for energy through the running party.
     Pay(PayArgs),
     /// Close cooperatively through the running party (falls back to a
@@ -153,6 +158,17 @@ pub struct OpenArgs {
 }
 
 #[derive(Args)]
+pub struct ServeArgs {
+    /// A party directory (written by `channel prepare`); repeat for each
+    /// channel.
+    #[arg(long = "dir", value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Skip fsync (survives a process crash, not a power loss).
+    #[arg(long)]
+    pub no_fsync: bool,
+}
+
+#[derive(Args)]
 pub struct PayArgs {
     /// The paying party's directory; its `channel open` must be running.
     #[arg(long, value_name = "DIR")]
@@ -244,6 +260,57 @@ fn load_party(dir: &Path) -> anyhow::Result<PartySpec> {
         dir.display()
     );
     PartySpec::load(dir).with_context(|| format!("reading the party in {}", dir.display()))
+}
+
+/// `channel serve`: one [`ChannelManager`] process for many channels.
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    use gridledger_node::channel::manager::ChannelManager;
+    for dir in &a.dirs {
+        load_party(dir)?;
+    }
+    let opts = PartyOptions {
+        durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
+        auto_open: true,
+        ..PartyOptions::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        let mut manager = ChannelManager::new();
+        let mut events = manager.subscribe();
+        for dir in &a.dirs {
+            let cid = manager.add(dir, opts.clone(), None).with_context(|| format!("starting {}", dir.display()))?;
+            eprintln!("channel {cid}: serving {}", dir.display());
+        }
+        let printer = tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events.recv().await {
+                    Ok((cid, e)) => println!("{}", json!({ "cid": cid.to_string(), "event": format!("{e:?}") })),
+                    Err(RecvError::Lagged(n)) => println!("{}", json!({ "missed_events": n })),
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        // Every sender of the stream (the manager's, each party's) is gone
+        // once all parties ended: the printer drains and stops.
+        let results = manager.join().await;
+        let _ = printer.await;
+        let mut failed = 0;
+        for (cid, r) in results {
+            match r {
+                Ok(r) => println!(
+                    "{}",
+                    json!({ "cid": cid.to_string(), "phase": format!("{:?}", r.phase), "counter": r.latest })
+                ),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("channel {cid}: {e}");
+                }
+            }
+        }
+        anyhow::ensure!(failed == 0, "{failed} channel(s) failed");
+        Ok(())
+    })
 }
 
 /// Sends `cmd` to the running party; returns its reply on success, and only
@@ -423,6 +490,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 println!("next: gridledger channel open --dir {}   (side 1 first, then side 0)", a.dirs[1].display());
             })
         }
+        ChannelCmd::Serve(a) => serve(a),
         ChannelCmd::Open(a) => {
             let spec = load_party(&a.dir)?;
             eprintln!(
@@ -464,7 +532,8 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             let r = r?;
             eprintln!("channel {}: {:?} at counter {}", spec.cid, r.phase, r.latest.unwrap_or(0));
             let v = json!({ "phase": format!("{:?}", r.phase), "counter": r.latest, "saves": r.saves,
-                            "save_time_us": r.save_time.as_micros() as u64, "txs": r.txs.len() });
+                            "save_time_us": r.save_time.as_micros() as u64, "syncs": r.syncs,
+                            "persists": r.persists, "txs": r.txs.len() });
             crate::ops::emit(a.json, &v, || {
                 println!("phase            {:?}", r.phase);
                 println!("counter          {}", r.latest.unwrap_or(0));
@@ -580,9 +649,17 @@ pub struct BenchArgs {
     /// Co-signed updates timed per run.
     #[arg(long, default_value_t = 2_000)]
     pub updates: usize,
-    /// Only the fsync'd run (default: also the rename-only run).
+    /// Only the fsync'd runs (default: also the write-only runs).
     #[arg(long)]
     pub fsync_only: bool,
+    /// Payments kept in flight by the throughput run (the latency run keeps
+    /// one).
+    #[arg(long, default_value_t = 256)]
+    pub inflight: usize,
+    /// Side 0's proposal window (updates awaiting the peer at once; party
+    /// processes default to 1, see `DEFAULT_WINDOW`).
+    #[arg(long, default_value_t = gridledger_channels::machine::BENCH_WINDOW)]
+    pub window: usize,
     /// Print JSON on one line (the output is JSON either way).
     #[arg(long)]
     pub json: bool,
@@ -596,8 +673,14 @@ fn percentile_us(sorted: &[u64], p: f64) -> u64 {
 }
 
 /// One channel lifetime between this process (side 0) and a child process
-/// (side 1) on loopback: open, `updates` timed co-signed payments, close.
-fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_json::Value> {
+/// (side 1) on loopback: open, `updates` timed co-signed payments with
+/// `inflight` of them outstanding at any time (closed loop), close.
+fn bench_run(
+    updates: usize,
+    durability: Durability,
+    inflight: usize,
+    window: usize,
+) -> anyhow::Result<serde_json::Value> {
     use gridledger_experiments::exps::cns_channel_costs::{prepare_lifetime, transfer_gas, txs_and_gas, Prepared};
     use std::time::Instant;
     // Side 1 runs in a child process: its ports are chosen here, then released.
@@ -611,7 +694,8 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
     }
     let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn()?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let opts = PartyOptions { durability, control: false, ..PartyOptions::default() };
+    let opts = PartyOptions { durability, control: false, window: Some(window), ..PartyOptions::default() };
+    let inflight = inflight.clamp(1, updates.max(1));
     let (lat, report, elapsed) = rt.block_on(async {
         let (h, join) = gridledger_node::channel::party::spawn_party(&dirs[0], opts)?;
         match h.request(Command::Open).await {
@@ -627,14 +711,32 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
         for _ in 0..50 {
             h.request(Command::Pay { energy: 10, price: 100 }).await;
         }
-        let mut lat = Vec::with_capacity(updates);
+        // `inflight` clients, each paying in a loop until `updates` are done.
+        let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(updates));
         let start = Instant::now();
-        for _ in 0..updates {
-            let t = Instant::now();
-            match h.request(Command::Pay { energy: 10, price: 100 }).await {
-                Reply::Done { .. } => lat.push(t.elapsed().as_micros() as u64),
-                r => anyhow::bail!("update failed: {r:?}"),
-            }
+        let mut clients = tokio::task::JoinSet::new();
+        for _ in 0..inflight {
+            let (h, left) = (h.clone(), left.clone());
+            clients.spawn(async move {
+                let mut lat = vec![];
+                while left
+                    .fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |n| {
+                        n.checked_sub(1)
+                    })
+                    .is_ok()
+                {
+                    let t = Instant::now();
+                    match h.request(Command::Pay { energy: 10, price: 100 }).await {
+                        Reply::Done { .. } => lat.push(t.elapsed().as_micros() as u64),
+                        r => anyhow::bail!("update failed: {r:?}"),
+                    }
+                }
+                Ok(lat)
+            });
+        }
+        let mut lat = Vec::with_capacity(updates);
+        while let Some(r) = clients.join_next().await {
+            lat.extend(r??);
         }
         let elapsed = start.elapsed();
         match h.request(Command::Close).await {
@@ -654,15 +756,24 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
     let mut sorted = lat.clone();
     sorted.sort_unstable();
     let trades = (updates + 51) as u64;
+    let per = |v: u64| v as f64 / trades as f64;
+    let peer_syncs = peer["syncs"].as_u64().unwrap_or(0);
     Ok(json!({
-        "durability": match durability { Durability::Fsync => "fsync", Durability::ProcessCrashOnly => "rename-only" },
+        "durability": match durability { Durability::Fsync => "fsync", Durability::ProcessCrashOnly => "write-only" },
         "updates": updates,
+        "inflight": inflight,
+        "window": window,
         "updates_per_s": updates as f64 / elapsed.as_secs_f64(),
         "latency_us": { "p50": percentile_us(&sorted, 0.5), "p90": percentile_us(&sorted, 0.9),
                         "p99": percentile_us(&sorted, 0.99), "max": sorted.last().copied().unwrap_or(0) },
-        "snapshot_saves": { "side0": report.saves, "side0_mean_us": report.save_time.as_micros() as u64 / report.saves.max(1),
-                            "side1": peer["saves"], "side1_total_us": peer["save_time_us"],
-                            "saves_per_update": 3, "fsyncs_on_critical_path_per_update": 2 },
+        // Over the channel's whole life (open, warm-up, timed updates,
+        // close), per trade: group commit writes one record and does one
+        // fdatasync for every batch of stores queued meanwhile.
+        "store": { "side0": { "persists": report.persists, "records": report.saves, "fdatasyncs": report.syncs,
+                              "record_mean_us": report.save_time.as_micros() as u64 / report.saves.max(1) },
+                   "side1": { "persists": peer["persists"], "records": peer["saves"], "fdatasyncs": peer["syncs"],
+                              "record_total_us": peer["save_time_us"] },
+                   "fdatasyncs_per_update": { "side0": per(report.syncs), "side1": per(peer_syncs) } },
         "on_chain": {
             "trades": trades,
             "setup": { "txs": setup_txs, "gas": setup_gas },
@@ -672,7 +783,8 @@ fn bench_run(updates: usize, durability: Durability) -> anyhow::Result<serde_jso
     }))
 }
 
-/// Mean time of one atomic snapshot save, with and without fsync.
+/// Mean time of one record save, with and without fdatasync: the disk's
+/// limit on sequential fdatasyncs per second.
 fn fsync_cost() -> anyhow::Result<serde_json::Value> {
     use gridledger_channels::disk::StoreFile;
     let dir = tempfile::tempdir()?;
@@ -682,6 +794,7 @@ fn fsync_cost() -> anyhow::Result<serde_json::Value> {
         min_t_delta_ms: 1,
         policy: None,
         auto_pay: None,
+        window: gridledger_channels::machine::DEFAULT_WINDOW,
         side: 0,
         peer_key: k.public(),
         scid: gridledger_core::Hash32([1; 32]),
@@ -698,24 +811,34 @@ fn fsync_cost() -> anyhow::Result<serde_json::Value> {
         [(Durability::Fsync, "fsync_save_mean_us"), (Durability::ProcessCrashOnly, "rename_only_save_mean_us")]
     {
         let mut f = StoreFile::open(dir.path(), d)?;
-        for _ in 0..200 {
+        for _ in 0..500 {
             f.save(m.store())?;
         }
         let (n, t) = f.stats();
-        out.insert(name.into(), json!(t.as_secs_f64() * 1e6 / n as f64));
+        let mean_us = t.as_secs_f64() * 1e6 / n as f64;
+        out.insert(name.into(), json!(mean_us));
+        if d == Durability::Fsync {
+            out.insert("fdatasyncs_per_s".into(), json!(1e6 / mean_us.max(1e-3)));
+        }
     }
     Ok(serde_json::Value::Object(out))
 }
 
 /// The channel benchmark; `progress` is cleared before the result is printed.
 pub fn bench(a: BenchArgs, progress: crate::progress::Steps) -> anyhow::Result<()> {
-    let mut runs = vec![bench_run(a.updates, Durability::Fsync)?];
+    // A latency run (one payment in flight) and a throughput run (many).
+    let mut runs = vec![];
+    let mut modes = vec![Durability::Fsync];
     if !a.fsync_only {
-        runs.push(bench_run(a.updates, Durability::ProcessCrashOnly)?);
+        modes.push(Durability::ProcessCrashOnly);
+    }
+    for d in modes {
+        runs.push(bench_run(a.updates.min(1_000), d, 1, a.window)?);
+        runs.push(bench_run(a.updates, d, a.inflight, a.window)?);
     }
     let out = json!({
         "bench": "channel",
-        "setup": "two processes (this one: side 0; a child: side 1), Noise-encrypted TCP on 127.0.0.1, one embedded validator",
+        "setup": "two processes (this one: side 0; a child: side 1), Noise-encrypted TCP on 127.0.0.1, one embedded validator; group commit on a persister thread per party, side 0's proposal window as given",
         "runs": runs,
         "snapshot_save": fsync_cost()?,
         "targets": { "updates_per_s": 10_000, "p50_us": 1_000 },

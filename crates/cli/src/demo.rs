@@ -21,7 +21,7 @@ pub struct DemoArgs {
     /// Signed transfers to submit (1 to 1,000,000).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub transfers: u32,
-    /// Print one JSON document {"ledger", "channel", "ior_day"} instead of the summaries.
+    /// Print one JSON document {"ledger", "channel", "ior_day", "xchain"} instead of the summaries.
     #[arg(long)]
     pub json: bool,
     /// Where to write report.html, the self-contained HTML report of the run.
@@ -156,11 +156,18 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     };
     let day =
         crate::ior::run_one(&day_args, gridledger_rollup::demo::DayConfig { seed: 1, day: 106, ..Default::default() })?;
+    if !a.json {
+        crate::ior::print_day(&day_args, &day)?;
+        println!();
+    }
+    // Two communities on different chains exchange tokens through the BoB (thesis Ch.5).
+    let xchain = crate::xchain::demo(a.json)?;
     if a.json {
         // One JSON document for the whole run (the day as `ior day --json` prints it).
-        println!("{}", json!({ "ledger": summary, "channel": channel, "ior_day": serde_json::to_value(&day)? }));
-    } else {
-        crate::ior::print_day(&day_args, &day)?;
+        println!(
+            "{}",
+            json!({ "ledger": summary, "channel": channel, "ior_day": serde_json::to_value(&day)?, "xchain": xchain })
+        );
     }
     if !a.no_report {
         use gridledger_experiments::html::{write_report, ChainSection, ChannelSection, DemoReport};

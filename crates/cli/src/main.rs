@@ -39,6 +39,7 @@ mod ops;
 mod progress;
 mod sim;
 mod units;
+mod xchain;
 
 /// File beside a node's config holding the URL its JSON-RPC server listens
 /// on while it runs (the real port when `rpc_listen` asks for port 0).
@@ -129,6 +130,10 @@ enum Cmd {
     /// P2P energy market clearing over a grid case (`market clear`).
     #[command(subcommand)]
     Market(market::MarketCmd),
+    /// The blockchain of blockchains (thesis Ch.5): a BoB and external
+    /// chains, cross-chain token exchange.
+    #[command(subcommand)]
+    Xchain(xchain::XchainCmd),
     /// Seeded simulator sweeps (`sim pbft --seeds N --validators n`).
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -207,6 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Experiment(c) => experiment::run(c),
         Cmd::Grid(c) => grid::run(c),
         Cmd::Market(c) => market::run(c),
+        Cmd::Xchain(c) => xchain::run(c),
         Cmd::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "gridledger", &mut buf);

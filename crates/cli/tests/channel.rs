@@ -216,3 +216,119 @@ fn silent_counterparty_timeout_close_returns_funds() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Two channels' side 0 in one `channel serve` process: each is paid and
+/// closed through its own control port, and the one event stream on stdout
+/// carries both channels' payments and closes.
+#[test]
+fn one_serve_process_runs_two_channels_with_one_event_stream() {
+    let s = setup();
+    let more = [s.root.join("q0"), s.root.join("q1")];
+    let k = |i: usize| s.root.join(format!("k{i}.key"));
+    let terms =
+        ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string(), "--close-timeout-blocks", "1"];
+    run_ok(&mut prepare_cmd(&s.url, &k(0), &s.root.join("desk.key"), [&k(1), &k(2)], [&more[0], &more[1]], &terms));
+    let cids = [PartySpec::load(&s.dirs[0]).unwrap().cid, PartySpec::load(&more[0]).unwrap().cid];
+    let serve = spawn(&["channel", "serve", "--dir", &d(&s.dirs[0]), "--dir", &d(&more[0])]);
+    let _peers = Procs(vec![
+        spawn(&["channel", "open", "--dir", &d(&s.dirs[1])]),
+        spawn(&["channel", "open", "--dir", &d(&more[1])]),
+    ]);
+    for dir in [&s.dirs[0], &more[0], &s.dirs[1], &more[1]] {
+        wait_open(dir);
+    }
+    pay(&s.dirs[0], 1_000, 100);
+    pay(&more[0], 2_000, 100);
+    pay(&more[0], 1_000, 100);
+    gl_ok(&["channel", "close", "--dir", &d(&s.dirs[0])]);
+    gl_ok(&["channel", "close", "--dir", &d(&more[0])]);
+    let out = serve.wait_with_output().unwrap();
+    assert!(out.status.success(), "serve ended with an error");
+    let lines: Vec<serde_json::Value> =
+        out.stdout.lines().map(|l| serde_json::from_str(&l.unwrap()).expect("a JSON line")).collect();
+    let events_of = |cid: &gridledger_core::Hash32| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|v| v["cid"] == cid.to_string() && v["event"].is_string())
+            .map(|v| v["event"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (cid, paid) in cids.iter().zip([1, 2]) {
+        let ev = events_of(cid);
+        assert_eq!(ev.iter().filter(|e| e.starts_with("PaymentSent")).count(), paid, "{cid}: {ev:?}");
+        assert!(ev.iter().any(|e| e.starts_with("Closed")), "{cid}: {ev:?}");
+        let summary = lines.iter().find(|v| v["cid"] == cid.to_string() && v["phase"].is_string()).unwrap();
+        assert_eq!(summary["phase"], "Closed");
+    }
+    let c = RpcClient::new(&s.url);
+    for cid in cids {
+        assert_eq!(read_channel(&c, &cid).unwrap().unwrap().status, ChannelStatus::Closed);
+    }
+}
+
+/// Under windowed load (eight clients paying concurrently through side 0's
+/// control port, so the proposal window fills and queued payments fold),
+/// both party processes are SIGKILLed at a random instant and restarted,
+/// three times: each time the two parties come back to one co-signed
+/// state, at or above every payment a client was told is done.
+#[test]
+fn kill_nine_under_load_loses_no_acknowledged_payment() {
+    use gridledger_node::channel::party::{control_request, Command as Ctl, Reply};
+    use rand::Rng;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let s = setup();
+    let controls = [PartySpec::load(&s.dirs[0]).unwrap().control, PartySpec::load(&s.dirs[1]).unwrap().control];
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut rng = rand::rng();
+    for round in 0..3 {
+        let mut procs = open_both([&s.dirs[0], &s.dirs[1]], &[]);
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let acked = acked.clone();
+                std::thread::spawn(move || loop {
+                    let pay = Ctl::Pay { energy: 10, price: 100 };
+                    match control_request(controls[0], &pay, Duration::from_secs(5)) {
+                        Ok(Reply::Done { counter }) => {
+                            acked.fetch_max(counter, Ordering::SeqCst);
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                })
+            })
+            .collect();
+        // Some payments done, then a random instant.
+        let t = Instant::now();
+        while acked.load(Ordering::SeqCst) < 20 * (round + 1) {
+            assert!(t.elapsed() < Duration::from_secs(20), "no payment done under load");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..150)));
+        for p in &mut procs.0 {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        for c in clients {
+            c.join().unwrap();
+        }
+        let done = acked.load(Ordering::SeqCst);
+        eprintln!("round {round}: killed with {done} acknowledged");
+        // Restarted, both converge on one state covering every done payment.
+        let _procs = open_both([&s.dirs[0], &s.dirs[1]], &[]);
+        let t = Instant::now();
+        loop {
+            let st = controls.map(|a| match control_request(a, &Ctl::Status, Duration::from_secs(5)) {
+                Ok(Reply::Status(st)) => Some((st.counter, st.balances)),
+                _ => None,
+            });
+            if let [Some(a), Some(b)] = &st {
+                if a == b && a.0.unwrap_or(0) >= done {
+                    break;
+                }
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "round {round}: parties never agreed: {st:?}, done {done}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -48,6 +48,7 @@ fn channel_state() -> impl Strategy<Value = ChannelState> {
             balances: [a, b],
             energy: [Energy(e0), Energy(e1)],
             last_trade,
+            fold: None,
             is_final,
         })
 }

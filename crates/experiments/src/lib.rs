@@ -137,6 +137,8 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(exps::tbg_fig_4_7::Fig47),
         Box::new(exps::tbg_fig_4_8::Fig48),
         Box::new(exps::tbg_fig_4_9::Fig49),
+        Box::new(exps::xchain_ccte::Ccte),
+        Box::new(exps::xchain_memory::Memory),
     ]
 }
 

@@ -140,7 +140,7 @@ fn ids_are_unique_and_listed_once() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
-    assert_eq!(ids.len(), 14);
+    assert_eq!(ids.len(), 16);
 }
 
 fn series<'a>(r: &'a ExperimentResult, name: &str) -> &'a gridledger_experiments::Series {
@@ -218,4 +218,24 @@ fn tbg_fig_4_9_quick_measures_each_load() {
     let m = series(&r, "median");
     assert_eq!(m.points.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1000.0, 10000.0, 30000.0]);
     assert!(m.ys().iter().all(|&y| y > 0.0));
+}
+
+#[test]
+fn xchain_ccte_quick() {
+    let r = quick("xchain-ccte");
+    let ccte = &r.ours[0];
+    let htlc = &r.ours[1];
+    assert_eq!(ccte.points.len(), 2);
+    // Latency grows with the confirmations k, the sequential swap's faster.
+    assert!(ccte.points[1].1 > ccte.points[0].1);
+    assert!(htlc.points[1].1 - htlc.points[0].1 > ccte.points[1].1 - ccte.points[0].1);
+}
+
+#[test]
+fn xchain_memory_quick() {
+    let r = quick("xchain-memory");
+    let s = &r.ours[0];
+    assert_eq!(s.points.len(), 2);
+    // Twice the chains, twice the headers.
+    assert!(s.points[1].1 > 1.9 * s.points[0].1 && s.points[1].1 < 2.1 * s.points[0].1);
 }

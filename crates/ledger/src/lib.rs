@@ -26,5 +26,5 @@ pub use contract::{
 pub use error::{ChainError, StoreError, SubmitError};
 pub use executor::{BlockBuilder, BuiltBody, ExecutedBlock, TxRejected};
 pub use genesis::{Allocation, Genesis};
-pub use state::{contract_address, Account, State, StateRead};
+pub use state::{contract_address, Account, State, StateProof, StateRead};
 pub use tx::{SignedTransaction, Transaction, TxKind, VerifiedTx};

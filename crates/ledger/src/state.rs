@@ -15,6 +15,9 @@ use gridledger_core::{Address, Amount, ContractId, Hash32};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod proof;
+pub use proof::{bucket_index, StateProof, MAX_PROOF_BUCKET};
+
 /// A native account.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Account {
@@ -123,13 +126,7 @@ impl State {
     }
 
     fn bucket_of(&self, key: &[u8]) -> usize {
-        let h = hash_parts(Tag::STATE_BUCKET, &[key]);
-        let v = u64::from_be_bytes([h.0[0], h.0[1], h.0[2], h.0[3], h.0[4], h.0[5], h.0[6], h.0[7]]);
-        if self.log2_buckets == 0 {
-            0
-        } else {
-            (v >> (64 - self.log2_buckets)) as usize
-        }
+        bucket_index(key, self.log2_buckets)
     }
 
     fn bucket_hash(&self, b: usize) -> Hash32 {

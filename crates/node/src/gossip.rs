@@ -81,7 +81,7 @@ pub(crate) fn verify_and_admit(shared: &Shared, from: u32, body: &[u8]) -> bool 
     let t = Instant::now();
     let mut abandoned = false;
     match gridledger_core::codec::decode::<Vec<SignedTransaction>>(body, MAX_FRAME) {
-        Ok(txs) => match check_frame(txs, |t| shared.rules.check_decoded(t)) {
+        Ok(txs) => match check_frame(txs, |c| shared.unknown_txs(c), |t| shared.rules.check_decoded(t)) {
             Ok(checked) => shared.admit_gossiped(checked),
             Err(Abandoned { checked, bad }) => {
                 abandoned = true;
@@ -111,9 +111,12 @@ pub(crate) struct Abandoned {
 /// Checks a frame in chunks of 64, 64, 128, 256, ... (in parallel within a
 /// chunk), giving up once more than a quarter of those checked so far carry
 /// a bad signature. Other refusals (fee, size) are not counted: honest
-/// validators may disagree on those after a configuration change.
+/// validators may disagree on those after a configuration change. Each
+/// chunk first passes through `unknown`, which drops what need not be
+/// checked (per chunk, so a frame abandoned early costs little).
 pub(crate) fn check_frame(
     txs: Vec<SignedTransaction>,
+    mut unknown: impl FnMut(Vec<SignedTransaction>) -> Vec<SignedTransaction>,
     check: impl Fn(SignedTransaction) -> Result<VerifiedTx, SubmitError> + Sync,
 ) -> Result<Vec<Result<VerifiedTx, SubmitError>>, Abandoned> {
     use rayon::prelude::*;
@@ -126,6 +129,7 @@ pub(crate) fn check_frame(
         if chunk.is_empty() {
             return Ok(out);
         }
+        let chunk = unknown(chunk);
         let results: Vec<_> = chunk.into_par_iter().with_min_len(16).map(&check).collect();
         bad += results.iter().filter(|r| matches!(r, Err(SubmitError::BadSignature))).count();
         out.extend(results);
@@ -159,23 +163,59 @@ mod tests {
     #[test]
     fn a_frame_of_bad_signatures_is_abandoned_after_the_first_chunk() {
         let calls = AtomicUsize::new(0);
-        let r = check_frame(frame(0, 5_000), |t| {
-            calls.fetch_add(1, Relaxed);
-            t.check_stateless(1, u64::MAX)
-        });
+        let r = check_frame(
+            frame(0, 5_000),
+            |c| c,
+            |t| {
+                calls.fetch_add(1, Relaxed);
+                t.check_stateless(1, u64::MAX)
+            },
+        );
         assert_eq!(r.unwrap_err(), Abandoned { checked: FIRST_CHUNK, bad: FIRST_CHUNK });
         assert_eq!(calls.load(Relaxed), FIRST_CHUNK, "only the first chunk was verified");
     }
 
     #[test]
     fn an_honest_frame_is_checked_entirely_and_a_few_bad_ones_are_tolerated() {
-        let r = check_frame(frame(300, 0), |t| t.check_stateless(1, u64::MAX)).unwrap();
+        let r = check_frame(frame(300, 0), |c| c, |t| t.check_stateless(1, u64::MAX)).unwrap();
         assert_eq!(r.len(), 300);
         assert!(r.iter().all(|r| r.is_ok()));
         // A bad tail longer than a quarter of what was checked is caught when reached.
-        let r = check_frame(frame(192, 200), |t| t.check_stateless(1, u64::MAX));
+        let r = check_frame(frame(192, 200), |c| c, |t| t.check_stateless(1, u64::MAX));
         assert!(r.is_err());
-        let r = check_frame(frame(192, 10), |t| t.check_stateless(1, u64::MAX)).unwrap();
+        let r = check_frame(frame(192, 10), |c| c, |t| t.check_stateless(1, u64::MAX)).unwrap();
         assert_eq!(r.iter().filter(|r| matches!(r, Err(SubmitError::BadSignature))).count(), 10);
+    }
+
+    /// Gossip that the blocks outran (already committed) or that is already
+    /// pending here is not verified again; fresh transactions are.
+    #[test]
+    fn gossip_already_pending_or_committed_is_not_verified_again() {
+        use gridledger_ledger::devnet::{dev_genesis, dev_validator};
+        let disk = gridledger_ledger::fault::SimDisk::new();
+        let store = gridledger_ledger::store::Store::open_backend(move || disk.backend()).unwrap();
+        let genesis = dev_genesis(1, 4, Amount(1_000_000), &[dev_validator(0)]);
+        let chain = gridledger_ledger::Chain::open_store(
+            store,
+            genesis,
+            gridledger_contracts::default_registry(),
+            gridledger_ledger::ChainConfig::default(),
+        )
+        .unwrap();
+        let shared = crate::service::Shared::new(chain);
+        let txs = frame(4, 0);
+        // Nonces 0 and 1 committed, 2 pending, 3 fresh.
+        {
+            let mut chain = shared.chain();
+            for t in &txs[..2] {
+                chain.admit(shared.rules.check_decoded(t.clone()).unwrap()).unwrap();
+            }
+            let (ex, _) = chain.build_block(&dev_validator(0).public(), u64::MAX / 2);
+            assert_eq!(ex.block.txs.len(), 2);
+            chain.commit(ex).unwrap();
+            chain.admit(shared.rules.check_decoded(txs[2].clone()).unwrap()).unwrap();
+        }
+        let left = shared.unknown_txs(txs.clone());
+        assert_eq!(left, vec![txs[3].clone()]);
     }
 }

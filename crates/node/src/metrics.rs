@@ -23,6 +23,10 @@ pub struct Metrics {
     pub pbft_build_us: AtomicU64,
     pub pbft_commit_us: AtomicU64,
     pub pbft_gossip_us: AtomicU64,
+    /// Vote-state writes apart from a block commit (each one fsync).
+    pub pbft_vote_writes: AtomicU64,
+    /// Proposals re-executed on the validation thread, off the driver's.
+    pub pbft_offthread_validations: AtomicU64,
     /// Failed store writes (and certified blocks that could not be applied).
     pub store_faults: AtomicU64,
     /// 1 while the node cannot commit (see `/health`), else 0.
@@ -35,7 +39,19 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 16] = [
+        let rows: [(&str, &str, &str, u64); 18] = [
+            (
+                "gridledger_pbft_offthread_validations_total",
+                "counter",
+                "Proposals re-executed on the validation thread",
+                self.pbft_offthread_validations.load(Relaxed),
+            ),
+            (
+                "gridledger_pbft_vote_writes_total",
+                "counter",
+                "Vote-state writes (fsync) apart from block commits",
+                self.pbft_vote_writes.load(Relaxed),
+            ),
             (
                 "gridledger_store_faults_total",
                 "counter",

@@ -65,9 +65,10 @@
 //!   (`gl_getEvents` instead stops early at that size, see its row above);
 //! - event subscribers: at most `max_subscribers` at once, and at most
 //!   `max_subscribers_per_addr` to one IP address (default three quarters);
-//!   more get 503. (A subscriber that never reads is closed by the idle
-//!   timeout only once its socket buffers are full; the per-address cap is
-//!   what keeps such streams from shutting others out.)
+//!   more get 503. A subscriber that never reads is closed by the idle
+//!   timeout once its socket buffers are full; one that reads a trickle
+//!   is dropped once the bytes queued for it stay above `max_unsent_bytes`
+//!   for longer than `unsent_timeout` (any connection, in fact).
 
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -129,6 +130,13 @@ pub struct RpcLimits {
     /// Content-Length, or `max_body` if it has none, from its first byte
     /// until its response is built).
     pub max_body_memory: usize,
+    /// A connection (an event subscriber, or a client fetching a large
+    /// response) whose bytes still queued in the kernel for it, sent but
+    /// not acknowledged, stay above `max_unsent_bytes` for longer than
+    /// `unsent_timeout` is dropped: the client is not reading. Unlike the
+    /// idle timeout, a trickle of reads does not keep it open.
+    pub max_unsent_bytes: usize,
+    pub unsent_timeout: Duration,
 }
 
 /// One address's share of a bound: `explicit`, else three quarters of `total` (at least 1).
@@ -158,6 +166,10 @@ impl Default for RpcLimits {
             max_connections_per_addr: None,
             max_subscribers_per_addr: None,
             max_body_memory: 64 << 20,
+            // A client that cannot take 1 MiB within 30 s (under ~35 KB/s)
+            // is treated as not reading.
+            max_unsent_bytes: 1 << 20,
+            unsent_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -167,6 +179,9 @@ impl Default for RpcLimits {
 pub struct RpcCounters {
     pub connections_refused: AtomicU64,
     pub connections_timed_out: AtomicU64,
+    /// Connections dropped because their unsent bytes stayed above
+    /// `max_unsent_bytes` for longer than `unsent_timeout`.
+    pub slow_readers_dropped: AtomicU64,
     pub requests_refused: AtomicU64,
     pub subscribers_refused: AtomicU64,
 }
@@ -273,6 +288,11 @@ async fn metrics(State(a): State<Arc<Api>>) -> impl IntoResponse {
             &c.connections_refused,
         ),
         ("gridledger_rpc_connections_timed_out_total", "Connections closed for idleness", &c.connections_timed_out),
+        (
+            "gridledger_rpc_slow_readers_dropped_total",
+            "Connections dropped because the client left too many bytes unread for too long",
+            &c.slow_readers_dropped,
+        ),
         ("gridledger_rpc_requests_refused_total", "Requests refused for their size", &c.requests_refused),
         ("gridledger_rpc_subscribers_refused_total", "Event streams refused: too many open", &c.subscribers_refused),
     ] {
@@ -912,7 +932,10 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(crate::idle::IdleStream::new(stream, limits.idle_timeout, counters.clone()));
+        let unsent = crate::idle::UnsentLimit { max_unsent: limits.max_unsent_bytes, timeout: limits.unsent_timeout };
+        let io = TokioIo::new(
+            crate::idle::IdleStream::new(stream, limits.idle_timeout, counters.clone()).with_unsent_limit(unsent),
+        );
         let svc =
             hyper_util::service::TowerToHyperService::new(app.clone().layer(axum::Extension(ClientAddr(peer.ip()))));
         let header_timeout = limits.header_timeout;

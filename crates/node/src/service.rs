@@ -96,6 +96,11 @@ impl Shared {
         })
     }
 
+    /// The validator driver's inbox, in multi-validator mode (to wake it).
+    pub(crate) fn driver_inbox(&self) -> Option<std::sync::mpsc::Sender<crate::validator::Input>> {
+        self.driver.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Locks the chain; a poisoned lock (a panic elsewhere) is recovered,
     /// since the chain's committed state lives on disk and in `State`,
     /// which is only mutated after a successful commit.
@@ -157,6 +162,18 @@ impl Shared {
     }
 
     /// Admits transactions gossiped by another validator (not re-gossiped).
+    /// Gossiped transactions worth verifying: not already pending here
+    /// (verified on arrival) and not already committed (the block that
+    /// carried them outran the gossip, and validating it verified them).
+    /// Either kind would be refused after its signature check anyway; under
+    /// load the gossip lags the blocks, and this saves that check.
+    pub(crate) fn unknown_txs(&self, txs: Vec<SignedTransaction>) -> Vec<SignedTransaction> {
+        let chain = self.chain();
+        txs.into_iter()
+            .filter(|t| t.tx.nonce >= chain.account(&t.sender()).nonce && !chain.mempool().holds(t))
+            .collect()
+    }
+
     pub fn admit_gossiped(&self, txs: Vec<Result<VerifiedTx, SubmitError>>) {
         let (ok, pending) = {
             let mut chain = self.chain();

@@ -6,10 +6,11 @@
 //! validators are the colluding behaviours of
 //! `gridledger_consensus::pbft::sim`, lying with real ledger blocks; the
 //! checker adds validity: every agreed block must re-execute on a
-//! reference chain.
+//! reference chain, and every committed block each correct validator
+//! stores must carry a commit certificate that verifies.
 
 use gridledger_consensus::pbft::sim::{check_run, Committed, Decided, RunReport, Scenario, SimPayload, Violation};
-use gridledger_consensus::pbft::{Fault, Message, ValidatorSet};
+use gridledger_consensus::pbft::{Fault, Message, QuorumCert, ValidatorSet};
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
 use gridledger_ledger::fault::SimDisk;
@@ -251,7 +252,9 @@ impl DriverNode {
             if entry.cert.height == self.reported.load(Relaxed) + 1 {
                 let c = &entry.cert;
                 let committed = Committed { height: c.height, block: c.block, view: c.view };
-                e.outputs.push(Decided { committed, payload: entry.payload });
+                let mut payload = entry.payload;
+                payload.0.seal = Seal::Quorum { view: c.view, signatures: c.signatures.clone() };
+                e.outputs.push(Decided { committed, payload });
                 self.reported.store(c.height, Relaxed);
             }
         }
@@ -336,6 +339,7 @@ pub fn build(
     let settings = PbftSettings {
         base_timeout_ms: scenario.base_timeout,
         retain_blocks: 8,
+        suspect_divisor: scenario.suspect_divisor,
         #[cfg(feature = "mutants")]
         mutation: opts.mutation,
         ..PbftSettings::default()
@@ -347,6 +351,7 @@ pub fn build(
         })
         .collect();
     let (t2, c2) = (ticks.clone(), clock.clone());
+    let (seed, correct): (u64, Vec<bool>) = (scenario.seed, (0..n as NodeId).map(|i| scenario.is_correct(i)).collect());
     let reported: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let voted: Vec<Arc<Mutex<Option<(u64, u64)>>>> = (0..n).map(|_| Arc::default()).collect();
     let lost = Arc::new(Mutex::new(Vec::new()));
@@ -367,12 +372,32 @@ pub fn build(
         let reported = reported[id as usize].clone();
         let voted = voted[id as usize].clone();
         let last_vote = *voted.lock().unwrap_or_else(|p| p.into_inner());
-        let node = match DriverNode::open(id, n, disk, t2.clone(), c2.clone(), &settings, plan, reported, voted) {
+        let is_correct = correct.get(id as usize).copied().unwrap_or(false);
+        let open =
+            |disk: Arc<SimDisk>, plan: DiskPlan, reported: Arc<AtomicU64>, voted: Arc<Mutex<Option<(u64, u64)>>>| {
+                DriverNode::open(id, n, disk, t2.clone(), c2.clone(), &settings, plan, reported, voted)
+            };
+        let node = match open(disk, plan.clone(), reported.clone(), voted.clone()) {
             Ok(node) => node,
+            // A validator must always restart from its own store: reported
+            // to the checker, and the run goes on with the node on a blank
+            // disk (catching up) so the violation surfaces.
+            Err(e) if is_correct => {
+                let detail = format!("failed to open its store: {e:#}");
+                lost2.lock().unwrap_or_else(|p| p.into_inner()).push(Violation::CannotRestart {
+                    seed,
+                    node: id,
+                    detail,
+                });
+                match open(SimDisk::new(), plan, reported, voted) {
+                    Ok(node) => node,
+                    Err(e) => panic!("simulated validator {id} failed to open a blank store: {e:#}"),
+                }
+            }
             Err(e) => panic!("simulated validator {id} failed to open its store: {e:#}"),
         };
-        if let Some(problem) = last_vote.and_then(|v| forgot_vote(&node, v)) {
-            lost2.lock().unwrap_or_else(|p| p.into_inner()).push((id, problem));
+        if let Some(detail) = last_vote.and_then(|v| forgot_vote(&node, v)).filter(|_| is_correct) {
+            lost2.lock().unwrap_or_else(|p| p.into_inner()).push(Violation::LostVote { seed, node: id, detail });
         }
         node
     });
@@ -389,8 +414,49 @@ pub fn build(
     (sim, ticks, clock, lost)
 }
 
-/// Lost votes found on restarts: `(node, what it forgot)`.
-pub type LostVotes = Arc<Mutex<Vec<(NodeId, String)>>>;
+/// What correct nodes' restarts revealed (a lost vote, a store the node
+/// cannot restart from), for the checker's audit.
+pub type LostVotes = Arc<Mutex<Vec<Violation>>>;
+
+/// Checks a stored block's commit certificate against the validator set:
+/// it must be a quorum seal whose signatures prove this block at its height.
+pub fn verify_stored_certificate(set: &ValidatorSet, block: &Block) -> Result<(), String> {
+    let h = block.header.height;
+    let Seal::Quorum { view, signatures } = &block.seal else {
+        return Err(format!("block {h} is stored without a quorum certificate"));
+    };
+    let cert = QuorumCert { view: *view, height: h, block: block.hash(), signatures: signatures.clone() };
+    cert.verify(set).map_err(|e| format!("block {h}'s stored certificate does not verify: {e}"))
+}
+
+/// Every committed block a running correct validator holds must carry a
+/// certificate that verifies; `checked[i]` is the height up to which node
+/// `i`'s store was verified (reset when a torn crash shrank it).
+fn audit_stored_certificates(
+    sim: &Simulation<DriverNode>,
+    scenario: &Scenario,
+    set: &ValidatorSet,
+    checked: &mut [u64],
+) -> Option<Violation> {
+    for (i, done) in checked.iter_mut().enumerate() {
+        let id = i as NodeId;
+        if !scenario.is_correct(id) {
+            continue;
+        }
+        let Some(node) = sim.node(id).filter(|n| !n.disk.crashed()) else { continue };
+        let store = &node.driver.shared().store;
+        let Ok(Some(tip)) = store.tip() else { continue };
+        *done = (*done).min(tip);
+        for h in *done + 1..=tip {
+            let Ok(Some(block)) = store.block(h) else { break };
+            if let Err(detail) = verify_stored_certificate(set, &block) {
+                return Some(Violation::BadCertificate { seed: scenario.seed, node: id, height: h, detail });
+            }
+            *done = h;
+        }
+    }
+    None
+}
 
 /// Whether a restarted node lost the record of its last vote at
 /// `(height, view)`: its store must hold that height decided, or a vote
@@ -439,9 +505,23 @@ pub fn run_driver_with(
         ticks.store(now, Relaxed);
         clock.store(base + now, Relaxed);
     }));
-    let audit = move |_: &Simulation<DriverNode>| lost.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let set = {
+        let g = genesis(n);
+        match ValidatorSet::new(g.hash(), g.validators.clone()) {
+            Ok(s) => s,
+            Err(e) => panic!("simulator misconfigured: {e}"),
+        }
+    };
+    let mut checked = vec![0u64; n];
+    let audit = |sim: &Simulation<DriverNode>| {
+        let lost = lost.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        lost.or_else(|| audit_stored_certificates(sim, scenario, &set, &mut checked))
+    };
     let result = check_run(scenario, &mut sim, audit, |_, d: &Decided<PbftBlock>| {
         let ex = reference.validate_block(&d.payload.0).map_err(|e| e.to_string())?;
+        // Valid means certified too: a block agreed without a quorum
+        // certificate that proves it is not final.
+        verify_stored_certificate(&set, &d.payload.0)?;
         reference.commit(ex).map_err(|e| e.to_string())
     });
     (result, sim)

@@ -92,6 +92,11 @@ pub struct PbftSettings {
     /// Committed blocks the replica keeps in memory for catch-up; older
     /// ones are served from the store.
     pub retain_blocks: usize,
+    /// A leader whose view was abandoned gets `base_timeout_ms / suspect_divisor`
+    /// the next time it leads, until it leads a committed block again, so a
+    /// dead validator's turns are skipped faster (issue 9 item 9); 1 turns
+    /// the shortcut off. Only liveness depends on it.
+    pub suspect_divisor: u64,
     /// A logical block clock (ms) shared by in-process validators, for
     /// simulations and demos that replay a day; `None` is the system clock.
     #[serde(skip)]
@@ -121,16 +126,20 @@ pub enum Mutation {
     SkipValidation,
     /// Driver: the vote state is never written.
     LoseDurable,
+    /// Driver: committed blocks are stored with a one-signature "quorum"
+    /// certificate (what catch-up and light clients are handed).
+    WeakCertificate,
 }
 
 #[cfg(feature = "mutants")]
 impl Mutation {
-    pub const ALL: [Mutation; 5] = [
+    pub const ALL: [Mutation; 6] = [
         Mutation::NewViewSkipsHighestPrepared,
         Mutation::WrongQuorum,
         Mutation::TwoWriteCommit,
         Mutation::SkipValidation,
         Mutation::LoseDurable,
+        Mutation::WeakCertificate,
     ];
 
     fn replica(self) -> Option<gridledger_consensus::pbft::Mutation> {
@@ -149,6 +158,7 @@ impl Default for PbftSettings {
             base_timeout_ms: 1_000,
             max_clock_drift_ms: 10_000,
             retain_blocks: 256,
+            suspect_divisor: 4,
             clock: None,
             ticks: None,
             #[cfg(feature = "mutants")]
@@ -212,6 +222,89 @@ pub struct Driver {
     /// (set by [`run_validator`]; without it, e.g. under the simulator,
     /// gossip is verified inline, still abandoning bad frames early).
     gossip_in: Option<crate::gossip::GossipVerifier>,
+    /// The encoded vote state the store holds (as last read or written;
+    /// `None` when unknown, e.g. after a failed write). A step whose vote
+    /// state is byte-for-byte what is already durable needs no write: on
+    /// the happy path the prepare at `(h, v)` re-states the record the
+    /// commit of `h - 1` wrote, so only the commit vote (its prepared
+    /// certificate) and the block itself cost a sync per height.
+    on_disk: Option<Vec<u8>>,
+    /// Proposals re-executed on their own thread (set by [`run_validator`];
+    /// without it, e.g. under the simulator, validation runs inline so runs
+    /// stay reproducible).
+    validation: Option<ValidationWorker>,
+}
+
+/// A proposal to re-execute, and the verdict.
+struct ValidationJob {
+    height: u64,
+    view: u64,
+    digest: Hash32,
+    block: Block,
+}
+
+struct ValidationDone {
+    height: u64,
+    view: u64,
+    digest: Hash32,
+    result: Result<ExecutedBlock, String>,
+}
+
+/// Block validation off the driver thread (issue 9 item 10): the driver
+/// hands a proposal over and keeps receiving and checking votes; the
+/// verdict comes back through [`Driver::poll`], woken by an
+/// [`Input::Wake`]. A verdict for a height or view the replica has left is
+/// ignored by [`Replica::handle_validated`], and an executed block is only
+/// reused to commit if its parent is still the tip, so a late verdict
+/// cannot apply a block on the wrong state.
+struct ValidationWorker {
+    /// `None` once dropping: the thread ends when this sender is gone.
+    jobs: Option<Sender<ValidationJob>>,
+    done: Receiver<ValidationDone>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Waits for the thread, so the chain and store it holds are released
+/// when the driver is gone (a restarted validator reopens the same store).
+impl Drop for ValidationWorker {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl ValidationWorker {
+    fn spawn(shared: Arc<Shared>) -> anyhow::Result<Self> {
+        let (jobs, job_rx) = std::sync::mpsc::channel::<ValidationJob>();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new().name("pbft-validate".into()).spawn(move || {
+            for job in job_rx {
+                let t = Instant::now();
+                let result = shared.chain().validate_block(&job.block).map_err(|e| e.to_string());
+                add_us(&shared.metrics.pbft_validate_us, t);
+                shared.metrics.pbft_offthread_validations.fetch_add(1, Relaxed);
+                let out = ValidationDone { height: job.height, view: job.view, digest: job.digest, result };
+                if done_tx.send(out).is_err() {
+                    return;
+                }
+                if let Some(d) = shared.driver_inbox() {
+                    let _ = d.send(Input::Wake);
+                }
+            }
+        })?;
+        Ok(Self { jobs: Some(jobs), done, thread: Some(thread) })
+    }
+}
+
+/// The planted [`Mutation::WeakCertificate`]: one signature kept.
+#[cfg(feature = "mutants")]
+fn weak_certificate(mut ex: ExecutedBlock) -> ExecutedBlock {
+    if let Seal::Quorum { signatures, .. } = &mut ex.block.seal {
+        signatures.truncate(1);
+    }
+    ex
 }
 
 /// The validator set of a chain: its genesis validators, with the genesis
@@ -257,15 +350,36 @@ fn restore_replica(shared: &Shared, key: &KeyPair, settings: &PbftSettings) -> a
     let cfg = Config {
         base_timeout: settings.base_timeout_ms.max(1),
         retain: settings.retain_blocks.max(1),
+        suspect_divisor: settings.suspect_divisor.max(1),
         #[cfg(feature = "mutants")]
         mutation: settings.mutation.and_then(Mutation::replica),
         ..Config::new(set, me)
     };
     let log = committed_log(shared, cfg.retain)?;
+    // The replica serves these certificates to lagging peers and light
+    // clients read them: a stored block whose certificate does not hold (a
+    // damaged store, or one written by a buggy driver) is refused here, not
+    // passed on. The error downcasts to `CertError`.
+    // (A planted short quorum counts short here too.)
+    #[cfg(feature = "mutants")]
+    let short_quorum = settings.mutation == Some(Mutation::WrongQuorum);
+    #[cfg(not(feature = "mutants"))]
+    let short_quorum = false;
+    let log_to_check = if short_quorum { &[][..] } else { &log[..] };
+    for e in log_to_check {
+        e.verify(&cfg.validators, e.cert.height).map_err(|err| {
+            anyhow::Error::new(err)
+                .context(format!("stored block {}: its quorum certificate does not hold", e.cert.height))
+        })?;
+    }
     let durable: Option<Durable<PbftBlock>> = match shared.store.get_aux(DURABLE_KEY)? {
         Some(b) => Some(decode(&b, MAX_FRAME).map_err(|e| anyhow::anyhow!("stored vote state: {e}"))?),
         None => None,
     };
+    if let Some(c) = durable.as_ref().and_then(|d| d.prepared.as_ref()).filter(|_| !short_quorum) {
+        c.verify(&cfg.validators, c.height)
+            .map_err(|err| anyhow::Error::new(err).context("the stored vote state's prepared certificate"))?;
+    }
     Replica::restore(cfg, key.clone(), &log, durable).map_err(|e| anyhow::anyhow!("replica: {e}"))
 }
 
@@ -279,6 +393,7 @@ pub fn run_validator(
 ) -> anyhow::Result<()> {
     let mut d = Driver::open(shared, key, transport, settings)?;
     d.gossip_in = Some(crate::gossip::GossipVerifier::spawn(d.shared.clone())?);
+    d.validation = Some(ValidationWorker::spawn(d.shared.clone())?);
     crate::engine::run_engine(&mut d, inbox);
     Ok(())
 }
@@ -325,6 +440,7 @@ impl Driver {
     ) -> anyhow::Result<Self> {
         let set = validator_set(&shared)?;
         let replica = restore_replica(&shared, &key, &settings)?;
+        let on_disk = shared.store.get_aux(DURABLE_KEY)?;
         Ok(Self {
             shared,
             replica,
@@ -341,6 +457,8 @@ impl Driver {
             unappliable: Vec::new(),
             catch_up_requests: crate::p2p::CatchUpLimiter::default(),
             gossip_in: None,
+            on_disk,
+            validation: None,
         })
     }
 
@@ -390,6 +508,11 @@ impl Driver {
         self.replica.height()
     }
 
+    /// The view the replica is in.
+    pub fn view(&self) -> u64 {
+        self.replica.view()
+    }
+
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
@@ -401,8 +524,33 @@ impl Driver {
             self.recover();
         }
         self.gossip();
+        self.take_verdicts();
         if self.halted.is_none() {
             self.try_propose();
+        }
+    }
+
+    /// Verdicts of the validation thread, handed to the replica.
+    fn take_verdicts(&mut self) {
+        let done: Vec<ValidationDone> = match &self.validation {
+            Some(w) => w.done.try_iter().collect(),
+            None => return,
+        };
+        for d in done {
+            if self.halted.is_some() {
+                return;
+            }
+            let verdict = match d.result {
+                Ok(ex) => {
+                    if ex.block.header.height > self.shared.chain().tip().height {
+                        self.executed.insert(d.digest, ex);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
+            let step = self.replica.handle_validated(d.height, d.view, d.digest, verdict);
+            self.process(step);
         }
     }
 
@@ -425,9 +573,13 @@ impl Driver {
     /// from it, as a restart would; the mempool is kept.
     fn recover(&mut self) {
         let reopened = self.shared.chain().reopen().map_err(anyhow::Error::from);
-        let rebuilt = reopened.and_then(|_| restore_replica(&self.shared, &self.key, &self.settings));
+        let rebuilt = reopened.and_then(|_| {
+            let replica = restore_replica(&self.shared, &self.key, &self.settings)?;
+            Ok((replica, self.shared.store.get_aux(DURABLE_KEY)?))
+        });
         match rebuilt {
-            Ok(replica) => {
+            Ok((replica, on_disk)) => {
+                self.on_disk = on_disk;
                 tracing::info!(height = replica.height(), "validator recovered from its store");
                 self.replica = replica;
                 self.executed.clear();
@@ -559,17 +711,23 @@ impl Driver {
         self.process(step);
     }
 
-    fn validate(&mut self, block: &Block) -> Result<(), String> {
+    /// The verdict on a proposal when it needs no execution (a planted
+    /// bug, a timestamp too far ahead, or a block already executed here).
+    fn quick_verdict(&self, block: &Block, hash: &Hash32) -> Option<Result<(), String>> {
         #[cfg(feature = "mutants")]
         if self.settings.mutation == Some(Mutation::SkipValidation) {
-            return Ok(());
+            return Some(Ok(()));
         }
         if block.header.timestamp > self.block_time() + self.settings.max_clock_drift_ms {
-            return Err("timestamp too far in the future".into());
+            return Some(Err("timestamp too far in the future".into()));
         }
+        self.executed.contains_key(hash).then_some(Ok(()))
+    }
+
+    fn validate(&mut self, block: &Block) -> Result<(), String> {
         let hash = block.hash();
-        if self.executed.contains_key(&hash) {
-            return Ok(());
+        if let Some(v) = self.quick_verdict(block, &hash) {
+            return v;
         }
         let t = Instant::now();
         let ex = self.shared.chain().validate_block(block).map_err(|e| e.to_string());
@@ -624,8 +782,13 @@ impl Driver {
         };
         let t = Instant::now();
         if committed.is_empty() {
-            if let Some(v) = &vote {
-                self.shared.store.put_aux(DURABLE_KEY, v).map_err(|e| format!("cannot persist vote state: {e}"))?;
+            // Already durable byte for byte (e.g. the prepare re-stating
+            // what the last commit wrote): nothing to sync.
+            if let Some(v) = vote.filter(|v| self.on_disk.as_ref() != Some(v)) {
+                self.on_disk = None;
+                self.shared.store.put_aux(DURABLE_KEY, &v).map_err(|e| format!("cannot persist vote state: {e}"))?;
+                self.on_disk = Some(v);
+                self.shared.metrics.pbft_vote_writes.fetch_add(1, Relaxed);
             }
             add_us(&self.shared.metrics.pbft_persist_us, t);
             return Ok(());
@@ -633,6 +796,11 @@ impl Driver {
         for (i, e) in committed.iter().enumerate() {
             let started = Instant::now();
             let ex = self.executed_for(e)?;
+            #[cfg(feature = "mutants")]
+            let ex = match self.settings.mutation {
+                Some(Mutation::WeakCertificate) => weak_certificate(ex),
+                _ => ex,
+            };
             let (block, receipts) = (ex.block.clone(), ex.receipts.clone());
             let last = i + 1 == committed.len();
             let aux: Vec<(&str, &[u8])> = match (&vote, last) {
@@ -640,9 +808,15 @@ impl Driver {
                 _ => Vec::new(),
             };
             let t = Instant::now();
+            if !aux.is_empty() {
+                self.on_disk = None;
+            }
             let written = self.shared.chain().commit_with_aux(vec![ex], &aux);
             add_us(&self.shared.metrics.pbft_commit_us, t);
             written.map_err(|err| format!("cannot commit block {}: {err}", e.cert.height))?;
+            if let Some((_, v)) = aux.first() {
+                self.on_disk = Some(v.to_vec());
+            }
             let h = block.header.height;
             self.executed.retain(|_, x| x.block.header.height > h);
             tracing::info!(height = h, txs = block.txs.len(), view = e.cert.view, "committed block");
@@ -697,6 +871,15 @@ impl Driver {
             }
             for req in step.validate {
                 let digest = req.payload.digest();
+                let jobs = self.validation.as_ref().and_then(|w| w.jobs.as_ref());
+                if let (Some(jobs), None) = (jobs, self.quick_verdict(&req.payload.0, &digest)) {
+                    let job = ValidationJob { height: req.height, view: req.view, digest, block: req.payload.0 };
+                    if jobs.send(job).is_ok() {
+                        continue;
+                    }
+                    self.halt("the validation thread ended".into());
+                    return;
+                }
                 let verdict = self.validate(&req.payload.0);
                 queue.push_back(self.replica.handle_validated(req.height, req.view, digest, verdict));
             }

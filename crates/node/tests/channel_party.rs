@@ -197,6 +197,7 @@ fn the_watch_service_outlives_an_unreachable_node_and_the_spec_carries_the_trade
         balances: [Amount(1), Amount(1)],
         energy: [gridledger_core::Energy(0); 2],
         last_trade: None,
+        fold: None,
         is_final: false,
     };
     let trade = |price: u128, wh: u64| gridledger_contracts::cns::Trade {

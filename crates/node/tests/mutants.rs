@@ -30,6 +30,7 @@ fn scenario(m: Mutation, seed: u64) -> Scenario {
             vec![Behaviour::Equivocate, Behaviour::Collude, Behaviour::SplitCommits, Behaviour::HidePrepared]
         }
         Mutation::LoseDurable => vec![Behaviour::Equivocate, Behaviour::Collude, Behaviour::Replay],
+        Mutation::WeakCertificate => vec![Behaviour::Equivocate, Behaviour::Collude],
     };
     if sc.byzantine.is_empty() {
         sc.byzantine.insert((seed % 4) as u32, Vec::new());

@@ -66,6 +66,13 @@ fn four_validators_commit_and_agree() {
     assert_agree(&c, &[0, 1, 2, 3]);
     let roots: Vec<_> = (0..4).map(|i| c.node(i).unwrap().shared.chain().state().root()).collect();
     assert!(roots.windows(2).all(|w| w[0] == w[1]));
+    // Followers re-executed the proposals on their validation threads.
+    let off: u64 = (0..4)
+        .map(|i| {
+            c.node(i).unwrap().shared.metrics.pbft_offthread_validations.load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    assert!(off > 0, "no proposal was validated off the driver thread");
     c.shutdown();
 }
 

@@ -541,3 +541,83 @@ fn bodies_share_one_memory_budget_across_reading_and_waiting() {
         assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     }
 }
+
+/// The value of a counter in `/metrics`.
+fn metric(c: &RpcClient, name: &str) -> u64 {
+    let m = c.get_text("/metrics").unwrap();
+    let prefix = format!("{name} ");
+    m.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// An event subscriber that stops reading (it takes a byte now and then,
+/// so the idle timeout never fires) is dropped once the bytes queued for
+/// it stay above `max_unsent_bytes` for longer than `unsent_timeout`: its
+/// subscriber slot frees up, and a subscriber that reads keeps its stream.
+#[test]
+fn a_subscriber_that_stops_reading_is_dropped_after_the_unsent_bytes_deadline() {
+    let d = tempfile::tempdir().unwrap();
+    let limits = RpcLimits {
+        max_subscribers: 2,
+        max_subscribers_per_addr: Some(2),
+        idle_timeout: Duration::from_secs(120),
+        max_unsent_bytes: 4 << 10,
+        unsent_timeout: Duration::from_secs(1),
+        ..RpcLimits::default()
+    };
+    let node = start_with(d.path(), limits);
+    let c = RpcClient::new(&node.url());
+    // A history whose events are far more than the bound and the client's buffer.
+    let k = dev_key(2);
+    let txs: Vec<_> = (0..300).map(|n| transfer(&k, 1, n, dev_key(3).address(), Amount(1), Amount(1))).collect();
+    let hashes: Vec<Hash32> = c.send_many(&txs).unwrap().into_iter().map(Result::unwrap).collect();
+    let last = c.wait_receipt(hashes.last().unwrap(), Duration::from_secs(60)).unwrap()["height"].as_u64().unwrap();
+
+    // The slow subscriber: a small receive buffer, one byte read every 50 ms.
+    let mut slow = TcpStream::connect(node.addr).unwrap();
+    {
+        use std::os::fd::AsRawFd;
+        let size: libc::c_int = 2048;
+        // SAFETY: SO_RCVBUF takes a c_int; the socket is open.
+        let r = unsafe {
+            libc::setsockopt(
+                slow.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+    }
+    write!(slow, "GET /events?from=1 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    slow.set_nonblocking(true).unwrap();
+    // One byte now and then: progress enough for any idle timeout.
+    let trickle = |slow: &mut TcpStream| {
+        let _ = slow.read(&mut [0u8; 1]);
+    };
+
+    // A subscriber that reads everything.
+    let (status, mut reader) = open_events(node.addr, Some(1));
+    assert_eq!(status, 200);
+    for h in 1..=last {
+        assert_eq!(next_block(&mut reader)["height"].as_u64(), Some(h));
+    }
+
+    let started = Instant::now();
+    while metric(&c, "gridledger_rpc_slow_readers_dropped_total") == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the slow subscriber was never dropped");
+        trickle(&mut slow);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(metric(&c, "gridledger_rpc_connections_timed_out_total"), 0, "not the idle timeout");
+    // Its slot is free again: a new subscriber is admitted (the cap is 2).
+    let (status, _again) = open_events(node.addr, None);
+    assert_eq!(status, 200);
+    // The reading subscriber was not dropped: it gets the next block.
+    let h = c.send(&transfer(&k, 1, 300, dev_key(3).address(), Amount(1), Amount(1))).unwrap();
+    let next = c.wait_receipt(&h, Duration::from_secs(10)).unwrap()["height"].as_u64().unwrap();
+    for want in last + 1..=next {
+        assert_eq!(next_block(&mut reader)["height"].as_u64(), Some(want));
+    }
+    assert_eq!(metric(&c, "gridledger_rpc_slow_readers_dropped_total"), 1, "only the slow subscriber");
+}

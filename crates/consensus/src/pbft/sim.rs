@@ -894,6 +894,11 @@ pub enum Violation {
     /// A correct node restarted without the record of a vote it had sent
     /// (it could vote again differently): persist-then-speak was broken.
     LostVote { seed: u64, node: NodeId, detail: String },
+    /// A correct node holds a committed block whose commit certificate
+    /// does not prove it (what it serves to lagging peers and light clients).
+    BadCertificate { seed: u64, node: NodeId, height: u64, detail: String },
+    /// A correct node could not restart from what its own store holds.
+    CannotRestart { seed: u64, node: NodeId, detail: String },
 }
 
 impl Violation {
@@ -904,7 +909,9 @@ impl Violation {
             | Violation::Invalid { seed, .. }
             | Violation::NoLiveness { seed, .. }
             | Violation::Slander { seed, .. }
-            | Violation::LostVote { seed, .. } => *seed,
+            | Violation::LostVote { seed, .. }
+            | Violation::BadCertificate { seed, .. }
+            | Violation::CannotRestart { seed, .. } => *seed,
         }
     }
 }
@@ -959,12 +966,13 @@ pub fn run_built(scenario: &Scenario, sim: &mut Simulation<PbftNode>) -> Result<
 /// correct node had at GST, and reaches `min_height`), and that faults are
 /// only ever blamed on Byzantine nodes.
 ///
-/// `audit` reports node-local invariant breaches (e.g. a restarted node
-/// that lost the record of a vote it sent) as `(node, detail)`.
+/// `audit` reports node-local invariant breaches of correct nodes (e.g. a
+/// restarted node that lost the record of a vote it sent, a stored
+/// certificate that does not verify) as violations.
 pub fn check_run<N>(
     scenario: &Scenario,
     sim: &mut Simulation<N>,
-    mut audit: impl FnMut(&Simulation<N>) -> Option<(NodeId, String)>,
+    mut audit: impl FnMut(&Simulation<N>) -> Option<Violation>,
     mut valid: impl FnMut(&Simulation<N>, &N::Output) -> Result<(), String>,
 ) -> Result<RunReport, Violation>
 where
@@ -981,10 +989,8 @@ where
     let mut faults: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut violation = None;
     let mut check = |sim: &Simulation<N>, heights: &mut Vec<u64>| -> Option<Violation> {
-        if let Some((node, detail)) = audit(sim) {
-            if scenario.is_correct(node) {
-                return Some(Violation::LostVote { seed, node, detail });
-            }
+        if let Some(v) = audit(sim) {
+            return Some(v);
         }
         for (_, node, out) in &sim.outputs[seen_outputs..] {
             let node = *node;

@@ -605,7 +605,7 @@ impl CnsContract {
         if !(MIN_T_DELTA_MS..=MAX_T_DELTA_MS).contains(&t_delta_ms) {
             return revert(format!("t_delta must be between {MIN_T_DELTA_MS} ms and 30 days, got {t_delta_ms}"));
         }
-        if s.counter != 0 || s.is_final || s.last_trade.is_some() || s.energy != [Energy::ZERO; 2] {
+        if s.counter != 0 || s.is_final || s.last_trade.is_some() || s.fold.is_some() || s.energy != [Energy::ZERO; 2] {
             return revert("the open state must have counter 0, no trade and no energy");
         }
         if add(s.balances[0], s.balances[1])?.is_zero() {

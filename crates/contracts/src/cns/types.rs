@@ -103,8 +103,31 @@ pub struct ChannelState {
     pub energy: [Energy; 2],
     /// The last trade agreed in this state (Eq 7: price and quantity).
     pub last_trade: Option<Trade>,
+    /// Set when this update folds several trades of one buyer (payments
+    /// queued while earlier proposals were in flight): their number and the
+    /// hash of their list, so the co-signed state binds every trade while
+    /// only the last one is spelled out. `None`: one trade (`last_trade`).
+    pub fold: Option<Fold>,
     /// Set on the `finalise` state both sign to close cooperatively (Fig 16).
     pub is_final: bool,
+}
+
+/// Several trades folded into one co-signed update.
+#[derive(BorshSerialize, BorshDeserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fold {
+    /// How many trades (≥ 2); the last is the state's `last_trade`.
+    pub trades: u32,
+    /// `H(trades)` of the whole list, in order ([`Fold::hash`]).
+    pub hash: Hash32,
+}
+
+impl Fold {
+    /// Domain tag of a folded trade list's hash.
+    pub const TAG: Tag = Tag("gridledger/cns-fold/v1");
+    /// The hash of a trade list.
+    pub fn hash(trades: &[Trade]) -> Hash32 {
+        hash_tagged(Self::TAG, trades)
+    }
 }
 
 /// One energy trade (seed §7.2): `buyer` pays `amount` for `energy` Wh at

@@ -104,6 +104,7 @@ impl Fx {
             balances: [Amount(b[0]), Amount(b[1])],
             energy: [Energy::ZERO; 2],
             last_trade: None,
+            fold: None,
             is_final,
         }
     }

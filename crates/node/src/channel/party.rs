@@ -1,11 +1,21 @@
 //! One party of a channel as its own process: a [`ChannelMachine`] driven
 //! over an authenticated, encrypted link to the peer (gridledger-net with a
 //! 2-member set whose identities are the two ESC keys), a durable snapshot
-//! log ([`StoreFile`]: one appended, checksummed record and one fdatasync
-//! per save) written *before*
+//! log ([`StoreFile`]: appended, checksummed records) written *before*
 //! `Input::Persisted` releases any signature, a worker that submits the
 //! machine's transactions to a node over JSON-RPC, and a poller that feeds
 //! the channel's chain events back.
+//!
+//! **Group commit.** The loop never waits for the disk: every store a step
+//! asks to persist goes to a persister thread, which takes all stores queued
+//! since its last write, appends only the newest (a record is a whole store,
+//! so it covers the others) and makes it durable with one `fdatasync`, then
+//! reports `Persisted(version)`, which releases every message held for that
+//! version or an older one. With a proposal window of W updates in flight
+//! one fdatasync covers many proposals (or acceptances), and a signature
+//! still never leaves before the store that holds it is durable. Payments
+//! asked for while the window is full wait in a bounded queue and are
+//! proposed, in order, as the window frees.
 //!
 //! The user talks to a running party through [`PartyHandle`] (in process) or
 //! its loopback control port (one JSON line per request, one per answer:
@@ -22,6 +32,7 @@ use gridledger_contracts::cns::Trade;
 use gridledger_core::{Amount, Energy, Hash32};
 use gridledger_net::{Network, NetworkConfig, PeerConfig};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -106,6 +117,9 @@ pub struct PartyOptions {
     /// Where to publish the channel's events (updates received, disputes
     /// seen, settlements), tagged with its channel id.
     pub events: Option<tokio::sync::broadcast::Sender<(Hash32, ChannelEvent)>>,
+    /// Proposal window (updates in flight); `None`: the spec's
+    /// ([`gridledger_channels::machine::DEFAULT_WINDOW`]).
+    pub window: Option<usize>,
 }
 
 impl Default for PartyOptions {
@@ -118,6 +132,7 @@ impl Default for PartyOptions {
             tick: Duration::from_millis(50),
             poll: Duration::from_millis(50),
             events: None,
+            window: None,
         }
     }
 }
@@ -127,9 +142,13 @@ impl Default for PartyOptions {
 pub struct PartyReport {
     pub phase: Phase,
     pub latest: Option<u64>,
-    /// Snapshot saves and their total time.
+    /// Store records written (one per group commit), their total time,
+    /// and the fdatasyncs done.
     pub saves: u64,
     pub save_time: Duration,
+    pub syncs: u64,
+    /// Stores the machine asked to persist (each covered by a record).
+    pub persists: u64,
     /// Every transaction submitted: method and hash.
     pub txs: Vec<(String, Hash32)>,
 }
@@ -207,50 +226,93 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// What the user waits for.
+/// What the user waits for (open and close; payments wait by counter).
 enum Waiting {
     Open,
-    Pay(u64),
     Close,
+}
+
+/// Payments waiting for a free slot in the proposal window, at most.
+pub const MAX_QUEUED_PAYS: usize = 8192;
+
+/// A store for the persister thread; `sync`: some message waits on it.
+type PersistJob = (ChannelStore, bool);
+
+/// The persister thread (group commit): takes every queued store, appends
+/// the newest, syncs once if any of them needs it, reports its version.
+/// A lagging write left unsynced is synced after `idle` without new work.
+fn persister(
+    mut disk: StoreFile,
+    jobs: std::sync::mpsc::Receiver<PersistJob>,
+    done: mpsc::UnboundedSender<Result<u64, gridledger_channels::disk::DiskError>>,
+    idle: Duration,
+) -> (StoreFile, u64) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut persists = 0u64;
+    loop {
+        let (mut store, mut sync) = match jobs.recv_timeout(idle) {
+            Ok(j) => j,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(e) = disk.flush() {
+                    let _ = done.send(Err(e));
+                    break;
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        persists += 1;
+        // Versions only grow: the newest store covers every older one.
+        while let Ok((s, y)) = jobs.try_recv() {
+            persists += 1;
+            store = s;
+            sync |= y;
+        }
+        let r = if sync { disk.save(&store) } else { disk.save_lagging(&store) };
+        match r {
+            Ok(()) => {
+                if done.send(Ok(store.version)).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                // A failed write stops the party (nothing more is released).
+                let _ = done.send(Err(e));
+                break;
+            }
+        }
+    }
+    if let Err(e) = disk.flush() {
+        tracing::error!("final flush of the channel store: {e}");
+    }
+    (disk, persists)
 }
 
 struct Loop {
     machine: ChannelMachine,
-    disk: StoreFile,
+    persist: std::sync::mpsc::Sender<PersistJob>,
     net: Network,
     peer: u32,
     txs: std::sync::mpsc::Sender<ChainTx>,
     pending: Option<(Waiting, oneshot::Sender<Reply>)>,
+    /// Payments proposed and not yet answered, by counter (several where
+    /// the update folds several).
+    pays: BTreeMap<u64, Vec<oneshot::Sender<Reply>>>,
+    /// Payments waiting for the window, oldest first.
+    queued: VecDeque<(Request, oneshot::Sender<Reply>)>,
     events: Option<tokio::sync::broadcast::Sender<(Hash32, ChannelEvent)>>,
     cid: Hash32,
 }
 
 impl Loop {
-    /// Persists, releases and sends: the only path by which anything leaves.
-    fn carry_out(&mut self, first: Step) -> Result<(), PartyError> {
-        let mut step = first;
-        loop {
-            if let Some(store) = step.persist.take() {
-                // One fdatasync per update on the critical path of each
-                // side's signing step; recording what we already sent may
-                // lag (see `Step::persist_may_lag`), flushed on the next
-                // save or tick.
-                if step.persist_may_lag {
-                    self.disk.save_lagging(&store)?;
-                } else {
-                    self.disk.save(&store)?;
-                }
-                let released = self.machine.handle(Input::Persisted(store.version))?;
-                step.messages.extend(released.messages);
-                step.txs.extend(released.txs);
-                step.events.extend(released.events);
-                if released.persist.is_some() {
-                    step.persist = released.persist;
-                    step.persist_may_lag = released.persist_may_lag;
-                    continue;
-                }
+    /// Hands the store to the persister, sends what the machine released:
+    /// the only path by which anything leaves. Signed messages stay held
+    /// inside the machine until `Persisted` comes back.
+    fn carry_out(&mut self, step: Step) -> Result<(), PartyError> {
+        if let Some(store) = step.persist {
+            if self.persist.send((store, !step.persist_may_lag)).is_err() {
+                return Err(PartyError::Net("the persister stopped".into()));
             }
-            break;
         }
         for m in step.messages {
             // A full or down link drops it; the machine retransmits.
@@ -267,6 +329,42 @@ impl Loop {
 
     fn on_event(&mut self, e: ChannelEvent) {
         tracing::debug!(?e, "channel event");
+        match &e {
+            ChannelEvent::PaymentSent { counter, .. } => {
+                for r in self.pays.remove(counter).unwrap_or_default() {
+                    let _ = r.send(Reply::Done { counter: *counter });
+                }
+            }
+            ChannelEvent::Rejected { counter, reason } => {
+                for r in self.pays.remove(counter).unwrap_or_default() {
+                    let _ = r.send(Reply::Error { message: format!("peer rejected: {reason}") });
+                }
+            }
+            ChannelEvent::FellBack { counter } => {
+                for r in self.pays.remove(counter).unwrap_or_default() {
+                    let _ = r.send(Reply::Error {
+                        message: format!("payment {counter} not co-signed within t_delta: fell back"),
+                    });
+                }
+            }
+            ChannelEvent::CoSigned(c) => {
+                // Co-signed through the chain or a late acceptance: every
+                // payment at or below it is settled one way or the other.
+                let done: Vec<u64> = self.pays.range(..=*c).map(|(k, _)| *k).collect();
+                let latest = self.machine.latest().map(|l| l.state.counter);
+                for k in done {
+                    for r in self.pays.remove(&k).unwrap_or_default() {
+                        let reply = if latest == Some(k) {
+                            Reply::Done { counter: k }
+                        } else {
+                            Reply::Error { message: format!("payment {k} superseded by co-signed {c}") }
+                        };
+                        let _ = r.send(reply);
+                    }
+                }
+            }
+            _ => {}
+        }
         if let Some(tx) = &self.events {
             // No subscriber is fine; a lagging one misses events, not us.
             let _ = tx.send((self.cid, e.clone()));
@@ -274,12 +372,6 @@ impl Loop {
         let done = match (&self.pending, &e) {
             (Some((Waiting::Open, _)), ChannelEvent::Opened) => {
                 Some(Reply::Done { counter: self.machine.latest().map_or(0, |l| l.state.counter) })
-            }
-            (Some((Waiting::Pay(c), _)), ChannelEvent::PaymentSent { counter, .. }) if c == counter => {
-                Some(Reply::Done { counter: *counter })
-            }
-            (Some((Waiting::Pay(c), _)), ChannelEvent::Rejected { counter, reason }) if c == counter => {
-                Some(Reply::Error { message: format!("peer rejected: {reason}") })
             }
             (Some((Waiting::Close, _)), ChannelEvent::Closed { counter }) => Some(Reply::Done { counter: *counter }),
             (Some((Waiting::Open, _)), ChannelEvent::Rejected { reason, .. }) => {
@@ -292,6 +384,111 @@ impl Loop {
                 let _ = tx.send(r);
             }
         }
+        if matches!(e, ChannelEvent::Closed { .. }) {
+            self.fail_pays("channel closed");
+        }
+    }
+
+    fn fail_pays(&mut self, why: &str) {
+        for r in std::mem::take(&mut self.pays).into_values().flatten() {
+            let _ = r.send(Reply::Error { message: why.into() });
+        }
+        for (_, r) in std::mem::take(&mut self.queued) {
+            let _ = r.send(Reply::Error { message: why.into() });
+        }
+    }
+
+    /// Proposes the payments at the head of the queue as one update,
+    /// folding up to [`MAX_FOLD`] of them when more than one waits (the
+    /// window was full meanwhile). False when the window is still full.
+    fn propose_queued(&mut self) -> Result<bool, PartyError> {
+        let n = self.queued.len().min(MAX_FOLD);
+        if n == 0 {
+            return Ok(false);
+        }
+        let req = if n == 1 {
+            match &self.queued[0].0 {
+                Request::Pay { amount, energy, price_per_kwh } => {
+                    Request::Pay { amount: *amount, energy: *energy, price_per_kwh: *price_per_kwh }
+                }
+                _ => return Ok(false),
+            }
+        } else {
+            let items = self
+                .queued
+                .iter()
+                .take(n)
+                .filter_map(|(r, _)| match r {
+                    Request::Pay { amount, energy, price_per_kwh } => Some((*amount, *energy, *price_per_kwh)),
+                    _ => None,
+                })
+                .collect();
+            Request::PayMany(items)
+        };
+        match self.machine.handle(Input::User(req)) {
+            Err(ChannelError::Busy) => Ok(false),
+            Err(e) if n > 1 => {
+                // The fold as a whole is refused (e.g. the balance covers
+                // only some): fall back to one at a time, so each payment
+                // gets its own answer.
+                tracing::debug!("fold of {n} refused ({e}); proposing one at a time");
+                self.propose_one()
+            }
+            Err(e) => {
+                if let Some((_, reply)) = self.queued.pop_front() {
+                    let _ = reply.send(Reply::Error { message: e.to_string() });
+                }
+                Ok(true)
+            }
+            Ok(step) => {
+                let replies: Vec<_> = self.queued.drain(..n).map(|(_, r)| r).collect();
+                self.book(&step, replies);
+                self.carry_out(step)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Proposes the head of the queue alone.
+    fn propose_one(&mut self) -> Result<bool, PartyError> {
+        let Some((req, reply)) = self.queued.pop_front() else { return Ok(false) };
+        match self.machine.handle(Input::User(req.clone())) {
+            Err(ChannelError::Busy) => {
+                self.queued.push_front((req, reply));
+                Ok(false)
+            }
+            Err(e) => {
+                let _ = reply.send(Reply::Error { message: e.to_string() });
+                Ok(true)
+            }
+            Ok(step) => {
+                self.book(&step, vec![reply]);
+                self.carry_out(step)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Files the replies under the counter of the proposal a step made.
+    fn book(&mut self, step: &Step, replies: Vec<oneshot::Sender<Reply>>) {
+        match step.persist.as_ref().and_then(|s| s.proposals.last()).map(|p| p.state.counter) {
+            Some(c) => self.pays.entry(c).or_default().extend(replies),
+            None => {
+                for r in replies {
+                    let _ = r.send(Reply::Error { message: "nothing proposed".into() });
+                }
+            }
+        }
+    }
+
+    /// Proposes queued payments while the window has room.
+    fn pump_queue(&mut self) -> Result<(), PartyError> {
+        while !self.queued.is_empty() {
+            if !self.propose_queued()? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn status(&self) -> PartyStatus {
@@ -343,7 +540,16 @@ impl Loop {
                     let _ = r.reply.send(Reply::Error { message: "amount overflows".into() });
                     return Ok(true);
                 };
-                (Request::Pay { amount, energy, price_per_kwh: price }, Waiting::Pay(0))
+                let req = Request::Pay { amount, energy, price_per_kwh: price };
+                if self.queued.len() >= MAX_QUEUED_PAYS {
+                    let _ = r.reply.send(Reply::Error { message: "payment queue full".into() });
+                } else {
+                    // Behind those already waiting; proposed at once if the
+                    // window has room.
+                    self.queued.push_back((req, r.reply));
+                    self.pump_queue()?;
+                }
+                return Ok(true);
             }
         };
         if self.pending.is_some() {
@@ -355,14 +561,6 @@ impl Loop {
                 let _ = r.reply.send(Reply::Error { message: e.to_string() });
             }
             Ok(step) => {
-                let waiting = match waiting {
-                    Waiting::Pay(_) => {
-                        let c =
-                            step.persist.as_ref().and_then(|s| s.my_proposal.as_ref()).map_or(0, |p| p.state.counter);
-                        Waiting::Pay(c)
-                    }
-                    w => w,
-                };
                 self.pending = Some((waiting, r.reply));
                 self.carry_out(step)?;
             }
@@ -380,7 +578,10 @@ async fn run(
 ) -> Result<PartyReport, PartyError> {
     let keys = spec.keys()?;
     let (esc_key, account, nonce_seed) = (keys.esc, keys.account, keys.nonce_seed);
-    let params = spec.params()?;
+    let mut params = spec.params()?;
+    if let Some(w) = opts.window {
+        params.window = w;
+    }
     let disk = StoreFile::open(&dir, opts.durability)?;
     let machine = match disk.load()? {
         Some(store) => ChannelMachine::restore(esc_key.clone(), nonce_seed, params, store)?,
@@ -483,13 +684,19 @@ async fn run(
         None
     };
 
+    let (persist_send, persist_recv) = std::sync::mpsc::channel::<PersistJob>();
+    let (persisted_send, mut persisted) = mpsc::unbounded_channel();
+    let idle = opts.tick;
+    let persist_thread = std::thread::spawn(move || persister(disk, persist_recv, persisted_send, idle));
     let mut lp = Loop {
         machine,
-        disk,
+        persist: persist_send,
         net,
         peer: 1 - side,
         txs: tx_send,
         pending: None,
+        pays: BTreeMap::new(),
+        queued: VecDeque::new(),
         events: opts.events.clone(),
         cid: spec.cid,
     };
@@ -524,15 +731,21 @@ async fn run(
                         return Ok(());
                     }
                 }
+                Some(done) = persisted.recv() => {
+                    let step = lp.machine.handle(Input::Persisted(done?))?;
+                    lp.carry_out(step)?;
+                }
                 Some(e) = ev_recv.recv() => {
                     let step = lp.machine.handle(Input::Chain(e))?;
                     lp.carry_out(step)?;
                 }
                 _ = tick.tick() => {
-                    lp.disk.flush()?;
                     let step = lp.machine.handle(Input::Tick(now_ms()))?;
                     lp.carry_out(step)?;
                 }
+            }
+            if !lp.queued.is_empty() {
+                lp.pump_queue()?;
             }
         }
     }
@@ -540,13 +753,20 @@ async fn run(
     if let Some((_, r)) = lp.pending.take() {
         let _ = r.send(Reply::Error { message: "party stopped".into() });
     }
+    lp.fail_pays("party stopped");
     stop.store(true, Ordering::Relaxed);
     stop_submit.store(true, Ordering::Relaxed);
     if let Some(c) = control {
         c.abort();
     }
-    let Loop { machine, mut disk, net, txs, .. } = lp;
-    disk.flush()?;
+    let Loop { machine, persist, net, txs, .. } = lp;
+    // The persister writes what is queued, flushes and ends.
+    drop(persist);
+    let joined = tokio::task::spawn_blocking(move || persist_thread.join()).await;
+    let (disk, persists) = match joined {
+        Ok(Ok(d)) => d,
+        _ => return Err(PartyError::Net("the persister thread panicked".into())),
+    };
     drop(txs);
     // Let the last messages (e.g. the acceptance of a final state) go out.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -558,8 +778,17 @@ async fn run(
     .await;
     result?;
     let (saves, save_time) = disk.stats();
+    let syncs = disk.syncs();
     let txs = submitted.lock().map(|v| v.clone()).unwrap_or_default();
-    Ok(PartyReport { phase: machine.phase(), latest: machine.latest().map(|l| l.state.counter), saves, save_time, txs })
+    Ok(PartyReport {
+        phase: machine.phase(),
+        latest: machine.latest().map(|l| l.state.counter),
+        saves,
+        save_time,
+        syncs,
+        persists,
+        txs,
+    })
 }
 
 async fn serve_control(l: tokio::net::TcpListener, to_party: mpsc::Sender<Request0>) {
@@ -636,6 +865,57 @@ pub fn control_request(addr: std::net::SocketAddr, cmd: &Command, timeout: Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn store(version: u64) -> ChannelStore {
+        let k = gridledger_core::KeyPair::from_seed("persister");
+        let params = ChannelParams {
+            domain: gridledger_contracts::cns::Domain::cns(1),
+            side: 0,
+            peer_key: k.public(),
+            scid: Hash32([1; 32]),
+            cid: Hash32([2; 32]),
+            t_delta_ms: 10_000,
+            capacity: [Amount(1), Amount(1)],
+            funding: gridledger_contracts::cns::Funding::Deposit,
+            retry_ms: 1,
+            close_timeout_ms: 1,
+            min_t_delta_ms: 1,
+            policy: None,
+            auto_pay: None,
+            window: 1,
+        };
+        let mut s = ChannelMachine::new(k, [0; 32], params).store().clone();
+        s.version = version;
+        s
+    }
+
+    /// Group commit: stores queued while the persister is busy are covered
+    /// by one record and one fdatasync of the newest; `Persisted` reports
+    /// that version only after it is written; a lagging-only batch is
+    /// written unsynced and synced when the persister goes idle.
+    #[test]
+    fn the_persister_covers_every_queued_store_with_one_synced_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = StoreFile::open(dir.path(), Durability::Fsync).unwrap();
+        let (jobs, rx) = std::sync::mpsc::channel::<PersistJob>();
+        let (done_tx, mut done) = mpsc::unbounded_channel();
+        // Queued before the thread starts: one batch.
+        for v in 1..=50 {
+            jobs.send((store(v), v % 7 == 0)).unwrap();
+        }
+        let t = std::thread::spawn(move || persister(disk, rx, done_tx, Duration::from_millis(20)));
+        assert_eq!(done.blocking_recv().unwrap().unwrap(), 50, "the newest version is reported");
+        assert_eq!(gridledger_channels::disk::load_store(dir.path()).unwrap().unwrap().version, 50);
+        // A lagging-only store: written, reported, synced once idle.
+        jobs.send((store(51), false)).unwrap();
+        assert_eq!(done.blocking_recv().unwrap().unwrap(), 51);
+        drop(jobs);
+        let (disk, persists) = t.join().unwrap();
+        assert_eq!(persists, 51);
+        assert_eq!(disk.stats().0, 2, "two records for 51 stores");
+        assert_eq!(disk.syncs(), 2, "one fdatasync per synced batch, one for the lagging write");
+        assert_eq!(gridledger_channels::disk::load_store(dir.path()).unwrap().unwrap().version, 51);
+    }
 
     /// Thousands of requests on one control connection (a client that keeps
     /// its connection, as a dashboard would) are all answered; an overlong

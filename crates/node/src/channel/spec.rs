@@ -210,6 +210,7 @@ impl PartySpec {
                 }))
             }),
             auto_pay: None,
+            window: gridledger_channels::machine::DEFAULT_WINDOW,
             side: self.side,
             peer_key: self.peer_key,
             scid: self.scid,

@@ -1,0 +1,335 @@
+//! `gridledger xchain`: the blockchain of blockchains (thesis Ch.5) run
+//! embedded — one BoB and N external chains, each with its own validators,
+//! in this process, their data in a temporary directory unless `--dir`.
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use gridledger_ledger::devnet::dev_key;
+use gridledger_xchain::mbs::{Behaviour, BobMbs, MbsSpec, SwapReport, SwapRequest, FIRST_EXTERNAL};
+use gridledger_xchain::{Finality, Side};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum XchainCmd {
+    /// Start a BoB-MBS (one BoB and N external chains, embedded), run some
+    /// epochs with the relayer feeding headers to the BoB, and print its state.
+    Up(UpArgs),
+    /// Run one cross-chain token exchange (CCTE, Algorithm 5.1) through the BoB.
+    Swap(SwapArgs),
+}
+
+#[derive(Args)]
+pub struct ShapeArgs {
+    /// External chains N (2 to 64).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=64))]
+    pub chains: u32,
+    /// Validators of each external chain and of the BoB (1 to 64).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub validators: u32,
+    /// Run the external chains with probabilistic finality: a header is
+    /// final after K confirmations (default: deterministic, PBFT-style).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub probabilistic: Option<u32>,
+    /// κ_i: headers of each external chain the BoB keeps (must exceed K).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=4096))]
+    pub kappa: u32,
+    /// Keep the chains' data here instead of a temporary directory (must
+    /// be empty or hold a BoB-MBS of the same shape).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ShapeArgs {
+    fn spec(&self) -> MbsSpec {
+        MbsSpec {
+            chains: self.chains as usize,
+            validators: self.validators as usize,
+            bob_validators: self.validators as usize,
+            finality: self.probabilistic.map_or(Finality::Deterministic, |k| Finality::Probabilistic { k }),
+            kappa: self.kappa,
+            ..MbsSpec::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Epochs to run (0 to 10,000).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub epochs: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Attack {
+    None,
+    /// The sender never sends its native transaction (sub-situation 1).
+    WithholdSender,
+    /// The receiver never sends its native transaction (sub-situation 1).
+    WithholdReceiver,
+    /// The sender's chain delays its native transaction past the deadline (sub-situation 2).
+    CensorSender,
+    /// The sender posts its native transaction but empties its account (sub-situation 3).
+    UnderfundSender,
+}
+
+#[derive(Args)]
+pub struct SwapArgs {
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// x_j: Token_j (minor units) the sender receives on the second chain.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub amount: u64,
+    /// Index (0-based) of the chain the sender pays on (Token_i).
+    #[arg(long, default_value_t = 0)]
+    pub from: u32,
+    /// Index (0-based) of the chain the sender is paid on (Token_j).
+    #[arg(long, default_value_t = 1)]
+    pub to: u32,
+    /// A misbehaving participant or chain (thesis §5.3.2).
+    #[arg(long, value_enum, default_value_t = Attack::None)]
+    pub attack: Attack,
+}
+
+/// Liquidity each chain's token (and Token_B) gets in SC_AMM's pool.
+const LIQUIDITY: u128 = 1_000_000;
+/// Each party's Token_B deposit in SC_D.
+const DEPOSIT: u128 = 1_000_000;
+
+fn open(shape: &ShapeArgs) -> anyhow::Result<(BobMbs, Option<tempfile::TempDir>)> {
+    let (dir, tmp) = match &shape.dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = tempfile::tempdir()?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let m = BobMbs::open(&dir, shape.spec()).with_context(|| format!("opening the BoB-MBS in {}", dir.display()))?;
+    Ok((m, tmp))
+}
+
+fn status(m: &BobMbs) -> serde_json::Value {
+    let chains: Vec<_> = m
+        .externals
+        .iter()
+        .map(|(id, c)| {
+            json!({
+                "chain": id,
+                "height": c.height(),
+                "bob_stored_tip": m.bob_tip(*id),
+                "validators": c.chain().genesis().validators.len(),
+                "finality": c.finality(),
+                "tpk_address": m.config.tpk_address(*id),
+                "contracts": c.chain().registry().list().count(),
+            })
+        })
+        .collect();
+    json!({
+        "bob": { "chain": m.bob.chain_id(), "height": m.bob.height(), "validators": m.bob.chain().genesis().validators.len(),
+                 "threshold": format!("{} of {}", m.committee.set.threshold(), m.committee.set.members()) },
+        "kappa_bar": m.config.kappa_bar,
+        "kappa": m.spec.kappa,
+        "external": chains,
+    })
+}
+
+pub fn run(c: XchainCmd) -> anyhow::Result<()> {
+    match c {
+        XchainCmd::Up(a) => up(a),
+        XchainCmd::Swap(a) => swap(a),
+    }
+}
+
+fn up(a: UpArgs) -> anyhow::Result<()> {
+    let (mut m, _tmp) = open(&a.shape)?;
+    m.ticks(a.epochs)?;
+    let s = status(&m);
+    if a.shape.json {
+        println!("{s}");
+    } else {
+        println!(
+            "BoB-MBS up: BoB chain {} at height {}, {} validators (threshold key {})",
+            s["bob"]["chain"],
+            s["bob"]["height"],
+            s["bob"]["validators"],
+            s["bob"]["threshold"].as_str().unwrap_or("")
+        );
+        for c in s["external"].as_array().into_iter().flatten() {
+            println!(
+                "  chain {}  height {:>4}  BoB holds up to {:>4}  {} validators  contracts {}  TPK_Addr {}",
+                c["chain"],
+                c["height"],
+                c["bob_stored_tip"],
+                c["validators"],
+                c["contracts"],
+                c["tpk_address"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Fills the pool through Π_CCTC and makes both parties' deposits.
+fn prepare(m: &mut BobMbs) -> anyhow::Result<()> {
+    let provider = dev_key(7);
+    for c in m.chain_ids() {
+        m.provide_liquidity(&provider, c, LIQUIDITY)?;
+    }
+    m.provide_token_b(&provider, LIQUIDITY)?;
+    m.deposit_token_b(&dev_key(0), DEPOSIT)?;
+    m.deposit_token_b(&dev_key(1), DEPOSIT)?;
+    Ok(())
+}
+
+fn behaviour(a: Attack) -> Behaviour {
+    match a {
+        Attack::None => Behaviour::Honest,
+        Attack::WithholdSender => Behaviour::Withhold(Side::Sender),
+        Attack::WithholdReceiver => Behaviour::Withhold(Side::Receiver),
+        Attack::CensorSender => Behaviour::Censor { side: Side::Sender, delay: 40 },
+        Attack::UnderfundSender => Behaviour::Underfund(Side::Sender),
+    }
+}
+
+fn swap(a: SwapArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.from != a.to, "--from and --to must be different chains");
+    anyhow::ensure!(a.from < a.shape.chains && a.to < a.shape.chains, "--from and --to must be below --chains");
+    let (mut m, _tmp) = open(&a.shape)?;
+    prepare(&mut m)?;
+    let req = SwapRequest {
+        sender: dev_key(0),
+        receiver: dev_key(1),
+        chain_i: FIRST_EXTERNAL + a.from,
+        chain_j: FIRST_EXTERNAL + a.to,
+        x_j: a.amount as u128,
+        salt: 1,
+    };
+    let t = Instant::now();
+    let rep = m.swap(&req, behaviour(a.attack))?;
+    let wall = t.elapsed().as_secs_f64();
+    if a.shape.json {
+        println!("{}", json!({ "report": rep, "wall_s": wall }));
+    } else {
+        print_swap(&req, &rep, wall);
+    }
+    Ok(())
+}
+
+fn print_swap(req: &SwapRequest, rep: &SwapReport, wall: f64) {
+    println!("CCTE {}: {} Token_{} for {} Token_{}", rep.cct, rep.x_i, req.chain_i, req.x_j, req.chain_j);
+    println!("  exchange rate (SC_AMM)     x_i = {}, deposit unit x_B = {}", rep.x_i, rep.x_b);
+    println!("  sender side                {:?}", rep.record.sender);
+    println!("  receiver side              {:?}", rep.record.receiver);
+    println!(
+        "  phases                     {} to exchange, {} to settle on the BoB",
+        rep.exchange_phases, rep.settlement_phases
+    );
+    println!("  epochs                     {} to exchange, {} to settle", rep.exchange_epochs, rep.settlement_epochs);
+    println!(
+        "  bytes                      {} total (CCT {}, native {}, copies to BoB {}, proofs {}, CCT_V {}, fraud {})",
+        rep.bytes.total(),
+        rep.bytes.cct,
+        rep.bytes.native,
+        rep.bytes.posted,
+        rep.bytes.proofs,
+        rep.bytes.cct_v,
+        rep.bytes.fraud
+    );
+    println!("  BoB gas                    {:?}", rep.gas);
+    println!("  wall time                  {wall:.3} s");
+}
+
+/// The demo's cross-chain section: two communities on different chains
+/// exchange tokens through the BoB. Returns its JSON summary.
+pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
+    let tmp = tempfile::tempdir()?;
+    let spec = MbsSpec { chains: 2, ..MbsSpec::default() };
+    let mut m = BobMbs::open(tmp.path(), spec)?;
+    prepare(&mut m)?;
+    let req = SwapRequest {
+        sender: dev_key(0),
+        receiver: dev_key(1),
+        chain_i: FIRST_EXTERNAL,
+        chain_j: FIRST_EXTERNAL + 1,
+        x_j: 1_000,
+        salt: 1,
+    };
+    let (s, r) = (req.sender.address(), req.receiver.address());
+    let before = [
+        m.external(req.chain_i)?.account(&s).balance.0,
+        m.external(req.chain_j)?.account(&s).balance.0,
+        m.external(req.chain_i)?.account(&r).balance.0,
+        m.external(req.chain_j)?.account(&r).balance.0,
+    ];
+    let t = Instant::now();
+    let rep = m.swap(&req, Behaviour::Honest)?;
+    let wall = t.elapsed().as_secs_f64();
+    let after = [
+        m.external(req.chain_i)?.account(&s).balance.0,
+        m.external(req.chain_j)?.account(&s).balance.0,
+        m.external(req.chain_i)?.account(&r).balance.0,
+        m.external(req.chain_j)?.account(&r).balance.0,
+    ];
+    let independent = m.externals.values().all(|c| c.chain().state().iter().all(|(k, _)| k.first() == Some(&0x01)));
+    anyhow::ensure!(rep.record.complete, "the cross-chain exchange did not settle");
+    anyhow::ensure!(
+        after[2] == before[2] + rep.x_i && after[1] == before[1] + req.x_j,
+        "the exchange did not move the tokens"
+    );
+    let summary = json!({
+        "chains": [req.chain_i, req.chain_j],
+        "bob_chain": m.bob.chain_id(),
+        "x_i": rep.x_i.to_string(),
+        "x_j": req.x_j.to_string(),
+        "exchange_phases": rep.exchange_phases,
+        "settled": rep.record.complete,
+        "bytes": rep.bytes.total(),
+        "independent_external_chains": independent,
+        "wall_s": wall,
+    });
+    if !json_only {
+        println!("gridledger demo: cross-chain token exchange through the BoB (thesis Ch.5)");
+        println!(
+            "  community A on chain {} pays {} Token_{}; community B on chain {} pays {} Token_{}",
+            req.chain_i, rep.x_i, req.chain_i, req.chain_j, req.x_j, req.chain_j
+        );
+        println!(
+            "  exchange phases        {} (CCT on the BoB, then both native transfers at once)",
+            rep.exchange_phases
+        );
+        println!("  settled on the BoB     {} (proofs checked by SC_MPV, deposits released)", rep.record.complete);
+        println!("  bytes on the wire      {}", rep.bytes.total());
+        println!("  external chains store  only their own accounts: {independent}");
+        println!("  wall time              {wall:.3} s");
+    }
+    Ok(summary)
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Merkle proofs SC_MPV checks (1 to 100,000,000).
+    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub proofs: u64,
+    /// CCTEs to time, each on fresh embedded chains (1 to 100).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub swaps: u64,
+    /// Threshold committee size N; 2f+1 shares are combined (4 to 1024).
+    #[arg(long, default_value_t = 31, value_parser = clap::value_parser!(u64).range(4..=1024))]
+    pub members: u64,
+}
+
+pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let cfg = gridledger_xchain::bench::BenchConfig {
+        proofs: a.proofs as usize,
+        swaps: a.swaps as usize,
+        members: a.members as usize,
+    };
+    println!("{}", gridledger_xchain::bench::run(&cfg)?);
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! `gridledger xchain up` and `gridledger xchain swap` end to end.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn up_relays_every_external_chain_to_the_bob() {
+    let v = run_json(&["xchain", "up", "--chains", "3", "--epochs", "4", "--json"]);
+    let ext = v["external"].as_array().unwrap();
+    assert_eq!(ext.len(), 3);
+    for c in ext {
+        assert_eq!(c["height"], 4);
+        assert_eq!(c["bob_stored_tip"], 4);
+        assert_eq!(c["contracts"], 0);
+    }
+}
+
+#[test]
+fn swap_settles_honestly_and_under_withholding() {
+    let v = run_json(&["xchain", "swap", "--chains", "2", "--amount", "500", "--json"]);
+    assert_eq!(v["report"]["exchange_phases"], 2);
+    assert_eq!(v["report"]["record"]["complete"], true);
+    assert_eq!(v["report"]["x_i"], "500");
+    let v = run_json(&["xchain", "swap", "--attack", "withhold-receiver", "--json"]);
+    assert_eq!(v["report"]["record"]["receiver"], "Penalised");
+    assert_eq!(v["report"]["record"]["complete"], true);
+}
+
+#[test]
+fn swap_refuses_the_same_chain_on_both_sides() {
+    let out = Command::new(BIN).args(["xchain", "swap", "--from", "1", "--to", "1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be different chains"));
+}

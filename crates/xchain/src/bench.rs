@@ -1,0 +1,138 @@
+//! `gridledger bench xchain`: the performance targets, measured
+//! (never asserted in tests) and printed as JSON.
+//!
+//! - SC_MPV's Merkle-proof check (`Val_proof` against a stored header) on
+//!   one core, over the proofs of a full 300-transaction block;
+//! - one CCTE between two embedded external chains, wall time;
+//! - 2f+1 of N threshold shares combined and the signature verified.
+
+use gridledger_core::merkle::{MerkleProof, MerkleTree};
+use gridledger_core::Amount;
+use gridledger_ledger::devnet::{dev_key, transfer};
+use gridledger_ledger::{BlockHeader, SignedTransaction};
+use serde_json::{json, Value};
+use std::time::Instant;
+
+use crate::bob::verify_inclusion;
+use crate::mbs::{Behaviour, BobMbs, MbsError, MbsSpec, SwapRequest, FIRST_EXTERNAL};
+use crate::threshold::{BobCommittee, Statement, STATEMENT_DOMAIN};
+
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Merkle proofs to check.
+    pub proofs: usize,
+    /// CCTEs to time (each on fresh chains).
+    pub swaps: usize,
+    /// Threshold committee size N (2f+1 shares combined).
+    pub members: usize,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self { proofs: 300_000, swaps: 5, members: 31 }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// A full block's transactions, its header fields and every proof.
+fn block_of(n: usize) -> (BlockHeader, Vec<SignedTransaction>, Vec<MerkleProof>) {
+    let txs: Vec<SignedTransaction> = (0..n)
+        .map(|i| transfer(&dev_key(i % 16), 101, i as u64, dev_key(99).address(), Amount(1), Amount(1)))
+        .collect();
+    let tree = MerkleTree::new(&txs.iter().map(|t| t.hash()).collect::<Vec<_>>());
+    let proofs = (0..n).filter_map(|i| tree.proof(i)).collect();
+    let header = BlockHeader {
+        chain_id: 101,
+        height: 1,
+        parent: Default::default(),
+        timestamp: 0,
+        proposer: dev_key(0).public(),
+        tx_root: tree.root(),
+        receipt_root: Default::default(),
+        state_root: Default::default(),
+        gas_used: 0,
+        tx_count: n as u32,
+    };
+    (header, txs, proofs)
+}
+
+pub fn run(cfg: &BenchConfig) -> Result<Value, MbsError> {
+    // SC_MPV on one core.
+    let (header, txs, proofs) = block_of(300);
+    let t = Instant::now();
+    let mut ok = 0usize;
+    for i in 0..cfg.proofs {
+        let k = i % txs.len();
+        ok += usize::from(verify_inclusion(&header, &txs[k], &proofs[k]));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let mpv = json!({
+        "proofs": cfg.proofs,
+        "valid": ok,
+        "block_txs": txs.len(),
+        "proofs_per_s_one_core": cfg.proofs as f64 / secs,
+        "target_proofs_per_s": 20_000,
+    });
+    // One CCTE between two embedded chains.
+    let mut swap_s = Vec::new();
+    let mut setup_s = Vec::new();
+    for n in 0..cfg.swaps {
+        let dir = tempfile::tempdir().map_err(|e| MbsError::Missing(format!("temporary directory: {e}")))?;
+        let t = Instant::now();
+        let mut m = BobMbs::open(dir.path(), MbsSpec::default())?;
+        let p = dev_key(7);
+        for c in m.chain_ids() {
+            m.provide_liquidity(&p, c, 1_000_000)?;
+        }
+        m.provide_token_b(&p, 1_000_000)?;
+        m.deposit_token_b(&dev_key(0), 1_000_000)?;
+        m.deposit_token_b(&dev_key(1), 1_000_000)?;
+        setup_s.push(t.elapsed().as_secs_f64());
+        let req = SwapRequest {
+            sender: dev_key(0),
+            receiver: dev_key(1),
+            chain_i: FIRST_EXTERNAL,
+            chain_j: FIRST_EXTERNAL + 1,
+            x_j: 1_000,
+            salt: n as u64,
+        };
+        let t = Instant::now();
+        let r = m.swap(&req, Behaviour::Honest)?;
+        swap_s.push(t.elapsed().as_secs_f64());
+        if !r.record.complete {
+            return Err(MbsError::Missing("a benchmark swap did not settle".into()));
+        }
+    }
+    let swap = json!({
+        "swaps": cfg.swaps,
+        "median_s": median(swap_s.clone()),
+        "max_s": swap_s.iter().copied().fold(0.0, f64::max),
+        "setup_median_s": median(setup_s),
+        "target_s": 1.0,
+        "what": "CCT to BoB confirmation: Phase 1, κ̄ wait, Phase 2, proofs; every epoch seals a block on 2 external chains and the BoB",
+    });
+    // Threshold: 2f+1 of N combined and verified.
+    let c = BobCommittee::dev(cfg.members, 9).map_err(|e| MbsError::Spec(e.to_string()))?;
+    let st = Statement { purpose: "bench".into(), chain: 101, sequence: 0, payload: vec![7; 64] };
+    let t_needed = c.set.threshold();
+    let idx: Vec<usize> = (0..t_needed).collect();
+    let shares = c.shares_from(&idx, &st);
+    let mut ms = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let sig = c.set.combine(&shares).map_err(|e| MbsError::Spec(e.to_string()))?;
+        c.set.verify(STATEMENT_DOMAIN, &st.bytes(), &sig).map_err(|e| MbsError::Spec(e.to_string()))?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let threshold = json!({
+        "members": cfg.members,
+        "shares_combined": t_needed,
+        "combine_and_verify_median_ms": median(ms),
+        "target_ms": 5.0,
+    });
+    Ok(json!({ "sc_mpv": mpv, "ccte_swap": swap, "threshold": threshold }))
+}

@@ -1,0 +1,988 @@
+//! The BoB's contracts (thesis Table 5-1): the header store, SC_D
+//! (deposits of Token_B), SC_AMM (the weighted pool of Eq. 5.2, filled
+//! through Π_CCTC), SC_T (cross-chain transactions and the instructions
+//! IN_s / IN_r) and SC_MPV (Merkle-proof validation, Situations 1 and 2).
+//!
+//! Decision: the four contracts and the header store are one native
+//! contract ([`BobContract`], id [`BOB_CONTRACT_ID`]) with one method group
+//! each, because the ledger's native contracts read only their own storage
+//! and SC_T / SC_MPV must read deposits, the pool and the headers in the
+//! same transaction (the seed's inter-contract calls, lns 03 and 05). Each
+//! group keeps its own key prefix, so the separation of Table 5-1 holds in
+//! storage.
+//!
+//! Token_B is the BoB's native coin. `Token_i` of external chain `i`
+//! circulates on the BoB as a balance in this contract, minted by a claim
+//! (Π_CCTC) against a transfer to `TPK_Addr_i` on chain `i`; token ids are
+//! chain ids (the BoB's own id stands for Token_B).
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_core::codec::{hash_tagged, Tag};
+use gridledger_core::merkle::MerkleProof;
+use gridledger_core::{Address, Amount, ChainId, ContractId, Hash32, Height, PublicKey, Signature};
+use gridledger_ledger::gas;
+use gridledger_ledger::state::account_key;
+use gridledger_ledger::{
+    decode_args, revert, Account, BlockHeader, CallContext, ContractError, NativeContract, SignedTransaction,
+    StateProof, TxKind, ViewContext,
+};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+use crate::amm;
+use crate::error::XchainError;
+use crate::headers::{ChainRegistration, SealedHeader};
+use crate::threshold::tpk_address;
+
+/// The BoB contract's id on the BoB chain.
+pub const BOB_CONTRACT_ID: ContractId = 40;
+/// Most headers one relay transaction may carry.
+pub const MAX_RELAY_BATCH: usize = 64;
+/// Domain of the receiver's signature over a CCT's terms.
+pub const CCT_TERMS: Tag = Tag("gridledger/xchain/cct-terms/v1");
+/// Domain of a CCT's identifier.
+pub const CCT_ID: Tag = Tag("gridledger/xchain/cct-id/v1");
+
+/// The BoB contract's fixed configuration: part of the BoB's genesis.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct BobConfig {
+    /// The BoB's chain id; as a token id it stands for Token_B.
+    pub bob_chain: ChainId,
+    /// The external chains the BoB follows.
+    pub chains: Vec<ChainRegistration>,
+    /// κ̄ of Algorithm 5.1 (≥ 2 in the seed).
+    pub kappa_bar: u64,
+    /// SC_AMM's weights LP_V (Eq. 5.3), by token id, summing to [`amm::WEIGHT_ONE`].
+    pub weights: Vec<(ChainId, u64)>,
+    /// Canonical bytes of the BoB validators' group public key (owns `TPK_Addr_i`).
+    pub group_key: Vec<u8>,
+}
+
+impl BobConfig {
+    /// Checks the configuration before a chain is built on it.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kappa_bar < 2 {
+            return Err("κ̄ must be at least 2 (Algorithm 5.1)".into());
+        }
+        amm::check_weights(&self.weights)?;
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.chains {
+            if c.chain_id == self.bob_chain || !seen.insert(c.chain_id) {
+                return Err(format!("chain {} registered twice or as the BoB", c.chain_id));
+            }
+            if c.kappa == 0 || (c.finality.confirmations() as u64) >= c.kappa as u64 {
+                return Err(format!("chain {}: κ_i must exceed the confirmations k", c.chain_id));
+            }
+        }
+        Ok(())
+    }
+
+    /// `TPK_Addr_i` of chain `chain`.
+    pub fn tpk_address(&self, chain: ChainId) -> Address {
+        tpk_address(&self.group_key, chain)
+    }
+}
+
+pub struct BobContract {
+    cfg: BobConfig,
+    chains: BTreeMap<ChainId, ChainRegistration>,
+    weights: BTreeMap<ChainId, u64>,
+}
+
+impl BobContract {
+    pub fn new(cfg: BobConfig) -> Result<Self, String> {
+        cfg.validate()?;
+        let chains = cfg.chains.iter().map(|c| (c.chain_id, c.clone())).collect();
+        let weights = cfg.weights.iter().copied().collect();
+        Ok(Self { cfg, chains, weights })
+    }
+
+    pub fn config(&self) -> &BobConfig {
+        &self.cfg
+    }
+
+    fn reg(&self, chain: ChainId) -> Result<&ChainRegistration, XchainError> {
+        self.chains.get(&chain).ok_or(XchainError::UnknownChain(chain))
+    }
+}
+
+/// `u128` amounts as decimal strings in JSON (no client rounds them
+/// through a float; `serde_json` cannot hold them as numbers).
+pub mod amount_str {
+    pub fn serialize<S: serde::Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+}
+
+// ---------------------------------------------------------------- arguments
+
+/// `relay`: consecutive headers of one external chain.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Relay {
+    pub chain: ChainId,
+    pub headers: Vec<SealedHeader>,
+}
+
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Withdraw {
+    pub amount: Amount,
+}
+
+/// Π_CCTC step (iii): a Merkle proof that `nt` (a transfer to `TPK_Addr_i`)
+/// is in block `height` of chain `chain`.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Claim {
+    pub chain: ChainId,
+    pub height: Height,
+    pub nt: SignedTransaction,
+    pub proof: MerkleProof,
+}
+
+/// Π_CCTC step (iv): move claimed tokens (or attached Token_B) into the pool.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Provide {
+    pub token: ChainId,
+    pub amount: u128,
+}
+
+/// The terms of a cross-chain transaction (Algorithm 5.1 ln 02): the sender
+/// gives `Token_i` on `chain_i` for `x_j Token_j` of the receiver on
+/// `chain_j`. Both parties agree on every term: the sender by signing the
+/// transaction that carries them, the receiver by signing their digest
+/// (principle 7: nothing the sender chooses alone binds the receiver).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct CctTerms {
+    pub chain_i: ChainId,
+    pub chain_j: ChainId,
+    /// PK_{s,i}, PK_{s,j}, PK_{s,B}: the sender's addresses.
+    pub sender_i: Address,
+    pub sender_j: Address,
+    pub sender_b: Address,
+    /// PK_{r,i}, PK_{r,j}: the receiver's addresses; its BoB identity is `receiver_pk`.
+    pub receiver_i: Address,
+    pub receiver_j: Address,
+    pub receiver_pk: PublicKey,
+    #[serde(with = "amount_str")]
+    pub x_j: u128,
+    /// Bounds on the `x_i` the pool prices (slippage both parties accept).
+    #[serde(with = "amount_str")]
+    pub min_x_i: u128,
+    #[serde(with = "amount_str")]
+    pub max_x_i: u128,
+    /// The last BoB height at which the CCT may execute.
+    pub expires_at: Height,
+    /// Distinguishes repeated exchanges between the same parties.
+    pub salt: u64,
+}
+
+impl CctTerms {
+    /// The CCT's identifier.
+    pub fn id(&self) -> Hash32 {
+        hash_tagged(CCT_ID, self)
+    }
+
+    /// What the receiver signs: the terms bound to the BoB chain and contract.
+    pub fn digest(&self, bob_chain: ChainId) -> Hash32 {
+        hash_tagged(CCT_TERMS, &(bob_chain, BOB_CONTRACT_ID, self))
+    }
+}
+
+/// `cct`: Phase 1.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct CctArgs {
+    pub terms: CctTerms,
+    pub receiver_sig: Signature,
+}
+
+/// Which native transaction of a CCTE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub enum Side {
+    /// NT_s: the sender pays `x_i Token_i` to the receiver on chain `i`.
+    Sender,
+    /// NT_r: the receiver pays `x_j Token_j` to the sender on chain `j`.
+    Receiver,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Sender => "sender",
+            Side::Receiver => "receiver",
+        }
+    }
+}
+
+/// `post_nt`: Phase 2's copy of a native transaction sent to the BoB.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct PostNt {
+    pub cct: Hash32,
+    pub side: Side,
+    pub nt: SignedTransaction,
+}
+
+/// `prove`: a proof transaction PT (Phase 3, lns 14–15).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ProofTx {
+    pub cct: Hash32,
+    pub side: Side,
+    pub nt: SignedTransaction,
+    pub height: Height,
+    pub proof: MerkleProof,
+}
+
+/// Sub-situation 3's evidence that a posted native transaction can never
+/// land on its chain (lns 28–29).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub enum FraudEvidence {
+    /// The payer's account record at the header (`None`: no account) and
+    /// its state proof: the nonce has not passed NT's, and the balance
+    /// cannot pay NT's value plus its maximum fee.
+    Balance { account: Option<Account>, proof: StateProof },
+    /// Another transaction of the payer with NT's nonce, included in the
+    /// header's block: NT's nonce is spent.
+    NonceTaken { other: SignedTransaction, proof: MerkleProof },
+}
+
+/// `fraud`: a fraud-proof transaction T_FP.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Fraud {
+    pub cct: Hash32,
+    pub side: Side,
+    pub height: Height,
+    pub evidence: FraudEvidence,
+}
+
+/// `cct_v`: Situation 2's verification transaction (ln 22).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct CctV {
+    pub cct: Hash32,
+}
+
+// ------------------------------------------------------------------ records
+
+/// SC_D: a party's Token_B deposit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct DepositAccount {
+    #[serde(with = "amount_str")]
+    pub free: u128,
+    /// Backing open CCTs.
+    #[serde(with = "amount_str")]
+    pub locked: u128,
+}
+
+/// How one side of a CCTE ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub enum SideState {
+    Pending,
+    /// Its native transaction was proved in block `height` (ln 17).
+    Proved {
+        nt: Hash32,
+        height: Height,
+    },
+    /// Withheld: `x_B` of its deposit went to the counterparty (lns 24–25).
+    Penalised,
+}
+
+/// SC_T's record of a CCT.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct CctRecord {
+    pub terms: CctTerms,
+    #[serde(with = "amount_str")]
+    pub x_i: u128,
+    #[serde(with = "amount_str")]
+    pub x_b: u128,
+    /// Locked from each party's deposit: κ̄ · x_B.
+    #[serde(with = "amount_str")]
+    pub lock: u128,
+    /// e_i, e_j: the external chains' epochs (stored tips) when the CCT executed.
+    pub e_i: Height,
+    pub e_j: Height,
+    /// e_* + κ̄ + κ_*: the per-chain deadlines of ln 08.
+    pub deadline_i: Height,
+    pub deadline_j: Height,
+    pub sender: SideState,
+    pub receiver: SideState,
+    /// CCT_V has run (Situation 2).
+    pub verified: bool,
+    pub complete: bool,
+}
+
+impl CctRecord {
+    /// IN_s / IN_r (lns 06–07): chain, payer, payee and amount of a side's
+    /// native transfer.
+    pub fn instruction(&self, side: Side) -> (ChainId, Address, Address, u128) {
+        let t = &self.terms;
+        match side {
+            Side::Sender => (t.chain_i, t.sender_i, t.receiver_i, self.x_i),
+            Side::Receiver => (t.chain_j, t.receiver_j, t.sender_j, t.x_j),
+        }
+    }
+
+    /// `e_*` of the side's chain.
+    pub fn epoch(&self, side: Side) -> Height {
+        match side {
+            Side::Sender => self.e_i,
+            Side::Receiver => self.e_j,
+        }
+    }
+
+    pub fn state(&self, side: Side) -> SideState {
+        match side {
+            Side::Sender => self.sender,
+            Side::Receiver => self.receiver,
+        }
+    }
+
+    fn set_state(&mut self, side: Side, s: SideState) {
+        match side {
+            Side::Sender => self.sender = s,
+            Side::Receiver => self.receiver = s,
+        }
+    }
+}
+
+// ------------------------------------------------------------- storage keys
+
+fn tip_key(chain: ChainId) -> Vec<u8> {
+    [b"h/tip/".as_slice(), &chain.to_be_bytes()].concat()
+}
+fn header_key(chain: ChainId, h: Height) -> Vec<u8> {
+    [b"h/b/".as_slice(), &chain.to_be_bytes(), &h.to_be_bytes()].concat()
+}
+fn deposit_key(a: &Address) -> Vec<u8> {
+    [b"d/".as_slice(), &a.0].concat()
+}
+fn wrapped_key(token: ChainId, a: &Address) -> Vec<u8> {
+    [b"w/".as_slice(), &token.to_be_bytes(), &a.0].concat()
+}
+fn pool_key(token: ChainId) -> Vec<u8> {
+    [b"p/".as_slice(), &token.to_be_bytes()].concat()
+}
+fn lp_key(token: ChainId, a: &Address) -> Vec<u8> {
+    [b"lp/".as_slice(), &token.to_be_bytes(), &a.0].concat()
+}
+fn used_key(nt: &Hash32) -> Vec<u8> {
+    [b"u/".as_slice(), &nt.0].concat()
+}
+fn cct_key(id: &Hash32) -> Vec<u8> {
+    [b"c/".as_slice(), &id.0].concat()
+}
+fn posted_key(id: &Hash32, side: Side) -> Vec<u8> {
+    [b"n/".as_slice(), &id.0, &[side as u8]].concat()
+}
+
+/// `Val_proof(P, NT, R(BH))` (§5.2.5) as SC_MPV runs it: the leaf is the
+/// transaction's hash and the leaf count is the header's, never the prover's.
+pub fn verify_inclusion(header: &BlockHeader, nt: &SignedTransaction, proof: &MerkleProof) -> bool {
+    proof.leaf_count == header.tx_count as u64 && proof.verify(&nt.hash(), &header.tx_root)
+}
+
+fn fail<T>(e: XchainError) -> Result<T, ContractError> {
+    Err(e.into())
+}
+
+fn read_or<T: BorshDeserialize + Default>(ctx: &mut CallContext<'_, '_>, key: &[u8]) -> Result<T, ContractError> {
+    Ok(ctx.read_typed::<T>(key)?.unwrap_or_default())
+}
+
+impl BobContract {
+    /// The stored tip of a chain: the anchor until a header is relayed.
+    fn tip(&self, ctx: &mut CallContext<'_, '_>, chain: ChainId) -> Result<(Height, Hash32), ContractError> {
+        let reg = self.reg(chain)?;
+        Ok(ctx.read_typed::<(Height, Hash32)>(&tip_key(chain))?.unwrap_or((reg.anchor_height, reg.anchor_hash)))
+    }
+
+    /// A stored, final header of `chain` at `height`.
+    fn final_header(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        chain: ChainId,
+        height: Height,
+    ) -> Result<BlockHeader, ContractError> {
+        let reg = self.reg(chain)?.clone();
+        let (tip, _) = self.tip(ctx, chain)?;
+        if height > tip {
+            return fail(XchainError::UnknownHeader { chain, height, tip });
+        }
+        let oldest_kept = tip.saturating_sub(reg.kappa as u64);
+        if height <= oldest_kept || height <= reg.anchor_height {
+            return fail(XchainError::StaleHeader { chain, height, oldest_kept });
+        }
+        let k = reg.finality.confirmations();
+        if tip - height < k as u64 {
+            return fail(XchainError::NotFinal { chain, height, needed: k, have: tip - height });
+        }
+        match ctx.read_typed::<BlockHeader>(&header_key(chain, height))? {
+            Some(h) => Ok(h),
+            None => fail(XchainError::StaleHeader { chain, height, oldest_kept }),
+        }
+    }
+
+    /// `Val_proof(P, NT, R(BH))` against a stored final header; the leaf
+    /// count comes from the header, never from the prover.
+    fn check_inclusion(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        chain: ChainId,
+        height: Height,
+        nt: &SignedTransaction,
+        proof: &MerkleProof,
+    ) -> Result<(), ContractError> {
+        let header = self.final_header(ctx, chain, height)?;
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (proof.siblings.len() as u64 + 2))?;
+        if !verify_inclusion(&header, nt, proof) {
+            return fail(XchainError::BadMerkleProof { chain, height });
+        }
+        Ok(())
+    }
+
+    fn relay(&self, ctx: &mut CallContext<'_, '_>, a: Relay) -> Result<Vec<u8>, ContractError> {
+        let reg = self.reg(a.chain)?.clone();
+        if a.headers.is_empty() || a.headers.len() > MAX_RELAY_BATCH {
+            return revert(format!("a relay carries 1 to {MAX_RELAY_BATCH} headers"));
+        }
+        let (mut tip, mut tip_hash) = self.tip(ctx, a.chain)?;
+        for sh in &a.headers {
+            ctx.charge(gas::ECRECOVER * reg.seal_checks(&sh.seal))?;
+            reg.check_next(tip, &tip_hash, sh)?;
+            tip = sh.header.height;
+            tip_hash = sh.header.hash();
+            ctx.write_typed(&header_key(a.chain, tip), &sh.header)?;
+            let drop = tip.saturating_sub(reg.kappa as u64);
+            if drop > reg.anchor_height {
+                ctx.delete(&header_key(a.chain, drop))?;
+            }
+        }
+        ctx.write_typed(&tip_key(a.chain), &(tip, tip_hash))?;
+        ctx.emit("headers_relayed", vec![("chain".into(), a.chain.to_string()), ("tip".into(), tip.to_string())])?;
+        Ok(Vec::new())
+    }
+
+    // ----------------------------------------------------------------- SC_D
+
+    fn deposit(&self, ctx: &mut CallContext<'_, '_>) -> Result<Vec<u8>, ContractError> {
+        let v = ctx.value().0;
+        if v == 0 {
+            return fail(XchainError::ZeroAmount);
+        }
+        let who = ctx.caller();
+        let mut d: DepositAccount = read_or(ctx, &deposit_key(&who))?;
+        d.free = d.free.checked_add(v).ok_or(XchainError::Overflow)?;
+        ctx.write_typed(&deposit_key(&who), &d)?;
+        ctx.emit("deposit", vec![("who".into(), who.to_string()), ("amount".into(), v.to_string())])?;
+        Ok(Vec::new())
+    }
+
+    fn withdraw(&self, ctx: &mut CallContext<'_, '_>, a: Withdraw) -> Result<Vec<u8>, ContractError> {
+        if a.amount.is_zero() {
+            return fail(XchainError::ZeroAmount);
+        }
+        let who = ctx.caller();
+        let mut d: DepositAccount = read_or(ctx, &deposit_key(&who))?;
+        if d.free < a.amount.0 {
+            return fail(XchainError::Insufficient { what: "free deposit", have: d.free, need: a.amount.0 });
+        }
+        d.free -= a.amount.0;
+        ctx.write_typed(&deposit_key(&who), &d)?;
+        ctx.pay(&who, a.amount)?;
+        Ok(Vec::new())
+    }
+
+    // ------------------------------------------------------- Π_CCTC, SC_AMM
+
+    fn claim(&self, ctx: &mut CallContext<'_, '_>, a: Claim) -> Result<Vec<u8>, ContractError> {
+        let tpk = self.cfg.tpk_address(a.chain);
+        let TxKind::Transfer { to, amount } = &a.nt.tx.kind else {
+            return fail(XchainError::InstructionMismatch("not a transfer".into()));
+        };
+        if a.nt.tx.chain_id != a.chain || *to != tpk {
+            return fail(XchainError::InstructionMismatch(format!("not a transfer to TPK_Addr_{}", a.chain)));
+        }
+        if a.nt.sender() != ctx.caller() {
+            return fail(XchainError::NotClaimant);
+        }
+        let h = a.nt.hash();
+        if ctx.read(&used_key(&h))?.is_some() {
+            return fail(XchainError::AlreadyClaimed(h));
+        }
+        self.check_inclusion(ctx, a.chain, a.height, &a.nt, &a.proof)?;
+        ctx.write(&used_key(&h), vec![1])?;
+        let who = ctx.caller();
+        let bal: u128 = read_or(ctx, &wrapped_key(a.chain, &who))?;
+        ctx.write_typed(&wrapped_key(a.chain, &who), &bal.checked_add(amount.0).ok_or(XchainError::Overflow)?)?;
+        ctx.emit(
+            "cctc_mint",
+            vec![
+                ("chain".into(), a.chain.to_string()),
+                ("to".into(), who.to_string()),
+                ("amount".into(), amount.to_string()),
+            ],
+        )?;
+        Ok(Vec::new())
+    }
+
+    fn provide(&self, ctx: &mut CallContext<'_, '_>, a: Provide) -> Result<Vec<u8>, ContractError> {
+        if a.amount == 0 {
+            return fail(XchainError::ZeroAmount);
+        }
+        if !self.weights.contains_key(&a.token) {
+            return fail(XchainError::UnknownToken(a.token));
+        }
+        let who = ctx.caller();
+        if a.token == self.cfg.bob_chain {
+            if ctx.value().0 != a.amount {
+                return revert("Token_B liquidity is the value attached to the call");
+            }
+        } else {
+            if !ctx.value().is_zero() {
+                return revert("only Token_B liquidity carries value");
+            }
+            let bal: u128 = read_or(ctx, &wrapped_key(a.token, &who))?;
+            if bal < a.amount {
+                return fail(XchainError::Insufficient { what: "claimed tokens", have: bal, need: a.amount });
+            }
+            ctx.write_typed(&wrapped_key(a.token, &who), &(bal - a.amount))?;
+        }
+        let pool: u128 = read_or(ctx, &pool_key(a.token))?;
+        ctx.write_typed(&pool_key(a.token), &pool.checked_add(a.amount).ok_or(XchainError::Overflow)?)?;
+        let lp: u128 = read_or(ctx, &lp_key(a.token, &who))?;
+        ctx.write_typed(&lp_key(a.token, &who), &lp.saturating_add(a.amount))?;
+        Ok(Vec::new())
+    }
+
+    /// `x_i` of ln 04 for `x_j Token_j` paid in `token_i`.
+    fn price(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        x_j: u128,
+        token_i: ChainId,
+        token_j: ChainId,
+    ) -> Result<u128, ContractError> {
+        let w_i = *self.weights.get(&token_i).ok_or(XchainError::UnknownToken(token_i))?;
+        let w_j = *self.weights.get(&token_j).ok_or(XchainError::UnknownToken(token_j))?;
+        let b_i: u128 = read_or(ctx, &pool_key(token_i))?;
+        let b_j: u128 = read_or(ctx, &pool_key(token_j))?;
+        Ok(amm::amount_in_for(x_j, (token_i, b_i, w_i), (token_j, b_j, w_j))?)
+    }
+
+    // ------------------------------------------------------------------ SC_T
+
+    fn cct(&self, ctx: &mut CallContext<'_, '_>, a: CctArgs) -> Result<Vec<u8>, ContractError> {
+        let t = &a.terms;
+        if ctx.caller() != t.sender_b {
+            return fail(XchainError::NotSender);
+        }
+        if ctx.height() > t.expires_at {
+            return fail(XchainError::CctExpired { expires_at: t.expires_at, now: ctx.height() });
+        }
+        if t.chain_i == t.chain_j {
+            return fail(XchainError::BadTerms("the two chains must differ".into()));
+        }
+        let reg_i = self.reg(t.chain_i)?.clone();
+        let reg_j = self.reg(t.chain_j)?.clone();
+        if t.min_x_i > t.max_x_i {
+            return fail(XchainError::BadTerms("min_x_i exceeds max_x_i".into()));
+        }
+        let receiver_b = t.receiver_pk.address();
+        if receiver_b == t.sender_b {
+            return fail(XchainError::BadTerms("sender and receiver are the same BoB account".into()));
+        }
+        let id = t.id();
+        if ctx.read(&cct_key(&id))?.is_some() {
+            return fail(XchainError::DuplicateCct(id));
+        }
+        let digest = t.digest(ctx.chain_id());
+        if !ctx.verify_signature(&t.receiver_pk, &digest, &a.receiver_sig)? {
+            return fail(XchainError::BadReceiverSignature);
+        }
+        // ln 03–04: prices from SC_AMM.
+        let x_i = self.price(ctx, t.x_j, t.chain_i, t.chain_j)?;
+        let x_b = self.price(ctx, t.x_j, self.cfg.bob_chain, t.chain_j)?;
+        if x_i < t.min_x_i || x_i > t.max_x_i {
+            return fail(XchainError::RateOutOfBounds { x_i, min: t.min_x_i, max: t.max_x_i });
+        }
+        // ln 05: both deposits must exceed κ̄ · x_B; that much is locked.
+        let lock = x_b.checked_mul(self.cfg.kappa_bar as u128).ok_or(XchainError::Overflow)?;
+        let mut ds: DepositAccount = read_or(ctx, &deposit_key(&t.sender_b))?;
+        let mut dr: DepositAccount = read_or(ctx, &deposit_key(&receiver_b))?;
+        if ds.free <= lock {
+            return fail(XchainError::InsufficientDeposit { who: "sender", needed: lock, free: ds.free });
+        }
+        if dr.free <= lock {
+            return fail(XchainError::InsufficientDeposit { who: "receiver", needed: lock, free: dr.free });
+        }
+        ds.free -= lock;
+        ds.locked += lock;
+        dr.free -= lock;
+        dr.locked += lock;
+        ctx.write_typed(&deposit_key(&t.sender_b), &ds)?;
+        ctx.write_typed(&deposit_key(&receiver_b), &dr)?;
+        // ln 08: deadlines from the epochs the BoB knows now.
+        let (e_i, _) = self.tip(ctx, t.chain_i)?;
+        let (e_j, _) = self.tip(ctx, t.chain_j)?;
+        let rec = CctRecord {
+            terms: t.clone(),
+            x_i,
+            x_b,
+            lock,
+            e_i,
+            e_j,
+            deadline_i: e_i + self.cfg.kappa_bar + reg_i.kappa as u64,
+            deadline_j: e_j + self.cfg.kappa_bar + reg_j.kappa as u64,
+            sender: SideState::Pending,
+            receiver: SideState::Pending,
+            verified: false,
+            complete: false,
+        };
+        ctx.write_typed(&cct_key(&id), &rec)?;
+        ctx.emit(
+            "cct",
+            vec![
+                ("id".into(), id.to_string()),
+                ("x_i".into(), x_i.to_string()),
+                ("x_b".into(), x_b.to_string()),
+                ("deadline_i".into(), rec.deadline_i.to_string()),
+                ("deadline_j".into(), rec.deadline_j.to_string()),
+            ],
+        )?;
+        Ok(id.0.to_vec())
+    }
+
+    fn load_cct(&self, ctx: &mut CallContext<'_, '_>, id: &Hash32) -> Result<CctRecord, ContractError> {
+        match ctx.read_typed::<CctRecord>(&cct_key(id))? {
+            Some(r) => Ok(r),
+            None => fail(XchainError::UnknownCct(*id)),
+        }
+    }
+
+    /// The NT carries exactly the side's instruction (IN_s or IN_r).
+    fn check_instruction(rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Result<(), XchainError> {
+        let (chain, from, to, amount) = rec.instruction(side);
+        let TxKind::Transfer { to: got_to, amount: got_amount } = &nt.tx.kind else {
+            return Err(XchainError::InstructionMismatch("not a native transfer".into()));
+        };
+        if nt.tx.chain_id != chain {
+            return Err(XchainError::InstructionMismatch(format!("chain {} instead of {chain}", nt.tx.chain_id)));
+        }
+        if nt.sender() != from || *got_to != to || got_amount.0 != amount {
+            return Err(XchainError::InstructionMismatch(format!(
+                "expected {amount} from {from} to {to}, got {got_amount} from {} to {got_to}",
+                nt.sender()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether both chains have reached their deadlines (ln 21, per chain);
+    /// `Err` names the first that has not.
+    fn deadline_reached(&self, ctx: &mut CallContext<'_, '_>, rec: &CctRecord) -> Result<(), XchainError> {
+        for (chain, deadline) in [(rec.terms.chain_i, rec.deadline_i), (rec.terms.chain_j, rec.deadline_j)] {
+            let (tip, _) = self.tip(ctx, chain).map_err(|_| XchainError::UnknownChain(chain))?;
+            if tip < deadline {
+                return Err(XchainError::DeadlineNotReached { chain, tip, deadline });
+            }
+        }
+        Ok(())
+    }
+
+    fn post_nt(&self, ctx: &mut CallContext<'_, '_>, a: PostNt) -> Result<Vec<u8>, ContractError> {
+        let rec = self.load_cct(ctx, &a.cct)?;
+        if rec.complete {
+            return fail(XchainError::AlreadyComplete);
+        }
+        if rec.state(a.side) != SideState::Pending {
+            return fail(XchainError::AlreadySettled(a.side.name()));
+        }
+        let (chain, ..) = rec.instruction(a.side);
+        // Sub-situation 1 counts an NT missing from the BoB by the deadline
+        // as withheld, so a copy arriving after it is refused.
+        match self.deadline_reached(ctx, &rec) {
+            Err(XchainError::DeadlineNotReached { .. }) => {}
+            Err(e) => return fail(e),
+            Ok(()) => {
+                let deadline = if a.side == Side::Sender { rec.deadline_i } else { rec.deadline_j };
+                let (tip, _) = self.tip(ctx, chain)?;
+                return fail(XchainError::DeadlineExpired { chain, tip, deadline });
+            }
+        }
+        Self::check_instruction(&rec, a.side, &a.nt)?;
+        if !ctx.verify_signature(&a.nt.tx.sender, &a.nt.hash(), &a.nt.signature)? {
+            return fail(XchainError::BadNativeSignature);
+        }
+        if ctx.read(&posted_key(&a.cct, a.side))?.is_some() {
+            return fail(XchainError::AlreadyPosted(a.side.name()));
+        }
+        ctx.write_typed(&posted_key(&a.cct, a.side), &a.nt)?;
+        ctx.emit("nt_posted", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;
+        Ok(Vec::new())
+    }
+
+    // ---------------------------------------------------------------- SC_MPV
+
+    fn prove(&self, ctx: &mut CallContext<'_, '_>, a: ProofTx) -> Result<Vec<u8>, ContractError> {
+        // ln 16 (i): CCT ∈ SC_T.
+        let mut rec = self.load_cct(ctx, &a.cct)?;
+        if rec.complete {
+            return fail(XchainError::AlreadyComplete);
+        }
+        if rec.state(a.side) != SideState::Pending {
+            return fail(XchainError::AlreadySettled(a.side.name()));
+        }
+        Self::check_instruction(&rec, a.side, &a.nt)?;
+        let nt_hash = a.nt.hash();
+        if ctx.read(&used_key(&nt_hash))?.is_some() {
+            return fail(XchainError::NtAlreadyUsed(nt_hash));
+        }
+        // ln 16 (ii): e' > e_* + κ̄ (the NT came after the CCT was stored).
+        let after = rec.epoch(a.side) + self.cfg.kappa_bar;
+        if a.height <= after {
+            return fail(XchainError::TooEarly { height: a.height, after });
+        }
+        // ln 16 (iii): Val_proof against a stored, final header.
+        let (chain, ..) = rec.instruction(a.side);
+        self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
+        ctx.write(&used_key(&nt_hash), vec![1])?;
+        rec.set_state(a.side, SideState::Proved { nt: nt_hash, height: a.height });
+        ctx.emit("proof_recorded", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;
+        self.finish_if_settled(ctx, &a.cct, rec)?;
+        Ok(Vec::new())
+    }
+
+    fn cct_v(&self, ctx: &mut CallContext<'_, '_>, a: CctV) -> Result<Vec<u8>, ContractError> {
+        let mut rec = self.load_cct(ctx, &a.cct)?;
+        if rec.complete {
+            return fail(XchainError::AlreadyComplete);
+        }
+        if rec.verified {
+            return fail(XchainError::AlreadySettled("verification"));
+        }
+        // ln 21/23: only after the deadline; otherwise discarded (ln 30).
+        self.deadline_reached(ctx, &rec)?;
+        rec.verified = true;
+        for side in [Side::Sender, Side::Receiver] {
+            if rec.state(side) != SideState::Pending {
+                continue;
+            }
+            if ctx.read(&posted_key(&a.cct, side))?.is_some() {
+                // Sub-situation 2: the NT is on the BoB; f+1 BoB nodes
+                // forward it to its chain and prove it (ln 26–27).
+                continue;
+            }
+            // Sub-situation 1 (lns 24–25).
+            Self::penalise(ctx, &a.cct, &mut rec, side, "withholding_penalty")?;
+        }
+        self.finish_if_settled(ctx, &a.cct, rec)?;
+        Ok(Vec::new())
+    }
+
+    /// x_B of the defaulting side's locked deposit goes to the counterparty's
+    /// free deposit (lns 24–25).
+    fn penalise(
+        ctx: &mut CallContext<'_, '_>,
+        id: &Hash32,
+        rec: &mut CctRecord,
+        side: Side,
+        event: &str,
+    ) -> Result<(), ContractError> {
+        let receiver_b = rec.terms.receiver_pk.address();
+        let (from, to) = match side {
+            Side::Sender => (rec.terms.sender_b, receiver_b),
+            Side::Receiver => (receiver_b, rec.terms.sender_b),
+        };
+        let mut df: DepositAccount = read_or(ctx, &deposit_key(&from))?;
+        df.locked = df.locked.checked_sub(rec.x_b).ok_or(XchainError::Overflow)?;
+        ctx.write_typed(&deposit_key(&from), &df)?;
+        let mut dt: DepositAccount = read_or(ctx, &deposit_key(&to))?;
+        dt.free = dt.free.checked_add(rec.x_b).ok_or(XchainError::Overflow)?;
+        ctx.write_typed(&deposit_key(&to), &dt)?;
+        rec.set_state(side, SideState::Penalised);
+        ctx.emit(event, vec![("cct".into(), id.to_string()), ("side".into(), side.name().into())])
+    }
+
+    /// Sub-situation 3 (lns 28–29): a BoB node proves that a posted native
+    /// transaction can never land, and its payer's deposit pays as in
+    /// sub-situation 1.
+    ///
+    /// Decision: the evidence is either the payer's account at a final
+    /// header after `e_* + κ̄`, whose nonce has not passed NT's and whose
+    /// balance cannot cover NT's maximum cost (so NT was not executed and
+    /// cannot be at that state), or another included transaction of the
+    /// payer with NT's nonce. Balance evidence only after CCT_V (until the
+    /// deadline the payer may still fund its account); a spent nonce is
+    /// conclusive at any time, while its block is among the κ_i kept
+    /// headers — BoB nodes watch posted NTs' nonces as blocks arrive.
+    fn fraud(&self, ctx: &mut CallContext<'_, '_>, a: Fraud) -> Result<Vec<u8>, ContractError> {
+        let mut rec = self.load_cct(ctx, &a.cct)?;
+        if rec.complete {
+            return fail(XchainError::AlreadyComplete);
+        }
+        if rec.state(a.side) != SideState::Pending {
+            return fail(XchainError::AlreadySettled(a.side.name()));
+        }
+        let Some(nt) = ctx.read_typed::<SignedTransaction>(&posted_key(&a.cct, a.side))? else {
+            return fail(XchainError::NotPosted(a.side.name()));
+        };
+        let (chain, payer, ..) = rec.instruction(a.side);
+        match &a.evidence {
+            FraudEvidence::Balance { account, proof } => {
+                if !rec.verified {
+                    return fail(XchainError::NotVerified);
+                }
+                let after = rec.epoch(a.side) + self.cfg.kappa_bar;
+                if a.height <= after {
+                    return fail(XchainError::TooEarly { height: a.height, after });
+                }
+                let reg = self.reg(chain)?.clone();
+                let header = self.final_header(ctx, chain, a.height)?;
+                let entries: usize = proof.entries.iter().map(|(k, _)| k.len() + 32).sum();
+                ctx.charge(
+                    (gas::HASH_BASE + 2 * gas::HASH_WORD) * (proof.siblings.len() as u64 + 1)
+                        + gas::HASH_BASE
+                        + gas::HASH_WORD * gas::words(entries),
+                )?;
+                let value = account.map(|acc| borsh::to_vec(&acc).unwrap_or_default());
+                if !proof.verify(&header.state_root, reg.state_buckets_log2, &account_key(&payer), value.as_deref()) {
+                    return fail(XchainError::BadStateProof { chain, height: a.height });
+                }
+                let acc = account.unwrap_or_default();
+                let need = nt.tx.max_cost().ok_or(XchainError::Overflow)?;
+                if acc.nonce > nt.tx.nonce {
+                    return fail(XchainError::NotFraud(format!(
+                        "the payer's nonce {} is past NT's {}",
+                        acc.nonce, nt.tx.nonce
+                    )));
+                }
+                if acc.balance >= need {
+                    return fail(XchainError::NotFraud(format!(
+                        "the payer's balance {} covers NT's {need}",
+                        acc.balance
+                    )));
+                }
+            }
+            FraudEvidence::NonceTaken { other, proof } => {
+                if other.tx.sender != nt.tx.sender || other.tx.nonce != nt.tx.nonce || other.hash() == nt.hash() {
+                    return fail(XchainError::NotFraud("not another transaction of the payer with NT's nonce".into()));
+                }
+                self.check_inclusion(ctx, chain, a.height, other, proof)?;
+            }
+        }
+        Self::penalise(ctx, &a.cct, &mut rec, a.side, "fraud_penalty")?;
+        self.finish_if_settled(ctx, &a.cct, rec)?;
+        Ok(Vec::new())
+    }
+
+    /// Stores the record; once neither side is pending the CCT is confirmed
+    /// (ln 20) and what is left of both locks returns to the free deposits.
+    fn finish_if_settled(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        id: &Hash32,
+        mut rec: CctRecord,
+    ) -> Result<(), ContractError> {
+        if rec.sender != SideState::Pending && rec.receiver != SideState::Pending {
+            rec.complete = true;
+            let receiver_b = rec.terms.receiver_pk.address();
+            for (who, side) in [(rec.terms.sender_b, Side::Sender), (receiver_b, Side::Receiver)] {
+                let back = if rec.state(side) == SideState::Penalised { rec.lock - rec.x_b } else { rec.lock };
+                let mut d: DepositAccount = read_or(ctx, &deposit_key(&who))?;
+                d.locked = d.locked.checked_sub(back).ok_or(XchainError::Overflow)?;
+                d.free = d.free.checked_add(back).ok_or(XchainError::Overflow)?;
+                ctx.write_typed(&deposit_key(&who), &d)?;
+            }
+            ctx.emit("cct_confirmed", vec![("cct".into(), id.to_string())])?;
+        }
+        ctx.write_typed(&cct_key(id), &rec)
+    }
+}
+
+impl NativeContract for BobContract {
+    fn name(&self) -> &'static str {
+        "bob"
+    }
+
+    fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> Result<Vec<u8>, ContractError> {
+        let value_free = matches!(method, "deposit" | "provide");
+        if !value_free && !ctx.value().is_zero() {
+            return revert(format!("{method} takes no value"));
+        }
+        match method {
+            "relay" => self.relay(ctx, decode_args(args)?),
+            "deposit" => self.deposit(ctx),
+            "withdraw" => self.withdraw(ctx, decode_args(args)?),
+            "claim" => self.claim(ctx, decode_args(args)?),
+            "provide" => self.provide(ctx, decode_args(args)?),
+            "cct" => self.cct(ctx, decode_args(args)?),
+            "post_nt" => self.post_nt(ctx, decode_args(args)?),
+            "prove" => self.prove(ctx, decode_args(args)?),
+            "cct_v" => self.cct_v(ctx, decode_args(args)?),
+            "fraud" => self.fraud(ctx, decode_args(args)?),
+            other => revert(format!("bob has no method {other}")),
+        }
+    }
+
+    fn view(&self, ctx: &ViewContext<'_>, method: &str, args: &[u8]) -> Result<serde_json::Value, ContractError> {
+        match method {
+            "tip" => {
+                let chain: ChainId = decode_args(args)?;
+                let reg = self.reg(chain)?;
+                let (h, hash) = ctx
+                    .read_typed::<(Height, Hash32)>(&tip_key(chain))?
+                    .unwrap_or((reg.anchor_height, reg.anchor_hash));
+                Ok(json!({ "chain": chain, "height": h, "hash": hash }))
+            }
+            "cct" => {
+                let id: Hash32 = decode_args(args)?;
+                match ctx.read_typed::<CctRecord>(&cct_key(&id))? {
+                    Some(r) => Ok(serde_json::to_value(r).unwrap_or_default()),
+                    None => fail(XchainError::UnknownCct(id)),
+                }
+            }
+            "deposit" => {
+                let a: Address = decode_args(args)?;
+                let d = ctx.read_typed::<DepositAccount>(&deposit_key(&a))?.unwrap_or_default();
+                Ok(json!({ "free": d.free.to_string(), "locked": d.locked.to_string() }))
+            }
+            "wrapped" => {
+                let (token, a): (ChainId, Address) = decode_args(args)?;
+                let b = ctx.read_typed::<u128>(&wrapped_key(token, &a))?.unwrap_or(0);
+                Ok(json!({ "token": token, "owner": a, "balance": b.to_string() }))
+            }
+            "pool" => {
+                let mut out = serde_json::Map::new();
+                for (t, w) in &self.weights {
+                    let b = ctx.read_typed::<u128>(&pool_key(*t))?.unwrap_or(0);
+                    out.insert(t.to_string(), json!({ "weight": w, "balance": b.to_string() }));
+                }
+                Ok(serde_json::Value::Object(out))
+            }
+            other => revert(format!("bob has no view {other}")),
+        }
+    }
+}
+
+/// Typed reads of the BoB contract's records, for drivers and tests.
+pub mod keys {
+    use super::*;
+    pub fn cct(id: &Hash32) -> Vec<u8> {
+        cct_key(id)
+    }
+    pub fn deposit(a: &Address) -> Vec<u8> {
+        deposit_key(a)
+    }
+    pub fn wrapped(token: ChainId, a: &Address) -> Vec<u8> {
+        wrapped_key(token, a)
+    }
+    pub fn pool(token: ChainId) -> Vec<u8> {
+        pool_key(token)
+    }
+    pub fn tip(chain: ChainId) -> Vec<u8> {
+        tip_key(chain)
+    }
+    pub fn header(chain: ChainId, h: Height) -> Vec<u8> {
+        header_key(chain, h)
+    }
+    pub fn posted(id: &Hash32, side: Side) -> Vec<u8> {
+        posted_key(id, side)
+    }
+}

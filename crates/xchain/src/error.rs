@@ -1,0 +1,103 @@
+//! Typed refusals of the BoB contracts (thesis §5.4, the ⊥ cases of
+//! Algorithm 5.1 and the bad input of issue item 9).
+//!
+//! A contract refuses by reverting with the error's `Display` text, so a
+//! receipt's status is exactly `Reverted("reverted: <error>")`: the driver
+//! and the tests compare against the typed value, never a free-form string.
+
+use gridledger_core::{ChainId, Hash32, Height};
+use thiserror::Error;
+
+/// Why the BoB refused a relayed header, a cross-chain transaction or a proof.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum XchainError {
+    #[error("chain {0} is not registered with the BoB")]
+    UnknownChain(ChainId),
+    #[error("header is for chain {got}, relayed as chain {expected}")]
+    WrongChain { expected: ChainId, got: ChainId },
+    #[error("header {got} does not extend the stored tip {tip}")]
+    NotNext { tip: Height, got: Height },
+    #[error("header {0}'s parent is not the stored tip")]
+    ParentMismatch(Height),
+    #[error("header {0} carries no validator signature")]
+    Unsigned(Height),
+    #[error("header {height} is not signed by chain {chain}'s validators: {reason}")]
+    BadSeal { chain: ChainId, height: Height, reason: String },
+    #[error("header {height} of chain {chain} is no longer kept (stale: the BoB keeps heights above {oldest_kept})")]
+    StaleHeader { chain: ChainId, height: Height, oldest_kept: Height },
+    #[error("header {height} of chain {chain} is unknown (tip {tip})")]
+    UnknownHeader { chain: ChainId, height: Height, tip: Height },
+    #[error("header {height} of chain {chain} needs {needed} confirmations, has {have}")]
+    NotFinal { chain: ChainId, height: Height, needed: u32, have: u64 },
+    #[error("Merkle proof does not show the transaction in block {height} of chain {chain}")]
+    BadMerkleProof { chain: ChainId, height: Height },
+    #[error("the native transaction does not match the instruction: {0}")]
+    InstructionMismatch(String),
+    #[error("native transaction signature does not verify")]
+    BadNativeSignature,
+    #[error("native transaction {0} was already used as evidence")]
+    NtAlreadyUsed(Hash32),
+    #[error("cross-chain transaction {0} is unknown")]
+    UnknownCct(Hash32),
+    #[error("cross-chain transaction {0} already exists")]
+    DuplicateCct(Hash32),
+    #[error("cross-chain transaction terms are invalid: {0}")]
+    BadTerms(String),
+    #[error("the receiver's signature over the terms does not verify")]
+    BadReceiverSignature,
+    #[error("only the sender named in the terms may submit the cross-chain transaction")]
+    NotSender,
+    #[error("the cross-chain transaction expired at BoB height {expires_at}, now {now}")]
+    CctExpired { expires_at: Height, now: Height },
+    #[error("insufficient deposit: {who} needs more than {needed} free Token_B, has {free}")]
+    InsufficientDeposit { who: &'static str, needed: u128, free: u128 },
+    #[error("proof for epoch {height} is not after the CCT's epoch {after} (+κ̄)")]
+    TooEarly { height: Height, after: Height },
+    #[error("side {0} of the exchange is already settled")]
+    AlreadySettled(&'static str),
+    #[error("the {0} native transaction is already posted to the BoB")]
+    AlreadyPosted(&'static str),
+    #[error("the deadline has passed (chain {chain} at {tip}, deadline {deadline})")]
+    DeadlineExpired { chain: ChainId, tip: Height, deadline: Height },
+    #[error("the deadline has not been reached (chain {chain} at {tip}, deadline {deadline})")]
+    DeadlineNotReached { chain: ChainId, tip: Height, deadline: Height },
+    #[error("the cross-chain transaction is already complete")]
+    AlreadyComplete,
+    #[error("transfer {0} was already claimed")]
+    AlreadyClaimed(Hash32),
+    #[error("only the sender of the locking transfer may claim it")]
+    NotClaimant,
+    #[error("insufficient {what}: have {have}, need {need}")]
+    Insufficient { what: &'static str, have: u128, need: u128 },
+    #[error("the pool has no liquidity for token {0}")]
+    NoLiquidity(ChainId),
+    #[error("the pool has no weight for token {0}")]
+    UnknownToken(ChainId),
+    #[error("a fraud proof needs CCT_V to have run (Situation 2)")]
+    NotVerified,
+    #[error("the {0} native transaction was never posted to the BoB (sub-situation 1 applies)")]
+    NotPosted(&'static str),
+    #[error("state proof does not verify against header {height} of chain {chain}")]
+    BadStateProof { chain: ChainId, height: Height },
+    #[error("no fraud: {0}")]
+    NotFraud(String),
+    #[error("exchange amount overflows")]
+    Overflow,
+    #[error("amount must be positive")]
+    ZeroAmount,
+    #[error("the exchange needs {x_i} Token_i, outside the agreed bounds [{min}, {max}]")]
+    RateOutOfBounds { x_i: u128, min: u128, max: u128 },
+}
+
+impl XchainError {
+    /// The receipt status a transaction refused with this error carries.
+    pub fn as_revert(&self) -> String {
+        format!("reverted: {self}")
+    }
+}
+
+impl From<XchainError> for gridledger_ledger::ContractError {
+    fn from(e: XchainError) -> Self {
+        gridledger_ledger::ContractError::Revert(e.to_string())
+    }
+}

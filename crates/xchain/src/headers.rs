@@ -1,0 +1,126 @@
+//! External-chain headers as the BoB sees them (thesis §5.3.1, assumption
+//! (ii)): the BoB validators keep only the latest κ_i headers of each
+//! external chain BC_i, fed by relayers, and accept a header only if it
+//! extends the stored tip and carries the signatures of BC_i's validators.
+//!
+//! A deterministic chain's header carries a PBFT commit certificate
+//! ([`Seal::Quorum`]: a quorum of commit votes over the header hash, the
+//! digest [`vote_digest`] that `gridledger-consensus` signs), so a header is
+//! final as soon as it is relayed. A probabilistic chain's header carries
+//! its proposer's signature ([`Seal::Single`]) and is final once `k`
+//! descendants are stored (the common-prefix parameter).
+//!
+//! Decision: the BoB follows one branch of each external chain; a competing
+//! header at a height it already stores is refused ([`XchainError::NotNext`]).
+//! Fork choice for probabilistic chains is out of scope here: the embedded
+//! chains never fork, and `k` confirmations is the seed's finality rule.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_consensus::pbft::{vote_digest, ValidatorSet, VoteKind};
+use gridledger_core::crypto::verify;
+use gridledger_core::{ChainId, Hash32, Height, PublicKey};
+use gridledger_ledger::{BlockHeader, Seal};
+use serde::{Deserialize, Serialize};
+
+use crate::error::XchainError;
+
+/// How an external chain finalises blocks (thesis §5.2.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Finality {
+    /// PBFT-style: a block with a quorum certificate is final.
+    Deterministic,
+    /// Longest-chain style: final after `k` confirmations.
+    Probabilistic { k: u32 },
+}
+
+impl Finality {
+    /// Descendants a header needs before it counts as final.
+    pub fn confirmations(&self) -> u32 {
+        match self {
+            Finality::Deterministic => 0,
+            Finality::Probabilistic { k } => *k,
+        }
+    }
+}
+
+/// What the BoB knows about an external chain: fixed in the BoB's contract
+/// configuration (its genesis), never changed by a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ChainRegistration {
+    pub chain_id: ChainId,
+    /// The consensus instance bound into every vote (the chain's genesis hash).
+    pub instance: Hash32,
+    /// BC_i's validators in index order.
+    pub validators: Vec<PublicKey>,
+    pub finality: Finality,
+    /// κ_i: how many of the latest headers the BoB keeps.
+    pub kappa: u32,
+    /// The chain's state tree has `2^state_buckets_log2` buckets (for state proofs).
+    pub state_buckets_log2: u32,
+    /// The trusted starting point: the genesis header's height and hash.
+    pub anchor_height: Height,
+    pub anchor_hash: Hash32,
+}
+
+/// A header with the seal that makes it valid on its chain: what a relayer ships.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SealedHeader {
+    pub header: BlockHeader,
+    pub seal: Seal,
+}
+
+impl ChainRegistration {
+    /// Signature verifications a header's seal costs the BoB (for gas).
+    pub fn seal_checks(&self, seal: &Seal) -> u64 {
+        match seal {
+            Seal::Quorum { signatures, .. } => signatures.len() as u64,
+            Seal::Single { .. } => 1,
+            Seal::Genesis => 0,
+        }
+    }
+
+    /// Checks that `sh` is the next header after the stored tip
+    /// `(tip_height, tip_hash)` and is signed by this chain's validators.
+    pub fn check_next(&self, tip_height: Height, tip_hash: &Hash32, sh: &SealedHeader) -> Result<(), XchainError> {
+        let h = &sh.header;
+        if h.chain_id != self.chain_id {
+            return Err(XchainError::WrongChain { expected: self.chain_id, got: h.chain_id });
+        }
+        if h.height != tip_height + 1 {
+            return Err(XchainError::NotNext { tip: tip_height, got: h.height });
+        }
+        if h.parent != *tip_hash {
+            return Err(XchainError::ParentMismatch(h.height));
+        }
+        self.check_seal(sh)
+    }
+
+    /// The seal check alone: a quorum certificate for deterministic chains,
+    /// a validator proposer's signature for probabilistic ones.
+    pub fn check_seal(&self, sh: &SealedHeader) -> Result<(), XchainError> {
+        let h = &sh.header;
+        let hash = h.hash();
+        let bad = |reason: String| XchainError::BadSeal { chain: self.chain_id, height: h.height, reason };
+        match (&sh.seal, self.finality) {
+            (Seal::Genesis, _) => Err(XchainError::Unsigned(h.height)),
+            (Seal::Quorum { view, signatures }, Finality::Deterministic) => {
+                let set = ValidatorSet::new(self.instance, self.validators.clone()).map_err(|e| bad(e.to_string()))?;
+                let digest = vote_digest(VoteKind::Commit, &self.instance, *view, h.height, &hash);
+                set.verify_quorum(&digest, signatures).map_err(|e| bad(e.to_string()))
+            }
+            (Seal::Single { signature }, Finality::Probabilistic { .. }) => {
+                if !self.validators.contains(&h.proposer) {
+                    return Err(bad("the proposer is not a validator".into()));
+                }
+                verify(&h.proposer, &hash, signature).map_err(|e| bad(e.to_string()))
+            }
+            (Seal::Single { .. }, Finality::Deterministic) => {
+                Err(bad("a deterministic chain's header needs a quorum certificate".into()))
+            }
+            (Seal::Quorum { .. }, Finality::Probabilistic { .. }) => {
+                Err(bad("a probabilistic chain's header carries its proposer's signature".into()))
+            }
+        }
+    }
+}

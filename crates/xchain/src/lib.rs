@@ -1,0 +1,34 @@
+//! gridledger's blockchain of blockchains (thesis Ch.5).
+//!
+//! - [`headers`]: external-chain headers and their validator signatures, as
+//!   the BoB checks them (§5.3.1, assumption (ii)).
+//! - [`embedded`]: an in-process chain with its own validators, sealing
+//!   blocks with deterministic or probabilistic finality.
+//! - [`threshold`]: threshold accounts `TPK_Addr_i` (§5.2.6).
+//! - [`amm`]: SC_AMM's integer rate arithmetic (Eq. 5.2).
+//! - [`bob`]: the BoB's contracts — header store, SC_D, SC_AMM, Π_CCTC,
+//!   SC_T and SC_MPV (Table 5-1, Algorithm 5.1).
+//! - [`htlc`]: the hash time-locked atomic swap baseline (Π_AS family).
+//! - [`mbs`]: a BoB-MBS of one BoB and N external chains with relayers,
+//!   and the CCTE participants' side of Algorithm 5.1.
+//!
+//! External chains are plain ledgers with no contracts at all: a CCTE's
+//! native transaction is an ordinary transfer (fungibility) checked only by
+//! its signature (script-minimum), and nothing about any other chain is
+//! stored on them (independence, §5.2.1).
+
+pub mod amm;
+pub mod bench;
+pub mod bob;
+pub mod embedded;
+pub mod error;
+pub mod headers;
+pub mod htlc;
+pub mod mbs;
+pub mod threshold;
+
+pub use bob::{BobConfig, BobContract, CctRecord, CctTerms, Side, SideState, BOB_CONTRACT_ID};
+pub use embedded::EmbeddedChain;
+pub use error::XchainError;
+pub use headers::{ChainRegistration, Finality, SealedHeader};
+pub use mbs::{BobMbs, MbsSpec};

@@ -1,0 +1,853 @@
+//! A BoB-MBS (thesis §5.3.1): one BoB with deterministic finality and N
+//! external chains, each an independent [`EmbeddedChain`] with its own
+//! validators, plus the relayer that feeds external headers to the BoB and
+//! the CCTE participants' steps of Algorithm 5.1.
+//!
+//! One [`BobMbs::tick`] is one epoch everywhere: every external chain seals
+//! a block, the relayer ships the new headers to the BoB, and the BoB seals
+//! a block. Latency is counted in these epochs (the seed's block intervals).
+
+use borsh::BorshSerialize;
+use gridledger_core::codec::Tag;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Address, Amount, ChainId, Hash32, Height};
+use gridledger_ledger::devnet::{dev_key, transfer};
+use gridledger_ledger::state::{account_key, contract_key, StateRead};
+use gridledger_ledger::{
+    Allocation, ChainError, ContractRegistry, Genesis, Receipt, SignedTransaction, SubmitError, Transaction, TxKind,
+    TxStatus,
+};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use thiserror::Error;
+
+use crate::amm::WEIGHT_ONE;
+use crate::bob::{
+    self, BobConfig, BobContract, CctArgs, CctRecord, CctTerms, CctV, Claim, Fraud, FraudEvidence, PostNt, ProofTx,
+    Provide, Relay, Side, SideState, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
+};
+use crate::embedded::EmbeddedChain;
+use crate::headers::Finality;
+use crate::htlc::{hashlock, ClaimHtlc, HtlcContract, Lock, Refund, HTLC_ID};
+use crate::threshold::BobCommittee;
+
+/// The BoB's chain id; external chain `n` (0-based) is `FIRST_EXTERNAL + n`.
+pub const BOB_CHAIN: ChainId = 100;
+pub const FIRST_EXTERNAL: ChainId = 101;
+/// The fee of a native transfer at gas price 1.
+pub const TRANSFER_FEE: u128 = gridledger_ledger::devnet::TRANSFER_GAS as u128;
+/// Where misbehaving parties send their funds away.
+pub const SINK: Address = Address([0xEE; 20]);
+/// Gas limit of the driver's BoB transactions (relays carry up to 64 headers).
+pub const BOB_TX_GAS: u64 = 20_000_000;
+
+/// Shape of a BoB-MBS.
+#[derive(Clone, Debug)]
+pub struct MbsSpec {
+    /// N: external chains.
+    pub chains: usize,
+    /// Validators of each external chain.
+    pub validators: usize,
+    pub bob_validators: usize,
+    pub finality: Finality,
+    /// κ_i: headers of each external chain the BoB keeps.
+    pub kappa: u32,
+    pub kappa_bar: u64,
+    /// Development accounts funded on every chain.
+    pub users: usize,
+    pub balance: Amount,
+    /// Deploy the HTLC contract on the external chains (the baseline only;
+    /// CCTE needs no contract there).
+    pub htlc_baseline: bool,
+    /// Seed of the development dealer of the BoB validators' threshold key.
+    pub committee_seed: u64,
+}
+
+impl Default for MbsSpec {
+    fn default() -> Self {
+        Self {
+            chains: 2,
+            validators: 4,
+            bob_validators: 4,
+            finality: Finality::Deterministic,
+            kappa: 16,
+            kappa_bar: 2,
+            users: 8,
+            balance: Amount(1_000_000_000_000),
+            htlc_baseline: false,
+            committee_seed: 1,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum MbsError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    #[error("invalid spec: {0}")]
+    Spec(String),
+    /// A BoB transaction was refused; the reason is the contract's typed error text.
+    #[error("BoB refused {method}: {reason}")]
+    Refused { method: String, reason: String },
+    #[error("{0}")]
+    Missing(String),
+}
+
+/// Bytes each party put on the wire in one CCTE (canonical encodings).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Bytes {
+    /// The CCT transaction (Phase 1).
+    pub cct: usize,
+    /// NT_s and NT_r as sent to their chains (Phase 2).
+    pub native: usize,
+    /// The copies of the NTs sent to the BoB (Phase 2).
+    pub posted: usize,
+    /// Proof transactions (Phase 3).
+    pub proofs: usize,
+    /// CCT_V (Situation 2).
+    pub cct_v: usize,
+    /// Fraud-proof transactions T_FP (sub-situation 3).
+    pub fraud: usize,
+}
+
+impl Bytes {
+    pub fn total(&self) -> usize {
+        self.cct + self.native + self.posted + self.proofs + self.cct_v + self.fraud
+    }
+}
+
+/// What one CCTE did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SwapReport {
+    pub cct: Hash32,
+    #[serde(with = "crate::bob::amount_str")]
+    pub x_i: u128,
+    #[serde(with = "crate::bob::amount_str")]
+    pub x_b: u128,
+    /// Transaction-execution phases until both native transfers were on their chains.
+    pub exchange_phases: u32,
+    /// Phases until the BoB confirmed the CCT (proofs, CCT_V).
+    pub settlement_phases: u32,
+    /// Epochs from the CCT's submission until both native transfers were final.
+    pub exchange_epochs: u64,
+    /// Epochs until the BoB confirmed the CCT.
+    pub settlement_epochs: u64,
+    pub bytes: Bytes,
+    /// Native transactions the parties signed (each an ordinary transfer).
+    pub native_txs: usize,
+    /// Gas of the BoB transactions by kind.
+    pub gas: BTreeMap<String, u64>,
+    pub record: CctRecord,
+}
+
+/// How a participant of a CCTE behaves (thesis §5.3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    Honest,
+    /// This side never sends its native transaction anywhere.
+    Withhold(Side),
+    /// This side's chain delays its native transaction by `delay` epochs.
+    Censor {
+        side: Side,
+        delay: u64,
+    },
+    /// This side posts its NT to the BoB but first empties its account on
+    /// its chain, so the NT can never pay (sub-situation 3, balance).
+    Underfund(Side),
+    /// This side posts its NT to the BoB but spends NT's nonce on another
+    /// transaction (sub-situation 3, nonce).
+    DoubleSpend(Side),
+}
+
+/// A CCTE between two users.
+#[derive(Clone, Debug)]
+pub struct SwapRequest {
+    pub sender: KeyPair,
+    pub receiver: KeyPair,
+    pub chain_i: ChainId,
+    pub chain_j: ChainId,
+    pub x_j: u128,
+    pub salt: u64,
+}
+
+pub struct BobMbs {
+    pub bob: EmbeddedChain,
+    pub externals: BTreeMap<ChainId, EmbeddedChain>,
+    /// A BoB node: relays headers, forwards posted NTs, sends CCT_V.
+    pub relayer: KeyPair,
+    pub config: BobConfig,
+    pub spec: MbsSpec,
+    /// The BoB validators' threshold key (2f+1 of `bob_validators`).
+    pub committee: BobCommittee,
+    /// Epochs elapsed.
+    pub epoch: u64,
+}
+
+fn validator_keys(chain: ChainId, n: usize) -> Vec<KeyPair> {
+    (0..n).map(|i| KeyPair::from_seed(&format!("gridledger-xchain-{chain}-validator-{i}"))).collect()
+}
+
+fn genesis(chain: ChainId, keys: &[KeyPair], funded: &[Address], balance: Amount) -> Genesis {
+    Genesis {
+        chain_id: chain,
+        timestamp: 0,
+        state_buckets_log2: 10,
+        allocations: funded.iter().map(|a| Allocation { address: *a, balance }).collect(),
+        validators: keys.iter().map(|k| k.public()).collect(),
+    }
+}
+
+impl BobMbs {
+    /// Opens (or resumes) a BoB-MBS with one directory per chain under `dir`.
+    pub fn open(dir: &Path, spec: MbsSpec) -> Result<Self, MbsError> {
+        if spec.chains < 2 || spec.validators == 0 || spec.bob_validators == 0 {
+            return Err(MbsError::Spec("need at least 2 external chains and 1 validator per chain".into()));
+        }
+        let users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
+        let relayer = KeyPair::from_seed("gridledger-xchain-relayer");
+        let mut externals = BTreeMap::new();
+        let mut regs = Vec::new();
+        for n in 0..spec.chains {
+            let id = FIRST_EXTERNAL + n as ChainId;
+            let keys = validator_keys(id, spec.validators);
+            let g = genesis(id, &keys, &users, spec.balance);
+            // External chains run no contracts at all (script-minimum),
+            // unless they host the HTLC baseline.
+            let mut registry = ContractRegistry::new();
+            if spec.htlc_baseline {
+                registry.register(HTLC_ID, Arc::new(HtlcContract));
+            }
+            let c = EmbeddedChain::open(&dir.join(format!("chain-{id}")), g, registry, keys, spec.finality)?;
+            regs.push(c.registration(spec.kappa)?);
+            externals.insert(id, c);
+        }
+        let committee = BobCommittee::dev(spec.bob_validators, spec.committee_seed)
+            .map_err(|e| MbsError::Spec(format!("threshold key: {e}")))?;
+        let tokens = spec.chains as u64 + 1;
+        let w = WEIGHT_ONE / tokens;
+        let mut weights: Vec<(ChainId, u64)> = externals.keys().map(|c| (*c, w)).collect();
+        weights.push((BOB_CHAIN, WEIGHT_ONE - w * (tokens - 1)));
+        let config = BobConfig {
+            bob_chain: BOB_CHAIN,
+            chains: regs,
+            kappa_bar: spec.kappa_bar,
+            weights,
+            group_key: committee.group_key_bytes(),
+        };
+        let contract = BobContract::new(config.clone()).map_err(MbsError::Spec)?;
+        let mut registry = ContractRegistry::new();
+        registry.register(BOB_CONTRACT_ID, Arc::new(contract));
+        let bob_keys = validator_keys(BOB_CHAIN, spec.bob_validators);
+        let mut funded = users.clone();
+        funded.push(relayer.address());
+        let g = genesis(BOB_CHAIN, &bob_keys, &funded, spec.balance);
+        let bob = EmbeddedChain::open(&dir.join("bob"), g, registry, bob_keys, Finality::Deterministic)?;
+        let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0 };
+        m.epoch = m.bob.height();
+        Ok(m)
+    }
+
+    pub fn external(&self, chain: ChainId) -> Result<&EmbeddedChain, MbsError> {
+        self.externals.get(&chain).ok_or_else(|| MbsError::Missing(format!("no external chain {chain}")))
+    }
+
+    pub fn external_mut(&mut self, chain: ChainId) -> Result<&mut EmbeddedChain, MbsError> {
+        self.externals.get_mut(&chain).ok_or_else(|| MbsError::Missing(format!("no external chain {chain}")))
+    }
+
+    pub fn chain_ids(&self) -> Vec<ChainId> {
+        self.externals.keys().copied().collect()
+    }
+
+    /// A raw record of the BoB contract.
+    pub fn bob_record<T: borsh::BorshDeserialize>(&self, key: &[u8]) -> Option<T> {
+        let v = self.bob.chain().state().get(&contract_key(BOB_CONTRACT_ID, key))?;
+        borsh::from_slice(&v).ok()
+    }
+
+    /// Every storage entry of the BoB contract, sorted: a snapshot for
+    /// "changes nothing" checks.
+    pub fn bob_contract_state(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let prefix = contract_key(BOB_CONTRACT_ID, &[]);
+        let mut v: Vec<_> = self
+            .bob
+            .chain()
+            .state()
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The external chain's tip as the BoB has stored it.
+    pub fn bob_tip(&self, chain: ChainId) -> Height {
+        self.bob_record::<(Height, Hash32)>(&bob::keys::tip(chain)).map(|t| t.0).unwrap_or(0)
+    }
+
+    pub fn cct(&self, id: &Hash32) -> Option<CctRecord> {
+        self.bob_record(&bob::keys::cct(id))
+    }
+
+    pub fn deposit(&self, a: &Address) -> bob::DepositAccount {
+        self.bob_record(&bob::keys::deposit(a)).unwrap_or_default()
+    }
+
+    /// Relay transactions for every header the BoB has not stored yet.
+    fn relay_txs(&self) -> Result<Vec<SignedTransaction>, MbsError> {
+        let mut out = Vec::new();
+        let mut nonce = self.bob.next_nonce(&self.relayer.address());
+        for (id, c) in &self.externals {
+            let from = self.bob_tip(*id) + 1;
+            let to = c.height();
+            let mut h = from;
+            while h <= to {
+                let end = (h + MAX_RELAY_BATCH as u64 - 1).min(to);
+                let mut headers = Vec::new();
+                for x in h..=end {
+                    headers.push(
+                        c.sealed_header(x)?.ok_or_else(|| MbsError::Missing(format!("header {x} of chain {id}")))?,
+                    );
+                }
+                out.push(self.bob_call_nonce(
+                    &self.relayer,
+                    nonce,
+                    "relay",
+                    &Relay { chain: *id, headers },
+                    Amount::ZERO,
+                ));
+                nonce += 1;
+                h = end + 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One epoch: every external chain seals a block, the relayer ships the
+    /// new headers, the BoB seals a block.
+    pub fn tick(&mut self) -> Result<(), MbsError> {
+        for c in self.externals.values_mut() {
+            c.tick()?;
+        }
+        for tx in self.relay_txs()? {
+            self.bob.submit(&tx)?;
+        }
+        self.bob.tick()?;
+        self.epoch += 1;
+        Ok(())
+    }
+
+    pub fn ticks(&mut self, n: u64) -> Result<(), MbsError> {
+        for _ in 0..n {
+            self.tick()?;
+        }
+        Ok(())
+    }
+
+    fn bob_call_nonce<A: BorshSerialize>(
+        &self,
+        key: &KeyPair,
+        nonce: u64,
+        method: &str,
+        args: &A,
+        value: Amount,
+    ) -> SignedTransaction {
+        Transaction {
+            chain_id: BOB_CHAIN,
+            sender: key.public(),
+            nonce,
+            gas_limit: BOB_TX_GAS,
+            gas_price: Amount(1),
+            kind: TxKind::Call {
+                contract: BOB_CONTRACT_ID,
+                method: method.into(),
+                args: borsh::to_vec(args).unwrap_or_default(),
+                value,
+            },
+        }
+        .sign(key)
+    }
+
+    /// A signed call of the BoB contract with `key`'s next nonce.
+    pub fn bob_call<A: BorshSerialize>(
+        &self,
+        key: &KeyPair,
+        method: &str,
+        args: &A,
+        value: Amount,
+    ) -> SignedTransaction {
+        self.bob_call_nonce(key, self.bob.next_nonce(&key.address()), method, args, value)
+    }
+
+    /// Submits a BoB transaction, runs one epoch and returns its receipt.
+    pub fn bob_exec(&mut self, tx: &SignedTransaction) -> Result<Receipt, MbsError> {
+        let h = self.bob.submit(tx)?;
+        self.tick()?;
+        self.bob.receipt(&h)?.ok_or_else(|| MbsError::Missing(format!("BoB transaction {h} not included")))
+    }
+
+    /// [`Self::bob_exec`], turning a revert into [`MbsError::Refused`].
+    pub fn bob_ok(&mut self, tx: &SignedTransaction) -> Result<Receipt, MbsError> {
+        let r = self.bob_exec(tx)?;
+        match &r.status {
+            TxStatus::Success => Ok(r),
+            TxStatus::Reverted(reason) => Err(MbsError::Refused { method: method_of(tx), reason: reason.clone() }),
+        }
+    }
+
+    /// An ordinary native transfer on an external chain, with `key`'s next nonce.
+    pub fn native_transfer(
+        &self,
+        chain: ChainId,
+        key: &KeyPair,
+        to: Address,
+        amount: u128,
+    ) -> Result<SignedTransaction, MbsError> {
+        let c = self.external(chain)?;
+        Ok(transfer(key, chain, c.next_nonce(&key.address()), to, Amount(amount), Amount(1)))
+    }
+
+    /// Ticks until the BoB holds `height` of `chain` as a final header.
+    pub fn wait_final(&mut self, chain: ChainId, height: Height) -> Result<(), MbsError> {
+        let k = self.spec.finality.confirmations() as u64;
+        let mut guard = 0;
+        while self.bob_tip(chain) < height + k {
+            self.tick()?;
+            guard += 1;
+            if guard > 10_000 {
+                return Err(MbsError::Missing(format!("chain {chain} never reached {height}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// A proof transaction for `nt` if it is on its chain.
+    pub fn proof_for(&self, cct: Hash32, side: Side, nt: &SignedTransaction) -> Result<Option<ProofTx>, MbsError> {
+        let c = self.external(nt.tx.chain_id)?;
+        Ok(c.tx_proof(&nt.hash())?.map(|(height, proof)| ProofTx { cct, side, nt: nt.clone(), height, proof }))
+    }
+
+    /// Π_CCTC (§5.4.2): `provider` locks `amount` of chain `chain`'s token
+    /// in `TPK_Addr_i`, claims it on the BoB with a Merkle proof and adds it
+    /// to SC_AMM's pool.
+    pub fn provide_liquidity(&mut self, provider: &KeyPair, chain: ChainId, amount: u128) -> Result<(), MbsError> {
+        let tpk = self.config.tpk_address(chain);
+        let nt = self.native_transfer(chain, provider, tpk, amount)?;
+        self.external_mut(chain)?.submit(&nt)?;
+        self.tick()?;
+        let (height, proof) =
+            self.external(chain)?.tx_proof(&nt.hash())?.ok_or_else(|| MbsError::Missing("lock not included".into()))?;
+        self.wait_final(chain, height)?;
+        let claim = self.bob_call(provider, "claim", &Claim { chain, height, nt, proof }, Amount::ZERO);
+        self.bob_ok(&claim)?;
+        let p = self.bob_call(provider, "provide", &Provide { token: chain, amount }, Amount::ZERO);
+        self.bob_ok(&p)?;
+        Ok(())
+    }
+
+    /// Token_B liquidity for the pool.
+    pub fn provide_token_b(&mut self, provider: &KeyPair, amount: u128) -> Result<(), MbsError> {
+        let p = self.bob_call(provider, "provide", &Provide { token: BOB_CHAIN, amount }, Amount(amount));
+        self.bob_ok(&p)?;
+        Ok(())
+    }
+
+    /// SC_D (ln 01): deposit Token_B.
+    pub fn deposit_token_b(&mut self, who: &KeyPair, amount: u128) -> Result<(), MbsError> {
+        let d = self.bob_call(who, "deposit", &(), Amount(amount));
+        self.bob_ok(&d)?;
+        Ok(())
+    }
+
+    /// The CCT's terms for a request; the bounds on `x_i` are left open
+    /// (the caller may narrow them).
+    pub fn terms(&self, req: &SwapRequest) -> CctTerms {
+        CctTerms {
+            chain_i: req.chain_i,
+            chain_j: req.chain_j,
+            sender_i: req.sender.address(),
+            sender_j: req.sender.address(),
+            sender_b: req.sender.address(),
+            receiver_i: req.receiver.address(),
+            receiver_j: req.receiver.address(),
+            receiver_pk: req.receiver.public(),
+            x_j: req.x_j,
+            min_x_i: 1,
+            max_x_i: u128::MAX,
+            expires_at: self.bob.height() + 16,
+            salt: req.salt,
+        }
+    }
+
+    /// The CCT transaction (ln 02) with the receiver's signature on the terms.
+    pub fn cct_tx(&self, sender: &KeyPair, receiver: &KeyPair, terms: CctTerms) -> SignedTransaction {
+        let receiver_sig = receiver.sign(&terms.digest(BOB_CHAIN));
+        self.bob_call(sender, "cct", &CctArgs { terms, receiver_sig }, Amount::ZERO)
+    }
+
+    /// The native transaction of one side: an ordinary transfer (fungibility).
+    pub fn native_tx(&self, rec: &CctRecord, side: Side, key: &KeyPair) -> Result<SignedTransaction, MbsError> {
+        let (chain, _from, to, amount) = rec.instruction(side);
+        self.native_transfer(chain, key, to, amount)
+    }
+
+    /// Ticks until both chains are past `e_* + κ̄`, so native transactions
+    /// land in epochs SC_MPV accepts (ln 16 (ii)).
+    pub fn wait_native_window(&mut self, rec: &CctRecord) -> Result<(), MbsError> {
+        let kb = self.config.kappa_bar;
+        while self.external(rec.terms.chain_i)?.height() < rec.e_i + kb
+            || self.external(rec.terms.chain_j)?.height() < rec.e_j + kb
+        {
+            self.tick()?;
+        }
+        Ok(())
+    }
+
+    /// A full CCTE (Algorithm 5.1) with the given behaviour; the honest
+    /// parties and one BoB node follow the protocol.
+    pub fn swap(&mut self, req: &SwapRequest, behaviour: Behaviour) -> Result<SwapReport, MbsError> {
+        let mut bytes = Bytes::default();
+        let mut gas: BTreeMap<String, u64> = BTreeMap::new();
+        let start = self.epoch;
+        // Phase 1.
+        let terms = self.terms(req);
+        let cct = self.cct_tx(&req.sender, &req.receiver, terms.clone());
+        bytes.cct = cct.to_bytes().len();
+        let r = self.bob_ok(&cct)?;
+        *gas.entry("cct".into()).or_default() += r.gas_used;
+        let id = terms.id();
+        let rec = self.cct(&id).ok_or_else(|| MbsError::Missing("CCT record".into()))?;
+        self.wait_native_window(&rec)?;
+        // Phase 2: each honest side sends its NT to its chain and to the BoB.
+        let mut nts: BTreeMap<u8, (Side, SignedTransaction)> = BTreeMap::new();
+        for (side, key) in [(Side::Sender, &req.sender), (Side::Receiver, &req.receiver)] {
+            if behaviour == Behaviour::Withhold(side) {
+                continue;
+            }
+            let (chain, payer, to, amount) = rec.instruction(side);
+            let nt = match behaviour {
+                Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) if s == side => {
+                    let c = self.external(chain)?;
+                    let n = c.next_nonce(&payer);
+                    let fee = crate::mbs::TRANSFER_FEE;
+                    let (drain, nt_nonce) = if behaviour == Behaviour::Underfund(side) {
+                        let all = c.account(&payer).balance.0.saturating_sub(fee);
+                        (transfer(key, chain, n, SINK, Amount(all), Amount(1)), n + 1)
+                    } else {
+                        (transfer(key, chain, n, SINK, Amount(1), Amount(1)), n)
+                    };
+                    let nt = transfer(key, chain, nt_nonce, to, Amount(amount), Amount(1));
+                    self.external_mut(chain)?.submit(&drain)?;
+                    nt
+                }
+                _ => self.native_tx(&rec, side, key)?,
+            };
+            bytes.native += nt.to_bytes().len();
+            match behaviour {
+                Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) if s == side => {
+                    // Refused by the mempool or dropped at execution: it cannot pay.
+                    let _ = self.external_mut(chain)?.submit(&nt);
+                }
+                Behaviour::Censor { side: s, delay } if s == side => {
+                    self.external_mut(chain)?.censor(nt.clone(), delay)
+                }
+                _ => {
+                    self.external_mut(chain)?.submit(&nt)?;
+                }
+            }
+            let post = self.bob_call(key, "post_nt", &PostNt { cct: id, side, nt: nt.clone() }, Amount::ZERO);
+            bytes.posted += post.to_bytes().len();
+            self.bob.submit(&post)?;
+            nts.insert(side as u8, (side, nt));
+        }
+        self.tick()?;
+        let mut exchange_phases = 2;
+        let mut exchange_epochs = None;
+        let mut settlement_phases = 2;
+        let mut extra_phase_cct_v = false;
+        let mut extra_phase_proof = false;
+        // Phase 3 and Situation 2: prove what is on-chain, verify after the deadline.
+        let mut proof_txs = Vec::new();
+        let mut fraud_sent = std::collections::BTreeSet::new();
+        let mut extra_phase_fraud = false;
+        let mut guard = 0;
+        loop {
+            let rec = self.cct(&id).ok_or_else(|| MbsError::Missing("CCT record".into()))?;
+            if rec.complete {
+                break;
+            }
+            let mut included = 0;
+            let mut sent = false;
+            for (side, nt) in nts.values() {
+                let Some(pt) = self.proof_for(id, *side, nt)? else { continue };
+                included += 1;
+                let k = self.spec.finality.confirmations() as u64;
+                if rec.state(*side) != SideState::Pending || self.bob_tip(nt.tx.chain_id) < pt.height + k {
+                    continue;
+                }
+                // The party proves its own NT; after CCT_V the BoB node does (sub-situation 2).
+                let prover = if rec.verified { self.relayer.clone() } else { party(req, *side).clone() };
+                let tx = self.bob_call(&prover, "prove", &pt, Amount::ZERO);
+                bytes.proofs += tx.to_bytes().len();
+                proof_txs.push(self.bob.submit(&tx)?);
+                sent = true;
+                if rec.verified {
+                    extra_phase_proof = true;
+                }
+            }
+            {
+                // Sub-situations 2 and 3: the BoB node forwards each posted,
+                // unproved NT after CCT_V, and proves fraud where it can
+                // never land (a spent nonce at once, a balance after CCT_V).
+                for (side, nt) in nts.values() {
+                    if rec.state(*side) != SideState::Pending || fraud_sent.contains(&(*side as u8)) {
+                        continue;
+                    }
+                    let chain = nt.tx.chain_id;
+                    if self.external(chain)?.tx_proof(&nt.hash())?.is_some() {
+                        continue;
+                    }
+                    if rec.verified {
+                        let _ = self.external_mut(chain)?.submit(nt);
+                    }
+                    if let Some(f) = self.fraud_evidence(id, &rec, *side, nt)? {
+                        let tx = self.bob_call(&self.relayer, "fraud", &f, Amount::ZERO);
+                        bytes.fraud += tx.to_bytes().len();
+                        self.wait_final(chain, f.height)?;
+                        let r = self.bob_ok(&tx)?;
+                        *gas.entry("fraud".into()).or_default() += r.gas_used;
+                        fraud_sent.insert(*side as u8);
+                        extra_phase_fraud = true;
+                    }
+                }
+            }
+            if exchange_epochs.is_none() && included == nts.len() && nts.len() == 2 {
+                exchange_epochs = Some(self.epoch - start);
+            }
+            if !rec.verified && !sent {
+                let reached = self.bob_tip(rec.terms.chain_i) >= rec.deadline_i
+                    && self.bob_tip(rec.terms.chain_j) >= rec.deadline_j;
+                if reached {
+                    let tx = self.bob_call(&self.relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
+                    bytes.cct_v += tx.to_bytes().len();
+                    let r = self.bob_ok(&tx)?;
+                    *gas.entry("cct_v".into()).or_default() += r.gas_used;
+                    extra_phase_cct_v = true;
+                    continue;
+                }
+            }
+            self.tick()?;
+            guard += 1;
+            if guard > 1_000 {
+                return Err(MbsError::Missing("the CCTE did not settle".into()));
+            }
+        }
+        if exchange_epochs.is_none() {
+            exchange_phases = 0;
+        }
+        settlement_phases +=
+            1 + u32::from(extra_phase_cct_v) + u32::from(extra_phase_proof) + u32::from(extra_phase_fraud);
+        let record = self.cct(&id).ok_or_else(|| MbsError::Missing("CCT record".into()))?;
+        for h in proof_txs {
+            if let Some(r) = self.bob.receipt(&h)? {
+                *gas.entry("prove".into()).or_default() += r.gas_used;
+            }
+        }
+        Ok(SwapReport {
+            cct: id,
+            x_i: record.x_i,
+            x_b: record.x_b,
+            exchange_phases,
+            settlement_phases,
+            exchange_epochs: exchange_epochs.unwrap_or(0),
+            settlement_epochs: self.epoch - start,
+            bytes,
+            native_txs: nts.len(),
+            gas,
+            record,
+        })
+    }
+}
+
+impl BobMbs {
+    /// Sub-situation 3: evidence that `nt` can never land on its chain, if
+    /// the chain's current state shows it.
+    pub fn fraud_evidence(
+        &self,
+        cct: Hash32,
+        rec: &CctRecord,
+        side: Side,
+        nt: &SignedTransaction,
+    ) -> Result<Option<Fraud>, MbsError> {
+        let chain = self.external(nt.tx.chain_id)?;
+        let payer = nt.sender();
+        let acc = chain.account(&payer);
+        let need = nt.tx.max_cost().ok_or_else(|| MbsError::Missing("NT cost overflows".into()))?;
+        if acc.nonce <= nt.tx.nonce {
+            if acc.balance >= need || !rec.verified {
+                return Ok(None);
+            }
+            let (height, proof) = chain.state_proof(&account_key(&payer));
+            let raw = chain.chain().state().get(&account_key(&payer));
+            let account = match raw {
+                Some(v) => Some(borsh::from_slice(&v).map_err(|e| MbsError::Missing(e.to_string()))?),
+                None => None,
+            };
+            return Ok(Some(Fraud { cct, side, height, evidence: FraudEvidence::Balance { account, proof } }));
+        }
+        let from = rec.epoch(side) + self.config.kappa_bar + 1;
+        let Some(other) = chain.find_by_nonce(&nt.tx.sender, nt.tx.nonce, from)? else { return Ok(None) };
+        if other.hash() == nt.hash() {
+            return Ok(None);
+        }
+        let Some((height, proof)) = chain.tx_proof(&other.hash())? else { return Ok(None) };
+        Ok(Some(Fraud { cct, side, height, evidence: FraudEvidence::NonceTaken { other, proof } }))
+    }
+}
+
+/// What one HTLC swap (the baseline) did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct HtlcReport {
+    /// Sequential transaction-execution phases.
+    pub phases: u32,
+    pub epochs: u64,
+    pub bytes: usize,
+    pub gas: u64,
+    /// Whether each party received the counterparty's tokens.
+    pub sender_received: bool,
+    pub receiver_received: bool,
+    /// Locks that went back to their owners after their time-lock.
+    pub refunds: u32,
+}
+
+impl BobMbs {
+    fn chain_exec(
+        &mut self,
+        chain: ChainId,
+        tx: &SignedTransaction,
+        rep: &mut HtlcReport,
+    ) -> Result<Receipt, MbsError> {
+        let h = self.external_mut(chain)?.submit(tx)?;
+        rep.bytes += tx.to_bytes().len();
+        self.tick()?;
+        let k = self.spec.finality.confirmations() as u64;
+        self.ticks(k)?;
+        let r = self.external(chain)?.receipt(&h)?.ok_or_else(|| MbsError::Missing("HTLC tx not included".into()))?;
+        rep.gas += r.gas_used;
+        match &r.status {
+            TxStatus::Success => Ok(r),
+            TxStatus::Reverted(reason) => Err(MbsError::Refused { method: method_of(tx), reason: reason.clone() }),
+        }
+    }
+
+    fn htlc_call<A: BorshSerialize>(
+        &self,
+        chain: ChainId,
+        key: &KeyPair,
+        method: &str,
+        args: &A,
+        value: u128,
+    ) -> Result<SignedTransaction, MbsError> {
+        let nonce = self.external(chain)?.next_nonce(&key.address());
+        Ok(gridledger_ledger::devnet::call(
+            key,
+            chain,
+            nonce,
+            HTLC_ID,
+            method,
+            borsh::to_vec(args).unwrap_or_default(),
+            Amount(value),
+            200_000,
+        ))
+    }
+
+    /// The HTLC baseline: `x_i` of chain `i` for `x_j` of chain `j`, run
+    /// sequentially; `walk_away` names a party that stops after locking
+    /// (the receiver: never locks; the sender: never claims).
+    pub fn htlc_swap(&mut self, req: &SwapRequest, x_i: u128, walk_away: Option<Side>) -> Result<HtlcReport, MbsError> {
+        if !self.spec.htlc_baseline {
+            return Err(MbsError::Spec("the external chains do not run the HTLC contract".into()));
+        }
+        let mut rep = HtlcReport::default();
+        let start = self.epoch;
+        let delta = self.spec.finality.confirmations() as u64 + 2;
+        let preimage =
+            gridledger_core::codec::hash_parts(Tag("gridledger/htlc/dev-preimage/v1"), &[&req.salt.to_le_bytes()])
+                .0
+                .to_vec();
+        let hash = hashlock(&preimage);
+        let (ci, cj) = (req.chain_i, req.chain_j);
+        let lock_id = |r: Receipt| -> Result<Hash32, MbsError> {
+            Ok(Hash32(r.output.try_into().map_err(|_| MbsError::Missing("lock id".into()))?))
+        };
+        // 1. The sender locks x_i on chain i for the receiver.
+        let lock_i = Lock { receiver: req.receiver.address(), hash, timeout: self.external(ci)?.height() + 6 * delta };
+        let tx = self.htlc_call(ci, &req.sender, "lock", &lock_i, x_i)?;
+        let id_i = lock_id(self.chain_exec(ci, &tx, &mut rep)?)?;
+        rep.phases += 1;
+        if walk_away == Some(Side::Receiver) {
+            self.refund_after(ci, &req.sender, id_i, lock_i.timeout, &mut rep)?;
+            rep.epochs = self.epoch - start;
+            return Ok(rep);
+        }
+        // 2. The receiver, seeing that lock final, locks x_j on chain j with a shorter time-lock.
+        let lock_j = Lock { receiver: req.sender.address(), hash, timeout: self.external(cj)?.height() + 3 * delta };
+        let tx = self.htlc_call(cj, &req.receiver, "lock", &lock_j, req.x_j)?;
+        let id_j = lock_id(self.chain_exec(cj, &tx, &mut rep)?)?;
+        rep.phases += 1;
+        if walk_away == Some(Side::Sender) {
+            self.refund_after(cj, &req.receiver, id_j, lock_j.timeout, &mut rep)?;
+            self.refund_after(ci, &req.sender, id_i, lock_i.timeout, &mut rep)?;
+            rep.epochs = self.epoch - start;
+            return Ok(rep);
+        }
+        // 3. The sender claims on chain j, revealing the preimage.
+        let tx = self.htlc_call(cj, &req.sender, "claim", &ClaimHtlc { id: id_j, preimage: preimage.clone() }, 0)?;
+        self.chain_exec(cj, &tx, &mut rep)?;
+        rep.sender_received = true;
+        rep.phases += 1;
+        // 4. The receiver claims on chain i with the revealed preimage.
+        let tx = self.htlc_call(ci, &req.receiver, "claim", &ClaimHtlc { id: id_i, preimage }, 0)?;
+        self.chain_exec(ci, &tx, &mut rep)?;
+        rep.receiver_received = true;
+        rep.phases += 1;
+        rep.epochs = self.epoch - start;
+        Ok(rep)
+    }
+
+    fn refund_after(
+        &mut self,
+        chain: ChainId,
+        owner: &KeyPair,
+        id: Hash32,
+        timeout: Height,
+        rep: &mut HtlcReport,
+    ) -> Result<(), MbsError> {
+        while self.external(chain)?.height() < timeout {
+            self.tick()?;
+        }
+        let tx = self.htlc_call(chain, owner, "refund", &Refund { id }, 0)?;
+        self.chain_exec(chain, &tx, rep)?;
+        rep.refunds += 1;
+        rep.phases += 1;
+        Ok(())
+    }
+}
+
+fn party(req: &SwapRequest, side: Side) -> &KeyPair {
+    match side {
+        Side::Sender => &req.sender,
+        Side::Receiver => &req.receiver,
+    }
+}
+
+fn method_of(tx: &SignedTransaction) -> String {
+    match &tx.tx.kind {
+        TxKind::Call { method, .. } => method.clone(),
+        TxKind::Transfer { .. } => "transfer".into(),
+    }
+}

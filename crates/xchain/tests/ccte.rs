@@ -1,0 +1,581 @@
+//! CCTE (thesis §5.4, Algorithm 5.1) over an embedded BoB-MBS: the
+//! properties of §5.3.3 / Theorems 5.1–5.3 and the refusals of issue item 9.
+
+mod common;
+
+use common::*;
+use gridledger_core::Amount;
+use gridledger_ledger::devnet::transfer;
+use gridledger_ledger::{Seal, TxStatus};
+use gridledger_xchain::bob::{self, CctArgs, CctV, Claim, PostNt, Relay};
+use gridledger_xchain::mbs::{Behaviour, MbsSpec};
+use gridledger_xchain::{Finality, Side, SideState, XchainError};
+
+#[test]
+fn bob_keeps_only_the_latest_kappa_headers_of_each_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { kappa: 4, ..MbsSpec::default() };
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+    m.ticks(10).unwrap();
+    for c in m.chain_ids() {
+        let h = m.external(c).unwrap().height();
+        assert_eq!(m.bob_tip(c), h, "the relayer keeps the BoB at the chain's tip");
+        let kept: Vec<u64> = (0..=h)
+            .filter(|x| m.bob_record::<gridledger_ledger::BlockHeader>(&bob::keys::header(c, *x)).is_some())
+            .collect();
+        assert_eq!(kept, ((h - 3)..=h).collect::<Vec<_>>(), "exactly the latest κ_i = 4 headers of chain {c}");
+    }
+}
+
+#[test]
+fn honest_ccte_exchanges_in_two_phases_and_settles_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let (s, r) = (sender(), receiver());
+    let before = |m: &gridledger_xchain::BobMbs, c, a| m.external(c).unwrap().account(&a).balance.0;
+    let (s_i, r_i, s_j, r_j) = (
+        before(&m, I, s.address()),
+        before(&m, I, r.address()),
+        before(&m, J, s.address()),
+        before(&m, J, r.address()),
+    );
+    let rep = m.swap(&request(1_000, 1), Behaviour::Honest).unwrap();
+    assert_eq!(rep.exchange_phases, 2, "CCT, then both native transfers");
+    assert!(matches!(rep.record.sender, SideState::Proved { .. }));
+    assert!(matches!(rep.record.receiver, SideState::Proved { .. }));
+    assert!(rep.record.complete && !rep.record.verified, "Situation 1: no CCT_V needed");
+    // Equal weights and equal pool balances: 1 Token_j = 1 Token_i = 1 Token_B.
+    assert_eq!((rep.x_i, rep.x_b), (1_000, 1_000));
+    let fee = gridledger_ledger::devnet::TRANSFER_GAS as u128;
+    assert_eq!(before(&m, I, s.address()), s_i - 1_000 - fee);
+    assert_eq!(before(&m, I, r.address()), r_i + 1_000);
+    assert_eq!(before(&m, J, r.address()), r_j - 1_000 - fee);
+    assert_eq!(before(&m, J, s.address()), s_j + 1_000);
+    // Both deposits are free again, none lost.
+    for who in [s.address(), r.address()] {
+        let d = m.deposit(&who);
+        assert_eq!((d.free, d.locked), (DEPOSIT, 0));
+    }
+}
+
+fn proved_nt(s: &SideState) -> gridledger_core::Hash32 {
+    match s {
+        SideState::Proved { nt, .. } => *nt,
+        other => panic!("not proved: {other:?}"),
+    }
+}
+fn proved_h(s: &SideState) -> u64 {
+    match s {
+        SideState::Proved { height, .. } => *height,
+        other => panic!("not proved: {other:?}"),
+    }
+}
+
+#[test]
+fn withholding_sender_pays_x_b_of_its_deposit_to_the_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let (s, r) = (sender(), receiver());
+    let r_j = m.external(J).unwrap().account(&r.address()).balance.0;
+    let rep = m.swap(&request(500, 2), Behaviour::Withhold(Side::Sender)).unwrap();
+    assert!(rep.record.complete);
+    assert_eq!(rep.record.sender, SideState::Penalised);
+    assert!(matches!(rep.record.receiver, SideState::Proved { .. }));
+    // The receiver paid x_j on chain j and got x_B Token_B instead of x_i Token_i.
+    let fee = gridledger_ledger::devnet::TRANSFER_GAS as u128;
+    assert_eq!(m.external(J).unwrap().account(&r.address()).balance.0, r_j - 500 - fee);
+    assert_eq!(m.deposit(&s.address()).free, DEPOSIT - rep.x_b);
+    assert_eq!(m.deposit(&r.address()).free, DEPOSIT + rep.x_b);
+    assert_eq!(m.deposit(&s.address()).locked + m.deposit(&r.address()).locked, 0);
+    assert!(rep.bytes.cct_v > 0, "Situation 2 needed CCT_V");
+}
+
+#[test]
+fn withholding_receiver_pays_x_b_of_its_deposit_to_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let rep = m.swap(&request(300, 3), Behaviour::Withhold(Side::Receiver)).unwrap();
+    assert_eq!(rep.record.receiver, SideState::Penalised);
+    assert_eq!(m.deposit(&sender().address()).free, DEPOSIT + rep.x_b);
+    assert_eq!(m.deposit(&receiver().address()).free, DEPOSIT - rep.x_b);
+}
+
+#[test]
+fn censorship_past_the_deadline_still_completes_through_the_bob_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let s_i = m.external(I).unwrap().account(&receiver().address()).balance.0;
+    // Chain i delays NT_s by 40 epochs, far past the deadline e_i + κ̄ + κ_i.
+    let rep = m.swap(&request(700, 4), Behaviour::Censor { side: Side::Sender, delay: 40 }).unwrap();
+    assert!(rep.record.complete && rep.record.verified, "CCT_V ran, then the forwarded NT was proved");
+    assert!(matches!(rep.record.sender, SideState::Proved { .. }), "sub-situation 2, no penalty");
+    assert!(matches!(rep.record.receiver, SideState::Proved { .. }));
+    assert_eq!(m.external(I).unwrap().account(&receiver().address()).balance.0, s_i + 700);
+    assert_eq!(m.deposit(&sender().address()).free, DEPOSIT);
+}
+
+#[test]
+fn probabilistic_chains_need_k_confirmations() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: 3 }, ..MbsSpec::default() };
+    let mut m = setup(dir.path(), spec);
+    let rep = m.swap(&request(100, 5), Behaviour::Honest).unwrap();
+    assert!(rep.record.complete);
+    let h = proved_h(&rep.record.sender);
+    assert!(m.bob_tip(I) >= h + 3);
+}
+
+#[test]
+fn external_chains_store_nothing_about_other_chains_and_run_no_contracts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    m.swap(&request(1_000, 6), Behaviour::Honest).unwrap();
+    m.swap(&request(10, 7), Behaviour::Withhold(Side::Receiver)).unwrap();
+    for c in m.chain_ids() {
+        let chain = m.external(c).unwrap().chain();
+        // Independence (§5.2.1): only accounts, no contract storage at all.
+        assert!(chain.state().iter().all(|(k, _)| k[0] == 0x01), "chain {c} stores non-account state");
+        // Script-minimum (Theorem 5.1): no contract is deployed there.
+        assert_eq!(chain.registry().list().count(), 0);
+    }
+}
+
+#[test]
+fn a_native_transaction_is_byte_for_byte_an_ordinary_transfer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let rep = m.swap(&request(1_000, 8), Behaviour::Honest).unwrap();
+    let block = m.external(I).unwrap().chain().block(proved_h(&rep.record.sender)).unwrap().unwrap();
+    let nt = block.txs.iter().find(|t| t.hash() == proved_nt(&rep.record.sender)).unwrap();
+    let ordinary = transfer(&sender(), I, nt.tx.nonce, receiver().address(), Amount(rep.x_i), Amount(1));
+    assert_eq!(nt.to_bytes(), ordinary.to_bytes());
+    let receipt = m.external(I).unwrap().receipt(&nt.hash()).unwrap().unwrap();
+    assert_eq!(receipt.events.len(), 1);
+    assert_eq!(receipt.events[0].name, "transfer");
+}
+
+// ------------------------------------------------------------ bad input
+
+#[test]
+fn headers_without_validator_signatures_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    m.tick().unwrap();
+    // Chain i seals its next block; the relayer has not shipped it yet.
+    let block = m.external_mut(I).unwrap().tick().unwrap();
+    let h = block.header.height;
+    let sealed = m.external(I).unwrap().sealed_header(h).unwrap().unwrap();
+    let relayer = m.relayer.clone();
+
+    let mut unsigned = sealed.clone();
+    unsigned.seal = Seal::Genesis;
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![unsigned] }, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::Unsigned(h));
+
+    // Signed, but by keys that are not chain i's validators.
+    let mut forged = sealed.clone();
+    let outsider = gridledger_core::crypto::KeyPair::from_seed("outsider");
+    if let Seal::Quorum { signatures, .. } = &mut forged.seal {
+        signatures[0].1 = outsider.sign(&forged.header.hash());
+    }
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![forged] }, Amount::ZERO);
+    let before = m.bob_contract_state();
+    let r = bob_only(&mut m, &tx);
+    assert!(matches!(&r.status, TxStatus::Reverted(s) if s.contains("is not signed by chain")), "{:?}", r.status);
+    assert_eq!(m.bob_contract_state(), before);
+
+    // A header whose content was altered after signing.
+    let mut altered = sealed.clone();
+    altered.header.tx_root = gridledger_core::Hash32([7; 32]);
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![altered] }, Amount::ZERO);
+    let r = bob_only(&mut m, &tx);
+    assert!(matches!(&r.status, TxStatus::Reverted(s) if s.contains("is not signed by chain")), "{:?}", r.status);
+
+    // A header relayed as another chain's.
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: J, headers: vec![sealed.clone()] }, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::WrongChain { expected: J, got: I });
+
+    // The genuine header is accepted.
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![sealed] }, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    assert_eq!(m.bob_tip(I), h);
+}
+
+#[test]
+fn forged_early_and_stale_merkle_proofs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { kappa: 8, ..MbsSpec::default() };
+    let mut m = setup(dir.path(), spec);
+    let req = request(200, 9);
+    let (id, rec) = open_cct(&mut m, &req);
+    let s = sender();
+
+    // NT_s sent at once, before the window e_i + κ̄ has passed.
+    let early = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    m.external_mut(I).unwrap().submit(&early).unwrap();
+    m.tick().unwrap();
+    let pt = m.proof_for(id, Side::Sender, &early).unwrap().unwrap();
+    let tx = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::TooEarly { height: pt.height, after: rec.e_i + 2 });
+
+    // A later copy of the instruction (new nonce) in the valid window.
+    m.wait_native_window(&rec).unwrap();
+    let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    m.external_mut(I).unwrap().submit(&nt).unwrap();
+    m.tick().unwrap();
+    let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
+
+    // Forged: a sibling flipped (or a wrong leaf count).
+    let mut forged = pt.clone();
+    if let Some(sib) = forged.proof.siblings.first_mut() {
+        sib.0[0] ^= 1;
+    } else {
+        forged.proof.leaf_count += 1;
+    }
+    let tx = m.bob_call(&s, "prove", &forged, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: I, height: pt.height });
+
+    // Another transaction's proof presented for NT_s.
+    let mut wrong_nt = pt.clone();
+    wrong_nt.nt = transfer(&s, I, nt.tx.nonce + 5, receiver().address(), Amount(rec.x_i), Amount(1));
+    let tx = m.bob_call(&s, "prove", &wrong_nt, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: I, height: pt.height });
+
+    // A proof for a header the BoB has not got yet.
+    let mut future = pt.clone();
+    future.height = m.bob_tip(I) + 5;
+    let tx = m.bob_call(&s, "prove", &future, Amount::ZERO);
+    let tip = m.bob_tip(I);
+    assert_refused(&mut m, &tx, XchainError::UnknownHeader { chain: I, height: future.height, tip });
+
+    // Stale: κ_i = 8 epochs later the header is no longer kept.
+    m.ticks(9).unwrap();
+    let tip = m.bob_tip(I);
+    let tx = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::StaleHeader { chain: I, height: pt.height, oldest_kept: tip - 8 });
+}
+
+#[test]
+fn double_claims_and_replayed_evidence_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let req = request(50, 10);
+    let (id, rec) = open_cct(&mut m, &req);
+    m.wait_native_window(&rec).unwrap();
+    let s = sender();
+    let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    m.external_mut(I).unwrap().submit(&nt).unwrap();
+    m.tick().unwrap();
+    let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
+    let ok = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &ok).status, TxStatus::Success);
+    // The same proof again.
+    let again = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    assert_refused(&mut m, &again, XchainError::AlreadySettled("sender"));
+
+    // The same NT as evidence for a second CCT with identical instructions.
+    let req2 = request(50, 11);
+    let (id2, rec2) = open_cct(&mut m, &req2);
+    assert_eq!(rec2.instruction(Side::Sender), rec.instruction(Side::Sender));
+    let mut replay = pt.clone();
+    replay.cct = id2;
+    let tx = m.bob_call(&s, "prove", &replay, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::NtAlreadyUsed(nt.hash()));
+
+    // Π_CCTC: a lock transfer claimed twice.
+    let p = provider();
+    let tpk = m.config.tpk_address(I);
+    let lock = m.native_transfer(I, &p, tpk, 10).unwrap();
+    m.external_mut(I).unwrap().submit(&lock).unwrap();
+    m.tick().unwrap();
+    let (height, proof) = m.external(I).unwrap().tx_proof(&lock.hash()).unwrap().unwrap();
+    let claim = Claim { chain: I, height, nt: lock.clone(), proof };
+    // Someone else cannot claim the provider's lock.
+    let thief = m.bob_call(&s, "claim", &claim, Amount::ZERO);
+    assert_refused(&mut m, &thief, XchainError::NotClaimant);
+    let c1 = m.bob_call(&p, "claim", &claim, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &c1).status, TxStatus::Success);
+    let c2 = m.bob_call(&p, "claim", &claim, Amount::ZERO);
+    assert_refused(&mut m, &c2, XchainError::AlreadyClaimed(lock.hash()));
+}
+
+#[test]
+fn deadlines_are_enforced_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let (id, rec) = open_cct(&mut m, &request(80, 12));
+    let relayer = m.relayer.clone();
+    // CCT_V before the deadline is discarded (ln 30).
+    let early = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
+    let tip = m.bob_tip(I);
+    assert_refused(&mut m, &early, XchainError::DeadlineNotReached { chain: I, tip, deadline: rec.deadline_i });
+    // After the deadline a copy of NT_s can no longer be posted to the BoB.
+    while m.bob_tip(I) < rec.deadline_i || m.bob_tip(J) < rec.deadline_j {
+        m.tick().unwrap();
+    }
+    let nt = m.native_tx(&rec, Side::Sender, &sender()).unwrap();
+    let post = m.bob_call(&sender(), "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO);
+    let tip = m.bob_tip(I);
+    assert_refused(&mut m, &post, XchainError::DeadlineExpired { chain: I, tip, deadline: rec.deadline_i });
+    // CCT_V now settles it: both withheld, both penalised, deposits unchanged net.
+    let v = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &v).status, TxStatus::Success);
+    let again = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
+    assert_refused(&mut m, &again, XchainError::AlreadyComplete);
+}
+
+#[test]
+fn invalid_ccts_are_discarded_without_any_state_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let (s, r) = (sender(), receiver());
+    let req = request(100, 13);
+
+    // The receiver never agreed: signature by someone else.
+    let terms = m.terms(&req);
+    let bad_sig = gridledger_core::crypto::KeyPair::from_seed("mallory").sign(&terms.digest(100));
+    let tx = m.bob_call(&s, "cct", &CctArgs { terms: terms.clone(), receiver_sig: bad_sig }, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::BadReceiverSignature);
+
+    // Submitted by someone other than the sender of the terms.
+    let tx = m.cct_tx(&r, &r, terms.clone());
+    assert_refused(&mut m, &tx, XchainError::NotSender);
+
+    // Expired terms.
+    let mut old = terms.clone();
+    old.expires_at = 1;
+    let tx = m.cct_tx(&s, &r, old);
+    let now = m.bob.height() + 1;
+    assert_refused(&mut m, &tx, XchainError::CctExpired { expires_at: 1, now });
+
+    // Deposits too small for κ̄ · x_B (ln 05, ln 09).
+    let mut big = terms.clone();
+    big.x_j = DEPOSIT;
+    let tx = m.cct_tx(&s, &r, big);
+    // Three tokens: Token_B's weight is 333,334 ppm, the others' 333,333, so
+    // x_B = ⌈x_j · w_j / w_B⌉ on equal balances.
+    let x_b =
+        gridledger_xchain::amm::amount_in_for(DEPOSIT, (100, LIQUIDITY, 333_334), (J, LIQUIDITY, 333_333)).unwrap();
+    assert_eq!(x_b, 999_998);
+    assert_refused(&mut m, &tx, XchainError::InsufficientDeposit { who: "sender", needed: 2 * x_b, free: DEPOSIT });
+
+    // Outside the agreed rate bounds.
+    let mut tight = terms.clone();
+    tight.max_x_i = 99;
+    let tx = m.cct_tx(&s, &r, tight);
+    assert_refused(&mut m, &tx, XchainError::RateOutOfBounds { x_i: 100, min: 1, max: 99 });
+
+    // An unregistered chain.
+    let mut nowhere = terms.clone();
+    nowhere.chain_j = 999;
+    let tx = m.cct_tx(&s, &r, nowhere);
+    assert_refused(&mut m, &tx, XchainError::UnknownChain(999));
+
+    // The valid CCT executes once; the same terms again are a duplicate.
+    let tx = m.cct_tx(&s, &r, terms.clone());
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    let tx = m.cct_tx(&s, &r, terms.clone());
+    assert_refused(&mut m, &tx, XchainError::DuplicateCct(terms.id()));
+
+    // A native transaction that does not match IN_s.
+    let rec = m.cct(&terms.id()).unwrap();
+    let wrong = transfer(&s, I, 0, receiver().address(), Amount(rec.x_i + 1), Amount(1));
+    let post =
+        m.bob_call(&s, "post_nt", &PostNt { cct: terms.id(), side: Side::Sender, nt: wrong.clone() }, Amount::ZERO);
+    let before = m.bob_contract_state();
+    let r = bob_only(&mut m, &post);
+    assert!(
+        matches!(&r.status, TxStatus::Reverted(x) if x.contains("does not match the instruction")),
+        "{:?}",
+        r.status
+    );
+    assert_eq!(m.bob_contract_state(), before);
+    // The right NT posted once; a second copy is refused.
+    let right = transfer(&s, I, 0, receiver().address(), Amount(rec.x_i), Amount(1));
+    let post =
+        m.bob_call(&s, "post_nt", &PostNt { cct: terms.id(), side: Side::Sender, nt: right.clone() }, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &post).status, TxStatus::Success);
+    let again = m.bob_call(&s, "post_nt", &PostNt { cct: terms.id(), side: Side::Sender, nt: right }, Amount::ZERO);
+    assert_refused(&mut m, &again, XchainError::AlreadyPosted("sender"));
+    // Untouched deposits apart from the one valid CCT's lock.
+    let d = m.deposit(&s.address());
+    assert_eq!(d.free + d.locked, DEPOSIT);
+}
+
+#[test]
+fn an_underfunded_posted_native_transaction_is_settled_by_a_balance_fraud_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let r_j = m.external(J).unwrap().account(&receiver().address()).balance.0;
+    let rep = m.swap(&request(400, 14), Behaviour::Underfund(Side::Sender)).unwrap();
+    assert!(rep.record.complete && rep.record.verified);
+    assert_eq!(rep.record.sender, SideState::Penalised, "sub-situation 3");
+    assert!(matches!(rep.record.receiver, SideState::Proved { .. }));
+    assert!(rep.bytes.fraud > 0);
+    assert_eq!(m.deposit(&receiver().address()).free, DEPOSIT + rep.x_b);
+    assert_eq!(m.deposit(&sender().address()).free, DEPOSIT - rep.x_b);
+    let fee = gridledger_ledger::devnet::TRANSFER_GAS as u128;
+    assert_eq!(m.external(J).unwrap().account(&receiver().address()).balance.0, r_j - 400 - fee);
+}
+
+#[test]
+fn a_spent_nonce_is_settled_by_a_conflicting_transaction_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let rep = m.swap(&request(400, 15), Behaviour::DoubleSpend(Side::Receiver)).unwrap();
+    assert_eq!(rep.record.receiver, SideState::Penalised);
+    assert!(matches!(rep.record.sender, SideState::Proved { .. }));
+    assert_eq!(m.deposit(&sender().address()).free, DEPOSIT + rep.x_b);
+}
+
+#[test]
+fn fraud_proofs_against_a_payable_transaction_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let (id, rec) = open_cct(&mut m, &request(60, 16));
+    let s = sender();
+    // The sender posts NT_s to the BoB (and nowhere else) while funded.
+    let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt.clone() }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    let relayer = m.relayer.clone();
+    let key = gridledger_ledger::state::account_key(&s.address());
+    let (height, proof) = m.external(I).unwrap().state_proof(&key);
+    let account = Some(m.external(I).unwrap().account(&s.address()));
+    let fraud = bob::Fraud {
+        cct: id,
+        side: Side::Sender,
+        height,
+        evidence: bob::FraudEvidence::Balance { account, proof: proof.clone() },
+    };
+    // Before CCT_V: refused.
+    let tx = m.bob_call(&relayer, "fraud", &fraud, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::NotVerified);
+    while m.bob_tip(I) < rec.deadline_i || m.bob_tip(J) < rec.deadline_j {
+        m.tick().unwrap();
+    }
+    let v = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &v).status, TxStatus::Success);
+    // The sender's account covers NT_s: no fraud.
+    let (height, proof) = m.external(I).unwrap().state_proof(&key);
+    let acc = m.external(I).unwrap().account(&s.address());
+    let honest = bob::Fraud {
+        cct: id,
+        side: Side::Sender,
+        height,
+        evidence: bob::FraudEvidence::Balance { account: Some(acc), proof: proof.clone() },
+    };
+    let tx = m.bob_call(&relayer, "fraud", &honest, Amount::ZERO);
+    let before = m.bob_contract_state();
+    let r = bob_only(&mut m, &tx);
+    assert!(matches!(&r.status, TxStatus::Reverted(x) if x.contains("no fraud")), "{:?}", r.status);
+    assert_eq!(m.bob_contract_state(), before);
+    // A lie about the balance does not verify against the state root.
+    let mut poor = acc;
+    poor.balance = Amount(0);
+    let lie = bob::Fraud {
+        cct: id,
+        side: Side::Sender,
+        height,
+        evidence: bob::FraudEvidence::Balance { account: Some(poor), proof },
+    };
+    let tx = m.bob_call(&relayer, "fraud", &lie, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::BadStateProof { chain: I, height });
+    // Evidence for the receiver's side, whose NT was never posted.
+    let mut unposted = lie.clone();
+    unposted.side = Side::Receiver;
+    let tx = m.bob_call(&relayer, "fraud", &unposted, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::AlreadySettled("receiver"));
+}
+
+// ------------------------------------------------------------ HTLC baseline
+
+#[test]
+fn htlc_baseline_swaps_in_four_sequential_phases_over_the_same_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::default() };
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+    let (s, r) = (sender(), receiver());
+    let r_i = m.external(I).unwrap().account(&r.address()).balance.0;
+    let s_j = m.external(J).unwrap().account(&s.address()).balance.0;
+    let rep = m.htlc_swap(&request(1_000, 20), 900, None).unwrap();
+    assert_eq!(rep.phases, 4);
+    assert!(rep.sender_received && rep.receiver_received);
+    // Each party received the other's tokens and paid one claim fee.
+    let fee_of = |m: &gridledger_xchain::BobMbs, c, who: gridledger_core::Address| {
+        let chain = m.external(c).unwrap().chain();
+        (1..=chain.tip().height)
+            .flat_map(|h| chain.store().receipts(h).unwrap().unwrap_or_default())
+            .filter(|rc| rc.sender == who)
+            .map(|rc| rc.fee.0)
+            .sum::<u128>()
+    };
+    assert_eq!(m.external(I).unwrap().account(&r.address()).balance.0 + fee_of(&m, I, r.address()), r_i + 900);
+    assert_eq!(m.external(J).unwrap().account(&s.address()).balance.0 + fee_of(&m, J, s.address()), s_j + 1_000);
+    // The baseline needs a contract on every external chain (no script-minimum).
+    assert_eq!(m.external(I).unwrap().chain().registry().list().count(), 1);
+}
+
+#[test]
+fn htlc_baseline_refunds_when_the_receiver_walks_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::default() };
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+    let rep = m.htlc_swap(&request(1_000, 21), 900, Some(Side::Receiver)).unwrap();
+    assert_eq!(rep.refunds, 1);
+    assert!(!rep.sender_received && !rep.receiver_received);
+    assert!(rep.epochs > 6, "the sender waited for its time-lock");
+}
+
+// ---------------------------------------------------- seeded atomicity sweep
+
+/// Seeded runs over every behaviour (withholding users, censoring chains,
+/// underfunded and double-spent native transactions): each CCTE settles,
+/// Token_B is conserved across the two deposits, and each side either
+/// delivered its tokens on its chain or paid x_B to the counterparty — never
+/// neither, never both (atomicity, Theorem 5.2). More seeds with
+/// `XCHAIN_SEEDS=n`.
+#[test]
+fn seeded_sweep_every_side_delivers_or_pays_its_deposit() {
+    let seeds: u64 = std::env::var("XCHAIN_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
+    for seed in 0..seeds {
+        // SplitMix64: the sweep's only randomness, fixed by the seed.
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+        let mut next = || {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let side = if next() % 2 == 0 { Side::Sender } else { Side::Receiver };
+        let behaviour = match next() % 5 {
+            0 => Behaviour::Honest,
+            1 => Behaviour::Withhold(side),
+            2 => Behaviour::Censor { side, delay: 5 + next() % 40 },
+            3 => Behaviour::Underfund(side),
+            _ => Behaviour::DoubleSpend(side),
+        };
+        let x_j = 1 + (next() % 5_000) as u128;
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = setup(dir.path(), MbsSpec::default());
+        let (s, r) = (sender(), receiver());
+        let got_i = m.external(I).unwrap().account(&r.address()).balance.0;
+        let got_j = m.external(J).unwrap().account(&s.address()).balance.0;
+        let rep = m.swap(&request(x_j, seed), behaviour).unwrap_or_else(|e| panic!("seed {seed} {behaviour:?}: {e}"));
+        let ctx = format!("seed {seed}, {behaviour:?}, x_j {x_j}: {:?}", rep.record);
+        assert!(rep.record.complete, "{ctx}");
+        let (ds, dr) = (m.deposit(&s.address()), m.deposit(&r.address()));
+        assert_eq!(ds.free + ds.locked + dr.free + dr.locked, 2 * DEPOSIT, "Token_B conserved: {ctx}");
+        assert_eq!(ds.locked + dr.locked, 0, "no deposit left locked: {ctx}");
+        let delivered_i = m.external(I).unwrap().account(&r.address()).balance.0 == got_i + rep.x_i;
+        let delivered_j = m.external(J).unwrap().account(&s.address()).balance.0 == got_j + x_j;
+        let penalised = |st: SideState| st == SideState::Penalised;
+        assert!(delivered_i != penalised(rep.record.sender), "sender side delivers xor pays: {ctx}");
+        assert!(delivered_j != penalised(rep.record.receiver), "receiver side delivers xor pays: {ctx}");
+        let net_s = ds.free as i128 - DEPOSIT as i128;
+        let expect =
+            rep.x_b as i128 * (i128::from(penalised(rep.record.receiver)) - i128::from(penalised(rep.record.sender)));
+        assert_eq!(net_s, expect, "deposits move by x_B per default: {ctx}");
+    }
+}
