@@ -31,8 +31,10 @@ mod cns;
 mod demo;
 mod endpoint;
 mod experiment;
+mod grid;
 mod ior;
 mod lbft_bench;
+mod market;
 mod ops;
 mod progress;
 mod sim;
@@ -122,6 +124,12 @@ enum Cmd {
     /// docs/results.md.
     #[command(subcommand)]
     Experiment(experiment::ExperimentCmd),
+    /// Power-network tools over MATPOWER case files (`grid pf`).
+    #[command(subcommand)]
+    Grid(grid::GridCmd),
+    /// P2P energy market clearing over a grid case (`market clear`).
+    #[command(subcommand)]
+    Market(market::MarketCmd),
     /// The blockchain of blockchains (thesis Ch.5): a BoB and external
     /// chains, cross-chain token exchange.
     #[command(subcommand)]
@@ -202,6 +210,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Ior(IorCmd::Day(a)) => ior::day(a),
         Cmd::Ior(IorCmd::CaseStudy(a)) => ior::case_study(a),
         Cmd::Experiment(c) => experiment::run(c),
+        Cmd::Grid(c) => grid::run(c),
+        Cmd::Market(c) => market::run(c),
         Cmd::Xchain(c) => xchain::run(c),
         Cmd::Completions { shell } => {
             let mut buf = Vec::new();

@@ -1,0 +1,55 @@
+//! `gridledger grid pf` on the shipped cases and on bad input.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+
+#[test]
+fn grid_pf_case33bw_json_reports_runpf_figures() {
+    let out = Command::new(BIN).args(["grid", "pf", "--case", "case33bw", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["min_vm_bus"], 18);
+    assert!((v["min_vm"].as_f64().unwrap() - 0.9131).abs() < 1e-4);
+    assert!((v["loss_mw"].as_f64().unwrap() * 1e3 - 202.68).abs() < 0.05);
+    assert_eq!(v["buses"].as_array().unwrap().len(), 33);
+}
+
+#[test]
+fn grid_pf_reads_a_file_and_prints_the_table() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/grid/case30.m");
+    let out = Command::new(BIN).args(["grid", "pf", "--case", file]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("minimum voltage"), "{text}");
+    assert!(text.contains("total losses"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.trim_start().starts_with(char::is_numeric)).count(), 30);
+}
+
+#[test]
+fn grid_pf_refuses_a_bad_case_with_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("v1.m");
+    std::fs::write(&f, "mpc.version = '1';\nmpc.baseMVA = 100;\n").unwrap();
+    let out = Command::new(BIN).args(["grid", "pf", "--case"]).arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("version") && !err.contains("panicked"), "{err}");
+    let out = Command::new(BIN).args(["grid", "pf", "--case", "no-such-case"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn market_clear_json_is_within_0_1_percent_of_the_optimum() {
+    let out = Command::new(BIN)
+        .args(["market", "clear", "--case", "case30.m", "--buyers", "12", "--sellers", "12", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["converged"], true);
+    assert!(v["relative_gap"].as_f64().unwrap().abs() < 1e-3, "{v}");
+    assert!(v["iterations"].as_u64().unwrap() > 0);
+    let out = Command::new(BIN).args(["market", "clear", "--buyers", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

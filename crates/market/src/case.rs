@@ -1,0 +1,528 @@
+//! MATPOWER case files, format version 2.
+//!
+//! The parser reads the `mpc.version`, `mpc.baseMVA`, `mpc.bus`, `mpc.gen`,
+//! `mpc.branch` and (optional) `mpc.gencost` assignments of a case file.
+//! Comments (`%` to end of line), the `function` line, cell arrays
+//! (`mpc.x = { ... };`) and any other MATLAB statements are skipped, with one
+//! exception: the two unit-conversion idioms used by MATPOWER's `case33bw`
+//! (and other distribution cases built the same way) are recognised —
+//!
+//! ```text
+//! mpc.branch(:, [BR_R BR_X]) = mpc.branch(:, [BR_R BR_X]) / (Vbase^2 / Sbase);
+//! mpc.bus(:, [PD, QD]) = mpc.bus(:, [PD, QD]) / 1e3;
+//! ```
+//!
+//! — where `Vbase` is the first bus's `baseKV` and `Sbase` is `baseMVA`.
+//! Without them `case33bw` (which stores kW/kVAr and ohms) would be read as
+//! megawatts and per-unit values, a silently wrong network. Any other
+//! statement that assigns to part of `mpc` after the matrices is refused
+//! ([`CaseError::UnsupportedCode`]) rather than ignored, because ignoring it
+//! could change the network without notice.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::Serialize;
+
+/// Why a case file was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CaseError {
+    #[error("no `mpc.version` assignment: only MATPOWER case format version 2 is supported")]
+    MissingVersion,
+    #[error("case format version {0:?} is not supported (only version '2')")]
+    NotVersion2(String),
+    #[error("required field `mpc.{0}` is missing")]
+    MissingField(&'static str),
+    #[error("line {line}: {msg}")]
+    Malformed { line: usize, msg: String },
+    #[error("`mpc.{matrix}` row {row} has {got} columns, at least {need} are required")]
+    TooFewColumns { matrix: &'static str, row: usize, need: usize, got: usize },
+    #[error("`mpc.{matrix}` row {row}, column {col}: {msg}")]
+    BadValue { matrix: &'static str, row: usize, col: usize, msg: String },
+    #[error("bus number {0} appears more than once")]
+    DuplicateBus(u32),
+    #[error("`mpc.{matrix}` row {row} refers to bus {bus}, which does not exist")]
+    UnknownBus { matrix: &'static str, row: usize, bus: u32 },
+    #[error("no reference (type 3) bus")]
+    NoReferenceBus,
+    #[error("more than one reference (type 3) bus: {0:?}")]
+    SeveralReferenceBuses(Vec<u32>),
+    #[error("bus {0} is not connected to the reference bus by in-service branches")]
+    Disconnected(u32),
+    #[error("`mpc.gencost` has {got} rows but there are {gens} generators")]
+    GenCostRows { got: usize, gens: usize },
+    #[error("line {line}: unsupported statement modifies the case: {stmt}")]
+    UnsupportedCode { line: usize, stmt: String },
+}
+
+/// MATPOWER bus type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusType {
+    /// Load bus (type 1).
+    Pq,
+    /// Generator bus with voltage set-point (type 2).
+    Pv,
+    /// Reference / slack bus (type 3).
+    Ref,
+    /// Isolated bus (type 4), excluded from every model.
+    Isolated,
+}
+
+/// One row of `mpc.bus`, in the case's units (MW, MVAr, p.u., degrees, kV).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bus {
+    pub id: u32,
+    pub kind: BusType,
+    pub pd: f64,
+    pub qd: f64,
+    pub gs: f64,
+    pub bs: f64,
+    pub vm: f64,
+    pub va_deg: f64,
+    pub base_kv: f64,
+    pub vmax: f64,
+    pub vmin: f64,
+}
+
+/// One row of `mpc.gen`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Gen {
+    pub bus: u32,
+    pub pg: f64,
+    pub qg: f64,
+    pub qmax: f64,
+    pub qmin: f64,
+    pub vg: f64,
+    pub in_service: bool,
+    pub pmax: f64,
+    pub pmin: f64,
+}
+
+/// One row of `mpc.branch` (r, x, b in p.u. on `baseMVA`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Branch {
+    pub from: u32,
+    pub to: u32,
+    pub r: f64,
+    pub x: f64,
+    pub b: f64,
+    /// Long-term rating in MVA; 0 means unlimited (MATPOWER's convention).
+    pub rate_a: f64,
+    /// Off-nominal tap ratio; MATPOWER's 0 is stored as 1.
+    pub tap: f64,
+    pub shift_deg: f64,
+    pub in_service: bool,
+}
+
+/// One row of `mpc.gencost`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum GenCost {
+    /// Model 2: polynomial coefficients, highest order first ($/h of MW).
+    Polynomial(Vec<f64>),
+    /// Model 1: piecewise-linear (MW, $/h) points.
+    PiecewiseLinear(Vec<(f64, f64)>),
+}
+
+/// A parsed and validated MATPOWER case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Case {
+    pub base_mva: f64,
+    pub buses: Vec<Bus>,
+    pub gens: Vec<Gen>,
+    pub branches: Vec<Branch>,
+    pub gencost: Vec<GenCost>,
+    /// True when the kW/kVAr → MW/MVAr and ohm → p.u. conversions of the
+    /// file's trailing code were applied.
+    pub converted_units: bool,
+}
+
+impl Case {
+    /// Parses and validates a MATPOWER version-2 case file's text.
+    pub fn parse(text: &str) -> Result<Case, CaseError> {
+        let raw = scan(text)?;
+        build(raw)
+    }
+
+    /// Index of each bus id in [`Case::buses`].
+    pub fn bus_index(&self) -> BTreeMap<u32, usize> {
+        self.buses.iter().enumerate().map(|(i, b)| (b.id, i)).collect()
+    }
+
+    /// Index of the reference bus in [`Case::buses`].
+    pub fn ref_index(&self) -> usize {
+        // validated at parse time: exactly one exists
+        self.buses.iter().position(|b| b.kind == BusType::Ref).unwrap_or(0)
+    }
+
+    /// In-service branches.
+    pub fn live_branches(&self) -> impl Iterator<Item = &Branch> {
+        self.branches.iter().filter(|b| b.in_service)
+    }
+
+    /// True when the in-service branches form a tree over the non-isolated buses.
+    pub fn is_radial(&self) -> bool {
+        let n = self.buses.iter().filter(|b| b.kind != BusType::Isolated).count();
+        self.live_branches().count() + 1 == n
+    }
+}
+
+struct Raw {
+    version: Option<(usize, String)>,
+    base_mva: Option<(usize, f64)>,
+    matrices: BTreeMap<String, (usize, Vec<Vec<f64>>)>,
+    convert_r_x: bool,
+    convert_kw: bool,
+}
+
+fn strip_comment(line: &str) -> &str {
+    let mut in_quote = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' => in_quote = !in_quote,
+            '%' if !in_quote => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+fn squash(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace() && *c != ',').collect()
+}
+
+fn parse_num(tok: &str) -> Option<f64> {
+    match tok {
+        "Inf" | "inf" | "+Inf" => Some(f64::INFINITY),
+        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => tok.parse::<f64>().ok(),
+    }
+}
+
+fn scan(text: &str) -> Result<Raw, CaseError> {
+    let mut raw =
+        Raw { version: None, base_mva: None, matrices: BTreeMap::new(), convert_r_x: false, convert_kw: false };
+    let lines: Vec<&str> = text.lines().map(strip_comment).collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let lineno = i + 1;
+        let line = lines[i].trim();
+        i += 1;
+        if line.is_empty() || line.starts_with("function") {
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("mpc.") else {
+            continue; // other MATLAB code (index helpers, base computations)
+        };
+        let Some(eq) = rest.find('=') else {
+            return Err(CaseError::Malformed { line: lineno, msg: "assignment without `=`".into() });
+        };
+        let lhs = rest[..eq].trim();
+        let rhs = rest[eq + 1..].trim();
+        if !lhs.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            // an indexed assignment such as `mpc.bus(:, [PD, QD]) = ...`
+            let stmt = squash(line);
+            if stmt == "mpc.branch(:[BR_RBR_X])=mpc.branch(:[BR_RBR_X])/(Vbase^2/Sbase);" {
+                raw.convert_r_x = true;
+            } else if stmt == "mpc.bus(:[PDQD])=mpc.bus(:[PDQD])/1e3;" {
+                raw.convert_kw = true;
+            } else {
+                return Err(CaseError::UnsupportedCode { line: lineno, stmt: line.to_string() });
+            }
+            continue;
+        }
+        if rhs.starts_with('{') {
+            // cell array: skip to its closing brace
+            let mut body = rhs.to_string();
+            while !body.contains('}') {
+                if i >= lines.len() {
+                    return Err(CaseError::Malformed { line: lineno, msg: "unterminated cell array".into() });
+                }
+                body.push_str(lines[i]);
+                i += 1;
+            }
+            continue;
+        }
+        if let Some(after) = rhs.strip_prefix('[') {
+            let mut body = String::from(after);
+            while !body.contains(']') {
+                if i >= lines.len() {
+                    return Err(CaseError::Malformed { line: lineno, msg: format!("unterminated matrix `mpc.{lhs}`") });
+                }
+                body.push('\n');
+                body.push_str(lines[i]);
+                i += 1;
+            }
+            let close = body.find(']').unwrap_or(body.len());
+            let mut rows = Vec::new();
+            for row in body[..close].split([';', '\n']) {
+                let mut vals = Vec::new();
+                for tok in row.split(|c: char| c.is_whitespace() || c == ',').filter(|t| !t.is_empty()) {
+                    let v = parse_num(tok).ok_or_else(|| CaseError::Malformed {
+                        line: lineno,
+                        msg: format!("`mpc.{lhs}`: {tok:?} is not a number"),
+                    })?;
+                    vals.push(v);
+                }
+                if !vals.is_empty() {
+                    rows.push(vals);
+                }
+            }
+            raw.matrices.insert(lhs.to_string(), (lineno, rows));
+            continue;
+        }
+        let value = rhs.trim_end_matches(';').trim();
+        match lhs {
+            "version" => {
+                let v = value.trim_matches('\'').trim_matches('"').to_string();
+                raw.version = Some((lineno, v));
+            }
+            "baseMVA" => {
+                let v = parse_num(value).ok_or_else(|| CaseError::Malformed {
+                    line: lineno,
+                    msg: format!("baseMVA {value:?} is not a number"),
+                })?;
+                raw.base_mva = Some((lineno, v));
+            }
+            _ => {} // other scalar fields (e.g. names) are not used
+        }
+    }
+    Ok(raw)
+}
+
+fn finite(matrix: &'static str, row: usize, col: usize, v: f64) -> Result<f64, CaseError> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(CaseError::BadValue { matrix, row, col, msg: format!("{v} is not finite") })
+    }
+}
+
+fn bus_id(matrix: &'static str, row: usize, col: usize, v: f64) -> Result<u32, CaseError> {
+    if v.fract() == 0.0 && v >= 1.0 && v <= u32::MAX as f64 {
+        Ok(v as u32)
+    } else {
+        Err(CaseError::BadValue { matrix, row, col, msg: format!("{v} is not a positive integer bus number") })
+    }
+}
+
+fn rows<'a>(raw: &'a Raw, name: &'static str, need: usize) -> Result<Option<&'a Vec<Vec<f64>>>, CaseError> {
+    let Some((_, rows)) = raw.matrices.get(name) else { return Ok(None) };
+    for (r, row) in rows.iter().enumerate() {
+        if row.len() < need {
+            return Err(CaseError::TooFewColumns { matrix: name, row: r + 1, need, got: row.len() });
+        }
+    }
+    Ok(Some(rows))
+}
+
+fn build(raw: Raw) -> Result<Case, CaseError> {
+    match &raw.version {
+        None => return Err(CaseError::MissingVersion),
+        Some((_, v)) if v != "2" => return Err(CaseError::NotVersion2(v.clone())),
+        _ => {}
+    }
+    let base_mva = raw.base_mva.ok_or(CaseError::MissingField("baseMVA"))?.1;
+    if !(base_mva.is_finite() && base_mva > 0.0) {
+        return Err(CaseError::BadValue {
+            matrix: "baseMVA",
+            row: 1,
+            col: 1,
+            msg: format!("{base_mva} must be positive"),
+        });
+    }
+    let bus_rows = rows(&raw, "bus", 13)?.ok_or(CaseError::MissingField("bus"))?;
+    let gen_rows = rows(&raw, "gen", 10)?.ok_or(CaseError::MissingField("gen"))?;
+    let br_rows = rows(&raw, "branch", 11)?.ok_or(CaseError::MissingField("branch"))?;
+
+    let mut buses = Vec::with_capacity(bus_rows.len());
+    let mut seen = BTreeSet::new();
+    for (r, row) in bus_rows.iter().enumerate() {
+        let rn = r + 1;
+        let id = bus_id("bus", rn, 1, row[0])?;
+        if !seen.insert(id) {
+            return Err(CaseError::DuplicateBus(id));
+        }
+        let kind = match row[1] {
+            1.0 => BusType::Pq,
+            2.0 => BusType::Pv,
+            3.0 => BusType::Ref,
+            4.0 => BusType::Isolated,
+            t => return Err(CaseError::BadValue { matrix: "bus", row: rn, col: 2, msg: format!("bus type {t}") }),
+        };
+        let f = |c: usize| finite("bus", rn, c + 1, row[c]);
+        let mut bus = Bus {
+            id,
+            kind,
+            pd: f(2)?,
+            qd: f(3)?,
+            gs: f(4)?,
+            bs: f(5)?,
+            vm: f(7)?,
+            va_deg: f(8)?,
+            base_kv: f(9)?,
+            vmax: f(11)?,
+            vmin: f(12)?,
+        };
+        if bus.vm <= 0.0 {
+            return Err(CaseError::BadValue { matrix: "bus", row: rn, col: 8, msg: "Vm must be positive".into() });
+        }
+        if raw.convert_kw {
+            bus.pd /= 1e3;
+            bus.qd /= 1e3;
+        }
+        buses.push(bus);
+    }
+    let refs: Vec<u32> = buses.iter().filter(|b| b.kind == BusType::Ref).map(|b| b.id).collect();
+    match refs.len() {
+        0 => return Err(CaseError::NoReferenceBus),
+        1 => {}
+        _ => return Err(CaseError::SeveralReferenceBuses(refs)),
+    }
+
+    let mut gens = Vec::with_capacity(gen_rows.len());
+    for (r, row) in gen_rows.iter().enumerate() {
+        let rn = r + 1;
+        let bus = bus_id("gen", rn, 1, row[0])?;
+        if !seen.contains(&bus) {
+            return Err(CaseError::UnknownBus { matrix: "gen", row: rn, bus });
+        }
+        let f = |c: usize| finite("gen", rn, c + 1, row[c]);
+        // Q and P limits may be ±Inf in MATPOWER files
+        let lim = |c: usize| {
+            if row[c].is_nan() {
+                Err(CaseError::BadValue { matrix: "gen", row: rn, col: c + 1, msg: "NaN".into() })
+            } else {
+                Ok(row[c])
+            }
+        };
+        gens.push(Gen {
+            bus,
+            pg: f(1)?,
+            qg: f(2)?,
+            qmax: lim(3)?,
+            qmin: lim(4)?,
+            vg: f(5)?,
+            in_service: f(7)? > 0.0,
+            pmax: lim(8)?,
+            pmin: lim(9)?,
+        });
+    }
+
+    let mut branches = Vec::with_capacity(br_rows.len());
+    for (r, row) in br_rows.iter().enumerate() {
+        let rn = r + 1;
+        let from = bus_id("branch", rn, 1, row[0])?;
+        let to = bus_id("branch", rn, 2, row[1])?;
+        for b in [from, to] {
+            if !seen.contains(&b) {
+                return Err(CaseError::UnknownBus { matrix: "branch", row: rn, bus: b });
+            }
+        }
+        let f = |c: usize| finite("branch", rn, c + 1, row[c]);
+        let mut br = Branch {
+            from,
+            to,
+            r: f(2)?,
+            x: f(3)?,
+            b: f(4)?,
+            rate_a: f(5)?,
+            tap: if f(8)? == 0.0 { 1.0 } else { f(8)? },
+            shift_deg: f(9)?,
+            in_service: f(10)? > 0.0,
+        };
+        if raw.convert_r_x {
+            let vbase = buses[0].base_kv * 1e3;
+            let zbase = vbase * vbase / (base_mva * 1e6);
+            br.r /= zbase;
+            br.x /= zbase;
+        }
+        if br.in_service && br.r == 0.0 && br.x == 0.0 {
+            return Err(CaseError::BadValue {
+                matrix: "branch",
+                row: rn,
+                col: 4,
+                msg: "zero impedance (r = x = 0)".into(),
+            });
+        }
+        if from == to {
+            return Err(CaseError::BadValue {
+                matrix: "branch",
+                row: rn,
+                col: 2,
+                msg: "branch connects a bus to itself".into(),
+            });
+        }
+        branches.push(br);
+    }
+
+    let mut gencost = Vec::new();
+    if let Some((_, rows)) = raw.matrices.get("gencost") {
+        if rows.len() != gens.len() && rows.len() != 2 * gens.len() {
+            return Err(CaseError::GenCostRows { got: rows.len(), gens: gens.len() });
+        }
+        for (r, row) in rows.iter().enumerate() {
+            let rn = r + 1;
+            if row.len() < 4 {
+                return Err(CaseError::TooFewColumns { matrix: "gencost", row: rn, need: 4, got: row.len() });
+            }
+            let n = row[3];
+            if !(n.fract() == 0.0 && (0.0..1e6).contains(&n)) {
+                return Err(CaseError::BadValue { matrix: "gencost", row: rn, col: 4, msg: format!("n = {n}") });
+            }
+            let n = n as usize;
+            let model = row[0];
+            let need = if model == 2.0 { 4 + n } else { 4 + 2 * n };
+            if row.len() < need {
+                return Err(CaseError::TooFewColumns { matrix: "gencost", row: rn, need, got: row.len() });
+            }
+            for (c, v) in row.iter().enumerate().take(need) {
+                finite("gencost", rn, c + 1, *v)?;
+            }
+            gencost.push(if model == 2.0 {
+                GenCost::Polynomial(row[4..4 + n].to_vec())
+            } else if model == 1.0 {
+                GenCost::PiecewiseLinear((0..n).map(|k| (row[4 + 2 * k], row[5 + 2 * k])).collect())
+            } else {
+                return Err(CaseError::BadValue {
+                    matrix: "gencost",
+                    row: rn,
+                    col: 1,
+                    msg: format!("cost model {model}"),
+                });
+            });
+        }
+    }
+
+    let case = Case { base_mva, buses, gens, branches, gencost, converted_units: raw.convert_kw || raw.convert_r_x };
+    check_connected(&case)?;
+    Ok(case)
+}
+
+fn check_connected(case: &Case) -> Result<(), CaseError> {
+    let idx = case.bus_index();
+    let n = case.buses.len();
+    let mut adj = vec![Vec::new(); n];
+    for br in case.live_branches() {
+        let (f, t) = (idx[&br.from], idx[&br.to]);
+        adj[f].push(t);
+        adj[t].push(f);
+    }
+    let mut seen = vec![false; n];
+    let root = case.ref_index();
+    seen[root] = true;
+    let mut q = VecDeque::from([root]);
+    while let Some(u) = q.pop_front() {
+        for &v in &adj[u] {
+            if !seen[v] && case.buses[v].kind != BusType::Isolated {
+                seen[v] = true;
+                q.push_back(v);
+            }
+        }
+    }
+    for (i, b) in case.buses.iter().enumerate() {
+        if !seen[i] && b.kind != BusType::Isolated {
+            return Err(CaseError::Disconnected(b.id));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! DC power flow and power transfer distribution factors (PTDF) for meshed
+//! networks.
+//!
+//! Lossless, flat-voltage, small-angle model: the flow on branch `l = (f, t)`
+//! is `b_l (θ_f − θ_t)` with `b_l = 1 / (x_l τ_l)` (τ the tap ratio), and the
+//! bus angles solve `B θ = p` with the reference bus's angle fixed at 0, so the
+//! reference bus absorbs any imbalance of `p`. Phase-shifting transformers'
+//! shift angles are not modelled (none of the shipped cases has one).
+//! All quantities are per unit on the case's `baseMVA`.
+
+use crate::case::{BusType, Case};
+use crate::linalg::Lu;
+use crate::ModelError;
+
+/// The DC model of a case: branch susceptances and the PTDF matrix.
+#[derive(Debug, Clone)]
+pub struct DcModel {
+    /// The case's power base, MVA.
+    pub base_mva: f64,
+    /// Bus ids, in model order (isolated buses excluded).
+    pub bus_ids: Vec<u32>,
+    /// Index of the reference bus.
+    pub ref_idx: usize,
+    /// In-service branches: (from, to, susceptance b_l in p.u., index into `Case::branches`).
+    pub lines: Vec<(usize, usize, f64, usize)>,
+    /// Branch ratings in p.u. (`f64::INFINITY` where the case has 0, i.e. unlimited).
+    pub limits: Vec<f64>,
+    /// `ptdf[l][k]`: flow on line `l` per unit injected at bus `k` and withdrawn at the reference bus.
+    pub ptdf: Vec<Vec<f64>>,
+}
+
+/// Result of a DC power flow.
+#[derive(Debug, Clone)]
+pub struct DcFlow {
+    /// Bus voltage angles in radians.
+    pub theta: Vec<f64>,
+    /// Branch flows from → to, p.u.
+    pub flows: Vec<f64>,
+    /// Injection the reference bus must supply to balance the network, p.u.
+    pub ref_injection: f64,
+}
+
+impl DcModel {
+    pub fn new(case: &Case) -> Result<DcModel, ModelError> {
+        let live: Vec<usize> = (0..case.buses.len()).filter(|&i| case.buses[i].kind != BusType::Isolated).collect();
+        let bus_ids: Vec<u32> = live.iter().map(|&i| case.buses[i].id).collect();
+        let pos = |id: u32| bus_ids.iter().position(|&b| b == id);
+        let n = bus_ids.len();
+        let ref_idx = pos(case.buses[case.ref_index()].id).ok_or(ModelError::NoReference)?;
+        let mut lines = Vec::new();
+        let mut limits = Vec::new();
+        for (k, br) in case.branches.iter().enumerate() {
+            if !br.in_service {
+                continue;
+            }
+            let (Some(f), Some(t)) = (pos(br.from), pos(br.to)) else { continue };
+            if br.x == 0.0 {
+                return Err(ModelError::ZeroReactance(k + 1));
+            }
+            lines.push((f, t, 1.0 / (br.x * br.tap), k));
+            limits.push(if br.rate_a > 0.0 { br.rate_a / case.base_mva } else { f64::INFINITY });
+        }
+        // reduced B (reference row/column removed)
+        let red: Vec<usize> = (0..n).filter(|&i| i != ref_idx).collect();
+        let mut at = vec![usize::MAX; n];
+        for (r, &i) in red.iter().enumerate() {
+            at[i] = r;
+        }
+        let m = red.len();
+        let mut b = vec![0.0; m * m];
+        for &(f, t, bl, _) in &lines {
+            for (i, j, s) in [(f, f, bl), (t, t, bl), (f, t, -bl), (t, f, -bl)] {
+                if at[i] != usize::MAX && at[j] != usize::MAX {
+                    b[at[i] * m + at[j]] += s;
+                }
+            }
+        }
+        let lu = Lu::new(m, b)?;
+        // X = B_red^{-1}, padded with zeros at the reference
+        let mut x = vec![vec![0.0; n]; n];
+        for (c, &j) in red.iter().enumerate() {
+            let mut e = vec![0.0; m];
+            e[c] = 1.0;
+            let col = lu.solve(&e);
+            for (r, &i) in red.iter().enumerate() {
+                x[i][j] = col[r];
+            }
+        }
+        let ptdf = lines.iter().map(|&(f, t, bl, _)| (0..n).map(|k| bl * (x[f][k] - x[t][k])).collect()).collect();
+        Ok(DcModel { base_mva: case.base_mva, bus_ids, ref_idx, lines, limits, ptdf })
+    }
+
+    /// Net injections of the case's in-service generators minus loads and
+    /// shunt conductances, p.u., in model bus order.
+    pub fn case_injections(&self, case: &Case) -> Vec<f64> {
+        let mut p = vec![0.0; self.bus_ids.len()];
+        let pos = |id: u32| self.bus_ids.iter().position(|&b| b == id);
+        for g in case.gens.iter().filter(|g| g.in_service) {
+            if let Some(i) = pos(g.bus) {
+                p[i] += g.pg / case.base_mva;
+            }
+        }
+        for b in &case.buses {
+            if let Some(i) = pos(b.id) {
+                p[i] -= (b.pd + b.gs) / case.base_mva;
+            }
+        }
+        p
+    }
+
+    /// Branch flows for injections `p` (p.u., model bus order) via the PTDF;
+    /// the reference bus balances the network.
+    pub fn flows(&self, p: &[f64]) -> Vec<f64> {
+        self.ptdf.iter().map(|row| row.iter().zip(p).map(|(a, b)| a * b).sum()).collect()
+    }
+
+    /// Full DC power flow: angles from the flows on a spanning set of branches.
+    pub fn power_flow(&self, p: &[f64]) -> DcFlow {
+        let flows = self.flows(p);
+        let n = self.bus_ids.len();
+        let ref_injection = -p.iter().enumerate().filter(|(i, _)| *i != self.ref_idx).map(|(_, v)| v).sum::<f64>();
+        // angles by breadth-first walk from the reference over the lines
+        let mut theta = vec![f64::NAN; n];
+        theta[self.ref_idx] = 0.0;
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for (l, &(f, t, bl, _)) in self.lines.iter().enumerate() {
+                if theta[f].is_nan() && !theta[t].is_nan() {
+                    theta[f] = theta[t] + flows[l] / bl;
+                    changed = true;
+                } else if theta[t].is_nan() && !theta[f].is_nan() {
+                    theta[t] = theta[f] - flows[l] / bl;
+                    changed = true;
+                }
+            }
+        }
+        DcFlow { theta, flows, ref_injection }
+    }
+}

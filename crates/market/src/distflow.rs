@@ -1,0 +1,159 @@
+//! The linearised DistFlow model (Baran & Wu 1989, "LinDistFlow") for radial
+//! feeders, the network model of the seed's Eqs 6.3a–d.
+//!
+//! With the feeder rooted at the reference bus, every bus `j` other than the
+//! root has one parent line `(i, j)` carrying `P_ij = −Σ_{k ∈ sub(j)} p_k`
+//! (and likewise `Q_ij`), `p_k` the net injection at `k` (generation
+//! positive), losses neglected. Squared voltage magnitudes `v = |V|²` follow
+//! `v_j = v_i − 2 (r_ij P_ij + x_ij Q_ij)`, so
+//! `v = v_0 1 + 2 R p + 2 X q` with `R_jk = Σ r` over the lines common to
+//! the root paths of `j` and `k` (and `X` the same with `x`).
+//! All quantities are per unit on the case's `baseMVA`.
+
+use crate::case::{BusType, Case};
+use crate::ModelError;
+
+/// A radial feeder's LinDistFlow model.
+#[derive(Debug, Clone)]
+pub struct DistFlow {
+    /// Bus ids, in model order (isolated buses excluded).
+    pub bus_ids: Vec<u32>,
+    /// Index of the root (reference) bus.
+    pub root: usize,
+    /// Parent of each bus (None for the root).
+    pub parent: Vec<Option<usize>>,
+    /// For each non-root bus: its parent line's index in `Case::branches`.
+    pub parent_branch: Vec<Option<usize>>,
+    /// Squared voltage magnitude at the root, p.u.
+    pub v0_sq: f64,
+    /// Path resistance matrix `R` (n × n, row-major), p.u.
+    pub r_path: Vec<f64>,
+    /// Path reactance matrix `X` (n × n, row-major), p.u.
+    pub x_path: Vec<f64>,
+    /// Voltage bounds (min, max) of each bus, p.u.
+    pub v_bounds: Vec<(f64, f64)>,
+}
+
+impl DistFlow {
+    /// Builds the model; refuses meshed networks.
+    pub fn new(case: &Case) -> Result<DistFlow, ModelError> {
+        if !case.is_radial() {
+            return Err(ModelError::NotRadial);
+        }
+        let live: Vec<usize> = (0..case.buses.len()).filter(|&i| case.buses[i].kind != BusType::Isolated).collect();
+        let bus_ids: Vec<u32> = live.iter().map(|&i| case.buses[i].id).collect();
+        let n = bus_ids.len();
+        let pos = |id: u32| bus_ids.iter().position(|&b| b == id);
+        let root_bus = &case.buses[case.ref_index()];
+        let root = pos(root_bus.id).ok_or(ModelError::NoReference)?;
+        let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
+        for (k, br) in case.branches.iter().enumerate().filter(|(_, b)| b.in_service) {
+            let (Some(f), Some(t)) = (pos(br.from), pos(br.to)) else { continue };
+            adj[f].push((t, k));
+            adj[t].push((f, k));
+        }
+        let mut parent = vec![None; n];
+        let mut parent_branch = vec![None; n];
+        let mut order = vec![root];
+        let mut seen = vec![false; n];
+        seen[root] = true;
+        let mut head = 0;
+        while head < order.len() {
+            let u = order[head];
+            head += 1;
+            for &(v, k) in &adj[u] {
+                if !seen[v] {
+                    seen[v] = true;
+                    parent[v] = Some(u);
+                    parent_branch[v] = Some(k);
+                    order.push(v);
+                }
+            }
+        }
+        if order.len() != n {
+            return Err(ModelError::NotRadial);
+        }
+        // path sets: ancestors (as parent-line owners) of each bus
+        let mut path: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for &u in order.iter().skip(1) {
+            let p = parent[u].unwrap_or(root);
+            let mut v = path[p].clone();
+            v.push(u);
+            path[u] = v;
+        }
+        let mut r_path = vec![0.0; n * n];
+        let mut x_path = vec![0.0; n * n];
+        for j in 0..n {
+            for k in 0..n {
+                let (mut r, mut x) = (0.0, 0.0);
+                for &u in path[j].iter().filter(|u| path[k].contains(u)) {
+                    if let Some(b) = parent_branch[u] {
+                        r += case.branches[b].r;
+                        x += case.branches[b].x;
+                    }
+                }
+                r_path[j * n + k] = r;
+                x_path[j * n + k] = x;
+            }
+        }
+        let v0 = case.gens.iter().find(|g| g.in_service && g.bus == root_bus.id).map(|g| g.vg).unwrap_or(root_bus.vm);
+        let v_bounds = live.iter().map(|&i| (case.buses[i].vmin, case.buses[i].vmax)).collect();
+        Ok(DistFlow { bus_ids, root, parent, parent_branch, v0_sq: v0 * v0, r_path, x_path, v_bounds })
+    }
+
+    /// Net injections `(p, q)` of the case's loads (and in-service generators
+    /// other than at the root), p.u., model bus order.
+    pub fn case_injections(&self, case: &Case) -> (Vec<f64>, Vec<f64>) {
+        let n = self.bus_ids.len();
+        let (mut p, mut q) = (vec![0.0; n], vec![0.0; n]);
+        for (i, id) in self.bus_ids.iter().enumerate() {
+            if let Some(b) = case.buses.iter().find(|b| b.id == *id) {
+                p[i] -= b.pd / case.base_mva;
+                q[i] -= b.qd / case.base_mva;
+            }
+            if i != self.root {
+                for g in case.gens.iter().filter(|g| g.in_service && g.bus == *id) {
+                    p[i] += g.pg / case.base_mva;
+                    q[i] += g.qg / case.base_mva;
+                }
+            }
+        }
+        (p, q)
+    }
+
+    /// Squared voltage magnitudes for injections `p`, `q` (p.u.).
+    pub fn voltages_sq(&self, p: &[f64], q: &[f64]) -> Vec<f64> {
+        let n = self.bus_ids.len();
+        (0..n)
+            .map(|j| {
+                self.v0_sq
+                    + 2.0 * (0..n).map(|k| self.r_path[j * n + k] * p[k] + self.x_path[j * n + k] * q[k]).sum::<f64>()
+            })
+            .collect()
+    }
+
+    /// Active power flowing into each bus from its parent (0 at the root), p.u.
+    pub fn parent_flows(&self, p: &[f64]) -> Vec<f64> {
+        let n = self.bus_ids.len();
+        let mut flow = vec![0.0; n];
+        // sum of injections over each subtree, accumulated leaf to root
+        let mut depth = vec![0usize; n];
+        for j in 0..n {
+            let mut u = j;
+            while let Some(pp) = self.parent[u] {
+                depth[j] += 1;
+                u = pp;
+            }
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&j| std::cmp::Reverse(depth[j]));
+        let mut sub = p.to_vec();
+        for &j in &order {
+            if let Some(pp) = self.parent[j] {
+                flow[j] = -sub[j];
+                sub[pp] += sub[j];
+            }
+        }
+        flow
+    }
+}

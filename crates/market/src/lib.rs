@@ -1,0 +1,52 @@
+//! P2P energy market clearing over electrical network models (thesis Ch.6).
+//!
+//! Layer 1 (this crate so far): MATPOWER case files ([`case`]), the DC model
+//! and PTDF for meshed networks ([`dc`]), the linearised DistFlow model for
+//! radial feeders ([`distflow`]) and an AC Newton–Raphson power flow
+//! ([`acpf`]) for checking what a dispatch does to voltages and losses.
+//!
+//! Layer 2 (started): the clearing problem of Eqs 6.1–6.4 with a seeded
+//! prosumer generator ([`problem`]) and the sans-IO primal–dual iteration for
+//! the PTDF market with an exact reference for uncongested markets
+//! ([`primal_dual`]). Not yet: the Clarabel central reference for congested
+//! markets, ALADIN, the enclave framework (D-TASK, TEAR-DO).
+//!
+//! Floats are used for the physics and optimisation internals only. Energy
+//! and money that cross into the ledger are integers: see [`units`].
+
+// Dense matrix code reads best with explicit indices.
+#![allow(clippy::needless_range_loop)]
+
+pub mod acpf;
+pub mod case;
+pub mod dc;
+pub mod distflow;
+pub mod linalg;
+pub mod primal_dual;
+pub mod problem;
+pub mod units;
+
+pub use acpf::{run_pf, PfOptions, PfResult};
+pub use case::{Case, CaseError};
+pub use dc::DcModel;
+pub use distflow::DistFlow;
+
+/// The shipped IEEE 30-bus case (MATPOWER's `case30`); see `data/README.md`.
+pub const CASE30: &str = include_str!("../../../data/grid/case30.m");
+/// The shipped 33-bus Baran & Wu feeder (MATPOWER's `case33bw`).
+pub const CASE33BW: &str = include_str!("../../../data/grid/case33bw.m");
+
+/// Why a network model could not be built or solved.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ModelError {
+    #[error("no reference bus")]
+    NoReference,
+    #[error("branch {0} has zero reactance (DC model undefined)")]
+    ZeroReactance(usize),
+    #[error("the network is not radial (DistFlow needs a tree)")]
+    NotRadial,
+    #[error("power flow did not converge in {iterations} iterations (mismatch {mismatch:e} p.u.)")]
+    NoConvergence { iterations: usize, mismatch: f64 },
+    #[error(transparent)]
+    Linalg(#[from] linalg::LinalgError),
+}
