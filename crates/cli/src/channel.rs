@@ -61,7 +61,8 @@ pub struct WatchSpecArgs {
     /// The party's directory (written by `channel prepare`).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// File to write the watch spec (JSON, no secrets) to.
+    /// New file to write the watch spec (JSON, no secrets) to; an existing
+    /// file is never replaced.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Print the watch spec as one JSON document instead of the summary.
@@ -591,7 +592,17 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         ChannelCmd::WatchSpec(a) => {
             let p = load_party(&a.dir)?;
             let w = gridledger_node::channel::watch::WatchSpec::from(&p);
-            std::fs::write(&a.out, serde_json::to_string_pretty(&w)?)
+            // Never over an existing file: `--out DIR/party.json` would
+            // replace the party's keys with a spec that holds none.
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&a.out).with_context(|| {
+                format!(
+                    "writing the watch spec to {} (--out): a file that already exists is never replaced; \
+                     choose a new --out path",
+                    a.out.display()
+                )
+            })?;
+            std::io::Write::write_all(&mut f, serde_json::to_string_pretty(&w)?.as_bytes())
+                .and_then(|()| f.sync_all())
                 .with_context(|| format!("writing the watch spec to {} (--out)", a.out.display()))?;
             crate::ops::emit(a.json, &serde_json::to_value(&w)?, || {
                 println!("watch spec of channel {} written to {} (no secrets)", w.cid, a.out.display());

@@ -84,8 +84,9 @@ pub struct DayArgs {
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
     /// Print a commented example of the community file `--config` takes
-    /// (15 participants, every key explained) and exit.
-    #[arg(long)]
+    /// (15 participants, every key explained) and exit. TOML, so not with
+    /// --json.
+    #[arg(long, conflicts_with = "json")]
     pub example_config: bool,
     /// Run this many consecutive days (wrapping after day 365), each on
     /// fresh chains, and print one line per day and the totals.

@@ -69,10 +69,7 @@ pub fn run(cmd: SimCmd) -> anyhow::Result<()> {
 
 fn lbft(a: LbftArgs) -> anyhow::Result<()> {
     use gridledger_consensus::lbft::sim::{run_seed, SchemeKind};
-    let seeds: Vec<u64> = match std::env::var("GRIDLEDGER_SIM_SEED").ok().and_then(|s| s.trim().parse().ok()) {
-        Some(seed) => vec![seed],
-        None => (a.first..a.first.saturating_add(a.seeds)).collect(),
-    };
+    let seeds = seed_list(a.first, a.seeds)?;
     let scheme = if a.bls { SchemeKind::Bls } else { SchemeKind::Sim };
     let started = std::time::Instant::now();
     let bar = indicatif::ProgressBar::new(seeds.len() as u64);
@@ -109,11 +106,24 @@ fn lbft(a: LbftArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn seeds(a: &PbftArgs) -> Vec<u64> {
-    match std::env::var("GRIDLEDGER_SIM_SEED").ok().and_then(|s| s.trim().parse().ok()) {
-        Some(seed) => vec![seed],
-        None => (a.first..a.first + a.seeds).collect(),
+/// The seeds a sweep runs: `GRIDLEDGER_SIM_SEED` replays exactly one (a
+/// value that is not a seed is refused, not ignored), otherwise `count`
+/// seeds from `first`. A sweep of no seeds, or one past `u64::MAX`, is
+/// refused: neither can pass for a sweep that ran.
+fn seed_list(first: u64, count: u64) -> anyhow::Result<Vec<u64>> {
+    if let Some(v) = std::env::var_os("GRIDLEDGER_SIM_SEED") {
+        let v = v.to_string_lossy();
+        let seed = v
+            .trim()
+            .parse::<u64>()
+            .map_err(|e| anyhow::anyhow!("GRIDLEDGER_SIM_SEED={v:?} is not a seed ({e}); unset it to run the sweep"))?;
+        return Ok(vec![seed]);
     }
+    anyhow::ensure!(count > 0, "--seeds 0 runs nothing; give at least 1");
+    let last = first.checked_add(count - 1).ok_or_else(|| {
+        anyhow::anyhow!("--first {first} --seeds {count} runs past the last seed ({}); lower --first", u64::MAX)
+    })?;
+    Ok((first..=last).collect())
 }
 
 fn scenario(a: &PbftArgs, seed: u64) -> Scenario {
@@ -128,11 +138,12 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         return mutants(&a);
     }
     let started = std::time::Instant::now();
-    let n = seeds(&a).len() as u64;
+    let list = seed_list(a.first, a.seeds)?;
+    let n = list.len() as u64;
     let bar = if a.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(n) };
     let mut failures: Vec<Violation> = Vec::new();
     let (mut faults, mut crashes, mut heights) = (0usize, 0u64, 0u64);
-    for seed in seeds(&a) {
+    for &seed in &list {
         let sc = scenario(&a, seed);
         let r = if a.replica_only { pbft_sim::run(&sc) } else { run_driver(&sc, &DriverSimOptions::default()) };
         match r {
@@ -153,7 +164,7 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         "protocol": "pbft",
         "driver": if a.replica_only { "replica" } else { "validator-driver+store" },
         "validators": a.validators,
-        "seeds": seeds(&a).len(),
+        "seeds": list.len(),
         "failures": failures.len(),
         "first_failure": failures.first().map(|v| format!("{v:?}")),
         "faults_reported": faults,
@@ -182,7 +193,7 @@ fn mutants(a: &PbftArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut missed = 0;
     for m in Mutation::ALL {
-        let caught = seeds(a).into_iter().find_map(|seed| {
+        let caught = seed_list(a.first, a.seeds)?.into_iter().find_map(|seed| {
             run_driver(&scenario(a, seed), &DriverSimOptions { mutation: Some(m), ..DriverSimOptions::default() }).err()
         });
         missed += usize::from(caught.is_none());

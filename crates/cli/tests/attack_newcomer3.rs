@@ -50,7 +50,6 @@ fn channel_watch_json_prints_exactly_one_document() {
 /// account, ESC and MSC secrets, is overwritten by the secret-free watch
 /// spec and the exit is 0; the party can no longer open, pay or dispute.
 #[test]
-#[ignore = "attack: channel watch-spec --out DIR/party.json overwrites the party's keys"]
 fn watch_spec_out_onto_party_file_is_refused_and_changes_nothing() {
     let (_dir, _node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
     let party = dirs[0].join("party.json");
@@ -99,7 +98,6 @@ fn channel_watch_against_unreachable_node_exits_nonzero() {
 /// panic (exit 101) in a debug build; a release build wraps to an empty
 /// sweep that reports 0 failures.
 #[test]
-#[ignore = "attack: sim pbft --first u64::MAX panics (overflow in first + seeds)"]
 fn sim_pbft_first_at_u64_max_does_not_panic() {
     let o = gl(&["sim", "pbft", "--first", "18446744073709551615", "--seeds", "1", "--json"]);
     assert!(!stderr(&o).contains("panicked"), "panic: {}", stderr(&o));
@@ -116,7 +114,6 @@ fn sim_pbft_first_at_u64_max_does_not_panic() {
 /// (code: `.parse().ok()` drops it): silently ignored, the normal sweep
 /// runs instead of the replay, exit 0.
 #[test]
-#[ignore = "attack: GRIDLEDGER_SIM_SEED that does not parse is silently ignored"]
 fn sim_seed_env_that_does_not_parse_is_refused() {
     let o = Command::new(BIN)
         .args(["sim", "pbft", "--seeds", "0", "--json"])
@@ -132,7 +129,6 @@ fn sim_seed_env_that_does_not_parse_is_refused() {
 /// exit 0 with "failures 0" for zero seeds run, which a CI script reads as
 /// a passing sweep.
 #[test]
-#[ignore = "attack: sim pbft --seeds 0 exits 0 reporting no failures for nothing run"]
 fn sim_pbft_zero_seeds_is_refused() {
     let o = Command::new(BIN)
         .args(["sim", "pbft", "--seeds", "0", "--json"])
@@ -148,7 +144,6 @@ fn sim_pbft_zero_seeds_is_refused() {
 /// returns the TOML text before `--json` is looked at): TOML on stdout,
 /// exit 0.
 #[test]
-#[ignore = "attack: ior day --example-config --json prints TOML and exits 0"]
 fn ior_day_example_config_with_json_is_json_or_refused() {
     let o = gl(&["ior", "day", "--example-config", "--json"]);
     if o.status.success() {
