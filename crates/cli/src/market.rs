@@ -27,13 +27,18 @@ pub struct ClearArgs {
     /// MATPOWER case file, or a shipped case by name (case30, case33bw).
     #[arg(long, value_name = "FILE", default_value = "case30")]
     pub case: PathBuf,
+    /// Buyers (prosumers with a quadratic utility), placed on the case's
+    /// buses by the seeded generator; 1 to 1000.
     #[arg(long, default_value_t = 50)]
     pub buyers: usize,
+    /// Sellers (prosumers with a quadratic cost); 1 to 1000.
     #[arg(long, default_value_t = 50)]
     pub sellers: usize,
     /// Seed of the prosumer generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Clearing algorithm (only primal-dual so far; the centralised
+    /// reference and ALADIN are to come).
     #[arg(long, value_enum, default_value_t = Algorithm::PrimalDual)]
     pub algorithm: Algorithm,
     /// Print one JSON object.
