@@ -432,14 +432,24 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             });
             let [s0, s1] = sources;
             let sources = [s0?, s1?];
-            // Reach the node before anything is written (no half-made desk key).
-            crate::endpoint::probe(&a.rpc)?;
-            let desk = desk_key(&a.desk_key)?;
+            // The peer addresses are checked before anything is sent or
+            // written: each side must know the other's port in advance, and
+            // only one side can listen on an address.
             let addrs = match a.listen.as_slice() {
-                [x, y] => [*x, *y],
+                [x, y] => {
+                    anyhow::ensure!(
+                        x.port() != 0 && y.port() != 0,
+                        "--listen {x} {y}: port 0 cannot be told to the peer in advance; give fixed ports"
+                    );
+                    anyhow::ensure!(x != y, "--listen {x} {y}: the two sides need two different addresses");
+                    [*x, *y]
+                }
                 [] => [free_loopback_addr()?, free_loopback_addr()?],
                 _ => anyhow::bail!("--listen takes two addresses"),
             };
+            // Reach the node before anything is written (no half-made desk key).
+            crate::endpoint::probe(&a.rpc)?;
+            let desk = desk_key(&a.desk_key)?;
             let t_delta_ms = a.t_delta_ms.unwrap_or(a.t_delta_blocks.saturating_mul(a.block_ms));
             let min = gridledger_contracts::cns::MIN_T_DELTA_MS;
             anyhow::ensure!(t_delta_ms >= min, "t_Δ of {t_delta_ms} ms is below the contract's minimum {min} ms");

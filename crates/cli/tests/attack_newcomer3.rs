@@ -158,7 +158,6 @@ fn ior_day_example_config_with_json_is_json_or_refused() {
 /// `[x, y] => [*x, *y]`, no check): exit 0, both party directories written
 /// with port 0 as the peer address; the channel can never open.
 #[test]
-#[ignore = "attack: channel prepare --listen with port 0 is accepted (peer can never connect)"]
 fn prepare_listen_port_zero_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -183,7 +182,6 @@ fn prepare_listen_port_zero_is_refused() {
 /// listen there), as `--dirs` naming one directory twice is. Observed:
 /// accepted, exit 0.
 #[test]
-#[ignore = "attack: channel prepare --listen with one address for both sides is accepted"]
 fn prepare_listen_same_address_twice_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
