@@ -337,6 +337,7 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             })
         }
         CnsCmd::Pay(a) => {
+            crate::endpoint::probe(&a.rpc)?;
             let link = ChainLink::connect(&a.rpc, read_key(&a.key)?)?;
             read_msc(&link.client, a.sid)?.with_context(|| {
                 format!("no MSC {} on the chain at {} (`gridledger cns status` lists them)", a.sid, a.rpc)
@@ -350,6 +351,7 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             })
         }
         CnsCmd::Bill(a) => {
+            crate::endpoint::probe(&a.rpc)?;
             let merchant = read_key(&a.merchant_key)?;
             let link = ChainLink::connect(&a.rpc, merchant.clone())?;
             let desk = merchant_desk(link.domain(), &merchant, read_key(&a.desk_key)?, Amount::ZERO, 0);
@@ -373,6 +375,7 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             })
         }
         CnsCmd::Status(a) => {
+            crate::endpoint::probe(&a.rpc)?;
             let client = RpcClient::new(&a.rpc);
             let merchant = a.merchant.as_deref().map(Address::from_hex).transpose().context("--merchant")?;
             let mscs = match a.sid {

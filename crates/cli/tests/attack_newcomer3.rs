@@ -468,7 +468,6 @@ fn prepare_blocks_are_the_chains_blocks() {
 /// URL, no flag (code: `RpcClient::new` / `ChainLink::connect(&a.rpc, …)?`
 /// without context in `CnsCmd::Status|Pay|Bill`).
 #[test]
-#[ignore = "attack: cns status/pay/bill connection errors name neither the URL nor --rpc"]
 fn cns_connection_errors_name_the_url_and_flag() {
     let dir = tempfile::tempdir().unwrap();
     let (k0, k1, desk) = (dir.path().join("k0.key"), dir.path().join("k1.key"), dir.path().join("desk.key"));
