@@ -89,7 +89,7 @@ pub struct PbftArgs {
 
 /// The validators under test: in this process, or as child processes.
 enum BenchCluster {
-    Local(gridledger_node::cluster::LocalCluster),
+    Local(Box<gridledger_node::cluster::LocalCluster>),
     Procs { children: Vec<std::process::Child>, urls: Vec<String> },
 }
 
@@ -110,9 +110,9 @@ impl BenchCluster {
         let balance = Amount(1_000_000_000_000);
         let settings = gridledger_node::validator::PbftSettings { suspect_divisor: divisor, ..Default::default() };
         if !processes {
-            return Ok(Self::Local(gridledger_node::cluster::LocalCluster::start(
+            return Ok(Self::Local(Box::new(gridledger_node::cluster::LocalCluster::start(
                 dir, n, accounts, balance, settings,
-            )?));
+            )?)));
         }
         let validators: Vec<KeyPair> = (0..n).map(dev_validator).collect();
         let genesis = dev_genesis(1, accounts, balance, &validators);
