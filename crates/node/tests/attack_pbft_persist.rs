@@ -5,48 +5,18 @@
 //! `cargo test -p gridledger-node --test attack_pbft_persist -- --ignored`.
 //! Tests without `ignore` are attacks that held up (kept as regressions).
 
+mod common;
+use common::{committed, start, submit, wait_until};
 use gridledger_consensus::pbft::sim::{Behaviour, DiskCrash, Scenario, WriteFailure};
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
 use gridledger_ledger::fault::SimDisk;
 use gridledger_ledger::store::Store;
-use gridledger_ledger::{ChainConfig, SubmitError};
-use gridledger_node::config::write_key;
+use gridledger_ledger::ChainConfig;
 use gridledger_node::sim::{run_driver, run_driver_with, DriverSimOptions};
-use gridledger_node::{Node, NodeConfig, NodeHandle};
 use gridledger_sim::NetConfig;
 use std::io::{Read, Write};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-fn start(dir: &std::path::Path, disk: &Arc<SimDisk>) -> NodeHandle {
-    let validator = dev_validator(0);
-    let genesis = dev_genesis(1, 4, Amount(1_000_000_000), std::slice::from_ref(&validator));
-    std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis).unwrap()).unwrap();
-    write_key(&dir.join("validator.key"), &validator).unwrap();
-    let cfg = NodeConfig {
-        data_dir: dir.join("data"),
-        genesis: dir.join("genesis.toml"),
-        validator_key: dir.join("validator.key"),
-        rpc_listen: "127.0.0.1:0".into(),
-        block_interval_ms: 20,
-        chain: ChainConfig::default(),
-        network: None,
-        pbft: gridledger_node::validator::PbftSettings::default(),
-    };
-    let d = disk.clone();
-    let store = Store::open_backend(move || d.backend()).unwrap();
-    Node::open_with_store(&cfg, gridledger_contracts::default_registry(), Some(store)).unwrap().spawn().unwrap()
-}
-
-/// Waits for a condition the node signals (the cap only guards a hang).
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+use std::time::Duration;
 
 fn rpc(addr: std::net::SocketAddr, method: &str, params: serde_json::Value) -> serde_json::Value {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
@@ -61,21 +31,6 @@ fn rpc(addr: std::net::SocketAddr, method: &str, params: serde_json::Value) -> s
     s.read_to_string(&mut resp).unwrap();
     let json = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
     serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {resp}"))
-}
-
-fn submit(node: &NodeHandle, from: usize, nonce: u64, count: u64) -> Vec<Result<Hash32, SubmitError>> {
-    let s = &node.shared;
-    let txs = (0..count)
-        .map(|j| {
-            s.rules
-                .check(&transfer(&dev_key(from), 1, nonce + j, dev_key(3).address(), Amount(1), Amount(1)).to_bytes())
-        })
-        .collect();
-    s.admit(txs)
-}
-
-fn committed(node: &NodeHandle, h: &Hash32) -> bool {
-    node.shared.store.tx_location(h).ok().flatten().is_some()
 }
 
 /// Disk full on a single-validator node, while the disk stays full.

@@ -5,49 +5,15 @@
 //! once the disk works again, committing what it kept. A PBFT validator
 //! with a failing write halts (stops voting), recovers and catches up.
 
+mod common;
+use common::{committed, start, submit, wait_until};
 use gridledger_consensus::pbft::sim::{Scenario, WriteFailure};
-use gridledger_core::{Amount, Hash32};
-use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
+use gridledger_core::Hash32;
 use gridledger_ledger::fault::SimDisk;
-use gridledger_ledger::store::Store;
-use gridledger_ledger::{ChainConfig, SubmitError};
-use gridledger_node::config::write_key;
+use gridledger_ledger::SubmitError;
 use gridledger_node::sim::{run_driver_with, DriverSimOptions};
-use gridledger_node::{Node, NodeConfig, NodeHandle};
 use gridledger_sim::NetConfig;
 use std::io::{Read, Write};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-fn start(dir: &std::path::Path, disk: &Arc<SimDisk>) -> NodeHandle {
-    let validator = dev_validator(0);
-    let genesis = dev_genesis(1, 4, Amount(1_000_000_000), std::slice::from_ref(&validator));
-    std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis).unwrap()).unwrap();
-    write_key(&dir.join("validator.key"), &validator).unwrap();
-    let cfg = NodeConfig {
-        data_dir: dir.join("data"),
-        genesis: dir.join("genesis.toml"),
-        validator_key: dir.join("validator.key"),
-        rpc_listen: "127.0.0.1:0".into(),
-        block_interval_ms: 20,
-        chain: ChainConfig::default(),
-        network: None,
-        pbft: gridledger_node::validator::PbftSettings::default(),
-    };
-    let d = disk.clone();
-    let store = Store::open_backend(move || d.backend()).unwrap();
-    Node::open_with_store(&cfg, gridledger_contracts::default_registry(), Some(store)).unwrap().spawn().unwrap()
-}
-
-/// Waits for a condition the node signals (a generous cap only guards
-/// against a hang; no outcome depends on timing).
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -55,21 +21,6 @@ fn get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     resp
-}
-
-fn submit(node: &NodeHandle, from: usize, nonce: u64, count: u64) -> Vec<Result<Hash32, SubmitError>> {
-    let s = &node.shared;
-    let txs = (0..count)
-        .map(|j| {
-            s.rules
-                .check(&transfer(&dev_key(from), 1, nonce + j, dev_key(3).address(), Amount(1), Amount(1)).to_bytes())
-        })
-        .collect();
-    s.admit(txs)
-}
-
-fn committed(node: &NodeHandle, h: &Hash32) -> bool {
-    node.shared.store.tx_location(h).ok().flatten().is_some()
 }
 
 #[test]
