@@ -457,6 +457,7 @@ fn price_bounds_name_what_they_refuse() {
         last_trade: None,
         fold: None,
         is_final: false,
+        resize: Default::default(),
     });
     // The amount is what the trade pays (the floor is checked on it).
     let t = |price: u128, wh: u64| Trade {

@@ -340,6 +340,12 @@ impl Loop {
                     let _ = r.send(Reply::Error { message: format!("peer rejected: {reason}") });
                 }
             }
+            ChannelEvent::Retried { from, to } => {
+                // Lost a simultaneous-proposal collision and proposed again.
+                if let Some(rs) = self.pays.remove(from) {
+                    self.pays.entry(*to).or_default().extend(rs);
+                }
+            }
             ChannelEvent::FellBack { counter } => {
                 for r in self.pays.remove(counter).unwrap_or_default() {
                     let _ = r.send(Reply::Error {
@@ -607,6 +613,8 @@ async fn run(
         None => Network::start(cfg, esc_key).await,
     };
     let (net, mut inbound) = started.map_err(|e| PartyError::Net(e.to_string()))?;
+    // Link (re)established: the reconnect handshake.
+    let mut net_events = net.events();
 
     // Chain side: a submitter and an event poller on their own threads
     // (the RPC client blocks).
@@ -718,6 +726,12 @@ async fn run(
                     }
                     // Undecodable bytes are dropped (bounded, never a panic).
                     if let Ok(step) = lp.machine.handle_bytes(&bytes) {
+                        lp.carry_out(step)?;
+                    }
+                }
+                Ok(ev) = net_events.recv() => {
+                    if matches!(ev, gridledger_net::NetEvent::Connected { peer, .. } if peer == lp.peer) {
+                        let step = lp.machine.handle(Input::Connected)?;
                         lp.carry_out(step)?;
                     }
                 }
