@@ -16,6 +16,16 @@
 //! `signed_upto`, the highest counter this party ever signed; it never signs
 //! a different state at or below it, so no two distinct states with the same
 //! counter ever carry its signature (no divergent double-signed states).
+//!
+//! **Reconnect** ([`Input::Connected`], like Lightning's
+//! `channel_reestablish`): both send their newest co-signed state and
+//! resend their outstanding proposals and fallbacks at once; a party adopts
+//! a newer state carrying both signatures. **Collisions**: when both
+//! propose at once, side 0's proposal goes first: side 0 refuses side 1's,
+//! side 1 gives its own up ([`Message::Collision`], never signed by side 0)
+//! and proposes it again once side 0's re-proposal, above both counters, is
+//! co-signed. Neither signs two states with one counter. A side 0 that
+//! collides on purpose only delays side 1's payments (it cannot take them).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_contracts::cns::{
@@ -586,6 +596,9 @@ pub struct ChannelMachine {
     /// asks again), with the counter each had and since when they wait.
     retry: Vec<(u64, Request)>,
     retry_since: Timestamp,
+    /// A top-up allocation is proposed from a tick no sooner than this (a
+    /// peer whose chain view lags refuses it until it sees the top-up).
+    allocate_at: Timestamp,
 }
 
 /// What a list of trades pays in total (bounded by a channel's balance, so
@@ -658,6 +671,7 @@ impl ChannelMachine {
             peer_signed_upto: None,
             retry: vec![],
             retry_since: 0,
+            allocate_at: 0,
         }
     }
 
@@ -1724,8 +1738,17 @@ impl ChannelMachine {
             }
         }
         // A top-up the chain shows and no state allocates yet (the party was
-        // busy, or restarted): propose it now.
-        self.propose_allocation(step)
+        // busy, restarted, or the peer had not seen it yet): propose it now,
+        // at most once per `retry_ms`.
+        if now < self.allocate_at {
+            return step;
+        }
+        let proposals = self.store.proposals.len();
+        let step = self.propose_allocation(step);
+        if self.store.proposals.len() > proposals {
+            self.allocate_at = now.saturating_add(self.params.retry_ms);
+        }
+        step
     }
 
     /// Whether `ss` is a state of this channel carrying both parties'
@@ -1810,7 +1833,21 @@ impl ChannelMachine {
                         ..Step::default()
                     };
                 }
-                let step = self.adopt(ss, Step::default(), true);
+                // Our own proposal, co-signed (its acceptance was lost): the
+                // acceptance path does what co-signing it entails (register
+                // an open, send a close or a withdrawal).
+                let ours = self
+                    .store
+                    .proposals
+                    .iter()
+                    .chain(&self.store.abandoned)
+                    .any(|p| p.state == ss.state && p.nonce == ss.nonce);
+                let step = if ours {
+                    let theirs = ss.sigs[other(self.store.side)];
+                    self.on_accept(ss.state.counter, ss.hstate(), theirs)
+                } else {
+                    self.adopt(ss, Step::default(), true)
+                };
                 // Proposals that survive it go out again now.
                 let again: Vec<Message> = self.store.proposals.iter().map(Proposal::message).collect();
                 let mut step = self.queue_behind_held(step);

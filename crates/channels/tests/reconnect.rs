@@ -140,3 +140,23 @@ impl IntoInput for Request {
         gridledger_channels::Input::User(self)
     }
 }
+
+/// The acceptance of the open is lost with the link: the handshake hands
+/// side 0 its co-signed open, and side 0 registers and funds the channel as
+/// if the acceptance had arrived (not only records it).
+#[test]
+fn a_lost_acceptance_of_the_open_still_registers_the_channel_after_the_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let dc = DevChain::open(dir.path(), 6, BAL, default_registry()).unwrap();
+    let mut d = Duo::setup(dc, &DuoConfig::default());
+    d.input(0, Request::Open.into_input()).unwrap();
+    assert!(d.deliver_one(1), "the open reaches side 1");
+    d.parties[0].inbox.clear(); // its acceptance is lost
+    assert!(d.channel().is_none());
+    d.reconnect();
+    let ch = d.channel().expect("registered on chain");
+    assert_eq!(ch.status, gridledger_contracts::cns::ChannelStatus::Open, "both sides funded");
+    assert_agree(&d);
+    d.request(0, pay_req(1_000)).unwrap();
+    assert_eq!(counter(&d, 1), 1);
+}

@@ -56,6 +56,16 @@
 //!   `pool_withdraw` takes only `free − owed`, so `msc_claim` can always pay
 //!   a participant whose merchant stopped billing, after which `msc_close`
 //!   returns the collateral.
+//! - **Top-up and partial withdraw** (beyond the seed). A top-up is on
+//!   chain before any state names it (`channel_topup`), so the peer never
+//!   co-signs coin that is not there; a closing state that does not
+//!   allocate it refunds it to whoever added it. A credit-backed side tops
+//!   up with a merchant note bound to the top-up's index (one use each,
+//!   within the approved credit) and cannot withdraw (its balance is the
+//!   merchant's credit, settled only at close). A withdrawal is paid by
+//!   `channel_withdraw` at once, or by the close if that transaction never
+//!   came; both only grow (`resize` is cumulative), so an older state can
+//!   never be registered to undo one. Neither is allowed during a dispute.
 //! - **Dispute limit.** A channel may not be opened when the ESC has *more
 //!   than* `dispute_limit` disputes (§3.3.3).
 //! - **Resolution.** A resolved dispute returns the channel to `Open` with

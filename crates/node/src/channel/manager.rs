@@ -140,6 +140,16 @@ pub enum ControlOp {
     Status {
         cid: String,
     },
+    /// Add `amount` minor units to our side by deposit.
+    TopUp {
+        cid: String,
+        amount: u64,
+    },
+    /// Take `amount` minor units of our side out, the channel staying open.
+    Withdraw {
+        cid: String,
+        amount: u64,
+    },
 }
 
 /// One managed channel in a `list` answer.
@@ -237,6 +247,8 @@ async fn answer(channels: &BTreeMap<Hash32, (PathBuf, PartyHandle)>, op: Control
         ControlOp::Pay { cid, energy, price } => (cid, Command::Pay { energy, price }),
         ControlOp::Close { cid } => (cid, Command::Close),
         ControlOp::Status { cid } => (cid, Command::Status),
+        ControlOp::TopUp { cid, amount } => (cid, Command::TopUp { amount }),
+        ControlOp::Withdraw { cid, amount } => (cid, Command::Withdraw { amount }),
     };
     let Ok(id) = cid.parse::<Hash32>() else {
         return error(format!("{cid:?} is not a channel id (64 hex digits)"));
