@@ -12,6 +12,7 @@ use gridledger_contracts::cns::{ChannelState, Trade};
 use gridledger_contracts::default_registry;
 use gridledger_core::{Amount, Energy};
 use gridledger_ledger::devnet::DevChain;
+use gridledger_ledger::ChainClient;
 use std::sync::Arc;
 
 const BAL: Amount = Amount(1_000_000_000_000);
@@ -386,4 +387,74 @@ fn auto_pay_is_checked_against_the_window_tip() {
     let l = d.parties[0].machine.as_ref().unwrap().latest().unwrap().state.clone();
     assert!(l.counter >= 2, "auto-pay works at all (counter {})", l.counter);
     assert!(l.balances[0].0 >= 75_000, "auto-pay left the buyer {} (floor 75,000)", l.balances[0].0);
+}
+
+/// Finding (found by a seeded crash/silence sweep, seed 125 of 300, then
+/// reduced to this): a stale `Reject` makes a party forget a fallen-back
+/// proposal the peer did co-sign, and the two parties stay on different
+/// co-signed states for good.
+///
+/// `Message::Reject` for a counter that is the newest *abandoned* proposal
+/// is read as "the peer confirms it never signed it (its acceptance of any
+/// older one came first)" and clears the whole abandoned list. But the peer
+/// also sends `Reject{c}` when it refuses a delayed retransmission of
+/// proposal `c` (here: "busy: own proposal outstanding"), with no
+/// acceptance before it. Side 1 proposes 1 and 2 (window 2); side 0
+/// co-signs 1 (the acceptance is lost), then, busy with its own proposal,
+/// refuses the late copy of 2; side 1 has meanwhile fallen back on 1 and 2,
+/// takes that reject as the confirmation and clears its abandoned list. The
+/// acceptance of 1 that side 0 sends again in answer to the `Fallback`
+/// finds nothing to adopt and is dropped; the `Fallback` resend stops.
+/// Side 0 holds counter 1, side 1 counter 0; each one's updates are built
+/// on a base the other refuses ("balances or energy do not follow"), so no
+/// update can ever be co-signed again; only a dispute ends it.
+///
+/// Expected: after recovery both parties hold the same latest state.
+/// Observed: side 0 at counter 1, side 1 at counter 0.
+/// Reproduce: `cargo test -p gridledger-channels --test attack_window
+/// a_stale_reject_does_not_split_the_parties -- --ignored`.
+#[test]
+#[ignore = "attack: a Reject of a stale retransmission clears the abandoned list; the parties end on different co-signed states"]
+fn a_stale_reject_does_not_split_the_parties() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), 2);
+    d.open();
+    d.advance(1);
+    // Side 1 proposes 1 and 2.
+    d.input(1, Input::User(pay_req(1_000, 100))).unwrap();
+    d.input(1, Input::User(pay_req(1_000, 100))).unwrap();
+    let p1 = d.parties[0].inbox.pop_front().expect("proposal 1");
+    let p2 = d.parties[0].inbox.pop_front().expect("proposal 2");
+    // Side 0 co-signs 1; the acceptance is lost.
+    d.input(0, Input::Peer(Message::from_bytes(&p1).unwrap())).unwrap();
+    d.parties[1].inbox.clear();
+    // Side 0 proposes a payment of its own (lost on the way).
+    d.input(0, Input::User(pay_req(500, 100))).unwrap();
+    d.parties[1].inbox.clear();
+    // The delayed copy of proposal 2 reaches side 0, busy: refused.
+    d.input(0, Input::Peer(Message::from_bytes(&p2).unwrap())).unwrap();
+    let stale_reject: Vec<Vec<u8>> = d.parties[1].inbox.drain(..).collect();
+    assert!(
+        stale_reject.iter().any(|b| matches!(Message::from_bytes(b), Ok(Message::Reject { counter: 2, .. }))),
+        "side 0 refused the late copy of 2"
+    );
+    // Side 1 falls back on 1 and 2 (only side 1's clock moves here).
+    let now = d.chain.now() + cfg.t_delta_ms + 1;
+    d.chain.set_now(now);
+    d.input(1, Input::Tick(now)).unwrap();
+    assert!(d.parties[1].events.contains(&ChannelEvent::FellBack { counter: 2 }));
+    // Now the stale reject arrives, ahead of side 1's `Fallback`.
+    let fallback: Vec<Vec<u8>> = d.parties[0].inbox.drain(..).collect();
+    for b in stale_reject {
+        d.input(1, Input::Peer(Message::from_bytes(&b).unwrap())).unwrap();
+    }
+    d.parties[0].inbox.extend(fallback);
+    d.pump();
+    for _ in 0..8 {
+        d.advance(cfg.retry_ms + 1);
+    }
+    let l0 = d.parties[0].machine.as_ref().unwrap().latest().unwrap().state.counter;
+    let l1 = d.parties[1].machine.as_ref().unwrap().latest().unwrap().state.counter;
+    assert_eq!(l0, l1, "side 0 holds co-signed {l0}, side 1 holds {l1}: split for good");
 }
