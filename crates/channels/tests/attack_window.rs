@@ -458,3 +458,90 @@ fn a_stale_reject_does_not_split_the_parties() {
     let l1 = d.parties[1].machine.as_ref().unwrap().latest().unwrap().state.counter;
     assert_eq!(l0, l1, "side 0 holds co-signed {l0}, side 1 holds {l1}: split for good");
 }
+
+/// One seeded run: both sides pay and fold at random under windows 1–8,
+/// fall silent (messages lost both ways), crash at a random persist and
+/// restart, and the clock jumps past `t_Δ`; then everyone comes back and
+/// recovery runs. Returns the parties' latest counters if they disagree.
+fn sweep_seed(seed: u64) -> Result<(), String> {
+    use rand::{Rng, SeedableRng};
+    let item = |e: u64, p: u128| (Trade::price_of(Energy(e), Amount(p)).unwrap(), Energy(e), Amount(p));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let window = [1usize, 2, 4, 8][rng.random_range(0..4)];
+    let mut d = duo(dir.path(), window);
+    d.open();
+    d.advance(1);
+    for step in 0..60u64 {
+        let side = rng.random_range(0..2usize);
+        match rng.random_range(0..10) {
+            0..=3 => {
+                let _ = d.input(side, Input::User(pay_req(100 + step, 100)));
+            }
+            4 => {
+                let k = rng.random_range(2..5u64);
+                let _ = d.input(side, Input::User(Request::PayMany((0..k).map(|i| item(50 + i, 120)).collect())));
+            }
+            6 => d.parties[side].silent = !d.parties[side].silent,
+            7 => d.parties[side].crash_after_persists = Some(rng.random_range(0..3)),
+            8 => d.advance(rng.random_range(1..12_000)),
+            _ => d.pump(),
+        }
+        for s in 0..2 {
+            if d.parties[s].machine.is_none() && rng.random_bool(0.5) {
+                let signed = d.parties[s].signed.iter().map(|(c, _)| *c).max();
+                d.restart(s);
+                let upto = d.parties[s].machine.as_ref().unwrap().store().signed_upto;
+                assert!(signed <= upto, "seed {seed}: side {s} released {signed:?}, stored {upto:?}");
+            }
+        }
+        d.assert_no_divergent_signatures();
+    }
+    for s in 0..2 {
+        d.parties[s].silent = false;
+        d.parties[s].crash_after_persists = None;
+        if d.parties[s].machine.is_none() {
+            d.restart(s);
+        }
+    }
+    for _ in 0..8 {
+        d.pump();
+        d.advance(3_000);
+    }
+    d.assert_no_divergent_signatures();
+    let l0 = d.parties[0].machine.as_ref().unwrap().latest().unwrap().clone();
+    let l1 = d.parties[1].machine.as_ref().unwrap().latest().unwrap().clone();
+    assert_eq!(l0.state.balances[0].0 + l0.state.balances[1].0, 200_000, "seed {seed}: coin conserved");
+    if l0 != l1 {
+        return Err(format!(
+            "seed {seed} window {window}: side 0 at {}, side 1 at {}",
+            l0.state.counter, l1.state.counter
+        ));
+    }
+    Ok(())
+}
+
+/// Finding: a seeded sweep of lost messages, silences, crashes and
+/// fallbacks ends with the two honest parties on different co-signed states
+/// (both abandoned lists empty, so nothing ever reconciles them) in 17 of
+/// 700 seeds, every one with a window of 2–8 (none of the ~175 window-1
+/// seeds). `a_stale_reject_does_not_split_the_parties` is one mechanism,
+/// reduced by hand; others may exist. What held in all 700: no party ever
+/// signed two states at one counter, no signature left before its store
+/// (`signed_upto`), coin conserved.
+///
+/// Expected: every seed ends with equal latest states. Observed: seeds
+/// 125 134 189 272 293 341 389 398 473 522 541 546 579 627 639 664 680 split.
+/// Reproduce: `cargo test -p gridledger-channels --test attack_window
+/// a_seeded_sweep_never_splits_the_parties -- --ignored` (the 17 seeds,
+/// seconds); `GRIDLEDGER_ATTACK_SWEEP=700` runs seeds 0..700 (≈2.5 min debug).
+#[test]
+#[ignore = "attack: seeded loss/crash/fallback sweep leaves honest parties on different co-signed states (17/700 seeds, window >= 2)"]
+fn a_seeded_sweep_never_splits_the_parties() {
+    let seeds: Vec<u64> = match std::env::var("GRIDLEDGER_ATTACK_SWEEP").ok().and_then(|s| s.parse().ok()) {
+        Some(n) => (0..n).collect(),
+        None => vec![125, 134, 189, 272, 293, 341, 389, 398, 473, 522, 541, 546, 579, 627, 639, 664, 680],
+    };
+    let split: Vec<String> = seeds.into_iter().filter_map(|s| sweep_seed(s).err()).collect();
+    assert!(split.is_empty(), "{} seeds split:\n{}", split.len(), split.join("\n"));
+}
