@@ -545,3 +545,46 @@ fn a_seeded_sweep_never_splits_the_parties() {
     let split: Vec<String> = seeds.into_iter().filter_map(|s| sweep_seed(s).err()).collect();
     assert!(split.is_empty(), "{} seeds split:\n{}", split.len(), split.join("\n"));
 }
+
+/// Finding: payments that the chain's state includes are not reported as
+/// sent when that state arrives through the chain (`ChainEvent::OnChain`,
+/// after a resolved dispute), unlike the cumulative-acceptance path.
+///
+/// Side 0 has payments 1 and 2 in its window (window 2); the peer co-signs
+/// both, withholds the acceptances and puts state 2 on chain (resolving a
+/// dispute). The machine adopts state 2 and clears its window but emits only
+/// `CoSigned(2)`; the party process then answers payment 1 with "superseded
+/// by co-signed 2", an error, although state 2 contains payment 1 (each
+/// proposal builds on the one before). A user told "failed" pays again.
+///
+/// Expected: `PaymentSent` for 1 and 2 (as `on_accept` emits for a
+/// cumulative acceptance). Observed: only `CoSigned(2)`.
+/// Reproduce: `cargo test -p gridledger-channels --test attack_window
+/// a_state_learnt_from_the_chain_reports_the_payments_it_holds -- --ignored`.
+#[test]
+#[ignore = "attack: OnChain adoption of our own window state emits no PaymentSent; the party reports included payments as failed"]
+fn a_state_learnt_from_the_chain_reports_the_payments_it_holds() {
+    use gridledger_contracts::cns::SignedState;
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path(), 2);
+    d.open();
+    d.advance(1);
+    d.parties[1].silent = true;
+    d.input(0, Input::User(pay_req(1_000, 100))).unwrap();
+    d.input(0, Input::User(pay_req(1_000, 100))).unwrap();
+    let p2 = d.parties[0].machine.as_ref().unwrap().store().proposals.last().cloned().expect("proposal 2");
+    assert_eq!(p2.state.counter, 2);
+    let k1 = d.parties[1].esc_key.clone();
+    let on_chain =
+        SignedState { state: p2.state.clone(), nonce: p2.nonce, sigs: [p2.sig, p2.state.sign(&k1, p2.nonce)] };
+    let mark = d.parties[0].events.len();
+    d.input(0, Input::Chain(ChainEvent::OnChain(Box::new(on_chain)))).unwrap();
+    assert_eq!(d.parties[0].machine.as_ref().unwrap().latest().unwrap().state.counter, 2, "adopted");
+    let ev = &d.parties[0].events[mark..];
+    for c in [1u64, 2] {
+        assert!(
+            ev.iter().any(|e| matches!(e, ChannelEvent::PaymentSent { counter, .. } if *counter == c)),
+            "state 2 from the chain holds payment {c}, but no PaymentSent: {ev:?}"
+        );
+    }
+}
