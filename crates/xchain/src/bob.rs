@@ -933,6 +933,8 @@ impl NativeContract for BobContract {
             "ccdi_register" => self.ccdi_register(ctx, decode_args(args)?),
             "ccdi_cct" => self.ccdi_cct(ctx, decode_args(args)?),
             "ccdi_finish" => self.ccdi_finish(ctx, decode_args(args)?),
+            "lmc_mint" => self.lmc_mint(ctx, decode_args(args)?),
+            "lmc_run" => self.lmc_run(ctx, decode_args(args)?),
             other => revert(format!("bob has no method {other}")),
         }
     }

@@ -26,6 +26,7 @@ pub mod embedded;
 pub mod error;
 pub mod headers;
 pub mod htlc;
+pub mod lmc;
 pub mod mbs;
 pub mod scbg;
 pub mod threshold;

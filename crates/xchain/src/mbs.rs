@@ -30,6 +30,7 @@ use crate::bob::{
 use crate::embedded::EmbeddedChain;
 use crate::headers::Finality;
 use crate::htlc::{hashlock, ClaimHtlc, HtlcContract, Lock, Refund, HTLC_ID};
+use crate::lmc::{LmcContract, LMC_ID};
 use crate::scbg::{ScBgContract, SC_BG_ID};
 use crate::threshold::BobCommittee;
 
@@ -227,6 +228,25 @@ impl BobMbs {
         }
         let committee = BobCommittee::dev(spec.bob_validators, spec.committee_seed)
             .map_err(|e| MbsError::Spec(format!("threshold key: {e}")))?;
+        let bob_keys = validator_keys(BOB_CHAIN, spec.bob_validators);
+        let mut funded = dev_users;
+        funded.push(relayer.address());
+        let bob_genesis = genesis(BOB_CHAIN, &bob_keys, &funded, spec.balance);
+        // The baseline's external chains follow the BoB: its genesis header
+        // does not depend on its contracts, so a scratch copy gives it.
+        let bob_reg = if spec.lmc_baseline {
+            let scratch = tempfile::tempdir().map_err(|e| MbsError::Spec(e.to_string()))?;
+            let b = EmbeddedChain::open(
+                scratch.path(),
+                bob_genesis.clone(),
+                ContractRegistry::new(),
+                bob_keys.clone(),
+                Finality::Deterministic,
+            )?;
+            Some(b.registration(spec.kappa)?)
+        } else {
+            None
+        };
         let mut externals = BTreeMap::new();
         let mut regs = Vec::new();
         for n in 0..spec.chains {
@@ -247,6 +267,9 @@ impl BobMbs {
                     sc.mutation = spec.mutation;
                 }
                 registry.register(SC_BG_ID, Arc::new(sc));
+            }
+            if let Some(bob) = &bob_reg {
+                registry.register(LMC_ID, Arc::new(LmcContract { bob: bob.clone() }));
             }
             let c = EmbeddedChain::open(&dir.join(format!("chain-{id}")), g, registry, keys, spec.finality)?;
             regs.push(c.registration(spec.kappa)?);
@@ -271,11 +294,7 @@ impl BobMbs {
         }
         let mut registry = ContractRegistry::new();
         registry.register(BOB_CONTRACT_ID, Arc::new(contract));
-        let bob_keys = validator_keys(BOB_CHAIN, spec.bob_validators);
-        let mut funded = dev_users;
-        funded.push(relayer.address());
-        let g = genesis(BOB_CHAIN, &bob_keys, &funded, spec.balance);
-        let bob = EmbeddedChain::open(&dir.join("bob"), g, registry, bob_keys, Finality::Deterministic)?;
+        let bob = EmbeddedChain::open(&dir.join("bob"), bob_genesis, registry, bob_keys, Finality::Deterministic)?;
         let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0 };
         m.epoch = m.bob.height();
         Ok(m)
