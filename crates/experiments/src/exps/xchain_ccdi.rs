@@ -8,8 +8,8 @@
 //! §5.6.4), set beside ours: Π_CCDI 640X + 80N bytes, 416,032X +
 //! 63,779(X − 1) + 134,000N gas, 510kN bytes of memory, 45 + 15k s;
 //! PoS-Co 996X + 80N bytes, 621,500X + 134,000N gas, 574kN + 96N bytes,
-//! > 60 + 30k s; MAP 1824X bytes, 1,543,166X gas, 510kN + (1,444 + 150k)N
-//! bytes, > 75 + 30k s.
+//! more than 60 + 30k s; MAP 1824X bytes, 1,543,166X gas,
+//! 510kN + (1,444 + 150k)N bytes, more than 75 + 30k s.
 
 use gridledger_ledger::devnet::dev_key;
 use gridledger_ledger::state::contract_key;
