@@ -416,26 +416,12 @@ fn find_key<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::V
 fn prepare_blocks_are_the_chains_blocks() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let chain = root.join("mychain");
-    gl_ok(&["init", "--dir", &d(&chain), "--accounts", "4", "--listen", "127.0.0.1:0"]);
+    let (chain, _node, _url) = own_chain(root, 4);
     let toml = std::fs::read_to_string(chain.join("node.toml")).unwrap();
     let interval: u64 = toml
         .lines()
         .find_map(|l| l.trim().strip_prefix("block_interval_ms")?.trim().strip_prefix('=')?.trim().parse().ok())
         .expect("block_interval_ms in node.toml");
-    let node = Command::new(BIN)
-        .args(["node", "--config"])
-        .arg(chain.join("node.toml"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _procs = Procs(vec![node]);
-    let t = std::time::Instant::now();
-    while !std::fs::read_to_string(chain.join("node.url")).is_ok_and(|s| s.ends_with('\n')) {
-        assert!(t.elapsed() < std::time::Duration::from_secs(30), "node never wrote node.url");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
     let keys = chain.join("keys");
     let (p1, p2) = (root.join("p1"), root.join("p2"));
     run_ok(&mut prepare_cmd(
