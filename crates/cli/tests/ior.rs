@@ -99,12 +99,27 @@ fn ior_day_runs_on_a_running_node() {
         "--no-report",
         "--json",
     ];
+    // Refused before anything is sent: a slot that is not whole seconds,
+    // and a funder that cannot pay what the day's accounts need.
+    let c = gridledger_node::RpcClient::new(&url);
+    let funder_addr = gridledger_node::config::read_key(&funder).unwrap().address();
+    let nonce = c.next_nonce(&funder_addr).unwrap();
+    let odd: Vec<&str> = day.iter().map(|a| if *a == "2000" { "1500" } else { a }).collect();
+    let o = gl(&odd);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("whole number of seconds"));
+    let poor = dir.path().join("poor.key");
+    gl_ok(&["keys", "new", "--out", &d(&poor)]);
+    let broke: Vec<String> = day.iter().map(|a| if *a == d(&funder) { d(&poor) } else { a.to_string() }).collect();
+    let o = gl(&broke.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--from") && err.contains(&url), "{err}");
+    assert_eq!(c.next_nonce(&funder_addr).unwrap(), nonce, "a refused day sent a transaction");
+
     let r = gl_json(&day);
     let settled = r["settled_trades"].as_u64().unwrap();
     assert!(settled > 0, "no trade settled at noon: {}", r["trades"]);
     let per_slot: Vec<u64> = r["trades_per_slot"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
     assert!(per_slot.iter().enumerate().all(|(s, n)| (24..26).contains(&s) || *n == 0), "{per_slot:?}");
-    let c = gridledger_node::RpcClient::new(&url);
     let (mut gained, mut spent) = (0u128, 0u128);
     for p in r["participants"].as_array().unwrap() {
         let who: gridledger_core::Address = serde_json::from_value(p["address"].clone()).unwrap();
@@ -130,9 +145,9 @@ fn ior_day_runs_on_a_running_node() {
     assert!(gained > 0 && gained == spent, "sellers got {gained}, buyers paid {spent}");
     assert_eq!(r["coins"]["burned"], 0);
     // One day per chain: the second is refused, naming the node, nothing sent.
-    let nonce = c.next_nonce(&gridledger_node::config::read_key(&funder).unwrap().address()).unwrap();
+    let nonce = c.next_nonce(&funder_addr).unwrap();
     let o = gl(&day);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains(&url) && err.contains("fresh chain"), "{err}");
-    assert_eq!(c.next_nonce(&gridledger_node::config::read_key(&funder).unwrap().address()).unwrap(), nonce);
+    assert_eq!(c.next_nonce(&funder_addr).unwrap(), nonce);
 }
