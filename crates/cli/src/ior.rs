@@ -360,7 +360,7 @@ fn print_report_paths(a: &DayArgs, paths: &[std::path::PathBuf]) {
 pub(crate) fn run_one(a: &DayArgs, cfg: DayConfig) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
     if let (Some(url), Some(from)) = (&a.rpc, &a.from) {
         let secondary = a.secondary_rpc.as_deref().unwrap_or(url);
-        return rpc_day(url, secondary, from, cfg);
+        return rpc_day(url, secondary, from, cfg, a.json);
     }
     Ok(if a.pbft == 0 {
         run_day(cfg)?
@@ -475,6 +475,7 @@ fn rpc_day(
     secondary: &str,
     from: &std::path::Path,
     cfg: DayConfig,
+    json: bool,
 ) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
     use anyhow::Context;
     use gridledger_node::client::RpcChain;
@@ -492,7 +493,15 @@ fn rpc_day(
          day: start a fresh chain (`gridledger init`) for this one (nothing was sent)"
     );
     let funding = cfg.funding_coins.saturating_mul(1_000_000);
-    let r = gridledger_rollup::demo::run_day_on(cfg, |mut dcfg| {
+    // Minutes of real time: a bar of the slots on a terminal.
+    let (first, end) = cfg.slots;
+    let mut progress = crate::progress::Steps::new("ior day", (end - first + 2) as u64, json);
+    progress.step("funding the day's accounts, initialising the IOR contracts");
+    let mut on_slot = |k: usize| {
+        let (h, m) = (k / 2, if k % 2 == 0 { "00" } else { "30" });
+        progress.step(&if k < end { format!("slot {k} ({h}:{m})") } else { "settling the last slot".into() });
+    };
+    let open = |mut dcfg: gridledger_rollup::driver::DriverConfig| {
         let connect =
             |u: &str| RpcChain::connect(u).map_err(|e| DemoError::Config(format!("no gridledger node at {u}: {e}")));
         let (primary, second) = (connect(url)?, connect(secondary)?);
@@ -503,7 +512,9 @@ fn rpc_day(
             fund_day(secondary, &funder, &day_needs(&dcfg, funding, false))?;
         }
         Ok(gridledger_rollup::driver::DualChain::on_chains(primary, second, dcfg)?)
-    });
+    };
+    let r = gridledger_rollup::demo::run_day_with_progress(cfg, open, &mut on_slot);
+    drop(progress);
     r.with_context(|| format!("IOR day on the node at {url} (--rpc)"))
 }
 

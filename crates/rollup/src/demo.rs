@@ -823,6 +823,17 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     cfg: DayConfig,
     open: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
 ) -> Result<DayReport, DemoError> {
+    run_day_with_progress(cfg, open, &mut |_| {})
+}
+
+/// [`run_day_on`], calling `on_slot(k)` as slot `k` (of the traded
+/// [`DayConfig::slots`], then `end` for the last settlement) starts: a
+/// day on a running node takes minutes of real time.
+pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
+    cfg: DayConfig,
+    open: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
+    on_slot: &mut dyn FnMut(usize),
+) -> Result<DayReport, DemoError> {
     if !(1..=365).contains(&cfg.day) {
         return Err(DemoError::Config(format!("day {} is not in 1..=365", cfg.day)));
     }
@@ -924,6 +935,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
             Some(t) => t.max(d.now()),
         };
         next_t0 = next_t0.map(|_| t0 + slot_len);
+        on_slot(slot);
         d.set_time(t0);
         // STs of the slot that just ended, by the sellers, then in a later
         // block (the batch order is the block order, and a buyer's ST must
