@@ -61,6 +61,9 @@ pub struct Shared {
     /// The HTTP API's refusal counters (connections, requests, subscribers).
     pub rpc_counters: Arc<crate::rpc::RpcCounters>,
     pub max_block_txs: usize,
+    /// The node's configured block interval (ms; 0 when not known), shown
+    /// by `gl_chainInfo` so clients can turn block counts into time.
+    pub block_interval_ms: std::sync::atomic::AtomicU64,
     wake: (Mutex<bool>, Condvar),
     stop: AtomicBool,
     /// Multi-validator mode: admitted transactions waiting to be gossiped,
@@ -83,6 +86,7 @@ impl Shared {
             store: chain.store().clone(),
             rules: chain.rules(),
             max_block_txs: chain.config().max_block_txs,
+            block_interval_ms: std::sync::atomic::AtomicU64::new(0),
             chain: Mutex::new(chain),
             metrics,
             events,
@@ -277,6 +281,7 @@ impl Node {
             None => Chain::open(&config.data_dir, genesis, registry, config.chain.clone())?,
         };
         let shared = Shared::new(chain);
+        shared.block_interval_ms.store(config.block_interval_ms, Relaxed);
         Ok(Self {
             shared,
             key,
