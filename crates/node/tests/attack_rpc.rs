@@ -26,6 +26,8 @@ fn start_with(dir: &std::path::Path, limits: RpcLimits) -> NodeHandle {
         chain: ChainConfig::default(),
         network: None,
         pbft: gridledger_node::validator::PbftSettings::default(),
+        consensus: Default::default(),
+        lbft: Default::default(),
     };
     Node::open(&cfg, gridledger_contracts::default_registry()).unwrap().with_rpc_limits(limits).spawn().unwrap()
 }

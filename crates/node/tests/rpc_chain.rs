@@ -24,6 +24,8 @@ fn start(dir: &std::path::Path) -> NodeHandle {
         chain: ChainConfig::default(),
         network: None,
         pbft: gridledger_node::validator::PbftSettings::default(),
+        consensus: Default::default(),
+        lbft: Default::default(),
     };
     Node::open(&cfg, gridledger_contracts::default_registry()).unwrap().spawn().unwrap()
 }

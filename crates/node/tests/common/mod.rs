@@ -27,6 +27,8 @@ pub fn start(dir: &std::path::Path, disk: &Arc<SimDisk>) -> NodeHandle {
         chain: ChainConfig::default(),
         network: None,
         pbft: gridledger_node::validator::PbftSettings::default(),
+        consensus: Default::default(),
+        lbft: Default::default(),
     };
     let d = disk.clone();
     let store = Store::open_backend(move || d.backend()).unwrap();
