@@ -113,9 +113,31 @@ fn newer(a: Option<ChannelStore>, b: Option<ChannelStore>) -> Option<ChannelStor
     }
 }
 
+/// Reads `path` if it is a regular file of at most `max` bytes: a FIFO
+/// (which would block the open), a device (`/dev/zero`: endless) or an
+/// oversized file is refused with an error at once. `NotFound` passes
+/// through.
+fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut b = Vec::new();
+    File::open(path)?.take(max.saturating_add(1)).read_to_end(&mut b)?;
+    if b.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(b)
+}
+
+/// Largest log a reader accepts: compaction keeps it below
+/// [`COMPACT_AFTER`] plus one record.
+const MAX_LOG_BYTES: u64 = COMPACT_AFTER + 2 * crate::machine::MAX_STORE_BYTES as u64;
+
 fn read_snapshot(dir: &Path) -> Result<Option<ChannelStore>, DiskError> {
     let path = dir.join(STORE_FILE);
-    match fs::read(&path) {
+    match read_bounded(&path, crate::machine::MAX_STORE_BYTES as u64) {
         Ok(b) => ChannelStore::from_bytes(&b)
             .map(Some)
             .map_err(|source| DiskError::Corrupt { path: path.display().to_string(), source }),
@@ -126,7 +148,7 @@ fn read_snapshot(dir: &Path) -> Result<Option<ChannelStore>, DiskError> {
 
 fn read_log(dir: &Path) -> Result<(Option<ChannelStore>, usize), DiskError> {
     let path = dir.join(LOG_FILE);
-    match fs::read(&path) {
+    match read_bounded(&path, MAX_LOG_BYTES) {
         Ok(b) => Ok(scan(&b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, 0)),
         Err(e) => Err(io_err(&path, e)),

@@ -576,6 +576,11 @@ pub struct ChannelMachine {
     params: ChannelParams,
     store: ChannelStore,
     held: Vec<(u64, Vec<Message>, Vec<ChainTx>)>,
+    /// Events announcing what the peer's proposal gave us (a payment, a
+    /// co-signed state), held like our acceptance until the store that
+    /// records it is durable: a crash before that must not have told the
+    /// user of a payment the channel never holds.
+    held_events: Vec<(u64, Vec<ChannelEvent>)>,
     now: Timestamp,
     last_sent: Timestamp,
     close_started: Option<Timestamp>,
@@ -660,6 +665,7 @@ impl ChannelMachine {
             params,
             store,
             held: vec![],
+            held_events: vec![],
             now: 0,
             last_sent: 0,
             close_started: None,
@@ -742,6 +748,9 @@ impl ChannelMachine {
         let mut step = Step::default();
         let (ready, rest): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|(v, _, _)| *v <= version);
         self.held = rest;
+        let (events, later): (Vec<_>, Vec<_>) = self.held_events.drain(..).partition(|(v, _)| *v <= version);
+        self.held_events = later;
+        step.events.extend(events.into_iter().flat_map(|(_, e)| e));
         for (_, m, t) in ready {
             if !m.is_empty() {
                 self.last_sent = self.now;
@@ -1125,6 +1134,10 @@ impl ChannelMachine {
         };
         let (me, peer) = (self.side(), other(self.store.side));
         let (mut total, mut energy_total) = (Amount::ZERO, Energy::ZERO);
+        // The policy sees each trade of a fold on top of the ones before it
+        // (a cumulative cap holds for a fold as for the same trades one by
+        // one).
+        let mut running = l.clone();
         for t in trades {
             if t.buyer as usize != peer {
                 return Err("the proposer must be the buyer".into());
@@ -1140,8 +1153,13 @@ impl ChannelMachine {
             #[cfg(not(feature = "mutants"))]
             let skip = false;
             if let Some(p) = self.params.policy.as_ref().filter(|_| !skip) {
-                p.0.check(t, l).map_err(|why| format!("refused by policy: {why}"))?;
+                p.0.check(t, &running).map_err(|why| format!("refused by policy: {why}"))?;
             }
+            running.balances[peer] =
+                running.balances[peer].checked_sub(t.amount).ok_or("the trades overdraw the buyer")?;
+            running.balances[me] = running.balances[me].checked_add(t.amount).ok_or("trade amounts overflow")?;
+            running.energy[me] = running.energy[me].checked_add(t.energy).ok_or("trade energy overflows")?;
+            running.last_trade = Some(*t);
             total = total.checked_add(t.amount).ok_or("trade amounts overflow")?;
             energy_total = energy_total.checked_add(t.energy).ok_or("trade energy overflows")?;
         }
@@ -1298,6 +1316,10 @@ impl ChannelMachine {
                         return Step::default();
                     }
                     msgs.push(again);
+                    // The acceptance alone is lost on a peer that no longer
+                    // remembers the proposal; the co-signed state itself is
+                    // adopted whatever the peer remembers.
+                    msgs.push(Message::Reestablish { latest: Some(l.clone()) });
                 }
                 // Never signed by us: confirm, so the peer stops resending.
                 msgs.push(Message::Reject { counter, reason: format!("proposal {counter} fell back, never signed") });
@@ -1317,12 +1339,15 @@ impl ChannelMachine {
     /// possible now, otherwise handed to the user.
     fn on_pay_request(&mut self, energy: Energy, price_per_kwh: Amount) -> Step {
         let asked = Step { events: vec![ChannelEvent::PaymentRequested { energy, price_per_kwh }], ..Step::default() };
-        let (Some(policy), Some(l)) = (self.params.auto_pay.clone(), self.store.latest.clone()) else {
+        // Checked against the window's tip: what this party will hold once
+        // its outstanding proposals are co-signed, not the older co-signed
+        // state (else each of several requests passes a floor alone).
+        let (Some(policy), Some(tip)) = (self.params.auto_pay.clone(), self.tip().cloned()) else {
             return asked;
         };
         let Some(amount) = Trade::price_of(energy, price_per_kwh) else { return asked };
         let trade = Trade { buyer: self.store.side, energy, price_per_kwh, amount };
-        if policy.0.check(&trade, &l.state).is_err() {
+        if policy.0.check(&trade, &tip).is_err() {
             return asked;
         }
         match self.request(Request::Pay { amount, energy, price_per_kwh }) {
@@ -1377,7 +1402,13 @@ impl ChannelMachine {
             return self.reject_signed(counter, format!("counter {counter} already used"));
         }
         if let Err(why) = self.validate_proposal(&st, &trades) {
-            return self.reject_signed(counter, why);
+            // With our newest co-signed state: if the refusal is because the
+            // two sides hold different co-signed states (a lost message),
+            // the one behind adopts the newer (both signed it) and they
+            // continue, instead of refusing each other for good.
+            let mut step = self.reject_signed(counter, why);
+            step.messages.push(Message::Reestablish { latest: self.store.latest.clone() });
+            return step;
         }
         // Our signature must be computed over the peer's nonce.
         let mine = st.sign(&self.key, nonce);
@@ -1398,8 +1429,8 @@ impl ChannelMachine {
             let amount = if trades.is_empty() { t.amount } else { paid(&trades) };
             events.push(ChannelEvent::PaymentReceived { counter, amount });
         }
-        let step = Step { events, ..Step::default() };
-        let step = self.persist_then(step, vec![Message::Accept { counter, hstate, sig: mine }], vec![]);
+        let step = self.persist_then(Step::default(), vec![Message::Accept { counter, hstate, sig: mine }], vec![]);
+        self.held_events.push((self.store.version, events));
         // Side 0's proposal that won a collision is co-signed: ours go now.
         if !self.retry.is_empty() && self.store.phase == Phase::Open {
             let again = std::mem::take(&mut self.retry);
@@ -1442,8 +1473,19 @@ impl ChannelMachine {
                 self.store.proposals.remove(0);
             }
             None => {
+                // A proposal we gave up on (and may have reported as fallen
+                // back) went through after all: say so, for it and every
+                // abandoned one before it that it builds on.
+                let mut events = vec![];
+                for q in self.store.abandoned.iter().filter(|q| q.state.counter <= counter) {
+                    if let (Some(t), false) = (q.state.last_trade, q.state.is_final) {
+                        let amount = if q.trades.is_empty() { t.amount } else { paid(&q.trades) };
+                        events.push(ChannelEvent::PaymentSent { counter: q.state.counter, amount });
+                    }
+                }
                 self.store.abandoned.retain(|q| q.state.counter > counter);
-                let step = Step { events: vec![ChannelEvent::CoSigned(counter)], ..Step::default() };
+                events.push(ChannelEvent::CoSigned(counter));
+                let step = Step { events, ..Step::default() };
                 return self.persist_then(step, vec![], vec![]);
             }
         }
@@ -1605,6 +1647,7 @@ impl ChannelMachine {
         self.now = now;
         let mut step = Step::default();
         if !self.held.is_empty() {
+            self.chain_duties(now, &mut step);
             return step;
         }
         // A proposal made before the first tick learns its start time now.
@@ -1660,29 +1703,11 @@ impl ChannelMachine {
         // Resolve and settle are retried with back-off until the chain
         // reports the outcome (a dropped transaction or a node restart must
         // not cost the channel).
-        let retry_due = self.chain_retry.is_some_and(|(at, _)| now >= at);
         let timeout = self.params.close_timeout_ms;
         match self.store.phase {
             // Funding deadline: the peer never funded; abort and take back
             // what we put in. Retried with back-off until `Closed`.
-            Phase::Opening => {
-                if let Some(at) = self.store.registered_at.filter(|at| *at > 0) {
-                    let due = match self.abort_retry {
-                        Some((next, _)) => now >= next,
-                        None => now >= at.saturating_add(FUNDING_TIMEOUT_MS),
-                    };
-                    if due {
-                        step.txs.push(ChainTx {
-                            method: "channel_abort",
-                            args: encode(&CidArgs { cid: self.store.cid }),
-                            value: Amount::ZERO,
-                        });
-                        let backoff = self.abort_retry.map_or(self.params.retry_ms, |(_, b)| b).max(1);
-                        self.abort_retry =
-                            Some((now.saturating_add(backoff), backoff.saturating_mul(2).min(MAX_RETRY_BACKOFF_MS)));
-                    }
-                }
-            }
+            Phase::Opening | Phase::Disputed { .. } => self.chain_duties(now, &mut step),
             Phase::Open if self.store.closing_requested => {
                 let started = *self.close_started.get_or_insert(now);
                 if now >= started.saturating_add(timeout) {
@@ -1704,23 +1729,6 @@ impl ChannelMachine {
                         });
                         self.close_submitted_at = Some(now);
                     }
-                }
-            }
-            Phase::Disputed { t_end, .. } => {
-                let settle_due = now >= t_end;
-                if retry_due || (settle_due && self.chain_retry.is_none()) {
-                    if settle_due {
-                        step.txs.push(ChainTx {
-                            method: "channel_settle",
-                            args: encode(&CidArgs { cid: self.store.cid }),
-                            value: Amount::ZERO,
-                        });
-                    } else if let Some(tx) = self.resolve_tx() {
-                        step.txs.push(tx);
-                    }
-                    let backoff = self.chain_retry.map_or(self.params.retry_ms, |(_, b)| b);
-                    let next = backoff.saturating_mul(2).clamp(1, MAX_RETRY_BACKOFF_MS);
-                    self.chain_retry = Some((now.saturating_add(backoff.max(1)), next));
                 }
             }
             _ => {}
@@ -1956,6 +1964,54 @@ impl ChannelMachine {
         }
         let out = st.resize.withdrawn[me].saturating_sub(prev.withdrawn[me]);
         (!out.is_zero()).then_some(Request::Withdraw { amount: out })
+    }
+
+    /// The funding abort and the dispute's resolve/settle, retried with
+    /// back-off. They run on every tick, even while a persist is
+    /// outstanding (their transactions then wait behind it): a peer that
+    /// keeps the disk busy must not hold a settle or an abort back.
+    fn chain_duties(&mut self, now: Timestamp, step: &mut Step) {
+        match self.store.phase {
+            // Funding deadline: the peer never funded; abort and take back
+            // what we put in. Retried with back-off until `Closed`.
+            Phase::Opening => {
+                if let Some(at) = self.store.registered_at.filter(|at| *at > 0) {
+                    let due = match self.abort_retry {
+                        Some((next, _)) => now >= next,
+                        None => now >= at.saturating_add(FUNDING_TIMEOUT_MS),
+                    };
+                    if due {
+                        step.txs.push(ChainTx {
+                            method: "channel_abort",
+                            args: encode(&CidArgs { cid: self.store.cid }),
+                            value: Amount::ZERO,
+                        });
+                        let backoff = self.abort_retry.map_or(self.params.retry_ms, |(_, b)| b).max(1);
+                        self.abort_retry =
+                            Some((now.saturating_add(backoff), backoff.saturating_mul(2).min(MAX_RETRY_BACKOFF_MS)));
+                    }
+                }
+            }
+            Phase::Disputed { t_end, .. } => {
+                let retry_due = self.chain_retry.is_some_and(|(at, _)| now >= at);
+                let settle_due = now >= t_end;
+                if retry_due || (settle_due && self.chain_retry.is_none()) {
+                    if settle_due {
+                        step.txs.push(ChainTx {
+                            method: "channel_settle",
+                            args: encode(&CidArgs { cid: self.store.cid }),
+                            value: Amount::ZERO,
+                        });
+                    } else if let Some(tx) = self.resolve_tx() {
+                        step.txs.push(tx);
+                    }
+                    let backoff = self.chain_retry.map_or(self.params.retry_ms, |(_, b)| b);
+                    let next = backoff.saturating_mul(2).clamp(1, MAX_RETRY_BACKOFF_MS);
+                    self.chain_retry = Some((now.saturating_add(backoff.max(1)), next));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// `channel_resolve` with our newer co-signed state, if the standing

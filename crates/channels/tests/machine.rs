@@ -106,11 +106,12 @@ fn malicious_proposals_are_rejected_and_nothing_is_signed() {
         assert!(step.persist.is_none(), "{name}: nothing persisted");
         assert!(step.txs.is_empty(), "{name}: nothing sent to the chain");
         match step.messages.as_slice() {
-            [Message::Reject { counter, reason }] => {
+            [Message::Reject { counter, reason }]
+            | [Message::Reject { counter, reason }, Message::Reestablish { .. }] => {
                 assert_eq!(*counter, st.counter, "{name}");
                 assert!(reason.contains(want), "{name}: reason {reason:?} lacks {want:?}");
             }
-            other => panic!("{name}: expected one reject, got {other:?}"),
+            other => panic!("{name}: expected one reject (and our co-signed state), got {other:?}"),
         }
         // Persisted(anything) releases nothing: no signature was held back.
         let released = m.handle(Input::Persisted(u64::MAX)).unwrap();
@@ -400,7 +401,9 @@ fn malformed_open_update_and_final_proposals_are_rejected() {
         assert!(step.persist.is_none());
         assert_eq!(m.store(), &before);
         match step.messages.as_slice() {
-            [Message::Reject { reason, .. }] => reason.clone(),
+            [Message::Reject { reason, .. }] | [Message::Reject { reason, .. }, Message::Reestablish { .. }] => {
+                reason.clone()
+            }
             other => panic!("expected a reject, got {other:?}"),
         }
     };

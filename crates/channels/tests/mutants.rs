@@ -120,7 +120,7 @@ fn fold_checked_against_policy() -> Result<(), String> {
     let m = d.parties[1].machine.as_mut().unwrap();
     let step = m.handle(Input::Peer(Message::ProposeFolded { state: st, nonce: 6, sig, trades })).unwrap();
     match step.messages.as_slice() {
-        [Message::Reject { reason, .. }] if reason.contains("policy") => Ok(()),
+        [Message::Reject { reason, .. }, ..] if reason.contains("policy") => Ok(()),
         other => Err(format!("a fold with a trade below the policy's floor was not refused: {other:?}")),
     }
 }
