@@ -901,6 +901,7 @@ impl ChannelMachine {
                     fold: None,
                     is_final: false,
                     resize: Resize::default(),
+                    prev_counter: 0,
                 };
                 Ok(self.propose(st, Step::default()))
             }
@@ -922,6 +923,7 @@ impl ChannelMachine {
                     return Err(ChannelError::InsufficientBalance { have, need: amount });
                 }
                 let mut st = latest;
+                st.prev_counter = st.counter;
                 st.counter = self.next_counter()?;
                 st.balances[me] = have.saturating_sub(amount);
                 st.balances[peer] = st.balances[peer].checked_add(amount).ok_or(ChannelError::Overflow)?;
@@ -947,6 +949,7 @@ impl ChannelMachine {
                 if have < amount {
                     return Err(ChannelError::InsufficientBalance { have, need: amount });
                 }
+                st.prev_counter = st.counter;
                 st.counter = self.next_counter()?;
                 st.balances[me] = have.saturating_sub(amount);
                 st.resize.withdrawn[me] = st.resize.withdrawn[me].checked_add(amount).ok_or(ChannelError::Overflow)?;
@@ -986,6 +989,7 @@ impl ChannelMachine {
                 if have < total {
                     return Err(ChannelError::InsufficientBalance { have, need: total });
                 }
+                st.prev_counter = st.counter;
                 st.counter = self.next_counter()?;
                 st.balances[me] = have.saturating_sub(total);
                 st.balances[peer] = st.balances[peer].checked_add(total).ok_or(ChannelError::Overflow)?;
@@ -1013,6 +1017,7 @@ impl ChannelMachine {
                 }
                 self.store.closing_requested = true;
                 let mut st = latest;
+                st.prev_counter = st.counter;
                 st.counter = self.next_counter()?;
                 st.is_final = true;
                 st.last_trade = None;
@@ -1102,6 +1107,12 @@ impl ChannelMachine {
                 "counter {} jumps more than {MAX_COUNTER_STEP} past {}",
                 st.counter,
                 self.known_counter()
+            ));
+        }
+        if st.prev_counter != l.counter {
+            return Err(format!(
+                "the update follows counter {}, our co-signed state is {}",
+                st.prev_counter, l.counter
             ));
         }
         if st.is_final {
@@ -1254,6 +1265,7 @@ impl ChannelMachine {
         }
         let (Ok(counter), Some(bal)) = (self.next_counter(), l.balances[me].checked_add(up)) else { return step };
         let mut st = l;
+        st.prev_counter = st.counter;
         st.counter = counter;
         st.balances[me] = bal;
         st.resize.topped_up[me] = self.store.chain_topped_up[me];

@@ -37,6 +37,7 @@ fn latest(d: &Duo, side: usize) -> SignedState {
 /// The honest next update in which side 0 buys 1000 Wh at 100/kWh.
 fn honest_update(base: &ChannelState) -> ChannelState {
     let mut st = base.clone();
+    st.prev_counter = base.counter;
     st.counter += 1;
     st.balances[0].0 -= 100;
     st.balances[1].0 += 100;
@@ -86,6 +87,7 @@ fn malicious_proposals_are_rejected_and_nothing_is_signed() {
             "zero price (α > 0)",
             {
                 let mut s = base.clone();
+                s.prev_counter = base.counter;
                 s.counter += 1;
                 s.last_trade =
                     Some(Trade { buyer: 0, energy: Energy(1_000), price_per_kwh: Amount::ZERO, amount: Amount::ZERO });
@@ -439,6 +441,7 @@ fn malformed_open_update_and_final_proposals_are_rejected() {
     let r = reject_reason(m1, wrong_amount);
     assert!(r.contains("trade amount does not match energy and price"), "{r}");
     let mut bad_final = base.clone();
+    bad_final.prev_counter = base.counter;
     bad_final.counter += 1;
     bad_final.is_final = true;
     bad_final.last_trade = None;
@@ -461,6 +464,7 @@ fn price_bounds_name_what_they_refuse() {
         fold: None,
         is_final: false,
         resize: Default::default(),
+        prev_counter: 0,
     });
     // The amount is what the trade pays (the floor is checked on it).
     let t = |price: u128, wh: u64| Trade {

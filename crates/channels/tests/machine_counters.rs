@@ -37,6 +37,7 @@ fn a_restored_machine_without_signed_upto_still_refuses_stale_counters() {
         energy: [Energy::ZERO; 2],
         last_trade: None,
         is_final: false,
+        prev_counter: 0,
         ..latest.clone()
     };
     let mut replay = latest.clone();

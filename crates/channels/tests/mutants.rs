@@ -47,6 +47,7 @@ fn latest(d: &Duo, side: usize) -> Option<ChannelState> {
 /// `base` with side 0 buying `t` on top, at `counter`.
 fn buy(base: &ChannelState, counter: u64, t: Trade) -> ChannelState {
     let mut st = base.clone();
+    st.prev_counter = base.counter;
     st.counter = counter;
     st.balances[0].0 -= t.amount.0;
     st.balances[1].0 += t.amount.0;
@@ -87,7 +88,8 @@ fn reused_counter_refused() -> Result<(), String> {
     pay(&mut d, 0, 1_000);
     let base = latest(&d, 1).unwrap();
     // The co-signed counter again, with another trade on the same base.
-    let replay = buy(&ChannelState { counter: base.counter - 1, ..base.clone() }, base.counter, trade(500, 100));
+    let mut replay = buy(&base, base.counter, trade(500, 100));
+    replay.prev_counter = base.counter;
     let sig = replay.sign(&d.parties[0].esc_key, 5);
     let m = d.parties[1].machine.as_mut().unwrap();
     let step = m.handle(Input::Peer(Message::Propose { state: replay, nonce: 5, sig })).unwrap();
@@ -116,6 +118,7 @@ fn fold_checked_against_policy() -> Result<(), String> {
     let trades = vec![trade(1_000, 10), trade(1_000, 100)];
     let mut st = buy(&buy(&base, base.counter + 1, trades[0]), base.counter + 1, trades[1]);
     st.fold = Some(Fold { trades: 2, hash: Fold::hash(&trades) });
+    st.prev_counter = base.counter;
     let sig = st.sign(&d.parties[0].esc_key, 6);
     let m = d.parties[1].machine.as_mut().unwrap();
     let step = m.handle(Input::Peer(Message::ProposeFolded { state: st, nonce: 6, sig, trades })).unwrap();

@@ -152,6 +152,7 @@ fn a_peer_resize_that_is_not_exactly_its_own_top_up_or_withdrawal_is_rejected_un
     let k1 = d.parties[1].esc_key.clone();
     let next = |f: &dyn Fn(&mut ChannelState)| {
         let mut s = base.clone();
+        s.prev_counter = base.counter;
         s.counter += 1;
         f(&mut s);
         s

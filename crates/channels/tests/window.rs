@@ -382,6 +382,7 @@ fn forged_folds_are_rejected_and_nothing_is_signed() {
     let honest = vec![t(1_000, 100), t(2_000, 200), t(500, 300)];
     let fold_of = |trades: &[Trade]| {
         let mut st = base.clone();
+        st.prev_counter = base.counter;
         st.counter = 1;
         let total: u128 = trades.iter().map(|t| t.amount.0).sum();
         let energy: u64 = trades.iter().map(|t| t.energy.0).sum();

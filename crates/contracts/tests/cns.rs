@@ -205,8 +205,8 @@ fn overturned_disputes_grey_then_blacklist_the_raiser() {
     // shown to have held co-signed: grey after 1, black at 3. Channels 0
     // and 1: the newer state is side 1's purchase, which side 0 accepted
     // (the acceptor holds the co-signed state first). Channel 2: side 0's
-    // own proposal, but two counters past its dispute, so it held the one
-    // in between.
+    // own proposal, but built on counter 2 (`prev_counter`), past its
+    // dispute at 1: it held the one in between.
     for idx in 0..3u64 {
         f.open(idx);
         let s1 = f.update(idx, 1, [900, 1_100]);
@@ -240,8 +240,8 @@ fn overturned_disputes_grey_then_blacklist_the_raiser() {
 }
 
 /// The one state an honest raiser may lack co-signed is its own payment
-/// proposal one counter ahead (the peer signed it and withheld the
-/// acceptance): a dispute overturned by exactly that books no fault.
+/// proposal built on the disputed state (the peer signed it and withheld
+/// the acceptance): a dispute overturned by exactly that books no fault.
 #[test]
 fn overturned_by_the_raisers_own_unacknowledged_proposal_is_no_fault() {
     let d = tempfile::tempdir().unwrap();

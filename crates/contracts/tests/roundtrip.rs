@@ -51,6 +51,7 @@ fn channel_state() -> impl Strategy<Value = ChannelState> {
             fold: None,
             is_final,
             resize: gridledger_contracts::cns::Resize { topped_up: [a, b], withdrawn: [b, a] },
+            prev_counter: counter / 2,
         })
 }
 

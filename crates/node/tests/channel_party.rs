@@ -200,6 +200,7 @@ fn the_watch_service_outlives_an_unreachable_node_and_the_spec_carries_the_trade
         fold: None,
         is_final: false,
         resize: Default::default(),
+        prev_counter: 0,
     };
     let trade = |price: u128, wh: u64| gridledger_contracts::cns::Trade {
         buyer: 0,

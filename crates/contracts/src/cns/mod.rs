@@ -651,6 +651,7 @@ impl CnsContract {
             || s.fold.is_some()
             || s.energy != [Energy::ZERO; 2]
             || s.resize != Resize::default()
+            || s.prev_counter != 0
         {
             return revert("the open state must have counter 0, no trade, no energy and no resize");
         }
@@ -1046,18 +1047,21 @@ impl CnsContract {
         };
         let rec = set_dispute_outcome(ctx, &ch.scid, d, DisputeOutcome::Resolved { counter })?;
         let raiser = usize::from(rec.raised_by.min(1));
-        // The raiser's own payment proposal one counter past its dispute
-        // is the one state it may honestly lack co-signed: the peer signed
-        // it and withheld the acceptance. Overturning with exactly that
-        // shows no cheating, so it books no fault. A raiser overturned by
-        // anything else (a state two or more ahead, or the peer's own
+        // The raiser's own payment proposal built on the disputed state is
+        // the one state it may honestly lack co-signed: the peer signed it
+        // and withheld the acceptance. Overturning with exactly that shows
+        // no cheating, so it books no fault. A raiser overturned by
+        // anything else (a state built on a newer one, or the peer's own
         // proposal) did hold a newer co-signed state: faulted.
         // A top-up allocation or withdrawal is proposed by the side whose
         // resize grew: the same holds for it.
         let (was, now) = (&ch.latest.state.resize, &a.state.state.resize);
         let resized_by = |k: usize| was.topped_up[k] != now.topped_up[k] || was.withdrawn[k] != now.withdrawn[k];
         let own_resize = a.state.state.last_trade.is_none() && resized_by(raiser) && !resized_by(1 - raiser);
-        let own_unacknowledged = counter == rec.counter.saturating_add(1)
+        // Built directly on the disputed state (`prev_counter`): the raiser
+        // never held anything newer co-signed, however many counters its
+        // fallen-back proposals used up in between.
+        let own_unacknowledged = a.state.state.prev_counter == rec.counter
             && (own_resize || a.state.state.last_trade.as_ref().is_some_and(|t| usize::from(t.buyer) == raiser));
         register_state(ctx, &mut esc, &mut ch, a.state)?;
         if !own_unacknowledged {

@@ -124,6 +124,11 @@ pub struct ChannelState {
     /// Coin added to or taken out of the channel since it opened (top-up
     /// and partial withdraw), cumulative per side.
     pub resize: Resize,
+    /// The counter of the co-signed state this one follows (0 for the open
+    /// state). It tells the adjudicator whether a state that overturns a
+    /// dispute was built directly on the disputed one (the raiser's own
+    /// unacknowledged update, no fault) or on a newer one the raiser held.
+    pub prev_counter: u64,
 }
 
 /// Top-ups and partial withdrawals a co-signed state accounts for, per

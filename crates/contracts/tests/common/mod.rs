@@ -107,6 +107,7 @@ impl Fx {
             fold: None,
             is_final,
             resize: Default::default(),
+            prev_counter: counter.saturating_sub(1),
         }
     }
     pub fn cosign(&self, st: ChannelState) -> SignedState {
