@@ -217,7 +217,6 @@ fn a_fallback_flood_does_not_starve_the_settle() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_fifo_store_log_is_refused_not_waited_on -- --ignored`.
 #[test]
-#[ignore = "attack: a FIFO (or /dev/zero link) as store.log hangs (or exhausts memory of) whoever loads the party dir"]
 fn a_fifo_store_log_is_refused_not_waited_on() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join(gridledger_channels::disk::LOG_FILE);
