@@ -927,6 +927,10 @@ impl ChannelMachine {
         };
         let (me, peer) = (self.side(), other(self.store.side));
         let (mut total, mut energy_total) = (Amount::ZERO, Energy::ZERO);
+        // The policy sees each trade against the state the trades before it
+        // in the fold produce, as if they had come one at a time (a
+        // cumulative cap must hold for a fold too).
+        let mut running = l.clone();
         for t in trades {
             if t.buyer as usize != peer {
                 return Err("the proposer must be the buyer".into());
@@ -938,10 +942,15 @@ impl ChannelMachine {
                 return Err("trade amount does not match energy and price".into());
             }
             if let Some(p) = &self.params.policy {
-                p.0.check(t, l).map_err(|why| format!("refused by policy: {why}"))?;
+                p.0.check(t, &running).map_err(|why| format!("refused by policy: {why}"))?;
             }
             total = total.checked_add(t.amount).ok_or("trade amounts overflow")?;
             energy_total = energy_total.checked_add(t.energy).ok_or("trade energy overflows")?;
+            running.balances[peer] =
+                running.balances[peer].checked_sub(t.amount).ok_or("trade amounts exceed the balance")?;
+            running.balances[me] = running.balances[me].checked_add(t.amount).ok_or("trade amounts overflow")?;
+            running.energy[me] = running.energy[me].checked_add(t.energy).ok_or("trade energy overflows")?;
+            running.last_trade = Some(*t);
         }
         let want_peer = l.balances[peer].checked_sub(total);
         let want_me = l.balances[me].checked_add(total);

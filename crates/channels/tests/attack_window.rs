@@ -59,7 +59,6 @@ impl UpdatePolicy for DeliveryCap {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_fold_is_checked_against_a_cumulative_policy -- --ignored`.
 #[test]
-#[ignore = "attack: folded trades are each policy-checked against the same pre-fold state, so cumulative caps are bypassed"]
 fn a_fold_is_checked_against_a_cumulative_policy() {
     let cap = 2_500;
     let with_cap = |dir: &std::path::Path| {
