@@ -1036,12 +1036,15 @@ impl ChannelMachine {
     /// possible now, otherwise handed to the user.
     fn on_pay_request(&mut self, energy: Energy, price_per_kwh: Amount) -> Step {
         let asked = Step { events: vec![ChannelEvent::PaymentRequested { energy, price_per_kwh }], ..Step::default() };
-        let (Some(policy), Some(l)) = (self.params.auto_pay.clone(), self.store.latest.clone()) else {
+        // Checked against the tip of the window (what this payment would
+        // build on), not the co-signed state: requests arriving back to back
+        // must not each see the balance before the others.
+        let (Some(policy), Some(tip)) = (self.params.auto_pay.clone(), self.tip().cloned()) else {
             return asked;
         };
         let Some(amount) = Trade::price_of(energy, price_per_kwh) else { return asked };
         let trade = Trade { buyer: self.store.side, energy, price_per_kwh, amount };
-        if policy.0.check(&trade, &l.state).is_err() {
+        if policy.0.check(&trade, &tip).is_err() {
             return asked;
         }
         match self.request(Request::Pay { amount, energy, price_per_kwh }) {

@@ -370,7 +370,6 @@ impl UpdatePolicy for KeepFloor {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// auto_pay_is_checked_against_the_window_tip -- --ignored`.
 #[test]
-#[ignore = "attack: auto_pay with window > 1 checks each request against the co-signed state, not the window tip"]
 fn auto_pay_is_checked_against_the_window_tip() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = duo(dir.path(), 4);
