@@ -471,6 +471,9 @@ pub struct ChannelMachine {
     /// Highest counter of a proposal the peer signed and this party
     /// refused (see [`Self::reject_signed`]).
     peer_signed_upto: Option<u64>,
+    /// Events announced only once the store they describe is durable
+    /// (`PaymentReceived`: a merchant may deliver on it), by version.
+    held_events: Vec<(u64, Vec<ChannelEvent>)>,
 }
 
 /// What a list of trades pays in total (bounded by a channel's balance, so
@@ -539,6 +542,7 @@ impl ChannelMachine {
             abort_retry: None,
             fallback_sent: 0,
             peer_signed_upto: None,
+            held_events: vec![],
         }
     }
 
@@ -615,6 +619,9 @@ impl ChannelMachine {
             step.messages.extend(m);
             step.txs.extend(t);
         }
+        let (ready, rest): (Vec<_>, Vec<_>) = self.held_events.drain(..).partition(|(v, _)| *v <= version);
+        self.held_events = rest;
+        step.events.extend(ready.into_iter().flat_map(|(_, e)| e));
         step
     }
 
@@ -1107,8 +1114,17 @@ impl ChannelMachine {
             let amount = if trades.is_empty() { t.amount } else { paid(&trades) };
             events.push(ChannelEvent::PaymentReceived { counter, amount });
         }
+        // The payment is announced with the acceptance, once durable: a
+        // crash before the store is written must not leave the user told of
+        // a payment the channel does not hold.
+        let (later, events): (Vec<_>, Vec<_>) =
+            events.into_iter().partition(|e| matches!(e, ChannelEvent::PaymentReceived { .. }));
         let step = Step { events, ..Step::default() };
-        self.persist_then(step, vec![Message::Accept { counter, hstate, sig: mine }], vec![])
+        let step = self.persist_then(step, vec![Message::Accept { counter, hstate, sig: mine }], vec![]);
+        if !later.is_empty() {
+            self.held_events.push((self.store.version, later));
+        }
+        step
     }
 
     fn on_accept(&mut self, counter: u64, hstate: Hash32, sig: Signature) -> Step {

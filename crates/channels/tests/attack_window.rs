@@ -255,7 +255,6 @@ fn a_fifo_store_log_is_refused_not_waited_on() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_payment_is_announced_only_once_durable -- --ignored`.
 #[test]
-#[ignore = "attack: PaymentReceived is emitted before the acceptance is persisted; a crash in between announces a payment that never lands"]
 fn a_payment_is_announced_only_once_durable() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = duo(dir.path(), 1);
