@@ -1315,9 +1315,12 @@ impl ChannelMachine {
     fn tick(&mut self, now: Timestamp) -> Step {
         self.now = now;
         let mut step = Step::default();
-        if !self.held.is_empty() {
-            return step;
-        }
+        // While a persist is outstanding the proposal timers wait (their
+        // messages would queue behind it anyway); the chain timers below
+        // (settle, resolve and abort retries, close fallback) never do: a
+        // peer that keeps a persist outstanding (a flood of `Fallback`s)
+        // must not keep a dispute from settling.
+        let idle = self.held.is_empty();
         // A proposal made before the first tick learns its start time now.
         for p in self.store.proposals.iter_mut() {
             if p.proposed_at == 0 {
@@ -1325,7 +1328,7 @@ impl ChannelMachine {
             }
         }
         // A registration seen before the first tick is dated now.
-        if self.store.registered_at == Some(0) && self.store.phase == Phase::Opening {
+        if idle && self.store.registered_at == Some(0) && self.store.phase == Phase::Opening {
             self.store.registered_at = Some(now);
             let mut step = self.persist_then(Step::default(), vec![], vec![]);
             step.persist_may_lag = false;
@@ -1334,9 +1337,10 @@ impl ChannelMachine {
         // Update fallback (seed Fig 7 step 2): an update not co-signed
         // within t_Δ is given up; its counter stays used. The window goes
         // with its oldest proposal (each builds on the one before).
-        let expired = self.store.my_proposal().is_some_and(|p| {
-            p.state.counter > 0 && !p.state.is_final && now >= p.proposed_at.saturating_add(self.store.t_delta_ms)
-        });
+        let expired = idle
+            && self.store.my_proposal().is_some_and(|p| {
+                p.state.counter > 0 && !p.state.is_final && now >= p.proposed_at.saturating_add(self.store.t_delta_ms)
+            });
         if expired {
             let gone = self.abandon_window();
             if let Some(&counter) = gone.last() {
@@ -1355,14 +1359,14 @@ impl ChannelMachine {
         });
         if let Some(counter) = unanswered {
             let live = !matches!(self.store.phase, Phase::Idle | Phase::Closed);
-            if live && now >= self.fallback_sent.saturating_add(self.params.retry_ms) {
+            if idle && live && now >= self.fallback_sent.saturating_add(self.params.retry_ms) {
                 self.fallback_sent = now;
                 step.messages.push(Message::Fallback { counter });
             }
         }
         // Retransmit unanswered proposals (idempotent: same bytes), oldest
         // first.
-        if !self.store.proposals.is_empty() && now >= self.last_sent.saturating_add(self.params.retry_ms) {
+        if idle && !self.store.proposals.is_empty() && now >= self.last_sent.saturating_add(self.params.retry_ms) {
             self.last_sent = now;
             for p in &self.store.proposals {
                 step.messages.push(p.message());

@@ -166,7 +166,6 @@ fn a_late_acceptance_after_fallback_reports_the_payment() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_fallback_flood_does_not_starve_the_settle -- --ignored`.
 #[test]
-#[ignore = "attack: peer Fallback flood keeps a persist outstanding so tick() never settles the dispute"]
 fn a_fallback_flood_does_not_starve_the_settle() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = duo(dir.path(), 1);
