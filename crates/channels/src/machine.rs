@@ -985,12 +985,26 @@ impl ChannelMachine {
             Message::Accept { counter, hstate, sig } => self.on_accept(counter, hstate, sig),
             Message::Reject { counter, reason } => {
                 let Some(at) = self.store.proposals.iter().position(|p| p.state.counter == counter) else {
-                    // The peer confirms it never signed the newest proposal
-                    // we gave up on (its acceptance of any older one came
-                    // first): stop resending the `Fallback`.
+                    // The peer says it does not hold the newest proposal we
+                    // gave up on. That settles this one proposal only: the
+                    // reject may answer a delayed retransmission rather than
+                    // our `Fallback`, with no acceptance of an older one
+                    // before it, so the older abandoned proposals are asked
+                    // about in turn (`Fallback` for the next, at once) until
+                    // the peer accepts one or the list is empty.
                     if self.store.abandoned.last().is_some_and(|p| p.state.counter == counter) {
-                        self.store.abandoned.clear();
-                        return self.persist_then(Step::default(), vec![], vec![]);
+                        self.store.abandoned.pop();
+                        let latest = self.store.latest.as_ref().map(|l| l.state.counter);
+                        self.store.abandoned.retain(|p| latest.is_none_or(|l| p.state.counter > l));
+                        let next = self.store.abandoned.last().map(|p| p.state.counter).filter(|c| *c > 0);
+                        let msgs = match next {
+                            Some(c) => {
+                                self.fallback_sent = self.now;
+                                vec![Message::Fallback { counter: c }]
+                            }
+                            None => vec![],
+                        };
+                        return self.persist_then(Step::default(), msgs, vec![]);
                     }
                     return Step::default();
                 };

@@ -409,7 +409,6 @@ fn auto_pay_is_checked_against_the_window_tip() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_stale_reject_does_not_split_the_parties -- --ignored`.
 #[test]
-#[ignore = "attack: a Reject of a stale retransmission clears the abandoned list; the parties end on different co-signed states"]
 fn a_stale_reject_does_not_split_the_parties() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
