@@ -482,6 +482,13 @@ fn paid(trades: &[Trade]) -> Amount {
     trades.iter().fold(Amount::ZERO, |a, t| a.checked_add(t.amount).unwrap_or(a))
 }
 
+/// `PaymentSent` for a co-signed payment proposal of ours.
+fn sent_event(q: &Proposal) -> Option<ChannelEvent> {
+    let t = q.state.last_trade.filter(|_| !q.state.is_final)?;
+    let amount = if q.trades.is_empty() { t.amount } else { paid(&q.trades) };
+    Some(ChannelEvent::PaymentSent { counter: q.state.counter, amount })
+}
+
 fn other(side: u8) -> usize {
     1 - (side as usize & 1)
 }
@@ -681,6 +688,41 @@ impl ChannelMachine {
         let excess = self.store.abandoned.len().saturating_sub(MAX_WINDOW);
         self.store.abandoned.drain(..excess);
         counters
+    }
+
+    /// Whether `child` is one update of this party's applied directly to
+    /// `parent`: its trades move exactly their amount from our balance to
+    /// the peer's and their energy onto the peer's side, nothing else.
+    fn builds_on(&self, parent: &ChannelState, child: &Proposal) -> bool {
+        let Some(t) = child.state.last_trade else { return false };
+        let (amount, energy) = if child.trades.is_empty() {
+            (Some(t.amount), Some(t.energy))
+        } else {
+            let energy = child.trades.iter().try_fold(Energy::ZERO, |e, t| e.checked_add(t.energy));
+            (Some(paid(&child.trades)), energy)
+        };
+        let (Some(amount), Some(energy)) = (amount, energy) else { return false };
+        let (me, peer) = (self.side(), other(self.store.side));
+        let c = &child.state;
+        c.balances[me].checked_add(amount) == Some(parent.balances[me])
+            && parent.balances[peer].checked_add(amount) == Some(c.balances[peer])
+            && parent.energy[peer].checked_add(energy) == Some(c.energy[peer])
+            && c.energy[me] == parent.energy[me]
+    }
+
+    /// The payments a co-signed abandoned proposal (`counter`) holds: its
+    /// own and those of the abandoned proposals it builds on (the rest of
+    /// its window), oldest first. A payment once reported as fallen back is
+    /// reported as sent when it turns out co-signed after all.
+    fn abandoned_payments(&self, counter: u64) -> Vec<ChannelEvent> {
+        let list = &self.store.abandoned;
+        let Some(mut at) = list.iter().position(|p| p.state.counter == counter) else { return vec![] };
+        let mut chain = vec![at];
+        while at > 0 && self.builds_on(&list[at - 1].state, &list[at]) {
+            at -= 1;
+            chain.push(at);
+        }
+        chain.into_iter().rev().filter_map(|i| sent_event(&list[i])).collect()
     }
 
     /// The state the next update builds on: the newest proposal in the
@@ -1174,8 +1216,12 @@ impl ChannelMachine {
                 self.store.proposals.remove(0);
             }
             None => {
+                // A late acceptance of a payment reported as fallen back:
+                // the money moved after all, say so.
+                let mut events = self.abandoned_payments(counter);
+                events.push(ChannelEvent::CoSigned(counter));
                 self.store.abandoned.retain(|q| q.state.counter > counter);
-                let step = Step { events: vec![ChannelEvent::CoSigned(counter)], ..Step::default() };
+                let step = Step { events, ..Step::default() };
                 return self.persist_then(step, vec![], vec![]);
             }
         }

@@ -113,7 +113,6 @@ fn a_fold_is_checked_against_a_cumulative_policy() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_late_acceptance_after_fallback_reports_the_payment -- --ignored`.
 #[test]
-#[ignore = "attack: a payment reported as fallen back is later co-signed by a late acceptance with no PaymentSent event"]
 fn a_late_acceptance_after_fallback_reports_the_payment() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = duo(dir.path(), 1);
