@@ -1349,6 +1349,17 @@ impl ChannelMachine {
                 }
                 if newer && valid {
                     let c = ss.state.counter;
+                    // Our own payments the chain's state holds are sent: the
+                    // proposal it is and the window before it (each builds on
+                    // the one before), or an abandoned one and its window.
+                    let h = ss.hstate();
+                    let ours = |p: &Proposal| p.state.counter == c && p.state.hstate(p.nonce) == h;
+                    if let Some(at) = self.store.proposals.iter().position(ours) {
+                        step.events.extend(self.store.proposals[..=at].iter().filter_map(sent_event));
+                    } else if self.store.abandoned.iter().any(ours) {
+                        step.events.extend(self.abandoned_payments(c));
+                    }
+                    self.store.abandoned.retain(|p| p.state.counter > c);
                     self.store.signed_upto = Some(self.store.signed_upto.unwrap_or(0).max(c));
                     // The chain's state supersedes proposals at or below it;
                     // later ones built on an older base are dropped too.

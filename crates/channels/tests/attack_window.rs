@@ -558,7 +558,6 @@ fn a_seeded_sweep_never_splits_the_parties() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_state_learnt_from_the_chain_reports_the_payments_it_holds -- --ignored`.
 #[test]
-#[ignore = "attack: OnChain adoption of our own window state emits no PaymentSent; the party reports included payments as failed"]
 fn a_state_learnt_from_the_chain_reports_the_payments_it_holds() {
     use gridledger_contracts::cns::SignedState;
     let dir = tempfile::tempdir().unwrap();
