@@ -296,7 +296,6 @@ fn a_payment_is_announced_only_once_durable() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// window_one_withheld_acceptances_do_not_fault_the_honest_raiser -- --ignored`.
 #[test]
-#[ignore = "attack: with window 1, fallback skips counters; peer co-signs+withholds two proposals and gets the honest raiser faulted"]
 fn window_one_withheld_acceptances_do_not_fault_the_honest_raiser() {
     use gridledger_contracts::cns::{ChannelStateArgs, SignedState};
     let dir = tempfile::tempdir().unwrap();
