@@ -408,11 +408,12 @@ pub struct ChannelParams {
     /// the peer at once (1 = one at a time; at most [`MAX_WINDOW`]). Each is
     /// still signed only after the store holding it is durable.
     ///
-    /// Trade-off (the adjudicator is unchanged): it books no fault on a
-    /// raiser overturned by its own proposal *one* counter past its dispute.
-    /// A peer that co-signs two or more of a window and withholds every
-    /// acceptance, then makes this party close by dispute, gets it one fault
-    /// per such dispute; widening that exemption to a window would let a
+    /// Trade-off: the adjudicator books no fault on a raiser overturned by
+    /// its own payment built directly on the disputed state (at any counter:
+    /// fallen-back proposals skip counters) or by the close of it. A peer
+    /// that co-signs two or more *stacked* proposals of a window and
+    /// withholds every acceptance, then makes this party close by dispute,
+    /// gets it one fault per such dispute; excusing stacks would let a
     /// cheater disputing with its own older state escape the fault. A party
     /// facing peers it does not trust to answer keeps the window at 1.
     pub window: usize,
@@ -682,6 +683,7 @@ impl ChannelMachine {
         let gone: Vec<Proposal> = std::mem::take(&mut self.store.proposals);
         let counters = gone.iter().map(|p| p.state.counter).collect();
         self.store.abandoned.extend(gone);
+        self.store.abandoned.sort_by_key(|p| p.state.counter);
         // Keep only what could still be adopted, and a bounded list.
         let latest = self.store.latest.as_ref().map(|l| l.state.counter);
         self.store.abandoned.retain(|p| latest.is_none_or(|l| p.state.counter > l));
@@ -1052,7 +1054,8 @@ impl ChannelMachine {
                 };
                 // The proposal dies, and every later one in the window (each
                 // builds on it); their counters stay used (signed_upto).
-                let gone: Vec<u64> = self.store.proposals.drain(at..).map(|p| p.state.counter).collect();
+                let dead: Vec<Proposal> = self.store.proposals.drain(at..).collect();
+                let gone: Vec<u64> = dead.iter().map(|p| p.state.counter).collect();
                 if self.store.phase == Phase::Idle {
                     self.store.phase = Phase::Closed;
                 }
@@ -1060,8 +1063,24 @@ impl ChannelMachine {
                 for c in gone.into_iter().skip(1) {
                     events.push(ChannelEvent::Rejected { counter: c, reason: format!("builds on rejected {counter}") });
                 }
+                // A reject may answer an older copy of a proposal whose later
+                // copy the peer then signed (it was busy with its own at
+                // first): the rejected updates stay adoptable like fallen-back
+                // ones, and a `Fallback` now makes the peer either re-accept
+                // or never sign them.
+                let updates: Vec<Proposal> =
+                    dead.into_iter().filter(|p| p.state.counter > 0 && !p.state.is_final).collect();
+                let mut msgs = vec![];
+                if let Some(p) = updates.last() {
+                    msgs.push(Message::Fallback { counter: p.state.counter });
+                    self.fallback_sent = self.now;
+                }
+                self.store.abandoned.extend(updates);
+                self.store.abandoned.sort_by_key(|p| p.state.counter);
+                let excess = self.store.abandoned.len().saturating_sub(MAX_WINDOW);
+                self.store.abandoned.drain(..excess);
                 let step = Step { events, ..Step::default() };
-                self.persist_then(step, vec![], vec![])
+                self.persist_then(step, msgs, vec![])
             }
             Message::PayRequest { energy, price_per_kwh } => self.on_pay_request(energy, price_per_kwh),
             Message::Fallback { counter } => {
