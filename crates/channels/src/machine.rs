@@ -475,6 +475,9 @@ pub struct ChannelMachine {
     /// Events announced only once the store they describe is durable
     /// (`PaymentReceived`: a merchant may deliver on it), by version.
     held_events: Vec<(u64, Vec<ChannelEvent>)>,
+    /// Abandoned proposals the peer answered with a reject: no `Fallback`
+    /// is resent for them (in memory: after a restart it is asked again).
+    fallback_answered: Vec<u64>,
 }
 
 /// What a list of trades pays in total (bounded by a channel's balance, so
@@ -551,6 +554,7 @@ impl ChannelMachine {
             fallback_sent: 0,
             peer_signed_upto: None,
             held_events: vec![],
+            fallback_answered: vec![],
         }
     }
 
@@ -725,6 +729,19 @@ impl ChannelMachine {
             chain.push(at);
         }
         chain.into_iter().rev().filter_map(|i| sent_event(&list[i])).collect()
+    }
+
+    /// The newest proposal we gave up on that is newer than our co-signed
+    /// state and that the peer has not answered (see the `Reject` of an
+    /// abandoned proposal): its `Fallback` is (re)sent.
+    fn unanswered_fallback(&self) -> Option<u64> {
+        let latest = self.store.latest.as_ref().map(|l| l.state.counter);
+        self.store
+            .abandoned
+            .iter()
+            .rev()
+            .map(|p| p.state.counter)
+            .find(|c| *c > 0 && latest.is_none_or(|l| l < *c) && !self.fallback_answered.contains(c))
     }
 
     /// The state the next update builds on: the newest proposal in the
@@ -1029,26 +1046,27 @@ impl ChannelMachine {
             Message::Accept { counter, hstate, sig } => self.on_accept(counter, hstate, sig),
             Message::Reject { counter, reason } => {
                 let Some(at) = self.store.proposals.iter().position(|p| p.state.counter == counter) else {
-                    // The peer says it does not hold the newest proposal we
-                    // gave up on. That settles this one proposal only: the
-                    // reject may answer a delayed retransmission rather than
-                    // our `Fallback`, with no acceptance of an older one
-                    // before it, so the older abandoned proposals are asked
-                    // about in turn (`Fallback` for the next, at once) until
-                    // the peer accepts one or the list is empty.
-                    if self.store.abandoned.last().is_some_and(|p| p.state.counter == counter) {
-                        self.store.abandoned.pop();
-                        let latest = self.store.latest.as_ref().map(|l| l.state.counter);
-                        self.store.abandoned.retain(|p| latest.is_none_or(|l| p.state.counter > l));
-                        let next = self.store.abandoned.last().map(|p| p.state.counter).filter(|c| *c > 0);
-                        let msgs = match next {
-                            Some(c) => {
-                                self.fallback_sent = self.now;
-                                vec![Message::Fallback { counter: c }]
-                            }
-                            None => vec![],
-                        };
-                        return self.persist_then(Step::default(), msgs, vec![]);
+                    // The peer says it does not hold a proposal we gave up
+                    // on. That answers this one proposal only, and only for
+                    // now: the reject may answer a delayed retransmission
+                    // rather than our `Fallback` (no acceptance of an older
+                    // one before it), and the peer may sign a later copy
+                    // before our `Fallback` reaches it. So the proposal stays
+                    // adoptable (a late acceptance is still taken); only the
+                    // `Fallback` for it stops, and the next older one is
+                    // asked about at once, until the peer accepts one.
+                    if self.store.abandoned.iter().any(|p| p.state.counter == counter) {
+                        if !self.fallback_answered.contains(&counter) {
+                            self.fallback_answered.push(counter);
+                        }
+                        let abandoned = &self.store.abandoned;
+                        self.fallback_answered.retain(|c| abandoned.iter().any(|p| p.state.counter == *c));
+                        let mut step = Step::default();
+                        if let Some(c) = self.unanswered_fallback() {
+                            self.fallback_sent = self.now;
+                            step.messages.push(Message::Fallback { counter: c });
+                        }
+                        return step;
                     }
                     return Step::default();
                 };
@@ -1443,11 +1461,7 @@ impl ChannelMachine {
         // A `Fallback` is resent until the peer answers it (its acceptance
         // again, or a reject saying it never signed): one lost message must
         // not leave the two parties on different co-signed states.
-        let unanswered = self.store.abandoned.last().and_then(|p| {
-            let behind = self.store.latest.as_ref().is_none_or(|l| l.state.counter < p.state.counter);
-            (behind && p.state.counter > 0).then_some(p.state.counter)
-        });
-        if let Some(counter) = unanswered {
+        if let Some(counter) = self.unanswered_fallback() {
             let live = !matches!(self.store.phase, Phase::Idle | Phase::Closed);
             if idle && live && now >= self.fallback_sent.saturating_add(self.params.retry_ms) {
                 self.fallback_sent = now;
