@@ -373,8 +373,9 @@ fn channel_calls_cost_the_same_gas_however_long_the_history() {
         }
         let c = updates + 1;
         // The raiser's own unacknowledged purchase: no fault in either
-        // channel, so both resolves do the same work.
-        let mut st = f.state(idx, c, [1_000 - c as u128 + 1, 1_000 + c as u128 - 1], false);
+        // channel, so both resolves do the same work. Side 1 pays 1 on top
+        // of the disputed state.
+        let mut st = f.state(idx, c, [1_000 - c as u128 + 2, 1_000 + c as u128 - 2], false);
         st.energy = [Energy(1_000), Energy::ZERO];
         st.last_trade =
             Some(cns::Trade { buyer: 1, energy: Energy(1_000), price_per_kwh: Amount(1), amount: Amount(1) });
