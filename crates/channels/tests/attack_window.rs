@@ -531,7 +531,6 @@ fn sweep_seed(seed: u64) -> Result<(), String> {
 /// a_seeded_sweep_never_splits_the_parties -- --ignored` (the 17 seeds,
 /// seconds); `GRIDLEDGER_ATTACK_SWEEP=700` runs seeds 0..700 (≈2.5 min debug).
 #[test]
-#[ignore = "attack: seeded loss/crash/fallback sweep leaves honest parties on different co-signed states (17/700 seeds, window >= 2)"]
 fn a_seeded_sweep_never_splits_the_parties() {
     let seeds: Vec<u64> = match std::env::var("GRIDLEDGER_ATTACK_SWEEP").ok().and_then(|s| s.parse().ok()) {
         Some(n) => (0..n).collect(),
