@@ -474,3 +474,60 @@ fn cns_connection_errors_name_the_url_and_flag() {
         assert!(err.contains(&rpc) && err.contains("--rpc"), "{args:?}: error names neither {rpc} nor --rpc: {err}");
     }
 }
+
+/// Follow-up of the credit-limit finding: on the MSC `cns init` made, a
+/// credit note must also fit the credit still *available*. With 0.15 of a
+/// 0.2 coin line locked in an open channel, a second channel's 0.1 coin
+/// note is refused by `prepare`, naming what is available, before anything
+/// is sent (the contract would refuse it only at `channel open`).
+#[test]
+fn prepare_credit_note_above_the_available_credit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (_node, url) = dev_node(root, 3);
+    let k = |i: usize| root.join(format!("k{i}.key"));
+    let (docs, app, approval) = (root.join("id.pdf"), root.join("app.json"), root.join("approval.json"));
+    std::fs::write(&docs, b"identity document").unwrap();
+    gl_ok(&["cns", "apply", "--key", &d(&k(1)), "--docs", &d(&docs), "--credit", "0.2", "--out", &d(&app)]);
+    let desk = root.join("desk.key");
+    gl_ok(&[
+        "cns",
+        "approve",
+        "--rpc",
+        &url,
+        "--merchant-key",
+        &d(&k(0)),
+        "--desk-key",
+        &d(&desk),
+        "--application",
+        &d(&app),
+        "--out",
+        &d(&approval),
+    ]);
+    gl_ok(&["cns", "init", "--rpc", &url, "--key", &d(&k(1)), "--approval", &d(&approval)]);
+    let on_credit = |capacity: &str| {
+        [
+            "--approval0".to_string(),
+            d(&approval),
+            "--credit0".into(),
+            "--capacity".into(),
+            capacity.into(),
+            "0.1".into(),
+        ]
+    };
+    let args = on_credit("0.15");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (p1, p2) = (root.join("p1"), root.join("p2"));
+    run_ok(&mut prepare_cmd(&url, &k(0), &desk, [&k(1), &k(2)], [&p1, &p2], &args));
+    let _open = open_both([&p1, &p2], &[]);
+    let before = msc_count(&url);
+    let args = on_credit("0.1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (q1, q2) = (root.join("q1"), root.join("q2"));
+    let o = prepare_cmd(&url, &k(0), &desk, [&k(1), &k(2)], [&q1, &q2], &args).output().unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success(), "a 0.1 coin note with 0.05 coin available prepared:\n{}", stdout(&o));
+    assert!(err.contains("available") && err.contains("0.050000 coin"), "{err}");
+    assert_eq!(msc_count(&url), before, "a refused prepare opened an MSC");
+    assert!(!q1.join("party.json").exists() && !q2.join("party.json").exists(), "party directories written");
+}
