@@ -232,7 +232,9 @@ pub struct WatchArgs {
     /// The watch service's own account key (with --spec).
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// Stop after this many seconds (or when the channel closes).
+    /// Stop after this many seconds (or when the channel closes). A node
+    /// that does not answer at start is retried meanwhile; one never
+    /// reached within this time is an error.
     #[arg(long, default_value_t = 3_600)]
     pub timeout_s: u64,
     /// Print one JSON document instead of the summary.
@@ -768,10 +770,26 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                     (WatchSpec::from(&p), p.account()?)
                 }
             };
-            // A watch that cannot reach its node at all is an error, not a
-            // quiet, empty report (later outages are retried until --timeout-s).
-            crate::endpoint::probe(&spec.rpc)
-                .with_context(|| format!("the watch spec's rpc {} (the node the channel lives on)", spec.rpc))?;
+            // A watch that never reaches its node is an error, not a quiet,
+            // empty report. A node that is down at start (restarting) is
+            // retried until --timeout-s; later outages the watch rides out.
+            let limit = Duration::from_secs(a.timeout_s);
+            let started = std::time::Instant::now();
+            let mut warned = false;
+            while let Err(e) = crate::endpoint::probe(&spec.rpc) {
+                if started.elapsed() >= limit {
+                    return Err(e.context(format!(
+                        "the watch never reached its node at {} (the spec's rpc) within --timeout-s {}",
+                        spec.rpc, a.timeout_s
+                    )));
+                }
+                if !warned {
+                    eprintln!("no node answers at {} yet; retrying until --timeout-s {}", spec.rpc, a.timeout_s);
+                    warned = true;
+                }
+                std::thread::sleep(Duration::from_millis(500).min(limit.saturating_sub(started.elapsed())));
+            }
+            let limit = limit.saturating_sub(started.elapsed());
             // Under --json stdout carries one document (the report), so the
             // readiness line goes to stderr, as one JSON object. A closed
             // stdout does not end the watch (`println!` tolerates it).
@@ -780,7 +798,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             } else {
                 println!("watching channel {} from height {}", spec.cid, spec.start_height);
             }
-            let r = watch_with(&spec, account, &a.dir, Duration::from_secs(a.timeout_s), Duration::from_millis(100))?;
+            let r = watch_with(&spec, account, &a.dir, limit, Duration::from_millis(100))?;
             show_watch(a.json, &r)
         }
     }

@@ -531,3 +531,51 @@ fn prepare_credit_note_above_the_available_credit_is_refused() {
     assert_eq!(msc_count(&url), before, "a refused prepare opened an MSC");
     assert!(!q1.join("party.json").exists() && !q2.join("party.json").exists(), "party directories written");
 }
+
+/// The other side of the unreachable-node finding: a watch started while
+/// its node is down (restarting) keeps trying until --timeout-s and, once
+/// the node answers, watches as usual. Here the spec's rpc is a port where
+/// a forwarding proxy to the node appears only after the watch said it is
+/// retrying (its stderr line is the signal, no sleep).
+#[test]
+fn channel_watch_waits_for_a_node_that_comes_up_late() {
+    use std::io::{BufRead, BufReader};
+    use std::net::{TcpListener, TcpStream};
+    let (dir, _node, url, dirs) = prepared_channel(["p1", "p2"], &[]);
+    let spec = dir.path().join("watch.json");
+    gl_ok(&["channel", "watch-spec", "--dir", &d(&dirs[0]), "--out", &d(&spec)]);
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    v["rpc"] = serde_json::json!(format!("http://127.0.0.1:{port}"));
+    std::fs::write(&spec, v.to_string()).unwrap();
+    let key = dir.path().join("k1.key");
+    let mut watch = Command::new(BIN)
+        .args(["channel", "watch", "--spec", &d(&spec), "--key", &d(&key), "--dir", &d(&dirs[0]), "--timeout-s", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(watch.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("retrying") && line.contains(&port.to_string()), "{line}");
+    // The node "comes back": a proxy on the spec's port forwards to it.
+    let target = url.trim_start_matches("http://").to_string();
+    let proxy = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    fn pipe(mut from: TcpStream, mut to: TcpStream) {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    }
+    std::thread::spawn(move || {
+        for client in proxy.incoming().map_while(Result::ok) {
+            let Ok(server) = TcpStream::connect(&target) else { return };
+            let (c, s) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || pipe(c, s));
+            std::thread::spawn(move || pipe(server, client));
+        }
+    });
+    let mut ready = String::new();
+    BufReader::new(watch.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    let _procs = Procs(vec![watch]);
+    assert!(ready.starts_with("watching channel"), "the watch did not start once its node answered: {ready:?}");
+}
