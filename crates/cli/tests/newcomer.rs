@@ -836,3 +836,99 @@ fn data_directory_page_names_every_file() {
         .collect();
     assert!(missing.is_empty(), "files of a chain directory not in docs/operations.md: {missing:?}");
 }
+
+/// Issue 17, "done when": the README's walk-through (own chain, a
+/// transfer, a channel payment), its commands run as written, in order, in
+/// a fresh directory. The one deviation is the port: `init` gets
+/// `--listen 127.0.0.1:0` and every command `GRIDLEDGER_RPC=mychain` (the
+/// chain directory, which the README documents as an --rpc form), so the
+/// test never collides with a node on 8645. The README's promised output
+/// (`1.500000 coin` for alice) is checked, and both channel parties end
+/// with the channel closed.
+#[test]
+fn readme_walk_through_runs_as_written() {
+    let readme = include_str!("../../../README.md");
+    let start = readme.find("Your own chain, a transfer, and a credit-note channel payment").expect("walk-through");
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").expect("sh block") + 6..];
+    let block = &block[..block.find("```").expect("end of block")];
+    // Logical lines: continuations joined, comments cut.
+    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut pending = String::new();
+    for l in block.lines() {
+        let (cmd, comment) = l.split_once(" # ").unwrap_or((l, ""));
+        let cmd = cmd.trim_end();
+        if let Some(c) = cmd.strip_suffix('\\') {
+            pending.push_str(c);
+            continue;
+        }
+        pending.push_str(cmd);
+        if !pending.trim().is_empty() {
+            lines.push((std::mem::take(&mut pending), comment.trim().to_string()));
+        }
+    }
+    assert!(lines.len() >= 8, "{lines:?}");
+    let root = tempfile::tempdir().unwrap();
+    let cwd = root.path();
+    let cmd = |args: &[String]| {
+        let mut c = Command::new(BIN);
+        c.args(args).current_dir(cwd).env("GRIDLEDGER_RPC", "mychain");
+        c
+    };
+    let mut procs = Procs(Vec::new());
+    let mut alice = String::new();
+    let mut opened = Vec::new();
+    for (line, comment) in &lines {
+        let line = line.replace("<alice's address>", &alice);
+        let mut args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        assert_eq!(args.first().map(String::as_str), Some("gridledger"), "{line}");
+        args.remove(0);
+        let sub: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
+        match sub.as_slice() {
+            ["init", ..] => {
+                args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+                run_ok(&mut cmd(&args));
+            }
+            ["node", ..] => {
+                let mut node = cmd(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+                wait_file(&cwd.join("mychain/node.url"), &mut node);
+                procs.0.push(node);
+            }
+            ["channel", "open"] => {
+                let dir = cwd.join(&args[3]);
+                procs.0.push(cmd(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+                opened.push(dir);
+                if opened.len() == 2 {
+                    // What a user sees in the two terminals before paying.
+                    opened.iter().for_each(|d| wait_open(d));
+                }
+            }
+            _ => {
+                let out = run_ok(&mut cmd(&args));
+                if sub == ["keys", "new"] {
+                    alice = out
+                        .lines()
+                        .find_map(|l| l.strip_prefix("address")?.split_whitespace().next().map(String::from))
+                        .expect("keys new prints the address");
+                }
+                if sub == ["query", "account"] {
+                    let promised = comment.split(" (").next().unwrap();
+                    assert!(out.contains(promised), "README promises {comment:?}, got:\n{out}");
+                }
+            }
+        }
+    }
+    assert_eq!(opened.len(), 2, "the walk-through opens both sides");
+    // Both parties' processes end once the close settled.
+    let t = Instant::now();
+    for p in procs.0.iter_mut().skip(1) {
+        let status = loop {
+            if let Some(s) = p.try_wait().unwrap() {
+                break s;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "a channel party still runs after the close");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "a channel party exited with {status}");
+    }
+}
