@@ -837,23 +837,14 @@ fn data_directory_page_names_every_file() {
     assert!(missing.is_empty(), "files of a chain directory not in docs/operations.md: {missing:?}");
 }
 
-/// Issue 17, "done when": the README's walk-through (own chain, a
-/// transfer, a channel payment), its commands run as written, in order, in
-/// a fresh directory. The one deviation is the port: `init` gets
-/// `--listen 127.0.0.1:0` and every command `GRIDLEDGER_RPC=mychain` (the
-/// chain directory, which the README documents as an --rpc form), so the
-/// test never collides with a node on 8645. The README's promised output
-/// (`1.500000 coin` for alice) is checked, and both channel parties end
-/// with the channel closed.
-#[test]
-fn readme_walk_through_runs_as_written() {
-    let readme = include_str!("../../../README.md");
-    let start = readme.find("Your own chain, a transfer, and a credit-note channel payment").expect("walk-through");
+/// The commands of the first ```sh block after `heading` in `readme`:
+/// continuation lines joined, each with its trailing `# comment`.
+fn readme_commands(readme: &str, heading: &str) -> Vec<(String, String)> {
+    let start = readme.find(heading).unwrap_or_else(|| panic!("README has no {heading:?}"));
     let block = &readme[start..];
     let block = &block[block.find("```sh\n").expect("sh block") + 6..];
     let block = &block[..block.find("```").expect("end of block")];
-    // Logical lines: continuations joined, comments cut.
-    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut lines = Vec::new();
     let mut pending = String::new();
     for l in block.lines() {
         let (cmd, comment) = l.split_once(" # ").unwrap_or((l, ""));
@@ -867,9 +858,31 @@ fn readme_walk_through_runs_as_written() {
             lines.push((std::mem::take(&mut pending), comment.trim().to_string()));
         }
     }
-    assert!(lines.len() >= 8, "{lines:?}");
+    lines
+}
+
+/// Issue 17, "done when": the README's walk-through (own chain, a
+/// transfer, a channel payment), its commands run as written, in order, in
+/// a fresh directory. The one deviation is the port: `init` gets
+/// `--listen 127.0.0.1:0` and every command `GRIDLEDGER_RPC=mychain` (the
+/// chain directory, which the README documents as an --rpc form), so the
+/// test never collides with a node on 8645. The README's promised output
+/// (`1.500000 coin` for alice) is checked, both channel parties end with
+/// the channel closed, and the credit-line block that follows (`cns apply
+/// → approve → init → channel prepare --approval0 --credit0`) runs on the
+/// same chain.
+#[test]
+fn readme_walk_through_runs_as_written() {
+    let readme = include_str!("../../../README.md");
+    let mut lines = readme_commands(readme, "Your own chain, a transfer, and a credit-note channel payment");
+    let walk = lines.len();
+    // Then the participant's own credit line, on the same chain.
+    lines.extend(readme_commands(readme, "A participant's own credit line"));
+    assert!(walk >= 8 && lines.len() >= walk + 4, "{lines:?}");
     let root = tempfile::tempdir().unwrap();
     let cwd = root.path();
+    // The identity document the README's `cns apply --docs id.pdf` names.
+    std::fs::write(cwd.join("id.pdf"), b"a participant's identity document").unwrap();
     let cmd = |args: &[String]| {
         let mut c = Command::new(BIN);
         c.args(args).current_dir(cwd).env("GRIDLEDGER_RPC", "mychain");
@@ -919,6 +932,7 @@ fn readme_walk_through_runs_as_written() {
         }
     }
     assert_eq!(opened.len(), 2, "the walk-through opens both sides");
+    assert!(cwd.join("q1/party.json").exists(), "the credit-line channel was prepared");
     // Both parties' processes end once the close settled.
     let t = Instant::now();
     for p in procs.0.iter_mut().skip(1) {
