@@ -282,6 +282,7 @@ fn fresh_desk_key_usable(rpc: &str, merchant: &KeyPair, desk_path: &Path) -> any
 /// Refuses a `--dirs` path that cannot become a party directory (an
 /// existing file, or below one) before anything is sent.
 fn dir_writable(d: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(!d.as_os_str().is_empty(), "--dirs: an empty path is not a directory");
     let mut p = Some(d);
     while let Some(x) = p {
         if x.as_os_str().is_empty() {
