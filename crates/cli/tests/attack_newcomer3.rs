@@ -195,19 +195,6 @@ fn prepare_listen_same_address_twice_is_refused() {
     assert!(!p1.join("party.json").exists() && !p2.join("party.json").exists(), "party directories written");
 }
 
-/// `n` consecutive free loopback ports (checked by binding each).
-fn free_run(n: u16, avoid: std::ops::Range<u16>) -> u16 {
-    loop {
-        let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if base > 65_000 || (avoid.start <= base + n && base <= avoid.end) {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-}
-
 /// Busy-port checks in `testnet`: `testnet --validators 4` refuses ports
 /// another process holds before anything starts, but `testnet start` of a
 /// network made with `--no-start` does not. Expected: `testnet start` with
