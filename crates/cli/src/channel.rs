@@ -531,29 +531,36 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             // Reach the node before anything is written (no half-made desk key).
             crate::endpoint::probe(&a.rpc)?;
             fresh_desk_key_usable(&a.rpc, &merchant, &a.desk_key)?;
-            // On an MSC `cns init` already made, the note must also fit the
-            // credit still available (as the contract counts it at open:
-            // notes locked in open channels and debt not yet settled).
+            // Every approval is checked before a desk key is written: it
+            // must be this merchant's answer to this side's application.
+            // On an MSC `cns init` already made, a credit note must also fit
+            // the credit still available (as the contract counts it at
+            // open: notes locked in open channels and debt not yet settled).
             for (i, (src, flag)) in sources.iter().zip(["--approval0", "--approval1"]).enumerate() {
-                let (MscSource::Approval(ap), true) = (src, [a.credit0, a.credit1][i]) else { continue };
+                let MscSource::Approval(ap) = src else { continue };
+                anyhow::ensure!(
+                    ap.approval.merchant == merchant.address(),
+                    "{flag}: the approval is from merchant {}, but --merchant-key is {} (nothing was sent)",
+                    ap.approval.merchant,
+                    merchant.address()
+                );
                 let client = gridledger_node::RpcClient::new(&a.rpc);
-                let found = gridledger_node::channel::spec::find_msc_of_approval(&client, &keys[i], ap)
-                    .with_context(|| format!("looking up the MSC of {flag}"))?;
-                if let (Some(m), _) = found {
-                    let used = i128::try_from(m.ledger.locked.0).unwrap_or(i128::MAX) + m.ledger.exposure().max(0);
-                    let limit = i128::try_from(m.credit_limit.0).unwrap_or(i128::MAX);
-                    let available = u128::try_from((limit - used).max(0)).unwrap_or(0);
-                    anyhow::ensure!(
-                        a.capacity[i] <= available,
-                        "--capacity of side {i} ({}) is above the credit still available on MSC {} of {flag} ({} of \
-                         {}: the rest is locked in open channels or owed); lower --capacity, or close channels / \
-                         settle the bill first (nothing was sent)",
-                        crate::units::show(a.capacity[i]),
-                        m.sid,
-                        crate::units::show(available),
-                        crate::units::show(m.credit_limit.0)
-                    );
-                }
+                let (found, _) = gridledger_node::channel::spec::find_msc_of_approval(&client, &keys[i], ap)
+                    .with_context(|| format!("{flag} for --keys {} (nothing was sent)", a.keys[i].display()))?;
+                let Some(m) = found.filter(|_| [a.credit0, a.credit1][i]) else { continue };
+                let used = i128::try_from(m.ledger.locked.0).unwrap_or(i128::MAX) + m.ledger.exposure().max(0);
+                let limit = i128::try_from(m.credit_limit.0).unwrap_or(i128::MAX);
+                let available = u128::try_from((limit - used).max(0)).unwrap_or(0);
+                anyhow::ensure!(
+                    a.capacity[i] <= available,
+                    "--capacity of side {i} ({}) is above the credit still available on MSC {} of {flag} ({} of \
+                     {}: the rest is locked in open channels or owed); lower --capacity, or close channels / \
+                     settle the bill first (nothing was sent)",
+                    crate::units::show(a.capacity[i]),
+                    m.sid,
+                    crate::units::show(available),
+                    crate::units::show(m.credit_limit.0)
+                );
             }
             let block_ms = a.block_ms.or_else(|| node_block_ms(&a.rpc)).unwrap_or(1_000);
             let min = gridledger_contracts::cns::MIN_T_DELTA_MS;
