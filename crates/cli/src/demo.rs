@@ -51,6 +51,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         chain: ChainConfig::default(),
         network: None,
         pbft: gridledger_node::validator::PbftSettings::default(),
+        consensus: Default::default(),
+        lbft: Default::default(),
     };
     let node = Node::open(&cfg, gridledger_contracts::default_registry())?.spawn()?;
     let client = RpcClient::new(&node.url());

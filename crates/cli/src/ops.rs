@@ -132,6 +132,8 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
         chain: ChainConfig::default(),
         network: None,
         pbft: gridledger_node::validator::PbftSettings::default(),
+        consensus: Default::default(),
+        lbft: Default::default(),
     };
     let config = a.dir.join("node.toml");
     write_config(&config, &cfg)?;
@@ -610,9 +612,21 @@ pub struct TestnetArgs {
     /// Only write the files; start them later with `gridledger testnet start`.
     #[arg(long)]
     pub no_start: bool,
+    /// The validators' consensus: `pbft` (a leader per view) or `lbft` (the
+    /// leaderless asynchronous BFT; its threshold keys are dealt here:
+    /// DIR/lbft-public.hex and each validator's lbft.key).
+    #[arg(long, value_enum, default_value_t = ConsensusArg::Pbft)]
+    pub consensus: ConsensusArg,
     /// Print one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--consensus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsensusArg {
+    Pbft,
+    Lbft,
 }
 
 /// File in a network's directory holding the supervisor's process id.
@@ -1041,7 +1055,36 @@ pub fn write_testnet(a: &TestnetArgs) -> anyhow::Result<Vec<PathBuf>> {
         allocations,
         validators: validators.iter().map(|k| k.public()).collect(),
     };
-    write_network(&a.dir, &genesis, &validators, &a.host, a.rpc_port, a.p2p_port)
+    let configs = write_network(&a.dir, &genesis, &validators, &a.host, a.rpc_port, a.p2p_port)?;
+    if a.consensus == ConsensusArg::Lbft {
+        write_lbft_keys(&a.dir, &configs, &mut rng)?;
+    }
+    Ok(configs)
+}
+
+/// Deals the LBFT threshold keys of a network (trusted dealer) and
+/// switches its validators' configs to `consensus = "lbft"`: the public
+/// key sets in DIR/lbft-public.hex, each validator's shares in its own
+/// owner-only `lbft.key`.
+pub fn write_lbft_keys<R: rand::RngCore + rand::CryptoRng>(
+    dir: &Path,
+    configs: &[PathBuf],
+    rng: &mut R,
+) -> anyhow::Result<()> {
+    let keys = gridledger_node::lbft::deal_keys(configs.len(), rng)?;
+    let public = dir.join("lbft-public.hex");
+    std::fs::write(&public, &keys.public).with_context(|| format!("writing {}", public.display()))?;
+    for (path, share) in configs.iter().zip(&keys.shares) {
+        let vdir = path.parent().unwrap_or(Path::new("."));
+        write_secret(&vdir.join("lbft.key"), share.as_bytes())?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut cfg = NodeConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        cfg.consensus = gridledger_node::config::ConsensusKind::Lbft;
+        cfg.lbft.key_shares = "lbft.key".into();
+        cfg.lbft.public_keys = "../lbft-public.hex".into();
+        write_config(path, &cfg)?;
+    }
+    Ok(())
 }
 
 /// Writes `genesis` and, per validator, its key and a node config with the
@@ -1084,6 +1127,8 @@ pub fn write_network(
                 peers: peers.clone(),
             }),
             pbft: gridledger_node::validator::PbftSettings::default(),
+            consensus: Default::default(),
+            lbft: Default::default(),
         };
         let path = vdir.join("node.toml");
         write_config(&path, &cfg)?;

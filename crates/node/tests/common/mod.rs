@@ -29,6 +29,8 @@ pub fn single_validator_config(dir: &std::path::Path) -> NodeConfig {
         chain: ChainConfig::default(),
         network: None,
         pbft: gridledger_node::validator::PbftSettings::default(),
+        consensus: Default::default(),
+        lbft: Default::default(),
     }
 }
 
