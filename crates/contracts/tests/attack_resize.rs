@@ -243,3 +243,43 @@ fn a_credit_top_up_note_cannot_be_reused() {
     // A different amount under the same signature is refused too.
     f.refused(0, "channel_topup", f.topup_args(0, 0, 3_000, note), Amount::ZERO, "bad merchant signature");
 }
+
+/// A credit top-up note signed on one chain does not top up the channel
+/// with the same ids on another chain.
+#[test]
+fn a_credit_top_up_note_does_not_replay_on_another_chain() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    let cid = f.open_on_credit(0);
+    let d7 = tempfile::tempdir().unwrap();
+    let mut g = fixture_on(d7.path(), 7, 3);
+    assert_eq!(g.open_on_credit(0), cid, "same ids on both chains");
+    let note = f.desk.sign_topup_note(f.sids[0], cid, 0, Amount(300), 9);
+    g.refused(0, "channel_topup", g.topup_args(0, 0, 300, note.clone()), Amount::ZERO, "bad merchant signature");
+    f.ok(0, "channel_topup", f.topup_args(0, 0, 300, note), Amount::ZERO);
+}
+
+/// A credit top-up no state allocates goes back to the merchant's free
+/// pool at close; the participant is debited nothing for it and the MSC
+/// ledger balances.
+#[test]
+fn an_unallocated_credit_top_up_returns_to_the_merchant_at_close() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    let cid = f.open_on_credit(0);
+    let merchant = f.desk.account;
+    let free = |f: &Fx| cns::read::merchant(f.dc.chain.state(), &merchant).unwrap().unwrap().free;
+    let free0 = free(&f);
+    let note = f.desk.sign_topup_note(f.sids[0], cid, 0, Amount(600), 9);
+    f.ok(0, "channel_topup", f.topup_args(0, 0, 600, note), Amount::ZERO);
+    assert_eq!(free(&f).0, free0.0 - 600);
+    let fin = f.final_of(f.cosign(f.state(0, 1, [1_000, 1_000], false)));
+    f.ok(1, "channel_close", st_args(fin), Amount::ZERO);
+    let msc = cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap();
+    assert_eq!(msc.ledger.locked, Amount::ZERO);
+    assert_eq!(msc.pending[0].debit, Amount::ZERO);
+    assert_eq!(msc.pending[0].credit, Amount::ZERO);
+    assert_eq!(msc.ledger.imbalance(), 0, "{:?}", msc.ledger);
+    // The opening note (1_000, unspent) and the whole top-up come back.
+    assert_eq!(free(&f).0, free0.0 + 1_000);
+}
