@@ -160,17 +160,21 @@ pub enum Mutation {
     /// Driver: committed blocks are stored with a one-signature "quorum"
     /// certificate (what catch-up and light clients are handed).
     WeakCertificate,
+    /// Driver: every write is deferred, covered or not (votes leave before
+    /// they are durable; the one-fsync-per-height schedule without its rule).
+    DeferEveryWrite,
 }
 
 #[cfg(feature = "mutants")]
 impl Mutation {
-    pub const ALL: [Mutation; 6] = [
+    pub const ALL: [Mutation; 7] = [
         Mutation::NewViewSkipsHighestPrepared,
         Mutation::WrongQuorum,
         Mutation::TwoWriteCommit,
         Mutation::SkipValidation,
         Mutation::LoseDurable,
         Mutation::WeakCertificate,
+        Mutation::DeferEveryWrite,
     ];
 
     fn replica(self) -> Option<gridledger_consensus::pbft::Mutation> {
@@ -876,6 +880,8 @@ impl Driver {
         let vote = vote.and_then(|v| durable.map(|d| (v, d)));
         // Covered by the synced record: it may be deferred.
         let covered = vote.as_ref().is_some_and(|(_, d)| self.synced.as_ref().is_some_and(|s| d.covered_by(s)));
+        #[cfg(feature = "mutants")]
+        let covered = covered || self.settings.mutation == Some(Mutation::DeferEveryWrite);
         let t = Instant::now();
         if committed.is_empty() {
             let Some((v, d)) = vote else {
