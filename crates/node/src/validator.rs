@@ -227,7 +227,9 @@ struct Halt {
 ///
 /// Persist one step atomically, then speak: the blocks a step commits,
 /// their certificates and the replica's vote state are written in one
-/// store transaction before any of the step's messages leave. A failed
+/// store transaction before any of the step's messages leave, synced
+/// unless a synced record already covers every vote the step sends (one
+/// fsync per height; the schedule is at [`Driver::persist`]). A failed
 /// write or a certified block this validator cannot apply halts it: it
 /// stops voting (drops consensus inputs), reports the fault through
 /// `/health` and the metrics, and retries by reopening the store and
