@@ -436,6 +436,10 @@ pub fn run_validator(
     d.gossip_in = Some(crate::gossip::GossipVerifier::spawn(d.shared.clone())?);
     d.validation = Some(ValidationWorker::spawn(d.shared.clone())?);
     crate::engine::run_engine(&mut d, inbox);
+    // A clean stop leaves nothing deferred behind.
+    if d.deferred_since.is_some() && d.halted.is_none() {
+        d.shared.store.sync().map_err(|e| anyhow::anyhow!("syncing deferred writes on stop: {e}"))?;
+    }
     Ok(())
 }
 
