@@ -41,7 +41,7 @@ pub struct MigrateArgs {
     #[arg(long, default_value = "wanderer")]
     pub name: String,
     /// The character's attack value (0 to 1,000).
-    #[arg(long, default_value_t = 42, value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    #[arg(long = "attack-value", default_value_t = 42, value_parser = clap::value_parser!(u64).range(0..=1_000))]
     pub attack: u64,
     /// Experience the character gains in one battle before it migrates
     /// (0: none), so the migrated item differs from a fresh one.
