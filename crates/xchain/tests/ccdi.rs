@@ -487,3 +487,83 @@ fn sc_f_refuses_late_or_wrong_registrations_and_early_or_repeated_finishes() {
     assert_eq!(m.process(&id).unwrap().eliminated, vec![us[0].key.address()]);
     let _ = Slot { chain: A, owner: us[0].key.address(), participant: us[0].key.address() };
 }
+
+// ------------------------------------------------- spending from TPK_Addr_i
+
+/// `who` locks `amount` on `chain` by an ordinary transfer to `TPK_Addr_i`
+/// and claims it on the BoB (Π_CCTC).
+fn lock_and_claim(m: &mut BobMbs, who: &KeyPair, chain: ChainId, amount: u128) {
+    let tpk = m.config.tpk_address(chain);
+    let nt = m.native_transfer(chain, who, tpk, amount).unwrap();
+    m.external_mut(chain).unwrap().submit(&nt).unwrap();
+    m.tick().unwrap();
+    let (height, proof) = m.external(chain).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
+    m.wait_final(chain, height).unwrap();
+    let claim = m.bob_call(who, "claim", &gridledger_xchain::bob::Claim { chain, height, nt, proof }, Amount::ZERO);
+    m.bob_ok(&claim).unwrap();
+}
+
+#[test]
+fn claimed_tokens_burned_on_the_bob_are_paid_out_of_tpk_addr_i() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let (u, payee) = (dev_key(2), dev_key(3));
+    let tpk = m.config.tpk_address(A);
+    assert_eq!(tpk, gridledger_ledger::contract_address(SC_BG_ID), "TPK_Addr_i is SC_BG's account");
+    lock_and_claim(&mut m, &u, A, 5_000);
+    assert_eq!(m.external(A).unwrap().account(&tpk).balance.0, 5_000);
+    let before = m.external(A).unwrap().account(&payee.address()).balance.0;
+    m.redeem(&u, A, 2_000, payee.address()).unwrap();
+    assert_eq!(m.external(A).unwrap().account(&payee.address()).balance.0, before + 2_000);
+    assert_eq!(m.external(A).unwrap().account(&tpk).balance.0, 3_000);
+    let wrapped: u128 = m.bob_record(&gridledger_xchain::bob::keys::wrapped(A, &u.address())).unwrap();
+    assert_eq!(wrapped, 3_000, "the redeemed tokens are burned on the BoB");
+}
+
+#[test]
+fn replayed_forged_and_overdrawn_releases_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let u = dev_key(2);
+    lock_and_claim(&mut m, &u, A, 5_000);
+    // More than was claimed: refused on the BoB.
+    let tx = m.bob_call(
+        &u,
+        "redeem",
+        &gridledger_xchain::bob::Redeem { chain: A, amount: 5_001, to: u.address() },
+        Amount::ZERO,
+    );
+    assert_bob_refuses(&mut m, &tx, XchainError::Insufficient { what: "claimed tokens", have: 5_000, need: 5_001 });
+    m.redeem(&u, A, 1_000, u.address()).unwrap();
+    // The same release again: a replay.
+    let replay = m.release_tx(A, 0).unwrap();
+    assert_chain_refuses(&mut m, A, &replay, XchainError::ReplayedStatement { expected: 1, got: 0 });
+    // The next order with its amount changed after signing.
+    let tx = m.bob_call(
+        &u,
+        "redeem",
+        &gridledger_xchain::bob::Redeem { chain: A, amount: 10, to: u.address() },
+        Amount::ZERO,
+    );
+    m.bob_ok(&tx).unwrap();
+    let genuine = m.release_tx(A, 1).unwrap();
+    let gridledger_ledger::TxKind::Call { args, .. } = &genuine.tx.kind else { panic!("a call") };
+    let mut rel: gridledger_xchain::scbg::Release = borsh::from_slice(args).unwrap();
+    rel.order.amount = 4_000;
+    let relayer = m.relayer.clone();
+    let forged = m.sc_bg_call(A, &relayer, "release", &rel).unwrap();
+    assert_chain_refuses(
+        &mut m,
+        A,
+        &forged,
+        XchainError::BadThresholdSignature(gridledger_threshold::ThresholdError::InvalidSignature.to_string()),
+    );
+    // A sequence from the future.
+    rel.order.amount = 10;
+    rel.sequence = 5;
+    let ahead = m.sc_bg_call(A, &relayer, "release", &rel).unwrap();
+    assert_chain_refuses(&mut m, A, &ahead, XchainError::ReplayedStatement { expected: 1, got: 5 });
+    // The genuine one still goes through.
+    let genuine = m.release_tx(A, 1).unwrap();
+    assert_eq!(chain_only(&mut m, A, &genuine).status, TxStatus::Success);
+}
