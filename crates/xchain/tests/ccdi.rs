@@ -567,3 +567,17 @@ fn replayed_forged_and_overdrawn_releases_are_refused() {
     let genuine = m.release_tx(A, 1).unwrap();
     assert_eq!(chain_only(&mut m, A, &genuine).status, TxStatus::Success);
 }
+
+#[test]
+fn sc_bg_refuses_malformed_characters() {
+    use gridledger_xchain::scbg::{Create, MAX_ATTACK, MAX_NAME};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let k = dev_key(0);
+    let tx = m.sc_bg_call(A, &k, "create", &Create { name: String::new(), attack: 1 }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::BadItem(format!("a name has 1 to {MAX_NAME} bytes")));
+    let tx = m.sc_bg_call(A, &k, "create", &Create { name: "x".repeat(MAX_NAME + 1), attack: 1 }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::BadItem(format!("a name has 1 to {MAX_NAME} bytes")));
+    let tx = m.sc_bg_call(A, &k, "create", &Create { name: "ok".into(), attack: MAX_ATTACK + 1 }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::BadItem(format!("attack above {MAX_ATTACK}")));
+}
