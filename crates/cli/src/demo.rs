@@ -205,6 +205,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
                 on_chain_txs: channel_footprint.0,
                 on_chain_gas: channel_footprint.1,
             }),
+            xchain: Some(crate::xchain::report_section(&xchain)),
             day: &day,
             primary: "4 PBFT validators".into(),
         };

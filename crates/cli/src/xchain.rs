@@ -475,6 +475,38 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
     Ok(summary)
 }
 
+/// The demo report's cross-chain rows, from the demo's JSON summary.
+pub fn report_section(x: &serde_json::Value) -> gridledger_experiments::html::XchainSection {
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mg = &x["migration"];
+    let rows = vec![
+        ("chains (external)".into(), s(&x["chains"])),
+        ("BoB chain".into(), s(&x["bob_chain"])),
+        ("tokens exchanged (x_i / x_j)".into(), format!("{} / {}", s(&x["x_i"]), s(&x["x_j"]))),
+        ("exchange phases".into(), s(&x["exchange_phases"])),
+        ("settled on the BoB".into(), s(&x["settled"])),
+        ("bytes on the wire (exchange)".into(), s(&x["bytes"])),
+        (
+            "item migrated".into(),
+            format!(
+                "{} from chain {} to chain {} (attack {}, experience {})",
+                s(&mg["migrated"]["name"]),
+                s(&mg["from_chain"]),
+                s(&mg["to_chain"]),
+                s(&mg["migrated"]["attack"]),
+                s(&mg["migrated"]["experience"])
+            ),
+        ),
+        ("migration phases / transactions".into(), format!("{} / {}", s(&mg["phases"]), s(&mg["transactions"]))),
+        ("paid out of TPK_Addr_i".into(), s(&x["released_from_tpk"])),
+        ("external chains independent".into(), s(&x["independent_external_chains"])),
+    ];
+    gridledger_experiments::html::XchainSection { rows }
+}
+
 #[derive(Args)]
 pub struct BenchArgs {
     /// Merkle proofs SC_MPV checks (1 to 100,000,000).
