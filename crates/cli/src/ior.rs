@@ -498,7 +498,7 @@ fn rpc_day(
     let mut progress = crate::progress::Steps::new("ior day", (end - first + 2) as u64, json);
     progress.step("funding the day's accounts, initialising the IOR contracts");
     let mut on_slot = |k: usize| {
-        let (h, m) = (k / 2, if k % 2 == 0 { "00" } else { "30" });
+        let (h, m) = (k / 2, if k.is_multiple_of(2) { "00" } else { "30" });
         progress.step(&if k < end { format!("slot {k} ({h}:{m})") } else { "settling the last slot".into() });
     };
     let open = |mut dcfg: gridledger_rollup::driver::DriverConfig| {
