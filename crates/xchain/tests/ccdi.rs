@@ -581,3 +581,75 @@ fn sc_bg_refuses_malformed_characters() {
     let tx = m.sc_bg_call(A, &k, "create", &Create { name: "ok".into(), attack: MAX_ATTACK + 1 }).unwrap();
     assert_chain_refuses(&mut m, A, &tx, XchainError::BadItem(format!("attack above {MAX_ATTACK}")));
 }
+
+// ------------------------------------------------------------- isolation
+
+/// Two processes whose locks and CCTs share blocks on every chain and on
+/// the BoB: each ends with SC_F's output on its own items only (isolation,
+/// Theorem 5.5), and one settlement per chain and process.
+#[test]
+fn concurrent_processes_do_not_interfere() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let us = users(&mut m, &honest(4));
+    let (p1, p2) = (vec![us[0].clone(), us[2].clone()], vec![us[1].clone(), us[3].clone()]);
+    let befores: Vec<Character> = us.iter().map(|u| m.item(u.chain, u.item).unwrap().data).collect();
+    let t1 = m.ccdi_terms(CcdiApp::Battle, &p1, DEPOSIT, 3, 11);
+    let t2 = CcdiTerms { slots: m.ccdi_terms(CcdiApp::Battle, &p2, DEPOSIT, 3, 12).slots, salt: 12, ..t1.clone() };
+    // Both opened and registered before the common start.
+    let relayer = m.relayer.clone();
+    for t in [&t1, &t2] {
+        let tx = m.bob_call(&relayer, "ccdi_open", t, Amount::ZERO);
+        m.bob.submit(&tx).unwrap();
+    }
+    m.tick().unwrap();
+    for (t, p) in [(&t1, &p1), (&t2, &p2)] {
+        for u in p.iter() {
+            let tx = m.bob_call(&u.key, "ccdi_register", &t.id(), Amount(DEPOSIT));
+            m.bob.submit(&tx).unwrap();
+        }
+    }
+    m.tick().unwrap();
+    for (t, p) in [(&t1, &p1), (&t2, &p2)] {
+        let rec = m.process(&t.id()).unwrap();
+        assert!(rec.registered.iter().all(|r| *r), "process {} registered: {:?}", t.salt, rec.registered);
+        assert_eq!(p.len(), 2);
+    }
+    // Every lock in the same epoch, every CCT in the same BoB block.
+    let mut locks = Vec::new();
+    for (t, p) in [(&t1, &p1), (&t2, &p2)] {
+        for u in p.iter() {
+            let data = m.item(u.chain, u.item).unwrap().data;
+            let tx = m.sc_bg_call(u.chain, &u.key, "lock", &Lock { process: t.id(), item: u.item, data }).unwrap();
+            m.external_mut(u.chain).unwrap().submit(&tx).unwrap();
+            locks.push((t.id(), u.clone(), tx));
+        }
+    }
+    m.ticks(2).unwrap();
+    for (id, u, tx) in &locks {
+        let cct = m.ccdi_cct_for(*id, tx).unwrap().unwrap();
+        let tx = m.bob_call(&u.key, "ccdi_cct", &cct, Amount::ZERO);
+        m.bob.submit(&tx).unwrap();
+    }
+    m.tick().unwrap();
+    for t in [&t1, &t2] {
+        let rec = m.process(&t.id()).unwrap();
+        assert!(rec.finished && rec.all_in_time, "Case 1 for process {}", t.salt);
+        for s in m.ccdi_settlements(&t.id()) {
+            let sig = m.sign_settlement(&s, 0).unwrap();
+            let chain = s.chain;
+            let tx = m.sc_bg_call(chain, &relayer, "settle", &Settle { settlement: s, signature: sig }).unwrap();
+            m.external_mut(chain).unwrap().submit(&tx).unwrap();
+        }
+    }
+    m.tick().unwrap();
+    let own =
+        |idx: &[usize]| ccdi::run_app(CcdiApp::Battle, &idx.iter().map(|i| befores[*i].clone()).collect::<Vec<_>>());
+    for (idx, want) in [([0usize, 2], own(&[0, 2])), ([1, 3], own(&[1, 3]))] {
+        for (i, w) in idx.iter().zip(want) {
+            let now = m.item(us[*i].chain, us[*i].item).unwrap();
+            assert_eq!(now.data, w, "user {i} got its own process's outcome");
+            assert!(now.lock.is_none() && now.owner == us[*i].key.address());
+        }
+    }
+}
