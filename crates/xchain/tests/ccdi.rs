@@ -653,3 +653,53 @@ fn concurrent_processes_do_not_interfere() {
         }
     }
 }
+
+/// Durability: the BoB's SC_F record is all a relay node needs. After the
+/// process is fixed on the BoB, every node stops; reopened from disk, the
+/// settlements are derived again and the items update.
+#[test]
+fn a_restart_after_the_outcome_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, us, befores) = {
+        let mut m = open(dir.path());
+        let us = users(&mut m, &honest(2));
+        let befores: Vec<Character> = us.iter().map(|u| m.item(u.chain, u.item).unwrap().data).collect();
+        let t = m.ccdi_terms(CcdiApp::Battle, &us, DEPOSIT, 1, 21);
+        let id = m.ccdi_prepare(&t, &us, &mut Default::default()).unwrap();
+        let mut locks = Vec::new();
+        for u in &us {
+            let data = m.item(u.chain, u.item).unwrap().data;
+            let tx = m.sc_bg_call(u.chain, &u.key, "lock", &Lock { process: id, item: u.item, data }).unwrap();
+            m.external_mut(u.chain).unwrap().submit(&tx).unwrap();
+            locks.push((u.clone(), tx));
+        }
+        m.ticks(2).unwrap();
+        for (u, tx) in &locks {
+            let cct = m.ccdi_cct_for(id, tx).unwrap().unwrap();
+            let tx = m.bob_call(&u.key, "ccdi_cct", &cct, Amount::ZERO);
+            m.bob.submit(&tx).unwrap();
+        }
+        m.tick().unwrap();
+        assert!(m.process(&id).unwrap().finished);
+        (id, us, befores)
+        // Every chain and the relay node stop here.
+    };
+    let mut m = open(dir.path());
+    assert!(m.process(&id).unwrap().finished, "the outcome survived the restart");
+    for u in &us {
+        assert!(m.item(u.chain, u.item).unwrap().lock.is_some(), "still locked before Phase 3");
+    }
+    let relayer = m.relayer.clone();
+    for s in m.ccdi_settlements(&id) {
+        let sig = m.sign_settlement(&s, 0).unwrap();
+        let chain = s.chain;
+        let tx = m.sc_bg_call(chain, &relayer, "settle", &Settle { settlement: s, signature: sig }).unwrap();
+        assert_eq!(m.chain_run(chain, &tx).unwrap().status, TxStatus::Success);
+    }
+    let want = ccdi::run_app(CcdiApp::Battle, &befores);
+    for (u, w) in us.iter().zip(want) {
+        let now = m.item(u.chain, u.item).unwrap();
+        assert_eq!(now.data, w);
+        assert!(now.lock.is_none());
+    }
+}
