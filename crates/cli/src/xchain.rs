@@ -25,6 +25,31 @@ pub enum XchainCmd {
     /// S_SDM, thesis §5.5.5): lock it and a fresh item, swap them in place
     /// with one threshold-signed transaction per chain.
     Migrate(MigrateArgs),
+    /// Run one CCDI process (thesis §5.5): battle games between game items
+    /// on the external chains, played by SC_F on the BoB and written back
+    /// in place; optionally with withholding users and a censoring chain.
+    Ccdi(CcdiArgs),
+}
+
+#[derive(Args)]
+pub struct CcdiArgs {
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Users X, each bringing one item, spread over the chains (2 to 64).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(2..=64))]
+    pub users: u32,
+    /// How many of the users withhold their lock (S_MUE eliminates them).
+    #[arg(long, default_value_t = 0)]
+    pub withhold: u32,
+    /// Index (0-based) of a chain that delays every lock (censorship).
+    #[arg(long, value_name = "CHAIN")]
+    pub censor: Option<u32>,
+    /// Epochs the censoring chain holds each lock back (1 to 1,000).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub delay: u64,
+    /// Byzantine relay nodes per chain's group of f+1 (at most f).
+    #[arg(long, default_value_t = 0)]
+    pub byzantine_relayers: u32,
 }
 
 #[derive(Args)]
@@ -177,6 +202,7 @@ pub fn run(c: XchainCmd) -> anyhow::Result<()> {
         XchainCmd::Up(a) => up(a),
         XchainCmd::Swap(a) => swap(a),
         XchainCmd::Migrate(a) => migrate(a),
+        XchainCmd::Ccdi(a) => ccdi(a),
     }
 }
 
@@ -360,6 +386,71 @@ fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
         );
         println!("  wall time {wall:.3} s");
     }
+    Ok(())
+}
+
+fn ccdi(a: CcdiArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.withhold < a.users, "--withhold must leave at least one user");
+    if let Some(c) = a.censor {
+        anyhow::ensure!(c < a.shape.chains, "--censor must be below --chains");
+    }
+    let f = (a.shape.validators.saturating_sub(1) / 3) as usize;
+    anyhow::ensure!(a.byzantine_relayers as usize <= f, "--byzantine-relayers must be at most f = {f}");
+    let spec = MbsSpec { ccdi: true, users: a.users as usize, ..a.shape.spec() };
+    let (mut m, _tmp) = open_spec(&a.shape, spec)?;
+    let mut users = Vec::new();
+    for i in 0..a.users as usize {
+        let key = dev_key(i);
+        let chain = FIRST_EXTERNAL + (i as u32 % a.shape.chains);
+        let item = m.create_item(chain, &key, &format!("hero-{i}"), (17 * i as u64 + 5) % 97)?;
+        let behaviour =
+            if i + a.withhold as usize >= a.users as usize { UserBehaviour::Withhold } else { UserBehaviour::Honest };
+        users.push(CcdiUser { key, chain, item, behaviour });
+    }
+    let attack = CcdiAttack {
+        censor: a.censor.map(|c| (FIRST_EXTERNAL + c, a.delay)).into_iter().collect(),
+        byzantine_relayers: a.byzantine_relayers as usize,
+        byzantine_members: 0,
+    };
+    let t = Instant::now();
+    let rep = m.run_ccdi(CcdiApp::Battle, &users, &attack, CCDI_DEPOSIT, 1, 1)?;
+    let wall = t.elapsed().as_secs_f64();
+    if a.shape.json {
+        println!("{}", json!({ "report": rep, "wall_s": wall }));
+        return Ok(());
+    }
+    println!(
+        "CCDI process {}: {} (X = {}, N = {})",
+        rep.process,
+        if rep.case1 { "Case 1, every item stored before the deadline" } else { "Case 2, deadline passed" },
+        a.users,
+        a.shape.chains
+    );
+    for (i, o) in rep.items.iter().enumerate() {
+        println!(
+            "  user {i:>2} chain {}  item {:>2}  {:<11} {:?}: attack {} experience {} -> {}",
+            o.chain,
+            o.item,
+            format!("{:?}", o.behaviour),
+            o.fate,
+            o.after.attack,
+            o.before.experience,
+            o.after.experience
+        );
+    }
+    let c = &rep.counts;
+    println!(
+        "  transactions {} (locks {}, CCTs {} + {} by relay nodes, settlements {}), bytes {}",
+        c.protocol_txs(),
+        c.lock_txs,
+        c.cct_txs,
+        c.relayed_cct_txs,
+        c.settle_txs,
+        c.protocol_bytes()
+    );
+    println!("  phases {}, epochs {}, eliminated {}", rep.phases, rep.epochs, rep.eliminated);
+    println!("  gas {:?}", rep.gas);
+    println!("  wall time {wall:.3} s");
     Ok(())
 }
 

@@ -64,3 +64,18 @@ fn migrate_refuses_the_same_chain_and_bad_names() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--name"));
 }
+
+#[test]
+fn ccdi_updates_the_honest_and_eliminates_the_withholding() {
+    let v = run_json(&["xchain", "ccdi", "--chains", "2", "--users", "4", "--json"]);
+    assert_eq!(v["report"]["case1"], true);
+    assert_eq!(v["report"]["phases"], 3);
+    assert!(v["report"]["items"].as_array().unwrap().iter().all(|o| o["fate"] == "Updated"));
+    let v = run_json(&["xchain", "ccdi", "--chains", "2", "--users", "4", "--withhold", "1", "--json"]);
+    assert_eq!(v["report"]["case1"], false);
+    assert_eq!(v["report"]["eliminated"], 1);
+    let items = v["report"]["items"].as_array().unwrap();
+    assert_eq!(items.iter().filter(|o| o["fate"] == "Updated").count(), 3);
+    let out = Command::new(BIN).args(["xchain", "ccdi", "--users", "3", "--withhold", "3"]).output().unwrap();
+    assert!(!out.status.success());
+}
