@@ -103,7 +103,10 @@ fn deadlines_hold() -> bool {
     deferred && not_expired && !settled_late
 }
 
-const SCENARIOS: [(&str, fn() -> bool); 4] = [
+/// A named scenario: `true` while the defence holds.
+type Scenario = (&'static str, fn() -> bool);
+
+const SCENARIOS: [Scenario; 4] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
