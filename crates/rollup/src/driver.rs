@@ -21,7 +21,7 @@ use crate::primary::{
 use crate::roles::{Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, Target, Validator, ValidatorBehaviour};
 use crate::types::{
     commit_entries, entry_hash, meter_cert_digest, node_cert_digest, tcr_root, AgreementKey, Entry, IorParams, IorTx,
-    NodeRole, Outcome, Participant, TcrLeaf,
+    NodeRole, Outcome, Participant, PostedLeaf,
 };
 use crate::{args, primary_registry, secondary_registry, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
 
@@ -106,7 +106,7 @@ pub fn batch_leaves<C: ChainClient>(
     h: &BatchHeader,
     domain: &crate::types::SigDomain,
     entries: &[Entry],
-) -> Result<Option<Vec<TcrLeaf>>, DriverError> {
+) -> Result<Option<Vec<PostedLeaf>>, DriverError> {
     let (Some(root), Some(height)) = (h.tcr_root, h.tcr_height) else { return Ok(None) };
     let bad = |reason: String| DriverError::BatchData { batch: h.id, height, reason };
     let block = c.block(height)?.ok_or_else(|| bad("no such block".into()))?;
@@ -541,7 +541,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     }
 
     /// The TCR leaves posted for a batch ([`batch_leaves`]).
-    pub fn leaves(&self, batch: u64) -> Result<Option<Vec<TcrLeaf>>, DriverError> {
+    pub fn leaves(&self, batch: u64) -> Result<Option<Vec<PostedLeaf>>, DriverError> {
         let h = self.batch_header(batch)?;
         let es = batch_entries(&self.primary, &h)?;
         batch_leaves(&self.primary, &h, &self.cfg.params.domain, &es)

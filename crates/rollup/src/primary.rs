@@ -19,8 +19,9 @@
 //!   hashes) as calldata; the contract refuses any that do not hash to the
 //!   commitment.
 //! - **One TCR root per batch** (issue 11). `sc_cr` posts one leaf per
-//!   entry ([`crate::types::TcrLeaf`]: the verdict and effects, and the
-//!   slice of state the entry read) with the entries' hashes; the contract
+//!   entry ([`crate::types::PostedLeaf`]: the verdict and effects, and the
+//!   hash of the slice of state the entry read, [`crate::types::TcrLeaf`])
+//!   with the entries' hashes; the contract
 //!   keeps only the Merkle root ([`crate::types::tcr_root`]) and the height
 //!   of the posting block. The leaves are that call's block data
 //!   ([`crate::driver::batch_leaves`]). Settled state (balances,
@@ -98,7 +99,7 @@ use crate::exec::{execute_leaves, expected_effects, meter_owners, st_slots, touc
 use crate::store::{bytes, credit, debit, load, mkey, pkey, settle};
 use crate::types::{
     commit_entries, commitment_preimage, meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx,
-    BuyerOpinion, Entry, IorParams, IorTx, NodeRole, Participant, SettlementTx, Tcr, TcrLeaf, BLACK_HOLE,
+    BuyerOpinion, Entry, IorParams, IorTx, NodeRole, Participant, PostedLeaf, SettlementTx, Tcr, TcrLeaf, BLACK_HOLE,
     TAG_ASSIGNMENT, TAG_BATCH_DATA, TAG_ENTRY,
 };
 
@@ -231,18 +232,19 @@ pub struct RegisterNode {
 pub struct SubmitTcrs {
     pub batch: u64,
     pub entry_hashes: Vec<Hash32>,
-    pub leaves: Vec<TcrLeaf>,
+    pub leaves: Vec<PostedLeaf>,
 }
 
 /// `dispute_entry` arguments (issue 11, thesis §3.4 Step 5): one entry of
-/// the batch, the TCR leaf the executor posted for it and that leaf's
-/// Merkle witness against the batch's TCR root. The chain re-executes just
-/// that entry on the leaf's inputs.
+/// the batch, the TCR leaf the executor posted for it, the inputs that
+/// hash to the leaf's `pre_hash`, and the leaf's Merkle witness against the
+/// batch's TCR root. The chain re-executes just that entry on those inputs.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct DisputeEntry {
     pub batch: u64,
     pub entry: Entry,
-    pub leaf: TcrLeaf,
+    pub pre: crate::exec::PreState,
+    pub leaf: PostedLeaf,
     pub proof: gridledger_core::MerkleProof,
 }
 
@@ -253,7 +255,7 @@ pub struct DisputeEntry {
 pub struct FinalizeArgs {
     pub batch: u64,
     pub entries: Vec<Entry>,
-    pub leaves: Vec<TcrLeaf>,
+    pub leaves: Vec<PostedLeaf>,
 }
 
 /// Why `dispute_entry` refuses a dispute. A refused dispute reverts: it
@@ -268,6 +270,8 @@ pub enum EntryDisputeError {
     WrongIndex { index: u64, count: u64, len: usize, tcr: u32 },
     #[error("the entry and leaf are not proved by the witness against batch {0}'s TCR root")]
     WrongWitness(u64),
+    #[error("the inputs brought do not hash to leaf {0}'s posted inputs")]
+    WrongInputs(u32),
     #[error("TCR {0} is the correct result of its entry on its inputs")]
     CorrectResult(u32),
 }
@@ -307,7 +311,7 @@ pub struct BatchInput {
     pub tcrs: Option<Vec<Tcr>>,
     /// The posted TCR leaves, read from the block data of `sc_cr`
     /// ([`crate::driver::batch_leaves`]); the view leaves this `None`.
-    pub leaves: Option<Vec<TcrLeaf>>,
+    pub leaves: Option<Vec<PostedLeaf>>,
 }
 
 pub struct IorPrimaryContract;
@@ -422,7 +426,7 @@ fn leaves_root(
     d: &crate::types::SigDomain,
     batch: u64,
     hashes: &[Hash32],
-    leaves: &[TcrLeaf],
+    leaves: &[PostedLeaf],
 ) -> Result<Hash32, ContractError> {
     let mut hs = Vec::with_capacity(leaves.len());
     for (eh, l) in hashes.iter().zip(leaves) {
@@ -898,7 +902,12 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
     }
     let (es, hashes) = entries_hashed(ctx, &h, a.entries)?;
     let leaves = reexecute(ctx, &c, &es)?;
-    let root = leaves_root(ctx, &c.params.domain, h.id, &hashes, &leaves)?;
+    let mut posted = Vec::with_capacity(leaves.len());
+    for l in &leaves {
+        let pre_hash = ctx.hash(crate::types::TAG_TCR_INPUTS, &bytes(&l.pre))?;
+        posted.push(PostedLeaf { pre_hash, tcr: l.tcr.clone() });
+    }
+    let root = leaves_root(ctx, &c.params.domain, h.id, &hashes, &posted)?;
     let correct: Vec<Tcr> = leaves.into_iter().map(|l| l.tcr).collect();
     if h.tcr_root == Some(root) {
         if staked_node {
@@ -948,6 +957,9 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u
         });
     }
     let eh = ctx.hash(TAG_ENTRY, &bytes(&a.entry))?;
+    if ctx.hash(crate::types::TAG_TCR_INPUTS, &bytes(&a.pre))? != a.leaf.pre_hash {
+        return refuse(EntryDisputeError::WrongInputs(i));
+    }
     let leaf = ctx.hash(crate::types::TAG_TCR_LEAF, &bytes(&(&c.params.domain, h.id, &eh, &a.leaf)))?;
     ctx.charge(
         (a.proof.siblings.len() as u64 + 1)
@@ -956,7 +968,7 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u
     if !crate::mutants::active(crate::mutants::Mutation::WitnessUnchecked) && !a.proof.verify(&leaf, &root) {
         return refuse(EntryDisputeError::WrongWitness(h.id));
     }
-    let mut mine = execute_leaves(&mut OnChain(ctx), &c.params, &a.leaf.pre, std::slice::from_ref(&a.entry))?
+    let mut mine = execute_leaves(&mut OnChain(ctx), &c.params, &a.pre, std::slice::from_ref(&a.entry))?
         .pop()
         .map(|l| l.tcr)
         .ok_or_else(|| ContractError::Revert("internal: no TCR".into()))?;

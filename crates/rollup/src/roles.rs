@@ -12,7 +12,7 @@ use crate::exec::expected_effects;
 use crate::exec::{execute_leaves, OffChain};
 use crate::primary::{BatchInput, Controversial, DisputeEntry, SubmitTcrs};
 use crate::secondary::{mismatches, ExecRequest, VerifyRequest};
-use crate::types::{entry_hash, tcr_proof, Effect, IorParams, Outcome, StSettlement, Tcr, TcrLeaf};
+use crate::types::{entry_hash, tcr_proof, Effect, IorParams, Outcome, PostedLeaf, StSettlement, Tcr, TcrLeaf};
 
 /// Which chain a call goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +84,9 @@ pub enum ExecutorBehaviour {
     Honest,
     /// Forges TCRs that pay every settled ST's payouts to itself (the
     /// threat of §3.3.4: "transferring the deposited coins by traders to its
-    /// own digital account"). The primary chain refuses such TCRs outright
-    /// (their effects do not follow from the entries).
+    /// own digital account"). Such TCRs never settle: their effects do not
+    /// follow from the entries, which a dispute of the entry shows and
+    /// `finalize` checks.
     StealPayouts,
     /// Posts well-formed but wrong verdicts on settled STs (a seller that
     /// delivered is found short and vice versa), the lie a shape check
@@ -145,6 +146,7 @@ impl Executor {
         // One TCR root per batch (issue 11): the leaves travel as this
         // call's block data, the chain keeps their Merkle root.
         let entry_hashes = input.entries.iter().map(entry_hash).collect();
+        let leaves = leaves.iter().map(TcrLeaf::posted).collect();
         step.calls.push(Call::primary("sc_cr", args(&SubmitTcrs { batch, entry_hashes, leaves })));
         step
     }
@@ -367,15 +369,22 @@ pub fn dispute_call(p: &IorParams, input: &BatchInput, own: &[TcrLeaf]) -> Call 
         Call::primary("dispute", args(&Controversial { batch, claimed, entries: input.entries.clone() }))
     };
     let Some(posted) = &input.leaves else { return whole() };
-    let Some(i) = (0..own.len()).find(|i| posted.get(*i) != own.get(*i)) else { return whole() };
-    if posted.len() != own.len() || posted[i].pre != own[i].pre {
+    let mine: Vec<PostedLeaf> = own.iter().map(TcrLeaf::posted).collect();
+    let Some(i) = (0..own.len()).find(|i| posted.get(*i) != mine.get(*i)) else { return whole() };
+    if posted.len() != own.len() || posted[i].pre_hash != mine[i].pre_hash {
         return whole();
     }
     let hashes: Vec<_> = input.entries.iter().map(entry_hash).collect();
     match tcr_proof(&p.domain, batch, &hashes, posted, i) {
         Some(proof) => Call::primary(
             "dispute_entry",
-            args(&DisputeEntry { batch, entry: input.entries[i].clone(), leaf: posted[i].clone(), proof }),
+            args(&DisputeEntry {
+                batch,
+                entry: input.entries[i].clone(),
+                pre: own[i].pre.clone(),
+                leaf: posted[i].clone(),
+                proof,
+            }),
         ),
         None => whole(),
     }

@@ -365,27 +365,54 @@ pub fn commit_entries(es: &[Entry]) -> Hash32 {
     es.iter().fold(Hash32::ZERO, |c, e| commit_entry(&c, e))
 }
 
-/// One leaf of a batch's TCR tree (issue 11, thesis §3.3.3): the verdict
-/// and effects on entry `tcr.index` and the inputs the executor computed it
-/// from: the slice of IOR state that entry reads, as the entries before it
-/// in the batch left it ([`crate::exec::slice`]). With its Merkle witness a
-/// leaf lets the chain re-execute that one entry ([`crate::exec::execute_leaves`]).
+/// Domain of the hash of a leaf's inputs ([`TcrLeaf::posted`]).
+pub const TAG_TCR_INPUTS: Tag = Tag("gridledger/ior/tcr-inputs/v1");
+
+/// An executor's full leaf for one entry (issue 11, thesis §3.3.3): the
+/// verdict and effects on entry `tcr.index` and the inputs the executor
+/// computed it from: the slice of IOR state that entry reads, as the
+/// entries before it in the batch left it ([`crate::exec::slice`]). The
+/// batch's TCR tree is built over [`PostedLeaf`]s, which carry the inputs'
+/// hash; a disputer brings the inputs themselves, and the chain
+/// re-executes that one entry on them.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct TcrLeaf {
     pub pre: crate::exec::PreState,
     pub tcr: Tcr,
 }
 
-/// The hash of a TCR leaf, bound to the deployment, the batch and the
+impl TcrLeaf {
+    /// What `sc_cr` posts for this leaf.
+    pub fn posted(&self) -> PostedLeaf {
+        PostedLeaf { pre_hash: inputs_hash(&self.pre), tcr: self.tcr.clone() }
+    }
+}
+
+/// The hash of a leaf's inputs.
+pub fn inputs_hash(pre: &crate::exec::PreState) -> Hash32 {
+    hash_tagged(TAG_TCR_INPUTS, pre)
+}
+
+/// A leaf as posted with `sc_cr` and hashed into the TCR root: the hash of
+/// its inputs and the TCR. Small (the inputs stay with the executor and
+/// whoever recomputes them), so `sc_cr` and `finalize` carry about 150
+/// bytes per entry.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct PostedLeaf {
+    pub pre_hash: Hash32,
+    pub tcr: Tcr,
+}
+
+/// The hash of a posted leaf, bound to the deployment, the batch and the
 /// entry's hash: a leaf (and its witness) of another chain, contract or
 /// batch, or for another entry, proves nothing here.
-pub fn tcr_leaf_hash(d: &SigDomain, batch: u64, entry_hash: &Hash32, leaf: &TcrLeaf) -> Hash32 {
+pub fn tcr_leaf_hash(d: &SigDomain, batch: u64, entry_hash: &Hash32, leaf: &PostedLeaf) -> Hash32 {
     hash_tagged(TAG_TCR_LEAF, &(d, batch, entry_hash, leaf))
 }
 
 /// The TCR root the executor posts with `sc_cr`: the Merkle root
-/// ([`gridledger_core::merkle`]) over the batch's leaves in entry order.
-pub fn tcr_root(d: &SigDomain, batch: u64, entry_hashes: &[Hash32], leaves: &[TcrLeaf]) -> Hash32 {
+/// ([`gridledger_core::merkle`]) over the batch's posted leaves in entry order.
+pub fn tcr_root(d: &SigDomain, batch: u64, entry_hashes: &[Hash32], leaves: &[PostedLeaf]) -> Hash32 {
     let hs: Vec<Hash32> = entry_hashes.iter().zip(leaves).map(|(e, l)| tcr_leaf_hash(d, batch, e, l)).collect();
     gridledger_core::merkle::merkle_root(&hs)
 }
@@ -395,7 +422,7 @@ pub fn tcr_proof(
     d: &SigDomain,
     batch: u64,
     entry_hashes: &[Hash32],
-    leaves: &[TcrLeaf],
+    leaves: &[PostedLeaf],
     index: usize,
 ) -> Option<gridledger_core::merkle::MerkleProof> {
     let hs: Vec<Hash32> = entry_hashes.iter().zip(leaves).map(|(e, l)| tcr_leaf_hash(d, batch, e, l)).collect();

@@ -52,9 +52,11 @@ fn fabricated_leaf_is_refused() -> bool {
     let mut leaves = execute_leaves(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
     leaves[0].tcr.outcome = Outcome::StRejected(StRejection::SettledInBatch);
     let hashes: Vec<Hash32> = input.entries.iter().map(entry_hash).collect();
-    let mut proof = tcr_proof(&e.d.cfg.params.domain, 0, &hashes, &leaves, 0).unwrap();
+    let posted: Vec<_> = leaves.iter().map(|l| l.posted()).collect();
+    let mut proof = tcr_proof(&e.d.cfg.params.domain, 0, &hashes, &posted, 0).unwrap();
     proof.siblings.push(Hash32::ZERO);
-    let a = args(&DisputeEntry { batch: 0, entry: input.entries[0].clone(), leaf: leaves[0].clone(), proof });
+    let entry = input.entries[0].clone();
+    let a = args(&DisputeEntry { batch: 0, entry, pre: leaves[0].pre.clone(), leaf: posted[0].clone(), proof });
     let r = e.d.primary_call(&trader(3), "dispute_entry", a, e.d.cfg.challenge_bond).unwrap();
     r.status != TxStatus::Success && node_active(&e, &exec.address())
 }

@@ -13,8 +13,8 @@ use gridledger_rollup::driver::meter_key;
 use gridledger_rollup::primary::{assign, BatchState, DisputeEntry, EntryDisputeError, PayDelegation, SubmitTcrs};
 use gridledger_rollup::roles::{ExecutorBehaviour, Fault, SmartMeter, ValidatorBehaviour};
 use gridledger_rollup::types::{
-    coins, entry_hash, tcr_proof, AtRejection, BuyerOpinion, Effect, Entry, IorTx, Outcome, Participant, SigDomain,
-    StRejection, StSettlement, TcrLeaf,
+    coins, entry_hash, tcr_proof, AtRejection, BuyerOpinion, Effect, Entry, IorTx, Outcome, Participant, PostedLeaf,
+    SigDomain, StRejection, StSettlement, TcrLeaf,
 };
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
 
@@ -555,14 +555,18 @@ fn posted_wrong_leaf(e: &mut Env, batch: u64, start: u64) -> (KeyPair, Vec<Entry
     leaves[1].tcr.outcome = wrong;
     let hashes: Vec<Hash32> = input.entries.iter().map(entry_hash).collect();
     let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    let sub = SubmitTcrs { batch, entry_hashes: hashes.clone(), leaves: leaves.clone() };
+    let sub = SubmitTcrs { batch, entry_hashes: hashes.clone(), leaves: posted(&leaves) };
     let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     (exec, input.entries, leaves, hashes)
 }
 
+fn posted(leaves: &[TcrLeaf]) -> Vec<PostedLeaf> {
+    leaves.iter().map(TcrLeaf::posted).collect()
+}
+
 fn entry_dispute(batch: u64, entry: &Entry, leaf: &TcrLeaf, proof: MerkleProof) -> Vec<u8> {
-    args(&DisputeEntry { batch, entry: entry.clone(), leaf: leaf.clone(), proof })
+    args(&DisputeEntry { batch, entry: entry.clone(), pre: leaf.pre.clone(), leaf: leaf.posted(), proof })
 }
 
 /// Issue 11: a dispute names one entry, carries its Merkle witness against
@@ -579,7 +583,7 @@ fn a_witnessed_dispute_of_one_wrong_entry_wins() {
     let (exec, es, leaves, hashes) = posted_wrong_leaf(&mut e, 0, 8 * HOUR);
     let watcher = trader(3);
     let p = &e.d.cfg.params;
-    let proof = tcr_proof(&p.domain, 0, &hashes, &leaves, 1).unwrap();
+    let proof = tcr_proof(&p.domain, 0, &hashes, &posted(&leaves), 1).unwrap();
     let (w0, burned0) = (wallet(&e, &watcher.address()), black_hole(&e.d));
     let bond = e.d.cfg.challenge_bond;
     let r = e.d.primary_call(&watcher, "dispute_entry", entry_dispute(0, &es[1], &leaves[1], proof), bond).unwrap();
@@ -615,11 +619,18 @@ fn entry_disputes_that_prove_nothing_are_refused_and_change_nothing() {
     let watcher = trader(3);
     let d = e.d.cfg.params.domain;
     let bond = e.d.cfg.challenge_bond;
-    let proof = |i: usize| tcr_proof(&d, 0, &hashes, &leaves, i).unwrap();
+    let proof = |i: usize| tcr_proof(&d, 0, &hashes, &posted(&leaves), i).unwrap();
     let mut bad_sibling = proof(1);
     bad_sibling.siblings[0] = Hash32::ZERO;
     let other_chain = SigDomain { chain_id: d.chain_id + 1, ..d };
-    let foreign = tcr_proof(&other_chain, 0, &hashes, &leaves, 1).unwrap();
+    let foreign = tcr_proof(&other_chain, 0, &hashes, &posted(&leaves), 1).unwrap();
+    let other_inputs = args(&DisputeEntry {
+        batch: 0,
+        entry: es[1].clone(),
+        pre: Default::default(),
+        leaf: leaves[1].posted(),
+        proof: proof(1),
+    });
     let cases: Vec<(Vec<u8>, Amount, EntryDisputeError)> = vec![
         (entry_dispute(0, &es[1], &leaves[1], bad_sibling), bond, EntryDisputeError::WrongWitness(0)),
         (
@@ -630,6 +641,7 @@ fn entry_disputes_that_prove_nothing_are_refused_and_change_nothing() {
         (entry_dispute(0, &es[0], &leaves[1], proof(1)), bond, EntryDisputeError::WrongWitness(0)),
         (entry_dispute(0, &es[1], &leaves[1], foreign), bond, EntryDisputeError::WrongWitness(0)),
         (entry_dispute(0, &es[0], &leaves[0], proof(0)), bond, EntryDisputeError::CorrectResult(0)),
+        (other_inputs, bond, EntryDisputeError::WrongInputs(1)),
         (
             entry_dispute(0, &es[1], &leaves[1], proof(1)),
             Amount(bond.0 - 1),
@@ -661,7 +673,7 @@ fn entry_disputes_that_prove_nothing_are_refused_and_change_nothing() {
     assert!(reverted(&r).ends_with(&EntryDisputeError::WrongWitness(1).to_string()), "{:?}", r.status);
     assert_eq!(e.d.batch_header(1).unwrap(), h1);
     assert!(node_active(&e, &exec1.address()));
-    let p1 = tcr_proof(&d, 1, &hashes1, &leaves1, 1).unwrap();
+    let p1 = tcr_proof(&d, 1, &hashes1, &posted(&leaves1), 1).unwrap();
     let r = e.d.primary_call(&watcher, "dispute_entry", entry_dispute(1, &es1[1], &leaves1[1], p1), bond).unwrap();
     assert_eq!(r.status, TxStatus::Success, "batch 1's own witness wins");
 }

@@ -172,6 +172,7 @@ pub fn tcr_args(e: &Env, batch: u64, tcrs: Vec<Tcr>, entries: Vec<Entry>) -> Vec
     let leaves = tcrs
         .into_iter()
         .map(|t| TcrLeaf { pre: honest.get(t.index as usize).map(|l| l.pre.clone()).unwrap_or_default(), tcr: t })
+        .map(|l| l.posted())
         .collect();
     args(&SubmitTcrs { batch, entry_hashes: entries.iter().map(entry_hash).collect(), leaves })
 }
