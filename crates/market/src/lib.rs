@@ -18,14 +18,17 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod acpf;
+pub mod aladin;
 pub mod case;
 pub mod central;
+pub mod clearing;
 pub mod dc;
 pub mod distflow;
 pub mod linalg;
 pub mod network;
 pub mod primal_dual;
 pub mod problem;
+pub mod tee;
 pub mod units;
 
 pub use acpf::{run_pf, PfOptions, PfResult};
