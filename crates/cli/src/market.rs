@@ -1,30 +1,33 @@
 //! `gridledger market`: P2P energy market clearing (thesis Ch.6).
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use gridledger_market::primal_dual::{trade_sensitivities, uncongested_optimum, PdParams, PrimalDual};
+use gridledger_market::clearing::{clear as clear_market, network_for, Algorithm as Alg, Clearing};
 use gridledger_market::problem::Market;
-use gridledger_market::DcModel;
 
 #[derive(Subcommand)]
 pub enum MarketCmd {
     /// Clear one interval of a seeded market on a case's buses: welfare, its
-    /// gap to the optimum, the price, iterations and timing.
+    /// gap to the centralised optimum, prices, trades, iterations and timing.
     Clear(ClearArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Algorithm {
-    /// Distributed primal-dual over bilateral trades (PTDF market).
+    /// Distributed primal-dual over bilateral trades.
     PrimalDual,
+    /// ALADIN over prosumer and grid subproblems (meant for radial feeders).
+    Aladin,
+    /// The centralised reference (Clarabel).
+    Central,
 }
 
 #[derive(Args)]
 pub struct ClearArgs {
     /// MATPOWER case file, or a shipped case by name (case30, case33bw).
+    /// Radial cases clear under LinDistFlow, meshed ones under PTDF limits.
     #[arg(long, value_name = "FILE", default_value = "case30")]
     pub case: PathBuf,
     /// Buyers (prosumers with a quadratic utility), placed on the case's
@@ -37,10 +40,17 @@ pub struct ClearArgs {
     /// Seed of the prosumer generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Clearing algorithm (only primal-dual so far; the centralised
-    /// reference and ALADIN are to come).
+    /// Clearing algorithm.
     #[arg(long, value_enum, default_value_t = Algorithm::PrimalDual)]
     pub algorithm: Algorithm,
+    /// Share of each line's rating the operator allots to the market (PTDF
+    /// cases): the market's own flows must stay within rate_a × this.
+    /// Small values (1e-4 on case30) make the market congested.
+    #[arg(long, default_value_t = 1.0)]
+    pub limit_scale: f64,
+    /// Trades printed (largest first; all of them with --json).
+    #[arg(long, default_value_t = 10)]
+    pub show_trades: usize,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -56,54 +66,67 @@ fn clear(a: ClearArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.buyers > 0 && a.sellers > 0, "--buyers and --sellers must be at least 1");
     anyhow::ensure!(a.buyers <= 1000 && a.sellers <= 1000, "at most 1000 buyers and 1000 sellers");
     let case = crate::grid::load_case(&a.case)?;
-    let dc = DcModel::new(&case).context("building the DC model")?;
-    let market = Market::generate(a.seed, a.buyers, a.sellers, &dc.bus_ids);
-    let (d, limits) = trade_sensitivities(&dc, &market, 1.0)?;
-    let (price, optimum, _, _) = uncongested_optimum(&market);
-    let mut pd = PrimalDual::new(&market, d, limits.clone(), PdParams::for_market(&market));
-    let t = Instant::now();
-    let converged = pd.run(&market).is_some();
-    let secs = t.elapsed().as_secs_f64();
-    let settled = pd.settled();
-    let welfare = market.welfare(&settled);
-    let flows = pd.flows();
-    let congested = flows.iter().zip(&limits).any(|(f, l)| f.abs() > *l);
-    let gap = (optimum - welfare) / optimum;
-    let energy: f64 = settled.iter().flatten().sum();
-    let out = serde_json::json!({
-        "case": a.case.display().to_string(),
-        "algorithm": "primal-dual",
-        "buyers": a.buyers,
-        "sellers": a.sellers,
-        "seed": a.seed,
-        "converged": converged,
-        "iterations": pd.iterations,
-        "seconds": secs,
-        "welfare_usd": welfare,
-        "optimum_usd": optimum,
-        "relative_gap": gap,
-        "clearing_price_usd_per_kwh": price,
-        "energy_traded_kwh": energy,
-        "line_limit_exceeded": congested,
-    });
+    let net = network_for(&case, a.limit_scale).context("building the network model")?;
+    let market = Market::generate(a.seed, a.buyers, a.sellers, &net.bus_ids);
+    let alg = match a.algorithm {
+        Algorithm::PrimalDual => Alg::PrimalDual,
+        Algorithm::Aladin => Alg::Aladin,
+        Algorithm::Central => Alg::Central,
+    };
+    let r = clear_market(&market, &net, alg).context("clearing the market")?;
     if a.json {
+        let out = serde_json::json!({
+            "case": a.case.display().to_string(),
+            "buyers": a.buyers,
+            "sellers": a.sellers,
+            "seed": a.seed,
+            "limit_scale": a.limit_scale,
+            "result": r,
+        });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("market on {} ({} buyers, {} sellers, seed {})", a.case.display(), a.buyers, a.sellers, a.seed);
-    println!(
-        "primal-dual: {} iterations ({}), {:.3} s",
-        pd.iterations,
-        if converged { "converged" } else { "NOT converged" },
-        secs
-    );
-    println!("welfare          ${welfare:.4}");
-    println!("optimum          ${optimum:.4} (exact, uncongested)");
-    println!("relative gap     {:.2e}", gap);
-    println!("clearing price   ${price:.4}/kWh");
-    println!("energy traded    {energy:.3} kWh");
-    if congested {
-        println!("warning: a line limit is exceeded; congested clearing is not supported yet");
-    }
+    print_clearing(&a, &r);
     Ok(())
+}
+
+fn print_clearing(a: &ClearArgs, r: &Clearing) {
+    println!(
+        "market on {} ({} network; {} buyers, {} sellers, seed {})",
+        a.case.display(),
+        r.network,
+        a.buyers,
+        a.sellers,
+        a.seed
+    );
+    println!(
+        "{:?}: {} iterations ({}), {:.3} s",
+        r.algorithm,
+        r.iterations,
+        if r.converged { "converged" } else { "NOT converged" },
+        r.seconds
+    );
+    println!("welfare          ${:.4}", r.welfare);
+    println!("optimum          ${:.4} (Clarabel)", r.optimum);
+    println!("relative gap     {:.2e}", r.relative_gap);
+    println!("mean trade price ${:.4}/kWh", r.mean_trade_price);
+    println!("energy traded    {:.3} kWh", r.energy_kwh);
+    println!("network          max violation {:.2e} kW; binding at the optimum: {}", r.violation_kw, {
+        if r.binding.is_empty() {
+            "none".to_string()
+        } else {
+            r.binding.join(", ")
+        }
+    });
+    let (lo, hi) =
+        r.bus_prices.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), (_, p)| (l.min(*p), h.max(*p)));
+    println!("nodal prices     ${lo:.4} to ${hi:.4}/kWh over {} buses", r.bus_prices.len());
+    let mut trades = r.trades.clone();
+    trades.sort_by(|x, y| y.kwh.total_cmp(&x.kwh));
+    for t in trades.iter().take(a.show_trades) {
+        println!("  buyer {:>3} <- seller {:>3}: {:.3} kWh", t.buyer, t.seller, t.kwh);
+    }
+    if trades.len() > a.show_trades {
+        println!("  ... {} more trades (--json for all)", trades.len() - a.show_trades);
+    }
 }
