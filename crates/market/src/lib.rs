@@ -28,6 +28,7 @@ pub mod linalg;
 pub mod network;
 pub mod primal_dual;
 pub mod problem;
+pub mod teardo;
 pub mod tee;
 pub mod units;
 
