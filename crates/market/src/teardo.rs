@@ -248,6 +248,70 @@ fn parse(bytes: &[u8], mm: usize, nn: usize) -> Option<Vec<(usize, Out)>> {
     Some(outs)
 }
 
+/// Enclaves after D-TASK, before an interval's clearing starts.
+pub struct Deployed {
+    pub enclaves: Vec<SoftwareEnclave>,
+    pub selected: Vec<usize>,
+    pub keys: crate::tee::GroupKeys,
+    pub config: TearDoConfig,
+    script_hash: [u8; 32],
+    rng: ChaCha20Rng,
+}
+
+impl Deployed {
+    /// Runs D-TASK over `config.enclaves` software enclaves (the Byzantine
+    /// hosts pass the setup honestly and attack during the DO).
+    pub fn deploy(config: TearDoConfig) -> Result<Deployed, TearDoError> {
+        let b = config.enclaves;
+        if let Some((&n, _)) = config.byzantine.iter().find(|(n, _)| **n >= b) {
+            return Err(TearDoError::UnknownNode(n, b));
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
+        let f = (b.saturating_sub(1)) / 3;
+        let (public_set, shares) = gridledger_threshold::deal(b.max(1), (2 * f + 1).min(b.max(1)), &mut rng)
+            .map_err(|_| TeeError::Malformed("threshold parameters"))?;
+        let mut enclaves: Vec<SoftwareEnclave> = shares
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| SoftwareEnclave::new(i, SCRIPT, s, public_set.clone(), &mut rng))
+            .collect();
+        let script_hash = enclaves.first().map(|e| e.measurement()).unwrap_or_default();
+        let faults = vec![None; b];
+        let dep = run_dtask(&mut enclaves, &faults, b"gridledger/market/dtask/v", script_hash, &mut rng)?;
+        if config.kappa == 0 || config.kappa > dep.selected.len() {
+            return Err(TearDoError::BadKappa { kappa: config.kappa, b: dep.selected.len() });
+        }
+        Ok(Deployed { enclaves, selected: dep.selected, keys: dep.keys, config, script_hash, rng })
+    }
+
+    /// Starts the clearing of an interval's admitted market.
+    pub fn start(self, market: &Market, net: &MarketNetwork, requests_digest: [u8; 32]) -> Result<TearDo, TearDoError> {
+        let pd = PrimalDual::new(market, net, PdParams::for_market(market))?;
+        let mut rng = self.rng;
+        let mut rn = [0u8; 32];
+        rng.fill_bytes(&mut rn);
+        Ok(TearDo {
+            selected: self.selected,
+            enclaves: self.enclaves,
+            config: self.config,
+            pd,
+            rn,
+            requests_digest,
+            script_hash: self.script_hash,
+            pvk: self.keys.pvk,
+            takeover: BTreeSet::new(),
+            detected: BTreeMap::new(),
+            attacked: BTreeSet::new(),
+            round: 0,
+            delayed_rounds: 0,
+            honest_execs: 0,
+            sp_rounds: 0,
+            crypto: CryptoCounts::default(),
+            rng,
+        })
+    }
+}
+
 /// The TEAR-DO execution state.
 pub struct TearDo {
     pub enclaves: Vec<SoftwareEnclave>,
@@ -282,48 +346,7 @@ impl TearDo {
         config: TearDoConfig,
         requests_digest: [u8; 32],
     ) -> Result<TearDo, TearDoError> {
-        let b = config.enclaves;
-        if let Some((&n, _)) = config.byzantine.iter().find(|(n, _)| **n >= b) {
-            return Err(TearDoError::UnknownNode(n, b));
-        }
-        let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
-        let f = (b.saturating_sub(1)) / 3;
-        let (public_set, shares) = gridledger_threshold::deal(b.max(1), (2 * f + 1).min(b.max(1)), &mut rng)
-            .map_err(|_| TeeError::Malformed("threshold parameters"))?;
-        let mut enclaves: Vec<SoftwareEnclave> = shares
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| SoftwareEnclave::new(i, SCRIPT, s, public_set.clone(), &mut rng))
-            .collect();
-        let script_hash = enclaves.first().map(|e| e.measurement()).unwrap_or_default();
-        // Byzantine hosts pass the setup honestly and attack during the DO
-        let faults = vec![None; b];
-        let dep = run_dtask(&mut enclaves, &faults, b"gridledger/market/dtask/v", script_hash, &mut rng)?;
-        if config.kappa == 0 || config.kappa > dep.selected.len() {
-            return Err(TearDoError::BadKappa { kappa: config.kappa, b: dep.selected.len() });
-        }
-        let pd = PrimalDual::new(market, net, PdParams::for_market(market))?;
-        let mut rn = [0u8; 32];
-        rng.fill_bytes(&mut rn);
-        Ok(TearDo {
-            selected: dep.selected,
-            enclaves,
-            config,
-            pd,
-            rn,
-            requests_digest,
-            script_hash,
-            pvk: dep.keys.pvk,
-            takeover: BTreeSet::new(),
-            detected: BTreeMap::new(),
-            attacked: BTreeSet::new(),
-            round: 0,
-            delayed_rounds: 0,
-            honest_execs: 0,
-            sp_rounds: 0,
-            crypto: CryptoCounts::default(),
-            rng,
-        })
+        Deployed::deploy(config)?.start(market, net, requests_digest)
     }
 
     /// The enclaves `Assign` gives subproblem `sp` (as node indices).
