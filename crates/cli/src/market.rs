@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use gridledger_market::clearing::{clear as clear_market, network_for, Algorithm as Alg, Clearing};
+use gridledger_market::framework::run_interval;
+use gridledger_market::network::MarketNetwork;
 use gridledger_market::problem::Market;
+use gridledger_market::teardo::{Fault, Strategy, TearDoConfig};
+use std::collections::BTreeMap;
 
 #[derive(Subcommand)]
 pub enum MarketCmd {
@@ -22,6 +26,12 @@ pub enum Algorithm {
     Aladin,
     /// The centralised reference (Clarabel).
     Central,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AttackArg {
+    Always,
+    Optimal,
 }
 
 #[derive(Args)]
@@ -48,6 +58,23 @@ pub struct ClearArgs {
     /// Small values (1e-4 on case30) make the market congested.
     #[arg(long, default_value_t = 1.0)]
     pub limit_scale: f64,
+    /// Run the interval through the framework (requests encrypted on a
+    /// development chain, operator admission, D-TASK enclaves, TEAR-DO) with
+    /// this fraction of the enclaves' hosts Byzantine (0 to 0.9). Uses the
+    /// primal-dual algorithm. The enclaves are software ones: NO hardware
+    /// isolation.
+    #[arg(long, value_name = "FRACTION")]
+    pub byzantine: Option<f64>,
+    /// Enclaves (B') for --byzantine.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=200))]
+    pub tees: u32,
+    /// Enclaves per subproblem (κ) for --byzantine.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub kappa: u32,
+    /// When the Byzantine hosts attack: from the start (always) or the
+    /// seed's delay-maximising optimal attack.
+    #[arg(long, value_enum, default_value_t = AttackArg::Always)]
+    pub attack: AttackArg,
     /// Trades printed (largest first; all of them with --json).
     #[arg(long, default_value_t = 10)]
     pub show_trades: usize,
@@ -74,6 +101,9 @@ fn clear(a: ClearArgs) -> anyhow::Result<()> {
         Algorithm::Central => Alg::Central,
     };
     let r = clear_market(&market, &net, alg).context("clearing the market")?;
+    if let Some(p) = a.byzantine {
+        return framework(&a, p, &market, &net, &r);
+    }
     if a.json {
         let out = serde_json::json!({
             "case": a.case.display().to_string(),
@@ -129,4 +159,95 @@ fn print_clearing(a: &ClearArgs, r: &Clearing) {
     if trades.len() > a.show_trades {
         println!("  ... {} more trades (--json for all)", trades.len() - a.show_trades);
     }
+}
+
+/// Byzantine hosts: `⌊p·B'⌋` of them, chosen by the seed, cycling through
+/// the four faults.
+pub fn byzantine_hosts(p: f64, tees: usize, seed: u64) -> BTreeMap<usize, Fault> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let f = ((p * tees as f64).floor() as usize).min(tees.saturating_sub(1));
+    let mut nodes: Vec<usize> = (0..tees).collect();
+    nodes.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed ^ 0x62797a));
+    nodes[..f].iter().enumerate().map(|(i, n)| (*n, Fault::ALL[i % Fault::ALL.len()])).collect()
+}
+
+fn framework(a: &ClearArgs, p: f64, market: &Market, net: &MarketNetwork, central: &Clearing) -> anyhow::Result<()> {
+    anyhow::ensure!(p.is_finite() && (0.0..=0.9).contains(&p), "--byzantine must be a fraction from 0 to 0.9");
+    let tees = a.tees as usize;
+    anyhow::ensure!((a.kappa as usize) <= tees, "--kappa must not exceed --tees");
+    let byzantine = byzantine_hosts(p, tees, a.seed);
+    let strategy = match a.attack {
+        AttackArg::Always => Strategy::Always,
+        AttackArg::Optimal => Strategy::Optimal,
+    };
+    let config =
+        TearDoConfig { enclaves: tees, kappa: a.kappa as usize, byzantine: byzantine.clone(), strategy, seed: a.seed };
+    let dir = tempfile::tempdir()?;
+    let t = std::time::Instant::now();
+    let out = run_interval(dir.path(), market, net, config, None).context("running the interval")?;
+    let secs = t.elapsed().as_secs_f64();
+    let gap = (central.optimum - out.welfare) / central.optimum;
+    if a.json {
+        let v = serde_json::json!({
+            "case": a.case.display().to_string(),
+            "buyers": a.buyers,
+            "sellers": a.sellers,
+            "seed": a.seed,
+            "isolation": "none (software enclaves)",
+            "byzantine_hosts": byzantine.iter().map(|(n, f)| serde_json::json!({"node": n, "fault": f})).collect::<Vec<_>>(),
+            "welfare_usd": out.welfare,
+            "optimum_usd": central.optimum,
+            "relative_gap": gap,
+            "seconds": secs,
+            "bus_prices": central.bus_prices,
+            "interval": out,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let rep = &out.teardo;
+    println!(
+        "market on {} ({} network; {} buyers, {} sellers, seed {})",
+        a.case.display(),
+        net.model,
+        a.buyers,
+        a.sellers,
+        a.seed
+    );
+    println!(
+        "enclaves         {} software enclaves (NO hardware isolation), {} selected by D-TASK, kappa {}",
+        tees, rep.selected, a.kappa
+    );
+    println!(
+        "requests         {} encrypted on chain, {} admitted by the operator (height {})",
+        out.submitted,
+        out.admitted.len(),
+        out.height
+    );
+    let hosts: Vec<String> = byzantine.iter().map(|(n, f)| format!("{n} ({f:?})")).collect();
+    println!("byzantine hosts  {}", if hosts.is_empty() { "none".into() } else { hosts.join(", ") });
+    let det: Vec<String> = rep.detected.iter().map(|(n, d, r)| format!("{n} ({d:?}, round {r})")).collect();
+    println!("detected         {}", if det.is_empty() { "none".into() } else { det.join(", ") });
+    println!(
+        "primal-dual      {} iterations ({}), {:.3} s; {} rounds waited Δ, {} subproblems recomputed by honest enclaves",
+        rep.iterations,
+        if rep.converged { "converged" } else { "NOT converged" },
+        secs,
+        rep.delayed_rounds,
+        rep.recomputed_subproblems
+    );
+    println!("welfare          ${:.4} (optimum ${:.4}, gap {:.2e})", out.welfare, central.optimum, gap);
+    let (lo, hi) =
+        central.bus_prices.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), (_, p)| (l.min(*p), h.max(*p)));
+    println!("nodal prices     ${lo:.4} to ${hi:.4}/kWh");
+    println!(
+        "crypto           {} encryptions, {} proofs, {} verifications, {} decryptions; largest message {} B",
+        rep.crypto.encryptions,
+        rep.crypto.signatures,
+        rep.crypto.verifications,
+        rep.crypto.decryptions,
+        rep.crypto.max_message_bytes
+    );
+    Ok(())
 }
