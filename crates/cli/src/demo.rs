@@ -51,6 +51,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         chain: ChainConfig::default(),
         network: None,
         pbft: gridledger_node::validator::PbftSettings::default(),
+        consensus: Default::default(),
+        lbft: Default::default(),
     };
     let node = Node::open(&cfg, gridledger_contracts::default_registry())?.spawn()?;
     let client = RpcClient::new(&node.url());
@@ -153,6 +155,12 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         meter_csv: None,
         report_dir: a.report_dir.clone(),
         no_report: true,
+        rpc: None,
+        secondary_rpc: None,
+        from: None,
+        slot_ms: 5_000,
+        slots: (0, gridledger_rollup::data::SLOTS_PER_DAY),
+        window_ms: 5_000,
     };
     let day =
         crate::ior::run_one(&day_args, gridledger_rollup::demo::DayConfig { seed: 1, day: 106, ..Default::default() })?;

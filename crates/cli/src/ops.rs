@@ -132,6 +132,8 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
         chain: ChainConfig::default(),
         network: None,
         pbft: gridledger_node::validator::PbftSettings::default(),
+        consensus: Default::default(),
+        lbft: Default::default(),
     };
     let config = a.dir.join("node.toml");
     write_config(&config, &cfg)?;
@@ -609,9 +611,21 @@ pub struct TestnetArgs {
     /// Only write the files; start them later with `gridledger testnet start`.
     #[arg(long)]
     pub no_start: bool,
+    /// The validators' consensus: `pbft` (a leader per view) or `lbft` (the
+    /// leaderless asynchronous BFT; its threshold keys are dealt here:
+    /// DIR/lbft-public.hex and each validator's lbft.key).
+    #[arg(long, value_enum, default_value_t = ConsensusArg::Pbft)]
+    pub consensus: ConsensusArg,
     /// Print one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--consensus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsensusArg {
+    Pbft,
+    Lbft,
 }
 
 /// File in a network's directory holding the supervisor's process id.
@@ -622,6 +636,7 @@ pub fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
         None => create_testnet(cmd.create),
         Some(TestnetAction::Start(d)) => {
             let configs = network_configs(&d.dir)?;
+            configured_ports_free(&configs)?;
             supervise(&d.dir, &configs)
         }
         Some(TestnetAction::Stop(d)) => stop_testnet(&d.dir),
@@ -687,6 +702,35 @@ fn ports_free(a: &TestnetArgs) -> anyhow::Result<()> {
                     "validator-{i}'s {what} port {}:{port} is not free ({e}); is another node or network running? \
                      choose other ports with {flag}, or stop what holds it",
                     a.host
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `ports_free` for a network written before (`testnet start`): every
+/// address a validator's config listens on (`rpc_listen`, `network.listen`)
+/// must be free before any validator starts, or that validator would exit
+/// at once and leave a degraded network running. A validator that is
+/// already running is left to `supervise`, which names its pid.
+fn configured_ports_free(configs: &[PathBuf]) -> anyhow::Result<()> {
+    for (i, c) in configs.iter().enumerate() {
+        if node_pid(c).is_some() {
+            continue;
+        }
+        let cfg = gridledger_node::NodeConfig::load(c)?;
+        let listens = std::iter::once((cfg.rpc_listen.clone(), "JSON-RPC", "rpc_listen"))
+            .chain(cfg.network.as_ref().map(|n| (n.listen.clone(), "peer", "network.listen")));
+        for (addr, what, key) in listens {
+            if addr.rsplit_once(':').is_some_and(|(_, p)| p == "0") {
+                continue;
+            }
+            if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
+                bail!(
+                    "validator-{i}'s {what} address {addr} is not free ({e}); is another node or network running? \
+                     stop what holds it, or change {key} in {}; no validator was started",
+                    c.display()
                 );
             }
         }
@@ -1010,7 +1054,36 @@ pub fn write_testnet(a: &TestnetArgs) -> anyhow::Result<Vec<PathBuf>> {
         allocations,
         validators: validators.iter().map(|k| k.public()).collect(),
     };
-    write_network(&a.dir, &genesis, &validators, &a.host, a.rpc_port, a.p2p_port)
+    let configs = write_network(&a.dir, &genesis, &validators, &a.host, a.rpc_port, a.p2p_port)?;
+    if a.consensus == ConsensusArg::Lbft {
+        write_lbft_keys(&a.dir, &configs, &mut rng)?;
+    }
+    Ok(configs)
+}
+
+/// Deals the LBFT threshold keys of a network (trusted dealer) and
+/// switches its validators' configs to `consensus = "lbft"`: the public
+/// key sets in DIR/lbft-public.hex, each validator's shares in its own
+/// owner-only `lbft.key`.
+pub fn write_lbft_keys<R: rand::RngCore + rand::CryptoRng>(
+    dir: &Path,
+    configs: &[PathBuf],
+    rng: &mut R,
+) -> anyhow::Result<()> {
+    let keys = gridledger_node::lbft::deal_keys(configs.len(), rng)?;
+    let public = dir.join("lbft-public.hex");
+    std::fs::write(&public, &keys.public).with_context(|| format!("writing {}", public.display()))?;
+    for (path, share) in configs.iter().zip(&keys.shares) {
+        let vdir = path.parent().unwrap_or(Path::new("."));
+        write_secret(&vdir.join("lbft.key"), share.as_bytes())?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut cfg = NodeConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        cfg.consensus = gridledger_node::config::ConsensusKind::Lbft;
+        cfg.lbft.key_shares = "lbft.key".into();
+        cfg.lbft.public_keys = "../lbft-public.hex".into();
+        write_config(path, &cfg)?;
+    }
+    Ok(())
 }
 
 /// Writes `genesis` and, per validator, its key and a node config with the
@@ -1053,6 +1126,8 @@ pub fn write_network(
                 peers: peers.clone(),
             }),
             pbft: gridledger_node::validator::PbftSettings::default(),
+            consensus: Default::default(),
+            lbft: Default::default(),
         };
         let path = vdir.join("node.toml");
         write_config(&path, &cfg)?;

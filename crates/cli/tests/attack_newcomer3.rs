@@ -1,9 +1,9 @@
 //! Attacks on the newcomer work of issue 17 (third round): hostile input to
 //! the commands touched last (`channel watch-spec --json`, `sim pbft`
 //! summary/--json, `ior day --example-config`) and to the channel watch.
-//! Each test asserts what a careful user would expect and is ignored on main
-//! (it fails on the code it was written against); the comment above each
-//! states expected vs observed.
+//! Each test asserts what a careful user would expect and failed on the code
+//! it was written against; the comment above each states expected vs
+//! observed (then). All are fixed now and run in CI.
 
 mod common;
 
@@ -35,7 +35,6 @@ fn json_docs(text: &str) -> Option<usize> {
 /// readiness object `{"watching":…}` and then the report object): two
 /// documents on stdout, so `json.load` fails.
 #[test]
-#[ignore = "attack: channel watch --json prints two JSON documents (readiness line + report)"]
 fn channel_watch_json_prints_exactly_one_document() {
     let (_dir, _node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
     let o = gl(&["channel", "watch", "--dir", &d(&dirs[0]), "--json", "--timeout-s", "1"]);
@@ -75,7 +74,6 @@ fn watch_spec_out_onto_party_file_is_refused_and_changes_nothing() {
 /// Ok): exit 0 with "disputes raised 0 / settled false", indistinguishable
 /// from a quiet, healthy watch.
 #[test]
-#[ignore = "attack: channel watch that never reaches its node exits 0 with an empty report"]
 fn channel_watch_against_unreachable_node_exits_nonzero() {
     let (dir, _node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
     let spec = dir.path().join("watch.json");
@@ -219,7 +217,6 @@ fn free_run(n: u16, avoid: std::ops::Range<u16>) -> u16 {
 /// validators 1..3 start, validator-0 exits ("address in use"), and the
 /// supervisor keeps running a degraded network.
 #[test]
-#[ignore = "attack: testnet start does not check busy ports (testnet create does)"]
 fn testnet_start_refuses_a_busy_port_up_front() {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
@@ -283,7 +280,6 @@ fn testnet_start_refuses_a_busy_port_up_front() {
 /// is not the merchant's. The same happens for `--approval0` naming another
 /// account's approval.
 #[test]
-#[ignore = "attack: refused channel prepare still writes a new --desk-key file"]
 fn refused_prepare_with_wrong_desk_key_writes_no_key_file() {
     let (dir, _node, url, _dirs) = prepared_channel(["p1", "p2"], &[]);
     let root = dir.path();
@@ -310,7 +306,6 @@ fn msc_count(url: &str) -> usize {
 /// are on chain and `p1/party.json` is written, while side 1's keys are
 /// lost, so the channel can neither open nor be aborted by side 1.
 #[test]
-#[ignore = "attack: channel prepare with a --dirs path that is a file acts on chain, then fails half-written"]
 fn prepare_with_a_dirs_path_that_is_a_file_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -335,7 +330,6 @@ fn prepare_with_a_dirs_path_that_is_a_file_changes_nothing() {
 /// `channel open`, when the contract reverts the funding ("credit note ...
 /// exceeds the approved credit available").
 #[test]
-#[ignore = "attack: channel prepare --approval0 --credit0 accepts a capacity above the approved credit"]
 fn prepare_credit_note_above_the_approved_limit_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -386,7 +380,6 @@ fn prepare_credit_note_above_the_approved_limit_is_refused() {
 /// with "error: Broken pipe (os error 32)", exit 1; the watch that should
 /// answer a stale close is gone.
 #[test]
-#[ignore = "attack: channel watch exits at once (Broken pipe) when its stdout reader is gone"]
 fn channel_watch_keeps_watching_with_a_closed_stdout() {
     use std::os::fd::FromRawFd;
     let (_dir, _node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
@@ -420,30 +413,15 @@ fn find_key<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::V
 /// default 120 blocks gives t_Δ = 120 × 200 ms = 24 s. Observed: 120 × 1000 =
 /// 120 s (600 blocks of that chain); the close timeout is 5× off likewise.
 #[test]
-#[ignore = "attack: channel prepare --block-ms default 1000 ignores the chain's 200 ms blocks (t_delta 5x)"]
 fn prepare_blocks_are_the_chains_blocks() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let chain = root.join("mychain");
-    gl_ok(&["init", "--dir", &d(&chain), "--accounts", "4", "--listen", "127.0.0.1:0"]);
+    let (chain, _node, _url) = own_chain(root, 4);
     let toml = std::fs::read_to_string(chain.join("node.toml")).unwrap();
     let interval: u64 = toml
         .lines()
         .find_map(|l| l.trim().strip_prefix("block_interval_ms")?.trim().strip_prefix('=')?.trim().parse().ok())
         .expect("block_interval_ms in node.toml");
-    let node = Command::new(BIN)
-        .args(["node", "--config"])
-        .arg(chain.join("node.toml"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _procs = Procs(vec![node]);
-    let t = std::time::Instant::now();
-    while !std::fs::read_to_string(chain.join("node.url")).is_ok_and(|s| s.ends_with('\n')) {
-        assert!(t.elapsed() < std::time::Duration::from_secs(30), "node never wrote node.url");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
     let keys = chain.join("keys");
     let (p1, p2) = (root.join("p1"), root.join("p2"));
     run_ok(&mut prepare_cmd(

@@ -1,8 +1,10 @@
-//! `gridledger ior day` with a community file over several days.
+//! `gridledger ior day`: a community file over several days, and a day on
+//! a running node (`--rpc`).
 
+mod common;
+
+use common::*;
 use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 
 #[test]
 fn ior_day_runs_a_community_file_over_several_days() {
@@ -68,4 +70,84 @@ fn ior_day_runs_a_community_file_over_several_days() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--days 1"));
+}
+
+/// `ior day --rpc` (issue 17, "ior day against a running node"): a short
+/// day (noon to 1 pm) through a real `gridledger node` process, the day's
+/// accounts funded from an account of `gridledger init`. Every
+/// participant's IOR balance the report states is the one on chain, coin
+/// is conserved between the traders, and a second day on the same chain is
+/// refused before anything is sent.
+#[test]
+fn ior_day_runs_on_a_running_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, _node, url) = own_chain(dir.path(), 2);
+    let funder = chain.join("keys").join("account-0.key");
+    let day = [
+        "ior",
+        "day",
+        "--rpc",
+        &d(&chain),
+        "--from",
+        &d(&funder),
+        "--slots",
+        "24..26",
+        "--slot-ms",
+        "2000",
+        "--window-ms",
+        "1000",
+        "--no-report",
+        "--json",
+    ];
+    // Refused before anything is sent: a slot that is not whole seconds,
+    // and a funder that cannot pay what the day's accounts need.
+    let c = gridledger_node::RpcClient::new(&url);
+    let funder_addr = gridledger_node::config::read_key(&funder).unwrap().address();
+    let nonce = c.next_nonce(&funder_addr).unwrap();
+    let odd: Vec<&str> = day.iter().map(|a| if *a == "2000" { "1500" } else { a }).collect();
+    let o = gl(&odd);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("whole number of seconds"));
+    let poor = dir.path().join("poor.key");
+    gl_ok(&["keys", "new", "--out", &d(&poor)]);
+    let broke: Vec<String> = day.iter().map(|a| if *a == d(&funder) { d(&poor) } else { a.to_string() }).collect();
+    let o = gl(&broke.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--from") && err.contains(&url), "{err}");
+    assert_eq!(c.next_nonce(&funder_addr).unwrap(), nonce, "a refused day sent a transaction");
+
+    let r = gl_json(&day);
+    let settled = r["settled_trades"].as_u64().unwrap();
+    assert!(settled > 0, "no trade settled at noon: {}", r["trades"]);
+    let per_slot: Vec<u64> = r["trades_per_slot"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert!(per_slot.iter().enumerate().all(|(s, n)| (24..26).contains(&s) || *n == 0), "{per_slot:?}");
+    let (mut gained, mut spent) = (0u128, 0u128);
+    for p in r["participants"].as_array().unwrap() {
+        let who: gridledger_core::Address = serde_json::from_value(p["address"].clone()).unwrap();
+        let view = c
+            .call(
+                "gl_callView",
+                serde_json::json!([
+                    gridledger_rollup::IOR_PRIMARY_ID,
+                    "participant",
+                    hex::encode(borsh::to_vec(&who).unwrap())
+                ]),
+            )
+            .unwrap();
+        let on_chain: u128 = view["balance"].as_str().unwrap().parse().unwrap();
+        let (start, end) = (p["balance_start"].as_u64().unwrap() as u128, p["balance_end"].as_u64().unwrap() as u128);
+        assert_eq!(on_chain, end, "participant {who}: report {end}, chain {on_chain}");
+        if end > start {
+            gained += end - start;
+        } else {
+            spent += start - end;
+        }
+    }
+    assert!(gained > 0 && gained == spent, "sellers got {gained}, buyers paid {spent}");
+    assert_eq!(r["coins"]["burned"], 0);
+    // One day per chain: the second is refused, naming the node, nothing sent.
+    let nonce = c.next_nonce(&funder_addr).unwrap();
+    let o = gl(&day);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains(&url) && err.contains("fresh chain"), "{err}");
+    assert_eq!(c.next_nonce(&funder_addr).unwrap(), nonce);
 }

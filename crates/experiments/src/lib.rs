@@ -144,6 +144,10 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(exps::market_fig_6_6::Fig66),
         Box::new(exps::xchain_ccte::Ccte),
         Box::new(exps::xchain_memory::Memory),
+        Box::new(exps::xchain_ccdi::CcdiCost),
+        Box::new(exps::xchain_ccdi::CcdiMemory),
+        Box::new(exps::xchain_ccdi::CcdiLatency),
+        Box::new(exps::xchain_ccdi::CcdiAttackTable),
     ]
 }
 

@@ -46,6 +46,11 @@ pub enum Seal {
     /// A PBFT commit certificate: a quorum of validators' commit votes for
     /// this block in `view`, as `(validator index, signature)`.
     Quorum { view: u64, signatures: Vec<(u32, Signature)> },
+    /// A leaderless-BFT (LBFT) block: the transactions that epoch `epoch`
+    /// delivered, whose decision hashes to `decision` (`h^e`, thesis
+    /// §4.2.1). The evidence, each accepted batch's threshold certificate,
+    /// is in the validator's store with the epoch.
+    Epoch { epoch: u64, decision: Hash32 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]

@@ -33,6 +33,8 @@ fn main() -> anyhow::Result<()> {
                 chain: ChainConfig::default(),
                 network: None,
                 pbft: Default::default(),
+                consensus: Default::default(),
+                lbft: Default::default(),
             };
             std::fs::write(dir.join("node.toml"), toml::to_string(&cfg)?)?;
         }

@@ -85,6 +85,8 @@ impl LocalCluster {
             chain: self.chain.clone(),
             network: None,
             pbft: PbftSettings::default(),
+            consensus: Default::default(),
+            lbft: Default::default(),
         })
     }
 

@@ -86,6 +86,23 @@ pub struct NodeConfig {
     pub network: Option<NetworkSection>,
     #[serde(default)]
     pub pbft: crate::validator::PbftSettings,
+    /// Which consensus a multi-validator chain runs: `pbft` (the default)
+    /// or `lbft` (the leaderless asynchronous BFT, settings in `[lbft]`).
+    #[serde(default)]
+    pub consensus: ConsensusKind,
+    #[serde(default)]
+    pub lbft: crate::lbft::LbftSettings,
+}
+
+/// The consensus engine of a multi-validator chain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsensusKind {
+    /// The improved PBFT (thesis §3.3.2): a leader per view.
+    #[default]
+    Pbft,
+    /// The leaderless asynchronous BFT (thesis Ch.4, P^ABC).
+    Lbft,
 }
 
 /// Where this validator listens for its peers and where they are.
@@ -133,7 +150,13 @@ impl NodeConfig {
     }
 
     fn resolved(mut self, base: &Path) -> Self {
-        for p in [&mut self.data_dir, &mut self.genesis, &mut self.validator_key] {
+        for p in [
+            &mut self.data_dir,
+            &mut self.genesis,
+            &mut self.validator_key,
+            &mut self.lbft.key_shares,
+            &mut self.lbft.public_keys,
+        ] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -157,6 +180,8 @@ impl NodeConfig {
                 peers: vec![PeerEntry { index: 0, public_key: public, address: "127.0.0.1:9645".into() }],
             }),
             pbft: crate::validator::PbftSettings::default(),
+            consensus: ConsensusKind::Pbft,
+            lbft: crate::lbft::LbftSettings::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod engine;
 mod gossip;
 mod idle;
 pub mod keystore;
+pub mod lbft;
 pub mod listen;
 pub mod metrics;
 pub mod openrpc;

@@ -61,6 +61,9 @@ pub struct Shared {
     /// The HTTP API's refusal counters (connections, requests, subscribers).
     pub rpc_counters: Arc<crate::rpc::RpcCounters>,
     pub max_block_txs: usize,
+    /// The node's configured block interval (ms; 0 when not known), shown
+    /// by `gl_chainInfo` so clients can turn block counts into time.
+    pub block_interval_ms: std::sync::atomic::AtomicU64,
     wake: (Mutex<bool>, Condvar),
     stop: AtomicBool,
     /// Multi-validator mode: admitted transactions waiting to be gossiped,
@@ -83,6 +86,7 @@ impl Shared {
             store: chain.store().clone(),
             rules: chain.rules(),
             max_block_txs: chain.config().max_block_txs,
+            block_interval_ms: std::sync::atomic::AtomicU64::new(0),
             chain: Mutex::new(chain),
             metrics,
             events,
@@ -252,6 +256,8 @@ pub struct Node {
     listen: String,
     network: Option<crate::config::NetworkSection>,
     pbft: crate::validator::PbftSettings,
+    consensus: crate::config::ConsensusKind,
+    lbft: crate::lbft::LbftSettings,
     rpc_limits: crate::rpc::RpcLimits,
 }
 
@@ -277,6 +283,7 @@ impl Node {
             None => Chain::open(&config.data_dir, genesis, registry, config.chain.clone())?,
         };
         let shared = Shared::new(chain);
+        shared.block_interval_ms.store(config.block_interval_ms, Relaxed);
         Ok(Self {
             shared,
             key,
@@ -284,6 +291,8 @@ impl Node {
             listen: config.rpc_listen.clone(),
             network: config.network.clone(),
             pbft: config.pbft.clone(),
+            consensus: config.consensus,
+            lbft: config.lbft.clone(),
             rpc_limits: crate::rpc::RpcLimits::default(),
         })
     }
@@ -311,8 +320,13 @@ impl Node {
         let (tx, rx) = std::sync::mpsc::channel();
         let (p2p, transport) = crate::p2p::start(&self.shared, &section, &genesis, &self.key, tx.clone())?;
         tracing::info!(listen = %section.listen, "peer links up");
-        let settings = self.pbft.clone();
-        let mut handle = self.spawn_validator(Box::new(transport), rx, tx, settings)?;
+        let mut handle = match self.consensus {
+            crate::config::ConsensusKind::Pbft => {
+                let settings = self.pbft.clone();
+                self.spawn_validator(Box::new(transport), rx, tx, settings)?
+            }
+            crate::config::ConsensusKind::Lbft => self.spawn_lbft(Box::new(transport), rx, tx)?,
+        };
         handle.p2p = Some(p2p);
         Ok(handle)
     }
@@ -350,6 +364,24 @@ impl Node {
                 }
             })?
         };
+        self.serve(driver, Some(inbox_tx))
+    }
+
+    /// Multi-validator mode with the leaderless BFT (`consensus = "lbft"`):
+    /// runs the LBFT engine over `transport`.
+    pub fn spawn_lbft(
+        self,
+        transport: Box<dyn crate::validator::Transport>,
+        inbox: std::sync::mpsc::Receiver<crate::validator::Input>,
+        inbox_tx: std::sync::mpsc::Sender<crate::validator::Input>,
+    ) -> anyhow::Result<NodeHandle> {
+        *self.shared.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(inbox_tx.clone());
+        // Open it here so a missing key file fails the start, not a thread.
+        let engine = crate::lbft::LbftEngine::open(self.shared.clone(), &self.key, self.lbft.clone(), transport)?;
+        let driver = std::thread::Builder::new().name("validator".into()).spawn(move || {
+            let mut engine = engine;
+            crate::engine::run_engine(&mut engine, inbox);
+        })?;
         self.serve(driver, Some(inbox_tx))
     }
 

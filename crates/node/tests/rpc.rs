@@ -35,6 +35,8 @@ fn start_full(dir: &std::path::Path, limits: RpcLimits, chain: ChainConfig, bloc
         chain,
         network: None,
         pbft: gridledger_node::validator::PbftSettings::default(),
+        consensus: Default::default(),
+        lbft: Default::default(),
     };
     Node::open(&cfg, gridledger_contracts::default_registry()).unwrap().with_rpc_limits(limits).spawn().unwrap()
 }

@@ -76,7 +76,7 @@ impl ChainRegistration {
         match seal {
             Seal::Quorum { signatures, .. } => signatures.len() as u64,
             Seal::Single { .. } => 1,
-            Seal::Genesis => 0,
+            Seal::Genesis | Seal::Epoch { .. } => 0,
         }
     }
 
@@ -104,6 +104,11 @@ impl ChainRegistration {
         let bad = |reason: String| XchainError::BadSeal { chain: self.chain_id, height: h.height, reason };
         match (&sh.seal, self.finality) {
             (Seal::Genesis, _) => Err(XchainError::Unsigned(h.height)),
+            // Its certificates are BLS threshold signatures the BoB does not
+            // register (yet): such a chain is not a BoB member.
+            (Seal::Epoch { .. }, _) => {
+                Err(bad("an LBFT chain's headers carry no certificate the BoB can check".into()))
+            }
             (Seal::Quorum { view, signatures }, Finality::Deterministic) => {
                 let set = ValidatorSet::new(self.instance, self.validators.clone()).map_err(|e| bad(e.to_string()))?;
                 let digest = vote_digest(VoteKind::Commit, &self.instance, *view, h.height, &hash);

@@ -11,13 +11,24 @@ use super::batch::Tx;
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Batch {
     pub txs: Vec<Tx>,
+    /// The proposer's clock when it proposed (ms since the Unix epoch; 0
+    /// where no clock matters, as in the simulator). A node's block for an
+    /// epoch takes the median of its accepted batches' times: with at least
+    /// `n − f` batches, at most `f` of them Byzantine, the median lies
+    /// between two correct replicas' clocks.
+    pub time_ms: u64,
 }
 
 impl Batch {
+    /// A batch without a clock reading.
+    pub fn new(txs: Vec<Tx>) -> Self {
+        Self { txs, time_ms: 0 }
+    }
+
     /// Binds the batch to its instance, epoch and proposer, so a batch (and
     /// its certificate) cannot be replayed in another slot.
     pub fn digest(&self, instance: &Hash32, epoch: u64, proposer: u32) -> Hash32 {
-        hash_tagged(Tag("gridledger/lbft/batch/v1"), &(instance, epoch, proposer, &self.txs))
+        hash_tagged(Tag("gridledger/lbft/batch/v1"), &(instance, epoch, proposer, &self.txs, self.time_ms))
     }
 
     pub fn bytes(&self) -> usize {

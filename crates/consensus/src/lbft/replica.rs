@@ -198,7 +198,23 @@ pub enum Fault {
         from: u32,
         epoch: u64,
     },
+    /// A batch the application's validity predicate refused (external
+    /// validity): not echoed, so it cannot be certified by correct replicas.
+    InvalidBatch {
+        proposer: u32,
+        epoch: u64,
+        reason: String,
+    },
 }
+
+/// The application's validity predicate over other replicas' batches
+/// (external validity): a replica echoes — and so helps certify — only a
+/// batch it accepts. It must be a function of the batch and of state that
+/// only grows (a transaction invalid now stays invalid), or a batch
+/// refused by some correct replicas and accepted by others merely loses
+/// its certificate; the node's predicate checks signatures, the chain id
+/// and stale nonces.
+pub type Validity = Box<dyn FnMut(u64, u32, &Batch) -> Result<(), String> + Send>;
 
 /// An epoch's output.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -310,6 +326,8 @@ struct EpochState<C: ThresholdCrypto> {
     abas: Vec<Aba<C::Share>>,
     /// Everything sent for this epoch, for retransmission.
     sent: Vec<(Target, MessageOf<C>)>,
+    /// Proposers whose batch the validity predicate refused.
+    refused: BTreeSet<u32>,
     fetch_sent: bool,
     voted: bool,
 }
@@ -325,6 +343,7 @@ impl<C: ThresholdCrypto> EpochState<C> {
             own_cert_sent: false,
             abas: (0..n).map(|_| Aba::new(n, me, mute)).collect(),
             sent: Vec::new(),
+            refused: BTreeSet::new(),
             fetch_sent: false,
             voted: false,
         }
@@ -390,6 +409,7 @@ pub struct Replica<C: ThresholdCrypto> {
     need_batch_asked: Option<u64>,
     epoch_at_last_tick: u64,
     max_seen_epoch: u64,
+    validity: Option<Validity>,
 }
 
 type StepOf<C> = Step<<C as ThresholdCrypto>::Share, <C as ThresholdCrypto>::Sig>;
@@ -421,6 +441,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             need_batch_asked: None,
             epoch_at_last_tick: epoch,
             max_seen_epoch: epoch,
+            validity: None,
             cfg,
             crypto,
         };
@@ -438,6 +459,11 @@ impl<C: ThresholdCrypto> Replica<C> {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Sets the application's validity predicate (see [`Validity`]).
+    pub fn set_validity(&mut self, v: Validity) {
+        self.validity = Some(v);
     }
 
     /// The next epoch to deliver.
@@ -481,6 +507,11 @@ impl<C: ThresholdCrypto> Replica<C> {
     /// This replica's batch for `epoch` (ignored unless it is the current
     /// epoch and nothing was proposed for it yet).
     pub fn propose(&mut self, epoch: u64, txs: Vec<Tx>) -> StepOf<C> {
+        self.propose_at(epoch, txs, 0)
+    }
+
+    /// [`Replica::propose`] with the proposer's clock (see [`Batch::time_ms`]).
+    pub fn propose_at(&mut self, epoch: u64, txs: Vec<Tx>, time_ms: u64) -> StepOf<C> {
         let mut step = Step::default();
         if epoch != self.epoch || self.proposed.contains_key(&epoch) {
             return step;
@@ -495,7 +526,7 @@ impl<C: ThresholdCrypto> Replica<C> {
                 bytes <= self.cfg.max_batch_txs.saturating_mul(self.cfg.max_tx_bytes)
             })
             .collect();
-        let batch = Batch { txs };
+        let batch = Batch { txs, time_ms };
         self.proposed.insert(epoch, batch.clone());
         step.persist.push(PersistOp::Proposed { epoch, batch: batch.clone() });
         self.broadcast_val(epoch, batch, &mut step);
@@ -637,6 +668,24 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(d) if *d != digest => return,
             Some(_) => {}
             None => {
+                // External validity: checked once per batch (a
+                // retransmission of a refused batch is refused silently).
+                let Some(st) = self.epochs.get_mut(&epoch) else {
+                    return;
+                };
+                if st.refused.contains(&from) {
+                    return;
+                }
+                if from != self.cfg.me {
+                    if let Some(v) = self.validity.as_mut() {
+                        let verdict = st.vals.get(&from).map(|(_, b)| v(epoch, from, b));
+                        if let Some(Err(reason)) = verdict {
+                            st.refused.insert(from);
+                            step.faults.push(Fault::InvalidBatch { proposer: from, epoch, reason });
+                            return;
+                        }
+                    }
+                }
                 self.echoed.insert(key, digest);
                 step.persist.push(PersistOp::Echoed { epoch, proposer: from, digest });
             }

@@ -205,7 +205,7 @@ impl<C: ThresholdCrypto> Adversary<LbftNode<C>> for LbftAdversary<C> {
         };
         // A made-up epoch: one batch of its own, consistent with its digest.
         let epoch = *next;
-        let batch = super::messages::Batch { txs: vec![SimTx { origin: self.me, counter: 2 << 40 | epoch }.bytes()] };
+        let batch = super::messages::Batch::new(vec![SimTx { origin: self.me, counter: 2 << 40 | epoch }.bytes()]);
         let digest = batch.digest(&INSTANCE, epoch, self.me);
         let sig = forge(&echo_statement(&INSTANCE, epoch, self.me, &digest));
         let delivered = super::messages::DeliveredEpoch {

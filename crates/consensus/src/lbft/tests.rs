@@ -176,22 +176,22 @@ use super::crypto::SimSig;
 fn unknown_senders_are_refused_and_change_nothing() {
     let mut r = lone(0);
     for from in [0u32, 4, 99] {
-        let s = r.handle_message(from, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("x")] } });
+        let s = r.handle_message(from, Message::Val { epoch: 0, batch: Batch::new(vec![tx("x")]) });
         assert_eq!(s.faults, vec![Fault::UnknownSender { from }]);
         assert!(s.messages.is_empty() && s.persist.is_empty());
     }
     // Replica 1's real batch is still echoed afterwards.
-    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("x")] } });
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("x")]) });
     assert_eq!(echo_count(&s), 1);
 }
 
 #[test]
 fn an_equivocating_proposer_gets_one_echo_only() {
     let mut r = lone(0);
-    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("x")] } });
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("x")]) });
     assert_eq!(echo_count(&s), 1);
     assert_eq!(s.persist.len(), 1, "the echo is persisted with its step");
-    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("y")] } });
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("y")]) });
     assert_eq!(s.faults, vec![Fault::Equivocation { proposer: 1, epoch: 0 }]);
     assert_eq!(echo_count(&s), 0);
     assert!(s.persist.is_empty());
@@ -201,29 +201,29 @@ fn an_equivocating_proposer_gets_one_echo_only() {
 fn a_restarted_replica_never_echoes_a_second_batch_of_a_proposer() {
     let mut disk = Durable::default();
     let mut r = lone(0);
-    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("x")] } });
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("x")]) });
     for op in &s.persist {
         disk.apply(op);
     }
     let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk.clone());
     let _ = r.start();
-    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("y")] } });
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("y")]) });
     assert_eq!(echo_count(&s), 0, "echoed x before the crash");
     assert!(s.persist.is_empty());
     let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk);
     let _ = r.start();
-    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch { txs: vec![tx("x")] } });
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("x")]) });
     assert_eq!(echo_count(&s), 1, "the same batch is echoed again (idempotent)");
 }
 
 #[test]
 fn oversized_batches_are_refused() {
     let mut r = lone(0);
-    let big = Batch { txs: vec![vec![0u8; 5_000]] };
+    let big = Batch::new(vec![vec![0u8; 5_000]]);
     let s = r.handle_message(1, Message::Val { epoch: 0, batch: big });
     assert_eq!(s.faults, vec![Fault::Malformed { from: 1, what: "batch beyond bounds" }]);
     assert_eq!(echo_count(&s), 0);
-    let many = Batch { txs: vec![tx("t"); 10_001] };
+    let many = Batch::new(vec![tx("t"); 10_001]);
     let s = r.handle_message(2, Message::Val { epoch: 0, batch: many });
     assert_eq!(s.faults.len(), 1);
 }
@@ -251,7 +251,7 @@ fn a_forged_certificate_is_refused_and_starts_no_agreement() {
 fn bad_echo_shares_are_reported_and_good_ones_still_certify() {
     let mut r = lone(0);
     let s = r.propose(0, vec![tx("p")]);
-    let digest = Batch { txs: vec![tx("p")] }.digest(&INST, 0, 0);
+    let digest = Batch::new(vec![tx("p")]).digest(&INST, 0, 0);
     assert!(s.messages.iter().any(|(t, m)| *t == Target::All && matches!(m, Message::Val { .. })));
     let stmt = echo_statement(&INST, 0, 0, &digest);
     let bad = SimCrypto::new(1, 4, 1).sign_share(KeyUse::Cert, b"something else");
@@ -267,7 +267,7 @@ fn bad_echo_shares_are_reported_and_good_ones_still_certify() {
 }
 
 fn delivered_epoch(e: u64, proposer: u32, txs: Vec<Tx>) -> DeliveredEpoch<SimSig> {
-    let batch = Batch { txs };
+    let batch = Batch::new(txs);
     let digest = batch.digest(&INST, e, proposer);
     DeliveredEpoch {
         epoch: e,

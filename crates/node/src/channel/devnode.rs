@@ -26,6 +26,8 @@ pub fn start(dir: &Path, accounts: usize, balance: Amount, block_ms: u64) -> any
         chain: ChainConfig::default(),
         network: None,
         pbft: crate::validator::PbftSettings::default(),
+        consensus: Default::default(),
+        lbft: Default::default(),
     };
     Node::open(&cfg, gridledger_contracts::default_registry())?.spawn()
 }

@@ -1,0 +1,783 @@
+//! The leaderless BFT (thesis Ch.4, P^ABC; `gridledger_consensus::lbft`)
+//! as the node's consensus engine: `consensus = "lbft"` in `node.toml`.
+//!
+//! Every validator proposes, each epoch, a batch of the transactions its
+//! own clients submitted (no gossip: a transaction reaches the chain
+//! through the validator it was sent to, and a batch that lost the
+//! agreement is proposed again). The agreement orders the certified
+//! batches; the node executes each epoch's delivered transactions, in
+//! delivery order, as one block on top of its tip: a transaction that no
+//! longer executes (stale nonce, insufficient balance, bad signature, a
+//! duplicate of a committed one) is skipped, the same way at every
+//! validator, so every validator holds the same blocks and state roots.
+//! An epoch that delivers no executable transaction commits no block.
+//!
+//! The block's timestamp is the median of its epoch's accepted batches'
+//! clock readings (`Batch::time_ms`): at least `n − f` batches, at most `f`
+//! of them Byzantine, so it lies between two correct validators' clocks;
+//! its proposer field names the first accepted batch's proposer; its seal
+//! is [`Seal::Epoch`] with the epoch and its decision hash `h^e`.
+//!
+//! External validity (the item C): a validator echoes another's
+//! batch only if every transaction in it decodes, is signed, is for this
+//! chain, pays the minimum gas price, carries a nonce the sender has not
+//! used yet, and the batch's gas limits fit its share of a block
+//! (`block_gas_limit / n`), with a clock reading not too far ahead. A
+//! Byzantine proposer's invalid batch so gets no certificate.
+//!
+//! Durability, in the node's store (the `aux` table, key spaces below),
+//! one store transaction per step before any of its messages leave:
+//! - `lbft/state`: echoes given, the last epoch voted in and the last
+//!   epoch delivered;
+//! - `lbft/proposed`: this validator's own proposals not yet delivered;
+//! - `lbft/epoch/<epoch>`: each delivered epoch with its certified batches
+//!   (the threshold certificates), written in the same transaction as the
+//!   epoch's block.
+//!
+//! A step that delivers several epochs (catch-up) writes one transaction
+//! per epoch, in order: a crash in between leaves a consistent prefix.
+//! Catch-up: a restarted or lagging validator asks for delivered epochs;
+//! the last `retain_epochs` are served from memory, older ones from the
+//! store, so a validator that was down for any number of epochs catches up;
+//! it adopts an epoch once `f + 1` validators sent the same decision.
+//!
+//! Threshold keys: each validator's shares of the certificate key
+//! (`2f + 1`) and the coin key (`f + 1`) in `[lbft] key_shares` (an
+//! owner-only file beside `validator.key`), the public key sets every
+//! validator shares in `[lbft] public_keys`; `gridledger testnet
+//! --consensus lbft` deals them (trusted dealer, as the thesis assumes).
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_consensus::lbft::{
+    tx_id, Batch, BatchSource, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, Fault, FifoPolicy, KeyUse,
+    Message, PersistOp, Replica, Step, Target, ThresholdCrypto, Validity,
+};
+use gridledger_core::codec::{decode, encode};
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Hash32, PublicKey};
+use gridledger_ledger::contract::BlockEnv;
+use gridledger_ledger::{BlockBuilder, ExecutedBlock, Seal, SignedTransaction};
+use gridledger_threshold::{KeyShare, PublicKeySet};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::service::Shared;
+use crate::validator::{Input, Transport, MAX_FRAME};
+
+/// Wire kind of LBFT messages (beside PBFT's 0 and gossip's 1).
+pub const WIRE_LBFT: u8 = 2;
+/// Store records (aux table) of the engine.
+pub const STATE_KEY: &str = "lbft/state";
+pub const PROPOSED_KEY: &str = "lbft/proposed";
+
+/// The store record of delivered epoch `e` (zero-padded so the keys sort).
+pub fn epoch_key(e: u64) -> String {
+    format!("lbft/epoch/{e:020}")
+}
+
+type Share = gridledger_threshold::SignatureShare;
+type Sig = gridledger_threshold::Signature;
+type LbftMessage = Message<Share, Sig>;
+type LbftStep = Step<Share, Sig>;
+
+/// `[lbft]` in `node.toml` (used when `consensus = "lbft"`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LbftSettings {
+    /// This validator's threshold key shares (hex; written by `gridledger
+    /// testnet --consensus lbft`). Relative to the config's directory.
+    pub key_shares: PathBuf,
+    /// The validators' public key sets (hex), the same file for all.
+    pub public_keys: PathBuf,
+    /// Without progress for this long (ms): retransmit, fetch, ask to sync.
+    pub tick_ms: u64,
+    /// Largest batch a validator proposes per epoch; 0: the chain's
+    /// `max_block_txs / n`, so an epoch's batches fit one block. Every
+    /// validator must use the same value.
+    pub max_batch_txs: usize,
+    /// Delivered epochs kept in memory to serve catch-up (older ones are
+    /// served from the store) and remembered for duplicate suppression.
+    /// Every validator must use the same value.
+    pub retain_epochs: usize,
+    /// A batch whose clock reading is further ahead of ours is not echoed.
+    pub max_clock_drift_ms: u64,
+}
+
+impl Default for LbftSettings {
+    fn default() -> Self {
+        Self {
+            key_shares: "lbft.key".into(),
+            public_keys: "lbft-public.hex".into(),
+            tick_ms: 1_000,
+            max_batch_txs: 0,
+            retain_epochs: 64,
+            max_clock_drift_ms: 10_000,
+        }
+    }
+}
+
+/// The threshold keys of one network: the public key sets (one file for
+/// all) and each validator's shares (one secret file each), hex-encoded.
+pub struct DealtKeys {
+    pub public: String,
+    pub shares: Vec<String>,
+}
+
+/// Deals threshold keys for `n` validators (trusted dealer): certificates
+/// need `2f + 1` shares, the coin `f + 1`.
+pub fn deal_keys<R: rand::RngCore + rand::CryptoRng>(n: usize, rng: &mut R) -> anyhow::Result<DealtKeys> {
+    let f = n.saturating_sub(1) / 3;
+    let (cert_pk, cert_sk) = gridledger_threshold::deal(n, 2 * f + 1, rng)?;
+    let (coin_pk, coin_sk) = gridledger_threshold::deal(n, f + 1, rng)?;
+    let public = hex::encode(encode(&(cert_pk.to_bytes(), coin_pk.to_bytes()))) + "\n";
+    let shares =
+        cert_sk.iter().zip(&coin_sk).map(|(c, k)| hex::encode(encode(&(c.to_bytes(), k.to_bytes()))) + "\n").collect();
+    Ok(DealtKeys { public, shares })
+}
+
+fn read_hex(path: &Path, what: &str) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let text = crate::config::read_key_text(path)?;
+    let bytes = hex::decode(text.trim()).map_err(|_| anyhow::anyhow!("{} is not hex ({what})", path.display()))?;
+    decode::<(Vec<u8>, Vec<u8>)>(&bytes, 1 << 16).map_err(|e| anyhow::anyhow!("{}: not {what}: {e}", path.display()))
+}
+
+/// This validator's threshold crypto from its key files, checked against
+/// the network: `n` members, thresholds `2f + 1` and `f + 1`, shares that
+/// belong to index `me` and match the public key sets.
+pub fn load_crypto(settings: &LbftSettings, n: usize, me: u32) -> anyhow::Result<BlsCrypto> {
+    let (cert_pk, coin_pk) = read_hex(&settings.public_keys, "LBFT public key sets")?;
+    let (cert_sk, coin_sk) = read_hex(&settings.key_shares, "LBFT key shares")?;
+    let cert_pk = PublicKeySet::from_bytes(&cert_pk)?;
+    let coin_pk = PublicKeySet::from_bytes(&coin_pk)?;
+    let cert_sk = KeyShare::from_bytes(&cert_sk)?;
+    let coin_sk = KeyShare::from_bytes(&coin_sk)?;
+    let f = n.saturating_sub(1) / 3;
+    anyhow::ensure!(
+        cert_pk.members() == n && coin_pk.members() == n,
+        "{}: key sets for {} validators, the genesis has {n}",
+        settings.public_keys.display(),
+        cert_pk.members()
+    );
+    anyhow::ensure!(
+        cert_pk.threshold() == 2 * f + 1 && coin_pk.threshold() == f + 1,
+        "{}: thresholds {} and {}, expected {} and {}",
+        settings.public_keys.display(),
+        cert_pk.threshold(),
+        coin_pk.threshold(),
+        2 * f + 1,
+        f + 1
+    );
+    anyhow::ensure!(
+        cert_sk.index() == me as usize && coin_sk.index() == me as usize,
+        "{}: shares of validator {}, this is validator {me}",
+        settings.key_shares.display(),
+        cert_sk.index()
+    );
+    let crypto = BlsCrypto::new(Arc::new(cert_pk), Arc::new(coin_pk), cert_sk, coin_sk);
+    for key in [KeyUse::Cert, KeyUse::Coin] {
+        let probe = b"gridledger/lbft/key-check";
+        anyhow::ensure!(
+            crypto.verify_share(key, me, probe, &crypto.sign_share(key, probe)),
+            "{}: the key shares do not match {}",
+            settings.key_shares.display(),
+            settings.public_keys.display()
+        );
+    }
+    Ok(crypto)
+}
+
+/// The small durable record (`lbft/state`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+struct StateRecord {
+    echoed: BTreeMap<(u64, u32), Hash32>,
+    voted_through: Option<u64>,
+    delivered_through: Option<u64>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// How long a halted validator waits between attempts to reopen its store.
+const RECOVERY_RETRY_MS: u64 = 200;
+/// Transaction ids whose signature this validator checked, kept for
+/// execution; cleared beyond this many.
+const MAX_VERIFIED: usize = 1 << 20;
+
+/// The replica as the store left it, with the records it mirrors.
+struct Restored {
+    replica: Replica<BlsCrypto>,
+    state: StateRecord,
+    proposed: BTreeMap<u64, Batch>,
+}
+
+/// The LBFT engine: the replica's IO (persistence, transport, timers,
+/// execution of delivered epochs).
+pub struct LbftEngine {
+    shared: Arc<Shared>,
+    crypto: BlsCrypto,
+    cfg: Config,
+    replica: Replica<BlsCrypto>,
+    validators: Vec<PublicKey>,
+    transport: Box<dyn Transport>,
+    settings: LbftSettings,
+    started: Instant,
+    tick_at: Option<u64>,
+    /// The epoch the replica asked a batch for.
+    need_batch: Option<u64>,
+    /// Highest epoch a peer spoke in: an empty proposal waits for it, so
+    /// an idle chain runs no epochs.
+    peers_epoch: Option<u64>,
+    /// Highest epoch received in a sync record (catch-up).
+    sync_seen: Option<u64>,
+    queue: FifoPolicy,
+    state: StateRecord,
+    proposed: BTreeMap<u64, Batch>,
+    verified: Arc<Mutex<HashSet<Hash32>>>,
+    halted: Option<(String, u64)>,
+    sync_limiter: crate::p2p::CatchUpLimiter,
+    fault_log: Option<Vec<Fault>>,
+}
+
+impl LbftEngine {
+    /// The engine of validator `key` on `shared`'s chain, restored from the store.
+    pub fn open(
+        shared: Arc<Shared>,
+        key: &KeyPair,
+        settings: LbftSettings,
+        transport: Box<dyn Transport>,
+    ) -> anyhow::Result<Self> {
+        let (genesis, max_block_txs, max_tx_bytes) = {
+            let c = shared.chain();
+            (c.genesis().clone(), c.config().max_block_txs, c.config().max_tx_bytes)
+        };
+        let validators = genesis.validators.clone();
+        let n = validators.len();
+        let me = validators
+            .iter()
+            .position(|k| *k == key.public())
+            .ok_or_else(|| anyhow::anyhow!("key {} is not a validator of this chain", key.public()))?
+            as u32;
+        let crypto = load_crypto(&settings, n, me)?;
+        let mut cfg = Config::new(n, me, genesis.hash());
+        cfg.tick = settings.tick_ms.max(1);
+        cfg.retain = settings.retain_epochs.max(1);
+        cfg.dedup_epochs = cfg.retain as u64;
+        cfg.max_batch_txs =
+            if settings.max_batch_txs > 0 { settings.max_batch_txs } else { (max_block_txs / n.max(1)).max(1) };
+        cfg.max_tx_bytes = max_tx_bytes;
+        let verified = Arc::new(Mutex::new(HashSet::new()));
+        let r = restore(&shared, &cfg, &crypto, &settings, &verified)?;
+        let queue = FifoPolicy::new(cfg.max_batch_txs, shared.chain().config().mempool_capacity.max(1));
+        Ok(Self {
+            replica: r.replica,
+            state: r.state,
+            proposed: r.proposed,
+            shared,
+            crypto,
+            cfg,
+            validators,
+            transport,
+            settings,
+            started: Instant::now(),
+            tick_at: None,
+            need_batch: None,
+            peers_epoch: None,
+            sync_seen: None,
+            queue,
+            verified,
+            halted: None,
+            sync_limiter: crate::p2p::CatchUpLimiter::new(16, std::time::Duration::from_millis(50)),
+            fault_log: None,
+        })
+    }
+
+    /// The next epoch this validator delivers.
+    pub fn epoch(&self) -> u64 {
+        self.replica.epoch()
+    }
+
+    /// Keeps the consensus faults observed from now on (for tests).
+    pub fn record_faults(&mut self) {
+        self.fault_log.get_or_insert_with(Vec::new);
+    }
+
+    pub fn take_faults(&mut self) -> Vec<Fault> {
+        self.fault_log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn send(&self, to: Target, m: &LbftMessage) {
+        let mut bytes = vec![WIRE_LBFT];
+        bytes.extend(encode(m));
+        match to {
+            Target::All => self.transport.broadcast(bytes),
+            Target::One(i) => self.transport.send(i, bytes),
+        }
+    }
+
+    fn halt(&mut self, reason: String) {
+        tracing::error!("LBFT validator halted, will reopen its store and retry: {reason}");
+        self.shared.metrics.store_faults.fetch_add(1, Relaxed);
+        self.shared.set_fault(Some(reason.clone()));
+        self.tick_at = None;
+        self.need_batch = None;
+        self.halted = Some((reason, self.now_ms() + RECOVERY_RETRY_MS));
+    }
+
+    fn recover(&mut self) {
+        let reopened = self.shared.chain().reopen().map_err(anyhow::Error::from);
+        let rebuilt =
+            reopened.and_then(|_| restore(&self.shared, &self.cfg, &self.crypto, &self.settings, &self.verified));
+        match rebuilt {
+            Ok(r) => {
+                tracing::info!(epoch = r.replica.epoch(), "LBFT validator recovered from its store");
+                self.replica = r.replica;
+                self.state = r.state;
+                self.proposed = r.proposed;
+                self.halted = None;
+                self.shared.set_fault(None);
+                self.shared.metrics.recoveries.fetch_add(1, Relaxed);
+                let step = self.replica.start();
+                self.process(step);
+            }
+            Err(e) => {
+                let retry = self.now_ms() + RECOVERY_RETRY_MS;
+                if let Some(h) = &mut self.halted {
+                    h.1 = retry;
+                    h.0 = format!("{}; reopening failed: {e:#}", h.0);
+                }
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Proposes for the epoch the replica asked about once there is
+    /// something to propose or a peer is already in that epoch.
+    fn take_proposal(&mut self) -> Option<LbftStep> {
+        let e = self.need_batch?;
+        if self.halted.is_some() {
+            return None;
+        }
+        if self.queue.pending() == 0 && self.peers_epoch.is_none_or(|p| p < e) {
+            return None;
+        }
+        self.need_batch = None;
+        let txs = self.queue.next_batch(e);
+        Some(self.replica.propose_at(e, txs, now_ms()))
+    }
+
+    fn process(&mut self, step: LbftStep) {
+        let mut queue = VecDeque::from([step]);
+        while let Some(step) = queue.pop_front() {
+            if self.halted.is_some() {
+                return;
+            }
+            // Never speak before the step is on disk.
+            if let Err(reason) = self.persist(&step.persist, &step.delivered) {
+                self.halt(reason);
+                return;
+            }
+            for (to, m) in &step.messages {
+                self.send(*to, m);
+            }
+            if let Some(t) = step.tick_after {
+                self.tick_at = Some(self.now_ms() + t);
+            }
+            for f in step.faults {
+                self.shared.metrics.faults.fetch_add(1, Relaxed);
+                match &f {
+                    Fault::InvalidBatch { .. } => tracing::warn!("LBFT: refused a batch: {f:?}"),
+                    _ => tracing::debug!("LBFT fault: {f:?}"),
+                }
+                if let Some(log) = &mut self.fault_log {
+                    log.push(f);
+                }
+            }
+            if let Some(e) = step.need_batch {
+                self.need_batch = Some(e);
+            }
+            for d in &step.delivered {
+                self.queue.delivered(d.epoch, d.block_hash(), &d.txs);
+                let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+                for t in &d.txs {
+                    v.remove(&tx_id(t));
+                }
+            }
+            if let Some(s) = self.take_proposal() {
+                queue.push_back(s);
+            }
+        }
+    }
+
+    /// Writes a step's records: per delivered epoch, its block (if it has
+    /// transactions), its certified batches and the state record in one
+    /// transaction; the remaining changes in one more.
+    fn persist(&mut self, ops: &[PersistOp<Sig>], delivered: &[Delivery]) -> Result<(), String> {
+        let mut deliveries = delivered.iter();
+        let (mut state_dirty, mut proposed_dirty) = (false, false);
+        for op in ops {
+            match op {
+                PersistOp::Proposed { epoch, batch } => {
+                    self.proposed.insert(*epoch, batch.clone());
+                    proposed_dirty = true;
+                }
+                PersistOp::Echoed { epoch, proposer, digest } => {
+                    self.state.echoed.insert((*epoch, *proposer), *digest);
+                    state_dirty = true;
+                }
+                PersistOp::VotedIn { epoch } => {
+                    self.state.voted_through = Some(self.state.voted_through.map_or(*epoch, |v| v.max(*epoch)));
+                    state_dirty = true;
+                }
+                PersistOp::Delivered(d) => {
+                    let Some(delivery) = deliveries.next().filter(|x| x.epoch == d.epoch) else {
+                        return Err(format!("epoch {} persisted without its delivery", d.epoch));
+                    };
+                    let next = d.epoch + 1;
+                    self.state.echoed.retain(|(e, _), _| *e >= next);
+                    self.proposed.retain(|e, _| *e >= next);
+                    self.state.delivered_through = Some(d.epoch);
+                    self.commit_epoch(d, delivery)?;
+                    state_dirty = false;
+                    proposed_dirty = false;
+                }
+            }
+        }
+        if state_dirty || proposed_dirty {
+            let state = encode(&self.state);
+            let proposed = proposed_dirty.then(|| encode(&self.proposed));
+            let mut aux: Vec<(&str, &[u8])> = vec![(STATE_KEY, state.as_slice())];
+            if let Some(p) = &proposed {
+                aux.push((PROPOSED_KEY, p.as_slice()));
+            }
+            self.shared
+                .chain()
+                .commit_with_aux(Vec::new(), &aux)
+                .map_err(|e| format!("cannot persist the LBFT state: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// One delivered epoch: its block and records in one transaction.
+    fn commit_epoch(&mut self, d: &DeliveredEpoch<Sig>, delivery: &Delivery) -> Result<(), String> {
+        let started = Instant::now();
+        let record = encode(d);
+        let state = encode(&self.state);
+        let proposed = encode(&self.proposed);
+        let key = epoch_key(d.epoch);
+        let aux: Vec<(&str, &[u8])> = vec![(key.as_str(), &record), (STATE_KEY, &state), (PROPOSED_KEY, &proposed)];
+        let mut chain = self.shared.chain();
+        let block = execute(&chain, &self.validators, &self.verified, d, delivery)?;
+        let notice = block.as_ref().map(|ex| (ex.block.clone(), ex.receipts.clone()));
+        chain
+            .commit_with_aux(block.into_iter().collect(), &aux)
+            .map_err(|e| format!("cannot commit epoch {}: {e}", d.epoch))?;
+        drop(chain);
+        if let Some((block, receipts)) = notice {
+            tracing::info!(height = block.header.height, epoch = d.epoch, txs = block.txs.len(), "committed block");
+            self.shared.record_block(&block, &receipts, delivery.txs.len() - block.txs.len(), started.elapsed());
+        }
+        Ok(())
+    }
+
+    /// Serves delivered epochs older than the replica keeps in memory from
+    /// the store (rate-limited per peer).
+    fn serve_from_store(&mut self, from: u32, next: u64) {
+        let Some(last) = self.state.delivered_through else { return };
+        if next > last || !self.sync_limiter.allow(from, Instant::now()) {
+            return;
+        }
+        let until = last.min(next + self.cfg.sync_batch as u64 - 1);
+        for e in next..=until {
+            match self.shared.store.get_aux(&epoch_key(e)) {
+                Ok(Some(bytes)) => match decode::<DeliveredEpoch<Sig>>(&bytes, MAX_FRAME) {
+                    Ok(delivered) => self.send(Target::One(from), &Message::Sync { delivered }),
+                    Err(err) => {
+                        tracing::warn!(epoch = e, "stored LBFT epoch does not decode: {err}");
+                        return;
+                    }
+                },
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!("reading LBFT epoch {e}: {err}");
+                    return;
+                }
+            }
+        }
+        self.shared.metrics.catch_up_from_store.fetch_add(1, Relaxed);
+    }
+
+    fn on_message(&mut self, from: u32, m: LbftMessage) {
+        if let Message::SyncRequest { next } = m {
+            let oldest = self.replica.log().next().map_or(self.replica.epoch(), |d| d.epoch);
+            if next < oldest {
+                self.serve_from_store(from, next);
+                return;
+            }
+        }
+        let before = self.replica.epoch();
+        let synced = match &m {
+            Message::Sync { delivered } => Some(delivered.epoch),
+            _ => None,
+        };
+        if let Some(e) = m.epoch() {
+            self.peers_epoch = Some(self.peers_epoch.map_or(e, |p| p.max(e)));
+        }
+        if let Some(e) = synced {
+            self.sync_seen = Some(self.sync_seen.map_or(e, |s| s.max(e)));
+        }
+        let step = self.replica.handle_message(from, m);
+        self.process(step);
+        // Catching up: once every record received so far is adopted, ask
+        // for the next ones (an idle network sends nothing that would).
+        let now = self.replica.epoch();
+        if synced.is_some() && now > before && self.sync_seen.is_some_and(|s| now > s) {
+            self.send(Target::All, &Message::SyncRequest { next: now });
+        }
+    }
+}
+
+/// The replica, its validity predicate and the records it mirrors, from the store.
+fn restore(
+    shared: &Arc<Shared>,
+    cfg: &Config,
+    crypto: &BlsCrypto,
+    settings: &LbftSettings,
+    verified: &Arc<Mutex<HashSet<Hash32>>>,
+) -> anyhow::Result<Restored> {
+    let store = &shared.store;
+    let state: StateRecord = match store.get_aux(STATE_KEY)? {
+        Some(b) => decode(&b, MAX_FRAME).map_err(|e| anyhow::anyhow!("stored LBFT state: {e}"))?,
+        None => StateRecord::default(),
+    };
+    let proposed: BTreeMap<u64, Batch> = match store.get_aux(PROPOSED_KEY)? {
+        Some(b) => decode(&b, MAX_FRAME).map_err(|e| anyhow::anyhow!("stored LBFT proposals: {e}"))?,
+        None => BTreeMap::new(),
+    };
+    let mut delivered = Vec::new();
+    if let Some(last) = state.delivered_through {
+        let from = (last + 1).saturating_sub(cfg.retain as u64);
+        for e in from..=last {
+            let bytes = store
+                .get_aux(&epoch_key(e))?
+                .ok_or_else(|| anyhow::anyhow!("the store lacks delivered LBFT epoch {e} (last {last})"))?;
+            let d: DeliveredEpoch<Sig> =
+                decode(&bytes, MAX_FRAME).map_err(|err| anyhow::anyhow!("stored LBFT epoch {e}: {err}"))?;
+            // Served to lagging peers: a record whose certificates do not
+            // hold (a damaged store) is refused here, not passed on.
+            for b in &d.batches {
+                let stmt = gridledger_consensus::lbft::echo_statement(&cfg.instance, e, b.proposer, &b.digest);
+                anyhow::ensure!(
+                    b.batch.digest(&cfg.instance, e, b.proposer) == b.digest
+                        && crypto.verify(KeyUse::Cert, &stmt, &b.sig),
+                    "stored LBFT epoch {e}: the certificate of proposer {} does not hold",
+                    b.proposer
+                );
+            }
+            delivered.push(d);
+        }
+    }
+    let durable = Durable {
+        delivered,
+        echoed: state.echoed.clone(),
+        proposed: proposed.clone(),
+        voted_through: state.voted_through,
+    };
+    let mut replica = Replica::new(cfg.clone(), crypto.clone(), durable);
+    replica.set_validity(validity(shared.clone(), verified.clone(), cfg.n, settings.max_clock_drift_ms));
+    Ok(Restored { replica, state, proposed })
+}
+
+/// The node's validity predicate over other validators' batches (see the
+/// module docs). Signatures are checked once: a transaction this node
+/// admitted itself, or already checked in another batch, is not checked again.
+pub fn validity(shared: Arc<Shared>, verified: Arc<Mutex<HashSet<Hash32>>>, n: usize, drift_ms: u64) -> Validity {
+    Box::new(move |_epoch, _proposer, batch: &Batch| {
+        let now = now_ms();
+        if batch.time_ms > now.saturating_add(drift_ms) {
+            return Err(format!("clock reading {} ms is more than {drift_ms} ms ahead of ours", batch.time_ms - now));
+        }
+        let rules = shared.rules.clone();
+        let mut to_check = Vec::new();
+        let mut ids = Vec::with_capacity(batch.txs.len());
+        {
+            let chain = shared.chain();
+            let budget = chain.config().block_gas_limit / n.max(1) as u64;
+            let mut gas = 0u64;
+            let known = verified.lock().unwrap_or_else(|p| p.into_inner());
+            for (i, raw) in batch.txs.iter().enumerate() {
+                let stx = SignedTransaction::from_bytes(raw, rules.max_tx_bytes)
+                    .map_err(|e| format!("transaction {i}: {e}"))?;
+                gas = gas.saturating_add(stx.tx.gas_limit);
+                if gas > budget {
+                    return Err(format!("the batch's gas limits exceed its share of a block ({budget})"));
+                }
+                let at = chain.account(&stx.sender()).nonce;
+                if stx.tx.nonce < at {
+                    return Err(format!("transaction {i}: nonce {} already used (account at {at})", stx.tx.nonce));
+                }
+                let id = tx_id(raw);
+                if !known.contains(&id) && !chain.mempool().holds(&stx) {
+                    to_check.push((i, stx));
+                }
+                ids.push(id);
+            }
+        }
+        {
+            use rayon::prelude::*;
+            let failed = to_check
+                .par_iter()
+                .with_min_len(16)
+                .find_map_first(|(i, t)| rules.check_decoded(t.clone()).err().map(|e| (*i, e)));
+            if let Some((i, e)) = failed {
+                return Err(format!("transaction {i}: {e}"));
+            }
+        }
+        let mut known = verified.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() + ids.len() > MAX_VERIFIED {
+            known.clear();
+        }
+        known.extend(ids);
+        Ok(())
+    })
+}
+
+/// Executes an epoch's delivered transactions as the next block, skipping
+/// those that do not execute; `None` when none does.
+fn execute(
+    chain: &gridledger_ledger::Chain,
+    validators: &[PublicKey],
+    verified: &Mutex<HashSet<Hash32>>,
+    d: &DeliveredEpoch<Sig>,
+    delivery: &Delivery,
+) -> Result<Option<ExecutedBlock>, String> {
+    if delivery.txs.is_empty() {
+        return Ok(None);
+    }
+    let mut times: Vec<u64> = d.batches.iter().map(|b| b.batch.time_ms).collect();
+    times.sort_unstable();
+    let median = times.get(times.len() / 2).copied().unwrap_or(0);
+    let proposer = d
+        .batches
+        .first()
+        .and_then(|b| validators.get(b.proposer as usize))
+        .copied()
+        .ok_or_else(|| format!("epoch {}: no accepted batch", d.epoch))?;
+    let tip = chain.tip().clone();
+    let chain_id = chain.genesis().chain_id;
+    let env = BlockEnv {
+        chain_id,
+        height: tip.height + 1,
+        timestamp: median.max(tip.timestamp + 1),
+        proposer: proposer.address(),
+        parent: tip.hash(),
+    };
+    let rules = chain.rules();
+    let known = verified.lock().unwrap_or_else(|p| p.into_inner());
+    let mut b = BlockBuilder::new(chain.state(), chain.registry(), env, chain.config().block_gas_limit);
+    let mut included = 0usize;
+    for raw in &delivery.txs {
+        let Ok(stx) = SignedTransaction::from_bytes(raw, rules.max_tx_bytes) else { continue };
+        match chain.store().tx_location(&stx.hash()) {
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(e) => return Err(format!("reading the transaction index: {e}")),
+        }
+        if !known.contains(&tx_id(raw)) && !chain.mempool().holds(&stx) && rules.check_decoded(stx.clone()).is_err() {
+            continue;
+        }
+        if b.push(stx).is_ok() {
+            included += 1;
+        }
+    }
+    drop(known);
+    if included == 0 {
+        return Ok(None);
+    }
+    let mut ex = b.finish(chain_id, tip.hash(), proposer, chain.state());
+    ex.block.seal = Seal::Epoch { epoch: d.epoch, decision: d.block_hash() };
+    Ok(Some(ex))
+}
+
+impl crate::engine::ConsensusEngine for LbftEngine {
+    fn start(&mut self) {
+        let step = self.replica.start();
+        self.process(step);
+    }
+
+    fn on_bytes(&mut self, from: u32, bytes: &[u8]) {
+        if let Some((&WIRE_LBFT, body)) = bytes.split_first() {
+            if self.halted.is_none() {
+                match decode::<LbftMessage>(body, MAX_FRAME) {
+                    Ok(m) => self.on_message(from, m),
+                    Err(e) => {
+                        self.shared.metrics.faults.fetch_add(1, Relaxed);
+                        tracing::warn!(from, "undecodable LBFT message: {e}");
+                    }
+                }
+            }
+        }
+        // The frame is consumed: its bytes leave the peer's inbound budget.
+        self.shared.release_inbound(from, bytes);
+    }
+
+    fn poll(&mut self) {
+        if self.halted.as_ref().is_some_and(|h| h.1 <= self.now_ms()) {
+            self.recover();
+        }
+        if self.halted.is_some() {
+            return;
+        }
+        // Transactions this node's clients submitted: proposed by it.
+        for tx in self.shared.take_outbox() {
+            self.queue.submit(tx.to_bytes());
+        }
+        if let Some(s) = self.take_proposal() {
+            self.process(s);
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        if self.halted.is_some() {
+            return;
+        }
+        if self.tick_at.is_some_and(|t| t <= self.now_ms()) {
+            self.tick_at = None;
+            let step = self.replica.handle_tick();
+            self.process(step);
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.now_ms()
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        self.tick_at.into_iter().chain(self.halted.as_ref().map(|h| h.1)).min()
+    }
+
+    fn halted(&self) -> Option<&str> {
+        self.halted.as_ref().map(|h| h.0.as_str())
+    }
+}
+
+/// Runs an LBFT validator until `Input::Stop`. Blocking: give it its own thread.
+pub fn run_lbft(
+    shared: Arc<Shared>,
+    key: KeyPair,
+    settings: LbftSettings,
+    transport: Box<dyn Transport>,
+    inbox: Receiver<Input>,
+) -> anyhow::Result<()> {
+    let mut e = LbftEngine::open(shared, &key, settings, transport)?;
+    crate::engine::run_engine(&mut e, inbox);
+    Ok(())
+}
