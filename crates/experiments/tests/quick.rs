@@ -140,7 +140,7 @@ fn ids_are_unique_and_listed_once() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
-    assert_eq!(ids.len(), 21);
+    assert_eq!(ids.len(), 25);
 }
 
 fn series<'a>(r: &'a ExperimentResult, name: &str) -> &'a gridledger_experiments::Series {
