@@ -1,3 +1,7 @@
+//! Prints the figures of the market report: primal-dual on case30 (uncongested and with line
+//! limits at 1e-4 of the ratings) and ALADIN on case33bw, 12x12 to 100x100, beside the Clarabel
+//! optimum. `cargo run --release -p gridledger-market --example figures`.
+
 use gridledger_market::aladin::{Aladin, AladinParams};
 use gridledger_market::central::solve;
 use gridledger_market::clearing::network_for;
