@@ -232,7 +232,9 @@ pub struct WatchArgs {
     /// The watch service's own account key (with --spec).
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// Stop after this many seconds (or when the channel closes).
+    /// Stop after this many seconds (or when the channel closes). A node
+    /// that does not answer at start is retried meanwhile; one never
+    /// reached within this time is an error.
     #[arg(long, default_value_t = 3_600)]
     pub timeout_s: u64,
     /// Print one JSON document instead of the summary.
@@ -280,6 +282,7 @@ fn fresh_desk_key_usable(rpc: &str, merchant: &KeyPair, desk_path: &Path) -> any
 /// Refuses a `--dirs` path that cannot become a party directory (an
 /// existing file, or below one) before anything is sent.
 fn dir_writable(d: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(!d.as_os_str().is_empty(), "--dirs: an empty path is not a directory");
     let mut p = Some(d);
     while let Some(x) = p {
         if x.as_os_str().is_empty() {
@@ -528,6 +531,37 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             // Reach the node before anything is written (no half-made desk key).
             crate::endpoint::probe(&a.rpc)?;
             fresh_desk_key_usable(&a.rpc, &merchant, &a.desk_key)?;
+            // Every approval is checked before a desk key is written: it
+            // must be this merchant's answer to this side's application.
+            // On an MSC `cns init` already made, a credit note must also fit
+            // the credit still available (as the contract counts it at
+            // open: notes locked in open channels and debt not yet settled).
+            for (i, (src, flag)) in sources.iter().zip(["--approval0", "--approval1"]).enumerate() {
+                let MscSource::Approval(ap) = src else { continue };
+                anyhow::ensure!(
+                    ap.approval.merchant == merchant.address(),
+                    "{flag}: the approval is from merchant {}, but --merchant-key is {} (nothing was sent)",
+                    ap.approval.merchant,
+                    merchant.address()
+                );
+                let client = gridledger_node::RpcClient::new(&a.rpc);
+                let (found, _) = gridledger_node::channel::spec::find_msc_of_approval(&client, &keys[i], ap)
+                    .with_context(|| format!("{flag} for --keys {} (nothing was sent)", a.keys[i].display()))?;
+                let Some(m) = found.filter(|_| [a.credit0, a.credit1][i]) else { continue };
+                let used = i128::try_from(m.ledger.locked.0).unwrap_or(i128::MAX) + m.ledger.exposure().max(0);
+                let limit = i128::try_from(m.credit_limit.0).unwrap_or(i128::MAX);
+                let available = u128::try_from((limit - used).max(0)).unwrap_or(0);
+                anyhow::ensure!(
+                    a.capacity[i] <= available,
+                    "--capacity of side {i} ({}) is above the credit still available on MSC {} of {flag} ({} of \
+                     {}: the rest is locked in open channels or owed); lower --capacity, or close channels / \
+                     settle the bill first (nothing was sent)",
+                    crate::units::show(a.capacity[i]),
+                    m.sid,
+                    crate::units::show(available),
+                    crate::units::show(m.credit_limit.0)
+                );
+            }
             let block_ms = a.block_ms.or_else(|| node_block_ms(&a.rpc)).unwrap_or(1_000);
             let min = gridledger_contracts::cns::MIN_T_DELTA_MS;
             // Defaults are in the chain's blocks, raised to a floor on a
@@ -744,10 +778,26 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                     (WatchSpec::from(&p), p.account()?)
                 }
             };
-            // A watch that cannot reach its node at all is an error, not a
-            // quiet, empty report (later outages are retried until --timeout-s).
-            crate::endpoint::probe(&spec.rpc)
-                .with_context(|| format!("the watch spec's rpc {} (the node the channel lives on)", spec.rpc))?;
+            // A watch that never reaches its node is an error, not a quiet,
+            // empty report. A node that is down at start (restarting) is
+            // retried until --timeout-s; later outages the watch rides out.
+            let limit = Duration::from_secs(a.timeout_s);
+            let started = std::time::Instant::now();
+            let mut warned = false;
+            while let Err(e) = crate::endpoint::probe(&spec.rpc) {
+                if started.elapsed() >= limit {
+                    return Err(e.context(format!(
+                        "the watch never reached its node at {} (the spec's rpc) within --timeout-s {}",
+                        spec.rpc, a.timeout_s
+                    )));
+                }
+                if !warned {
+                    eprintln!("no node answers at {} yet; retrying until --timeout-s {}", spec.rpc, a.timeout_s);
+                    warned = true;
+                }
+                std::thread::sleep(Duration::from_millis(500).min(limit.saturating_sub(started.elapsed())));
+            }
+            let limit = limit.saturating_sub(started.elapsed());
             // Under --json stdout carries one document (the report), so the
             // readiness line goes to stderr, as one JSON object. A closed
             // stdout does not end the watch (`println!` tolerates it).
@@ -756,7 +806,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             } else {
                 println!("watching channel {} from height {}", spec.cid, spec.start_height);
             }
-            let r = watch_with(&spec, account, &a.dir, Duration::from_secs(a.timeout_s), Duration::from_millis(100))?;
+            let r = watch_with(&spec, account, &a.dir, limit, Duration::from_millis(100))?;
             show_watch(a.json, &r)
         }
     }

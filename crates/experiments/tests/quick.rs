@@ -140,6 +140,7 @@ fn ids_are_unique_and_listed_once() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
+    // main's 20 plus the five market-* experiments
     assert_eq!(ids.len(), 25);
 }
 
