@@ -215,3 +215,41 @@ fn rpc_notification_gets_no_reply() {
     let reply = resp.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
     assert!(!reply.contains("\"jsonrpc\""), "a notification was answered: {resp}");
 }
+
+/// `testnet stop` then `testnet start` is how a user restarts a network.
+/// Expected: when `testnet stop` returns (exit 0), the network has stopped:
+/// its validators are gone and a `testnet start` may follow at once.
+/// Observed (code: `ops::stop_testnet` sends SIGTERM to the supervisor and
+/// returns at once; the supervisor then forwards it and waits up to 10 s):
+/// stop returns while validators still run, so `testnet stop && testnet
+/// start` fails with "already running". The assertion is a postcondition
+/// of `stop`, not a timing guess: a stop that waits always passes it.
+#[test]
+#[ignore = "attack: testnet stop returns before the validators have stopped"]
+fn testnet_stop_returns_only_once_the_network_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let rpc = free_run(4, 0..0);
+    let p2p = free_run(4, rpc..rpc + 4);
+    gl_ok(&[
+        "testnet",
+        "--no-start",
+        "--validators",
+        "4",
+        "--dir",
+        &d(&net),
+        "--rpc-port",
+        &rpc.to_string(),
+        "--p2p-port",
+        &p2p.to_string(),
+    ]);
+    let (mut sup, v0, _url) = start_testnet(&net, std::process::Stdio::null());
+    let o = gl(&["testnet", "stop", "--dir", &d(&net)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let still = pid_alive(v0);
+    let status = gl(&["testnet", "status", "--dir", &d(&net), "--json"]);
+    // The supervisor got SIGTERM: let it stop its validators (it kills them
+    // after 10 s) so the test leaves no process behind.
+    let _ = sup.wait();
+    assert!(!still, "validator-0 (pid {v0}) still runs after `testnet stop` returned; status: {}", stdout(&status));
+}
