@@ -253,3 +253,42 @@ fn testnet_stop_returns_only_once_the_network_stopped() {
     let _ = sup.wait();
     assert!(!still, "validator-0 (pid {v0}) still runs after `testnet stop` returned; status: {}", stdout(&status));
 }
+
+/// `keys new|import|export --out` is "refused if it exists". Hostile: `--out`
+/// is a dangling symlink (planted by another user in a shared directory, or
+/// left over). Expected: refused, nothing written through the link (the
+/// secret never lands at a path the user did not name). Observed (code:
+/// `refuse_existing` uses `Path::exists`, false for a dangling link;
+/// `write_secret` opens with create + truncate, no O_EXCL/O_NOFOLLOW): the
+/// plaintext secret is written to the link's target and the exit is 0.
+#[cfg(unix)]
+#[test]
+#[ignore = "attack: keys new --out follows a dangling symlink and writes the secret to its target"]
+fn keys_out_does_not_follow_a_dangling_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere.key");
+    let link = dir.path().join("a.key");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let o = gl(&["keys", "new", "--out", &d(&link)]);
+    assert!(
+        !target.exists(),
+        "the secret was written through the link to {} (exit {:?})",
+        target.display(),
+        o.status.code()
+    );
+    assert!(!o.status.success(), "exit 0: {}", stdout(&o));
+}
+
+/// Item 6, "units a person can read": an energy flag given in kWh, as a
+/// person says it. Expected: `--energy 1kWh` is either taken (1000 Wh) or
+/// refused naming the unit the flag wants (Wh). Observed (code: `energy:
+/// u64` with clap's default parser): "invalid digit found in string" — the
+/// unit is named nowhere but in `--help`.
+#[test]
+#[ignore = "attack: --energy 1kWh refused with 'invalid digit found in string', unit not named"]
+fn energy_in_kwh_is_taken_or_refused_naming_wh() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = gl(&["channel", "pay", "--dir", &d(dir.path()), "--energy", "1kWh", "--price", "200"]);
+    let err = stderr(&o).replace("1kWh", "");
+    assert!(o.status.success() || err.contains("Wh"), "error does not name the unit: {err}");
+}
