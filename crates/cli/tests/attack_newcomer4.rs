@@ -292,3 +292,47 @@ fn energy_in_kwh_is_taken_or_refused_naming_wh() {
     let err = stderr(&o).replace("1kWh", "");
     assert!(o.status.success() || err.contains("Wh"), "error does not name the unit: {err}");
 }
+
+/// Item 2, "the flag that fixes it": a node whose operator raised
+/// `[chain] min_gas_price` (a documented key) above the CLI's default gas
+/// price of 1. Expected: `transfer` is refused naming `--gas-price` and the
+/// node's minimum. Observed (code: `ops::transfer` wraps the node's
+/// `GasPriceTooLow` as "sending the transfer to URL: ... gas price 1 below
+/// the minimum 5"): the fixing flag is named nowhere. (`ior day --rpc`
+/// signs every funding transfer at gas price 1 and has no flag at all.)
+#[test]
+#[ignore = "attack: transfer below the node's min_gas_price does not name --gas-price"]
+fn gas_price_below_the_nodes_minimum_names_the_flag() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("mychain");
+    gl_ok(&["init", "--dir", &d(&dir), "--accounts", "2", "--listen", "127.0.0.1:0"]);
+    let cfg = dir.join("node.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let raised: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("min_gas_price") {
+                "min_gas_price = \"5\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(raised.contains("min_gas_price = \"5\""), "init wrote no min_gas_price line:\n{text}");
+    std::fs::write(&cfg, raised + "\n").unwrap();
+    let mut node = std::process::Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = wait_file(&dir.join("node.url"), &mut node);
+    let _node = Procs(vec![node]);
+    let to = dev_key(1).address().to_string();
+    let key = d(&dir.join("keys/account-0.key"));
+    let o = gl(&["transfer", "--rpc", &url, "--key", &key, "--to", &to, "--amount", "1.5"]);
+    assert!(!o.status.success(), "a transfer at gas price 1 was accepted by a node with minimum 5");
+    assert!(stderr(&o).contains("--gas-price"), "{}", stderr(&o));
+}
