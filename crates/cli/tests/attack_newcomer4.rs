@@ -204,6 +204,8 @@ fn rpc_notification_gets_no_reply() {
     let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
     let body = r#"{"jsonrpc":"2.0","method":"gl_chainInfo","params":[]}"#;
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    // A server that kept the connection open would fail the test, not hang it.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
     write!(
         s,
         "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
