@@ -1,8 +1,8 @@
 //! Attacks on the proposal window, folded payments, the update fallback and
 //! the store log (issue 10, second round). Each test states what a careful
-//! user expects and fails on the code it was written against; they are
-//! `#[ignore]`d so main stays green. Run them with
-//! `cargo test -p gridledger-channels --test attack_window -- --ignored`.
+//! user expects and failed on the code it was written against (the
+//! "Observed" of each); all are fixed and run by default:
+//! `cargo test -p gridledger-channels --test attack_window`.
 
 use gridledger_channels::disk::load_store;
 use gridledger_channels::driver::{Duo, DuoConfig};
@@ -59,7 +59,6 @@ impl UpdatePolicy for DeliveryCap {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_fold_is_checked_against_a_cumulative_policy -- --ignored`.
 #[test]
-#[ignore = "attack: folded trades are each policy-checked against the same pre-fold state, so cumulative caps are bypassed"]
 fn a_fold_is_checked_against_a_cumulative_policy() {
     let cap = 2_500;
     let with_cap = |dir: &std::path::Path| {
@@ -114,7 +113,6 @@ fn a_fold_is_checked_against_a_cumulative_policy() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_late_acceptance_after_fallback_reports_the_payment -- --ignored`.
 #[test]
-#[ignore = "attack: a payment reported as fallen back is later co-signed by a late acceptance with no PaymentSent event"]
 fn a_late_acceptance_after_fallback_reports_the_payment() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = duo(dir.path(), 1);
@@ -167,7 +165,6 @@ fn a_late_acceptance_after_fallback_reports_the_payment() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_fallback_flood_does_not_starve_the_settle -- --ignored`.
 #[test]
-#[ignore = "attack: peer Fallback flood keeps a persist outstanding so tick() never settles the dispute"]
 fn a_fallback_flood_does_not_starve_the_settle() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = duo(dir.path(), 1);
@@ -217,7 +214,6 @@ fn a_fallback_flood_does_not_starve_the_settle() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_fifo_store_log_is_refused_not_waited_on -- --ignored`.
 #[test]
-#[ignore = "attack: a FIFO (or /dev/zero link) as store.log hangs (or exhausts memory of) whoever loads the party dir"]
 fn a_fifo_store_log_is_refused_not_waited_on() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join(gridledger_channels::disk::LOG_FILE);
@@ -257,7 +253,6 @@ fn a_fifo_store_log_is_refused_not_waited_on() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_payment_is_announced_only_once_durable -- --ignored`.
 #[test]
-#[ignore = "attack: PaymentReceived is emitted before the acceptance is persisted; a crash in between announces a payment that never lands"]
 fn a_payment_is_announced_only_once_durable() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = duo(dir.path(), 1);
@@ -301,7 +296,6 @@ fn a_payment_is_announced_only_once_durable() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// window_one_withheld_acceptances_do_not_fault_the_honest_raiser -- --ignored`.
 #[test]
-#[ignore = "attack: with window 1, fallback skips counters; peer co-signs+withholds two proposals and gets the honest raiser faulted"]
 fn window_one_withheld_acceptances_do_not_fault_the_honest_raiser() {
     use gridledger_contracts::cns::{ChannelStateArgs, SignedState};
     let dir = tempfile::tempdir().unwrap();
@@ -372,7 +366,6 @@ impl UpdatePolicy for KeepFloor {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// auto_pay_is_checked_against_the_window_tip -- --ignored`.
 #[test]
-#[ignore = "attack: auto_pay with window > 1 checks each request against the co-signed state, not the window tip"]
 fn auto_pay_is_checked_against_the_window_tip() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = duo(dir.path(), 4);
@@ -414,7 +407,6 @@ fn auto_pay_is_checked_against_the_window_tip() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_stale_reject_does_not_split_the_parties -- --ignored`.
 #[test]
-#[ignore = "attack: a Reject of a stale retransmission clears the abandoned list; the parties end on different co-signed states"]
 fn a_stale_reject_does_not_split_the_parties() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -539,7 +531,6 @@ fn sweep_seed(seed: u64) -> Result<(), String> {
 /// a_seeded_sweep_never_splits_the_parties -- --ignored` (the 17 seeds,
 /// seconds); `GRIDLEDGER_ATTACK_SWEEP=700` runs seeds 0..700 (≈2.5 min debug).
 #[test]
-#[ignore = "attack: seeded loss/crash/fallback sweep leaves honest parties on different co-signed states (17/700 seeds, window >= 2)"]
 fn a_seeded_sweep_never_splits_the_parties() {
     let seeds: Vec<u64> = match std::env::var("GRIDLEDGER_ATTACK_SWEEP").ok().and_then(|s| s.parse().ok()) {
         Some(n) => (0..n).collect(),
@@ -565,7 +556,6 @@ fn a_seeded_sweep_never_splits_the_parties() {
 /// Reproduce: `cargo test -p gridledger-channels --test attack_window
 /// a_state_learnt_from_the_chain_reports_the_payments_it_holds -- --ignored`.
 #[test]
-#[ignore = "attack: OnChain adoption of our own window state emits no PaymentSent; the party reports included payments as failed"]
 fn a_state_learnt_from_the_chain_reports_the_payments_it_holds() {
     use gridledger_contracts::cns::SignedState;
     let dir = tempfile::tempdir().unwrap();

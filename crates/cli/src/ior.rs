@@ -120,10 +120,12 @@ pub struct DayArgs {
     /// which runs both chains' contracts).
     #[arg(long, value_parser = crate::endpoint::parse_rpc, requires = "rpc", value_name = "URL")]
     pub secondary_rpc: Option<String>,
-    /// With --rpc: key file of a funded account that pays the day's
-    /// accounts (the development accounts 0..N, whose keys are public:
-    /// use a test network) what they need (IOR funding, node deposits and
-    /// gas), topping each up to that amount.
+    /// With --rpc: key file (or encrypted keystore: password from
+    /// GRIDLEDGER_PASSWORD_FILE, GRIDLEDGER_PASSWORD or the terminal) of a
+    /// funded account that pays the day's accounts (the development
+    /// accounts 0..N, whose keys are public: use a test network) what they
+    /// need (IOR funding, node deposits and gas), topping each up to that
+    /// amount.
     #[arg(long, value_name = "FILE", requires = "rpc")]
     pub from: Option<std::path::PathBuf>,
     /// With --rpc: length of a delivery slot on chain (ms, whole seconds;
@@ -333,7 +335,7 @@ fn write_day_report(
         return Ok(None);
     }
     let primary = primary_label(a);
-    let report = gridledger_experiments::html::DemoReport { chain: None, channel: None, day: r, primary };
+    let report = gridledger_experiments::html::DemoReport { chain: None, channel: None, xchain: None, day: r, primary };
     Ok(Some(gridledger_experiments::html::write_report_as(&a.report_dir, name, &report)?))
 }
 
@@ -480,7 +482,8 @@ fn rpc_day(
     use anyhow::Context;
     use gridledger_node::client::RpcChain;
     use gridledger_rollup::demo::DemoError;
-    let funder = gridledger_node::config::read_key(from).with_context(|| format!("--from {}", from.display()))?;
+    let password = crate::ops::PasswordArgs { password_file: None };
+    let funder = crate::ops::read_key_with(from, &password).with_context(|| format!("--from {}", from.display()))?;
     for u in [url, secondary] {
         crate::endpoint::probe(u)?;
     }

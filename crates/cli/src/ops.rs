@@ -251,7 +251,8 @@ fn refuse_existing(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_key_with(path: &Path, password: &PasswordArgs) -> anyhow::Result<KeyPair> {
+/// A key file, plaintext or an encrypted keystore (opened with `password`).
+pub(crate) fn read_key_with(path: &Path, password: &PasswordArgs) -> anyhow::Result<KeyPair> {
     let text = gridledger_node::config::read_key_text(path)?;
     if keystore::is_keystore(&text) {
         return keystore::open(&text, &password.get()?).with_context(|| format!("opening {}", path.display()));

@@ -195,19 +195,6 @@ fn prepare_listen_same_address_twice_is_refused() {
     assert!(!p1.join("party.json").exists() && !p2.join("party.json").exists(), "party directories written");
 }
 
-/// `n` consecutive free loopback ports (checked by binding each).
-fn free_run(n: u16, avoid: std::ops::Range<u16>) -> u16 {
-    loop {
-        let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if base > 65_000 || (avoid.start <= base + n && base <= avoid.end) {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-}
-
 /// Busy-port checks in `testnet`: `testnet --validators 4` refuses ports
 /// another process holds before anything starts, but `testnet start` of a
 /// network made with `--no-start` does not. Expected: `testnet start` with
@@ -473,4 +460,109 @@ fn cns_connection_errors_name_the_url_and_flag() {
         assert!(!o.status.success(), "{args:?} exited 0");
         assert!(err.contains(&rpc) && err.contains("--rpc"), "{args:?}: error names neither {rpc} nor --rpc: {err}");
     }
+}
+
+/// Follow-up of the credit-limit finding: on the MSC `cns init` made, a
+/// credit note must also fit the credit still *available*. With 0.15 of a
+/// 0.2 coin line locked in an open channel, a second channel's 0.1 coin
+/// note is refused by `prepare`, naming what is available, before anything
+/// is sent (the contract would refuse it only at `channel open`).
+#[test]
+fn prepare_credit_note_above_the_available_credit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (_node, url) = dev_node(root, 3);
+    let k = |i: usize| root.join(format!("k{i}.key"));
+    let (docs, app, approval) = (root.join("id.pdf"), root.join("app.json"), root.join("approval.json"));
+    std::fs::write(&docs, b"identity document").unwrap();
+    gl_ok(&["cns", "apply", "--key", &d(&k(1)), "--docs", &d(&docs), "--credit", "0.2", "--out", &d(&app)]);
+    let desk = root.join("desk.key");
+    gl_ok(&[
+        "cns",
+        "approve",
+        "--rpc",
+        &url,
+        "--merchant-key",
+        &d(&k(0)),
+        "--desk-key",
+        &d(&desk),
+        "--application",
+        &d(&app),
+        "--out",
+        &d(&approval),
+    ]);
+    gl_ok(&["cns", "init", "--rpc", &url, "--key", &d(&k(1)), "--approval", &d(&approval)]);
+    let on_credit = |capacity: &str| {
+        [
+            "--approval0".to_string(),
+            d(&approval),
+            "--credit0".into(),
+            "--capacity".into(),
+            capacity.into(),
+            "0.1".into(),
+        ]
+    };
+    let args = on_credit("0.15");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (p1, p2) = (root.join("p1"), root.join("p2"));
+    run_ok(&mut prepare_cmd(&url, &k(0), &desk, [&k(1), &k(2)], [&p1, &p2], &args));
+    let _open = open_both([&p1, &p2], &[]);
+    let before = msc_count(&url);
+    let args = on_credit("0.1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (q1, q2) = (root.join("q1"), root.join("q2"));
+    let o = prepare_cmd(&url, &k(0), &desk, [&k(1), &k(2)], [&q1, &q2], &args).output().unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success(), "a 0.1 coin note with 0.05 coin available prepared:\n{}", stdout(&o));
+    assert!(err.contains("available") && err.contains("0.050000 coin"), "{err}");
+    assert_eq!(msc_count(&url), before, "a refused prepare opened an MSC");
+    assert!(!q1.join("party.json").exists() && !q2.join("party.json").exists(), "party directories written");
+}
+
+/// The other side of the unreachable-node finding: a watch started while
+/// its node is down (restarting) keeps trying until --timeout-s and, once
+/// the node answers, watches as usual. Here the spec's rpc is a port where
+/// a forwarding proxy to the node appears only after the watch said it is
+/// retrying (its stderr line is the signal, no sleep).
+#[test]
+fn channel_watch_waits_for_a_node_that_comes_up_late() {
+    use std::io::{BufRead, BufReader};
+    use std::net::{TcpListener, TcpStream};
+    let (dir, _node, url, dirs) = prepared_channel(["p1", "p2"], &[]);
+    let spec = dir.path().join("watch.json");
+    gl_ok(&["channel", "watch-spec", "--dir", &d(&dirs[0]), "--out", &d(&spec)]);
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    v["rpc"] = serde_json::json!(format!("http://127.0.0.1:{port}"));
+    std::fs::write(&spec, v.to_string()).unwrap();
+    let key = dir.path().join("k1.key");
+    let mut watch = Command::new(BIN)
+        .args(["channel", "watch", "--spec", &d(&spec), "--key", &d(&key), "--dir", &d(&dirs[0]), "--timeout-s", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(watch.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("retrying") && line.contains(&port.to_string()), "{line}");
+    // The node "comes back": a proxy on the spec's port forwards to it.
+    let target = url.trim_start_matches("http://").to_string();
+    let proxy = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    fn pipe(mut from: TcpStream, mut to: TcpStream) {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    }
+    std::thread::spawn(move || {
+        for client in proxy.incoming().map_while(Result::ok) {
+            let Ok(server) = TcpStream::connect(&target) else { return };
+            let (c, s) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || pipe(c, s));
+            std::thread::spawn(move || pipe(server, client));
+        }
+    });
+    let mut ready = String::new();
+    BufReader::new(watch.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    let _procs = Procs(vec![watch]);
+    assert!(ready.starts_with("watching channel"), "the watch did not start once its node answered: {ready:?}");
 }

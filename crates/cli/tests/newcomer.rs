@@ -836,3 +836,113 @@ fn data_directory_page_names_every_file() {
         .collect();
     assert!(missing.is_empty(), "files of a chain directory not in docs/operations.md: {missing:?}");
 }
+
+/// The commands of the first ```sh block after `heading` in `readme`:
+/// continuation lines joined, each with its trailing `# comment`.
+fn readme_commands(readme: &str, heading: &str) -> Vec<(String, String)> {
+    let start = readme.find(heading).unwrap_or_else(|| panic!("README has no {heading:?}"));
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").expect("sh block") + 6..];
+    let block = &block[..block.find("```").expect("end of block")];
+    let mut lines = Vec::new();
+    let mut pending = String::new();
+    for l in block.lines() {
+        let (cmd, comment) = l.split_once(" # ").unwrap_or((l, ""));
+        let cmd = cmd.trim_end();
+        if let Some(c) = cmd.strip_suffix('\\') {
+            pending.push_str(c);
+            continue;
+        }
+        pending.push_str(cmd);
+        if !pending.trim().is_empty() {
+            lines.push((std::mem::take(&mut pending), comment.trim().to_string()));
+        }
+    }
+    lines
+}
+
+/// Issue 17, "done when": the README's walk-through (own chain, a
+/// transfer, a channel payment), its commands run as written, in order, in
+/// a fresh directory. The one deviation is the port: `init` gets
+/// `--listen 127.0.0.1:0` and every command `GRIDLEDGER_RPC=mychain` (the
+/// chain directory, which the README documents as an --rpc form), so the
+/// test never collides with a node on 8645. The README's promised output
+/// (`1.500000 coin` for alice) is checked, both channel parties end with
+/// the channel closed, and the credit-line block that follows (`cns apply
+/// → approve → init → channel prepare --approval0 --credit0`) runs on the
+/// same chain.
+#[test]
+fn readme_walk_through_runs_as_written() {
+    let readme = include_str!("../../../README.md");
+    let mut lines = readme_commands(readme, "Your own chain, a transfer, and a credit-note channel payment");
+    let walk = lines.len();
+    // Then the participant's own credit line, on the same chain.
+    lines.extend(readme_commands(readme, "A participant's own credit line"));
+    assert!(walk >= 8 && lines.len() >= walk + 4, "{lines:?}");
+    let root = tempfile::tempdir().unwrap();
+    let cwd = root.path();
+    // The identity document the README's `cns apply --docs id.pdf` names.
+    std::fs::write(cwd.join("id.pdf"), b"a participant's identity document").unwrap();
+    let cmd = |args: &[String]| {
+        let mut c = Command::new(BIN);
+        c.args(args).current_dir(cwd).env("GRIDLEDGER_RPC", "mychain");
+        c
+    };
+    let mut procs = Procs(Vec::new());
+    let mut alice = String::new();
+    let mut opened = Vec::new();
+    for (line, comment) in &lines {
+        let line = line.replace("<alice's address>", &alice);
+        let mut args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        assert_eq!(args.first().map(String::as_str), Some("gridledger"), "{line}");
+        args.remove(0);
+        let sub: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
+        match sub.as_slice() {
+            ["init", ..] => {
+                args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+                run_ok(&mut cmd(&args));
+            }
+            ["node", ..] => {
+                let mut node = cmd(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+                wait_file(&cwd.join("mychain/node.url"), &mut node);
+                procs.0.push(node);
+            }
+            ["channel", "open"] => {
+                let dir = cwd.join(&args[3]);
+                procs.0.push(cmd(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+                opened.push(dir);
+                if opened.len() == 2 {
+                    // What a user sees in the two terminals before paying.
+                    opened.iter().for_each(|d| wait_open(d));
+                }
+            }
+            _ => {
+                let out = run_ok(&mut cmd(&args));
+                if sub == ["keys", "new"] {
+                    alice = out
+                        .lines()
+                        .find_map(|l| l.strip_prefix("address")?.split_whitespace().next().map(String::from))
+                        .expect("keys new prints the address");
+                }
+                if sub == ["query", "account"] {
+                    let promised = comment.split(" (").next().unwrap();
+                    assert!(out.contains(promised), "README promises {comment:?}, got:\n{out}");
+                }
+            }
+        }
+    }
+    assert_eq!(opened.len(), 2, "the walk-through opens both sides");
+    assert!(cwd.join("q1/party.json").exists(), "the credit-line channel was prepared");
+    // Both parties' processes end once the close settled.
+    let t = Instant::now();
+    for p in procs.0.iter_mut().skip(1) {
+        let status = loop {
+            if let Some(s) = p.try_wait().unwrap() {
+                break s;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "a channel party still runs after the close");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "a channel party exited with {status}");
+    }
+}

@@ -6,20 +6,6 @@ mod common;
 use common::*;
 
 impl Fx {
-    fn open_args(&self, index: u64) -> Vec<u8> {
-        args(&ChannelOpenArgs { scid: self.scid, open: self.cosign(self.state(index, 0, [1_000, 1_000], false)) })
-    }
-    /// Opens channel `index` with deposits of 1000 each.
-    fn open(&mut self, index: u64) -> Hash32 {
-        let a = self.open_args(index);
-        self.ok(0, "channel_open", a, Amount::ZERO);
-        let cid = derive_cid(&self.scid, index);
-        for side in 0..2u8 {
-            let a = args(&ChannelFundArgs { cid, side, funding: Funding::Deposit });
-            self.ok(side as usize, "channel_fund", a, Amount(1_000));
-        }
-        cid
-    }
     fn update(&mut self, index: u64, counter: u64, b: [u128; 2]) -> SignedState {
         let s = self.cosign(self.state(index, counter, b, false));
         self.ok(0, "channel_update", args(&ChannelStateArgs { state: s.clone() }), Amount::ZERO);
@@ -27,44 +13,6 @@ impl Fx {
     }
     fn dispute(&mut self, side: usize, s: SignedState) -> Receipt {
         self.ok(side, "channel_dispute", args(&ChannelDisputeArgs { side: side as u8, state: s }), Amount::ZERO)
-    }
-
-    /// The refused call changes nothing but nonce and fee: every storage
-    /// entry of the contract and its balance are as before.
-    fn refused(&mut self, side: usize, method: &str, a: Vec<u8>, value: Amount, reason: &str) {
-        let key = self.accts[side].clone();
-        self.refused_by(&key, method, a, value, reason)
-    }
-
-    /// [`Self::refused`] for a call sent by any key.
-    fn refused_by(&mut self, key: &KeyPair, method: &str, a: Vec<u8>, value: Amount, reason: &str) {
-        let snapshot = |dc: &DevChain| -> Vec<(Vec<u8>, Vec<u8>)> {
-            let mut v: Vec<_> = dc
-                .chain
-                .state()
-                .iter()
-                .filter(|(k, _)| k.first() == Some(&0x02))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            v.sort();
-            v
-        };
-        let before = snapshot(&self.dc);
-        let acct = self.dc.chain.state().account(&key.address());
-        let held = self.dc.chain.state().account(&contract_address(CNS_ID)).balance;
-        let r = self.dc.call(key, CNS_ID, method, a, value).unwrap();
-        match &r.status {
-            TxStatus::Reverted(why) => {
-                assert!(why.contains(reason), "reason {why:?} lacks {reason:?}")
-            }
-            s => panic!("{method}: expected a revert, got {s:?}"),
-        }
-        assert!(r.events.is_empty());
-        assert_eq!(snapshot(&self.dc), before, "contract storage changed");
-        let after = self.dc.chain.state().account(&key.address());
-        assert_eq!(after.nonce, acct.nonce + 1);
-        assert_eq!(after.balance.0, acct.balance.0 - r.fee.0);
-        assert_eq!(self.dc.chain.state().account(&contract_address(CNS_ID)).balance, held);
     }
 }
 
@@ -257,8 +205,9 @@ fn overturned_disputes_grey_then_blacklist_the_raiser() {
     // shown to have held co-signed: grey after 1, black at 3. Channels 0
     // and 1: the newer state is side 1's purchase, which side 0 accepted
     // (the acceptor holds the co-signed state first). Channel 2: side 0's
-    // own proposal, but two counters past its dispute, so it held the one
-    // in between.
+    // own proposal, but not built directly on the disputed state (2,000 Wh
+    // delivered past it by a trade of 1,000 Wh), so side 0 held a state in
+    // between co-signed.
     for idx in 0..3u64 {
         f.open(idx);
         let s1 = f.update(idx, 1, [900, 1_100]);
@@ -292,8 +241,8 @@ fn overturned_disputes_grey_then_blacklist_the_raiser() {
 }
 
 /// The one state an honest raiser may lack co-signed is its own payment
-/// proposal one counter ahead (the peer signed it and withheld the
-/// acceptance): a dispute overturned by exactly that books no fault.
+/// proposal built on the disputed state (the peer signed it and withheld
+/// the acceptance): a dispute overturned by exactly that books no fault.
 #[test]
 fn overturned_by_the_raisers_own_unacknowledged_proposal_is_no_fault() {
     let d = tempfile::tempdir().unwrap();
@@ -311,6 +260,45 @@ fn overturned_by_the_raisers_own_unacknowledged_proposal_is_no_fault() {
     assert_eq!((msc.disputes_at_fault, msc.standing), (0, cns::Standing::Good));
     let ch = cns::read::channel(f.dc.chain.state(), &derive_cid(&f.scid, 0)).unwrap().unwrap();
     assert_eq!((ch.status, ch.latest.state.counter), (cns::ChannelStatus::Open, 2), "the newer state stands");
+}
+
+/// With the update fallback an honest raiser's counters skip: its own
+/// proposal built directly on the disputed state excuses it at any counter
+/// distance, and so does the final state of the disputed one; its own
+/// proposal stacked on a second of its own does not.
+#[test]
+fn overturned_by_own_proposal_on_the_disputed_state_is_no_fault_at_any_distance() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 10);
+    let trade = cns::Trade { buyer: 0, energy: Energy(1_000), price_per_kwh: Amount(100), amount: Amount(100) };
+    let mut faults = vec![];
+    for idx in 0..3u64 {
+        f.open(idx);
+        let s1 = f.update(idx, 1, [900, 1_100]);
+        let newer = match idx {
+            // Own payment at counter 5 (2..4 fell back), built on counter 1.
+            0 => {
+                let mut st = f.state(idx, 5, [800, 1_200], false);
+                st.energy = [Energy::ZERO, Energy(1_000)];
+                st.last_trade = Some(trade);
+                st
+            }
+            // The close of counter 1, proposed by either side.
+            1 => f.state(idx, 4, [900, 1_100], true),
+            // Own payment stacked on another own payment past counter 1.
+            _ => {
+                let mut st = f.state(idx, 3, [700, 1_300], false);
+                st.energy = [Energy::ZERO, Energy(2_000)];
+                st.last_trade = Some(trade);
+                st
+            }
+        };
+        let newer = f.cosign(newer);
+        f.dispute(0, s1);
+        f.ok(1, "channel_resolve", args(&ChannelStateArgs { state: newer }), Amount::ZERO);
+        faults.push(cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap().disputes_at_fault);
+    }
+    assert_eq!(faults, vec![0, 0, 1], "faults after each overturned dispute");
 }
 
 /// Per-call gas does not grow with the channel's history: the ESC and MSC
@@ -333,8 +321,9 @@ fn channel_calls_cost_the_same_gas_however_long_the_history() {
         }
         let c = updates + 1;
         // The raiser's own unacknowledged purchase: no fault in either
-        // channel, so both resolves do the same work.
-        let mut st = f.state(idx, c, [1_000 - c as u128 + 1, 1_000 + c as u128 - 1], false);
+        // channel, so both resolves do the same work. Side 1 pays 1 on top
+        // of the disputed state.
+        let mut st = f.state(idx, c, [1_000 - c as u128 + 2, 1_000 + c as u128 - 2], false);
         st.energy = [Energy(1_000), Energy::ZERO];
         st.last_trade =
             Some(cns::Trade { buyer: 1, energy: Energy(1_000), price_per_kwh: Amount(1), amount: Amount(1) });
@@ -543,7 +532,7 @@ fn a_credit_note_cannot_draw_on_what_the_merchant_owes() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 3);
     let mkey = dev_key(0);
-    f.open_credit(0);
+    f.open_on_credit(0);
     let fin = f.cosign(f.state(0, 1, [1_500, 500], true));
     f.ok(1, "channel_close", args(&ChannelStateArgs { state: fin }), Amount::ZERO);
     let m = cns::read::merchant(f.dc.chain.state(), &mkey.address()).unwrap().unwrap();
@@ -575,20 +564,9 @@ fn call(who: &KeyPair, method: &'static str, args: Vec<u8>, value: Amount) -> Ca
 }
 
 impl Fx {
-    /// Registers channel `index` with side 0 on a 1_000 credit note and side
-    /// 1 on a 1_000 deposit, funds both.
-    fn open_credit(&mut self, index: u64) -> Hash32 {
-        let open = self.cosign(self.state(index, 0, [1_000, 1_000], false));
-        self.ok(0, "channel_open", args(&ChannelOpenArgs { scid: self.scid, open }), Amount::ZERO);
-        let cid = derive_cid(&self.scid, index);
-        let note = self.desk.sign_note(self.sids[0], cid, Amount(1_000), 100 + index);
-        self.ok(0, "channel_fund", args(&ChannelFundArgs { cid, side: 0, funding: note }), Amount::ZERO);
-        self.ok(1, "channel_fund", args(&ChannelFundArgs { cid, side: 1, funding: Funding::Deposit }), Amount(1_000));
-        cid
-    }
     /// A credit channel closed with side 0 at 500: a pending debit of 500.
     fn closed_with_debit(&mut self) -> Hash32 {
-        let cid = self.open_credit(0);
+        let cid = self.open_on_credit(0);
         let fin = self.cosign(self.state(0, 1, [500, 1_500], true));
         self.ok(1, "channel_close", args(&ChannelStateArgs { state: fin }), Amount::ZERO);
         cid
@@ -898,7 +876,7 @@ fn every_refusal_reason_is_refused_with_its_reason_and_changes_nothing() {
             call(&f.accts[1], "msc_close", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
         }),
         ("credit still locked, pending or outstanding", |f| {
-            f.open_credit(0);
+            f.open_on_credit(0);
             call(&f.accts[0], "msc_close", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
         }),
         ("MSC already closed", |f| {

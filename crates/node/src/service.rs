@@ -431,8 +431,18 @@ impl Node {
     }
 }
 
+/// The single-validator producer: a block every `interval` (the first one
+/// interval after start, so transactions sent right after start wait for
+/// a block like any others), at once again while a full block is waiting.
 fn produce_loop(shared: &Shared, key: &KeyPair, interval: Duration) {
+    let mut backlog = false;
     while !shared.stop.load(Relaxed) {
+        if !std::mem::take(&mut backlog) {
+            shared.wait(interval);
+            if shared.stop.load(Relaxed) {
+                break;
+            }
+        }
         let started = Instant::now();
         let result = shared.chain().produce_block(key, now_ms());
         let pending = shared.chain().mempool().len();
@@ -447,9 +457,7 @@ fn produce_loop(shared: &Shared, key: &KeyPair, interval: Duration) {
                 );
                 shared.set_fault(None);
                 shared.record(&c, started.elapsed());
-                if pending >= shared.max_block_txs {
-                    continue;
-                }
+                backlog = pending >= shared.max_block_txs;
             }
             Ok(None) => {
                 shared.set_fault(None);
@@ -462,7 +470,6 @@ fn produce_loop(shared: &Shared, key: &KeyPair, interval: Duration) {
                 shared.set_fault(Some(e.to_string()));
             }
         }
-        shared.wait(interval);
     }
 }
 

@@ -198,3 +198,16 @@ pub fn start_testnet(net: &Path, stderr: Stdio) -> (Child, i32, String) {
     let url = wait_file(&v0.join("node.url"), &mut sup);
     (sup, pid, url)
 }
+
+/// `n` consecutive free loopback ports (checked by binding each).
+pub fn free_run(n: u16, avoid: std::ops::Range<u16>) -> u16 {
+    loop {
+        let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if base > 65_000 || (avoid.start <= base + n && base <= avoid.end) {
+            continue;
+        }
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
