@@ -10,6 +10,7 @@
 //!   reusing the project's Merkle tree.
 
 pub mod aead;
+pub mod coding;
 pub mod error;
 pub mod field;
 pub mod kzg;
