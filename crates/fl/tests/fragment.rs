@@ -82,3 +82,17 @@ fn over_degree_commitment_is_caught_as_inconsistent_by_decoding() {
     }
     assert!(matches!(code.decode(&shares), Err(FlError::Inconsistent { .. })));
 }
+
+#[test]
+fn every_length_roundtrips_from_the_last_k_positions() {
+    let kzg = Kzg::insecure_from_seed(16, 4);
+    for len in (0..=300).step_by(23) {
+        let msg: Vec<u8> = (0..len as u32).map(|i| (i * 7 + len as u32) as u8).collect();
+        let f = encode_fragment(&kzg, &KEY, &CTX, &msg, 16).unwrap();
+        let k = f.ciphertext_len.div_ceil(31);
+        let tail = &f.subfragments[16 - k..];
+        let (r, faults) = decode_fragment(&kzg, &KEY, &CTX, &f.commitment, f.ciphertext_len, 16, tail);
+        assert_eq!(r.unwrap(), msg, "len={len}");
+        assert!(faults.is_empty());
+    }
+}
