@@ -413,8 +413,10 @@ fn a_byzantine_proposers_invalid_batch_is_never_certified() {
     for i in 0..3u32 {
         for e in 0..2 {
             assert!(
-                net.faults.iter().any(|(at, f)| *at == i
-                    && matches!(f, Fault::InvalidBatch { proposer: 3, epoch, .. } if *epoch == e)),
+                net.faults
+                    .iter()
+                    .any(|(at, f)| *at == i
+                        && matches!(f, Fault::InvalidBatch { proposer: 3, epoch, .. } if *epoch == e)),
                 "replica {i} reported replica 3's epoch-{e} batch: {:?}",
                 net.faults
             );
