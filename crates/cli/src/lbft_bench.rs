@@ -537,10 +537,17 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let (net, mut inbound) = rt.block_on(gridledger_net::Network::start(net_cfg, validator_key(me)))?;
     let others: Vec<u32> = (0..n as u32).filter(|&i| i != me).collect();
     anyhow::ensure!(rt.block_on(net.wait_connected(&others, Duration::from_secs(30))), "peers did not connect");
-    let (tx_in, rx) = mpsc::channel::<Input>();
+    // Two inboxes: consensus messages are handled before clients'
+    // transactions, so a backlog of admissions never delays an epoch.
+    let (cons_in, cons_rx) = mpsc::channel::<Input>();
+    let (txs_in, txs_rx) = mpsc::channel::<Vec<u8>>();
     rt.spawn(async move {
         while let Some((from, bytes)) = inbound.recv().await {
-            if tx_in.send(Input::Peer(from, bytes.to_vec())).is_err() {
+            let sent = match bytes.first() {
+                Some(&WIRE_TXS) => txs_in.send(bytes[1..].to_vec()).is_ok(),
+                _ => cons_in.send(Input::Peer(from, bytes.to_vec())).is_ok(),
+            };
+            if !sent {
                 break;
             }
         }
@@ -623,6 +630,9 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let mut bytes_at_start = 0u64;
     let mut bytes_at_end = 0u64;
     let mut measuring = false;
+    let debug = std::env::var_os("GRIDLEDGER_BENCH_DEBUG").is_some();
+    let mut next_debug = Instant::now();
+    let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut steps: Vec<Step<_, _>> = vec![replica.start()];
     loop {
         // Process steps: persist, send, deliver, ask for batches.
@@ -732,6 +742,16 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         if elapsed >= end {
             break;
         }
+        if debug && now >= next_debug {
+            next_debug = now + Duration::from_secs(1);
+            eprintln!(
+                "replica {me} t={:?} epoch {} pending_batch {pending_batch:?} held {} issued {issued} idle {} {kinds:?}",
+                elapsed,
+                replica.epoch(),
+                pool.held(),
+                idle.len()
+            );
+        }
         // Clients: new transactions at the offered rates, every 10 ms.
         if now >= next_load && elapsed < measure_end {
             next_load = now + Duration::from_millis(10);
@@ -817,14 +837,12 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             .map_or(Duration::from_millis(10), |at| at.saturating_duration_since(now))
             .min(next_load.saturating_duration_since(now))
             .min(Duration::from_millis(10));
-        match rx.recv_timeout(wait) {
-            Ok(Input::Peer(from, bytes)) => match bytes.split_first() {
-                Some((&WIRE_CONSENSUS, body)) => match decode::<Message<_, _>>(body, 64 << 20) {
-                    Ok(m) => steps.push(replica.handle_message(from, m)),
-                    Err(_) => continue,
-                },
-                Some((&WIRE_TXS, body)) => {
-                    let Ok(txs) = decode::<Vec<Vec<u8>>>(body, 64 << 20) else { continue };
+        let next = match cons_rx.try_recv() {
+            Ok(m) => Ok(m),
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => match txs_rx.try_recv() {
+                Ok(body) => {
+                    let Ok(txs) = decode::<Vec<Vec<u8>>>(&body, 64 << 20) else { continue };
                     for raw in txs {
                         let Ok(tx) = decode::<LbftTx>(&raw, 4_096) else { continue };
                         let id = gridledger_consensus::lbft::tx_id(&raw);
@@ -838,7 +856,31 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                     if verified.len() > 1 << 21 {
                         verified.clear();
                     }
+                    continue;
                 }
+                Err(_) => cons_rx.recv_timeout(wait.min(Duration::from_millis(1))),
+            },
+        };
+        match next {
+            Ok(Input::Peer(from, bytes)) => match bytes.split_first() {
+                Some((&WIRE_CONSENSUS, body)) => match decode::<Message<_, _>>(body, 64 << 20) {
+                    Ok(m) => {
+                        if debug {
+                            *kinds.entry(m.kind()).or_insert(0u64) += 1;
+                        }
+                        let s = replica.handle_message(from, m);
+                        if debug && !s.faults.is_empty() {
+                            eprintln!("replica {me} faults {:?}", s.faults);
+                        }
+                        steps.push(s)
+                    }
+                    Err(e) => {
+                        if debug {
+                            eprintln!("replica {me}: undecodable from {from}: {e}");
+                        }
+                        continue;
+                    }
+                },
                 _ => continue,
             },
             Err(mpsc::RecvTimeoutError::Timeout) => {}
