@@ -54,9 +54,10 @@ pub struct LbftBenchArgs {
     /// Replicas (n = 3f + 1), one process each.
     #[arg(long, default_value_t = 4)]
     pub replicas: usize,
-    /// Batch policy: `tbg` (π^τ + TBG), `hsm`, `random` or `fifo`.
-    #[arg(long, default_value = "tbg")]
-    pub policy: String,
+    /// Batch policy: `tbg` (π^τ + TBG), `hsm`, `random` or `fifo`
+    /// (default `tbg`; `fifo` with --opaque).
+    #[arg(long)]
+    pub policy: Option<String>,
     /// Offered load of honest clients, transactions per second over all replicas.
     #[arg(long, default_value_t = 8_000)]
     pub rate: u64,
@@ -187,12 +188,12 @@ fn load_average() -> Option<f64> {
 /// `bench lbft`: deals keys, spawns the replicas, gathers their reports.
 pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.replicas >= 4, "LBFT needs n >= 4 (n = 3f + 1 with f >= 1)");
+    let policy = a.policy.clone().unwrap_or_else(|| if a.opaque { "fifo" } else { "tbg" }.to_string());
     anyhow::ensure!(
-        ["tbg", "hsm", "random", "fifo"].contains(&a.policy.as_str()),
-        "--policy {:?}: one of tbg, hsm, random, fifo",
-        a.policy
+        ["tbg", "hsm", "random", "fifo"].contains(&policy.as_str()),
+        "--policy {policy:?}: one of tbg, hsm, random, fifo"
     );
-    anyhow::ensure!(!a.opaque || a.policy == "fifo", "--opaque needs --policy fifo (π^τ checks every signature)");
+    anyhow::ensure!(!a.opaque || policy == "fifo", "--opaque needs --policy fifo (π^τ checks every signature)");
     anyhow::ensure!(a.tau >= 1 && a.groups >= 1 && a.groups <= a.tau.min(a.replicas as u32), "need 1 <= G <= τ");
     anyhow::ensure!(a.batch >= 1, "--batch must be at least 1");
     let n = a.replicas;
@@ -221,7 +222,7 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
             seconds: a.seconds,
             batch: a.batch as u32,
             opaque: a.opaque,
-            policy: a.policy.clone(),
+            policy: policy.clone(),
             tau: a.tau.min(n as u32),
             groups: a.groups,
         };
@@ -269,7 +270,7 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
     let out = json!({
         "bench": "lbft",
         "replicas": n,
-        "policy": a.policy,
+        "policy": policy,
         "tau": a.tau.min(n as u32),
         "groups": a.groups,
         "opaque": a.opaque,
@@ -521,6 +522,12 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         KeyShare::from_bytes(&file.cert_share)?,
         KeyShare::from_bytes(&file.coin_share)?,
     );
+    // Client keys first: deriving thousands takes a while, and the
+    // measured window starts once the network is up.
+    let n_clients = (file.rate * 4 + 64).min(1 << 20) as u32;
+    let mut clients: Vec<Client> =
+        (0..n_clients).map(|k| Client { key: client_key(me, k, true), dn: 0, last_next: 0, sent_at: None }).collect();
+    let flooders: Vec<KeyPair> = (0..16).map(|k| client_key(me, k, false)).collect();
     let peers: Vec<gridledger_net::PeerConfig> = (0..n as u32)
         .map(|i| gridledger_net::PeerConfig {
             index: i,
@@ -583,10 +590,6 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let pad = pad_len();
     let (nn, tau) = (file.n, file.tau);
     // Clients: enough for four seconds of this replica's load in flight.
-    let n_clients = (file.rate * 4 + 64).min(1 << 20) as u32;
-    let mut clients: Vec<Client> =
-        (0..n_clients).map(|k| Client { key: client_key(me, k, true), dn: 0, last_next: 0, sent_at: None }).collect();
-    let flooders: Vec<KeyPair> = (0..16).map(|k| client_key(me, k, false)).collect();
     // h^(e) by π^τ epoch (h^(0) is the genesis hash).
     let mut hashes: BTreeMap<u64, Hash32> = BTreeMap::from([(0, INSTANCE)]);
     // A restarted replica replays what it delivered before the crash.
@@ -633,21 +636,28 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let debug = std::env::var_os("GRIDLEDGER_BENCH_DEBUG").is_some();
     let mut next_debug = Instant::now();
     let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut sent_kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut steps: Vec<Step<_, _>> = vec![replica.start()];
     loop {
         // Process steps: persist, send, deliver, ask for batches.
-        while let Some(s) = steps.pop() {
-            let s: Step<gridledger_threshold::SignatureShare, gridledger_threshold::Signature> = s;
-            // Persist the step (one fsynced record), then speak.
-            if let (Some(log), false) = (disk.as_mut(), s.persist.is_empty()) {
-                log.append(&s.persist)?;
-            }
+        // Group commit: the steps gathered since the last round are
+        // persisted in one fsynced record, then their messages leave.
+        let batch: Vec<Step<gridledger_threshold::SignatureShare, gridledger_threshold::Signature>> =
+            std::mem::take(&mut steps);
+        let ops: Vec<PersistOp<Sig>> = batch.iter().flat_map(|s| s.persist.iter().cloned()).collect();
+        if let (Some(log), false) = (disk.as_mut(), ops.is_empty()) {
+            log.append(&ops)?;
+        }
+        for s in batch {
             for op in &s.persist {
                 if let PersistOp::Delivered(d) = op {
                     epoch_digests.push(epoch_digest(d));
                 }
             }
             for (to, m) in s.messages {
+                if debug {
+                    *sent_kinds.entry(m.kind()).or_insert(0u64) += 1;
+                }
                 let mut bytes = vec![WIRE_CONSENSUS];
                 bytes.extend(encode(&m));
                 let _ = match to {
@@ -745,7 +755,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         if debug && now >= next_debug {
             next_debug = now + Duration::from_secs(1);
             eprintln!(
-                "replica {me} t={:?} epoch {} pending_batch {pending_batch:?} held {} issued {issued} idle {} {kinds:?}",
+                "replica {me} t={:?} epoch {} pending_batch {pending_batch:?} held {} issued {issued} idle {} got {kinds:?} sent {sent_kinds:?}",
                 elapsed,
                 replica.epoch(),
                 pool.held(),
@@ -872,7 +882,18 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
                         if debug && !s.faults.is_empty() {
                             eprintln!("replica {me} faults {:?}", s.faults);
                         }
-                        steps.push(s)
+                        steps.push(s);
+                        // Whatever else consensus has waiting joins this
+                        // round (one fsync for all of it).
+                        for Input::Peer(from, bytes) in cons_rx.try_iter().take(255) {
+                            let Some((&WIRE_CONSENSUS, body)) = bytes.split_first() else { continue };
+                            if let Ok(m) = decode::<Message<_, _>>(body, 64 << 20) {
+                                if debug {
+                                    *kinds.entry(m.kind()).or_insert(0u64) += 1;
+                                }
+                                steps.push(replica.handle_message(from, m));
+                            }
+                        }
                     }
                     Err(e) => {
                         if debug {
