@@ -11,7 +11,7 @@ flood=${4:-8000}
 shift $(( $# < 4 ? $# : 4 ))
 replicas=("$@")
 [ ${#replicas[@]} -eq 0 ] && replicas=(4 7)
-out=results/bench-lbft.json
+out=${OUT:-results/bench-lbft.json}
 tmp=$(mktemp)
 for n in "${replicas[@]}"; do
   for policy in tbg hsm random; do
