@@ -16,10 +16,10 @@
 //! nothing. Only after a save returns does the driver feed
 //! `Input::Persisted`, releasing the signatures the store covers.
 
-use crate::machine::{ChannelError, ChannelStore};
+use crate::machine::{ChannelError, ChannelStore, MAX_STORE_BYTES};
 use gridledger_core::codec::{hash_parts, Tag};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -113,24 +113,57 @@ fn newer(a: Option<ChannelStore>, b: Option<ChannelStore>) -> Option<ChannelStor
     }
 }
 
+/// Largest `store.log` read back: compaction empties it once it passes
+/// [`COMPACT_AFTER`], so it never holds more than that and one record.
+pub const MAX_LOG_BYTES: u64 = COMPACT_AFTER + (HEADER + MAX_STORE_BYTES) as u64;
+
+/// Reads a store file of at most `max` bytes; `Ok(None)` if it is absent.
+/// A party directory may be damaged or hostile: anything but a regular file
+/// (a FIFO would block the reader forever, `/dev/zero` would fill memory)
+/// or a file over the bound is refused with a typed error at once, never
+/// waited on. The kind is checked before opening (opening a FIFO blocks)
+/// and again on the opened file, and the read itself is bounded.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>, DiskError> {
+    let refuse = |why: String| io_err(path, std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+    let check = |m: &fs::Metadata| -> Result<(), DiskError> {
+        if !m.is_file() {
+            return Err(refuse("not a regular file".into()));
+        }
+        if m.len() > max {
+            return Err(refuse(format!("{} bytes, more than the {max} a store may hold", m.len())));
+        }
+        Ok(())
+    };
+    match fs::metadata(path) {
+        Ok(m) => check(&m)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path, e)),
+    }
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path, e)),
+    };
+    check(&f.metadata().map_err(|e| io_err(path, e))?)?;
+    let mut b = vec![];
+    f.take(max.saturating_add(1)).read_to_end(&mut b).map_err(|e| io_err(path, e))?;
+    if b.len() as u64 > max {
+        return Err(refuse(format!("more than the {max} bytes a store may hold")));
+    }
+    Ok(Some(b))
+}
+
 fn read_snapshot(dir: &Path) -> Result<Option<ChannelStore>, DiskError> {
     let path = dir.join(STORE_FILE);
-    match fs::read(&path) {
-        Ok(b) => ChannelStore::from_bytes(&b)
-            .map(Some)
-            .map_err(|source| DiskError::Corrupt { path: path.display().to_string(), source }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(&path, e)),
-    }
+    let Some(b) = read_bounded(&path, MAX_STORE_BYTES as u64)? else { return Ok(None) };
+    ChannelStore::from_bytes(&b)
+        .map(Some)
+        .map_err(|source| DiskError::Corrupt { path: path.display().to_string(), source })
 }
 
 fn read_log(dir: &Path) -> Result<(Option<ChannelStore>, usize), DiskError> {
     let path = dir.join(LOG_FILE);
-    match fs::read(&path) {
-        Ok(b) => Ok(scan(&b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, 0)),
-        Err(e) => Err(io_err(&path, e)),
-    }
+    Ok(read_bounded(&path, MAX_LOG_BYTES)?.map_or((None, 0), |b| scan(&b)))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), DiskError> {
@@ -353,6 +386,17 @@ mod tests {
         fs::create_dir(dir.path().join(LOG_FILE)).unwrap();
         assert!(matches!(load_store(dir.path()), Err(DiskError::Io { .. })));
         assert!(matches!(StoreFile::open(dir.path(), Durability::Fsync), Err(DiskError::Io { .. })));
+        // A link to an endless device is refused before anything is read.
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(LOG_FILE)).unwrap();
+        let e = load_store(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        // A snapshot over the bound is refused, not read.
+        let dir = tempfile::tempdir().unwrap();
+        let f = File::create(dir.path().join(STORE_FILE)).unwrap();
+        f.set_len(MAX_STORE_BYTES as u64 + 1).unwrap();
+        let e = load_store(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("more than"), "{e}");
     }
 
     #[test]

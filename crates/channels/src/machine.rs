@@ -408,11 +408,12 @@ pub struct ChannelParams {
     /// the peer at once (1 = one at a time; at most [`MAX_WINDOW`]). Each is
     /// still signed only after the store holding it is durable.
     ///
-    /// Trade-off (the adjudicator is unchanged): it books no fault on a
-    /// raiser overturned by its own proposal *one* counter past its dispute.
-    /// A peer that co-signs two or more of a window and withholds every
-    /// acceptance, then makes this party close by dispute, gets it one fault
-    /// per such dispute; widening that exemption to a window would let a
+    /// Trade-off: the adjudicator books no fault on a raiser overturned by
+    /// its own payment built directly on the disputed state (at any counter:
+    /// fallen-back proposals skip counters) or by the close of it. A peer
+    /// that co-signs two or more *stacked* proposals of a window and
+    /// withholds every acceptance, then makes this party close by dispute,
+    /// gets it one fault per such dispute; excusing stacks would let a
     /// cheater disputing with its own older state escape the fault. A party
     /// facing peers it does not trust to answer keeps the window at 1.
     pub window: usize,
@@ -471,12 +472,25 @@ pub struct ChannelMachine {
     /// Highest counter of a proposal the peer signed and this party
     /// refused (see [`Self::reject_signed`]).
     peer_signed_upto: Option<u64>,
+    /// Events announced only once the store they describe is durable
+    /// (`PaymentReceived`: a merchant may deliver on it), by version.
+    held_events: Vec<(u64, Vec<ChannelEvent>)>,
+    /// Abandoned proposals the peer answered with a reject: no `Fallback`
+    /// is resent for them (in memory: after a restart it is asked again).
+    fallback_answered: Vec<u64>,
 }
 
 /// What a list of trades pays in total (bounded by a channel's balance, so
 /// it never saturates in a state both signed).
 fn paid(trades: &[Trade]) -> Amount {
     trades.iter().fold(Amount::ZERO, |a, t| a.checked_add(t.amount).unwrap_or(a))
+}
+
+/// `PaymentSent` for a co-signed payment proposal of ours.
+fn sent_event(q: &Proposal) -> Option<ChannelEvent> {
+    let t = q.state.last_trade.filter(|_| !q.state.is_final)?;
+    let amount = if q.trades.is_empty() { t.amount } else { paid(&q.trades) };
+    Some(ChannelEvent::PaymentSent { counter: q.state.counter, amount })
 }
 
 fn other(side: u8) -> usize {
@@ -539,6 +553,8 @@ impl ChannelMachine {
             abort_retry: None,
             fallback_sent: 0,
             peer_signed_upto: None,
+            held_events: vec![],
+            fallback_answered: vec![],
         }
     }
 
@@ -615,6 +631,9 @@ impl ChannelMachine {
             step.messages.extend(m);
             step.txs.extend(t);
         }
+        let (ready, rest): (Vec<_>, Vec<_>) = self.held_events.drain(..).partition(|(v, _)| *v <= version);
+        self.held_events = rest;
+        step.events.extend(ready.into_iter().flat_map(|(_, e)| e));
         step
     }
 
@@ -668,12 +687,61 @@ impl ChannelMachine {
         let gone: Vec<Proposal> = std::mem::take(&mut self.store.proposals);
         let counters = gone.iter().map(|p| p.state.counter).collect();
         self.store.abandoned.extend(gone);
+        self.store.abandoned.sort_by_key(|p| p.state.counter);
         // Keep only what could still be adopted, and a bounded list.
         let latest = self.store.latest.as_ref().map(|l| l.state.counter);
         self.store.abandoned.retain(|p| latest.is_none_or(|l| p.state.counter > l));
         let excess = self.store.abandoned.len().saturating_sub(MAX_WINDOW);
         self.store.abandoned.drain(..excess);
         counters
+    }
+
+    /// Whether `child` is one update of this party's applied directly to
+    /// `parent`: its trades move exactly their amount from our balance to
+    /// the peer's and their energy onto the peer's side, nothing else.
+    fn builds_on(&self, parent: &ChannelState, child: &Proposal) -> bool {
+        let Some(t) = child.state.last_trade else { return false };
+        let (amount, energy) = if child.trades.is_empty() {
+            (Some(t.amount), Some(t.energy))
+        } else {
+            let energy = child.trades.iter().try_fold(Energy::ZERO, |e, t| e.checked_add(t.energy));
+            (Some(paid(&child.trades)), energy)
+        };
+        let (Some(amount), Some(energy)) = (amount, energy) else { return false };
+        let (me, peer) = (self.side(), other(self.store.side));
+        let c = &child.state;
+        c.balances[me].checked_add(amount) == Some(parent.balances[me])
+            && parent.balances[peer].checked_add(amount) == Some(c.balances[peer])
+            && parent.energy[peer].checked_add(energy) == Some(c.energy[peer])
+            && c.energy[me] == parent.energy[me]
+    }
+
+    /// The payments a co-signed abandoned proposal (`counter`) holds: its
+    /// own and those of the abandoned proposals it builds on (the rest of
+    /// its window), oldest first. A payment once reported as fallen back is
+    /// reported as sent when it turns out co-signed after all.
+    fn abandoned_payments(&self, counter: u64) -> Vec<ChannelEvent> {
+        let list = &self.store.abandoned;
+        let Some(mut at) = list.iter().position(|p| p.state.counter == counter) else { return vec![] };
+        let mut chain = vec![at];
+        while at > 0 && self.builds_on(&list[at - 1].state, &list[at]) {
+            at -= 1;
+            chain.push(at);
+        }
+        chain.into_iter().rev().filter_map(|i| sent_event(&list[i])).collect()
+    }
+
+    /// The newest proposal we gave up on that is newer than our co-signed
+    /// state and that the peer has not answered (see the `Reject` of an
+    /// abandoned proposal): its `Fallback` is (re)sent.
+    fn unanswered_fallback(&self) -> Option<u64> {
+        let latest = self.store.latest.as_ref().map(|l| l.state.counter);
+        self.store
+            .abandoned
+            .iter()
+            .rev()
+            .map(|p| p.state.counter)
+            .find(|c| *c > 0 && latest.is_none_or(|l| l < *c) && !self.fallback_answered.contains(c))
     }
 
     /// The state the next update builds on: the newest proposal in the
@@ -927,6 +995,10 @@ impl ChannelMachine {
         };
         let (me, peer) = (self.side(), other(self.store.side));
         let (mut total, mut energy_total) = (Amount::ZERO, Energy::ZERO);
+        // The policy sees each trade against the state the trades before it
+        // in the fold produce, as if they had come one at a time (a
+        // cumulative cap must hold for a fold too).
+        let mut running = l.clone();
         for t in trades {
             if t.buyer as usize != peer {
                 return Err("the proposer must be the buyer".into());
@@ -938,10 +1010,15 @@ impl ChannelMachine {
                 return Err("trade amount does not match energy and price".into());
             }
             if let Some(p) = &self.params.policy {
-                p.0.check(t, l).map_err(|why| format!("refused by policy: {why}"))?;
+                p.0.check(t, &running).map_err(|why| format!("refused by policy: {why}"))?;
             }
             total = total.checked_add(t.amount).ok_or("trade amounts overflow")?;
             energy_total = energy_total.checked_add(t.energy).ok_or("trade energy overflows")?;
+            running.balances[peer] =
+                running.balances[peer].checked_sub(t.amount).ok_or("trade amounts exceed the balance")?;
+            running.balances[me] = running.balances[me].checked_add(t.amount).ok_or("trade amounts overflow")?;
+            running.energy[me] = running.energy[me].checked_add(t.energy).ok_or("trade energy overflows")?;
+            running.last_trade = Some(*t);
         }
         let want_peer = l.balances[peer].checked_sub(total);
         let want_me = l.balances[me].checked_add(total);
@@ -969,18 +1046,34 @@ impl ChannelMachine {
             Message::Accept { counter, hstate, sig } => self.on_accept(counter, hstate, sig),
             Message::Reject { counter, reason } => {
                 let Some(at) = self.store.proposals.iter().position(|p| p.state.counter == counter) else {
-                    // The peer confirms it never signed the newest proposal
-                    // we gave up on (its acceptance of any older one came
-                    // first): stop resending the `Fallback`.
-                    if self.store.abandoned.last().is_some_and(|p| p.state.counter == counter) {
-                        self.store.abandoned.clear();
-                        return self.persist_then(Step::default(), vec![], vec![]);
+                    // The peer says it does not hold a proposal we gave up
+                    // on. That answers this one proposal only, and only for
+                    // now: the reject may answer a delayed retransmission
+                    // rather than our `Fallback` (no acceptance of an older
+                    // one before it), and the peer may sign a later copy
+                    // before our `Fallback` reaches it. So the proposal stays
+                    // adoptable (a late acceptance is still taken); only the
+                    // `Fallback` for it stops, and the next older one is
+                    // asked about at once, until the peer accepts one.
+                    if self.store.abandoned.iter().any(|p| p.state.counter == counter) {
+                        if !self.fallback_answered.contains(&counter) {
+                            self.fallback_answered.push(counter);
+                        }
+                        let abandoned = &self.store.abandoned;
+                        self.fallback_answered.retain(|c| abandoned.iter().any(|p| p.state.counter == *c));
+                        let mut step = Step::default();
+                        if let Some(c) = self.unanswered_fallback() {
+                            self.fallback_sent = self.now;
+                            step.messages.push(Message::Fallback { counter: c });
+                        }
+                        return step;
                     }
                     return Step::default();
                 };
                 // The proposal dies, and every later one in the window (each
                 // builds on it); their counters stay used (signed_upto).
-                let gone: Vec<u64> = self.store.proposals.drain(at..).map(|p| p.state.counter).collect();
+                let dead: Vec<Proposal> = self.store.proposals.drain(at..).collect();
+                let gone: Vec<u64> = dead.iter().map(|p| p.state.counter).collect();
                 if self.store.phase == Phase::Idle {
                     self.store.phase = Phase::Closed;
                 }
@@ -988,8 +1081,24 @@ impl ChannelMachine {
                 for c in gone.into_iter().skip(1) {
                     events.push(ChannelEvent::Rejected { counter: c, reason: format!("builds on rejected {counter}") });
                 }
+                // A reject may answer an older copy of a proposal whose later
+                // copy the peer then signed (it was busy with its own at
+                // first): the rejected updates stay adoptable like fallen-back
+                // ones, and a `Fallback` now makes the peer either re-accept
+                // or never sign them.
+                let updates: Vec<Proposal> =
+                    dead.into_iter().filter(|p| p.state.counter > 0 && !p.state.is_final).collect();
+                let mut msgs = vec![];
+                if let Some(p) = updates.last() {
+                    msgs.push(Message::Fallback { counter: p.state.counter });
+                    self.fallback_sent = self.now;
+                }
+                self.store.abandoned.extend(updates);
+                self.store.abandoned.sort_by_key(|p| p.state.counter);
+                let excess = self.store.abandoned.len().saturating_sub(MAX_WINDOW);
+                self.store.abandoned.drain(..excess);
                 let step = Step { events, ..Step::default() };
-                self.persist_then(step, vec![], vec![])
+                self.persist_then(step, msgs, vec![])
             }
             Message::PayRequest { energy, price_per_kwh } => self.on_pay_request(energy, price_per_kwh),
             Message::Fallback { counter } => {
@@ -1027,12 +1136,15 @@ impl ChannelMachine {
     /// possible now, otherwise handed to the user.
     fn on_pay_request(&mut self, energy: Energy, price_per_kwh: Amount) -> Step {
         let asked = Step { events: vec![ChannelEvent::PaymentRequested { energy, price_per_kwh }], ..Step::default() };
-        let (Some(policy), Some(l)) = (self.params.auto_pay.clone(), self.store.latest.clone()) else {
+        // Checked against the tip of the window (what this payment would
+        // build on), not the co-signed state: requests arriving back to back
+        // must not each see the balance before the others.
+        let (Some(policy), Some(tip)) = (self.params.auto_pay.clone(), self.tip().cloned()) else {
             return asked;
         };
         let Some(amount) = Trade::price_of(energy, price_per_kwh) else { return asked };
         let trade = Trade { buyer: self.store.side, energy, price_per_kwh, amount };
-        if policy.0.check(&trade, &l.state).is_err() {
+        if policy.0.check(&trade, &tip).is_err() {
             return asked;
         }
         match self.request(Request::Pay { amount, energy, price_per_kwh }) {
@@ -1095,8 +1207,17 @@ impl ChannelMachine {
             let amount = if trades.is_empty() { t.amount } else { paid(&trades) };
             events.push(ChannelEvent::PaymentReceived { counter, amount });
         }
+        // The payment is announced with the acceptance, once durable: a
+        // crash before the store is written must not leave the user told of
+        // a payment the channel does not hold.
+        let (later, events): (Vec<_>, Vec<_>) =
+            events.into_iter().partition(|e| matches!(e, ChannelEvent::PaymentReceived { .. }));
         let step = Step { events, ..Step::default() };
-        self.persist_then(step, vec![Message::Accept { counter, hstate, sig: mine }], vec![])
+        let step = self.persist_then(step, vec![Message::Accept { counter, hstate, sig: mine }], vec![]);
+        if !later.is_empty() {
+            self.held_events.push((self.store.version, later));
+        }
+        step
     }
 
     fn on_accept(&mut self, counter: u64, hstate: Hash32, sig: Signature) -> Step {
@@ -1132,8 +1253,12 @@ impl ChannelMachine {
                 self.store.proposals.remove(0);
             }
             None => {
+                // A late acceptance of a payment reported as fallen back:
+                // the money moved after all, say so.
+                let mut events = self.abandoned_payments(counter);
+                events.push(ChannelEvent::CoSigned(counter));
                 self.store.abandoned.retain(|q| q.state.counter > counter);
-                let step = Step { events: vec![ChannelEvent::CoSigned(counter)], ..Step::default() };
+                let step = Step { events, ..Step::default() };
                 return self.persist_then(step, vec![], vec![]);
             }
         }
@@ -1261,6 +1386,17 @@ impl ChannelMachine {
                 }
                 if newer && valid {
                     let c = ss.state.counter;
+                    // Our own payments the chain's state holds are sent: the
+                    // proposal it is and the window before it (each builds on
+                    // the one before), or an abandoned one and its window.
+                    let h = ss.hstate();
+                    let ours = |p: &Proposal| p.state.counter == c && p.state.hstate(p.nonce) == h;
+                    if let Some(at) = self.store.proposals.iter().position(ours) {
+                        step.events.extend(self.store.proposals[..=at].iter().filter_map(sent_event));
+                    } else if self.store.abandoned.iter().any(ours) {
+                        step.events.extend(self.abandoned_payments(c));
+                    }
+                    self.store.abandoned.retain(|p| p.state.counter > c);
                     self.store.signed_upto = Some(self.store.signed_upto.unwrap_or(0).max(c));
                     // The chain's state supersedes proposals at or below it;
                     // later ones built on an older base are dropped too.
@@ -1287,9 +1423,12 @@ impl ChannelMachine {
     fn tick(&mut self, now: Timestamp) -> Step {
         self.now = now;
         let mut step = Step::default();
-        if !self.held.is_empty() {
-            return step;
-        }
+        // While a persist is outstanding the proposal timers wait (their
+        // messages would queue behind it anyway); the chain timers below
+        // (settle, resolve and abort retries, close fallback) never do: a
+        // peer that keeps a persist outstanding (a flood of `Fallback`s)
+        // must not keep a dispute from settling.
+        let idle = self.held.is_empty();
         // A proposal made before the first tick learns its start time now.
         for p in self.store.proposals.iter_mut() {
             if p.proposed_at == 0 {
@@ -1297,7 +1436,7 @@ impl ChannelMachine {
             }
         }
         // A registration seen before the first tick is dated now.
-        if self.store.registered_at == Some(0) && self.store.phase == Phase::Opening {
+        if idle && self.store.registered_at == Some(0) && self.store.phase == Phase::Opening {
             self.store.registered_at = Some(now);
             let mut step = self.persist_then(Step::default(), vec![], vec![]);
             step.persist_may_lag = false;
@@ -1306,9 +1445,10 @@ impl ChannelMachine {
         // Update fallback (seed Fig 7 step 2): an update not co-signed
         // within t_Δ is given up; its counter stays used. The window goes
         // with its oldest proposal (each builds on the one before).
-        let expired = self.store.my_proposal().is_some_and(|p| {
-            p.state.counter > 0 && !p.state.is_final && now >= p.proposed_at.saturating_add(self.store.t_delta_ms)
-        });
+        let expired = idle
+            && self.store.my_proposal().is_some_and(|p| {
+                p.state.counter > 0 && !p.state.is_final && now >= p.proposed_at.saturating_add(self.store.t_delta_ms)
+            });
         if expired {
             let gone = self.abandon_window();
             if let Some(&counter) = gone.last() {
@@ -1321,20 +1461,16 @@ impl ChannelMachine {
         // A `Fallback` is resent until the peer answers it (its acceptance
         // again, or a reject saying it never signed): one lost message must
         // not leave the two parties on different co-signed states.
-        let unanswered = self.store.abandoned.last().and_then(|p| {
-            let behind = self.store.latest.as_ref().is_none_or(|l| l.state.counter < p.state.counter);
-            (behind && p.state.counter > 0).then_some(p.state.counter)
-        });
-        if let Some(counter) = unanswered {
+        if let Some(counter) = self.unanswered_fallback() {
             let live = !matches!(self.store.phase, Phase::Idle | Phase::Closed);
-            if live && now >= self.fallback_sent.saturating_add(self.params.retry_ms) {
+            if idle && live && now >= self.fallback_sent.saturating_add(self.params.retry_ms) {
                 self.fallback_sent = now;
                 step.messages.push(Message::Fallback { counter });
             }
         }
         // Retransmit unanswered proposals (idempotent: same bytes), oldest
         // first.
-        if !self.store.proposals.is_empty() && now >= self.last_sent.saturating_add(self.params.retry_ms) {
+        if idle && !self.store.proposals.is_empty() && now >= self.last_sent.saturating_add(self.params.retry_ms) {
             self.last_sent = now;
             for p in &self.store.proposals {
                 step.messages.push(p.message());

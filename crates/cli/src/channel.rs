@@ -103,22 +103,29 @@ pub struct PrepareArgs {
     /// Side 1's MSC from this approval file, as --approval0.
     #[arg(long, value_name = "FILE")]
     pub approval1: Option<PathBuf>,
-    /// Dispute window t_Δ in blocks of the chain (default: 120 blocks, two
-    /// minutes at 1 s blocks): long enough for a party or its watch service
-    /// to see a stale close and answer it even across a node restart.
-    #[arg(long, default_value_t = 120)]
-    pub t_delta_blocks: u64,
-    /// The chain's block interval (ms), to turn block counts into time.
-    #[arg(long, default_value_t = 1_000)]
-    pub block_ms: u64,
+    /// Dispute window t_Δ in blocks of the chain (default: 120 blocks, 24 s
+    /// at the 200 ms blocks `gridledger init` configures, and never below the
+    /// contract's minimum of 10 s): long enough for a party or its watch
+    /// service to see a stale close and answer it.
+    #[arg(long)]
+    pub t_delta_blocks: Option<u64>,
+    /// The chain's block interval (ms), to turn block counts into time
+    /// (default: the node's own, from gl_chainInfo; 1000 ms if the node does
+    /// not say).
+    #[arg(long)]
+    pub block_ms: Option<u64>,
     /// Exact t_Δ in ms instead of --t-delta-blocks (at least the contract's
     /// minimum of 10 s).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "t_delta_blocks")]
     pub t_delta_ms: Option<u64>,
     /// Blocks to wait for the peer to co-sign a close before closing
-    /// unilaterally (a dispute).
-    #[arg(long, default_value_t = 30)]
-    pub close_timeout_blocks: u64,
+    /// unilaterally (a dispute). Default: 30 blocks, and at least 5 s (the
+    /// co-signature is a round trip to the peer, not a block).
+    #[arg(long)]
+    pub close_timeout_blocks: Option<u64>,
+    /// Exact close timeout in ms instead of --close-timeout-blocks.
+    #[arg(long, conflicts_with = "close_timeout_blocks")]
+    pub close_timeout_ms: Option<u64>,
     /// Refuse incoming trades above this price per kWh, in minor units or coin with a
     /// decimal point, as `channel pay --price` (both parties' policy, with --min-price and
     /// --max-energy-wh; absent: no ceiling).
@@ -225,7 +232,9 @@ pub struct WatchArgs {
     /// The watch service's own account key (with --spec).
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// Stop after this many seconds (or when the channel closes).
+    /// Stop after this many seconds (or when the channel closes). A node
+    /// that does not answer at start is retried meanwhile; one never
+    /// reached within this time is an error.
     #[arg(long, default_value_t = 3_600)]
     pub timeout_s: u64,
     /// Print one JSON document instead of the summary.
@@ -240,6 +249,63 @@ pub(crate) fn desk_key(path: &Path) -> anyhow::Result<KeyPair> {
     let k = KeyPair::generate(&mut rand::rng());
     write_key(path, &k)?;
     Ok(k)
+}
+
+/// `channel prepare`'s default dispute window, in the chain's blocks.
+const DEFAULT_T_DELTA_BLOCKS: u64 = 120;
+/// `channel prepare`'s default close timeout, in the chain's blocks, and its
+/// floor in ms when the blocks are fast.
+const DEFAULT_CLOSE_TIMEOUT_BLOCKS: u64 = 30;
+const MIN_DEFAULT_CLOSE_TIMEOUT_MS: u64 = 5_000;
+
+/// Refuses, before a fresh `--desk-key` file is written, a merchant the
+/// chain already knows: a new desk key cannot be the one it registered
+/// with, so the prepare would fail on chain and leave a useless key behind.
+fn fresh_desk_key_usable(rpc: &str, merchant: &KeyPair, desk_path: &Path) -> anyhow::Result<()> {
+    if desk_path.exists() {
+        return Ok(());
+    }
+    let client = gridledger_node::RpcClient::new(rpc);
+    let registered =
+        gridledger_node::channel::chainlink::view(&client, "merchant", gridledger_contracts::args(&merchant.address()))
+            .is_ok_and(|v| !v.is_null());
+    anyhow::ensure!(
+        !registered,
+        "merchant {} is registered with another desk key than --desk-key holds ({} does not exist): give the \
+         desk key file it was registered with (nothing was written)",
+        merchant.address(),
+        desk_path.display()
+    );
+    Ok(())
+}
+
+/// Refuses a `--dirs` path that cannot become a party directory (an
+/// existing file, or below one) before anything is sent.
+fn dir_writable(d: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(!d.as_os_str().is_empty(), "--dirs: an empty path is not a directory");
+    let mut p = Some(d);
+    while let Some(x) = p {
+        if x.as_os_str().is_empty() {
+            break;
+        }
+        match std::fs::metadata(x) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => anyhow::bail!(
+                "--dirs {}: {} is a file, not a directory; choose a new directory path (nothing was sent)",
+                d.display(),
+                x.display()
+            ),
+            Err(_) => p = x.parent(),
+        }
+    }
+    Ok(())
+}
+
+/// The chain's block interval in ms from `gl_chainInfo` (None if the node
+/// does not report it).
+fn node_block_ms(rpc: &str) -> Option<u64> {
+    let info = gridledger_node::RpcClient::new(rpc).call("gl_chainInfo", json!([])).ok()?;
+    info["block_interval_ms"].as_u64().filter(|ms| *ms > 0)
 }
 
 /// The disputes on record in the ESC `scid` (its record and one storage
@@ -409,6 +475,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 a.dirs[1].display()
             );
             for d in &a.dirs {
+                dir_writable(d)?;
                 anyhow::ensure!(
                     !d.join(gridledger_node::channel::spec::SPEC_FILE).exists(),
                     "{} already holds a channel party (party.json); choose another --dirs directory",
@@ -432,6 +499,20 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             });
             let [s0, s1] = sources;
             let sources = [s0?, s1?];
+            // A credit note above what the approval grants is refused by the
+            // contract only at `channel open`: refuse it now, naming the limit.
+            for (i, (src, flag)) in sources.iter().zip(["--approval0", "--approval1"]).enumerate() {
+                if let (MscSource::Approval(ap), true) = (src, [a.credit0, a.credit1][i]) {
+                    let limit = ap.approval.credit_limit.0;
+                    anyhow::ensure!(
+                        a.capacity[i] <= limit,
+                        "--capacity of side {i} ({}) is above the credit {flag} approves ({}): a credit note \
+                         cannot exceed it; lower --capacity or apply for more credit (`cns apply --credit`)",
+                        crate::units::show(a.capacity[i]),
+                        crate::units::show(limit)
+                    );
+                }
+            }
             // The peer addresses are checked before anything is sent or
             // written: each side must know the other's port in advance, and
             // only one side can listen on an address.
@@ -449,10 +530,54 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             };
             // Reach the node before anything is written (no half-made desk key).
             crate::endpoint::probe(&a.rpc)?;
-            let desk = desk_key(&a.desk_key)?;
-            let t_delta_ms = a.t_delta_ms.unwrap_or(a.t_delta_blocks.saturating_mul(a.block_ms));
+            fresh_desk_key_usable(&a.rpc, &merchant, &a.desk_key)?;
+            // Every approval is checked before a desk key is written: it
+            // must be this merchant's answer to this side's application.
+            // On an MSC `cns init` already made, a credit note must also fit
+            // the credit still available (as the contract counts it at
+            // open: notes locked in open channels and debt not yet settled).
+            for (i, (src, flag)) in sources.iter().zip(["--approval0", "--approval1"]).enumerate() {
+                let MscSource::Approval(ap) = src else { continue };
+                anyhow::ensure!(
+                    ap.approval.merchant == merchant.address(),
+                    "{flag}: the approval is from merchant {}, but --merchant-key is {} (nothing was sent)",
+                    ap.approval.merchant,
+                    merchant.address()
+                );
+                let client = gridledger_node::RpcClient::new(&a.rpc);
+                let (found, _) = gridledger_node::channel::spec::find_msc_of_approval(&client, &keys[i], ap)
+                    .with_context(|| format!("{flag} for --keys {} (nothing was sent)", a.keys[i].display()))?;
+                let Some(m) = found.filter(|_| [a.credit0, a.credit1][i]) else { continue };
+                let used = i128::try_from(m.ledger.locked.0).unwrap_or(i128::MAX) + m.ledger.exposure().max(0);
+                let limit = i128::try_from(m.credit_limit.0).unwrap_or(i128::MAX);
+                let available = u128::try_from((limit - used).max(0)).unwrap_or(0);
+                anyhow::ensure!(
+                    a.capacity[i] <= available,
+                    "--capacity of side {i} ({}) is above the credit still available on MSC {} of {flag} ({} of \
+                     {}: the rest is locked in open channels or owed); lower --capacity, or close channels / \
+                     settle the bill first (nothing was sent)",
+                    crate::units::show(a.capacity[i]),
+                    m.sid,
+                    crate::units::show(available),
+                    crate::units::show(m.credit_limit.0)
+                );
+            }
+            let block_ms = a.block_ms.or_else(|| node_block_ms(&a.rpc)).unwrap_or(1_000);
             let min = gridledger_contracts::cns::MIN_T_DELTA_MS;
+            // Defaults are in the chain's blocks, raised to a floor on a
+            // fast chain; explicit values are taken as given.
+            let t_delta_ms = match (a.t_delta_ms, a.t_delta_blocks) {
+                (Some(ms), _) => ms,
+                (None, Some(b)) => b.saturating_mul(block_ms),
+                (None, None) => DEFAULT_T_DELTA_BLOCKS.saturating_mul(block_ms).max(min),
+            };
+            let close_timeout_ms = match (a.close_timeout_ms, a.close_timeout_blocks) {
+                (Some(ms), _) => ms,
+                (None, Some(b)) => b.saturating_mul(block_ms),
+                (None, None) => DEFAULT_CLOSE_TIMEOUT_BLOCKS.saturating_mul(block_ms).max(MIN_DEFAULT_CLOSE_TIMEOUT_MS),
+            };
             anyhow::ensure!(t_delta_ms >= min, "t_Δ of {t_delta_ms} ms is below the contract's minimum {min} ms");
+            let desk = desk_key(&a.desk_key)?;
             let terms = ChannelTerms {
                 capacity: [Amount(a.capacity[0]), Amount(a.capacity[1])],
                 credit: [a.credit0, a.credit1],
@@ -462,7 +587,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 collateral_lock_ms: a.collateral_lock_ms,
                 billing_period_ms: 30_000,
                 retry_ms: 500,
-                close_timeout_ms: a.close_timeout_blocks.saturating_mul(a.block_ms),
+                close_timeout_ms,
                 addrs,
                 controls: [free_loopback_addr()?, free_loopback_addr()?],
                 // Always bounded: without --max-price the ceiling is open,
@@ -653,13 +778,35 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                     (WatchSpec::from(&p), p.account()?)
                 }
             };
+            // A watch that never reaches its node is an error, not a quiet,
+            // empty report. A node that is down at start (restarting) is
+            // retried until --timeout-s; later outages the watch rides out.
+            let limit = Duration::from_secs(a.timeout_s);
+            let started = std::time::Instant::now();
+            let mut warned = false;
+            while let Err(e) = crate::endpoint::probe(&spec.rpc) {
+                if started.elapsed() >= limit {
+                    return Err(e.context(format!(
+                        "the watch never reached its node at {} (the spec's rpc) within --timeout-s {}",
+                        spec.rpc, a.timeout_s
+                    )));
+                }
+                if !warned {
+                    eprintln!("no node answers at {} yet; retrying until --timeout-s {}", spec.rpc, a.timeout_s);
+                    warned = true;
+                }
+                std::thread::sleep(Duration::from_millis(500).min(limit.saturating_sub(started.elapsed())));
+            }
+            let limit = limit.saturating_sub(started.elapsed());
+            // Under --json stdout carries one document (the report), so the
+            // readiness line goes to stderr, as one JSON object. A closed
+            // stdout does not end the watch (`println!` tolerates it).
             if a.json {
-                println!("{}", json!({ "watching": spec.cid, "from_height": spec.start_height }));
+                eprintln!("{}", json!({ "watching": spec.cid, "from_height": spec.start_height }));
             } else {
                 println!("watching channel {} from height {}", spec.cid, spec.start_height);
             }
-            std::io::Write::flush(&mut std::io::stdout())?;
-            let r = watch_with(&spec, account, &a.dir, Duration::from_secs(a.timeout_s), Duration::from_millis(100))?;
+            let r = watch_with(&spec, account, &a.dir, limit, Duration::from_millis(100))?;
             show_watch(a.json, &r)
         }
     }

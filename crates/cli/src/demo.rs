@@ -155,6 +155,12 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         meter_csv: None,
         report_dir: a.report_dir.clone(),
         no_report: true,
+        rpc: None,
+        secondary_rpc: None,
+        from: None,
+        slot_ms: 5_000,
+        slots: (0, gridledger_rollup::data::SLOTS_PER_DAY),
+        window_ms: 5_000,
     };
     let day =
         crate::ior::run_one(&day_args, gridledger_rollup::demo::DayConfig { seed: 1, day: 106, ..Default::default() })?;

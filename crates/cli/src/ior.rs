@@ -109,6 +109,51 @@ pub struct DayArgs {
     /// Do not write the HTML report.
     #[arg(long)]
     pub no_report: bool,
+    /// Run the day on a running node (or testnet validator) instead of two
+    /// in-process chains: a URL, HOST:PORT, or a chain directory. Its
+    /// clock cannot be moved, so slots last --slot-ms of real time. Needs
+    /// --from. The IOR contracts of a chain are initialised once: run each
+    /// day on a fresh chain.
+    #[arg(long, value_parser = crate::endpoint::parse_rpc, conflicts_with = "pbft", requires = "from", value_name = "URL")]
+    pub rpc: Option<String>,
+    /// The secondary chain's node, with --rpc (default: the --rpc node,
+    /// which runs both chains' contracts).
+    #[arg(long, value_parser = crate::endpoint::parse_rpc, requires = "rpc", value_name = "URL")]
+    pub secondary_rpc: Option<String>,
+    /// With --rpc: key file (or encrypted keystore: password from
+    /// GRIDLEDGER_PASSWORD_FILE, GRIDLEDGER_PASSWORD or the terminal) of a
+    /// funded account that pays the day's accounts (the development
+    /// accounts 0..N, whose keys are public: use a test network) what they
+    /// need (IOR funding, node deposits and gas), topping each up to that
+    /// amount.
+    #[arg(long, value_name = "FILE", requires = "rpc")]
+    pub from: Option<std::path::PathBuf>,
+    /// With --rpc: length of a delivery slot on chain (ms, whole seconds;
+    /// each slot still trades its half hour of energy). A slot starts once
+    /// the last one's batch has settled, so a slot lasts at least the
+    /// dispute window (--window-ms) plus a few blocks.
+    #[arg(long, default_value_t = 5_000, requires = "rpc")]
+    pub slot_ms: u64,
+    /// Trade only these half-hour slots of the day, `FIRST..END` (0..48 is
+    /// the whole day; 24..28 is noon to 2 pm).
+    #[arg(long, value_parser = parse_slots, default_value = "0..48", value_name = "FIRST..END")]
+    pub slots: (usize, usize),
+    /// IOR dispute window in ms of block time (the driver waits it out for
+    /// every batch; on a running node that is real time).
+    #[arg(long, default_value_t = 5_000)]
+    pub window_ms: u64,
+}
+
+/// `FIRST..END` of the day's 48 slots.
+fn parse_slots(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("{s:?} is not FIRST..END (e.g. 24..28)"))?;
+    let first: usize = a.trim().parse().map_err(|_| format!("{a:?} in --slots is not a slot number"))?;
+    let end: usize = b.trim().parse().map_err(|_| format!("{b:?} in --slots is not a slot number"))?;
+    let slots = gridledger_rollup::data::SLOTS_PER_DAY;
+    if first >= end || end > slots {
+        return Err(format!("--slots {first}..{end} is not a non-empty range within 0..{slots}"));
+    }
+    Ok((first, end))
 }
 
 /// The example community file (`ior day --example-config`).
@@ -132,6 +177,9 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
     if a.days == 0 {
         anyhow::bail!("--days must be at least 1");
     }
+    if a.rpc.is_some() && a.days != 1 {
+        anyhow::bail!("--rpc runs one day per chain (its IOR contracts are initialised once); use --days 1");
+    }
     let first = community.as_ref().map_or(a.day, |c| c.day);
     if !(1..=365).contains(&first) {
         anyhow::bail!("day {first} is not in 1..=365");
@@ -152,6 +200,13 @@ pub fn day(a: DayArgs) -> anyhow::Result<()> {
             None => DayConfig { seed: a.seed, day, ..DayConfig::default() },
         };
         cfg.metered = metered.clone();
+        cfg.slots = a.slots;
+        cfg.window_ms = a.window_ms;
+        if a.rpc.is_some() {
+            // The loop starts each slot no earlier than the node's now.
+            cfg.start_ms = Some(gridledger_node::client::wall_clock_ms());
+            cfg.slot_ms = a.slot_ms;
+        }
         Ok(cfg)
     };
     let write_statements = |reports: &[gridledger_rollup::demo::DayReport]| -> anyhow::Result<()> {
@@ -279,9 +334,18 @@ fn write_day_report(
     if a.no_report {
         return Ok(None);
     }
-    let primary = if a.pbft == 0 { "1 validator".to_string() } else { format!("{} PBFT validators", a.pbft) };
+    let primary = primary_label(a);
     let report = gridledger_experiments::html::DemoReport { chain: None, channel: None, day: r, primary };
     Ok(Some(gridledger_experiments::html::write_report_as(&a.report_dir, name, &report)?))
+}
+
+/// What ran the primary chain, for the report's header.
+fn primary_label(a: &DayArgs) -> String {
+    match (&a.rpc, a.pbft) {
+        (Some(url), _) => format!("the node at {url}"),
+        (None, 0) => "1 validator".to_string(),
+        (None, n) => format!("{n} PBFT validators"),
+    }
 }
 
 /// Report paths go to stdout, or to stderr when stdout carries JSON.
@@ -296,6 +360,10 @@ fn print_report_paths(a: &DayArgs, paths: &[std::path::PathBuf]) {
 }
 
 pub(crate) fn run_one(a: &DayArgs, cfg: DayConfig) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
+    if let (Some(url), Some(from)) = (&a.rpc, &a.from) {
+        let secondary = a.secondary_rpc.as_deref().unwrap_or(url);
+        return rpc_day(url, secondary, from, cfg, a.json);
+    }
     Ok(if a.pbft == 0 {
         run_day(cfg)?
     } else {
@@ -328,13 +396,138 @@ pub(crate) fn run_one(a: &DayArgs, cfg: DayConfig) -> anyhow::Result<gridledger_
     })
 }
 
+/// Largest batch whose `sc_exe` / `sc_verify` transaction (the whole
+/// batch, ≈ 250 bytes an entry) fits the node's `max_tx_bytes`, with room
+/// to spare (512 bytes an entry, 4 KiB of envelope).
+fn batch_bound(max_tx_bytes: usize, max_batch: u32) -> u32 {
+    let fits = max_tx_bytes.saturating_sub(4096) / 512;
+    u32::try_from(fits).unwrap_or(u32::MAX).clamp(1, max_batch.max(1))
+}
+
+/// What each of the day's accounts needs on a chain: the traders their
+/// IOR funding, the executors and validators their node deposit and
+/// challenge bond, every account gas at the driver's limits (price 1).
+fn day_needs(d: &gridledger_rollup::driver::DriverConfig, funding: u128, primary: bool) -> Vec<(usize, u128)> {
+    use gridledger_rollup::driver::{DRIVER_GAS_LIMIT, RECORD_GAS_LIMIT};
+    let traders = (0..d.participants).map(|i| (i, funding + 4 * u128::from(RECORD_GAS_LIMIT)));
+    let nodes = (d.participants..d.participants + d.executors + d.validators).map(|i| {
+        let stake = if primary { d.node_deposit.0 + d.challenge_bond.0 } else { 0 };
+        (i, stake + 3 * u128::from(DRIVER_GAS_LIMIT))
+    });
+    if primary {
+        traders.chain(nodes).collect()
+    } else {
+        nodes.collect()
+    }
+}
+
+/// Tops the day's development accounts up to what they need on the chain
+/// at `url`, paid by `funder`; waits until every transfer is in a block.
+fn fund_day(
+    url: &str,
+    funder: &gridledger_core::KeyPair,
+    needs: &[(usize, u128)],
+) -> Result<(), gridledger_rollup::demo::DemoError> {
+    use gridledger_ledger::ChainClient;
+    use gridledger_rollup::demo::DemoError;
+    let err = |e: &dyn std::fmt::Display| DemoError::Config(format!("funding the day's accounts at {url}: {e}"));
+    let mut c = gridledger_node::client::RpcChain::connect(url).map_err(|e| err(&e))?;
+    let fee = u128::from(gridledger_ledger::devnet::TRANSFER_GAS);
+    let mut todo = Vec::new();
+    for &(i, need) in needs {
+        let a = gridledger_ledger::devnet::dev_key(i).address();
+        let have = c.account(&a).balance.0;
+        if have < need {
+            todo.push((a, need - have));
+        }
+    }
+    let total: u128 = todo.iter().map(|(_, x)| x + fee).sum();
+    let have = c.account(&funder.address()).balance.0;
+    if have < total {
+        return Err(DemoError::Config(format!(
+            "--from account {} holds {} at {url}; the day's {} accounts need {} more (with transfer fees)",
+            funder.address(),
+            crate::units::show(have),
+            todo.len(),
+            crate::units::show(total)
+        )));
+    }
+    let chain_id = c.chain_id();
+    for (nonce, (to, amount)) in (c.next_nonce(&funder.address())..).zip(todo) {
+        let tx = gridledger_ledger::devnet::transfer(
+            funder,
+            chain_id,
+            nonce,
+            to,
+            gridledger_core::Amount(amount),
+            gridledger_core::Amount(1),
+        );
+        c.submit(&tx).map_err(|e| err(&e))?;
+    }
+    c.seal().map_err(|e| err(&e))
+}
+
+/// `ior day --rpc`: the day over running nodes through [`RpcChain`]
+/// (primary at `url`, secondary at `secondary`), the day's accounts funded
+/// from `from` first; batches bounded by the node's `max_tx_bytes`.
+///
+/// [`RpcChain`]: gridledger_node::client::RpcChain
+fn rpc_day(
+    url: &str,
+    secondary: &str,
+    from: &std::path::Path,
+    cfg: DayConfig,
+    json: bool,
+) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
+    use anyhow::Context;
+    use gridledger_node::client::RpcChain;
+    use gridledger_rollup::demo::DemoError;
+    let password = crate::ops::PasswordArgs { password_file: None };
+    let funder = crate::ops::read_key_with(from, &password).with_context(|| format!("--from {}", from.display()))?;
+    for u in [url, secondary] {
+        crate::endpoint::probe(u)?;
+    }
+    // The driver initialises the IOR contracts, which a chain allows once:
+    // refuse a used chain before anything is sent.
+    let view = serde_json::json!([gridledger_rollup::IOR_PRIMARY_ID, "config", ""]);
+    anyhow::ensure!(
+        gridledger_node::RpcClient::new(url).call("gl_callView", view).is_err(),
+        "the IOR contracts of the chain at {url} (--rpc) were initialised by an earlier day, and a chain runs one \
+         day: start a fresh chain (`gridledger init`) for this one (nothing was sent)"
+    );
+    let funding = cfg.funding_coins.saturating_mul(1_000_000);
+    // Minutes of real time: a bar of the slots on a terminal.
+    let (first, end) = cfg.slots;
+    let mut progress = crate::progress::Steps::new("ior day", (end - first + 2) as u64, json);
+    progress.step("funding the day's accounts, initialising the IOR contracts");
+    let mut on_slot = |k: usize| {
+        let (h, m) = (k / 2, if k.is_multiple_of(2) { "00" } else { "30" });
+        progress.step(&if k < end { format!("slot {k} ({h}:{m})") } else { "settling the last slot".into() });
+    };
+    let open = |mut dcfg: gridledger_rollup::driver::DriverConfig| {
+        let connect =
+            |u: &str| RpcChain::connect(u).map_err(|e| DemoError::Config(format!("no gridledger node at {u}: {e}")));
+        let (primary, second) = (connect(url)?, connect(secondary)?);
+        let limit = primary.max_tx_bytes().min(second.max_tx_bytes());
+        dcfg.params.max_batch = batch_bound(limit, dcfg.params.max_batch);
+        fund_day(url, &funder, &day_needs(&dcfg, funding, true))?;
+        if secondary != url {
+            fund_day(secondary, &funder, &day_needs(&dcfg, funding, false))?;
+        }
+        Ok(gridledger_rollup::driver::DualChain::on_chains(primary, second, dcfg)?)
+    };
+    let r = gridledger_rollup::demo::run_day_with_progress(cfg, open, &mut on_slot);
+    drop(progress);
+    r.with_context(|| format!("IOR day on the node at {url} (--rpc)"))
+}
+
 pub(crate) fn print_day(a: &DayArgs, r: &gridledger_rollup::demo::DayReport) -> anyhow::Result<()> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(r)?);
         return Ok(());
     }
     let t = &r.thesis;
-    let primary = if a.pbft == 0 { "1 validator".to_string() } else { format!("{} PBFT validators", a.pbft) };
+    let primary = primary_label(a);
     println!(
         "P2P energy trading day (thesis §3.5.4), day {} of the year, seed {}; primary chain: {primary}",
         r.config.day, r.config.seed

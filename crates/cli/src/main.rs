@@ -71,7 +71,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum IorCmd {
     /// Run the 15-participant day of thesis §3.5.4 over both chains.
-    Day(ior::DayArgs),
+    Day(Box<ior::DayArgs>),
     /// Run the §3.5.5 reputation case study and print it beside the thesis.
     CaseStudy(ior::CaseStudyArgs),
 }
@@ -207,7 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Sim(c) => sim::run(c),
         Cmd::Channel(c) => channel::run(c),
         Cmd::Cns(c) => cns::run(c),
-        Cmd::Ior(IorCmd::Day(a)) => ior::day(a),
+        Cmd::Ior(IorCmd::Day(a)) => ior::day(*a),
         Cmd::Ior(IorCmd::CaseStudy(a)) => ior::case_study(a),
         Cmd::Experiment(c) => experiment::run(c),
         Cmd::Grid(c) => grid::run(c),

@@ -251,7 +251,8 @@ fn refuse_existing(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_key_with(path: &Path, password: &PasswordArgs) -> anyhow::Result<KeyPair> {
+/// A key file, plaintext or an encrypted keystore (opened with `password`).
+pub(crate) fn read_key_with(path: &Path, password: &PasswordArgs) -> anyhow::Result<KeyPair> {
     let text = gridledger_node::config::read_key_text(path)?;
     if keystore::is_keystore(&text) {
         return keystore::open(&text, &password.get()?).with_context(|| format!("opening {}", path.display()));
@@ -636,6 +637,7 @@ pub fn testnet(cmd: TestnetCmd) -> anyhow::Result<()> {
         None => create_testnet(cmd.create),
         Some(TestnetAction::Start(d)) => {
             let configs = network_configs(&d.dir)?;
+            configured_ports_free(&configs)?;
             supervise(&d.dir, &configs)
         }
         Some(TestnetAction::Stop(d)) => stop_testnet(&d.dir),
@@ -701,6 +703,35 @@ fn ports_free(a: &TestnetArgs) -> anyhow::Result<()> {
                     "validator-{i}'s {what} port {}:{port} is not free ({e}); is another node or network running? \
                      choose other ports with {flag}, or stop what holds it",
                     a.host
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `ports_free` for a network written before (`testnet start`): every
+/// address a validator's config listens on (`rpc_listen`, `network.listen`)
+/// must be free before any validator starts, or that validator would exit
+/// at once and leave a degraded network running. A validator that is
+/// already running is left to `supervise`, which names its pid.
+fn configured_ports_free(configs: &[PathBuf]) -> anyhow::Result<()> {
+    for (i, c) in configs.iter().enumerate() {
+        if node_pid(c).is_some() {
+            continue;
+        }
+        let cfg = gridledger_node::NodeConfig::load(c)?;
+        let listens = std::iter::once((cfg.rpc_listen.clone(), "JSON-RPC", "rpc_listen"))
+            .chain(cfg.network.as_ref().map(|n| (n.listen.clone(), "peer", "network.listen")));
+        for (addr, what, key) in listens {
+            if addr.rsplit_once(':').is_some_and(|(_, p)| p == "0") {
+                continue;
+            }
+            if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
+                bail!(
+                    "validator-{i}'s {what} address {addr} is not free ({e}); is another node or network running? \
+                     stop what holds it, or change {key} in {}; no validator was started",
+                    c.display()
                 );
             }
         }

@@ -5,7 +5,10 @@
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use gridledger_ledger::devnet::dev_key;
+use gridledger_xchain::ccdi::CcdiApp;
+use gridledger_xchain::ccdi_run::{CcdiAttack, CcdiReport, CcdiUser, UserBehaviour};
 use gridledger_xchain::mbs::{Behaviour, BobMbs, MbsSpec, SwapReport, SwapRequest, FIRST_EXTERNAL};
+use gridledger_xchain::scbg::Character;
 use gridledger_xchain::{Finality, Side};
 use serde_json::json;
 use std::path::PathBuf;
@@ -18,6 +21,32 @@ pub enum XchainCmd {
     Up(UpArgs),
     /// Run one cross-chain token exchange (CCTE, Algorithm 5.1) through the BoB.
     Swap(SwapArgs),
+    /// Migrate a state data item to another chain through the BoB (CCDI's
+    /// S_SDM, thesis §5.5.5): lock it and a fresh item, swap them in place
+    /// with one threshold-signed transaction per chain.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Index (0-based) of the chain the item leaves (a censorship-prone chain).
+    #[arg(long, default_value_t = 0)]
+    pub from: u32,
+    /// Index (0-based) of the chain the item moves to.
+    #[arg(long, default_value_t = 1)]
+    pub to: u32,
+    /// The character's name (1 to 32 bytes).
+    #[arg(long, default_value = "wanderer")]
+    pub name: String,
+    /// The character's attack value (0 to 1,000).
+    #[arg(long, default_value_t = 42, value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    pub attack: u64,
+    /// Experience the character gains in one battle before it migrates
+    /// (0: none), so the migrated item differs from a fresh one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1))]
+    pub battles: u32,
 }
 
 #[derive(Args)]
@@ -103,6 +132,10 @@ const LIQUIDITY: u128 = 1_000_000;
 const DEPOSIT: u128 = 1_000_000;
 
 fn open(shape: &ShapeArgs) -> anyhow::Result<(BobMbs, Option<tempfile::TempDir>)> {
+    open_spec(shape, shape.spec())
+}
+
+fn open_spec(shape: &ShapeArgs, spec: MbsSpec) -> anyhow::Result<(BobMbs, Option<tempfile::TempDir>)> {
     let (dir, tmp) = match &shape.dir {
         Some(d) => (d.clone(), None),
         None => {
@@ -110,7 +143,7 @@ fn open(shape: &ShapeArgs) -> anyhow::Result<(BobMbs, Option<tempfile::TempDir>)
             (t.path().to_path_buf(), Some(t))
         }
     };
-    let m = BobMbs::open(&dir, shape.spec()).with_context(|| format!("opening the BoB-MBS in {}", dir.display()))?;
+    let m = BobMbs::open(&dir, spec).with_context(|| format!("opening the BoB-MBS in {}", dir.display()))?;
     Ok((m, tmp))
 }
 
@@ -143,6 +176,7 @@ pub fn run(c: XchainCmd) -> anyhow::Result<()> {
     match c {
         XchainCmd::Up(a) => up(a),
         XchainCmd::Swap(a) => swap(a),
+        XchainCmd::Migrate(a) => migrate(a),
     }
 }
 
@@ -245,11 +279,95 @@ fn print_swap(req: &SwapRequest, rep: &SwapReport, wall: f64) {
     println!("  wall time                  {wall:.3} s");
 }
 
+/// Deposit each CCDI participant pays into S_MUE.
+const CCDI_DEPOSIT: u128 = 10_000;
+
+/// What a migration did, for the CLI and the demo.
+struct Migration {
+    from: u32,
+    to: u32,
+    old_item: u64,
+    new_item: u64,
+    before: Character,
+    moved: Character,
+    left: Character,
+    report: CcdiReport,
+}
+
+/// Creates a character for dev key 0 on `from`, lets it fight one battle
+/// (so it is no longer a fresh item), then migrates it to `to` (S_SDM).
+fn run_migration(
+    m: &mut BobMbs,
+    from: u32,
+    to: u32,
+    name: &str,
+    attack: u64,
+    battles: u32,
+) -> anyhow::Result<Migration> {
+    let key = dev_key(0);
+    let item = m.create_item(from, &key, name, attack)?;
+    if battles > 0 {
+        let rival = dev_key(1);
+        let r = m.create_item(from, &rival, "rival", 0)?;
+        let users = [
+            CcdiUser { key: key.clone(), chain: from, item, behaviour: UserBehaviour::Honest },
+            CcdiUser { key: rival, chain: from, item: r, behaviour: UserBehaviour::Honest },
+        ];
+        m.run_ccdi(CcdiApp::Battle, &users, &CcdiAttack::default(), CCDI_DEPOSIT, 1, 1)?;
+    }
+    let before = m.item(from, item).context("the item")?.data;
+    let (fresh, report) = m.migrate(&key, from, item, to, CCDI_DEPOSIT, 2)?;
+    let moved = m.item(to, fresh).context("the migrated item")?.data;
+    let left = m.item(from, item).context("the old item")?.data;
+    anyhow::ensure!(moved == before, "the item did not arrive unchanged");
+    Ok(Migration { from, to, old_item: item, new_item: fresh, before, moved, left, report })
+}
+
+fn migration_json(mg: &Migration) -> serde_json::Value {
+    json!({
+        "from_chain": mg.from, "to_chain": mg.to, "item_on_from": mg.old_item, "item_on_to": mg.new_item,
+        "before": mg.before, "migrated": mg.moved, "left_on_from": mg.left,
+        "phases": mg.report.phases, "transactions": mg.report.counts.protocol_txs(),
+        "bytes": mg.report.counts.protocol_bytes(), "case1": mg.report.case1,
+    })
+}
+
+fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.from != a.to, "--from and --to must be different chains");
+    anyhow::ensure!(a.from < a.shape.chains && a.to < a.shape.chains, "--from and --to must be below --chains");
+    anyhow::ensure!(!a.name.is_empty() && a.name.len() <= 32, "--name must have 1 to 32 bytes");
+    let (mut m, _tmp) = open_spec(&a.shape, MbsSpec { ccdi: true, ..a.shape.spec() })?;
+    let t = Instant::now();
+    let mg = run_migration(&mut m, FIRST_EXTERNAL + a.from, FIRST_EXTERNAL + a.to, &a.name, a.attack, a.battles)?;
+    let wall = t.elapsed().as_secs_f64();
+    if a.shape.json {
+        println!("{}", json!({ "migration": migration_json(&mg), "report": mg.report, "wall_s": wall }));
+    } else {
+        println!(
+            "S_SDM: item {} ({}) moved from chain {} to chain {} as item {}",
+            mg.old_item, mg.before.name, mg.from, mg.to, mg.new_item
+        );
+        println!(
+            "  on chain {}: attack {}, experience {}   (was on chain {})",
+            mg.to, mg.moved.attack, mg.moved.experience, mg.from
+        );
+        println!("  left on chain {}: a fresh initial version (experience {})", mg.from, mg.left.experience);
+        println!(
+            "  phases {}, transactions {} (2 locks, 2 CCTs, 2 settlements), bytes {}",
+            mg.report.phases,
+            mg.report.counts.protocol_txs(),
+            mg.report.counts.protocol_bytes()
+        );
+        println!("  wall time {wall:.3} s");
+    }
+    Ok(())
+}
+
 /// The demo's cross-chain section: two communities on different chains
 /// exchange tokens through the BoB. Returns its JSON summary.
 pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
     let tmp = tempfile::tempdir()?;
-    let spec = MbsSpec { chains: 2, ..MbsSpec::default() };
+    let spec = MbsSpec { chains: 2, ccdi: true, ..MbsSpec::default() };
     let mut m = BobMbs::open(tmp.path(), spec)?;
     prepare(&mut m)?;
     let req = SwapRequest {
@@ -276,12 +394,22 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
         m.external(req.chain_i)?.account(&r).balance.0,
         m.external(req.chain_j)?.account(&r).balance.0,
     ];
-    let independent = m.externals.values().all(|c| c.chain().state().iter().all(|(k, _)| k.first() == Some(&0x01)));
+    // Independence: external chains hold their accounts and their own SC_BG items, nothing else.
+    let sc_bg = gridledger_ledger::state::contract_key(gridledger_xchain::scbg::SC_BG_ID, &[]);
+    let independent = |m: &BobMbs| {
+        m.externals
+            .values()
+            .all(|c| c.chain().state().iter().all(|(k, _)| k.first() == Some(&0x01) || k.starts_with(&sc_bg)))
+    };
+    let independent_after_swap = independent(&m);
     anyhow::ensure!(rep.record.complete, "the cross-chain exchange did not settle");
     anyhow::ensure!(
         after[2] == before[2] + rep.x_i && after[1] == before[1] + req.x_j,
         "the exchange did not move the tokens"
     );
+    // One item migrated from community A's chain to community B's (S_SDM).
+    let mg = run_migration(&mut m, req.chain_i, req.chain_j, "community-a-hero", 42, 1)?;
+    let independent = independent_after_swap && independent(&m);
     let summary = json!({
         "chains": [req.chain_i, req.chain_j],
         "bob_chain": m.bob.chain_id(),
@@ -292,6 +420,7 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
         "bytes": rep.bytes.total(),
         "independent_external_chains": independent,
         "wall_s": wall,
+        "migration": migration_json(&mg),
     });
     if !json_only {
         println!("gridledger demo: cross-chain token exchange through the BoB (thesis Ch.5)");
@@ -305,7 +434,17 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
         );
         println!("  settled on the BoB     {} (proofs checked by SC_MPV, deposits released)", rep.record.complete);
         println!("  bytes on the wire      {}", rep.bytes.total());
-        println!("  external chains store  only their own accounts: {independent}");
+        println!(
+            "  item migrated          {} (attack {}, experience {}) from chain {} to chain {} in {} phases, {} transactions",
+            mg.before.name,
+            mg.moved.attack,
+            mg.moved.experience,
+            mg.from,
+            mg.to,
+            mg.report.phases,
+            mg.report.counts.protocol_txs()
+        );
+        println!("  external chains store  only their own accounts and items: {independent}");
         println!("  wall time              {wall:.3} s");
     }
     Ok(summary)

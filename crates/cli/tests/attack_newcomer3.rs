@@ -1,9 +1,9 @@
 //! Attacks on the newcomer work of issue 17 (third round): hostile input to
 //! the commands touched last (`channel watch-spec --json`, `sim pbft`
 //! summary/--json, `ior day --example-config`) and to the channel watch.
-//! Each test asserts what a careful user would expect and is ignored on main
-//! (it fails on the code it was written against); the comment above each
-//! states expected vs observed.
+//! Each test asserts what a careful user would expect and failed on the code
+//! it was written against; the comment above each states expected vs
+//! observed (then). All are fixed now and run in CI.
 
 mod common;
 
@@ -35,7 +35,6 @@ fn json_docs(text: &str) -> Option<usize> {
 /// readiness object `{"watching":…}` and then the report object): two
 /// documents on stdout, so `json.load` fails.
 #[test]
-#[ignore = "attack: channel watch --json prints two JSON documents (readiness line + report)"]
 fn channel_watch_json_prints_exactly_one_document() {
     let (_dir, _node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
     let o = gl(&["channel", "watch", "--dir", &d(&dirs[0]), "--json", "--timeout-s", "1"]);
@@ -75,7 +74,6 @@ fn watch_spec_out_onto_party_file_is_refused_and_changes_nothing() {
 /// Ok): exit 0 with "disputes raised 0 / settled false", indistinguishable
 /// from a quiet, healthy watch.
 #[test]
-#[ignore = "attack: channel watch that never reaches its node exits 0 with an empty report"]
 fn channel_watch_against_unreachable_node_exits_nonzero() {
     let (dir, _node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
     let spec = dir.path().join("watch.json");
@@ -197,19 +195,6 @@ fn prepare_listen_same_address_twice_is_refused() {
     assert!(!p1.join("party.json").exists() && !p2.join("party.json").exists(), "party directories written");
 }
 
-/// `n` consecutive free loopback ports (checked by binding each).
-fn free_run(n: u16, avoid: std::ops::Range<u16>) -> u16 {
-    loop {
-        let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if base > 65_000 || (avoid.start <= base + n && base <= avoid.end) {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-}
-
 /// Busy-port checks in `testnet`: `testnet --validators 4` refuses ports
 /// another process holds before anything starts, but `testnet start` of a
 /// network made with `--no-start` does not. Expected: `testnet start` with
@@ -219,7 +204,6 @@ fn free_run(n: u16, avoid: std::ops::Range<u16>) -> u16 {
 /// validators 1..3 start, validator-0 exits ("address in use"), and the
 /// supervisor keeps running a degraded network.
 #[test]
-#[ignore = "attack: testnet start does not check busy ports (testnet create does)"]
 fn testnet_start_refuses_a_busy_port_up_front() {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
@@ -283,7 +267,6 @@ fn testnet_start_refuses_a_busy_port_up_front() {
 /// is not the merchant's. The same happens for `--approval0` naming another
 /// account's approval.
 #[test]
-#[ignore = "attack: refused channel prepare still writes a new --desk-key file"]
 fn refused_prepare_with_wrong_desk_key_writes_no_key_file() {
     let (dir, _node, url, _dirs) = prepared_channel(["p1", "p2"], &[]);
     let root = dir.path();
@@ -310,7 +293,6 @@ fn msc_count(url: &str) -> usize {
 /// are on chain and `p1/party.json` is written, while side 1's keys are
 /// lost, so the channel can neither open nor be aborted by side 1.
 #[test]
-#[ignore = "attack: channel prepare with a --dirs path that is a file acts on chain, then fails half-written"]
 fn prepare_with_a_dirs_path_that_is_a_file_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -335,7 +317,6 @@ fn prepare_with_a_dirs_path_that_is_a_file_changes_nothing() {
 /// `channel open`, when the contract reverts the funding ("credit note ...
 /// exceeds the approved credit available").
 #[test]
-#[ignore = "attack: channel prepare --approval0 --credit0 accepts a capacity above the approved credit"]
 fn prepare_credit_note_above_the_approved_limit_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -386,7 +367,6 @@ fn prepare_credit_note_above_the_approved_limit_is_refused() {
 /// with "error: Broken pipe (os error 32)", exit 1; the watch that should
 /// answer a stale close is gone.
 #[test]
-#[ignore = "attack: channel watch exits at once (Broken pipe) when its stdout reader is gone"]
 fn channel_watch_keeps_watching_with_a_closed_stdout() {
     use std::os::fd::FromRawFd;
     let (_dir, _node, _url, dirs) = prepared_channel(["p1", "p2"], &[]);
@@ -420,30 +400,15 @@ fn find_key<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::V
 /// default 120 blocks gives t_Δ = 120 × 200 ms = 24 s. Observed: 120 × 1000 =
 /// 120 s (600 blocks of that chain); the close timeout is 5× off likewise.
 #[test]
-#[ignore = "attack: channel prepare --block-ms default 1000 ignores the chain's 200 ms blocks (t_delta 5x)"]
 fn prepare_blocks_are_the_chains_blocks() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let chain = root.join("mychain");
-    gl_ok(&["init", "--dir", &d(&chain), "--accounts", "4", "--listen", "127.0.0.1:0"]);
+    let (chain, _node, _url) = own_chain(root, 4);
     let toml = std::fs::read_to_string(chain.join("node.toml")).unwrap();
     let interval: u64 = toml
         .lines()
         .find_map(|l| l.trim().strip_prefix("block_interval_ms")?.trim().strip_prefix('=')?.trim().parse().ok())
         .expect("block_interval_ms in node.toml");
-    let node = Command::new(BIN)
-        .args(["node", "--config"])
-        .arg(chain.join("node.toml"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _procs = Procs(vec![node]);
-    let t = std::time::Instant::now();
-    while !std::fs::read_to_string(chain.join("node.url")).is_ok_and(|s| s.ends_with('\n')) {
-        assert!(t.elapsed() < std::time::Duration::from_secs(30), "node never wrote node.url");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
     let keys = chain.join("keys");
     let (p1, p2) = (root.join("p1"), root.join("p2"));
     run_ok(&mut prepare_cmd(
@@ -495,4 +460,109 @@ fn cns_connection_errors_name_the_url_and_flag() {
         assert!(!o.status.success(), "{args:?} exited 0");
         assert!(err.contains(&rpc) && err.contains("--rpc"), "{args:?}: error names neither {rpc} nor --rpc: {err}");
     }
+}
+
+/// Follow-up of the credit-limit finding: on the MSC `cns init` made, a
+/// credit note must also fit the credit still *available*. With 0.15 of a
+/// 0.2 coin line locked in an open channel, a second channel's 0.1 coin
+/// note is refused by `prepare`, naming what is available, before anything
+/// is sent (the contract would refuse it only at `channel open`).
+#[test]
+fn prepare_credit_note_above_the_available_credit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (_node, url) = dev_node(root, 3);
+    let k = |i: usize| root.join(format!("k{i}.key"));
+    let (docs, app, approval) = (root.join("id.pdf"), root.join("app.json"), root.join("approval.json"));
+    std::fs::write(&docs, b"identity document").unwrap();
+    gl_ok(&["cns", "apply", "--key", &d(&k(1)), "--docs", &d(&docs), "--credit", "0.2", "--out", &d(&app)]);
+    let desk = root.join("desk.key");
+    gl_ok(&[
+        "cns",
+        "approve",
+        "--rpc",
+        &url,
+        "--merchant-key",
+        &d(&k(0)),
+        "--desk-key",
+        &d(&desk),
+        "--application",
+        &d(&app),
+        "--out",
+        &d(&approval),
+    ]);
+    gl_ok(&["cns", "init", "--rpc", &url, "--key", &d(&k(1)), "--approval", &d(&approval)]);
+    let on_credit = |capacity: &str| {
+        [
+            "--approval0".to_string(),
+            d(&approval),
+            "--credit0".into(),
+            "--capacity".into(),
+            capacity.into(),
+            "0.1".into(),
+        ]
+    };
+    let args = on_credit("0.15");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (p1, p2) = (root.join("p1"), root.join("p2"));
+    run_ok(&mut prepare_cmd(&url, &k(0), &desk, [&k(1), &k(2)], [&p1, &p2], &args));
+    let _open = open_both([&p1, &p2], &[]);
+    let before = msc_count(&url);
+    let args = on_credit("0.1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (q1, q2) = (root.join("q1"), root.join("q2"));
+    let o = prepare_cmd(&url, &k(0), &desk, [&k(1), &k(2)], [&q1, &q2], &args).output().unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success(), "a 0.1 coin note with 0.05 coin available prepared:\n{}", stdout(&o));
+    assert!(err.contains("available") && err.contains("0.050000 coin"), "{err}");
+    assert_eq!(msc_count(&url), before, "a refused prepare opened an MSC");
+    assert!(!q1.join("party.json").exists() && !q2.join("party.json").exists(), "party directories written");
+}
+
+/// The other side of the unreachable-node finding: a watch started while
+/// its node is down (restarting) keeps trying until --timeout-s and, once
+/// the node answers, watches as usual. Here the spec's rpc is a port where
+/// a forwarding proxy to the node appears only after the watch said it is
+/// retrying (its stderr line is the signal, no sleep).
+#[test]
+fn channel_watch_waits_for_a_node_that_comes_up_late() {
+    use std::io::{BufRead, BufReader};
+    use std::net::{TcpListener, TcpStream};
+    let (dir, _node, url, dirs) = prepared_channel(["p1", "p2"], &[]);
+    let spec = dir.path().join("watch.json");
+    gl_ok(&["channel", "watch-spec", "--dir", &d(&dirs[0]), "--out", &d(&spec)]);
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    v["rpc"] = serde_json::json!(format!("http://127.0.0.1:{port}"));
+    std::fs::write(&spec, v.to_string()).unwrap();
+    let key = dir.path().join("k1.key");
+    let mut watch = Command::new(BIN)
+        .args(["channel", "watch", "--spec", &d(&spec), "--key", &d(&key), "--dir", &d(&dirs[0]), "--timeout-s", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(watch.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("retrying") && line.contains(&port.to_string()), "{line}");
+    // The node "comes back": a proxy on the spec's port forwards to it.
+    let target = url.trim_start_matches("http://").to_string();
+    let proxy = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    fn pipe(mut from: TcpStream, mut to: TcpStream) {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    }
+    std::thread::spawn(move || {
+        for client in proxy.incoming().map_while(Result::ok) {
+            let Ok(server) = TcpStream::connect(&target) else { return };
+            let (c, s) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || pipe(c, s));
+            std::thread::spawn(move || pipe(server, client));
+        }
+    });
+    let mut ready = String::new();
+    BufReader::new(watch.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    let _procs = Procs(vec![watch]);
+    assert!(ready.starts_with("watching channel"), "the watch did not start once its node answered: {ready:?}");
 }

@@ -4,40 +4,8 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn wait_file(p: &Path, child: &mut Child) -> String {
-    let t = Instant::now();
-    loop {
-        if let Ok(s) = std::fs::read_to_string(p) {
-            if s.ends_with('\n') {
-                return s.trim().to_string();
-            }
-        }
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("process exited ({st}) before writing {}", p.display());
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "{} never written", p.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `gridledger init` on a free loopback port, then `gridledger node`.
-fn own_chain(root: &Path) -> (PathBuf, Procs) {
-    let dir = root.join("mychain");
-    gl_ok(&["init", "--dir", &d(&dir), "--accounts", "4", "--listen", "127.0.0.1:0"]);
-    let mut node = Command::new(BIN)
-        .args(["node", "--config"])
-        .arg(dir.join("node.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_file(&dir.join("node.url"), &mut node);
-    (dir, Procs(vec![node]))
-}
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 fn with_pw(args: &[&str]) -> std::process::Output {
     Command::new(BIN)
@@ -64,7 +32,7 @@ fn prepare_with_pw(dir: &Path, root: &Path, keys: [&Path; 2], dirs: [&Path; 2]) 
 #[test]
 fn party_json_does_not_copy_a_keystore_secret_in_plaintext() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, _node) = own_chain(root.path());
+    let (dir, _node, _) = own_chain(root.path(), 4);
     let keys = dir.join("keys");
     let mut ks = Vec::new();
     let mut secrets = Vec::new();
@@ -91,7 +59,7 @@ fn party_json_does_not_copy_a_keystore_secret_in_plaintext() {
 #[test]
 fn prepare_refuses_the_same_dir_for_both_sides() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, _node) = own_chain(root.path());
+    let (dir, _node, _) = own_chain(root.path(), 4);
     let keys = dir.join("keys");
     let p = root.path().join("p");
     let (k1, k2) = (keys.join("account-1.key"), keys.join("account-2.key"));
@@ -111,7 +79,7 @@ fn prepare_refuses_the_same_dir_for_both_sides() {
 #[test]
 fn query_of_an_unknown_hash_fails() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, _node) = own_chain(root.path());
+    let (dir, _node, _) = own_chain(root.path(), 4);
     let unknown = format!("0x{}", "00".repeat(32));
     for what in ["tx", "receipt", "proof"] {
         let o = gl(&["query", what, &unknown, "--rpc", &d(&dir)]);
@@ -130,7 +98,7 @@ fn query_of_an_unknown_hash_fails() {
 #[test]
 fn a_sealed_party_opens_pays_and_closes_with_its_password() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, _node) = own_chain(root.path());
+    let (dir, _node, _) = own_chain(root.path(), 4);
     let keys = dir.join("keys");
     let mut ks = Vec::new();
     for i in [1, 2] {
@@ -186,7 +154,7 @@ fn listen_zero_amount_block_summary_and_coin_prices() {
         let dir = root.path().join(format!("ok{i}"));
         gl_ok(&["init", "--dir", &d(&dir), "--listen", ok]);
     }
-    let (dir, _node) = own_chain(root.path());
+    let (dir, _node, _) = own_chain(root.path(), 4);
     let key = dir.join("keys").join("account-0.key");
     let to = gl_json(&["keys", "show", "--key", &d(&dir.join("keys").join("account-1.key")), "--json"]);
     let to = to["address"].as_str().unwrap().to_string();

@@ -58,7 +58,7 @@ impl Drop for Setup {
 
 fn setup() -> Setup {
     let terms =
-        ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string(), "--close-timeout-blocks", "1"];
+        ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string(), "--close-timeout-ms", "1000"];
     let (dir, node, url, dirs) = prepared_channel(["p0", "p1"], &terms);
     let root = dir.path().to_path_buf();
     Setup { _dir: dir, node: Some(node), url, dirs, root }
@@ -121,24 +121,14 @@ fn killed_parties_stale_close_is_corrected_by_the_watch_service() {
     let k3 = s.root.join("k3.key");
     let tower_bal = balance(&c, &dev_key(3).address()).unwrap();
     let side1_bal = balance(&c, &dev_key(2).address()).unwrap();
-    let mut watcher = spawn(&[
-        "channel",
-        "watch",
-        "--json",
-        "--dir",
-        &d(&tower),
-        "--spec",
-        &d(&wspec),
-        "--key",
-        &d(&k3),
-        "--timeout-s",
-        "60",
-    ]);
-    // Readiness signal: the watcher's first line, printed once it is set to
-    // replay the channel's events (no sleep-and-hope).
+    let mut watcher =
+        spawn(&["channel", "watch", "--dir", &d(&tower), "--spec", &d(&wspec), "--key", &d(&k3), "--timeout-s", "60"]);
+    // Readiness signal: the watcher's first line, printed once it reached
+    // the node and is set to replay the channel's events (no sleep-and-hope;
+    // under --json the same line goes to stderr as a JSON object).
     let mut ready = String::new();
     std::io::BufReader::new(watcher.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-    assert!(ready.contains("\"watching\""), "watcher readiness line: {ready:?}");
+    assert!(ready.starts_with("watching channel"), "watcher readiness line: {ready:?}");
     procs.0.push(watcher);
     gl_ok(&["channel", "dispute", "--dir", &d(&stale), "--no-settle"]);
     let cid = PartySpec::load(&s.dirs[0]).unwrap().cid;
@@ -226,7 +216,7 @@ fn one_serve_process_runs_two_channels_with_one_event_stream() {
     let more = [s.root.join("q0"), s.root.join("q1")];
     let k = |i: usize| s.root.join(format!("k{i}.key"));
     let terms =
-        ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string(), "--close-timeout-blocks", "1"];
+        ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string(), "--close-timeout-ms", "1000"];
     run_ok(&mut prepare_cmd(&s.url, &k(0), &s.root.join("desk.key"), [&k(1), &k(2)], [&more[0], &more[1]], &terms));
     let cids = [PartySpec::load(&s.dirs[0]).unwrap().cid, PartySpec::load(&more[0]).unwrap().cid];
     let serve = spawn(&["channel", "serve", "--dir", &d(&s.dirs[0]), "--dir", &d(&more[0])]);

@@ -1,8 +1,10 @@
-//! `gridledger ior day` with a community file over several days.
+//! `gridledger ior day`: a community file over several days, and a day on
+//! a running node (`--rpc`).
 
-use std::process::Command;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+use common::*;
+use std::process::{Command, Stdio};
 
 #[test]
 fn ior_day_runs_a_community_file_over_several_days() {
@@ -68,4 +70,148 @@ fn ior_day_runs_a_community_file_over_several_days() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--days 1"));
+}
+
+/// `ior day --rpc` (issue 17, "ior day against a running node"): a short
+/// day (noon to 1 pm) through a real `gridledger node` process, the day's
+/// accounts funded from an account of `gridledger init`. Every
+/// participant's IOR balance the report states is the one on chain, coin
+/// is conserved between the traders, and a second day on the same chain is
+/// refused before anything is sent.
+#[test]
+fn ior_day_runs_on_a_running_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, _node, url) = own_chain(dir.path(), 2);
+    let funder = chain.join("keys").join("account-0.key");
+    let day = [
+        "ior",
+        "day",
+        "--rpc",
+        &d(&chain),
+        "--from",
+        &d(&funder),
+        "--slots",
+        "24..26",
+        "--slot-ms",
+        "2000",
+        "--window-ms",
+        "1000",
+        "--no-report",
+        "--json",
+    ];
+    // Refused before anything is sent: a slot that is not whole seconds,
+    // and a funder that cannot pay what the day's accounts need.
+    let c = gridledger_node::RpcClient::new(&url);
+    let funder_addr = gridledger_node::config::read_key(&funder).unwrap().address();
+    let nonce = c.next_nonce(&funder_addr).unwrap();
+    let odd: Vec<&str> = day.iter().map(|a| if *a == "2000" { "1500" } else { a }).collect();
+    let o = gl(&odd);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("whole number of seconds"));
+    let poor = dir.path().join("poor.key");
+    gl_ok(&["keys", "new", "--out", &d(&poor)]);
+    let broke: Vec<String> = day.iter().map(|a| if *a == d(&funder) { d(&poor) } else { a.to_string() }).collect();
+    let o = gl(&broke.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--from") && err.contains(&url), "{err}");
+    assert_eq!(c.next_nonce(&funder_addr).unwrap(), nonce, "a refused day sent a transaction");
+
+    let r = gl_json(&day);
+    let settled = r["settled_trades"].as_u64().unwrap();
+    assert!(settled > 0, "no trade settled at noon: {}", r["trades"]);
+    let per_slot: Vec<u64> = r["trades_per_slot"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert!(per_slot.iter().enumerate().all(|(s, n)| (24..26).contains(&s) || *n == 0), "{per_slot:?}");
+    let (gained, spent) = check_balances_on_chain(&r, &c);
+    assert!(gained > 0 && gained == spent, "sellers got {gained}, buyers paid {spent}");
+    assert_eq!(r["coins"]["burned"], 0);
+    // One day per chain: the second is refused, naming the node, nothing sent.
+    let nonce = c.next_nonce(&funder_addr).unwrap();
+    let o = gl(&day);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains(&url) && err.contains("fresh chain"), "{err}");
+    assert_eq!(c.next_nonce(&funder_addr).unwrap(), nonce);
+}
+
+/// Asserts that every participant's IOR balance at the end of the day
+/// report `r` is the one the node `c` holds; returns what the sellers
+/// gained and the buyers spent over the day.
+fn check_balances_on_chain(r: &serde_json::Value, c: &gridledger_node::RpcClient) -> (u128, u128) {
+    let (mut gained, mut spent) = (0u128, 0u128);
+    for p in r["participants"].as_array().unwrap() {
+        let who: gridledger_core::Address = serde_json::from_value(p["address"].clone()).unwrap();
+        let args = hex::encode(borsh::to_vec(&who).unwrap());
+        let view = c.call("gl_callView", serde_json::json!([gridledger_rollup::IOR_PRIMARY_ID, "participant", args]));
+        let on_chain: u128 = view.unwrap()["balance"].as_str().unwrap().parse().unwrap();
+        let (start, end) = (p["balance_start"].as_u64().unwrap() as u128, p["balance_end"].as_u64().unwrap() as u128);
+        assert_eq!(on_chain, end, "participant {who}: report {end}, chain {on_chain}");
+        if end > start {
+            gained += end - start;
+        } else {
+            spent += start - end;
+        }
+    }
+    (gained, spent)
+}
+
+/// Stops a network started by `testnet start` (SIGTERM through `testnet
+/// stop`, so no validator is orphaned) when dropped.
+struct StopTestnet(std::path::PathBuf, std::process::Child);
+
+impl Drop for StopTestnet {
+    fn drop(&mut self) {
+        let _ = gl(&["testnet", "stop", "--dir", &d(&self.0)]);
+        let _ = self.1.wait();
+    }
+}
+
+/// `ior day --rpc` on a testnet: four PBFT validators, each its own
+/// process; one slot at noon through validator-0, and the settled balances
+/// read back from validator-1 (the day is on the replicated chain).
+#[test]
+fn ior_day_runs_on_a_pbft_testnet() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let p2p = free_run(4, 0..0);
+    gl_ok(&[
+        "testnet",
+        "--no-start",
+        "--validators",
+        "4",
+        "--dir",
+        &d(&net),
+        "--rpc-port",
+        "0",
+        "--p2p-port",
+        &p2p.to_string(),
+    ]);
+    let (mut sup, _pid, url0) = start_testnet(&net, Stdio::null());
+    let url1 = wait_file(&net.join("validator-1").join("node.url"), &mut sup);
+    let _stop = StopTestnet(net.clone(), sup);
+    let funder = net.join("keys").join("account-0.key");
+    // Slots long enough for two PBFT commits on a loaded machine.
+    let r = gl_json(&[
+        "ior",
+        "day",
+        "--rpc",
+        &url0,
+        "--from",
+        &d(&funder),
+        "--slots",
+        "24..25",
+        "--slot-ms",
+        "8000",
+        "--window-ms",
+        "1000",
+        "--no-report",
+        "--json",
+    ]);
+    assert!(r["settled_trades"].as_u64().unwrap() > 0, "no trade settled at noon: {}", r["trades"]);
+    let (c0, c1) = (gridledger_node::RpcClient::new(&url0), gridledger_node::RpcClient::new(&url1));
+    let h = c0.height().unwrap();
+    let t = std::time::Instant::now();
+    while c1.height().unwrap() < h {
+        assert!(t.elapsed() < std::time::Duration::from_secs(30), "validator-1 never reached height {h}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (gained, spent) = check_balances_on_chain(&r, &c1);
+    assert!(gained > 0 && gained == spent, "sellers got {gained}, buyers paid {spent}");
 }

@@ -11,57 +11,12 @@ use gridledger_ledger::devnet::dev_key;
 use gridledger_node::config::write_key;
 use gridledger_node::RpcClient;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A loopback port nothing listens on (bound to port 0, then released).
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Waits for a file a process writes when ready (its readiness signal).
-fn wait_file(p: &Path, child: &mut Child) -> String {
-    let t = Instant::now();
-    loop {
-        if let Ok(s) = std::fs::read_to_string(p) {
-            if s.ends_with('\n') {
-                return s.trim().to_string();
-            }
-        }
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("process exited ({st}) before writing {}", p.display());
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "{} never written", p.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn pid_alive(pid: i32) -> bool {
-    // A zombie still answers kill(0); /proc says whether it is one.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
-        .unwrap_or(false)
-}
-
-/// `gridledger init` on a free port, then `gridledger node`; returns the
-/// chain directory's path, the node process and its URL from node.url.
-fn own_chain(root: &Path) -> (PathBuf, Procs, String) {
-    let dir = root.join("mychain");
-    gl_ok(&["init", "--dir", &d(&dir), "--accounts", "2", "--listen", "127.0.0.1:0"]);
-    let mut node = Command::new(BIN)
-        .args(["node", "--config"])
-        .arg(dir.join("node.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = wait_file(&dir.join("node.url"), &mut node);
-    (dir, Procs(vec![node]), url)
 }
 
 /// Defect 1: every client command has the same default endpoint, the one
@@ -88,7 +43,7 @@ fn one_default_rpc_for_every_command() {
 #[test]
 fn chain_dir_as_rpc_and_no_half_made_desk_key() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, _node, url) = own_chain(root.path());
+    let (dir, _node, url) = own_chain(root.path(), 2);
     let info = gl_json(&["query", "info", "--rpc", &d(&dir), "--json"]);
     assert_eq!(info["chain_id"], 1);
     // The summary names the contracts (not their JSON) and the clock's unit.
@@ -244,14 +199,7 @@ fn testnet_forwards_sigterm_reports_exits_and_is_managed() {
     let v0 = net.join("validator-0");
 
     // start + status + stop.
-    let mut sup = Command::new(BIN)
-        .args(["testnet", "start", "--dir", &d(&net)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = wait_file(&v0.join("node.url"), &mut sup);
-    let pid: i32 = wait_file(&v0.join("node.pid"), &mut sup).parse().unwrap();
+    let (sup, pid, url) = start_testnet(&net, Stdio::piped());
     let st = gl_json(&["testnet", "status", "--dir", &d(&net), "--json"]);
     assert_eq!(st["validators"][0]["running"], true);
     assert_eq!(st["validators"][0]["rpc"], url.as_str());
@@ -259,6 +207,7 @@ fn testnet_forwards_sigterm_reports_exits_and_is_managed() {
     let o = gl(&["testnet", "start", "--dir", &d(&net)]);
     assert!(!o.status.success() && stderr(&o).contains("already running"), "{}", stderr(&o));
     gl_ok(&["testnet", "stop", "--dir", &d(&net)]);
+    let mut sup = sup;
     let status = sup.wait().unwrap();
     assert!(status.success(), "supervisor after stop: {status}");
     assert!(!pid_alive(pid), "validator {pid} outlived `testnet stop`");
@@ -268,14 +217,7 @@ fn testnet_forwards_sigterm_reports_exits_and_is_managed() {
     assert!(log.contains("serving JSON-RPC") && !log.contains('\u{1b}'), "colour codes in the log:\n{log}");
 
     // SIGTERM to the supervisor itself.
-    let mut sup = Command::new(BIN)
-        .args(["testnet", "start", "--dir", &d(&net)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid: i32 = wait_file(&v0.join("node.pid"), &mut sup).parse().unwrap();
-    wait_file(&v0.join("node.url"), &mut sup);
+    let (mut sup, pid, _) = start_testnet(&net, Stdio::null());
     unsafe {
         libc::kill(sup.id() as i32, libc::SIGTERM);
     }
@@ -283,14 +225,7 @@ fn testnet_forwards_sigterm_reports_exits_and_is_managed() {
     assert!(!pid_alive(pid), "validator {pid} orphaned by SIGTERM to testnet");
 
     // A validator that dies is reported, and the supervisor says all are gone.
-    let mut sup = Command::new(BIN)
-        .args(["testnet", "start", "--dir", &d(&net)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid: i32 = wait_file(&v0.join("node.pid"), &mut sup).parse().unwrap();
-    wait_file(&v0.join("node.url"), &mut sup);
+    let (mut sup, pid, _) = start_testnet(&net, Stdio::piped());
     unsafe {
         libc::kill(pid, libc::SIGKILL);
     }
@@ -330,7 +265,7 @@ fn no_panic_on_arguments_or_closed_pipe() {
 #[test]
 fn amounts_in_coin_fee_reserve_and_zero_payments() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, _node, _url) = own_chain(root.path());
+    let (dir, _node, _url) = own_chain(root.path(), 2);
     let to = root.path().join("to.key");
     let shown = gl_json(&["keys", "new", "--out", &d(&to), "--json"]);
     let addr = shown["address"].as_str().unwrap().to_string();
@@ -440,7 +375,7 @@ fn cns_init_twice_and_same_account_are_refused() {
 #[test]
 fn keystore_import_use_export() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, _node, _url) = own_chain(root.path());
+    let (dir, _node, _url) = own_chain(root.path(), 2);
     let pw = root.path().join("pw");
     std::fs::write(&pw, "correct horse battery\n").unwrap();
     let plain = dir.join("keys").join("account-0.key");
@@ -495,7 +430,7 @@ fn keystore_import_use_export() {
 #[test]
 fn query_proof_events_view() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, _node, _url) = own_chain(root.path());
+    let (dir, _node, _url) = own_chain(root.path(), 2);
     let to = gl_json(&["keys", "show", "--key", &d(&dir.join("keys/account-1.key")), "--json"])["address"].clone();
     let r = gl_json(&[
         "transfer",
@@ -538,7 +473,7 @@ fn completions_and_man_pages() {
 #[test]
 fn openrpc_discover_and_named_params() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, _node, url) = own_chain(root.path());
+    let (dir, _node, url) = own_chain(root.path(), 2);
     let c = RpcClient::new(&url);
     let doc = c.call("rpc.discover", serde_json::json!([])).unwrap();
     assert!(doc["openrpc"].as_str().unwrap().starts_with("1."));
@@ -863,10 +798,151 @@ fn close_falling_back_to_a_dispute_says_so() {
 #[test]
 fn node_deploys_the_ior_contracts() {
     let root = tempfile::tempdir().unwrap();
-    let (_dir, _procs, url) = own_chain(root.path());
+    let (_dir, _procs, url) = own_chain(root.path(), 2);
     let info = gridledger_node::RpcClient::new(url.trim()).call("gl_chainInfo", serde_json::json!([])).unwrap();
     let ids: Vec<u64> = info["contracts"].as_array().unwrap().iter().filter_map(|c| c["id"].as_u64()).collect();
     for id in [1, 20, 21, 22] {
         assert!(ids.contains(&id), "contract {id} missing from {ids:?}");
+    }
+}
+
+/// "A page on the data directory layout": every file a running chain
+/// directory holds (after `init` and `node`) is named in the table of
+/// docs/operations.md, so the page cannot silently fall behind the code.
+#[test]
+fn data_directory_page_names_every_file() {
+    let page = include_str!("../../../docs/operations.md");
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _node, _url) = own_chain(root.path(), 2);
+    fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(p).unwrap().map(Result::unwrap) {
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &e.path(), out);
+            } else {
+                out.push(e.path().strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&dir, &dir, &mut files);
+    assert!(files.iter().any(|f| f == "node.url") && files.iter().any(|f| f.starts_with("data/")), "{files:?}");
+    // Numbered files (keys/account-0.key …) appear in the page as `…-N…`.
+    let missing: Vec<&String> = files
+        .iter()
+        .filter(|f| {
+            let generic: String = f.chars().map(|c| if c.is_ascii_digit() { 'N' } else { c }).collect();
+            !page.contains(&format!("`{f}`")) && !page.contains(&format!("`{generic}`"))
+        })
+        .collect();
+    assert!(missing.is_empty(), "files of a chain directory not in docs/operations.md: {missing:?}");
+}
+
+/// The commands of the first ```sh block after `heading` in `readme`:
+/// continuation lines joined, each with its trailing `# comment`.
+fn readme_commands(readme: &str, heading: &str) -> Vec<(String, String)> {
+    let start = readme.find(heading).unwrap_or_else(|| panic!("README has no {heading:?}"));
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").expect("sh block") + 6..];
+    let block = &block[..block.find("```").expect("end of block")];
+    let mut lines = Vec::new();
+    let mut pending = String::new();
+    for l in block.lines() {
+        let (cmd, comment) = l.split_once(" # ").unwrap_or((l, ""));
+        let cmd = cmd.trim_end();
+        if let Some(c) = cmd.strip_suffix('\\') {
+            pending.push_str(c);
+            continue;
+        }
+        pending.push_str(cmd);
+        if !pending.trim().is_empty() {
+            lines.push((std::mem::take(&mut pending), comment.trim().to_string()));
+        }
+    }
+    lines
+}
+
+/// Issue 17, "done when": the README's walk-through (own chain, a
+/// transfer, a channel payment), its commands run as written, in order, in
+/// a fresh directory. The one deviation is the port: `init` gets
+/// `--listen 127.0.0.1:0` and every command `GRIDLEDGER_RPC=mychain` (the
+/// chain directory, which the README documents as an --rpc form), so the
+/// test never collides with a node on 8645. The README's promised output
+/// (`1.500000 coin` for alice) is checked, both channel parties end with
+/// the channel closed, and the credit-line block that follows (`cns apply
+/// → approve → init → channel prepare --approval0 --credit0`) runs on the
+/// same chain.
+#[test]
+fn readme_walk_through_runs_as_written() {
+    let readme = include_str!("../../../README.md");
+    let mut lines = readme_commands(readme, "Your own chain, a transfer, and a credit-note channel payment");
+    let walk = lines.len();
+    // Then the participant's own credit line, on the same chain.
+    lines.extend(readme_commands(readme, "A participant's own credit line"));
+    assert!(walk >= 8 && lines.len() >= walk + 4, "{lines:?}");
+    let root = tempfile::tempdir().unwrap();
+    let cwd = root.path();
+    // The identity document the README's `cns apply --docs id.pdf` names.
+    std::fs::write(cwd.join("id.pdf"), b"a participant's identity document").unwrap();
+    let cmd = |args: &[String]| {
+        let mut c = Command::new(BIN);
+        c.args(args).current_dir(cwd).env("GRIDLEDGER_RPC", "mychain");
+        c
+    };
+    let mut procs = Procs(Vec::new());
+    let mut alice = String::new();
+    let mut opened = Vec::new();
+    for (line, comment) in &lines {
+        let line = line.replace("<alice's address>", &alice);
+        let mut args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        assert_eq!(args.first().map(String::as_str), Some("gridledger"), "{line}");
+        args.remove(0);
+        let sub: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
+        match sub.as_slice() {
+            ["init", ..] => {
+                args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+                run_ok(&mut cmd(&args));
+            }
+            ["node", ..] => {
+                let mut node = cmd(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+                wait_file(&cwd.join("mychain/node.url"), &mut node);
+                procs.0.push(node);
+            }
+            ["channel", "open"] => {
+                let dir = cwd.join(&args[3]);
+                procs.0.push(cmd(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+                opened.push(dir);
+                if opened.len() == 2 {
+                    // What a user sees in the two terminals before paying.
+                    opened.iter().for_each(|d| wait_open(d));
+                }
+            }
+            _ => {
+                let out = run_ok(&mut cmd(&args));
+                if sub == ["keys", "new"] {
+                    alice = out
+                        .lines()
+                        .find_map(|l| l.strip_prefix("address")?.split_whitespace().next().map(String::from))
+                        .expect("keys new prints the address");
+                }
+                if sub == ["query", "account"] {
+                    let promised = comment.split(" (").next().unwrap();
+                    assert!(out.contains(promised), "README promises {comment:?}, got:\n{out}");
+                }
+            }
+        }
+    }
+    assert_eq!(opened.len(), 2, "the walk-through opens both sides");
+    assert!(cwd.join("q1/party.json").exists(), "the credit-line channel was prepared");
+    // Both parties' processes end once the close settled.
+    let t = Instant::now();
+    for p in procs.0.iter_mut().skip(1) {
+        let status = loop {
+            if let Some(s) = p.try_wait().unwrap() {
+                break s;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "a channel party still runs after the close");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "a channel party exited with {status}");
     }
 }

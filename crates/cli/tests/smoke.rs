@@ -170,26 +170,39 @@ fn bench_channel_runs_two_processes_and_counts_on_chain_costs() {
     assert!(u(&run["on_chain"]["channel_lifetime"]["txs"]) < u(&every["txs"]), "the channel saves transactions");
 }
 
+/// Runs `gridledger ARGS` on a pseudo-terminal (under `script`) and returns
+/// what the terminal showed; None (with a note) where `script` is not
+/// installed.
+fn on_tty(args: &str) -> Option<String> {
+    let Some(script) = ["/usr/bin/script", "/bin/script"].into_iter().find(|p| std::path::Path::new(p).exists()) else {
+        eprintln!("skipped: no `script` to run the command on a pseudo-terminal");
+        return None;
+    };
+    let cmd = format!("{BIN} {args}");
+    let o = Command::new(script).args(["-qec", &cmd, "/dev/null"]).output().expect("run script");
+    assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stdout));
+    Some(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
 /// Issue 17, defect 9: on a terminal `bench ior` draws a bar of its named
 /// steps on stderr (`gas per contract`, then each table cell, `n/4`);
 /// under --json nothing but the one JSON document reaches the terminal.
-/// Runs under `script`, which gives the command a pseudo-terminal; skipped
-/// (with a note) where `script` is not installed.
 #[test]
 fn bench_ior_draws_its_steps_on_a_terminal_only() {
-    let Some(script) = ["/usr/bin/script", "/bin/script"].into_iter().find(|p| std::path::Path::new(p).exists()) else {
-        eprintln!("skipped: no `script` to run the command on a pseudo-terminal");
-        return;
-    };
-    let on_tty = |extra: &str| {
-        let cmd = format!("{BIN} bench ior --sizes 10 --disputes 0 --gas-txs 5 --sellers 3 --window-ms 1000 {extra}");
-        let o = Command::new(script).args(["-qec", &cmd, "/dev/null"]).output().expect("run script");
-        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stdout));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let shown = on_tty("");
+    let ior = "bench ior --sizes 10 --disputes 0 --gas-txs 5 --sellers 3 --window-ms 1000";
+    let Some(shown) = on_tty(ior) else { return };
     assert!(shown.contains("bench ior") && shown.contains("gas per contract") && shown.contains("/4"), "{shown}");
-    let quiet = on_tty("--json");
+    let quiet = on_tty(&format!("{ior} --json")).unwrap();
     assert!(!quiet.contains("gas per contract"), "progress drawn under --json: {quiet}");
     assert_eq!(json(quiet.trim())["bench"], "ior", "the terminal shows one JSON document");
+}
+
+/// Issue 17, defect 9, for `bench pbft` (≈17 s at its defaults): on a
+/// terminal each named step (starting the validators, submitting, waiting
+/// for the commit on every validator) is drawn while it runs.
+#[test]
+fn bench_pbft_draws_its_steps_on_a_terminal() {
+    let Some(shown) = on_tty("bench pbft --validators 4 --txs 40 --sustained 0 --clients 2") else { return };
+    assert!(shown.contains("bench pbft") && shown.contains("starting 4 validators"), "{shown}");
+    assert!(shown.contains("committed on every validator") && shown.contains("/4"), "{shown}");
 }

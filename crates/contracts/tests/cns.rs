@@ -257,8 +257,9 @@ fn overturned_disputes_grey_then_blacklist_the_raiser() {
     // shown to have held co-signed: grey after 1, black at 3. Channels 0
     // and 1: the newer state is side 1's purchase, which side 0 accepted
     // (the acceptor holds the co-signed state first). Channel 2: side 0's
-    // own proposal, but two counters past its dispute, so it held the one
-    // in between.
+    // own proposal, but not built directly on the disputed state (2,000 Wh
+    // delivered past it by a trade of 1,000 Wh), so side 0 held a state in
+    // between co-signed.
     for idx in 0..3u64 {
         f.open(idx);
         let s1 = f.update(idx, 1, [900, 1_100]);
@@ -313,6 +314,45 @@ fn overturned_by_the_raisers_own_unacknowledged_proposal_is_no_fault() {
     assert_eq!((ch.status, ch.latest.state.counter), (cns::ChannelStatus::Open, 2), "the newer state stands");
 }
 
+/// With the update fallback an honest raiser's counters skip: its own
+/// proposal built directly on the disputed state excuses it at any counter
+/// distance, and so does the final state of the disputed one; its own
+/// proposal stacked on a second of its own does not.
+#[test]
+fn overturned_by_own_proposal_on_the_disputed_state_is_no_fault_at_any_distance() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 10);
+    let trade = cns::Trade { buyer: 0, energy: Energy(1_000), price_per_kwh: Amount(100), amount: Amount(100) };
+    let mut faults = vec![];
+    for idx in 0..3u64 {
+        f.open(idx);
+        let s1 = f.update(idx, 1, [900, 1_100]);
+        let newer = match idx {
+            // Own payment at counter 5 (2..4 fell back), built on counter 1.
+            0 => {
+                let mut st = f.state(idx, 5, [800, 1_200], false);
+                st.energy = [Energy::ZERO, Energy(1_000)];
+                st.last_trade = Some(trade);
+                st
+            }
+            // The close of counter 1, proposed by either side.
+            1 => f.state(idx, 4, [900, 1_100], true),
+            // Own payment stacked on another own payment past counter 1.
+            _ => {
+                let mut st = f.state(idx, 3, [700, 1_300], false);
+                st.energy = [Energy::ZERO, Energy(2_000)];
+                st.last_trade = Some(trade);
+                st
+            }
+        };
+        let newer = f.cosign(newer);
+        f.dispute(0, s1);
+        f.ok(1, "channel_resolve", args(&ChannelStateArgs { state: newer }), Amount::ZERO);
+        faults.push(cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap().disputes_at_fault);
+    }
+    assert_eq!(faults, vec![0, 0, 1], "faults after each overturned dispute");
+}
+
 /// Per-call gas does not grow with the channel's history: the ESC and MSC
 /// records are fixed-size and their lists are keyed one entry each.
 #[test]
@@ -333,8 +373,9 @@ fn channel_calls_cost_the_same_gas_however_long_the_history() {
         }
         let c = updates + 1;
         // The raiser's own unacknowledged purchase: no fault in either
-        // channel, so both resolves do the same work.
-        let mut st = f.state(idx, c, [1_000 - c as u128 + 1, 1_000 + c as u128 - 1], false);
+        // channel, so both resolves do the same work. Side 1 pays 1 on top
+        // of the disputed state.
+        let mut st = f.state(idx, c, [1_000 - c as u128 + 2, 1_000 + c as u128 - 2], false);
         st.energy = [Energy(1_000), Energy::ZERO];
         st.last_trade =
             Some(cns::Trade { buyer: 1, energy: Energy(1_000), price_per_kwh: Amount(1), amount: Amount(1) });

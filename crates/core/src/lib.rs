@@ -6,6 +6,7 @@
 //! domain-separation tag, so a signature made for one purpose can never be
 //! replayed as another.
 
+pub mod bench_tx;
 pub mod codec;
 pub mod crypto;
 pub mod merkle;

@@ -139,6 +139,10 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(exps::tbg_fig_4_9::Fig49),
         Box::new(exps::xchain_ccte::Ccte),
         Box::new(exps::xchain_memory::Memory),
+        Box::new(exps::xchain_ccdi::CcdiCost),
+        Box::new(exps::xchain_ccdi::CcdiMemory),
+        Box::new(exps::xchain_ccdi::CcdiLatency),
+        Box::new(exps::xchain_ccdi::CcdiAttackTable),
     ]
 }
 

@@ -140,7 +140,7 @@ fn ids_are_unique_and_listed_once() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
-    assert_eq!(ids.len(), 16);
+    assert_eq!(ids.len(), 20);
 }
 
 fn series<'a>(r: &'a ExperimentResult, name: &str) -> &'a gridledger_experiments::Series {
@@ -238,4 +238,33 @@ fn xchain_memory_quick() {
     assert_eq!(s.points.len(), 2);
     // Twice the chains, twice the headers.
     assert!(s.points[1].1 > 1.9 * s.points[0].1 && s.points[1].1 < 2.1 * s.points[0].1);
+}
+
+#[test]
+fn xchain_ccdi_cost_quick() {
+    let r = quick("xchain-ccdi-cost");
+    let ccdi = &r.ours[0];
+    assert_eq!(ccdi.points.len(), 2);
+    // Twice the items, more bytes, less than twice plus the fixed part.
+    assert!(ccdi.points[1].1 > ccdi.points[0].1);
+}
+
+#[test]
+fn xchain_ccdi_memory_quick() {
+    let r = quick("xchain-ccdi-memory");
+    assert_eq!(r.ours[0].points.len(), 2);
+    assert!(r.ours[0].points[1].1 > 1.9 * r.ours[0].points[0].1, "memory grows with N");
+}
+
+#[test]
+fn xchain_ccdi_latency_quick() {
+    let r = quick("xchain-ccdi-latency");
+    let c = &r.ours[0];
+    assert!(c.points[1].1 > c.points[0].1, "probabilistic chains take longer");
+}
+
+#[test]
+fn xchain_ccdi_attack_quick() {
+    let r = quick("xchain-ccdi-attack");
+    assert_eq!(r.ours[0].points.len(), 2);
 }

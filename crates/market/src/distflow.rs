@@ -132,6 +132,20 @@ impl DistFlow {
             .collect()
     }
 
+    /// True when bus `k` lies in the subtree rooted at bus `j` (model indices).
+    pub fn in_subtree(&self, k: usize, j: usize) -> bool {
+        let mut u = k;
+        loop {
+            if u == j {
+                return true;
+            }
+            match self.parent.get(u).copied().flatten() {
+                Some(p) => u = p,
+                None => return false,
+            }
+        }
+    }
+
     /// Active power flowing into each bus from its parent (0 at the root), p.u.
     pub fn parent_flows(&self, p: &[f64]) -> Vec<f64> {
         let n = self.bus_ids.len();

@@ -19,9 +19,11 @@
 
 pub mod acpf;
 pub mod case;
+pub mod central;
 pub mod dc;
 pub mod distflow;
 pub mod linalg;
+pub mod network;
 pub mod primal_dual;
 pub mod problem;
 pub mod units;

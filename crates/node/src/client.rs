@@ -162,7 +162,12 @@ impl RpcClient {
 /// client has a receipt (up to `timeout`). The infallible reads of the
 /// trait (`tip`, `next_nonce`, `account`) fall back to the last known /
 /// default value when the node cannot be reached; the following fallible
-/// call reports the transport error.
+/// call reports the transport error, naming the node's URL.
+///
+/// `gridledger ior day --rpc` runs the IOR driver over it: the day is
+/// given as block-time slots from now (`DayConfig::start_ms`/`slot_ms`)
+/// rather than a simulated clock, so `set_now` only waits out slot ends
+/// and dispute windows; batches are bounded by [`Self::max_tx_bytes`].
 pub struct RpcChain {
     rpc: RpcClient,
     chain_id: gridledger_core::ChainId,
@@ -171,10 +176,6 @@ pub struct RpcChain {
     pending: Vec<Hash32>,
     timeout: Duration,
     last_tip: std::cell::RefCell<gridledger_ledger::BlockHeader>,
-}
-
-fn client_err(e: RpcError) -> gridledger_ledger::ClientError {
-    gridledger_ledger::ClientError::Chain(e.to_string())
 }
 
 /// Milliseconds since the Unix epoch on this machine.
@@ -226,6 +227,11 @@ impl RpcChain {
         &self.rpc
     }
 
+    /// A transport or node error as the trait's error, naming the node.
+    fn client_err(&self, e: RpcError) -> gridledger_ledger::ClientError {
+        gridledger_ledger::ClientError::Chain(format!("node at {}: {e}", self.rpc.url()))
+    }
+
     fn header(&self) -> Result<gridledger_ledger::BlockHeader, RpcError> {
         let v = self.rpc.call("gl_getBlock", json!(["latest"]))?;
         serde_json::from_value(v["header"].clone()).map_err(|e| RpcError::Protocol(format!("header: {e}")))
@@ -238,7 +244,7 @@ impl gridledger_ledger::ChainClient for RpcChain {
     }
 
     fn submit(&mut self, tx: &SignedTransaction) -> Result<Hash32, gridledger_ledger::ClientError> {
-        let h = self.rpc.send(tx).map_err(client_err)?;
+        let h = self.rpc.send(tx).map_err(|e| self.client_err(e))?;
         self.pending.push(h);
         Ok(h)
     }
@@ -249,12 +255,12 @@ impl gridledger_ledger::ChainClient for RpcChain {
             let mut still = Vec::new();
             for chunk in self.pending.chunks(500) {
                 let calls: Vec<(&str, Value)> = chunk.iter().map(|h| ("gl_getReceipt", json!([h]))).collect();
-                let res = self.rpc.call_batch(&calls).map_err(client_err)?;
+                let res = self.rpc.call_batch(&calls).map_err(|e| self.client_err(e))?;
                 for (h, r) in chunk.iter().zip(res) {
                     match r {
                         Ok(v) if !v.is_null() => {}
                         Ok(_) => still.push(*h),
-                        Err(e) => return Err(client_err(e)),
+                        Err(e) => return Err(self.client_err(e)),
                     }
                 }
             }
@@ -271,7 +277,7 @@ impl gridledger_ledger::ChainClient for RpcChain {
     }
 
     fn receipt(&self, h: &Hash32) -> Result<Option<gridledger_ledger::Receipt>, gridledger_ledger::ClientError> {
-        match self.rpc.receipt(h).map_err(client_err)? {
+        match self.rpc.receipt(h).map_err(|e| self.client_err(e))? {
             None => Ok(None),
             Some(v) => serde_json::from_value(v)
                 .map(Some)
@@ -285,7 +291,7 @@ impl gridledger_ledger::ChainClient for RpcChain {
         method: &str,
         args: &[u8],
     ) -> Result<Value, gridledger_ledger::ClientError> {
-        self.rpc.call("gl_callView", json!([contract, method, hex::encode(args)])).map_err(client_err)
+        self.rpc.call("gl_callView", json!([contract, method, hex::encode(args)])).map_err(|e| self.client_err(e))
     }
 
     fn tip(&self) -> gridledger_ledger::BlockHeader {
@@ -337,7 +343,10 @@ impl gridledger_ledger::ChainClient for RpcChain {
         contract: gridledger_core::ContractId,
         key: &[u8],
     ) -> Result<Option<Vec<u8>>, gridledger_ledger::ClientError> {
-        let v = self.rpc.call("gl_getContractState", json!([contract, hex::encode(key)])).map_err(client_err)?;
+        let v = self
+            .rpc
+            .call("gl_getContractState", json!([contract, hex::encode(key)]))
+            .map_err(|e| self.client_err(e))?;
         match v.as_str() {
             None => Ok(None),
             Some(s) => {
@@ -347,7 +356,7 @@ impl gridledger_ledger::ChainClient for RpcChain {
     }
 
     fn block(&self, height: u64) -> Result<Option<gridledger_ledger::Block>, gridledger_ledger::ClientError> {
-        let v = self.rpc.call("gl_getBlockRaw", json!([height])).map_err(client_err)?;
+        let v = self.rpc.call("gl_getBlockRaw", json!([height])).map_err(|e| self.client_err(e))?;
         let Some(s) = v.as_str() else { return Ok(None) };
         let bytes = hex::decode(s).map_err(|e| gridledger_ledger::ClientError::Chain(format!("block: {e}")))?;
         borsh::from_slice(&bytes).map(Some).map_err(|e| gridledger_ledger::ClientError::Chain(format!("block: {e}")))

@@ -65,7 +65,8 @@ const H: &str = "3f1c0a8e4b2d6f7091a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b
 const METHODS: &[Method] = &[
     Method {
         name: "gl_chainInfo",
-        summary: "Chain id, height, tip hash, state root, mempool size, validators, contracts.",
+        summary: "Chain id, height, tip hash, state root, mempool size, validators, limits (max_block_txs, \
+                  max_tx_bytes), the node's block_interval_ms (null if unknown), contracts.",
         params: &[],
         result: "chain info",
         result_schema: object,

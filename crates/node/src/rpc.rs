@@ -672,6 +672,10 @@ fn dispatch(a: &Api, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
                 "validators": c.genesis().validators,
                 "max_block_txs": c.config().max_block_txs,
                 "max_tx_bytes": c.config().max_tx_bytes,
+                "block_interval_ms": match s.block_interval_ms.load(std::sync::atomic::Ordering::Relaxed) {
+                    0 => Value::Null,
+                    ms => json!(ms),
+                },
                 "contracts": c.registry().list().map(|(id, n)| json!({"id": id, "name": n})).collect::<Vec<_>>(),
             }))
         }

@@ -61,6 +61,9 @@ pub struct Shared {
     /// The HTTP API's refusal counters (connections, requests, subscribers).
     pub rpc_counters: Arc<crate::rpc::RpcCounters>,
     pub max_block_txs: usize,
+    /// The node's configured block interval (ms; 0 when not known), shown
+    /// by `gl_chainInfo` so clients can turn block counts into time.
+    pub block_interval_ms: std::sync::atomic::AtomicU64,
     wake: (Mutex<bool>, Condvar),
     stop: AtomicBool,
     /// Multi-validator mode: admitted transactions waiting to be gossiped,
@@ -83,6 +86,7 @@ impl Shared {
             store: chain.store().clone(),
             rules: chain.rules(),
             max_block_txs: chain.config().max_block_txs,
+            block_interval_ms: std::sync::atomic::AtomicU64::new(0),
             chain: Mutex::new(chain),
             metrics,
             events,
@@ -279,6 +283,7 @@ impl Node {
             None => Chain::open(&config.data_dir, genesis, registry, config.chain.clone())?,
         };
         let shared = Shared::new(chain);
+        shared.block_interval_ms.store(config.block_interval_ms, Relaxed);
         Ok(Self {
             shared,
             key,
@@ -426,8 +431,18 @@ impl Node {
     }
 }
 
+/// The single-validator producer: a block every `interval` (the first one
+/// interval after start, so transactions sent right after start wait for
+/// a block like any others), at once again while a full block is waiting.
 fn produce_loop(shared: &Shared, key: &KeyPair, interval: Duration) {
+    let mut backlog = false;
     while !shared.stop.load(Relaxed) {
+        if !std::mem::take(&mut backlog) {
+            shared.wait(interval);
+            if shared.stop.load(Relaxed) {
+                break;
+            }
+        }
         let started = Instant::now();
         let result = shared.chain().produce_block(key, now_ms());
         let pending = shared.chain().mempool().len();
@@ -442,9 +457,7 @@ fn produce_loop(shared: &Shared, key: &KeyPair, interval: Duration) {
                 );
                 shared.set_fault(None);
                 shared.record(&c, started.elapsed());
-                if pending >= shared.max_block_txs {
-                    continue;
-                }
+                backlog = pending >= shared.max_block_txs;
             }
             Ok(None) => {
                 shared.set_fault(None);
@@ -457,7 +470,6 @@ fn produce_loop(shared: &Shared, key: &KeyPair, interval: Duration) {
                 shared.set_fault(Some(e.to_string()));
             }
         }
-        shared.wait(interval);
     }
 }
 

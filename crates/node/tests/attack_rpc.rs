@@ -2,33 +2,16 @@
 //! Each test asserts the secure behaviour and fails on the code it was
 //! written against.
 
-use gridledger_core::Amount;
-use gridledger_ledger::devnet::{dev_genesis, dev_validator};
-use gridledger_ledger::ChainConfig;
-use gridledger_node::config::write_key;
+mod common;
+
 use gridledger_node::rpc::RpcLimits;
-use gridledger_node::{Node, NodeConfig, NodeHandle};
+use gridledger_node::{Node, NodeHandle};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 fn start_with(dir: &std::path::Path, limits: RpcLimits) -> NodeHandle {
-    let validator = dev_validator(0);
-    let genesis = dev_genesis(1, 4, Amount(1_000_000_000), std::slice::from_ref(&validator));
-    std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis).unwrap()).unwrap();
-    write_key(&dir.join("validator.key"), &validator).unwrap();
-    let cfg = NodeConfig {
-        data_dir: dir.join("data"),
-        genesis: dir.join("genesis.toml"),
-        validator_key: dir.join("validator.key"),
-        rpc_listen: "127.0.0.1:0".into(),
-        block_interval_ms: 20,
-        chain: ChainConfig::default(),
-        network: None,
-        pbft: gridledger_node::validator::PbftSettings::default(),
-        consensus: Default::default(),
-        lbft: Default::default(),
-    };
+    let cfg = common::single_validator_config(dir);
     Node::open(&cfg, gridledger_contracts::default_registry()).unwrap().with_rpc_limits(limits).spawn().unwrap()
 }
 

@@ -288,3 +288,25 @@ async fn one_manager_runs_many_channels_with_one_event_stream() {
     }
     node.shutdown();
 }
+
+/// A hostile party directory (attack finding 10): a FIFO in place of
+/// `party.json` is refused with an error at once instead of blocking the
+/// loader (and with it the `channel serve` process).
+#[test]
+fn a_fifo_party_json_is_refused_not_waited_on() {
+    use gridledger_node::channel::spec::{PartySpec, SPEC_FILE};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join(SPEC_FILE);
+    assert!(std::process::Command::new("mkfifo").arg(&spec).status().expect("mkfifo runs").success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(PartySpec::load(&path).map(|_| ()).map_err(|e| e.to_string()));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(10));
+    if got.is_err() {
+        let _ = std::fs::OpenOptions::new().write(true).open(&spec);
+    }
+    let e = got.expect("PartySpec::load returned").expect_err("a FIFO is not a party spec");
+    assert!(e.contains("not a regular file"), "{e}");
+}

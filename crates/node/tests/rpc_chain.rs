@@ -3,30 +3,16 @@
 //! whole blocks), refuses invalid transactions with an error and leaves
 //! nothing pending, and waits for the wall clock instead of moving it.
 
+mod common;
+
 use gridledger_core::{Amount, Signature};
-use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
+use gridledger_ledger::devnet::{dev_key, dev_validator, transfer};
 use gridledger_ledger::{ChainClient, ChainConfig, ClientError, TxStatus};
 use gridledger_node::client::{wall_clock_ms, RpcChain};
-use gridledger_node::config::write_key;
-use gridledger_node::{Node, NodeConfig, NodeHandle};
+use gridledger_node::{Node, NodeHandle};
 
 fn start(dir: &std::path::Path) -> NodeHandle {
-    let validator = dev_validator(0);
-    let genesis = dev_genesis(1, 4, Amount(1_000_000_000), std::slice::from_ref(&validator));
-    std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis).unwrap()).unwrap();
-    write_key(&dir.join("validator.key"), &validator).unwrap();
-    let cfg = NodeConfig {
-        data_dir: dir.join("data"),
-        genesis: dir.join("genesis.toml"),
-        validator_key: dir.join("validator.key"),
-        rpc_listen: "127.0.0.1:0".into(),
-        block_interval_ms: 20,
-        chain: ChainConfig::default(),
-        network: None,
-        pbft: gridledger_node::validator::PbftSettings::default(),
-        consensus: Default::default(),
-        lbft: Default::default(),
-    };
+    let cfg = common::single_validator_config(dir);
     Node::open(&cfg, gridledger_contracts::default_registry()).unwrap().spawn().unwrap()
 }
 

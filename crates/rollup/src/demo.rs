@@ -124,6 +124,19 @@ pub struct DayConfig {
     /// 48 slots), e.g. from [`parse_meter_csv`]; replaces the simulated
     /// load and generation when given.
     pub metered: Option<Vec<Vec<i64>>>,
+    /// The day on a chain whose clock cannot be moved (a running node):
+    /// delivery slots on chain start at this block time (ms) and last
+    /// [`Self::slot_ms`]; `None`: the simulated day, whose clock the driver
+    /// sets (slot `k` at [`DAY_START_MS`] + `k` × [`SLOT_MS`]).
+    pub start_ms: Option<Timestamp>,
+    /// Length of a delivery slot on chain with [`Self::start_ms`] (ms, a
+    /// whole number of seconds); each slot still carries its half hour of
+    /// energy, metered as one reading over the slot. A slot starts no
+    /// earlier than the previous one ended and never in the past.
+    pub slot_ms: u64,
+    /// Slots of the day to trade, `first..end` (of [`SLOTS_PER_DAY`]); the
+    /// other slots' energy is neither traded nor counted in the bound.
+    pub slots: (usize, usize),
 }
 
 impl Default for DayConfig {
@@ -144,6 +157,9 @@ impl Default for DayConfig {
             feed_in_tariff: 0,
             participants: None,
             metered: None,
+            start_ms: None,
+            slot_ms: SLOT_MS,
+            slots: (0, SLOTS_PER_DAY),
         }
     }
 }
@@ -807,11 +823,31 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     cfg: DayConfig,
     open: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
 ) -> Result<DayReport, DemoError> {
+    run_day_with_progress(cfg, open, &mut |_| {})
+}
+
+/// [`run_day_on`], calling `on_slot(k)` as slot `k` (of the traded
+/// [`DayConfig::slots`], then `end` for the last settlement) starts: a
+/// day on a running node takes minutes of real time.
+pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
+    cfg: DayConfig,
+    open: impl FnOnce(DriverConfig) -> Result<DualChain<P, S>, DemoError>,
+    on_slot: &mut dyn FnMut(usize),
+) -> Result<DayReport, DemoError> {
     if !(1..=365).contains(&cfg.day) {
         return Err(DemoError::Config(format!("day {} is not in 1..=365", cfg.day)));
     }
     if cfg.consumers + cfg.prosumers < 2 || cfg.executors == 0 || cfg.validators == 0 {
         return Err(DemoError::Config("need two traders, an executor and a validator".into()));
+    }
+    let (first_slot, end_slot) = cfg.slots;
+    if first_slot >= end_slot || end_slot > SLOTS_PER_DAY {
+        return Err(DemoError::Config(format!(
+            "slots {first_slot}..{end_slot} are not a non-empty range within 0..{SLOTS_PER_DAY}"
+        )));
+    }
+    if cfg.start_ms.is_some() && (cfg.slot_ms < 1_000 || !cfg.slot_ms.is_multiple_of(1_000)) {
+        return Err(DemoError::Config(format!("slot_ms {} is not a whole number of seconds", cfg.slot_ms)));
     }
     let weather = data::weather_day(&data::parse_weather(data::WEATHER_CSV)?, cfg.day)?;
     let loads = data::parse_loads(data::LOAD_CSV)?;
@@ -881,12 +917,41 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
     let mut trades: Vec<Trade> = Vec::new();
     let mut by_key: BTreeMap<AgreementKey, usize> = BTreeMap::new();
     let mut net_by_slot: Vec<Vec<i64>> = Vec::with_capacity(SLOTS_PER_DAY);
+    // Slot `end_slot` only settles the last traded slot.
+    let active = |slot: usize| (first_slot..=end_slot).contains(&slot);
+    let slot_len = if cfg.start_ms.is_some() { cfg.slot_ms } else { SLOT_MS };
+    let mut next_t0 = cfg.start_ms;
     for slot in 0..=SLOTS_PER_DAY {
-        let t0 = DAY_START_MS + slot as u64 * SLOT_MS;
+        if !active(slot) {
+            if slot < SLOTS_PER_DAY {
+                net_by_slot.push(vec![0; n]);
+            }
+            continue;
+        }
+        let t0 = match next_t0 {
+            None => DAY_START_MS + slot as u64 * SLOT_MS,
+            // A real clock: the slot starts once the last one ended, and not
+            // before now (processing the last batch may have taken longer).
+            Some(t) => t.max(d.now()),
+        };
+        next_t0 = next_t0.map(|_| t0 + slot_len);
+        on_slot(slot);
         d.set_time(t0);
         // STs of the slot that just ended, by the sellers, then in a later
         // block (the batch order is the block order, and a buyer's ST must
         // close its agreement before its next AT opens one) the ATs.
+        // The meter's readings of a slot's net export `surplus` (Wh): on
+        // the simulated clock six 5-minute readings of its mean power (Wh ×
+        // 2 = W over half an hour); on a compressed slot one reading over
+        // the slot, rounded up to the watt so it covers `surplus`.
+        let step_s = if cfg.start_ms.is_some() { (slot_len / 1000) as u32 } else { METER_STEP_S };
+        let readings = |surplus: i64| -> Vec<i64> {
+            if cfg.start_ms.is_some() {
+                vec![i64::try_from((surplus.unsigned_abs() * 3600).div_ceil(u64::from(step_s))).unwrap_or(i64::MAX)]
+            } else {
+                vec![surplus * 2; (SLOT_MS / 1000 / u64::from(METER_STEP_S)) as usize]
+            }
+        };
         let mut sts: Vec<(KeyPair, IorTx)> = Vec::new();
         let mut ats: Vec<(KeyPair, IorTx)> = Vec::new();
         let mut settling: Vec<usize> = Vec::new();
@@ -901,9 +966,8 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
                 stmp: d.now(),
                 buyer_sig: None,
                 ob: true,
-                dt_step_s: METER_STEP_S,
-                // Net export in W, constant over the slot: Wh × 2 = mean W.
-                ps: vec![surplus * 2; (SLOT_MS / 1000 / u64::from(METER_STEP_S)) as usize],
+                dt_step_s: step_s,
+                ps: readings(surplus),
                 meter_sig: None,
             }
             .sign_readings_in(&d.cfg.params.domain, &meter_key(&keys[s].address()))
@@ -911,7 +975,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
             sts.push((keys[s].clone(), IorTx::St(st)));
         }
         // ATs of the coming slot, by the buyers.
-        if slot < SLOTS_PER_DAY {
+        if slot < end_slot {
             let net: Vec<i64> =
                 profiles.iter().map(|p| p.generation_wh[slot] as i64 - p.load_wh[slot] as i64).collect();
             let market = Market { rule: cfg.clearing, grid_fee: cfg.grid_fee, feed_in_tariff: cfg.feed_in_tariff };
@@ -933,8 +997,8 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
                     buyer: specs[b].address,
                     seller: specs[s].address,
                     dt_start: t0,
-                    dt_end: t0 + SLOT_MS,
-                    dl: t0 + SLOT_MS + 15 * 60 * 1000,
+                    dt_end: t0 + slot_len,
+                    dl: t0 + slot_len + 15 * 60 * 1000,
                 };
                 let payment = terms.payment().map(|a| a.0).unwrap_or(0);
                 by_key.insert(terms.key(), trades.len());
@@ -955,7 +1019,7 @@ pub fn run_day_on<P: ChainClient, S: ChainClient>(
             net_by_slot.push(net);
         }
         for block in [sts, ats] {
-            for chunk in block.chunks(params.max_batch as usize) {
+            for chunk in block.chunks((d.cfg.params.max_batch as usize).max(1)) {
                 d.submit_block(chunk)?;
             }
         }

@@ -171,6 +171,33 @@ impl EmbeddedChain {
         Ok(None)
     }
 
+    /// The receipt of `tx`, its height and its Merkle proof under the
+    /// header's receipt root (CCDI's `P_x`: the transaction executed).
+    pub fn receipt_proof(&self, tx: &Hash32) -> Result<Option<(Height, Receipt, MerkleProof)>, ChainError> {
+        let Some((height, index)) = self.chain.store().tx_location(tx)? else {
+            return Ok(None);
+        };
+        let Some(block) = self.chain.block(height)? else {
+            return Ok(None);
+        };
+        let mut hashes = Vec::with_capacity(block.txs.len());
+        let mut mine = None;
+        for (i, t) in block.txs.iter().enumerate() {
+            let Some(r) = self.chain.receipt(&t.hash())? else {
+                return Ok(None);
+            };
+            hashes.push(r.hash());
+            if i == index as usize {
+                mine = Some(r);
+            }
+        }
+        let Some(r) = mine else {
+            return Ok(None);
+        };
+        let proof = gridledger_core::merkle::MerkleTree::new(&hashes).proof(index as usize);
+        Ok(proof.map(|p| (height, r, p)))
+    }
+
     /// `Gen_proof(Tx, BH)` (§5.2.5): the height of the block holding `tx`
     /// and the Merkle proof against its header's `tx_root`.
     pub fn tx_proof(&self, tx: &Hash32) -> Result<Option<(Height, MerkleProof)>, ChainError> {

@@ -87,6 +87,49 @@ pub enum XchainError {
     ZeroAmount,
     #[error("the exchange needs {x_i} Token_i, outside the agreed bounds [{min}, {max}]")]
     RateOutOfBounds { x_i: u128, min: u128, max: u128 },
+    // ------------------------------------------------- CCDI (§5.5), SC_BG, SC_C, SC_F
+    #[error("state data item {0} does not exist")]
+    UnknownItem(u64),
+    #[error("state data item {item} is owned by {owner}, not the caller")]
+    NotOwner { item: u64, owner: gridledger_core::Address },
+    #[error("state data item {0} is locked")]
+    ItemLocked(u64),
+    #[error("the locked item's metadata differs from the stored item")]
+    ItemMismatch,
+    #[error("invalid item: {0}")]
+    BadItem(String),
+    #[error("lock {0} is unknown (never made, or already settled)")]
+    UnknownLock(Hash32),
+    #[error("the settlement names lock {0} twice")]
+    DuplicateLock(Hash32),
+    #[error("the threshold signature does not verify under the group key: {0}")]
+    BadThresholdSignature(String),
+    #[error("the settlement is for chain {got}, this is chain {expected}")]
+    SettlementWrongChain { expected: ChainId, got: ChainId },
+    #[error("CCDI process {0} is unknown")]
+    UnknownProcess(Hash32),
+    #[error("CCDI process {0} already exists")]
+    DuplicateProcess(Hash32),
+    #[error("CCDI process terms are invalid: {0}")]
+    BadProcess(String),
+    #[error("registration of the CCDI process closed at BoB height {start}, now {now}")]
+    RegistrationClosed { start: Height, now: Height },
+    #[error("{0} is not a participant of the CCDI process")]
+    NotParticipant(gridledger_core::Address),
+    #[error("{0} already registered its deposit")]
+    AlreadyRegistered(gridledger_core::Address),
+    #[error("the deposit must be exactly {need}, got {got}")]
+    WrongDeposit { need: u128, got: u128 },
+    #[error("the transaction is not a successful SC_BG lock for this process: {0}")]
+    NotALock(String),
+    #[error("state data item {item} of chain {chain} is already stored for this process (double claim)")]
+    AlreadyStored { chain: ChainId, item: u64 },
+    #[error("receipt proof does not show the lock executed in block {height} of chain {chain}")]
+    BadReceiptProof { chain: ChainId, height: Height },
+    #[error("the CCDI deadline {deadline} has not been reached (BoB at {now})")]
+    CcdiDeadlineNotReached { deadline: Height, now: Height },
+    #[error("the CCDI process is already finished")]
+    ProcessFinished,
 }
 
 impl XchainError {

@@ -20,11 +20,15 @@
 pub mod amm;
 pub mod bench;
 pub mod bob;
+pub mod ccdi;
+pub mod ccdi_run;
 pub mod embedded;
 pub mod error;
 pub mod headers;
 pub mod htlc;
+pub mod lmc;
 pub mod mbs;
+pub mod scbg;
 pub mod threshold;
 
 pub use bob::{BobConfig, BobContract, CctRecord, CctTerms, Side, SideState, BOB_CONTRACT_ID};

@@ -30,6 +30,8 @@ use crate::bob::{
 use crate::embedded::EmbeddedChain;
 use crate::headers::Finality;
 use crate::htlc::{hashlock, ClaimHtlc, HtlcContract, Lock, Refund, HTLC_ID};
+use crate::lmc::{LmcContract, LMC_ID};
+use crate::scbg::{ScBgContract, SC_BG_ID};
 use crate::threshold::BobCommittee;
 
 /// The BoB's chain id; external chain `n` (0-based) is `FIRST_EXTERNAL + n`.
@@ -62,6 +64,13 @@ pub struct MbsSpec {
     pub htlc_baseline: bool,
     /// Seed of the development dealer of the BoB validators' threshold key.
     pub committee_seed: u64,
+    /// Deploy SC_BG on the external chains (CCDI, §5.5).
+    pub ccdi: bool,
+    /// Deploy the lock/mint/claim baseline contract on the external chains.
+    pub lmc_baseline: bool,
+    /// A planted bug in the BoB contract and SC_BG (`mutants` feature only).
+    #[cfg(feature = "mutants")]
+    pub mutation: Option<crate::ccdi::Mutation>,
 }
 
 impl Default for MbsSpec {
@@ -77,6 +86,10 @@ impl Default for MbsSpec {
             balance: Amount(1_000_000_000_000),
             htlc_baseline: false,
             committee_seed: 1,
+            ccdi: false,
+            lmc_baseline: false,
+            #[cfg(feature = "mutants")]
+            mutation: None,
         }
     }
 }
@@ -206,8 +219,34 @@ impl BobMbs {
         if spec.chains < 2 || spec.validators == 0 || spec.bob_validators == 0 {
             return Err(MbsError::Spec("need at least 2 external chains and 1 validator per chain".into()));
         }
-        let users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
+        let mut users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
         let relayer = KeyPair::from_seed("gridledger-xchain-relayer");
+        let dev_users = users.clone();
+        if spec.ccdi || spec.lmc_baseline {
+            // Relay nodes pay for Phase 3's settlements on the external chains.
+            users.push(relayer.address());
+        }
+        let committee = BobCommittee::dev(spec.bob_validators, spec.committee_seed)
+            .map_err(|e| MbsError::Spec(format!("threshold key: {e}")))?;
+        let bob_keys = validator_keys(BOB_CHAIN, spec.bob_validators);
+        let mut funded = dev_users;
+        funded.push(relayer.address());
+        let bob_genesis = genesis(BOB_CHAIN, &bob_keys, &funded, spec.balance);
+        // The baseline's external chains follow the BoB: its genesis header
+        // does not depend on its contracts, so a scratch copy gives it.
+        let bob_reg = if spec.lmc_baseline {
+            let scratch = tempfile::tempdir().map_err(|e| MbsError::Spec(e.to_string()))?;
+            let b = EmbeddedChain::open(
+                scratch.path(),
+                bob_genesis.clone(),
+                ContractRegistry::new(),
+                bob_keys.clone(),
+                Finality::Deterministic,
+            )?;
+            Some(b.registration(spec.kappa)?)
+        } else {
+            None
+        };
         let mut externals = BTreeMap::new();
         let mut regs = Vec::new();
         for n in 0..spec.chains {
@@ -220,12 +259,22 @@ impl BobMbs {
             if spec.htlc_baseline {
                 registry.register(HTLC_ID, Arc::new(HtlcContract));
             }
+            if spec.ccdi {
+                #[allow(unused_mut)]
+                let mut sc = ScBgContract::new(&committee.group_key_bytes()).map_err(MbsError::Spec)?;
+                #[cfg(feature = "mutants")]
+                {
+                    sc.mutation = spec.mutation;
+                }
+                registry.register(SC_BG_ID, Arc::new(sc));
+            }
+            if let Some(bob) = &bob_reg {
+                registry.register(LMC_ID, Arc::new(LmcContract { bob: bob.clone() }));
+            }
             let c = EmbeddedChain::open(&dir.join(format!("chain-{id}")), g, registry, keys, spec.finality)?;
             regs.push(c.registration(spec.kappa)?);
             externals.insert(id, c);
         }
-        let committee = BobCommittee::dev(spec.bob_validators, spec.committee_seed)
-            .map_err(|e| MbsError::Spec(format!("threshold key: {e}")))?;
         let tokens = spec.chains as u64 + 1;
         let w = WEIGHT_ONE / tokens;
         let mut weights: Vec<(ChainId, u64)> = externals.keys().map(|c| (*c, w)).collect();
@@ -237,14 +286,15 @@ impl BobMbs {
             weights,
             group_key: committee.group_key_bytes(),
         };
-        let contract = BobContract::new(config.clone()).map_err(MbsError::Spec)?;
+        #[allow(unused_mut)]
+        let mut contract = BobContract::new(config.clone()).map_err(MbsError::Spec)?;
+        #[cfg(feature = "mutants")]
+        {
+            contract.mutation = spec.mutation;
+        }
         let mut registry = ContractRegistry::new();
         registry.register(BOB_CONTRACT_ID, Arc::new(contract));
-        let bob_keys = validator_keys(BOB_CHAIN, spec.bob_validators);
-        let mut funded = users.clone();
-        funded.push(relayer.address());
-        let g = genesis(BOB_CHAIN, &bob_keys, &funded, spec.balance);
-        let bob = EmbeddedChain::open(&dir.join("bob"), g, registry, bob_keys, Finality::Deterministic)?;
+        let bob = EmbeddedChain::open(&dir.join("bob"), bob_genesis, registry, bob_keys, Finality::Deterministic)?;
         let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0 };
         m.epoch = m.bob.height();
         Ok(m)
@@ -845,7 +895,7 @@ fn party(req: &SwapRequest, side: Side) -> &KeyPair {
     }
 }
 
-fn method_of(tx: &SignedTransaction) -> String {
+pub(crate) fn method_of(tx: &SignedTransaction) -> String {
     match &tx.tx.kind {
         TxKind::Call { method, .. } => method.clone(),
         TxKind::Transfer { .. } => "transfer".into(),

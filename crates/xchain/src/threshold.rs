@@ -83,6 +83,37 @@ impl BobCommittee {
         self.shares.get(index).map(|k| k.sign_share(STATEMENT_DOMAIN, &st.bytes()))
     }
 
+    /// Member `index`'s share of a signature on raw `msg` under `domain`.
+    pub fn sign_share_raw(&self, index: usize, domain: &[u8], msg: &[u8]) -> Option<SignatureShare> {
+        self.shares.get(index).map(|k| k.sign_share(domain, msg))
+    }
+
+    /// The group signature on `msg` from the shares the members `signers`
+    /// hand in (`shares`: what each of them sent). Shares that do not
+    /// verify, from non-members or given twice are dropped; it succeeds
+    /// once 2f+1 valid ones combine.
+    pub fn combine_raw(
+        &self,
+        domain: &[u8],
+        msg: &[u8],
+        shares: &[(usize, SignatureShare)],
+    ) -> Result<Signature, ThresholdError> {
+        let mut good: BTreeMap<usize, SignatureShare> = BTreeMap::new();
+        for (i, s) in shares {
+            if good.contains_key(i) || self.set.verify_share(*i, domain, msg, s).is_err() {
+                continue;
+            }
+            good.insert(*i, *s);
+            if good.len() == self.set.threshold() {
+                break;
+            }
+        }
+        let list: Vec<(usize, SignatureShare)> = good.into_iter().collect();
+        let sig = self.set.combine(&list)?;
+        self.set.verify(domain, msg, &sig)?;
+        Ok(sig)
+    }
+
     /// The members' shares on `st` from the given indices.
     pub fn shares_from(&self, indices: &[usize], st: &Statement) -> Vec<(usize, SignatureShare)> {
         indices.iter().filter_map(|i| self.sign_share(*i, st).map(|s| (*i, s))).collect()

@@ -132,3 +132,82 @@ pub fn prepared_channel(names: [&str; 2], extra: &[&str]) -> (tempfile::TempDir,
     run_ok(&mut prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&dirs[0], &dirs[1]], extra));
     (dir, node, url, dirs)
 }
+
+/// A loopback port nothing listens on (bound to port 0, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits for a file a process writes when ready (its readiness signal:
+/// `node.url`, `node.pid`), complete once it ends in a newline; fails at
+/// once if the process exits first.
+pub fn wait_file(p: &Path, child: &mut Child) -> String {
+    let t = Instant::now();
+    loop {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            if s.ends_with('\n') {
+                return s.trim().to_string();
+            }
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("process exited ({st}) before writing {}", p.display());
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{} never written", p.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether process `pid` runs (a zombie still answers kill(0); /proc says
+/// whether it is one).
+pub fn pid_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// The README's own chain: `gridledger init` in `root/mychain` with
+/// `accounts` funded accounts (keys in `mychain/keys/account-i.key`) on a
+/// free port, then `gridledger node`, ready once it wrote `node.url`.
+/// Returns the chain directory, the node process (killed on drop) and its URL.
+pub fn own_chain(root: &Path, accounts: usize) -> (PathBuf, Procs, String) {
+    let dir = root.join("mychain");
+    gl_ok(&["init", "--dir", &d(&dir), "--accounts", &accounts.to_string(), "--listen", "127.0.0.1:0"]);
+    let mut node = Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(dir.join("node.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn gridledger node");
+    let url = wait_file(&dir.join("node.url"), &mut node);
+    (dir, Procs(vec![node]), url)
+}
+
+/// `gridledger testnet start` of the network in `net` (stderr as given),
+/// ready once validator-0 wrote its pid and URL; returns the supervisor,
+/// validator-0's pid and its URL.
+pub fn start_testnet(net: &Path, stderr: Stdio) -> (Child, i32, String) {
+    let mut sup = Command::new(BIN)
+        .args(["testnet", "start", "--dir", &d(net)])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn gridledger testnet start");
+    let v0 = net.join("validator-0");
+    let pid = wait_file(&v0.join("node.pid"), &mut sup).parse().expect("pid in node.pid");
+    let url = wait_file(&v0.join("node.url"), &mut sup);
+    (sup, pid, url)
+}
+
+/// `n` consecutive free loopback ports (checked by binding each).
+pub fn free_run(n: u16, avoid: std::ops::Range<u16>) -> u16 {
+    loop {
+        let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if base > 65_000 || (avoid.start <= base + n && base <= avoid.end) {
+            continue;
+        }
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}

@@ -34,7 +34,11 @@
 //!   pending debit (or credit) that the merchant signs into the MSC.
 //! - **Dispute fault.** Only a party *shown* to have cheated is at fault:
 //!   a dispute overturned by a newer co-signed state is the raiser's fault
-//!   (it closed with a stale state the newer one proves it had signed past).
+//!   (it closed with a stale state the newer one proves it had signed past),
+//!   unless the newer state is one the raiser may have signed first and never
+//!   received co-signed: its own payment built directly on the disputed
+//!   state (at any counter: fallen-back proposals skip counters), or the
+//!   final state of the disputed one (see `raiser_may_lack`).
 //!   A dispute that times out books no fault on anyone: silence proves
 //!   nothing newer exists, and faulting the silent side would let any party
 //!   blacklist an honest peer by disputing four times. A cooperative close
@@ -380,6 +384,55 @@ fn require_open(ch: &Channel) -> R<()> {
         ChannelStatus::Disputed => revert("channel is in dispute"),
         ChannelStatus::Closed => revert("channel is closed"),
         ChannelStatus::Funding => revert("channel is not open: funding incomplete"),
+    }
+}
+
+/// The dispute-fault rule: whether `c`, overturning the dispute `raiser`
+/// raised with `d`, is a state the raiser may have signed without ever
+/// holding it co-signed (then the overturn books no fault on it).
+///
+/// What the contract can know: a state is signed first by its proposer and
+/// second by its acceptor, who signs only after checking the proposer's
+/// signature, so the acceptor holds it co-signed the moment it signs; the
+/// proposer holds it only if the acceptance reaches it, which the peer can
+/// withhold. A payment update is proposed by its buyer (`last_trade.buyer`;
+/// parties refuse any other). A raiser honestly disputes with its latest
+/// co-signed state `d`; its own unacknowledged proposals build on `d` (with
+/// the update fallback its counters skip, so `c` may be any distance past
+/// `d`). So `c` is excused when it is:
+/// - the raiser's own payment applied directly to `d`: the raiser is the
+///   buyer, its energy is unchanged, and its balance fell (the peer's rose)
+///   by exactly the trade's amount and the peer's energy by the trade's
+///   energy; for a fold (whose trade list is off chain) by at least the last
+///   trade's amount and energy;
+/// - a final state with `d`'s balances and energy (the close of `d`, which
+///   either side may have proposed).
+///
+/// Anything else shows the raiser signed past `d` as acceptor (a peer's
+/// update raises the raiser's energy), or stacked further updates on a state
+/// it held co-signed: it closed with a stale state, a fault. A raiser with a
+/// proposal window above 1 may honestly lack several stacked proposals; that
+/// remains its risk (parties default to a window of 1).
+fn raiser_may_lack(d: &ChannelState, c: &ChannelState, raiser: usize) -> bool {
+    let peer = 1 - (raiser & 1);
+    let raiser = raiser & 1;
+    if c.is_final {
+        return c.balances == d.balances && c.energy == d.energy && c.last_trade.is_none();
+    }
+    let Some(t) = c.last_trade else { return false };
+    if usize::from(t.buyer) != raiser || c.energy[raiser] != d.energy[raiser] {
+        return false;
+    }
+    let paid = d.balances[raiser].checked_sub(c.balances[raiser]);
+    let got = c.balances[peer].checked_sub(d.balances[peer]);
+    let delivered = c.energy[peer].checked_sub(d.energy[peer]);
+    let (Some(paid), Some(got), Some(delivered)) = (paid, got, delivered) else { return false };
+    if paid != got {
+        return false;
+    }
+    match c.fold {
+        None => paid == t.amount && delivered == t.energy,
+        Some(f) => f.trades >= 2 && paid >= t.amount && delivered >= t.energy,
     }
 }
 
@@ -875,14 +928,8 @@ impl CnsContract {
         };
         let rec = set_dispute_outcome(ctx, &ch.scid, d, DisputeOutcome::Resolved { counter })?;
         let raiser = usize::from(rec.raised_by.min(1));
-        // The raiser's own payment proposal one counter past its dispute
-        // is the one state it may honestly lack co-signed: the peer signed
-        // it and withheld the acceptance. Overturning with exactly that
-        // shows no cheating, so it books no fault. A raiser overturned by
-        // anything else (a state two or more ahead, or the peer's own
-        // proposal) did hold a newer co-signed state: faulted.
-        let own_unacknowledged = counter == rec.counter.saturating_add(1)
-            && a.state.state.last_trade.as_ref().is_some_and(|t| usize::from(t.buyer) == raiser);
+        // `ch.latest` is still the disputed state. See `raiser_may_lack`.
+        let own_unacknowledged = raiser_may_lack(&ch.latest.state, &a.state.state, raiser);
         register_state(ctx, &mut esc, &mut ch, a.state)?;
         if !own_unacknowledged {
             record_fault(ctx, esc.sids[raiser])?;

@@ -16,6 +16,7 @@ pub mod tbg_fig_4_7;
 pub mod tbg_fig_4_8;
 pub mod tbg_fig_4_9;
 pub mod tbg_model;
+pub mod xchain_ccdi;
 pub mod xchain_ccte;
 pub mod xchain_memory;
 

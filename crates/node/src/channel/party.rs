@@ -576,14 +576,26 @@ async fn run(
     listeners: Option<Listeners>,
     mut cmds: mpsc::Receiver<Request0>,
 ) -> Result<PartyReport, PartyError> {
-    let keys = spec.keys()?;
+    // Opening the keys (a keystore's KDF) and the store (file reads) block:
+    // off the async workers, so one slow or hostile party directory cannot
+    // stall the other channels of a `channel serve` process.
+    let (keys, disk, stored) = {
+        let (dir, spec, durability) = (dir.clone(), spec.clone(), opts.durability);
+        tokio::task::spawn_blocking(move || -> Result<_, PartyError> {
+            let keys = spec.keys()?;
+            let disk = StoreFile::open(&dir, durability)?;
+            let stored = disk.load()?;
+            Ok((keys, disk, stored))
+        })
+        .await
+        .map_err(|e| PartyError::Net(format!("loading the party: {e}")))??
+    };
     let (esc_key, account, nonce_seed) = (keys.esc, keys.account, keys.nonce_seed);
     let mut params = spec.params()?;
     if let Some(w) = opts.window {
         params.window = w;
     }
-    let disk = StoreFile::open(&dir, opts.durability)?;
-    let machine = match disk.load()? {
+    let machine = match stored {
         Some(store) => ChannelMachine::restore(esc_key.clone(), nonce_seed, params, store)?,
         None => ChannelMachine::new(esc_key.clone(), nonce_seed, params),
     };

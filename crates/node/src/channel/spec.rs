@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 /// File name of the spec inside a party's directory.
 pub const SPEC_FILE: &str = "party.json";
+/// Largest `party.json` read (a real one is a few KiB).
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -224,8 +226,15 @@ impl PartySpec {
     }
 
     pub fn load(dir: &Path) -> Result<Self, SpecError> {
-        let text = std::fs::read_to_string(dir.join(SPEC_FILE))?;
-        serde_json::from_str(&text).map_err(|e| SpecError::Format(e.to_string()))
+        // Bounded and only from a regular file: a FIFO or `/dev/zero` in
+        // place of `party.json` is refused at once, not waited on.
+        let path = dir.join(SPEC_FILE);
+        let bytes = gridledger_channels::disk::read_bounded(&path, MAX_SPEC_BYTES)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{}: no such file", path.display()))
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| SpecError::Format(e.to_string()))
     }
 
     /// Writes `party.json` into `dir`: a new directory is made 0700, the

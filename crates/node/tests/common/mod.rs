@@ -1,5 +1,6 @@
-//! Shared by the node tests that run a single-validator node on a
-//! fault-injecting store (`store_faults`, `attack_pbft_persist`).
+//! Shared by the node tests that run a single-validator node, on a
+//! fault-injecting store (`store_faults`, `attack_pbft_persist`) or on
+//! disk (`rpc_chain`, `attack_rpc`).
 #![allow(dead_code)]
 
 use gridledger_core::{Amount, Hash32};
@@ -12,13 +13,14 @@ use gridledger_node::{Node, NodeConfig, NodeHandle};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A single-validator node (20 ms blocks) whose store lives on `disk`.
-pub fn start(dir: &std::path::Path, disk: &Arc<SimDisk>) -> NodeHandle {
+/// Writes a one-validator genesis and key into `dir` and returns the
+/// configuration of that validator's node (20 ms blocks, RPC on port 0).
+pub fn single_validator_config(dir: &std::path::Path) -> NodeConfig {
     let validator = dev_validator(0);
     let genesis = dev_genesis(1, 4, Amount(1_000_000_000), std::slice::from_ref(&validator));
     std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis).unwrap()).unwrap();
     write_key(&dir.join("validator.key"), &validator).unwrap();
-    let cfg = NodeConfig {
+    NodeConfig {
         data_dir: dir.join("data"),
         genesis: dir.join("genesis.toml"),
         validator_key: dir.join("validator.key"),
@@ -29,7 +31,12 @@ pub fn start(dir: &std::path::Path, disk: &Arc<SimDisk>) -> NodeHandle {
         pbft: gridledger_node::validator::PbftSettings::default(),
         consensus: Default::default(),
         lbft: Default::default(),
-    };
+    }
+}
+
+/// A single-validator node (20 ms blocks) whose store lives on `disk`.
+pub fn start(dir: &std::path::Path, disk: &Arc<SimDisk>) -> NodeHandle {
+    let cfg = single_validator_config(dir);
     let d = disk.clone();
     let store = Store::open_backend(move || d.backend()).unwrap();
     Node::open_with_store(&cfg, gridledger_contracts::default_registry(), Some(store)).unwrap().spawn().unwrap()

@@ -1,0 +1,166 @@
+//! The market's view of a network: linear limits on the market's net bus
+//! injections, `G p ≤ h`.
+//!
+//! `p_k` is the market's net injection at bus `k` in kW (sellers' totals
+//! minus buyers' totals placed there; a trade of `e` kWh over the one-hour
+//! interval is `e` kW). Both network models of the seed reduce to such rows
+//! because every prosumer injects active power only:
+//!
+//! - **PTDF** (meshed, Eq 6.2): `±Σ_k PTDF_lk p_k ≤ F_l^max`. The market's
+//!   flows are its *incremental* flows; the limit is the line's rating
+//!   `rate_a × limit_scale`, i.e. the share of each line the operator allots
+//!   to the market for the interval (the seed is silent; this is the dynamic
+//!   operating envelope reading of §6.3.3). Unrated lines give no row.
+//! - **LinDistFlow** (radial, Eqs 6.3a–d): the case's loads are the
+//!   background; `v = v_base + 2 R p / (1000 · baseMVA)` with
+//!   `(V^min)² ≤ v ≤ (V^max)²` (6.3d), and for rated lines, with `Q_ij` fixed
+//!   by the loads (the market moves no reactive power), `P_ij² + Q_ij² ≤ S²`
+//!   (6.3c) is exactly `|P_ij| ≤ √(S² − Q_ij²)`, linear in `p`.
+
+use serde::Serialize;
+
+use crate::case::Case;
+use crate::dc::DcModel;
+use crate::distflow::DistFlow;
+use crate::problem::{Market, MarketError};
+
+/// Linear limits `G p ≤ h` on the market's bus injections (kW).
+#[derive(Debug, Clone, Serialize)]
+pub struct MarketNetwork {
+    /// Which model the rows come from.
+    pub model: &'static str,
+    /// Bus ids, in model order.
+    pub bus_ids: Vec<u32>,
+    /// `g[r][k]`: coefficient of bus `k`'s injection in row `r`.
+    pub g: Vec<Vec<f64>>,
+    /// Right-hand sides.
+    pub h: Vec<f64>,
+    /// What each row limits (for reports).
+    pub labels: Vec<String>,
+}
+
+/// Why a network's market rows could not be built.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum NetworkError {
+    #[error("limit scale {0} must be a finite positive number")]
+    BadScale(f64),
+    #[error("the case's own loads already violate {0} (no market dispatch is feasible)")]
+    BaseInfeasible(String),
+}
+
+impl MarketNetwork {
+    /// No network constraints on the given buses.
+    pub fn unconstrained(bus_ids: Vec<u32>) -> MarketNetwork {
+        MarketNetwork { model: "none", bus_ids, g: Vec::new(), h: Vec::new(), labels: Vec::new() }
+    }
+
+    /// PTDF line limits (Eq 6.2) with ratings scaled by `limit_scale`.
+    pub fn ptdf(dc: &DcModel, limit_scale: f64) -> Result<MarketNetwork, NetworkError> {
+        if !limit_scale.is_finite() || limit_scale <= 0.0 {
+            return Err(NetworkError::BadScale(limit_scale));
+        }
+        let mut net = MarketNetwork::unconstrained(dc.bus_ids.clone());
+        net.model = "ptdf";
+        for (l, row) in dc.ptdf.iter().enumerate() {
+            let lim = dc.limits[l];
+            if !lim.is_finite() {
+                continue;
+            }
+            let kw = lim * dc.base_mva * 1000.0 * limit_scale;
+            let (f, t, _, _) = dc.lines[l];
+            let name = format!("line {}-{}", dc.bus_ids[f], dc.bus_ids[t]);
+            net.g.push(row.clone());
+            net.h.push(kw);
+            net.labels.push(format!("{name} forward"));
+            net.g.push(row.iter().map(|v| -v).collect());
+            net.h.push(kw);
+            net.labels.push(format!("{name} reverse"));
+        }
+        Ok(net)
+    }
+
+    /// LinDistFlow voltage (6.3d) and thermal (6.3c) limits around the
+    /// case's loads.
+    pub fn distflow(df: &DistFlow, case: &Case) -> Result<MarketNetwork, NetworkError> {
+        let n = df.bus_ids.len();
+        let (p0, q0) = df.case_injections(case);
+        let v_base = df.voltages_sq(&p0, &q0);
+        let kw = 1.0 / (1000.0 * case.base_mva);
+        let mut net = MarketNetwork::unconstrained(df.bus_ids.clone());
+        net.model = "distflow";
+        for j in 0..n {
+            if j == df.root {
+                continue;
+            }
+            let (vmin, vmax) = df.v_bounds[j];
+            let row: Vec<f64> = (0..n).map(|k| 2.0 * df.r_path[j * n + k] * kw).collect();
+            let (up, down) = (vmax * vmax - v_base[j], v_base[j] - vmin * vmin);
+            if up < 0.0 || down < 0.0 {
+                return Err(NetworkError::BaseInfeasible(format!("the voltage limits of bus {}", df.bus_ids[j])));
+            }
+            net.g.push(row.clone());
+            net.h.push(up);
+            net.labels.push(format!("bus {} V max", df.bus_ids[j]));
+            net.g.push(row.iter().map(|v| -v).collect());
+            net.h.push(down);
+            net.labels.push(format!("bus {} V min", df.bus_ids[j]));
+        }
+        // thermal limits of rated parent lines
+        let flows_p = df.parent_flows(&p0);
+        let flows_q = df.parent_flows(&q0);
+        for j in 0..n {
+            let Some(b) = df.parent_branch[j] else { continue };
+            let s = case.branches[b].rate_a / case.base_mva;
+            if s <= 0.0 {
+                continue;
+            }
+            let room_sq = s * s - flows_q[j] * flows_q[j];
+            if room_sq < 0.0 {
+                return Err(NetworkError::BaseInfeasible(format!("the rating of the line into bus {}", df.bus_ids[j])));
+            }
+            let pmax = room_sq.sqrt();
+            // P into j = −Σ_{k ∈ sub(j)} p_k: row coefficient −1 on the subtree
+            let sub: Vec<f64> = (0..n).map(|k| if df.in_subtree(k, j) { -kw } else { 0.0 }).collect();
+            let (up, down) = (pmax - flows_p[j], pmax + flows_p[j]);
+            if up < 0.0 || down < 0.0 {
+                return Err(NetworkError::BaseInfeasible(format!("the rating of the line into bus {}", df.bus_ids[j])));
+            }
+            net.g.push(sub.clone());
+            net.h.push(up);
+            net.labels.push(format!("line into bus {} forward", df.bus_ids[j]));
+            net.g.push(sub.iter().map(|v| -v).collect());
+            net.h.push(down);
+            net.labels.push(format!("line into bus {} reverse", df.bus_ids[j]));
+        }
+        Ok(net)
+    }
+
+    /// Model index of each buyer's and seller's bus (the market must have
+    /// been validated against `bus_ids`).
+    pub fn placement(&self, market: &Market) -> Result<(Vec<usize>, Vec<usize>), MarketError> {
+        market.validate(&self.bus_ids)?;
+        let pos = |bus: u32| self.bus_ids.iter().position(|&b| b == bus).unwrap_or(0);
+        Ok((market.buyers.iter().map(|p| pos(p.bus)).collect(), market.sellers.iter().map(|p| pos(p.bus)).collect()))
+    }
+
+    /// Net bus injections (kW) of buyer totals `t` and seller totals `s`.
+    pub fn injections(&self, bm: &[usize], bn: &[usize], t: &[f64], s: &[f64]) -> Vec<f64> {
+        let mut p = vec![0.0; self.bus_ids.len()];
+        for (k, v) in bm.iter().zip(t) {
+            p[*k] -= v;
+        }
+        for (k, v) in bn.iter().zip(s) {
+            p[*k] += v;
+        }
+        p
+    }
+
+    /// Largest violation `max(0, G p − h)` of injections `p`.
+    pub fn violation(&self, p: &[f64]) -> f64 {
+        self.g
+            .iter()
+            .zip(&self.h)
+            .map(|(row, h)| row.iter().zip(p).map(|(a, b)| a * b).sum::<f64>() - h)
+            .fold(0.0, f64::max)
+    }
+}

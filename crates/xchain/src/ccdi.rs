@@ -1,0 +1,499 @@
+//! SC_C and SC_F on the BoB (thesis Table 5-2, §5.5.2–5.5.5): the CCDI
+//! process record, the cross-chain transactions `CCT_Ux` (Eq. 5.6) checked
+//! against relayed headers, the battle-game application (Eq. 5.4, PvP
+//! score = attack + experience), Case 1 / Case 2 / Case 2*, and the attack
+//! resolution schemes S_SDM (migration, [`CcdiApp::Migrate`]) and S_MUE
+//! (deposits, elimination of withholding users).
+//!
+//! Like SC_T and SC_MPV these are method groups of the one BoB native
+//! contract ([`crate::bob::BobContract`]) with their own key prefixes, so
+//! SC_C can read the header store in the same transaction.
+//!
+//! Decisions where the seed is silent:
+//! - A process names its slots up front: `(chain, owner on that chain, BoB
+//!   account of the participant)`. Anyone may open it; a participant is
+//!   bound only once it pays its deposit (`ccdi_register`) before the start
+//!   epoch `e_B`. The deadline is `e_B + κ · max_i κ_i` over every chain the
+//!   BoB follows (BoB heights).
+//! - `P_x` proves the lock *executed*: it is a Merkle proof of the lock's
+//!   receipt (status success, output = the lock id) under the header's
+//!   receipt root, not only of the transaction under its tx root — a
+//!   reverted lock is included in a block too.
+//! - A valid CCT that cannot take part (after the deadline, after the
+//!   outcome is fixed, or of a participant who never paid its deposit) is
+//!   stored for unlocking only (Case 2*), so no locked item is stranded.
+//! - PvP (Eq. 5.4): the Y stored characters in slot order fight neighbour
+//!   against neighbour (Y − 1 battles, the seed's 63,779·(Y−1) gas term),
+//!   each on the scores before the round; each win adds [`WIN_EXPERIENCE`].
+//! - S_MUE: a participant whose slots were not all stored by the deadline
+//!   forfeits its deposit; forfeits are shared equally among the
+//!   participants whose slots were all stored (any remainder stays in the
+//!   contract); every other deposit is paid back when the outcome is fixed.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_core::codec::{hash_tagged, Tag};
+use gridledger_core::merkle::MerkleProof;
+use gridledger_core::{Address, Amount, ChainId, Hash32, Height};
+use gridledger_ledger::{gas, CallContext, ContractError, Receipt, SignedTransaction, TxKind, TxStatus};
+use serde::Serialize;
+
+use crate::bob::{fail, BobContract};
+use crate::error::XchainError;
+use crate::scbg::{self, Character, Lock, SC_BG_ID};
+
+/// Domain of process ids.
+pub const CCDI_ID: Tag = Tag("gridledger/xchain/ccdi-process/v1");
+/// Most slots one process may have.
+pub const MAX_SLOTS: usize = 512;
+/// Experience a PvP win adds.
+pub const WIN_EXPERIENCE: u64 = 10;
+
+/// The CCDI application SC_F runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub enum CcdiApp {
+    /// PvP battle games between the slots' characters.
+    Battle,
+    /// S_SDM: slot 0's item moves into slot 1's freshly created item on a
+    /// censorship-resilient chain; slot 0 gets slot 1's initial version.
+    Migrate,
+}
+
+/// One item that takes part: where it lives and who brings it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct Slot {
+    pub chain: ChainId,
+    /// PK_x^i: the owner's account on `chain`.
+    pub owner: Address,
+    /// The participant's BoB account (pays the deposit).
+    pub participant: Address,
+}
+
+/// The terms of a CCDI process.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct CcdiTerms {
+    pub app: CcdiApp,
+    pub slots: Vec<Slot>,
+    /// S_MUE's deposit, Token_B, per participant.
+    #[serde(with = "crate::bob::amount_str")]
+    pub deposit: u128,
+    /// κ of the deadline `e_B + κ · max κ_i`.
+    pub kappa: u64,
+    /// e_B: the BoB epoch the process starts (registration closes).
+    pub start: Height,
+    pub salt: u64,
+}
+
+impl CcdiTerms {
+    pub fn id(&self) -> Hash32 {
+        hash_tagged(CCDI_ID, self)
+    }
+
+    /// The distinct participants, in first-slot order.
+    pub fn participants(&self) -> Vec<Address> {
+        let mut v: Vec<Address> = Vec::new();
+        for s in &self.slots {
+            if !v.contains(&s.participant) {
+                v.push(s.participant);
+            }
+        }
+        v
+    }
+}
+
+/// SC_F's record of a process.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct ProcessRecord {
+    pub terms: CcdiTerms,
+    pub deadline: Height,
+    /// Participants that paid their deposit, in `terms.participants()` order.
+    pub registered: Vec<bool>,
+    /// Slots stored in SC_F before the deadline.
+    pub filled: u32,
+    /// The outcome is fixed (Case 1 at the X-th CCT, or Case 2 at `ccdi_finish`).
+    pub finished: bool,
+    /// Case 1 (all stored in time) or Case 2.
+    pub all_in_time: bool,
+    /// Participants eliminated by S_MUE.
+    pub eliminated: Vec<Address>,
+}
+
+/// An item stored in SC_F for a slot (its metadata and lock).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct StoredItem {
+    pub item: u64,
+    pub lock: Hash32,
+    pub data: Character,
+    /// BoB height at which it was stored.
+    pub at: Height,
+}
+
+/// A CCT stored for unlocking only (Case 2*).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct LateItem {
+    pub chain: ChainId,
+    pub item: u64,
+    pub lock: Hash32,
+    pub data: Character,
+}
+
+/// `ccdi_cct`: `CCT_Ux = ⟨Trans_Ux, BC_i, P_x, SC_C⟩` (Eq. 5.6).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct CcdiCct {
+    pub process: Hash32,
+    pub chain: ChainId,
+    pub height: Height,
+    pub lock_tx: SignedTransaction,
+    pub receipt: Receipt,
+    /// The receipt's Merkle proof under the header's receipt root.
+    pub proof: MerkleProof,
+}
+
+// ------------------------------------------------------------- storage keys
+
+pub(crate) fn process_key(id: &Hash32) -> Vec<u8> {
+    [b"f/p/".as_slice(), &id.0].concat()
+}
+pub(crate) fn slot_key(id: &Hash32, slot: u32) -> Vec<u8> {
+    [b"f/s/".as_slice(), &id.0, &slot.to_be_bytes()].concat()
+}
+pub(crate) fn outcome_key(id: &Hash32, slot: u32) -> Vec<u8> {
+    [b"f/o/".as_slice(), &id.0, &slot.to_be_bytes()].concat()
+}
+pub(crate) fn late_key(id: &Hash32, lock: &Hash32) -> Vec<u8> {
+    [b"f/l/".as_slice(), &id.0, &lock.0].concat()
+}
+/// SC_C's record that a lock was used (double claims refused).
+pub(crate) fn used_lock_key(lock: &Hash32) -> Vec<u8> {
+    [b"f/u/".as_slice(), &lock.0].concat()
+}
+
+/// Keys for drivers and tests.
+pub mod keys {
+    use super::*;
+    pub fn process(id: &Hash32) -> Vec<u8> {
+        process_key(id)
+    }
+    pub fn slot(id: &Hash32, slot: u32) -> Vec<u8> {
+        slot_key(id, slot)
+    }
+    pub fn outcome(id: &Hash32, slot: u32) -> Vec<u8> {
+        outcome_key(id, slot)
+    }
+    pub fn late_prefix(id: &Hash32) -> Vec<u8> {
+        [b"f/l/".as_slice(), &id.0].concat()
+    }
+}
+
+/// SC_F's application (Eq. 5.4) on the stored items, in slot order:
+/// returns the new version of each.
+pub fn run_app(app: CcdiApp, items: &[Character]) -> Vec<Character> {
+    let mut out = items.to_vec();
+    match app {
+        CcdiApp::Battle => {
+            for k in 1..items.len() {
+                let (a, b) = (&items[k - 1], &items[k]);
+                match a.score().cmp(&b.score()) {
+                    std::cmp::Ordering::Greater => {
+                        out[k - 1].experience = out[k - 1].experience.saturating_add(WIN_EXPERIENCE)
+                    }
+                    std::cmp::Ordering::Less => out[k].experience = out[k].experience.saturating_add(WIN_EXPERIENCE),
+                    std::cmp::Ordering::Equal => {}
+                }
+            }
+        }
+        CcdiApp::Migrate => {
+            if items.len() == 2 {
+                out.swap(0, 1);
+            }
+        }
+    }
+    out
+}
+
+/// A planted bug for the mutation-sensitivity check (`mutants` feature).
+#[cfg(feature = "mutants")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// SC_MPV and SC_C accept any Merkle proof.
+    SkipProof,
+    /// SC_C stores CCTs after the deadline as if on time.
+    NoDeadline,
+    /// SC_C does not record a used lock, so a second claim is stored again.
+    ForgetClaims,
+    /// SC_BG settles without verifying the threshold signature.
+    SkipSignature,
+}
+
+impl BobContract {
+    fn load_process(&self, ctx: &mut CallContext<'_, '_>, id: &Hash32) -> Result<ProcessRecord, ContractError> {
+        match ctx.read_typed::<ProcessRecord>(&process_key(id))? {
+            Some(r) => Ok(r),
+            None => fail(XchainError::UnknownProcess(*id)),
+        }
+    }
+
+    pub(crate) fn ccdi_open(&self, ctx: &mut CallContext<'_, '_>, t: CcdiTerms) -> Result<Vec<u8>, ContractError> {
+        let bad = |m: &str| fail(XchainError::BadProcess(m.into()));
+        if t.slots.is_empty() || t.slots.len() > MAX_SLOTS {
+            return bad(&format!("a process has 1 to {MAX_SLOTS} slots"));
+        }
+        if t.kappa == 0 || t.kappa > 1_000 {
+            return bad("κ must be 1 to 1000");
+        }
+        if t.deposit == 0 {
+            return bad("S_MUE needs a positive deposit");
+        }
+        if t.start <= ctx.height() {
+            return fail(XchainError::RegistrationClosed { start: t.start, now: ctx.height() });
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &t.slots {
+            self.reg(s.chain)?;
+            if !seen.insert((s.chain, s.owner)) {
+                return bad("two slots with the same owner on the same chain");
+            }
+        }
+        if t.app == CcdiApp::Migrate
+            && (t.slots.len() != 2
+                || t.slots[0].chain == t.slots[1].chain
+                || t.slots[0].participant != t.slots[1].participant)
+        {
+            return bad("a migration has two slots of one participant on two chains");
+        }
+        let id = t.id();
+        if ctx.read(&process_key(&id))?.is_some() {
+            return fail(XchainError::DuplicateProcess(id));
+        }
+        let max_kappa = self.config().chains.iter().map(|c| c.kappa as u64).max().unwrap_or(0);
+        let deadline =
+            t.kappa.checked_mul(max_kappa).and_then(|d| d.checked_add(t.start)).ok_or(XchainError::Overflow)?;
+        let n = t.participants().len();
+        let rec = ProcessRecord {
+            terms: t,
+            deadline,
+            registered: vec![false; n],
+            filled: 0,
+            finished: false,
+            all_in_time: false,
+            eliminated: Vec::new(),
+        };
+        ctx.write_typed(&process_key(&id), &rec)?;
+        ctx.emit("ccdi_open", vec![("process".into(), id.to_string()), ("deadline".into(), deadline.to_string())])?;
+        Ok(id.0.to_vec())
+    }
+
+    pub(crate) fn ccdi_register(&self, ctx: &mut CallContext<'_, '_>, id: Hash32) -> Result<Vec<u8>, ContractError> {
+        let mut rec = self.load_process(ctx, &id)?;
+        if ctx.height() >= rec.terms.start {
+            return fail(XchainError::RegistrationClosed { start: rec.terms.start, now: ctx.height() });
+        }
+        let who = ctx.caller();
+        let Some(p) = rec.terms.participants().iter().position(|a| *a == who) else {
+            return fail(XchainError::NotParticipant(who));
+        };
+        if rec.registered[p] {
+            return fail(XchainError::AlreadyRegistered(who));
+        }
+        if ctx.value().0 != rec.terms.deposit {
+            return fail(XchainError::WrongDeposit { need: rec.terms.deposit, got: ctx.value().0 });
+        }
+        rec.registered[p] = true;
+        ctx.write_typed(&process_key(&id), &rec)?;
+        ctx.emit("ccdi_register", vec![("process".into(), id.to_string()), ("who".into(), who.to_string())])?;
+        Ok(Vec::new())
+    }
+
+    /// SC_C: checks `CCT_Ux` and stores `SD_x` in SC_F (or for unlocking only).
+    pub(crate) fn ccdi_cct(&self, ctx: &mut CallContext<'_, '_>, a: CcdiCct) -> Result<Vec<u8>, ContractError> {
+        let mut rec = self.load_process(ctx, &a.process)?;
+        if ctx.height() < rec.terms.start {
+            return fail(XchainError::RegistrationClosed { start: rec.terms.start, now: ctx.height() });
+        }
+        // Trans_Ux is a successful SC_BG lock for this process on this chain.
+        let not_lock = |m: &str| fail(XchainError::NotALock(m.into()));
+        let TxKind::Call { contract, method, args, .. } = &a.lock_tx.tx.kind else {
+            return not_lock("not a contract call");
+        };
+        if a.lock_tx.tx.chain_id != a.chain || *contract != SC_BG_ID || method != "lock" {
+            return not_lock("not SC_BG's lock on this chain");
+        }
+        let Ok(lock) = borsh::from_slice::<Lock>(args) else {
+            return not_lock("undecodable lock arguments");
+        };
+        if lock.process != a.process {
+            return not_lock("the lock names another process");
+        }
+        if a.receipt.tx_hash != a.lock_tx.hash() || a.receipt.status != TxStatus::Success {
+            return not_lock("the receipt is not a successful execution of this transaction");
+        }
+        let Ok(lock_id) = <[u8; 32]>::try_from(a.receipt.output.as_slice()).map(Hash32) else {
+            return not_lock("the receipt carries no lock id");
+        };
+        let owner = a.lock_tx.sender();
+        let Some(slot) = rec.terms.slots.iter().position(|s| s.chain == a.chain && s.owner == owner) else {
+            return fail(XchainError::NotParticipant(owner));
+        };
+        // SC_C: SD_x already stored?
+        let forget = {
+            #[cfg(feature = "mutants")]
+            {
+                self.mutation == Some(Mutation::ForgetClaims)
+            }
+            #[cfg(not(feature = "mutants"))]
+            {
+                false
+            }
+        };
+        if ctx.read(&used_lock_key(&lock_id))?.is_some() {
+            return fail(XchainError::AlreadyStored { chain: a.chain, item: lock.item });
+        }
+        // P_x proves the lock executed in a stored, final block of BC_i.
+        let header = self.final_header(ctx, a.chain, a.height)?;
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (a.proof.siblings.len() as u64 + 2))?;
+        let ok =
+            a.proof.leaf_count == header.tx_count as u64 && a.proof.verify(&a.receipt.hash(), &header.receipt_root);
+        if !ok && !self.skips_proof() {
+            return fail(XchainError::BadReceiptProof { chain: a.chain, height: a.height });
+        }
+        if !forget {
+            ctx.write(&used_lock_key(&lock_id), vec![1])?;
+        }
+        let participants = rec.terms.participants();
+        let p = participants.iter().position(|x| *x == rec.terms.slots[slot].participant).unwrap_or(0);
+        let in_time = ctx.height() < rec.deadline || self.ignores_deadline();
+        let slot_free = ctx.read(&slot_key(&a.process, slot as u32))?.is_none();
+        if in_time && !rec.finished && rec.registered[p] && slot_free {
+            let stored = StoredItem { item: lock.item, lock: lock_id, data: lock.data, at: ctx.height() };
+            ctx.write_typed(&slot_key(&a.process, slot as u32), &stored)?;
+            rec.filled += 1;
+            ctx.emit(
+                "ccdi_stored",
+                vec![("process".into(), a.process.to_string()), ("slot".into(), slot.to_string())],
+            )?;
+            if rec.filled as usize == rec.terms.slots.len() {
+                // Case 1: the X-th item is stored; SC_F runs now.
+                rec.all_in_time = true;
+                self.ccdi_outcome(ctx, &a.process, &mut rec)?;
+            }
+        } else {
+            let late = LateItem { chain: a.chain, item: lock.item, lock: lock_id, data: lock.data };
+            ctx.write_typed(&late_key(&a.process, &lock_id), &late)?;
+            ctx.emit(
+                "ccdi_unlock_only",
+                vec![("process".into(), a.process.to_string()), ("lock".into(), lock_id.to_string())],
+            )?;
+        }
+        ctx.write_typed(&process_key(&a.process), &rec)?;
+        Ok(Vec::new())
+    }
+
+    /// Case 2: after the deadline, SC_F runs on the Y stored items and
+    /// S_MUE eliminates the participants that withheld.
+    pub(crate) fn ccdi_finish(&self, ctx: &mut CallContext<'_, '_>, id: Hash32) -> Result<Vec<u8>, ContractError> {
+        let mut rec = self.load_process(ctx, &id)?;
+        if rec.finished {
+            return fail(XchainError::ProcessFinished);
+        }
+        if ctx.height() < rec.deadline {
+            return fail(XchainError::CcdiDeadlineNotReached { deadline: rec.deadline, now: ctx.height() });
+        }
+        self.ccdi_outcome(ctx, &id, &mut rec)?;
+        ctx.write_typed(&process_key(&id), &rec)?;
+        Ok(Vec::new())
+    }
+
+    /// Fixes the outcome: SC_F on the stored items (unchanged if Y ≤ 1),
+    /// then S_MUE's deposits.
+    fn ccdi_outcome(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        id: &Hash32,
+        rec: &mut ProcessRecord,
+    ) -> Result<(), ContractError> {
+        let mut stored = Vec::new();
+        for s in 0..rec.terms.slots.len() as u32 {
+            if let Some(it) = ctx.read_typed::<StoredItem>(&slot_key(id, s))? {
+                stored.push((s, it));
+            }
+        }
+        let items: Vec<Character> = stored.iter().map(|(_, it)| it.data.clone()).collect();
+        let new = if items.len() > 1 && (rec.terms.app != CcdiApp::Migrate || rec.all_in_time) {
+            run_app(rec.terms.app, &items)
+        } else {
+            items
+        };
+        for ((s, _), n) in stored.iter().zip(new) {
+            ctx.write_typed(&outcome_key(id, *s), &n)?;
+        }
+        // S_MUE.
+        let participants = rec.terms.participants();
+        let mut honest = Vec::new();
+        let mut forfeited: u128 = 0;
+        for (p, who) in participants.iter().enumerate() {
+            if !rec.registered[p] {
+                continue;
+            }
+            let all = rec
+                .terms
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.participant == *who)
+                .all(|(i, _)| stored.iter().any(|(s, _)| *s as usize == i));
+            if all {
+                honest.push(*who);
+            } else {
+                forfeited += rec.terms.deposit;
+                rec.eliminated.push(*who);
+            }
+        }
+        let share = if honest.is_empty() { 0 } else { forfeited / honest.len() as u128 };
+        for who in &honest {
+            ctx.pay(who, Amount(rec.terms.deposit + share))?;
+        }
+        rec.finished = true;
+        ctx.emit(
+            "ccdi_outcome",
+            vec![
+                ("process".into(), id.to_string()),
+                ("updated".into(), stored.len().to_string()),
+                ("eliminated".into(), rec.eliminated.len().to_string()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn skips_proof(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        {
+            self.mutation == Some(Mutation::SkipProof)
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            false
+        }
+    }
+
+    fn ignores_deadline(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        {
+            self.mutation == Some(Mutation::NoDeadline)
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            false
+        }
+    }
+}
+
+/// The settlement of chain `chain` a BoB node derives from SC_F's state:
+/// the stored items' outcome (Case 1 / Case 2), or one late item (Case 2*).
+pub fn settlement(
+    bob_chain: ChainId,
+    chain: ChainId,
+    process: Hash32,
+    mut entries: Vec<(Hash32, Character)>,
+) -> scbg::Settlement {
+    entries.sort_by_key(|e| e.0);
+    scbg::Settlement { bob_chain, chain, contract: SC_BG_ID, process, entries }
+}

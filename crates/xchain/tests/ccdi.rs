@@ -1,0 +1,489 @@
+//! CCDI (thesis §5.5, Fig 5-2, Fig 5-3) over an embedded BoB-MBS: Case 1,
+//! Case 2 with S_MUE, Case 2* under censorship, S_SDM, relay nodes, the
+//! properties of Theorems 5.4–5.5 and the refusals of issue item 9.
+
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Amount, ChainId, Hash32};
+use gridledger_ledger::devnet::dev_key;
+use gridledger_ledger::{Receipt, SignedTransaction, TxStatus};
+use gridledger_xchain::ccdi::{self, CcdiApp, CcdiTerms, Slot};
+use gridledger_xchain::ccdi_run::{CcdiAttack, CcdiUser, ItemFate, UserBehaviour};
+use gridledger_xchain::mbs::{BobMbs, MbsSpec, FIRST_EXTERNAL};
+use gridledger_xchain::scbg::{Character, Lock, Settle, Settlement, SC_BG_ID};
+use gridledger_xchain::XchainError;
+
+const A: ChainId = FIRST_EXTERNAL;
+const B: ChainId = FIRST_EXTERNAL + 1;
+const C: ChainId = FIRST_EXTERNAL + 2;
+const DEPOSIT: u128 = 10_000;
+
+fn open(dir: &std::path::Path) -> BobMbs {
+    BobMbs::open(dir, MbsSpec { chains: 3, ccdi: true, kappa: 4, ..MbsSpec::default() }).expect("open")
+}
+
+/// Six users, two per chain, each with a character of distinct attack.
+fn users(m: &mut BobMbs, behaviours: &[UserBehaviour]) -> Vec<CcdiUser> {
+    let chains = [A, A, B, B, C, C];
+    behaviours
+        .iter()
+        .enumerate()
+        .map(|(x, b)| {
+            let key = dev_key(x);
+            let chain = chains[x % 6];
+            let item = m.create_item(chain, &key, &format!("hero-{x}"), 10 * (x as u64 + 1) % 47).expect("create");
+            CcdiUser { key, chain, item, behaviour: *b }
+        })
+        .collect()
+}
+
+fn honest(n: usize) -> Vec<UserBehaviour> {
+    vec![UserBehaviour::Honest; n]
+}
+
+fn bob_balance(m: &BobMbs, k: &KeyPair) -> u128 {
+    m.bob.account(&k.address()).balance.0
+}
+
+#[test]
+fn case_1_updates_every_item_in_three_phases_with_2x_plus_n_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let us = users(&mut m, &honest(6));
+    let befores: Vec<Character> = us.iter().map(|u| m.item(u.chain, u.item).unwrap().data).collect();
+    let rep = m.run_ccdi(CcdiApp::Battle, &us, &CcdiAttack::default(), DEPOSIT, 1, 1).unwrap();
+    assert!(rep.case1 && rep.record.finished, "Case 1: all X stored before the deadline");
+    assert_eq!(rep.phases, 3, "lock, CCT, in-place update");
+    let c = &rep.counts;
+    assert_eq!((c.lock_txs, c.cct_txs, c.relayed_cct_txs, c.settle_txs), (6, 6, 0, 3));
+    assert_eq!(c.protocol_txs(), 2 * 6 + 3, "2X + N transactions");
+    let expected = ccdi::run_app(CcdiApp::Battle, &befores);
+    assert_ne!(expected, befores, "the battles change something");
+    for ((u, o), want) in us.iter().zip(&rep.items).zip(&expected) {
+        assert_eq!(o.fate, ItemFate::Updated);
+        let now = m.item(u.chain, u.item).unwrap();
+        assert_eq!(&now.data, want, "SC_F's output is in place on chain {}", u.chain);
+        assert_eq!(now.owner, u.key.address(), "the item is back with its owner");
+        assert!(now.lock.is_none());
+    }
+    assert_eq!(rep.eliminated, 0);
+    // Deposits all paid back: the BoB contract holds none.
+    let contract = gridledger_ledger::contract_address(gridledger_xchain::BOB_CONTRACT_ID);
+    assert_eq!(m.bob.account(&contract).balance.0, 0);
+}
+
+#[test]
+fn one_settlement_transaction_updates_all_of_a_chains_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let us = users(&mut m, &honest(6));
+    let rep = m.run_ccdi(CcdiApp::Battle, &us, &CcdiAttack::default(), DEPOSIT, 1, 2).unwrap();
+    let s = m.ccdi_settlements(&rep.process);
+    assert_eq!(s.len(), 3, "one settlement per chain");
+    for st in s {
+        assert_eq!(st.entries.len(), 2, "both of chain {}'s items in one transaction", st.chain);
+    }
+}
+
+#[test]
+fn withholding_users_are_eliminated_and_the_rest_still_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let mut b = honest(6);
+    b[2] = UserBehaviour::Withhold;
+    let us = users(&mut m, &b);
+    let befores: Vec<Character> = us.iter().map(|u| m.item(u.chain, u.item).unwrap().data).collect();
+    let bal: Vec<u128> = us.iter().map(|u| bob_balance(&m, &u.key)).collect();
+    let rep = m.run_ccdi(CcdiApp::Battle, &us, &CcdiAttack::default(), DEPOSIT, 1, 3).unwrap();
+    assert!(!rep.case1, "Case 2");
+    assert_eq!(rep.eliminated, 1, "S_MUE eliminates the withholding user");
+    assert_eq!(rep.record.eliminated, vec![us[2].key.address()]);
+    let y: Vec<Character> = befores.iter().enumerate().filter(|(x, _)| *x != 2).map(|(_, c)| c.clone()).collect();
+    let expected = ccdi::run_app(CcdiApp::Battle, &y);
+    let mut e = expected.iter();
+    for (x, (u, o)) in us.iter().zip(&rep.items).enumerate() {
+        let now = m.item(u.chain, u.item).unwrap();
+        if x == 2 {
+            assert_eq!(o.fate, ItemFate::NeverLocked);
+            assert_eq!(now.data, befores[2]);
+        } else {
+            assert_eq!(o.fate, ItemFate::Updated);
+            assert_eq!(&now.data, e.next().unwrap());
+            assert!(now.lock.is_none() && now.owner == u.key.address());
+        }
+    }
+    // The withholder's deposit is forfeited and shared by the five others.
+    let share = DEPOSIT / 5;
+    for (x, u) in us.iter().enumerate() {
+        let now = bob_balance(&m, &u.key);
+        if x == 2 {
+            assert!(now < bal[x] - DEPOSIT + 1, "the withholder lost its deposit");
+        } else {
+            assert!(now > bal[x] + share - 1_000_000, "an honest user got its deposit back and a share");
+        }
+    }
+}
+
+#[test]
+fn a_censored_lock_past_the_deadline_comes_back_unchanged_case_2_star() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let us = users(&mut m, &honest(6));
+    let befores: Vec<Character> = us.iter().map(|u| m.item(u.chain, u.item).unwrap().data).collect();
+    // Chain C holds every Trans_Ux back beyond the deadline (κ · max κ_i = 4 epochs).
+    let attack = CcdiAttack { censor: [(C, 12)].into_iter().collect(), ..CcdiAttack::default() };
+    let rep = m.run_ccdi(CcdiApp::Battle, &us, &attack, DEPOSIT, 1, 4).unwrap();
+    assert!(!rep.case1);
+    assert_eq!(rep.eliminated, 2, "the censored users could not store their items in time");
+    for (u, o) in us.iter().zip(&rep.items) {
+        let now = m.item(u.chain, u.item).unwrap();
+        assert!(now.lock.is_none() && now.owner == u.key.address(), "nothing stays locked");
+        if u.chain == C {
+            assert_eq!(o.fate, ItemFate::Unchanged, "Case 2*: unlocked unchanged");
+            assert_eq!(now.data, o.before);
+        } else {
+            assert_eq!(o.fate, ItemFate::Updated);
+        }
+    }
+    let y: Vec<Character> = befores[..4].to_vec();
+    let expected = ccdi::run_app(CcdiApp::Battle, &y);
+    for (u, want) in us[..4].iter().zip(expected) {
+        assert_eq!(m.item(u.chain, u.item).unwrap().data, want);
+    }
+    assert!(rep.phases > 3, "the late CCT and its settlement come after");
+}
+
+#[test]
+fn relay_nodes_send_the_cct_of_a_silent_user_even_with_f_byzantine_relayers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let mut b = honest(4);
+    b[1] = UserBehaviour::SilentCct;
+    let us = users(&mut m, &b);
+    let attack = CcdiAttack { byzantine_relayers: 1, byzantine_members: 1, ..CcdiAttack::default() };
+    let rep = m.run_ccdi(CcdiApp::Battle, &us, &attack, DEPOSIT, 2, 5).unwrap();
+    assert!(rep.case1, "the relayed CCT arrived in time");
+    assert_eq!(rep.counts.relayed_cct_txs, 1);
+    assert!(rep.items.iter().all(|o| o.fate == ItemFate::Updated));
+}
+
+#[test]
+fn a_user_without_deposit_is_cancelled_and_its_lock_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let mut b = honest(4);
+    b[3] = UserBehaviour::NoDeposit;
+    let us = users(&mut m, &b);
+    let rep = m.run_ccdi(CcdiApp::Battle, &us, &CcdiAttack::default(), DEPOSIT, 1, 6).unwrap();
+    assert!(!rep.case1);
+    assert_eq!(rep.items[3].fate, ItemFate::Unchanged);
+    assert!(!rep.items[3].locked_now);
+    assert!(rep.items[..3].iter().all(|o| o.fate == ItemFate::Updated));
+    assert_eq!(rep.eliminated, 0, "a user that never paid has nothing to forfeit");
+}
+
+#[test]
+fn sdm_migrates_an_item_to_another_chain_without_either_storing_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let k = dev_key(0);
+    let item = m.create_item(A, &k, "wanderer", 33).unwrap();
+    let old = m.item(A, item).unwrap().data;
+    let (fresh, rep) = m.migrate(&k, A, item, B, DEPOSIT, 7).unwrap();
+    assert!(rep.case1);
+    assert_eq!(rep.phases, 3);
+    let moved = m.item(B, fresh).unwrap();
+    assert_eq!(moved.data, old, "the item now lives on chain B");
+    assert_eq!(moved.owner, k.address());
+    let left = m.item(A, item).unwrap();
+    assert_eq!(left.data, Character::initial("wanderer", 0), "chain A keeps the fresh initial version");
+    // Independence: neither chain stores anything about the other.
+    for c in [A, B, C] {
+        let prefix_acct = 0x01u8;
+        let sc = gridledger_ledger::state::contract_key(SC_BG_ID, &[]);
+        for (key, _) in m.external(c).unwrap().chain().state().iter() {
+            assert!(
+                key.first() == Some(&prefix_acct) || key.starts_with(&sc),
+                "chain {c} stores only accounts and SC_BG"
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------ bad input
+
+/// Runs one block of `chain` holding `tx` (no other chain moves).
+fn chain_only(m: &mut BobMbs, chain: ChainId, tx: &SignedTransaction) -> Receipt {
+    let h = m.external_mut(chain).unwrap().submit(tx).expect("admitted");
+    m.external_mut(chain).unwrap().tick().unwrap();
+    m.external(chain).unwrap().receipt(&h).unwrap().expect("included")
+}
+
+fn assert_chain_refuses(m: &mut BobMbs, chain: ChainId, tx: &SignedTransaction, err: XchainError) {
+    let before = m.sc_bg_state(chain);
+    let r = chain_only(m, chain, tx);
+    assert_eq!(r.status, TxStatus::Reverted(err.as_revert()), "expected refusal: {err}");
+    assert_eq!(m.sc_bg_state(chain), before, "a refused transaction changed SC_BG's state");
+}
+
+fn bob_only(m: &mut BobMbs, tx: &SignedTransaction) -> Receipt {
+    let h = m.bob.submit(tx).expect("admitted");
+    m.bob.tick().unwrap();
+    m.bob.receipt(&h).unwrap().expect("included")
+}
+
+fn assert_bob_refuses(m: &mut BobMbs, tx: &SignedTransaction, err: XchainError) {
+    let before = m.bob_contract_state();
+    let r = bob_only(m, tx);
+    assert_eq!(r.status, TxStatus::Reverted(err.as_revert()), "expected refusal: {err}");
+    assert_eq!(m.bob_contract_state(), before, "a refused transaction changed the BoB contract's state");
+}
+
+fn terms(m: &BobMbs, us: &[CcdiUser], salt: u64) -> CcdiTerms {
+    m.ccdi_terms(CcdiApp::Battle, us, DEPOSIT, 1, salt)
+}
+
+#[test]
+fn sc_bg_refuses_bad_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let us = users(&mut m, &honest(2));
+    let data = m.item(A, us[0].item).unwrap().data;
+    let p = Hash32([9; 32]);
+    // Not the owner.
+    let tx = m.sc_bg_call(A, &us[1].key, "lock", &Lock { process: p, item: us[0].item, data: data.clone() }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::NotOwner { item: us[0].item, owner: us[0].key.address() });
+    // Stated metadata differs from the stored item.
+    let mut wrong = data.clone();
+    wrong.attack += 1;
+    let tx = m.sc_bg_call(A, &us[0].key, "lock", &Lock { process: p, item: us[0].item, data: wrong }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::ItemMismatch);
+    // Unknown item.
+    let tx = m.sc_bg_call(A, &us[0].key, "lock", &Lock { process: p, item: 999, data: data.clone() }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::UnknownItem(999));
+    // Locked twice.
+    let tx = m.sc_bg_call(A, &us[0].key, "lock", &Lock { process: p, item: us[0].item, data: data.clone() }).unwrap();
+    assert_eq!(chain_only(&mut m, A, &tx).status, TxStatus::Success);
+    let tx = m.sc_bg_call(A, &us[0].key, "lock", &Lock { process: p, item: us[0].item, data }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::ItemLocked(us[0].item));
+}
+
+#[test]
+fn sc_bg_refuses_forged_replayed_and_misdirected_settlements() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let us = users(&mut m, &honest(2));
+    let rep = m.run_ccdi(CcdiApp::Battle, &us, &CcdiAttack::default(), DEPOSIT, 1, 8).unwrap();
+    let settled = m.ccdi_settlements(&rep.process).into_iter().find(|s| s.chain == A).unwrap();
+    let relayer = m.relayer.clone();
+    // Replay of the settlement that already ran.
+    let sig = m.sign_settlement(&settled, 0).unwrap();
+    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: settled.clone(), signature: sig }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::UnknownLock(settled.entries[0].0));
+    // A fresh lock, and settlements for it that must fail.
+    let u = &us[0];
+    let data = m.item(A, u.item).unwrap().data;
+    let p = Hash32([7; 32]);
+    let tx = m.sc_bg_call(A, &u.key, "lock", &Lock { process: p, item: u.item, data: data.clone() }).unwrap();
+    let r = chain_only(&mut m, A, &tx);
+    let lock = Hash32(r.output.try_into().unwrap());
+    let mut boosted = data.clone();
+    boosted.experience = 1_000_000;
+    let s = ccdi::settlement(m.bob.chain_id(), A, p, vec![(lock, boosted.clone())]);
+    // Forged: signed over other bytes (f+1 bad shares cannot make a signature, so take one of another statement).
+    let other = ccdi::settlement(m.bob.chain_id(), A, p, vec![(lock, data.clone())]);
+    let wrong_sig = m.sign_settlement(&other, 0).unwrap();
+    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: s.clone(), signature: wrong_sig }).unwrap();
+    assert_chain_refuses(
+        &mut m,
+        A,
+        &tx,
+        XchainError::BadThresholdSignature(gridledger_threshold::ThresholdError::InvalidSignature.to_string()),
+    );
+    // Garbage signature bytes.
+    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: s.clone(), signature: vec![0; 48] }).unwrap();
+    let before = m.sc_bg_state(A);
+    assert!(matches!(chain_only(&mut m, A, &tx).status, TxStatus::Reverted(_)));
+    assert_eq!(m.sc_bg_state(A), before);
+    // Signed for chain A, sent to chain B.
+    let sig = m.sign_settlement(&s, 0).unwrap();
+    let tx = m.sc_bg_call(B, &relayer, "settle", &Settle { settlement: s.clone(), signature: sig.clone() }).unwrap();
+    assert_chain_refuses(&mut m, B, &tx, XchainError::SettlementWrongChain { expected: B, got: A });
+    // Unknown lock, duplicate lock.
+    let ghost = Hash32([1; 32]);
+    let g = ccdi::settlement(m.bob.chain_id(), A, p, vec![(ghost, data.clone())]);
+    let gs = m.sign_settlement(&g, 0).unwrap();
+    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: g, signature: gs }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::UnknownLock(ghost));
+    let d = Settlement { entries: vec![(lock, data.clone()), (lock, data.clone())], ..s.clone() };
+    let ds = m.sign_settlement(&d, 0).unwrap();
+    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: d, signature: ds }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::DuplicateLock(lock));
+    // The genuine one goes through once, then is a replay.
+    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: s.clone(), signature: sig.clone() }).unwrap();
+    assert_eq!(chain_only(&mut m, A, &tx).status, TxStatus::Success);
+    assert_eq!(m.item(A, u.item).unwrap().data, boosted);
+    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: s, signature: sig }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::UnknownLock(lock));
+}
+
+#[test]
+fn f_plus_1_bad_shares_or_non_members_cannot_make_a_threshold_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let s = ccdi::settlement(m.bob.chain_id(), A, Hash32([3; 32]), vec![(Hash32([4; 32]), Character::initial("x", 1))]);
+    let f = (m.committee.set.members() - 1) / 3;
+    assert!(m.sign_settlement(&s, f).is_ok(), "f bad shares are tolerated");
+    assert!(m.sign_settlement(&s, f + 1).is_err(), "2f+1 honest shares are needed");
+    let msg = s.message();
+    let share = m.committee.sign_share_raw(0, gridledger_xchain::scbg::SETTLE_DOMAIN, &msg).unwrap();
+    let n = m.committee.set.members();
+    let shares: Vec<_> = (0..2 * f + 1).map(|i| (n + i, share)).collect();
+    assert!(m.committee.combine_raw(gridledger_xchain::scbg::SETTLE_DOMAIN, &msg, &shares).is_err());
+}
+
+/// Opens and registers a process for `us` without running it.
+fn prepared(m: &mut BobMbs, us: &[CcdiUser], salt: u64) -> (Hash32, CcdiTerms) {
+    let t = terms(m, us, salt);
+    let mut c = Default::default();
+    let id = m.ccdi_prepare(&t, us, &mut c).unwrap();
+    (id, t)
+}
+
+#[test]
+fn sc_c_refuses_forged_stale_reverted_foreign_and_double_ccts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let us = users(&mut m, &honest(3));
+    let (id, _) = prepared(&mut m, &us, 9);
+    let u = &us[0];
+    let data = m.item(A, u.item).unwrap().data;
+    let lock = m.sc_bg_call(A, &u.key, "lock", &Lock { process: id, item: u.item, data: data.clone() }).unwrap();
+    m.external_mut(A).unwrap().submit(&lock).unwrap();
+    m.tick().unwrap();
+    m.tick().unwrap();
+    let cct = m.ccdi_cct_for(id, &lock).unwrap().unwrap();
+    // Forged proof.
+    let mut forged = cct.clone();
+    forged.proof.siblings.push(Hash32([5; 32]));
+    forged.proof.siblings.reverse();
+    let tx = m.bob_call(&u.key, "ccdi_cct", &forged, Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::BadReceiptProof { chain: A, height: cct.height });
+    // Receipt that is not this transaction's success.
+    let mut rev = cct.clone();
+    rev.receipt.status = TxStatus::Reverted("x".into());
+    let tx = m.bob_call(&u.key, "ccdi_cct", &rev, Amount::ZERO);
+    assert_bob_refuses(
+        &mut m,
+        &tx,
+        XchainError::NotALock("the receipt is not a successful execution of this transaction".into()),
+    );
+    // A lock for another process.
+    let mut other = cct.clone();
+    other.process = Hash32([6; 32]);
+    let tx = m.bob_call(&u.key, "ccdi_cct", &other, Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::UnknownProcess(Hash32([6; 32])));
+    // A header the BoB does not have yet.
+    let mut future = cct.clone();
+    future.height += 1_000;
+    let tip = m.bob_tip(A);
+    let tx = m.bob_call(&u.key, "ccdi_cct", &future, Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::UnknownHeader { chain: A, height: cct.height + 1_000, tip });
+    // The genuine CCT, then a double claim.
+    let tx = m.bob_call(&u.key, "ccdi_cct", &cct, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    let tx = m.bob_call(&us[1].key, "ccdi_cct", &cct, Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::AlreadyStored { chain: A, item: u.item });
+    // A lock by someone who is not a slot owner (dev key 5 has an item on C).
+    let stranger = dev_key(5);
+    let sitem = m.create_item(C, &stranger, "stranger", 3).unwrap();
+    let sdata = m.item(C, sitem).unwrap().data;
+    let slock = m.sc_bg_call(C, &stranger, "lock", &Lock { process: id, item: sitem, data: sdata }).unwrap();
+    m.external_mut(C).unwrap().submit(&slock).unwrap();
+    m.ticks(2).unwrap();
+    let scct = m.ccdi_cct_for(id, &slock).unwrap().unwrap();
+    let tx = m.bob_call(&stranger, "ccdi_cct", &scct, Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::NotParticipant(stranger.address()));
+    // Stale: after κ_i = 4 more headers the lock's block is no longer kept.
+    let data1 = m.item(A, us[1].item).unwrap().data;
+    let lock1 = m.sc_bg_call(A, &us[1].key, "lock", &Lock { process: id, item: us[1].item, data: data1 }).unwrap();
+    m.external_mut(A).unwrap().submit(&lock1).unwrap();
+    m.ticks(8).unwrap();
+    let c1 = m.ccdi_cct_for(id, &lock1).unwrap().unwrap();
+    let tip = m.bob_tip(A);
+    let tx = m.bob_call(&us[1].key, "ccdi_cct", &c1, Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::StaleHeader { chain: A, height: c1.height, oldest_kept: tip - 4 });
+}
+
+#[test]
+fn sc_f_refuses_late_or_wrong_registrations_and_early_or_repeated_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let us = users(&mut m, &honest(2));
+    let t = terms(&m, &us, 10);
+    let relayer = m.relayer.clone();
+    // Bad terms.
+    let mut dup = t.clone();
+    dup.slots.push(dup.slots[0].clone());
+    dup.start = m.bob.height() + 3;
+    let tx = m.bob_call(&relayer, "ccdi_open", &dup, Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::BadProcess("two slots with the same owner on the same chain".into()));
+    let mut unknown = t.clone();
+    unknown.slots[0].chain = 999;
+    unknown.start = m.bob.height() + 3;
+    let tx = m.bob_call(&relayer, "ccdi_open", &unknown, Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::UnknownChain(999));
+    let mut mig = t.clone();
+    mig.app = CcdiApp::Migrate;
+    mig.start = m.bob.height() + 3;
+    let tx = m.bob_call(&relayer, "ccdi_open", &mig, Amount::ZERO);
+    assert_bob_refuses(
+        &mut m,
+        &tx,
+        XchainError::BadProcess("a migration has two slots of one participant on two chains".into()),
+    );
+    let mut started = t.clone();
+    started.start = m.bob.height();
+    let tx = m.bob_call(&relayer, "ccdi_open", &started, Amount::ZERO);
+    let now = m.bob.height() + 1;
+    assert_bob_refuses(&mut m, &tx, XchainError::RegistrationClosed { start: started.start, now });
+    // Open it, then a second time.
+    let t = CcdiTerms { start: m.bob.height() + 10, ..t };
+    let tx = m.bob_call(&relayer, "ccdi_open", &t, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    let id = t.id();
+    let tx = m.bob_call(&relayer, "ccdi_open", &t, Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::DuplicateProcess(id));
+    // Registrations: a stranger, a wrong deposit, twice.
+    let tx = m.bob_call(&dev_key(6), "ccdi_register", &id, Amount(DEPOSIT));
+    assert_bob_refuses(&mut m, &tx, XchainError::NotParticipant(dev_key(6).address()));
+    let tx = m.bob_call(&us[0].key, "ccdi_register", &id, Amount(DEPOSIT - 1));
+    assert_bob_refuses(&mut m, &tx, XchainError::WrongDeposit { need: DEPOSIT, got: DEPOSIT - 1 });
+    let tx = m.bob_call(&us[0].key, "ccdi_register", &id, Amount(DEPOSIT));
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    let tx = m.bob_call(&us[0].key, "ccdi_register", &id, Amount(DEPOSIT));
+    assert_bob_refuses(&mut m, &tx, XchainError::AlreadyRegistered(us[0].key.address()));
+    // Finish before the deadline.
+    let rec = m.process(&id).unwrap();
+    let tx = m.bob_call(&relayer, "ccdi_finish", &id, Amount::ZERO);
+    let now = m.bob.height() + 1;
+    assert_bob_refuses(&mut m, &tx, XchainError::CcdiDeadlineNotReached { deadline: rec.deadline, now });
+    // Registration after the start.
+    while m.bob.height() + 1 < t.start {
+        m.tick().unwrap();
+    }
+    m.tick().unwrap();
+    let tx = m.bob_call(&us[1].key, "ccdi_register", &id, Amount(DEPOSIT));
+    let now = m.bob.height() + 1;
+    assert_bob_refuses(&mut m, &tx, XchainError::RegistrationClosed { start: t.start, now });
+    // After the deadline: finish once, then never again.
+    while m.bob.height() < rec.deadline {
+        m.tick().unwrap();
+    }
+    let tx = m.bob_call(&relayer, "ccdi_finish", &id, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    let tx = m.bob_call(&relayer, "ccdi_finish", &id, Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::ProcessFinished);
+    // The one registered participant withheld: eliminated.
+    assert_eq!(m.process(&id).unwrap().eliminated, vec![us[0].key.address()]);
+    let _ = Slot { chain: A, owner: us[0].key.address(), participant: us[0].key.address() };
+}

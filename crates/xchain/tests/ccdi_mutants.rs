@@ -1,0 +1,210 @@
+//! Mutation sensitivity of the CCDI checks: each bug planted behind the
+//! `mutants` feature (SC_MPV / SC_C skip the Merkle proof, SC_C ignores
+//! the deadline, SC_C forgets a claim, SC_BG skips the threshold signature)
+//! must make at least one of these checks fail, while all pass on the real
+//! code (the control, which runs without the feature too).
+//!
+//! Run with `cargo test -p gridledger-xchain --features mutants --test ccdi_mutants`.
+
+use gridledger_core::{Amount, ChainId, Hash32};
+use gridledger_ledger::devnet::dev_key;
+use gridledger_ledger::{SignedTransaction, TxStatus};
+use gridledger_xchain::bob::{ProofTx, Side};
+use gridledger_xchain::ccdi::{self, CcdiApp, CcdiCct, CcdiTerms};
+use gridledger_xchain::ccdi_run::{CcdiCounts, CcdiUser, UserBehaviour};
+use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest, FIRST_EXTERNAL};
+use gridledger_xchain::scbg::{Lock, Settle};
+
+const A: ChainId = FIRST_EXTERNAL;
+const B: ChainId = FIRST_EXTERNAL + 1;
+
+type Check = fn(&mut BobMbs) -> Result<(), String>;
+
+#[allow(unused_mut)]
+fn spec(mutation: Option<&str>) -> MbsSpec {
+    let mut s = MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() };
+    #[cfg(feature = "mutants")]
+    {
+        use gridledger_xchain::ccdi::Mutation;
+        s.mutation = match mutation {
+            Some("skip-proof") => Some(Mutation::SkipProof),
+            Some("no-deadline") => Some(Mutation::NoDeadline),
+            Some("forget-claims") => Some(Mutation::ForgetClaims),
+            Some("skip-signature") => Some(Mutation::SkipSignature),
+            _ => None,
+        };
+    }
+    let _ = mutation;
+    s
+}
+
+fn exec_bob(m: &mut BobMbs, tx: &SignedTransaction) -> TxStatus {
+    let h = m.bob.submit(tx).unwrap();
+    m.bob.tick().unwrap();
+    m.bob.receipt(&h).unwrap().unwrap().status
+}
+
+fn exec_chain(m: &mut BobMbs, c: ChainId, tx: &SignedTransaction) -> gridledger_ledger::Receipt {
+    let h = m.external_mut(c).unwrap().submit(tx).unwrap();
+    m.external_mut(c).unwrap().tick().unwrap();
+    m.external(c).unwrap().receipt(&h).unwrap().unwrap()
+}
+
+/// Two registered users with items on A and B, a process open, and the
+/// first user's lock final on the BoB; returns its CCT.
+fn locked(m: &mut BobMbs) -> (Hash32, CcdiTerms, Vec<CcdiUser>, CcdiCct) {
+    locked_after(m, 0)
+}
+
+/// [`locked`], the lock sent `wait` epochs after the start.
+fn locked_after(m: &mut BobMbs, wait: u64) -> (Hash32, CcdiTerms, Vec<CcdiUser>, CcdiCct) {
+    let mut us = Vec::new();
+    for (i, c) in [A, B].into_iter().enumerate() {
+        let key = dev_key(i);
+        let item = m.create_item(c, &key, &format!("m{i}"), 5 + i as u64).unwrap();
+        us.push(CcdiUser { key, chain: c, item, behaviour: UserBehaviour::Honest });
+    }
+    let t = m.ccdi_terms(CcdiApp::Battle, &us, 100, 1, 1);
+    let id = m.ccdi_prepare(&t, &us, &mut CcdiCounts::default()).unwrap();
+    m.ticks(wait).unwrap();
+    let data = m.item(A, us[0].item).unwrap().data;
+    let tx = m.sc_bg_call(A, &us[0].key, "lock", &Lock { process: id, item: us[0].item, data }).unwrap();
+    m.external_mut(A).unwrap().submit(&tx).unwrap();
+    m.ticks(2).unwrap();
+    let cct = m.ccdi_cct_for(id, &tx).unwrap().unwrap();
+    (id, t, us, cct)
+}
+
+/// SC_C refuses a CCT whose receipt proof is forged.
+fn forged_cct_proof_refused(m: &mut BobMbs) -> Result<(), String> {
+    let (_, _, us, mut cct) = locked(m);
+    cct.proof.siblings.reverse();
+    cct.proof.siblings.push(Hash32([5; 32]));
+    let tx = m.bob_call(&us[0].key, "ccdi_cct", &cct, Amount::ZERO);
+    match exec_bob(m, &tx) {
+        TxStatus::Reverted(_) => Ok(()),
+        s => Err(format!("a forged receipt proof was accepted: {s:?}")),
+    }
+}
+
+/// SC_MPV refuses a CCTE proof transaction with a forged Merkle proof.
+fn forged_ccte_proof_refused(m: &mut BobMbs) -> Result<(), String> {
+    let (p, s, r) = (dev_key(7), dev_key(0), dev_key(1));
+    for c in m.chain_ids() {
+        m.provide_liquidity(&p, c, 1_000_000).map_err(|e| e.to_string())?;
+    }
+    m.provide_token_b(&p, 1_000_000).map_err(|e| e.to_string())?;
+    m.deposit_token_b(&s, 1_000_000).map_err(|e| e.to_string())?;
+    m.deposit_token_b(&r, 1_000_000).map_err(|e| e.to_string())?;
+    let req = SwapRequest { sender: s.clone(), receiver: r, chain_i: A, chain_j: B, x_j: 100, salt: 1 };
+    let terms = m.terms(&req);
+    let tx = m.cct_tx(&req.sender, &req.receiver, terms.clone());
+    m.bob_ok(&tx).map_err(|e| e.to_string())?;
+    let id = terms.id();
+    let rec = m.cct(&id).ok_or("record")?;
+    m.wait_native_window(&rec).map_err(|e| e.to_string())?;
+    // A transaction that is not the NT, proved with the real NT's proof.
+    let nt = m.native_tx(&rec, Side::Sender, &s).map_err(|e| e.to_string())?;
+    m.external_mut(A).unwrap().submit(&nt).map_err(|e| e.to_string())?;
+    m.ticks(2).map_err(|e| e.to_string())?;
+    let pt = m.proof_for(id, Side::Sender, &nt).map_err(|e| e.to_string())?.ok_or("nt included")?;
+    let mut forged: ProofTx = pt;
+    forged.proof.siblings.reverse();
+    forged.proof.siblings.push(Hash32([3; 32]));
+    let tx = m.bob_call(&s, "prove", &forged, Amount::ZERO);
+    match exec_bob(m, &tx) {
+        TxStatus::Reverted(_) => Ok(()),
+        st => Err(format!("SC_MPV accepted a forged proof: {st:?}")),
+    }
+}
+
+/// A CCT that arrives after the deadline (before anyone finished the
+/// process) is stored for unlocking only, not in SC_F.
+fn late_cct_is_unlock_only(m: &mut BobMbs) -> Result<(), String> {
+    // κ · max κ_i = 4: the lock lands 3 epochs after the start, its CCT at the deadline.
+    let (id, _, us, cct) = locked_after(m, 3);
+    let deadline = m.process(&id).ok_or("process")?.deadline;
+    while m.bob.height() < deadline {
+        m.tick().unwrap();
+    }
+    let tx = m.bob_call(&us[0].key, "ccdi_cct", &cct, Amount::ZERO);
+    if exec_bob(m, &tx) != TxStatus::Success {
+        return Err("the late CCT was refused".into());
+    }
+    if m.bob_record::<ccdi::StoredItem>(&ccdi::keys::slot(&id, 0)).is_some() {
+        return Err("a CCT after the deadline was stored in SC_F".into());
+    }
+    Ok(())
+}
+
+/// A second CCT for the same lock is refused (double claim).
+fn double_claim_refused(m: &mut BobMbs) -> Result<(), String> {
+    let (_, _, us, cct) = locked(m);
+    let tx = m.bob_call(&us[0].key, "ccdi_cct", &cct, Amount::ZERO);
+    if exec_bob(m, &tx) != TxStatus::Success {
+        return Err("the first CCT was refused".into());
+    }
+    let tx = m.bob_call(&us[1].key, "ccdi_cct", &cct, Amount::ZERO);
+    match exec_bob(m, &tx) {
+        TxStatus::Reverted(_) => Ok(()),
+        s => Err(format!("a double claim was accepted: {s:?}")),
+    }
+}
+
+/// SC_BG refuses a settlement whose threshold signature is over other bytes.
+fn forged_settlement_refused(m: &mut BobMbs) -> Result<(), String> {
+    let (id, _, us, _) = locked(m);
+    let item = m.item(A, us[0].item).ok_or("item")?;
+    let lock = item.lock.ok_or("locked")?;
+    let mut boosted = m.sc_bg_state(A).len() as u64;
+    boosted += 1_000;
+    let mut c = ccdi::settlement(m.bob.chain_id(), A, id, vec![(lock, item.data.clone())]);
+    let sig = m.sign_settlement(&c, 0).map_err(|e| e.to_string())?;
+    c.entries[0].1.experience = boosted;
+    let relayer = m.relayer.clone();
+    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: c, signature: sig }).unwrap();
+    match exec_chain(m, A, &tx).status {
+        TxStatus::Reverted(_) => Ok(()),
+        s => Err(format!("a settlement with a signature over other data was accepted: {s:?}")),
+    }
+}
+
+const CHECKS: [(&str, Check); 5] = [
+    ("forged CCT proof", forged_cct_proof_refused),
+    ("forged CCTE proof", forged_ccte_proof_refused),
+    ("late CCT unlock-only", late_cct_is_unlock_only),
+    ("double claim", double_claim_refused),
+    ("forged settlement", forged_settlement_refused),
+];
+
+/// Runs every check on a fresh BoB-MBS with `mutation`; the names of those that failed.
+fn failing(mutation: Option<&str>) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for (name, check) in CHECKS {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = BobMbs::open(dir.path(), spec(mutation)).unwrap();
+        if check(&mut m).is_err() {
+            out.push(name);
+        }
+    }
+    out
+}
+
+#[test]
+fn control_every_check_passes_on_the_real_code() {
+    assert_eq!(failing(None), Vec::<&str>::new());
+}
+
+#[cfg(feature = "mutants")]
+#[test]
+fn each_planted_bug_is_caught() {
+    for (mutation, caught_by) in [
+        ("skip-proof", vec!["forged CCT proof", "forged CCTE proof"]),
+        ("no-deadline", vec!["late CCT unlock-only"]),
+        ("forget-claims", vec!["double claim"]),
+        ("skip-signature", vec!["forged settlement"]),
+    ] {
+        let failed = failing(Some(mutation));
+        assert_eq!(failed, caught_by, "mutant {mutation} must be caught by exactly its checks");
+    }
+}

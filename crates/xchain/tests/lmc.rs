@@ -1,0 +1,131 @@
+//! The lock/mint/claim CCDI baseline (MAP / PoS-Co family) over the same
+//! embedded chains as Π_CCDI: 3X + 1 transactions in 4 phases, external
+//! chains that must follow the BoB, and a roll-back under withholding.
+
+use gridledger_core::{ChainId, Hash32};
+use gridledger_ledger::devnet::dev_key;
+use gridledger_ledger::state::contract_key;
+use gridledger_ledger::TxStatus;
+use gridledger_xchain::ccdi::{run_app, CcdiApp};
+use gridledger_xchain::ccdi_run::{CcdiUser, UserBehaviour};
+use gridledger_xchain::lmc::{LmcClaim, MintedItem, LMC_ID};
+use gridledger_xchain::mbs::{BobMbs, MbsSpec, FIRST_EXTERNAL};
+use gridledger_xchain::scbg::{Character, Lock};
+use gridledger_xchain::XchainError;
+
+const CHAINS: [ChainId; 3] = [FIRST_EXTERNAL, FIRST_EXTERNAL + 1, FIRST_EXTERNAL + 2];
+
+fn setup(dir: &std::path::Path, behaviours: &[UserBehaviour]) -> (BobMbs, Vec<CcdiUser>) {
+    let spec = MbsSpec { chains: 3, kappa: 4, lmc_baseline: true, ..MbsSpec::default() };
+    let mut m = BobMbs::open(dir, spec).unwrap();
+    let users = behaviours
+        .iter()
+        .enumerate()
+        .map(|(x, b)| {
+            let key = dev_key(x);
+            let chain = CHAINS[x % 3];
+            let item = m.lmc_create_item(chain, &key, &format!("p{x}"), 7 * x as u64 + 3).unwrap();
+            CcdiUser { key, chain, item, behaviour: *b }
+        })
+        .collect();
+    (m, users)
+}
+
+#[test]
+fn lock_mint_run_claim_takes_3x_plus_1_transactions_in_4_phases() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, us) = setup(dir.path(), &[UserBehaviour::Honest; 6]);
+    let befores: Vec<Character> = us.iter().map(|u| m.lmc_item(u.chain, u.item).unwrap().data).collect();
+    let rep = m.run_lmc(&us, 1).unwrap();
+    assert_eq!(rep.protocol_txs, 3 * 6 + 1);
+    assert_eq!(rep.phases, 4);
+    assert!(rep.updated);
+    let want = run_app(CcdiApp::Battle, &befores);
+    for (u, w) in us.iter().zip(want) {
+        let now = m.lmc_item(u.chain, u.item).unwrap();
+        assert_eq!(now.data, w);
+        assert_eq!(now.owner, u.key.address());
+    }
+    assert!(rep.relay_txs > 0, "the external chains had to be fed BoB headers");
+    assert!(rep.foreign_bytes_per_chain > 0, "no independence: each chain stores BoB headers and keys");
+}
+
+#[test]
+fn a_withholding_user_rolls_the_whole_baseline_process_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = [UserBehaviour::Honest; 4];
+    b[1] = UserBehaviour::Withhold;
+    let (mut m, us) = setup(dir.path(), &b);
+    let befores: Vec<Character> = us.iter().map(|u| m.lmc_item(u.chain, u.item).unwrap().data).collect();
+    let rep = m.run_lmc(&us, 2).unwrap();
+    assert!(!rep.updated);
+    for (u, before) in us.iter().zip(befores) {
+        let now = m.lmc_item(u.chain, u.item).unwrap();
+        assert_eq!(now.data, before, "rolled back: nobody's item changed");
+        assert!(now.lock.is_none());
+    }
+}
+
+#[test]
+fn forged_and_replayed_claims_are_refused_without_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, us) = setup(dir.path(), &[UserBehaviour::Honest; 2]);
+    m.run_lmc(&us, 3).unwrap();
+    let u = &us[0];
+    let snapshot = |m: &BobMbs| -> Vec<(Vec<u8>, Vec<u8>)> {
+        let p = contract_key(LMC_ID, &[]);
+        let mut v: Vec<_> = m
+            .external(u.chain)
+            .unwrap()
+            .chain()
+            .state()
+            .iter()
+            .filter(|(k, _)| k.starts_with(&p))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    // A fresh lock that was never minted: a claim with a made-up minted item.
+    let data = m.lmc_item(u.chain, u.item).unwrap().data;
+    let lock_tx = gridledger_ledger::devnet::call(
+        &u.key,
+        u.chain,
+        m.external(u.chain).unwrap().next_nonce(&u.key.address()),
+        LMC_ID,
+        "lock",
+        borsh::to_vec(&Lock { process: Hash32([1; 32]), item: u.item, data: data.clone() }).unwrap(),
+        gridledger_core::Amount::ZERO,
+        5_000_000,
+    );
+    let r = m.chain_run(u.chain, &lock_tx).unwrap();
+    let lock = Hash32(r.output.try_into().unwrap());
+    let mut boosted = data.clone();
+    boosted.experience = 99_999;
+    let minted =
+        MintedItem { chain: u.chain, lock, process: Hash32([1; 32]), data: boosted, minted_at: 1, released: true };
+    let mut rr = Default::default();
+    m.relay_bob_to(u.chain, &mut rr).unwrap();
+    let key = contract_key(gridledger_xchain::BOB_CONTRACT_ID, &[b"m/".as_slice(), &lock.0].concat());
+    let (height, proof) = m.bob.state_proof(&key);
+    let claim = LmcClaim { lock, height, minted, proof };
+    let nonce = m.external(u.chain).unwrap().next_nonce(&u.key.address());
+    let tx = gridledger_ledger::devnet::call(
+        &u.key,
+        u.chain,
+        nonce,
+        LMC_ID,
+        "claim",
+        borsh::to_vec(&claim).unwrap(),
+        gridledger_core::Amount::ZERO,
+        5_000_000,
+    );
+    let before = snapshot(&m);
+    let r = m.chain_run(u.chain, &tx).unwrap();
+    assert_eq!(
+        r.status,
+        TxStatus::Reverted(XchainError::BadStateProof { chain: m.bob.chain_id(), height }.as_revert()),
+        "a claim for an item the BoB never minted is refused"
+    );
+    assert_eq!(snapshot(&m), before, "a refused claim changed the baseline contract's state");
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs our leaderless BFT (`gridledger bench lbft`) and aleph-bft (the
+# driver in peers/aleph-bft) one after the other on this machine, with the
+# same replicas, offered load, duration and 300-byte transactions, and
+# prints both JSON reports and the ratios (ours / aleph-bft).
+#
+#   peers/run-lbft-vs-aleph.sh [--replicas 4] [--rate 400000] [--seconds 10] [--opaque] [--batch 4000]
+#
+# Builds both in release first (the peer is its own Cargo workspace and
+# is never built by the project's test suite).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+replicas=4 rate=400000 seconds=10 batch=4000 opaque=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --replicas) replicas="$2"; shift 2 ;;
+    --rate) rate="$2"; shift 2 ;;
+    --seconds) seconds="$2"; shift 2 ;;
+    --batch) batch="$2"; shift 2 ;;
+    --opaque) opaque="--opaque"; shift ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+(cd "$root" && cargo build --release -q -p gridledger-cli)
+(cd "$here/aleph-bft" && cargo build --release -q)
+common=(--replicas "$replicas" --rate "$rate" --seconds "$seconds" --batch "$batch" $opaque --json)
+ours="$("$root/target/release/gridledger" bench lbft "${common[@]}")"
+theirs="$("$here/aleph-bft/target/release/gridledger-peer-aleph" bench "${common[@]}")"
+python3 - "$ours" "$theirs" <<'PY'
+import json, sys
+ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for r in (ours, theirs):
+    r.pop("per_replica", None)
+def ratio(a, b):
+    return None if not b else round(a / b, 3)
+print(json.dumps({
+    "ours": ours,
+    "aleph_bft": theirs,
+    "ratio_ours_over_aleph": {
+        "delivered_unique_tx_per_s": ratio(ours["delivered_unique_tx_per_s"], theirs["delivered_unique_tx_per_s"]),
+        "latency_p50": ratio(ours["latency_ms"]["p50"], theirs["latency_ms"]["p50"]),
+        "latency_p99": ratio(ours["latency_ms"]["p99"], theirs["latency_ms"]["p99"]),
+        "bytes_sent_per_delivered_tx": ratio(ours["bytes_sent_per_delivered_tx"], theirs["bytes_sent_per_delivered_tx"]),
+    },
+}, indent=2))
+PY
