@@ -313,3 +313,56 @@ fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
         rec.sender
     );
 }
+
+// ---------------------------------------------------------------------------
+// Finding 5: a withholding sender escapes the penalty by posting an old,
+// already executed payment as its NT_s.
+//
+// Before the CCT the sender paid the receiver x_i on chain i for something
+// else. For the CCT it pays nothing; it posts that old transfer (it matches
+// IN_s byte for byte) with `post_nt`. `prove` refuses it (TooEarly), but
+// CCT_V sees a posted NT and leaves the side pending (sub-situation 2), and
+// no fraud evidence exists: the nonce is past NT's (Balance → NotFraud) and
+// the only transaction with that nonce is NT itself (NonceTaken → NotFraud).
+//
+// Expected: a withholding sender loses x_B of its deposit to the receiver
+// (sub-situation 1 / 3); `post_nt` of a transaction that already executed
+// before the CCT is refused or resolvable.
+// Observed: the sender side stays Pending forever, no penalty; the receiver
+// paid x_j and gets neither x_i nor x_B.
+// ---------------------------------------------------------------------------
+#[test]
+#[ignore = "attack: a withholder posts an old executed payment as NT_s; CCT_V cannot penalise it and the CCT never settles"]
+fn a_withholder_posts_an_old_payment_and_escapes_the_penalty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let s = sender();
+    // An ordinary earlier payment of 1,000 from the sender to the receiver.
+    let old = m.native_transfer(I, &s, receiver().address(), 1_000).unwrap();
+    m.external_mut(I).unwrap().submit(&old).unwrap();
+    m.tick().unwrap();
+    assert!(m.external(I).unwrap().tx_proof(&old.hash()).unwrap().is_some());
+    let (id, rec) = open_cct(&mut m, &request(1_000, 501));
+    assert_eq!(rec.instruction(Side::Sender).3, 1_000, "equal pool: x_i = x_j");
+    m.wait_native_window(&rec).unwrap();
+    receiver_pays_and_proves(&mut m, id, &rec);
+    // The sender withholds, posting the old transfer instead.
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: old.clone() }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    past_deadlines(&mut m, &rec);
+    let relayer = m.relayer.clone();
+    m.bob_ok(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+    let f = balance_fraud(&m, id, Side::Sender, &s, I);
+    let r = m.bob_exec(&m.bob_call(&relayer, "fraud", &f, Amount::ZERO)).unwrap();
+    m.ticks(20).unwrap();
+    let rec = m.cct(&id).unwrap();
+    assert_eq!(
+        rec.sender,
+        SideState::Penalised,
+        "a sender that paid nothing for the CCT must lose x_B (observed {:?}, fraud {:?}, complete={}, sender free deposit {})",
+        rec.sender,
+        r.status,
+        rec.complete,
+        m.deposit(&s.address()).free
+    );
+}
