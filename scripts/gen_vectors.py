@@ -209,14 +209,15 @@ def main():
     # ChannelState = domain {chain_id u32, contract u32}, cid, t_delta_ms u64,
     # counter, balances [u128; 2], energy [u64; 2],
     # last_trade Option<Trade{buyer u8, energy u64, price u128, amount u128}>,
-    # fold Option<Fold{trades u32, hash [u8; 32]}> (None here), is_final.
+    # fold Option<Fold{trades u32, hash [u8; 32]}> (None here), is_final,
+    # resize {topped_up [u128; 2], withdrawn [u128; 2]}, prev_counter u64.
     # Every CNS signature is over H((domain, statement), N): the domain is
     # hashed in front of the statement (chain 1, the CNS contract id 3).
     domain = u32(1) + u32(3)
     cid = hash_bytes("gridledger/cns/id/v1", b"example channel")
     trade = u8(1) + u8(0) + u64(1500) + u128(250_000) + u128(375)
     channel = (u8(4) + domain + cid + u64(60_000) + u64(9) + u128(49_625) + u128(20_375) + u64(1500) + u64(0)
-               + trade + u8(0) + u8(0))
+               + trade + u8(0) + u8(0) + u128(0) + u128(2_000) + u128(1_000) + u128(0) + u64(8))
     hstate = hash_parts("gridledger/hstate/v1", [hash_bytes("gridledger/hstate/v1", domain + channel), u64(77)])
     sig0, _ = sign(a0, hash_parts("gridledger/state-signature/v1", [hstate, u64(9)]))
     out["cns_channel_state"] = {"statement": channel.hex(), "domain": {"chain_id": 1, "contract": 3},

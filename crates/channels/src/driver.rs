@@ -293,7 +293,7 @@ impl<C: ChainClient> Duo<C> {
             if ch.status != cns::ChannelStatus::Closed {
                 for i in 0..2 {
                     if ch.funded[i] == Some(cns::FundKind::Deposit) {
-                        expect += ch.capacity[i].0;
+                        expect += ch.capacity[i].0 + ch.topped_up[i].0 - ch.withdrawn_paid[i].0;
                     }
                 }
             }
@@ -354,6 +354,12 @@ impl<C: ChainClient> Duo<C> {
                     hstate: attr("hstate").parse().unwrap_or(Hash32::ZERO),
                 },
                 "cns_channel_open" => ChainEvent::Active,
+                "cns_channel_funded" => {
+                    ChainEvent::Funded { side: num("side") as u8, credit: attr("kind") == "credit" }
+                }
+                "cns_channel_topped_up" => {
+                    ChainEvent::ToppedUp { side: num("side") as u8, total: Amount(attr("total").parse().unwrap_or(0)) }
+                }
                 "cns_dispute_raised" => {
                     ChainEvent::DisputeRaised { counter: num("counter"), by: num("by") as u8, t_end: num("t_end") }
                 }
@@ -390,6 +396,12 @@ impl<C: ChainClient> Duo<C> {
     fn carry_out(&mut self, side: usize, step: Step) {
         let p = &mut self.parties[side];
         p.events.extend(step.events.iter().cloned());
+        // A step's own messages need nothing durable (what does is held in
+        // the machine until `Persisted`): they go first, so a crash at the
+        // persist below cannot hide a machine that lets a signature out
+        // early.
+        self.send_messages(side, step.messages);
+        let p = &mut self.parties[side];
         if let Some(store) = step.persist {
             let countdown = match p.crash_after_persists {
                 Some(0) => {
@@ -412,25 +424,6 @@ impl<C: ChainClient> Duo<C> {
             // Persisted: now the held outputs may go.
             let _ = self.input(side, Input::Persisted(v));
         }
-        for m in step.messages {
-            let p = &mut self.parties[side];
-            match &m {
-                Message::Propose { state, nonce, .. } | Message::ProposeFolded { state, nonce, .. } => {
-                    let h = state.hstate(*nonce);
-                    p.signed.push((state.counter, h));
-                }
-                Message::Accept { counter, hstate, .. } => p.signed.push((*counter, *hstate)),
-                Message::Reject { .. } | Message::Fallback { .. } | Message::PayRequest { .. } => {}
-            }
-            if p.silent {
-                continue;
-            }
-            let bytes = m.to_bytes();
-            let peer = &mut self.parties[1 - side];
-            if peer.machine.is_some() && !peer.silent {
-                peer.inbox.push_back(bytes);
-            }
-        }
         for tx in step.txs {
             if self.parties[side].silent {
                 continue;
@@ -441,6 +434,32 @@ impl<C: ChainClient> Duo<C> {
             }
             let key = self.parties[side].account.clone();
             self.submit(&key, tx.method, tx.args, tx.value);
+        }
+    }
+
+    fn send_messages(&mut self, side: usize, messages: Vec<Message>) {
+        for m in messages {
+            let p = &mut self.parties[side];
+            match &m {
+                Message::Propose { state, nonce, .. } | Message::ProposeFolded { state, nonce, .. } => {
+                    let h = state.hstate(*nonce);
+                    p.signed.push((state.counter, h));
+                }
+                Message::Accept { counter, hstate, .. } => p.signed.push((*counter, *hstate)),
+                Message::Reject { .. }
+                | Message::Fallback { .. }
+                | Message::PayRequest { .. }
+                | Message::Collision { .. }
+                | Message::Reestablish { .. } => {}
+            }
+            if p.silent {
+                continue;
+            }
+            let bytes = m.to_bytes();
+            let peer = &mut self.parties[1 - side];
+            if peer.machine.is_some() && !peer.silent {
+                peer.inbox.push_back(bytes);
+            }
         }
     }
 
@@ -470,6 +489,18 @@ impl<C: ChainClient> Duo<C> {
         }
     }
 
+    /// Delivers the oldest message queued for `side` (none: false), without
+    /// delivering what that makes the party send.
+    pub fn deliver_one(&mut self, side: usize) -> bool {
+        let Some(bytes) = self.parties[side].inbox.pop_front() else { return false };
+        if let Some(m) = self.parties[side].machine.as_mut() {
+            if let Ok(step) = m.handle_bytes(&bytes) {
+                self.carry_out(side, step);
+            }
+        }
+        true
+    }
+
     /// A user request, then pump.
     pub fn request(&mut self, side: usize, r: Request) -> Result<(), ChannelError> {
         self.input(side, Input::User(r))?;
@@ -486,6 +517,15 @@ impl<C: ChainClient> Duo<C> {
             if !self.parties[side].silent {
                 let _ = self.input(side, Input::Tick(now));
             }
+        }
+        self.pump();
+    }
+
+    /// The link between the parties came (back) up: both start the
+    /// reconnect handshake, then pump.
+    pub fn reconnect(&mut self) {
+        for side in 0..2 {
+            let _ = self.input(side, Input::Connected);
         }
         self.pump();
     }

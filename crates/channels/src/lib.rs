@@ -15,6 +15,8 @@ pub mod disk;
 pub mod driver;
 pub mod machine;
 
+#[cfg(feature = "mutants")]
+pub use machine::{mutants, Mutation};
 pub use machine::{
     ChainEvent, ChainTx, ChannelError, ChannelEvent, ChannelMachine, ChannelParams, ChannelStore, Input, Message,
     Phase, Request, Step, MAX_MESSAGE_BYTES, MAX_STORE_BYTES,

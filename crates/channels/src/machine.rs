@@ -16,11 +16,21 @@
 //! `signed_upto`, the highest counter this party ever signed; it never signs
 //! a different state at or below it, so no two distinct states with the same
 //! counter ever carry its signature (no divergent double-signed states).
+//!
+//! **Reconnect** ([`Input::Connected`], like Lightning's
+//! `channel_reestablish`): both send their newest co-signed state and
+//! resend their outstanding proposals and fallbacks at once; a party adopts
+//! a newer state carrying both signatures. **Collisions**: when both
+//! propose at once, side 0's proposal goes first: side 0 refuses side 1's,
+//! side 1 gives its own up ([`Message::Collision`], never signed by side 0)
+//! and proposes it again once side 0's re-proposal, above both counters, is
+//! co-signed. Neither signs two states with one counter. A side 0 that
+//! collides on purpose only delays side 1's payments (it cannot take them).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_contracts::cns::{
-    ChannelDisputeArgs, ChannelFundArgs, ChannelOpenArgs, ChannelState, ChannelStateArgs, CidArgs, Domain, Fold,
-    Funding, SignedState, Trade,
+    ChannelDisputeArgs, ChannelFundArgs, ChannelOpenArgs, ChannelState, ChannelStateArgs, ChannelTopUpArgs, CidArgs,
+    Domain, Fold, Funding, Resize, SignedState, Trade,
 };
 use gridledger_core::codec::{decode, encode, hash_parts, Tag};
 use gridledger_core::{Amount, Energy, Hash32, KeyPair, PublicKey, Signature, Timestamp};
@@ -83,6 +93,52 @@ impl std::fmt::Debug for Policy {
     }
 }
 
+/// Bugs the channel checks must catch, planted in this machine (test-only,
+/// behind the `mutants` feature; `tests/mutants.rs`).
+#[cfg(feature = "mutants")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// A signature (proposal or acceptance) leaves before the store that
+    /// records it is durable.
+    SignBeforePersist,
+    /// The counter checks are skipped: a used counter is signed again.
+    SkipCounterCheck,
+    /// Only the last trade of a fold is checked against the user's policy.
+    FoldSkipsPolicy,
+    /// A dispute on an older state than ours is left standing (never
+    /// answered with the newer co-signed state).
+    AcceptOlderDispute,
+    /// What is persisted loses the co-signed state and the signed counter.
+    LoseDurable,
+}
+
+#[cfg(feature = "mutants")]
+impl Mutation {
+    pub const ALL: [Mutation; 5] = [
+        Mutation::SignBeforePersist,
+        Mutation::SkipCounterCheck,
+        Mutation::FoldSkipsPolicy,
+        Mutation::AcceptOlderDispute,
+        Mutation::LoseDurable,
+    ];
+}
+
+/// The planted bug of this thread (one per test thread, so a mutation
+/// check runs beside ordinary tests unaffected).
+#[cfg(feature = "mutants")]
+pub mod mutants {
+    use super::Mutation;
+    use std::cell::Cell;
+    thread_local!(static PLANTED: Cell<Option<Mutation>> = const { Cell::new(None) });
+    /// Plants `m` (or nothing) for machines run on this thread.
+    pub fn plant(m: Option<Mutation>) {
+        PLANTED.with(|p| p.set(m));
+    }
+    pub(crate) fn planted(m: Mutation) -> bool {
+        PLANTED.with(|p| p.get() == Some(m))
+    }
+}
+
 /// Largest peer message accepted, in bytes (a proposal is ~300 bytes).
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 /// Largest store snapshot accepted on restore (a full window of full folds
@@ -115,6 +171,16 @@ pub enum Message {
     /// A folded update: `state.fold` commits to `trades` (count and hash),
     /// whose last is `state.last_trade`; the receiver checks every one.
     ProposeFolded { state: ChannelState, nonce: u64, sig: Signature, trades: Vec<Trade> },
+    /// Both sides proposed at once (side 1 → side 0): side 1 gave up its
+    /// own proposals and will propose them again after side 0's; side 0
+    /// proposes its `counter` again above both. Lower side index wins.
+    Collision { counter: u64 },
+    /// Sent when the link comes up (after a restart or a drop), like
+    /// Lightning's `channel_reestablish`: the sender's newest co-signed
+    /// state. The receiver adopts it if newer (it carries both signatures)
+    /// and answers with its own if that is newer; both then resend what
+    /// awaits the other (proposals, fallbacks).
+    Reestablish { latest: Option<SignedState> },
 }
 
 impl Message {
@@ -143,6 +209,15 @@ pub enum Request {
     /// Several payments folded into one update (2..=[`MAX_FOLD`]; one is a
     /// plain `Pay`): `(amount, energy, price_per_kwh)` each, as in `Pay`.
     PayMany(Vec<(Amount, Energy, Amount)>),
+    /// Add `amount` to this side of the open channel: sends
+    /// `channel_topup` (a deposit, or `funding`'s credit note for a
+    /// credit-funded side); once the chain shows it, this party proposes
+    /// the co-signed state that allocates it to its balance.
+    TopUp { amount: Amount, funding: Funding },
+    /// Take `amount` of this side's balance out of the open channel: a
+    /// co-signed state (`resize.withdrawn` grows), then `channel_withdraw`
+    /// pays it while the channel stays open.
+    Withdraw { amount: Amount },
 }
 
 /// What the chain reported about this channel (from receipts' events).
@@ -171,6 +246,17 @@ pub enum ChainEvent {
     /// resolved dispute): a party whose acceptance was lost learns the
     /// newer state here instead of disputing with an older one forever.
     OnChain(Box<SignedState>),
+    /// `channel_topup` committed: side `side` has now added `total`
+    /// (cumulative) on chain.
+    ToppedUp {
+        side: u8,
+        total: Amount,
+    },
+    /// Side `side` funded, by credit note if `credit`.
+    Funded {
+        side: u8,
+        credit: bool,
+    },
 }
 
 /// A transaction for the driver to sign with the party's account and
@@ -194,6 +280,8 @@ pub enum Input {
     Tick(Timestamp),
     /// The driver durably stored the snapshot with this version.
     Persisted(u64),
+    /// The link to the peer is (again) up: start the reconnect handshake.
+    Connected,
 }
 
 /// What happened, for the user.
@@ -233,6 +321,25 @@ pub enum ChannelEvent {
     PaymentRequested {
         energy: Energy,
         price_per_kwh: Amount,
+    },
+    /// A proposal of ours (counter `from`) lost a simultaneous-proposal
+    /// collision and was proposed again as `to`.
+    Retried {
+        from: u64,
+        to: u64,
+    },
+    /// A co-signed state moved `amount` of top-up into `side`'s balance.
+    ToppedUp {
+        counter: u64,
+        side: u8,
+        amount: Amount,
+    },
+    /// A co-signed state took `amount` out of `side`'s balance (paid by
+    /// `channel_withdraw`, or at close).
+    Withdrawn {
+        counter: u64,
+        side: u8,
+        amount: Amount,
     },
 }
 
@@ -280,6 +387,12 @@ pub enum ChannelError {
     ZeroTrade,
     #[error("a folded update carries 1..={MAX_FOLD} payments, not {0}")]
     FoldSize(usize),
+    #[error("a top-up or withdrawal needs a positive amount")]
+    ZeroAmount,
+    #[error("this side is credit-backed: it cannot withdraw, only close")]
+    CreditBacked,
+    #[error("top up the way this side funded (deposit or credit note)")]
+    WrongFunding,
 }
 
 #[derive(BorshSerialize, BorshDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -361,6 +474,13 @@ pub struct ChannelStore {
     /// ms): the funding deadline [`FUNDING_TIMEOUT_MS`] counts from here
     /// and survives a restart.
     pub registered_at: Option<Timestamp>,
+    /// What each side has added on chain with `channel_topup` (cumulative,
+    /// from `ToppedUp` events): the most a state may allocate to it.
+    pub chain_topped_up: [Amount; 2],
+    /// Which sides funded by credit note (from `Funded` events): a
+    /// credit-backed side cannot withdraw, so this party never co-signs a
+    /// withdrawal the adjudicator would refuse.
+    pub credit_backed: [bool; 2],
 }
 
 impl ChannelStore {
@@ -472,6 +592,14 @@ pub struct ChannelMachine {
     /// Highest counter of a proposal the peer signed and this party
     /// refused (see [`Self::reject_signed`]).
     peer_signed_upto: Option<u64>,
+    /// Side 1's proposals given up in a collision, to propose again once
+    /// side 0's proposal is co-signed (in memory: after a restart the user
+    /// asks again), with the counter each had and since when they wait.
+    retry: Vec<(u64, Request)>,
+    retry_since: Timestamp,
+    /// A top-up allocation is proposed from a tick no sooner than this (a
+    /// peer whose chain view lags refuses it until it sees the top-up).
+    allocate_at: Timestamp,
     /// Events announced only once the store they describe is durable
     /// (`PaymentReceived`: a merchant may deliver on it), by version.
     held_events: Vec<(u64, Vec<ChannelEvent>)>,
@@ -520,6 +648,8 @@ impl ChannelMachine {
             peer_fallback_upto: None,
             closing_requested: false,
             registered_at: None,
+            chain_topped_up: [Amount::ZERO; 2],
+            credit_backed: [false; 2],
         };
         Self::from_parts(key, nonce_seed, params, store)
     }
@@ -553,6 +683,9 @@ impl ChannelMachine {
             abort_retry: None,
             fallback_sent: 0,
             peer_signed_upto: None,
+            retry: vec![],
+            retry_since: 0,
+            allocate_at: 0,
             held_events: vec![],
             fallback_answered: vec![],
         }
@@ -585,6 +718,7 @@ impl ChannelMachine {
     pub fn handle(&mut self, input: Input) -> Result<Step, ChannelError> {
         let step = match input {
             Input::Persisted(v) => return Ok(self.release(v)),
+            Input::Connected => self.connected(),
             Input::Tick(now) => self.tick(now),
             Input::User(r) => self.request(r)?,
             Input::Peer(m) => self.peer(m),
@@ -642,8 +776,19 @@ impl ChannelMachine {
     fn persist_then(&mut self, mut step: Step, msgs: Vec<Message>, txs: Vec<ChainTx>) -> Step {
         step.persist_may_lag = msgs.is_empty() && txs.is_empty();
         self.store.version += 1;
+        #[cfg(feature = "mutants")]
+        if mutants::planted(Mutation::SignBeforePersist) {
+            step.messages.extend(msgs);
+            step.txs.extend(txs);
+            step.persist = Some(self.store.clone());
+            return step;
+        }
         self.held.push((self.store.version, msgs, txs));
         step.persist = Some(self.store.clone());
+        #[cfg(feature = "mutants")]
+        if mutants::planted(Mutation::LoseDurable) {
+            step.persist = Some(ChannelStore { latest: None, signed_upto: None, ..self.store.clone() });
+        }
         step
     }
 
@@ -760,6 +905,24 @@ impl ChannelMachine {
         if abandon {
             self.abandon_window();
         }
+        if let Request::TopUp { amount, funding } = r {
+            if self.store.phase != Phase::Open {
+                return Err(ChannelError::NotOpen(self.store.phase));
+            }
+            if amount.is_zero() {
+                return Err(ChannelError::ZeroAmount);
+            }
+            let deposit = matches!(funding, Funding::Deposit);
+            if deposit != matches!(self.params.funding, Funding::Deposit) {
+                return Err(ChannelError::WrongFunding);
+            }
+            let args = ChannelTopUpArgs { cid: self.store.cid, side: self.store.side, amount, funding };
+            let value = if deposit { amount } else { Amount::ZERO };
+            return Ok(Step {
+                txs: vec![ChainTx { method: "channel_topup", args: encode(&args), value }],
+                ..Step::default()
+            });
+        }
         if let Request::AskPayment { energy, price_per_kwh } = r {
             if self.store.phase != Phase::Open {
                 return Err(ChannelError::NotOpen(self.store.phase));
@@ -796,6 +959,8 @@ impl ChannelMachine {
                     last_trade: None,
                     fold: None,
                     is_final: false,
+                    resize: Resize::default(),
+                    prev_counter: 0,
                 };
                 Ok(self.propose(st, Step::default()))
             }
@@ -817,6 +982,7 @@ impl ChannelMachine {
                     return Err(ChannelError::InsufficientBalance { have, need: amount });
                 }
                 let mut st = latest;
+                st.prev_counter = st.counter;
                 st.counter = self.next_counter()?;
                 st.balances[me] = have.saturating_sub(amount);
                 st.balances[peer] = st.balances[peer].checked_add(amount).ok_or(ChannelError::Overflow)?;
@@ -825,7 +991,31 @@ impl ChannelMachine {
                 st.fold = None;
                 Ok(self.propose(st, Step::default()))
             }
-            Request::AskPayment { .. } => Ok(Step::default()),
+            Request::AskPayment { .. } | Request::TopUp { .. } => Ok(Step::default()),
+            Request::Withdraw { amount } => {
+                let mut st = match (&self.store.phase, self.tip()) {
+                    (Phase::Open, Some(t)) => t.clone(),
+                    _ => return Err(ChannelError::NotOpen(self.store.phase)),
+                };
+                if amount.is_zero() {
+                    return Err(ChannelError::ZeroAmount);
+                }
+                let me = self.side();
+                if self.store.credit_backed[me] || !matches!(self.params.funding, Funding::Deposit) {
+                    return Err(ChannelError::CreditBacked);
+                }
+                let have = st.balances[me];
+                if have < amount {
+                    return Err(ChannelError::InsufficientBalance { have, need: amount });
+                }
+                st.prev_counter = st.counter;
+                st.counter = self.next_counter()?;
+                st.balances[me] = have.saturating_sub(amount);
+                st.resize.withdrawn[me] = st.resize.withdrawn[me].checked_add(amount).ok_or(ChannelError::Overflow)?;
+                st.last_trade = None;
+                st.fold = None;
+                Ok(self.propose(st, Step::default()))
+            }
             Request::PayMany(items) => {
                 let mut st = match (&self.store.phase, self.tip()) {
                     (Phase::Open, Some(t)) => t.clone(),
@@ -858,6 +1048,7 @@ impl ChannelMachine {
                 if have < total {
                     return Err(ChannelError::InsufficientBalance { have, need: total });
                 }
+                st.prev_counter = st.counter;
                 st.counter = self.next_counter()?;
                 st.balances[me] = have.saturating_sub(total);
                 st.balances[peer] = st.balances[peer].checked_add(total).ok_or(ChannelError::Overflow)?;
@@ -885,6 +1076,7 @@ impl ChannelMachine {
                 }
                 self.store.closing_requested = true;
                 let mut st = latest;
+                st.prev_counter = st.counter;
                 st.counter = self.next_counter()?;
                 st.is_final = true;
                 st.last_trade = None;
@@ -962,7 +1154,11 @@ impl ChannelMachine {
             return Err(format!("channel is {:?}, not open", self.store.phase));
         }
         let l = &l.state;
-        if st.counter <= l.counter {
+        #[cfg(feature = "mutants")]
+        let skip_counter = mutants::planted(Mutation::SkipCounterCheck);
+        #[cfg(not(feature = "mutants"))]
+        let skip_counter = false;
+        if !skip_counter && st.counter <= l.counter {
             return Err(format!("counter {} not above co-signed {}", st.counter, l.counter));
         }
         if st.counter > self.known_counter().saturating_add(MAX_COUNTER_STEP) {
@@ -972,13 +1168,26 @@ impl ChannelMachine {
                 self.known_counter()
             ));
         }
+        if st.prev_counter != l.counter {
+            return Err(format!(
+                "the update follows counter {}, our co-signed state is {}",
+                st.prev_counter, l.counter
+            ));
+        }
         if st.is_final {
-            let ok = st.balances == l.balances && st.energy == l.energy && st.last_trade.is_none() && st.fold.is_none();
+            let ok = st.balances == l.balances
+                && st.energy == l.energy
+                && st.resize == l.resize
+                && st.last_trade.is_none()
+                && st.fold.is_none();
             return if ok { Ok(()) } else { Err("final state differs from the co-signed one".into()) };
         }
         let Some(t) = st.last_trade else {
-            return Err("update carries no trade".into());
+            return self.validate_resize(st, l);
         };
+        if st.resize != l.resize {
+            return Err("a trade may not change top-ups or withdrawals".into());
+        }
         // The trades this update applies: the folded list, or the one.
         let single = [t];
         let trades: &[Trade] = match st.fold {
@@ -1009,7 +1218,11 @@ impl ChannelMachine {
             if Trade::price_of(t.energy, t.price_per_kwh) != Some(t.amount) {
                 return Err("trade amount does not match energy and price".into());
             }
-            if let Some(p) = &self.params.policy {
+            #[cfg(feature = "mutants")]
+            let skip = mutants::planted(Mutation::FoldSkipsPolicy) && Some(t) != trades.last();
+            #[cfg(not(feature = "mutants"))]
+            let skip = false;
+            if let Some(p) = self.params.policy.as_ref().filter(|_| !skip) {
                 p.0.check(t, &running).map_err(|why| format!("refused by policy: {why}"))?;
             }
             total = total.checked_add(t.amount).ok_or("trade amounts overflow")?;
@@ -1031,6 +1244,93 @@ impl ChannelMachine {
             return Err("balances or energy do not follow from the trade".into());
         }
         Ok(())
+    }
+
+    /// A peer's update without a trade: it allocates the peer's on-chain
+    /// top-up to the peer's balance, or takes part of the peer's balance out
+    /// (withdraw). Only the proposer's side changes, by exactly the amount.
+    fn validate_resize(&self, st: &ChannelState, l: &ChannelState) -> Result<(), String> {
+        if st.fold.is_some() {
+            return Err("a fold without a trade".into());
+        }
+        let (me, peer) = (self.side(), other(self.store.side));
+        let (r, lr) = (&st.resize, &l.resize);
+        if r == lr {
+            return Err("update carries no trade, top-up or withdrawal".into());
+        }
+        if st.energy != l.energy
+            || st.balances[me] != l.balances[me]
+            || r.topped_up[me] != lr.topped_up[me]
+            || r.withdrawn[me] != lr.withdrawn[me]
+        {
+            return Err("a top-up or withdrawal changes only the proposer's side".into());
+        }
+        let (Some(up), Some(out)) =
+            (r.topped_up[peer].checked_sub(lr.topped_up[peer]), r.withdrawn[peer].checked_sub(lr.withdrawn[peer]))
+        else {
+            return Err("top-ups and withdrawals may not decrease".into());
+        };
+        match (up.is_zero(), out.is_zero()) {
+            (false, true) => {
+                if r.topped_up[peer] > self.store.chain_topped_up[peer] {
+                    return Err(format!(
+                        "allocates a top-up of {} while the chain shows {}",
+                        r.topped_up[peer], self.store.chain_topped_up[peer]
+                    ));
+                }
+                if l.balances[peer].checked_add(up) != Some(st.balances[peer]) {
+                    return Err("the top-up does not add exactly to the proposer's balance".into());
+                }
+            }
+            (true, false) => {
+                if self.store.credit_backed[peer] {
+                    return Err("the proposer's side is credit-backed and cannot withdraw".into());
+                }
+                if l.balances[peer].checked_sub(out) != Some(st.balances[peer]) {
+                    return Err("the withdrawal does not come exactly from the proposer's balance".into());
+                }
+            }
+            _ => return Err("update carries no trade, top-up or withdrawal".into()),
+        }
+        Ok(())
+    }
+
+    /// What a new co-signed state moved in or out compared to `prev`.
+    fn resize_events(prev: &Resize, st: &ChannelState) -> Vec<ChannelEvent> {
+        let mut out = vec![];
+        for side in 0..2u8 {
+            let i = side as usize;
+            let up = st.resize.topped_up[i].saturating_sub(prev.topped_up[i]);
+            if !up.is_zero() {
+                out.push(ChannelEvent::ToppedUp { counter: st.counter, side, amount: up });
+            }
+            let w = st.resize.withdrawn[i].saturating_sub(prev.withdrawn[i]);
+            if !w.is_zero() {
+                out.push(ChannelEvent::Withdrawn { counter: st.counter, side, amount: w });
+            }
+        }
+        out
+    }
+
+    /// Proposes the state that allocates this side's on-chain top-up, once
+    /// nothing else is outstanding.
+    fn propose_allocation(&mut self, step: Step) -> Step {
+        let me = self.side();
+        let Some(l) = self.store.latest.as_ref().map(|l| l.state.clone()) else { return step };
+        let idle = self.store.phase == Phase::Open && self.store.proposals.is_empty() && !self.store.closing_requested;
+        let Some(up) = self.store.chain_topped_up[me].checked_sub(l.resize.topped_up[me]) else { return step };
+        if !idle || up.is_zero() {
+            return step;
+        }
+        let (Ok(counter), Some(bal)) = (self.next_counter(), l.balances[me].checked_add(up)) else { return step };
+        let mut st = l;
+        st.prev_counter = st.counter;
+        st.counter = counter;
+        st.balances[me] = bal;
+        st.resize.topped_up[me] = self.store.chain_topped_up[me];
+        st.last_trade = None;
+        st.fold = None;
+        self.propose(st, step)
     }
 
     fn co_signed(&self, st: ChannelState, nonce: u64, mine: Signature, theirs: Signature) -> SignedState {
@@ -1101,6 +1401,8 @@ impl ChannelMachine {
                 self.persist_then(step, msgs, vec![])
             }
             Message::PayRequest { energy, price_per_kwh } => self.on_pay_request(energy, price_per_kwh),
+            Message::Collision { counter } => self.on_collision(counter),
+            Message::Reestablish { latest } => self.on_reestablish(latest),
             Message::Fallback { counter } => {
                 // Our newest co-signed state, re-accepted: if the peer's
                 // window fell back after we co-signed part of it, this is the
@@ -1117,6 +1419,10 @@ impl ChannelMachine {
                         return Step::default();
                     }
                     msgs.push(again);
+                    // The acceptance alone is lost on a peer that no longer
+                    // remembers the proposal; the co-signed state itself is
+                    // adopted whatever the peer remembers.
+                    msgs.push(Message::Reestablish { latest: Some(l.clone()) });
                 }
                 // Never signed by us: confirm, so the peer stops resending.
                 msgs.push(Message::Reject { counter, reason: format!("proposal {counter} fell back, never signed") });
@@ -1182,21 +1488,40 @@ impl ChannelMachine {
             return self.reject(counter, format!("proposal {counter} fell back"));
         }
         if !self.store.proposals.is_empty() {
-            return self.reject_signed(counter, "busy: own proposal outstanding".into());
+            // Both proposed at once: the lower side index wins. Side 0
+            // refuses the peer's proposal and keeps its own; side 1 gives up
+            // its own (side 0 never signs them) and proposes them again
+            // after side 0's, which side 0 re-sends above both counters.
+            if self.store.side == 0 {
+                return self.reject_signed(counter, "collision: side 0's proposal goes first".into());
+            }
+            return self.yield_to(counter);
         }
-        if self.store.signed_upto.is_some_and(|u| counter <= u) {
+        #[cfg(feature = "mutants")]
+        let skip_counter = mutants::planted(Mutation::SkipCounterCheck);
+        #[cfg(not(feature = "mutants"))]
+        let skip_counter = false;
+        if !skip_counter && self.store.signed_upto.is_some_and(|u| counter <= u) {
             return self.reject_signed(counter, format!("counter {counter} already used"));
         }
         if let Err(why) = self.validate_proposal(&st, &trades) {
-            return self.reject_signed(counter, why);
+            // With our newest co-signed state: if the refusal is because the
+            // two sides hold different co-signed states (a lost message),
+            // the one behind adopts the newer (both signed it) and they
+            // continue, instead of refusing each other for good.
+            let mut step = self.reject_signed(counter, why);
+            step.messages.push(Message::Reestablish { latest: self.store.latest.clone() });
+            return step;
         }
         // Our signature must be computed over the peer's nonce.
         let mine = st.sign(&self.key, nonce);
         let hstate = st.hstate(nonce);
         let signed = self.co_signed(st.clone(), nonce, mine, sig);
         self.store.signed_upto = Some(counter);
+        let prev = self.store.latest.as_ref().map(|l| l.state.resize).unwrap_or_default();
         self.store.latest = Some(signed);
         let mut events = vec![ChannelEvent::CoSigned(counter)];
+        events.extend(Self::resize_events(&prev, &st));
         if counter == 0 {
             self.store.phase = Phase::Opening;
         } else if st.is_final {
@@ -1207,15 +1532,25 @@ impl ChannelMachine {
             let amount = if trades.is_empty() { t.amount } else { paid(&trades) };
             events.push(ChannelEvent::PaymentReceived { counter, amount });
         }
-        // The payment is announced with the acceptance, once durable: a
-        // crash before the store is written must not leave the user told of
-        // a payment the channel does not hold.
-        let (later, events): (Vec<_>, Vec<_>) =
-            events.into_iter().partition(|e| matches!(e, ChannelEvent::PaymentReceived { .. }));
+        // The payment (and what a top-up or withdrawal moved) is announced
+        // with the acceptance, once durable: a crash before the store is
+        // written must not leave the user told of a payment the channel
+        // does not hold.
+        let (later, events): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| {
+            matches!(
+                e,
+                ChannelEvent::PaymentReceived { .. } | ChannelEvent::ToppedUp { .. } | ChannelEvent::Withdrawn { .. }
+            )
+        });
         let step = Step { events, ..Step::default() };
         let step = self.persist_then(step, vec![Message::Accept { counter, hstate, sig: mine }], vec![]);
         if !later.is_empty() {
             self.held_events.push((self.store.version, later));
+        }
+        // Side 0's proposal that won a collision is co-signed: ours go now.
+        if !self.retry.is_empty() && self.store.phase == Phase::Open {
+            let again = std::mem::take(&mut self.retry);
+            return self.propose_again(again, step);
         }
         step
     }
@@ -1240,8 +1575,9 @@ impl ChannelMachine {
             return Step { events: vec![ChannelEvent::Fault("bad acceptance signature".into())], ..Step::default() };
         }
         let signed = self.co_signed(p.state.clone(), p.nonce, p.sig, sig);
+        let prev = self.store.latest.as_ref().map(|l| l.state.resize).unwrap_or_default();
         self.store.latest = Some(signed.clone());
-        let mut events = vec![];
+        let mut events = Self::resize_events(&prev, &p.state);
         match current {
             Some(at) => {
                 for q in self.store.proposals.drain(..at) {
@@ -1268,7 +1604,7 @@ impl ChannelMachine {
             self.store.phase = Phase::Opening;
             txs.push(ChainTx {
                 method: "channel_open",
-                args: encode(&ChannelOpenArgs { scid: self.store.scid, open: signed }),
+                args: encode(&ChannelOpenArgs { scid: self.store.scid, open: signed.clone() }),
                 value: Amount::ZERO,
             });
             txs.push(self.fund_tx());
@@ -1277,12 +1613,21 @@ impl ChannelMachine {
             self.close_submitted_at = Some(self.now);
             txs.push(ChainTx {
                 method: "channel_close",
-                args: encode(&ChannelStateArgs { state: signed }),
+                args: encode(&ChannelStateArgs { state: signed.clone() }),
                 value: Amount::ZERO,
             });
         } else if let Some(t) = p.state.last_trade {
             let amount = if p.trades.is_empty() { t.amount } else { paid(&p.trades) };
             events.push(ChannelEvent::PaymentSent { counter, amount });
+        }
+        // A withdrawal is paid while the channel stays open; if this
+        // transaction is lost, the close pays it.
+        if !p.state.is_final && p.state.resize.withdrawn != prev.withdrawn {
+            txs.push(ChainTx {
+                method: "channel_withdraw",
+                args: encode(&ChannelStateArgs { state: signed }),
+                value: Amount::ZERO,
+            });
         }
         let step = Step { events, ..Step::default() };
         self.persist_then(step, vec![], txs)
@@ -1375,36 +1720,23 @@ impl ChannelMachine {
                 }
             }
             ChainEvent::OnChain(ss) => {
-                let newer = self.store.latest.as_ref().is_none_or(|l| ss.state.counter > l.state.counter);
-                let stmt = &ss.state;
-                let me = self.side();
-                let valid = ss.state.cid == self.store.cid
-                    && stmt.verify(&self.store.my_key, ss.nonce, &ss.sigs[me])
-                    && stmt.verify(&self.store.peer_key, ss.nonce, &ss.sigs[other(self.store.side)]);
-                if valid {
+                if self.co_signed_valid(&ss) {
                     self.disputed_counter = self.disputed_counter.map(|d| d.max(ss.state.counter));
+                    return self.adopt(*ss, step, false);
                 }
-                if newer && valid {
-                    let c = ss.state.counter;
-                    // Our own payments the chain's state holds are sent: the
-                    // proposal it is and the window before it (each builds on
-                    // the one before), or an abandoned one and its window.
-                    let h = ss.hstate();
-                    let ours = |p: &Proposal| p.state.counter == c && p.state.hstate(p.nonce) == h;
-                    if let Some(at) = self.store.proposals.iter().position(ours) {
-                        step.events.extend(self.store.proposals[..=at].iter().filter_map(sent_event));
-                    } else if self.store.abandoned.iter().any(ours) {
-                        step.events.extend(self.abandoned_payments(c));
-                    }
-                    self.store.abandoned.retain(|p| p.state.counter > c);
-                    self.store.signed_upto = Some(self.store.signed_upto.unwrap_or(0).max(c));
-                    // The chain's state supersedes proposals at or below it;
-                    // later ones built on an older base are dropped too.
-                    if self.store.proposals.first().is_some_and(|p| p.state.counter <= c) {
-                        self.store.proposals.clear();
-                    }
-                    self.store.latest = Some(*ss);
-                    step.events.push(ChannelEvent::CoSigned(c));
+            }
+            ChainEvent::ToppedUp { side, total } => {
+                let i = usize::from(side & 1);
+                if total > self.store.chain_topped_up[i] {
+                    self.store.chain_topped_up[i] = total;
+                    let step = self.persist_then(step, vec![], vec![]);
+                    return self.propose_allocation(step);
+                }
+            }
+            ChainEvent::Funded { side, credit } => {
+                let i = usize::from(side & 1);
+                if credit && !self.store.credit_backed[i] {
+                    self.store.credit_backed[i] = true;
                     return self.persist_then(step, vec![], vec![]);
                 }
             }
@@ -1479,29 +1811,11 @@ impl ChannelMachine {
         // Resolve and settle are retried with back-off until the chain
         // reports the outcome (a dropped transaction or a node restart must
         // not cost the channel).
-        let retry_due = self.chain_retry.is_some_and(|(at, _)| now >= at);
         let timeout = self.params.close_timeout_ms;
         match self.store.phase {
             // Funding deadline: the peer never funded; abort and take back
             // what we put in. Retried with back-off until `Closed`.
-            Phase::Opening => {
-                if let Some(at) = self.store.registered_at.filter(|at| *at > 0) {
-                    let due = match self.abort_retry {
-                        Some((next, _)) => now >= next,
-                        None => now >= at.saturating_add(FUNDING_TIMEOUT_MS),
-                    };
-                    if due {
-                        step.txs.push(ChainTx {
-                            method: "channel_abort",
-                            args: encode(&CidArgs { cid: self.store.cid }),
-                            value: Amount::ZERO,
-                        });
-                        let backoff = self.abort_retry.map_or(self.params.retry_ms, |(_, b)| b).max(1);
-                        self.abort_retry =
-                            Some((now.saturating_add(backoff), backoff.saturating_mul(2).min(MAX_RETRY_BACKOFF_MS)));
-                    }
-                }
-            }
+            Phase::Opening | Phase::Disputed { .. } => self.chain_duties(now, &mut step),
             Phase::Open if self.store.closing_requested => {
                 let started = *self.close_started.get_or_insert(now);
                 if now >= started.saturating_add(timeout) {
@@ -1525,7 +1839,276 @@ impl ChannelMachine {
                     }
                 }
             }
+            _ => {}
+        }
+        // Proposals given up in a collision whose winner never came (lost,
+        // or refused by us): propose them again after `retry_ms`.
+        let retry_due = now >= self.retry_since.saturating_add(self.params.retry_ms);
+        if idle && !self.retry.is_empty() && self.store.proposals.is_empty() && retry_due && step.txs.is_empty() {
+            let again = std::mem::take(&mut self.retry);
+            if self.store.phase == Phase::Open {
+                return self.propose_again(again, step);
+            }
+            for (counter, _) in again {
+                step.events.push(ChannelEvent::Rejected { counter, reason: "channel no longer open".into() });
+            }
+        }
+        // A top-up the chain shows and no state allocates yet (the party was
+        // busy, restarted, or the peer had not seen it yet): propose it now,
+        // at most once per `retry_ms`.
+        if !idle || now < self.allocate_at {
+            return step;
+        }
+        let proposals = self.store.proposals.len();
+        let step = self.propose_allocation(step);
+        if self.store.proposals.len() > proposals {
+            self.allocate_at = now.saturating_add(self.params.retry_ms);
+        }
+        step
+    }
+
+    /// Whether `ss` is a state of this channel carrying both parties'
+    /// signatures.
+    fn co_signed_valid(&self, ss: &SignedState) -> bool {
+        let me = self.side();
+        ss.state.cid == self.store.cid
+            && ss.state.domain == self.params.domain
+            && ss.state.verify(&self.store.my_key, ss.nonce, &ss.sigs[me])
+            && ss.state.verify(&self.store.peer_key, ss.nonce, &ss.sigs[other(self.store.side)])
+    }
+
+    /// Adopts a valid co-signed state newer than ours (from the chain or
+    /// the peer's reestablish): a proposal of ours it is settles (with
+    /// those before it); the rest, built on an older base, are dropped.
+    fn adopt(&mut self, ss: SignedState, mut step: Step, from_peer: bool) -> Step {
+        if self.store.latest.as_ref().is_some_and(|l| ss.state.counter <= l.state.counter) {
+            return step;
+        }
+        let c = ss.state.counter;
+        self.store.signed_upto = Some(self.store.signed_upto.unwrap_or(0).max(c));
+        let prev = self.store.latest.as_ref().map(|l| l.state.resize).unwrap_or_default();
+        match self.store.proposals.iter().position(|p| p.state.counter == c && p.state == ss.state) {
+            Some(at) => {
+                for q in self.store.proposals.drain(..=at) {
+                    if let Some(t) = q.state.last_trade {
+                        let amount = if q.trades.is_empty() { t.amount } else { paid(&q.trades) };
+                        step.events.push(ChannelEvent::PaymentSent { counter: q.state.counter, amount });
+                    }
+                }
+            }
+            None => {
+                // An abandoned proposal of ours: its payments (and the
+                // window before it) went through after all.
+                let h = ss.hstate();
+                if self.store.abandoned.iter().any(|p| p.state.counter == c && p.state.hstate(p.nonce) == h) {
+                    step.events.extend(self.abandoned_payments(c));
+                }
+                if self.store.proposals.first().is_some_and(|p| p.state.counter <= c) {
+                    self.store.proposals.clear();
+                }
+            }
+        }
+        self.store.abandoned.retain(|q| q.state.counter > c);
+        step.events.extend(Self::resize_events(&prev, &ss.state));
+        let mut txs = vec![];
+        if c == 0 && self.store.phase == Phase::Idle {
+            self.store.phase = Phase::Opening;
+        } else if from_peer && ss.state.is_final && self.store.phase == Phase::Open {
+            self.store.phase = Phase::Closing;
+            self.close_submitted_at = Some(self.now);
+            txs.push(ChainTx {
+                method: "channel_close",
+                args: encode(&ChannelStateArgs { state: ss.clone() }),
+                value: Amount::ZERO,
+            });
+        }
+        self.store.latest = Some(ss);
+        step.events.push(ChannelEvent::CoSigned(c));
+        self.persist_then(step, vec![], txs)
+    }
+
+    /// The link is up: tell the peer our newest co-signed state and resend
+    /// at once whatever awaits it.
+    fn connected(&mut self) -> Step {
+        if matches!(self.store.phase, Phase::Closed) {
+            return Step::default();
+        }
+        let mut messages = vec![Message::Reestablish { latest: self.store.latest.clone() }];
+        messages.extend(self.store.proposals.iter().map(Proposal::message));
+        if let Some(p) = self.store.abandoned.last() {
+            if self.store.latest.as_ref().is_none_or(|l| l.state.counter < p.state.counter) && p.state.counter > 0 {
+                messages.push(Message::Fallback { counter: p.state.counter });
+            }
+        }
+        self.last_sent = self.now;
+        Step { messages, ..Step::default() }
+    }
+
+    /// The peer's newest co-signed state after a reconnect.
+    fn on_reestablish(&mut self, theirs: Option<SignedState>) -> Step {
+        let mine = self.store.latest.as_ref().map(|l| l.state.counter);
+        let their_counter = theirs.as_ref().map(|l| l.state.counter);
+        match theirs {
+            Some(ss) if their_counter > mine => {
+                if !self.co_signed_valid(&ss) {
+                    return Step {
+                        events: vec![ChannelEvent::Fault("reestablish with a forged state".into())],
+                        ..Step::default()
+                    };
+                }
+                // Our own proposal, co-signed (its acceptance was lost): the
+                // acceptance path does what co-signing it entails (register
+                // an open, send a close or a withdrawal).
+                let ours = self
+                    .store
+                    .proposals
+                    .iter()
+                    .chain(&self.store.abandoned)
+                    .any(|p| p.state == ss.state && p.nonce == ss.nonce);
+                let step = if ours {
+                    let theirs = ss.sigs[other(self.store.side)];
+                    self.on_accept(ss.state.counter, ss.hstate(), theirs)
+                } else {
+                    self.adopt(ss, Step::default(), true)
+                };
+                // Proposals that survive it go out again now.
+                let again: Vec<Message> = self.store.proposals.iter().map(Proposal::message).collect();
+                let mut step = self.queue_behind_held(step);
+                if let Some((_, msgs, _)) = self.held.last_mut() {
+                    msgs.extend(again);
+                }
+                step.persist_may_lag = false;
+                step
+            }
+            // Ours is newer: the peer adopts it from our answer.
+            _ if mine > their_counter => {
+                Step { messages: vec![Message::Reestablish { latest: self.store.latest.clone() }], ..Step::default() }
+            }
+            _ => Step::default(),
+        }
+    }
+
+    /// Side 1 lost a collision: give up its proposals (side 0 signs none of
+    /// them), tell side 0, and propose the same requests again once side
+    /// 0's proposal is co-signed.
+    fn yield_to(&mut self, counter: u64) -> Step {
+        let base = self.store.latest.as_ref().map(|l| l.state.resize).unwrap_or_default();
+        let me = self.side();
+        let mut prev = base;
+        let mut retry = vec![];
+        for p in &self.store.proposals {
+            if let Some(r) = Self::request_of(p, &prev, me) {
+                retry.push((p.state.counter, r));
+            }
+            prev = p.state.resize;
+        }
+        self.abandon_window();
+        self.retry.extend(retry);
+        self.retry_since = self.now;
+        let known = self.known_counter();
+        if counter > known && counter <= known.saturating_add(MAX_COUNTER_STEP) {
+            self.peer_signed_upto = Some(counter);
+        }
+        self.persist_then(Step::default(), vec![Message::Collision { counter }], vec![])
+    }
+
+    /// Side 0 hears that side 1 yielded: proposes its proposals from
+    /// `counter` on again, above every counter either side used.
+    fn on_collision(&mut self, counter: u64) -> Step {
+        let Some(at) = self.store.proposals.iter().position(|p| p.state.counter == counter) else {
+            return Step::default();
+        };
+        if self.store.side != 0 {
+            // Only side 0 wins a collision: from side 0 this is a reject.
+            return self.peer(Message::Reject { counter, reason: "collision".into() });
+        }
+        let me = self.side();
+        let mut prev = match at {
+            0 => self.store.latest.as_ref().map(|l| l.state.resize).unwrap_or_default(),
+            _ => self.store.proposals[at - 1].state.resize,
+        };
+        let mut again = vec![];
+        for p in &self.store.proposals[at..] {
+            again.push((p.state.counter, Self::request_of(p, &prev, me)));
+            prev = p.state.resize;
+        }
+        // Their counters stay used (signed_upto); a late acceptance of one
+        // is still adopted from `abandoned`.
+        let gone: Vec<Proposal> = self.store.proposals.drain(at..).collect();
+        self.store.abandoned.extend(gone);
+        let step = self.persist_then(Step::default(), vec![], vec![]);
+        self.propose_again(again.into_iter().filter_map(|(c, r)| r.map(|r| (c, r))).collect(), step)
+    }
+
+    /// Proposes `reqs` again (each had the counter given), reporting the
+    /// new counters; one that no longer fits is reported rejected.
+    fn propose_again(&mut self, reqs: Vec<(u64, Request)>, mut step: Step) -> Step {
+        for (from, r) in reqs {
+            match self.request(r) {
+                Ok(s) => {
+                    let to = s.persist.as_ref().and_then(|st| st.proposals.last()).map(|p| p.state.counter);
+                    step.events.extend(s.events);
+                    if let Some(st) = s.persist {
+                        step.persist = Some(st);
+                        step.persist_may_lag = false;
+                    }
+                    step.messages.extend(s.messages);
+                    step.txs.extend(s.txs);
+                    if let Some(to) = to {
+                        step.events.push(ChannelEvent::Retried { from, to });
+                    }
+                }
+                Err(e) => step.events.push(ChannelEvent::Rejected { counter: from, reason: e.to_string() }),
+            }
+        }
+        step
+    }
+
+    /// The request that made proposal `p` (built on a state with resize
+    /// `prev`); none for a top-up allocation (proposed again by itself).
+    fn request_of(p: &Proposal, prev: &Resize, me: usize) -> Option<Request> {
+        let st = &p.state;
+        if st.is_final {
+            return Some(Request::Close);
+        }
+        if !p.trades.is_empty() {
+            return Some(Request::PayMany(p.trades.iter().map(|t| (t.amount, t.energy, t.price_per_kwh)).collect()));
+        }
+        if let Some(t) = st.last_trade {
+            return Some(Request::Pay { amount: t.amount, energy: t.energy, price_per_kwh: t.price_per_kwh });
+        }
+        let out = st.resize.withdrawn[me].saturating_sub(prev.withdrawn[me]);
+        (!out.is_zero()).then_some(Request::Withdraw { amount: out })
+    }
+
+    /// The funding abort and the dispute's resolve/settle, retried with
+    /// back-off. They run on every tick, even while a persist is
+    /// outstanding (their transactions then wait behind it): a peer that
+    /// keeps the disk busy must not hold a settle or an abort back.
+    fn chain_duties(&mut self, now: Timestamp, step: &mut Step) {
+        match self.store.phase {
+            // Funding deadline: the peer never funded; abort and take back
+            // what we put in. Retried with back-off until `Closed`.
+            Phase::Opening => {
+                if let Some(at) = self.store.registered_at.filter(|at| *at > 0) {
+                    let due = match self.abort_retry {
+                        Some((next, _)) => now >= next,
+                        None => now >= at.saturating_add(FUNDING_TIMEOUT_MS),
+                    };
+                    if due {
+                        step.txs.push(ChainTx {
+                            method: "channel_abort",
+                            args: encode(&CidArgs { cid: self.store.cid }),
+                            value: Amount::ZERO,
+                        });
+                        let backoff = self.abort_retry.map_or(self.params.retry_ms, |(_, b)| b).max(1);
+                        self.abort_retry =
+                            Some((now.saturating_add(backoff), backoff.saturating_mul(2).min(MAX_RETRY_BACKOFF_MS)));
+                    }
+                }
+            }
             Phase::Disputed { t_end, .. } => {
+                let retry_due = self.chain_retry.is_some_and(|(at, _)| now >= at);
                 let settle_due = now >= t_end;
                 if retry_due || (settle_due && self.chain_retry.is_none()) {
                     if settle_due {
@@ -1544,7 +2127,6 @@ impl ChannelMachine {
             }
             _ => {}
         }
-        step
     }
 
     /// `channel_resolve` with our newer co-signed state, if the standing
@@ -1555,6 +2137,10 @@ impl ChannelMachine {
         };
         let l = self.store.latest.as_ref()?;
         if l.state.counter <= self.disputed_counter? {
+            return None;
+        }
+        #[cfg(feature = "mutants")]
+        if mutants::planted(Mutation::AcceptOlderDispute) {
             return None;
         }
         Some(ChainTx {

@@ -27,6 +27,7 @@ fn latest(d: &Duo, side: usize) -> SignedState {
 fn buy(base: &ChannelState, counter: u64, energy: u64, price: u128) -> ChannelState {
     let amount = Trade::price_of(Energy(energy), Amount(price)).unwrap();
     let mut st = base.clone();
+    st.prev_counter = base.counter;
     st.counter = counter;
     st.balances[0].0 -= amount.0;
     st.balances[1].0 += amount.0;

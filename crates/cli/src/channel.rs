@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use gridledger_channels::disk::Durability;
 use gridledger_core::{Amount, KeyPair};
+use gridledger_node::channel::manager::{control_manager, ControlOp, ControlReply, ControlRequest};
 use gridledger_node::channel::party::{control_request, run_party, Command, PartyOptions, Reply};
 use gridledger_node::channel::spec::{
     bind_loopback, free_loopback_addr, prepare_channel, prepare_channel_with, AcceptPolicy, ChannelTerms, MscSource,
@@ -36,11 +37,23 @@ pub enum ChannelCmd {
     /// and every channel's events are printed as one JSON line each
     /// (`{"cid", "event"}`) on stdout until all have closed.
     Serve(ServeArgs),
-    /// Pay the peer for energy through the running party.
+    /// Pay the peer for energy through the running party (`--dir`) or a
+    /// channel of a running `channel serve` (`--control --token-file --cid`).
     Pay(PayArgs),
     /// Close cooperatively through the running party (falls back to a
-    /// dispute if the peer is silent).
-    Close(DirArgs),
+    /// dispute if the peer is silent); `--dir`, or `--control --token-file
+    /// --cid` for a channel of `channel serve`.
+    Close(CloseArgs),
+    /// The channels a running `channel serve` manages, with their status.
+    List(ListArgs),
+    /// Add coin to your side of the open channel: a deposit on chain, then
+    /// the co-signed state that allocates it (`--dir`, or `--control
+    /// --token-file --cid`).
+    #[command(name = "topup")]
+    TopUp(ResizeArgs),
+    /// Take part of your side's balance out of the open channel, which stays
+    /// open: a co-signed state, then `channel_withdraw` pays it.
+    Withdraw(ResizeArgs),
     /// The running party's channel state.
     Status(DirArgs),
     /// Unilateral close from the snapshot file (party process not needed):
@@ -174,13 +187,82 @@ pub struct ServeArgs {
     /// Skip fsync (survives a process crash, not a power loss).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Serve the manager's control port here (loopback only, e.g.
+    /// 127.0.0.1:7400; port 0 picks one, printed on stderr): `channel
+    /// list|pay|close --control` talk to it.
+    #[arg(long, value_name = "ADDR", requires = "token_file")]
+    pub control: Option<SocketAddr>,
+    /// File to write the control port's secret token to (mode 0600,
+    /// replaced at each start); clients read it with --token-file.
+    #[arg(long, value_name = "FILE", requires = "control")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Where a `channel serve` control port is and how to prove the right to
+/// use it.
+#[derive(Args, Clone)]
+pub struct ManagerArgs {
+    /// The control port of a running `channel serve --control ADDR`.
+    #[arg(long, value_name = "ADDR", requires = "token_file")]
+    pub control: Option<SocketAddr>,
+    /// The token file that `channel serve --token-file` wrote.
+    #[arg(long, value_name = "FILE", requires = "control")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub manager: ManagerArgs,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ResizeArgs {
+    /// The party's directory; its `channel open` must be running.
+    #[arg(long, value_name = "DIR", required_unless_present = "control", conflicts_with = "control")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub manager: ManagerArgs,
+    /// With --control: the channel id (64 hex digits, as `channel list` shows).
+    #[arg(long, value_name = "CID", requires = "control")]
+    pub cid: Option<String>,
+    /// Amount in minor units, or coin with a decimal point (1 coin =
+    /// 1,000,000 minor units).
+    #[arg(long, value_parser = crate::units::parse_amount)]
+    pub amount: u128,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CloseArgs {
+    /// The party's directory; its `channel open` must be running.
+    #[arg(long, value_name = "DIR", required_unless_present = "control", conflicts_with = "control")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub manager: ManagerArgs,
+    /// With --control: the channel id (64 hex digits, as `channel list` shows).
+    #[arg(long, value_name = "CID", requires = "control")]
+    pub cid: Option<String>,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
 pub struct PayArgs {
     /// The paying party's directory; its `channel open` must be running.
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "control", conflicts_with = "control")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub manager: ManagerArgs,
+    /// With --control: the channel id (64 hex digits, as `channel list` shows).
+    #[arg(long, value_name = "CID", requires = "control")]
+    pub cid: Option<String>,
     /// Energy bought (Wh).
     #[arg(long)]
     pub energy: u64,
@@ -331,9 +413,16 @@ fn load_party(dir: &Path) -> anyhow::Result<PartySpec> {
 
 /// `channel serve`: one [`ChannelManager`] process for many channels.
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    use gridledger_node::channel::manager::ChannelManager;
+    use gridledger_node::channel::manager::{new_token, serve_control, write_token_file, ChannelManager};
     for dir in &a.dirs {
         load_party(dir)?;
+    }
+    if let Some(addr) = a.control {
+        anyhow::ensure!(
+            addr.ip().is_loopback(),
+            "--control {addr}: the control port binds the loopback interface only (e.g. 127.0.0.1:{})",
+            addr.port()
+        );
     }
     let opts = PartyOptions {
         durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
@@ -348,6 +437,18 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             let cid = manager.add(dir, opts.clone(), None).with_context(|| format!("starting {}", dir.display()))?;
             eprintln!("channel {cid}: serving {}", dir.display());
         }
+        let control = match (a.control, &a.token_file) {
+            (Some(addr), Some(file)) => {
+                let l =
+                    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding --control {addr}"))?;
+                let token = new_token();
+                write_token_file(file, &token)
+                    .with_context(|| format!("writing the control token to {} (--token-file)", file.display()))?;
+                eprintln!("control port on {} (token in {})", l.local_addr()?, file.display());
+                Some(tokio::spawn(serve_control(l, token, manager.handles())))
+            }
+            _ => None,
+        };
         let printer = tokio::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
             loop {
@@ -361,6 +462,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         // Every sender of the stream (the manager's, each party's) is gone
         // once all parties ended: the printer drains and stops.
         let results = manager.join().await;
+        if let Some(c) = control {
+            c.abort();
+        }
         let _ = printer.await;
         let mut failed = 0;
         for (cid, r) in results {
@@ -395,6 +499,48 @@ fn control(dir: &Path, cmd: &Command) -> anyhow::Result<Reply> {
     match r {
         Reply::Error { message } => anyhow::bail!(message),
         r => Ok(r),
+    }
+}
+
+/// `channel topup` / `channel withdraw` through the party or the manager.
+fn resize(a: &ResizeArgs, topup: bool) -> anyhow::Result<()> {
+    let amount = u64::try_from(a.amount).ok().filter(|v| *v > 0).with_context(|| {
+        format!("--amount {} must be positive and at most {}", crate::units::show(a.amount), u64::MAX)
+    })?;
+    let r = match (&a.dir, topup) {
+        (Some(dir), true) => control(dir, &Command::TopUp { amount })?,
+        (Some(dir), false) => control(dir, &Command::Withdraw { amount })?,
+        (None, _) => {
+            let cid = a.cid.clone().context("--control needs --cid (the channel)")?;
+            let op = if topup { ControlOp::TopUp { cid, amount } } else { ControlOp::Withdraw { cid, amount } };
+            manager_party(&a.manager, op)?
+        }
+    };
+    if !a.json {
+        let what = if topup { "topped up" } else { "withdrew" };
+        println!("{what} {}", crate::units::show(a.amount));
+    }
+    show_reply(a.json, &r)
+}
+
+/// One request to a `channel serve` control port with the token from its file.
+fn manager_request(m: &ManagerArgs, op: ControlOp) -> anyhow::Result<ControlReply> {
+    let (Some(addr), Some(file)) = (m.control, &m.token_file) else {
+        anyhow::bail!("give --control ADDR and --token-file FILE of a running `channel serve`");
+    };
+    let token = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the control token from {} (--token-file)", file.display()))?;
+    let req = ControlRequest { token: token.trim().to_string(), op };
+    control_manager(addr, &req, Duration::from_secs(120))
+        .with_context(|| format!("talking to `channel serve` at {addr} (--control)"))
+}
+
+/// A [`manager_request`] for one channel: its party's reply, or the error.
+fn manager_party(m: &ManagerArgs, op: ControlOp) -> anyhow::Result<Reply> {
+    match manager_request(m, op)? {
+        ControlReply::Party(Reply::Error { message }) => anyhow::bail!(message),
+        ControlReply::Party(r) => Ok(r),
+        ControlReply::List { .. } => anyhow::bail!("unexpected list answer"),
     }
 }
 
@@ -694,7 +840,13 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 crate::units::show(a.price),
                 paid.map_or(0, |p| p.0)
             );
-            let r = control(&a.dir, &Command::Pay { energy: a.energy, price })?;
+            let r = match (&a.dir, &a.manager.control) {
+                (Some(dir), _) => control(dir, &Command::Pay { energy: a.energy, price })?,
+                (None, _) => {
+                    let cid = a.cid.clone().context("--control needs --cid (the channel to pay on)")?;
+                    manager_party(&a.manager, ControlOp::Pay { cid, energy: a.energy, price })?
+                }
+            };
             if !a.json {
                 println!(
                     "paid {} for {} Wh at {} per kWh",
@@ -705,12 +857,39 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             }
             show_reply(a.json, &r)
         }
+        ChannelCmd::TopUp(a) => resize(&a, true),
+        ChannelCmd::Withdraw(a) => resize(&a, false),
+        ChannelCmd::List(a) => {
+            let r = manager_request(&a.manager, ControlOp::List)?;
+            if let ControlReply::Party(Reply::Error { message }) = &r {
+                anyhow::bail!("{message}");
+            }
+            if a.json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            if let ControlReply::List { channels } = r {
+                for c in channels {
+                    let state = match &c.status {
+                        Reply::Status(s) => format!("{} counter {:?} balances {:?}", s.phase, s.counter, s.balances),
+                        other => format!("{other:?}"),
+                    };
+                    println!("{}  {}  {}", c.cid, c.dir.display(), state);
+                }
+            }
+            Ok(())
+        }
         ChannelCmd::Close(a) => {
-            let r = control(&a.dir, &Command::Close)?;
+            let Some(dir) = &a.dir else {
+                let cid = a.cid.clone().context("--control needs --cid (the channel to close)")?;
+                let r = manager_party(&a.manager, ControlOp::Close { cid })?;
+                return show_reply(a.json, &r);
+            };
+            let r = control(dir, &Command::Close)?;
             show_reply(a.json, &r)?;
             // Say how it closed: cooperatively, or by a dispute because the
             // peer did not co-sign in time (the chain's record tells).
-            let spec = load_party(&a.dir)?;
+            let spec = load_party(dir)?;
             let client = gridledger_node::RpcClient::new(&spec.rpc);
             match esc_disputes(&client, &spec.scid) {
                 Some(d) if d.iter().any(|x| x.cid == spec.cid) => eprintln!(

@@ -6,20 +6,6 @@ mod common;
 use common::*;
 
 impl Fx {
-    fn open_args(&self, index: u64) -> Vec<u8> {
-        args(&ChannelOpenArgs { scid: self.scid, open: self.cosign(self.state(index, 0, [1_000, 1_000], false)) })
-    }
-    /// Opens channel `index` with deposits of 1000 each.
-    fn open(&mut self, index: u64) -> Hash32 {
-        let a = self.open_args(index);
-        self.ok(0, "channel_open", a, Amount::ZERO);
-        let cid = derive_cid(&self.scid, index);
-        for side in 0..2u8 {
-            let a = args(&ChannelFundArgs { cid, side, funding: Funding::Deposit });
-            self.ok(side as usize, "channel_fund", a, Amount(1_000));
-        }
-        cid
-    }
     fn update(&mut self, index: u64, counter: u64, b: [u128; 2]) -> SignedState {
         let s = self.cosign(self.state(index, counter, b, false));
         self.ok(0, "channel_update", args(&ChannelStateArgs { state: s.clone() }), Amount::ZERO);
@@ -27,44 +13,6 @@ impl Fx {
     }
     fn dispute(&mut self, side: usize, s: SignedState) -> Receipt {
         self.ok(side, "channel_dispute", args(&ChannelDisputeArgs { side: side as u8, state: s }), Amount::ZERO)
-    }
-
-    /// The refused call changes nothing but nonce and fee: every storage
-    /// entry of the contract and its balance are as before.
-    fn refused(&mut self, side: usize, method: &str, a: Vec<u8>, value: Amount, reason: &str) {
-        let key = self.accts[side].clone();
-        self.refused_by(&key, method, a, value, reason)
-    }
-
-    /// [`Self::refused`] for a call sent by any key.
-    fn refused_by(&mut self, key: &KeyPair, method: &str, a: Vec<u8>, value: Amount, reason: &str) {
-        let snapshot = |dc: &DevChain| -> Vec<(Vec<u8>, Vec<u8>)> {
-            let mut v: Vec<_> = dc
-                .chain
-                .state()
-                .iter()
-                .filter(|(k, _)| k.first() == Some(&0x02))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            v.sort();
-            v
-        };
-        let before = snapshot(&self.dc);
-        let acct = self.dc.chain.state().account(&key.address());
-        let held = self.dc.chain.state().account(&contract_address(CNS_ID)).balance;
-        let r = self.dc.call(key, CNS_ID, method, a, value).unwrap();
-        match &r.status {
-            TxStatus::Reverted(why) => {
-                assert!(why.contains(reason), "reason {why:?} lacks {reason:?}")
-            }
-            s => panic!("{method}: expected a revert, got {s:?}"),
-        }
-        assert!(r.events.is_empty());
-        assert_eq!(snapshot(&self.dc), before, "contract storage changed");
-        let after = self.dc.chain.state().account(&key.address());
-        assert_eq!(after.nonce, acct.nonce + 1);
-        assert_eq!(after.balance.0, acct.balance.0 - r.fee.0);
-        assert_eq!(self.dc.chain.state().account(&contract_address(CNS_ID)).balance, held);
     }
 }
 
@@ -293,8 +241,8 @@ fn overturned_disputes_grey_then_blacklist_the_raiser() {
 }
 
 /// The one state an honest raiser may lack co-signed is its own payment
-/// proposal one counter ahead (the peer signed it and withheld the
-/// acceptance): a dispute overturned by exactly that books no fault.
+/// proposal built on the disputed state (the peer signed it and withheld
+/// the acceptance): a dispute overturned by exactly that books no fault.
 #[test]
 fn overturned_by_the_raisers_own_unacknowledged_proposal_is_no_fault() {
     let d = tempfile::tempdir().unwrap();
@@ -584,7 +532,7 @@ fn a_credit_note_cannot_draw_on_what_the_merchant_owes() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 3);
     let mkey = dev_key(0);
-    f.open_credit(0);
+    f.open_on_credit(0);
     let fin = f.cosign(f.state(0, 1, [1_500, 500], true));
     f.ok(1, "channel_close", args(&ChannelStateArgs { state: fin }), Amount::ZERO);
     let m = cns::read::merchant(f.dc.chain.state(), &mkey.address()).unwrap().unwrap();
@@ -616,20 +564,9 @@ fn call(who: &KeyPair, method: &'static str, args: Vec<u8>, value: Amount) -> Ca
 }
 
 impl Fx {
-    /// Registers channel `index` with side 0 on a 1_000 credit note and side
-    /// 1 on a 1_000 deposit, funds both.
-    fn open_credit(&mut self, index: u64) -> Hash32 {
-        let open = self.cosign(self.state(index, 0, [1_000, 1_000], false));
-        self.ok(0, "channel_open", args(&ChannelOpenArgs { scid: self.scid, open }), Amount::ZERO);
-        let cid = derive_cid(&self.scid, index);
-        let note = self.desk.sign_note(self.sids[0], cid, Amount(1_000), 100 + index);
-        self.ok(0, "channel_fund", args(&ChannelFundArgs { cid, side: 0, funding: note }), Amount::ZERO);
-        self.ok(1, "channel_fund", args(&ChannelFundArgs { cid, side: 1, funding: Funding::Deposit }), Amount(1_000));
-        cid
-    }
     /// A credit channel closed with side 0 at 500: a pending debit of 500.
     fn closed_with_debit(&mut self) -> Hash32 {
-        let cid = self.open_credit(0);
+        let cid = self.open_on_credit(0);
         let fin = self.cosign(self.state(0, 1, [500, 1_500], true));
         self.ok(1, "channel_close", args(&ChannelStateArgs { state: fin }), Amount::ZERO);
         cid
@@ -939,7 +876,7 @@ fn every_refusal_reason_is_refused_with_its_reason_and_changes_nothing() {
             call(&f.accts[1], "msc_close", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
         }),
         ("credit still locked, pending or outstanding", |f| {
-            f.open_credit(0);
+            f.open_on_credit(0);
             call(&f.accts[0], "msc_close", args(&SidArgs { sid: f.sids[0] }), Amount::ZERO)
         }),
         ("MSC already closed", |f| {

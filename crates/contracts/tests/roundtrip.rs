@@ -50,6 +50,8 @@ fn channel_state() -> impl Strategy<Value = ChannelState> {
             last_trade,
             fold: None,
             is_final,
+            resize: gridledger_contracts::cns::Resize { topped_up: [a, b], withdrawn: [b, a] },
+            prev_counter: counter / 2,
         })
 }
 

@@ -199,6 +199,8 @@ fn the_watch_service_outlives_an_unreachable_node_and_the_spec_carries_the_trade
         last_trade: None,
         fold: None,
         is_final: false,
+        resize: Default::default(),
+        prev_counter: 0,
     };
     let trade = |price: u128, wh: u64| gridledger_contracts::cns::Trade {
         buyer: 0,

@@ -154,6 +154,14 @@ impl<F: RiskFunction> MerchantDesk<F> {
         Funding::CreditNote { nonce, merchant_sig }
     }
 
+    /// Signs the note backing the `index`-th top-up of a credit-funded side
+    /// (`channel_topup`; the channel's `topups` count is the next index).
+    pub fn sign_topup_note(&self, sid: u64, cid: Hash32, index: u64, amount: Amount, nonce: u64) -> Funding {
+        let note = CreditTopUp { sid, cid, index, amount };
+        let merchant_sig = Statement::CreditTopUp(note).sign(&self.key, &self.domain, nonce);
+        Funding::CreditNote { nonce, merchant_sig }
+    }
+
     /// Recalculates and signs a closed channel's settlement (Fig 16). The
     /// merchant signs only what the record's own arithmetic says.
     pub fn sign_debit(&self, rec: &DebitRecord, nonce: u64) -> Result<SignDebitArgs, CreditRefusal> {

@@ -18,6 +18,10 @@
 //!   `channel_dispute` / `channel_resolve` / `channel_settle` (Fig 8, Fig 15,
 //!   §5.1.1 dispute timer `t_end = t_start + t_Δ`), `channel_close` (Fig 9,
 //!   Fig 16);
+//! - `channel_topup` / `channel_withdraw` (beyond the seed, as in
+//!   Lightning's splicing): add coin to an open channel (on chain first,
+//!   then allocated by a co-signed state) and take part of a side's balance
+//!   out by a co-signed state, without closing;
 //! - `msc_sign_debit` (§4 step 5, Fig 16): the merchant signs the
 //!   recalculated amount of a credit-backed side into the MSC;
 //! - `bill_pay` / `bill_settle` (§5.1.4): billing per period, directly or from
@@ -56,6 +60,16 @@
 //!   `pool_withdraw` takes only `free − owed`, so `msc_claim` can always pay
 //!   a participant whose merchant stopped billing, after which `msc_close`
 //!   returns the collateral.
+//! - **Top-up and partial withdraw** (beyond the seed). A top-up is on
+//!   chain before any state names it (`channel_topup`), so the peer never
+//!   co-signs coin that is not there; a closing state that does not
+//!   allocate it refunds it to whoever added it. A credit-backed side tops
+//!   up with a merchant note bound to the top-up's index (one use each,
+//!   within the approved credit) and cannot withdraw (its balance is the
+//!   merchant's credit, settled only at close). A withdrawal is paid by
+//!   `channel_withdraw` at once, or by the close if that transaction never
+//!   came; both only grow (`resize` is cumulative), so an older state can
+//!   never be registered to undo one. Neither is allowed during a dispute.
 //! - **Dispute limit.** A channel may not be opened when the ESC has *more
 //!   than* `dispute_limit` disputes (§3.3.3).
 //! - **Resolution.** A resolved dispute returns the channel to `Open` with
@@ -279,9 +293,27 @@ fn check_state(ctx: &mut CallContext<'_, '_>, ch: &Channel, esc: &EscRecord, s: 
     if s.state.t_delta_ms != ch.t_delta_ms {
         return revert(format!("state carries t_delta {} ms, the channel's is {}", s.state.t_delta_ms, ch.t_delta_ms));
     }
-    let total = add(ch.capacity[0], ch.capacity[1])?;
-    if add(s.state.balances[0], s.state.balances[1])? != total {
-        return revert(format!("state balances do not sum to the channel's {total}"));
+    let r = &s.state.resize;
+    let prev = &ch.latest.state.resize;
+    for i in 0..2 {
+        if r.topped_up[i] > ch.topped_up[i] {
+            return revert(format!(
+                "state allocates side {i} a top-up of {}, only {} was added on chain",
+                r.topped_up[i], ch.topped_up[i]
+            ));
+        }
+        if r.topped_up[i] < prev.topped_up[i] || r.withdrawn[i] < prev.withdrawn[i] {
+            return revert("top-ups and withdrawals may not decrease");
+        }
+        if !r.withdrawn[i].is_zero() && ch.funded[i] == Some(FundKind::Credit) {
+            return revert(format!("side {i} is credit-backed: it cannot withdraw, only close"));
+        }
+    }
+    // Σ balances + Σ withdrawn = Σ capacity + Σ topped_up.
+    let total = add(add(ch.capacity[0], ch.capacity[1])?, add(r.topped_up[0], r.topped_up[1])?)?;
+    let held = add(add(s.state.balances[0], s.state.balances[1])?, add(r.withdrawn[0], r.withdrawn[1])?)?;
+    if held != total {
+        return revert(format!("state balances and withdrawals do not sum to the channel's {total}"));
     }
     for i in 0..2 {
         if s.state.energy[i] < ch.latest.state.energy[i] {
@@ -317,6 +349,11 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut Channel
     for i in 0..2 {
         let b = st.balances[i];
         let q = st.energy[i];
+        // Top-up the closing state does not allocate goes back to whoever
+        // added it; a withdrawal not yet paid is paid now.
+        let unallocated = sub(ch.topped_up[i], st.resize.topped_up[i], "top-up")?;
+        let unpaid = sub(st.resize.withdrawn[i], ch.withdrawn_paid[i], "withdrawal")?;
+        ch.withdrawn_paid[i] = st.resize.withdrawn[i];
         esc.amounts[i] = sub(esc.amounts[i], b, "ESC amount")?;
         esc.energy[i] = esc.energy[i].saturating_sub(q);
         esc.final_amounts[i] = add(esc.final_amounts[i], b)?;
@@ -327,12 +364,15 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut Channel
         msc.final_amount = add(msc.final_amount, b)?;
         msc.final_energy = add_e(msc.final_energy, q)?;
         match ch.funded[i] {
-            Some(FundKind::Deposit) | None => ctx.pay(&esc.payouts[i], b)?,
+            Some(FundKind::Deposit) | None => ctx.pay(&esc.payouts[i], add(add(b, unallocated)?, unpaid)?)?,
             Some(FundKind::Credit) => {
-                let f = ch.capacity[i];
+                // Notes issued for this side: the open's and every top-up's;
+                // the participant is debited only for what was allocated.
+                let f_total = add(ch.capacity[i], ch.topped_up[i])?;
+                let f = add(ch.capacity[i], st.resize.topped_up[i])?;
                 let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
-                m.reserved = sub(m.reserved, f, "merchant reserve")?;
-                m.free = add(m.free, b)?;
+                m.reserved = sub(m.reserved, f_total, "merchant reserve")?;
+                m.free = add(m.free, add(b, unallocated)?)?;
                 let rec = DebitRecord {
                     sid,
                     cid: ch.cid,
@@ -342,8 +382,8 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut Channel
                     debit: f.saturating_sub(b),
                     credit: b.saturating_sub(f),
                 };
-                msc.ledger.locked = sub(msc.ledger.locked, f, "locked notes")?;
-                msc.ledger.returned = add(msc.ledger.returned, b)?;
+                msc.ledger.locked = sub(msc.ledger.locked, f_total, "locked notes")?;
+                msc.ledger.returned = add(msc.ledger.returned, add(b, unallocated)?)?;
                 msc.ledger.pending_debits = add(msc.ledger.pending_debits, rec.debit)?;
                 msc.ledger.pending_credits = add(msc.ledger.pending_credits, rec.credit)?;
                 adjust_owed(&mut m, owed_before, owed_of(&msc))?;
@@ -416,6 +456,9 @@ fn require_open(ch: &Channel) -> R<()> {
 fn raiser_may_lack(d: &ChannelState, c: &ChannelState, raiser: usize) -> bool {
     let peer = 1 - (raiser & 1);
     let raiser = raiser & 1;
+    if c.resize != d.resize {
+        return false;
+    }
     if c.is_final {
         return c.balances == d.balances && c.energy == d.energy && c.last_trade.is_none();
     }
@@ -658,8 +701,15 @@ impl CnsContract {
         if !(MIN_T_DELTA_MS..=MAX_T_DELTA_MS).contains(&t_delta_ms) {
             return revert(format!("t_delta must be between {MIN_T_DELTA_MS} ms and 30 days, got {t_delta_ms}"));
         }
-        if s.counter != 0 || s.is_final || s.last_trade.is_some() || s.fold.is_some() || s.energy != [Energy::ZERO; 2] {
-            return revert("the open state must have counter 0, no trade and no energy");
+        if s.counter != 0
+            || s.is_final
+            || s.last_trade.is_some()
+            || s.fold.is_some()
+            || s.energy != [Energy::ZERO; 2]
+            || s.resize != Resize::default()
+            || s.prev_counter != 0
+        {
+            return revert("the open state must have counter 0, no trade, no energy and no resize");
         }
         if add(s.balances[0], s.balances[1])?.is_zero() {
             return revert("a channel needs a positive capacity");
@@ -675,6 +725,9 @@ impl CnsContract {
             latest: a.open.clone(),
             dispute: None,
             t_end: 0,
+            topped_up: [Amount::ZERO; 2],
+            topups: 0,
+            withdrawn_paid: [Amount::ZERO; 2],
         };
         check_state(ctx, &ch, &esc, &a.open)?;
         for i in 0..2 {
@@ -760,7 +813,11 @@ impl CnsContract {
                 ch.funded[i] = Some(FundKind::Credit);
             }
         }
-        ctx.emit("cns_channel_funded", vec![("cid".into(), ch.cid.to_string()), ("side".into(), i.to_string())])?;
+        let kind = if ch.funded[i] == Some(FundKind::Credit) { "credit" } else { "deposit" };
+        ctx.emit(
+            "cns_channel_funded",
+            vec![("cid".into(), ch.cid.to_string()), ("side".into(), i.to_string()), ("kind".into(), kind.into())],
+        )?;
         if ch.funded.iter().all(Option::is_some) {
             ch.status = ChannelStatus::Open;
             for k in 0..2 {
@@ -804,6 +861,124 @@ impl CnsContract {
         ch.status = ChannelStatus::Closed;
         store(ctx, &channel_key(&ch.cid), &ch)?;
         ctx.emit("cns_channel_aborted", vec![("cid".into(), ch.cid.to_string())])?;
+        Ok(vec![])
+    }
+
+    /// Top-up, step 1: side `side` adds coin to an open channel, by deposit
+    /// or by a merchant-signed [`CreditTopUp`] note within its approved
+    /// credit. It stays unallocated (refunded at close) until a co-signed
+    /// state allocates it to the side's balance (`resize.topped_up`): the
+    /// coin is on chain before the peer signs for it, so no co-signed state
+    /// can ever name coin that is not there.
+    fn channel_topup(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: ChannelTopUpArgs = decode_args(args)?;
+        let i = side_of(a.side)?;
+        let mut ch: Channel = load(ctx, &channel_key(&a.cid), "channel")?;
+        require_open(&ch)?;
+        let esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        if ctx.caller() != esc.payouts[i] {
+            return revert(format!("only side {i} may top up its side"));
+        }
+        if a.amount.is_zero() {
+            return revert("a top-up needs a positive amount");
+        }
+        match (a.funding, ch.funded[i]) {
+            (Funding::Deposit, Some(FundKind::Deposit)) => {
+                if ctx.value() != a.amount {
+                    return revert(format!("deposit must be exactly {}, got {}", a.amount, ctx.value()));
+                }
+            }
+            (Funding::CreditNote { nonce, merchant_sig }, Some(FundKind::Credit)) => {
+                if !ctx.value().is_zero() {
+                    return revert("credit-note funding takes no value");
+                }
+                let sid = esc.sids[i];
+                let mut msc: MscRecord = load(ctx, &msc_key(sid), "MSC")?;
+                if msc.closed || msc.standing == Standing::Black {
+                    return revert(format!("MSC {sid} may not draw credit"));
+                }
+                let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
+                let note = Statement::CreditTopUp(CreditTopUp { sid, cid: ch.cid, index: ch.topups, amount: a.amount });
+                if !verify_stmt(ctx, &note, nonce, &m.key, &merchant_sig)? {
+                    return revert("bad merchant signature on the top-up note");
+                }
+                let used = i128_of(msc.ledger.locked) + msc.ledger.exposure().max(0);
+                let available = (i128_of(msc.credit_limit) - used).max(0);
+                if i128_of(a.amount) > available {
+                    return revert(format!(
+                        "top-up note of {} exceeds the approved credit available, {available}",
+                        a.amount
+                    ));
+                }
+                let lendable = m.free.saturating_sub(m.owed);
+                if a.amount > lendable {
+                    return revert(format!(
+                        "merchant pool cannot back the note: {lendable} free beyond the {} it owes",
+                        m.owed
+                    ));
+                }
+                m.free = sub(m.free, a.amount, "merchant pool")?;
+                m.reserved = add(m.reserved, a.amount)?;
+                msc.ledger.issued = add(msc.ledger.issued, a.amount)?;
+                msc.ledger.locked = add(msc.ledger.locked, a.amount)?;
+                store(ctx, &merchant_key(&msc.merchant), &m)?;
+                store(ctx, &msc_key(sid), &msc)?;
+            }
+            _ => return revert(format!("side {i} tops up the way it funded (deposit or credit note)")),
+        }
+        ch.topped_up[i] = add(ch.topped_up[i], a.amount)?;
+        ch.topups = ch.topups.saturating_add(1);
+        store(ctx, &channel_key(&ch.cid), &ch)?;
+        ctx.emit(
+            "cns_channel_topped_up",
+            vec![
+                ("cid".into(), ch.cid.to_string()),
+                ("side".into(), i.to_string()),
+                ("total".into(), ch.topped_up[i].to_string()),
+            ],
+        )?;
+        Ok(vec![])
+    }
+
+    /// Partial withdraw: registers a newer co-signed state whose
+    /// `resize.withdrawn` grew and pays each side what it newly withdrew,
+    /// while the channel stays open. Only on an open channel (not during a
+    /// dispute, where the dispute decides the state), anyone may send it.
+    fn channel_withdraw(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
+        let a: ChannelStateArgs = decode_args(args)?;
+        let mut ch: Channel = load(ctx, &channel_key(&a.state.state.cid), "channel")?;
+        require_open(&ch)?;
+        if a.state.state.is_final {
+            return revert("a final state closes the channel: use channel_close");
+        }
+        require_newer(&ch, &a.state)?;
+        let mut esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
+        check_state(ctx, &ch, &esc, &a.state)?;
+        let w = a.state.state.resize.withdrawn;
+        let due = [sub(w[0], ch.withdrawn_paid[0], "withdrawal")?, sub(w[1], ch.withdrawn_paid[1], "withdrawal")?];
+        if due.iter().all(|d| d.is_zero()) {
+            return revert("the state withdraws nothing new: use channel_update");
+        }
+        let counter = a.state.state.counter;
+        register_state(ctx, &mut esc, &mut ch, a.state)?;
+        for (i, d) in due.iter().enumerate() {
+            if !d.is_zero() {
+                ctx.pay(&esc.payouts[i], *d)?;
+                esc.final_amounts[i] = add(esc.final_amounts[i], *d)?;
+            }
+        }
+        ch.withdrawn_paid = w;
+        store(ctx, &esc_key(&ch.scid), &esc)?;
+        store(ctx, &channel_key(&ch.cid), &ch)?;
+        ctx.emit(
+            "cns_channel_withdrawn",
+            vec![
+                ("cid".into(), ch.cid.to_string()),
+                ("counter".into(), counter.to_string()),
+                ("withdrawn0".into(), due[0].to_string()),
+                ("withdrawn1".into(), due[1].to_string()),
+            ],
+        )?;
         Ok(vec![])
     }
 
@@ -929,7 +1104,17 @@ impl CnsContract {
         let rec = set_dispute_outcome(ctx, &ch.scid, d, DisputeOutcome::Resolved { counter })?;
         let raiser = usize::from(rec.raised_by.min(1));
         // `ch.latest` is still the disputed state. See `raiser_may_lack`.
-        let own_unacknowledged = raiser_may_lack(&ch.latest.state, &a.state.state, raiser);
+        // A top-up allocation or withdrawal is proposed by the side whose
+        // resize grew; built on the disputed state (`prev_counter`), the
+        // raiser may lack it co-signed just the same.
+        let (was, now) = (&ch.latest.state.resize, &a.state.state.resize);
+        let resized_by = |k: usize| was.topped_up[k] != now.topped_up[k] || was.withdrawn[k] != now.withdrawn[k];
+        let own_resize = a.state.state.last_trade.is_none()
+            && !a.state.state.is_final
+            && resized_by(raiser)
+            && !resized_by(1 - raiser)
+            && a.state.state.prev_counter == rec.counter;
+        let own_unacknowledged = own_resize || raiser_may_lack(&ch.latest.state, &a.state.state, raiser);
         register_state(ctx, &mut esc, &mut ch, a.state)?;
         if !own_unacknowledged {
             record_fault(ctx, esc.sids[raiser])?;
@@ -1187,8 +1372,10 @@ impl NativeContract for CnsContract {
     }
 
     fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> R<Vec<u8>> {
-        let takes_value =
-            matches!(method, "merchant_register" | "pool_deposit" | "msc_init" | "channel_fund" | "bill_pay");
+        let takes_value = matches!(
+            method,
+            "merchant_register" | "pool_deposit" | "msc_init" | "channel_fund" | "channel_topup" | "bill_pay"
+        );
         if !takes_value && !ctx.value().is_zero() {
             return revert(format!("{method} takes no native value"));
         }
@@ -1201,6 +1388,8 @@ impl NativeContract for CnsContract {
             "channel_fund" => self.channel_fund(ctx, args),
             "channel_abort" => self.channel_abort(ctx, args),
             "channel_update" => self.channel_update(ctx, args),
+            "channel_topup" => self.channel_topup(ctx, args),
+            "channel_withdraw" => self.channel_withdraw(ctx, args),
             "channel_close" => self.channel_close(ctx, args),
             "channel_dispute" => self.channel_dispute(ctx, args),
             "channel_resolve" => self.channel_resolve(ctx, args),

@@ -82,6 +82,17 @@ pub struct CreditNote {
     pub amount: Amount,
 }
 
+/// A merchant-signed credit note that backs the `index`-th top-up of a
+/// participant's credit-funded side (`channel_topup`): the index makes each
+/// note usable once.
+#[derive(BorshSerialize, BorshDeserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct CreditTopUp {
+    pub sid: u64,
+    pub cid: Hash32,
+    pub index: u64,
+    pub amount: Amount,
+}
+
 /// The state of a state channel: what both parties co-sign (seed Figs 13–16,
 /// extended with energy quantities per §7.2, Eqs 6–9).
 #[derive(BorshSerialize, BorshDeserialize, Serialize, Clone, Debug, PartialEq, Eq)]
@@ -110,6 +121,27 @@ pub struct ChannelState {
     pub fold: Option<Fold>,
     /// Set on the `finalise` state both sign to close cooperatively (Fig 16).
     pub is_final: bool,
+    /// Coin added to or taken out of the channel since it opened (top-up
+    /// and partial withdraw), cumulative per side.
+    pub resize: Resize,
+    /// The counter of the co-signed state this one follows (0 for the open
+    /// state). It tells the adjudicator whether a state that overturns a
+    /// dispute was built directly on the disputed one (the raiser's own
+    /// unacknowledged update, no fault) or on a newer one the raiser held.
+    pub prev_counter: u64,
+}
+
+/// Top-ups and partial withdrawals a co-signed state accounts for, per
+/// side and cumulative over the channel's life (both only grow). The
+/// adjudicator checks `Σ balances + Σ withdrawn = Σ capacity + Σ topped_up`,
+/// that no side is allocated more top-up than it put on chain
+/// (`channel_topup`), and pays each withdrawal once.
+#[derive(BorshSerialize, BorshDeserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resize {
+    /// Coin side `i` added on chain and this state allocates to it.
+    pub topped_up: [Amount; 2],
+    /// Coin side `i` takes out of the channel.
+    pub withdrawn: [Amount; 2],
 }
 
 /// Several trades folded into one co-signed update.
@@ -193,6 +225,7 @@ pub enum Statement {
     CreditNote(CreditNote),
     Channel(ChannelState),
     Debit(DebitRecord),
+    CreditTopUp(CreditTopUp),
 }
 
 impl Statement {
@@ -537,6 +570,13 @@ pub struct Channel {
     /// Index into the ESC's dispute list while disputed.
     pub dispute: Option<u32>,
     pub t_end: Timestamp,
+    /// Coin each side added with `channel_topup` (cumulative); what a
+    /// closing state does not allocate is refunded to it.
+    pub topped_up: [Amount; 2],
+    /// Number of top-ups so far (the next credit top-up note's index).
+    pub topups: u64,
+    /// Withdrawals already paid out (cumulative per side).
+    pub withdrawn_paid: [Amount; 2],
 }
 
 #[derive(BorshSerialize, BorshDeserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -598,6 +638,16 @@ pub struct ChannelStateArgs {
 pub struct ChannelDisputeArgs {
     pub side: u8,
     pub state: SignedState,
+}
+
+/// `channel_topup`: side `side` adds `amount` to the channel, by deposit
+/// (the call's value) or by a [`CreditTopUp`] note for a credit-funded side.
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug)]
+pub struct ChannelTopUpArgs {
+    pub cid: Hash32,
+    pub side: u8,
+    pub amount: Amount,
+    pub funding: Funding,
 }
 
 #[derive(BorshSerialize, BorshDeserialize, Clone, Debug)]

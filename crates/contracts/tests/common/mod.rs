@@ -106,6 +106,8 @@ impl Fx {
             last_trade: None,
             fold: None,
             is_final,
+            resize: Default::default(),
+            prev_counter: counter.saturating_sub(1),
         }
     }
     pub fn cosign(&self, st: ChannelState) -> SignedState {
@@ -117,5 +119,68 @@ impl Fx {
         let r = self.dc.call(&k, CNS_ID, method, a, v).unwrap();
         assert_eq!(r.status, TxStatus::Success, "{method}: {:?}", r.status);
         r
+    }
+
+    /// The refused call changes nothing but nonce and fee: every storage
+    /// entry of the contract and its balance are as before.
+    pub fn refused(&mut self, side: usize, method: &str, a: Vec<u8>, value: Amount, reason: &str) {
+        let key = self.accts[side].clone();
+        self.refused_by(&key, method, a, value, reason)
+    }
+
+    /// [`Self::refused`] for a call sent by any key.
+    pub fn refused_by(&mut self, key: &KeyPair, method: &str, a: Vec<u8>, value: Amount, reason: &str) {
+        let snapshot = |dc: &DevChain| -> Vec<(Vec<u8>, Vec<u8>)> {
+            let mut v: Vec<_> = dc
+                .chain
+                .state()
+                .iter()
+                .filter(|(k, _)| k.first() == Some(&0x02))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            v.sort();
+            v
+        };
+        let before = snapshot(&self.dc);
+        let acct = self.dc.chain.state().account(&key.address());
+        let held = self.dc.chain.state().account(&contract_address(CNS_ID)).balance;
+        let r = self.dc.call(key, CNS_ID, method, a, value).unwrap();
+        match &r.status {
+            TxStatus::Reverted(why) => {
+                assert!(why.contains(reason), "reason {why:?} lacks {reason:?}")
+            }
+            s => panic!("{method}: expected a revert, got {s:?}"),
+        }
+        assert!(r.events.is_empty());
+        assert_eq!(snapshot(&self.dc), before, "contract storage changed");
+        let after = self.dc.chain.state().account(&key.address());
+        assert_eq!(after.nonce, acct.nonce + 1);
+        assert_eq!(after.balance.0, acct.balance.0 - r.fee.0);
+        assert_eq!(self.dc.chain.state().account(&contract_address(CNS_ID)).balance, held);
+    }
+    pub fn open_args(&self, index: u64) -> Vec<u8> {
+        args(&ChannelOpenArgs { scid: self.scid, open: self.cosign(self.state(index, 0, [1_000, 1_000], false)) })
+    }
+    /// Opens channel `index` with deposits of 1000 each.
+    pub fn open(&mut self, index: u64) -> Hash32 {
+        let a = self.open_args(index);
+        self.ok(0, "channel_open", a, Amount::ZERO);
+        let cid = derive_cid(&self.scid, index);
+        for side in 0..2u8 {
+            let a = args(&ChannelFundArgs { cid, side, funding: Funding::Deposit });
+            self.ok(side as usize, "channel_fund", a, Amount(1_000));
+        }
+        cid
+    }
+    /// Registers channel `index` with side 0 on a 1_000 credit note and side
+    /// 1 on a 1_000 deposit, funds both.
+    pub fn open_on_credit(&mut self, index: u64) -> Hash32 {
+        let open = self.cosign(self.state(index, 0, [1_000, 1_000], false));
+        self.ok(0, "channel_open", args(&ChannelOpenArgs { scid: self.scid, open }), Amount::ZERO);
+        let cid = derive_cid(&self.scid, index);
+        let note = self.desk.sign_note(self.sids[0], cid, Amount(1_000), 100 + index);
+        self.ok(0, "channel_fund", args(&ChannelFundArgs { cid, side: 0, funding: note }), Amount::ZERO);
+        self.ok(1, "channel_fund", args(&ChannelFundArgs { cid, side: 1, funding: Funding::Deposit }), Amount(1_000));
+        cid
     }
 }

@@ -138,6 +138,14 @@ pub fn chain_event_of(e: &Value, cid: &Hash32) -> Option<ChainEvent> {
             hstate: attr("hstate").and_then(|h| h.parse().ok()).unwrap_or(Hash32::ZERO),
         },
         "cns_channel_open" => ChainEvent::Active,
+        "cns_channel_funded" => ChainEvent::Funded {
+            side: u8::try_from(num("side")).unwrap_or(u8::MAX),
+            credit: attr("kind") == Some("credit"),
+        },
+        "cns_channel_topped_up" => ChainEvent::ToppedUp {
+            side: u8::try_from(num("side")).unwrap_or(u8::MAX),
+            total: Amount(attr("total").and_then(|v| v.parse::<u128>().ok()).unwrap_or(0)),
+        },
         "cns_dispute_raised" => ChainEvent::DisputeRaised {
             counter: num("counter"),
             by: u8::try_from(num("by")).unwrap_or(u8::MAX),

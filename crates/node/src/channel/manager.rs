@@ -2,6 +2,12 @@
 //! or LDK's): each channel is a party task of [`super::party`]; the
 //! manager lists them, routes commands by channel id and merges their
 //! events into one stream.
+//!
+//! Its control port ([`serve_control`]) takes the same commands from other
+//! local processes (`gridledger channel list|pay|close --control ADDR
+//! --token-file FILE`): one JSON request per line, each carrying the
+//! secret token `channel serve` wrote to a file only its user can read, on
+//! a socket bound to the loopback interface only.
 
 use super::party::{
     spawn_party, spawn_party_on, Command, Listeners, PartyError, PartyHandle, PartyJoin, PartyOptions, PartyReport,
@@ -10,8 +16,10 @@ use super::party::{
 use super::spec::PartySpec;
 use gridledger_channels::ChannelEvent;
 use gridledger_core::Hash32;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::broadcast;
 
 /// Events kept for a slow subscriber before it starts missing them.
@@ -74,6 +82,11 @@ impl ChannelManager {
         }
     }
 
+    /// Every channel's id, directory and handle (for [`serve_control`]).
+    pub fn handles(&self) -> BTreeMap<Hash32, (PathBuf, PartyHandle)> {
+        self.channels.iter().map(|(c, m)| (*c, (m.dir.clone(), m.handle.clone()))).collect()
+    }
+
     /// Every channel's status.
     pub async fn status(&self) -> Vec<(Hash32, Reply)> {
         let mut out = Vec::with_capacity(self.channels.len());
@@ -96,4 +109,194 @@ impl ChannelManager {
         }
         out
     }
+}
+
+/// One request on the manager's control port.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ControlRequest {
+    /// The token `channel serve` wrote to its token file.
+    pub token: String,
+    #[serde(flatten)]
+    pub op: ControlOp,
+}
+
+/// What a control request asks, by channel id (hex).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ControlOp {
+    /// Every managed channel with its directory and status.
+    List,
+    Open {
+        cid: String,
+    },
+    Pay {
+        cid: String,
+        energy: u64,
+        price: u64,
+    },
+    Close {
+        cid: String,
+    },
+    Status {
+        cid: String,
+    },
+    /// Add `amount` minor units to our side by deposit.
+    TopUp {
+        cid: String,
+        amount: u64,
+    },
+    /// Take `amount` minor units of our side out, the channel staying open.
+    Withdraw {
+        cid: String,
+        amount: u64,
+    },
+}
+
+/// One managed channel in a `list` answer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Listed {
+    pub cid: String,
+    pub dir: PathBuf,
+    pub status: Reply,
+}
+
+/// The answer to a control request.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ControlReply {
+    List { channels: Vec<Listed> },
+    Party(Reply),
+}
+
+/// Longest request line on the manager's control port (per line; a
+/// connection carries any number of requests).
+pub const MAX_MANAGER_LINE: u64 = 4096;
+
+/// A fresh random control token (256 bits, hex).
+pub fn new_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Compares tokens without an early exit on the first differing byte.
+fn token_matches(given: &str, want: &str) -> bool {
+    let (a, b) = (given.as_bytes(), want.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Serves the manager's control port on `listener` until the task is
+/// aborted. Every request must carry `token`; a wrong one is refused and
+/// ends the connection.
+pub async fn serve_control(
+    listener: tokio::net::TcpListener,
+    token: String,
+    channels: BTreeMap<Hash32, (PathBuf, PartyHandle)>,
+) {
+    let channels = std::sync::Arc::new(channels);
+    let token = std::sync::Arc::new(token);
+    while let Ok((sock, _)) = listener.accept().await {
+        let (channels, token) = (channels.clone(), token.clone());
+        tokio::spawn(async move {
+            let (rd, mut wr) = sock.into_split();
+            let mut reader = BufReader::new(rd);
+            loop {
+                let mut line = String::new();
+                let n = match (&mut reader).take(MAX_MANAGER_LINE + 1).read_line(&mut line).await {
+                    Ok(n) => n,
+                    Err(_) => return,
+                };
+                if n == 0 {
+                    return;
+                }
+                let too_long = !line.ends_with('\n') && n as u64 > MAX_MANAGER_LINE;
+                let (reply, end) = if too_long {
+                    (error(format!("request longer than {MAX_MANAGER_LINE} bytes")), true)
+                } else {
+                    match serde_json::from_str::<ControlRequest>(line.trim_end()) {
+                        Err(e) => (error(format!("bad request: {e}")), false),
+                        Ok(r) if !token_matches(&r.token, &token) => (error("wrong control token".into()), true),
+                        Ok(r) => (answer(&channels, r.op).await, false),
+                    }
+                };
+                let mut out = serde_json::to_string(&reply).unwrap_or_default();
+                out.push('\n');
+                if wr.write_all(out.as_bytes()).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn error(message: String) -> ControlReply {
+    ControlReply::Party(Reply::Error { message })
+}
+
+async fn answer(channels: &BTreeMap<Hash32, (PathBuf, PartyHandle)>, op: ControlOp) -> ControlReply {
+    let (cid, cmd) = match op {
+        ControlOp::List => {
+            let mut out = Vec::with_capacity(channels.len());
+            for (cid, (dir, h)) in channels {
+                out.push(Listed { cid: cid.to_string(), dir: dir.clone(), status: h.request(Command::Status).await });
+            }
+            return ControlReply::List { channels: out };
+        }
+        ControlOp::Open { cid } => (cid, Command::Open),
+        ControlOp::Pay { cid, energy, price } => (cid, Command::Pay { energy, price }),
+        ControlOp::Close { cid } => (cid, Command::Close),
+        ControlOp::Status { cid } => (cid, Command::Status),
+        ControlOp::TopUp { cid, amount } => (cid, Command::TopUp { amount }),
+        ControlOp::Withdraw { cid, amount } => (cid, Command::Withdraw { amount }),
+    };
+    let Ok(id) = cid.parse::<Hash32>() else {
+        return error(format!("{cid:?} is not a channel id (64 hex digits)"));
+    };
+    match channels.get(&id) {
+        Some((_, h)) => ControlReply::Party(h.request(cmd).await),
+        None => error(format!("no channel {cid} here")),
+    }
+}
+
+/// Sends one request to a manager's control port and reads its answer
+/// (blocking; for the CLI).
+pub fn control_manager(
+    addr: std::net::SocketAddr,
+    req: &ControlRequest,
+    timeout: std::time::Duration,
+) -> Result<ControlReply, std::io::Error> {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
+    s.set_read_timeout(Some(timeout))?;
+    let mut line = serde_json::to_string(req).map_err(std::io::Error::other)?;
+    line.push('\n');
+    s.write_all(line.as_bytes())?;
+    let mut r = std::io::BufReader::new(s);
+    let mut out = String::new();
+    r.read_line(&mut out)?;
+    serde_json::from_str(&out).map_err(std::io::Error::other)
+}
+
+/// Writes `token` to a new file at `path` readable by its owner only
+/// (mode 0600 on Unix); an existing file is replaced only if it is a
+/// regular file (a previous serve's token).
+pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.file_type().is_file() {
+            return Err(std::io::Error::other(format!("{} exists and is not a regular file", path.display())));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()
 }

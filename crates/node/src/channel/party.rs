@@ -75,6 +75,16 @@ pub enum Command {
     },
     Status,
     Shutdown,
+    /// Add `amount` minor units to this side by deposit (`channel_topup`,
+    /// then the co-signed state that allocates it).
+    TopUp {
+        amount: u64,
+    },
+    /// Take `amount` minor units of this side's balance out, the channel
+    /// staying open (a co-signed state, then `channel_withdraw`).
+    Withdraw {
+        amount: u64,
+    },
 }
 
 /// What a party answers.
@@ -230,6 +240,10 @@ fn now_ms() -> u64 {
 enum Waiting {
     Open,
     Close,
+    /// A top-up: done when a co-signed state allocates it.
+    TopUp,
+    /// A withdrawal: done when co-signed (`channel_withdraw` then pays it).
+    Withdraw,
 }
 
 /// Payments waiting for a free slot in the proposal window, at most.
@@ -340,6 +354,12 @@ impl Loop {
                     let _ = r.send(Reply::Error { message: format!("peer rejected: {reason}") });
                 }
             }
+            ChannelEvent::Retried { from, to } => {
+                // Lost a simultaneous-proposal collision and proposed again.
+                if let Some(rs) = self.pays.remove(from) {
+                    self.pays.entry(*to).or_default().extend(rs);
+                }
+            }
             ChannelEvent::FellBack { counter } => {
                 for r in self.pays.remove(counter).unwrap_or_default() {
                     let _ = r.send(Reply::Error {
@@ -374,6 +394,17 @@ impl Loop {
                 Some(Reply::Done { counter: self.machine.latest().map_or(0, |l| l.state.counter) })
             }
             (Some((Waiting::Close, _)), ChannelEvent::Closed { counter }) => Some(Reply::Done { counter: *counter }),
+            (Some((Waiting::TopUp, _)), ChannelEvent::ToppedUp { counter, side, .. })
+            | (Some((Waiting::Withdraw, _)), ChannelEvent::Withdrawn { counter, side, .. })
+                if *side == self.machine.store().side =>
+            {
+                Some(Reply::Done { counter: *counter })
+            }
+            // A refused allocation is proposed again (the peer's view of the
+            // chain may lag the top-up): a top-up waits for its allocation.
+            (Some((Waiting::Withdraw, _)), ChannelEvent::Rejected { reason, .. }) => {
+                Some(Reply::Error { message: format!("peer rejected: {reason}") })
+            }
             (Some((Waiting::Open, _)), ChannelEvent::Rejected { reason, .. }) => {
                 Some(Reply::Error { message: format!("peer rejected the open: {reason}") })
             }
@@ -514,6 +545,16 @@ impl Loop {
                 return Ok(false);
             }
             Command::Open => (Request::Open, Waiting::Open),
+            Command::TopUp { amount } => (
+                Request::TopUp {
+                    amount: Amount(u128::from(amount)),
+                    funding: gridledger_contracts::cns::Funding::Deposit,
+                },
+                Waiting::TopUp,
+            ),
+            Command::Withdraw { amount } => {
+                (Request::Withdraw { amount: Amount(u128::from(amount)) }, Waiting::Withdraw)
+            }
             Command::Ask { energy, price } => {
                 let req = Request::AskPayment { energy: Energy(energy), price_per_kwh: Amount(u128::from(price)) };
                 let reply = match self.machine.handle(Input::User(req)) {
@@ -619,6 +660,8 @@ async fn run(
         None => Network::start(cfg, esc_key).await,
     };
     let (net, mut inbound) = started.map_err(|e| PartyError::Net(e.to_string()))?;
+    // Link (re)established: the reconnect handshake.
+    let mut net_events = net.events();
 
     // Chain side: a submitter and an event poller on their own threads
     // (the RPC client blocks).
@@ -730,6 +773,12 @@ async fn run(
                     }
                     // Undecodable bytes are dropped (bounded, never a panic).
                     if let Ok(step) = lp.machine.handle_bytes(&bytes) {
+                        lp.carry_out(step)?;
+                    }
+                }
+                Ok(ev) = net_events.recv() => {
+                    if matches!(ev, gridledger_net::NetEvent::Connected { peer, .. } if peer == lp.peer) {
+                        let step = lp.machine.handle(Input::Connected)?;
                         lp.carry_out(step)?;
                     }
                 }

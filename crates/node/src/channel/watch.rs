@@ -139,7 +139,11 @@ fn watch_round(
                 report.closed_at = Some(counter);
                 return Ok(true);
             }
-            ChainEvent::Registered { .. } | ChainEvent::Active | ChainEvent::OnChain(_) => {}
+            ChainEvent::Registered { .. }
+            | ChainEvent::Active
+            | ChainEvent::OnChain(_)
+            | ChainEvent::ToppedUp { .. }
+            | ChainEvent::Funded { .. } => {}
         }
     }
     if duties.resolve {
