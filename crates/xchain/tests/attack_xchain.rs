@@ -366,3 +366,65 @@ fn a_withholder_posts_an_old_payment_and_escapes_the_penalty() {
         m.deposit(&s.address()).free
     );
 }
+
+// ---------------------------------------------------------------------------
+// Finding 6 (baseline): anyone runs the lock/mint/claim baseline's step 3 on
+// a subset of a process's minted items.
+//
+// `lmc_run` takes any list of minted locks of a process from any caller.
+// A stranger runs it on user 0's item alone (no battle); user 0's item is
+// released unchanged, and the honest run over all three minted items is
+// then refused (UnknownLock), so users 1 and 2 never battle user 0 and
+// their items stay locked until someone runs them separately.
+//
+// Expected: step 3 runs once on the process's full set of minted items
+// (or only at the participants' request); a partial run is refused.
+// Observed: the partial run succeeds and the full run is refused, so the
+// baseline's outcome is whatever the first caller chooses; the
+// side-by-side comparison runs against a baseline without this check.
+// ---------------------------------------------------------------------------
+#[test]
+#[ignore = "attack (baseline): a stranger runs lmc_run on a subset of a process's minted items, the full run is then refused"]
+fn a_stranger_runs_the_baseline_on_a_subset_of_the_minted_items() {
+    use gridledger_ledger::devnet::{call, dev_key};
+    use gridledger_xchain::ccdi::CcdiCct;
+    use gridledger_xchain::lmc::{LmcRun, LMC_ID};
+    use gridledger_xchain::scbg::Lock;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { chains: 3, kappa: 4, lmc_baseline: true, ..MbsSpec::default() };
+    let mut m = BobMbs::open(dir.path(), spec).unwrap();
+    let chains = m.chain_ids();
+    let process = gridledger_core::Hash32([7u8; 32]);
+    let mut locks = Vec::new();
+    for (x, chain) in chains.iter().enumerate() {
+        let key = dev_key(x);
+        let item = m.lmc_create_item(*chain, &key, &format!("p{x}"), 7 * x as u64 + 3).unwrap();
+        let data = m.lmc_item(*chain, item).unwrap().data;
+        let nonce = m.external(*chain).unwrap().next_nonce(&key.address());
+        let args = borsh::to_vec(&Lock { process, item, data }).unwrap();
+        let tx = call(&key, *chain, nonce, LMC_ID, "lock", args, Amount::ZERO, 200_000);
+        m.external_mut(*chain).unwrap().submit(&tx).unwrap();
+        locks.push((key, *chain, item, tx));
+    }
+    m.tick().unwrap();
+    let mut ids = Vec::new();
+    for (key, chain, _, tx) in &locks {
+        let (height, receipt, proof) = m.external(*chain).unwrap().receipt_proof(&tx.hash()).unwrap().unwrap();
+        m.wait_final(*chain, height).unwrap();
+        ids.push(gridledger_core::Hash32(receipt.output.clone().try_into().unwrap()));
+        let cct = CcdiCct { process, chain: *chain, height, lock_tx: tx.clone(), receipt, proof };
+        m.bob_ok(&m.bob_call(key, "lmc_mint", &cct, Amount::ZERO)).unwrap();
+    }
+    let stranger = dev_key(6);
+    let partial = LmcRun { process, locks: vec![ids[0]], rollback: false };
+    let p = m.bob_exec(&m.bob_call(&stranger, "lmc_run", &partial, Amount::ZERO)).unwrap();
+    let relayer = m.relayer.clone();
+    let full = LmcRun { process, locks: ids.clone(), rollback: false };
+    let f = m.bob_exec(&m.bob_call(&relayer, "lmc_run", &full, Amount::ZERO)).unwrap();
+    assert!(
+        matches!(p.status, TxStatus::Reverted(_)) && f.status == TxStatus::Success,
+        "a partial step 3 by a stranger must be refused and the full run succeed (partial {:?}, full {:?})",
+        p.status,
+        f.status
+    );
+}
