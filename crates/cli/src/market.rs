@@ -1,30 +1,43 @@
 //! `gridledger market`: P2P energy market clearing (thesis Ch.6).
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use gridledger_market::primal_dual::{trade_sensitivities, uncongested_optimum, PdParams, PrimalDual};
+use gridledger_market::clearing::{clear as clear_market, network_for, Algorithm as Alg, Clearing};
+use gridledger_market::framework::run_interval;
+use gridledger_market::network::MarketNetwork;
 use gridledger_market::problem::Market;
-use gridledger_market::DcModel;
+use gridledger_market::teardo::{Fault, Strategy, TearDoConfig};
+use std::collections::BTreeMap;
 
 #[derive(Subcommand)]
 pub enum MarketCmd {
     /// Clear one interval of a seeded market on a case's buses: welfare, its
-    /// gap to the optimum, the price, iterations and timing.
+    /// gap to the centralised optimum, prices, trades, iterations and timing.
     Clear(ClearArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Algorithm {
-    /// Distributed primal-dual over bilateral trades (PTDF market).
+    /// Distributed primal-dual over bilateral trades.
     PrimalDual,
+    /// ALADIN over prosumer and grid subproblems (meant for radial feeders).
+    Aladin,
+    /// The centralised reference (Clarabel).
+    Central,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AttackArg {
+    Always,
+    Optimal,
 }
 
 #[derive(Args)]
 pub struct ClearArgs {
     /// MATPOWER case file, or a shipped case by name (case30, case33bw).
+    /// Radial cases clear under LinDistFlow, meshed ones under PTDF limits.
     #[arg(long, value_name = "FILE", default_value = "case30")]
     pub case: PathBuf,
     /// Buyers (prosumers with a quadratic utility), placed on the case's
@@ -37,10 +50,34 @@ pub struct ClearArgs {
     /// Seed of the prosumer generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Clearing algorithm (only primal-dual so far; the centralised
-    /// reference and ALADIN are to come).
+    /// Clearing algorithm.
     #[arg(long, value_enum, default_value_t = Algorithm::PrimalDual)]
     pub algorithm: Algorithm,
+    /// Share of each line's rating the operator allots to the market (PTDF
+    /// cases): the market's own flows must stay within rate_a × this.
+    /// Small values (1e-4 on case30) make the market congested.
+    #[arg(long, default_value_t = 1.0)]
+    pub limit_scale: f64,
+    /// Run the interval through the framework (requests encrypted on a
+    /// development chain, operator admission, D-TASK enclaves, TEAR-DO) with
+    /// this fraction of the enclaves' hosts Byzantine (0 to 0.9). Uses the
+    /// primal-dual algorithm. The enclaves are software ones: NO hardware
+    /// isolation.
+    #[arg(long, value_name = "FRACTION")]
+    pub byzantine: Option<f64>,
+    /// Enclaves (B') for --byzantine.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=200))]
+    pub tees: u32,
+    /// Enclaves per subproblem (κ) for --byzantine.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub kappa: u32,
+    /// When the Byzantine hosts attack: from the start (always) or the
+    /// seed's delay-maximising optimal attack.
+    #[arg(long, value_enum, default_value_t = AttackArg::Always)]
+    pub attack: AttackArg,
+    /// Trades printed (largest first; all of them with --json).
+    #[arg(long, default_value_t = 10)]
+    pub show_trades: usize,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -56,54 +93,202 @@ fn clear(a: ClearArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.buyers > 0 && a.sellers > 0, "--buyers and --sellers must be at least 1");
     anyhow::ensure!(a.buyers <= 1000 && a.sellers <= 1000, "at most 1000 buyers and 1000 sellers");
     let case = crate::grid::load_case(&a.case)?;
-    let dc = DcModel::new(&case).context("building the DC model")?;
-    let market = Market::generate(a.seed, a.buyers, a.sellers, &dc.bus_ids);
-    let (d, limits) = trade_sensitivities(&dc, &market, 1.0)?;
-    let (price, optimum, _, _) = uncongested_optimum(&market);
-    let mut pd = PrimalDual::new(&market, d, limits.clone(), PdParams::for_market(&market));
-    let t = Instant::now();
-    let converged = pd.run(&market).is_some();
-    let secs = t.elapsed().as_secs_f64();
-    let settled = pd.settled();
-    let welfare = market.welfare(&settled);
-    let flows = pd.flows();
-    let congested = flows.iter().zip(&limits).any(|(f, l)| f.abs() > *l);
-    let gap = (optimum - welfare) / optimum;
-    let energy: f64 = settled.iter().flatten().sum();
-    let out = serde_json::json!({
-        "case": a.case.display().to_string(),
-        "algorithm": "primal-dual",
-        "buyers": a.buyers,
-        "sellers": a.sellers,
-        "seed": a.seed,
-        "converged": converged,
-        "iterations": pd.iterations,
-        "seconds": secs,
-        "welfare_usd": welfare,
-        "optimum_usd": optimum,
-        "relative_gap": gap,
-        "clearing_price_usd_per_kwh": price,
-        "energy_traded_kwh": energy,
-        "line_limit_exceeded": congested,
-    });
+    let net = network_for(&case, a.limit_scale).context("building the network model")?;
+    let market = Market::generate(a.seed, a.buyers, a.sellers, &net.bus_ids);
+    let alg = match a.algorithm {
+        Algorithm::PrimalDual => Alg::PrimalDual,
+        Algorithm::Aladin => Alg::Aladin,
+        Algorithm::Central => Alg::Central,
+    };
+    let r = clear_market(&market, &net, alg).context("clearing the market")?;
+    if let Some(p) = a.byzantine {
+        return framework(&a, p, &market, &net, &r);
+    }
     if a.json {
+        let out = serde_json::json!({
+            "case": a.case.display().to_string(),
+            "buyers": a.buyers,
+            "sellers": a.sellers,
+            "seed": a.seed,
+            "limit_scale": a.limit_scale,
+            "result": r,
+        });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("market on {} ({} buyers, {} sellers, seed {})", a.case.display(), a.buyers, a.sellers, a.seed);
-    println!(
-        "primal-dual: {} iterations ({}), {:.3} s",
-        pd.iterations,
-        if converged { "converged" } else { "NOT converged" },
-        secs
-    );
-    println!("welfare          ${welfare:.4}");
-    println!("optimum          ${optimum:.4} (exact, uncongested)");
-    println!("relative gap     {:.2e}", gap);
-    println!("clearing price   ${price:.4}/kWh");
-    println!("energy traded    {energy:.3} kWh");
-    if congested {
-        println!("warning: a line limit is exceeded; congested clearing is not supported yet");
-    }
+    print_clearing(&a, &r);
     Ok(())
+}
+
+fn print_clearing(a: &ClearArgs, r: &Clearing) {
+    println!(
+        "market on {} ({} network; {} buyers, {} sellers, seed {})",
+        a.case.display(),
+        r.network,
+        a.buyers,
+        a.sellers,
+        a.seed
+    );
+    println!(
+        "{:?}: {} iterations ({}), {:.3} s",
+        r.algorithm,
+        r.iterations,
+        if r.converged { "converged" } else { "NOT converged" },
+        r.seconds
+    );
+    println!("welfare          ${:.4}", r.welfare);
+    println!("optimum          ${:.4} (Clarabel)", r.optimum);
+    println!("relative gap     {:.2e}", r.relative_gap);
+    println!("mean trade price ${:.4}/kWh", r.mean_trade_price);
+    println!("energy traded    {:.3} kWh", r.energy_kwh);
+    println!("network          max violation {:.2e} kW; binding at the optimum: {}", r.violation_kw, {
+        if r.binding.is_empty() {
+            "none".to_string()
+        } else {
+            r.binding.join(", ")
+        }
+    });
+    let (lo, hi) =
+        r.bus_prices.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), (_, p)| (l.min(*p), h.max(*p)));
+    println!("nodal prices     ${lo:.4} to ${hi:.4}/kWh over {} buses", r.bus_prices.len());
+    let mut trades = r.trades.clone();
+    trades.sort_by(|x, y| y.kwh.total_cmp(&x.kwh));
+    for t in trades.iter().take(a.show_trades) {
+        println!("  buyer {:>3} <- seller {:>3}: {:.3} kWh", t.buyer, t.seller, t.kwh);
+    }
+    if trades.len() > a.show_trades {
+        println!("  ... {} more trades (--json for all)", trades.len() - a.show_trades);
+    }
+}
+
+/// Byzantine hosts: `⌊p·B'⌋` of them, chosen by the seed, cycling through
+/// the four faults.
+pub fn byzantine_hosts(p: f64, tees: usize, seed: u64) -> BTreeMap<usize, Fault> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let f = ((p * tees as f64).floor() as usize).min(tees.saturating_sub(1));
+    let mut nodes: Vec<usize> = (0..tees).collect();
+    nodes.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed ^ 0x62797a));
+    nodes[..f].iter().enumerate().map(|(i, n)| (*n, Fault::ALL[i % Fault::ALL.len()])).collect()
+}
+
+fn framework(a: &ClearArgs, p: f64, market: &Market, net: &MarketNetwork, central: &Clearing) -> anyhow::Result<()> {
+    anyhow::ensure!(p.is_finite() && (0.0..=0.9).contains(&p), "--byzantine must be a fraction from 0 to 0.9");
+    let tees = a.tees as usize;
+    anyhow::ensure!((a.kappa as usize) <= tees, "--kappa must not exceed --tees");
+    let byzantine = byzantine_hosts(p, tees, a.seed);
+    let strategy = match a.attack {
+        AttackArg::Always => Strategy::Always,
+        AttackArg::Optimal => Strategy::Optimal,
+    };
+    let config =
+        TearDoConfig { enclaves: tees, kappa: a.kappa as usize, byzantine: byzantine.clone(), strategy, seed: a.seed };
+    let dir = tempfile::tempdir()?;
+    let t = std::time::Instant::now();
+    let out = run_interval(dir.path(), market, net, config, None).context("running the interval")?;
+    let secs = t.elapsed().as_secs_f64();
+    let gap = (central.optimum - out.welfare) / central.optimum;
+    if a.json {
+        let v = serde_json::json!({
+            "case": a.case.display().to_string(),
+            "buyers": a.buyers,
+            "sellers": a.sellers,
+            "seed": a.seed,
+            "isolation": "none (software enclaves)",
+            "byzantine_hosts": byzantine.iter().map(|(n, f)| serde_json::json!({"node": n, "fault": f})).collect::<Vec<_>>(),
+            "welfare_usd": out.welfare,
+            "optimum_usd": central.optimum,
+            "relative_gap": gap,
+            "seconds": secs,
+            "bus_prices": central.bus_prices,
+            "interval": out,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let rep = &out.teardo;
+    println!(
+        "market on {} ({} network; {} buyers, {} sellers, seed {})",
+        a.case.display(),
+        net.model,
+        a.buyers,
+        a.sellers,
+        a.seed
+    );
+    println!(
+        "enclaves         {} software enclaves (NO hardware isolation), {} selected by D-TASK, kappa {}",
+        tees, rep.selected, a.kappa
+    );
+    println!(
+        "requests         {} encrypted on chain, {} admitted by the operator (height {})",
+        out.submitted,
+        out.admitted.len(),
+        out.height
+    );
+    let hosts: Vec<String> = byzantine.iter().map(|(n, f)| format!("{n} ({f:?})")).collect();
+    println!("byzantine hosts  {}", if hosts.is_empty() { "none".into() } else { hosts.join(", ") });
+    let det: Vec<String> = rep.detected.iter().map(|(n, d, r)| format!("{n} ({d:?}, round {r})")).collect();
+    println!("detected         {}", if det.is_empty() { "none".into() } else { det.join(", ") });
+    println!(
+        "primal-dual      {} iterations ({}), {:.3} s; {} rounds waited Δ, {} subproblems recomputed by honest enclaves",
+        rep.iterations,
+        if rep.converged { "converged" } else { "NOT converged" },
+        secs,
+        rep.delayed_rounds,
+        rep.recomputed_subproblems
+    );
+    println!("welfare          ${:.4} (optimum ${:.4}, gap {:.2e})", out.welfare, central.optimum, gap);
+    let (lo, hi) =
+        central.bus_prices.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), (_, p)| (l.min(*p), h.max(*p)));
+    println!("nodal prices     ${lo:.4} to ${hi:.4}/kWh");
+    println!(
+        "crypto           {} encryptions, {} proofs, {} verifications, {} decryptions; largest message {} B",
+        rep.crypto.encryptions,
+        rep.crypto.signatures,
+        rep.crypto.verifications,
+        rep.crypto.decryptions,
+        rep.crypto.max_message_bytes
+    );
+    Ok(())
+}
+
+/// The demo's market section: a congested 8×8 case30 interval through the
+/// chain, D-TASK and TEAR-DO with 3 of 10 enclave hosts Byzantine; prints
+/// welfare, prices per bus, iterations and the Byzantine hosts detected.
+pub fn demo(json: bool) -> anyhow::Result<serde_json::Value> {
+    let case = crate::grid::load_case(std::path::Path::new("case30"))?;
+    let net = network_for(&case, 1e-4).context("building the network model")?;
+    let market = Market::generate(7, 8, 8, &net.bus_ids);
+    let central = clear_market(&market, &net, Alg::Central).context("central reference")?;
+    let byzantine = byzantine_hosts(0.3, 10, 7);
+    let config =
+        TearDoConfig { enclaves: 10, kappa: 3, byzantine: byzantine.clone(), strategy: Strategy::Always, seed: 7 };
+    let dir = tempfile::tempdir()?;
+    let out = run_interval(dir.path(), &market, &net, config, None).context("market interval")?;
+    let gap = (central.optimum - out.welfare) / central.optimum;
+    let used: std::collections::BTreeSet<u32> = market.buyers.iter().chain(&market.sellers).map(|p| p.bus).collect();
+    let prices: Vec<(u32, f64)> = central.bus_prices.iter().copied().filter(|(b, _)| used.contains(b)).collect();
+    let detected: Vec<usize> = out.teardo.detected.iter().map(|(n, _, _)| *n).collect();
+    if !json {
+        println!(
+            "market clearing (case30, 8 buyers x 8 sellers, congested; 10 software enclaves, NO hardware isolation)"
+        );
+        println!("  requests on chain   {} submitted, {} admitted", out.submitted, out.admitted.len());
+        println!("  welfare             ${:.4} (optimum ${:.4}, gap {:.2e})", out.welfare, central.optimum, gap);
+        println!("  iterations          {} (primal-dual under TEAR-DO)", out.teardo.iterations);
+        let ps: Vec<String> = prices.iter().map(|(b, p)| format!("{b}: {p:.4}")).collect();
+        println!("  prices per bus      $/kWh {}", ps.join(", "));
+        println!("  byzantine hosts     {:?}; detected {:?}", byzantine.keys().collect::<Vec<_>>(), detected);
+        println!();
+    }
+    Ok(serde_json::json!({
+        "welfare_usd": out.welfare,
+        "optimum_usd": central.optimum,
+        "relative_gap": gap,
+        "iterations": out.teardo.iterations,
+        "bus_prices": prices,
+        "byzantine_hosts": byzantine.keys().collect::<Vec<_>>(),
+        "detected": detected,
+        "admitted": out.admitted.len(),
+    }))
 }

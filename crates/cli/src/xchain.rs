@@ -25,6 +25,31 @@ pub enum XchainCmd {
     /// S_SDM, thesis §5.5.5): lock it and a fresh item, swap them in place
     /// with one threshold-signed transaction per chain.
     Migrate(MigrateArgs),
+    /// Run one CCDI process (thesis §5.5): battle games between game items
+    /// on the external chains, played by SC_F on the BoB and written back
+    /// in place; optionally with withholding users and a censoring chain.
+    Ccdi(CcdiArgs),
+}
+
+#[derive(Args)]
+pub struct CcdiArgs {
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Users X, each bringing one item, spread over the chains (2 to 64).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(2..=64))]
+    pub users: u32,
+    /// How many of the users withhold their lock (S_MUE eliminates them).
+    #[arg(long, default_value_t = 0)]
+    pub withhold: u32,
+    /// Index (0-based) of a chain that delays every lock (censorship).
+    #[arg(long, value_name = "CHAIN")]
+    pub censor: Option<u32>,
+    /// Epochs the censoring chain holds each lock back (1 to 1,000).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub delay: u64,
+    /// Byzantine relay nodes per chain's group of f+1 (at most f).
+    #[arg(long, default_value_t = 0)]
+    pub byzantine_relayers: u32,
 }
 
 #[derive(Args)]
@@ -41,7 +66,7 @@ pub struct MigrateArgs {
     #[arg(long, default_value = "wanderer")]
     pub name: String,
     /// The character's attack value (0 to 1,000).
-    #[arg(long, default_value_t = 42, value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    #[arg(long = "attack-value", default_value_t = 42, value_parser = clap::value_parser!(u64).range(0..=1_000))]
     pub attack: u64,
     /// Experience the character gains in one battle before it migrates
     /// (0: none), so the migrated item differs from a fresh one.
@@ -177,6 +202,7 @@ pub fn run(c: XchainCmd) -> anyhow::Result<()> {
         XchainCmd::Up(a) => up(a),
         XchainCmd::Swap(a) => swap(a),
         XchainCmd::Migrate(a) => migrate(a),
+        XchainCmd::Ccdi(a) => ccdi(a),
     }
 }
 
@@ -363,6 +389,71 @@ fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn ccdi(a: CcdiArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.withhold < a.users, "--withhold must leave at least one user");
+    if let Some(c) = a.censor {
+        anyhow::ensure!(c < a.shape.chains, "--censor must be below --chains");
+    }
+    let f = (a.shape.validators.saturating_sub(1) / 3) as usize;
+    anyhow::ensure!(a.byzantine_relayers as usize <= f, "--byzantine-relayers must be at most f = {f}");
+    let spec = MbsSpec { ccdi: true, users: a.users as usize, ..a.shape.spec() };
+    let (mut m, _tmp) = open_spec(&a.shape, spec)?;
+    let mut users = Vec::new();
+    for i in 0..a.users as usize {
+        let key = dev_key(i);
+        let chain = FIRST_EXTERNAL + (i as u32 % a.shape.chains);
+        let item = m.create_item(chain, &key, &format!("hero-{i}"), (17 * i as u64 + 5) % 97)?;
+        let behaviour =
+            if i + a.withhold as usize >= a.users as usize { UserBehaviour::Withhold } else { UserBehaviour::Honest };
+        users.push(CcdiUser { key, chain, item, behaviour });
+    }
+    let attack = CcdiAttack {
+        censor: a.censor.map(|c| (FIRST_EXTERNAL + c, a.delay)).into_iter().collect(),
+        byzantine_relayers: a.byzantine_relayers as usize,
+        byzantine_members: 0,
+    };
+    let t = Instant::now();
+    let rep = m.run_ccdi(CcdiApp::Battle, &users, &attack, CCDI_DEPOSIT, 1, 1)?;
+    let wall = t.elapsed().as_secs_f64();
+    if a.shape.json {
+        println!("{}", json!({ "report": rep, "wall_s": wall }));
+        return Ok(());
+    }
+    println!(
+        "CCDI process {}: {} (X = {}, N = {})",
+        rep.process,
+        if rep.case1 { "Case 1, every item stored before the deadline" } else { "Case 2, deadline passed" },
+        a.users,
+        a.shape.chains
+    );
+    for (i, o) in rep.items.iter().enumerate() {
+        println!(
+            "  user {i:>2} chain {}  item {:>2}  {:<11} {:?}: attack {} experience {} -> {}",
+            o.chain,
+            o.item,
+            format!("{:?}", o.behaviour),
+            o.fate,
+            o.after.attack,
+            o.before.experience,
+            o.after.experience
+        );
+    }
+    let c = &rep.counts;
+    println!(
+        "  transactions {} (locks {}, CCTs {} + {} by relay nodes, settlements {}), bytes {}",
+        c.protocol_txs(),
+        c.lock_txs,
+        c.cct_txs,
+        c.relayed_cct_txs,
+        c.settle_txs,
+        c.protocol_bytes()
+    );
+    println!("  phases {}, epochs {}, eliminated {}", rep.phases, rep.epochs, rep.eliminated);
+    println!("  gas {:?}", rep.gas);
+    println!("  wall time {wall:.3} s");
+    Ok(())
+}
+
 /// The demo's cross-chain section: two communities on different chains
 /// exchange tokens through the BoB. Returns its JSON summary.
 pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
@@ -409,6 +500,26 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
     );
     // One item migrated from community A's chain to community B's (S_SDM).
     let mg = run_migration(&mut m, req.chain_i, req.chain_j, "community-a-hero", 42, 1)?;
+    // Spending from TPK_Addr_i: tokens locked there by an ordinary transfer,
+    // claimed on the BoB, burned there and paid out again by the group.
+    let spender = dev_key(2);
+    let tpk = m.config.tpk_address(req.chain_i);
+    let nt = m.native_transfer(req.chain_i, &spender, tpk, 5_000)?;
+    m.external_mut(req.chain_i)?.submit(&nt)?;
+    m.tick()?;
+    let (height, proof) = m.external(req.chain_i)?.tx_proof(&nt.hash())?.context("the lock is included")?;
+    m.wait_final(req.chain_i, height)?;
+    let claim = m.bob_call(
+        &spender,
+        "claim",
+        &gridledger_xchain::bob::Claim { chain: req.chain_i, height, nt, proof },
+        gridledger_core::Amount::ZERO,
+    );
+    m.bob_ok(&claim)?;
+    let tpk_before = m.external(req.chain_i)?.account(&tpk).balance.0;
+    m.redeem(&spender, req.chain_i, 2_000, spender.address())?;
+    let released = tpk_before - m.external(req.chain_i)?.account(&tpk).balance.0;
+    anyhow::ensure!(released == 2_000, "TPK_Addr_i did not pay the release");
     let independent = independent_after_swap && independent(&m);
     let summary = json!({
         "chains": [req.chain_i, req.chain_j],
@@ -421,6 +532,7 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
         "independent_external_chains": independent,
         "wall_s": wall,
         "migration": migration_json(&mg),
+        "released_from_tpk": released.to_string(),
     });
     if !json_only {
         println!("gridledger demo: cross-chain token exchange through the BoB (thesis Ch.5)");
@@ -444,10 +556,46 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
             mg.report.phases,
             mg.report.counts.protocol_txs()
         );
+        println!(
+            "  spent from TPK_Addr    {released} Token_{} paid out by one threshold signature (after burning on the BoB)",
+            req.chain_i
+        );
         println!("  external chains store  only their own accounts and items: {independent}");
         println!("  wall time              {wall:.3} s");
     }
     Ok(summary)
+}
+
+/// The demo report's cross-chain rows, from the demo's JSON summary.
+pub fn report_section(x: &serde_json::Value) -> gridledger_experiments::html::XchainSection {
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mg = &x["migration"];
+    let rows = vec![
+        ("chains (external)".into(), s(&x["chains"])),
+        ("BoB chain".into(), s(&x["bob_chain"])),
+        ("tokens exchanged (x_i / x_j)".into(), format!("{} / {}", s(&x["x_i"]), s(&x["x_j"]))),
+        ("exchange phases".into(), s(&x["exchange_phases"])),
+        ("settled on the BoB".into(), s(&x["settled"])),
+        ("bytes on the wire (exchange)".into(), s(&x["bytes"])),
+        (
+            "item migrated".into(),
+            format!(
+                "{} from chain {} to chain {} (attack {}, experience {})",
+                s(&mg["migrated"]["name"]),
+                s(&mg["from_chain"]),
+                s(&mg["to_chain"]),
+                s(&mg["migrated"]["attack"]),
+                s(&mg["migrated"]["experience"])
+            ),
+        ),
+        ("migration phases / transactions".into(), format!("{} / {}", s(&mg["phases"]), s(&mg["transactions"]))),
+        ("paid out of TPK_Addr_i".into(), s(&x["released_from_tpk"])),
+        ("external chains independent".into(), s(&x["independent_external_chains"])),
+    ];
+    gridledger_experiments::html::XchainSection { rows }
 }
 
 #[derive(Args)]

@@ -41,15 +41,55 @@ fn grid_pf_refuses_a_bad_case_with_an_error_not_a_panic() {
 
 #[test]
 fn market_clear_json_is_within_0_1_percent_of_the_optimum() {
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(BIN).args(["market", "clear"]).args(args).arg("--json").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    for args in [
+        &["--case", "case30.m", "--buyers", "12", "--sellers", "12"][..],
+        &["--buyers", "12", "--sellers", "12", "--limit-scale", "1e-4"],
+        &["--case", "case33bw", "--buyers", "12", "--sellers", "12", "--algorithm", "aladin"],
+        &["--buyers", "5", "--sellers", "5", "--algorithm", "central"],
+    ] {
+        let v = run(args);
+        let r = &v["result"];
+        assert_eq!(r["converged"], true, "{args:?}: {v}");
+        assert!(r["relative_gap"].as_f64().unwrap().abs() < 1e-3, "{args:?}: {v}");
+        assert!(r["iterations"].as_u64().unwrap() > 0);
+        assert!(!r["trades"].as_array().unwrap().is_empty());
+    }
+    // congestion binds lines at the optimum
+    let v = run(&["--buyers", "12", "--sellers", "12", "--limit-scale", "1e-4"]);
+    assert!(!v["result"]["binding"].as_array().unwrap().is_empty());
+    let out = Command::new(BIN).args(["market", "clear", "--buyers", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn market_clear_byzantine_detects_the_bad_hosts_and_keeps_the_welfare() {
     let out = Command::new(BIN)
-        .args(["market", "clear", "--case", "case30.m", "--buyers", "12", "--sellers", "12", "--json"])
+        .args(["market", "clear", "--buyers", "4", "--sellers", "4", "--byzantine", "0.3", "--json"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["converged"], true);
+    let hosts: Vec<u64> =
+        v["byzantine_hosts"].as_array().unwrap().iter().map(|h| h["node"].as_u64().unwrap()).collect();
+    assert_eq!(hosts.len(), 3);
+    let detected: Vec<u64> =
+        v["interval"]["teardo"]["detected"].as_array().unwrap().iter().map(|d| d[0].as_u64().unwrap()).collect();
+    assert!(detected.iter().all(|n| hosts.contains(n)), "only Byzantine hosts are flagged: {v}");
+    assert!(!detected.is_empty());
     assert!(v["relative_gap"].as_f64().unwrap().abs() < 1e-3, "{v}");
-    assert!(v["iterations"].as_u64().unwrap() > 0);
-    let out = Command::new(BIN).args(["market", "clear", "--buyers", "0"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(v["isolation"], "none (software enclaves)");
+    // a fraction out of range is refused before anything runs
+    for bad in ["1.5", "NaN", "-0.1"] {
+        let out = Command::new(BIN)
+            .args(["market", "clear", "--buyers", "2", "--sellers", "2", "--byzantine", bad])
+            .output()
+            .unwrap();
+        assert!(matches!(out.status.code(), Some(1) | Some(2)), "{bad}: refused with a usage or run error");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
 }

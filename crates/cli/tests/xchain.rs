@@ -39,3 +39,43 @@ fn swap_refuses_the_same_chain_on_both_sides() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be different chains"));
 }
+
+#[test]
+fn migrate_moves_an_item_to_another_chain_in_three_phases() {
+    let v =
+        run_json(&["xchain", "migrate", "--chains", "3", "--from", "2", "--to", "0", "--attack-value", "77", "--json"]);
+    let mg = &v["migration"];
+    assert_eq!(mg["from_chain"], 103);
+    assert_eq!(mg["to_chain"], 101);
+    assert_eq!(mg["phases"], 3);
+    assert_eq!(mg["transactions"], 6, "2 locks, 2 CCTs, one settlement per chain");
+    assert_eq!(mg["migrated"], mg["before"], "the item arrives as it left");
+    assert_eq!(mg["migrated"]["attack"], 77);
+    assert_eq!(mg["left_on_from"]["experience"], 0, "a fresh version stays behind");
+    assert_ne!(mg["before"]["experience"], 0, "the migrated item had fought before");
+}
+
+#[test]
+fn migrate_refuses_the_same_chain_and_bad_names() {
+    let out = Command::new(BIN).args(["xchain", "migrate", "--from", "1", "--to", "1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be different chains"));
+    let out = Command::new(BIN).args(["xchain", "migrate", "--name", ""]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name"));
+}
+
+#[test]
+fn ccdi_updates_the_honest_and_eliminates_the_withholding() {
+    let v = run_json(&["xchain", "ccdi", "--chains", "2", "--users", "4", "--json"]);
+    assert_eq!(v["report"]["case1"], true);
+    assert_eq!(v["report"]["phases"], 3);
+    assert!(v["report"]["items"].as_array().unwrap().iter().all(|o| o["fate"] == "Updated"));
+    let v = run_json(&["xchain", "ccdi", "--chains", "2", "--users", "4", "--withhold", "1", "--json"]);
+    assert_eq!(v["report"]["case1"], false);
+    assert_eq!(v["report"]["eliminated"], 1);
+    let items = v["report"]["items"].as_array().unwrap();
+    assert_eq!(items.iter().filter(|o| o["fate"] == "Updated").count(), 3);
+    let out = Command::new(BIN).args(["xchain", "ccdi", "--users", "3", "--withhold", "3"]).output().unwrap();
+    assert!(!out.status.success());
+}

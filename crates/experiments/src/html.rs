@@ -53,9 +53,18 @@ pub struct ChannelSection {
 pub struct DemoReport<'a> {
     pub chain: Option<ChainSection>,
     pub channel: Option<ChannelSection>,
+    /// The cross-chain section (BoB: a token exchange, a migrated item).
+    pub xchain: Option<XchainSection>,
     pub day: &'a DayReport,
     /// How the primary chain ran, e.g. "4 PBFT validators".
     pub primary: String,
+}
+
+/// The demo's cross-chain section: `(quantity, value)` rows as the demo
+/// prints them.
+#[derive(Clone, Debug, Default)]
+pub struct XchainSection {
+    pub rows: Vec<(String, String)>,
 }
 
 /// One conservation verdict.
@@ -468,6 +477,16 @@ pub fn render(r: &DemoReport) -> Result<String, ExperimentError> {
                 vec!["credit ledger imbalance".into(), c.credit_ledger_imbalance.to_string()],
             ],
         );
+    }
+    if let Some(x) = &r.xchain {
+        out.push_str("<h2 id=\"xchain-h\">Cross-chain: blockchain of blockchains</h2>");
+        out.push_str(
+            "<p>Two communities on different external chains exchange tokens through the BoB (CCTE), \
+             one game item migrates between the chains (CCDI's S_SDM), and coin is paid out of the \
+             group's threshold account.</p>",
+        );
+        let rows: Vec<Vec<String>> = x.rows.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect();
+        table(&mut out, "xchain", "Cross-chain token exchange and data migration", &["quantity", "value"], &rows);
     }
     if let Some(c) = &r.chain {
         out.push_str("<h2 id=\"demo-chain-h\">Demo chain</h2>");

@@ -72,7 +72,13 @@ fn html_report_has_every_chart_and_table_with_the_runs_numbers() {
         on_chain_txs: 9,
         on_chain_gas: 2_300_000,
     };
-    let report = DemoReport { chain: Some(chain), channel: Some(channel), day: &day, primary: "1 validator".into() };
+    let report = DemoReport {
+        chain: Some(chain),
+        channel: Some(channel),
+        xchain: None,
+        day: &day,
+        primary: "1 validator".into(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let path = html::write_report(dir.path(), &report).unwrap();
     let page = std::fs::read_to_string(&path).unwrap();
@@ -142,11 +148,25 @@ fn html_report_has_every_chart_and_table_with_the_runs_numbers() {
 fn html_report_says_fail_when_a_check_fails() {
     let mut day = run_day(DayConfig::default()).unwrap();
     day.coins.chain_total_after += 1;
-    let report = DemoReport { chain: None, channel: None, day: &day, primary: "1 validator".into() };
+    let report = DemoReport { chain: None, channel: None, xchain: None, day: &day, primary: "1 validator".into() };
     let page = html::render(&report).unwrap();
     let dom = tl::parse(&page, tl::ParserOptions::default()).unwrap();
     let li = dom.get_element_by_id("verdict-coin").unwrap().get(dom.parser()).unwrap();
     assert!(text(&dom, li).starts_with("FAIL"));
     assert!(dom.get_element_by_id("verdict-credit").is_none(), "no channel, no credit verdict");
     assert!(dom.get_element_by_id("channel").is_none());
+}
+
+#[test]
+fn html_report_has_the_cross_chain_rows_when_given() {
+    let day = run_day(DayConfig::default()).unwrap();
+    let x = html::XchainSection {
+        rows: vec![("exchange phases".into(), "2".into()), ("item migrated".into(), "hero from 101 to 102".into())],
+    };
+    let report = DemoReport { chain: None, channel: None, xchain: Some(x), day: &day, primary: "1 validator".into() };
+    let page = html::render(&report).unwrap();
+    let dom = tl::parse(&page, tl::ParserOptions::default()).unwrap();
+    let rows = cells(&dom, "xchain");
+    assert_eq!(rows[0], vec!["exchange phases".to_string(), "2".to_string()]);
+    assert_eq!(rows[1][1], "hero from 101 to 102");
 }

@@ -5,11 +5,21 @@
 //! radial feeders ([`distflow`]) and an AC Newton–Raphson power flow
 //! ([`acpf`]) for checking what a dispatch does to voltages and losses.
 //!
-//! Layer 2 (started): the clearing problem of Eqs 6.1–6.4 with a seeded
-//! prosumer generator ([`problem`]) and the sans-IO primal–dual iteration for
-//! the PTDF market with an exact reference for uncongested markets
-//! ([`primal_dual`]). Not yet: the Clarabel central reference for congested
-//! markets, ALADIN, the enclave framework (D-TASK, TEAR-DO).
+//! Layer 2: the clearing problem of Eqs 6.1–6.4 with a seeded prosumer
+//! generator ([`problem`]); both network models as linear rows on the
+//! market's bus injections ([`network`]); the Clarabel central reference
+//! with nodal prices ([`central`]); the sans-IO primal–dual iteration for
+//! PTDF markets, congested ones included ([`primal_dual`]); ALADIN for
+//! LinDistFlow feeders ([`aladin`]); one interval end to end ([`clearing`]).
+//!
+//! Layer 3: the enclave trait with a software backend that offers **no
+//! hardware isolation** and D-TASK ([`tee`]); TEAR-DO with Byzantine
+//! detection and the recompute countermeasure ([`teardo`]); the on-chain
+//! record of requests, admission rules and admitted ids ([`contract`]); the
+//! three phases on a development chain ([`framework`]).
+//!
+//! Not yet: the Shamir-secret-sharing baseline (Fig 6-3), a hardware TEE
+//! backend.
 //!
 //! Floats are used for the physics and optimisation internals only. Energy
 //! and money that cross into the ledger are integers: see [`units`].
@@ -18,14 +28,20 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod acpf;
+pub mod aladin;
 pub mod case;
 pub mod central;
+pub mod clearing;
+pub mod contract;
 pub mod dc;
 pub mod distflow;
+pub mod framework;
 pub mod linalg;
 pub mod network;
 pub mod primal_dual;
 pub mod problem;
+pub mod teardo;
+pub mod tee;
 pub mod units;
 
 pub use acpf::{run_pf, PfOptions, PfResult};

@@ -3,37 +3,54 @@
 //!
 //! Each buyer `m` keeps its copy `x_mn` of the trade with seller `n`, each
 //! seller `n` its copy `y_mn`; the reciprocity constraint `x_mn = y_mn`
-//! (Eq 6.4c) carries a price dual `λ_mn` held by the seller, and each line
-//! `l` carries duals `μ⁺_l, μ⁻_l ≥ 0` for `±F_l ≤ F_l^max` (Eq 6.2) held by the
-//! grid operator, with `F_l = Σ_mn D_l,mn x_mn` and
-//! `D_l,mn = PTDF_l,bus(n) − PTDF_l,bus(m)`, flows in kW (a trade of `e` kWh
-//! over the one-hour interval is `e` kW; kW keeps the line duals on the same
-//! $/kWh scale as the prices, so one step size fits both). One iteration `r → r+1` (augmented Lagrangian,
-//! penalty ρ, primal step α, dual step ρ, line step γ):
+//! (Eq 6.4c) carries a price dual `λ_mn` held by the seller, and each network
+//! row `r` of `G p ≤ h` ([`MarketNetwork`]: PTDF line limits, Eq 6.2, or the
+//! LinDistFlow rows) carries a dual `μ_r ≥ 0` held by the grid operator. The
+//! market's bus injections `p(x)` are the sellers' columns minus the buyers'
+//! rows of the buyers' trade copies, in kW (a trade of `e` kWh over the
+//! one-hour interval is `e` kW, which keeps the line duals on the same $/kWh
+//! scale as the prices). One iteration `r → r+1`:
 //!
 //! ```text
-//! buyer m:   x_m ← Π_{X_m}( x_m + α [ U'_m(Σ_n x_mn) − λ_m· − ρ (x_m − y_m) − D_·mᵀ (μ⁺ − μ⁻) ] )
+//! operator:  μ̂ = max(0, μ + c (G p(x) − h))                 (sent to buyers)
+//!            π_mn = Σ_r μ̂_r (G_r,bus(n) − G_r,bus(m))
+//! buyer m:   x_m ← Π_{X_m}( x_m + α [ U'_m(Σ_n x_mn) − λ_m· − ρ (x_m − y_m) − π_m· ] )
 //! seller n:  y_n ← Π_{Y_n}( y_n + α [ −C'_n(Σ_m y_mn) + λ_·n + ρ (x_·n − y_·n) ] )
 //!            λ_·n ← λ_·n + ρ (x_·n − y_·n)            (with the new x, y)
-//! operator:  μ⁺ ← max(0, μ⁺ + γ (F(x) − F^max)),  μ⁻ ← max(0, μ⁻ + γ (−F(x) − F^max))
+//! operator:  μ ← max(0, μ + γ (G p(x) − h))            (with the new x)
 //! ```
 //!
 //! `Π_{X_m}` is the Euclidean projection onto `{x ≥ 0, e_min ≤ Σ x ≤ e_max}`
 //! (Eq 6.4a; 6.4b for sellers). Every update uses only the values the party
 //! owns or receives in the seed's exchange (bilateral trades, seller prices,
 //! operator line duals), so each is a function a TEE can execute.
-//! Stopping rule: the seed's tolerance `10⁻³` on both the reciprocity
-//! residual `max |x − y|` and the largest trade change of the iteration.
 //!
-//! Status: verified against the exact optimum for uncongested markets. With
-//! a binding line the plain dual ascent on `μ` enters a limit cycle (seen on
-//! case30, 12×12, one line capped at half its free flow); a damped or
-//! augmented line update and a Clarabel reference for congested markets are
-//! the next step.
+//! **Congestion.** The plain dual ascent `μ ← max(0, μ + γ g)` with `π` built
+//! from `μ` itself (the first version of this module) enters a limit cycle
+//! once a line binds: the buyers see the line price only after the flow has
+//! overshot, the operator raises `μ`, the buyers overshoot back. The fix is
+//! the augmented-Lagrangian line price: the buyers are charged
+//! `μ̂ = max(0, μ + c g)`, the gradient of `μᵀg + (c/2)‖max(0, g + μ/c)‖²`,
+//! which responds to the current overload at once and damps the cycle; the
+//! multiplier itself then moves with a small step `γ = c/4`. With
+//! `c = 1 / (4 (M + N))` (the flows sum over all buyers' rows, so the line
+//! term's curvature grows with the market) the method reaches the Clarabel
+//! optimum within 10⁻³ on the congested case30 markets of the tests.
+//!
+//! Stopping rule: the seed's tolerance `10⁻³` (per prosumer total, so
+//! `10⁻³ / max(M, N)` per trade) on the reciprocity residual `max |x − y|`,
+//! on the largest trade change of the iteration (scaled by `α`) and on the
+//! largest violation of a network row (kW).
+//!
+//! Per-iteration cost: `O(M N + R K)` for `R` network rows over `K` buses.
+//! The line price is formed per bus (`π_k = Σ_r μ̂_r G_rk`) and per trade as
+//! a difference of two bus prices, never as an `R × M × N` tensor; all
+//! working vectors are allocated once in [`PrimalDual::new`].
 
 use serde::Serialize;
 
 use crate::dc::DcModel;
+use crate::network::MarketNetwork;
 use crate::problem::{Market, MarketError, Prosumer};
 
 /// `d[l][m][n]`, see [`trade_sensitivities`].
@@ -59,6 +76,12 @@ pub fn trade_sensitivities(
 }
 
 /// Projection of `v` onto `{x ≥ 0, lo ≤ Σ x ≤ hi}`.
+///
+/// The simplex part (`Σ max(0, v − τ) = target`) uses Michelot's algorithm
+/// (1986): start with every coordinate active, drop those at or below `τ`,
+/// repeat until the active set is stable (`τ` only grows). No sort and no
+/// allocation; measured here faster than sorting (O(n log n)) and than
+/// Condat's online variant on 100-trade rows.
 pub fn project_capped(v: &mut [f64], lo: f64, hi: f64) {
     let clamped: f64 = v.iter().map(|x| x.max(0.0)).sum();
     let target = if clamped > hi {
@@ -71,19 +94,21 @@ pub fn project_capped(v: &mut [f64], lo: f64, hi: f64) {
         }
         return;
     };
-    // find τ with Σ max(0, v − τ) = target (τ may be negative when raising the sum)
-    let mut s: Vec<f64> = v.to_vec();
-    s.sort_by(|a, b| b.total_cmp(a));
-    let mut tau = 0.0;
-    let mut acc = 0.0;
-    for (k, &sk) in s.iter().enumerate() {
-        acc += sk;
-        let t = (acc - target) / (k as f64 + 1.0);
-        let next = s.get(k + 1).copied().unwrap_or(f64::NEG_INFINITY);
-        if t >= next {
-            tau = t;
+    let mut count = v.len();
+    let mut tau = (v.iter().sum::<f64>() - target) / count as f64;
+    loop {
+        let (mut sum, mut k) = (0.0, 0usize);
+        for &x in v.iter() {
+            if x > tau {
+                sum += x;
+                k += 1;
+            }
+        }
+        if k == 0 || k == count {
             break;
         }
+        count = k;
+        tau = (sum - target) / k as f64;
     }
     for x in v.iter_mut() {
         *x = (*x - tau).max(0.0);
@@ -93,9 +118,14 @@ pub fn project_capped(v: &mut [f64], lo: f64, hi: f64) {
 /// Tuning of the primal–dual iteration.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct PdParams {
+    /// Reciprocity penalty and price step.
     pub rho: f64,
+    /// Primal step.
     pub alpha: f64,
+    /// Line multiplier step.
     pub gamma: f64,
+    /// Augmented-Lagrangian weight of the line rows.
+    pub c: f64,
     pub tol: f64,
     pub max_iter: usize,
 }
@@ -103,34 +133,53 @@ pub struct PdParams {
 impl PdParams {
     /// Step sizes from the market's curvature: `α = 1 / (a_max · max(M, N) + 2ρ)`
     /// keeps the gradient step below the inverse Lipschitz constant of the
-    /// local objectives.
+    /// local objectives; the line weights are explained in the module docs.
     pub fn for_market(market: &Market) -> PdParams {
         let a_max = market.buyers.iter().chain(&market.sellers).map(|p| p.a).fold(0.0, f64::max);
         let k = market.buyers.len().max(market.sellers.len()) as f64;
         let rho = 0.05;
         let alpha = 1.0 / (a_max * k + 2.0 * rho);
+        let c = 1.0 / (4.0 * (market.buyers.len() + market.sellers.len()) as f64);
         // the seed's 1e-3 per prosumer total, i.e. 1e-3 / max(M, N) per trade
-        PdParams { rho, alpha, gamma: 0.1 * alpha, tol: 1e-3 / k, max_iter: 50_000 }
+        PdParams { rho, alpha, gamma: 0.25 * c, c, tol: 1e-3 / k, max_iter: 200_000 }
     }
 }
 
-/// State of the primal–dual iteration.
+/// State of the primal–dual iteration (all matrices buyer-major, `m·N + n`).
 #[derive(Debug, Clone)]
 pub struct PrimalDual {
     pub params: PdParams,
-    /// Buyers' trade copies `x[m][n]`, kWh.
-    pub x: Vec<Vec<f64>>,
-    /// Sellers' trade copies `y[m][n]`, kWh.
-    pub y: Vec<Vec<f64>>,
-    /// Reciprocity prices `λ[m][n]`, $/kWh.
-    pub lambda: Vec<Vec<f64>>,
-    pub mu_plus: Vec<f64>,
-    pub mu_minus: Vec<f64>,
-    /// `d[l][m][n]`: flow on line `l` per kWh traded from `n` to `m`, kW.
-    pub d: Vec<Vec<Vec<f64>>>,
-    /// Line limits, kW.
-    pub limits: Vec<f64>,
+    pub buyers: usize,
+    pub sellers: usize,
+    /// Buyers' trade copies `x[m·N + n]`, kWh.
+    pub x: Vec<f64>,
+    /// Sellers' trade copies `y[m·N + n]`, kWh.
+    pub y: Vec<f64>,
+    /// Reciprocity prices `λ[m·N + n]`, $/kWh.
+    pub lambda: Vec<f64>,
+    /// Network-row multipliers `μ_r ≥ 0`, $/kWh.
+    pub mu: Vec<f64>,
+    /// `G` restricted to the network's rows (row-major `R × K`) and `h`.
+    g: Vec<f64>,
+    h: Vec<f64>,
+    buses: usize,
+    /// Model bus index of each buyer and seller.
+    bm: Vec<usize>,
+    bn: Vec<usize>,
     pub iterations: usize,
+    /// The bus line prices were installed by [`PrimalDual::apply_operator`].
+    prices_ready: bool,
+    // working vectors, allocated once
+    bus_price: Vec<f64>,
+    inj: Vec<f64>,
+    col_x: Vec<f64>,
+    col_y: Vec<f64>,
+    col_l: Vec<f64>,
+    y_new: Vec<f64>,
+    lam_new: Vec<f64>,
+    line: Vec<f64>,
+    row_new: Vec<f64>,
+    old: Vec<f64>,
 }
 
 /// What one iteration changed.
@@ -138,103 +187,327 @@ pub struct PrimalDual {
 pub struct StepReport {
     pub residual: f64,
     pub change: f64,
+    /// Largest violation of a network row, kW.
+    pub violation: f64,
     pub converged: bool,
 }
 
-/// Buyer `m`'s update (sans-IO: inputs in, new trade row out).
-pub fn buyer_step(p: &Prosumer, x: &[f64], y: &[f64], lambda: &[f64], line_price: &[f64], prm: &PdParams) -> Vec<f64> {
+/// Buyer `m`'s update (sans-IO: inputs in, new trade row written to `out`).
+pub fn buyer_step(
+    p: &Prosumer,
+    x: &[f64],
+    y: &[f64],
+    lambda: &[f64],
+    line_price: &[f64],
+    prm: &PdParams,
+    out: &mut [f64],
+) {
     let g = p.marginal(x.iter().sum());
-    let mut v: Vec<f64> =
-        (0..x.len()).map(|n| x[n] + prm.alpha * (g - lambda[n] - prm.rho * (x[n] - y[n]) - line_price[n])).collect();
-    project_capped(&mut v, p.e_min, p.e_max);
-    v
+    for n in 0..x.len() {
+        out[n] = x[n] + prm.alpha * (g - lambda[n] - prm.rho * (x[n] - y[n]) - line_price[n]);
+    }
+    project_capped(out, p.e_min, p.e_max);
 }
 
-/// Seller `n`'s update: new trade column and prices.
-pub fn seller_step(p: &Prosumer, x: &[f64], y: &[f64], lambda: &[f64], prm: &PdParams) -> (Vec<f64>, Vec<f64>) {
+/// Seller `n`'s update: new trade column into `y_out`, new prices into `lambda_out`.
+pub fn seller_step(
+    p: &Prosumer,
+    x: &[f64],
+    y: &[f64],
+    lambda: &[f64],
+    prm: &PdParams,
+    y_out: &mut [f64],
+    lambda_out: &mut [f64],
+) {
     let g = p.marginal(y.iter().sum());
-    let mut v: Vec<f64> = (0..y.len()).map(|m| y[m] + prm.alpha * (g + lambda[m] + prm.rho * (x[m] - y[m]))).collect();
-    project_capped(&mut v, p.e_min, p.e_max);
-    let lam = (0..y.len()).map(|m| lambda[m] + prm.rho * (x[m] - v[m])).collect();
-    (v, lam)
+    for m in 0..y.len() {
+        y_out[m] = y[m] + prm.alpha * (g + lambda[m] + prm.rho * (x[m] - y[m]));
+    }
+    project_capped(y_out, p.e_min, p.e_max);
+    for m in 0..y.len() {
+        lambda_out[m] = lambda[m] + prm.rho * (x[m] - y_out[m]);
+    }
 }
 
 impl PrimalDual {
-    /// A fresh iteration for `market` on lines with sensitivities `d` and limits (p.u.).
-    pub fn new(market: &Market, d: Vec<Vec<Vec<f64>>>, limits: Vec<f64>, params: PdParams) -> PrimalDual {
+    /// A fresh iteration for `market` under the network's rows.
+    pub fn new(market: &Market, net: &MarketNetwork, params: PdParams) -> Result<PrimalDual, MarketError> {
+        let (bm, bn) = net.placement(market)?;
         let (m, n) = (market.buyers.len(), market.sellers.len());
-        let l = limits.len();
-        PrimalDual {
+        let buses = net.bus_ids.len();
+        let g = net.g.iter().flatten().copied().collect();
+        Ok(PrimalDual {
             params,
-            x: vec![vec![0.0; n]; m],
-            y: vec![vec![0.0; n]; m],
-            lambda: vec![vec![0.0; n]; m],
-            mu_plus: vec![0.0; l],
-            mu_minus: vec![0.0; l],
-            d,
-            limits,
+            buyers: m,
+            sellers: n,
+            x: vec![0.0; m * n],
+            y: vec![0.0; m * n],
+            lambda: vec![0.0; m * n],
+            mu: vec![0.0; net.h.len()],
+            g,
+            h: net.h.clone(),
+            buses,
+            bm,
+            bn,
             iterations: 0,
+            prices_ready: false,
+            bus_price: vec![0.0; buses],
+            inj: vec![0.0; buses],
+            col_x: vec![0.0; m],
+            col_y: vec![0.0; m],
+            col_l: vec![0.0; m],
+            y_new: vec![0.0; m],
+            lam_new: vec![0.0; m],
+            line: vec![0.0; n],
+            row_new: vec![0.0; n],
+            old: vec![0.0; m * n],
+        })
+    }
+
+    /// The trades that settle, `[m][n]`: for each pair the smaller of the
+    /// buyer's and the seller's copy, i.e. the amount both agreed to. Within
+    /// the tolerance of convergence the copies agree; taking the smaller
+    /// keeps every upper bound (Eqs 6.4a–b) exact rather than violated by up
+    /// to the tolerance.
+    pub fn settled(&self) -> Vec<Vec<f64>> {
+        let n = self.sellers;
+        (0..self.buyers).map(|m| (0..n).map(|j| self.x[m * n + j].min(self.y[m * n + j])).collect()).collect()
+    }
+
+    /// Buyer totals and seller totals of a trade matrix `[m][n]`.
+    pub fn totals(trades: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>) {
+        let n = trades.first().map_or(0, |r| r.len());
+        let t = trades.iter().map(|r| r.iter().sum()).collect();
+        let s = (0..n).map(|j| trades.iter().map(|r| r[j]).sum()).collect();
+        (t, s)
+    }
+
+    /// Bus injections (kW) of the buyers' copies into `self.inj`.
+    fn injections(&mut self) {
+        let n = self.sellers;
+        self.inj.iter_mut().for_each(|v| *v = 0.0);
+        for m in 0..self.buyers {
+            let row = &self.x[m * n..(m + 1) * n];
+            self.inj[self.bm[m]] -= row.iter().sum::<f64>();
+            for (j, v) in row.iter().enumerate() {
+                self.inj[self.bn[j]] += v;
+            }
         }
     }
 
-    /// The trades that settle: for each pair the smaller of the buyer's and
-    /// the seller's copy, i.e. the amount both agreed to. Within the
-    /// tolerance of convergence the copies agree; taking the smaller keeps
-    /// every upper bound (Eqs 6.4a–b) exact rather than violated by up to the
-    /// tolerance.
-    pub fn settled(&self) -> Vec<Vec<f64>> {
-        self.x.iter().zip(&self.y).map(|(xr, yr)| xr.iter().zip(yr).map(|(a, b)| a.min(*b)).collect()).collect()
+    /// Row `r`'s value `G_r p − h_r` for the current injections.
+    fn row_excess(&self, r: usize) -> f64 {
+        let k = self.buses;
+        self.g[r * k..(r + 1) * k].iter().zip(&self.inj).map(|(a, b)| a * b).sum::<f64>() - self.h[r]
     }
 
-    /// Line flows of the buyers' trades, kW.
-    pub fn flows(&self) -> Vec<f64> {
-        self.d
-            .iter()
-            .map(|dl| dl.iter().zip(&self.x).map(|(dr, xr)| dr.iter().zip(xr).map(|(a, b)| a * b).sum::<f64>()).sum())
-            .collect()
+    /// The operator's step: line prices per bus from `μ̂ = max(0, μ + c g)`.
+    fn operator_prices(&mut self) {
+        if self.h.is_empty() {
+            return;
+        }
+        self.injections();
+        let k = self.buses;
+        self.bus_price.iter_mut().for_each(|v| *v = 0.0);
+        for r in 0..self.h.len() {
+            let hat = (self.mu[r] + self.params.c * self.row_excess(r)).max(0.0);
+            if hat > 0.0 {
+                for (bp, gv) in self.bus_price.iter_mut().zip(&self.g[r * k..(r + 1) * k]) {
+                    *bp += hat * gv;
+                }
+            }
+        }
     }
 
     /// One synchronous iteration of every party's update.
     pub fn step(&mut self, market: &Market) -> StepReport {
-        let (mm, nn) = (market.buyers.len(), market.sellers.len());
+        let (mm, nn) = (self.buyers, self.sellers);
         let prm = self.params;
-        let old = self.x.clone();
-        // buyers
+        self.old.copy_from_slice(&self.x);
+        if !self.prices_ready {
+            self.operator_prices();
+        }
+        self.prices_ready = false;
+        // buyers (Jacobi: every buyer reads the previous iterate)
         for m in 0..mm {
-            let line_price: Vec<f64> = (0..nn)
-                .map(|n| (0..self.limits.len()).map(|l| self.d[l][m][n] * (self.mu_plus[l] - self.mu_minus[l])).sum())
-                .collect();
-            self.x[m] = buyer_step(&market.buyers[m], &self.x[m], &self.y[m], &self.lambda[m], &line_price, &prm);
+            // π_mn = bus_price(bus n) − bus_price(bus m)
+            let own = self.bus_price[self.bm[m]];
+            for j in 0..nn {
+                self.line[j] = self.bus_price[self.bn[j]] - own;
+            }
+            let r = m * nn..(m + 1) * nn;
+            buyer_step(
+                &market.buyers[m],
+                &self.old[r.clone()],
+                &self.y[r.clone()],
+                &self.lambda[r.clone()],
+                &self.line,
+                &prm,
+                &mut self.row_new,
+            );
+            self.x[r].copy_from_slice(&self.row_new);
         }
-        // sellers
-        for n in 0..nn {
-            let xc: Vec<f64> = (0..mm).map(|m| self.x[m][n]).collect();
-            let yc: Vec<f64> = (0..mm).map(|m| self.y[m][n]).collect();
-            let lc: Vec<f64> = (0..mm).map(|m| self.lambda[m][n]).collect();
-            let (yn, ln) = seller_step(&market.sellers[n], &xc, &yc, &lc, &prm);
+        // sellers (gather the column once into the working vectors)
+        for j in 0..nn {
             for m in 0..mm {
-                self.y[m][n] = yn[m];
-                self.lambda[m][n] = ln[m];
+                self.col_x[m] = self.x[m * nn + j];
+                self.col_y[m] = self.y[m * nn + j];
+                self.col_l[m] = self.lambda[m * nn + j];
+            }
+            seller_step(
+                &market.sellers[j],
+                &self.col_x,
+                &self.col_y,
+                &self.col_l,
+                &prm,
+                &mut self.y_new,
+                &mut self.lam_new,
+            );
+            for m in 0..mm {
+                self.y[m * nn + j] = self.y_new[m];
+                self.lambda[m * nn + j] = self.lam_new[m];
             }
         }
-        // operator
-        let f = self.flows();
-        for l in 0..self.limits.len() {
-            if self.limits[l].is_finite() {
-                self.mu_plus[l] = (self.mu_plus[l] + prm.gamma * (f[l] - self.limits[l])).max(0.0);
-                self.mu_minus[l] = (self.mu_minus[l] + prm.gamma * (-f[l] - self.limits[l])).max(0.0);
-            }
+        // operator's multiplier step on the new flows
+        if !self.h.is_empty() {
+            self.injections();
+        }
+        let mut violation = 0.0f64;
+        for r in 0..self.h.len() {
+            let e = self.row_excess(r);
+            violation = violation.max(e);
+            self.mu[r] = (self.mu[r] + prm.gamma * e).max(0.0);
         }
         self.iterations += 1;
         let mut residual = 0.0f64;
         let mut change = 0.0f64;
-        for m in 0..mm {
-            for n in 0..nn {
-                residual = residual.max((self.x[m][n] - self.y[m][n]).abs());
-                change = change.max((self.x[m][n] - old[m][n]).abs());
-            }
+        for i in 0..mm * nn {
+            residual = residual.max((self.x[i] - self.y[i]).abs());
+            change = change.max((self.x[i] - self.old[i]).abs());
         }
-        StepReport { residual, change, converged: residual <= prm.tol && change <= prm.tol * prm.alpha }
+        StepReport {
+            residual,
+            change,
+            violation,
+            converged: residual <= prm.tol && change <= prm.tol * prm.alpha && violation <= prm.tol,
+        }
+    }
+
+    // ---- the iteration as separately executable subproblems (TEAR-DO) ----
+    //
+    // One iteration is two exchange rounds: round 1, every buyer's update
+    // (subproblem `m`); round 2, every seller's update (subproblem `M + n`,
+    // on the new buyer rows) and the operator's (subproblem `M + N`: the new
+    // multipliers and the next round's bus line prices). Applying every
+    // output reproduces [`PrimalDual::step`] bit for bit.
+
+    /// Subproblems per iteration: buyers, sellers and the operator.
+    pub fn subproblems(&self) -> usize {
+        self.buyers + self.sellers + 1
+    }
+
+    /// Buyer `m`'s new trade row from the current state.
+    pub fn buyer_task(&self, market: &Market, m: usize) -> Vec<f64> {
+        let nn = self.sellers;
+        let own = self.bus_price[self.bm[m]];
+        let line: Vec<f64> = (0..nn).map(|j| self.bus_price[self.bn[j]] - own).collect();
+        let r = m * nn..(m + 1) * nn;
+        let mut out = vec![0.0; nn];
+        buyer_step(
+            &market.buyers[m],
+            &self.x[r.clone()],
+            &self.y[r.clone()],
+            &self.lambda[r],
+            &line,
+            &self.params,
+            &mut out,
+        );
+        out
+    }
+
+    /// Installs buyer `m`'s row (round 1).
+    pub fn apply_buyer(&mut self, m: usize, row: &[f64]) {
+        let nn = self.sellers;
+        if m == 0 {
+            self.old.copy_from_slice(&self.x);
+        }
+        self.x[m * nn..(m + 1) * nn].copy_from_slice(row);
+    }
+
+    /// Seller `n`'s new column and prices, on the buyers' new rows.
+    pub fn seller_task(&self, market: &Market, n: usize) -> (Vec<f64>, Vec<f64>) {
+        let (mm, nn) = (self.buyers, self.sellers);
+        let xc: Vec<f64> = (0..mm).map(|m| self.x[m * nn + n]).collect();
+        let yc: Vec<f64> = (0..mm).map(|m| self.y[m * nn + n]).collect();
+        let lc: Vec<f64> = (0..mm).map(|m| self.lambda[m * nn + n]).collect();
+        let (mut yo, mut lo) = (vec![0.0; mm], vec![0.0; mm]);
+        seller_step(&market.sellers[n], &xc, &yc, &lc, &self.params, &mut yo, &mut lo);
+        (yo, lo)
+    }
+
+    /// Installs seller `n`'s column (round 2).
+    pub fn apply_seller(&mut self, n: usize, y: &[f64], lambda: &[f64]) {
+        let nn = self.sellers;
+        for m in 0..self.buyers {
+            self.y[m * nn + n] = y[m];
+            self.lambda[m * nn + n] = lambda[m];
+        }
+    }
+
+    /// The operator's new multipliers and next bus line prices, on the
+    /// buyers' new rows.
+    pub fn operator_task(&self) -> (Vec<f64>, Vec<f64>) {
+        let mut me = self.clone();
+        if me.h.is_empty() {
+            return (me.mu, vec![0.0; me.buses]);
+        }
+        me.injections();
+        for r in 0..me.h.len() {
+            let e = me.row_excess(r);
+            me.mu[r] = (me.mu[r] + me.params.gamma * e).max(0.0);
+        }
+        me.operator_prices();
+        (me.mu, me.bus_price)
+    }
+
+    /// Installs the operator's output and closes the iteration; the report
+    /// is the same as [`PrimalDual::step`]'s.
+    pub fn apply_operator(&mut self, mu: &[f64], bus_price: &[f64]) -> StepReport {
+        let prm = self.params;
+        let violation = if self.h.is_empty() {
+            0.0
+        } else {
+            self.injections();
+            (0..self.h.len()).map(|r| self.row_excess(r)).fold(0.0f64, f64::max)
+        };
+        self.mu.copy_from_slice(mu);
+        self.bus_price.copy_from_slice(bus_price);
+        self.prices_ready = true;
+        self.iterations += 1;
+        let mut residual = 0.0f64;
+        let mut change = 0.0f64;
+        for i in 0..self.x.len() {
+            residual = residual.max((self.x[i] - self.y[i]).abs());
+            change = change.max((self.x[i] - self.old[i]).abs());
+        }
+        StepReport {
+            residual,
+            change,
+            violation,
+            converged: residual <= prm.tol && change <= prm.tol * prm.alpha && violation <= prm.tol,
+        }
+    }
+
+    /// A digest of the iteration's inputs (trades, prices, multipliers):
+    /// what every executor of the next round must have started from.
+    pub fn state_digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update((self.iterations as u64).to_le_bytes());
+        for v in self.x.iter().chain(&self.y).chain(&self.lambda).chain(&self.mu).chain(&self.bus_price) {
+            h.update(v.to_le_bytes());
+        }
+        h.finalize().into()
     }
 
     /// Iterates until converged or `max_iter`; returns the iteration count.

@@ -1,7 +1,10 @@
 //! The distributed primal-dual clearing against the exact uncongested optimum.
 
+use gridledger_market::central::solve;
+use gridledger_market::network::MarketNetwork;
 use gridledger_market::primal_dual::{project_capped, uncongested_optimum, PdParams, PrimalDual};
 use gridledger_market::problem::Market;
+use gridledger_market::{Case, DcModel, CASE30};
 
 #[test]
 fn projection_respects_bounds_and_is_idempotent() {
@@ -17,12 +20,19 @@ fn projection_respects_bounds_and_is_idempotent() {
     assert!((u.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{u:?}");
 }
 
-fn clear(seed: u64, k: usize) -> (f64, f64, usize) {
-    let buses: Vec<u32> = (1..=30).collect();
-    let market = Market::generate(seed, k, k, &buses);
-    market.validate(&buses).unwrap();
-    let (_, w_star, _, _) = uncongested_optimum(&market);
-    let mut pd = PrimalDual::new(&market, Vec::new(), Vec::new(), PdParams::for_market(&market));
+fn case30() -> DcModel {
+    DcModel::new(&Case::parse(CASE30).unwrap()).unwrap()
+}
+
+/// Clears a seeded case30 market with the primal-dual method and with
+/// Clarabel; returns (distributed welfare, central welfare, iterations,
+/// binding rows at the optimum).
+fn compare(seed: u64, k: usize, limit_scale: f64) -> (f64, f64, usize, usize) {
+    let dc = case30();
+    let market = Market::generate(seed, k, k, &dc.bus_ids);
+    let net = MarketNetwork::ptdf(&dc, limit_scale).unwrap();
+    let central = solve(&market, &net).unwrap();
+    let mut pd = PrimalDual::new(&market, &net, PdParams::for_market(&market)).unwrap();
     let iters = pd.run(&market).expect("converges");
     let settled = pd.settled();
     for (m, b) in market.buyers.iter().enumerate() {
@@ -31,23 +41,42 @@ fn clear(seed: u64, k: usize) -> (f64, f64, usize) {
     for (n, s) in market.sellers.iter().enumerate() {
         assert!(settled.iter().map(|r| r[n]).sum::<f64>() <= s.e_max + 1e-12);
     }
-    (market.welfare(&settled), w_star, iters)
+    // the settled trades respect the network within the stopping tolerance
+    let (bm, bn) = net.placement(&market).unwrap();
+    let (t, s) = PrimalDual::totals(&settled);
+    assert!(net.violation(&net.injections(&bm, &bn, &t, &s)) <= 1e-3, "line limits kept");
+    (market.welfare(&settled), central.welfare, iters, central.binding.len())
 }
 
 #[test]
-fn primal_dual_reaches_the_optimum_within_0_1_percent() {
+fn primal_dual_reaches_the_uncongested_optimum_within_0_1_percent() {
     for (seed, k) in [(1, 12), (2, 25)] {
-        let (w, w_star, iters) = clear(seed, k);
-        eprintln!("{k}x{k}: welfare {w:.4} vs optimum {w_star:.4}, {iters} iterations");
-        assert!(w_star > 0.0 && w <= w_star + 1e-9);
+        let (w, w_star, iters, binding) = compare(seed, k, 1.0);
+        let (_, exact, _, _) = uncongested_optimum(&Market::generate(seed, k, k, &case30().bus_ids));
+        eprintln!("{k}x{k}: welfare {w:.4} vs central {w_star:.4} (exact {exact:.4}), {iters} iterations");
+        assert_eq!(binding, 0);
         assert!(((w - w_star) / w_star).abs() < 1e-3, "{k}x{k}: {w} vs {w_star} after {iters}");
+        assert!(((w - exact) / exact).abs() < 1e-3);
+    }
+}
+
+/// Failed before the augmented line price: with binding lines the plain dual
+/// ascent cycled and never met the stopping rule.
+#[test]
+fn primal_dual_reaches_the_congested_central_optimum_within_0_1_percent() {
+    for (seed, k) in [(1, 12), (3, 12), (5, 12), (2, 25)] {
+        let (w, w_star, iters, binding) = compare(seed, k, 1e-4);
+        eprintln!(
+            "{k}x{k} seed {seed}: welfare {w:.5} vs central {w_star:.5}, {iters} iterations, {binding} rows bind"
+        );
+        assert!(binding > 0, "the market is congested");
+        assert!(((w - w_star) / w_star).abs() < 1e-3, "{k}x{k} seed {seed}: {w} vs {w_star} after {iters}");
     }
 }
 
 #[test]
 fn trade_sensitivities_are_ptdf_differences() {
     use gridledger_market::primal_dual::trade_sensitivities;
-    use gridledger_market::{Case, DcModel, CASE30};
     let case = Case::parse(CASE30).unwrap();
     let dc = DcModel::new(&case).unwrap();
     let market = Market::generate(5, 3, 4, &dc.bus_ids);
@@ -64,4 +93,47 @@ fn trade_sensitivities_are_ptdf_differences() {
     let mut bad = market;
     bad.buyers[0].a = f64::NAN;
     assert!(trade_sensitivities(&dc, &bad, 1.0).is_err());
+}
+
+#[test]
+fn projection_agrees_with_the_sorting_reference() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    for _ in 0..500 {
+        let n = rng.random_range(1..40);
+        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..3.0)).collect();
+        let (lo, hi) = (rng.random_range(0.0..2.0), rng.random_range(2.0..6.0));
+        let mut fast = v.clone();
+        project_capped(&mut fast, lo, hi);
+        // reference: bisection on τ for the active bound
+        let sum_at = |tau: f64| v.iter().map(|x| (x - tau).max(0.0)).sum::<f64>();
+        let clamped = sum_at(0.0);
+        let want: Vec<f64> = if clamped >= lo && clamped <= hi {
+            v.iter().map(|x| x.max(0.0)).collect()
+        } else {
+            let target = if clamped > hi { hi } else { lo };
+            let (mut a, mut b) = (-10.0, 10.0);
+            for _ in 0..200 {
+                let mid = 0.5 * (a + b);
+                if sum_at(mid) > target {
+                    a = mid;
+                } else {
+                    b = mid;
+                }
+            }
+            v.iter().map(|x| (x - 0.5 * (a + b)).max(0.0)).collect()
+        };
+        for (f, w) in fast.iter().zip(&want) {
+            assert!((f - w).abs() < 1e-9, "{v:?} [{lo}, {hi}]: {fast:?} vs {want:?}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_market_is_refused_before_iterating() {
+    let dc = case30();
+    let mut market = Market::generate(1, 3, 3, &dc.bus_ids);
+    market.sellers[2].b = f64::INFINITY;
+    let net = MarketNetwork::ptdf(&dc, 1.0).unwrap();
+    assert!(PrimalDual::new(&market, &net, PdParams::for_market(&Market::generate(1, 3, 3, &dc.bus_ids))).is_err());
 }

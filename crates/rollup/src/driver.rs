@@ -15,12 +15,13 @@ use gridledger_ledger::{ChainClient, ChainError, ClientError, Receipt, SubmitErr
 use rand::Rng;
 
 use crate::primary::{
-    BatchData, BatchHeader, BatchId, BatchInput, BatchState, Controversial, PrimaryConfig, RegisterMeter, RegisterNode,
+    BatchData, BatchHeader, BatchId, BatchInput, BatchState, Controversial, FinalizeArgs, PrimaryConfig, RegisterMeter,
+    RegisterNode, SubmitTcrs,
 };
 use crate::roles::{Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, Target, Validator, ValidatorBehaviour};
 use crate::types::{
-    commit_entries, meter_cert_digest, node_cert_digest, AgreementKey, Entry, IorParams, IorTx, NodeRole, Outcome,
-    Participant,
+    commit_entries, entry_hash, meter_cert_digest, node_cert_digest, tcr_root, AgreementKey, Entry, IorParams, IorTx,
+    NodeRole, Outcome, Participant, PostedLeaf,
 };
 use crate::{args, primary_registry, secondary_registry, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
 
@@ -94,6 +95,37 @@ pub fn batch_entries<C: ChainClient>(c: &C, h: &BatchHeader) -> Result<Vec<Entry
         return Err(bad("commitment mismatch".into()));
     }
     Ok(out)
+}
+
+/// The TCR leaves the executor posted for a batch, read back from the
+/// block data of its successful `sc_cr` call (the chain keeps only their
+/// root) and checked against [`BatchHeader::tcr_root`]. `Ok(None)` while no
+/// root is posted.
+pub fn batch_leaves<C: ChainClient>(
+    c: &C,
+    h: &BatchHeader,
+    domain: &crate::types::SigDomain,
+    entries: &[Entry],
+) -> Result<Option<Vec<PostedLeaf>>, DriverError> {
+    let (Some(root), Some(height)) = (h.tcr_root, h.tcr_height) else { return Ok(None) };
+    let bad = |reason: String| DriverError::BatchData { batch: h.id, height, reason };
+    let block = c.block(height)?.ok_or_else(|| bad("no such block".into()))?;
+    let hashes: Vec<_> = entries.iter().map(entry_hash).collect();
+    for stx in &block.txs {
+        let gridledger_ledger::TxKind::Call { contract, method, args, .. } = &stx.tx.kind else { continue };
+        if *contract != IOR_PRIMARY_ID || method != "sc_cr" {
+            continue;
+        }
+        let Ok(a) = gridledger_ledger::decode_args::<SubmitTcrs>(args) else { continue };
+        if a.batch != h.id || !c.receipt(&stx.tx.hash())?.is_some_and(|r| r.status == TxStatus::Success) {
+            continue;
+        }
+        if tcr_root(domain, h.id, &hashes, &a.leaves) != root {
+            return Err(bad("posted leaves do not hash to the TCR root".into()));
+        }
+        return Ok(Some(a.leaves));
+    }
+    Err(bad("no sc_cr call posted the TCR root".into()))
 }
 
 /// IOR, or the conventional optimistic rollup baseline (same contracts, a
@@ -508,9 +540,24 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         batch_entries(&self.primary, &self.batch_header(batch)?)
     }
 
-    /// `finalize` arguments for a batch: its id and its entries.
+    /// The TCR leaves posted for a batch ([`batch_leaves`]).
+    pub fn leaves(&self, batch: u64) -> Result<Option<Vec<PostedLeaf>>, DriverError> {
+        let h = self.batch_header(batch)?;
+        let es = batch_entries(&self.primary, &h)?;
+        batch_leaves(&self.primary, &h, &self.cfg.params.domain, &es)
+    }
+
+    /// `finalize` arguments for a batch: its id, its entries and the posted
+    /// leaves (none for a batch the chain executes itself).
     pub fn finalize_args(&self, batch: u64) -> Result<Vec<u8>, DriverError> {
-        Ok(args(&BatchData { batch, entries: self.entries(batch)? }))
+        let h = self.batch_header(batch)?;
+        let entries = batch_entries(&self.primary, &h)?;
+        let leaves = if h.overturned {
+            vec![]
+        } else {
+            batch_leaves(&self.primary, &h, &self.cfg.params.domain, &entries)?.unwrap_or_default()
+        };
+        Ok(args(&FinalizeArgs { batch, entries, leaves }))
     }
 
     /// `dispute` arguments: the disputer's TCRs and the batch's entries.
@@ -521,8 +568,14 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// The batch a secondary-chain node reads: the header, the entries from
     /// the block data and the settled state they read.
     pub fn batch_input(&self, batch: u64) -> Result<BatchInput, DriverError> {
-        let entries = self.entries(batch)?;
-        self.view_borsh("batch_input", args(&BatchData { batch, entries }))
+        let h = self.batch_header(batch)?;
+        let entries = batch_entries(&self.primary, &h)?;
+        let mut input: BatchInput = self.view_borsh("batch_input", args(&BatchData { batch, entries }))?;
+        if input.tcrs.is_none() && !input.header.overturned {
+            input.leaves = batch_leaves(&self.primary, &input.header, &self.cfg.params.domain, &input.entries)?;
+            input.tcrs = input.leaves.as_ref().map(|ls| ls.iter().map(|l| l.tcr.clone()).collect());
+        }
+        Ok(input)
     }
 
     fn progress(&self) -> Result<(u64, u64), DriverError> {
@@ -538,11 +591,17 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     self.secondary_call(key, method, args)?;
                 }
                 Target::Primary => {
-                    if method == "dispute" {
-                        // Another disputer may already have settled it.
-                        let b: crate::primary::Controversial =
-                            borsh::from_slice(&args).map_err(|e| DriverError::View(e.to_string()))?;
-                        if self.batch_header(b.batch)?.state != BatchState::Open {
+                    if method == "dispute" || method == "dispute_entry" {
+                        // Another disputer may already have settled or
+                        // overturned it.
+                        let batch = if method == "dispute" {
+                            borsh::from_slice::<Controversial>(&args).map(|b| b.batch)
+                        } else {
+                            borsh::from_slice::<crate::primary::DisputeEntry>(&args).map(|b| b.batch)
+                        }
+                        .map_err(|e| DriverError::View(e.to_string()))?;
+                        let h = self.batch_header(batch)?;
+                        if h.state != BatchState::Open || h.overturned {
                             continue;
                         }
                     }
@@ -656,7 +715,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             // If every delegate stayed silent, the first alarmed meter's
             // owner challenges itself with a bond (issue 11 item 2).
             if let (Some(owner), Some(own)) = (alarmed.first(), &shared) {
-                if self.batch_header(fin)?.state == BatchState::Open {
+                let h = self.batch_header(fin)?;
+                if h.state == BatchState::Open && !h.overturned {
                     if let Some(key) = self.traders.get(owner).cloned() {
                         let a = self.dispute_args(fin, own.clone())?;
                         let bond = self.cfg.challenge_bond;
@@ -675,8 +735,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     .map(|(i, _)| i as u32)
                     .collect();
                 for index in disputed {
-                    if self.batch_header(fin)?.state != BatchState::Open {
-                        break; // an arbitration already settled the batch
+                    let h = self.batch_header(fin)?;
+                    if h.state != BatchState::Open || h.overturned {
+                        break; // an arbitration already settled or overturned the batch
                     }
                     let i = rng.random_range(0..validators.len());
                     let s = self.validators[i].1.on_participant_dispute(&input, index);
@@ -688,8 +749,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             // Settle after the window if no dispute did.
             let mut h = self.batch_header(fin)?;
             if h.state == BatchState::Open {
-                let until = h.complete_at.unwrap_or(0).saturating_add(self.cfg.window_ms());
-                self.set_time(until);
+                // An overturned batch is executed on chain at once.
+                if !h.overturned {
+                    let until = h.complete_at.unwrap_or(0).saturating_add(self.cfg.window_ms());
+                    self.set_time(until);
+                }
                 let key = self.executors[0].0.clone();
                 let r = self.primary_call(&key, "finalize", self.finalize_args(fin)?, Amount::ZERO)?;
                 if r.status != TxStatus::Success {

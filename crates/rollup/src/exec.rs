@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::types::{
     Agreement, AgreementKey, AgreementTerms, AgreementTx, AtRejection, BuyerOpinion, Effect, Entry, IorParams, IorTx,
-    Outcome, Participant, SettlementTx, SlotKey, StRejection, StSettlement, Tcr,
+    Outcome, Participant, SettlementTx, SlotKey, StRejection, StSettlement, Tcr, TcrLeaf,
 };
 
 /// Gas for one meter reading in the `Σ P_s × Δt` loop: calldata load,
@@ -90,6 +90,11 @@ pub struct PreState {
     /// claimed by won arbitrations ([`Effect::Claim`]), for the slots of
     /// the batch's STs. Absent: nothing claimed.
     pub claimed: BTreeMap<SlotKey, u128>,
+    /// Agreements that were open when the batch began and that an earlier
+    /// entry of the same batch closed ([`StRejection::SettledInBatch`]).
+    /// Empty in a batch's pre-state; set in the per-entry slices of TCR
+    /// leaves so one entry re-executes exactly as in its batch.
+    pub closed_in_batch: BTreeSet<AgreementKey>,
 }
 
 impl PreState {
@@ -279,6 +284,24 @@ pub fn apply_effects(
     Ok(burned)
 }
 
+/// The part of `st` that entry `e` reads: its sender's, buyer's and
+/// seller's records, its agreement, the seller's certified meter and the
+/// claimed energy of its slot. Re-executing `e` on its slice gives the same
+/// TCR as executing it on the whole state (what a single-entry dispute on
+/// the primary chain relies on).
+pub fn slice(st: &PreState, e: &Entry) -> PreState {
+    let t = e.tx.terms();
+    let key = t.key();
+    let parts = [e.sender, t.buyer, t.seller];
+    PreState {
+        participants: st.participants.iter().filter(|(a, _)| parts.contains(a)).map(|(a, p)| (*a, *p)).collect(),
+        agreements: st.agreements.get(&key).map(|ag| (key, ag.clone())).into_iter().collect(),
+        meters: st.meters.get(&t.seller).map(|m| (t.seller, *m)).into_iter().collect(),
+        claimed: st.claimed.get(&t.slot()).map(|c| (t.slot(), *c)).into_iter().collect(),
+        closed_in_batch: st.closed_in_batch.iter().filter(|k| **k == key).copied().collect(),
+    }
+}
+
 /// Executes a batch in record order, each entry against the state the
 /// entries before it left. Returns one TCR per entry.
 pub fn execute_batch(
@@ -287,9 +310,21 @@ pub fn execute_batch(
     pre: &PreState,
     entries: &[Entry],
 ) -> Result<Vec<Tcr>, ContractError> {
+    Ok(execute_leaves(env, p, pre, entries)?.into_iter().map(|l| l.tcr).collect())
+}
+
+/// [`execute_batch`], returning each TCR with the slice of state its entry
+/// read ([`slice`]): the leaves of the batch's TCR tree.
+pub fn execute_leaves(
+    env: &mut impl ExecEnv,
+    p: &IorParams,
+    pre: &PreState,
+    entries: &[Entry],
+) -> Result<Vec<TcrLeaf>, ContractError> {
     let mut st = pre.clone();
     let mut out = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
+        let before = slice(&st, e);
         let mut outcome = match &e.tx {
             IorTx::At(at) => execute_at(env, p, &st, e, at)?,
             IorTx::St(s) => execute_st(env, p, &st, e, s)?,
@@ -300,17 +335,19 @@ pub fn execute_batch(
         // earlier entry of this batch closed: whoever lost the race (a late
         // ST against the buyer's expiry) is not penalised a second time.
         let key = e.tx.terms().key();
-        if outcome == Outcome::StRejected(StRejection::NoAgreement(key.buyer))
-            && pre.agreements.contains_key(&key)
-            && !st.agreements.contains_key(&key)
-        {
+        if outcome == Outcome::StRejected(StRejection::NoAgreement(key.buyer)) && st.closed_in_batch.contains(&key) {
             outcome = Outcome::StRejected(StRejection::SettledInBatch);
         }
         let effects = expected_effects(p, e, &outcome)
             .ok_or_else(|| ContractError::Revert("internal: verdict without effects".into()))?;
-        apply_effects(&mut st, p, &e.tx.terms().key(), &effects)
+        apply_effects(&mut st, p, &key, &effects)
             .map_err(|err| ContractError::Revert(format!("internal: own effects do not apply: {err}")))?;
-        out.push(Tcr { index: i as u32, outcome, effects });
+        if pre.agreements.contains_key(&key) && !st.agreements.contains_key(&key) {
+            st.closed_in_batch.insert(key);
+        } else {
+            st.closed_in_batch.remove(&key);
+        }
+        out.push(TcrLeaf { pre: before, tcr: Tcr { index: i as u32, outcome, effects } });
     }
     Ok(out)
 }
@@ -456,7 +493,7 @@ fn execute_st(
             }
         },
     };
-    let late = e.recorded_at > t.dl;
+    let late = e.recorded_at > t.dl || crate::mutants::active(crate::mutants::Mutation::DeadlineUnenforced);
     env.charge(STEP_GAS)?;
     let ob = match opinion {
         // Step 2: penalise the buyer; the ST is still executed (the seller is paid).
@@ -524,7 +561,7 @@ fn execute_expire(
     } else {
         match agreement_of(st, t) {
             Err(why) => why,
-            Ok(_) if e.recorded_at <= from => {
+            Ok(_) if e.recorded_at <= from && !crate::mutants::active(crate::mutants::Mutation::DeadlineUnenforced) => {
                 StRejection::NotExpired { from: from.saturating_add(1), now: e.recorded_at }
             }
             // The buyer recorded O_b = 1 itself: it acknowledged delivery,

@@ -38,6 +38,7 @@ pub mod data;
 pub mod demo;
 pub mod driver;
 pub mod exec;
+pub mod mutants;
 pub mod primary;
 pub mod roles;
 pub mod secondary;

@@ -1,6 +1,6 @@
 //! The primary chain's IOR contract (thesis §3.3.2, §3.3.4, §3.3.5, §3.4):
-//! `SC_DS_AT`, `SC_DS_ST` (record data), `SC_CR_AT`, `SC_CR_ST` (record
-//! TCRs), the on-chain `SC_EXE_AT`/`SC_EXE_ST` that arbitrate a
+//! `SC_DS_AT`, `SC_DS_ST` (record data), `SC_CR` (record one TCR root per
+//! batch), the on-chain `SC_EXE_AT`/`SC_EXE_ST` that arbitrate a
 //! controversial transaction, plus the registry of secondary-chain nodes
 //! with their certificates and deposits, and traders' IOR accounts.
 //!
@@ -12,13 +12,27 @@
 //! - **Entries are block data** (thesis Fig 3-7, issue 11). `SC_DS_*` keep
 //!   no copy of the AT/ST in contract storage: the recording transaction
 //!   sits in the block (data availability), and the batch header keeps a
-//!   count and a rolling commitment `cᵢ₊₁ = H(cᵢ ‖ eᵢ)`
+//!   count and a rolling commitment `cᵢ₊₁ = H(cᵢ ‖ H(eᵢ))`
 //!   ([`crate::types::commit_entry`]). Whoever needs the entries (the
-//!   executor's `sc_cr_*`, a disputer, `finalize`) reads them from the
-//!   block ([`crate::driver::batch_entries`]) and brings them as calldata;
-//!   the contract refuses entries that do not hash to the commitment.
-//!   Still stored per batch: the verdicts (not yet one TCR root), and
-//!   settlement still applies balances and agreements on this chain.
+//!   executor's `sc_cr`, a disputer, `finalize`) reads them from the
+//!   block ([`crate::driver::batch_entries`]) and brings them (or their
+//!   hashes) as calldata; the contract refuses any that do not hash to the
+//!   commitment.
+//! - **One TCR root per batch** (issue 11). `sc_cr` posts one leaf per
+//!   entry ([`crate::types::PostedLeaf`]: the verdict and effects, and the
+//!   hash of the slice of state the entry read, [`crate::types::TcrLeaf`])
+//!   with the entries' hashes; the contract
+//!   keeps only the Merkle root ([`crate::types::tcr_root`]) and the height
+//!   of the posting block. The leaves are that call's block data
+//!   ([`crate::driver::batch_leaves`]). Settled state (balances,
+//!   reputation, agreements) is still applied on this chain at `finalize`:
+//!   moving it to the secondary chain behind a post-state root is not done.
+//! - **Effects follow from the verdict.** `finalize` applies a TCR only if
+//!   its effects are exactly [`crate::exec::expected_effects`] of its entry
+//!   and verdict: only the entry's buyer, seller, sender and the black
+//!   hole, with amounts fixed by the terms. Otherwise the chain re-executes
+//!   the batch and burns the poster's deposit. An executor can only lie
+//!   about a verdict, and that is what disputes re-execute.
 //! - **Batches.** The IOR transactions recorded in one primary block form a
 //!   batch (§3.4 Step 2: "for each newly generated block"); a batch is closed
 //!   by the first call to this contract in a later block. Its executor is
@@ -28,14 +42,9 @@
 //!   it submits, which validator will check its batch, so none can time its
 //!   entries for an accomplice. The assigned executor's time, after which a
 //!   stand-in may record the TCRs, runs from the close.
-//! - **Incomplete TCRs.** An executor that records only one half (AT or ST)
-//!   and goes silent is not replaced by a stand-in; two windows after the
-//!   close, `finalize` executes the batch on chain and settles it.
-//! - **Effects follow from the verdict.** `sc_cr_*` refuses a TCR whose
-//!   effects are not exactly [`crate::exec::expected_effects`] of its entry
-//!   and verdict: only the entry's buyer, seller, sender and the black hole,
-//!   with amounts fixed by the terms. An executor can only lie about a
-//!   verdict, and that is what disputes re-execute.
+//! - **No TCRs.** An executor that posts no root and goes silent is
+//!   replaced by a stand-in after a window; two windows after the close,
+//!   `finalize` executes the batch on chain and settles it.
 //! - **Serial settlement.** TCRs of batch `b` are accepted only after batch
 //!   `b−1` has settled, so every TCR is computed against settled state and
 //!   the chain can re-execute it exactly. `fund`, `withdraw` and
@@ -60,17 +69,23 @@
 //! - **Money.** Traders pre-fund an IOR account (`fund`): the contract cannot
 //!   pull coin from a seller's wallet on a buyer's AT, so Step 3's balance
 //!   check and Step 5's deposits use this account.
-//! - **Arbitration** (§3.4 Step 5). A controversial transaction carries the
-//!   disputer's TCRs for a batch; the chain re-executes the batch. If the
-//!   executor was wrong, its deposit is forfeited, and so is the assigned
-//!   validator's when someone else (a delegated validator) disclosed it, since
-//!   by staying silent it upheld the wrong TCR. A disputer whose TCRs are
-//!   the correct ones is rewarded `ë × y` per forfeited deposit (Table 3-1);
-//!   the rest is burned. The assigned validator's turn is the first half of
-//!   the window: a dispute by someone else before it has passed does not
-//!   forfeit the validator. A dispute against correct TCRs forfeits the
-//!   disputer's deposit (burned). The batch then settles at once with the
-//!   chain's TCRs.
+//! - **Arbitration** (§3.4 Step 5), two ways. `dispute_entry` names one
+//!   entry and brings it with its posted leaf and the leaf's Merkle witness
+//!   against the root; the chain re-executes that entry alone on the leaf's
+//!   inputs. A wrong result overturns the batch, which `finalize` then
+//!   executes on chain at once; a dispute that proves nothing reverts
+//!   ([`EntryDisputeError`]) and changes nothing. `dispute` brings the whole
+//!   batch; the chain re-executes it and compares the TCR root: the
+//!   challenge for wrong *inputs* in a leaf, which one entry cannot show.
+//!   If the executor was wrong, its deposit is forfeited, and so is the
+//!   assigned validator's when someone else (a delegated validator)
+//!   disclosed it, since by staying silent it upheld the wrong TCR. A
+//!   disputer whose claim is the chain's is rewarded `ë × y` per forfeited
+//!   deposit (Table 3-1); the rest is burned. The assigned validator's turn
+//!   is the first half of the window: a dispute by someone else before it
+//!   has passed does not forfeit the validator. A whole-batch dispute
+//!   against a correct root forfeits a staked disputer's deposit (burned)
+//!   or pays a bond to the executor.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
@@ -80,12 +95,12 @@ use serde_json::json;
 
 use gridledger_core::codec::hash_tagged;
 
-use crate::exec::{execute_batch, expected_effects, meter_owners, st_slots, touched, OnChain};
+use crate::exec::{execute_leaves, expected_effects, meter_owners, st_slots, touched, OnChain};
 use crate::store::{bytes, credit, debit, load, mkey, pkey, settle};
 use crate::types::{
     commit_entries, commitment_preimage, meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx,
-    BuyerOpinion, Entry, IorParams, IorTx, NodeRole, Participant, SettlementTx, Tcr, BLACK_HOLE, TAG_ASSIGNMENT,
-    TAG_BATCH_DATA,
+    BuyerOpinion, Entry, IorParams, IorTx, NodeRole, Participant, PostedLeaf, SettlementTx, Tcr, TcrLeaf, BLACK_HOLE,
+    TAG_ASSIGNMENT, TAG_BATCH_DATA, TAG_ENTRY,
 };
 
 /// Configuration, set once by `init`.
@@ -148,11 +163,18 @@ pub struct BatchHeader {
     /// ([`commit_entry`]): the entries are block data, not contract
     /// storage (thesis Fig 3-7).
     pub commitment: Hash32,
-    pub at_tcrs: bool,
-    pub st_tcrs: bool,
+    /// The Merkle root over the batch's TCR leaves ([`crate::types::tcr_root`])
+    /// the executor posted with `sc_cr`: the only trace of its TCRs in
+    /// contract storage. The leaves are the block data of that call.
+    pub tcr_root: Option<Hash32>,
+    /// Height of the block whose `sc_cr` posted [`Self::tcr_root`].
+    pub tcr_height: Option<u64>,
+    /// A dispute proved the posted TCRs wrong: the executor's deposit is
+    /// forfeited and `finalize` executes the batch on chain at once.
+    pub overturned: bool,
     /// Who recorded the TCRs.
     pub posted_by: Option<Address>,
-    /// When the last of the TCRs were recorded.
+    /// When the TCR root was recorded.
     pub complete_at: Option<Timestamp>,
     /// Block time of the first entry.
     pub first_recorded_at: Timestamp,
@@ -172,8 +194,9 @@ impl BatchHeader {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Has the executor posted the batch's TCR root?
     pub fn tcrs_complete(&self) -> bool {
-        (self.at_count == 0 || self.at_tcrs) && (self.st_count == 0 || self.st_tcrs)
+        self.tcr_root.is_some()
     }
 }
 
@@ -200,15 +223,57 @@ pub struct RegisterNode {
     pub cert: Signature,
 }
 
-/// `sc_cr_at` / `sc_cr_st` arguments: one half of the batch's TCRs and the
-/// batch's entries (read from the blocks that recorded them, checked
-/// against the batch's commitment), so the chain can check that each TCR's
-/// effects follow from its entry.
+/// `sc_cr` arguments (issue 11: one TCR root per batch): the hashes of the
+/// batch's entries (checked against its rolling commitment) and one leaf
+/// per entry. The chain keeps only the Merkle root over the leaves; the
+/// leaves stay in this call's block data, where validators, meters and
+/// `finalize` read them ([`crate::driver::batch_leaves`]).
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct SubmitTcrs {
     pub batch: u64,
-    pub tcrs: Vec<Tcr>,
+    pub entry_hashes: Vec<Hash32>,
+    pub leaves: Vec<PostedLeaf>,
+}
+
+/// `dispute_entry` arguments (issue 11, thesis §3.4 Step 5): one entry of
+/// the batch, the TCR leaf the executor posted for it, the inputs that
+/// hash to the leaf's `pre_hash`, and the leaf's Merkle witness against the
+/// batch's TCR root. The chain re-executes just that entry on those inputs.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct DisputeEntry {
+    pub batch: u64,
+    pub entry: Entry,
+    pub pre: crate::exec::PreState,
+    pub leaf: PostedLeaf,
+    pub proof: gridledger_core::MerkleProof,
+}
+
+/// `finalize` arguments: the batch's entries (checked against its
+/// commitment) and the leaves its executor posted (checked against its TCR
+/// root; empty when none was posted or the batch was overturned).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct FinalizeArgs {
+    pub batch: u64,
     pub entries: Vec<Entry>,
+    pub leaves: Vec<PostedLeaf>,
+}
+
+/// Why `dispute_entry` refuses a dispute. A refused dispute reverts: it
+/// changes nothing and the bond goes back with the reverted call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EntryDisputeError {
+    #[error("a challenger that is not an active validator must attach a bond of at least {bond}, attached {attached}")]
+    BondTooSmall { bond: Amount, attached: Amount },
+    #[error("batch {0} has no posted TCR root awaiting settlement")]
+    NothingToDispute(u64),
+    #[error("the witness names leaf {index} of {count}, the batch holds {len} entries and the leaf is TCR {tcr}")]
+    WrongIndex { index: u64, count: u64, len: usize, tcr: u32 },
+    #[error("the entry and leaf are not proved by the witness against batch {0}'s TCR root")]
+    WrongWitness(u64),
+    #[error("the inputs brought do not hash to leaf {0}'s posted inputs")]
+    WrongInputs(u32),
+    #[error("TCR {0} is the correct result of its entry on its inputs")]
+    CorrectResult(u32),
 }
 
 /// A controversial transaction (§3.3.4): the disputer's TCRs for the batch
@@ -244,6 +309,9 @@ pub struct BatchInput {
     pub prestate: crate::exec::PreState,
     /// Recorded TCRs in entry order, once complete.
     pub tcrs: Option<Vec<Tcr>>,
+    /// The posted TCR leaves, read from the block data of `sc_cr`
+    /// ([`crate::driver::batch_leaves`]); the view leaves this `None`.
+    pub leaves: Option<Vec<PostedLeaf>>,
 }
 
 pub struct IorPrimaryContract;
@@ -317,17 +385,59 @@ fn header(ctx: &mut CallContext<'_, '_>, id: u64) -> Result<BatchHeader, Contrac
 /// The batch's entries as a caller brought them, once they match the
 /// batch's count and rolling commitment (hashing priced per word).
 fn entries(ctx: &mut CallContext<'_, '_>, h: &BatchHeader, given: Vec<Entry>) -> Result<Vec<Entry>, ContractError> {
+    Ok(entries_hashed(ctx, h, given)?.0)
+}
+
+/// [`entries`] with each entry's hash.
+fn entries_hashed(
+    ctx: &mut CallContext<'_, '_>,
+    h: &BatchHeader,
+    given: Vec<Entry>,
+) -> Result<(Vec<Entry>, Vec<Hash32>), ContractError> {
     if given.len() != h.len() {
         return revert(format!("batch {} holds {} entries, {} brought", h.id, h.len(), given.len()));
     }
-    let mut c = Hash32::ZERO;
+    let mut hashes = Vec::with_capacity(given.len());
     for e in &given {
-        c = ctx.hash(TAG_BATCH_DATA, &commitment_preimage(&c, e))?;
+        hashes.push(ctx.hash(TAG_ENTRY, &bytes(e))?);
+    }
+    check_entry_hashes(ctx, h, &hashes)?;
+    Ok((given, hashes))
+}
+
+/// Refuses entry hashes that do not chain to the batch's commitment.
+fn check_entry_hashes(ctx: &mut CallContext<'_, '_>, h: &BatchHeader, hashes: &[Hash32]) -> Result<(), ContractError> {
+    if hashes.len() != h.len() {
+        return revert(format!("batch {} holds {} entries, {} brought", h.id, h.len(), hashes.len()));
+    }
+    let mut c = Hash32::ZERO;
+    for eh in hashes {
+        c = ctx.hash(TAG_BATCH_DATA, &commitment_preimage(&c, eh))?;
     }
     if c != h.commitment {
         return revert(format!("the entries brought are not batch {}'s recorded data (commitment mismatch)", h.id));
     }
-    Ok(given)
+    Ok(())
+}
+
+/// The Merkle root over leaves, hashing priced per word and per tree node.
+fn leaves_root(
+    ctx: &mut CallContext<'_, '_>,
+    d: &crate::types::SigDomain,
+    batch: u64,
+    hashes: &[Hash32],
+    leaves: &[PostedLeaf],
+) -> Result<Hash32, ContractError> {
+    let mut hs = Vec::with_capacity(leaves.len());
+    for (eh, l) in hashes.iter().zip(leaves) {
+        hs.push(ctx.hash(crate::types::TAG_TCR_LEAF, &bytes(&(d, batch, eh, l)))?);
+    }
+    // Leaf and inner-node hashes of the tree: 2n − 1 two-word hashes.
+    ctx.charge(
+        (2 * hs.len() as u64).saturating_sub(1)
+            * (gridledger_ledger::gas::HASH_BASE + 2 * gridledger_ledger::gas::HASH_WORD),
+    )?;
+    Ok(gridledger_core::merkle_root(&hs))
 }
 
 /// What is stored of a TCR: its entry index and verdict. The effects
@@ -357,15 +467,6 @@ fn rebuild<R: gridledger_ledger::StorageRead>(
             Ok(Tcr { index, outcome, effects })
         })
         .collect()
-}
-
-fn merged_tcrs(
-    ctx: &mut CallContext<'_, '_>,
-    h: &BatchHeader,
-    params: &IorParams,
-    es: &[Entry],
-) -> Result<Vec<Tcr>, ContractError> {
-    rebuild(ctx, params, h.id, es)
 }
 
 /// One slot per trader (`pt/ADDR`): the latest batch holding an entry that
@@ -490,6 +591,9 @@ fn forfeit(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<Amount, Contr
         return Ok(Amount::ZERO);
     }
     let d = n.deposit;
+    if crate::mutants::active(crate::mutants::Mutation::DepositNotSlashed) {
+        return Ok(Amount::ZERO);
+    }
     n.deposit = Amount::ZERO;
     n.active = false;
     ctx.write_typed(&nkey(who), &n)?;
@@ -520,8 +624,9 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
                 at_count: 0,
                 st_count: 0,
                 commitment: Hash32::ZERO,
-                at_tcrs: false,
-                st_tcrs: false,
+                tcr_root: None,
+                tcr_height: None,
+                overturned: false,
                 posted_by: None,
                 complete_at: None,
                 first_recorded_at: ctx.timestamp(),
@@ -566,7 +671,8 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
     }
     // The entry itself is this transaction's block data; the chain keeps
     // only the rolling commitment.
-    h.commitment = ctx.hash(TAG_BATCH_DATA, &commitment_preimage(&h.commitment, &entry))?;
+    let eh = ctx.hash(TAG_ENTRY, &bytes(&entry))?;
+    h.commitment = ctx.hash(TAG_BATCH_DATA, &commitment_preimage(&h.commitment, &eh))?;
     ctx.write_typed(&bkey(h.id), &h)?;
     ctx.emit(
         "ior_new_data",
@@ -575,8 +681,13 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
     Ok(bytes(&(h.id, index)))
 }
 
-/// `SC_CR_AT` / `SC_CR_ST`.
-fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result<Vec<u8>, ContractError> {
+/// `SC_CR` (issue 11: one TCR root per batch): the executor posts the
+/// Merkle root over one leaf per entry. The chain checks the entry hashes
+/// against the batch's commitment and computes the root; it keeps only the
+/// root. Whether each leaf's verdict and effects follow from its entry is
+/// checked where the entries are at hand: by validators and meters off
+/// chain, by `dispute_entry` for one entry, and by `finalize`.
+fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, ContractError> {
     let mut h = header(ctx, a.batch)?;
     if h.height >= ctx.height() {
         return revert(format!("batch {} is still recording", h.id));
@@ -593,9 +704,7 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result
     let assigned_ok = caller == h.executor && active_node(ctx, &caller, NodeRole::Executor)?;
     // Another active executor stands in for an assigned one that left or
     // forfeited, or that withheld its TCRs for a whole window after the
-    // batch closed (a silent executor must not freeze settlement). An
-    // executor that recorded only one half is not replaced: `finalize`
-    // executes such a batch on chain after two windows.
+    // batch closed (a silent executor must not freeze settlement).
     let closed = h.closed_at.unwrap_or(ctx.timestamp());
     let withheld = h.posted_by.is_none() && ctx.timestamp() > closed.saturating_add(c.window_ms);
     let stand_in = (withheld || !active_node(ctx, &h.executor, NodeRole::Executor)?)
@@ -603,53 +712,25 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs, at: bool) -> Result
     if !assigned_ok && !stand_in {
         return revert(format!("only the batch's executor {} may record its TCRs", h.executor));
     }
-    if h.posted_by.is_some_and(|p| p != caller) {
-        return revert("another executor recorded this batch's TCRs");
-    }
-    let (done, count) = if at { (h.at_tcrs, h.at_count) } else { (h.st_tcrs, h.st_count) };
-    if done {
+    if h.posted_by.is_some() || h.tcr_root.is_some() {
         return revert(format!("TCRs already recorded for batch {}", h.id));
     }
-    // Strictly increasing indices inside the batch, as many as entries of
-    // this kind, each on an entry of this kind: exactly one TCR per entry.
-    let uncovered =
-        || revert(format!("TCRs do not cover the batch's {} entries in order", if at { "AT" } else { "ST" }));
-    let increasing = a.tcrs.windows(2).all(|w| w[0].index < w[1].index);
-    let kinds_ok = a.tcrs.iter().all(|t| t.outcome.is_at() == at);
-    if a.tcrs.len() != count as usize || !increasing || !kinds_ok {
-        return uncovered();
+    // Exactly one leaf per entry, in entry order.
+    if a.leaves.len() != h.len() || a.leaves.iter().enumerate().any(|(i, l)| l.tcr.index as usize != i) {
+        return revert("TCRs do not cover the batch's entries in order");
     }
-    let es = entries(ctx, &h, a.entries)?;
-    // Effects must be exactly those the verdict implies for the entry.
-    for t in &a.tcrs {
-        let Some(e) = es.get(t.index as usize) else { return uncovered() };
-        if e.tx.is_at() != at {
-            return uncovered();
-        }
-        ctx.charge(crate::exec::STEP_GAS)?;
-        if expected_effects(&c.params, e, &t.outcome).as_ref() != Some(&t.effects) {
-            return revert(format!(
-                "TCR {} has effects that do not follow from its entry and verdict {:?}",
-                t.index, t.outcome
-            ));
-        }
-    }
-    ctx.write_typed(&tkey(h.id, at), &verdicts(&a.tcrs))?;
-    if at {
-        h.at_tcrs = true;
-    } else {
-        h.st_tcrs = true;
-    }
+    check_entry_hashes(ctx, &h, &a.entry_hashes)?;
+    let root = leaves_root(ctx, &c.params.domain, h.id, &a.entry_hashes, &a.leaves)?;
+    h.tcr_root = Some(root);
+    h.tcr_height = Some(ctx.height());
     h.posted_by = Some(caller);
-    if h.tcrs_complete() {
-        h.complete_at = Some(ctx.timestamp());
-        ctx.emit(
-            "ior_tcrs_recorded",
-            vec![("batch".into(), h.id.to_string()), ("validator".into(), h.validator.to_string())],
-        )?;
-    }
+    h.complete_at = Some(ctx.timestamp());
+    ctx.emit(
+        "ior_tcrs_recorded",
+        vec![("batch".into(), h.id.to_string()), ("validator".into(), h.validator.to_string())],
+    )?;
     ctx.write_typed(&bkey(h.id), &h)?;
-    Ok(vec![])
+    Ok(bytes(&root))
 }
 
 fn settle_batch(
@@ -677,23 +758,20 @@ fn settle_batch(
 }
 
 /// Re-executes a batch on chain from settled state (`SC_EXE_*` on the
-/// primary chain).
-fn reexecute(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig, es: &[Entry]) -> Result<Vec<Tcr>, ContractError> {
+/// primary chain), returning its leaves.
+fn reexecute(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig, es: &[Entry]) -> Result<Vec<TcrLeaf>, ContractError> {
     let (parts, buyers) = touched(es, &[]);
     let pre = load(ctx, &parts, &buyers, &meter_owners(es), &st_slots(es))?;
-    execute_batch(&mut OnChain(ctx), &c.params, &pre, es)
+    execute_leaves(&mut OnChain(ctx), &c.params, &pre, es)
 }
 
-/// Replaces a batch's recorded TCRs by the chain's, forfeits the deposits
-/// of the executor that posted them and of the assigned validator (unless
-/// it is the discloser), pays `rewardee` its share when it deserves it,
-/// burns the rest and settles the batch.
-fn overturn(
+/// Forfeits the deposits of the executor that posted a batch's wrong TCRs
+/// and of the assigned validator (unless it is the discloser or its turn
+/// has not passed), pays `rewardee` its share and burns the rest.
+fn punish(
     ctx: &mut CallContext<'_, '_>,
     c: &PrimaryConfig,
-    h: BatchHeader,
-    es: &[Entry],
-    correct: &[Tcr],
+    h: &BatchHeader,
     discloser: Address,
     rewardee: Option<Address>,
 ) -> Result<(), ContractError> {
@@ -729,21 +807,45 @@ fn overturn(
             ("reward".into(), reward.to_string()),
             ("burned".into(), burn.to_string()),
         ],
-    )?;
-    // The chain's TCRs replace the executor's on record.
+    )
+}
+
+/// Settles a batch with the chain's own TCRs, storing their verdicts (only
+/// batches the chain executed keep verdicts in storage).
+fn settle_with_chain_tcrs(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    h: BatchHeader,
+    es: &[Entry],
+    correct: &[Tcr],
+) -> Result<(), ContractError> {
     let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = correct.iter().cloned().partition(|t| t.outcome.is_at());
     ctx.write_typed(&tkey(h.id, true), &verdicts(&ats))?;
     ctx.write_typed(&tkey(h.id, false), &verdicts(&sts))?;
     settle_batch(ctx, c, h, es, correct, true)
 }
 
-/// `finalize` of a batch without complete TCRs (say, an executor that
-/// recorded only its AT half and went silent, or died between its two
-/// calls): once two windows have passed since the batch closed (one for the
-/// assigned executor, one for a stand-in), the chain executes the batch
-/// itself and settles it, so serial settlement never freezes. A recorded
-/// half that differs from the chain's verdicts forfeits its poster's
-/// deposit (burned); a merely silent executor keeps its deposit.
+/// Punishes the poster of wrong TCRs ([`punish`]) and settles the batch
+/// with the chain's TCRs.
+fn overturn(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    h: BatchHeader,
+    es: &[Entry],
+    correct: &[Tcr],
+    discloser: Address,
+    rewardee: Option<Address>,
+) -> Result<(), ContractError> {
+    punish(ctx, c, &h, discloser, rewardee)?;
+    settle_with_chain_tcrs(ctx, c, h, es, correct)
+}
+
+/// `finalize` of a batch without a TCR root (an executor that never
+/// posted, or died before it did) or whose root a dispute overturned: the
+/// chain executes the batch itself and settles it, so serial settlement
+/// never freezes. An overturned batch is executed at once; an unposted one
+/// once two windows have passed since it closed (one for the assigned
+/// executor, one for a stand-in). A merely silent executor keeps its deposit.
 fn execute_on_chain(
     ctx: &mut CallContext<'_, '_>,
     c: &PrimaryConfig,
@@ -754,48 +856,60 @@ fn execute_on_chain(
     if fin != h.id {
         return revert(format!("batch {fin} must settle before batch {}", h.id));
     }
-    let Some(closed) = h.closed_at else {
-        return revert(format!("batch {} has no complete TCRs", h.id));
-    };
-    let until = closed.saturating_add(c.window_ms.saturating_mul(2));
-    if ctx.timestamp() <= until {
-        return revert(format!("batch {} has no complete TCRs; the chain executes it after {until}", h.id));
+    if !h.overturned {
+        let Some(closed) = h.closed_at else {
+            return revert(format!("batch {} has no complete TCRs", h.id));
+        };
+        let until = closed.saturating_add(c.window_ms.saturating_mul(2));
+        if ctx.timestamp() <= until {
+            return revert(format!("batch {} has no complete TCRs; the chain executes it after {until}", h.id));
+        }
     }
     let es = entries(ctx, &h, given)?;
-    let recorded = rebuild(ctx, &c.params, h.id, &es)?;
-    let correct = reexecute(ctx, c, &es)?;
-    let wrong = recorded.iter().any(|t| correct.get(t.index as usize) != Some(t));
-    if let (true, Some(poster)) = (wrong, h.posted_by) {
-        let lost = forfeit(ctx, &poster)?;
-        ctx.pay(&BLACK_HOLE, lost)?;
-    }
-    let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = correct.iter().cloned().partition(|t| t.outcome.is_at());
-    ctx.write_typed(&tkey(h.id, true), &verdicts(&ats))?;
-    ctx.write_typed(&tkey(h.id, false), &verdicts(&sts))?;
+    let correct: Vec<Tcr> = reexecute(ctx, c, &es)?.into_iter().map(|l| l.tcr).collect();
     ctx.emit("ior_executed_on_chain", vec![("batch".into(), h.id.to_string())])?;
-    settle_batch(ctx, c, h, &es, &correct, true)?;
+    settle_with_chain_tcrs(ctx, c, h, &es, &correct)?;
     Ok(bytes(&true))
 }
 
+/// Is the caller an active validator staking its node deposit (no value
+/// attached), else has it attached at least the challenge bond?
+fn challenger(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig) -> Result<Option<bool>, ContractError> {
+    let caller = ctx.caller();
+    let bond = ctx.value();
+    let staked_node = bond.is_zero() && active_node(ctx, &caller, NodeRole::Validator)?;
+    Ok((staked_node || bond >= c.challenge_bond).then_some(staked_node))
+}
+
+/// A controversial transaction over the whole batch: the chain
+/// re-executes every entry and compares the resulting TCR root with the
+/// posted one. This is the challenge for wrong *inputs* in a leaf (a
+/// pre-state slice that the earlier entries did not leave), which
+/// `dispute_entry` cannot see.
 fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, ContractError> {
     let c = cfg(ctx)?;
     let caller = ctx.caller();
     let bond = ctx.value();
-    let staked_node = bond.is_zero() && active_node(ctx, &caller, NodeRole::Validator)?;
-    if !staked_node && bond < c.challenge_bond {
+    let Some(staked_node) = challenger(ctx, &c)? else {
         return revert(format!(
             "a challenger that is not an active validator must attach a bond of at least {}, attached {bond}",
             c.challenge_bond
         ));
-    }
+    };
     let h = header(ctx, a.batch)?;
-    if h.state != BatchState::Open || !h.tcrs_complete() {
+    if h.state != BatchState::Open || h.overturned || !h.tcrs_complete() {
         return revert(format!("batch {} has no recorded TCRs awaiting settlement", h.id));
     }
-    let es = entries(ctx, &h, a.entries)?;
-    let recorded = merged_tcrs(ctx, &h, &c.params, &es)?;
-    let correct = reexecute(ctx, &c, &es)?;
-    if recorded == correct {
+    let (es, hashes) = entries_hashed(ctx, &h, a.entries)?;
+    let leaves = reexecute(ctx, &c, &es)?;
+    let mut posted = Vec::with_capacity(leaves.len());
+    for l in &leaves {
+        let pre_hash = ctx.hash(crate::types::TAG_TCR_INPUTS, &bytes(&l.pre))?;
+        posted.push(PostedLeaf { pre_hash, tcr: l.tcr.clone() });
+    }
+    let root = leaves_root(ctx, &c.params.domain, h.id, &hashes, &posted)?;
+    let correct: Vec<Tcr> = leaves.into_iter().map(|l| l.tcr).collect();
+    if h.tcr_root == Some(root) {
         if staked_node {
             let lost = forfeit(ctx, &caller)?;
             ctx.pay(&BLACK_HOLE, lost)?;
@@ -810,6 +924,115 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
     ctx.pay(&caller, bond)?;
     let rewardee = (a.claimed == correct).then_some(caller);
     overturn(ctx, &c, h, &es, &correct, caller, rewardee)?;
+    Ok(bytes(&true))
+}
+
+/// `dispute_entry` (issue 11): a dispute of one entry's TCR. The witness
+/// proves that `entry` and `leaf` are leaf `i` of the batch's posted TCR
+/// tree (the leaf binds the deployment, the batch and the entry's hash);
+/// the chain re-executes that entry on the leaf's own inputs. A different
+/// result proves the executor wrong: its deposit (and a late assigned
+/// validator's) is forfeited, the disputer rewarded, and the batch marked
+/// overturned, so `finalize` executes it on chain at once. A refused
+/// dispute ([`EntryDisputeError`]) reverts and changes nothing.
+fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u8>, ContractError> {
+    let refuse = |e: EntryDisputeError| revert(e.to_string());
+    let c = cfg(ctx)?;
+    let caller = ctx.caller();
+    let bond = ctx.value();
+    if challenger(ctx, &c)?.is_none() {
+        return refuse(EntryDisputeError::BondTooSmall { bond: c.challenge_bond, attached: bond });
+    }
+    let mut h = header(ctx, a.batch)?;
+    let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
+        return refuse(EntryDisputeError::NothingToDispute(h.id));
+    };
+    let i = a.leaf.tcr.index;
+    if a.proof.index != u64::from(i) || a.proof.leaf_count != h.len() as u64 {
+        return refuse(EntryDisputeError::WrongIndex {
+            index: a.proof.index,
+            count: a.proof.leaf_count,
+            len: h.len(),
+            tcr: i,
+        });
+    }
+    let eh = ctx.hash(TAG_ENTRY, &bytes(&a.entry))?;
+    if ctx.hash(crate::types::TAG_TCR_INPUTS, &bytes(&a.pre))? != a.leaf.pre_hash {
+        return refuse(EntryDisputeError::WrongInputs(i));
+    }
+    let leaf = ctx.hash(crate::types::TAG_TCR_LEAF, &bytes(&(&c.params.domain, h.id, &eh, &a.leaf)))?;
+    ctx.charge(
+        (a.proof.siblings.len() as u64 + 1)
+            * (gridledger_ledger::gas::HASH_BASE + 2 * gridledger_ledger::gas::HASH_WORD),
+    )?;
+    if !crate::mutants::active(crate::mutants::Mutation::WitnessUnchecked) && !a.proof.verify(&leaf, &root) {
+        return refuse(EntryDisputeError::WrongWitness(h.id));
+    }
+    let mut mine = execute_leaves(&mut OnChain(ctx), &c.params, &a.pre, std::slice::from_ref(&a.entry))?
+        .pop()
+        .map(|l| l.tcr)
+        .ok_or_else(|| ContractError::Revert("internal: no TCR".into()))?;
+    mine.index = i;
+    if mine == a.leaf.tcr {
+        return refuse(EntryDisputeError::CorrectResult(i));
+    }
+    ctx.pay(&caller, bond)?;
+    punish(ctx, &c, &h, caller, Some(caller))?;
+    h.overturned = true;
+    ctx.write_typed(&bkey(h.id), &h)?;
+    Ok(bytes(&i))
+}
+
+/// `finalize`: settles a batch once its window has passed with no
+/// successful dispute, with the posted TCRs. The caller brings the entries
+/// and the posted leaves (block data), checked against the commitment and
+/// the TCR root. Effects must be exactly those each verdict implies for its
+/// entry ([`expected_effects`]: only the entry's parties and the black
+/// hole, amounts fixed by the terms) and must apply to settled state; a
+/// batch where either fails is not halted but executed on chain and
+/// settled with the chain's TCRs, the poster's deposit burned (issue 11
+/// items 1 and 5). A batch without a root, or overturned, is executed on
+/// chain ([`execute_on_chain`]).
+fn finalize(ctx: &mut CallContext<'_, '_>, a: FinalizeArgs) -> Result<Vec<u8>, ContractError> {
+    let c = cfg(ctx)?;
+    let h = header(ctx, a.batch)?;
+    if h.state != BatchState::Open {
+        return revert(format!("batch {} already settled", h.id));
+    }
+    let (Some(done), Some(root), false) = (h.complete_at, h.tcr_root, h.overturned) else {
+        return execute_on_chain(ctx, &c, h, a.entries);
+    };
+    let until = done.saturating_add(c.window_ms);
+    if ctx.timestamp() < until {
+        return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));
+    }
+    let (es, hashes) = entries_hashed(ctx, &h, a.entries)?;
+    if a.leaves.len() != es.len() || leaves_root(ctx, &c.params.domain, h.id, &hashes, &a.leaves)? != root {
+        return revert(format!("the leaves brought are not batch {}'s posted TCRs (root mismatch)", h.id));
+    }
+    let tcrs: Vec<Tcr> = a.leaves.into_iter().map(|l| l.tcr).collect();
+    let trusted = crate::mutants::active(crate::mutants::Mutation::EffectsTrusted);
+    let mut follow = true;
+    for (t, e) in tcrs.iter().zip(&es) {
+        ctx.charge(crate::exec::STEP_GAS)?;
+        follow &= trusted || expected_effects(&c.params, e, &t.outcome).as_ref() == Some(&t.effects);
+    }
+    let applies = follow && {
+        let (parts, buyers) = touched(&es, &tcrs);
+        let mut probe = load(ctx, &parts, &buyers, &std::collections::BTreeSet::new(), &st_slots(&es))?;
+        tcrs.iter()
+            .zip(&es)
+            .all(|(t, e)| crate::exec::apply_effects(&mut probe, &c.params, &e.tx.terms().key(), &t.effects).is_ok())
+    };
+    if applies {
+        settle_batch(ctx, &c, h, &es, &tcrs, false)?;
+        return Ok(bytes(&false));
+    }
+    // Isolate the wrong TCRs instead of halting every later batch: the
+    // chain re-executes and settles with its own.
+    let correct: Vec<Tcr> = reexecute(ctx, &c, &es)?.into_iter().map(|l| l.tcr).collect();
+    let caller = ctx.caller();
+    overturn(ctx, &c, h, &es, &correct, caller, None)?;
     Ok(bytes(&true))
 }
 
@@ -845,7 +1068,9 @@ impl NativeContract for IorPrimaryContract {
     }
 
     fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> Result<Vec<u8>, ContractError> {
-        if !matches!(method, "fund" | "register_node" | "dispute" | "pay_delegation") && !ctx.value().is_zero() {
+        if !matches!(method, "fund" | "register_node" | "dispute" | "dispute_entry" | "pay_delegation")
+            && !ctx.value().is_zero()
+        {
             return revert(format!("{method} takes no native value"));
         }
         let latest = if method == "init" { Latest { next: 0, header: None } } else { close_latest(ctx)? };
@@ -966,43 +1191,10 @@ impl NativeContract for IorPrimaryContract {
                 let t: AgreementTerms = decode_args(args)?;
                 record(ctx, IorTx::Expire(t), latest)
             }
-            "sc_cr_at" => record_tcrs(ctx, decode_args(args)?, true),
-            "sc_cr_st" => record_tcrs(ctx, decode_args(args)?, false),
+            "sc_cr" => record_tcrs(ctx, decode_args(args)?),
             "dispute" => dispute(ctx, decode_args(args)?),
-            "finalize" => {
-                let a: BatchData = decode_args(args)?;
-                let c = cfg(ctx)?;
-                let h = header(ctx, a.batch)?;
-                if h.state != BatchState::Open {
-                    return revert(format!("batch {} already settled", h.id));
-                }
-                let Some(done) = h.complete_at else {
-                    return execute_on_chain(ctx, &c, h, a.entries);
-                };
-                let until = done.saturating_add(c.window_ms);
-                if ctx.timestamp() < until {
-                    return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));
-                }
-                let es = entries(ctx, &h, a.entries)?;
-                let tcrs = merged_tcrs(ctx, &h, &c.params, &es)?;
-                let (parts, buyers) = touched(&es, &tcrs);
-                let mut probe = load(ctx, &parts, &buyers, &std::collections::BTreeSet::new(), &st_slots(&es))?;
-                let applies = tcrs.iter().all(|t| {
-                    es.get(t.index as usize).is_some_and(|e| {
-                        crate::exec::apply_effects(&mut probe, &c.params, &e.tx.terms().key(), &t.effects).is_ok()
-                    })
-                });
-                if applies {
-                    settle_batch(ctx, &c, h, &es, &tcrs, false)?;
-                    return Ok(bytes(&false));
-                }
-                // Isolate the wrong verdict instead of halting every later
-                // batch: the chain re-executes and settles with its TCRs.
-                let correct = reexecute(ctx, &c, &es)?;
-                let caller = ctx.caller();
-                overturn(ctx, &c, h, &es, &correct, caller, None)?;
-                Ok(bytes(&true))
-            }
+            "dispute_entry" => dispute_entry(ctx, decode_args(args)?),
+            "finalize" => finalize(ctx, decode_args(args)?),
             other => revert(format!("ior-primary has no method {other}")),
         }
     }
@@ -1063,12 +1255,11 @@ impl NativeContract for IorPrimaryContract {
                 let es = a.entries;
                 let (parts, buyers) = touched(&es, &[]);
                 let prestate = load(&mut { ctx }, &parts, &buyers, &meter_owners(&es), &st_slots(&es))?;
-                let tcrs = if h.tcrs_complete() && h.complete_at.is_some() {
-                    Some(rebuild(&mut { ctx }, &c.params, h.id, &es)?)
-                } else {
-                    None
-                };
-                let input = BatchInput { header: h, entries: es, prestate, tcrs };
+                // Stored verdicts exist only for batches the chain executed
+                // itself; posted TCRs are block data ([`crate::driver::batch_leaves`]).
+                let executed = ctx.read(&tkey(h.id, true)).is_some();
+                let tcrs = if executed { Some(rebuild(&mut { ctx }, &c.params, h.id, &es)?) } else { None };
+                let input = BatchInput { header: h, entries: es, prestate, tcrs, leaves: None };
                 Ok(json!({ "borsh": hex::encode(bytes(&input)) }))
             }
             other => revert(format!("ior-primary has no view {other}")),

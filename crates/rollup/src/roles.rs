@@ -9,10 +9,10 @@ use rand::Rng;
 
 use crate::args;
 use crate::exec::expected_effects;
-use crate::exec::{execute_batch, OffChain};
-use crate::primary::{BatchInput, Controversial, SubmitTcrs};
+use crate::exec::{execute_leaves, OffChain};
+use crate::primary::{BatchInput, Controversial, DisputeEntry, SubmitTcrs};
 use crate::secondary::{mismatches, ExecRequest, VerifyRequest};
-use crate::types::{Effect, IorParams, Outcome, StSettlement, Tcr};
+use crate::types::{entry_hash, tcr_proof, Effect, IorParams, Outcome, PostedLeaf, StSettlement, Tcr, TcrLeaf};
 
 /// Which chain a call goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +65,11 @@ pub struct Step {
 }
 
 fn own_tcrs(p: &IorParams, input: &BatchInput, me: Address, step: &mut Step) -> Option<Vec<Tcr>> {
-    match execute_batch(&mut OffChain, p, &input.prestate, &input.entries) {
+    Some(own_leaves(p, input, me, step)?.into_iter().map(|l| l.tcr).collect())
+}
+
+fn own_leaves(p: &IorParams, input: &BatchInput, me: Address, step: &mut Step) -> Option<Vec<TcrLeaf>> {
+    match execute_leaves(&mut OffChain, p, &input.prestate, &input.entries) {
         Ok(t) => Some(t),
         Err(e) => {
             step.faults.push(Fault::ExecutionFailed { batch: input.header.id, observer: me, reason: e.to_string() });
@@ -80,8 +84,9 @@ pub enum ExecutorBehaviour {
     Honest,
     /// Forges TCRs that pay every settled ST's payouts to itself (the
     /// threat of §3.3.4: "transferring the deposited coins by traders to its
-    /// own digital account"). The primary chain refuses such TCRs outright
-    /// (their effects do not follow from the entries).
+    /// own digital account"). Such TCRs never settle: their effects do not
+    /// follow from the entries, which a dispute of the entry shows and
+    /// `finalize` checks.
     StealPayouts,
     /// Posts well-formed but wrong verdicts on settled STs (a seller that
     /// delivered is found short and vice versa), the lie a shape check
@@ -110,8 +115,8 @@ impl Executor {
         if input.tcrs.is_some() || self.behaviour == ExecutorBehaviour::Silent {
             return step;
         }
-        let Some(mut tcrs) = own_tcrs(&self.params, input, self.address, &mut step) else { return step };
-        for (t, e) in tcrs.iter_mut().zip(&input.entries) {
+        let Some(mut leaves) = own_leaves(&self.params, input, self.address, &mut step) else { return step };
+        for (t, e) in leaves.iter_mut().map(|l| &mut l.tcr).zip(&input.entries) {
             let forged = match (self.behaviour, &t.outcome) {
                 (ExecutorBehaviour::StealPayouts, Outcome::StSettled(_)) => {
                     for e in &mut t.effects {
@@ -138,19 +143,11 @@ impl Executor {
             "sc_exe",
             args(&ExecRequest { batch, entries: input.entries.clone(), prestate: input.prestate.clone() }),
         ));
-        let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());
-        if !ats.is_empty() {
-            step.calls.push(Call::primary(
-                "sc_cr_at",
-                args(&SubmitTcrs { batch, tcrs: ats, entries: input.entries.clone() }),
-            ));
-        }
-        if !sts.is_empty() {
-            step.calls.push(Call::primary(
-                "sc_cr_st",
-                args(&SubmitTcrs { batch, tcrs: sts, entries: input.entries.clone() }),
-            ));
-        }
+        // One TCR root per batch (issue 11): the leaves travel as this
+        // call's block data, the chain keeps their Merkle root.
+        let entry_hashes = input.entries.iter().map(entry_hash).collect();
+        let leaves = leaves.iter().map(TcrLeaf::posted).collect();
+        step.calls.push(Call::primary("sc_cr", args(&SubmitTcrs { batch, entry_hashes, leaves })));
         step
     }
 }
@@ -179,7 +176,8 @@ impl Validator {
         if self.behaviour == ValidatorBehaviour::Colluding {
             return step;
         }
-        let Some(own) = own_tcrs(&self.params, input, self.address, &mut step) else { return step };
+        let Some(own_l) = own_leaves(&self.params, input, self.address, &mut step) else { return step };
+        let own: Vec<Tcr> = own_l.iter().map(|l| l.tcr.clone()).collect();
         if record_verdict {
             // SC_VERIFY on the secondary chain (§3.4 Step 4).
             step.calls.push(Call::secondary(
@@ -195,11 +193,10 @@ impl Validator {
         let bad = mismatches(recorded, &own);
         if !bad.is_empty() {
             step.faults.push(Fault::WrongTcr { batch, observer: self.address, indices: bad });
-            // The controversial transaction (§3.4 Step 5).
-            step.calls.push(Call::primary(
-                "dispute",
-                args(&Controversial { batch, claimed: own, entries: input.entries.clone() }),
-            ));
+            // The controversial transaction (§3.4 Step 5): one entry with
+            // its Merkle witness where the posted inputs are right and the
+            // result wrong, else the whole batch.
+            step.calls.push(dispute_call(&self.params, input, &own_l));
         }
         step
     }
@@ -253,14 +250,11 @@ impl Validator {
             }
         };
         // Only the traders and agreement this entry touches travel.
-        let (parts, buyers) = crate::exec::touched(std::slice::from_ref(entry), &[]);
-        let sellers = crate::exec::meter_owners(std::slice::from_ref(entry));
-        let prestate = crate::exec::PreState {
-            participants: pre.participants.into_iter().filter(|(a, _)| parts.contains(a)).collect(),
-            agreements: pre.agreements.into_iter().filter(|(a, _)| buyers.contains(a)).collect(),
-            meters: pre.meters.into_iter().filter(|(a, _)| sellers.contains(a)).collect(),
-            claimed: pre.claimed.into_iter().filter(|(k, _)| k.seller == entry.tx.terms().seller).collect(),
-        };
+        let mut prestate = crate::exec::slice(&pre, entry);
+        let key = entry.tx.terms().key();
+        if input.prestate.agreements.contains_key(&key) && !pre.agreements.contains_key(&key) {
+            prestate.closed_in_batch.insert(key);
+        }
         let single = Tcr { index: 0, ..theirs.clone() };
         let mine = crate::exec::execute_batch(&mut OffChain, &self.params, &prestate, std::slice::from_ref(entry));
         step.calls.push(Call::secondary(
@@ -270,12 +264,9 @@ impl Validator {
         // Escalate a wrong TCR with the whole batch's correct TCRs.
         let agrees = matches!(&mine, Ok(t) if t.first() == Some(&single));
         if !agrees {
-            if let Some(own) = own_tcrs(&self.params, input, self.address, &mut step) {
+            if let Some(own) = own_leaves(&self.params, input, self.address, &mut step) {
                 step.faults.push(Fault::WrongTcr { batch, observer: self.address, indices: vec![index] });
-                step.calls.push(Call::primary(
-                    "dispute",
-                    args(&Controversial { batch, claimed: own, entries: input.entries.clone() }),
-                ));
+                step.calls.push(dispute_call(&self.params, input, &own));
             }
         }
         step
@@ -353,9 +344,48 @@ impl SmartMeter {
         let batch = input.header.id;
         step.faults.push(Fault::WrongTcr { batch, observer: self.owner, indices: bad });
         let k = self.delegates.clamp(1, validators.len());
-        for i in rand::seq::index::sample(rng, validators.len(), k) {
+        let picks: Vec<usize> = if crate::mutants::active(crate::mutants::Mutation::DelegatesPredictable) {
+            (0..k).collect()
+        } else {
+            rand::seq::index::sample(rng, validators.len(), k).into_vec()
+        };
+        for i in picks {
             step.delegations.push(Delegation { meter: self.owner, validator: validators[i], batch });
         }
         step
+    }
+}
+
+/// The controversial transaction for a batch whose posted TCRs differ from
+/// `own` (the disputer's leaves): at the first differing leaf, if the
+/// posted inputs (pre-state slice) are the disputer's own, only the result
+/// is wrong and one entry with its Merkle witness suffices
+/// (`dispute_entry`); otherwise the posted inputs are wrong, which only a
+/// re-execution of the whole batch shows (`dispute`).
+pub fn dispute_call(p: &IorParams, input: &BatchInput, own: &[TcrLeaf]) -> Call {
+    let batch = input.header.id;
+    let whole = || {
+        let claimed = own.iter().map(|l| l.tcr.clone()).collect();
+        Call::primary("dispute", args(&Controversial { batch, claimed, entries: input.entries.clone() }))
+    };
+    let Some(posted) = &input.leaves else { return whole() };
+    let mine: Vec<PostedLeaf> = own.iter().map(TcrLeaf::posted).collect();
+    let Some(i) = (0..own.len()).find(|i| posted.get(*i) != mine.get(*i)) else { return whole() };
+    if posted.len() != own.len() || posted[i].pre_hash != mine[i].pre_hash {
+        return whole();
+    }
+    let hashes: Vec<_> = input.entries.iter().map(entry_hash).collect();
+    match tcr_proof(&p.domain, batch, &hashes, posted, i) {
+        Some(proof) => Call::primary(
+            "dispute_entry",
+            args(&DisputeEntry {
+                batch,
+                entry: input.entries[i].clone(),
+                pre: own[i].pre.clone(),
+                leaf: posted[i].clone(),
+                proof,
+            }),
+        ),
+        None => whole(),
     }
 }

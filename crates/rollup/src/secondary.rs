@@ -48,11 +48,20 @@ pub struct VerifyRequest {
     pub tcrs: Vec<Tcr>,
 }
 
-/// What `sc_exe` stores.
+/// What `sc_exe` stores: who executed the batch and commitments to the
+/// data and results, not copies of them. The copy of the batch and the
+/// TCRs are the block data of the `sc_exe` call (as on the primary chain,
+/// thesis Fig 3-7): storing them again cost every secondary node about
+/// 200,000 gas per entry.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct ExecRecord {
     pub executor: Address,
-    pub tcrs: Vec<Tcr>,
+    /// How many TCRs the execution produced.
+    pub tcrs: u32,
+    /// Hash of the entries executed ([`crate::types::commit_entries`]).
+    pub entries: gridledger_core::Hash32,
+    /// Hash of the TCRs produced.
+    pub results: gridledger_core::Hash32,
 }
 
 /// Indices where recorded TCRs differ from the validator's (empty: agreed).
@@ -66,11 +75,11 @@ pub fn mismatches(recorded: &[Tcr], own: &[Tcr]) -> Vec<u32> {
 
 pub struct IorSecondaryContract;
 
+/// Domain of the hash of a batch's TCRs in an [`ExecRecord`].
+pub const TAG_EXEC_RESULTS: gridledger_core::codec::Tag = gridledger_core::codec::Tag("gridledger/ior/exec-results/v1");
+
 fn xkey(b: u64) -> Vec<u8> {
     [b"x/".as_slice(), &b.to_be_bytes()].concat()
-}
-fn dkey(b: u64) -> Vec<u8> {
-    [b"d/".as_slice(), &b.to_be_bytes()].concat()
 }
 /// `r/ADDR`: a certified executor.
 fn rkey(a: &Address) -> Vec<u8> {
@@ -133,8 +142,15 @@ impl NativeContract for IorSecondaryContract {
                 if !certified {
                     return Ok(bytes(&tcrs));
                 }
-                ctx.write_typed(&dkey(a.batch), &a.entries)?;
-                ctx.write_typed(&xkey(a.batch), &ExecRecord { executor, tcrs: tcrs.clone() })?;
+                let mut entries = gridledger_core::Hash32::ZERO;
+                for e in &a.entries {
+                    let eh = ctx.hash(crate::types::TAG_ENTRY, &bytes(e))?;
+                    entries =
+                        ctx.hash(crate::types::TAG_BATCH_DATA, &crate::types::commitment_preimage(&entries, &eh))?;
+                }
+                let results = ctx.hash(TAG_EXEC_RESULTS, &bytes(&tcrs))?;
+                let rec = ExecRecord { executor, tcrs: tcrs.len() as u32, entries, results };
+                ctx.write_typed(&xkey(a.batch), &rec)?;
                 ctx.emit(
                     "ior_executed",
                     vec![("batch".into(), a.batch.to_string()), ("tcrs".into(), tcrs.len().to_string())],
@@ -162,7 +178,7 @@ impl NativeContract for IorSecondaryContract {
         match method {
             "executed" => {
                 let b: u64 = decode_args(args)?;
-                Ok(json!(ctx.read_typed::<ExecRecord>(&xkey(b))?.map(|r| (r.executor, r.tcrs.len()))))
+                Ok(json!(ctx.read_typed::<ExecRecord>(&xkey(b))?.map(|r| (r.executor, r.tcrs))))
             }
             other => revert(format!("ior-secondary has no view {other}")),
         }

@@ -330,27 +330,103 @@ pub struct Agreement {
     pub buyer_opinion: Option<bool>,
 }
 
+/// Domain of an entry's hash ([`entry_hash`]).
+pub const TAG_ENTRY: Tag = Tag("gridledger/ior/entry/v1");
+/// Domain of a TCR leaf ([`tcr_leaf_hash`]).
+pub const TAG_TCR_LEAF: Tag = Tag("gridledger/ior/tcr-leaf/v1");
+
+/// The hash of one recorded entry: what the rolling commitment chains and
+/// what a TCR leaf names, so one entry can be shown to be entry `i` of a
+/// batch by its TCR leaf's Merkle witness alone.
+pub fn entry_hash(e: &Entry) -> Hash32 {
+    gridledger_core::codec::hash_bytes(TAG_ENTRY, &borsh::to_vec(e).unwrap_or_default())
+}
+
 /// The bytes [`commit_entry`] hashes: the previous commitment, then the
-/// entry's canonical encoding.
-pub fn commitment_preimage(prev: &Hash32, e: &Entry) -> Vec<u8> {
+/// entry's hash ([`entry_hash`]).
+pub fn commitment_preimage(prev: &Hash32, entry_hash: &Hash32) -> Vec<u8> {
     let mut v = prev.as_bytes().to_vec();
-    v.extend(borsh::to_vec(e).unwrap_or_default());
+    v.extend_from_slice(entry_hash.as_bytes());
     v
 }
 
 /// The rolling commitment of a batch after appending `e` (thesis Fig 3-7,
-/// issue 11): `c₀ = 0`, `cᵢ₊₁ = H(cᵢ ‖ eᵢ)`. `SC_DS_*` keep only this and a
+/// issue 11): `c₀ = 0`, `cᵢ₊₁ = H(cᵢ ‖ H(eᵢ))`. `SC_DS_*` keep only this and a
 /// count on chain; the entries themselves are the block data of the
 /// recording transactions, and whoever needs them (executors, validators,
-/// `finalize`, a disputer) reads them from the blocks and brings them,
-/// checked against the commitment.
+/// `finalize`, a disputer) reads them from the blocks and brings them (or
+/// their hashes), checked against the commitment.
 pub fn commit_entry(prev: &Hash32, e: &Entry) -> Hash32 {
-    gridledger_core::codec::hash_bytes(TAG_BATCH_DATA, &commitment_preimage(prev, e))
+    gridledger_core::codec::hash_bytes(TAG_BATCH_DATA, &commitment_preimage(prev, &entry_hash(e)))
 }
 
 /// The commitment of a whole list of entries.
 pub fn commit_entries(es: &[Entry]) -> Hash32 {
     es.iter().fold(Hash32::ZERO, |c, e| commit_entry(&c, e))
+}
+
+/// Domain of the hash of a leaf's inputs ([`TcrLeaf::posted`]).
+pub const TAG_TCR_INPUTS: Tag = Tag("gridledger/ior/tcr-inputs/v1");
+
+/// An executor's full leaf for one entry (issue 11, thesis §3.3.3): the
+/// verdict and effects on entry `tcr.index` and the inputs the executor
+/// computed it from: the slice of IOR state that entry reads, as the
+/// entries before it in the batch left it ([`crate::exec::slice`]). The
+/// batch's TCR tree is built over [`PostedLeaf`]s, which carry the inputs'
+/// hash; a disputer brings the inputs themselves, and the chain
+/// re-executes that one entry on them.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct TcrLeaf {
+    pub pre: crate::exec::PreState,
+    pub tcr: Tcr,
+}
+
+impl TcrLeaf {
+    /// What `sc_cr` posts for this leaf.
+    pub fn posted(&self) -> PostedLeaf {
+        PostedLeaf { pre_hash: inputs_hash(&self.pre), tcr: self.tcr.clone() }
+    }
+}
+
+/// The hash of a leaf's inputs.
+pub fn inputs_hash(pre: &crate::exec::PreState) -> Hash32 {
+    hash_tagged(TAG_TCR_INPUTS, pre)
+}
+
+/// A leaf as posted with `sc_cr` and hashed into the TCR root: the hash of
+/// its inputs and the TCR. Small (the inputs stay with the executor and
+/// whoever recomputes them), so `sc_cr` and `finalize` carry about 150
+/// bytes per entry.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct PostedLeaf {
+    pub pre_hash: Hash32,
+    pub tcr: Tcr,
+}
+
+/// The hash of a posted leaf, bound to the deployment, the batch and the
+/// entry's hash: a leaf (and its witness) of another chain, contract or
+/// batch, or for another entry, proves nothing here.
+pub fn tcr_leaf_hash(d: &SigDomain, batch: u64, entry_hash: &Hash32, leaf: &PostedLeaf) -> Hash32 {
+    hash_tagged(TAG_TCR_LEAF, &(d, batch, entry_hash, leaf))
+}
+
+/// The TCR root the executor posts with `sc_cr`: the Merkle root
+/// ([`gridledger_core::merkle`]) over the batch's posted leaves in entry order.
+pub fn tcr_root(d: &SigDomain, batch: u64, entry_hashes: &[Hash32], leaves: &[PostedLeaf]) -> Hash32 {
+    let hs: Vec<Hash32> = entry_hashes.iter().zip(leaves).map(|(e, l)| tcr_leaf_hash(d, batch, e, l)).collect();
+    gridledger_core::merkle::merkle_root(&hs)
+}
+
+/// The Merkle witness of leaf `index` of a batch's TCR tree.
+pub fn tcr_proof(
+    d: &SigDomain,
+    batch: u64,
+    entry_hashes: &[Hash32],
+    leaves: &[PostedLeaf],
+    index: usize,
+) -> Option<gridledger_core::merkle::MerkleProof> {
+    let hs: Vec<Hash32> = entry_hashes.iter().zip(leaves).map(|(e, l)| tcr_leaf_hash(d, batch, e, l)).collect();
+    gridledger_core::merkle::MerkleTree::new(&hs).proof(index)
 }
 
 /// One recorded IOR transaction: the ledger-authenticated sender and block

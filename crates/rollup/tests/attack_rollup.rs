@@ -33,13 +33,15 @@ fn attack_half_posted_tcrs_freeze_settlement_forever() {
     let (tcrs, exec) = honest_tcrs(&mut e, 0);
     let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());
     assert_eq!((ats.len(), sts.len()), (1, 1));
-    let r = record_tcrs(&mut e, &exec, "sc_cr_at", 0, ats);
-    assert_eq!(r.status, TxStatus::Success);
+    // One TCR root covers the whole batch: no half can be posted.
+    let r = record_tcrs(&mut e, &exec, 0, ats);
+    assert!(reverted(&r).contains("do not cover"), "{:?}", r.status);
+    assert_eq!(e.d.primary_call(&b, "close", vec![], Amount::ZERO).unwrap().status, TxStatus::Success);
     // The executor goes silent. Several windows later:
     let h = e.d.batch_input(0).unwrap().header;
     e.d.set_time(h.first_recorded_at + 10 * e.d.cfg.window_ms());
     let other = e.d.executors.iter().find(|(k, _)| k.address() != exec.address()).unwrap().0.clone();
-    let stand_in = record_tcrs(&mut e, &other, "sc_cr_st", 0, sts);
+    let stand_in = record_tcrs(&mut e, &other, 0, sts);
     let fin = e.d.primary_call(&b, "finalize", e.d.finalize_args(0).unwrap(), Amount::ZERO).unwrap();
     let bond = e.d.cfg.challenge_bond;
     let disp = e.d.primary_call(&b, "dispute", e.d.dispute_args(0, vec![]).unwrap(), bond).unwrap();
@@ -189,7 +191,7 @@ fn attack_self_challenge_burns_an_honest_validator_that_had_no_time_to_act() {
         outcome: Outcome::AtRejected(AtRejection::NotSignedBySeller),
         effects: vec![gridledger_rollup::types::Effect::Reputation { who: b.address(), by: p.alpha }],
     }];
-    assert_eq!(record_tcrs(&mut e, &exec, "sc_cr_at", 0, wrong).status, TxStatus::Success);
+    assert_eq!(record_tcrs(&mut e, &exec, 0, wrong).status, TxStatus::Success);
     // The validator is drawn when the batch closes (the TCR call closed it).
     let validator = e.d.batch_input(0).unwrap().header.validator;
     // Next block, same second: the executor's sybil challenges.
@@ -326,7 +328,7 @@ fn attack_any_executor_grabs_a_batch_that_closes_after_a_quiet_window() {
     let input = e.d.batch_input(0).unwrap();
     let tcrs = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
     let grabber = e.d.executors.iter().find(|(k, _)| k.address() != h.executor).unwrap().0.clone();
-    let r = record_tcrs(&mut e, &grabber, "sc_cr_at", 0, tcrs);
+    let r = record_tcrs(&mut e, &grabber, 0, tcrs);
     assert_ne!(
         r.status,
         TxStatus::Success,

@@ -10,7 +10,7 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Energy};
 use gridledger_ledger::{contract_address, StateRead, TxStatus};
 use gridledger_rollup::driver::Mode;
-use gridledger_rollup::primary::{Controversial, RegisterNode, SubmitTcrs};
+use gridledger_rollup::primary::{Controversial, RegisterNode};
 use gridledger_rollup::types::{
     coins, AgreementTerms, AgreementTx, AtRejection, IorTx, NodeRole, Outcome, Participant, StRejection, StSettlement,
 };
@@ -268,32 +268,13 @@ fn contract_level_refusals_change_nothing() {
     .unwrap();
     let es = e.d.entries(0).unwrap();
     let fin = e.d.finalize_args(0).unwrap();
-    reverts(
-        &mut e,
-        &outsider,
-        "sc_cr_at",
-        args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone(), entries: es.clone() }),
-        Amount::ZERO,
-        "only the batch's executor",
-    );
+    let all = tcr_args(&e, 0, tcrs.clone(), es.clone());
+    let none = tcr_args(&e, 0, vec![], es.clone());
+    reverts(&mut e, &outsider, "sc_cr", all.clone(), Amount::ZERO, "only the batch's executor");
     let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    reverts(
-        &mut e,
-        &exec,
-        "sc_cr_at",
-        args(&SubmitTcrs { batch: 0, tcrs: vec![], entries: es.clone() }),
-        Amount::ZERO,
-        "do not cover",
-    );
+    reverts(&mut e, &exec, "sc_cr", none, Amount::ZERO, "do not cover");
     reverts(&mut e, &exec, "finalize", fin.clone(), Amount::ZERO, "no complete TCRs");
-    let r =
-        e.d.primary_call(
-            &exec,
-            "sc_cr_at",
-            args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone(), entries: es.clone() }),
-            Amount::ZERO,
-        )
-        .unwrap();
+    let r = e.d.primary_call(&exec, "sc_cr", all.clone(), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     reverts(&mut e, &exec, "finalize", fin.clone(), Amount::ZERO, "dispute window open");
     reverts(
@@ -416,8 +397,8 @@ fn duplicate_setup_and_tcr_recording_are_refused() {
     )
     .unwrap();
     let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    let sub = args(&SubmitTcrs { batch: 0, tcrs, entries: input.entries });
-    let r = e.d.primary_call(&exec, "sc_cr_at", sub.clone(), Amount::ZERO).unwrap();
+    let sub = tcr_args(&e, 0, tcrs, input.entries);
+    let r = e.d.primary_call(&exec, "sc_cr", sub.clone(), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
-    reverts(&mut e, &exec, "sc_cr_at", sub, Amount::ZERO, "TCRs already recorded");
+    reverts(&mut e, &exec, "sc_cr", sub, Amount::ZERO, "TCRs already recorded");
 }

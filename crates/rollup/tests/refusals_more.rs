@@ -15,7 +15,7 @@ use gridledger_ledger::{contract_address, ContractError, StateRead, TxStatus};
 use gridledger_rollup::data::{DataError, LoadTable};
 use gridledger_rollup::driver::{DriverError, DualChain, Mode};
 use gridledger_rollup::exec::{apply_effects, ApplyError, PreState};
-use gridledger_rollup::primary::{BatchData, BatchId, PrimaryConfig, SubmitTcrs};
+use gridledger_rollup::primary::{BatchData, BatchId, FinalizeArgs, PrimaryConfig};
 use gridledger_rollup::types::{coins, Agreement, Effect, Participant, SlotKey};
 use gridledger_rollup::{args, primary_registry, IOR_PRIMARY_ID};
 
@@ -89,14 +89,20 @@ fn batch_order_and_node_lifecycle_refusals() {
     .unwrap();
 
     let es1 = e.d.entries(1).unwrap();
-    let sub = |batch, tcrs: Vec<_>, entries| args(&SubmitTcrs { batch, tcrs, entries });
+    let sub = |e: &Env, batch, tcrs: Vec<_>, entries| tcr_args(e, batch, tcrs, entries);
     let rows: Vec<(&KeyPair, &str, Vec<u8>, Amount, String)> = vec![
-        (&exec0, "sc_cr_at", sub(7, vec![], vec![]), Amount::ZERO, "no batch 7".into()),
-        (&exec0, "finalize", args(&BatchData { batch: 7, entries: vec![] }), Amount::ZERO, "no batch 7".into()),
+        (&exec0, "sc_cr", sub(&e, 7, vec![], vec![]), Amount::ZERO, "no batch 7".into()),
+        (
+            &exec0,
+            "finalize",
+            args(&FinalizeArgs { batch: 7, entries: vec![], leaves: vec![] }),
+            Amount::ZERO,
+            "no batch 7".into(),
+        ),
         (
             &exec1,
-            "sc_cr_at",
-            sub(1, tcrs1.clone(), es1.clone()),
+            "sc_cr",
+            sub(&e, 1, tcrs1.clone(), es1.clone()),
             Amount::ZERO,
             "batch 0 must settle before batch 1".into(),
         ),
@@ -117,7 +123,8 @@ fn batch_order_and_node_lifecycle_refusals() {
 
     // Settle both; recording TCRs for a settled batch is refused.
     e.d.process(&mut rng(0)).unwrap();
-    reverts(&mut e, &exec1, "sc_cr_at", sub(1, tcrs1, es1), Amount::ZERO, "batch 1 is settled");
+    let late = sub(&e, 1, tcrs1, es1);
+    reverts(&mut e, &exec1, "sc_cr", late, Amount::ZERO, "batch 1 is settled");
     let a = e.d.dispute_args(1, vec![]).unwrap();
     reverts(&mut e, &outsider, "dispute", a, coins(10), "batch 1 has no recorded TCRs awaiting settlement");
 
@@ -145,16 +152,8 @@ fn tcrs_for_a_batch_still_recording_are_refused() {
     let n_o = e.d.primary.chain.next_nonce(&other.address());
     let before_o = e.d.primary.chain.state().account(&other.address());
     let rec = call(&b, chain_id, n_b, IOR_PRIMARY_ID, method, a, Amount::ZERO, 1_000_000);
-    let early = call(
-        &other,
-        chain_id,
-        n_o,
-        IOR_PRIMARY_ID,
-        "sc_cr_at",
-        args(&SubmitTcrs { batch: 0, tcrs: vec![], entries: vec![] }),
-        Amount::ZERO,
-        1_000_000,
-    );
+    let early =
+        call(&other, chain_id, n_o, IOR_PRIMARY_ID, "sc_cr", tcr_args(&e, 0, vec![], vec![]), Amount::ZERO, 1_000_000);
     let h_rec = e.d.primary.chain.submit(&rec.to_bytes()).unwrap();
     let h_early = e.d.primary.chain.submit(&early.to_bytes()).unwrap();
     e.d.primary.seal();
@@ -168,7 +167,7 @@ fn tcrs_for_a_batch_still_recording_are_refused() {
     // The batch holds the one entry and no TCRs.
     let h = e.d.batch_input(0).unwrap();
     assert_eq!(h.entries.len(), 1);
-    assert!(!h.header.at_tcrs && !h.header.st_tcrs);
+    assert!(h.header.tcr_root.is_none());
 }
 
 /// `init` on a fresh chain validates the configuration; a refused `init`

@@ -7,12 +7,14 @@ mod common;
 use common::*;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount};
+use gridledger_core::{Hash32, MerkleProof};
 use gridledger_ledger::{StateRead, TxStatus};
 use gridledger_rollup::driver::meter_key;
-use gridledger_rollup::primary::{assign, BatchState, PayDelegation};
+use gridledger_rollup::primary::{assign, BatchState, DisputeEntry, EntryDisputeError, PayDelegation, SubmitTcrs};
 use gridledger_rollup::roles::{ExecutorBehaviour, Fault, SmartMeter, ValidatorBehaviour};
 use gridledger_rollup::types::{
-    coins, AtRejection, BuyerOpinion, Effect, IorTx, Outcome, Participant, StRejection, StSettlement,
+    coins, entry_hash, tcr_proof, AtRejection, BuyerOpinion, Effect, Entry, IorTx, Outcome, Participant, PostedLeaf,
+    SigDomain, StRejection, StSettlement, TcrLeaf,
 };
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
 
@@ -27,10 +29,13 @@ fn wallet(e: &Env, a: &Address) -> u128 {
 }
 
 /// Item 1: the reproduced theft. A sybil pair trades; the executor appends
-/// `Lock{victim}` + `Pay{executor}` to the AT's TCR. Today's chain refuses
-/// the TCRs at recording, whatever the validator does.
+/// `Lock{victim}` + `Pay{executor}` to the AT's TCR. With one TCR root per
+/// batch the chain sees no effects at recording; even with every validator
+/// silent, `finalize` refuses to apply effects that do not follow from the
+/// entry: it settles the batch with the chain's own TCRs and burns the
+/// executor's deposit. The victim keeps its coin.
 #[test]
-fn forged_effects_on_a_third_account_are_refused_at_recording() {
+fn forged_effects_on_a_third_account_never_settle() {
     let mut e = funded();
     let total0 = primary_total(&e.d, ACCOUNTS);
     let (victim, sybil_b, sybil_s) = (trader(0), trader(1), trader(2));
@@ -39,17 +44,28 @@ fn forged_effects_on_a_third_account_are_refused_at_recording() {
     let (mut tcrs, exec) = honest_tcrs(&mut e, 0);
     tcrs[0].effects.push(Effect::Lock { who: victim.address(), amount: coins(10) });
     tcrs[0].effects.push(Effect::Pay { to: exec.address(), amount: coins(10) });
+    for i in 0..3 {
+        e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    }
     let r = post(&mut e, &exec, 0, tcrs);
-    assert!(reverted(&r[0]).contains("effects that do not follow from its entry"), "{:?}", r[0].status);
-    assert!(e.d.batch_input(0).unwrap().tcrs.is_none(), "nothing recorded");
-    // The same with the driver's thieving executor: it cannot record.
+    assert_eq!(r[0].status, TxStatus::Success, "only the root is recorded");
+    let h = e.d.batch_header(0).unwrap();
+    e.d.set_time(h.complete_at.unwrap() + e.d.cfg.window_ms());
+    let f = e.d.primary_call(&trader(3), "finalize", e.d.finalize_args(0).unwrap(), Amount::ZERO).unwrap();
+    assert!(f.events.iter().any(|ev| ev.name == "ior_tcr_overturned"), "{:?}", f.status);
+    assert!(!node_active(&e, &exec.address()), "the thief's deposit is forfeited");
+    assert_eq!(part(&e, &victim).balance, coins(10));
+    // The same with the driver's thieving executor and an honest
+    // validator: the entry is disputed with its witness, the chain settles.
+    for i in 0..3 {
+        e.d.set_validator(i, ValidatorBehaviour::Honest);
+    }
     e.d.set_executor(0, ExecutorBehaviour::StealPayouts);
     e.d.set_executor(1, ExecutorBehaviour::StealPayouts);
-    e.d.process(&mut rng(1)).unwrap(); // the AT batch has nothing to steal
     e.d.set_time(t.dt_end + MIN);
     e.d.submit(&sybil_s, &IorTx::St(st(&t, 1000, true, Some(&sybil_b)))).unwrap();
-    assert!(e.d.process(&mut rng(1)).is_err(), "a thief's TCRs are never recorded");
-    assert!(e.d.batch_input(1).unwrap().tcrs.is_none());
+    e.d.process(&mut rng(1)).unwrap();
+    assert!(e.d.batch_header(1).unwrap().overturned, "the thief's root was overturned");
     assert_eq!(part(&e, &victim).balance, coins(10));
     assert_eq!(e.d.participant(&exec.address()).unwrap().balance, Amount::ZERO);
     assert_eq!(primary_total(&e.d, ACCOUNTS), total0);
@@ -445,7 +461,7 @@ fn a_silent_executor_is_replaced_after_the_window() {
 /// recorded ones.
 #[test]
 fn batch_entries_are_block_data_checked_against_the_commitment() {
-    use gridledger_rollup::primary::{BatchData, Controversial, SubmitTcrs};
+    use gridledger_rollup::primary::{Controversial, FinalizeArgs};
     use gridledger_rollup::types::commit_entries;
     let mut e = funded();
     let (b, s) = (trader(0), trader(1));
@@ -464,26 +480,30 @@ fn batch_entries_are_block_data_checked_against_the_commitment() {
     }
     let before = part(&e, &b);
     for (key, method, a, value) in [
-        (&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone(), entries: forged.clone() }), Amount::ZERO),
-        (&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs: tcrs.clone(), entries: vec![] }), Amount::ZERO),
+        (&exec, "sc_cr", tcr_args(&e, 0, tcrs.clone(), forged.clone()), Amount::ZERO),
+        (&exec, "sc_cr", tcr_args(&e, 0, tcrs.clone(), vec![]), Amount::ZERO),
     ] {
         let r = e.d.primary_call(key, method, a, value).unwrap();
         let why = reverted(&r);
         assert!(why.contains("commitment mismatch") || why.contains("1 entries, 0 brought"), "{why}");
         assert!(r.events.is_empty());
     }
-    assert!(!e.d.batch_header(0).unwrap().at_tcrs, "no TCRs recorded from forged data");
-    let r =
-        e.d.primary_call(&exec, "sc_cr_at", args(&SubmitTcrs { batch: 0, tcrs, entries: es.clone() }), Amount::ZERO);
+    assert!(e.d.batch_header(0).unwrap().tcr_root.is_none(), "no TCRs recorded from forged data");
+    let r = e.d.primary_call(&exec, "sc_cr", tcr_args(&e, 0, tcrs, es.clone()), Amount::ZERO);
     assert_eq!(r.unwrap().status, TxStatus::Success);
     let bond = e.d.cfg.challenge_bond;
     let d = args(&Controversial { batch: 0, claimed: vec![], entries: forged.clone() });
     assert!(reverted(&e.d.primary_call(&trader(2), "dispute", d, bond).unwrap()).contains("commitment mismatch"));
     e.d.set_time(e.d.now() + e.d.cfg.window_ms() + 1);
-    let f = args(&BatchData { batch: 0, entries: forged });
+    let leaves = e.d.leaves(0).unwrap().unwrap();
+    let f = args(&FinalizeArgs { batch: 0, entries: forged, leaves: leaves.clone() });
     assert!(reverted(&e.d.primary_call(&exec, "finalize", f, Amount::ZERO).unwrap()).contains("commitment mismatch"));
     assert_eq!(part(&e, &b), before, "nothing settled from forged data");
-    let r = e.d.primary_call(&exec, "finalize", args(&BatchData { batch: 0, entries: es }), Amount::ZERO).unwrap();
+    let wrong = args(&FinalizeArgs { batch: 0, entries: es.clone(), leaves: vec![] });
+    assert!(reverted(&e.d.primary_call(&exec, "finalize", wrong, Amount::ZERO).unwrap()).contains("root mismatch"));
+    let r =
+        e.d.primary_call(&exec, "finalize", args(&FinalizeArgs { batch: 0, entries: es, leaves }), Amount::ZERO)
+            .unwrap();
     assert_eq!(r.status, TxStatus::Success);
     assert!(e.d.batch_header(0).unwrap().state != BatchState::Open);
     assert!(part(&e, &b).balance < before.balance, "the recorded AT settled: the buyer's payment is locked");
@@ -514,4 +534,146 @@ fn a_trader_waits_for_its_latest_touching_batch() {
     e.d.process(&mut rng(0)).unwrap();
     assert_eq!(pending(&e).unwrap(), 0);
     assert_eq!(e.d.fund(&b, coins(1)).unwrap().status, TxStatus::Success);
+}
+
+/// A batch of two ATs whose executor posts, under one TCR root, an honest
+/// leaf 0 and a wrong verdict on entry 1 (its seller's valid signature
+/// called missing; effects of the right shape, honest inputs). Returns the
+/// executor, the entries, the posted leaves and the entry hashes.
+fn posted_wrong_leaf(e: &mut Env, batch: u64, start: u64) -> (KeyPair, Vec<Entry>, Vec<TcrLeaf>, Vec<Hash32>) {
+    use gridledger_rollup::exec::{execute_leaves, expected_effects, OffChain};
+    let (b, s, b2, s2) = (trader(0), trader(1), trader(2), trader(1));
+    let t1 = terms(&b, &s, Amount(200_000), 500, start);
+    let t2 = terms(&b2, &s2, Amount(200_000), 400, start);
+    e.d.set_time(start - 30 * MIN);
+    e.d.submit_block(&[(b.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s2))]).unwrap();
+    e.d.primary.seal();
+    let input = e.d.batch_input(batch).unwrap();
+    let mut leaves = execute_leaves(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
+    let wrong = Outcome::AtRejected(AtRejection::NotSignedBySeller);
+    leaves[1].tcr.effects = expected_effects(&e.d.cfg.params, &input.entries[1], &wrong).unwrap();
+    leaves[1].tcr.outcome = wrong;
+    let hashes: Vec<Hash32> = input.entries.iter().map(entry_hash).collect();
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    let sub = SubmitTcrs { batch, entry_hashes: hashes.clone(), leaves: posted(&leaves) };
+    let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    (exec, input.entries, leaves, hashes)
+}
+
+fn posted(leaves: &[TcrLeaf]) -> Vec<PostedLeaf> {
+    leaves.iter().map(TcrLeaf::posted).collect()
+}
+
+fn entry_dispute(batch: u64, entry: &Entry, leaf: &TcrLeaf, proof: MerkleProof) -> Vec<u8> {
+    args(&DisputeEntry { batch, entry: entry.clone(), pre: leaf.pre.clone(), leaf: leaf.posted(), proof })
+}
+
+/// Issue 11: a dispute names one entry, carries its Merkle witness against
+/// the posted TCR root and the inputs in the leaf; the chain re-executes
+/// that entry alone. A wrong result loses the executor its deposit (the
+/// disputer is rewarded, the rest burned) and the batch settles with the
+/// chain's own TCRs at once.
+#[test]
+fn a_witnessed_dispute_of_one_wrong_entry_wins() {
+    let mut e = funded();
+    for i in 0..3 {
+        e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    }
+    let (exec, es, leaves, hashes) = posted_wrong_leaf(&mut e, 0, 8 * HOUR);
+    let watcher = trader(3);
+    let p = &e.d.cfg.params;
+    let proof = tcr_proof(&p.domain, 0, &hashes, &posted(&leaves), 1).unwrap();
+    let (w0, burned0) = (wallet(&e, &watcher.address()), black_hole(&e.d));
+    let bond = e.d.cfg.challenge_bond;
+    let r = e.d.primary_call(&watcher, "dispute_entry", entry_dispute(0, &es[1], &leaves[1], proof), bond).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    assert!(r.gas_used < 200_000, "one entry re-executed, not the batch: {} gas", r.gas_used);
+    assert!(e.d.batch_header(0).unwrap().overturned);
+    assert!(!node_active(&e, &exec.address()), "the executor's deposit is forfeited");
+    let y = e.d.cfg.node_deposit.0;
+    let reward = y * u128::from(e.d.cfg.bonus_permille) / 1000;
+    assert!(wallet(&e, &watcher.address()) >= w0 - r.fee.0 + reward, "bond back plus the discloser's reward");
+    assert!(black_hole(&e.d).0 > burned0.0, "the rest of the forfeited deposits is burned");
+    // The batch settles with the chain's TCRs without waiting for a window.
+    let f = e.d.primary_call(&trader(3), "finalize", e.d.finalize_args(0).unwrap(), Amount::ZERO).unwrap();
+    assert_eq!(f.status, TxStatus::Success, "{:?}", f.status);
+    let settled = e.d.batch_input(0).unwrap();
+    assert!(matches!(settled.header.state, BatchState::Settled { disputed: true, .. }));
+    let outcomes: Vec<Outcome> = settled.tcrs.unwrap().into_iter().map(|t| t.outcome).collect();
+    assert_eq!(outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+}
+
+/// Issue 11: entry disputes that prove nothing are refused with a typed
+/// error ([`EntryDisputeError`]) and change nothing (the bond returns with
+/// the reverted call): a wrong witness, a witness for another index, a
+/// dispute replayed from another chain or another batch, one on a correct
+/// result, and one without a bond.
+#[test]
+fn entry_disputes_that_prove_nothing_are_refused_and_change_nothing() {
+    let mut e = funded();
+    for i in 0..3 {
+        e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    }
+    let (exec, es, leaves, hashes) = posted_wrong_leaf(&mut e, 0, 8 * HOUR);
+    let watcher = trader(3);
+    let d = e.d.cfg.params.domain;
+    let bond = e.d.cfg.challenge_bond;
+    let proof = |i: usize| tcr_proof(&d, 0, &hashes, &posted(&leaves), i).unwrap();
+    let mut bad_sibling = proof(1);
+    bad_sibling.siblings[0] = Hash32::ZERO;
+    let other_chain = SigDomain { chain_id: d.chain_id + 1, ..d };
+    let foreign = tcr_proof(&other_chain, 0, &hashes, &posted(&leaves), 1).unwrap();
+    let other_inputs = args(&DisputeEntry {
+        batch: 0,
+        entry: es[1].clone(),
+        pre: Default::default(),
+        leaf: leaves[1].posted(),
+        proof: proof(1),
+    });
+    let cases: Vec<(Vec<u8>, Amount, EntryDisputeError)> = vec![
+        (entry_dispute(0, &es[1], &leaves[1], bad_sibling), bond, EntryDisputeError::WrongWitness(0)),
+        (
+            entry_dispute(0, &es[1], &leaves[1], proof(0)),
+            bond,
+            EntryDisputeError::WrongIndex { index: 0, count: 2, len: 2, tcr: 1 },
+        ),
+        (entry_dispute(0, &es[0], &leaves[1], proof(1)), bond, EntryDisputeError::WrongWitness(0)),
+        (entry_dispute(0, &es[1], &leaves[1], foreign), bond, EntryDisputeError::WrongWitness(0)),
+        (entry_dispute(0, &es[0], &leaves[0], proof(0)), bond, EntryDisputeError::CorrectResult(0)),
+        (other_inputs, bond, EntryDisputeError::WrongInputs(1)),
+        (
+            entry_dispute(0, &es[1], &leaves[1], proof(1)),
+            Amount(bond.0 - 1),
+            EntryDisputeError::BondTooSmall { bond, attached: Amount(bond.0 - 1) },
+        ),
+    ];
+    for (a, value, why) in cases {
+        let (h0, total0, w0) =
+            (e.d.batch_header(0).unwrap(), primary_total(&e.d, ACCOUNTS), wallet(&e, &watcher.address()));
+        let r = e.d.primary_call(&watcher, "dispute_entry", a, value).unwrap();
+        assert!(reverted(&r).ends_with(&why.to_string()), "{:?} is not {why}", r.status);
+        assert!(r.events.is_empty());
+        assert_eq!(e.d.batch_header(0).unwrap(), h0, "{why}: the batch is unchanged");
+        assert_eq!(wallet(&e, &watcher.address()), w0 - r.fee.0, "{why}: only the fee is paid");
+        assert_eq!(primary_total(&e.d, ACCOUNTS), total0);
+        assert!(node_active(&e, &exec.address()));
+    }
+    // The valid dispute of batch 0 wins and batch 0 settles.
+    let ok = entry_dispute(0, &es[1], &leaves[1], proof(1));
+    assert_eq!(e.d.primary_call(&watcher, "dispute_entry", ok.clone(), bond).unwrap().status, TxStatus::Success);
+    let f = e.d.primary_call(&watcher, "finalize", e.d.finalize_args(0).unwrap(), Amount::ZERO).unwrap();
+    assert_eq!(f.status, TxStatus::Success);
+    // Replayed against the next batch (whose executor again posts a wrong
+    // leaf 1), the old dispute proves nothing there.
+    let (exec1, es1, leaves1, hashes1) = posted_wrong_leaf(&mut e, 1, 10 * HOUR);
+    let h1 = e.d.batch_header(1).unwrap();
+    let replay = entry_dispute(1, &es[1], &leaves[1], proof(1));
+    let r = e.d.primary_call(&watcher, "dispute_entry", replay, bond).unwrap();
+    assert!(reverted(&r).ends_with(&EntryDisputeError::WrongWitness(1).to_string()), "{:?}", r.status);
+    assert_eq!(e.d.batch_header(1).unwrap(), h1);
+    assert!(node_active(&e, &exec1.address()));
+    let p1 = tcr_proof(&d, 1, &hashes1, &posted(&leaves1), 1).unwrap();
+    let r = e.d.primary_call(&watcher, "dispute_entry", entry_dispute(1, &es1[1], &leaves1[1], p1), bond).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "batch 1's own witness wins");
 }

@@ -10,11 +10,33 @@ mod common;
 use common::*;
 use gridledger_core::Amount;
 use gridledger_rollup::driver::Mode;
+use gridledger_rollup::exec::{execute_leaves, OffChain};
 use gridledger_rollup::roles::{ExecutorBehaviour, Fault, ValidatorBehaviour};
 use gridledger_rollup::types::{coins, AgreementTx, BuyerOpinion, IorTx};
+use gridledger_rollup::IOR_PRIMARY_ID;
 use rand::{Rng, SeedableRng};
 
 const ACCOUNTS: usize = 4 + 2 + 3;
+
+/// Every honest TCR leaf of the next batch to settle re-executes alone, on
+/// the state slice it carries, to itself: the slice holds everything its
+/// entry reads, so an honest executor never loses a `dispute_entry`.
+fn check_leaves_reexecute_alone(e: &Env) {
+    let v = e.d.primary.chain.view(IOR_PRIMARY_ID, "progress", &[]).unwrap();
+    let (next, fin) = (v["next_batch"].as_u64().unwrap(), v["next_to_settle"].as_u64().unwrap());
+    if fin >= next {
+        return;
+    }
+    let input = e.d.batch_input(fin).unwrap();
+    let p = &e.d.cfg.params;
+    let leaves = execute_leaves(&mut OffChain, p, &input.prestate, &input.entries).unwrap();
+    for (entry, leaf) in input.entries.iter().zip(&leaves) {
+        let mut alone = execute_leaves(&mut OffChain, p, &leaf.pre, std::slice::from_ref(entry)).unwrap();
+        let mut tcr = alone.pop().unwrap().tcr;
+        tcr.index = leaf.tcr.index;
+        assert_eq!(tcr, leaf.tcr, "batch {fin}: entry {} re-executed alone", leaf.tcr.index);
+    }
+}
 
 /// Returns how many batches settled disputed.
 fn run(seed: u64) -> usize {
@@ -62,11 +84,13 @@ fn run(seed: u64) -> usize {
             at(&t, &s)
         };
         e.d.submit(&b, &tx).unwrap();
+        check_leaves_reexecute_alone(&e);
         e.d.process(&mut r).unwrap();
         match r.random_range(0..4) {
             0 => {
                 e.d.set_time(t.dt_end + MIN);
                 e.d.submit(&b, &IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: r.random_bool(0.5) })).unwrap();
+                check_leaves_reexecute_alone(&e);
                 e.d.process(&mut r).unwrap();
                 e.d.set_time(t.dl + MIN);
                 let watts = r.random_range(0..6_000);
@@ -83,6 +107,7 @@ fn run(seed: u64) -> usize {
                 e.d.submit(&s, &IorTx::St(st(&t, watts, ob, r.random_bool(0.8).then_some(&b)))).unwrap();
             }
         }
+        check_leaves_reexecute_alone(&e);
         e.d.process(&mut r).unwrap();
         assert_eq!(primary_total(&e.d, ACCOUNTS), total0, "coin conserved");
     }

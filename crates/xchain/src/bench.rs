@@ -4,6 +4,7 @@
 //! - SC_MPV's Merkle-proof check (`Val_proof` against a stored header) on
 //!   one core, over the proofs of a full 300-transaction block;
 //! - one CCTE between two embedded external chains, wall time;
+//! - one CCDI process (6 items on 3 chains) and one migration, wall time;
 //! - 2f+1 of N threshold shares combined and the signature verified.
 
 use gridledger_core::merkle::{MerkleProof, MerkleTree};
@@ -14,6 +15,8 @@ use serde_json::{json, Value};
 use std::time::Instant;
 
 use crate::bob::verify_inclusion;
+use crate::ccdi::CcdiApp;
+use crate::ccdi_run::{CcdiAttack, CcdiUser, UserBehaviour};
 use crate::mbs::{Behaviour, BobMbs, MbsError, MbsSpec, SwapRequest, FIRST_EXTERNAL};
 use crate::threshold::{BobCommittee, Statement, STATEMENT_DOMAIN};
 
@@ -115,6 +118,36 @@ pub fn run(cfg: &BenchConfig) -> Result<Value, MbsError> {
         "target_s": 1.0,
         "what": "CCT to BoB confirmation: Phase 1, κ̄ wait, Phase 2, proofs; every epoch seals a block on 2 external chains and the BoB",
     });
+    // One CCDI process (6 items on 3 chains, Case 1) and one migration.
+    let mut ccdi_s = Vec::new();
+    let mut migrate_s = Vec::new();
+    for n in 0..cfg.swaps {
+        let dir = tempfile::tempdir().map_err(|e| MbsError::Missing(format!("temporary directory: {e}")))?;
+        let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 3, ccdi: true, kappa: 4, ..MbsSpec::default() })?;
+        let mut users = Vec::new();
+        for i in 0..6 {
+            let (key, chain) = (dev_key(i), FIRST_EXTERNAL + (i % 3) as u32);
+            let item = m.create_item(chain, &key, &format!("b{i}"), 3 * i as u64)?;
+            users.push(CcdiUser { key, chain, item, behaviour: UserBehaviour::Honest });
+        }
+        let t = Instant::now();
+        let r = m.run_ccdi(CcdiApp::Battle, &users, &CcdiAttack::default(), 1_000, 1, n as u64)?;
+        ccdi_s.push(t.elapsed().as_secs_f64());
+        if !r.case1 {
+            return Err(MbsError::Missing("a benchmark CCDI process did not finish in Case 1".into()));
+        }
+        let t = Instant::now();
+        m.migrate(&dev_key(0), FIRST_EXTERNAL, users[0].item, FIRST_EXTERNAL + 1, 1_000, 100 + n as u64)?;
+        migrate_s.push(t.elapsed().as_secs_f64());
+    }
+    let ccdi = json!({
+        "processes": cfg.swaps,
+        "items": 6,
+        "chains": 3,
+        "median_s": median(ccdi_s),
+        "migration_median_s": median(migrate_s),
+        "what": "registration, Phase 1 locks, Phase 2 CCTs, Phase 3 one threshold-signed settlement per chain, until final",
+    });
     // Threshold: 2f+1 of N combined and verified.
     let c = BobCommittee::dev(cfg.members, 9).map_err(|e| MbsError::Spec(e.to_string()))?;
     let st = Statement { purpose: "bench".into(), chain: 101, sequence: 0, payload: vec![7; 64] };
@@ -134,5 +167,5 @@ pub fn run(cfg: &BenchConfig) -> Result<Value, MbsError> {
         "combine_and_verify_median_ms": median(ms),
         "target_ms": 5.0,
     });
-    Ok(json!({ "sc_mpv": mpv, "ccte_swap": swap, "threshold": threshold }))
+    Ok(json!({ "sc_mpv": mpv, "ccte_swap": swap, "ccdi_process": ccdi, "threshold": threshold }))
 }

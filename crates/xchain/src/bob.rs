@@ -57,6 +57,11 @@ pub struct BobConfig {
     pub weights: Vec<(ChainId, u64)>,
     /// Canonical bytes of the BoB validators' group public key (owns `TPK_Addr_i`).
     pub group_key: Vec<u8>,
+    /// Chains whose `TPK_Addr_i` is the account of their SC_BG, which pays
+    /// out only on the group's threshold signature (spending from
+    /// `TPK_Addr_i`, [`crate::scbg`]); elsewhere it is the keyless address
+    /// [`tpk_address`] derives.
+    pub group_accounts: Vec<(ChainId, Address)>,
 }
 
 impl BobConfig {
@@ -80,7 +85,10 @@ impl BobConfig {
 
     /// `TPK_Addr_i` of chain `chain`.
     pub fn tpk_address(&self, chain: ChainId) -> Address {
-        tpk_address(&self.group_key, chain)
+        match self.group_accounts.iter().find(|(c, _)| *c == chain) {
+            Some((_, a)) => *a,
+            None => tpk_address(&self.group_key, chain),
+        }
     }
 }
 
@@ -146,6 +154,23 @@ pub struct Claim {
     pub height: Height,
     pub nt: SignedTransaction,
     pub proof: MerkleProof,
+}
+
+/// `redeem`: burn claimed `Token_i` on the BoB for a payment from
+/// `TPK_Addr_i` to `to` on chain `chain`.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Redeem {
+    pub chain: ChainId,
+    pub amount: u128,
+    pub to: Address,
+}
+
+/// A release the committee signs: `amount` from `TPK_Addr_i` to `to`.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct ReleaseOrder {
+    pub to: Address,
+    #[serde(with = "amount_str")]
+    pub amount: u128,
 }
 
 /// Π_CCTC step (iv): move claimed tokens (or attached Token_B) into the pool.
@@ -377,6 +402,12 @@ fn used_key(nt: &Hash32) -> Vec<u8> {
 fn cct_key(id: &Hash32) -> Vec<u8> {
     [b"c/".as_slice(), &id.0].concat()
 }
+fn release_seq_key(chain: ChainId) -> Vec<u8> {
+    [b"r/n/".as_slice(), &chain.to_be_bytes()].concat()
+}
+fn release_key(chain: ChainId, seq: u64) -> Vec<u8> {
+    [b"r/o/".as_slice(), &chain.to_be_bytes(), &seq.to_be_bytes()].concat()
+}
 fn posted_key(id: &Hash32, side: Side) -> Vec<u8> {
     [b"n/".as_slice(), &id.0, &[side as u8]].concat()
 }
@@ -532,6 +563,30 @@ impl BobContract {
             ],
         )?;
         Ok(Vec::new())
+    }
+
+    /// Burns claimed `Token_i` on the BoB and records a release order: the
+    /// committee signs it and SC_BG on chain `i` pays it out of `TPK_Addr_i`.
+    /// Returns the order's sequence number on that chain.
+    fn redeem(&self, ctx: &mut CallContext<'_, '_>, a: Redeem) -> Result<Vec<u8>, ContractError> {
+        if a.amount == 0 {
+            return fail(XchainError::ZeroAmount);
+        }
+        self.reg(a.chain)?;
+        if !self.cfg.group_accounts.iter().any(|(c, _)| *c == a.chain) {
+            return fail(XchainError::BadTerms(format!("chain {} has no group account to pay from", a.chain)));
+        }
+        let who = ctx.caller();
+        let bal: u128 = read_or(ctx, &wrapped_key(a.chain, &who))?;
+        if bal < a.amount {
+            return fail(XchainError::Insufficient { what: "claimed tokens", have: bal, need: a.amount });
+        }
+        ctx.write_typed(&wrapped_key(a.chain, &who), &(bal - a.amount))?;
+        let seq: u64 = read_or(ctx, &release_seq_key(a.chain))?;
+        ctx.write_typed(&release_seq_key(a.chain), &(seq + 1))?;
+        ctx.write_typed(&release_key(a.chain, seq), &ReleaseOrder { to: a.to, amount: a.amount })?;
+        ctx.emit("release_order", vec![("chain".into(), a.chain.to_string()), ("sequence".into(), seq.to_string())])?;
+        Ok(seq.to_le_bytes().to_vec())
     }
 
     fn provide(&self, ctx: &mut CallContext<'_, '_>, a: Provide) -> Result<Vec<u8>, ContractError> {
@@ -933,6 +988,7 @@ impl NativeContract for BobContract {
             "ccdi_register" => self.ccdi_register(ctx, decode_args(args)?),
             "ccdi_cct" => self.ccdi_cct(ctx, decode_args(args)?),
             "ccdi_finish" => self.ccdi_finish(ctx, decode_args(args)?),
+            "redeem" => self.redeem(ctx, decode_args(args)?),
             "lmc_mint" => self.lmc_mint(ctx, decode_args(args)?),
             "lmc_run" => self.lmc_run(ctx, decode_args(args)?),
             other => revert(format!("bob has no method {other}")),
@@ -1002,5 +1058,8 @@ pub mod keys {
     }
     pub fn posted(id: &Hash32, side: Side) -> Vec<u8> {
         posted_key(id, side)
+    }
+    pub fn release(chain: ChainId, seq: u64) -> Vec<u8> {
+        release_key(chain, seq)
     }
 }

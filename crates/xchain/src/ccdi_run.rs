@@ -528,6 +528,51 @@ impl BobMbs {
         self.external(chain).ok().and_then(|c| c.receipt(h).ok().flatten()).is_some()
     }
 
+    /// Spending from `TPK_Addr_i`: `key` burns `amount` of its claimed
+    /// `Token_i` on the BoB (`redeem`), the committee signs the release
+    /// order with 2f+1 shares, and a relay node sends it to SC_BG on the
+    /// chain, which pays `to` out of `TPK_Addr_i`. Returns the release's
+    /// receipt on the chain.
+    pub fn redeem(
+        &mut self,
+        key: &KeyPair,
+        chain: ChainId,
+        amount: u128,
+        to: gridledger_core::Address,
+    ) -> Result<gridledger_ledger::Receipt, MbsError> {
+        let tx = self.bob_call(key, "redeem", &crate::bob::Redeem { chain, amount, to }, Amount::ZERO);
+        let r = self.bob_ok(&tx)?;
+        let seq = u64::from_le_bytes(r.output.try_into().map_err(|_| MbsError::Missing("release sequence".into()))?);
+        let tx = self.release_tx(chain, seq)?;
+        let r = self.chain_run(chain, &tx)?;
+        match &r.status {
+            TxStatus::Success => Ok(r),
+            TxStatus::Reverted(reason) => Err(MbsError::Refused { method: "release".into(), reason: reason.clone() }),
+        }
+    }
+
+    /// The relay node's `release` transaction for order `seq` of `chain`,
+    /// signed by the committee from the order the BoB recorded.
+    pub fn release_tx(&self, chain: ChainId, seq: u64) -> Result<SignedTransaction, MbsError> {
+        let order: crate::bob::ReleaseOrder = self
+            .bob_record(&crate::bob::keys::release(chain, seq))
+            .ok_or_else(|| MbsError::Missing(format!("release order {seq} of chain {chain}")))?;
+        let st = scbg::release_statement(chain, seq, &order);
+        let n = self.committee.set.members();
+        let shares: Vec<_> = (0..n).filter_map(|i| self.committee.sign_share(i, &st).map(|s| (i, s))).collect();
+        let sig = self
+            .committee
+            .combine_raw(crate::threshold::STATEMENT_DOMAIN, &st.bytes(), &shares)
+            .map_err(|e| MbsError::Missing(format!("threshold signature: {e}")))?;
+        let relayer = self.relayer.clone();
+        self.sc_bg_call(
+            chain,
+            &relayer,
+            "release",
+            &scbg::Release { sequence: seq, order, signature: sig.to_bytes().to_vec() },
+        )
+    }
+
     /// S_SDM (§5.5.5): `key` moves item `item` from `from` to a freshly
     /// created item on the censorship-resilient chain `to`, in one
     /// migration process. Returns the new item's id and the report.

@@ -130,6 +130,8 @@ pub enum XchainError {
     CcdiDeadlineNotReached { deadline: Height, now: Height },
     #[error("the CCDI process is already finished")]
     ProcessFinished,
+    #[error("replayed or out-of-order group statement: sequence {got}, expected {expected}")]
+    ReplayedStatement { expected: u64, got: u64 },
 }
 
 impl XchainError {

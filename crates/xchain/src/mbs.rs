@@ -285,6 +285,12 @@ impl BobMbs {
             kappa_bar: spec.kappa_bar,
             weights,
             group_key: committee.group_key_bytes(),
+            // With SC_BG deployed, TPK_Addr_i is its account (spendable by the group).
+            group_accounts: if spec.ccdi {
+                externals.keys().map(|c| (*c, gridledger_ledger::contract_address(SC_BG_ID))).collect()
+            } else {
+                Vec::new()
+            },
         };
         #[allow(unused_mut)]
         let mut contract = BobContract::new(config.clone()).map_err(MbsError::Spec)?;

@@ -5,6 +5,12 @@
 //! the chain's locked items of a process in place with one transaction
 //! carrying one threshold signature (Phase 3, Eq. 5.7 and Eq. 5.8).
 //!
+//! `TPK_Addr_i` on a chain that runs SC_BG is SC_BG's own account: items
+//! locked to PK and coin sent to it (Π_CCTC's ordinary transfers) move out
+//! only on the group's threshold signature — items by a settlement, coin by
+//! a release order the BoB recorded when the claimed tokens were burned
+//! there ([`ScBgContract`]'s `release`). That is spending from `TPK_Addr_i`.
+//!
 //! Independence (Theorem 5.4): SC_BG knows only the group public key PK
 //! (its configuration, like a registered account key) and its own items;
 //! it stores no header, root or key of any other chain and checks nothing
@@ -32,8 +38,9 @@ use gridledger_threshold::{GroupKey, Signature};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::bob::ReleaseOrder;
 use crate::error::XchainError;
-use crate::threshold::tpk_address;
+use crate::threshold::{Statement, STATEMENT_DOMAIN};
 
 /// SC_BG's id on external chains that take part in CCDI.
 pub const SC_BG_ID: ContractId = 42;
@@ -155,7 +162,6 @@ pub fn check_character(c: &Character) -> Result<(), XchainError> {
 
 pub struct ScBgContract {
     group: GroupKey,
-    group_bytes: Vec<u8>,
     #[cfg(feature = "mutants")]
     pub mutation: Option<crate::ccdi::Mutation>,
 }
@@ -166,7 +172,6 @@ impl ScBgContract {
         let group = GroupKey::from_bytes(group_key).map_err(|e| e.to_string())?;
         Ok(Self {
             group,
-            group_bytes: group_key.to_vec(),
             #[cfg(feature = "mutants")]
             mutation: None,
         })
@@ -211,7 +216,8 @@ impl ScBgContract {
         }
         let chain = ctx.chain_id();
         let id = lock_id(chain, a.item, &caller, &a.process, item.locks);
-        item.owner = tpk_address(&self.group_bytes, chain);
+        // TPK_Addr_i on this chain is SC_BG's own account.
+        item.owner = ctx.self_address();
         item.lock = Some(id);
         item.locks += 1;
         ctx.write_typed(&item_key(a.item), &item)?;
@@ -271,6 +277,59 @@ impl ScBgContract {
     }
 }
 
+impl ScBgContract {
+    /// Spending from `TPK_Addr_i`: pays a release order the group signed
+    /// (a [`Statement`] with purpose [`RELEASE_PURPOSE`], this chain and the
+    /// next sequence number), out of SC_BG's account.
+    fn release(&self, ctx: &mut CallContext<'_, '_>, a: Release) -> Result<Vec<u8>, ContractError> {
+        let chain = ctx.chain_id();
+        let expected: u64 = ctx.read_typed(RELEASE_SEQ)?.unwrap_or(0);
+        if a.sequence != expected {
+            return Self::fail(XchainError::ReplayedStatement { expected, got: a.sequence });
+        }
+        let st = release_statement(chain, a.sequence, &a.order);
+        ctx.charge(TS_VERIFY_GAS)?;
+        let verified = Signature::from_bytes(&a.signature)
+            .and_then(|sig| self.group.verify(STATEMENT_DOMAIN, &st.bytes(), &sig))
+            .map_err(|e| XchainError::BadThresholdSignature(e.to_string()));
+        #[cfg(feature = "mutants")]
+        let verified = if self.mutation == Some(crate::ccdi::Mutation::SkipSignature) { Ok(()) } else { verified };
+        verified?;
+        let have = ctx.balance(&ctx.self_address())?;
+        if have.0 < a.order.amount {
+            return Self::fail(XchainError::Insufficient {
+                what: "TPK_Addr_i balance",
+                have: have.0,
+                need: a.order.amount,
+            });
+        }
+        ctx.write_typed(RELEASE_SEQ, &(expected + 1))?;
+        ctx.pay(&a.order.to, gridledger_core::Amount(a.order.amount))?;
+        ctx.emit(
+            "tpk_release",
+            vec![("sequence".into(), a.sequence.to_string()), ("to".into(), a.order.to.to_string())],
+        )?;
+        Ok(Vec::new())
+    }
+}
+
+/// Purpose of the group's release statements.
+pub const RELEASE_PURPOSE: &str = "tpk-release";
+const RELEASE_SEQ: &[u8] = b"rseq";
+
+/// The statement the committee signs for release `sequence` on `chain`.
+pub fn release_statement(chain: ChainId, sequence: u64, order: &ReleaseOrder) -> Statement {
+    Statement { purpose: RELEASE_PURPOSE.into(), chain, sequence, payload: encode(order) }
+}
+
+/// `release`: a payment out of `TPK_Addr_i` the group signed.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Release {
+    pub sequence: u64,
+    pub order: ReleaseOrder,
+    pub signature: Vec<u8>,
+}
+
 impl NativeContract for ScBgContract {
     fn name(&self) -> &'static str {
         "sc_bg"
@@ -284,6 +343,7 @@ impl NativeContract for ScBgContract {
             "create" => self.create(ctx, decode_args(args)?),
             "lock" => self.lock(ctx, decode_args(args)?),
             "settle" => self.settle(ctx, decode_args(args)?),
+            "release" => self.release(ctx, decode_args(args)?),
             other => revert(format!("sc_bg has no method {other}")),
         }
     }

@@ -11,9 +11,12 @@
 //! check (script-minimum). The address is derived from the group key's
 //! canonical bytes and the chain id, so it differs per chain and nobody
 //! holds a secp256k1 key for it: value sent there is spendable only by the
-//! group. Decision: CCTE only ever locks into `TPK_Addr_i`; spending from it
-//! needs a chain that checks group signatures (CCDI's SC_BG), which is the
-//! next layer.
+//! group. On a chain that runs CCDI's SC_BG, `TPK_Addr_i` is SC_BG's account
+//! instead (still reached by an ordinary transfer), and SC_BG pays out of it
+//! on a release order the group signs ([`crate::scbg`]): claimed tokens
+//! burned on the BoB (`redeem`) come back on their chain. On a chain without
+//! contracts, coin locked there stays locked (script-minimum leaves nothing
+//! to check a group signature).
 //!
 //! Every statement the group signs is bound to a domain, the target chain
 //! and a sequence number ([`Statement`]), so a threshold signature for one

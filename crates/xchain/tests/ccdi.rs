@@ -487,3 +487,219 @@ fn sc_f_refuses_late_or_wrong_registrations_and_early_or_repeated_finishes() {
     assert_eq!(m.process(&id).unwrap().eliminated, vec![us[0].key.address()]);
     let _ = Slot { chain: A, owner: us[0].key.address(), participant: us[0].key.address() };
 }
+
+// ------------------------------------------------- spending from TPK_Addr_i
+
+/// `who` locks `amount` on `chain` by an ordinary transfer to `TPK_Addr_i`
+/// and claims it on the BoB (Π_CCTC).
+fn lock_and_claim(m: &mut BobMbs, who: &KeyPair, chain: ChainId, amount: u128) {
+    let tpk = m.config.tpk_address(chain);
+    let nt = m.native_transfer(chain, who, tpk, amount).unwrap();
+    m.external_mut(chain).unwrap().submit(&nt).unwrap();
+    m.tick().unwrap();
+    let (height, proof) = m.external(chain).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
+    m.wait_final(chain, height).unwrap();
+    let claim = m.bob_call(who, "claim", &gridledger_xchain::bob::Claim { chain, height, nt, proof }, Amount::ZERO);
+    m.bob_ok(&claim).unwrap();
+}
+
+#[test]
+fn claimed_tokens_burned_on_the_bob_are_paid_out_of_tpk_addr_i() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let (u, payee) = (dev_key(2), dev_key(3));
+    let tpk = m.config.tpk_address(A);
+    assert_eq!(tpk, gridledger_ledger::contract_address(SC_BG_ID), "TPK_Addr_i is SC_BG's account");
+    lock_and_claim(&mut m, &u, A, 5_000);
+    assert_eq!(m.external(A).unwrap().account(&tpk).balance.0, 5_000);
+    let before = m.external(A).unwrap().account(&payee.address()).balance.0;
+    m.redeem(&u, A, 2_000, payee.address()).unwrap();
+    assert_eq!(m.external(A).unwrap().account(&payee.address()).balance.0, before + 2_000);
+    assert_eq!(m.external(A).unwrap().account(&tpk).balance.0, 3_000);
+    let wrapped: u128 = m.bob_record(&gridledger_xchain::bob::keys::wrapped(A, &u.address())).unwrap();
+    assert_eq!(wrapped, 3_000, "the redeemed tokens are burned on the BoB");
+}
+
+#[test]
+fn replayed_forged_and_overdrawn_releases_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let u = dev_key(2);
+    lock_and_claim(&mut m, &u, A, 5_000);
+    // More than was claimed: refused on the BoB.
+    let tx = m.bob_call(
+        &u,
+        "redeem",
+        &gridledger_xchain::bob::Redeem { chain: A, amount: 5_001, to: u.address() },
+        Amount::ZERO,
+    );
+    assert_bob_refuses(&mut m, &tx, XchainError::Insufficient { what: "claimed tokens", have: 5_000, need: 5_001 });
+    m.redeem(&u, A, 1_000, u.address()).unwrap();
+    // The same release again: a replay.
+    let replay = m.release_tx(A, 0).unwrap();
+    assert_chain_refuses(&mut m, A, &replay, XchainError::ReplayedStatement { expected: 1, got: 0 });
+    // The next order with its amount changed after signing.
+    let tx = m.bob_call(
+        &u,
+        "redeem",
+        &gridledger_xchain::bob::Redeem { chain: A, amount: 10, to: u.address() },
+        Amount::ZERO,
+    );
+    m.bob_ok(&tx).unwrap();
+    let genuine = m.release_tx(A, 1).unwrap();
+    let gridledger_ledger::TxKind::Call { args, .. } = &genuine.tx.kind else { panic!("a call") };
+    let mut rel: gridledger_xchain::scbg::Release = borsh::from_slice(args).unwrap();
+    rel.order.amount = 4_000;
+    let relayer = m.relayer.clone();
+    let forged = m.sc_bg_call(A, &relayer, "release", &rel).unwrap();
+    assert_chain_refuses(
+        &mut m,
+        A,
+        &forged,
+        XchainError::BadThresholdSignature(gridledger_threshold::ThresholdError::InvalidSignature.to_string()),
+    );
+    // A sequence from the future.
+    rel.order.amount = 10;
+    rel.sequence = 5;
+    let ahead = m.sc_bg_call(A, &relayer, "release", &rel).unwrap();
+    assert_chain_refuses(&mut m, A, &ahead, XchainError::ReplayedStatement { expected: 1, got: 5 });
+    // The genuine one still goes through.
+    let genuine = m.release_tx(A, 1).unwrap();
+    assert_eq!(chain_only(&mut m, A, &genuine).status, TxStatus::Success);
+}
+
+#[test]
+fn sc_bg_refuses_malformed_characters() {
+    use gridledger_xchain::scbg::{Create, MAX_ATTACK, MAX_NAME};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let k = dev_key(0);
+    let tx = m.sc_bg_call(A, &k, "create", &Create { name: String::new(), attack: 1 }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::BadItem(format!("a name has 1 to {MAX_NAME} bytes")));
+    let tx = m.sc_bg_call(A, &k, "create", &Create { name: "x".repeat(MAX_NAME + 1), attack: 1 }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::BadItem(format!("a name has 1 to {MAX_NAME} bytes")));
+    let tx = m.sc_bg_call(A, &k, "create", &Create { name: "ok".into(), attack: MAX_ATTACK + 1 }).unwrap();
+    assert_chain_refuses(&mut m, A, &tx, XchainError::BadItem(format!("attack above {MAX_ATTACK}")));
+}
+
+// ------------------------------------------------------------- isolation
+
+/// Two processes whose locks and CCTs share blocks on every chain and on
+/// the BoB: each ends with SC_F's output on its own items only (isolation,
+/// Theorem 5.5), and one settlement per chain and process.
+#[test]
+fn concurrent_processes_do_not_interfere() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let us = users(&mut m, &honest(4));
+    let (p1, p2) = (vec![us[0].clone(), us[2].clone()], vec![us[1].clone(), us[3].clone()]);
+    let befores: Vec<Character> = us.iter().map(|u| m.item(u.chain, u.item).unwrap().data).collect();
+    let t1 = m.ccdi_terms(CcdiApp::Battle, &p1, DEPOSIT, 3, 11);
+    let t2 = CcdiTerms { slots: m.ccdi_terms(CcdiApp::Battle, &p2, DEPOSIT, 3, 12).slots, salt: 12, ..t1.clone() };
+    // Both opened and registered before the common start.
+    let relayer = m.relayer.clone();
+    for t in [&t1, &t2] {
+        let tx = m.bob_call(&relayer, "ccdi_open", t, Amount::ZERO);
+        m.bob.submit(&tx).unwrap();
+    }
+    m.tick().unwrap();
+    for (t, p) in [(&t1, &p1), (&t2, &p2)] {
+        for u in p.iter() {
+            let tx = m.bob_call(&u.key, "ccdi_register", &t.id(), Amount(DEPOSIT));
+            m.bob.submit(&tx).unwrap();
+        }
+    }
+    m.tick().unwrap();
+    for (t, p) in [(&t1, &p1), (&t2, &p2)] {
+        let rec = m.process(&t.id()).unwrap();
+        assert!(rec.registered.iter().all(|r| *r), "process {} registered: {:?}", t.salt, rec.registered);
+        assert_eq!(p.len(), 2);
+    }
+    // Every lock in the same epoch, every CCT in the same BoB block.
+    let mut locks = Vec::new();
+    for (t, p) in [(&t1, &p1), (&t2, &p2)] {
+        for u in p.iter() {
+            let data = m.item(u.chain, u.item).unwrap().data;
+            let tx = m.sc_bg_call(u.chain, &u.key, "lock", &Lock { process: t.id(), item: u.item, data }).unwrap();
+            m.external_mut(u.chain).unwrap().submit(&tx).unwrap();
+            locks.push((t.id(), u.clone(), tx));
+        }
+    }
+    m.ticks(2).unwrap();
+    for (id, u, tx) in &locks {
+        let cct = m.ccdi_cct_for(*id, tx).unwrap().unwrap();
+        let tx = m.bob_call(&u.key, "ccdi_cct", &cct, Amount::ZERO);
+        m.bob.submit(&tx).unwrap();
+    }
+    m.tick().unwrap();
+    for t in [&t1, &t2] {
+        let rec = m.process(&t.id()).unwrap();
+        assert!(rec.finished && rec.all_in_time, "Case 1 for process {}", t.salt);
+        for s in m.ccdi_settlements(&t.id()) {
+            let sig = m.sign_settlement(&s, 0).unwrap();
+            let chain = s.chain;
+            let tx = m.sc_bg_call(chain, &relayer, "settle", &Settle { settlement: s, signature: sig }).unwrap();
+            m.external_mut(chain).unwrap().submit(&tx).unwrap();
+        }
+    }
+    m.tick().unwrap();
+    let own =
+        |idx: &[usize]| ccdi::run_app(CcdiApp::Battle, &idx.iter().map(|i| befores[*i].clone()).collect::<Vec<_>>());
+    for (idx, want) in [([0usize, 2], own(&[0, 2])), ([1, 3], own(&[1, 3]))] {
+        for (i, w) in idx.iter().zip(want) {
+            let now = m.item(us[*i].chain, us[*i].item).unwrap();
+            assert_eq!(now.data, w, "user {i} got its own process's outcome");
+            assert!(now.lock.is_none() && now.owner == us[*i].key.address());
+        }
+    }
+}
+
+/// Durability: the BoB's SC_F record is all a relay node needs. After the
+/// process is fixed on the BoB, every node stops; reopened from disk, the
+/// settlements are derived again and the items update.
+#[test]
+fn a_restart_after_the_outcome_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, us, befores) = {
+        let mut m = open(dir.path());
+        let us = users(&mut m, &honest(2));
+        let befores: Vec<Character> = us.iter().map(|u| m.item(u.chain, u.item).unwrap().data).collect();
+        let t = m.ccdi_terms(CcdiApp::Battle, &us, DEPOSIT, 1, 21);
+        let id = m.ccdi_prepare(&t, &us, &mut Default::default()).unwrap();
+        let mut locks = Vec::new();
+        for u in &us {
+            let data = m.item(u.chain, u.item).unwrap().data;
+            let tx = m.sc_bg_call(u.chain, &u.key, "lock", &Lock { process: id, item: u.item, data }).unwrap();
+            m.external_mut(u.chain).unwrap().submit(&tx).unwrap();
+            locks.push((u.clone(), tx));
+        }
+        m.ticks(2).unwrap();
+        for (u, tx) in &locks {
+            let cct = m.ccdi_cct_for(id, tx).unwrap().unwrap();
+            let tx = m.bob_call(&u.key, "ccdi_cct", &cct, Amount::ZERO);
+            m.bob.submit(&tx).unwrap();
+        }
+        m.tick().unwrap();
+        assert!(m.process(&id).unwrap().finished);
+        (id, us, befores)
+        // Every chain and the relay node stop here.
+    };
+    let mut m = open(dir.path());
+    assert!(m.process(&id).unwrap().finished, "the outcome survived the restart");
+    for u in &us {
+        assert!(m.item(u.chain, u.item).unwrap().lock.is_some(), "still locked before Phase 3");
+    }
+    let relayer = m.relayer.clone();
+    for s in m.ccdi_settlements(&id) {
+        let sig = m.sign_settlement(&s, 0).unwrap();
+        let chain = s.chain;
+        let tx = m.sc_bg_call(chain, &relayer, "settle", &Settle { settlement: s, signature: sig }).unwrap();
+        assert_eq!(m.chain_run(chain, &tx).unwrap().status, TxStatus::Success);
+    }
+    let want = ccdi::run_app(CcdiApp::Battle, &befores);
+    for (u, w) in us.iter().zip(want) {
+        let now = m.item(u.chain, u.item).unwrap();
+        assert_eq!(now.data, w);
+        assert!(now.lock.is_none());
+    }
+}

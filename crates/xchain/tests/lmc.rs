@@ -129,3 +129,73 @@ fn forged_and_replayed_claims_are_refused_without_change() {
     );
     assert_eq!(snapshot(&m), before, "a refused claim changed the baseline contract's state");
 }
+
+fn bob_only(m: &mut BobMbs, tx: &gridledger_ledger::SignedTransaction) -> gridledger_ledger::Receipt {
+    let h = m.bob.submit(tx).unwrap();
+    m.bob.tick().unwrap();
+    m.bob.receipt(&h).unwrap().unwrap()
+}
+
+fn assert_bob_refuses(m: &mut BobMbs, tx: &gridledger_ledger::SignedTransaction, err: XchainError) {
+    let before = m.bob_contract_state();
+    assert_eq!(bob_only(m, tx).status, TxStatus::Reverted(err.as_revert()), "expected refusal: {err}");
+    assert_eq!(m.bob_contract_state(), before, "a refused transaction changed the BoB contract's state");
+}
+
+#[test]
+fn double_and_forged_mints_and_early_rollbacks_are_refused() {
+    use gridledger_xchain::ccdi::CcdiCct;
+    use gridledger_xchain::lmc::LmcRun;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut m, us) = setup(dir.path(), &[UserBehaviour::Honest; 2]);
+    let u = &us[0];
+    let p = Hash32([2; 32]);
+    let data = m.lmc_item(u.chain, u.item).unwrap().data;
+    let nonce = m.external(u.chain).unwrap().next_nonce(&u.key.address());
+    let lock_tx = gridledger_ledger::devnet::call(
+        &u.key,
+        u.chain,
+        nonce,
+        LMC_ID,
+        "lock",
+        borsh::to_vec(&Lock { process: p, item: u.item, data }).unwrap(),
+        gridledger_core::Amount::ZERO,
+        5_000_000,
+    );
+    m.external_mut(u.chain).unwrap().submit(&lock_tx).unwrap();
+    m.ticks(2).unwrap();
+    let (height, receipt, proof) = m.external(u.chain).unwrap().receipt_proof(&lock_tx.hash()).unwrap().unwrap();
+    let lock = Hash32(receipt.output.clone().try_into().unwrap());
+    let cct = CcdiCct { process: p, chain: u.chain, height, lock_tx, receipt, proof };
+    let mut forged = cct.clone();
+    forged.proof.siblings.reverse();
+    forged.proof.siblings.push(Hash32([8; 32]));
+    let tx = m.bob_call(&u.key, "lmc_mint", &forged, gridledger_core::Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::BadReceiptProof { chain: u.chain, height });
+    let tx = m.bob_call(&u.key, "lmc_mint", &cct, gridledger_core::Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    let tx = m.bob_call(&u.key, "lmc_mint", &cct, gridledger_core::Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::AlreadyStored { chain: u.chain, item: u.item });
+    // A rollback before the timeout, a run naming an unknown lock.
+    let now = m.bob.height() + 1;
+    let tx = m.bob_call(
+        &u.key,
+        "lmc_run",
+        &LmcRun { process: p, locks: vec![lock], rollback: true },
+        gridledger_core::Amount::ZERO,
+    );
+    let minted: MintedItem = m.bob_record(&[b"m/".as_slice(), &lock.0].concat()).unwrap();
+    assert_bob_refuses(
+        &mut m,
+        &tx,
+        XchainError::CcdiDeadlineNotReached { deadline: minted.minted_at + gridledger_xchain::lmc::LMC_TIMEOUT, now },
+    );
+    let ghost = Hash32([4; 32]);
+    let tx = m.bob_call(
+        &u.key,
+        "lmc_run",
+        &LmcRun { process: p, locks: vec![lock, ghost], rollback: false },
+        gridledger_core::Amount::ZERO,
+    );
+    assert_bob_refuses(&mut m, &tx, XchainError::UnknownLock(ghost));
+}

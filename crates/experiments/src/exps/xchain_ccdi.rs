@@ -84,10 +84,25 @@ fn users(
 
 /// One Π_CCDI battle process.
 fn ccdi(id: &'static str, x: usize, n: usize, k: u32, withhold: usize) -> Result<CcdiReport, ExperimentError> {
+    Ok(ccdi_mem(id, x, n, k, withhold)?.0)
+}
+
+/// One Π_CCDI battle process and the bytes of the BoB's header store after it.
+fn ccdi_mem(
+    id: &'static str,
+    x: usize,
+    n: usize,
+    k: u32,
+    withhold: usize,
+) -> Result<(CcdiReport, usize), ExperimentError> {
     let dir = tempfile::tempdir().map_err(|e| ExperimentError::run(id, e))?;
     let mut m = BobMbs::open(dir.path(), spec(n, x, k, false)).map_err(err(id))?;
     let us = users(&mut m, id, x, n, withhold, false)?;
-    m.run_ccdi(CcdiApp::Battle, &us, &CcdiAttack::default(), DEPOSIT, 1, 1).map_err(err(id))
+    let r = m.run_ccdi(CcdiApp::Battle, &us, &CcdiAttack::default(), DEPOSIT, 1, 1).map_err(err(id))?;
+    let prefix = contract_key(BOB_CONTRACT_ID, b"h/");
+    let mem =
+        m.bob.chain().state().iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(k, v)| k.len() + v.len()).sum();
+    Ok((r, mem))
 }
 
 /// One lock/mint/claim process.
@@ -575,6 +590,7 @@ impl Experiment for CcdiAttackTable {
             "X − Y withholding",
             "bytes",
             "gas",
+            "memory (BoB headers, bytes)",
             "latency (s)",
             "honest items updated",
             "eliminated",
@@ -588,7 +604,7 @@ impl Experiment for CcdiAttackTable {
         for &w in &withholds {
             let y = x - w;
             ctx.progress.step(format!("Π_CCDI, {w} withholding"));
-            let r = ccdi(ATT_ID, x, n, 0, w)?;
+            let (r, mem) = ccdi_mem(ATT_ID, x, n, 0, w)?;
             ctx.progress.done();
             ctx.progress.step(format!("lock/mint/claim, {w} withholding"));
             let l = lmc(ATT_ID, x, n, 0, w)?;
@@ -602,6 +618,7 @@ impl Experiment for CcdiAttackTable {
                 w.to_string(),
                 b.to_string(),
                 g.to_string(),
+                format!("{mem} (seed 510κN = {})", 510 * 4 * n),
                 num(r.epochs as f64 * INTERVAL_S, 0),
                 format!("{updated} of {y}"),
                 r.eliminated.to_string(),
@@ -613,6 +630,7 @@ impl Experiment for CcdiAttackTable {
                 w.to_string(),
                 (l.protocol_bytes + l.relay_bytes).to_string(),
                 lmc_gas(&l).to_string(),
+                format!("{mem} + {} on each chain", l.foreign_bytes_per_chain),
                 num(l.epochs as f64 * INTERVAL_S, 0),
                 format!("{} of {y}", if l.updated { y } else { 0 }),
                 "0 (rolled back)".into(),

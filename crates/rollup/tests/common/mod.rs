@@ -6,9 +6,11 @@ use gridledger_core::{Address, Amount, Energy, Timestamp};
 use gridledger_ledger::devnet::{dev_key, dev_validator};
 use gridledger_ledger::{contract_address, Receipt, StateRead, TxStatus};
 use gridledger_rollup::driver::{meter_key, DriverConfig, DualChain, Mode};
-use gridledger_rollup::exec::{execute_batch, OffChain};
+use gridledger_rollup::exec::{execute_batch, execute_leaves, OffChain};
 use gridledger_rollup::primary::SubmitTcrs;
-use gridledger_rollup::types::{coins, AgreementTerms, AgreementTx, IorParams, IorTx, SettlementTx, Tcr, BLACK_HOLE};
+use gridledger_rollup::types::{
+    coins, entry_hash, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, SettlementTx, Tcr, TcrLeaf, BLACK_HOLE,
+};
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
 
 pub const WALLET: Amount = Amount(1_000_000 * 1_000_000);
@@ -161,22 +163,30 @@ pub fn honest_tcrs(e: &mut Env, batch: u64) -> (Vec<Tcr>, KeyPair) {
     (tcrs, key)
 }
 
-/// Records one half of a batch's TCRs (`method`: `sc_cr_at` or `sc_cr_st`).
-pub fn record_tcrs(e: &mut Env, key: &KeyPair, method: &str, batch: u64, tcrs: Vec<Tcr>) -> Receipt {
-    let entries = e.d.entries(batch).unwrap();
-    e.d.primary_call(key, method, args(&SubmitTcrs { batch, tcrs, entries }), Amount::ZERO).unwrap()
+/// `sc_cr` arguments posting `tcrs` for `entries` of `batch`: each leaf
+/// carries the honest pre-state slice of its entry (empty where there is
+/// none), so only the verdicts and effects are what the caller chose.
+pub fn tcr_args(e: &Env, batch: u64, tcrs: Vec<Tcr>, entries: Vec<Entry>) -> Vec<u8> {
+    let pre = e.d.batch_input(batch).map(|i| i.prestate).unwrap_or_default();
+    let honest = execute_leaves(&mut OffChain, &e.d.cfg.params, &pre, &entries).unwrap_or_default();
+    let leaves = tcrs
+        .into_iter()
+        .map(|t| TcrLeaf { pre: honest.get(t.index as usize).map(|l| l.pre.clone()).unwrap_or_default(), tcr: t })
+        .map(|l| l.posted())
+        .collect();
+    args(&SubmitTcrs { batch, entry_hashes: entries.iter().map(entry_hash).collect(), leaves })
 }
 
-/// Records both halves of a batch's TCRs (each only if non-empty).
+/// Records a batch's TCRs with `sc_cr` (one root for the batch).
+pub fn record_tcrs(e: &mut Env, key: &KeyPair, batch: u64, tcrs: Vec<Tcr>) -> Receipt {
+    let entries = e.d.entries(batch).unwrap();
+    let a = tcr_args(e, batch, tcrs, entries);
+    e.d.primary_call(key, "sc_cr", a, Amount::ZERO).unwrap()
+}
+
+/// [`record_tcrs`], as a list of receipts.
 pub fn post(e: &mut Env, key: &KeyPair, batch: u64, tcrs: Vec<Tcr>) -> Vec<Receipt> {
-    let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());
-    let mut out = vec![];
-    for (m, ts) in [("sc_cr_at", ats), ("sc_cr_st", sts)] {
-        if !ts.is_empty() {
-            out.push(record_tcrs(e, key, m, batch, ts));
-        }
-    }
-    out
+    vec![record_tcrs(e, key, batch, tcrs)]
 }
 
 /// The revert reason of a receipt that must be a revert.

@@ -1,0 +1,47 @@
+//! The `market-*` experiments' `--quick` grids, run for real: shape, the
+//! seed's numbers beside ours, and their own checks. Never timings.
+
+use gridledger_experiments::{find, run_one, ExperimentResult, Progress, RunCtx};
+
+fn quick(id: &str) -> ExperimentResult {
+    let e = find(id).expect("registered");
+    let r = run_one(e.as_ref(), &RunCtx { quick: true, progress: Progress::hidden() }).expect("runs");
+    for c in &r.checks {
+        assert!(c.ok, "{id}: check failed: {} ({})\n{:?}", c.name, c.detail, r.table.rows);
+    }
+    assert!(!r.checks.is_empty() && !r.table.rows.is_empty() && !r.seed_table.rows.is_empty());
+    for t in [&r.table, &r.seed_table, &r.comparison] {
+        assert!(t.rows.iter().all(|row| row.len() == t.columns.len()), "{id}: ragged table {:?}", t.columns);
+    }
+    r
+}
+
+#[test]
+fn market_table_6_1_measures_four_operations() {
+    let r = quick("market-table-6-1");
+    assert_eq!(r.table.rows.len(), 4);
+    assert_eq!(r.seed[0].points.len(), 4);
+}
+
+#[test]
+fn market_table_6_2_quick_clears_within_the_target() {
+    let r = quick("market-table-6-2");
+    assert_eq!(r.table.rows.len(), 2, "12×12 and 25×25");
+    let t2 = &r.ours[0];
+    assert!(t2.points[1].1 > t2.points[0].1, "a larger market takes longer to clear");
+}
+
+#[test]
+fn market_fig_6_4_and_6_5_quick() {
+    let r = quick("market-fig-6-4");
+    assert_eq!(r.ours.len(), 8, "κ × Δ series");
+    let r = quick("market-fig-6-5");
+    assert_eq!(r.table.rows.len(), 4);
+}
+
+#[test]
+fn market_fig_6_6_quick_aladin_converges() {
+    let r = quick("market-fig-6-6");
+    assert_eq!(r.table.rows.len(), 2);
+    assert!(r.ours[0].ys().iter().all(|&it| it < 80.0));
+}

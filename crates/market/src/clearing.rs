@@ -1,0 +1,169 @@
+//! One clearing interval end to end: the network rows of a case, the
+//! centralised reference, and the chosen algorithm's result beside it (what
+//! `gridledger market clear`, the demo and the experiments print).
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::case::Case;
+use crate::central::{self, CentralSolution, ClearError};
+use crate::dc::DcModel;
+use crate::distflow::DistFlow;
+use crate::network::{MarketNetwork, NetworkError};
+use crate::primal_dual::{PdParams, PrimalDual};
+use crate::problem::Market;
+use crate::ModelError;
+
+/// Which algorithm clears the market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// Clarabel on the whole problem (the reference).
+    Central,
+    /// Distributed primal–dual over bilateral trades ([`crate::primal_dual`]).
+    PrimalDual,
+    /// ALADIN over prosumer and grid subproblems ([`crate::aladin`]).
+    Aladin,
+}
+
+/// Why an interval could not be cleared.
+#[derive(Debug, thiserror::Error)]
+pub enum ClearingError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error(transparent)]
+    Clear(#[from] ClearError),
+    #[error("{algorithm:?} did not converge in {iterations} iterations")]
+    NoConvergence { algorithm: Algorithm, iterations: usize },
+}
+
+/// The network rows the market of `case` clears under: LinDistFlow for a
+/// radial feeder, PTDF line limits (ratings × `limit_scale`) otherwise.
+pub fn network_for(case: &Case, limit_scale: f64) -> Result<MarketNetwork, ClearingError> {
+    if case.is_radial() {
+        let df = DistFlow::new(case)?;
+        Ok(MarketNetwork::distflow(&df, case)?)
+    } else {
+        let dc = DcModel::new(case)?;
+        Ok(MarketNetwork::ptdf(&dc, limit_scale)?)
+    }
+}
+
+/// One bilateral trade of the result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trade {
+    pub buyer: usize,
+    pub seller: usize,
+    pub kwh: f64,
+}
+
+/// The result of one interval.
+#[derive(Debug, Clone, Serialize)]
+pub struct Clearing {
+    pub algorithm: Algorithm,
+    pub network: &'static str,
+    /// Welfare of the settled trades, $.
+    pub welfare: f64,
+    /// Welfare of the centralised optimum, $.
+    pub optimum: f64,
+    /// `(optimum − welfare) / optimum`.
+    pub relative_gap: f64,
+    pub iterations: usize,
+    pub converged: bool,
+    /// Wall time of the algorithm's iterations (not the reference), s.
+    pub seconds: f64,
+    /// Nodal prices of the optimum, $/kWh: `(bus, price)`.
+    pub bus_prices: Vec<(u32, f64)>,
+    /// Volume-weighted mean bilateral price of the settled trades, $/kWh
+    /// (the sellers' reciprocity duals for the distributed algorithms, the
+    /// nodal price at the seller's bus for the reference).
+    pub mean_trade_price: f64,
+    pub energy_kwh: f64,
+    /// Trades above 1 Wh.
+    pub trades: Vec<Trade>,
+    /// Network rows binding at the optimum.
+    pub binding: Vec<String>,
+    /// Largest violation of a network row by the settled trades, kW.
+    pub violation_kw: f64,
+}
+
+/// Clears `market` on `net` with `algorithm`, beside the central reference.
+pub fn clear(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> Result<Clearing, ClearingError> {
+    let reference = central::solve(market, net)?;
+    let (bm, bn) = net.placement(market).map_err(ClearError::from)?;
+    let t0 = Instant::now();
+    let (trades, iterations, converged, prices) = match algorithm {
+        Algorithm::Central => {
+            let bp: Vec<f64> = bn.iter().map(|k| reference.bus_prices[*k]).collect();
+            let pr = (0..market.buyers.len()).map(|_| bp.clone()).collect();
+            (reference.trades(), reference.iterations as usize, true, pr)
+        }
+        Algorithm::PrimalDual => {
+            let mut pd = PrimalDual::new(market, net, PdParams::for_market(market)).map_err(ClearError::from)?;
+            let converged = pd.run(market).is_some();
+            let n = pd.sellers;
+            let pr = (0..pd.buyers).map(|m| pd.lambda[m * n..(m + 1) * n].to_vec()).collect();
+            (pd.settled(), pd.iterations, converged, pr)
+        }
+        Algorithm::Aladin => {
+            let mut al = crate::aladin::Aladin::new(market, net, crate::aladin::AladinParams::default())
+                .map_err(ClearError::from)?;
+            let converged = al.run(market, net).is_some();
+            let pr = al.trade_prices();
+            (al.settled(), al.iterations, converged, pr)
+        }
+    };
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(summarise(market, net, &reference, algorithm, trades, prices, iterations, converged, seconds, &bm, &bn))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summarise(
+    market: &Market,
+    net: &MarketNetwork,
+    reference: &CentralSolution,
+    algorithm: Algorithm,
+    trades: Vec<Vec<f64>>,
+    prices: Vec<Vec<f64>>,
+    iterations: usize,
+    converged: bool,
+    seconds: f64,
+    bm: &[usize],
+    bn: &[usize],
+) -> Clearing {
+    let welfare = market.welfare(&trades);
+    let (t, s) = PrimalDual::totals(&trades);
+    let violation_kw = net.violation(&net.injections(bm, bn, &t, &s));
+    let energy_kwh: f64 = t.iter().sum();
+    let mut volume = 0.0;
+    let mut paid = 0.0;
+    let mut list = Vec::new();
+    for (m, row) in trades.iter().enumerate() {
+        for (n, e) in row.iter().enumerate() {
+            volume += e;
+            paid += e * prices[m][n];
+            if *e > 1e-3 {
+                list.push(Trade { buyer: m, seller: n, kwh: *e });
+            }
+        }
+    }
+    Clearing {
+        algorithm,
+        network: net.model,
+        welfare,
+        optimum: reference.welfare,
+        relative_gap: (reference.welfare - welfare) / reference.welfare.abs().max(1e-12),
+        iterations,
+        converged,
+        seconds,
+        bus_prices: net.bus_ids.iter().copied().zip(reference.bus_prices.iter().copied()).collect(),
+        mean_trade_price: if volume > 0.0 { paid / volume } else { 0.0 },
+        energy_kwh,
+        trades: list,
+        binding: reference.binding.iter().map(|r| net.labels[*r].clone()).collect(),
+        violation_kw,
+    }
+}

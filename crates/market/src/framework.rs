@@ -1,0 +1,219 @@
+//! The three phases of §6.3.2 on a development chain: prosumers commit
+//! encrypted requests, the grid operator publishes admission rules and
+//! records the admitted ids (§6.3.3), and the D-TASK enclaves clear exactly
+//! the admitted requests with TEAR-DO.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Amount, Hash32};
+use gridledger_ledger::devnet::{dev_key, DevChain};
+use gridledger_ledger::TxStatus;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde::Serialize;
+
+use crate::contract::{AdmissionRules, AdmitArgs, IntervalArg, MarketContract, RequestArgs, StoredRequest, MARKET_ID};
+use crate::network::MarketNetwork;
+use crate::problem::{Market, Prosumer, Side};
+use crate::teardo::{Deployed, TearDoConfig, TearDoError, TearDoReport};
+use crate::tee::{encrypt_request, sha, Enclave};
+
+/// Bytes of an encoded request.
+pub const REQUEST_BYTES: usize = 1 + 4 + 4 * 8;
+
+/// A request's plaintext: side, bus, `a`, `b`, `e_min`, `e_max` (LE).
+pub fn encode_request(p: &Prosumer) -> Vec<u8> {
+    let mut v = vec![match p.side {
+        Side::Buyer => 0u8,
+        Side::Seller => 1,
+    }];
+    v.extend(p.bus.to_le_bytes());
+    for x in [p.a, p.b, p.e_min, p.e_max] {
+        v.extend(x.to_le_bytes());
+    }
+    v
+}
+
+/// Why a decrypted request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("request of {0} bytes (want {REQUEST_BYTES})")]
+    Length(usize),
+    #[error("unknown side tag {0}")]
+    Side(u8),
+    #[error("the encrypted request does not match its public fields ({0})")]
+    PublicFields(&'static str),
+}
+
+/// Parses a request's plaintext (numbers are checked by [`Market::validate`]).
+pub fn decode_request(b: &[u8]) -> Result<Prosumer, RequestError> {
+    if b.len() != REQUEST_BYTES {
+        return Err(RequestError::Length(b.len()));
+    }
+    let side = match b[0] {
+        0 => Side::Buyer,
+        1 => Side::Seller,
+        t => return Err(RequestError::Side(t)),
+    };
+    let bus = u32::from_le_bytes([b[1], b[2], b[3], b[4]]);
+    let f = |i: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[5 + 8 * i..13 + 8 * i]);
+        f64::from_le_bytes(a)
+    };
+    Ok(Prosumer { side, bus, a: f(0), b: f(1), e_min: f(2), e_max: f(3) })
+}
+
+/// Why an interval could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameworkError {
+    #[error("chain: {0}")]
+    Chain(String),
+    #[error(transparent)]
+    TearDo(#[from] TearDoError),
+    #[error("request {index}: {err}")]
+    Request { index: usize, err: RequestError },
+    #[error(transparent)]
+    Market(#[from] crate::problem::MarketError),
+}
+
+/// What one interval did.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntervalOutcome {
+    pub submitted: usize,
+    /// Admitted request ids, as recorded on chain.
+    pub admitted: Vec<String>,
+    /// Requests the operator deferred (index in submission order).
+    pub deferred: Vec<usize>,
+    /// Chain height after the admission record.
+    pub height: u64,
+    pub teardo: TearDoReport,
+    pub welfare: f64,
+    pub trades: Vec<Vec<f64>>,
+    /// The market the enclaves decrypted from the admitted requests.
+    #[serde(skip)]
+    pub market: Option<Market>,
+}
+
+fn chain_err(e: impl std::fmt::Display) -> FrameworkError {
+    FrameworkError::Chain(e.to_string())
+}
+
+/// Runs one interval: D-TASK, encrypted requests on chain, admission under a
+/// per-bus cap of `bus_cap_wh` (None: no cap), TEAR-DO over the admitted
+/// requests. The chain lives in `dir`.
+pub fn run_interval(
+    dir: &Path,
+    requests: &Market,
+    net: &MarketNetwork,
+    config: TearDoConfig,
+    bus_cap_wh: Option<u64>,
+) -> Result<IntervalOutcome, FrameworkError> {
+    let deployed = Deployed::deploy(config.clone())?;
+    let prosumers: Vec<&Prosumer> = requests.buyers.iter().chain(&requests.sellers).collect();
+    let operator = dev_key(0);
+    let mut registry = gridledger_ledger::ContractRegistry::new();
+    registry.register(MARKET_ID, Arc::new(MarketContract { operator: operator.address() }));
+    let mut chain = DevChain::open(dir, prosumers.len() + 1, Amount(1_000_000_000_000), registry).map_err(chain_err)?;
+    let interval = 1u64;
+    let mut rng = ChaCha20Rng::seed_from_u64(config.seed ^ 0x6d61726b6574);
+    // phase 1: encrypted requests
+    let keys: Vec<KeyPair> = (1..=prosumers.len()).map(dev_key).collect();
+    let mut ids = Vec::new();
+    for (i, p) in prosumers.iter().enumerate() {
+        let e_max_wh = (p.e_max * 1000.0).round_ties_even().clamp(0.0, u64::MAX as f64) as u64;
+        let ct = encrypt_request(&deployed.keys, &encode_request(p), &mut rng);
+        let args = RequestArgs { interval, bus: p.bus, e_max_wh, ciphertext: ct };
+        let r = chain.call(&keys[i], MARKET_ID, "request", borsh::to_vec(&args).unwrap_or_default(), Amount(0));
+        let r = r.map_err(chain_err)?;
+        if let TxStatus::Reverted(why) = r.status {
+            return Err(FrameworkError::Chain(format!("request {i} reverted: {why}")));
+        }
+        let mut h = [0u8; 32];
+        h.copy_from_slice(r.output.get(..32).unwrap_or(&[0; 32]));
+        ids.push(Hash32(h));
+    }
+    // phase 1b: admission (§6.3.3), greedily in submission order under the cap
+    let caps: Vec<(u32, u64)> = match bus_cap_wh {
+        Some(c) => net.bus_ids.iter().map(|b| (*b, c)).collect(),
+        None => Vec::new(),
+    };
+    let rules = AdmissionRules {
+        interval,
+        bus_caps_wh: caps.clone(),
+        note: "per-bus cap on the admitted maximum energy (dynamic operating envelope)".into(),
+    };
+    let r = chain.call(&operator, MARKET_ID, "rules", borsh::to_vec(&rules).unwrap_or_default(), Amount(0));
+    if let TxStatus::Reverted(why) = r.map_err(chain_err)?.status {
+        return Err(FrameworkError::Chain(format!("rules reverted: {why}")));
+    }
+    let mut used: Vec<(u32, u64)> = Vec::new();
+    let mut admitted = Vec::new();
+    let mut deferred = Vec::new();
+    for (i, p) in prosumers.iter().enumerate() {
+        let e = (p.e_max * 1000.0).round_ties_even().clamp(0.0, u64::MAX as f64) as u64;
+        let cap = caps.iter().find(|(b, _)| *b == p.bus).map(|(_, c)| *c).unwrap_or(u64::MAX);
+        let now = used.iter().find(|(b, _)| *b == p.bus).map(|(_, u)| *u).unwrap_or(0);
+        if now.saturating_add(e) <= cap {
+            match used.iter_mut().find(|(b, _)| *b == p.bus) {
+                Some((_, u)) => *u += e,
+                None => used.push((p.bus, e)),
+            }
+            admitted.push(ids[i]);
+        } else {
+            deferred.push(i);
+        }
+    }
+    let args = AdmitArgs { interval, ids: admitted.clone() };
+    let r = chain.call(&operator, MARKET_ID, "admit", borsh::to_vec(&args).unwrap_or_default(), Amount(0));
+    if let TxStatus::Reverted(why) = r.map_err(chain_err)?.status {
+        return Err(FrameworkError::Chain(format!("admission reverted: {why}")));
+    }
+    let height = chain.chain.tip().height;
+    // phase 2→3: the enclaves read the admitted requests from the chain
+    let arg = borsh::to_vec(&IntervalArg { interval }).unwrap_or_default();
+    let listed = chain.chain.view(MARKET_ID, "requests", &arg).map_err(chain_err)?;
+    let stored: Vec<StoredRequest> = serde_json::from_value(listed["requests"].clone()).unwrap_or_default();
+    let adm = chain.chain.view(MARKET_ID, "admitted", &arg).map_err(chain_err)?;
+    let admitted_hex: Vec<String> = serde_json::from_value(adm["admitted"].clone()).unwrap_or_default();
+    let reader = deployed.selected.first().copied().unwrap_or(0);
+    let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
+    let mut digest_input = Vec::new();
+    for (index, r) in stored.iter().enumerate() {
+        if !admitted_hex.contains(&hex::encode(r.id.0)) {
+            continue;
+        }
+        let plain = deployed.enclaves[reader]
+            .open_request(&r.ciphertext)
+            .map_err(|_| FrameworkError::Request { index, err: RequestError::Length(0) })?;
+        let p = decode_request(&plain).map_err(|err| FrameworkError::Request { index, err })?;
+        if p.bus != r.bus {
+            return Err(FrameworkError::Request { index, err: RequestError::PublicFields("bus") });
+        }
+        if ((p.e_max * 1000.0).round_ties_even() - r.e_max_wh as f64).abs() > 0.5 {
+            return Err(FrameworkError::Request { index, err: RequestError::PublicFields("e_max") });
+        }
+        digest_input.extend(&r.ciphertext);
+        match p.side {
+            Side::Buyer => market.buyers.push(p),
+            Side::Seller => market.sellers.push(p),
+        }
+    }
+    market.validate(&net.bus_ids)?;
+    let digest = sha(&[b"gridledger/market/admitted", &digest_input]);
+    let mut tear = deployed.start(&market, net, digest)?;
+    let teardo = tear.run(&market);
+    let trades = tear.pd.settled();
+    Ok(IntervalOutcome {
+        submitted: prosumers.len(),
+        admitted: admitted_hex,
+        deferred,
+        height,
+        teardo,
+        welfare: market.welfare(&trades),
+        trades,
+        market: Some(market),
+    })
+}

@@ -1,0 +1,611 @@
+//! TEAR-DO (thesis §6.5, Eqs 6.17–6.22): the primal–dual clearing executed
+//! by `B` enclaves, each subproblem by `κ` of them, with signed encrypted
+//! outputs, all-to-all exchange, Byzantine detection and the recompute
+//! countermeasure.
+//!
+//! One DO iteration is two exchange rounds ([`PrimalDual`]'s subproblems):
+//! round 1 the `M` buyer updates, round 2 the `N` seller updates and the
+//! operator's (`M + N + 1` subproblems, 101 for 50×50 as in the seed).
+//! In each round enclave `b`:
+//!
+//! 1. executes the subproblems `Assign(rn, SP, κ)` gives it — the `κ`
+//!    enclaves with the smallest `h_b = H(rn ‖ SP ‖ b)` (Eqs 6.17–6.18);
+//! 2. encrypts its outputs under the group key (Eq 6.20) and signs with SKS
+//!    `H(ct ‖ H(O ‖ D ‖ In) ‖ H(C) ‖ b ‖ round)` (Eq 6.19), where `O` names
+//!    the subproblems and the script version, `D` is the digest of the
+//!    admitted requests and `In` the digest of the iteration's inputs;
+//! 3. broadcasts `{ct, H(O‖D‖In), b, proof}` to all.
+//!
+//! A receiver recomputes `H(O'‖D'‖In')` for the sender's assignment from the
+//! script and its own state, and flags the sender as Byzantine on a
+//! mismatch, a proof that does not verify under PVK, a ciphertext that does
+//! not decrypt, or silence past Δ (Eq 6.21). Valid outputs are decrypted
+//! (Eq 6.22) and applied. **Countermeasure:** a subproblem for which no
+//! valid output arrived is computed by every honest enclave itself, in this
+//! and every later round, so the iteration is exactly the attack-free one
+//! and only Δ of waiting is lost.
+//!
+//! Simulation model: message passing is in-process and synchronous; every
+//! honest enclave receives the same messages and runs the same checks, so
+//! the checks run once per message (their cost is counted per honest
+//! receiver in [`CryptoCounts`]). Byzantine hosts can do what a host can do
+//! to a real TEE: withhold, tamper with ciphertexts or proofs, and feed
+//! their enclave stale inputs (which the enclave then signs faithfully, so
+//! the context hash exposes them). They cannot make a real TEE sign wrong
+//! outputs for the right context; the software backend cannot enforce that,
+//! which is why it is labelled as offering no isolation.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use serde::Serialize;
+
+use crate::network::MarketNetwork;
+use crate::primal_dual::{PdParams, PrimalDual};
+use crate::problem::{Market, MarketError};
+use crate::tee::{run_dtask, schnorr_verify, sha, Enclave, SoftwareEnclave, TeeError};
+
+/// The script version the proofs bind (part of `O`).
+pub const SCRIPT: &[u8] = b"gridledger/market/script/primal-dual/v1";
+
+/// Eqs 6.17–6.18: the `κ` enclaves (of `b_count`) with the smallest
+/// `H(rn ‖ SP ‖ b)`, in increasing hash order.
+pub fn assign(rn: &[u8; 32], sp: usize, kappa: usize, b_count: usize) -> Vec<usize> {
+    let mut h: Vec<([u8; 32], usize)> =
+        (0..b_count).map(|b| (sha(&[rn, &(sp as u64).to_le_bytes(), &(b as u64).to_le_bytes()]), b)).collect();
+    h.sort();
+    h.into_iter().take(kappa).map(|(_, b)| b).collect()
+}
+
+/// How a Byzantine host misbehaves when it attacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Sends nothing (detected at `t + Δ`).
+    Silent,
+    /// Flips a byte of its ciphertext after the proof.
+    TamperOutput,
+    /// Feeds its enclave the previous round's inputs.
+    WrongInputs,
+    /// Replaces its proof with random bytes.
+    BadSignature,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 4] = [Fault::Silent, Fault::TamperOutput, Fault::WrongInputs, Fault::BadSignature];
+}
+
+/// When the Byzantine hosts attack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Every Byzantine host attacks in every round from the first.
+    Always,
+    /// The seed's optimal attack (§6.7.1): only subproblems assigned to
+    /// Byzantine hosts alone are attacked, one new one per round, which
+    /// maximises the number of Δ waits.
+    Optimal,
+}
+
+/// Why a receiver flagged a sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Detection {
+    SilentPastDelta,
+    ContextMismatch,
+    BadSignature,
+    Undecryptable,
+}
+
+/// One enclave's broadcast of a round.
+#[derive(Debug, Clone)]
+pub struct OutputMsg {
+    pub node: usize,
+    pub round: u64,
+    pub ciphertext: Vec<u8>,
+    /// `H(O ‖ D ‖ In)`.
+    pub context: [u8; 32],
+    pub proof: [u8; 64],
+}
+
+/// Cryptographic operations performed (all enclaves together).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CryptoCounts {
+    pub encryptions: u64,
+    pub signatures: u64,
+    /// Verifications and decryptions: each honest receiver checks every
+    /// message it gets.
+    pub verifications: u64,
+    pub decryptions: u64,
+    /// Bytes one enclave broadcasts per round (the largest).
+    pub max_message_bytes: usize,
+}
+
+/// Configuration of a TEAR-DO run.
+#[derive(Debug, Clone)]
+pub struct TearDoConfig {
+    /// Candidates in D-TASK (`B' = 3f' + 1` is the seed's setting).
+    pub enclaves: usize,
+    pub kappa: usize,
+    /// Byzantine hosts and how each misbehaves.
+    pub byzantine: BTreeMap<usize, Fault>,
+    pub strategy: Strategy,
+    pub seed: u64,
+}
+
+/// What a TEAR-DO run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct TearDoReport {
+    pub selected: usize,
+    pub iterations: usize,
+    pub converged: bool,
+    /// Flagged hosts: (node, why, round it was flagged in).
+    pub detected: Vec<(usize, Detection, u64)>,
+    /// Rounds in which some subproblem had no valid output by Δ.
+    pub delayed_rounds: u64,
+    /// Executions of a subproblem by honest enclaves, averaged over
+    /// subproblems and rounds (the seed's `c`, Fig 6-5a).
+    pub mean_honest_executions: f64,
+    /// Subproblems the honest enclaves took over (assigned to Byzantine hosts only).
+    pub recomputed_subproblems: usize,
+    pub crypto: CryptoCounts,
+}
+
+/// Why a TEAR-DO run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TearDoError {
+    #[error(transparent)]
+    Market(#[from] MarketError),
+    #[error("D-TASK failed: {0}")]
+    Setup(#[from] TeeError),
+    #[error("κ = {kappa} must be between 1 and the {b} selected enclaves")]
+    BadKappa { kappa: usize, b: usize },
+    #[error("Byzantine host {0} is not one of the {1} enclaves")]
+    UnknownNode(usize, usize),
+}
+
+fn encode(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn decode(b: &[u8]) -> Option<Vec<f64>> {
+    if !b.len().is_multiple_of(8) {
+        return None;
+    }
+    Some(b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
+}
+
+/// The outputs of one subproblem.
+#[derive(Debug, Clone, PartialEq)]
+enum Out {
+    Buyer(Vec<f64>),
+    Seller(Vec<f64>, Vec<f64>),
+    Operator(Vec<f64>, Vec<f64>),
+}
+
+fn serialise(outs: &[(usize, Out)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (sp, o) in outs {
+        b.extend((*sp as u64).to_le_bytes());
+        let parts: Vec<&Vec<f64>> = match o {
+            Out::Buyer(x) => vec![x],
+            Out::Seller(y, l) | Out::Operator(y, l) => vec![y, l],
+        };
+        b.extend((parts.len() as u64).to_le_bytes());
+        for p in parts {
+            b.extend((p.len() as u64).to_le_bytes());
+            b.extend(encode(p));
+        }
+    }
+    b
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let s = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+    fn u64(&mut self) -> Option<usize> {
+        usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()
+    }
+}
+
+/// Parses decrypted outputs; `None` on anything malformed.
+fn parse(bytes: &[u8], mm: usize, nn: usize) -> Option<Vec<(usize, Out)>> {
+    let mut c = Cursor { bytes, at: 0 };
+    let mut outs = Vec::new();
+    while c.at < bytes.len() {
+        let sp = c.u64()?;
+        let parts = c.u64()?;
+        if parts > 2 {
+            return None;
+        }
+        let mut vs = Vec::new();
+        for _ in 0..parts {
+            let len = c.u64()?;
+            vs.push(decode(c.take(len.checked_mul(8)?)?)?);
+        }
+        let o = if sp < mm && vs.len() == 1 {
+            Out::Buyer(vs.pop()?)
+        } else if sp < mm + nn && vs.len() == 2 {
+            let l = vs.pop()?;
+            Out::Seller(vs.pop()?, l)
+        } else if sp == mm + nn && vs.len() == 2 {
+            let b = vs.pop()?;
+            Out::Operator(vs.pop()?, b)
+        } else {
+            return None;
+        };
+        outs.push((sp, o));
+    }
+    Some(outs)
+}
+
+/// Enclaves after D-TASK, before an interval's clearing starts.
+pub struct Deployed {
+    pub enclaves: Vec<SoftwareEnclave>,
+    pub selected: Vec<usize>,
+    pub keys: crate::tee::GroupKeys,
+    pub config: TearDoConfig,
+    script_hash: [u8; 32],
+    rng: ChaCha20Rng,
+}
+
+impl Deployed {
+    /// Runs D-TASK over `config.enclaves` software enclaves (the Byzantine
+    /// hosts pass the setup honestly and attack during the DO).
+    pub fn deploy(config: TearDoConfig) -> Result<Deployed, TearDoError> {
+        let b = config.enclaves;
+        if let Some((&n, _)) = config.byzantine.iter().find(|(n, _)| **n >= b) {
+            return Err(TearDoError::UnknownNode(n, b));
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
+        let f = (b.saturating_sub(1)) / 3;
+        let (public_set, shares) = gridledger_threshold::deal(b.max(1), (2 * f + 1).min(b.max(1)), &mut rng)
+            .map_err(|_| TeeError::Malformed("threshold parameters"))?;
+        let mut enclaves: Vec<SoftwareEnclave> = shares
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| SoftwareEnclave::new(i, SCRIPT, s, public_set.clone(), &mut rng))
+            .collect();
+        let script_hash = enclaves.first().map(|e| e.measurement()).unwrap_or_default();
+        let faults = vec![None; b];
+        let dep = run_dtask(&mut enclaves, &faults, b"gridledger/market/dtask/v", script_hash, &mut rng)?;
+        if config.kappa == 0 || config.kappa > dep.selected.len() {
+            return Err(TearDoError::BadKappa { kappa: config.kappa, b: dep.selected.len() });
+        }
+        Ok(Deployed { enclaves, selected: dep.selected, keys: dep.keys, config, script_hash, rng })
+    }
+
+    /// Starts the clearing of an interval's admitted market.
+    pub fn start(self, market: &Market, net: &MarketNetwork, requests_digest: [u8; 32]) -> Result<TearDo, TearDoError> {
+        let pd = PrimalDual::new(market, net, PdParams::for_market(market))?;
+        let mut rng = self.rng;
+        let mut rn = [0u8; 32];
+        rng.fill_bytes(&mut rn);
+        Ok(TearDo {
+            selected: self.selected,
+            enclaves: self.enclaves,
+            config: self.config,
+            pd,
+            rn,
+            requests_digest,
+            script_hash: self.script_hash,
+            pvk: self.keys.pvk,
+            takeover: BTreeSet::new(),
+            detected: BTreeMap::new(),
+            attacked: BTreeSet::new(),
+            round: 0,
+            delayed_rounds: 0,
+            honest_execs: 0,
+            sp_rounds: 0,
+            crypto: CryptoCounts::default(),
+            rng,
+        })
+    }
+}
+
+/// The TEAR-DO execution state.
+pub struct TearDo {
+    pub enclaves: Vec<SoftwareEnclave>,
+    /// Indices of the D-TASK-selected enclaves.
+    pub selected: Vec<usize>,
+    pub config: TearDoConfig,
+    pub pd: PrimalDual,
+    rn: [u8; 32],
+    requests_digest: [u8; 32],
+    script_hash: [u8; 32],
+    pvk: secp256k1::XOnlyPublicKey,
+    /// Subproblems the honest enclaves compute themselves from now on.
+    takeover: BTreeSet<usize>,
+    detected: BTreeMap<usize, (Detection, u64)>,
+    /// Subproblems already attacked (optimal strategy).
+    attacked: BTreeSet<usize>,
+    round: u64,
+    delayed_rounds: u64,
+    honest_execs: u64,
+    sp_rounds: u64,
+    crypto: CryptoCounts,
+    rng: ChaCha20Rng,
+}
+
+impl TearDo {
+    /// D-TASK over `config.enclaves` software enclaves, then a fresh
+    /// primal–dual iteration over the admitted `market` (`requests_digest`
+    /// is the digest of the admitted requests, part of every proof).
+    pub fn new(
+        market: &Market,
+        net: &MarketNetwork,
+        config: TearDoConfig,
+        requests_digest: [u8; 32],
+    ) -> Result<TearDo, TearDoError> {
+        Deployed::deploy(config)?.start(market, net, requests_digest)
+    }
+
+    /// The enclaves `Assign` gives subproblem `sp` (as node indices).
+    pub fn assigned(&self, sp: usize) -> Vec<usize> {
+        assign(&self.rn, sp, self.config.kappa, self.selected.len()).into_iter().map(|i| self.selected[i]).collect()
+    }
+
+    fn context(&self, node_sps: &[usize], inputs: &[u8; 32]) -> [u8; 32] {
+        let ops: Vec<u8> = node_sps.iter().flat_map(|s| (*s as u64).to_le_bytes()).collect();
+        let o = sha(&[SCRIPT, &ops]);
+        sha(&[&o, &self.requests_digest, inputs])
+    }
+
+    fn proof_digest(&self, ct: &[u8], context: &[u8; 32], node: usize, round: u64) -> [u8; 32] {
+        sha(&[ct, context, &self.script_hash, &(node as u64).to_le_bytes(), &round.to_le_bytes()])
+    }
+
+    fn compute(&self, market: &Market, sp: usize) -> Out {
+        let (mm, nn) = (self.pd.buyers, self.pd.sellers);
+        if sp < mm {
+            Out::Buyer(self.pd.buyer_task(market, sp))
+        } else if sp < mm + nn {
+            let (y, l) = self.pd.seller_task(market, sp - mm);
+            Out::Seller(y, l)
+        } else {
+            let (mu, bp) = self.pd.operator_task();
+            Out::Operator(mu, bp)
+        }
+    }
+
+    /// One exchange round over the subproblems `sps`; returns every
+    /// subproblem's agreed output.
+    fn round(&mut self, market: &Market, sps: &[usize], prev_inputs: &[u8; 32]) -> Vec<(usize, Out)> {
+        self.round += 1;
+        let round = self.round;
+        let inputs = self.pd.state_digest();
+        let honest: Vec<usize> =
+            self.selected.iter().copied().filter(|n| !self.config.byzantine.contains_key(n)).collect();
+        // which Byzantine hosts attack this round
+        let mut attacking: BTreeSet<usize> = BTreeSet::new();
+        match self.config.strategy {
+            Strategy::Always => attacking.extend(self.config.byzantine.keys().copied()),
+            Strategy::Optimal => {
+                // the first not-yet-attacked subproblem held by Byzantine hosts only
+                let target = sps.iter().copied().find(|sp| {
+                    !self.attacked.contains(sp)
+                        && self.assigned(*sp).iter().all(|n| self.config.byzantine.contains_key(n))
+                });
+                if let Some(sp) = target {
+                    self.attacked.insert(sp);
+                    attacking.extend(self.assigned(sp));
+                }
+            }
+        }
+        // deterministic outputs, computed once per subproblem
+        let mut cache: BTreeMap<usize, Out> = BTreeMap::new();
+        let mut assigned_of: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for &sp in sps {
+            for n in self.assigned(sp) {
+                assigned_of.entry(n).or_default().push(sp);
+            }
+        }
+        let mut msgs = Vec::new();
+        for (&node, node_sps) in &assigned_of {
+            let outs: Vec<(usize, Out)> = node_sps
+                .iter()
+                .map(|sp| (*sp, cache.entry(*sp).or_insert_with(|| self.compute(market, *sp)).clone()))
+                .collect();
+            let byz = attacking.contains(&node).then(|| self.config.byzantine.get(&node).copied()).flatten();
+            if byz == Some(Fault::Silent) {
+                continue;
+            }
+            let plain = serialise(&outs);
+            let enclave = &self.enclaves[node];
+            let counter = round * 1_000_003 + node as u64;
+            let Ok(mut ct) = enclave.encrypt_outputs(counter, &plain) else { continue };
+            self.crypto.encryptions += 1;
+            let in_used = if byz == Some(Fault::WrongInputs) { prev_inputs } else { &inputs };
+            let context = self.context(node_sps, in_used);
+            let digest = self.proof_digest(&ct, &context, node, round);
+            let Ok(mut proof) = enclave.prove(&digest) else { continue };
+            self.crypto.signatures += 1;
+            match byz {
+                Some(Fault::TamperOutput) => {
+                    if let Some(b) = ct.get_mut(0) {
+                        *b ^= 0x5a;
+                    }
+                }
+                Some(Fault::BadSignature) => self.rng.fill_bytes(&mut proof),
+                _ => {}
+            }
+            self.crypto.max_message_bytes = self.crypto.max_message_bytes.max(ct.len() + 32 + 8 + 64);
+            msgs.push(OutputMsg { node, round, ciphertext: ct, context, proof });
+        }
+        // every honest enclave checks every message (once here, counted per receiver)
+        let receivers = honest.len().max(1) as u64;
+        let verifier = honest.first().copied().unwrap_or(0);
+        let mut valid: BTreeMap<usize, Out> = BTreeMap::new();
+        let mut heard: BTreeSet<usize> = BTreeSet::new();
+        let (mm, nn) = (self.pd.buyers, self.pd.sellers);
+        for msg in &msgs {
+            heard.insert(msg.node);
+            self.crypto.verifications += receivers;
+            let expected = self.context(assigned_of.get(&msg.node).map_or(&[][..], |v| v), &inputs);
+            let verdict = if msg.context != expected {
+                Err(Detection::ContextMismatch)
+            } else if schnorr_verify(
+                &self.pvk,
+                &self.proof_digest(&msg.ciphertext, &expected, msg.node, msg.round),
+                &msg.proof,
+            )
+            .is_err()
+            {
+                Err(Detection::BadSignature)
+            } else {
+                self.crypto.decryptions += receivers;
+                let counter = msg.round * 1_000_003 + msg.node as u64;
+                match self.enclaves[verifier]
+                    .decrypt_outputs(counter, &msg.ciphertext)
+                    .ok()
+                    .and_then(|p| parse(&p, mm, nn))
+                {
+                    Some(outs) => Ok(outs),
+                    None => Err(Detection::Undecryptable),
+                }
+            };
+            match verdict {
+                Ok(outs) => {
+                    for (sp, o) in outs {
+                        valid.entry(sp).or_insert(o);
+                    }
+                }
+                Err(d) => {
+                    self.detected.entry(msg.node).or_insert((d, round));
+                }
+            }
+        }
+        for node in assigned_of.keys() {
+            if !heard.contains(node) {
+                self.detected.entry(*node).or_insert((Detection::SilentPastDelta, round));
+            }
+        }
+        // countermeasure: honest enclaves compute what is missing, now and later
+        let mut waited = false;
+        let mut agreed = Vec::new();
+        for &sp in sps {
+            let honest_assignees = self.assigned(sp).iter().filter(|n| !self.config.byzantine.contains_key(n)).count();
+            let out = if self.takeover.contains(&sp) {
+                self.honest_execs += honest.len() as u64;
+                cache.remove(&sp).unwrap_or_else(|| self.compute(market, sp))
+            } else if let Some(o) = valid.remove(&sp) {
+                self.honest_execs += honest_assignees as u64;
+                o
+            } else {
+                waited = true;
+                self.takeover.insert(sp);
+                self.honest_execs += (honest_assignees + honest.len()) as u64;
+                cache.remove(&sp).unwrap_or_else(|| self.compute(market, sp))
+            };
+            self.sp_rounds += 1;
+            agreed.push((sp, out));
+        }
+        if waited {
+            self.delayed_rounds += 1;
+        }
+        agreed
+    }
+
+    /// One DO iteration (two rounds); returns whether it converged.
+    pub fn step(&mut self, market: &Market, prev_inputs: &mut [u8; 32]) -> bool {
+        let (mm, nn) = (self.pd.buyers, self.pd.sellers);
+        let before = self.pd.state_digest();
+        let r1: Vec<usize> = (0..mm).collect();
+        for (sp, o) in self.round(market, &r1, prev_inputs) {
+            if let Out::Buyer(row) = o {
+                self.pd.apply_buyer(sp, &row);
+            }
+        }
+        let mid = self.pd.state_digest();
+        let r2: Vec<usize> = (mm..mm + nn + 1).collect();
+        let mut report = None;
+        let mut op = None;
+        for (sp, o) in self.round(market, &r2, &before) {
+            match o {
+                Out::Seller(y, l) => self.pd.apply_seller(sp - mm, &y, &l),
+                Out::Operator(mu, bp) => op = Some((mu, bp)),
+                Out::Buyer(_) => {}
+            }
+        }
+        if let Some((mu, bp)) = op {
+            report = Some(self.pd.apply_operator(&mu, &bp));
+        }
+        *prev_inputs = mid;
+        report.is_some_and(|r| r.converged)
+    }
+
+    /// Runs to convergence (or the iteration limit) and reports.
+    pub fn run(&mut self, market: &Market) -> TearDoReport {
+        let mut prev = [0u8; 32];
+        let mut converged = false;
+        while self.pd.iterations < self.pd.params.max_iter {
+            if self.step(market, &mut prev) {
+                converged = true;
+                break;
+            }
+        }
+        self.report(converged)
+    }
+
+    pub fn report(&self, converged: bool) -> TearDoReport {
+        TearDoReport {
+            selected: self.selected.len(),
+            iterations: self.pd.iterations,
+            converged,
+            detected: self.detected.iter().map(|(n, (d, r))| (*n, *d, *r)).collect(),
+            delayed_rounds: self.delayed_rounds,
+            mean_honest_executions: self.honest_execs as f64 / self.sp_rounds.max(1) as f64,
+            recomputed_subproblems: self.takeover.len(),
+            crypto: self.crypto,
+        }
+    }
+}
+
+/// Fig 6-5's combinatorial model, without running the DO: for `b` enclaves
+/// of which `f` Byzantine (a random set per trial), `subproblems` per round
+/// and assignment size `kappa`, returns per trial `(c, d)`: the mean number
+/// of honest executions per subproblem under the countermeasure (each
+/// subproblem held only by Byzantine hosts is taken over by all `b − f`
+/// honest ones), and the number of such subproblems (the Δ waits the
+/// optimal attack can force).
+pub fn redundancy_trials(
+    b: usize,
+    f: usize,
+    subproblems: usize,
+    kappa: usize,
+    trials: usize,
+    seed: u64,
+) -> Vec<(f64, usize)> {
+    use rand::seq::SliceRandom;
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut nodes: Vec<usize> = (0..b).collect();
+    (0..trials)
+        .map(|_| {
+            nodes.shuffle(&mut rng);
+            let byz: BTreeSet<usize> = nodes[..f.min(b)].iter().copied().collect();
+            let mut rn = [0u8; 32];
+            rng.fill_bytes(&mut rn);
+            let mut execs = 0usize;
+            let mut d = 0usize;
+            for sp in 0..subproblems {
+                let honest = assign(&rn, sp, kappa, b).iter().filter(|n| !byz.contains(n)).count();
+                if honest == 0 {
+                    d += 1;
+                    execs += b - f;
+                } else {
+                    execs += honest;
+                }
+            }
+            (execs as f64 / subproblems.max(1) as f64, d)
+        })
+        .collect()
+}

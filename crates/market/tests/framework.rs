@@ -1,0 +1,134 @@
+//! Requests and admission on chain, decrypted by the D-TASK enclaves and
+//! cleared by TEAR-DO; the contract's refusals change nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use gridledger_core::{Amount, Hash32};
+use gridledger_ledger::devnet::{dev_key, DevChain};
+use gridledger_ledger::{ContractRegistry, TxStatus};
+use gridledger_market::contract::{AdmissionRules, AdmitArgs, IntervalArg, MarketContract, RequestArgs, MARKET_ID};
+use gridledger_market::framework::{decode_request, encode_request, run_interval, RequestError, REQUEST_BYTES};
+use gridledger_market::network::MarketNetwork;
+use gridledger_market::primal_dual::{PdParams, PrimalDual};
+use gridledger_market::problem::Market;
+use gridledger_market::teardo::{Fault, Strategy, TearDoConfig};
+use gridledger_market::{Case, DcModel, CASE30};
+
+fn setup() -> (Market, MarketNetwork) {
+    let dc = DcModel::new(&Case::parse(CASE30).unwrap()).unwrap();
+    (Market::generate(21, 4, 4, &dc.bus_ids), MarketNetwork::ptdf(&dc, 1.0).unwrap())
+}
+
+fn cfg(byzantine: BTreeMap<usize, Fault>) -> TearDoConfig {
+    TearDoConfig { enclaves: 7, kappa: 2, byzantine, strategy: Strategy::Always, seed: 3 }
+}
+
+#[test]
+fn an_interval_clears_exactly_the_admitted_requests() {
+    let (market, net) = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let byz = [(2, Fault::WrongInputs), (5, Fault::Silent)].into_iter().collect();
+    let out = run_interval(dir.path(), &market, &net, cfg(byz), None).unwrap();
+    assert_eq!(out.submitted, 8);
+    assert_eq!(out.admitted.len(), 8);
+    assert!(out.deferred.is_empty());
+    assert_eq!(out.market.as_ref().unwrap(), &market, "the enclaves decrypted exactly the requests");
+    let mut pd = PrimalDual::new(&market, &net, PdParams::for_market(&market)).unwrap();
+    pd.run(&market).unwrap();
+    assert_eq!(out.trades, pd.settled(), "Byzantine hosts change nothing in the clearing");
+    assert!(!out.teardo.detected.is_empty());
+    assert!(out.teardo.detected.iter().all(|(n, _, _)| *n == 2 || *n == 5));
+}
+
+#[test]
+fn the_operator_cap_defers_requests_and_the_rest_clear() {
+    let (market, net) = setup();
+    let dir = tempfile::tempdir().unwrap();
+    // a cap below the largest request: that one (at least) is deferred
+    let largest = market.buyers.iter().chain(&market.sellers).map(|p| p.e_max).fold(0.0, f64::max);
+    let cap = (largest * 1000.0) as u64 - 1;
+    let out = run_interval(dir.path(), &market, &net, cfg(BTreeMap::new()), Some(cap)).unwrap();
+    assert!(!out.deferred.is_empty());
+    assert_eq!(out.admitted.len() + out.deferred.len(), 8);
+    let admitted = out.market.unwrap();
+    assert!(admitted.buyers.iter().chain(&admitted.sellers).all(|p| p.e_max * 1000.0 <= cap as f64 + 0.5));
+}
+
+#[test]
+fn request_encoding_round_trips_and_refuses_garbage() {
+    let (market, _) = setup();
+    for p in market.buyers.iter().chain(&market.sellers) {
+        assert_eq!(&decode_request(&encode_request(p)).unwrap(), p);
+    }
+    assert_eq!(decode_request(&[0u8; 3]), Err(RequestError::Length(3)));
+    let mut b = encode_request(&market.buyers[0]);
+    b[0] = 9;
+    assert_eq!(decode_request(&b), Err(RequestError::Side(9)));
+    assert_eq!(b.len(), REQUEST_BYTES);
+}
+
+struct Env {
+    chain: DevChain,
+    _dir: tempfile::TempDir,
+}
+
+fn chain() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = ContractRegistry::new();
+    reg.register(MARKET_ID, Arc::new(MarketContract { operator: dev_key(0).address() }));
+    let chain = DevChain::open(dir.path(), 4, Amount(1_000_000_000_000), reg).unwrap();
+    Env { chain, _dir: dir }
+}
+
+fn call<T: borsh::BorshSerialize>(env: &mut Env, who: usize, method: &str, args: &T) -> TxStatus {
+    env.chain.call(&dev_key(who), MARKET_ID, method, borsh::to_vec(args).unwrap(), Amount(0)).unwrap().status
+}
+
+fn view(env: &Env, method: &str) -> serde_json::Value {
+    env.chain.chain.view(MARKET_ID, method, &borsh::to_vec(&IntervalArg { interval: 1 }).unwrap()).unwrap()
+}
+
+fn reverted(s: &TxStatus) -> bool {
+    matches!(s, TxStatus::Reverted(_))
+}
+
+#[test]
+fn the_contract_refuses_bad_requests_and_admissions_and_changes_nothing() {
+    let mut env = chain();
+    let req = |bus: u32, e: u64, ct: Vec<u8>| RequestArgs { interval: 1, bus, e_max_wh: e, ciphertext: ct };
+    assert_eq!(call(&mut env, 1, "request", &req(3, 4000, vec![1; 100])), TxStatus::Success);
+    assert_eq!(call(&mut env, 2, "request", &req(3, 3000, vec![2; 100])), TxStatus::Success);
+    let before = view(&env, "requests");
+    // empty, oversized and duplicate requests
+    assert!(reverted(&call(&mut env, 1, "request", &req(3, 1, Vec::new()))));
+    assert!(reverted(&call(&mut env, 1, "request", &req(3, 1, vec![0; 5000]))));
+    assert!(reverted(&call(&mut env, 1, "request", &req(3, 4000, vec![1; 100]))));
+    assert_eq!(view(&env, "requests"), before, "refused requests leave the list as it was");
+    let ids: Vec<Hash32> = serde_json::from_value::<Vec<serde_json::Value>>(before["requests"].clone())
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_value(r["id"].clone()).unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    // admission before rules, and rules by someone else
+    assert!(reverted(&call(&mut env, 0, "admit", &AdmitArgs { interval: 1, ids: ids.clone() })));
+    let rules = AdmissionRules { interval: 1, bus_caps_wh: vec![(3, 5000)], note: "cap".into() };
+    assert!(reverted(&call(&mut env, 1, "rules", &rules)));
+    assert_eq!(view(&env, "rules")["rules"], serde_json::Value::Null);
+    assert_eq!(call(&mut env, 0, "rules", &rules), TxStatus::Success);
+    assert!(reverted(&call(&mut env, 0, "rules", &rules)), "rules are published once");
+    // over the cap, unknown id, duplicate id, not the operator
+    assert!(reverted(&call(&mut env, 0, "admit", &AdmitArgs { interval: 1, ids: ids.clone() })));
+    assert!(reverted(&call(&mut env, 0, "admit", &AdmitArgs { interval: 1, ids: vec![Hash32([9; 32])] })));
+    assert!(reverted(&call(&mut env, 0, "admit", &AdmitArgs { interval: 1, ids: vec![ids[0], ids[0]] })));
+    assert!(reverted(&call(&mut env, 2, "admit", &AdmitArgs { interval: 1, ids: vec![ids[0]] })));
+    assert_eq!(view(&env, "admitted")["admitted"], serde_json::Value::Null, "nothing admitted yet");
+    // a valid admission, then nothing more for the interval
+    assert_eq!(call(&mut env, 0, "admit", &AdmitArgs { interval: 1, ids: vec![ids[0]] }), TxStatus::Success);
+    let admitted = view(&env, "admitted");
+    assert_eq!(admitted["admitted"].as_array().unwrap().len(), 1);
+    assert!(reverted(&call(&mut env, 0, "admit", &AdmitArgs { interval: 1, ids: vec![ids[1]] })));
+    assert!(reverted(&call(&mut env, 3, "request", &req(4, 10, vec![3; 10]))), "the interval is closed");
+    assert_eq!(view(&env, "admitted"), admitted);
+}

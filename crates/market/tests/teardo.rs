@@ -1,0 +1,187 @@
+//! D-TASK and TEAR-DO: assignment, detection, recompute, and the clearing
+//! being exactly the attack-free one.
+
+use std::collections::BTreeMap;
+
+use gridledger_market::network::MarketNetwork;
+use gridledger_market::primal_dual::{PdParams, PrimalDual};
+use gridledger_market::problem::Market;
+use gridledger_market::teardo::{assign, Detection, Fault, Strategy, TearDo, TearDoConfig, TearDoError, SCRIPT};
+use gridledger_market::tee::{encrypt_request, run_dtask, Enclave, Isolation, SetupFault, SoftwareEnclave, TeeError};
+use gridledger_market::{Case, DcModel, CASE30};
+use rand::SeedableRng;
+
+fn setup() -> (Market, MarketNetwork) {
+    let dc = DcModel::new(&Case::parse(CASE30).unwrap()).unwrap();
+    (Market::generate(21, 4, 4, &dc.bus_ids), MarketNetwork::ptdf(&dc, 1.0).unwrap())
+}
+
+fn config(byzantine: BTreeMap<usize, Fault>, strategy: Strategy, kappa: usize) -> TearDoConfig {
+    TearDoConfig { enclaves: 10, kappa, byzantine, strategy, seed: 5 }
+}
+
+fn reference(market: &Market, net: &MarketNetwork) -> (Vec<Vec<f64>>, usize) {
+    let mut pd = PrimalDual::new(market, net, PdParams::for_market(market)).unwrap();
+    let it = pd.run(market).unwrap();
+    (pd.settled(), it)
+}
+
+#[test]
+fn assign_picks_the_kappa_smallest_hashes() {
+    let rn = [7u8; 32];
+    let a = assign(&rn, 3, 5, 20);
+    assert_eq!(a, assign(&rn, 3, 5, 20));
+    assert_eq!(a.len(), 5);
+    let mut sorted = a.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5, "distinct enclaves");
+    assert_ne!(a, assign(&rn, 4, 5, 20), "another subproblem, another set");
+    assert_ne!(a, assign(&[8u8; 32], 3, 5, 20), "another random number, another set");
+    // prefix property: the κ = 3 set is the first three of the κ = 5 set
+    assert_eq!(assign(&rn, 3, 3, 20), a[..3].to_vec());
+}
+
+#[test]
+fn attack_free_teardo_clears_exactly_like_the_plain_iteration() {
+    let (market, net) = setup();
+    let (want, iters) = reference(&market, &net);
+    let mut t = TearDo::new(&market, &net, config(BTreeMap::new(), Strategy::Always, 3), [1; 32]).unwrap();
+    let r = t.run(&market);
+    assert!(r.converged);
+    assert_eq!(r.iterations, iters);
+    assert_eq!(t.pd.settled(), want, "bit-identical trades");
+    assert!(r.detected.is_empty());
+    assert_eq!(r.delayed_rounds, 0);
+    assert!((r.mean_honest_executions - 3.0).abs() < 1e-12, "each subproblem run by its κ enclaves");
+    assert_eq!(r.crypto.signatures, r.crypto.encryptions);
+}
+
+#[test]
+fn every_byzantine_behaviour_is_detected_and_the_result_is_unchanged() {
+    let (market, net) = setup();
+    let (want, _) = reference(&market, &net);
+    let byz: BTreeMap<usize, Fault> = [(1, Fault::Silent), (4, Fault::TamperOutput), (6, Fault::WrongInputs)]
+        .into_iter()
+        .chain([(8, Fault::BadSignature)])
+        .collect();
+    // 4 of 10 is more than f = 3, but the TEAR-DO detection does not need a
+    // quorum: every honest enclave decides for itself
+    let mut t = TearDo::new(&market, &net, config(byz.clone(), Strategy::Always, 2), [1; 32]).unwrap();
+    let r = t.run(&market);
+    assert!(r.converged);
+    assert_eq!(t.pd.settled(), want, "the countermeasure keeps the clearing exact");
+    let got: BTreeMap<usize, Detection> = r.detected.iter().map(|(n, d, _)| (*n, *d)).collect();
+    let expect: BTreeMap<usize, Detection> = [
+        (1, Detection::SilentPastDelta),
+        // the proof covers the ciphertext: tampering breaks the signature
+        (4, Detection::BadSignature),
+        (6, Detection::ContextMismatch),
+        (8, Detection::BadSignature),
+    ]
+    .into_iter()
+    .filter(|(n, _)| (0..9).any(|sp| t.assigned(sp).contains(n)))
+    .collect();
+    assert_eq!(got, expect, "exactly the misbehaving hosts, each for what it did");
+    assert!(r.detected.iter().all(|(_, _, round)| *round <= 2), "caught in the first iteration");
+}
+
+#[test]
+fn the_optimal_attack_costs_one_delta_per_byzantine_only_subproblem() {
+    let (market, net) = setup();
+    let (want, _) = reference(&market, &net);
+    let byz: BTreeMap<usize, Fault> = [0, 2, 3, 5].into_iter().map(|n| (n, Fault::Silent)).collect();
+    let mut t = TearDo::new(&market, &net, config(byz.clone(), Strategy::Optimal, 1), [1; 32]).unwrap();
+    let subproblems = 4 + 4 + 1;
+    let byz_only = (0..subproblems).filter(|sp| t.assigned(*sp).iter().all(|n| byz.contains_key(n))).count();
+    assert!(byz_only > 0, "with κ = 1 some subproblem has only Byzantine executors");
+    let r = t.run(&market);
+    assert_eq!(t.pd.settled(), want);
+    // a host's outputs travel in one signed message, so two such subproblems
+    // of one host in one round cost a single Δ
+    assert!(r.delayed_rounds >= 1 && r.delayed_rounds as usize <= byz_only, "{} Δ for {byz_only}", r.delayed_rounds);
+    assert_eq!(r.recomputed_subproblems, byz_only);
+    assert!(r.mean_honest_executions > 1.0 - 1e-12);
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let (market, net) = setup();
+    assert!(matches!(
+        TearDo::new(&market, &net, config(BTreeMap::new(), Strategy::Always, 0), [0; 32]),
+        Err(TearDoError::BadKappa { .. })
+    ));
+    assert!(matches!(
+        TearDo::new(&market, &net, config(BTreeMap::new(), Strategy::Always, 11), [0; 32]),
+        Err(TearDoError::BadKappa { .. })
+    ));
+    let byz = [(10, Fault::Silent)].into_iter().collect();
+    assert!(matches!(
+        TearDo::new(&market, &net, config(byz, Strategy::Always, 2), [0; 32]),
+        Err(TearDoError::UnknownNode(10, 10))
+    ));
+    let mut bad = market.clone();
+    bad.buyers[0].e_max = f64::NAN;
+    assert!(matches!(
+        TearDo::new(&bad, &net, config(BTreeMap::new(), Strategy::Always, 2), [0; 32]),
+        Err(TearDoError::Market(_))
+    ));
+}
+
+fn enclaves(n: usize, rng: &mut rand_chacha::ChaCha20Rng) -> Vec<SoftwareEnclave> {
+    let f = (n - 1) / 3;
+    let (set, shares) = gridledger_threshold::deal(n, 2 * f + 1, rng).unwrap();
+    shares.into_iter().enumerate().map(|(i, s)| SoftwareEnclave::new(i, SCRIPT, s, set.clone(), rng)).collect()
+}
+
+#[test]
+fn dtask_selects_the_honest_enclaves_and_only_they_read_requests() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let mut es = enclaves(7, &mut rng);
+    let h = es[0].measurement();
+    let faults = vec![None, Some(SetupFault::Silent), None, Some(SetupFault::WrongScript), None, None, None];
+    let dep = run_dtask(&mut es, &faults, b"v", h, &mut rng).unwrap();
+    assert_eq!(dep.selected, vec![0, 2, 4, 5, 6]);
+    let out: Vec<usize> = dep.eliminated.iter().map(|(i, _)| *i).collect();
+    assert_eq!(out, vec![1, 3]);
+    for &i in &dep.selected {
+        assert_eq!(es[i].group_keys(), Some(dep.keys), "every selected enclave derived the same keys");
+    }
+    assert_eq!(es[1].group_keys(), None);
+    assert_eq!(es[3].group_keys(), None, "the wrong-script enclave never got the certificate");
+    // a prosumer's request opens in a selected enclave only
+    let ct = encrypt_request(&dep.keys, b"bus 7, 3 kWh, a 0.02, b 0.3", &mut rng);
+    assert_eq!(es[2].open_request(&ct).unwrap(), b"bus 7, 3 kWh, a 0.02, b 0.3");
+    assert_eq!(es[3].open_request(&ct), Err(TeeError::NotReady("SKS")));
+    let mut tampered = ct.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert_eq!(es[2].open_request(&tampered), Err(TeeError::Decrypt));
+    assert_eq!(es[2].open_request(&ct[..10]), Err(TeeError::Decrypt));
+}
+
+#[test]
+fn dtask_survives_garbage_shares_and_fails_typed_without_a_quorum() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(10);
+    let mut es = enclaves(4, &mut rng);
+    let h = es[0].measurement();
+    let dep = run_dtask(&mut es, &[Some(SetupFault::GarbageShares), None, None, None], b"v", h, &mut rng).unwrap();
+    assert_eq!(dep.selected.len(), 4, "garbage shares are dropped; the sender still holds its own secret");
+    let mut es = enclaves(4, &mut rng);
+    let silent = Some(SetupFault::Silent);
+    let r = run_dtask(&mut es, &[silent, silent, None, None], b"v", h, &mut rng);
+    assert!(matches!(r, Err(TeeError::TooFewShares { .. })), "{r:?}");
+}
+
+#[test]
+fn the_software_enclave_says_it_offers_no_isolation() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+    let es = enclaves(4, &mut rng);
+    assert_eq!(es[0].isolation(), Isolation::None);
+    let a = es[0].attest([3; 32]);
+    assert_eq!(a.isolation, Isolation::None);
+    assert_eq!(a.measurement, es[1].measurement(), "same script, same measurement");
+    let sealed = es[0].seal(b"secret");
+    assert_eq!(es[0].unseal(&sealed).unwrap(), b"secret");
+    assert_eq!(es[1].unseal(&sealed), Err(TeeError::Decrypt), "sealed to one enclave");
+}

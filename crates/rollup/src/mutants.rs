@@ -1,0 +1,50 @@
+//! Planted bugs for the IOR mutation-sensitivity check
+//! (`cargo test -p gridledger-rollup --features mutants --test mutants`):
+//! each [`Mutation`] disables one defence, and the check asserts that the
+//! rollup's own scenarios catch it. Without the `mutants` feature
+//! [`active`] is constantly `false` and the compiler removes every planted
+//! branch.
+
+/// One planted bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// `finalize` applies the posted effects without checking that they
+    /// follow from the entry and verdict (issue 11 item 1).
+    EffectsTrusted,
+    /// `dispute_entry` does not verify the Merkle witness.
+    WitnessUnchecked,
+    /// Smart meters delegate to a predictable, public choice of validators
+    /// (always the first ones) instead of a private random one (§3.3.4).
+    DelegatesPredictable,
+    /// A forfeited node deposit is neither taken nor the node removed.
+    DepositNotSlashed,
+    /// `SC_EXE_*` ignore the deadlines: an ST without the buyer's
+    /// signature settles as late before `DL`, and an agreement expires
+    /// before `DL + expiry`.
+    DeadlineUnenforced,
+}
+
+#[cfg(feature = "mutants")]
+thread_local! {
+    static ACTIVE: std::cell::Cell<Option<Mutation>> = const { std::cell::Cell::new(None) };
+}
+
+/// Plants `m` (or none) for the calling thread: the in-process chains run
+/// their contracts on the thread that submits.
+#[cfg(feature = "mutants")]
+pub fn plant(m: Option<Mutation>) {
+    ACTIVE.with(|a| a.set(m));
+}
+
+/// Is `m` planted on this thread?
+#[cfg(feature = "mutants")]
+pub fn active(m: Mutation) -> bool {
+    ACTIVE.with(|a| a.get() == Some(m))
+}
+
+/// Is `m` planted? Never, without the `mutants` feature.
+#[cfg(not(feature = "mutants"))]
+#[inline(always)]
+pub fn active(_m: Mutation) -> bool {
+    false
+}

@@ -1,0 +1,154 @@
+//! Mutation sensitivity of the IOR defences (issue 11): each bug planted
+//! behind the `mutants` feature ([`Mutation`]) must make at least one of
+//! these scenarios fail, and every scenario must hold without a bug (the
+//! control). Each scenario is the attack the defence exists for.
+//!
+//! Run with `cargo test -p gridledger-rollup --features mutants --test mutants`.
+
+mod common;
+
+use common::*;
+use gridledger_core::{Amount, Hash32};
+use gridledger_ledger::TxStatus;
+use gridledger_rollup::args;
+use gridledger_rollup::exec::{execute_batch, execute_leaves, OffChain};
+use gridledger_rollup::mutants::{plant, Mutation};
+use gridledger_rollup::primary::DisputeEntry;
+use gridledger_rollup::roles::{SmartMeter, ValidatorBehaviour};
+use gridledger_rollup::types::{coins, entry_hash, tcr_proof, Effect, IorTx, Outcome, StRejection, StSettlement};
+
+/// The theft of issue 11 item 1 with every validator silent: the victim
+/// keeps its coin and the thief loses its deposit.
+fn forged_effects_never_settle() -> bool {
+    let mut e = funded();
+    for i in 0..3 {
+        e.d.set_validator(i, ValidatorBehaviour::Colluding);
+    }
+    let (victim, b, s) = (trader(0), trader(1), trader(2));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    let (mut tcrs, exec) = honest_tcrs(&mut e, 0);
+    tcrs[0].effects.push(Effect::Lock { who: victim.address(), amount: coins(10) });
+    tcrs[0].effects.push(Effect::Pay { to: exec.address(), amount: coins(10) });
+    post(&mut e, &exec, 0, tcrs);
+    let h = e.d.batch_header(0).unwrap();
+    e.d.set_time(h.complete_at.unwrap() + e.d.cfg.window_ms());
+    let fin = e.d.finalize_args(0).unwrap();
+    let _ = e.d.primary_call(&trader(3), "finalize", fin, Amount::ZERO).unwrap();
+    let kept = e.d.participant(&victim.address()).unwrap().balance == coins(10);
+    kept && !node_active(&e, &exec.address())
+}
+
+/// A bonded watcher disputes a correct TCR with a fabricated leaf (a wrong
+/// verdict the executor never posted) and a witness for nothing: refused,
+/// the honest executor keeps its deposit.
+fn fabricated_leaf_is_refused() -> bool {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
+    let (tcrs, exec) = honest_tcrs(&mut e, 0);
+    post(&mut e, &exec, 0, tcrs);
+    let input = e.d.batch_input(0).unwrap();
+    let mut leaves = execute_leaves(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
+    leaves[0].tcr.outcome = Outcome::StRejected(StRejection::SettledInBatch);
+    let hashes: Vec<Hash32> = input.entries.iter().map(entry_hash).collect();
+    let posted: Vec<_> = leaves.iter().map(|l| l.posted()).collect();
+    let mut proof = tcr_proof(&e.d.cfg.params.domain, 0, &hashes, &posted, 0).unwrap();
+    proof.siblings.push(Hash32::ZERO);
+    let entry = input.entries[0].clone();
+    let a = args(&DisputeEntry { batch: 0, entry, pre: leaves[0].pre.clone(), leaf: posted[0].clone(), proof });
+    let r = e.d.primary_call(&trader(3), "dispute_entry", a, e.d.cfg.challenge_bond).unwrap();
+    r.status != TxStatus::Success && node_active(&e, &exec.address())
+}
+
+/// A meter's delegates are its private random choice (§3.3.4): over many
+/// draws every validator is picked, so no one validator can be bribed in
+/// advance.
+fn delegates_are_unpredictable() -> bool {
+    let mut e = funded();
+    let (victim, b, s) = (trader(0), trader(1), trader(2));
+    e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
+    e.d.primary.seal();
+    let mut input = e.d.batch_input(0).unwrap();
+    let own = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
+    let mut forged = own.clone();
+    forged[0].effects.push(Effect::Lock { who: victim.address(), amount: coins(10) });
+    input.tcrs = Some(forged);
+    let validators: Vec<_> = e.d.validators.iter().map(|(k, _)| k.address()).collect();
+    let mut meter = SmartMeter { owner: victim.address(), params: e.d.cfg.params.clone(), delegates: 1 };
+    let mut picked = std::collections::BTreeSet::new();
+    for seed in 0..30 {
+        for d in meter.on_tcrs_computed(&input, &own, &validators, &mut rng(seed)).delegations {
+            picked.insert(d.validator);
+        }
+    }
+    picked.len() == validators.len()
+}
+
+/// An ST without the buyer's signature before `DL` is deferred, nobody
+/// penalised; an agreement cannot be expired before `DL + expiry`.
+fn deadlines_hold() -> bool {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(t.dt_end + MIN);
+    e.d.submit(&s, &IorTx::St(st(&t, 1000, true, None))).unwrap();
+    e.d.submit(&b, &IorTx::Expire(t.clone())).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    let outcomes: Vec<Outcome> = out.into_iter().flat_map(|s| s.outcomes).collect();
+    let deferred =
+        outcomes.iter().any(|o| matches!(o, Outcome::StRejected(StRejection::AwaitingBuyerSignature { .. })));
+    let not_expired = outcomes.iter().any(|o| matches!(o, Outcome::StRejected(StRejection::NotExpired { .. })));
+    let settled_late = outcomes.contains(&Outcome::StSettled(StSettlement::LateBuyerSignature));
+    deferred && not_expired && !settled_late
+}
+
+/// A named scenario: `true` while the defence holds.
+type Scenario = (&'static str, fn() -> bool);
+
+const SCENARIOS: [Scenario; 4] = [
+    ("forged effects never settle", forged_effects_never_settle),
+    ("a fabricated leaf is refused", fabricated_leaf_is_refused),
+    ("delegates are unpredictable", delegates_are_unpredictable),
+    ("deadlines hold", deadlines_hold),
+];
+
+/// Names of the scenarios that fail with `m` planted.
+fn failing(m: Option<Mutation>) -> Vec<&'static str> {
+    plant(m);
+    let out = SCENARIOS.iter().filter(|(_, f)| !f()).map(|(n, _)| *n).collect();
+    plant(None);
+    out
+}
+
+#[test]
+fn control_every_scenario_holds_without_a_planted_bug() {
+    assert!(failing(None).is_empty(), "{:?}", failing(None));
+}
+
+#[test]
+fn effects_trusted_as_posted_is_caught() {
+    assert!(failing(Some(Mutation::EffectsTrusted)).contains(&"forged effects never settle"));
+}
+
+#[test]
+fn unchecked_witness_is_caught() {
+    assert!(failing(Some(Mutation::WitnessUnchecked)).contains(&"a fabricated leaf is refused"));
+}
+
+#[test]
+fn predictable_delegates_are_caught() {
+    assert!(failing(Some(Mutation::DelegatesPredictable)).contains(&"delegates are unpredictable"));
+}
+
+#[test]
+fn unslashed_deposit_is_caught() {
+    assert!(failing(Some(Mutation::DepositNotSlashed)).contains(&"forged effects never settle"));
+}
+
+#[test]
+fn unenforced_deadline_is_caught() {
+    assert!(failing(Some(Mutation::DeadlineUnenforced)).contains(&"deadlines hold"));
+}
