@@ -302,6 +302,43 @@ pub fn slice(st: &PreState, e: &Entry) -> PreState {
     }
 }
 
+/// A TCR leaf's inputs (issue 11): the part of `st` that the verdict
+/// `outcome` on entry `e` read, and nothing more. Its sender's record; an
+/// AT's seller only when the AT got past steps 1 and 2 (sent by its buyer,
+/// validly signed by its seller: then the seller's reputation and balance
+/// are read); the agreement; the seller's certified meter only for an ST
+/// sent by that seller; the claimed energy of the slot.
+///
+/// Why not every trader the entry names: the primary chain's whole-batch
+/// `dispute` re-executes from the *current* settled state, so a leaf's
+/// inputs must not change between `SC_CR` and settlement. Agreements,
+/// claims and verdict-read records change only by settlement (batches
+/// settle in order), and `fund`/`withdraw`/`register_meter` wait exactly
+/// for the traders `pending_parties` lists — the same rule as here. A
+/// record a leaf does not read (the seller named by an unsigned AT, the
+/// buyer of an ST, expiry or opinion, whom only the effects pay or rate)
+/// can change meanwhile without changing the root, so an entry merely
+/// naming a trader neither locks that trader nor lets it overturn an
+/// honest root. (Re-executing on a posted pre-state instead would need the
+/// chain to snapshot or prove the pre-state at `SC_CR`, which it does not.)
+/// Re-executing `e` on these inputs gives the same TCR as on the whole
+/// state: effects are deltas that apply to absent records as to default ones.
+pub fn leaf_inputs(st: &PreState, e: &Entry, outcome: &Outcome) -> PreState {
+    let t = e.tx.terms();
+    let key = t.key();
+    let seller_read = matches!(e.tx, IorTx::At(_))
+        && !matches!(outcome, Outcome::AtRejected(AtRejection::WrongSender { .. } | AtRejection::NotSignedBySeller));
+    let meter_read = matches!(e.tx, IorTx::St(_)) && e.sender == t.seller;
+    let parts = if seller_read { vec![e.sender, t.seller] } else { vec![e.sender] };
+    PreState {
+        participants: st.participants.iter().filter(|(a, _)| parts.contains(a)).map(|(a, p)| (*a, *p)).collect(),
+        agreements: st.agreements.get(&key).map(|ag| (key, ag.clone())).into_iter().collect(),
+        meters: st.meters.get(&t.seller).filter(|_| meter_read).map(|m| (t.seller, *m)).into_iter().collect(),
+        claimed: st.claimed.get(&t.slot()).map(|c| (t.slot(), *c)).into_iter().collect(),
+        closed_in_batch: st.closed_in_batch.iter().filter(|k| **k == key).copied().collect(),
+    }
+}
+
 /// Executes a batch in record order, each entry against the state the
 /// entries before it left. Returns one TCR per entry.
 pub fn execute_batch(
@@ -314,7 +351,7 @@ pub fn execute_batch(
 }
 
 /// [`execute_batch`], returning each TCR with the slice of state its entry
-/// read ([`slice`]): the leaves of the batch's TCR tree.
+/// read ([`leaf_inputs`]): the leaves of the batch's TCR tree.
 pub fn execute_leaves(
     env: &mut impl ExecEnv,
     p: &IorParams,
@@ -324,7 +361,6 @@ pub fn execute_leaves(
     let mut st = pre.clone();
     let mut out = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
-        let before = slice(&st, e);
         let mut outcome = match &e.tx {
             IorTx::At(at) => execute_at(env, p, &st, e, at)?,
             IorTx::St(s) => execute_st(env, p, &st, e, s)?,
@@ -338,6 +374,7 @@ pub fn execute_leaves(
         if outcome == Outcome::StRejected(StRejection::NoAgreement(key.buyer)) && st.closed_in_batch.contains(&key) {
             outcome = Outcome::StRejected(StRejection::SettledInBatch);
         }
+        let before = leaf_inputs(&st, e, &outcome);
         let effects = expected_effects(p, e, &outcome)
             .ok_or_else(|| ContractError::Revert("internal: verdict without effects".into()))?;
         apply_effects(&mut st, p, &key, &effects)

@@ -274,6 +274,24 @@ pub enum EntryDisputeError {
     WrongInputs(u32),
     #[error("TCR {0} is the correct result of its entry on its inputs")]
     CorrectResult(u32),
+    /// The dispute window (`window_ms` after the TCR root was posted) has
+    /// passed: the batch is final and only `finalize` may settle it, so a
+    /// late challenge cannot race it. Also refuses a late whole-batch
+    /// `dispute`.
+    #[error("batch {batch}'s dispute window closed at {until}, now {now}")]
+    WindowClosed { batch: u64, until: u64, now: u64 },
+}
+
+/// `Err` once batch `h`'s dispute window has passed: the same instant from
+/// which `finalize` settles it, so a batch is always either disputable or
+/// finalizable, never both.
+fn window_open(ctx: &CallContext<'_, '_>, c: &PrimaryConfig, h: &BatchHeader) -> Result<(), EntryDisputeError> {
+    let Some(done) = h.complete_at else { return Ok(()) };
+    let until = done.saturating_add(c.window_ms);
+    if ctx.timestamp() >= until {
+        return Err(EntryDisputeError::WindowClosed { batch: h.id, until, now: ctx.timestamp() });
+    }
+    Ok(())
 }
 
 /// A controversial transaction (§3.3.4): the disputer's TCRs for the batch
@@ -552,7 +570,11 @@ struct Latest {
 /// sender, and for an AT the seller too, but only when the sender is the
 /// buyer and the seller's signature is valid (otherwise the AT is refused
 /// before any balance is read). An entry merely naming a trader does not
-/// lock that trader's account.
+/// lock that trader's account. This is exactly the set of participant
+/// records (and, for an ST's sender, the meter) a TCR leaf's inputs hold
+/// ([`crate::exec::leaf_inputs`]), so no leaf's inputs change between
+/// `SC_CR` and settlement and a whole-batch `dispute`, which re-executes
+/// from the current settled state, reproduces an honest root.
 fn pending_parties(
     ctx: &mut CallContext<'_, '_>,
     domain: &crate::types::SigDomain,
@@ -900,6 +922,9 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
     if h.state != BatchState::Open || h.overturned || !h.tcrs_complete() {
         return revert(format!("batch {} has no recorded TCRs awaiting settlement", h.id));
     }
+    if let Err(e) = window_open(ctx, &c, &h) {
+        return revert(e.to_string());
+    }
     let (es, hashes) = entries_hashed(ctx, &h, a.entries)?;
     let leaves = reexecute(ctx, &c, &es)?;
     let mut posted = Vec::with_capacity(leaves.len());
@@ -947,6 +972,9 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u
     let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
         return refuse(EntryDisputeError::NothingToDispute(h.id));
     };
+    if let Err(e) = window_open(ctx, &c, &h) {
+        return refuse(e);
+    }
     let i = a.leaf.tcr.index;
     if a.proof.index != u64::from(i) || a.proof.leaf_count != h.len() as u64 {
         return refuse(EntryDisputeError::WrongIndex {

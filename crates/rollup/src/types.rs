@@ -371,7 +371,7 @@ pub const TAG_TCR_INPUTS: Tag = Tag("gridledger/ior/tcr-inputs/v1");
 /// An executor's full leaf for one entry (issue 11, thesis §3.3.3): the
 /// verdict and effects on entry `tcr.index` and the inputs the executor
 /// computed it from: the slice of IOR state that entry reads, as the
-/// entries before it in the batch left it ([`crate::exec::slice`]). The
+/// entries before it in the batch left it ([`crate::exec::leaf_inputs`]). The
 /// batch's TCR tree is built over [`PostedLeaf`]s, which carry the inputs'
 /// hash; a disputer brings the inputs themselves, and the chain
 /// re-executes that one entry on them.

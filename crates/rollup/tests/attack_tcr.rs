@@ -1,7 +1,8 @@
 //! Attacks on the one-root-per-batch TCRs and Merkle-witness disputes
-//! (issue 11). Each ignored test asserts the secure behaviour and fails on
-//! the code it was written against; run them with
-//! `cargo test -p gridledger-rollup --test attack_tcr -- --ignored`.
+//! (issue 11). Each test asserts the secure behaviour and failed on the code
+//! it was written against (then `#[ignore]`d); fixed by leaf inputs that
+//! hold only the records the verdict reads, the same traders
+//! `pending_parties` locks (`exec::leaf_inputs`).
 
 mod common;
 
@@ -28,7 +29,6 @@ fn wallet(e: &Env, a: &gridledger_core::Address) -> u128 {
 /// attacker (who controls the buyer, the named seller and the disputer)
 /// gains about half a node deposit.
 #[test]
-#[ignore = "attack: a party outside pending_parties changes a leaf's inputs after sc_cr; whole-batch dispute forfeits an honest executor"]
 fn attack_fund_after_root_lets_dispute_beat_an_honest_executor() {
     let mut e = funded();
     let (a_buyer, a_seller, a_disputer) = (trader(0), trader(2), trader(3));
@@ -68,7 +68,6 @@ fn attack_fund_after_root_lets_dispute_beat_an_honest_executor() {
 /// forfeits the honest executor.
 /// Expected: dispute refused; observed: the executor is forfeited.
 #[test]
-#[ignore = "attack: the buyer of an ST funds after sc_cr; a bonded dispute then forfeits the honest executor"]
 fn attack_buyer_funds_after_st_root_and_the_honest_executor_loses() {
     let mut e = funded();
     let (b, s, watcher) = (trader(0), trader(1), trader(3));

@@ -611,7 +611,8 @@ fn a_witnessed_dispute_of_one_wrong_entry_wins() {
 /// result, and one without a bond.
 #[test]
 fn entry_disputes_that_prove_nothing_are_refused_and_change_nothing() {
-    let mut e = funded();
+    // Eight calls inside one window (disputes after it are refused).
+    let mut e = funded_with_window(60_000);
     for i in 0..3 {
         e.d.set_validator(i, ValidatorBehaviour::Colluding);
     }
@@ -676,4 +677,48 @@ fn entry_disputes_that_prove_nothing_are_refused_and_change_nothing() {
     let p1 = tcr_proof(&d, 1, &hashes1, &posted(&leaves1), 1).unwrap();
     let r = e.d.primary_call(&watcher, "dispute_entry", entry_dispute(1, &es1[1], &leaves1[1], p1), bond).unwrap();
     assert_eq!(r.status, TxStatus::Success, "batch 1's own witness wins");
+}
+
+/// Issue 11: a dispute after the window is refused with a typed error
+/// ([`EntryDisputeError::WindowClosed`]) and changes nothing, from the same
+/// instant `finalize` may settle the batch, even when the posted leaf is
+/// wrong: a batch is either disputable or final, never both, so a late
+/// challenge cannot race `finalize`. One millisecond earlier the same
+/// dispute wins (the control that the refusal is the window's doing).
+#[test]
+fn disputes_after_the_window_are_refused_and_change_nothing() {
+    for early in [false, true] {
+        let mut e = funded();
+        for i in 0..3 {
+            e.d.set_validator(i, ValidatorBehaviour::Colluding);
+        }
+        let (exec, es, leaves, hashes) = posted_wrong_leaf(&mut e, 0, 8 * HOUR);
+        let watcher = trader(3);
+        let d = e.d.cfg.params.domain;
+        let bond = e.d.cfg.challenge_bond;
+        let h0 = e.d.batch_header(0).unwrap();
+        let until = h0.complete_at.unwrap() + e.d.cfg.window_ms();
+        e.d.set_time(if early { until - 1 } else { until });
+        let one = entry_dispute(0, &es[1], &leaves[1], tcr_proof(&d, 0, &hashes, &posted(&leaves), 1).unwrap());
+        let whole = e.d.dispute_args(0, vec![]).unwrap();
+        if early {
+            let r = e.d.primary_call(&watcher, "dispute_entry", one, bond).unwrap();
+            assert_eq!(r.status, TxStatus::Success, "inside the window the dispute wins: {:?}", r.status);
+            assert!(!node_active(&e, &exec.address()));
+            continue;
+        }
+        for (method, a) in [("dispute_entry", one), ("dispute", whole)] {
+            let (total0, w0) = (primary_total(&e.d, ACCOUNTS), wallet(&e, &watcher.address()));
+            let r = e.d.primary_call(&watcher, method, a, bond).unwrap();
+            // The typed error, whatever the block's exact timestamp (>= until).
+            let why = EntryDisputeError::WindowClosed { batch: 0, until, now: 0 }.to_string();
+            let prefix = why.trim_end_matches('0');
+            assert!(reverted(&r).contains(prefix), "{method}: {:?} is not {prefix}", r.status);
+            assert!(r.events.is_empty());
+            assert_eq!(e.d.batch_header(0).unwrap(), h0, "{method}: the batch is unchanged");
+            assert_eq!(wallet(&e, &watcher.address()), w0 - r.fee.0, "{method}: only the fee is paid");
+            assert_eq!(primary_total(&e.d, ACCOUNTS), total0);
+            assert!(node_active(&e, &exec.address()), "{method}: the executor keeps its deposit");
+        }
+    }
 }

@@ -142,7 +142,14 @@ pub fn rng(seed: u64) -> rand_chacha::ChaCha8Rng {
 /// Four traders, two executors, three validators; traders 0–2 funded with
 /// 10 coin; the clock at 07:00. The setup of the security and attack tests.
 pub fn funded() -> Env {
-    let mut e = open(config(Mode::Ior, 4, 2, 3));
+    funded_with_window(5_000)
+}
+
+/// [`funded`] with a dispute window of `window_ms` (each call is a block
+/// that advances the clock, so a test making many calls inside one window
+/// needs a longer one).
+pub fn funded_with_window(window_ms: u64) -> Env {
+    let mut e = open(DriverConfig { ior_window_ms: window_ms, ..config(Mode::Ior, 4, 2, 3) });
     for i in 0..3 {
         e.d.fund(&trader(i), coins(10)).unwrap();
     }
