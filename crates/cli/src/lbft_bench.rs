@@ -2,13 +2,25 @@
 //! loopback, one OS process per replica over the authenticated `net`
 //! links, BLS12-381 threshold certificates and coin.
 //!
-//! Each replica runs a load generator for its own clients: 300-byte
-//! transactions carrying their submit time, signed with secp256k1, queued
-//! in the replica's batch policy. Every replica verifies each delivered
-//! transaction's signature once (`--opaque` skips signatures: the ordering
-//! layer alone) and measures submit→delivery latency. The parent prints
-//! one JSON object: delivered unique tx/s, p50/p99 latency per replica,
-//! bytes sent per delivered transaction.
+//! Each replica hosts clients: every client keeps one transaction in flight
+//! (π^τ's Rule-3: its delivery number counts its delivered transactions),
+//! a 300-byte signed [`LbftTx`] that it sends to its τ recipients chosen by
+//! the array function F^A over `n^v = DN_c ‖ PubK_c ‖ h^(e_c−1)` (§4.4.1;
+//! the same recipients under every policy, so dissemination costs the
+//! same). `--policy` selects the batching behind the txm traits:
+//! `tbg` (π^τ, Algorithm 4.1, with TBG, Algorithm 4.2), `hsm` (hash-space
+//! method), `random` (random selection) or `fifo` (the plain FIFO source).
+//! `--flood RATE` adds Byzantine clients sending RATE tx/s (over all
+//! replicas) of signed transactions that break π^τ's Rule-3 (a delivery
+//! number far ahead): π^τ refuses them on arrival, the baselines only check
+//! signatures and batch them (the TF attack of §4.3.4).
+//!
+//! Every replica verifies each transaction's signature once (on admission,
+//! or on delivery if it never received it) and measures submit→delivery
+//! latency of its own clients' transactions; delivered unique transactions
+//! count each honest `(client, delivery number)` once. The parent prints
+//! one JSON object: delivered unique tx/s, p50/p99 latency, bytes sent per
+//! delivered transaction (consensus and dissemination), flood delivered.
 //!
 //! Each replica persists its durable state (echoes given, epochs voted in,
 //! its proposals, delivered epochs with certificates and batches) in an
@@ -16,20 +28,24 @@
 //! the step's messages leave. `--kill-restart I` kills replica `I` mid-run
 //! and restarts it from that log.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use clap::Args;
+use gridledger_consensus::lbft::txm::{
+    array_function, hsm_space, nonce_value, Admitted, BatchPolicy, HsmBatcher, Invalid, LbftTx, Outcome, PiTau,
+    PiTauConfig, Placement, PolicySource, RandomBatcher, Rejection, TbgConfig, Theta,
+};
 use gridledger_consensus::lbft::{
-    tx_id, BatchSource, BlsCrypto, Config, DeliveredEpoch, Durable, FifoPolicy, Message, PersistOp, Replica, Step,
-    Target, Tx,
+    BatchSource, BlsCrypto, Config, DeliveredEpoch, Durable, FifoPolicy, Message, PersistOp, Replica, Step, Target, Tx,
 };
 use gridledger_core::codec::{decode, encode, hash_bytes, Tag};
 use gridledger_core::crypto::{batch_verify, KeyPair, VerifyItem};
-use gridledger_core::{Hash32, PublicKey, Signature};
+use gridledger_core::{Hash32, Signature};
 use gridledger_threshold::{KeyShare, PublicKeySet};
 use serde_json::json;
 
@@ -38,20 +54,30 @@ pub struct LbftBenchArgs {
     /// Replicas (n = 3f + 1), one process each.
     #[arg(long, default_value_t = 4)]
     pub replicas: usize,
-    /// Batch policy: `fifo` (TBG, HSM and random live behind the same
-    /// trait and are added by their own work).
-    #[arg(long, default_value = "fifo")]
-    pub policy: String,
-    /// Offered load, transactions per second over all replicas.
+    /// Batch policy: `tbg` (π^τ + TBG), `hsm`, `random` or `fifo`
+    /// (default `tbg`; `fifo` with --opaque).
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Offered load of honest clients, transactions per second over all replicas.
     #[arg(long, default_value_t = 8_000)]
     pub rate: u64,
+    /// Invalid transactions per second (over all replicas) from flooding clients.
+    #[arg(long, default_value_t = 0)]
+    pub flood: u64,
+    /// τ: recipients per transaction (clamped to the replicas).
+    #[arg(long, default_value_t = 3)]
+    pub tau: u32,
+    /// TBG's G: groups of buckets.
+    #[arg(long, default_value_t = 1)]
+    pub groups: u32,
     /// Measured seconds (after one second of warm-up).
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
     /// Largest batch a replica proposes per epoch.
     #[arg(long, default_value_t = 4_000)]
     pub batch: usize,
-    /// Opaque transactions, no signature checks: the ordering layer alone.
+    /// Unsigned transactions, no signature checks (`fifo` only): the
+    /// ordering layer alone.
     #[arg(long)]
     pub opaque: bool,
     /// Print JSON on one line (the output is JSON either way).
@@ -86,28 +112,44 @@ struct ReplicaFile {
     cert_share: Vec<u8>,
     coin_share: Vec<u8>,
     rate: u64,
+    flood: u64,
     seconds: u64,
     batch: u32,
     opaque: bool,
+    policy: String,
+    tau: u32,
+    groups: u32,
 }
 
-/// A benchmark transaction (padded to 300 bytes when encoded).
+/// What a benchmark transaction's request carries (padded so the encoded
+/// [`LbftTx`] is 300 bytes).
 #[derive(BorshSerialize, BorshDeserialize)]
-struct BenchTx {
+struct Request {
     submitted_us: u64,
+    /// Home replica and client index there.
+    home: u32,
     client: u32,
-    counter: u64,
+    honest: bool,
     pad: Vec<u8>,
-    sig: Signature,
 }
 
 const TX_BYTES: usize = 300;
 /// The replicas' retransmission tick (ms).
 const TICK_MS: u64 = 2_000;
 const INSTANCE: Hash32 = Hash32([0x1b; 32]);
+/// A client whose transaction is not delivered within this long sends a
+/// fresh one with the same delivery number (its recipients may have
+/// dropped it, e.g. a TBG bucket already consulted).
+const CLIENT_RETRY: Duration = Duration::from_secs(4);
+/// Wire tags: a consensus message, or clients' transactions.
+const WIRE_CONSENSUS: u8 = 0;
+const WIRE_TXS: u8 = 1;
+/// Flooding clients' delivery numbers start here (Rule-3 refuses them).
+const FLOOD_DN: u64 = 1 << 40;
 
-fn client_key(i: u32) -> KeyPair {
-    KeyPair::from_seed(&format!("gridledger-lbft-bench-client-{i}"))
+fn client_key(home: u32, k: u32, honest: bool) -> KeyPair {
+    let kind = if honest { "client" } else { "flood" };
+    KeyPair::from_seed(&format!("gridledger-lbft-bench-{kind}-{home}-{k}"))
 }
 
 fn validator_key(i: u32) -> KeyPair {
@@ -118,21 +160,16 @@ fn now_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
-fn signed_digest(t: &BenchTx) -> Hash32 {
-    hash_bytes(Tag("gridledger/lbft-bench-tx/v1"), &encode(&(t.submitted_us, t.client, t.counter, &t.pad)))
-}
-
-/// A 300-byte transaction; unsigned (zero signature) when `opaque`.
-fn make_tx(key: &KeyPair, client: u32, counter: u64, pad_len: usize, opaque: bool) -> Tx {
-    let mut t = BenchTx { submitted_us: now_us(), client, counter, pad: vec![0u8; pad_len], sig: Signature([0; 64]) };
-    if !opaque {
-        t.sig = key.sign(&signed_digest(&t));
-    }
-    encode(&t)
-}
-
 fn pad_len() -> usize {
-    let probe = BenchTx { submitted_us: 0, client: 0, counter: 0, pad: Vec::new(), sig: Signature([0; 64]) };
+    let req = Request { submitted_us: 0, home: 0, client: 0, honest: true, pad: Vec::new() };
+    let probe = LbftTx {
+        epoch: 0,
+        client: validator_key(0).public(),
+        request: encode(&req),
+        delivery_number: 0,
+        next_epoch: 1,
+        signature: Signature([0; 64]),
+    };
     TX_BYTES.saturating_sub(encode(&probe).len())
 }
 
@@ -144,12 +181,24 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1_000.0
 }
 
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
 /// `bench lbft`: deals keys, spawns the replicas, gathers their reports.
 pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.replicas >= 4, "LBFT needs n >= 4 (n = 3f + 1 with f >= 1)");
-    anyhow::ensure!(a.policy == "fifo", "policy {:?} is not available in this build (fifo is)", a.policy);
+    let policy = a.policy.clone().unwrap_or_else(|| if a.opaque { "fifo" } else { "tbg" }.to_string());
+    anyhow::ensure!(
+        ["tbg", "hsm", "random", "fifo"].contains(&policy.as_str()),
+        "--policy {policy:?}: one of tbg, hsm, random, fifo"
+    );
+    anyhow::ensure!(!a.opaque || policy == "fifo", "--opaque needs --policy fifo (π^τ checks every signature)");
+    anyhow::ensure!(a.tau >= 1 && a.groups >= 1 && a.groups <= a.tau.min(a.replicas as u32), "need 1 <= G <= τ");
+    anyhow::ensure!(a.batch >= 1, "--batch must be at least 1");
     let n = a.replicas;
     let f = (n - 1) / 3;
+    let load_before = load_average();
     let mut rng = rand::rng();
     let (cert_pk, cert_sk) = gridledger_threshold::deal(n, 2 * f + 1, &mut rng)?;
     let (coin_pk, coin_sk) = gridledger_threshold::deal(n, f + 1, &mut rng)?;
@@ -169,9 +218,13 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
             cert_share: cert_sk[i].to_bytes(),
             coin_share: coin_sk[i].to_bytes(),
             rate: a.rate / n as u64,
+            flood: a.flood / n as u64,
             seconds: a.seconds,
             batch: a.batch as u32,
             opaque: a.opaque,
+            policy: policy.clone(),
+            tau: a.tau.min(n as u32),
+            groups: a.groups,
         };
         let path = dir.path().join(format!("replica-{i}.bin"));
         std::fs::write(&path, encode(&file))?;
@@ -197,10 +250,12 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
         let last = text.lines().last().unwrap_or("{}");
         reports.push(serde_json::from_str::<serde_json::Value>(last)?);
     }
+    let load_after = load_average();
     let tps: Vec<f64> = reports.iter().filter_map(|r| r["delivered_unique_tx_per_s"].as_f64()).collect();
     let p50: Vec<f64> = reports.iter().filter_map(|r| r["latency_ms"]["p50"].as_f64()).collect();
     let p99: Vec<f64> = reports.iter().filter_map(|r| r["latency_ms"]["p99"].as_f64()).collect();
     let bytes: Vec<f64> = reports.iter().filter_map(|r| r["bytes_sent_per_delivered_tx"].as_f64()).collect();
+    let flood: Vec<f64> = reports.iter().filter_map(|r| r["flood_delivered_per_s"].as_f64()).collect();
     // Every pair of replicas agrees on every epoch both delivered.
     let seqs: Vec<Vec<String>> = reports
         .iter()
@@ -215,16 +270,23 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
     let out = json!({
         "bench": "lbft",
         "replicas": n,
-        "policy": a.policy,
+        "policy": policy,
+        "tau": a.tau.min(n as u32),
+        "groups": a.groups,
         "opaque": a.opaque,
         "tx_bytes": TX_BYTES,
         "offered_tx_per_s": a.rate,
+        "flood_tx_per_s": a.flood,
         "seconds": a.seconds,
+        "batch": a.batch,
+        // The slowest replica's delivery: what every correct replica delivered.
         "delivered_unique_tx_per_s": tps.iter().copied().fold(f64::INFINITY, f64::min),
         "latency_ms": { "p50": p50.iter().copied().fold(0.0, f64::max), "p99": p99.iter().copied().fold(0.0, f64::max) },
         "bytes_sent_per_delivered_tx": bytes.iter().sum::<f64>() / bytes.len().max(1) as f64,
+        "flood_delivered_per_s": flood.iter().copied().fold(0.0, f64::max),
         "same_delivered_sequence": same_sequence,
         "killed_and_restarted": a.kill_restart,
+        "load_average": { "before": load_before, "after": load_after },
         "per_replica": reports,
     });
     if a.json {
@@ -304,7 +366,147 @@ fn epoch_digest(d: &DeliveredEpoch<Sig>) -> String {
 
 enum Input {
     Peer(u32, Vec<u8>),
-    Txs(Vec<Tx>),
+}
+
+/// This replica's batching, behind the txm traits (`--policy`).
+enum Pool {
+    Tbg(Box<PiTau>),
+    Hsm(PolicySource<HsmBatcher<Admitted>>),
+    Random(PolicySource<RandomBatcher<Admitted>>),
+    Fifo(FifoPolicy),
+}
+
+/// What admission did: whether the signature was checked and held, and
+/// whether the transaction is kept.
+struct Admission {
+    verified: bool,
+    kept: bool,
+}
+
+impl Pool {
+    fn new(file: &ReplicaFile) -> anyhow::Result<Self> {
+        let b = file.batch as usize;
+        let max = 1 << 20;
+        let seed = u64::from(file.index) + 1;
+        Ok(match file.policy.as_str() {
+            "tbg" => Pool::Tbg(Box::new(PiTau::new(PiTauConfig {
+                replicas: file.n,
+                me: file.index,
+                theta: Theta::ALWAYS,
+                genesis: INSTANCE,
+                max_pending: max,
+                tbg: TbgConfig { tau: file.tau, groups: file.groups, kappa: 2, batch: b, max_stored: max },
+            })?)),
+            "hsm" => Pool::Hsm(PolicySource::new(HsmBatcher::new(file.index, file.n, b, max, seed))),
+            "random" => Pool::Random(PolicySource::new(RandomBatcher::new(b, max, seed))),
+            _ => Pool::Fifo(FifoPolicy::new(b, max)),
+        })
+    }
+
+    fn admit(&mut self, tx: LbftTx, raw: &[u8], n: u32, opaque: bool) -> Admission {
+        let placed = |r: Result<(), Rejection>| match r {
+            Ok(()) => Admission { verified: true, kept: true },
+            Err(Rejection::Invalid(_)) => Admission { verified: false, kept: false },
+            Err(_) => Admission { verified: true, kept: false },
+        };
+        match self {
+            Pool::Tbg(p) => match p.receive(tx) {
+                Outcome::Stored { .. } | Outcome::Pending(_) => Admission { verified: true, kept: true },
+                Outcome::Rejected(Rejection::Invalid(
+                    Invalid::BadSignature | Invalid::RequestTooLarge { .. } | Invalid::NextEpochNotAfter { .. },
+                )) => Admission { verified: false, kept: false },
+                Outcome::Rejected(_) => Admission { verified: true, kept: false },
+            },
+            Pool::Hsm(p) => {
+                let slot = hsm_space(&tx.client, tx.epoch, n);
+                let epoch = tx.epoch;
+                placed(p.admit(tx, Placement { epoch, slot }))
+            }
+            Pool::Random(p) => {
+                let epoch = tx.epoch;
+                placed(p.admit(tx, Placement { epoch, slot: 0 }))
+            }
+            Pool::Fifo(p) => {
+                if !opaque && tx.verify_signature().is_err() {
+                    return Admission { verified: false, kept: false };
+                }
+                Admission { verified: !opaque, kept: p.submit(raw.to_vec()) }
+            }
+        }
+    }
+
+    /// The batch of replica epoch `e` (π^τ's local epochs start at 1).
+    fn next_batch(&mut self, e: u64) -> Vec<Tx> {
+        let txs = match self {
+            Pool::Tbg(p) => p.next_batch(e + 1),
+            Pool::Hsm(p) => p.next_batch(e + 1),
+            Pool::Random(p) => p.next_batch(e + 1),
+            Pool::Fifo(p) => return p.next_batch(e),
+        };
+        txs.iter().map(|t| encode(t.as_ref())).collect()
+    }
+
+    fn delivered(&mut self, e: u64, hash: Hash32, txs: &[Arc<LbftTx>], raw: &[Tx]) {
+        match self {
+            Pool::Tbg(p) => p.delivered(e + 1, hash, txs),
+            Pool::Hsm(p) => p.delivered(e + 1, hash, txs),
+            Pool::Random(p) => p.delivered(e + 1, hash, txs),
+            Pool::Fifo(p) => p.delivered(e, hash, raw),
+        }
+    }
+
+    fn held(&self) -> usize {
+        match self {
+            Pool::Tbg(p) => p.bucketed() + p.pending(),
+            Pool::Hsm(p) => p.policy().stored(),
+            Pool::Random(p) => p.policy().stored(),
+            Pool::Fifo(p) => p.pending(),
+        }
+    }
+}
+
+/// A client of this replica: one transaction in flight.
+struct Client {
+    key: KeyPair,
+    /// Its delivered transactions so far (π^τ's `DN_c`).
+    dn: u64,
+    /// `e_c^new` of its last delivered transaction.
+    last_next: u64,
+    sent_at: Option<Instant>,
+}
+
+/// Signs a transaction of `key` in π^τ epoch `e_c` and returns it with
+/// its encoding and its τ recipients.
+#[allow(clippy::too_many_arguments)]
+fn client_tx(
+    key: &KeyPair,
+    home: u32,
+    client: u32,
+    honest: bool,
+    dn: u64,
+    e_c: u64,
+    prev: &Hash32,
+    n: u32,
+    tau: u32,
+    pad: usize,
+    opaque: bool,
+) -> (LbftTx, Vec<u8>, Vec<u32>) {
+    let req = Request { submitted_us: now_us(), home, client, honest, pad: vec![0u8; pad] };
+    let tx = if opaque {
+        LbftTx {
+            epoch: e_c,
+            client: key.public(),
+            request: encode(&req),
+            delivery_number: dn,
+            next_epoch: e_c + 1,
+            signature: Signature([0; 64]),
+        }
+    } else {
+        LbftTx::sign(key, e_c, encode(&req), dn, e_c + 1)
+    };
+    let to = array_function(&nonce_value(dn, &key.public(), prev), n, tau);
+    let raw = encode(&tx);
+    (tx, raw, to)
 }
 
 /// One replica process.
@@ -320,6 +522,12 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         KeyShare::from_bytes(&file.cert_share)?,
         KeyShare::from_bytes(&file.coin_share)?,
     );
+    // Client keys first: deriving thousands takes a while, and the
+    // measured window starts once the network is up.
+    let n_clients = (file.rate * 4 + 64).min(1 << 20) as u32;
+    let mut clients: Vec<Client> =
+        (0..n_clients).map(|k| Client { key: client_key(me, k, true), dn: 0, last_next: 0, sent_at: None }).collect();
+    let flooders: Vec<KeyPair> = (0..16).map(|k| client_key(me, k, false)).collect();
     let peers: Vec<gridledger_net::PeerConfig> = (0..n as u32)
         .map(|i| gridledger_net::PeerConfig {
             index: i,
@@ -336,11 +544,17 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let (net, mut inbound) = rt.block_on(gridledger_net::Network::start(net_cfg, validator_key(me)))?;
     let others: Vec<u32> = (0..n as u32).filter(|&i| i != me).collect();
     anyhow::ensure!(rt.block_on(net.wait_connected(&others, Duration::from_secs(30))), "peers did not connect");
-    let (tx_in, rx) = mpsc::channel::<Input>();
-    let peer_in = tx_in.clone();
+    // Two inboxes: consensus messages are handled before clients'
+    // transactions, so a backlog of admissions never delays an epoch.
+    let (cons_in, cons_rx) = mpsc::channel::<Input>();
+    let (txs_in, txs_rx) = mpsc::channel::<Vec<u8>>();
     rt.spawn(async move {
         while let Some((from, bytes)) = inbound.recv().await {
-            if peer_in.send(Input::Peer(from, bytes.to_vec())).is_err() {
+            let sent = match bytes.first() {
+                Some(&WIRE_TXS) => txs_in.send(bytes[1..].to_vec()).is_ok(),
+                _ => cons_in.send(Input::Peer(from, bytes.to_vec())).is_ok(),
+            };
+            if !sent {
                 break;
             }
         }
@@ -352,26 +566,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let window_end = window_start + file.seconds * 1_000_000;
     let warmup = Duration::from_secs(1);
     let measure_end = warmup + Duration::from_secs(file.seconds);
-    let stop_load = measure_end;
     let end = measure_end + Duration::from_secs(2);
-    // Load generator: this replica's clients, at `rate` tx/s in 10 ms ticks.
-    let rate = file.rate;
-    let opaque = file.opaque;
-    std::thread::spawn(move || {
-        let key = client_key(me);
-        let pad = pad_len();
-        let mut counter = 0u64;
-        let t0 = Instant::now();
-        while t0.elapsed() < stop_load {
-            let due = (t0.elapsed().as_micros() as u64 * rate / 1_000_000).saturating_sub(counter);
-            let txs: Vec<Tx> = (0..due).map(|k| make_tx(&key, me, counter + k, pad, opaque)).collect();
-            counter += due;
-            if !txs.is_empty() && tx_in.send(Input::Txs(txs)).is_err() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    });
     let mut cfg = Config::new(n, me, INSTANCE);
     // Retransmission is for lost messages, not slow epochs: a tick well
     // above an epoch's duration keeps big batches from being re-sent.
@@ -391,36 +586,80 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     };
     let mut epoch_digests: Vec<String> = durable.delivered.iter().map(epoch_digest).collect();
     let restored_epochs = epoch_digests.len();
+    let mut pool = Pool::new(&file)?;
+    let pad = pad_len();
+    let (nn, tau) = (file.n, file.tau);
+    // Clients: enough for four seconds of this replica's load in flight.
+    // h^(e) by π^τ epoch (h^(0) is the genesis hash).
+    let mut hashes: BTreeMap<u64, Hash32> = BTreeMap::from([(0, INSTANCE)]);
+    // A restarted replica replays what it delivered before the crash.
+    for d in &durable.delivered {
+        let raw: Vec<Tx> = d.batches.iter().flat_map(|b| b.batch.txs.iter().cloned()).collect();
+        let txs: Vec<Arc<LbftTx>> = raw.iter().filter_map(|t| decode::<LbftTx>(t, 4_096).ok()).map(Arc::new).collect();
+        for t in &txs {
+            if let Ok(r) = decode::<Request>(&t.request, 4_096) {
+                if r.honest && r.home == me {
+                    if let Some(c) = clients.get_mut(r.client as usize) {
+                        if t.delivery_number == c.dn {
+                            c.dn += 1;
+                            c.last_next = t.next_epoch;
+                        }
+                    }
+                }
+            }
+        }
+        pool.delivered(d.epoch, d.block_hash(), &txs, &raw);
+        hashes.insert(d.epoch + 1, d.block_hash());
+    }
+    let mut idle: VecDeque<u32> = (0..n_clients).collect();
     let mut replica = Replica::new(cfg, crypto, durable);
-    let mut policy = FifoPolicy::new(file.batch as usize, 1 << 20);
-    let client_keys: Vec<PublicKey> = (0..n as u32).map(|i| client_key(i).public()).collect();
+    let mut verified: HashSet<Hash32> = HashSet::new();
+    let mut outbox: Vec<Vec<Vec<u8>>> = vec![Vec::new(); n];
     let mut latencies: Vec<u64> = Vec::new();
     let mut delivered_unique = 0u64;
-    let mut seen: HashSet<Hash32> = HashSet::new();
+    let mut flood_delivered = 0u64;
+    let mut seen: HashSet<(u32, u32, u64)> = HashSet::new();
+    let mut flood_seen: HashSet<Hash32> = HashSet::new();
     let mut bad_sigs = 0u64;
+    let mut signature_checks = 0u64;
     let mut epochs = 0u64;
     let mut pending_batch: Option<u64> = None;
     let mut propose_at: Option<Instant> = None;
     let mut next_tick = Instant::now() + Duration::from_millis(TICK_MS);
+    let mut next_load = Instant::now();
+    let mut next_retry_scan = Instant::now() + CLIENT_RETRY;
+    let (mut issued, mut flooded, mut kept) = (0u64, 0u64, 0u64);
+    let load_start = Instant::now();
     let mut bytes_at_start = 0u64;
     let mut bytes_at_end = 0u64;
     let mut measuring = false;
+    let debug = std::env::var_os("GRIDLEDGER_BENCH_DEBUG").is_some();
+    let mut next_debug = Instant::now();
+    let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut sent_kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut steps: Vec<Step<_, _>> = vec![replica.start()];
     loop {
-        // Process steps: send, deliver, ask for batches.
-        while let Some(s) = steps.pop() {
-            let s: Step<gridledger_threshold::SignatureShare, gridledger_threshold::Signature> = s;
-            // Persist the step (one fsynced record), then speak.
-            if let (Some(log), false) = (disk.as_mut(), s.persist.is_empty()) {
-                log.append(&s.persist)?;
-            }
+        // Process steps: persist, send, deliver, ask for batches.
+        // Group commit: the steps gathered since the last round are
+        // persisted in one fsynced record, then their messages leave.
+        let batch: Vec<Step<gridledger_threshold::SignatureShare, gridledger_threshold::Signature>> =
+            std::mem::take(&mut steps);
+        let ops: Vec<PersistOp<Sig>> = batch.iter().flat_map(|s| s.persist.iter().cloned()).collect();
+        if let (Some(log), false) = (disk.as_mut(), ops.is_empty()) {
+            log.append(&ops)?;
+        }
+        for s in batch {
             for op in &s.persist {
                 if let PersistOp::Delivered(d) = op {
                     epoch_digests.push(epoch_digest(d));
                 }
             }
             for (to, m) in s.messages {
-                let bytes = encode(&m);
+                if debug {
+                    *sent_kinds.entry(m.kind()).or_insert(0u64) += 1;
+                }
+                let mut bytes = vec![WIRE_CONSENSUS];
+                bytes.extend(encode(&m));
                 let _ = match to {
                     Target::All => net.broadcast(bytes),
                     Target::One(i) => net.send(i, bytes),
@@ -429,35 +668,75 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             for d in s.delivered {
                 epochs += 1;
                 let now = now_us();
-                let parsed: Vec<BenchTx> = d.txs.iter().filter_map(|t| borsh::from_slice::<BenchTx>(t).ok()).collect();
+                let parsed: Vec<(LbftTx, Hash32)> = d
+                    .txs
+                    .iter()
+                    .filter_map(|t| decode::<LbftTx>(t, 4_096).ok().map(|x| (x, gridledger_consensus::lbft::tx_id(t))))
+                    .collect();
+                // Signatures this replica has not checked yet (it was not a
+                // recipient): once, here.
+                let mut ok = vec![true; parsed.len()];
                 if !file.opaque {
-                    let digests: Vec<Hash32> = parsed.iter().map(signed_digest).collect();
-                    let items: Vec<VerifyItem<'_>> = parsed
+                    let todo: Vec<usize> = (0..parsed.len()).filter(|&i| !verified.contains(&parsed[i].1)).collect();
+                    let digests: Vec<Hash32> = todo.iter().map(|&i| parsed[i].0.signing_digest()).collect();
+                    let items: Vec<VerifyItem<'_>> = todo
                         .iter()
                         .zip(&digests)
-                        .filter_map(|(t, dg)| {
-                            client_keys.get(t.client as usize).map(|pk| VerifyItem { pk, digest: *dg, sig: &t.sig })
+                        .map(|(&i, dg)| VerifyItem {
+                            pk: &parsed[i].0.client,
+                            digest: *dg,
+                            sig: &parsed[i].0.signature,
                         })
                         .collect();
-                    bad_sigs += batch_verify(&items).iter().filter(|r| r.is_err()).count() as u64;
-                }
-                for (t, raw) in parsed.iter().zip(&d.txs) {
-                    let in_window = (window_start..window_end).contains(&t.submitted_us);
-                    if seen.insert(tx_id(raw)) && in_window {
-                        delivered_unique += 1;
-                        latencies.push(now.saturating_sub(t.submitted_us));
+                    signature_checks += items.len() as u64;
+                    for (&i, r) in todo.iter().zip(batch_verify(&items)) {
+                        if r.is_err() {
+                            ok[i] = false;
+                            bad_sigs += 1;
+                        }
                     }
                 }
-                policy.delivered(d.epoch, d.block_hash(), &d.txs);
+                let mut good: Vec<Arc<LbftTx>> = Vec::with_capacity(parsed.len());
+                for ((t, id), ok) in parsed.into_iter().zip(ok) {
+                    verified.remove(&id);
+                    if !ok {
+                        continue;
+                    }
+                    let Ok(r) = decode::<Request>(&t.request, 4_096) else { continue };
+                    let in_window = (window_start..window_end).contains(&r.submitted_us);
+                    if !r.honest {
+                        if flood_seen.insert(id) && in_window {
+                            flood_delivered += 1;
+                        }
+                    } else if seen.insert((r.home, r.client, t.delivery_number)) {
+                        if in_window {
+                            delivered_unique += 1;
+                            latencies.push(now.saturating_sub(r.submitted_us));
+                        }
+                        if r.home == me {
+                            if let Some(c) = clients.get_mut(r.client as usize) {
+                                if t.delivery_number == c.dn {
+                                    c.dn += 1;
+                                    c.last_next = t.next_epoch;
+                                    c.sent_at = None;
+                                    idle.push_back(r.client);
+                                }
+                            }
+                        }
+                    }
+                    good.push(Arc::new(t));
+                }
+                pool.delivered(d.epoch, d.block_hash(), &good, &d.txs);
+                hashes.insert(d.epoch + 1, d.block_hash());
+                while hashes.len() > 64 {
+                    hashes.pop_first();
+                }
             }
             if let Some(e) = s.need_batch {
                 pending_batch = Some(e);
                 // Empty proposals wait a little so idle epochs do not spin.
-                propose_at = Some(if policy.pending() > 0 {
-                    Instant::now()
-                } else {
-                    Instant::now() + Duration::from_millis(20)
-                });
+                propose_at =
+                    Some(if pool.held() > 0 { Instant::now() } else { Instant::now() + Duration::from_millis(20) });
             }
         }
         let now = Instant::now();
@@ -473,11 +752,88 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         if elapsed >= end {
             break;
         }
+        if debug && now >= next_debug {
+            next_debug = now + Duration::from_secs(1);
+            eprintln!(
+                "replica {me} t={:?} epoch {} pending_batch {pending_batch:?} held {} issued {issued} idle {} got {kinds:?} sent {sent_kinds:?}",
+                elapsed,
+                replica.epoch(),
+                pool.held(),
+                idle.len()
+            );
+        }
+        // Clients: new transactions at the offered rates, every 10 ms.
+        if now >= next_load && elapsed < measure_end {
+            next_load = now + Duration::from_millis(10);
+            let e_c = replica.epoch() + 1;
+            let prev = hashes.get(&(e_c - 1)).copied().unwrap_or(INSTANCE);
+            let us = load_start.elapsed().as_micros() as u64;
+            let mut fresh: Vec<(LbftTx, Vec<u8>, Vec<u32>)> = Vec::new();
+            let due = (us * file.rate / 1_000_000).saturating_sub(issued);
+            for _ in 0..due {
+                let Some(k) = idle.pop_front() else { break };
+                let c = &mut clients[k as usize];
+                c.sent_at = Some(now);
+                fresh.push(client_tx(
+                    &c.key,
+                    me,
+                    k,
+                    true,
+                    c.dn,
+                    e_c.max(c.last_next),
+                    &prev,
+                    nn,
+                    tau,
+                    pad,
+                    file.opaque,
+                ));
+                issued += 1;
+            }
+            let due = (us * file.flood / 1_000_000).saturating_sub(flooded);
+            for j in 0..due {
+                let k = (flooded + j) % flooders.len() as u64;
+                let dn = FLOOD_DN + flooded + j;
+                fresh.push(client_tx(&flooders[k as usize], me, k as u32, false, dn, e_c, &prev, nn, tau, pad, false));
+            }
+            flooded += due;
+            if now >= next_retry_scan {
+                next_retry_scan = now + Duration::from_millis(500);
+                for (k, c) in clients.iter_mut().enumerate() {
+                    if c.sent_at.is_some_and(|t| now.duration_since(t) >= CLIENT_RETRY) {
+                        c.sent_at = Some(now);
+                        let e = e_c.max(c.last_next);
+                        fresh.push(client_tx(&c.key, me, k as u32, true, c.dn, e, &prev, nn, tau, pad, file.opaque));
+                    }
+                }
+            }
+            for (tx, raw, to) in fresh {
+                for r in to {
+                    if r == me {
+                        let id = gridledger_consensus::lbft::tx_id(&raw);
+                        let got = pool.admit(tx.clone(), &raw, nn, file.opaque);
+                        kept += u64::from(got.kept);
+                        if got.verified {
+                            signature_checks += 1;
+                            verified.insert(id);
+                        }
+                    } else if let Some(o) = outbox.get_mut(r as usize) {
+                        o.push(raw.clone());
+                    }
+                }
+            }
+            for (r, o) in outbox.iter_mut().enumerate() {
+                if !o.is_empty() {
+                    let mut bytes = vec![WIRE_TXS];
+                    bytes.extend(encode(&std::mem::take(o)));
+                    let _ = net.send(r as u32, bytes);
+                }
+            }
+        }
         if let (Some(e), Some(at)) = (pending_batch, propose_at) {
-            if now >= at || policy.pending() > 0 {
+            if now >= at || pool.held() > 0 {
                 pending_batch = None;
                 propose_at = None;
-                let batch = policy.next_batch(e);
+                let batch = pool.next_batch(e);
                 steps.push(replica.propose(e, batch));
                 continue;
             }
@@ -488,18 +844,66 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             continue;
         }
         let wait = propose_at
-            .map_or(Duration::from_millis(20), |at| at.saturating_duration_since(now))
-            .min(Duration::from_millis(20));
-        match rx.recv_timeout(wait) {
-            Ok(Input::Peer(from, bytes)) => match decode::<Message<_, _>>(&bytes, 64 << 20) {
-                Ok(m) => steps.push(replica.handle_message(from, m)),
-                Err(_) => continue,
-            },
-            Ok(Input::Txs(txs)) => {
-                for t in txs {
-                    policy.submit(t);
+            .map_or(Duration::from_millis(10), |at| at.saturating_duration_since(now))
+            .min(next_load.saturating_duration_since(now))
+            .min(Duration::from_millis(10));
+        let next = match cons_rx.try_recv() {
+            Ok(m) => Ok(m),
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => match txs_rx.try_recv() {
+                Ok(body) => {
+                    let Ok(txs) = decode::<Vec<Vec<u8>>>(&body, 64 << 20) else { continue };
+                    for raw in txs {
+                        let Ok(tx) = decode::<LbftTx>(&raw, 4_096) else { continue };
+                        let id = gridledger_consensus::lbft::tx_id(&raw);
+                        let got = pool.admit(tx, &raw, nn, file.opaque);
+                        kept += u64::from(got.kept);
+                        if got.verified {
+                            signature_checks += 1;
+                            verified.insert(id);
+                        }
+                    }
+                    if verified.len() > 1 << 21 {
+                        verified.clear();
+                    }
+                    continue;
                 }
-            }
+                Err(_) => cons_rx.recv_timeout(wait.min(Duration::from_millis(1))),
+            },
+        };
+        match next {
+            Ok(Input::Peer(from, bytes)) => match bytes.split_first() {
+                Some((&WIRE_CONSENSUS, body)) => match decode::<Message<_, _>>(body, 64 << 20) {
+                    Ok(m) => {
+                        if debug {
+                            *kinds.entry(m.kind()).or_insert(0u64) += 1;
+                        }
+                        let s = replica.handle_message(from, m);
+                        if debug && !s.faults.is_empty() {
+                            eprintln!("replica {me} faults {:?}", s.faults);
+                        }
+                        steps.push(s);
+                        // Whatever else consensus has waiting joins this
+                        // round (one fsync for all of it).
+                        for Input::Peer(from, bytes) in cons_rx.try_iter().take(255) {
+                            let Some((&WIRE_CONSENSUS, body)) = bytes.split_first() else { continue };
+                            if let Ok(m) = decode::<Message<_, _>>(body, 64 << 20) {
+                                if debug {
+                                    *kinds.entry(m.kind()).or_insert(0u64) += 1;
+                                }
+                                steps.push(replica.handle_message(from, m));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if debug {
+                            eprintln!("replica {me}: undecodable from {from}: {e}");
+                        }
+                        continue;
+                    }
+                },
+                _ => continue,
+            },
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -510,11 +914,17 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let report = json!({
         "replica": me,
         "delivered_unique_tx_per_s": delivered_unique as f64 / secs,
+        "flood_delivered_per_s": flood_delivered as f64 / secs,
         "latency_ms": { "p50": percentile(&latencies, 0.5), "p99": percentile(&latencies, 0.99) },
         "bytes_sent_per_delivered_tx": if delivered_unique > 0 { sent / delivered_unique as f64 } else { 0.0 },
         "epochs": epochs,
         "bad_signatures": bad_sigs,
-        "pending_at_end": policy.pending(),
+        "signature_checks": signature_checks,
+        "issued": issued,
+        "flood_issued": flooded,
+        // Arrivals (own clients' and peers') the policy kept.
+        "admitted": kept,
+        "held_at_end": pool.held(),
         "restored_epochs": restored_epochs,
         "epoch_digests": epoch_digests,
     });

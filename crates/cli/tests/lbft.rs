@@ -53,3 +53,38 @@ fn bench_lbft_replica_killed_and_restarted_holds_the_same_sequence() {
         assert_eq!(r["restored_epochs"], 0);
     }
 }
+
+#[test]
+fn bench_lbft_policies_under_flooding_tbg_refuses_what_hsm_delivers() {
+    // The same invalid-transaction flood (signed, delivery numbers far
+    // ahead): π^τ refuses it on arrival, HSM only checks signatures and
+    // batches it; both deliver the honest load on every replica alike.
+    let run = |policy: &str| {
+        json(&[
+            "bench",
+            "lbft",
+            "--replicas",
+            "4",
+            "--seconds",
+            "2",
+            "--rate",
+            "200",
+            "--flood",
+            "200",
+            "--policy",
+            policy,
+            "--json",
+        ])
+    };
+    let tbg = run("tbg");
+    let hsm = run("hsm");
+    for v in [&tbg, &hsm] {
+        assert_eq!(v["same_delivered_sequence"], true, "{v}");
+        assert!(v["delivered_unique_tx_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{v}");
+        for r in v["per_replica"].as_array().expect("per-replica reports") {
+            assert_eq!(r["bad_signatures"], 0, "{r}");
+        }
+    }
+    assert_eq!(tbg["flood_delivered_per_s"].as_f64(), Some(0.0), "π^τ delivers no flood: {tbg}");
+    assert!(hsm["flood_delivered_per_s"].as_f64().unwrap_or(0.0) > 0.0, "HSM batches the flood: {hsm}");
+}

@@ -499,7 +499,20 @@ impl Chain {
         blocks: Vec<ExecutedBlock>,
         aux: &[crate::store::AuxRecord<'_>],
     ) -> Result<(), ChainError> {
-        self.store.commit_with_aux(&blocks, aux)?;
+        self.commit_with_aux_durability(blocks, aux, true)
+    }
+
+    /// [`Chain::commit_with_aux`] with the store transaction's durability
+    /// chosen by the caller (see [`crate::store::Store::commit_with_aux_durability`]):
+    /// a deferred commit is applied and served at once and becomes durable
+    /// with the next synced write.
+    pub fn commit_with_aux_durability(
+        &mut self,
+        blocks: Vec<ExecutedBlock>,
+        aux: &[crate::store::AuxRecord<'_>],
+        durable: bool,
+    ) -> Result<(), ChainError> {
+        self.store.commit_with_aux_durability(&blocks, aux, durable)?;
         for ex in &blocks {
             let root = self.state.apply(&ex.changes);
             debug_assert_eq!(root, ex.block.header.state_root);

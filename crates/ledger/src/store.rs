@@ -178,6 +178,24 @@ impl Store {
     /// auxiliary records, in one write transaction (one fsync). With no
     /// blocks it writes only the records.
     pub fn commit_with_aux(&self, blocks: &[ExecutedBlock], aux: &[AuxRecord<'_>]) -> Result<(), StoreError> {
+        self.commit_with_aux_durability(blocks, aux, true)
+    }
+
+    /// [`Store::commit_with_aux`], choosing whether this transaction is
+    /// synced. A deferred (`durable: false`, redb's `Durability::None`)
+    /// transaction is visible to every later read at once and costs no
+    /// fsync; it becomes durable with the next synced transaction (or
+    /// [`Store::sync`], or a clean close), and a crash before that loses it
+    /// together with every later deferred one, never an earlier one: what
+    /// survives a crash is always a prefix of the committed transactions.
+    /// A caller that defers must not let anything leave that depends on
+    /// the deferred writes surviving a crash.
+    pub fn commit_with_aux_durability(
+        &self,
+        blocks: &[ExecutedBlock],
+        aux: &[AuxRecord<'_>],
+        durable: bool,
+    ) -> Result<(), StoreError> {
         let first = self.tip()?.map_or(0, |t| t + 1);
         for (expected, ex) in (first..).zip(blocks) {
             let h = ex.block.header.height;
@@ -188,7 +206,10 @@ impl Store {
         if blocks.is_empty() && aux.is_empty() {
             return Ok(());
         }
-        let w = self.write_txn()?;
+        let mut w = self.write_txn()?;
+        if !durable {
+            w.set_durability(redb::Durability::None)?;
+        }
         {
             let mut aux_t = w.open_table(AUX)?;
             for (name, value) in aux {
@@ -228,6 +249,13 @@ impl Store {
             }
         }
         w.commit()?;
+        Ok(())
+    }
+
+    /// Makes every deferred transaction durable (one fsync; an empty
+    /// synced transaction).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.write_txn()?.commit()?;
         Ok(())
     }
 

@@ -46,6 +46,10 @@
 //! owner-only file beside `validator.key`), the public key sets every
 //! validator shares in `[lbft] public_keys`; `gridledger testnet
 //! --consensus lbft` deals them (trusted dealer, as the thesis assumes).
+//!
+//! A transaction whose gas limit exceeds `block_gas_limit / n` (one
+//! validator's share of a block) cannot be proposed under LBFT and is
+//! dropped from the proposal queue, as is one whose nonce was used meanwhile.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_consensus::lbft::{
@@ -370,8 +374,43 @@ impl LbftEngine {
             return None;
         }
         self.need_batch = None;
-        let txs = self.queue.next_batch(e);
+        let txs = self.fit_batch(e);
         Some(self.replica.propose_at(e, txs, now_ms()))
+    }
+
+    /// The queue's next batch cut to what the other validators' validity
+    /// predicate accepts: gas limits within this validator's share of a
+    /// block; transactions that can never pass (a used nonce, more gas
+    /// than the share) leave the queue.
+    fn fit_batch(&mut self, e: u64) -> Vec<Vec<u8>> {
+        let txs = self.queue.next_batch(e);
+        let (mut out, mut dead) = (Vec::with_capacity(txs.len()), Vec::new());
+        {
+            let chain = self.shared.chain();
+            let budget = chain.config().block_gas_limit / self.cfg.n.max(1) as u64;
+            let mut gas = 0u64;
+            for raw in txs {
+                let Ok(stx) = SignedTransaction::from_bytes(&raw, self.shared.rules.max_tx_bytes) else {
+                    dead.push(raw);
+                    continue;
+                };
+                if stx.tx.gas_limit > budget || stx.tx.nonce < chain.account(&stx.sender()).nonce {
+                    dead.push(raw);
+                    continue;
+                }
+                if gas + stx.tx.gas_limit > budget {
+                    // Proposed again in a later epoch.
+                    continue;
+                }
+                gas += stx.tx.gas_limit;
+                out.push(raw);
+            }
+        }
+        if !dead.is_empty() {
+            tracing::debug!(count = dead.len(), "LBFT: dropping queued transactions that can no longer be proposed");
+            self.queue.delivered(e, Hash32::default(), &dead);
+        }
+        out
     }
 
     fn process(&mut self, step: LbftStep) {

@@ -167,6 +167,16 @@ pub struct DriverNode {
     /// durable just before a crash), and a reported block that vanished
     /// shows up as a gap.
     reported: Arc<AtomicU64>,
+    /// Hashes of the reported blocks by height (from 1), kept across
+    /// restarts: a block lost with a deferred write must come back the
+    /// same when the restarted node commits that height again.
+    hashes: Arc<Mutex<Vec<Hash32>>>,
+    /// Heights up to which this incarnation's store was compared with `hashes`.
+    rechecked: u64,
+    /// Where a mismatch is reported (the checker's audit), with the seed.
+    lost: LostVotes,
+    seed: u64,
+    id: NodeId,
     armed: Option<u64>,
     plan: DiskPlan,
 }
@@ -183,6 +193,7 @@ impl DriverNode {
         plan: DiskPlan,
         reported: Arc<AtomicU64>,
         voted: Arc<Mutex<Option<(u64, u64)>>>,
+        observer: (Arc<Mutex<Vec<Hash32>>>, LostVotes, u64),
     ) -> anyhow::Result<Self> {
         let chain = sim_chain(n, disk.clone())?;
         let shared = Shared::new(chain);
@@ -197,7 +208,9 @@ impl DriverNode {
         let settings = PbftSettings { ticks: Some(ticks.clone()), clock: Some(clock), ..settings.clone() };
         let mut driver = Driver::open(shared, dev_validator(id as usize), Box::new(transport), settings)?;
         driver.record_faults();
-        Ok(Self { driver, disk, out, ticks, reported, armed: None, plan })
+        let rechecked = driver.shared().chain().tip().height;
+        let (hashes, lost, seed) = observer;
+        Ok(Self { driver, disk, out, ticks, reported, hashes, rechecked, lost, seed, id, armed: None, plan })
     }
 
     /// The validator's driver (e.g. to read its chain in a test).
@@ -236,8 +249,26 @@ impl DriverNode {
         let store = self.driver.shared().store.clone();
         let reported = self.reported.load(Relaxed);
         let tip = store.tip().ok().flatten().unwrap_or(reported);
+        // Heights reported before a crash and committed again since: the
+        // same blocks, or this node changed a block it had served.
+        while self.rechecked < tip.min(reported) {
+            let h = self.rechecked + 1;
+            let Ok(Some(block)) = store.block(h) else { break };
+            let before = self.hashes.lock().unwrap_or_else(|p| p.into_inner()).get(h as usize - 1).copied();
+            if before.is_some_and(|b| b != block.hash()) {
+                let v = Violation::Fork { seed: self.seed, height: h, nodes: (self.id, self.id) };
+                self.lost.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+            }
+            self.rechecked = h;
+        }
         for h in reported + 1..=tip {
             let Ok(Some(block)) = store.block(h) else { break };
+            {
+                let mut hashes = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
+                hashes.truncate(h as usize - 1);
+                hashes.push(block.hash());
+            }
+            self.rechecked = self.rechecked.max(h);
             let view = match &block.seal {
                 Seal::Quorum { view, .. } => *view,
                 _ => 0,
@@ -256,6 +287,9 @@ impl DriverNode {
                 payload.0.seal = Seal::Quorum { view: c.view, signatures: c.signatures.clone() };
                 e.outputs.push(Decided { committed, payload });
                 self.reported.store(c.height, Relaxed);
+                let mut hashes = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
+                hashes.truncate(c.height as usize - 1);
+                hashes.push(c.block);
             }
         }
         let next = self.driver.next_deadline();
@@ -354,7 +388,8 @@ pub fn build(
     let (seed, correct): (u64, Vec<bool>) = (scenario.seed, (0..n as NodeId).map(|i| scenario.is_correct(i)).collect());
     let reported: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let voted: Vec<Arc<Mutex<Option<(u64, u64)>>>> = (0..n).map(|_| Arc::default()).collect();
-    let lost = Arc::new(Mutex::new(Vec::new()));
+    let hashes: Vec<Arc<Mutex<Vec<Hash32>>>> = (0..n).map(|_| Arc::default()).collect();
+    let lost: LostVotes = Arc::new(Mutex::new(Vec::new()));
     let lost2 = lost.clone();
     let mut sim = Simulation::new(scenario.seed, scenario.net.clone(), move |id, disk: Option<Arc<SimDisk>>| {
         let mut plan = plans[id as usize].clone();
@@ -371,12 +406,15 @@ pub fn build(
         };
         let reported = reported[id as usize].clone();
         let voted = voted[id as usize].clone();
+        let observer = (hashes[id as usize].clone(), lost2.clone(), seed);
         let last_vote = *voted.lock().unwrap_or_else(|p| p.into_inner());
         let is_correct = correct.get(id as usize).copied().unwrap_or(false);
-        let open =
-            |disk: Arc<SimDisk>, plan: DiskPlan, reported: Arc<AtomicU64>, voted: Arc<Mutex<Option<(u64, u64)>>>| {
-                DriverNode::open(id, n, disk, t2.clone(), c2.clone(), &settings, plan, reported, voted)
-            };
+        let open = |disk: Arc<SimDisk>,
+                    plan: DiskPlan,
+                    reported: Arc<AtomicU64>,
+                    voted: Arc<Mutex<Option<(u64, u64)>>>| {
+            DriverNode::open(id, n, disk, t2.clone(), c2.clone(), &settings, plan, reported, voted, observer.clone())
+        };
         let node = match open(disk, plan.clone(), reported.clone(), voted.clone()) {
             Ok(node) => node,
             // A validator must always restart from its own store: reported
@@ -472,9 +510,11 @@ fn forgot_vote(node: &DriverNode, (height, view): (u64, u64)) -> Option<String> 
         .get_aux(crate::validator::DURABLE_KEY)
         .ok()
         .flatten()
-        .and_then(|b| gridledger_core::codec::decode(&b, MAX_FRAME).ok());
+        .and_then(|b| crate::validator::decode_durable(&b).ok());
     match durable {
         Some(d) if d.height == height && d.view >= view => None,
+        // The slot the record declared: a restored replica never votes there.
+        Some(d) if d.next == Some((height, view)) => None,
         d => Some(format!(
             "voted at height {height} view {view}, restarted at tip {tip} with vote state {:?}",
             d.map(|d| (d.height, d.view))

@@ -81,6 +81,29 @@ pub const MAX_FRAME: usize = 32 << 20;
 /// Store record (aux table) of the replica's vote state.
 pub const DURABLE_KEY: &str = "pbft/durable";
 
+/// The vote state as stores written before [`Durable::next`] existed hold it.
+#[derive(BorshDeserialize)]
+struct DurableV1 {
+    height: u64,
+    view: u64,
+    view_changing: bool,
+    prepared: Option<gridledger_consensus::pbft::PreparedCert<PbftBlock>>,
+}
+
+/// Decodes a stored vote state, in the current or the earlier layout.
+pub fn decode_durable(bytes: &[u8]) -> Result<Durable<PbftBlock>, gridledger_core::codec::CodecError> {
+    decode::<Durable<PbftBlock>>(bytes, MAX_FRAME).or_else(|e| {
+        let old: DurableV1 = decode(bytes, MAX_FRAME).map_err(|_| e)?;
+        Ok(Durable {
+            height: old.height,
+            view: old.view,
+            view_changing: old.view_changing,
+            prepared: old.prepared,
+            next: None,
+        })
+    })
+}
+
 /// Driver settings.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -97,6 +120,14 @@ pub struct PbftSettings {
     /// dead validator's turns are skipped faster (issue 9 item 9); 1 turns
     /// the shortcut off. Only liveness depends on it.
     pub suspect_divisor: u64,
+    /// How long (ms) a deferred store write may wait for the next synced
+    /// one before it is synced on its own. On the happy path a committed
+    /// block is written without a sync and becomes durable with the next
+    /// height's prepared certificate (one fsync per height); when no next
+    /// height follows (no transactions), this bounds how long it stays
+    /// deferred. Only how far back a crashed validator restarts (and then
+    /// catches up) depends on it, never safety.
+    pub flush_after_ms: u64,
     /// A logical block clock (ms) shared by in-process validators, for
     /// simulations and demos that replay a day; `None` is the system clock.
     #[serde(skip)]
@@ -129,17 +160,21 @@ pub enum Mutation {
     /// Driver: committed blocks are stored with a one-signature "quorum"
     /// certificate (what catch-up and light clients are handed).
     WeakCertificate,
+    /// Driver: every write is deferred, covered or not (votes leave before
+    /// they are durable; the one-fsync-per-height schedule without its rule).
+    DeferEveryWrite,
 }
 
 #[cfg(feature = "mutants")]
 impl Mutation {
-    pub const ALL: [Mutation; 6] = [
+    pub const ALL: [Mutation; 7] = [
         Mutation::NewViewSkipsHighestPrepared,
         Mutation::WrongQuorum,
         Mutation::TwoWriteCommit,
         Mutation::SkipValidation,
         Mutation::LoseDurable,
         Mutation::WeakCertificate,
+        Mutation::DeferEveryWrite,
     ];
 
     fn replica(self) -> Option<gridledger_consensus::pbft::Mutation> {
@@ -159,6 +194,7 @@ impl Default for PbftSettings {
             max_clock_drift_ms: 10_000,
             retain_blocks: 256,
             suspect_divisor: 4,
+            flush_after_ms: 500,
             clock: None,
             ticks: None,
             #[cfg(feature = "mutants")]
@@ -191,7 +227,9 @@ struct Halt {
 ///
 /// Persist one step atomically, then speak: the blocks a step commits,
 /// their certificates and the replica's vote state are written in one
-/// store transaction before any of the step's messages leave. A failed
+/// store transaction before any of the step's messages leave, synced
+/// unless a synced record already covers every vote the step sends (one
+/// fsync per height; the schedule is at [`Driver::persist`]). A failed
 /// write or a certified block this validator cannot apply halts it: it
 /// stops voting (drops consensus inputs), reports the fault through
 /// `/health` and the metrics, and retries by reopening the store and
@@ -222,13 +260,16 @@ pub struct Driver {
     /// (set by [`run_validator`]; without it, e.g. under the simulator,
     /// gossip is verified inline, still abandoning bad frames early).
     gossip_in: Option<crate::gossip::GossipVerifier>,
-    /// The encoded vote state the store holds (as last read or written;
-    /// `None` when unknown, e.g. after a failed write). A step whose vote
-    /// state is byte-for-byte what is already durable needs no write: on
-    /// the happy path the prepare at `(h, v)` re-states the record the
-    /// commit of `h - 1` wrote, so only the commit vote (its prepared
-    /// certificate) and the block itself cost a sync per height.
-    on_disk: Option<Vec<u8>>,
+    /// The encoded vote state the store holds, synced or deferred (as last
+    /// read or written; `None` when unknown, e.g. after a failed write).
+    written: Option<Vec<u8>>,
+    /// The last vote state a sync made durable (`None` when unknown). A
+    /// step whose vote state it covers ([`Durable::covered_by`]) may speak
+    /// before its own write is durable, so that write is deferred: see
+    /// [`Driver::persist`] for the schedule (one fsync per height).
+    synced: Option<Durable<PbftBlock>>,
+    /// Driver tick of the oldest deferred write not yet synced.
+    deferred_since: Option<u64>,
     /// Proposals re-executed on their own thread (set by [`run_validator`];
     /// without it, e.g. under the simulator, validation runs inline so runs
     /// stay reproducible).
@@ -373,7 +414,7 @@ fn restore_replica(shared: &Shared, key: &KeyPair, settings: &PbftSettings) -> a
         })?;
     }
     let durable: Option<Durable<PbftBlock>> = match shared.store.get_aux(DURABLE_KEY)? {
-        Some(b) => Some(decode(&b, MAX_FRAME).map_err(|e| anyhow::anyhow!("stored vote state: {e}"))?),
+        Some(b) => Some(decode_durable(&b).map_err(|e| anyhow::anyhow!("stored vote state: {e}"))?),
         None => None,
     };
     if let Some(c) = durable.as_ref().and_then(|d| d.prepared.as_ref()).filter(|_| !short_quorum) {
@@ -395,6 +436,10 @@ pub fn run_validator(
     d.gossip_in = Some(crate::gossip::GossipVerifier::spawn(d.shared.clone())?);
     d.validation = Some(ValidationWorker::spawn(d.shared.clone())?);
     crate::engine::run_engine(&mut d, inbox);
+    // A clean stop leaves nothing deferred behind.
+    if d.deferred_since.is_some() && d.halted.is_none() {
+        d.shared.store.sync().map_err(|e| anyhow::anyhow!("syncing deferred writes on stop: {e}"))?;
+    }
     Ok(())
 }
 
@@ -440,7 +485,9 @@ impl Driver {
     ) -> anyhow::Result<Self> {
         let set = validator_set(&shared)?;
         let replica = restore_replica(&shared, &key, &settings)?;
-        let on_disk = shared.store.get_aux(DURABLE_KEY)?;
+        // What a freshly opened store holds is durable.
+        let written = shared.store.get_aux(DURABLE_KEY)?;
+        let synced = written.as_deref().and_then(|b| decode_durable(b).ok());
         Ok(Self {
             shared,
             replica,
@@ -457,7 +504,9 @@ impl Driver {
             unappliable: Vec::new(),
             catch_up_requests: crate::p2p::CatchUpLimiter::default(),
             gossip_in: None,
-            on_disk,
+            written,
+            synced,
+            deferred_since: None,
             validation: None,
         })
     }
@@ -480,7 +529,35 @@ impl Driver {
     pub fn next_deadline(&self) -> Option<u64> {
         let timer = self.timers.values().min().copied();
         let retry = self.halted.as_ref().map(|h| h.retry_at);
-        timer.into_iter().chain(retry).min()
+        let flush = self.flush_due();
+        timer.into_iter().chain(retry).chain(flush).min()
+    }
+
+    /// When the oldest deferred write must be synced on its own.
+    fn flush_due(&self) -> Option<u64> {
+        self.deferred_since.filter(|_| self.halted.is_none()).map(|t| t + self.settings.flush_after_ms)
+    }
+
+    /// Syncs deferred writes that waited `flush_after_ms` for a synced
+    /// write to carry them (idle chain).
+    fn flush_if_due(&mut self) {
+        if self.flush_due().is_none_or(|at| at > self.now()) {
+            return;
+        }
+        let t = Instant::now();
+        let synced = self.shared.store.sync();
+        add_us(&self.shared.metrics.pbft_persist_us, t);
+        match synced {
+            Ok(()) => {
+                self.deferred_since = None;
+                self.synced = self.written.as_deref().and_then(|b| decode_durable(b).ok());
+            }
+            Err(e) => {
+                self.written = None;
+                self.synced = None;
+                self.halt(format!("cannot sync deferred writes: {e}"));
+            }
+        }
     }
 
     /// Why this validator stopped voting, while it is halted.
@@ -523,6 +600,7 @@ impl Driver {
         if self.halted.as_ref().is_some_and(|h| h.retry_at <= self.now()) {
             self.recover();
         }
+        self.flush_if_due();
         self.gossip();
         self.take_verdicts();
         if self.halted.is_none() {
@@ -578,8 +656,11 @@ impl Driver {
             Ok((replica, self.shared.store.get_aux(DURABLE_KEY)?))
         });
         match rebuilt {
-            Ok((replica, on_disk)) => {
-                self.on_disk = on_disk;
+            Ok((replica, written)) => {
+                // A reopened store holds what was durable.
+                self.synced = written.as_deref().and_then(|b| decode_durable(b).ok());
+                self.written = written;
+                self.deferred_since = None;
                 tracing::info!(height = replica.height(), "validator recovered from its store");
                 self.replica = replica;
                 self.executed.clear();
@@ -760,9 +841,31 @@ impl Driver {
 
     /// Persists a step: its committed blocks (each after the previous) and
     /// its vote state, the last block and the vote state in one transaction.
-    /// Earlier blocks of a multi-block step (catch-up) are written alone:
-    /// a crash after one of them leaves a vote state for a height that is
-    /// already decided, which [`Replica::restore`] discards.
+    ///
+    /// The schedule (one fsync per height on the happy path): a write is
+    /// synced only when the step's vote state is not covered by the last
+    /// synced one ([`Durable::covered_by`]); otherwise it is deferred (no
+    /// fsync, visible at once, durable with the next synced write). At
+    /// height `h` in view `v` that gives:
+    /// - prepared certificate of `(h, v)`, before the commit vote leaves:
+    ///   synced, and it declares `(h + 1, v)` as the next slot;
+    /// - block `h` with the plain vote state of `(h + 1, v)`: deferred, as
+    ///   the synced record already blocks a restarted replica from voting
+    ///   at `(h + 1, v)`; so are the next leader's pre-prepare and every
+    ///   prepare at `(h + 1, v)` (the same record, nothing to write);
+    /// - view changes, new views and anything after a restart: synced.
+    ///
+    /// Every vote is thus covered by a synced record before it leaves. A
+    /// deferred block is committed (a quorum signed it, and each of them
+    /// synced its prepared certificate first, so a view change can only
+    /// re-propose it), but this validator's copy is lost if it crashes
+    /// before the next sync: it restarts one height back and fetches the
+    /// block again by catch-up. Idle, `flush_after_ms` bounds that window.
+    ///
+    /// Earlier blocks of a multi-block step (catch-up) are written alone
+    /// and deferred (the step's last write syncs them, or a crash loses
+    /// them with it): a crash after one of them leaves a vote state for a
+    /// height that is already decided, which [`Replica::restore`] discards.
     fn persist(
         &mut self,
         durable: Option<&Durable<PbftBlock>>,
@@ -780,17 +883,33 @@ impl Driver {
             }
             _ => vote,
         };
+        let vote = vote.and_then(|v| durable.map(|d| (v, d)));
+        // Covered by the synced record: it may be deferred.
+        let covered = vote.as_ref().is_some_and(|(_, d)| self.synced.as_ref().is_some_and(|s| d.covered_by(s)));
+        #[cfg(feature = "mutants")]
+        let covered = covered || self.settings.mutation == Some(Mutation::DeferEveryWrite);
         let t = Instant::now();
         if committed.is_empty() {
-            // Already durable byte for byte (e.g. the prepare re-stating
-            // what the last commit wrote): nothing to sync.
-            if let Some(v) = vote.filter(|v| self.on_disk.as_ref() != Some(v)) {
-                self.on_disk = None;
-                self.shared.store.put_aux(DURABLE_KEY, &v).map_err(|e| format!("cannot persist vote state: {e}"))?;
-                self.on_disk = Some(v);
+            let Some((v, d)) = vote else {
+                return Ok(());
+            };
+            // Already written (e.g. the prepare re-stating what the last
+            // commit wrote) and covered: nothing to write.
+            if covered && self.written.as_ref() == Some(&v) {
+                add_us(&self.shared.metrics.pbft_persist_us, t);
+                return Ok(());
+            }
+            self.written = None;
+            let res = self.shared.store.commit_with_aux_durability(&[], &[(DURABLE_KEY, &v)], !covered);
+            add_us(&self.shared.metrics.pbft_persist_us, t);
+            res.map_err(|e| {
+                self.synced = None;
+                format!("cannot persist vote state: {e}")
+            })?;
+            self.wrote(v, d, !covered);
+            if !covered {
                 self.shared.metrics.pbft_vote_writes.fetch_add(1, Relaxed);
             }
-            add_us(&self.shared.metrics.pbft_persist_us, t);
             return Ok(());
         }
         for (i, e) in committed.iter().enumerate() {
@@ -804,18 +923,27 @@ impl Driver {
             let (block, receipts) = (ex.block.clone(), ex.receipts.clone());
             let last = i + 1 == committed.len();
             let aux: Vec<(&str, &[u8])> = match (&vote, last) {
-                (Some(v), true) => vec![(DURABLE_KEY, v.as_slice())],
+                (Some((v, _)), true) => vec![(DURABLE_KEY, v.as_slice())],
                 _ => Vec::new(),
             };
+            // Only the step's last write may need a sync.
+            let sync = last && !covered;
             let t = Instant::now();
             if !aux.is_empty() {
-                self.on_disk = None;
+                self.written = None;
             }
-            let written = self.shared.chain().commit_with_aux(vec![ex], &aux);
+            let written = self.shared.chain().commit_with_aux_durability(vec![ex], &aux, sync);
             add_us(&self.shared.metrics.pbft_commit_us, t);
-            written.map_err(|err| format!("cannot commit block {}: {err}", e.cert.height))?;
-            if let Some((_, v)) = aux.first() {
-                self.on_disk = Some(v.to_vec());
+            written.map_err(|err| {
+                self.synced = None;
+                format!("cannot commit block {}: {err}", e.cert.height)
+            })?;
+            match (&vote, last) {
+                (Some((v, d)), true) => self.wrote(v.clone(), d, sync),
+                _ if sync => self.wrote_sync(),
+                _ => {
+                    self.deferred_since.get_or_insert(self.now());
+                }
             }
             let h = block.header.height;
             self.executed.retain(|_, x| x.block.header.height > h);
@@ -823,6 +951,23 @@ impl Driver {
             self.shared.record_block(&block, &receipts, 0, started.elapsed());
         }
         Ok(())
+    }
+
+    /// Records a successful write of vote state `d` (encoded `v`).
+    fn wrote(&mut self, v: Vec<u8>, d: &Durable<PbftBlock>, synced: bool) {
+        self.written = Some(v);
+        if synced {
+            self.synced = Some(d.clone());
+            self.deferred_since = None;
+        } else {
+            self.deferred_since.get_or_insert(self.now());
+        }
+    }
+
+    /// A synced write without vote state: what was written is now durable.
+    fn wrote_sync(&mut self) {
+        self.synced = self.written.as_deref().and_then(|b| decode_durable(b).ok());
+        self.deferred_since = None;
     }
 
     fn process(&mut self, step: Step<PbftBlock>) {

@@ -29,7 +29,9 @@ fn scenario(m: Mutation, seed: u64) -> Scenario {
         Mutation::TwoWriteCommit => {
             vec![Behaviour::Equivocate, Behaviour::Collude, Behaviour::SplitCommits, Behaviour::HidePrepared]
         }
-        Mutation::LoseDurable => vec![Behaviour::Equivocate, Behaviour::Collude, Behaviour::Replay],
+        Mutation::LoseDurable | Mutation::DeferEveryWrite => {
+            vec![Behaviour::Equivocate, Behaviour::Collude, Behaviour::Replay]
+        }
         Mutation::WeakCertificate => vec![Behaviour::Equivocate, Behaviour::Collude],
     };
     if sc.byzantine.is_empty() {
@@ -80,7 +82,7 @@ fn scenario(m: Mutation, seed: u64) -> Scenario {
             sc.disk_crashes = vec![DiskCrash { node, at: 0, sync: 7 + (seed / 4) % 3, tear: 0 }];
             sc.write_failures.clear();
         }
-        Mutation::LoseDurable => {
+        Mutation::LoseDurable | Mutation::DeferEveryWrite => {
             for _ in 0..6 {
                 let node = correct[rng.random_range(0..correct.len())];
                 let at = rng.random_range(0..gst);

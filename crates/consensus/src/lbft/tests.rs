@@ -374,3 +374,56 @@ fn profile_seeds() {
         );
     }
 }
+
+/// External validity: the correct replicas' predicate refuses replica 3's
+/// batches (they carry a transaction the application rejects); they are
+/// never echoed, so never certified nor delivered, every correct replica
+/// reports the refusal with its reason, and the epochs still complete
+/// with the `n − f` valid batches.
+#[test]
+fn a_byzantine_proposers_invalid_batch_is_never_certified() {
+    let batches = |e: u64, i: u32| -> Vec<Tx> {
+        if i == 3 {
+            vec![tx("invalid"), format!("{e}-{i}").into_bytes()]
+        } else {
+            vec![format!("{e}-{i}").into_bytes()]
+        }
+    };
+    let mut net = Net::new(sim_cryptos(4), Box::new(batches), 2);
+    for r in &mut net.replicas {
+        r.set_validity(Box::new(|_e, _p, b: &Batch| {
+            if b.txs.iter().any(|t| t == b"invalid") {
+                Err("the application refuses `invalid`".into())
+            } else {
+                Ok(())
+            }
+        }));
+    }
+    net.start();
+    net.run();
+    for i in 0..4 {
+        assert_eq!(net.delivered[i].len(), 2, "both epochs complete at replica {i}");
+        assert_eq!(net.delivered[i], net.delivered[0]);
+    }
+    for d in &net.delivered[0] {
+        assert!(d.decision.iter().all(|(p, _)| *p != 3), "replica 3's batch accepted in epoch {}", d.epoch);
+        assert_eq!(d.decision.len(), 3);
+        assert!(!d.txs.contains(&tx("invalid")));
+    }
+    for i in 0..3u32 {
+        for e in 0..2 {
+            assert!(
+                net.faults
+                    .iter()
+                    .any(|(at, f)| *at == i
+                        && matches!(f, Fault::InvalidBatch { proposer: 3, epoch, .. } if *epoch == e)),
+                "replica {i} reported replica 3's epoch-{e} batch: {:?}",
+                net.faults
+            );
+        }
+    }
+    // Nothing about the refused batch was persisted by the correct replicas.
+    for i in 0..3 {
+        assert!(net.disks[i].delivered.iter().all(|d| d.batches.iter().all(|b| b.proposer != 3)));
+    }
+}

@@ -120,6 +120,36 @@ pub struct Durable<P> {
     pub view: u64,
     pub view_changing: bool,
     pub prepared: Option<PreparedCert<P>>,
+    /// A slot `(height, view)` of a later height at which this replica may
+    /// vote before it writes its state again: with the prepared
+    /// certificate of `(h, v)` the replica declares `(h + 1, v)`, the slot
+    /// it enters when `h` commits in `v`, so the plain state it then needs
+    /// for that slot (the leader's pre-prepare, every prepare) is already
+    /// covered by this record and the driver may defer that write (one
+    /// fsync per height; see the node's driver). A replica restored from
+    /// a record naming a slot never votes in it again. Kept in every later
+    /// record until the replica's height passes it.
+    pub next: Option<(u64, u64)>,
+}
+
+impl<P> Durable<P> {
+    /// Whether the votes `self` allows are already accounted for by the
+    /// durable record `synced`: the same record, or the plain state (no
+    /// view change, no prepared certificate) of the very slot `synced`
+    /// declared as `next`. A replica may then speak before `self` is synced.
+    pub fn covered_by(&self, synced: &Durable<P>) -> bool
+    where
+        P: PartialEq,
+    {
+        if self == synced {
+            return true;
+        }
+        let slot = (self.height, self.view);
+        !self.view_changing
+            && self.prepared.is_none()
+            && synced.next == Some(slot)
+            && self.next.is_none_or(|n| Some(n) == synced.next)
+    }
 }
 
 /// Observed misbehaviour, reported as data (DESIGN principle 1).
@@ -216,6 +246,12 @@ pub struct Replica<P> {
     phase: Phase,
     /// No votes at this (height, view): we may have voted before a restart.
     vote_blocked: Option<(u64, u64)>,
+    /// The next-height slot a restored record declared (see
+    /// [`Durable::next`]): no votes there either.
+    next_blocked: Option<(u64, u64)>,
+    /// The next-height slot this replica declared with its last prepared
+    /// certificate (see [`Durable::next`]).
+    announced: Option<(u64, u64)>,
     /// Pre-prepare accepted in the current view: its block hash.
     proposal: Option<Hash32>,
     validated: bool,
@@ -277,6 +313,8 @@ impl<P: Payload> Replica<P> {
             view,
             phase: Phase::Normal,
             vote_blocked: None,
+            next_blocked: None,
+            announced: None,
             proposal: None,
             validated: false,
             sent_prepare: false,
@@ -300,6 +338,9 @@ impl<P: Payload> Replica<P> {
             cfg,
             key,
         };
+        // A declared slot this replica may have voted in before the crash
+        // without writing again: blocked, and carried in later records.
+        r.next_blocked = durable.as_ref().and_then(|d| d.next).filter(|n| n.0 >= height);
         if let Some(d) = durable.filter(|d| d.height == height) {
             r.view = d.view;
             r.phase = if d.view_changing { Phase::ViewChanging } else { Phase::Normal };
@@ -365,11 +406,21 @@ impl<P: Payload> Replica<P> {
             view: self.view,
             view_changing: self.phase == Phase::ViewChanging,
             prepared: self.prepared.clone(),
+            next: self.next_slot(),
         }
     }
 
+    /// The slot [`Durable::next`] names: a restored one first (it must
+    /// survive every later write until the height passes it), else the one
+    /// this replica declared.
+    fn next_slot(&self) -> Option<(u64, u64)> {
+        let live = |s: &Option<(u64, u64)>| s.filter(|n| n.0 >= self.height);
+        live(&self.next_blocked).or(live(&self.announced))
+    }
+
     fn can_vote(&self) -> bool {
-        self.vote_blocked != Some((self.height, self.view))
+        let slot = Some((self.height, self.view));
+        self.vote_blocked != slot && self.next_blocked != slot
     }
 
     fn timeout(&self) -> u64 {
@@ -673,6 +724,8 @@ impl<P: Payload> Replica<P> {
             return;
         };
         self.prepared = Some(PreparedCert { view: self.view, height: self.height, payload, prepares });
+        // The slot this replica enters when the block commits in this view.
+        self.announced = Some((self.height + 1, self.view));
         s.persist = Some(self.durable());
         if self.can_vote() {
             self.sent_commit = true;

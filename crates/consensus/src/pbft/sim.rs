@@ -118,11 +118,21 @@ pub fn validator_keys(n: usize) -> Vec<KeyPair> {
 }
 
 /// A validator: the PBFT replica plus a toy chain that builds and checks
-/// blocks, persisting its committed log and durable vote state.
+/// blocks, persisting its committed log and durable vote state the way the
+/// node's driver does: a step whose vote state is covered by the last
+/// synced one ([`Durable::covered_by`]) is deferred, and a crash loses
+/// every deferred step since the last sync.
 pub struct PbftNode {
     replica: Replica<SimBlock>,
     log: Vec<CommittedEntry<SimBlock>>,
     durable: Option<Durable<SimBlock>>,
+    /// What survives a crash: the log's synced prefix and the synced vote state.
+    synced_len: usize,
+    synced: Option<Durable<SimBlock>>,
+    /// Blocks reported to the checker (observer state, kept across
+    /// restarts): a block lost with deferred writes and committed again
+    /// is not reported twice, unless it differs.
+    reported: Vec<Hash32>,
 }
 
 /// What a [`PbftNode`] persists.
@@ -130,16 +140,18 @@ pub struct PbftNode {
 pub struct PbftDisk {
     pub log: Vec<CommittedEntry<SimBlock>>,
     pub durable: Option<Durable<SimBlock>>,
+    /// The checker's record of the node's reported blocks (not node state).
+    pub reported: Vec<Hash32>,
 }
 
 impl PbftNode {
     pub fn new(cfg: Config, key: KeyPair, disk: Option<PbftDisk>) -> Self {
-        let (log, durable) = disk.map(|d| (d.log, d.durable)).unwrap_or_default();
+        let (log, durable, reported) = disk.map(|d| (d.log, d.durable, d.reported)).unwrap_or_default();
         let replica = match Replica::restore(cfg, key, &log, durable.clone()) {
             Ok(r) => r,
             Err(e) => panic!("simulator misconfigured: {e}"),
         };
-        Self { replica, log, durable }
+        Self { replica, synced_len: log.len(), synced: durable.clone(), log, durable, reported }
     }
 
     fn tip(&self) -> Hash32 {
@@ -182,13 +194,32 @@ impl PbftNode {
         let mut out = Effects::default();
         let mut pending = vec![first];
         while let Some(mut s) = pending.pop() {
+            let wrote = s.persist.is_some() || !s.committed.is_empty();
             if let Some(d) = s.persist.take() {
                 self.durable = Some(d);
             }
             for e in s.committed.drain(..) {
                 let committed = Committed { height: e.cert.height, block: e.cert.block, view: e.cert.view };
-                out.outputs.push(Decided { committed, payload: e.payload.clone() });
+                let h = e.cert.height as usize;
+                let again = h >= 1 && self.reported.get(h - 1) == Some(&e.cert.block);
+                if !again {
+                    // A first report, or a block that differs from the one
+                    // reported before a crash (the checker sees it twice).
+                    out.outputs.push(Decided { committed, payload: e.payload.clone() });
+                    self.reported.truncate(h.saturating_sub(1));
+                    self.reported.push(e.cert.block);
+                }
                 self.log.push(e);
+            }
+            // Sync unless the new vote state is covered by the synced one.
+            let covered = match (&self.durable, &self.synced) {
+                (Some(d), Some(synced)) => d.covered_by(synced),
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            if wrote && !covered {
+                self.synced_len = self.log.len();
+                self.synced = self.durable.clone();
             }
             for o in s.messages.drain(..) {
                 let dest = match o.to {
@@ -240,8 +271,13 @@ impl Protocol for PbftNode {
         let s = self.replica.handle_timer(timer);
         self.absorb(s)
     }
+    /// The disk as a crash leaves it: deferred steps are lost.
     fn persisted(&self) -> PbftDisk {
-        PbftDisk { log: self.log.clone(), durable: self.durable.clone() }
+        PbftDisk {
+            log: self.log[..self.synced_len].to_vec(),
+            durable: self.synced.clone(),
+            reported: self.reported.clone(),
+        }
     }
 }
 

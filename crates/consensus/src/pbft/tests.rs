@@ -704,3 +704,74 @@ proptest::proptest! {
         }
     }
 }
+
+// ---- one sync per height: the declared next slot ----------------------------
+
+/// Replica 0 prepares and commits height 1 in view 1; returns the vote
+/// state persisted with its commit vote and the commit step.
+fn prepare_and_commit_height_1(r: &mut Replica<TestBlock>, ks: &[KeyPair]) -> (Durable<TestBlock>, Step<TestBlock>) {
+    let b = TestBlock::new(1, vec![1]);
+    deliver_pp(r, L, pp(ks, L, 1, 1, vec![1]), true);
+    let mut prepared = None;
+    for from in [L, 3] {
+        let s = r.handle_message(from, Message::Prepare(vote(ks, from, VoteKind::Prepare, 1, b.digest())));
+        prepared = prepared.or(s.persist.clone().filter(|d| d.prepared.is_some()));
+    }
+    let prepared = prepared.expect("the prepared certificate is persisted before the commit vote");
+    let mut commit = Step::default();
+    for from in [1, L] {
+        commit.extend(r.handle_message(from, Message::Commit(vote(ks, from, VoteKind::Commit, 1, b.digest()))));
+    }
+    assert_eq!(commit.committed.len(), 1, "height 1 commits");
+    (prepared, commit)
+}
+
+#[test]
+fn the_prepared_record_declares_the_next_slot_and_covers_its_plain_state() {
+    let ks = keys(4);
+    let mut r = replica(&ks, 0);
+    let (prepared, commit) = prepare_and_commit_height_1(&mut r, &ks);
+    assert_eq!(prepared.next, Some((2, 1)), "height 2 in the same view");
+    let after = commit.persist.expect("the commit persists the state of height 2");
+    assert_eq!((after.height, after.view, after.prepared.is_none()), (2, 1, true));
+    assert!(after.covered_by(&prepared), "block 1's write may be deferred");
+    // Anything else needs its own sync.
+    let changing = Durable { view_changing: true, ..after.clone() };
+    assert!(!changing.covered_by(&prepared));
+    let later_view = Durable { view: 2, ..after.clone() };
+    assert!(!later_view.covered_by(&prepared));
+    let later_height = Durable { height: 3, ..after.clone() };
+    assert!(!later_height.covered_by(&prepared));
+    let with_cert = Durable { prepared: prepared.prepared.clone(), ..after.clone() };
+    assert!(!with_cert.covered_by(&prepared));
+    assert!(!prepared.covered_by(&after), "a prepared certificate is never covered by a plain record");
+}
+
+/// The crash the schedule allows: block 1 and the plain state of height 2
+/// were deferred (lost), yet the replica voted at `(2, 1)`. Restored from
+/// the prepared record, it must not vote at `(2, 1)` again once block 1
+/// comes back by catch-up, while a replica that never crashed does.
+#[test]
+fn a_replica_restored_from_the_prepared_record_never_votes_in_the_declared_slot() {
+    let ks = keys(4);
+    let mut r = replica(&ks, 0);
+    let (prepared, commit) = prepare_and_commit_height_1(&mut r, &ks);
+    let entry = commit.committed[0].clone();
+    // Leader of (2, 1) is (1 + 2) % 4 = 3.
+    let next = pp(&ks, 3, 1, 2, vec![2]);
+    let s = deliver_pp(&mut r, 3, next.clone(), true);
+    assert!(sent_prepare(&s), "the live replica votes at (2, 1)");
+
+    let mut back = Replica::restore(Config::new(set(&ks), 0), ks[0].clone(), &[], Some(prepared.clone())).unwrap();
+    assert_eq!((back.height(), back.view()), (1, 1));
+    let s = back.handle_message(1, Message::CatchUpResponse { entries: vec![entry] });
+    assert_eq!(s.committed.len(), 1);
+    assert_eq!((back.height(), back.view()), (2, 1));
+    let after = s.persist.expect("the state of height 2");
+    assert_eq!(after.next, Some((2, 1)), "the declared slot stays in the record");
+    let s = deliver_pp(&mut back, 3, next, true);
+    assert!(!sent_prepare(&s), "no second vote at (2, 1)");
+    // A different block in that slot gets none either.
+    let s = deliver_pp(&mut back, 3, pp(&ks, 3, 1, 2, vec![9]), true);
+    assert!(!sent_prepare(&s));
+}

@@ -1,0 +1,31 @@
+//! Typed errors for everything that can arrive from outside.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum FlError {
+    /// A fragment, subfragment or byte string has the wrong length.
+    #[error("wrong length: expected {expected}, got {got}")]
+    WrongLength { expected: usize, got: usize },
+    /// Bytes that are not a canonical field element or curve point.
+    #[error("malformed encoding: {0}")]
+    Malformed(&'static str),
+    /// Not enough distinct, in-range positions to decode.
+    #[error("undecodable: need {need} distinct positions, have {have}")]
+    Undecodable { need: usize, have: usize },
+    /// A share that does not lie on the polynomial the others decode to.
+    #[error("share at position {index} is inconsistent with the decoded polynomial")]
+    Inconsistent { index: usize },
+    /// A position outside the codeword.
+    #[error("position {index} out of range (codeword length {len})")]
+    PositionOutOfRange { index: usize, len: usize },
+    /// A per-position KZG proof does not verify.
+    #[error("proof for position {index} does not verify")]
+    ProofFailed { index: usize },
+    /// Parameters the setup or code cannot serve.
+    #[error("unsupported parameters: {0}")]
+    Unsupported(&'static str),
+    /// AEAD authentication failed (wrong key, nonce, associated data or tampered ciphertext).
+    #[error("fragment decryption failed")]
+    DecryptFailed,
+}

@@ -1,0 +1,309 @@
+//! KZG polynomial commitments with per-position proofs (thesis §7.2,
+//! Eqs 7.5–7.8), on BLS12-381 through `blstrs` (blst backend).
+//!
+//! `C = [p(τ)]₁`; the proof for position `i` of an [`crate::rs::RsCode`]
+//! codeword is `π_i = [q_i(τ)]₁` with `q_i(X) = (p(X) − p(ω^i)) / (X − ω^i)`;
+//! it verifies iff `e(C − [y]₁, [1]₂) = e(π_i, [τ]₂ − [ω^i]₂)`.
+//!
+//! [`Kzg::prove_all`] computes all `n` proofs in `O(n log n)` group
+//! operations (FK20); [`Kzg::prove_all_naive`] opens each position on its
+//! own and serves as its test oracle.
+
+use crate::error::FlError;
+use crate::field::{divide_by_linear, eval, fft, root_of_unity};
+use crate::rs::RsCode;
+use blstrs::{G1Affine, G1Projective, G2Affine, G2Prepared, G2Projective, Scalar};
+use ff::Field;
+use group::prime::PrimeCurveAffine;
+use group::{Curve, Group};
+use pairing::{MillerLoopResult, MultiMillerLoop};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+/// Compressed G1 point: a commitment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Commitment(pub G1Affine);
+
+/// Compressed G1 point: an opening proof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proof(pub G1Affine);
+
+impl Commitment {
+    pub fn to_bytes(&self) -> [u8; 48] {
+        self.0.to_compressed()
+    }
+
+    /// Refuses anything that is not a compressed point of the prime-order subgroup.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, FlError> {
+        g1_from_bytes(b).map(Self)
+    }
+}
+
+impl Proof {
+    pub fn to_bytes(&self) -> [u8; 48] {
+        self.0.to_compressed()
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Self, FlError> {
+        g1_from_bytes(b).map(Self)
+    }
+}
+
+fn g1_from_bytes(b: &[u8]) -> Result<G1Affine, FlError> {
+    let arr: [u8; 48] = b.try_into().map_err(|_| FlError::WrongLength { expected: 48, got: b.len() })?;
+    Option::from(G1Affine::from_compressed(&arr)).ok_or(FlError::Malformed("not a G1 point"))
+}
+
+/// Structured reference string: `[τ^i]₁` for `i < max_degree+1`, `[1]₂`, `[τ]₂`.
+#[derive(Clone, Debug)]
+pub struct Kzg {
+    g1_powers: Vec<G1Affine>,
+    g2_gen: G2Affine,
+    g2_tau: G2Affine,
+}
+
+impl Kzg {
+    /// A setup from a seeded τ, for tests, simulations and benchmarks only:
+    /// whoever knows the seed can forge openings. A deployment loads the
+    /// powers of a multi-party ceremony instead ([`Kzg::from_powers`]).
+    pub fn insecure_from_seed(size: usize, seed: u64) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        // 256 random bits folded into the field (test-only setup; the
+        // reduction bias is irrelevant here).
+        let two64 = Scalar::from(u64::MAX) + Scalar::ONE;
+        let tau = (0..4).fold(Scalar::ZERO, |acc, _| acc * two64 + Scalar::from(rng.next_u64()));
+        let g1 = G1Projective::generator();
+        let mut pows = Vec::with_capacity(size);
+        let mut t = Scalar::ONE;
+        for _ in 0..size {
+            pows.push(g1 * t);
+            t *= tau;
+        }
+        let mut g1_powers = vec![G1Affine::identity(); size];
+        G1Projective::batch_normalize(&pows, &mut g1_powers);
+        let g2 = G2Projective::generator();
+        Self { g1_powers, g2_gen: g2.to_affine(), g2_tau: (g2 * tau).to_affine() }
+    }
+
+    /// A setup from given powers (e.g. a ceremony's transcript).
+    pub fn from_powers(g1_powers: Vec<G1Affine>, g2_tau: G2Affine) -> Result<Self, FlError> {
+        if g1_powers.first() != Some(&G1Projective::generator().to_affine()) {
+            return Err(FlError::Malformed("first G1 power must be the generator"));
+        }
+        Ok(Self { g1_powers, g2_gen: G2Projective::generator().to_affine(), g2_tau })
+    }
+
+    /// Largest number of coefficients this setup commits to.
+    pub fn capacity(&self) -> usize {
+        self.g1_powers.len()
+    }
+
+    fn msm(&self, coeffs: &[Scalar]) -> Result<G1Affine, FlError> {
+        if coeffs.len() > self.g1_powers.len() {
+            return Err(FlError::Unsupported("polynomial larger than the setup"));
+        }
+        if coeffs.is_empty() {
+            return Ok(G1Affine::identity());
+        }
+        let pts: Vec<G1Projective> = self.g1_powers[..coeffs.len()].iter().map(G1Projective::from).collect();
+        Ok(G1Projective::multi_exp(&pts, coeffs).to_affine())
+    }
+
+    /// Commit to a polynomial given by its coefficients (a fragment).
+    pub fn commit(&self, coeffs: &[Scalar]) -> Result<Commitment, FlError> {
+        self.msm(coeffs).map(Commitment)
+    }
+
+    /// Open `p` at an arbitrary point `z`: returns `(p(z), π)`.
+    pub fn open_at(&self, coeffs: &[Scalar], z: Scalar) -> Result<(Scalar, Proof), FlError> {
+        let q = divide_by_linear(coeffs, z);
+        Ok((eval(coeffs, z), Proof(self.msm(&q)?)))
+    }
+
+    /// Proof for position `i` of `code`'s codeword of `coeffs`.
+    pub fn prove_position(&self, code: &RsCode, coeffs: &[Scalar], i: usize) -> Result<Proof, FlError> {
+        Ok(self.open_at(coeffs, code.point(i)?)?.1)
+    }
+
+    /// Proofs for all `n` positions of the codeword, one opening each
+    /// (`n` MSMs of size `k`): the reference [`Kzg::prove_all`] is checked against.
+    pub fn prove_all_naive(&self, code: &RsCode, coeffs: &[Scalar]) -> Result<Vec<Proof>, FlError> {
+        if coeffs.len() != code.k() {
+            return Err(FlError::WrongLength { expected: code.k(), got: coeffs.len() });
+        }
+        (0..code.n()).map(|i| self.prove_position(code, coeffs, i)).collect()
+    }
+
+    /// Proofs for all `n` positions in `O(n log n)` group operations
+    /// (FK20, Feist–Khovratovich): the quotient at `z` is
+    /// `q_z(τ) = Σ_j z^j h_j` with `h_j = Σ_{i>j} c_i [τ^{i-j-1}]₁`, so the
+    /// `h` vector is one Toeplitz product (computed as a convolution with
+    /// G1 FFTs) and the `n` proofs are one more G1 FFT of `h`.
+    pub fn prove_all(&self, code: &RsCode, coeffs: &[Scalar]) -> Result<Vec<Proof>, FlError> {
+        if coeffs.len() != code.k() {
+            return Err(FlError::WrongLength { expected: code.k(), got: coeffs.len() });
+        }
+        if coeffs.len() > self.g1_powers.len() {
+            return Err(FlError::Unsupported("polynomial larger than the setup"));
+        }
+        let n = code.n();
+        let d = coeffs.len() - 1;
+        let mut h = vec![G1Projective::identity(); n];
+        if d > 0 {
+            // h_j = (u * v)_{d-1-j}, u_m = [τ^m], v_t = c_{d-t}, m, t < d.
+            let big = (2 * d).next_power_of_two();
+            let mut u: Vec<G1Projective> = self.g1_powers[..d].iter().map(G1Projective::from).collect();
+            u.resize(big, G1Projective::identity());
+            let mut v: Vec<Scalar> = (0..d).map(|t| coeffs[d - t]).collect();
+            v.resize(big, Scalar::ZERO);
+            let w = root_of_unity(big)?;
+            fft_g1(&mut u, w);
+            fft(&mut v)?;
+            for (ui, vi) in u.iter_mut().zip(&v) {
+                *ui *= vi;
+            }
+            let w_inv: Scalar = Option::from(w.invert()).ok_or(FlError::Unsupported("zero root"))?;
+            fft_g1(&mut u, w_inv);
+            let big_inv: Scalar =
+                Option::from(Scalar::from(big as u64).invert()).ok_or(FlError::Unsupported("zero size"))?;
+            for j in 0..d {
+                h[j] = u[d - 1 - j] * big_inv;
+            }
+        }
+        fft_g1(&mut h, root_of_unity(n)?);
+        let mut out = vec![G1Affine::identity(); n];
+        G1Projective::batch_normalize(&h, &mut out);
+        Ok(out.into_iter().map(Proof).collect())
+    }
+
+    /// Check `p(z) = y` against commitment `c`.
+    pub fn verify_at(&self, c: &Commitment, z: Scalar, y: Scalar, pi: &Proof) -> bool {
+        let lhs = (G1Projective::from(c.0) - G1Projective::generator() * y).to_affine();
+        let rhs_g2 = (G2Projective::from(self.g2_tau) - G2Projective::generator() * z).to_affine();
+        // e(C - [y], [1]) · e(-π, [τ - z]) == 1
+        let neg_pi = (-G1Projective::from(pi.0)).to_affine();
+        let terms = [(&lhs, &G2Prepared::from(self.g2_gen)), (&neg_pi, &G2Prepared::from(rhs_g2))];
+        bool::from(blstrs::Bls12::multi_miller_loop(&terms).final_exponentiation().is_identity())
+    }
+
+    /// Verify subfragment `value` at position `i` of `code`, with a typed error.
+    pub fn verify_position(
+        &self,
+        code: &RsCode,
+        c: &Commitment,
+        i: usize,
+        value: Scalar,
+        pi: &Proof,
+    ) -> Result<(), FlError> {
+        let z = code.point(i)?;
+        if self.verify_at(c, z, value, pi) {
+            Ok(())
+        } else {
+            Err(FlError::ProofFailed { index: i })
+        }
+    }
+}
+
+/// Radix-2 FFT over G1 with root `w` (length a power of two).
+fn fft_g1(a: &mut [G1Projective], w: Scalar) {
+    let n = a.len();
+    let bits = n.trailing_zeros();
+    if bits == 0 {
+        return;
+    }
+    for i in 0..n {
+        let j = i.reverse_bits() >> (usize::BITS - bits);
+        if i < j {
+            a.swap(i, j);
+        }
+    }
+    let mut len = 2;
+    while len <= n {
+        let mut w_len = w;
+        let mut m = n / len;
+        while m > 1 {
+            w_len = w_len.square();
+            m /= 2;
+        }
+        let twiddles: Vec<Scalar> =
+            std::iter::successors(Some(Scalar::ONE), |t| Some(*t * w_len)).take(len / 2).collect();
+        for start in (0..n).step_by(len) {
+            for (k, t) in twiddles.iter().enumerate() {
+                let u = a[start + k];
+                let v = a[start + k + len / 2] * t;
+                a[start + k] = u + v;
+                a[start + k + len / 2] = u - v;
+            }
+        }
+        len *= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (Kzg, RsCode, Vec<Scalar>) {
+        let code = RsCode::new(4, 8).unwrap();
+        let coeffs: Vec<Scalar> = (0..4u64).map(|i| Scalar::from(i * 13 + 2)).collect();
+        (Kzg::insecure_from_seed(8, 7), code, coeffs)
+    }
+
+    #[test]
+    fn every_position_verifies() {
+        let (kzg, code, coeffs) = setup();
+        let c = kzg.commit(&coeffs).unwrap();
+        let cw = code.encode(&coeffs).unwrap();
+        let proofs = kzg.prove_all(&code, &coeffs).unwrap();
+        for i in 0..code.n() {
+            kzg.verify_position(&code, &c, i, cw[i], &proofs[i]).unwrap();
+        }
+    }
+
+    #[test]
+    fn fk20_matches_per_position_openings() {
+        for (k, n) in [(1, 4), (2, 4), (4, 8), (5, 8), (7, 16), (8, 8)] {
+            let kzg = Kzg::insecure_from_seed(16, 11);
+            let code = RsCode::new(k, n).unwrap();
+            let coeffs: Vec<Scalar> = (0..k as u64).map(|i| Scalar::from(i * 101 + 9)).collect();
+            assert_eq!(
+                kzg.prove_all(&code, &coeffs).unwrap(),
+                kzg.prove_all_naive(&code, &coeffs).unwrap(),
+                "k={k} n={n}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_value_position_or_commitment_fails() {
+        let (kzg, code, coeffs) = setup();
+        let c = kzg.commit(&coeffs).unwrap();
+        let cw = code.encode(&coeffs).unwrap();
+        let proofs = kzg.prove_all(&code, &coeffs).unwrap();
+        assert_eq!(
+            kzg.verify_position(&code, &c, 3, cw[3] + Scalar::ONE, &proofs[3]),
+            Err(FlError::ProofFailed { index: 3 })
+        );
+        assert_eq!(kzg.verify_position(&code, &c, 4, cw[3], &proofs[3]), Err(FlError::ProofFailed { index: 4 }));
+        let mut other = coeffs.clone();
+        other[0] += Scalar::ONE;
+        let c2 = kzg.commit(&other).unwrap();
+        assert_eq!(kzg.verify_position(&code, &c2, 3, cw[3], &proofs[3]), Err(FlError::ProofFailed { index: 3 }));
+        assert_eq!(
+            kzg.verify_position(&code, &c, 9, cw[3], &proofs[3]),
+            Err(FlError::PositionOutOfRange { index: 9, len: 8 })
+        );
+    }
+
+    #[test]
+    fn oversize_and_malformed_inputs_refused() {
+        let (kzg, code, _) = setup();
+        let big = vec![Scalar::ONE; 9];
+        assert!(matches!(kzg.commit(&big), Err(FlError::Unsupported(_))));
+        assert_eq!(kzg.prove_all(&code, &big[..3]), Err(FlError::WrongLength { expected: 4, got: 3 }));
+        assert_eq!(Commitment::from_bytes(&[0u8; 47]), Err(FlError::WrongLength { expected: 48, got: 47 }));
+        assert!(matches!(Proof::from_bytes(&[0xffu8; 48]), Err(FlError::Malformed(_))));
+        let c = kzg.commit(&[Scalar::ONE]).unwrap();
+        assert_eq!(Commitment::from_bytes(&c.to_bytes()).unwrap(), c);
+    }
+}

@@ -1,0 +1,20 @@
+//! CTP-FL (thesis Ch.7): federated load forecasting over many chains.
+//!
+//! This first layer holds the coding primitives of §7.2–7.3:
+//! - [`rs`]: Reed–Solomon over the BLS12-381 scalar field, evaluated on a
+//!   multiplicative subgroup so FFTs apply (Eqs 7.1–7.4);
+//! - [`kzg`]: KZG polynomial commitments, per-position proofs and
+//!   verification (Eqs 7.5–7.8) on `blstrs`;
+//! - [`aead`]: fragment encryption (Eqs 7.9–7.10) with ChaCha20-Poly1305;
+//! - [`merkle`]: Merkle roots and proofs over commitments (Eqs 7.11–7.13),
+//!   reusing the project's Merkle tree.
+
+pub mod aead;
+pub mod coding;
+pub mod error;
+pub mod field;
+pub mod kzg;
+pub mod merkle;
+pub mod rs;
+
+pub use error::FlError;
