@@ -356,7 +356,10 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut Channel
         ch.withdrawn_paid[i] = st.resize.withdrawn[i];
         esc.amounts[i] = sub(esc.amounts[i], b, "ESC amount")?;
         esc.energy[i] = esc.energy[i].saturating_sub(q);
-        esc.final_amounts[i] = add(esc.final_amounts[i], b)?;
+        // α^final counts what the channel paid side i out: its closing
+        // balance plus every withdrawal (paid earlier by `channel_withdraw`
+        // or now), so one co-signed history gives one record either way.
+        esc.final_amounts[i] = add(esc.final_amounts[i], add(b, st.resize.withdrawn[i])?)?;
         esc.final_energy[i] = add_e(esc.final_energy[i], q)?;
         let sid = esc.sids[i];
         let mut msc: MscRecord = load(ctx, &msc_key(sid), "MSC")?;
@@ -963,8 +966,9 @@ impl CnsContract {
         register_state(ctx, &mut esc, &mut ch, a.state)?;
         for (i, d) in due.iter().enumerate() {
             if !d.is_zero() {
+                // Recorded in `final_amounts` at close, with the balance
+                // (the same record whichever path paid it).
                 ctx.pay(&esc.payouts[i], *d)?;
-                esc.final_amounts[i] = add(esc.final_amounts[i], *d)?;
             }
         }
         ch.withdrawn_paid = w;

@@ -484,7 +484,11 @@ pub struct Esc {
     /// Temporary `(α, Q)` per side: latest registered state of open channels.
     pub amounts: [Amount; 2],
     pub energy: [Energy; 2],
-    /// Final `(α^final, Q^final)` per side over closed channels.
+    /// Final `(α^final, Q^final)` per side over closed channels. `α^final`
+    /// is what each closed channel paid the side out: its closing balance
+    /// plus all it withdrew (partial withdrawals are recorded here when the
+    /// channel closes, whether `channel_withdraw` or the close paid them);
+    /// unallocated top-ups returned at close are not counted.
     pub final_amounts: [Amount; 2],
     pub final_energy: [Energy; 2],
     /// `𝔻`.
