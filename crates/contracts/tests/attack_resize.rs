@@ -63,7 +63,6 @@ fn st_args(s: SignedState) -> Vec<u8> {
 /// used, backs a top-up whatever the peer added (e.g. an index per side).
 /// Observed: refused, "bad merchant signature on the top-up note".
 #[test]
-#[ignore = "attack: the peer's 1-unit deposit top-up invalidates the credit side's top-up note (shared index)"]
 fn a_peer_deposit_top_up_does_not_invalidate_the_credit_sides_note() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 3);

@@ -729,7 +729,7 @@ impl CnsContract {
             dispute: None,
             t_end: 0,
             topped_up: [Amount::ZERO; 2],
-            topups: 0,
+            topups: [0; 2],
             withdrawn_paid: [Amount::ZERO; 2],
         };
         check_state(ctx, &ch, &esc, &a.open)?;
@@ -901,7 +901,8 @@ impl CnsContract {
                     return revert(format!("MSC {sid} may not draw credit"));
                 }
                 let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
-                let note = Statement::CreditTopUp(CreditTopUp { sid, cid: ch.cid, index: ch.topups, amount: a.amount });
+                let note =
+                    Statement::CreditTopUp(CreditTopUp { sid, cid: ch.cid, index: ch.topups[i], amount: a.amount });
                 if !verify_stmt(ctx, &note, nonce, &m.key, &merchant_sig)? {
                     return revert("bad merchant signature on the top-up note");
                 }
@@ -930,7 +931,7 @@ impl CnsContract {
             _ => return revert(format!("side {i} tops up the way it funded (deposit or credit note)")),
         }
         ch.topped_up[i] = add(ch.topped_up[i], a.amount)?;
-        ch.topups = ch.topups.saturating_add(1);
+        ch.topups[i] = ch.topups[i].saturating_add(1);
         store(ctx, &channel_key(&ch.cid), &ch)?;
         ctx.emit(
             "cns_channel_topped_up",

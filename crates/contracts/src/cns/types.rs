@@ -577,8 +577,10 @@ pub struct Channel {
     /// Coin each side added with `channel_topup` (cumulative); what a
     /// closing state does not allocate is refunded to it.
     pub topped_up: [Amount; 2],
-    /// Number of top-ups so far (the next credit top-up note's index).
-    pub topups: u64,
+    /// Number of top-ups so far per side (side `i`'s next credit top-up
+    /// note's index). Per side, so the peer's own top-ups cannot move the
+    /// index a merchant signed for this side and invalidate its note.
+    pub topups: [u64; 2],
     /// Withdrawals already paid out (cumulative per side).
     pub withdrawn_paid: [Amount; 2],
 }
