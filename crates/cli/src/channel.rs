@@ -93,6 +93,8 @@ pub struct PrepareArgs {
     /// The merchant's desk (signing) key file; created if absent.
     #[arg(long)]
     pub desk_key: PathBuf,
+    #[command(flatten)]
+    pub password: crate::ops::PasswordArgs,
     /// Account key files of side 0 and side 1.
     #[arg(long, num_args = 2)]
     pub keys: Vec<PathBuf>,
@@ -148,8 +150,8 @@ pub struct PrepareArgs {
     /// checked on the amount actually paid (always applied; default 1 minor unit).
     #[arg(long, default_value_t = 1, value_parser = crate::units::parse_amount)]
     pub min_price: u128,
-    /// Refuse incoming trades above this energy (Wh).
-    #[arg(long, default_value_t = u64::MAX)]
+    /// Refuse incoming trades above this energy (Wh; also takes kWh/MWh, e.g. 5kWh).
+    #[arg(long, default_value_t = u64::MAX, value_parser = crate::units::parse_energy)]
     pub max_energy_wh: u64,
     /// Peer listen addresses of side 0 and side 1 (loopback ports chosen if absent).
     #[arg(long, num_args = 2)]
@@ -263,8 +265,8 @@ pub struct PayArgs {
     /// With --control: the channel id (64 hex digits, as `channel list` shows).
     #[arg(long, value_name = "CID", requires = "control")]
     pub cid: Option<String>,
-    /// Energy bought (Wh).
-    #[arg(long)]
+    /// Energy bought: whole Wh (1500), or with a unit: 1500Wh, 1.5kWh, 0.0015MWh.
+    #[arg(long, value_parser = crate::units::parse_energy, value_name = "ENERGY")]
     pub energy: u64,
     /// Price per kWh: minor units (200), or coin with a decimal point (0.0002
     /// or 0.0002coin; 1 coin = 1,000,000 minor units). The payment is
@@ -314,6 +316,8 @@ pub struct WatchArgs {
     /// The watch service's own account key (with --spec).
     #[arg(long)]
     pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub password: crate::ops::PasswordArgs,
     /// Stop after this many seconds (or when the channel closes). A node
     /// that does not answer at start is retried meanwhile; one never
     /// reached within this time is an error.
@@ -598,11 +602,11 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 /// keystore's path and password (the party's own keys are sealed under it).
 type PartyAccount = (KeyPair, Option<(PathBuf, zeroize::Zeroizing<String>)>);
 
-fn party_account(path: &Path) -> anyhow::Result<PartyAccount> {
+fn party_account(path: &Path, password: &crate::ops::PasswordArgs) -> anyhow::Result<PartyAccount> {
     use gridledger_node::keystore;
     let text = gridledger_node::config::read_key_text(path)?;
     if keystore::is_keystore(&text) {
-        let pw = keystore::password_from_env().with_context(|| format!("opening {}", path.display()))?;
+        let pw = password.get().with_context(|| format!("opening {}", path.display()))?;
         let key = keystore::open(&text, &pw).with_context(|| format!("opening {}", path.display()))?;
         return Ok((key, Some((path.to_path_buf(), pw))));
     }
@@ -628,8 +632,8 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                     d.display()
                 );
             }
-            let merchant = read_key(&a.merchant_key)?;
-            let accounts = [party_account(&a.keys[0])?, party_account(&a.keys[1])?];
+            let merchant = crate::ops::read_key_with(&a.merchant_key, &a.password)?;
+            let accounts = [party_account(&a.keys[0], &a.password)?, party_account(&a.keys[1], &a.password)?];
             let keys = [accounts[0].0.clone(), accounts[1].0.clone()];
             anyhow::ensure!(
                 keys[0].address() != keys[1].address(),
@@ -950,7 +954,10 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             let (spec, account) = match (&a.spec, &a.key) {
                 (Some(s), Some(k)) => {
                     let text = std::fs::read_to_string(s).with_context(|| format!("reading {}", s.display()))?;
-                    (serde_json::from_str::<WatchSpec>(&text).context("watch spec")?, read_key(k)?)
+                    (
+                        serde_json::from_str::<WatchSpec>(&text).context("watch spec")?,
+                        crate::ops::read_key_with(k, &a.password)?,
+                    )
                 }
                 _ => {
                     let p = load_party(&a.dir)?;

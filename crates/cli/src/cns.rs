@@ -25,7 +25,6 @@ use gridledger_core::{Address, Amount};
 use gridledger_node::channel::chainlink::{read_msc, ChainLink};
 use gridledger_node::channel::merchant::{self, derive_msc_key, document_hash, Application, Decision};
 use gridledger_node::channel::spec::{ensure_merchant, merchant_desk};
-use gridledger_node::config::read_key;
 use gridledger_node::RpcClient;
 use serde_json::json;
 use std::path::PathBuf;
@@ -70,6 +69,8 @@ pub struct ApplyArgs {
     /// File to write the application to (JSON).
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub password: crate::ops::PasswordArgs,
     /// Print one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -118,6 +119,8 @@ pub struct ApproveArgs {
     /// Pool deposited when the merchant is registered now, in minor units.
     #[arg(long, default_value_t = 1_000_000, value_parser = crate::units::parse_amount)]
     pub pool: u128,
+    #[command(flatten)]
+    pub password: crate::ops::PasswordArgs,
     /// Print one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -133,6 +136,8 @@ pub struct InitArgs {
     /// The approval file written by `cns approve`.
     #[arg(long)]
     pub approval: PathBuf,
+    #[command(flatten)]
+    pub password: crate::ops::PasswordArgs,
     /// Print one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -151,6 +156,8 @@ pub struct PayArgs {
     /// Amount to pay, in minor units (default: everything outstanding).
     #[arg(long, value_parser = crate::units::parse_amount)]
     pub amount: Option<u128>,
+    #[command(flatten)]
+    pub password: crate::ops::PasswordArgs,
     /// Print one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -166,6 +173,8 @@ pub struct BillArgs {
     /// The desk key that signs the debits.
     #[arg(long)]
     pub desk_key: PathBuf,
+    #[command(flatten)]
+    pub password: crate::ops::PasswordArgs,
     /// Print one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -220,7 +229,7 @@ pub(crate) fn read_approval(path: &std::path::Path, flag: &str) -> anyhow::Resul
 pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
     match cmd {
         CnsCmd::Apply(a) => {
-            let key = read_key(&a.key)?;
+            let key = crate::ops::read_key_with(&a.key, &a.password)?;
             anyhow::ensure!(!a.docs.is_empty(), "at least one --docs file");
             let mut docs = Vec::with_capacity(a.docs.len());
             for d in &a.docs {
@@ -245,7 +254,7 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             })
         }
         CnsCmd::Approve(a) => {
-            let merchant = read_key(&a.merchant_key)?;
+            let merchant = crate::ops::read_key_with(&a.merchant_key, &a.password)?;
             let desk_key = crate::channel::desk_key(&a.desk_key)?;
             let text = std::fs::read_to_string(&a.application)
                 .with_context(|| format!("reading {}", a.application.display()))?;
@@ -297,7 +306,7 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
             }
         }
         CnsCmd::Init(a) => {
-            let key = read_key(&a.key)?;
+            let key = crate::ops::read_key_with(&a.key, &a.password)?;
             let approval = read_approval(&a.approval, "--approval")?;
             let msc_key = derive_msc_key(&key, &approval.approval.documents)?;
             let link = ChainLink::connect(&a.rpc, key)
@@ -338,7 +347,7 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
         }
         CnsCmd::Pay(a) => {
             crate::endpoint::probe(&a.rpc)?;
-            let link = ChainLink::connect(&a.rpc, read_key(&a.key)?)?;
+            let link = ChainLink::connect(&a.rpc, crate::ops::read_key_with(&a.key, &a.password)?)?;
             read_msc(&link.client, a.sid)?.with_context(|| {
                 format!("no MSC {} on the chain at {} (`gridledger cns status` lists them)", a.sid, a.rpc)
             })?;
@@ -352,9 +361,15 @@ pub fn run(cmd: CnsCmd) -> anyhow::Result<()> {
         }
         CnsCmd::Bill(a) => {
             crate::endpoint::probe(&a.rpc)?;
-            let merchant = read_key(&a.merchant_key)?;
+            let merchant = crate::ops::read_key_with(&a.merchant_key, &a.password)?;
             let link = ChainLink::connect(&a.rpc, merchant.clone())?;
-            let desk = merchant_desk(link.domain(), &merchant, read_key(&a.desk_key)?, Amount::ZERO, 0);
+            let desk = merchant_desk(
+                link.domain(),
+                &merchant,
+                crate::ops::read_key_with(&a.desk_key, &a.password)?,
+                Amount::ZERO,
+                0,
+            );
             let lines = merchant::bill(&link, &desk)?;
             let v = json!({ "mscs": lines });
             emit(a.json, &v, || {

@@ -158,6 +158,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         rpc: None,
         secondary_rpc: None,
         from: None,
+        password: crate::ops::PasswordArgs { password_file: None },
+        gas_price: None,
         slot_ms: 5_000,
         slots: (0, gridledger_rollup::data::SLOTS_PER_DAY),
         window_ms: 5_000,

@@ -43,19 +43,25 @@ fn looks_like_host_port(s: &str) -> bool {
 
 /// The URL of the node configured in `p` (a directory holding `node.toml`,
 /// or the `node.toml` itself): the address the running node wrote to
-/// `node.url`, else the config's `rpc_listen`.
+/// `node.url`, else the config's `rpc_listen`. The URL file belongs to the
+/// config named (`b.toml` → `b.url`): another config's node in the same
+/// directory never answers for it.
 pub fn from_chain_dir(p: &Path) -> Result<String, String> {
     let config = if p.is_dir() { p.join("node.toml") } else { p.to_path_buf() };
-    let dir = config.parent().unwrap_or(Path::new("."));
-    if let Ok(url) = std::fs::read_to_string(dir.join(crate::NODE_URL_FILE)) {
+    if let Ok(url) = std::fs::read_to_string(crate::node_url_file(&config)) {
         let url = url.trim();
         if !url.is_empty() {
             return Ok(url.to_string());
         }
     }
     let cfg = gridledger_node::NodeConfig::load(&config).map_err(|e| format!("{e:#}"))?;
-    listen_to_url(&cfg.rpc_listen)
-        .map_err(|e| format!("{e} (in {}; is the node running? it writes node.url beside it)", config.display()))
+    listen_to_url(&cfg.rpc_listen).map_err(|e| {
+        format!(
+            "{e} (in {}; is the node running? it writes {} while it runs)",
+            config.display(),
+            crate::node_url_file(&config).display()
+        )
+    })
 }
 
 /// A connectable URL for a listen address (`0.0.0.0` becomes loopback).
@@ -121,7 +127,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(parse_rpc(&d.path().display().to_string()).unwrap(), "http://127.0.0.1:9000");
-        std::fs::write(d.path().join(crate::NODE_URL_FILE), "http://127.0.0.1:41234\n").unwrap();
+        std::fs::write(d.path().join("node.url"), "http://127.0.0.1:41234\n").unwrap();
         assert_eq!(parse_rpc(&d.path().join("node.toml").display().to_string()).unwrap(), "http://127.0.0.1:41234");
     }
 }

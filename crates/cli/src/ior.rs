@@ -121,18 +121,24 @@ pub struct DayArgs {
     #[arg(long, value_parser = crate::endpoint::parse_rpc, requires = "rpc", value_name = "URL")]
     pub secondary_rpc: Option<String>,
     /// With --rpc: key file (or encrypted keystore: password from
-    /// GRIDLEDGER_PASSWORD_FILE, GRIDLEDGER_PASSWORD or the terminal) of a
+    /// --password-file, GRIDLEDGER_PASSWORD_FILE, GRIDLEDGER_PASSWORD or the terminal) of a
     /// funded account that pays the day's accounts (the development
     /// accounts 0..N, whose keys are public: use a test network) what they
     /// need (IOR funding, node deposits and gas), topping each up to that
     /// amount.
     #[arg(long, value_name = "FILE", requires = "rpc")]
     pub from: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub password: crate::ops::PasswordArgs,
+    /// With --rpc: gas price of the funding transfers, in minor units per
+    /// gas (default: the node's minimum, min_gas_price in gl_chainInfo, else 1).
+    #[arg(long, value_name = "MINOR", requires = "rpc")]
+    pub gas_price: Option<u128>,
     /// With --rpc: length of a delivery slot on chain (ms, whole seconds;
     /// each slot still trades its half hour of energy). A slot starts once
     /// the last one's batch has settled, so a slot lasts at least the
     /// dispute window (--window-ms) plus a few blocks.
-    #[arg(long, default_value_t = 5_000, requires = "rpc")]
+    #[arg(long, default_value_t = 5_000, requires = "rpc", value_parser = parse_slot_ms, value_name = "MS")]
     pub slot_ms: u64,
     /// Trade only these half-hour slots of the day, `FIRST..END` (0..48 is
     /// the whole day; 24..28 is noon to 2 pm).
@@ -142,6 +148,16 @@ pub struct DayArgs {
     /// every batch; on a running node that is real time).
     #[arg(long, default_value_t = 5_000)]
     pub window_ms: u64,
+}
+
+/// `--slot-ms`: a positive whole number of seconds in ms, checked by the
+/// argument parser so the error names the flag and no node is contacted.
+fn parse_slot_ms(s: &str) -> Result<u64, String> {
+    let ms: u64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of milliseconds"))?;
+    if ms == 0 || !ms.is_multiple_of(1000) {
+        return Err(format!("{ms} ms is not a positive whole number of seconds (e.g. 5000)"));
+    }
+    Ok(ms)
 }
 
 /// `FIRST..END` of the day's 48 slots.
@@ -362,7 +378,7 @@ fn print_report_paths(a: &DayArgs, paths: &[std::path::PathBuf]) {
 pub(crate) fn run_one(a: &DayArgs, cfg: DayConfig) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
     if let (Some(url), Some(from)) = (&a.rpc, &a.from) {
         let secondary = a.secondary_rpc.as_deref().unwrap_or(url);
-        return rpc_day(url, secondary, from, cfg, a.json);
+        return rpc_day(url, secondary, from, &a.password, a.gas_price, cfg, a.json);
     }
     Ok(if a.pbft == 0 {
         run_day(cfg)?
@@ -426,13 +442,14 @@ fn day_needs(d: &gridledger_rollup::driver::DriverConfig, funding: u128, primary
 fn fund_day(
     url: &str,
     funder: &gridledger_core::KeyPair,
+    gas_price: u128,
     needs: &[(usize, u128)],
 ) -> Result<(), gridledger_rollup::demo::DemoError> {
     use gridledger_ledger::ChainClient;
     use gridledger_rollup::demo::DemoError;
     let err = |e: &dyn std::fmt::Display| DemoError::Config(format!("funding the day's accounts at {url}: {e}"));
     let mut c = gridledger_node::client::RpcChain::connect(url).map_err(|e| err(&e))?;
-    let fee = u128::from(gridledger_ledger::devnet::TRANSFER_GAS);
+    let fee = u128::from(gridledger_ledger::devnet::TRANSFER_GAS).saturating_mul(gas_price);
     let mut todo = Vec::new();
     for &(i, need) in needs {
         let a = gridledger_ledger::devnet::dev_key(i).address();
@@ -460,7 +477,7 @@ fn fund_day(
             nonce,
             to,
             gridledger_core::Amount(amount),
-            gridledger_core::Amount(1),
+            gridledger_core::Amount(gas_price),
         );
         c.submit(&tx).map_err(|e| err(&e))?;
     }
@@ -476,17 +493,21 @@ fn rpc_day(
     url: &str,
     secondary: &str,
     from: &std::path::Path,
+    password: &crate::ops::PasswordArgs,
+    gas_price: Option<u128>,
     cfg: DayConfig,
     json: bool,
 ) -> anyhow::Result<gridledger_rollup::demo::DayReport> {
     use anyhow::Context;
     use gridledger_node::client::RpcChain;
     use gridledger_rollup::demo::DemoError;
-    let password = crate::ops::PasswordArgs { password_file: None };
-    let funder = crate::ops::read_key_with(from, &password).with_context(|| format!("--from {}", from.display()))?;
+    let funder = crate::ops::read_key_with(from, password).with_context(|| format!("--from {}", from.display()))?;
+    let mut prices = Vec::new();
     for u in [url, secondary] {
-        crate::endpoint::probe(u)?;
+        let info = crate::endpoint::connect(u)?.call("gl_chainInfo", serde_json::json!([]))?;
+        prices.push(crate::ops::checked_gas_price(gas_price, &info, u)?);
     }
+    let (price, secondary_price) = (prices[0], prices[1]);
     // The driver initialises the IOR contracts, which a chain allows once:
     // refuse a used chain before anything is sent.
     let view = serde_json::json!([gridledger_rollup::IOR_PRIMARY_ID, "config", ""]);
@@ -510,9 +531,9 @@ fn rpc_day(
         let (primary, second) = (connect(url)?, connect(secondary)?);
         let limit = primary.max_tx_bytes().min(second.max_tx_bytes());
         dcfg.params.max_batch = batch_bound(limit, dcfg.params.max_batch);
-        fund_day(url, &funder, &day_needs(&dcfg, funding, true))?;
+        fund_day(url, &funder, price, &day_needs(&dcfg, funding, true))?;
         if secondary != url {
-            fund_day(secondary, &funder, &day_needs(&dcfg, funding, false))?;
+            fund_day(secondary, &funder, secondary_price, &day_needs(&dcfg, funding, false))?;
         }
         Ok(gridledger_rollup::driver::DualChain::on_chains(primary, second, dcfg)?)
     };

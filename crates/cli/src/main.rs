@@ -42,10 +42,18 @@ mod units;
 mod xchain;
 
 /// File beside a node's config holding the URL its JSON-RPC server listens
-/// on while it runs (the real port when `rpc_listen` asks for port 0).
-pub const NODE_URL_FILE: &str = "node.url";
-/// File beside a node's config holding its process id while it runs.
-pub const NODE_PID_FILE: &str = "node.pid";
+/// on while it runs (the real port when `rpc_listen` asks for port 0): the
+/// config's name with the extension `url` (`node.toml` → `node.url`), so two
+/// configs in one directory (two nodes) never share it.
+pub fn node_url_file(config: &Path) -> std::path::PathBuf {
+    config.with_extension("url")
+}
+
+/// File beside a node's config holding its process id while it runs: the
+/// config's name with the extension `pid` (`node.toml` → `node.pid`).
+pub fn node_pid_file(config: &Path) -> std::path::PathBuf {
+    config.with_extension("pid")
+}
 
 #[derive(Parser)]
 #[command(
@@ -95,7 +103,7 @@ enum Cmd {
     Node {
         /// The node's config file (written by `gridledger init`; every key is
         /// described in docs/node.toml). While the node runs it writes its
-        /// JSON-RPC URL to node.url and its process id to node.pid beside it.
+        /// JSON-RPC URL to node.url and its process id to node.pid beside it (named after the config: b.toml → b.url, b.pid).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
@@ -263,8 +271,7 @@ fn run_node(config: &Path) -> anyhow::Result<()> {
         };
         e.context(format!("starting the node of {}{hint}", config.display()))
     })?;
-    let dir = config.parent().unwrap_or(Path::new("."));
-    let (url_file, pid_file) = (dir.join(NODE_URL_FILE), dir.join(NODE_PID_FILE));
+    let (url_file, pid_file) = (node_url_file(config), node_pid_file(config));
     write_atomically(&pid_file, &format!("{}\n", std::process::id()))?;
     write_atomically(&url_file, &format!("{}\n", handle.url()))?;
     eprintln!("gridledger node serving JSON-RPC on {}", handle.url());

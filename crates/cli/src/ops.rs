@@ -164,7 +164,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
 }
 
 /// Password for a new or opened keystore: a file, else the environment.
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 pub struct PasswordArgs {
     /// File whose first line is the keystore password (default: the file named
     /// by GRIDLEDGER_PASSWORD_FILE, else GRIDLEDGER_PASSWORD, else asked on the terminal).
@@ -173,7 +173,7 @@ pub struct PasswordArgs {
 }
 
 impl PasswordArgs {
-    fn get(&self) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    pub(crate) fn get(&self) -> anyhow::Result<zeroize::Zeroizing<String>> {
         Ok(match &self.password_file {
             Some(p) => keystore::password_from_file(p)?,
             None => keystore::password_from_env()?,
@@ -230,6 +230,9 @@ pub enum KeysCmd {
         out: PathBuf,
         #[command(flatten)]
         password: PasswordArgs,
+        /// Print one JSON document instead of the summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Export a keystore's secret as a plaintext hex key file (mode 0600).
     Export {
@@ -241,14 +244,54 @@ pub enum KeysCmd {
         out: PathBuf,
         #[command(flatten)]
         password: PasswordArgs,
+        /// Print one JSON document instead of the summary.
+        #[arg(long)]
+        json: bool,
     },
 }
 
+/// Refuses an `--out` that exists in any form, a dangling symbolic link
+/// included (`Path::exists` follows links and calls a dangling one absent),
+/// before a password is asked for.
 fn refuse_existing(out: &Path) -> anyhow::Result<()> {
-    if out.exists() {
-        bail!("{} exists; refusing to overwrite a key (choose another --out)", out.display());
+    if std::fs::symlink_metadata(out).is_ok() {
+        bail!("{} exists (or is a symbolic link); refusing to overwrite a key (choose another --out)", out.display());
     }
     Ok(())
+}
+
+/// Writes a secret to a file that must not exist yet: created with
+/// `create_new` (O_CREAT|O_EXCL, which never follows a symbolic link, even
+/// a dangling one) and mode 0600, so a link planted at `--out` or a file
+/// made after the check is refused instead of written through.
+fn write_new_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path).map_err(|e| {
+        let hint = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() && !p.exists() => {
+                format!(" (directory {} does not exist)", p.display())
+            }
+            _ if e.kind() == std::io::ErrorKind::AlreadyExists => " (choose another --out)".to_string(),
+            _ => String::new(),
+        };
+        anyhow::anyhow!("writing key file {}: {e}{hint}", path.display())
+    })?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| anyhow::anyhow!("writing key file {}: {e}", path.display()))
+}
+
+/// [`write_new_secret`] of a plaintext hex key (the format `write_key` writes).
+fn write_new_key(path: &Path, key: &KeyPair) -> anyhow::Result<()> {
+    let hex = zeroize::Zeroizing::new(hex::encode(key.secret_bytes()) + "\n");
+    write_new_secret(path, hex.as_bytes())
 }
 
 /// A key file, plaintext or an encrypted keystore (opened with `password`).
@@ -267,9 +310,9 @@ pub fn keys(k: KeysCmd) -> anyhow::Result<()> {
             let key = KeyPair::generate(&mut rand::rng());
             if encrypt {
                 let text = keystore::seal(&key, &password.get_new()?, keystore::DEFAULT_LOG_N)?;
-                write_secret(&out, text.as_bytes())?;
+                write_new_secret(&out, text.as_bytes())?;
             } else {
-                write_key(&out, &key)?;
+                write_new_key(&out, &key)?;
             }
             (key, out, json)
         }
@@ -288,20 +331,20 @@ pub fn keys(k: KeysCmd) -> anyhow::Result<()> {
             }
             (read_key(&key)?, key, json)
         }
-        KeysCmd::Import { from, out, password } => {
+        KeysCmd::Import { from, out, password, json } => {
             refuse_existing(&out)?;
             let key = read_key(&from)?;
             let text = keystore::seal(&key, &password.get_new()?, keystore::DEFAULT_LOG_N)?;
-            write_secret(&out, text.as_bytes())?;
+            write_new_secret(&out, text.as_bytes())?;
             eprintln!("imported into {}; the plaintext {} can now be deleted", out.display(), from.display());
-            (key, out, false)
+            (key, out, json)
         }
-        KeysCmd::Export { key, out, password } => {
+        KeysCmd::Export { key, out, password, json } => {
             refuse_existing(&out)?;
             let k = read_key_with(&key, &password)?;
-            write_key(&out, &k)?;
+            write_new_key(&out, &k)?;
             eprintln!("exported the secret of {} in plaintext to {}", key.display(), out.display());
-            (k, out, false)
+            (k, out, json)
         }
     };
     let v = json!({ "file": path, "public_key": key.public(), "address": key.address() });
@@ -319,6 +362,8 @@ pub struct TransferArgs {
     /// Sender's key file (plaintext hex or encrypted keystore).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
+    #[command(flatten)]
+    pub password: PasswordArgs,
     /// Recipient's address (hex, as `gridledger keys show` prints it).
     #[arg(long, value_name = "ADDRESS")]
     pub to: Address,
@@ -328,8 +373,9 @@ pub struct TransferArgs {
     #[arg(long, value_parser = units::parse_amount)]
     pub amount: u128,
     /// Price per unit of gas, in minor units (a transfer uses 21,000 gas).
-    #[arg(long, default_value_t = 1)]
-    pub gas_price: u128,
+    /// Default: the node's minimum (min_gas_price in gl_chainInfo), else 1.
+    #[arg(long, value_name = "MINOR")]
+    pub gas_price: Option<u128>,
     /// Return as soon as the node accepts it, without waiting for the block.
     #[arg(long)]
     pub no_wait: bool,
@@ -338,26 +384,49 @@ pub struct TransferArgs {
     pub json: bool,
 }
 
+/// The node's minimum gas price as its `gl_chainInfo` reports it (a
+/// decimal string or a number), if it does.
+pub(crate) fn node_min_gas_price(info: &Value) -> Option<u128> {
+    let v = &info["min_gas_price"];
+    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64().map(u128::from))
+}
+
+/// The gas price to sign at: `--gas-price`, else the node's minimum, else
+/// 1; one below the node's minimum is refused before anything is sent,
+/// naming the flag and the minimum.
+pub(crate) fn checked_gas_price(given: Option<u128>, info: &Value, rpc: &str) -> anyhow::Result<u128> {
+    let min = node_min_gas_price(info);
+    let price = given.or(min).unwrap_or(1);
+    if let Some(min) = min.filter(|m| price < *m) {
+        bail!(
+            "--gas-price {price} is below the minimum gas price {min} of the node at {rpc}; \
+             pass --gas-price {min} or more (or leave it out: the node's minimum is the default); nothing sent"
+        );
+    }
+    Ok(price)
+}
+
 pub fn transfer(a: TransferArgs) -> anyhow::Result<()> {
     // A zero transfer would only burn the fee.
     anyhow::ensure!(a.amount > 0, "--amount 0 moves nothing (it would only pay the fee); nothing sent");
-    let key = read_key(&a.key)?;
+    let key = read_key_with(&a.key, &a.password)?;
     let c = endpoint::connect(&a.rpc)?;
     let info = c.call("gl_chainInfo", json!([]))?;
     let chain_id = info["chain_id"].as_u64().context("chain id")? as u32;
+    let gas_price = checked_gas_price(a.gas_price, &info, &a.rpc)?;
     let account = c.account(&key.address())?;
     let balance: u128 = account["balance"].as_str().and_then(|b| b.parse().ok()).unwrap_or(0);
     let gas_limit = gridledger_ledger::devnet::TRANSFER_GAS;
-    let reserve = u128::from(gas_limit).checked_mul(a.gas_price).context("fee reserve overflows")?;
+    let reserve = u128::from(gas_limit).checked_mul(gas_price).context("fee reserve overflows")?;
     let needed = a.amount.checked_add(reserve).context("amount plus fee overflows")?;
     if balance < needed {
         bail!(
-            "insufficient balance: {} holds {}; sending {} needs {} more as fee reserve (gas limit {gas_limit} × gas price {}),              {} in all",
+            "insufficient balance: {} holds {}; sending {} needs {} more as fee reserve \
+             (gas limit {gas_limit} × gas price {gas_price}), {} in all",
             key.address(),
             units::show(balance),
             units::show(a.amount),
             units::show(reserve),
-            a.gas_price,
             units::show(needed)
         );
     }
@@ -367,11 +436,15 @@ pub fn transfer(a: TransferArgs) -> anyhow::Result<()> {
         sender: key.public(),
         nonce,
         gas_limit,
-        gas_price: Amount(a.gas_price),
+        gas_price: Amount(gas_price),
         kind: TxKind::Transfer { to: a.to, amount: Amount(a.amount) },
     }
     .sign(&key);
-    let h = c.send(&tx).with_context(|| format!("sending the transfer to {}", a.rpc))?;
+    let h = c.send(&tx).map_err(|e| {
+        // A node that raised its minimum meanwhile (or reports none): name the flag.
+        let hint = if format!("{e:#}").contains("gas price") { "; raise --gas-price" } else { "" };
+        anyhow::Error::from(e).context(format!("sending the transfer to {}{hint}", a.rpc))
+    })?;
     if a.no_wait {
         return emit(a.json, &json!({ "hash": h }), || println!("accepted {h} (not waiting for its block)"));
     }
@@ -569,7 +642,8 @@ pub enum TestnetAction {
     /// Run the validators of an existing network (e.g. one made with
     /// --no-start) in the foreground until Ctrl-C or SIGTERM.
     Start(TestnetDir),
-    /// Stop a running network: SIGTERM to its supervisor, or to each validator.
+    /// Stop a running network: SIGTERM to its supervisor, or to each
+    /// validator; returns once every validator has exited (SIGKILL after 10 s).
     Stop(TestnetDir),
     /// Each validator's process, JSON-RPC URL and height.
     Status {
@@ -835,7 +909,7 @@ fn supervisor_pid(dir: &Path) -> Option<i32> {
 
 /// The running `gridledger node` of `config`, if its pid file names one.
 fn node_pid(config: &Path) -> Option<i32> {
-    read_pid(&config.with_file_name(crate::NODE_PID_FILE)).filter(|p| is_ours(*p, "node", "--config", None, config))
+    read_pid(&crate::node_pid_file(config)).filter(|p| is_ours(*p, "node", "--config", None, config))
 }
 
 fn terminate(pid: i32) {
@@ -908,8 +982,8 @@ fn supervise(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<()> {
                         Some(why) => eprintln!("validator-{i} exited ({status}): {why}; see {}", log.display()),
                         None => eprintln!("validator-{i} exited ({status}); see {}", log.display()),
                     }
-                    let _ = std::fs::remove_file(configs[i].with_file_name(crate::NODE_PID_FILE));
-                    let _ = std::fs::remove_file(configs[i].with_file_name(crate::NODE_URL_FILE));
+                    let _ = std::fs::remove_file(crate::node_pid_file(&configs[i]));
+                    let _ = std::fs::remove_file(crate::node_url_file(&configs[i]));
                     *slot = None;
                 }
             }
@@ -946,21 +1020,63 @@ fn supervise(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<()> {
     }
 }
 
+/// How long `testnet stop` waits for the supervisor, which itself gives its
+/// validators 10 s before it kills them.
+const SUPERVISOR_STOP_WAIT: Duration = Duration::from_secs(15);
+/// How long `testnet stop` waits for validators it signals itself.
+const VALIDATOR_STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until none of `pids` is alive or `wait` has passed; returns those
+/// still alive.
+fn wait_exit(pids: &[i32], wait: Duration) -> Vec<i32> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops a running network and returns only once it has stopped (so
+/// `testnet stop && testnet start` works): SIGTERM to the supervisor, which
+/// stops its validators (SIGKILL after 10 s), waited for up to 15 s; or,
+/// without a supervisor, SIGTERM to each validator, waited for up to 10 s,
+/// then SIGKILL. Any validator of this network still running at the end is
+/// killed, and the command fails naming it if even that did not stop it.
 fn stop_testnet(dir: &Path) -> anyhow::Result<()> {
     let configs = network_configs(dir)?;
+    let validators = |configs: &[PathBuf]| configs.iter().filter_map(|c| node_pid(c)).collect::<Vec<i32>>();
     if let Some(pid) = supervisor_pid(dir) {
         terminate(pid);
-        eprintln!("sent SIGTERM to the supervisor (pid {pid}); it stops the validators");
-        return Ok(());
+        eprintln!("sent SIGTERM to the supervisor (pid {pid}); waiting for it to stop the validators");
+        let left = wait_exit(&[pid], SUPERVISOR_STOP_WAIT);
+        anyhow::ensure!(
+            left.is_empty(),
+            "the supervisor (pid {pid}) of {} did not stop within {} s",
+            dir.display(),
+            SUPERVISOR_STOP_WAIT.as_secs()
+        );
     }
-    let mut n = 0;
-    for c in &configs {
-        if let Some(pid) = node_pid(c) {
-            terminate(pid);
-            n += 1;
+    let pids = validators(&configs);
+    for &pid in &pids {
+        terminate(pid);
+    }
+    let left = wait_exit(&pids, VALIDATOR_STOP_WAIT);
+    for &pid in &left {
+        eprintln!("validator pid {pid} did not stop within {} s; killing it", VALIDATOR_STOP_WAIT.as_secs());
+        // SAFETY: a pid that `node_pid` confirmed is this network's validator.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
         }
     }
-    eprintln!("sent SIGTERM to {n} validator(s)");
+    let left = wait_exit(&left, Duration::from_secs(5));
+    anyhow::ensure!(left.is_empty(), "validator process(es) {left:?} of {} still run after SIGKILL", dir.display());
+    if !pids.is_empty() {
+        eprintln!("stopped {} validator(s)", pids.len());
+    }
+    eprintln!("network in {} stopped", dir.display());
     Ok(())
 }
 

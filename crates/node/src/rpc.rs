@@ -526,6 +526,8 @@ async fn handle(State(a): State<Arc<Api>>, req: Request) -> Response {
     let a2 = a.clone();
     let out = tokio::task::spawn_blocking(move || respond(&a2, &body)).await;
     match out {
+        // Only notifications (JSON-RPC 2.0 §4.1, §6): nothing to reply.
+        Ok(bytes) if bytes.is_empty() => StatusCode::NO_CONTENT.into_response(),
         Ok(bytes) => json_response(StatusCode::OK, bytes),
         Err(e) => error_response(StatusCode::OK, INTERNAL_ERROR, format!("internal error: {e}")),
     }
@@ -549,7 +551,8 @@ fn respond(a: &Api, body: &[u8]) -> Vec<u8> {
     let single = |v: Value| serde_json::to_vec(&v).unwrap_or_default();
     let reqs = match parsed {
         Ok(Incoming::One(r)) => {
-            let out = single(one(a, r));
+            let Some(reply) = one(a, r) else { return Vec::new() };
+            let out = single(reply);
             if out.len() > lim.max_response {
                 return single(too_large(lim.max_response));
             }
@@ -572,15 +575,23 @@ fn respond(a: &Api, body: &[u8]) -> Vec<u8> {
         }
     };
     // Serialize as we go, so the batch's answers are never all held as values.
+    // Notifications are executed but get no entry; a batch of only
+    // notifications gets no reply at all (JSON-RPC 2.0 §6).
     let mut out = vec![b'['];
-    for (i, r) in reqs.into_iter().enumerate() {
-        if i > 0 {
+    let mut replies = 0usize;
+    for r in reqs {
+        let Some(reply) = one(a, r) else { continue };
+        if replies > 0 {
             out.push(b',');
         }
-        if serde_json::to_writer(&mut out, &one(a, r)).is_err() || out.len() > lim.max_response {
+        replies += 1;
+        if serde_json::to_writer(&mut out, &reply).is_err() || out.len() > lim.max_response {
             a.counters.requests_refused.fetch_add(1, Relaxed);
             return single(too_large(lim.max_response));
         }
+    }
+    if replies == 0 {
+        return Vec::new();
     }
     out.push(b']');
     out
@@ -590,9 +601,18 @@ fn too_large(max: usize) -> Value {
     envelope(Value::Null, Err(fail(RESPONSE_TOO_LARGE, format!("response exceeds {max} bytes; ask for less"))))
 }
 
-fn one(a: &Api, req: Value) -> Value {
+/// Answers one request; `None` for a notification (a well-formed request
+/// object without an `id` member), which is executed but, as JSON-RPC 2.0
+/// §4.1 requires, never answered. A malformed request without an id is not
+/// a notification and gets its error with `"id": null`.
+fn one(a: &Api, req: Value) -> Option<Value> {
     let s = &*a.shared;
     s.metrics.rpc_requests.fetch_add(1, Relaxed);
+    let notification = req.as_object().is_some_and(|o| {
+        !o.contains_key("id")
+            && o.get("jsonrpc").and_then(Value::as_str) == Some("2.0")
+            && o.get("method").is_some_and(Value::is_string)
+    });
     let id = req.get("id").cloned().unwrap_or(Value::Null);
     let result = (|| {
         if req.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
@@ -622,7 +642,7 @@ fn one(a: &Api, req: Value) -> Value {
     if result.is_err() {
         s.metrics.rpc_errors.fetch_add(1, Relaxed);
     }
-    envelope(id, result)
+    (!notification).then(|| envelope(id, result))
 }
 
 fn param<'a>(p: &'a [Value], i: usize, what: &str) -> Result<&'a Value, RpcFail> {
@@ -672,6 +692,7 @@ fn dispatch(a: &Api, method: &str, p: &[Value]) -> Result<Value, RpcFail> {
                 "validators": c.genesis().validators,
                 "max_block_txs": c.config().max_block_txs,
                 "max_tx_bytes": c.config().max_tx_bytes,
+                "min_gas_price": c.config().min_gas_price,
                 "block_interval_ms": match s.block_interval_ms.load(std::sync::atomic::Ordering::Relaxed) {
                     0 => Value::Null,
                     ms => json!(ms),
