@@ -132,7 +132,7 @@ fn connections_beyond_the_cap_are_closed() {
     let probe = held.remove(0);
     probe.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     let mut b = [0u8; 1];
-    assert!(matches!((&probe).read(&mut b), Err(_)), "a connection within the cap was closed");
+    assert!((&probe).read(&mut b).is_err(), "a connection within the cap was closed");
     // Free one slot; a new authenticated connection is then served (polled:
     // the server sees the close asynchronously).
     drop(probe);
