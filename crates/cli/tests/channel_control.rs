@@ -140,6 +140,17 @@ fn a_serve_process_is_driven_by_channel_id_through_its_token_guarded_control_por
     assert!(out.status.success(), "serve ended with an error");
     let ch = [read_channel(&c, &cids[0]).unwrap().unwrap(), read_channel(&c, &cids[1]).unwrap().unwrap()];
     assert!(ch.iter().all(|c| c.status == ChannelStatus::Closed));
-    assert_eq!((ch[0].latest.state.counter, ch[1].latest.state.counter), (2, 3), "closed on what was co-signed");
+    // Closed on a final state carrying what was co-signed. Counters are not
+    // asserted exactly: a proposal the peer refuses (e.g. the top-up
+    // allocation while the peer's chain view does not show the top-up yet,
+    // which happens under load) keeps its counter used, so the closing
+    // counter may be higher than the count of co-signed updates.
+    let listed: Vec<u64> = counters(&after).iter().map(|c| c.as_u64().unwrap()).collect();
+    for (i, c) in ch.iter().enumerate() {
+        assert!(c.latest.state.is_final, "channel {i} closed on a final state");
+        assert!(c.latest.state.counter > listed[i], "channel {i} closed above its last listed state");
+    }
+    assert_eq!(ch[0].latest.state.balances[0].0, 105_000, "channel 0 closed with the allocated top-up");
+    assert_eq!(ch[1].latest.state.balances[0].0, 89_800, "channel 1 closed after the payment and withdrawal");
     node.shutdown();
 }

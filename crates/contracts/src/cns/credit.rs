@@ -155,7 +155,8 @@ impl<F: RiskFunction> MerchantDesk<F> {
     }
 
     /// Signs the note backing the `index`-th top-up of a credit-funded side
-    /// (`channel_topup`; the channel's `topups` count is the next index).
+    /// (`channel_topup`; the channel's `topups[side]` count is the next
+    /// index: top-ups are counted per side, so the peer's cannot move it).
     pub fn sign_topup_note(&self, sid: u64, cid: Hash32, index: u64, amount: Amount, nonce: u64) -> Funding {
         let note = CreditTopUp { sid, cid, index, amount };
         let merchant_sig = Statement::CreditTopUp(note).sign(&self.key, &self.domain, nonce);

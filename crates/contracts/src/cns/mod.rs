@@ -356,7 +356,10 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut Channel
         ch.withdrawn_paid[i] = st.resize.withdrawn[i];
         esc.amounts[i] = sub(esc.amounts[i], b, "ESC amount")?;
         esc.energy[i] = esc.energy[i].saturating_sub(q);
-        esc.final_amounts[i] = add(esc.final_amounts[i], b)?;
+        // α^final counts what the channel paid side i out: its closing
+        // balance plus every withdrawal (paid earlier by `channel_withdraw`
+        // or now), so one co-signed history gives one record either way.
+        esc.final_amounts[i] = add(esc.final_amounts[i], add(b, st.resize.withdrawn[i])?)?;
         esc.final_energy[i] = add_e(esc.final_energy[i], q)?;
         let sid = esc.sids[i];
         let mut msc: MscRecord = load(ctx, &msc_key(sid), "MSC")?;
@@ -726,7 +729,7 @@ impl CnsContract {
             dispute: None,
             t_end: 0,
             topped_up: [Amount::ZERO; 2],
-            topups: 0,
+            topups: [0; 2],
             withdrawn_paid: [Amount::ZERO; 2],
         };
         check_state(ctx, &ch, &esc, &a.open)?;
@@ -898,7 +901,8 @@ impl CnsContract {
                     return revert(format!("MSC {sid} may not draw credit"));
                 }
                 let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
-                let note = Statement::CreditTopUp(CreditTopUp { sid, cid: ch.cid, index: ch.topups, amount: a.amount });
+                let note =
+                    Statement::CreditTopUp(CreditTopUp { sid, cid: ch.cid, index: ch.topups[i], amount: a.amount });
                 if !verify_stmt(ctx, &note, nonce, &m.key, &merchant_sig)? {
                     return revert("bad merchant signature on the top-up note");
                 }
@@ -927,7 +931,7 @@ impl CnsContract {
             _ => return revert(format!("side {i} tops up the way it funded (deposit or credit note)")),
         }
         ch.topped_up[i] = add(ch.topped_up[i], a.amount)?;
-        ch.topups = ch.topups.saturating_add(1);
+        ch.topups[i] = ch.topups[i].saturating_add(1);
         store(ctx, &channel_key(&ch.cid), &ch)?;
         ctx.emit(
             "cns_channel_topped_up",
@@ -963,8 +967,9 @@ impl CnsContract {
         register_state(ctx, &mut esc, &mut ch, a.state)?;
         for (i, d) in due.iter().enumerate() {
             if !d.is_zero() {
+                // Recorded in `final_amounts` at close, with the balance
+                // (the same record whichever path paid it).
                 ctx.pay(&esc.payouts[i], *d)?;
-                esc.final_amounts[i] = add(esc.final_amounts[i], *d)?;
             }
         }
         ch.withdrawn_paid = w;

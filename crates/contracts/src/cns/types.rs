@@ -484,7 +484,11 @@ pub struct Esc {
     /// Temporary `(α, Q)` per side: latest registered state of open channels.
     pub amounts: [Amount; 2],
     pub energy: [Energy; 2],
-    /// Final `(α^final, Q^final)` per side over closed channels.
+    /// Final `(α^final, Q^final)` per side over closed channels. `α^final`
+    /// is what each closed channel paid the side out: its closing balance
+    /// plus all it withdrew (partial withdrawals are recorded here when the
+    /// channel closes, whether `channel_withdraw` or the close paid them);
+    /// unallocated top-ups returned at close are not counted.
     pub final_amounts: [Amount; 2],
     pub final_energy: [Energy; 2],
     /// `𝔻`.
@@ -573,8 +577,10 @@ pub struct Channel {
     /// Coin each side added with `channel_topup` (cumulative); what a
     /// closing state does not allocate is refunded to it.
     pub topped_up: [Amount; 2],
-    /// Number of top-ups so far (the next credit top-up note's index).
-    pub topups: u64,
+    /// Number of top-ups so far per side (side `i`'s next credit top-up
+    /// note's index). Per side, so the peer's own top-ups cannot move the
+    /// index a merchant signed for this side and invalidate its note.
+    pub topups: [u64; 2],
     /// Withdrawals already paid out (cumulative per side).
     pub withdrawn_paid: [Amount; 2],
 }

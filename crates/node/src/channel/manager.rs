@@ -186,24 +186,73 @@ fn token_matches(given: &str, want: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Limits of the manager's control port against local clients that do not
+/// know the token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlLimits {
+    /// How long a new connection may take to send its first (authenticated)
+    /// request line; a connection that has not proved the token by then is
+    /// ended. Later requests on an authenticated connection have no deadline.
+    pub first_line_deadline: std::time::Duration,
+    /// Most connections served at once; a connection beyond it is closed
+    /// straight after it is accepted (the client sees end of stream).
+    pub max_connections: usize,
+}
+
+impl Default for ControlLimits {
+    /// 5 s for the first line (a local CLI sends it at once), 64 connections.
+    fn default() -> Self {
+        ControlLimits { first_line_deadline: std::time::Duration::from_secs(5), max_connections: 64 }
+    }
+}
+
 /// Serves the manager's control port on `listener` until the task is
-/// aborted. Every request must carry `token`; a wrong one is refused and
-/// ends the connection.
+/// aborted, with the default [`ControlLimits`]. Every request must carry
+/// `token`; a request that does not prove it (a wrong or missing token, a
+/// line that is not a request) is refused and ends the connection.
 pub async fn serve_control(
     listener: tokio::net::TcpListener,
     token: String,
     channels: BTreeMap<Hash32, (PathBuf, PartyHandle)>,
 ) {
+    serve_control_with(listener, token, channels, ControlLimits::default()).await
+}
+
+/// [`serve_control`] with explicit [`ControlLimits`].
+pub async fn serve_control_with(
+    listener: tokio::net::TcpListener,
+    token: String,
+    channels: BTreeMap<Hash32, (PathBuf, PartyHandle)>,
+    limits: ControlLimits,
+) {
     let channels = std::sync::Arc::new(channels);
     let token = std::sync::Arc::new(token);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     while let Ok((sock, _)) = listener.accept().await {
+        // Over the cap: dropping the socket closes it at once.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(sock);
+            continue;
+        };
         let (channels, token) = (channels.clone(), token.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let (rd, mut wr) = sock.into_split();
             let mut reader = BufReader::new(rd);
+            let mut authenticated = false;
             loop {
                 let mut line = String::new();
-                let n = match (&mut reader).take(MAX_MANAGER_LINE + 1).read_line(&mut line).await {
+                let mut limited = (&mut reader).take(MAX_MANAGER_LINE + 1);
+                let read = limited.read_line(&mut line);
+                let n = if authenticated {
+                    read.await
+                } else {
+                    match tokio::time::timeout(limits.first_line_deadline, read).await {
+                        Ok(r) => r,
+                        Err(_) => return, // no authenticated line in time
+                    }
+                };
+                let n = match n {
                     Ok(n) => n,
                     Err(_) => return,
                 };
@@ -215,9 +264,13 @@ pub async fn serve_control(
                     (error(format!("request longer than {MAX_MANAGER_LINE} bytes")), true)
                 } else {
                     match serde_json::from_str::<ControlRequest>(line.trim_end()) {
-                        Err(e) => (error(format!("bad request: {e}")), false),
+                        // Without a readable token the request proves nothing: end.
+                        Err(e) => (error(format!("bad request (a request carries the control token): {e}")), true),
                         Ok(r) if !token_matches(&r.token, &token) => (error("wrong control token".into()), true),
-                        Ok(r) => (answer(&channels, r.op).await, false),
+                        Ok(r) => {
+                            authenticated = true;
+                            (answer(&channels, r.op).await, false)
+                        }
                     }
                 };
                 let mut out = serde_json::to_string(&reply).unwrap_or_default();
