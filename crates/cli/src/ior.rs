@@ -503,11 +503,23 @@ fn rpc_day(
     use gridledger_rollup::demo::DemoError;
     let funder = crate::ops::read_key_with(from, password).with_context(|| format!("--from {}", from.display()))?;
     let mut prices = Vec::new();
+    let mut min_prices = Vec::new();
     for u in [url, secondary] {
         let info = crate::endpoint::connect(u)?.call("gl_chainInfo", serde_json::json!([]))?;
         prices.push(crate::ops::checked_gas_price(gas_price, &info, u)?);
+        min_prices.push(crate::ops::node_min_gas_price(&info));
     }
     let (price, secondary_price) = (prices[0], prices[1]);
+    // The IOR driver signs the day's contract calls at gas price 1: a node
+    // that refuses that would take the funding and then refuse the day.
+    for (u, info_min) in [url, secondary].iter().zip(min_prices.iter()) {
+        if let Some(min) = info_min.filter(|m| *m > 1) {
+            anyhow::bail!(
+                "the node at {u} has a minimum gas price of {min}, and `ior day` signs the day's contract calls at \
+                 gas price 1: run the day on a chain whose node.toml has min_gas_price = 1 (the default); nothing sent"
+            );
+        }
+    }
     // The driver initialises the IOR contracts, which a chain allows once:
     // refuse a used chain before anything is sent.
     let view = serde_json::json!([gridledger_rollup::IOR_PRIMARY_ID, "config", ""]);

@@ -383,6 +383,15 @@ fn gas_price_below_the_nodes_minimum_names_the_flag() {
     let fee: u128 = r["fee"].as_str().unwrap().parse().unwrap();
     let gas: u128 = r["gas_used"].as_u64().unwrap().into();
     assert_eq!(fee, gas * 5, "signed at the node's minimum gas price 5: {r}");
+    // `ior day` signs its contract calls at gas price 1: on this node it is
+    // refused up front, naming the node's minimum, with nothing sent.
+    let before = gl(&["query", "account", "--rpc", &url, &dev_key(0).address().to_string(), "--json"]);
+    let o = gl(&["ior", "day", "--rpc", &url, "--from", &key, "--slots", "24..25", "--slot-ms", "2000", "--no-report"]);
+    assert!(!o.status.success(), "ior day ran on a node whose minimum gas price is 5");
+    assert!(stderr(&o).contains("min_gas_price") && stderr(&o).contains("nothing sent"), "{}", stderr(&o));
+    let after = gl(&["query", "account", "--rpc", &url, &dev_key(0).address().to_string(), "--json"]);
+    assert!(before.status.success() && stdout(&before).contains("balance"), "{}", stderr(&before));
+    assert_eq!(stdout(&before), stdout(&after), "the refused day moved nothing from --from");
 }
 
 /// "A JSON-RPC reference": the README lists the methods a node serves.
