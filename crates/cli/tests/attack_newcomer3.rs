@@ -8,26 +8,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Output};
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// How many JSON documents `text` holds (None if it is not a sequence of
-/// JSON documents at all).
-fn json_docs(text: &str) -> Option<usize> {
-    let mut n = 0;
-    for v in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>() {
-        v.ok()?;
-        n += 1;
-    }
-    Some(n)
-}
+use std::process::Command;
 
 /// Issue 17 item 8: "One JSON document per command under --json".
 /// Expected: `channel watch --json` prints one JSON document (a consumer

@@ -10,26 +10,6 @@ mod common;
 use common::*;
 use gridledger_ledger::devnet::dev_key;
 use std::io::{Read, Write};
-use std::process::Output;
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// How many JSON documents `text` holds (None if it is not a sequence of
-/// JSON documents at all).
-fn json_docs(text: &str) -> Option<usize> {
-    let mut n = 0;
-    for v in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>() {
-        v.ok()?;
-        n += 1;
-    }
-    Some(n)
-}
 
 /// README: "gridledger keys new --encrypt --out k.json  # encrypted
 /// keystore; ...; password: --password-file or GRIDLEDGER_PASSWORD_FILE".

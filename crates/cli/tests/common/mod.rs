@@ -211,3 +211,24 @@ pub fn free_run(n: u16, avoid: std::ops::Range<u16>) -> u16 {
         }
     }
 }
+
+/// A command's stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// How many JSON documents `text` holds (None if it is not a sequence of
+/// JSON documents at all).
+pub fn json_docs(text: &str) -> Option<usize> {
+    let mut n = 0;
+    for v in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>() {
+        v.ok()?;
+        n += 1;
+    }
+    Some(n)
+}
