@@ -195,7 +195,6 @@ fn posted_nt_with_a_nonce_gap_is_never_resolved() {
 // Observed: the forged branch is accepted and the claim mints 10^15 Token_i.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: one probabilistic-chain validator signs a k-deep fork alone; the BoB adopts it and Π_CCTC mints forged tokens"]
 fn one_validator_forges_a_probabilistic_fork_and_mints_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let k = 2u32;

@@ -202,6 +202,32 @@ fn headers_without_validator_signatures_are_refused() {
 }
 
 #[test]
+fn a_probabilistic_header_proposed_out_of_turn_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, kappa: 8, ..MbsSpec::default() };
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+    m.tick().unwrap();
+    let block = m.external_mut(I).unwrap().tick().unwrap();
+    let h = block.header.height;
+    let sealed = m.external(I).unwrap().sealed_header(h).unwrap().unwrap();
+    let n = m.spec.validators as u64;
+    // The same header, proposed and signed by a validator whose turn it is not.
+    let other = (h + 1) % n;
+    let key = gridledger_core::crypto::KeyPair::from_seed(&format!("gridledger-xchain-{I}-validator-{other}"));
+    let mut out_of_turn = sealed.clone();
+    out_of_turn.header.proposer = key.public();
+    out_of_turn.seal = Seal::Single { signature: key.sign(&out_of_turn.header.hash()) };
+    let relayer = m.relayer.clone();
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![out_of_turn] }, Amount::ZERO);
+    let reason = format!("proposed out of turn: height {h} belongs to validator {}", h % n);
+    assert_refused(&mut m, &tx, XchainError::BadSeal { chain: I, height: h, reason });
+    // The scheduled proposer's header is accepted.
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![sealed] }, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    assert_eq!(m.bob_tip(I), h);
+}
+
+#[test]
 fn forged_early_and_stale_merkle_proofs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let spec = MbsSpec { kappa: 8, ..MbsSpec::default() };
