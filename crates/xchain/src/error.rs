@@ -130,6 +130,10 @@ pub enum XchainError {
     CcdiDeadlineNotReached { deadline: Height, now: Height },
     #[error("the CCDI process is already finished")]
     ProcessFinished,
+    #[error(
+        "the baseline's step 3 must name each of the process's {minted} minted items exactly once (named {named})"
+    )]
+    PartialRun { minted: usize, named: usize },
     #[error("replayed or out-of-order group statement: sequence {got}, expected {expected}")]
     ReplayedStatement { expected: u64, got: u64 },
 }

@@ -6,7 +6,9 @@
 //!    ([`LmcContract`], id [`LMC_ID`]);
 //! 2. each lock is minted on the BoB with a receipt proof (`lmc_mint`):
 //!    the whole item is created in BoB state;
-//! 3. one transaction runs the application on the minted items (`lmc_run`);
+//! 3. one transaction runs the application on the minted items (`lmc_run`):
+//!    on all of the process's minted items, in the order they were minted,
+//!    once — whoever sends it chooses neither a subset nor the order;
 //! 4. each user claims its item back on its chain with a state proof of
 //!    the minted item against a BoB header that chain has stored.
 //!
@@ -80,6 +82,17 @@ pub struct LmcClaim {
 
 pub(crate) fn minted_key(lock: &Hash32) -> Vec<u8> {
     [b"m/".as_slice(), &lock.0].concat()
+}
+fn process_key(process: &Hash32) -> Vec<u8> {
+    [b"mp/".as_slice(), &process.0].concat()
+}
+
+/// The BoB's record of one baseline process: its minted locks in mint
+/// order, and whether step 3 (or the rollback) ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct LmcProcess {
+    pub locks: Vec<Hash32>,
+    pub ran: bool,
 }
 
 fn item_key(id: u64) -> Vec<u8> {
@@ -246,27 +259,59 @@ impl BobContract {
         if !ok && !self.skips_proof() {
             return fail(XchainError::BadReceiptProof { chain: a.chain, height: a.height });
         }
+        // A lock minted after step 3 ran joins nothing: it is released
+        // unchanged at once, so its owner claims it back.
+        let mut p: LmcProcess = ctx.read_typed(&process_key(&lock.process))?.unwrap_or_default();
         let m = MintedItem {
             chain: a.chain,
             lock: id,
             process: lock.process,
             data: lock.data,
             minted_at: ctx.height(),
-            released: false,
+            released: p.ran,
         };
         ctx.write_typed(&minted_key(&id), &m)?;
+        if !p.ran {
+            p.locks.push(id);
+            ctx.write_typed(&process_key(&lock.process), &p)?;
+        }
         Ok(Vec::new())
     }
 
     /// Step 3: the application on the minted items (or the rollback).
+    ///
+    /// Decision (the baseline's protocol runs the application once over
+    /// the process's items): `locks` must name exactly the process's
+    /// minted items, each once, and they run in mint order, so the caller
+    /// — anyone may send it — decides neither who battles nor in which
+    /// order; the process then closes (a second run is refused, a later
+    /// mint is released unchanged).
     pub(crate) fn lmc_run(&self, ctx: &mut CallContext<'_, '_>, a: LmcRun) -> Result<Vec<u8>, ContractError> {
-        let mut items = Vec::with_capacity(a.locks.len());
+        let Some(mut process) = ctx.read_typed::<LmcProcess>(&process_key(&a.process))? else {
+            return fail(XchainError::UnknownProcess(a.process));
+        };
+        if process.ran {
+            return fail(XchainError::ProcessFinished);
+        }
         for l in &a.locks {
             let m: Option<MintedItem> = ctx.read_typed(&minted_key(l))?;
-            let Some(m) = m else { return fail(XchainError::UnknownLock(*l)) };
-            if m.process != a.process || m.released {
+            if !m.is_some_and(|m| m.process == a.process && !m.released) {
                 return fail(XchainError::UnknownLock(*l));
             }
+        }
+        let mut named = a.locks.clone();
+        named.sort();
+        named.dedup();
+        let mut all = process.locks.clone();
+        all.sort();
+        if named.len() != a.locks.len() || named != all {
+            return fail(XchainError::PartialRun { minted: process.locks.len(), named: a.locks.len() });
+        }
+        let mut items = Vec::with_capacity(process.locks.len());
+        for l in &process.locks {
+            let Some(m) = ctx.read_typed::<MintedItem>(&minted_key(l))? else {
+                return fail(XchainError::UnknownLock(*l));
+            };
             if a.rollback && ctx.height() < m.minted_at + LMC_TIMEOUT {
                 return fail(XchainError::CcdiDeadlineNotReached {
                     deadline: m.minted_at + LMC_TIMEOUT,
@@ -282,6 +327,8 @@ impl BobContract {
             m.released = true;
             ctx.write_typed(&minted_key(&m.lock), &m)?;
         }
+        process.ran = true;
+        ctx.write_typed(&process_key(&a.process), &process)?;
         Ok(Vec::new())
     }
 }

@@ -383,7 +383,6 @@ fn a_withholder_posts_an_old_payment_and_escapes_the_penalty() {
 // side-by-side comparison runs against a baseline without this check.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack (baseline): a stranger runs lmc_run on a subset of a process's minted items, the full run is then refused"]
 fn a_stranger_runs_the_baseline_on_a_subset_of_the_minted_items() {
     use gridledger_ledger::devnet::{call, dev_key};
     use gridledger_xchain::ccdi::CcdiCct;
