@@ -61,6 +61,8 @@ pub enum XchainError {
     DeadlineExpired { chain: ChainId, tip: Height, deadline: Height },
     #[error("the deadline has not been reached (chain {chain} at {tip}, deadline {deadline})")]
     DeadlineNotReached { chain: ChainId, tip: Height, deadline: Height },
+    #[error("the BoB nodes still forward posted native transactions (chain {chain} at {tip}, forwarding deadline {deadline})")]
+    ForwardingOpen { chain: ChainId, tip: Height, deadline: Height },
     #[error("the cross-chain transaction is already complete")]
     AlreadyComplete,
     #[error("transfer {0} was already claimed")]

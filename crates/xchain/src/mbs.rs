@@ -197,6 +197,16 @@ pub struct BobMbs {
     pub committee: BobCommittee,
     /// Epochs elapsed.
     pub epoch: u64,
+    /// The second-stage CCT_Vs the BoB node sent on its own (see [`BobMbs::tick`]).
+    pub watch: Vec<WatchedCctV>,
+}
+
+/// A CCT_V the BoB node sent when a CCT's forwarding deadline passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchedCctV {
+    pub cct: Hash32,
+    pub tx: Hash32,
+    pub bytes: usize,
 }
 
 fn validator_keys(chain: ChainId, n: usize) -> Vec<KeyPair> {
@@ -301,7 +311,7 @@ impl BobMbs {
         let mut registry = ContractRegistry::new();
         registry.register(BOB_CONTRACT_ID, Arc::new(contract));
         let bob = EmbeddedChain::open(&dir.join("bob"), bob_genesis, registry, bob_keys, Finality::Deterministic)?;
-        let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0 };
+        let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0, watch: Vec::new() };
         m.epoch = m.bob.height();
         Ok(m)
     }
@@ -383,14 +393,47 @@ impl BobMbs {
         Ok(out)
     }
 
+    /// The second-stage CCT_Vs due now: one for each CCT in sub-situation
+    /// 2 whose pending sides' chains (as the BoB stores them) reached their
+    /// forwarding deadlines.
+    fn closing_txs(&self) -> Vec<(Hash32, SignedTransaction)> {
+        let open: Vec<Hash32> = self.bob_record(&bob::keys::forwarding()).unwrap_or_default();
+        let mut nonce = self.bob.next_nonce(&self.relayer.address());
+        let mut out = Vec::new();
+        for id in open {
+            let Some(rec) = self.cct(&id) else { continue };
+            if rec.complete || !rec.verified {
+                continue;
+            }
+            let due =
+                [Side::Sender, Side::Receiver].into_iter().filter(|s| rec.state(*s) == SideState::Pending).all(|s| {
+                    let (chain, ..) = rec.instruction(s);
+                    self.bob_tip(chain) >= rec.forward_deadline(s)
+                });
+            if due {
+                out.push((id, self.bob_call_nonce(&self.relayer, nonce, "cct_v", &CctV { cct: id }, Amount::ZERO)));
+                nonce += 1;
+            }
+        }
+        out
+    }
+
     /// One epoch: every external chain seals a block, the relayer ships the
     /// new headers, the BoB seals a block.
+    ///
+    /// The relayer is a BoB node: it also sends the second-stage CCT_V of
+    /// every CCT whose forwarding deadline passed (sub-situation 2 closed;
+    /// [`WatchedCctV`] records each in [`BobMbs::watch`]).
     pub fn tick(&mut self) -> Result<(), MbsError> {
         for c in self.externals.values_mut() {
             c.tick()?;
         }
         for tx in self.relay_txs()? {
             self.bob.submit(&tx)?;
+        }
+        for (cct, tx) in self.closing_txs() {
+            let h = self.bob.submit(&tx)?;
+            self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
         }
         self.bob.tick()?;
         self.epoch += 1;
@@ -705,8 +748,20 @@ impl BobMbs {
         if exchange_epochs.is_none() {
             exchange_phases = 0;
         }
-        settlement_phases +=
-            1 + u32::from(extra_phase_cct_v) + u32::from(extra_phase_proof) + u32::from(extra_phase_fraud);
+        // The BoB node's second CCT_V, if the forwarding deadline closed it.
+        let mut extra_phase_closed = false;
+        for w in self.watch.iter().filter(|w| w.cct == id) {
+            if let Some(r) = self.bob.receipt(&w.tx)? {
+                bytes.cct_v += w.bytes;
+                *gas.entry("cct_v".into()).or_default() += r.gas_used;
+                extra_phase_closed |= r.status == TxStatus::Success;
+            }
+        }
+        settlement_phases += 1
+            + u32::from(extra_phase_cct_v)
+            + u32::from(extra_phase_proof)
+            + u32::from(extra_phase_fraud)
+            + u32::from(extra_phase_closed);
         let record = self.cct(&id).ok_or_else(|| MbsError::Missing("CCT record".into()))?;
         for h in proof_txs {
             if let Some(r) = self.bob.receipt(&h)? {

@@ -70,7 +70,6 @@ fn balance_fraud(m: &BobMbs, id: gridledger_core::Hash32, side: Side, payer: &Ke
 // compensation, and both parties' κ̄·x_B locks of B are frozen for good.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: one NT posted for two CCTs leaves the second open forever, the receiver paid and uncompensated"]
 fn one_nt_posted_for_two_ccts_leaves_the_second_unsettled_forever() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
@@ -142,7 +141,6 @@ fn one_nt_posted_for_two_ccts_leaves_the_second_unsettled_forever() {
 // chain j and receives neither x_i nor x_B; its lock stays frozen.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a posted NT with a nonce gap never lands, is not fraud-provable, and the CCT never settles"]
 fn posted_nt_with_a_nonce_gap_is_never_resolved() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
@@ -331,7 +329,6 @@ fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
 // paid x_j and gets neither x_i nor x_B.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a withholder posts an old executed payment as NT_s; CCT_V cannot penalise it and the CCT never settles"]
 fn a_withholder_posts_an_old_payment_and_escapes_the_penalty() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());

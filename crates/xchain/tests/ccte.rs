@@ -9,7 +9,7 @@ use gridledger_ledger::devnet::transfer;
 use gridledger_ledger::{Seal, TxStatus};
 use gridledger_xchain::bob::{self, CctArgs, CctV, Claim, PostNt, Relay};
 use gridledger_xchain::mbs::{Behaviour, MbsSpec};
-use gridledger_xchain::{Finality, Side, SideState, XchainError};
+use gridledger_xchain::{CctRecord, Finality, Side, SideState, XchainError};
 
 #[test]
 fn bob_keeps_only_the_latest_kappa_headers_of_each_chain() {
@@ -604,4 +604,66 @@ fn seeded_sweep_every_side_delivers_or_pays_its_deposit() {
             rep.x_b as i128 * (i128::from(penalised(rep.record.receiver)) - i128::from(penalised(rep.record.sender)));
         assert_eq!(net_s, expect, "deposits move by x_B per default: {ctx}");
     }
+}
+
+// ------------------------------------------- sub-situation 2's deadline
+
+/// The receiver pays NT_r on chain j and proves it.
+fn receiver_pays_and_proves(m: &mut gridledger_xchain::BobMbs, id: gridledger_core::Hash32, rec: &CctRecord) {
+    let r = receiver();
+    let nt = m.native_tx(rec, Side::Receiver, &r).unwrap();
+    m.external_mut(J).unwrap().submit(&nt).unwrap();
+    m.tick().unwrap();
+    let pt = m.proof_for(id, Side::Receiver, &nt).unwrap().expect("NT_r included");
+    m.wait_final(J, pt.height).unwrap();
+    m.bob_ok(&m.bob_call(&r, "prove", &pt, Amount::ZERO)).unwrap();
+}
+
+#[test]
+fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let s = sender();
+    let (id, rec) = open_cct(&mut m, &request(500, 31));
+    m.wait_native_window(&rec).unwrap();
+    receiver_pays_and_proves(&mut m, id, &rec);
+    // NT_s with a nonce gap: correctly signed, matches IN_s, never executable.
+    let (chain, _, to, amount) = rec.instruction(Side::Sender);
+    let gap = m.external(chain).unwrap().next_nonce(&s.address()) + 3;
+    let nt = transfer(&s, chain, gap, to, Amount(amount), Amount(1));
+    m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
+    while m.bob_tip(I) < rec.deadline_i || m.bob_tip(J) < rec.deadline_j {
+        m.tick().unwrap();
+    }
+    let relayer = m.relayer.clone();
+    m.bob_ok(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+    let rec = m.cct(&id).unwrap();
+    assert!(rec.verified && rec.sender == SideState::Pending, "sub-situation 2: posted, so not penalised yet");
+    assert!(rec.forward_i >= rec.deadline_i + m.config.kappa_bar + m.spec.kappa as u64);
+    let open: Vec<gridledger_core::Hash32> = m.bob_record(&bob::keys::forwarding()).unwrap();
+    assert_eq!(open, vec![id]);
+    // A second CCT_V inside the forwarding window is refused and changes nothing.
+    let early = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
+    let tip = m.bob_tip(I);
+    assert_refused(&mut m, &early, XchainError::ForwardingOpen { chain: I, tip, deadline: rec.forward_i });
+    // The BoB node closes it once chain i's stored tip reaches the deadline.
+    let mut guard = 0;
+    while !m.cct(&id).unwrap().complete {
+        assert!(m.bob_tip(I) < rec.forward_i + 2, "closed late (tip {}, deadline {})", m.bob_tip(I), rec.forward_i);
+        m.tick().unwrap();
+        guard += 1;
+        assert!(guard < 100);
+    }
+    assert!(m.bob_tip(I) >= rec.forward_i, "closed before the forwarding deadline");
+    let done = m.cct(&id).unwrap();
+    assert_eq!(done.sender, SideState::Penalised);
+    assert!(matches!(done.receiver, SideState::Proved { .. }));
+    assert_eq!(m.watch.iter().filter(|w| w.cct == id).count(), 1, "one closing CCT_V");
+    assert!(m.bob_record::<Vec<gridledger_core::Hash32>>(&bob::keys::forwarding()).is_none());
+    // The withholder's x_B went to the honest receiver; both locks are released.
+    let (ds, dr) = (m.deposit(&s.address()), m.deposit(&receiver().address()));
+    assert_eq!((ds.free, ds.locked), (DEPOSIT - done.x_b, 0));
+    assert_eq!((dr.free, dr.locked), (DEPOSIT + done.x_b, 0));
+    let again = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
+    assert_refused(&mut m, &again, XchainError::AlreadyComplete);
 }
