@@ -19,7 +19,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{hash_tagged, Tag};
 use gridledger_core::merkle::MerkleProof;
-use gridledger_core::{Address, Amount, ChainId, ContractId, Hash32, Height, PublicKey, Signature};
+use gridledger_core::{Address, Amount, ChainId, ContractId, Hash32, Height, PublicKey, Signature, Timestamp};
 use gridledger_ledger::gas;
 use gridledger_ledger::state::account_key;
 use gridledger_ledger::{
@@ -335,6 +335,9 @@ pub struct CctRecord {
     /// e_* + κ̄ + κ_*: the per-chain deadlines of ln 08.
     pub deadline_i: Height,
     pub deadline_j: Height,
+    /// The BoB block time at which the CCT executed: a native transaction
+    /// counts only from a block made after it (ln 16 (ii), see [`BobContract`]'s `prove`).
+    pub stored_at: Timestamp,
     pub sender: SideState,
     pub receiver: SideState,
     /// CCT_V has run (Situation 2).
@@ -714,6 +717,7 @@ impl BobContract {
             e_j,
             deadline_i: e_i + self.cfg.kappa_bar + reg_i.kappa as u64,
             deadline_j: e_j + self.cfg.kappa_bar + reg_j.kappa as u64,
+            stored_at: ctx.timestamp(),
             sender: SideState::Pending,
             receiver: SideState::Pending,
             verified: false,
@@ -827,7 +831,18 @@ impl BobContract {
         }
         // ln 16 (iii): Val_proof against a stored, final header.
         let (chain, ..) = rec.instruction(a.side);
-        self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
+        let header = self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
+        // ln 16 (ii) once more, by time: e_* is the tip the BoB had stored,
+        // which lags the chain when relayers do; the NT's block must also
+        // have been made after the BoB block that stored the CCT.
+        if header.timestamp <= rec.stored_at {
+            return fail(XchainError::BeforeCct {
+                chain,
+                height: a.height,
+                made_at: header.timestamp,
+                stored_at: rec.stored_at,
+            });
+        }
         ctx.write(&used_key(&nt_hash), vec![1])?;
         rec.set_state(a.side, SideState::Proved { nt: nt_hash, height: a.height });
         ctx.emit("proof_recorded", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;

@@ -63,6 +63,8 @@ pub enum XchainError {
     DeadlineNotReached { chain: ChainId, tip: Height, deadline: Height },
     #[error("the BoB nodes still forward posted native transactions (chain {chain} at {tip}, forwarding deadline {deadline})")]
     ForwardingOpen { chain: ChainId, tip: Height, deadline: Height },
+    #[error("the native transaction's block {height} of chain {chain} was made at {made_at} ms, not after the CCT was stored at {stored_at} ms")]
+    BeforeCct { chain: ChainId, height: Height, made_at: u64, stored_at: u64 },
     #[error("the cross-chain transaction is already complete")]
     AlreadyComplete,
     #[error("transfer {0} was already claimed")]

@@ -310,7 +310,14 @@ impl BobMbs {
         }
         let mut registry = ContractRegistry::new();
         registry.register(BOB_CONTRACT_ID, Arc::new(contract));
-        let bob = EmbeddedChain::open(&dir.join("bob"), bob_genesis, registry, bob_keys, Finality::Deterministic)?;
+        let mut bob = EmbeddedChain::open(&dir.join("bob"), bob_genesis, registry, bob_keys, Finality::Deterministic)?;
+        // One wall clock for the whole system: SC_MPV orders native
+        // transactions after the CCT by block time (ln 16 (ii)).
+        let clock = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        bob.share_clock(clock.clone());
+        for c in externals.values_mut() {
+            c.share_clock(clock.clone());
+        }
         let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0, watch: Vec::new() };
         m.epoch = m.bob.height();
         Ok(m)

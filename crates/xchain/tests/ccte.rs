@@ -667,3 +667,43 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     let again = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
     assert_refused(&mut m, &again, XchainError::AlreadyComplete);
 }
+
+#[test]
+fn a_payment_made_before_the_cct_is_refused_by_block_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let s = sender();
+    let req = request(700, 32);
+    let terms = m.terms(&req);
+    // Chain i runs κ̄ + 2 blocks ahead of what the relayers delivered; the
+    // sender pays the receiver 700 there before the CCT exists.
+    for _ in 0..3 {
+        m.external_mut(I).unwrap().tick().unwrap();
+    }
+    let old = m.native_transfer(I, &s, receiver().address(), 700).unwrap();
+    m.external_mut(I).unwrap().submit(&old).unwrap();
+    m.external_mut(I).unwrap().tick().unwrap();
+    let cct = m.cct_tx(&s, &receiver(), terms.clone());
+    assert_eq!(bob_only(&mut m, &cct).status, TxStatus::Success);
+    let id = terms.id();
+    let rec = m.cct(&id).unwrap();
+    m.ticks(2).unwrap();
+    let pt = m.proof_for(id, Side::Sender, &old).unwrap().unwrap();
+    assert!(pt.height > rec.e_i + m.config.kappa_bar, "the epoch check alone would accept it");
+    m.wait_final(I, pt.height).unwrap();
+    let made_at = m.external(I).unwrap().chain().block(pt.height).unwrap().unwrap().header.timestamp;
+    let prove = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    assert_refused(
+        &mut m,
+        &prove,
+        XchainError::BeforeCct { chain: I, height: pt.height, made_at, stored_at: rec.stored_at },
+    );
+    // A fresh NT_s made after the CCT is accepted.
+    let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    m.external_mut(I).unwrap().submit(&nt).unwrap();
+    m.tick().unwrap();
+    let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
+    m.wait_final(I, pt.height).unwrap();
+    m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
+    assert!(matches!(m.cct(&id).unwrap().sender, SideState::Proved { .. }));
+}
