@@ -223,85 +223,124 @@ fn genesis(chain: ChainId, keys: &[KeyPair], funded: &[Address], balance: Amount
     }
 }
 
-impl BobMbs {
-    /// Opens (or resumes) a BoB-MBS with one directory per chain under `dir`.
-    pub fn open(dir: &Path, spec: MbsSpec) -> Result<Self, MbsError> {
+/// Which chain of a BoB-MBS (see [`open_chain`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Bob,
+    /// External chain `n` (0-based; its id is `FIRST_EXTERNAL + n`).
+    External(usize),
+}
+
+impl Role {
+    pub fn chain_id(self) -> ChainId {
+        match self {
+            Role::Bob => BOB_CHAIN,
+            Role::External(n) => FIRST_EXTERNAL + n as ChainId,
+        }
+    }
+
+    /// The chain's directory under a BoB-MBS's directory.
+    pub fn dir_name(self) -> String {
+        match self {
+            Role::Bob => "bob".into(),
+            Role::External(_) => format!("chain-{}", self.chain_id()),
+        }
+    }
+}
+
+/// Everything a BoB-MBS's chains are built from; a pure function of the spec.
+struct Plan {
+    users: Vec<Address>,
+    funded_bob: Vec<Address>,
+    relayer: KeyPair,
+    committee: BobCommittee,
+    bob_reg: Option<crate::headers::ChainRegistration>,
+}
+
+impl Plan {
+    fn new(spec: &MbsSpec) -> Result<Self, MbsError> {
         if spec.chains < 2 || spec.validators == 0 || spec.bob_validators == 0 {
             return Err(MbsError::Spec("need at least 2 external chains and 1 validator per chain".into()));
         }
         let mut users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
-        let relayer = KeyPair::from_seed("gridledger-xchain-relayer");
-        let dev_users = users.clone();
+        let relayer = relayer_key();
+        let mut funded_bob = users.clone();
+        funded_bob.push(relayer.address());
         if spec.ccdi || spec.lmc_baseline {
             // Relay nodes pay for Phase 3's settlements on the external chains.
             users.push(relayer.address());
         }
         let committee = BobCommittee::dev(spec.bob_validators, spec.committee_seed)
             .map_err(|e| MbsError::Spec(format!("threshold key: {e}")))?;
-        let bob_keys = validator_keys(BOB_CHAIN, spec.bob_validators);
-        let mut funded = dev_users;
-        funded.push(relayer.address());
-        let bob_genesis = genesis(BOB_CHAIN, &bob_keys, &funded, spec.balance);
+        let mut plan = Self { users, funded_bob, relayer, committee, bob_reg: None };
         // The baseline's external chains follow the BoB: its genesis header
         // does not depend on its contracts, so a scratch copy gives it.
-        let bob_reg = if spec.lmc_baseline {
+        if spec.lmc_baseline {
             let scratch = tempfile::tempdir().map_err(|e| MbsError::Spec(e.to_string()))?;
             let b = EmbeddedChain::open(
                 scratch.path(),
-                bob_genesis.clone(),
+                plan.bob_genesis(spec),
                 ContractRegistry::new(),
-                bob_keys.clone(),
+                validator_keys(BOB_CHAIN, spec.bob_validators),
                 Finality::Deterministic,
             )?;
-            Some(b.registration(spec.kappa)?)
-        } else {
-            None
-        };
-        let mut externals = BTreeMap::new();
-        let mut regs = Vec::new();
-        for n in 0..spec.chains {
-            let id = FIRST_EXTERNAL + n as ChainId;
-            let keys = validator_keys(id, spec.validators);
-            let g = genesis(id, &keys, &users, spec.balance);
-            // External chains run no contracts at all (script-minimum),
-            // unless they host the HTLC baseline.
-            let mut registry = ContractRegistry::new();
-            if spec.htlc_baseline {
-                registry.register(HTLC_ID, Arc::new(HtlcContract));
-            }
-            if spec.ccdi {
-                #[allow(unused_mut)]
-                let mut sc = ScBgContract::new(&committee.group_key_bytes()).map_err(MbsError::Spec)?;
-                #[cfg(feature = "mutants")]
-                {
-                    sc.mutation = spec.mutation;
-                }
-                registry.register(SC_BG_ID, Arc::new(sc));
-            }
-            if let Some(bob) = &bob_reg {
-                registry.register(LMC_ID, Arc::new(LmcContract { bob: bob.clone() }));
-            }
-            let c = EmbeddedChain::open(&dir.join(format!("chain-{id}")), g, registry, keys, spec.finality)?;
-            regs.push(c.registration(spec.kappa)?);
-            externals.insert(id, c);
+            plan.bob_reg = Some(b.registration(spec.kappa)?);
         }
+        Ok(plan)
+    }
+
+    fn bob_genesis(&self, spec: &MbsSpec) -> Genesis {
+        genesis(BOB_CHAIN, &validator_keys(BOB_CHAIN, spec.bob_validators), &self.funded_bob, spec.balance)
+    }
+
+    /// Opens external chain `n` in `dir`.
+    fn open_external(&self, dir: &Path, spec: &MbsSpec, n: usize) -> Result<EmbeddedChain, MbsError> {
+        let id = FIRST_EXTERNAL + n as ChainId;
+        let keys = validator_keys(id, spec.validators);
+        let g = genesis(id, &keys, &self.users, spec.balance);
+        // External chains run no contracts at all (script-minimum),
+        // unless they host the HTLC baseline.
+        let mut registry = ContractRegistry::new();
+        if spec.htlc_baseline {
+            registry.register(HTLC_ID, Arc::new(HtlcContract));
+        }
+        if spec.ccdi {
+            #[allow(unused_mut)]
+            let mut sc = ScBgContract::new(&self.committee.group_key_bytes()).map_err(MbsError::Spec)?;
+            #[cfg(feature = "mutants")]
+            {
+                sc.mutation = spec.mutation;
+            }
+            registry.register(SC_BG_ID, Arc::new(sc));
+        }
+        if let Some(bob) = &self.bob_reg {
+            registry.register(LMC_ID, Arc::new(LmcContract { bob: bob.clone() }));
+        }
+        Ok(EmbeddedChain::open(dir, g, registry, keys, spec.finality)?)
+    }
+
+    /// The BoB contract's configuration for the external chains' registrations.
+    fn bob_config(&self, spec: &MbsSpec, regs: Vec<crate::headers::ChainRegistration>) -> BobConfig {
         let tokens = spec.chains as u64 + 1;
         let w = WEIGHT_ONE / tokens;
-        let mut weights: Vec<(ChainId, u64)> = externals.keys().map(|c| (*c, w)).collect();
+        let mut weights: Vec<(ChainId, u64)> = regs.iter().map(|r| (r.chain_id, w)).collect();
         weights.push((BOB_CHAIN, WEIGHT_ONE - w * (tokens - 1)));
-        let config = BobConfig {
+        BobConfig {
             bob_chain: BOB_CHAIN,
-            chains: regs,
-            kappa_bar: spec.kappa_bar,
-            weights,
-            group_key: committee.group_key_bytes(),
-            // With SC_BG deployed, TPK_Addr_i is its account (spendable by the group).
             group_accounts: if spec.ccdi {
-                externals.keys().map(|c| (*c, gridledger_ledger::contract_address(SC_BG_ID))).collect()
+                // With SC_BG deployed, TPK_Addr_i is its account (spendable by the group).
+                regs.iter().map(|r| (r.chain_id, gridledger_ledger::contract_address(SC_BG_ID))).collect()
             } else {
                 Vec::new()
             },
-        };
+            chains: regs,
+            kappa_bar: spec.kappa_bar,
+            weights,
+            group_key: self.committee.group_key_bytes(),
+        }
+    }
+
+    fn open_bob(&self, dir: &Path, spec: &MbsSpec, config: &BobConfig) -> Result<EmbeddedChain, MbsError> {
         #[allow(unused_mut)]
         let mut contract = BobContract::new(config.clone()).map_err(MbsError::Spec)?;
         #[cfg(feature = "mutants")]
@@ -310,7 +349,88 @@ impl BobMbs {
         }
         let mut registry = ContractRegistry::new();
         registry.register(BOB_CONTRACT_ID, Arc::new(contract));
-        let mut bob = EmbeddedChain::open(&dir.join("bob"), bob_genesis, registry, bob_keys, Finality::Deterministic)?;
+        let keys = validator_keys(BOB_CHAIN, spec.bob_validators);
+        Ok(EmbeddedChain::open(dir, self.bob_genesis(spec), registry, keys, Finality::Deterministic)?)
+    }
+}
+
+/// Opens one chain of the BoB-MBS `spec` describes, alone, in `dir` (the
+/// same chain [`BobMbs::open`] keeps in `dir/<role.dir_name()>`): what a
+/// process running that chain by itself opens. The BoB's copy needs the
+/// external chains' registrations, which depend only on their genesis, so
+/// it takes them from scratch copies.
+pub fn open_chain(dir: &Path, spec: &MbsSpec, role: Role) -> Result<(EmbeddedChain, BobConfig), MbsError> {
+    let plan = Plan::new(spec)?;
+    let mut regs = Vec::new();
+    let mut own = None;
+    for n in 0..spec.chains {
+        if role == Role::External(n) {
+            let c = plan.open_external(dir, spec, n)?;
+            regs.push(c.registration(spec.kappa)?);
+            own = Some(c);
+        } else {
+            let scratch = tempfile::tempdir().map_err(|e| MbsError::Spec(e.to_string()))?;
+            regs.push(plan.open_external(scratch.path(), spec, n)?.registration(spec.kappa)?);
+        }
+    }
+    let config = plan.bob_config(spec, regs);
+    let chain = match (role, own) {
+        (Role::Bob, _) => plan.open_bob(dir, spec, &config)?,
+        (Role::External(_), Some(c)) => c,
+        (Role::External(n), None) => {
+            return Err(MbsError::Spec(format!("no external chain {n} in a {}-chain MBS", spec.chains)))
+        }
+    };
+    Ok((chain, config))
+}
+
+/// The relayer's `relay` call on the BoB with nonce `nonce`.
+pub fn relay_tx(relayer: &KeyPair, nonce: u64, relay: &Relay) -> SignedTransaction {
+    bob_call_signed(relayer, nonce, "relay", relay, Amount::ZERO)
+}
+
+fn bob_call_signed<A: BorshSerialize>(
+    key: &KeyPair,
+    nonce: u64,
+    method: &str,
+    args: &A,
+    value: Amount,
+) -> SignedTransaction {
+    Transaction {
+        chain_id: BOB_CHAIN,
+        sender: key.public(),
+        nonce,
+        gas_limit: BOB_TX_GAS,
+        gas_price: Amount(1),
+        kind: TxKind::Call {
+            contract: BOB_CONTRACT_ID,
+            method: method.into(),
+            args: borsh::to_vec(args).unwrap_or_default(),
+            value,
+        },
+    }
+    .sign(key)
+}
+
+/// The relayer's key of every BoB-MBS (a development key).
+pub fn relayer_key() -> KeyPair {
+    KeyPair::from_seed("gridledger-xchain-relayer")
+}
+
+impl BobMbs {
+    /// Opens (or resumes) a BoB-MBS with one directory per chain under `dir`.
+    pub fn open(dir: &Path, spec: MbsSpec) -> Result<Self, MbsError> {
+        let plan = Plan::new(&spec)?;
+        let mut externals = BTreeMap::new();
+        let mut regs = Vec::new();
+        for n in 0..spec.chains {
+            let role = Role::External(n);
+            let c = plan.open_external(&dir.join(role.dir_name()), &spec, n)?;
+            regs.push(c.registration(spec.kappa)?);
+            externals.insert(role.chain_id(), c);
+        }
+        let config = plan.bob_config(&spec, regs);
+        let mut bob = plan.open_bob(&dir.join(Role::Bob.dir_name()), &spec, &config)?;
         // One wall clock for the whole system: SC_MPV orders native
         // transactions after the CCT by block time (ln 16 (ii)).
         let clock = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -318,6 +438,7 @@ impl BobMbs {
         for c in externals.values_mut() {
             c.share_clock(clock.clone());
         }
+        let Plan { relayer, committee, .. } = plan;
         let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0, watch: Vec::new() };
         m.epoch = m.bob.height();
         Ok(m)
@@ -462,20 +583,7 @@ impl BobMbs {
         args: &A,
         value: Amount,
     ) -> SignedTransaction {
-        Transaction {
-            chain_id: BOB_CHAIN,
-            sender: key.public(),
-            nonce,
-            gas_limit: BOB_TX_GAS,
-            gas_price: Amount(1),
-            kind: TxKind::Call {
-                contract: BOB_CONTRACT_ID,
-                method: method.into(),
-                args: borsh::to_vec(args).unwrap_or_default(),
-                value,
-            },
-        }
-        .sign(key)
+        bob_call_signed(key, nonce, method, args, value)
     }
 
     /// A signed call of the BoB contract with `key`'s next nonce.
