@@ -359,17 +359,7 @@ impl BobMbs {
         method: &str,
         args: &A,
     ) -> Result<SignedTransaction, MbsError> {
-        let nonce = self.external(chain)?.next_nonce(&key.address());
-        Ok(gridledger_ledger::devnet::call(
-            key,
-            chain,
-            nonce,
-            LMC_ID,
-            method,
-            borsh::to_vec(args).unwrap_or_default(),
-            Amount::ZERO,
-            crate::ccdi_run::SC_BG_TX_GAS,
-        ))
+        self.external_call(chain, LMC_ID, key, method, args, Amount::ZERO, crate::ccdi_run::SC_BG_TX_GAS)
     }
 
     /// A new character in the baseline contract of `chain`.

@@ -978,16 +978,32 @@ impl BobMbs {
         args: &A,
         value: u128,
     ) -> Result<SignedTransaction, MbsError> {
+        self.external_call(chain, HTLC_ID, key, method, args, Amount(value), 200_000)
+    }
+
+    /// A signed call of contract `contract` on external chain `chain`
+    /// with `key`'s next nonce there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn external_call<A: BorshSerialize>(
+        &self,
+        chain: ChainId,
+        contract: gridledger_core::ContractId,
+        key: &KeyPair,
+        method: &str,
+        args: &A,
+        value: Amount,
+        gas_limit: u64,
+    ) -> Result<SignedTransaction, MbsError> {
         let nonce = self.external(chain)?.next_nonce(&key.address());
         Ok(gridledger_ledger::devnet::call(
             key,
             chain,
             nonce,
-            HTLC_ID,
+            contract,
             method,
             borsh::to_vec(args).unwrap_or_default(),
-            Amount(value),
-            200_000,
+            value,
+            gas_limit,
         ))
     }
 
