@@ -173,6 +173,10 @@ pub enum Behaviour {
     /// This side posts its NT to the BoB but spends NT's nonce on another
     /// transaction (sub-situation 3, nonce).
     DoubleSpend(Side),
+    /// This side posts a correctly signed NT that can never execute (its
+    /// nonce leaves a gap) and for which no fraud evidence exists: it is
+    /// closed as withheld at the forwarding deadline (sub-situation 2).
+    PostUnlandable(Side),
 }
 
 /// A CCTE between two users.
@@ -758,11 +762,15 @@ impl BobMbs {
                     self.external_mut(chain)?.submit(&drain)?;
                     nt
                 }
+                Behaviour::PostUnlandable(s) if s == side => {
+                    let gap = self.external(chain)?.next_nonce(&payer) + 1_000;
+                    transfer(key, chain, gap, to, Amount(amount), Amount(1))
+                }
                 _ => self.native_tx(&rec, side, key)?,
             };
             bytes.native += nt.to_bytes().len();
             match behaviour {
-                Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) if s == side => {
+                Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) | Behaviour::PostUnlandable(s) if s == side => {
                     // Refused by the mempool or dropped at execution: it cannot pay.
                     let _ = self.external_mut(chain)?.submit(&nt);
                 }

@@ -575,11 +575,12 @@ fn seeded_sweep_every_side_delivers_or_pays_its_deposit() {
             z ^ (z >> 31)
         };
         let side = if next() % 2 == 0 { Side::Sender } else { Side::Receiver };
-        let behaviour = match next() % 5 {
+        let behaviour = match next() % 6 {
             0 => Behaviour::Honest,
             1 => Behaviour::Withhold(side),
             2 => Behaviour::Censor { side, delay: 5 + next() % 40 },
             3 => Behaviour::Underfund(side),
+            4 => Behaviour::PostUnlandable(side),
             _ => Behaviour::DoubleSpend(side),
         };
         let x_j = 1 + (next() % 5_000) as u128;
@@ -666,6 +667,19 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     assert_eq!((dr.free, dr.locked), (DEPOSIT + done.x_b, 0));
     let again = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
     assert_refused(&mut m, &again, XchainError::AlreadyComplete);
+}
+
+#[test]
+fn swap_closes_an_unlandable_posted_nt_at_the_forwarding_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let rep = m.swap(&request(300, 33), Behaviour::PostUnlandable(Side::Receiver)).unwrap();
+    assert!(rep.record.complete && rep.record.verified);
+    assert_eq!(rep.record.receiver, SideState::Penalised, "closed as withheld");
+    assert!(matches!(rep.record.sender, SideState::Proved { .. }));
+    assert!(rep.bytes.cct_v > 0 && rep.gas.get("cct_v").copied().unwrap_or(0) > 0);
+    assert_eq!(rep.settlement_phases, 5, "proof, CCT_V, the closing CCT_V (+ the CCT and NTs)");
+    assert_eq!(m.deposit(&sender().address()).free, DEPOSIT + rep.x_b);
 }
 
 #[test]
