@@ -86,12 +86,17 @@ pub(crate) fn minted_key(lock: &Hash32) -> Vec<u8> {
 fn process_key(process: &Hash32) -> Vec<u8> {
     [b"mp/".as_slice(), &process.0].concat()
 }
+/// The `n`-th lock minted for `process`.
+fn process_lock_key(process: &Hash32, n: u64) -> Vec<u8> {
+    [b"mq/".as_slice(), &process.0, &n.to_be_bytes()].concat()
+}
 
-/// The BoB's record of one baseline process: its minted locks in mint
-/// order, and whether step 3 (or the rollback) ran.
+/// The BoB's record of one baseline process: how many locks were minted
+/// for it (each under its own key, in mint order, so a mint costs the same
+/// however many came before), and whether step 3 (or the rollback) ran.
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct LmcProcess {
-    pub locks: Vec<Hash32>,
+    pub minted: u64,
     pub ran: bool,
 }
 
@@ -272,7 +277,8 @@ impl BobContract {
         };
         ctx.write_typed(&minted_key(&id), &m)?;
         if !p.ran {
-            p.locks.push(id);
+            ctx.write_typed(&process_lock_key(&lock.process, p.minted), &id)?;
+            p.minted += 1;
             ctx.write_typed(&process_key(&lock.process), &p)?;
         }
         Ok(Vec::new())
@@ -299,16 +305,23 @@ impl BobContract {
                 return fail(XchainError::UnknownLock(*l));
             }
         }
+        let mut locks = Vec::new();
+        for n in 0..process.minted {
+            match ctx.read_typed::<Hash32>(&process_lock_key(&a.process, n))? {
+                Some(l) => locks.push(l),
+                None => return fail(XchainError::UnknownProcess(a.process)),
+            }
+        }
         let mut named = a.locks.clone();
         named.sort();
         named.dedup();
-        let mut all = process.locks.clone();
+        let mut all = locks.clone();
         all.sort();
         if named.len() != a.locks.len() || named != all {
-            return fail(XchainError::PartialRun { minted: process.locks.len(), named: a.locks.len() });
+            return fail(XchainError::PartialRun { minted: locks.len(), named: a.locks.len() });
         }
-        let mut items = Vec::with_capacity(process.locks.len());
-        for l in &process.locks {
+        let mut items = Vec::with_capacity(locks.len());
+        for l in &locks {
             let Some(m) = ctx.read_typed::<MintedItem>(&minted_key(l))? else {
                 return fail(XchainError::UnknownLock(*l));
             };
