@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod handover;
+pub mod held_net;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 pub const BAL: Amount = Amount(1_000_000_000_000);
 
