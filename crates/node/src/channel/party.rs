@@ -928,26 +928,7 @@ mod tests {
     use super::*;
 
     fn store(version: u64) -> ChannelStore {
-        let k = gridledger_core::KeyPair::from_seed("persister");
-        let params = ChannelParams {
-            domain: gridledger_contracts::cns::Domain::cns(1),
-            side: 0,
-            peer_key: k.public(),
-            scid: Hash32([1; 32]),
-            cid: Hash32([2; 32]),
-            t_delta_ms: 10_000,
-            capacity: [Amount(1), Amount(1)],
-            funding: gridledger_contracts::cns::Funding::Deposit,
-            retry_ms: 1,
-            close_timeout_ms: 1,
-            min_t_delta_ms: 1,
-            policy: None,
-            auto_pay: None,
-            window: 1,
-        };
-        let mut s = ChannelMachine::new(k, [0; 32], params).store().clone();
-        s.version = version;
-        s
+        gridledger_channels::disk::test_store("persister", version)
     }
 
     /// Group commit: stores queued while the persister is busy are covered
