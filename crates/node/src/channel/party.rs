@@ -911,10 +911,25 @@ where
 /// Sends one command to a party's control port and reads its answer
 /// (blocking; for the CLI).
 pub fn control_request(addr: std::net::SocketAddr, cmd: &Command, timeout: Duration) -> Result<Reply, std::io::Error> {
+    json_line_request(addr, cmd, timeout)
+}
+
+/// One request on a control port (a party's or a manager's), blocking:
+/// connects within 3 s, sends `req` as one JSON line and reads one JSON line
+/// back, waiting at most `timeout` for it.
+pub(crate) fn json_line_request<Req, Rep>(
+    addr: std::net::SocketAddr,
+    req: &Req,
+    timeout: Duration,
+) -> Result<Rep, std::io::Error>
+where
+    Req: Serialize,
+    Rep: serde::de::DeserializeOwned,
+{
     use std::io::{BufRead, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
     s.set_read_timeout(Some(timeout))?;
-    let mut line = serde_json::to_string(cmd).map_err(std::io::Error::other)?;
+    let mut line = serde_json::to_string(req).map_err(std::io::Error::other)?;
     line.push('\n');
     s.write_all(line.as_bytes())?;
     let mut r = std::io::BufReader::new(s);
