@@ -215,6 +215,25 @@ pub fn free_run(n: u16, avoid: std::ops::Range<u16>) -> u16 {
     }
 }
 
+/// `gridledger testnet --no-start` of four validators in `net`, their
+/// JSON-RPC ports from `rpc` on (0: each picks a free port when it starts)
+/// and their peer ports on a run of four free loopback ports beside them.
+pub fn four_validator_testnet(net: &Path, rpc: u16) {
+    let p2p = free_run(4, rpc..rpc + 4);
+    gl_ok(&[
+        "testnet",
+        "--no-start",
+        "--validators",
+        "4",
+        "--dir",
+        &d(net),
+        "--rpc-port",
+        &rpc.to_string(),
+        "--p2p-port",
+        &p2p.to_string(),
+    ]);
+}
+
 /// A command's stdout as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
