@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::tbg_model::{cell, seed_numbers, system_grid, Figure, Policy};
+use super::tbg_model::{cell, runs_by_load, seed_numbers, system_grid, Figure, Policy};
 use crate::result::{num, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 
@@ -62,17 +62,18 @@ impl Experiment for Fig45 {
             for &n in &ns {
                 let mut valid = Vec::new();
                 let mut all = Vec::new();
-                for &ctl in &ctls {
-                    let Some(r) = cell(&cells, n, ctl, policy) else { continue };
-                    fig.table.row(vec![
-                        n.to_string(),
-                        ctl.to_string(),
-                        policy.name().into(),
-                        num(r.carb_valid(), 3),
-                        num(r.carb_all(), 3),
-                        r.max_copies.to_string(),
-                        r.delivered_valid.to_string(),
-                    ]);
+                for (ctl, r) in runs_by_load(&cells, n, &ctls, policy) {
+                    fig.grid_row(
+                        n,
+                        ctl,
+                        policy,
+                        [
+                            num(r.carb_valid(), 3),
+                            num(r.carb_all(), 3),
+                            r.max_copies.to_string(),
+                            r.delivered_valid.to_string(),
+                        ],
+                    );
                     valid.push((f64::from(ctl), r.carb_valid()));
                     all.push((f64::from(ctl), r.carb_all()));
                 }

@@ -4,7 +4,7 @@
 use gridledger_sim::adversary_mobile::StepLatency;
 use serde_json::json;
 
-use super::tbg_model::{cell, seed_numbers, system_grid, Figure, Policy};
+use super::tbg_model::{cell, runs_by_load, seed_numbers, system_grid, Figure, Policy};
 use crate::result::{num, ratio, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 
@@ -60,17 +60,18 @@ impl Experiment for Fig47 {
         for &n in &ns {
             for policy in [Policy::Tbg, Policy::Hsm] {
                 let (mut tps, mut l) = (Vec::new(), Vec::new());
-                for &ctl in &ctls {
-                    let Some(r) = cell(&cells, n, ctl, policy) else { continue };
-                    fig.table.row(vec![
-                        n.to_string(),
-                        ctl.to_string(),
-                        policy.name().into(),
-                        num(r.tps(&lat), 1),
-                        num(r.latency_s(&lat), 2),
-                        num(r.latency_epochs(), 2),
-                        format!("{} / {}", r.delivered_valid, r.submitted_valid),
-                    ]);
+                for (ctl, r) in runs_by_load(&cells, n, &ctls, policy) {
+                    fig.grid_row(
+                        n,
+                        ctl,
+                        policy,
+                        [
+                            num(r.tps(&lat), 1),
+                            num(r.latency_s(&lat), 2),
+                            num(r.latency_epochs(), 2),
+                            format!("{} / {}", r.delivered_valid, r.submitted_valid),
+                        ],
+                    );
                     tps.push((f64::from(ctl), r.tps(&lat)));
                     l.push((f64::from(ctl), r.latency_s(&lat)));
                 }

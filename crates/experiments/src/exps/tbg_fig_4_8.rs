@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::tbg_model::{cell, seed_numbers, system_grid, Figure, Policy, TX_BYTES};
+use super::tbg_model::{cell, runs_by_load, seed_numbers, system_grid, Figure, Policy, TX_BYTES};
 use crate::result::{num, ratio, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 
@@ -50,16 +50,9 @@ impl Experiment for Fig48 {
         for &n in &ns {
             for policy in [Policy::Tbg, Policy::Hsm] {
                 let mut pts = Vec::new();
-                for &ctl in &ctls {
-                    let Some(r) = cell(&cells, n, ctl, policy) else { continue };
+                for (ctl, r) in runs_by_load(&cells, n, &ctls, policy) {
                     let mb = r.amc() * TX_BYTES as f64 / 1e6;
-                    fig.table.row(vec![
-                        n.to_string(),
-                        ctl.to_string(),
-                        policy.name().into(),
-                        num(r.amc(), 0),
-                        num(mb, 2),
-                    ]);
+                    fig.grid_row(n, ctl, policy, [num(r.amc(), 0), num(mb, 2)]);
                     pts.push((f64::from(ctl), r.amc()));
                 }
                 fig.ours.push(Series::new(format!("{} N = {n}", policy.name()), pts));

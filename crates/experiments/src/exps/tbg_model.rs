@@ -655,6 +655,14 @@ impl Figure {
         }
     }
 
+    /// A row of a grid figure's table (Figs 4-5, 4-7, 4-8): N, CTL^pe and
+    /// the policy, then `rest`.
+    pub fn grid_row(&mut self, n: u32, ctl: u32, policy: Policy, rest: impl IntoIterator<Item = String>) {
+        let mut row = vec![n.to_string(), ctl.to_string(), policy.name().into()];
+        row.extend(rest);
+        self.table.row(row);
+    }
+
     /// The experiment's result (`run_one` fills in the id, timing and
     /// description).
     pub fn finish(
@@ -678,6 +686,17 @@ impl Figure {
             ..Default::default()
         }
     }
+}
+
+/// The runs of N = `n` under `policy` that the grid has, by load (in the
+/// order of `ctls`).
+pub fn runs_by_load<'a>(
+    cells: &'a [GridCell],
+    n: u32,
+    ctls: &'a [u32],
+    policy: Policy,
+) -> impl Iterator<Item = (u32, &'a SystemRun)> + 'a {
+    ctls.iter().filter_map(move |&ctl| cell(cells, n, ctl, policy).map(|r| (ctl, r)))
 }
 
 /// The seed's numbers beside a figure: one row per
