@@ -835,6 +835,9 @@ impl BobContract {
         // ln 16 (ii) once more, by time: e_* is the tip the BoB had stored,
         // which lags the chain when relayers do; the NT's block must also
         // have been made after the BoB block that stored the CCT.
+        // Decision: this trusts block times across chains to within the
+        // κ̄ blocks an honest payer waits after e_* before sending its NT
+        // (embedded chains share one clock, nodes use their wall clocks).
         if header.timestamp <= rec.stored_at {
             return fail(XchainError::BeforeCct {
                 chain,
