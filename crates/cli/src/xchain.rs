@@ -152,6 +152,10 @@ pub enum Attack {
     CensorSender,
     /// The sender posts its native transaction but empties its account (sub-situation 3).
     UnderfundSender,
+    /// The sender posts a native transaction that can never execute (a
+    /// nonce gap, no fraud evidence): closed as withheld at the forwarding
+    /// deadline (sub-situation 2).
+    UnlandableSender,
 }
 
 #[derive(Args)]
@@ -285,6 +289,7 @@ fn behaviour(a: Attack) -> Behaviour {
         Attack::WithholdReceiver => Behaviour::Withhold(Side::Receiver),
         Attack::CensorSender => Behaviour::Censor { side: Side::Sender, delay: 40 },
         Attack::UnderfundSender => Behaviour::Underfund(Side::Sender),
+        Attack::UnlandableSender => Behaviour::PostUnlandable(Side::Sender),
     }
 }
 

@@ -63,6 +63,11 @@ fn swap_settles_honestly_and_under_withholding() {
     let v = run_json(&["xchain", "swap", "--attack", "withhold-receiver", "--json"]);
     assert_eq!(v["report"]["record"]["receiver"], "Penalised");
     assert_eq!(v["report"]["record"]["complete"], true);
+    // A posted NT that can never execute is closed at the forwarding deadline.
+    let v = run_json(&["xchain", "swap", "--attack", "unlandable-sender", "--json"]);
+    assert_eq!(v["report"]["record"]["sender"], "Penalised");
+    assert_eq!(v["report"]["record"]["complete"], true);
+    assert!(v["report"]["record"]["forward_i"].as_u64().unwrap() > 0, "the forwarding deadline was set");
 }
 
 #[test]
