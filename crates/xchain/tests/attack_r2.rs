@@ -113,3 +113,53 @@ fn relay_outage_then_one_batch_penalises_an_honest_payer() {
         m.spec.kappa
     );
 }
+
+// ---------------------------------------------------------------------------
+// Finding R2-2: the same relay batch burns a Π_CCTC lock for good.
+//
+// Same root cause as R2-1, on the claim protocol: a user locks Token_i in
+// TPK_Addr_i (an ordinary transfer), the relayers deliver chain i's next
+// 40 headers in one relay, and the header holding the lock is stored and
+// dropped inside that one transaction. `claim` is refused (StaleHeader) at
+// the first moment it can be sent and forever after; nothing else refunds
+// a transfer to TPK_Addr_i, so the user's tokens are locked for good.
+// (A user who simply claims more than κ_i epochs late loses them the same
+// way: the BoB keeps no older header and offers no other proof path.)
+//
+// Expected: a lock that landed on chain i can be claimed at least once the
+// BoB has stored its header (or the relay keeps every header a BoB block
+// could still need); no coin is lost to a relayer's timing.
+// Observed: the claim is refused, nothing is minted, the transfer's amount
+// stays in TPK_Addr_i with no way to get it back.
+// ---------------------------------------------------------------------------
+#[test]
+#[ignore = "attack: a 40-header relay batch stores and drops a Π_CCTC lock's header in one tx; the lock can never be claimed"]
+fn relay_batch_makes_a_cctc_lock_unclaimable() {
+    use gridledger_xchain::bob::{keys, Claim};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let user = sender();
+    let amount = 5_000u128;
+    let tpk = m.config.tpk_address(I);
+    let before = m.external(I).unwrap().account(&user.address()).balance.0;
+    let nt = m.native_transfer(I, &user, tpk, amount).unwrap();
+    m.external_mut(I).unwrap().submit(&nt).unwrap();
+    for _ in 0..40 {
+        m.external_mut(I).unwrap().tick().unwrap();
+    }
+    let (height, proof) = m.external(I).unwrap().tx_proof(&nt.hash()).unwrap().expect("lock landed");
+    assert!(m.external(I).unwrap().account(&user.address()).balance.0 < before - amount + 1, "the lock left the user");
+    m.tick().unwrap(); // the relayer ships the 40 headers in one relay
+    let claim = m.bob_call(&user, "claim", &Claim { chain: I, height, nt, proof }, Amount::ZERO);
+    let r = m.bob_exec(&claim).unwrap();
+    let minted: u128 = m.bob_record(&keys::wrapped(I, &user.address())).unwrap_or(0);
+    assert_eq!(
+        minted,
+        amount,
+        "the user locked {amount} in TPK_Addr_{I} at height {height} and claimed at the first chance; \
+         claim: {:?}, stored tip {}, κ_i {}",
+        r.status,
+        m.bob_tip(I),
+        m.spec.kappa
+    );
+}
