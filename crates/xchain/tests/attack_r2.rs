@@ -163,3 +163,54 @@ fn relay_batch_makes_a_cctc_lock_unclaimable() {
         m.spec.kappa
     );
 }
+
+// ---------------------------------------------------------------------------
+// Finding R2-3: S_MUE strands every deposit when nobody is honest.
+//
+// S_MUE shares forfeited deposits among the participants whose slots were
+// all stored; when there are none (every registered participant withheld,
+// e.g. all of them were censored by their chains past the deadline, or
+// Token_B deposits of a process nobody completed) the share is 0 and the
+// forfeits stay in the BoB contract's account. No method pays them out:
+// not the participants, not a treasury, not the BoB validators. (The
+// remainder of `forfeited / honest` is stranded the same way, in smaller
+// amounts, documented as a decision.)
+//
+// Expected: coin is conserved across every penalty path — every unit of a
+// deposit ends with someone who can spend it (here: back to the payers, or
+// to a named beneficiary), so the BoB contract holds no deposit once the
+// process is finished.
+// Observed: the contract keeps all 6 deposits for good.
+// ---------------------------------------------------------------------------
+#[test]
+#[ignore = "attack: a CCDI process in which every participant withholds strands all S_MUE deposits in the BoB contract"]
+fn smue_strands_all_deposits_when_every_participant_withholds() {
+    use gridledger_ledger::devnet::dev_key;
+    use gridledger_xchain::ccdi::CcdiApp;
+    use gridledger_xchain::ccdi_run::{CcdiAttack, CcdiUser, UserBehaviour};
+    use gridledger_xchain::mbs::FIRST_EXTERNAL;
+    const D: u128 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 3, ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let us: Vec<CcdiUser> = (0..6)
+        .map(|x| {
+            let key = dev_key(x);
+            let chain = FIRST_EXTERNAL + (x as u32 / 2);
+            let item = m.create_item(chain, &key, &format!("hero-{x}"), 10 + x as u64).unwrap();
+            CcdiUser { key, chain, item, behaviour: UserBehaviour::Withhold }
+        })
+        .collect();
+    let contract = gridledger_ledger::contract_address(gridledger_xchain::BOB_CONTRACT_ID);
+    let held_before = m.bob.account(&contract).balance.0;
+    let rep = m.run_ccdi(CcdiApp::Battle, &us, &CcdiAttack::default(), D, 1, 77).unwrap();
+    assert!(rep.record.finished, "the outcome is fixed");
+    assert_eq!(rep.eliminated, 6, "all six withheld");
+    let held_after = m.bob.account(&contract).balance.0;
+    assert_eq!(
+        held_after,
+        held_before,
+        "after the process is finished no deposit may stay unowned in the BoB contract \
+         (before {held_before}, after {held_after}: {} deposits of {D} stranded)",
+        (held_after - held_before) / D
+    );
+}
