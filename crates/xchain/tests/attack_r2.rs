@@ -214,3 +214,112 @@ fn smue_strands_all_deposits_when_every_participant_withholds() {
         (held_after - held_before) / D
     );
 }
+
+// ---------------------------------------------------------------------------
+// Finding R2-4: one validator's block time makes an honest NT `BeforeCct`.
+//
+// SC_MPV's freshness check refuses an NT whose block time is not after the
+// BoB block that stored the CCT; its doc comment assumes block times agree
+// "to within the κ̄ blocks an honest payer waits after e_*". But e_* is the
+// BoB's *stored* tip: when the relayers lag κ̄ + 1 blocks behind chain i
+// (here: 3 of chain i's blocks not yet relayed when the CCT executes) the
+// chain is already past e_i + κ̄, and the honest payer (following the
+// harness's own `wait_native_window`) sends NT_s at once. The ledger accepts
+// any block time after the parent's, so the one validator scheduled for the
+// next height — no collusion — stamps its block `parent + 1 ms`, i.e. still
+// before the BoB block (made 30 s after chain i's last block). The k blocks
+// on top are made honestly by the next validators in turn.
+//
+// Expected: an honest NT sent after the CCT executed, in a block that is
+// valid on its chain (scheduled proposer, time after its parent) and final,
+// is accepted by SC_MPV.
+// Observed: `prove` is refused with BeforeCct; the payer can never prove it
+// (a second payment would pay twice) and is penalised at the forwarding
+// deadline (as in R2-1). A Byzantine leader can so penalise any payer of
+// its chain whenever the relayers lag.
+// ---------------------------------------------------------------------------
+#[test]
+#[ignore = "attack: with relayers κ̄+1 blocks behind, one probabilistic-chain leader stamps its block parent+1ms and an honest NT is refused BeforeCct"]
+fn one_leader_stamps_an_honest_nt_before_the_cct() {
+    use gridledger_core::crypto::KeyPair;
+    use gridledger_core::merkle::MerkleTree;
+    use gridledger_core::Height;
+    use gridledger_ledger::{BlockHeader, Seal};
+    use gridledger_xchain::bob::{ProofTx, Relay};
+    use gridledger_xchain::{Finality, SealedHeader};
+    let dir = tempfile::tempdir().unwrap();
+    let k = 2u64;
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: k as u32 }, kappa: 8, ..MbsSpec::default() };
+    let mut m = setup(dir.path(), spec);
+    let s = sender();
+    // Relayers lag: chain i makes 3 blocks the BoB does not see yet; the BoB
+    // makes one block meanwhile (its blocks and chain i's are not in lockstep).
+    for _ in 0..3 {
+        m.external_mut(I).unwrap().tick().unwrap();
+    }
+    m.bob.tick().unwrap();
+    let req = request(1_000, 401);
+    let terms = m.terms(&req);
+    let cct = m.cct_tx(&req.sender, &req.receiver, terms.clone());
+    let r = bob_only(&mut m, &cct);
+    assert_eq!(r.status, gridledger_ledger::TxStatus::Success);
+    let id = terms.id();
+    let rec = m.cct(&id).unwrap();
+    let chain_h = m.external(I).unwrap().height();
+    assert!(chain_h > rec.e_i + m.config.kappa_bar, "chain i is already past e_i + κ̄: the payer sends at once");
+    // The honest payer's NT, sent right after the CCT executed.
+    let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    // Chain i's next blocks: the scheduled leader of chain_h + 1 stamps its
+    // block parent + 1 ms; the next k leaders build on it normally.
+    let reg = m.config.chains.iter().find(|c| c.chain_id == I).unwrap().clone();
+    let n = reg.validators.len();
+    let key_of = |h: Height| -> KeyPair {
+        let want = reg.leader(h).unwrap();
+        (0..n)
+            .map(|x| KeyPair::from_seed(&format!("gridledger-xchain-{I}-validator-{x}")))
+            .find(|kp| kp.public() == *want)
+            .expect("validator key")
+    };
+    let mut headers: Vec<SealedHeader> =
+        (rec.e_i + 1..=chain_h).map(|h| m.external(I).unwrap().sealed_header(h).unwrap().unwrap()).collect();
+    let top = headers.last().unwrap().header.clone();
+    let mut parent = top.clone();
+    for d in 0..=k {
+        let h = chain_h + 1 + d;
+        let leader = key_of(h);
+        let (tx_root, tx_count) = if d == 0 { (MerkleTree::new(&[nt.hash()]).root(), 1) } else { (top.tx_root, 0) };
+        let header = BlockHeader {
+            chain_id: I,
+            height: h,
+            parent: parent.hash(),
+            timestamp: if d == 0 { parent.timestamp + 1 } else { parent.timestamp + 15_000 },
+            proposer: leader.public(),
+            tx_root,
+            receipt_root: top.receipt_root,
+            state_root: top.state_root,
+            gas_used: 0,
+            tx_count,
+        };
+        let signature = leader.sign(&header.hash());
+        parent = header.clone();
+        headers.push(SealedHeader { header, seal: Seal::Single { signature } });
+    }
+    let nt_block = headers.iter().find(|sh| sh.header.height == chain_h + 1).unwrap().header.clone();
+    assert!(nt_block.timestamp > top.timestamp, "the block is valid on its chain: after its parent");
+    let relayer = m.relayer.clone();
+    let relay = m.bob_call(&relayer, "relay", &Relay { chain: I, headers }, Amount::ZERO);
+    let rr = bob_only(&mut m, &relay);
+    assert_eq!(rr.status, gridledger_ledger::TxStatus::Success, "the scheduled leaders' headers are accepted");
+    let proof = MerkleTree::new(&[nt.hash()]).proof(0).unwrap();
+    let pt = ProofTx { cct: id, side: Side::Sender, nt, height: chain_h + 1, proof };
+    let prove = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    let r = bob_only(&mut m, &prove);
+    assert_eq!(
+        r.status,
+        gridledger_ledger::TxStatus::Success,
+        "an honest NT sent after the CCT, in a valid final block, must be accepted \
+         (NT block time {}, CCT stored at {})",
+        nt_block.timestamp,
+        rec.stored_at
+    );
+}
