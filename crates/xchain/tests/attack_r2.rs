@@ -323,3 +323,45 @@ fn one_leader_stamps_an_honest_nt_before_the_cct() {
         rec.stored_at
     );
 }
+
+// ---------------------------------------------------------------------------
+// Finding R2-7: SC_AMM liquidity can never leave the pool.
+//
+// `provide` moves Token_B (the call's value) or claimed Token_i into the
+// pool and records the provider's share (`lp` key), but the BoB contract
+// has no method that gives a share back: the pool only prices CCTs, so
+// every unit ever provided is held by the BoB contract for good. Coin is
+// not conserved for liquidity providers (their balances fall by what they
+// provided and nothing they can call raises them again).
+//
+// Expected: a provider can take back its share of the pool (Token_B to its
+// account, Token_i as claimed tokens it can redeem), at least the amount it
+// provided while no CCT has used the pool.
+// Observed: every plausible method is refused (`bob has no method ...`) and
+// the provided Token_B stays in the contract.
+// ---------------------------------------------------------------------------
+#[test]
+#[ignore = "attack: SC_AMM has no way to withdraw provided liquidity; LP coin is stranded in the BoB contract"]
+fn provided_liquidity_can_be_taken_back() {
+    use gridledger_xchain::bob::Provide;
+    use gridledger_xchain::mbs::BOB_CHAIN;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let lp = provider();
+    // Large against the calls' fees (a few 10^5), small against the provider's balance.
+    let amount = 1_000_000_000u128;
+    let before = m.bob.account(&lp.address()).balance.0;
+    m.provide_token_b(&lp, amount).unwrap();
+    let mut answers = Vec::new();
+    for method in ["remove", "unprovide", "withdraw_liquidity", "remove_liquidity", "exit"] {
+        let tx = m.bob_call(&lp, method, &Provide { token: BOB_CHAIN, amount }, Amount::ZERO);
+        let r = m.bob_exec(&tx).unwrap();
+        answers.push(format!("{method}: {:?}", r.status));
+    }
+    let after = m.bob.account(&lp.address()).balance.0;
+    // Fees of the six calls aside (far below `amount`).
+    assert!(
+        after + amount / 2 > before,
+        "the provider's {amount} Token_B must be retrievable (balance {before} → {after}; {answers:?})"
+    );
+}
