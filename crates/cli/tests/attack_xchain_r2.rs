@@ -106,7 +106,7 @@ fn signal(sig: &str, pid: u32) {
 fn up_does_not_hang_on_a_stalled_chain_process() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = Command::new(BIN)
-        .args(["xchain", "up", "--processes", "--chains", "2", "--epochs", "1000000", "--dir"])
+        .args(["xchain", "up", "--processes", "--chains", "2", "--epochs", "10000", "--dir"])
         .arg(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
