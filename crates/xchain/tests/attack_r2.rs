@@ -365,3 +365,69 @@ fn provided_liquidity_can_be_taken_back() {
         "the provider's {amount} Token_B must be retrievable (balance {before} → {after}; {answers:?})"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Finding R2-8: a release order replays on another BoB instance's chain.
+//
+// SC_BG's release statement binds only (purpose, chain id, sequence,
+// order): not the BoB instance that recorded the order nor the genesis of
+// the chain it pays on. Two BoB-MBS deployments whose committees share a
+// threshold key (every development MBS does: `BobCommittee::dev` with the
+// default seed; in production a committee reusing its key for a second BoB
+// or a test network) and whose external chains share an id accept each
+// other's release orders: a user burns its own claimed tokens on BoB A and
+// the signed order, replayed on chain 101 of deployment B at B's next
+// sequence number, pays out of B's TPK_Addr_i — other users' locked coin.
+//
+// Expected: a release signed for one BoB instance / chain instance is
+// refused on another (BadThresholdSignature or a typed foreign-instance
+// error), and B's TPK_Addr_i keeps its coin.
+// Observed: the replay succeeds and pays the attacker from B's TPK_Addr_i.
+// ---------------------------------------------------------------------------
+#[test]
+#[ignore = "attack: a release order signed for one BoB instance pays out on another instance's chain with the same id (statement binds no instance)"]
+fn a_release_order_replays_on_another_bob_instance() {
+    use gridledger_ledger::devnet::dev_key;
+    use gridledger_ledger::{TxKind, TxStatus};
+    use gridledger_xchain::bob::Claim;
+    use gridledger_xchain::scbg::Release;
+    fn lock_and_claim(m: &mut BobMbs, who: &gridledger_core::crypto::KeyPair, amount: u128) {
+        let tpk = m.config.tpk_address(I);
+        let nt = m.native_transfer(I, who, tpk, amount).unwrap();
+        m.external_mut(I).unwrap().submit(&nt).unwrap();
+        m.tick().unwrap();
+        let (height, proof) = m.external(I).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
+        m.wait_final(I, height).unwrap();
+        let claim = m.bob_call(who, "claim", &Claim { chain: I, height, nt, proof }, Amount::ZERO);
+        m.bob_ok(&claim).unwrap();
+    }
+    let spec = || MbsSpec { ccdi: true, ..MbsSpec::default() };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = BobMbs::open(da.path(), spec()).unwrap();
+    let mut b = BobMbs::open(db.path(), spec()).unwrap();
+    let (attacker, victim) = (dev_key(2), dev_key(3));
+    // Deployment B: the victim locks 50,000 in TPK_Addr_i and claims it.
+    lock_and_claim(&mut b, &victim, 50_000);
+    let tpk_b = b.config.tpk_address(I);
+    assert_eq!(b.external(I).unwrap().account(&tpk_b).balance.0, 50_000);
+    // Deployment A: the attacker locks, claims and redeems 40,000 of its own.
+    lock_and_claim(&mut a, &attacker, 40_000);
+    a.redeem(&attacker, I, 40_000, attacker.address()).unwrap();
+    let signed = a.release_tx(I, 0).unwrap();
+    let TxKind::Call { args, .. } = &signed.tx.kind else { panic!("a call") };
+    let rel: Release = borsh::from_slice(args).unwrap();
+    // Replayed on B's chain i (B's first release: sequence 0).
+    let before = b.external(I).unwrap().account(&attacker.address()).balance.0;
+    let replay = b.sc_bg_call(I, &attacker, "release", &rel).unwrap();
+    let h = b.external_mut(I).unwrap().submit(&replay).unwrap();
+    b.external_mut(I).unwrap().tick().unwrap();
+    let r = b.external(I).unwrap().receipt(&h).unwrap().unwrap();
+    let after = b.external(I).unwrap().account(&attacker.address()).balance.0;
+    assert!(
+        matches!(r.status, TxStatus::Reverted(_)) && b.external(I).unwrap().account(&tpk_b).balance.0 == 50_000,
+        "a release signed for BoB A must not pay on deployment B (status {:?}; attacker {before} → {after}; \
+         B's TPK_Addr_i now {})",
+        r.status,
+        b.external(I).unwrap().account(&tpk_b).balance.0
+    );
+}
