@@ -25,6 +25,9 @@ pub enum FlError {
     /// Parameters the setup or code cannot serve.
     #[error("unsupported parameters: {0}")]
     Unsupported(&'static str),
+    /// A degree proof that does not show `deg p < bound`.
+    #[error("commitment not shown to have degree below {bound}")]
+    DegreeTooHigh { bound: usize },
     /// AEAD authentication failed (wrong key, nonce, associated data or tampered ciphertext).
     #[error("fragment decryption failed")]
     DecryptFailed,

@@ -5,11 +5,14 @@
 //!   multiplicative subgroup so FFTs apply (Eqs 7.1–7.4);
 //! - [`kzg`]: KZG polynomial commitments, per-position proofs and
 //!   verification (Eqs 7.5–7.8) on `blstrs`;
+//! - [`cells`]: subfragments as cells — one multi-point proof per cell,
+//!   all cell proofs with FK20, batched verification, degree-bound proofs;
 //! - [`aead`]: fragment encryption (Eqs 7.9–7.10) with ChaCha20-Poly1305;
 //! - [`merkle`]: Merkle roots and proofs over commitments (Eqs 7.11–7.13),
 //!   reusing the project's Merkle tree.
 
 pub mod aead;
+pub mod cells;
 pub mod coding;
 pub mod error;
 pub mod field;
