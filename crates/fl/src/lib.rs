@@ -8,12 +8,17 @@
 //! - [`cells`]: subfragments as cells — one multi-point proof per cell,
 //!   all cell proofs with FK20, batched verification, degree-bound proofs;
 //! - [`aead`]: fragment encryption (Eqs 7.9–7.10) with ChaCha20-Poly1305;
+//! - [`coding`]: C2B — a fragment encrypted, coded into one cell per node,
+//!   committed with a degree proof; the nodes' checks and the leader's decoding;
+//! - [`dissemination`]: B2C and C2C — double erasure coding of the global
+//!   fragment bound by one Merkle root, and the clients' double decoding;
 //! - [`merkle`]: Merkle roots and proofs over commitments (Eqs 7.11–7.13),
 //!   reusing the project's Merkle tree.
 
 pub mod aead;
 pub mod cells;
 pub mod coding;
+pub mod dissemination;
 pub mod error;
 pub mod field;
 pub mod kzg;
