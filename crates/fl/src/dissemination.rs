@@ -285,6 +285,8 @@ struct ChainState {
 pub struct ClientAssembler {
     me: usize,
     round: u32,
+    /// Chain id of `coders[0]`.
+    first_chain: u32,
     coders: Vec<GlobalCoder>,
     chains: Vec<ChainState>,
 }
@@ -293,13 +295,24 @@ impl ClientAssembler {
     /// `coders[b]` is chain `b`'s coder.
     pub fn new(me: usize, round: u32, coders: Vec<GlobalCoder>) -> Self {
         let chains = vec![ChainState::default(); coders.len()];
-        Self { me, round, coders, chains }
+        Self { me, round, first_chain: 0, coders, chains }
+    }
+
+    /// Number the chains from `first` (a client following one chain `b`
+    /// passes `b`).
+    pub fn with_chain_offset(mut self, first: u32) -> Self {
+        self.first_chain = first;
+        self
+    }
+
+    fn slot(&self, chain: u32) -> Option<usize> {
+        chain.checked_sub(self.first_chain).map(|i| i as usize).filter(|&i| i < self.coders.len())
     }
 
     /// The root chain `b` agreed on (read from its block).
     pub fn set_root(&mut self, chain: u32, root: Hash32) -> AssemblerStep {
         let mut step = AssemblerStep::default();
-        let Some(st) = self.chains.get_mut(chain as usize) else {
+        let Some(st) = self.slot(chain).and_then(|i| self.chains.get_mut(i)) else {
             step.faults.push(FlError::PositionOutOfRange { index: chain as usize, len: self.coders.len() });
             return step;
         };
@@ -319,11 +332,10 @@ impl ClientAssembler {
     /// Handle one mini-fragment.
     pub fn on_mini(&mut self, src: Source, mf: MiniFragment) -> AssemblerStep {
         let mut step = AssemblerStep::default();
-        let b = mf.ctx.chain as usize;
-        if mf.ctx.round != self.round || b >= self.coders.len() {
+        let Some(b) = self.slot(mf.ctx.chain).filter(|_| mf.ctx.round == self.round) else {
             step.faults.push(FlError::WrongContext { chain: mf.ctx.chain, round: mf.ctx.round });
             return step;
-        }
+        };
         let coder = &self.coders[b];
         let st = &mut self.chains[b];
         let Some(root) = st.root else {
@@ -400,7 +412,7 @@ impl ClientAssembler {
 
     /// Global fragment `b`, once decoded.
     pub fn fragment(&self, chain: u32) -> Option<&[u8]> {
-        self.chains.get(chain as usize).and_then(|s| s.fragment.as_deref())
+        self.slot(chain).and_then(|i| self.chains[i].fragment.as_deref())
     }
 
     /// The whole global model (fragments in chain order), once every chain decoded.
