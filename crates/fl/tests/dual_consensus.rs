@@ -21,7 +21,9 @@ use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 
 const SK: [u8; 32] = [42; 32];
-const DIMS: usize = 24;
+// 28 parameters: 128 bytes of ciphertext = 5 elements, so with 4 nodes
+// (cells of 2) a fragment needs 3 cells, with 10 nodes (cells of 1) 5.
+const DIMS: usize = 28;
 const TIMING: Timing = Timing { pre_vector: 40, tally: 80, aggregate: 120, view: 120 };
 
 type P = Participant<SoftwareAttester>;
@@ -276,4 +278,64 @@ fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
     );
     assert_eq!(step.faults, vec![Fault::NotLeader { node: 2, view: 0 }]);
     assert!(step.sends.is_empty());
+}
+
+/// Drops what its participant sends to one node (for a client) or the
+/// forwards it sends the leader (for a node).
+struct DropTo(u32);
+impl Adversary<P> for DropTo {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .filter(|(d, m)| !(*d == Dest::One(self.0) && matches!(m, Message::Local(_) | Message::Forward { .. })))
+            .collect()
+    }
+}
+
+#[test]
+fn an_agreed_client_whose_cells_were_withheld_from_the_leader_is_excluded_with_a_fault() {
+    // Client 3 reaches nodes 0, 1, 2 only (3 = 2f+1 pre-vector votes, so it
+    // is agreed); node 2 withholds its forward to the leader, which then
+    // holds 2 cells of a fragment that needs 3.
+    for seed in SeedPlan::from_env(5_000, 2).seeds {
+        let honest: Vec<usize> = (0..7).collect();
+        let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+            vec![(4 + 3, Box::new(DropTo(3))), (2, Box::new(DropTo(0)))];
+        let r = run(seed, 4, vec![ClientBehaviour::Honest; 7], adversaries, &honest);
+        assert_round_succeeded(&r, &honest, |c| model(c as usize), 2);
+        assert_eq!(r.aggregated()[0].1, vec![0, 1, 2, 4, 5, 6], "seed {seed}");
+        assert!(
+            r.faults().iter().any(|f| matches!(f, Fault::Excluded { client: 3, error: FlError::Undecodable { .. } })),
+            "{:?}",
+            r.faults()
+        );
+    }
+}
+
+#[test]
+fn a_client_sending_two_records_to_one_node_is_recorded_and_its_first_kept() {
+    use gridledger_fl::aead::FragmentContext;
+    use gridledger_fl::aggregate::params_to_bytes;
+    use gridledger_fl::coding::client_key;
+    let cfg = config(4, 7, 2);
+    let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, TIMING);
+    let ctx = FragmentContext { chain: 2, round: 5, fragment: 2 };
+    let key = client_key(&SK, 3);
+    let a = cfg.coder.encode(&key, &ctx, 3, &params_to_bytes(&model(3))).unwrap();
+    let b = cfg.coder.encode(&key, &ctx, 3, &params_to_bytes(&model(4))).unwrap();
+    assert!(n1.handle(None, Message::Local(a.message(1).unwrap())).faults.is_empty());
+    assert_eq!(n1.handle(None, Message::Local(b.message(1).unwrap())).faults, vec![Fault::Equivocation { client: 3 }]);
+    // Another round's or chain's message, and a cell meant for node 2.
+    let other = cfg.coder.encode(&key, &FragmentContext { round: 6, ..ctx }, 3, &params_to_bytes(&model(3))).unwrap();
+    let mut m = other.message(1).unwrap();
+    m.record.ctx.round = 6;
+    assert_eq!(n1.handle(None, Message::Local(m)).faults, vec![Fault::WrongContext]);
+    let c = cfg.coder.encode(&client_key(&SK, 5), &ctx, 5, &params_to_bytes(&model(5))).unwrap();
+    assert_eq!(
+        n1.handle(None, Message::Local(c.message(2).unwrap())).faults,
+        vec![Fault::Client { client: 5, error: FlError::PositionOutOfRange { index: 2, len: 4 } }]
+    );
+    // The pre-vector holds the first record's client only.
+    let step = n1.on_timer(gridledger_fl::consensus::Timer::PreVector);
+    assert!(step.outputs.contains(&Output::PreVector(vec![3])));
 }
