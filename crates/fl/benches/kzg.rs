@@ -17,7 +17,17 @@ use gridledger_fl::rs::RsCode;
 fn bench(c: &mut Criterion) {
     let k = 4096;
     let kzg = Kzg::insecure_from_seed(k, 42);
-    let coeffs: Vec<Scalar> = (0..k as u64).map(|i| Scalar::from(i * 31 + 7)).collect();
+    // A fragment as a ciphertext packs it: 31 pseudo-random bytes per
+    // element (full-size scalars; small integers would make every MSM
+    // look several times faster than on real data).
+    let bytes: Vec<u8> = {
+        use rand::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let mut b = vec![0u8; k * gridledger_fl::field::BYTES_PER_ELEMENT];
+        rng.fill_bytes(&mut b);
+        b
+    };
+    let coeffs: Vec<Scalar> = gridledger_fl::field::bytes_to_scalars(&bytes);
     c.bench_function("kzg_commit_4096", |b| b.iter(|| kzg.commit(&coeffs).unwrap()));
     c.bench_function("kzg_open_one_4096", |b| b.iter(|| kzg.open_at(&coeffs, Scalar::from(5u64)).unwrap()));
 

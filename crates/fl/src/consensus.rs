@@ -226,6 +226,8 @@ pub enum Fault {
     Excluded { client: u32, error: FlError },
     /// A message whose attestation does not verify.
     BadAttestation { node: usize },
+    /// A pre- or deter-vector that is not strictly increasing ids of existing clients.
+    BadVector { node: usize },
     /// A message claiming a node index that does not exist or is not the sender's role.
     UnknownNode(usize),
     /// A proposal from someone other than the view's leader.
@@ -306,6 +308,7 @@ pub struct ChainNode<A: Attester> {
     proposed_in: BTreeSet<u32>,
     voted_in: BTreeSet<u32>,
     votes: BTreeMap<(u32, Hash32), BTreeSet<usize>>,
+    voters: BTreeSet<(u32, usize)>,
     view_changes: BTreeMap<u32, BTreeSet<usize>>,
     asked_view: u32,
     committed: Option<(u32, Hash32)>,
@@ -330,6 +333,7 @@ impl<A: Attester> ChainNode<A> {
             proposed_in: BTreeSet::new(),
             voted_in: BTreeSet::new(),
             votes: BTreeMap::new(),
+            voters: BTreeSet::new(),
             view_changes: BTreeMap::new(),
             asked_view: 0,
             committed: None,
@@ -381,6 +385,10 @@ impl<A: Attester> ChainNode<A> {
                     step.faults.push(Fault::UnknownNode(node));
                     return step;
                 }
+                if !self.well_formed(&clients) {
+                    step.faults.push(Fault::BadVector { node });
+                    return step;
+                }
                 let ev = self.cfg.vector_evidence(PRE_VECTOR, node, &clients);
                 match self.cfg.check_attestation(node, &ra, &ev) {
                     Ok(()) => {
@@ -411,6 +419,10 @@ impl<A: Attester> ChainNode<A> {
                     step.faults.push(Fault::UnknownNode(node));
                     return step;
                 }
+                if !self.well_formed(&clients) {
+                    step.faults.push(Fault::BadVector { node });
+                    return step;
+                }
                 let ev = self.cfg.vector_evidence(DETER_VECTOR, node, &clients);
                 match self.cfg.check_attestation(node, &ra, &ev) {
                     Ok(()) => {
@@ -430,6 +442,14 @@ impl<A: Attester> ChainNode<A> {
             Message::RootVote { node, view, root } => {
                 if from_node != Some(node) {
                     step.faults.push(Fault::UnknownNode(node));
+                    return step;
+                }
+                // One vote per node and view, for views not far ahead: a
+                // Byzantine node cannot grow the vote table without bound.
+                if view > self.view.saturating_add(self.cfg.nodes as u32) {
+                    return step;
+                }
+                if !self.voters.insert((view, node)) {
                     return step;
                 }
                 self.votes.entry((view, root)).or_default().insert(node);
@@ -479,10 +499,22 @@ impl<A: Attester> ChainNode<A> {
         }
     }
 
+    /// Keeps a verified cell for decoding. At most `K` records per client
+    /// (each node accepts one), so an equivocating client cannot grow it
+    /// without bound.
     fn hold(&mut self, m: LocalMessage) {
         let d = m.record.digest();
-        let e = self.held.entry(m.record.client).or_default().entry(d).or_insert((m.record, BTreeMap::new()));
+        let records = self.held.entry(m.record.client).or_default();
+        if !records.contains_key(&d) && records.len() >= self.cfg.nodes {
+            return;
+        }
+        let e = records.entry(d).or_insert((m.record, BTreeMap::new()));
         e.1.entry(m.cell.index).or_insert(m.cell);
+    }
+
+    /// A client vector: strictly increasing ids of existing clients.
+    fn well_formed(&self, clients: &[u32]) -> bool {
+        clients.windows(2).all(|w| w[0] < w[1]) && clients.last().is_none_or(|&c| (c as usize) < self.cfg.clients)
     }
 
     /// A timer fired.
@@ -629,6 +661,7 @@ impl<A: Attester> ChainNode<A> {
                 self.voted_in.insert(view);
                 self.minis.insert((view, root), minis);
                 self.to_nodes(step, Message::RootVote { node: self.me, view, root });
+                self.voters.insert((view, self.me));
                 self.votes.entry((view, root)).or_default().insert(self.me);
                 self.try_commit(view, root, step);
             }
@@ -671,7 +704,7 @@ impl<A: Attester> ChainNode<A> {
     }
 
     fn on_view_change(&mut self, node: usize, view: u32, step: &mut Step) {
-        if view <= self.view || self.committed.is_some() {
+        if view <= self.view || self.committed.is_some() || view > self.view.saturating_add(self.cfg.nodes as u32) {
             return;
         }
         let n = {
