@@ -146,8 +146,20 @@ impl Executor {
         // One TCR root per batch (issue 11): the leaves travel as this
         // call's block data, the chain keeps their Merkle root.
         let entry_hashes = input.entries.iter().map(entry_hash).collect();
+        // The post-state root is what its own leaves leave: an honest
+        // executor's is the chain's, a thief's is caught by a dispute.
+        let tcrs: Vec<Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
+        let full = input.full_state(&self.params);
+        let (post_root, burned) = crate::state::post_state(&self.params, &full, &input.entries, &tcrs)
+            .or_else(|_| {
+                let honest: Vec<Tcr> =
+                    own_tcrs(&self.params, input, self.address, &mut Step::default()).unwrap_or_default();
+                crate::state::post_state(&self.params, &full, &input.entries, &honest)
+            })
+            .map(|(s, b)| (crate::state::state_root(&s), b))
+            .unwrap_or((gridledger_core::Hash32::ZERO, gridledger_core::Amount::ZERO));
         let leaves = leaves.iter().map(TcrLeaf::posted).collect();
-        step.calls.push(Call::primary("sc_cr", args(&SubmitTcrs { batch, entry_hashes, leaves })));
+        step.calls.push(Call::primary("sc_cr", args(&SubmitTcrs { batch, entry_hashes, leaves, post_root, burned })));
         step
     }
 }
@@ -190,7 +202,15 @@ impl Validator {
                 }),
             ));
         }
-        let bad = mismatches(recorded, &own);
+        let mut bad = mismatches(recorded, &own);
+        // The posted post-state root and burn must be what the batch leaves.
+        let full = input.full_state(&self.params);
+        let roots_ok = crate::state::post_state(&self.params, &full, &input.entries, &own).is_ok_and(|(s, b)| {
+            input.header.post_root == Some(crate::state::state_root(&s)) && input.header.burned == Some(b)
+        });
+        if !roots_ok && bad.is_empty() {
+            bad.push(u32::MAX);
+        }
         if !bad.is_empty() {
             step.faults.push(Fault::WrongTcr { batch, observer: self.address, indices: bad });
             // The controversial transaction (§3.4 Step 5): one entry with
@@ -366,7 +386,8 @@ pub fn dispute_call(p: &IorParams, input: &BatchInput, own: &[TcrLeaf]) -> Call 
     let batch = input.header.id;
     let whole = || {
         let claimed = own.iter().map(|l| l.tcr.clone()).collect();
-        Call::primary("dispute", args(&Controversial { batch, claimed, entries: input.entries.clone() }))
+        let state = input.state.clone().unwrap_or_default();
+        Call::primary("dispute", args(&Controversial { batch, claimed, entries: input.entries.clone(), state }))
     };
     let Some(posted) = &input.leaves else { return whole() };
     let mine: Vec<PostedLeaf> = own.iter().map(TcrLeaf::posted).collect();
