@@ -800,13 +800,15 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     self.secondary_call(key, method, args)?;
                 }
                 Target::Primary => {
-                    if method == "dispute" || method == "dispute_entry" {
+                    if matches!(method, "dispute" | "dispute_entry" | "dispute_state") {
                         // Another disputer may already have settled or
                         // overturned it.
-                        let batch = if method == "dispute" {
-                            borsh::from_slice::<Controversial>(&args).map(|b| b.batch)
-                        } else {
-                            borsh::from_slice::<crate::primary::DisputeEntry>(&args).map(|b| b.batch)
+                        let batch = match method {
+                            "dispute" => borsh::from_slice::<Controversial>(&args).map(|b| b.batch),
+                            "dispute_entry" => {
+                                borsh::from_slice::<crate::primary::DisputeEntry>(&args).map(|b| b.batch)
+                            }
+                            _ => borsh::from_slice::<crate::primary::DisputeState>(&args).map(|b| b.batch),
                         }
                         .map_err(|e| DriverError::View(e.to_string()))?;
                         let h = self.batch_header(batch)?;

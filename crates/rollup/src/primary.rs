@@ -286,6 +286,23 @@ pub struct DisputeEntry {
     pub proof: gridledger_core::MerkleProof,
 }
 
+/// `dispute_state` arguments (issue 11, per-entry state disputes): entry
+/// `i` with its posted leaf and witness; the previous entry with its leaf
+/// and witness (none for entry 0); and the full state before entry `i`:
+/// for entry 0 the settled state (checked against the settled root; the
+/// chain applies the batch's queue items), else a state whose root is the
+/// previous leaf's `post_root`. The chain applies leaf `i`'s effects and
+/// compares the root with leaf `i`'s `post_root`.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct DisputeState {
+    pub batch: u64,
+    pub entry: Entry,
+    pub leaf: PostedLeaf,
+    pub proof: gridledger_core::MerkleProof,
+    pub prev: Option<(Entry, PostedLeaf, gridledger_core::MerkleProof)>,
+    pub state: crate::exec::PreState,
+}
+
 /// `finalize` arguments. A batch whose posted roots stood through the
 /// window settles in O(1) and needs neither field (send them empty). A
 /// batch the chain executes itself (overturned, or no root posted) needs
@@ -342,6 +359,15 @@ pub enum EntryDisputeError {
     WrongInputs(u32),
     #[error("TCR {0} is the correct result of its entry on its inputs")]
     CorrectResult(u32),
+    /// `dispute_state`: the state brought does not hash to entry `i`'s
+    /// pre-root (the settled root for entry 0, else the previous leaf's
+    /// post-state root), or the previous leaf is not entry `i − 1`'s.
+    #[error("the state brought is not the state before entry {0}")]
+    WrongPreState(u32),
+    /// `dispute_state`: leaf `i`'s effects applied to the state before it
+    /// give exactly its posted post-state root.
+    #[error("leaf {0}'s post-state root is the state its effects leave")]
+    CorrectTransition(u32),
     /// The dispute window (`window_ms` after the TCR root was posted) has
     /// passed: the batch is final and only `finalize` may settle it, so a
     /// late challenge cannot race it. Also refuses a late whole-batch
@@ -921,6 +947,10 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, 
     if a.leaves.len() != h.len() || a.leaves.iter().enumerate().any(|(i, l)| l.tcr.index as usize != i) {
         return revert("TCRs do not cover the batch's entries in order");
     }
+    // The last leaf's root is the batch's post-state root.
+    if a.leaves.last().is_some_and(|l| l.post_root != a.post_root) {
+        return revert("the post-state root is not the last leaf's");
+    }
     check_entry_hashes(ctx, &h, &a.entry_hashes)?;
     let root = leaves_root(ctx, &c.params.domain, h.id, &a.entry_hashes, &a.leaves)?;
     h.tcr_root = Some(root);
@@ -975,7 +1005,8 @@ fn priced_state_root(ctx: &mut CallContext<'_, '_>, s: &crate::exec::PreState) -
     Ok(gridledger_core::merkle_root(&hs))
 }
 
-/// What the chain computes when it executes a batch itself.
+/// What the chain computes when it executes a batch itself: the leaves
+/// with their per-entry post-state roots.
 struct ChainRun {
     leaves: Vec<TcrLeaf>,
     post_root: Hash32,
@@ -1008,9 +1039,14 @@ fn reexecute(
             state.meters.insert(a, m);
         }
     }
-    let leaves = execute_leaves(&mut OnChain(ctx), &c.params, &state, es)?;
+    let mut leaves = execute_leaves(&mut OnChain(ctx), &c.params, &state, es)?;
+    state.meters.clear();
+    state.closed_in_batch.clear();
     let mut burned = Amount::ZERO;
-    for (l, e) in leaves.iter().zip(es) {
+    let mut post_root = priced_state_root(ctx, &state)?;
+    // One root per entry: O(batch × state) gas, the price of re-executing
+    // a whole batch (`dispute_state` checks one entry's root instead).
+    for (l, e) in leaves.iter_mut().zip(es) {
         ctx.charge(crate::exec::STEP_GAS)?;
         burned = burned
             .checked_add(
@@ -1018,9 +1054,9 @@ fn reexecute(
                     .map_err(|err| ContractError::Revert(format!("internal: {err}")))?,
             )
             .ok_or_else(|| ContractError::Revert("overflow".into()))?;
+        post_root = priced_state_root(ctx, &state)?;
+        l.post_root = post_root;
     }
-    state.closed_in_batch.clear();
-    let post_root = priced_state_root(ctx, &state)?;
     Ok(ChainRun { leaves, post_root, burned })
 }
 
@@ -1162,7 +1198,7 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
     let mut posted = Vec::with_capacity(run.leaves.len());
     for l in &run.leaves {
         let pre_hash = ctx.hash(crate::types::TAG_TCR_INPUTS, &bytes(&l.pre))?;
-        posted.push(PostedLeaf { pre_hash, tcr: l.tcr.clone() });
+        posted.push(PostedLeaf { pre_hash, tcr: l.tcr.clone(), post_root: l.post_root });
     }
     let root = leaves_root(ctx, &c.params.domain, h.id, &hashes, &posted)?;
     let correct: Vec<Tcr> = run.leaves.iter().map(|l| l.tcr.clone()).collect();
@@ -1254,6 +1290,87 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u
     Ok(bytes(&i))
 }
 
+/// `dispute_state` (issue 11): a per-entry state dispute. The witnesses
+/// prove leaf `i` (and leaf `i − 1`) of the batch's posted TCR tree; the
+/// state brought is checked against entry `i`'s pre-root (the settled root
+/// with the batch's queue items applied by the chain for entry 0, else
+/// leaf `i − 1`'s post-state root); the chain applies leaf `i`'s effects
+/// and compares the resulting root with leaf `i`'s post-state root. The
+/// verdict and effects themselves are `dispute_entry`'s to dispute: this
+/// checks the state transition they claim. A different root (or effects
+/// that do not apply) overturns the batch as `dispute_entry` does; a
+/// refused dispute reverts ([`EntryDisputeError`]) and changes nothing.
+fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState) -> Result<Vec<u8>, ContractError> {
+    let refuse = |e: EntryDisputeError| revert(e.to_string());
+    let c = cfg(ctx)?;
+    let caller = ctx.caller();
+    let bond = ctx.value();
+    if challenger(ctx, &c)?.is_none() {
+        return refuse(EntryDisputeError::BondTooSmall { bond: c.challenge_bond, attached: bond });
+    }
+    let mut h = header(ctx, a.batch)?;
+    let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
+        return refuse(EntryDisputeError::NothingToDispute(h.id));
+    };
+    if let Err(e) = window_open(ctx, &c, &h) {
+        return refuse(e);
+    }
+    let i = a.leaf.tcr.index;
+    let proved = |ctx: &mut CallContext<'_, '_>,
+                  entry: &Entry,
+                  leaf: &PostedLeaf,
+                  proof: &gridledger_core::MerkleProof|
+     -> Result<bool, ContractError> {
+        if proof.index != u64::from(leaf.tcr.index) || proof.leaf_count != h.len() as u64 {
+            return Ok(false);
+        }
+        let eh = ctx.hash(TAG_ENTRY, &bytes(entry))?;
+        let lh = ctx.hash(crate::types::TAG_TCR_LEAF, &bytes(&(&c.params.domain, h.id, &eh, leaf)))?;
+        ctx.charge(
+            (proof.siblings.len() as u64 + 1)
+                * (gridledger_ledger::gas::HASH_BASE + 2 * gridledger_ledger::gas::HASH_WORD),
+        )?;
+        Ok(proof.verify(&lh, &root))
+    };
+    if !proved(ctx, &a.entry, &a.leaf, &a.proof)? {
+        return refuse(EntryDisputeError::WrongWitness(h.id));
+    }
+    let mut state = a.state;
+    state.meters.clear();
+    state.closed_in_batch.clear();
+    let pre_ok = match (&a.prev, i.checked_sub(1)) {
+        (None, None) => {
+            let ok = priced_state_root(ctx, &state)? == settled_root(ctx)?;
+            let items = queue_items(ctx, &h)?;
+            ok && crate::state::apply_queue(&mut state, &c.params, &items).is_ok()
+        }
+        (Some((pe, pl, pp)), Some(j)) if pl.tcr.index == j => {
+            proved(ctx, pe, pl, pp)? && priced_state_root(ctx, &state)? == pl.post_root
+        }
+        _ => false,
+    };
+    if !pre_ok {
+        return refuse(EntryDisputeError::WrongPreState(i));
+    }
+    ctx.charge(crate::exec::STEP_GAS)?;
+    let after = crate::exec::apply_effects(&mut state, &c.params, &a.entry.tx.terms().key(), &a.leaf.tcr.effects);
+    let correct = match after {
+        Err(_) => false,
+        Ok(_) => {
+            crate::mutants::active(crate::mutants::Mutation::PostRootUnchecked)
+                || priced_state_root(ctx, &state)? == a.leaf.post_root
+        }
+    };
+    if correct {
+        return refuse(EntryDisputeError::CorrectTransition(i));
+    }
+    ctx.pay(&caller, bond)?;
+    punish(ctx, &c, &h, caller, Some(caller))?;
+    h.overturned = true;
+    ctx.write_typed(&bkey(h.id), &h)?;
+    Ok(bytes(&i))
+}
+
 /// `finalize`: settles a batch once its window has passed with no
 /// successful dispute, in O(1): the posted post-state root becomes the
 /// settled root and the posted burn goes to the black hole. Whether each
@@ -1314,8 +1431,10 @@ impl NativeContract for IorPrimaryContract {
     }
 
     fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> Result<Vec<u8>, ContractError> {
-        if !matches!(method, "fund" | "register_node" | "dispute" | "dispute_entry" | "pay_delegation")
-            && !ctx.value().is_zero()
+        if !matches!(
+            method,
+            "fund" | "register_node" | "dispute" | "dispute_entry" | "dispute_state" | "pay_delegation"
+        ) && !ctx.value().is_zero()
         {
             return revert(format!("{method} takes no native value"));
         }
@@ -1453,6 +1572,7 @@ impl NativeContract for IorPrimaryContract {
             "sc_cr" => record_tcrs(ctx, decode_args(args)?),
             "dispute" => dispute(ctx, decode_args(args)?),
             "dispute_entry" => dispute_entry(ctx, decode_args(args)?),
+            "dispute_state" => dispute_state(ctx, decode_args(args)?),
             "finalize" => finalize(ctx, decode_args(args)?),
             other => revert(format!("ior-primary has no method {other}")),
         }

@@ -35,19 +35,26 @@
 //! A record is proved by its Merkle witness ([`participant_proof`]); the
 //! root is recomputed in full only on the dispute path.
 //!
-//! **Disputing a state root.** Two challenges cover a batch: a wrong TCR
-//! (verdict or effects) is disputed per entry with its witness against the
-//! TCR root (`dispute_entry`, O(entry)); a wrong post-state root, or wrong
-//! inputs in a leaf, by the whole-batch `dispute`, where the disputer
-//! brings the full settled state (checked against the pre-root, the
-//! settled root) and the chain re-executes the batch and compares the TCR
-//! root, the post-state root and the burn (O(state + batch)). Per-entry
-//! state disputes against intermediate roots (each leaf carrying the root
-//! after its entry, a dispute bringing only the records the entry touches
-//! with their witnesses) would make the second O(entry) too; they need a
-//! tree whose root can be updated from witnesses when records are inserted
-//! and removed (a sparse Merkle tree keyed by record key), which this
-//! sorted tree is not. Not done yet.
+//! **Disputing a state root.** Every posted leaf carries the state root
+//! after its entry ([`entry_roots`]); the last one is the batch's
+//! post-state root (`sc_cr` refuses any other). Three challenges cover a
+//! batch, each inside its window:
+//! - a wrong TCR (verdict or effects): `dispute_entry`, one entry with its
+//!   witness against the TCR root, re-executed on the leaf's inputs;
+//! - a wrong state transition: `dispute_state`, one entry with the
+//!   witnesses of its leaf and the previous one and the full state before
+//!   the entry, checked against the previous leaf's root (the settled
+//!   root, queue applied, for entry 0); the chain applies the leaf's
+//!   effects and compares the root with the leaf's. O(state) hashing for
+//!   one entry, whatever the batch's size;
+//! - wrong inputs in a leaf, or anything else: the whole-batch `dispute`,
+//!   which brings the full settled state and re-executes the batch
+//!   (O(batch × state): one root per entry).
+//!
+//! The pre-state is brought whole because this sorted tree cannot update
+//! its root from witnesses when records are inserted or removed; a sparse
+//! Merkle tree keyed by record key would let a state dispute bring only
+//! the records the entry touches.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{hash_tagged, Tag};
@@ -190,4 +197,45 @@ pub fn post_state(
     s.closed_in_batch.clear();
     s.meters.clear();
     Ok((s, burned))
+}
+
+/// The state root after each of `tcrs` in turn, applied to `full` (a
+/// batch's pre-state, queue items applied): what each posted leaf carries
+/// as its `post_root`. `Err` where some TCR's effects do not apply.
+pub fn entry_roots(
+    p: &IorParams,
+    full: &PreState,
+    entries: &[crate::types::Entry],
+    tcrs: &[crate::types::Tcr],
+) -> Result<Vec<Hash32>, crate::exec::ApplyError> {
+    let mut s = full.clone();
+    s.meters.clear();
+    s.closed_in_batch.clear();
+    let mut out = Vec::with_capacity(tcrs.len());
+    for t in tcrs {
+        let e = entries.get(t.index as usize).ok_or(crate::exec::ApplyError::Overflow)?;
+        crate::exec::apply_effects(&mut s, p, &e.tx.terms().key(), &t.effects)?;
+        out.push(state_root(&s));
+    }
+    Ok(out)
+}
+
+/// Sets each leaf's `post_root` ([`entry_roots`]); leaves whose effects
+/// do not apply (from the first such one on) keep a zero root.
+pub fn fill_post_roots(
+    p: &IorParams,
+    full: &PreState,
+    entries: &[crate::types::Entry],
+    leaves: &mut [crate::types::TcrLeaf],
+) {
+    let mut s = full.clone();
+    s.meters.clear();
+    s.closed_in_batch.clear();
+    for l in leaves.iter_mut() {
+        let Some(e) = entries.get(l.tcr.index as usize) else { return };
+        if crate::exec::apply_effects(&mut s, p, &e.tx.terms().key(), &l.tcr.effects).is_err() {
+            return;
+        }
+        l.post_root = state_root(&s);
+    }
 }

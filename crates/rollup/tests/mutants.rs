@@ -125,11 +125,13 @@ fn a_wrong_post_root_is_overturned() -> bool {
     e.d.primary.seal();
     let input = e.d.batch_input(0).unwrap();
     let p = e.d.cfg.params.clone();
-    let leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
     let tcrs: Vec<_> = leaves.iter().map(|l| l.tcr.clone()).collect();
     let (mut minted, burned) = post_state(&p, &input.full_state(&p), &input.entries, &tcrs).unwrap();
     let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
     minted.participants.insert(exec.address(), Participant { balance: coins(10), reputation: p.rs });
+    // Its one leaf claims the minted state as the state after the entry.
+    leaves[0].post_root = state_root(&minted);
     let sub = SubmitTcrs {
         batch: 0,
         entry_hashes: input.entries.iter().map(entry_hash).collect(),

@@ -582,9 +582,10 @@ fn posted_wrong_leaf(e: &mut Env, batch: u64, start: u64) -> (KeyPair, Vec<Entry
     let hashes: Vec<Hash32> = input.entries.iter().map(entry_hash).collect();
     let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
     let tcrs: Vec<gridledger_rollup::types::Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
-    let (post, burned) =
-        post_state(&e.d.cfg.params, &input.full_state(&e.d.cfg.params), &input.entries, &tcrs).unwrap();
+    let full = input.full_state(&e.d.cfg.params);
+    let (post, burned) = post_state(&e.d.cfg.params, &full, &input.entries, &tcrs).unwrap();
     let post_root = state_root(&post);
+    gridledger_rollup::state::fill_post_roots(&e.d.cfg.params, &full, &input.entries, &mut leaves);
     let sub = SubmitTcrs { batch, entry_hashes: hashes.clone(), leaves: posted(&leaves), post_root, burned };
     let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);

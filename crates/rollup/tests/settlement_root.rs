@@ -182,3 +182,92 @@ fn withdraw_against_an_unsettled_or_overturned_root_is_refused() {
     assert_ne!(root, state_root(&theirs));
     refused(&mut e, &thief, a(), WithdrawError::NotProved(root));
 }
+
+/// Item C: a per-entry state dispute. The executor posts honest verdicts
+/// but claims, in leaf 1, a state after entry 1 that mints it 10 coin
+/// (the batch's post-state root is that leaf's). A disputer brings entry
+/// 1, its leaf and witness, leaf 0 with its witness, and the state before
+/// entry 1 (whose root is leaf 0's post-state root); the chain applies
+/// leaf 1's effects and compares roots. Disputes that prove nothing — the
+/// correct leaf 0, the wrong state before entry 1, a missing previous
+/// leaf, a broken witness, no bond — are refused with typed errors and
+/// change nothing; the right one overturns the batch, and the chain
+/// settles the honest root.
+#[test]
+fn a_per_entry_state_dispute_overturns_a_wrong_post_root() {
+    use gridledger_rollup::primary::{DisputeState, EntryDisputeError, SubmitTcrs};
+    use gridledger_rollup::state::fill_post_roots;
+    use gridledger_rollup::types::{entry_hash, tcr_proof};
+    let mut e = funded_with_window(60_000);
+    let (b, s, b2) = (trader(0), trader(1), trader(2));
+    let t1 = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    let t2 = terms(&b2, &s, Amount(200_000), 400, 8 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    e.d.primary.seal();
+    let input = e.d.batch_input(0).unwrap();
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &full, &input.entries, &mut honest);
+    let tcrs: Vec<Tcr> = honest.iter().map(|l| l.tcr.clone()).collect();
+    let (after0, _) = post_state(&p, &full, &input.entries, &tcrs[..1]).unwrap();
+    let (mut minted, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    minted.participants.insert(exec.address(), Participant { balance: coins(10), reputation: p.rs });
+    let mut posted: Vec<_> = honest.iter().map(|l| l.posted()).collect();
+    posted[1].post_root = state_root(&minted);
+    let hashes: Vec<Hash32> = input.entries.iter().map(entry_hash).collect();
+    let sub = SubmitTcrs {
+        batch: 0,
+        entry_hashes: hashes.clone(),
+        leaves: posted.clone(),
+        post_root: posted[1].post_root,
+        burned,
+    };
+    assert_eq!(e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status, TxStatus::Success);
+    let proof = |i: usize| tcr_proof(&p.domain, 0, &hashes, &posted, i).unwrap();
+    let prev = Some((input.entries[0].clone(), posted[0].clone(), proof(0)));
+    let dispute = |i: usize, prev, state| DisputeState {
+        batch: 0,
+        entry: input.entries[i].clone(),
+        leaf: posted[i].clone(),
+        proof: proof(i),
+        prev,
+        state,
+    };
+    let bond = e.d.cfg.challenge_bond;
+    let settled = input.state.clone().unwrap();
+    let mut broken = dispute(1, prev.clone(), after0.clone());
+    broken.proof.siblings[0] = Hash32::ZERO;
+    let cases = [
+        (dispute(0, None, settled.clone()), bond, EntryDisputeError::CorrectTransition(0)),
+        (dispute(1, prev.clone(), settled.clone()), bond, EntryDisputeError::WrongPreState(1)),
+        (dispute(1, None, after0.clone()), bond, EntryDisputeError::WrongPreState(1)),
+        (broken, bond, EntryDisputeError::WrongWitness(0)),
+        (
+            dispute(1, prev.clone(), after0.clone()),
+            Amount(1),
+            EntryDisputeError::BondTooSmall { bond, attached: Amount(1) },
+        ),
+    ];
+    let watcher = trader(3);
+    for (d, value, why) in cases {
+        let h = e.d.batch_header(0).unwrap();
+        let r = e.d.primary_call(&watcher, "dispute_state", args(&d), value).unwrap();
+        assert_eq!(reverted(&r), format!("reverted: {why}"));
+        assert_eq!(e.d.batch_header(0).unwrap(), h, "a refused dispute changes nothing");
+        assert!(node_active(&e, &exec.address()));
+    }
+    // The validators' own check picks the same dispute.
+    let input = e.d.batch_input(0).unwrap();
+    let call = gridledger_rollup::roles::dispute_call(&p, &input, &honest);
+    assert_eq!(call.method, "dispute_state");
+    let r = e.d.primary_call(&watcher, "dispute_state", args(&dispute(1, prev, after0)), bond).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    assert!(e.d.batch_header(0).unwrap().overturned);
+    assert!(!node_active(&e, &exec.address()), "the executor's deposit is forfeited");
+    e.d.process(&mut rng(0)).unwrap();
+    let (honest_post, _) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    assert_eq!(settled_root(&e), state_root(&honest_post).to_string(), "the chain settled the honest root");
+    assert_eq!(e.d.participant(&exec.address()).unwrap().balance, Amount::ZERO);
+}

@@ -2,13 +2,13 @@
 #![allow(dead_code)]
 
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Address, Amount, Energy, Timestamp};
+use gridledger_core::{Address, Amount, Energy, Hash32, Timestamp};
 use gridledger_ledger::devnet::{dev_key, dev_validator};
 use gridledger_ledger::{contract_address, Receipt, StateRead, TxStatus};
 use gridledger_rollup::driver::{meter_key, DriverConfig, DualChain, Mode};
 use gridledger_rollup::exec::{execute_batch, execute_leaves, OffChain};
 use gridledger_rollup::primary::SubmitTcrs;
-use gridledger_rollup::state::{post_state, state_root};
+use gridledger_rollup::state::{fill_post_roots, post_state, state_root};
 use gridledger_rollup::types::{
     coins, entry_hash, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, SettlementTx, Tcr, TcrLeaf, BLACK_HOLE,
 };
@@ -182,16 +182,18 @@ pub fn tcr_args(e: &Env, batch: u64, tcrs: Vec<Tcr>, entries: Vec<Entry>) -> Vec
     // do not apply).
     let p = &e.d.cfg.params;
     let full = input.as_ref().map(|i| i.full_state(p)).unwrap_or_default();
-    let honest_tcrs: Vec<Tcr> = honest.iter().map(|l| l.tcr.clone()).collect();
-    let (post_root, burned) = post_state(p, &full, &entries, &tcrs)
-        .or_else(|_| post_state(p, &full, &entries, &honest_tcrs))
-        .map(|(s, b)| (state_root(&s), b))
-        .unwrap_or_default();
-    let leaves = tcrs
+    let burned = post_state(p, &full, &entries, &tcrs).map(|(_, b)| b).unwrap_or_default();
+    let mut leaves: Vec<TcrLeaf> = tcrs
         .into_iter()
-        .map(|t| TcrLeaf { pre: honest.get(t.index as usize).map(|l| l.pre.clone()).unwrap_or_default(), tcr: t })
-        .map(|l| l.posted())
+        .map(|t| TcrLeaf {
+            pre: honest.get(t.index as usize).map(|l| l.pre.clone()).unwrap_or_default(),
+            tcr: t,
+            post_root: Hash32::ZERO,
+        })
         .collect();
+    fill_post_roots(p, &full, &entries, &mut leaves);
+    let post_root = leaves.last().map_or_else(|| state_root(&full), |l| l.post_root);
+    let leaves = leaves.iter().map(|l| l.posted()).collect();
     args(&SubmitTcrs { batch, entry_hashes: entries.iter().map(entry_hash).collect(), leaves, post_root, burned })
 }
 
