@@ -145,7 +145,18 @@ impl PdParams {
     }
 }
 
-/// State of the primal–dual iteration (all matrices buyer-major, `m·N + n`).
+/// Buyers (or sellers) whose rows (columns) are gathered together: eight
+/// `f64` fill one cache line, so a block's strided gather reads each line
+/// of the other layout once.
+const BLOCK: usize = 8;
+
+/// State of the primal–dual iteration.
+///
+/// Layout: each party's own variables are contiguous. The buyers' copies
+/// `x` are buyer-major (`x[m·N + n]`); the sellers' copies `y` and their
+/// prices `λ` are **seller-major** (`y[n·M + m]`). Each side gathers the
+/// other side's values in blocks of [`BLOCK`] rows or columns, so one
+/// iteration streams every matrix a few times and allocates nothing.
 #[derive(Debug, Clone)]
 pub struct PrimalDual {
     pub params: PdParams,
@@ -153,9 +164,9 @@ pub struct PrimalDual {
     pub sellers: usize,
     /// Buyers' trade copies `x[m·N + n]`, kWh.
     pub x: Vec<f64>,
-    /// Sellers' trade copies `y[m·N + n]`, kWh.
+    /// Sellers' trade copies `y[n·M + m]` (seller-major), kWh.
     pub y: Vec<f64>,
-    /// Reciprocity prices `λ[m·N + n]`, $/kWh.
+    /// Reciprocity prices `λ[n·M + m]` (seller-major), $/kWh.
     pub lambda: Vec<f64>,
     /// Network-row multipliers `μ_r ≥ 0`, $/kWh.
     pub mu: Vec<f64>,
@@ -169,16 +180,22 @@ pub struct PrimalDual {
     pub iterations: usize,
     /// The bus line prices were installed by [`PrimalDual::apply_operator`].
     prices_ready: bool,
+    /// `excess[r] = G_r p(x) − h_r` is current for `x`.
+    excess_valid: bool,
+    /// Every bus line price is zero (no row priced): the buyers skip `π`.
+    prices_zero: bool,
     // working vectors, allocated once
+    excess: Vec<f64>,
     bus_price: Vec<f64>,
     inj: Vec<f64>,
-    col_x: Vec<f64>,
-    col_y: Vec<f64>,
-    col_l: Vec<f64>,
+    /// A block of gathered rows or columns (`BLOCK × max(M, N)` each).
+    blk_a: Vec<f64>,
+    blk_b: Vec<f64>,
     y_new: Vec<f64>,
     lam_new: Vec<f64>,
     line: Vec<f64>,
     row_new: Vec<f64>,
+    /// `x` before the round of buyer updates (sans-IO path only).
     old: Vec<f64>,
 }
 
@@ -236,6 +253,7 @@ impl PrimalDual {
         let (m, n) = (market.buyers.len(), market.sellers.len());
         let buses = net.bus_ids.len();
         let g = net.g.iter().flatten().copied().collect();
+        let wide = BLOCK * m.max(n);
         Ok(PrimalDual {
             params,
             buyers: m,
@@ -251,17 +269,29 @@ impl PrimalDual {
             bn,
             iterations: 0,
             prices_ready: false,
+            excess_valid: false,
+            prices_zero: true,
+            excess: vec![0.0; net.h.len()],
             bus_price: vec![0.0; buses],
             inj: vec![0.0; buses],
-            col_x: vec![0.0; m],
-            col_y: vec![0.0; m],
-            col_l: vec![0.0; m],
+            blk_a: vec![0.0; wide],
+            blk_b: vec![0.0; wide],
             y_new: vec![0.0; m],
             lam_new: vec![0.0; m],
             line: vec![0.0; n],
             row_new: vec![0.0; n],
             old: vec![0.0; m * n],
         })
+    }
+
+    /// Seller `n`'s copy of its trade with buyer `m`.
+    pub fn y_at(&self, m: usize, n: usize) -> f64 {
+        self.y[n * self.buyers + m]
+    }
+
+    /// Seller `n`'s price for its trade with buyer `m`.
+    pub fn lambda_at(&self, m: usize, n: usize) -> f64 {
+        self.lambda[n * self.buyers + m]
     }
 
     /// The trades that settle, `[m][n]`: for each pair the smaller of the
@@ -271,7 +301,7 @@ impl PrimalDual {
     /// to the tolerance.
     pub fn settled(&self) -> Vec<Vec<f64>> {
         let n = self.sellers;
-        (0..self.buyers).map(|m| (0..n).map(|j| self.x[m * n + j].min(self.y[m * n + j])).collect()).collect()
+        (0..self.buyers).map(|m| (0..n).map(|j| self.x[m * n + j].min(self.y_at(m, j))).collect()).collect()
     }
 
     /// Buyer totals and seller totals of a trade matrix `[m][n]`.
@@ -282,16 +312,27 @@ impl PrimalDual {
         (t, s)
     }
 
-    /// Bus injections (kW) of the buyers' copies into `self.inj`.
+    /// Bus injections (kW) of the buyers' copies into `self.inj`: every
+    /// buyer's row total is subtracted at its bus (buyer order), then every
+    /// seller's column total added at its bus (seller order) — the order
+    /// [`PrimalDual::step`] accumulates them in, so both paths agree bit
+    /// for bit.
     fn injections(&mut self) {
-        let n = self.sellers;
+        let (mm, nn) = (self.buyers, self.sellers);
         self.inj.iter_mut().for_each(|v| *v = 0.0);
-        for m in 0..self.buyers {
-            let row = &self.x[m * n..(m + 1) * n];
-            self.inj[self.bm[m]] -= row.iter().sum::<f64>();
-            for (j, v) in row.iter().enumerate() {
-                self.inj[self.bn[j]] += v;
+        for m in 0..mm {
+            let mut row = 0.0;
+            for v in &self.x[m * nn..(m + 1) * nn] {
+                row += v;
             }
+            self.inj[self.bm[m]] -= row;
+        }
+        for j in 0..nn {
+            let mut col = 0.0;
+            for m in 0..mm {
+                col += self.x[m * nn + j];
+            }
+            self.inj[self.bn[j]] += col;
         }
     }
 
@@ -301,17 +342,34 @@ impl PrimalDual {
         self.g[r * k..(r + 1) * k].iter().zip(&self.inj).map(|(a, b)| a * b).sum::<f64>() - self.h[r]
     }
 
+    /// `self.excess` from `self.inj`; returns the largest.
+    fn excesses(&mut self) -> f64 {
+        let mut worst = 0.0f64;
+        for r in 0..self.h.len() {
+            let e = self.row_excess(r);
+            self.excess[r] = e;
+            worst = worst.max(e);
+        }
+        self.excess_valid = true;
+        worst
+    }
+
     /// The operator's step: line prices per bus from `μ̂ = max(0, μ + c g)`.
     fn operator_prices(&mut self) {
         if self.h.is_empty() {
             return;
         }
-        self.injections();
+        if !self.excess_valid {
+            self.injections();
+            self.excesses();
+        }
         let k = self.buses;
         self.bus_price.iter_mut().for_each(|v| *v = 0.0);
+        self.prices_zero = true;
         for r in 0..self.h.len() {
-            let hat = (self.mu[r] + self.params.c * self.row_excess(r)).max(0.0);
+            let hat = (self.mu[r] + self.params.c * self.excess[r]).max(0.0);
             if hat > 0.0 {
+                self.prices_zero = false;
                 for (bp, gv) in self.bus_price.iter_mut().zip(&self.g[r * k..(r + 1) * k]) {
                     *bp += hat * gv;
                 }
@@ -319,72 +377,101 @@ impl PrimalDual {
         }
     }
 
-    /// One synchronous iteration of every party's update.
+    /// One synchronous iteration of every party's update (no allocation).
     pub fn step(&mut self, market: &Market) -> StepReport {
         let (mm, nn) = (self.buyers, self.sellers);
         let prm = self.params;
-        self.old.copy_from_slice(&self.x);
         if !self.prices_ready {
             self.operator_prices();
         }
         self.prices_ready = false;
-        // buyers (Jacobi: every buyer reads the previous iterate)
-        for m in 0..mm {
-            // π_mn = bus_price(bus n) − bus_price(bus m)
-            let own = self.bus_price[self.bm[m]];
-            for j in 0..nn {
-                self.line[j] = self.bus_price[self.bn[j]] - own;
-            }
-            let r = m * nn..(m + 1) * nn;
-            buyer_step(
-                &market.buyers[m],
-                &self.old[r.clone()],
-                &self.y[r.clone()],
-                &self.lambda[r.clone()],
-                &self.line,
-                &prm,
-                &mut self.row_new,
-            );
-            self.x[r].copy_from_slice(&self.row_new);
+        self.inj.iter_mut().for_each(|v| *v = 0.0);
+        let mut change = 0.0f64;
+        // buyers (Jacobi: every buyer reads the previous iterate), in blocks
+        // whose y and λ rows are gathered from the seller-major matrices
+        if self.prices_zero {
+            self.line.iter_mut().for_each(|v| *v = 0.0);
         }
-        // sellers (gather the column once into the working vectors)
-        for j in 0..nn {
-            for m in 0..mm {
-                self.col_x[m] = self.x[m * nn + j];
-                self.col_y[m] = self.y[m * nn + j];
-                self.col_l[m] = self.lambda[m * nn + j];
+        let mut m0 = 0;
+        while m0 < mm {
+            let bs = (mm - m0).min(BLOCK);
+            for j in 0..nn {
+                let src = j * mm + m0;
+                for b in 0..bs {
+                    self.blk_a[b * nn + j] = self.y[src + b];
+                    self.blk_b[b * nn + j] = self.lambda[src + b];
+                }
             }
-            seller_step(
-                &market.sellers[j],
-                &self.col_x,
-                &self.col_y,
-                &self.col_l,
-                &prm,
-                &mut self.y_new,
-                &mut self.lam_new,
-            );
-            for m in 0..mm {
-                self.y[m * nn + j] = self.y_new[m];
-                self.lambda[m * nn + j] = self.lam_new[m];
+            for b in 0..bs {
+                let m = m0 + b;
+                if !self.prices_zero {
+                    // π_mn = bus_price(bus n) − bus_price(bus m)
+                    let own = self.bus_price[self.bm[m]];
+                    for j in 0..nn {
+                        self.line[j] = self.bus_price[self.bn[j]] - own;
+                    }
+                }
+                let row = m * nn..(m + 1) * nn;
+                buyer_step(
+                    &market.buyers[m],
+                    &self.x[row.clone()],
+                    &self.blk_a[b * nn..(b + 1) * nn],
+                    &self.blk_b[b * nn..(b + 1) * nn],
+                    &self.line,
+                    &prm,
+                    &mut self.row_new,
+                );
+                let mut total = 0.0;
+                for (xv, nv) in self.x[row].iter_mut().zip(&self.row_new) {
+                    change = change.max((nv - *xv).abs());
+                    total += nv;
+                    *xv = *nv;
+                }
+                self.inj[self.bm[m]] -= total;
             }
+            m0 += bs;
+        }
+        // sellers, in blocks whose x columns are gathered from the buyer-major x
+        let mut residual = 0.0f64;
+        let mut n0 = 0;
+        while n0 < nn {
+            let bs = (nn - n0).min(BLOCK);
+            for m in 0..mm {
+                let src = m * nn + n0;
+                for b in 0..bs {
+                    self.blk_a[b * mm + m] = self.x[src + b];
+                }
+            }
+            for b in 0..bs {
+                let n = n0 + b;
+                let col = n * mm..(n + 1) * mm;
+                let xc = &self.blk_a[b * mm..(b + 1) * mm];
+                seller_step(
+                    &market.sellers[n],
+                    xc,
+                    &self.y[col.clone()],
+                    &self.lambda[col.clone()],
+                    &prm,
+                    &mut self.y_new,
+                    &mut self.lam_new,
+                );
+                let mut total = 0.0;
+                for m in 0..mm {
+                    total += xc[m];
+                    residual = residual.max((xc[m] - self.y_new[m]).abs());
+                }
+                self.y[col.clone()].copy_from_slice(&self.y_new);
+                self.lambda[col].copy_from_slice(&self.lam_new);
+                self.inj[self.bn[n]] += total;
+            }
+            n0 += bs;
         }
         // operator's multiplier step on the new flows
-        if !self.h.is_empty() {
-            self.injections();
-        }
-        let mut violation = 0.0f64;
+        let violation = self.excesses();
         for r in 0..self.h.len() {
-            let e = self.row_excess(r);
-            violation = violation.max(e);
-            self.mu[r] = (self.mu[r] + prm.gamma * e).max(0.0);
+            self.mu[r] = (self.mu[r] + prm.gamma * self.excess[r]).max(0.0);
         }
         self.iterations += 1;
-        let mut residual = 0.0f64;
-        let mut change = 0.0f64;
-        for i in 0..mm * nn {
-            residual = residual.max((self.x[i] - self.y[i]).abs());
-            change = change.max((self.x[i] - self.old[i]).abs());
-        }
         StepReport {
             residual,
             change,
@@ -408,20 +495,13 @@ impl PrimalDual {
 
     /// Buyer `m`'s new trade row from the current state.
     pub fn buyer_task(&self, market: &Market, m: usize) -> Vec<f64> {
-        let nn = self.sellers;
+        let (mm, nn) = (self.buyers, self.sellers);
         let own = self.bus_price[self.bm[m]];
         let line: Vec<f64> = (0..nn).map(|j| self.bus_price[self.bn[j]] - own).collect();
-        let r = m * nn..(m + 1) * nn;
+        let y: Vec<f64> = (0..nn).map(|j| self.y[j * mm + m]).collect();
+        let l: Vec<f64> = (0..nn).map(|j| self.lambda[j * mm + m]).collect();
         let mut out = vec![0.0; nn];
-        buyer_step(
-            &market.buyers[m],
-            &self.x[r.clone()],
-            &self.y[r.clone()],
-            &self.lambda[r],
-            &line,
-            &self.params,
-            &mut out,
-        );
+        buyer_step(&market.buyers[m], &self.x[m * nn..(m + 1) * nn], &y, &l, &line, &self.params, &mut out);
         out
     }
 
@@ -431,6 +511,7 @@ impl PrimalDual {
         if m == 0 {
             self.old.copy_from_slice(&self.x);
         }
+        self.excess_valid = false;
         self.x[m * nn..(m + 1) * nn].copy_from_slice(row);
     }
 
@@ -438,20 +519,17 @@ impl PrimalDual {
     pub fn seller_task(&self, market: &Market, n: usize) -> (Vec<f64>, Vec<f64>) {
         let (mm, nn) = (self.buyers, self.sellers);
         let xc: Vec<f64> = (0..mm).map(|m| self.x[m * nn + n]).collect();
-        let yc: Vec<f64> = (0..mm).map(|m| self.y[m * nn + n]).collect();
-        let lc: Vec<f64> = (0..mm).map(|m| self.lambda[m * nn + n]).collect();
+        let col = n * mm..(n + 1) * mm;
         let (mut yo, mut lo) = (vec![0.0; mm], vec![0.0; mm]);
-        seller_step(&market.sellers[n], &xc, &yc, &lc, &self.params, &mut yo, &mut lo);
+        seller_step(&market.sellers[n], &xc, &self.y[col.clone()], &self.lambda[col], &self.params, &mut yo, &mut lo);
         (yo, lo)
     }
 
     /// Installs seller `n`'s column (round 2).
     pub fn apply_seller(&mut self, n: usize, y: &[f64], lambda: &[f64]) {
-        let nn = self.sellers;
-        for m in 0..self.buyers {
-            self.y[m * nn + n] = y[m];
-            self.lambda[m * nn + n] = lambda[m];
-        }
+        let mm = self.buyers;
+        self.y[n * mm..(n + 1) * mm].copy_from_slice(y);
+        self.lambda[n * mm..(n + 1) * mm].copy_from_slice(lambda);
     }
 
     /// The operator's new multipliers and next bus line prices, on the
@@ -462,9 +540,9 @@ impl PrimalDual {
             return (me.mu, vec![0.0; me.buses]);
         }
         me.injections();
+        me.excesses();
         for r in 0..me.h.len() {
-            let e = me.row_excess(r);
-            me.mu[r] = (me.mu[r] + me.params.gamma * e).max(0.0);
+            me.mu[r] = (me.mu[r] + me.params.gamma * me.excess[r]).max(0.0);
         }
         me.operator_prices();
         (me.mu, me.bus_price)
@@ -474,21 +552,26 @@ impl PrimalDual {
     /// is the same as [`PrimalDual::step`]'s.
     pub fn apply_operator(&mut self, mu: &[f64], bus_price: &[f64]) -> StepReport {
         let prm = self.params;
+        let (mm, nn) = (self.buyers, self.sellers);
         let violation = if self.h.is_empty() {
             0.0
         } else {
             self.injections();
-            (0..self.h.len()).map(|r| self.row_excess(r)).fold(0.0f64, f64::max)
+            self.excesses()
         };
         self.mu.copy_from_slice(mu);
         self.bus_price.copy_from_slice(bus_price);
+        self.prices_zero = bus_price.iter().all(|v| *v == 0.0);
         self.prices_ready = true;
         self.iterations += 1;
         let mut residual = 0.0f64;
         let mut change = 0.0f64;
-        for i in 0..self.x.len() {
-            residual = residual.max((self.x[i] - self.y[i]).abs());
-            change = change.max((self.x[i] - self.old[i]).abs());
+        for m in 0..mm {
+            for j in 0..nn {
+                let i = m * nn + j;
+                residual = residual.max((self.x[i] - self.y[j * mm + m]).abs());
+                change = change.max((self.x[i] - self.old[i]).abs());
+            }
         }
         StepReport {
             residual,

@@ -54,13 +54,13 @@ fn sss_run(k: usize, seed: u64, iters: usize) -> Result<SssRun, String> {
         pd.step(&market);
     }
     let (x, y, l) = s.reveal().map_err(|e| e.to_string())?;
-    let max_dev = x
-        .iter()
-        .chain(&y)
-        .chain(&l)
-        .zip(pd.x.iter().chain(&pd.y).chain(&pd.lambda))
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let mut max_dev = 0.0f64;
+    for i in 0..k * k {
+        let (m, n) = (i / k, i % k);
+        for (a, b) in [(x[i], pd.x[i]), (y[i], pd.y_at(m, n)), (l[i], pd.lambda_at(m, n))] {
+            max_dev = max_dev.max((a - b).abs());
+        }
+    }
     let it = iters as f64;
     let parties = sp.parties as f64;
     Ok(SssRun {
