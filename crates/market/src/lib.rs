@@ -39,6 +39,7 @@ pub mod dc;
 pub mod distflow;
 pub mod framework;
 pub mod linalg;
+pub mod mutants;
 pub mod network;
 pub mod primal_dual;
 pub mod problem;

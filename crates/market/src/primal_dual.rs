@@ -50,6 +50,7 @@
 use serde::Serialize;
 
 use crate::dc::DcModel;
+use crate::mutants::{self, Mutation};
 use crate::network::MarketNetwork;
 use crate::problem::{Market, MarketError, Prosumer};
 
@@ -241,8 +242,9 @@ pub fn seller_step(
         y_out[m] = y[m] + prm.alpha * (g + lambda[m] + prm.rho * (x[m] - y[m]));
     }
     project_capped(y_out, p.e_min, p.e_max);
+    let rho = if mutants::active(Mutation::WrongPriceUpdate) { -prm.rho } else { prm.rho };
     for m in 0..y.len() {
-        lambda_out[m] = lambda[m] + prm.rho * (x[m] - y_out[m]);
+        lambda_out[m] = lambda[m] + rho * (x[m] - y_out[m]);
     }
 }
 
@@ -282,6 +284,11 @@ impl PrimalDual {
             row_new: vec![0.0; n],
             old: vec![0.0; m * n],
         })
+    }
+
+    /// The operator's bus line prices of the current round.
+    pub fn bus_prices(&self) -> &[f64] {
+        &self.bus_price
     }
 
     /// Seller `n`'s copy of its trade with buyer `m`.
@@ -356,7 +363,7 @@ impl PrimalDual {
 
     /// The operator's step: line prices per bus from `μ̂ = max(0, μ + c g)`.
     fn operator_prices(&mut self) {
-        if self.h.is_empty() {
+        if self.h.is_empty() || mutants::active(Mutation::LineLimitsIgnored) {
             return;
         }
         if !self.excess_valid {
@@ -468,7 +475,8 @@ impl PrimalDual {
         }
         // operator's multiplier step on the new flows
         let violation = self.excesses();
-        for r in 0..self.h.len() {
+        let mu_rows = if mutants::active(Mutation::LineLimitsIgnored) { 0 } else { self.h.len() };
+        for r in 0..mu_rows {
             self.mu[r] = (self.mu[r] + prm.gamma * self.excess[r]).max(0.0);
         }
         self.iterations += 1;
@@ -541,7 +549,8 @@ impl PrimalDual {
         }
         me.injections();
         me.excesses();
-        for r in 0..me.h.len() {
+        let mu_rows = if mutants::active(Mutation::LineLimitsIgnored) { 0 } else { me.h.len() };
+        for r in 0..mu_rows {
             me.mu[r] = (me.mu[r] + me.params.gamma * me.excess[r]).max(0.0);
         }
         me.operator_prices();

@@ -609,6 +609,9 @@ pub struct SssPrimalDual {
     pub iterations: usize,
 }
 
+/// Opened `(x, y, λ)`, buyer-major.
+pub type Revealed = (Vec<f64>, Vec<f64>, Vec<f64>);
+
 /// What one Shamir iteration opened.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct SssStep {
@@ -819,7 +822,7 @@ impl SssPrimalDual {
 
     /// Opens the trades and prices (at the end of the run, to settle):
     /// `(x, y, λ)`, buyer-major.
-    pub fn reveal(&mut self) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), SssError> {
+    pub fn reveal(&mut self) -> Result<Revealed, SssError> {
         let (x, y, l) = (self.x.clone(), self.y.clone(), self.lambda.clone());
         Ok((self.engine.open_fixed(&x)?, self.engine.open_fixed(&y)?, self.engine.open_fixed(&l)?))
     }
