@@ -76,15 +76,92 @@ pub fn trade_sensitivities(
     Ok((d, limits))
 }
 
+/// Partial sums kept by the reductions below: independent accumulators let
+/// the compiler use vector registers and hide the adder's latency (a single
+/// running sum is bound by it). Every path of the iteration sums through
+/// these helpers, so the sans-IO subproblems and [`PrimalDual::step`] agree
+/// bit for bit.
+const LANES: usize = 8;
+
+fn fold_lanes(acc: [f64; LANES]) -> f64 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// `Σ v` with [`LANES`] partial sums.
+pub fn lane_sum(v: &[f64]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let chunks = v.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += c[i];
+        }
+    }
+    rest.iter().fold(fold_lanes(acc), |s, x| s + x)
+}
+
+/// `Σ a_i b_i` with [`LANES`] partial sums.
+pub fn lane_dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    ra.iter().zip(rb).fold(fold_lanes(acc), |s, (x, y)| s + x * y)
+}
+
+/// `Σ max(0, v − τ)` and the count of `v > τ`, branch-free.
+fn lane_above(v: &[f64], tau: f64) -> (f64, f64) {
+    let (mut sum, mut cnt) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let chunks = v.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            let above = c[i] > tau;
+            sum[i] += if above { c[i] } else { 0.0 };
+            cnt[i] += if above { 1.0 } else { 0.0 };
+        }
+    }
+    let (mut s, mut k) = (fold_lanes(sum), fold_lanes(cnt));
+    for &x in rest {
+        if x > tau {
+            s += x;
+            k += 1.0;
+        }
+    }
+    (s, k)
+}
+
+/// `max |a − b|`.
+fn lane_max_diff(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            let d = (x[i] - y[i]).abs();
+            acc[i] = if d > acc[i] { d } else { acc[i] };
+        }
+    }
+    let m = acc.iter().fold(0.0f64, |m, v| m.max(*v));
+    ra.iter().zip(rb).fold(m, |m, (x, y)| m.max((x - y).abs()))
+}
+
 /// Projection of `v` onto `{x ≥ 0, lo ≤ Σ x ≤ hi}`.
 ///
 /// The simplex part (`Σ max(0, v − τ) = target`) uses Michelot's algorithm
 /// (1986): start with every coordinate active, drop those at or below `τ`,
 /// repeat until the active set is stable (`τ` only grows). No sort and no
-/// allocation; measured here faster than sorting (O(n log n)) and than
-/// Condat's online variant on 100-trade rows.
+/// allocation; each pass is one branch-free sweep ([`LANES`] partial sums).
+/// Measured here faster than sorting (O(n log n)) and than Condat's online
+/// variant on 100-trade rows.
 pub fn project_capped(v: &mut [f64], lo: f64, hi: f64) {
-    let clamped: f64 = v.iter().map(|x| x.max(0.0)).sum();
+    let (clamped, _) = lane_above(v, 0.0);
     let target = if clamped > hi {
         hi
     } else if clamped < lo {
@@ -95,21 +172,15 @@ pub fn project_capped(v: &mut [f64], lo: f64, hi: f64) {
         }
         return;
     };
-    let mut count = v.len();
-    let mut tau = (v.iter().sum::<f64>() - target) / count as f64;
+    let mut count = v.len() as f64;
+    let mut tau = (lane_sum(v) - target) / count;
     loop {
-        let (mut sum, mut k) = (0.0, 0usize);
-        for &x in v.iter() {
-            if x > tau {
-                sum += x;
-                k += 1;
-            }
-        }
-        if k == 0 || k == count {
+        let (sum, k) = lane_above(v, tau);
+        if k == 0.0 || k == count {
             break;
         }
         count = k;
-        tau = (sum - target) / k as f64;
+        tau = (sum - target) / k;
     }
     for x in v.iter_mut() {
         *x = (*x - tau).max(0.0);
@@ -220,7 +291,7 @@ pub fn buyer_step(
     prm: &PdParams,
     out: &mut [f64],
 ) {
-    let g = p.marginal(x.iter().sum());
+    let g = p.marginal(lane_sum(x));
     for n in 0..x.len() {
         out[n] = x[n] + prm.alpha * (g - lambda[n] - prm.rho * (x[n] - y[n]) - line_price[n]);
     }
@@ -237,7 +308,7 @@ pub fn seller_step(
     y_out: &mut [f64],
     lambda_out: &mut [f64],
 ) {
-    let g = p.marginal(y.iter().sum());
+    let g = p.marginal(lane_sum(y));
     for m in 0..y.len() {
         y_out[m] = y[m] + prm.alpha * (g + lambda[m] + prm.rho * (x[m] - y[m]));
     }
@@ -328,25 +399,20 @@ impl PrimalDual {
         let (mm, nn) = (self.buyers, self.sellers);
         self.inj.iter_mut().for_each(|v| *v = 0.0);
         for m in 0..mm {
-            let mut row = 0.0;
-            for v in &self.x[m * nn..(m + 1) * nn] {
-                row += v;
-            }
-            self.inj[self.bm[m]] -= row;
+            self.inj[self.bm[m]] -= lane_sum(&self.x[m * nn..(m + 1) * nn]);
         }
         for j in 0..nn {
-            let mut col = 0.0;
             for m in 0..mm {
-                col += self.x[m * nn + j];
+                self.blk_a[m] = self.x[m * nn + j];
             }
-            self.inj[self.bn[j]] += col;
+            self.inj[self.bn[j]] += lane_sum(&self.blk_a[..mm]);
         }
     }
 
     /// Row `r`'s value `G_r p − h_r` for the current injections.
     fn row_excess(&self, r: usize) -> f64 {
         let k = self.buses;
-        self.g[r * k..(r + 1) * k].iter().zip(&self.inj).map(|(a, b)| a * b).sum::<f64>() - self.h[r]
+        lane_dot(&self.g[r * k..(r + 1) * k], &self.inj) - self.h[r]
     }
 
     /// `self.excess` from `self.inj`; returns the largest.
@@ -428,13 +494,9 @@ impl PrimalDual {
                     &prm,
                     &mut self.row_new,
                 );
-                let mut total = 0.0;
-                for (xv, nv) in self.x[row].iter_mut().zip(&self.row_new) {
-                    change = change.max((nv - *xv).abs());
-                    total += nv;
-                    *xv = *nv;
-                }
-                self.inj[self.bm[m]] -= total;
+                change = change.max(lane_max_diff(&self.x[row.clone()], &self.row_new));
+                self.x[row].copy_from_slice(&self.row_new);
+                self.inj[self.bm[m]] -= lane_sum(&self.row_new);
             }
             m0 += bs;
         }
@@ -462,11 +524,8 @@ impl PrimalDual {
                     &mut self.y_new,
                     &mut self.lam_new,
                 );
-                let mut total = 0.0;
-                for m in 0..mm {
-                    total += xc[m];
-                    residual = residual.max((xc[m] - self.y_new[m]).abs());
-                }
+                residual = residual.max(lane_max_diff(xc, &self.y_new));
+                let total = lane_sum(xc);
                 self.y[col.clone()].copy_from_slice(&self.y_new);
                 self.lambda[col].copy_from_slice(&self.lam_new);
                 self.inj[self.bn[n]] += total;
