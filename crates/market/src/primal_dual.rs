@@ -137,21 +137,6 @@ fn lane_above(v: &[f64], tau: f64) -> (f64, f64) {
     (s, k)
 }
 
-/// `max |a − b|`.
-fn lane_max_diff(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            let d = (x[i] - y[i]).abs();
-            acc[i] = if d > acc[i] { d } else { acc[i] };
-        }
-    }
-    let m = acc.iter().fold(0.0f64, |m, v| m.max(*v));
-    ra.iter().zip(rb).fold(m, |m, (x, y)| m.max((x - y).abs()))
-}
-
 /// Projection of `v` onto `{x ≥ 0, lo ≤ Σ x ≤ hi}`.
 ///
 /// The simplex part (`Σ max(0, v − τ) = target`) uses Michelot's algorithm
@@ -162,15 +147,22 @@ fn lane_max_diff(a: &[f64], b: &[f64]) -> f64 {
 /// variant on 100-trade rows.
 pub fn project_capped(v: &mut [f64], lo: f64, hi: f64) {
     let (clamped, _) = lane_above(v, 0.0);
+    let tau = capped_tau(v, lo, hi, clamped);
+    for x in v.iter_mut() {
+        *x = (*x - tau).max(0.0);
+    }
+}
+
+/// The threshold `τ` of [`project_capped`] (the projection is
+/// `max(0, v − τ)`), given `clamped = Σ max(0, v)`; `τ = 0` when the
+/// clamped sum is within the bounds.
+fn capped_tau(v: &[f64], lo: f64, hi: f64, clamped: f64) -> f64 {
     let target = if clamped > hi {
         hi
     } else if clamped < lo {
         lo
     } else {
-        for x in v.iter_mut() {
-            *x = x.max(0.0);
-        }
-        return;
+        return 0.0;
     };
     let mut count = v.len() as f64;
     let mut tau = (lane_sum(v) - target) / count;
@@ -182,9 +174,7 @@ pub fn project_capped(v: &mut [f64], lo: f64, hi: f64) {
         count = k;
         tau = (sum - target) / k;
     }
-    for x in v.iter_mut() {
-        *x = (*x - tau).max(0.0);
-    }
+    tau
 }
 
 /// Tuning of the primal–dual iteration.
@@ -263,8 +253,10 @@ pub struct PrimalDual {
     /// A block of gathered rows or columns (`BLOCK × max(M, N)` each).
     blk_a: Vec<f64>,
     blk_b: Vec<f64>,
+    /// `Σ_n x_mn` and `Σ_m y_mn` of the current iterate.
+    xt: Vec<f64>,
+    yt: Vec<f64>,
     y_new: Vec<f64>,
-    lam_new: Vec<f64>,
     line: Vec<f64>,
     row_new: Vec<f64>,
     /// `x` before the round of buyer updates (sans-IO path only).
@@ -281,42 +273,129 @@ pub struct StepReport {
     pub converged: bool,
 }
 
-/// Buyer `m`'s update (sans-IO: inputs in, new trade row written to `out`).
-pub fn buyer_step(
+/// Buyer `m`'s gradient step `v = x + α (U'(Σx) − λ − ρ (x − y) − π)`
+/// (`total = Σ x`, kept from the previous iteration); returns `Σ max(0, v)`.
+#[allow(clippy::too_many_arguments)]
+fn buyer_update(
     p: &Prosumer,
+    total: f64,
     x: &[f64],
     y: &[f64],
     lambda: &[f64],
-    line_price: &[f64],
+    line: &[f64],
     prm: &PdParams,
-    out: &mut [f64],
-) {
-    let g = p.marginal(lane_sum(x));
-    for n in 0..x.len() {
-        out[n] = x[n] + prm.alpha * (g - lambda[n] - prm.rho * (x[n] - y[n]) - line_price[n]);
+    v: &mut [f64],
+) -> f64 {
+    let n = x.len();
+    let (y, lambda, line, v) = (&y[..n], &lambda[..n], &line[..n], &mut v[..n]);
+    let g = p.marginal(total);
+    let (alpha, rho) = (prm.alpha, prm.rho);
+    let full = n - n % LANES;
+    let mut acc = [0.0f64; LANES];
+    for c in (0..full).step_by(LANES) {
+        for i in 0..LANES {
+            let k = c + i;
+            let val = x[k] + alpha * (g - lambda[k] - rho * (x[k] - y[k]) - line[k]);
+            v[k] = val;
+            acc[i] += if val > 0.0 { val } else { 0.0 };
+        }
     }
-    project_capped(out, p.e_min, p.e_max);
+    let mut s = fold_lanes(acc);
+    for k in full..n {
+        let val = x[k] + alpha * (g - lambda[k] - rho * (x[k] - y[k]) - line[k]);
+        v[k] = val;
+        if val > 0.0 {
+            s += val;
+        }
+    }
+    s
 }
 
-/// Seller `n`'s update: new trade column into `y_out`, new prices into `lambda_out`.
-pub fn seller_step(
-    p: &Prosumer,
-    x: &[f64],
-    y: &[f64],
-    lambda: &[f64],
-    prm: &PdParams,
-    y_out: &mut [f64],
-    lambda_out: &mut [f64],
-) {
-    let g = p.marginal(lane_sum(y));
-    for m in 0..y.len() {
-        y_out[m] = y[m] + prm.alpha * (g + lambda[m] + prm.rho * (x[m] - y[m]));
+/// `x ← max(0, v − τ)` in place; returns `max |x_new − x_old|` and `Σ x_new`
+/// (summed as [`lane_sum`] does).
+fn finish_row(v: &[f64], tau: f64, x: &mut [f64]) -> (f64, f64) {
+    let n = x.len();
+    let v = &v[..n];
+    let full = n - n % LANES;
+    let (mut sum, mut chg) = ([0.0f64; LANES], [0.0f64; LANES]);
+    for c in (0..full).step_by(LANES) {
+        for i in 0..LANES {
+            let k = c + i;
+            let new = (v[k] - tau).max(0.0);
+            let d = (new - x[k]).abs();
+            chg[i] = if d > chg[i] { d } else { chg[i] };
+            x[k] = new;
+            sum[i] += new;
+        }
     }
-    project_capped(y_out, p.e_min, p.e_max);
+    let mut s = fold_lanes(sum);
+    let mut change = chg.iter().fold(0.0f64, |m, d| m.max(*d));
+    for k in full..n {
+        let new = (v[k] - tau).max(0.0);
+        change = change.max((new - x[k]).abs());
+        x[k] = new;
+        s += new;
+    }
+    (change, s)
+}
+
+/// Seller `n`'s gradient step `v = y + α (−C'(Σy) + λ + ρ (x − y))`
+/// (`total = Σ y`, kept from the previous iteration); returns `Σ max(0, v)`.
+fn seller_update(p: &Prosumer, total: f64, x: &[f64], y: &[f64], lambda: &[f64], prm: &PdParams, v: &mut [f64]) -> f64 {
+    let n = y.len();
+    let (x, lambda, v) = (&x[..n], &lambda[..n], &mut v[..n]);
+    let g = p.marginal(total);
+    let (alpha, rho) = (prm.alpha, prm.rho);
+    let full = n - n % LANES;
+    let mut acc = [0.0f64; LANES];
+    for c in (0..full).step_by(LANES) {
+        for i in 0..LANES {
+            let k = c + i;
+            let val = y[k] + alpha * (g + lambda[k] + rho * (x[k] - y[k]));
+            v[k] = val;
+            acc[i] += if val > 0.0 { val } else { 0.0 };
+        }
+    }
+    let mut s = fold_lanes(acc);
+    for k in full..n {
+        let val = y[k] + alpha * (g + lambda[k] + rho * (x[k] - y[k]));
+        v[k] = val;
+        if val > 0.0 {
+            s += val;
+        }
+    }
+    s
+}
+
+/// `y ← max(0, v − τ)` and `λ ← λ + ρ (x − y)` in place; returns the
+/// reciprocity residual `max |x − y|` and `Σ y` (summed as [`lane_sum`]).
+fn seller_finish(v: &[f64], tau: f64, x: &[f64], y: &mut [f64], lambda: &mut [f64], prm: &PdParams) -> (f64, f64) {
+    let n = y.len();
+    let (v, x, lambda) = (&v[..n], &x[..n], &mut lambda[..n]);
     let rho = if mutants::active(Mutation::WrongPriceUpdate) { -prm.rho } else { prm.rho };
-    for m in 0..y.len() {
-        lambda_out[m] = lambda[m] + rho * (x[m] - y_out[m]);
+    let full = n - n % LANES;
+    let (mut sum, mut res) = ([0.0f64; LANES], [0.0f64; LANES]);
+    for c in (0..full).step_by(LANES) {
+        for i in 0..LANES {
+            let k = c + i;
+            let new = (v[k] - tau).max(0.0);
+            lambda[k] += rho * (x[k] - new);
+            let d = (x[k] - new).abs();
+            res[i] = if d > res[i] { d } else { res[i] };
+            y[k] = new;
+            sum[i] += new;
+        }
     }
+    let mut s = fold_lanes(sum);
+    let mut residual = res.iter().fold(0.0f64, |m, d| m.max(*d));
+    for k in full..n {
+        let new = (v[k] - tau).max(0.0);
+        lambda[k] += rho * (x[k] - new);
+        residual = residual.max((x[k] - new).abs());
+        y[k] = new;
+        s += new;
+    }
+    (residual, s)
 }
 
 impl PrimalDual {
@@ -349,8 +428,9 @@ impl PrimalDual {
             inj: vec![0.0; buses],
             blk_a: vec![0.0; wide],
             blk_b: vec![0.0; wide],
+            xt: vec![0.0; m],
+            yt: vec![0.0; n],
             y_new: vec![0.0; m],
-            lam_new: vec![0.0; m],
             line: vec![0.0; n],
             row_new: vec![0.0; n],
             old: vec![0.0; m * n],
@@ -485,8 +565,10 @@ impl PrimalDual {
                     }
                 }
                 let row = m * nn..(m + 1) * nn;
-                buyer_step(
-                    &market.buyers[m],
+                let p = &market.buyers[m];
+                let clamped = buyer_update(
+                    p,
+                    self.xt[m],
                     &self.x[row.clone()],
                     &self.blk_a[b * nn..(b + 1) * nn],
                     &self.blk_b[b * nn..(b + 1) * nn],
@@ -494,9 +576,11 @@ impl PrimalDual {
                     &prm,
                     &mut self.row_new,
                 );
-                change = change.max(lane_max_diff(&self.x[row.clone()], &self.row_new));
-                self.x[row].copy_from_slice(&self.row_new);
-                self.inj[self.bm[m]] -= lane_sum(&self.row_new);
+                let tau = capped_tau(&self.row_new, p.e_min, p.e_max, clamped);
+                let (ch, total) = finish_row(&self.row_new, tau, &mut self.x[row]);
+                change = change.max(ch);
+                self.xt[m] = total;
+                self.inj[self.bm[m]] -= total;
             }
             m0 += bs;
         }
@@ -515,20 +599,22 @@ impl PrimalDual {
                 let n = n0 + b;
                 let col = n * mm..(n + 1) * mm;
                 let xc = &self.blk_a[b * mm..(b + 1) * mm];
-                seller_step(
-                    &market.sellers[n],
+                let p = &market.sellers[n];
+                let clamped = seller_update(
+                    p,
+                    self.yt[n],
                     xc,
                     &self.y[col.clone()],
                     &self.lambda[col.clone()],
                     &prm,
                     &mut self.y_new,
-                    &mut self.lam_new,
                 );
-                residual = residual.max(lane_max_diff(xc, &self.y_new));
-                let total = lane_sum(xc);
-                self.y[col.clone()].copy_from_slice(&self.y_new);
-                self.lambda[col].copy_from_slice(&self.lam_new);
-                self.inj[self.bn[n]] += total;
+                let tau = capped_tau(&self.y_new, p.e_min, p.e_max, clamped);
+                let (res, total) =
+                    seller_finish(&self.y_new, tau, xc, &mut self.y[col.clone()], &mut self.lambda[col], &prm);
+                residual = residual.max(res);
+                self.yt[n] = total;
+                self.inj[self.bn[n]] += lane_sum(xc);
             }
             n0 += bs;
         }
@@ -567,8 +653,13 @@ impl PrimalDual {
         let line: Vec<f64> = (0..nn).map(|j| self.bus_price[self.bn[j]] - own).collect();
         let y: Vec<f64> = (0..nn).map(|j| self.y[j * mm + m]).collect();
         let l: Vec<f64> = (0..nn).map(|j| self.lambda[j * mm + m]).collect();
-        let mut out = vec![0.0; nn];
-        buyer_step(&market.buyers[m], &self.x[m * nn..(m + 1) * nn], &y, &l, &line, &self.params, &mut out);
+        let x = &self.x[m * nn..(m + 1) * nn];
+        let p = &market.buyers[m];
+        let mut v = vec![0.0; nn];
+        let clamped = buyer_update(p, lane_sum(x), x, &y, &l, &line, &self.params, &mut v);
+        let tau = capped_tau(&v, p.e_min, p.e_max, clamped);
+        let mut out = x.to_vec();
+        finish_row(&v, tau, &mut out);
         out
     }
 
@@ -580,6 +671,7 @@ impl PrimalDual {
         }
         self.excess_valid = false;
         self.x[m * nn..(m + 1) * nn].copy_from_slice(row);
+        self.xt[m] = lane_sum(row);
     }
 
     /// Seller `n`'s new column and prices, on the buyers' new rows.
@@ -587,9 +679,13 @@ impl PrimalDual {
         let (mm, nn) = (self.buyers, self.sellers);
         let xc: Vec<f64> = (0..mm).map(|m| self.x[m * nn + n]).collect();
         let col = n * mm..(n + 1) * mm;
-        let (mut yo, mut lo) = (vec![0.0; mm], vec![0.0; mm]);
-        seller_step(&market.sellers[n], &xc, &self.y[col.clone()], &self.lambda[col], &self.params, &mut yo, &mut lo);
-        (yo, lo)
+        let (mut y, mut l) = (self.y[col.clone()].to_vec(), self.lambda[col].to_vec());
+        let p = &market.sellers[n];
+        let mut v = vec![0.0; mm];
+        let clamped = seller_update(p, lane_sum(&y), &xc, &y, &l, &self.params, &mut v);
+        let tau = capped_tau(&v, p.e_min, p.e_max, clamped);
+        seller_finish(&v, tau, &xc, &mut y, &mut l, &self.params);
+        (y, l)
     }
 
     /// Installs seller `n`'s column (round 2).
@@ -597,6 +693,7 @@ impl PrimalDual {
         let mm = self.buyers;
         self.y[n * mm..(n + 1) * mm].copy_from_slice(y);
         self.lambda[n * mm..(n + 1) * mm].copy_from_slice(lambda);
+        self.yt[n] = lane_sum(y);
     }
 
     /// The operator's new multipliers and next bus line prices, on the
