@@ -22,7 +22,36 @@ fn thread_cpu_s() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
+/// Per-iteration thread CPU time of the primal-dual step on the uncongested
+/// case30 market, k×k: the minimum over five runs of 400 iterations (after
+/// 100 warm-up iterations), which filters out the other processes' effect
+/// on a shared machine.
+fn step_cpu(k: usize) -> f64 {
+    let case = Case::parse(CASE30).unwrap();
+    let net = network_for(&case, 1.0).unwrap();
+    let market = Market::generate(k as u64, k, k, &net.bus_ids);
+    let mut pd = PrimalDual::new(&market, &net, PdParams::for_market(&market)).unwrap();
+    for _ in 0..100 {
+        pd.step(&market);
+    }
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = thread_cpu_s();
+        for _ in 0..400 {
+            pd.step(&market);
+        }
+        best = best.min((thread_cpu_s() - t) / 400.0);
+    }
+    best
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--step") {
+        for k in [12usize, 25, 50, 100] {
+            println!("step {k}x{k}: {:.2e} s cpu per iteration (min of 5 x 400)", step_cpu(k));
+        }
+        return;
+    }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
     let case = Case::parse(CASE30).unwrap();

@@ -273,6 +273,20 @@ pub struct StepReport {
     pub converged: bool,
 }
 
+/// `dst[b·len + j] = src[j·stride + first + b]` for `b < count`, `j < len`:
+/// `count` rows (columns) of the other layout, each made contiguous. A free
+/// function over plain slices, so the compiler keeps every pointer in a
+/// register (through `self` it reloaded them for every element).
+fn gather(src: &[f64], stride: usize, first: usize, count: usize, len: usize, dst: &mut [f64]) {
+    for b in 0..count {
+        let out = &mut dst[b * len..(b + 1) * len];
+        let col = &src[first + b..];
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = col[j * stride];
+        }
+    }
+}
+
 /// Buyer `m`'s gradient step `v = x + α (U'(Σx) − λ − ρ (x − y) − π)`
 /// (`total = Σ x`, kept from the previous iteration); returns `Σ max(0, v)`.
 #[allow(clippy::too_many_arguments)]
@@ -548,13 +562,8 @@ impl PrimalDual {
         let mut m0 = 0;
         while m0 < mm {
             let bs = (mm - m0).min(BLOCK);
-            for j in 0..nn {
-                let src = j * mm + m0;
-                for b in 0..bs {
-                    self.blk_a[b * nn + j] = self.y[src + b];
-                    self.blk_b[b * nn + j] = self.lambda[src + b];
-                }
-            }
+            gather(&self.y, mm, m0, bs, nn, &mut self.blk_a);
+            gather(&self.lambda, mm, m0, bs, nn, &mut self.blk_b);
             for b in 0..bs {
                 let m = m0 + b;
                 if !self.prices_zero {
@@ -589,12 +598,7 @@ impl PrimalDual {
         let mut n0 = 0;
         while n0 < nn {
             let bs = (nn - n0).min(BLOCK);
-            for m in 0..mm {
-                let src = m * nn + n0;
-                for b in 0..bs {
-                    self.blk_a[b * mm + m] = self.x[src + b];
-                }
-            }
+            gather(&self.x, nn, n0, bs, mm, &mut self.blk_a);
             for b in 0..bs {
                 let n = n0 + b;
                 let col = n * mm..(n + 1) * mm;
