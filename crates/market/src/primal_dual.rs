@@ -46,6 +46,18 @@
 //! The line price is formed per bus (`π_k = Σ_r μ̂_r G_rk`) and per trade as
 //! a difference of two bus prices, never as an `R × M × N` tensor; all
 //! working vectors are allocated once in [`PrimalDual::new`].
+//!
+//! Layout and passes: each party's own variables are contiguous (`x`
+//! buyer-major, `y` and `λ` seller-major); a side reads the other side's
+//! values through a gather of eight rows (columns) at a time. A buyer's or
+//! seller's update is two sweeps plus the projection's: the gradient step
+//! with the clamped sum, then `max(0, v − τ)` with the change (buyers) or
+//! the price update and residual (sellers) and the new total, which the next
+//! iteration reuses. The network rows' excesses at the new iterate serve the
+//! next iteration's line prices. Reductions keep eight partial sums
+//! ([`lane_sum`]); the sans-IO subproblems use the same functions, so both
+//! paths agree bit for bit. Measured with
+//! `cargo run --release -p gridledger-market --example figures -- --step`.
 
 use serde::Serialize;
 
