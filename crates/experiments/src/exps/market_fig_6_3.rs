@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::market_model::{case30_net, crypto_costs, framework_costs, pd_run, B, DELTA_P_S, KAPPA, RATE_BYTES_PER_S};
+use super::market_model::{
+    case30_net, crypto_costs, framework_costs, pd_run, thread_cpu_s, B, DELTA_P_S, KAPPA, RATE_BYTES_PER_S,
+};
 use crate::result::{num, ratio, ChartSpec, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 use gridledger_market::primal_dual::{PdParams, PrimalDual};
@@ -26,18 +28,6 @@ pub struct Fig63;
 
 const ID: &str = "market-fig-6-3";
 const SOURCE: &str = "seed 003, §6.7.3 text beside Fig 6-3 and Table 6-2";
-
-/// CPU time of this thread, s: on a shared machine the wall time of a
-/// long single-threaded run is mostly other processes' time.
-fn thread_cpu_s() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid clock id and a valid out-pointer.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return f64::NAN;
-    }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
 
 /// One size's SSS measurement.
 struct SssRun {
