@@ -193,3 +193,21 @@ fn an_lbft_validator_whose_writes_fail_halts_at_its_durable_chain_and_recovers_o
         v.node.shutdown();
     }
 }
+
+#[test]
+fn batch_bounds_whose_epoch_record_exceeds_the_frame_limit_are_refused_at_start() {
+    use gridledger_node::lbft::check_frame_bound;
+    let max_tx = ChainConfig::default().max_tx_bytes;
+    let per_block = ChainConfig::default().max_block_txs;
+    // The default (the chain's max_block_txs / n) fits for every size.
+    for n in [4usize, 7, 10, 16, 31] {
+        check_frame_bound(n, (per_block / n).max(1), max_tx).unwrap_or_else(|e| panic!("n = {n}: {e}"));
+    }
+    // A batch bound that would make a Sync record too large to send is
+    // refused, naming the setting and a bound that fits.
+    let err = check_frame_bound(4, 10_000, max_tx).unwrap_err().to_string();
+    assert!(err.contains("max_batch_txs = 10000"), "{err}");
+    let fits: usize = err.rsplit(' ').next().and_then(|w| w.parse().ok()).expect("a suggested bound");
+    check_frame_bound(4, fits, max_tx).unwrap();
+    assert!(check_frame_bound(4, fits + 1, max_tx).is_err(), "the suggestion is the largest that fits");
+}
