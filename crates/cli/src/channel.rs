@@ -180,6 +180,12 @@ pub struct OpenArgs {
     /// Skip fsync (survives a process crash, not a power loss).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Run this program for every alert (a dispute raised by the peer),
+    /// with the alert as one JSON object on its stdin; alerts are also
+    /// printed on stderr as `{"alert": {...}}` lines. Checked at start: a
+    /// missing or non-executable program is refused.
+    #[arg(long, value_name = "PROGRAM")]
+    pub alert_exec: Option<PathBuf>,
     /// Print the final report as one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -467,7 +473,7 @@ fn load_party(dir: &Path) -> anyhow::Result<PartySpec> {
 
 /// `channel serve`: one [`ChannelManager`] process for many channels.
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    use gridledger_node::channel::alert::{Alert, AlertSink, ExecAlerter};
+    use gridledger_node::channel::alert::{alert_of_event, AlertSink, ExecAlerter};
     use gridledger_node::channel::manager::{new_token, serve_control, write_token_file, ChannelManager};
     let alerter = a.alert_exec.as_deref().map(ExecAlerter::new).transpose()?;
     let mut sides = std::collections::HashMap::new();
@@ -515,14 +521,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
                         println!("{}", json!({ "cid": cid.to_string(), "event": format!("{e:?}") }));
                         // A dispute raised by the peer: the channel is closing
                         // unilaterally (the party answers a stale one itself).
-                        if let gridledger_channels::ChannelEvent::DisputeSeen { counter, by } = e {
-                            if sides.get(&cid).is_some_and(|s| *s != by) {
-                                let al = Alert::DisputeAgainstUs { cid, counter, by, t_end_ms: 0 };
-                                let v: serde_json::Value = serde_json::from_str(&al.to_json()).unwrap_or_default();
-                                println!("{}", json!({ "cid": cid.to_string(), "alert": v }));
-                                if let Some(x) = &alerter {
-                                    x.alert(&al);
-                                }
+                        if let Some(al) = sides.get(&cid).and_then(|s| alert_of_event(cid, *s, &e)) {
+                            let v: serde_json::Value = serde_json::from_str(&al.to_json()).unwrap_or_default();
+                            println!("{}", json!({ "cid": cid.to_string(), "alert": v }));
+                            if let Some(x) = &alerter {
+                                x.alert(&al);
                             }
                         }
                     }
@@ -866,7 +869,9 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         }
         ChannelCmd::Serve(a) => serve(a),
         ChannelCmd::Open(a) => {
+            use gridledger_node::channel::alert::{alert_of_event, AlertSink, ExecAlerter, StderrAndExec};
             let spec = load_party(&a.dir)?;
+            let alerts = StderrAndExec(a.alert_exec.as_deref().map(ExecAlerter::new).transpose()?);
             eprintln!(
                 "channel {}: side {} listening on {} for its peer, control on {}; runs until the channel closes",
                 spec.cid,
@@ -874,12 +879,29 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 spec.addrs[usize::from(spec.side)],
                 spec.control
             );
+            let (events, mut rx) = tokio::sync::broadcast::channel(256);
             let opts = PartyOptions {
                 durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
                 auto_open: true,
+                events: Some(events),
                 ..PartyOptions::default()
             };
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let side = spec.side;
+            rt.spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    match rx.recv().await {
+                        Ok((cid, e)) => {
+                            if let Some(al) = alert_of_event(cid, side, &e) {
+                                alerts.alert(&al);
+                            }
+                        }
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            });
             // A line on stderr per phase change, read from the party's own
             // control port (the party itself stays IO-free of printing).
             let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

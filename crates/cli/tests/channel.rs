@@ -150,6 +150,42 @@ fn watch_alerts_an_unreachable_node_and_refuses_a_bad_alert_program() {
     assert!(stderr(&o).contains("\"alert\""), "alerts are printed on stderr too: {}", stderr(&o));
 }
 
+/// Item 5 for the party process itself: side 1's running `channel open
+/// --alert-exec` is told of side 0's stale close (a `dispute_against_us`
+/// alert on the program's stdin, with the stale counter) and answers it
+/// with its newer state.
+#[test]
+fn a_running_party_alerts_a_dispute_raised_against_it() {
+    let s = setup();
+    let c = RpcClient::new(&s.url);
+    let (prog, alerts) = alert_recorder(&s.root);
+    let p0 = open_cmd(&s.dirs[0]).spawn().unwrap();
+    let p1 = open_cmd(&s.dirs[1]).args(["--alert-exec", &d(&prog)]).spawn().unwrap();
+    let mut procs = Procs(vec![p1, p0]);
+    wait_open(&s.dirs[0]);
+    wait_open(&s.dirs[1]);
+    pay(&s.dirs[0], 10_000, 100);
+    let stale = s.root.join("stale");
+    copy_party(&s.dirs[0], &stale);
+    pay(&s.dirs[1], 5_000, 200);
+    pay(&s.dirs[1], 5_000, 200);
+    // Side 0 dies and its stale copy closes unilaterally at counter 1.
+    let _ = procs.0[1].kill();
+    let _ = procs.0[1].wait();
+    gl_ok(&["channel", "dispute", "--dir", &d(&stale), "--no-settle"]);
+    let got = wait_alerts(&alerts, |a| a["kind"] == "dispute_against_us");
+    let a = got.iter().find(|a| a["kind"] == "dispute_against_us").unwrap();
+    assert_eq!((a["counter"].as_u64(), a["by"].as_u64()), (Some(1), Some(0)), "{a}");
+    let cid = PartySpec::load(&s.dirs[1]).unwrap().cid;
+    assert_eq!(a["cid"].as_str(), Some(cid.to_string().as_str()));
+    // And the party answered it: the chain holds counter 3 again.
+    let t = Instant::now();
+    while read_channel(&c, &cid).unwrap().unwrap().latest.state.counter != 3 {
+        assert!(t.elapsed() < Duration::from_secs(15), "the running party did not answer the stale close");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Credit-note top-ups from the party process (issue 10, the client's
 /// "top-up"): the merchant signs a note for the next top-up of the
 /// credit-funded side 0 (`channel topup-note`), side 0 tops up through its

@@ -36,8 +36,10 @@ pub const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Alert {
     /// The peer (or anyone holding a state of it) raised a dispute: the
-    /// channel is closing unilaterally, with `counter` on chain.
-    DisputeAgainstUs { cid: Hash32, counter: u64, by: u8, t_end_ms: u64 },
+    /// channel is closing unilaterally, with `counter` on chain; `t_end_ms`
+    /// is the dispute's deadline where known (the watch reads it from the
+    /// event; a party's event does not carry it: null).
+    DisputeAgainstUs { cid: Hash32, counter: u64, by: u8, t_end_ms: Option<u64> },
     /// `channel_resolve` has not landed after `attempts` tries.
     ResolveFailing { cid: Hash32, attempts: u32, last_error: String },
     /// `channel_settle` has not landed after `attempts` tries.
@@ -152,6 +154,17 @@ impl AlertSink for StderrAndExec {
     }
 }
 
+/// The alert a party's event calls for, if any: a dispute raised by the
+/// other side than `our_side`.
+pub fn alert_of_event(cid: Hash32, our_side: u8, e: &gridledger_channels::ChannelEvent) -> Option<Alert> {
+    match *e {
+        gridledger_channels::ChannelEvent::DisputeSeen { counter, by } if by != our_side => {
+            Some(Alert::DisputeAgainstUs { cid, counter, by, t_end_ms: None })
+        }
+        _ => None,
+    }
+}
+
 /// Counts consecutive failures of one duty and says when to alert.
 #[derive(Default, Debug)]
 pub struct FailureCount(u32);
@@ -193,7 +206,7 @@ mod tests {
         std::fs::write(&prog, format!("#!/bin/sh\ncat >> '{}'\n", out.display())).unwrap();
         std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
         let x = ExecAlerter::new(&prog).unwrap();
-        let a = Alert::DisputeAgainstUs { cid: Hash32([7; 32]), counter: 3, by: 0, t_end_ms: 99 };
+        let a = Alert::DisputeAgainstUs { cid: Hash32([7; 32]), counter: 3, by: 0, t_end_ms: Some(99) };
         assert!(x.run(&a).unwrap().success());
         let got: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
         assert_eq!(got["kind"], "dispute_against_us");

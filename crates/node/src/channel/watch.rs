@@ -199,7 +199,7 @@ fn watch_round(
         }
     }
     if let Some((counter, by, t_end_ms)) = raised {
-        alerts.alert(&Alert::DisputeAgainstUs { cid: spec.cid, counter, by, t_end_ms });
+        alerts.alert(&Alert::DisputeAgainstUs { cid: spec.cid, counter, by, t_end_ms: Some(t_end_ms) });
         let now = now_ms();
         duties.deadline_alert_at = Some(now.saturating_add(t_end_ms.saturating_sub(now) / 2));
     }
