@@ -21,11 +21,13 @@
 //! `channel_reestablish`): both send their newest co-signed state and
 //! resend their outstanding proposals and fallbacks at once; a party adopts
 //! a newer state carrying both signatures. **Collisions**: when both
-//! propose at once, side 0's proposal goes first: side 0 refuses side 1's,
-//! side 1 gives its own up ([`Message::Collision`], never signed by side 0)
-//! and proposes it again once side 0's re-proposal, above both counters, is
-//! co-signed. Neither signs two states with one counter. A side 0 that
-//! collides on purpose only delays side 1's payments (it cannot take them).
+//! propose at once, the side that did not propose the newest co-signed
+//! state goes first (so a loser whose re-proposal collides again wins): the
+//! winner refuses the peer's proposal, the loser gives its own up
+//! ([`Message::Collision`], never signed by the winner) and proposes it
+//! again once the winner's re-proposal, above both counters, is co-signed.
+//! Neither signs two states with one counter. A side that collides on
+//! purpose delays the peer's payment by at most one round.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_contracts::cns::{
@@ -932,6 +934,15 @@ impl ChannelMachine {
             }
             return Ok(Step { messages: vec![Message::PayRequest { energy, price_per_kwh }], ..Step::default() });
         }
+        // A side that lost a collision proposes nothing new until the
+        // winner's re-proposal is co-signed (its own given-up requests then
+        // go first) or `retry_ms` passed without it: else a side that keeps
+        // proposing would collide with the winner's re-proposal and starve
+        // it. Only closing is never held back.
+        let yielded = !self.retry.is_empty() && self.now < self.retry_since.saturating_add(self.params.retry_ms);
+        if yielded && !matches!(r, Request::Close) {
+            return Err(ChannelError::Busy);
+        }
         // A further update may join the window; an open or a final state
         // waits until nothing is outstanding.
         let window = self.params.window.clamp(1, MAX_WINDOW);
@@ -1488,12 +1499,14 @@ impl ChannelMachine {
             return self.reject(counter, format!("proposal {counter} fell back"));
         }
         if !self.store.proposals.is_empty() {
-            // Both proposed at once: the lower side index wins. Side 0
-            // refuses the peer's proposal and keeps its own; side 1 gives up
-            // its own (side 0 never signs them) and proposes them again
-            // after side 0's, which side 0 re-sends above both counters.
-            if self.store.side == 0 {
-                return self.reject_signed(counter, "collision: side 0's proposal goes first".into());
+            // Both proposed at once: the side that did not propose the
+            // newest co-signed state wins ([`Self::collision_winner`]). The
+            // winner refuses the peer's proposal and keeps its own; the
+            // loser gives up its own (the winner never signs them) and
+            // proposes them again after the winner's, which the winner
+            // re-sends above both counters.
+            if self.collision_winner() == self.side() {
+                return self.reject_signed(counter, "collision: our proposal goes first".into());
             }
             return self.yield_to(counter);
         }
@@ -1988,9 +2001,39 @@ impl ChannelMachine {
         }
     }
 
-    /// Side 1 lost a collision: give up its proposals (side 0 signs none of
-    /// them), tell side 0, and propose the same requests again once side
-    /// 0's proposal is co-signed.
+    /// Which side wins a collision: the side that did **not** propose the
+    /// newest co-signed state (side 1 before the open state is co-signed,
+    /// which side 0 proposes). A collision's winner has its re-proposal
+    /// co-signed before the loser proposes again, so if the loser's
+    /// re-proposal collides in turn, the loser wins: a side that collides on
+    /// purpose delays the peer's payment by at most one round (issue 10,
+    /// collision fairness), where "side 0 always wins" let it starve side 1
+    /// for ever.
+    ///
+    /// Both sides decide from the state they both signed, so they agree:
+    /// the proposer of a co-signed state is recognised by its nonce, which
+    /// is derived from the proposer's secret, persisted nonce seed
+    /// ([`Self::nonce_for`]); the other side's derivation never yields it
+    /// (but with probability 2⁻⁶⁴). Only while an acceptance is lost do the
+    /// two newest states differ; then both may refuse (the payments are
+    /// reported rejected) or both yield (both retry after `retry_ms`, by
+    /// which time the `Reestablish` sent with the yield has aligned them).
+    /// Neither case signs two states at one counter: a side in a collision
+    /// never signs the peer's proposal.
+    fn collision_winner(&self) -> usize {
+        match &self.store.latest {
+            None => 0,
+            Some(l) => {
+                let me = self.side();
+                let proposer = if self.nonce_for(&l.state) == l.nonce { me } else { other(self.store.side) };
+                1 - proposer
+            }
+        }
+    }
+
+    /// This side lost a collision: give up its proposals (the winner signs
+    /// none of them), tell the winner, and propose the same requests again
+    /// once the winner's proposal is co-signed.
     fn yield_to(&mut self, counter: u64) -> Step {
         let base = self.store.latest.as_ref().map(|l| l.state.resize).unwrap_or_default();
         let me = self.side();
@@ -2009,17 +2052,18 @@ impl ChannelMachine {
         if counter > known && counter <= known.saturating_add(MAX_COUNTER_STEP) {
             self.peer_signed_upto = Some(counter);
         }
-        self.persist_then(Step::default(), vec![Message::Collision { counter }], vec![])
+        let msgs = vec![Message::Collision { counter }, Message::Reestablish { latest: self.store.latest.clone() }];
+        self.persist_then(Step::default(), msgs, vec![])
     }
 
-    /// Side 0 hears that side 1 yielded: proposes its proposals from
+    /// The winner hears that the peer yielded: proposes its proposals from
     /// `counter` on again, above every counter either side used.
     fn on_collision(&mut self, counter: u64) -> Step {
         let Some(at) = self.store.proposals.iter().position(|p| p.state.counter == counter) else {
             return Step::default();
         };
-        if self.store.side != 0 {
-            // Only side 0 wins a collision: from side 0 this is a reject.
+        if self.collision_winner() != self.side() {
+            // We did not win this collision: from the winner this is a reject.
             return self.peer(Message::Reject { counter, reason: "collision".into() });
         }
         let me = self.side();

@@ -41,18 +41,38 @@ fn sent(d: &Duo, side: usize) -> usize {
 /// collisions (e.g. side 0 yields to a proposal it already refused once, or
 /// collisions alternate the winner). Observed: after 40 rounds side 1 has
 /// sent nothing while side 0 sent 40 payments.
+///
+/// Fixed: the side that did not propose the newest co-signed state wins a
+/// collision, so side 0's winning re-proposal makes side 1 the winner of
+/// the next one: side 1 pays after at most two collisions.
 #[test]
-#[ignore = "attack: a side 0 that proposes on every side-1 proposal starves side 1 forever"]
 fn a_side_0_that_always_collides_cannot_starve_side_1() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = duo(dir.path());
     let rounds = run_collisions(&mut d, true);
+    assert!(rounds <= 2, "side 1 paid only after {rounds} collisions");
+    d.assert_no_divergent_signatures();
     assert!(
         sent(&d, 1) > 0,
         "side 1 never paid after {rounds} collisions (side 0 sent {}): {:?}",
         sent(&d, 0),
         d.parties[1].events.iter().rev().take(6).collect::<Vec<_>>()
     );
+}
+
+/// The mirror image: a side 1 that proposes whenever side 0's payment
+/// reaches it cannot starve side 0 either (the rule names no fixed side).
+#[test]
+fn a_side_1_that_always_collides_cannot_starve_side_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path());
+    // Side 1 pays first, so the newest co-signed state is its own and the
+    // first collision goes to side 0 — then to side 1, and so on.
+    d.request(1, pay_req(500)).unwrap();
+    let rounds = run_collisions_by(&mut d, 1, true);
+    assert!(rounds <= 2, "side 0 paid only after {rounds} collisions");
+    assert!(sent(&d, 0) > 0, "side 0 never paid");
+    d.assert_no_divergent_signatures();
 }
 
 /// The same message schedule without side 0's extra proposals: side 1's
@@ -70,24 +90,37 @@ fn without_the_colliding_side_0_side_1_pays_under_the_same_schedule() {
 /// time side 1's proposal is next in its inbox and it has none outstanding.
 /// Returns the number of collisions side 0 caused.
 fn run_collisions(d: &mut Duo, attack: bool) -> usize {
-    d.input(1, gridledger_channels::Input::User(pay_req(1_000))).unwrap();
+    run_collisions_by(d, 0, attack)
+}
+
+/// [`run_collisions`] with side `a` as the attacker and the other side
+/// paying.
+fn run_collisions_by(d: &mut Duo, a: usize, attack: bool) -> usize {
+    let v = 1 - a;
+    let before = sent(d, v);
+    d.input(v, gridledger_channels::Input::User(pay_req(1_000))).unwrap();
     let mut rounds = 0;
     for _ in 0..2_000 {
-        if sent(d, 1) > 0 || rounds >= 40 {
+        if sent(d, v) > before || rounds >= 40 {
             break;
         }
         let mut progressed = false;
-        if let Some(bytes) = d.parties[0].inbox.front() {
+        if let Some(bytes) = d.parties[a].inbox.front() {
             let is_propose =
                 matches!(Message::from_bytes(bytes), Ok(Message::Propose { .. } | Message::ProposeFolded { .. }));
-            let idle = d.parties[0].machine.as_ref().unwrap().store().proposals.is_empty();
+            let idle = d.parties[a].machine.as_ref().unwrap().store().proposals.is_empty();
             if attack && is_propose && idle {
-                d.input(0, gridledger_channels::Input::User(pay_req(10))).unwrap();
+                // Since the fix, a side that lost a collision is `Busy`
+                // until the winner's re-proposal is co-signed.
+                match d.input(a, gridledger_channels::Input::User(pay_req(10))) {
+                    Ok(()) | Err(gridledger_channels::ChannelError::Busy) => {}
+                    Err(e) => panic!("side {a}'s payment: {e}"),
+                }
                 rounds += 1;
             }
-            progressed |= d.deliver_one(0);
+            progressed |= d.deliver_one(a);
         }
-        progressed |= d.deliver_one(1);
+        progressed |= d.deliver_one(v);
         if !progressed {
             // Quiet: let retry timers fire.
             d.advance(2_500);

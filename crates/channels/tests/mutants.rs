@@ -172,12 +172,11 @@ fn restart_keeps_the_co_signed_state() -> Result<(), String> {
 /// Simulator seeds tried per planted bug.
 const SIM_BUDGET: u64 = 20;
 
-/// The bugs the simulator alone must catch within [`SIM_BUDGET`] seeds.
-/// It misses the other three today: it crashes parties only between steps
-/// (never between a step's persist and its send), runs no trade policy and
-/// has no peer that disputes with a stale state; their targeted checks
-/// above catch them.
-const SIM_CATCHES: [Mutation; 2] = [Mutation::SkipCounterCheck, Mutation::LoseDurable];
+/// The bugs the simulator alone must catch within [`SIM_BUDGET`] seeds:
+/// every planted bug, now that it crashes parties inside a step (between a
+/// persist and the messages it releases), runs a stale-dispute adversary
+/// and gives parties price-floor policies with folded payments.
+const SIM_CATCHES: [Mutation; 5] = Mutation::ALL;
 
 /// The first seed of the channel simulator that reports a violation.
 fn sim_catches() -> Option<u64> {

@@ -54,6 +54,11 @@ pub enum ChannelCmd {
     /// Take part of your side's balance out of the open channel, which stays
     /// open: a co-signed state, then `channel_withdraw` pays it.
     Withdraw(ResizeArgs),
+    /// (Merchant) sign a credit note for the next top-up of a credit-funded
+    /// side of a channel; the participant passes the file to `channel topup
+    /// --credit-note`.
+    #[command(name = "topup-note")]
+    TopUpNote(TopUpNoteArgs),
     /// The running party's channel state.
     Status(DirArgs),
     /// Unilateral close from the snapshot file (party process not needed):
@@ -175,6 +180,12 @@ pub struct OpenArgs {
     /// Skip fsync (survives a process crash, not a power loss).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Run this program for every alert (a dispute raised by the peer),
+    /// with the alert as one JSON object on its stdin; alerts are also
+    /// printed on stderr as `{"alert": {...}}` lines. Checked at start: a
+    /// missing or non-executable program is refused.
+    #[arg(long, value_name = "PROGRAM")]
+    pub alert_exec: Option<PathBuf>,
     /// Print the final report as one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -198,6 +209,12 @@ pub struct ServeArgs {
     /// replaced at each start); clients read it with --token-file.
     #[arg(long, value_name = "FILE", requires = "control")]
     pub token_file: Option<PathBuf>,
+    /// Run this program for every alert (a dispute raised against one of
+    /// the channels), with the alert as one JSON object on its stdin;
+    /// alerts also go into the event stream as `{"cid", "alert"}` lines.
+    /// Checked at start: a missing or non-executable program is refused.
+    #[arg(long, value_name = "PROGRAM")]
+    pub alert_exec: Option<PathBuf>,
 }
 
 /// Where a `channel serve` control port is and how to prove the right to
@@ -235,7 +252,38 @@ pub struct ResizeArgs {
     /// 1,000,000 minor units).
     #[arg(long, value_parser = crate::units::parse_amount)]
     pub amount: u128,
+    /// (topup only) A side funded by credit note tops up with the
+    /// merchant's top-up note (`channel topup-note`); its amount must equal
+    /// --amount. Checked against the chain before anything is sent.
+    #[arg(long, value_name = "FILE")]
+    pub credit_note: Option<PathBuf>,
     /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct TopUpNoteArgs {
+    #[arg(long, default_value = DEFAULT_RPC, env = "GRIDLEDGER_RPC", value_parser = crate::endpoint::parse_rpc, help = crate::endpoint::RPC_HELP)]
+    pub rpc: String,
+    /// The merchant's desk (signing) key file, as registered.
+    #[arg(long, value_name = "FILE")]
+    pub desk_key: PathBuf,
+    #[command(flatten)]
+    pub password: crate::ops::PasswordArgs,
+    /// The channel id (64 hex digits).
+    #[arg(long, value_name = "CID")]
+    pub cid: String,
+    /// The credit-funded side (0 or 1) the note tops up.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub side: u8,
+    /// Amount in minor units, or coin with a decimal point.
+    #[arg(long, value_parser = crate::units::parse_amount)]
+    pub amount: u128,
+    /// New file to write the note to (JSON); an existing file is never replaced.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Print the note as one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
 }
@@ -323,6 +371,14 @@ pub struct WatchArgs {
     /// reached within this time is an error.
     #[arg(long, default_value_t = 3_600)]
     pub timeout_s: u64,
+    /// Run this program for every alert (a dispute raised against this
+    /// side, a resolve or settle failing 3 times in a row, the node not
+    /// answering 3 times in a row, a dispute deadline near with no answer
+    /// landed), with the alert as one JSON object on its stdin. Checked at
+    /// start: a missing or non-executable program is refused. Alerts are
+    /// also printed on stderr as `{"alert": {...}}` lines.
+    #[arg(long, value_name = "PROGRAM")]
+    pub alert_exec: Option<PathBuf>,
     /// Print one JSON document instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -417,9 +473,13 @@ fn load_party(dir: &Path) -> anyhow::Result<PartySpec> {
 
 /// `channel serve`: one [`ChannelManager`] process for many channels.
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    use gridledger_node::channel::alert::{alert_of_event, AlertSink, ExecAlerter};
     use gridledger_node::channel::manager::{new_token, serve_control, write_token_file, ChannelManager};
+    let alerter = a.alert_exec.as_deref().map(ExecAlerter::new).transpose()?;
+    let mut sides = std::collections::HashMap::new();
     for dir in &a.dirs {
-        load_party(dir)?;
+        let p = load_party(dir)?;
+        sides.insert(p.cid, p.side);
     }
     if let Some(addr) = a.control {
         anyhow::ensure!(
@@ -457,7 +517,18 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 match events.recv().await {
-                    Ok((cid, e)) => println!("{}", json!({ "cid": cid.to_string(), "event": format!("{e:?}") })),
+                    Ok((cid, e)) => {
+                        println!("{}", json!({ "cid": cid.to_string(), "event": format!("{e:?}") }));
+                        // A dispute raised by the peer: the channel is closing
+                        // unilaterally (the party answers a stale one itself).
+                        if let Some(al) = sides.get(&cid).and_then(|s| alert_of_event(cid, *s, &e)) {
+                            let v: serde_json::Value = serde_json::from_str(&al.to_json()).unwrap_or_default();
+                            println!("{}", json!({ "cid": cid.to_string(), "alert": v }));
+                            if let Some(x) = &alerter {
+                                x.alert(&al);
+                            }
+                        }
+                    }
                     Err(RecvError::Lagged(n)) => println!("{}", json!({ "missed_events": n })),
                     Err(RecvError::Closed) => return,
                 }
@@ -511,12 +582,32 @@ fn resize(a: &ResizeArgs, topup: bool) -> anyhow::Result<()> {
     let amount = u64::try_from(a.amount).ok().filter(|v| *v > 0).with_context(|| {
         format!("--amount {} must be positive and at most {}", crate::units::show(a.amount), u64::MAX)
     })?;
+    anyhow::ensure!(topup || a.credit_note.is_none(), "--credit-note is for `channel topup` only");
+    let credit_note = match &a.credit_note {
+        None => None,
+        Some(f) => {
+            // A note is a few hundred bytes: read bounded, regular files only.
+            let meta = std::fs::metadata(f)
+                .with_context(|| format!("reading the top-up note {} (--credit-note)", f.display()))?;
+            anyhow::ensure!(
+                meta.is_file() && meta.len() <= 64 * 1024,
+                "{} (--credit-note) is not a top-up note file",
+                f.display()
+            );
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading the top-up note {} (--credit-note)", f.display()))?;
+            let note: gridledger_node::channel::merchant::TopUpNote = serde_json::from_str(&text)
+                .with_context(|| format!("{} (--credit-note) is not a top-up note", f.display()))?;
+            Some(note)
+        }
+    };
     let r = match (&a.dir, topup) {
-        (Some(dir), true) => control(dir, &Command::TopUp { amount })?,
+        (Some(dir), true) => control(dir, &Command::TopUp { amount, credit_note })?,
         (Some(dir), false) => control(dir, &Command::Withdraw { amount })?,
         (None, _) => {
             let cid = a.cid.clone().context("--control needs --cid (the channel)")?;
-            let op = if topup { ControlOp::TopUp { cid, amount } } else { ControlOp::Withdraw { cid, amount } };
+            let op =
+                if topup { ControlOp::TopUp { cid, amount, credit_note } } else { ControlOp::Withdraw { cid, amount } };
             manager_party(&a.manager, op)?
         }
     };
@@ -778,7 +869,9 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         }
         ChannelCmd::Serve(a) => serve(a),
         ChannelCmd::Open(a) => {
+            use gridledger_node::channel::alert::{alert_of_event, AlertSink, ExecAlerter, StderrAndExec};
             let spec = load_party(&a.dir)?;
+            let alerts = StderrAndExec(a.alert_exec.as_deref().map(ExecAlerter::new).transpose()?);
             eprintln!(
                 "channel {}: side {} listening on {} for its peer, control on {}; runs until the channel closes",
                 spec.cid,
@@ -786,12 +879,29 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 spec.addrs[usize::from(spec.side)],
                 spec.control
             );
+            let (events, mut rx) = tokio::sync::broadcast::channel(256);
             let opts = PartyOptions {
                 durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
                 auto_open: true,
+                events: Some(events),
                 ..PartyOptions::default()
             };
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let side = spec.side;
+            rt.spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    match rx.recv().await {
+                        Ok((cid, e)) => {
+                            if let Some(al) = alert_of_event(cid, side, &e) {
+                                alerts.alert(&al);
+                            }
+                        }
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            });
             // A line on stderr per phase change, read from the party's own
             // control port (the party itself stays IO-free of printing).
             let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -863,6 +973,33 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         }
         ChannelCmd::TopUp(a) => resize(&a, true),
         ChannelCmd::Withdraw(a) => resize(&a, false),
+        ChannelCmd::TopUpNote(a) => {
+            let desk = crate::ops::read_key_with(&a.desk_key, &a.password)?;
+            let cid = gridledger_core::Hash32::from_hex(&a.cid).map_err(|e| anyhow::anyhow!("--cid {}: {e}", a.cid))?;
+            let amount = Amount(a.amount);
+            anyhow::ensure!(a.amount > 0, "--amount must be positive");
+            let client = gridledger_node::RpcClient::new(&a.rpc);
+            let nonce = rand::random::<u64>();
+            let note = gridledger_node::channel::merchant::sign_topup_note(&client, &desk, &cid, a.side, amount, nonce)
+                .with_context(|| format!("signing a top-up note for channel {cid} at {} (--rpc)", a.rpc))?;
+            let text = serde_json::to_string_pretty(&note)?;
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&a.out).with_context(|| {
+                format!("writing the note to {} (--out): an existing file is never replaced", a.out.display())
+            })?;
+            std::io::Write::write_all(&mut f, text.as_bytes())
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("writing the note to {} (--out)", a.out.display()))?;
+            crate::ops::emit(a.json, &serde_json::to_value(&note)?, || {
+                println!(
+                    "top-up note #{} for side {} of channel {}: {} (written to {})",
+                    note.index,
+                    note.side,
+                    note.cid,
+                    crate::units::show(note.amount.0),
+                    a.out.display()
+                );
+            })
+        }
         ChannelCmd::List(a) => {
             let r = manager_request(&a.manager, ControlOp::List)?;
             if let ControlReply::Party(Reply::Error { message }) = &r {
@@ -950,7 +1087,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         ChannelCmd::Watch(a) => {
             // Readiness line: the watcher replays the channel's events from
             // its start height, so nothing raised from now on is missed.
-            use gridledger_node::channel::watch::{watch_with, WatchSpec};
+            use gridledger_node::channel::watch::{watch_alerting, WatchSpec};
             let (spec, account) = match (&a.spec, &a.key) {
                 (Some(s), Some(k)) => {
                     let text = std::fs::read_to_string(s).with_context(|| format!("reading {}", s.display()))?;
@@ -967,10 +1104,21 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             // A watch that never reaches its node is an error, not a quiet,
             // empty report. A node that is down at start (restarting) is
             // retried until --timeout-s; later outages the watch rides out.
+            use gridledger_node::channel::alert::{Alert, AlertSink, ExecAlerter, FailureCount, StderrAndExec};
+            let alerts = StderrAndExec(a.alert_exec.as_deref().map(ExecAlerter::new).transpose()?);
             let limit = Duration::from_secs(a.timeout_s);
             let started = std::time::Instant::now();
             let mut warned = false;
+            let mut failures = FailureCount::default();
             while let Err(e) = crate::endpoint::probe(&spec.rpc) {
+                if let Some(attempts) = failures.failed() {
+                    alerts.alert(&Alert::NodeUnreachable {
+                        cid: spec.cid,
+                        rpc: spec.rpc.clone(),
+                        attempts,
+                        last_error: format!("{e:#}"),
+                    });
+                }
                 if started.elapsed() >= limit {
                     return Err(e.context(format!(
                         "the watch never reached its node at {} (the spec's rpc) within --timeout-s {}",
@@ -992,7 +1140,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             } else {
                 println!("watching channel {} from height {}", spec.cid, spec.start_height);
             }
-            let r = watch_with(&spec, account, &a.dir, limit, Duration::from_millis(100))?;
+            let r = watch_alerting(&spec, account, &a.dir, limit, Duration::from_millis(100), &alerts)?;
             show_watch(a.json, &r)
         }
     }

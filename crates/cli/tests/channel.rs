@@ -68,6 +68,214 @@ fn pay(dir: &Path, energy: u64, price: u64) {
     gl_ok(&["channel", "pay", "--dir", &d(dir), "--energy", &energy.to_string(), "--price", &price.to_string()]);
 }
 
+/// An alert program that appends its stdin to `alerts.jsonl`: (program,
+/// file).
+fn alert_recorder(root: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let (prog, out) = (root.join("record-alert.sh"), root.join("alerts.jsonl"));
+    std::fs::write(&prog, format!("#!/bin/sh\ncat >> '{}'\n", out.display())).unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (prog, out)
+}
+
+/// The alerts recorded so far, once one satisfies `until` (waits up to 20 s).
+fn wait_alerts(file: &Path, until: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+    let t = Instant::now();
+    loop {
+        let got: Vec<serde_json::Value> = std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if got.iter().any(&until) {
+            return got;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "alert not recorded; got {got:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Item 5, alerting beyond logs: a watch whose node never answers runs the
+/// alert program with a `node_unreachable` alert naming the URL (and exits
+/// non-zero); a missing, directory or non-executable `--alert-exec` is
+/// refused up front, naming the flag, before anything is watched.
+#[test]
+fn watch_alerts_an_unreachable_node_and_refuses_a_bad_alert_program() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    let (prog, alerts) = alert_recorder(&s.root);
+    let spec = s.root.join("watch.json");
+    gl_ok(&["channel", "watch-spec", "--dir", &d(&s.dirs[0]), "--out", &d(&spec)]);
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    v["rpc"] = serde_json::json!(dead);
+    std::fs::write(&spec, v.to_string()).unwrap();
+    let key = s.root.join("k1.key");
+    let watch = |exec: &Path, t: &str| {
+        gl(&[
+            "channel",
+            "watch",
+            "--spec",
+            &d(&spec),
+            "--key",
+            &d(&key),
+            "--dir",
+            &d(&s.dirs[0]),
+            "--timeout-s",
+            t,
+            "--alert-exec",
+            &d(exec),
+        ])
+    };
+    let plain = s.root.join("plain.sh");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for (bad, why) in
+        [(s.root.join("nope.sh"), "no such file"), (s.root.clone(), "not a regular file"), (plain, "not executable")]
+    {
+        let t = Instant::now();
+        let o = watch(&bad, "30");
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(err.contains("--alert-exec") && err.contains(why), "{why}: {err}");
+        assert!(t.elapsed() < Duration::from_secs(15), "refused before watching (took {:?})", t.elapsed());
+    }
+    assert!(!alerts.exists(), "nothing alerted by a refused start");
+    let o = watch(&prog, "4");
+    assert!(!o.status.success(), "a watch that never reached its node exits non-zero");
+    let got = wait_alerts(&alerts, |a| a["kind"] == "node_unreachable");
+    let a = &got[0];
+    assert_eq!(a["rpc"].as_str(), Some(dead.as_str()), "{a}");
+    assert!(a["attempts"].as_u64().unwrap() >= 3, "{a}");
+    assert!(stderr(&o).contains("\"alert\""), "alerts are printed on stderr too: {}", stderr(&o));
+}
+
+/// Item 5 for the party process itself: side 1's running `channel open
+/// --alert-exec` is told of side 0's stale close (a `dispute_against_us`
+/// alert on the program's stdin, with the stale counter) and answers it
+/// with its newer state.
+#[test]
+fn a_running_party_alerts_a_dispute_raised_against_it() {
+    let s = setup();
+    let c = RpcClient::new(&s.url);
+    let (prog, alerts) = alert_recorder(&s.root);
+    let p0 = open_cmd(&s.dirs[0]).spawn().unwrap();
+    let p1 = open_cmd(&s.dirs[1]).args(["--alert-exec", &d(&prog)]).spawn().unwrap();
+    let mut procs = Procs(vec![p1, p0]);
+    wait_open(&s.dirs[0]);
+    wait_open(&s.dirs[1]);
+    pay(&s.dirs[0], 10_000, 100);
+    let stale = s.root.join("stale");
+    copy_party(&s.dirs[0], &stale);
+    pay(&s.dirs[1], 5_000, 200);
+    pay(&s.dirs[1], 5_000, 200);
+    // Side 0 dies and its stale copy closes unilaterally at counter 1.
+    let _ = procs.0[1].kill();
+    let _ = procs.0[1].wait();
+    gl_ok(&["channel", "dispute", "--dir", &d(&stale), "--no-settle"]);
+    let got = wait_alerts(&alerts, |a| a["kind"] == "dispute_against_us");
+    let a = got.iter().find(|a| a["kind"] == "dispute_against_us").unwrap();
+    assert_eq!((a["counter"].as_u64(), a["by"].as_u64()), (Some(1), Some(0)), "{a}");
+    let cid = PartySpec::load(&s.dirs[1]).unwrap().cid;
+    assert_eq!(a["cid"].as_str(), Some(cid.to_string().as_str()));
+    // And the party answered it: the chain holds counter 3 again.
+    let t = Instant::now();
+    while read_channel(&c, &cid).unwrap().unwrap().latest.state.counter != 3 {
+        assert!(t.elapsed() < Duration::from_secs(15), "the running party did not answer the stale close");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Credit-note top-ups from the party process (issue 10, the client's
+/// "top-up"): the merchant signs a note for the next top-up of the
+/// credit-funded side 0 (`channel topup-note`), side 0 tops up through its
+/// running party (`channel topup --credit-note`), and the co-signed state
+/// allocates it. Refused up front with nothing changed on chain or in the
+/// channel: the same note again (already used), a note above the approved
+/// credit still available, a note for another channel, a side-0 note
+/// given to side 1 (which funded by deposit).
+#[test]
+fn a_credit_funded_party_tops_up_with_a_merchant_note_and_bad_notes_change_nothing() {
+    let t =
+        ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string(), "--close-timeout-ms", "1000"];
+    let terms: Vec<&str> = t.iter().copied().chain(["--credit0"]).collect();
+    let (dir, _node, url, dirs) = prepared_channel(["p0", "p1"], &terms);
+    let root = dir.path();
+    let c = RpcClient::new(&url);
+    let _procs = open_both([&dirs[0], &dirs[1]], &[]);
+    let spec = PartySpec::load(&dirs[0]).unwrap();
+    let cid = spec.cid.to_string();
+    let desk = root.join("desk.key");
+    let note = |name: &str, amount: &str| -> PathBuf {
+        let out = root.join(name);
+        gl_ok(&[
+            "channel",
+            "topup-note",
+            "--rpc",
+            &url,
+            "--desk-key",
+            &d(&desk),
+            "--cid",
+            &cid,
+            "--side",
+            "0",
+            "--amount",
+            amount,
+            "--out",
+            &d(&out),
+        ]);
+        out
+    };
+    let topup = |dir: &Path, amount: &str, n: &Path| {
+        gl(&["channel", "topup", "--dir", &d(dir), "--amount", amount, "--credit-note", &d(n)])
+    };
+    let counter = |dir: &Path| {
+        let v: serde_json::Value =
+            serde_json::from_str(&gl_ok(&["channel", "status", "--dir", &d(dir), "--json"])).unwrap();
+        v["counter"].as_u64().unwrap()
+    };
+    let n1 = note("n1.json", "20000");
+    let o = topup(&dirs[0], "20000", &n1);
+    assert!(o.status.success(), "top-up with a merchant note: {}", stderr(&o));
+    let ch = read_channel(&c, &spec.cid).unwrap().unwrap();
+    assert_eq!((ch.topped_up, ch.topups), ([Amount(20_000), Amount(0)], [1, 0]));
+    assert_eq!(ch.funded[0], Some(gridledger_contracts::cns::FundKind::Credit));
+    let st = load_store(&dirs[1]).unwrap().unwrap().latest.unwrap().state;
+    assert_eq!(st.resize.topped_up, [Amount(20_000), Amount(0)], "the peer co-signed the allocation");
+    assert_eq!(st.balances, [Amount(120_000), Amount(50_000)]);
+    let msc0 = read_msc(&c, spec.sid).unwrap().unwrap();
+    assert_eq!(msc0.ledger.locked, Amount(120_000), "the note locks credit like the opening note");
+
+    let n2 = note("n2.json", "150000");
+    let n3 = note("n3.json", "1000");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&n3).unwrap()).unwrap();
+    v["cid"] = serde_json::json!(gridledger_core::Hash32([9; 32]).to_string());
+    std::fs::write(&n3, v.to_string()).unwrap();
+    let n4 = note("n4.json", "1000");
+    let before = (read_channel(&c, &spec.cid).unwrap().unwrap(), counter(&dirs[0]), msc0.ledger.clone());
+    for (who, amount, n, why) in [
+        (&dirs[0], "20000", &n1, "already used"),
+        (&dirs[0], "150000", &n2, "exceeds the credit"),
+        (&dirs[0], "1000", &n3, "not this channel"),
+        (&dirs[1], "1000", &n4, "this party is side 1"),
+        (&dirs[0], "999", &n4, "differs from the note"),
+    ] {
+        let o = topup(who, amount, n);
+        assert!(!o.status.success(), "{why}: accepted");
+        assert!(stderr(&o).contains(why), "{why}: {}", stderr(&o));
+        let ch = read_channel(&c, &spec.cid).unwrap().unwrap();
+        assert_eq!((ch.topped_up, ch.topups), (before.0.topped_up, before.0.topups), "{why}: chain changed");
+        assert_eq!(counter(&dirs[0]), before.1, "{why}: a state was co-signed");
+        assert_eq!(read_msc(&c, spec.sid).unwrap().unwrap().ledger, before.2, "{why}: credit ledger changed");
+    }
+    // The next note (index 1) still works after the refusals.
+    let n5 = note("n5.json", "5000");
+    assert!(topup(&dirs[0], "5000", &n5).status.success());
+    assert_eq!(read_channel(&c, &spec.cid).unwrap().unwrap().topups, [2, 0]);
+    gl_ok(&["channel", "close", "--dir", &d(&dirs[0])]);
+    check_ledgers(&c, &dirs);
+}
+
 fn copy_party(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for f in ["party.json", "store.bin", "store.log"] {
@@ -121,8 +329,22 @@ fn killed_parties_stale_close_is_corrected_by_the_watch_service() {
     let k3 = s.root.join("k3.key");
     let tower_bal = balance(&c, &dev_key(3).address()).unwrap();
     let side1_bal = balance(&c, &dev_key(2).address()).unwrap();
-    let mut watcher =
-        spawn(&["channel", "watch", "--dir", &d(&tower), "--spec", &d(&wspec), "--key", &d(&k3), "--timeout-s", "60"]);
+    // Alerts beyond logs (item 5): a program that records its stdin.
+    let (alert_prog, alerts) = alert_recorder(&s.root);
+    let mut watcher = spawn(&[
+        "channel",
+        "watch",
+        "--dir",
+        &d(&tower),
+        "--spec",
+        &d(&wspec),
+        "--key",
+        &d(&k3),
+        "--timeout-s",
+        "60",
+        "--alert-exec",
+        &d(&alert_prog),
+    ]);
     // Readiness signal: the watcher's first line, printed once it reached
     // the node and is set to replay the channel's events (no sleep-and-hope;
     // under --json the same line goes to stderr as a JSON object).
@@ -143,6 +365,13 @@ fn killed_parties_stale_close_is_corrected_by_the_watch_service() {
     }
     let sid0 = PartySpec::load(&s.dirs[0]).unwrap().sid;
     assert_eq!(read_msc(&c, sid0).unwrap().unwrap().disputes_at_fault, 1, "the stale close is remarked");
+    // The operator was told: one `dispute_against_us` alert, with the stale
+    // counter, raised by side 0, for this channel.
+    let got = wait_alerts(&alerts, |a| a["kind"] == "dispute_against_us");
+    let a = got.iter().find(|a| a["kind"] == "dispute_against_us").unwrap();
+    assert_eq!((a["counter"].as_u64(), a["by"].as_u64()), (Some(1), Some(0)), "{a}");
+    assert_eq!(a["cid"].as_str(), Some(cid.to_string().as_str()));
+    assert!(a["t_end_ms"].as_u64().unwrap() > 0);
     assert!(balance(&c, &dev_key(3).address()).unwrap() < tower_bal, "the watch service paid for the resolve");
     assert_eq!(balance(&c, &dev_key(2).address()).unwrap(), side1_bal, "side 1 paid nothing while away");
     // Side 1 closes from its file alone (dispute, t_Δ, settle).

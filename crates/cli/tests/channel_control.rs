@@ -145,10 +145,22 @@ fn a_serve_process_is_driven_by_channel_id_through_its_token_guarded_control_por
     // allocation while the peer's chain view does not show the top-up yet,
     // which happens under load) keeps its counter used, so the closing
     // counter may be higher than the count of co-signed updates.
-    let listed: Vec<u64> = counters(&after).iter().map(|c| c.as_u64().unwrap()).collect();
+    // `list` orders channels its own way: look each up by its id.
+    let listed: Vec<u64> = cids
+        .iter()
+        .map(|cid| {
+            let c = after["channels"].as_array().unwrap().iter().find(|c| c["cid"] == cid.to_string()).unwrap();
+            c["status"]["counter"].as_u64().unwrap()
+        })
+        .collect();
     for (i, c) in ch.iter().enumerate() {
         assert!(c.latest.state.is_final, "channel {i} closed on a final state");
-        assert!(c.latest.state.counter > listed[i], "channel {i} closed above its last listed state");
+        assert!(
+            c.latest.state.counter > listed[i],
+            "channel {i} closed at {}, not above its last listed state {}",
+            c.latest.state.counter,
+            listed[i]
+        );
     }
     assert_eq!(ch[0].latest.state.balances[0].0, 105_000, "channel 0 closed with the allocated top-up");
     assert_eq!(ch[1].latest.state.balances[0].0, 89_800, "channel 1 closed after the payment and withdrawal");

@@ -4,16 +4,19 @@
 #![allow(dead_code)]
 
 use gridledger_channels::driver::{Duo, DuoConfig};
-use gridledger_channels::{ChannelEvent, ChannelStore, Input, Message, Phase, Request};
-use gridledger_contracts::cns::{ChannelStatus, Trade};
-use gridledger_contracts::default_registry;
-use gridledger_core::{Amount, Energy};
+use gridledger_channels::machine::{Policy, PriceBounds};
+use gridledger_channels::{ChannelEvent, ChannelMachine, ChannelStore, Input, Message, Phase, Request};
+use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelStatus, Trade};
+use gridledger_contracts::{args, default_registry};
+use gridledger_core::{Amount, Energy, Hash32};
 use gridledger_ledger::devnet::DevChain;
 use gridledger_sim::{Crash, Delay, Dest, Effects, NetConfig, NodeId, Protocol, Simulation, Time, TimerOp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 const BAL: Amount = Amount(1_000_000_000_000);
 /// How often a party polls the chain and ticks its machine (ticks = ms).
@@ -33,6 +36,20 @@ struct World {
     /// `(side, time)`: this side's user asks to close from then on until the
     /// machine takes it (a close is refused while an update is in flight).
     close: (usize, Time),
+    /// The stale-dispute adversary: from this time on, side `.0`'s account
+    /// raises a dispute with the state registered on chain (the open) once
+    /// a newer one is co-signed; the other side must answer it.
+    cheat: Option<(usize, Time)>,
+    cheated: bool,
+    /// Every proposal each side let out, by its state hash: the trades it
+    /// carries (all of a fold's), to check the receiver's policy on what it
+    /// signed.
+    proposals: [HashMap<Hash32, Vec<Trade>>; 2],
+    /// Crashes inside a step (between a persist and the messages it
+    /// releases) that happened.
+    step_crashes: usize,
+    /// The chain events each side was handed, in order.
+    chain_log: [Vec<gridledger_channels::ChainEvent>; 2],
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -60,11 +77,45 @@ impl SimParty {
         f(&mut w, s);
         // Chain events this party has not seen yet (blocks it polled).
         while let Some(e) = w.duo.parties[s].chain_inbox.pop_front() {
+            w.chain_log[s].push(e.clone());
             let _ = w.duo.input(s, Input::Chain(e));
+        }
+        // A crash inside a step (the driver's `crash_after_persists`: the
+        // step's own messages went out, its store was never written): the
+        // process restarts at once from its file, replays the channel's
+        // chain events from the start (as the party's event cursor does),
+        // and reconnects.
+        if w.duo.parties[s].machine.is_none() {
+            w.step_crashes += 1;
+            w.duo.restart(s);
+            for e in w.chain_log[s].clone() {
+                let _ = w.duo.input(s, Input::Chain(e));
+            }
+            // Its user, whose request got no answer, pays again at once
+            // (before the link is back): a party must not sign anew at a
+            // counter whose signature already left.
+            let (energy, price_per_kwh) = (Energy(10), Amount(100));
+            let amount = Trade::price_of(energy, price_per_kwh).unwrap_or(Amount(1));
+            let _ = w.duo.input(s, Input::User(Request::Pay { amount, energy, price_per_kwh }));
+            let _ = w.duo.input(s, Input::Connected);
         }
         let mut fx = Effects::default();
         let peer = 1 - s;
-        fx.sends = w.duo.parties[peer].inbox.drain(..).map(|b| (Dest::One(peer as NodeId), b)).collect();
+        let sends: Vec<(Dest, Vec<u8>)> =
+            w.duo.parties[peer].inbox.drain(..).map(|b| (Dest::One(peer as NodeId), b)).collect();
+        for (_, b) in &sends {
+            match Message::from_bytes(b) {
+                Ok(Message::Propose { state, nonce, .. }) => {
+                    let trades = state.last_trade.into_iter().collect();
+                    w.proposals[s].insert(state.hstate(nonce), trades);
+                }
+                Ok(Message::ProposeFolded { state, nonce, trades, .. }) => {
+                    w.proposals[s].insert(state.hstate(nonce), trades);
+                }
+                _ => {}
+            }
+        }
+        fx.sends = sends;
         for e in w.duo.parties[s].events.drain(..) {
             match e {
                 ChannelEvent::Fault(f) => fx.faults.push(f),
@@ -121,6 +172,19 @@ impl Protocol for SimParty {
                 if (s, true) == (w.close.0, w.now >= w.close.1) && open {
                     let _ = w.duo.input(s, Input::User(Request::Close));
                 }
+                // The adversary acts on the honest side's clock (it may itself
+                // be crashed: it only needs its account and an old state).
+                if let Some((cheater, _)) = w.cheat.filter(|(c, at)| 1 - c == s && w.now >= *at && !w.cheated) {
+                    let on_chain = w.duo.channel().filter(|c| c.status == ChannelStatus::Open);
+                    let newer =
+                        w.duo.parties.iter().filter_map(|p| p.machine.as_ref()?.latest()).map(|l| l.state.counter);
+                    if let Some(ch) = on_chain.filter(|c| newer.max().is_some_and(|n| n > c.latest.state.counter)) {
+                        w.cheated = true;
+                        let key = w.duo.parties[cheater].account.clone();
+                        let a = args(&ChannelDisputeArgs { side: cheater as u8, state: ch.latest });
+                        w.duo.submit(&key, "channel_dispute", a, Amount::ZERO);
+                    }
+                }
             }
             Timer::Script => {
                 while let Some((t, r)) = w.scripts[s].get(w.next[s]).cloned() {
@@ -173,16 +237,49 @@ pub fn run_seed(seed: u64) -> Run {
         t_delta_ms: 20_000,
         ..DuoConfig::default()
     };
-    let duo = Duo::setup(DevChain::open(dir.path(), 6, BAL, default_registry()).unwrap(), &cfg);
+    let mut duo = Duo::setup(DevChain::open(dir.path(), 6, BAL, default_registry()).unwrap(), &cfg);
+    // Policy runs: each side may refuse incoming trades below a price floor
+    // (checked on every trade of a fold).
+    let mut floors = [None, None];
+    for (side, floor) in floors.iter_mut().enumerate() {
+        if rng.random_bool(0.5) {
+            let min = Amount(rng.random_range(20..200));
+            let bounds = PriceBounds {
+                min_price_per_kwh: min,
+                max_price_per_kwh: Amount(u128::MAX),
+                max_energy: Energy(u64::MAX),
+            };
+            let p = &mut duo.parties[side];
+            p.params.policy = Some(Policy(Arc::new(bounds)));
+            p.machine = Some(ChannelMachine::new(p.esc_key.clone(), p.nonce_seed, p.params.clone()));
+            *floor = Some(min);
+        }
+    }
+    // Crash inside a step: one side dies at one of its persists, after the
+    // step's messages left and before its store is written.
+    let step_crash = rng.random_bool(0.3).then(|| (rng.random_range(0..2usize), rng.random_range(2..25u32)));
+    if let Some((side, k)) = step_crash {
+        duo.parties[side].crash_after_persists = Some(k);
+    }
     let close_at: Time = rng.random_range(2_000..4_000);
     let closer = rng.random_range(0..2usize);
     let mut scripts: [Vec<(Time, Request)>; 2] = [vec![(1, Request::Open)], vec![]];
-    for _ in 0..rng.random_range(3..30) {
-        let side = rng.random_range(0..2);
+    let trade = |rng: &mut ChaCha8Rng| {
         let energy = Energy(rng.random_range(1..5_000));
         let price = Amount(rng.random_range(1..500));
-        let amount = Trade::price_of(energy, price).unwrap();
-        scripts[side].push((rng.random_range(200..close_at), Request::Pay { amount, energy, price_per_kwh: price }));
+        (Trade::price_of(energy, price).unwrap(), energy, price)
+    };
+    for _ in 0..rng.random_range(3..30) {
+        let side = rng.random_range(0..2);
+        let at = rng.random_range(200..close_at);
+        // Some users pay several trades at once: one folded update.
+        let r = if rng.random_bool(0.3) {
+            Request::PayMany((0..rng.random_range(2..5)).map(|_| trade(&mut rng)).collect())
+        } else {
+            let (amount, energy, price_per_kwh) = trade(&mut rng);
+            Request::Pay { amount, energy, price_per_kwh }
+        };
+        scripts[side].push((at, r));
     }
     for s in &mut scripts {
         s.sort_by_key(|(t, _)| *t);
@@ -198,6 +295,12 @@ pub fn run_seed(seed: u64) -> Run {
     if let Some(s) = silent {
         crashes.push(Crash { node: s as NodeId, at: rng.random_range(300..close_at), restart_at: None });
     }
+    // The stale-dispute adversary is never the side that must answer it:
+    // a silent party, if any, is the cheater.
+    let cheat = rng.random_bool(0.3).then(|| {
+        let cheater = silent.unwrap_or_else(|| rng.random_range(0..2usize));
+        (cheater, rng.random_range(500..close_at))
+    });
     let (min, max) = (1, rng.random_range(5..80));
     let net = NetConfig {
         nodes: 2,
@@ -217,6 +320,11 @@ pub fn run_seed(seed: u64) -> Run {
         next: [0, 0],
         open_until: close_at.saturating_sub(500),
         close: (closer, close_at),
+        cheat,
+        cheated: false,
+        proposals: [HashMap::new(), HashMap::new()],
+        step_crashes: 0,
+        chain_log: [vec![], vec![]],
     }));
     let w2 = world.clone();
     let mut sim = Simulation::new(seed, net, move |id, saved: Option<Option<Vec<u8>>>| {
@@ -249,6 +357,29 @@ pub fn run_seed(seed: u64) -> Run {
     let w = world.borrow();
     let d = &w.duo;
     d.assert_no_divergent_signatures();
+    // Policy: nothing a side signed of its peer's carries a trade below its
+    // floor, folds included (every trade, not only the last).
+    let mut refused_by_policy = 0;
+    for (r, floor) in floors.iter().enumerate() {
+        let Some(min) = floor else { continue };
+        for (_, h) in &d.parties[r].signed {
+            let Some(trades) = w.proposals[1 - r].get(h) else { continue };
+            for t in trades {
+                let paid = t.amount.0.saturating_mul(1000);
+                let need = u128::from(t.energy.0).saturating_mul(min.0);
+                assert!(
+                    paid >= need,
+                    "seed {seed}: side {r} signed a trade of {} for {} Wh, below its floor {min}/kWh",
+                    t.amount,
+                    t.energy
+                );
+            }
+        }
+        refused_by_policy += w.proposals[1 - r]
+            .values()
+            .filter(|ts| ts.iter().any(|t| t.amount.0.saturating_mul(1000) < u128::from(t.energy.0) * min.0))
+            .count();
+    }
     let ch = d.channel().unwrap_or_else(|| {
         panic!(
             "seed {seed}: channel never registered; crashes {crashes:?}, phases {:?}, stats {:?}, outputs {:?}",
@@ -260,7 +391,9 @@ pub fn run_seed(seed: u64) -> Run {
     assert_eq!(
         ch.status,
         ChannelStatus::Closed,
-        "seed {seed}: not closed by {limit}; closer {closer}, silent {silent:?}, crashes {crashes:?}, phases {:?}",
+        "seed {seed}: not closed by {limit}; closer {closer}, silent {silent:?}, crashes {crashes:?}, crash in a \
+         step {step_crash:?} ({} happened), stale dispute {cheat:?}, phases {:?}",
+        w.step_crashes,
         d.parties.iter().map(|p| p.machine.as_ref().map(|m| m.phase())).collect::<Vec<_>>()
     );
     // The newest state a non-silent party holds (in memory or on disk).
@@ -290,6 +423,10 @@ pub fn run_seed(seed: u64) -> Run {
         silent: silent.is_some(),
         disputed: !d.esc().disputes.is_empty(),
         crashes: crashes.len(),
+        step_crashes: w.step_crashes,
+        stale_disputes: usize::from(w.cheated),
+        policy_refusals: refused_by_policy,
+        folds: w.proposals.iter().flat_map(|m| m.values()).filter(|ts| ts.len() > 1).count(),
     }
 }
 
@@ -300,4 +437,12 @@ pub struct Run {
     pub silent: bool,
     pub disputed: bool,
     pub crashes: usize,
+    /// Crashes between a step's persist and its send.
+    pub step_crashes: usize,
+    /// Stale disputes the adversary raised.
+    pub stale_disputes: usize,
+    /// Proposals carrying a trade below the receiver's floor.
+    pub policy_refusals: usize,
+    /// Folded proposals (several trades in one update).
+    pub folds: usize,
 }

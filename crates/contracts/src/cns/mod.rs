@@ -89,7 +89,9 @@
 //!   its channels from each other or from its accounts. A party that wants
 //!   its ESCs unlinkable from each other must use a fresh MSC, a fresh
 //!   account and a fresh payout address per ESC, funding each from a source
-//!   not linked on chain; the CLI does not automate that.
+//!   not linked on chain; the CLI does not automate that. Each claim here is
+//!   asserted on a real channel's blocks and receipts by the channel crate's
+//!   `privacy` test.
 
 pub mod credit;
 pub mod types;

@@ -46,14 +46,16 @@ pub struct CallOutcome {
     pub receipt: Value,
 }
 
+/// The node's chain id (`gl_chainInfo`).
+pub fn chain_id(client: &RpcClient) -> Result<u32, ChainError> {
+    let info = client.call("gl_chainInfo", json!([]))?;
+    info["chain_id"].as_u64().and_then(|c| u32::try_from(c).ok()).ok_or_else(|| ChainError::Protocol("chain_id".into()))
+}
+
 impl ChainLink {
     pub fn connect(url: &str, account: KeyPair) -> Result<Self, ChainError> {
         let client = RpcClient::new(url);
-        let info = client.call("gl_chainInfo", json!([]))?;
-        let chain_id = info["chain_id"]
-            .as_u64()
-            .and_then(|c| u32::try_from(c).ok())
-            .ok_or_else(|| ChainError::Protocol("chain_id".into()))?;
+        let chain_id = chain_id(&client)?;
         Ok(Self { client, account, chain_id })
     }
 

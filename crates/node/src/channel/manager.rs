@@ -140,10 +140,13 @@ pub enum ControlOp {
     Status {
         cid: String,
     },
-    /// Add `amount` minor units to our side by deposit.
+    /// Add `amount` minor units to our side by deposit, or with a
+    /// merchant's top-up note for a credit-funded side.
     TopUp {
         cid: String,
         amount: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credit_note: Option<super::merchant::TopUpNote>,
     },
     /// Take `amount` minor units of our side out, the channel staying open.
     Withdraw {
@@ -300,7 +303,7 @@ async fn answer(channels: &BTreeMap<Hash32, (PathBuf, PartyHandle)>, op: Control
         ControlOp::Pay { cid, energy, price } => (cid, Command::Pay { energy, price }),
         ControlOp::Close { cid } => (cid, Command::Close),
         ControlOp::Status { cid } => (cid, Command::Status),
-        ControlOp::TopUp { cid, amount } => (cid, Command::TopUp { amount }),
+        ControlOp::TopUp { cid, amount, credit_note } => (cid, Command::TopUp { amount, credit_note }),
         ControlOp::Withdraw { cid, amount } => (cid, Command::Withdraw { amount }),
     };
     let Ok(id) = cid.parse::<Hash32>() else {

@@ -299,3 +299,123 @@ pub fn pay(link: &ChainLink, sid: u64, amount: Option<Amount>) -> Result<Amount,
     link.call("bill_pay", args(&SidArgs { sid }), v)?;
     Ok(v)
 }
+
+/// A merchant-signed credit note for one top-up of a credit-funded side
+/// (`topup-note.json`): what `channel topup --credit-note FILE` sends. It
+/// backs exactly the `index`-th top-up of side `side` of channel `cid` (the
+/// channel's `topups[side]` count when signed), so it is usable once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopUpNote {
+    pub cid: Hash32,
+    pub side: u8,
+    pub sid: u64,
+    pub index: u64,
+    pub amount: Amount,
+    pub nonce: u64,
+    pub merchant_sig: gridledger_core::Signature,
+}
+
+impl TopUpNote {
+    /// The `channel_topup` funding this note is.
+    pub fn funding(&self) -> gridledger_contracts::cns::Funding {
+        gridledger_contracts::cns::Funding::CreditNote { nonce: self.nonce, merchant_sig: self.merchant_sig }
+    }
+}
+
+/// Why a top-up note is refused before anything is sent.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TopUpNoteError {
+    #[error("the note is for channel {note}, not this channel {ours}")]
+    OtherChannel { note: Hash32, ours: Hash32 },
+    #[error("the note is for side {note} (MSC {sid}), this party is side {ours}")]
+    OtherSide { note: u8, ours: u8, sid: u64 },
+    #[error("the note backs top-up number {note}, but {used} top-ups of this side are on chain: it was already used")]
+    Reused { note: u64, used: u64 },
+    #[error("the note is for top-up number {note}, but the next one is {next}")]
+    NotNext { note: u64, next: u64 },
+    #[error("the note of {amount} exceeds the credit the merchant approved that is still available, {available}")]
+    OverLimit { amount: Amount, available: Amount },
+    #[error("the merchant's signature on the note does not verify")]
+    BadSignature,
+    #[error("this side funded by deposit: it tops up by deposit, not with a credit note")]
+    NotCreditFunded,
+    #[error("--amount {asked} differs from the note's {note}")]
+    AmountMismatch { asked: Amount, note: Amount },
+    #[error("the channel is not open on chain")]
+    NotOpen,
+    #[error("reading the chain: {0}")]
+    Chain(String),
+}
+
+/// The merchant signs a note for the next top-up of side `side` of `cid`
+/// (read from the chain: the side's MSC and its top-up count).
+pub fn sign_topup_note(
+    client: &RpcClient,
+    desk: &KeyPair,
+    cid: &Hash32,
+    side: u8,
+    amount: Amount,
+    nonce: u64,
+) -> Result<TopUpNote, TopUpNoteError> {
+    let chain = |e: ChainError| TopUpNoteError::Chain(e.to_string());
+    let i = usize::from(side & 1);
+    let ch = super::chainlink::read_channel(client, cid).map_err(chain)?.ok_or(TopUpNoteError::NotOpen)?;
+    let esc = super::chainlink::read_esc(client, &ch.scid).map_err(chain)?.ok_or(TopUpNoteError::NotOpen)?;
+    let sid = esc.sids[i];
+    let domain = gridledger_contracts::cns::Domain::cns(super::chainlink::chain_id(client).map_err(chain)?);
+    let index = ch.topups[i];
+    let merchant_sig = gridledger_contracts::cns::Statement::CreditTopUp(gridledger_contracts::cns::CreditTopUp {
+        sid,
+        cid: *cid,
+        index,
+        amount,
+    })
+    .sign(desk, &domain, nonce);
+    Ok(TopUpNote { cid: *cid, side: side & 1, sid, index, amount, nonce, merchant_sig })
+}
+
+/// Checks a top-up note against the chain as the contract will, so a note
+/// that would be refused (another channel or side, already used, above the
+/// approved credit, badly signed) is refused before it is sent.
+pub fn check_topup_note(client: &RpcClient, cid: &Hash32, side: u8, note: &TopUpNote) -> Result<(), TopUpNoteError> {
+    use gridledger_contracts::cns::{i128_of, ChannelStatus, CreditTopUp, FundKind, Statement};
+    let chain = |e: ChainError| TopUpNoteError::Chain(e.to_string());
+    if note.cid != *cid {
+        return Err(TopUpNoteError::OtherChannel { note: note.cid, ours: *cid });
+    }
+    if note.side != side {
+        return Err(TopUpNoteError::OtherSide { note: note.side, ours: side, sid: note.sid });
+    }
+    let i = usize::from(side & 1);
+    let ch = super::chainlink::read_channel(client, cid).map_err(chain)?.ok_or(TopUpNoteError::NotOpen)?;
+    if ch.status != ChannelStatus::Open {
+        return Err(TopUpNoteError::NotOpen);
+    }
+    if ch.funded[i] != Some(FundKind::Credit) {
+        return Err(TopUpNoteError::NotCreditFunded);
+    }
+    let used = ch.topups[i];
+    if note.index < used {
+        return Err(TopUpNoteError::Reused { note: note.index, used });
+    }
+    if note.index > used {
+        return Err(TopUpNoteError::NotNext { note: note.index, next: used });
+    }
+    let esc = super::chainlink::read_esc(client, &ch.scid).map_err(chain)?.ok_or(TopUpNoteError::NotOpen)?;
+    let sid = esc.sids[i];
+    let msc = read_msc(client, sid).map_err(chain)?.ok_or(TopUpNoteError::NotOpen)?;
+    let merchant = super::chainlink::view(client, "merchant", args(&msc.merchant)).map_err(chain)?;
+    let key: PublicKey = serde_json::from_value(merchant["key"].clone())
+        .map_err(|e| TopUpNoteError::Chain(format!("merchant record: {e}")))?;
+    let domain = gridledger_contracts::cns::Domain::cns(super::chainlink::chain_id(client).map_err(chain)?);
+    let stmt = Statement::CreditTopUp(CreditTopUp { sid, cid: *cid, index: note.index, amount: note.amount });
+    if note.sid != sid || !stmt.verify(&key, &domain, note.nonce, &note.merchant_sig) {
+        return Err(TopUpNoteError::BadSignature);
+    }
+    let used_credit = i128_of(msc.ledger.locked) + msc.ledger.exposure().max(0);
+    let available = (i128_of(msc.credit_limit) - used_credit).max(0);
+    if i128_of(note.amount) > available {
+        return Err(TopUpNoteError::OverLimit { amount: note.amount, available: Amount(available as u128) });
+    }
+    Ok(())
+}

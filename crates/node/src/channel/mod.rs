@@ -9,8 +9,10 @@
 //!   chain and describes it; [`watch`]: the watch service that answers
 //!   stale closes; [`merchant`]: the merchant's service (approvals,
 //!   billing); [`devnode`]: a single-validator node for tests and benches;
-//! - [`manager`]: many channels in one process, one event stream.
+//! - [`manager`]: many channels in one process, one event stream;
+//! - [`alert`]: alerts beyond logs (`--alert-exec`).
 
+pub mod alert;
 pub mod chainlink;
 pub mod devnode;
 pub mod manager;

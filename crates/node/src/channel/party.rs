@@ -75,10 +75,15 @@ pub enum Command {
     },
     Status,
     Shutdown,
-    /// Add `amount` minor units to this side by deposit (`channel_topup`,
-    /// then the co-signed state that allocates it).
+    /// Add `amount` minor units to this side (`channel_topup`, then the
+    /// co-signed state that allocates it): by deposit, or for a side funded
+    /// by credit note with a merchant-signed top-up note, checked against
+    /// the chain first (another channel or side, already used, above the
+    /// approved credit, bad signature: refused, nothing sent).
     TopUp {
         amount: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credit_note: Option<super::merchant::TopUpNote>,
     },
     /// Take `amount` minor units of this side's balance out, the channel
     /// staying open (a co-signed state, then `channel_withdraw`).
@@ -316,6 +321,8 @@ struct Loop {
     queued: VecDeque<(Request, oneshot::Sender<Reply>)>,
     events: Option<tokio::sync::broadcast::Sender<(Hash32, ChannelEvent)>>,
     cid: Hash32,
+    /// The node, for checks of user input against the chain.
+    rpc: String,
 }
 
 impl Loop {
@@ -545,13 +552,28 @@ impl Loop {
                 return Ok(false);
             }
             Command::Open => (Request::Open, Waiting::Open),
-            Command::TopUp { amount } => (
-                Request::TopUp {
-                    amount: Amount(u128::from(amount)),
-                    funding: gridledger_contracts::cns::Funding::Deposit,
-                },
-                Waiting::TopUp,
-            ),
+            Command::TopUp { amount, credit_note } => {
+                let amount = Amount(u128::from(amount));
+                let funding = match credit_note {
+                    None => gridledger_contracts::cns::Funding::Deposit,
+                    Some(note) => {
+                        let checked = if note.amount != amount {
+                            Err(super::merchant::TopUpNoteError::AmountMismatch { asked: amount, note: note.amount })
+                        } else {
+                            // One read of the chain on a user command (rare):
+                            // a refused note never becomes a transaction.
+                            let client = crate::RpcClient::new(&self.rpc);
+                            super::merchant::check_topup_note(&client, &self.cid, self.machine.store().side, &note)
+                        };
+                        if let Err(e) = checked {
+                            let _ = r.reply.send(Reply::Error { message: format!("top-up note refused: {e}") });
+                            return Ok(true);
+                        }
+                        note.funding()
+                    }
+                };
+                (Request::TopUp { amount, funding }, Waiting::TopUp)
+            }
             Command::Withdraw { amount } => {
                 (Request::Withdraw { amount: Amount(u128::from(amount)) }, Waiting::Withdraw)
             }
@@ -754,6 +776,7 @@ async fn run(
         queued: VecDeque::new(),
         events: opts.events.clone(),
         cid: spec.cid,
+        rpc: spec.rpc.clone(),
     };
     if opts.auto_open && side == 0 && lp.machine.phase() == Phase::Idle && lp.machine.store().signed_upto.is_none() {
         let step = lp.machine.handle(Input::User(Request::Open))?;

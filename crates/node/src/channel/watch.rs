@@ -8,6 +8,7 @@
 //! signs anything, so it can run beside the party daemon or in its place
 //! while the party is down.
 
+use super::alert::{Alert, AlertSink, FailureCount, NoAlerts};
 use super::chainlink::{read_channel, ChainLink, EventCursor};
 use super::party::PartyError;
 use super::spec::PartySpec;
@@ -45,6 +46,12 @@ struct Duties {
     resolve: bool,
     /// Dispute deadline: settle once it passed.
     settle_at: Option<u64>,
+    /// Alert bookkeeping of the standing dispute: when it alerts that the
+    /// deadline is near (half of what was left when first seen), and
+    /// whether it did.
+    deadline_alert_at: Option<u64>,
+    resolve_failures: FailureCount,
+    settle_failures: FailureCount,
 }
 
 /// What a watch service needs to know about a channel: no secret of the
@@ -86,7 +93,23 @@ pub fn watch_with(
     limit: Duration,
     poll: Duration,
 ) -> Result<WatchReport, PartyError> {
+    watch_alerting(spec, account, states, limit, poll, &NoAlerts)
+}
+
+/// [`watch_with`], telling `alerts` (see [`super::alert`]) of a dispute
+/// raised against the watched side, a resolve or settle that keeps failing,
+/// a node that keeps failing to answer, and a dispute deadline near with
+/// no answer landed.
+pub fn watch_alerting(
+    spec: &WatchSpec,
+    account: gridledger_core::KeyPair,
+    states: &Path,
+    limit: Duration,
+    poll: Duration,
+    alerts: &dyn AlertSink,
+) -> Result<WatchReport, PartyError> {
     let dir = states;
+    let mut unreachable = FailureCount::default();
     let mut link: Option<ChainLink> = None;
     let mut cursor = EventCursor::new(spec.cid, spec.start_height);
     let mut report = WatchReport::default();
@@ -99,15 +122,37 @@ pub fn watch_with(
                 link = Some(ChainLink::connect(&spec.rpc, account.clone())?);
             }
             let Some(l) = link.as_ref() else { return Ok(false) };
-            watch_round(dir, spec, l, &mut cursor, &mut report, &mut duties)
+            watch_round(dir, spec, l, &mut cursor, &mut report, &mut duties, alerts)
         })();
         match round {
             Ok(true) => return Ok(report),
-            Ok(false) => backoff = poll,
+            Ok(false) => {
+                backoff = poll;
+                unreachable.succeeded();
+            }
             Err(e) => {
                 tracing::error!("watch: {e}; retrying in {backoff:?}");
                 if matches!(e, PartyError::Chain(_)) {
                     link = None;
+                }
+                if let Some(attempts) = unreachable.failed() {
+                    alerts.alert(&Alert::NodeUnreachable {
+                        cid: spec.cid,
+                        rpc: spec.rpc.clone(),
+                        attempts,
+                        last_error: e.to_string(),
+                    });
+                }
+                // A resolve or settle due while the node is down is failing
+                // too: counted so its own alert comes.
+                if duties.resolve {
+                    if let Some(attempts) = duties.resolve_failures.failed() {
+                        alerts.alert(&Alert::ResolveFailing { cid: spec.cid, attempts, last_error: e.to_string() });
+                    }
+                } else if duties.settle_at.is_some_and(|t| now_ms() >= t) && !report.settled {
+                    if let Some(attempts) = duties.settle_failures.failed() {
+                        alerts.alert(&Alert::SettleFailing { cid: spec.cid, attempts, last_error: e.to_string() });
+                    }
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -126,15 +171,22 @@ fn watch_round(
     cursor: &mut EventCursor,
     report: &mut WatchReport,
     duties: &mut Duties,
+    alerts: &dyn AlertSink,
 ) -> Result<bool, PartyError> {
+    // Events replay from the channel's start: a dispute is alerted only if
+    // it still stands after this batch (no later resolve or close).
+    let mut raised = None;
     for e in cursor.poll(&link.client)? {
         match e {
             ChainEvent::DisputeRaised { counter, by, t_end } => {
                 report.disputes.push((counter, by));
-                duties.settle_at = Some(t_end);
-                duties.resolve = by != spec.side;
+                *duties = Duties { settle_at: Some(t_end), resolve: by != spec.side, ..Duties::default() };
+                raised = (by != spec.side).then_some((counter, by, t_end));
             }
-            ChainEvent::DisputeResolved { .. } => *duties = Duties::default(),
+            ChainEvent::DisputeResolved { .. } => {
+                *duties = Duties::default();
+                raised = None;
+            }
             ChainEvent::Closed { counter } => {
                 report.closed_at = Some(counter);
                 return Ok(true);
@@ -144,6 +196,20 @@ fn watch_round(
             | ChainEvent::OnChain(_)
             | ChainEvent::ToppedUp { .. }
             | ChainEvent::Funded { .. } => {}
+        }
+    }
+    if let Some((counter, by, t_end_ms)) = raised {
+        alerts.alert(&Alert::DisputeAgainstUs { cid: spec.cid, counter, by, t_end_ms: Some(t_end_ms) });
+        let now = now_ms();
+        duties.deadline_alert_at = Some(now.saturating_add(t_end_ms.saturating_sub(now) / 2));
+    }
+    if duties.resolve {
+        if let (Some(at), Some(t_end_ms)) = (duties.deadline_alert_at, duties.settle_at) {
+            let now = now_ms();
+            if now >= at {
+                alerts.alert(&Alert::DeadlineNear { cid: spec.cid, t_end_ms, left_ms: t_end_ms.saturating_sub(now) });
+                duties.deadline_alert_at = None;
+            }
         }
     }
     if duties.resolve {
@@ -165,6 +231,10 @@ fn watch_round(
                         Ok(o) => o,
                         Err(e) => {
                             tracing::warn!("channel_resolve not committed within {wait:?} ({e}); sending it again");
+                            if let Some(attempts) = duties.resolve_failures.failed() {
+                                let last_error = format!("not committed within {wait:?}: {e}");
+                                alerts.alert(&Alert::ResolveFailing { cid: spec.cid, attempts, last_error });
+                            }
                             return Ok(false);
                         }
                     };
@@ -172,8 +242,13 @@ fn watch_round(
                         tracing::info!("answered a stale dispute at {} with {c}", ch.latest.state.counter);
                         report.resolved_with.push(c);
                         duties.resolve = false;
+                        duties.resolve_failures.succeeded();
                     } else {
                         tracing::error!("channel_resolve reverted (will retry): {}", o.reason);
+                        if let Some(attempts) = duties.resolve_failures.failed() {
+                            let last_error = format!("reverted: {}", o.reason);
+                            alerts.alert(&Alert::ResolveFailing { cid: spec.cid, attempts, last_error });
+                        }
                     }
                 } else {
                     duties.resolve = false;
@@ -191,6 +266,10 @@ fn watch_round(
                 Ok(o) => o,
                 Err(e) => {
                     tracing::warn!("channel_settle not committed yet ({e}); sending it again");
+                    if let Some(attempts) = duties.settle_failures.failed() {
+                        let last_error = format!("not committed: {e}");
+                        alerts.alert(&Alert::SettleFailing { cid: spec.cid, attempts, last_error });
+                    }
                     return Ok(false);
                 }
             };
@@ -198,6 +277,10 @@ fn watch_round(
                 report.settled = true;
             } else {
                 tracing::warn!("channel_settle reverted (will retry): {}", o.reason);
+                if let Some(attempts) = duties.settle_failures.failed() {
+                    let last_error = format!("reverted: {}", o.reason);
+                    alerts.alert(&Alert::SettleFailing { cid: spec.cid, attempts, last_error });
+                }
             }
         }
     }
