@@ -1,0 +1,111 @@
+//! Attacks on the settlement state off the primary chain (issue 11): the
+//! per-batch state root, `withdraw` by Merkle proof, per-entry state
+//! disputes. Each finding is an ignored, failing test; the comment states
+//! what a careful user expects and what the code does.
+
+mod common;
+
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::Amount;
+use gridledger_ledger::gas::{HASH_BASE, HASH_WORD};
+use gridledger_ledger::TxStatus;
+use gridledger_rollup::args;
+use gridledger_rollup::exec::{execute_leaves, OffChain};
+use gridledger_rollup::primary::SubmitTcrs;
+use gridledger_rollup::state::{fill_post_roots, post_state, records, state_root};
+use gridledger_rollup::types::{coins, entry_hash, IorTx, Participant, Tcr};
+
+/// A batch of `n` ATs (buyer trader 0, seller trader 1) whose executor
+/// posts honest verdicts but a last post-state root that mints it 10 coin.
+/// Honest validators dispute (`dispute_state`), the batch is overturned,
+/// and `finalize` must execute it on chain. Returns the gas of that
+/// `finalize` and the number of records in the state before the batch.
+fn overturned_finalize_gas(n: usize) -> (u64, usize) {
+    let mut e = funded_with_window(60_000);
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    let txs: Vec<(KeyPair, IorTx)> = (0..n as u64)
+        .map(|i| (b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR + i * 30 * MIN), &s)))
+        .collect();
+    e.d.submit_block(&txs).unwrap();
+    e.d.primary.seal();
+    let batch = e.d.batch_header(1).unwrap().id;
+    let input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let m = records(&full).len();
+    let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &full, &input.entries, &mut honest);
+    let tcrs: Vec<Tcr> = honest.iter().map(|l| l.tcr.clone()).collect();
+    let (mut minted, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    minted.participants.insert(exec.address(), Participant { balance: coins(10), reputation: p.rs });
+    let mut posted: Vec<_> = honest.iter().map(|l| l.posted()).collect();
+    let last = posted.len() - 1;
+    posted[last].post_root = state_root(&minted);
+    let sub = SubmitTcrs {
+        batch,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        post_root: posted[last].post_root,
+        leaves: posted,
+        burned,
+    };
+    assert_eq!(e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status, TxStatus::Success);
+    let before = e.d.gas.len();
+    e.d.process(&mut rng(0)).unwrap();
+    let h = e.d.batch_header(batch).unwrap();
+    assert!(h.overturned, "the honest validators overturned the forged root");
+    let gas: Vec<u64> =
+        e.d.gas[before..].iter().filter(|g| g.method == "finalize" && g.success).map(|g| g.gas).collect();
+    assert_eq!(gas.len(), 1, "{:?}", &e.d.gas[before..]);
+    (gas[0], m)
+}
+
+/// Lower bound of the gas `reexecute` charges for hashing state roots:
+/// `n + 2` roots (the brought state's, the post-queue one, one per entry),
+/// each at least one record hash and two tree-node hashes per record at
+/// the cheapest record size (2 words) — `priced_state_root`'s own prices.
+fn reexecute_lower_bound(n: u64, m: u64) -> u64 {
+    let per_hash = HASH_BASE + 2 * HASH_WORD;
+    (n + 2) * (m * per_hash + (2 * m - 1) * per_hash)
+}
+
+/// FREEZE. The only way to settle an overturned batch (or one whose
+/// executors all stayed silent) is `finalize` → `execute_on_chain` →
+/// `reexecute`, which hashes the whole state once per entry: gas
+/// O(batch × state). Serial settlement means every later batch waits for
+/// it (`sc_cr` refuses "batch k must settle before batch k+1").
+///
+/// Measured here on chain for small batches (the measured gas is at least
+/// the lower bound below, so the bound is real), then applied to a full
+/// batch (`max_batch` = 300 entries) of a community of 200 households that
+/// each hold 40 open day-ahead half-hour agreements (8,000 agreement
+/// records + 200 participant records — agreement records are larger than
+/// the 2-word minimum used in the bound).
+///
+/// Expected: a forged root that honest validators overturn settles, i.e.
+/// `finalize` of the overturned full batch fits in one block.
+/// Observed: its gas is above the block gas limit (300 M), so `finalize`
+/// can never succeed; no later batch can post TCRs or settle; every coin
+/// locked in agreements is frozen. An executor that forges a root on
+/// purpose (losing only its deposit) freezes the community forever; the
+/// same holds for the whole-batch `dispute`, which has the same cost.
+#[test]
+#[ignore = "attack: finalize of an overturned full batch costs O(batch x state) gas, above the block limit: settlement freezes"]
+fn overturned_full_batch_cannot_settle_within_the_block_gas_limit() {
+    let (g1, m1) = overturned_finalize_gas(1);
+    let (g8, m8) = overturned_finalize_gas(8);
+    assert!(g1 >= reexecute_lower_bound(1, m1 as u64), "bound holds: {g1} vs {}", reexecute_lower_bound(1, m1 as u64));
+    assert!(g8 >= reexecute_lower_bound(8, m8 as u64), "bound holds: {g8} vs {}", reexecute_lower_bound(8, m8 as u64));
+    assert!(g8 > g1, "gas grows with the batch over the same state: {g1} → {g8}");
+    let max_batch = u64::from(gridledger_rollup::types::IorParams::case_study().max_batch);
+    let records = 200 + 200 * 40;
+    let need = reexecute_lower_bound(max_batch, records);
+    let limit = gridledger_ledger::ChainConfig::default().block_gas_limit;
+    eprintln!("measured finalize gas: n=1 m={m1}: {g1}; n=8 m={m8}: {g8}; full batch over {records} records ≥ {need}");
+    assert!(
+        need <= limit,
+        "settling an overturned full batch over {records} records needs at least {need} gas; the block limit is {limit}"
+    );
+}
