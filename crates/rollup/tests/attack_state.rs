@@ -109,3 +109,50 @@ fn overturned_full_batch_cannot_settle_within_the_block_gas_limit() {
         "settling an overturned full batch over {records} records needs at least {need} gas; the block limit is {limit}"
     );
 }
+
+/// THEFT WITHOUT A POSSIBLE DISPUTE. Every challenge of a state root
+/// brings the *full* state as calldata: `dispute_state` (the state before
+/// the entry), the whole-batch `dispute` and `finalize` of an overturned
+/// batch (the settled state). A transaction is at most
+/// `driver::MAX_TX_BYTES` (4 MiB). The sorted-record tree cannot be
+/// updated from witnesses (design note in `state.rs`), so no challenge
+/// brings less.
+///
+/// A community of 1,000 households that each buy every half-hour of the
+/// next day ahead holds 48,000 open agreements. The state is built here in
+/// memory with real records (`AgreementTerms` as `SC_DS_AT` records them,
+/// the pool an AT locks), and its encoding — a lower bound on any
+/// dispute's arguments — is measured.
+///
+/// Expected: someone honest can always dispute a wrong post-state root
+/// (a self-crediting one, as in `a_per_entry_state_dispute_overturns_a_wrong_post_root`).
+/// Observed: the state alone is larger than any transaction the primary
+/// chain admits, so no dispute can be sent; an executor posts a root that
+/// credits itself, nobody can challenge it, `finalize` accepts it after the
+/// window, and the executor withdraws the minted coin by Merkle proof.
+#[test]
+#[ignore = "attack: a state dispute must carry the full state; past ~28k records (~150 B each) it exceeds the max tx size, so a self-crediting root is undisputable"]
+fn a_day_ahead_community_state_does_not_fit_in_any_dispute() {
+    use gridledger_rollup::exec::PreState;
+    use gridledger_rollup::types::Agreement;
+    let p = gridledger_rollup::types::IorParams::case_study();
+    let seller = trader(1);
+    let mut s = PreState::default();
+    for h in 0..1_000usize {
+        let buyer = KeyPair::from_seed(&format!("household-{h}"));
+        s.participants.insert(buyer.address(), Participant { balance: coins(5), reputation: p.rs });
+        for slot in 0..48u64 {
+            let t = terms(&buyer, &seller, Amount(200_000), 500, 24 * HOUR + slot * 30 * MIN);
+            let pool = Amount(t.payment().unwrap().0 + 2 * p.ds.0);
+            s.agreements.insert(t.key(), Agreement { terms: t, pool, buyer_opinion: None });
+        }
+    }
+    let records = records(&s).len();
+    let bytes = borsh::to_vec(&s).unwrap().len();
+    let max = gridledger_rollup::driver::MAX_TX_BYTES;
+    eprintln!("{records} records encode to {bytes} bytes; max tx {max} bytes");
+    assert!(
+        bytes <= max,
+        "a dispute must carry {bytes} bytes of state ({records} records); a transaction holds at most {max}"
+    );
+}
