@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::Amount;
+use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::gas::{HASH_BASE, HASH_WORD};
 use gridledger_ledger::{StateRead, TxStatus};
 use gridledger_rollup::args;
@@ -304,4 +304,119 @@ fn an_executor_burns_the_contracts_coin_with_honest_roots() {
     let w = e.d.withdraw(&trader(2), coins(1)).unwrap();
     assert_eq!(w.status, TxStatus::Success, "an honest trader's proved withdrawal: {:?}", w.status);
     assert!(contract_balance(&e.d).0 >= owed, "the contract's coin covers the settled balances and pools");
+}
+
+/// THEFT BY AN UNDISPUTABLE ENTRY. `SC_DS_ST` records any ST that fits in
+/// a transaction (no bound on its readings), and every challenge carries
+/// the entry itself: `dispute_entry`, `dispute_state` (entry, leaf,
+/// witness and pre-state) and the whole-batch `dispute` (all entries). An
+/// accomplice records an ST padded with readings to just under
+/// `MAX_TX_BYTES`; the executor posts honest verdicts and a post-state
+/// root that mints it 100 coin. The dispute the honest validators build
+/// (`roles::dispute_call`) is the entry plus more, so no transaction can
+/// carry it; the window passes, `finalize` accepts the root, and the
+/// executor withdraws the minted coin by Merkle proof — out of the
+/// traders' funds and the nodes' deposits the contract holds.
+///
+/// Expected: every recorded entry can be disputed (entries bounded well
+/// below the transaction size, or a dispute that does not resend the
+/// entry), so a forged root never settles.
+/// Observed: the dispute cannot be submitted; the executor is paid 100 coin
+/// it never had.
+#[test]
+#[ignore = "attack: an ST padded to the max tx size makes every dispute of its batch oversize; the executor mints itself coin"]
+fn an_oversized_entry_makes_a_self_crediting_root_undisputable() {
+    use gridledger_rollup::driver::MAX_TX_BYTES;
+    use gridledger_rollup::primary::{FinalizeArgs, WithdrawArgs};
+    use gridledger_rollup::state::participant_proof;
+    use gridledger_rollup::types::SettlementTx;
+    let mut e = funded_with_window(60_000);
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.set_time(t.dt_end + MIN);
+    // The accomplice's padded ST: as large as a transaction admits.
+    let mut len = MAX_TX_BYTES / 8;
+    let recorded = loop {
+        let st = SettlementTx {
+            terms: t.clone(),
+            stmp: t.dt_end,
+            buyer_sig: None,
+            ob: true,
+            dt_step_s: 1,
+            ps: vec![1_000; len],
+            meter_sig: None,
+        };
+        match e.d.primary_call(&s, "sc_ds_st", args(&st), Amount::ZERO) {
+            Ok(r) => break r,
+            Err(_) if len > 64 => len -= 4,
+            Err(err) => panic!("{err}"),
+        }
+    };
+    assert_eq!(recorded.status, TxStatus::Success, "{:?}", recorded.status);
+    e.d.primary.seal();
+    let batch = e.d.batch_header(1).unwrap().id;
+    let input = e.d.batch_input(batch).unwrap();
+    assert_eq!(input.entries.len(), 1);
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &full, &input.entries, &mut honest);
+    let tcrs: Vec<Tcr> = honest.iter().map(|l| l.tcr.clone()).collect();
+    let (mut minted, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    minted.participants.insert(exec.address(), Participant { balance: coins(100), reputation: p.rs });
+    let mut posted: Vec<_> = honest.iter().map(|l| l.posted()).collect();
+    posted[0].post_root = state_root(&minted);
+    let sub = SubmitTcrs {
+        batch,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        post_root: posted[0].post_root,
+        leaves: posted,
+        burned,
+    };
+    assert_eq!(e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status, TxStatus::Success);
+    // The honest validators' dispute.
+    let input = e.d.batch_input(batch).unwrap();
+    let call = gridledger_rollup::roles::dispute_call(&p, &input, &honest);
+    let watcher = trader(3);
+    let sent = e.d.primary_call(&watcher, call.method, call.args.clone(), e.d.cfg.challenge_bond);
+    eprintln!(
+        "ST readings {len}; dispute {} is {} bytes; sent: {:?}",
+        call.method,
+        call.args.len(),
+        sent.as_ref().map(|r| &r.status)
+    );
+    // The whole-batch dispute carries the entry too.
+    let whole = gridledger_rollup::primary::Controversial {
+        batch,
+        claimed: tcrs.clone(),
+        entries: input.entries.clone(),
+        state: input.state.clone().unwrap(),
+    };
+    let sent_whole = e.d.primary_call(&watcher, "dispute", args(&whole), e.d.cfg.challenge_bond);
+    eprintln!("whole-batch dispute sent: {:?}", sent_whole.as_ref().map(|r| &r.status));
+    let done = e.d.batch_header(batch).unwrap().complete_at.unwrap();
+    e.d.set_time(done + 60_000 + 1_000);
+    let fin = FinalizeArgs { batch, entries: vec![], state: Default::default() };
+    let _ = e.d.primary_call(&watcher, "finalize", args(&fin), Amount::ZERO).unwrap();
+    let settled: Hash32 =
+        e.d.primary
+            .chain
+            .view(gridledger_rollup::IOR_PRIMARY_ID, "settled_root", &[])
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    let (record, proof) = participant_proof(&minted, &exec.address()).unwrap();
+    let w = WithdrawArgs { amount: coins(100), record, proof };
+    let r = e.d.primary_call(&exec, "withdraw", args(&w), Amount::ZERO).unwrap();
+    assert!(
+        settled != state_root(&minted) && r.status != TxStatus::Success,
+        "the forged root settled ({}) and the executor withdrew 100 coin it never had ({:?}); the dispute was {:?}",
+        settled == state_root(&minted),
+        r.status,
+        sent.map(|r| r.status)
+    );
 }
