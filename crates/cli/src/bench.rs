@@ -82,6 +82,13 @@ pub struct PbftArgs {
     /// leads (1 turns the dead-leader shortcut off).
     #[arg(long, default_value_t = 4)]
     pub suspect_divisor: u64,
+    /// Record each validator's events (`GRIDLEDGER_TIMELINE`) and add the
+    /// latency batch's timeline to the output: per height its proposal
+    /// (size, leader), pre-prepare arrival, validation, prepared sync and
+    /// commit on every validator; per validator its gossip verification
+    /// (needs `--processes`).
+    #[arg(long)]
+    pub timeline: bool,
     /// Print JSON on one line (the output is JSON either way).
     #[arg(long)]
     pub json: bool,
@@ -90,7 +97,7 @@ pub struct PbftArgs {
 /// The validators under test: in this process, or as child processes.
 enum BenchCluster {
     Local(Box<gridledger_node::cluster::LocalCluster>),
-    Procs { children: Vec<std::process::Child>, urls: Vec<String> },
+    Procs { children: Vec<std::process::Child>, urls: Vec<String>, timelines: Vec<std::path::PathBuf> },
 }
 
 /// A run of `n` consecutive free loopback ports.
@@ -106,7 +113,14 @@ fn free_port_range(n: u16) -> anyhow::Result<u16> {
 }
 
 impl BenchCluster {
-    fn start(dir: &std::path::Path, n: usize, accounts: usize, processes: bool, divisor: u64) -> anyhow::Result<Self> {
+    fn start(
+        dir: &std::path::Path,
+        n: usize,
+        accounts: usize,
+        processes: bool,
+        divisor: u64,
+        timeline: bool,
+    ) -> anyhow::Result<Self> {
         let balance = Amount(1_000_000_000_000);
         let settings = gridledger_node::validator::PbftSettings { suspect_divisor: divisor, ..Default::default() };
         if !processes {
@@ -125,20 +139,20 @@ impl BenchCluster {
         }
         let exe = std::env::current_exe()?;
         let mut children = Vec::new();
+        let mut timelines = Vec::new();
         for c in &configs {
             let log = std::fs::File::create(c.with_file_name("node.log"))?;
-            children.push(
-                std::process::Command::new(&exe)
-                    .args(["node", "--config"])
-                    .arg(c)
-                    .env("RUST_LOG", "warn")
-                    .stdout(std::process::Stdio::null())
-                    .stderr(log)
-                    .spawn()?,
-            );
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["node", "--config"]).arg(c).env("RUST_LOG", "warn");
+            if timeline {
+                let path = c.with_file_name("timeline.jsonl");
+                cmd.env(gridledger_node::timeline::ENV, &path);
+                timelines.push(path);
+            }
+            children.push(cmd.stdout(std::process::Stdio::null()).stderr(log).spawn()?);
         }
         let urls: Vec<String> = (0..n).map(|i| format!("http://127.0.0.1:{}", base as usize + i)).collect();
-        let cluster = Self::Procs { children, urls };
+        let cluster = Self::Procs { children, urls, timelines };
         for u in cluster.urls() {
             let c = gridledger_node::RpcClient::new(&u);
             let t = Instant::now();
@@ -152,7 +166,7 @@ impl BenchCluster {
 
     /// Kills the last `k` validator processes (`kill -9`); the rest keep serving.
     fn kill_last(&mut self, k: usize) -> anyhow::Result<()> {
-        let Self::Procs { children, urls } = self else {
+        let Self::Procs { children, urls, .. } = self else {
             anyhow::bail!("--down needs --processes");
         };
         anyhow::ensure!(k < children.len(), "--down {k} leaves no validator running");
@@ -526,11 +540,13 @@ fn last_per_sender(txs: &[SignedTransaction]) -> Vec<Hash32> {
 
 fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.validators >= 1 && a.txs > 0 && a.clients > 0, "sizes must be positive");
+    anyhow::ensure!(!a.timeline || a.processes, "--timeline needs --processes");
     let accounts = 500usize;
     let dir = tempfile::tempdir()?;
     let mut progress = crate::progress::Steps::new("bench pbft", if a.sustained > 0 { 6 } else { 4 }, a.json);
     progress.step(&format!("starting {} validators", a.validators));
-    let mut cluster = BenchCluster::start(dir.path(), a.validators, accounts, a.processes, a.suspect_divisor)?;
+    let mut cluster =
+        BenchCluster::start(dir.path(), a.validators, accounts, a.processes, a.suspect_divisor, a.timeline)?;
     if a.down > 0 {
         cluster.kill_last(a.down)?;
     }
@@ -553,11 +569,13 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     let batch = sign(a.txs, 0);
     progress.step(&format!("batch: submitting {} transactions", a.txs));
     let t = Instant::now();
+    let t0_us = gridledger_node::timeline::now_us();
     submit_concurrently(&urls, &batch, a.clients)?;
     let submitted = t.elapsed();
     progress.step("batch: waiting until committed on every validator");
     cluster.wait_committed(&last_per_sender(&batch), Duration::from_secs(300))?;
     let latency = t.elapsed();
+    let t1_us = gridledger_node::timeline::now_us();
     let h1 = cluster.height();
 
     let mut sustained = serde_json::Value::Null;
@@ -650,6 +668,12 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
             "fsync_4k_ms": fsync_ms,
         },
     });
+    let mut out = out;
+    if let BenchCluster::Procs { timelines, .. } = &cluster {
+        if a.timeline {
+            out["timeline"] = crate::pbft_timeline::summarize(timelines, t0_us, t1_us);
+        }
+    }
     drop(cluster);
     if a.json {
         println!("{out}");

@@ -36,6 +36,7 @@ mod ior;
 mod lbft_bench;
 mod market;
 mod ops;
+mod pbft_timeline;
 mod progress;
 mod sim;
 mod units;

@@ -325,6 +325,12 @@ impl ValidationWorker {
                 let t = Instant::now();
                 let result = shared.chain().validate_block(&job.block).map_err(|e| e.to_string());
                 add_us(&shared.metrics.pbft_validate_us, t);
+                crate::timeline::record("validated", || {
+                    serde_json::json!({
+                        "h": job.height, "v": job.view, "txs": job.block.txs.len(),
+                        "us": t.elapsed().as_micros() as u64, "ok": result.is_ok(), "thread": true,
+                    })
+                });
                 shared.metrics.pbft_offthread_validations.fetch_add(1, Relaxed);
                 let out = ValidationDone { height: job.height, view: job.view, digest: job.digest, result };
                 if done_tx.send(out).is_err() {
@@ -713,6 +719,15 @@ impl Driver {
                     tracing::debug!(from, "stale view change (catch-up) rate-limited");
                 }
                 Ok(m) => {
+                    if crate::timeline::enabled() {
+                        if let Message::PrePrepare(pp) = &m {
+                            let (h, v, txs) = (pp.height, pp.view, pp.payload.0.txs.len());
+                            crate::timeline::record(
+                                "pre_prepare",
+                                || serde_json::json!({ "h": h, "v": v, "from": from, "txs": txs }),
+                            );
+                        }
+                    }
                     let step = self.replica.handle_message(from, m);
                     self.process(step);
                 }
@@ -745,6 +760,7 @@ impl Driver {
     fn gossip(&mut self) {
         let txs = self.shared.take_outbox();
         if !txs.is_empty() {
+            crate::timeline::record("gossip_out", || serde_json::json!({ "n": txs.len() }));
             let mut bytes = vec![WIRE_TXS];
             bytes.extend(encode(&txs));
             self.transport.broadcast(bytes);
@@ -760,6 +776,7 @@ impl Driver {
                 return;
             }
             self.timers.remove(&t);
+            crate::timeline::record("timeout", || serde_json::json!({ "h": t.height, "v": t.view }));
             let step = self.replica.handle_timer(t);
             self.process(step);
         }
@@ -785,6 +802,12 @@ impl Driver {
         if ex.block.txs.is_empty() {
             return;
         }
+        crate::timeline::record("propose", || {
+            serde_json::json!({
+                "h": h, "v": v, "txs": ex.block.txs.len(), "build_us": t.elapsed().as_micros() as u64,
+                "mempool": self.shared.metrics.mempool.load(Relaxed),
+            })
+        });
         self.pending_proposal = None;
         let block = ex.block.clone();
         self.executed.insert(block.hash(), ex);
@@ -813,6 +836,12 @@ impl Driver {
         let t = Instant::now();
         let ex = self.shared.chain().validate_block(block).map_err(|e| e.to_string());
         add_us(&self.shared.metrics.pbft_validate_us, t);
+        crate::timeline::record("validated", || {
+            serde_json::json!({
+                "h": block.header.height, "txs": block.txs.len(), "us": t.elapsed().as_micros() as u64,
+                "ok": ex.is_ok(), "thread": false,
+            })
+        });
         self.executed.insert(hash, ex?);
         Ok(())
     }
@@ -902,6 +931,12 @@ impl Driver {
             self.written = None;
             let res = self.shared.store.commit_with_aux_durability(&[], &[(DURABLE_KEY, &v)], !covered);
             add_us(&self.shared.metrics.pbft_persist_us, t);
+            crate::timeline::record("persist", || {
+                serde_json::json!({
+                    "h": d.height, "v": d.view, "sync": !covered, "prepared": d.prepared.is_some(),
+                    "us": t.elapsed().as_micros() as u64,
+                })
+            });
             res.map_err(|e| {
                 self.synced = None;
                 format!("cannot persist vote state: {e}")
@@ -934,6 +969,12 @@ impl Driver {
             }
             let written = self.shared.chain().commit_with_aux_durability(vec![ex], &aux, sync);
             add_us(&self.shared.metrics.pbft_commit_us, t);
+            crate::timeline::record("commit", || {
+                serde_json::json!({
+                    "h": e.cert.height, "v": e.cert.view, "txs": block.txs.len(), "sync": sync,
+                    "us": t.elapsed().as_micros() as u64, "apply_us": started.elapsed().as_micros() as u64,
+                })
+            });
             written.map_err(|err| {
                 self.synced = None;
                 format!("cannot commit block {}: {err}", e.cert.height)
