@@ -205,6 +205,14 @@ impl BenchCluster {
         }
     }
 
+    /// Process ids of the running validator processes (none in-process).
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Self::Local(_) => Vec::new(),
+            Self::Procs { children, .. } => children.iter().map(|c| c.id()).collect(),
+        }
+    }
+
     fn height(&self) -> u64 {
         match self {
             Self::Local(c) => c.height(0).unwrap_or(0),
@@ -568,6 +576,9 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     // Latency: a batch submitted concurrently until committed on every validator.
     let batch = sign(a.txs, 0);
     progress.step(&format!("batch: submitting {} transactions", a.txs));
+    let load_at_start = crate::pbft_timeline::load_average();
+    let pids = cluster.pids();
+    let cpu0 = crate::pbft_timeline::cpu_snapshot(&pids);
     let t = Instant::now();
     let t0_us = gridledger_node::timeline::now_us();
     submit_concurrently(&urls, &batch, a.clients)?;
@@ -576,7 +587,13 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     cluster.wait_committed(&last_per_sender(&batch), Duration::from_secs(300))?;
     let latency = t.elapsed();
     let t1_us = gridledger_node::timeline::now_us();
+    let cpu1 = crate::pbft_timeline::cpu_snapshot(&pids);
     let h1 = cluster.height();
+    let running = pids.len();
+    let mut cpu = json!({
+        "what": "CPU µs per transaction per validator process, by thread (rayon's unnamed workers show as the process name); processes mode only",
+        "batch": crate::pbft_timeline::cpu_per_tx(&cpu0, &cpu1, running, a.txs),
+    });
 
     let mut sustained = serde_json::Value::Null;
     if a.sustained > 0 {
@@ -587,6 +604,8 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         progress.step("sustained: waiting until committed on every validator");
         cluster.wait_committed(&last_per_sender(&load), Duration::from_secs(600))?;
         let el = t.elapsed().as_secs_f64();
+        cpu["sustained"] =
+            crate::pbft_timeline::cpu_per_tx(&cpu1, &crate::pbft_timeline::cpu_snapshot(&pids), running, load.len());
         let blocks = cluster.height() - h1;
         sustained = json!({
             "transactions": load.len(),
@@ -657,6 +676,8 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
             "target_s": if a.validators == 10 { json!(0.5) } else { serde_json::Value::Null },
         },
         "sustained": sustained,
+        "load_average_1m_at_start": load_at_start,
+        "cpu_us_per_tx_per_validator": if a.processes { cpu } else { serde_json::Value::Null },
         "consensus_thread_s_per_validator": breakdown,
         "consensus_thread_us_per_tx_per_validator": per_tx,
         "thesis_sustained_tx_per_s": thesis_tps,

@@ -141,3 +141,62 @@ pub fn summarize(files: &[std::path::PathBuf], t0: u64, t1: u64) -> Value {
         "gossip": gossip,
     })
 }
+
+/// CPU time (ms) a process's threads have used so far, by thread name
+/// (`/proc/<pid>/task/*/stat`; empty where there is no `/proc`). Unnamed
+/// threads carry the process name: in a validator those are rayon's
+/// workers (signature checks of gossip and of proposals) and the idle main
+/// thread.
+pub fn thread_cpu_ms(pid: u32) -> BTreeMap<String, f64> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    for task in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        // "tid (name) state ppid ..." — the name may hold spaces; fields
+        // after it: utime and stime are the 12th and 13th.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let cpu: f64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<f64>().ok()).sum();
+        *out.entry(name).or_insert(0.0) += cpu * 1e3 / ticks;
+    }
+    out
+}
+
+/// Sum over processes of `thread_cpu_ms`.
+pub fn cpu_snapshot(pids: &[u32]) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for &p in pids {
+        for (k, v) in thread_cpu_ms(p) {
+            *out.entry(k).or_insert(0.0) += v;
+        }
+    }
+    out
+}
+
+/// CPU µs per transaction per validator, by thread, between two snapshots
+/// of `validators` processes that committed `txs` transactions.
+pub fn cpu_per_tx(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    validators: usize,
+    txs: usize,
+) -> Value {
+    let per = (validators.max(1) * txs.max(1)) as f64;
+    let mut m = Map::new();
+    let mut total = 0.0;
+    for (k, v) in after {
+        let d = v - before.get(k).copied().unwrap_or(0.0);
+        total += d;
+        m.insert(k.clone(), json!((d * 1e3 / per).round()));
+    }
+    m.insert("total".into(), json!((total * 1e3 / per).round()));
+    Value::Object(m)
+}
+
+/// The 1-minute load average, if known.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
