@@ -1151,3 +1151,117 @@ impl Transport for LocalTransport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridledger_consensus::pbft::{PreparedCert, Vote, VoteKind};
+    use gridledger_core::Amount;
+    use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
+
+    /// The vote-state layout stores held before `Durable::next` existed,
+    /// written as those versions wrote it.
+    #[derive(BorshSerialize)]
+    struct WrittenByV1 {
+        height: u64,
+        view: u64,
+        view_changing: bool,
+        prepared: Option<gridledger_consensus::pbft::PreparedCert<PbftBlock>>,
+    }
+
+    /// A store left by a validator of the earlier layout (mid view change
+    /// at height 1, view 5, holding a prepared certificate of view 4)
+    /// opens: the replica resumes in that view, still view-changing, and
+    /// the view change it sends next carries the old record's prepared
+    /// certificate, so an upgrade cannot make it forget what it prepared.
+    /// Its next write is in the current layout and keeps the certificate.
+    #[test]
+    fn a_vote_state_in_the_layout_before_next_slots_still_loads() {
+        let disk = gridledger_ledger::fault::SimDisk::new();
+        let store = gridledger_ledger::store::Store::open_backend(move || disk.backend()).unwrap();
+        let validators: Vec<KeyPair> = (0..4).map(dev_validator).collect();
+        let genesis = dev_genesis(1, 4, Amount(1_000_000), &validators);
+        let chain = gridledger_ledger::Chain::open_store(
+            store,
+            genesis,
+            gridledger_contracts::default_registry(),
+            gridledger_ledger::ChainConfig::default(),
+        )
+        .unwrap();
+        let shared = crate::service::Shared::new(chain);
+        let set = validator_set(&shared).unwrap();
+        // Block 1 as validator 0 would have proposed it, prepared in view 4.
+        let block = {
+            let mut chain = shared.chain();
+            let t = transfer(&dev_key(1), 1, 0, dev_key(2).address(), Amount(5), Amount(1));
+            chain.admit(shared.rules.check_decoded(t).unwrap()).unwrap();
+            chain.build_block(&validators[0].public(), 1_000).0.block
+        };
+        let digest = block.hash();
+        let prepares = (0..3u32)
+            .map(|i| {
+                let v = Vote::sign(&validators[i as usize], VoteKind::Prepare, &set.instance, 4, 1, digest);
+                (i, v.signature)
+            })
+            .collect();
+        let cert = PreparedCert { view: 4, height: 1, payload: PbftBlock(block), prepares };
+        let old = WrittenByV1 { height: 1, view: 5, view_changing: true, prepared: Some(cert.clone()) };
+        let bytes = encode(&old);
+        // Not readable as the current layout: the fallback is what loads it.
+        assert!(decode::<Durable<PbftBlock>>(&bytes, MAX_FRAME).is_err());
+        shared.store.put_aux(DURABLE_KEY, &bytes).unwrap();
+
+        let (mesh, inboxes) = LocalMesh::new(4);
+        let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let settings = PbftSettings { ticks: Some(ticks.clone()), ..Default::default() };
+        let mut d = Driver::open(shared.clone(), validators[3].clone(), Box::new(mesh.transport(3)), settings).unwrap();
+        assert_eq!((d.height(), d.view()), (1, 5), "resumes at the stored height and view");
+        d.start();
+        let view_changes_sent =
+            |ticks_to: u64, d: &mut Driver| -> Vec<gridledger_consensus::pbft::ViewChange<PbftBlock>> {
+                ticks.store(ticks_to, Relaxed);
+                d.fire_timers();
+                inboxes[0]
+                    .try_iter()
+                    .filter_map(|i| match i {
+                        Input::Peer { bytes, .. } if bytes.first() == Some(&WIRE_PBFT) => {
+                            match Message::<PbftBlock>::from_bytes(&bytes[1..], MAX_FRAME, 4, 1_024) {
+                                Ok(Message::ViewChange(vc)) => Some(vc),
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            };
+        // The deadline passes without a quorum for view 5: the stored view
+        // change is sent again, certificate included.
+        let sent = view_changes_sent(1 << 20, &mut d);
+        let vc = sent.last().expect("the stored view change is retransmitted");
+        assert_eq!((vc.height, vc.new_view), (1, 5));
+        assert_eq!(vc.prepared.as_ref(), Some(&cert), "the old record's prepared certificate is carried");
+        // Two more validators want view 5, its leader (2) stays silent: on
+        // to view 6, a new record, written in the current layout.
+        for i in [0u32, 1] {
+            let vc = gridledger_consensus::pbft::ViewChange::<PbftBlock>::sign(
+                &validators[i as usize],
+                i,
+                &set.instance,
+                5,
+                1,
+                None,
+            );
+            let mut bytes = vec![WIRE_PBFT];
+            bytes.extend(Message::ViewChange(vc).to_bytes());
+            d.on_bytes(i, &bytes);
+        }
+        let sent = view_changes_sent(1 << 40, &mut d);
+        let vc = sent.last().expect("a view change for the next view");
+        assert_eq!((vc.height, vc.new_view), (1, 6));
+        assert_eq!(vc.prepared.as_ref(), Some(&cert));
+        let now = decode::<Durable<PbftBlock>>(&shared.store.get_aux(DURABLE_KEY).unwrap().unwrap(), MAX_FRAME)
+            .expect("rewritten in the current layout");
+        assert_eq!((now.height, now.view, now.view_changing), (1, 6, true));
+        assert_eq!(now.prepared, Some(cert));
+    }
+}
