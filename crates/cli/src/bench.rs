@@ -593,6 +593,7 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     let mut cpu = json!({
         "what": "CPU µs per transaction per validator process, by thread (rayon's unnamed workers show as the process name); processes mode only",
         "batch": crate::pbft_timeline::cpu_per_tx(&cpu0, &cpu1, running, a.txs),
+        "batch_busy": crate::pbft_timeline::utilisation(&cpu0, &cpu1, latency.as_secs_f64()),
     });
 
     let mut sustained = serde_json::Value::Null;
@@ -604,8 +605,9 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         progress.step("sustained: waiting until committed on every validator");
         cluster.wait_committed(&last_per_sender(&load), Duration::from_secs(600))?;
         let el = t.elapsed().as_secs_f64();
-        cpu["sustained"] =
-            crate::pbft_timeline::cpu_per_tx(&cpu1, &crate::pbft_timeline::cpu_snapshot(&pids), running, load.len());
+        let cpu2 = crate::pbft_timeline::cpu_snapshot(&pids);
+        cpu["sustained"] = crate::pbft_timeline::cpu_per_tx(&cpu1, &cpu2, running, load.len());
+        cpu["sustained_busy"] = crate::pbft_timeline::utilisation(&cpu1, &cpu2, el);
         let blocks = cluster.height() - h1;
         sustained = json!({
             "transactions": load.len(),

@@ -196,6 +196,19 @@ pub fn cpu_per_tx(
     Value::Object(m)
 }
 
+/// Share of the machine's cores the validator processes kept busy between
+/// two snapshots `secs` apart.
+pub fn utilisation(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, secs: f64) -> Value {
+    let used_ms: f64 = after.iter().map(|(k, v)| v - before.get(k).copied().unwrap_or(0.0)).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    json!({
+        "validators_cpu_s": used_ms / 1e3,
+        "wall_s": secs,
+        "cores": cores,
+        "share_of_all_cores": ((used_ms / 1e3 / (secs * cores)) * 1e3).round() / 1e3,
+    })
+}
+
 /// The 1-minute load average, if known.
 pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
