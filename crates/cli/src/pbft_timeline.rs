@@ -43,6 +43,7 @@ pub fn summarize(files: &[std::path::PathBuf], t0: u64, t1: u64) -> Value {
     let mut heights: BTreeMap<u64, BTreeMap<&'static str, Vec<f64>>> = BTreeMap::new();
     let mut proposals: BTreeMap<u64, Value> = BTreeMap::new();
     let mut validate_us: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    let mut committed_txs: BTreeMap<u64, u64> = BTreeMap::new();
     let mut timeouts = Vec::new();
     let mut gossip = Vec::new();
     for (i, evs) in all.iter().enumerate() {
@@ -70,7 +71,10 @@ pub fn summarize(files: &[std::path::PathBuf], t0: u64, t1: u64) -> Value {
                 "persist" if e["prepared"].as_bool() == Some(true) && e["sync"].as_bool() == Some(true) => {
                     Some("prepared_synced")
                 }
-                "commit" => Some("committed"),
+                "commit" => {
+                    committed_txs.insert(h, u(e, "txs"));
+                    Some("committed")
+                }
                 "timeout" => {
                     timeouts.push(json!({"validator": i, "h": h, "v": u(e, "v"), "at_ms": t}));
                     None
@@ -123,6 +127,9 @@ pub fn summarize(files: &[std::path::PathBuf], t0: u64, t1: u64) -> Value {
             row.insert("h".into(), json!(h));
             if let Some(p) = proposals.get(&h) {
                 row.insert("proposal".into(), p.clone());
+            }
+            if let Some(n) = committed_txs.get(&h) {
+                row.insert("txs".into(), json!(n));
             }
             for (k, v) in kinds {
                 row.insert(format!("{k}_ms"), spread(v));

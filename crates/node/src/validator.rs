@@ -11,6 +11,51 @@
 //! Transactions admitted by any validator are gossiped to all others (one
 //! hop: the validators form a full mesh), so whichever validator leads the
 //! next view has them.
+//!
+//! # Heights are decided one at a time (pipelining measured, not built)
+//!
+//! Deciding height `h + 1` while `h` commits (window 2, with an overlay of
+//! `h`'s changes) was weighed against where the 1,000-transaction time
+//! goes on 10 validator processes (`gridledger bench pbft --processes
+//! --timeline`, which records every validator's proposals, validations,
+//! syncs and commits, and each thread's CPU from `/proc`; two cores
+//! shared with other builds, load average 10–14; figures in
+//! `results/bench-pbft-processes-timeline.json`):
+//!
+//! - **The cores are mostly idle.** The validators used 41–64 µs of CPU
+//!   per transaction each during the batch (a signature check ≈ 25–30 µs
+//!   of it), 85–91 µs sustained: 15–22 % of the two cores during the
+//!   batch, 34–59 % sustained. The time is latency, which overlapping
+//!   heights could only partly hide.
+//! - **Most of the batch was before consensus.** Submission took 1.05 s of
+//!   the 1.43 s batch while the benchmark's clients visited validators one
+//!   after another (now in parallel: 0.32 s of 0.92 s), and blocks are
+//!   filled from what gossip has verified: the last gossiped transaction
+//!   was verified at 0.44–0.75 s, and a proposal that outran gossip took up
+//!   to 205 ms to validate (its ~300 signatures checked then, now outside
+//!   the chain's lock). Pipelining does not shorten submission or gossip.
+//! - **What pipelining could save is about one height.** Once gossip had
+//!   caught up a full 300-transaction height took 75–200 ms from proposal
+//!   to commit everywhere (pre-prepare 1–60 ms, validation median 8–15 ms,
+//!   prepare round with the prepared certificate's sync ≈ 50 ms, commit
+//!   round ≈ 30 ms); overlapping the commit round of `h` with the proposal
+//!   of `h + 1` saves at most ≈ 0.1–0.2 s of the 0.92 s.
+//! - **On a busy disk the sync dominates and pipelining does not remove
+//!   it.** With the data directory's 4 KiB fsync at 164 ms (other builds
+//!   writing), one prepared certificate's sync held a height for 3.9 s;
+//!   each pipelined height's votes still need a synced record before they
+//!   leave, so a window of 2 at best shares one sync between two heights.
+//!
+//! Against that stand votes for two heights at once in the replica, a
+//! vote-state record covering two slots (with its crash-at-every-write
+//! coverage), view changes carrying prepared certificates of two heights,
+//! and validation against an uncommitted parent's state. Cheaper next
+//! steps toward the 0.6 s target come first: one signature check per
+//! transaction per validator (gossip re-verifies what a proposal that
+//! outran it already verified: 8,860 of 9,000 gossiped signatures were
+//! checked in the run above) and gossip verified as fast as proposals.
+//! What would change the case: validators saturating their cores with the
+//! heights still latency-bound, or blocks always full when proposed.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_consensus::pbft::{
