@@ -25,7 +25,10 @@ done
 (cd "$root" && cargo build --release -q -p gridledger-cli)
 (cd "$here/aleph-bft" && cargo build --release -q)
 common=(--replicas "$replicas" --rate "$rate" --seconds "$seconds" --batch "$batch" $opaque --json)
-ours="$("$root/target/release/gridledger" bench lbft "${common[@]}")"
+# Ours with the FIFO batch source and τ = 1: each transaction goes to one
+# replica, which proposes it, as the aleph-bft driver feeds each member its
+# own clients' transactions (τ > 1 would make ours order each one τ times).
+ours="$("$root/target/release/gridledger" bench lbft --policy fifo --tau 1 "${common[@]}")"
 theirs="$("$here/aleph-bft/target/release/gridledger-peer-aleph" bench "${common[@]}")"
 python3 - "$ours" "$theirs" <<'PY'
 import json, sys
@@ -34,7 +37,9 @@ for r in (ours, theirs):
     r.pop("per_replica", None)
 def ratio(a, b):
     return None if not b else round(a / b, 3)
+load = open("/proc/loadavg").read().split()[0] if __import__("os").path.exists("/proc/loadavg") else None
 print(json.dumps({
+    "load_average_after": load,
     "ours": ours,
     "aleph_bft": theirs,
     "ratio_ours_over_aleph": {

@@ -210,6 +210,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
                 on_chain_gas: channel_footprint.1,
             }),
             xchain: Some(crate::xchain::report_section(&xchain)),
+            market: Some(crate::market::report_section(&market)),
             day: &day,
             primary: "4 PBFT validators".into(),
         };

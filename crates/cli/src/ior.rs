@@ -351,7 +351,14 @@ fn write_day_report(
         return Ok(None);
     }
     let primary = primary_label(a);
-    let report = gridledger_experiments::html::DemoReport { chain: None, channel: None, xchain: None, day: r, primary };
+    let report = gridledger_experiments::html::DemoReport {
+        chain: None,
+        channel: None,
+        xchain: None,
+        market: None,
+        day: r,
+        primary,
+    };
     Ok(Some(gridledger_experiments::html::write_report_as(&a.report_dir, name, &report)?))
 }
 

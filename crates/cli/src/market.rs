@@ -292,3 +292,33 @@ pub fn demo(json: bool) -> anyhow::Result<serde_json::Value> {
         "admitted": out.admitted.len(),
     }))
 }
+
+/// The demo's market section of `report.html`, from [`demo`]'s JSON.
+pub fn report_section(m: &serde_json::Value) -> gridledger_experiments::html::MarketSection {
+    let f = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
+    let ids = |k: &str| -> Vec<usize> {
+        m[k].as_array().into_iter().flatten().filter_map(|v| v.as_u64()).map(|v| v as usize).collect()
+    };
+    let bus_prices = m["bus_prices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((u32::try_from(p[0].as_u64()?).ok()?, p[1].as_f64()?)))
+        .collect();
+    let rows = vec![
+        ("welfare ($)".into(), format!("{:.4}", f("welfare_usd"))),
+        ("central optimum ($)".into(), format!("{:.4}", f("optimum_usd"))),
+        ("relative gap".into(), format!("{:.2e}", f("relative_gap"))),
+        ("iterations".into(), m["iterations"].to_string()),
+        ("requests admitted".into(), m["admitted"].to_string()),
+        ("Byzantine hosts".into(), format!("{:?}", ids("byzantine_hosts"))),
+        ("Byzantine hosts detected".into(), format!("{:?}", ids("detected"))),
+    ];
+    gridledger_experiments::html::MarketSection {
+        rows,
+        bus_prices,
+        relative_gap: f("relative_gap"),
+        byzantine_hosts: ids("byzantine_hosts"),
+        detected: ids("detected"),
+    }
+}

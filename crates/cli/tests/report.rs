@@ -81,7 +81,22 @@ fn demo_report_html_matches_the_runs_summary() {
     assert_eq!(chains[1][1], day["chains"]["primary_blocks"].to_string());
     assert_eq!(chains[2][2], day["chains"]["secondary_txs"].to_string());
 
-    for id in ["verdict-supply", "verdict-coin", "verdict-energy", "verdict-credit"] {
+    let market = &doc["market"];
+    let m = cell_rows(&page, "market");
+    assert_eq!(value(&m, "iterations"), market["iterations"].to_string());
+    assert_eq!(value(&m, "welfare ($)"), format!("{:.4}", market["welfare_usd"].as_f64().unwrap()));
+    assert_eq!(value(&m, "requests admitted"), market["admitted"].to_string());
+    let prices = cell_rows(&page, "market-prices");
+    assert_eq!(prices.len(), market["bus_prices"].as_array().unwrap().len());
+
+    for id in [
+        "verdict-supply",
+        "verdict-coin",
+        "verdict-energy",
+        "verdict-credit",
+        "verdict-market-welfare",
+        "verdict-market-byzantine",
+    ] {
         let li = dom.get_element_by_id(id).unwrap_or_else(|| panic!("#{id}")).get(dom.parser()).unwrap();
         assert!(li.inner_text(dom.parser()).trim().starts_with("PASS"), "#{id}");
     }

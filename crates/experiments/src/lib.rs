@@ -139,6 +139,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(exps::tbg_fig_4_9::Fig49),
         Box::new(exps::market_table_6_1::Table61),
         Box::new(exps::market_table_6_2::Table62),
+        Box::new(exps::market_fig_6_3::Fig63),
         Box::new(exps::market_fig_6_4::Fig64),
         Box::new(exps::market_fig_6_5::Fig65),
         Box::new(exps::market_fig_6_6::Fig66),

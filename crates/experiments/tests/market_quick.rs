@@ -45,3 +45,12 @@ fn market_fig_6_6_quick_aladin_converges() {
     assert_eq!(r.table.rows.len(), 2);
     assert!(r.ours[0].ys().iter().all(|&it| it < 80.0));
 }
+
+#[test]
+fn market_fig_6_3_quick_runs_the_shamir_baseline() {
+    let r = quick("market-fig-6-3");
+    assert_eq!(r.table.rows.len(), 2, "2×2 and 3×3");
+    assert_eq!(r.ours.len(), 3, "framework, SSS compute, SSS with network");
+    let sss = &r.ours[1];
+    assert!(sss.points.iter().all(|p| p.1 > 0.0));
+}

@@ -76,6 +76,7 @@ fn html_report_has_every_chart_and_table_with_the_runs_numbers() {
         chain: Some(chain),
         channel: Some(channel),
         xchain: None,
+        market: None,
         day: &day,
         primary: "1 validator".into(),
     };
@@ -148,7 +149,8 @@ fn html_report_has_every_chart_and_table_with_the_runs_numbers() {
 fn html_report_says_fail_when_a_check_fails() {
     let mut day = run_day(DayConfig::default()).unwrap();
     day.coins.chain_total_after += 1;
-    let report = DemoReport { chain: None, channel: None, xchain: None, day: &day, primary: "1 validator".into() };
+    let report =
+        DemoReport { chain: None, channel: None, xchain: None, market: None, day: &day, primary: "1 validator".into() };
     let page = html::render(&report).unwrap();
     let dom = tl::parse(&page, tl::ParserOptions::default()).unwrap();
     let li = dom.get_element_by_id("verdict-coin").unwrap().get(dom.parser()).unwrap();
@@ -163,10 +165,47 @@ fn html_report_has_the_cross_chain_rows_when_given() {
     let x = html::XchainSection {
         rows: vec![("exchange phases".into(), "2".into()), ("item migrated".into(), "hero from 101 to 102".into())],
     };
-    let report = DemoReport { chain: None, channel: None, xchain: Some(x), day: &day, primary: "1 validator".into() };
+    let report = DemoReport {
+        chain: None,
+        channel: None,
+        xchain: Some(x),
+        market: None,
+        day: &day,
+        primary: "1 validator".into(),
+    };
     let page = html::render(&report).unwrap();
     let dom = tl::parse(&page, tl::ParserOptions::default()).unwrap();
     let rows = cells(&dom, "xchain");
     assert_eq!(rows[0], vec!["exchange phases".to_string(), "2".to_string()]);
     assert_eq!(rows[1][1], "hero from 101 to 102");
+}
+
+#[test]
+fn html_report_has_the_market_section_and_its_verdicts_when_given() {
+    let day = run_day(DayConfig::default()).unwrap();
+    let m = html::MarketSection {
+        rows: vec![("welfare ($)".into(), "1.2345".into()), ("iterations".into(), "812".into())],
+        bus_prices: vec![(7, 0.21), (12, 0.1834)],
+        relative_gap: 2e-4,
+        byzantine_hosts: vec![1, 4],
+        detected: vec![1, 5],
+    };
+    let report = DemoReport {
+        chain: None,
+        channel: None,
+        xchain: None,
+        market: Some(m),
+        day: &day,
+        primary: "1 validator".into(),
+    };
+    let page = html::render(&report).unwrap();
+    let dom = tl::parse(&page, tl::ParserOptions::default()).unwrap();
+    let rows = cells(&dom, "market");
+    assert_eq!(rows[0], vec!["welfare ($)".to_string(), "1.2345".to_string()]);
+    assert_eq!(rows[1][1], "812");
+    let prices = cells(&dom, "market-prices");
+    assert_eq!(prices[1], vec!["12".to_string(), "0.1834".to_string()]);
+    let li = |id: &str| text(&dom, dom.get_element_by_id(id).unwrap().get(dom.parser()).unwrap());
+    assert!(li("verdict-market-welfare").starts_with("PASS"), "{}", li("verdict-market-welfare"));
+    assert!(li("verdict-market-byzantine").starts_with("FAIL"), "honest host 5 accused");
 }

@@ -453,40 +453,32 @@ impl Aladin {
             row += 1;
         }
         // active local bounds: zero trades stay zero, bound totals stay put
+        // (each pins one variable's change: a row `Δ_col = 0`)
+        let mut pin = |col: usize, row: &mut usize| {
+            ai.push(*row);
+            aj.push(col);
+            av.push(1.0);
+            b.push(0.0);
+            *row += 1;
+        };
         for m in 0..mm {
             for j in 0..nn {
                 if zero_active && buyer_res[m].zero[j] {
-                    ai.push(row);
-                    aj.push(m * nn + j);
-                    av.push(1.0);
-                    b.push(0.0);
-                    row += 1;
+                    pin(m * nn + j, &mut row);
                 }
             }
             if buyer_res[m].total_bound != 0 {
-                ai.push(row);
-                aj.push(off_sig_b + m);
-                av.push(1.0);
-                b.push(0.0);
-                row += 1;
+                pin(off_sig_b + m, &mut row);
             }
         }
         for j in 0..nn {
             for m in 0..mm {
                 if zero_active && seller_res[j].zero[m] {
-                    ai.push(row);
-                    aj.push(nx + m * nn + j);
-                    av.push(1.0);
-                    b.push(0.0);
-                    row += 1;
+                    pin(nx + m * nn + j, &mut row);
                 }
             }
             if seller_res[j].total_bound != 0 {
-                ai.push(row);
-                aj.push(off_sig_s + j);
-                av.push(1.0);
-                b.push(0.0);
-                row += 1;
+                pin(off_sig_s + j, &mut row);
             }
         }
         // the grid block's balance Σ P = 0 always holds: 𝟙ᵀΔP = 0

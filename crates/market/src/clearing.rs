@@ -105,7 +105,7 @@ pub fn clear(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> Resu
             let mut pd = PrimalDual::new(market, net, PdParams::for_market(market)).map_err(ClearError::from)?;
             let converged = pd.run(market).is_some();
             let n = pd.sellers;
-            let pr = (0..pd.buyers).map(|m| pd.lambda[m * n..(m + 1) * n].to_vec()).collect();
+            let pr = (0..pd.buyers).map(|m| (0..n).map(|j| pd.lambda_at(m, j)).collect()).collect();
             (pd.settled(), pd.iterations, converged, pr)
         }
         Algorithm::Aladin => {

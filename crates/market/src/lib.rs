@@ -18,8 +18,10 @@
 //! record of requests, admission rules and admitted ids ([`contract`]); the
 //! three phases on a development chain ([`framework`]).
 //!
-//! Not yet: the Shamir-secret-sharing baseline (Fig 6-3), a hardware TEE
-//! backend.
+//! Baseline: the same primal–dual iteration on Shamir shares among `K`
+//! executors ([`sss`]), the seed's §6.7.3 comparison (Fig 6-3).
+//!
+//! Not yet: a hardware TEE backend.
 //!
 //! Floats are used for the physics and optimisation internals only. Energy
 //! and money that cross into the ledger are integers: see [`units`].
@@ -37,9 +39,11 @@ pub mod dc;
 pub mod distflow;
 pub mod framework;
 pub mod linalg;
+pub mod mutants;
 pub mod network;
 pub mod primal_dual;
 pub mod problem;
+pub mod sss;
 pub mod teardo;
 pub mod tee;
 pub mod units;

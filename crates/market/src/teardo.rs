@@ -41,6 +41,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 
+use crate::mutants::{self, Mutation};
 use crate::network::MarketNetwork;
 use crate::primal_dual::{PdParams, PrimalDual};
 use crate::problem::{Market, MarketError};
@@ -377,6 +378,19 @@ impl TearDo {
         }
     }
 
+    /// Subproblem `sp`'s current values (what a skipped subproblem leaves).
+    fn unchanged(&self, sp: usize) -> Out {
+        let (mm, nn) = (self.pd.buyers, self.pd.sellers);
+        if sp < mm {
+            Out::Buyer(self.pd.x[sp * nn..(sp + 1) * nn].to_vec())
+        } else if sp < mm + nn {
+            let c = (sp - mm) * mm..(sp - mm + 1) * mm;
+            Out::Seller(self.pd.y[c.clone()].to_vec(), self.pd.lambda[c].to_vec())
+        } else {
+            Out::Operator(self.pd.mu.clone(), self.pd.bus_prices().to_vec())
+        }
+    }
+
     /// One exchange round over the subproblems `sps`; returns every
     /// subproblem's agreed output.
     fn round(&mut self, market: &Market, sps: &[usize], prev_inputs: &[u8; 32]) -> Vec<(usize, Out)> {
@@ -500,6 +514,9 @@ impl TearDo {
             } else if let Some(o) = valid.remove(&sp) {
                 self.honest_execs += honest_assignees as u64;
                 o
+            } else if mutants::active(Mutation::RecomputeSkipped) {
+                waited = true;
+                self.unchanged(sp)
             } else {
                 waited = true;
                 self.takeover.insert(sp);

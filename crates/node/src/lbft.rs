@@ -195,6 +195,28 @@ pub fn load_crypto(settings: &LbftSettings, n: usize, me: u32) -> anyhow::Result
     Ok(crypto)
 }
 
+/// Refuses batch bounds under which a message could exceed the frame
+/// limit: a `Val` carries one batch, a `Sync` record (catch-up) one whole
+/// epoch, up to `n` batches. A frame over the limit is refused by the
+/// transport, so such a batch would never be certified and a lagging
+/// validator could never catch up: the epoch would still end (the others
+/// decide without it), but the proposer's transactions would never be
+/// ordered and a validator that fell behind would stay behind.
+pub fn check_frame_bound(n: usize, max_batch_txs: usize, max_tx_bytes: usize) -> anyhow::Result<()> {
+    // Per transaction: its bytes and a length prefix; per batch and record
+    // a little framing (digests, certificates, clock), 1 KiB is ample.
+    let per_batch = max_batch_txs.saturating_mul(max_tx_bytes.saturating_add(4)).saturating_add(1_024);
+    let record = per_batch.saturating_mul(n.max(1)).saturating_add(1_024);
+    anyhow::ensure!(
+        record <= MAX_FRAME,
+        "[lbft] max_batch_txs = {max_batch_txs} with max_tx_bytes = {max_tx_bytes} and {n} validators makes an \
+         epoch record of up to {record} bytes, above the {MAX_FRAME}-byte frame limit: lower max_batch_txs to at \
+         most {}",
+        (MAX_FRAME.saturating_sub(1_024) / n.max(1)).saturating_sub(1_024) / max_tx_bytes.saturating_add(4)
+    );
+    Ok(())
+}
+
 /// The small durable record (`lbft/state`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 struct StateRecord {
@@ -275,6 +297,7 @@ impl LbftEngine {
         cfg.max_batch_txs =
             if settings.max_batch_txs > 0 { settings.max_batch_txs } else { (max_block_txs / n.max(1)).max(1) };
         cfg.max_tx_bytes = max_tx_bytes;
+        check_frame_bound(n, cfg.max_batch_txs, cfg.max_tx_bytes)?;
         let verified = Arc::new(Mutex::new(HashSet::new()));
         let r = restore(&shared, &cfg, &crypto, &settings, &verified)?;
         let queue = FifoPolicy::new(cfg.max_batch_txs, shared.chain().config().mempool_capacity.max(1));

@@ -155,6 +155,35 @@ impl<S: Clone + PartialEq> Aba<S> {
         self.round
     }
 
+    /// A one-line summary of the instance's state, for diagnostics.
+    pub fn summary(&self) -> String {
+        let cur = self.rounds.get(&self.round).map(|rs| {
+            format!(
+                "bval0={} bval1={} sent={:?} bin={} aux={} conf={} vals={:?} coin_shares={} coin={:?}",
+                rs.bval[0].len(),
+                rs.bval[1].len(),
+                rs.bval_sent,
+                rs.bin_values,
+                rs.aux.len(),
+                rs.conf.len(),
+                rs.vals,
+                rs.coin_shares.len(),
+                rs.coin
+            )
+        });
+        format!(
+            "r{} est={:?} input={} decided={:?} terms={}/{} later_rounds={:?} [{}]",
+            self.round,
+            self.est,
+            self.input_given,
+            self.decided,
+            self.terms[0].len(),
+            self.terms[1].len(),
+            self.rounds.keys().filter(|&&r| r > self.round).collect::<Vec<_>>(),
+            cur.unwrap_or_default()
+        )
+    }
+
     /// Proposes `value` (once).
     pub fn input(&mut self, value: bool, coin: &mut dyn CoinOracle<S>) -> AbaStep<S> {
         let mut step = AbaStep::default();

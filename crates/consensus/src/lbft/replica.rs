@@ -471,6 +471,24 @@ impl<C: ThresholdCrypto> Replica<C> {
         self.epoch
     }
 
+    /// A summary of the current epoch's state (certificates, batches,
+    /// agreements), for diagnostics.
+    pub fn summary(&self) -> String {
+        let Some(st) = self.epochs.get(&self.epoch) else {
+            return format!("epoch {}: no state", self.epoch);
+        };
+        let abas: Vec<String> = st.abas.iter().enumerate().map(|(i, a)| format!("aba{i}: {}", a.summary())).collect();
+        format!(
+            "epoch {} vals={:?} certs={:?} fetched={:?} own_cert_sent={} | {}",
+            self.epoch,
+            st.vals.keys().collect::<Vec<_>>(),
+            st.certs.keys().collect::<Vec<_>>(),
+            st.fetched.keys().collect::<Vec<_>>(),
+            st.own_cert_sent,
+            abas.join(" | ")
+        )
+    }
+
     /// Delivered epochs still in memory.
     pub fn log(&self) -> impl Iterator<Item = &DeliveredEpoch<C::Sig>> {
         self.log.iter()

@@ -36,7 +36,7 @@ impl Experiment for Table62 {
         "≈ 10 s full (release); --quick ≈ 5 s (12×12 and 25×25, debug — debug timings are not the table)"
     }
     fn why_differ(&self) -> &'static str {
-        "DO time is our Rust primal-dual iteration on one core (all M + N + 1 subproblems; in the framework they \
+        "DO time is the thread CPU time of our Rust primal-dual iteration on one core (all M + N + 1 subproblems; in the framework they \
          are spread over the enclaves, so this is an upper bound per enclave); the seed timed Python on an \
          Apple M2. Communication and crypto follow the seed's model (Δ_p = 30 ms per exchange round, 20 MB/s, \
          B = 200 enclaves, κ = 5, two rounds per iteration) with our message sizes and our measured primitive \

@@ -8,6 +8,7 @@ pub mod ior_fig_3_7;
 pub mod ior_fig_3_8;
 pub mod ior_fig_3_9;
 pub mod ior_tables;
+pub mod market_fig_6_3;
 pub mod market_fig_6_4;
 pub mod market_fig_6_5;
 pub mod market_fig_6_6;

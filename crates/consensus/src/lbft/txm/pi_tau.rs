@@ -238,6 +238,18 @@ impl PiTau {
 
     /// A transaction from a client (Algorithm 4.1).
     pub fn receive(&mut self, tx: LbftTx) -> Outcome {
+        self.receive_inner(tx, None)
+    }
+
+    /// [`PiTau::receive`] for a transaction whose signature the caller has
+    /// already checked (e.g. in a parallel batch off the replica's event
+    /// loop): `signature_ok` is that check's verdict, used in place of
+    /// checking again; Rule-1's other checks run here as in `receive`.
+    pub fn receive_checked(&mut self, tx: LbftTx, signature_ok: bool) -> Outcome {
+        self.receive_inner(tx, Some(signature_ok))
+    }
+
+    fn receive_inner(&mut self, tx: LbftTx, checked: Option<bool>) -> Outcome {
         self.stats.received += 1;
         // Lines 01–02: Rule-1 (checked once per transaction).
         if tx.request.len() > MAX_REQUEST {
@@ -247,7 +259,7 @@ impl PiTau {
             return self.invalid(Invalid::NextEpochNotAfter { epoch: tx.epoch, next_epoch: tx.next_epoch });
         }
         self.stats.signature_checks += 1;
-        if tx.verify_signature().is_err() {
+        if !checked.unwrap_or_else(|| tx.verify_signature().is_ok()) {
             return self.invalid(Invalid::BadSignature);
         }
         let tx = Arc::new(tx);

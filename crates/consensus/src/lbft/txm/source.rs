@@ -28,10 +28,20 @@ impl<P: BatchPolicy<Admitted>> PolicySource<P> {
     /// Admits `tx` at `at` (HSM: `slot` = [`super::hsm_space`] of the
     /// client's timestamp; random: any). The signature is checked once.
     pub fn admit(&mut self, tx: LbftTx, at: Placement) -> Result<(), Rejection> {
+        self.admit_inner(tx, at, None)
+    }
+
+    /// [`PolicySource::admit`] for a transaction whose signature the caller
+    /// has already checked (`signature_ok` is the verdict; not checked again).
+    pub fn admit_checked(&mut self, tx: LbftTx, at: Placement, signature_ok: bool) -> Result<(), Rejection> {
+        self.admit_inner(tx, at, Some(signature_ok))
+    }
+
+    fn admit_inner(&mut self, tx: LbftTx, at: Placement, checked: Option<bool>) -> Result<(), Rejection> {
         if tx.request.len() > MAX_REQUEST {
             return Err(Rejection::Invalid(Invalid::RequestTooLarge { len: tx.request.len(), max: MAX_REQUEST }));
         }
-        if tx.verify_signature().is_err() {
+        if !checked.unwrap_or_else(|| tx.verify_signature().is_ok()) {
             return Err(Rejection::Invalid(Invalid::BadSignature));
         }
         let id = tx.id();

@@ -73,6 +73,30 @@ fn line_02_rule1_oversized_request_and_bad_future_epoch_are_invalid() {
 }
 
 #[test]
+fn a_signature_checked_by_the_caller_is_not_checked_again_and_its_verdict_holds() {
+    let k = client("a");
+    let mut p = replica_at(&k, 0);
+    let good = LbftTx::sign(&k, 1, b"r".to_vec(), 0, 2);
+    // The caller's verdict is used: a refused verdict refuses, with the
+    // same reason, and changes nothing.
+    assert_eq!(invalid(p.receive_checked(good.clone(), false)), Invalid::BadSignature);
+    unchanged(&p, 0, 0);
+    // Rule-1's structural checks still run on a checked transaction.
+    let same = LbftTx::sign(&k, 1, b"r".to_vec(), 0, 1);
+    assert_eq!(invalid(p.receive_checked(same, true)), Invalid::NextEpochNotAfter { epoch: 1, next_epoch: 1 });
+    assert!(matches!(p.receive_checked(good, true), Outcome::Stored { .. }));
+    assert_eq!(p.bucketed(), 1);
+    // The baselines' source likewise.
+    let mut hsm = PolicySource::new(HsmBatcher::new(0, N, 10, 100, 1));
+    let tx = LbftTx::sign(&k, 1, b"r".to_vec(), 0, 2);
+    let at = Placement { epoch: 1, slot: hsm_space(&tx.client, 1, N) };
+    assert_eq!(hsm.admit_checked(tx.clone(), at, false), Err(Rejection::Invalid(Invalid::BadSignature)));
+    assert_eq!(hsm.policy().stored(), 0);
+    hsm.admit_checked(tx, at, true).unwrap();
+    assert_eq!(hsm.policy().stored(), 1);
+}
+
+#[test]
 fn situation_2_valid_is_stored_in_its_array_position() {
     let k = client("a");
     for t in 0..TAU as usize {

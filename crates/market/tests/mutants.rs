@@ -1,0 +1,134 @@
+//! Mutation sensitivity of the market (issue 15): each bug planted behind
+//! the `mutants` feature ([`Mutation`]) must make at least one of these
+//! scenarios fail, and every scenario must hold without a bug (the
+//! control). Each scenario is what the defence or update rule exists for.
+//!
+//! Run with `cargo test -p gridledger-market --features mutants --test mutants`.
+
+use std::collections::BTreeMap;
+
+use gridledger_market::central::solve;
+use gridledger_market::mutants::{plant, Mutation};
+use gridledger_market::network::MarketNetwork;
+use gridledger_market::primal_dual::{uncongested_optimum, PdParams, PrimalDual};
+use gridledger_market::problem::Market;
+use gridledger_market::teardo::{Fault, Strategy, TearDo, TearDoConfig, SCRIPT};
+use gridledger_market::tee::{run_dtask, Enclave, SetupFault, SoftwareEnclave};
+use gridledger_market::{Case, DcModel, CASE30};
+use rand::SeedableRng;
+
+/// Iteration cap of the scenarios (the seeded markets converge in a few
+/// thousand; a planted bug may never converge).
+const MAX_ITER: usize = 30_000;
+
+fn case30() -> DcModel {
+    DcModel::new(&Case::parse(CASE30).unwrap()).unwrap()
+}
+
+/// D-TASK eliminates a candidate that deployed another script.
+fn dtask_eliminates_a_wrong_script() -> bool {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let (set, shares) = gridledger_threshold::deal(7, 5, &mut rng).unwrap();
+    let mut es: Vec<SoftwareEnclave> = shares
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| SoftwareEnclave::new(i, SCRIPT, s, set.clone(), &mut rng))
+        .collect();
+    let h = es[0].measurement();
+    let mut faults = vec![None; 7];
+    faults[3] = Some(SetupFault::WrongScript);
+    match run_dtask(&mut es, &faults, b"v", h, &mut rng) {
+        Ok(dep) => !dep.selected.contains(&3) && dep.eliminated.iter().any(|(i, _)| *i == 3),
+        Err(_) => false,
+    }
+}
+
+/// TEAR-DO with silent, tampering, stale and forging hosts clears exactly
+/// like the plain iteration.
+fn teardo_clears_exactly_under_faults() -> bool {
+    let dc = case30();
+    let market = Market::generate(21, 4, 4, &dc.bus_ids);
+    let net = MarketNetwork::ptdf(&dc, 1.0).unwrap();
+    let mut pd = PrimalDual::new(&market, &net, PdParams::for_market(&market)).unwrap();
+    pd.params.max_iter = MAX_ITER;
+    let Some(iterations) = pd.run(&market) else { return false };
+    let byz: BTreeMap<usize, Fault> =
+        [(1, Fault::Silent), (4, Fault::TamperOutput), (6, Fault::WrongInputs), (8, Fault::BadSignature)].into();
+    let cfg = TearDoConfig { enclaves: 10, kappa: 2, byzantine: byz, strategy: Strategy::Always, seed: 5 };
+    let Ok(mut t) = TearDo::new(&market, &net, cfg, [1; 32]) else { return false };
+    // a run that goes astray stops early instead of signing 200,000 rounds
+    t.pd.params.max_iter = 2 * iterations;
+    let r = t.run(&market);
+    r.converged && t.pd.settled() == pd.settled()
+}
+
+/// The primal-dual method reaches the exact uncongested optimum.
+fn primal_dual_reaches_the_uncongested_optimum() -> bool {
+    let dc = case30();
+    let market = Market::generate(1, 6, 6, &dc.bus_ids);
+    let net = MarketNetwork::ptdf(&dc, 1.0).unwrap();
+    let mut pd = PrimalDual::new(&market, &net, PdParams::for_market(&market)).unwrap();
+    pd.params.max_iter = MAX_ITER;
+    let converged = pd.run(&market).is_some();
+    let w = market.welfare(&pd.settled());
+    let (_, exact, _, _) = uncongested_optimum(&market);
+    converged && ((w - exact) / exact).abs() < 1e-3
+}
+
+/// With binding lines the primal-dual method reaches the central optimum
+/// and the settled trades respect the limits.
+fn primal_dual_respects_line_limits() -> bool {
+    let dc = case30();
+    let market = Market::generate(1, 6, 6, &dc.bus_ids);
+    let net = MarketNetwork::ptdf(&dc, 1e-4).unwrap();
+    let Ok(c) = solve(&market, &net) else { return false };
+    if c.binding.is_empty() {
+        return false;
+    }
+    let mut pd = PrimalDual::new(&market, &net, PdParams::for_market(&market)).unwrap();
+    pd.params.max_iter = MAX_ITER;
+    let converged = pd.run(&market).is_some();
+    let w = market.welfare(&pd.settled());
+    converged && ((w - c.welfare) / c.welfare).abs() < 1e-3
+}
+
+type Scenario = (&'static str, fn() -> bool);
+const SCENARIOS: [Scenario; 4] = [
+    ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
+    ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
+    ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
+    ("primal-dual respects line limits", primal_dual_respects_line_limits),
+];
+
+/// The scenarios that fail with `m` planted.
+fn failing(m: Option<Mutation>) -> Vec<&'static str> {
+    plant(m);
+    let out = SCENARIOS.iter().filter(|(_, f)| !f()).map(|(n, _)| *n).collect();
+    plant(None);
+    out
+}
+
+#[test]
+fn control_every_scenario_holds_without_a_planted_bug() {
+    assert!(failing(None).is_empty(), "{:?}", failing(None));
+}
+
+#[test]
+fn skipped_dtask_detection_is_caught() {
+    assert!(failing(Some(Mutation::DTaskUnchecked)).contains(&"D-TASK eliminates a wrong script"));
+}
+
+#[test]
+fn skipped_recompute_is_caught() {
+    assert!(failing(Some(Mutation::RecomputeSkipped)).contains(&"TEAR-DO clears exactly under faults"));
+}
+
+#[test]
+fn wrong_price_update_is_caught() {
+    assert!(failing(Some(Mutation::WrongPriceUpdate)).contains(&"primal-dual reaches the uncongested optimum"));
+}
+
+#[test]
+fn ignored_line_limits_are_caught() {
+    assert!(failing(Some(Mutation::LineLimitsIgnored)).contains(&"primal-dual respects line limits"));
+}
