@@ -36,6 +36,7 @@ mod ior;
 mod lbft_bench;
 mod market;
 mod ops;
+mod pbft_timeline;
 mod progress;
 mod sim;
 mod units;
@@ -255,6 +256,9 @@ pub(crate) fn node_registry() -> gridledger_ledger::ContractRegistry {
 /// `gridledger node`: runs until Ctrl-C or SIGTERM; while it runs, its
 /// URL and pid are in `node.url` / `node.pid` beside the config.
 fn run_node(config: &Path) -> anyhow::Result<()> {
+    // Named workers, so per-thread CPU (`bench pbft`) tells signature
+    // checks apart from the threads that happened to start the pool.
+    let _ = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("rayon-{i}")).build_global();
     let cfg = gridledger_node::NodeConfig::load(config)?;
     let node = gridledger_node::Node::open(&cfg, node_registry())
         .with_context(|| format!("opening node from {}", config.display()))?;

@@ -111,6 +111,41 @@ fn bench_pbft_commits_the_batch_on_four_validators() {
     assert!(r["sustained"].is_null(), "--sustained 0 skips the sustained run");
 }
 
+/// `--processes --timeline`: every committed height appears with its
+/// commit on all four validators, the heights carry exactly the batch, and
+/// each validator's CPU and gossip are accounted.
+#[test]
+fn bench_pbft_timeline_accounts_for_every_height_and_validator() {
+    let r = json(&run(&[
+        "bench",
+        "pbft",
+        "--processes",
+        "--timeline",
+        "--validators",
+        "4",
+        "--txs",
+        "40",
+        "--sustained",
+        "0",
+        "--clients",
+        "2",
+        "--json",
+    ]));
+    let t = &r["timeline"];
+    let heights = t["heights"].as_array().unwrap();
+    let committed: Vec<&serde_json::Value> = heights.iter().filter(|h| h["txs"].is_u64()).collect();
+    assert_eq!(committed.iter().map(|h| u(&h["txs"])).sum::<u64>(), 40, "the heights carry the batch: {t}");
+    for h in &committed {
+        assert_eq!(u(&h["committed_ms"]["n"]), 4, "committed on every validator: {h}");
+        assert!(h["committed_ms"]["min"].as_f64().unwrap() <= h["committed_ms"]["max"].as_f64().unwrap());
+    }
+    let gossip = t["gossip"].as_array().unwrap();
+    assert_eq!(gossip.len(), 4);
+    assert_eq!(gossip.iter().map(|g| u(&g["from_clients"])).sum::<u64>(), 40, "each transaction entered once");
+    let cpu = &r["cpu_us_per_tx_per_validator"]["batch"];
+    assert!(cpu["total"].as_f64().unwrap() >= 0.0 && cpu["validator"].is_number(), "{cpu}");
+}
+
 #[test]
 fn bench_ior_settles_every_st_and_handles_each_dispute() {
     let r = json(&run(&[

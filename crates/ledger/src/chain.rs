@@ -110,6 +110,27 @@ pub struct Chain {
     orphans: Vec<SignedTransaction>,
 }
 
+/// Verifies the signatures (and static checks) of the transactions of
+/// `block` marked in `which`, across all cores, without touching a chain:
+/// the expensive half of [`Chain::validate_block`], for a caller that does
+/// not want to hold the chain's lock meanwhile. Returns, per transaction,
+/// whether it was verified here, or the first failure in the form
+/// [`Chain::validate_block`] reports it.
+pub fn verify_block_signatures(rules: &TxRules, block: &Block, which: &[bool]) -> Result<Vec<bool>, ChainError> {
+    use rayon::prelude::*;
+    let failed = block
+        .txs
+        .par_iter()
+        .enumerate()
+        .with_min_len(16)
+        .filter(|(i, _)| which.get(*i).copied().unwrap_or(false))
+        .find_map_first(|(_, t)| rules.check_decoded(t.clone()).err().map(|e| (t.hash(), e)));
+    if let Some((h, e)) = failed {
+        return Err(ChainError::InvalidBlock(format!("transaction {h}: {e}")));
+    }
+    Ok(block.txs.iter().enumerate().map(|(i, _)| which.get(i).copied().unwrap_or(false)).collect())
+}
+
 impl Chain {
     /// Opens the chain in `dir`, creating it from `genesis` if new and
     /// resuming from disk otherwise. The rebuilt state must match the last
@@ -433,6 +454,23 @@ impl Chain {
     /// Re-executes a block proposed by someone else and checks every root
     /// and the parent link; on success it is ready to commit.
     pub fn validate_block(&self, block: &Block) -> Result<ExecutedBlock, ChainError> {
+        self.validate_block_prechecked(block, &[])
+    }
+
+    /// Which of `block`'s transactions this node has not verified yet (not
+    /// pending in its mempool): the signature checks [`Chain::validate_block`]
+    /// would do. A caller may run them without holding the chain (see
+    /// [`verify_block_signatures`]) and pass the result to
+    /// [`Chain::validate_block_prechecked`].
+    pub fn unverified(&self, block: &Block) -> Vec<bool> {
+        block.txs.iter().map(|t| !self.mempool.holds(t)).collect()
+    }
+
+    /// [`Chain::validate_block`], except that the transactions at indices
+    /// where `prechecked` is true had their signatures verified by this
+    /// node's caller (with [`verify_block_signatures`], never on anyone
+    /// else's word); the others are checked here as usual.
+    pub fn validate_block_prechecked(&self, block: &Block, prechecked: &[bool]) -> Result<ExecutedBlock, ChainError> {
         let h = &block.header;
         let invalid = |m: String| Err(ChainError::InvalidBlock(m));
         if h.chain_id != self.genesis.chain_id {
@@ -461,7 +499,13 @@ impl Chain {
         let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
         // Signatures this node has not already checked on admission to its
         // own mempool are verified here, across all cores.
-        let unchecked: Vec<&SignedTransaction> = block.txs.iter().filter(|t| !self.mempool.holds(t)).collect();
+        let unchecked: Vec<&SignedTransaction> = block
+            .txs
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| !prechecked.get(*i).copied().unwrap_or(false) && !self.mempool.holds(t))
+            .map(|(_, t)| t)
+            .collect();
         let failed = {
             use rayon::prelude::*;
             unchecked

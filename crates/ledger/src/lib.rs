@@ -17,7 +17,7 @@ pub mod store;
 pub mod tx;
 
 pub use block::{Block, BlockHeader, Event, Receipt, Seal, TxStatus};
-pub use chain::{Chain, ChainConfig, Committed, TxRules, DEFAULT_MIN_GAS_PRICE};
+pub use chain::{verify_block_signatures, Chain, ChainConfig, Committed, TxRules, DEFAULT_MIN_GAS_PRICE};
 pub use client::{ChainClient, ClientError};
 pub use contract::{
     decode_args, revert, BlockEnv, CallContext, ContractError, ContractRegistry, NativeContract, StorageRead,

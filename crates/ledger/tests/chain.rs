@@ -196,6 +196,46 @@ fn a_second_node_validates_and_rejects_tampered_blocks() {
     assert_eq!(follower.chain.tip(), producer.chain.tip());
 }
 
+/// Validation split in two (signatures outside the chain's lock, then
+/// execution): a signature swapped for another transaction's keeps every
+/// header root intact, so only the signature checks can refuse the block;
+/// both halves do, and a transaction is skipped only where the caller
+/// verified it itself.
+#[test]
+fn signatures_checked_outside_the_chain_still_refuse_a_swapped_signature() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut producer = dev(d1.path());
+    let mut follower = dev(d2.path());
+    for i in 0..4u64 {
+        producer
+            .chain
+            .submit(&transfer(&dev_key(i as usize), 1, 0, dev_key(7).address(), Amount(3), Amount(1)).to_bytes())
+            .unwrap();
+    }
+    let block = producer.seal().unwrap().block;
+    let mut swapped = block.clone();
+    swapped.txs[1].signature = swapped.txs[0].signature;
+    assert_eq!(swapped.header, block.header, "the header cannot tell");
+    let rules = follower.chain.rules();
+    let which = follower.chain.unverified(&swapped);
+    assert_eq!(which, vec![true; 4], "nothing of it is pending here");
+    assert!(matches!(
+        gridledger_ledger::verify_block_signatures(&rules, &swapped, &which),
+        Err(ChainError::InvalidBlock(m)) if m.contains("signature")
+    ));
+    // Not marked as checked by the caller: checked here.
+    assert!(follower.chain.validate_block_prechecked(&swapped, &[false; 4]).is_err());
+    assert!(follower.chain.validate_block_prechecked(&swapped, &[]).is_err());
+    assert!(follower.chain.validate_block(&swapped).is_err());
+    assert_eq!(follower.chain.tip().height, 0);
+
+    let pre = gridledger_ledger::verify_block_signatures(&rules, &block, &follower.chain.unverified(&block)).unwrap();
+    assert_eq!(pre, vec![true; 4]);
+    let ex = follower.chain.validate_block_prechecked(&block, &pre).unwrap();
+    follower.chain.commit(ex).unwrap();
+    assert_eq!(follower.chain.tip(), producer.chain.tip());
+}
+
 #[test]
 fn state_of_unknown_account_is_empty() {
     let d = tempfile::tempdir().unwrap();

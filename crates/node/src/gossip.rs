@@ -36,7 +36,7 @@ const FIRST_CHUNK: usize = 64;
 
 /// The driver's handle on the verifier thread; dropping it stops the thread.
 pub(crate) struct GossipVerifier {
-    tx: SyncSender<(u32, Vec<u8>)>,
+    tx: SyncSender<(u32, Vec<u8>, Instant)>,
     shared: Arc<Shared>,
 }
 
@@ -50,9 +50,9 @@ impl GossipVerifier {
 
     /// Hands a gossip frame (wire kind byte included) to the verifier; never blocks.
     pub fn submit(&self, from: u32, bytes: Vec<u8>) {
-        match self.tx.try_send((from, bytes)) {
+        match self.tx.try_send((from, bytes, Instant::now())) {
             Ok(()) => {}
-            Err(TrySendError::Full((from, bytes)) | TrySendError::Disconnected((from, bytes))) => {
+            Err(TrySendError::Full((from, bytes, _)) | TrySendError::Disconnected((from, bytes, _))) => {
                 tracing::debug!(from, "gossip verifier busy: frame dropped");
                 self.shared.release_inbound(from, &bytes);
             }
@@ -60,10 +60,14 @@ impl GossipVerifier {
     }
 }
 
-fn run(shared: &Shared, rx: Receiver<(u32, Vec<u8>)>) {
+fn run(shared: &Shared, rx: Receiver<(u32, Vec<u8>, Instant)>) {
     let mut banned: HashMap<u32, Instant> = HashMap::new();
-    while let Ok((from, bytes)) = rx.recv() {
+    while let Ok((from, bytes, queued)) = rx.recv() {
         let now = Instant::now();
+        crate::timeline::record(
+            "gossip_dequeued",
+            || serde_json::json!({ "from": from, "bytes": bytes.len(), "wait_us": (now - queued).as_micros() as u64 }),
+        );
         if banned.get(&from).is_some_and(|until| *until > now) {
             shared.release_inbound(from, &bytes);
             continue;
@@ -82,7 +86,15 @@ pub(crate) fn verify_and_admit(shared: &Shared, from: u32, body: &[u8]) -> bool 
     let mut abandoned = false;
     match gridledger_core::codec::decode::<Vec<SignedTransaction>>(body, MAX_FRAME) {
         Ok(txs) => match check_frame(txs, |c| shared.unknown_txs(c), |t| shared.rules.check_decoded(t)) {
-            Ok(checked) => shared.admit_gossiped(checked),
+            Ok(checked) => {
+                let n = checked.len();
+                let admitted = shared.admit_gossiped(checked);
+                crate::timeline::record("gossip_verified", || {
+                    serde_json::json!({
+                        "from": from, "checked": n, "admitted": admitted, "us": t.elapsed().as_micros() as u64,
+                    })
+                });
+            }
             Err(Abandoned { checked, bad }) => {
                 abandoned = true;
                 shared.metrics.faults.fetch_add(1, Relaxed);

@@ -18,6 +18,7 @@ pub mod p2p;
 pub mod rpc;
 pub mod service;
 pub mod sim;
+pub mod timeline;
 pub mod validator;
 
 pub use client::{RpcClient, RpcError};

@@ -152,6 +152,7 @@ impl Shared {
             (out, chain.mempool().len())
         };
         if let Some(d) = driver.filter(|_| !gossip.is_empty()) {
+            crate::timeline::record("admit", || serde_json::json!({ "n": gossip.len() }));
             self.outbox.lock().unwrap_or_else(|p| p.into_inner()).extend(gossip);
             let _ = d.send(crate::validator::Input::Wake);
         }
@@ -178,7 +179,8 @@ impl Shared {
             .collect()
     }
 
-    pub fn admit_gossiped(&self, txs: Vec<Result<VerifiedTx, SubmitError>>) {
+    /// Returns how many were admitted.
+    pub fn admit_gossiped(&self, txs: Vec<Result<VerifiedTx, SubmitError>>) -> usize {
         let (ok, pending) = {
             let mut chain = self.chain();
             let ok = txs.into_iter().filter(|r| r.clone().and_then(|v| chain.admit(v)).is_ok()).count();
@@ -186,6 +188,7 @@ impl Shared {
         };
         self.metrics.mempool.store(pending as u64, Relaxed);
         self.metrics.txs_gossiped.fetch_add(ok as u64, Relaxed);
+        ok
     }
 
     pub(crate) fn set_inbound_lanes(&self, lanes: Arc<crate::p2p::Lanes>) {
