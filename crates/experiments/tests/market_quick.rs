@@ -27,8 +27,11 @@ fn market_table_6_1_measures_four_operations() {
 fn market_table_6_2_quick_clears_within_the_target() {
     let r = quick("market-table-6-2");
     assert_eq!(r.table.rows.len(), 2, "12×12 and 25×25");
-    let t2 = &r.ours[0];
-    assert!(t2.points[1].1 > t2.points[0].1, "a larger market takes longer to clear");
+    // Iteration counts are deterministic; the measured seconds are not (a loaded
+    // machine can make the smaller market's crypto slower), so compare those.
+    let iterations: Vec<u64> = r.table.rows.iter().map(|row| row[5].parse().expect("iterations column")).collect();
+    assert!(iterations[1] > iterations[0], "a larger market needs more iterations: {iterations:?}");
+    assert!(r.ours[0].points.iter().all(|p| p.1 > 0.0 && p.1.is_finite()));
 }
 
 #[test]
