@@ -253,8 +253,8 @@ pub struct ResizeArgs {
     #[arg(long, value_parser = crate::units::parse_amount)]
     pub amount: u128,
     /// (topup only) A side funded by credit note tops up with the
-    /// merchant's top-up note (`channel topup-note`); its amount must equal
-    /// --amount. Checked against the chain before anything is sent.
+    /// merchant's top-up note (`channel topup-note`); its amount (minor
+    /// units) must equal --amount. Checked against the chain before anything is sent.
     #[arg(long, value_name = "FILE")]
     pub credit_note: Option<PathBuf>,
     /// Print one JSON document instead of the summary.
