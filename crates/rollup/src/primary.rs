@@ -951,6 +951,21 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, 
     if a.leaves.last().is_some_and(|l| l.post_root != a.post_root) {
         return revert("the post-state root is not the last leaf's");
     }
+    // The burned total is no free number beside the roots: it is the sum
+    // of the `Burn` effects the leaves commit to, each of which
+    // `dispute_entry` (the effects follow from the verdict) and
+    // `dispute_state` (the pool covers it) check per entry. So `finalize`
+    // never pays out more than the batch's committed burns.
+    match posted_burn(&a.leaves) {
+        Some(b) if b == a.burned => {}
+        committed => {
+            return revert(format!(
+                "the burned total {} is not the sum of the leaves' burns ({})",
+                a.burned,
+                committed.map_or_else(|| "overflow".to_string(), |b| b.to_string())
+            ))
+        }
+    }
     check_entry_hashes(ctx, &h, &a.entry_hashes)?;
     let root = leaves_root(ctx, &c.params.domain, h.id, &a.entry_hashes, &a.leaves)?;
     h.tcr_root = Some(root);
@@ -965,6 +980,17 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, 
     )?;
     ctx.write_typed(&bkey(h.id), &h)?;
     Ok(bytes(&root))
+}
+
+/// The coin a batch's posted leaves burn: the sum of their
+/// [`crate::types::Effect::Burn`] effects (`None` on overflow). `sc_cr` requires the
+/// posted `burned` total to be exactly this.
+pub fn posted_burn(leaves: &[PostedLeaf]) -> Option<Amount> {
+    leaves
+        .iter()
+        .flat_map(|l| &l.tcr.effects)
+        .filter_map(|e| if let crate::types::Effect::Burn(a) = e { Some(*a) } else { None })
+        .try_fold(Amount::ZERO, |acc, a| acc.checked_add(a))
 }
 
 fn settle_batch(

@@ -230,8 +230,10 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
 /// Observed: every per-entry dispute is refused as correct, `finalize`
 /// burns the contract's entire coin, the settled state still shows the
 /// traders' balances, and an honest trader's proved withdrawal fails.
+/// Fixed: `sc_cr` refuses a `burned` total that is not the sum of the
+/// `Burn` effects its leaves commit to (each checked per entry by
+/// `dispute_entry`/`dispute_state`), so `finalize` pays out no more.
 #[test]
-#[ignore = "attack: burned is checked only by the O(batch x state) whole-batch dispute; an executor burns the bridge's coin"]
 fn an_executor_burns_the_contracts_coin_with_honest_roots() {
     use gridledger_rollup::primary::{DisputeEntry, DisputeState, EntryDisputeError, FinalizeArgs};
     use gridledger_rollup::types::tcr_proof;
@@ -262,6 +264,17 @@ fn an_executor_burns_the_contracts_coin_with_honest_roots() {
         leaves: posted.clone(),
         burned: all,
     };
+    // `sc_cr` refuses a burned total that is not the leaves' committed
+    // burns, and changes nothing.
+    let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
+    assert!(reverted(&r).contains("is not the sum of the leaves' burns"), "{:?}", r.status);
+    assert!(e.d.batch_header(batch).unwrap().tcr_root.is_none(), "the refused sc_cr recorded nothing");
+    // One coin more than the committed burns is refused too.
+    let sub1 = SubmitTcrs { burned: Amount(honest_burned.0 + 1), ..sub.clone() };
+    let r = e.d.primary_call(&exec, "sc_cr", args(&sub1), Amount::ZERO).unwrap();
+    assert!(reverted(&r).contains("is not the sum of the leaves' burns"), "{:?}", r.status);
+    // The honest total is accepted.
+    let sub = SubmitTcrs { burned: honest_burned, ..sub };
     assert_eq!(e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status, TxStatus::Success);
     // Every per-entry challenge is refused.
     let bond = e.d.cfg.challenge_bond;
@@ -300,7 +313,7 @@ fn an_executor_burns_the_contracts_coin_with_honest_roots() {
     let settled = e.d.settled_state().unwrap();
     let owed: u128 = settled.participants.values().map(|x| x.balance.0).sum::<u128>()
         + settled.agreements.values().map(|a| a.pool.0).sum::<u128>();
-    eprintln!("contract coin {} (burned {all}); settled balances + pools {owed}", contract_balance(&e.d));
+    eprintln!("contract coin {} (burned {honest_burned}); settled balances + pools {owed}", contract_balance(&e.d));
     let w = e.d.withdraw(&trader(2), coins(1)).unwrap();
     assert_eq!(w.status, TxStatus::Success, "an honest trader's proved withdrawal: {:?}", w.status);
     assert!(contract_balance(&e.d).0 >= owed, "the contract's coin covers the settled balances and pools");
