@@ -883,19 +883,38 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
             h.id, p.max_entries_per_sender
         ));
     }
+    let entry = Entry { sender, recorded_at: ctx.timestamp(), tx };
+    // Every other party whose IOR state the entry reads (an AT's seller)
+    // must not have a withdrawal queued for a later batch either: its
+    // settled balance was paid out after this batch opened, and the debit
+    // lands only in the next batch, so this batch would lock coin the
+    // party no longer has (and the next batch's debit would overdraw it).
+    let mut others = Vec::new();
+    for party in pending_parties(ctx, &p.domain, &entry)? {
+        if party == sender {
+            continue;
+        }
+        let t = touch(ctx, &party)?;
+        if t.is_some_and(|t| t.batch > h.id) {
+            return revert(format!(
+                "a withdrawal of {party} is queued for batch {}; an entry naming it records after that batch opens",
+                h.id + 1
+            ));
+        }
+        if t.is_none_or(|t| t.batch < h.id) {
+            others.push(party);
+        }
+    }
     ctx.write_typed(&ptkey(&sender), &Touch { batch: h.id, sent: sent + 1 })?;
+    for party in others {
+        ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
+    }
     let index = h.len() as u32;
-    let kind = if tx.is_at() { "at" } else { "st" };
-    if tx.is_at() {
+    let kind = if entry.tx.is_at() { "at" } else { "st" };
+    if entry.tx.is_at() {
         h.at_count += 1;
     } else {
         h.st_count += 1;
-    }
-    let entry = Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx };
-    for party in pending_parties(ctx, &p.domain, &entry)? {
-        if party != sender && touch(ctx, &party)?.is_none_or(|t| t.batch < h.id) {
-            ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
-        }
     }
     // The entry itself is this transaction's block data; the chain keeps
     // only the rolling commitment.

@@ -452,8 +452,9 @@ fn an_oversized_entry_makes_a_self_crediting_root_undisputable() {
 /// locked in the agreement (which it gets back at settlement); the next
 /// batch's queue overdraws it, which no executor can post and the chain
 /// cannot re-execute (`QueueError::Overdrawn`), so settlement stops.
+/// Fixed: `SC_DS_AT` refuses an AT whose seller has a withdrawal queued for
+/// a later batch, as it refuses such a sender.
 #[test]
-#[ignore = "attack: seller withdraws all, then an AT naming it joins the open batch; D_s is locked twice and the next batch's debit overdraws (freeze)"]
 fn a_seller_withdraws_and_is_locked_in_the_same_block() {
     use gridledger_ledger::devnet::call;
     use gridledger_ledger::ChainClient;
@@ -511,6 +512,12 @@ fn a_seller_withdraws_and_is_locked_in_the_same_block() {
     let statuses: Vec<_> = hashes.iter().map(|h| e.d.primary.receipt(h).unwrap().unwrap().status).collect();
     eprintln!("block: {statuses:?}");
     let all_ok = statuses.iter().all(|x| *x == TxStatus::Success);
+    assert!(
+        matches!(&statuses[2], TxStatus::Reverted(why) if why.contains(&format!("a withdrawal of {} is queued", s.address()))),
+        "the AT naming the seller whose withdrawal is queued is refused: {:?}",
+        statuses[2]
+    );
+    assert_eq!((&statuses[0], &statuses[1]), (&TxStatus::Success, &TxStatus::Success));
     // Settle the block's batch.
     let r = e.d.process(&mut rng(0));
     eprintln!("process: {:?}", r.as_ref().map(|v| v.len()));
