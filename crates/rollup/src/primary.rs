@@ -108,6 +108,12 @@
 //!   has passed does not forfeit the validator. A whole-batch dispute
 //!   against a correct root forfeits a staked disputer's deposit (burned)
 //!   or pays a bond to the executor.
+//! - Limits that keep every batch disputable: `SC_DS_*` refuses an entry
+//!   larger than [`max_entry_bytes`] (a full batch's entries fill at most
+//!   half a transaction, 6,990 bytes each for 300-entry batches and 4 MiB
+//!   transactions); `sc_cr` refuses a burned total that is not the sum of
+//!   the leaves' `Burn` effects ([`posted_burn`]), so the burn is checked
+//!   per entry like the effects it sums.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
@@ -854,6 +860,20 @@ fn withdraw(ctx: &mut CallContext<'_, '_>, a: WithdrawArgs) -> Result<Vec<u8>, C
     Ok(bytes(&(a.record.balance.0 - a.amount.0)))
 }
 
+/// The largest encoded [`Entry`] `SC_DS_*` records, for batches of at most
+/// `max_batch` entries: every challenge resends entries (`dispute_entry`
+/// one, `dispute_state` two, the whole-batch `dispute` and `finalize` of
+/// an overturned batch all of them), and a challenge that no transaction
+/// can carry leaves a forged root undisputable. The entries of a full
+/// batch may fill at most half of [`crate::driver::MAX_TX_BYTES`]; the
+/// other half is left for the rest of the largest challenge (the claimed
+/// TCRs, witnesses and the state brought). For the case study (`max_batch`
+/// = 300, 4 MiB transactions) that is 6,990 bytes per entry: an ST of up
+/// to about 850 readings (a half-hour slot at 5-second steps is 360).
+pub fn max_entry_bytes(max_batch: u32) -> usize {
+    crate::driver::MAX_TX_BYTES / 2 / (max_batch.max(1) as usize)
+}
+
 /// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
 fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Vec<u8>, ContractError> {
     let Some(p) = ctx.read_typed::<RecordParams>(RECORD_PARAMS)? else { return revert("IOR contract not initialised") };
@@ -884,6 +904,14 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
         ));
     }
     let entry = Entry { sender, recorded_at: ctx.timestamp(), tx };
+    let encoded = bytes(&entry);
+    let bound = max_entry_bytes(p.max_batch);
+    if encoded.len() > bound {
+        return revert(format!(
+            "entry of {} bytes exceeds the {bound} bytes every dispute of a full batch can carry",
+            encoded.len()
+        ));
+    }
     // Every other party whose IOR state the entry reads (an AT's seller)
     // must not have a withdrawal queued for a later batch either: its
     // settled balance was paid out after this batch opened, and the debit
@@ -918,7 +946,7 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
     }
     // The entry itself is this transaction's block data; the chain keeps
     // only the rolling commitment.
-    let eh = ctx.hash(TAG_ENTRY, &bytes(&entry))?;
+    let eh = ctx.hash(TAG_ENTRY, &encoded)?;
     h.commitment = ctx.hash(TAG_BATCH_DATA, &commitment_preimage(&h.commitment, &eh))?;
     ctx.write_typed(&bkey(h.id), &h)?;
     ctx.emit(

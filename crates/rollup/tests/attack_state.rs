@@ -336,8 +336,11 @@ fn an_executor_burns_the_contracts_coin_with_honest_roots() {
 /// entry), so a forged root never settles.
 /// Observed: the dispute cannot be submitted; the executor is paid 100 coin
 /// it never had.
+/// Fixed: `SC_DS_*` refuses an entry larger than
+/// `primary::max_entry_bytes(max_batch)` (a full batch's entries fill at
+/// most half a transaction); an ST at the bound is recorded and its batch's
+/// forged root is disputed.
 #[test]
-#[ignore = "attack: an ST padded to the max tx size makes every dispute of its batch oversize; the executor mints itself coin"]
 fn an_oversized_entry_makes_a_self_crediting_root_undisputable() {
     use gridledger_rollup::driver::MAX_TX_BYTES;
     use gridledger_rollup::primary::{FinalizeArgs, WithdrawArgs};
@@ -348,30 +351,37 @@ fn an_oversized_entry_makes_a_self_crediting_root_undisputable() {
     let (b, s) = (trader(0), trader(1));
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
     e.d.set_time(t.dt_end + MIN);
-    // The accomplice's padded ST: as large as a transaction admits.
-    let mut len = MAX_TX_BYTES / 8;
-    let recorded = loop {
-        let st = SettlementTx {
-            terms: t.clone(),
-            stmp: t.dt_end,
-            buyer_sig: None,
-            ob: true,
-            dt_step_s: 1,
-            ps: vec![1_000; len],
-            meter_sig: None,
-        };
-        match e.d.primary_call(&s, "sc_ds_st", args(&st), Amount::ZERO) {
-            Ok(r) => break r,
-            Err(_) if len > 64 => len -= 4,
-            Err(err) => panic!("{err}"),
-        }
+    // The accomplice's padded ST: as large as `SC_DS_ST` admits.
+    let p = e.d.cfg.params.clone();
+    let bound = gridledger_rollup::primary::max_entry_bytes(p.max_batch);
+    assert!(p.max_batch as usize * bound <= MAX_TX_BYTES / 2, "a full batch's entries fit half a transaction");
+    let st = |len: usize| SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end,
+        buyer_sig: None,
+        ob: true,
+        dt_step_s: 1,
+        ps: vec![1_000; len],
+        meter_sig: None,
     };
+    let size = |len: usize| {
+        let entry =
+            gridledger_rollup::types::Entry { sender: s.address(), recorded_at: t.dt_end, tx: IorTx::St(st(len)) };
+        borsh::to_vec(&entry).unwrap().len()
+    };
+    let len = (bound - size(0)) / 8;
+    assert!(size(len) <= bound && size(len + 1) > bound, "{} {} {bound}", size(len), size(len + 1));
+    // One reading above the bound is refused, and opens no batch.
+    let over = e.d.primary_call(&s, "sc_ds_st", args(&st(len + 1)), Amount::ZERO).unwrap();
+    assert!(reverted(&over).contains(&format!("exceeds the {bound} bytes")), "{:?}", over.status);
+    assert!(e.d.batch_header(1).is_err() || e.d.batch_header(1).is_ok_and(|h| h.is_empty()), "nothing recorded");
+    // At the bound it is recorded.
+    let recorded = e.d.primary_call(&s, "sc_ds_st", args(&st(len)), Amount::ZERO).unwrap();
     assert_eq!(recorded.status, TxStatus::Success, "{:?}", recorded.status);
     e.d.primary.seal();
     let batch = e.d.batch_header(1).unwrap().id;
     let input = e.d.batch_input(batch).unwrap();
     assert_eq!(input.entries.len(), 1);
-    let p = e.d.cfg.params.clone();
     let full = input.full_state(&p);
     let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
     fill_post_roots(&p, &full, &input.entries, &mut honest);
@@ -398,6 +408,11 @@ fn an_oversized_entry_makes_a_self_crediting_root_undisputable() {
         "ST readings {len}; dispute {} is {} bytes; sent: {:?}",
         call.method,
         call.args.len(),
+        sent.as_ref().map(|r| &r.status)
+    );
+    assert!(
+        sent.as_ref().is_ok_and(|r| r.status == TxStatus::Success),
+        "the honest dispute of a batch holding an entry at the bound is sent and overturns: {:?}",
         sent.as_ref().map(|r| &r.status)
     );
     // The whole-batch dispute carries the entry too.
