@@ -114,6 +114,10 @@
 //!   transactions); `sc_cr` refuses a burned total that is not the sum of
 //!   the leaves' `Burn` effects ([`posted_burn`]), so the burn is checked
 //!   per entry like the effects it sums.
+//! - `commit_dispute` (commit–reveal): the first to commit to a per-entry
+//!   dispute's digest in an earlier block is its discloser and is paid its
+//!   reward, whoever sends the dispute, so copying a dispute from the
+//!   mempool earns nothing.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
@@ -507,6 +511,10 @@ fn ptkey(a: &Address) -> Vec<u8> {
 }
 fn qkey(i: u64) -> Vec<u8> {
     [b"q/".as_slice(), &i.to_be_bytes()].concat()
+}
+/// `dc/DIGEST`: who first committed a dispute digest, and at which height.
+fn dckey(d: &Hash32) -> Vec<u8> {
+    [b"dc/".as_slice(), d.as_bytes()].concat()
 }
 fn tkey(id: u64, at: bool) -> Vec<u8> {
     [if at { b"ta/".as_slice() } else { b"ts/".as_slice() }, &id.to_be_bytes()].concat()
@@ -1297,6 +1305,40 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
     Ok(bytes(&true))
 }
 
+/// `commit_dispute` (attack_state finding 6): commits to a per-entry
+/// dispute ([`crate::types::dispute_digest`] of its method and arguments)
+/// before sending it. The first commitment of a digest stands (a later one
+/// is refused and changes nothing). When a dispute with those exact
+/// arguments succeeds in a later block, the committer, not the dispute's
+/// sender, is the discloser: it is paid the reward (and, if it is the
+/// assigned validator, keeps its deposit). A copy of a committed dispute
+/// thus earns its sender nothing beyond its bond back. A dispute sent
+/// without a prior commitment rewards its sender, as before. This does not
+/// stop a forging executor from disclosing its own forgery first (it can
+/// build the dispute before anyone): that recovers at most `ë × y` of its
+/// deposit, the rest is burned.
+fn commit_dispute(ctx: &mut CallContext<'_, '_>, digest: Hash32) -> Result<Vec<u8>, ContractError> {
+    if let Some((who, at)) = ctx.read_typed::<(Address, u64)>(&dckey(&digest))? {
+        return revert(format!("dispute {digest} already committed by {who} at height {at}"));
+    }
+    let who = ctx.caller();
+    ctx.write_typed(&dckey(&digest), &(who, ctx.height()))?;
+    ctx.emit("ior_dispute_committed", vec![("digest".into(), digest.to_string()), ("by".into(), who.to_string())])?;
+    Ok(bytes(&true))
+}
+
+/// The committer of a successful dispute's digest, if committed in an
+/// earlier block ([`commit_dispute`]).
+fn committed_discloser(
+    ctx: &mut CallContext<'_, '_>,
+    method: &str,
+    raw: &[u8],
+) -> Result<Option<Address>, ContractError> {
+    let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
+    let height = ctx.height();
+    Ok(ctx.read_typed::<(Address, u64)>(&dckey(&digest))?.filter(|(_, at)| *at < height).map(|(who, _)| who))
+}
+
 /// `dispute_entry` (issue 11): a dispute of one entry's TCR. The witness
 /// proves that `entry` and `leaf` are leaf `i` of the batch's posted TCR
 /// tree (the leaf binds the deployment, the batch and the entry's hash);
@@ -1305,7 +1347,7 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
 /// validator's) is forfeited, the disputer rewarded, and the batch marked
 /// overturned, so `finalize` executes it on chain at once. A refused
 /// dispute ([`EntryDisputeError`]) reverts and changes nothing.
-fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u8>, ContractError> {
+fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
     let refuse = |e: EntryDisputeError| revert(e.to_string());
     let c = cfg(ctx)?;
     let caller = ctx.caller();
@@ -1357,7 +1399,8 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u
         return refuse(EntryDisputeError::CorrectResult(i));
     }
     ctx.pay(&caller, bond)?;
-    punish(ctx, &c, &h, caller, Some(caller))?;
+    let discloser = committed_discloser(ctx, "dispute_entry", raw)?.unwrap_or(caller);
+    punish(ctx, &c, &h, discloser, Some(discloser))?;
     h.overturned = true;
     ctx.write_typed(&bkey(h.id), &h)?;
     Ok(bytes(&i))
@@ -1373,7 +1416,7 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u
 /// checks the state transition they claim. A different root (or effects
 /// that do not apply) overturns the batch as `dispute_entry` does; a
 /// refused dispute reverts ([`EntryDisputeError`]) and changes nothing.
-fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState) -> Result<Vec<u8>, ContractError> {
+fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
     let refuse = |e: EntryDisputeError| revert(e.to_string());
     let c = cfg(ctx)?;
     let caller = ctx.caller();
@@ -1438,7 +1481,8 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState) -> Result<Vec<u
         return refuse(EntryDisputeError::CorrectTransition(i));
     }
     ctx.pay(&caller, bond)?;
-    punish(ctx, &c, &h, caller, Some(caller))?;
+    let discloser = committed_discloser(ctx, "dispute_state", raw)?.unwrap_or(caller);
+    punish(ctx, &c, &h, discloser, Some(discloser))?;
     h.overturned = true;
     ctx.write_typed(&bkey(h.id), &h)?;
     Ok(bytes(&i))
@@ -1644,8 +1688,9 @@ impl NativeContract for IorPrimaryContract {
             }
             "sc_cr" => record_tcrs(ctx, decode_args(args)?),
             "dispute" => dispute(ctx, decode_args(args)?),
-            "dispute_entry" => dispute_entry(ctx, decode_args(args)?),
-            "dispute_state" => dispute_state(ctx, decode_args(args)?),
+            "dispute_entry" => dispute_entry(ctx, decode_args(args)?, args),
+            "dispute_state" => dispute_state(ctx, decode_args(args)?, args),
+            "commit_dispute" => commit_dispute(ctx, decode_args(args)?),
             "finalize" => finalize(ctx, decode_args(args)?),
             other => revert(format!("ior-primary has no method {other}")),
         }

@@ -180,8 +180,10 @@ fn a_day_ahead_community_state_does_not_fit_in_any_dispute() {
 /// arguments).
 /// Observed: executor + sybil lose only half the deposit (500‰ comes back),
 /// the honest watcher gets nothing — the incentive to watch is stolen.
+/// Fixed: `commit_dispute` (commit–reveal): the watcher commits to its
+/// dispute's digest first; when a dispute with those arguments succeeds in
+/// a later block, the committer is paid, not the copy's sender.
 #[test]
-#[ignore = "attack: the forging executor's sybil copies and front-runs the honest dispute, recovering 50% of the slashed deposit"]
 fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     let (mut e, exec, batch, _) = forged_batch(1);
     let p = e.d.cfg.params.clone();
@@ -194,6 +196,14 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     let deposit = e.d.cfg.node_deposit;
     let (sybil, watcher) = (trader(2), trader(3));
     let wealth = |e: &Env, k: &KeyPair| e.d.primary.chain.state().account(&k.address()).balance.0;
+    // The watcher first commits to its dispute (a digest: the arguments
+    // stay private until it sends them).
+    let digest = gridledger_rollup::types::dispute_digest(call.method, &call.args);
+    let c = e.d.primary_call(&watcher, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
+    // A second commitment of the same digest is refused.
+    let again = e.d.primary_call(&sybil, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    assert!(reverted(&again).contains("already committed"), "{:?}", again.status);
     let (sybil0, watcher0) = (wealth(&e, &sybil), wealth(&e, &watcher));
     // The copy lands first.
     let r1 = e.d.primary_call(&sybil, call.method, call.args.clone(), bond).unwrap();
@@ -206,6 +216,8 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     let sybil_gain = wealth(&e, &sybil) + r1.fee.0 - sybil0;
     let watcher_gain = (wealth(&e, &watcher) + r2.fee.0).saturating_sub(watcher0);
     eprintln!("deposit {deposit}; sybil gained {sybil_gain}; watcher gained {watcher_gain}");
+    let bonus = deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    assert_eq!(watcher_gain, bonus, "the committed watcher is paid the disclosure reward");
     assert_eq!(
         sybil_gain, 0,
         "the forger's sybil recovered {sybil_gain} of the {deposit} deposit by copying the watcher's dispute"
