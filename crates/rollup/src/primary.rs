@@ -1257,7 +1257,7 @@ fn challenger(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig) -> Result<Option
 /// posted one. This is the challenge for wrong *inputs* in a leaf (a
 /// pre-state slice that the earlier entries did not leave), which
 /// `dispute_entry` cannot see.
-fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, ContractError> {
+fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
     let c = cfg(ctx)?;
     let caller = ctx.caller();
     let bond = ctx.value();
@@ -1300,13 +1300,14 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
         return Ok(bytes(&false));
     }
     ctx.pay(&caller, bond)?;
-    let rewardee = (a.claimed == correct).then_some(caller);
-    overturn(ctx, &c, h, run, caller, rewardee)?;
+    let discloser = committed_discloser(ctx, "dispute", raw)?.unwrap_or(caller);
+    let rewardee = (a.claimed == correct).then_some(discloser);
+    overturn(ctx, &c, h, run, discloser, rewardee)?;
     Ok(bytes(&true))
 }
 
-/// `commit_dispute` (attack_state finding 6): commits to a per-entry
-/// dispute ([`crate::types::dispute_digest`] of its method and arguments)
+/// `commit_dispute` (attack_state finding 6): commits to a dispute
+/// (`dispute_entry`, `dispute_state` or the whole-batch `dispute`) ([`crate::types::dispute_digest`] of its method and arguments)
 /// before sending it. The first commitment of a digest stands (a later one
 /// is refused and changes nothing). When a dispute with those exact
 /// arguments succeeds in a later block, the committer, not the dispute's
@@ -1687,7 +1688,7 @@ impl NativeContract for IorPrimaryContract {
                 record(ctx, IorTx::Expire(t), latest)
             }
             "sc_cr" => record_tcrs(ctx, decode_args(args)?),
-            "dispute" => dispute(ctx, decode_args(args)?),
+            "dispute" => dispute(ctx, decode_args(args)?, args),
             "dispute_entry" => dispute_entry(ctx, decode_args(args)?, args),
             "dispute_state" => dispute_state(ctx, decode_args(args)?, args),
             "commit_dispute" => commit_dispute(ctx, decode_args(args)?),

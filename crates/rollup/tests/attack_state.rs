@@ -224,6 +224,43 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     );
 }
 
+/// The same front-run against the whole-batch `dispute`: the watcher
+/// commits to its digest first, the forger's sybil copies the dispute and
+/// lands it first; the batch is overturned, the committed watcher is paid
+/// the reward and the sybil only gets its bond back.
+#[test]
+fn a_copied_whole_batch_dispute_pays_the_committed_watcher() {
+    use gridledger_rollup::primary::Controversial;
+    let (mut e, exec, batch, _) = forged_batch(1);
+    let p = e.d.cfg.params.clone();
+    let input = e.d.batch_input(batch).unwrap();
+    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    let whole = Controversial {
+        batch,
+        claimed: own.iter().map(|l| l.tcr.clone()).collect(),
+        entries: input.entries.clone(),
+        state: input.state.clone().unwrap(),
+    };
+    let a = args(&whole);
+    let (sybil, watcher) = (trader(2), trader(3));
+    let digest = gridledger_rollup::types::dispute_digest("dispute", &a);
+    let c = e.d.primary_call(&watcher, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
+    let wealth = |e: &Env, k: &KeyPair| e.d.primary.chain.state().account(&k.address()).balance.0;
+    let (sybil0, watcher0) = (wealth(&e, &sybil), wealth(&e, &watcher));
+    let bond = e.d.cfg.challenge_bond;
+    let r = e.d.primary_call(&sybil, "dispute", a, bond).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    assert!(
+        e.d.batch_header(batch).unwrap().state != gridledger_rollup::primary::BatchState::Open,
+        "overturned and settled"
+    );
+    assert!(!node_active(&e, &exec.address()), "the executor's deposit is forfeited");
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    assert_eq!(wealth(&e, &sybil) + r.fee.0, sybil0, "the copy earns its sender nothing");
+    assert_eq!(wealth(&e, &watcher) - watcher0, bonus, "the committed watcher is paid the reward");
+}
+
 /// BURN THE BRIDGE. `sc_cr` posts the batch's `burned` total beside the
 /// roots, and `finalize` pays it from the contract to the black hole. No
 /// per-entry challenge checks it: `dispute_state` checks one entry's state
