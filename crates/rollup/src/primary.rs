@@ -108,6 +108,16 @@
 //!   has passed does not forfeit the validator. A whole-batch dispute
 //!   against a correct root forfeits a staked disputer's deposit (burned)
 //!   or pays a bond to the executor.
+//! - Limits that keep every batch disputable: `SC_DS_*` refuses an entry
+//!   larger than [`max_entry_bytes`] (a full batch's entries fill at most
+//!   half a transaction, 6,990 bytes each for 300-entry batches and 4 MiB
+//!   transactions); `sc_cr` refuses a burned total that is not the sum of
+//!   the leaves' `Burn` effects ([`posted_burn`]), so the burn is checked
+//!   per entry like the effects it sums.
+//! - `commit_dispute` (commit–reveal): the first to commit to a per-entry
+//!   dispute's digest in an earlier block is its discloser and is paid its
+//!   reward, whoever sends the dispute, so copying a dispute from the
+//!   mempool earns nothing.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
@@ -502,6 +512,10 @@ fn ptkey(a: &Address) -> Vec<u8> {
 fn qkey(i: u64) -> Vec<u8> {
     [b"q/".as_slice(), &i.to_be_bytes()].concat()
 }
+/// `dc/DIGEST`: who first committed a dispute digest, and at which height.
+fn dckey(d: &Hash32) -> Vec<u8> {
+    [b"dc/".as_slice(), d.as_bytes()].concat()
+}
 fn tkey(id: u64, at: bool) -> Vec<u8> {
     [if at { b"ta/".as_slice() } else { b"ts/".as_slice() }, &id.to_be_bytes()].concat()
 }
@@ -854,6 +868,20 @@ fn withdraw(ctx: &mut CallContext<'_, '_>, a: WithdrawArgs) -> Result<Vec<u8>, C
     Ok(bytes(&(a.record.balance.0 - a.amount.0)))
 }
 
+/// The largest encoded [`Entry`] `SC_DS_*` records, for batches of at most
+/// `max_batch` entries: every challenge resends entries (`dispute_entry`
+/// one, `dispute_state` two, the whole-batch `dispute` and `finalize` of
+/// an overturned batch all of them), and a challenge that no transaction
+/// can carry leaves a forged root undisputable. The entries of a full
+/// batch may fill at most half of [`crate::driver::MAX_TX_BYTES`]; the
+/// other half is left for the rest of the largest challenge (the claimed
+/// TCRs, witnesses and the state brought). For the case study (`max_batch`
+/// = 300, 4 MiB transactions) that is 6,990 bytes per entry: an ST of up
+/// to about 850 readings (a half-hour slot at 5-second steps is 360).
+pub fn max_entry_bytes(max_batch: u32) -> usize {
+    crate::driver::MAX_TX_BYTES / 2 / (max_batch.max(1) as usize)
+}
+
 /// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
 fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Vec<u8>, ContractError> {
     let Some(p) = ctx.read_typed::<RecordParams>(RECORD_PARAMS)? else { return revert("IOR contract not initialised") };
@@ -883,23 +911,50 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
             h.id, p.max_entries_per_sender
         ));
     }
+    let entry = Entry { sender, recorded_at: ctx.timestamp(), tx };
+    let encoded = bytes(&entry);
+    let bound = max_entry_bytes(p.max_batch);
+    if encoded.len() > bound {
+        return revert(format!(
+            "entry of {} bytes exceeds the {bound} bytes every dispute of a full batch can carry",
+            encoded.len()
+        ));
+    }
+    // Every other party whose IOR state the entry reads (an AT's seller)
+    // must not have a withdrawal queued for a later batch either: its
+    // settled balance was paid out after this batch opened, and the debit
+    // lands only in the next batch, so this batch would lock coin the
+    // party no longer has (and the next batch's debit would overdraw it).
+    let mut others = Vec::new();
+    for party in pending_parties(ctx, &p.domain, &entry)? {
+        if party == sender {
+            continue;
+        }
+        let t = touch(ctx, &party)?;
+        if t.is_some_and(|t| t.batch > h.id) {
+            return revert(format!(
+                "a withdrawal of {party} is queued for batch {}; an entry naming it records after that batch opens",
+                h.id + 1
+            ));
+        }
+        if t.is_none_or(|t| t.batch < h.id) {
+            others.push(party);
+        }
+    }
     ctx.write_typed(&ptkey(&sender), &Touch { batch: h.id, sent: sent + 1 })?;
+    for party in others {
+        ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
+    }
     let index = h.len() as u32;
-    let kind = if tx.is_at() { "at" } else { "st" };
-    if tx.is_at() {
+    let kind = if entry.tx.is_at() { "at" } else { "st" };
+    if entry.tx.is_at() {
         h.at_count += 1;
     } else {
         h.st_count += 1;
     }
-    let entry = Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx };
-    for party in pending_parties(ctx, &p.domain, &entry)? {
-        if party != sender && touch(ctx, &party)?.is_none_or(|t| t.batch < h.id) {
-            ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
-        }
-    }
     // The entry itself is this transaction's block data; the chain keeps
     // only the rolling commitment.
-    let eh = ctx.hash(TAG_ENTRY, &bytes(&entry))?;
+    let eh = ctx.hash(TAG_ENTRY, &encoded)?;
     h.commitment = ctx.hash(TAG_BATCH_DATA, &commitment_preimage(&h.commitment, &eh))?;
     ctx.write_typed(&bkey(h.id), &h)?;
     ctx.emit(
@@ -951,6 +1006,21 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, 
     if a.leaves.last().is_some_and(|l| l.post_root != a.post_root) {
         return revert("the post-state root is not the last leaf's");
     }
+    // The burned total is no free number beside the roots: it is the sum
+    // of the `Burn` effects the leaves commit to, each of which
+    // `dispute_entry` (the effects follow from the verdict) and
+    // `dispute_state` (the pool covers it) check per entry. So `finalize`
+    // never pays out more than the batch's committed burns.
+    match posted_burn(&a.leaves) {
+        Some(b) if b == a.burned => {}
+        committed => {
+            return revert(format!(
+                "the burned total {} is not the sum of the leaves' burns ({})",
+                a.burned,
+                committed.map_or_else(|| "overflow".to_string(), |b| b.to_string())
+            ))
+        }
+    }
     check_entry_hashes(ctx, &h, &a.entry_hashes)?;
     let root = leaves_root(ctx, &c.params.domain, h.id, &a.entry_hashes, &a.leaves)?;
     h.tcr_root = Some(root);
@@ -965,6 +1035,17 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, 
     )?;
     ctx.write_typed(&bkey(h.id), &h)?;
     Ok(bytes(&root))
+}
+
+/// The coin a batch's posted leaves burn: the sum of their
+/// [`crate::types::Effect::Burn`] effects (`None` on overflow). `sc_cr` requires the
+/// posted `burned` total to be exactly this.
+pub fn posted_burn(leaves: &[PostedLeaf]) -> Option<Amount> {
+    leaves
+        .iter()
+        .flat_map(|l| &l.tcr.effects)
+        .filter_map(|e| if let crate::types::Effect::Burn(a) = e { Some(*a) } else { None })
+        .try_fold(Amount::ZERO, |acc, a| acc.checked_add(a))
 }
 
 fn settle_batch(
@@ -1176,7 +1257,7 @@ fn challenger(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig) -> Result<Option
 /// posted one. This is the challenge for wrong *inputs* in a leaf (a
 /// pre-state slice that the earlier entries did not leave), which
 /// `dispute_entry` cannot see.
-fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, ContractError> {
+fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
     let c = cfg(ctx)?;
     let caller = ctx.caller();
     let bond = ctx.value();
@@ -1219,9 +1300,44 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
         return Ok(bytes(&false));
     }
     ctx.pay(&caller, bond)?;
-    let rewardee = (a.claimed == correct).then_some(caller);
-    overturn(ctx, &c, h, run, caller, rewardee)?;
+    let discloser = committed_discloser(ctx, "dispute", raw)?.unwrap_or(caller);
+    let rewardee = (a.claimed == correct).then_some(discloser);
+    overturn(ctx, &c, h, run, discloser, rewardee)?;
     Ok(bytes(&true))
+}
+
+/// `commit_dispute` (attack_state finding 6): commits to a dispute
+/// (`dispute_entry`, `dispute_state` or the whole-batch `dispute`) ([`crate::types::dispute_digest`] of its method and arguments)
+/// before sending it. The first commitment of a digest stands (a later one
+/// is refused and changes nothing). When a dispute with those exact
+/// arguments succeeds in a later block, the committer, not the dispute's
+/// sender, is the discloser: it is paid the reward (and, if it is the
+/// assigned validator, keeps its deposit). A copy of a committed dispute
+/// thus earns its sender nothing beyond its bond back. A dispute sent
+/// without a prior commitment rewards its sender, as before. This does not
+/// stop a forging executor from disclosing its own forgery first (it can
+/// build the dispute before anyone): that recovers at most `ë × y` of its
+/// deposit, the rest is burned.
+fn commit_dispute(ctx: &mut CallContext<'_, '_>, digest: Hash32) -> Result<Vec<u8>, ContractError> {
+    if let Some((who, at)) = ctx.read_typed::<(Address, u64)>(&dckey(&digest))? {
+        return revert(format!("dispute {digest} already committed by {who} at height {at}"));
+    }
+    let who = ctx.caller();
+    ctx.write_typed(&dckey(&digest), &(who, ctx.height()))?;
+    ctx.emit("ior_dispute_committed", vec![("digest".into(), digest.to_string()), ("by".into(), who.to_string())])?;
+    Ok(bytes(&true))
+}
+
+/// The committer of a successful dispute's digest, if committed in an
+/// earlier block ([`commit_dispute`]).
+fn committed_discloser(
+    ctx: &mut CallContext<'_, '_>,
+    method: &str,
+    raw: &[u8],
+) -> Result<Option<Address>, ContractError> {
+    let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
+    let height = ctx.height();
+    Ok(ctx.read_typed::<(Address, u64)>(&dckey(&digest))?.filter(|(_, at)| *at < height).map(|(who, _)| who))
 }
 
 /// `dispute_entry` (issue 11): a dispute of one entry's TCR. The witness
@@ -1232,7 +1348,7 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
 /// validator's) is forfeited, the disputer rewarded, and the batch marked
 /// overturned, so `finalize` executes it on chain at once. A refused
 /// dispute ([`EntryDisputeError`]) reverts and changes nothing.
-fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u8>, ContractError> {
+fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
     let refuse = |e: EntryDisputeError| revert(e.to_string());
     let c = cfg(ctx)?;
     let caller = ctx.caller();
@@ -1284,7 +1400,8 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u
         return refuse(EntryDisputeError::CorrectResult(i));
     }
     ctx.pay(&caller, bond)?;
-    punish(ctx, &c, &h, caller, Some(caller))?;
+    let discloser = committed_discloser(ctx, "dispute_entry", raw)?.unwrap_or(caller);
+    punish(ctx, &c, &h, discloser, Some(discloser))?;
     h.overturned = true;
     ctx.write_typed(&bkey(h.id), &h)?;
     Ok(bytes(&i))
@@ -1300,7 +1417,7 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u
 /// checks the state transition they claim. A different root (or effects
 /// that do not apply) overturns the batch as `dispute_entry` does; a
 /// refused dispute reverts ([`EntryDisputeError`]) and changes nothing.
-fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState) -> Result<Vec<u8>, ContractError> {
+fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
     let refuse = |e: EntryDisputeError| revert(e.to_string());
     let c = cfg(ctx)?;
     let caller = ctx.caller();
@@ -1365,7 +1482,8 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState) -> Result<Vec<u
         return refuse(EntryDisputeError::CorrectTransition(i));
     }
     ctx.pay(&caller, bond)?;
-    punish(ctx, &c, &h, caller, Some(caller))?;
+    let discloser = committed_discloser(ctx, "dispute_state", raw)?.unwrap_or(caller);
+    punish(ctx, &c, &h, discloser, Some(discloser))?;
     h.overturned = true;
     ctx.write_typed(&bkey(h.id), &h)?;
     Ok(bytes(&i))
@@ -1570,9 +1688,10 @@ impl NativeContract for IorPrimaryContract {
                 record(ctx, IorTx::Expire(t), latest)
             }
             "sc_cr" => record_tcrs(ctx, decode_args(args)?),
-            "dispute" => dispute(ctx, decode_args(args)?),
-            "dispute_entry" => dispute_entry(ctx, decode_args(args)?),
-            "dispute_state" => dispute_state(ctx, decode_args(args)?),
+            "dispute" => dispute(ctx, decode_args(args)?, args),
+            "dispute_entry" => dispute_entry(ctx, decode_args(args)?, args),
+            "dispute_state" => dispute_state(ctx, decode_args(args)?, args),
+            "commit_dispute" => commit_dispute(ctx, decode_args(args)?),
             "finalize" => finalize(ctx, decode_args(args)?),
             other => revert(format!("ior-primary has no method {other}")),
         }

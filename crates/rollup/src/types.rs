@@ -332,6 +332,16 @@ pub struct Agreement {
 
 /// Domain of an entry's hash ([`entry_hash`]).
 pub const TAG_ENTRY: Tag = Tag("gridledger/ior/entry/v1");
+/// Domain of a dispute commitment ([`dispute_digest`]).
+pub const TAG_DISPUTE_COMMIT: Tag = Tag("gridledger/ior/dispute-commit/v1");
+
+/// What `commit_dispute` commits to: the hash of a per-entry dispute's
+/// method and encoded arguments. The first sender to commit a digest, in a
+/// block before the dispute lands, is paid the dispute's reward, whoever
+/// sends (or copies) the dispute itself.
+pub fn dispute_digest(method: &str, args: &[u8]) -> Hash32 {
+    gridledger_core::codec::hash_bytes(TAG_DISPUTE_COMMIT, &borsh::to_vec(&(method, args)).unwrap_or_default())
+}
 /// Domain of a TCR leaf ([`tcr_leaf_hash`]).
 pub const TAG_TCR_LEAF: Tag = Tag("gridledger/ior/tcr-leaf/v1");
 

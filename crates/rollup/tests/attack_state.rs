@@ -180,8 +180,10 @@ fn a_day_ahead_community_state_does_not_fit_in_any_dispute() {
 /// arguments).
 /// Observed: executor + sybil lose only half the deposit (500‰ comes back),
 /// the honest watcher gets nothing — the incentive to watch is stolen.
+/// Fixed: `commit_dispute` (commit–reveal): the watcher commits to its
+/// dispute's digest first; when a dispute with those arguments succeeds in
+/// a later block, the committer is paid, not the copy's sender.
 #[test]
-#[ignore = "attack: the forging executor's sybil copies and front-runs the honest dispute, recovering 50% of the slashed deposit"]
 fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     let (mut e, exec, batch, _) = forged_batch(1);
     let p = e.d.cfg.params.clone();
@@ -194,6 +196,14 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     let deposit = e.d.cfg.node_deposit;
     let (sybil, watcher) = (trader(2), trader(3));
     let wealth = |e: &Env, k: &KeyPair| e.d.primary.chain.state().account(&k.address()).balance.0;
+    // The watcher first commits to its dispute (a digest: the arguments
+    // stay private until it sends them).
+    let digest = gridledger_rollup::types::dispute_digest(call.method, &call.args);
+    let c = e.d.primary_call(&watcher, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
+    // A second commitment of the same digest is refused.
+    let again = e.d.primary_call(&sybil, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    assert!(reverted(&again).contains("already committed"), "{:?}", again.status);
     let (sybil0, watcher0) = (wealth(&e, &sybil), wealth(&e, &watcher));
     // The copy lands first.
     let r1 = e.d.primary_call(&sybil, call.method, call.args.clone(), bond).unwrap();
@@ -206,10 +216,49 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     let sybil_gain = wealth(&e, &sybil) + r1.fee.0 - sybil0;
     let watcher_gain = (wealth(&e, &watcher) + r2.fee.0).saturating_sub(watcher0);
     eprintln!("deposit {deposit}; sybil gained {sybil_gain}; watcher gained {watcher_gain}");
+    let bonus = deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    assert_eq!(watcher_gain, bonus, "the committed watcher is paid the disclosure reward");
     assert_eq!(
         sybil_gain, 0,
         "the forger's sybil recovered {sybil_gain} of the {deposit} deposit by copying the watcher's dispute"
     );
+}
+
+/// The same front-run against the whole-batch `dispute`: the watcher
+/// commits to its digest first, the forger's sybil copies the dispute and
+/// lands it first; the batch is overturned, the committed watcher is paid
+/// the reward and the sybil only gets its bond back.
+#[test]
+fn a_copied_whole_batch_dispute_pays_the_committed_watcher() {
+    use gridledger_rollup::primary::Controversial;
+    let (mut e, exec, batch, _) = forged_batch(1);
+    let p = e.d.cfg.params.clone();
+    let input = e.d.batch_input(batch).unwrap();
+    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    let whole = Controversial {
+        batch,
+        claimed: own.iter().map(|l| l.tcr.clone()).collect(),
+        entries: input.entries.clone(),
+        state: input.state.clone().unwrap(),
+    };
+    let a = args(&whole);
+    let (sybil, watcher) = (trader(2), trader(3));
+    let digest = gridledger_rollup::types::dispute_digest("dispute", &a);
+    let c = e.d.primary_call(&watcher, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
+    let wealth = |e: &Env, k: &KeyPair| e.d.primary.chain.state().account(&k.address()).balance.0;
+    let (sybil0, watcher0) = (wealth(&e, &sybil), wealth(&e, &watcher));
+    let bond = e.d.cfg.challenge_bond;
+    let r = e.d.primary_call(&sybil, "dispute", a, bond).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    assert!(
+        e.d.batch_header(batch).unwrap().state != gridledger_rollup::primary::BatchState::Open,
+        "overturned and settled"
+    );
+    assert!(!node_active(&e, &exec.address()), "the executor's deposit is forfeited");
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    assert_eq!(wealth(&e, &sybil) + r.fee.0, sybil0, "the copy earns its sender nothing");
+    assert_eq!(wealth(&e, &watcher) - watcher0, bonus, "the committed watcher is paid the reward");
 }
 
 /// BURN THE BRIDGE. `sc_cr` posts the batch's `burned` total beside the
@@ -230,8 +279,10 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
 /// Observed: every per-entry dispute is refused as correct, `finalize`
 /// burns the contract's entire coin, the settled state still shows the
 /// traders' balances, and an honest trader's proved withdrawal fails.
+/// Fixed: `sc_cr` refuses a `burned` total that is not the sum of the
+/// `Burn` effects its leaves commit to (each checked per entry by
+/// `dispute_entry`/`dispute_state`), so `finalize` pays out no more.
 #[test]
-#[ignore = "attack: burned is checked only by the O(batch x state) whole-batch dispute; an executor burns the bridge's coin"]
 fn an_executor_burns_the_contracts_coin_with_honest_roots() {
     use gridledger_rollup::primary::{DisputeEntry, DisputeState, EntryDisputeError, FinalizeArgs};
     use gridledger_rollup::types::tcr_proof;
@@ -262,6 +313,17 @@ fn an_executor_burns_the_contracts_coin_with_honest_roots() {
         leaves: posted.clone(),
         burned: all,
     };
+    // `sc_cr` refuses a burned total that is not the leaves' committed
+    // burns, and changes nothing.
+    let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
+    assert!(reverted(&r).contains("is not the sum of the leaves' burns"), "{:?}", r.status);
+    assert!(e.d.batch_header(batch).unwrap().tcr_root.is_none(), "the refused sc_cr recorded nothing");
+    // One coin more than the committed burns is refused too.
+    let sub1 = SubmitTcrs { burned: Amount(honest_burned.0 + 1), ..sub.clone() };
+    let r = e.d.primary_call(&exec, "sc_cr", args(&sub1), Amount::ZERO).unwrap();
+    assert!(reverted(&r).contains("is not the sum of the leaves' burns"), "{:?}", r.status);
+    // The honest total is accepted.
+    let sub = SubmitTcrs { burned: honest_burned, ..sub };
     assert_eq!(e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status, TxStatus::Success);
     // Every per-entry challenge is refused.
     let bond = e.d.cfg.challenge_bond;
@@ -300,7 +362,7 @@ fn an_executor_burns_the_contracts_coin_with_honest_roots() {
     let settled = e.d.settled_state().unwrap();
     let owed: u128 = settled.participants.values().map(|x| x.balance.0).sum::<u128>()
         + settled.agreements.values().map(|a| a.pool.0).sum::<u128>();
-    eprintln!("contract coin {} (burned {all}); settled balances + pools {owed}", contract_balance(&e.d));
+    eprintln!("contract coin {} (burned {honest_burned}); settled balances + pools {owed}", contract_balance(&e.d));
     let w = e.d.withdraw(&trader(2), coins(1)).unwrap();
     assert_eq!(w.status, TxStatus::Success, "an honest trader's proved withdrawal: {:?}", w.status);
     assert!(contract_balance(&e.d).0 >= owed, "the contract's coin covers the settled balances and pools");
@@ -323,8 +385,11 @@ fn an_executor_burns_the_contracts_coin_with_honest_roots() {
 /// entry), so a forged root never settles.
 /// Observed: the dispute cannot be submitted; the executor is paid 100 coin
 /// it never had.
+/// Fixed: `SC_DS_*` refuses an entry larger than
+/// `primary::max_entry_bytes(max_batch)` (a full batch's entries fill at
+/// most half a transaction); an ST at the bound is recorded and its batch's
+/// forged root is disputed.
 #[test]
-#[ignore = "attack: an ST padded to the max tx size makes every dispute of its batch oversize; the executor mints itself coin"]
 fn an_oversized_entry_makes_a_self_crediting_root_undisputable() {
     use gridledger_rollup::driver::MAX_TX_BYTES;
     use gridledger_rollup::primary::{FinalizeArgs, WithdrawArgs};
@@ -335,30 +400,37 @@ fn an_oversized_entry_makes_a_self_crediting_root_undisputable() {
     let (b, s) = (trader(0), trader(1));
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
     e.d.set_time(t.dt_end + MIN);
-    // The accomplice's padded ST: as large as a transaction admits.
-    let mut len = MAX_TX_BYTES / 8;
-    let recorded = loop {
-        let st = SettlementTx {
-            terms: t.clone(),
-            stmp: t.dt_end,
-            buyer_sig: None,
-            ob: true,
-            dt_step_s: 1,
-            ps: vec![1_000; len],
-            meter_sig: None,
-        };
-        match e.d.primary_call(&s, "sc_ds_st", args(&st), Amount::ZERO) {
-            Ok(r) => break r,
-            Err(_) if len > 64 => len -= 4,
-            Err(err) => panic!("{err}"),
-        }
+    // The accomplice's padded ST: as large as `SC_DS_ST` admits.
+    let p = e.d.cfg.params.clone();
+    let bound = gridledger_rollup::primary::max_entry_bytes(p.max_batch);
+    assert!(p.max_batch as usize * bound <= MAX_TX_BYTES / 2, "a full batch's entries fit half a transaction");
+    let st = |len: usize| SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end,
+        buyer_sig: None,
+        ob: true,
+        dt_step_s: 1,
+        ps: vec![1_000; len],
+        meter_sig: None,
     };
+    let size = |len: usize| {
+        let entry =
+            gridledger_rollup::types::Entry { sender: s.address(), recorded_at: t.dt_end, tx: IorTx::St(st(len)) };
+        borsh::to_vec(&entry).unwrap().len()
+    };
+    let len = (bound - size(0)) / 8;
+    assert!(size(len) <= bound && size(len + 1) > bound, "{} {} {bound}", size(len), size(len + 1));
+    // One reading above the bound is refused, and opens no batch.
+    let over = e.d.primary_call(&s, "sc_ds_st", args(&st(len + 1)), Amount::ZERO).unwrap();
+    assert!(reverted(&over).contains(&format!("exceeds the {bound} bytes")), "{:?}", over.status);
+    assert!(e.d.batch_header(1).is_err() || e.d.batch_header(1).is_ok_and(|h| h.is_empty()), "nothing recorded");
+    // At the bound it is recorded.
+    let recorded = e.d.primary_call(&s, "sc_ds_st", args(&st(len)), Amount::ZERO).unwrap();
     assert_eq!(recorded.status, TxStatus::Success, "{:?}", recorded.status);
     e.d.primary.seal();
     let batch = e.d.batch_header(1).unwrap().id;
     let input = e.d.batch_input(batch).unwrap();
     assert_eq!(input.entries.len(), 1);
-    let p = e.d.cfg.params.clone();
     let full = input.full_state(&p);
     let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
     fill_post_roots(&p, &full, &input.entries, &mut honest);
@@ -385,6 +457,11 @@ fn an_oversized_entry_makes_a_self_crediting_root_undisputable() {
         "ST readings {len}; dispute {} is {} bytes; sent: {:?}",
         call.method,
         call.args.len(),
+        sent.as_ref().map(|r| &r.status)
+    );
+    assert!(
+        sent.as_ref().is_ok_and(|r| r.status == TxStatus::Success),
+        "the honest dispute of a batch holding an entry at the bound is sent and overturns: {:?}",
         sent.as_ref().map(|r| &r.status)
     );
     // The whole-batch dispute carries the entry too.
@@ -439,8 +516,9 @@ fn an_oversized_entry_makes_a_self_crediting_root_undisputable() {
 /// locked in the agreement (which it gets back at settlement); the next
 /// batch's queue overdraws it, which no executor can post and the chain
 /// cannot re-execute (`QueueError::Overdrawn`), so settlement stops.
+/// Fixed: `SC_DS_AT` refuses an AT whose seller has a withdrawal queued for
+/// a later batch, as it refuses such a sender.
 #[test]
-#[ignore = "attack: seller withdraws all, then an AT naming it joins the open batch; D_s is locked twice and the next batch's debit overdraws (freeze)"]
 fn a_seller_withdraws_and_is_locked_in_the_same_block() {
     use gridledger_ledger::devnet::call;
     use gridledger_ledger::ChainClient;
@@ -498,6 +576,12 @@ fn a_seller_withdraws_and_is_locked_in_the_same_block() {
     let statuses: Vec<_> = hashes.iter().map(|h| e.d.primary.receipt(h).unwrap().unwrap().status).collect();
     eprintln!("block: {statuses:?}");
     let all_ok = statuses.iter().all(|x| *x == TxStatus::Success);
+    assert!(
+        matches!(&statuses[2], TxStatus::Reverted(why) if why.contains(&format!("a withdrawal of {} is queued", s.address()))),
+        "the AT naming the seller whose withdrawal is queued is refused: {:?}",
+        statuses[2]
+    );
+    assert_eq!((&statuses[0], &statuses[1]), (&TxStatus::Success, &TxStatus::Success));
     // Settle the block's batch.
     let r = e.d.process(&mut rng(0));
     eprintln!("process: {:?}", r.as_ref().map(|v| v.len()));
