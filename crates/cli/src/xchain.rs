@@ -109,6 +109,11 @@ pub struct ShapeArgs {
     /// be empty or hold a BoB-MBS of the same shape).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Genesis time (ms) of every chain (default: a random instant, so each
+    /// deployment's genesis, which threshold-signed statements bind, is its
+    /// own; a `--dir` keeps the one it was created with).
+    #[arg(long, hide = true)]
+    pub genesis_time: Option<u64>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -122,6 +127,7 @@ impl ShapeArgs {
             bob_validators: self.validators as usize,
             finality: self.probabilistic.map_or(Finality::Deterministic, |k| Finality::Probabilistic { k }),
             kappa: self.kappa,
+            genesis_time: self.genesis_time.unwrap_or_else(gridledger_xchain::mbs::random_genesis_time),
             ..MbsSpec::default()
         }
     }

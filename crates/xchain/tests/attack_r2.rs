@@ -385,7 +385,6 @@ fn provided_liquidity_can_be_taken_back() {
 // Observed: the replay succeeds and pays the attacker from B's TPK_Addr_i.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a release order signed for one BoB instance pays out on another instance's chain with the same id (statement binds no instance)"]
 fn a_release_order_replays_on_another_bob_instance() {
     use gridledger_ledger::devnet::dev_key;
     use gridledger_ledger::{TxKind, TxStatus};

@@ -28,7 +28,7 @@ use gridledger_core::{Address, Hash32, Height};
 use gridledger_ledger::state::{contract_key, StateRead};
 use gridledger_ledger::SignedTransaction;
 use gridledger_xchain::bob::{self, Relay, BOB_CONTRACT_ID, MAX_RELAY_BATCH};
-use gridledger_xchain::mbs::{open_chain, relay_tx, relayer_key, Role};
+use gridledger_xchain::mbs::{open_chain, pin_genesis_time, relay_tx, relayer_key, Role};
 use gridledger_xchain::threshold::BobCommittee;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -148,7 +148,7 @@ struct ChainProc {
 }
 
 impl ChainProc {
-    fn spawn(shape: &ShapeArgs, root: &Path, role: Role) -> anyhow::Result<Self> {
+    fn spawn(shape: &ShapeArgs, genesis_time: u64, root: &Path, role: Role) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
         cmd.args(["xchain", "serve-chain", "--role"])
@@ -157,7 +157,7 @@ impl ChainProc {
                 Role::External(n) => n.to_string(),
             })
             .args(["--chains", &shape.chains.to_string(), "--validators", &shape.validators.to_string()])
-            .args(["--kappa", &shape.kappa.to_string(), "--dir"])
+            .args(["--kappa", &shape.kappa.to_string(), "--genesis-time", &genesis_time.to_string(), "--dir"])
             .arg(root.join(role.dir_name()));
         if let Some(k) = shape.probabilistic {
             cmd.args(["--probabilistic", &k.to_string()]);
@@ -240,10 +240,14 @@ pub fn up(a: &UpArgs) -> anyhow::Result<Value> {
             (t.path().to_path_buf(), Some(t))
         }
     };
+    // Every chain of the deployment has the same genesis time (recorded in
+    // the root, so a later `up --dir` resumes the same deployment).
+    let spec = pin_genesis_time(&root, spec)?;
+    let gt = spec.genesis_time;
     let mut procs = Procs(Vec::new());
-    procs.0.push(ChainProc::spawn(&a.shape, &root, Role::Bob)?);
+    procs.0.push(ChainProc::spawn(&a.shape, gt, &root, Role::Bob)?);
     for n in 0..spec.chains {
-        procs.0.push(ChainProc::spawn(&a.shape, &root, Role::External(n))?);
+        procs.0.push(ChainProc::spawn(&a.shape, gt, &root, Role::External(n))?);
     }
     let relayer = relayer_key();
     let relayer_addr = hex::encode(borsh::to_vec(&relayer.address())?);
