@@ -49,7 +49,6 @@ fn answer(r: &mut BufReader<TcpStream>) -> Option<String> {
 // Observed: the connection closes (EOF) and the process exits with an error.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a single non-UTF-8 JSON line makes `xchain serve-chain` exit"]
 fn serve_chain_survives_a_line_that_is_not_utf8() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, mut r, mut w) = serve_chain(dir.path());
@@ -71,6 +70,27 @@ fn serve_chain_survives_a_line_that_is_not_utf8() {
         "the chain process must refuse the bad line and keep serving; answers {bad:?} then {status:?}, \
          exit {exit}, stderr {err:?}"
     );
+}
+
+/// The same for a line longer than the 4 MiB bound: refused, then served on.
+#[test]
+fn serve_chain_survives_an_over_long_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut r, mut w) = serve_chain(dir.path());
+    let mut long = b"{\"op\":\"status\",\"x\":\"".to_vec();
+    long.resize(long.len() + (5 << 20), b'a');
+    long.extend_from_slice(b"\"}\n");
+    w.write_all(&long).unwrap();
+    w.flush().unwrap();
+    let bad = answer(&mut r);
+    w.write_all(b"{\"op\":\"status\"}\n").unwrap();
+    w.flush().unwrap();
+    let status = answer(&mut r);
+    let _ = w.write_all(b"{\"op\":\"stop\"}\n");
+    drop(w);
+    let _ = child.wait();
+    assert!(bad.as_deref().is_some_and(|l| l.contains("more than")), "the long line is refused: {bad:?}");
+    assert!(status.as_deref().is_some_and(|l| l.contains("\"ok\"")), "and the next request answered: {status:?}");
 }
 
 fn children(pid: u32) -> Vec<u32> {

@@ -6,7 +6,8 @@
 //! chain alone with [`open_chain`] — the same chain `xchain up` keeps in
 //! `<dir>/<chain>` — binds `127.0.0.1:0`, prints `listening <port>` on its
 //! stdout (the driver's readiness signal) and answers one JSON request per
-//! line: `tick`, `status`, `header`, `submit`, `record` (a BoB contract
+//! line (a line that is not UTF-8 or longer than 4 MiB gets an error
+//! answer, like one that is not JSON, and the process serves on): `tick`, `status`, `header`, `submit`, `record` (a BoB contract
 //! record) and `nonce`; it exits on `stop` or when the driver's connection
 //! closes, so a driver that dies leaves no chain behind.
 //!
@@ -50,14 +51,62 @@ fn role_of(s: &str, chains: usize) -> anyhow::Result<Role> {
     Ok(Role::External(n))
 }
 
-fn read_line<R: BufRead>(r: &mut R) -> anyhow::Result<Option<String>> {
+/// A line a chain process or the driver cannot take as a request or
+/// answer: refused with this error, the stream goes on at the next line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineError {
+    TooLong,
+    NotUtf8,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LineError::TooLong => write!(f, "a line of more than {MAX_LINE} bytes"),
+            LineError::NotUtf8 => write!(f, "a line that is not UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for LineError {}
+
+/// The next line without its newline, holding at most [`MAX_LINE`] bytes
+/// in memory: `Ok(None)` at the end of the stream; a line that is too long
+/// (skipped to its end) or not UTF-8 is `Ok(Some(Err(_)))`, so the caller
+/// answers it and reads on. Only the stream's own failures are `Err`.
+fn read_line<R: BufRead>(r: &mut R) -> std::io::Result<Option<Result<String, LineError>>> {
     let mut buf = Vec::new();
-    let n = std::io::Read::take(r, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+    let n = std::io::Read::take(&mut *r, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
     if n == 0 {
         return Ok(None);
     }
-    anyhow::ensure!(buf.len() <= MAX_LINE, "a line of more than {MAX_LINE} bytes");
-    Ok(Some(String::from_utf8(buf).context("a line that is not UTF-8")?))
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE {
+        skip_line(r)?;
+        return Ok(Some(Err(LineError::TooLong)));
+    }
+    Ok(Some(String::from_utf8(buf).map_err(|_| LineError::NotUtf8)))
+}
+
+/// Consumes the rest of the current line (up to and including its newline).
+fn skip_line<R: BufRead>(r: &mut R) -> std::io::Result<()> {
+    loop {
+        let (used, done) = {
+            let b = r.fill_buf()?;
+            if b.is_empty() {
+                return Ok(());
+            }
+            match b.iter().position(|&c| c == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (b.len(), false),
+            }
+        };
+        r.consume(used);
+        if done {
+            return Ok(());
+        }
+    }
 }
 
 fn hex_arg(req: &Value, name: &str) -> anyhow::Result<Vec<u8>> {
@@ -84,6 +133,14 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     while let Some(line) = read_line(&mut reader)? {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                writeln!(writer, "{}", json!({ "error": e.to_string() }))?;
+                writer.flush()?;
+                continue;
+            }
+        };
         let req: Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(e) => {
@@ -195,7 +252,8 @@ impl ChainProc {
         writeln!(self.writer, "{req}")?;
         self.writer.flush()?;
         let line = read_line(&mut self.reader)?
-            .ok_or_else(|| anyhow!("the process of {} closed its connection", self.role.dir_name()))?;
+            .ok_or_else(|| anyhow!("the process of {} closed its connection", self.role.dir_name()))?
+            .map_err(|e| anyhow!("the process of {} answered {e}", self.role.dir_name()))?;
         let v: Value = serde_json::from_str(&line)?;
         match v.get("ok") {
             Some(ok) => Ok(ok.clone()),
