@@ -145,6 +145,11 @@ pub struct UpArgs {
     /// PBFT validators); the processes stop when the epochs are done.
     #[arg(long)]
     pub processes: bool,
+    /// With `--processes`: seconds the driver waits for a chain process
+    /// (its readiness line, an answer, taking a request, exiting when
+    /// stopped) before it gives up on that chain, stops the others and fails.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub chain_timeout: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

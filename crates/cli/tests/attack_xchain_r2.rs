@@ -122,14 +122,13 @@ fn signal(sig: &str, pid: u32) {
 // "the process of chain-… closed its connection" — that held.)
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a SIGSTOPped chain process makes `xchain up --processes` hang forever (no read timeout)"]
 fn up_does_not_hang_on_a_stalled_chain_process() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = Command::new(BIN)
-        .args(["xchain", "up", "--processes", "--chains", "2", "--epochs", "10000", "--dir"])
+        .args(["xchain", "up", "--processes", "--chains", "2", "--epochs", "10000", "--chain-timeout", "2", "--dir"])
         .arg(dir.path())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // Wait until the driver has its three chain processes and has relayed
@@ -169,4 +168,11 @@ fn up_does_not_hang_on_a_stalled_chain_process() {
         signal("-KILL", k);
     }
     assert!(exited.is_some(), "`up` still running 120 s after chain process {stalled} stopped answering");
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(up.stderr.as_mut().unwrap(), &mut err);
+    assert!(!exited.unwrap().success(), "`up` fails");
+    assert!(
+        err.contains("did not answer within 2 s") && (err.contains("chain-10") || err.contains("bob")),
+        "the error names the stalled chain: {err:?}"
+    );
 }

@@ -36,6 +36,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::{ServeChainArgs, ShapeArgs, UpArgs};
 
@@ -196,16 +197,21 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A chain process and the driver's connection to it.
+/// A chain process and the driver's connection to it. Every wait on it
+/// (readiness, each read and write, exit) is bounded by `timeout`, so a
+/// process that stalls fails `up` with an error naming its chain.
 struct ChainProc {
     role: Role,
     child: Child,
     reader: BufReader<TcpStream>,
     writer: TcpStream,
+    timeout: Duration,
+    /// A call failed: the connection is out of step, so cleanup kills it.
+    failed: bool,
 }
 
 impl ChainProc {
-    fn spawn(shape: &ShapeArgs, genesis_time: u64, root: &Path, role: Role) -> anyhow::Result<Self> {
+    fn spawn(shape: &ShapeArgs, genesis_time: u64, root: &Path, role: Role, timeout: Duration) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
         cmd.args(["xchain", "serve-chain", "--role"])
@@ -225,16 +231,23 @@ impl ChainProc {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("starting the process of {}", role.dir_name()))?;
-        // Readiness: the child's first line names its port (EOF: it failed).
-        let port = child
-            .stdout
-            .take()
-            .and_then(|out| {
+        // Readiness: the child's first line names its port (EOF: it failed),
+        // read on a helper thread so a child that never speaks cannot hang us.
+        let out = child.stdout.take();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let port = out.and_then(|out| {
                 let mut first = String::new();
                 BufReader::new(out).read_line(&mut first).ok()?;
                 first.trim().strip_prefix("listening ")?.parse::<u16>().ok()
-            })
-            .ok_or_else(|| anyhow!("the process of {} exited before listening", role.dir_name()));
+            });
+            let _ = tx.send(port);
+        });
+        let port = match rx.recv_timeout(timeout) {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(anyhow!("the process of {} exited before listening", role.dir_name())),
+            Err(_) => Err(anyhow!("the process of {} did not listen within {} s", role.dir_name(), timeout.as_secs())),
+        };
         let port = match port {
             Ok(p) => p,
             Err(e) => {
@@ -243,15 +256,46 @@ impl ChainProc {
                 return Err(e);
             }
         };
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .with_context(|| format!("connecting to {} on port {port}", role.dir_name()))?;
-        Ok(Self { role, child, reader: BufReader::new(stream.try_clone()?), writer: stream })
+        let connected = (|| -> anyhow::Result<TcpStream> {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let stream = TcpStream::connect_timeout(&addr, timeout)?;
+            stream.set_read_timeout(Some(timeout))?;
+            stream.set_write_timeout(Some(timeout))?;
+            Ok(stream)
+        })()
+        .with_context(|| format!("connecting to {} on port {port}", role.dir_name()));
+        let stream = match connected.and_then(|s| Ok((s.try_clone()?, s))) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        Ok(Self { role, child, reader: BufReader::new(stream.0), writer: stream.1, timeout, failed: false })
+    }
+
+    fn io_error(&self, e: std::io::Error) -> anyhow::Error {
+        use std::io::ErrorKind::{TimedOut, WouldBlock};
+        if matches!(e.kind(), WouldBlock | TimedOut) {
+            anyhow!("the process of {} did not answer within {} s", self.role.dir_name(), self.timeout.as_secs())
+        } else {
+            anyhow!("the process of {}: {e}", self.role.dir_name())
+        }
     }
 
     fn call(&mut self, req: Value) -> anyhow::Result<Value> {
-        writeln!(self.writer, "{req}")?;
-        self.writer.flush()?;
-        let line = read_line(&mut self.reader)?
+        let r = self.exchange(req);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn exchange(&mut self, req: Value) -> anyhow::Result<Value> {
+        writeln!(self.writer, "{req}").and_then(|_| self.writer.flush()).map_err(|e| self.io_error(e))?;
+        let line = read_line(&mut self.reader)
+            .map_err(|e| self.io_error(e))?
             .ok_or_else(|| anyhow!("the process of {} closed its connection", self.role.dir_name()))?
             .map_err(|e| anyhow!("the process of {} answered {e}", self.role.dir_name()))?;
         let v: Value = serde_json::from_str(&line)?;
@@ -273,15 +317,24 @@ struct Procs(Vec<ChainProc>);
 impl Drop for Procs {
     fn drop(&mut self) {
         for p in &mut self.0 {
-            let _ = p.call(json!({ "op": "stop" }));
+            if !p.failed {
+                let _ = p.call(json!({ "op": "stop" }));
+            }
         }
         for p in &mut self.0 {
-            // A stopped child exits at once; one that does not answer is killed.
-            match p.child.try_wait() {
-                Ok(Some(_)) => {}
-                _ => {
-                    let _ = p.writer.shutdown(std::net::Shutdown::Both);
-                    let _ = p.child.wait();
+            // A stopped child exits at once; one that failed, or does not
+            // exit within the timeout, is killed (SIGKILL ends a stalled one too).
+            let _ = p.writer.shutdown(std::net::Shutdown::Both);
+            let deadline = Instant::now() + if p.failed { Duration::ZERO } else { p.timeout };
+            loop {
+                match p.child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                    _ => {
+                        let _ = p.child.kill();
+                        let _ = p.child.wait();
+                        break;
+                    }
                 }
             }
         }
@@ -302,10 +355,11 @@ pub fn up(a: &UpArgs) -> anyhow::Result<Value> {
     // the root, so a later `up --dir` resumes the same deployment).
     let spec = pin_genesis_time(&root, spec)?;
     let gt = spec.genesis_time;
+    let timeout = Duration::from_secs(a.chain_timeout);
     let mut procs = Procs(Vec::new());
-    procs.0.push(ChainProc::spawn(&a.shape, gt, &root, Role::Bob)?);
+    procs.0.push(ChainProc::spawn(&a.shape, gt, &root, Role::Bob, timeout)?);
     for n in 0..spec.chains {
-        procs.0.push(ChainProc::spawn(&a.shape, gt, &root, Role::External(n))?);
+        procs.0.push(ChainProc::spawn(&a.shape, gt, &root, Role::External(n), timeout)?);
     }
     let relayer = relayer_key();
     let relayer_addr = hex::encode(borsh::to_vec(&relayer.address())?);
