@@ -39,6 +39,25 @@ use crate::threshold::tpk_address;
 pub const BOB_CONTRACT_ID: ContractId = 40;
 /// Most headers one relay transaction may carry.
 pub const MAX_RELAY_BATCH: usize = 64;
+
+/// Most headers of one chain the BoB stores per BoB block:
+/// `max(1, ⌊(κ_i − k)/2⌋)` for a chain that keeps κ_i headers and needs k
+/// confirmations.
+///
+/// Decision (attack R2-1/R2-2): a header a relay stores is dropped once it
+/// is κ_i below the stored tip, and it can be proved against only once it
+/// has k confirmations. If one block (or one relay) could advance the tip
+/// by κ_i or more, a header — an honest payer's NT, a Π_CCTC lock — could be
+/// stored and dropped again before any transaction could prove against it.
+/// With at most `(κ_i − k)/2` per block, every stored header is final and
+/// still kept at the start of at least one BoB block, whatever order the
+/// block's transactions run in; relayers that fell behind catch up over
+/// several blocks. (We cap the relay rather than pin headers an open CCT
+/// needs: a Π_CCTC lock is unknown to the BoB until it is claimed, so
+/// only the cap protects it.)
+pub fn relay_per_block(kappa: u32, confirmations: u32) -> u64 {
+    (kappa.saturating_sub(confirmations) as u64 / 2).max(1)
+}
 /// Domain of the receiver's signature over a CCT's terms.
 pub const CCT_TERMS: Tag = Tag("gridledger/xchain/cct-terms/v1");
 /// Domain of a CCT's identifier.
@@ -398,6 +417,10 @@ impl CctRecord {
 fn tip_key(chain: ChainId) -> Vec<u8> {
     [b"h/tip/".as_slice(), &chain.to_be_bytes()].concat()
 }
+/// `(BoB height, headers of `chain` relayed in that block)`.
+fn relayed_key(chain: ChainId) -> Vec<u8> {
+    [b"h/r/".as_slice(), &chain.to_be_bytes()].concat()
+}
 fn header_key(chain: ChainId, h: Height) -> Vec<u8> {
     [b"h/b/".as_slice(), &chain.to_be_bytes(), &h.to_be_bytes()].concat()
 }
@@ -505,6 +528,15 @@ impl BobContract {
         if a.headers.is_empty() || a.headers.len() > MAX_RELAY_BATCH {
             return revert(format!("a relay carries 1 to {MAX_RELAY_BATCH} headers"));
         }
+        // At most `relay_per_block` headers of this chain per BoB block.
+        let cap = relay_per_block(reg.kappa, reg.finality.confirmations());
+        let height = ctx.height();
+        let (at, used): (Height, u64) = ctx.read_typed(&relayed_key(a.chain))?.unwrap_or((height, 0));
+        let used = if at == height { used } else { 0 };
+        if used + a.headers.len() as u64 > cap {
+            return fail(XchainError::RelayTooFast { chain: a.chain, max: cap, already: used });
+        }
+        ctx.write_typed(&relayed_key(a.chain), &(height, used + a.headers.len() as u64))?;
         let (mut tip, mut tip_hash) = self.tip(ctx, a.chain)?;
         for sh in &a.headers {
             ctx.charge(gas::ECRECOVER * reg.seal_checks(&sh.seal))?;

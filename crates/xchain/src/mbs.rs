@@ -556,7 +556,9 @@ impl BobMbs {
         let mut nonce = self.bob.next_nonce(&self.relayer.address());
         for (id, c) in &self.externals {
             let from = self.bob_tip(*id) + 1;
-            let to = c.height();
+            // The BoB stores at most `relay_per_block` headers per block.
+            let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
+            let to = c.height().min(from - 1 + cap);
             let mut h = from;
             while h <= to {
                 let end = (h + MAX_RELAY_BATCH as u64 - 1).min(to);

@@ -75,7 +75,6 @@ fn settle(m: &mut BobMbs, id: Hash32) -> CctRecord {
 // chain i AND x_B of the sender's deposit.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: relayers delaying > κ_i epochs then one 64-header batch makes an honest, posted NT unprovable and its payer is penalised"]
 fn relay_outage_then_one_batch_penalises_an_honest_payer() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
@@ -95,10 +94,15 @@ fn relay_outage_then_one_batch_penalises_an_honest_payer() {
     }
     let (nt_height, _) = m.external(I).unwrap().tx_proof(&nt.hash()).unwrap().expect("NT_s landed");
     assert!(nt_height > rec.e_i + m.config.kappa_bar, "NT_s landed inside the window");
-    // The relayer resumes: one tick ships all 40 headers in one relay.
+    // The relayer resumes. Fix: the BoB stores at most (κ_i − k)/2 headers
+    // of a chain per block, so the tip can no longer jump past NT_s's
+    // header in one block; the relayers catch up over several blocks.
+    let tip_before = m.bob_tip(I);
     m.tick().unwrap();
     let tip_i = m.bob_tip(I);
-    assert!(tip_i >= rec.deadline_i, "the stored tip jumped past deadline_i");
+    let cap = gridledger_xchain::bob::relay_per_block(m.spec.kappa, 0);
+    assert_eq!(tip_i, tip_before + cap, "one block stores at most (κ_i − k)/2 headers");
+    assert!(nt_height <= tip_i && nt_height > tip_i - m.spec.kappa as u64, "NT_s's header is stored and kept");
     // The sender proves at the first moment it can.
     let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
     let first_try = m.bob_exec(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
@@ -112,6 +116,32 @@ fn relay_outage_then_one_batch_penalises_an_honest_payer() {
         first_try.status,
         m.spec.kappa
     );
+}
+
+/// The fix of R2-1/R2-2: a relay that would store more than
+/// `relay_per_block` headers of a chain in one BoB block is refused with a
+/// typed error and changes nothing.
+#[test]
+fn a_relay_longer_than_the_per_block_cap_is_refused() {
+    use gridledger_xchain::bob::{relay_per_block, Relay};
+    use gridledger_xchain::XchainError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let cap = relay_per_block(m.spec.kappa, 0);
+    for _ in 0..cap + 1 {
+        m.external_mut(I).unwrap().tick().unwrap();
+    }
+    let from = m.bob_tip(I) + 1;
+    let headers: Vec<_> =
+        (from..=from + cap).map(|h| m.external(I).unwrap().sealed_header(h).unwrap().unwrap()).collect();
+    let relayer = m.relayer.clone();
+    let relay = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: headers.clone() }, Amount::ZERO);
+    assert_refused(&mut m, &relay, XchainError::RelayTooFast { chain: I, max: cap, already: 0 });
+    // Exactly `cap` are stored.
+    let ok =
+        m.bob_call(&relayer, "relay", &Relay { chain: I, headers: headers[..cap as usize].to_vec() }, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &ok).status, gridledger_ledger::TxStatus::Success);
+    assert_eq!(m.bob_tip(I), from - 1 + cap);
 }
 
 // ---------------------------------------------------------------------------
@@ -133,7 +163,6 @@ fn relay_outage_then_one_batch_penalises_an_honest_payer() {
 // stays in TPK_Addr_i with no way to get it back.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a 40-header relay batch stores and drops a Π_CCTC lock's header in one tx; the lock can never be claimed"]
 fn relay_batch_makes_a_cctc_lock_unclaimable() {
     use gridledger_xchain::bob::{keys, Claim};
     let dir = tempfile::tempdir().unwrap();

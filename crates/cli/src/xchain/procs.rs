@@ -373,6 +373,8 @@ pub fn up(a: &UpArgs) -> anyhow::Result<Value> {
             let chain = c.role.chain_id();
             let stored = bob_tip(bob, chain)?;
             let height = c.u64_of(json!({ "op": "status" }), "height")?;
+            // The BoB stores at most `relay_per_block` headers per block.
+            let height = height.min(stored + bob::relay_per_block(spec.kappa, spec.finality.confirmations()));
             let mut h = stored + 1;
             while h <= height {
                 let end = (h + MAX_RELAY_BATCH as u64 - 1).min(height);
