@@ -212,7 +212,6 @@ fn relay_batch_makes_a_cctc_lock_unclaimable() {
 // Observed: the contract keeps all 6 deposits for good.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a CCDI process in which every participant withholds strands all S_MUE deposits in the BoB contract"]
 fn smue_strands_all_deposits_when_every_participant_withholds() {
     use gridledger_ledger::devnet::dev_key;
     use gridledger_xchain::ccdi::CcdiApp;
@@ -235,6 +234,9 @@ fn smue_strands_all_deposits_when_every_participant_withholds() {
     assert!(rep.record.finished, "the outcome is fixed");
     assert_eq!(rep.eliminated, 6, "all six withheld");
     let held_after = m.bob.account(&contract).balance.0;
+    // Fix: the six forfeits nobody honest can receive are burned, accounted.
+    let burned = m.bob.account(&gridledger_xchain::ccdi::FORFEIT_SINK).balance.0;
+    assert_eq!(burned, 6 * D, "all six forfeits are burned");
     assert_eq!(
         held_after,
         held_before,
