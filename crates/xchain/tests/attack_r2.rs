@@ -372,9 +372,8 @@ fn one_leader_stamps_an_honest_nt_before_the_cct() {
 // the provided Token_B stays in the contract.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: SC_AMM has no way to withdraw provided liquidity; LP coin is stranded in the BoB contract"]
 fn provided_liquidity_can_be_taken_back() {
-    use gridledger_xchain::bob::Provide;
+    use gridledger_xchain::bob::WithdrawLiquidity;
     use gridledger_xchain::mbs::BOB_CHAIN;
     let dir = tempfile::tempdir().unwrap();
     let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
@@ -384,8 +383,9 @@ fn provided_liquidity_can_be_taken_back() {
     let before = m.bob.account(&lp.address()).balance.0;
     m.provide_token_b(&lp, amount).unwrap();
     let mut answers = Vec::new();
-    for method in ["remove", "unprovide", "withdraw_liquidity", "remove_liquidity", "exit"] {
-        let tx = m.bob_call(&lp, method, &Provide { token: BOB_CHAIN, amount }, Amount::ZERO);
+    // Fix: `withdraw_liquidity` burns LP shares (1:1 with the first provision).
+    for method in ["withdraw_liquidity"] {
+        let tx = m.bob_call(&lp, method, &WithdrawLiquidity { token: BOB_CHAIN, shares: amount }, Amount::ZERO);
         let r = m.bob_exec(&tx).unwrap();
         answers.push(format!("{method}: {:?}", r.status));
     }
@@ -460,4 +460,45 @@ fn a_release_order_replays_on_another_bob_instance() {
         r.status,
         b.external(I).unwrap().account(&tpk_b).balance.0
     );
+}
+
+/// The refusals of `withdraw_liquidity`: zero, more than one's shares, an
+/// unknown token, a caller with no shares, attached value; each changes nothing.
+#[test]
+fn withdraw_liquidity_refuses_bad_requests_and_pays_proportionally() {
+    use gridledger_xchain::bob::{keys, WithdrawLiquidity};
+    use gridledger_xchain::mbs::BOB_CHAIN;
+    use gridledger_xchain::XchainError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let lp = provider();
+    let amount = 1_000_000u128;
+    m.provide_token_b(&lp, amount).unwrap();
+    let pool_before: u128 = m.bob_record(&keys::pool(BOB_CHAIN)).unwrap();
+    let w = |m: &BobMbs, who: &gridledger_core::crypto::KeyPair, token, shares, value| {
+        m.bob_call(who, "withdraw_liquidity", &WithdrawLiquidity { token, shares }, Amount(value))
+    };
+    let tx = w(&m, &lp, BOB_CHAIN, 0, 0);
+    assert_refused(&mut m, &tx, XchainError::ZeroAmount);
+    let tx = w(&m, &lp, BOB_CHAIN, amount + 1, 0);
+    assert_refused(&mut m, &tx, XchainError::Insufficient { what: "LP shares", have: amount, need: amount + 1 });
+    let tx = w(&m, &lp, 999, 1, 0);
+    assert_refused(&mut m, &tx, XchainError::UnknownToken(999));
+    let tx = w(&m, &sender(), BOB_CHAIN, 1, 0);
+    assert_refused(&mut m, &tx, XchainError::Insufficient { what: "LP shares", have: 0, need: 1 });
+    let tx = w(&m, &lp, BOB_CHAIN, 1, 5);
+    let before = m.bob_contract_state();
+    assert!(matches!(bob_only(&mut m, &tx).status, gridledger_ledger::TxStatus::Reverted(_)), "value refused");
+    assert_eq!(m.bob_contract_state(), before);
+    // A quarter of the shares takes a quarter of the provider's part of the pool.
+    let bal = m.bob.account(&lp.address()).balance.0;
+    let tx = w(&m, &lp, BOB_CHAIN, amount / 4, 0);
+    let r = bob_only(&mut m, &tx);
+    assert_eq!(r.status, gridledger_ledger::TxStatus::Success);
+    let fee = r.fee.0;
+    // The pool only grows by provisions, so a share is worth one unit.
+    let expect = amount / 4;
+    assert_eq!(m.bob.account(&lp.address()).balance.0 + fee, bal + expect);
+    assert_eq!(m.bob_record::<u128>(&keys::lp(BOB_CHAIN, &lp.address())).unwrap(), amount - amount / 4);
+    assert_eq!(m.bob_record::<u128>(&keys::pool(BOB_CHAIN)).unwrap(), pool_before - expect);
 }
