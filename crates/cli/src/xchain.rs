@@ -109,6 +109,11 @@ pub struct ShapeArgs {
     /// be empty or hold a BoB-MBS of the same shape).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Genesis time (ms) of every chain (default: a random instant, so each
+    /// deployment's genesis, which threshold-signed statements bind, is its
+    /// own; a `--dir` keeps the one it was created with).
+    #[arg(long, hide = true)]
+    pub genesis_time: Option<u64>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -122,6 +127,7 @@ impl ShapeArgs {
             bob_validators: self.validators as usize,
             finality: self.probabilistic.map_or(Finality::Deterministic, |k| Finality::Probabilistic { k }),
             kappa: self.kappa,
+            genesis_time: self.genesis_time.unwrap_or_else(gridledger_xchain::mbs::random_genesis_time),
             ..MbsSpec::default()
         }
     }
@@ -139,6 +145,11 @@ pub struct UpArgs {
     /// PBFT validators); the processes stop when the epochs are done.
     #[arg(long)]
     pub processes: bool,
+    /// With `--processes`: seconds the driver waits for a chain process
+    /// (its readiness line, an answer, taking a request, exiting when
+    /// stopped) before it gives up on that chain, stops the others and fails.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub chain_timeout: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

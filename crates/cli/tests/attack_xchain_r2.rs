@@ -49,7 +49,6 @@ fn answer(r: &mut BufReader<TcpStream>) -> Option<String> {
 // Observed: the connection closes (EOF) and the process exits with an error.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a single non-UTF-8 JSON line makes `xchain serve-chain` exit"]
 fn serve_chain_survives_a_line_that_is_not_utf8() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, mut r, mut w) = serve_chain(dir.path());
@@ -71,6 +70,27 @@ fn serve_chain_survives_a_line_that_is_not_utf8() {
         "the chain process must refuse the bad line and keep serving; answers {bad:?} then {status:?}, \
          exit {exit}, stderr {err:?}"
     );
+}
+
+/// The same for a line longer than the 4 MiB bound: refused, then served on.
+#[test]
+fn serve_chain_survives_an_over_long_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut r, mut w) = serve_chain(dir.path());
+    let mut long = b"{\"op\":\"status\",\"x\":\"".to_vec();
+    long.resize(long.len() + (5 << 20), b'a');
+    long.extend_from_slice(b"\"}\n");
+    w.write_all(&long).unwrap();
+    w.flush().unwrap();
+    let bad = answer(&mut r);
+    w.write_all(b"{\"op\":\"status\"}\n").unwrap();
+    w.flush().unwrap();
+    let status = answer(&mut r);
+    let _ = w.write_all(b"{\"op\":\"stop\"}\n");
+    drop(w);
+    let _ = child.wait();
+    assert!(bad.as_deref().is_some_and(|l| l.contains("more than")), "the long line is refused: {bad:?}");
+    assert!(status.as_deref().is_some_and(|l| l.contains("\"ok\"")), "and the next request answered: {status:?}");
 }
 
 fn children(pid: u32) -> Vec<u32> {
@@ -102,14 +122,13 @@ fn signal(sig: &str, pid: u32) {
 // "the process of chain-… closed its connection" — that held.)
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a SIGSTOPped chain process makes `xchain up --processes` hang forever (no read timeout)"]
 fn up_does_not_hang_on_a_stalled_chain_process() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = Command::new(BIN)
-        .args(["xchain", "up", "--processes", "--chains", "2", "--epochs", "10000", "--dir"])
+        .args(["xchain", "up", "--processes", "--chains", "2", "--epochs", "10000", "--chain-timeout", "2", "--dir"])
         .arg(dir.path())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // Wait until the driver has its three chain processes and has relayed
@@ -149,4 +168,11 @@ fn up_does_not_hang_on_a_stalled_chain_process() {
         signal("-KILL", k);
     }
     assert!(exited.is_some(), "`up` still running 120 s after chain process {stalled} stopped answering");
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(up.stderr.as_mut().unwrap(), &mut err);
+    assert!(!exited.unwrap().success(), "`up` fails");
+    assert!(
+        err.contains("did not answer within 2 s") && (err.contains("chain-10") || err.contains("bob")),
+        "the error names the stalled chain: {err:?}"
+    );
 }

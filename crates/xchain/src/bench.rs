@@ -150,7 +150,13 @@ pub fn run(cfg: &BenchConfig) -> Result<Value, MbsError> {
     });
     // Threshold: 2f+1 of N combined and verified.
     let c = BobCommittee::dev(cfg.members, 9).map_err(|e| MbsError::Spec(e.to_string()))?;
-    let st = Statement { purpose: "bench".into(), chain: 101, sequence: 0, payload: vec![7; 64] };
+    let st = Statement {
+        instance: Default::default(),
+        purpose: "bench".into(),
+        chain: 101,
+        sequence: 0,
+        payload: vec![7; 64],
+    };
     let t_needed = c.set.threshold();
     let idx: Vec<usize> = (0..t_needed).collect();
     let shares = c.shares_from(&idx, &st);

@@ -39,6 +39,25 @@ use crate::threshold::tpk_address;
 pub const BOB_CONTRACT_ID: ContractId = 40;
 /// Most headers one relay transaction may carry.
 pub const MAX_RELAY_BATCH: usize = 64;
+
+/// Most headers of one chain the BoB stores per BoB block:
+/// `max(1, ⌊(κ_i − k)/2⌋)` for a chain that keeps κ_i headers and needs k
+/// confirmations.
+///
+/// Decision (attack R2-1/R2-2): a header a relay stores is dropped once it
+/// is κ_i below the stored tip, and it can be proved against only once it
+/// has k confirmations. If one block (or one relay) could advance the tip
+/// by κ_i or more, a header — an honest payer's NT, a Π_CCTC lock — could be
+/// stored and dropped again before any transaction could prove against it.
+/// With at most `(κ_i − k)/2` per block, every stored header is final and
+/// still kept at the start of at least one BoB block, whatever order the
+/// block's transactions run in; relayers that fell behind catch up over
+/// several blocks. (We cap the relay rather than pin headers an open CCT
+/// needs: a Π_CCTC lock is unknown to the BoB until it is claimed, so
+/// only the cap protects it.)
+pub fn relay_per_block(kappa: u32, confirmations: u32) -> u64 {
+    (kappa.saturating_sub(confirmations) as u64 / 2).max(1)
+}
 /// Domain of the receiver's signature over a CCT's terms.
 pub const CCT_TERMS: Tag = Tag("gridledger/xchain/cct-terms/v1");
 /// Domain of a CCT's identifier.
@@ -171,6 +190,13 @@ pub struct ReleaseOrder {
     pub to: Address,
     #[serde(with = "amount_str")]
     pub amount: u128,
+}
+
+/// SC_AMM: take `shares` LP shares of `token`'s pool back.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct WithdrawLiquidity {
+    pub token: ChainId,
+    pub shares: u128,
 }
 
 /// Π_CCTC step (iv): move claimed tokens (or attached Token_B) into the pool.
@@ -398,6 +424,10 @@ impl CctRecord {
 fn tip_key(chain: ChainId) -> Vec<u8> {
     [b"h/tip/".as_slice(), &chain.to_be_bytes()].concat()
 }
+/// `(BoB height, headers of `chain` relayed in that block)`.
+fn relayed_key(chain: ChainId) -> Vec<u8> {
+    [b"h/r/".as_slice(), &chain.to_be_bytes()].concat()
+}
 fn header_key(chain: ChainId, h: Height) -> Vec<u8> {
     [b"h/b/".as_slice(), &chain.to_be_bytes(), &h.to_be_bytes()].concat()
 }
@@ -412,6 +442,10 @@ fn pool_key(token: ChainId) -> Vec<u8> {
 }
 fn lp_key(token: ChainId, a: &Address) -> Vec<u8> {
     [b"lp/".as_slice(), &token.to_be_bytes(), &a.0].concat()
+}
+/// Total LP shares of `token`'s pool.
+fn lp_total_key(token: ChainId) -> Vec<u8> {
+    [b"lpt/".as_slice(), &token.to_be_bytes()].concat()
 }
 fn used_key(nt: &Hash32) -> Vec<u8> {
     [b"u/".as_slice(), &nt.0].concat()
@@ -505,6 +539,15 @@ impl BobContract {
         if a.headers.is_empty() || a.headers.len() > MAX_RELAY_BATCH {
             return revert(format!("a relay carries 1 to {MAX_RELAY_BATCH} headers"));
         }
+        // At most `relay_per_block` headers of this chain per BoB block.
+        let cap = relay_per_block(reg.kappa, reg.finality.confirmations());
+        let height = ctx.height();
+        let (at, used): (Height, u64) = ctx.read_typed(&relayed_key(a.chain))?.unwrap_or((height, 0));
+        let used = if at == height { used } else { 0 };
+        if used + a.headers.len() as u64 > cap {
+            return fail(XchainError::RelayTooFast { chain: a.chain, max: cap, already: used });
+        }
+        ctx.write_typed(&relayed_key(a.chain), &(height, used + a.headers.len() as u64))?;
         let (mut tip, mut tip_hash) = self.tip(ctx, a.chain)?;
         for sh in &a.headers {
             ctx.charge(gas::ECRECOVER * reg.seal_checks(&sh.seal))?;
@@ -632,10 +675,71 @@ impl BobContract {
             ctx.write_typed(&wrapped_key(a.token, &who), &(bal - a.amount))?;
         }
         let pool: u128 = read_or(ctx, &pool_key(a.token))?;
+        let total: u128 = read_or(ctx, &lp_total_key(a.token))?;
+        // LP shares: 1:1 into an empty pool, else in proportion to the pool.
+        let minted = if total == 0 || pool == 0 {
+            a.amount
+        } else {
+            a.amount.checked_mul(total).ok_or(XchainError::Overflow)? / pool
+        };
+        if minted == 0 {
+            return fail(XchainError::ZeroAmount);
+        }
         ctx.write_typed(&pool_key(a.token), &pool.checked_add(a.amount).ok_or(XchainError::Overflow)?)?;
+        ctx.write_typed(&lp_total_key(a.token), &total.checked_add(minted).ok_or(XchainError::Overflow)?)?;
         let lp: u128 = read_or(ctx, &lp_key(a.token, &who))?;
-        ctx.write_typed(&lp_key(a.token, &who), &lp.saturating_add(a.amount))?;
+        ctx.write_typed(&lp_key(a.token, &who), &lp.checked_add(minted).ok_or(XchainError::Overflow)?)?;
         Ok(Vec::new())
+    }
+
+    /// SC_AMM: burns `shares` of the caller's LP shares of `token`'s pool
+    /// and pays their proportional part of the pool (rounded down):
+    /// Token_B to the caller's account, `Token_i` as claimed tokens the
+    /// caller can redeem or provide again.
+    ///
+    /// Decision: the pool only prices CCTs (swaps settle by native
+    /// transfers), so withdrawing needs no lock-up; a CCT already priced
+    /// keeps its terms.
+    fn withdraw_liquidity(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        a: WithdrawLiquidity,
+    ) -> Result<Vec<u8>, ContractError> {
+        if a.shares == 0 {
+            return fail(XchainError::ZeroAmount);
+        }
+        if !self.weights.contains_key(&a.token) {
+            return fail(XchainError::UnknownToken(a.token));
+        }
+        let who = ctx.caller();
+        let lp: u128 = read_or(ctx, &lp_key(a.token, &who))?;
+        if lp < a.shares {
+            return fail(XchainError::Insufficient { what: "LP shares", have: lp, need: a.shares });
+        }
+        let pool: u128 = read_or(ctx, &pool_key(a.token))?;
+        let total: u128 = read_or(ctx, &lp_total_key(a.token))?;
+        if total < a.shares {
+            return fail(XchainError::Insufficient { what: "LP shares in the pool", have: total, need: a.shares });
+        }
+        let out = a.shares.checked_mul(pool).ok_or(XchainError::Overflow)? / total;
+        ctx.write_typed(&lp_key(a.token, &who), &(lp - a.shares))?;
+        ctx.write_typed(&lp_total_key(a.token), &(total - a.shares))?;
+        ctx.write_typed(&pool_key(a.token), &(pool - out))?;
+        if a.token == self.cfg.bob_chain {
+            ctx.pay(&who, Amount(out))?;
+        } else {
+            let bal: u128 = read_or(ctx, &wrapped_key(a.token, &who))?;
+            ctx.write_typed(&wrapped_key(a.token, &who), &bal.checked_add(out).ok_or(XchainError::Overflow)?)?;
+        }
+        ctx.emit(
+            "liquidity_withdrawn",
+            vec![
+                ("token".into(), a.token.to_string()),
+                ("who".into(), who.to_string()),
+                ("amount".into(), out.to_string()),
+            ],
+        )?;
+        Ok(out.to_le_bytes().to_vec())
     }
 
     /// `x_i` of ln 04 for `x_j Token_j` paid in `token_i`.
@@ -1084,6 +1188,7 @@ impl NativeContract for BobContract {
             "withdraw" => self.withdraw(ctx, decode_args(args)?),
             "claim" => self.claim(ctx, decode_args(args)?),
             "provide" => self.provide(ctx, decode_args(args)?),
+            "withdraw_liquidity" => self.withdraw_liquidity(ctx, decode_args(args)?),
             "cct" => self.cct(ctx, decode_args(args)?),
             "post_nt" => self.post_nt(ctx, decode_args(args)?),
             "prove" => self.prove(ctx, decode_args(args)?),
@@ -1154,6 +1259,9 @@ pub mod keys {
     }
     pub fn pool(token: ChainId) -> Vec<u8> {
         pool_key(token)
+    }
+    pub fn lp(token: ChainId, who: &Address) -> Vec<u8> {
+        lp_key(token, who)
     }
     pub fn tip(chain: ChainId) -> Vec<u8> {
         tip_key(chain)

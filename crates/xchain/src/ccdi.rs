@@ -27,8 +27,12 @@
 //!   each on the scores before the round; each win adds [`WIN_EXPERIENCE`].
 //! - S_MUE: a participant whose slots were not all stored by the deadline
 //!   forfeits its deposit; forfeits are shared equally among the
-//!   participants whose slots were all stored (any remainder stays in the
-//!   contract); every other deposit is paid back when the outcome is fixed.
+//!   participants whose slots were all stored; what cannot be shared (the
+//!   remainder of the division, or everything when nobody was honest) is
+//!   burned: paid to [`FORFEIT_SINK`], an address nobody holds a key for,
+//!   so coin is conserved and accounted (the seed is silent on both
+//!   cases); every other deposit is paid back when the outcome is fixed.
+//!   The BoB contract holds no deposit of a finished process.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{hash_tagged, Tag};
@@ -38,6 +42,10 @@ use gridledger_ledger::{gas, CallContext, ContractError, Receipt, SignedTransact
 use serde::Serialize;
 
 use crate::bob::{fail, BobContract};
+
+/// Where S_MUE's forfeits that no honest participant receives go: a burn
+/// address (no key hashes to it), visible in the BoB's state.
+pub const FORFEIT_SINK: Address = Address([0u8; 20]);
 use crate::error::XchainError;
 use crate::scbg::{self, Character, Lock, SC_BG_ID};
 
@@ -450,6 +458,11 @@ impl BobContract {
         let share = if honest.is_empty() { 0 } else { forfeited / honest.len() as u128 };
         for who in &honest {
             ctx.pay(who, Amount(rec.terms.deposit + share))?;
+        }
+        let burned = forfeited - share * honest.len() as u128;
+        if burned > 0 {
+            ctx.pay(&FORFEIT_SINK, Amount(burned))?;
+            ctx.emit("smue_burned", vec![("process".into(), id.to_string()), ("amount".into(), burned.to_string())])?;
         }
         rec.finished = true;
         ctx.emit(

@@ -236,7 +236,7 @@ impl BobMbs {
     /// The committee's threshold signature on a settlement: every member
     /// hands in a share, the first `byzantine` a share on other bytes.
     pub fn sign_settlement(&self, s: &Settlement, byzantine: usize) -> Result<Vec<u8>, MbsError> {
-        let msg = s.message();
+        let msg = s.message(&self.instance(s.chain)?);
         let n = self.committee.set.members();
         let shares: Vec<_> = (0..n)
             .filter_map(|i| {
@@ -547,7 +547,7 @@ impl BobMbs {
         let order: crate::bob::ReleaseOrder = self
             .bob_record(&crate::bob::keys::release(chain, seq))
             .ok_or_else(|| MbsError::Missing(format!("release order {seq} of chain {chain}")))?;
-        let st = scbg::release_statement(chain, seq, &order);
+        let st = scbg::release_statement(self.instance(chain)?, chain, seq, &order);
         let n = self.committee.set.members();
         let shares: Vec<_> = (0..n).filter_map(|i| self.committee.sign_share(i, &st).map(|s| (i, s))).collect();
         let sig = self

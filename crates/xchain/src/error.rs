@@ -25,6 +25,8 @@ pub enum XchainError {
     BadSeal { chain: ChainId, height: Height, reason: String },
     #[error("header {height} of chain {chain} is no longer kept (stale: the BoB keeps heights above {oldest_kept})")]
     StaleHeader { chain: ChainId, height: Height, oldest_kept: Height },
+    #[error("chain {chain}: at most {max} headers per BoB block ({already} already relayed in this block)")]
+    RelayTooFast { chain: ChainId, max: u64, already: u64 },
     #[error("header {height} of chain {chain} is unknown (tip {tip})")]
     UnknownHeader { chain: ChainId, height: Height, tip: Height },
     #[error("header {height} of chain {chain} needs {needed} confirmations, has {have}")]

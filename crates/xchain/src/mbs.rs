@@ -32,7 +32,7 @@ use crate::headers::Finality;
 use crate::htlc::{hashlock, ClaimHtlc, HtlcContract, Lock, Refund, HTLC_ID};
 use crate::lmc::{LmcContract, LMC_ID};
 use crate::scbg::{ScBgContract, SC_BG_ID};
-use crate::threshold::BobCommittee;
+use crate::threshold::{BobCommittee, Instance};
 
 /// The BoB's chain id; external chain `n` (0-based) is `FIRST_EXTERNAL + n`.
 pub const BOB_CHAIN: ChainId = 100;
@@ -68,9 +68,44 @@ pub struct MbsSpec {
     pub ccdi: bool,
     /// Deploy the lock/mint/claim baseline contract on the external chains.
     pub lmc_baseline: bool,
+    /// Genesis time (ms) of every chain of the deployment. It makes each
+    /// deployment's genesis, which every threshold-signed statement binds
+    /// ([`crate::threshold::Instance`]), its own: the default is a random
+    /// instant, so two development deployments of one shape never accept
+    /// each other's statements. The first open of a directory records it
+    /// there (`genesis-time`) and later opens resume with the recorded one.
+    pub genesis_time: u64,
     /// A planted bug in the BoB contract and SC_BG (`mutants` feature only).
     #[cfg(feature = "mutants")]
     pub mutation: Option<crate::ccdi::Mutation>,
+}
+
+/// A random genesis time below 2^40 ms (about 35 years): far from any overflow.
+pub fn random_genesis_time() -> u64 {
+    1 + rand::random::<u64>() % (1 << 40)
+}
+
+/// File in a BoB-MBS's (or a chain's) directory that records the genesis time.
+pub const GENESIS_TIME_FILE: &str = "genesis-time";
+
+/// The genesis time recorded in `dir`, or `spec`'s, recorded there now.
+pub fn pin_genesis_time(dir: &Path, mut spec: MbsSpec) -> Result<MbsSpec, MbsError> {
+    let io = |e: std::io::Error| MbsError::Spec(format!("{}: {e}", dir.join(GENESIS_TIME_FILE).display()));
+    let file = dir.join(GENESIS_TIME_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(s) => {
+            spec.genesis_time =
+                s.trim().parse().map_err(|_| MbsError::Spec(format!("{}: not a genesis time", file.display())))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let tmp = dir.join(format!("{GENESIS_TIME_FILE}.tmp"));
+            std::fs::write(&tmp, spec.genesis_time.to_string()).map_err(io)?;
+            std::fs::rename(&tmp, &file).map_err(io)?;
+        }
+        Err(e) => return Err(io(e)),
+    }
+    Ok(spec)
 }
 
 impl Default for MbsSpec {
@@ -88,6 +123,7 @@ impl Default for MbsSpec {
             committee_seed: 1,
             ccdi: false,
             lmc_baseline: false,
+            genesis_time: random_genesis_time(),
             #[cfg(feature = "mutants")]
             mutation: None,
         }
@@ -217,10 +253,10 @@ fn validator_keys(chain: ChainId, n: usize) -> Vec<KeyPair> {
     (0..n).map(|i| KeyPair::from_seed(&format!("gridledger-xchain-{chain}-validator-{i}"))).collect()
 }
 
-fn genesis(chain: ChainId, keys: &[KeyPair], funded: &[Address], balance: Amount) -> Genesis {
+fn genesis(chain: ChainId, keys: &[KeyPair], funded: &[Address], balance: Amount, time: u64) -> Genesis {
     Genesis {
         chain_id: chain,
-        timestamp: 0,
+        timestamp: time,
         state_buckets_log2: 10,
         allocations: funded.iter().map(|a| Allocation { address: *a, balance }).collect(),
         validators: keys.iter().map(|k| k.public()).collect(),
@@ -294,14 +330,20 @@ impl Plan {
     }
 
     fn bob_genesis(&self, spec: &MbsSpec) -> Genesis {
-        genesis(BOB_CHAIN, &validator_keys(BOB_CHAIN, spec.bob_validators), &self.funded_bob, spec.balance)
+        genesis(
+            BOB_CHAIN,
+            &validator_keys(BOB_CHAIN, spec.bob_validators),
+            &self.funded_bob,
+            spec.balance,
+            spec.genesis_time,
+        )
     }
 
     /// Opens external chain `n` in `dir`.
     fn open_external(&self, dir: &Path, spec: &MbsSpec, n: usize) -> Result<EmbeddedChain, MbsError> {
         let id = FIRST_EXTERNAL + n as ChainId;
         let keys = validator_keys(id, spec.validators);
-        let g = genesis(id, &keys, &self.users, spec.balance);
+        let g = genesis(id, &keys, &self.users, spec.balance, spec.genesis_time);
         // External chains run no contracts at all (script-minimum),
         // unless they host the HTLC baseline.
         let mut registry = ContractRegistry::new();
@@ -309,8 +351,10 @@ impl Plan {
             registry.register(HTLC_ID, Arc::new(HtlcContract));
         }
         if spec.ccdi {
+            let instance =
+                Instance { bob: self.bob_genesis(spec).hash(), bob_contract: BOB_CONTRACT_ID, target: g.hash() };
             #[allow(unused_mut)]
-            let mut sc = ScBgContract::new(&self.committee.group_key_bytes()).map_err(MbsError::Spec)?;
+            let mut sc = ScBgContract::new(&self.committee.group_key_bytes(), instance).map_err(MbsError::Spec)?;
             #[cfg(feature = "mutants")]
             {
                 sc.mutation = spec.mutation;
@@ -364,6 +408,7 @@ impl Plan {
 /// external chains' registrations, which depend only on their genesis, so
 /// it takes them from scratch copies.
 pub fn open_chain(dir: &Path, spec: &MbsSpec, role: Role) -> Result<(EmbeddedChain, BobConfig), MbsError> {
+    let spec = &pin_genesis_time(dir, spec.clone())?;
     let plan = Plan::new(spec)?;
     let mut regs = Vec::new();
     let mut own = None;
@@ -424,6 +469,7 @@ pub fn relayer_key() -> KeyPair {
 impl BobMbs {
     /// Opens (or resumes) a BoB-MBS with one directory per chain under `dir`.
     pub fn open(dir: &Path, spec: MbsSpec) -> Result<Self, MbsError> {
+        let spec = pin_genesis_time(dir, spec)?;
         let plan = Plan::new(&spec)?;
         let mut externals = BTreeMap::new();
         let mut regs = Vec::new();
@@ -454,6 +500,15 @@ impl BobMbs {
 
     pub fn external_mut(&mut self, chain: ChainId) -> Result<&mut EmbeddedChain, MbsError> {
         self.externals.get_mut(&chain).ok_or_else(|| MbsError::Missing(format!("no external chain {chain}")))
+    }
+
+    /// The deployment a group statement acting on `chain` names.
+    pub fn instance(&self, chain: ChainId) -> Result<Instance, MbsError> {
+        Ok(Instance {
+            bob: self.bob.chain().genesis().hash(),
+            bob_contract: BOB_CONTRACT_ID,
+            target: self.external(chain)?.chain().genesis().hash(),
+        })
     }
 
     pub fn chain_ids(&self) -> Vec<ChainId> {
@@ -501,7 +556,9 @@ impl BobMbs {
         let mut nonce = self.bob.next_nonce(&self.relayer.address());
         for (id, c) in &self.externals {
             let from = self.bob_tip(*id) + 1;
-            let to = c.height();
+            // The BoB stores at most `relay_per_block` headers per block.
+            let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
+            let to = c.height().min(from - 1 + cap);
             let mut h = from;
             while h <= to {
                 let end = (h + MAX_RELAY_BATCH as u64 - 1).min(to);

@@ -21,9 +21,9 @@
 //!   id that hashes the chain, the item, its owner, the process and the
 //!   item's lock counter ([`lock_id`]): a native contract does not see its
 //!   transaction's hash, and the lock id is unique per lock in the same way.
-//! - The settlement a threshold signature covers binds the BoB chain, this
-//!   chain, SC_BG's id, the process and every `(lock, new item)` pair
-//!   ([`Settlement`]); a replay finds its lock records deleted and is
+//! - The settlement a threshold signature covers binds the BoB chain and
+//!   its genesis, this chain and its genesis, SC_BG's id, the process and
+//!   every `(lock, new item)` pair ([`Settlement::message`]); a replay finds its lock records deleted and is
 //!   refused ([`XchainError::UnknownLock`]).
 //! - Unlocking an item unchanged (Case 2*, Eq. 5.8) is a settlement whose
 //!   new item equals the locked one.
@@ -40,7 +40,7 @@ use serde_json::json;
 
 use crate::bob::ReleaseOrder;
 use crate::error::XchainError;
-use crate::threshold::{Statement, STATEMENT_DOMAIN};
+use crate::threshold::{Instance, Statement, STATEMENT_DOMAIN};
 
 /// SC_BG's id on external chains that take part in CCDI.
 pub const SC_BG_ID: ContractId = 42;
@@ -125,9 +125,11 @@ pub struct Settlement {
 }
 
 impl Settlement {
-    /// The bytes the committee signs.
-    pub fn message(&self) -> Vec<u8> {
-        encode(self)
+    /// The bytes the committee signs for the deployment `instance` (the
+    /// BoB's and the target chain's genesis): a settlement signed for one
+    /// deployment never verifies on another with the same chain ids.
+    pub fn message(&self, instance: &Instance) -> Vec<u8> {
+        encode(&(instance, self))
     }
 }
 
@@ -162,16 +164,20 @@ pub fn check_character(c: &Character) -> Result<(), XchainError> {
 
 pub struct ScBgContract {
     group: GroupKey,
+    /// The deployment every statement this SC_BG accepts must name.
+    instance: Instance,
     #[cfg(feature = "mutants")]
     pub mutation: Option<crate::ccdi::Mutation>,
 }
 
 impl ScBgContract {
-    /// SC_BG with PK, the BoB validators' group key (canonical bytes).
-    pub fn new(group_key: &[u8]) -> Result<Self, String> {
+    /// SC_BG with PK, the BoB validators' group key (canonical bytes), in
+    /// deployment `instance` (the BoB's genesis and contract, this chain's genesis).
+    pub fn new(group_key: &[u8], instance: Instance) -> Result<Self, String> {
         let group = GroupKey::from_bytes(group_key).map_err(|e| e.to_string())?;
         Ok(Self {
             group,
+            instance,
             #[cfg(feature = "mutants")]
             mutation: None,
         })
@@ -255,7 +261,7 @@ impl ScBgContract {
         // Check 2: PK validates TS.
         ctx.charge(TS_VERIFY_GAS)?;
         let verified = Signature::from_bytes(&a.signature)
-            .and_then(|sig| self.group.verify(SETTLE_DOMAIN, &s.message(), &sig))
+            .and_then(|sig| self.group.verify(SETTLE_DOMAIN, &s.message(&self.instance), &sig))
             .map_err(|e| XchainError::BadThresholdSignature(e.to_string()));
         #[cfg(feature = "mutants")]
         let verified = if self.mutation == Some(crate::ccdi::Mutation::SkipSignature) { Ok(()) } else { verified };
@@ -287,7 +293,7 @@ impl ScBgContract {
         if a.sequence != expected {
             return Self::fail(XchainError::ReplayedStatement { expected, got: a.sequence });
         }
-        let st = release_statement(chain, a.sequence, &a.order);
+        let st = release_statement(self.instance, chain, a.sequence, &a.order);
         ctx.charge(TS_VERIFY_GAS)?;
         let verified = Signature::from_bytes(&a.signature)
             .and_then(|sig| self.group.verify(STATEMENT_DOMAIN, &st.bytes(), &sig))
@@ -317,9 +323,10 @@ impl ScBgContract {
 pub const RELEASE_PURPOSE: &str = "tpk-release";
 const RELEASE_SEQ: &[u8] = b"rseq";
 
-/// The statement the committee signs for release `sequence` on `chain`.
-pub fn release_statement(chain: ChainId, sequence: u64, order: &ReleaseOrder) -> Statement {
-    Statement { purpose: RELEASE_PURPOSE.into(), chain, sequence, payload: encode(order) }
+/// The statement the committee signs for release `sequence` on `chain` of
+/// deployment `instance`.
+pub fn release_statement(instance: Instance, chain: ChainId, sequence: u64, order: &ReleaseOrder) -> Statement {
+    Statement { instance, purpose: RELEASE_PURPOSE.into(), chain, sequence, payload: encode(order) }
 }
 
 /// `release`: a payment out of `TPK_Addr_i` the group signed.

@@ -18,13 +18,16 @@
 //! contracts, coin locked there stays locked (script-minimum leaves nothing
 //! to check a group signature).
 //!
-//! Every statement the group signs is bound to a domain, the target chain
-//! and a sequence number ([`Statement`]), so a threshold signature for one
-//! chain, purpose or round never verifies for another (replay).
+//! Every statement the group signs is bound to a domain, the deployment
+//! ([`Instance`]: the BoB's genesis hash and contract, the target chain's
+//! genesis hash), the target chain and a sequence number ([`Statement`]), so
+//! a threshold signature for one chain, purpose, round or deployment never
+//! verifies for another (replay) — even where a committee reuses its key for
+//! a second BoB or a chain id is reused.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{encode, hash_parts, Tag};
-use gridledger_core::{Address, ChainId};
+use gridledger_core::{Address, ChainId, ContractId, Hash32};
 use gridledger_threshold::{deal, KeyShare, PublicKeySet, Signature, SignatureShare, ThresholdError};
 use std::collections::BTreeMap;
 
@@ -41,10 +44,22 @@ pub fn tpk_address(group_key: &[u8], chain: ChainId) -> Address {
     Address(a)
 }
 
-/// What the committee signs: a purpose, the chain it acts on, a sequence
-/// number the verifier tracks, and the payload.
+/// The deployment a group statement acts in: the BoB instance that
+/// recorded it (its genesis hash and the contract) and the instance of the
+/// chain it acts on (that chain's genesis hash). A verifier on an external
+/// chain is configured with its `Instance`, as with the group key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Instance {
+    pub bob: Hash32,
+    pub bob_contract: ContractId,
+    pub target: Hash32,
+}
+
+/// What the committee signs: the deployment, a purpose, the chain it acts
+/// on, a sequence number the verifier tracks, and the payload.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Statement {
+    pub instance: Instance,
     pub purpose: String,
     pub chain: ChainId,
     pub sequence: u64,

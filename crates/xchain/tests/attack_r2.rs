@@ -75,7 +75,6 @@ fn settle(m: &mut BobMbs, id: Hash32) -> CctRecord {
 // chain i AND x_B of the sender's deposit.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: relayers delaying > κ_i epochs then one 64-header batch makes an honest, posted NT unprovable and its payer is penalised"]
 fn relay_outage_then_one_batch_penalises_an_honest_payer() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
@@ -95,10 +94,15 @@ fn relay_outage_then_one_batch_penalises_an_honest_payer() {
     }
     let (nt_height, _) = m.external(I).unwrap().tx_proof(&nt.hash()).unwrap().expect("NT_s landed");
     assert!(nt_height > rec.e_i + m.config.kappa_bar, "NT_s landed inside the window");
-    // The relayer resumes: one tick ships all 40 headers in one relay.
+    // The relayer resumes. Fix: the BoB stores at most (κ_i − k)/2 headers
+    // of a chain per block, so the tip can no longer jump past NT_s's
+    // header in one block; the relayers catch up over several blocks.
+    let tip_before = m.bob_tip(I);
     m.tick().unwrap();
     let tip_i = m.bob_tip(I);
-    assert!(tip_i >= rec.deadline_i, "the stored tip jumped past deadline_i");
+    let cap = gridledger_xchain::bob::relay_per_block(m.spec.kappa, 0);
+    assert_eq!(tip_i, tip_before + cap, "one block stores at most (κ_i − k)/2 headers");
+    assert!(nt_height <= tip_i && nt_height > tip_i - m.spec.kappa as u64, "NT_s's header is stored and kept");
     // The sender proves at the first moment it can.
     let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
     let first_try = m.bob_exec(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
@@ -112,6 +116,32 @@ fn relay_outage_then_one_batch_penalises_an_honest_payer() {
         first_try.status,
         m.spec.kappa
     );
+}
+
+/// The fix of R2-1/R2-2: a relay that would store more than
+/// `relay_per_block` headers of a chain in one BoB block is refused with a
+/// typed error and changes nothing.
+#[test]
+fn a_relay_longer_than_the_per_block_cap_is_refused() {
+    use gridledger_xchain::bob::{relay_per_block, Relay};
+    use gridledger_xchain::XchainError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let cap = relay_per_block(m.spec.kappa, 0);
+    for _ in 0..cap + 1 {
+        m.external_mut(I).unwrap().tick().unwrap();
+    }
+    let from = m.bob_tip(I) + 1;
+    let headers: Vec<_> =
+        (from..=from + cap).map(|h| m.external(I).unwrap().sealed_header(h).unwrap().unwrap()).collect();
+    let relayer = m.relayer.clone();
+    let relay = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: headers.clone() }, Amount::ZERO);
+    assert_refused(&mut m, &relay, XchainError::RelayTooFast { chain: I, max: cap, already: 0 });
+    // Exactly `cap` are stored.
+    let ok =
+        m.bob_call(&relayer, "relay", &Relay { chain: I, headers: headers[..cap as usize].to_vec() }, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &ok).status, gridledger_ledger::TxStatus::Success);
+    assert_eq!(m.bob_tip(I), from - 1 + cap);
 }
 
 // ---------------------------------------------------------------------------
@@ -133,7 +163,6 @@ fn relay_outage_then_one_batch_penalises_an_honest_payer() {
 // stays in TPK_Addr_i with no way to get it back.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a 40-header relay batch stores and drops a Π_CCTC lock's header in one tx; the lock can never be claimed"]
 fn relay_batch_makes_a_cctc_lock_unclaimable() {
     use gridledger_xchain::bob::{keys, Claim};
     let dir = tempfile::tempdir().unwrap();
@@ -183,7 +212,6 @@ fn relay_batch_makes_a_cctc_lock_unclaimable() {
 // Observed: the contract keeps all 6 deposits for good.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a CCDI process in which every participant withholds strands all S_MUE deposits in the BoB contract"]
 fn smue_strands_all_deposits_when_every_participant_withholds() {
     use gridledger_ledger::devnet::dev_key;
     use gridledger_xchain::ccdi::CcdiApp;
@@ -206,6 +234,9 @@ fn smue_strands_all_deposits_when_every_participant_withholds() {
     assert!(rep.record.finished, "the outcome is fixed");
     assert_eq!(rep.eliminated, 6, "all six withheld");
     let held_after = m.bob.account(&contract).balance.0;
+    // Fix: the six forfeits nobody honest can receive are burned, accounted.
+    let burned = m.bob.account(&gridledger_xchain::ccdi::FORFEIT_SINK).balance.0;
+    assert_eq!(burned, 6 * D, "all six forfeits are burned");
     assert_eq!(
         held_after,
         held_before,
@@ -341,9 +372,8 @@ fn one_leader_stamps_an_honest_nt_before_the_cct() {
 // the provided Token_B stays in the contract.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: SC_AMM has no way to withdraw provided liquidity; LP coin is stranded in the BoB contract"]
 fn provided_liquidity_can_be_taken_back() {
-    use gridledger_xchain::bob::Provide;
+    use gridledger_xchain::bob::WithdrawLiquidity;
     use gridledger_xchain::mbs::BOB_CHAIN;
     let dir = tempfile::tempdir().unwrap();
     let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
@@ -352,12 +382,10 @@ fn provided_liquidity_can_be_taken_back() {
     let amount = 1_000_000_000u128;
     let before = m.bob.account(&lp.address()).balance.0;
     m.provide_token_b(&lp, amount).unwrap();
-    let mut answers = Vec::new();
-    for method in ["remove", "unprovide", "withdraw_liquidity", "remove_liquidity", "exit"] {
-        let tx = m.bob_call(&lp, method, &Provide { token: BOB_CHAIN, amount }, Amount::ZERO);
-        let r = m.bob_exec(&tx).unwrap();
-        answers.push(format!("{method}: {:?}", r.status));
-    }
+    // Fix: `withdraw_liquidity` burns LP shares (1:1 with the first provision).
+    let tx =
+        m.bob_call(&lp, "withdraw_liquidity", &WithdrawLiquidity { token: BOB_CHAIN, shares: amount }, Amount::ZERO);
+    let answers = m.bob_exec(&tx).unwrap().status;
     let after = m.bob.account(&lp.address()).balance.0;
     // Fees of the six calls aside (far below `amount`).
     assert!(
@@ -385,7 +413,6 @@ fn provided_liquidity_can_be_taken_back() {
 // Observed: the replay succeeds and pays the attacker from B's TPK_Addr_i.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: a release order signed for one BoB instance pays out on another instance's chain with the same id (statement binds no instance)"]
 fn a_release_order_replays_on_another_bob_instance() {
     use gridledger_ledger::devnet::dev_key;
     use gridledger_ledger::{TxKind, TxStatus};
@@ -430,4 +457,45 @@ fn a_release_order_replays_on_another_bob_instance() {
         r.status,
         b.external(I).unwrap().account(&tpk_b).balance.0
     );
+}
+
+/// The refusals of `withdraw_liquidity`: zero, more than one's shares, an
+/// unknown token, a caller with no shares, attached value; each changes nothing.
+#[test]
+fn withdraw_liquidity_refuses_bad_requests_and_pays_proportionally() {
+    use gridledger_xchain::bob::{keys, WithdrawLiquidity};
+    use gridledger_xchain::mbs::BOB_CHAIN;
+    use gridledger_xchain::XchainError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let lp = provider();
+    let amount = 1_000_000u128;
+    m.provide_token_b(&lp, amount).unwrap();
+    let pool_before: u128 = m.bob_record(&keys::pool(BOB_CHAIN)).unwrap();
+    let w = |m: &BobMbs, who: &gridledger_core::crypto::KeyPair, token, shares, value| {
+        m.bob_call(who, "withdraw_liquidity", &WithdrawLiquidity { token, shares }, Amount(value))
+    };
+    let tx = w(&m, &lp, BOB_CHAIN, 0, 0);
+    assert_refused(&mut m, &tx, XchainError::ZeroAmount);
+    let tx = w(&m, &lp, BOB_CHAIN, amount + 1, 0);
+    assert_refused(&mut m, &tx, XchainError::Insufficient { what: "LP shares", have: amount, need: amount + 1 });
+    let tx = w(&m, &lp, 999, 1, 0);
+    assert_refused(&mut m, &tx, XchainError::UnknownToken(999));
+    let tx = w(&m, &sender(), BOB_CHAIN, 1, 0);
+    assert_refused(&mut m, &tx, XchainError::Insufficient { what: "LP shares", have: 0, need: 1 });
+    let tx = w(&m, &lp, BOB_CHAIN, 1, 5);
+    let before = m.bob_contract_state();
+    assert!(matches!(bob_only(&mut m, &tx).status, gridledger_ledger::TxStatus::Reverted(_)), "value refused");
+    assert_eq!(m.bob_contract_state(), before);
+    // A quarter of the shares takes a quarter of the provider's part of the pool.
+    let bal = m.bob.account(&lp.address()).balance.0;
+    let tx = w(&m, &lp, BOB_CHAIN, amount / 4, 0);
+    let r = bob_only(&mut m, &tx);
+    assert_eq!(r.status, gridledger_ledger::TxStatus::Success);
+    let fee = r.fee.0;
+    // The pool only grows by provisions, so a share is worth one unit.
+    let expect = amount / 4;
+    assert_eq!(m.bob.account(&lp.address()).balance.0 + fee, bal + expect);
+    assert_eq!(m.bob_record::<u128>(&keys::lp(BOB_CHAIN, &lp.address())).unwrap(), amount - amount / 4);
+    assert_eq!(m.bob_record::<u128>(&keys::pool(BOB_CHAIN)).unwrap(), pool_before - expect);
 }

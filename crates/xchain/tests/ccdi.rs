@@ -334,7 +334,7 @@ fn f_plus_1_bad_shares_or_non_members_cannot_make_a_threshold_signature() {
     let f = (m.committee.set.members() - 1) / 3;
     assert!(m.sign_settlement(&s, f).is_ok(), "f bad shares are tolerated");
     assert!(m.sign_settlement(&s, f + 1).is_err(), "2f+1 honest shares are needed");
-    let msg = s.message();
+    let msg = s.message(&m.instance(A).unwrap());
     let share = m.committee.sign_share_raw(0, gridledger_xchain::scbg::SETTLE_DOMAIN, &msg).unwrap();
     let n = m.committee.set.members();
     let shares: Vec<_> = (0..2 * f + 1).map(|i| (n + i, share)).collect();

@@ -115,12 +115,14 @@ fn run_seed(seed: u64) {
             }
         }
     }
-    // Deposits: honest ones paid back with their share, only the remainder stays.
+    // Deposits: honest ones paid back with their share, the remainder burned;
+    // the contract keeps none.
     let contract = gridledger_ledger::contract_address(gridledger_xchain::BOB_CONTRACT_ID);
     let honest = rec.registered.iter().filter(|r| **r).count() - rec.eliminated.len();
     let forfeited = 1_000 * rec.eliminated.len() as u128;
     let remainder = if honest == 0 { forfeited } else { forfeited % honest as u128 };
-    assert_eq!(m.bob.account(&contract).balance.0, remainder, "{ctx}: deposits settled");
+    assert_eq!(m.bob.account(&contract).balance.0, 0, "{ctx}: deposits settled");
+    assert_eq!(m.bob.account(&ccdi::FORFEIT_SINK).balance.0, remainder, "{ctx}: the remainder is burned");
 }
 
 #[test]

@@ -8,7 +8,13 @@ use gridledger_xchain::threshold::{
 };
 
 fn statement(chain: u32, sequence: u64) -> Statement {
-    Statement { purpose: "release".into(), chain, sequence, payload: b"pay 10 to alice".to_vec() }
+    Statement {
+        instance: Default::default(),
+        purpose: "release".into(),
+        chain,
+        sequence,
+        payload: b"pay 10 to alice".to_vec(),
+    }
 }
 
 #[test]

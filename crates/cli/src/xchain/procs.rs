@@ -6,7 +6,8 @@
 //! chain alone with [`open_chain`] — the same chain `xchain up` keeps in
 //! `<dir>/<chain>` — binds `127.0.0.1:0`, prints `listening <port>` on its
 //! stdout (the driver's readiness signal) and answers one JSON request per
-//! line: `tick`, `status`, `header`, `submit`, `record` (a BoB contract
+//! line (a line that is not UTF-8 or longer than 4 MiB gets an error
+//! answer, like one that is not JSON, and the process serves on): `tick`, `status`, `header`, `submit`, `record` (a BoB contract
 //! record) and `nonce`; it exits on `stop` or when the driver's connection
 //! closes, so a driver that dies leaves no chain behind.
 //!
@@ -28,13 +29,14 @@ use gridledger_core::{Address, Hash32, Height};
 use gridledger_ledger::state::{contract_key, StateRead};
 use gridledger_ledger::SignedTransaction;
 use gridledger_xchain::bob::{self, Relay, BOB_CONTRACT_ID, MAX_RELAY_BATCH};
-use gridledger_xchain::mbs::{open_chain, relay_tx, relayer_key, Role};
+use gridledger_xchain::mbs::{open_chain, pin_genesis_time, relay_tx, relayer_key, Role};
 use gridledger_xchain::threshold::BobCommittee;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::{ServeChainArgs, ShapeArgs, UpArgs};
 
@@ -50,14 +52,62 @@ fn role_of(s: &str, chains: usize) -> anyhow::Result<Role> {
     Ok(Role::External(n))
 }
 
-fn read_line<R: BufRead>(r: &mut R) -> anyhow::Result<Option<String>> {
+/// A line a chain process or the driver cannot take as a request or
+/// answer: refused with this error, the stream goes on at the next line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineError {
+    TooLong,
+    NotUtf8,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LineError::TooLong => write!(f, "a line of more than {MAX_LINE} bytes"),
+            LineError::NotUtf8 => write!(f, "a line that is not UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for LineError {}
+
+/// The next line without its newline, holding at most [`MAX_LINE`] bytes
+/// in memory: `Ok(None)` at the end of the stream; a line that is too long
+/// (skipped to its end) or not UTF-8 is `Ok(Some(Err(_)))`, so the caller
+/// answers it and reads on. Only the stream's own failures are `Err`.
+fn read_line<R: BufRead>(r: &mut R) -> std::io::Result<Option<Result<String, LineError>>> {
     let mut buf = Vec::new();
-    let n = std::io::Read::take(r, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+    let n = std::io::Read::take(&mut *r, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
     if n == 0 {
         return Ok(None);
     }
-    anyhow::ensure!(buf.len() <= MAX_LINE, "a line of more than {MAX_LINE} bytes");
-    Ok(Some(String::from_utf8(buf).context("a line that is not UTF-8")?))
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE {
+        skip_line(r)?;
+        return Ok(Some(Err(LineError::TooLong)));
+    }
+    Ok(Some(String::from_utf8(buf).map_err(|_| LineError::NotUtf8)))
+}
+
+/// Consumes the rest of the current line (up to and including its newline).
+fn skip_line<R: BufRead>(r: &mut R) -> std::io::Result<()> {
+    loop {
+        let (used, done) = {
+            let b = r.fill_buf()?;
+            if b.is_empty() {
+                return Ok(());
+            }
+            match b.iter().position(|&c| c == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (b.len(), false),
+            }
+        };
+        r.consume(used);
+        if done {
+            return Ok(());
+        }
+    }
 }
 
 fn hex_arg(req: &Value, name: &str) -> anyhow::Result<Vec<u8>> {
@@ -84,6 +134,14 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     while let Some(line) = read_line(&mut reader)? {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                writeln!(writer, "{}", json!({ "error": e.to_string() }))?;
+                writer.flush()?;
+                continue;
+            }
+        };
         let req: Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(e) => {
@@ -139,16 +197,21 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A chain process and the driver's connection to it.
+/// A chain process and the driver's connection to it. Every wait on it
+/// (readiness, each read and write, exit) is bounded by `timeout`, so a
+/// process that stalls fails `up` with an error naming its chain.
 struct ChainProc {
     role: Role,
     child: Child,
     reader: BufReader<TcpStream>,
     writer: TcpStream,
+    timeout: Duration,
+    /// A call failed: the connection is out of step, so cleanup kills it.
+    failed: bool,
 }
 
 impl ChainProc {
-    fn spawn(shape: &ShapeArgs, root: &Path, role: Role) -> anyhow::Result<Self> {
+    fn spawn(shape: &ShapeArgs, genesis_time: u64, root: &Path, role: Role, timeout: Duration) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
         cmd.args(["xchain", "serve-chain", "--role"])
@@ -157,7 +220,7 @@ impl ChainProc {
                 Role::External(n) => n.to_string(),
             })
             .args(["--chains", &shape.chains.to_string(), "--validators", &shape.validators.to_string()])
-            .args(["--kappa", &shape.kappa.to_string(), "--dir"])
+            .args(["--kappa", &shape.kappa.to_string(), "--genesis-time", &genesis_time.to_string(), "--dir"])
             .arg(root.join(role.dir_name()));
         if let Some(k) = shape.probabilistic {
             cmd.args(["--probabilistic", &k.to_string()]);
@@ -168,16 +231,23 @@ impl ChainProc {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("starting the process of {}", role.dir_name()))?;
-        // Readiness: the child's first line names its port (EOF: it failed).
-        let port = child
-            .stdout
-            .take()
-            .and_then(|out| {
+        // Readiness: the child's first line names its port (EOF: it failed),
+        // read on a helper thread so a child that never speaks cannot hang us.
+        let out = child.stdout.take();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let port = out.and_then(|out| {
                 let mut first = String::new();
                 BufReader::new(out).read_line(&mut first).ok()?;
                 first.trim().strip_prefix("listening ")?.parse::<u16>().ok()
-            })
-            .ok_or_else(|| anyhow!("the process of {} exited before listening", role.dir_name()));
+            });
+            let _ = tx.send(port);
+        });
+        let port = match rx.recv_timeout(timeout) {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(anyhow!("the process of {} exited before listening", role.dir_name())),
+            Err(_) => Err(anyhow!("the process of {} did not listen within {} s", role.dir_name(), timeout.as_secs())),
+        };
         let port = match port {
             Ok(p) => p,
             Err(e) => {
@@ -186,16 +256,48 @@ impl ChainProc {
                 return Err(e);
             }
         };
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .with_context(|| format!("connecting to {} on port {port}", role.dir_name()))?;
-        Ok(Self { role, child, reader: BufReader::new(stream.try_clone()?), writer: stream })
+        let connected = (|| -> anyhow::Result<TcpStream> {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let stream = TcpStream::connect_timeout(&addr, timeout)?;
+            stream.set_read_timeout(Some(timeout))?;
+            stream.set_write_timeout(Some(timeout))?;
+            Ok(stream)
+        })()
+        .with_context(|| format!("connecting to {} on port {port}", role.dir_name()));
+        let stream = match connected.and_then(|s| Ok((s.try_clone()?, s))) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        Ok(Self { role, child, reader: BufReader::new(stream.0), writer: stream.1, timeout, failed: false })
+    }
+
+    fn io_error(&self, e: std::io::Error) -> anyhow::Error {
+        use std::io::ErrorKind::{TimedOut, WouldBlock};
+        if matches!(e.kind(), WouldBlock | TimedOut) {
+            anyhow!("the process of {} did not answer within {} s", self.role.dir_name(), self.timeout.as_secs())
+        } else {
+            anyhow!("the process of {}: {e}", self.role.dir_name())
+        }
     }
 
     fn call(&mut self, req: Value) -> anyhow::Result<Value> {
-        writeln!(self.writer, "{req}")?;
-        self.writer.flush()?;
-        let line = read_line(&mut self.reader)?
-            .ok_or_else(|| anyhow!("the process of {} closed its connection", self.role.dir_name()))?;
+        let r = self.exchange(req);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn exchange(&mut self, req: Value) -> anyhow::Result<Value> {
+        writeln!(self.writer, "{req}").and_then(|_| self.writer.flush()).map_err(|e| self.io_error(e))?;
+        let line = read_line(&mut self.reader)
+            .map_err(|e| self.io_error(e))?
+            .ok_or_else(|| anyhow!("the process of {} closed its connection", self.role.dir_name()))?
+            .map_err(|e| anyhow!("the process of {} answered {e}", self.role.dir_name()))?;
         let v: Value = serde_json::from_str(&line)?;
         match v.get("ok") {
             Some(ok) => Ok(ok.clone()),
@@ -215,15 +317,24 @@ struct Procs(Vec<ChainProc>);
 impl Drop for Procs {
     fn drop(&mut self) {
         for p in &mut self.0 {
-            let _ = p.call(json!({ "op": "stop" }));
+            if !p.failed {
+                let _ = p.call(json!({ "op": "stop" }));
+            }
         }
         for p in &mut self.0 {
-            // A stopped child exits at once; one that does not answer is killed.
-            match p.child.try_wait() {
-                Ok(Some(_)) => {}
-                _ => {
-                    let _ = p.writer.shutdown(std::net::Shutdown::Both);
-                    let _ = p.child.wait();
+            // A stopped child exits at once; one that failed, or does not
+            // exit within the timeout, is killed (SIGKILL ends a stalled one too).
+            let _ = p.writer.shutdown(std::net::Shutdown::Both);
+            let deadline = Instant::now() + if p.failed { Duration::ZERO } else { p.timeout };
+            loop {
+                match p.child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                    _ => {
+                        let _ = p.child.kill();
+                        let _ = p.child.wait();
+                        break;
+                    }
                 }
             }
         }
@@ -240,10 +351,15 @@ pub fn up(a: &UpArgs) -> anyhow::Result<Value> {
             (t.path().to_path_buf(), Some(t))
         }
     };
+    // Every chain of the deployment has the same genesis time (recorded in
+    // the root, so a later `up --dir` resumes the same deployment).
+    let spec = pin_genesis_time(&root, spec)?;
+    let gt = spec.genesis_time;
+    let timeout = Duration::from_secs(a.chain_timeout);
     let mut procs = Procs(Vec::new());
-    procs.0.push(ChainProc::spawn(&a.shape, &root, Role::Bob)?);
+    procs.0.push(ChainProc::spawn(&a.shape, gt, &root, Role::Bob, timeout)?);
     for n in 0..spec.chains {
-        procs.0.push(ChainProc::spawn(&a.shape, &root, Role::External(n))?);
+        procs.0.push(ChainProc::spawn(&a.shape, gt, &root, Role::External(n), timeout)?);
     }
     let relayer = relayer_key();
     let relayer_addr = hex::encode(borsh::to_vec(&relayer.address())?);
@@ -257,6 +373,8 @@ pub fn up(a: &UpArgs) -> anyhow::Result<Value> {
             let chain = c.role.chain_id();
             let stored = bob_tip(bob, chain)?;
             let height = c.u64_of(json!({ "op": "status" }), "height")?;
+            // The BoB stores at most `relay_per_block` headers per block.
+            let height = height.min(stored + bob::relay_per_block(spec.kappa, spec.finality.confirmations()));
             let mut h = stored + 1;
             while h <= height {
                 let end = (h + MAX_RELAY_BATCH as u64 - 1).min(height);
