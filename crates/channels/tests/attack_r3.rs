@@ -55,6 +55,11 @@ fn collide_every_proposal(d: &mut Duo, total_ms: u64) -> usize {
                 collisions += 1;
             }
         }
+        d.parties[1].chain_inbox.clear();
+        if let Some(e) = d.parties[0].chain_inbox.pop_front() {
+            let _ = d.input(0, Input::Chain(e));
+            continue;
+        }
         if !d.deliver_one(0) {
             tick_only(d, 0, 500);
             elapsed += 500;
@@ -98,4 +103,24 @@ fn a_peer_that_collides_with_every_proposal_is_reported_within_t_delta() {
         6 * cfg.t_delta_ms,
         ev.iter().rev().take(4).collect::<Vec<_>>()
     );
+}
+
+/// Held up: against the same peer (a colliding proposal answers each of
+/// ours, nothing else), a close still completes: the close request is
+/// never held back, and after `close_timeout_ms` the unilateral dispute
+/// path settles the newest co-signed state on chain. Coins are conserved.
+#[test]
+fn a_peer_that_collides_with_every_proposal_cannot_keep_us_from_closing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap();
+    let latest = d.parties[0].machine.as_ref().unwrap().latest().unwrap().state.counter;
+    assert_eq!(latest, 1);
+    d.input(0, Input::User(Request::Close)).unwrap();
+    collide_every_proposal(&mut d, 4 * cfg.t_delta_ms + 4 * cfg.close_timeout_ms);
+    let ch = d.channel().expect("channel on chain");
+    assert_eq!(ch.status, gridledger_contracts::cns::ChannelStatus::Closed, "{:?}", d.parties[0].events);
+    assert_eq!(ch.latest.state.counter, latest, "closed on the newest co-signed state");
+    d.assert_coins_conserved();
 }
