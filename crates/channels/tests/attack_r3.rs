@@ -124,3 +124,29 @@ fn a_peer_that_collides_with_every_proposal_cannot_keep_us_from_closing() {
     assert_eq!(ch.latest.state.counter, latest, "closed on the newest co-signed state");
     d.assert_coins_conserved();
 }
+
+/// Held up ("two sides that both think they won"): side 0's acceptance of
+/// its own payment is lost, so the two newest co-signed states differ and
+/// each side computes a different collision winner (side 0 from counter 1,
+/// proposed by side 1: side 0 wins; side 1 from counter 2, proposed by side
+/// 0: side 1 wins). Both then propose. Neither signs two states at one
+/// counter, and both end on the same newest co-signed state.
+#[test]
+fn a_lost_acceptance_makes_both_sides_winners_without_two_states_at_one_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path(), &DuoConfig::default());
+    d.request(1, pay_req(500)).unwrap();
+    d.input(0, Input::User(pay_req(1_000))).unwrap();
+    assert!(d.deliver_one(1), "side 0's proposal reaches side 1");
+    let accept = d.parties[0].inbox.pop_back().expect("side 1's acceptance");
+    assert!(matches!(Message::from_bytes(&accept), Ok(Message::Accept { counter: 2, .. })));
+    d.input(1, Input::User(pay_req(700))).unwrap();
+    for _ in 0..20 {
+        d.pump();
+        d.advance(1_000);
+    }
+    d.assert_no_divergent_signatures();
+    let latest = |s: usize| d.parties[s].machine.as_ref().unwrap().latest().unwrap().state.clone();
+    assert_eq!(latest(0), latest(1), "both end on one co-signed state");
+    assert!(latest(0).counter >= 2);
+}
