@@ -195,3 +195,56 @@ async fn an_http_post_to_the_party_control_port_moves_no_money() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// Finding (silent counterparty): a withdrawal proposed while the peer is
+/// offline falls back after t_Δ (`FellBack`), but the party answers a
+/// pending withdrawal only on `Withdrawn` or `Rejected`: the request is
+/// never answered, and every later `close` is refused with "another request
+/// is in progress". A silent peer is exactly when the user must close
+/// (unilaterally, through the dispute); the party process will not.
+///
+/// Expected: the withdrawal is answered (an error: fell back) and the close
+/// that follows settles the channel through the dispute. Observed: the
+/// withdrawal never returns, `Close` is refused, the channel stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "attack: a withdrawal that falls back (peer silent) blocks close in the party for ever"]
+async fn a_withdrawal_that_falls_back_does_not_block_the_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = gridledger_node::channel::devnode::start(&dir.path().join("node"), 4, BAL, 20).unwrap();
+    let url = node.url();
+    let ls = [bind_loopback().unwrap(), bind_loopback().unwrap()];
+    let on = |i: usize| Listeners { peer: ls[i].try_clone().unwrap(), control: None };
+    let t = terms(&ls);
+    let t_delta = Duration::from_millis(t.t_delta_ms);
+    let specs = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || prepare_channel(&url, &dev_key(0), &KeyPair::from_seed("desk"), [&dev_key(1), &dev_key(2)], &t)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let dirs = [dir.path().join("p0"), dir.path().join("p1")];
+    for i in 0..2 {
+        specs[i].save(&dirs[i]).unwrap();
+    }
+    let (h0, j0) = spawn_party_on(&dirs[0], opts(), on(0)).unwrap();
+    let (h1, j1) = spawn_party_on(&dirs[1], opts(), on(1)).unwrap();
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
+    // The peer goes silent.
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    let out = tokio::time::timeout(t_delta * 2, h0.request(Command::Withdraw { amount: 10_000 })).await;
+    let close = tokio::time::timeout(Duration::from_secs(60), h0.request(Command::Close)).await;
+    let client = RpcClient::new(&url);
+    let ch = read_channel(&client, &specs[0].cid).unwrap().unwrap();
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    node.shutdown();
+    assert!(
+        matches!(close, Ok(Reply::Done { .. })) && ch.status == ChannelStatus::Closed,
+        "withdrawal answered: {out:?}; close answered: {close:?}; channel on chain: {:?}",
+        ch.status
+    );
+}
