@@ -111,3 +111,105 @@ fn idle_connections_without_the_token_do_not_lock_the_user_out() {
         String::from_utf8_lossy(&during.stderr)
     );
 }
+
+/// Finding (outsider, local): the party's own control port has no
+/// connection cap, so a local process can open connections until the
+/// party runs out of file descriptors (here the party runs with `ulimit -n
+/// 256` so that a few hundred connections suffice; the attacker needs as
+/// many as the party's limit). The accept loop (`while let Ok(..) =
+/// accept().await`) ends at the first accept error (EMFILE): the control
+/// port is gone for good, also after the attacker lets go — the user can
+/// no longer pay, withdraw, close or even ask the status of the party
+/// process, which keeps running.
+///
+/// Held up in the same run: the peer's stale close during the flood is
+/// still answered (the chain holds counter 3 again).
+///
+/// Expected: once the flood ends, `channel status --dir` answers again.
+/// Observed: "Connection refused" while the party process still runs.
+#[cfg(unix)]
+#[test]
+#[ignore = "attack: an fd flood on the uncapped party control port kills that port for good"]
+fn a_party_flooded_with_control_connections_recovers_its_control_port() {
+    use gridledger_node::channel::chainlink::read_channel;
+    use gridledger_node::channel::spec::PartySpec;
+    use gridledger_node::RpcClient;
+    use std::time::{Duration, Instant};
+    let terms =
+        ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string(), "--close-timeout-ms", "1000"];
+    let (dir, node, url, dirs) = prepared_channel(["p0", "p1"], &terms);
+    let c = RpcClient::new(&url);
+    let p0 = open_cmd(&dirs[0]).spawn().unwrap();
+    let p1 = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n 256 && exec '{BIN}' channel open --dir '{}'", d(&dirs[1])))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut procs = Procs(vec![p1, p0]);
+    wait_open(&dirs[0]);
+    wait_open(&dirs[1]);
+    let pay = |dir: &std::path::Path, e: &str, p: &str| {
+        gl_ok(&["channel", "pay", "--dir", &d(dir), "--energy", e, "--price", p]);
+    };
+    pay(&dirs[0], "10000", "100");
+    let stale = dir.path().join("stale");
+    std::fs::create_dir_all(&stale).unwrap();
+    for f in ["party.json", "store.bin", "store.log"] {
+        if dirs[0].join(f).exists() {
+            std::fs::copy(dirs[0].join(f), stale.join(f)).unwrap();
+        }
+    }
+    pay(&dirs[1], "5000", "200");
+    pay(&dirs[1], "5000", "200");
+    // The flood: connections to side 1's control port until refused.
+    let control = PartySpec::load(&dirs[1]).unwrap().control;
+    let mut flood = vec![];
+    let mut misses = 0;
+    while flood.len() < 400 && misses < 5 {
+        match std::net::TcpStream::connect_timeout(&control, Duration::from_millis(500)) {
+            Ok(s) => {
+                flood.push(s);
+                misses = 0;
+            }
+            Err(_) => {
+                misses += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // Side 0 dies and its stale copy closes unilaterally at counter 1.
+    let _ = procs.0[1].kill();
+    let _ = procs.0[1].wait();
+    gl_ok(&["channel", "dispute", "--dir", &d(&stale), "--no-settle"]);
+    let cid = PartySpec::load(&dirs[1]).unwrap().cid;
+    let t = Instant::now();
+    let mut answered = false;
+    while t.elapsed() < Duration::from_secs(25) {
+        if read_channel(&c, &cid).unwrap().unwrap().latest.state.counter == 3 {
+            answered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ch = read_channel(&c, &cid).unwrap().unwrap();
+    let n = flood.len();
+    drop(flood);
+    std::thread::sleep(Duration::from_millis(1_000));
+    let status = gl(&["channel", "status", "--json", "--dir", &d(&dirs[1])]);
+    let alive = matches!(procs.0[0].try_wait(), Ok(None));
+    node.shutdown();
+    assert!(
+        answered,
+        "after {n} control connections the party left the stale close (counter {}) unanswered: {:?}",
+        ch.latest.state.counter, ch.status
+    );
+    assert!(alive, "side 1's party process ended");
+    assert!(
+        status.status.success(),
+        "after a flood of {n} connections ended, the running party's control port is gone: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
