@@ -302,34 +302,42 @@ pub fn load_store(dir: &Path) -> Result<Option<ChannelStore>, DiskError> {
     Ok(newer(snap, log))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Test support, not for a real channel: the store of a fresh side-0,
+/// deposit-funded channel with tiny capacities, keyed by `seed` and
+/// relabelled `version`, for tests of store files and persisters (here and
+/// in the node's party process).
+pub fn test_store(seed: &str, version: u64) -> ChannelStore {
     use crate::machine::{ChannelMachine, ChannelParams};
     use gridledger_contracts::cns::{Domain, Funding};
     use gridledger_core::{Amount, Hash32, KeyPair};
+    let k = KeyPair::from_seed(seed);
+    let params = ChannelParams {
+        domain: Domain::cns(1),
+        side: 0,
+        peer_key: k.public(),
+        scid: Hash32([1; 32]),
+        cid: Hash32([2; 32]),
+        t_delta_ms: 10_000,
+        capacity: [Amount(1), Amount(1)],
+        funding: Funding::Deposit,
+        retry_ms: 1,
+        close_timeout_ms: 1,
+        min_t_delta_ms: 1,
+        policy: None,
+        auto_pay: None,
+        window: 1,
+    };
+    let mut s = ChannelMachine::new(k, [0; 32], params).store().clone();
+    s.version = version;
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     fn store(version: u64) -> ChannelStore {
-        let k = KeyPair::from_seed("disk");
-        let params = ChannelParams {
-            domain: Domain::cns(1),
-            side: 0,
-            peer_key: k.public(),
-            scid: Hash32([1; 32]),
-            cid: Hash32([2; 32]),
-            t_delta_ms: 10_000,
-            capacity: [Amount(1), Amount(1)],
-            funding: Funding::Deposit,
-            retry_ms: 1,
-            close_timeout_ms: 1,
-            min_t_delta_ms: 1,
-            policy: None,
-            auto_pay: None,
-            window: 1,
-        };
-        let mut s = ChannelMachine::new(k, [0; 32], params).store().clone();
-        s.version = version;
-        s
+        test_store("disk", version)
     }
 
     #[test]

@@ -14,10 +14,13 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod procs;
+
 #[derive(Subcommand)]
 pub enum XchainCmd {
-    /// Start a BoB-MBS (one BoB and N external chains, embedded), run some
-    /// epochs with the relayer feeding headers to the BoB, and print its state.
+    /// Start a BoB-MBS (one BoB and N external chains, embedded, or each
+    /// chain in its own process with `--processes`), run some epochs with
+    /// the relayer feeding headers to the BoB, and print its state.
     Up(UpArgs),
     /// Run one cross-chain token exchange (CCTE, Algorithm 5.1) through the BoB.
     Swap(SwapArgs),
@@ -29,6 +32,19 @@ pub enum XchainCmd {
     /// on the external chains, played by SC_F on the BoB and written back
     /// in place; optionally with withholding users and a censoring chain.
     Ccdi(CcdiArgs),
+    /// Run one chain of a BoB-MBS in this process, serving the relaying
+    /// driver of `xchain up --processes` over loopback (internal).
+    #[command(hide = true)]
+    ServeChain(ServeChainArgs),
+}
+
+#[derive(Args)]
+pub struct ServeChainArgs {
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Which chain: `bob`, or an external chain's index (0-based).
+    #[arg(long)]
+    pub role: String,
 }
 
 #[derive(Args)]
@@ -118,6 +134,11 @@ pub struct UpArgs {
     /// Epochs to run (0 to 10,000).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub epochs: u64,
+    /// Run the BoB and each external chain in its own process, the driver
+    /// relaying headers between them over loopback TCP (as `testnet` runs
+    /// PBFT validators); the processes stop when the epochs are done.
+    #[arg(long)]
+    pub processes: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,6 +152,10 @@ pub enum Attack {
     CensorSender,
     /// The sender posts its native transaction but empties its account (sub-situation 3).
     UnderfundSender,
+    /// The sender posts a native transaction that can never execute (a
+    /// nonce gap, no fraud evidence): closed as withheld at the forwarding
+    /// deadline (sub-situation 2).
+    UnlandableSender,
 }
 
 #[derive(Args)]
@@ -203,13 +228,18 @@ pub fn run(c: XchainCmd) -> anyhow::Result<()> {
         XchainCmd::Swap(a) => swap(a),
         XchainCmd::Migrate(a) => migrate(a),
         XchainCmd::Ccdi(a) => ccdi(a),
+        XchainCmd::ServeChain(a) => procs::serve(a),
     }
 }
 
 fn up(a: UpArgs) -> anyhow::Result<()> {
-    let (mut m, _tmp) = open(&a.shape)?;
-    m.ticks(a.epochs)?;
-    let s = status(&m);
+    let s = if a.processes {
+        procs::up(&a)?
+    } else {
+        let (mut m, _tmp) = open(&a.shape)?;
+        m.ticks(a.epochs)?;
+        status(&m)
+    };
     if a.shape.json {
         println!("{s}");
     } else {
@@ -230,6 +260,11 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
                 c["contracts"],
                 c["tpk_address"].as_str().unwrap_or("")
             );
+        }
+        if let Some(ps) = s["processes"].as_array() {
+            let each: Vec<String> =
+                ps.iter().map(|p| format!("{} pid {}", p["role"].as_str().unwrap_or(""), p["pid"])).collect();
+            println!("  one process each (stopped now): {}", each.join(", "));
         }
     }
     Ok(())
@@ -254,6 +289,7 @@ fn behaviour(a: Attack) -> Behaviour {
         Attack::WithholdReceiver => Behaviour::Withhold(Side::Receiver),
         Attack::CensorSender => Behaviour::Censor { side: Side::Sender, delay: 40 },
         Attack::UnderfundSender => Behaviour::Underfund(Side::Sender),
+        Attack::UnlandableSender => Behaviour::PostUnlandable(Side::Sender),
     }
 }
 

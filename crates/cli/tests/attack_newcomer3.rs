@@ -189,19 +189,7 @@ fn testnet_start_refuses_a_busy_port_up_front() {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
     let rpc = free_run(4, 0..0);
-    let p2p = free_run(4, rpc..rpc + 4);
-    gl_ok(&[
-        "testnet",
-        "--no-start",
-        "--validators",
-        "4",
-        "--dir",
-        &d(&net),
-        "--rpc-port",
-        &rpc.to_string(),
-        "--p2p-port",
-        &p2p.to_string(),
-    ]);
+    four_validator_testnet(&net, rpc);
     let _held = std::net::TcpListener::bind(("127.0.0.1", rpc)).expect("hold validator-0's port");
     let err = dir.path().join("start.err");
     let mut child = Command::new(BIN)

@@ -174,25 +174,14 @@ fn rpc_notification_gets_no_reply() {
     let dir = tempfile::tempdir().unwrap();
     let (_node, url) = dev_node(dir.path(), 0);
     let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let body = r#"{"jsonrpc":"2.0","method":"gl_chainInfo","params":[]}"#;
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    // A server that kept the connection open would fail the test, not hang it.
-    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let reply = resp.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-    assert!(!reply.contains("\"jsonrpc\""), "a notification was answered: {resp}");
+    let (status, reply) = post(&addr, r#"{"jsonrpc":"2.0","method":"gl_chainInfo","params":[]}"#);
+    assert!(!reply.contains("\"jsonrpc\""), "a notification was answered: {status}\n{reply}");
 }
 
 /// Sends `body` as one HTTP POST to `addr` and returns status line and body.
 fn post(addr: &str, body: &str) -> (String, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
+    // A server that kept the connection open would fail the test, not hang it.
     s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
     write!(
         s,
@@ -241,20 +230,7 @@ fn rpc_notifications_in_a_batch_get_no_entry() {
 fn testnet_stop_returns_only_once_the_network_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
-    let rpc = free_run(4, 0..0);
-    let p2p = free_run(4, rpc..rpc + 4);
-    gl_ok(&[
-        "testnet",
-        "--no-start",
-        "--validators",
-        "4",
-        "--dir",
-        &d(&net),
-        "--rpc-port",
-        &rpc.to_string(),
-        "--p2p-port",
-        &p2p.to_string(),
-    ]);
+    four_validator_testnet(&net, free_run(4, 0..0));
     let (mut sup, v0, _url) = start_testnet(&net, std::process::Stdio::null());
     let o = gl(&["testnet", "stop", "--dir", &d(&net)]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -17,8 +17,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 const ACCOUNTS: usize = 4;
 const BALANCE: u128 = 1_000_000_000_000;
 
-mod handover;
-use handover::{hand_over, Held};
+mod common;
+use common::handover::{hand_over, Held};
 
 /// Starts the node on the test's own listener: every restart serves on the
 /// same port, which no other process can take in between.

@@ -170,19 +170,7 @@ impl Drop for StopTestnet {
 fn ior_day_runs_on_a_pbft_testnet() {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
-    let p2p = free_run(4, 0..0);
-    gl_ok(&[
-        "testnet",
-        "--no-start",
-        "--validators",
-        "4",
-        "--dir",
-        &d(&net),
-        "--rpc-port",
-        "0",
-        "--p2p-port",
-        &p2p.to_string(),
-    ]);
+    four_validator_testnet(&net, 0);
     let (mut sup, _pid, url0) = start_testnet(&net, Stdio::null());
     let url1 = wait_file(&net.join("validator-1").join("node.url"), &mut sup);
     let _stop = StopTestnet(net.clone(), sup);

@@ -19,7 +19,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{hash_tagged, Tag};
 use gridledger_core::merkle::MerkleProof;
-use gridledger_core::{Address, Amount, ChainId, ContractId, Hash32, Height, PublicKey, Signature};
+use gridledger_core::{Address, Amount, ChainId, ContractId, Hash32, Height, PublicKey, Signature, Timestamp};
 use gridledger_ledger::gas;
 use gridledger_ledger::state::account_key;
 use gridledger_ledger::{
@@ -335,10 +335,19 @@ pub struct CctRecord {
     /// e_* + κ̄ + κ_*: the per-chain deadlines of ln 08.
     pub deadline_i: Height,
     pub deadline_j: Height,
+    /// The BoB block time at which the CCT executed: a native transaction
+    /// counts only from a block made after it (ln 16 (ii), see [`BobContract`]'s `prove`).
+    pub stored_at: Timestamp,
     pub sender: SideState,
     pub receiver: SideState,
     /// CCT_V has run (Situation 2).
     pub verified: bool,
+    /// Set by CCT_V: sub-situation 2's forwarding deadlines, `t_* + κ̄ + κ_*`
+    /// from the chains' stored tips `t_*` when CCT_V ran. A side still
+    /// pending once its chain reaches it is resolved by a second CCT_V as
+    /// withheld (see [`BobContract`]'s `cct_v`).
+    pub forward_i: Height,
+    pub forward_j: Height,
     pub complete: bool,
 }
 
@@ -350,6 +359,14 @@ impl CctRecord {
         match side {
             Side::Sender => (t.chain_i, t.sender_i, t.receiver_i, self.x_i),
             Side::Receiver => (t.chain_j, t.receiver_j, t.sender_j, t.x_j),
+        }
+    }
+
+    /// The forwarding deadline of the side's chain (0 before CCT_V).
+    pub fn forward_deadline(&self, side: Side) -> Height {
+        match side {
+            Side::Sender => self.forward_i,
+            Side::Receiver => self.forward_j,
         }
     }
 
@@ -411,6 +428,9 @@ fn release_key(chain: ChainId, seq: u64) -> Vec<u8> {
 fn posted_key(id: &Hash32, side: Side) -> Vec<u8> {
     [b"n/".as_slice(), &id.0, &[side as u8]].concat()
 }
+/// The CCTs in sub-situation 2 (CCT_V ran, a posted NT still unproved),
+/// in the order CCT_V reached them: what BoB nodes watch to close them.
+const FORWARDING: &[u8] = b"fw";
 
 /// `Val_proof(P, NT, R(BH))` (§5.2.5) as SC_MPV runs it: the leaf is the
 /// transaction's hash and the leaf count is the header's, never the prover's.
@@ -471,13 +491,13 @@ impl BobContract {
         height: Height,
         nt: &SignedTransaction,
         proof: &MerkleProof,
-    ) -> Result<(), ContractError> {
+    ) -> Result<BlockHeader, ContractError> {
         let header = self.final_header(ctx, chain, height)?;
         ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (proof.siblings.len() as u64 + 2))?;
         if !verify_inclusion(&header, nt, proof) && !self.skips_proof() {
             return fail(XchainError::BadMerkleProof { chain, height });
         }
-        Ok(())
+        Ok(header)
     }
 
     fn relay(&self, ctx: &mut CallContext<'_, '_>, a: Relay) -> Result<Vec<u8>, ContractError> {
@@ -697,9 +717,12 @@ impl BobContract {
             e_j,
             deadline_i: e_i + self.cfg.kappa_bar + reg_i.kappa as u64,
             deadline_j: e_j + self.cfg.kappa_bar + reg_j.kappa as u64,
+            stored_at: ctx.timestamp(),
             sender: SideState::Pending,
             receiver: SideState::Pending,
             verified: false,
+            forward_i: 0,
+            forward_j: 0,
             complete: false,
         };
         ctx.write_typed(&cct_key(&id), &rec)?;
@@ -808,7 +831,21 @@ impl BobContract {
         }
         // ln 16 (iii): Val_proof against a stored, final header.
         let (chain, ..) = rec.instruction(a.side);
-        self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
+        let header = self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
+        // ln 16 (ii) once more, by time: e_* is the tip the BoB had stored,
+        // which lags the chain when relayers do; the NT's block must also
+        // have been made after the BoB block that stored the CCT.
+        // Decision: this trusts block times across chains to within the
+        // κ̄ blocks an honest payer waits after e_* before sending its NT
+        // (embedded chains share one clock, nodes use their wall clocks).
+        if header.timestamp <= rec.stored_at {
+            return fail(XchainError::BeforeCct {
+                chain,
+                height: a.height,
+                made_at: header.timestamp,
+                stored_at: rec.stored_at,
+            });
+        }
         ctx.write(&used_key(&nt_hash), vec![1])?;
         rec.set_state(a.side, SideState::Proved { nt: nt_hash, height: a.height });
         ctx.emit("proof_recorded", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;
@@ -816,17 +853,40 @@ impl BobContract {
         Ok(Vec::new())
     }
 
+    /// CCT_V (lns 21–30), in two stages.
+    ///
+    /// The first, once both chains reached the ln-08 deadline, penalises
+    /// every pending side whose NT never reached the BoB (sub-situation 1)
+    /// and opens sub-situation 2 for the posted ones: BoB nodes forward
+    /// them and prove them, or prove fraud (sub-situation 3), until the
+    /// forwarding deadline `t_* + κ̄ + κ_*` of the side's chain (`t_*` its
+    /// stored tip now).
+    ///
+    /// Decision (the thesis gives sub-situation 2 no end): a posted NT that
+    /// is still unproved once its chain's stored tip reaches that deadline
+    /// is treated as withheld, and a second CCT_V penalises its payer as
+    /// in sub-situation 1 (ln 24/25: x_B of its deposit to the honest side)
+    /// and confirms the CCT. This covers every NT that can be posted but
+    /// never proved without fraud evidence: one NT posted for two CCTs, a
+    /// nonce gap, a gas price the chain never accepts, an old payment
+    /// that executed before the CCT. The window is as long as the ln-08
+    /// one (κ̄ + κ_i epochs from CCT_V), so an NT the BoB nodes forward
+    /// lands, becomes final (k < κ_i) and is proved well within it.
     fn cct_v(&self, ctx: &mut CallContext<'_, '_>, a: CctV) -> Result<Vec<u8>, ContractError> {
         let mut rec = self.load_cct(ctx, &a.cct)?;
         if rec.complete {
             return fail(XchainError::AlreadyComplete);
         }
         if rec.verified {
-            return fail(XchainError::AlreadySettled("verification"));
+            return self.cct_v_forwarding_closed(ctx, &a.cct, rec);
         }
         // ln 21/23: only after the deadline; otherwise discarded (ln 30).
         self.deadline_reached(ctx, &rec)?;
         rec.verified = true;
+        let (tip_i, _) = self.tip(ctx, rec.terms.chain_i)?;
+        let (tip_j, _) = self.tip(ctx, rec.terms.chain_j)?;
+        rec.forward_i = tip_i + self.cfg.kappa_bar + self.reg(rec.terms.chain_i)?.kappa as u64;
+        rec.forward_j = tip_j + self.cfg.kappa_bar + self.reg(rec.terms.chain_j)?.kappa as u64;
         for side in [Side::Sender, Side::Receiver] {
             if rec.state(side) != SideState::Pending {
                 continue;
@@ -839,7 +899,41 @@ impl BobContract {
             // Sub-situation 1 (lns 24–25).
             Self::penalise(ctx, &a.cct, &mut rec, side, "withholding_penalty")?;
         }
+        if rec.sender == SideState::Pending || rec.receiver == SideState::Pending {
+            let mut open: Vec<Hash32> = read_or(ctx, FORWARDING)?;
+            open.push(a.cct);
+            ctx.write_typed(FORWARDING, &open)?;
+        }
         self.finish_if_settled(ctx, &a.cct, rec)?;
+        Ok(Vec::new())
+    }
+
+    /// CCT_V's second stage: once every pending side's chain reached its
+    /// forwarding deadline, each posted NT still unproved counts as
+    /// withheld (lns 24–25).
+    fn cct_v_forwarding_closed(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        id: &Hash32,
+        mut rec: CctRecord,
+    ) -> Result<Vec<u8>, ContractError> {
+        for side in [Side::Sender, Side::Receiver] {
+            if rec.state(side) != SideState::Pending {
+                continue;
+            }
+            let (chain, ..) = rec.instruction(side);
+            let deadline = rec.forward_deadline(side);
+            let (tip, _) = self.tip(ctx, chain)?;
+            if tip < deadline {
+                return fail(XchainError::ForwardingOpen { chain, tip, deadline });
+            }
+        }
+        for side in [Side::Sender, Side::Receiver] {
+            if rec.state(side) == SideState::Pending {
+                Self::penalise(ctx, id, &mut rec, side, "unproved_penalty")?;
+            }
+        }
+        self.finish_if_settled(ctx, id, rec)?;
         Ok(Vec::new())
     }
 
@@ -958,6 +1052,17 @@ impl BobContract {
                 ctx.write_typed(&deposit_key(&who), &d)?;
             }
             ctx.emit("cct_confirmed", vec![("cct".into(), id.to_string())])?;
+            if rec.verified {
+                let mut open: Vec<Hash32> = read_or(ctx, FORWARDING)?;
+                if let Some(at) = open.iter().position(|x| x == id) {
+                    open.remove(at);
+                    if open.is_empty() {
+                        ctx.delete(FORWARDING)?;
+                    } else {
+                        ctx.write_typed(FORWARDING, &open)?;
+                    }
+                }
+            }
         }
         ctx.write_typed(&cct_key(id), &rec)
     }
@@ -1061,5 +1166,9 @@ pub mod keys {
     }
     pub fn release(chain: ChainId, seq: u64) -> Vec<u8> {
         release_key(chain, seq)
+    }
+    /// The list of CCTs in sub-situation 2 (`Vec<Hash32>`).
+    pub fn forwarding() -> Vec<u8> {
+        FORWARDING.to_vec()
     }
 }

@@ -142,17 +142,7 @@ impl BobMbs {
         method: &str,
         args: &A,
     ) -> Result<SignedTransaction, MbsError> {
-        let nonce = self.external(chain)?.next_nonce(&key.address());
-        Ok(gridledger_ledger::devnet::call(
-            key,
-            chain,
-            nonce,
-            SC_BG_ID,
-            method,
-            borsh::to_vec(args).unwrap_or_default(),
-            Amount::ZERO,
-            SC_BG_TX_GAS,
-        ))
+        self.external_call(chain, SC_BG_ID, key, method, args, Amount::ZERO, SC_BG_TX_GAS)
     }
 
     /// Submits `tx` on `chain`, runs one epoch and returns its receipt.

@@ -22,6 +22,8 @@ use gridledger_ledger::{
     StateProof, SubmitError,
 };
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::headers::{ChainRegistration, Finality, SealedHeader};
 
@@ -35,6 +37,8 @@ pub struct EmbeddedChain {
     now: Timestamp,
     /// Transactions held back by a censoring chain: (release height, tx).
     censored: Vec<(Height, SignedTransaction)>,
+    /// The newest block time of any chain sharing this clock (see [`Self::share_clock`]).
+    clock: Option<Arc<AtomicU64>>,
 }
 
 impl EmbeddedChain {
@@ -52,7 +56,7 @@ impl EmbeddedChain {
         }
         let chain = Chain::open(dir, genesis, registry, ChainConfig::default())?;
         let now = chain.tip().timestamp + EPOCH_MS;
-        Ok(Self { chain, keys, finality, now, censored: Vec::new() })
+        Ok(Self { chain, keys, finality, now, censored: Vec::new(), clock: None })
     }
 
     pub fn chain_id(&self) -> ChainId {
@@ -96,6 +100,17 @@ impl EmbeddedChain {
         })
     }
 
+    /// Makes this chain keep time with the others holding `clock`: a block
+    /// is stamped one epoch after this chain's last block or at the newest
+    /// block time of any of them, whichever is later. Chains that tick in
+    /// lockstep keep equal times; a chain that ticked alone (its blocks
+    /// took that time) pulls the others' next blocks up to its time, as a
+    /// shared wall clock would.
+    pub fn share_clock(&mut self, clock: Arc<AtomicU64>) {
+        clock.fetch_max(self.chain.tip().timestamp, Ordering::SeqCst);
+        self.clock = Some(clock);
+    }
+
     /// Submits a transaction to the mempool.
     pub fn submit(&mut self, tx: &SignedTransaction) -> Result<Hash32, SubmitError> {
         self.chain.submit(&tx.to_bytes())
@@ -120,7 +135,8 @@ impl EmbeddedChain {
         }
         let n = self.keys.len();
         let leader = &self.keys[(next % n as u64) as usize];
-        let (mut ex, _dropped) = self.chain.build_block(&leader.public(), self.now);
+        let at = self.clock.as_ref().map_or(self.now, |c| self.now.max(c.load(Ordering::SeqCst)));
+        let (mut ex, _dropped) = self.chain.build_block(&leader.public(), at);
         let hash = ex.block.hash();
         ex.block.seal = match self.finality {
             Finality::Deterministic => {
@@ -136,6 +152,9 @@ impl EmbeddedChain {
         let block = ex.block.clone();
         self.chain.commit(ex)?;
         self.now = block.header.timestamp + EPOCH_MS;
+        if let Some(c) = &self.clock {
+            c.fetch_max(block.header.timestamp, Ordering::SeqCst);
+        }
         Ok(block)
     }
 

@@ -61,6 +61,10 @@ pub enum XchainError {
     DeadlineExpired { chain: ChainId, tip: Height, deadline: Height },
     #[error("the deadline has not been reached (chain {chain} at {tip}, deadline {deadline})")]
     DeadlineNotReached { chain: ChainId, tip: Height, deadline: Height },
+    #[error("the BoB nodes still forward posted native transactions (chain {chain} at {tip}, forwarding deadline {deadline})")]
+    ForwardingOpen { chain: ChainId, tip: Height, deadline: Height },
+    #[error("the native transaction's block {height} of chain {chain} was made at {made_at} ms, not after the CCT was stored at {stored_at} ms")]
+    BeforeCct { chain: ChainId, height: Height, made_at: u64, stored_at: u64 },
     #[error("the cross-chain transaction is already complete")]
     AlreadyComplete,
     #[error("transfer {0} was already claimed")]
@@ -130,6 +134,10 @@ pub enum XchainError {
     CcdiDeadlineNotReached { deadline: Height, now: Height },
     #[error("the CCDI process is already finished")]
     ProcessFinished,
+    #[error(
+        "the baseline's step 3 must name each of the process's {minted} minted items exactly once (named {named})"
+    )]
+    PartialRun { minted: usize, named: usize },
     #[error("replayed or out-of-order group statement: sequence {got}, expected {expected}")]
     ReplayedStatement { expected: u64, got: u64 },
 }

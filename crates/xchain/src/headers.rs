@@ -8,7 +8,9 @@
 //! digest [`vote_digest`] that `gridledger-consensus` signs), so a header is
 //! final as soon as it is relayed. A probabilistic chain's header carries
 //! its proposer's signature ([`Seal::Single`]) and is final once `k`
-//! descendants are stored (the common-prefix parameter).
+//! descendants are stored (the common-prefix parameter), and its proposer
+//! must be the one the chain's round-robin schedule names for that height
+//! ([`ChainRegistration::leader`]).
 //!
 //! Decision: the BoB follows one branch of each external chain; a competing
 //! header at a height it already stores is refused ([`XchainError::NotNext`]).
@@ -96,8 +98,23 @@ impl ChainRegistration {
         self.check_seal(sh)
     }
 
+    /// The scheduled proposer of `height` on a probabilistic chain:
+    /// validator `height mod n` in index order (the round-robin schedule
+    /// the embedded chains and the ledger's solo producers follow).
+    ///
+    /// Decision: a probabilistic chain registers with the BoB together
+    /// with this schedule. Without it one validator could sign a `k`-deep
+    /// branch alone and the BoB would take it as final; with it a private
+    /// branch of `k + 1` blocks needs `min(k + 1, n)` colluding validators.
+    pub fn leader(&self, height: Height) -> Option<&PublicKey> {
+        if self.validators.is_empty() {
+            return None;
+        }
+        self.validators.get((height % self.validators.len() as u64) as usize)
+    }
+
     /// The seal check alone: a quorum certificate for deterministic chains,
-    /// a validator proposer's signature for probabilistic ones.
+    /// the scheduled proposer's signature for probabilistic ones.
     pub fn check_seal(&self, sh: &SealedHeader) -> Result<(), XchainError> {
         let h = &sh.header;
         let hash = h.hash();
@@ -117,6 +134,13 @@ impl ChainRegistration {
             (Seal::Single { signature }, Finality::Probabilistic { .. }) => {
                 if !self.validators.contains(&h.proposer) {
                     return Err(bad("the proposer is not a validator".into()));
+                }
+                let Some(leader) = self.leader(h.height) else {
+                    return Err(bad("the chain has no validators".into()));
+                };
+                if h.proposer != *leader {
+                    let turn = h.height % self.validators.len() as u64;
+                    return Err(bad(format!("proposed out of turn: height {} belongs to validator {turn}", h.height)));
                 }
                 verify(&h.proposer, &hash, signature).map_err(|e| bad(e.to_string()))
             }

@@ -6,7 +6,9 @@
 //!    ([`LmcContract`], id [`LMC_ID`]);
 //! 2. each lock is minted on the BoB with a receipt proof (`lmc_mint`):
 //!    the whole item is created in BoB state;
-//! 3. one transaction runs the application on the minted items (`lmc_run`);
+//! 3. one transaction runs the application on the minted items (`lmc_run`):
+//!    on all of the process's minted items, in the order they were minted,
+//!    once — whoever sends it chooses neither a subset nor the order;
 //! 4. each user claims its item back on its chain with a state proof of
 //!    the minted item against a BoB header that chain has stored.
 //!
@@ -80,6 +82,22 @@ pub struct LmcClaim {
 
 pub(crate) fn minted_key(lock: &Hash32) -> Vec<u8> {
     [b"m/".as_slice(), &lock.0].concat()
+}
+fn process_key(process: &Hash32) -> Vec<u8> {
+    [b"mp/".as_slice(), &process.0].concat()
+}
+/// The `n`-th lock minted for `process`.
+fn process_lock_key(process: &Hash32, n: u64) -> Vec<u8> {
+    [b"mq/".as_slice(), &process.0, &n.to_be_bytes()].concat()
+}
+
+/// The BoB's record of one baseline process: how many locks were minted
+/// for it (each under its own key, in mint order, so a mint costs the same
+/// however many came before), and whether step 3 (or the rollback) ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct LmcProcess {
+    pub minted: u64,
+    pub ran: bool,
 }
 
 fn item_key(id: u64) -> Vec<u8> {
@@ -246,27 +264,67 @@ impl BobContract {
         if !ok && !self.skips_proof() {
             return fail(XchainError::BadReceiptProof { chain: a.chain, height: a.height });
         }
+        // A lock minted after step 3 ran joins nothing: it is released
+        // unchanged at once, so its owner claims it back.
+        let mut p: LmcProcess = ctx.read_typed(&process_key(&lock.process))?.unwrap_or_default();
         let m = MintedItem {
             chain: a.chain,
             lock: id,
             process: lock.process,
             data: lock.data,
             minted_at: ctx.height(),
-            released: false,
+            released: p.ran,
         };
         ctx.write_typed(&minted_key(&id), &m)?;
+        if !p.ran {
+            ctx.write_typed(&process_lock_key(&lock.process, p.minted), &id)?;
+            p.minted += 1;
+            ctx.write_typed(&process_key(&lock.process), &p)?;
+        }
         Ok(Vec::new())
     }
 
     /// Step 3: the application on the minted items (or the rollback).
+    ///
+    /// Decision (the baseline's protocol runs the application once over
+    /// the process's items): `locks` must name exactly the process's
+    /// minted items, each once, and they run in mint order, so the caller
+    /// — anyone may send it — decides neither who battles nor in which
+    /// order; the process then closes (a second run is refused, a later
+    /// mint is released unchanged).
     pub(crate) fn lmc_run(&self, ctx: &mut CallContext<'_, '_>, a: LmcRun) -> Result<Vec<u8>, ContractError> {
-        let mut items = Vec::with_capacity(a.locks.len());
+        let Some(mut process) = ctx.read_typed::<LmcProcess>(&process_key(&a.process))? else {
+            return fail(XchainError::UnknownProcess(a.process));
+        };
+        if process.ran {
+            return fail(XchainError::ProcessFinished);
+        }
         for l in &a.locks {
             let m: Option<MintedItem> = ctx.read_typed(&minted_key(l))?;
-            let Some(m) = m else { return fail(XchainError::UnknownLock(*l)) };
-            if m.process != a.process || m.released {
+            if !m.is_some_and(|m| m.process == a.process && !m.released) {
                 return fail(XchainError::UnknownLock(*l));
             }
+        }
+        let mut locks = Vec::new();
+        for n in 0..process.minted {
+            match ctx.read_typed::<Hash32>(&process_lock_key(&a.process, n))? {
+                Some(l) => locks.push(l),
+                None => return fail(XchainError::UnknownProcess(a.process)),
+            }
+        }
+        let mut named = a.locks.clone();
+        named.sort();
+        named.dedup();
+        let mut all = locks.clone();
+        all.sort();
+        if named.len() != a.locks.len() || named != all {
+            return fail(XchainError::PartialRun { minted: locks.len(), named: a.locks.len() });
+        }
+        let mut items = Vec::with_capacity(locks.len());
+        for l in &locks {
+            let Some(m) = ctx.read_typed::<MintedItem>(&minted_key(l))? else {
+                return fail(XchainError::UnknownLock(*l));
+            };
             if a.rollback && ctx.height() < m.minted_at + LMC_TIMEOUT {
                 return fail(XchainError::CcdiDeadlineNotReached {
                     deadline: m.minted_at + LMC_TIMEOUT,
@@ -282,6 +340,8 @@ impl BobContract {
             m.released = true;
             ctx.write_typed(&minted_key(&m.lock), &m)?;
         }
+        process.ran = true;
+        ctx.write_typed(&process_key(&a.process), &process)?;
         Ok(Vec::new())
     }
 }
@@ -312,17 +372,7 @@ impl BobMbs {
         method: &str,
         args: &A,
     ) -> Result<SignedTransaction, MbsError> {
-        let nonce = self.external(chain)?.next_nonce(&key.address());
-        Ok(gridledger_ledger::devnet::call(
-            key,
-            chain,
-            nonce,
-            LMC_ID,
-            method,
-            borsh::to_vec(args).unwrap_or_default(),
-            Amount::ZERO,
-            crate::ccdi_run::SC_BG_TX_GAS,
-        ))
+        self.external_call(chain, LMC_ID, key, method, args, Amount::ZERO, crate::ccdi_run::SC_BG_TX_GAS)
     }
 
     /// A new character in the baseline contract of `chain`.

@@ -173,6 +173,10 @@ pub enum Behaviour {
     /// This side posts its NT to the BoB but spends NT's nonce on another
     /// transaction (sub-situation 3, nonce).
     DoubleSpend(Side),
+    /// This side posts a correctly signed NT that can never execute (its
+    /// nonce leaves a gap) and for which no fraud evidence exists: it is
+    /// closed as withheld at the forwarding deadline (sub-situation 2).
+    PostUnlandable(Side),
 }
 
 /// A CCTE between two users.
@@ -197,6 +201,16 @@ pub struct BobMbs {
     pub committee: BobCommittee,
     /// Epochs elapsed.
     pub epoch: u64,
+    /// The second-stage CCT_Vs the BoB node sent on its own (see [`BobMbs::tick`]).
+    pub watch: Vec<WatchedCctV>,
+}
+
+/// A CCT_V the BoB node sent when a CCT's forwarding deadline passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchedCctV {
+    pub cct: Hash32,
+    pub tx: Hash32,
+    pub bytes: usize,
 }
 
 fn validator_keys(chain: ChainId, n: usize) -> Vec<KeyPair> {
@@ -213,85 +227,124 @@ fn genesis(chain: ChainId, keys: &[KeyPair], funded: &[Address], balance: Amount
     }
 }
 
-impl BobMbs {
-    /// Opens (or resumes) a BoB-MBS with one directory per chain under `dir`.
-    pub fn open(dir: &Path, spec: MbsSpec) -> Result<Self, MbsError> {
+/// Which chain of a BoB-MBS (see [`open_chain`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Bob,
+    /// External chain `n` (0-based; its id is `FIRST_EXTERNAL + n`).
+    External(usize),
+}
+
+impl Role {
+    pub fn chain_id(self) -> ChainId {
+        match self {
+            Role::Bob => BOB_CHAIN,
+            Role::External(n) => FIRST_EXTERNAL + n as ChainId,
+        }
+    }
+
+    /// The chain's directory under a BoB-MBS's directory.
+    pub fn dir_name(self) -> String {
+        match self {
+            Role::Bob => "bob".into(),
+            Role::External(_) => format!("chain-{}", self.chain_id()),
+        }
+    }
+}
+
+/// Everything a BoB-MBS's chains are built from; a pure function of the spec.
+struct Plan {
+    users: Vec<Address>,
+    funded_bob: Vec<Address>,
+    relayer: KeyPair,
+    committee: BobCommittee,
+    bob_reg: Option<crate::headers::ChainRegistration>,
+}
+
+impl Plan {
+    fn new(spec: &MbsSpec) -> Result<Self, MbsError> {
         if spec.chains < 2 || spec.validators == 0 || spec.bob_validators == 0 {
             return Err(MbsError::Spec("need at least 2 external chains and 1 validator per chain".into()));
         }
         let mut users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
-        let relayer = KeyPair::from_seed("gridledger-xchain-relayer");
-        let dev_users = users.clone();
+        let relayer = relayer_key();
+        let mut funded_bob = users.clone();
+        funded_bob.push(relayer.address());
         if spec.ccdi || spec.lmc_baseline {
             // Relay nodes pay for Phase 3's settlements on the external chains.
             users.push(relayer.address());
         }
         let committee = BobCommittee::dev(spec.bob_validators, spec.committee_seed)
             .map_err(|e| MbsError::Spec(format!("threshold key: {e}")))?;
-        let bob_keys = validator_keys(BOB_CHAIN, spec.bob_validators);
-        let mut funded = dev_users;
-        funded.push(relayer.address());
-        let bob_genesis = genesis(BOB_CHAIN, &bob_keys, &funded, spec.balance);
+        let mut plan = Self { users, funded_bob, relayer, committee, bob_reg: None };
         // The baseline's external chains follow the BoB: its genesis header
         // does not depend on its contracts, so a scratch copy gives it.
-        let bob_reg = if spec.lmc_baseline {
+        if spec.lmc_baseline {
             let scratch = tempfile::tempdir().map_err(|e| MbsError::Spec(e.to_string()))?;
             let b = EmbeddedChain::open(
                 scratch.path(),
-                bob_genesis.clone(),
+                plan.bob_genesis(spec),
                 ContractRegistry::new(),
-                bob_keys.clone(),
+                validator_keys(BOB_CHAIN, spec.bob_validators),
                 Finality::Deterministic,
             )?;
-            Some(b.registration(spec.kappa)?)
-        } else {
-            None
-        };
-        let mut externals = BTreeMap::new();
-        let mut regs = Vec::new();
-        for n in 0..spec.chains {
-            let id = FIRST_EXTERNAL + n as ChainId;
-            let keys = validator_keys(id, spec.validators);
-            let g = genesis(id, &keys, &users, spec.balance);
-            // External chains run no contracts at all (script-minimum),
-            // unless they host the HTLC baseline.
-            let mut registry = ContractRegistry::new();
-            if spec.htlc_baseline {
-                registry.register(HTLC_ID, Arc::new(HtlcContract));
-            }
-            if spec.ccdi {
-                #[allow(unused_mut)]
-                let mut sc = ScBgContract::new(&committee.group_key_bytes()).map_err(MbsError::Spec)?;
-                #[cfg(feature = "mutants")]
-                {
-                    sc.mutation = spec.mutation;
-                }
-                registry.register(SC_BG_ID, Arc::new(sc));
-            }
-            if let Some(bob) = &bob_reg {
-                registry.register(LMC_ID, Arc::new(LmcContract { bob: bob.clone() }));
-            }
-            let c = EmbeddedChain::open(&dir.join(format!("chain-{id}")), g, registry, keys, spec.finality)?;
-            regs.push(c.registration(spec.kappa)?);
-            externals.insert(id, c);
+            plan.bob_reg = Some(b.registration(spec.kappa)?);
         }
+        Ok(plan)
+    }
+
+    fn bob_genesis(&self, spec: &MbsSpec) -> Genesis {
+        genesis(BOB_CHAIN, &validator_keys(BOB_CHAIN, spec.bob_validators), &self.funded_bob, spec.balance)
+    }
+
+    /// Opens external chain `n` in `dir`.
+    fn open_external(&self, dir: &Path, spec: &MbsSpec, n: usize) -> Result<EmbeddedChain, MbsError> {
+        let id = FIRST_EXTERNAL + n as ChainId;
+        let keys = validator_keys(id, spec.validators);
+        let g = genesis(id, &keys, &self.users, spec.balance);
+        // External chains run no contracts at all (script-minimum),
+        // unless they host the HTLC baseline.
+        let mut registry = ContractRegistry::new();
+        if spec.htlc_baseline {
+            registry.register(HTLC_ID, Arc::new(HtlcContract));
+        }
+        if spec.ccdi {
+            #[allow(unused_mut)]
+            let mut sc = ScBgContract::new(&self.committee.group_key_bytes()).map_err(MbsError::Spec)?;
+            #[cfg(feature = "mutants")]
+            {
+                sc.mutation = spec.mutation;
+            }
+            registry.register(SC_BG_ID, Arc::new(sc));
+        }
+        if let Some(bob) = &self.bob_reg {
+            registry.register(LMC_ID, Arc::new(LmcContract { bob: bob.clone() }));
+        }
+        Ok(EmbeddedChain::open(dir, g, registry, keys, spec.finality)?)
+    }
+
+    /// The BoB contract's configuration for the external chains' registrations.
+    fn bob_config(&self, spec: &MbsSpec, regs: Vec<crate::headers::ChainRegistration>) -> BobConfig {
         let tokens = spec.chains as u64 + 1;
         let w = WEIGHT_ONE / tokens;
-        let mut weights: Vec<(ChainId, u64)> = externals.keys().map(|c| (*c, w)).collect();
+        let mut weights: Vec<(ChainId, u64)> = regs.iter().map(|r| (r.chain_id, w)).collect();
         weights.push((BOB_CHAIN, WEIGHT_ONE - w * (tokens - 1)));
-        let config = BobConfig {
+        BobConfig {
             bob_chain: BOB_CHAIN,
-            chains: regs,
-            kappa_bar: spec.kappa_bar,
-            weights,
-            group_key: committee.group_key_bytes(),
-            // With SC_BG deployed, TPK_Addr_i is its account (spendable by the group).
             group_accounts: if spec.ccdi {
-                externals.keys().map(|c| (*c, gridledger_ledger::contract_address(SC_BG_ID))).collect()
+                // With SC_BG deployed, TPK_Addr_i is its account (spendable by the group).
+                regs.iter().map(|r| (r.chain_id, gridledger_ledger::contract_address(SC_BG_ID))).collect()
             } else {
                 Vec::new()
             },
-        };
+            chains: regs,
+            kappa_bar: spec.kappa_bar,
+            weights,
+            group_key: self.committee.group_key_bytes(),
+        }
+    }
+
+    fn open_bob(&self, dir: &Path, spec: &MbsSpec, config: &BobConfig) -> Result<EmbeddedChain, MbsError> {
         #[allow(unused_mut)]
         let mut contract = BobContract::new(config.clone()).map_err(MbsError::Spec)?;
         #[cfg(feature = "mutants")]
@@ -300,8 +353,97 @@ impl BobMbs {
         }
         let mut registry = ContractRegistry::new();
         registry.register(BOB_CONTRACT_ID, Arc::new(contract));
-        let bob = EmbeddedChain::open(&dir.join("bob"), bob_genesis, registry, bob_keys, Finality::Deterministic)?;
-        let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0 };
+        let keys = validator_keys(BOB_CHAIN, spec.bob_validators);
+        Ok(EmbeddedChain::open(dir, self.bob_genesis(spec), registry, keys, Finality::Deterministic)?)
+    }
+}
+
+/// Opens one chain of the BoB-MBS `spec` describes, alone, in `dir` (the
+/// same chain [`BobMbs::open`] keeps in `dir/<role.dir_name()>`): what a
+/// process running that chain by itself opens. The BoB's copy needs the
+/// external chains' registrations, which depend only on their genesis, so
+/// it takes them from scratch copies.
+pub fn open_chain(dir: &Path, spec: &MbsSpec, role: Role) -> Result<(EmbeddedChain, BobConfig), MbsError> {
+    let plan = Plan::new(spec)?;
+    let mut regs = Vec::new();
+    let mut own = None;
+    for n in 0..spec.chains {
+        if role == Role::External(n) {
+            let c = plan.open_external(dir, spec, n)?;
+            regs.push(c.registration(spec.kappa)?);
+            own = Some(c);
+        } else {
+            let scratch = tempfile::tempdir().map_err(|e| MbsError::Spec(e.to_string()))?;
+            regs.push(plan.open_external(scratch.path(), spec, n)?.registration(spec.kappa)?);
+        }
+    }
+    let config = plan.bob_config(spec, regs);
+    let chain = match (role, own) {
+        (Role::Bob, _) => plan.open_bob(dir, spec, &config)?,
+        (Role::External(_), Some(c)) => c,
+        (Role::External(n), None) => {
+            return Err(MbsError::Spec(format!("no external chain {n} in a {}-chain MBS", spec.chains)))
+        }
+    };
+    Ok((chain, config))
+}
+
+/// The relayer's `relay` call on the BoB with nonce `nonce`.
+pub fn relay_tx(relayer: &KeyPair, nonce: u64, relay: &Relay) -> SignedTransaction {
+    bob_call_signed(relayer, nonce, "relay", relay, Amount::ZERO)
+}
+
+fn bob_call_signed<A: BorshSerialize>(
+    key: &KeyPair,
+    nonce: u64,
+    method: &str,
+    args: &A,
+    value: Amount,
+) -> SignedTransaction {
+    Transaction {
+        chain_id: BOB_CHAIN,
+        sender: key.public(),
+        nonce,
+        gas_limit: BOB_TX_GAS,
+        gas_price: Amount(1),
+        kind: TxKind::Call {
+            contract: BOB_CONTRACT_ID,
+            method: method.into(),
+            args: borsh::to_vec(args).unwrap_or_default(),
+            value,
+        },
+    }
+    .sign(key)
+}
+
+/// The relayer's key of every BoB-MBS (a development key).
+pub fn relayer_key() -> KeyPair {
+    KeyPair::from_seed("gridledger-xchain-relayer")
+}
+
+impl BobMbs {
+    /// Opens (or resumes) a BoB-MBS with one directory per chain under `dir`.
+    pub fn open(dir: &Path, spec: MbsSpec) -> Result<Self, MbsError> {
+        let plan = Plan::new(&spec)?;
+        let mut externals = BTreeMap::new();
+        let mut regs = Vec::new();
+        for n in 0..spec.chains {
+            let role = Role::External(n);
+            let c = plan.open_external(&dir.join(role.dir_name()), &spec, n)?;
+            regs.push(c.registration(spec.kappa)?);
+            externals.insert(role.chain_id(), c);
+        }
+        let config = plan.bob_config(&spec, regs);
+        let mut bob = plan.open_bob(&dir.join(Role::Bob.dir_name()), &spec, &config)?;
+        // One wall clock for the whole system: SC_MPV orders native
+        // transactions after the CCT by block time (ln 16 (ii)).
+        let clock = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        bob.share_clock(clock.clone());
+        for c in externals.values_mut() {
+            c.share_clock(clock.clone());
+        }
+        let Plan { relayer, committee, .. } = plan;
+        let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0, watch: Vec::new() };
         m.epoch = m.bob.height();
         Ok(m)
     }
@@ -383,14 +525,47 @@ impl BobMbs {
         Ok(out)
     }
 
+    /// The second-stage CCT_Vs due now: one for each CCT in sub-situation
+    /// 2 whose pending sides' chains (as the BoB stores them) reached their
+    /// forwarding deadlines.
+    fn closing_txs(&self) -> Vec<(Hash32, SignedTransaction)> {
+        let open: Vec<Hash32> = self.bob_record(&bob::keys::forwarding()).unwrap_or_default();
+        let mut nonce = self.bob.next_nonce(&self.relayer.address());
+        let mut out = Vec::new();
+        for id in open {
+            let Some(rec) = self.cct(&id) else { continue };
+            if rec.complete || !rec.verified {
+                continue;
+            }
+            let due =
+                [Side::Sender, Side::Receiver].into_iter().filter(|s| rec.state(*s) == SideState::Pending).all(|s| {
+                    let (chain, ..) = rec.instruction(s);
+                    self.bob_tip(chain) >= rec.forward_deadline(s)
+                });
+            if due {
+                out.push((id, self.bob_call_nonce(&self.relayer, nonce, "cct_v", &CctV { cct: id }, Amount::ZERO)));
+                nonce += 1;
+            }
+        }
+        out
+    }
+
     /// One epoch: every external chain seals a block, the relayer ships the
     /// new headers, the BoB seals a block.
+    ///
+    /// The relayer is a BoB node: it also sends the second-stage CCT_V of
+    /// every CCT whose forwarding deadline passed (sub-situation 2 closed;
+    /// [`WatchedCctV`] records each in [`BobMbs::watch`]).
     pub fn tick(&mut self) -> Result<(), MbsError> {
         for c in self.externals.values_mut() {
             c.tick()?;
         }
         for tx in self.relay_txs()? {
             self.bob.submit(&tx)?;
+        }
+        for (cct, tx) in self.closing_txs() {
+            let h = self.bob.submit(&tx)?;
+            self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
         }
         self.bob.tick()?;
         self.epoch += 1;
@@ -412,20 +587,7 @@ impl BobMbs {
         args: &A,
         value: Amount,
     ) -> SignedTransaction {
-        Transaction {
-            chain_id: BOB_CHAIN,
-            sender: key.public(),
-            nonce,
-            gas_limit: BOB_TX_GAS,
-            gas_price: Amount(1),
-            kind: TxKind::Call {
-                contract: BOB_CONTRACT_ID,
-                method: method.into(),
-                args: borsh::to_vec(args).unwrap_or_default(),
-                value,
-            },
-        }
-        .sign(key)
+        bob_call_signed(key, nonce, method, args, value)
     }
 
     /// A signed call of the BoB contract with `key`'s next nonce.
@@ -600,11 +762,15 @@ impl BobMbs {
                     self.external_mut(chain)?.submit(&drain)?;
                     nt
                 }
+                Behaviour::PostUnlandable(s) if s == side => {
+                    let gap = self.external(chain)?.next_nonce(&payer) + 1_000;
+                    transfer(key, chain, gap, to, Amount(amount), Amount(1))
+                }
                 _ => self.native_tx(&rec, side, key)?,
             };
             bytes.native += nt.to_bytes().len();
             match behaviour {
-                Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) if s == side => {
+                Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) | Behaviour::PostUnlandable(s) if s == side => {
                     // Refused by the mempool or dropped at execution: it cannot pay.
                     let _ = self.external_mut(chain)?.submit(&nt);
                 }
@@ -705,8 +871,20 @@ impl BobMbs {
         if exchange_epochs.is_none() {
             exchange_phases = 0;
         }
-        settlement_phases +=
-            1 + u32::from(extra_phase_cct_v) + u32::from(extra_phase_proof) + u32::from(extra_phase_fraud);
+        // The BoB node's second CCT_V, if the forwarding deadline closed it.
+        let mut extra_phase_closed = false;
+        for w in self.watch.iter().filter(|w| w.cct == id) {
+            if let Some(r) = self.bob.receipt(&w.tx)? {
+                bytes.cct_v += w.bytes;
+                *gas.entry("cct_v".into()).or_default() += r.gas_used;
+                extra_phase_closed |= r.status == TxStatus::Success;
+            }
+        }
+        settlement_phases += 1
+            + u32::from(extra_phase_cct_v)
+            + u32::from(extra_phase_proof)
+            + u32::from(extra_phase_fraud)
+            + u32::from(extra_phase_closed);
         let record = self.cct(&id).ok_or_else(|| MbsError::Missing("CCT record".into()))?;
         for h in proof_txs {
             if let Some(r) = self.bob.receipt(&h)? {
@@ -808,16 +986,32 @@ impl BobMbs {
         args: &A,
         value: u128,
     ) -> Result<SignedTransaction, MbsError> {
+        self.external_call(chain, HTLC_ID, key, method, args, Amount(value), 200_000)
+    }
+
+    /// A signed call of contract `contract` on external chain `chain`
+    /// with `key`'s next nonce there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn external_call<A: BorshSerialize>(
+        &self,
+        chain: ChainId,
+        contract: gridledger_core::ContractId,
+        key: &KeyPair,
+        method: &str,
+        args: &A,
+        value: Amount,
+        gas_limit: u64,
+    ) -> Result<SignedTransaction, MbsError> {
         let nonce = self.external(chain)?.next_nonce(&key.address());
         Ok(gridledger_ledger::devnet::call(
             key,
             chain,
             nonce,
-            HTLC_ID,
+            contract,
             method,
             borsh::to_vec(args).unwrap_or_default(),
-            Amount(value),
-            200_000,
+            value,
+            gas_limit,
         ))
     }
 

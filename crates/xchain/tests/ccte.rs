@@ -9,7 +9,7 @@ use gridledger_ledger::devnet::transfer;
 use gridledger_ledger::{Seal, TxStatus};
 use gridledger_xchain::bob::{self, CctArgs, CctV, Claim, PostNt, Relay};
 use gridledger_xchain::mbs::{Behaviour, MbsSpec};
-use gridledger_xchain::{Finality, Side, SideState, XchainError};
+use gridledger_xchain::{CctRecord, Finality, Side, SideState, XchainError};
 
 #[test]
 fn bob_keeps_only_the_latest_kappa_headers_of_each_chain() {
@@ -196,6 +196,32 @@ fn headers_without_validator_signatures_are_refused() {
     assert_refused(&mut m, &tx, XchainError::WrongChain { expected: J, got: I });
 
     // The genuine header is accepted.
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![sealed] }, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    assert_eq!(m.bob_tip(I), h);
+}
+
+#[test]
+fn a_probabilistic_header_proposed_out_of_turn_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, kappa: 8, ..MbsSpec::default() };
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+    m.tick().unwrap();
+    let block = m.external_mut(I).unwrap().tick().unwrap();
+    let h = block.header.height;
+    let sealed = m.external(I).unwrap().sealed_header(h).unwrap().unwrap();
+    let n = m.spec.validators as u64;
+    // The same header, proposed and signed by a validator whose turn it is not.
+    let other = (h + 1) % n;
+    let key = gridledger_core::crypto::KeyPair::from_seed(&format!("gridledger-xchain-{I}-validator-{other}"));
+    let mut out_of_turn = sealed.clone();
+    out_of_turn.header.proposer = key.public();
+    out_of_turn.seal = Seal::Single { signature: key.sign(&out_of_turn.header.hash()) };
+    let relayer = m.relayer.clone();
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![out_of_turn] }, Amount::ZERO);
+    let reason = format!("proposed out of turn: height {h} belongs to validator {}", h % n);
+    assert_refused(&mut m, &tx, XchainError::BadSeal { chain: I, height: h, reason });
+    // The scheduled proposer's header is accepted.
     let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![sealed] }, Amount::ZERO);
     assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
     assert_eq!(m.bob_tip(I), h);
@@ -549,11 +575,12 @@ fn seeded_sweep_every_side_delivers_or_pays_its_deposit() {
             z ^ (z >> 31)
         };
         let side = if next() % 2 == 0 { Side::Sender } else { Side::Receiver };
-        let behaviour = match next() % 5 {
+        let behaviour = match next() % 6 {
             0 => Behaviour::Honest,
             1 => Behaviour::Withhold(side),
             2 => Behaviour::Censor { side, delay: 5 + next() % 40 },
             3 => Behaviour::Underfund(side),
+            4 => Behaviour::PostUnlandable(side),
             _ => Behaviour::DoubleSpend(side),
         };
         let x_j = 1 + (next() % 5_000) as u128;
@@ -578,4 +605,119 @@ fn seeded_sweep_every_side_delivers_or_pays_its_deposit() {
             rep.x_b as i128 * (i128::from(penalised(rep.record.receiver)) - i128::from(penalised(rep.record.sender)));
         assert_eq!(net_s, expect, "deposits move by x_B per default: {ctx}");
     }
+}
+
+// ------------------------------------------- sub-situation 2's deadline
+
+/// The receiver pays NT_r on chain j and proves it.
+fn receiver_pays_and_proves(m: &mut gridledger_xchain::BobMbs, id: gridledger_core::Hash32, rec: &CctRecord) {
+    let r = receiver();
+    let nt = m.native_tx(rec, Side::Receiver, &r).unwrap();
+    m.external_mut(J).unwrap().submit(&nt).unwrap();
+    m.tick().unwrap();
+    let pt = m.proof_for(id, Side::Receiver, &nt).unwrap().expect("NT_r included");
+    m.wait_final(J, pt.height).unwrap();
+    m.bob_ok(&m.bob_call(&r, "prove", &pt, Amount::ZERO)).unwrap();
+}
+
+#[test]
+fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let s = sender();
+    let (id, rec) = open_cct(&mut m, &request(500, 31));
+    m.wait_native_window(&rec).unwrap();
+    receiver_pays_and_proves(&mut m, id, &rec);
+    // NT_s with a nonce gap: correctly signed, matches IN_s, never executable.
+    let (chain, _, to, amount) = rec.instruction(Side::Sender);
+    let gap = m.external(chain).unwrap().next_nonce(&s.address()) + 3;
+    let nt = transfer(&s, chain, gap, to, Amount(amount), Amount(1));
+    m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
+    while m.bob_tip(I) < rec.deadline_i || m.bob_tip(J) < rec.deadline_j {
+        m.tick().unwrap();
+    }
+    let relayer = m.relayer.clone();
+    m.bob_ok(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+    let rec = m.cct(&id).unwrap();
+    assert!(rec.verified && rec.sender == SideState::Pending, "sub-situation 2: posted, so not penalised yet");
+    assert!(rec.forward_i >= rec.deadline_i + m.config.kappa_bar + m.spec.kappa as u64);
+    let open: Vec<gridledger_core::Hash32> = m.bob_record(&bob::keys::forwarding()).unwrap();
+    assert_eq!(open, vec![id]);
+    // A second CCT_V inside the forwarding window is refused and changes nothing.
+    let early = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
+    let tip = m.bob_tip(I);
+    assert_refused(&mut m, &early, XchainError::ForwardingOpen { chain: I, tip, deadline: rec.forward_i });
+    // The BoB node closes it once chain i's stored tip reaches the deadline.
+    let mut guard = 0;
+    while !m.cct(&id).unwrap().complete {
+        assert!(m.bob_tip(I) < rec.forward_i + 2, "closed late (tip {}, deadline {})", m.bob_tip(I), rec.forward_i);
+        m.tick().unwrap();
+        guard += 1;
+        assert!(guard < 100);
+    }
+    assert!(m.bob_tip(I) >= rec.forward_i, "closed before the forwarding deadline");
+    let done = m.cct(&id).unwrap();
+    assert_eq!(done.sender, SideState::Penalised);
+    assert!(matches!(done.receiver, SideState::Proved { .. }));
+    assert_eq!(m.watch.iter().filter(|w| w.cct == id).count(), 1, "one closing CCT_V");
+    assert!(m.bob_record::<Vec<gridledger_core::Hash32>>(&bob::keys::forwarding()).is_none());
+    // The withholder's x_B went to the honest receiver; both locks are released.
+    let (ds, dr) = (m.deposit(&s.address()), m.deposit(&receiver().address()));
+    assert_eq!((ds.free, ds.locked), (DEPOSIT - done.x_b, 0));
+    assert_eq!((dr.free, dr.locked), (DEPOSIT + done.x_b, 0));
+    let again = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
+    assert_refused(&mut m, &again, XchainError::AlreadyComplete);
+}
+
+#[test]
+fn swap_closes_an_unlandable_posted_nt_at_the_forwarding_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let rep = m.swap(&request(300, 33), Behaviour::PostUnlandable(Side::Receiver)).unwrap();
+    assert!(rep.record.complete && rep.record.verified);
+    assert_eq!(rep.record.receiver, SideState::Penalised, "closed as withheld");
+    assert!(matches!(rep.record.sender, SideState::Proved { .. }));
+    assert!(rep.bytes.cct_v > 0 && rep.gas.get("cct_v").copied().unwrap_or(0) > 0);
+    assert_eq!(rep.settlement_phases, 5, "proof, CCT_V, the closing CCT_V (+ the CCT and NTs)");
+    assert_eq!(m.deposit(&sender().address()).free, DEPOSIT + rep.x_b);
+}
+
+#[test]
+fn a_payment_made_before_the_cct_is_refused_by_block_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let s = sender();
+    let req = request(700, 32);
+    let terms = m.terms(&req);
+    // Chain i runs κ̄ + 2 blocks ahead of what the relayers delivered; the
+    // sender pays the receiver 700 there before the CCT exists.
+    for _ in 0..3 {
+        m.external_mut(I).unwrap().tick().unwrap();
+    }
+    let old = m.native_transfer(I, &s, receiver().address(), 700).unwrap();
+    m.external_mut(I).unwrap().submit(&old).unwrap();
+    m.external_mut(I).unwrap().tick().unwrap();
+    let cct = m.cct_tx(&s, &receiver(), terms.clone());
+    assert_eq!(bob_only(&mut m, &cct).status, TxStatus::Success);
+    let id = terms.id();
+    let rec = m.cct(&id).unwrap();
+    m.ticks(2).unwrap();
+    let pt = m.proof_for(id, Side::Sender, &old).unwrap().unwrap();
+    assert!(pt.height > rec.e_i + m.config.kappa_bar, "the epoch check alone would accept it");
+    m.wait_final(I, pt.height).unwrap();
+    let made_at = m.external(I).unwrap().chain().block(pt.height).unwrap().unwrap().header.timestamp;
+    let prove = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    assert_refused(
+        &mut m,
+        &prove,
+        XchainError::BeforeCct { chain: I, height: pt.height, made_at, stored_at: rec.stored_at },
+    );
+    // A fresh NT_s made after the CCT is accepted.
+    let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    m.external_mut(I).unwrap().submit(&nt).unwrap();
+    m.tick().unwrap();
+    let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
+    m.wait_final(I, pt.height).unwrap();
+    m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
+    assert!(matches!(m.cct(&id).unwrap().sender, SideState::Proved { .. }));
 }

@@ -198,4 +198,21 @@ fn double_and_forged_mints_and_early_rollbacks_are_refused() {
         gridledger_core::Amount::ZERO,
     );
     assert_bob_refuses(&mut m, &tx, XchainError::UnknownLock(ghost));
+    // A run naming a minted item twice is not the process's set.
+    let tx = m.bob_call(
+        &u.key,
+        "lmc_run",
+        &LmcRun { process: p, locks: vec![lock, lock], rollback: false },
+        gridledger_core::Amount::ZERO,
+    );
+    assert_bob_refuses(&mut m, &tx, XchainError::PartialRun { minted: 1, named: 2 });
+    // The full run succeeds once; a second is refused.
+    let full = LmcRun { process: p, locks: vec![lock], rollback: false };
+    let tx = m.bob_call(&u.key, "lmc_run", &full, gridledger_core::Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    let tx = m.bob_call(&u.key, "lmc_run", &full, gridledger_core::Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::ProcessFinished);
+    let unknown = LmcRun { process: Hash32([9; 32]), locks: vec![], rollback: false };
+    let tx = m.bob_call(&u.key, "lmc_run", &unknown, gridledger_core::Amount::ZERO);
+    assert_bob_refuses(&mut m, &tx, XchainError::UnknownProcess(Hash32([9; 32])));
 }

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod handover;
+pub mod held_net;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 pub const BAL: Amount = Amount(1_000_000_000_000);
 
@@ -210,6 +213,25 @@ pub fn free_run(n: u16, avoid: std::ops::Range<u16>) -> u16 {
             return base;
         }
     }
+}
+
+/// `gridledger testnet --no-start` of four validators in `net`, their
+/// JSON-RPC ports from `rpc` on (0: each picks a free port when it starts)
+/// and their peer ports on a run of four free loopback ports beside them.
+pub fn four_validator_testnet(net: &Path, rpc: u16) {
+    let p2p = free_run(4, rpc..rpc + 4);
+    gl_ok(&[
+        "testnet",
+        "--no-start",
+        "--validators",
+        "4",
+        "--dir",
+        &d(net),
+        "--rpc-port",
+        &rpc.to_string(),
+        "--p2p-port",
+        &p2p.to_string(),
+    ]);
 }
 
 /// A command's stdout as text.

@@ -494,6 +494,23 @@ fn require_newer(ch: &Channel, s: &SignedState) -> R<()> {
     Ok(())
 }
 
+/// What `channel_update` and `channel_withdraw` both check before they
+/// register a state: `args` carry a co-signed state of an open channel (not
+/// in dispute) that is not final, is newer than the registered one and
+/// passes [`check_state`]. Returns the state, the channel and its ESC record.
+fn newer_open_state(ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<(SignedState, Channel, EscRecord)> {
+    let a: ChannelStateArgs = decode_args(args)?;
+    let ch: Channel = load(ctx, &channel_key(&a.state.state.cid), "channel")?;
+    require_open(&ch)?;
+    if a.state.state.is_final {
+        return revert("a final state closes the channel: use channel_close");
+    }
+    require_newer(&ch, &a.state)?;
+    let esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
+    check_state(ctx, &ch, &esc, &a.state)?;
+    Ok((a.state, ch, esc))
+}
+
 impl CnsContract {
     fn merchant_register(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
         let a: RegisterMerchant = decode_args(args)?;
@@ -951,22 +968,14 @@ impl CnsContract {
     /// while the channel stays open. Only on an open channel (not during a
     /// dispute, where the dispute decides the state), anyone may send it.
     fn channel_withdraw(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
-        let a: ChannelStateArgs = decode_args(args)?;
-        let mut ch: Channel = load(ctx, &channel_key(&a.state.state.cid), "channel")?;
-        require_open(&ch)?;
-        if a.state.state.is_final {
-            return revert("a final state closes the channel: use channel_close");
-        }
-        require_newer(&ch, &a.state)?;
-        let mut esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
-        check_state(ctx, &ch, &esc, &a.state)?;
-        let w = a.state.state.resize.withdrawn;
+        let (state, mut ch, mut esc) = newer_open_state(ctx, args)?;
+        let w = state.state.resize.withdrawn;
         let due = [sub(w[0], ch.withdrawn_paid[0], "withdrawal")?, sub(w[1], ch.withdrawn_paid[1], "withdrawal")?];
         if due.iter().all(|d| d.is_zero()) {
             return revert("the state withdraws nothing new: use channel_update");
         }
-        let counter = a.state.state.counter;
-        register_state(ctx, &mut esc, &mut ch, a.state)?;
+        let counter = state.state.counter;
+        register_state(ctx, &mut esc, &mut ch, state)?;
         for (i, d) in due.iter().enumerate() {
             if !d.is_zero() {
                 // Recorded in `final_amounts` at close, with the balance
@@ -991,17 +1000,9 @@ impl CnsContract {
 
     /// `update` (seed Fig 7, Fig 14): registers a newer co-signed state.
     fn channel_update(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
-        let a: ChannelStateArgs = decode_args(args)?;
-        let mut ch: Channel = load(ctx, &channel_key(&a.state.state.cid), "channel")?;
-        require_open(&ch)?;
-        if a.state.state.is_final {
-            return revert("a final state closes the channel: use channel_close");
-        }
-        require_newer(&ch, &a.state)?;
-        let mut esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
-        check_state(ctx, &ch, &esc, &a.state)?;
-        let counter = a.state.state.counter;
-        register_state(ctx, &mut esc, &mut ch, a.state)?;
+        let (state, mut ch, mut esc) = newer_open_state(ctx, args)?;
+        let counter = state.state.counter;
+        register_state(ctx, &mut esc, &mut ch, state)?;
         store(ctx, &esc_key(&ch.scid), &esc)?;
         store(ctx, &channel_key(&ch.cid), &ch)?;
         ctx.emit(

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use super::tbg_model::{hsm_utb, HsmUtbParams};
-use crate::result::{num, ChartSpec, Check, ExperimentResult, Series, Table};
+use super::tbg_model::{hsm_utb, seed_numbers, Figure, HsmUtbParams};
+use crate::result::{num, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 use gridledger_sim::adversary_mobile::McParams;
 
@@ -49,8 +49,13 @@ impl Experiment for Fig42 {
         };
         let mc = McParams { replicas: 100, static_ppm: 130_000, ell: 2, lambda: 10, eps_num: 1, eps_den: 1, kappa: 2 };
         ctx.progress.start(taus.len() * ctls.len());
-        let mut table = Table::new(&["CTL^pe", "τ", "p^utb", "p^utb (certified broadcast required)"]);
-        let mut ours = Vec::new();
+        let mut fig = Figure::new(
+            "Fig 4-2: p^utb under HSM and the RSS attack",
+            "τ (recipients per transaction)",
+            "p^utb (probability)",
+            false,
+            &["CTL^pe", "τ", "p^utb", "p^utb (certified broadcast required)"],
+        );
         let mut grid = Vec::new();
         for &ctl in &ctls {
             let mut pts = Vec::new();
@@ -61,25 +66,25 @@ impl Experiment for Fig42 {
                 let v = hsm_utb(&p).map_err(|e| ExperimentError::run(ID, e))?;
                 let c =
                     hsm_utb(&HsmUtbParams { need_certificate: true, ..p }).map_err(|e| ExperimentError::run(ID, e))?;
-                table.row(vec![ctl.to_string(), tau.to_string(), num(v, 4), num(c, 4)]);
+                fig.table.row(vec![ctl.to_string(), tau.to_string(), num(v, 4), num(c, 4)]);
                 pts.push((f64::from(tau), v));
                 grid.push(json!({"ctl": ctl, "tau": tau, "p_utb": v, "p_utb_certified": c}));
                 ctx.progress.done();
             }
-            ours.push(Series::new(format!("HSM, CTL^pe = {ctl}"), pts));
+            fig.ours.push(Series::new(format!("HSM, CTL^pe = {ctl}"), pts));
         }
         ctx.progress.finish();
         let at = |ctl: u32, tau: u32| -> f64 {
             let ci = ctls.iter().position(|&c| c == ctl).unwrap_or(0);
             let ti = taus.iter().position(|&t| t == tau).unwrap_or(0);
-            ours[ci].points[ti].1
+            fig.ours[ci].points[ti].1
         };
         let (lo_c, hi_c) = (ctls[0], ctls[ctls.len() - 1]);
         let (lo_t, hi_t) = (taus[0], taus[taus.len() - 1]);
         let checks = vec![
             Check::new(
                 "probabilities in [0, 1]",
-                ours.iter().all(|s| s.ys().iter().all(|&y| (0.0..=1.0).contains(&y))),
+                fig.ours.iter().all(|s| s.ys().iter().all(|&y| (0.0..=1.0).contains(&y))),
                 "every point",
             ),
             Check::new(
@@ -93,31 +98,22 @@ impl Experiment for Fig42 {
                 format!("{:.3} at τ {hi_t} vs {:.3} at τ {lo_t}", at(hi_c, hi_t), at(hi_c, lo_t)),
             ),
         ];
-        let mut seed_table = Table::new(&["quantity", "seed", "source"]);
-        seed_table.row(vec!["p^utb at τ = 72".into(), "> 0.1".into(), SOURCE.into()]);
-        seed_table.row(vec!["trend with CTL^pe".into(), "escalates sharply".into(), SOURCE.into()]);
-        seed_table.row(vec!["HSM TC rate (summary)".into(), "up to 0.76".into(), "seed 003 §4.7, p. 102".into()]);
-        let max = ours.iter().flat_map(|s| s.ys()).fold(0.0, f64::max);
+        let seed_table = seed_numbers(&[
+            ["p^utb at τ = 72", "> 0.1", SOURCE],
+            ["trend with CTL^pe", "escalates sharply", SOURCE],
+            ["HSM TC rate (summary)", "up to 0.76", "seed 003 §4.7, p. 102"],
+        ]);
+        let max = fig.ours.iter().flat_map(|s| s.ys()).fold(0.0, f64::max);
         let mut comparison = Table::new(&["quantity", "ours", "seed"]);
         comparison.row(vec!["p^utb at τ = 72, largest CTL^pe".into(), num(at(hi_c, hi_t), 3), "> 0.1".into()]);
         comparison.row(vec!["largest p^utb on the grid".into(), num(max, 3), "up to 0.76".into()]);
-        Ok(ExperimentResult {
-            params: json!({"N": 100, "p_B": 0.13, "B": 2500, "kappa": 2, "lambda": 10, "ell": 2, "epsilon": 1,
+        Ok(fig.finish(
+            json!({"N": 100, "p_B": 0.13, "B": 2500, "kappa": 2, "lambda": 10, "ell": 2, "epsilon": 1,
                            "taus": taus, "ctl": ctls, "trials": trials}),
-            chart: ChartSpec {
-                title: "Fig 4-2: p^utb under HSM and the RSS attack".into(),
-                x_label: "τ (recipients per transaction)".into(),
-                y_label: "p^utb (probability)".into(),
-                ..Default::default()
-            },
-            ours,
-            seed: vec![],
-            table,
             seed_table,
             comparison,
             checks,
-            raw: json!({"grid": grid}),
-            ..Default::default()
-        })
+            json!({"grid": grid}),
+        ))
     }
 }

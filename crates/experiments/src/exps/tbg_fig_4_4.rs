@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use super::tbg_model::{gamma_tbg, rss_censorship, RssParams};
-use crate::result::{num, ChartSpec, Check, ExperimentResult, Series, Table};
+use super::tbg_model::{gamma_tbg, rss_censorship, seed_numbers, Figure, RssParams};
+use crate::result::{num, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 use gridledger_sim::adversary_mobile::McParams;
 
@@ -45,8 +45,13 @@ impl Experiment for Fig44 {
             (vec![6, 8, 10], vec![2, 3], vec![6, 12, 18, 24], 3_000)
         };
         ctx.progress.start(lambdas.len() * groups.len() * taus.len());
-        let mut table = Table::new(&["λ", "G", "τ", "τ/G", "R^atc (simulated)", "1 − γ^TBG (Eq 4.8)"]);
-        let mut ours = Vec::new();
+        let mut fig = Figure::new(
+            "Fig 4-4: censorship rate under TBG and RSS",
+            "τ/G (holders per group)",
+            "R^atc (share censored)",
+            false,
+            &["λ", "G", "τ", "τ/G", "R^atc (simulated)", "1 − γ^TBG (Eq 4.8)"],
+        );
         let mut grid = Vec::new();
         for &lambda in &lambdas {
             let mc = McParams { replicas: 100, static_ppm: 130_000, ell: 2, lambda, eps_num: 1, eps_den: 1, kappa: 2 };
@@ -64,7 +69,7 @@ impl Experiment for Fig44 {
                     let r = rss_censorship(&p).map_err(|e| ExperimentError::run(ID, e))?;
                     let gamma = gamma_tbg(&mc, tau, g);
                     let x = f64::from(tau) / f64::from(g);
-                    table.row(vec![
+                    fig.table.row(vec![
                         lambda.to_string(),
                         g.to_string(),
                         tau.to_string(),
@@ -77,18 +82,18 @@ impl Experiment for Fig44 {
                     grid.push(json!({"lambda": lambda, "G": g, "tau": tau, "r_atc": r, "gamma_tbg": gamma}));
                     ctx.progress.done();
                 }
-                ours.push(Series::new(format!("R^atc λ = {lambda}, G = {g}"), sim));
-                ours.push(Series::new(format!("1 − γ^TBG λ = {lambda}, G = {g}"), theory));
+                fig.ours.push(Series::new(format!("R^atc λ = {lambda}, G = {g}"), sim));
+                fig.ours.push(Series::new(format!("1 − γ^TBG λ = {lambda}, G = {g}"), theory));
             }
         }
         ctx.progress.finish();
-        let sims: Vec<&Series> = ours.iter().filter(|s| s.name.starts_with("R^atc")).collect();
+        let sims: Vec<&Series> = fig.ours.iter().filter(|s| s.name.starts_with("R^atc")).collect();
         let at4: Vec<f64> = sims.iter().flat_map(|s| s.points.iter().filter(|p| p.0 >= 4.0).map(|p| p.1)).collect();
         let max_at4 = at4.iter().copied().fold(0.0, f64::max);
         let checks = vec![
             Check::new(
                 "rates in [0, 1]",
-                ours.iter().all(|s| s.ys().iter().all(|&y| (0.0..=1.0).contains(&y))),
+                fig.ours.iter().all(|s| s.ys().iter().all(|&y| (0.0..=1.0).contains(&y))),
                 "every point",
             ),
             Check::new(
@@ -98,28 +103,16 @@ impl Experiment for Fig44 {
             ),
             Check::new("points with τ/G ≥ 4 exist", !at4.is_empty(), format!("{} points", at4.len())),
         ];
-        let mut seed_table = Table::new(&["quantity", "seed", "source"]);
-        seed_table.row(vec!["R^atc for τ/G ≥ 4".into(), "≈ 0".into(), SOURCE.into()]);
-        seed_table.row(vec!["trials".into(), "30,000".into(), SOURCE.into()]);
+        let seed_table = seed_numbers(&[["R^atc for τ/G ≥ 4", "≈ 0", SOURCE], ["trials", "30,000", SOURCE]]);
         let mut comparison = Table::new(&["quantity", "ours", "seed"]);
         comparison.row(vec!["largest R^atc with τ/G ≥ 4".into(), num(max_at4, 4), "≈ 0".into()]);
-        Ok(ExperimentResult {
-            params: json!({"N": 100, "kappa": 2, "ell": 2, "epsilon": 1, "p_B": 0.13, "lambdas": lambdas,
+        Ok(fig.finish(
+            json!({"N": 100, "kappa": 2, "ell": 2, "epsilon": 1, "p_B": 0.13, "lambdas": lambdas,
                            "groups": groups, "taus": taus, "trials": trials}),
-            chart: ChartSpec {
-                title: "Fig 4-4: censorship rate under TBG and RSS".into(),
-                x_label: "τ/G (holders per group)".into(),
-                y_label: "R^atc (share censored)".into(),
-                ..Default::default()
-            },
-            ours,
-            seed: vec![],
-            table,
             seed_table,
             comparison,
             checks,
-            raw: json!({"grid": grid}),
-            ..Default::default()
-        })
+            json!({"grid": grid}),
+        ))
     }
 }

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use super::tbg_model::{cell, system_grid, Policy};
-use crate::result::{num, ChartSpec, Check, ExperimentResult, Series, Table};
+use super::tbg_model::{cell, runs_by_load, seed_numbers, system_grid, Figure, Policy};
+use crate::result::{num, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 
 pub struct Fig45;
@@ -43,37 +43,43 @@ impl Experiment for Fig45 {
 
     fn run(&self, ctx: &RunCtx) -> Result<ExperimentResult, ExperimentError> {
         let (ns, ctls, cells) = system_grid(ctx, ID)?;
-        let mut table = Table::new(&[
-            "N",
-            "CTL^pe",
-            "policy",
-            "C^ARB (valid, seed's formula)",
-            "C^ARB (all copies)",
-            "max broadcasts of one tx",
-            "delivered valid",
-        ]);
-        let mut ours = Vec::new();
+        let mut fig = Figure::new(
+            "Fig 4-5: redundant broadcasts per delivered transaction",
+            "CTL^pe (valid transactions per epoch)",
+            "C^ARB (broadcasts per delivered tx)",
+            true,
+            &[
+                "N",
+                "CTL^pe",
+                "policy",
+                "C^ARB (valid, seed's formula)",
+                "C^ARB (all copies)",
+                "max broadcasts of one tx",
+                "delivered valid",
+            ],
+        );
         for policy in [Policy::Tbg, Policy::Hsm] {
             for &n in &ns {
                 let mut valid = Vec::new();
                 let mut all = Vec::new();
-                for &ctl in &ctls {
-                    let Some(r) = cell(&cells, n, ctl, policy) else { continue };
-                    table.row(vec![
-                        n.to_string(),
-                        ctl.to_string(),
-                        policy.name().into(),
-                        num(r.carb_valid(), 3),
-                        num(r.carb_all(), 3),
-                        r.max_copies.to_string(),
-                        r.delivered_valid.to_string(),
-                    ]);
+                for (ctl, r) in runs_by_load(&cells, n, &ctls, policy) {
+                    fig.grid_row(
+                        n,
+                        ctl,
+                        policy,
+                        [
+                            num(r.carb_valid(), 3),
+                            num(r.carb_all(), 3),
+                            r.max_copies.to_string(),
+                            r.delivered_valid.to_string(),
+                        ],
+                    );
                     valid.push((f64::from(ctl), r.carb_valid()));
                     all.push((f64::from(ctl), r.carb_all()));
                 }
-                ours.push(Series::new(format!("{} N = {n} (valid)", policy.name()), valid));
+                fig.ours.push(Series::new(format!("{} N = {n} (valid)", policy.name()), valid));
                 if policy == Policy::Hsm {
-                    ours.push(Series::new(format!("HSM N = {n} (all copies)"), all));
+                    fig.ours.push(Series::new(format!("HSM N = {n} (all copies)"), all));
                 }
             }
         }
@@ -105,33 +111,17 @@ impl Experiment for Fig45 {
                 format!("smallest ratio {min_ratio:.2}"),
             ),
         ];
-        let mut seed_table = Table::new(&["quantity", "seed", "source"]);
-        seed_table.row(vec!["TBG C^ARB".into(), "≤ 2.31 (2.2–2.3)".into(), SOURCE.into()]);
-        seed_table.row(vec!["HSM / TBG".into(), "≥ 27.08×".into(), SOURCE.into()]);
-        seed_table.row(vec!["HSM RB (summary)".into(), "up to 63".into(), "seed 003 §4.7, p. 102".into()]);
+        let seed_table = seed_numbers(&[
+            ["TBG C^ARB", "≤ 2.31 (2.2–2.3)", SOURCE],
+            ["HSM / TBG", "≥ 27.08×", SOURCE],
+            ["HSM RB (summary)", "up to 63", "seed 003 §4.7, p. 102"],
+        ]);
         let mut comparison = Table::new(&["quantity", "ours", "seed"]);
         comparison.row(vec!["largest TBG C^ARB".into(), num(tbg_max, 3), "2.31".into()]);
         comparison.row(vec!["smallest HSM(all copies) / TBG".into(), num(min_ratio, 2), "27.08".into()]);
         comparison.row(vec!["largest HSM C^ARB (all copies)".into(), num(hsm_max, 2), "63".into()]);
-        Ok(ExperimentResult {
-            params: json!({"N": ns, "ctl": ctls, "tau": if ctx.quick { 8 } else { 12 }, "G": if ctx.quick { 2 } else { 3 },
+        Ok(fig.finish(json!({"N": ns, "ctl": ctls, "tau": if ctx.quick { 8 } else { 12 }, "G": if ctx.quick { 2 } else { 3 },
                            "kappa": 2, "lambda": if ctx.quick { 3 } else { 10 }, "ell": if ctx.quick { 1 } else { 2 },
-                           "epsilon": 1, "p_B": 0.1, "B": if ctx.quick { 100 } else { 2500 }, "attacks": "DFES + random"}),
-            chart: ChartSpec {
-                title: "Fig 4-5: redundant broadcasts per delivered transaction".into(),
-                x_label: "CTL^pe (valid transactions per epoch)".into(),
-                y_label: "C^ARB (broadcasts per delivered tx)".into(),
-                y_log: true,
-                ..Default::default()
-            },
-            ours,
-            seed: vec![],
-            table,
-            seed_table,
-            comparison,
-            checks,
-            raw: json!({}),
-            ..Default::default()
-        })
+                           "epsilon": 1, "p_B": 0.1, "B": if ctx.quick { 100 } else { 2500 }, "attacks": "DFES + random"}), seed_table, comparison, checks, json!({})))
     }
 }

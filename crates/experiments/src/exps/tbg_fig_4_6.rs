@@ -5,8 +5,8 @@
 use gridledger_sim::adversary_mobile::StepLatency;
 use serde_json::json;
 
-use super::tbg_model::{run_system, system_params, Policy};
-use crate::result::{num, ratio, ChartSpec, Check, ExperimentResult, Series, Table};
+use super::tbg_model::{run_system, seed_numbers, system_params, Figure, Policy};
+use crate::result::{num, ratio, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 
 pub struct Fig46;
@@ -49,8 +49,13 @@ impl Experiment for Fig46 {
             ctx.progress.done();
         }
         ctx.progress.finish();
-        let mut table = Table::new(&["P^d (ms)", "policy", "Tps^A (tx/s)", "L^A (s)", "L^A (epochs)"]);
-        let mut ours = Vec::new();
+        let mut fig = Figure::new(
+            "Fig 4-6: throughput and latency vs propagation delay",
+            "P^d (ms)",
+            "Tps^A (tx/s) and L^A (s)",
+            true,
+            &["P^d (ms)", "policy", "Tps^A (tx/s)", "L^A (s)", "L^A (epochs)"],
+        );
         let mut per = Vec::new();
         for (policy, r) in &runs {
             let mut tps = Vec::new();
@@ -58,7 +63,7 @@ impl Experiment for Fig46 {
             for &pd in &pds_ms {
                 let l = StepLatency { propagation_us: pd * 1000, ..StepLatency::SEED };
                 let (t, la) = (r.tps(&l), r.latency_s(&l));
-                table.row(vec![
+                fig.table.row(vec![
                     pd.to_string(),
                     policy.name().into(),
                     num(t, 1),
@@ -69,8 +74,8 @@ impl Experiment for Fig46 {
                 lat.push((pd as f64, la));
             }
             per.push((tps.clone(), lat.clone()));
-            ours.push(Series::new(format!("{} Tps^A (tx/s)", policy.name()), tps));
-            ours.push(Series::new(format!("{} L^A (s)", policy.name()), lat));
+            fig.ours.push(Series::new(format!("{} Tps^A (tx/s)", policy.name()), tps));
+            fig.ours.push(Series::new(format!("{} L^A (s)", policy.name()), lat));
         }
         let (tbg, hsm) = (&per[0], &per[1]);
         let gap_600 = hsm.1.last().map_or(0.0, |p| p.1) - tbg.1.last().map_or(0.0, |p| p.1);
@@ -93,9 +98,10 @@ impl Experiment for Fig46 {
             ),
             Check::new("the latency gap widens with P^d", gap_600 >= gap_20, format!("{gap_20:.1} s → {gap_600:.1} s")),
         ];
-        let mut seed_table = Table::new(&["quantity", "seed", "source"]);
-        seed_table.row(vec!["L^A(HSM) − L^A(TBG) at P^d = 600 ms".into(), "> 86 s".into(), SOURCE.into()]);
-        seed_table.row(vec!["gap vs P^d".into(), "widens in absolute terms".into(), SOURCE.into()]);
+        let seed_table = seed_numbers(&[
+            ["L^A(HSM) − L^A(TBG) at P^d = 600 ms", "> 86 s", SOURCE],
+            ["gap vs P^d", "widens in absolute terms", SOURCE],
+        ]);
         let mut comparison = Table::new(&["quantity", "ours", "seed", "ours / seed"]);
         comparison.row(vec!["L^A gap at 600 ms (s)".into(), num(gap_600, 1), "86".into(), ratio(gap_600, 86.0)]);
         comparison.row(vec![
@@ -104,23 +110,12 @@ impl Experiment for Fig46 {
             "up to 14.95 (Fig 4-7)".into(),
             "—".into(),
         ]);
-        Ok(ExperimentResult {
-            params: json!({"N": n, "ctl": ctl, "pd_ms": pds_ms, "steps": 14, "tx_bytes": 300, "attacks": "DFES + random"}),
-            chart: ChartSpec {
-                title: "Fig 4-6: throughput and latency vs propagation delay".into(),
-                x_label: "P^d (ms)".into(),
-                y_label: "Tps^A (tx/s) and L^A (s)".into(),
-                y_log: true,
-                ..Default::default()
-            },
-            ours,
-            seed: vec![],
-            table,
+        Ok(fig.finish(
+            json!({"N": n, "ctl": ctl, "pd_ms": pds_ms, "steps": 14, "tx_bytes": 300, "attacks": "DFES + random"}),
             seed_table,
             comparison,
             checks,
-            raw: json!({}),
-            ..Default::default()
-        })
+            json!({}),
+        ))
     }
 }

@@ -4,8 +4,8 @@
 use gridledger_sim::adversary_mobile::StepLatency;
 use serde_json::json;
 
-use super::tbg_model::{cell, system_grid, Policy};
-use crate::result::{num, ratio, ChartSpec, Check, ExperimentResult, Series, Table};
+use super::tbg_model::{cell, runs_by_load, seed_numbers, system_grid, Figure, Policy};
+use crate::result::{num, ratio, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 
 pub struct Fig47;
@@ -44,9 +44,13 @@ impl Experiment for Fig47 {
     fn run(&self, ctx: &RunCtx) -> Result<ExperimentResult, ExperimentError> {
         let (ns, ctls, cells) = system_grid(ctx, ID)?;
         let lat = StepLatency::SEED;
-        let mut table =
-            Table::new(&["N", "CTL^pe", "policy", "Tps^A (tx/s)", "L^A (s)", "L^A (epochs)", "delivered / submitted"]);
-        let mut ours = Vec::new();
+        let mut fig = Figure::new(
+            "Fig 4-7: throughput and latency across N and load",
+            "CTL^pe (valid transactions per epoch)",
+            "Tps^A (tx/s) and L^A (s)",
+            true,
+            &["N", "CTL^pe", "policy", "Tps^A (tx/s)", "L^A (s)", "L^A (epochs)", "delivered / submitted"],
+        );
         let (mut best_tps, mut best_lat) = (0f64, 0f64);
         // At the highest load of each N (HSM's spaces saturated), TBG must win
         // both; everywhere it must deliver at least 95% of HSM's rate.
@@ -56,22 +60,23 @@ impl Experiment for Fig47 {
         for &n in &ns {
             for policy in [Policy::Tbg, Policy::Hsm] {
                 let (mut tps, mut l) = (Vec::new(), Vec::new());
-                for &ctl in &ctls {
-                    let Some(r) = cell(&cells, n, ctl, policy) else { continue };
-                    table.row(vec![
-                        n.to_string(),
-                        ctl.to_string(),
-                        policy.name().into(),
-                        num(r.tps(&lat), 1),
-                        num(r.latency_s(&lat), 2),
-                        num(r.latency_epochs(), 2),
-                        format!("{} / {}", r.delivered_valid, r.submitted_valid),
-                    ]);
+                for (ctl, r) in runs_by_load(&cells, n, &ctls, policy) {
+                    fig.grid_row(
+                        n,
+                        ctl,
+                        policy,
+                        [
+                            num(r.tps(&lat), 1),
+                            num(r.latency_s(&lat), 2),
+                            num(r.latency_epochs(), 2),
+                            format!("{} / {}", r.delivered_valid, r.submitted_valid),
+                        ],
+                    );
                     tps.push((f64::from(ctl), r.tps(&lat)));
                     l.push((f64::from(ctl), r.latency_s(&lat)));
                 }
-                ours.push(Series::new(format!("{} N = {n} Tps^A", policy.name()), tps));
-                ours.push(Series::new(format!("{} N = {n} L^A (s)", policy.name()), l));
+                fig.ours.push(Series::new(format!("{} N = {n} Tps^A", policy.name()), tps));
+                fig.ours.push(Series::new(format!("{} N = {n} L^A (s)", policy.name()), l));
             }
             for &ctl in &ctls {
                 if let (Some(t), Some(h)) = (cell(&cells, n, ctl, Policy::Tbg), cell(&cells, n, ctl, Policy::Hsm)) {
@@ -99,29 +104,17 @@ impl Experiment for Fig47 {
                 "delivered / submitted",
             ),
         ];
-        let mut seed_table = Table::new(&["quantity", "seed", "source"]);
-        seed_table.row(vec!["Tps^A TBG / HSM".into(), "up to 14.95×".into(), SOURCE.into()]);
-        seed_table.row(vec!["L^A HSM / TBG".into(), "up to 12.89×".into(), SOURCE.into()]);
+        let seed_table =
+            seed_numbers(&[["Tps^A TBG / HSM", "up to 14.95×", SOURCE], ["L^A HSM / TBG", "up to 12.89×", SOURCE]]);
         let mut comparison = Table::new(&["quantity", "ours", "seed", "ours / seed"]);
         comparison.row(vec!["largest Tps^A ratio".into(), num(best_tps, 2), "14.95".into(), ratio(best_tps, 14.95)]);
         comparison.row(vec!["largest L^A ratio".into(), num(best_lat, 2), "12.89".into(), ratio(best_lat, 12.89)]);
-        Ok(ExperimentResult {
-            params: json!({"N": ns, "ctl": ctls, "pd_ms": 160, "attacks": "DFES + random"}),
-            chart: ChartSpec {
-                title: "Fig 4-7: throughput and latency across N and load".into(),
-                x_label: "CTL^pe (valid transactions per epoch)".into(),
-                y_label: "Tps^A (tx/s) and L^A (s)".into(),
-                y_log: true,
-                ..Default::default()
-            },
-            ours,
-            seed: vec![],
-            table,
+        Ok(fig.finish(
+            json!({"N": ns, "ctl": ctls, "pd_ms": 160, "attacks": "DFES + random"}),
             seed_table,
             comparison,
             checks,
-            raw: json!({}),
-            ..Default::default()
-        })
+            json!({}),
+        ))
     }
 }

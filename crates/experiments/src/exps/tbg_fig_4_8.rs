@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use super::tbg_model::{cell, system_grid, Policy, TX_BYTES};
-use crate::result::{num, ratio, ChartSpec, Check, ExperimentResult, Series, Table};
+use super::tbg_model::{cell, runs_by_load, seed_numbers, system_grid, Figure, Policy, TX_BYTES};
+use crate::result::{num, ratio, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 
 pub struct Fig48;
@@ -38,20 +38,24 @@ impl Experiment for Fig48 {
 
     fn run(&self, ctx: &RunCtx) -> Result<ExperimentResult, ExperimentError> {
         let (ns, ctls, cells) = system_grid(ctx, ID)?;
-        let mut table = Table::new(&["N", "CTL^pe", "policy", "AMC^re (tx)", "AMC^re (MB)"]);
-        let mut ours = Vec::new();
+        let mut fig = Figure::new(
+            "Fig 4-8: memory held per correct replica",
+            "CTL^pe (valid transactions per epoch)",
+            "AMC^re (transactions held)",
+            true,
+            &["N", "CTL^pe", "policy", "AMC^re (tx)", "AMC^re (MB)"],
+        );
         let mut best = 0f64;
         let mut all_less = true;
         for &n in &ns {
             for policy in [Policy::Tbg, Policy::Hsm] {
                 let mut pts = Vec::new();
-                for &ctl in &ctls {
-                    let Some(r) = cell(&cells, n, ctl, policy) else { continue };
+                for (ctl, r) in runs_by_load(&cells, n, &ctls, policy) {
                     let mb = r.amc() * TX_BYTES as f64 / 1e6;
-                    table.row(vec![n.to_string(), ctl.to_string(), policy.name().into(), num(r.amc(), 0), num(mb, 2)]);
+                    fig.grid_row(n, ctl, policy, [num(r.amc(), 0), num(mb, 2)]);
                     pts.push((f64::from(ctl), r.amc()));
                 }
-                ours.push(Series::new(format!("{} N = {n}", policy.name()), pts));
+                fig.ours.push(Series::new(format!("{} N = {n}", policy.name()), pts));
             }
             for &ctl in &ctls {
                 if let (Some(t), Some(h)) = (cell(&cells, n, ctl, Policy::Tbg), cell(&cells, n, ctl, Policy::Hsm)) {
@@ -69,27 +73,15 @@ impl Experiment for Fig48 {
             Check::new("TBG holds less than HSM in every cell", all_less, format!("largest ratio {best:.1}")),
             Check::new("TBG memory grows with load", tbg_grows, "non-decreasing in CTL^pe"),
         ];
-        let mut seed_table = Table::new(&["quantity", "seed", "source"]);
-        seed_table.row(vec!["AMC^re HSM / TBG".into(), "up to 33×".into(), SOURCE.into()]);
+        let seed_table = seed_numbers(&[["AMC^re HSM / TBG", "up to 33×", SOURCE]]);
         let mut comparison = Table::new(&["quantity", "ours", "seed", "ours / seed"]);
         comparison.row(vec!["largest HSM / TBG".into(), num(best, 2), "33".into(), ratio(best, 33.0)]);
-        Ok(ExperimentResult {
-            params: json!({"N": ns, "ctl": ctls, "tx_bytes": TX_BYTES, "hsm_space_cap": super::tbg_model::HSM_SPACE_CAP}),
-            chart: ChartSpec {
-                title: "Fig 4-8: memory held per correct replica".into(),
-                x_label: "CTL^pe (valid transactions per epoch)".into(),
-                y_label: "AMC^re (transactions held)".into(),
-                y_log: true,
-                ..Default::default()
-            },
-            ours,
-            seed: vec![],
-            table,
+        Ok(fig.finish(
+            json!({"N": ns, "ctl": ctls, "tx_bytes": TX_BYTES, "hsm_space_cap": super::tbg_model::HSM_SPACE_CAP}),
             seed_table,
             comparison,
             checks,
-            raw: json!({}),
-            ..Default::default()
-        })
+            json!({}),
+        ))
     }
 }

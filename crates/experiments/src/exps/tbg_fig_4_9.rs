@@ -7,8 +7,8 @@
 
 use serde_json::json;
 
-use super::tbg_model::{grouping_latency_ns, quantile};
-use crate::result::{num, ratio, ChartSpec, Check, ExperimentResult, Series, Table};
+use super::tbg_model::{grouping_latency_ns, quantile, seed_numbers, Figure};
+use crate::result::{num, ratio, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 
 pub struct Fig49;
@@ -44,7 +44,13 @@ impl Experiment for Fig49 {
             (vec![1_000, 5_000, 10_000, 30_000, 60_000, 90_000, 120_000], 30, 260)
         };
         ctx.progress.start(loads.len());
-        let mut table = Table::new(&["load (tx/s)", "median (µs)", "p95 (µs)", "max (µs)"]);
+        let mut fig = Figure::new(
+            "Fig 4-9: TBG grouping latency",
+            "received load per replica (tx/s)",
+            "grouping latency (µs)",
+            false,
+            &["load (tx/s)", "median (µs)", "p95 (µs)", "max (µs)"],
+        );
         let (mut med, mut p95) = (Vec::new(), Vec::new());
         let mut ok = true;
         for &load in &loads {
@@ -52,7 +58,7 @@ impl Experiment for Fig49 {
             let v = grouping_latency_ns(load, warm, runs, u64::from(load));
             ok &= v.len() == runs as usize;
             let (m, p) = (quantile(&v, 0.5) as f64 / 1e3, quantile(&v, 0.95) as f64 / 1e3);
-            table.row(vec![load.to_string(), num(m, 2), num(p, 2), num(*v.last().unwrap_or(&0) as f64 / 1e3, 2)]);
+            fig.table.row(vec![load.to_string(), num(m, 2), num(p, 2), num(*v.last().unwrap_or(&0) as f64 / 1e3, 2)]);
             med.push((f64::from(load), m));
             p95.push((f64::from(load), p));
             ctx.progress.done();
@@ -68,29 +74,13 @@ impl Experiment for Fig49 {
                 "quantiles ordered",
             ),
         ];
-        let mut seed_table = Table::new(&["quantity", "seed", "source"]);
-        seed_table.row(vec!["median at 120k tx/s (µs)".into(), "< 27".into(), SOURCE.into()]);
-        seed_table.row(vec!["p95 at 120k tx/s (µs)".into(), "< 46".into(), SOURCE.into()]);
+        let seed_table =
+            seed_numbers(&[["median at 120k tx/s (µs)", "< 27", SOURCE], ["p95 at 120k tx/s (µs)", "< 46", SOURCE]]);
         let mut comparison = Table::new(&["quantity", "ours", "seed", "ours / seed"]);
         let top = loads.last().copied().unwrap_or(0);
         comparison.row(vec![format!("median at {top} tx/s (µs)"), num(last_m, 2), "27".into(), ratio(last_m, 27.0)]);
         comparison.row(vec![format!("p95 at {top} tx/s (µs)"), num(last_p, 2), "46".into(), ratio(last_p, 46.0)]);
-        Ok(ExperimentResult {
-            params: json!({"B": 2500, "G": 3, "tau": 12, "kappa": 2, "loads": loads, "warm_up": warm, "runs": runs, "epoch_s": 1}),
-            chart: ChartSpec {
-                title: "Fig 4-9: TBG grouping latency".into(),
-                x_label: "received load per replica (tx/s)".into(),
-                y_label: "grouping latency (µs)".into(),
-                ..Default::default()
-            },
-            ours: vec![Series::new("median", med), Series::new("p95", p95)],
-            seed: vec![],
-            table,
-            seed_table,
-            comparison,
-            checks,
-            raw: json!({}),
-            ..Default::default()
-        })
+        fig.ours = vec![Series::new("median", med), Series::new("p95", p95)];
+        Ok(fig.finish(json!({"B": 2500, "G": 3, "tau": 12, "kappa": 2, "loads": loads, "warm_up": warm, "runs": runs, "epoch_s": 1}), seed_table, comparison, checks, json!({})))
     }
 }

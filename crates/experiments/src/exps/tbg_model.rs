@@ -45,6 +45,9 @@ use gridledger_sim::adversary_mobile::{
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use crate::result::{ChartSpec, Check, ExperimentResult, Series, Table};
 
 /// Bytes per transaction (§4.6.1).
 pub const TX_BYTES: u64 = 300;
@@ -623,4 +626,85 @@ pub fn system_grid(ctx: &crate::RunCtx, id: &'static str) -> Result<Grid, crate:
 /// The cell for (N, CTL, policy).
 pub fn cell(cells: &[GridCell], n: u32, ctl: u32, policy: Policy) -> Option<&SystemRun> {
     cells.iter().find(|c| c.replicas == n && c.ctl == ctl && c.policy == policy).map(|c| &c.run)
+}
+
+/// A Ch.4 figure's result while it is built: its chart, our table and our
+/// series. [`Figure::finish`] adds what every Ch.4 figure reports the same
+/// way: no typed-in seed series (the seed prints these figures only as
+/// charts; its numbers go in the seed table, see [`seed_numbers`]).
+pub struct Figure {
+    pub chart: ChartSpec,
+    pub table: Table,
+    pub ours: Vec<Series>,
+}
+
+impl Figure {
+    /// A chart titled `title` with axis labels `x_label` and `y_label` (a
+    /// logarithmic y axis with `y_log`), and our table with `columns`.
+    pub fn new(title: &str, x_label: &str, y_label: &str, y_log: bool, columns: &[&str]) -> Self {
+        Figure {
+            chart: ChartSpec {
+                title: title.into(),
+                x_label: x_label.into(),
+                y_label: y_label.into(),
+                y_log,
+                ..Default::default()
+            },
+            table: Table::new(columns),
+            ours: Vec::new(),
+        }
+    }
+
+    /// A row of a grid figure's table (Figs 4-5, 4-7, 4-8): N, CTL^pe and
+    /// the policy, then `rest`.
+    pub fn grid_row(&mut self, n: u32, ctl: u32, policy: Policy, rest: impl IntoIterator<Item = String>) {
+        let mut row = vec![n.to_string(), ctl.to_string(), policy.name().into()];
+        row.extend(rest);
+        self.table.row(row);
+    }
+
+    /// The experiment's result (`run_one` fills in the id, timing and
+    /// description).
+    pub fn finish(
+        self,
+        params: Value,
+        seed_table: Table,
+        comparison: Table,
+        checks: Vec<Check>,
+        raw: Value,
+    ) -> ExperimentResult {
+        ExperimentResult {
+            params,
+            chart: self.chart,
+            ours: self.ours,
+            seed: vec![],
+            table: self.table,
+            seed_table,
+            comparison,
+            checks,
+            raw,
+            ..Default::default()
+        }
+    }
+}
+
+/// The runs of N = `n` under `policy` that the grid has, by load (in the
+/// order of `ctls`).
+pub fn runs_by_load<'a>(
+    cells: &'a [GridCell],
+    n: u32,
+    ctls: &'a [u32],
+    policy: Policy,
+) -> impl Iterator<Item = (u32, &'a SystemRun)> + 'a {
+    ctls.iter().filter_map(move |&ctl| cell(cells, n, ctl, policy).map(|r| (ctl, r)))
+}
+
+/// The seed's numbers beside a figure: one row per
+/// `[quantity, the seed's value, its source]`.
+pub fn seed_numbers(rows: &[[&str; 3]]) -> Table {
+    let mut t = Table::new(&["quantity", "seed", "source"]);
+    for r in rows {
+        t.row(r.iter().map(|c| c.to_string()).collect());
+    }
+    t
 }

@@ -289,27 +289,22 @@ impl Experiment for CcdiCost {
             seed_table.row(vec![q.into(), v.into(), format!("seed 003, {s}")]);
         }
         Ok(ExperimentResult {
-            params: json!({ "n_for_x_sweep": n, "xs": xs, "ns": ns, "deposit": DEPOSIT.to_string(), "kappa": 4 }),
-            chart: ChartSpec {
-                title: "Fig 5-7: communication of one CCDI process against X (N = 3)".into(),
-                x_label: "state data items X".into(),
-                y_label: "bytes on the wire".into(),
-                ..Default::default()
-            },
-            ours: vec![
-                Series::new("Π_CCDI", ours_ccdi),
-                Series::new("lock/mint/claim (+ BoB header relays)", ours_lmc),
-            ],
-            seed: vec![
-                Series::from_seed("Π_CCDI (640X + 80N)", seed_ccdi, "seed 003 Table 5-6, Fig 5-7"),
-                Series::from_seed("PoS-Co (996X + 80N)", seed_posco, "seed 003 Table 5-6, Fig 5-7"),
-            ],
-            table,
-            seed_table,
-            comparison,
-            checks,
             raw: json!({ "runs": raw }),
-            ..Default::default()
+            ..figure(
+                json!({ "n_for_x_sweep": n, "xs": xs, "ns": ns, "deposit": DEPOSIT.to_string(), "kappa": 4 }),
+                (
+                    "Fig 5-7: communication of one CCDI process against X (N = 3)".to_string(),
+                    "state data items X",
+                    "bytes on the wire",
+                ),
+                vec![Series::new("Π_CCDI", ours_ccdi), Series::new("lock/mint/claim (+ BoB header relays)", ours_lmc)],
+                vec![
+                    Series::from_seed("Π_CCDI (640X + 80N)", seed_ccdi, "seed 003 Table 5-6, Fig 5-7"),
+                    Series::from_seed("PoS-Co (996X + 80N)", seed_posco, "seed 003 Table 5-6, Fig 5-7"),
+                ],
+                [table, seed_table, comparison],
+                checks,
+            )
         })
     }
 }
@@ -426,25 +421,17 @@ impl Experiment for CcdiMemory {
             seed_table.row(vec![q.into(), v.into(), "seed 003, Table 5-6 and Fig 5-9".into()]);
         }
         let kk = kappas[kappas.len() - 1];
-        Ok(ExperimentResult {
-            params: json!({ "ns": ns, "kappas": kappas }),
-            chart: ChartSpec {
-                title: format!("Fig 5-9: CCDI memory against N (κ = {kk})"),
-                x_label: "external chains N".into(),
-                y_label: "bytes".into(),
-                ..Default::default()
-            },
-            ours: vec![Series::new("Π_CCDI", ours_c), Series::new("lock/mint/claim", ours_l)],
-            seed: vec![
+        Ok(figure(
+            json!({ "ns": ns, "kappas": kappas }),
+            (format!("Fig 5-9: CCDI memory against N (κ = {kk})"), "external chains N", "bytes"),
+            vec![Series::new("Π_CCDI", ours_c), Series::new("lock/mint/claim", ours_l)],
+            vec![
                 Series::from_seed("Π_CCDI (510κN)", seed_c, "seed 003 Fig 5-9"),
                 Series::from_seed("PoS-Co (574κN + 96N)", seed_p, "seed 003 Fig 5-9"),
             ],
-            table,
-            seed_table,
-            comparison,
+            [table, seed_table, comparison],
             checks,
-            ..Default::default()
-        })
+        ))
     }
 }
 
@@ -533,25 +520,21 @@ impl Experiment for CcdiLatency {
         ] {
             seed_table.row(vec![q.into(), v.into(), "seed 003, Table 5-6 and Fig 5-10".into()]);
         }
-        Ok(ExperimentResult {
-            params: json!({ "x": x, "n": n, "ks": ks, "interval_s": INTERVAL_S, "k_0_means": "deterministic finality" }),
-            chart: ChartSpec {
-                title: "Fig 5-10: CCDI latency against confirmations k".into(),
-                x_label: "confirmations k (0 = deterministic)".into(),
-                y_label: "latency (s, 15 s epochs)".into(),
-                ..Default::default()
-            },
-            ours: vec![Series::new("Π_CCDI", oc), Series::new("lock/mint/claim", ol)],
-            seed: vec![
+        Ok(figure(
+            json!({ "x": x, "n": n, "ks": ks, "interval_s": INTERVAL_S, "k_0_means": "deterministic finality" }),
+            (
+                "Fig 5-10: CCDI latency against confirmations k".to_string(),
+                "confirmations k (0 = deterministic)",
+                "latency (s, 15 s epochs)",
+            ),
+            vec![Series::new("Π_CCDI", oc), Series::new("lock/mint/claim", ol)],
+            vec![
                 Series::from_seed("Π_CCDI (45 + 15k s)", sc, "seed 003 Fig 5-10"),
                 Series::from_seed("PoS-Co (60 + 30k s)", sp, "seed 003 Fig 5-10"),
             ],
-            table,
-            seed_table,
-            comparison,
+            [table, seed_table, comparison],
             checks,
-            ..Default::default()
-        })
+        ))
     }
 }
 
@@ -685,21 +668,43 @@ impl Experiment for CcdiAttackTable {
             "> 60 + 30k".into(),
         ]);
         Ok(ExperimentResult {
-            params: json!({ "x": x, "n": n, "withholding": withholds, "deposit": DEPOSIT.to_string() }),
-            chart: ChartSpec {
-                title: format!("Table 5-6: Π_CCDI bytes with X − Y withholding users (X = {x}, N = {n})"),
-                x_label: "withholding users X − Y".into(),
-                y_label: "bytes".into(),
-                ..Default::default()
-            },
-            ours: vec![Series::new("Π_CCDI", oc)],
-            seed: vec![Series::from_seed("Π_CCDI (640Y + 80N)", sc, "seed 003 Table 5-6")],
-            table,
-            seed_table,
-            comparison,
-            checks,
             raw: json!({ "runs": raw }),
-            ..Default::default()
+            ..figure(
+                json!({ "x": x, "n": n, "withholding": withholds, "deposit": DEPOSIT.to_string() }),
+                (
+                    format!("Table 5-6: Π_CCDI bytes with X − Y withholding users (X = {x}, N = {n})"),
+                    "withholding users X − Y",
+                    "bytes",
+                ),
+                vec![Series::new("Π_CCDI", oc)],
+                vec![Series::from_seed("Π_CCDI (640Y + 80N)", sc, "seed 003 Table 5-6")],
+                [table, seed_table, comparison],
+                checks,
+            )
         })
+    }
+}
+
+/// One figure's result: its chart, our series beside the seed's, the three
+/// tables (ours, the seed's, ours beside the seed) and the checks — the
+/// shape every CCDI experiment reports.
+fn figure(
+    params: serde_json::Value,
+    (title, x_label, y_label): (String, &str, &str),
+    ours: Vec<Series>,
+    seed: Vec<Series>,
+    [table, seed_table, comparison]: [Table; 3],
+    checks: Vec<Check>,
+) -> ExperimentResult {
+    ExperimentResult {
+        params,
+        chart: ChartSpec { title, x_label: x_label.into(), y_label: y_label.into(), ..Default::default() },
+        ours,
+        seed,
+        table,
+        seed_table,
+        comparison,
+        checks,
+        ..Default::default()
     }
 }

@@ -322,16 +322,7 @@ pub fn control_manager(
     req: &ControlRequest,
     timeout: std::time::Duration,
 ) -> Result<ControlReply, std::io::Error> {
-    use std::io::{BufRead, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))?;
-    s.set_read_timeout(Some(timeout))?;
-    let mut line = serde_json::to_string(req).map_err(std::io::Error::other)?;
-    line.push('\n');
-    s.write_all(line.as_bytes())?;
-    let mut r = std::io::BufReader::new(s);
-    let mut out = String::new();
-    r.read_line(&mut out)?;
-    serde_json::from_str(&out).map_err(std::io::Error::other)
+    super::party::json_line_request(addr, req, timeout)
 }
 
 /// Writes `token` to a new file at `path` readable by its owner only

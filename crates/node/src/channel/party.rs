@@ -934,10 +934,25 @@ where
 /// Sends one command to a party's control port and reads its answer
 /// (blocking; for the CLI).
 pub fn control_request(addr: std::net::SocketAddr, cmd: &Command, timeout: Duration) -> Result<Reply, std::io::Error> {
+    json_line_request(addr, cmd, timeout)
+}
+
+/// One request on a control port (a party's or a manager's), blocking:
+/// connects within 3 s, sends `req` as one JSON line and reads one JSON line
+/// back, waiting at most `timeout` for it.
+pub(crate) fn json_line_request<Req, Rep>(
+    addr: std::net::SocketAddr,
+    req: &Req,
+    timeout: Duration,
+) -> Result<Rep, std::io::Error>
+where
+    Req: Serialize,
+    Rep: serde::de::DeserializeOwned,
+{
     use std::io::{BufRead, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
     s.set_read_timeout(Some(timeout))?;
-    let mut line = serde_json::to_string(cmd).map_err(std::io::Error::other)?;
+    let mut line = serde_json::to_string(req).map_err(std::io::Error::other)?;
     line.push('\n');
     s.write_all(line.as_bytes())?;
     let mut r = std::io::BufReader::new(s);
@@ -951,26 +966,7 @@ mod tests {
     use super::*;
 
     fn store(version: u64) -> ChannelStore {
-        let k = gridledger_core::KeyPair::from_seed("persister");
-        let params = ChannelParams {
-            domain: gridledger_contracts::cns::Domain::cns(1),
-            side: 0,
-            peer_key: k.public(),
-            scid: Hash32([1; 32]),
-            cid: Hash32([2; 32]),
-            t_delta_ms: 10_000,
-            capacity: [Amount(1), Amount(1)],
-            funding: gridledger_contracts::cns::Funding::Deposit,
-            retry_ms: 1,
-            close_timeout_ms: 1,
-            min_t_delta_ms: 1,
-            policy: None,
-            auto_pay: None,
-            window: 1,
-        };
-        let mut s = ChannelMachine::new(k, [0; 32], params).store().clone();
-        s.version = version;
-        s
+        gridledger_channels::disk::test_store("persister", version)
     }
 
     /// Group commit: stores queued while the persister is busy are covered
