@@ -48,6 +48,7 @@ fn a_bare_alert_program_name_runs_the_checked_file_not_one_from_path() {
     let log = dir.path().join("ran.txt");
     script(&work.join("notify"), &format!("echo checked >> '{}'", log.display()));
     script(&evil.join("notify"), &format!("echo hijacked >> '{}'", log.display()));
+    let home = std::env::current_dir().unwrap();
     std::env::set_current_dir(&work).unwrap();
 
     // No `notify` in PATH: the checked program must still run.
@@ -60,6 +61,7 @@ fn a_bare_alert_program_name_runs_the_checked_file_not_one_from_path() {
     std::env::set_var("PATH", std::env::join_paths(paths).unwrap());
     let second = x.run(&alert());
     std::env::set_var("PATH", old);
+    std::env::set_current_dir(home).unwrap();
     let ran = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         matches!(first, Ok(s) if s.success()) && ran.lines().all(|l| l == "checked") && ran.lines().count() == 2,
