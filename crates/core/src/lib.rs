@@ -9,6 +9,7 @@
 pub mod bench_tx;
 pub mod codec;
 pub mod crypto;
+pub mod enclave;
 pub mod merkle;
 pub mod types;
 

@@ -1,103 +1,216 @@
-//! One fragment end to end (thesis §7.3, the client side of C2B): encrypt,
-//! pack into field elements, Reed–Solomon code into `K` subfragments, commit
-//! and prove each position; and the receiving side: check a subfragment
-//! against the commitment, decode from any `k` verified subfragments and
-//! decrypt. The message flow between clients, chains and nodes builds on
-//! these steps.
+//! The client side of C2B (thesis §7.3.1) and its checks at the node: a
+//! local model fragment is encrypted (Eq 7.9), packed into field elements,
+//! Reed–Solomon coded into `K` subfragments — one cell per node
+//! ([`crate::cells`]) — committed (Eq 7.6) and proved cell by cell (Eq 7.7).
+//! Node `N_k` receives `{e, c, VC, sf_k, π_k}` as a [`LocalMessage`] and
+//! checks it (Eq 7.8); the leader decodes from any `T` verified cells
+//! (Eq 7.3) and decrypts (Eq 7.10).
 //!
-//! Two things the commitment alone does not bind, and the caller must take
-//! from an authenticated source (the client's signed upload record):
-//! `ciphertext_len` (hence `k`), and the degree bound `deg p < k` — a
-//! Byzantine client can commit to a higher-degree polynomial whose
-//! per-position proofs all verify. Decoding then reports
-//! [`FlError::Inconsistent`] when more than `k` verified positions are at
-//! hand; a degree proof (shifted-power check) is still to be added.
+//! **The upload record** ([`UploadRecord`]) is what the client authenticates
+//! (it is the same in all `K` messages of a fragment and is what the
+//! client's signature or the chain's transaction covers): the context, the
+//! commitment, the ciphertext length and a degree proof for the code's `k`.
+//! Without the degree proof a client could commit to a polynomial of
+//! degree `≥ k` whose cells all verify but whose `T`-subsets decode to
+//! different fragments; with it, any `T` verified cells decode to the one
+//! committed fragment, which is what the leaderless filter relies on.
+//!
+//! **Keys** (decision, the seed's `Enc(m, PK)` with `SK` in every TEE): each
+//! client encrypts with its own AEAD key `client_key(SK, c)`, derived from
+//! the enclaves' shared secret, so only an enclave (or the client) decrypts,
+//! and one client's ciphertext does not decrypt as another's.
 
 use crate::aead::{decrypt_fragment, encrypt_fragment, FragmentContext};
+use crate::cells::{Cell, CellCode, CellProver, DegreeProof};
 use crate::error::FlError;
-use crate::field::{bytes_to_scalars, scalars_to_bytes};
-use crate::kzg::{Commitment, Kzg, Proof};
-use crate::rs::RsCode;
+use crate::field::{bytes_to_scalars, scalars_to_bytes, BYTES_PER_ELEMENT};
+use crate::kzg::{Commitment, Kzg};
 use blstrs::Scalar;
+use ff::Field;
+use gridledger_core::codec::{hash_bytes, Tag};
+use gridledger_core::Hash32;
 
-/// Subfragment `index` of a coded fragment, with its opening proof.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Subfragment {
-    pub index: usize,
-    pub value: Scalar,
-    pub proof: Proof,
+/// Domain tag for per-client fragment keys.
+pub const CLIENT_KEY: Tag = Tag("gridledger/fl-client-key/v1");
+/// Domain tag for the hash of an upload record.
+pub const UPLOAD_RECORD: Tag = Tag("gridledger/fl-upload-record/v1");
+
+/// Client `c`'s fragment key, derived from the enclaves' shared secret.
+pub fn client_key(shared_secret: &[u8; 32], client: u32) -> [u8; 32] {
+    let mut b = shared_secret.to_vec();
+    b.extend_from_slice(&client.to_le_bytes());
+    hash_bytes(CLIENT_KEY, &b).0
 }
 
-/// What a client publishes for one fragment: the commitment, the
-/// ciphertext length (to strip padding on decode) and the `K` subfragments.
+/// What a client publishes once per fragment and every node checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub ctx: FragmentContext,
+    pub client: u32,
+    pub commitment: Commitment,
+    pub ciphertext_len: u32,
+    pub degree_proof: DegreeProof,
+}
+
+impl UploadRecord {
+    /// Hash of the record (what a client signs).
+    pub fn digest(&self) -> Hash32 {
+        let mut b = Vec::with_capacity(12 + 4 + 48 + 4 + 48);
+        b.extend_from_slice(&self.ctx.chain.to_le_bytes());
+        b.extend_from_slice(&self.ctx.round.to_le_bytes());
+        b.extend_from_slice(&self.ctx.fragment.to_le_bytes());
+        b.extend_from_slice(&self.client.to_le_bytes());
+        b.extend_from_slice(&self.commitment.to_bytes());
+        b.extend_from_slice(&self.ciphertext_len.to_le_bytes());
+        b.extend_from_slice(&self.degree_proof.to_bytes());
+        hash_bytes(UPLOAD_RECORD, &b)
+    }
+}
+
+/// `{e, c, VC, sf_k, π_k}`: subfragment (cell) `k` of a fragment, for node `N_k`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalMessage {
+    pub record: UploadRecord,
+    pub cell: Cell,
+}
+
+/// A coded fragment: its record and one cell per node.
 #[derive(Clone, Debug)]
 pub struct CodedFragment {
-    pub commitment: Commitment,
-    pub ciphertext_len: usize,
-    pub subfragments: Vec<Subfragment>,
+    pub record: UploadRecord,
+    pub cells: Vec<Cell>,
 }
 
-/// The code for a ciphertext of `ciphertext_len` bytes spread over `n`
-/// positions (`k` = number of 31-byte elements).
-pub fn code_for(ciphertext_len: usize, n: usize) -> Result<RsCode, FlError> {
-    RsCode::new(ciphertext_len.div_ceil(crate::field::BYTES_PER_ELEMENT).max(1), n)
-}
-
-/// Encrypt and code one fragment into `n` subfragments (`n` a power of two).
-pub fn encode_fragment(
-    kzg: &Kzg,
-    key: &[u8; 32],
-    ctx: &FragmentContext,
-    plaintext: &[u8],
-    n: usize,
-) -> Result<CodedFragment, FlError> {
-    let ct = encrypt_fragment(key, ctx, plaintext)?;
-    let code = code_for(ct.len(), n)?;
-    let coeffs = bytes_to_scalars(&ct);
-    let codeword = code.encode(&coeffs)?;
-    let commitment = kzg.commit(&coeffs)?;
-    let proofs = kzg.prove_all(&code, &coeffs)?;
-    let subfragments = codeword
-        .into_iter()
-        .zip(proofs)
-        .enumerate()
-        .map(|(index, (value, proof))| Subfragment { index, value, proof })
-        .collect();
-    Ok(CodedFragment { commitment, ciphertext_len: ct.len(), subfragments })
-}
-
-/// Check one received subfragment against the published commitment.
-pub fn verify_subfragment(kzg: &Kzg, code: &RsCode, commitment: &Commitment, s: &Subfragment) -> Result<(), FlError> {
-    kzg.verify_position(code, commitment, s.index, s.value, &s.proof)
-}
-
-/// Decode and decrypt from received subfragments. Subfragments whose proofs
-/// fail are filtered out and returned as typed faults beside the result; the
-/// fragment decodes as long as `k` verified positions remain.
-pub fn decode_fragment(
-    kzg: &Kzg,
-    key: &[u8; 32],
-    ctx: &FragmentContext,
-    commitment: &Commitment,
-    ciphertext_len: usize,
-    n: usize,
-    received: &[Subfragment],
-) -> (Result<Vec<u8>, FlError>, Vec<FlError>) {
-    let code = match code_for(ciphertext_len, n) {
-        Ok(c) => c,
-        Err(e) => return (Err(e), Vec::new()),
-    };
-    let mut faults = Vec::new();
-    let mut shares = Vec::new();
-    for s in received {
-        match verify_subfragment(kzg, &code, commitment, s) {
-            Ok(()) => shares.push((s.index, s.value)),
-            Err(e) => faults.push(e),
-        }
+impl CodedFragment {
+    /// The message for node `k`.
+    pub fn message(&self, k: usize) -> Option<LocalMessage> {
+        self.cells.get(k).map(|cell| LocalMessage { record: self.record, cell: cell.clone() })
     }
-    let result = code
-        .decode(&shares)
-        .and_then(|coeffs| scalars_to_bytes(&coeffs, ciphertext_len))
-        .and_then(|ct| decrypt_fragment(key, ctx, &ct));
-    (result, faults)
+}
+
+/// The code, setup and FK20 tables for fragments of one chain.
+#[derive(Clone, Debug)]
+pub struct FragmentCoder {
+    kzg: Kzg,
+    code: CellCode,
+    prover: CellProver,
+    nodes: usize,
+}
+
+impl FragmentCoder {
+    /// Fragments whose ciphertext is at most `max_ciphertext_len` bytes, coded
+    /// for `nodes` nodes of which any `threshold` decode.
+    pub fn new(kzg: Kzg, max_ciphertext_len: usize, nodes: usize, threshold: usize) -> Result<Self, FlError> {
+        let k = max_ciphertext_len.div_ceil(BYTES_PER_ELEMENT).max(1);
+        let code = CellCode::for_nodes(k, nodes, threshold)?;
+        let prover = CellProver::new(&kzg, code.cell_size(), k)?;
+        Ok(Self { kzg, code, prover, nodes })
+    }
+
+    pub fn code(&self) -> &CellCode {
+        &self.code
+    }
+
+    pub fn kzg(&self) -> &Kzg {
+        &self.kzg
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    /// Largest ciphertext this coder takes.
+    pub fn max_ciphertext_len(&self) -> usize {
+        self.code.k() * BYTES_PER_ELEMENT
+    }
+
+    /// Steps 2)–5) of §7.3.1 for one fragment.
+    pub fn encode(
+        &self,
+        key: &[u8; 32],
+        ctx: &FragmentContext,
+        client: u32,
+        plaintext: &[u8],
+    ) -> Result<CodedFragment, FlError> {
+        let ct = encrypt_fragment(key, ctx, plaintext)?;
+        if ct.len() > self.max_ciphertext_len() {
+            return Err(FlError::WrongLength { expected: self.max_ciphertext_len(), got: ct.len() });
+        }
+        let mut coeffs = bytes_to_scalars(&ct);
+        coeffs.resize(self.code.k(), Scalar::ZERO);
+        let commitment = self.kzg.commit(&coeffs)?;
+        let degree_proof = self.kzg.prove_degree(&coeffs, self.code.k())?;
+        let mut cells = self.kzg.cells(&self.prover, &self.code, &coeffs)?;
+        cells.truncate(self.nodes);
+        let record = UploadRecord { ctx: *ctx, client, commitment, ciphertext_len: ct.len() as u32, degree_proof };
+        Ok(CodedFragment { record, cells })
+    }
+
+    /// The record's own checks: a length this code carries and the degree bound.
+    pub fn check_record(&self, record: &UploadRecord) -> Result<(), FlError> {
+        let len = record.ciphertext_len as usize;
+        if len == 0 || len > self.max_ciphertext_len() {
+            return Err(FlError::WrongLength { expected: self.max_ciphertext_len(), got: len });
+        }
+        self.kzg.verify_degree(&record.commitment, self.code.k(), &record.degree_proof)
+    }
+
+    /// What node `k` checks on a local message (Eq 7.8 on its cell): the
+    /// cell is its own, the record holds, and the cell proof verifies.
+    pub fn verify_message(&self, node: usize, msg: &LocalMessage) -> Result<(), FlError> {
+        if msg.cell.index != node {
+            return Err(FlError::PositionOutOfRange { index: msg.cell.index, len: self.nodes });
+        }
+        self.check_record(&msg.record)?;
+        self.kzg.verify_cell(&self.code, &msg.record.commitment, &msg.cell)
+    }
+
+    /// Decode and decrypt from received cells of one record. Cells that do
+    /// not verify (or belong to no node) are filtered and returned as
+    /// typed faults beside the result.
+    pub fn decode(
+        &self,
+        key: &[u8; 32],
+        record: &UploadRecord,
+        received: &[Cell],
+    ) -> (Result<Vec<u8>, FlError>, Vec<FlError>) {
+        if let Err(e) = self.check_record(record) {
+            return (Err(e), Vec::new());
+        }
+        let mut faults = Vec::new();
+        let mut ok: Vec<&Cell> = Vec::new();
+        for c in received {
+            if c.index >= self.nodes {
+                faults.push(FlError::PositionOutOfRange { index: c.index, len: self.nodes });
+            } else if c.values.len() != self.code.cell_size() {
+                faults.push(FlError::WrongLength { expected: self.code.cell_size(), got: c.values.len() });
+            } else {
+                ok.push(c);
+            }
+        }
+        let items: Vec<(Commitment, &Cell)> = ok.iter().map(|c| (record.commitment, *c)).collect();
+        let bad: Vec<usize> = match self.kzg.verify_cells_batch(&self.code, &items) {
+            Ok(()) => Vec::new(),
+            Err(errs) => {
+                let idx = errs
+                    .iter()
+                    .filter_map(|e| if let FlError::ProofFailed { index } = e { Some(*index) } else { None })
+                    .collect();
+                faults.extend(errs);
+                idx
+            }
+        };
+        let good: Vec<(usize, &[Scalar])> =
+            ok.iter().filter(|c| !bad.contains(&c.index)).map(|c| (c.index, c.values.as_slice())).collect();
+        let result = self.code.decode(&good).and_then(|coeffs| {
+            let len = record.ciphertext_len as usize;
+            let used = len.div_ceil(BYTES_PER_ELEMENT);
+            if coeffs[used..].iter().any(|c| !bool::from(c.is_zero())) {
+                return Err(FlError::Malformed("coefficients beyond the ciphertext length"));
+            }
+            let ct = scalars_to_bytes(&coeffs[..used], len)?;
+            decrypt_fragment(key, &record.ctx, &ct)
+        });
+        (result, faults)
+    }
 }

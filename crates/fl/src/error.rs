@@ -25,6 +25,19 @@ pub enum FlError {
     /// Parameters the setup or code cannot serve.
     #[error("unsupported parameters: {0}")]
     Unsupported(&'static str),
+    /// A degree proof that does not show `deg p < bound`.
+    #[error("commitment not shown to have degree below {bound}")]
+    DegreeTooHigh { bound: usize },
+    /// A mini-fragment or global subfragment whose Merkle proofs do not lead
+    /// to the agreed root (`client` is `None` for a node's own subfragment).
+    #[error("Merkle proof of node {node}'s (mini-)fragment (client {client:?}) does not reach the root")]
+    MerkleProofFailed { node: usize, client: Option<usize> },
+    /// A message for another chain or round.
+    #[error("message for chain {chain}, round {round} is not for this one")]
+    WrongContext { chain: u32, round: u32 },
+    /// A bounded buffer is full; the input was dropped.
+    #[error("buffer full, input dropped")]
+    Overloaded,
     /// AEAD authentication failed (wrong key, nonce, associated data or tampered ciphertext).
     #[error("fragment decryption failed")]
     DecryptFailed,

@@ -12,6 +12,7 @@
 use crate::error::FlError;
 use crate::field::{divide_by_linear, eval, fft, root_of_unity};
 use crate::rs::RsCode;
+use blst::{blst_p1_affine, MultiPoint};
 use blstrs::{G1Affine, G1Projective, G2Affine, G2Prepared, G2Projective, Scalar};
 use ff::Field;
 use group::prime::PrimeCurveAffine;
@@ -54,12 +55,38 @@ fn g1_from_bytes(b: &[u8]) -> Result<G1Affine, FlError> {
     Option::from(G1Affine::from_compressed(&arr)).ok_or(FlError::Malformed("not a G1 point"))
 }
 
-/// Structured reference string: `[τ^i]₁` for `i < max_degree+1`, `[1]₂`, `[τ]₂`.
+/// Structured reference string (Eq 7.5): `[τ^i]₁` for `i < capacity` and
+/// `[τ^i]₂` for the `i` a verifier needs (`[1]₂`, `[τ]₂`, `[τ^l]₂` for cells
+/// of `l` points, `[τ^{N-k}]₂` for degree bounds).
 #[derive(Clone, Debug)]
 pub struct Kzg {
     g1_powers: Vec<G1Affine>,
+    /// The same points in blst's affine form, for multi-scalar
+    /// multiplications without a conversion per call.
+    g1_blst: Vec<blst_p1_affine>,
+    g2_powers: Vec<G2Affine>,
     g2_gen: G2Affine,
     g2_tau: G2Affine,
+}
+
+/// `Σ s_i P_i` with blst's Pippenger over fixed affine points.
+pub(crate) fn msm_affine(points: &[blst_p1_affine], scalars: &[Scalar]) -> G1Projective {
+    let n = points.len().min(scalars.len());
+    let mut out = G1Projective::identity();
+    if n == 0 {
+        return out;
+    }
+    let mut bytes = Vec::with_capacity(32 * n);
+    for s in &scalars[..n] {
+        bytes.extend_from_slice(&s.to_bytes_le());
+    }
+    *out.as_mut() = points[..n].mult(&bytes, 255);
+    out
+}
+
+/// blst's affine form of points.
+pub(crate) fn to_blst(points: &[G1Affine]) -> Vec<blst_p1_affine> {
+    points.iter().map(|p| *p.as_ref()).collect()
 }
 
 impl Kzg {
@@ -82,15 +109,46 @@ impl Kzg {
         let mut g1_powers = vec![G1Affine::identity(); size];
         G1Projective::batch_normalize(&pows, &mut g1_powers);
         let g2 = G2Projective::generator();
-        Self { g1_powers, g2_gen: g2.to_affine(), g2_tau: (g2 * tau).to_affine() }
+        let mut g2p = Vec::with_capacity(size.max(2));
+        let mut t = Scalar::ONE;
+        for _ in 0..size.max(2) {
+            g2p.push(g2 * t);
+            t *= tau;
+        }
+        let mut g2_powers = vec![G2Affine::identity(); g2p.len()];
+        G2Projective::batch_normalize(&g2p, &mut g2_powers);
+        Self::assemble(g1_powers, g2_powers)
     }
 
-    /// A setup from given powers (e.g. a ceremony's transcript).
-    pub fn from_powers(g1_powers: Vec<G1Affine>, g2_tau: G2Affine) -> Result<Self, FlError> {
+    fn assemble(g1_powers: Vec<G1Affine>, g2_powers: Vec<G2Affine>) -> Self {
+        Self { g1_blst: to_blst(&g1_powers), g2_gen: g2_powers[0], g2_tau: g2_powers[1], g1_powers, g2_powers }
+    }
+
+    /// A setup from given powers (e.g. a ceremony's transcript):
+    /// `[τ^i]₁` and `[τ^i]₂`, each starting at the generator. At least
+    /// `[1]₂, [τ]₂` are needed; cells of `l` points need `[τ^l]₂`, and degree
+    /// bounds `[τ^{N-k}]₂` (`N` = number of G1 powers).
+    pub fn from_powers(g1_powers: Vec<G1Affine>, g2_powers: Vec<G2Affine>) -> Result<Self, FlError> {
         if g1_powers.first() != Some(&G1Projective::generator().to_affine()) {
             return Err(FlError::Malformed("first G1 power must be the generator"));
         }
-        Ok(Self { g1_powers, g2_gen: G2Projective::generator().to_affine(), g2_tau })
+        if g2_powers.len() < 2 || g2_powers[0] != G2Projective::generator().to_affine() {
+            return Err(FlError::Malformed("G2 powers must start with the generator and [τ]₂"));
+        }
+        Ok(Self::assemble(g1_powers, g2_powers))
+    }
+
+    /// `[τ^i]₂`, if the setup has it.
+    pub(crate) fn g2_power(&self, i: usize) -> Result<G2Affine, FlError> {
+        self.g2_powers.get(i).copied().ok_or(FlError::Unsupported("setup lacks the G2 power this check needs"))
+    }
+
+    pub(crate) fn g1_powers(&self) -> &[G1Affine] {
+        &self.g1_powers
+    }
+
+    pub(crate) fn g1_blst(&self) -> &[blst_p1_affine] {
+        &self.g1_blst
     }
 
     /// Largest number of coefficients this setup commits to.
@@ -102,11 +160,7 @@ impl Kzg {
         if coeffs.len() > self.g1_powers.len() {
             return Err(FlError::Unsupported("polynomial larger than the setup"));
         }
-        if coeffs.is_empty() {
-            return Ok(G1Affine::identity());
-        }
-        let pts: Vec<G1Projective> = self.g1_powers[..coeffs.len()].iter().map(G1Projective::from).collect();
-        Ok(G1Projective::multi_exp(&pts, coeffs).to_affine())
+        Ok(msm_affine(&self.g1_blst[..coeffs.len()], coeffs).to_affine())
     }
 
     /// Commit to a polynomial given by its coefficients (a fragment).
@@ -205,7 +259,7 @@ impl Kzg {
 }
 
 /// Radix-2 FFT over G1 with root `w` (length a power of two).
-fn fft_g1(a: &mut [G1Projective], w: Scalar) {
+pub(crate) fn fft_g1(a: &mut [G1Projective], w: Scalar) {
     let n = a.len();
     let bits = n.trailing_zeros();
     if bits == 0 {
@@ -230,7 +284,8 @@ fn fft_g1(a: &mut [G1Projective], w: Scalar) {
         for start in (0..n).step_by(len) {
             for (k, t) in twiddles.iter().enumerate() {
                 let u = a[start + k];
-                let v = a[start + k + len / 2] * t;
+                // The first twiddle is 1: skip a full scalar multiplication.
+                let v = if k == 0 { a[start + len / 2] } else { a[start + k + len / 2] * t };
                 a[start + k] = u + v;
                 a[start + k + len / 2] = u - v;
             }

@@ -44,7 +44,7 @@ use serde::Serialize;
 use crate::network::MarketNetwork;
 use crate::primal_dual::{PdParams, PrimalDual};
 use crate::problem::{Market, MarketError};
-use crate::tee::{run_dtask, schnorr_verify, sha, Enclave, SoftwareEnclave, TeeError};
+use crate::tee::{run_dtask, schnorr_verify, sha, Attester, Enclave, SoftwareEnclave, TeeError};
 
 /// The script version the proofs bind (part of `O`).
 pub const SCRIPT: &[u8] = b"gridledger/market/script/primal-dual/v1";

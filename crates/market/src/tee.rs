@@ -66,14 +66,9 @@ pub enum TeeError {
     BadSignature,
 }
 
-/// What isolation a backend offers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Isolation {
-    /// None: the host sees and controls everything ([`SoftwareEnclave`]).
-    None,
-    /// A hardware TEE (name of the technology).
-    Hardware(String),
-}
+/// The attestation trait and the isolation label are shared with CTP-FL
+/// (`gridledger_core::enclave`); [`Enclave`] extends [`Attester`].
+pub use gridledger_core::enclave::{Attester, Isolation};
 
 /// An enclave's self-description, signed with its `sks_b`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -198,14 +193,10 @@ pub fn schnorr_verify(pk: &XOnlyPublicKey, digest: &[u8; 32], sig: &[u8; 64]) ->
     SECP256K1.verify_schnorr(&sig, digest, pk).map_err(|_| TeeError::BadSignature)
 }
 
-/// A trusted execution environment as the framework uses it.
-pub trait Enclave {
-    /// This enclave's index `b` among the candidates.
-    fn index(&self) -> usize;
-    /// The isolation the backend really offers.
-    fn isolation(&self) -> Isolation;
-    /// `H(C)` of the loaded script.
-    fn measurement(&self) -> [u8; 32];
+/// A trusted execution environment as the framework uses it: an
+/// [`Attester`] (index, isolation, measurement `H(C)` of the loaded script,
+/// evidence attestations) with the market's keys and steps.
+pub trait Enclave: Attester {
     /// `pke_b`, for messages to this enclave.
     fn pke(&self) -> PublicKey;
     /// `pks_b`, the verifying key of this enclave's own signatures.
@@ -311,7 +302,7 @@ pub fn commitment_digest(script_hash: &[u8; 32], rv: &[u8; 32]) -> [u8; 32] {
 
 const SHARE_DOMAIN: &[u8] = b"gridledger/market/dtask/share";
 
-impl Enclave for SoftwareEnclave {
+impl Attester for SoftwareEnclave {
     fn index(&self) -> usize {
         self.index
     }
@@ -321,6 +312,15 @@ impl Enclave for SoftwareEnclave {
     fn measurement(&self) -> [u8; 32] {
         self.script_hash
     }
+    fn attestation_key(&self) -> XOnlyPublicKey {
+        self.pks()
+    }
+    fn attest_evidence(&self, evidence: &[u8; 32]) -> gridledger_core::enclave::EvidenceAttestation {
+        gridledger_core::enclave::sign_evidence(&self.sign, self.index as u32, &self.script_hash, evidence)
+    }
+}
+
+impl Enclave for SoftwareEnclave {
     fn pke(&self) -> PublicKey {
         PublicKey::from_secret_key(SECP256K1, &self.decrypt)
     }

@@ -7,7 +7,9 @@ use gridledger_market::network::MarketNetwork;
 use gridledger_market::primal_dual::{PdParams, PrimalDual};
 use gridledger_market::problem::Market;
 use gridledger_market::teardo::{assign, Detection, Fault, Strategy, TearDo, TearDoConfig, TearDoError, SCRIPT};
-use gridledger_market::tee::{encrypt_request, run_dtask, Enclave, Isolation, SetupFault, SoftwareEnclave, TeeError};
+use gridledger_market::tee::{
+    encrypt_request, run_dtask, Attester, Enclave, Isolation, SetupFault, SoftwareEnclave, TeeError,
+};
 use gridledger_market::{Case, DcModel, CASE30};
 use rand::SeedableRng;
 
@@ -184,4 +186,24 @@ fn the_software_enclave_says_it_offers_no_isolation() {
     let sealed = es[0].seal(b"secret");
     assert_eq!(es[0].unseal(&sealed).unwrap(), b"secret");
     assert_eq!(es[1].unseal(&sealed), Err(TeeError::Decrypt), "sealed to one enclave");
+}
+
+/// The market's enclave is the shared `Attester` other protocols (CTP-FL's
+/// pre-vectors, deter-vectors and aggregates) verify with `RAV`.
+#[test]
+fn the_market_enclave_attests_evidence_under_the_shared_trait() {
+    use gridledger_core::enclave::{verify_evidence, AttestationError};
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(12);
+    let es = enclaves(2, &mut rng);
+    let e = [9u8; 32];
+    let ra = es[1].attest_evidence(&e);
+    verify_evidence(&ra, &es[1].attestation_key(), &es[1].measurement(), &e).unwrap();
+    assert_eq!(
+        verify_evidence(&ra, &es[0].attestation_key(), &es[0].measurement(), &e),
+        Err(AttestationError::BadSignature(1))
+    );
+    assert_eq!(
+        verify_evidence(&ra, &es[1].attestation_key(), &es[1].measurement(), &[8; 32]),
+        Err(AttestationError::WrongEvidence(1))
+    );
 }

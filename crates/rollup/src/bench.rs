@@ -395,10 +395,10 @@ pub fn bench_ior_with_progress(cfg: &IorBenchConfig, step: &mut dyn FnMut(&str))
     // Fig 3-7's argument: every node of a chain executes its contracts.
     // The primary chain's gas counts once per primary node; the secondary
     // chain's work is done by one executor and one validator (2 nodes).
-    // Two IOR counts: all our primary-chain gas (with `finalize`, which
-    // applies balances and agreements on the primary chain), and the
-    // thesis' (N nodes run SC_DS + SC_CR; SC_EXE's state lives with the
-    // 1 + k secondary nodes).
+    // Two IOR counts: all our primary-chain gas (with `fund` and the O(1)
+    // `finalize`, which accepts the posted state root: balances and
+    // agreements live off the primary chain), and the thesis' (N nodes run
+    // SC_DS + SC_CR; SC_EXE's state lives with the 1 + k secondary nodes).
     let ds_cr: u64 = ["primary/sc_ds_at", "primary/sc_ds_st", "primary/sc_cr"]
         .iter()
         .map(|k| all.by_method.get(*k).map_or(0, |m| m.gas))

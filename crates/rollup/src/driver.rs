@@ -14,11 +14,13 @@ use gridledger_ledger::devnet::{call, dev_key, DevChain};
 use gridledger_ledger::{ChainClient, ChainError, ClientError, Receipt, SubmitError, TxStatus};
 use rand::Rng;
 
+use crate::exec::PreState;
 use crate::primary::{
     BatchData, BatchHeader, BatchId, BatchInput, BatchState, Controversial, FinalizeArgs, PrimaryConfig, RegisterMeter,
-    RegisterNode, SubmitTcrs,
+    RegisterNode, SubmitTcrs, WithdrawArgs,
 };
 use crate::roles::{Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, Target, Validator, ValidatorBehaviour};
+use crate::state::QueueItem;
 use crate::types::{
     commit_entries, entry_hash, meter_cert_digest, node_cert_digest, tcr_root, AgreementKey, Entry, IorParams, IorTx,
     NodeRole, Outcome, Participant, PostedLeaf,
@@ -128,6 +130,131 @@ pub fn batch_leaves<C: ChainClient>(
     Err(bad("no sc_cr call posted the TCR root".into()))
 }
 
+/// Reads the IOR data of a primary chain through any [`ChainClient`]:
+/// headers, the bridge queue, posted leaves, and the settled state
+/// reconstructed from chain data alone ([`Self::settled_state`]).
+pub struct PrimaryReader<'a, C: ChainClient> {
+    pub c: &'a C,
+    pub params: &'a IorParams,
+}
+
+impl<C: ChainClient> PrimaryReader<'_, C> {
+    pub fn view_json(&self, method: &str, a: Vec<u8>) -> Result<serde_json::Value, DriverError> {
+        self.c.view(IOR_PRIMARY_ID, method, &a).map_err(|e| DriverError::View(e.to_string()))
+    }
+
+    /// Bridge queue items `from..to` ([`crate::state::QueueItem`]).
+    pub fn queue(&self, from: u64, to: u64) -> Result<Vec<QueueItem>, DriverError> {
+        if to <= from {
+            return Ok(vec![]);
+        }
+        self.view_borsh("queue", args(&(from, to)))
+    }
+
+    /// The queue items batch `h` applies.
+    pub fn batch_queue(&self, h: &BatchHeader) -> Result<Vec<QueueItem>, DriverError> {
+        let from = match h.id.checked_sub(1) {
+            Some(b) => self.batch_header(b)?.queue_to,
+            None => 0,
+        };
+        self.queue(from, h.queue_to)
+    }
+
+    /// The state after settled batch `b`, from the state before it.
+    pub fn replay(&self, before: &PreState, b: u64) -> Result<PreState, DriverError> {
+        let h = self.batch_header(b)?;
+        let entries = batch_entries(self.c, &h)?;
+        let bad = |reason: String| DriverError::BatchData { batch: b, height: h.height, reason };
+        let mut full = before.clone();
+        crate::state::apply_queue(&mut full, self.params, &self.batch_queue(&h)?)
+            .map_err(|e| bad(format!("queue does not apply: {e}")))?;
+        // The settled root is canonical: the state is what the posted (or
+        // the chain's) effects leave, or, where those do not reach that
+        // root (a wrong leaf nobody disputed under an honest root), what
+        // re-executing the entries leaves.
+        let tcrs = self.settled_tcrs_of(&h, &entries)?;
+        if let Ok((post, _)) = crate::state::post_state(self.params, &full, &entries, &tcrs) {
+            if Some(crate::state::state_root(&post)) == h.post_root {
+                return Ok(post);
+            }
+        }
+        let v: BatchInput = self.view_borsh("batch_input", args(&BatchData { batch: b, entries: entries.clone() }))?;
+        full.meters = v.prestate.meters;
+        let (_, mut post) = crate::exec::execute_and_apply(&mut crate::exec::OffChain, self.params, &full, &entries)
+            .map_err(|e| bad(format!("entries do not execute: {e}")))?;
+        post.meters.clear();
+        post.closed_in_batch.clear();
+        if Some(crate::state::state_root(&post)) != h.post_root {
+            return Err(bad("neither the posted effects nor re-execution reach the settled root".into()));
+        }
+        Ok(post)
+    }
+
+    pub fn view_borsh<T: borsh::BorshDeserialize>(&self, method: &str, a: Vec<u8>) -> Result<T, DriverError> {
+        let v = self.view_json(method, a)?;
+        let hexs = v["borsh"].as_str().ok_or_else(|| DriverError::View("no borsh field".into()))?;
+        let raw = hex::decode(hexs).map_err(|e| DriverError::View(e.to_string()))?;
+        borsh::from_slice(&raw).map_err(|e| DriverError::View(e.to_string()))
+    }
+
+    /// A batch's header.
+    pub fn batch_header(&self, batch: u64) -> Result<BatchHeader, DriverError> {
+        self.view_borsh("batch_header", args(&BatchId { batch }))
+    }
+
+    pub fn progress(&self) -> Result<(u64, u64), DriverError> {
+        let v = self.view_json("progress", vec![])?;
+        Ok((v["next_batch"].as_u64().unwrap_or(0), v["next_to_settle"].as_u64().unwrap_or(0)))
+    }
+
+    /// [`Self::settled_tcrs`] of a header and its entries: the chain's
+    /// stored verdicts for a batch it executed, else the posted leaves.
+    pub fn settled_tcrs_of(&self, h: &BatchHeader, entries: &[Entry]) -> Result<Vec<crate::types::Tcr>, DriverError> {
+        let v: BatchInput =
+            self.view_borsh("batch_input", args(&BatchData { batch: h.id, entries: entries.to_vec() }))?;
+        if let Some(t) = v.tcrs {
+            return Ok(t);
+        }
+        let leaves = batch_leaves(self.c, h, &self.params.domain, entries)?.unwrap_or_default();
+        Ok(leaves.into_iter().map(|l| l.tcr).collect())
+    }
+
+    /// `who`'s account as the next batch will see it: its record in the
+    /// `settled` state with the queued `fund`s and `withdraw`s that no
+    /// settled batch applied yet.
+    pub fn account(&self, settled: &PreState, who: &Address) -> Result<Participant, DriverError> {
+        let mut s = settled.clone();
+        let (_, fin) = self.progress()?;
+        let from = match fin.checked_sub(1) {
+            Some(b) => self.batch_header(b)?.queue_to,
+            None => 0,
+        };
+        let items = self.queue(from, u64::MAX)?;
+        crate::state::apply_queue(&mut s, self.params, &items)
+            .map_err(|e| DriverError::View(format!("queue does not apply: {e}")))?;
+        Ok(s.participant(self.params, who))
+    }
+
+    /// The settled state rebuilt from the empty state by replaying every
+    /// settled batch ([`crate::state`] module docs).
+    pub fn settled_state(&self) -> Result<PreState, DriverError> {
+        let (_, fin) = self.progress()?;
+        let mut s = PreState::default();
+        for b in 0..fin {
+            s = self.replay(&s, b)?;
+        }
+        Ok(s)
+    }
+}
+
+/// The IOR configuration a primary chain was initialised with.
+pub fn primary_config<C: ChainClient>(c: &C) -> Result<PrimaryConfig, DriverError> {
+    let v = c.view(IOR_PRIMARY_ID, "config_borsh", &[]).map_err(|e| DriverError::View(e.to_string()))?;
+    let hexs = v["borsh"].as_str().ok_or_else(|| DriverError::View("no borsh field".into()))?;
+    let raw = hex::decode(hexs).map_err(|e| DriverError::View(e.to_string()))?;
+    borsh::from_slice(&raw).map_err(|e| DriverError::View(e.to_string()))
+}
+
 /// IOR, or the conventional optimistic rollup baseline (same contracts, a
 /// long challenge window).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,6 +340,9 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     pub traders: BTreeMap<Address, KeyPair>,
     /// Bonded challenges sent by traders.
     pub bonded_challenges: u64,
+    /// The settled state reconstructed so far from chain data: batches
+    /// below `.0` applied ([`Self::settled_state`]).
+    pub state_cache: std::cell::RefCell<(u64, PreState)>,
 }
 
 /// Largest transaction the driver's chains admit. `sc_exe`, `sc_verify`
@@ -347,6 +477,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             disputes_handled: 0,
             traders: BTreeMap::new(),
             bonded_challenges: 0,
+            state_cache: std::cell::RefCell::new((0, PreState::default())),
         };
         d.traders = (0..d.cfg.participants).map(dev_key).map(|k| (k.address(), k)).collect();
         let admin = dev_key(d.cfg.participants);
@@ -382,6 +513,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             }
         }
         Ok(d)
+    }
+
+    /// Reads the primary chain's IOR data ([`PrimaryReader`]).
+    pub fn reader(&self) -> PrimaryReader<'_, P> {
+        PrimaryReader { c: &self.primary, params: &self.cfg.params }
     }
 
     /// Sets the primary chain's block clock (ms); it only moves forward.
@@ -504,34 +640,97 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(out)
     }
 
-    fn view_json(&self, method: &str, a: Vec<u8>) -> Result<serde_json::Value, DriverError> {
-        self.primary.view(IOR_PRIMARY_ID, method, &a).map_err(|e| DriverError::View(e.to_string()))
+    /// A trader's IOR account as the next batch will see it: its record in
+    /// the settled state ([`Self::settled_state`]) with the queued `fund`s
+    /// and `withdraw`s no settled batch applied yet.
+    pub fn participant(&self, who: &Address) -> Result<Participant, DriverError> {
+        self.reader().account(&self.settled_state()?, who)
     }
 
-    /// A trader's IOR account.
-    pub fn participant(&self, who: &Address) -> Result<Participant, DriverError> {
-        let v = self.view_json("participant", args(who))?;
-        serde_json::from_value::<serde_json::Value>(v.clone())
-            .ok()
-            .and_then(|v| {
-                Some(Participant {
-                    balance: v["balance"].as_str()?.parse().ok()?,
-                    reputation: v["reputation"].as_u64()? as u32,
-                })
-            })
-            .ok_or_else(|| DriverError::View(format!("bad participant view {v}")))
+    /// Bridge queue items `from..to` ([`crate::state::QueueItem`]).
+    pub fn queue(&self, from: u64, to: u64) -> Result<Vec<QueueItem>, DriverError> {
+        self.reader().queue(from, to)
+    }
+
+    fn batch_queue(&self, h: &BatchHeader) -> Result<Vec<QueueItem>, DriverError> {
+        self.reader().batch_queue(h)
+    }
+
+    /// The settled state, reconstructed from chain data alone (module docs
+    /// of [`crate::state`]): for each settled batch in order, its queue
+    /// items, then the effects of its posted leaves (or of the chain's own
+    /// TCRs for a batch the chain executed), checked against the root the
+    /// primary chain settled.
+    pub fn settled_state(&self) -> Result<PreState, DriverError> {
+        let (_, fin) = self.progress()?;
+        let (mut at, mut s) = self.state_cache.borrow().clone();
+        if at > fin {
+            (at, s) = (0, PreState::default());
+        }
+        while at < fin {
+            s = self.replay(&s, at)?;
+            at += 1;
+        }
+        *self.state_cache.borrow_mut() = (at, s.clone());
+        Ok(s)
+    }
+
+    fn replay(&self, before: &PreState, b: u64) -> Result<PreState, DriverError> {
+        self.reader().replay(before, b)
+    }
+
+    /// The state before batch `b` (queue items not applied): the settled
+    /// state for the next batch to settle, a replay for a settled one, and
+    /// for a later one the honest execution of the pending batches before
+    /// it (what an executor computes ahead).
+    pub fn state_before(&self, b: u64) -> Result<PreState, DriverError> {
+        let (_, fin) = self.progress()?;
+        if b < fin {
+            let mut s = PreState::default();
+            for k in 0..b {
+                s = self.replay(&s, k)?;
+            }
+            return Ok(s);
+        }
+        let mut s = self.settled_state()?;
+        for k in fin..b {
+            let h = self.batch_header(k)?;
+            let entries = batch_entries(&self.primary, &h)?;
+            crate::state::apply_queue(&mut s, &self.cfg.params, &self.batch_queue(&h)?)
+                .map_err(|e| DriverError::View(e.to_string()))?;
+            let v: BatchInput =
+                self.view_borsh("batch_input", args(&BatchData { batch: k, entries: entries.clone() }))?;
+            s.meters = v.prestate.meters;
+            let (_, post) = crate::exec::execute_and_apply(&mut crate::exec::OffChain, &self.cfg.params, &s, &entries)
+                .map_err(|e| DriverError::View(e.to_string()))?;
+            s = post;
+            s.meters.clear();
+            s.closed_in_batch.clear();
+        }
+        Ok(s)
+    }
+
+    /// Withdraws `amount` from `key`'s settled balance, proving its record
+    /// against the latest settled root.
+    pub fn withdraw(&mut self, key: &KeyPair, amount: Amount) -> Result<Receipt, DriverError> {
+        let s = self.settled_state()?;
+        let (record, proof) = crate::state::participant_proof(&s, &key.address())
+            .ok_or_else(|| DriverError::View(format!("{} has no settled record", key.address())))?;
+        self.primary_call(key, "withdraw", args(&WithdrawArgs { amount, record, proof }), Amount::ZERO)
+    }
+
+    /// Opens an empty batch that applies the queued `fund`s and `withdraw`s.
+    pub fn flush(&mut self, key: &KeyPair) -> Result<Receipt, DriverError> {
+        self.primary_call(key, "flush", vec![], Amount::ZERO)
     }
 
     fn view_borsh<T: borsh::BorshDeserialize>(&self, method: &str, a: Vec<u8>) -> Result<T, DriverError> {
-        let v = self.view_json(method, a)?;
-        let hexs = v["borsh"].as_str().ok_or_else(|| DriverError::View("no borsh field".into()))?;
-        let raw = hex::decode(hexs).map_err(|e| DriverError::View(e.to_string()))?;
-        borsh::from_slice(&raw).map_err(|e| DriverError::View(e.to_string()))
+        self.reader().view_borsh(method, a)
     }
 
     /// A batch's header.
     pub fn batch_header(&self, batch: u64) -> Result<BatchHeader, DriverError> {
-        self.view_borsh("batch_header", args(&BatchId { batch }))
+        self.reader().batch_header(batch)
     }
 
     /// A batch's entries, read from the primary chain's block data
@@ -547,30 +746,41 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         batch_leaves(&self.primary, &h, &self.cfg.params.domain, &es)
     }
 
-    /// `finalize` arguments for a batch: its id, its entries and the posted
-    /// leaves (none for a batch the chain executes itself).
+    /// `finalize` arguments for a batch: its id, and for a batch the chain
+    /// executes itself (overturned, or no root posted) its entries and the
+    /// full settled state; a batch whose posted roots stood settles in
+    /// O(1) and gets neither.
     pub fn finalize_args(&self, batch: u64) -> Result<Vec<u8>, DriverError> {
         let h = self.batch_header(batch)?;
+        if !h.overturned && h.tcr_root.is_some() {
+            return Ok(args(&FinalizeArgs { batch, entries: vec![], state: PreState::default() }));
+        }
         let entries = batch_entries(&self.primary, &h)?;
-        let leaves = if h.overturned {
-            vec![]
-        } else {
-            batch_leaves(&self.primary, &h, &self.cfg.params.domain, &entries)?.unwrap_or_default()
-        };
-        Ok(args(&FinalizeArgs { batch, entries, leaves }))
+        Ok(args(&FinalizeArgs { batch, entries, state: self.state_before(batch)? }))
     }
 
-    /// `dispute` arguments: the disputer's TCRs and the batch's entries.
+    /// `dispute` arguments: the disputer's TCRs, the batch's entries and
+    /// the full settled state before it.
     pub fn dispute_args(&self, batch: u64, claimed: Vec<crate::types::Tcr>) -> Result<Vec<u8>, DriverError> {
-        Ok(args(&Controversial { batch, claimed, entries: self.entries(batch)? }))
+        Ok(args(&Controversial { batch, claimed, entries: self.entries(batch)?, state: self.state_before(batch)? }))
     }
 
     /// The batch a secondary-chain node reads: the header, the entries from
-    /// the block data and the settled state they read.
+    /// the block data, the state before it ([`Self::state_before`]), the
+    /// queue items it applies and the slice its entries read.
     pub fn batch_input(&self, batch: u64) -> Result<BatchInput, DriverError> {
         let h = self.batch_header(batch)?;
         let entries = batch_entries(&self.primary, &h)?;
         let mut input: BatchInput = self.view_borsh("batch_input", args(&BatchData { batch, entries }))?;
+        let state = self.state_before(batch)?;
+        input.queue = self.batch_queue(&input.header)?;
+        let mut full = state.clone();
+        crate::state::apply_queue(&mut full, &self.cfg.params, &input.queue)
+            .map_err(|e| DriverError::View(format!("queue does not apply: {e}")))?;
+        let meters = std::mem::take(&mut input.prestate.meters);
+        input.prestate = crate::state::slice_for(&full, &input.entries);
+        input.prestate.meters = meters;
+        input.state = Some(state);
         if input.tcrs.is_none() && !input.header.overturned {
             input.leaves = batch_leaves(&self.primary, &input.header, &self.cfg.params.domain, &input.entries)?;
             input.tcrs = input.leaves.as_ref().map(|ls| ls.iter().map(|l| l.tcr.clone()).collect());
@@ -579,8 +789,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     }
 
     fn progress(&self) -> Result<(u64, u64), DriverError> {
-        let v = self.view_json("progress", vec![])?;
-        Ok((v["next_batch"].as_u64().unwrap_or(0), v["next_to_settle"].as_u64().unwrap_or(0)))
+        self.reader().progress()
     }
 
     fn run_step(&mut self, key: &KeyPair, step: Step) -> Result<Vec<crate::roles::Delegation>, DriverError> {
@@ -591,13 +800,15 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     self.secondary_call(key, method, args)?;
                 }
                 Target::Primary => {
-                    if method == "dispute" || method == "dispute_entry" {
+                    if matches!(method, "dispute" | "dispute_entry" | "dispute_state") {
                         // Another disputer may already have settled or
                         // overturned it.
-                        let batch = if method == "dispute" {
-                            borsh::from_slice::<Controversial>(&args).map(|b| b.batch)
-                        } else {
-                            borsh::from_slice::<crate::primary::DisputeEntry>(&args).map(|b| b.batch)
+                        let batch = match method {
+                            "dispute" => borsh::from_slice::<Controversial>(&args).map(|b| b.batch),
+                            "dispute_entry" => {
+                                borsh::from_slice::<crate::primary::DisputeEntry>(&args).map(|b| b.batch)
+                            }
+                            _ => borsh::from_slice::<crate::primary::DisputeState>(&args).map(|b| b.batch),
                         }
                         .map_err(|e| DriverError::View(e.to_string()))?;
                         let h = self.batch_header(batch)?;
@@ -630,8 +841,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                 let t = self.primary.now() + 1_000;
                 self.primary.set_now(t);
             }
-            // Step 2–3: the executor executes and records TCRs.
-            if input.tcrs.is_none() {
+            // Step 2–3: the executor executes and records TCRs (unless a
+            // dispute already overturned them: the chain executes it).
+            if input.tcrs.is_none() && !input.header.overturned {
                 let i = self.executor_for(&input.header.executor)?;
                 let step = self.executors[i].1.on_batch(&input);
                 let key = self.executors[i].0.clone();
@@ -777,8 +989,13 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// The TCRs a settled batch was settled with (after any arbitration, the
     /// chain's own), recomputed from its recorded data and pre-state.
     fn settled_tcrs(&self, batch: u64) -> Result<Vec<crate::types::Tcr>, DriverError> {
-        let input = self.batch_input(batch)?;
-        Ok(input.tcrs.unwrap_or_default())
+        let h = self.batch_header(batch)?;
+        let entries = batch_entries(&self.primary, &h)?;
+        self.settled_tcrs_of(&h, &entries)
+    }
+
+    fn settled_tcrs_of(&self, h: &BatchHeader, entries: &[Entry]) -> Result<Vec<crate::types::Tcr>, DriverError> {
+        self.reader().settled_tcrs_of(h, entries)
     }
 
     /// Makes executor `i` behave as given.

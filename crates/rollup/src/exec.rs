@@ -384,7 +384,7 @@ pub fn execute_leaves(
         } else {
             st.closed_in_batch.remove(&key);
         }
-        out.push(TcrLeaf { pre: before, tcr: Tcr { index: i as u32, outcome, effects } });
+        out.push(TcrLeaf { pre: before, tcr: Tcr { index: i as u32, outcome, effects }, post_root: Hash32::ZERO });
     }
     Ok(out)
 }

@@ -8,7 +8,12 @@
 //!   executors, validators (`SC_VERIFY`), the primary chain's arbitration and
 //!   the single-chain baseline all run.
 //! - [`primary`]: the primary chain's contract (`SC_DS_*`, `SC_CR_*`,
-//!   arbitration, node registry with certificates and deposits).
+//!   arbitration, node registry with certificates and deposits, the bridge
+//!   of coin in and out). It stores commitments, not settlement state.
+//! - [`state`]: the settlement state off the primary chain (balances,
+//!   reputation, agreements, claims) and its per-batch state root: what the
+//!   primary chain stores, what executors publish, how anyone rebuilds the
+//!   state from chain data (design note in its module docs).
 //! - [`secondary`]: the secondary chain's contract (`sc_exe`, `sc_verify`).
 //! - [`single`]: the single-chain baseline; the conventional optimistic
 //!   rollup baseline is the primary contract with a long window
@@ -44,6 +49,7 @@ pub mod roles;
 pub mod secondary;
 pub mod security;
 pub mod single;
+pub mod state;
 mod store;
 pub mod types;
 

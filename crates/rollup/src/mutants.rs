@@ -8,8 +8,10 @@
 /// One planted bug.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mutation {
-    /// `finalize` applies the posted effects without checking that they
-    /// follow from the entry and verdict (issue 11 item 1).
+    /// `dispute_entry` compares only the verdict, trusting the posted
+    /// effects (issue 11 item 1: effects must follow from the entry and
+    /// verdict; `finalize` is O(1), so the entry dispute is where they are
+    /// checked).
     EffectsTrusted,
     /// `dispute_entry` does not verify the Merkle witness.
     WitnessUnchecked,
@@ -22,6 +24,10 @@ pub enum Mutation {
     /// signature settles as late before `DL`, and an agreement expires
     /// before `DL + expiry`.
     DeadlineUnenforced,
+    /// A whole-batch `dispute` compares only the TCR root, not the posted
+    /// post-state root and burn: an executor posting honest leaves beside
+    /// a root that mints itself coin is upheld.
+    PostRootUnchecked,
 }
 
 #[cfg(feature = "mutants")]

@@ -2,7 +2,12 @@
 //! `SC_DS_AT`, `SC_DS_ST` (record data), `SC_CR` (record one TCR root per
 //! batch), the on-chain `SC_EXE_AT`/`SC_EXE_ST` that arbitrate a
 //! controversial transaction, plus the registry of secondary-chain nodes
-//! with their certificates and deposits, and traders' IOR accounts.
+//! with their certificates and deposits, certified meters, and the bridge
+//! of coin in and out of the settlement state. Balances, reputation,
+//! agreements and claims are not in this contract's storage (issue 11):
+//! they live on the secondary side behind a state root per batch
+//! ([`crate::state`], which says what this chain stores, what executors
+//! publish and how anyone reconstructs the state).
 //!
 //! They are one native contract because native contracts do not call each
 //! other and these share state (the deposits and reputation kept by
@@ -24,15 +29,19 @@
 //!   with the entries' hashes; the contract
 //!   keeps only the Merkle root ([`crate::types::tcr_root`]) and the height
 //!   of the posting block. The leaves are that call's block data
-//!   ([`crate::driver::batch_leaves`]). Settled state (balances,
-//!   reputation, agreements) is still applied on this chain at `finalize`:
-//!   moving it to the secondary chain behind a post-state root is not done.
-//! - **Effects follow from the verdict.** `finalize` applies a TCR only if
-//!   its effects are exactly [`crate::exec::expected_effects`] of its entry
-//!   and verdict: only the entry's buyer, seller, sender and the black
-//!   hole, with amounts fixed by the terms. Otherwise the chain re-executes
-//!   the batch and burns the poster's deposit. An executor can only lie
-//!   about a verdict, and that is what disputes re-execute.
+//!   ([`crate::driver::batch_leaves`]). Beside it `sc_cr` posts the
+//!   post-state root ([`crate::state::state_root`] of the state the batch
+//!   leaves) and the coin the batch burns.
+//! - **O(1) settlement.** `finalize` accepts the posted post-state root once
+//!   the window has passed without a won dispute: it writes the root and
+//!   pays the burn to the black hole, whatever the batch's size.
+//! - **Effects follow from the verdict.** A TCR is correct only if its
+//!   effects are exactly [`crate::exec::expected_effects`] of its entry and
+//!   verdict: only the entry's buyer, seller, sender and the black hole,
+//!   with amounts fixed by the terms. `dispute_entry` compares the whole
+//!   TCR, effects included, so forged effects (the theft of issue 11
+//!   item 1) are a wrong leaf anyone may dispute; smart meters check every
+//!   TCR naming their owner.
 //! - **Batches.** The IOR transactions recorded in one primary block form a
 //!   batch (§3.4 Step 2: "for each newly generated block"); a batch is closed
 //!   by the first call to this contract in a later block. Its executor is
@@ -46,15 +55,18 @@
 //!   replaced by a stand-in after a window; two windows after the close,
 //!   `finalize` executes the batch on chain and settles it.
 //! - **Serial settlement.** TCRs of batch `b` are accepted only after batch
-//!   `b−1` has settled, so every TCR is computed against settled state and
-//!   the chain can re-execute it exactly. `fund`, `withdraw` and
-//!   `register_meter` change what a batch reads, so they wait only for the
-//!   pending batches that touch the caller (each trader's latest touching batch, [`Touch`]).
+//!   `b−1` has settled, so every TCR is computed against the settled state
+//!   (whose root is on chain) and the chain can re-execute it exactly.
+//!   `withdraw` and `register_meter` change what a batch reads, so they
+//!   wait only for the pending batches that touch the caller (each
+//!   trader's latest touching batch, [`Touch`]); `fund` only credits, and
+//!   never waits.
 //! - **A TCR that does not apply** (a wrong verdict that, say, locks more
-//!   than a trader holds) does not halt the chain: `finalize` re-executes the
-//!   batch on chain, settles it with the chain's TCRs and forfeits the
-//!   executor's and the silent validator's deposits (burned: `finalize` may
-//!   be called by anyone, including the executor).
+//!   than a trader holds) does not halt the chain: any trader or watcher
+//!   disputes it, the chain re-executes the batch from the settled state
+//!   the disputer brings (checked against the settled root), settles it
+//!   with its own TCRs and root and forfeits the executor's and the late
+//!   validator's deposits.
 //! - **Permissionless challenge** (issue 11 item 2). Anyone may send a
 //!   controversial transaction: an active validator stakes its node
 //!   deposit, anyone else (a trader, its meter, a watcher) attaches a bond of
@@ -68,15 +80,25 @@
 //!   conventional-OR baseline is this contract with a week.
 //! - **Money.** Traders pre-fund an IOR account (`fund`): the contract cannot
 //!   pull coin from a seller's wallet on a buyer's AT, so Step 3's balance
-//!   check and Step 5's deposits use this account.
+//!   check and Step 5's deposits use this account. The contract holds the
+//!   coin; `fund` queues a credit ([`crate::state::QueueItem`]) that the
+//!   next batch to open applies before its entries (`flush` opens an empty
+//!   batch for it when no trade does). `withdraw` pays out against a
+//!   Merkle proof of the caller's record under the latest settled root and
+//!   queues the debit; the account then waits for the batch that applies
+//!   it, so the proof cannot be used twice, and after it the root has
+//!   changed, so an old proof no longer verifies ([`WithdrawError`]).
 //! - **Arbitration** (§3.4 Step 5), two ways. `dispute_entry` names one
 //!   entry and brings it with its posted leaf and the leaf's Merkle witness
 //!   against the root; the chain re-executes that entry alone on the leaf's
 //!   inputs. A wrong result overturns the batch, which `finalize` then
 //!   executes on chain at once; a dispute that proves nothing reverts
 //!   ([`EntryDisputeError`]) and changes nothing. `dispute` brings the whole
-//!   batch; the chain re-executes it and compares the TCR root: the
-//!   challenge for wrong *inputs* in a leaf, which one entry cannot show.
+//!   batch and the full settled state before it (checked against the
+//!   settled root); the chain applies the batch's queue items, re-executes
+//!   it and compares the TCR root, the post-state root and the burn: the
+//!   challenge for wrong *inputs* in a leaf, which one entry cannot show,
+//!   and for a post-state root the leaves do not leave.
 //!   If the executor was wrong, its deposit is forfeited, and so is the
 //!   assigned validator's when someone else (a delegated validator)
 //!   disclosed it, since by staying silent it upheld the wrong TCR. A
@@ -95,8 +117,9 @@ use serde_json::json;
 
 use gridledger_core::codec::hash_tagged;
 
-use crate::exec::{execute_leaves, expected_effects, meter_owners, st_slots, touched, OnChain};
-use crate::store::{bytes, credit, debit, load, mkey, pkey, settle};
+use crate::exec::{execute_leaves, expected_effects, meter_owners, OnChain};
+use crate::state::{QueueItem, StateRecord};
+use crate::store::{bytes, mkey};
 use crate::types::{
     commit_entries, commitment_preimage, meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx,
     BuyerOpinion, Entry, IorParams, IorTx, NodeRole, Participant, PostedLeaf, SettlementTx, Tcr, TcrLeaf, BLACK_HOLE,
@@ -169,6 +192,17 @@ pub struct BatchHeader {
     pub tcr_root: Option<Hash32>,
     /// Height of the block whose `sc_cr` posted [`Self::tcr_root`].
     pub tcr_height: Option<u64>,
+    /// The bridge queue's length when the batch opened: the batch applies
+    /// queue items from the previous batch's `queue_to` up to this one
+    /// before its entries ([`crate::state::apply_queue`]).
+    pub queue_to: u64,
+    /// The state root after the batch ([`crate::state::state_root`]): posted
+    /// by the executor with `sc_cr`, or computed by the chain when it
+    /// executed the batch itself. The settled root once the batch settles.
+    pub post_root: Option<Hash32>,
+    /// Coin the batch's effects burn (posted with `sc_cr`; paid from the
+    /// contract to the black hole at settlement).
+    pub burned: Option<Amount>,
     /// A dispute proved the posted TCRs wrong: the executor's deposit is
     /// forfeited and `finalize` executes the batch on chain at once.
     pub overturned: bool,
@@ -233,6 +267,10 @@ pub struct SubmitTcrs {
     pub batch: u64,
     pub entry_hashes: Vec<Hash32>,
     pub leaves: Vec<PostedLeaf>,
+    /// The state root after the batch ([`crate::state::state_root`]).
+    pub post_root: Hash32,
+    /// The coin the batch's effects burn.
+    pub burned: Amount,
 }
 
 /// `dispute_entry` arguments (issue 11, thesis §3.4 Step 5): one entry of
@@ -248,14 +286,61 @@ pub struct DisputeEntry {
     pub proof: gridledger_core::MerkleProof,
 }
 
-/// `finalize` arguments: the batch's entries (checked against its
-/// commitment) and the leaves its executor posted (checked against its TCR
-/// root; empty when none was posted or the batch was overturned).
+/// `dispute_state` arguments (issue 11, per-entry state disputes): entry
+/// `i` with its posted leaf and witness; the previous entry with its leaf
+/// and witness (none for entry 0); and the full state before entry `i`:
+/// for entry 0 the settled state (checked against the settled root; the
+/// chain applies the batch's queue items), else a state whose root is the
+/// previous leaf's `post_root`. The chain applies leaf `i`'s effects and
+/// compares the root with leaf `i`'s `post_root`.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct DisputeState {
+    pub batch: u64,
+    pub entry: Entry,
+    pub leaf: PostedLeaf,
+    pub proof: gridledger_core::MerkleProof,
+    pub prev: Option<(Entry, PostedLeaf, gridledger_core::MerkleProof)>,
+    pub state: crate::exec::PreState,
+}
+
+/// `finalize` arguments. A batch whose posted roots stood through the
+/// window settles in O(1) and needs neither field (send them empty). A
+/// batch the chain executes itself (overturned, or no root posted) needs
+/// its entries (checked against its commitment) and the full settled state
+/// before it (checked against the settled root).
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct FinalizeArgs {
     pub batch: u64,
     pub entries: Vec<Entry>,
-    pub leaves: Vec<PostedLeaf>,
+    pub state: crate::exec::PreState,
+}
+
+/// `withdraw` arguments (issue 11): the amount, the caller's record in the
+/// latest settled state and its Merkle witness against the settled root.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct WithdrawArgs {
+    pub amount: Amount,
+    pub record: Participant,
+    pub proof: gridledger_core::MerkleProof,
+}
+
+/// Why `withdraw` refuses. A refused withdrawal reverts and changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WithdrawError {
+    #[error("amount must be positive")]
+    ZeroAmount,
+    /// A batch not yet settled reads the account, or a withdrawal of it is
+    /// queued for one: the settled record may be about to change (also
+    /// refuses a second withdrawal with the same proof).
+    #[error("a pending batch reads this account; withdraw after it settles")]
+    Pending,
+    /// The record and witness do not prove a leaf of the latest settled
+    /// root (a stale proof after the balance changed, a forged record, or
+    /// a root that never settled or was overturned).
+    #[error("the record is not proved against the latest settled state root {0}")]
+    NotProved(Hash32),
+    #[error("free balance {available} is below {amount}")]
+    Insufficient { available: Amount, amount: Amount },
 }
 
 /// Why `dispute_entry` refuses a dispute. A refused dispute reverts: it
@@ -274,6 +359,15 @@ pub enum EntryDisputeError {
     WrongInputs(u32),
     #[error("TCR {0} is the correct result of its entry on its inputs")]
     CorrectResult(u32),
+    /// `dispute_state`: the state brought does not hash to entry `i`'s
+    /// pre-root (the settled root for entry 0, else the previous leaf's
+    /// post-state root), or the previous leaf is not entry `i − 1`'s.
+    #[error("the state brought is not the state before entry {0}")]
+    WrongPreState(u32),
+    /// `dispute_state`: leaf `i`'s effects applied to the state before it
+    /// give exactly its posted post-state root.
+    #[error("leaf {0}'s post-state root is the state its effects leave")]
+    CorrectTransition(u32),
     /// The dispute window (`window_ms` after the TCR root was posted) has
     /// passed: the batch is final and only `finalize` may settle it, so a
     /// late challenge cannot race it. Also refuses a late whole-batch
@@ -302,6 +396,9 @@ pub struct Controversial {
     pub batch: u64,
     pub claimed: Vec<Tcr>,
     pub entries: Vec<Entry>,
+    /// The full settled state before the batch, checked against the
+    /// settled root (the chain keeps only the root).
+    pub state: crate::exec::PreState,
 }
 
 /// `finalize` and the `batch_input` view: a batch and its entries, read
@@ -323,13 +420,34 @@ pub struct BatchId {
 pub struct BatchInput {
     pub header: BatchHeader,
     pub entries: Vec<Entry>,
-    /// Settled state of the traders the batch touches.
+    /// Settled state of the traders the batch touches (queue items
+    /// applied), with their meters.
     pub prestate: crate::exec::PreState,
+    /// The full settled state before the batch (queue items not yet
+    /// applied), from which the executor computes the post-state root and
+    /// which a whole-batch dispute brings; `None` in the view (the chain
+    /// does not hold it).
+    pub state: Option<crate::exec::PreState>,
+    /// The queue items the batch applies before its entries.
+    pub queue: Vec<QueueItem>,
     /// Recorded TCRs in entry order, once complete.
     pub tcrs: Option<Vec<Tcr>>,
     /// The posted TCR leaves, read from the block data of `sc_cr`
     /// ([`crate::driver::batch_leaves`]); the view leaves this `None`.
     pub leaves: Option<Vec<PostedLeaf>>,
+}
+
+impl BatchInput {
+    /// [`Self::state`] with the queue items applied and the meters of
+    /// [`Self::prestate`]: what the batch's entries execute on.
+    pub fn full_state(&self, p: &IorParams) -> crate::exec::PreState {
+        let mut s = self.state.clone().unwrap_or_else(|| self.prestate.clone());
+        if self.state.is_some() {
+            let _ = crate::state::apply_queue(&mut s, p, &self.queue);
+        }
+        s.meters.extend(self.prestate.meters.iter().map(|(a, m)| (*a, *m)));
+        s
+    }
 }
 
 pub struct IorPrimaryContract;
@@ -352,11 +470,6 @@ struct RecordParams {
 }
 
 impl RecordParams {
-    /// [`IorParams::may_trade`].
-    fn may_trade(&self, reputation: u32) -> bool {
-        reputation > self.beta
-    }
-
     fn of(p: &IorParams) -> Self {
         Self {
             max_batch: p.max_batch,
@@ -368,6 +481,10 @@ impl RecordParams {
     }
 }
 const NEXT_BATCH: &[u8] = b"bn";
+/// Length of the bridge queue ([`crate::state::QueueItem`]s at `q/INDEX`).
+const QUEUE_LEN: &[u8] = b"qn";
+/// The latest settled state root.
+const SETTLED_ROOT: &[u8] = b"sr";
 const NEXT_SETTLE: &[u8] = b"fin";
 const EXECUTORS: &[u8] = b"execs";
 const VALIDATORS: &[u8] = b"vals";
@@ -381,6 +498,9 @@ fn bkey(id: u64) -> Vec<u8> {
 /// `pt/ADDR`: the trader's [`Touch`].
 fn ptkey(a: &Address) -> Vec<u8> {
     [b"pt/".as_slice(), a.as_bytes()].concat()
+}
+fn qkey(i: u64) -> Vec<u8> {
+    [b"q/".as_slice(), &i.to_be_bytes()].concat()
 }
 fn tkey(id: u64, at: bool) -> Vec<u8> {
     [if at { b"ta/".as_slice() } else { b"ts/".as_slice() }, &id.to_be_bytes()].concat()
@@ -624,6 +744,116 @@ fn forfeit(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<Amount, Contr
     Ok(d)
 }
 
+/// Opens a batch in this block (the first IOR entry of the block, or a
+/// `flush`): draws its executor and snapshots the bridge queue's length.
+fn open_batch(ctx: &mut CallContext<'_, '_>, next: u64) -> Result<BatchHeader, ContractError> {
+    let execs = ctx.read_typed::<Vec<Address>>(EXECUTORS)?.unwrap_or_default();
+    let vals = ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default();
+    let Some((executor, _)) = assign(&ctx.parent_hash(), next, &execs, &vals) else {
+        return revert("no executor or validator registered on the secondary chain");
+    };
+    ctx.write_typed(NEXT_BATCH, &(next + 1))?;
+    Ok(BatchHeader {
+        id: next,
+        height: ctx.height(),
+        executor,
+        validator: Address::ZERO,
+        at_count: 0,
+        st_count: 0,
+        commitment: Hash32::ZERO,
+        tcr_root: None,
+        tcr_height: None,
+        queue_to: ctx.read_typed::<u64>(QUEUE_LEN)?.unwrap_or(0),
+        post_root: None,
+        burned: None,
+        overturned: false,
+        posted_by: None,
+        complete_at: None,
+        first_recorded_at: ctx.timestamp(),
+        closed_at: None,
+        closed_height: None,
+        state: BatchState::Open,
+    })
+}
+
+/// The queue items batch `h` applies before its entries: from the previous
+/// batch's `queue_to` up to its own (read from storage, priced).
+fn queue_items(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Vec<QueueItem>, ContractError> {
+    let from = match h.id.checked_sub(1) {
+        Some(prev) => header(ctx, prev)?.queue_to,
+        None => 0,
+    };
+    let mut v = Vec::with_capacity(h.queue_to.saturating_sub(from) as usize);
+    for i in from..h.queue_to {
+        match ctx.read_typed::<QueueItem>(&qkey(i))? {
+            Some(q) => v.push(q),
+            None => return revert(format!("internal: queue item {i} missing")),
+        }
+    }
+    Ok(v)
+}
+
+/// Appends an item to the bridge queue; the next batch to open applies it.
+fn enqueue(ctx: &mut CallContext<'_, '_>, q: QueueItem) -> Result<u64, ContractError> {
+    let n = ctx.read_typed::<u64>(QUEUE_LEN)?.unwrap_or(0);
+    ctx.write_typed(&qkey(n), &q)?;
+    ctx.write_typed(QUEUE_LEN, &(n + 1))?;
+    let (kind, who, amount) = match q {
+        QueueItem::In { who, amount } => ("in", who, amount),
+        QueueItem::Out { who, amount } => ("out", who, amount),
+    };
+    ctx.emit(
+        "ior_queued",
+        vec![
+            ("index".into(), n.to_string()),
+            ("kind".into(), kind.into()),
+            ("who".into(), who.to_string()),
+            ("amount".into(), amount.to_string()),
+        ],
+    )?;
+    Ok(n)
+}
+
+/// The latest settled state root (the empty state's before any batch).
+fn settled_root<R: gridledger_ledger::StorageRead>(ctx: &mut R) -> Result<Hash32, ContractError> {
+    Ok(ctx.read_typed::<Hash32>(SETTLED_ROOT)?.unwrap_or_else(crate::state::empty_root))
+}
+
+/// `withdraw` (issue 11): pays the caller out of its settled balance,
+/// proved against the latest settled root, and queues the debit for the
+/// next batch. The account must be idle (no unsettled batch reads it); the
+/// withdrawal marks it pending until the batch that applies the debit
+/// settles, so the same proof cannot be used twice, and after that batch
+/// the root has changed, so an old proof no longer verifies.
+fn withdraw(ctx: &mut CallContext<'_, '_>, a: WithdrawArgs) -> Result<Vec<u8>, ContractError> {
+    let refuse = |e: WithdrawError| revert(e.to_string());
+    let who = ctx.caller();
+    if a.amount.is_zero() {
+        return refuse(WithdrawError::ZeroAmount);
+    }
+    if !idle_for(ctx, &who)? {
+        return refuse(WithdrawError::Pending);
+    }
+    let root = settled_root(ctx)?;
+    let leaf = ctx.hash(crate::state::TAG_STATE_RECORD, &bytes(&StateRecord::Participant(who, a.record)))?;
+    ctx.charge(
+        (a.proof.siblings.len() as u64 + 1)
+            * (gridledger_ledger::gas::HASH_BASE + 2 * gridledger_ledger::gas::HASH_WORD),
+    )?;
+    if !a.proof.verify(&leaf, &root) {
+        return refuse(WithdrawError::NotProved(root));
+    }
+    if a.record.balance < a.amount {
+        return refuse(WithdrawError::Insufficient { available: a.record.balance, amount: a.amount });
+    }
+    // The debit lands in the next batch to open: the account waits for it.
+    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
+    ctx.write_typed(&ptkey(&who), &Touch { batch: next, sent: 0 })?;
+    enqueue(ctx, QueueItem::Out { who, amount: a.amount })?;
+    ctx.pay(&who, a.amount)?;
+    Ok(bytes(&(a.record.balance.0 - a.amount.0)))
+}
+
 /// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
 fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Vec<u8>, ContractError> {
     let Some(p) = ctx.read_typed::<RecordParams>(RECORD_PARAMS)? else { return revert("IOR contract not initialised") };
@@ -631,46 +861,22 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
     let current = latest.filter(|h| h.height == ctx.height());
     let mut h = match current {
         Some(h) => h,
-        None => {
-            let execs = ctx.read_typed::<Vec<Address>>(EXECUTORS)?.unwrap_or_default();
-            let vals = ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default();
-            let Some((executor, _)) = assign(&ctx.parent_hash(), next, &execs, &vals) else {
-                return revert("no executor or validator registered on the secondary chain");
-            };
-            ctx.write_typed(NEXT_BATCH, &(next + 1))?;
-            BatchHeader {
-                id: next,
-                height: ctx.height(),
-                executor,
-                validator: Address::ZERO,
-                at_count: 0,
-                st_count: 0,
-                commitment: Hash32::ZERO,
-                tcr_root: None,
-                tcr_height: None,
-                overturned: false,
-                posted_by: None,
-                complete_at: None,
-                first_recorded_at: ctx.timestamp(),
-                closed_at: None,
-                closed_height: None,
-                state: BatchState::Open,
-            }
-        }
+        None => open_batch(ctx, next)?,
     };
     if h.len() as u32 >= p.max_batch {
         return revert(format!("batch {} is full ({} transactions per block)", h.id, p.max_batch));
     }
-    // A barred trader records only entries about an agreement it already
-    // has (its ST, opinion or expiry): refused entries cost their sender α,
-    // so each account can put only a few junk entries into batches before
-    // it is barred from filling them.
+    // Reputation is settlement state, off this chain: a barred trader's
+    // entries are refused by execution (each costing it α again), and the
+    // per-sender cap below bounds how much of a batch one account fills.
     let sender = ctx.caller();
-    let score = ctx.read_typed::<Participant>(&pkey(&sender))?.map_or(p.rs, |x| x.reputation);
-    if !p.may_trade(score) && (tx.is_at() || ctx.read(&crate::store::akey(&tx.terms().key()))?.is_none()) {
-        return revert(format!("{sender} is barred (reputation {score}) and has no such open agreement"));
+    let prev = touch(ctx, &sender)?;
+    if prev.is_some_and(|t| t.batch > h.id) {
+        // `withdraw` after this block's batch opened: its debit lands in
+        // the next batch, and the account must stay pending until then.
+        return revert(format!("a withdrawal of {sender} is queued for batch {}; record after it opens", h.id + 1));
     }
-    let sent = touch(ctx, &sender)?.filter(|t| t.batch == h.id).map_or(0, |t| t.sent);
+    let sent = prev.filter(|t| t.batch == h.id).map_or(0, |t| t.sent);
     if sent >= p.max_entries_per_sender {
         return revert(format!(
             "{sender} already recorded {sent} entries in batch {} (at most {} per sender per block)",
@@ -687,7 +893,7 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
     }
     let entry = Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx };
     for party in pending_parties(ctx, &p.domain, &entry)? {
-        if party != sender && touch(ctx, &party)?.is_none_or(|t| t.batch != h.id) {
+        if party != sender && touch(ctx, &party)?.is_none_or(|t| t.batch < h.id) {
             ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
         }
     }
@@ -741,9 +947,15 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, 
     if a.leaves.len() != h.len() || a.leaves.iter().enumerate().any(|(i, l)| l.tcr.index as usize != i) {
         return revert("TCRs do not cover the batch's entries in order");
     }
+    // The last leaf's root is the batch's post-state root.
+    if a.leaves.last().is_some_and(|l| l.post_root != a.post_root) {
+        return revert("the post-state root is not the last leaf's");
+    }
     check_entry_hashes(ctx, &h, &a.entry_hashes)?;
     let root = leaves_root(ctx, &c.params.domain, h.id, &a.entry_hashes, &a.leaves)?;
     h.tcr_root = Some(root);
+    h.post_root = Some(a.post_root);
+    h.burned = Some(a.burned);
     h.tcr_height = Some(ctx.height());
     h.posted_by = Some(caller);
     h.complete_at = Some(ctx.timestamp());
@@ -757,34 +969,95 @@ fn record_tcrs(ctx: &mut CallContext<'_, '_>, a: SubmitTcrs) -> Result<Vec<u8>, 
 
 fn settle_batch(
     ctx: &mut CallContext<'_, '_>,
-    c: &PrimaryConfig,
     mut h: BatchHeader,
-    entries: &[Entry],
-    tcrs: &[Tcr],
+    post_root: Hash32,
+    burned: Amount,
     disputed: bool,
 ) -> Result<(), ContractError> {
-    let Some(burned) = settle(ctx, &c.params, entries, tcrs)? else {
-        return revert(format!("internal: TCRs of batch {} do not apply", h.id));
-    };
+    ctx.pay(&BLACK_HOLE, burned)?;
+    h.post_root = Some(post_root);
+    h.burned = Some(burned);
     h.state = BatchState::Settled { disputed, at: ctx.timestamp() };
     ctx.write_typed(&bkey(h.id), &h)?;
     ctx.write_typed(NEXT_SETTLE, &(h.id + 1))?;
+    ctx.write_typed(SETTLED_ROOT, &post_root)?;
     ctx.emit(
         "ior_settled",
         vec![
             ("batch".into(), h.id.to_string()),
-            ("entries".into(), entries.len().to_string()),
+            ("entries".into(), h.len().to_string()),
             ("burned".into(), burned.to_string()),
+            ("root".into(), post_root.to_string()),
         ],
     )
 }
 
-/// Re-executes a batch on chain from settled state (`SC_EXE_*` on the
-/// primary chain), returning its leaves.
-fn reexecute(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig, es: &[Entry]) -> Result<Vec<TcrLeaf>, ContractError> {
-    let (parts, buyers) = touched(es, &[]);
-    let pre = load(ctx, &parts, &buyers, &meter_owners(es), &st_slots(es))?;
-    execute_leaves(&mut OnChain(ctx), &c.params, &pre, es)
+/// The state root of `s`, hashing priced per record and tree node.
+fn priced_state_root(ctx: &mut CallContext<'_, '_>, s: &crate::exec::PreState) -> Result<Hash32, ContractError> {
+    let mut hs = Vec::new();
+    for r in crate::state::records(s) {
+        hs.push(ctx.hash(crate::state::TAG_STATE_RECORD, &bytes(&r))?);
+    }
+    ctx.charge(
+        (2 * hs.len() as u64).saturating_sub(1)
+            * (gridledger_ledger::gas::HASH_BASE + 2 * gridledger_ledger::gas::HASH_WORD),
+    )?;
+    Ok(gridledger_core::merkle_root(&hs))
+}
+
+/// What the chain computes when it executes a batch itself: the leaves
+/// with their per-entry post-state roots.
+struct ChainRun {
+    leaves: Vec<TcrLeaf>,
+    post_root: Hash32,
+    burned: Amount,
+}
+
+/// Re-executes a batch on chain (`SC_EXE_*` on the primary chain) from
+/// the full settled state a caller brought, checked against the settled
+/// root: applies the batch's queue items, executes its entries and
+/// computes the state root after it. The state lives off this chain, so
+/// this path (disputes, silent executors) is the only one that reads it.
+fn reexecute(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    h: &BatchHeader,
+    es: &[Entry],
+    mut state: crate::exec::PreState,
+) -> Result<ChainRun, ContractError> {
+    state.meters.clear();
+    state.closed_in_batch.clear();
+    let settled = settled_root(ctx)?;
+    if priced_state_root(ctx, &state)? != settled {
+        return revert(format!("the state brought is not the settled state (root {settled})"));
+    }
+    let items = queue_items(ctx, h)?;
+    crate::state::apply_queue(&mut state, &c.params, &items).map_err(|e| ContractError::Revert(e.to_string()))?;
+    // Meters are this chain's registry.
+    for a in meter_owners(es) {
+        if let Some(m) = ctx.read_typed::<Address>(&mkey(&a))? {
+            state.meters.insert(a, m);
+        }
+    }
+    let mut leaves = execute_leaves(&mut OnChain(ctx), &c.params, &state, es)?;
+    state.meters.clear();
+    state.closed_in_batch.clear();
+    let mut burned = Amount::ZERO;
+    let mut post_root = priced_state_root(ctx, &state)?;
+    // One root per entry: O(batch × state) gas, the price of re-executing
+    // a whole batch (`dispute_state` checks one entry's root instead).
+    for (l, e) in leaves.iter_mut().zip(es) {
+        ctx.charge(crate::exec::STEP_GAS)?;
+        burned = burned
+            .checked_add(
+                crate::exec::apply_effects(&mut state, &c.params, &e.tx.terms().key(), &l.tcr.effects)
+                    .map_err(|err| ContractError::Revert(format!("internal: {err}")))?,
+            )
+            .ok_or_else(|| ContractError::Revert("overflow".into()))?;
+        post_root = priced_state_root(ctx, &state)?;
+        l.post_root = post_root;
+    }
+    Ok(ChainRun { leaves, post_root, burned })
 }
 
 /// Forfeits the deposits of the executor that posted a batch's wrong TCRs
@@ -832,34 +1105,28 @@ fn punish(
     )
 }
 
-/// Settles a batch with the chain's own TCRs, storing their verdicts (only
+/// Settles a batch with the chain's own run, storing its verdicts (only
 /// batches the chain executed keep verdicts in storage).
-fn settle_with_chain_tcrs(
-    ctx: &mut CallContext<'_, '_>,
-    c: &PrimaryConfig,
-    h: BatchHeader,
-    es: &[Entry],
-    correct: &[Tcr],
-) -> Result<(), ContractError> {
+fn settle_with_chain_tcrs(ctx: &mut CallContext<'_, '_>, h: BatchHeader, run: ChainRun) -> Result<(), ContractError> {
+    let correct: Vec<Tcr> = run.leaves.into_iter().map(|l| l.tcr).collect();
     let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = correct.iter().cloned().partition(|t| t.outcome.is_at());
     ctx.write_typed(&tkey(h.id, true), &verdicts(&ats))?;
     ctx.write_typed(&tkey(h.id, false), &verdicts(&sts))?;
-    settle_batch(ctx, c, h, es, correct, true)
+    settle_batch(ctx, h, run.post_root, run.burned, true)
 }
 
 /// Punishes the poster of wrong TCRs ([`punish`]) and settles the batch
-/// with the chain's TCRs.
+/// with the chain's run.
 fn overturn(
     ctx: &mut CallContext<'_, '_>,
     c: &PrimaryConfig,
     h: BatchHeader,
-    es: &[Entry],
-    correct: &[Tcr],
+    run: ChainRun,
     discloser: Address,
     rewardee: Option<Address>,
 ) -> Result<(), ContractError> {
     punish(ctx, c, &h, discloser, rewardee)?;
-    settle_with_chain_tcrs(ctx, c, h, es, correct)
+    settle_with_chain_tcrs(ctx, h, run)
 }
 
 /// `finalize` of a batch without a TCR root (an executor that never
@@ -873,6 +1140,7 @@ fn execute_on_chain(
     c: &PrimaryConfig,
     h: BatchHeader,
     given: Vec<Entry>,
+    state: crate::exec::PreState,
 ) -> Result<Vec<u8>, ContractError> {
     let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
     if fin != h.id {
@@ -888,9 +1156,9 @@ fn execute_on_chain(
         }
     }
     let es = entries(ctx, &h, given)?;
-    let correct: Vec<Tcr> = reexecute(ctx, c, &es)?.into_iter().map(|l| l.tcr).collect();
+    let run = reexecute(ctx, c, &h, &es, state)?;
     ctx.emit("ior_executed_on_chain", vec![("batch".into(), h.id.to_string())])?;
-    settle_with_chain_tcrs(ctx, c, h, &es, &correct)?;
+    settle_with_chain_tcrs(ctx, h, run)?;
     Ok(bytes(&true))
 }
 
@@ -926,15 +1194,19 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
         return revert(e.to_string());
     }
     let (es, hashes) = entries_hashed(ctx, &h, a.entries)?;
-    let leaves = reexecute(ctx, &c, &es)?;
-    let mut posted = Vec::with_capacity(leaves.len());
-    for l in &leaves {
+    let run = reexecute(ctx, &c, &h, &es, a.state)?;
+    let mut posted = Vec::with_capacity(run.leaves.len());
+    for l in &run.leaves {
         let pre_hash = ctx.hash(crate::types::TAG_TCR_INPUTS, &bytes(&l.pre))?;
-        posted.push(PostedLeaf { pre_hash, tcr: l.tcr.clone() });
+        posted.push(PostedLeaf { pre_hash, tcr: l.tcr.clone(), post_root: l.post_root });
     }
     let root = leaves_root(ctx, &c.params.domain, h.id, &hashes, &posted)?;
-    let correct: Vec<Tcr> = leaves.into_iter().map(|l| l.tcr).collect();
-    if h.tcr_root == Some(root) {
+    let correct: Vec<Tcr> = run.leaves.iter().map(|l| l.tcr.clone()).collect();
+    // The posted roots stand only if the TCR root, the post-state root and
+    // the burned total are all the chain's.
+    let roots_ok = crate::mutants::active(crate::mutants::Mutation::PostRootUnchecked)
+        || (h.post_root == Some(run.post_root) && h.burned == Some(run.burned));
+    if h.tcr_root == Some(root) && roots_ok {
         if staked_node {
             let lost = forfeit(ctx, &caller)?;
             ctx.pay(&BLACK_HOLE, lost)?;
@@ -948,7 +1220,7 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial) -> Result<Vec<u8>, C
     }
     ctx.pay(&caller, bond)?;
     let rewardee = (a.claimed == correct).then_some(caller);
-    overturn(ctx, &c, h, &es, &correct, caller, rewardee)?;
+    overturn(ctx, &c, h, run, caller, rewardee)?;
     Ok(bytes(&true))
 }
 
@@ -1001,7 +1273,14 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u
         .map(|l| l.tcr)
         .ok_or_else(|| ContractError::Revert("internal: no TCR".into()))?;
     mine.index = i;
-    if mine == a.leaf.tcr {
+    // The whole TCR counts, effects included: an executor chooses only the
+    // verdict, and effects that do not follow from it are wrong.
+    let same = if crate::mutants::active(crate::mutants::Mutation::EffectsTrusted) {
+        mine.outcome == a.leaf.tcr.outcome
+    } else {
+        mine == a.leaf.tcr
+    };
+    if same {
         return refuse(EntryDisputeError::CorrectResult(i));
     }
     ctx.pay(&caller, bond)?;
@@ -1011,57 +1290,113 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry) -> Result<Vec<u
     Ok(bytes(&i))
 }
 
+/// `dispute_state` (issue 11): a per-entry state dispute. The witnesses
+/// prove leaf `i` (and leaf `i − 1`) of the batch's posted TCR tree; the
+/// state brought is checked against entry `i`'s pre-root (the settled root
+/// with the batch's queue items applied by the chain for entry 0, else
+/// leaf `i − 1`'s post-state root); the chain applies leaf `i`'s effects
+/// and compares the resulting root with leaf `i`'s post-state root. The
+/// verdict and effects themselves are `dispute_entry`'s to dispute: this
+/// checks the state transition they claim. A different root (or effects
+/// that do not apply) overturns the batch as `dispute_entry` does; a
+/// refused dispute reverts ([`EntryDisputeError`]) and changes nothing.
+fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState) -> Result<Vec<u8>, ContractError> {
+    let refuse = |e: EntryDisputeError| revert(e.to_string());
+    let c = cfg(ctx)?;
+    let caller = ctx.caller();
+    let bond = ctx.value();
+    if challenger(ctx, &c)?.is_none() {
+        return refuse(EntryDisputeError::BondTooSmall { bond: c.challenge_bond, attached: bond });
+    }
+    let mut h = header(ctx, a.batch)?;
+    let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
+        return refuse(EntryDisputeError::NothingToDispute(h.id));
+    };
+    if let Err(e) = window_open(ctx, &c, &h) {
+        return refuse(e);
+    }
+    let i = a.leaf.tcr.index;
+    let proved = |ctx: &mut CallContext<'_, '_>,
+                  entry: &Entry,
+                  leaf: &PostedLeaf,
+                  proof: &gridledger_core::MerkleProof|
+     -> Result<bool, ContractError> {
+        if proof.index != u64::from(leaf.tcr.index) || proof.leaf_count != h.len() as u64 {
+            return Ok(false);
+        }
+        let eh = ctx.hash(TAG_ENTRY, &bytes(entry))?;
+        let lh = ctx.hash(crate::types::TAG_TCR_LEAF, &bytes(&(&c.params.domain, h.id, &eh, leaf)))?;
+        ctx.charge(
+            (proof.siblings.len() as u64 + 1)
+                * (gridledger_ledger::gas::HASH_BASE + 2 * gridledger_ledger::gas::HASH_WORD),
+        )?;
+        Ok(proof.verify(&lh, &root))
+    };
+    if !proved(ctx, &a.entry, &a.leaf, &a.proof)? {
+        return refuse(EntryDisputeError::WrongWitness(h.id));
+    }
+    let mut state = a.state;
+    state.meters.clear();
+    state.closed_in_batch.clear();
+    let pre_ok = match (&a.prev, i.checked_sub(1)) {
+        (None, None) => {
+            let ok = priced_state_root(ctx, &state)? == settled_root(ctx)?;
+            let items = queue_items(ctx, &h)?;
+            ok && crate::state::apply_queue(&mut state, &c.params, &items).is_ok()
+        }
+        (Some((pe, pl, pp)), Some(j)) if pl.tcr.index == j => {
+            proved(ctx, pe, pl, pp)? && priced_state_root(ctx, &state)? == pl.post_root
+        }
+        _ => false,
+    };
+    if !pre_ok {
+        return refuse(EntryDisputeError::WrongPreState(i));
+    }
+    ctx.charge(crate::exec::STEP_GAS)?;
+    let after = crate::exec::apply_effects(&mut state, &c.params, &a.entry.tx.terms().key(), &a.leaf.tcr.effects);
+    let correct = match after {
+        Err(_) => false,
+        Ok(_) => {
+            crate::mutants::active(crate::mutants::Mutation::PostRootUnchecked)
+                || priced_state_root(ctx, &state)? == a.leaf.post_root
+        }
+    };
+    if correct {
+        return refuse(EntryDisputeError::CorrectTransition(i));
+    }
+    ctx.pay(&caller, bond)?;
+    punish(ctx, &c, &h, caller, Some(caller))?;
+    h.overturned = true;
+    ctx.write_typed(&bkey(h.id), &h)?;
+    Ok(bytes(&i))
+}
+
 /// `finalize`: settles a batch once its window has passed with no
-/// successful dispute, with the posted TCRs. The caller brings the entries
-/// and the posted leaves (block data), checked against the commitment and
-/// the TCR root. Effects must be exactly those each verdict implies for its
-/// entry ([`expected_effects`]: only the entry's parties and the black
-/// hole, amounts fixed by the terms) and must apply to settled state; a
-/// batch where either fails is not halted but executed on chain and
-/// settled with the chain's TCRs, the poster's deposit burned (issue 11
-/// items 1 and 5). A batch without a root, or overturned, is executed on
-/// chain ([`execute_on_chain`]).
+/// successful dispute, in O(1): the posted post-state root becomes the
+/// settled root and the posted burn goes to the black hole. Whether each
+/// TCR's verdict and effects follow from its entry (issue 11 item 1), and
+/// whether the post-state root is the state they leave, is for disputes to
+/// show inside the window (`dispute_entry` for one entry, `dispute` for the
+/// whole batch, which checks the roots). A batch without a root, or
+/// overturned, is executed on chain ([`execute_on_chain`]): then the
+/// caller brings its entries and the full settled state.
 fn finalize(ctx: &mut CallContext<'_, '_>, a: FinalizeArgs) -> Result<Vec<u8>, ContractError> {
     let c = cfg(ctx)?;
     let h = header(ctx, a.batch)?;
     if h.state != BatchState::Open {
         return revert(format!("batch {} already settled", h.id));
     }
-    let (Some(done), Some(root), false) = (h.complete_at, h.tcr_root, h.overturned) else {
-        return execute_on_chain(ctx, &c, h, a.entries);
+    let (Some(done), Some(_), Some(post), Some(burned), false) =
+        (h.complete_at, h.tcr_root, h.post_root, h.burned, h.overturned)
+    else {
+        return execute_on_chain(ctx, &c, h, a.entries, a.state);
     };
     let until = done.saturating_add(c.window_ms);
     if ctx.timestamp() < until {
         return revert(format!("dispute window open until {until}, now {}", ctx.timestamp()));
     }
-    let (es, hashes) = entries_hashed(ctx, &h, a.entries)?;
-    if a.leaves.len() != es.len() || leaves_root(ctx, &c.params.domain, h.id, &hashes, &a.leaves)? != root {
-        return revert(format!("the leaves brought are not batch {}'s posted TCRs (root mismatch)", h.id));
-    }
-    let tcrs: Vec<Tcr> = a.leaves.into_iter().map(|l| l.tcr).collect();
-    let trusted = crate::mutants::active(crate::mutants::Mutation::EffectsTrusted);
-    let mut follow = true;
-    for (t, e) in tcrs.iter().zip(&es) {
-        ctx.charge(crate::exec::STEP_GAS)?;
-        follow &= trusted || expected_effects(&c.params, e, &t.outcome).as_ref() == Some(&t.effects);
-    }
-    let applies = follow && {
-        let (parts, buyers) = touched(&es, &tcrs);
-        let mut probe = load(ctx, &parts, &buyers, &std::collections::BTreeSet::new(), &st_slots(&es))?;
-        tcrs.iter()
-            .zip(&es)
-            .all(|(t, e)| crate::exec::apply_effects(&mut probe, &c.params, &e.tx.terms().key(), &t.effects).is_ok())
-    };
-    if applies {
-        settle_batch(ctx, &c, h, &es, &tcrs, false)?;
-        return Ok(bytes(&false));
-    }
-    // Isolate the wrong TCRs instead of halting every later batch: the
-    // chain re-executes and settles with its own.
-    let correct: Vec<Tcr> = reexecute(ctx, &c, &es)?.into_iter().map(|l| l.tcr).collect();
-    let caller = ctx.caller();
-    overturn(ctx, &c, h, &es, &correct, caller, None)?;
-    Ok(bytes(&true))
+    settle_batch(ctx, h, post, burned, false)?;
+    Ok(bytes(&false))
 }
 
 /// `deregister_node`: an active node that no unsettled batch names as
@@ -1096,8 +1431,10 @@ impl NativeContract for IorPrimaryContract {
     }
 
     fn call(&self, ctx: &mut CallContext<'_, '_>, method: &str, args: &[u8]) -> Result<Vec<u8>, ContractError> {
-        if !matches!(method, "fund" | "register_node" | "dispute" | "dispute_entry" | "pay_delegation")
-            && !ctx.value().is_zero()
+        if !matches!(
+            method,
+            "fund" | "register_node" | "dispute" | "dispute_entry" | "dispute_state" | "pay_delegation"
+        ) && !ctx.value().is_zero()
         {
             return revert(format!("{method} takes no native value"));
         }
@@ -1147,21 +1484,34 @@ impl NativeContract for IorPrimaryContract {
                 ctx.write_typed(list, &l)?;
                 Ok(vec![])
             }
+            // Coin in: queued for the next batch to open, which credits it
+            // before its entries. Crediting never changes what a pending
+            // batch reads, so `fund` does not wait.
             "fund" => {
-                let c = cfg(ctx)?;
-                let who = ctx.caller();
-                if !idle_for(ctx, &who)? {
-                    return revert("a pending batch reads this account; fund after it settles");
+                cfg(ctx)?;
+                let value = ctx.value();
+                if value.is_zero() {
+                    return revert("fund needs a positive value");
                 }
-                Ok(bytes(&credit(ctx, &c.params, &who)?))
+                let who = ctx.caller();
+                Ok(bytes(&enqueue(ctx, QueueItem::In { who, amount: value })?))
             }
-            "withdraw" => {
-                let amount: Amount = decode_args(args)?;
-                let who = ctx.caller();
-                if !idle_for(ctx, &who)? {
-                    return revert("a pending batch reads this account; withdraw after it settles");
+            "withdraw" => withdraw(ctx, decode_args(args)?),
+            // Opens an empty batch that only applies queued `fund`s and
+            // `withdraw`s (when no trade would open one soon).
+            "flush" => {
+                let Latest { next, header: latest } = latest;
+                let applied = match &latest {
+                    Some(h) if h.height == ctx.height() => return revert("a batch is already open in this block"),
+                    Some(h) => h.queue_to,
+                    None => 0,
+                };
+                if ctx.read_typed::<u64>(QUEUE_LEN)?.unwrap_or(0) <= applied {
+                    return revert("no queued fund or withdrawal to apply");
                 }
-                Ok(bytes(&debit(ctx, &who, amount)?))
+                let h = open_batch(ctx, next)?;
+                ctx.write_typed(&bkey(h.id), &h)?;
+                Ok(bytes(&h.id))
             }
             "register_meter" => {
                 let a: RegisterMeter = decode_args(args)?;
@@ -1222,6 +1572,7 @@ impl NativeContract for IorPrimaryContract {
             "sc_cr" => record_tcrs(ctx, decode_args(args)?),
             "dispute" => dispute(ctx, decode_args(args)?),
             "dispute_entry" => dispute_entry(ctx, decode_args(args)?),
+            "dispute_state" => dispute_state(ctx, decode_args(args)?),
             "finalize" => finalize(ctx, decode_args(args)?),
             other => revert(format!("ior-primary has no method {other}")),
         }
@@ -1231,12 +1582,19 @@ impl NativeContract for IorPrimaryContract {
         let Some(c) = ctx.read_typed::<PrimaryConfig>(CFG)? else { return revert("IOR contract not initialised") };
         match method {
             "config" => Ok(json!(c)),
-            "participant" => {
-                let who: Address = decode_args(args)?;
-                let p = ctx
-                    .read_typed::<Participant>(&pkey(&who))?
-                    .unwrap_or(Participant { balance: Amount::ZERO, reputation: c.params.rs });
-                Ok(json!(p))
+            "config_borsh" => Ok(json!({ "borsh": hex::encode(bytes(&c)) })),
+            "settled_root" => Ok(json!(settled_root(&mut { ctx })?.to_string())),
+            // Queue items `from..to` (borsh of `Vec<QueueItem>`).
+            "queue" => {
+                let (from, to): (u64, u64) = decode_args(args)?;
+                let len = ctx.read_typed::<u64>(QUEUE_LEN)?.unwrap_or(0);
+                let mut v = Vec::new();
+                for i in from..to.min(len) {
+                    if let Some(q) = ctx.read_typed::<QueueItem>(&qkey(i))? {
+                        v.push(q);
+                    }
+                }
+                Ok(json!({ "len": len, "borsh": hex::encode(bytes(&v)) }))
             }
             "node" => {
                 let who: Address = decode_args(args)?;
@@ -1281,13 +1639,21 @@ impl NativeContract for IorPrimaryContract {
                     return revert(format!("the entries given are not batch {}'s recorded data", h.id));
                 }
                 let es = a.entries;
-                let (parts, buyers) = touched(&es, &[]);
-                let prestate = load(&mut { ctx }, &parts, &buyers, &meter_owners(&es), &st_slots(&es))?;
+                // The settlement state is off this chain: the view gives
+                // the certified meters (this chain's registry); readers add
+                // the settled state they reconstructed.
+                let mut prestate = crate::exec::PreState::default();
+                for o in meter_owners(&es) {
+                    if let Some(m) = ctx.read_typed::<Address>(&mkey(&o))? {
+                        prestate.meters.insert(o, m);
+                    }
+                }
                 // Stored verdicts exist only for batches the chain executed
                 // itself; posted TCRs are block data ([`crate::driver::batch_leaves`]).
                 let executed = ctx.read(&tkey(h.id, true)).is_some();
                 let tcrs = if executed { Some(rebuild(&mut { ctx }, &c.params, h.id, &es)?) } else { None };
-                let input = BatchInput { header: h, entries: es, prestate, tcrs, leaves: None };
+                let input =
+                    BatchInput { header: h, entries: es, prestate, state: None, queue: vec![], tcrs, leaves: None };
                 Ok(json!({ "borsh": hex::encode(bytes(&input)) }))
             }
             other => revert(format!("ior-primary has no view {other}")),

@@ -10,7 +10,7 @@ use rand::Rng;
 use crate::args;
 use crate::exec::expected_effects;
 use crate::exec::{execute_leaves, OffChain};
-use crate::primary::{BatchInput, Controversial, DisputeEntry, SubmitTcrs};
+use crate::primary::{BatchInput, Controversial, DisputeEntry, DisputeState, SubmitTcrs};
 use crate::secondary::{mismatches, ExecRequest, VerifyRequest};
 use crate::types::{entry_hash, tcr_proof, Effect, IorParams, Outcome, PostedLeaf, StSettlement, Tcr, TcrLeaf};
 
@@ -146,8 +146,20 @@ impl Executor {
         // One TCR root per batch (issue 11): the leaves travel as this
         // call's block data, the chain keeps their Merkle root.
         let entry_hashes = input.entries.iter().map(entry_hash).collect();
+        // Each leaf carries the state root its effects leave, the last one
+        // the batch's post-state root: an honest executor's are the
+        // chain's, a thief's are caught by a dispute.
+        let full = input.full_state(&self.params);
+        crate::state::fill_post_roots(&self.params, &full, &input.entries, &mut leaves);
+        let post_root = leaves.last().map_or_else(|| crate::state::state_root(&full), |l| l.post_root);
+        let burned = leaves
+            .iter()
+            .flat_map(|l| &l.tcr.effects)
+            .filter_map(|e| if let Effect::Burn(a) = e { Some(a.0) } else { None })
+            .fold(0u128, u128::saturating_add);
+        let burned = gridledger_core::Amount(burned);
         let leaves = leaves.iter().map(TcrLeaf::posted).collect();
-        step.calls.push(Call::primary("sc_cr", args(&SubmitTcrs { batch, entry_hashes, leaves })));
+        step.calls.push(Call::primary("sc_cr", args(&SubmitTcrs { batch, entry_hashes, leaves, post_root, burned })));
         step
     }
 }
@@ -176,8 +188,10 @@ impl Validator {
         if self.behaviour == ValidatorBehaviour::Colluding {
             return step;
         }
-        let Some(own_l) = own_leaves(&self.params, input, self.address, &mut step) else { return step };
+        let Some(mut own_l) = own_leaves(&self.params, input, self.address, &mut step) else { return step };
         let own: Vec<Tcr> = own_l.iter().map(|l| l.tcr.clone()).collect();
+        let full = input.full_state(&self.params);
+        crate::state::fill_post_roots(&self.params, &full, &input.entries, &mut own_l);
         if record_verdict {
             // SC_VERIFY on the secondary chain (§3.4 Step 4).
             step.calls.push(Call::secondary(
@@ -190,7 +204,16 @@ impl Validator {
                 }),
             ));
         }
-        let bad = mismatches(recorded, &own);
+        let mut bad = mismatches(recorded, &own);
+        // The posted per-entry roots, post-state root and burn must be what
+        // the batch leaves.
+        let roots_ok =
+            crate::state::post_state(&self.params, &full, &input.entries, &own).is_ok_and(|(s, b)| {
+                input.header.post_root == Some(crate::state::state_root(&s)) && input.header.burned == Some(b)
+            }) && input.leaves.as_ref().is_none_or(|ls| ls.iter().zip(&own_l).all(|(p, o)| p.post_root == o.post_root));
+        if !roots_ok && bad.is_empty() {
+            bad.push(u32::MAX);
+        }
         if !bad.is_empty() {
             step.faults.push(Fault::WrongTcr { batch, observer: self.address, indices: bad });
             // The controversial transaction (§3.4 Step 5): one entry with
@@ -366,7 +389,8 @@ pub fn dispute_call(p: &IorParams, input: &BatchInput, own: &[TcrLeaf]) -> Call 
     let batch = input.header.id;
     let whole = || {
         let claimed = own.iter().map(|l| l.tcr.clone()).collect();
-        Call::primary("dispute", args(&Controversial { batch, claimed, entries: input.entries.clone() }))
+        let state = input.state.clone().unwrap_or_default();
+        Call::primary("dispute", args(&Controversial { batch, claimed, entries: input.entries.clone(), state }))
     };
     let Some(posted) = &input.leaves else { return whole() };
     let mine: Vec<PostedLeaf> = own.iter().map(TcrLeaf::posted).collect();
@@ -375,6 +399,11 @@ pub fn dispute_call(p: &IorParams, input: &BatchInput, own: &[TcrLeaf]) -> Call 
         return whole();
     }
     let hashes: Vec<_> = input.entries.iter().map(entry_hash).collect();
+    if posted[i].tcr == mine[i].tcr {
+        // Only the state root after entry i is wrong: a per-entry state
+        // dispute from the state before it (the root of leaf i − 1).
+        return state_dispute_call(p, input, posted, &hashes, i).unwrap_or_else(whole);
+    }
     match tcr_proof(&p.domain, batch, &hashes, posted, i) {
         Some(proof) => Call::primary(
             "dispute_entry",
@@ -388,4 +417,33 @@ pub fn dispute_call(p: &IorParams, input: &BatchInput, own: &[TcrLeaf]) -> Call 
         ),
         None => whole(),
     }
+}
+
+/// `dispute_state` for entry `i` of a batch whose posted leaves agree with
+/// the disputer's up to `i` except for leaf `i`'s post-state root: the
+/// full state before entry `i` (the settled state for `i = 0`, whose queue
+/// items the chain applies; else the state the posted TCRs `0..i` leave,
+/// whose root is leaf `i − 1`'s), with the witnesses of leaves `i` and
+/// `i − 1`.
+fn state_dispute_call(
+    p: &IorParams,
+    input: &BatchInput,
+    posted: &[PostedLeaf],
+    hashes: &[gridledger_core::Hash32],
+    i: usize,
+) -> Option<Call> {
+    let batch = input.header.id;
+    let proof = tcr_proof(&p.domain, batch, hashes, posted, i)?;
+    let (state, prev) = if i == 0 {
+        (input.state.clone()?, None)
+    } else {
+        let before: Vec<Tcr> = posted[..i].iter().map(|l| l.tcr.clone()).collect();
+        let (s, _) = crate::state::post_state(p, &input.full_state(p), &input.entries, &before).ok()?;
+        let pp = tcr_proof(&p.domain, batch, hashes, posted, i - 1)?;
+        (s, Some((input.entries[i - 1].clone(), posted[i - 1].clone(), pp)))
+    };
+    Some(Call::primary(
+        "dispute_state",
+        args(&DisputeState { batch, entry: input.entries[i].clone(), leaf: posted[i].clone(), proof, prev, state }),
+    ))
 }

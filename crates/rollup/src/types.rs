@@ -379,12 +379,15 @@ pub const TAG_TCR_INPUTS: Tag = Tag("gridledger/ior/tcr-inputs/v1");
 pub struct TcrLeaf {
     pub pre: crate::exec::PreState,
     pub tcr: Tcr,
+    /// The state root after this entry's effects
+    /// ([`crate::state::fill_post_roots`]; zero until filled).
+    pub post_root: Hash32,
 }
 
 impl TcrLeaf {
     /// What `sc_cr` posts for this leaf.
     pub fn posted(&self) -> PostedLeaf {
-        PostedLeaf { pre_hash: inputs_hash(&self.pre), tcr: self.tcr.clone() }
+        PostedLeaf { pre_hash: inputs_hash(&self.pre), tcr: self.tcr.clone(), post_root: self.post_root }
     }
 }
 
@@ -401,6 +404,10 @@ pub fn inputs_hash(pre: &crate::exec::PreState) -> Hash32 {
 pub struct PostedLeaf {
     pub pre_hash: Hash32,
     pub tcr: Tcr,
+    /// The state root after the entry's effects: the pre-root of the next
+    /// entry, the batch's post-state root for the last (issue 11, per-entry
+    /// state disputes: `dispute_state`).
+    pub post_root: Hash32,
 }
 
 /// The hash of a posted leaf, bound to the deployment, the batch and the

@@ -61,6 +61,7 @@ fn attack_half_posted_tcrs_freeze_settlement_forever() {
 #[test]
 fn attack_junk_entry_naming_a_victim_blocks_its_withdraw() {
     let mut e = funded();
+    settle_funding(&mut e);
     let (victim, attacker) = (trader(0), trader(3));
     let forged = AgreementTerms {
         ep: Amount(1),
@@ -81,7 +82,7 @@ fn attack_junk_entry_naming_a_victim_blocks_its_withdraw() {
         seller_sig: None,
     };
     e.d.submit(&attacker, &IorTx::At(unsigned)).unwrap();
-    let w = e.d.primary_call(&victim, "withdraw", args(&coins(1)), Amount::ZERO).unwrap();
+    let w = e.d.withdraw(&victim, coins(1)).unwrap();
     assert_eq!(w.status, TxStatus::Success, "an entry the victim neither sent nor signed must not lock its account");
 }
 
@@ -241,7 +242,8 @@ fn attack_seller_bars_a_buyer_by_withdrawing_before_its_at() {
     let (b, s) = (trader(0), trader(1));
     let offers: Vec<IorTx> =
         (0..2).map(|i| at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR + i * HOUR), &s)).collect();
-    let r = e.d.primary_call(&s, "withdraw", args(&coins(10)), Amount::ZERO).unwrap();
+    settle_funding(&mut e);
+    let r = e.d.withdraw(&s, coins(10)).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     for o in &offers {
         e.d.submit(&b, o).unwrap();

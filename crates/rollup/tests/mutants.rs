@@ -13,9 +13,12 @@ use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
 use gridledger_rollup::exec::{execute_batch, execute_leaves, OffChain};
 use gridledger_rollup::mutants::{plant, Mutation};
-use gridledger_rollup::primary::DisputeEntry;
+use gridledger_rollup::primary::{BatchState, DisputeEntry, SubmitTcrs};
 use gridledger_rollup::roles::{SmartMeter, ValidatorBehaviour};
-use gridledger_rollup::types::{coins, entry_hash, tcr_proof, Effect, IorTx, Outcome, StRejection, StSettlement};
+use gridledger_rollup::state::{post_state, state_root};
+use gridledger_rollup::types::{
+    coins, entry_hash, tcr_proof, Effect, IorTx, Outcome, Participant, StRejection, StSettlement,
+};
 
 /// The theft of issue 11 item 1 with every validator silent: the victim
 /// keeps its coin and the thief loses its deposit.
@@ -31,6 +34,12 @@ fn forged_effects_never_settle() -> bool {
     tcrs[0].effects.push(Effect::Lock { who: victim.address(), amount: coins(10) });
     tcrs[0].effects.push(Effect::Pay { to: exec.address(), amount: coins(10) });
     post(&mut e, &exec, 0, tcrs);
+    // The victim disputes the wrong leaf with its witness (its meter checks
+    // every TCR naming it); then the window passes and anyone finalizes.
+    let input = e.d.batch_input(0).unwrap();
+    let own = execute_leaves(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
+    let call = gridledger_rollup::roles::dispute_call(&e.d.cfg.params, &input, &own);
+    let _ = e.d.primary_call(&victim, call.method, call.args, e.d.cfg.challenge_bond).unwrap();
     let h = e.d.batch_header(0).unwrap();
     e.d.set_time(h.complete_at.unwrap() + e.d.cfg.window_ms());
     let fin = e.d.finalize_args(0).unwrap();
@@ -105,14 +114,49 @@ fn deadlines_hold() -> bool {
     deferred && not_expired && !settled_late
 }
 
+/// Issue 11: an executor posts honest leaves beside a post-state root
+/// that mints it 10 coin. The assigned validator's whole-batch dispute
+/// (leaves equal, root not) overturns it: the settled state is the honest
+/// one and the executor holds nothing.
+fn a_wrong_post_root_is_overturned() -> bool {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
+    e.d.primary.seal();
+    let input = e.d.batch_input(0).unwrap();
+    let p = e.d.cfg.params.clone();
+    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    let tcrs: Vec<_> = leaves.iter().map(|l| l.tcr.clone()).collect();
+    let (mut minted, burned) = post_state(&p, &input.full_state(&p), &input.entries, &tcrs).unwrap();
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    minted.participants.insert(exec.address(), Participant { balance: coins(10), reputation: p.rs });
+    // Its one leaf claims the minted state as the state after the entry.
+    leaves[0].post_root = state_root(&minted);
+    let sub = SubmitTcrs {
+        batch: 0,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        leaves: leaves.iter().map(|l| l.posted()).collect(),
+        post_root: state_root(&minted),
+        burned,
+    };
+    if e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status != TxStatus::Success {
+        return false;
+    }
+    let settled = e.d.process(&mut rng(0)).is_ok();
+    settled
+        && e.d.batch_header(0).is_ok_and(|h| matches!(h.state, BatchState::Settled { disputed: true, .. }))
+        && e.d.participant(&exec.address()).is_ok_and(|x| x.balance == Amount::ZERO)
+}
+
 /// A named scenario: `true` while the defence holds.
 type Scenario = (&'static str, fn() -> bool);
 
-const SCENARIOS: [Scenario; 4] = [
+const SCENARIOS: [Scenario; 5] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
     ("deadlines hold", deadlines_hold),
+    ("a wrong post-state root is overturned", a_wrong_post_root_is_overturned),
 ];
 
 /// Names of the scenarios that fail with `m` planted.
@@ -151,4 +195,9 @@ fn unslashed_deposit_is_caught() {
 #[test]
 fn unenforced_deadline_is_caught() {
     assert!(failing(Some(Mutation::DeadlineUnenforced)).contains(&"deadlines hold"));
+}
+
+#[test]
+fn unchecked_post_root_is_caught() {
+    assert!(failing(Some(Mutation::PostRootUnchecked)).contains(&"a wrong post-state root is overturned"));
 }

@@ -10,7 +10,7 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, Energy};
 use gridledger_ledger::{contract_address, StateRead, TxStatus};
 use gridledger_rollup::driver::Mode;
-use gridledger_rollup::primary::{Controversial, RegisterNode};
+use gridledger_rollup::primary::{Controversial, RegisterNode, WithdrawArgs};
 use gridledger_rollup::types::{
     coins, AgreementTerms, AgreementTx, AtRejection, IorTx, NodeRole, Outcome, Participant, StRejection, StSettlement,
 };
@@ -251,12 +251,19 @@ fn contract_level_refusals_change_nothing() {
         coins(1),
         "below the required",
     );
-    reverts(&mut e, &outsider, "withdraw", args(&coins(1)), Amount::ZERO, "no IOR account");
+    // A withdrawal must prove a record under the settled root: an account
+    // with none (or a made-up record) is refused.
+    let made_up = WithdrawArgs {
+        amount: coins(1),
+        record: Participant { balance: coins(1), reputation: 30 },
+        proof: gridledger_core::MerkleProof { index: 0, leaf_count: 1, siblings: vec![] },
+    };
+    reverts(&mut e, &outsider, "withdraw", args(&made_up), Amount::ZERO, "is not proved against the latest settled");
+    reverts(&mut e, &b, "fund", vec![], Amount::ZERO, "fund needs a positive value");
     // A recorded, unsettled batch.
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
     e.d.submit(&b, &at(&t, &s)).unwrap();
-    reverts(&mut e, &b, "fund", vec![], coins(1), "a pending batch reads this account");
-    reverts(&mut e, &s, "withdraw", args(&coins(1)), Amount::ZERO, "a pending batch reads this account");
+    reverts(&mut e, &s, "withdraw", args(&made_up), Amount::ZERO, "a pending batch reads this account");
     // Only the batch's executor records TCRs.
     let input = e.d.batch_input(0).unwrap();
     let tcrs = gridledger_rollup::exec::execute_batch(
@@ -281,7 +288,7 @@ fn contract_level_refusals_change_nothing() {
         &mut e,
         &outsider,
         "dispute",
-        args(&Controversial { batch: 0, claimed: tcrs, entries: es }),
+        args(&Controversial { batch: 0, claimed: tcrs, entries: es, state: Default::default() }),
         Amount::ZERO,
         "must attach a bond of at least",
     );

@@ -10,8 +10,10 @@ use gridledger_core::{Address, Amount};
 use gridledger_core::{Hash32, MerkleProof};
 use gridledger_ledger::{StateRead, TxStatus};
 use gridledger_rollup::driver::meter_key;
+use gridledger_rollup::exec::{execute_batch, OffChain};
 use gridledger_rollup::primary::{assign, BatchState, DisputeEntry, EntryDisputeError, PayDelegation, SubmitTcrs};
 use gridledger_rollup::roles::{ExecutorBehaviour, Fault, SmartMeter, ValidatorBehaviour};
+use gridledger_rollup::state::{post_state, state_root};
 use gridledger_rollup::types::{
     coins, entry_hash, tcr_proof, AtRejection, BuyerOpinion, Effect, Entry, IorTx, Outcome, Participant, PostedLeaf,
     SigDomain, StRejection, StSettlement, TcrLeaf,
@@ -29,11 +31,14 @@ fn wallet(e: &Env, a: &Address) -> u128 {
 }
 
 /// Item 1: the reproduced theft. A sybil pair trades; the executor appends
-/// `Lock{victim}` + `Pay{executor}` to the AT's TCR. With one TCR root per
-/// batch the chain sees no effects at recording; even with every validator
-/// silent, `finalize` refuses to apply effects that do not follow from the
-/// entry: it settles the batch with the chain's own TCRs and burns the
-/// executor's deposit. The victim keeps its coin.
+/// `Lock{victim}` + `Pay{executor}` to the AT's TCR and posts the post-state
+/// root those effects leave. With one TCR root per batch and the settlement
+/// state off the primary chain, `finalize` is O(1) and checks nothing: the
+/// forged effects are a wrong leaf, which the victim (its meter checks
+/// every TCR naming it) disputes with a bond, its Merkle witness and the
+/// leaf's inputs, even with every validator silent. The chain re-executes
+/// that entry, overturns the batch, burns the thief's deposit and settles
+/// the batch with its own TCRs. The victim keeps its coin.
 #[test]
 fn forged_effects_on_a_third_account_never_settle() {
     let mut e = funded();
@@ -48,11 +53,18 @@ fn forged_effects_on_a_third_account_never_settle() {
         e.d.set_validator(i, ValidatorBehaviour::Colluding);
     }
     let r = post(&mut e, &exec, 0, tcrs);
-    assert_eq!(r[0].status, TxStatus::Success, "only the root is recorded");
-    let h = e.d.batch_header(0).unwrap();
-    e.d.set_time(h.complete_at.unwrap() + e.d.cfg.window_ms());
+    assert_eq!(r[0].status, TxStatus::Success, "only the roots are recorded");
+    let input = e.d.batch_input(0).unwrap();
+    let own = gridledger_rollup::exec::execute_leaves(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries)
+        .unwrap();
+    let call = gridledger_rollup::roles::dispute_call(&e.d.cfg.params, &input, &own);
+    assert_eq!(call.method, "dispute_entry", "one wrong leaf, disputed with its witness");
+    let bond = e.d.cfg.challenge_bond;
+    let d = e.d.primary_call(&victim, call.method, call.args, bond).unwrap();
+    assert!(d.events.iter().any(|ev| ev.name == "ior_tcr_overturned"), "{:?}", d.status);
     let f = e.d.primary_call(&trader(3), "finalize", e.d.finalize_args(0).unwrap(), Amount::ZERO).unwrap();
-    assert!(f.events.iter().any(|ev| ev.name == "ior_tcr_overturned"), "{:?}", f.status);
+    assert_eq!(f.status, TxStatus::Success);
+    assert!(matches!(e.d.batch_header(0).unwrap().state, BatchState::Settled { disputed: true, .. }));
     assert!(!node_active(&e, &exec.address()), "the thief's deposit is forfeited");
     assert_eq!(part(&e, &victim).balance, coins(10));
     // The same with the driver's thieving executor and an honest
@@ -293,13 +305,19 @@ fn an_inapplicable_tcr_is_isolated_and_the_rest_settles() {
         let r = e.d.primary_call(&exec, c.method, c.args, Amount::ZERO).unwrap();
         assert_eq!(r.status, TxStatus::Success, "well-formed verdicts are recorded");
     }
-    let recorded = e.d.batch_input(0).unwrap().tcrs.unwrap();
+    let input = e.d.batch_input(0).unwrap();
+    let recorded = input.tcrs.clone().unwrap();
     assert_eq!(recorded[1].outcome, Outcome::AtAccepted, "the wrong verdict");
-    let h = e.d.batch_input(0).unwrap().header;
-    e.d.set_time(h.complete_at.unwrap() + e.d.cfg.window_ms());
-    let r = e.d.primary_call(&s2, "finalize", e.d.finalize_args(0).unwrap(), Amount::ZERO).unwrap();
-    assert_eq!(r.status, TxStatus::Success, "finalize no longer reverts");
-    assert!(r.events.iter().any(|ev| ev.name == "ior_tcr_overturned"));
+    // The validators are silent; the seller whose trade got the wrong
+    // verdict challenges with a bond once the validator's turn has passed.
+    let h = input.header.clone();
+    e.d.set_time(h.complete_at.unwrap() + e.d.cfg.window_ms() / 2 + 1);
+    let honest = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
+    let bond = e.d.cfg.challenge_bond;
+    let d = e.d.primary_call(&s2, "dispute", e.d.dispute_args(0, honest).unwrap(), bond).unwrap();
+    assert_eq!(d.status, TxStatus::Success);
+    assert!(d.events.iter().any(|ev| ev.name == "ior_tcr_overturned"));
+    // The chain settled the batch with its own TCRs at once: nothing halts.
     let settled = e.d.batch_input(0).unwrap();
     assert_eq!(settled.header.state.clone(), BatchState::Settled { disputed: true, at: r_time(&e) });
     let outcomes: Vec<Outcome> = settled.tcrs.unwrap().into_iter().map(|t| t.outcome).collect();
@@ -313,7 +331,7 @@ fn an_inapplicable_tcr_is_isolated_and_the_rest_settles() {
     e.d.set_time(good.dt_end + MIN);
     e.d.submit(&s, &IorTx::St(st(&good, 1000, true, Some(&b)))).unwrap();
     assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::StSettled(StSettlement::Agreed)]);
-    assert_eq!(black_hole(&e.d), coins(200), "both forfeited deposits burned");
+    assert_eq!(black_hole(&e.d), coins(100), "half of both forfeited deposits burned, half rewards the challenger");
     assert_eq!(primary_total(&e.d, ACCOUNTS), total0);
 }
 
@@ -321,11 +339,13 @@ fn r_time(e: &Env) -> u64 {
     e.d.primary.chain.tip().timestamp
 }
 
-/// Item 5: while a batch is pending, only the traders it reads wait; others
-/// fund and withdraw.
+/// Item 5: while a batch is pending, only the traders it reads wait to
+/// withdraw; others withdraw, and `fund` never waits (a credit, queued for
+/// the next batch, changes nothing a pending batch reads).
 #[test]
 fn fund_and_withdraw_wait_only_for_batches_touching_the_caller() {
     let mut e = funded();
+    settle_funding(&mut e);
     let (b, s, other) = (trader(0), trader(1), trader(2));
     e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
     let pending = |e: &Env, k: &KeyPair| {
@@ -335,14 +355,15 @@ fn fund_and_withdraw_wait_only_for_batches_touching_the_caller() {
     assert_eq!(pending(&e, &other), 0);
     let r = e.d.fund(&other, coins(1)).unwrap();
     assert_eq!(r.status, TxStatus::Success);
-    let r = e.d.primary_call(&other, "withdraw", args(&coins(2)), Amount::ZERO).unwrap();
+    let r = e.d.withdraw(&other, coins(2)).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     assert_eq!(part(&e, &other).balance, coins(9));
-    let r = e.d.fund(&b, coins(1)).unwrap();
+    assert_eq!(e.d.fund(&b, coins(1)).unwrap().status, TxStatus::Success);
+    let r = e.d.withdraw(&b, coins(1)).unwrap();
     assert!(reverted(&r).contains("a pending batch reads this account"));
     e.d.process(&mut rng(0)).unwrap();
     assert_eq!(pending(&e, &b), 0);
-    assert_eq!(e.d.fund(&b, coins(1)).unwrap().status, TxStatus::Success);
+    assert_eq!(e.d.withdraw(&b, coins(1)).unwrap().status, TxStatus::Success);
 }
 
 /// Item 6: the replay of issue 11. A seller-signed AT for 08:00 settles;
@@ -492,19 +513,24 @@ fn batch_entries_are_block_data_checked_against_the_commitment() {
     let r = e.d.primary_call(&exec, "sc_cr", tcr_args(&e, 0, tcrs, es.clone()), Amount::ZERO);
     assert_eq!(r.unwrap().status, TxStatus::Success);
     let bond = e.d.cfg.challenge_bond;
-    let d = args(&Controversial { batch: 0, claimed: vec![], entries: forged.clone() });
+    let state = e.d.state_before(0).unwrap();
+    let d = args(&Controversial { batch: 0, claimed: vec![], entries: forged.clone(), state: state.clone() });
     assert!(reverted(&e.d.primary_call(&trader(2), "dispute", d, bond).unwrap()).contains("commitment mismatch"));
-    e.d.set_time(e.d.now() + e.d.cfg.window_ms() + 1);
-    let leaves = e.d.leaves(0).unwrap().unwrap();
-    let f = args(&FinalizeArgs { batch: 0, entries: forged, leaves: leaves.clone() });
-    assert!(reverted(&e.d.primary_call(&exec, "finalize", f, Amount::ZERO).unwrap()).contains("commitment mismatch"));
     assert_eq!(part(&e, &b), before, "nothing settled from forged data");
-    let wrong = args(&FinalizeArgs { batch: 0, entries: es.clone(), leaves: vec![] });
-    assert!(reverted(&e.d.primary_call(&exec, "finalize", wrong, Amount::ZERO).unwrap()).contains("root mismatch"));
-    let r =
-        e.d.primary_call(&exec, "finalize", args(&FinalizeArgs { batch: 0, entries: es, leaves }), Amount::ZERO)
-            .unwrap();
+    // A whole-batch dispute must bring the settled state: another one is refused.
+    let mut other = state.clone();
+    other.participants.insert(b.address(), Participant { balance: coins(1_000), reputation: 30 });
+    let d = args(&Controversial { batch: 0, claimed: vec![], entries: es.clone(), state: other });
+    assert!(reverted(&e.d.primary_call(&trader(2), "dispute", d, bond).unwrap()).contains("not the settled state"));
+    e.d.set_time(e.d.now() + e.d.cfg.window_ms() + 1);
+    // `finalize` is O(1): the posted post-state root becomes the settled
+    // root, without the entries or the state.
+    let f = args(&FinalizeArgs { batch: 0, entries: vec![], state: Default::default() });
+    let r = e.d.primary_call(&exec, "finalize", f, Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
+    let h = e.d.batch_header(0).unwrap();
+    let root = e.d.primary.chain.view(IOR_PRIMARY_ID, "settled_root", &[]).unwrap();
+    assert_eq!(root.as_str(), h.post_root.map(|r| r.to_string()).as_deref());
     assert!(e.d.batch_header(0).unwrap().state != BatchState::Open);
     assert!(part(&e, &b).balance < before.balance, "the recorded AT settled: the buyer's payment is locked");
 }
@@ -529,11 +555,11 @@ fn a_trader_waits_for_its_latest_touching_batch() {
     assert!(e.d.batch_header(0).unwrap().state != BatchState::Open);
     assert_eq!(pending(&e).unwrap(), 1, "batch 1 still reads the buyer");
     let before = part(&e, &b);
-    assert!(reverted(&e.d.fund(&b, coins(1)).unwrap()).contains("a pending batch reads this account"));
-    assert_eq!(part(&e, &b), before, "the refused fund changed nothing");
+    assert!(reverted(&e.d.withdraw(&b, coins(1)).unwrap()).contains("a pending batch reads this account"));
+    assert_eq!(part(&e, &b), before, "the refused withdrawal changed nothing");
     e.d.process(&mut rng(0)).unwrap();
     assert_eq!(pending(&e).unwrap(), 0);
-    assert_eq!(e.d.fund(&b, coins(1)).unwrap().status, TxStatus::Success);
+    assert_eq!(e.d.withdraw(&b, coins(1)).unwrap().status, TxStatus::Success);
 }
 
 /// A batch of two ATs whose executor posts, under one TCR root, an honest
@@ -541,7 +567,7 @@ fn a_trader_waits_for_its_latest_touching_batch() {
 /// called missing; effects of the right shape, honest inputs). Returns the
 /// executor, the entries, the posted leaves and the entry hashes.
 fn posted_wrong_leaf(e: &mut Env, batch: u64, start: u64) -> (KeyPair, Vec<Entry>, Vec<TcrLeaf>, Vec<Hash32>) {
-    use gridledger_rollup::exec::{execute_leaves, expected_effects, OffChain};
+    use gridledger_rollup::exec::{execute_leaves, expected_effects};
     let (b, s, b2, s2) = (trader(0), trader(1), trader(2), trader(1));
     let t1 = terms(&b, &s, Amount(200_000), 500, start);
     let t2 = terms(&b2, &s2, Amount(200_000), 400, start);
@@ -555,7 +581,12 @@ fn posted_wrong_leaf(e: &mut Env, batch: u64, start: u64) -> (KeyPair, Vec<Entry
     leaves[1].tcr.outcome = wrong;
     let hashes: Vec<Hash32> = input.entries.iter().map(entry_hash).collect();
     let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    let sub = SubmitTcrs { batch, entry_hashes: hashes.clone(), leaves: posted(&leaves) };
+    let tcrs: Vec<gridledger_rollup::types::Tcr> = leaves.iter().map(|l| l.tcr.clone()).collect();
+    let full = input.full_state(&e.d.cfg.params);
+    let (post, burned) = post_state(&e.d.cfg.params, &full, &input.entries, &tcrs).unwrap();
+    let post_root = state_root(&post);
+    gridledger_rollup::state::fill_post_roots(&e.d.cfg.params, &full, &input.entries, &mut leaves);
+    let sub = SubmitTcrs { batch, entry_hashes: hashes.clone(), leaves: posted(&leaves), post_root, burned };
     let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     (exec, input.entries, leaves, hashes)

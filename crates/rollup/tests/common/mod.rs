@@ -2,12 +2,13 @@
 #![allow(dead_code)]
 
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Address, Amount, Energy, Timestamp};
+use gridledger_core::{Address, Amount, Energy, Hash32, Timestamp};
 use gridledger_ledger::devnet::{dev_key, dev_validator};
 use gridledger_ledger::{contract_address, Receipt, StateRead, TxStatus};
 use gridledger_rollup::driver::{meter_key, DriverConfig, DualChain, Mode};
 use gridledger_rollup::exec::{execute_batch, execute_leaves, OffChain};
 use gridledger_rollup::primary::SubmitTcrs;
+use gridledger_rollup::state::{fill_post_roots, post_state, state_root};
 use gridledger_rollup::types::{
     coins, entry_hash, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, SettlementTx, Tcr, TcrLeaf, BLACK_HOLE,
 };
@@ -174,14 +175,26 @@ pub fn honest_tcrs(e: &mut Env, batch: u64) -> (Vec<Tcr>, KeyPair) {
 /// carries the honest pre-state slice of its entry (empty where there is
 /// none), so only the verdicts and effects are what the caller chose.
 pub fn tcr_args(e: &Env, batch: u64, tcrs: Vec<Tcr>, entries: Vec<Entry>) -> Vec<u8> {
-    let pre = e.d.batch_input(batch).map(|i| i.prestate).unwrap_or_default();
+    let input = e.d.batch_input(batch).ok();
+    let pre = input.as_ref().map(|i| i.prestate.clone()).unwrap_or_default();
     let honest = execute_leaves(&mut OffChain, &e.d.cfg.params, &pre, &entries).unwrap_or_default();
-    let leaves = tcrs
+    // The post-state root the posted TCRs leave (the honest one where they
+    // do not apply).
+    let p = &e.d.cfg.params;
+    let full = input.as_ref().map(|i| i.full_state(p)).unwrap_or_default();
+    let burned = post_state(p, &full, &entries, &tcrs).map(|(_, b)| b).unwrap_or_default();
+    let mut leaves: Vec<TcrLeaf> = tcrs
         .into_iter()
-        .map(|t| TcrLeaf { pre: honest.get(t.index as usize).map(|l| l.pre.clone()).unwrap_or_default(), tcr: t })
-        .map(|l| l.posted())
+        .map(|t| TcrLeaf {
+            pre: honest.get(t.index as usize).map(|l| l.pre.clone()).unwrap_or_default(),
+            tcr: t,
+            post_root: Hash32::ZERO,
+        })
         .collect();
-    args(&SubmitTcrs { batch, entry_hashes: entries.iter().map(entry_hash).collect(), leaves })
+    fill_post_roots(p, &full, &entries, &mut leaves);
+    let post_root = leaves.last().map_or_else(|| state_root(&full), |l| l.post_root);
+    let leaves = leaves.iter().map(|l| l.posted()).collect();
+    args(&SubmitTcrs { batch, entry_hashes: entries.iter().map(entry_hash).collect(), leaves, post_root, burned })
 }
 
 /// Records a batch's TCRs with `sc_cr` (one root for the batch).
@@ -202,4 +215,12 @@ pub fn reverted(r: &Receipt) -> String {
         TxStatus::Reverted(why) => why.clone(),
         s => panic!("expected a revert, got {s:?}"),
     }
+}
+
+/// Settles the queued `fund`s (an empty batch that only applies them), so
+/// the traders have settled records to withdraw against.
+pub fn settle_funding(e: &mut Env) {
+    let r = e.d.flush(&trader(3)).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    e.d.process(&mut rng(0)).unwrap();
 }

@@ -1,0 +1,733 @@
+//! The dual consensus protocol of one chain (thesis §7.4), sans-IO.
+//!
+//! Node `N_k` of chain `BC_b` in round `e`:
+//! 1. *Local message processing* (§7.4.1 steps 1–3): checks each client's
+//!    cell against its upload record (Eq 7.8 and the degree bound); when
+//!    [`Timer::PreVector`] fires, its enclave attests the pre-vector of
+//!    accepted clients (Eq 7.14), which goes to every node, and it forwards
+//!    the accepted messages to the leader.
+//! 2. *Vector agreement* (steps 4–5): on [`Timer::Tally`] it keeps the
+//!    pre-vectors whose attestations verify (Eq 7.15), puts each client
+//!    counted `≥ 2f+1` times into its deter-vector, and — if it is one of
+//!    the `f+1` committee members chosen by Eqs 7.16–7.17 — sends it to
+//!    every node.
+//! 3. *Leader aggregation* (§7.4.2): on [`Timer::Aggregate`] the leader's
+//!    enclave takes the union of the attested deter-vectors, decodes and
+//!    decrypts those clients' fragments from the cells it holds (Eq 7.3,
+//!    7.10), aggregates them with the trimmed mean (Eqs 7.19–7.20), codes
+//!    the global fragment for B2C with its Merkle root (Eq 7.11) and
+//!    attests `(root, clients aggregated)`; node `k` gets its subfragment
+//!    with its Merkle proof (Eq 7.12).
+//! 4. *Root agreement*: a node whose proposal checks (attestation, Merkle
+//!    proof) votes for the root; `2f+1` votes for one root in one view
+//!    commit it, and every node then sends its mini-fragments to the
+//!    clients (B2C) with the committed root. A proposal that fails, or no
+//!    commit before [`Timer::View`], makes the node ask for the next view;
+//!    `2f+1` such requests replace the leader (`leader(v) = v mod K`), and
+//!    every node forwards its accepted messages to the new leader.
+//!
+//! Decisions where the seed is silent (each also in the item's docs):
+//! - The root agreement is a vote round inside this machine (a view
+//!   commits with `2f+1` votes); on a node the committed root is what goes
+//!   into the chain's PBFT block.
+//! - The leader aggregates the clients it can decode: a client in the
+//!   agreement vector whose cells were withheld by Byzantine nodes (fewer
+//!   than `T` reached the leader) is left out and reported, and the
+//!   attested evidence names exactly the clients aggregated.
+//! - A client that sends two different upload records to one node, or
+//!   different records to different nodes, has only its first record per
+//!   node counted; at the leader the record with the most cells is decoded.
+//! - Round state is not persisted: a node that crashes mid-round rejoins at
+//!   the next round (the simulator leaves it down).
+
+use crate::aggregate::{params_from_bytes, params_to_bytes, trimmed_mean};
+use crate::coding::{client_key, FragmentCoder, LocalMessage, UploadRecord};
+use crate::dissemination::{GlobalCoder, GlobalSubfragment, MiniFragment};
+use crate::error::FlError;
+use gridledger_core::codec::{hash_bytes, Tag};
+use gridledger_core::enclave::{verify_evidence, Attester, EvidenceAttestation};
+use gridledger_core::Hash32;
+use secp256k1::XOnlyPublicKey;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Domain tag of pre-vector evidence.
+pub const PRE_VECTOR: Tag = Tag("gridledger/fl-pre-vector/v1");
+/// Domain tag of deter-vector evidence.
+pub const DETER_VECTOR: Tag = Tag("gridledger/fl-deter-vector/v1");
+/// Domain tag of the leader's aggregate evidence.
+pub const AGGREGATE: Tag = Tag("gridledger/fl-aggregate/v1");
+/// Domain tag of the committee hash (Eq 7.17).
+pub const COMMITTEE: Tag = Tag("gridledger/fl-committee/v1");
+
+/// What every node of a chain agrees on before a round.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    pub chain: u32,
+    pub round: u32,
+    pub nodes: usize,
+    pub clients: usize,
+    /// Parameters per fragment (`D` of Eq 7.20).
+    pub dims: usize,
+    /// Trimmed-mean `β` (Eq 7.19).
+    pub beta: usize,
+    /// The enclave code every node's attestation must show.
+    pub measurement: [u8; 32],
+    /// `VK` of each node's enclave.
+    pub node_keys: Vec<XOnlyPublicKey>,
+    /// `RV^{C1}_{e,b}` and `BH_{e−1,b}` of Eq 7.17.
+    pub random_value: [u8; 32],
+    pub prev_block: Hash32,
+    pub coder: Arc<FragmentCoder>,
+    pub global: Arc<GlobalCoder>,
+}
+
+impl ChainConfig {
+    /// `f` with `K ≥ 3f + 1`.
+    pub fn f(&self) -> usize {
+        (self.nodes.saturating_sub(1)) / 3
+    }
+
+    /// The tally threshold `2f + 1`.
+    pub fn quorum(&self) -> usize {
+        2 * self.f() + 1
+    }
+
+    /// `leader(v) = v mod K`.
+    pub fn leader(&self, view: u32) -> usize {
+        view as usize % self.nodes.max(1)
+    }
+
+    /// Eqs 7.16–7.17: the `p = f+1` nodes with the smallest
+    /// `h_k = H(RV ‖ BH ‖ k)`, in ascending order of index.
+    pub fn committee(&self) -> Vec<usize> {
+        let mut hs: Vec<(Hash32, usize)> = (0..self.nodes)
+            .map(|k| {
+                let mut b = self.random_value.to_vec();
+                b.extend_from_slice(&self.prev_block.0);
+                b.extend_from_slice(&(k as u64).to_le_bytes());
+                (hash_bytes(COMMITTEE, &b), k)
+            })
+            .collect();
+        hs.sort();
+        let mut c: Vec<usize> = hs.into_iter().take(self.f() + 1).map(|(_, k)| k).collect();
+        c.sort_unstable();
+        c
+    }
+
+    fn vector_evidence(&self, tag: Tag, node: usize, clients: &[u32]) -> [u8; 32] {
+        let mut b = Vec::with_capacity(16 + 4 * clients.len());
+        b.extend_from_slice(&self.chain.to_le_bytes());
+        b.extend_from_slice(&self.round.to_le_bytes());
+        b.extend_from_slice(&(node as u64).to_le_bytes());
+        for c in clients {
+            b.extend_from_slice(&c.to_le_bytes());
+        }
+        hash_bytes(tag, &b).0
+    }
+
+    /// Evidence of the leader's aggregate: chain, round, view, root and
+    /// the clients aggregated.
+    pub fn aggregate_evidence(&self, view: u32, root: &Hash32, clients: &[u32]) -> [u8; 32] {
+        let mut b = Vec::with_capacity(44 + 4 * clients.len());
+        b.extend_from_slice(&self.chain.to_le_bytes());
+        b.extend_from_slice(&self.round.to_le_bytes());
+        b.extend_from_slice(&view.to_le_bytes());
+        b.extend_from_slice(&root.0);
+        for c in clients {
+            b.extend_from_slice(&c.to_le_bytes());
+        }
+        hash_bytes(AGGREGATE, &b).0
+    }
+
+    fn check_attestation(&self, node: usize, ra: &EvidenceAttestation, evidence: &[u8; 32]) -> Result<(), Fault> {
+        let key = self.node_keys.get(node).ok_or(Fault::UnknownNode(node))?;
+        if ra.index as usize != node {
+            return Err(Fault::BadAttestation { node });
+        }
+        verify_evidence(ra, key, &self.measurement, evidence).map_err(|_| Fault::BadAttestation { node })
+    }
+}
+
+/// Messages of the FL round (nodes and clients).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// C2B: `{e, c, VC, sf_k, π_k}`.
+    Local(LocalMessage),
+    /// A node's attested pre-vector.
+    PreVector {
+        node: usize,
+        clients: Vec<u32>,
+        ra: EvidenceAttestation,
+    },
+    /// A node's accepted local message, for the leader.
+    Forward {
+        node: usize,
+        msg: LocalMessage,
+    },
+    /// A committee member's attested deter-vector.
+    DeterVector {
+        node: usize,
+        clients: Vec<u32>,
+        ra: EvidenceAttestation,
+    },
+    /// `{e, sf^g_k, RA^A, rh^g, mp_k}` plus the clients aggregated.
+    Proposal {
+        view: u32,
+        root: Hash32,
+        clients: Vec<u32>,
+        ra: EvidenceAttestation,
+        sf: GlobalSubfragment,
+    },
+    RootVote {
+        node: usize,
+        view: u32,
+        root: Hash32,
+    },
+    /// Ask to replace the leader: move to `view`.
+    ViewChange {
+        node: usize,
+        view: u32,
+    },
+    /// B2C/C2C: a mini-fragment (`from_node` true when sent by its node).
+    Mini {
+        from_node: bool,
+        mf: MiniFragment,
+    },
+    /// A node tells the clients the committed root.
+    Committed {
+        node: usize,
+        view: u32,
+        root: Hash32,
+    },
+}
+
+/// Timers of a node's round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// End of local message processing: attest and send the pre-vector.
+    PreVector,
+    /// End of vector agreement: tally into the deter-vector.
+    Tally,
+    /// Leader of `view`: aggregate.
+    Aggregate(u32),
+    /// No commit in `view` by now: ask for the next.
+    View(u32),
+}
+
+/// What a node observed that was wrong: the typed fault record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// A client's message refused (proof, degree, length, wrong node …).
+    Client { client: u32, error: FlError },
+    /// A client sent this node two different records.
+    Equivocation { client: u32 },
+    /// An agreed client whose fragment the leader could not decode or use.
+    Excluded { client: u32, error: FlError },
+    /// A message whose attestation does not verify.
+    BadAttestation { node: usize },
+    /// A pre- or deter-vector that is not strictly increasing ids of existing clients.
+    BadVector { node: usize },
+    /// A message claiming a node index that does not exist or is not the sender's role.
+    UnknownNode(usize),
+    /// A proposal from someone other than the view's leader.
+    NotLeader { node: usize, view: u32 },
+    /// The leader's proposal failed (root, attestation or Merkle proof).
+    BadProposal { view: u32, error: String },
+    /// Message for another chain or round.
+    WrongContext,
+    /// A client dropped a mini-fragment or could not decode (B2C/C2C).
+    Dissemination(FlError),
+}
+
+/// What a node outputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    PreVector(Vec<u32>),
+    DeterVector(Vec<u32>),
+    /// The leader's aggregate: root and clients used.
+    Aggregated {
+        view: u32,
+        root: Hash32,
+        clients: Vec<u32>,
+    },
+    /// `2f+1` votes: the chain's root for the round.
+    Committed {
+        view: u32,
+        root: Hash32,
+    },
+    /// Moved to a new view (leader replaced).
+    NewView(u32),
+}
+
+/// Where a node sends: a node index or a client index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum To {
+    Node(usize),
+    Client(usize),
+}
+
+/// Everything one input produced.
+#[derive(Clone, Debug, Default)]
+pub struct Step {
+    pub sends: Vec<(To, Message)>,
+    pub timers: Vec<(Timer, u64)>,
+    pub outputs: Vec<Output>,
+    pub faults: Vec<Fault>,
+}
+
+/// Timer lengths, in the driver's ticks.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub pre_vector: u64,
+    pub tally: u64,
+    pub aggregate: u64,
+    pub view: u64,
+}
+
+/// A record and the cells of it the node holds, by cell index.
+type HeldRecord = (UploadRecord, BTreeMap<usize, crate::cells::Cell>);
+
+/// One node of one chain for one round.
+pub struct ChainNode<A: Attester> {
+    cfg: Arc<ChainConfig>,
+    me: usize,
+    enclave: A,
+    /// The enclaves' shared secret `SK` (§7.2.4), for the clients' keys.
+    shared_secret: [u8; 32],
+    timing: Timing,
+    /// Accepted local messages, by client (first record wins).
+    accepted: BTreeMap<u32, LocalMessage>,
+    pre_sent: bool,
+    pre_vectors: BTreeMap<usize, Vec<u32>>,
+    deter_sent: bool,
+    deter_vectors: BTreeMap<usize, Vec<u32>>,
+    /// Leader side: cells received per client, grouped by record digest.
+    held: BTreeMap<u32, BTreeMap<Hash32, HeldRecord>>,
+    view: u32,
+    proposed_in: BTreeSet<u32>,
+    voted_in: BTreeSet<u32>,
+    votes: BTreeMap<(u32, Hash32), BTreeSet<usize>>,
+    voters: BTreeSet<(u32, usize)>,
+    view_changes: BTreeMap<u32, BTreeSet<usize>>,
+    asked_view: u32,
+    committed: Option<(u32, Hash32)>,
+    minis: BTreeMap<(u32, Hash32), Vec<MiniFragment>>,
+}
+
+impl<A: Attester> ChainNode<A> {
+    pub fn new(cfg: Arc<ChainConfig>, me: usize, enclave: A, shared_secret: [u8; 32], timing: Timing) -> Self {
+        Self {
+            cfg,
+            me,
+            enclave,
+            shared_secret,
+            timing,
+            accepted: BTreeMap::new(),
+            pre_sent: false,
+            pre_vectors: BTreeMap::new(),
+            deter_sent: false,
+            deter_vectors: BTreeMap::new(),
+            held: BTreeMap::new(),
+            view: 0,
+            proposed_in: BTreeSet::new(),
+            voted_in: BTreeSet::new(),
+            votes: BTreeMap::new(),
+            voters: BTreeSet::new(),
+            view_changes: BTreeMap::new(),
+            asked_view: 0,
+            committed: None,
+            minis: BTreeMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ChainConfig {
+        &self.cfg
+    }
+
+    pub fn committed(&self) -> Option<(u32, Hash32)> {
+        self.committed
+    }
+
+    pub fn view(&self) -> u32 {
+        self.view
+    }
+
+    fn is_leader(&self) -> bool {
+        self.cfg.leader(self.view) == self.me
+    }
+
+    fn to_nodes(&self, step: &mut Step, msg: Message) {
+        for k in 0..self.cfg.nodes {
+            if k != self.me {
+                step.sends.push((To::Node(k), msg.clone()));
+            }
+        }
+    }
+
+    /// Arms the round's first timers.
+    pub fn start(&mut self) -> Step {
+        let mut step = Step::default();
+        step.timers.push((Timer::PreVector, self.timing.pre_vector));
+        step.timers.push((Timer::Tally, self.timing.tally));
+        step.timers.push((Timer::Aggregate(0), self.timing.aggregate));
+        step.timers.push((Timer::View(0), self.timing.aggregate + self.timing.view));
+        step
+    }
+
+    /// A message from node `from_node` (`None`: from a client).
+    pub fn handle(&mut self, from_node: Option<usize>, msg: Message) -> Step {
+        let mut step = Step::default();
+        match msg {
+            Message::Local(m) => self.on_local(m, &mut step),
+            Message::PreVector { node, clients, ra } => {
+                if from_node != Some(node) {
+                    step.faults.push(Fault::UnknownNode(node));
+                    return step;
+                }
+                if !self.well_formed(&clients) {
+                    step.faults.push(Fault::BadVector { node });
+                    return step;
+                }
+                let ev = self.cfg.vector_evidence(PRE_VECTOR, node, &clients);
+                match self.cfg.check_attestation(node, &ra, &ev) {
+                    Ok(()) => {
+                        self.pre_vectors.entry(node).or_insert(clients);
+                    }
+                    Err(f) => step.faults.push(f),
+                }
+            }
+            Message::Forward { node, msg } => {
+                if from_node != Some(node) {
+                    step.faults.push(Fault::UnknownNode(node));
+                    return step;
+                }
+                // The leader re-checks what others forward: a Byzantine
+                // node's forward counts only if its cell verifies.
+                if msg.record.ctx.chain != self.cfg.chain || msg.record.ctx.round != self.cfg.round {
+                    step.faults.push(Fault::WrongContext);
+                } else if let Err(error) = self.cfg.coder.verify_message(msg.cell.index, &msg) {
+                    step.faults.push(Fault::Client { client: msg.record.client, error });
+                } else if msg.cell.index == node {
+                    self.hold(msg);
+                } else {
+                    step.faults.push(Fault::UnknownNode(node));
+                }
+            }
+            Message::DeterVector { node, clients, ra } => {
+                if from_node != Some(node) {
+                    step.faults.push(Fault::UnknownNode(node));
+                    return step;
+                }
+                if !self.well_formed(&clients) {
+                    step.faults.push(Fault::BadVector { node });
+                    return step;
+                }
+                let ev = self.cfg.vector_evidence(DETER_VECTOR, node, &clients);
+                match self.cfg.check_attestation(node, &ra, &ev) {
+                    Ok(()) => {
+                        self.deter_vectors.entry(node).or_insert(clients);
+                    }
+                    Err(f) => step.faults.push(f),
+                }
+            }
+            Message::Proposal { view, root, clients, ra, sf } => {
+                let leader = self.cfg.leader(view);
+                if from_node != Some(leader) {
+                    step.faults.push(Fault::NotLeader { node: from_node.unwrap_or(usize::MAX), view });
+                    return step;
+                }
+                self.on_proposal(view, root, clients, ra, sf, &mut step);
+            }
+            Message::RootVote { node, view, root } => {
+                if from_node != Some(node) {
+                    step.faults.push(Fault::UnknownNode(node));
+                    return step;
+                }
+                // One vote per node and view, for views not far ahead: a
+                // Byzantine node cannot grow the vote table without bound.
+                if view > self.view.saturating_add(self.cfg.nodes as u32) {
+                    return step;
+                }
+                if !self.voters.insert((view, node)) {
+                    return step;
+                }
+                self.votes.entry((view, root)).or_default().insert(node);
+                self.try_commit(view, root, &mut step);
+            }
+            Message::ViewChange { node, view } => {
+                if from_node != Some(node) {
+                    step.faults.push(Fault::UnknownNode(node));
+                    return step;
+                }
+                self.on_view_change(node, view, &mut step);
+            }
+            Message::Mini { .. } | Message::Committed { .. } => {}
+        }
+        step
+    }
+
+    fn on_local(&mut self, m: LocalMessage, step: &mut Step) {
+        let client = m.record.client;
+        if m.record.ctx.chain != self.cfg.chain || m.record.ctx.round != self.cfg.round {
+            step.faults.push(Fault::WrongContext);
+            return;
+        }
+        if client as usize >= self.cfg.clients {
+            step.faults.push(Fault::Client {
+                client,
+                error: FlError::PositionOutOfRange { index: client as usize, len: self.cfg.clients },
+            });
+            return;
+        }
+        if self.pre_sent {
+            // Late: the pre-vector is out; the leader may still use the cell.
+            return;
+        }
+        if let Some(prev) = self.accepted.get(&client) {
+            if prev.record != m.record {
+                step.faults.push(Fault::Equivocation { client });
+            }
+            return;
+        }
+        match self.cfg.coder.verify_message(self.me, &m) {
+            Ok(()) => {
+                self.hold(m.clone());
+                self.accepted.insert(client, m);
+            }
+            Err(error) => step.faults.push(Fault::Client { client, error }),
+        }
+    }
+
+    /// Keeps a verified cell for decoding. At most `K` records per client
+    /// (each node accepts one), so an equivocating client cannot grow it
+    /// without bound.
+    fn hold(&mut self, m: LocalMessage) {
+        let d = m.record.digest();
+        let records = self.held.entry(m.record.client).or_default();
+        if !records.contains_key(&d) && records.len() >= self.cfg.nodes {
+            return;
+        }
+        let e = records.entry(d).or_insert((m.record, BTreeMap::new()));
+        e.1.entry(m.cell.index).or_insert(m.cell);
+    }
+
+    /// A client vector: strictly increasing ids of existing clients.
+    fn well_formed(&self, clients: &[u32]) -> bool {
+        clients.windows(2).all(|w| w[0] < w[1]) && clients.last().is_none_or(|&c| (c as usize) < self.cfg.clients)
+    }
+
+    /// A timer fired.
+    pub fn on_timer(&mut self, t: Timer) -> Step {
+        let mut step = Step::default();
+        match t {
+            Timer::PreVector => self.send_pre_vector(&mut step),
+            Timer::Tally => self.tally(&mut step),
+            Timer::Aggregate(v) => {
+                if v == self.view && self.is_leader() && self.committed.is_none() {
+                    self.aggregate(&mut step);
+                }
+            }
+            Timer::View(v) => {
+                if v == self.view && self.committed.is_none() {
+                    self.ask_view(v + 1, &mut step);
+                }
+            }
+        }
+        step
+    }
+
+    fn send_pre_vector(&mut self, step: &mut Step) {
+        if self.pre_sent {
+            return;
+        }
+        self.pre_sent = true;
+        let clients: Vec<u32> = self.accepted.keys().copied().collect();
+        let ev = self.cfg.vector_evidence(PRE_VECTOR, self.me, &clients);
+        let ra = self.enclave.attest_evidence(&ev);
+        self.pre_vectors.insert(self.me, clients.clone());
+        self.to_nodes(step, Message::PreVector { node: self.me, clients: clients.clone(), ra });
+        let leader = self.cfg.leader(self.view);
+        if leader != self.me {
+            for m in self.accepted.values() {
+                step.sends.push((To::Node(leader), Message::Forward { node: self.me, msg: m.clone() }));
+            }
+        }
+        step.outputs.push(Output::PreVector(clients));
+    }
+
+    fn tally(&mut self, step: &mut Step) {
+        if self.deter_sent {
+            return;
+        }
+        self.deter_sent = true;
+        let mut count: BTreeMap<u32, usize> = BTreeMap::new();
+        for v in self.pre_vectors.values() {
+            for c in v.iter().collect::<BTreeSet<_>>() {
+                *count.entry(*c).or_default() += 1;
+            }
+        }
+        let clients: Vec<u32> = count.into_iter().filter(|(_, n)| *n >= self.cfg.quorum()).map(|(c, _)| c).collect();
+        let ev = self.cfg.vector_evidence(DETER_VECTOR, self.me, &clients);
+        let ra = self.enclave.attest_evidence(&ev);
+        if self.cfg.committee().contains(&self.me) {
+            self.deter_vectors.insert(self.me, clients.clone());
+            self.to_nodes(step, Message::DeterVector { node: self.me, clients: clients.clone(), ra });
+        }
+        step.outputs.push(Output::DeterVector(clients));
+    }
+
+    /// The leader's enclave: agreement vector, decode, decrypt, trimmed
+    /// mean, first coding, root and attestation.
+    fn aggregate(&mut self, step: &mut Step) {
+        let view = self.view;
+        if !self.proposed_in.insert(view) {
+            return;
+        }
+        let agreed: BTreeSet<u32> = self.deter_vectors.values().flatten().copied().collect();
+        let mut models = Vec::new();
+        let mut used = Vec::new();
+        for c in agreed {
+            let Some(records) = self.held.get(&c) else {
+                step.faults.push(Fault::Excluded { client: c, error: FlError::Undecodable { need: 1, have: 0 } });
+                continue;
+            };
+            let Some((record, cells)) = records.values().max_by_key(|(_, cells)| cells.len()) else {
+                continue;
+            };
+            let cells: Vec<_> = cells.values().cloned().collect();
+            let key = client_key(&self.shared_secret, c);
+            let (r, _) = self.cfg.coder.decode(&key, record, &cells);
+            match r.and_then(|pt| params_from_bytes(&pt, self.cfg.dims)) {
+                Ok(p) => {
+                    models.push(p);
+                    used.push(c);
+                }
+                Err(error) => step.faults.push(Fault::Excluded { client: c, error }),
+            }
+        }
+        if models.is_empty() {
+            return;
+        }
+        let global = match trimmed_mean(&models, self.cfg.beta) {
+            Ok(g) => g,
+            Err(error) => {
+                step.faults.push(Fault::BadProposal { view, error: error.to_string() });
+                return;
+            }
+        };
+        let release = match self.cfg.global.release(self.cfg.chain, self.cfg.round, &params_to_bytes(&global)) {
+            Ok(r) => r,
+            Err(error) => {
+                step.faults.push(Fault::BadProposal { view, error: error.to_string() });
+                return;
+            }
+        };
+        let ev = self.cfg.aggregate_evidence(view, &release.root, &used);
+        let ra = self.enclave.attest_evidence(&ev);
+        step.outputs.push(Output::Aggregated { view, root: release.root, clients: used.clone() });
+        for sf in release.subfragments {
+            let msg = Message::Proposal { view, root: release.root, clients: used.clone(), ra, sf: sf.clone() };
+            if sf.node == self.me {
+                self.on_proposal(view, release.root, used.clone(), ra, sf, step);
+            } else {
+                step.sends.push((To::Node(sf.node), msg));
+            }
+        }
+    }
+
+    fn on_proposal(
+        &mut self,
+        view: u32,
+        root: Hash32,
+        clients: Vec<u32>,
+        ra: EvidenceAttestation,
+        sf: GlobalSubfragment,
+        step: &mut Step,
+    ) {
+        if view != self.view || self.committed.is_some() || self.voted_in.contains(&view) {
+            return;
+        }
+        let leader = self.cfg.leader(view);
+        let ev = self.cfg.aggregate_evidence(view, &root, &clients);
+        let check = self.cfg.check_attestation(leader, &ra, &ev).map_err(|f| format!("{f:?}")).and_then(|()| {
+            if sf.ctx.chain != self.cfg.chain || sf.ctx.round != self.cfg.round {
+                return Err("subfragment for another chain or round".to_string());
+            }
+            self.cfg.global.mini_fragments(self.me, &root, &sf).map_err(|e| e.to_string())
+        });
+        match check {
+            Ok(minis) => {
+                self.voted_in.insert(view);
+                self.minis.insert((view, root), minis);
+                self.to_nodes(step, Message::RootVote { node: self.me, view, root });
+                self.voters.insert((view, self.me));
+                self.votes.entry((view, root)).or_default().insert(self.me);
+                self.try_commit(view, root, step);
+            }
+            Err(error) => {
+                step.faults.push(Fault::BadProposal { view, error });
+                self.ask_view(view + 1, step);
+            }
+        }
+    }
+
+    fn try_commit(&mut self, view: u32, root: Hash32, step: &mut Step) {
+        if self.committed.is_some() {
+            return;
+        }
+        let n = self.votes.get(&(view, root)).map_or(0, |s| s.len());
+        if n < self.cfg.quorum() {
+            return;
+        }
+        // Only a node that checked its own subfragment under this root can serve it.
+        let Some(minis) = self.minis.get(&(view, root)) else {
+            return;
+        };
+        self.committed = Some((view, root));
+        step.outputs.push(Output::Committed { view, root });
+        for c in 0..self.cfg.clients {
+            step.sends.push((To::Client(c), Message::Committed { node: self.me, view, root }));
+        }
+        for mf in minis {
+            step.sends.push((To::Client(mf.client), Message::Mini { from_node: true, mf: mf.clone() }));
+        }
+    }
+
+    fn ask_view(&mut self, view: u32, step: &mut Step) {
+        if view <= self.view || view <= self.asked_view {
+            return;
+        }
+        self.asked_view = view;
+        self.to_nodes(step, Message::ViewChange { node: self.me, view });
+        self.on_view_change(self.me, view, step);
+    }
+
+    fn on_view_change(&mut self, node: usize, view: u32, step: &mut Step) {
+        if view <= self.view || self.committed.is_some() || view > self.view.saturating_add(self.cfg.nodes as u32) {
+            return;
+        }
+        let n = {
+            let s = self.view_changes.entry(view).or_default();
+            s.insert(node);
+            s.len()
+        };
+        // f+1 requests: someone honest saw a failure; join.
+        if n > self.cfg.f() && self.asked_view < view {
+            self.ask_view(view, step);
+            return;
+        }
+        if n >= self.cfg.quorum() {
+            self.view = view;
+            step.outputs.push(Output::NewView(view));
+            let leader = self.cfg.leader(view);
+            if leader != self.me {
+                for m in self.accepted.values() {
+                    step.sends.push((To::Node(leader), Message::Forward { node: self.me, msg: m.clone() }));
+                }
+            }
+            step.timers.push((Timer::Aggregate(view), self.timing.aggregate.saturating_sub(self.timing.tally)));
+            step.timers.push((Timer::View(view), self.timing.view + self.timing.aggregate));
+        }
+    }
+}

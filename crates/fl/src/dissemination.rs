@@ -1,0 +1,426 @@
+//! B2C and C2C (thesis §7.3.2–7.3.3): the double erasure coding that
+//! spreads a chain's global model fragment over its nodes and then over the
+//! clients, and the clients' double decoding. Sans-IO: the types here turn
+//! received messages into messages to send, decoded fragments and typed
+//! faults; who sends what over which link is the driver's business.
+//!
+//! 1. The leader `L_b` (inside its enclave) codes the global fragment
+//!    `f^g_b` into `K` subfragments (Eq 7.2; one cell per node of a
+//!    [`CellCode`], any `T = K − f` decode) — [`GlobalCoder::release`].
+//! 2. Each node `N_k` codes its subfragment into `C` mini-fragments (any
+//!    `C − f_cli` decode: the honest clients are the ones that forward) and
+//!    sends mini-fragment `c` to client `c` — [`GlobalCoder::mini_fragments`].
+//! 3. Client `c` forwards the mini-fragment it got from `N_k` to every other
+//!    client, decodes `sf_k` from `C − f_cli` mini-fragments and `f^g_b`
+//!    from `T` subfragments — [`ClientAssembler`].
+//!
+//! **What authenticates a mini-fragment** (decision; the seed binds the `K`
+//! subfragments with the Merkle root `rh^g_b` of Eq 7.11 and is silent on
+//! mini-fragments): the second coding is deterministic, so the leader
+//! computes every node's mini-fragments too, and leaf `k` of the root is the
+//! Merkle root over subfragment `k`'s mini-fragments. The root the chain
+//! agrees on (PBFT, §7.4.2) then binds every mini-fragment: each carries
+//! its proof into its subfragment's mini-tree and that mini-tree's proof
+//! into `rh^g_b`, so a client checks any mini-fragment — from a node or
+//! forwarded by another client — against the agreed root alone, and drops
+//! forgeries as typed faults. Every leaf also binds the chain, round and
+//! fragment byte length. The global fragment is not encrypted: every client
+//! is meant to read it.
+
+use crate::cells::CellCode;
+use crate::error::FlError;
+use crate::field::{bytes_to_scalars, scalars_to_bytes, BYTES_PER_ELEMENT};
+use blstrs::Scalar;
+use ff::Field;
+use gridledger_core::codec::{hash_bytes, Tag};
+use gridledger_core::{Hash32, MerkleProof, MerkleTree};
+use std::collections::BTreeMap;
+
+/// Domain tag for a mini-fragment leaf.
+pub const MINI_LEAF: Tag = Tag("gridledger/fl-mini-fragment/v1");
+/// Domain tag for a subfragment leaf (over its mini-root).
+pub const SUB_LEAF: Tag = Tag("gridledger/fl-global-subfragment/v1");
+
+/// Where a global fragment belongs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GlobalContext {
+    pub chain: u32,
+    pub round: u32,
+    /// Byte length of the global fragment.
+    pub byte_len: u32,
+}
+
+impl GlobalContext {
+    fn bytes(&self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&self.chain.to_le_bytes());
+        b[4..8].copy_from_slice(&self.round.to_le_bytes());
+        b[8..].copy_from_slice(&self.byte_len.to_le_bytes());
+        b
+    }
+}
+
+fn mini_leaf(ctx: &GlobalContext, node: usize, client: usize, values: &[Scalar]) -> Hash32 {
+    let mut b = ctx.bytes().to_vec();
+    b.extend_from_slice(&(node as u64).to_le_bytes());
+    b.extend_from_slice(&(client as u64).to_le_bytes());
+    for v in values {
+        b.extend_from_slice(&v.to_bytes_le());
+    }
+    hash_bytes(MINI_LEAF, &b)
+}
+
+fn sub_leaf(ctx: &GlobalContext, node: usize, mini_root: &Hash32) -> Hash32 {
+    let mut b = ctx.bytes().to_vec();
+    b.extend_from_slice(&(node as u64).to_le_bytes());
+    b.extend_from_slice(&mini_root.0);
+    hash_bytes(SUB_LEAF, &b)
+}
+
+/// `{e, sf^g_{b,k}, rh^g_b, mp_{b,k}}`: what the leader sends node `k`
+/// (the enclave's attestation over the root travels in the consensus message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalSubfragment {
+    pub ctx: GlobalContext,
+    pub node: usize,
+    pub values: Vec<Scalar>,
+    pub proof: MerkleProof,
+}
+
+/// The leader's output: the root and one subfragment per node.
+#[derive(Clone, Debug)]
+pub struct GlobalRelease {
+    pub root: Hash32,
+    pub subfragments: Vec<GlobalSubfragment>,
+}
+
+/// `{e, mf^g_{b,k,c}}` with the proofs that tie it to `rh^g_b`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MiniFragment {
+    pub ctx: GlobalContext,
+    pub node: usize,
+    pub client: usize,
+    pub values: Vec<Scalar>,
+    pub mini_root: Hash32,
+    pub mini_proof: MerkleProof,
+    pub sub_proof: MerkleProof,
+}
+
+/// The two codes of one chain's dissemination.
+#[derive(Clone, Debug)]
+pub struct GlobalCoder {
+    nodes: usize,
+    clients: usize,
+    first: CellCode,
+    second: CellCode,
+}
+
+impl GlobalCoder {
+    /// Global fragments of up to `max_len` bytes; `nodes` nodes of which any
+    /// `node_threshold` decode, `clients` clients of which any
+    /// `client_threshold` decode a subfragment.
+    pub fn new(
+        max_len: usize,
+        nodes: usize,
+        node_threshold: usize,
+        clients: usize,
+        client_threshold: usize,
+    ) -> Result<Self, FlError> {
+        let k = max_len.div_ceil(BYTES_PER_ELEMENT).max(1);
+        let first = CellCode::for_nodes(k, nodes, node_threshold)?;
+        let second = CellCode::for_nodes(first.cell_size(), clients, client_threshold)?;
+        Ok(Self { nodes, clients, first, second })
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.first.k() * BYTES_PER_ELEMENT
+    }
+
+    fn minis_of(&self, values: &[Scalar]) -> Result<Vec<Vec<Scalar>>, FlError> {
+        let mut cells = self.second.encode(values)?;
+        cells.truncate(self.clients);
+        Ok(cells)
+    }
+
+    fn mini_tree(&self, ctx: &GlobalContext, node: usize, minis: &[Vec<Scalar>]) -> MerkleTree {
+        let leaves: Vec<Hash32> = minis.iter().enumerate().map(|(c, v)| mini_leaf(ctx, node, c, v)).collect();
+        MerkleTree::new(&leaves)
+    }
+
+    /// Leader, step 1: code `fragment` into `K` subfragments with the root.
+    pub fn release(&self, chain: u32, round: u32, fragment: &[u8]) -> Result<GlobalRelease, FlError> {
+        if fragment.len() > self.max_len() {
+            return Err(FlError::WrongLength { expected: self.max_len(), got: fragment.len() });
+        }
+        let ctx = GlobalContext { chain, round, byte_len: fragment.len() as u32 };
+        let mut coeffs = bytes_to_scalars(fragment);
+        coeffs.resize(self.first.k(), Scalar::ZERO);
+        let mut subs = self.first.encode(&coeffs)?;
+        subs.truncate(self.nodes);
+        let mut leaves = Vec::with_capacity(self.nodes);
+        for (k, values) in subs.iter().enumerate() {
+            let minis = self.minis_of(values)?;
+            leaves.push(sub_leaf(&ctx, k, &self.mini_tree(&ctx, k, &minis).root()));
+        }
+        let tree = MerkleTree::new(&leaves);
+        let subfragments = subs
+            .into_iter()
+            .enumerate()
+            .map(|(node, values)| {
+                let proof = tree.proof(node).ok_or(FlError::Malformed("missing Merkle leaf"))?;
+                Ok(GlobalSubfragment { ctx, node, values, proof })
+            })
+            .collect::<Result<Vec<_>, FlError>>()?;
+        Ok(GlobalRelease { root: tree.root(), subfragments })
+    }
+
+    /// Node `node`, step 2: check the subfragment against the agreed root
+    /// and code it into one mini-fragment per client.
+    pub fn mini_fragments(
+        &self,
+        node: usize,
+        root: &Hash32,
+        sf: &GlobalSubfragment,
+    ) -> Result<Vec<MiniFragment>, FlError> {
+        if sf.node != node || node >= self.nodes {
+            return Err(FlError::PositionOutOfRange { index: sf.node, len: self.nodes });
+        }
+        if sf.values.len() != self.first.cell_size() {
+            return Err(FlError::WrongLength { expected: self.first.cell_size(), got: sf.values.len() });
+        }
+        if sf.ctx.byte_len as usize > self.max_len() {
+            return Err(FlError::WrongLength { expected: self.max_len(), got: sf.ctx.byte_len as usize });
+        }
+        let minis = self.minis_of(&sf.values)?;
+        let tree = self.mini_tree(&sf.ctx, node, &minis);
+        let mini_root = tree.root();
+        if sf.proof.index != node as u64
+            || sf.proof.leaf_count != self.nodes as u64
+            || !sf.proof.verify(&sub_leaf(&sf.ctx, node, &mini_root), root)
+        {
+            return Err(FlError::MerkleProofFailed { node, client: None });
+        }
+        minis
+            .into_iter()
+            .enumerate()
+            .map(|(client, values)| {
+                let mini_proof = tree.proof(client).ok_or(FlError::Malformed("missing Merkle leaf"))?;
+                Ok(MiniFragment {
+                    ctx: sf.ctx,
+                    node,
+                    client,
+                    values,
+                    mini_root,
+                    mini_proof,
+                    sub_proof: sf.proof.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Anyone: does `mf` belong to the fragment under `root`?
+    pub fn verify_mini(&self, root: &Hash32, mf: &MiniFragment) -> Result<(), FlError> {
+        let fault = FlError::MerkleProofFailed { node: mf.node, client: Some(mf.client) };
+        if mf.node >= self.nodes || mf.client >= self.clients {
+            return Err(fault);
+        }
+        if mf.values.len() != self.second.cell_size() {
+            return Err(FlError::WrongLength { expected: self.second.cell_size(), got: mf.values.len() });
+        }
+        let ok = mf.mini_proof.index == mf.client as u64
+            && mf.mini_proof.leaf_count == self.clients as u64
+            && mf.mini_proof.verify(&mini_leaf(&mf.ctx, mf.node, mf.client, &mf.values), &mf.mini_root)
+            && mf.sub_proof.index == mf.node as u64
+            && mf.sub_proof.leaf_count == self.nodes as u64
+            && mf.sub_proof.verify(&sub_leaf(&mf.ctx, mf.node, &mf.mini_root), root);
+        if ok {
+            Ok(())
+        } else {
+            Err(fault)
+        }
+    }
+}
+
+/// Where a mini-fragment came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Straight from node `N_k` (B2C): to be forwarded.
+    Node(usize),
+    /// Forwarded by another client (C2C).
+    Client(usize),
+}
+
+/// What handling one mini-fragment produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AssemblerStep {
+    /// C2C: send this to every other client.
+    pub forward: Option<MiniFragment>,
+    /// Chains whose global fragment this input completed.
+    pub decoded: Vec<u32>,
+    pub faults: Vec<FlError>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ChainState {
+    root: Option<Hash32>,
+    ctx: Option<GlobalContext>,
+    /// node → client → values
+    minis: BTreeMap<usize, BTreeMap<usize, Vec<Scalar>>>,
+    subs: BTreeMap<usize, Vec<Scalar>>,
+    fragment: Option<Vec<u8>>,
+    /// Inputs that arrived before the root (bounded by `nodes × clients`).
+    pending: Vec<(Source, MiniFragment)>,
+}
+
+/// Client `D_c`'s side of B2C/C2C for one round over `B` chains.
+#[derive(Clone, Debug)]
+pub struct ClientAssembler {
+    me: usize,
+    round: u32,
+    /// Chain id of `coders[0]`.
+    first_chain: u32,
+    coders: Vec<GlobalCoder>,
+    chains: Vec<ChainState>,
+}
+
+impl ClientAssembler {
+    /// `coders[b]` is chain `b`'s coder.
+    pub fn new(me: usize, round: u32, coders: Vec<GlobalCoder>) -> Self {
+        let chains = vec![ChainState::default(); coders.len()];
+        Self { me, round, first_chain: 0, coders, chains }
+    }
+
+    /// Number the chains from `first` (a client following one chain `b`
+    /// passes `b`).
+    pub fn with_chain_offset(mut self, first: u32) -> Self {
+        self.first_chain = first;
+        self
+    }
+
+    fn slot(&self, chain: u32) -> Option<usize> {
+        chain.checked_sub(self.first_chain).map(|i| i as usize).filter(|&i| i < self.coders.len())
+    }
+
+    /// The root chain `b` agreed on (read from its block).
+    pub fn set_root(&mut self, chain: u32, root: Hash32) -> AssemblerStep {
+        let mut step = AssemblerStep::default();
+        let Some(st) = self.slot(chain).and_then(|i| self.chains.get_mut(i)) else {
+            step.faults.push(FlError::PositionOutOfRange { index: chain as usize, len: self.coders.len() });
+            return step;
+        };
+        if st.root.is_some() {
+            return step;
+        }
+        st.root = Some(root);
+        for (src, mf) in std::mem::take(&mut st.pending) {
+            let s = self.on_mini(src, mf);
+            step.forward = step.forward.or(s.forward);
+            step.decoded.extend(s.decoded);
+            step.faults.extend(s.faults);
+        }
+        step
+    }
+
+    /// Handle one mini-fragment.
+    pub fn on_mini(&mut self, src: Source, mf: MiniFragment) -> AssemblerStep {
+        let mut step = AssemblerStep::default();
+        let Some(b) = self.slot(mf.ctx.chain).filter(|_| mf.ctx.round == self.round) else {
+            step.faults.push(FlError::WrongContext { chain: mf.ctx.chain, round: mf.ctx.round });
+            return step;
+        };
+        let coder = &self.coders[b];
+        let st = &mut self.chains[b];
+        let Some(root) = st.root else {
+            if st.pending.len() < coder.nodes() * coder.clients() {
+                st.pending.push((src, mf));
+            } else {
+                step.faults.push(FlError::Overloaded);
+            }
+            return step;
+        };
+        if let Err(e) = coder.verify_mini(&root, &mf) {
+            step.faults.push(e);
+            return step;
+        }
+        if let Source::Node(k) = src {
+            if k != mf.node {
+                step.faults.push(FlError::MerkleProofFailed { node: k, client: Some(mf.client) });
+                return step;
+            }
+        }
+        if st.fragment.is_some() {
+            return step;
+        }
+        // One byte length per root: a leaf binds it, so a mismatch cannot verify.
+        st.ctx.get_or_insert(mf.ctx);
+        if matches!(src, Source::Node(_)) && mf.client == self.me {
+            step.forward = Some(mf.clone());
+        }
+        let node = mf.node;
+        if st.subs.contains_key(&node) {
+            return step;
+        }
+        let per_node = st.minis.entry(node).or_default();
+        per_node.entry(mf.client).or_insert(mf.values);
+        let need = coder.second.k().div_ceil(coder.second.cell_size());
+        if per_node.len() < need {
+            return step;
+        }
+        let cells: Vec<(usize, &[Scalar])> = per_node.iter().map(|(c, v)| (*c, v.as_slice())).collect();
+        match coder.second.decode(&cells) {
+            Ok(values) => {
+                st.subs.insert(node, values);
+                st.minis.remove(&node);
+            }
+            Err(e) => {
+                step.faults.push(e);
+                return step;
+            }
+        }
+        let need_subs = coder.first.k().div_ceil(coder.first.cell_size());
+        if st.subs.len() < need_subs {
+            return step;
+        }
+        let cells: Vec<(usize, &[Scalar])> = st.subs.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        let ctx = st.ctx.unwrap_or(mf.ctx);
+        let len = ctx.byte_len as usize;
+        let out = coder.first.decode(&cells).and_then(|coeffs| {
+            let used = len.div_ceil(BYTES_PER_ELEMENT);
+            if coeffs[used..].iter().any(|c| !bool::from(c.is_zero())) {
+                return Err(FlError::Malformed("coefficients beyond the fragment length"));
+            }
+            scalars_to_bytes(&coeffs[..used], len)
+        });
+        match out {
+            Ok(bytes) => {
+                st.fragment = Some(bytes);
+                st.subs.clear();
+                step.decoded.push(mf.ctx.chain);
+            }
+            Err(e) => step.faults.push(e),
+        }
+        step
+    }
+
+    /// Global fragment `b`, once decoded.
+    pub fn fragment(&self, chain: u32) -> Option<&[u8]> {
+        self.slot(chain).and_then(|i| self.chains[i].fragment.as_deref())
+    }
+
+    /// The whole global model (fragments in chain order), once every chain decoded.
+    pub fn model(&self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        for s in &self.chains {
+            out.extend_from_slice(s.fragment.as_deref()?);
+        }
+        Some(out)
+    }
+}

@@ -1,0 +1,268 @@
+//! One FL round of one chain as the simulator runs it: the chain's `K`
+//! nodes ([`ChainNode`]) and `C` clients ([`FlClient`]) behind the
+//! simulator's [`Protocol`] trait. Simulator ids `0..K` are nodes,
+//! `K..K+C` clients.
+//!
+//! Byzantine clients are honest code with a [`ClientBehaviour`] (bad cells,
+//! a poisoned model, silence); Byzantine nodes run the honest code behind a
+//! simulator [`gridledger_sim::Adversary`] that drops, alters or withholds
+//! what they send (see this crate's `tests/dual_consensus.rs`).
+//!
+//! A client accepts a committed root once `f+1` nodes report it (at least
+//! one of them honest); on a deployment it reads the root from the chain.
+
+use crate::aead::FragmentContext;
+use crate::aggregate::{params_from_bytes, params_to_bytes};
+use crate::coding::client_key;
+use crate::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Step, Timer, To};
+use crate::dissemination::{ClientAssembler, Source};
+use blstrs::Scalar;
+use ff::Field;
+use gridledger_core::enclave::Attester;
+use gridledger_core::Hash32;
+use gridledger_sim::{Dest, Effects, NodeId, Protocol, TimerOp};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// How a client behaves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ClientBehaviour {
+    Honest,
+    /// Sends every node a cell whose values were altered (attack 1, §7.3.1).
+    BadCells,
+    /// Untargeted poisoning (attack 2): sends `factor ×` its model.
+    Poison(f32),
+    /// Sends nothing.
+    Silent,
+}
+
+/// A client's round.
+pub struct FlClient {
+    cfg: Arc<ChainConfig>,
+    me: usize,
+    key: [u8; 32],
+    model: Vec<f32>,
+    behaviour: ClientBehaviour,
+    assembler: ClientAssembler,
+    reports: BTreeMap<Hash32, BTreeSet<usize>>,
+    root_set: bool,
+    global: Option<Vec<f32>>,
+}
+
+impl FlClient {
+    pub fn new(
+        cfg: Arc<ChainConfig>,
+        me: usize,
+        shared_secret: &[u8; 32],
+        model: Vec<f32>,
+        behaviour: ClientBehaviour,
+    ) -> Self {
+        let assembler = ClientAssembler::new(me, cfg.round, vec![(*cfg.global).clone()]);
+        let assembler = assembler.with_chain_offset(cfg.chain);
+        Self {
+            key: client_key(shared_secret, me as u32),
+            cfg,
+            me,
+            model,
+            behaviour,
+            assembler,
+            reports: BTreeMap::new(),
+            root_set: false,
+            global: None,
+        }
+    }
+
+    /// The global fragment, once decoded.
+    pub fn global(&self) -> Option<&[f32]> {
+        self.global.as_deref()
+    }
+
+    /// Encode the local model and send cell `k` to node `k` (C2B).
+    pub fn start(&mut self) -> (Vec<(To, Message)>, Vec<Fault>) {
+        let params = match self.behaviour {
+            ClientBehaviour::Silent => return (Vec::new(), Vec::new()),
+            ClientBehaviour::Poison(f) => self.model.iter().map(|x| x * f).collect(),
+            _ => self.model.clone(),
+        };
+        let ctx = FragmentContext { chain: self.cfg.chain, round: self.cfg.round, fragment: self.cfg.chain };
+        let coded = match self.cfg.coder.encode(&self.key, &ctx, self.me as u32, &params_to_bytes(&params)) {
+            Ok(c) => c,
+            Err(e) => return (Vec::new(), vec![Fault::Client { client: self.me as u32, error: e }]),
+        };
+        let mut sends = Vec::new();
+        for k in 0..self.cfg.nodes {
+            if let Some(mut m) = coded.message(k) {
+                if self.behaviour == ClientBehaviour::BadCells {
+                    m.cell.values[0] += Scalar::ONE;
+                }
+                sends.push((To::Node(k), Message::Local(m)));
+            }
+        }
+        (sends, Vec::new())
+    }
+
+    /// A message from node `k` (`Some(k)`) or another client.
+    pub fn handle(&mut self, from: Result<usize, usize>, msg: Message) -> (Vec<(To, Message)>, Vec<Fault>, bool) {
+        let mut sends = Vec::new();
+        let mut faults = Vec::new();
+        let before = self.global.is_some();
+        match msg {
+            Message::Committed { node, root, .. } => {
+                if from != Ok(node) || self.root_set {
+                    return (sends, faults, false);
+                }
+                let n = {
+                    let s = self.reports.entry(root).or_default();
+                    s.insert(node);
+                    s.len()
+                };
+                if n > self.cfg.f() {
+                    self.root_set = true;
+                    let step = self.assembler.set_root(self.cfg.chain, root);
+                    self.absorb(step, &mut sends, &mut faults);
+                }
+            }
+            Message::Mini { mf, .. } => {
+                let src = match from {
+                    Ok(k) => Source::Node(k),
+                    Err(c) => Source::Client(c),
+                };
+                let step = self.assembler.on_mini(src, mf);
+                self.absorb(step, &mut sends, &mut faults);
+            }
+            _ => {}
+        }
+        (sends, faults, !before && self.global.is_some())
+    }
+
+    fn absorb(
+        &mut self,
+        step: crate::dissemination::AssemblerStep,
+        sends: &mut Vec<(To, Message)>,
+        faults: &mut Vec<Fault>,
+    ) {
+        if let Some(mf) = step.forward {
+            for c in 0..self.cfg.clients {
+                if c != self.me {
+                    sends.push((To::Client(c), Message::Mini { from_node: false, mf: mf.clone() }));
+                }
+            }
+        }
+        faults.extend(step.faults.into_iter().map(Fault::Dissemination));
+        if !step.decoded.is_empty() {
+            if let Some(bytes) = self.assembler.fragment(self.cfg.chain) {
+                match params_from_bytes(bytes, self.cfg.dims) {
+                    Ok(p) => self.global = Some(p),
+                    Err(e) => faults.push(Fault::Dissemination(e)),
+                }
+            }
+        }
+    }
+}
+
+/// A participant in the simulator.
+pub enum Participant<A: Attester> {
+    Node(Box<ChainNode<A>>),
+    Client(Box<FlClient>),
+}
+
+/// What the simulator records.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RoundOutput {
+    Node(Output),
+    /// A client decoded the global fragment.
+    Global(Vec<f32>),
+}
+
+/// Timers of either side (clients have none).
+pub type RoundTimer = Timer;
+
+fn dest(nodes: usize, to: To) -> Dest {
+    match to {
+        To::Node(k) => Dest::One(k as NodeId),
+        To::Client(c) => Dest::One((nodes + c) as NodeId),
+    }
+}
+
+impl<A: Attester> Participant<A> {
+    fn nodes(&self) -> usize {
+        match self {
+            Participant::Node(n) => n.config().nodes,
+            Participant::Client(c) => c.cfg.nodes,
+        }
+    }
+
+    fn effects_of(&self, step: Step) -> Effects<Self> {
+        let nodes = self.nodes();
+        Effects {
+            sends: step.sends.into_iter().map(|(to, m)| (dest(nodes, to), m)).collect(),
+            timers: step.timers.into_iter().map(|(timer, after)| TimerOp::Set { timer, after }).collect(),
+            outputs: step.outputs.into_iter().map(RoundOutput::Node).collect(),
+            faults: step.faults,
+        }
+    }
+}
+
+impl<A: Attester> Protocol for Participant<A> {
+    type Message = Message;
+    type Timer = Timer;
+    type Output = RoundOutput;
+    type Fault = Fault;
+    type Persisted = ();
+
+    fn start(&mut self) -> Effects<Self> {
+        match self {
+            Participant::Node(n) => {
+                let step = n.start();
+                self.effects_of(step)
+            }
+            Participant::Client(c) => {
+                let nodes = c.cfg.nodes;
+                let (sends, faults) = c.start();
+                Effects {
+                    sends: sends.into_iter().map(|(to, m)| (dest(nodes, to), m)).collect(),
+                    faults,
+                    ..Effects::default()
+                }
+            }
+        }
+    }
+
+    fn handle_message(&mut self, from: NodeId, message: Message) -> Effects<Self> {
+        let nodes = self.nodes();
+        let from = from as usize;
+        match self {
+            Participant::Node(n) => {
+                let step = n.handle(if from < nodes { Some(from) } else { None }, message);
+                self.effects_of(step)
+            }
+            Participant::Client(c) => {
+                let src = if from < nodes { Ok(from) } else { Err(from - nodes) };
+                let (sends, faults, done) = c.handle(src, message);
+                let outputs = if done {
+                    c.global().map(|g| RoundOutput::Global(g.to_vec())).into_iter().collect()
+                } else {
+                    Vec::new()
+                };
+                Effects {
+                    sends: sends.into_iter().map(|(to, m)| (dest(nodes, to), m)).collect(),
+                    faults,
+                    outputs,
+                    ..Effects::default()
+                }
+            }
+        }
+    }
+
+    fn handle_timer(&mut self, timer: Timer) -> Effects<Self> {
+        match self {
+            Participant::Node(n) => {
+                let step = n.on_timer(timer);
+                self.effects_of(step)
+            }
+            Participant::Client(_) => Effects::default(),
+        }
+    }
+
+    fn persisted(&self) {}
+}

@@ -1,0 +1,151 @@
+//! B2C and C2C: a chain's global fragment through the leader's coding, each
+//! node's second coding and the clients' forwarding and double decoding,
+//! with withholding nodes, forging clients and a wrong root.
+
+use blstrs::Scalar;
+use ff::Field;
+use gridledger_core::Hash32;
+use gridledger_fl::dissemination::{ClientAssembler, GlobalCoder, MiniFragment, Source};
+use gridledger_fl::FlError;
+
+const NODES: usize = 7; // f = 2, any 5 decode
+const CLIENTS: usize = 10; // f_cli = 3, any 7 decode a subfragment
+
+fn coder() -> GlobalCoder {
+    GlobalCoder::new(600, NODES, 5, CLIENTS, 7).unwrap()
+}
+
+fn fragment(len: usize, salt: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(13).wrapping_add(salt)).collect()
+}
+
+/// Every node's mini-fragments for one chain, from an honest leader.
+fn b2c(chain: u32, bytes: &[u8], withhold: &[usize]) -> (Hash32, Vec<Vec<MiniFragment>>) {
+    let c = coder();
+    let rel = c.release(chain, 3, bytes).unwrap();
+    let minis = rel
+        .subfragments
+        .iter()
+        .filter(|sf| !withhold.contains(&sf.node))
+        .map(|sf| c.mini_fragments(sf.node, &rel.root, sf).unwrap())
+        .collect();
+    (rel.root, minis)
+}
+
+#[test]
+fn clients_double_decode_two_chains_despite_withholding_nodes_and_silent_clients() {
+    let frags = [fragment(600, 1), fragment(457, 2)];
+    let mut clients: Vec<ClientAssembler> =
+        (0..CLIENTS).map(|c| ClientAssembler::new(c, 3, vec![coder(), coder()])).collect();
+    // Clients 7, 8, 9 are Byzantine: they neither forward nor decode.
+    let honest = 0..7;
+    for (b, bytes) in frags.iter().enumerate() {
+        let (root, per_node) = b2c(b as u32, bytes, &[2, 6]);
+        for c in honest.clone() {
+            assert!(clients[c].set_root(b as u32, root).faults.is_empty());
+        }
+        let mut c2c = Vec::new();
+        for minis in &per_node {
+            for mf in minis {
+                if honest.contains(&mf.client) {
+                    let step = clients[mf.client].on_mini(Source::Node(mf.node), mf.clone());
+                    assert!(step.faults.is_empty());
+                    c2c.push((mf.client, step.forward.expect("a node's mini-fragment for me is forwarded")));
+                }
+            }
+        }
+        for (from, mf) in c2c {
+            for c in honest.clone().filter(|&c| c != from) {
+                let step = clients[c].on_mini(Source::Client(from), mf.clone());
+                assert!(step.faults.is_empty(), "{:?}", step.faults);
+                assert!(step.forward.is_none(), "forwarded mini-fragments are not forwarded again");
+            }
+        }
+    }
+    for c in honest {
+        assert_eq!(clients[c].fragment(0), Some(&frags[0][..]));
+        assert_eq!(clients[c].model().unwrap(), [frags[0].clone(), frags[1].clone()].concat());
+    }
+}
+
+#[test]
+fn forged_or_misrouted_mini_fragments_are_dropped_with_faults() {
+    let bytes = fragment(300, 9);
+    let (root, per_node) = b2c(0, &bytes, &[]);
+    let mut me = ClientAssembler::new(0, 3, vec![coder()]);
+    me.set_root(0, root);
+    let good = per_node[1][4].clone();
+    let mut altered = good.clone();
+    altered.values[0] += Scalar::ONE;
+    assert_eq!(
+        me.on_mini(Source::Client(4), altered).faults,
+        vec![FlError::MerkleProofFailed { node: 1, client: Some(4) }]
+    );
+    let mut moved = good.clone();
+    moved.client = 5;
+    assert_eq!(
+        me.on_mini(Source::Client(4), moved).faults,
+        vec![FlError::MerkleProofFailed { node: 1, client: Some(5) }]
+    );
+    let mut short = good.clone();
+    short.values.pop();
+    assert!(matches!(me.on_mini(Source::Client(4), short).faults[..], [FlError::WrongLength { .. }]));
+    // A node sending another node's mini-fragment.
+    assert_eq!(
+        me.on_mini(Source::Node(2), good.clone()).faults,
+        vec![FlError::MerkleProofFailed { node: 2, client: Some(4) }]
+    );
+    let mut other_round = good.clone();
+    other_round.ctx.round = 4;
+    assert_eq!(me.on_mini(Source::Client(4), other_round).faults, vec![FlError::WrongContext { chain: 0, round: 4 }]);
+    // Nothing above was kept: the fragment still needs the honest messages.
+    assert!(me.fragment(0).is_none());
+    for minis in &per_node {
+        for mf in minis {
+            me.on_mini(Source::Client(mf.client), mf.clone());
+        }
+    }
+    assert_eq!(me.fragment(0), Some(&bytes[..]));
+}
+
+#[test]
+fn a_node_refuses_a_subfragment_that_is_not_under_the_agreed_root() {
+    let c = coder();
+    let rel = c.release(0, 3, &fragment(200, 1)).unwrap();
+    let other = c.release(0, 3, &fragment(200, 2)).unwrap();
+    assert_eq!(
+        c.mini_fragments(3, &other.root, &rel.subfragments[3]),
+        Err(FlError::MerkleProofFailed { node: 3, client: None })
+    );
+    let mut sf = rel.subfragments[3].clone();
+    sf.values[0] += Scalar::ONE;
+    assert_eq!(c.mini_fragments(3, &rel.root, &sf), Err(FlError::MerkleProofFailed { node: 3, client: None }));
+    assert!(matches!(c.mini_fragments(4, &rel.root, &rel.subfragments[3]), Err(FlError::PositionOutOfRange { .. })));
+    let mut sf = rel.subfragments[3].clone();
+    sf.values.push(Scalar::ONE);
+    assert!(matches!(c.mini_fragments(3, &rel.root, &sf), Err(FlError::WrongLength { .. })));
+    assert!(matches!(c.release(0, 3, &fragment(700, 1)), Err(FlError::WrongLength { .. })));
+}
+
+#[test]
+fn mini_fragments_before_the_root_wait_and_then_count() {
+    let bytes = fragment(100, 7);
+    let (root, per_node) = b2c(0, &bytes, &[]);
+    let mut me = ClientAssembler::new(0, 3, vec![coder()]);
+    for minis in &per_node {
+        for mf in minis {
+            assert_eq!(me.on_mini(Source::Client(mf.client), mf.clone()).faults, vec![]);
+        }
+    }
+    assert!(me.fragment(0).is_none());
+    let step = me.set_root(0, root);
+    assert_eq!(step.decoded, vec![0]);
+    assert_eq!(me.fragment(0), Some(&bytes[..]));
+    // The buffer is bounded: beyond nodes × clients inputs, the rest are dropped.
+    let mut full = ClientAssembler::new(0, 3, vec![coder()]);
+    let mf = per_node[0][0].clone();
+    for _ in 0..NODES * CLIENTS {
+        full.on_mini(Source::Client(1), mf.clone());
+    }
+    assert_eq!(full.on_mini(Source::Client(1), mf).faults, vec![FlError::Overloaded]);
+}

@@ -1,0 +1,348 @@
+//! The dual consensus of one chain in the seeded simulator (thesis §7.4,
+//! §7.5.7): Byzantine clients (bad cells, poisoned models, silence,
+//! forged C2C forwards) and Byzantine nodes (withholding, a lying or silent
+//! leader, altered mini-fragments), with every honest client ending the
+//! round with the same global fragment — the trimmed mean of what the
+//! leader could decode.
+//!
+//! `GRIDLEDGER_SIM_SEEDS=N` runs more seeds; `GRIDLEDGER_SIM_SEED=S` replays one.
+
+use gridledger_core::enclave::{Attester, SoftwareAttester};
+use gridledger_core::Hash32;
+use gridledger_fl::aggregate::trimmed_mean;
+use gridledger_fl::coding::FragmentCoder;
+use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timing};
+use gridledger_fl::dissemination::GlobalCoder;
+use gridledger_fl::kzg::Kzg;
+use gridledger_fl::round::{ClientBehaviour, FlClient, Participant, RoundOutput};
+use gridledger_fl::FlError;
+use gridledger_sim::{Adversary, Dest, NetConfig, SeedPlan, Simulation, Time};
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+const SK: [u8; 32] = [42; 32];
+// 28 parameters: 128 bytes of ciphertext = 5 elements, so with 4 nodes
+// (cells of 2) a fragment needs 3 cells, with 10 nodes (cells of 1) 5.
+const DIMS: usize = 28;
+const TIMING: Timing = Timing { pre_vector: 40, tally: 80, aggregate: 120, view: 120 };
+
+type P = Participant<SoftwareAttester>;
+
+fn enclave(k: usize) -> SoftwareAttester {
+    SoftwareAttester::new(k, b"ctp-fl enclave v1", [k as u8 + 1; 32])
+}
+
+fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
+    let f = (nodes - 1) / 3;
+    let f_cli = (clients - 1) / 3;
+    let max_ct = DIMS * 4 + 16;
+    let coder = FragmentCoder::new(Kzg::insecure_from_seed(16, 9), max_ct, nodes, nodes - f).unwrap();
+    let global = GlobalCoder::new(DIMS * 4, nodes, nodes - f, clients, clients - f_cli).unwrap();
+    Arc::new(ChainConfig {
+        chain: 2,
+        round: 5,
+        nodes,
+        clients,
+        dims: DIMS,
+        beta,
+        measurement: enclave(0).measurement(),
+        node_keys: (0..nodes).map(|k| enclave(k).attestation_key()).collect(),
+        random_value: [7; 32],
+        prev_block: Hash32([3; 32]),
+        coder: Arc::new(coder),
+        global: Arc::new(global),
+    })
+}
+
+/// Client `c`'s honest local model: near 1.0 with a per-client offset.
+fn model(c: usize) -> Vec<f32> {
+    (0..DIMS).map(|d| 1.0 + 0.01 * ((c * 7 + d * 3) % 11) as f32).collect()
+}
+
+struct Run {
+    sim: Simulation<P>,
+    nodes: usize,
+}
+
+fn run(
+    seed: u64,
+    nodes: usize,
+    behaviours: Vec<ClientBehaviour>,
+    adversaries: Vec<(usize, Box<dyn Adversary<P>>)>,
+    honest_clients: &[usize],
+) -> Run {
+    let clients = behaviours.len();
+    let cfg = config(nodes, clients, clients / 3);
+    let net = NetConfig::reliable(nodes + clients, 6);
+    let mut sim = Simulation::new(seed, net, move |id, _| {
+        let id = id as usize;
+        if id < nodes {
+            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, TIMING)))
+        } else {
+            let c = id - nodes;
+            Participant::Client(Box::new(FlClient::new(cfg.clone(), c, &SK, model(c), behaviours[c])))
+        }
+    });
+    sim.set_restart_after(None);
+    for (id, a) in adversaries {
+        sim.set_adversary(id as u32, a);
+    }
+    sim.start();
+    let want: Vec<u32> = honest_clients.iter().map(|&c| (nodes + c) as u32).collect();
+    sim.run_until(5_000, |s| {
+        want.iter().all(|id| s.outputs.iter().any(|(_, n, o)| n == id && matches!(o, RoundOutput::Global(_))))
+    });
+    Run { sim, nodes }
+}
+
+impl Run {
+    fn global_of(&self, client: usize) -> Option<Vec<f32>> {
+        let id = (self.nodes + client) as u32;
+        self.sim.outputs.iter().find_map(|(_, n, o)| match o {
+            RoundOutput::Global(g) if *n == id => Some(g.clone()),
+            _ => None,
+        })
+    }
+
+    fn committed(&self) -> Vec<(u32, u32, Hash32)> {
+        self.sim
+            .outputs
+            .iter()
+            .filter_map(|(_, n, o)| match o {
+                RoundOutput::Node(Output::Committed { view, root }) => Some((*n, *view, *root)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn aggregated(&self) -> Vec<(u32, Vec<u32>)> {
+        self.sim
+            .outputs
+            .iter()
+            .filter_map(|(_, _, o)| match o {
+                RoundOutput::Node(Output::Aggregated { view, clients, .. }) => Some((*view, clients.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn faults(&self) -> Vec<&Fault> {
+        self.sim.faults.iter().map(|(_, _, f)| f).collect()
+    }
+}
+
+/// Every honest client holds the same global fragment, equal to the
+/// trimmed mean of the models of the clients the committed view aggregated.
+fn assert_round_succeeded(r: &Run, honest_clients: &[usize], models_of: impl Fn(u32) -> Vec<f32>, beta: usize) {
+    let committed = r.committed();
+    assert!(!committed.is_empty(), "no node committed; faults: {:?}", r.faults());
+    let (_, view, root) = committed[0];
+    assert!(committed.iter().all(|(_, v, rt)| *v == view && *rt == root), "split commit: {committed:?}");
+    let used = r.aggregated().into_iter().find(|(v, _)| *v == view).expect("the committed view aggregated").1;
+    let models: Vec<Vec<f32>> = used.iter().map(|&c| models_of(c)).collect();
+    let want = trimmed_mean(&models, beta).unwrap();
+    for &c in honest_clients {
+        assert_eq!(r.global_of(c).as_deref(), Some(&want[..]), "client {c}");
+    }
+}
+
+#[test]
+fn an_honest_round_commits_one_root_and_every_client_decodes() {
+    for seed in SeedPlan::from_env(1_000, 3).seeds {
+        let honest: Vec<usize> = (0..7).collect();
+        let r = run(seed, 4, vec![ClientBehaviour::Honest; 7], Vec::new(), &honest);
+        assert_round_succeeded(&r, &honest, |c| model(c as usize), 2);
+        assert_eq!(r.aggregated()[0].1, (0..7).collect::<Vec<u32>>(), "seed {seed}");
+        assert!(r.faults().is_empty(), "seed {seed}: {:?}", r.faults());
+    }
+}
+
+/// Drops everything its node sends.
+struct Withhold;
+impl Adversary<P> for Withhold {
+    fn tamper(&mut self, _: Time, _: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        Vec::new()
+    }
+}
+
+/// A leader that proposes a root other than the one its enclave attested.
+struct LyingLeader;
+impl Adversary<P> for LyingLeader {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Proposal { view, clients, ra, sf, .. } => {
+                    (d, Message::Proposal { view, root: Hash32([0xee; 32]), clients, ra, sf })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// Alters every mini-fragment its node (or client) sends.
+struct AlterMinis;
+impl Adversary<P> for AlterMinis {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use ff::Field;
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Mini { from_node, mut mf } => {
+                    mf.values[0] += blstrs::Scalar::ONE;
+                    (d, Message::Mini { from_node, mf })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn thirty_percent_byzantine_clients_and_nodes_leave_the_honest_round_intact() {
+    // 10 nodes, f = 3 Byzantine (30%): one withholds everything, one alters
+    // its mini-fragments, one forges nothing but stays silent on B2C.
+    // 10 clients, 3 Byzantine (30%): bad cells, poisoned ×(−50), and one
+    // that forges the mini-fragments it forwards.
+    let mut behaviours = vec![ClientBehaviour::Honest; 10];
+    behaviours[1] = ClientBehaviour::BadCells;
+    behaviours[4] = ClientBehaviour::Poison(-50.0);
+    let honest: Vec<usize> = vec![0, 2, 3, 5, 6, 7, 8];
+    for seed in SeedPlan::from_env(2_000, 2).seeds {
+        let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> = vec![
+            (3, Box::new(Withhold)),
+            (5, Box::new(AlterMinis)),
+            (8, Box::new(Withhold)),
+            (10 + 9, Box::new(AlterMinis)),
+        ];
+        let r = run(seed, 10, behaviours.clone(), adversaries, &honest);
+        let poison = |c: u32| if c == 4 { model(4).iter().map(|x| x * -50.0).collect() } else { model(c as usize) };
+        assert_round_succeeded(&r, &honest, poison, 3);
+        let used = &r.aggregated()[0].1;
+        assert!(!used.contains(&1), "the bad-cell client is filtered out: {used:?}");
+        assert!(used.contains(&4), "the poisoner's cells are valid; the trimmed mean handles it");
+        // The poisoned model did not drag the global fragment out of the honest range.
+        let g = r.global_of(0).unwrap();
+        for (d, x) in g.iter().enumerate() {
+            let (lo, hi) =
+                honest.iter().map(|&c| model(c)[d]).fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(v), h.max(v)));
+            assert!(*x >= lo && *x <= hi, "seed {seed}: dim {d}: {x} outside [{lo}, {hi}]");
+        }
+        let faults = r.faults();
+        assert!(faults.iter().any(|f| matches!(f, Fault::Client { client: 1, error: FlError::ProofFailed { .. } })));
+        assert!(faults.iter().any(|f| matches!(f, Fault::Dissemination(FlError::MerkleProofFailed { node: 5, .. }))));
+    }
+}
+
+#[test]
+fn a_lying_leader_is_replaced_and_the_next_view_commits() {
+    for seed in SeedPlan::from_env(3_000, 2).seeds {
+        let honest: Vec<usize> = (0..7).collect();
+        let r = run(seed, 4, vec![ClientBehaviour::Honest; 7], vec![(0, Box::new(LyingLeader))], &honest);
+        assert_round_succeeded(&r, &honest, |c| model(c as usize), 2);
+        assert!(r.committed().iter().all(|(_, v, _)| *v == 1), "view 1 (leader 1) commits");
+        assert!(r.faults().iter().any(|f| matches!(f, Fault::BadProposal { view: 0, .. })));
+        assert!(r.sim.outputs.iter().any(|(_, _, o)| matches!(o, RoundOutput::Node(Output::NewView(1)))));
+    }
+}
+
+#[test]
+fn a_silent_leader_times_out_and_is_replaced() {
+    for seed in SeedPlan::from_env(4_000, 2).seeds {
+        let honest: Vec<usize> = (0..7).collect();
+        let r = run(seed, 4, vec![ClientBehaviour::Honest; 7], vec![(0, Box::new(Withhold))], &honest);
+        // Node 0 withheld its own pre-vector too; the others still tally 3 ≥ 2f+1.
+        assert_round_succeeded(&r, &honest, |c| model(c as usize), 2);
+        assert!(r.committed().iter().all(|(_, v, _)| *v == 1));
+    }
+}
+
+#[test]
+fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
+    let cfg = config(4, 7, 2);
+    let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, TIMING);
+    // Node 2's pre-vector attested by node 3's enclave.
+    let clients = vec![0u32, 1];
+    let ra = enclave(3).attest_evidence(&[0; 32]);
+    let step = n1.handle(Some(2), Message::PreVector { node: 2, clients: clients.clone(), ra });
+    assert_eq!(step.faults, vec![Fault::BadAttestation { node: 2 }]);
+    // Unsorted, repeated or unknown client ids.
+    for bad in [vec![1u32, 0], vec![2, 2], vec![0, 7]] {
+        let step = n1.handle(Some(2), Message::PreVector { node: 2, clients: bad.clone(), ra });
+        assert_eq!(step.faults, vec![Fault::BadVector { node: 2 }], "{bad:?}");
+        let step = n1.handle(Some(2), Message::DeterVector { node: 2, clients: bad, ra });
+        assert_eq!(step.faults, vec![Fault::BadVector { node: 2 }]);
+    }
+    // A pre-vector claiming another sender.
+    let step = n1.handle(Some(3), Message::PreVector { node: 2, clients, ra });
+    assert_eq!(step.faults, vec![Fault::UnknownNode(2)]);
+    // A view-0 proposal from node 2 (leader is 0).
+    let rel = cfg.global.release(2, 5, &[0u8; 8]).unwrap();
+    let step = n1.handle(
+        Some(2),
+        Message::Proposal { view: 0, root: rel.root, clients: vec![], ra, sf: rel.subfragments[1].clone() },
+    );
+    assert_eq!(step.faults, vec![Fault::NotLeader { node: 2, view: 0 }]);
+    assert!(step.sends.is_empty());
+}
+
+/// Drops what its participant sends to one node (for a client) or the
+/// forwards it sends the leader (for a node).
+struct DropTo(u32);
+impl Adversary<P> for DropTo {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .filter(|(d, m)| !(*d == Dest::One(self.0) && matches!(m, Message::Local(_) | Message::Forward { .. })))
+            .collect()
+    }
+}
+
+#[test]
+fn an_agreed_client_whose_cells_were_withheld_from_the_leader_is_excluded_with_a_fault() {
+    // Client 3 reaches nodes 0, 1, 2 only (3 = 2f+1 pre-vector votes, so it
+    // is agreed); node 2 withholds its forward to the leader, which then
+    // holds 2 cells of a fragment that needs 3.
+    for seed in SeedPlan::from_env(5_000, 2).seeds {
+        let honest: Vec<usize> = (0..7).collect();
+        let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> =
+            vec![(4 + 3, Box::new(DropTo(3))), (2, Box::new(DropTo(0)))];
+        let r = run(seed, 4, vec![ClientBehaviour::Honest; 7], adversaries, &honest);
+        assert_round_succeeded(&r, &honest, |c| model(c as usize), 2);
+        assert_eq!(r.aggregated()[0].1, vec![0, 1, 2, 4, 5, 6], "seed {seed}");
+        assert!(
+            r.faults().iter().any(|f| matches!(f, Fault::Excluded { client: 3, error: FlError::Undecodable { .. } })),
+            "{:?}",
+            r.faults()
+        );
+    }
+}
+
+#[test]
+fn a_client_sending_two_records_to_one_node_is_recorded_and_its_first_kept() {
+    use gridledger_fl::aead::FragmentContext;
+    use gridledger_fl::aggregate::params_to_bytes;
+    use gridledger_fl::coding::client_key;
+    let cfg = config(4, 7, 2);
+    let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, TIMING);
+    let ctx = FragmentContext { chain: 2, round: 5, fragment: 2 };
+    let key = client_key(&SK, 3);
+    let a = cfg.coder.encode(&key, &ctx, 3, &params_to_bytes(&model(3))).unwrap();
+    let b = cfg.coder.encode(&key, &ctx, 3, &params_to_bytes(&model(4))).unwrap();
+    assert!(n1.handle(None, Message::Local(a.message(1).unwrap())).faults.is_empty());
+    assert_eq!(n1.handle(None, Message::Local(b.message(1).unwrap())).faults, vec![Fault::Equivocation { client: 3 }]);
+    // Another round's or chain's message, and a cell meant for node 2.
+    let other = cfg.coder.encode(&key, &FragmentContext { round: 6, ..ctx }, 3, &params_to_bytes(&model(3))).unwrap();
+    let mut m = other.message(1).unwrap();
+    m.record.ctx.round = 6;
+    assert_eq!(n1.handle(None, Message::Local(m)).faults, vec![Fault::WrongContext]);
+    let c = cfg.coder.encode(&client_key(&SK, 5), &ctx, 5, &params_to_bytes(&model(5))).unwrap();
+    assert_eq!(
+        n1.handle(None, Message::Local(c.message(2).unwrap())).faults,
+        vec![Fault::Client { client: 5, error: FlError::PositionOutOfRange { index: 2, len: 4 } }]
+    );
+    // The pre-vector holds the first record's client only.
+    let step = n1.on_timer(gridledger_fl::consensus::Timer::PreVector);
+    assert!(step.outputs.contains(&Output::PreVector(vec![3])));
+}

@@ -1,0 +1,150 @@
+//! The Smart Grid Smart City customer-trial interval readings (the seed's
+//! data set, §7.5.1): one CSV row per customer and 30-minute interval, in
+//! the layout of the trial's `CD_INTERVAL_READING_ALL_NO_QUOTES.csv`:
+//!
+//! ```text
+//! CUSTOMER_ID,READING_DATETIME,CALENDAR_KEY,EVENT_KEY,GENERAL_SUPPLY_KWH,CONTROLLED_LOAD_KWH,GROSS_GENERATION_KWH,NET_GENERATION_KWH,OTHER_KWH
+//! 8170837,2013-01-01 00:30:00,...,0.129,...
+//! ```
+//!
+//! Columns are found by name (order and extra columns do not matter; quotes
+//! around fields are stripped). The reading at `HH:30` and the one at the
+//! next `HH+1:00` form hour `HH`, and the hourly load is the hour's energy
+//! in whole Wh (the two readings' sum; the seed "averages every two
+//! consecutive samples", which differs by a factor 2 that the `[0, 1]`
+//! normalisation removes). An hour with only one of its two readings is
+//! dropped, not guessed. Lines are capped at 4 KiB.
+
+use crate::ForecastError;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+/// Longest line accepted.
+pub const MAX_LINE: usize = 4096;
+
+/// Hourly loads per customer: `(hour index since the Unix epoch, Wh)`, in time order.
+pub type Hourly = BTreeMap<u64, Vec<(u64, u64)>>;
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    // Howard Hinnant's algorithm: days since 1970-01-01.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD HH:MM[:SS]` → minutes since the Unix epoch.
+fn parse_datetime(s: &str) -> Option<i64> {
+    let (date, time) = s.trim().split_once([' ', 'T'])?;
+    let mut d = date.split('-');
+    let (y, m, day) = (d.next()?.parse::<i64>().ok()?, d.next()?.parse::<u32>().ok()?, d.next()?.parse::<u32>().ok()?);
+    let mut t = time.split(':');
+    let (hh, mm) = (t.next()?.parse::<i64>().ok()?, t.next()?.parse::<i64>().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || !(0..24).contains(&hh) || !(0..60).contains(&mm) {
+        return None;
+    }
+    Some(days_from_civil(y, m, day) * 1440 + hh * 60 + mm)
+}
+
+/// Read hourly loads from the CSV layout above.
+pub fn read_hourly(input: impl BufRead) -> Result<Hourly, ForecastError> {
+    let mut lines = input.lines();
+    let header = match lines.next() {
+        Some(l) => l.map_err(|e| ForecastError::Csv { line: 1, reason: e.to_string() })?,
+        None => return Err(ForecastError::Csv { line: 1, reason: "empty file".into() }),
+    };
+    let cols: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_uppercase()).collect();
+    let find = |name: &str| {
+        cols.iter().position(|c| c == name).ok_or(ForecastError::Csv { line: 1, reason: format!("no column {name}") })
+    };
+    let (ci, ti, vi) = (find("CUSTOMER_ID")?, find("READING_DATETIME")?, find("GENERAL_SUPPLY_KWH")?);
+    // customer → hour → (sum of kWh, readings)
+    let mut acc: BTreeMap<u64, BTreeMap<u64, (f64, u8)>> = BTreeMap::new();
+    for (i, line) in lines.enumerate() {
+        let n = i + 2;
+        let line = line.map_err(|e| ForecastError::Csv { line: n, reason: e.to_string() })?;
+        if line.len() > MAX_LINE {
+            return Err(ForecastError::Csv { line: n, reason: "line too long".into() });
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(|x| x.trim().trim_matches('"')).collect();
+        let field = |j: usize| f.get(j).copied().ok_or(ForecastError::Csv { line: n, reason: "too few fields".into() });
+        let customer: u64 =
+            field(ci)?.parse().map_err(|_| ForecastError::Csv { line: n, reason: "bad CUSTOMER_ID".into() })?;
+        let minutes =
+            parse_datetime(field(ti)?).ok_or(ForecastError::Csv { line: n, reason: "bad READING_DATETIME".into() })?;
+        let kwh: f64 =
+            field(vi)?.parse().map_err(|_| ForecastError::Csv { line: n, reason: "bad GENERAL_SUPPLY_KWH".into() })?;
+        if !kwh.is_finite() || kwh < 0.0 {
+            return Err(ForecastError::Csv { line: n, reason: "GENERAL_SUPPLY_KWH not a non-negative number".into() });
+        }
+        if minutes % 30 != 0 || minutes < 30 {
+            return Err(ForecastError::Csv { line: n, reason: "not a 30-minute interval end".into() });
+        }
+        // The interval ending at HH:30 and the one ending at HH+1:00 are hour HH.
+        let hour = ((minutes - 30) / 60) as u64;
+        let e = acc.entry(customer).or_default().entry(hour).or_insert((0.0, 0));
+        if e.1 >= 2 {
+            return Err(ForecastError::Csv { line: n, reason: "more than two readings in one hour".into() });
+        }
+        e.0 += kwh;
+        e.1 += 1;
+    }
+    Ok(acc
+        .into_iter()
+        .map(|(c, hours)| {
+            // The hour's energy: both half-hours' kWh, in Wh.
+            let v = hours.into_iter().filter(|(_, (_, n))| *n == 2).map(|(h, (s, _))| (h, (s * 1000.0).round() as u64));
+            (c, v.collect())
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "CUSTOMER_ID,READING_DATETIME,CALENDAR_KEY,EVENT_KEY,GENERAL_SUPPLY_KWH,CONTROLLED_LOAD_KWH,GROSS_GENERATION_KWH,NET_GENERATION_KWH,OTHER_KWH
+8170837,2013-01-01 00:30:00,1,0,0.129,0,0,0,0
+8170837,2013-01-01 01:00:00,1,0,0.131,0,0,0,0
+8170837,2013-01-01 01:30:00,1,0,0.2,0,0,0,0
+8170837,2013-01-01 02:00:00,1,0,0.25,0,0,0,0
+\"8804804\",\"2013-01-01 00:30:00\",1,0,\"0.5\",0,0,0,0
+8804804,2013-01-01 01:00:00,1,0,0.7,0,0,0,0
+8804804,2013-01-01 01:30:00,1,0,0.4,0,0,0,0
+";
+
+    #[test]
+    fn half_hours_pair_into_hours_per_customer() {
+        let h = read_hourly(SAMPLE.as_bytes()).unwrap();
+        let base = (days_from_civil(2013, 1, 1) * 24) as u64;
+        assert_eq!(h[&8170837], vec![(base, 260), (base + 1, 450)]);
+        // The 01:30 reading has no partner: that hour is dropped.
+        assert_eq!(h[&8804804], vec![(base, 1200)]);
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2013, 4, 1) - days_from_civil(2013, 1, 1), 90);
+    }
+
+    #[test]
+    fn malformed_files_are_refused_with_the_line() {
+        let bad =
+            |body: &str| read_hourly(format!("CUSTOMER_ID,READING_DATETIME,GENERAL_SUPPLY_KWH\n{body}").as_bytes());
+        assert_eq!(read_hourly("".as_bytes()), Err(ForecastError::Csv { line: 1, reason: "empty file".into() }));
+        assert!(matches!(read_hourly("A,B\n".as_bytes()), Err(ForecastError::Csv { line: 1, .. })));
+        assert!(matches!(bad("x,2013-01-01 00:30:00,1"), Err(ForecastError::Csv { line: 2, .. })));
+        assert!(matches!(bad("1,2013-13-01 00:30:00,1"), Err(ForecastError::Csv { line: 2, .. })));
+        assert!(matches!(bad("1,2013-01-01 00:30:00,-1"), Err(ForecastError::Csv { line: 2, .. })));
+        assert!(matches!(bad("1,2013-01-01 00:30:00,NaN"), Err(ForecastError::Csv { line: 2, .. })));
+        assert!(matches!(bad("1,2013-01-01 00:20:00,1"), Err(ForecastError::Csv { line: 2, .. })));
+        assert!(matches!(bad("1,2013-01-01 00:30:00"), Err(ForecastError::Csv { line: 2, .. })));
+        let three = "1,2013-01-01 00:30:00,1\n1,2013-01-01 01:00:00,1\n1,2013-01-01 01:00:00,1";
+        assert!(matches!(bad(three), Err(ForecastError::Csv { line: 4, .. })));
+        let long = format!("1,2013-01-01 00:30:00,1,{}", "9".repeat(MAX_LINE));
+        assert!(matches!(bad(&long), Err(ForecastError::Csv { line: 2, .. })));
+    }
+}
