@@ -24,7 +24,6 @@ use std::process::{Command, Stdio};
 /// counter listed through the manager stays 0). Observed: the payment is
 /// co-signed (counter 1).
 #[test]
-#[ignore = "attack: serve's per-party control ports take pay/close with no token, bypassing --token-file"]
 fn a_token_guarded_serve_cannot_be_paid_from_without_the_token() {
     let terms = ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string()];
     let (dir, node, _url, dirs) = prepared_channel(["p0", "p1"], &terms);
@@ -75,7 +74,6 @@ fn a_token_guarded_serve_cannot_be_paid_from_without_the_token() {
 /// connections, or an idler is dropped for it). Observed: `channel list`
 /// with the token fails while 64 idle connections are open.
 #[test]
-#[ignore = "attack: 64 idle unauthenticated connections lock the token holder out of serve's control port"]
 fn idle_connections_without_the_token_do_not_lock_the_user_out() {
     let terms = ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string()];
     let (dir, node, _url, dirs) = prepared_channel(["p0", "p1"], &terms);
@@ -129,7 +127,6 @@ fn idle_connections_without_the_token_do_not_lock_the_user_out() {
 /// Observed: "Connection refused" while the party process still runs.
 #[cfg(unix)]
 #[test]
-#[ignore = "attack: an fd flood on the uncapped party control port kills that port for good"]
 fn a_party_flooded_with_control_connections_recovers_its_control_port() {
     use gridledger_node::channel::chainlink::read_channel;
     use gridledger_node::channel::spec::PartySpec;

@@ -126,7 +126,6 @@ async fn a_top_up_that_fails_on_chain_does_not_block_the_close() {
 /// changes (counter stays 1). Observed: the body's payment is co-signed
 /// (counter 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: an HTTP POST from a web page pays through the party's token-less control port"]
 async fn an_http_post_to_the_party_control_port_moves_no_money() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
