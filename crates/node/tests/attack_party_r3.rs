@@ -65,7 +65,6 @@ async fn wait_phase(h: &gridledger_node::channel::party::PartyHandle, phase: &st
 /// channel. Observed: the top-up never returns, and `Close` is answered
 /// `Error { "another request is in progress" }`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a failed top-up blocks close/withdraw/topup in the party for ever"]
 async fn a_top_up_that_fails_on_chain_does_not_block_the_close() {
     let dir = tempfile::tempdir().unwrap();
     let node = gridledger_node::channel::devnode::start(&dir.path().join("node"), 4, BAL, 20).unwrap();
@@ -206,7 +205,6 @@ async fn an_http_post_to_the_party_control_port_moves_no_money() {
 /// that follows settles the channel through the dispute. Observed: the
 /// withdrawal never returns, `Close` is refused, the channel stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a withdrawal that falls back (peer silent) blocks close in the party for ever"]
 async fn a_withdrawal_that_falls_back_does_not_block_the_close() {
     let dir = tempfile::tempdir().unwrap();
     let node = gridledger_node::channel::devnode::start(&dir.path().join("node"), 4, BAL, 20).unwrap();

@@ -370,6 +370,17 @@ impl Loop {
                 }
             }
             ChannelEvent::FellBack { counter } => {
+                let was_pay = self.pays.contains_key(counter);
+                // A withdrawal (or a top-up's allocation) not co-signed
+                // within t_Δ fell back: its request is answered, so the
+                // user can close (through the dispute if the peer is gone).
+                if !was_pay && matches!(self.pending, Some((Waiting::Withdraw | Waiting::TopUp, _))) {
+                    if let Some((_, tx)) = self.pending.take() {
+                        let _ = tx.send(Reply::Error {
+                            message: format!("update {counter} not co-signed within t_delta: fell back"),
+                        });
+                    }
+                }
                 for r in self.pays.remove(counter).unwrap_or_default() {
                     let _ = r.send(Reply::Error {
                         message: format!("payment {counter} not co-signed within t_delta: fell back"),
@@ -426,6 +437,18 @@ impl Loop {
         }
         if matches!(e, ChannelEvent::Closed { .. }) {
             self.fail_pays("channel closed");
+        }
+    }
+
+    /// A transaction of a user request failed for good: its request is
+    /// answered with the failure (it would otherwise wait for an event that
+    /// cannot come, and hold off every later close or withdrawal).
+    fn tx_failed(&mut self, method: &str, why: &str) {
+        let ours = matches!((&self.pending, method), (Some((Waiting::TopUp, _)), "channel_topup"));
+        if ours {
+            if let Some((_, tx)) = self.pending.take() {
+                let _ = tx.send(Reply::Error { message: format!("top-up failed: {why}") });
+            }
         }
     }
 
@@ -695,16 +718,51 @@ async fn run(
     let sub2 = submitted.clone();
     let stop_submit = Arc::new(AtomicBool::new(false));
     let stop_sub2 = stop_submit.clone();
+    // A user's top-up that the node refuses or that reverts on chain is
+    // reported back (method, why), so its request is answered.
+    let (failed_send, mut failed_recv) = mpsc::unbounded_channel::<(String, String)>();
+    let rpc_url = spec.rpc.clone();
     let submitter = std::thread::spawn(move || {
         while let Ok(t) = tx_recv.recv() {
             // A node that is down or restarting must not cost the channel a
             // transaction: retry with back-off (the machine also re-emits
             // resolve, settle and close until the chain shows the outcome).
+            // A top-up is the user's, not safety-critical: the node's
+            // refusal is final, and a node down for [`TOPUP_SUBMIT_TRIES`]
+            // tries fails it; its receipt is awaited off this thread.
+            let topup = t.method == "channel_topup";
             let mut backoff = Duration::from_millis(100);
+            let mut tries = 0u32;
             loop {
+                tries += 1;
                 match link.submit_tx(&t) {
                     Ok(h) => {
                         sub2.lock().map(|mut v| v.push((t.method.to_string(), h))).unwrap_or(());
+                        if topup {
+                            let (url, failed) = (rpc_url.clone(), failed_send.clone());
+                            std::thread::spawn(move || {
+                                let client = crate::RpcClient::new(&url);
+                                let why = match client.wait_receipt(&h, TOPUP_RECEIPT_WAIT) {
+                                    Ok(r) => {
+                                        let o = super::chainlink::parse_outcome(h, r);
+                                        (!o.success).then(|| format!("channel_topup reverted: {}", o.reason))
+                                    }
+                                    Err(e) => Some(format!("channel_topup not confirmed: {e}")),
+                                };
+                                if let Some(why) = why {
+                                    let _ = failed.send(("channel_topup".into(), why));
+                                }
+                            });
+                        }
+                        break;
+                    }
+                    Err(e)
+                        if topup
+                            && (tries >= TOPUP_SUBMIT_TRIES
+                                || matches!(e, super::chainlink::ChainError::Rpc(crate::RpcError::Remote { .. }))) =>
+                    {
+                        tracing::error!("channel_topup refused: {e}");
+                        let _ = failed_send.send(("channel_topup".into(), format!("channel_topup refused: {e}")));
                         break;
                     }
                     Err(e) if stop_sub2.load(Ordering::Relaxed) => {
@@ -837,6 +895,9 @@ async fn run(
                     let step = lp.machine.handle(Input::Chain(e))?;
                     lp.carry_out(step)?;
                 }
+                Some((method, why)) = failed_recv.recv() => {
+                    lp.tx_failed(&method, &why);
+                }
                 _ = tick.tick() => {
                     let step = lp.machine.handle(Input::Tick(now_ms()))?;
                     lp.carry_out(step)?;
@@ -929,6 +990,14 @@ async fn serve_control(l: tokio::net::TcpListener, token: String, to_party: mpsc
     )
     .await
 }
+
+/// Tries to submit a user's `channel_topup` while the node is unreachable
+/// before the request fails.
+const TOPUP_SUBMIT_TRIES: u32 = 5;
+
+/// Longest wait for a submitted top-up's receipt before the request fails
+/// (the top-up may still land; the party then allocates it as usual).
+const TOPUP_RECEIPT_WAIT: Duration = Duration::from_secs(30);
 
 /// Longest request line on the control port. The bound is per line: a
 /// connection may carry any number of requests (no lifetime cap).
