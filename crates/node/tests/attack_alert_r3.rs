@@ -38,7 +38,6 @@ fn alert() -> Alert {
 /// `PATH` program ran (`hijacked`), and with no such program in `PATH` the
 /// run fails with NotFound although the check passed.
 #[test]
-#[ignore = "attack: --alert-exec NAME is checked in the working dir but run from PATH"]
 fn a_bare_alert_program_name_runs_the_checked_file_not_one_from_path() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
@@ -81,7 +80,6 @@ fn a_bare_alert_program_name_runs_the_checked_file_not_one_from_path() {
 /// `EXEC_TIMEOUT` plus a margin. Observed: it returns only when the program
 /// exits on its own (here after 60 s; a program that never exits: never).
 #[test]
-#[ignore = "attack: a large alert to a program that does not read stdin hangs past EXEC_TIMEOUT"]
 fn an_alert_program_that_does_not_read_a_large_alert_is_killed_after_the_timeout() {
     use gridledger_node::channel::alert::EXEC_TIMEOUT;
     let dir = tempfile::tempdir().unwrap();
