@@ -83,7 +83,6 @@ fn collide_every_proposal(d: &mut Duo, total_ms: u64) -> usize {
 /// `FellBack` or `Rejected`. Observed: after 6 × t_Δ only `Retried` events,
 /// the counter climbing by one per retry, and never a refusal.
 #[test]
-#[ignore = "attack: a peer that answers each proposal with a colliding one starves us silently for ever"]
 fn a_peer_that_collides_with_every_proposal_is_reported_within_t_delta() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
