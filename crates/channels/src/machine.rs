@@ -613,6 +613,12 @@ pub struct ChannelMachine {
     /// Abandoned proposals the peer answered with a reject: no `Fallback`
     /// is resent for them (in memory: after a restart it is asked again).
     fallback_answered: Vec<u64>,
+    /// Our abandoned proposals whose outcome the user was already told
+    /// (`FellBack` at expiry or after collisions, `Retried`): the peer's
+    /// "never signed" answer to a `Fallback` reports the others, e.g. a
+    /// payment given up in a collision before a restart lost the in-memory
+    /// `retry` (in memory: after a restart every one is reported once).
+    outcome_told: Vec<u64>,
 }
 
 /// What a list of trades pays in total (bounded by a channel's balance, so
@@ -696,6 +702,7 @@ impl ChannelMachine {
             allocate_at: 0,
             held_events: vec![],
             fallback_answered: vec![],
+            outcome_told: vec![],
         }
     }
 
@@ -1379,6 +1386,27 @@ impl ChannelMachine {
                         let abandoned = &self.store.abandoned;
                         self.fallback_answered.retain(|c| abandoned.iter().any(|p| p.state.counter == *c));
                         let mut step = Step::default();
+                        // The peer never signed it and nobody told the user
+                        // yet (a request given up in a collision whose
+                        // in-memory retry a restart lost): it fell back. The
+                        // proposal stays adoptable; a late acceptance is
+                        // still reported `CoSigned`.
+                        // Payments only (the resize unchanged): a top-up's
+                        // allocation is proposed again while the chain
+                        // shows the top-up, a withdrawal is asked again.
+                        let base = self.store.latest.as_ref().map(|l| l.state.resize);
+                        let payment = self
+                            .store
+                            .abandoned
+                            .iter()
+                            .any(|p| p.state.counter == counter && base.is_none_or(|b| b == p.state.resize));
+                        let waiting = self.retry.iter().any(|(c, _)| *c == counter);
+                        if payment && !waiting && !self.outcome_told.contains(&counter) {
+                            self.outcome_told.push(counter);
+                            step.events.push(ChannelEvent::FellBack { counter });
+                        }
+                        let abandoned = &self.store.abandoned;
+                        self.outcome_told.retain(|c| abandoned.iter().any(|p| p.state.counter == *c));
                         if let Some(c) = self.unanswered_fallback() {
                             self.fallback_sent = self.now;
                             step.messages.push(Message::Fallback { counter: c });
@@ -1804,6 +1832,7 @@ impl ChannelMachine {
             let gone = self.abandon_window();
             if let Some(&counter) = gone.last() {
                 self.fallback_sent = now;
+                self.outcome_told.extend(gone.iter().copied());
                 let events = gone.into_iter().map(|counter| ChannelEvent::FellBack { counter }).collect();
                 let step = Step { events, ..Step::default() };
                 return self.persist_then(step, vec![Message::Fallback { counter }], vec![]);
@@ -2106,6 +2135,7 @@ impl ChannelMachine {
         self.retry_origin = origins;
         for (from, r) in reqs {
             let origin = self.retry_origin.remove(&from).unwrap_or(self.now);
+            self.outcome_told.push(from);
             if self.now >= origin.saturating_add(self.store.t_delta_ms) {
                 step.events.push(ChannelEvent::FellBack { counter: from });
                 continue;

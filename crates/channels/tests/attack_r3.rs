@@ -162,7 +162,6 @@ fn a_lost_acceptance_makes_both_sides_winners_without_two_states_at_one_counter(
 /// co-signed by the now honest peer) or reported failed. Observed: no event
 /// about it at all after 10 × retry_ms.
 #[test]
-#[ignore = "attack: a payment yielded in a collision vanishes without an event if the party restarts"]
 fn a_payment_given_up_in_a_collision_survives_a_restart_or_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();

@@ -371,10 +371,12 @@ impl Loop {
             }
             ChannelEvent::FellBack { counter } => {
                 let was_pay = self.pays.contains_key(counter);
-                // A withdrawal (or a top-up's allocation) not co-signed
-                // within t_Δ fell back: its request is answered, so the
-                // user can close (through the dispute if the peer is gone).
-                if !was_pay && matches!(self.pending, Some((Waiting::Withdraw | Waiting::TopUp, _))) {
+                // A withdrawal not co-signed within t_Δ fell back: its
+                // request is answered, so the user can close (through the
+                // dispute if the peer is gone). (A top-up's allocation that
+                // falls back is proposed again while the chain shows the
+                // top-up: the top-up still waits for it.)
+                if !was_pay && matches!(self.pending, Some((Waiting::Withdraw, _))) {
                     if let Some((_, tx)) = self.pending.take() {
                         let _ = tx.send(Reply::Error {
                             message: format!("update {counter} not co-signed within t_delta: fell back"),
