@@ -599,6 +599,11 @@ pub struct ChannelMachine {
     /// asks again), with the counter each had and since when they wait.
     retry: Vec<(u64, Request)>,
     retry_since: Timestamp,
+    /// When each request proposed again after a collision was first
+    /// proposed, by the counter it has now: a request not co-signed within
+    /// t_Δ of that falls back (`FellBack`) instead of being proposed again,
+    /// so a peer that collides with every proposal cannot retry it for ever.
+    retry_origin: std::collections::BTreeMap<u64, Timestamp>,
     /// A top-up allocation is proposed from a tick no sooner than this (a
     /// peer whose chain view lags refuses it until it sees the top-up).
     allocate_at: Timestamp,
@@ -608,6 +613,12 @@ pub struct ChannelMachine {
     /// Abandoned proposals the peer answered with a reject: no `Fallback`
     /// is resent for them (in memory: after a restart it is asked again).
     fallback_answered: Vec<u64>,
+    /// Our abandoned proposals whose outcome the user was already told
+    /// (`FellBack` at expiry or after collisions, `Retried`): the peer's
+    /// "never signed" answer to a `Fallback` reports the others, e.g. a
+    /// payment given up in a collision before a restart lost the in-memory
+    /// `retry` (in memory: after a restart every one is reported once).
+    outcome_told: Vec<u64>,
 }
 
 /// What a list of trades pays in total (bounded by a channel's balance, so
@@ -687,9 +698,11 @@ impl ChannelMachine {
             peer_signed_upto: None,
             retry: vec![],
             retry_since: 0,
+            retry_origin: std::collections::BTreeMap::new(),
             allocate_at: 0,
             held_events: vec![],
             fallback_answered: vec![],
+            outcome_told: vec![],
         }
     }
 
@@ -1373,6 +1386,27 @@ impl ChannelMachine {
                         let abandoned = &self.store.abandoned;
                         self.fallback_answered.retain(|c| abandoned.iter().any(|p| p.state.counter == *c));
                         let mut step = Step::default();
+                        // The peer never signed it and nobody told the user
+                        // yet (a request given up in a collision whose
+                        // in-memory retry a restart lost): it fell back. The
+                        // proposal stays adoptable; a late acceptance is
+                        // still reported `CoSigned`.
+                        // Payments only (the resize unchanged): a top-up's
+                        // allocation is proposed again while the chain
+                        // shows the top-up, a withdrawal is asked again.
+                        let base = self.store.latest.as_ref().map(|l| l.state.resize);
+                        let payment = self
+                            .store
+                            .abandoned
+                            .iter()
+                            .any(|p| p.state.counter == counter && base.is_none_or(|b| b == p.state.resize));
+                        let waiting = self.retry.iter().any(|(c, _)| *c == counter);
+                        if payment && !waiting && !self.outcome_told.contains(&counter) {
+                            self.outcome_told.push(counter);
+                            step.events.push(ChannelEvent::FellBack { counter });
+                        }
+                        let abandoned = &self.store.abandoned;
+                        self.outcome_told.retain(|c| abandoned.iter().any(|p| p.state.counter == *c));
                         if let Some(c) = self.unanswered_fallback() {
                             self.fallback_sent = self.now;
                             step.messages.push(Message::Fallback { counter: c });
@@ -1798,6 +1832,7 @@ impl ChannelMachine {
             let gone = self.abandon_window();
             if let Some(&counter) = gone.last() {
                 self.fallback_sent = now;
+                self.outcome_told.extend(gone.iter().copied());
                 let events = gone.into_iter().map(|counter| ChannelEvent::FellBack { counter }).collect();
                 let step = Step { events, ..Step::default() };
                 return self.persist_then(step, vec![Message::Fallback { counter }], vec![]);
@@ -2042,6 +2077,7 @@ impl ChannelMachine {
         for p in &self.store.proposals {
             if let Some(r) = Self::request_of(p, &prev, me) {
                 retry.push((p.state.counter, r));
+                self.retry_origin.entry(p.state.counter).or_insert(p.proposed_at);
             }
             prev = p.state.resize;
         }
@@ -2074,6 +2110,7 @@ impl ChannelMachine {
         let mut again = vec![];
         for p in &self.store.proposals[at..] {
             again.push((p.state.counter, Self::request_of(p, &prev, me)));
+            self.retry_origin.entry(p.state.counter).or_insert(p.proposed_at);
             prev = p.state.resize;
         }
         // Their counters stay used (signed_upto); a late acceptance of one
@@ -2086,8 +2123,23 @@ impl ChannelMachine {
 
     /// Proposes `reqs` again (each had the counter given), reporting the
     /// new counters; one that no longer fits is reported rejected.
+    ///
+    /// A request first proposed t_Δ or more ago falls back instead
+    /// (`FellBack` for the counter it had): the seed's update expiry, over
+    /// all its re-proposals.
     fn propose_again(&mut self, reqs: Vec<(u64, Request)>, mut step: Step) -> Step {
+        // Only requests still waiting keep an origin (bounded by the window).
+        let waiting: Vec<u64> = reqs.iter().map(|(c, _)| *c).collect();
+        let mut origins = std::mem::take(&mut self.retry_origin);
+        origins.retain(|c, _| waiting.contains(c) || self.store.proposals.iter().any(|p| p.state.counter == *c));
+        self.retry_origin = origins;
         for (from, r) in reqs {
+            let origin = self.retry_origin.remove(&from).unwrap_or(self.now);
+            self.outcome_told.push(from);
+            if self.now >= origin.saturating_add(self.store.t_delta_ms) {
+                step.events.push(ChannelEvent::FellBack { counter: from });
+                continue;
+            }
             match self.request(r) {
                 Ok(s) => {
                     let to = s.persist.as_ref().and_then(|st| st.proposals.last()).map(|p| p.state.counter);
@@ -2099,6 +2151,7 @@ impl ChannelMachine {
                     step.messages.extend(s.messages);
                     step.txs.extend(s.txs);
                     if let Some(to) = to {
+                        self.retry_origin.insert(to, origin);
                         step.events.push(ChannelEvent::Retried { from, to });
                     }
                 }

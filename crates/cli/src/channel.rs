@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use gridledger_channels::disk::Durability;
 use gridledger_core::{Amount, KeyPair};
 use gridledger_node::channel::manager::{control_manager, ControlOp, ControlReply, ControlRequest};
-use gridledger_node::channel::party::{control_request, run_party, Command, PartyOptions, Reply};
+use gridledger_node::channel::party::{control_request, read_control_token, run_party, Command, PartyOptions, Reply};
 use gridledger_node::channel::spec::{
     bind_loopback, free_loopback_addr, prepare_channel, prepare_channel_with, AcceptPolicy, ChannelTerms, MscSource,
     PartySpec,
@@ -488,9 +488,14 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             addr.port()
         );
     }
+    // With a manager port (`--control`), that token-guarded port is the one
+    // way in: the parties' own control ports stay off (else `channel pay
+    // --dir` would bypass --token-file). Without it, each party serves its
+    // own port, guarded by the token in its directory as under `channel open`.
     let opts = PartyOptions {
         durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
         auto_open: true,
+        control: a.control.is_none(),
         ..PartyOptions::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -559,11 +564,41 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// A party's status: asked of its control port; where the directory has no
+/// control token (the party runs under `channel serve --control`, whose
+/// manager port is the one way in, or it never ran with its own port), the
+/// state persisted in the directory, read-only, with a note on stderr.
+fn status_of(dir: &Path) -> anyhow::Result<Reply> {
+    use gridledger_node::channel::control::CONTROL_TOKEN_FILE;
+    if dir.join(CONTROL_TOKEN_FILE).exists() {
+        return control(dir, &Command::Status);
+    }
+    let store = gridledger_channels::disk::load_store(dir)
+        .with_context(|| format!("reading the party's state in {}", dir.display()))?
+        .with_context(|| format!("{}: no party control token and no persisted state", dir.display()))?;
+    eprintln!("{}: no control port of its own; the state persisted in the directory", dir.display());
+    let l = store.latest.as_ref();
+    Ok(Reply::Status(gridledger_node::channel::party::PartyStatus {
+        side: store.side,
+        phase: format!("{:?}", store.phase),
+        counter: l.map(|l| l.state.counter),
+        balances: l.map(|l| l.state.balances),
+        energy: l.map(|l| l.state.energy),
+    }))
+}
+
 /// Sends `cmd` to the running party; returns its reply on success, and only
 /// the error (once) when the party refuses.
 fn control(dir: &Path, cmd: &Command) -> anyhow::Result<Reply> {
     let spec = load_party(dir)?;
-    let r = control_request(spec.control, cmd, Duration::from_secs(120)).with_context(|| {
+    let token = read_control_token(dir).with_context(|| {
+        format!(
+            "reading the control token in {} (is `gridledger channel open --dir {}` running?)",
+            dir.display(),
+            dir.display()
+        )
+    })?;
+    let r = control_request(spec.control, &token, cmd, Duration::from_secs(120)).with_context(|| {
         format!(
             "talking to the party of {} at {} (is `gridledger channel open --dir {}` running?)",
             dir.display(),
@@ -906,12 +941,14 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             // control port (the party itself stays IO-free of printing).
             let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let phases = {
-                let (done, control, cid) = (done.clone(), spec.control, spec.cid);
+                let (done, control, cid, dir) = (done.clone(), spec.control, spec.cid, a.dir.clone());
                 std::thread::spawn(move || {
                     let mut last = String::new();
                     while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        // The token is written when the party's port starts.
+                        let token = read_control_token(&dir).unwrap_or_default();
                         if let Ok(Reply::Status(st)) =
-                            control_request(control, &Command::Status, Duration::from_secs(2))
+                            control_request(control, &token, &Command::Status, Duration::from_secs(2))
                         {
                             if st.phase != last {
                                 eprintln!("channel {cid}: {} (counter {})", st.phase, st.counter.unwrap_or(0));
@@ -1043,7 +1080,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ChannelCmd::Status(a) => show_reply(a.json, &control(&a.dir, &Command::Status)?),
+        ChannelCmd::Status(a) => show_reply(a.json, &status_of(&a.dir)?),
         ChannelCmd::WatchSpec(a) => {
             let p = load_party(&a.dir)?;
             let w = gridledger_node::channel::watch::WatchSpec::from(&p);

@@ -492,7 +492,7 @@ fn one_serve_process_runs_two_channels_with_one_event_stream() {
 /// state, at or above every payment a client was told is done.
 #[test]
 fn kill_nine_under_load_loses_no_acknowledged_payment() {
-    use gridledger_node::channel::party::{control_request, Command as Ctl, Reply};
+    use gridledger_node::channel::party::{control_request, read_control_token, Command as Ctl, Reply};
     use rand::Rng;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
@@ -504,10 +504,11 @@ fn kill_nine_under_load_loses_no_acknowledged_payment() {
         let mut procs = open_both([&s.dirs[0], &s.dirs[1]], &[]);
         let clients: Vec<_> = (0..8)
             .map(|_| {
-                let acked = acked.clone();
+                let (acked, dir0) = (acked.clone(), s.dirs[0].clone());
                 std::thread::spawn(move || loop {
                     let pay = Ctl::Pay { energy: 10, price: 100 };
-                    match control_request(controls[0], &pay, Duration::from_secs(5)) {
+                    let token = read_control_token(&dir0).unwrap_or_default();
+                    match control_request(controls[0], &token, &pay, Duration::from_secs(5)) {
                         Ok(Reply::Done { counter }) => {
                             acked.fetch_max(counter, Ordering::SeqCst);
                         }
@@ -537,7 +538,11 @@ fn kill_nine_under_load_loses_no_acknowledged_payment() {
         let _procs = open_both([&s.dirs[0], &s.dirs[1]], &[]);
         let t = Instant::now();
         loop {
-            let st = controls.map(|a| match control_request(a, &Ctl::Status, Duration::from_secs(5)) {
+            let st = [0, 1].map(|i| {
+                let token = read_control_token(&s.dirs[i]).unwrap_or_default();
+                control_request(controls[i], &token, &Ctl::Status, Duration::from_secs(5))
+            });
+            let st = st.map(|r| match r {
                 Ok(Reply::Status(st)) => Some((st.counter, st.balances)),
                 _ => None,
             });

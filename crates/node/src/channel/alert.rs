@@ -88,9 +88,13 @@ pub struct ExecAlerter {
 impl ExecAlerter {
     /// Checks `program` is an existing, executable regular file, so a typo
     /// is refused when the service starts, not discovered at the first
-    /// dispute.
+    /// dispute. The path is resolved once, here, to an absolute one
+    /// (`canonicalize`), and each alert runs exactly that file: a bare name
+    /// (`notify`) means `./notify` as checked, never a `notify` looked up in
+    /// `PATH`, and a later change of the working directory changes nothing.
     pub fn new(program: &Path) -> Result<Self, AlertError> {
-        let meta = std::fs::metadata(program).map_err(|_| AlertError::Missing(program.to_path_buf()))?;
+        let resolved = std::fs::canonicalize(program).map_err(|_| AlertError::Missing(program.to_path_buf()))?;
+        let meta = std::fs::metadata(&resolved).map_err(|_| AlertError::Missing(program.to_path_buf()))?;
         if !meta.is_file() {
             return Err(AlertError::NotAFile(program.to_path_buf()));
         }
@@ -101,19 +105,27 @@ impl ExecAlerter {
                 return Err(AlertError::NotExecutable(program.to_path_buf()));
             }
         }
-        Ok(Self { program: program.to_path_buf() })
+        Ok(Self { program: resolved })
     }
 
     /// Runs the program once with `a` on stdin and waits for it (bounded by
     /// [`EXEC_TIMEOUT`]). Used by [`AlertSink::alert`] on its own thread.
+    ///
+    /// The clock starts before the alert is written, and the write runs on
+    /// its own thread: a program that does not read a large alert (more
+    /// than the pipe holds) is still killed after [`EXEC_TIMEOUT`] (the
+    /// kill closes the pipe, which ends the blocked write).
     pub fn run(&self, a: &Alert) -> Result<std::process::ExitStatus, std::io::Error> {
+        let start = Instant::now();
         let mut child =
             Command::new(&self.program).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn()?;
         if let Some(mut stdin) = child.stdin.take() {
+            let line = a.to_json();
             // A program that does not read its input still runs.
-            let _ = writeln!(stdin, "{}", a.to_json());
+            std::thread::spawn(move || {
+                let _ = writeln!(stdin, "{line}");
+            });
         }
-        let start = Instant::now();
         loop {
             if let Some(s) = child.try_wait()? {
                 return Ok(s);

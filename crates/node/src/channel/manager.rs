@@ -19,7 +19,6 @@ use gridledger_core::Hash32;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::broadcast;
 
 /// Events kept for a slow subscriber before it starts missing them.
@@ -175,37 +174,11 @@ pub enum ControlReply {
 /// connection carries any number of requests).
 pub const MAX_MANAGER_LINE: u64 = 4096;
 
-/// A fresh random control token (256 bits, hex).
-pub fn new_token() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 32];
-    rand::rng().fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+pub use super::control::{new_token, write_token_file, ControlLimits};
 
-/// Compares tokens without an early exit on the first differing byte.
-fn token_matches(given: &str, want: &str) -> bool {
-    let (a, b) = (given.as_bytes(), want.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Limits of the manager's control port against local clients that do not
-/// know the token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ControlLimits {
-    /// How long a new connection may take to send its first (authenticated)
-    /// request line; a connection that has not proved the token by then is
-    /// ended. Later requests on an authenticated connection have no deadline.
-    pub first_line_deadline: std::time::Duration,
-    /// Most connections served at once; a connection beyond it is closed
-    /// straight after it is accepted (the client sees end of stream).
-    pub max_connections: usize,
-}
-
-impl Default for ControlLimits {
-    /// 5 s for the first line (a local CLI sends it at once), 64 connections.
-    fn default() -> Self {
-        ControlLimits { first_line_deadline: std::time::Duration::from_secs(5), max_connections: 64 }
+impl super::control::Tokened for ControlRequest {
+    fn token(&self) -> &str {
+        &self.token
     }
 }
 
@@ -229,61 +202,11 @@ pub async fn serve_control_with(
     limits: ControlLimits,
 ) {
     let channels = std::sync::Arc::new(channels);
-    let token = std::sync::Arc::new(token);
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    while let Ok((sock, _)) = listener.accept().await {
-        // Over the cap: dropping the socket closes it at once.
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            drop(sock);
-            continue;
-        };
-        let (channels, token) = (channels.clone(), token.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
-            let (rd, mut wr) = sock.into_split();
-            let mut reader = BufReader::new(rd);
-            let mut authenticated = false;
-            loop {
-                let mut line = String::new();
-                let mut limited = (&mut reader).take(MAX_MANAGER_LINE + 1);
-                let read = limited.read_line(&mut line);
-                let n = if authenticated {
-                    read.await
-                } else {
-                    match tokio::time::timeout(limits.first_line_deadline, read).await {
-                        Ok(r) => r,
-                        Err(_) => return, // no authenticated line in time
-                    }
-                };
-                let n = match n {
-                    Ok(n) => n,
-                    Err(_) => return,
-                };
-                if n == 0 {
-                    return;
-                }
-                let too_long = !line.ends_with('\n') && n as u64 > MAX_MANAGER_LINE;
-                let (reply, end) = if too_long {
-                    (error(format!("request longer than {MAX_MANAGER_LINE} bytes")), true)
-                } else {
-                    match serde_json::from_str::<ControlRequest>(line.trim_end()) {
-                        // Without a readable token the request proves nothing: end.
-                        Err(e) => (error(format!("bad request (a request carries the control token): {e}")), true),
-                        Ok(r) if !token_matches(&r.token, &token) => (error("wrong control token".into()), true),
-                        Ok(r) => {
-                            authenticated = true;
-                            (answer(&channels, r.op).await, false)
-                        }
-                    }
-                };
-                let mut out = serde_json::to_string(&reply).unwrap_or_default();
-                out.push('\n');
-                if wr.write_all(out.as_bytes()).await.is_err() || end {
-                    return;
-                }
-            }
-        });
-    }
+    super::control::serve_guarded(listener, token, limits, MAX_MANAGER_LINE, error, move |r: ControlRequest| {
+        let channels = channels.clone();
+        async move { answer(&channels, r.op).await }
+    })
+    .await
 }
 
 fn error(message: String) -> ControlReply {
@@ -323,27 +246,4 @@ pub fn control_manager(
     timeout: std::time::Duration,
 ) -> Result<ControlReply, std::io::Error> {
     super::party::json_line_request(addr, req, timeout)
-}
-
-/// Writes `token` to a new file at `path` readable by its owner only
-/// (mode 0600 on Unix); an existing file is replaced only if it is a
-/// regular file (a previous serve's token).
-pub fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Ok(m) = std::fs::symlink_metadata(path) {
-        if !m.file_type().is_file() {
-            return Err(std::io::Error::other(format!("{} exists and is not a regular file", path.display())));
-        }
-        std::fs::remove_file(path)?;
-    }
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let mut f = o.open(path)?;
-    f.write_all(token.as_bytes())?;
-    f.sync_all()
 }

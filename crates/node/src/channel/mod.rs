@@ -10,10 +10,12 @@
 //!   stale closes; [`merchant`]: the merchant's service (approvals,
 //!   billing); [`devnode`]: a single-validator node for tests and benches;
 //! - [`manager`]: many channels in one process, one event stream;
-//! - [`alert`]: alerts beyond logs (`--alert-exec`).
+//! - [`alert`]: alerts beyond logs (`--alert-exec`);
+//! - [`control`]: the guarded loopback control ports (token, caps).
 
 pub mod alert;
 pub mod chainlink;
+pub mod control;
 pub mod devnode;
 pub mod manager;
 pub mod merchant;

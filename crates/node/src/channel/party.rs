@@ -21,8 +21,11 @@
 //! its loopback control port (one JSON line per request, one per answer:
 //! `{"cmd":"pay","energy":500,"price":120}`, `{"cmd":"open"}`,
 //! `{"cmd":"close"}`, `{"cmd":"ask","energy":500,"price":120}` (a payment
-//! request to the peer), `{"cmd":"status"}`, `{"cmd":"shutdown"}`). A
-//! connection may carry any number of requests; each line is bounded.
+//! request to the peer), `{"cmd":"status"}`, `{"cmd":"shutdown"}`), each
+//! line also carrying `"token"`: the secret the party writes, at each
+//! start, to `control.token` in its directory (mode 0600). The first line
+//! without it ends the connection (see [`super::control`]). A connection
+//! may carry any number of requests; each line is bounded.
 
 use super::chainlink::{ChainLink, EventCursor};
 use super::spec::{PartySpec, SpecError};
@@ -37,7 +40,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, thiserror::Error)]
@@ -368,6 +370,19 @@ impl Loop {
                 }
             }
             ChannelEvent::FellBack { counter } => {
+                let was_pay = self.pays.contains_key(counter);
+                // A withdrawal not co-signed within t_Δ fell back: its
+                // request is answered, so the user can close (through the
+                // dispute if the peer is gone). (A top-up's allocation that
+                // falls back is proposed again while the chain shows the
+                // top-up: the top-up still waits for it.)
+                if !was_pay && matches!(self.pending, Some((Waiting::Withdraw, _))) {
+                    if let Some((_, tx)) = self.pending.take() {
+                        let _ = tx.send(Reply::Error {
+                            message: format!("update {counter} not co-signed within t_delta: fell back"),
+                        });
+                    }
+                }
                 for r in self.pays.remove(counter).unwrap_or_default() {
                     let _ = r.send(Reply::Error {
                         message: format!("payment {counter} not co-signed within t_delta: fell back"),
@@ -424,6 +439,18 @@ impl Loop {
         }
         if matches!(e, ChannelEvent::Closed { .. }) {
             self.fail_pays("channel closed");
+        }
+    }
+
+    /// A transaction of a user request failed for good: its request is
+    /// answered with the failure (it would otherwise wait for an event that
+    /// cannot come, and hold off every later close or withdrawal).
+    fn tx_failed(&mut self, method: &str, why: &str) {
+        let ours = matches!((&self.pending, method), (Some((Waiting::TopUp, _)), "channel_topup"));
+        if ours {
+            if let Some((_, tx)) = self.pending.take() {
+                let _ = tx.send(Reply::Error { message: format!("top-up failed: {why}") });
+            }
         }
     }
 
@@ -693,16 +720,51 @@ async fn run(
     let sub2 = submitted.clone();
     let stop_submit = Arc::new(AtomicBool::new(false));
     let stop_sub2 = stop_submit.clone();
+    // A user's top-up that the node refuses or that reverts on chain is
+    // reported back (method, why), so its request is answered.
+    let (failed_send, mut failed_recv) = mpsc::unbounded_channel::<(String, String)>();
+    let rpc_url = spec.rpc.clone();
     let submitter = std::thread::spawn(move || {
         while let Ok(t) = tx_recv.recv() {
             // A node that is down or restarting must not cost the channel a
             // transaction: retry with back-off (the machine also re-emits
             // resolve, settle and close until the chain shows the outcome).
+            // A top-up is the user's, not safety-critical: the node's
+            // refusal is final, and a node down for [`TOPUP_SUBMIT_TRIES`]
+            // tries fails it; its receipt is awaited off this thread.
+            let topup = t.method == "channel_topup";
             let mut backoff = Duration::from_millis(100);
+            let mut tries = 0u32;
             loop {
+                tries += 1;
                 match link.submit_tx(&t) {
                     Ok(h) => {
                         sub2.lock().map(|mut v| v.push((t.method.to_string(), h))).unwrap_or(());
+                        if topup {
+                            let (url, failed) = (rpc_url.clone(), failed_send.clone());
+                            std::thread::spawn(move || {
+                                let client = crate::RpcClient::new(&url);
+                                let why = match client.wait_receipt(&h, TOPUP_RECEIPT_WAIT) {
+                                    Ok(r) => {
+                                        let o = super::chainlink::parse_outcome(h, r);
+                                        (!o.success).then(|| format!("channel_topup reverted: {}", o.reason))
+                                    }
+                                    Err(e) => Some(format!("channel_topup not confirmed: {e}")),
+                                };
+                                if let Some(why) = why {
+                                    let _ = failed.send(("channel_topup".into(), why));
+                                }
+                            });
+                        }
+                        break;
+                    }
+                    Err(e)
+                        if topup
+                            && (tries >= TOPUP_SUBMIT_TRIES
+                                || matches!(e, super::chainlink::ChainError::Rpc(crate::RpcError::Remote { .. }))) =>
+                    {
+                        tracing::error!("channel_topup refused: {e}");
+                        let _ = failed_send.send(("channel_topup".into(), format!("channel_topup refused: {e}")));
                         break;
                     }
                     Err(e) if stop_sub2.load(Ordering::Relaxed) => {
@@ -755,8 +817,20 @@ async fn run(
             Some(l) => tokio_listener(l).map_err(PartyError::Control)?,
             None => tokio::net::TcpListener::bind(spec.control).await.map_err(PartyError::Control)?,
         };
-        Some(tokio::spawn(serve_control(l, ctl_tx)))
+        // A fresh token per start, in a file only the user can read.
+        let token = super::control::new_token();
+        super::control::write_token_file(&dir.join(super::control::CONTROL_TOKEN_FILE), &token)
+            .map_err(PartyError::Control)?;
+        Some(tokio::spawn(serve_control(l, token, ctl_tx)))
     } else {
+        // No control port here (e.g. under `channel serve --control`, whose
+        // token-guarded manager port is the one way in): a token left by an
+        // earlier run goes, so `channel pay --dir` finds nothing to use and
+        // `channel status --dir` reads the persisted state instead.
+        match std::fs::remove_file(dir.join(super::control::CONTROL_TOKEN_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(PartyError::Control(e)),
+            _ => {}
+        }
         drop(ctl_tx);
         None
     };
@@ -823,6 +897,9 @@ async fn run(
                     let step = lp.machine.handle(Input::Chain(e))?;
                     lp.carry_out(step)?;
                 }
+                Some((method, why)) = failed_recv.recv() => {
+                    lp.tx_failed(&method, &why);
+                }
                 _ = tick.tick() => {
                     let step = lp.machine.handle(Input::Tick(now_ms()))?;
                     lp.carry_out(step)?;
@@ -875,66 +952,75 @@ async fn run(
     })
 }
 
-async fn serve_control(l: tokio::net::TcpListener, to_party: mpsc::Sender<Request0>) {
-    while let Ok((sock, _)) = l.accept().await {
-        let to_party = to_party.clone();
-        tokio::spawn(async move {
-            let (rd, wr) = sock.into_split();
-            serve_connection(rd, wr, to_party).await;
-        });
+/// One request on a party's control port: a [`Command`] with the token
+/// the party wrote to `control.token` in its directory
+/// (`{"token": "...", "cmd": "pay", ...}`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PartyRequest {
+    pub token: String,
+    #[serde(flatten)]
+    pub cmd: Command,
+}
+
+impl super::control::Tokened for PartyRequest {
+    fn token(&self) -> &str {
+        &self.token
     }
 }
+
+/// Serves a party's control port (see [`super::control`]: token on every
+/// line, connection cap, first-line deadline, accept errors retried).
+async fn serve_control(l: tokio::net::TcpListener, token: String, to_party: mpsc::Sender<Request0>) {
+    let error = |message: String| Reply::Error { message };
+    super::control::serve_guarded(
+        l,
+        token,
+        super::control::ControlLimits::default(),
+        MAX_CONTROL_LINE,
+        error,
+        move |r: PartyRequest| {
+            let to_party = to_party.clone();
+            async move {
+                let (reply, rx) = oneshot::channel();
+                if to_party.send(Request0 { cmd: r.cmd, reply }).await.is_err() {
+                    Reply::Error { message: "party stopped".into() }
+                } else {
+                    rx.await.unwrap_or(Reply::Error { message: "party stopped".into() })
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Tries to submit a user's `channel_topup` while the node is unreachable
+/// before the request fails.
+const TOPUP_SUBMIT_TRIES: u32 = 5;
+
+/// Longest wait for a submitted top-up's receipt before the request fails
+/// (the top-up may still land; the party then allocates it as usual).
+const TOPUP_RECEIPT_WAIT: Duration = Duration::from_secs(30);
 
 /// Longest request line on the control port. The bound is per line: a
 /// connection may carry any number of requests (no lifetime cap).
 pub const MAX_CONTROL_LINE: u64 = 4096;
 
-/// Serves one control connection: one JSON request per line, one answer
-/// per line. A line over [`MAX_CONTROL_LINE`] is answered with an error and
-/// ends the connection.
-async fn serve_connection<R, W>(rd: R, mut wr: W, to_party: mpsc::Sender<Request0>)
-where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    let mut reader = BufReader::new(rd);
-    loop {
-        let mut line = String::new();
-        let n = match (&mut reader).take(MAX_CONTROL_LINE + 1).read_line(&mut line).await {
-            Ok(n) => n,
-            Err(_) => return,
-        };
-        if n == 0 {
-            return;
-        }
-        let too_long = !line.ends_with('\n') && n as u64 > MAX_CONTROL_LINE;
-        let reply = if too_long {
-            Reply::Error { message: format!("request longer than {MAX_CONTROL_LINE} bytes") }
-        } else {
-            match serde_json::from_str::<Command>(line.trim_end()) {
-                Err(e) => Reply::Error { message: format!("bad request: {e}") },
-                Ok(cmd) => {
-                    let (reply, rx) = oneshot::channel();
-                    if to_party.send(Request0 { cmd, reply }).await.is_err() {
-                        Reply::Error { message: "party stopped".into() }
-                    } else {
-                        rx.await.unwrap_or(Reply::Error { message: "party stopped".into() })
-                    }
-                }
-            }
-        };
-        let mut out = serde_json::to_string(&reply).unwrap_or_default();
-        out.push('\n');
-        if wr.write_all(out.as_bytes()).await.is_err() || too_long {
-            return;
-        }
-    }
+/// Sends one command to a party's control port and reads its answer
+/// (blocking; for the CLI). `token` is the content of the party's
+/// `control.token` file ([`read_control_token`]).
+pub fn control_request(
+    addr: std::net::SocketAddr,
+    token: &str,
+    cmd: &Command,
+    timeout: Duration,
+) -> Result<Reply, std::io::Error> {
+    json_line_request(addr, &PartyRequest { token: token.to_string(), cmd: cmd.clone() }, timeout)
 }
 
-/// Sends one command to a party's control port and reads its answer
-/// (blocking; for the CLI).
-pub fn control_request(addr: std::net::SocketAddr, cmd: &Command, timeout: Duration) -> Result<Reply, std::io::Error> {
-    json_line_request(addr, cmd, timeout)
+/// The token of the party running in `dir` (written by the party when its
+/// control port starts, readable by its user only).
+pub fn read_control_token(dir: &Path) -> std::io::Result<String> {
+    super::control::read_token_file(&dir.join(super::control::CONTROL_TOKEN_FILE))
 }
 
 /// One request on a control port (a party's or a manager's), blocking:
@@ -964,6 +1050,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
     fn store(version: u64) -> ChannelStore {
         gridledger_channels::disk::test_store("persister", version)
@@ -1008,13 +1095,14 @@ mod tests {
                 let _ = r.reply.send(Reply::Done { counter: 7 });
             }
         });
-        let (client, server) = tokio::io::duplex(1 << 16);
-        let (srd, swr) = tokio::io::split(server);
-        tokio::spawn(serve_connection(srd, swr, tx));
-        let (crd, mut cwr) = tokio::io::split(client);
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let token = super::super::control::new_token();
+        tokio::spawn(serve_control(l, token.clone(), tx));
+        let (crd, mut cwr) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
         let mut lines = BufReader::new(crd).lines();
-        let req = "{\"cmd\":\"pay\",\"energy\":500,\"price\":120}\n";
-        // 5,000 × 40 bytes = 200 KB: three times the old 64 KiB lifetime cap.
+        let req = format!("{{\"token\":\"{token}\",\"cmd\":\"pay\",\"energy\":500,\"price\":120}}\n");
+        // 5,000 × 110 bytes: far beyond the old 64 KiB lifetime cap.
         for i in 0..5_000 {
             cwr.write_all(req.as_bytes()).await.unwrap();
             let line = lines.next_line().await.unwrap().unwrap_or_else(|| panic!("closed at request {i}"));
@@ -1025,5 +1113,30 @@ mod tests {
         let line = lines.next_line().await.unwrap().unwrap();
         assert!(matches!(serde_json::from_str::<Reply>(&line).unwrap(), Reply::Error { .. }));
         assert_eq!(lines.next_line().await.unwrap(), None, "connection ended after the overlong line");
+    }
+
+    /// A line without the token, or a line of another protocol (a browser's
+    /// HTTP request line), is refused and ends the connection: nothing
+    /// reaches the party.
+    #[tokio::test]
+    async fn a_line_without_the_token_ends_the_connection_and_reaches_nothing() {
+        let (tx, mut rx) = mpsc::channel::<Request0>(16);
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(serve_control(l, super::super::control::new_token(), tx));
+        for first in [
+            "POST / HTTP/1.1\r\n",
+            "{\"cmd\":\"pay\",\"energy\":5,\"price\":1}\n",
+            "{\"token\":\"00\",\"cmd\":\"status\"}\n",
+        ] {
+            let (crd, mut cwr) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
+            let mut lines = BufReader::new(crd).lines();
+            cwr.write_all(first.as_bytes()).await.unwrap();
+            let _ = cwr.write_all(b"{\"cmd\":\"pay\",\"energy\":5,\"price\":1}\n").await;
+            let line = lines.next_line().await.unwrap().unwrap();
+            assert!(matches!(serde_json::from_str::<Reply>(&line).unwrap(), Reply::Error { .. }), "{first}: {line}");
+            assert_eq!(lines.next_line().await.ok().flatten(), None, "{first}: connection not ended");
+        }
+        assert!(rx.try_recv().is_err(), "a request without the token reached the party");
     }
 }
