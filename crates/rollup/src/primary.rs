@@ -1340,6 +1340,32 @@ fn committed_discloser(
     Ok(ctx.read_typed::<(Address, u64)>(&dckey(&digest))?.filter(|(_, at)| *at < height).map(|(who, _)| who))
 }
 
+/// What `dispute_entry` and `dispute_state` check before anything else:
+/// the caller is a bonded challenger (or a staked validator), and the
+/// batch has a posted TCR root, is open, not overturned, and its window has
+/// not closed. Returns the configuration, caller, attached bond, the
+/// batch's header and its TCR root.
+#[allow(clippy::type_complexity)]
+fn open_dispute(
+    ctx: &mut CallContext<'_, '_>,
+    batch: u64,
+) -> Result<Result<(PrimaryConfig, Address, Amount, BatchHeader, Hash32), EntryDisputeError>, ContractError> {
+    let c = cfg(ctx)?;
+    let caller = ctx.caller();
+    let bond = ctx.value();
+    if challenger(ctx, &c)?.is_none() {
+        return Ok(Err(EntryDisputeError::BondTooSmall { bond: c.challenge_bond, attached: bond }));
+    }
+    let h = header(ctx, batch)?;
+    let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
+        return Ok(Err(EntryDisputeError::NothingToDispute(h.id)));
+    };
+    if let Err(e) = window_open(ctx, &c, &h) {
+        return Ok(Err(e));
+    }
+    Ok(Ok((c, caller, bond, h, root)))
+}
+
 /// `dispute_entry` (issue 11): a dispute of one entry's TCR. The witness
 /// proves that `entry` and `leaf` are leaf `i` of the batch's posted TCR
 /// tree (the leaf binds the deployment, the batch and the entry's hash);
@@ -1350,19 +1376,10 @@ fn committed_discloser(
 /// dispute ([`EntryDisputeError`]) reverts and changes nothing.
 fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
     let refuse = |e: EntryDisputeError| revert(e.to_string());
-    let c = cfg(ctx)?;
-    let caller = ctx.caller();
-    let bond = ctx.value();
-    if challenger(ctx, &c)?.is_none() {
-        return refuse(EntryDisputeError::BondTooSmall { bond: c.challenge_bond, attached: bond });
-    }
-    let mut h = header(ctx, a.batch)?;
-    let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
-        return refuse(EntryDisputeError::NothingToDispute(h.id));
+    let (c, caller, bond, mut h, root) = match open_dispute(ctx, a.batch)? {
+        Ok(d) => d,
+        Err(e) => return refuse(e),
     };
-    if let Err(e) = window_open(ctx, &c, &h) {
-        return refuse(e);
-    }
     let i = a.leaf.tcr.index;
     if a.proof.index != u64::from(i) || a.proof.leaf_count != h.len() as u64 {
         return refuse(EntryDisputeError::WrongIndex {
@@ -1419,19 +1436,10 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
 /// refused dispute reverts ([`EntryDisputeError`]) and changes nothing.
 fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
     let refuse = |e: EntryDisputeError| revert(e.to_string());
-    let c = cfg(ctx)?;
-    let caller = ctx.caller();
-    let bond = ctx.value();
-    if challenger(ctx, &c)?.is_none() {
-        return refuse(EntryDisputeError::BondTooSmall { bond: c.challenge_bond, attached: bond });
-    }
-    let mut h = header(ctx, a.batch)?;
-    let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
-        return refuse(EntryDisputeError::NothingToDispute(h.id));
+    let (c, caller, bond, mut h, root) = match open_dispute(ctx, a.batch)? {
+        Ok(d) => d,
+        Err(e) => return refuse(e),
     };
-    if let Err(e) = window_open(ctx, &c, &h) {
-        return refuse(e);
-    }
     let i = a.leaf.tcr.index;
     let proved = |ctx: &mut CallContext<'_, '_>,
                   entry: &Entry,
