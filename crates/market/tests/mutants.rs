@@ -13,7 +13,7 @@ use gridledger_market::network::MarketNetwork;
 use gridledger_market::primal_dual::{uncongested_optimum, PdParams, PrimalDual};
 use gridledger_market::problem::Market;
 use gridledger_market::teardo::{Fault, Strategy, TearDo, TearDoConfig, SCRIPT};
-use gridledger_market::tee::{run_dtask, Enclave, SetupFault, SoftwareEnclave};
+use gridledger_market::tee::{run_dtask, Attester, SetupFault, SoftwareEnclave};
 use gridledger_market::{Case, DcModel, CASE30};
 use rand::SeedableRng;
 
