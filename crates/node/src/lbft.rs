@@ -598,6 +598,11 @@ impl LbftEngine {
         }
         let step = self.replica.handle_message(from, m);
         self.process(step);
+        // A step whose records could not be stored halts the validator: it
+        // sends nothing more, not even a catch-up request, until recovered.
+        if self.halted.is_some() {
+            return;
+        }
         // Catching up: once every record received so far is adopted, ask
         // for the next ones (an idle network sends nothing that would).
         let now = self.replica.epoch();
