@@ -76,7 +76,9 @@ pub fn domain(n: usize) -> Result<Vec<Scalar>, FlError> {
     Ok(d)
 }
 
-fn bit_reverse(a: &mut [Scalar]) {
+/// Puts `a` (length a power of two) in bit-reversed index order, the
+/// input order of an in-place radix-2 FFT over scalars or group elements.
+pub(crate) fn bit_reverse<T>(a: &mut [T]) {
     let n = a.len();
     let bits = n.trailing_zeros();
     if bits == 0 {

@@ -261,16 +261,10 @@ impl Kzg {
 /// Radix-2 FFT over G1 with root `w` (length a power of two).
 pub(crate) fn fft_g1(a: &mut [G1Projective], w: Scalar) {
     let n = a.len();
-    let bits = n.trailing_zeros();
-    if bits == 0 {
+    if n < 2 {
         return;
     }
-    for i in 0..n {
-        let j = i.reverse_bits() >> (usize::BITS - bits);
-        if i < j {
-            a.swap(i, j);
-        }
-    }
+    crate::field::bit_reverse(a);
     let mut len = 2;
     while len <= n {
         let mut w_len = w;
