@@ -11,6 +11,7 @@ pub mod codec;
 pub mod crypto;
 pub mod enclave;
 pub mod merkle;
+pub mod mutation;
 pub mod types;
 
 pub use codec::{decode, encode, hash_tagged, CodecError, Tag};

@@ -22,27 +22,5 @@ pub enum Mutation {
     LineLimitsIgnored,
 }
 
-#[cfg(feature = "mutants")]
-thread_local! {
-    static ACTIVE: std::cell::Cell<Option<Mutation>> = const { std::cell::Cell::new(None) };
-}
-
-/// Plants `m` (or none) for the calling thread: the market runs its
-/// iterations on the thread that calls it.
-#[cfg(feature = "mutants")]
-pub fn plant(m: Option<Mutation>) {
-    ACTIVE.with(|a| a.set(m));
-}
-
-/// Is `m` planted on this thread?
-#[cfg(feature = "mutants")]
-pub fn active(m: Mutation) -> bool {
-    ACTIVE.with(|a| a.get() == Some(m))
-}
-
-/// Is `m` planted? Never, without the `mutants` feature.
-#[cfg(not(feature = "mutants"))]
-#[inline(always)]
-pub fn active(_m: Mutation) -> bool {
-    false
-}
+// `plant` and `active`; the code under test runs on the planting thread.
+gridledger_core::mutation_switch!(Mutation);
