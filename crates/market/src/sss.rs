@@ -204,20 +204,6 @@ pub fn decode(s: &Scalar) -> f64 {
     to_i128(s).map_or(f64::NAN, |i| i as f64 / (1u64 << F_BITS) as f64)
 }
 
-/// Uniform field element (rejection sampling, as `ff::Field::random`).
-fn random_scalar(rng: &mut ChaCha20Rng) -> Scalar {
-    loop {
-        let mut raw = [0u64; 4];
-        for limb in raw.iter_mut() {
-            *limb = rng.next_u64();
-        }
-        raw[3] &= u64::MAX >> 1;
-        if let Some(s) = Option::<Scalar>::from(Scalar::from_u64s_le(&raw)) {
-            return s;
-        }
-    }
-}
-
 /// Lagrange coefficients at 0 for the points `xs`.
 fn lagrange_at(x: Scalar, xs: &[Scalar]) -> Vec<Scalar> {
     xs.iter()
@@ -278,7 +264,7 @@ impl Engine {
         let mut coef = vec![Scalar::ZERO; self.t];
         for v in values {
             for c in coef.iter_mut() {
-                *c = random_scalar(rng);
+                *c = gridledger_threshold::random_scalar(rng);
             }
             for (p, x) in self.points.iter().enumerate() {
                 let hi = coef.iter().rev().fold(Scalar::ZERO, |acc, c| acc * x + c);
@@ -311,7 +297,7 @@ impl Engine {
         let mut acc = vec![vec![Scalar::ZERO; n]; self.parties];
         for p in 0..self.parties {
             let mut rng = self.rngs[p].clone();
-            let vals: Vec<Scalar> = (0..n).map(|_| random_scalar(&mut rng)).collect();
+            let vals: Vec<Scalar> = (0..n).map(|_| gridledger_threshold::random_scalar(&mut rng)).collect();
             let sh = self.deal(&mut rng, &vals);
             self.rngs[p] = rng;
             for (q, row) in sh.into_iter().enumerate() {

@@ -92,7 +92,7 @@ fn to_io(e: ThresholdError) -> io::Error {
 
 /// Uniform scalar by rejection sampling, as `ff::Field::random` does, but
 /// from the workspace's `rand` version.
-fn random_scalar<R: RngCore + CryptoRng + ?Sized>(rng: &mut R) -> Scalar {
+pub fn random_scalar<R: RngCore + CryptoRng + ?Sized>(rng: &mut R) -> Scalar {
     loop {
         let mut raw = [0u64; 4];
         for limb in raw.iter_mut() {
