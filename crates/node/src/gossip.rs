@@ -204,17 +204,7 @@ mod tests {
     #[test]
     fn gossip_already_pending_or_committed_is_not_verified_again() {
         use gridledger_ledger::devnet::{dev_genesis, dev_validator};
-        let disk = gridledger_ledger::fault::SimDisk::new();
-        let store = gridledger_ledger::store::Store::open_backend(move || disk.backend()).unwrap();
-        let genesis = dev_genesis(1, 4, Amount(1_000_000), &[dev_validator(0)]);
-        let chain = gridledger_ledger::Chain::open_store(
-            store,
-            genesis,
-            gridledger_contracts::default_registry(),
-            gridledger_ledger::ChainConfig::default(),
-        )
-        .unwrap();
-        let shared = crate::service::Shared::new(chain);
+        let shared = crate::service::Shared::in_memory(dev_genesis(1, 4, Amount(1_000_000), &[dev_validator(0)]));
         let txs = frame(4, 0);
         // Nonces 0 and 1 committed, 2 pending, 3 fresh.
         {

@@ -77,6 +77,22 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Test support: the shared state of a node over a fresh chain from
+    /// `genesis` on an in-memory disk, with the default contracts.
+    #[cfg(test)]
+    pub(crate) fn in_memory(genesis: gridledger_ledger::Genesis) -> Arc<Self> {
+        let disk = gridledger_ledger::fault::SimDisk::new();
+        let store = gridledger_ledger::store::Store::open_backend(move || disk.backend()).unwrap();
+        let chain = Chain::open_store(
+            store,
+            genesis,
+            gridledger_contracts::default_registry(),
+            gridledger_ledger::ChainConfig::default(),
+        )
+        .unwrap();
+        Self::new(chain)
+    }
+
     /// The shared state of a node over an opened chain.
     pub fn new(chain: Chain) -> Arc<Self> {
         let (events, _) = broadcast::channel(1024);

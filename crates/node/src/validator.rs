@@ -1228,18 +1228,8 @@ mod tests {
     /// Its next write is in the current layout and keeps the certificate.
     #[test]
     fn a_vote_state_in_the_layout_before_next_slots_still_loads() {
-        let disk = gridledger_ledger::fault::SimDisk::new();
-        let store = gridledger_ledger::store::Store::open_backend(move || disk.backend()).unwrap();
         let validators: Vec<KeyPair> = (0..4).map(dev_validator).collect();
-        let genesis = dev_genesis(1, 4, Amount(1_000_000), &validators);
-        let chain = gridledger_ledger::Chain::open_store(
-            store,
-            genesis,
-            gridledger_contracts::default_registry(),
-            gridledger_ledger::ChainConfig::default(),
-        )
-        .unwrap();
-        let shared = crate::service::Shared::new(chain);
+        let shared = crate::service::Shared::in_memory(dev_genesis(1, 4, Amount(1_000_000), &validators));
         let set = validator_set(&shared).unwrap();
         // Block 1 as validator 0 would have proposed it, prepared in view 4.
         let block = {
