@@ -234,6 +234,11 @@ pub struct CctTerms {
     pub expires_at: Height,
     /// Distinguishes repeated exchanges between the same parties.
     pub salt: u64,
+    /// The first nonce of `sender_i` on `chain_i` that may pay NT_s: the
+    /// sender's next nonce there when the terms were agreed.
+    pub nonce_floor_i: u64,
+    /// The first nonce of `receiver_j` on `chain_j` that may pay NT_r.
+    pub nonce_floor_j: u64,
 }
 
 impl CctTerms {
@@ -361,8 +366,8 @@ pub struct CctRecord {
     /// e_* + κ̄ + κ_*: the per-chain deadlines of ln 08.
     pub deadline_i: Height,
     pub deadline_j: Height,
-    /// The BoB block time at which the CCT executed: a native transaction
-    /// counts only from a block made after it (ln 16 (ii), see [`BobContract`]'s `prove`).
+    /// The BoB block time at which the CCT executed (informational: SC_MPV
+    /// judges freshness by the terms' nonce floors, never by block times).
     pub stored_at: Timestamp,
     pub sender: SideState,
     pub receiver: SideState,
@@ -393,6 +398,14 @@ impl CctRecord {
         match side {
             Side::Sender => self.forward_i,
             Side::Receiver => self.forward_j,
+        }
+    }
+
+    /// The first nonce the side's payer may pay its NT with (the terms' floor).
+    pub fn nonce_floor(&self, side: Side) -> u64 {
+        match side {
+            Side::Sender => self.terms.nonce_floor_i,
+            Side::Receiver => self.terms.nonce_floor_j,
         }
     }
 
@@ -850,7 +863,8 @@ impl BobContract {
         }
     }
 
-    /// The NT carries exactly the side's instruction (IN_s or IN_r).
+    /// The NT carries exactly the side's instruction (IN_s or IN_r); its
+    /// nonce is checked against the terms' floor by [`Self::check_floor`].
     fn check_instruction(rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Result<(), XchainError> {
         let (chain, from, to, amount) = rec.instruction(side);
         let TxKind::Transfer { to: got_to, amount: got_amount } = &nt.tx.kind else {
@@ -864,6 +878,32 @@ impl BobContract {
                 "expected {amount} from {from} to {to}, got {got_amount} from {} to {got_to}",
                 nt.sender()
             )));
+        }
+        Ok(())
+    }
+
+    /// ln 16 (ii) "the NT came after the CCT": its nonce is at or above the
+    /// side's floor in the terms, else `BeforeCct`.
+    ///
+    /// Decision (attack R2-4, replacing a block-time check): "after the
+    /// CCT" is judged by the payer's nonce, never by block times, which one
+    /// proposer of a probabilistic chain may stamp as it likes (parent + 1
+    /// ms). The terms bind each payer's next nonce on its chain when the
+    /// exchange was agreed ([`CctTerms::nonce_floor_i`] / `_j`). Every
+    /// transaction the payer had already made then has a lower nonce, so an
+    /// old payment never counts (attack round 1, findings 4 and 5: refused
+    /// at `post_nt` as well, so a withholder cannot shelter behind it),
+    /// while a fresh NT counts in whatever block its chain puts it. The
+    /// floor protects the payee, who agrees to it: the receiver signs the
+    /// terms (floor_i), the sender submits them (floor_j); each checks the
+    /// other's floor against the chain before agreeing
+    /// ([`crate::mbs::BobMbs::check_floors`]). A payment the payer signs
+    /// after agreeing and that matches the instruction byte for byte is the
+    /// NT (fungibility: nothing else marks it).
+    fn check_floor(rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Result<(), XchainError> {
+        let floor = rec.nonce_floor(side);
+        if nt.tx.nonce < floor {
+            return Err(XchainError::BeforeCct { chain: nt.tx.chain_id, nonce: nt.tx.nonce, floor });
         }
         Ok(())
     }
@@ -901,6 +941,7 @@ impl BobContract {
             }
         }
         Self::check_instruction(&rec, a.side, &a.nt)?;
+        Self::check_floor(&rec, a.side, &a.nt)?;
         if !ctx.verify_signature(&a.nt.tx.sender, &a.nt.hash(), &a.nt.signature)? {
             return fail(XchainError::BadNativeSignature);
         }
@@ -928,6 +969,7 @@ impl BobContract {
         if ctx.read(&used_key(&nt_hash))?.is_some() {
             return fail(XchainError::NtAlreadyUsed(nt_hash));
         }
+        Self::check_floor(&rec, a.side, &a.nt)?;
         // ln 16 (ii): e' > e_* + κ̄ (the NT came after the CCT was stored).
         let after = rec.epoch(a.side) + self.cfg.kappa_bar;
         if a.height <= after {
@@ -935,21 +977,7 @@ impl BobContract {
         }
         // ln 16 (iii): Val_proof against a stored, final header.
         let (chain, ..) = rec.instruction(a.side);
-        let header = self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
-        // ln 16 (ii) once more, by time: e_* is the tip the BoB had stored,
-        // which lags the chain when relayers do; the NT's block must also
-        // have been made after the BoB block that stored the CCT.
-        // Decision: this trusts block times across chains to within the
-        // κ̄ blocks an honest payer waits after e_* before sending its NT
-        // (embedded chains share one clock, nodes use their wall clocks).
-        if header.timestamp <= rec.stored_at {
-            return fail(XchainError::BeforeCct {
-                chain,
-                height: a.height,
-                made_at: header.timestamp,
-                stored_at: rec.stored_at,
-            });
-        }
+        self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
         ctx.write(&used_key(&nt_hash), vec![1])?;
         rec.set_state(a.side, SideState::Proved { nt: nt_hash, height: a.height });
         ctx.emit("proof_recorded", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;
