@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 use crate::amm;
 use crate::error::XchainError;
 use crate::headers::{ChainRegistration, SealedHeader};
+use crate::mmr::Mmr;
 use crate::threshold::tpk_address;
 
 /// The BoB contract's id on the BoB chain.
@@ -171,6 +172,19 @@ pub struct Withdraw {
 pub struct Claim {
     pub chain: ChainId,
     pub height: Height,
+    pub nt: SignedTransaction,
+    pub proof: MerkleProof,
+}
+
+/// `refund_lock`: Π_CCTC's way back for a lock nobody claimed in time —
+/// `nt` (a transfer to `TPK_Addr_i`) is in block `header` of chain
+/// `chain`, and `header` is leaf `header.height − anchor − 1` of the BoB's
+/// accumulator of that chain's relayed headers ([`crate::mmr`]).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct RefundLock {
+    pub chain: ChainId,
+    pub header: BlockHeader,
+    pub header_proof: Vec<Hash32>,
     pub nt: SignedTransaction,
     pub proof: MerkleProof,
 }
@@ -441,6 +455,10 @@ fn tip_key(chain: ChainId) -> Vec<u8> {
 fn relayed_key(chain: ChainId) -> Vec<u8> {
     [b"h/r/".as_slice(), &chain.to_be_bytes()].concat()
 }
+/// The accumulator of every header of `chain` relayed since its anchor.
+fn mmr_key(chain: ChainId) -> Vec<u8> {
+    [b"h/m/".as_slice(), &chain.to_be_bytes()].concat()
+}
 fn header_key(chain: ChainId, h: Height) -> Vec<u8> {
     [b"h/b/".as_slice(), &chain.to_be_bytes(), &h.to_be_bytes()].concat()
 }
@@ -460,6 +478,9 @@ fn lp_key(token: ChainId, a: &Address) -> Vec<u8> {
 fn lp_total_key(token: ChainId) -> Vec<u8> {
     [b"lpt/".as_slice(), &token.to_be_bytes()].concat()
 }
+/// What a used transfer hash maps to: proved / claimed, or refunded.
+const USED: u8 = 1;
+const REFUNDED: u8 = 2;
 fn used_key(nt: &Hash32) -> Vec<u8> {
     [b"u/".as_slice(), &nt.0].concat()
 }
@@ -562,11 +583,15 @@ impl BobContract {
         }
         ctx.write_typed(&relayed_key(a.chain), &(height, used + a.headers.len() as u64))?;
         let (mut tip, mut tip_hash) = self.tip(ctx, a.chain)?;
+        let mut mmr: Mmr = read_or(ctx, &mmr_key(a.chain))?;
         for sh in &a.headers {
             ctx.charge(gas::ECRECOVER * reg.seal_checks(&sh.seal))?;
             reg.check_next(tip, &tip_hash, sh)?;
             tip = sh.header.height;
             tip_hash = sh.header.hash();
+            // At most one merge per set bit of the leaf count: ≤ 64 hashes.
+            ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (mmr.leaves.trailing_ones() as u64 + 1))?;
+            mmr.push(&tip_hash);
             ctx.write_typed(&header_key(a.chain, tip), &sh.header)?;
             let drop = tip.saturating_sub(reg.kappa as u64);
             if drop > reg.anchor_height {
@@ -574,6 +599,7 @@ impl BobContract {
             }
         }
         ctx.write_typed(&tip_key(a.chain), &(tip, tip_hash))?;
+        ctx.write_typed(&mmr_key(a.chain), &mmr)?;
         ctx.emit("headers_relayed", vec![("chain".into(), a.chain.to_string()), ("tip".into(), tip.to_string())])?;
         Ok(Vec::new())
     }
@@ -622,11 +648,9 @@ impl BobContract {
             return fail(XchainError::NotClaimant);
         }
         let h = a.nt.hash();
-        if ctx.read(&used_key(&h))?.is_some() {
-            return fail(XchainError::AlreadyClaimed(h));
-        }
+        Self::check_unused_lock(ctx, &h)?;
         self.check_inclusion(ctx, a.chain, a.height, &a.nt, &a.proof)?;
-        ctx.write(&used_key(&h), vec![1])?;
+        ctx.write(&used_key(&h), vec![USED])?;
         let who = ctx.caller();
         let bal: u128 = read_or(ctx, &wrapped_key(a.chain, &who))?;
         ctx.write_typed(&wrapped_key(a.chain, &who), &bal.checked_add(amount.0).ok_or(XchainError::Overflow)?)?;
@@ -639,6 +663,83 @@ impl BobContract {
             ],
         )?;
         Ok(Vec::new())
+    }
+
+    /// A lock transfer not yet claimed nor refunded.
+    fn check_unused_lock(ctx: &mut CallContext<'_, '_>, h: &Hash32) -> Result<(), ContractError> {
+        match ctx.read(&used_key(h))?.as_deref() {
+            None => Ok(()),
+            Some([REFUNDED]) => fail(XchainError::AlreadyRefunded(*h)),
+            Some(_) => fail(XchainError::AlreadyClaimed(*h)),
+        }
+    }
+
+    /// Π_CCTC's refund of a lock claimed too late: pays the lock back to
+    /// its sender out of `TPK_Addr_i` by a release order (as `redeem`
+    /// does), once the BoB no longer keeps the lock's header, so the lock
+    /// can no longer be claimed. Returns the order's sequence number.
+    ///
+    /// Decision (attack R2-2's "claimed more than κ_i epochs late"): a lock
+    /// is claimable while its header is stored and final, i.e. until the
+    /// stored tip reaches `height + κ_i`; from then on — that is the
+    /// refund deadline — only the refund is open, so a lock ends either
+    /// minted on the BoB or paid back on its chain, never both (the
+    /// transfer's hash is marked used by whichever happens first). The BoB
+    /// proves the old header by an accumulator of every relayed header
+    /// ([`crate::mmr`], at most 64 hashes a chain) instead of keeping the
+    /// headers themselves. A refund is paid from SC_BG's account, so it
+    /// exists on chains with a group account only (as `redeem` does);
+    /// elsewhere `TPK_Addr_i` is keyless and nothing can leave it.
+    fn refund_lock(&self, ctx: &mut CallContext<'_, '_>, a: RefundLock) -> Result<Vec<u8>, ContractError> {
+        let reg = self.reg(a.chain)?.clone();
+        let tpk = self.cfg.tpk_address(a.chain);
+        let TxKind::Transfer { to, amount } = &a.nt.tx.kind else {
+            return fail(XchainError::InstructionMismatch("not a transfer".into()));
+        };
+        if a.nt.tx.chain_id != a.chain || *to != tpk {
+            return fail(XchainError::InstructionMismatch(format!("not a transfer to TPK_Addr_{}", a.chain)));
+        }
+        let locker = a.nt.sender();
+        if locker != ctx.caller() {
+            return fail(XchainError::NotClaimant);
+        }
+        if !self.cfg.group_accounts.iter().any(|(c, _)| *c == a.chain) {
+            return fail(XchainError::BadTerms(format!("chain {} has no group account to pay from", a.chain)));
+        }
+        let h = a.nt.hash();
+        Self::check_unused_lock(ctx, &h)?;
+        let height = a.header.height;
+        let (tip, _) = self.tip(ctx, a.chain)?;
+        let refundable_at = height.saturating_add(reg.kappa as u64);
+        if tip < refundable_at {
+            return fail(XchainError::RefundTooEarly { chain: a.chain, height, tip, refundable_at });
+        }
+        let mmr: Mmr = read_or(ctx, &mmr_key(a.chain))?;
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (a.header_proof.len() as u64 + 2))?;
+        let in_mmr = a.header.chain_id == a.chain
+            && height > reg.anchor_height
+            && mmr.verify(height - reg.anchor_height - 1, &a.header.hash(), &a.header_proof);
+        if !in_mmr {
+            return fail(XchainError::BadHeaderProof { chain: a.chain, height });
+        }
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (a.proof.siblings.len() as u64 + 2))?;
+        if !verify_inclusion(&a.header, &a.nt, &a.proof) {
+            return fail(XchainError::BadMerkleProof { chain: a.chain, height });
+        }
+        ctx.write(&used_key(&h), vec![REFUNDED])?;
+        let seq: u64 = read_or(ctx, &release_seq_key(a.chain))?;
+        ctx.write_typed(&release_seq_key(a.chain), &(seq + 1))?;
+        ctx.write_typed(&release_key(a.chain, seq), &ReleaseOrder { to: locker, amount: amount.0 })?;
+        ctx.emit(
+            "lock_refunded",
+            vec![
+                ("chain".into(), a.chain.to_string()),
+                ("to".into(), locker.to_string()),
+                ("amount".into(), amount.to_string()),
+                ("sequence".into(), seq.to_string()),
+            ],
+        )?;
+        Ok(seq.to_le_bytes().to_vec())
     }
 
     /// Burns claimed `Token_i` on the BoB and records a release order: the
@@ -978,7 +1079,7 @@ impl BobContract {
         // ln 16 (iii): Val_proof against a stored, final header.
         let (chain, ..) = rec.instruction(a.side);
         self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
-        ctx.write(&used_key(&nt_hash), vec![1])?;
+        ctx.write(&used_key(&nt_hash), vec![USED])?;
         rec.set_state(a.side, SideState::Proved { nt: nt_hash, height: a.height });
         ctx.emit("proof_recorded", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;
         self.finish_if_settled(ctx, &a.cct, rec)?;
@@ -1227,6 +1328,7 @@ impl NativeContract for BobContract {
             "ccdi_cct" => self.ccdi_cct(ctx, decode_args(args)?),
             "ccdi_finish" => self.ccdi_finish(ctx, decode_args(args)?),
             "redeem" => self.redeem(ctx, decode_args(args)?),
+            "refund_lock" => self.refund_lock(ctx, decode_args(args)?),
             "lmc_mint" => self.lmc_mint(ctx, decode_args(args)?),
             "lmc_run" => self.lmc_run(ctx, decode_args(args)?),
             other => revert(format!("bob has no method {other}")),
@@ -1296,6 +1398,10 @@ pub mod keys {
     }
     pub fn header(chain: ChainId, h: Height) -> Vec<u8> {
         header_key(chain, h)
+    }
+    /// The chain's [`Mmr`] of relayed headers.
+    pub fn mmr(chain: ChainId) -> Vec<u8> {
+        mmr_key(chain)
     }
     pub fn posted(id: &Hash32, side: Side) -> Vec<u8> {
         posted_key(id, side)

@@ -71,6 +71,12 @@ pub enum XchainError {
     AlreadyComplete,
     #[error("transfer {0} was already claimed")]
     AlreadyClaimed(Hash32),
+    #[error("lock {0} was already refunded")]
+    AlreadyRefunded(Hash32),
+    #[error("the lock in block {height} of chain {chain} can still be claimed: refundable once the stored tip reaches {refundable_at} (now {tip})")]
+    RefundTooEarly { chain: ChainId, height: Height, tip: Height, refundable_at: Height },
+    #[error("header {height} of chain {chain} is not in the BoB's accumulator of relayed headers")]
+    BadHeaderProof { chain: ChainId, height: Height },
     #[error("only the sender of the locking transfer may claim it")]
     NotClaimant,
     #[error("insufficient {what}: have {have}, need {need}")]

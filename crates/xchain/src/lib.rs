@@ -8,6 +8,7 @@
 //! - [`amm`]: SC_AMM's integer rate arithmetic (Eq. 5.2).
 //! - [`bob`]: the BoB's contracts — header store, SC_D, SC_AMM, Π_CCTC,
 //!   SC_T and SC_MPV (Table 5-1, Algorithm 5.1).
+//! - [`mmr`]: the accumulator of relayed headers behind late-lock refunds.
 //! - [`htlc`]: the hash time-locked atomic swap baseline (Π_AS family).
 //! - [`mbs`]: a BoB-MBS of one BoB and N external chains with relayers,
 //!   and the CCTE participants' side of Algorithm 5.1.
@@ -28,6 +29,7 @@ pub mod headers;
 pub mod htlc;
 pub mod lmc;
 pub mod mbs;
+pub mod mmr;
 pub mod scbg;
 pub mod threshold;
 
