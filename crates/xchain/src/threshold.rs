@@ -110,26 +110,18 @@ impl BobCommittee {
     /// hand in (`shares`: what each of them sent). Shares that do not
     /// verify, from non-members or given twice are dropped; it succeeds
     /// once 2f+1 valid ones combine.
+    ///
+    /// Optimistic ([`PublicKeySet::combine_verified`]): the first 2f+1
+    /// shares are combined and the signature verified with one pairing
+    /// check; shares are checked (in one batch, then one by one) only when
+    /// that fails. Checking each share first cost one pairing per share.
     pub fn combine_raw(
         &self,
         domain: &[u8],
         msg: &[u8],
         shares: &[(usize, SignatureShare)],
     ) -> Result<Signature, ThresholdError> {
-        let mut good: BTreeMap<usize, SignatureShare> = BTreeMap::new();
-        for (i, s) in shares {
-            if good.contains_key(i) || self.set.verify_share(*i, domain, msg, s).is_err() {
-                continue;
-            }
-            good.insert(*i, *s);
-            if good.len() == self.set.threshold() {
-                break;
-            }
-        }
-        let list: Vec<(usize, SignatureShare)> = good.into_iter().collect();
-        let sig = self.set.combine(&list)?;
-        self.set.verify(domain, msg, &sig)?;
-        Ok(sig)
+        self.set.combine_verified(domain, msg, shares)
     }
 
     /// The members' shares on `st` from the given indices.
