@@ -16,7 +16,13 @@
 //!   domain length-prefixed in front of the message, so a share for one
 //!   domain is never a share for another;
 //! - `combine` interpolates `t` shares in the exponent (Lagrange at 0, one
-//!   multi-scalar multiplication); `verify` is one pairing-product check.
+//!   multi-scalar multiplication; [`SignerSet`] keeps the coefficients of a
+//!   fixed signer set); `verify` is one pairing-product check with the
+//!   group key's Miller-loop lines computed once per key set;
+//! - shares of unknown validity are checked together
+//!   ([`PublicKeySet::verify_shares`]: one pairing check for the batch) or
+//!   not at all when their combination verifies
+//!   ([`PublicKeySet::combine_verified`]).
 //!
 //! Signatures sit in G1 because every replica verifies and combines many of
 //! them while keys are fixed: G1 arithmetic is about 3× cheaper than G2.
@@ -27,7 +33,11 @@
 //! job (most of it `ff_derive`/`num-bigint`, shared with other users of
 //! `ff`), and combines + verifies 21 of 31 shares in ≈2.8–5.5 ms depending
 //! on load; the pure-Rust `bls12_381` builds faster but has no
-//! multi-scalar multiplication and pairs ≈2× slower.
+//! multi-scalar multiplication and pairs ≈2× slower. blst's own
+//! multi-scalar multiplication runs fewer than 32 points as one scalar
+//! multiplication per point on its thread pool, so the few-point sums here
+//! use a serial Straus method over blst's group operations instead
+//! (`msm_public`; public inputs only).
 //!
 //! **Key generation is a trusted dealer** ([`deal`]): whoever runs it learns
 //! the secret and must erase it. A distributed key generation is left out;

@@ -14,7 +14,9 @@
 //! Token_B is the BoB's native coin. `Token_i` of external chain `i`
 //! circulates on the BoB as a balance in this contract, minted by a claim
 //! (Π_CCTC) against a transfer to `TPK_Addr_i` on chain `i`; token ids are
-//! chain ids (the BoB's own id stands for Token_B).
+//! chain ids (the BoB's own id stands for Token_B). A transfer to
+//! `TPK_Addr_i` not claimed before the BoB dropped its header is refunded
+//! to its sender instead (`refund_lock`, proved against [`crate::mmr`]).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{hash_tagged, Tag};

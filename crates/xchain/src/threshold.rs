@@ -14,9 +14,10 @@
 //! group. On a chain that runs CCDI's SC_BG, `TPK_Addr_i` is SC_BG's account
 //! instead (still reached by an ordinary transfer), and SC_BG pays out of it
 //! on a release order the group signs ([`crate::scbg`]): claimed tokens
-//! burned on the BoB (`redeem`) come back on their chain. On a chain without
-//! contracts, coin locked there stays locked (script-minimum leaves nothing
-//! to check a group signature).
+//! burned on the BoB (`redeem`) come back on their chain, and a lock nobody
+//! claimed while the BoB kept its header is paid back to its sender
+//! (`refund_lock`). On a chain without contracts, coin locked there stays
+//! locked (script-minimum leaves nothing to check a group signature).
 //!
 //! Every statement the group signs is bound to a domain, the deployment
 //! ([`Instance`]: the BoB's genesis hash and contract, the target chain's

@@ -161,6 +161,9 @@ fn a_relay_longer_than_the_per_block_cap_is_refused() {
 // could still need); no coin is lost to a relayer's timing.
 // Observed: the claim is refused, nothing is minted, the transfer's amount
 // stays in TPK_Addr_i with no way to get it back.
+// (Since fixed twice over: the relay cap keeps the header claimable, and a
+// lock claimed after the BoB dropped its header is refunded to its sender
+// on chains with a group account — `refund_lock`, tests/cctc_refund.rs.)
 // ---------------------------------------------------------------------------
 #[test]
 fn relay_batch_makes_a_cctc_lock_unclaimable() {
