@@ -181,7 +181,11 @@ pub struct Claim {
 /// `refund_lock`: Π_CCTC's way back for a lock nobody claimed in time —
 /// `nt` (a transfer to `TPK_Addr_i`) is in block `header` of chain
 /// `chain`, and `header` is leaf `header.height − anchor − 1` of the BoB's
-/// accumulator of that chain's relayed headers ([`crate::mmr`]).
+/// accumulator of that chain's relayed headers ([`crate::mmr`]). The path
+/// is against the accumulator as it stands when the refund executes: if a
+/// relay in between merged the header's mountain into a larger one, the
+/// refund is refused (`BadHeaderProof`, nothing changes) and the locker
+/// builds the path again.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct RefundLock {
     pub chain: ChainId,
