@@ -10,6 +10,7 @@ use gridledger_channels::{ChannelEvent, Request};
 use gridledger_contracts::cns::ChannelStatus;
 use gridledger_contracts::default_registry;
 use gridledger_core::Amount;
+use gridledger_ledger::client::ChainClient;
 use gridledger_ledger::devnet::DevChain;
 
 const BAL: Amount = Amount(1_000_000_000_000);
@@ -66,4 +67,76 @@ fn a_co_signed_withdrawal_whose_transaction_is_lost_is_paid_after_restart() {
         ch.withdrawn_paid
     );
     d.assert_coins_conserved();
+}
+
+fn pay_req(wh: u64) -> Request {
+    let (energy, price) = (gridledger_core::Energy(wh), Amount(100));
+    Request::Pay { amount: gridledger_contracts::cns::Trade::price_of(energy, price).unwrap(), energy, price_per_kwh: price }
+}
+
+/// Ticks side `side` only (the attacker's machine is never ticked).
+fn tick_only(d: &mut Duo, side: usize, ms: u64) {
+    let now = d.chain.now().saturating_add(ms);
+    d.chain.set_now(now);
+    let _ = d.input(side, gridledger_channels::Input::Tick(now));
+}
+
+/// Held up (merchant withholding its acceptance): side 1 signs side 0's
+/// payment but keeps the acceptance; after t_Δ side 0 reports the payment
+/// `FellBack` (the party answers the user's `pay` with "fell back"). The
+/// user pays again. The merchant now releases the withheld acceptance
+/// first, then lets everything flow.
+///
+/// What a careful user expects: a payment answered "fell back" moves no
+/// money, or, if the peer can still make it count (it holds both
+/// signatures), the retry is not also paid — the buyer pays for the
+/// energy once — and the answers the user got agree with what moved.
+/// Observed: the late acceptance is adopted and reported (`PaymentSent` for
+/// counter 2 after its `FellBack`), the retry built on counter 1 is
+/// refused by the peer, side 0 paid 100 once. (A one-shot `channel pay`
+/// client saw "fell back" for the first and "peer rejected" for the
+/// retry: only the event stream says the first moved.)
+#[test]
+fn a_payment_reported_fallen_back_moves_no_money_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap(); // counter 1, co-signed
+    let start = d.parties[0].machine.as_ref().unwrap().latest().unwrap().state.balances;
+    let before = d.parties[0].events.len();
+    // Side 0 pays 100; side 1 signs and withholds its acceptance.
+    d.input(0, gridledger_channels::Input::User(pay_req(1_000))).unwrap();
+    assert!(d.deliver_one(1), "the proposal reaches side 1");
+    let withheld = d.parties[0].inbox.pop_back().expect("side 1's acceptance, withheld");
+    d.parties[0].inbox.clear();
+    // t_Δ passes; side 1 answers nothing (its inbox is dropped).
+    for _ in 0..12 {
+        tick_only(&mut d, 0, cfg.t_delta_ms / 10);
+        d.parties[1].inbox.clear();
+    }
+    let fell =
+        d.parties[0].events[before..].iter().find_map(|e| matches!(e, ChannelEvent::FellBack { .. }).then(|| e.clone()));
+    assert!(fell.is_some(), "side 0 reported the payment fallen back: {:?}", &d.parties[0].events[before..]);
+    // The user pays again (the shop still wants its 100).
+    let told_retry = d.input(0, gridledger_channels::Input::User(pay_req(1_000)));
+    // The merchant releases the withheld acceptance first, then plays fair.
+    d.parties[0].inbox.push_front(withheld);
+    assert!(d.deliver_one(0));
+    d.pump();
+    for _ in 0..30 {
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    let l0 = d.parties[0].machine.as_ref().unwrap().latest().unwrap().state.clone();
+    let l1 = d.parties[1].machine.as_ref().unwrap().latest().unwrap().state.clone();
+    let ev: Vec<_> = d.parties[0].events[before..].to_vec();
+    let paid = start[0].0 - l0.balances[0].0;
+    // Payments side 0's user was told went through (PaymentSent), each 100.
+    let sent = ev.iter().filter(|e| matches!(e, ChannelEvent::PaymentSent { .. })).count() as u128;
+    let rejected = ev.iter().filter(|e| matches!(e, ChannelEvent::Rejected { .. })).count();
+    assert_eq!(l0, l1, "both sides on the same newest state");
+    assert!(
+        paid <= 100 && paid == sent * 100,
+        "side 0 paid {paid} after being told FellBack then retrying (retry answer {told_retry:?}); \
+         PaymentSent {sent}, Rejected {rejected}; events: {ev:?}"
+    );
 }
