@@ -276,3 +276,87 @@ async fn a_squatted_control_address_does_not_keep_the_party_from_restarting() {
     let running = matches!(&status, Ok(Reply::Status(s)) if s.phase == "Open" && s.counter == Some(1));
     assert!(running, "restarted party: status {status:?}; ended with {ended:?}");
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Held up (counterparty cheats while the victim is down): side 0 keeps a
+/// copy of its directory from counter 1, pays on to counter 3, then — with
+/// side 1's party down — runs the old copy and closes: the silent peer
+/// makes it dispute with the stale counter-1 state. Side 1's party is
+/// restarted a moment after the dispute landed (well inside t_Δ): it reads
+/// the chain's events from the channel's start, sees the stale dispute and
+/// resolves with counter 3. Expected and checked: the chain ends on counter
+/// ≥ 3, never settles counter 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_dispute_raised_while_the_victim_is_down_is_answered_after_its_restart() {
+    let s = Setup::new().await;
+    let (h0, j0) = s.spawn(0, false);
+    let (h1, j1) = s.spawn(1, false);
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    // Side 1 pays side 0 first: the stale state is good for side 0.
+    assert_eq!(h1.request(Command::Pay { energy: 2_000, price: 100 }).await, Reply::Done { counter: 1 });
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    let old = s.dirs[0].with_file_name("p0-old");
+    copy_dir(&s.dirs[0], &old);
+    let (h0, j0) = s.spawn(0, false);
+    for c in 2..=3 {
+        let t = Instant::now();
+        loop {
+            let r = h0.request(Command::Pay { energy: 10_000, price: 100 }).await;
+            if r == (Reply::Done { counter: c }) {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "pay {c}: {r:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Victim down; the cheater runs its old copy and closes.
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    let on = Listeners { peer: s.ls[0].try_clone().unwrap(), control: None };
+    let (hx, jx) = spawn_party_on(&old, opts(false), on).unwrap();
+    let closing = tokio::spawn({
+        let hx = hx.clone();
+        async move { hx.request(Command::Close).await }
+    });
+    let client = RpcClient::new(&s.url);
+    let t = Instant::now();
+    let disputed = loop {
+        let ch = read_channel(&client, &s.specs[0].cid).unwrap().unwrap();
+        if ch.status != ChannelStatus::Open {
+            break ch;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "no dispute raised");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(disputed.latest.state.counter, 1, "the stale state is on chain: {:?}", disputed.status);
+    let (h1, j1) = s.spawn(1, false);
+    let t = Instant::now();
+    let ch = loop {
+        let ch = read_channel(&client, &s.specs[0].cid).unwrap().unwrap();
+        if ch.latest.state.counter >= 3 || ch.status == ChannelStatus::Closed {
+            break ch;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "neither resolved nor settled: {:?}", ch.status);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    closing.abort();
+    let _ = hx.request(Command::Shutdown).await;
+    let _ = jx.await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    s.node.shutdown();
+    assert!(ch.latest.state.counter >= 3, "settled the stale state: {:?} at {}", ch.status, ch.latest.state.counter);
+}
