@@ -360,3 +360,85 @@ async fn a_stale_dispute_raised_while_the_victim_is_down_is_answered_after_its_r
     s.node.shutdown();
     assert!(ch.latest.state.counter >= 3, "settled the stale state: {:?} at {}", ch.status, ch.latest.state.counter);
 }
+
+/// Held up (local user / token holder with hostile arguments): the token
+/// file is mode 0600 and replaced at each start; the previous run's token
+/// is refused after a restart; hostile arguments on the party's own port —
+/// amounts at `u64::MAX`, zero, more than the balance, an ask for
+/// `u64::MAX` — are answered with errors and move nothing; a negative
+/// amount or an unknown command ends the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_control_requests_and_an_old_token_move_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new().await;
+    let (h0, j0) = s.spawn(0, true);
+    let (h1, j1) = s.spawn(1, false);
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
+    let control = s.specs[0].control;
+    let file = s.dirs[0].join("control.token");
+    let old = read_control_token(&s.dirs[0]).unwrap();
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    // Restart: a fresh token; the old one is refused.
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    let (h0, j0) = s.spawn(0, true);
+    // The restarted party writes its token once its port is up.
+    let t = Instant::now();
+    let new = loop {
+        match read_control_token(&s.dirs[0]) {
+            Ok(tok) if tok.len() == 64 && tok != old => break tok,
+            _ => {}
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no fresh token after restart");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let ask = |token: String, cmd: Command| {
+        tokio::task::spawn_blocking(move || control_request(control, &token, &cmd, Duration::from_secs(30)))
+    };
+    let r = ask(old.clone(), Command::Pay { energy: 1_000, price: 100 }).await.unwrap();
+    assert!(matches!(&r, Ok(Reply::Error { message }) if message.contains("token")), "old token: {r:?}");
+    for cmd in [
+        Command::Pay { energy: u64::MAX, price: u64::MAX },
+        Command::Pay { energy: 0, price: 100 },
+        Command::Pay { energy: 1_000, price: 0 },
+        Command::Withdraw { amount: u64::MAX },
+        Command::Withdraw { amount: 0 },
+        Command::TopUp { amount: 0, credit_note: None },
+        Command::Ask { energy: 0, price: 1 },
+    ] {
+        let r = ask(new.clone(), cmd.clone()).await.unwrap();
+        assert!(matches!(r, Ok(Reply::Error { .. })), "{cmd:?} answered {r:?}");
+    }
+    // Garbage with the right token: the connection ends, nothing moves.
+    for line in [
+        format!("{{\"token\":\"{new}\",\"cmd\":\"pay\",\"energy\":-1,\"price\":100}}\n"),
+        format!("{{\"token\":\"{new}\",\"cmd\":\"pay\",\"energy\":18446744073709551616,\"price\":1}}\n"),
+        format!("{{\"token\":\"{new}\",\"cmd\":\"steal\"}}\n"),
+    ] {
+        use std::io::{BufRead, Write};
+        let r = tokio::task::spawn_blocking(move || {
+            let mut c = std::net::TcpStream::connect(control).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            c.write_all(line.as_bytes()).unwrap();
+            let mut r = std::io::BufReader::new(c);
+            let mut a = String::new();
+            let _ = r.read_line(&mut a);
+            let mut b = String::new();
+            let eof = matches!(r.read_line(&mut b), Ok(0));
+            (a, eof)
+        })
+        .await
+        .unwrap();
+        assert!(r.0.contains("error") && r.1, "answer {:?}, connection ended: {}", r.0, r.1);
+    }
+    let st = h0.request(Command::Status).await;
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = (j0.await, j1.await);
+    s.node.shutdown();
+    let Reply::Status(st) = st else { panic!("{st:?}") };
+    assert_eq!(st.counter, Some(1), "nothing moved");
+}
