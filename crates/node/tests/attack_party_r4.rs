@@ -442,3 +442,52 @@ async fn hostile_control_requests_and_an_old_token_move_nothing() {
     let Reply::Status(st) = st else { panic!("{st:?}") };
     assert_eq!(st.counter, Some(1), "nothing moved");
 }
+
+/// Held up (restart in the middle of a top-up): the party is stopped right
+/// after the user's top-up was sent (its waiting request is lost with the
+/// process). After a restart the chain's `ToppedUp` is read again from the
+/// channel's start and the allocation is proposed and co-signed: the
+/// balance grows by the top-up, both sides agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_top_up_interrupted_by_a_restart_is_still_allocated() {
+    let s = Setup::new().await;
+    let (h0, j0) = s.spawn(0, false);
+    let (h1, j1) = s.spawn(1, false);
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
+    let before = match h0.request(Command::Status).await {
+        Reply::Status(st) => st.balances.unwrap(),
+        r => panic!("{r:?}"),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_millis(30),
+        h0.request(Command::TopUp { amount: 10_000, credit_note: None }),
+    )
+    .await;
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    let client = RpcClient::new(&s.url);
+    let t = Instant::now();
+    while read_channel(&client, &s.specs[0].cid).unwrap().unwrap().topped_up[0] != Amount(10_000) {
+        assert!(t.elapsed() < Duration::from_secs(20), "the top-up never landed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (h0, j0) = s.spawn(0, false);
+    let t = Instant::now();
+    let (b0, b1) = loop {
+        let (a, b) = (h0.request(Command::Status).await, h1.request(Command::Status).await);
+        if let (Reply::Status(a), Reply::Status(b)) = (&a, &b) {
+            if a.balances.is_some_and(|x| x[0].0 == before[0].0 + 10_000) && a.counter == b.counter {
+                break (a.clone(), b.clone());
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(40), "not allocated after restart: {a:?} / {b:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = (j0.await, j1.await);
+    s.node.shutdown();
+    assert_eq!(b0.balances, b1.balances);
+}
