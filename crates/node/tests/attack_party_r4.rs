@@ -491,3 +491,62 @@ async fn a_top_up_interrupted_by_a_restart_is_still_allocated() {
     s.node.shutdown();
     assert_eq!(b0.balances, b1.balances);
 }
+
+/// Finding (merchant/peer keeping us busy; resize starvation): a party
+/// whose payments stream (a meter paying as energy flows: here 4 payers,
+/// each paying again as soon as its last payment is co-signed) always has
+/// a proposal in its window, and a withdrawal needs an empty window: every
+/// `withdraw` is refused at once with `Busy` instead of being queued behind
+/// the payments (payments are queued; resizes are not), and a top-up's
+/// allocation is proposed only at a tick that finds the window empty. A
+/// peer that answers each payment just under t_Δ makes this permanent with
+/// a single payer; here an honest peer and a steady stream suffice.
+///
+/// Expected: a withdrawal asked while payments flow is served (queued and
+/// proposed when the window drains) — at least one of 20 tries over ≈ 2 s.
+/// Observed: every try answered with an error (busy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "attack: while payments stream, every withdraw is refused Busy (resizes are never queued); a slow peer makes it permanent"]
+async fn a_withdrawal_is_served_while_payments_stream() {
+    let s = Setup::new().await;
+    let (h0, j0) = s.spawn(0, false);
+    let (h1, j1) = s.spawn(1, false);
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut payers = Vec::new();
+    for _ in 0..4 {
+        let (h0, stop) = (h0.clone(), stop.clone());
+        payers.push(tokio::spawn(async move {
+            let mut done = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if matches!(h0.request(Command::Pay { energy: 10, price: 100 }).await, Reply::Done { .. }) {
+                    done += 1;
+                }
+            }
+            done
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        let r = tokio::time::timeout(Duration::from_secs(15), h0.request(Command::Withdraw { amount: 10 })).await;
+        let ok = matches!(r, Ok(Reply::Done { .. }));
+        answers.push(r);
+        if ok {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut paid = 0;
+    for p in payers {
+        paid += p.await.unwrap();
+    }
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = (j0.await, j1.await);
+    s.node.shutdown();
+    let served = answers.iter().any(|r| matches!(r, Ok(Reply::Done { .. })));
+    assert!(served, "{paid} payments co-signed meanwhile; withdrawal answers: {answers:?}");
+}
