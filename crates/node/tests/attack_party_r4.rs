@@ -615,3 +615,41 @@ async fn a_top_up_during_a_payment_stream_does_not_block_the_close() {
         ch.status
     );
 }
+
+/// Held up (restart in the middle of a close, peer silent): the peer is
+/// down; the user asks to close and the party is stopped 100 ms later,
+/// before its close timeout made it dispute (the request is lost with the
+/// process). The restarted party finishes the close by itself from what it
+/// persisted — no second `close` — through the dispute, and the chain ends
+/// `Closed` on the newest co-signed state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_interrupted_by_a_restart_is_finished_after_it() {
+    let s = Setup::new().await;
+    let (h0, j0) = s.spawn(0, false);
+    let (h1, j1) = s.spawn(1, false);
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    let _ = tokio::time::timeout(Duration::from_millis(100), h0.request(Command::Close)).await;
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    let client = RpcClient::new(&s.url);
+    let at_stop = read_channel(&client, &s.specs[0].cid).unwrap().unwrap().status;
+    assert_eq!(at_stop, ChannelStatus::Open, "stopped before the dispute");
+    let (h0, j0) = s.spawn(0, false);
+    let t = Instant::now();
+    let ch = loop {
+        let ch = read_channel(&client, &s.specs[0].cid).unwrap().unwrap();
+        if ch.status == ChannelStatus::Closed || t.elapsed() > Duration::from_secs(60) {
+            break ch;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    s.node.shutdown();
+    assert_eq!(ch.status, ChannelStatus::Closed, "close not finished after restart");
+    assert_eq!(ch.latest.state.counter, 1);
+}
