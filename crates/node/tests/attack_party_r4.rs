@@ -653,3 +653,39 @@ async fn a_close_interrupted_by_a_restart_is_finished_after_it() {
     assert_eq!(ch.status, ChannelStatus::Closed, "close not finished after restart");
     assert_eq!(ch.latest.state.counter, 1);
 }
+
+/// Finding (same squat, on the peer port): the party's listening address
+/// for its peer is in the spec (the peer knows it; any local user can read
+/// the port off `ss -ltn` while the party runs). While the party is down a
+/// local user binds it; the restarted party then fails to start
+/// (`AddrInUse`), although it needs no listening port to guard the channel
+/// (it dials its peer itself and watches the chain through its node).
+///
+/// Expected: the restarted party runs (status `Open` at counter 1), dialling
+/// out and reporting the bind failure. Observed: it ends with a bind error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "attack: a local user who binds the party's peer address while it is down keeps the party from restarting"]
+async fn a_squatted_peer_address_does_not_keep_the_party_from_restarting() {
+    let Setup { _tmp, node, url: _, ls, cs: _, specs, dirs } = Setup::new().await;
+    let [l0, l1] = ls;
+    drop(l1); // side 1 binds its peer address itself, as `channel open` does.
+    let (h0, j0) =
+        spawn_party_on(&dirs[0], opts(false), Listeners { peer: l0.try_clone().unwrap(), control: None }).unwrap();
+    let (h1, j1) = gridledger_node::channel::party::spawn_party(&dirs[1], opts(false)).unwrap();
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    let squatter = std::net::TcpListener::bind(specs[1].addrs[1]).expect("the peer address is free while down");
+    let (h1, j1) = gridledger_node::channel::party::spawn_party(&dirs[1], opts(false)).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), h1.request(Command::Status)).await;
+    let _ = h1.request(Command::Shutdown).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), j1).await;
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    drop(squatter);
+    node.shutdown();
+    let running = matches!(&status, Ok(Reply::Status(s)) if s.phase == "Open" && s.counter == Some(1));
+    assert!(running, "restarted party: status {status:?}; ended with {ended:?}");
+}
