@@ -45,6 +45,10 @@ pub struct ServeChainArgs {
     /// Which chain: `bob`, or an external chain's index (0-based).
     #[arg(long)]
     pub role: String,
+    /// Serve one validator of the chain (0-based), holding only its key:
+    /// it proposes when it leads, votes, and commits sealed blocks.
+    #[arg(long)]
+    pub validator: Option<u32>,
 }
 
 #[derive(Args)]
@@ -140,9 +144,11 @@ pub struct UpArgs {
     /// Epochs to run (0 to 10,000).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub epochs: u64,
-    /// Run the BoB and each external chain in its own process, the driver
-    /// relaying headers between them over loopback TCP (as `testnet` runs
-    /// PBFT validators); the processes stop when the epochs are done.
+    /// Run every validator of the BoB and of each external chain in its own
+    /// process with only its own key, the driver moving proposals, votes
+    /// and sealed blocks between a chain's validators and relaying headers
+    /// to the BoB's over loopback TCP; the processes stop when the epochs
+    /// are done.
     #[arg(long)]
     pub processes: bool,
     /// With `--processes`: seconds the driver waits for a chain process

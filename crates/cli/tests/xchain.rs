@@ -23,34 +23,43 @@ fn up_relays_every_external_chain_to_the_bob() {
 }
 
 #[test]
-fn up_with_processes_runs_the_bob_and_each_chain_in_its_own_process() {
+fn up_with_processes_runs_each_validator_in_its_own_process() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let args = ["xchain", "up", "--processes", "--chains", "2", "--epochs", "3", "--dir", d, "--json"];
+    let args =
+        ["xchain", "up", "--processes", "--chains", "2", "--validators", "4", "--epochs", "3", "--dir", d, "--json"];
     let v = run_json(&args);
     let driver = v["driver_pid"].as_u64().unwrap();
-    let pids: Vec<u64> = v["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
-    assert_eq!(pids.len(), 3, "the BoB and two external chains");
+    let procs = v["processes"].as_array().unwrap();
+    let pids: Vec<u64> = procs.iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids.len(), 12, "four validators each of the BoB and two external chains: {v}");
     let distinct: std::collections::BTreeSet<u64> = pids.iter().copied().chain([driver]).collect();
-    assert_eq!(distinct.len(), 4, "each chain ran in a process of its own, none in the driver: {v}");
+    assert_eq!(distinct.len(), 13, "each validator ran in a process of its own, none in the driver: {v}");
+    for role in ["bob", "chain-101", "chain-102"] {
+        let vs: std::collections::BTreeSet<u64> =
+            procs.iter().filter(|p| p["role"] == role).map(|p| p["validator"].as_u64().unwrap()).collect();
+        assert_eq!(vs, (0..4).collect(), "{role}: validators 0 to 3");
+    }
     assert_eq!(v["bob"]["height"], 3);
     let ext = v["external"].as_array().unwrap();
     assert_eq!(ext.len(), 2);
     for c in ext {
         assert_eq!(c["height"], 3);
+        assert_eq!(c["validator_heights"], serde_json::json!([3, 3, 3, 3]), "every replica committed: {c}");
         assert_eq!(c["bob_stored_tip"], 3, "the driver relayed every header across processes: {c}");
         assert_eq!(c["contracts"], 0);
     }
-    // The same directory, embedded: the chains the processes wrote resume
-    // and the BoB's stored tips are the ones relayed across processes.
+    // The same directory, embedded: the chains validator 0's processes
+    // wrote resume, and the BoB's stored tips are the ones relayed across
+    // processes (the BoB accepted the seals the validators made apart).
     let v = run_json(&["xchain", "up", "--chains", "2", "--epochs", "1", "--dir", d, "--json"]);
     assert_eq!(v["bob"]["height"], 4);
     for c in v["external"].as_array().unwrap() {
         assert_eq!((c["height"].as_u64(), c["bob_stored_tip"].as_u64()), (Some(4), Some(4)));
     }
-    // Every chain process stopped with the driver.
+    // Every validator process stopped with the driver.
     for pid in pids {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "chain process {pid} still running");
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "validator process {pid} still running");
     }
 }
 

@@ -13,7 +13,7 @@
 //! proposals, votes and sealed blocks between replicas is the caller's
 //! (a driver over loopback, or a test); no replica signs for another.
 
-use gridledger_consensus::pbft::{vote_digest, VoteKind};
+use gridledger_consensus::pbft::{vote_digest, ValidatorSet, VoteKind};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Hash32, Height, Signature, Timestamp};
 use gridledger_ledger::{Block, Chain, ChainError, Seal, SignedTransaction, SubmitError};
@@ -68,6 +68,12 @@ impl Replica {
 
     pub fn height(&self) -> Height {
         self.chain.tip().height
+    }
+
+    /// Commit votes that seal a block of a deterministic chain (2f+1).
+    pub fn quorum(&self) -> usize {
+        ValidatorSet::new(self.reg.instance, self.reg.validators.clone())
+            .map_or(self.reg.validators.len(), |s| s.quorum())
     }
 
     /// The scheduled leader of `height`: validator `height mod n`.
