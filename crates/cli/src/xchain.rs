@@ -191,6 +191,13 @@ pub struct SwapArgs {
     /// A misbehaving participant or chain (thesis §5.3.2).
     #[arg(long, value_enum, default_value_t = Attack::None)]
     pub attack: Attack,
+    /// Run the honest exchange with every validator of the BoB and of each
+    /// external chain in its own process (as `xchain up --processes`).
+    #[arg(long)]
+    pub processes: bool,
+    /// With `--processes`: seconds the driver waits for a validator process.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub chain_timeout: u64,
 }
 
 /// Liquidity each chain's token (and Token_B) gets in SC_AMM's pool.
@@ -313,6 +320,25 @@ fn behaviour(a: Attack) -> Behaviour {
 fn swap(a: SwapArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.from != a.to, "--from and --to must be different chains");
     anyhow::ensure!(a.from < a.shape.chains && a.to < a.shape.chains, "--from and --to must be below --chains");
+    if a.processes {
+        anyhow::ensure!(a.attack == Attack::None, "--processes runs the honest exchange only (no --attack)");
+        let v = procs::swap(&a, a.chain_timeout)?;
+        if a.shape.json {
+            println!("{v}");
+        } else {
+            let r = &v["record"];
+            println!(
+                "CCTE over {} validator processes: complete {}, sender {}, receiver {}, x_i {}, {:.2} s",
+                v["processes"].as_array().map_or(0, |p| p.len()),
+                r["complete"],
+                r["sender"],
+                r["receiver"],
+                v["x_i"].as_str().unwrap_or(""),
+                v["wall_s"].as_f64().unwrap_or(0.0)
+            );
+        }
+        return Ok(());
+    }
     let (mut m, _tmp) = open(&a.shape)?;
     prepare(&mut m)?;
     let req = SwapRequest {

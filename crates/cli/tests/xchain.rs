@@ -64,6 +64,33 @@ fn up_with_processes_runs_each_validator_in_its_own_process() {
 }
 
 #[test]
+fn swap_over_validator_processes_settles_and_moves_both_payments() {
+    let args = ["xchain", "swap", "--processes", "--chains", "2", "--validators", "4", "--amount", "500", "--json"];
+    let v = run_json(&args);
+    let pids: std::collections::BTreeSet<u64> =
+        v["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids.len(), 12, "one process per validator: {v}");
+    assert!(!pids.contains(&v["driver_pid"].as_u64().unwrap()));
+    let r = &v["record"];
+    assert_eq!(r["complete"], true, "{v}");
+    assert!(r["sender"]["Proved"].is_object() && r["receiver"]["Proved"].is_object(), "both proved: {r}");
+    let amount = |k: &str, i: usize| -> i128 { v["balances"][k][i].as_str().unwrap().parse().unwrap() };
+    let x_i: i128 = v["x_i"].as_str().unwrap().parse().unwrap();
+    assert_eq!(amount("receiver_i", 1) - amount("receiver_i", 0), x_i, "the receiver got x_i on chain i");
+    assert_eq!(amount("sender_j", 1) - amount("sender_j", 0), 500, "the sender got x_j on chain j");
+    assert!(amount("sender_i", 0) - amount("sender_i", 1) >= x_i, "the sender paid x_i (and a fee)");
+    assert!(amount("receiver_j", 0) - amount("receiver_j", 1) >= 500, "the receiver paid x_j (and a fee)");
+    // The validator processes stopped with the driver.
+    for pid in pids {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "validator process {pid} still running");
+    }
+    let out =
+        Command::new(BIN).args(["xchain", "swap", "--processes", "--attack", "withhold-sender"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("honest exchange only"));
+}
+
+#[test]
 fn swap_settles_honestly_and_under_withholding() {
     let v = run_json(&["xchain", "swap", "--chains", "2", "--amount", "500", "--json"]);
     assert_eq!(v["report"]["exchange_phases"], 2);

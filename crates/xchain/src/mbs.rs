@@ -442,7 +442,8 @@ pub fn relay_tx(relayer: &KeyPair, nonce: u64, relay: &Relay) -> SignedTransacti
     bob_call_signed(relayer, nonce, "relay", relay, Amount::ZERO)
 }
 
-fn bob_call_signed<A: BorshSerialize>(
+/// A call of the BoB contract signed by `key` with nonce `nonce`.
+pub fn bob_call_signed<A: BorshSerialize>(
     key: &KeyPair,
     nonce: u64,
     method: &str,
