@@ -286,9 +286,11 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
             );
         }
         if let Some(ps) = s["processes"].as_array() {
-            let each: Vec<String> =
-                ps.iter().map(|p| format!("{} pid {}", p["role"].as_str().unwrap_or(""), p["pid"])).collect();
-            println!("  one process each (stopped now): {}", each.join(", "));
+            let each: Vec<String> = ps
+                .iter()
+                .map(|p| format!("{} v{} pid {}", p["role"].as_str().unwrap_or(""), p["validator"], p["pid"]))
+                .collect();
+            println!("  one process per validator (stopped now): {}", each.join(", "));
         }
     }
     Ok(())
