@@ -427,3 +427,70 @@ fn zero_enclaves_is_a_typed_error_not_a_panic() {
     });
     assert!(matches!(r, Ok(Err(_))), "observed a panic (or Ok): {:?}", r.map_err(|_| "panic"));
 }
+
+// ---------------------------------------------------------------- size limits
+
+/// A meshed ring of `n` buses (about 80 bytes per bus in the file).
+fn ring(n: usize) -> String {
+    let mut s =
+        String::from("mpc.version = '2';\nmpc.baseMVA = 100;\nmpc.bus = [\n 1 3 0 0 0 0 1 1 0 135 1 1.1 0.9;\n");
+    for k in 2..=n {
+        s.push_str(&format!(" {k} 1 0 0 0 0 1 1 0 135 1 1.1 0.9;\n"));
+    }
+    s.push_str("];\nmpc.gen = [\n 1 0 0 100 -100 1 100 1 200 0;\n];\nmpc.branch = [\n");
+    for k in 1..=n {
+        s.push_str(&format!(" {k} {} 0.01 0.1 0 0 0 0 0 0 1;\n", k % n + 1));
+    }
+    s.push_str("];\n");
+    s
+}
+
+const HUGE_CHILD: &str = "GRIDLEDGER_ATTACK_HUGE_CHILD";
+
+// Child half of the test below: builds the market rows of a 20 000-bus ring
+// (a 1.6 MB case file). Runs only in the child process, under an
+// address-space limit set by the parent.
+#[test]
+#[ignore = "attack: child process of a_huge_meshed_case_is_a_typed_error_not_an_abort"]
+fn huge_meshed_case_child() {
+    if std::env::var_os(HUGE_CHILD).is_none() {
+        return;
+    }
+    let case = Case::parse(&ring(20_000)).expect("the ring parses");
+    let r = network_for(&case, 1.0);
+    assert!(r.is_err(), "a 20 000-bus case is refused with a typed error (size limit) or cleared");
+}
+
+// Expected: a case too large for the dense models is refused with a typed
+// error (a documented bus limit), never an abort. Observed: `DcModel::new`
+// allocates the dense reduced B (n² f64, 3.2 GB for 20 000 buses), the
+// dense inverse (another n²) and the PTDF (lines × n), then runs an O(n³)
+// LU; under a 2 GiB address-space limit the child dies with "memory
+// allocation … failed" (SIGABRT); without one a 1.6 MB file makes
+// `gridledger market clear` / `grid pf` (dense n² Y-bus and Jacobian)
+// exhaust the machine's memory.
+#[test]
+#[ignore = "attack: a 20 000-bus (1.6 MB) case makes the dense DC model abort on allocation (no size limit)"]
+fn a_huge_meshed_case_is_a_typed_error_not_an_abort() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--ignored", "--exact", "huge_meshed_case_child", "--nocapture"]).env(HUGE_CHILD, "1");
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 2 << 30, rlim_max: 2 << 30 };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "observed: child {:?}; stderr tail: {}",
+        out.status,
+        &err[err.len().saturating_sub(300)..]
+    );
+}
