@@ -171,6 +171,27 @@ fn a_negative_rating_is_refused() {
     assert!(matches!(r, Err(CaseError::BadValue { .. })), "observed: parsed, {rows:?} PTDF rows (shipped: {shipped})");
 }
 
+// Expected: a negative (or inverted, Vmin > Vmax) voltage limit is refused
+// (`BadValue`). Observed: accepted; LinDistFlow squares the limits, so
+// Vmax = -1.1 acts exactly like 1.1 and the file's sign error goes unseen
+// (and Vmax = -1e308 squares to +inf: no upper limit at all).
+#[test]
+#[ignore = "attack: a negative Vmax is accepted and squared into a valid-looking limit"]
+fn a_negative_voltage_limit_is_refused() {
+    let row = "\t2\t1\t100\t60\t0\t0\t1\t1\t0\t12.66\t1\t1.1\t0.9;";
+    assert!(CASE33BW.contains(row));
+    let text = CASE33BW.replacen(row, "\t2\t1\t100\t60\t0\t0\t1\t1\t0\t12.66\t1\t-1.1\t0.9;", 1);
+    let r = Case::parse(&text);
+    let same = r.as_ref().ok().map(|c| {
+        let shipped = network_for(&Case::parse(CASE33BW).unwrap(), 1.0).unwrap();
+        network_for(c, 1.0).unwrap().h == shipped.h
+    });
+    assert!(
+        matches!(r, Err(CaseError::BadValue { .. })),
+        "observed: parsed (Vmax = -1.1); market rows identical to Vmax = 1.1: {same:?}"
+    );
+}
+
 // Expected: a radial feeder is cleared under LinDistFlow whatever isolated
 // (type 4) buses the file also lists. Observed: an in-service branch to an
 // isolated bus counts in `Case::is_radial`'s edge count (every model skips
