@@ -621,3 +621,38 @@ fn aladin_clears_a_small_seeded_market_on_case33bw() {
         r.relative_gap
     );
 }
+
+// ---------------------------------------------------------------- primal-dual
+
+// Expected: when the primal–dual iteration reports `converged`, its welfare
+// is within the 0.1 % of the centralised optimum. Observed: on
+// congested case30 (limit scale 1e-4) with prosumers whose lower bounds are
+// positive (every other buyer must buy half its e_max, every third seller
+// sell 30 %), seeds 17 and 52 of 150 stop as "converged" 0.15 % and 0.20 %
+// off. For seed 52 the settled trades carry 0.009 kWh more than the optimum
+// and overload a line by 2.5e-4 kW — inside the stopping rule's violation
+// tolerance (1e-3 / max(M, N) kW) — and the line's shadow price is so high
+// that this buys a welfare 0.2 % *above* the true optimum: an infeasible
+// clearing reported as converged, with a negative gap.
+#[ignore = "attack: primal-dual reports converged 0.2 % off the optimum (congested case30, e_min > 0, seed 52)"]
+fn primal_dual_converged_means_within_a_tenth_of_a_percent() {
+    let net = case30_net(1e-4);
+    let mut m = Market::generate(52, 4, 4, &net.bus_ids);
+    for p in m.buyers.iter_mut().step_by(2) {
+        p.e_min = 0.5 * p.e_max;
+    }
+    for p in m.sellers.iter_mut().skip(1).step_by(3) {
+        p.e_min = 0.3 * p.e_max;
+    }
+    let r = clear(&m, &net, Algorithm::PrimalDual).unwrap();
+    assert!(r.converged, "precondition: the iteration says it converged");
+    assert!(
+        r.relative_gap.abs() <= 1e-3,
+        "observed: converged after {} iterations with welfare {} against {} (gap {:.2e}, violation {:.1e} kW)",
+        r.iterations,
+        r.welfare,
+        r.optimum,
+        r.relative_gap,
+        r.violation_kw
+    );
+}
