@@ -656,3 +656,27 @@ fn primal_dual_converged_means_within_a_tenth_of_a_percent() {
         r.violation_kw
     );
 }
+
+// Expected: `run_dtask` refuses a fault list whose length differs from the
+// enclave count with a typed error (`TeeError::Malformed`). Observed: it
+// indexes `faults[a]` for every enclave and panics "index out of bounds"
+// (the same root cause as the zero-enclave panic above).
+#[test]
+#[ignore = "attack: run_dtask panics when the fault list is shorter than the enclave list"]
+fn run_dtask_with_a_short_fault_list_is_a_typed_error() {
+    use gridledger_market::teardo::SCRIPT;
+    use gridledger_market::tee::{run_dtask, Attester, SoftwareEnclave};
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    let (set, shares) = gridledger_threshold::deal(4, 3, &mut rng).unwrap();
+    let mut es: Vec<SoftwareEnclave> = shares
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| SoftwareEnclave::new(i, SCRIPT, s, set.clone(), &mut rng))
+        .collect();
+    let h = es[0].measurement();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_dtask(&mut es, &[None], b"v", h, &mut rng).map(|_| ()).map_err(|e| e.to_string())
+    }));
+    assert!(matches!(r, Ok(Err(_))), "observed a panic (or Ok): {:?}", r.map_err(|_| "panic"));
+}
