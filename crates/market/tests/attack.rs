@@ -634,6 +634,7 @@ fn aladin_clears_a_small_seeded_market_on_case33bw() {
 // tolerance (1e-3 / max(M, N) kW) — and the line's shadow price is so high
 // that this buys a welfare 0.2 % *above* the true optimum: an infeasible
 // clearing reported as converged, with a negative gap.
+#[test]
 #[ignore = "attack: primal-dual reports converged 0.2 % off the optimum (congested case30, e_min > 0, seed 52)"]
 fn primal_dual_converged_means_within_a_tenth_of_a_percent() {
     let net = case30_net(1e-4);
