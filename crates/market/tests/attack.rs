@@ -731,3 +731,25 @@ fn primal_dual_clears_small_seeded_congested_markets() {
     }
     assert!(seen.is_empty(), "observed: {seen:?}");
 }
+
+// Expected: the market's line limits do not depend on the (arbitrary) power
+// base: case30 with `baseMVA = 1e-310` either clears like case30 or is
+// refused (`BadValue`, a base outside a sane range). Observed: the base is
+// accepted (it is finite and positive), `rate_a / baseMVA` overflows to
+// +inf, `DcModel` takes every line for unlimited, and the congested market
+// (limit scale 1e-4) clears with no network row at all: welfare $1.3636
+// instead of $1.3048, no error.
+#[test]
+#[ignore = "attack: a subnormal baseMVA overflows every rating to +inf and silently drops all line limits"]
+fn a_tiny_base_mva_does_not_drop_the_line_limits() {
+    assert!(CASE30.contains("mpc.baseMVA = 100;"));
+    let text = CASE30.replace("mpc.baseMVA = 100;", "mpc.baseMVA = 1e-310;");
+    match Case::parse(&text) {
+        Err(CaseError::BadValue { .. }) => {}
+        Ok(c) => {
+            let net = network_for(&c, 1e-4).unwrap();
+            assert_eq!(net.g.len(), case30_net(1e-4).g.len(), "observed: {} line rows (shipped base: 82)", net.g.len());
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
