@@ -171,3 +171,36 @@ fn a_chain_without_a_group_account_refunds_nothing() {
     let tx = m.refund_lock_tx(&u, A, &nt).unwrap();
     assert_refused(&mut m, &tx, XchainError::BadTerms(format!("chain {A} has no group account to pay from")));
 }
+
+/// A refund whose accumulator path a relay made stale (the header's
+/// mountain merged into a larger one) is refused with BadHeaderProof and
+/// changes nothing; the path built again goes through.
+#[test]
+fn a_refund_path_made_stale_by_a_relay_is_refused_then_rebuilt() {
+    use gridledger_xchain::mmr::Mmr;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let u = dev_key(2);
+    let (nt, height) = lock(&mut m, &u);
+    until_dropped(&mut m, height);
+    let leaf = height - 1;
+    let header_hash = m.external(A).unwrap().sealed_header(height).unwrap().unwrap().header.hash();
+    let mut stale = None;
+    for _ in 0..64 {
+        let tx = m.refund_lock_tx(&u, A, &nt).unwrap();
+        let gridledger_ledger::TxKind::Call { args, .. } = &tx.tx.kind else { panic!("a call") };
+        let args: RefundLock = borsh::from_slice(args).unwrap();
+        m.tick().unwrap();
+        let acc: Mmr = m.bob_record(&keys::mmr(A)).unwrap();
+        if !acc.verify(leaf, &header_hash, &args.header_proof) {
+            stale = Some(tx);
+            break;
+        }
+    }
+    let stale = stale.expect("a relay merged the header's mountain within 64 epochs");
+    assert_refused(&mut m, &stale, XchainError::BadHeaderProof { chain: A, height });
+    let tpk = m.config.tpk_address(A);
+    let held = balance(&m, &tpk);
+    m.refund_lock(&u, A, &nt).unwrap();
+    assert_eq!(balance(&m, &tpk), held - AMOUNT, "the rebuilt path refunds the lock");
+}
