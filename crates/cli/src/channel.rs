@@ -11,7 +11,9 @@ use clap::{Args, Subcommand};
 use gridledger_channels::disk::Durability;
 use gridledger_core::{Amount, KeyPair};
 use gridledger_node::channel::manager::{control_manager, ControlOp, ControlReply, ControlRequest};
-use gridledger_node::channel::party::{control_request, read_control_token, run_party, Command, PartyOptions, Reply};
+use gridledger_node::channel::party::{
+    control_endpoint, control_request_dir, read_control_token, run_party, Command, PartyOptions, Reply,
+};
 use gridledger_node::channel::spec::{
     bind_loopback, free_loopback_addr, prepare_channel, prepare_channel_with, AcceptPolicy, ChannelTerms, MscSource,
     PartySpec,
@@ -598,11 +600,12 @@ fn control(dir: &Path, cmd: &Command) -> anyhow::Result<Reply> {
             dir.display()
         )
     })?;
-    let r = control_request(spec.control, &token, cmd, Duration::from_secs(120)).with_context(|| {
+    drop(token);
+    let r = control_request_dir(dir, cmd, Duration::from_secs(120)).with_context(|| {
         format!(
             "talking to the party of {} at {} (is `gridledger channel open --dir {}` running?)",
             dir.display(),
-            spec.control,
+            control_endpoint(dir, &spec),
             dir.display()
         )
     })?;
@@ -912,7 +915,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 spec.cid,
                 spec.side,
                 spec.addrs[usize::from(spec.side)],
-                spec.control
+                control_endpoint(&a.dir, &spec)
             );
             let (events, mut rx) = tokio::sync::broadcast::channel(256);
             let opts = PartyOptions {
@@ -941,14 +944,13 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             // control port (the party itself stays IO-free of printing).
             let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let phases = {
-                let (done, control, cid, dir) = (done.clone(), spec.control, spec.cid, a.dir.clone());
+                let (done, cid, dir) = (done.clone(), spec.cid, a.dir.clone());
                 std::thread::spawn(move || {
                     let mut last = String::new();
                     while !done.load(std::sync::atomic::Ordering::Relaxed) {
                         // The token is written when the party's port starts.
-                        let token = read_control_token(&dir).unwrap_or_default();
                         if let Ok(Reply::Status(st)) =
-                            control_request(control, &token, &Command::Status, Duration::from_secs(2))
+                            control_request_dir(&dir, &Command::Status, Duration::from_secs(2))
                         {
                             if st.phase != last {
                                 eprintln!("channel {cid}: {} (counter {})", st.phase, st.counter.unwrap_or(0));

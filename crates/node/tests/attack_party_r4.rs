@@ -117,7 +117,6 @@ impl Setup {
 /// ≈ 12 s, across several expiry cycles. Observed: every try ends with end
 /// of stream (the port closed the connection unread).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: 72 idle token-less connections, reconnected on close, lock the token holder out of the party control port"]
 async fn seventy_two_idle_connections_lock_the_owner_out_of_the_control_port() {
     use tokio::io::AsyncReadExt;
     let s = Setup::new().await;

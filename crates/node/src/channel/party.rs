@@ -813,15 +813,29 @@ async fn run(
 
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<Request0>(16);
     let control = if opts.control {
-        let l = match control_listener {
-            Some(l) => tokio_listener(l).map_err(PartyError::Control)?,
-            None => tokio::net::TcpListener::bind(spec.control).await.map_err(PartyError::Control)?,
-        };
         // A fresh token per start, in a file only the user can read.
         let token = super::control::new_token();
+        let served = match control_listener {
+            // TCP where the caller handed a listener (explicitly asked).
+            Some(l) => {
+                let l = tokio_listener(l).map_err(PartyError::Control)?;
+                tokio::spawn(serve_control(l, token.clone(), ctl_tx))
+            }
+            // The party's own channel: a Unix socket in its directory.
+            #[cfg(unix)]
+            None => {
+                let l = super::control::bind_control_socket(&dir).map_err(PartyError::Control)?;
+                tokio::spawn(serve_control(l, token.clone(), ctl_tx))
+            }
+            #[cfg(not(unix))]
+            None => {
+                let l = tokio::net::TcpListener::bind(spec.control).await.map_err(PartyError::Control)?;
+                tokio::spawn(serve_control(l, token.clone(), ctl_tx))
+            }
+        };
         super::control::write_token_file(&dir.join(super::control::CONTROL_TOKEN_FILE), &token)
             .map_err(PartyError::Control)?;
-        Some(tokio::spawn(serve_control(l, token, ctl_tx)))
+        Some(served)
     } else {
         // No control port here (e.g. under `channel serve --control`, whose
         // token-guarded manager port is the one way in): a token left by an
@@ -970,7 +984,7 @@ impl super::control::Tokened for PartyRequest {
 
 /// Serves a party's control port (see [`super::control`]: token on every
 /// line, connection cap, first-line deadline, accept errors retried).
-async fn serve_control(l: tokio::net::TcpListener, token: String, to_party: mpsc::Sender<Request0>) {
+async fn serve_control<L: super::control::ControlListener>(l: L, token: String, to_party: mpsc::Sender<Request0>) {
     let error = |message: String| Reply::Error { message };
     super::control::serve_guarded(
         l,
@@ -1015,6 +1029,45 @@ pub fn control_request(
     timeout: Duration,
 ) -> Result<Reply, std::io::Error> {
     json_line_request(addr, &PartyRequest { token: token.to_string(), cmd: cmd.clone() }, timeout)
+}
+
+/// One command to the party running in `dir` over its own control channel
+/// (blocking; for the `--dir` commands): on Unix the socket
+/// `dir/control.sock` (only the owner can connect), elsewhere the TCP
+/// address of its spec; with the token of `dir/control.token`.
+pub fn control_request_dir(dir: &Path, cmd: &Command, timeout: Duration) -> Result<Reply, std::io::Error> {
+    let token = read_control_token(dir)?;
+    let req = PartyRequest { token, cmd: cmd.clone() };
+    #[cfg(unix)]
+    {
+        use std::io::{BufRead, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(dir.join(super::control::CONTROL_SOCKET_FILE))?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(Duration::from_secs(3)))?;
+        let mut line = serde_json::to_string(&req).map_err(std::io::Error::other)?;
+        line.push('\n');
+        s.write_all(line.as_bytes())?;
+        let mut r = std::io::BufReader::new(s);
+        let mut out = String::new();
+        r.read_line(&mut out)?;
+        serde_json::from_str(&out).map_err(std::io::Error::other)
+    }
+    #[cfg(not(unix))]
+    {
+        let spec = PartySpec::load(dir).map_err(std::io::Error::other)?;
+        json_line_request(spec.control, &req, timeout)
+    }
+}
+
+/// Where the party running in `dir` serves its own control channel, for
+/// messages (the socket path on Unix, the spec's TCP address elsewhere).
+pub fn control_endpoint(dir: &Path, spec: &PartySpec) -> String {
+    if cfg!(unix) {
+        let _ = spec;
+        dir.join(super::control::CONTROL_SOCKET_FILE).display().to_string()
+    } else {
+        spec.control.to_string()
+    }
 }
 
 /// The token of the party running in `dir` (written by the party when its
