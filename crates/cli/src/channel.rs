@@ -909,7 +909,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         ChannelCmd::Open(a) => {
             use gridledger_node::channel::alert::{alert_of_event, AlertSink, ExecAlerter, StderrAndExec};
             let spec = load_party(&a.dir)?;
-            let alerts = StderrAndExec(a.alert_exec.as_deref().map(ExecAlerter::new).transpose()?);
+            let alerts = std::sync::Arc::new(StderrAndExec(a.alert_exec.as_deref().map(ExecAlerter::new).transpose()?));
             eprintln!(
                 "channel {}: side {} listening on {} for its peer, control on {}; runs until the channel closes",
                 spec.cid,
@@ -922,6 +922,7 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
                 durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
                 auto_open: true,
                 events: Some(events),
+                alerts: gridledger_node::channel::alert::AlertHook(Some(alerts.clone())),
                 ..PartyOptions::default()
             };
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

@@ -247,7 +247,6 @@ async fn a_top_up_the_silent_peer_never_allocates_does_not_block_the_close() {
 /// alert), so its status shows the channel `Open` at counter 1. Observed:
 /// the party ends with a control-port bind error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a local user who binds the party's control address while it is down keeps the party from restarting"]
 async fn a_squatted_control_address_does_not_keep_the_party_from_restarting() {
     let Setup { _tmp, node, url: _, ls, cs, specs, dirs } = Setup::new().await;
     let [_c0, c1] = cs;
@@ -663,7 +662,6 @@ async fn a_close_interrupted_by_a_restart_is_finished_after_it() {
 /// Expected: the restarted party runs (status `Open` at counter 1), dialling
 /// out and reporting the bind failure. Observed: it ends with a bind error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a local user who binds the party's peer address while it is down keeps the party from restarting"]
 async fn a_squatted_peer_address_does_not_keep_the_party_from_restarting() {
     let Setup { _tmp, node, url: _, ls, cs: _, specs, dirs } = Setup::new().await;
     let [l0, l1] = ls;

@@ -137,6 +137,8 @@ pub struct PartyOptions {
     /// Proposal window (updates in flight); `None`: the spec's
     /// ([`gridledger_channels::machine::DEFAULT_WINDOW`]).
     pub window: Option<usize>,
+    /// Where the party's own alerts go (a listening address it cannot bind).
+    pub alerts: super::alert::AlertHook,
 }
 
 impl Default for PartyOptions {
@@ -150,6 +152,7 @@ impl Default for PartyOptions {
             poll: Duration::from_millis(50),
             events: None,
             window: None,
+            alerts: super::alert::AlertHook::default(),
         }
     }
 }
@@ -229,6 +232,101 @@ fn spawn(dir: &Path, opts: PartyOptions, listeners: Option<Listeners>) -> Result
 fn tokio_listener(l: std::net::TcpListener) -> std::io::Result<tokio::net::TcpListener> {
     l.set_nonblocking(true)?;
     tokio::net::TcpListener::from_std(l)
+}
+
+/// Binds a TCP listener as the network layer does (address reuse, so a
+/// restarted party gets its port back while old links sit in TIME_WAIT).
+fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Failed binds of one listening address: logged each time, alerted at the
+/// first and every [`super::alert::ALERT_AFTER_ATTEMPTS`]-th after.
+struct ListenFails {
+    cid: Hash32,
+    what: &'static str,
+    addr: std::net::SocketAddr,
+    alerts: super::alert::AlertHook,
+    attempts: u32,
+}
+
+impl ListenFails {
+    fn new(cid: Hash32, what: &'static str, addr: std::net::SocketAddr, alerts: super::alert::AlertHook) -> Self {
+        ListenFails { cid, what, addr, alerts, attempts: 0 }
+    }
+
+    fn failed(&mut self, e: &std::io::Error) {
+        self.attempts = self.attempts.saturating_add(1);
+        tracing::warn!("cannot bind the {} address {} (attempt {}): {e}", self.what, self.addr, self.attempts);
+        if self.attempts == 1 || self.attempts.is_multiple_of(super::alert::ALERT_AFTER_ATTEMPTS) {
+            self.alerts.alert(&super::alert::Alert::ListenFailing {
+                cid: self.cid,
+                what: self.what.into(),
+                addr: self.addr.to_string(),
+                attempts: self.attempts,
+                last_error: e.to_string(),
+            });
+        }
+    }
+}
+
+/// Back-off between tries to bind a listening address: 100 ms doubling to
+/// 5 s.
+const BIND_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Keeps trying to bind `listen`; once bound, forwards every connection to
+/// `to` (the party's ephemeral peer listener; the link's own handshake
+/// authenticates the peer end to end). Ends when aborted.
+async fn forward_when_bound(listen: std::net::SocketAddr, to: std::net::SocketAddr, mut fails: ListenFails) {
+    let mut backoff = Duration::from_millis(100);
+    let l = loop {
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BIND_RETRY_MAX);
+        match bind_tcp(listen) {
+            Ok(l) => break l,
+            Err(e) => fails.failed(&e),
+        }
+    };
+    tracing::info!("bound the {} address {listen} again", fails.what);
+    loop {
+        match l.accept().await {
+            Ok((mut inbound, _)) => {
+                tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("accept on {listen}: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A TCP control port (non-Unix targets): bound with back-off until the
+/// address is free, then served; the party runs meanwhile.
+#[cfg_attr(unix, allow(dead_code))]
+async fn serve_control_when_bound(
+    addr: std::net::SocketAddr,
+    token: String,
+    to_party: mpsc::Sender<Request0>,
+    mut fails: ListenFails,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let l = loop {
+        match bind_tcp(addr) {
+            Ok(l) => break l,
+            Err(e) => fails.failed(&e),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BIND_RETRY_MAX);
+    };
+    serve_control(l, token, to_party).await
 }
 
 /// Runs a party until it is closed (with `exit_when_closed`) or shut down.
@@ -701,12 +799,39 @@ async fn run(
         Some(l) => (Some(l.peer), l.control),
         None => (None, None),
     };
+    // A peer address that cannot be bound (squatted by another local
+    // process while the party was down) must not keep the party from
+    // guarding its channel: it runs on an ephemeral loopback port (it still
+    // dials its peer, watches the chain, answers disputes), alerts, and
+    // keeps trying the spec's address, forwarding what it accepts there.
+    let mut peer_forward = None;
     let started = match peer_listener {
         Some(l) => {
             let l = tokio_listener(l).map_err(PartyError::Control)?;
             Network::start_with_listener(cfg, esc_key, l).await
         }
-        None => Network::start(cfg, esc_key).await,
+        None => {
+            let listen = spec.addrs[side as usize];
+            match bind_tcp(listen) {
+                Ok(l) => Network::start_with_listener(cfg, esc_key, l).await,
+                Err(e) => {
+                    let mut fails = ListenFails::new(spec.cid, "peer", listen, opts.alerts.clone());
+                    fails.failed(&e);
+                    let local = std::net::SocketAddr::new(
+                        if listen.is_ipv4() {
+                            std::net::Ipv4Addr::LOCALHOST.into()
+                        } else {
+                            std::net::Ipv6Addr::LOCALHOST.into()
+                        },
+                        0,
+                    );
+                    let l = bind_tcp(local).map_err(PartyError::Control)?;
+                    let inner = l.local_addr().map_err(PartyError::Control)?;
+                    peer_forward = Some(tokio::spawn(forward_when_bound(listen, inner, fails)));
+                    Network::start_with_listener(cfg, esc_key, l).await
+                }
+            }
+        }
     };
     let (net, mut inbound) = started.map_err(|e| PartyError::Net(e.to_string()))?;
     // Link (re)established: the reconnect handshake.
@@ -829,8 +954,8 @@ async fn run(
             }
             #[cfg(not(unix))]
             None => {
-                let l = tokio::net::TcpListener::bind(spec.control).await.map_err(PartyError::Control)?;
-                tokio::spawn(serve_control(l, token.clone(), ctl_tx))
+                let fails = ListenFails::new(spec.cid, "control", spec.control, opts.alerts.clone());
+                tokio::spawn(serve_control_when_bound(spec.control, token.clone(), ctl_tx, fails))
             }
         };
         super::control::write_token_file(&dir.join(super::control::CONTROL_TOKEN_FILE), &token)
@@ -933,6 +1058,9 @@ async fn run(
     stop_submit.store(true, Ordering::Relaxed);
     if let Some(c) = control {
         c.abort();
+    }
+    if let Some(f) = peer_forward {
+        f.abort();
     }
     let Loop { machine, persist, net, txs, .. } = lp;
     // The persister writes what is queued, flushes and ends.
