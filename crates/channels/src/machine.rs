@@ -371,6 +371,9 @@ pub enum ChannelError {
     NotOpen(Phase),
     #[error("an earlier proposal is still awaiting the peer")]
     Busy,
+    /// A close was asked: no further payment or resize is proposed.
+    #[error("the channel is closing: no new updates")]
+    Closing,
     #[error("a persisted snapshot is still awaited")]
     PersistPending,
     #[error("balance {have} minor units is below the payment {need} minor units (1 coin = 1,000,000 minor units)")]
@@ -607,6 +610,8 @@ pub struct ChannelMachine {
     /// A top-up allocation is proposed from a tick no sooner than this (a
     /// peer whose chain view lags refuses it until it sees the top-up).
     allocate_at: Timestamp,
+    /// When the tick last proposed the final state of a requested close.
+    close_proposed_at: Timestamp,
     /// Events announced only once the store they describe is durable
     /// (`PaymentReceived`: a merchant may deliver on it), by version.
     held_events: Vec<(u64, Vec<ChannelEvent>)>,
@@ -700,6 +705,7 @@ impl ChannelMachine {
             retry_since: 0,
             retry_origin: std::collections::BTreeMap::new(),
             allocate_at: 0,
+            close_proposed_at: 0,
             held_events: vec![],
             fallback_answered: vec![],
             outcome_told: vec![],
@@ -914,9 +920,23 @@ impl ChannelMachine {
         // Closing abandons unanswered update proposals (the peer may be
         // silent): their counters stay used (`signed_upto`), and if the peer
         // did co-sign one, the peer can still answer a dispute with it.
-        let abandon = matches!(r, Request::Close)
-            && matches!(self.store.phase, Phase::Open | Phase::Disputed { .. })
-            && self.store.my_proposal().is_some_and(|p| p.state.counter > 0 && !p.state.is_final);
+        //
+        // On an open channel a close first lets the window drain (each
+        // proposal is co-signed or falls back): a final state proposed on a
+        // co-signed state older than one the peer already co-signed would be
+        // refused, and the close would need the dispute although both sides
+        // are online. It is proposed from the tick once the window is empty;
+        // new payments are refused meanwhile; a silent peer still meets the
+        // close timeout (the dispute) as before.
+        let updates_out = self.store.my_proposal().is_some_and(|p| p.state.counter > 0 && !p.state.is_final);
+        if matches!(r, Request::Close) && self.store.phase == Phase::Open && updates_out {
+            if !self.store.closing_requested || self.close_started.is_none() {
+                self.close_started = Some(self.now);
+            }
+            self.store.closing_requested = true;
+            return Ok(self.persist_then(Step::default(), vec![], vec![]));
+        }
+        let abandon = matches!(r, Request::Close) && matches!(self.store.phase, Phase::Disputed { .. }) && updates_out;
         if abandon {
             self.abandon_window();
         }
@@ -954,6 +974,19 @@ impl ChannelMachine {
         // it. Only closing is never held back.
         let yielded = !self.retry.is_empty() && self.now < self.retry_since.saturating_add(self.params.retry_ms);
         if yielded && !matches!(r, Request::Close) {
+            return Err(ChannelError::Busy);
+        }
+        if self.store.closing_requested
+            && matches!(r, Request::Pay { .. } | Request::PayMany(_) | Request::Withdraw { .. })
+        {
+            return Err(ChannelError::Closing);
+        }
+        // Fair interleaving: a top-up the chain shows and no state (co-signed
+        // or proposed) allocates yet goes before further payments. New
+        // payments wait (`Busy`, the party keeps them queued) until the
+        // allocation is proposed, which happens as soon as the window is
+        // empty (the next tick), so a steady payment stream cannot starve it.
+        if matches!(r, Request::Pay { .. } | Request::PayMany(_)) && self.allocation_due() {
             return Err(ChannelError::Busy);
         }
         // A further update may join the window; an open or a final state
@@ -1334,6 +1367,16 @@ impl ChannelMachine {
             }
         }
         out
+    }
+
+    /// Whether the chain shows a top-up of this side that neither the
+    /// co-signed state nor a proposal in the window allocates yet (and the
+    /// channel is open, no close asked).
+    pub fn allocation_due(&self) -> bool {
+        let me = self.side();
+        self.store.phase == Phase::Open
+            && !self.store.closing_requested
+            && self.tip().is_some_and(|t| self.store.chain_topped_up[me] > t.resize.topped_up[me])
     }
 
     /// Proposes the state that allocates this side's on-chain top-up, once
@@ -1866,6 +1909,19 @@ impl ChannelMachine {
             Phase::Opening | Phase::Disputed { .. } => self.chain_duties(now, &mut step),
             Phase::Open if self.store.closing_requested => {
                 let started = *self.close_started.get_or_insert(now);
+                // A close waiting for the window to drain (or whose final
+                // state was refused): propose the final state on the newest
+                // co-signed one, at most once per `retry_ms`.
+                let drained = idle && self.store.proposals.is_empty() && step.persist.is_none();
+                if drained && now >= self.close_proposed_at.saturating_add(self.params.retry_ms) {
+                    self.close_proposed_at = now;
+                    if let Ok(mut s) = self.request(Request::Close) {
+                        s.messages.splice(0..0, step.messages);
+                        s.txs.splice(0..0, step.txs);
+                        s.events.splice(0..0, step.events);
+                        return s;
+                    }
+                }
                 if now >= started.saturating_add(timeout) {
                     // Peer silent: unilateral close through the dispute timer.
                     if let Some(l) = &self.store.latest {

@@ -203,7 +203,6 @@ async fn seventy_two_idle_connections_lock_the_owner_out_of_the_control_port() {
 /// Observed: the top-up never returns; `Close` is answered `Error {
 /// "another request is in progress" }`; the channel stays `Open` on chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a top-up the silent peer never allocates is never answered and blocks the user's close forever"]
 async fn a_top_up_the_silent_peer_never_allocates_does_not_block_the_close() {
     let s = Setup::new().await;
     let (h0, j0) = s.spawn(0, false);
@@ -560,7 +559,6 @@ async fn a_withdrawal_is_served_while_payments_stream() {
 /// { "another request is in progress" }` while the deposit sits
 /// unallocated on chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: while payments stream a top-up is never allocated, and the waiting top-up blocks the user's close"]
 async fn a_top_up_during_a_payment_stream_does_not_block_the_close() {
     let s = Setup::new().await;
     let (h0, j0) = s.spawn(0, false);

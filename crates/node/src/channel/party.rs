@@ -351,6 +351,10 @@ enum Waiting {
     Withdraw,
 }
 
+/// The answer to a top-up whose allocation a close preempted.
+pub const TOPUP_PREEMPTED: &str =
+    "top-up preempted by close: not allocated yet; the contract refunds an unallocated top-up at close";
+
 /// Payments waiting for a free slot in the proposal window, at most.
 pub const MAX_QUEUED_PAYS: usize = 8192;
 
@@ -719,6 +723,16 @@ impl Loop {
                     let c = self.machine.latest().map_or(0, |l| l.state.counter);
                     let _ = r.reply.send(Reply::Done { counter: c });
                     return Ok(true);
+                }
+                // Close preempts a top-up still waiting for its allocation
+                // (a silent peer never co-signs it): its request is answered
+                // now. The contract refunds a top-up that no state allocates
+                // at close (`finalise`: `topped_up − resize.topped_up` back
+                // to the side that added it), so nothing is lost.
+                if matches!(self.pending, Some((Waiting::TopUp, _))) {
+                    if let Some((_, tx)) = self.pending.take() {
+                        let _ = tx.send(Reply::Error { message: TOPUP_PREEMPTED.into() });
+                    }
                 }
                 (Request::Close, Waiting::Close)
             }
