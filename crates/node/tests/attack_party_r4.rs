@@ -503,7 +503,6 @@ async fn a_top_up_interrupted_by_a_restart_is_still_allocated() {
 /// proposed when the window drains) — at least one of 20 tries over ≈ 2 s.
 /// Observed: every try answered with an error (busy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: while payments stream, every withdraw is refused Busy (resizes are never queued); a slow peer makes it permanent"]
 async fn a_withdrawal_is_served_while_payments_stream() {
     let s = Setup::new().await;
     let (h0, j0) = s.spawn(0, false);
@@ -683,4 +682,35 @@ async fn a_squatted_peer_address_does_not_keep_the_party_from_restarting() {
     node.shutdown();
     let running = matches!(&status, Ok(Reply::Status(s)) if s.phase == "Open" && s.counter == Some(1));
     assert!(running, "restarted party: status {status:?}; ended with {ended:?}");
+}
+
+/// The fix of the finding above, bounded: withdrawals wait in the queue
+/// (here behind one the silent peer never co-signs); past
+/// `MAX_QUEUED_WITHDRAWALS` waiting, a further one is refused at once with
+/// the typed "withdrawal queue full" answer and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawals_beyond_the_queue_bound_are_refused_and_change_nothing() {
+    use gridledger_node::channel::party::{MAX_QUEUED_WITHDRAWALS, WITHDRAWAL_QUEUE_FULL};
+    let s = Setup::new().await;
+    let (h0, j0) = s.spawn(0, false);
+    let (h1, j1) = s.spawn(1, false);
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    // The peer goes silent: the first withdrawal waits for t_Δ.
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    // One proposed (waiting for the silent peer), then the queue filled, in
+    // order: each request is handed over at the first poll (the answer is
+    // not awaited).
+    for _ in 0..=MAX_QUEUED_WITHDRAWALS {
+        let _ = tokio::time::timeout(Duration::from_millis(1), h0.request(Command::Withdraw { amount: 10 })).await;
+    }
+    let over = tokio::time::timeout(Duration::from_secs(20), h0.request(Command::Withdraw { amount: 10 })).await;
+    let st = h0.request(Command::Status).await;
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    s.node.shutdown();
+    assert_eq!(over, Ok(Reply::Error { message: WITHDRAWAL_QUEUE_FULL.into() }), "answered at once");
+    let Reply::Status(st) = st else { panic!("{st:?}") };
+    assert_eq!((st.counter, st.balances.map(|b| b[0])), (Some(0), Some(Amount(100_000))), "nothing moved");
 }

@@ -358,6 +358,13 @@ pub const TOPUP_PREEMPTED: &str =
 /// Payments waiting for a free slot in the proposal window, at most.
 pub const MAX_QUEUED_PAYS: usize = 8192;
 
+/// Withdrawals waiting in the queue, at most (each needs its own co-signed
+/// state with an empty window).
+pub const MAX_QUEUED_WITHDRAWALS: usize = 16;
+
+/// The answer to a withdrawal refused because the queue is full.
+pub const WITHDRAWAL_QUEUE_FULL: &str = "withdrawal queue full: too many requests waiting, try again later";
+
 /// A store for the persister thread; `sync`: some message waits on it.
 type PersistJob = (ChannelStore, bool);
 
@@ -421,7 +428,7 @@ struct Loop {
     /// Payments proposed and not yet answered, by counter (several where
     /// the update folds several).
     pays: BTreeMap<u64, Vec<oneshot::Sender<Reply>>>,
-    /// Payments waiting for the window, oldest first.
+    /// Payments and withdrawals waiting for the window, oldest first.
     queued: VecDeque<(Request, oneshot::Sender<Reply>)>,
     events: Option<tokio::sync::broadcast::Sender<(Hash32, ChannelEvent)>>,
     cid: Hash32,
@@ -569,7 +576,11 @@ impl Loop {
     /// folding up to [`MAX_FOLD`] of them when more than one waits (the
     /// window was full meanwhile). False when the window is still full.
     fn propose_queued(&mut self) -> Result<bool, PartyError> {
-        let n = self.queued.len().min(MAX_FOLD);
+        if matches!(self.queued.front(), Some((Request::Withdraw { .. }, _))) {
+            return self.propose_withdrawal();
+        }
+        // The payments at the head, up to the first withdrawal.
+        let n = self.queued.iter().take(MAX_FOLD).take_while(|(q, _)| matches!(q, Request::Pay { .. })).count();
         if n == 0 {
             return Ok(false);
         }
@@ -610,6 +621,31 @@ impl Loop {
             Ok(step) => {
                 let replies: Vec<_> = self.queued.drain(..n).map(|(_, r)| r).collect();
                 self.book(&step, replies);
+                self.carry_out(step)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Proposes the withdrawal at the head of the queue once no other
+    /// request waits and the window is empty (payments behind it wait, so
+    /// the window drains); it then waits as the pending request.
+    fn propose_withdrawal(&mut self) -> Result<bool, PartyError> {
+        if self.pending.is_some() {
+            return Ok(false);
+        }
+        let Some((req, reply)) = self.queued.pop_front() else { return Ok(false) };
+        match self.machine.handle(Input::User(req.clone())) {
+            Err(ChannelError::Busy) => {
+                self.queued.push_front((req, reply));
+                Ok(false)
+            }
+            Err(e) => {
+                let _ = reply.send(Reply::Error { message: e.to_string() });
+                Ok(true)
+            }
+            Ok(step) => {
+                self.pending = Some((Waiting::Withdraw, reply));
                 self.carry_out(step)?;
                 Ok(true)
             }
@@ -704,7 +740,17 @@ impl Loop {
                 (Request::TopUp { amount, funding }, Waiting::TopUp)
             }
             Command::Withdraw { amount } => {
-                (Request::Withdraw { amount: Amount(u128::from(amount)) }, Waiting::Withdraw)
+                // Queued like payments and proposed in turn (a stream of
+                // payments never keeps the window empty long enough for a
+                // request that needs it empty).
+                let waiting = self.queued.iter().filter(|(q, _)| matches!(q, Request::Withdraw { .. })).count();
+                if self.queued.len() >= MAX_QUEUED_PAYS || waiting >= MAX_QUEUED_WITHDRAWALS {
+                    let _ = r.reply.send(Reply::Error { message: WITHDRAWAL_QUEUE_FULL.into() });
+                } else {
+                    self.queued.push_back((Request::Withdraw { amount: Amount(u128::from(amount)) }, r.reply));
+                    self.pump_queue()?;
+                }
+                return Ok(true);
             }
             Command::Ask { energy, price } => {
                 let req = Request::AskPayment { energy: Energy(energy), price_per_kwh: Amount(u128::from(price)) };
