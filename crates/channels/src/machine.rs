@@ -259,6 +259,13 @@ pub enum ChainEvent {
         side: u8,
         credit: bool,
     },
+    /// `channel_withdraw` committed and paid each side `paid[i]` (this
+    /// transaction's amounts, not cumulative: a driver replays every such
+    /// event from the channel's start, or after a restart feeds one with the
+    /// chain's cumulative `withdrawn_paid`, to a machine that starts at 0).
+    WithdrawalPaid {
+        paid: [Amount; 2],
+    },
 }
 
 /// A transaction for the driver to sign with the party's account and
@@ -342,6 +349,11 @@ pub enum ChannelEvent {
         counter: u64,
         side: u8,
         amount: Amount,
+    },
+    /// The chain has now paid this side `total` by `channel_withdraw`
+    /// (cumulative): every co-signed withdrawal up to it is in the account.
+    WithdrawalPaid {
+        total: Amount,
     },
 }
 
@@ -610,6 +622,13 @@ pub struct ChannelMachine {
     /// A top-up allocation is proposed from a tick no sooner than this (a
     /// peer whose chain view lags refuses it until it sees the top-up).
     allocate_at: Timestamp,
+    /// What `channel_withdraw` has paid each side so far, as this process
+    /// has seen it on chain (summed from `WithdrawalPaid` events).
+    chain_withdrawn_paid: [Amount; 2],
+    /// When a co-signed withdrawal the chain has not paid yet is (re)sent
+    /// next (0: not scheduled; a restarted machine waits `t_Δ` first, while
+    /// its driver replays the chain's events).
+    withdraw_resend_at: Timestamp,
     /// When the tick last proposed the final state of a requested close.
     close_proposed_at: Timestamp,
     /// Events announced only once the store they describe is durable
@@ -705,6 +724,8 @@ impl ChannelMachine {
             retry_since: 0,
             retry_origin: std::collections::BTreeMap::new(),
             allocate_at: 0,
+            chain_withdrawn_paid: [Amount::ZERO; 2],
+            withdraw_resend_at: 0,
             close_proposed_at: 0,
             held_events: vec![],
             fallback_answered: vec![],
@@ -1713,6 +1734,7 @@ impl ChannelMachine {
         // A withdrawal is paid while the channel stays open; if this
         // transaction is lost, the close pays it.
         if !p.state.is_final && p.state.resize.withdrawn != prev.withdrawn {
+            self.withdraw_resend_at = self.now.saturating_add(self.store.t_delta_ms);
             txs.push(ChainTx {
                 method: "channel_withdraw",
                 args: encode(&ChannelStateArgs { state: signed }),
@@ -1823,6 +1845,15 @@ impl ChannelMachine {
                     return self.propose_allocation(step);
                 }
             }
+            ChainEvent::WithdrawalPaid { paid } => {
+                let me = self.side();
+                for (i, p) in paid.iter().enumerate() {
+                    self.chain_withdrawn_paid[i] = Amount(self.chain_withdrawn_paid[i].0.saturating_add(p.0));
+                }
+                if !paid[me].is_zero() {
+                    step.events.push(ChannelEvent::WithdrawalPaid { total: self.chain_withdrawn_paid[me] });
+                }
+            }
             ChainEvent::Funded { side, credit } => {
                 let i = usize::from(side & 1);
                 if credit && !self.store.credit_backed[i] {
@@ -1843,6 +1874,46 @@ impl ChannelMachine {
     }
 
     fn tick(&mut self, now: Timestamp) -> Step {
+        let mut step = self.tick_inner(now);
+        if let Some(tx) = self.withdrawal_resend(now) {
+            step.txs.push(tx);
+        }
+        step
+    }
+
+    /// A co-signed withdrawal of ours that the chain has not paid (its one
+    /// `channel_withdraw` was lost: a crash before it was sent, a node that
+    /// dropped it) is sent again, with the newest co-signed state (which
+    /// carries every withdrawal so far), every `t_Δ` until the chain shows
+    /// it paid. Idempotent on chain: the contract pays only `withdrawn −
+    /// withdrawn_paid` and refuses a state that withdraws nothing new. The
+    /// co-signed state is what is persisted; what is paid is re-read from
+    /// the chain after a restart.
+    fn withdrawal_resend(&mut self, now: Timestamp) -> Option<ChainTx> {
+        let me = self.side();
+        let l = self.store.latest.as_ref()?;
+        let unpaid = self.store.phase == Phase::Open
+            && !l.state.is_final
+            && l.state.resize.withdrawn[me] > self.chain_withdrawn_paid[me];
+        if !unpaid {
+            return None;
+        }
+        if self.withdraw_resend_at == 0 {
+            self.withdraw_resend_at = now.saturating_add(self.store.t_delta_ms);
+            return None;
+        }
+        if now < self.withdraw_resend_at {
+            return None;
+        }
+        self.withdraw_resend_at = now.saturating_add(self.store.t_delta_ms);
+        Some(ChainTx {
+            method: "channel_withdraw",
+            args: encode(&ChannelStateArgs { state: l.clone() }),
+            value: Amount::ZERO,
+        })
+    }
+
+    fn tick_inner(&mut self, now: Timestamp) -> Step {
         self.now = now;
         let mut step = Step::default();
         // While a persist is outstanding the proposal timers wait (their
