@@ -2,8 +2,9 @@
 //! running node. A channel is prepared once (`prepare`: merchant approvals
 //! and MSCs through the merchant service of `gridledger cns`, then the ESC;
 //! writes one directory per party), then each party runs its own
-//! process (`open`), driven through its loopback control port (`pay`,
-//! `close`, `status`); `dispute` and `watch` work from the snapshot file
+//! process (`open`), driven through its control channel (`pay`, `close`,
+//! `status`; on Unix the socket `control.sock` in the party directory,
+//! which only its owner can reach); `dispute` and `watch` work from the snapshot file
 //! alone, with the party's process down.
 
 use anyhow::Context;

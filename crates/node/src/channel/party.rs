@@ -18,7 +18,10 @@
 //! proposed, in order, as the window frees.
 //!
 //! The user talks to a running party through [`PartyHandle`] (in process) or
-//! its loopback control port (one JSON line per request, one per answer:
+//! its control channel — on Unix the socket `control.sock` in the party
+//! directory (directory 0700, socket 0600), a loopback TCP port only where
+//! one is handed over ([`spawn_party_on`]) or on other targets — (one JSON
+//! line per request, one per answer:
 //! `{"cmd":"pay","energy":500,"price":120}`, `{"cmd":"open"}`,
 //! `{"cmd":"close"}`, `{"cmd":"ask","energy":500,"price":120}` (a payment
 //! request to the peer), `{"cmd":"status"}`, `{"cmd":"shutdown"}`), each
@@ -1323,6 +1326,77 @@ mod tests {
         assert_eq!(disk.stats().0, 2, "two records for 51 stores");
         assert_eq!(disk.syncs(), 2, "one fdatasync per synced batch, one for the lagging write");
         assert_eq!(gridledger_channels::disk::load_store(dir.path()).unwrap().unwrap().version, 51);
+    }
+
+    /// A listening address that cannot be bound alerts at the first
+    /// failure and then every `ALERT_AFTER_ATTEMPTS`-th, naming it.
+    #[test]
+    fn a_failing_bind_alerts_at_the_first_and_every_third_attempt() {
+        use super::super::alert::{Alert, AlertHook, AlertSink};
+        struct Collect(std::sync::Mutex<Vec<Alert>>);
+        impl AlertSink for Collect {
+            fn alert(&self, a: &Alert) {
+                self.0.lock().unwrap().push(a.clone());
+            }
+        }
+        let sink = std::sync::Arc::new(Collect(std::sync::Mutex::new(vec![])));
+        let addr: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut f = ListenFails::new(Hash32([3; 32]), "peer", addr, AlertHook(Some(sink.clone())));
+        for _ in 0..7 {
+            f.failed(&std::io::Error::from(std::io::ErrorKind::AddrInUse));
+        }
+        let got: Vec<u32> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|a| match a {
+                Alert::ListenFailing { attempts, what, addr, .. } => {
+                    assert_eq!((what.as_str(), addr.as_str()), ("peer", "127.0.0.1:9"));
+                    *attempts
+                }
+                a => panic!("{a:?}"),
+            })
+            .collect();
+        assert_eq!(got, vec![1, 3, 6]);
+    }
+
+    /// On Unix the party's own control socket is reachable by its owner
+    /// only: the directory is 0700, the socket 0600, a stale socket of an
+    /// earlier run is replaced, and anything else at the path is refused.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_control_socket_is_private_and_replaces_only_a_stale_socket() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("party");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let l = super::super::control::bind_control_socket(&p).unwrap();
+        let sock = p.join(super::super::control::CONTROL_SOCKET_FILE);
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+        drop(l); // the socket file stays, as after a kill -9
+        let (tx, mut rx) = mpsc::channel::<Request0>(4);
+        tokio::spawn(async move {
+            while let Some(r) = rx.recv().await {
+                let _ = r.reply.send(Reply::Done { counter: 5 });
+            }
+        });
+        let l = super::super::control::bind_control_socket(&p).unwrap();
+        let token = super::super::control::new_token();
+        super::super::control::write_token_file(&p.join(super::super::control::CONTROL_TOKEN_FILE), &token).unwrap();
+        tokio::spawn(serve_control(l, token, tx));
+        let d = p.clone();
+        let r = tokio::task::spawn_blocking(move || control_request_dir(&d, &Command::Status, Duration::from_secs(5)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r, Reply::Done { counter: 5 });
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join(super::super::control::CONTROL_SOCKET_FILE), b"x").unwrap();
+        assert!(super::super::control::bind_control_socket(&other).is_err(), "a regular file was replaced");
     }
 
     /// Thousands of requests on one control connection (a client that keeps
