@@ -220,7 +220,7 @@ fn a_paid_withdrawal_is_not_sent_again_and_is_reported_paid() {
         d.advance(cfg.t_delta_ms / 10);
     }
     assert_eq!(d.channel().unwrap().withdrawn_paid[0], amount);
-    let paid = d.parties[0].events.iter().any(|e| *e == ChannelEvent::WithdrawalPaid { total: amount });
+    let paid = d.parties[0].events.contains(&ChannelEvent::WithdrawalPaid { total: amount });
     assert!(paid, "WithdrawalPaid reported: {:?}", d.parties[0].events);
     let sent = |d: &Duo| d.gas.iter().filter(|g| g.method == "channel_withdraw").count();
     assert_eq!(sent(&d), 1);

@@ -87,16 +87,16 @@ pub(crate) trait ControlListener: Send + 'static {
 
 impl ControlListener for tokio::net::TcpListener {
     type Stream = tokio::net::TcpStream;
-    fn accept_one(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send {
-        async move { self.accept().await.map(|(s, _)| s) }
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
     }
 }
 
 #[cfg(unix)]
 impl ControlListener for tokio::net::UnixListener {
     type Stream = tokio::net::UnixStream;
-    fn accept_one(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send {
-        async move { self.accept().await.map(|(s, _)| s) }
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
     }
 }
 
