@@ -714,3 +714,43 @@ async fn withdrawals_beyond_the_queue_bound_are_refused_and_change_nothing() {
     let Reply::Status(st) = st else { panic!("{st:?}") };
     assert_eq!((st.counter, st.balances.map(|b| b[0])), (Some(0), Some(Amount(100_000))), "nothing moved");
 }
+
+/// The fix of the silent-peer top-up finding, answered: a close preempts
+/// the top-up still waiting for its allocation, whose request gets the
+/// typed `TOPUP_PREEMPTED` answer; the close settles through the dispute
+/// on a state that does not allocate the top-up (the contract refunds it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_answers_the_top_up_it_preempts() {
+    use gridledger_node::channel::party::TOPUP_PREEMPTED;
+    let s = Setup::new().await;
+    let (h0, j0) = s.spawn(0, false);
+    let (h1, j1) = s.spawn(1, false);
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    let up = tokio::spawn({
+        let h0 = h0.clone();
+        async move { h0.request(Command::TopUp { amount: 10_000, credit_note: None }).await }
+    });
+    let client = RpcClient::new(&s.url);
+    let t = Instant::now();
+    while read_channel(&client, &s.specs[0].cid).unwrap().unwrap().topped_up[0] != Amount(10_000) {
+        assert!(t.elapsed() < Duration::from_secs(20), "the top-up never landed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let close = tokio::spawn({
+        let h0 = h0.clone();
+        async move { h0.request(Command::Close).await }
+    });
+    let up = tokio::time::timeout(Duration::from_secs(10), up).await;
+    let close = tokio::time::timeout(Duration::from_secs(90), close).await;
+    let ch = read_channel(&client, &s.specs[0].cid).unwrap().unwrap();
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    s.node.shutdown();
+    assert!(matches!(&up, Ok(Ok(Reply::Error { message })) if message == TOPUP_PREEMPTED), "top-up answered {up:?}");
+    assert!(matches!(close, Ok(Ok(Reply::Done { .. }))), "close answered {close:?}");
+    assert_eq!(ch.status, ChannelStatus::Closed);
+    assert_eq!(ch.latest.state.resize.topped_up[0], Amount::ZERO, "the closing state does not allocate it");
+}
