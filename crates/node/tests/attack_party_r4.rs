@@ -754,3 +754,49 @@ async fn a_close_answers_the_top_up_it_preempts() {
     assert_eq!(ch.status, ChannelStatus::Closed);
     assert_eq!(ch.latest.state.resize.topped_up[0], Amount::ZERO, "the closing state does not allocate it");
 }
+
+/// The fix of the squatted-peer-address finding, continued: once the
+/// squatter lets go, the party binds its peer address again (retried with
+/// back-off: the address accepts connections again), and a restarted peer
+/// links up and pays as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_party_takes_its_peer_address_back_when_the_squatter_leaves() {
+    let Setup { _tmp, node, url: _, ls, cs: _, specs, dirs } = Setup::new().await;
+    let [l0, l1] = ls;
+    drop(l1);
+    let spawn0 =
+        || spawn_party_on(&dirs[0], opts(false), Listeners { peer: l0.try_clone().unwrap(), control: None }).unwrap();
+    let (h0, j0) = spawn0();
+    let (h1, j1) = gridledger_node::channel::party::spawn_party(&dirs[1], opts(false)).unwrap();
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    let squatter = std::net::TcpListener::bind(specs[1].addrs[1]).expect("free while down");
+    let (h1, j1) = gridledger_node::channel::party::spawn_party(&dirs[1], opts(false)).unwrap();
+    wait_phase(&h1, "Open").await;
+    drop(squatter);
+    // Side 0 restarts: a fresh link, which side 0 dials to side 1's
+    // address (side 1 dials too; either way the payment needs a link).
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    let t = Instant::now();
+    while std::net::TcpStream::connect(specs[1].addrs[1]).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(20), "the peer address was never bound again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (h0, j0) = spawn0();
+    let t = Instant::now();
+    let paid = loop {
+        let r = h0.request(Command::Pay { energy: 1_000, price: 100 }).await;
+        if matches!(r, Reply::Done { .. }) || t.elapsed() > Duration::from_secs(20) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = (j0.await, j1.await);
+    node.shutdown();
+    assert_eq!(paid, Reply::Done { counter: 1 });
+}
