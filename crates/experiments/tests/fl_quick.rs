@@ -47,3 +47,11 @@ fn fl_convergence_quick_trains_three_variants() {
     assert_eq!(r.ours.len(), 3);
     assert!(r.ours[0].points.len() == 3 && r.ours[1].points.len() == 3, "round 0 and two rounds");
 }
+
+#[test]
+fn fl_steps_quick_times_every_step() {
+    let r = quick("fl-steps");
+    assert_eq!(r.table.rows.len(), 1);
+    assert_eq!(r.table.columns.len(), 4 + 9, "four parameters and nine steps");
+    assert_eq!(r.ours.len(), 9);
+}

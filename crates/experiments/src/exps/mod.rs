@@ -3,6 +3,7 @@
 pub mod cns_channel_costs;
 pub mod fl_comm;
 pub mod fl_convergence;
+pub mod fl_steps;
 pub mod ior_day;
 pub mod ior_fig_3_5;
 pub mod ior_fig_3_6;
