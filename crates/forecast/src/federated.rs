@@ -201,7 +201,7 @@ impl Federation {
         let hours = train_h + cfg.validation_days as usize * 24;
         let mut data = Vec::with_capacity(cfg.clients);
         for c in 0..cfg.clients {
-            let raw = household_wh(cfg.seed, c as u32, cfg.start_day, hours);
+            let raw = household_wh(cfg.seed, c as u32, cfg.start_day, hours)?;
             let scaler = Scaler::fit(&raw[..train_h])?;
             let series: Vec<f32> = raw.iter().map(|&x| scaler.scale(x)).collect();
             let train = Windows::new(&series[..train_h], cfg.window)?;

@@ -6,7 +6,8 @@
 //!   flat `f32` vector — what a CTP-FL client codes and sends;
 //! - [`federated`]: training through CTP-FL on `B` chains in the simulator,
 //!   with Byzantine clients and nodes, per-round losses and timings;
-//! - [`profiles`]: seeded household load profiles for many clients;
+//! - [`profiles`]: many clients' hourly loads from SimBench's household
+//!   profile types (shipped in `data/`) with seeded variation;
 //! - [`sgsc`]: the loader for the Smart Grid Smart City interval-reading
 //!   CSV layout the seed trained on (30-minute kWh → hourly averages);
 //! - [`series`]: normalisation to `[0, 1]` and supervised windows.
