@@ -48,8 +48,7 @@ impl Experiment for FlConvergence {
     }
     fn why_differ(&self) -> &'static str {
         "The seed trains the full TCN (hidden 64, 8 levels) on the Smart Grid Smart City households (Jan–Mar 2013, \
-         April held out) on a GPU; we train a small TCN (hidden 8, 3 levels, learning rate 0.05) on seeded \
-         stand-in household profiles (two training weeks, the next month held out) on two CPU cores, so the \
+         April held out) on a GPU; we train a small TCN (hidden 8, 3 levels, learning rate 0.05) on households derived from SimBench's H0 profile types (data/README.md; two training weeks from 1 January, the next month held out) on two CPU cores, so the \
          absolute errors differ; the shape — the trimmed mean keeps the attacked run near the clean one, the \
          plain mean does not — is what is compared. Byzantine: 3 of 10 clients (poisoned ×(−20), bad cells, \
          silent) and 1 of 4 nodes per chain (the view-0 leader, withholding)."
