@@ -135,3 +135,36 @@ fn an_equivocating_leader_gets_two_conflicting_sealed_blocks() {
         accepted.len()
     );
 }
+
+/// Replay across deployments at the `StatementVerifier` ("a verifier of
+/// group statements that refuses replays ... as an external chain's
+/// contract checking the group's orders would"). The module promises that
+/// a threshold signature for one deployment never verifies for another,
+/// "even where a committee reuses its key for a second BoB or a chain id is
+/// reused", and that a verifier "is configured with its `Instance`" — but
+/// `StatementVerifier` has no instance: it checks only the chain id, the
+/// sequence number and the signature, so a release order the committee
+/// signed for deployment A (another BoB, or another chain reusing chain id
+/// 101) is accepted by the verifier of deployment B at the same sequence.
+///
+/// Expected: the statement of another deployment is refused (a typed
+/// error, e.g. wrong instance) and the verifier's sequence is unchanged.
+/// Observed: `accept` returns `Ok(())` and consumes sequence 0.
+#[test]
+#[ignore = "attack: StatementVerifier ignores Statement.instance, so a statement signed for another deployment is accepted"]
+fn a_statement_of_another_deployment_is_accepted_by_the_verifier() {
+    use gridledger_core::Hash32;
+    use gridledger_xchain::threshold::{BobCommittee, Instance, Statement, StatementVerifier};
+    let c = BobCommittee::dev(4, 3).unwrap();
+    let group = c.set.group_key();
+    // The deployment this verifier guards, and another one with the same
+    // committee key and chain id.
+    let ours = Instance { bob: Hash32([1; 32]), bob_contract: 1, target: Hash32([2; 32]) };
+    let theirs = Instance { bob: Hash32([9; 32]), bob_contract: 1, target: Hash32([8; 32]) };
+    let st = Statement { instance: theirs, purpose: "release".into(), chain: 101, sequence: 0, payload: vec![7; 8] };
+    let sig = c.set.combine(&c.shares_from(&[0, 1, 2], &st)).unwrap();
+    let mut v = StatementVerifier::default();
+    let got = v.accept(&group, 101, &st, &sig);
+    assert_ne!(st.instance, ours);
+    assert!(got.is_err(), "a statement signed for another deployment was accepted: {got:?}");
+}
