@@ -168,3 +168,49 @@ fn a_statement_of_another_deployment_is_accepted_by_the_verifier() {
     assert_ne!(st.instance, ours);
     assert!(got.is_err(), "a statement signed for another deployment was accepted: {got:?}");
 }
+
+/// Terms signed for one deployment, replayed on another. The receiver's
+/// signature on the CCT terms (`CctTerms::digest`) binds the BoB's chain id
+/// and the contract id — both the same constants (`BOB_CHAIN`,
+/// `BOB_CONTRACT_ID`) in every deployment — but not the BoB's genesis. The
+/// sender of a CCT agreed on deployment A submits the same terms and the
+/// same receiver signature on deployment B, where the receiver also holds a
+/// deposit: B stores a CCT the receiver never agreed to there and locks
+/// κ̄·x_B of its deposit; if the receiver does not pay on chain j, CCT_V
+/// penalises it. (Group statements were bound to the deployment in round 2;
+/// the receiver's signature was not.)
+///
+/// Expected: B refuses the CCT with `BadReceiverSignature` and nothing
+/// changes. Observed: the CCT executes (`Success`) on B.
+#[test]
+#[ignore = "attack: the receiver's signature on CCT terms is not bound to the BoB deployment, so a CCT replays on another BoB"]
+fn cct_terms_signed_for_one_deployment_replay_on_another() {
+    use gridledger_xchain::bob::CctArgs;
+    use gridledger_xchain::mbs::BOB_CHAIN;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = setup(da.path(), MbsSpec::default());
+    let mut b = setup(db.path(), MbsSpec::default());
+    assert_ne!(
+        a.bob.chain().genesis().hash(),
+        b.bob.chain().genesis().hash(),
+        "two deployments (different BoB genesis)"
+    );
+    let (s, r) = (sender(), receiver());
+    let terms = a.terms(&request(700, 3304));
+    // The receiver agrees on deployment A only.
+    let receiver_sig = r.sign(&terms.digest(BOB_CHAIN));
+    let on_a = a.bob_call(&s, "cct", &CctArgs { terms: terms.clone(), receiver_sig: receiver_sig.clone() }, Amount::ZERO);
+    assert_eq!(bob_only(&mut a, &on_a).status, TxStatus::Success, "the CCT the receiver agreed to");
+    // The sender replays the terms and the signature on deployment B.
+    let before = b.bob_contract_state();
+    let deposit_before = b.deposit(&r.address());
+    let on_b = b.bob_call(&s, "cct", &CctArgs { terms: terms.clone(), receiver_sig }, Amount::ZERO);
+    let status = bob_only(&mut b, &on_b).status;
+    let locked = b.deposit(&r.address()).locked - deposit_before.locked;
+    assert_eq!(
+        status,
+        TxStatus::Reverted(XchainError::BadReceiverSignature.as_revert()),
+        "deployment B stored a CCT the receiver signed for deployment A (receiver deposit locked: {locked})"
+    );
+    assert_eq!(b.bob_contract_state(), before);
+}
