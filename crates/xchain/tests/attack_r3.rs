@@ -214,3 +214,56 @@ fn cct_terms_signed_for_one_deployment_replay_on_another() {
     );
     assert_eq!(b.bob_contract_state(), before);
 }
+
+/// An old payment accepted as the NT. `CctTerms::nonce_floor_i` is the
+/// payer's next nonce *as the payee's node sees it* (state + mempool) when
+/// the terms are drawn up; a payment the payer had already made but that a
+/// censoring chain is holding back (issue item 6: a chain that delays a
+/// transaction by D epochs) is invisible there, so its nonce equals the
+/// floor. The sender pays the receiver 700 on chain i for something else
+/// (an earlier debt); chain i delays it; the parties then agree a CCTE in
+/// which the sender owes 700 on chain i; when the delayed payment lands it
+/// matches IN_s byte for byte and SC_MPV accepts it as NT_s — the receiver
+/// is paid 700 once for two obligations. The module documents the opposite
+/// ("every transaction the payer had already made then has a lower nonce,
+/// so an old payment never counts").
+///
+/// Expected: the payment made before the terms is refused as NT_s
+/// (`BeforeCct`), or the terms cannot be agreed while it is in flight.
+/// Observed: `check_floors` passes and `prove` succeeds with it.
+#[test]
+#[ignore = "attack: a payment made before the terms but delayed by a censoring chain has nonce == floor and is accepted as NT_s"]
+fn a_censored_old_payment_counts_as_the_nt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let (s, r) = (sender(), receiver());
+    // The earlier, unrelated payment, made now and held back by chain i.
+    let old = m.native_transfer(I, &s, r.address(), 700).unwrap();
+    m.external_mut(I).unwrap().censor(old.clone(), 6);
+    // The exchange is agreed afterwards.
+    let req = request(700, 3305);
+    let terms = m.terms(&req);
+    m.check_floors(&terms).unwrap();
+    let cct = m.cct_tx(&s, &r, terms.clone());
+    assert_eq!(bob_only(&mut m, &cct).status, TxStatus::Success);
+    let id = terms.id();
+    let rec = m.cct(&id).unwrap();
+    assert_eq!(rec.instruction(Side::Sender).3, 700, "equal pools: x_i = x_j");
+    // The old payment lands late; the sender offers it as NT_s.
+    let pt = loop {
+        if let Some(pt) = m.proof_for(id, Side::Sender, &old).unwrap() {
+            break pt;
+        }
+        m.tick().unwrap();
+    };
+    m.wait_final(I, pt.height).unwrap();
+    let prove = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    let status = bob_only(&mut m, &prove).status;
+    assert_ne!(
+        status,
+        TxStatus::Success,
+        "a payment made before the exchange was agreed counted as NT_s (floor {}, its nonce {})",
+        terms.nonce_floor_i,
+        old.tx.nonce
+    );
+}
