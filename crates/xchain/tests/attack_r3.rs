@@ -14,7 +14,7 @@ use gridledger_ledger::TxStatus;
 use gridledger_xchain::bob::PostNt;
 use gridledger_xchain::mbs::MbsSpec;
 use gridledger_ledger::{Block, Seal};
-use gridledger_xchain::mbs::{open_chain, Role};
+use gridledger_xchain::mbs::{open_chain, Role, FIRST_EXTERNAL as FIRST_EXTERNAL_ID};
 use gridledger_xchain::replica::Replica;
 use gridledger_xchain::{SealedHeader, Side, XchainError};
 
@@ -266,4 +266,48 @@ fn a_censored_old_payment_counts_as_the_nt() {
         terms.nonce_floor_i,
         old.tx.nonce
     );
+}
+
+/// A proposal nobody signed. On a deterministic chain the leader's proposal
+/// carries an empty quorum and no signature of the leader; `Replica::vote`
+/// checks only that the header's `proposer` *field* names the scheduled
+/// leader. Whoever can reach the validators — here a party with a copy of
+/// the chain and none of its keys — builds its own block for the next
+/// height (choosing which transactions go in: here a transfer the leader's
+/// mempool never held), writes the leader's public key into `proposer`, and
+/// the honest validators vote for it and commit it. The schedule of leaders
+/// constrains nothing.
+///
+/// Expected: a replica votes only for a proposal the scheduled leader
+/// signed. Observed: 3 of 4 votes, a valid seal, and every replica commits
+/// a block the leader never proposed.
+#[test]
+#[ignore = "attack: Replica::vote accepts a deterministic proposal the leader never signed (proposer is only a header field)"]
+fn honest_replicas_vote_for_a_block_the_leader_never_proposed() {
+    use gridledger_ledger::devnet::{dev_key, transfer};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec::default();
+    let mut rs = replicas(dir.path(), &spec);
+    // The outsider's copy of the chain; it keeps no validator key.
+    let (copy, _) = open_chain(&dir.path().join("outsider"), &spec, Role::External(0)).unwrap();
+    let (mut chain, _key_dropped) = copy.into_parts(0).unwrap();
+    let leader = rs[0].leader_of(1);
+    let leader_pk = rs[leader].chain().genesis().validators[leader].clone();
+    // A transfer only the outsider's mempool holds.
+    let tx = transfer(&dev_key(3), FIRST_EXTERNAL_ID, 0, dev_key(4).address(), Amount(5), Amount(1));
+    chain.submit(&tx.to_bytes()).unwrap();
+    let (ex, _) = chain.build_block(&leader_pk, rs[0].chain().tip().timestamp + 1_000);
+    let mut block = ex.block;
+    block.seal = Seal::Quorum { view: 0, signatures: Vec::new() };
+    let quorum = rs[0].quorum();
+    let votes: Vec<_> = rs.iter().filter_map(|r| r.vote(&block).ok()).take(quorum).collect();
+    let voted = votes.len();
+    if voted == quorum {
+        block.seal = Seal::Quorum { view: 0, signatures: votes };
+        for r in rs.iter_mut() {
+            r.commit(&block).unwrap();
+        }
+        assert!(rs[leader].chain().receipt(&tx.hash()).unwrap().is_some(), "the leader committed the outsider's block");
+    }
+    assert!(voted < quorum, "{voted} honest votes for a proposal the scheduled leader never signed");
 }
