@@ -57,8 +57,7 @@ fn f_spoofers_censor_the_honest_two_thirds() {
     let honest_idx: Vec<usize> = (0..21).collect();
     let honest = shares(&sks, &honest_idx, b"m");
     let expected = pks.combine(&honest).unwrap();
-    let mut collected: Vec<(usize, SignatureShare)> =
-        (0..10).map(|i| (i, sks[21 + i].sign_share(D, b"m"))).collect();
+    let mut collected: Vec<(usize, SignatureShare)> = (0..10).map(|i| (i, sks[21 + i].sign_share(D, b"m"))).collect();
     collected.extend(honest.iter().copied());
     let got = pks.combine_verified(D, b"m", &collected);
     assert_ne!(got, Err(ThresholdError::TooFewShares { got: 11, need: 21 }), "honest shares were dropped as repeats");

@@ -11,9 +11,9 @@ mod common;
 use common::*;
 use gridledger_core::Amount;
 use gridledger_ledger::TxStatus;
+use gridledger_ledger::{Block, Seal};
 use gridledger_xchain::bob::PostNt;
 use gridledger_xchain::mbs::MbsSpec;
-use gridledger_ledger::{Block, Seal};
 use gridledger_xchain::mbs::{open_chain, Role, FIRST_EXTERNAL as FIRST_EXTERNAL_ID};
 use gridledger_xchain::replica::Replica;
 use gridledger_xchain::{SealedHeader, Side, XchainError};
@@ -199,7 +199,7 @@ fn cct_terms_signed_for_one_deployment_replay_on_another() {
     let terms = a.terms(&request(700, 3304));
     // The receiver agrees on deployment A only.
     let receiver_sig = r.sign(&terms.digest(BOB_CHAIN));
-    let on_a = a.bob_call(&s, "cct", &CctArgs { terms: terms.clone(), receiver_sig: receiver_sig.clone() }, Amount::ZERO);
+    let on_a = a.bob_call(&s, "cct", &CctArgs { terms: terms.clone(), receiver_sig }, Amount::ZERO);
     assert_eq!(bob_only(&mut a, &on_a).status, TxStatus::Success, "the CCT the receiver agreed to");
     // The sender replays the terms and the signature on deployment B.
     let before = b.bob_contract_state();
@@ -292,7 +292,7 @@ fn honest_replicas_vote_for_a_block_the_leader_never_proposed() {
     let (copy, _) = open_chain(&dir.path().join("outsider"), &spec, Role::External(0)).unwrap();
     let (mut chain, _key_dropped) = copy.into_parts(0).unwrap();
     let leader = rs[0].leader_of(1);
-    let leader_pk = rs[leader].chain().genesis().validators[leader].clone();
+    let leader_pk = rs[leader].chain().genesis().validators[leader];
     // A transfer only the outsider's mempool holds.
     let tx = transfer(&dev_key(3), FIRST_EXTERNAL_ID, 0, dev_key(4).address(), Amount(5), Amount(1));
     chain.submit(&tx.to_bytes()).unwrap();
