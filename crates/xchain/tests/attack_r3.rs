@@ -311,3 +311,68 @@ fn honest_replicas_vote_for_a_block_the_leader_never_proposed() {
     }
     assert!(voted < quorum, "{voted} honest votes for a proposal the scheduled leader never signed");
 }
+
+/// A stranger's Π_CCTC lock consumed as someone else's NT. `cct` checks
+/// only that the caller is `sender_b`; `sender_i` — the account whose
+/// payment on chain i counts as NT_s — is a free field the sender fills
+/// in, and the receiver (here the sender's accomplice) signs it. The
+/// attacker sees a victim's lock of 700 into `TPK_Addr_i` land (the BoB's
+/// relayers lag a few blocks, as in `ccte.rs`'s nonce-floor test), opens a
+/// CCT with `sender_i` = the victim, `receiver_i` = `TPK_Addr_i`, `x_i` =
+/// 700 and a floor at or below the lock's nonce, and proves the victim's
+/// lock as NT_s. The lock's hash is now "used": the victim's own claim is
+/// refused (`AlreadyClaimed`), and so will its refund be — 700 of the
+/// victim's coin sit in `TPK_Addr_i` with nothing minted for it, and the
+/// attacker's CCT side counts as paid though the attacker paid nothing.
+///
+/// Expected: the victim's claim mints 700 (an account that agreed to no
+/// CCT cannot have its transfer consumed by one), e.g. `cct` refuses terms
+/// whose `sender_i` is not the caller's (or did not sign). Observed: the
+/// proof succeeds and the victim's claim reverts with `AlreadyClaimed`.
+#[test]
+#[ignore = "attack: sender_i is a free term, so an attacker's CCT consumes a stranger's Pi_CCTC lock as NT_s; the stranger can no longer claim"]
+fn a_strangers_lock_is_consumed_as_the_attackers_nt() {
+    use gridledger_ledger::devnet::dev_key;
+    use gridledger_xchain::bob::{keys, Claim};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let (attacker, accomplice, victim) = (sender(), receiver(), dev_key(2));
+    let tpk = m.config.tpk_address(I);
+    // The victim locks 700 for Π_CCTC; chain i runs ahead of the relayers.
+    let floor = m.external(I).unwrap().next_nonce(&victim.address());
+    for _ in 0..(m.config.kappa_bar + 2) {
+        m.external_mut(I).unwrap().tick().unwrap();
+    }
+    let lock = m.native_transfer(I, &victim, tpk, 700).unwrap();
+    m.external_mut(I).unwrap().submit(&lock).unwrap();
+    m.external_mut(I).unwrap().tick().unwrap();
+    // The attacker's CCT names the victim as the payer on chain i.
+    let mut terms = m.terms(&request(700, 3307));
+    terms.sender_i = victim.address();
+    terms.receiver_i = tpk;
+    terms.nonce_floor_i = floor;
+    terms.min_x_i = 700;
+    terms.max_x_i = 700;
+    let cct = m.cct_tx(&attacker, &accomplice, terms.clone());
+    let opened = bob_only(&mut m, &cct).status;
+    assert_eq!(opened, TxStatus::Success, "x_i = x_j = 700 in equal pools");
+    let id = terms.id();
+    let pt = m.proof_for(id, Side::Sender, &lock).unwrap().expect("the victim's lock is in a block");
+    m.wait_final(I, pt.height).unwrap();
+    let prove = m.bob_call(&attacker, "prove", &pt, Amount::ZERO);
+    let proved = bob_only(&mut m, &prove).status;
+    // The victim now claims its lock.
+    let claim = m.bob_call(
+        &victim,
+        "claim",
+        &Claim { chain: I, height: pt.height, nt: lock.clone(), proof: pt.proof.clone() },
+        Amount::ZERO,
+    );
+    let claimed = bob_only(&mut m, &claim).status;
+    let minted: u128 = m.bob_record(&keys::wrapped(I, &victim.address())).unwrap_or(0);
+    assert_eq!(
+        (claimed.clone(), minted),
+        (TxStatus::Success, 700),
+        "the victim's lock was consumed by the attacker's CCT (prove: {proved:?}); the victim's claim: {claimed:?}"
+    );
+}
