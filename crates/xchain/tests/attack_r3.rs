@@ -324,6 +324,11 @@ fn honest_replicas_vote_for_a_block_the_leader_never_proposed() {
 /// refused (`AlreadyClaimed`), and so will its refund be — 700 of the
 /// victim's coin sit in `TPK_Addr_i` with nothing minted for it, and the
 /// attacker's CCT side counts as paid though the attacker paid nothing.
+/// Same root cause, for profit: a malicious receiver W of an honest
+/// sender V signs a second CCT for an accomplice with `sender_i` = V,
+/// `receiver_i` = W and the same x_i; V's NT_s proved there first is
+/// "used", V can no longer prove it in its own CCT, and CCT_V penalises V
+/// (x_B of its deposit to W) although V paid.
 ///
 /// Expected: the victim's claim mints 700 (an account that agreed to no
 /// CCT cannot have its transfer consumed by one), e.g. `cct` refuses terms
