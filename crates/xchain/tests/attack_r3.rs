@@ -328,7 +328,7 @@ fn honest_replicas_vote_for_a_block_the_leader_never_proposed() {
 /// sender V signs a second CCT for an accomplice with `sender_i` = V,
 /// `receiver_i` = W and the same x_i; V's NT_s proved there first is
 /// "used", V can no longer prove it in its own CCT, and CCT_V penalises V
-/// (x_B of its deposit to W) although V paid.
+/// (x_B of its deposit to W) although V paid (reasoned, not exercised here).
 ///
 /// Expected: the victim's claim mints 700 (an account that agreed to no
 /// CCT cannot have its transfer consumed by one), e.g. `cct` refuses terms
