@@ -185,7 +185,7 @@ impl Smt {
     /// value is no leaf; a repeated path keeps the last value).
     pub fn new(items: impl IntoIterator<Item = (Hash32, Hash32)>) -> Self {
         let mut leaves: Vec<(Hash32, Hash32)> = items.into_iter().filter(|(_, v)| *v != Hash32::ZERO).collect();
-        leaves.sort_by(|a, b| a.0.cmp(&b.0));
+        leaves.sort_by_key(|a| a.0);
         let mut dedup: Vec<(Hash32, Hash32)> = Vec::with_capacity(leaves.len());
         for (p, v) in leaves {
             match dedup.last_mut() {

@@ -282,7 +282,7 @@ pub fn open_witness(keys: &BTreeSet<RecordKey>, w: &StateWitness) -> Result<(Pre
         .filter(|k| !skip_absent || brought.contains(k))
         .map(|k| (k.path(), k.record(&s).map_or(Hash32::ZERO, |r| r.hash())))
         .collect();
-    leaves.sort_by(|a, b| a.0.cmp(&b.0));
+    leaves.sort_by_key(|a| a.0);
     Ok((s, Smt::from_proof(leaves, &w.proof)?))
 }
 
