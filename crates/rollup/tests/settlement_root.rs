@@ -243,12 +243,26 @@ fn a_per_entry_state_dispute_overturns_a_wrong_post_root() {
     };
     let bond = e.d.cfg.challenge_bond;
     let settled = input.state.clone().unwrap();
+    // A witness bringing a record the entry does not touch, or leaving
+    // one out (its proof covers the records brought only), is refused.
+    let mut extra = dispute(1, prev.clone(), after0.clone());
+    extra.witness.records.push(gridledger_rollup::state::StateRecord::Participant(
+        trader(3).address(),
+        Participant { balance: coins(1), reputation: p.rs },
+    ));
+    let mut short = dispute(1, prev.clone(), after0.clone());
+    short.witness = gridledger_rollup::state::witness(
+        &after0,
+        &[gridledger_rollup::state::RecordKey::Participant(s.address())].into_iter().collect(),
+    );
     let mut broken = dispute(1, prev.clone(), after0.clone());
     broken.proof.siblings[0] = Hash32::ZERO;
     let cases = [
         (dispute(0, None, settled.clone()), bond, EntryDisputeError::CorrectTransition(0)),
         (dispute(1, prev.clone(), settled.clone()), bond, EntryDisputeError::WrongPreState(1)),
         (dispute(1, None, after0.clone()), bond, EntryDisputeError::WrongPreState(1)),
+        (extra, bond, EntryDisputeError::WrongPreState(1)),
+        (short, bond, EntryDisputeError::WrongPreState(1)),
         (broken, bond, EntryDisputeError::WrongWitness(0)),
         (
             dispute(1, prev.clone(), after0.clone()),
