@@ -652,7 +652,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         self.reader().queue(from, to)
     }
 
-    fn batch_queue(&self, h: &BatchHeader) -> Result<Vec<QueueItem>, DriverError> {
+    /// The queue items batch `h` applies before its entries.
+    pub fn batch_queue(&self, h: &BatchHeader) -> Result<Vec<QueueItem>, DriverError> {
         self.reader().batch_queue(h)
     }
 
@@ -748,21 +749,26 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
 
     /// `finalize` arguments for a batch: its id, and for a batch the chain
     /// executes itself (overturned, or no root posted) its entries and the
-    /// full settled state; a batch whose posted roots stood settles in
+    /// records they touch with their proof against the settled root
+    /// ([`crate::state::batch_witness`]); a batch whose posted roots stood settles in
     /// O(1) and gets neither.
     pub fn finalize_args(&self, batch: u64) -> Result<Vec<u8>, DriverError> {
         let h = self.batch_header(batch)?;
         if !h.overturned && h.tcr_root.is_some() {
-            return Ok(args(&FinalizeArgs { batch, entries: vec![], state: PreState::default() }));
+            return Ok(args(&FinalizeArgs { batch, entries: vec![], witness: Default::default() }));
         }
         let entries = batch_entries(&self.primary, &h)?;
-        Ok(args(&FinalizeArgs { batch, entries, state: self.state_before(batch)? }))
+        let witness = crate::state::batch_witness(&self.state_before(batch)?, &self.batch_queue(&h)?, &entries);
+        Ok(args(&FinalizeArgs { batch, entries, witness }))
     }
 
     /// `dispute` arguments: the disputer's TCRs, the batch's entries and
-    /// the full settled state before it.
+    /// the records they touch, proved against the settled root.
     pub fn dispute_args(&self, batch: u64, claimed: Vec<crate::types::Tcr>) -> Result<Vec<u8>, DriverError> {
-        Ok(args(&Controversial { batch, claimed, entries: self.entries(batch)?, state: self.state_before(batch)? }))
+        let h = self.batch_header(batch)?;
+        let entries = self.entries(batch)?;
+        let witness = crate::state::batch_witness(&self.state_before(batch)?, &self.batch_queue(&h)?, &entries);
+        Ok(args(&Controversial { batch, claimed, entries, witness }))
     }
 
     /// The batch a secondary-chain node reads: the header, the entries from
@@ -792,31 +798,44 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         self.reader().progress()
     }
 
+    /// Is `call` a dispute of a batch that another disputer already
+    /// settled or overturned (then it is not sent)?
+    fn dispute_moot(&self, call: &Call) -> Result<bool, DriverError> {
+        let batch = match call.method {
+            "dispute" => borsh::from_slice::<Controversial>(&call.args).map(|b| b.batch),
+            "dispute_entry" => borsh::from_slice::<crate::primary::DisputeEntry>(&call.args).map(|b| b.batch),
+            "dispute_state" => borsh::from_slice::<crate::primary::DisputeState>(&call.args).map(|b| b.batch),
+            _ => return Ok(false),
+        }
+        .map_err(|e| DriverError::View(e.to_string()))?;
+        let h = self.batch_header(batch)?;
+        Ok(h.state != BatchState::Open || h.overturned)
+    }
+
     fn run_step(&mut self, key: &KeyPair, step: Step) -> Result<Vec<crate::roles::Delegation>, DriverError> {
         self.faults.extend(step.faults);
-        for Call { target, method, args, .. } in step.calls {
-            match target {
+        let mut calls = step.calls.into_iter().peekable();
+        while let Some(c) = calls.next() {
+            match c.target {
                 Target::Secondary => {
-                    self.secondary_call(key, method, args)?;
+                    self.secondary_call(key, c.method, c.args)?;
                 }
                 Target::Primary => {
-                    if matches!(method, "dispute" | "dispute_entry" | "dispute_state") {
-                        // Another disputer may already have settled or
-                        // overturned it.
-                        let batch = match method {
-                            "dispute" => borsh::from_slice::<Controversial>(&args).map(|b| b.batch),
-                            "dispute_entry" => {
-                                borsh::from_slice::<crate::primary::DisputeEntry>(&args).map(|b| b.batch)
-                            }
-                            _ => borsh::from_slice::<crate::primary::DisputeState>(&args).map(|b| b.batch),
-                        }
-                        .map_err(|e| DriverError::View(e.to_string()))?;
-                        let h = self.batch_header(batch)?;
-                        if h.state != BatchState::Open || h.overturned {
-                            continue;
-                        }
+                    // A commitment goes with the dispute after it
+                    // (`roles::committed`): neither is sent when that
+                    // dispute is moot.
+                    let next_moot = match calls.peek() {
+                        Some(d) if c.method == "commit_dispute" => self.dispute_moot(d)?,
+                        _ => false,
+                    };
+                    if next_moot {
+                        calls.next();
+                        continue;
                     }
-                    self.primary_call(key, method, args, Amount::ZERO)?;
+                    if self.dispute_moot(&c)? {
+                        continue;
+                    }
+                    self.primary_call(key, c.method, c.args, Amount::ZERO)?;
                 }
             }
         }
@@ -932,6 +951,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     if let Some(key) = self.traders.get(owner).cloned() {
                         let a = self.dispute_args(fin, own.clone())?;
                         let bond = self.cfg.challenge_bond;
+                        // Committed first, so a copy earns its sender nothing.
+                        let digest = crate::types::dispute_digest("dispute", &a);
+                        self.primary_call(&key, "commit_dispute", args(&digest), Amount::ZERO)?;
                         self.primary_call(&key, "dispute", a, bond)?;
                         self.bonded_challenges += 1;
                     }

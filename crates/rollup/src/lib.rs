@@ -49,6 +49,7 @@ pub mod roles;
 pub mod secondary;
 pub mod security;
 pub mod single;
+pub mod smt;
 pub mod state;
 mod store;
 pub mod types;

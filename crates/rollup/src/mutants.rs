@@ -28,6 +28,11 @@ pub enum Mutation {
     /// post-state root and burn: an executor posting honest leaves beside
     /// a root that mints itself coin is upheld.
     PostRootUnchecked,
+    /// A state witness ([`crate::state::open_witness`]) proves only the
+    /// records it brings, not the absence of the other records the entry
+    /// touches: a disputer leaves a record out, execution reads a default
+    /// in its place, and a correct root looks wrong.
+    AbsenceUnchecked,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

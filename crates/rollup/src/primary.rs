@@ -94,8 +94,10 @@
 //!   inputs. A wrong result overturns the batch, which `finalize` then
 //!   executes on chain at once; a dispute that proves nothing reverts
 //!   ([`EntryDisputeError`]) and changes nothing. `dispute` brings the whole
-//!   batch and the full settled state before it (checked against the
-//!   settled root); the chain applies the batch's queue items, re-executes
+//!   batch and the records it touches with their sparse-Merkle proof
+//!   against the settled root ([`crate::state::batch_witness`]: gas and
+//!   size grow with the batch, not the state); the chain applies the
+//!   batch's queue items, re-executes
 //!   it and compares the TCR root, the post-state root and the burn: the
 //!   challenge for wrong *inputs* in a leaf, which one entry cannot show,
 //!   and for a post-state root the leaves do not leave.
@@ -128,7 +130,8 @@ use serde_json::json;
 use gridledger_core::codec::hash_tagged;
 
 use crate::exec::{execute_leaves, expected_effects, meter_owners, OnChain};
-use crate::state::{QueueItem, StateRecord};
+use crate::smt::{Smt, SmtProof};
+use crate::state::{QueueItem, RecordKey, StateWitness};
 use crate::store::{bytes, mkey};
 use crate::types::{
     commit_entries, commitment_preimage, meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx,
@@ -298,11 +301,13 @@ pub struct DisputeEntry {
 
 /// `dispute_state` arguments (issue 11, per-entry state disputes): entry
 /// `i` with its posted leaf and witness; the previous entry with its leaf
-/// and witness (none for entry 0); and the full state before entry `i`:
-/// for entry 0 the settled state (checked against the settled root; the
-/// chain applies the batch's queue items), else a state whose root is the
-/// previous leaf's `post_root`. The chain applies leaf `i`'s effects and
-/// compares the root with leaf `i`'s `post_root`.
+/// and witness (none for entry 0); and a [`StateWitness`] of the records
+/// entry `i` touches ([`crate::state::entry_keys`] of the entry and the
+/// leaf's effects; for entry 0 also the accounts of the batch's queue
+/// items) against entry `i`'s pre-root: the settled root for entry 0 (the
+/// chain applies the queue items), else the previous leaf's `post_root`.
+/// The chain applies leaf `i`'s effects to those records, updates the root
+/// through the proof and compares it with leaf `i`'s `post_root`.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct DisputeState {
     pub batch: u64,
@@ -310,28 +315,30 @@ pub struct DisputeState {
     pub leaf: PostedLeaf,
     pub proof: gridledger_core::MerkleProof,
     pub prev: Option<(Entry, PostedLeaf, gridledger_core::MerkleProof)>,
-    pub state: crate::exec::PreState,
+    pub witness: StateWitness,
 }
 
 /// `finalize` arguments. A batch whose posted roots stood through the
 /// window settles in O(1) and needs neither field (send them empty). A
 /// batch the chain executes itself (overturned, or no root posted) needs
-/// its entries (checked against its commitment) and the full settled state
-/// before it (checked against the settled root).
+/// its entries (checked against its commitment) and a witness of the
+/// records they and the batch's queue items touch against the settled root
+/// ([`crate::state::batch_witness`]).
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct FinalizeArgs {
     pub batch: u64,
     pub entries: Vec<Entry>,
-    pub state: crate::exec::PreState,
+    pub witness: StateWitness,
 }
 
 /// `withdraw` arguments (issue 11): the amount, the caller's record in the
-/// latest settled state and its Merkle witness against the settled root.
+/// latest settled state and its proof against the settled root
+/// ([`crate::state::participant_proof`]).
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct WithdrawArgs {
     pub amount: Amount,
     pub record: Participant,
-    pub proof: gridledger_core::MerkleProof,
+    pub proof: SmtProof,
 }
 
 /// Why `withdraw` refuses. A refused withdrawal reverts and changes nothing.
@@ -369,9 +376,10 @@ pub enum EntryDisputeError {
     WrongInputs(u32),
     #[error("TCR {0} is the correct result of its entry on its inputs")]
     CorrectResult(u32),
-    /// `dispute_state`: the state brought does not hash to entry `i`'s
-    /// pre-root (the settled root for entry 0, else the previous leaf's
-    /// post-state root), or the previous leaf is not entry `i − 1`'s.
+    /// `dispute_state`: the records brought ([`StateWitness`]) are not
+    /// proved, each present or absent, against entry `i`'s pre-root (the
+    /// settled root for entry 0, else the previous leaf's post-state
+    /// root), or the previous leaf is not entry `i − 1`'s.
     #[error("the state brought is not the state before entry {0}")]
     WrongPreState(u32),
     /// `dispute_state`: leaf `i`'s effects applied to the state before it
@@ -406,9 +414,10 @@ pub struct Controversial {
     pub batch: u64,
     pub claimed: Vec<Tcr>,
     pub entries: Vec<Entry>,
-    /// The full settled state before the batch, checked against the
-    /// settled root (the chain keeps only the root).
-    pub state: crate::exec::PreState,
+    /// The records the batch touches with their proof against the settled
+    /// root (the chain keeps only the root;
+    /// [`crate::state::batch_witness`]).
+    pub witness: StateWitness,
 }
 
 /// `finalize` and the `batch_input` view: a batch and its entries, read
@@ -849,12 +858,9 @@ fn withdraw(ctx: &mut CallContext<'_, '_>, a: WithdrawArgs) -> Result<Vec<u8>, C
         return refuse(WithdrawError::Pending);
     }
     let root = settled_root(ctx)?;
-    let leaf = ctx.hash(crate::state::TAG_STATE_RECORD, &bytes(&StateRecord::Participant(who, a.record)))?;
-    ctx.charge(
-        (a.proof.siblings.len() as u64 + 1)
-            * (gridledger_ledger::gas::HASH_BASE + 2 * gridledger_ledger::gas::HASH_WORD),
-    )?;
-    if !a.proof.verify(&leaf, &root) {
+    let (proved, hashes) = crate::state::verify_participant(&who, &a.record, &a.proof, &root);
+    ctx.charge((hashes + 2) * NODE_HASH_GAS)?;
+    if !proved {
         return refuse(WithdrawError::NotProved(root));
     }
     if a.record.balance < a.amount {
@@ -875,7 +881,7 @@ fn withdraw(ctx: &mut CallContext<'_, '_>, a: WithdrawArgs) -> Result<Vec<u8>, C
 /// can carry leaves a forged root undisputable. The entries of a full
 /// batch may fill at most half of [`crate::driver::MAX_TX_BYTES`]; the
 /// other half is left for the rest of the largest challenge (the claimed
-/// TCRs, witnesses and the state brought). For the case study (`max_batch`
+/// TCRs, witnesses and the records brought with their proof). For the case study (`max_batch`
 /// = 300, 4 MiB transactions) that is 6,990 bytes per entry: an ST of up
 /// to about 850 readings (a half-hour slot at 5-second steps is 360).
 pub fn max_entry_bytes(max_batch: u32) -> usize {
@@ -1073,17 +1079,48 @@ fn settle_batch(
     )
 }
 
-/// The state root of `s`, hashing priced per record and tree node.
-fn priced_state_root(ctx: &mut CallContext<'_, '_>, s: &crate::exec::PreState) -> Result<Hash32, ContractError> {
-    let mut hs = Vec::new();
-    for r in crate::state::records(s) {
-        hs.push(ctx.hash(crate::state::TAG_STATE_RECORD, &bytes(&r))?);
+/// Gas of one tree-node hash (64 bytes in).
+const NODE_HASH_GAS: u64 = gridledger_ledger::gas::HASH_BASE + 2 * gridledger_ledger::gas::HASH_WORD;
+
+/// A partial state tree on chain and the hashes already paid for.
+struct Priced {
+    tree: Smt,
+    paid: u64,
+}
+
+impl Priced {
+    /// The root, charging every hash computed since the last charge.
+    fn root(&mut self, ctx: &mut CallContext<'_, '_>) -> Result<Hash32, ContractError> {
+        let r = self.tree.root();
+        ctx.charge((self.tree.hashes() - self.paid) * NODE_HASH_GAS)?;
+        self.paid = self.tree.hashes();
+        Ok(r)
     }
+}
+
+/// Opens witness `w` for exactly `keys` against `root`, charging the
+/// hashes of each key's path and record and of the tree: the records brought
+/// (as a partial state) and the partial tree, or why it does not open.
+fn open_priced(
+    ctx: &mut CallContext<'_, '_>,
+    keys: &std::collections::BTreeSet<RecordKey>,
+    w: &StateWitness,
+    root: &Hash32,
+) -> Result<Result<(crate::exec::PreState, Priced), String>, ContractError> {
+    let words: u64 = w.records.iter().map(|r| (bytes(r).len() as u64).div_ceil(32)).sum();
     ctx.charge(
-        (2 * hs.len() as u64).saturating_sub(1)
-            * (gridledger_ledger::gas::HASH_BASE + 2 * gridledger_ledger::gas::HASH_WORD),
+        2 * keys.len() as u64 * gridledger_ledger::gas::HASH_BASE
+            + (words + 2 * keys.len() as u64) * gridledger_ledger::gas::HASH_WORD,
     )?;
-    Ok(gridledger_core::merkle_root(&hs))
+    let (state, tree) = match crate::state::open_witness(keys, w) {
+        Ok(x) => x,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mut t = Priced { tree, paid: 0 };
+    if t.root(ctx)? != *root {
+        return Ok(Err(format!("the records are not proved against root {root}")));
+    }
+    Ok(Ok((state, t)))
 }
 
 /// What the chain computes when it executes a batch itself: the leaves
@@ -1095,25 +1132,31 @@ struct ChainRun {
 }
 
 /// Re-executes a batch on chain (`SC_EXE_*` on the primary chain) from
-/// the full settled state a caller brought, checked against the settled
-/// root: applies the batch's queue items, executes its entries and
-/// computes the state root after it. The state lives off this chain, so
-/// this path (disputes, silent executors) is the only one that reads it.
+/// the records it touches, which the caller brought with their proof
+/// against the settled root ([`crate::state::batch_witness`]): applies
+/// the batch's queue items, executes its entries and computes the state
+/// root after each entry through the proof. The state lives off this
+/// chain, so this path (disputes, silent executors) is the only one that
+/// reads it. Gas grows with the entries and queue items (one tree path per
+/// record touched), not with the state.
 fn reexecute(
     ctx: &mut CallContext<'_, '_>,
     c: &PrimaryConfig,
     h: &BatchHeader,
     es: &[Entry],
-    mut state: crate::exec::PreState,
+    w: &StateWitness,
 ) -> Result<ChainRun, ContractError> {
-    state.meters.clear();
-    state.closed_in_batch.clear();
     let settled = settled_root(ctx)?;
-    if priced_state_root(ctx, &state)? != settled {
-        return revert(format!("the state brought is not the settled state (root {settled})"));
-    }
     let items = queue_items(ctx, h)?;
+    let queue_keys = crate::state::queue_keys(&items);
+    let mut keys = crate::state::entry_keys(es, &[]);
+    keys.extend(queue_keys.iter().copied());
+    let (mut state, mut tree) = match open_priced(ctx, &keys, w, &settled)? {
+        Ok(x) => x,
+        Err(why) => return revert(format!("the state brought is not the settled state (root {settled}): {why}")),
+    };
     crate::state::apply_queue(&mut state, &c.params, &items).map_err(|e| ContractError::Revert(e.to_string()))?;
+    crate::state::update_tree(&mut tree.tree, &queue_keys, &state);
     // Meters are this chain's registry.
     for a in meter_owners(es) {
         if let Some(m) = ctx.read_typed::<Address>(&mkey(&a))? {
@@ -1124,9 +1167,9 @@ fn reexecute(
     state.meters.clear();
     state.closed_in_batch.clear();
     let mut burned = Amount::ZERO;
-    let mut post_root = priced_state_root(ctx, &state)?;
-    // One root per entry: O(batch × state) gas, the price of re-executing
-    // a whole batch (`dispute_state` checks one entry's root instead).
+    let mut post_root = tree.root(ctx)?;
+    // One root per entry, each one path of hashes per record the entry
+    // touches (`dispute_state` checks one entry's root instead).
     for (l, e) in leaves.iter_mut().zip(es) {
         ctx.charge(crate::exec::STEP_GAS)?;
         burned = burned
@@ -1135,7 +1178,9 @@ fn reexecute(
                     .map_err(|err| ContractError::Revert(format!("internal: {err}")))?,
             )
             .ok_or_else(|| ContractError::Revert("overflow".into()))?;
-        post_root = priced_state_root(ctx, &state)?;
+        let touched = crate::state::entry_keys(std::slice::from_ref(e), std::slice::from_ref(&l.tcr));
+        crate::state::update_tree(&mut tree.tree, &touched, &state);
+        post_root = tree.root(ctx)?;
         l.post_root = post_root;
     }
     Ok(ChainRun { leaves, post_root, burned })
@@ -1221,7 +1266,7 @@ fn execute_on_chain(
     c: &PrimaryConfig,
     h: BatchHeader,
     given: Vec<Entry>,
-    state: crate::exec::PreState,
+    witness: StateWitness,
 ) -> Result<Vec<u8>, ContractError> {
     let fin = ctx.read_typed::<u64>(NEXT_SETTLE)?.unwrap_or(0);
     if fin != h.id {
@@ -1237,7 +1282,7 @@ fn execute_on_chain(
         }
     }
     let es = entries(ctx, &h, given)?;
-    let run = reexecute(ctx, c, &h, &es, state)?;
+    let run = reexecute(ctx, c, &h, &es, &witness)?;
     ctx.emit("ior_executed_on_chain", vec![("batch".into(), h.id.to_string())])?;
     settle_with_chain_tcrs(ctx, h, run)?;
     Ok(bytes(&true))
@@ -1275,7 +1320,7 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
         return revert(e.to_string());
     }
     let (es, hashes) = entries_hashed(ctx, &h, a.entries)?;
-    let run = reexecute(ctx, &c, &h, &es, a.state)?;
+    let run = reexecute(ctx, &c, &h, &es, &a.witness)?;
     let mut posted = Vec::with_capacity(run.leaves.len());
     for l in &run.leaves {
         let pre_hash = ctx.hash(crate::types::TAG_TCR_INPUTS, &bytes(&l.pre))?;
@@ -1426,10 +1471,13 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
 
 /// `dispute_state` (issue 11): a per-entry state dispute. The witnesses
 /// prove leaf `i` (and leaf `i − 1`) of the batch's posted TCR tree; the
-/// state brought is checked against entry `i`'s pre-root (the settled root
-/// with the batch's queue items applied by the chain for entry 0, else
-/// leaf `i − 1`'s post-state root); the chain applies leaf `i`'s effects
-/// and compares the resulting root with leaf `i`'s post-state root. The
+/// records entry `i` touches ([`crate::state::entry_keys`], computed here
+/// from the entry and the leaf's effects) are proved present or absent
+/// against entry `i`'s pre-root (the settled root for entry 0, whose queue
+/// items the chain then applies, else leaf `i − 1`'s post-state root); the
+/// chain applies leaf `i`'s effects to them, updates the root through the
+/// proof and compares it with leaf `i`'s post-state root. Gas and size
+/// grow with the records one entry touches, not with the state. The
 /// verdict and effects themselves are `dispute_entry`'s to dispute: this
 /// checks the state transition they claim. A different root (or effects
 /// that do not apply) overturns the batch as `dispute_entry` does; a
@@ -1460,30 +1508,32 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> 
     if !proved(ctx, &a.entry, &a.leaf, &a.proof)? {
         return refuse(EntryDisputeError::WrongWitness(h.id));
     }
-    let mut state = a.state;
-    state.meters.clear();
-    state.closed_in_batch.clear();
-    let pre_ok = match (&a.prev, i.checked_sub(1)) {
-        (None, None) => {
-            let ok = priced_state_root(ctx, &state)? == settled_root(ctx)?;
-            let items = queue_items(ctx, &h)?;
-            ok && crate::state::apply_queue(&mut state, &c.params, &items).is_ok()
-        }
-        (Some((pe, pl, pp)), Some(j)) if pl.tcr.index == j => {
-            proved(ctx, pe, pl, pp)? && priced_state_root(ctx, &state)? == pl.post_root
-        }
-        _ => false,
+    // The pre-root: the settled root for entry 0 (the chain then applies
+    // the batch's queue items), else the previous leaf's, proved too.
+    let (pre_root, items) = match (&a.prev, i.checked_sub(1)) {
+        (None, None) => (settled_root(ctx)?, queue_items(ctx, &h)?),
+        (Some((pe, pl, pp)), Some(j)) if pl.tcr.index == j && proved(ctx, pe, pl, pp)? => (pl.post_root, vec![]),
+        _ => return refuse(EntryDisputeError::WrongPreState(i)),
     };
-    if !pre_ok {
+    // The records the entry and the leaf's effects touch: computed here,
+    // not taken from the disputer, each proved present or absent.
+    let queue_keys = crate::state::queue_keys(&items);
+    let mut keys = crate::state::entry_keys(std::slice::from_ref(&a.entry), std::slice::from_ref(&a.leaf.tcr));
+    keys.extend(queue_keys.iter().copied());
+    let Ok((mut state, mut tree)) = open_priced(ctx, &keys, &a.witness, &pre_root)? else {
+        return refuse(EntryDisputeError::WrongPreState(i));
+    };
+    if crate::state::apply_queue(&mut state, &c.params, &items).is_err() {
         return refuse(EntryDisputeError::WrongPreState(i));
     }
+    crate::state::update_tree(&mut tree.tree, &queue_keys, &state);
     ctx.charge(crate::exec::STEP_GAS)?;
     let after = crate::exec::apply_effects(&mut state, &c.params, &a.entry.tx.terms().key(), &a.leaf.tcr.effects);
     let correct = match after {
         Err(_) => false,
         Ok(_) => {
-            crate::mutants::active(crate::mutants::Mutation::PostRootUnchecked)
-                || priced_state_root(ctx, &state)? == a.leaf.post_root
+            crate::state::update_tree(&mut tree.tree, &keys, &state);
+            crate::mutants::active(crate::mutants::Mutation::PostRootUnchecked) || tree.root(ctx)? == a.leaf.post_root
         }
     };
     if correct {
@@ -1505,7 +1555,8 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> 
 /// show inside the window (`dispute_entry` for one entry, `dispute` for the
 /// whole batch, which checks the roots). A batch without a root, or
 /// overturned, is executed on chain ([`execute_on_chain`]): then the
-/// caller brings its entries and the full settled state.
+/// caller brings its entries and the records they touch, proved against
+/// the settled root.
 fn finalize(ctx: &mut CallContext<'_, '_>, a: FinalizeArgs) -> Result<Vec<u8>, ContractError> {
     let c = cfg(ctx)?;
     let h = header(ctx, a.batch)?;
@@ -1515,7 +1566,7 @@ fn finalize(ctx: &mut CallContext<'_, '_>, a: FinalizeArgs) -> Result<Vec<u8>, C
     let (Some(done), Some(_), Some(post), Some(burned), false) =
         (h.complete_at, h.tcr_root, h.post_root, h.burned, h.overturned)
     else {
-        return execute_on_chain(ctx, &c, h, a.entries, a.state);
+        return execute_on_chain(ctx, &c, h, a.entries, a.witness);
     };
     let until = done.saturating_add(c.window_ms);
     if ctx.timestamp() < until {

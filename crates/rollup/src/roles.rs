@@ -12,7 +12,9 @@ use crate::exec::expected_effects;
 use crate::exec::{execute_leaves, OffChain};
 use crate::primary::{BatchInput, Controversial, DisputeEntry, DisputeState, SubmitTcrs};
 use crate::secondary::{mismatches, ExecRequest, VerifyRequest};
-use crate::types::{entry_hash, tcr_proof, Effect, IorParams, Outcome, PostedLeaf, StSettlement, Tcr, TcrLeaf};
+use crate::types::{
+    dispute_digest, entry_hash, tcr_proof, Effect, IorParams, Outcome, PostedLeaf, StSettlement, Tcr, TcrLeaf,
+};
 
 /// Which chain a call goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,7 +221,7 @@ impl Validator {
             // The controversial transaction (§3.4 Step 5): one entry with
             // its Merkle witness where the posted inputs are right and the
             // result wrong, else the whole batch.
-            step.calls.push(dispute_call(&self.params, input, &own_l));
+            step.calls.extend(committed(dispute_call(&self.params, input, &own_l)));
         }
         step
     }
@@ -289,7 +291,7 @@ impl Validator {
         if !agrees {
             if let Some(own) = own_leaves(&self.params, input, self.address, &mut step) {
                 step.faults.push(Fault::WrongTcr { batch, observer: self.address, indices: vec![index] });
-                step.calls.push(dispute_call(&self.params, input, &own));
+                step.calls.extend(committed(dispute_call(&self.params, input, &own)));
             }
         }
         step
@@ -379,6 +381,18 @@ impl SmartMeter {
     }
 }
 
+/// How an honest disputer sends a dispute (attack_state finding 6):
+/// first `commit_dispute` to its digest ([`dispute_digest`] of the method
+/// and arguments, which reveals nothing of them), then, in a later block,
+/// the dispute itself. Whoever copies the dispute from the mempool and
+/// lands it first is not paid: the reward goes to the first committer.
+/// The commitment costs one small transaction; it is sent only with a
+/// dispute, so an agreeing validator still sends nothing (§3.3.4).
+pub fn committed(dispute: Call) -> [Call; 2] {
+    let digest = dispute_digest(dispute.method, &dispute.args);
+    [Call::primary("commit_dispute", args(&digest)), dispute]
+}
+
 /// The controversial transaction for a batch whose posted TCRs differ from
 /// `own` (the disputer's leaves): at the first differing leaf, if the
 /// posted inputs (pre-state slice) are the disputer's own, only the result
@@ -390,7 +404,8 @@ pub fn dispute_call(p: &IorParams, input: &BatchInput, own: &[TcrLeaf]) -> Call 
     let whole = || {
         let claimed = own.iter().map(|l| l.tcr.clone()).collect();
         let state = input.state.clone().unwrap_or_default();
-        Call::primary("dispute", args(&Controversial { batch, claimed, entries: input.entries.clone(), state }))
+        let witness = crate::state::batch_witness(&state, &input.queue, &input.entries);
+        Call::primary("dispute", args(&Controversial { batch, claimed, entries: input.entries.clone(), witness }))
     };
     let Some(posted) = &input.leaves else { return whole() };
     let mine: Vec<PostedLeaf> = own.iter().map(TcrLeaf::posted).collect();
@@ -421,10 +436,10 @@ pub fn dispute_call(p: &IorParams, input: &BatchInput, own: &[TcrLeaf]) -> Call 
 
 /// `dispute_state` for entry `i` of a batch whose posted leaves agree with
 /// the disputer's up to `i` except for leaf `i`'s post-state root: the
-/// full state before entry `i` (the settled state for `i = 0`, whose queue
-/// items the chain applies; else the state the posted TCRs `0..i` leave,
-/// whose root is leaf `i − 1`'s), with the witnesses of leaves `i` and
-/// `i − 1`.
+/// records entry `i` touches, proved against the state before it (the
+/// settled state for `i = 0`, whose queue items the chain applies; else
+/// the state the posted TCRs `0..i` leave, whose root is leaf `i − 1`'s),
+/// with the witnesses of leaves `i` and `i − 1`.
 fn state_dispute_call(
     p: &IorParams,
     input: &BatchInput,
@@ -434,16 +449,20 @@ fn state_dispute_call(
 ) -> Option<Call> {
     let batch = input.header.id;
     let proof = tcr_proof(&p.domain, batch, hashes, posted, i)?;
-    let (state, prev) = if i == 0 {
-        (input.state.clone()?, None)
+    let entry = input.entries[i].clone();
+    let (witness, prev) = if i == 0 {
+        (crate::state::entry_witness(input.state.as_ref()?, &input.queue, &entry, &posted[i].tcr), None)
     } else {
         let before: Vec<Tcr> = posted[..i].iter().map(|l| l.tcr.clone()).collect();
         let (s, _) = crate::state::post_state(p, &input.full_state(p), &input.entries, &before).ok()?;
         let pp = tcr_proof(&p.domain, batch, hashes, posted, i - 1)?;
-        (s, Some((input.entries[i - 1].clone(), posted[i - 1].clone(), pp)))
+        (
+            crate::state::entry_witness(&s, &[], &entry, &posted[i].tcr),
+            Some((input.entries[i - 1].clone(), posted[i - 1].clone(), pp)),
+        )
     };
     Some(Call::primary(
         "dispute_state",
-        args(&DisputeState { batch, entry: input.entries[i].clone(), leaf: posted[i].clone(), proof, prev, state }),
+        args(&DisputeState { batch, entry, leaf: posted[i].clone(), proof, prev, witness }),
     ))
 }

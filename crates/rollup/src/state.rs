@@ -26,14 +26,17 @@
 //! executor, re-execute its entries: execution is deterministic), and check
 //! the result's [`state_root`] against the root the primary chain settled.
 //! A mismatch seen inside a batch's window is what a whole-batch `dispute`
-//! proves (the disputer brings the full pre-state, which the chain checks
-//! against the settled root); after the window the settled root is final.
+//! proves (the disputer brings the records the batch touches with their
+//! proof against the settled root); after the window the settled root is final.
 //!
-//! **The commitment.** A binary Merkle tree (the core crate's) over one
-//! leaf per record in canonical order: every participant by address, then
-//! every open agreement by key, then every slot's claimed energy by slot.
-//! A record is proved by its Merkle witness ([`participant_proof`]); the
-//! root is recomputed in full only on the dispute path.
+//! **The commitment** ([`crate::smt`]). A sparse Merkle tree of depth 256:
+//! each record sits at the leaf whose path is the tagged hash of its key
+//! ([`RecordKey::path`]: a participant by address, an open agreement by
+//! its key, a slot's claimed energy by slot), its value the hash of the
+//! record; an absent record is an empty leaf. A record is proved by a
+//! multi-proof ([`crate::smt::SmtProof`]) that proves absence as well as
+//! presence, and the same proof lets the chain compute the root after the
+//! records change, without the rest of the state.
 //!
 //! **Disputing a state root.** Every posted leaf carries the state root
 //! after its entry ([`entry_roots`]); the last one is the batch's
@@ -42,31 +45,41 @@
 //! - a wrong TCR (verdict or effects): `dispute_entry`, one entry with its
 //!   witness against the TCR root, re-executed on the leaf's inputs;
 //! - a wrong state transition: `dispute_state`, one entry with the
-//!   witnesses of its leaf and the previous one and the full state before
-//!   the entry, checked against the previous leaf's root (the settled
-//!   root, queue applied, for entry 0); the chain applies the leaf's
-//!   effects and compares the root with the leaf's. O(state) hashing for
-//!   one entry, whatever the batch's size;
+//!   witnesses of its leaf and the previous one and a [`StateWitness`] of
+//!   the records it touches ([`entry_keys`]; for entry 0 also the accounts
+//!   of the batch's queue items) against entry `i`'s pre-root (the settled
+//!   root for entry 0, else the previous leaf's root); the chain applies
+//!   the leaf's effects to those records, updates the root through the
+//!   proof and compares it with the leaf's. Size and gas grow with the
+//!   records one entry touches (at most five) times the tree depth, not
+//!   with the state;
 //! - wrong inputs in a leaf, or anything else: the whole-batch `dispute`,
-//!   which brings the full settled state and re-executes the batch
-//!   (O(batch × state): one root per entry).
+//!   which brings a witness of every record the batch touches against the
+//!   settled root and re-executes the batch on them; `finalize` of a batch
+//!   the chain executes itself does the same. Gas grows with the entries
+//!   (one path of hashes per touched record and per entry's root), not
+//!   with the state.
 //!
-//! The pre-state is brought whole because this sorted tree cannot update
-//! its root from witnesses when records are inserted or removed; a sparse
-//! Merkle tree keyed by record key would let a state dispute bring only
-//! the records the entry touches.
+//! Which records an entry touches is computed by the chain from the entry
+//! (and the posted effects), never taken from the disputer, and a witness
+//! proves each of them present or absent: a disputer cannot leave a
+//! record out so that execution reads a default in its place.
+
+use std::collections::BTreeSet;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{hash_tagged, Tag};
-use gridledger_core::merkle::{MerkleProof, MerkleTree};
 use gridledger_core::{Address, Amount, Hash32};
 use serde::Serialize;
 
 use crate::exec::PreState;
-use crate::types::{Agreement, AgreementKey, IorParams, Participant, SlotKey};
+use crate::smt::{Smt, SmtError, SmtProof};
+use crate::types::{Agreement, AgreementKey, Effect, Entry, IorParams, Participant, SlotKey, Tcr};
 
-/// Domain of a state record's leaf hash.
+/// Domain of a state record's value hash.
 pub const TAG_STATE_RECORD: Tag = Tag("gridledger/ior/state-record/v1");
+/// Domain of a record key's path in the tree.
+pub const TAG_STATE_KEY: Tag = Tag("gridledger/ior/state-key/v1");
 
 /// One record of the committed state.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -80,9 +93,41 @@ impl StateRecord {
     pub fn hash(&self) -> Hash32 {
         hash_tagged(TAG_STATE_RECORD, self)
     }
+
+    pub fn key(&self) -> RecordKey {
+        match self {
+            StateRecord::Participant(a, _) => RecordKey::Participant(*a),
+            StateRecord::Agreement(k, _) => RecordKey::Agreement(*k),
+            StateRecord::Claimed(k, _) => RecordKey::Claimed(*k),
+        }
+    }
 }
 
-/// The committed records of `s` in canonical order (meters and
+/// Where a record lives in the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
+pub enum RecordKey {
+    Participant(Address),
+    Agreement(AgreementKey),
+    Claimed(SlotKey),
+}
+
+impl RecordKey {
+    /// The leaf's path: the tagged hash of the key.
+    pub fn path(&self) -> Hash32 {
+        hash_tagged(TAG_STATE_KEY, self)
+    }
+
+    /// The record at this key in `s`, if any.
+    pub fn record(&self, s: &PreState) -> Option<StateRecord> {
+        match self {
+            RecordKey::Participant(a) => s.participants.get(a).map(|p| StateRecord::Participant(*a, *p)),
+            RecordKey::Agreement(k) => s.agreements.get(k).map(|ag| StateRecord::Agreement(*k, ag.clone())),
+            RecordKey::Claimed(k) => s.claimed.get(k).map(|c| StateRecord::Claimed(*k, *c)),
+        }
+    }
+}
+
+/// The committed records of `s` in key order (meters and
 /// `closed_in_batch` are not part of the settled state: meters are the
 /// primary chain's registry, `closed_in_batch` is per-batch scratch).
 pub fn records(s: &PreState) -> Vec<StateRecord> {
@@ -93,24 +138,159 @@ pub fn records(s: &PreState) -> Vec<StateRecord> {
     v
 }
 
+/// The full tree over the records of `s`.
+pub fn tree(s: &PreState) -> Smt {
+    Smt::new(records(s).iter().map(|r| (r.key().path(), r.hash())))
+}
+
 /// The state root of `s`.
 pub fn state_root(s: &PreState) -> Hash32 {
-    let hs: Vec<Hash32> = records(s).iter().map(StateRecord::hash).collect();
-    gridledger_core::merkle::merkle_root(&hs)
+    tree(s).root()
 }
 
 /// The root of the empty state (before any batch settled).
 pub fn empty_root() -> Hash32 {
-    state_root(&PreState::default())
+    crate::smt::empty_root()
 }
 
-/// `who`'s record in `s` and its Merkle witness against [`state_root`]`(s)`;
+/// `who`'s record in `s` and its proof against [`state_root`]`(s)`;
 /// `None` when `s` holds no record of `who` (an account never funded).
-pub fn participant_proof(s: &PreState, who: &Address) -> Option<(Participant, MerkleProof)> {
-    let index = s.participants.keys().position(|a| a == who)?;
+pub fn participant_proof(s: &PreState, who: &Address) -> Option<(Participant, SmtProof)> {
     let part = *s.participants.get(who)?;
-    let hs: Vec<Hash32> = records(s).iter().map(StateRecord::hash).collect();
-    Some((part, MerkleTree::new(&hs).proof(index)?))
+    let proof = tree(s).proof(&[RecordKey::Participant(*who).path()]).ok()?;
+    Some((part, proof))
+}
+
+/// Whether `record` is `who`'s record under `root` by `proof`, and the
+/// hashes that took (for gas).
+pub fn verify_participant(who: &Address, record: &Participant, proof: &SmtProof, root: &Hash32) -> (bool, u64) {
+    let r = StateRecord::Participant(*who, *record);
+    match Smt::from_proof(vec![(r.key().path(), r.hash())], proof) {
+        Ok(mut t) => (t.root() == *root, t.hashes()),
+        Err(_) => (false, 0),
+    }
+}
+
+/// The records a set of entries touch: each entry's sender, buyer and
+/// seller, its agreement and its slot's claimed energy, plus every record
+/// the given TCRs' effects name (a forged effect may name anyone). What
+/// execution reads and effects write is within this set (`leaf_inputs`,
+/// `expected_effects`), so a batch re-executes exactly on it.
+pub fn entry_keys(entries: &[Entry], tcrs: &[Tcr]) -> BTreeSet<RecordKey> {
+    let mut k = BTreeSet::new();
+    for e in entries {
+        let t = e.tx.terms();
+        for a in [e.sender, t.buyer, t.seller] {
+            k.insert(RecordKey::Participant(a));
+        }
+        k.insert(RecordKey::Agreement(t.key()));
+        k.insert(RecordKey::Claimed(t.slot()));
+    }
+    for t in tcrs {
+        for eff in &t.effects {
+            match eff {
+                Effect::Lock { who, .. } | Effect::Reputation { who, .. } => {
+                    k.insert(RecordKey::Participant(*who));
+                }
+                Effect::Pay { to, .. } => {
+                    k.insert(RecordKey::Participant(*to));
+                }
+                Effect::Claim { slot, .. } => {
+                    k.insert(RecordKey::Claimed(*slot));
+                }
+                Effect::Open(_) | Effect::Burn(_) | Effect::Close | Effect::Opinion(_) => {}
+            }
+        }
+    }
+    k
+}
+
+/// The accounts queue items credit or debit.
+pub fn queue_keys(items: &[QueueItem]) -> BTreeSet<RecordKey> {
+    items
+        .iter()
+        .map(|q| match q {
+            QueueItem::In { who, .. } | QueueItem::Out { who, .. } => RecordKey::Participant(*who),
+        })
+        .collect()
+}
+
+/// Some records of a state with their proof against its root: what
+/// `dispute_state`, the whole-batch `dispute` and `finalize` of a batch the
+/// chain executes bring instead of the state. `records` holds the present
+/// records among the keys the chain requires; every required key missing
+/// from it is proved empty by the same proof.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct StateWitness {
+    pub records: Vec<StateRecord>,
+    pub proof: SmtProof,
+}
+
+/// Why a [`StateWitness`] does not open.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WitnessError {
+    #[error("the witness brings a record the entries do not touch, or one twice")]
+    Extra,
+    #[error("malformed proof: {0}")]
+    Proof(#[from] SmtError),
+}
+
+/// The witness of `keys` in `full`.
+pub fn witness(full: &PreState, keys: &BTreeSet<RecordKey>) -> StateWitness {
+    let mut t = tree(full);
+    witness_in(&mut t, full, keys)
+}
+
+/// [`witness`] from an already built tree of `full`.
+pub fn witness_in(t: &mut Smt, full: &PreState, keys: &BTreeSet<RecordKey>) -> StateWitness {
+    let mut paths: Vec<Hash32> = keys.iter().map(RecordKey::path).collect();
+    paths.sort();
+    let records = keys.iter().filter_map(|k| k.record(full)).collect();
+    // Sorted and distinct: a proof always exists.
+    let proof = t.proof(&paths).unwrap_or_default();
+    StateWitness { records, proof }
+}
+
+/// Opens `w` for exactly `keys`: the partial state of the records it
+/// brings and the partial tree over every key (absent ones empty), whose
+/// root the caller compares with the root the witness must match. A
+/// planted bug ([`crate::mutants::Mutation::AbsenceUnchecked`]) proves only
+/// the records brought, so a left-out record reads as a default.
+pub fn open_witness(keys: &BTreeSet<RecordKey>, w: &StateWitness) -> Result<(PreState, Smt), WitnessError> {
+    let mut s = PreState::default();
+    let mut brought = BTreeSet::new();
+    for r in &w.records {
+        let k = r.key();
+        if !keys.contains(&k) || !brought.insert(k) {
+            return Err(WitnessError::Extra);
+        }
+        match r {
+            StateRecord::Participant(a, p) => {
+                s.participants.insert(*a, *p);
+            }
+            StateRecord::Agreement(k, ag) => {
+                s.agreements.insert(*k, ag.clone());
+            }
+            StateRecord::Claimed(k, c) => {
+                s.claimed.insert(*k, *c);
+            }
+        }
+    }
+    let skip_absent = crate::mutants::active(crate::mutants::Mutation::AbsenceUnchecked);
+    let mut leaves: Vec<(Hash32, Hash32)> = keys
+        .iter()
+        .filter(|k| !skip_absent || brought.contains(k))
+        .map(|k| (k.path(), k.record(&s).map_or(Hash32::ZERO, |r| r.hash())))
+        .collect();
+    leaves.sort_by_key(|a| a.0);
+    Ok((s, Smt::from_proof(leaves, &w.proof)?))
+}
+
+/// Writes the records of `keys` in `s` (absent ones removed) into `t`.
+pub fn update_tree(t: &mut Smt, keys: &BTreeSet<RecordKey>, s: &PreState) {
+    for k in keys {
+        t.set(k.path(), k.record(s).map_or(Hash32::ZERO, |r| r.hash()));
+    }
 }
 
 /// Coin moving across the bridge between the primary chain and the
@@ -201,7 +381,8 @@ pub fn post_state(
 
 /// The state root after each of `tcrs` in turn, applied to `full` (a
 /// batch's pre-state, queue items applied): what each posted leaf carries
-/// as its `post_root`. `Err` where some TCR's effects do not apply.
+/// as its `post_root`. `Err` where some TCR's effects do not apply. One
+/// tree of `full`, then one path of hashes per record each entry touches.
 pub fn entry_roots(
     p: &IorParams,
     full: &PreState,
@@ -211,11 +392,13 @@ pub fn entry_roots(
     let mut s = full.clone();
     s.meters.clear();
     s.closed_in_batch.clear();
+    let mut t = tree(&s);
     let mut out = Vec::with_capacity(tcrs.len());
-    for t in tcrs {
-        let e = entries.get(t.index as usize).ok_or(crate::exec::ApplyError::Overflow)?;
-        crate::exec::apply_effects(&mut s, p, &e.tx.terms().key(), &t.effects)?;
-        out.push(state_root(&s));
+    for tcr in tcrs {
+        let e = entries.get(tcr.index as usize).ok_or(crate::exec::ApplyError::Overflow)?;
+        crate::exec::apply_effects(&mut s, p, &e.tx.terms().key(), &tcr.effects)?;
+        update_tree(&mut t, &entry_keys(std::slice::from_ref(e), std::slice::from_ref(tcr)), &s);
+        out.push(t.root());
     }
     Ok(out)
 }
@@ -231,11 +414,33 @@ pub fn fill_post_roots(
     let mut s = full.clone();
     s.meters.clear();
     s.closed_in_batch.clear();
+    let mut t = tree(&s);
     for l in leaves.iter_mut() {
         let Some(e) = entries.get(l.tcr.index as usize) else { return };
         if crate::exec::apply_effects(&mut s, p, &e.tx.terms().key(), &l.tcr.effects).is_err() {
             return;
         }
-        l.post_root = state_root(&s);
+        update_tree(&mut t, &entry_keys(std::slice::from_ref(e), std::slice::from_ref(&l.tcr)), &s);
+        l.post_root = t.root();
     }
+}
+
+/// The witness a whole-batch `dispute` or `finalize` of a batch the chain
+/// executes brings: every record the batch's `entries` and `queue` items
+/// touch, proved against the root of `settled` (the settled state before
+/// the batch, queue not applied).
+pub fn batch_witness(settled: &PreState, queue: &[QueueItem], entries: &[Entry]) -> StateWitness {
+    let mut keys = entry_keys(entries, &[]);
+    keys.extend(queue_keys(queue));
+    witness(settled, &keys)
+}
+
+/// The witness `dispute_state` of entry `i` brings: the records the entry
+/// and its posted TCR touch, proved against the state before the entry
+/// (`before`); for entry 0 `before` is the settled state (queue not
+/// applied) and the queue items' accounts are proved too.
+pub fn entry_witness(before: &PreState, queue: &[QueueItem], entry: &Entry, tcr: &Tcr) -> StateWitness {
+    let mut keys = entry_keys(std::slice::from_ref(entry), std::slice::from_ref(tcr));
+    keys.extend(queue_keys(queue));
+    witness(before, &keys)
 }

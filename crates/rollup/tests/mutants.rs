@@ -148,15 +148,66 @@ fn a_wrong_post_root_is_overturned() -> bool {
         && e.d.participant(&exec.address()).is_ok_and(|x| x.balance == Amount::ZERO)
 }
 
+/// Issue 11, sparse state tree: a bonded watcher disputes an honest
+/// state transition with a witness that leaves the seller's record out
+/// (a proof of the records it brings only), hoping the chain reads a default
+/// balance in its place and finds the seller unable to lock its deposit.
+/// Refused: the chain requires every record the entry touches, proved
+/// present or absent; the honest executor keeps its deposit.
+fn a_state_dispute_leaving_a_record_out_is_refused() -> bool {
+    use gridledger_rollup::primary::{posted_burn, DisputeState};
+    use gridledger_rollup::state::{entry_keys, fill_post_roots, queue_keys, witness, RecordKey};
+    let mut e = funded();
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    e.d.submit(&b, &at(&terms(&b, &s, Amount(200_000), 500, 8 * HOUR), &s)).unwrap();
+    e.d.primary.seal();
+    let input = e.d.batch_input(1).unwrap();
+    let p = e.d.cfg.params.clone();
+    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &input.full_state(&p), &input.entries, &mut leaves);
+    let posted: Vec<_> = leaves.iter().map(|l| l.posted()).collect();
+    let hashes: Vec<Hash32> = input.entries.iter().map(entry_hash).collect();
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    let Some(burned) = posted_burn(&posted) else { return false };
+    let sub = SubmitTcrs {
+        batch: 1,
+        entry_hashes: hashes.clone(),
+        leaves: posted.clone(),
+        post_root: posted[0].post_root,
+        burned,
+    };
+    if e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status != TxStatus::Success {
+        return false;
+    }
+    let mut keys = entry_keys(&input.entries[..1], std::slice::from_ref(&posted[0].tcr));
+    keys.extend(queue_keys(&input.queue));
+    // The disputer's proof covers the records it brings and nothing else:
+    // not the seller's, nor the absence of the agreement and the claim.
+    let settled = input.state.clone().unwrap();
+    keys.retain(|k| k.record(&settled).is_some() && *k != RecordKey::Participant(s.address()));
+    let d = DisputeState {
+        batch: 1,
+        entry: input.entries[0].clone(),
+        leaf: posted[0].clone(),
+        proof: tcr_proof(&p.domain, 1, &hashes, &posted, 0).unwrap(),
+        prev: None,
+        witness: witness(&settled, &keys),
+    };
+    let r = e.d.primary_call(&trader(3), "dispute_state", args(&d), e.d.cfg.challenge_bond).unwrap();
+    r.status != TxStatus::Success && node_active(&e, &exec.address()) && !e.d.batch_header(1).unwrap().overturned
+}
+
 /// A named scenario: `true` while the defence holds.
 type Scenario = (&'static str, fn() -> bool);
 
-const SCENARIOS: [Scenario; 5] = [
+const SCENARIOS: [Scenario; 6] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
     ("deadlines hold", deadlines_hold),
     ("a wrong post-state root is overturned", a_wrong_post_root_is_overturned),
+    ("a state dispute leaving a record out is refused", a_state_dispute_leaving_a_record_out_is_refused),
 ];
 
 /// Names of the scenarios that fail with `m` planted.
@@ -200,4 +251,9 @@ fn unenforced_deadline_is_caught() {
 #[test]
 fn unchecked_post_root_is_caught() {
     assert!(failing(Some(Mutation::PostRootUnchecked)).contains(&"a wrong post-state root is overturned"));
+}
+
+#[test]
+fn unchecked_absence_is_caught() {
+    assert!(failing(Some(Mutation::AbsenceUnchecked)).contains(&"a state dispute leaving a record out is refused"));
 }

@@ -256,7 +256,7 @@ fn contract_level_refusals_change_nothing() {
     let made_up = WithdrawArgs {
         amount: coins(1),
         record: Participant { balance: coins(1), reputation: 30 },
-        proof: gridledger_core::MerkleProof { index: 0, leaf_count: 1, siblings: vec![] },
+        proof: Default::default(),
     };
     reverts(&mut e, &outsider, "withdraw", args(&made_up), Amount::ZERO, "is not proved against the latest settled");
     reverts(&mut e, &b, "fund", vec![], Amount::ZERO, "fund needs a positive value");
@@ -288,7 +288,7 @@ fn contract_level_refusals_change_nothing() {
         &mut e,
         &outsider,
         "dispute",
-        args(&Controversial { batch: 0, claimed: tcrs, entries: es, state: Default::default() }),
+        args(&Controversial { batch: 0, claimed: tcrs, entries: es, witness: Default::default() }),
         Amount::ZERO,
         "must attach a bond of at least",
     );

@@ -95,7 +95,7 @@ fn batch_order_and_node_lifecycle_refusals() {
         (
             &exec0,
             "finalize",
-            args(&FinalizeArgs { batch: 7, entries: vec![], state: Default::default() }),
+            args(&FinalizeArgs { batch: 7, entries: vec![], witness: Default::default() }),
             Amount::ZERO,
             "no batch 7".into(),
         ),

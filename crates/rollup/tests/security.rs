@@ -514,18 +514,21 @@ fn batch_entries_are_block_data_checked_against_the_commitment() {
     assert_eq!(r.unwrap().status, TxStatus::Success);
     let bond = e.d.cfg.challenge_bond;
     let state = e.d.state_before(0).unwrap();
-    let d = args(&Controversial { batch: 0, claimed: vec![], entries: forged.clone(), state: state.clone() });
+    let queue = e.d.batch_queue(&h).unwrap();
+    let witness = gridledger_rollup::state::batch_witness(&state, &queue, &es);
+    let d = args(&Controversial { batch: 0, claimed: vec![], entries: forged.clone(), witness });
     assert!(reverted(&e.d.primary_call(&trader(2), "dispute", d, bond).unwrap()).contains("commitment mismatch"));
     assert_eq!(part(&e, &b), before, "nothing settled from forged data");
     // A whole-batch dispute must bring the settled state: another one is refused.
     let mut other = state.clone();
     other.participants.insert(b.address(), Participant { balance: coins(1_000), reputation: 30 });
-    let d = args(&Controversial { batch: 0, claimed: vec![], entries: es.clone(), state: other });
+    let witness = gridledger_rollup::state::batch_witness(&other, &queue, &es);
+    let d = args(&Controversial { batch: 0, claimed: vec![], entries: es.clone(), witness });
     assert!(reverted(&e.d.primary_call(&trader(2), "dispute", d, bond).unwrap()).contains("not the settled state"));
     e.d.set_time(e.d.now() + e.d.cfg.window_ms() + 1);
     // `finalize` is O(1): the posted post-state root becomes the settled
     // root, without the entries or the state.
-    let f = args(&FinalizeArgs { batch: 0, entries: vec![], state: Default::default() });
+    let f = args(&FinalizeArgs { batch: 0, entries: vec![], witness: Default::default() });
     let r = e.d.primary_call(&exec, "finalize", f, Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     let h = e.d.batch_header(0).unwrap();

@@ -7,11 +7,12 @@ mod common;
 
 use common::*;
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Amount, Hash32, MerkleProof};
+use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::{contract_address, StateRead, TxStatus};
 use gridledger_rollup::exec::{execute_leaves, OffChain};
 use gridledger_rollup::primary::{BatchState, WithdrawArgs, WithdrawError};
 use gridledger_rollup::roles::{ExecutorBehaviour, Target};
+use gridledger_rollup::smt::SmtProof;
 use gridledger_rollup::state::{participant_proof, post_state, state_root};
 use gridledger_rollup::types::{coins, IorTx, Participant, Tcr};
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
@@ -102,11 +103,8 @@ fn withdraw_proves_the_settled_balance_once() {
     let k = trader(0);
     let (record, proof) = participant_proof(&e.d.settled_state().unwrap(), &k.address()).unwrap();
     assert_eq!(record.balance, coins(10));
-    let a = |amount: Amount, record: Participant, proof: &MerkleProof| WithdrawArgs {
-        amount,
-        record,
-        proof: proof.clone(),
-    };
+    let a =
+        |amount: Amount, record: Participant, proof: &SmtProof| WithdrawArgs { amount, record, proof: proof.clone() };
     let root: Hash32 = settled_root(&e).parse().unwrap();
     refused(
         &mut e,
@@ -186,8 +184,9 @@ fn withdraw_against_an_unsettled_or_overturned_root_is_refused() {
 /// Item C: a per-entry state dispute. The executor posts honest verdicts
 /// but claims, in leaf 1, a state after entry 1 that mints it 10 coin
 /// (the batch's post-state root is that leaf's). A disputer brings entry
-/// 1, its leaf and witness, leaf 0 with its witness, and the state before
-/// entry 1 (whose root is leaf 0's post-state root); the chain applies
+/// 1, its leaf and witness, leaf 0 with its witness, and the records entry
+/// 1 touches proved against the state before it (whose root is leaf 0's
+/// post-state root); the chain applies
 /// leaf 1's effects and compares roots. Disputes that prove nothing — the
 /// correct leaf 0, the wrong state before entry 1, a missing previous
 /// leaf, a broken witness, no bond — are refused with typed errors and
@@ -227,22 +226,43 @@ fn a_per_entry_state_dispute_overturns_a_wrong_post_root() {
     assert_eq!(e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status, TxStatus::Success);
     let proof = |i: usize| tcr_proof(&p.domain, 0, &hashes, &posted, i).unwrap();
     let prev = Some((input.entries[0].clone(), posted[0].clone(), proof(0)));
-    let dispute = |i: usize, prev, state| DisputeState {
+    // The records entry `i` touches, proved against `state`'s root (for
+    // entry 0 with the batch's queue accounts).
+    let dispute = |i: usize, prev, state: gridledger_rollup::exec::PreState| DisputeState {
         batch: 0,
         entry: input.entries[i].clone(),
         leaf: posted[i].clone(),
         proof: proof(i),
         prev,
-        state,
+        witness: gridledger_rollup::state::entry_witness(
+            &state,
+            if i == 0 { &input.queue } else { &[] },
+            &input.entries[i],
+            &posted[i].tcr,
+        ),
     };
     let bond = e.d.cfg.challenge_bond;
     let settled = input.state.clone().unwrap();
+    // A witness bringing a record the entry does not touch, or leaving
+    // one out (its proof covers the records brought only), is refused.
+    let mut extra = dispute(1, prev.clone(), after0.clone());
+    extra.witness.records.push(gridledger_rollup::state::StateRecord::Participant(
+        trader(3).address(),
+        Participant { balance: coins(1), reputation: p.rs },
+    ));
+    let mut short = dispute(1, prev.clone(), after0.clone());
+    short.witness = gridledger_rollup::state::witness(
+        &after0,
+        &[gridledger_rollup::state::RecordKey::Participant(s.address())].into_iter().collect(),
+    );
     let mut broken = dispute(1, prev.clone(), after0.clone());
     broken.proof.siblings[0] = Hash32::ZERO;
     let cases = [
         (dispute(0, None, settled.clone()), bond, EntryDisputeError::CorrectTransition(0)),
         (dispute(1, prev.clone(), settled.clone()), bond, EntryDisputeError::WrongPreState(1)),
         (dispute(1, None, after0.clone()), bond, EntryDisputeError::WrongPreState(1)),
+        (extra, bond, EntryDisputeError::WrongPreState(1)),
+        (short, bond, EntryDisputeError::WrongPreState(1)),
         (broken, bond, EntryDisputeError::WrongWitness(0)),
         (
             dispute(1, prev.clone(), after0.clone()),
