@@ -1,0 +1,94 @@
+//! Round-5 attacks on the channel machine (the round-4 fixes: payments wait
+//! behind an unallocated top-up, close waits for the window, withdrawal
+//! re-sends) by a reviewer who did not write them. Tests marked
+//! `#[ignore = "attack: ..."]` reproduce a finding and fail on the code they
+//! were written against (expected vs observed in their comment).
+//!
+//! Run the findings: `cargo test -p gridledger-channels --test attack_r5 -- --ignored`
+
+use gridledger_channels::driver::{Duo, DuoConfig};
+use gridledger_channels::{ChainEvent, ChannelError, ChannelEvent, Input, Request};
+use gridledger_contracts::cns::{ChannelStatus, Funding};
+use gridledger_contracts::default_registry;
+use gridledger_core::{Amount, Energy};
+use gridledger_ledger::devnet::DevChain;
+
+const BAL: Amount = Amount(1_000_000_000_000);
+
+fn duo(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
+    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
+    let mut d = Duo::setup(dc, cfg);
+    d.open();
+    d
+}
+
+fn pay_req(wh: u64) -> Request {
+    let (energy, price) = (Energy(wh), Amount(100));
+    Request::Pay {
+        amount: gridledger_contracts::cns::Trade::price_of(energy, price).unwrap(),
+        energy,
+        price_per_kwh: price,
+    }
+}
+
+fn counter(d: &Duo, side: usize) -> u64 {
+    d.parties[side].machine.as_ref().unwrap().latest().unwrap().state.counter
+}
+
+/// Drops every `ToppedUp` the chain routed to `side` (a peer that does not
+/// see, or pretends not to see, the other side's top-up).
+fn blind_to_top_ups(d: &mut Duo, side: usize) {
+    d.parties[side].chain_inbox.retain(|e| !matches!(e, ChainEvent::ToppedUp { .. }));
+}
+
+/// Finding (liveness; a counterparty, or a merely lagging node, freezes the
+/// payer's payments forever): since round 4 a payment is answered `Busy`
+/// while the chain shows a top-up of the payer that no state allocates
+/// (`allocation_due`), "until the allocation is proposed". But the
+/// allocation needs the *peer's* co-signature, and the peer refuses it for
+/// as long as its own chain view does not show the top-up ("allocates a
+/// top-up of … while the chain shows …"). A peer that never admits the
+/// top-up (malicious, or its node stuck) therefore stops every payment of
+/// the other side, with no bound, no fallback to paying on the old
+/// balance, no typed error and no event: the top-up request is never
+/// answered either. The peer loses nothing by doing so (griefing).
+///
+/// Expected: after a bounded time (a few t_Δ) payments on the balance the
+/// channel already had go through again (or the top-up is reported failed
+/// and stops gating payments).
+/// Observed: every payment over 10 × t_Δ is refused `Busy`; the co-signed
+/// counter never moves.
+#[test]
+#[ignore = "attack: a peer that never co-signs a top-up's allocation freezes the payer's payments forever (Busy)"]
+fn a_peer_that_never_admits_a_top_up_cannot_freeze_payments() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap();
+    let before = counter(&d, 0);
+    // Side 0 tops up on chain; side 1 never admits seeing it.
+    d.input(0, Input::User(Request::TopUp { amount: Amount(5_000), funding: Funding::Deposit })).unwrap();
+    blind_to_top_ups(&mut d, 1);
+    d.pump();
+    assert_eq!(d.channel().unwrap().topped_up[0], Amount(5_000), "the top-up is on chain");
+    let mut busy = 0;
+    let mut ok = 0;
+    for _ in 0..100 {
+        d.advance(cfg.t_delta_ms / 10);
+        blind_to_top_ups(&mut d, 1);
+        match d.input(0, Input::User(pay_req(1_000))) {
+            Err(ChannelError::Busy) => busy += 1,
+            Ok(()) => ok += 1,
+            Err(e) => panic!("{e}"),
+        }
+        d.pump();
+    }
+    let after = counter(&d, 0);
+    let sent = d.parties[0].events.iter().filter(|e| matches!(e, ChannelEvent::PaymentSent { .. })).count();
+    assert!(
+        after > before + 1 && busy < 100,
+        "over 10 t_delta: {busy} payments refused Busy, {ok} accepted, counter {before} -> {after}, \
+         PaymentSent {sent} (the first payment only)"
+    );
+    assert_eq!(d.channel().unwrap().status, ChannelStatus::Open);
+}
