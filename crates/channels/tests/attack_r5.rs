@@ -11,6 +11,7 @@ use gridledger_channels::{ChainEvent, ChannelError, ChannelEvent, Input, Request
 use gridledger_contracts::cns::{ChannelStatus, Funding};
 use gridledger_contracts::default_registry;
 use gridledger_core::{Amount, Energy};
+use gridledger_ledger::client::ChainClient;
 use gridledger_ledger::devnet::DevChain;
 
 const BAL: Amount = Amount(1_000_000_000_000);
@@ -91,4 +92,69 @@ fn a_peer_that_never_admits_a_top_up_cannot_freeze_payments() {
          PaymentSent {sent} (the first payment only)"
     );
     assert_eq!(d.channel().unwrap().status, ChannelStatus::Open);
+}
+
+/// Ticks side `side` only.
+fn tick_only(d: &mut Duo, side: usize, ms: u64) {
+    let now = d.chain.now().saturating_add(ms);
+    d.chain.set_now(now);
+    let _ = d.input(side, Input::Tick(now));
+}
+
+/// Held up (tried: a counterparty exploits "close waits for in-flight
+/// proposals" to pin a fault on an honest party, issue item 4): side 0 asks to
+/// withdraw (now queued and proposed in turn); side 1 signs the proposal
+/// and withholds its acceptance. Side 0's user then asks to close: the
+/// close waits for the window, the withdrawal falls back, the final state
+/// meets silence, and at the close timeout side 0 disputes with its newest
+/// co-signed state — the one before the withdrawal, the only one it holds.
+/// Side 1 answers the dispute with the withdrawal state (it holds it
+/// co-signed). The contract excuses the raiser's own resize built directly
+/// on the disputed state (`own_resize` in `channel_resolve`): no fault,
+/// the channel settles on the withdrawal state, coin conserved.
+#[test]
+fn withholding_a_withdrawals_acceptance_does_not_pin_a_fault_on_the_closer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap(); // counter 1, co-signed
+    let faults0 = d.msc(d.sids[0]).disputes_at_fault;
+    // Side 0 withdraws; side 1 signs and withholds its acceptance.
+    d.input(0, Input::User(Request::Withdraw { amount: Amount(10_000) })).unwrap();
+    assert!(d.deliver_one(1), "the withdrawal proposal reaches side 1");
+    let withheld = d.parties[0].inbox.pop_back();
+    assert!(withheld.is_some(), "side 1 signed it (acceptance withheld)");
+    d.parties[0].inbox.clear();
+    let held = d.parties[1].machine.as_ref().unwrap().latest().unwrap().state.clone();
+    assert_eq!(held.resize.withdrawn[0], Amount(10_000), "side 1 holds the withdrawal co-signed");
+    // Side 0's user closes; side 1 stays silent on the link from now on
+    // (it still watches the chain).
+    d.input(0, Input::User(Request::Close)).unwrap();
+    for _ in 0..400 {
+        d.parties[1].inbox.clear();
+        d.parties[0].inbox.clear();
+        tick_only(&mut d, 0, 100);
+        d.parties[1].inbox.clear();
+        d.pump();
+        if d.channel().unwrap().status == ChannelStatus::Closed {
+            break;
+        }
+    }
+    // Let the dispute (and any settle) run out with both ticking.
+    for _ in 0..40 {
+        d.parties[1].inbox.clear();
+        d.parties[0].inbox.clear();
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    let ch = d.channel().unwrap();
+    let faults = d.msc(d.sids[0]).disputes_at_fault;
+    assert_eq!(
+        faults,
+        faults0,
+        "side 0 (honest: it never held counter {} co-signed) got a dispute fault; channel {:?} at counter {}",
+        held.counter,
+        ch.status,
+        ch.latest.state.counter
+    );
+    d.assert_coins_conserved();
 }
