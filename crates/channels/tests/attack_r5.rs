@@ -158,3 +158,56 @@ fn withholding_a_withdrawals_acceptance_does_not_pin_a_fault_on_the_closer() {
     );
     d.assert_coins_conserved();
 }
+
+/// Finding (merchant/counterparty griefing of the round-4 withdrawal
+/// re-send; fee drain): the re-send sends `channel_withdraw` with the
+/// newest co-signed state, and the contract pays only with a state *newer*
+/// than the registered one (`require_newer`). The peer holds the same
+/// co-signed withdrawal state and registers it first with `channel_update`
+/// (which pays no withdrawal) — front-running, or simply before the
+/// withdrawer's transaction was sent (lost, crash). From then on every
+/// re-send is refused "stale state: counter N is not above the registered
+/// N", every t_Δ, for as long as no newer state is co-signed — which the
+/// peer controls (it just stops trading). The withdrawal stays unpaid while
+/// the channel is open (the user was told `Withdrawn`), and the withdrawer
+/// pays the fee of a reverted transaction every t_Δ, without end and
+/// without an alert.
+///
+/// Expected: the withdrawal is paid while the channel stays open (e.g. the
+/// contract pays `withdrawn − withdrawn_paid` for a state equal to the
+/// registered one, or the machine proposes a fresh state to carry it), and
+/// reverted re-sends stop.
+/// Observed: `withdrawn_paid[0]` stays 0 over 10 × t_Δ; every
+/// `channel_withdraw` reverts (count below).
+#[test]
+#[ignore = "attack: the peer registers the withdrawal state with channel_update first; every re-send reverts, unpaid, fees drained"]
+fn a_withdrawal_state_the_peer_registers_first_is_still_paid() {
+    use gridledger_contracts::cns::ChannelStateArgs;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap();
+    let amount = Amount(30_000);
+    // Side 0's own channel_withdraw is lost (or front-run: the peer's
+    // update lands first).
+    d.parties[0].drop_txs = 1;
+    d.request(0, Request::Withdraw { amount }).unwrap();
+    let st = d.parties[1].machine.as_ref().unwrap().latest().unwrap().clone();
+    assert_eq!(st.state.resize.withdrawn[0], amount, "side 1 holds the withdrawal co-signed");
+    let key = d.parties[1].account.clone();
+    let r = d.submit(&key, "channel_update", borsh::to_vec(&ChannelStateArgs { state: st }).unwrap(), Amount::ZERO);
+    assert_eq!(r.status, gridledger_ledger::TxStatus::Success, "the peer registered the state");
+    let fees_from = d.gas.len();
+    for _ in 0..100 {
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    let ch = d.channel().unwrap();
+    let reverted = d.gas[fees_from..].iter().filter(|g| g.method == "channel_withdraw" && !g.success).count();
+    let fees = d.fees_of(0, fees_from);
+    assert_eq!(ch.status, ChannelStatus::Open);
+    assert!(
+        ch.withdrawn_paid[0] == amount && reverted <= 1,
+        "withdrawn_paid {:?} after 10 t_delta; {reverted} reverted channel_withdraw re-sends, {fees} in fees",
+        ch.withdrawn_paid
+    );
+}
