@@ -183,3 +183,74 @@ async fn idle_connections_through_the_bind_forwarder_do_not_pile_up() {
     assert!(alive, "party still answers");
     assert!(held <= 20, "{n} idle outsider connections through the forwarder: {held} descriptors held beyond them after 8 s");
 }
+
+async fn wait_phase(h: &gridledger_node::channel::party::PartyHandle, phase: &str) {
+    let t = Instant::now();
+    loop {
+        if let Reply::Status(s) = h.request(Command::Status).await {
+            if s.phase == phase {
+                return;
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "phase {phase} not reached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Held up (tried: the user's answers disagree with what moved): a close
+/// arriving while the allocation of a top-up is proposed to a peer that is
+/// down answers the top-up `TOPUP_PREEMPTED`; the peer comes back at once;
+/// the closing state (counter 2) does not allocate the top-up (the contract
+/// refunds it), so the answer matches what moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_top_up_reported_preempted_is_not_allocated_by_the_close() {
+    use gridledger_contracts::cns::ChannelStatus;
+    use gridledger_node::channel::chainlink::read_channel;
+    use gridledger_node::channel::party::TOPUP_PREEMPTED;
+    let s = Setup::new(Path::new("d")).await;
+    let o = || PartyOptions { control: false, ..opts() };
+    let (h0, j0) = spawn_party(&s.dirs[0], o()).unwrap();
+    let (h1, j1) = spawn_party(&s.dirs[1], o()).unwrap();
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    let up = tokio::spawn({
+        let h0 = h0.clone();
+        async move { h0.request(Command::TopUp { amount: 10_000, credit_note: None }).await }
+    });
+    let client = gridledger_node::RpcClient::new(&s.node.url());
+    let t = Instant::now();
+    while read_channel(&client, &s.specs[0].cid).unwrap().unwrap().topped_up[0] != Amount(10_000) {
+        assert!(t.elapsed() < Duration::from_secs(20), "the top-up never landed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The allocation is proposed (to a peer that is down) within a tick.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let close = tokio::spawn({
+        let h0 = h0.clone();
+        async move { h0.request(Command::Close).await }
+    });
+    let up = tokio::time::timeout(Duration::from_secs(10), up).await;
+    // The peer comes back at once.
+    let (h1, j1) = spawn_party(&s.dirs[1], o()).unwrap();
+    let close = tokio::time::timeout(Duration::from_secs(90), close).await;
+    let t = Instant::now();
+    while read_channel(&client, &s.specs[0].cid).unwrap().unwrap().status != ChannelStatus::Closed {
+        assert!(t.elapsed() < Duration::from_secs(60), "never closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ch = read_channel(&client, &s.specs[0].cid).unwrap().unwrap();
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = (j0.await, j1.await);
+    s.node.shutdown();
+    let preempted = matches!(&up, Ok(Ok(Reply::Error { message })) if message == TOPUP_PREEMPTED);
+    let allocated = ch.latest.state.resize.topped_up[0] == Amount(10_000);
+    assert!(
+        !(preempted && allocated),
+        "top-up answered {up:?}, yet the closing state (counter {}) allocates it: topped_up {:?}; close {close:?}",
+        ch.latest.state.counter,
+        ch.latest.state.resize.topped_up
+    );
+}
