@@ -335,3 +335,31 @@ fn a_lock_held_by_a_process_killed_with_sigkill_is_released() {
         }
     }
 }
+
+/// Held up (tried: kill -9 of the closer while its close waits for an in-flight
+/// payment (the round-4 "close waits for the window"): the peer holds the
+/// payment proposal unanswered; side 0 closes, is killed, restarts and
+/// reconnects. Expected: the close completes cooperatively (both online),
+/// coin conserved, no counter signed twice.)
+#[test]
+fn a_close_waiting_for_the_window_survives_kill_nine() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap();
+    d.input(0, Input::User(pay_req(2_000))).unwrap(); // in flight, not delivered
+    d.input(0, Input::User(Request::Close)).unwrap(); // waits for the window
+    d.parties[1].inbox.clear();
+    d.crash(0);
+    d.restart(0);
+    d.reconnect();
+    for _ in 0..60 {
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    let ch = d.channel().unwrap();
+    let disputes = d.gas.iter().filter(|g| g.method == "channel_dispute").count();
+    assert_eq!(ch.status, ChannelStatus::Closed, "closed (counter {})", ch.latest.state.counter);
+    assert_eq!(disputes, 0, "both online, yet a dispute: {:?}", d.gas.iter().map(|g| &g.method).collect::<Vec<_>>());
+    d.assert_coins_conserved();
+    d.assert_no_divergent_signatures();
+}
