@@ -92,9 +92,10 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "attack: a party directory with a path over ~100 bytes cannot run at all (control.sock exceeds sun_path)"]
 async fn a_party_in_a_directory_with_a_long_path_still_runs() {
-    let long: PathBuf = ["channels-of-the-east-feeder", "substation-0042-household-0017", "party-directories-kept-here"]
-        .iter()
-        .collect();
+    let long: PathBuf =
+        ["channels-of-the-east-feeder", "substation-0042-household-0017", "party-directories-kept-here"]
+            .iter()
+            .collect();
     let s = Setup::new(&long).await;
     let len = s.dirs[0].join("control.sock").as_os_str().len();
     assert!(len > 108, "the socket path is {len} bytes");
@@ -181,7 +182,10 @@ async fn idle_connections_through_the_bind_forwarder_do_not_pile_up() {
     let _ = j.await;
     s.node.shutdown();
     assert!(alive, "party still answers");
-    assert!(held <= 20, "{n} idle outsider connections through the forwarder: {held} descriptors held beyond them after 8 s");
+    assert!(
+        held <= 20,
+        "{n} idle outsider connections through the forwarder: {held} descriptors held beyond them after 8 s"
+    );
 }
 
 async fn wait_phase(h: &gridledger_node::channel::party::PartyHandle, phase: &str) {
