@@ -364,3 +364,33 @@ fn a_close_waiting_for_the_window_survives_kill_nine() {
     d.assert_coins_conserved();
     d.assert_no_divergent_signatures();
 }
+
+/// Held up (tried, two honest online parties): side 1 (the merchant) closes while
+/// side 0 keeps paying — a payment request on every 100 ms tick. Expected:
+/// a cooperative close (no dispute), coin conserved.
+#[test]
+fn a_close_by_the_payee_during_a_payment_stream_is_cooperative() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap();
+    // Both machines' clocks current (a party ticks every 50 ms).
+    d.advance(100);
+    let _ = d.input(0, Input::User(pay_req(1_000)));
+    d.input(1, Input::User(Request::Close)).unwrap();
+    let mut refused = 0;
+    for _ in 0..300 {
+        if d.channel().unwrap().status == ChannelStatus::Closed {
+            break;
+        }
+        if d.input(0, Input::User(pay_req(1_000))).is_err() {
+            refused += 1;
+        }
+        d.advance(100);
+    }
+    let ch = d.channel().unwrap();
+    let methods: Vec<_> = d.gas.iter().map(|g| g.method.clone()).collect();
+    assert_eq!(ch.status, ChannelStatus::Closed, "not closed after 30 s; {refused} payments refused; {methods:?}");
+    assert!(!methods.iter().any(|m| m == "channel_dispute"), "a dispute between two online parties: {methods:?}");
+    d.assert_coins_conserved();
+}
