@@ -264,6 +264,9 @@ impl Deployed {
     /// hosts pass the setup honestly and attack during the DO).
     pub fn deploy(config: TearDoConfig) -> Result<Deployed, TearDoError> {
         let b = config.enclaves;
+        if b == 0 {
+            return Err(TearDoError::BadKappa { kappa: config.kappa, b: 0 });
+        }
         if let Some((&n, _)) = config.byzantine.iter().find(|(n, _)| **n >= b) {
             return Err(TearDoError::UnknownNode(n, b));
         }

@@ -488,6 +488,12 @@ pub fn run_dtask(
     rng: &mut dyn RngCore,
 ) -> Result<Deployment, TeeError> {
     let n = enclaves.len();
+    if n == 0 {
+        return Err(TeeError::Malformed("enclave set (no enclaves)"));
+    }
+    if faults.len() != n {
+        return Err(TeeError::Malformed("fault list (one entry per enclave)"));
+    }
     let pkes: Vec<PublicKey> = enclaves.iter().map(|e| e.pke()).collect();
     // secret generation: all-to-all encrypted shares
     let mut inbox: Vec<Vec<(usize, Vec<u8>)>> = vec![Vec::new(); n];

@@ -441,7 +441,6 @@ fn group_keys_do_not_follow_from_the_public_seed() {
 // indexes `faults[0]`: panic "index out of bounds" (tee.rs, the round-1
 // loop).
 #[test]
-#[ignore = "attack: TearDoConfig { enclaves: 0 } panics in run_dtask (index out of bounds)"]
 fn zero_enclaves_is_a_typed_error_not_a_panic() {
     let r = std::panic::catch_unwind(|| {
         Deployed::deploy(TearDoConfig { enclaves: 0, ..cfg(1) }).map(|_| ()).map_err(|e| e.to_string())
@@ -663,7 +662,6 @@ fn primal_dual_converged_means_within_a_tenth_of_a_percent() {
 // indexes `faults[a]` for every enclave and panics "index out of bounds"
 // (the same root cause as the zero-enclave panic above).
 #[test]
-#[ignore = "attack: run_dtask panics when the fault list is shorter than the enclave list"]
 fn run_dtask_with_a_short_fault_list_is_a_typed_error() {
     use gridledger_market::teardo::SCRIPT;
     use gridledger_market::tee::{run_dtask, Attester, SoftwareEnclave};
