@@ -66,7 +66,6 @@ fn a_negative_limit_scale_is_refused_on_a_radial_case_too() {
 // fails from 16×16 prosumers on (the admission transaction's gas), and at
 // 170 requests the request transactions themselves run out of gas.
 #[test]
-#[ignore = "attack: `market clear --buyers 50 --sellers 50 --byzantine 0.3` fails: admission out of gas"]
 fn the_issue_example_with_byzantine_hosts_runs() {
     let out = Command::new(BIN)
         .args(["market", "clear", "--buyers", "50", "--sellers", "50", "--byzantine", "0.3"])

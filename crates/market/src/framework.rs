@@ -14,7 +14,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 
-use crate::contract::{AdmissionRules, AdmitArgs, IntervalArg, MarketContract, RequestArgs, StoredRequest, MARKET_ID};
+use crate::contract::{
+    AdmissionRules, AdmitArgs, IntervalArg, MarketContract, RequestArgs, StoredRequest, MARKET_ID, MAX_ADMIT_BATCH,
+};
 use crate::network::MarketNetwork;
 use crate::problem::{Market, Prosumer, Side};
 use crate::teardo::{Deployed, TearDoConfig, TearDoError, TearDoReport};
@@ -166,10 +168,17 @@ pub fn run_interval(
             deferred.push(i);
         }
     }
-    let args = AdmitArgs { interval, ids: admitted.clone() };
-    let r = chain.call(&operator, MARKET_ID, "admit", borsh::to_vec(&args).unwrap_or_default(), Amount(0));
-    if let TxStatus::Reverted(why) = r.map_err(chain_err)?.status {
-        return Err(FrameworkError::Chain(format!("admission reverted: {why}")));
+    // recorded in batches (each id is a storage write): `admit_part` for all
+    // but the last batch, `admit` for the last, which seals the record
+    let batches: Vec<&[Hash32]> =
+        if admitted.is_empty() { vec![&[][..]] } else { admitted.chunks(MAX_ADMIT_BATCH).collect() };
+    for (k, batch) in batches.iter().enumerate() {
+        let method = if k + 1 == batches.len() { "admit" } else { "admit_part" };
+        let args = AdmitArgs { interval, ids: batch.to_vec() };
+        let r = chain.call(&operator, MARKET_ID, method, borsh::to_vec(&args).unwrap_or_default(), Amount(0));
+        if let TxStatus::Reverted(why) = r.map_err(chain_err)?.status {
+            return Err(FrameworkError::Chain(format!("admission reverted: {why}")));
+        }
     }
     let height = chain.chain.tip().height;
     // phase 2→3: the enclaves read the admitted requests from the chain

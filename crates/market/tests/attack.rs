@@ -382,7 +382,6 @@ fn a_network_infeasible_market_is_refused_before_teardo() {
 // the caller, so a copy from another account is a "new" request and is
 // stored, admitted and decrypted as a second copy of the victim's bid.
 #[test]
-#[ignore = "attack: anyone can resubmit a victim's encrypted request (other account / later interval); it is accepted"]
 fn a_copied_request_ciphertext_is_refused() {
     let dep = Deployed::deploy(cfg(5)).unwrap();
     let victim = Prosumer { side: Side::Buyer, bus: 7, a: 0.02, b: 0.3, e_min: 0.0, e_max: 3.0 };
@@ -558,7 +557,6 @@ fn no_honest_enclave_means_no_clearing() {
 // (12×12 still passes). The `request` call rewrites the interval's whole id
 // list each time, so requests themselves run out of gas at 170.
 #[test]
-#[ignore = "attack: run_interval fails 'admission reverted: out of gas' from 16x16 prosumers (the seed runs 100x100)"]
 fn the_framework_clears_a_16_by_16_market() {
     let net = case30_net(1.0);
     let market = Market::generate(21, 16, 16, &net.bus_ids);
@@ -575,7 +573,6 @@ fn the_framework_clears_a_16_by_16_market() {
 // an honest prosumer's request reverts "out of gas" — the interval is full
 // long before `MAX_REQUESTS` = 10 000.
 #[test]
-#[ignore = "attack: 169 junk requests from one account lock every other prosumer out of the interval (out of gas)"]
 fn junk_requests_do_not_lock_honest_prosumers_out() {
     let dir = tempfile::tempdir().unwrap();
     let mut reg = ContractRegistry::new();
