@@ -105,7 +105,8 @@ fn chain_err(e: impl std::fmt::Display) -> FrameworkError {
 
 /// Runs one interval: D-TASK, encrypted requests on chain, admission under a
 /// per-bus cap of `bus_cap_wh` (None: no cap), TEAR-DO over the admitted
-/// requests. The chain lives in `dir`.
+/// requests. The chain lives in `dir`. Keys, `rn` and the prosumers'
+/// encryption randomness come from the operating system.
 pub fn run_interval(
     dir: &Path,
     requests: &Market,
@@ -113,14 +114,39 @@ pub fn run_interval(
     config: TearDoConfig,
     bus_cap_wh: Option<u64>,
 ) -> Result<IntervalOutcome, FrameworkError> {
-    let deployed = Deployed::deploy(config.clone())?;
+    let deployed = Deployed::deploy(config)?;
+    interval_with(dir, requests, net, deployed, ChaCha20Rng::from_os_rng(), bus_cap_wh)
+}
+
+/// INSECURE, for tests and reproducible benchmarks only: [`run_interval`]
+/// with every key, `rn` and the encryption randomness derived from the
+/// public `config.seed` (anyone who knows it decrypts every request).
+pub fn run_interval_insecure_seeded(
+    dir: &Path,
+    requests: &Market,
+    net: &MarketNetwork,
+    config: TearDoConfig,
+    bus_cap_wh: Option<u64>,
+) -> Result<IntervalOutcome, FrameworkError> {
+    let rng = ChaCha20Rng::seed_from_u64(config.seed ^ 0x6d61726b6574);
+    let deployed = Deployed::deploy_insecure_seeded(config)?;
+    interval_with(dir, requests, net, deployed, rng, bus_cap_wh)
+}
+
+fn interval_with(
+    dir: &Path,
+    requests: &Market,
+    net: &MarketNetwork,
+    deployed: Deployed,
+    mut rng: ChaCha20Rng,
+    bus_cap_wh: Option<u64>,
+) -> Result<IntervalOutcome, FrameworkError> {
     let prosumers: Vec<&Prosumer> = requests.buyers.iter().chain(&requests.sellers).collect();
     let operator = dev_key(0);
     let mut registry = gridledger_ledger::ContractRegistry::new();
     registry.register(MARKET_ID, Arc::new(MarketContract { operator: operator.address() }));
     let mut chain = DevChain::open(dir, prosumers.len() + 1, Amount(1_000_000_000_000), registry).map_err(chain_err)?;
     let interval = 1u64;
-    let mut rng = ChaCha20Rng::seed_from_u64(config.seed ^ 0x6d61726b6574);
     // phase 1: encrypted requests
     let keys: Vec<KeyPair> = (1..=prosumers.len()).map(dev_key).collect();
     let mut ids = Vec::new();

@@ -132,6 +132,9 @@ pub struct TearDoConfig {
     /// Byzantine hosts and how each misbehaves.
     pub byzantine: BTreeMap<usize, Fault>,
     pub strategy: Strategy,
+    /// Seed of [`Deployed::deploy_insecure_seeded`] (tests and reproducible
+    /// benchmarks); [`Deployed::deploy`] ignores it and draws every secret
+    /// from the operating system.
     pub seed: u64,
 }
 
@@ -262,7 +265,26 @@ pub struct Deployed {
 impl Deployed {
     /// Runs D-TASK over `config.enclaves` software enclaves (the Byzantine
     /// hosts pass the setup honestly and attack during the DO).
+    ///
+    /// Every secret (the threshold dealing, each enclave's key pairs, the
+    /// D-TASK certificate, the output key and `Assign`'s random number `rn`)
+    /// is drawn from the operating system's randomness: nobody outside the
+    /// enclaves can reproduce the group keys. `config.seed` does not enter
+    /// them (see [`Deployed::deploy_insecure_seeded`]).
     pub fn deploy(config: TearDoConfig) -> Result<Deployed, TearDoError> {
+        Self::deploy_with(config, ChaCha20Rng::from_os_rng())
+    }
+
+    /// INSECURE, for tests and reproducible benchmarks only: like
+    /// [`Deployed::deploy`] but every key and `rn` follow from the public
+    /// `config.seed`, so anyone who knows the seed derives the same group
+    /// keys and decrypts every request. Never for a real market.
+    pub fn deploy_insecure_seeded(config: TearDoConfig) -> Result<Deployed, TearDoError> {
+        let rng = ChaCha20Rng::seed_from_u64(config.seed);
+        Self::deploy_with(config, rng)
+    }
+
+    fn deploy_with(config: TearDoConfig, mut rng: ChaCha20Rng) -> Result<Deployed, TearDoError> {
         let b = config.enclaves;
         if b == 0 {
             return Err(TearDoError::BadKappa { kappa: config.kappa, b: 0 });
@@ -270,7 +292,6 @@ impl Deployed {
         if let Some((&n, _)) = config.byzantine.iter().find(|(n, _)| **n >= b) {
             return Err(TearDoError::UnknownNode(n, b));
         }
-        let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
         let f = (b.saturating_sub(1)) / 3;
         let (public_set, shares) = gridledger_threshold::deal(b.max(1), (2 * f + 1).min(b.max(1)), &mut rng)
             .map_err(|_| TeeError::Malformed("threshold parameters"))?;
@@ -351,6 +372,17 @@ impl TearDo {
         requests_digest: [u8; 32],
     ) -> Result<TearDo, TearDoError> {
         Deployed::deploy(config)?.start(market, net, requests_digest)
+    }
+
+    /// INSECURE, for tests and reproducible benchmarks only: keys and `rn`
+    /// follow from the public `config.seed` ([`Deployed::deploy_insecure_seeded`]).
+    pub fn new_insecure_seeded(
+        market: &Market,
+        net: &MarketNetwork,
+        config: TearDoConfig,
+        requests_digest: [u8; 32],
+    ) -> Result<TearDo, TearDoError> {
+        Deployed::deploy_insecure_seeded(config)?.start(market, net, requests_digest)
     }
 
     /// The enclaves `Assign` gives subproblem `sp` (as node indices).

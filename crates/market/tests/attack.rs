@@ -419,7 +419,6 @@ fn a_copied_request_ciphertext_is_refused() {
 // decrypts every prosumer's request. Two runs with one seed also reuse the
 // output key with the same nonce counters (round·1 000 003 + node).
 #[test]
-#[ignore = "attack: group keys are a function of the public --seed; anyone re-deploying with it decrypts all requests"]
 fn group_keys_do_not_follow_from_the_public_seed() {
     let honest = Deployed::deploy(cfg(1)).unwrap();
     let attacker = Deployed::deploy(cfg(1)).unwrap();

@@ -11,7 +11,9 @@ use gridledger_market::contract::{
     AdmissionRules, AdmitArgs, IntervalArg, MarketContract, RequestArgs, MARKET_ID, MAX_ADMIT_BATCH,
     MAX_REQUESTS_PER_ACCOUNT,
 };
-use gridledger_market::framework::{decode_request, encode_request, run_interval, RequestError, REQUEST_BYTES};
+use gridledger_market::framework::{
+    decode_request, encode_request, run_interval_insecure_seeded, RequestError, REQUEST_BYTES,
+};
 use gridledger_market::network::MarketNetwork;
 use gridledger_market::primal_dual::{PdParams, PrimalDual};
 use gridledger_market::problem::Market;
@@ -32,7 +34,7 @@ fn an_interval_clears_exactly_the_admitted_requests() {
     let (market, net) = setup();
     let dir = tempfile::tempdir().unwrap();
     let byz = [(2, Fault::WrongInputs), (5, Fault::Silent)].into_iter().collect();
-    let out = run_interval(dir.path(), &market, &net, cfg(byz), None).unwrap();
+    let out = run_interval_insecure_seeded(dir.path(), &market, &net, cfg(byz), None).unwrap();
     assert_eq!(out.submitted, 8);
     assert_eq!(out.admitted.len(), 8);
     assert!(out.deferred.is_empty());
@@ -51,7 +53,7 @@ fn the_operator_cap_defers_requests_and_the_rest_clear() {
     // a cap below the largest request: that one (at least) is deferred
     let largest = market.buyers.iter().chain(&market.sellers).map(|p| p.e_max).fold(0.0, f64::max);
     let cap = (largest * 1000.0) as u64 - 1;
-    let out = run_interval(dir.path(), &market, &net, cfg(BTreeMap::new()), Some(cap)).unwrap();
+    let out = run_interval_insecure_seeded(dir.path(), &market, &net, cfg(BTreeMap::new()), Some(cap)).unwrap();
     assert!(!out.deferred.is_empty());
     assert_eq!(out.admitted.len() + out.deferred.len(), 8);
     let admitted = out.market.unwrap();

@@ -48,7 +48,8 @@ fn assign_picks_the_kappa_smallest_hashes() {
 fn attack_free_teardo_clears_exactly_like_the_plain_iteration() {
     let (market, net) = setup();
     let (want, iters) = reference(&market, &net);
-    let mut t = TearDo::new(&market, &net, config(BTreeMap::new(), Strategy::Always, 3), [1; 32]).unwrap();
+    let mut t =
+        TearDo::new_insecure_seeded(&market, &net, config(BTreeMap::new(), Strategy::Always, 3), [1; 32]).unwrap();
     let r = t.run(&market);
     assert!(r.converged);
     assert_eq!(r.iterations, iters);
@@ -69,7 +70,7 @@ fn every_byzantine_behaviour_is_detected_and_the_result_is_unchanged() {
         .collect();
     // 4 of 10 is more than f = 3, but the TEAR-DO detection does not need a
     // quorum: every honest enclave decides for itself
-    let mut t = TearDo::new(&market, &net, config(byz.clone(), Strategy::Always, 2), [1; 32]).unwrap();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz.clone(), Strategy::Always, 2), [1; 32]).unwrap();
     let r = t.run(&market);
     assert!(r.converged);
     assert_eq!(t.pd.settled(), want, "the countermeasure keeps the clearing exact");
@@ -93,7 +94,7 @@ fn the_optimal_attack_costs_one_delta_per_byzantine_only_subproblem() {
     let (market, net) = setup();
     let (want, _) = reference(&market, &net);
     let byz: BTreeMap<usize, Fault> = [0, 2, 3, 5].into_iter().map(|n| (n, Fault::Silent)).collect();
-    let mut t = TearDo::new(&market, &net, config(byz.clone(), Strategy::Optimal, 1), [1; 32]).unwrap();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz.clone(), Strategy::Optimal, 1), [1; 32]).unwrap();
     let subproblems = 4 + 4 + 1;
     let byz_only = (0..subproblems).filter(|sp| t.assigned(*sp).iter().all(|n| byz.contains_key(n))).count();
     assert!(byz_only > 0, "with κ = 1 some subproblem has only Byzantine executors");
@@ -110,22 +111,22 @@ fn the_optimal_attack_costs_one_delta_per_byzantine_only_subproblem() {
 fn bad_configurations_are_refused() {
     let (market, net) = setup();
     assert!(matches!(
-        TearDo::new(&market, &net, config(BTreeMap::new(), Strategy::Always, 0), [0; 32]),
+        TearDo::new_insecure_seeded(&market, &net, config(BTreeMap::new(), Strategy::Always, 0), [0; 32]),
         Err(TearDoError::BadKappa { .. })
     ));
     assert!(matches!(
-        TearDo::new(&market, &net, config(BTreeMap::new(), Strategy::Always, 11), [0; 32]),
+        TearDo::new_insecure_seeded(&market, &net, config(BTreeMap::new(), Strategy::Always, 11), [0; 32]),
         Err(TearDoError::BadKappa { .. })
     ));
     let byz = [(10, Fault::Silent)].into_iter().collect();
     assert!(matches!(
-        TearDo::new(&market, &net, config(byz, Strategy::Always, 2), [0; 32]),
+        TearDo::new_insecure_seeded(&market, &net, config(byz, Strategy::Always, 2), [0; 32]),
         Err(TearDoError::UnknownNode(10, 10))
     ));
     let mut bad = market.clone();
     bad.buyers[0].e_max = f64::NAN;
     assert!(matches!(
-        TearDo::new(&bad, &net, config(BTreeMap::new(), Strategy::Always, 2), [0; 32]),
+        TearDo::new_insecure_seeded(&bad, &net, config(BTreeMap::new(), Strategy::Always, 2), [0; 32]),
         Err(TearDoError::Market(_))
     ));
 }
