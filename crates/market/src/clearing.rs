@@ -43,6 +43,10 @@ pub enum ClearingError {
 /// The network rows the market of `case` clears under: LinDistFlow for a
 /// radial feeder, PTDF line limits (ratings × `limit_scale`) otherwise.
 pub fn network_for(case: &Case, limit_scale: f64) -> Result<MarketNetwork, ClearingError> {
+    // refused for every case, also where LinDistFlow has no line ratings to scale
+    if !limit_scale.is_finite() || limit_scale <= 0.0 {
+        return Err(NetworkError::BadScale(limit_scale).into());
+    }
     if case.is_radial() {
         let df = DistFlow::new(case)?;
         Ok(MarketNetwork::distflow(&df, case)?)
@@ -116,6 +120,10 @@ pub fn clear(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> Resu
             (al.settled(), al.iterations, converged, pr)
         }
     };
+    if !converged {
+        // a result that did not reach the stopping criterion is no clearing
+        return Err(ClearingError::NoConvergence { algorithm, iterations });
+    }
     let seconds = t0.elapsed().as_secs_f64();
     Ok(summarise(market, net, &reference, algorithm, trades, prices, iterations, converged, seconds, &bm, &bn))
 }

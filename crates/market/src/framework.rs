@@ -79,6 +79,19 @@ pub enum FrameworkError {
     Request { index: usize, err: RequestError },
     #[error(transparent)]
     Market(#[from] crate::problem::MarketError),
+    #[error("the admitted market cannot be cleared: {0}")]
+    Infeasible(#[from] crate::central::ClearError),
+    #[error("TEAR-DO did not converge in {0} iterations")]
+    NoConvergence(usize),
+}
+
+/// An admitted request the enclaves excluded from the clearing, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Excluded {
+    /// Index in the interval's submission order.
+    pub index: usize,
+    pub id: String,
+    pub reason: String,
 }
 
 /// What one interval did.
@@ -89,6 +102,8 @@ pub struct IntervalOutcome {
     pub admitted: Vec<String>,
     /// Requests the operator deferred (index in submission order).
     pub deferred: Vec<usize>,
+    /// Admitted requests the enclaves excluded (invalid or impossible).
+    pub excluded: Vec<Excluded>,
     /// Chain height after the admission record.
     pub height: u64,
     pub teardo: TearDoReport,
@@ -214,37 +229,76 @@ fn interval_with(
     let adm = chain.chain.view(MARKET_ID, "admitted", &arg).map_err(chain_err)?;
     let admitted_hex: Vec<String> = serde_json::from_value(adm["admitted"].clone()).unwrap_or_default();
     let reader = deployed.selected.first().copied().unwrap_or(0);
-    let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
-    let mut digest_input = Vec::new();
+    // the enclaves decrypt every admitted request; one that does not open,
+    // does not match its public fields or whose own numbers are invalid is
+    // excluded with a record instead of vetoing everyone's interval
+    let mut excluded: Vec<Excluded> = Vec::new();
+    let mut valid: Vec<(usize, Prosumer, &[u8])> = Vec::new();
     for (index, r) in stored.iter().enumerate() {
         if !admitted_hex.contains(&hex::encode(r.id.0)) {
             continue;
         }
-        let plain = deployed.enclaves[reader]
+        let checked = deployed.enclaves[reader]
             .open_request(&r.ciphertext)
-            .map_err(|_| FrameworkError::Request { index, err: RequestError::Length(0) })?;
-        let p = decode_request(&plain).map_err(|err| FrameworkError::Request { index, err })?;
-        if p.bus != r.bus {
-            return Err(FrameworkError::Request { index, err: RequestError::PublicFields("bus") });
+            .map_err(|e| format!("does not decrypt: {e}"))
+            .and_then(|plain| decode_request(&plain).map_err(|e| e.to_string()))
+            .and_then(|p| {
+                if p.bus != r.bus {
+                    return Err(RequestError::PublicFields("bus").to_string());
+                }
+                if !((p.e_max * 1000.0).round_ties_even() - r.e_max_wh as f64).abs().le(&0.5) {
+                    return Err(RequestError::PublicFields("e_max").to_string());
+                }
+                p.check(p.side, index, &net.bus_ids).map_err(|e| e.to_string())?;
+                Ok(p)
+            });
+        match checked {
+            Ok(p) => valid.push((index, p, &r.ciphertext)),
+            Err(reason) => excluded.push(Excluded { index, id: hex::encode(r.id.0), reason }),
         }
-        if ((p.e_max * 1000.0).round_ties_even() - r.e_max_wh as f64).abs() > 0.5 {
-            return Err(FrameworkError::Request { index, err: RequestError::PublicFields("e_max") });
-        }
-        digest_input.extend(&r.ciphertext);
+    }
+    // a hidden minimum no counterparty side could ever meet (more than the
+    // other side offers at most, all together) is a lie or an error: excluded
+    loop {
+        let total = |side: Side| valid.iter().filter(|(_, p, _)| p.side == side).map(|(_, p, _)| p.e_max).sum::<f64>();
+        let (buy_max, sell_max) = (total(Side::Buyer), total(Side::Seller));
+        let bad = valid.iter().position(|(_, p, _)| match p.side {
+            Side::Buyer => p.e_min > sell_max,
+            Side::Seller => p.e_min > buy_max,
+        });
+        let Some(k) = bad else { break };
+        let (index, p, _) = valid.remove(k);
+        let other = if p.side == Side::Buyer { sell_max } else { buy_max };
+        let id = stored.get(index).map(|r| hex::encode(r.id.0)).unwrap_or_default();
+        let reason = format!("e_min {} kWh exceeds the other side's total e_max {other} kWh", p.e_min);
+        excluded.push(Excluded { index, id, reason });
+    }
+    excluded.sort_by_key(|e| e.index);
+    let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
+    let mut digest_input = Vec::new();
+    for (_, p, ct) in valid {
+        digest_input.extend(ct);
         match p.side {
             Side::Buyer => market.buyers.push(p),
             Side::Seller => market.sellers.push(p),
         }
     }
     market.validate(&net.bus_ids)?;
+    // the enclaves hold every request: a market no dispatch can clear within
+    // the network limits is refused before the distributed iteration starts
+    crate::central::solve(&market, net)?;
     let digest = sha(&[b"gridledger/market/admitted", &digest_input]);
     let mut tear = deployed.start(&market, net, digest)?;
     let teardo = tear.run(&market);
+    if !teardo.converged {
+        return Err(FrameworkError::NoConvergence(teardo.iterations));
+    }
     let trades = tear.pd.settled();
     Ok(IntervalOutcome {
         submitted: prosumers.len(),
         admitted: admitted_hex,
         deferred,
+        excluded,
         height,
         teardo,
         welfare: market.welfare(&trades),

@@ -596,9 +596,16 @@ impl TearDo {
     }
 
     /// Runs to convergence (or the iteration limit) and reports.
+    ///
+    /// With no honest enclave among the selected nobody computes anything
+    /// and no valid output can exist: the run stops at once, not converged
+    /// (the simulator never computes a subproblem on the hosts' behalf).
     pub fn run(&mut self, market: &Market) -> TearDoReport {
         let mut prev = [0u8; 32];
         let mut converged = false;
+        if self.selected.iter().all(|n| self.config.byzantine.contains_key(n)) {
+            return self.report(false);
+        }
         while self.pd.iterations < self.pd.params.max_iter {
             if self.step(market, &mut prev) {
                 converged = true;

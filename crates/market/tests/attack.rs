@@ -274,7 +274,6 @@ fn a_long_radial_feeder_builds_its_rows_quickly() {
 // (−(b e + a e²/2)), so welfare and optimum are both wrong, consistently,
 // and the gap reads 0.
 #[test]
-#[ignore = "attack: a Seller-sided prosumer in `buyers` is accepted; welfare is silently mis-scored"]
 fn a_prosumer_on_the_wrong_side_is_refused() {
     let net = case30_net(1.0);
     let mut m = Market::generate(1, 3, 3, &net.bus_ids);
@@ -293,7 +292,6 @@ fn a_prosumer_on_the_wrong_side_is_refused() {
 // (ALADIN on congested PTDF is listed as open work; the point here is the
 // Ok, which any non-convergence shares.) Takes ~20 s in a debug build.
 #[test]
-#[ignore = "attack: a non-converged clearing is returned as Ok (ALADIN congested case30: welfare 0 vs 3.14)"]
 fn a_clearing_that_did_not_converge_is_an_error() {
     let net = case30_net(1e-4);
     let m = Market::generate(7, 8, 8, &net.bus_ids);
@@ -321,7 +319,6 @@ fn a_clearing_that_did_not_converge_is_an_error() {
 // interval ends in `Err(Market(InfeasibleTotals))` after its admission is
 // recorded (the interval is closed on chain, nobody is cleared).
 #[test]
-#[ignore = "attack: one buyer lying about e_min (all hidden fields) makes the whole interval fail after admission"]
 fn one_lying_prosumer_does_not_veto_the_interval() {
     let net = case30_net(1.0);
     let mut market = Market::generate(21, 4, 4, &net.bus_ids);
@@ -350,7 +347,6 @@ fn one_lying_prosumer_does_not_veto_the_interval() {
 // enclaves (minutes), then returns Ok with converged = false and trades
 // that violate the line limits.
 #[test]
-#[ignore = "attack: a network-infeasible admitted market runs TEAR-DO to 200k iterations instead of a typed refusal"]
 fn a_network_infeasible_market_is_refused_before_teardo() {
     let net = case30_net(1e-6); // each line allots the market ~0.1 kW
     let far = *net.bus_ids.last().unwrap();
@@ -524,7 +520,6 @@ fn a_huge_meshed_case_is_a_typed_error_not_an_abort() {
 // credits honest enclaves that do not exist, and `Deployed::deploy` accepts
 // a Byzantine set of any size (the seed's model needs f < B/3).
 #[test]
-#[ignore = "attack: all hosts Byzantine and silent, yet TEAR-DO 'converges' to the attack-free clearing"]
 fn no_honest_enclave_means_no_clearing() {
     let net = case30_net(1.0);
     let market = Market::generate(21, 3, 3, &net.bus_ids);

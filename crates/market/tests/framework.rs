@@ -186,3 +186,25 @@ fn one_account_files_at_most_its_quota_per_interval_and_others_still_can() {
     assert_eq!(view(&env, "requests"), before, "the refused request changed nothing");
     assert_eq!(call(&mut env, 1, "request", &req(u32::MAX)), TxStatus::Success, "another account still files");
 }
+
+#[test]
+fn invalid_hidden_fields_are_excluded_with_a_record_and_the_rest_clear() {
+    let (mut market, net) = setup();
+    let honest = market.clone();
+    let mut nan = market.buyers[0].clone();
+    nan.a = f64::NAN;
+    let mut nowhere = market.sellers[0].clone();
+    nowhere.bus = 9999;
+    market.buyers.push(nan);
+    market.sellers.push(nowhere);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_interval_insecure_seeded(dir.path(), &market, &net, cfg(BTreeMap::new()), None).unwrap();
+    assert_eq!(out.admitted.len(), 10);
+    // submission order: 5 buyers (the NaN one last), then 5 sellers
+    let ex: Vec<usize> = out.excluded.iter().map(|e| e.index).collect();
+    assert_eq!(ex, vec![4, 9], "{:?}", out.excluded);
+    assert!(out.excluded[0].reason.contains("a = NaN"), "{}", out.excluded[0].reason);
+    assert!(out.excluded[1].reason.contains("bus 9999"), "{}", out.excluded[1].reason);
+    assert_eq!(out.market.as_ref().unwrap(), &honest, "exactly the valid requests clear");
+    assert!(out.teardo.converged);
+}
