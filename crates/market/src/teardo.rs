@@ -71,6 +71,13 @@ pub enum Fault {
     WrongInputs,
     /// Replaces its proof with random bytes.
     BadSignature,
+    /// Feeds its enclave the previous round's number (a validly signed
+    /// replay-shaped message).
+    StaleRound,
+    /// Adds an output for a subproblem it was not assigned.
+    ExtraOutput,
+    /// A compromised enclave: validly signed outputs with wrong values.
+    WrongOutput,
 }
 
 impl Fault {
@@ -97,6 +104,15 @@ pub enum Detection {
     ContextMismatch,
     BadSignature,
     Undecryptable,
+    /// The message names another round than the current one.
+    WrongRound,
+    /// Outputs for a subproblem not assigned to the sender.
+    UnassignedOutput,
+    /// Outputs of the wrong shape for their subproblem.
+    MalformedOutput,
+    /// The sender's output differs from another executor's and from the
+    /// honest recomputation.
+    OutputMismatch,
 }
 
 /// One enclave's broadcast of a round.
@@ -426,6 +442,17 @@ impl TearDo {
         }
     }
 
+    /// True when `o` has the shape of subproblem `sp`'s outputs.
+    fn shape_ok(&self, sp: usize, o: &Out) -> bool {
+        let (mm, nn) = (self.pd.buyers, self.pd.sellers);
+        let (rows, buses) = (self.pd.mu.len(), self.pd.bus_prices().len());
+        match o {
+            Out::Buyer(x) => sp < mm && x.len() == nn,
+            Out::Seller(y, l) => (mm..mm + nn).contains(&sp) && y.len() == mm && l.len() == mm,
+            Out::Operator(mu, bp) => sp == mm + nn && mu.len() == rows && bp.len() == buses,
+        }
+    }
+
     /// One exchange round over the subproblems `sps`; returns every
     /// subproblem's agreed output.
     fn round(&mut self, market: &Market, sps: &[usize], prev_inputs: &[u8; 32]) -> Vec<(usize, Out)> {
@@ -460,7 +487,7 @@ impl TearDo {
         }
         let mut msgs = Vec::new();
         for (&node, node_sps) in &assigned_of {
-            let outs: Vec<(usize, Out)> = node_sps
+            let mut outs: Vec<(usize, Out)> = node_sps
                 .iter()
                 .map(|sp| (*sp, cache.entry(*sp).or_insert_with(|| self.compute(market, *sp)).clone()))
                 .collect();
@@ -468,6 +495,27 @@ impl TearDo {
             if byz == Some(Fault::Silent) {
                 continue;
             }
+            match byz {
+                Some(Fault::WrongOutput) => {
+                    for (_, o) in outs.iter_mut() {
+                        let v = match o {
+                            Out::Buyer(x) => x,
+                            Out::Seller(y, _) | Out::Operator(y, _) => y,
+                        };
+                        if let Some(first) = v.first_mut() {
+                            *first += 1.0;
+                        }
+                    }
+                }
+                Some(Fault::ExtraOutput) => {
+                    if let Some(&other) = sps.iter().find(|sp| !node_sps.contains(sp)) {
+                        let o = cache.entry(other).or_insert_with(|| self.compute(market, other)).clone();
+                        outs.push((other, o));
+                    }
+                }
+                _ => {}
+            }
+            let round = if byz == Some(Fault::StaleRound) { round.saturating_sub(1) } else { round };
             let plain = serialise(&outs);
             let enclave = &self.enclaves[node];
             let counter = round * 1_000_003 + node as u64;
@@ -494,13 +542,16 @@ impl TearDo {
         let receivers = honest.len().max(1) as u64;
         let verifier = honest.first().copied().unwrap_or(0);
         let mut valid: BTreeMap<usize, Out> = BTreeMap::new();
+        let mut candidates: BTreeMap<usize, Vec<(usize, Out)>> = BTreeMap::new();
         let mut heard: BTreeSet<usize> = BTreeSet::new();
         let (mm, nn) = (self.pd.buyers, self.pd.sellers);
         for msg in &msgs {
             heard.insert(msg.node);
             self.crypto.verifications += receivers;
             let expected = self.context(assigned_of.get(&msg.node).map_or(&[][..], |v| v), &inputs);
-            let verdict = if msg.context != expected {
+            let verdict = if msg.round != round {
+                Err(Detection::WrongRound)
+            } else if msg.context != expected {
                 Err(Detection::ContextMismatch)
             } else if schnorr_verify(
                 &self.pvk,
@@ -518,20 +569,45 @@ impl TearDo {
                     .ok()
                     .and_then(|p| parse(&p, mm, nn))
                 {
-                    Some(outs) => Ok(outs),
                     None => Err(Detection::Undecryptable),
+                    Some(outs) => {
+                        let mine = assigned_of.get(&msg.node).map_or(&[][..], |v| v);
+                        if outs.iter().any(|(sp, _)| !mine.contains(sp)) {
+                            Err(Detection::UnassignedOutput)
+                        } else if !outs.iter().all(|(sp, o)| self.shape_ok(*sp, o)) {
+                            Err(Detection::MalformedOutput)
+                        } else {
+                            Ok(outs)
+                        }
+                    }
                 }
             };
             match verdict {
                 Ok(outs) => {
                     for (sp, o) in outs {
-                        valid.entry(sp).or_insert(o);
+                        candidates.entry(sp).or_default().push((msg.node, o));
                     }
                 }
                 Err(d) => {
                     self.detected.entry(msg.node).or_insert((d, round));
                 }
             }
+        }
+        // the κ executors' outputs are compared: on any disagreement the
+        // honest enclaves recompute the subproblem and flag every sender
+        // whose output differs from it
+        for (sp, outs) in candidates {
+            if outs.iter().all(|(_, o)| *o == outs[0].1) {
+                valid.insert(sp, outs[0].1.clone());
+                continue;
+            }
+            let reference = self.compute(market, sp);
+            for (node, o) in &outs {
+                if *o != reference {
+                    self.detected.entry(*node).or_insert((Detection::OutputMismatch, round));
+                }
+            }
+            valid.insert(sp, reference);
         }
         for node in assigned_of.keys() {
             if !heard.contains(node) {

@@ -208,3 +208,28 @@ fn the_market_enclave_attests_evidence_under_the_shared_trait() {
         Err(AttestationError::WrongEvidence(1))
     );
 }
+
+#[test]
+fn stale_rounds_unassigned_outputs_and_wrong_values_are_caught_by_the_receivers() {
+    let (market, net) = setup();
+    let (want, _) = reference(&market, &net);
+    let byz: BTreeMap<usize, Fault> =
+        [(2, Fault::StaleRound), (5, Fault::ExtraOutput), (7, Fault::WrongOutput)].into_iter().collect();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz.clone(), Strategy::Always, 3), [1; 32]).unwrap();
+    // precondition of the κ comparison: every subproblem of host 7 has an
+    // executor whose output the receivers accept
+    let subproblems = 4 + 4 + 1;
+    for sp in (0..subproblems).filter(|sp| t.assigned(*sp).contains(&7)) {
+        assert!(t.assigned(sp).iter().any(|n| !byz.contains_key(n)), "subproblem {sp}: {:?}", t.assigned(sp));
+    }
+    let r = t.run(&market);
+    assert!(r.converged);
+    assert_eq!(t.pd.settled(), want, "no bad output entered the clearing");
+    let got: BTreeMap<usize, Detection> = r.detected.iter().map(|(n, d, _)| (*n, *d)).collect();
+    let expect: BTreeMap<usize, Detection> =
+        [(2, Detection::WrongRound), (5, Detection::UnassignedOutput), (7, Detection::OutputMismatch)]
+            .into_iter()
+            .filter(|(n, _)| (0..subproblems).any(|sp| t.assigned(sp).contains(n)))
+            .collect();
+    assert_eq!(got, expect, "exactly the misbehaving hosts, each for what it did");
+}
