@@ -38,7 +38,15 @@ pub enum ClearingError {
     Clear(#[from] ClearError),
     #[error("{algorithm:?} did not converge in {iterations} iterations")]
     NoConvergence { algorithm: Algorithm, iterations: usize },
+    #[error(
+        "{algorithm:?} stopped after {iterations} iterations {gap:e} (relative) off the central optimum, beyond 1e-3"
+    )]
+    OffOptimum { algorithm: Algorithm, iterations: usize, gap: f64 },
 }
+
+/// Largest relative welfare gap to the central optimum [`clear`] accepts
+/// from a distributed algorithm (the 0.1 %).
+pub const MAX_RELATIVE_GAP: f64 = 1e-3;
 
 /// The network rows the market of `case` clears under: LinDistFlow for a
 /// radial feeder, PTDF line limits (ratings × `limit_scale`) otherwise.
@@ -125,7 +133,14 @@ pub fn clear(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> Resu
         return Err(ClearingError::NoConvergence { algorithm, iterations });
     }
     let seconds = t0.elapsed().as_secs_f64();
-    Ok(summarise(market, net, &reference, algorithm, trades, prices, iterations, converged, seconds, &bm, &bn))
+    let c = summarise(market, net, &reference, algorithm, trades, prices, iterations, converged, seconds, &bm, &bn);
+    // the stopping rules are empirical, not certificates: a distributed
+    // result that stopped off the reference by more than the 0.1 %
+    // is refused rather than reported as a clearing
+    if c.relative_gap.abs() > MAX_RELATIVE_GAP {
+        return Err(ClearingError::OffOptimum { algorithm, iterations, gap: c.relative_gap });
+    }
+    Ok(c)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -613,7 +613,6 @@ fn aladin_clears_a_small_seeded_market_on_case33bw() {
 // that this buys a welfare 0.2 % *above* the true optimum: an infeasible
 // clearing reported as converged, with a negative gap.
 #[test]
-#[ignore = "attack: primal-dual reports converged 0.2 % off the optimum (congested case30, e_min > 0, seed 52)"]
 fn primal_dual_converged_means_within_a_tenth_of_a_percent() {
     let net = case30_net(1e-4);
     let mut m = Market::generate(52, 4, 4, &net.bus_ids);
@@ -666,7 +665,6 @@ fn run_dtask_with_a_short_fault_list_is_a_typed_error() {
 // (1×1) and 6 (2×2, 3×3) ALADIN instead cycles for 200 iterations and
 // reports welfare $0 (through the CLI: `--case` a one-bus file, exit 0).
 #[test]
-#[ignore = "attack: ALADIN on an unconstrained 1x1 market reports converged 0.25 % off the optimum (seed 4)"]
 fn aladin_converged_means_within_a_tenth_of_a_percent_without_any_network() {
     let net = MarketNetwork::unconstrained(vec![1]);
     let m = Market::generate(4, 1, 1, &net.bus_ids);
