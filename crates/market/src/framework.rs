@@ -20,7 +20,7 @@ use crate::contract::{
 use crate::network::MarketNetwork;
 use crate::problem::{Market, Prosumer, Side};
 use crate::teardo::{Deployed, TearDoConfig, TearDoError, TearDoReport};
-use crate::tee::{encrypt_request, sha, Enclave};
+use crate::tee::{encrypt_request_for, request_binding, sha, Enclave};
 
 /// Bytes of an encoded request.
 pub const REQUEST_BYTES: usize = 1 + 4 + 4 * 8;
@@ -162,12 +162,14 @@ fn interval_with(
     registry.register(MARKET_ID, Arc::new(MarketContract { operator: operator.address() }));
     let mut chain = DevChain::open(dir, prosumers.len() + 1, Amount(1_000_000_000_000), registry).map_err(chain_err)?;
     let interval = 1u64;
+    let chain_id = chain.chain.genesis().chain_id;
     // phase 1: encrypted requests
     let keys: Vec<KeyPair> = (1..=prosumers.len()).map(dev_key).collect();
     let mut ids = Vec::new();
     for (i, p) in prosumers.iter().enumerate() {
         let e_max_wh = (p.e_max * 1000.0).round_ties_even().clamp(0.0, u64::MAX as f64) as u64;
-        let ct = encrypt_request(&deployed.keys, &encode_request(p), &mut rng);
+        let binding = request_binding(chain_id, interval, &keys[i].address().0);
+        let ct = encrypt_request_for(&deployed.keys, &encode_request(p), &binding, &mut rng);
         let args = RequestArgs { interval, bus: p.bus, e_max_wh, ciphertext: ct };
         let r = chain.call(&keys[i], MARKET_ID, "request", borsh::to_vec(&args).unwrap_or_default(), Amount(0));
         let r = r.map_err(chain_err)?;
@@ -239,7 +241,7 @@ fn interval_with(
             continue;
         }
         let checked = deployed.enclaves[reader]
-            .open_request(&r.ciphertext)
+            .open_request_for(&r.ciphertext, &request_binding(chain_id, interval, &r.submitter.0))
             .map_err(|e| format!("does not decrypt: {e}"))
             .and_then(|plain| decode_request(&plain).map_err(|e| e.to_string()))
             .and_then(|p| {

@@ -208,3 +208,20 @@ fn invalid_hidden_fields_are_excluded_with_a_record_and_the_rest_clear() {
     assert_eq!(out.market.as_ref().unwrap(), &honest, "exactly the valid requests clear");
     assert!(out.teardo.converged);
 }
+
+#[test]
+fn a_request_opens_only_under_its_own_chain_interval_and_submitter() {
+    use gridledger_market::tee::{encrypt_request_for, request_binding, Enclave};
+    let dep = gridledger_market::teardo::Deployed::deploy(cfg(BTreeMap::new())).unwrap();
+    let (market, _) = setup();
+    let plain = encode_request(&market.buyers[0]);
+    let me = dev_key(1).address();
+    let ct = encrypt_request_for(&dep.keys, &plain, &request_binding(7, 1, &me.0), &mut rand::rng());
+    let e = &dep.enclaves[dep.selected[0]];
+    assert_eq!(e.open_request_for(&ct, &request_binding(7, 1, &me.0)).unwrap(), plain);
+    let other = dev_key(2).address();
+    assert!(e.open_request_for(&ct, &request_binding(7, 1, &other.0)).is_err(), "another submitter");
+    assert!(e.open_request_for(&ct, &request_binding(7, 2, &me.0)).is_err(), "another interval");
+    assert!(e.open_request_for(&ct, &request_binding(8, 1, &me.0)).is_err(), "another chain");
+    assert!(e.open_request(&ct).is_err(), "unbound");
+}
