@@ -78,6 +78,13 @@ pub enum Fault {
     ExtraOutput,
     /// A compromised enclave: validly signed outputs with wrong values.
     WrongOutput,
+    /// Sends its message in another node's name (signed with its own key).
+    Impersonate,
+}
+
+/// What a node's own signature on an [`OutputMsg`] covers.
+pub fn message_digest(node: usize, round: u64, ciphertext: &[u8], context: &[u8; 32], proof: &[u8; 64]) -> [u8; 32] {
+    sha(&[&(node as u64).to_le_bytes(), &round.to_le_bytes(), &sha(&[ciphertext]), context, proof])
 }
 
 impl Fault {
@@ -124,6 +131,9 @@ pub struct OutputMsg {
     /// `H(O ‖ D ‖ In)`.
     pub context: [u8; 32],
     pub proof: [u8; 64],
+    /// The sending node's own signature (`sks_b`) over the whole message
+    /// ([`message_digest`]): binds `node` to the sender.
+    pub node_proof: [u8; 64],
 }
 
 /// Cryptographic operations performed (all enclaves together).
@@ -536,7 +546,10 @@ impl TearDo {
                 _ => {}
             }
             self.crypto.max_message_bytes = self.crypto.max_message_bytes.max(ct.len() + 32 + 8 + 64);
-            msgs.push(OutputMsg { node, round, ciphertext: ct, context, proof });
+            // the host authenticates the message as sent with its enclave's own key
+            let claimed = if byz == Some(Fault::Impersonate) { (node + 1) % self.enclaves.len() } else { node };
+            let node_proof = enclave.sign_as_node(&message_digest(claimed, round, &ct, &context, &proof));
+            msgs.push(OutputMsg { node: claimed, round, ciphertext: ct, context, proof, node_proof });
         }
         // every honest enclave checks every message (once here, counted per receiver)
         let receivers = honest.len().max(1) as u64;
@@ -546,6 +559,14 @@ impl TearDo {
         let mut heard: BTreeSet<usize> = BTreeSet::new();
         let (mm, nn) = (self.pd.buyers, self.pd.sellers);
         for msg in &msgs {
+            // a message that the named node did not sign is nobody's: it is
+            // dropped without accusing the node it names
+            let Some(named) = self.enclaves.get(msg.node) else { continue };
+            let md = message_digest(msg.node, msg.round, &msg.ciphertext, &msg.context, &msg.proof);
+            let md = sha(&[b"gridledger/market/node-message", &md]);
+            if schnorr_verify(&named.pks(), &md, &msg.node_proof).is_err() {
+                continue;
+            }
             heard.insert(msg.node);
             self.crypto.verifications += receivers;
             let expected = self.context(assigned_of.get(&msg.node).map_or(&[][..], |v| v), &inputs);

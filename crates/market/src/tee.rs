@@ -242,6 +242,10 @@ pub trait Enclave: Attester {
     fn decrypt_outputs(&self, counter: u64, ciphertext: &[u8]) -> Result<Vec<u8>, TeeError>;
     /// Eq 6.19: signs `digest` (the hash of the computational context) with SKS.
     fn prove(&self, digest: &[u8; 32]) -> Result<[u8; 64], TeeError>;
+    /// Signs `digest` with this enclave's own `sks_b` (verified with the
+    /// attested `pks_b`): authenticates which node sent a message, which
+    /// the group's shared SKS cannot.
+    fn sign_as_node(&self, digest: &[u8; 32]) -> [u8; 64];
 }
 
 /// A software enclave: runs the script's steps in the host's process.
@@ -443,6 +447,9 @@ impl Enclave for SoftwareEnclave {
     }
     fn decrypt_outputs(&self, counter: u64, ciphertext: &[u8]) -> Result<Vec<u8>, TeeError> {
         aead_open(&self.output_key()?, counter, ciphertext, b"gridledger/market/outputs")
+    }
+    fn sign_as_node(&self, digest: &[u8; 32]) -> [u8; 64] {
+        schnorr_sign(&self.sign, &sha(&[b"gridledger/market/node-message", digest]))
     }
     fn prove(&self, digest: &[u8; 32]) -> Result<[u8; 64], TeeError> {
         let kp = self.sks_sign.as_ref().ok_or(TeeError::NotReady("SKS"))?;

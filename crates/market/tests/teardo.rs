@@ -233,3 +233,18 @@ fn stale_rounds_unassigned_outputs_and_wrong_values_are_caught_by_the_receivers(
             .collect();
     assert_eq!(got, expect, "exactly the misbehaving hosts, each for what it did");
 }
+
+#[test]
+fn a_message_in_another_nodes_name_accuses_nobody_but_the_silent_sender() {
+    let (market, net) = setup();
+    let (want, _) = reference(&market, &net);
+    let byz: BTreeMap<usize, Fault> = [(3, Fault::Impersonate)].into_iter().collect();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz, Strategy::Always, 3), [1; 32]).unwrap();
+    assert!((0..9).any(|sp| t.assigned(sp).contains(&3)), "precondition: host 3 has work");
+    let r = t.run(&market);
+    assert!(r.converged);
+    assert_eq!(t.pd.settled(), want);
+    let got: Vec<(usize, Detection)> = r.detected.iter().map(|(n, d, _)| (*n, *d)).collect();
+    // host 4, whose name was used, is never accused; host 3 sent nothing in its own name
+    assert_eq!(got, vec![(3, Detection::SilentPastDelta)]);
+}
