@@ -27,7 +27,7 @@
 //!    method (keeps the QP solvable when the active sets disagree). Then
 //!    `z ← u + Δ` and `λ ← ` the QP's coupling multipliers.
 //!
-//! Stopping rule: the seed's `10⁻³`, relative to the largest request
+//! Stopping rule: `10⁻⁴` (a tenth of the seed's `10⁻³`), relative to the largest request
 //! `max_ℓ e_max` (kWh), on the coupling residual `‖A u‖_∞` and on the step
 //! `‖Δ‖_∞`. Relative because a feeder market with 400 kWh requests otherwise
 //! iterates for hundreds of rounds on residuals of 10⁻² kWh after the welfare
@@ -70,7 +70,9 @@ pub struct AladinParams {
 
 impl Default for AladinParams {
     fn default() -> Self {
-        AladinParams { rho: 0.05, delta: 1e-4, mu: 100.0, tol: 1e-3, max_iter: 200, warmup: 3 }
+        // 1e-4 relative: with the seed's 1e-3 a 1×1 market stopped after 3
+        // iterations 0.25 % below the optimum; one more iteration reaches it
+        AladinParams { rho: 0.05, delta: 1e-4, mu: 100.0, tol: 1e-4, max_iter: 200, warmup: 3 }
     }
 }
 
