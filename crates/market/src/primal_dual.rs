@@ -188,7 +188,7 @@ fn capped_tau(v: &[f64], lo: f64, hi: f64, clamped: f64) -> f64 {
     let mut tau = (lane_sum(v) - target) / count;
     loop {
         let (sum, k) = lane_above(v, tau);
-        if k == 0.0 || k == count {
+        if k == 0.0 || k >= count {
             break;
         }
         count = k;
