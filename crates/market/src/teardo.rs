@@ -443,7 +443,7 @@ impl TearDo {
     fn unchanged(&self, sp: usize) -> Out {
         let (mm, nn) = (self.pd.buyers, self.pd.sellers);
         if sp < mm {
-            Out::Buyer(self.pd.x[sp * nn..(sp + 1) * nn].to_vec())
+            Out::Buyer(self.pd.buyer_row(sp))
         } else if sp < mm + nn {
             let c = (sp - mm) * mm..(sp - mm + 1) * mm;
             Out::Seller(self.pd.y[c.clone()].to_vec(), self.pd.lambda[c].to_vec())
