@@ -27,6 +27,29 @@
 //! only observes that epoch's agreements (it still decides from the
 //! others' votes and `Term`s), so it never votes twice. Lagging replicas
 //! catch up from delivered epochs that `f + 1` replicas report alike.
+//!
+//! Overlapped epochs ([`Config::pipeline`] > 0, as HoneyBadgerBFT and
+//! aleph-bft pipeline theirs): once this replica's batch for epoch `k` is
+//! certified it proposes for `k + 1` (up to `pipeline` epochs beyond the
+//! current one) while `k`'s agreements still run. Why that is safe:
+//! - every statement (batch digest, echo share, coin share) binds
+//!   `(instance, epoch, proposer)`, so the epochs' broadcasts and
+//!   agreements are independent instances; running them at once changes
+//!   no quorum and no vote of any one of them;
+//! - a replica already takes part in epochs up to `window` ahead (it
+//!   echoes their batches and votes on their certificates), so proposing
+//!   early adds only its own broadcast, under the same durable rules:
+//!   the proposal is persisted before it is sent, echoes are given once
+//!   per `(epoch, proposer)` ever, `VotedIn` records the highest epoch
+//!   voted in, and a delivered epoch keeps later epochs' records;
+//! - delivery stays strictly sequential ([`Replica`] delivers only its
+//!   current epoch; a later epoch that finished first waits), and
+//!   duplicate suppression runs at delivery, so total order and
+//!   "earliest occurrence wins" are unchanged;
+//! - the ACS's vote-0 rule still runs only in the current epoch, so a
+//!   batch proposed ahead gets at least the chance it had before.
+//! What it costs: a transaction proposed in `k + 1` that `k` also
+//! delivered is a duplicate (removed at delivery), as with `τ > 1`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
@@ -60,6 +83,11 @@ pub struct Config {
     /// duplicate older than this is delivered again (the ledger's nonces
     /// still refuse to execute it twice).
     pub dedup_epochs: u64,
+    /// Epochs beyond the current one this replica may propose for while
+    /// the current one's agreement finishes (0: propose in the current
+    /// epoch only). Capped at `window − 1`. See [`Replica`]'s docs on
+    /// overlapped epochs for why this is safe.
+    pub pipeline: u64,
     #[cfg(feature = "mutants")]
     pub mutation: Option<Mutation>,
 }
@@ -77,6 +105,9 @@ pub enum Mutation {
     LosePersistedState,
     /// The coin is this replica's own share, not the threshold signature.
     CoinNotThreshold,
+    /// With overlapped epochs, a later epoch whose agreements finished
+    /// first is delivered before the current one (which is skipped).
+    PipelineOutOfOrder,
 }
 
 impl Config {
@@ -92,6 +123,7 @@ impl Config {
             retain: 64,
             sync_batch: 8,
             dedup_epochs: 1_024,
+            pipeline: 0,
             #[cfg(feature = "mutants")]
             mutation: None,
         }
@@ -504,6 +536,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::WrongQuorum) => m == "quorum",
             Some(Mutation::SkipCertificateCheck) => m == "cert",
             Some(Mutation::CoinNotThreshold) => m == "coin",
+            Some(Mutation::PipelineOutOfOrder) => m == "order",
             Some(Mutation::LosePersistedState) | None => false,
         }
     }
@@ -523,7 +556,8 @@ impl<C: ThresholdCrypto> Replica<C> {
     }
 
     /// This replica's batch for `epoch` (ignored unless it is the current
-    /// epoch and nothing was proposed for it yet).
+    /// epoch, or at most [`Config::pipeline`] epochs ahead, and nothing
+    /// was proposed for it yet).
     pub fn propose(&mut self, epoch: u64, txs: Vec<Tx>) -> StepOf<C> {
         self.propose_at(epoch, txs, 0)
     }
@@ -531,7 +565,7 @@ impl<C: ThresholdCrypto> Replica<C> {
     /// [`Replica::propose`] with the proposer's clock (see [`Batch::time_ms`]).
     pub fn propose_at(&mut self, epoch: u64, txs: Vec<Tx>, time_ms: u64) -> StepOf<C> {
         let mut step = Step::default();
-        if epoch != self.epoch || self.proposed.contains_key(&epoch) {
+        if epoch < self.epoch || epoch > self.epoch + self.pipeline() || self.proposed.contains_key(&epoch) {
             return step;
         }
         let mut bytes = 0usize;
@@ -582,14 +616,41 @@ impl<C: ThresholdCrypto> Replica<C> {
         step.messages.push((to, m));
     }
 
+    /// How far ahead of the current epoch this replica proposes.
+    fn pipeline(&self) -> u64 {
+        self.cfg.pipeline.min(self.cfg.window.saturating_sub(1))
+    }
+
+    /// Proposes (or asks the driver for) the batches due: the current
+    /// epoch's, then — with overlapped epochs — each next one once our
+    /// batch of the one before is certified, up to `pipeline` ahead. A
+    /// proposal restored from disk is broadcast again once per run.
+    fn propose_due(&mut self, step: &mut StepOf<C>) {
+        let e = self.epoch;
+        for k in e..=e + self.pipeline() {
+            match self.proposed.get(&k).cloned() {
+                Some(batch) => {
+                    if self.epochs.get(&k).is_none_or(|s| s.own_digest.is_none()) {
+                        self.broadcast_val(k, batch, step);
+                    }
+                    if !self.epochs.get(&k).is_some_and(|s| s.own_cert_sent) {
+                        return;
+                    }
+                }
+                None => {
+                    if self.need_batch_asked.is_none_or(|a| a < k) {
+                        self.need_batch_asked = Some(k);
+                        step.need_batch = Some(k);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
     fn enter_epoch(&mut self, step: &mut StepOf<C>) {
         let e = self.epoch;
-        if let Some(batch) = self.proposed.get(&e).cloned() {
-            self.broadcast_val(e, batch, step);
-        } else if self.need_batch_asked != Some(e) {
-            self.need_batch_asked = Some(e);
-            step.need_batch = Some(e);
-        }
+        self.propose_due(step);
         self.adopt_synced(step);
         if self.epoch == e {
             self.acs_rules(e, step);
@@ -739,6 +800,9 @@ impl<C: ThresholdCrypto> Replica<C> {
             st.own_cert_sent = true;
             self.send(step, Target::All, Message::Cert { epoch, proposer: me, digest, sig: sig.clone() }, Some(epoch));
             self.accept_cert(epoch, me, digest, sig, step);
+            if self.pipeline() > 0 && epoch >= self.epoch {
+                self.propose_due(step);
+            }
         }
     }
 
@@ -869,48 +933,68 @@ impl<C: ThresholdCrypto> Replica<C> {
         }
     }
 
+    /// Epoch `e`'s accepted batches once every agreement decided:
+    /// `Ok(batches)`, or `Err(missing)` naming the accepted proposers whose
+    /// certified batch is not here yet; `None` while an agreement runs.
+    fn assemble(&self, e: u64) -> Option<Result<Vec<CertifiedBatch<C::Sig>>, Vec<u32>>> {
+        let st = self.epochs.get(&e)?;
+        if st.abas.iter().any(|a| a.decided().is_none()) {
+            return None;
+        }
+        let accepted = (0..self.cfg.n as u32).filter(|&i| st.abas[i as usize].decided() == Some(true));
+        let mut batches = Vec::new();
+        let mut missing = Vec::new();
+        for j in accepted {
+            let Some((digest, sig)) = st.certs.get(&j) else {
+                missing.push(j);
+                continue;
+            };
+            let batch = [st.vals.get(&j), st.fetched.get(&j)]
+                .into_iter()
+                .flatten()
+                .find(|(d, _)| d == digest)
+                .map(|(_, b)| b.clone());
+            match batch {
+                Some(batch) => batches.push(CertifiedBatch { proposer: j, digest: *digest, sig: sig.clone(), batch }),
+                None => missing.push(j),
+            }
+        }
+        Some(if missing.is_empty() { Ok(batches) } else { Err(missing) })
+    }
+
     /// Delivers the current epoch once every agreement decided and every
-    /// accepted batch is here; fetches what is missing.
+    /// accepted batch is here; fetches what is missing. Epochs are
+    /// delivered strictly in order: a later (overlapped) epoch that
+    /// finished first waits for this one.
     fn try_deliver(&mut self, step: &mut StepOf<C>) {
         loop {
             let e = self.epoch;
-            let Some(st) = self.epochs.get_mut(&e) else {
-                return;
-            };
-            if st.abas.iter().any(|a| a.decided().is_none()) {
-                return;
-            }
-            let accepted: Vec<u32> =
-                (0..self.cfg.n as u32).filter(|&i| st.abas[i as usize].decided() == Some(true)).collect();
-            let mut batches = Vec::with_capacity(accepted.len());
-            let mut missing = Vec::new();
-            for &j in &accepted {
-                let Some((digest, sig)) = st.certs.get(&j) else {
-                    missing.push(j);
+            if self.mutation_is("order") {
+                // Planted bug: a later epoch that is ready goes first.
+                let ready = (e + 1..=e + self.pipeline()).find_map(|k| match self.assemble(k) {
+                    Some(Ok(b)) if !matches!(self.assemble(e), Some(Ok(_))) => Some((k, b)),
+                    _ => None,
+                });
+                if let Some((k, batches)) = ready {
+                    self.deliver(DeliveredEpoch { epoch: k, batches }, step);
                     continue;
-                };
-                let batch = [st.vals.get(&j), st.fetched.get(&j)]
-                    .into_iter()
-                    .flatten()
-                    .find(|(d, _)| d == digest)
-                    .map(|(_, b)| b.clone());
-                match batch {
-                    Some(batch) => {
-                        batches.push(CertifiedBatch { proposer: j, digest: *digest, sig: sig.clone(), batch })
-                    }
-                    None => missing.push(j),
                 }
             }
-            if !missing.is_empty() {
-                if !st.fetch_sent {
-                    st.fetch_sent = true;
-                    for j in missing {
-                        step.messages.push((Target::All, Message::Fetch { epoch: e, proposer: j }));
+            match self.assemble(e) {
+                None => return,
+                Some(Ok(batches)) => self.deliver(DeliveredEpoch { epoch: e, batches }, step),
+                Some(Err(missing)) => {
+                    if let Some(st) = self.epochs.get_mut(&e) {
+                        if !st.fetch_sent {
+                            st.fetch_sent = true;
+                            for j in missing {
+                                step.messages.push((Target::All, Message::Fetch { epoch: e, proposer: j }));
+                            }
+                        }
                     }
+                    return;
                 }
-                return;
             }
-            self.deliver(DeliveredEpoch { epoch: e, batches }, step);
         }
     }
 

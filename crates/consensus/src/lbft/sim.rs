@@ -309,6 +309,8 @@ pub struct Scenario {
     pub stop_epoch: u64,
     pub txs_per_node: u64,
     pub batch_size: usize,
+    /// Epochs a replica proposes ahead ([`Config::pipeline`]).
+    pub pipeline: u64,
     pub tick: u64,
     /// Every fault stays within `f` at all times and the network
     /// stabilises: liveness is checked too.
@@ -389,6 +391,8 @@ pub fn scenario(seed: u64) -> Scenario {
         stop_epoch: rng.random_range(4..8),
         txs_per_node: rng.random_range(0..6),
         batch_size: rng.random_range(1..4),
+        // Drawn last, so the other draws of a seed stay what they were.
+        pipeline: rng.random_range(0..3),
         tick: 200,
         expect_liveness,
         // Runs that may stall stop early; the others stop once done.
@@ -424,6 +428,7 @@ fn make_config(s: &Scenario, me: u32, _mutation: RunMutation) -> Config {
     let mut cfg = Config::new(s.n, me, INSTANCE);
     cfg.tick = s.tick;
     cfg.max_batch_txs = 64;
+    cfg.pipeline = s.pipeline;
     #[cfg(feature = "mutants")]
     {
         cfg.mutation = _mutation;
