@@ -88,6 +88,9 @@ pub struct Config {
     /// epoch only). Capped at `window − 1`. See [`Replica`]'s docs on
     /// overlapped epochs for why this is safe.
     pub pipeline: u64,
+    /// Keep every coin flipped ([`Replica::coins`]): for the simulator's
+    /// check that the threshold coin is common; unbounded, off by default.
+    pub record_coins: bool,
     #[cfg(feature = "mutants")]
     pub mutation: Option<Mutation>,
 }
@@ -124,6 +127,7 @@ impl Config {
             sync_batch: 8,
             dedup_epochs: 1_024,
             pipeline: 0,
+            record_coins: false,
             #[cfg(feature = "mutants")]
             mutation: None,
         }
@@ -390,7 +394,12 @@ struct Coin<'a, C: ThresholdCrypto> {
     aba: u32,
     #[cfg_attr(not(feature = "mutants"), allow(dead_code))]
     local_coin: bool,
+    /// Where flipped coins are recorded, if anywhere ([`Config::record_coins`]).
+    flipped: Option<&'a mut Vec<CoinFlip>>,
 }
+
+/// One coin this replica flipped: `(epoch, agreement, round, value)`.
+pub type CoinFlip = (u64, u32, u32, bool);
 
 impl<C: ThresholdCrypto> CoinOracle<C::Share> for Coin<'_, C> {
     fn share(&mut self, round: u32) -> C::Share {
@@ -404,12 +413,22 @@ impl<C: ThresholdCrypto> CoinOracle<C::Share> for Coin<'_, C> {
             // Planted bug: a coin from this replica's own share only.
             let own = self.share(round);
             let bytes = gridledger_core::codec::encode(&own);
-            return Ok(bytes.iter().fold(0u8, |a, b| a ^ b) & 1 == 1);
+            let v = bytes.iter().fold(0u8, |a, b| a ^ b) & 1 == 1;
+            if let Some(log) = self.flipped.as_mut() {
+                log.push((self.epoch, self.aba, round, v));
+            }
+            return Ok(v);
         }
         let mut s = Shares { shares: shares.clone(), verified: BTreeSet::new() };
         let mut bad = Vec::new();
         match s.try_combine(self.crypto, KeyUse::Coin, &msg, &mut bad) {
-            Some(sig) => Ok(self.crypto.coin(&sig) & 1 == 1),
+            Some(sig) => {
+                let v = self.crypto.coin(&sig) & 1 == 1;
+                if let Some(log) = self.flipped.as_mut() {
+                    log.push((self.epoch, self.aba, round, v));
+                }
+                Ok(v)
+            }
             None => Err(bad),
         }
     }
@@ -442,6 +461,7 @@ pub struct Replica<C: ThresholdCrypto> {
     epoch_at_last_tick: u64,
     max_seen_epoch: u64,
     validity: Option<Validity>,
+    coins: Option<Vec<CoinFlip>>,
 }
 
 type StepOf<C> = Step<<C as ThresholdCrypto>::Share, <C as ThresholdCrypto>::Sig>;
@@ -474,6 +494,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch_at_last_tick: epoch,
             max_seen_epoch: epoch,
             validity: None,
+            coins: cfg.record_coins.then(Vec::new),
             cfg,
             crypto,
         };
@@ -519,6 +540,12 @@ impl<C: ThresholdCrypto> Replica<C> {
             st.own_cert_sent,
             abas.join(" | ")
         )
+    }
+
+    /// The coins flipped since this replica started, with
+    /// [`Config::record_coins`] (empty without).
+    pub fn coins(&self) -> &[CoinFlip] {
+        self.coins.as_deref().unwrap_or(&[])
     }
 
     /// Delivered epochs still in memory.
@@ -845,6 +872,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch,
             aba: instance,
             local_coin: self.mutation_is("coin"),
+            flipped: self.coins.as_mut(),
         };
         let Some(st) = self.epochs.get_mut(&epoch) else {
             return;
@@ -879,6 +907,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch,
             aba: instance,
             local_coin: self.mutation_is("coin"),
+            flipped: self.coins.as_mut(),
         };
         let st = self.epochs.get_mut(&epoch).expect("created above");
         let s = st.abas[instance as usize].handle(from, round, vote, &mut coin);
@@ -1087,6 +1116,20 @@ impl<C: ThresholdCrypto> Replica<C> {
     }
 
     fn on_sync_request(&mut self, from: u32, next: u64, step: &mut StepOf<C>) {
+        // Our decisions in the epoch the peer is stuck at, as `Term`s (a
+        // replica that decided counts for every later round of that
+        // agreement): the peer may be short of exactly the votes we sent
+        // before we moved on, while `f + 1` matching sync records may not
+        // exist yet (we alone delivered it, and a restarted replica only
+        // observes the epochs it voted in — with overlapped epochs, more
+        // of them). Resent each time the peer asks (every tick it is stuck).
+        if let Some(d) = self.log.iter().find(|d| d.epoch == next) {
+            let accepted: BTreeSet<u32> = d.batches.iter().map(|b| b.proposer).collect();
+            for i in 0..self.cfg.n as u32 {
+                let vote = AbaVote::Term(accepted.contains(&i));
+                step.messages.push((Target::One(from), Message::Aba { epoch: next, instance: i, round: 0, vote }));
+            }
+        }
         let records: Vec<_> = self.log.iter().filter(|d| d.epoch >= next).take(self.cfg.sync_batch).cloned().collect();
         if let Some(last) = records.last() {
             self.helped.insert(from, last.epoch);

@@ -422,6 +422,8 @@ pub struct RunResult {
     pub faults: usize,
     pub messages: u64,
     pub end_time: Time,
+    /// Coins each replica flipped (since its last start).
+    pub coins: BTreeMap<u32, Vec<super::replica::CoinFlip>>,
 }
 
 fn make_config(s: &Scenario, me: u32, _mutation: RunMutation) -> Config {
@@ -429,6 +431,7 @@ fn make_config(s: &Scenario, me: u32, _mutation: RunMutation) -> Config {
     cfg.tick = s.tick;
     cfg.max_batch_txs = 64;
     cfg.pipeline = s.pipeline;
+    cfg.record_coins = true;
     #[cfg(feature = "mutants")]
     {
         cfg.mutation = _mutation;
@@ -493,11 +496,19 @@ fn run_with<C: ThresholdCrypto + 'static>(
         correct.iter().all(|&i| sim.node(i).is_some_and(|n| n.replica().epoch() >= stop))
             && s.net.crashes.iter().all(|c| c.restart_at.is_none_or(|r| r <= sim.now()))
     });
+    if std::env::var_os("GRIDLEDGER_LBFT_SIM_DEBUG").is_some() {
+        for i in 0..s.n as u32 {
+            if let Some(node) = sim.node(i) {
+                eprintln!("node {i}: {}", node.replica().summary());
+            }
+        }
+    }
+    let coins = (0..s.n as u32).filter_map(|i| sim.node(i).map(|n| (i, n.replica().coins().to_vec()))).collect();
     let mut deliveries: BTreeMap<u32, Vec<Delivery>> = BTreeMap::new();
     for (_, node, d) in &sim.outputs {
         deliveries.entry(*node).or_default().push(d.clone());
     }
-    RunResult { deliveries, faults: sim.faults.len(), messages: sim.stats.delivered, end_time: sim.now() }
+    RunResult { deliveries, faults: sim.faults.len(), messages: sim.stats.delivered, end_time: sim.now(), coins }
 }
 
 /// Checks agreement, total order, integrity and (where the scenario
@@ -542,6 +553,24 @@ pub fn check(s: &Scenario, r: &RunResult) -> Result<(), String> {
                 };
                 if !submitted.contains(tx) && !s.byzantine.contains_key(&t.origin) {
                     return Err(format!("node {i} delivered {t:?}, which no one submitted"));
+                }
+            }
+        }
+    }
+    // The threshold coin is common: every correct replica that flipped the
+    // coin of (epoch, agreement, round) got the same value.
+    let mut coin: BTreeMap<(u64, u32, u32), (u32, bool)> = BTreeMap::new();
+    for &i in &correct {
+        for &(e, a, round, v) in r.coins.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
+            match coin.get(&(e, a, round)) {
+                Some(&(j, w)) if w != v => {
+                    return Err(format!(
+                        "coin of epoch {e} agreement {a} round {round}: node {j} got {w}, node {i} {v}"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    coin.insert((e, a, round), (i, v));
                 }
             }
         }

@@ -513,3 +513,17 @@ fn a_proposal_beyond_the_pipeline_or_for_a_past_epoch_is_ignored() {
     assert!(s.persist.is_empty() && s.messages.is_empty());
     assert_eq!(r.epoch(), 0);
 }
+
+#[test]
+fn overlapped_epochs_stay_live_when_the_only_replica_ahead_must_lend_its_decisions() {
+    // Simulator seed 18 (as `gridledger sim lbft` numbers it): overlapped
+    // epochs two ahead; replica 3 crashes after voting in epochs 2 and 3
+    // and comes back only observing them; replica 1 finished both and
+    // moved on while a partition had cut replicas 0 and 2 off its last
+    // votes. Without replica 1 answering their sync requests with its
+    // decisions (`Term`s), 0 and 2 never finish epoch 2.
+    let s = super::sim::scenario(18);
+    assert_eq!((s.pipeline, s.crashed.len()), (2, 1), "the scenario the test names");
+    let r = super::sim::run(&s, SchemeKind::Sim, None);
+    super::sim::check(&s, &r).unwrap();
+}
