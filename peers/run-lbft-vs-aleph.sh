@@ -28,11 +28,16 @@ common=(--replicas "$replicas" --rate "$rate" --seconds "$seconds" --batch "$bat
 # Ours with the FIFO batch source and τ = 1: each transaction goes to one
 # replica, which proposes it, as the aleph-bft driver feeds each member its
 # own clients' transactions (τ > 1 would make ours order each one τ times).
+load() { cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo null; }
+l0="$(load)"
 ours="$("$root/target/release/gridledger" bench lbft --policy fifo --tau 1 "${common[@]}")"
+l1="$(load)"
 theirs="$("$here/aleph-bft/target/release/gridledger-peer-aleph" bench "${common[@]}")"
-python3 - "$ours" "$theirs" <<'PY'
+l2="$(load)"
+python3 - "$ours" "$theirs" "$l0" "$l1" "$l2" <<'PY'
 import json, sys
 ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+loads = {"before_ours": sys.argv[3], "after_ours": sys.argv[4], "after_aleph": sys.argv[5]}
 for r in (ours, theirs):
     r.pop("per_replica", None)
 def ratio(a, b):
@@ -40,6 +45,7 @@ def ratio(a, b):
 load = open("/proc/loadavg").read().split()[0] if __import__("os").path.exists("/proc/loadavg") else None
 print(json.dumps({
     "load_average_after": load,
+    "load_average": loads,
     "ours": ours,
     "aleph_bft": theirs,
     "ratio_ours_over_aleph": {
