@@ -48,6 +48,7 @@
 //!   "earliest occurrence wins" are unchanged;
 //! - the ACS's vote-0 rule still runs only in the current epoch, so a
 //!   batch proposed ahead gets at least the chance it had before.
+//!
 //! What it costs: a transaction proposed in `k + 1` that `k` also
 //! delivered is a duplicate (removed at delivery), as with `τ > 1`.
 
@@ -437,6 +438,10 @@ impl<C: ThresholdCrypto> CoinOracle<C::Share> for Coin<'_, C> {
         self.crypto.threshold(KeyUse::Coin)
     }
 }
+
+/// An epoch's accepted batches, or the accepted proposers whose batch is
+/// missing.
+type Assembled<G> = Result<Vec<CertifiedBatch<G>>, Vec<u32>>;
 
 /// The LBFT replica.
 pub struct Replica<C: ThresholdCrypto> {
@@ -965,7 +970,7 @@ impl<C: ThresholdCrypto> Replica<C> {
     /// Epoch `e`'s accepted batches once every agreement decided:
     /// `Ok(batches)`, or `Err(missing)` naming the accepted proposers whose
     /// certified batch is not here yet; `None` while an agreement runs.
-    fn assemble(&self, e: u64) -> Option<Result<Vec<CertifiedBatch<C::Sig>>, Vec<u32>>> {
+    fn assemble(&self, e: u64) -> Option<Assembled<C::Sig>> {
         let st = self.epochs.get(&e)?;
         if st.abas.iter().any(|a| a.decided().is_none()) {
             return None;
