@@ -39,7 +39,6 @@ fn duo(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
 /// Observed: `withdrawn_paid[0]` stays 0 across restart and 3 × t_Δ of
 /// ticks; only a close would pay it.
 #[test]
-#[ignore = "attack: a lost channel_withdraw is never sent again; the co-signed withdrawal stays unpaid until close"]
 fn a_co_signed_withdrawal_whose_transaction_is_lost_is_paid_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -164,7 +163,6 @@ fn a_payment_reported_fallen_back_moves_no_money_later() {
 /// Observed: an older version is loaded (the running writer's records after
 /// the cut are lost).
 #[test]
-#[ignore = "attack: a second StoreFile::open on a live party's directory truncates its log; acknowledged states are lost"]
 fn a_second_open_of_a_live_store_does_not_cut_off_its_records() {
     use gridledger_channels::disk::{load_store, test_store, Durability, StoreFile};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -205,4 +203,35 @@ fn a_second_open_of_a_live_store_does_not_cut_off_its_records() {
         Some(last),
         "the live party saved up to version {last}; after {opens} second opens the directory loads {loaded:?}"
     );
+}
+
+/// The fix of the lost-withdrawal finding does not resend what the chain
+/// already paid: a withdrawal paid at once is followed, over 3 × t_Δ and a
+/// restart, by no further `channel_withdraw` (no reverted transaction), and
+/// the party is told `WithdrawalPaid` with the chain's total.
+#[test]
+fn a_paid_withdrawal_is_not_sent_again_and_is_reported_paid() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    let amount = Amount(30_000);
+    d.request(0, Request::Withdraw { amount }).unwrap();
+    for _ in 0..3 {
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    assert_eq!(d.channel().unwrap().withdrawn_paid[0], amount);
+    let paid = d.parties[0].events.contains(&ChannelEvent::WithdrawalPaid { total: amount });
+    assert!(paid, "WithdrawalPaid reported: {:?}", d.parties[0].events);
+    let sent = |d: &Duo| d.gas.iter().filter(|g| g.method == "channel_withdraw").count();
+    assert_eq!(sent(&d), 1);
+    d.crash(0);
+    d.restart(0);
+    d.reconnect();
+    for _ in 0..30 {
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    assert_eq!(sent(&d), 1, "a paid withdrawal was sent again");
+    assert!(d.gas.iter().all(|g| g.success), "a transaction failed: {:?}", d.gas);
+    assert_eq!(d.channel().unwrap().withdrawn_paid[0], amount);
+    d.assert_coins_conserved();
 }

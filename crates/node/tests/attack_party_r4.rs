@@ -117,7 +117,6 @@ impl Setup {
 /// ≈ 12 s, across several expiry cycles. Observed: every try ends with end
 /// of stream (the port closed the connection unread).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: 72 idle token-less connections, reconnected on close, lock the token holder out of the party control port"]
 async fn seventy_two_idle_connections_lock_the_owner_out_of_the_control_port() {
     use tokio::io::AsyncReadExt;
     let s = Setup::new().await;
@@ -204,7 +203,6 @@ async fn seventy_two_idle_connections_lock_the_owner_out_of_the_control_port() {
 /// Observed: the top-up never returns; `Close` is answered `Error {
 /// "another request is in progress" }`; the channel stays `Open` on chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a top-up the silent peer never allocates is never answered and blocks the user's close forever"]
 async fn a_top_up_the_silent_peer_never_allocates_does_not_block_the_close() {
     let s = Setup::new().await;
     let (h0, j0) = s.spawn(0, false);
@@ -248,7 +246,6 @@ async fn a_top_up_the_silent_peer_never_allocates_does_not_block_the_close() {
 /// alert), so its status shows the channel `Open` at counter 1. Observed:
 /// the party ends with a control-port bind error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a local user who binds the party's control address while it is down keeps the party from restarting"]
 async fn a_squatted_control_address_does_not_keep_the_party_from_restarting() {
     let Setup { _tmp, node, url: _, ls, cs, specs, dirs } = Setup::new().await;
     let [_c0, c1] = cs;
@@ -506,7 +503,6 @@ async fn a_top_up_interrupted_by_a_restart_is_still_allocated() {
 /// proposed when the window drains) — at least one of 20 tries over ≈ 2 s.
 /// Observed: every try answered with an error (busy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: while payments stream, every withdraw is refused Busy (resizes are never queued); a slow peer makes it permanent"]
 async fn a_withdrawal_is_served_while_payments_stream() {
     let s = Setup::new().await;
     let (h0, j0) = s.spawn(0, false);
@@ -562,7 +558,6 @@ async fn a_withdrawal_is_served_while_payments_stream() {
 /// { "another request is in progress" }` while the deposit sits
 /// unallocated on chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: while payments stream a top-up is never allocated, and the waiting top-up blocks the user's close"]
 async fn a_top_up_during_a_payment_stream_does_not_block_the_close() {
     let s = Setup::new().await;
     let (h0, j0) = s.spawn(0, false);
@@ -664,7 +659,6 @@ async fn a_close_interrupted_by_a_restart_is_finished_after_it() {
 /// Expected: the restarted party runs (status `Open` at counter 1), dialling
 /// out and reporting the bind failure. Observed: it ends with a bind error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a local user who binds the party's peer address while it is down keeps the party from restarting"]
 async fn a_squatted_peer_address_does_not_keep_the_party_from_restarting() {
     let Setup { _tmp, node, url: _, ls, cs: _, specs, dirs } = Setup::new().await;
     let [l0, l1] = ls;
@@ -688,4 +682,121 @@ async fn a_squatted_peer_address_does_not_keep_the_party_from_restarting() {
     node.shutdown();
     let running = matches!(&status, Ok(Reply::Status(s)) if s.phase == "Open" && s.counter == Some(1));
     assert!(running, "restarted party: status {status:?}; ended with {ended:?}");
+}
+
+/// The fix of the finding above, bounded: withdrawals wait in the queue
+/// (here behind one the silent peer never co-signs); past
+/// `MAX_QUEUED_WITHDRAWALS` waiting, a further one is refused at once with
+/// the typed "withdrawal queue full" answer and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawals_beyond_the_queue_bound_are_refused_and_change_nothing() {
+    use gridledger_node::channel::party::{MAX_QUEUED_WITHDRAWALS, WITHDRAWAL_QUEUE_FULL};
+    let s = Setup::new().await;
+    let (h0, j0) = s.spawn(0, false);
+    let (h1, j1) = s.spawn(1, false);
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    // The peer goes silent: the first withdrawal waits for t_Δ.
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    // One proposed (waiting for the silent peer), then the queue filled, in
+    // order: each request is handed over at the first poll (the answer is
+    // not awaited).
+    for _ in 0..=MAX_QUEUED_WITHDRAWALS {
+        let _ = tokio::time::timeout(Duration::from_millis(1), h0.request(Command::Withdraw { amount: 10 })).await;
+    }
+    let over = tokio::time::timeout(Duration::from_secs(20), h0.request(Command::Withdraw { amount: 10 })).await;
+    let st = h0.request(Command::Status).await;
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    s.node.shutdown();
+    assert_eq!(over, Ok(Reply::Error { message: WITHDRAWAL_QUEUE_FULL.into() }), "answered at once");
+    let Reply::Status(st) = st else { panic!("{st:?}") };
+    assert_eq!((st.counter, st.balances.map(|b| b[0])), (Some(0), Some(Amount(100_000))), "nothing moved");
+}
+
+/// The fix of the silent-peer top-up finding, answered: a close preempts
+/// the top-up still waiting for its allocation, whose request gets the
+/// typed `TOPUP_PREEMPTED` answer; the close settles through the dispute
+/// on a state that does not allocate the top-up (the contract refunds it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_answers_the_top_up_it_preempts() {
+    use gridledger_node::channel::party::TOPUP_PREEMPTED;
+    let s = Setup::new().await;
+    let (h0, j0) = s.spawn(0, false);
+    let (h1, j1) = s.spawn(1, false);
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    let up = tokio::spawn({
+        let h0 = h0.clone();
+        async move { h0.request(Command::TopUp { amount: 10_000, credit_note: None }).await }
+    });
+    let client = RpcClient::new(&s.url);
+    let t = Instant::now();
+    while read_channel(&client, &s.specs[0].cid).unwrap().unwrap().topped_up[0] != Amount(10_000) {
+        assert!(t.elapsed() < Duration::from_secs(20), "the top-up never landed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let close = tokio::spawn({
+        let h0 = h0.clone();
+        async move { h0.request(Command::Close).await }
+    });
+    let up = tokio::time::timeout(Duration::from_secs(10), up).await;
+    let close = tokio::time::timeout(Duration::from_secs(90), close).await;
+    let ch = read_channel(&client, &s.specs[0].cid).unwrap().unwrap();
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    s.node.shutdown();
+    assert!(matches!(&up, Ok(Ok(Reply::Error { message })) if message == TOPUP_PREEMPTED), "top-up answered {up:?}");
+    assert!(matches!(close, Ok(Ok(Reply::Done { .. }))), "close answered {close:?}");
+    assert_eq!(ch.status, ChannelStatus::Closed);
+    assert_eq!(ch.latest.state.resize.topped_up[0], Amount::ZERO, "the closing state does not allocate it");
+}
+
+/// The fix of the squatted-peer-address finding, continued: once the
+/// squatter lets go, the party binds its peer address again (retried with
+/// back-off: the address accepts connections again), and a restarted peer
+/// links up and pays as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_party_takes_its_peer_address_back_when_the_squatter_leaves() {
+    let Setup { _tmp, node, url: _, ls, cs: _, specs, dirs } = Setup::new().await;
+    let [l0, l1] = ls;
+    drop(l1);
+    let spawn0 =
+        || spawn_party_on(&dirs[0], opts(false), Listeners { peer: l0.try_clone().unwrap(), control: None }).unwrap();
+    let (h0, j0) = spawn0();
+    let (h1, j1) = gridledger_node::channel::party::spawn_party(&dirs[1], opts(false)).unwrap();
+    assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
+    wait_phase(&h1, "Open").await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = j1.await;
+    let squatter = std::net::TcpListener::bind(specs[1].addrs[1]).expect("free while down");
+    let (h1, j1) = gridledger_node::channel::party::spawn_party(&dirs[1], opts(false)).unwrap();
+    wait_phase(&h1, "Open").await;
+    drop(squatter);
+    // Side 0 restarts: a fresh link, which side 0 dials to side 1's
+    // address (side 1 dials too; either way the payment needs a link).
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = j0.await;
+    let t = Instant::now();
+    while std::net::TcpStream::connect(specs[1].addrs[1]).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(20), "the peer address was never bound again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (h0, j0) = spawn0();
+    let t = Instant::now();
+    let paid = loop {
+        let r = h0.request(Command::Pay { energy: 1_000, price: 100 }).await;
+        if matches!(r, Reply::Done { .. }) || t.elapsed() > Duration::from_secs(20) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = h0.request(Command::Shutdown).await;
+    let _ = h1.request(Command::Shutdown).await;
+    let _ = (j0.await, j1.await);
+    node.shutdown();
+    assert_eq!(paid, Reply::Done { counter: 1 });
 }
