@@ -4,14 +4,17 @@
 # same replicas, offered load, duration and 300-byte transactions, and
 # prints both JSON reports and the ratios (ours / aleph-bft).
 #
-#   peers/run-lbft-vs-aleph.sh [--replicas 4] [--rate 400000] [--seconds 10] [--opaque] [--batch 4000]
+#   peers/run-lbft-vs-aleph.sh [--replicas 4] [--rate 400000] [--seconds 10] [--opaque] [--batch 4000] [--pipeline K]
+#
+# --pipeline K goes to ours only (epochs proposed ahead; aleph-bft's DAG
+# has no such knob).
 #
 # Builds both in release first (the peer is its own Cargo workspace and
 # is never built by the project's test suite).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
-replicas=4 rate=400000 seconds=10 batch=4000 opaque=""
+replicas=4 rate=400000 seconds=10 batch=4000 opaque="" pipeline=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --replicas) replicas="$2"; shift 2 ;;
@@ -19,6 +22,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
     --opaque) opaque="--opaque"; shift ;;
+    --pipeline) pipeline=(--pipeline "$2"); shift 2 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -28,11 +32,16 @@ common=(--replicas "$replicas" --rate "$rate" --seconds "$seconds" --batch "$bat
 # Ours with the FIFO batch source and τ = 1: each transaction goes to one
 # replica, which proposes it, as the aleph-bft driver feeds each member its
 # own clients' transactions (τ > 1 would make ours order each one τ times).
-ours="$("$root/target/release/gridledger" bench lbft --policy fifo --tau 1 "${common[@]}")"
+load() { cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo null; }
+l0="$(load)"
+ours="$("$root/target/release/gridledger" bench lbft --policy fifo --tau 1 "${pipeline[@]}" "${common[@]}")"
+l1="$(load)"
 theirs="$("$here/aleph-bft/target/release/gridledger-peer-aleph" bench "${common[@]}")"
-python3 - "$ours" "$theirs" <<'PY'
+l2="$(load)"
+python3 - "$ours" "$theirs" "$l0" "$l1" "$l2" <<'PY'
 import json, sys
 ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+loads = {"before_ours": sys.argv[3], "after_ours": sys.argv[4], "after_aleph": sys.argv[5]}
 for r in (ours, theirs):
     r.pop("per_replica", None)
 def ratio(a, b):
@@ -40,6 +49,7 @@ def ratio(a, b):
 load = open("/proc/loadavg").read().split()[0] if __import__("os").path.exists("/proc/loadavg") else None
 print(json.dumps({
     "load_average_after": load,
+    "load_average": loads,
     "ours": ours,
     "aleph_bft": theirs,
     "ratio_ours_over_aleph": {

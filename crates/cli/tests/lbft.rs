@@ -6,7 +6,14 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 
+/// One benchmark at a time: each starts four replica processes that check
+/// signatures and threshold shares, and run side by side (the test harness
+/// runs tests in parallel) they starved each other's epochs on a 2-core
+/// machine until the slowest replica delivered nothing in its window.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn json(args: &[&str]) -> serde_json::Value {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let out = Command::new(BIN).args(args).output().expect("run gridledger");
     assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);

@@ -18,7 +18,7 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         Mutation::WrongQuorum => vec![Behaviour::FlipVotes, Behaviour::LieInSync],
         Mutation::SkipCertificateCheck => vec![Behaviour::Equivocate],
         Mutation::CoinNotThreshold => vec![Behaviour::FlipVotes],
-        Mutation::LosePersistedState => Vec::new(),
+        Mutation::LosePersistedState | Mutation::PipelineOutOfOrder => Vec::new(),
     };
     if m == Mutation::LosePersistedState {
         // Crash-restarts of correct replicas, nobody Byzantine.
@@ -37,6 +37,12 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         for b in s.byzantine.values_mut() {
             *b = behaviours.clone();
         }
+    }
+    if m == Mutation::PipelineOutOfOrder {
+        // Overlapped epochs, with enough epochs and transactions that a
+        // later epoch sometimes finishes before the current one.
+        s.pipeline = 2;
+        s.stop_epoch = s.stop_epoch.max(6);
     }
     s.expect_liveness = s.byzantine.len() + s.crashed.len() <= (s.n - 1) / 3;
     s.end = if s.expect_liveness { 60_000 } else { 5_000 };
@@ -89,4 +95,9 @@ fn lost_persisted_state_is_caught() {
 #[test]
 fn coin_not_threshold_is_caught() {
     assert_caught(Mutation::CoinNotThreshold);
+}
+
+#[test]
+fn overlapped_epoch_delivered_out_of_order_is_caught() {
+    assert_caught(Mutation::PipelineOutOfOrder);
 }

@@ -27,6 +27,30 @@
 //! only observes that epoch's agreements (it still decides from the
 //! others' votes and `Term`s), so it never votes twice. Lagging replicas
 //! catch up from delivered epochs that `f + 1` replicas report alike.
+//!
+//! Overlapped epochs ([`Config::pipeline`] > 0, as HoneyBadgerBFT and
+//! aleph-bft pipeline theirs): once this replica's batch for epoch `k` is
+//! certified it proposes for `k + 1` (up to `pipeline` epochs beyond the
+//! current one) while `k`'s agreements still run. Why that is safe:
+//! - every statement (batch digest, echo share, coin share) binds
+//!   `(instance, epoch, proposer)`, so the epochs' broadcasts and
+//!   agreements are independent instances; running them at once changes
+//!   no quorum and no vote of any one of them;
+//! - a replica already takes part in epochs up to `window` ahead (it
+//!   echoes their batches and votes on their certificates), so proposing
+//!   early adds only its own broadcast, under the same durable rules:
+//!   the proposal is persisted before it is sent, echoes are given once
+//!   per `(epoch, proposer)` ever, `VotedIn` records the highest epoch
+//!   voted in, and a delivered epoch keeps later epochs' records;
+//! - delivery stays strictly sequential ([`Replica`] delivers only its
+//!   current epoch; a later epoch that finished first waits), and
+//!   duplicate suppression runs at delivery, so total order and
+//!   "earliest occurrence wins" are unchanged;
+//! - the ACS's vote-0 rule still runs only in the current epoch, so a
+//!   batch proposed ahead gets at least the chance it had before.
+//!
+//! What it costs: a transaction proposed in `k + 1` that `k` also
+//! delivered is a duplicate (removed at delivery), as with `τ > 1`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
@@ -60,6 +84,14 @@ pub struct Config {
     /// duplicate older than this is delivered again (the ledger's nonces
     /// still refuse to execute it twice).
     pub dedup_epochs: u64,
+    /// Epochs beyond the current one this replica may propose for while
+    /// the current one's agreement finishes (0: propose in the current
+    /// epoch only). Capped at `window − 1`. See [`Replica`]'s docs on
+    /// overlapped epochs for why this is safe.
+    pub pipeline: u64,
+    /// Keep every coin flipped ([`Replica::coins`]): for the simulator's
+    /// check that the threshold coin is common; unbounded, off by default.
+    pub record_coins: bool,
     #[cfg(feature = "mutants")]
     pub mutation: Option<Mutation>,
 }
@@ -77,6 +109,9 @@ pub enum Mutation {
     LosePersistedState,
     /// The coin is this replica's own share, not the threshold signature.
     CoinNotThreshold,
+    /// With overlapped epochs, a later epoch whose agreements finished
+    /// first is delivered before the current one (which is skipped).
+    PipelineOutOfOrder,
 }
 
 impl Config {
@@ -92,6 +127,8 @@ impl Config {
             retain: 64,
             sync_batch: 8,
             dedup_epochs: 1_024,
+            pipeline: 0,
+            record_coins: false,
             #[cfg(feature = "mutants")]
             mutation: None,
         }
@@ -358,7 +395,12 @@ struct Coin<'a, C: ThresholdCrypto> {
     aba: u32,
     #[cfg_attr(not(feature = "mutants"), allow(dead_code))]
     local_coin: bool,
+    /// Where flipped coins are recorded, if anywhere ([`Config::record_coins`]).
+    flipped: Option<&'a mut Vec<CoinFlip>>,
 }
+
+/// One coin this replica flipped: `(epoch, agreement, round, value)`.
+pub type CoinFlip = (u64, u32, u32, bool);
 
 impl<C: ThresholdCrypto> CoinOracle<C::Share> for Coin<'_, C> {
     fn share(&mut self, round: u32) -> C::Share {
@@ -372,12 +414,22 @@ impl<C: ThresholdCrypto> CoinOracle<C::Share> for Coin<'_, C> {
             // Planted bug: a coin from this replica's own share only.
             let own = self.share(round);
             let bytes = gridledger_core::codec::encode(&own);
-            return Ok(bytes.iter().fold(0u8, |a, b| a ^ b) & 1 == 1);
+            let v = bytes.iter().fold(0u8, |a, b| a ^ b) & 1 == 1;
+            if let Some(log) = self.flipped.as_mut() {
+                log.push((self.epoch, self.aba, round, v));
+            }
+            return Ok(v);
         }
         let mut s = Shares { shares: shares.clone(), verified: BTreeSet::new() };
         let mut bad = Vec::new();
         match s.try_combine(self.crypto, KeyUse::Coin, &msg, &mut bad) {
-            Some(sig) => Ok(self.crypto.coin(&sig) & 1 == 1),
+            Some(sig) => {
+                let v = self.crypto.coin(&sig) & 1 == 1;
+                if let Some(log) = self.flipped.as_mut() {
+                    log.push((self.epoch, self.aba, round, v));
+                }
+                Ok(v)
+            }
             None => Err(bad),
         }
     }
@@ -386,6 +438,10 @@ impl<C: ThresholdCrypto> CoinOracle<C::Share> for Coin<'_, C> {
         self.crypto.threshold(KeyUse::Coin)
     }
 }
+
+/// An epoch's accepted batches, or the accepted proposers whose batch is
+/// missing.
+type Assembled<G> = Result<Vec<CertifiedBatch<G>>, Vec<u32>>;
 
 /// The LBFT replica.
 pub struct Replica<C: ThresholdCrypto> {
@@ -410,6 +466,7 @@ pub struct Replica<C: ThresholdCrypto> {
     epoch_at_last_tick: u64,
     max_seen_epoch: u64,
     validity: Option<Validity>,
+    coins: Option<Vec<CoinFlip>>,
 }
 
 type StepOf<C> = Step<<C as ThresholdCrypto>::Share, <C as ThresholdCrypto>::Sig>;
@@ -442,6 +499,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch_at_last_tick: epoch,
             max_seen_epoch: epoch,
             validity: None,
+            coins: cfg.record_coins.then(Vec::new),
             cfg,
             crypto,
         };
@@ -489,6 +547,12 @@ impl<C: ThresholdCrypto> Replica<C> {
         )
     }
 
+    /// The coins flipped since this replica started, with
+    /// [`Config::record_coins`] (empty without).
+    pub fn coins(&self) -> &[CoinFlip] {
+        self.coins.as_deref().unwrap_or(&[])
+    }
+
     /// Delivered epochs still in memory.
     pub fn log(&self) -> impl Iterator<Item = &DeliveredEpoch<C::Sig>> {
         self.log.iter()
@@ -504,6 +568,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::WrongQuorum) => m == "quorum",
             Some(Mutation::SkipCertificateCheck) => m == "cert",
             Some(Mutation::CoinNotThreshold) => m == "coin",
+            Some(Mutation::PipelineOutOfOrder) => m == "order",
             Some(Mutation::LosePersistedState) | None => false,
         }
     }
@@ -523,7 +588,8 @@ impl<C: ThresholdCrypto> Replica<C> {
     }
 
     /// This replica's batch for `epoch` (ignored unless it is the current
-    /// epoch and nothing was proposed for it yet).
+    /// epoch, or at most [`Config::pipeline`] epochs ahead, and nothing
+    /// was proposed for it yet).
     pub fn propose(&mut self, epoch: u64, txs: Vec<Tx>) -> StepOf<C> {
         self.propose_at(epoch, txs, 0)
     }
@@ -531,7 +597,7 @@ impl<C: ThresholdCrypto> Replica<C> {
     /// [`Replica::propose`] with the proposer's clock (see [`Batch::time_ms`]).
     pub fn propose_at(&mut self, epoch: u64, txs: Vec<Tx>, time_ms: u64) -> StepOf<C> {
         let mut step = Step::default();
-        if epoch != self.epoch || self.proposed.contains_key(&epoch) {
+        if epoch < self.epoch || epoch > self.epoch + self.pipeline() || self.proposed.contains_key(&epoch) {
             return step;
         }
         let mut bytes = 0usize;
@@ -582,14 +648,41 @@ impl<C: ThresholdCrypto> Replica<C> {
         step.messages.push((to, m));
     }
 
+    /// How far ahead of the current epoch this replica proposes.
+    fn pipeline(&self) -> u64 {
+        self.cfg.pipeline.min(self.cfg.window.saturating_sub(1))
+    }
+
+    /// Proposes (or asks the driver for) the batches due: the current
+    /// epoch's, then — with overlapped epochs — each next one once our
+    /// batch of the one before is certified, up to `pipeline` ahead. A
+    /// proposal restored from disk is broadcast again once per run.
+    fn propose_due(&mut self, step: &mut StepOf<C>) {
+        let e = self.epoch;
+        for k in e..=e + self.pipeline() {
+            match self.proposed.get(&k).cloned() {
+                Some(batch) => {
+                    if self.epochs.get(&k).is_none_or(|s| s.own_digest.is_none()) {
+                        self.broadcast_val(k, batch, step);
+                    }
+                    if !self.epochs.get(&k).is_some_and(|s| s.own_cert_sent) {
+                        return;
+                    }
+                }
+                None => {
+                    if self.need_batch_asked.is_none_or(|a| a < k) {
+                        self.need_batch_asked = Some(k);
+                        step.need_batch = Some(k);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
     fn enter_epoch(&mut self, step: &mut StepOf<C>) {
         let e = self.epoch;
-        if let Some(batch) = self.proposed.get(&e).cloned() {
-            self.broadcast_val(e, batch, step);
-        } else if self.need_batch_asked != Some(e) {
-            self.need_batch_asked = Some(e);
-            step.need_batch = Some(e);
-        }
+        self.propose_due(step);
         self.adopt_synced(step);
         if self.epoch == e {
             self.acs_rules(e, step);
@@ -739,6 +832,9 @@ impl<C: ThresholdCrypto> Replica<C> {
             st.own_cert_sent = true;
             self.send(step, Target::All, Message::Cert { epoch, proposer: me, digest, sig: sig.clone() }, Some(epoch));
             self.accept_cert(epoch, me, digest, sig, step);
+            if self.pipeline() > 0 && epoch >= self.epoch {
+                self.propose_due(step);
+            }
         }
     }
 
@@ -781,6 +877,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch,
             aba: instance,
             local_coin: self.mutation_is("coin"),
+            flipped: self.coins.as_mut(),
         };
         let Some(st) = self.epochs.get_mut(&epoch) else {
             return;
@@ -815,6 +912,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch,
             aba: instance,
             local_coin: self.mutation_is("coin"),
+            flipped: self.coins.as_mut(),
         };
         let st = self.epochs.get_mut(&epoch).expect("created above");
         let s = st.abas[instance as usize].handle(from, round, vote, &mut coin);
@@ -869,48 +967,68 @@ impl<C: ThresholdCrypto> Replica<C> {
         }
     }
 
+    /// Epoch `e`'s accepted batches once every agreement decided:
+    /// `Ok(batches)`, or `Err(missing)` naming the accepted proposers whose
+    /// certified batch is not here yet; `None` while an agreement runs.
+    fn assemble(&self, e: u64) -> Option<Assembled<C::Sig>> {
+        let st = self.epochs.get(&e)?;
+        if st.abas.iter().any(|a| a.decided().is_none()) {
+            return None;
+        }
+        let accepted = (0..self.cfg.n as u32).filter(|&i| st.abas[i as usize].decided() == Some(true));
+        let mut batches = Vec::new();
+        let mut missing = Vec::new();
+        for j in accepted {
+            let Some((digest, sig)) = st.certs.get(&j) else {
+                missing.push(j);
+                continue;
+            };
+            let batch = [st.vals.get(&j), st.fetched.get(&j)]
+                .into_iter()
+                .flatten()
+                .find(|(d, _)| d == digest)
+                .map(|(_, b)| b.clone());
+            match batch {
+                Some(batch) => batches.push(CertifiedBatch { proposer: j, digest: *digest, sig: sig.clone(), batch }),
+                None => missing.push(j),
+            }
+        }
+        Some(if missing.is_empty() { Ok(batches) } else { Err(missing) })
+    }
+
     /// Delivers the current epoch once every agreement decided and every
-    /// accepted batch is here; fetches what is missing.
+    /// accepted batch is here; fetches what is missing. Epochs are
+    /// delivered strictly in order: a later (overlapped) epoch that
+    /// finished first waits for this one.
     fn try_deliver(&mut self, step: &mut StepOf<C>) {
         loop {
             let e = self.epoch;
-            let Some(st) = self.epochs.get_mut(&e) else {
-                return;
-            };
-            if st.abas.iter().any(|a| a.decided().is_none()) {
-                return;
-            }
-            let accepted: Vec<u32> =
-                (0..self.cfg.n as u32).filter(|&i| st.abas[i as usize].decided() == Some(true)).collect();
-            let mut batches = Vec::with_capacity(accepted.len());
-            let mut missing = Vec::new();
-            for &j in &accepted {
-                let Some((digest, sig)) = st.certs.get(&j) else {
-                    missing.push(j);
+            if self.mutation_is("order") {
+                // Planted bug: a later epoch that is ready goes first.
+                let ready = (e + 1..=e + self.pipeline()).find_map(|k| match self.assemble(k) {
+                    Some(Ok(b)) if !matches!(self.assemble(e), Some(Ok(_))) => Some((k, b)),
+                    _ => None,
+                });
+                if let Some((k, batches)) = ready {
+                    self.deliver(DeliveredEpoch { epoch: k, batches }, step);
                     continue;
-                };
-                let batch = [st.vals.get(&j), st.fetched.get(&j)]
-                    .into_iter()
-                    .flatten()
-                    .find(|(d, _)| d == digest)
-                    .map(|(_, b)| b.clone());
-                match batch {
-                    Some(batch) => {
-                        batches.push(CertifiedBatch { proposer: j, digest: *digest, sig: sig.clone(), batch })
-                    }
-                    None => missing.push(j),
                 }
             }
-            if !missing.is_empty() {
-                if !st.fetch_sent {
-                    st.fetch_sent = true;
-                    for j in missing {
-                        step.messages.push((Target::All, Message::Fetch { epoch: e, proposer: j }));
+            match self.assemble(e) {
+                None => return,
+                Some(Ok(batches)) => self.deliver(DeliveredEpoch { epoch: e, batches }, step),
+                Some(Err(missing)) => {
+                    if let Some(st) = self.epochs.get_mut(&e) {
+                        if !st.fetch_sent {
+                            st.fetch_sent = true;
+                            for j in missing {
+                                step.messages.push((Target::All, Message::Fetch { epoch: e, proposer: j }));
+                            }
+                        }
                     }
+                    return;
                 }
-                return;
             }
-            self.deliver(DeliveredEpoch { epoch: e, batches }, step);
         }
     }
 
@@ -1003,6 +1121,20 @@ impl<C: ThresholdCrypto> Replica<C> {
     }
 
     fn on_sync_request(&mut self, from: u32, next: u64, step: &mut StepOf<C>) {
+        // Our decisions in the epoch the peer is stuck at, as `Term`s (a
+        // replica that decided counts for every later round of that
+        // agreement): the peer may be short of exactly the votes we sent
+        // before we moved on, while `f + 1` matching sync records may not
+        // exist yet (we alone delivered it, and a restarted replica only
+        // observes the epochs it voted in — with overlapped epochs, more
+        // of them). Resent each time the peer asks (every tick it is stuck).
+        if let Some(d) = self.log.iter().find(|d| d.epoch == next) {
+            let accepted: BTreeSet<u32> = d.batches.iter().map(|b| b.proposer).collect();
+            for i in 0..self.cfg.n as u32 {
+                let vote = AbaVote::Term(accepted.contains(&i));
+                step.messages.push((Target::One(from), Message::Aba { epoch: next, instance: i, round: 0, vote }));
+            }
+        }
         let records: Vec<_> = self.log.iter().filter(|d| d.epoch >= next).take(self.cfg.sync_batch).cloned().collect();
         if let Some(last) = records.last() {
             self.helped.insert(from, last.epoch);

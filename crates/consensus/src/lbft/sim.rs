@@ -309,6 +309,8 @@ pub struct Scenario {
     pub stop_epoch: u64,
     pub txs_per_node: u64,
     pub batch_size: usize,
+    /// Epochs a replica proposes ahead ([`Config::pipeline`]).
+    pub pipeline: u64,
     pub tick: u64,
     /// Every fault stays within `f` at all times and the network
     /// stabilises: liveness is checked too.
@@ -389,6 +391,8 @@ pub fn scenario(seed: u64) -> Scenario {
         stop_epoch: rng.random_range(4..8),
         txs_per_node: rng.random_range(0..6),
         batch_size: rng.random_range(1..4),
+        // Drawn last, so the other draws of a seed stay what they were.
+        pipeline: rng.random_range(0..3),
         tick: 200,
         expect_liveness,
         // Runs that may stall stop early; the others stop once done.
@@ -418,12 +422,16 @@ pub struct RunResult {
     pub faults: usize,
     pub messages: u64,
     pub end_time: Time,
+    /// Coins each replica flipped (since its last start).
+    pub coins: BTreeMap<u32, Vec<super::replica::CoinFlip>>,
 }
 
 fn make_config(s: &Scenario, me: u32, _mutation: RunMutation) -> Config {
     let mut cfg = Config::new(s.n, me, INSTANCE);
     cfg.tick = s.tick;
     cfg.max_batch_txs = 64;
+    cfg.pipeline = s.pipeline;
+    cfg.record_coins = true;
     #[cfg(feature = "mutants")]
     {
         cfg.mutation = _mutation;
@@ -488,11 +496,19 @@ fn run_with<C: ThresholdCrypto + 'static>(
         correct.iter().all(|&i| sim.node(i).is_some_and(|n| n.replica().epoch() >= stop))
             && s.net.crashes.iter().all(|c| c.restart_at.is_none_or(|r| r <= sim.now()))
     });
+    if std::env::var_os("GRIDLEDGER_LBFT_SIM_DEBUG").is_some() {
+        for i in 0..s.n as u32 {
+            if let Some(node) = sim.node(i) {
+                eprintln!("node {i}: {}", node.replica().summary());
+            }
+        }
+    }
+    let coins = (0..s.n as u32).filter_map(|i| sim.node(i).map(|n| (i, n.replica().coins().to_vec()))).collect();
     let mut deliveries: BTreeMap<u32, Vec<Delivery>> = BTreeMap::new();
     for (_, node, d) in &sim.outputs {
         deliveries.entry(*node).or_default().push(d.clone());
     }
-    RunResult { deliveries, faults: sim.faults.len(), messages: sim.stats.delivered, end_time: sim.now() }
+    RunResult { deliveries, faults: sim.faults.len(), messages: sim.stats.delivered, end_time: sim.now(), coins }
 }
 
 /// Checks agreement, total order, integrity and (where the scenario
@@ -537,6 +553,24 @@ pub fn check(s: &Scenario, r: &RunResult) -> Result<(), String> {
                 };
                 if !submitted.contains(tx) && !s.byzantine.contains_key(&t.origin) {
                     return Err(format!("node {i} delivered {t:?}, which no one submitted"));
+                }
+            }
+        }
+    }
+    // The threshold coin is common: every correct replica that flipped the
+    // coin of (epoch, agreement, round) got the same value.
+    let mut coin: BTreeMap<(u64, u32, u32), (u32, bool)> = BTreeMap::new();
+    for &i in &correct {
+        for &(e, a, round, v) in r.coins.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
+            match coin.get(&(e, a, round)) {
+                Some(&(j, w)) if w != v => {
+                    return Err(format!(
+                        "coin of epoch {e} agreement {a} round {round}: node {j} got {w}, node {i} {v}"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    coin.insert((e, a, round), (i, v));
                 }
             }
         }
