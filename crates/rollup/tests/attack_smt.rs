@@ -285,3 +285,69 @@ fn overlapping_periods_claim_the_same_export_twice() {
         "500 Wh exported once won a second arbitration over an overlapping period"
     );
 }
+
+/// Held: a validator that committed and then died before sending its
+/// dispute (kill -9 between the two calls) re-sends it when it runs again:
+/// its step is a pure function of the batch, its second commitment is
+/// refused as already its own, and the dispute that follows pays it, the
+/// committer. (The roles run inside the driver; this is its restart.)
+#[test]
+fn a_validator_restarted_between_commit_and_dispute_still_disputes_and_is_paid() {
+    let (mut e, exec, batch) = forged_batch();
+    let (validator, calls) = validator_step(&mut e, batch);
+    let c = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
+    // Crash here; the driver runs again from the chain's state.
+    let before = wealth(&e, &validator);
+    let from = e.d.primary.chain.tip().height;
+    e.d.process(&mut rng(0)).unwrap();
+    let h = e.d.batch_header(batch).unwrap();
+    assert!(h.overturned || h.state != gridledger_rollup::primary::BatchState::Open);
+    assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
+    assert!(node_active(&e, &validator.address()), "the validator keeps its deposit");
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    let fees = fees_paid(&e.d, &validator.address(), from);
+    assert_eq!(wealth(&e, &validator) + fees - before, bonus, "the restarted validator is paid the reward");
+}
+
+/// Held: a state witness cannot claim a present record absent (leave it
+/// out), bring a record twice, bring one the entries do not touch, or
+/// swap a record for another key's; each either is refused or opens to
+/// another root.
+#[test]
+fn a_witness_cannot_hide_duplicate_or_swap_records() {
+    use gridledger_rollup::state::{open_witness, witness, StateRecord, WitnessError};
+    let (e, _, batch) = forged_batch();
+    let input = e.d.batch_input(batch).unwrap();
+    let settled = input.state.clone().unwrap();
+    let root = state_root(&settled);
+    let mut keys = gridledger_rollup::state::entry_keys(&input.entries, &[]);
+    keys.extend(gridledger_rollup::state::queue_keys(&input.queue));
+    let w = witness(&settled, &keys);
+    assert!(w.records.len() >= 2, "buyer and seller are funded");
+    assert_eq!(open_witness(&keys, &w).unwrap().1.root(), root);
+    // A present record left out: read as absent, the root differs.
+    let mut hidden = w.clone();
+    hidden.records.remove(0);
+    assert_ne!(open_witness(&keys, &hidden).unwrap().1.root(), root);
+    // Twice.
+    let mut twice = w.clone();
+    twice.records.push(w.records[0].clone());
+    assert_eq!(open_witness(&keys, &twice).unwrap_err(), WitnessError::Extra);
+    // A record of an account the entries do not touch.
+    let mut extra = w.clone();
+    let stranger = trader(3).address();
+    extra.records.push(StateRecord::Participant(stranger, settled.participant(&e.d.cfg.params, &stranger)));
+    assert_eq!(open_witness(&keys, &extra).unwrap_err(), WitnessError::Extra);
+    // One account's record under the other's key.
+    let mut swapped = w.clone();
+    if let (StateRecord::Participant(a, pa), StateRecord::Participant(b, pb)) =
+        (swapped.records[0].clone(), swapped.records[1].clone())
+    {
+        swapped.records[0] = StateRecord::Participant(a, pb);
+        swapped.records[1] = StateRecord::Participant(b, pa);
+        if pa != pb {
+            assert_ne!(open_witness(&keys, &swapped).unwrap().1.root(), root);
+        }
+    }
+}
