@@ -425,3 +425,48 @@ fn a_forged_root_steals_from_an_account_no_entry_names() {
     );
     assert_eq!(stolen, 0, "the executor withdrew {stolen} of the victim's coin");
 }
+
+/// SIDESTEPPED COMMITMENT. A commitment covers one exact dispute, but a
+/// forged batch has many valid disputes. Seeing the validator's revealed
+/// `dispute_state` in the mempool (so learning that batch 1 is forged), a
+/// copier sends another dispute of the same batch, the whole-batch
+/// `dispute` (its records in their canonical order: not a re-encoding of
+/// anything), and it lands first. The dispute it sent was committed by
+/// nobody, so its sender is the discloser.
+///
+/// Expected: the first party to commit to a successful dispute of a batch
+/// is its discloser, whichever valid dispute of that batch lands (the
+/// commitment binds the batch and the committer, not the bytes).
+/// Observed: the copier is paid the reward; the committed validator's
+/// dispute is refused and it earns nothing.
+#[test]
+#[ignore = "attack: after seeing a committed dispute revealed, a copier sends a different valid dispute and takes the reward"]
+fn a_different_dispute_of_the_same_batch_sidesteps_the_commitment() {
+    use gridledger_rollup::primary::Controversial;
+    let (mut e, exec, batch) = forged_batch();
+    let (validator, calls) = validator_step(&mut e, batch);
+    let c = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
+    let p = e.d.cfg.params.clone();
+    let input = e.d.batch_input(batch).unwrap();
+    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    let whole = Controversial {
+        batch,
+        claimed: own.iter().map(|l| l.tcr.clone()).collect(),
+        entries: input.entries.clone(),
+        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+    };
+    let sybil = trader(2);
+    let (sybil0, validator0) = (wealth(&e, &sybil), wealth(&e, &validator));
+    let bond = e.d.cfg.challenge_bond;
+    let copy = e.d.primary_call(&sybil, "dispute", args(&whole), bond).unwrap();
+    let late = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    eprintln!("copier's dispute: {:?}; validator's: {:?}", copy.status, late.status);
+    assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    let sybil_gain = (wealth(&e, &sybil) + copy.fee.0).saturating_sub(sybil0);
+    let validator_gain = (wealth(&e, &validator) + late.fee.0).saturating_sub(validator0);
+    eprintln!("bonus {bonus}; copier gained {sybil_gain}; validator gained {validator_gain}");
+    assert_eq!(validator_gain, bonus, "the committed validator is paid the reward");
+    assert_eq!(sybil_gain, 0, "the copier was paid {sybil_gain}");
+}
