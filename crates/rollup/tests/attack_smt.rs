@@ -470,3 +470,89 @@ fn a_different_dispute_of_the_same_batch_sidesteps_the_commitment() {
     assert_eq!(validator_gain, bonus, "the committed validator is paid the reward");
     assert_eq!(sybil_gain, 0, "the copier was paid {sybil_gain}");
 }
+
+/// Posts batch `batch`'s honest TCRs (the assigned executor's own step),
+/// then tries every per-entry state dispute and the whole-batch dispute
+/// against them; returns how many succeeded.
+fn false_disputes(e: &mut Env, batch: u64) -> usize {
+    use gridledger_rollup::primary::Controversial;
+    use gridledger_rollup::state::entry_witness;
+    use gridledger_rollup::types::tcr_proof;
+    e.d.primary.seal();
+    let input = e.d.batch_input(batch).unwrap();
+    let i = e.d.executors.iter().position(|(k, _)| k.address() == input.header.executor).unwrap();
+    let step = e.d.executors[i].1.on_batch(&input);
+    let key = e.d.executors[i].0.clone();
+    for c in step.calls.into_iter().filter(|c| c.target == Target::Primary) {
+        assert_eq!(e.d.primary_call(&key, c.method, c.args, Amount::ZERO).unwrap().status, TxStatus::Success);
+    }
+    let input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let posted = input.leaves.clone().unwrap();
+    let hashes: Vec<Hash32> = input.entries.iter().map(entry_hash).collect();
+    let challenger = trader(3);
+    let bond = e.d.cfg.challenge_bond;
+    let mut won = 0;
+    for i in 0..posted.len() {
+        let entry = input.entries[i].clone();
+        let proof = tcr_proof(&p.domain, batch, &hashes, &posted, i).unwrap();
+        let (witness, prev) = if i == 0 {
+            (entry_witness(input.state.as_ref().unwrap(), &input.queue, &entry, &posted[i].tcr), None)
+        } else {
+            let before: Vec<Tcr> = posted[..i].iter().map(|l| l.tcr.clone()).collect();
+            let (s, _) = post_state(&p, &input.full_state(&p), &input.entries, &before).unwrap();
+            let pp = tcr_proof(&p.domain, batch, &hashes, &posted, i - 1).unwrap();
+            (
+                entry_witness(&s, &[], &entry, &posted[i].tcr),
+                Some((input.entries[i - 1].clone(), posted[i - 1].clone(), pp)),
+            )
+        };
+        let ds = DisputeState { batch, entry, leaf: posted[i].clone(), proof, prev, witness };
+        let r = e.d.primary_call(&challenger, "dispute_state", args(&ds), bond).unwrap();
+        if r.status == TxStatus::Success {
+            won += 1;
+        } else {
+            assert!(reverted(&r).contains("the state its effects leave"), "{i}: {:?}", r.status);
+        }
+    }
+    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    let whole = Controversial {
+        batch,
+        claimed: own.iter().map(|l| l.tcr.clone()).collect(),
+        entries: input.entries.clone(),
+        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+    };
+    let r = e.d.primary_call(&challenger, "dispute", args(&whole), bond).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    let h = e.d.batch_header(batch).unwrap();
+    if h.overturned || h.state != gridledger_rollup::primary::BatchState::Open {
+        won += 1;
+    }
+    e.d.process(&mut rng(0)).unwrap();
+    won
+}
+
+/// Held: over batches that open, settle by agreement, arbitrate (delivered
+/// and short), and apply funds and a withdrawal on entry 0, every
+/// per-entry state dispute and the whole-batch dispute of the honest
+/// executor's roots are refused as correct.
+#[test]
+fn no_dispute_of_an_honest_root_succeeds() {
+    use gridledger_rollup::types::IorTx;
+    let mut e = funded_with_window(600_000);
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let t1 = terms(&b1, &s, Amount(200_000), 500, 8 * HOUR);
+    let t2 = terms(&b2, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    assert_eq!(false_disputes(&mut e, 0), 0, "batch 0 (funding queue + two ATs)");
+    e.d.set_time(t1.dt_end + MIN);
+    let w = e.d.withdraw(&b2, Amount(1)).unwrap();
+    assert_eq!(w.status, TxStatus::Success, "{:?}", w.status);
+    e.d.fund(&trader(3), coins(1)).unwrap();
+    e.d.submit_block(&[
+        (s.clone(), IorTx::St(st(&t1, 1000, true, Some(&b1)))),
+        (s.clone(), IorTx::St(st(&t2, 200, false, Some(&b2)))),
+    ])
+    .unwrap();
+    assert_eq!(false_disputes(&mut e, 1), 0, "batch 1 (a withdrawal, a fund, an agreed ST and a shortfall)");
+}
