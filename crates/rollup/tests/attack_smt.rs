@@ -556,3 +556,53 @@ fn no_dispute_of_an_honest_root_succeeds() {
     .unwrap();
     assert_eq!(false_disputes(&mut e, 1), 0, "batch 1 (a withdrawal, a fund, an agreed ST and a shortfall)");
 }
+
+/// Held: paths that share all but their last bit, the all-zero and
+/// all-one paths. A proof of one key cannot prove its neighbour absent or
+/// present, presence cannot be claimed for a proved-empty key, a sibling
+/// leaf cannot stand in for an inner node, and updates through the
+/// partial tree give the full tree's root.
+#[test]
+fn neighbouring_paths_and_depth_tricks_do_not_forge() {
+    let mut a = Hash32([0x5a; 32]);
+    a.0[31] &= 0xfe;
+    let mut b = a;
+    b.0[31] |= 1; // differs from `a` in bit 255 only
+    let zero = Hash32([0; 32]);
+    let ones = Hash32([0xff; 32]);
+    let (va, vz, vo) = (Hash32([1; 32]), Hash32([2; 32]), Hash32([3; 32]));
+    let mut full = Smt::new([(a, va), (zero, vz), (ones, vo)]);
+    let root = full.root();
+    // b is absent; proving it with a's proof, or a with b's, fails.
+    let pb = full.proof(&[b]).unwrap();
+    assert_eq!(Smt::from_proof(vec![(b, Hash32::ZERO)], &pb).unwrap().root(), root);
+    assert_ne!(Smt::from_proof(vec![(b, va)], &pb).unwrap().root(), root, "b claimed present");
+    assert_ne!(Smt::from_proof(vec![(a, Hash32::ZERO)], &pb).map(|mut t| t.root()), Ok(root), "a claimed absent");
+    let pa = full.proof(&[a]).unwrap();
+    assert_ne!(Smt::from_proof(vec![(b, va)], &pa).map(|mut t| t.root()), Ok(root), "a's leaf moved to b");
+    // A two-key proof with both; duplicates and disorder are refused.
+    let pab = full.proof(&[a, b]).unwrap();
+    assert_eq!(Smt::from_proof(vec![(a, va), (b, Hash32::ZERO)], &pab).unwrap().root(), root);
+    assert!(Smt::from_proof(vec![(b, Hash32::ZERO), (a, va)], &pab).is_err());
+    assert!(Smt::from_proof(vec![(a, va), (a, Hash32::ZERO)], &pab).is_err());
+    assert!(full.proof(&[a, a]).is_err());
+    // A one-key proof of depth 256 cannot be cut short to name an inner
+    // node as the leaf (a shorter proof is refused).
+    let mut short = pa.clone();
+    short.explicit.pop();
+    assert!(Smt::from_proof(vec![(a, va)], &short).is_err());
+    // Updates through the partial tree: b inserted, a removed, the extreme
+    // paths changed.
+    let mut part = Smt::from_proof(
+        vec![(zero, vz), (a, va), (b, Hash32::ZERO), (ones, vo)],
+        &full.proof(&[zero, a, b, ones]).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(part.root(), root);
+    for (k, v) in [(b, Hash32([9; 32])), (a, Hash32::ZERO), (zero, Hash32([8; 32])), (ones, Hash32::ZERO)] {
+        part.set(k, v);
+        full.set(k, v);
+        assert_eq!(part.root(), full.root());
+    }
+    assert_eq!(full.root(), Smt::new([(b, Hash32([9; 32])), (zero, Hash32([8; 32]))]).root());
+}
