@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::case::{BusType, Case};
 use crate::linalg::{Lu, C64};
-use crate::ModelError;
+use crate::{ModelError, MAX_MODEL_BUSES};
 
 /// Options of the Newton–Raphson solve.
 #[derive(Debug, Clone, Copy)]
@@ -95,7 +95,11 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
     let live: Vec<usize> = (0..case.buses.len()).filter(|&i| case.buses[i].kind != BusType::Isolated).collect();
     let ids: Vec<u32> = live.iter().map(|&i| case.buses[i].id).collect();
     let n = ids.len();
-    let pos = |id: u32| ids.iter().position(|&b| b == id);
+    if n > MAX_MODEL_BUSES {
+        return Err(ModelError::TooLarge { buses: n, max: MAX_MODEL_BUSES });
+    }
+    let at: std::collections::HashMap<u32, usize> = ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let pos = |id: u32| at.get(&id).copied();
     let yb = ybus(case, &pos, n);
 
     // specified injections and initial voltages

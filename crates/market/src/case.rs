@@ -3,9 +3,12 @@
 //! The parser reads the `mpc.version`, `mpc.baseMVA`, `mpc.bus`, `mpc.gen`,
 //! `mpc.branch` and (optional) `mpc.gencost` assignments of a case file.
 //! Comments (`%` to end of line), the `function` line, cell arrays
-//! (`mpc.x = { ... };`) and any other MATLAB statements are skipped, with one
-//! exception: the two unit-conversion idioms used by MATPOWER's `case33bw`
-//! (and other distribution cases built the same way) are recognised —
+//! (`mpc.x = { ... };`), MATPOWER's index helpers (`[PQ, PV, ...] =
+//! idx_bus;`) and assignments to local variables that neither mention `mpc`
+//! nor are read by the idioms below are skipped. The two unit-conversion
+//! idioms used by MATPOWER's `case33bw` (and other distribution cases built
+//! the same way) are recognised, each at most once and only with the
+//! shipped `Vbase`/`Sbase` definitions —
 //!
 //! ```text
 //! mpc.branch(:, [BR_R BR_X]) = mpc.branch(:, [BR_R BR_X]) / (Vbase^2 / Sbase);
@@ -14,10 +17,12 @@
 //!
 //! — where `Vbase` is the first bus's `baseKV` and `Sbase` is `baseMVA`.
 //! Without them `case33bw` (which stores kW/kVAr and ohms) would be read as
-//! megawatts and per-unit values, a silently wrong network. Any other
-//! statement that assigns to part of `mpc` after the matrices is refused
-//! ([`CaseError::UnsupportedCode`]) rather than ignored, because ignoring it
-//! could change the network without notice.
+//! megawatts and per-unit values, a silently wrong network. Every other
+//! construct (an indexed or whole-matrix reassignment, code after a matrix's
+//! `]`, `mpc = f(mpc)`, a redefined base, a repeated conversion, an
+//! assignment after a conversion) is refused ([`CaseError::UnsupportedCode`])
+//! rather than ignored, because ignoring it could change the network without
+//! notice. Files over [`MAX_CASE_BYTES`] are refused; parsing is linear.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -50,8 +55,10 @@ pub enum CaseError {
     Disconnected(u32),
     #[error("`mpc.gencost` has {got} rows but there are {gens} generators")]
     GenCostRows { got: usize, gens: usize },
-    #[error("line {line}: unsupported statement modifies the case: {stmt}")]
+    #[error("line {line}: unsupported construct (it could change the case; refused rather than ignored): {stmt}")]
     UnsupportedCode { line: usize, stmt: String },
+    #[error("case file of {bytes} bytes exceeds the limit of {max} bytes")]
+    TooLarge { bytes: usize, max: usize },
 }
 
 /// MATPOWER bus type.
@@ -159,10 +166,13 @@ impl Case {
         self.branches.iter().filter(|b| b.in_service)
     }
 
-    /// True when the in-service branches form a tree over the non-isolated buses.
+    /// True when the in-service branches form a tree over the non-isolated
+    /// buses (a branch to an isolated bus is in no model, so it does not
+    /// count).
     pub fn is_radial(&self) -> bool {
-        let n = self.buses.iter().filter(|b| b.kind != BusType::Isolated).count();
-        self.live_branches().count() + 1 == n
+        let isolated: BTreeSet<u32> = self.buses.iter().filter(|b| b.kind == BusType::Isolated).map(|b| b.id).collect();
+        let n = self.buses.len() - isolated.len();
+        self.live_branches().filter(|b| !isolated.contains(&b.from) && !isolated.contains(&b.to)).count() + 1 == n
     }
 }
 
@@ -198,20 +208,94 @@ fn parse_num(tok: &str) -> Option<f64> {
     }
 }
 
+/// Smallest and largest `baseMVA` accepted.
+pub const MIN_BASE_MVA: f64 = 1e-6;
+pub const MAX_BASE_MVA: f64 = 1e9;
+
+/// Largest case file accepted, bytes.
+pub const MAX_CASE_BYTES: usize = 16 << 20;
+
+/// The MATLAB statements a case file may contain besides the `mpc.`
+/// assignments, whitespace and commas removed: the two base definitions of
+/// the unit-conversion idiom. Index helpers (`[...] = idx_bus;` etc.) are
+/// recognised by [`is_index_helper`]; anything else is refused.
+const BASE_DEFS: [(&str, BaseDef); 2] =
+    [("Vbase=mpc.bus(1BASE_KV)*1e3;", BaseDef::Vbase), ("Sbase=mpc.baseMVA*1e6;", BaseDef::Sbase)];
+
+#[derive(Clone, Copy, PartialEq)]
+enum BaseDef {
+    Vbase,
+    Sbase,
+}
+
+/// `[NAME, NAME, ...] = idx_bus;` (or `idx_brch`, `idx_gen`, `idx_cost`):
+/// MATPOWER's column-index helpers, which change nothing.
+fn is_index_helper(stmt: &str) -> bool {
+    let Some(rest) = stmt.strip_prefix('[') else { return false };
+    let Some((names, rhs)) = rest.split_once("]=") else { return false };
+    matches!(rhs, "idx_bus;" | "idx_brch;" | "idx_gen;" | "idx_cost;" | "idx_bus" | "idx_brch" | "idx_gen" | "idx_cost")
+        && names.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `name = value;` for a local variable the recognised idioms do not read,
+/// with no reference to `mpc`: it cannot change the case.
+fn is_harmless_local(stmt: &str) -> bool {
+    const READ: [&str; 8] = ["mpc", "Vbase", "Sbase", "BASE_KV", "BR_R", "BR_X", "PD", "QD"];
+    let Some((lhs, rhs)) = stmt.split_once('=') else { return false };
+    !lhs.is_empty()
+        && lhs.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !READ.contains(&lhs)
+        && !rhs.starts_with('=')
+        && !rhs.contains("mpc")
+}
+
+fn unsupported(line: usize, stmt: &str) -> CaseError {
+    CaseError::UnsupportedCode { line, stmt: stmt.trim().to_string() }
+}
+
 fn scan(text: &str) -> Result<Raw, CaseError> {
+    if text.len() > MAX_CASE_BYTES {
+        return Err(CaseError::TooLarge { bytes: text.len(), max: MAX_CASE_BYTES });
+    }
     let mut raw =
         Raw { version: None, base_mva: None, matrices: BTreeMap::new(), convert_r_x: false, convert_kw: false };
     let lines: Vec<&str> = text.lines().map(strip_comment).collect();
+    let mut bases: Vec<BaseDef> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let lineno = i + 1;
-        let line = lines[i].trim();
+        let mut line = lines[i].trim().to_string();
         i += 1;
         if line.is_empty() || line.starts_with("function") {
             continue;
         }
-        let Some(rest) = line.strip_prefix("mpc.") else {
-            continue; // other MATLAB code (index helpers, base computations)
+        let Some(rest) = line.strip_prefix("mpc.").map(str::to_string) else {
+            // MATLAB continuation lines (`...`) join one statement
+            while line.ends_with("...") {
+                line.truncate(line.len() - 3);
+                match lines.get(i) {
+                    Some(next) => line.push_str(next),
+                    None => break,
+                }
+                i += 1;
+            }
+            let stmt = squash(&line);
+            if is_index_helper(&stmt) {
+                continue;
+            }
+            if let Some((_, def)) = BASE_DEFS.iter().find(|(text, _)| *text == stmt) {
+                if bases.contains(def) {
+                    return Err(unsupported(lineno, &line));
+                }
+                bases.push(*def);
+                continue;
+            }
+            if is_harmless_local(&stmt) || stmt == "return;" || stmt == "return" {
+                continue;
+            }
+            // any other code (`mpc = scale_load(2, mpc);`, a redefined
+            // `Vbase`, ...) could change the case: refused, never ignored
+            return Err(unsupported(lineno, &line));
         };
         let Some(eq) = rest.find('=') else {
             return Err(CaseError::Malformed { line: lineno, msg: "assignment without `=`".into() });
@@ -219,40 +303,70 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
         let lhs = rest[..eq].trim();
         let rhs = rest[eq + 1..].trim();
         if !lhs.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            // an indexed assignment such as `mpc.bus(:, [PD, QD]) = ...`
-            let stmt = squash(line);
-            if stmt == "mpc.branch(:[BR_RBR_X])=mpc.branch(:[BR_RBR_X])/(Vbase^2/Sbase);" {
+            // an indexed assignment such as `mpc.bus(:, [PD, QD]) = ...`:
+            // only the two conversions, each once, after its matrix and
+            // (for the ohm one) after both base definitions
+            let stmt = squash(&line);
+            if stmt == "mpc.branch(:[BR_RBR_X])=mpc.branch(:[BR_RBR_X])/(Vbase^2/Sbase);"
+                && !raw.convert_r_x
+                && raw.matrices.contains_key("branch")
+                && raw.matrices.contains_key("bus")
+                && bases.len() == 2
+            {
                 raw.convert_r_x = true;
-            } else if stmt == "mpc.bus(:[PDQD])=mpc.bus(:[PDQD])/1e3;" {
+            } else if stmt == "mpc.bus(:[PDQD])=mpc.bus(:[PDQD])/1e3;"
+                && !raw.convert_kw
+                && raw.matrices.contains_key("bus")
+            {
                 raw.convert_kw = true;
             } else {
-                return Err(CaseError::UnsupportedCode { line: lineno, stmt: line.to_string() });
+                return Err(unsupported(lineno, &line));
             }
             continue;
         }
+        if raw.convert_kw || raw.convert_r_x {
+            // an assignment after a conversion would escape it
+            return Err(unsupported(lineno, &line));
+        }
+        if raw.matrices.contains_key(lhs) || (lhs == "version" && raw.version.is_some()) {
+            return Err(unsupported(lineno, &line));
+        }
         if rhs.starts_with('{') {
             // cell array: skip to its closing brace
-            let mut body = rhs.to_string();
-            while !body.contains('}') {
-                if i >= lines.len() {
+            let mut last = rhs.to_string();
+            while !last.contains('}') {
+                let Some(next) = lines.get(i) else {
                     return Err(CaseError::Malformed { line: lineno, msg: "unterminated cell array".into() });
-                }
-                body.push_str(lines[i]);
+                };
+                last = next.to_string();
                 i += 1;
+            }
+            let after = &last[last.find('}').map_or(last.len(), |k| k + 1)..];
+            if !after.trim().trim_start_matches(';').trim().is_empty() {
+                return Err(unsupported(i, after));
             }
             continue;
         }
         if let Some(after) = rhs.strip_prefix('[') {
+            // linear: only each new line is searched for the closing bracket
             let mut body = String::from(after);
-            while !body.contains(']') {
-                if i >= lines.len() {
+            let mut close = after.find(']');
+            while close.is_none() {
+                let Some(next) = lines.get(i) else {
                     return Err(CaseError::Malformed { line: lineno, msg: format!("unterminated matrix `mpc.{lhs}`") });
-                }
+                };
                 body.push('\n');
-                body.push_str(lines[i]);
+                let start = body.len();
+                body.push_str(next);
                 i += 1;
+                close = next.find(']').map(|k| start + k);
             }
-            let close = body.find(']').unwrap_or(body.len());
+            let close = close.unwrap_or(body.len());
+            let after_close = body[close + 1..].trim().trim_start_matches(';').trim();
+            if !after_close.is_empty() {
+                // `]; mpc.bus(:, 3) = 0;` would otherwise go unseen
+                return Err(unsupported(i.max(lineno), after_close));
+            }
             let mut rows = Vec::new();
             for row in body[..close].split([';', '\n']) {
                 let mut vals = Vec::new();
@@ -270,6 +384,10 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
             raw.matrices.insert(lhs.to_string(), (lineno, rows));
             continue;
         }
+        if matches!(lhs, "bus" | "gen" | "branch" | "gencost" | "areas" | "dcline") || rhs.contains("mpc") {
+            // `mpc.branch = mpc.branch(1:2, :);` and the like
+            return Err(unsupported(lineno, &line));
+        }
         let value = rhs.trim_end_matches(';').trim();
         match lhs {
             "version" => {
@@ -277,6 +395,9 @@ fn scan(text: &str) -> Result<Raw, CaseError> {
                 raw.version = Some((lineno, v));
             }
             "baseMVA" => {
+                if raw.base_mva.is_some() {
+                    return Err(unsupported(lineno, &line));
+                }
                 let v = parse_num(value).ok_or_else(|| CaseError::Malformed {
                     line: lineno,
                     msg: format!("baseMVA {value:?} is not a number"),
@@ -322,12 +443,13 @@ fn build(raw: Raw) -> Result<Case, CaseError> {
         _ => {}
     }
     let base_mva = raw.base_mva.ok_or(CaseError::MissingField("baseMVA"))?.1;
-    if !(base_mva.is_finite() && base_mva > 0.0) {
+    // a sane power base: a subnormal one overflows every rating to +inf
+    if !(base_mva.is_finite() && (MIN_BASE_MVA..=MAX_BASE_MVA).contains(&base_mva)) {
         return Err(CaseError::BadValue {
             matrix: "baseMVA",
             row: 1,
             col: 1,
-            msg: format!("{base_mva} must be positive"),
+            msg: format!("{base_mva} must be between {MIN_BASE_MVA} and {MAX_BASE_MVA} MVA"),
         });
     }
     let bus_rows = rows(&raw, "bus", 13)?.ok_or(CaseError::MissingField("bus"))?;
@@ -365,6 +487,32 @@ fn build(raw: Raw) -> Result<Case, CaseError> {
         };
         if bus.vm <= 0.0 {
             return Err(CaseError::BadValue { matrix: "bus", row: rn, col: 8, msg: "Vm must be positive".into() });
+        }
+        if bus.base_kv < 0.0 {
+            return Err(CaseError::BadValue {
+                matrix: "bus",
+                row: rn,
+                col: 10,
+                msg: "baseKV must not be negative".into(),
+            });
+        }
+        for (col, v) in [(12, bus.vmax), (13, bus.vmin)] {
+            if v < 0.0 {
+                return Err(CaseError::BadValue {
+                    matrix: "bus",
+                    row: rn,
+                    col,
+                    msg: format!("voltage limit {v} is negative"),
+                });
+            }
+        }
+        if bus.vmin > bus.vmax {
+            return Err(CaseError::BadValue {
+                matrix: "bus",
+                row: rn,
+                col: 13,
+                msg: format!("Vmin {} exceeds Vmax {}", bus.vmin, bus.vmax),
+            });
         }
         if raw.convert_kw {
             bus.pd /= 1e3;
@@ -430,11 +578,27 @@ fn build(raw: Raw) -> Result<Case, CaseError> {
             shift_deg: f(9)?,
             in_service: f(10)? > 0.0,
         };
+        if br.rate_a < 0.0 {
+            return Err(CaseError::BadValue {
+                matrix: "branch",
+                row: rn,
+                col: 6,
+                msg: format!("rating {} is negative (0 means unlimited)", br.rate_a),
+            });
+        }
         if raw.convert_r_x {
             let vbase = buses[0].base_kv * 1e3;
             let zbase = vbase * vbase / (base_mva * 1e6);
             br.r /= zbase;
             br.x /= zbase;
+            if !(br.r.is_finite() && br.x.is_finite()) {
+                return Err(CaseError::BadValue {
+                    matrix: "branch",
+                    row: rn,
+                    col: 3,
+                    msg: format!("impedance not finite after the ohm conversion (bus 1 baseKV {})", buses[0].base_kv),
+                });
+            }
         }
         if br.in_service && br.r == 0.0 && br.x == 0.0 {
             return Err(CaseError::BadValue {

@@ -38,11 +38,23 @@ pub enum ClearingError {
     Clear(#[from] ClearError),
     #[error("{algorithm:?} did not converge in {iterations} iterations")]
     NoConvergence { algorithm: Algorithm, iterations: usize },
+    #[error(
+        "{algorithm:?} stopped after {iterations} iterations {gap:e} (relative) off the central optimum, beyond 1e-3"
+    )]
+    OffOptimum { algorithm: Algorithm, iterations: usize, gap: f64 },
 }
+
+/// Largest relative welfare gap to the central optimum [`clear`] accepts
+/// from a distributed algorithm (the 0.1 %).
+pub const MAX_RELATIVE_GAP: f64 = 1e-3;
 
 /// The network rows the market of `case` clears under: LinDistFlow for a
 /// radial feeder, PTDF line limits (ratings × `limit_scale`) otherwise.
 pub fn network_for(case: &Case, limit_scale: f64) -> Result<MarketNetwork, ClearingError> {
+    // refused for every case, also where LinDistFlow has no line ratings to scale
+    if !limit_scale.is_finite() || limit_scale <= 0.0 {
+        return Err(NetworkError::BadScale(limit_scale).into());
+    }
     if case.is_radial() {
         let df = DistFlow::new(case)?;
         Ok(MarketNetwork::distflow(&df, case)?)
@@ -116,8 +128,19 @@ pub fn clear(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> Resu
             (al.settled(), al.iterations, converged, pr)
         }
     };
+    if !converged {
+        // a result that did not reach the stopping criterion is no clearing
+        return Err(ClearingError::NoConvergence { algorithm, iterations });
+    }
     let seconds = t0.elapsed().as_secs_f64();
-    Ok(summarise(market, net, &reference, algorithm, trades, prices, iterations, converged, seconds, &bm, &bn))
+    let c = summarise(market, net, &reference, algorithm, trades, prices, iterations, converged, seconds, &bm, &bn);
+    // the stopping rules are empirical, not certificates: a distributed
+    // result that stopped off the reference by more than the 0.1 %
+    // is refused rather than reported as a clearing
+    if c.relative_gap.abs() > MAX_RELATIVE_GAP {
+        return Err(ClearingError::OffOptimum { algorithm, iterations, gap: c.relative_gap });
+    }
+    Ok(c)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -7,7 +7,9 @@
 //! the clear (its bus and its maximum energy, §6.3.3); the utility or cost
 //! coefficients stay encrypted. The operator publishes the interval's
 //! admission rules (a cap on the admitted maximum energy per bus, kWh as
-//! integer Wh, and a free-text note), then records the admitted request ids.
+//! integer Wh, and a free-text note), then records the admitted request ids
+//! (in batches of at most [`MAX_ADMIT_BATCH`]: `admit_part` calls, then one
+//! `admit` that seals the record; requests close at the first batch).
 //! The enclaves clear exactly the admitted requests, and the digest of their
 //! ciphertexts is the `D` bound into every TEAR-DO proof.
 //!
@@ -29,6 +31,18 @@ pub const REQUEST_TAG: Tag = Tag("gridledger/market/request/v1");
 pub const MAX_REQUEST_BYTES: usize = 4096;
 /// Most requests per interval.
 pub const MAX_REQUESTS: usize = 10_000;
+/// Most requests one account may file per interval, so that one account's
+/// junk cannot fill an interval (a prosumer files one request; the room
+/// left is for aggregators). Every request costs constant gas (a handful of
+/// fixed-size records, nothing that grows with the interval), so filing
+/// more requests only costs the filer.
+pub const MAX_REQUESTS_PER_ACCOUNT: usize = 256;
+/// Most ids per `admit` / `admit_part` call: the operator records a large
+/// admission in batches (each id costs a storage write), `admit_part` for
+/// all but the last, `admit` for the last, which seals the record.
+pub const MAX_ADMIT_BATCH: usize = 16;
+/// Domain tag of the once-per-chain ciphertext record.
+pub const CIPHERTEXT_TAG: Tag = Tag("gridledger/market/ciphertext/v1");
 
 /// `request` arguments.
 #[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
@@ -92,6 +106,55 @@ fn request_key(interval: u64, id: &Hash32) -> Vec<u8> {
     k
 }
 
+fn meta_key(interval: u64, id: &Hash32) -> Vec<u8> {
+    let mut k = key("meta/", interval);
+    k.extend(id.0);
+    k
+}
+
+fn admitted_key(interval: u64, id: &Hash32) -> Vec<u8> {
+    let mut k = key("ok/", interval);
+    k.extend(id.0);
+    k
+}
+
+fn index_key(interval: u64, n: u64) -> Vec<u8> {
+    let mut k = key("idx/", interval);
+    k.extend(n.to_be_bytes());
+    k
+}
+
+fn bus_key(interval: u64, bus: u32) -> Vec<u8> {
+    let mut k = key("bus/", interval);
+    k.extend(bus.to_be_bytes());
+    k
+}
+
+fn account_key(interval: u64, who: &Address) -> Vec<u8> {
+    let mut k = key("acct/", interval);
+    k.extend(who.0);
+    k
+}
+
+/// The interval's request ids in submission order.
+fn listed(ctx: &ViewContext<'_>, interval: u64) -> Result<Vec<Hash32>, ContractError> {
+    let n: u64 = ctx.read_typed(&key("n/", interval))?.unwrap_or(0);
+    let mut ids = Vec::new();
+    for i in 0..n {
+        if let Some(id) = ctx.read_typed::<Hash32>(&index_key(interval, i))? {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// What admission needs of a request: its public fields (one storage word).
+#[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
+struct RequestMeta {
+    bus: u32,
+    e_max_wh: u64,
+}
+
 impl NativeContract for MarketContract {
     fn name(&self) -> &'static str {
         "market"
@@ -104,21 +167,34 @@ impl NativeContract for MarketContract {
                 if a.ciphertext.is_empty() || a.ciphertext.len() > MAX_REQUEST_BYTES {
                     return revert(format!("ciphertext of {} bytes (1 to {MAX_REQUEST_BYTES})", a.ciphertext.len()));
                 }
-                if ctx.read(&key("adm/", a.interval))?.is_some() {
-                    return revert(format!("interval {} is closed: admission already recorded", a.interval));
+                if ctx.read(&key("open/", a.interval))?.is_some() {
+                    return revert(format!("interval {} is closed: admission under way or recorded", a.interval));
+                }
+                // a ciphertext is usable once on this chain: a copy filed by
+                // another account, or replayed into another interval, is refused
+                let ct_hash = ctx.hash(CIPHERTEXT_TAG, &a.ciphertext)?;
+                let mut ct_key = b"ct/".to_vec();
+                ct_key.extend(ct_hash.0);
+                if ctx.read(&ct_key)?.is_some() {
+                    return revert("this ciphertext was already submitted");
                 }
                 let mut body = ctx.caller().0.to_vec();
                 body.extend(a.interval.to_be_bytes());
                 body.extend(&a.ciphertext);
                 let id = ctx.hash(REQUEST_TAG, &body)?;
-                let mut list: Vec<Hash32> = ctx.read_typed(&key("reqs/", a.interval))?.unwrap_or_default();
-                if list.contains(&id) {
-                    return revert("request already submitted");
-                }
-                if list.len() >= MAX_REQUESTS {
+                let count: u64 = ctx.read_typed(&key("n/", a.interval))?.unwrap_or(0);
+                if count >= MAX_REQUESTS as u64 {
                     return revert("interval is full");
                 }
-                list.push(id);
+                let acct = account_key(a.interval, &ctx.caller());
+                let mine: u32 = ctx.read_typed(&acct)?.unwrap_or(0);
+                if mine as usize >= MAX_REQUESTS_PER_ACCOUNT {
+                    return revert(format!(
+                        "account already filed {MAX_REQUESTS_PER_ACCOUNT} requests in interval {}",
+                        a.interval
+                    ));
+                }
+                let meta = RequestMeta { bus: a.bus, e_max_wh: a.e_max_wh };
                 let stored = StoredRequest {
                     id,
                     submitter: ctx.caller(),
@@ -126,8 +202,13 @@ impl NativeContract for MarketContract {
                     e_max_wh: a.e_max_wh,
                     ciphertext: a.ciphertext,
                 };
+                // O(1) records per request: nothing grows with the interval
+                ctx.write(&ct_key, vec![1])?;
                 ctx.write_typed(&request_key(a.interval, &id), &stored)?;
-                ctx.write_typed(&key("reqs/", a.interval), &list)?;
+                ctx.write_typed(&meta_key(a.interval, &id), &meta)?;
+                ctx.write_typed(&index_key(a.interval, count), &id)?;
+                ctx.write_typed(&key("n/", a.interval), &(count + 1))?;
+                ctx.write_typed(&acct, &(mine + 1))?;
                 ctx.emit(
                     "market_request",
                     vec![("interval".into(), a.interval.to_string()), ("id".into(), hex::encode(id.0))],
@@ -146,7 +227,7 @@ impl NativeContract for MarketContract {
                 ctx.emit("market_rules", vec![("interval".into(), r.interval.to_string())])?;
                 Ok(Vec::new())
             }
-            "admit" => {
+            "admit" | "admit_part" => {
                 let a: AdmitArgs = decode_args(args)?;
                 if ctx.caller() != self.operator {
                     return revert("only the grid operator admits requests");
@@ -154,40 +235,54 @@ impl NativeContract for MarketContract {
                 if ctx.read(&key("adm/", a.interval))?.is_some() {
                     return revert(format!("admission for interval {} is already recorded", a.interval));
                 }
+                if a.ids.len() > MAX_ADMIT_BATCH {
+                    return revert(format!("{} ids in one call (at most {MAX_ADMIT_BATCH})", a.ids.len()));
+                }
                 let rules: Option<AdmissionRules> = ctx.read_typed(&key("rules/", a.interval))?;
                 let Some(rules) = rules else {
                     return revert(format!("no admission rules for interval {}", a.interval));
                 };
                 let mut per_bus: Vec<(u32, u64)> = Vec::new();
-                let mut seen = std::collections::BTreeSet::new();
                 for id in &a.ids {
-                    if !seen.insert(*id) {
+                    if ctx.read(&admitted_key(a.interval, id))?.is_some() {
                         return revert("an id is listed twice");
                     }
-                    let r: Option<StoredRequest> = ctx.read_typed(&request_key(a.interval, id))?;
+                    let r: Option<RequestMeta> = ctx.read_typed(&meta_key(a.interval, id))?;
                     let Some(r) = r else {
                         return revert(format!("no request {} in interval {}", hex::encode(id.0), a.interval));
                     };
-                    let total = match per_bus.iter_mut().find(|(b, _)| *b == r.bus) {
-                        Some((_, t)) => {
-                            *t = t.saturating_add(r.e_max_wh);
-                            *t
-                        }
+                    ctx.write(&admitted_key(a.interval, id), vec![1])?;
+                    let i = match per_bus.iter().position(|(b, _)| *b == r.bus) {
+                        Some(i) => i,
                         None => {
-                            per_bus.push((r.bus, r.e_max_wh));
-                            r.e_max_wh
+                            let so_far: u64 = ctx.read_typed(&bus_key(a.interval, r.bus))?.unwrap_or(0);
+                            per_bus.push((r.bus, so_far));
+                            per_bus.len() - 1
                         }
                     };
+                    let total = per_bus[i].1.saturating_add(r.e_max_wh);
+                    per_bus[i].1 = total;
                     if let Some((_, cap)) = rules.bus_caps_wh.iter().find(|(b, _)| *b == r.bus) {
                         if total > *cap {
                             return revert(format!("bus {} would admit {total} Wh over its cap of {cap} Wh", r.bus));
                         }
                     }
                 }
-                ctx.write_typed(&key("adm/", a.interval), &a.ids)?;
+                let before: u64 = ctx.read_typed(&key("open/", a.interval))?.unwrap_or(0);
+                let count = before + a.ids.len() as u64;
+                if method == "admit" {
+                    // the final batch seals the record
+                    ctx.write_typed(&key("adm/", a.interval), &count)?;
+                } else {
+                    for (bus, total) in &per_bus {
+                        ctx.write_typed(&bus_key(a.interval, *bus), total)?;
+                    }
+                }
+                // closes the interval to new requests from the first batch on
+                ctx.write_typed(&key("open/", a.interval), &count)?;
                 ctx.emit(
-                    "market_admitted",
-                    vec![("interval".into(), a.interval.to_string()), ("count".into(), a.ids.len().to_string())],
+                    if method == "admit" { "market_admitted" } else { "market_admitted_part" },
+                    vec![("interval".into(), a.interval.to_string()), ("count".into(), count.to_string())],
                 )?;
                 Ok(Vec::new())
             }
@@ -200,9 +295,8 @@ impl NativeContract for MarketContract {
         match method {
             "rules" => Ok(json!({ "rules": ctx.read_typed::<AdmissionRules>(&key("rules/", a.interval))? })),
             "requests" => {
-                let ids: Vec<Hash32> = ctx.read_typed(&key("reqs/", a.interval))?.unwrap_or_default();
                 let mut out = Vec::new();
-                for id in ids {
+                for id in listed(ctx, a.interval)? {
                     if let Some(r) = ctx.read_typed::<StoredRequest>(&request_key(a.interval, &id))? {
                         out.push(r);
                     }
@@ -210,8 +304,16 @@ impl NativeContract for MarketContract {
                 Ok(json!({ "requests": out }))
             }
             "admitted" => {
-                let ids: Option<Vec<Hash32>> = ctx.read_typed(&key("adm/", a.interval))?;
-                Ok(json!({ "admitted": ids.map(|v| v.iter().map(|h| hex::encode(h.0)).collect::<Vec<_>>()) }))
+                if ctx.read(&key("adm/", a.interval)).is_none() {
+                    return Ok(json!({ "admitted": serde_json::Value::Null }));
+                }
+                let mut out = Vec::new();
+                for id in listed(ctx, a.interval)? {
+                    if ctx.read(&admitted_key(a.interval, &id)).is_some() {
+                        out.push(hex::encode(id.0));
+                    }
+                }
+                Ok(json!({ "admitted": out }))
             }
             other => revert(format!("market has no view {other}")),
         }

@@ -10,7 +10,7 @@
 
 use crate::case::{BusType, Case};
 use crate::linalg::Lu;
-use crate::ModelError;
+use crate::{ModelError, MAX_MODEL_BUSES};
 
 /// The DC model of a case: branch susceptances and the PTDF matrix.
 #[derive(Debug, Clone)]
@@ -44,8 +44,12 @@ impl DcModel {
     pub fn new(case: &Case) -> Result<DcModel, ModelError> {
         let live: Vec<usize> = (0..case.buses.len()).filter(|&i| case.buses[i].kind != BusType::Isolated).collect();
         let bus_ids: Vec<u32> = live.iter().map(|&i| case.buses[i].id).collect();
-        let pos = |id: u32| bus_ids.iter().position(|&b| b == id);
         let n = bus_ids.len();
+        if n > MAX_MODEL_BUSES {
+            return Err(ModelError::TooLarge { buses: n, max: MAX_MODEL_BUSES });
+        }
+        let at: std::collections::HashMap<u32, usize> = bus_ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        let pos = |id: u32| at.get(&id).copied();
         let ref_idx = pos(case.buses[case.ref_index()].id).ok_or(ModelError::NoReference)?;
         let mut lines = Vec::new();
         let mut limits = Vec::new();

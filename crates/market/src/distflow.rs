@@ -11,7 +11,7 @@
 //! All quantities are per unit on the case's `baseMVA`.
 
 use crate::case::{BusType, Case};
-use crate::ModelError;
+use crate::{ModelError, MAX_MODEL_BUSES};
 
 /// A radial feeder's LinDistFlow model.
 #[derive(Debug, Clone)]
@@ -43,7 +43,11 @@ impl DistFlow {
         let live: Vec<usize> = (0..case.buses.len()).filter(|&i| case.buses[i].kind != BusType::Isolated).collect();
         let bus_ids: Vec<u32> = live.iter().map(|&i| case.buses[i].id).collect();
         let n = bus_ids.len();
-        let pos = |id: u32| bus_ids.iter().position(|&b| b == id);
+        if n > MAX_MODEL_BUSES {
+            return Err(ModelError::TooLarge { buses: n, max: MAX_MODEL_BUSES });
+        }
+        let at: std::collections::HashMap<u32, usize> = bus_ids.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        let pos = |id: u32| at.get(&id).copied();
         let root_bus = &case.buses[case.ref_index()];
         let root = pos(root_bus.id).ok_or(ModelError::NoReference)?;
         let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
@@ -73,25 +77,40 @@ impl DistFlow {
         if order.len() != n {
             return Err(ModelError::NotRadial);
         }
-        // path sets: ancestors (as parent-line owners) of each bus
-        let mut path: Vec<Vec<usize>> = vec![Vec::new(); n];
+        // R_jk = resistance from the root to the lowest common ancestor of
+        // j and k. Row by row in BFS order: R_jk = rr_j when k lies in j's
+        // subtree, else R_{parent(j),k} — O(n²) with an Euler tour.
+        let mut rr = vec![0.0; n];
+        let mut xx = vec![0.0; n];
         for &u in order.iter().skip(1) {
-            let p = parent[u].unwrap_or(root);
-            let mut v = path[p].clone();
-            v.push(u);
-            path[u] = v;
+            let (p, b) = (parent[u].unwrap_or(root), parent_branch[u].unwrap_or(0));
+            rr[u] = rr[p] + case.branches[b].r;
+            xx[u] = xx[p] + case.branches[b].x;
+        }
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for &u in order.iter().skip(1) {
+            children[parent[u].unwrap_or(root)].push(u);
+        }
+        let (mut tin, mut tout) = (vec![0usize; n], vec![0usize; n]);
+        let mut clock = 0;
+        let mut stack = vec![(root, false)];
+        while let Some((u, done)) = stack.pop() {
+            if done {
+                tout[u] = clock;
+                continue;
+            }
+            tin[u] = clock;
+            clock += 1;
+            stack.push((u, true));
+            stack.extend(children[u].iter().map(|&c| (c, false)));
         }
         let mut r_path = vec![0.0; n * n];
         let mut x_path = vec![0.0; n * n];
-        for j in 0..n {
+        for &j in order.iter().skip(1) {
+            let p = parent[j].unwrap_or(root);
             for k in 0..n {
-                let (mut r, mut x) = (0.0, 0.0);
-                for &u in path[j].iter().filter(|u| path[k].contains(u)) {
-                    if let Some(b) = parent_branch[u] {
-                        r += case.branches[b].r;
-                        x += case.branches[b].x;
-                    }
-                }
+                let inside = tin[j] <= tin[k] && tin[k] < tout[j];
+                let (r, x) = if inside { (rr[j], xx[j]) } else { (r_path[p * n + k], x_path[p * n + k]) };
                 r_path[j * n + k] = r;
                 x_path[j * n + k] = x;
             }

@@ -14,11 +14,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 
-use crate::contract::{AdmissionRules, AdmitArgs, IntervalArg, MarketContract, RequestArgs, StoredRequest, MARKET_ID};
+use crate::contract::{
+    AdmissionRules, AdmitArgs, IntervalArg, MarketContract, RequestArgs, StoredRequest, MARKET_ID, MAX_ADMIT_BATCH,
+};
 use crate::network::MarketNetwork;
 use crate::problem::{Market, Prosumer, Side};
 use crate::teardo::{Deployed, TearDoConfig, TearDoError, TearDoReport};
-use crate::tee::{encrypt_request, sha, Enclave};
+use crate::tee::{encrypt_request_for, request_binding, sha, Enclave};
 
 /// Bytes of an encoded request.
 pub const REQUEST_BYTES: usize = 1 + 4 + 4 * 8;
@@ -77,6 +79,19 @@ pub enum FrameworkError {
     Request { index: usize, err: RequestError },
     #[error(transparent)]
     Market(#[from] crate::problem::MarketError),
+    #[error("the admitted market cannot be cleared: {0}")]
+    Infeasible(#[from] crate::central::ClearError),
+    #[error("TEAR-DO did not converge in {0} iterations")]
+    NoConvergence(usize),
+}
+
+/// An admitted request the enclaves excluded from the clearing, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Excluded {
+    /// Index in the interval's submission order.
+    pub index: usize,
+    pub id: String,
+    pub reason: String,
 }
 
 /// What one interval did.
@@ -87,6 +102,8 @@ pub struct IntervalOutcome {
     pub admitted: Vec<String>,
     /// Requests the operator deferred (index in submission order).
     pub deferred: Vec<usize>,
+    /// Admitted requests the enclaves excluded (invalid or impossible).
+    pub excluded: Vec<Excluded>,
     /// Chain height after the admission record.
     pub height: u64,
     pub teardo: TearDoReport,
@@ -103,7 +120,8 @@ fn chain_err(e: impl std::fmt::Display) -> FrameworkError {
 
 /// Runs one interval: D-TASK, encrypted requests on chain, admission under a
 /// per-bus cap of `bus_cap_wh` (None: no cap), TEAR-DO over the admitted
-/// requests. The chain lives in `dir`.
+/// requests. The chain lives in `dir`. Keys, `rn` and the prosumers'
+/// encryption randomness come from the operating system.
 pub fn run_interval(
     dir: &Path,
     requests: &Market,
@@ -111,20 +129,47 @@ pub fn run_interval(
     config: TearDoConfig,
     bus_cap_wh: Option<u64>,
 ) -> Result<IntervalOutcome, FrameworkError> {
-    let deployed = Deployed::deploy(config.clone())?;
+    let deployed = Deployed::deploy(config)?;
+    interval_with(dir, requests, net, deployed, ChaCha20Rng::from_os_rng(), bus_cap_wh)
+}
+
+/// INSECURE, for tests and reproducible benchmarks only: [`run_interval`]
+/// with every key, `rn` and the encryption randomness derived from the
+/// public `config.seed` (anyone who knows it decrypts every request).
+pub fn run_interval_insecure_seeded(
+    dir: &Path,
+    requests: &Market,
+    net: &MarketNetwork,
+    config: TearDoConfig,
+    bus_cap_wh: Option<u64>,
+) -> Result<IntervalOutcome, FrameworkError> {
+    let rng = ChaCha20Rng::seed_from_u64(config.seed ^ 0x6d61726b6574);
+    let deployed = Deployed::deploy_insecure_seeded(config)?;
+    interval_with(dir, requests, net, deployed, rng, bus_cap_wh)
+}
+
+fn interval_with(
+    dir: &Path,
+    requests: &Market,
+    net: &MarketNetwork,
+    deployed: Deployed,
+    mut rng: ChaCha20Rng,
+    bus_cap_wh: Option<u64>,
+) -> Result<IntervalOutcome, FrameworkError> {
     let prosumers: Vec<&Prosumer> = requests.buyers.iter().chain(&requests.sellers).collect();
     let operator = dev_key(0);
     let mut registry = gridledger_ledger::ContractRegistry::new();
     registry.register(MARKET_ID, Arc::new(MarketContract { operator: operator.address() }));
     let mut chain = DevChain::open(dir, prosumers.len() + 1, Amount(1_000_000_000_000), registry).map_err(chain_err)?;
     let interval = 1u64;
-    let mut rng = ChaCha20Rng::seed_from_u64(config.seed ^ 0x6d61726b6574);
+    let chain_id = chain.chain.genesis().chain_id;
     // phase 1: encrypted requests
     let keys: Vec<KeyPair> = (1..=prosumers.len()).map(dev_key).collect();
     let mut ids = Vec::new();
     for (i, p) in prosumers.iter().enumerate() {
         let e_max_wh = (p.e_max * 1000.0).round_ties_even().clamp(0.0, u64::MAX as f64) as u64;
-        let ct = encrypt_request(&deployed.keys, &encode_request(p), &mut rng);
+        let binding = request_binding(chain_id, interval, &keys[i].address().0);
+        let ct = encrypt_request_for(&deployed.keys, &encode_request(p), &binding, &mut rng);
         let args = RequestArgs { interval, bus: p.bus, e_max_wh, ciphertext: ct };
         let r = chain.call(&keys[i], MARKET_ID, "request", borsh::to_vec(&args).unwrap_or_default(), Amount(0));
         let r = r.map_err(chain_err)?;
@@ -166,10 +211,17 @@ pub fn run_interval(
             deferred.push(i);
         }
     }
-    let args = AdmitArgs { interval, ids: admitted.clone() };
-    let r = chain.call(&operator, MARKET_ID, "admit", borsh::to_vec(&args).unwrap_or_default(), Amount(0));
-    if let TxStatus::Reverted(why) = r.map_err(chain_err)?.status {
-        return Err(FrameworkError::Chain(format!("admission reverted: {why}")));
+    // recorded in batches (each id is a storage write): `admit_part` for all
+    // but the last batch, `admit` for the last, which seals the record
+    let batches: Vec<&[Hash32]> =
+        if admitted.is_empty() { vec![&[][..]] } else { admitted.chunks(MAX_ADMIT_BATCH).collect() };
+    for (k, batch) in batches.iter().enumerate() {
+        let method = if k + 1 == batches.len() { "admit" } else { "admit_part" };
+        let args = AdmitArgs { interval, ids: batch.to_vec() };
+        let r = chain.call(&operator, MARKET_ID, method, borsh::to_vec(&args).unwrap_or_default(), Amount(0));
+        if let TxStatus::Reverted(why) = r.map_err(chain_err)?.status {
+            return Err(FrameworkError::Chain(format!("admission reverted: {why}")));
+        }
     }
     let height = chain.chain.tip().height;
     // phase 2→3: the enclaves read the admitted requests from the chain
@@ -179,37 +231,76 @@ pub fn run_interval(
     let adm = chain.chain.view(MARKET_ID, "admitted", &arg).map_err(chain_err)?;
     let admitted_hex: Vec<String> = serde_json::from_value(adm["admitted"].clone()).unwrap_or_default();
     let reader = deployed.selected.first().copied().unwrap_or(0);
-    let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
-    let mut digest_input = Vec::new();
+    // the enclaves decrypt every admitted request; one that does not open,
+    // does not match its public fields or whose own numbers are invalid is
+    // excluded with a record instead of vetoing everyone's interval
+    let mut excluded: Vec<Excluded> = Vec::new();
+    let mut valid: Vec<(usize, Prosumer, &[u8])> = Vec::new();
     for (index, r) in stored.iter().enumerate() {
         if !admitted_hex.contains(&hex::encode(r.id.0)) {
             continue;
         }
-        let plain = deployed.enclaves[reader]
-            .open_request(&r.ciphertext)
-            .map_err(|_| FrameworkError::Request { index, err: RequestError::Length(0) })?;
-        let p = decode_request(&plain).map_err(|err| FrameworkError::Request { index, err })?;
-        if p.bus != r.bus {
-            return Err(FrameworkError::Request { index, err: RequestError::PublicFields("bus") });
+        let checked = deployed.enclaves[reader]
+            .open_request_for(&r.ciphertext, &request_binding(chain_id, interval, &r.submitter.0))
+            .map_err(|e| format!("does not decrypt: {e}"))
+            .and_then(|plain| decode_request(&plain).map_err(|e| e.to_string()))
+            .and_then(|p| {
+                if p.bus != r.bus {
+                    return Err(RequestError::PublicFields("bus").to_string());
+                }
+                if !((p.e_max * 1000.0).round_ties_even() - r.e_max_wh as f64).abs().le(&0.5) {
+                    return Err(RequestError::PublicFields("e_max").to_string());
+                }
+                p.check(p.side, index, &net.bus_ids).map_err(|e| e.to_string())?;
+                Ok(p)
+            });
+        match checked {
+            Ok(p) => valid.push((index, p, &r.ciphertext)),
+            Err(reason) => excluded.push(Excluded { index, id: hex::encode(r.id.0), reason }),
         }
-        if ((p.e_max * 1000.0).round_ties_even() - r.e_max_wh as f64).abs() > 0.5 {
-            return Err(FrameworkError::Request { index, err: RequestError::PublicFields("e_max") });
-        }
-        digest_input.extend(&r.ciphertext);
+    }
+    // a hidden minimum no counterparty side could ever meet (more than the
+    // other side offers at most, all together) is a lie or an error: excluded
+    loop {
+        let total = |side: Side| valid.iter().filter(|(_, p, _)| p.side == side).map(|(_, p, _)| p.e_max).sum::<f64>();
+        let (buy_max, sell_max) = (total(Side::Buyer), total(Side::Seller));
+        let bad = valid.iter().position(|(_, p, _)| match p.side {
+            Side::Buyer => p.e_min > sell_max,
+            Side::Seller => p.e_min > buy_max,
+        });
+        let Some(k) = bad else { break };
+        let (index, p, _) = valid.remove(k);
+        let other = if p.side == Side::Buyer { sell_max } else { buy_max };
+        let id = stored.get(index).map(|r| hex::encode(r.id.0)).unwrap_or_default();
+        let reason = format!("e_min {} kWh exceeds the other side's total e_max {other} kWh", p.e_min);
+        excluded.push(Excluded { index, id, reason });
+    }
+    excluded.sort_by_key(|e| e.index);
+    let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
+    let mut digest_input = Vec::new();
+    for (_, p, ct) in valid {
+        digest_input.extend(ct);
         match p.side {
             Side::Buyer => market.buyers.push(p),
             Side::Seller => market.sellers.push(p),
         }
     }
     market.validate(&net.bus_ids)?;
+    // the enclaves hold every request: a market no dispatch can clear within
+    // the network limits is refused before the distributed iteration starts
+    crate::central::solve(&market, net)?;
     let digest = sha(&[b"gridledger/market/admitted", &digest_input]);
     let mut tear = deployed.start(&market, net, digest)?;
     let teardo = tear.run(&market);
+    if !teardo.converged {
+        return Err(FrameworkError::NoConvergence(teardo.iterations));
+    }
     let trades = tear.pd.settled();
     Ok(IntervalOutcome {
         submitted: prosumers.len(),
         admitted: admitted_hex,
         deferred,
+        excluded,
         height,
         teardo,
         welfare: market.welfare(&trades),

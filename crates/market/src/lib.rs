@@ -71,4 +71,10 @@ pub enum ModelError {
     NoConvergence { iterations: usize, mismatch: f64 },
     #[error(transparent)]
     Linalg(#[from] linalg::LinalgError),
+    #[error("{buses} buses exceed the dense network models' limit of {max}")]
+    TooLarge { buses: usize, max: usize },
 }
+
+/// Most (non-isolated) buses the dense models (DC/PTDF, LinDistFlow, AC
+/// power flow) accept: their matrices are n² (5,000 buses: 200 MB each).
+pub const MAX_MODEL_BUSES: usize = 5_000;

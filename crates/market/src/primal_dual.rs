@@ -37,8 +37,8 @@
 //! term's curvature grows with the market) the method reaches the Clarabel
 //! optimum within 10⁻³ on the congested case30 markets of the tests.
 //!
-//! Stopping rule: the seed's tolerance `10⁻³` (per prosumer total, so
-//! `10⁻³ / max(M, N)` per trade) on the reciprocity residual `max |x − y|`,
+//! Stopping rule: a tenth of the seed's tolerance, `10⁻⁴` per prosumer
+//! total (so `10⁻⁴ / max(M, N)` per trade) on the reciprocity residual `max |x − y|`,
 //! on the largest trade change of the iteration (scaled by `α`) and on the
 //! largest violation of a network row (kW).
 //!
@@ -47,16 +47,24 @@
 //! a difference of two bus prices, never as an `R × M × N` tensor; all
 //! working vectors are allocated once in [`PrimalDual::new`].
 //!
-//! Layout and passes: each party's own variables are contiguous (`x`
-//! buyer-major, `y` and `λ` seller-major); a side reads the other side's
-//! values through a gather of eight rows (columns) at a time. A buyer's or
-//! seller's update is two sweeps plus the projection's: the gradient step
-//! with the clamped sum, then `max(0, v − τ)` with the change (buyers) or
-//! the price update and residual (sellers) and the new total, which the next
-//! iteration reuses. The network rows' excesses at the new iterate serve the
-//! next iteration's line prices. Reductions keep eight partial sums
-//! ([`lane_sum`]); the sans-IO subproblems use the same functions, so both
-//! paths agree bit for bit. Measured with
+//! Layout and passes: every trade matrix (`x`, `y`, `λ` and the buyers'
+//! view `q = λ − ρ y` of the seller's two values, which the seller writes
+//! with them) is seller-major, so nothing is ever transposed or gathered.
+//! Pass 1 sweeps the matrices column by column, element-wise over the
+//! buyers (their statistics kept as arrays, structure of arrays), and forms every buyer's gradient step `v` (the update above, with
+//! `−λ − ρ (x − y)` written `−ρ x − q`) together with what the
+//! projection needs: the clamped sum and, against the support of the
+//! buyer's previous row, that support's sum, size, smallest value and the
+//! largest value outside it. From these [`warm_tau`] gives the projection's
+//! threshold with no further sweep whenever the support is unchanged (the
+//! common case near convergence); otherwise Michelot's sweeps run on that
+//! buyer's row. Pass 2, per seller column: the buyers' `max(0, v − τ)` in
+//! that column (change, totals), then the seller's own step on the new
+//! column (contiguous), its projection the same way, the price update and
+//! the residual. Reductions over a contiguous column keep partial sums per
+//! lane; a buyer's sums run over the sellers in order. The sans-IO
+//! subproblems call the same kernels, so both paths agree bit for bit.
+//! Measured with
 //! `cargo run --release -p gridledger-market --example figures -- --step`.
 
 use serde::Serialize;
@@ -180,7 +188,7 @@ fn capped_tau(v: &[f64], lo: f64, hi: f64, clamped: f64) -> f64 {
     let mut tau = (lane_sum(v) - target) / count;
     loop {
         let (sum, k) = lane_above(v, tau);
-        if k == 0.0 || k == count {
+        if k == 0.0 || k >= count {
             break;
         }
         count = k;
@@ -214,34 +222,80 @@ impl PdParams {
         let rho = 0.05;
         let alpha = 1.0 / (a_max * k + 2.0 * rho);
         let c = 1.0 / (4.0 * (market.buyers.len() + market.sellers.len()) as f64);
-        // the seed's 1e-3 per prosumer total, i.e. 1e-3 / max(M, N) per trade
-        PdParams { rho, alpha, gamma: 0.25 * c, c, tol: 1e-3 / k, max_iter: 200_000 }
+        // a tenth of the seed's 1e-3 per prosumer total, i.e. 1e-4 / max(M, N)
+        // per trade: with 1e-3 congested case30 markets stopped 0.17 % and
+        // 0.20 % off the optimum (an overload of 2.5e-4 kW inside the
+        // tolerance, priced by a high line dual); 1e-4 costs ~10 % more
+        // iterations and brought those to 1e-4 and 2e-4 (an empirical
+        // margin, not a certificate; `clearing::clear` also checks the gap)
+        PdParams { rho, alpha, gamma: 0.25 * c, c, tol: 1e-4 / k, max_iter: 200_000 }
     }
 }
 
-/// Buyers (or sellers) whose rows (columns) are gathered together: eight
-/// `f64` fill one cache line, so a block's strided gather reads each line
-/// of the other layout once.
-const BLOCK: usize = 8;
+/// Lanes of the per-column reductions: independent partial results, so
+/// the compiler can keep them in vector registers.
+const L: usize = 4;
+
+/// What a gradient step's sweep learns about its values `v` for the
+/// projection ([`warm_tau`]), against the support `S = {x_old > 0}` of the
+/// party's previous iterate.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    /// `Σ max(0, v)`.
+    clamped: f64,
+    /// `Σ_{k∈S} v_k` and `|S|`.
+    sum_s: f64,
+    cnt_s: f64,
+    /// `min_{k∈S} v_k` and `max_{k∉S} v_k`.
+    min_s: f64,
+    max_n: f64,
+}
+
+/// The projection's threshold `τ` without another sweep, when it can be
+/// had from the sweep's [`Stats`]: `0` when the clamped sum is within
+/// `[lo, hi]`; otherwise the root of `Σ max(0, v − τ) = target` if the
+/// previous support `S` is still the support (`τ = (Σ_S v − target)/|S|`
+/// with every `v` in `S` above `τ` and every other at or below it — then
+/// `τ` is exactly Michelot's fixed point). Near convergence the support
+/// rarely changes, so this replaces the projection's extra sweeps; `None`
+/// asks for [`capped_tau`].
+fn warm_tau(st: &Stats, lo: f64, hi: f64) -> Option<f64> {
+    let target = if st.clamped > hi {
+        hi
+    } else if st.clamped < lo {
+        lo
+    } else {
+        return Some(0.0);
+    };
+    if st.cnt_s == 0.0 {
+        return None;
+    }
+    let tau = (st.sum_s - target) / st.cnt_s;
+    (st.min_s > tau && st.max_n <= tau).then_some(tau)
+}
 
 /// State of the primal–dual iteration.
 ///
-/// Layout: each party's own variables are contiguous. The buyers' copies
-/// `x` are buyer-major (`x[m·N + n]`); the sellers' copies `y` and their
-/// prices `λ` are **seller-major** (`y[n·M + m]`). Each side gathers the
-/// other side's values in blocks of [`BLOCK`] rows or columns, so one
-/// iteration streams every matrix a few times and allocates nothing.
+/// Layout: every trade matrix is **seller-major** (`[n·M + m]`): the
+/// sellers' columns are contiguous, and the buyers' pass sweeps the same
+/// matrices column by column, each buyer's statistics kept in arrays over
+/// the buyers. No matrix is ever transposed or gathered; one
+/// iteration streams each matrix about twice and allocates nothing.
 #[derive(Debug, Clone)]
 pub struct PrimalDual {
     pub params: PdParams,
     pub buyers: usize,
     pub sellers: usize,
-    /// Buyers' trade copies `x[m·N + n]`, kWh.
-    pub x: Vec<f64>,
+    /// Buyers' trade copies `x[n·M + m]` (seller-major), kWh; see
+    /// [`PrimalDual::x_at`] and [`PrimalDual::buyer_row`].
+    x: Vec<f64>,
     /// Sellers' trade copies `y[n·M + m]` (seller-major), kWh.
     pub y: Vec<f64>,
     /// Reciprocity prices `λ[n·M + m]` (seller-major), $/kWh.
     pub lambda: Vec<f64>,
+    /// What a buyer's step reads of the seller's two values:
+    /// `q = λ − ρ y` (seller-major), written with them.
+    q: Vec<f64>,
     /// Network-row multipliers `μ_r ≥ 0`, $/kWh.
     pub mu: Vec<f64>,
     /// `G` restricted to the network's rows (row-major `R × K`) and `h`.
@@ -256,21 +310,25 @@ pub struct PrimalDual {
     prices_ready: bool,
     /// `excess[r] = G_r p(x) − h_r` is current for `x`.
     excess_valid: bool,
-    /// Every bus line price is zero (no row priced): the buyers skip `π`.
-    prices_zero: bool,
     // working vectors, allocated once
     excess: Vec<f64>,
     bus_price: Vec<f64>,
     inj: Vec<f64>,
-    /// A block of gathered rows or columns (`BLOCK × max(M, N)` each).
-    blk_a: Vec<f64>,
-    blk_b: Vec<f64>,
-    /// `Σ_n x_mn` and `Σ_m y_mn` of the current iterate.
+    /// The buyers' gradient steps `v` (seller-major, `M × N`).
+    v: Vec<f64>,
+    /// `Σ_n x_mn` and `Σ_m y_mn` of the current iterate; `Σ_m x_mn`.
     xt: Vec<f64>,
     yt: Vec<f64>,
-    y_new: Vec<f64>,
-    line: Vec<f64>,
-    row_new: Vec<f64>,
+    xcol: Vec<f64>,
+    /// Per buyer: the marginal, the own bus line price, the threshold.
+    gb: Vec<f64>,
+    own: Vec<f64>,
+    tau: Vec<f64>,
+    bstats: BuyerStats,
+    /// Per seller: the bus line price.
+    bp_col: Vec<f64>,
+    /// A seller's gradient step, a buyer's gathered row (length `max(M, N)`).
+    col: Vec<f64>,
     /// `x` before the round of buyer updates (sans-IO path only).
     old: Vec<f64>,
 }
@@ -285,143 +343,271 @@ pub struct StepReport {
     pub converged: bool,
 }
 
-/// `dst[b·len + j] = src[j·stride + first + b]` for `b < count`, `j < len`:
-/// `count` rows (columns) of the other layout, each made contiguous. A free
-/// function over plain slices, so the compiler keeps every pointer in a
-/// register (through `self` it reloaded them for every element).
-fn gather(src: &[f64], stride: usize, first: usize, count: usize, len: usize, dst: &mut [f64]) {
-    for b in 0..count {
-        let out = &mut dst[b * len..(b + 1) * len];
-        let col = &src[first + b..];
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = col[j * stride];
+/// Buyer `m`'s gradient step on trade `(m, n)`:
+/// `x + α (U'_m − ρ x − q − π_mn)` with `q = λ − ρ y` and the line price
+/// `π_mn = bp_n − own_m` (seed's [232]; the same as
+/// `x + α (U' − λ − ρ (x − y) − π)`).
+#[inline(always)]
+fn buyer_value(x: f64, q: f64, g: f64, bp_n: f64, own: f64, prm: &PdParams) -> f64 {
+    x + prm.alpha * (g - prm.rho * x - q - (bp_n - own))
+}
+
+/// Every buyer's [`Stats`] as arrays over the buyers (structure of arrays),
+/// updated column by column by [`buyer_column`].
+#[derive(Debug, Clone)]
+struct BuyerStats {
+    clamped: Vec<f64>,
+    sum_s: Vec<f64>,
+    cnt_s: Vec<f64>,
+    min_s: Vec<f64>,
+    max_n: Vec<f64>,
+}
+
+impl BuyerStats {
+    fn new(m: usize) -> Self {
+        BuyerStats {
+            clamped: vec![0.0; m],
+            sum_s: vec![0.0; m],
+            cnt_s: vec![0.0; m],
+            min_s: vec![f64::INFINITY; m],
+            max_n: vec![f64::NEG_INFINITY; m],
+        }
+    }
+
+    fn reset(&mut self) {
+        self.clamped.fill(0.0);
+        self.sum_s.fill(0.0);
+        self.cnt_s.fill(0.0);
+        self.min_s.fill(f64::INFINITY);
+        self.max_n.fill(f64::NEG_INFINITY);
+    }
+
+    fn get(&self, m: usize) -> Stats {
+        Stats {
+            clamped: self.clamped[m],
+            sum_s: self.sum_s[m],
+            cnt_s: self.cnt_s[m],
+            min_s: self.min_s[m],
+            max_n: self.max_n[m],
         }
     }
 }
 
-/// Buyer `m`'s gradient step `v = x + α (U'(Σx) − λ − ρ (x − y) − π)`
-/// (`total = Σ x`, kept from the previous iteration); returns `Σ max(0, v)`.
+/// The buyers' pass on one seller's column (`x`, `q`, `v` hold that
+/// column, one entry per buyer): `v = buyer_value(..)` and every buyer's
+/// [`Stats`] updated, element by element over the buyers — no reduction
+/// and no dependency between iterations, so the loop vectorises; each
+/// buyer's statistics thus run over the sellers in order. (Keeping a few
+/// buyers' statistics in registers instead and walking down the sellers
+/// was slower: every sum then waits for the previous seller's.)
 #[allow(clippy::too_many_arguments)]
-fn buyer_update(
+fn buyer_column(
+    x: &[f64],
+    q: &[f64],
+    v: &mut [f64],
+    g: &[f64],
+    own: &[f64],
+    bp: f64,
+    st: &mut BuyerStats,
+    prm: &PdParams,
+) {
+    let BuyerStats { clamped, sum_s, cnt_s, min_s, max_n } = st;
+    buyer_kernel(x, q, v, g, own, bp, [clamped, sum_s, cnt_s, min_s, max_n], prm);
+}
+
+/// [`buyer_column`] on plain slices: each statistic its own `&mut` slice,
+/// so the compiler knows none overlaps another (through one struct it
+/// could not); not inlined, so that stays known. Outside its set a value
+/// is moved to `±∞` for the min/max, so each statistic is one
+/// compare-and-select (a min/max instruction).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn buyer_kernel(
+    x: &[f64],
+    q: &[f64],
+    v: &mut [f64],
+    g: &[f64],
+    own: &[f64],
+    bp: f64,
+    [cl, ss, cs, mn, mx]: [&mut [f64]; 5],
+    prm: &PdParams,
+) {
+    let n = v.len();
+    let (x, q, g, own) = (&x[..n], &q[..n], &g[..n], &own[..n]);
+    let (cl, ss, cs, mn, mx) = (&mut cl[..n], &mut ss[..n], &mut cs[..n], &mut mn[..n], &mut mx[..n]);
+    for k in 0..n {
+        let old = x[k];
+        let val = buyer_value(old, q[k], g[k], bp, own[k], prm);
+        v[k] = val;
+        let ins = old > 0.0;
+        let (off_in, off_out) = if ins { (0.0, f64::INFINITY) } else { (f64::INFINITY, 0.0) };
+        let (w_in, w_out) = (val + off_in, val - off_out);
+        cl[k] += if val > 0.0 { val } else { 0.0 };
+        ss[k] += if ins { val } else { 0.0 };
+        cs[k] += if ins { 1.0 } else { 0.0 };
+        mn[k] = if w_in < mn[k] { w_in } else { mn[k] };
+        mx[k] = if w_out > mx[k] { w_out } else { mx[k] };
+    }
+}
+
+/// `x ← max(0, v − τ)` for one seller's column of buyers (each buyer with
+/// its own `τ`), adding to the buyers' totals; returns `max |x_new − x_old|`.
+fn buyer_finish(v: &[f64], tau: &[f64], x: &mut [f64], totals: &mut [f64]) -> f64 {
+    let n = x.len();
+    let (v, tau, totals) = (&v[..n], &tau[..n], &mut totals[..n]);
+    let mut chg = [0.0f64; L];
+    let chunks = v.chunks_exact(L).zip(tau.chunks_exact(L)).zip(x.chunks_exact_mut(L)).zip(totals.chunks_exact_mut(L));
+    for (((vc, tc), xc), sc) in chunks {
+        for i in 0..L {
+            let new = (vc[i] - tc[i]).max(0.0);
+            let d = (new - xc[i]).abs();
+            chg[i] = if d > chg[i] { d } else { chg[i] };
+            xc[i] = new;
+            sc[i] += new;
+        }
+    }
+    let mut change = chg.iter().fold(0.0f64, |m, d| m.max(*d));
+    for k in n - n % L..n {
+        let new = (v[k] - tau[k]).max(0.0);
+        change = change.max((new - x[k]).abs());
+        x[k] = new;
+        totals[k] += new;
+    }
+    change
+}
+
+/// Seller `n`'s gradient step `v = y + α (−C'(Σy) + λ + ρ (x − y))`
+/// (`total = Σ y`, kept from the previous iteration); returns `Σ max(0, v)`
+/// and, over the support `S = {y > 0}` of the old column, `Σ_S v` and `|S|`
+/// (partial sums per lane).
+fn seller_update(
     p: &Prosumer,
     total: f64,
     x: &[f64],
     y: &[f64],
     lambda: &[f64],
-    line: &[f64],
     prm: &PdParams,
     v: &mut [f64],
-) -> f64 {
-    let n = x.len();
-    let (y, lambda, line, v) = (&y[..n], &lambda[..n], &line[..n], &mut v[..n]);
-    let g = p.marginal(total);
-    let (alpha, rho) = (prm.alpha, prm.rho);
-    let full = n - n % LANES;
-    let mut acc = [0.0f64; LANES];
-    for c in (0..full).step_by(LANES) {
-        for i in 0..LANES {
-            let k = c + i;
-            let val = x[k] + alpha * (g - lambda[k] - rho * (x[k] - y[k]) - line[k]);
-            v[k] = val;
-            acc[i] += if val > 0.0 { val } else { 0.0 };
-        }
-    }
-    let mut s = fold_lanes(acc);
-    for k in full..n {
-        let val = x[k] + alpha * (g - lambda[k] - rho * (x[k] - y[k]) - line[k]);
-        v[k] = val;
-        if val > 0.0 {
-            s += val;
-        }
-    }
-    s
-}
-
-/// `x ← max(0, v − τ)` in place; returns `max |x_new − x_old|` and `Σ x_new`
-/// (summed as [`lane_sum`] does).
-fn finish_row(v: &[f64], tau: f64, x: &mut [f64]) -> (f64, f64) {
-    let n = x.len();
-    let v = &v[..n];
-    let full = n - n % LANES;
-    let (mut sum, mut chg) = ([0.0f64; LANES], [0.0f64; LANES]);
-    for c in (0..full).step_by(LANES) {
-        for i in 0..LANES {
-            let k = c + i;
-            let new = (v[k] - tau).max(0.0);
-            let d = (new - x[k]).abs();
-            chg[i] = if d > chg[i] { d } else { chg[i] };
-            x[k] = new;
-            sum[i] += new;
-        }
-    }
-    let mut s = fold_lanes(sum);
-    let mut change = chg.iter().fold(0.0f64, |m, d| m.max(*d));
-    for k in full..n {
-        let new = (v[k] - tau).max(0.0);
-        change = change.max((new - x[k]).abs());
-        x[k] = new;
-        s += new;
-    }
-    (change, s)
-}
-
-/// Seller `n`'s gradient step `v = y + α (−C'(Σy) + λ + ρ (x − y))`
-/// (`total = Σ y`, kept from the previous iteration); returns `Σ max(0, v)`.
-fn seller_update(p: &Prosumer, total: f64, x: &[f64], y: &[f64], lambda: &[f64], prm: &PdParams, v: &mut [f64]) -> f64 {
+) -> (f64, f64, f64) {
     let n = y.len();
     let (x, lambda, v) = (&x[..n], &lambda[..n], &mut v[..n]);
     let g = p.marginal(total);
     let (alpha, rho) = (prm.alpha, prm.rho);
-    let full = n - n % LANES;
-    let mut acc = [0.0f64; LANES];
-    for c in (0..full).step_by(LANES) {
-        for i in 0..LANES {
-            let k = c + i;
-            let val = y[k] + alpha * (g + lambda[k] + rho * (x[k] - y[k]));
-            v[k] = val;
-            acc[i] += if val > 0.0 { val } else { 0.0 };
+    let value = |x: f64, y: f64, l: f64| y + alpha * (g + l + rho * (x - y));
+    let (mut cl, mut ss, mut cs) = ([0.0f64; L], [0.0f64; L], [0.0f64; L]);
+    let chunks = x.chunks_exact(L).zip(y.chunks_exact(L)).zip(lambda.chunks_exact(L)).zip(v.chunks_exact_mut(L));
+    for (((xc, yc), lc), vc) in chunks {
+        for i in 0..L {
+            let val = value(xc[i], yc[i], lc[i]);
+            vc[i] = val;
+            let ins = yc[i] > 0.0;
+            cl[i] += if val > 0.0 { val } else { 0.0 };
+            ss[i] += if ins { val } else { 0.0 };
+            cs[i] += if ins { 1.0 } else { 0.0 };
         }
     }
-    let mut s = fold_lanes(acc);
-    for k in full..n {
-        let val = y[k] + alpha * (g + lambda[k] + rho * (x[k] - y[k]));
+    let fold = |a: [f64; L]| a.iter().fold(0.0, |s, x| s + x);
+    let (mut clamped, mut sum_s, mut cnt_s) = (fold(cl), fold(ss), fold(cs));
+    for k in n - n % L..n {
+        let val = value(x[k], y[k], lambda[k]);
         v[k] = val;
-        if val > 0.0 {
-            s += val;
+        clamped += if val > 0.0 { val } else { 0.0 };
+        if y[k] > 0.0 {
+            sum_s += val;
+            cnt_s += 1.0;
         }
     }
-    s
+    (clamped, sum_s, cnt_s)
 }
 
-/// `y ← max(0, v − τ)` and `λ ← λ + ρ (x − y)` in place; returns the
-/// reciprocity residual `max |x − y|` and `Σ y` (summed as [`lane_sum`]).
-fn seller_finish(v: &[f64], tau: f64, x: &[f64], y: &mut [f64], lambda: &mut [f64], prm: &PdParams) -> (f64, f64) {
+/// Does `{v > τ}` equal the old support `{old > 0}`? (Then `τ` from that
+/// support is the projection's exact threshold, see [`warm_tau`].)
+fn support_holds(v: &[f64], old: &[f64], tau: f64) -> bool {
+    let n = v.len();
+    let old = &old[..n];
+    let mut bad = [0.0f64; L];
+    for (vc, oc) in v.chunks_exact(L).zip(old.chunks_exact(L)) {
+        for i in 0..L {
+            bad[i] += if (vc[i] > tau) != (oc[i] > 0.0) { 1.0 } else { 0.0 };
+        }
+    }
+    let tail = (n - n % L..n).any(|k| (v[k] > tau) != (old[k] > 0.0));
+    !tail && bad.iter().all(|b| *b == 0.0)
+}
+
+/// A seller's threshold: `0` within the bounds, else `τ` from the old
+/// support if [`support_holds`], else Michelot ([`capped_tau`]). The same
+/// decision as [`warm_tau`] makes for the buyers.
+fn seller_tau(v: &[f64], old: &[f64], lo: f64, hi: f64, (clamped, sum_s, cnt_s): (f64, f64, f64)) -> f64 {
+    let target = if clamped > hi {
+        hi
+    } else if clamped < lo {
+        lo
+    } else {
+        return 0.0;
+    };
+    if cnt_s > 0.0 {
+        let tau = (sum_s - target) / cnt_s;
+        if support_holds(v, old, tau) {
+            return tau;
+        }
+    }
+    capped_tau(v, lo, hi, clamped)
+}
+
+/// `y ← max(0, v − τ)`, `λ ← λ + ρ (x − y)` and `q ← λ − ρ y` in place;
+/// returns the reciprocity residual `max |x − y|` and `Σ y` (the partial
+/// sums of [`lane_sum`]).
+fn seller_finish(
+    v: &[f64],
+    tau: f64,
+    x: &[f64],
+    y: &mut [f64],
+    lambda: &mut [f64],
+    q: &mut [f64],
+    prm: &PdParams,
+) -> (f64, f64) {
     let n = y.len();
-    let (v, x, lambda) = (&v[..n], &x[..n], &mut lambda[..n]);
+    let (v, x, lambda, q) = (&v[..n], &x[..n], &mut lambda[..n], &mut q[..n]);
     let rho = if mutants::active(Mutation::WrongPriceUpdate) { -prm.rho } else { prm.rho };
-    let full = n - n % LANES;
+    let rq = prm.rho;
     let (mut sum, mut res) = ([0.0f64; LANES], [0.0f64; LANES]);
-    for c in (0..full).step_by(LANES) {
+    let chunks = v
+        .chunks_exact(LANES)
+        .zip(x.chunks_exact(LANES))
+        .zip(y.chunks_exact_mut(LANES))
+        .zip(lambda.chunks_exact_mut(LANES))
+        .zip(q.chunks_exact_mut(LANES));
+    for ((((vc, xc), yc), lc), qc) in chunks {
         for i in 0..LANES {
-            let k = c + i;
-            let new = (v[k] - tau).max(0.0);
-            lambda[k] += rho * (x[k] - new);
-            let d = (x[k] - new).abs();
+            let new = (vc[i] - tau).max(0.0);
+            let l = lc[i] + rho * (xc[i] - new);
+            lc[i] = l;
+            qc[i] = l - rq * new;
+            let d = (xc[i] - new).abs();
             res[i] = if d > res[i] { d } else { res[i] };
-            y[k] = new;
+            yc[i] = new;
             sum[i] += new;
         }
     }
     let mut s = fold_lanes(sum);
     let mut residual = res.iter().fold(0.0f64, |m, d| m.max(*d));
-    for k in full..n {
+    for k in n - n % LANES..n {
         let new = (v[k] - tau).max(0.0);
-        lambda[k] += rho * (x[k] - new);
+        let l = lambda[k] + rho * (x[k] - new);
+        lambda[k] = l;
+        q[k] = l - rq * new;
         residual = residual.max((x[k] - new).abs());
         y[k] = new;
         s += new;
     }
     (residual, s)
+}
+
+/// `Σ v` in order (a buyer's total: the buyers' pass adds its trades one
+/// seller after the other).
+fn seq_sum(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |s, x| s + x)
 }
 
 impl PrimalDual {
@@ -431,7 +617,6 @@ impl PrimalDual {
         let (m, n) = (market.buyers.len(), market.sellers.len());
         let buses = net.bus_ids.len();
         let g = net.g.iter().flatten().copied().collect();
-        let wide = BLOCK * m.max(n);
         Ok(PrimalDual {
             params,
             buyers: m,
@@ -439,6 +624,7 @@ impl PrimalDual {
             x: vec![0.0; m * n],
             y: vec![0.0; m * n],
             lambda: vec![0.0; m * n],
+            q: vec![0.0; m * n],
             mu: vec![0.0; net.h.len()],
             g,
             h: net.h.clone(),
@@ -448,17 +634,19 @@ impl PrimalDual {
             iterations: 0,
             prices_ready: false,
             excess_valid: false,
-            prices_zero: true,
             excess: vec![0.0; net.h.len()],
             bus_price: vec![0.0; buses],
             inj: vec![0.0; buses],
-            blk_a: vec![0.0; wide],
-            blk_b: vec![0.0; wide],
+            v: vec![0.0; m * n],
             xt: vec![0.0; m],
             yt: vec![0.0; n],
-            y_new: vec![0.0; m],
-            line: vec![0.0; n],
-            row_new: vec![0.0; n],
+            xcol: vec![0.0; n],
+            gb: vec![0.0; m],
+            own: vec![0.0; m],
+            tau: vec![0.0; m],
+            bstats: BuyerStats::new(m),
+            bp_col: vec![0.0; n],
+            col: vec![0.0; m.max(n)],
             old: vec![0.0; m * n],
         })
     }
@@ -466,6 +654,16 @@ impl PrimalDual {
     /// The operator's bus line prices of the current round.
     pub fn bus_prices(&self) -> &[f64] {
         &self.bus_price
+    }
+
+    /// Buyer `m`'s copy of its trade with seller `n`.
+    pub fn x_at(&self, m: usize, n: usize) -> f64 {
+        self.x[n * self.buyers + m]
+    }
+
+    /// Buyer `m`'s trade copies, in seller order.
+    pub fn buyer_row(&self, m: usize) -> Vec<f64> {
+        (0..self.sellers).map(|n| self.x_at(m, n)).collect()
     }
 
     /// Seller `n`'s copy of its trade with buyer `m`.
@@ -485,7 +683,7 @@ impl PrimalDual {
     /// to the tolerance.
     pub fn settled(&self) -> Vec<Vec<f64>> {
         let n = self.sellers;
-        (0..self.buyers).map(|m| (0..n).map(|j| self.x[m * n + j].min(self.y_at(m, j))).collect()).collect()
+        (0..self.buyers).map(|m| (0..n).map(|j| self.x_at(m, j).min(self.y_at(m, j))).collect()).collect()
     }
 
     /// Buyer totals and seller totals of a trade matrix `[m][n]`.
@@ -497,21 +695,18 @@ impl PrimalDual {
     }
 
     /// Bus injections (kW) of the buyers' copies into `self.inj`: every
-    /// buyer's row total is subtracted at its bus (buyer order), then every
+    /// buyer's total `xt` is subtracted at its bus (buyer order), then every
     /// seller's column total added at its bus (seller order) — the order
     /// [`PrimalDual::step`] accumulates them in, so both paths agree bit
     /// for bit.
     fn injections(&mut self) {
-        let (mm, nn) = (self.buyers, self.sellers);
+        let mm = self.buyers;
         self.inj.iter_mut().for_each(|v| *v = 0.0);
         for m in 0..mm {
-            self.inj[self.bm[m]] -= lane_sum(&self.x[m * nn..(m + 1) * nn]);
+            self.inj[self.bm[m]] -= self.xt[m];
         }
-        for j in 0..nn {
-            for m in 0..mm {
-                self.blk_a[m] = self.x[m * nn + j];
-            }
-            self.inj[self.bn[j]] += lane_sum(&self.blk_a[..mm]);
+        for j in 0..self.sellers {
+            self.inj[self.bn[j]] += lane_sum(&self.x[j * mm..(j + 1) * mm]);
         }
     }
 
@@ -544,11 +739,9 @@ impl PrimalDual {
         }
         let k = self.buses;
         self.bus_price.iter_mut().for_each(|v| *v = 0.0);
-        self.prices_zero = true;
         for r in 0..self.h.len() {
             let hat = (self.mu[r] + self.params.c * self.excess[r]).max(0.0);
             if hat > 0.0 {
-                self.prices_zero = false;
                 for (bp, gv) in self.bus_price.iter_mut().zip(&self.g[r * k..(r + 1) * k]) {
                     *bp += hat * gv;
                 }
@@ -564,75 +757,63 @@ impl PrimalDual {
             self.operator_prices();
         }
         self.prices_ready = false;
+        // buyers (Jacobi: every buyer reads the previous iterate): pass 1,
+        // the gradient steps and their statistics, column by column
+        for m in 0..mm {
+            self.gb[m] = market.buyers[m].marginal(self.xt[m]);
+            self.own[m] = self.bus_price[self.bm[m]];
+        }
+        for n in 0..nn {
+            self.bp_col[n] = self.bus_price[self.bn[n]];
+        }
+        self.bstats.reset();
+        for n in 0..nn {
+            let c = n * mm..(n + 1) * mm;
+            let (g, own, bp) = (&self.gb, &self.own, self.bp_col[n]);
+            buyer_column(&self.x[c.clone()], &self.q[c.clone()], &mut self.v[c], g, own, bp, &mut self.bstats, &prm);
+        }
+        for m in 0..mm {
+            let st = self.bstats.get(m);
+            self.tau[m] = self.buyer_tau(market, m, &st);
+        }
+        // pass 2, per seller column: the buyers' new trades in it, then the
+        // seller's own step on them
+        self.xt.iter_mut().for_each(|v| *v = 0.0);
+        let (mut change, mut residual) = (0.0f64, 0.0f64);
+        for n in 0..nn {
+            let c = n * mm..(n + 1) * mm;
+            change = change.max(buyer_finish(&self.v[c.clone()], &self.tau, &mut self.x[c.clone()], &mut self.xt));
+            let p = &market.sellers[n];
+            let st = seller_update(
+                p,
+                self.yt[n],
+                &self.x[c.clone()],
+                &self.y[c.clone()],
+                &self.lambda[c.clone()],
+                &prm,
+                &mut self.col,
+            );
+            let tau = seller_tau(&self.col[..mm], &self.y[c.clone()], p.e_min, p.e_max, st);
+            let (res, total) = seller_finish(
+                &self.col,
+                tau,
+                &self.x[c.clone()],
+                &mut self.y[c.clone()],
+                &mut self.lambda[c.clone()],
+                &mut self.q[c.clone()],
+                &prm,
+            );
+            residual = residual.max(res);
+            self.yt[n] = total;
+            self.xcol[n] = lane_sum(&self.x[c]);
+        }
+        // injections in the order of [`PrimalDual::injections`]
         self.inj.iter_mut().for_each(|v| *v = 0.0);
-        let mut change = 0.0f64;
-        // buyers (Jacobi: every buyer reads the previous iterate), in blocks
-        // whose y and λ rows are gathered from the seller-major matrices
-        if self.prices_zero {
-            self.line.iter_mut().for_each(|v| *v = 0.0);
+        for m in 0..mm {
+            self.inj[self.bm[m]] -= self.xt[m];
         }
-        let mut m0 = 0;
-        while m0 < mm {
-            let bs = (mm - m0).min(BLOCK);
-            gather(&self.y, mm, m0, bs, nn, &mut self.blk_a);
-            gather(&self.lambda, mm, m0, bs, nn, &mut self.blk_b);
-            for b in 0..bs {
-                let m = m0 + b;
-                if !self.prices_zero {
-                    // π_mn = bus_price(bus n) − bus_price(bus m)
-                    let own = self.bus_price[self.bm[m]];
-                    for j in 0..nn {
-                        self.line[j] = self.bus_price[self.bn[j]] - own;
-                    }
-                }
-                let row = m * nn..(m + 1) * nn;
-                let p = &market.buyers[m];
-                let clamped = buyer_update(
-                    p,
-                    self.xt[m],
-                    &self.x[row.clone()],
-                    &self.blk_a[b * nn..(b + 1) * nn],
-                    &self.blk_b[b * nn..(b + 1) * nn],
-                    &self.line,
-                    &prm,
-                    &mut self.row_new,
-                );
-                let tau = capped_tau(&self.row_new, p.e_min, p.e_max, clamped);
-                let (ch, total) = finish_row(&self.row_new, tau, &mut self.x[row]);
-                change = change.max(ch);
-                self.xt[m] = total;
-                self.inj[self.bm[m]] -= total;
-            }
-            m0 += bs;
-        }
-        // sellers, in blocks whose x columns are gathered from the buyer-major x
-        let mut residual = 0.0f64;
-        let mut n0 = 0;
-        while n0 < nn {
-            let bs = (nn - n0).min(BLOCK);
-            gather(&self.x, nn, n0, bs, mm, &mut self.blk_a);
-            for b in 0..bs {
-                let n = n0 + b;
-                let col = n * mm..(n + 1) * mm;
-                let xc = &self.blk_a[b * mm..(b + 1) * mm];
-                let p = &market.sellers[n];
-                let clamped = seller_update(
-                    p,
-                    self.yt[n],
-                    xc,
-                    &self.y[col.clone()],
-                    &self.lambda[col.clone()],
-                    &prm,
-                    &mut self.y_new,
-                );
-                let tau = capped_tau(&self.y_new, p.e_min, p.e_max, clamped);
-                let (res, total) =
-                    seller_finish(&self.y_new, tau, xc, &mut self.y[col.clone()], &mut self.lambda[col], &prm);
-                residual = residual.max(res);
-                self.yt[n] = total;
-                self.inj[self.bn[n]] += lane_sum(xc);
-            }
-            n0 += bs;
+        for n in 0..nn {
+            self.inj[self.bn[n]] += self.xcol[n];
         }
         // operator's multiplier step on the new flows
         let violation = self.excesses();
@@ -649,66 +830,92 @@ impl PrimalDual {
         }
     }
 
+    /// Buyer `m`'s threshold from its pass-1 statistics; when the warm
+    /// start does not hold, Michelot on its row of `v` (gathered).
+    fn buyer_tau(&mut self, market: &Market, m: usize, st: &Stats) -> f64 {
+        let p = &market.buyers[m];
+        if let Some(t) = warm_tau(st, p.e_min, p.e_max) {
+            return t;
+        }
+        let (mm, nn) = (self.buyers, self.sellers);
+        for n in 0..nn {
+            self.col[n] = self.v[n * mm + m];
+        }
+        capped_tau(&self.col[..nn], p.e_min, p.e_max, st.clamped)
+    }
+
     // ---- the iteration as separately executable subproblems (TEAR-DO) ----
     //
     // One iteration is two exchange rounds: round 1, every buyer's update
     // (subproblem `m`); round 2, every seller's update (subproblem `M + n`,
     // on the new buyer rows) and the operator's (subproblem `M + N`: the new
     // multipliers and the next round's bus line prices). Applying every
-    // output reproduces [`PrimalDual::step`] bit for bit.
+    // output reproduces [`PrimalDual::step`] bit for bit: each task runs the
+    // step's own kernels on its party's values.
 
     /// Subproblems per iteration: buyers, sellers and the operator.
     pub fn subproblems(&self) -> usize {
         self.buyers + self.sellers + 1
     }
 
-    /// Buyer `m`'s new trade row from the current state.
+    /// Buyer `m`'s new trade row (seller order) from the current state.
     pub fn buyer_task(&self, market: &Market, m: usize) -> Vec<f64> {
         let (mm, nn) = (self.buyers, self.sellers);
-        let own = self.bus_price[self.bm[m]];
-        let line: Vec<f64> = (0..nn).map(|j| self.bus_price[self.bn[j]] - own).collect();
-        let y: Vec<f64> = (0..nn).map(|j| self.y[j * mm + m]).collect();
-        let l: Vec<f64> = (0..nn).map(|j| self.lambda[j * mm + m]).collect();
-        let x = &self.x[m * nn..(m + 1) * nn];
+        let x = self.buyer_row(m);
+        let q: Vec<f64> = (0..nn).map(|j| self.q[j * mm + m]).collect();
+        let bp: Vec<f64> = (0..nn).map(|j| self.bus_price[self.bn[j]]).collect();
         let p = &market.buyers[m];
+        let g = [p.marginal(seq_sum(&x))];
+        let own = [self.bus_price[self.bm[m]]];
         let mut v = vec![0.0; nn];
-        let clamped = buyer_update(p, lane_sum(x), x, &y, &l, &line, &self.params, &mut v);
-        let tau = capped_tau(&v, p.e_min, p.e_max, clamped);
-        let mut out = x.to_vec();
-        finish_row(&v, tau, &mut out);
-        out
+        // the pass-1 kernel on a one-buyer matrix, one seller at a time
+        let mut bs = BuyerStats::new(1);
+        for j in 0..nn {
+            buyer_column(&x[j..=j], &q[j..=j], &mut v[j..=j], &g, &own, bp[j], &mut bs, &self.params);
+        }
+        let st = bs.get(0);
+        let tau = warm_tau(&st, p.e_min, p.e_max).unwrap_or_else(|| capped_tau(&v, p.e_min, p.e_max, st.clamped));
+        v.iter().map(|val| (val - tau).max(0.0)).collect()
     }
 
     /// Installs buyer `m`'s row (round 1).
     pub fn apply_buyer(&mut self, m: usize, row: &[f64]) {
-        let nn = self.sellers;
+        let mm = self.buyers;
         if m == 0 {
             self.old.copy_from_slice(&self.x);
         }
         self.excess_valid = false;
-        self.x[m * nn..(m + 1) * nn].copy_from_slice(row);
-        self.xt[m] = lane_sum(row);
+        for (n, v) in row.iter().enumerate().take(self.sellers) {
+            self.x[n * mm + m] = *v;
+        }
+        self.xt[m] = seq_sum(row);
     }
 
     /// Seller `n`'s new column and prices, on the buyers' new rows.
     pub fn seller_task(&self, market: &Market, n: usize) -> (Vec<f64>, Vec<f64>) {
-        let (mm, nn) = (self.buyers, self.sellers);
-        let xc: Vec<f64> = (0..mm).map(|m| self.x[m * nn + n]).collect();
+        let mm = self.buyers;
         let col = n * mm..(n + 1) * mm;
+        let xc = &self.x[col.clone()];
         let (mut y, mut l) = (self.y[col.clone()].to_vec(), self.lambda[col].to_vec());
+        let mut q = vec![0.0; mm];
         let p = &market.sellers[n];
         let mut v = vec![0.0; mm];
-        let clamped = seller_update(p, lane_sum(&y), &xc, &y, &l, &self.params, &mut v);
-        let tau = capped_tau(&v, p.e_min, p.e_max, clamped);
-        seller_finish(&v, tau, &xc, &mut y, &mut l, &self.params);
+        let st = seller_update(p, lane_sum(&y), xc, &y, &l, &self.params, &mut v);
+        let tau = seller_tau(&v, &y, p.e_min, p.e_max, st);
+        seller_finish(&v, tau, xc, &mut y, &mut l, &mut q, &self.params);
         (y, l)
     }
 
     /// Installs seller `n`'s column (round 2).
     pub fn apply_seller(&mut self, n: usize, y: &[f64], lambda: &[f64]) {
         let mm = self.buyers;
-        self.y[n * mm..(n + 1) * mm].copy_from_slice(y);
-        self.lambda[n * mm..(n + 1) * mm].copy_from_slice(lambda);
+        let c = n * mm..(n + 1) * mm;
+        self.y[c.clone()].copy_from_slice(y);
+        self.lambda[c.clone()].copy_from_slice(lambda);
+        let rho = self.params.rho;
+        for ((q, l), y) in self.q[c].iter_mut().zip(lambda).zip(y) {
+            *q = l - rho * y;
+        }
         self.yt[n] = lane_sum(y);
     }
 
@@ -733,7 +940,6 @@ impl PrimalDual {
     /// is the same as [`PrimalDual::step`]'s.
     pub fn apply_operator(&mut self, mu: &[f64], bus_price: &[f64]) -> StepReport {
         let prm = self.params;
-        let (mm, nn) = (self.buyers, self.sellers);
         let violation = if self.h.is_empty() {
             0.0
         } else {
@@ -742,17 +948,13 @@ impl PrimalDual {
         };
         self.mu.copy_from_slice(mu);
         self.bus_price.copy_from_slice(bus_price);
-        self.prices_zero = bus_price.iter().all(|v| *v == 0.0);
         self.prices_ready = true;
         self.iterations += 1;
         let mut residual = 0.0f64;
         let mut change = 0.0f64;
-        for m in 0..mm {
-            for j in 0..nn {
-                let i = m * nn + j;
-                residual = residual.max((self.x[i] - self.y[j * mm + m]).abs());
-                change = change.max((self.x[i] - self.old[i]).abs());
-            }
+        for i in 0..self.x.len() {
+            residual = residual.max((self.x[i] - self.y[i]).abs());
+            change = change.max((self.x[i] - self.old[i]).abs());
         }
         StepReport {
             residual,

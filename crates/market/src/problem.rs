@@ -76,6 +76,35 @@ pub enum MarketError {
     UnknownBus { side: Side, index: usize, bus: u32 },
     #[error("a market needs at least one buyer and one seller")]
     Empty,
+    #[error("{listed:?} {index} is filed as a {side:?}")]
+    WrongSide { listed: Side, index: usize, side: Side },
+}
+
+impl Prosumer {
+    /// Checks one prosumer's own parameters, listed as `listed` number
+    /// `index`; `buses` are the network's bus ids.
+    pub fn check(&self, listed: Side, index: usize, buses: &[u32]) -> Result<(), MarketError> {
+        let p = self;
+        let side = p.side;
+        if side != listed {
+            return Err(MarketError::WrongSide { listed, index, side });
+        }
+        for (field, value) in [("a", p.a), ("b", p.b), ("e_min", p.e_min), ("e_max", p.e_max)] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(MarketError::BadParameter { side, index, field, value });
+            }
+        }
+        if p.a <= 0.0 {
+            return Err(MarketError::NotStrictlyConcave { side, index, value: p.a });
+        }
+        if p.e_min > p.e_max {
+            return Err(MarketError::InfeasibleBounds { side, index, e_min: p.e_min, e_max: p.e_max });
+        }
+        if !buses.contains(&p.bus) {
+            return Err(MarketError::UnknownBus { side, index, bus: p.bus });
+        }
+        Ok(())
+    }
 }
 
 /// The prosumers of one clearing interval.
@@ -91,23 +120,11 @@ impl Market {
         if self.buyers.is_empty() || self.sellers.is_empty() {
             return Err(MarketError::Empty);
         }
-        let all = self.buyers.iter().enumerate().chain(self.sellers.iter().enumerate());
-        for (index, p) in all {
-            let side = p.side;
-            for (field, value) in [("a", p.a), ("b", p.b), ("e_min", p.e_min), ("e_max", p.e_max)] {
-                if !value.is_finite() || value < 0.0 {
-                    return Err(MarketError::BadParameter { side, index, field, value });
-                }
-            }
-            if p.a <= 0.0 {
-                return Err(MarketError::NotStrictlyConcave { side, index, value: p.a });
-            }
-            if p.e_min > p.e_max {
-                return Err(MarketError::InfeasibleBounds { side, index, e_min: p.e_min, e_max: p.e_max });
-            }
-            if !buses.contains(&p.bus) {
-                return Err(MarketError::UnknownBus { side, index, bus: p.bus });
-            }
+        for (index, p) in self.buyers.iter().enumerate() {
+            p.check(Side::Buyer, index, buses)?;
+        }
+        for (index, p) in self.sellers.iter().enumerate() {
+            p.check(Side::Seller, index, buses)?;
         }
         let sum = |v: &[Prosumer], f: fn(&Prosumer) -> f64| v.iter().map(f).sum::<f64>();
         let (buy_min, buy_max) = (sum(&self.buyers, |p| p.e_min), sum(&self.buyers, |p| p.e_max));

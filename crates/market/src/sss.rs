@@ -29,19 +29,22 @@
 //!   prefix-OR).
 //!
 //! **The iteration.** The same updates as [`crate::primal_dual`] (see its
-//! module docs), with the projection onto `{x ≥ 0, Σ x ≤ e_max}` done
-//! obliviously: the threshold `τ` is found bit by bit from
+//! module docs), with the projection onto `{x ≥ 0, e_min ≤ Σ x ≤ e_max}`
+//! done obliviously: the threshold `τ` is found bit by bit from
 //! [`SssParams::trade_bound`] down to `2^-24` (each step compares every
-//! coordinate, then the row's sum), then `x = max(0, v − τ)`. Prosumer
-//! parameters (`a`, `b`, `e_max`) and every trade, price and line dual are
+//! coordinate, then the row's sum; a second such search for the lower
+//! bound, see [`Engine::project_bounded`]), then `x = max(0, v − τ)`.
+//! Prosumer parameters (`a`, `b`, `e_max`, `e_min`) and every trade, price
+//! and line dual are
 //! shared; the network rows (`G`, `h`), the prosumers' buses and the step
 //! sizes are public. The stopping rule opens only the *number* of
 //! coordinates not yet within the tolerance (so the run's length is public,
 //! as it is for the framework).
 //!
-//! Decisions where the seed is silent: `e_min = 0` only (the generated
-//! markets; a positive lower bound would need a second search and is refused
-//! with [`SssError::PositiveLowerBound`]); every executor runs in this one
+//! Decisions where the seed is silent: whether lower bounds are in use (any
+//! `e_min > 0` in the market) is public, one bit for the whole market: it
+//! adds the second search for every prosumer, and markets with `e_min = 0`
+//! throughout (the generated ones) skip it and share no `e_min`; every executor runs in this one
 //! process, and [`Stats`] counts the rounds and field elements each would
 //! send, so that a communication model can be put on top (the seed's SSS
 //! timing, on one laptop, had none).
@@ -74,8 +77,6 @@ pub enum SssError {
     Inconsistent { index: usize },
     #[error("{0} does not fit the fixed-point range")]
     OutOfRange(f64),
-    #[error("{side:?} {index}: e_min = {e_min} (the SSS baseline supports e_min = 0 only)")]
-    PositiveLowerBound { side: Side, index: usize, e_min: f64 },
     #[error("{side:?} {index}: e_max = {e_max} kWh exceeds half the trade bound {bound} kWh")]
     AboveBound { side: Side, index: usize, e_max: f64, bound: f64 },
     #[error(transparent)]
@@ -511,6 +512,25 @@ impl Engine {
     /// groups partition `v`'s indices): `τ` by bisection over its bits from
     /// `bound / 2` down to `2^-f`, then `max(0, v − τ)`.
     pub fn project(&mut self, v: &SVec, groups: &[Vec<usize>], caps: &SVec, bound: f64) -> Result<SVec, SssError> {
+        self.project_bounded(v, groups, None, caps, bound)
+    }
+
+    /// Projection of every group of `v` onto `{x ≥ 0, low_g ≤ Σ x ≤ cap_g}`
+    /// (no lower bound when `lows` is `None`). With `f(τ) = Σ max(0, v − τ)`
+    /// decreasing, the threshold is `τ = τ_cap − s_low`: `τ_cap ≥ 0` the
+    /// largest grid value with `f(τ_cap) > cap` (0 if `f(0) ≤ cap`) and
+    /// `s_low ≥ 0` the largest with `f(−s_low) < low` (0 if `f(0) ≥ low`);
+    /// at most one of them is non-zero since `low ≤ cap`. Each is found by
+    /// bisection over its bits from `bound / 2` down to `2^-f`; a lower bound
+    /// doubles the comparisons.
+    pub fn project_bounded(
+        &mut self,
+        v: &SVec,
+        groups: &[Vec<usize>],
+        lows: Option<&SVec>,
+        caps: &SVec,
+        bound: f64,
+    ) -> Result<SVec, SssError> {
         let n = v.len();
         let owner: Vec<usize> = {
             let mut o = vec![0; n];
@@ -521,23 +541,44 @@ impl Engine {
             }
             o
         };
-        let mut tau = self.public(&vec![Scalar::ZERO; groups.len()]);
-        let mut delta = bound / 2.0;
-        while delta >= 1.0 / (1u64 << F_BITS) as f64 {
-            let d = encode(delta)?;
-            let cand = tau.add_public(&vec![d; groups.len()]);
-            let diff = v.sub(&cand.gather(&owner));
-            let pos = self.relu(&diff)?;
-            let sum_groups: Vec<Vec<(usize, Scalar)>> =
-                groups.iter().map(|g| g.iter().map(|&i| (i, Scalar::ONE)).collect()).collect();
-            let f = pos.sums(&sum_groups);
-            // cap − f < 0 ⇔ f(τ + δ) > cap ⇔ τ* > τ + δ
-            let above = self.ltz(&caps.sub(&f))?;
-            tau = tau.add(&above.scale(d));
-            delta /= 2.0;
+        let mut tau = self.threshold(v, groups, &owner, caps, bound, false)?;
+        if let Some(lows) = lows {
+            let s = self.threshold(v, groups, &owner, lows, bound, true)?;
+            tau = tau.sub(&s);
         }
         let diff = v.sub(&tau.gather(&owner));
         self.relu(&diff)
+    }
+
+    /// One bisection of [`Engine::project_bounded`]: the largest grid
+    /// `t ∈ [0, bound)` per group with `f(t) > target` (`below = false`) or
+    /// with `f(−t) < target` (`below = true`).
+    fn threshold(
+        &mut self,
+        v: &SVec,
+        groups: &[Vec<usize>],
+        owner: &[usize],
+        target: &SVec,
+        bound: f64,
+        below: bool,
+    ) -> Result<SVec, SssError> {
+        let sum_groups: Vec<Vec<(usize, Scalar)>> =
+            groups.iter().map(|g| g.iter().map(|&i| (i, Scalar::ONE)).collect()).collect();
+        let mut t = self.public(&vec![Scalar::ZERO; groups.len()]);
+        let mut delta = bound / 2.0;
+        while delta >= 1.0 / (1u64 << F_BITS) as f64 {
+            let d = encode(delta)?;
+            let cand = t.add_public(&vec![d; groups.len()]).gather(owner);
+            let shifted = if below { v.add(&cand) } else { v.sub(&cand) };
+            let pos = self.relu(&shifted)?;
+            let f = pos.sums(&sum_groups);
+            // above: cap − f < 0 ⇔ f(t + δ) > cap ⇔ τ* > t + δ;
+            // below: f − low < 0 ⇔ f(−(t + δ)) < low ⇔ −τ* > t + δ
+            let flag = if below { self.ltz(&f.sub(target))? } else { self.ltz(&target.sub(&f))? };
+            t = t.add(&flag.scale(d));
+            delta /= 2.0;
+        }
+        Ok(t)
     }
 }
 
@@ -575,6 +616,9 @@ pub struct SssPrimalDual {
     a_b: SVec,
     b_b: SVec,
     cap_b: SVec,
+    /// Shared `e_min` (buyers, sellers) when any is positive.
+    low_b: Option<SVec>,
+    low_s: Option<SVec>,
     a_s: SVec,
     b_s: SVec,
     cap_s: SVec,
@@ -617,32 +661,41 @@ impl SssPrimalDual {
         let (bm, bn) = net.placement(market)?;
         let sides = market.buyers.iter().enumerate().chain(market.sellers.iter().enumerate());
         for (index, p) in sides {
-            if p.e_min != 0.0 {
-                return Err(SssError::PositiveLowerBound { side: p.side, index, e_min: p.e_min });
-            }
             if p.e_max > sss.trade_bound / 2.0 {
                 return Err(SssError::AboveBound { side: p.side, index, e_max: p.e_max, bound: sss.trade_bound });
             }
         }
         let mut engine = Engine::new(sss.parties, sss.degree, sss.seed)?;
         let (mm, nn) = (market.buyers.len(), market.sellers.len());
-        let share = |engine: &mut Engine, side: &[crate::problem::Prosumer], base: u64| -> Result<_, SssError> {
+        // Lower bounds are in use when any prosumer has e_min > 0: that one
+        // market-wide bit is public (it doubles the projection's
+        // comparisons), the bounds themselves are shared like the rest.
+        let lower = market.buyers.iter().chain(&market.sellers).any(|p| p.e_min > 0.0);
+        type Shared = (SVec, SVec, SVec, Option<SVec>);
+        let share = |engine: &mut Engine, side: &[crate::problem::Prosumer], base: u64| -> Result<Shared, SssError> {
             let mut a = Vec::new();
             let mut b = Vec::new();
             let mut c = Vec::new();
+            let mut lo = Vec::new();
             for (i, p) in side.iter().enumerate() {
-                // each prosumer shares its own three parameters
-                let sh =
-                    engine.input(sss.seed ^ (base + i as u64) << 8, &[encode(p.a)?, encode(p.b)?, encode(p.e_max)?]);
+                // each prosumer shares its own parameters
+                let mut own = vec![encode(p.a)?, encode(p.b)?, encode(p.e_max)?];
+                if lower {
+                    own.push(encode(p.e_min)?);
+                }
+                let sh = engine.input(sss.seed ^ (base + i as u64) << 8, &own);
                 a.push(sh.slice(0, 1));
                 b.push(sh.slice(1, 2));
                 c.push(sh.slice(2, 3));
+                if lower {
+                    lo.push(sh.slice(3, 4));
+                }
             }
             let cat = |v: &Vec<SVec>| SVec::concat(&v.iter().collect::<Vec<_>>());
-            Ok((cat(&a), cat(&b), cat(&c)))
+            Ok((cat(&a), cat(&b), cat(&c), lower.then(|| cat(&lo))))
         };
-        let (a_b, b_b, cap_b) = share(&mut engine, &market.buyers, 1 << 20)?;
-        let (a_s, b_s, cap_s) = share(&mut engine, &market.sellers, 2 << 20)?;
+        let (a_b, b_b, cap_b, low_b) = share(&mut engine, &market.buyers, 1 << 20)?;
+        let (a_s, b_s, cap_s, low_s) = share(&mut engine, &market.sellers, 2 << 20)?;
         // the market's buses: the operator's rows only need their columns
         let buses = net.bus_ids.len();
         let mut inj = vec![Vec::new(); buses];
@@ -692,6 +745,8 @@ impl SssPrimalDual {
             a_b,
             b_b,
             cap_b,
+            low_b,
+            low_s,
             a_s,
             b_s,
             cap_s,
@@ -759,7 +814,7 @@ impl SssPrimalDual {
         let grad = g.gather(&owner_b).sub(&self.lambda).sub(&line);
         let step = grad.scale(alpha).sub(&self.x.sub(&self.y).scale(alpha_rho));
         let v = self.x.add(&self.engine.trunc_f(&step)?);
-        let x_new = self.engine.project(&v, &rows, &self.cap_b, bound)?;
+        let x_new = self.engine.project_bounded(&v, &rows, self.low_b.as_ref(), &self.cap_b, bound)?;
         // sellers: v = y + α (−C'(Σy) + λ + ρ (x − y)); λ += ρ (x − y_new)
         let cols: Vec<Vec<usize>> = (0..nn).map(|j| (0..mm).map(|m| m * nn + j).collect()).collect();
         let totals =
@@ -770,7 +825,7 @@ impl SssPrimalDual {
         let owner_s: Vec<usize> = (0..mm * nn).map(|i| i % nn).collect();
         let step = g.gather(&owner_s).add(&self.lambda).scale(alpha).add(&x_new.sub(&self.y).scale(alpha_rho));
         let v = self.y.add(&self.engine.trunc_f(&step)?);
-        let y_new = self.engine.project(&v, &cols, &self.cap_s, bound)?;
+        let y_new = self.engine.project_bounded(&v, &cols, self.low_s.as_ref(), &self.cap_s, bound)?;
         let dl = self.engine.trunc_f(&x_new.sub(&y_new).scale(encode(prm.rho)?))?;
         self.lambda = self.lambda.add(&dl);
         self.x = x_new;

@@ -71,6 +71,20 @@ pub enum Fault {
     WrongInputs,
     /// Replaces its proof with random bytes.
     BadSignature,
+    /// Feeds its enclave the previous round's number (a validly signed
+    /// replay-shaped message).
+    StaleRound,
+    /// Adds an output for a subproblem it was not assigned.
+    ExtraOutput,
+    /// A compromised enclave: validly signed outputs with wrong values.
+    WrongOutput,
+    /// Sends its message in another node's name (signed with its own key).
+    Impersonate,
+}
+
+/// What a node's own signature on an [`OutputMsg`] covers.
+pub fn message_digest(node: usize, round: u64, ciphertext: &[u8], context: &[u8; 32], proof: &[u8; 64]) -> [u8; 32] {
+    sha(&[&(node as u64).to_le_bytes(), &round.to_le_bytes(), &sha(&[ciphertext]), context, proof])
 }
 
 impl Fault {
@@ -97,6 +111,15 @@ pub enum Detection {
     ContextMismatch,
     BadSignature,
     Undecryptable,
+    /// The message names another round than the current one.
+    WrongRound,
+    /// Outputs for a subproblem not assigned to the sender.
+    UnassignedOutput,
+    /// Outputs of the wrong shape for their subproblem.
+    MalformedOutput,
+    /// The sender's output differs from another executor's and from the
+    /// honest recomputation.
+    OutputMismatch,
 }
 
 /// One enclave's broadcast of a round.
@@ -108,6 +131,9 @@ pub struct OutputMsg {
     /// `H(O ‖ D ‖ In)`.
     pub context: [u8; 32],
     pub proof: [u8; 64],
+    /// The sending node's own signature (`sks_b`) over the whole message
+    /// ([`message_digest`]): binds `node` to the sender.
+    pub node_proof: [u8; 64],
 }
 
 /// Cryptographic operations performed (all enclaves together).
@@ -132,6 +158,9 @@ pub struct TearDoConfig {
     /// Byzantine hosts and how each misbehaves.
     pub byzantine: BTreeMap<usize, Fault>,
     pub strategy: Strategy,
+    /// Seed of [`Deployed::deploy_insecure_seeded`] (tests and reproducible
+    /// benchmarks); [`Deployed::deploy`] ignores it and draws every secret
+    /// from the operating system.
     pub seed: u64,
 }
 
@@ -262,12 +291,33 @@ pub struct Deployed {
 impl Deployed {
     /// Runs D-TASK over `config.enclaves` software enclaves (the Byzantine
     /// hosts pass the setup honestly and attack during the DO).
+    ///
+    /// Every secret (the threshold dealing, each enclave's key pairs, the
+    /// D-TASK certificate, the output key and `Assign`'s random number `rn`)
+    /// is drawn from the operating system's randomness: nobody outside the
+    /// enclaves can reproduce the group keys. `config.seed` does not enter
+    /// them (see [`Deployed::deploy_insecure_seeded`]).
     pub fn deploy(config: TearDoConfig) -> Result<Deployed, TearDoError> {
+        Self::deploy_with(config, ChaCha20Rng::from_os_rng())
+    }
+
+    /// INSECURE, for tests and reproducible benchmarks only: like
+    /// [`Deployed::deploy`] but every key and `rn` follow from the public
+    /// `config.seed`, so anyone who knows the seed derives the same group
+    /// keys and decrypts every request. Never for a real market.
+    pub fn deploy_insecure_seeded(config: TearDoConfig) -> Result<Deployed, TearDoError> {
+        let rng = ChaCha20Rng::seed_from_u64(config.seed);
+        Self::deploy_with(config, rng)
+    }
+
+    fn deploy_with(config: TearDoConfig, mut rng: ChaCha20Rng) -> Result<Deployed, TearDoError> {
         let b = config.enclaves;
+        if b == 0 {
+            return Err(TearDoError::BadKappa { kappa: config.kappa, b: 0 });
+        }
         if let Some((&n, _)) = config.byzantine.iter().find(|(n, _)| **n >= b) {
             return Err(TearDoError::UnknownNode(n, b));
         }
-        let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
         let f = (b.saturating_sub(1)) / 3;
         let (public_set, shares) = gridledger_threshold::deal(b.max(1), (2 * f + 1).min(b.max(1)), &mut rng)
             .map_err(|_| TeeError::Malformed("threshold parameters"))?;
@@ -350,6 +400,17 @@ impl TearDo {
         Deployed::deploy(config)?.start(market, net, requests_digest)
     }
 
+    /// INSECURE, for tests and reproducible benchmarks only: keys and `rn`
+    /// follow from the public `config.seed` ([`Deployed::deploy_insecure_seeded`]).
+    pub fn new_insecure_seeded(
+        market: &Market,
+        net: &MarketNetwork,
+        config: TearDoConfig,
+        requests_digest: [u8; 32],
+    ) -> Result<TearDo, TearDoError> {
+        Deployed::deploy_insecure_seeded(config)?.start(market, net, requests_digest)
+    }
+
     /// The enclaves `Assign` gives subproblem `sp` (as node indices).
     pub fn assigned(&self, sp: usize) -> Vec<usize> {
         assign(&self.rn, sp, self.config.kappa, self.selected.len()).into_iter().map(|i| self.selected[i]).collect()
@@ -382,12 +443,23 @@ impl TearDo {
     fn unchanged(&self, sp: usize) -> Out {
         let (mm, nn) = (self.pd.buyers, self.pd.sellers);
         if sp < mm {
-            Out::Buyer(self.pd.x[sp * nn..(sp + 1) * nn].to_vec())
+            Out::Buyer(self.pd.buyer_row(sp))
         } else if sp < mm + nn {
             let c = (sp - mm) * mm..(sp - mm + 1) * mm;
             Out::Seller(self.pd.y[c.clone()].to_vec(), self.pd.lambda[c].to_vec())
         } else {
             Out::Operator(self.pd.mu.clone(), self.pd.bus_prices().to_vec())
+        }
+    }
+
+    /// True when `o` has the shape of subproblem `sp`'s outputs.
+    fn shape_ok(&self, sp: usize, o: &Out) -> bool {
+        let (mm, nn) = (self.pd.buyers, self.pd.sellers);
+        let (rows, buses) = (self.pd.mu.len(), self.pd.bus_prices().len());
+        match o {
+            Out::Buyer(x) => sp < mm && x.len() == nn,
+            Out::Seller(y, l) => (mm..mm + nn).contains(&sp) && y.len() == mm && l.len() == mm,
+            Out::Operator(mu, bp) => sp == mm + nn && mu.len() == rows && bp.len() == buses,
         }
     }
 
@@ -425,7 +497,7 @@ impl TearDo {
         }
         let mut msgs = Vec::new();
         for (&node, node_sps) in &assigned_of {
-            let outs: Vec<(usize, Out)> = node_sps
+            let mut outs: Vec<(usize, Out)> = node_sps
                 .iter()
                 .map(|sp| (*sp, cache.entry(*sp).or_insert_with(|| self.compute(market, *sp)).clone()))
                 .collect();
@@ -433,6 +505,27 @@ impl TearDo {
             if byz == Some(Fault::Silent) {
                 continue;
             }
+            match byz {
+                Some(Fault::WrongOutput) => {
+                    for (_, o) in outs.iter_mut() {
+                        let v = match o {
+                            Out::Buyer(x) => x,
+                            Out::Seller(y, _) | Out::Operator(y, _) => y,
+                        };
+                        if let Some(first) = v.first_mut() {
+                            *first += 1.0;
+                        }
+                    }
+                }
+                Some(Fault::ExtraOutput) => {
+                    if let Some(&other) = sps.iter().find(|sp| !node_sps.contains(sp)) {
+                        let o = cache.entry(other).or_insert_with(|| self.compute(market, other)).clone();
+                        outs.push((other, o));
+                    }
+                }
+                _ => {}
+            }
+            let round = if byz == Some(Fault::StaleRound) { round.saturating_sub(1) } else { round };
             let plain = serialise(&outs);
             let enclave = &self.enclaves[node];
             let counter = round * 1_000_003 + node as u64;
@@ -453,19 +546,33 @@ impl TearDo {
                 _ => {}
             }
             self.crypto.max_message_bytes = self.crypto.max_message_bytes.max(ct.len() + 32 + 8 + 64);
-            msgs.push(OutputMsg { node, round, ciphertext: ct, context, proof });
+            // the host authenticates the message as sent with its enclave's own key
+            let claimed = if byz == Some(Fault::Impersonate) { (node + 1) % self.enclaves.len() } else { node };
+            let node_proof = enclave.sign_as_node(&message_digest(claimed, round, &ct, &context, &proof));
+            msgs.push(OutputMsg { node: claimed, round, ciphertext: ct, context, proof, node_proof });
         }
         // every honest enclave checks every message (once here, counted per receiver)
         let receivers = honest.len().max(1) as u64;
         let verifier = honest.first().copied().unwrap_or(0);
         let mut valid: BTreeMap<usize, Out> = BTreeMap::new();
+        let mut candidates: BTreeMap<usize, Vec<(usize, Out)>> = BTreeMap::new();
         let mut heard: BTreeSet<usize> = BTreeSet::new();
         let (mm, nn) = (self.pd.buyers, self.pd.sellers);
         for msg in &msgs {
+            // a message that the named node did not sign is nobody's: it is
+            // dropped without accusing the node it names
+            let Some(named) = self.enclaves.get(msg.node) else { continue };
+            let md = message_digest(msg.node, msg.round, &msg.ciphertext, &msg.context, &msg.proof);
+            let md = sha(&[b"gridledger/market/node-message", &md]);
+            if schnorr_verify(&named.pks(), &md, &msg.node_proof).is_err() {
+                continue;
+            }
             heard.insert(msg.node);
             self.crypto.verifications += receivers;
             let expected = self.context(assigned_of.get(&msg.node).map_or(&[][..], |v| v), &inputs);
-            let verdict = if msg.context != expected {
+            let verdict = if msg.round != round {
+                Err(Detection::WrongRound)
+            } else if msg.context != expected {
                 Err(Detection::ContextMismatch)
             } else if schnorr_verify(
                 &self.pvk,
@@ -483,20 +590,45 @@ impl TearDo {
                     .ok()
                     .and_then(|p| parse(&p, mm, nn))
                 {
-                    Some(outs) => Ok(outs),
                     None => Err(Detection::Undecryptable),
+                    Some(outs) => {
+                        let mine = assigned_of.get(&msg.node).map_or(&[][..], |v| v);
+                        if outs.iter().any(|(sp, _)| !mine.contains(sp)) {
+                            Err(Detection::UnassignedOutput)
+                        } else if !outs.iter().all(|(sp, o)| self.shape_ok(*sp, o)) {
+                            Err(Detection::MalformedOutput)
+                        } else {
+                            Ok(outs)
+                        }
+                    }
                 }
             };
             match verdict {
                 Ok(outs) => {
                     for (sp, o) in outs {
-                        valid.entry(sp).or_insert(o);
+                        candidates.entry(sp).or_default().push((msg.node, o));
                     }
                 }
                 Err(d) => {
                     self.detected.entry(msg.node).or_insert((d, round));
                 }
             }
+        }
+        // the κ executors' outputs are compared: on any disagreement the
+        // honest enclaves recompute the subproblem and flag every sender
+        // whose output differs from it
+        for (sp, outs) in candidates {
+            if outs.iter().all(|(_, o)| *o == outs[0].1) {
+                valid.insert(sp, outs[0].1.clone());
+                continue;
+            }
+            let reference = self.compute(market, sp);
+            for (node, o) in &outs {
+                if *o != reference {
+                    self.detected.entry(*node).or_insert((Detection::OutputMismatch, round));
+                }
+            }
+            valid.insert(sp, reference);
         }
         for node in assigned_of.keys() {
             if !heard.contains(node) {
@@ -561,9 +693,16 @@ impl TearDo {
     }
 
     /// Runs to convergence (or the iteration limit) and reports.
+    ///
+    /// With no honest enclave among the selected nobody computes anything
+    /// and no valid output can exist: the run stops at once, not converged
+    /// (the simulator never computes a subproblem on the hosts' behalf).
     pub fn run(&mut self, market: &Market) -> TearDoReport {
         let mut prev = [0u8; 32];
         let mut converged = false;
+        if self.selected.iter().all(|n| self.config.byzantine.contains_key(n)) {
+            return self.report(false);
+        }
         while self.pd.iterations < self.pd.params.max_iter {
             if self.step(market, &mut prev) {
                 converged = true;

@@ -229,13 +229,23 @@ pub trait Enclave: Attester {
 
     // ---- TEAR-DO (Eqs 6.19–6.22)
     /// Decrypts a prosumer's request (ECIES under PKE).
-    fn open_request(&self, ciphertext: &[u8]) -> Result<Vec<u8>, TeeError>;
+    fn open_request(&self, ciphertext: &[u8]) -> Result<Vec<u8>, TeeError> {
+        self.open_request_for(ciphertext, &[])
+    }
+    /// Decrypts a request encrypted with [`encrypt_request_for`] under
+    /// `binding` (see [`request_binding`]); a copy filed by another account,
+    /// in another interval or on another chain does not open.
+    fn open_request_for(&self, ciphertext: &[u8], binding: &[u8]) -> Result<Vec<u8>, TeeError>;
     /// Eq 6.20: encrypts outputs under the group's AEAD key.
     fn encrypt_outputs(&self, counter: u64, outputs: &[u8]) -> Result<Vec<u8>, TeeError>;
     /// Eq 6.22: decrypts another enclave's outputs.
     fn decrypt_outputs(&self, counter: u64, ciphertext: &[u8]) -> Result<Vec<u8>, TeeError>;
     /// Eq 6.19: signs `digest` (the hash of the computational context) with SKS.
     fn prove(&self, digest: &[u8; 32]) -> Result<[u8; 64], TeeError>;
+    /// Signs `digest` with this enclave's own `sks_b` (verified with the
+    /// attested `pks_b`): authenticates which node sent a message, which
+    /// the group's shared SKS cannot.
+    fn sign_as_node(&self, digest: &[u8; 32]) -> [u8; 64];
 }
 
 /// A software enclave: runs the script's steps in the host's process.
@@ -428,9 +438,9 @@ impl Enclave for SoftwareEnclave {
         })
     }
 
-    fn open_request(&self, ciphertext: &[u8]) -> Result<Vec<u8>, TeeError> {
+    fn open_request_for(&self, ciphertext: &[u8], binding: &[u8]) -> Result<Vec<u8>, TeeError> {
         let sk = self.sks_decrypt.as_ref().ok_or(TeeError::NotReady("SKS"))?;
-        ecies_decrypt(sk, ciphertext, b"gridledger/market/request")
+        ecies_decrypt(sk, ciphertext, &request_aad(binding))
     }
     fn encrypt_outputs(&self, counter: u64, outputs: &[u8]) -> Result<Vec<u8>, TeeError> {
         Ok(aead_seal(&self.output_key()?, counter, outputs, b"gridledger/market/outputs"))
@@ -438,15 +448,43 @@ impl Enclave for SoftwareEnclave {
     fn decrypt_outputs(&self, counter: u64, ciphertext: &[u8]) -> Result<Vec<u8>, TeeError> {
         aead_open(&self.output_key()?, counter, ciphertext, b"gridledger/market/outputs")
     }
+    fn sign_as_node(&self, digest: &[u8; 32]) -> [u8; 64] {
+        schnorr_sign(&self.sign, &sha(&[b"gridledger/market/node-message", digest]))
+    }
     fn prove(&self, digest: &[u8; 32]) -> Result<[u8; 64], TeeError> {
         let kp = self.sks_sign.as_ref().ok_or(TeeError::NotReady("SKS"))?;
         Ok(schnorr_sign(kp, digest))
     }
 }
 
-/// Encrypts a prosumer's request to the group's PKE.
+/// Encrypts a prosumer's request to the group's PKE, bound to nothing
+/// (see [`encrypt_request_for`], which the framework uses).
 pub fn encrypt_request(keys: &GroupKeys, request: &[u8], rng: &mut dyn RngCore) -> Vec<u8> {
-    ecies_encrypt(&keys.pke, request, b"gridledger/market/request", rng)
+    encrypt_request_for(keys, request, &[], rng)
+}
+
+/// Encrypts a prosumer's request to the group's PKE with `binding` (see
+/// [`request_binding`]) as the ECIES associated data.
+pub fn encrypt_request_for(keys: &GroupKeys, request: &[u8], binding: &[u8], rng: &mut dyn RngCore) -> Vec<u8> {
+    ecies_encrypt(&keys.pke, request, &request_aad(binding), rng)
+}
+
+/// What a request ciphertext is bound to: the chain, the clearing interval
+/// and the submitting account.
+pub fn request_binding(chain_id: u32, interval: u64, submitter: &[u8]) -> Vec<u8> {
+    let mut b = chain_id.to_le_bytes().to_vec();
+    b.extend(interval.to_le_bytes());
+    b.extend(submitter);
+    b
+}
+
+fn request_aad(binding: &[u8]) -> Vec<u8> {
+    let mut aad = b"gridledger/market/request".to_vec();
+    if !binding.is_empty() {
+        aad.push(0);
+        aad.extend(binding);
+    }
+    aad
 }
 
 /// Eq 6.15: does round 1's signature verify under the revealed values?
@@ -488,6 +526,12 @@ pub fn run_dtask(
     rng: &mut dyn RngCore,
 ) -> Result<Deployment, TeeError> {
     let n = enclaves.len();
+    if n == 0 {
+        return Err(TeeError::Malformed("enclave set (no enclaves)"));
+    }
+    if faults.len() != n {
+        return Err(TeeError::Malformed("fault list (one entry per enclave)"));
+    }
     let pkes: Vec<PublicKey> = enclaves.iter().map(|e| e.pke()).collect();
     // secret generation: all-to-all encrypted shares
     let mut inbox: Vec<Vec<(usize, Vec<u8>)>> = vec![Vec::new(); n];

@@ -60,7 +60,6 @@ mpc.branch = [\n 1 2 0.01 0.1 0 0 0 0 0 0 1;\n 2 3 0.01 0.1 0 0 0 0 0 0 1;\n 1 3
 // right-hand side is neither `[` nor `{`, so it falls into the "other scalar
 // fields" arm): MATLAB/MATPOWER sees 2 branches, the parser 3.
 #[test]
-#[ignore = "attack: `mpc.branch = mpc.branch(1:2, :);` is silently ignored (network differs from MATPOWER's)"]
 fn a_whole_matrix_reassignment_is_not_silently_ignored() {
     let text = format!("{MINI}mpc.branch = mpc.branch(1:2, :);\n");
     let r = Case::parse(&text);
@@ -72,7 +71,6 @@ fn a_whole_matrix_reassignment_is_not_silently_ignored() {
 // `mpc.bus(:, 3) = 0;` is bypassed by writing it as `]; mpc.bus(:, 3) = 0;`
 // (MATPOWER zeroes every load, the parser keeps them).
 #[test]
-#[ignore = "attack: code after a matrix's `]` on the same line is dropped unseen (indexed-assignment refusal bypassed)"]
 fn code_after_a_closing_bracket_is_not_silently_dropped() {
     let text = MINI.replace(
         " 3 1 50 10 0 0 1 1 0 135 1 1.1 0.9;\n];",
@@ -92,7 +90,6 @@ fn code_after_a_closing_bracket_is_not_silently_dropped() {
 // line not starting with `mpc.` is skipped, so e.g. a load scaling is
 // ignored and the market clears on unscaled loads.
 #[test]
-#[ignore = "attack: `mpc = scale_load(2, mpc);` is silently ignored"]
 fn an_assignment_to_the_whole_case_is_not_silently_ignored() {
     let text = format!("{MINI}mpc = scale_load(2, mpc);\n");
     let r = Case::parse(&text);
@@ -104,7 +101,6 @@ fn an_assignment_to_the_whole_case_is_not_silently_ignored() {
 // `Vbase = ...` line is skipped and the parser always divides by
 // `(baseKV of bus 1)² / baseMVA`; here MATLAB's impedances are 4× smaller.
 #[test]
-#[ignore = "attack: a redefined `Vbase` is ignored; the ohm conversion silently differs from MATPOWER's"]
 fn a_redefined_vbase_is_not_silently_ignored() {
     let text = CASE33BW.replace("Vbase = mpc.bus(1, BASE_KV) * 1e3;", "Vbase = 2 * mpc.bus(1, BASE_KV) * 1e3;");
     assert_ne!(text, CASE33BW);
@@ -125,7 +121,6 @@ fn a_redefined_vbase_is_not_silently_ignored() {
 // Expected: the kW → MW conversion line given twice divides twice (as
 // MATLAB does) or is refused. Observed: a flag is set, so it is applied once.
 #[test]
-#[ignore = "attack: a repeated unit-conversion statement is applied once (MATPOWER applies it twice)"]
 fn a_repeated_conversion_is_not_applied_once() {
     let line = "mpc.bus(:, [PD, QD]) = mpc.bus(:, [PD, QD]) / 1e3;";
     assert!(CASE33BW.contains(line));
@@ -144,7 +139,6 @@ fn a_repeated_conversion_is_not_applied_once() {
 // impedance and every branch gets r = x = +inf; the parser accepts it (the
 // zero-impedance check compares with 0 before nothing else).
 #[test]
-#[ignore = "attack: baseKV = 0 with the ohm conversion gives infinite impedances, accepted"]
 fn infinite_impedance_after_conversion_is_refused() {
     let text = CASE33BW.replacen("1\t3\t0\t0\t0\t0\t1\t1\t0\t12.66", "1\t3\t0\t0\t0\t0\t1\t1\t0\t0", 1);
     assert_ne!(text, CASE33BW);
@@ -160,7 +154,6 @@ fn infinite_impedance_after_conversion_is_refused() {
 // 0 = unlimited). Observed: accepted and treated as "unlimited", so the line
 // silently drops out of the market's PTDF rows.
 #[test]
-#[ignore = "attack: a negative rate_a is accepted and the line becomes unlimited"]
 fn a_negative_rating_is_refused() {
     let line = "1\t2\t0.02\t0.06\t0.03\t130\t130\t130";
     assert!(CASE30.contains(line));
@@ -176,7 +169,6 @@ fn a_negative_rating_is_refused() {
 // Vmax = -1.1 acts exactly like 1.1 and the file's sign error goes unseen
 // (and Vmax = -1e308 squares to +inf: no upper limit at all).
 #[test]
-#[ignore = "attack: a negative Vmax is accepted and squared into a valid-looking limit"]
 fn a_negative_voltage_limit_is_refused() {
     let row = "\t2\t1\t100\t60\t0\t0\t1\t1\t0\t12.66\t1\t1.1\t0.9;";
     assert!(CASE33BW.contains(row));
@@ -199,7 +191,6 @@ fn a_negative_voltage_limit_is_refused() {
 // PTDF rows; case33bw has no ratings, so the market loses every network
 // constraint (the voltage limits) without a word.
 #[test]
-#[ignore = "attack: a branch to an isolated bus flips a radial feeder to PTDF; its voltage limits vanish"]
 fn a_branch_to_an_isolated_bus_does_not_drop_the_voltage_limits() {
     let last = "\t33\t1\t60\t40\t0\t0\t1\t1\t0\t12.66\t1\t1.1\t0.9;";
     let br = "\t32\t33\t0.3410\t0.5302\t0\t0\t0\t0\t0\t0\t1\t-360\t360;";
@@ -228,7 +219,6 @@ fn a_branch_to_an_isolated_bus_does_not_drop_the_voltage_limits() {
 // 20k rows (0.75 MB) 2.0 s, 40k 6.9 s, 80k rows (3 MB) 27 s; the 300k rows
 // (11 MB) below take about 6 minutes.
 #[test]
-#[ignore = "attack: multi-line matrices parse in quadratic time (11 MB file: minutes)"]
 fn a_large_matrix_parses_in_linear_time() {
     let mut s =
         String::from("mpc.version = '2';\nmpc.baseMVA = 100;\nmpc.bus = [\n 1 3 0 0 0 0 1 1 0 135 1 1.1 0.9;\n");
@@ -247,7 +237,6 @@ fn a_large_matrix_parses_in_linear_time() {
 // 0.4 s, 200 buses 5.7 s, 400 buses 87 s (debug), so a 30 kB, 1000-bus
 // feeder keeps `gridledger market clear --case` busy for about an hour.
 #[test]
-#[ignore = "attack: DistFlow on a 400-bus chain feeder takes ~90 s (n^4); 1000 buses ~1 h"]
 fn a_long_radial_feeder_builds_its_rows_quickly() {
     let n = 400;
     let mut s =
@@ -274,7 +263,6 @@ fn a_long_radial_feeder_builds_its_rows_quickly() {
 // (−(b e + a e²/2)), so welfare and optimum are both wrong, consistently,
 // and the gap reads 0.
 #[test]
-#[ignore = "attack: a Seller-sided prosumer in `buyers` is accepted; welfare is silently mis-scored"]
 fn a_prosumer_on_the_wrong_side_is_refused() {
     let net = case30_net(1.0);
     let mut m = Market::generate(1, 3, 3, &net.bus_ids);
@@ -293,7 +281,6 @@ fn a_prosumer_on_the_wrong_side_is_refused() {
 // (ALADIN on congested PTDF is listed as open work; the point here is the
 // Ok, which any non-convergence shares.) Takes ~20 s in a debug build.
 #[test]
-#[ignore = "attack: a non-converged clearing is returned as Ok (ALADIN congested case30: welfare 0 vs 3.14)"]
 fn a_clearing_that_did_not_converge_is_an_error() {
     let net = case30_net(1e-4);
     let m = Market::generate(7, 8, 8, &net.bus_ids);
@@ -321,7 +308,6 @@ fn a_clearing_that_did_not_converge_is_an_error() {
 // interval ends in `Err(Market(InfeasibleTotals))` after its admission is
 // recorded (the interval is closed on chain, nobody is cleared).
 #[test]
-#[ignore = "attack: one buyer lying about e_min (all hidden fields) makes the whole interval fail after admission"]
 fn one_lying_prosumer_does_not_veto_the_interval() {
     let net = case30_net(1.0);
     let mut market = Market::generate(21, 4, 4, &net.bus_ids);
@@ -350,7 +336,6 @@ fn one_lying_prosumer_does_not_veto_the_interval() {
 // enclaves (minutes), then returns Ok with converged = false and trades
 // that violate the line limits.
 #[test]
-#[ignore = "attack: a network-infeasible admitted market runs TEAR-DO to 200k iterations instead of a typed refusal"]
 fn a_network_infeasible_market_is_refused_before_teardo() {
     let net = case30_net(1e-6); // each line allots the market ~0.1 kW
     let far = *net.bus_ids.last().unwrap();
@@ -382,7 +367,6 @@ fn a_network_infeasible_market_is_refused_before_teardo() {
 // the caller, so a copy from another account is a "new" request and is
 // stored, admitted and decrypted as a second copy of the victim's bid.
 #[test]
-#[ignore = "attack: anyone can resubmit a victim's encrypted request (other account / later interval); it is accepted"]
 fn a_copied_request_ciphertext_is_refused() {
     let dep = Deployed::deploy(cfg(5)).unwrap();
     let victim = Prosumer { side: Side::Buyer, bus: 7, a: 0.02, b: 0.3, e_min: 0.0, e_max: 3.0 };
@@ -420,7 +404,6 @@ fn a_copied_request_ciphertext_is_refused() {
 // decrypts every prosumer's request. Two runs with one seed also reuse the
 // output key with the same nonce counters (round·1 000 003 + node).
 #[test]
-#[ignore = "attack: group keys are a function of the public --seed; anyone re-deploying with it decrypts all requests"]
 fn group_keys_do_not_follow_from_the_public_seed() {
     let honest = Deployed::deploy(cfg(1)).unwrap();
     let attacker = Deployed::deploy(cfg(1)).unwrap();
@@ -441,7 +424,6 @@ fn group_keys_do_not_follow_from_the_public_seed() {
 // indexes `faults[0]`: panic "index out of bounds" (tee.rs, the round-1
 // loop).
 #[test]
-#[ignore = "attack: TearDoConfig { enclaves: 0 } panics in run_dtask (index out of bounds)"]
 fn zero_enclaves_is_a_typed_error_not_a_panic() {
     let r = std::panic::catch_unwind(|| {
         Deployed::deploy(TearDoConfig { enclaves: 0, ..cfg(1) }).map(|_| ()).map_err(|e| e.to_string())
@@ -491,7 +473,6 @@ fn huge_meshed_case_child() {
 // `gridledger market clear` / `grid pf` (dense n² Y-bus and Jacobian)
 // exhaust the machine's memory.
 #[test]
-#[ignore = "attack: a 20 000-bus (1.6 MB) case makes the dense DC model abort on allocation (no size limit)"]
 fn a_huge_meshed_case_is_a_typed_error_not_an_abort() {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
@@ -527,7 +508,6 @@ fn a_huge_meshed_case_is_a_typed_error_not_an_abort() {
 // credits honest enclaves that do not exist, and `Deployed::deploy` accepts
 // a Byzantine set of any size (the seed's model needs f < B/3).
 #[test]
-#[ignore = "attack: all hosts Byzantine and silent, yet TEAR-DO 'converges' to the attack-free clearing"]
 fn no_honest_enclave_means_no_clearing() {
     let net = case30_net(1.0);
     let market = Market::generate(21, 3, 3, &net.bus_ids);
@@ -559,7 +539,6 @@ fn no_honest_enclave_means_no_clearing() {
 // (12×12 still passes). The `request` call rewrites the interval's whole id
 // list each time, so requests themselves run out of gas at 170.
 #[test]
-#[ignore = "attack: run_interval fails 'admission reverted: out of gas' from 16x16 prosumers (the seed runs 100x100)"]
 fn the_framework_clears_a_16_by_16_market() {
     let net = case30_net(1.0);
     let market = Market::generate(21, 16, 16, &net.bus_ids);
@@ -576,7 +555,6 @@ fn the_framework_clears_a_16_by_16_market() {
 // an honest prosumer's request reverts "out of gas" — the interval is full
 // long before `MAX_REQUESTS` = 10 000.
 #[test]
-#[ignore = "attack: 169 junk requests from one account lock every other prosumer out of the interval (out of gas)"]
 fn junk_requests_do_not_lock_honest_prosumers_out() {
     let dir = tempfile::tempdir().unwrap();
     let mut reg = ContractRegistry::new();
@@ -635,7 +613,6 @@ fn aladin_clears_a_small_seeded_market_on_case33bw() {
 // that this buys a welfare 0.2 % *above* the true optimum: an infeasible
 // clearing reported as converged, with a negative gap.
 #[test]
-#[ignore = "attack: primal-dual reports converged 0.2 % off the optimum (congested case30, e_min > 0, seed 52)"]
 fn primal_dual_converged_means_within_a_tenth_of_a_percent() {
     let net = case30_net(1e-4);
     let mut m = Market::generate(52, 4, 4, &net.bus_ids);
@@ -663,7 +640,6 @@ fn primal_dual_converged_means_within_a_tenth_of_a_percent() {
 // indexes `faults[a]` for every enclave and panics "index out of bounds"
 // (the same root cause as the zero-enclave panic above).
 #[test]
-#[ignore = "attack: run_dtask panics when the fault list is shorter than the enclave list"]
 fn run_dtask_with_a_short_fault_list_is_a_typed_error() {
     use gridledger_market::teardo::SCRIPT;
     use gridledger_market::tee::{run_dtask, Attester, SoftwareEnclave};
@@ -689,7 +665,6 @@ fn run_dtask_with_a_short_fault_list_is_a_typed_error() {
 // (1×1) and 6 (2×2, 3×3) ALADIN instead cycles for 200 iterations and
 // reports welfare $0 (through the CLI: `--case` a one-bus file, exit 0).
 #[test]
-#[ignore = "attack: ALADIN on an unconstrained 1x1 market reports converged 0.25 % off the optimum (seed 4)"]
 fn aladin_converged_means_within_a_tenth_of_a_percent_without_any_network() {
     let net = MarketNetwork::unconstrained(vec![1]);
     let m = Market::generate(4, 1, 1, &net.bus_ids);
@@ -740,7 +715,6 @@ fn primal_dual_clears_small_seeded_congested_markets() {
 // (limit scale 1e-4) clears with no network row at all: welfare $1.3636
 // instead of $1.3048, no error.
 #[test]
-#[ignore = "attack: a subnormal baseMVA overflows every rating to +inf and silently drops all line limits"]
 fn a_tiny_base_mva_does_not_drop_the_line_limits() {
     assert!(CASE30.contains("mpc.baseMVA = 100;"));
     let text = CASE30.replace("mpc.baseMVA = 100;", "mpc.baseMVA = 1e-310;");

@@ -7,8 +7,13 @@ use std::sync::Arc;
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::{dev_key, DevChain};
 use gridledger_ledger::{ContractRegistry, TxStatus};
-use gridledger_market::contract::{AdmissionRules, AdmitArgs, IntervalArg, MarketContract, RequestArgs, MARKET_ID};
-use gridledger_market::framework::{decode_request, encode_request, run_interval, RequestError, REQUEST_BYTES};
+use gridledger_market::contract::{
+    AdmissionRules, AdmitArgs, IntervalArg, MarketContract, RequestArgs, MARKET_ID, MAX_ADMIT_BATCH,
+    MAX_REQUESTS_PER_ACCOUNT,
+};
+use gridledger_market::framework::{
+    decode_request, encode_request, run_interval_insecure_seeded, RequestError, REQUEST_BYTES,
+};
 use gridledger_market::network::MarketNetwork;
 use gridledger_market::primal_dual::{PdParams, PrimalDual};
 use gridledger_market::problem::Market;
@@ -29,7 +34,7 @@ fn an_interval_clears_exactly_the_admitted_requests() {
     let (market, net) = setup();
     let dir = tempfile::tempdir().unwrap();
     let byz = [(2, Fault::WrongInputs), (5, Fault::Silent)].into_iter().collect();
-    let out = run_interval(dir.path(), &market, &net, cfg(byz), None).unwrap();
+    let out = run_interval_insecure_seeded(dir.path(), &market, &net, cfg(byz), None).unwrap();
     assert_eq!(out.submitted, 8);
     assert_eq!(out.admitted.len(), 8);
     assert!(out.deferred.is_empty());
@@ -48,7 +53,7 @@ fn the_operator_cap_defers_requests_and_the_rest_clear() {
     // a cap below the largest request: that one (at least) is deferred
     let largest = market.buyers.iter().chain(&market.sellers).map(|p| p.e_max).fold(0.0, f64::max);
     let cap = (largest * 1000.0) as u64 - 1;
-    let out = run_interval(dir.path(), &market, &net, cfg(BTreeMap::new()), Some(cap)).unwrap();
+    let out = run_interval_insecure_seeded(dir.path(), &market, &net, cfg(BTreeMap::new()), Some(cap)).unwrap();
     assert!(!out.deferred.is_empty());
     assert_eq!(out.admitted.len() + out.deferred.len(), 8);
     let admitted = out.market.unwrap();
@@ -131,4 +136,92 @@ fn the_contract_refuses_bad_requests_and_admissions_and_changes_nothing() {
     assert!(reverted(&call(&mut env, 0, "admit", &AdmitArgs { interval: 1, ids: vec![ids[1]] })));
     assert!(reverted(&call(&mut env, 3, "request", &req(4, 10, vec![3; 10]))), "the interval is closed");
     assert_eq!(view(&env, "admitted"), admitted);
+}
+
+#[test]
+fn two_hundred_requests_are_filed_and_admitted_in_batches_within_the_gas_limit() {
+    let mut env = chain();
+    let mut ids = Vec::new();
+    for i in 0..200u32 {
+        let mut ct = vec![7u8; 120];
+        ct[..4].copy_from_slice(&i.to_le_bytes());
+        let a = RequestArgs { interval: 1, bus: 3 + i % 30, e_max_wh: 1000, ciphertext: ct };
+        let r = env.chain.call(&dev_key(1), MARKET_ID, "request", borsh::to_vec(&a).unwrap(), Amount(0)).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "request {i}");
+        ids.push(Hash32(r.output[..32].try_into().unwrap()));
+    }
+    let rules = AdmissionRules { interval: 1, bus_caps_wh: (3..33).map(|b| (b, 10_000)).collect(), note: "".into() };
+    assert_eq!(call(&mut env, 0, "rules", &rules), TxStatus::Success);
+    let too_many = AdmitArgs { interval: 1, ids: ids[..MAX_ADMIT_BATCH + 1].to_vec() };
+    assert!(reverted(&call(&mut env, 0, "admit_part", &too_many)), "a batch over the limit");
+    let chunks: Vec<&[Hash32]> = ids.chunks(MAX_ADMIT_BATCH).collect();
+    for (k, c) in chunks.iter().enumerate() {
+        let m = if k + 1 == chunks.len() { "admit" } else { "admit_part" };
+        assert_eq!(call(&mut env, 0, m, &AdmitArgs { interval: 1, ids: c.to_vec() }), TxStatus::Success, "batch {k}");
+        if k == 0 {
+            assert_eq!(view(&env, "admitted")["admitted"], serde_json::Value::Null, "not sealed yet");
+            let late = RequestArgs { interval: 1, bus: 3, e_max_wh: 1, ciphertext: vec![1; 50] };
+            assert!(reverted(&call(&mut env, 2, "request", &late)), "requests close at the first batch");
+            let again = AdmitArgs { interval: 1, ids: vec![ids[0]] };
+            assert!(reverted(&call(&mut env, 0, "admit_part", &again)), "an id admitted in an earlier batch");
+        }
+    }
+    assert_eq!(view(&env, "admitted")["admitted"].as_array().unwrap().len(), 200);
+    assert!(reverted(&call(&mut env, 0, "admit_part", &AdmitArgs { interval: 1, ids: Vec::new() })), "sealed");
+}
+
+#[test]
+fn one_account_files_at_most_its_quota_per_interval_and_others_still_can() {
+    let mut env = chain();
+    let req = |i: u32| {
+        let mut ct = vec![5u8; 100];
+        ct[..4].copy_from_slice(&i.to_le_bytes());
+        RequestArgs { interval: 1, bus: 3, e_max_wh: 1, ciphertext: ct }
+    };
+    for i in 0..MAX_REQUESTS_PER_ACCOUNT as u32 {
+        assert_eq!(call(&mut env, 2, "request", &req(i)), TxStatus::Success, "request {i}");
+    }
+    let before = view(&env, "requests");
+    assert!(reverted(&call(&mut env, 2, "request", &req(u32::MAX))), "over the account's quota");
+    assert_eq!(view(&env, "requests"), before, "the refused request changed nothing");
+    assert_eq!(call(&mut env, 1, "request", &req(u32::MAX)), TxStatus::Success, "another account still files");
+}
+
+#[test]
+fn invalid_hidden_fields_are_excluded_with_a_record_and_the_rest_clear() {
+    let (mut market, net) = setup();
+    let honest = market.clone();
+    let mut nan = market.buyers[0].clone();
+    nan.a = f64::NAN;
+    let mut nowhere = market.sellers[0].clone();
+    nowhere.bus = 9999;
+    market.buyers.push(nan);
+    market.sellers.push(nowhere);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_interval_insecure_seeded(dir.path(), &market, &net, cfg(BTreeMap::new()), None).unwrap();
+    assert_eq!(out.admitted.len(), 10);
+    // submission order: 5 buyers (the NaN one last), then 5 sellers
+    let ex: Vec<usize> = out.excluded.iter().map(|e| e.index).collect();
+    assert_eq!(ex, vec![4, 9], "{:?}", out.excluded);
+    assert!(out.excluded[0].reason.contains("a = NaN"), "{}", out.excluded[0].reason);
+    assert!(out.excluded[1].reason.contains("bus 9999"), "{}", out.excluded[1].reason);
+    assert_eq!(out.market.as_ref().unwrap(), &honest, "exactly the valid requests clear");
+    assert!(out.teardo.converged);
+}
+
+#[test]
+fn a_request_opens_only_under_its_own_chain_interval_and_submitter() {
+    use gridledger_market::tee::{encrypt_request_for, request_binding, Enclave};
+    let dep = gridledger_market::teardo::Deployed::deploy(cfg(BTreeMap::new())).unwrap();
+    let (market, _) = setup();
+    let plain = encode_request(&market.buyers[0]);
+    let me = dev_key(1).address();
+    let ct = encrypt_request_for(&dep.keys, &plain, &request_binding(7, 1, &me.0), &mut rand::rng());
+    let e = &dep.enclaves[dep.selected[0]];
+    assert_eq!(e.open_request_for(&ct, &request_binding(7, 1, &me.0)).unwrap(), plain);
+    let other = dev_key(2).address();
+    assert!(e.open_request_for(&ct, &request_binding(7, 1, &other.0)).is_err(), "another submitter");
+    assert!(e.open_request_for(&ct, &request_binding(7, 2, &me.0)).is_err(), "another interval");
+    assert!(e.open_request_for(&ct, &request_binding(8, 1, &me.0)).is_err(), "another chain");
+    assert!(e.open_request(&ct).is_err(), "unbound");
 }

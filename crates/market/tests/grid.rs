@@ -209,3 +209,19 @@ fn acpf_reports_non_convergence() {
     }
     assert!(matches!(run_pf(&c, PfOptions::default()), Err(ModelError::NoConvergence { .. })));
 }
+
+#[test]
+fn bad_limits_and_oversized_files_are_typed_errors() {
+    let inverted = MINI.replace(" 2 1 50 10 0 0 1 1 0 135 1 1.1 0.9;", " 2 1 50 10 0 0 1 1 0 135 1 0.9 1.1;");
+    assert!(matches!(Case::parse(&inverted), Err(CaseError::BadValue { matrix: "bus", row: 2, col: 13, .. })));
+    let neg_kv = MINI.replace(" 2 1 50 10 0 0 1 1 0 135 1 1.1 0.9;", " 2 1 50 10 0 0 1 1 0 -135 1 1.1 0.9;");
+    assert!(matches!(Case::parse(&neg_kv), Err(CaseError::BadValue { matrix: "bus", row: 2, col: 10, .. })));
+    let huge = MINI.replace("mpc.baseMVA = 100;", "mpc.baseMVA = 1e300;");
+    assert!(matches!(Case::parse(&huge), Err(CaseError::BadValue { matrix: "baseMVA", .. })));
+    let big = format!("{MINI}{}", "%".repeat(gridledger_market::case::MAX_CASE_BYTES));
+    assert!(matches!(Case::parse(&big), Err(CaseError::TooLarge { .. })));
+    // a local variable nobody reads is harmless; one the idioms read is not
+    assert!(Case::parse(&format!("{MINI}n_extra = 3;\n")).is_ok());
+    assert!(matches!(Case::parse(&format!("{MINI}BASE_KV = 3;\n")), Err(CaseError::UnsupportedCode { .. })));
+    assert!(matches!(Case::parse(&format!("{MINI}mpc.baseMVA = 10;\n")), Err(CaseError::UnsupportedCode { .. })));
+}

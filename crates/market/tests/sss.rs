@@ -76,14 +76,67 @@ fn shamir_iterations_follow_the_plaintext_primal_dual() {
         assert!(!s.converged && s.unconverged > 0);
     }
     let (x, y, l) = sp.reveal().unwrap();
-    assert!(pd.x.iter().any(|v| *v > 1e-3), "the iteration moved");
+    assert!((0..4).any(|i| pd.x_at(i / 2, i % 2) > 1e-3), "the iteration moved");
     for i in 0..4 {
         let (m, n) = (i / 2, i % 2);
-        for (got, want) in [(x[i], pd.x[i]), (y[i], pd.y_at(m, n)), (l[i], pd.lambda_at(m, n))] {
+        for (got, want) in [(x[i], pd.x_at(m, n)), (y[i], pd.y_at(m, n)), (l[i], pd.lambda_at(m, n))] {
             assert!((got - want).abs() < 1e-5, "shares {got} vs plaintext {want}");
         }
     }
     assert!(sp.engine.stats.comparisons > 0 && sp.engine.stats.rounds > 100);
+}
+
+#[test]
+fn oblivious_projection_with_lower_bounds_matches_the_plaintext_projection() {
+    let mut e = engine();
+    // group 0: the clamped sum 1.3 is below its lower bound 2 (τ < 0);
+    // group 1: 5.5 is above its cap 4 (τ > 0); group 2: within [0.5, 9] (τ = 0)
+    let rows = [[0.6, -1.0, 0.7, -0.3], [3.0, 2.5, -0.5, 0.0], [1.0, 0.25, -0.125, 2.0]];
+    let (lows, caps) = ([2.0, 1.0, 0.5], [3.0, 4.0, 9.0]);
+    let v = share(&mut e, rows.as_flattened());
+    let lo = share(&mut e, &lows);
+    let hi = share(&mut e, &caps);
+    let groups = vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9, 10, 11]];
+    let x = e.project_bounded(&v, &groups, Some(&lo), &hi, 64.0).unwrap();
+    let got = e.open_fixed(&x).unwrap();
+    for (g, row) in rows.iter().enumerate() {
+        let mut want = row.to_vec();
+        gridledger_market::primal_dual::project_capped(&mut want, lows[g], caps[g]);
+        for (k, w) in want.iter().enumerate() {
+            assert!((got[4 * g + k] - w).abs() < 1e-6, "group {g}: {got:?} vs {want:?}");
+        }
+    }
+    // the lower bound was binding: group 0 sums to it, above its clamped sum
+    let total0: f64 = got[..4].iter().sum();
+    assert!((total0 - 2.0).abs() < 1e-5, "{total0}");
+}
+
+#[test]
+fn shamir_iterations_follow_the_plaintext_primal_dual_with_lower_bounds() {
+    let (mut market, net) = small_market();
+    // a seller's first step offers nothing (no price yet): its lower bound binds
+    market.sellers[0].e_min = 0.5;
+    market.buyers[1].e_min = 0.9 * market.buyers[1].e_max;
+    let prm = PdParams::for_market(&market);
+    let mut pd = PrimalDual::new(&market, &net, prm).unwrap();
+    let mut sp = SssPrimalDual::new(&market, &net, prm, SssParams::default()).unwrap();
+    pd.step(&market);
+    let seller0: f64 = (0..2).map(|m| pd.y_at(m, 0)).sum();
+    assert!((seller0 - 0.5).abs() < 1e-9, "the lower bound binds in the plaintext run: {seller0}");
+    sp.step().unwrap();
+    for _ in 0..2 {
+        pd.step(&market);
+        sp.step().unwrap();
+    }
+    let (x, y, l) = sp.reveal().unwrap();
+    for i in 0..4 {
+        let (m, n) = (i / 2, i % 2);
+        for (got, want) in [(x[i], pd.x_at(m, n)), (y[i], pd.y_at(m, n)), (l[i], pd.lambda_at(m, n))] {
+            assert!((got - want).abs() < 1e-5, "shares {got} vs plaintext {want}");
+        }
+    }
+    // the Shamir run kept seller 0's lower bound too
+    assert!(y[0] + y[2] >= 0.5 - 1e-5, "{y:?}");
 }
 
 #[test]
@@ -104,13 +157,7 @@ fn a_byzantine_executor_aborts_the_run() {
 fn refused_configurations() {
     assert!(matches!(Engine::new(2, 1, 0), Err(SssError::TooFewExecutors { .. })));
     let (mut market, net) = small_market();
-    market.sellers[1].e_min = 0.5;
     let prm = PdParams::for_market(&market);
-    assert!(matches!(
-        SssPrimalDual::new(&market, &net, prm, SssParams::default()),
-        Err(SssError::PositiveLowerBound { index: 1, .. })
-    ));
-    market.sellers[1].e_min = 0.0;
     market.buyers[0].e_max = 40.0;
     assert!(matches!(
         SssPrimalDual::new(&market, &net, prm, SssParams::default()),

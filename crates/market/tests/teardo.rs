@@ -48,7 +48,8 @@ fn assign_picks_the_kappa_smallest_hashes() {
 fn attack_free_teardo_clears_exactly_like_the_plain_iteration() {
     let (market, net) = setup();
     let (want, iters) = reference(&market, &net);
-    let mut t = TearDo::new(&market, &net, config(BTreeMap::new(), Strategy::Always, 3), [1; 32]).unwrap();
+    let mut t =
+        TearDo::new_insecure_seeded(&market, &net, config(BTreeMap::new(), Strategy::Always, 3), [1; 32]).unwrap();
     let r = t.run(&market);
     assert!(r.converged);
     assert_eq!(r.iterations, iters);
@@ -69,7 +70,7 @@ fn every_byzantine_behaviour_is_detected_and_the_result_is_unchanged() {
         .collect();
     // 4 of 10 is more than f = 3, but the TEAR-DO detection does not need a
     // quorum: every honest enclave decides for itself
-    let mut t = TearDo::new(&market, &net, config(byz.clone(), Strategy::Always, 2), [1; 32]).unwrap();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz.clone(), Strategy::Always, 2), [1; 32]).unwrap();
     let r = t.run(&market);
     assert!(r.converged);
     assert_eq!(t.pd.settled(), want, "the countermeasure keeps the clearing exact");
@@ -93,7 +94,7 @@ fn the_optimal_attack_costs_one_delta_per_byzantine_only_subproblem() {
     let (market, net) = setup();
     let (want, _) = reference(&market, &net);
     let byz: BTreeMap<usize, Fault> = [0, 2, 3, 5].into_iter().map(|n| (n, Fault::Silent)).collect();
-    let mut t = TearDo::new(&market, &net, config(byz.clone(), Strategy::Optimal, 1), [1; 32]).unwrap();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz.clone(), Strategy::Optimal, 1), [1; 32]).unwrap();
     let subproblems = 4 + 4 + 1;
     let byz_only = (0..subproblems).filter(|sp| t.assigned(*sp).iter().all(|n| byz.contains_key(n))).count();
     assert!(byz_only > 0, "with κ = 1 some subproblem has only Byzantine executors");
@@ -110,22 +111,22 @@ fn the_optimal_attack_costs_one_delta_per_byzantine_only_subproblem() {
 fn bad_configurations_are_refused() {
     let (market, net) = setup();
     assert!(matches!(
-        TearDo::new(&market, &net, config(BTreeMap::new(), Strategy::Always, 0), [0; 32]),
+        TearDo::new_insecure_seeded(&market, &net, config(BTreeMap::new(), Strategy::Always, 0), [0; 32]),
         Err(TearDoError::BadKappa { .. })
     ));
     assert!(matches!(
-        TearDo::new(&market, &net, config(BTreeMap::new(), Strategy::Always, 11), [0; 32]),
+        TearDo::new_insecure_seeded(&market, &net, config(BTreeMap::new(), Strategy::Always, 11), [0; 32]),
         Err(TearDoError::BadKappa { .. })
     ));
     let byz = [(10, Fault::Silent)].into_iter().collect();
     assert!(matches!(
-        TearDo::new(&market, &net, config(byz, Strategy::Always, 2), [0; 32]),
+        TearDo::new_insecure_seeded(&market, &net, config(byz, Strategy::Always, 2), [0; 32]),
         Err(TearDoError::UnknownNode(10, 10))
     ));
     let mut bad = market.clone();
     bad.buyers[0].e_max = f64::NAN;
     assert!(matches!(
-        TearDo::new(&bad, &net, config(BTreeMap::new(), Strategy::Always, 2), [0; 32]),
+        TearDo::new_insecure_seeded(&bad, &net, config(BTreeMap::new(), Strategy::Always, 2), [0; 32]),
         Err(TearDoError::Market(_))
     ));
 }
@@ -206,4 +207,44 @@ fn the_market_enclave_attests_evidence_under_the_shared_trait() {
         verify_evidence(&ra, &es[1].attestation_key(), &es[1].measurement(), &[8; 32]),
         Err(AttestationError::WrongEvidence(1))
     );
+}
+
+#[test]
+fn stale_rounds_unassigned_outputs_and_wrong_values_are_caught_by_the_receivers() {
+    let (market, net) = setup();
+    let (want, _) = reference(&market, &net);
+    let byz: BTreeMap<usize, Fault> =
+        [(2, Fault::StaleRound), (5, Fault::ExtraOutput), (7, Fault::WrongOutput)].into_iter().collect();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz.clone(), Strategy::Always, 3), [1; 32]).unwrap();
+    // precondition of the κ comparison: every subproblem of host 7 has an
+    // executor whose output the receivers accept
+    let subproblems = 4 + 4 + 1;
+    for sp in (0..subproblems).filter(|sp| t.assigned(*sp).contains(&7)) {
+        assert!(t.assigned(sp).iter().any(|n| !byz.contains_key(n)), "subproblem {sp}: {:?}", t.assigned(sp));
+    }
+    let r = t.run(&market);
+    assert!(r.converged);
+    assert_eq!(t.pd.settled(), want, "no bad output entered the clearing");
+    let got: BTreeMap<usize, Detection> = r.detected.iter().map(|(n, d, _)| (*n, *d)).collect();
+    let expect: BTreeMap<usize, Detection> =
+        [(2, Detection::WrongRound), (5, Detection::UnassignedOutput), (7, Detection::OutputMismatch)]
+            .into_iter()
+            .filter(|(n, _)| (0..subproblems).any(|sp| t.assigned(sp).contains(n)))
+            .collect();
+    assert_eq!(got, expect, "exactly the misbehaving hosts, each for what it did");
+}
+
+#[test]
+fn a_message_in_another_nodes_name_accuses_nobody_but_the_silent_sender() {
+    let (market, net) = setup();
+    let (want, _) = reference(&market, &net);
+    let byz: BTreeMap<usize, Fault> = [(3, Fault::Impersonate)].into_iter().collect();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, config(byz, Strategy::Always, 3), [1; 32]).unwrap();
+    assert!((0..9).any(|sp| t.assigned(sp).contains(&3)), "precondition: host 3 has work");
+    let r = t.run(&market);
+    assert!(r.converged);
+    assert_eq!(t.pd.settled(), want);
+    let got: Vec<(usize, Detection)> = r.detected.iter().map(|(n, d, _)| (*n, *d)).collect();
+    // host 4, whose name was used, is never accused; host 3 sent nothing in its own name
+    assert_eq!(got, vec![(3, Detection::SilentPastDelta)]);
 }

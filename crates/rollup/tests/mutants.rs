@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use gridledger_core::mutation::Scenario;
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
@@ -198,9 +199,6 @@ fn a_state_dispute_leaving_a_record_out_is_refused() -> bool {
     r.status != TxStatus::Success && node_active(&e, &exec.address()) && !e.d.batch_header(1).unwrap().overturned
 }
 
-/// A named scenario: `true` while the defence holds.
-type Scenario = (&'static str, fn() -> bool);
-
 const SCENARIOS: [Scenario; 6] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
@@ -210,50 +208,13 @@ const SCENARIOS: [Scenario; 6] = [
     ("a state dispute leaving a record out is refused", a_state_dispute_leaving_a_record_out_is_refused),
 ];
 
-/// Names of the scenarios that fail with `m` planted.
-fn failing(m: Option<Mutation>) -> Vec<&'static str> {
-    plant(m);
-    let out = SCENARIOS.iter().filter(|(_, f)| !f()).map(|(n, _)| *n).collect();
-    plant(None);
-    out
-}
-
-#[test]
-fn control_every_scenario_holds_without_a_planted_bug() {
-    assert!(failing(None).is_empty(), "{:?}", failing(None));
-}
-
-#[test]
-fn effects_trusted_as_posted_is_caught() {
-    assert!(failing(Some(Mutation::EffectsTrusted)).contains(&"forged effects never settle"));
-}
-
-#[test]
-fn unchecked_witness_is_caught() {
-    assert!(failing(Some(Mutation::WitnessUnchecked)).contains(&"a fabricated leaf is refused"));
-}
-
-#[test]
-fn predictable_delegates_are_caught() {
-    assert!(failing(Some(Mutation::DelegatesPredictable)).contains(&"delegates are unpredictable"));
-}
-
-#[test]
-fn unslashed_deposit_is_caught() {
-    assert!(failing(Some(Mutation::DepositNotSlashed)).contains(&"forged effects never settle"));
-}
-
-#[test]
-fn unenforced_deadline_is_caught() {
-    assert!(failing(Some(Mutation::DeadlineUnenforced)).contains(&"deadlines hold"));
-}
-
-#[test]
-fn unchecked_post_root_is_caught() {
-    assert!(failing(Some(Mutation::PostRootUnchecked)).contains(&"a wrong post-state root is overturned"));
-}
-
-#[test]
-fn unchecked_absence_is_caught() {
-    assert!(failing(Some(Mutation::AbsenceUnchecked)).contains(&"a state dispute leaving a record out is refused"));
+gridledger_core::mutation_check! {
+    plant: plant,
+    scenarios: SCENARIOS,
+    effects_trusted_as_posted_is_caught: Mutation::EffectsTrusted => "forged effects never settle",
+    unchecked_witness_is_caught: Mutation::WitnessUnchecked => "a fabricated leaf is refused",
+    predictable_delegates_are_caught: Mutation::DelegatesPredictable => "delegates are unpredictable",
+    unslashed_deposit_is_caught: Mutation::DepositNotSlashed => "forged effects never settle",
+    unenforced_deadline_is_caught: Mutation::DeadlineUnenforced => "deadlines hold",
+    unchecked_post_root_is_caught: Mutation::PostRootUnchecked => "a wrong post-state root is overturned",
 }

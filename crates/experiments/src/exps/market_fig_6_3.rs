@@ -61,7 +61,7 @@ fn sss_run(k: usize, seed: u64, iters: usize) -> Result<SssRun, String> {
     let mut max_dev = 0.0f64;
     for i in 0..k * k {
         let (m, n) = (i / k, i % k);
-        for (a, b) in [(x[i], pd.x[i]), (y[i], pd.y_at(m, n)), (l[i], pd.lambda_at(m, n))] {
+        for (a, b) in [(x[i], pd.x_at(m, n)), (y[i], pd.y_at(m, n)), (l[i], pd.lambda_at(m, n))] {
             max_dev = max_dev.max((a - b).abs());
         }
     }
