@@ -109,8 +109,10 @@ impl BobCommittee {
 
     /// The group signature on `msg` from the shares the members `signers`
     /// hand in (`shares`: what each of them sent). Shares that do not
-    /// verify, from non-members or given twice are dropped; it succeeds
-    /// once 2f+1 valid ones combine.
+    /// verify and shares from non-members are dropped; of several shares
+    /// claiming one index the first *valid* one counts (a spoofed share
+    /// cannot displace the real one); it succeeds once 2f+1 valid ones
+    /// combine.
     ///
     /// Optimistic ([`PublicKeySet::combine_verified`]): the first 2f+1
     /// shares are combined and the signature verified with one pairing
