@@ -71,6 +71,10 @@ pub const CCT_ID: Tag = Tag("gridledger/xchain/cct-id/v1");
 pub struct BobConfig {
     /// The BoB's chain id; as a token id it stands for Token_B.
     pub bob_chain: ChainId,
+    /// The deployment: the hash of the BoB's genesis. Chain and contract ids
+    /// are the same constants in every deployment; this is not, so terms a
+    /// receiver signed for one BoB never execute on another.
+    pub deployment: Hash32,
     /// The external chains the BoB follows.
     pub chains: Vec<ChainRegistration>,
     /// κ̄ of Algorithm 5.1 (≥ 2 in the seed).
@@ -233,6 +237,9 @@ pub struct Provide {
 /// (principle 7: nothing the sender chooses alone binds the receiver).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct CctTerms {
+    /// The BoB deployment the terms are for (the hash of its genesis,
+    /// [`BobConfig::deployment`]); the receiver's signature binds it.
+    pub deployment: Hash32,
     pub chain_i: ChainId,
     pub chain_j: ChainId,
     /// PK_{s,i}, PK_{s,j}, PK_{s,B}: the sender's addresses.
@@ -267,7 +274,8 @@ impl CctTerms {
         hash_tagged(CCT_ID, self)
     }
 
-    /// What the receiver signs: the terms bound to the BoB chain and contract.
+    /// What the receiver signs: the terms (which name the deployment, the
+    /// BoB's genesis) bound to the BoB chain and contract.
     pub fn digest(&self, bob_chain: ChainId) -> Hash32 {
         hash_tagged(CCT_TERMS, &(bob_chain, BOB_CONTRACT_ID, self))
     }
@@ -904,7 +912,8 @@ impl BobContract {
             return fail(XchainError::DuplicateCct(id));
         }
         let digest = t.digest(ctx.chain_id());
-        if !ctx.verify_signature(&t.receiver_pk, &digest, &a.receiver_sig)? {
+        // Terms of another deployment: the receiver's signature is not for this BoB.
+        if t.deployment != self.cfg.deployment || !ctx.verify_signature(&t.receiver_pk, &digest, &a.receiver_sig)? {
             return fail(XchainError::BadReceiverSignature);
         }
         // ln 03–04: prices from SC_AMM.

@@ -292,6 +292,19 @@ impl Role {
     }
 }
 
+fn bob_genesis(spec: &MbsSpec, funded_bob: &[Address]) -> Genesis {
+    genesis(BOB_CHAIN, &validator_keys(BOB_CHAIN, spec.bob_validators), funded_bob, spec.balance, spec.genesis_time)
+}
+
+/// The deployment of `spec` (its genesis time pinned): the hash of its BoB's
+/// genesis, which the receiver's signature on CCT terms binds
+/// ([`CctTerms::deployment`]).
+pub fn deployment(spec: &MbsSpec) -> Hash32 {
+    let mut funded: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
+    funded.push(relayer_key().address());
+    bob_genesis(spec, &funded).hash()
+}
+
 /// Everything a BoB-MBS's chains are built from; a pure function of the spec.
 struct Plan {
     users: Vec<Address>,
@@ -334,13 +347,7 @@ impl Plan {
     }
 
     fn bob_genesis(&self, spec: &MbsSpec) -> Genesis {
-        genesis(
-            BOB_CHAIN,
-            &validator_keys(BOB_CHAIN, spec.bob_validators),
-            &self.funded_bob,
-            spec.balance,
-            spec.genesis_time,
-        )
+        bob_genesis(spec, &self.funded_bob)
     }
 
     /// Opens external chain `n` in `dir`.
@@ -379,6 +386,7 @@ impl Plan {
         weights.push((BOB_CHAIN, WEIGHT_ONE - w * (tokens - 1)));
         BobConfig {
             bob_chain: BOB_CHAIN,
+            deployment: self.bob_genesis(spec).hash(),
             group_accounts: if spec.ccdi {
                 // With SC_BG deployed, TPK_Addr_i is its account (spendable by the group).
                 regs.iter().map(|r| (r.chain_id, gridledger_ledger::contract_address(SC_BG_ID))).collect()
@@ -747,6 +755,7 @@ impl BobMbs {
     /// (the caller may narrow them).
     pub fn terms(&self, req: &SwapRequest) -> CctTerms {
         CctTerms {
+            deployment: self.config.deployment,
             chain_i: req.chain_i,
             chain_j: req.chain_j,
             sender_i: req.sender.address(),

@@ -151,7 +151,6 @@ fn an_equivocating_leader_gets_two_conflicting_sealed_blocks() {
 /// error, e.g. wrong instance) and the verifier's sequence is unchanged.
 /// Observed: `accept` returns `Ok(())` and consumes sequence 0.
 #[test]
-#[ignore = "attack: StatementVerifier ignores Statement.instance, so a statement signed for another deployment is accepted"]
 fn a_statement_of_another_deployment_is_accepted_by_the_verifier() {
     use gridledger_core::Hash32;
     use gridledger_xchain::threshold::{BobCommittee, Instance, Statement, StatementVerifier};
@@ -183,7 +182,6 @@ fn a_statement_of_another_deployment_is_accepted_by_the_verifier() {
 /// Expected: B refuses the CCT with `BadReceiverSignature` and nothing
 /// changes. Observed: the CCT executes (`Success`) on B.
 #[test]
-#[ignore = "attack: the receiver's signature on CCT terms is not bound to the BoB deployment, so a CCT replays on another BoB"]
 fn cct_terms_signed_for_one_deployment_replay_on_another() {
     use gridledger_xchain::bob::CctArgs;
     use gridledger_xchain::mbs::BOB_CHAIN;

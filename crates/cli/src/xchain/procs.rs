@@ -856,6 +856,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     ];
     // Phase 1: the CCT.
     let terms = CctTerms {
+        deployment: gridledger_xchain::mbs::deployment(&spec),
         chain_i,
         chain_j,
         sender_i: sender.address(),
