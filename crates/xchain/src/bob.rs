@@ -889,8 +889,23 @@ impl BobContract {
 
     fn cct(&self, ctx: &mut CallContext<'_, '_>, a: CctArgs) -> Result<Vec<u8>, ContractError> {
         let t = &a.terms;
-        if ctx.caller() != t.sender_b {
+        // Decision (attack R3-1): every payer named in the terms authorised
+        // them. Addresses derive from the key alike on every chain, so the
+        // sender's accounts on chains i and j are the caller's (who signs
+        // the CCT transaction), and the receiver's payer account on chain j
+        // is the account of the key that signs the terms. Otherwise anyone
+        // could name a stranger's payment (or Π_CCTC lock) as its NT, and
+        // that payment, marked used, could no longer count where it was
+        // meant to. A payment into `TPK_Addr_*` is a Π_CCTC lock, never an
+        // NT. Traded: a party pays from the one address of its key.
+        if ctx.caller() != t.sender_b || t.sender_i != t.sender_b || t.sender_j != t.sender_b {
             return fail(XchainError::NotSender);
+        }
+        if t.receiver_j != t.receiver_pk.address() {
+            return fail(XchainError::BadTerms("the receiver pays NT_r from the address of the key that signs".into()));
+        }
+        if t.receiver_i == self.cfg.tpk_address(t.chain_i) || t.sender_j == self.cfg.tpk_address(t.chain_j) {
+            return fail(XchainError::BadTerms("a payment to TPK_Addr is a Pi_CCTC lock, not an NT".into()));
         }
         if ctx.height() > t.expires_at {
             return fail(XchainError::CctExpired { expires_at: t.expires_at, now: ctx.height() });

@@ -333,7 +333,6 @@ fn honest_replicas_vote_for_a_block_the_leader_never_proposed() {
 /// whose `sender_i` is not the caller's (or did not sign). Observed: the
 /// proof succeeds and the victim's claim reverts with `AlreadyClaimed`.
 #[test]
-#[ignore = "attack: sender_i is a free term, so an attacker's CCT consumes a stranger's Pi_CCTC lock as NT_s; the stranger can no longer claim"]
 fn a_strangers_lock_is_consumed_as_the_attackers_nt() {
     use gridledger_ledger::devnet::dev_key;
     use gridledger_xchain::bob::{keys, Claim};
@@ -358,7 +357,13 @@ fn a_strangers_lock_is_consumed_as_the_attackers_nt() {
     terms.max_x_i = 700;
     let cct = m.cct_tx(&attacker, &accomplice, terms.clone());
     let opened = bob_only(&mut m, &cct).status;
-    assert_eq!(opened, TxStatus::Success, "x_i = x_j = 700 in equal pools");
+    // Fixed: terms naming someone else than the caller as payer on chain i
+    // are refused with a typed error (the rest shows the lock stays the victim's).
+    assert_eq!(
+        opened,
+        TxStatus::Reverted(XchainError::NotSender.as_revert()),
+        "terms naming a stranger as the payer on chain i"
+    );
     let id = terms.id();
     let pt = m.proof_for(id, Side::Sender, &lock).unwrap().expect("the victim's lock is in a block");
     m.wait_final(I, pt.height).unwrap();
