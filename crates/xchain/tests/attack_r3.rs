@@ -35,7 +35,6 @@ use gridledger_xchain::{SealedHeader, Side, XchainError};
 /// returns `Ok(())` and `post_nt` reverts with `BeforeCct { nonce: n,
 /// floor: n + 1 }`.
 #[test]
-#[ignore = "attack: a floor set above the payer's next nonce by the counterparty passes check_floors and makes the honest NT BeforeCct"]
 fn a_floor_above_the_payers_next_nonce_is_accepted_and_traps_the_honest_payer() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
@@ -230,7 +229,6 @@ fn cct_terms_signed_for_one_deployment_replay_on_another() {
 /// (`BeforeCct`), or the terms cannot be agreed while it is in flight.
 /// Observed: `check_floors` passes and `prove` succeeds with it.
 #[test]
-#[ignore = "attack: a payment made before the terms but delayed by a censoring chain has nonce == floor and is accepted as NT_s"]
 fn a_censored_old_payment_counts_as_the_nt() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
