@@ -91,7 +91,6 @@ fn replicas(root: &std::path::Path, spec: &MbsSpec) -> Vec<Replica> {
 /// sequence), so at most one of the two blocks gets a quorum. Observed:
 /// both get 3 of 4 votes and both seal.
 #[test]
-#[ignore = "attack: Replica::vote signs two different proposals at the same height, so an equivocating leader gets two sealed blocks (fork)"]
 fn an_equivocating_leader_gets_two_conflicting_sealed_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let spec = MbsSpec::default();
@@ -278,7 +277,6 @@ fn a_censored_old_payment_counts_as_the_nt() {
 /// signed. Observed: 3 of 4 votes, a valid seal, and every replica commits
 /// a block the leader never proposed.
 #[test]
-#[ignore = "attack: Replica::vote accepts a deterministic proposal the leader never signed (proposer is only a header field)"]
 fn honest_replicas_vote_for_a_block_the_leader_never_proposed() {
     use gridledger_ledger::devnet::{dev_key, transfer};
     let dir = tempfile::tempdir().unwrap();

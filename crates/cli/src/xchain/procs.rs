@@ -161,7 +161,9 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
                 role.dir_name(),
                 chain.chain().genesis().validators.len()
             );
-            let mut r = Replica::new(chain, v as usize)?;
+            // Votes persist beside the chain, so a restarted validator never
+            // votes twice at one height.
+            let mut r = Replica::new(chain, v as usize)?.with_vote_log(&dir.join("votes.log"))?;
             serve_lines(|op, req| validator_op(&mut r, &config, op, req))
         }
     }
