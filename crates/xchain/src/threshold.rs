@@ -196,7 +196,7 @@ pub enum StatementError {
     #[error("statement for chain {got}, this verifier is chain {expected}")]
     WrongChain { expected: ChainId, got: ChainId },
     #[error("statement for another deployment")]
-    WrongInstance { expected: Instance, got: Instance },
+    WrongInstance { expected: Box<Instance>, got: Box<Instance> },
     #[error("replayed or out-of-order statement: sequence {got}, expected {expected}")]
     Replayed { expected: u64, got: u64 },
     #[error(transparent)]
@@ -220,7 +220,10 @@ impl StatementVerifier {
         sig: &Signature,
     ) -> Result<(), StatementError> {
         if st.instance != self.instance {
-            return Err(StatementError::WrongInstance { expected: self.instance, got: st.instance });
+            return Err(StatementError::WrongInstance {
+                expected: Box::new(self.instance),
+                got: Box::new(st.instance),
+            });
         }
         if st.chain != chain {
             return Err(StatementError::WrongChain { expected: chain, got: st.chain });
