@@ -78,6 +78,11 @@ impl Replica {
     /// each, appended and synced before the vote is handed out) and loads
     /// those already there, so a restarted validator process never votes
     /// for a second block at a height it voted at before the restart.
+    ///
+    /// Safety over liveness: there is no view change, so if a crash falls
+    /// after 2f+1 votes but before any validator committed the block, the
+    /// voters refuse a different proposal at that height after a restart
+    /// (`AlreadyVoted`) and that chain stalls until a view change exists.
     pub fn with_vote_log(mut self, path: &Path) -> Result<Self, ReplicaError> {
         let log = |e: std::io::Error| ReplicaError::VoteLog(format!("{}: {e}", path.display()));
         let mut votes = BTreeMap::new();
