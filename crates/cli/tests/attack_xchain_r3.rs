@@ -1,8 +1,7 @@
 //! Third attack round on `gridledger xchain … --processes` (one process
 //! per validator). Every test here is a finding: it asserts what a careful
 //! user would expect and fails on the code it was written against, so each
-//! is marked `#[ignore = "attack: ..."]` until fixed. Run them with
-//! `cargo test -p gridledger-cli --test attack_xchain_r3 -- --ignored`.
+//! is marked `//! `cargo test -p gridledger-cli --test attack_xchain_r3 -- --ignored`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,7 +41,6 @@ fn children_matching(pid: u32, needle: &str) -> Vec<i32> {
 /// up on the sealed blocks, or the driver syncs it). Observed: it exits 1
 /// with "chain-101 validator 3: invalid block: height … does not follow …".
 #[test]
-#[ignore = "attack: after kill -9 of one validator process, xchain up --processes --dir never resumes (the replica is a block behind, no catch-up)"]
 fn a_deployment_cannot_resume_after_one_validator_process_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();

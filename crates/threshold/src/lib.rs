@@ -45,7 +45,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::sync::{Arc, OnceLock};
@@ -565,10 +565,14 @@ impl PublicKeySet {
 
     /// The group signature from shares of unknown validity — what a relay
     /// node holds after collecting them from the network. Shares from
-    /// non-members and repeats of a member are dropped. Optimistic: the
-    /// first `threshold` shares are combined and the result verified (one
-    /// pairing check); only if that fails are all shares checked (one batch,
-    /// then one by one for the failing batch) and the valid ones combined.
+    /// non-members are dropped. Optimistic: the first share of each index,
+    /// up to `threshold` of them, are combined and the result verified (one
+    /// pairing check). Only if that fails is every share checked on its own
+    /// — **repeats of an index included** — and the first *valid* share of
+    /// each index kept: anyone can send a share that merely claims an
+    /// honest member's index, so a repeat must never displace a share
+    /// before both were checked (else `f` spoofers would censor the
+    /// `2f + 1` honest members).
     pub fn combine_verified(
         &self,
         domain: &[u8],
@@ -577,20 +581,33 @@ impl PublicKeySet {
     ) -> Result<Signature, ThresholdError> {
         let n = self.members();
         let mut seen = BTreeSet::new();
-        let candidates: Vec<(usize, SignatureShare)> =
+        let first: Vec<(usize, SignatureShare)> =
             shares.iter().filter(|(i, _)| *i < n && seen.insert(*i)).copied().collect();
-        if candidates.len() < self.threshold {
-            return Err(ThresholdError::TooFewShares { got: candidates.len(), need: self.threshold });
+        if first.len() < self.threshold {
+            return Err(ThresholdError::TooFewShares { got: first.len(), need: self.threshold });
         }
-        let sig = self.combine(&candidates)?;
+        let sig = self.combine(&first)?;
         if self.verify(domain, msg, &sig).is_ok() {
             return Ok(sig);
         }
-        let valid: Vec<(usize, SignatureShare)> = if self.verify_shares(domain, msg, &candidates).is_ok() {
-            candidates
-        } else {
+        // Per-share check over all candidates (a batch would fail here,
+        // as at least one combined share is bad): keep the first valid
+        // share per index; stop once `threshold` indices have one.
+        let valid: Vec<(usize, SignatureShare)> = {
             let hashed = hash_point(domain, msg).to_affine();
-            candidates.into_iter().filter(|(i, s)| pairing_check(&s.0, &hashed, &self.share_keys[*i])).collect()
+            let mut chosen: BTreeMap<usize, SignatureShare> = BTreeMap::new();
+            for (i, s) in shares.iter().filter(|(i, _)| *i < n) {
+                if chosen.len() >= self.threshold {
+                    break;
+                }
+                if chosen.contains_key(i) {
+                    continue;
+                }
+                if pairing_check(&s.0, &hashed, &self.share_keys[*i]) {
+                    chosen.insert(*i, *s);
+                }
+            }
+            chosen.into_iter().collect()
         };
         if valid.len() < self.threshold {
             return Err(ThresholdError::TooFewShares { got: valid.len(), need: self.threshold });

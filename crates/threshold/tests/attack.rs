@@ -27,7 +27,6 @@ fn shares(sks: &[KeyShare], idx: &[usize], msg: &[u8]) -> Vec<(usize, SignatureS
 /// 3-of-4 key) were handed in. Observed: `Err(TooFewShares { got: 2, need: 3 })`.
 /// One spoofed share per honest index is enough to censor any signature.
 #[test]
-#[ignore = "attack: a forged share claiming an honest index, placed first, makes combine_verified drop the real share and refuse"]
 fn a_spoofed_index_ahead_of_the_real_share_censors_the_signature() {
     let (pks, sks) = setup(4, 3, 77);
     let honest = shares(&sks, &[0, 1, 2], b"m");
@@ -51,7 +50,6 @@ fn a_spoofed_index_ahead_of_the_real_share_censors_the_signature() {
 /// Expected: `Ok(signature)` (21 valid shares from distinct members = t).
 /// Observed: `Err(TooFewShares { got: 11, need: 21 })`.
 #[test]
-#[ignore = "attack: f Byzantine members spoofing honest indices first make combine_verified refuse the 2f+1 honest shares"]
 fn f_spoofers_censor_the_honest_two_thirds() {
     let (pks, sks) = setup(31, 21, 78);
     let honest_idx: Vec<usize> = (0..21).collect();

@@ -71,6 +71,10 @@ pub const CCT_ID: Tag = Tag("gridledger/xchain/cct-id/v1");
 pub struct BobConfig {
     /// The BoB's chain id; as a token id it stands for Token_B.
     pub bob_chain: ChainId,
+    /// The deployment: the hash of the BoB's genesis. Chain and contract ids
+    /// are the same constants in every deployment; this is not, so terms a
+    /// receiver signed for one BoB never execute on another.
+    pub deployment: Hash32,
     /// The external chains the BoB follows.
     pub chains: Vec<ChainRegistration>,
     /// κ̄ of Algorithm 5.1 (≥ 2 in the seed).
@@ -233,6 +237,9 @@ pub struct Provide {
 /// (principle 7: nothing the sender chooses alone binds the receiver).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct CctTerms {
+    /// The BoB deployment the terms are for (the hash of its genesis,
+    /// [`BobConfig::deployment`]); the receiver's signature binds it.
+    pub deployment: Hash32,
     pub chain_i: ChainId,
     pub chain_j: ChainId,
     /// PK_{s,i}, PK_{s,j}, PK_{s,B}: the sender's addresses.
@@ -267,7 +274,8 @@ impl CctTerms {
         hash_tagged(CCT_ID, self)
     }
 
-    /// What the receiver signs: the terms bound to the BoB chain and contract.
+    /// What the receiver signs: the terms (which name the deployment, the
+    /// BoB's genesis) bound to the BoB chain and contract.
     pub fn digest(&self, bob_chain: ChainId) -> Hash32 {
         hash_tagged(CCT_TERMS, &(bob_chain, BOB_CONTRACT_ID, self))
     }
@@ -881,8 +889,23 @@ impl BobContract {
 
     fn cct(&self, ctx: &mut CallContext<'_, '_>, a: CctArgs) -> Result<Vec<u8>, ContractError> {
         let t = &a.terms;
-        if ctx.caller() != t.sender_b {
+        // Decision (attack R3-1): every payer named in the terms authorised
+        // them. Addresses derive from the key alike on every chain, so the
+        // sender's accounts on chains i and j are the caller's (who signs
+        // the CCT transaction), and the receiver's payer account on chain j
+        // is the account of the key that signs the terms. Otherwise anyone
+        // could name a stranger's payment (or Π_CCTC lock) as its NT, and
+        // that payment, marked used, could no longer count where it was
+        // meant to. A payment into `TPK_Addr_*` is a Π_CCTC lock, never an
+        // NT. Traded: a party pays from the one address of its key.
+        if ctx.caller() != t.sender_b || t.sender_i != t.sender_b || t.sender_j != t.sender_b {
             return fail(XchainError::NotSender);
+        }
+        if t.receiver_j != t.receiver_pk.address() {
+            return fail(XchainError::BadTerms("the receiver pays NT_r from the address of the key that signs".into()));
+        }
+        if t.receiver_i == self.cfg.tpk_address(t.chain_i) || t.sender_j == self.cfg.tpk_address(t.chain_j) {
+            return fail(XchainError::BadTerms("a payment to TPK_Addr is a Pi_CCTC lock, not an NT".into()));
         }
         if ctx.height() > t.expires_at {
             return fail(XchainError::CctExpired { expires_at: t.expires_at, now: ctx.height() });
@@ -904,7 +927,8 @@ impl BobContract {
             return fail(XchainError::DuplicateCct(id));
         }
         let digest = t.digest(ctx.chain_id());
-        if !ctx.verify_signature(&t.receiver_pk, &digest, &a.receiver_sig)? {
+        // Terms of another deployment: the receiver's signature is not for this BoB.
+        if t.deployment != self.cfg.deployment || !ctx.verify_signature(&t.receiver_pk, &digest, &a.receiver_sig)? {
             return fail(XchainError::BadReceiverSignature);
         }
         // ln 03–04: prices from SC_AMM.

@@ -123,6 +123,14 @@ impl EmbeddedChain {
         self.chain.submit(&tx.to_bytes())
     }
 
+    /// `a`'s next nonce as its own wallet knows it: past every transaction
+    /// it signed, including those the chain has not seen yet (here: held
+    /// back by a censoring chain, [`censor`](Self::censor)).
+    pub fn wallet_next_nonce(&self, a: &Address) -> u64 {
+        let held = self.censored.iter().filter(|(_, tx)| tx.sender() == *a).map(|(_, tx)| tx.tx.nonce + 1).max();
+        self.next_nonce(a).max(held.unwrap_or(0))
+    }
+
     /// A censoring chain: `tx` reaches the mempool only `delay` epochs from now.
     pub fn censor(&mut self, tx: SignedTransaction, delay: u64) {
         self.censored.push((self.height() + delay, tx));

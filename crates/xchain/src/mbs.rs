@@ -147,6 +147,10 @@ pub enum MbsError {
     /// before the agreement could count as its native transaction.
     #[error("chain {chain}: the terms' nonce floor {floor} is below the payer's next nonce {next}")]
     StaleFloor { chain: ChainId, floor: u64, next: u64 },
+    /// A floor above the payer's next nonce: the payer's honest NT (its next
+    /// nonce) could never count, so it would be penalised as withholding.
+    #[error("chain {chain}: the terms' nonce floor {floor} is above the payer's next nonce {next}")]
+    FloorAhead { chain: ChainId, floor: u64, next: u64 },
 }
 
 /// Bytes each party put on the wire in one CCTE (canonical encodings).
@@ -292,6 +296,19 @@ impl Role {
     }
 }
 
+fn bob_genesis(spec: &MbsSpec, funded_bob: &[Address]) -> Genesis {
+    genesis(BOB_CHAIN, &validator_keys(BOB_CHAIN, spec.bob_validators), funded_bob, spec.balance, spec.genesis_time)
+}
+
+/// The deployment of `spec` (its genesis time pinned): the hash of its BoB's
+/// genesis, which the receiver's signature on CCT terms binds
+/// ([`CctTerms::deployment`]).
+pub fn deployment(spec: &MbsSpec) -> Hash32 {
+    let mut funded: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
+    funded.push(relayer_key().address());
+    bob_genesis(spec, &funded).hash()
+}
+
 /// Everything a BoB-MBS's chains are built from; a pure function of the spec.
 struct Plan {
     users: Vec<Address>,
@@ -334,13 +351,7 @@ impl Plan {
     }
 
     fn bob_genesis(&self, spec: &MbsSpec) -> Genesis {
-        genesis(
-            BOB_CHAIN,
-            &validator_keys(BOB_CHAIN, spec.bob_validators),
-            &self.funded_bob,
-            spec.balance,
-            spec.genesis_time,
-        )
+        bob_genesis(spec, &self.funded_bob)
     }
 
     /// Opens external chain `n` in `dir`.
@@ -379,6 +390,7 @@ impl Plan {
         weights.push((BOB_CHAIN, WEIGHT_ONE - w * (tokens - 1)));
         BobConfig {
             bob_chain: BOB_CHAIN,
+            deployment: self.bob_genesis(spec).hash(),
             group_accounts: if spec.ccdi {
                 // With SC_BG deployed, TPK_Addr_i is its account (spendable by the group).
                 regs.iter().map(|r| (r.chain_id, gridledger_ledger::contract_address(SC_BG_ID))).collect()
@@ -747,6 +759,7 @@ impl BobMbs {
     /// (the caller may narrow them).
     pub fn terms(&self, req: &SwapRequest) -> CctTerms {
         CctTerms {
+            deployment: self.config.deployment,
             chain_i: req.chain_i,
             chain_j: req.chain_j,
             sender_i: req.sender.address(),
@@ -760,26 +773,56 @@ impl BobMbs {
             max_x_i: u128::MAX,
             expires_at: self.bob.height() + 16,
             salt: req.salt,
-            // Each payer's next nonce on its chain now (0 for a chain this
-            // MBS does not run: the BoB refuses such terms as UnknownChain).
-            nonce_floor_i: self.external(req.chain_i).map(|c| c.next_nonce(&req.sender.address())).unwrap_or(0),
-            nonce_floor_j: self.external(req.chain_j).map(|c| c.next_nonce(&req.receiver.address())).unwrap_or(0),
+            // Each payer's next nonce on its chain now as the payer's own
+            // wallet knows it, payments still in flight included (0 for a
+            // chain this MBS does not run: the BoB refuses such terms as
+            // UnknownChain). See `check_floors`.
+            nonce_floor_i: self.external(req.chain_i).map(|c| c.wallet_next_nonce(&req.sender.address())).unwrap_or(0),
+            nonce_floor_j: self
+                .external(req.chain_j)
+                .map(|c| c.wallet_next_nonce(&req.receiver.address()))
+                .unwrap_or(0),
         }
     }
 
     /// What each party checks before agreeing to `terms` (the receiver
-    /// before signing them, the sender before submitting them): the
-    /// counterparty's nonce floor is not below that payer's next nonce on
-    /// its chain, so no payment it had already made can count as its NT
-    /// (SC_MPV's `BeforeCct`).
+    /// before signing them, the sender before submitting them).
+    ///
+    /// Decision (attack R3-2/3): each payer's floor is **its own
+    /// declaration** — its next nonce as its wallet knows it, payments
+    /// still in flight included — and it signs it (the sender in the CCT
+    /// transaction, the receiver in its signature on the terms). So:
+    /// - the payee refuses a floor below the payer's next nonce on the
+    ///   chain (`StaleFloor`: a payment already made could count as the NT);
+    /// - the payer refuses a floor above its own next nonce (`FloorAhead`:
+    ///   its honest NT could never count and it would be penalised as
+    ///   withholding — a counterparty cannot set it);
+    /// - a payment the payer made before the terms but that a censoring
+    ///   chain still holds back lies below the floor the payer declares, so
+    ///   SC_MPV refuses it as `BeforeCct`; the payee is not paid once for
+    ///   two obligations.
+    ///
+    /// The NT stays byte for byte an ordinary transfer (fungibility kept;
+    /// no memo binds it to the CCT). Traded: against a *dishonest* payer
+    /// who declares the chain's visible next nonce while one of its own
+    /// payments to the payee with the same amount is held back, the floor
+    /// alone cannot tell that payment from a fresh NT (only a content
+    /// binding such as a one-time receiving address per exchange could);
+    /// the payee protects itself by not agreeing while such a payment from
+    /// that payer is outstanding.
     pub fn check_floors(&self, terms: &CctTerms) -> Result<(), MbsError> {
         for (chain, payer, floor) in [
             (terms.chain_i, terms.sender_i, terms.nonce_floor_i),
             (terms.chain_j, terms.receiver_j, terms.nonce_floor_j),
         ] {
-            let next = self.external(chain)?.next_nonce(&payer);
+            let c = self.external(chain)?;
+            let next = c.next_nonce(&payer);
             if floor < next {
                 return Err(MbsError::StaleFloor { chain, floor, next });
+            }
+            let next = c.wallet_next_nonce(&payer);
+            if floor > next {
+                return Err(MbsError::FloorAhead { chain, floor, next });
             }
         }
         Ok(())

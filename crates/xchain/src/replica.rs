@@ -18,6 +18,11 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Hash32, Height, Signature, Timestamp};
 use gridledger_ledger::{Block, Chain, ChainError, Seal, SignedTransaction, SubmitError};
 
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
 use crate::embedded::{EmbeddedChain, EPOCH_MS};
 use crate::error::XchainError;
 use crate::headers::{ChainRegistration, Finality, SealedHeader};
@@ -35,6 +40,12 @@ pub enum ReplicaError {
     WrongProposer { height: Height, leader: usize },
     #[error("a probabilistic chain's block is sealed by its leader alone; there is no vote")]
     NoVotes,
+    #[error("block {height} is not signed by its scheduled leader {leader}")]
+    UnsignedProposal { height: Height, leader: usize },
+    #[error("already voted for block {voted} at height {height}; refusing a second vote at that height")]
+    AlreadyVoted { height: Height, voted: Hash32 },
+    #[error("vote log: {0}")]
+    VoteLog(String),
     #[error(transparent)]
     Seal(#[from] XchainError),
 }
@@ -45,6 +56,11 @@ pub struct Replica {
     key: KeyPair,
     index: usize,
     reg: ChainRegistration,
+    /// The block this validator signed a commit vote for, per height
+    /// (PBFT's one vote per view and sequence; view 0 here).
+    votes: Mutex<BTreeMap<Height, Hash32>>,
+    /// Where the votes are persisted, if anywhere (see [`Replica::with_vote_log`]).
+    vote_log: Option<PathBuf>,
 }
 
 impl Replica {
@@ -55,7 +71,37 @@ impl Replica {
         let (chain, key) = chain
             .into_parts(index)
             .ok_or_else(|| ChainError::Genesis(format!("no validator {index} in the chain's genesis")))?;
-        Ok(Self { chain, key, index, reg })
+        Ok(Self { chain, key, index, reg, votes: Mutex::new(BTreeMap::new()), vote_log: None })
+    }
+
+    /// Persists this validator's votes in `path` (one `height hash` line
+    /// each, appended and synced before the vote is handed out) and loads
+    /// those already there, so a restarted validator process never votes
+    /// for a second block at a height it voted at before the restart.
+    ///
+    /// Safety over liveness: there is no view change, so if a crash falls
+    /// after 2f+1 votes but before any validator committed the block, the
+    /// voters refuse a different proposal at that height after a restart
+    /// (`AlreadyVoted`) and that chain stalls until a view change exists.
+    pub fn with_vote_log(mut self, path: &Path) -> Result<Self, ReplicaError> {
+        let log = |e: std::io::Error| ReplicaError::VoteLog(format!("{}: {e}", path.display()));
+        let mut votes = BTreeMap::new();
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                for line in text.lines() {
+                    // A torn last line (crash mid-append) was never handed out.
+                    let mut parts = line.split_whitespace();
+                    let (Some(h), Some(x), None) = (parts.next(), parts.next(), parts.next()) else { continue };
+                    let (Ok(h), Ok(x)) = (h.parse::<Height>(), Hash32::from_hex(x)) else { continue };
+                    votes.insert(h, x);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(log(e)),
+        }
+        self.votes = Mutex::new(votes);
+        self.vote_log = Some(path.to_path_buf());
+        Ok(self)
     }
 
     pub fn index(&self) -> usize {
@@ -89,7 +135,10 @@ impl Replica {
     /// validator leads the next height; stamped one epoch after its parent
     /// or at `not_before`, whichever is later. A probabilistic chain's
     /// block comes sealed with the leader's signature; a deterministic
-    /// chain's carries an empty quorum until the votes are in.
+    /// chain's carries the leader's signature on the proposal (its PBFT
+    /// pre-prepare: a `Prepare`-kind digest, never usable as a commit vote
+    /// in a seal), which [`vote`](Self::vote) checks, until the commit
+    /// votes replace it.
     pub fn propose(&mut self, not_before: Timestamp) -> Result<Block, ReplicaError> {
         let height = self.height() + 1;
         let leader = self.leader_of(height);
@@ -101,21 +150,66 @@ impl Replica {
         let mut block = ex.block;
         block.seal = match self.reg.finality {
             Finality::Probabilistic { .. } => Seal::Single { signature: self.key.sign(&block.hash()) },
-            Finality::Deterministic => Seal::Quorum { view: 0, signatures: Vec::new() },
+            Finality::Deterministic => {
+                let digest = vote_digest(VoteKind::Prepare, &self.reg.instance, 0, height, &block.hash());
+                Seal::Quorum { view: 0, signatures: vec![(self.index as u32, self.key.sign(&digest))] }
+            }
         };
         Ok(block)
     }
 
     /// This validator's commit vote for a proposed block of a
     /// deterministic chain: only for the next height, from its scheduled
-    /// leader, and valid when re-executed on this replica's state.
+    /// leader **and signed by it** (the leader's proposal signature in the
+    /// proposal's seal), valid when re-executed on this replica's state,
+    /// and only if this validator has not voted for another block at that
+    /// height (asked again for the same block, it hands out the same vote).
+    /// The vote is recorded (and persisted, with a vote log) before it is
+    /// handed out.
     pub fn vote(&self, block: &Block) -> Result<(u32, Signature), ReplicaError> {
         if self.reg.finality != Finality::Deterministic {
             return Err(ReplicaError::NoVotes);
         }
         self.check_proposer(block)?;
+        let height = block.header.height;
+        let leader = self.leader_of(height);
+        let leader_signed = match &block.seal {
+            Seal::Quorum { view: 0, signatures } => signatures.iter().any(|(i, sig)| {
+                *i as usize == leader
+                    && gridledger_core::crypto::verify(
+                        &block.header.proposer,
+                        &vote_digest(VoteKind::Prepare, &self.reg.instance, 0, height, &block.hash()),
+                        sig,
+                    )
+                    .is_ok()
+            }),
+            _ => false,
+        };
+        if !leader_signed {
+            return Err(ReplicaError::UnsignedProposal { height, leader });
+        }
         self.chain.validate_block(block)?;
-        let digest = vote_digest(VoteKind::Commit, &self.reg.instance, 0, block.header.height, &block.hash());
+        self.record_vote(height, block.hash())
+    }
+
+    /// Signs the commit vote for `hash` at `height` unless this validator
+    /// already voted for another block there; records it first.
+    fn record_vote(&self, height: Height, hash: Hash32) -> Result<(u32, Signature), ReplicaError> {
+        let mut votes = self.votes.lock().map_err(|_| ReplicaError::VoteLog("vote record poisoned".into()))?;
+        match votes.get(&height) {
+            Some(v) if *v != hash => return Err(ReplicaError::AlreadyVoted { height, voted: *v }),
+            Some(_) => {}
+            None => {
+                if let Some(path) = &self.vote_log {
+                    let log = |e: std::io::Error| ReplicaError::VoteLog(format!("{}: {e}", path.display()));
+                    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(log)?;
+                    f.write_all(format!("{height} {hash}\n").as_bytes()).map_err(log)?;
+                    f.sync_data().map_err(log)?;
+                }
+                votes.insert(height, hash);
+            }
+        }
+        let digest = vote_digest(VoteKind::Commit, &self.reg.instance, 0, height, &hash);
         Ok((self.index as u32, self.key.sign(&digest)))
     }
 

@@ -109,8 +109,10 @@ impl BobCommittee {
 
     /// The group signature on `msg` from the shares the members `signers`
     /// hand in (`shares`: what each of them sent). Shares that do not
-    /// verify, from non-members or given twice are dropped; it succeeds
-    /// once 2f+1 valid ones combine.
+    /// verify and shares from non-members are dropped; of several shares
+    /// claiming one index the first *valid* one counts (a spoofed share
+    /// cannot displace the real one); it succeeds once 2f+1 valid ones
+    /// combine.
     ///
     /// Optimistic ([`PublicKeySet::combine_verified`]): the first 2f+1
     /// shares are combined and the signature verified with one pairing
@@ -179,9 +181,12 @@ impl<'a> ShareCollector<'a> {
 
 /// A verifier of group statements that refuses replays: it accepts each
 /// `(purpose, chain)` sequence number exactly once and in order, as an
-/// external chain's contract checking the group's orders would.
+/// external chain's contract checking the group's orders would, and only
+/// statements of its own deployment ([`Instance`], configured with
+/// [`new`](Self::new); `default()` guards `Instance::default()`).
 #[derive(Clone, Debug, Default)]
 pub struct StatementVerifier {
+    instance: Instance,
     next: BTreeMap<(String, ChainId), u64>,
 }
 
@@ -190,6 +195,8 @@ pub struct StatementVerifier {
 pub enum StatementError {
     #[error("statement for chain {got}, this verifier is chain {expected}")]
     WrongChain { expected: ChainId, got: ChainId },
+    #[error("statement for another deployment")]
+    WrongInstance { expected: Box<Instance>, got: Box<Instance> },
     #[error("replayed or out-of-order statement: sequence {got}, expected {expected}")]
     Replayed { expected: u64, got: u64 },
     #[error(transparent)]
@@ -197,8 +204,14 @@ pub enum StatementError {
 }
 
 impl StatementVerifier {
-    /// Accepts `st` signed by the group if it is for `chain` and carries
-    /// the next sequence number; otherwise nothing changes.
+    /// A verifier guarding the deployment `instance`.
+    pub fn new(instance: Instance) -> Self {
+        Self { instance, next: BTreeMap::new() }
+    }
+
+    /// Accepts `st` signed by the group if it is for this deployment and
+    /// `chain` and carries the next sequence number; otherwise nothing
+    /// changes.
     pub fn accept(
         &mut self,
         group: &gridledger_threshold::GroupKey,
@@ -206,6 +219,12 @@ impl StatementVerifier {
         st: &Statement,
         sig: &Signature,
     ) -> Result<(), StatementError> {
+        if st.instance != self.instance {
+            return Err(StatementError::WrongInstance {
+                expected: Box::new(self.instance),
+                got: Box::new(st.instance),
+            });
+        }
         if st.chain != chain {
             return Err(StatementError::WrongChain { expected: chain, got: st.chain });
         }

@@ -367,6 +367,24 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
     let tx = m.cct_tx(&r, &r, terms.clone());
     assert_refused(&mut m, &tx, XchainError::NotSender);
 
+    // A payer account other than the signer's own (attack R3-1).
+    let mut other = terms.clone();
+    other.sender_j = r.address();
+    let tx = m.cct_tx(&s, &r, other);
+    assert_refused(&mut m, &tx, XchainError::NotSender);
+    let mut other = terms.clone();
+    other.receiver_j = s.address();
+    let tx = m.cct_tx(&s, &r, other);
+    assert_refused(
+        &mut m,
+        &tx,
+        XchainError::BadTerms("the receiver pays NT_r from the address of the key that signs".into()),
+    );
+    let mut lock = terms.clone();
+    lock.receiver_i = m.config.tpk_address(lock.chain_i);
+    let tx = m.cct_tx(&s, &r, lock);
+    assert_refused(&mut m, &tx, XchainError::BadTerms("a payment to TPK_Addr is a Pi_CCTC lock, not an NT".into()));
+
     // Expired terms.
     let mut old = terms.clone();
     old.expires_at = 1;

@@ -142,3 +142,32 @@ fn a_probabilistic_chain_has_no_votes() {
         r.commit(&b).unwrap();
     }
 }
+
+/// One vote per height survives a restart: a validator whose votes persist
+/// in a log, reopened after voting for one block, refuses a second block
+/// at that height with a typed error, and still hands out its vote for the
+/// first one.
+#[test]
+fn a_restarted_validator_does_not_vote_twice_at_one_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec::default();
+    let mut rs = replicas(dir.path(), &spec);
+    let leader = rs[0].leader_of(1);
+    let a = rs[leader].propose(0).unwrap();
+    let b = rs[leader].propose(a.header.timestamp + 1_000).unwrap();
+    assert_ne!(a.hash(), b.hash());
+    let voter = (leader + 1) % rs.len();
+    let log = dir.path().join("votes.log");
+    let open = |v: usize| {
+        let (c, _) = open_chain(&dir.path().join(format!("v{v}")), &spec, Role::External(0)).unwrap();
+        Replica::new(c, v).unwrap().with_vote_log(&log).unwrap()
+    };
+    drop(rs.remove(voter));
+    let first = open(voter).vote(&a).expect("first vote at height 1");
+    let again = open(voter);
+    assert!(
+        matches!(again.vote(&b), Err(ReplicaError::AlreadyVoted { height: 1, voted }) if voted == a.hash()),
+        "a second block at height 1 after a restart"
+    );
+    assert_eq!(again.vote(&a).unwrap().0, first.0, "the same block still gets this validator's vote");
+}

@@ -161,7 +161,9 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
                 role.dir_name(),
                 chain.chain().genesis().validators.len()
             );
-            let mut r = Replica::new(chain, v as usize)?;
+            // Votes persist beside the chain, so a restarted validator never
+            // votes twice at one height.
+            let mut r = Replica::new(chain, v as usize)?.with_vote_log(&dir.join("votes.log"))?;
             serve_lines(|op, req| validator_op(&mut r, &config, op, req))
         }
     }
@@ -223,6 +225,13 @@ fn common_op(chain: &gridledger_ledger::Chain, op: &str, req: &Value) -> anyhow:
             let h: Height = req["height"].as_u64().ok_or_else(|| anyhow!("missing height"))?;
             let b = chain.block(h)?.ok_or_else(|| anyhow!("no header {h}"))?;
             json!({ "header": hex::encode(borsh::to_vec(&SealedHeader { header: b.header, seal: b.seal })?) })
+        }
+        // A committed block with its seal: what a lagging replica catches
+        // up from (it checks the seal and re-executes the block).
+        "block" => {
+            let h: Height = req["height"].as_u64().ok_or_else(|| anyhow!("missing height"))?;
+            let b = chain.block(h)?.ok_or_else(|| anyhow!("no block {h}"))?;
+            json!({ "block": hex::encode(borsh::to_vec(&b)?) })
         }
         "record" => {
             let key = hex_arg(req, "key")?;
@@ -521,6 +530,29 @@ impl Group {
         Ok(())
     }
 
+    /// Brings every validator to the height of the most advanced one: a
+    /// validator that missed blocks (its process was killed between its
+    /// peers' commits and its own) gets each committed block it lacks from
+    /// that peer, sealed, and commits it after checking the seal and
+    /// re-executing it as for any block ([`Replica::commit`]), so a
+    /// deployment resumes after a crash of any one process.
+    ///
+    /// [`Replica::commit`]: gridledger_xchain::replica::Replica::commit
+    fn catch_up(&mut self) -> anyhow::Result<()> {
+        let mut heights = Vec::with_capacity(self.0.len());
+        for p in &mut self.0 {
+            heights.push(p.u64_of(json!({ "op": "status" }), "height")?);
+        }
+        let Some((best, &top)) = heights.iter().enumerate().max_by_key(|(_, h)| **h) else { return Ok(()) };
+        for (i, &h) in heights.iter().enumerate() {
+            for x in h + 1..=top {
+                let b = self.0[best].call(json!({ "op": "block", "height": x }))?["block"].clone();
+                self.0[i].call(json!({ "op": "commit", "block": b }))?;
+            }
+        }
+        Ok(())
+    }
+
     /// One block: the scheduled leader of the next height proposes; on a
     /// deterministic chain the first 2f+1 validators (in index order) each
     /// re-execute it and sign their commit vote; every validator checks the
@@ -602,6 +634,13 @@ impl Net {
                 }
             }
             all.0.push(g);
+        }
+        // A validator left behind by a crash catches up from its peers
+        // before the first epoch.
+        for g in &mut all.0 {
+            if g.0.len() > 1 {
+                g.catch_up()?;
+            }
         }
         Ok(Self { all, spec, relayer: relayer_key(), _tmp: tmp })
     }
@@ -856,6 +895,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     ];
     // Phase 1: the CCT.
     let terms = CctTerms {
+        deployment: gridledger_xchain::mbs::deployment(&spec),
         chain_i,
         chain_j,
         sender_i: sender.address(),
