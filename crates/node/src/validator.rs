@@ -64,7 +64,7 @@ use gridledger_consensus::pbft::{
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{merkle_root, Hash32};
-use gridledger_ledger::{Block, ExecutedBlock, Seal};
+use gridledger_ledger::{Block, ExecutedBlock, Seal, SubmitError, VerifiedTx};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, Sender};
@@ -173,6 +173,17 @@ pub struct PbftSettings {
     /// deferred. Only how far back a crashed validator restarts (and then
     /// catches up) depends on it, never safety.
     pub flush_after_ms: u64,
+    /// Adaptive deadlines (issue 9 items 9–10): every deadline is at least
+    /// this many times the slowest of the last [`RECENT_HEIGHTS`] heights,
+    /// measured here from the proposal's arrival (or this validator's own
+    /// proposal) to its commit, and at most `4 × base_timeout_ms`; 0 turns
+    /// it off. Under CPU load a height can take longer than the base
+    /// deadline on an honest leader; a deadline shorter than what heights
+    /// take only produces view changes (and marks live leaders suspect,
+    /// shortening their next turn further). The leader's own delay before
+    /// proposing is not measured, so a Byzantine leader cannot stretch the
+    /// deadlines by proposing late. Only liveness depends on it.
+    pub deadline_floor_factor: u64,
     /// A logical block clock (ms) shared by in-process validators, for
     /// simulations and demos that replay a day; `None` is the system clock.
     #[serde(skip)]
@@ -240,6 +251,7 @@ impl Default for PbftSettings {
             retain_blocks: 256,
             suspect_divisor: 4,
             flush_after_ms: 500,
+            deadline_floor_factor: 2,
             clock: None,
             ticks: None,
             #[cfg(feature = "mutants")]
@@ -247,6 +259,10 @@ impl Default for PbftSettings {
         }
     }
 }
+
+/// Heights whose proposal-to-commit time sets the deadline floor
+/// ([`PbftSettings::deadline_floor_factor`]).
+pub const RECENT_HEIGHTS: usize = 8;
 
 /// How long a halted validator waits between attempts to reopen its store.
 const RECOVERY_RETRY_MS: u64 = 200;
@@ -319,6 +335,11 @@ pub struct Driver {
     /// without it, e.g. under the simulator, validation runs inline so runs
     /// stay reproducible).
     validation: Option<ValidationWorker>,
+    /// The last proposal this validator saw or made: height, view, and
+    /// when (driver ms), for the deadline floor.
+    proposal_seen: Option<(u64, u64, u64)>,
+    /// Proposal-to-commit times (ms) of the last [`RECENT_HEIGHTS`] heights.
+    recent_heights: std::collections::VecDeque<u64>,
 }
 
 /// A proposal to re-execute, and the verdict.
@@ -371,10 +392,7 @@ impl ValidationWorker {
                 // Signatures first, without holding the chain: client
                 // submissions and gossip admissions need its lock, and a
                 // block that outran the gossip takes ~300 verifications.
-                let which = shared.chain().unverified(&job.block);
-                let result = gridledger_ledger::verify_block_signatures(&shared.rules, &job.block, &which)
-                    .and_then(|pre| shared.chain().validate_block_prechecked(&job.block, &pre))
-                    .map_err(|e| e.to_string());
+                let result = validate_proposal(&shared, &job.block).map_err(|e| e.to_string());
                 add_us(&shared.metrics.pbft_validate_us, t);
                 crate::timeline::record("validated", || {
                     serde_json::json!({
@@ -394,6 +412,57 @@ impl ValidationWorker {
         })?;
         Ok(Self { jobs: Some(jobs), done, thread: Some(thread) })
     }
+}
+
+/// Re-executes another validator's proposal against the chain, verifying
+/// each signature this node has not verified yet exactly once.
+///
+/// Signatures first, without holding the chain (client submissions and
+/// gossip admissions need its lock, and a block that outran the gossip
+/// takes ~300 verifications); transactions already pending in the mempool
+/// were verified on admission and are not checked again. On success the
+/// transactions verified here are admitted to the mempool (not gossiped:
+/// the proposal carried them to every validator), so the same
+/// transactions arriving later by gossip, while the block is still being
+/// decided, are recognised as verified and not checked a second time
+/// (issue 9 item 10: 8,860 of 9,000 gossiped signatures were re-checked
+/// before). Should the block not commit, they stay pending like any
+/// verified transaction and a later leader may propose them. A proposal
+/// that fails changes nothing: nothing is admitted.
+pub(crate) fn validate_proposal(
+    shared: &Shared,
+    block: &Block,
+) -> Result<ExecutedBlock, gridledger_ledger::ChainError> {
+    use rayon::prelude::*;
+    let which = shared.chain().unverified(block);
+    let checked: Vec<(usize, Result<VerifiedTx, SubmitError>)> = block
+        .txs
+        .par_iter()
+        .enumerate()
+        .with_min_len(16)
+        .filter(|(i, _)| which.get(*i).copied().unwrap_or(false))
+        .map(|(i, t)| (i, shared.rules.check_decoded(t.clone())))
+        .collect();
+    shared.metrics.pbft_validate_signatures.fetch_add(checked.len() as u64, Relaxed);
+    let mut verified = Vec::with_capacity(checked.len());
+    for (i, r) in checked {
+        match r {
+            Ok(v) => verified.push(v),
+            Err(e) => {
+                let h = block.txs.get(i).map(|t| t.hash()).unwrap_or_default();
+                return Err(gridledger_ledger::ChainError::InvalidBlock(format!("transaction {h}: {e}")));
+            }
+        }
+    }
+    let mut chain = shared.chain();
+    let ex = chain.validate_block_prechecked(block, &which)?;
+    for v in verified {
+        // Refusals (already pending, a full mempool, a conflicting pending
+        // transaction of the same sender) only mean gossip may check it.
+        let _ = chain.admit(v);
+    }
+    shared.metrics.mempool.store(chain.mempool().len() as u64, Relaxed);
+    Ok(ex)
 }
 
 /// The planted [`Mutation::WeakCertificate`]: one signature kept.
@@ -565,6 +634,8 @@ impl Driver {
             synced,
             deferred_since: None,
             validation: None,
+            proposal_seen: None,
+            recent_heights: std::collections::VecDeque::new(),
         })
     }
 
@@ -827,7 +898,10 @@ impl Driver {
                 return;
             }
             self.timers.remove(&t);
-            crate::timeline::record("timeout", || serde_json::json!({ "h": t.height, "v": t.view }));
+            crate::timeline::record(
+                "timeout",
+                || serde_json::json!({ "h": t.height, "v": t.view, "floor_ms": self.deadline_floor() }),
+            );
             let step = self.replica.handle_timer(t);
             self.process(step);
         }
@@ -860,6 +934,7 @@ impl Driver {
             })
         });
         self.pending_proposal = None;
+        self.saw_proposal(h, v);
         let block = ex.block.clone();
         self.executed.insert(block.hash(), ex);
         let step = self.replica.propose(h, v, PbftBlock(block));
@@ -885,7 +960,7 @@ impl Driver {
             return v;
         }
         let t = Instant::now();
-        let ex = self.shared.chain().validate_block(block).map_err(|e| e.to_string());
+        let ex = validate_proposal(&self.shared, block).map_err(|e| e.to_string());
         add_us(&self.shared.metrics.pbft_validate_us, t);
         crate::timeline::record("validated", || {
             serde_json::json!({
@@ -1038,11 +1113,39 @@ impl Driver {
                 }
             }
             let h = block.header.height;
+            self.height_committed(h);
             self.executed.retain(|_, x| x.block.header.height > h);
             tracing::info!(height = h, txs = block.txs.len(), view = e.cert.view, "committed block");
             self.shared.record_block(&block, &receipts, 0, started.elapsed());
         }
         Ok(())
+    }
+
+    /// Notes a proposal for `(height, view)` seen or made now (the first
+    /// of that height and view counts).
+    fn saw_proposal(&mut self, height: u64, view: u64) {
+        if self.proposal_seen.is_none_or(|(h, v, _)| (h, v) != (height, view)) {
+            self.proposal_seen = Some((height, view, self.now()));
+        }
+    }
+
+    /// Height `h` committed here: how long it took since its proposal
+    /// arrived (heights fetched by catch-up are not measured).
+    fn height_committed(&mut self, h: u64) {
+        if let Some((_, _, at)) = self.proposal_seen.filter(|(ph, _, _)| *ph == h) {
+            if self.recent_heights.len() == RECENT_HEIGHTS {
+                self.recent_heights.pop_front();
+            }
+            self.recent_heights.push_back(self.now().saturating_sub(at));
+            self.proposal_seen = None;
+        }
+    }
+
+    /// The least deadline (ms) recent heights call for (see
+    /// [`PbftSettings::deadline_floor_factor`]).
+    pub fn deadline_floor(&self) -> u64 {
+        let slowest = self.recent_heights.iter().max().copied().unwrap_or(0);
+        slowest.saturating_mul(self.settings.deadline_floor_factor).min(self.settings.base_timeout_ms.saturating_mul(4))
     }
 
     /// Records a successful write of vote state `d` (encoded `v`).
@@ -1085,7 +1188,7 @@ impl Driver {
             for t in step.timers {
                 match t {
                     TimerCmd::Set { timer, after } => {
-                        self.timers.insert(timer, now + after);
+                        self.timers.insert(timer, now + after.max(self.deadline_floor()));
                     }
                     TimerCmd::Cancel(timer) => {
                         self.timers.remove(&timer);
@@ -1107,6 +1210,7 @@ impl Driver {
                 self.pending_proposal = Some(p);
             }
             for req in step.validate {
+                self.saw_proposal(req.height, req.view);
                 let digest = req.payload.digest();
                 let jobs = self.validation.as_ref().and_then(|w| w.jobs.as_ref());
                 if let (Some(jobs), None) = (jobs, self.quick_verdict(&req.payload.0, &digest)) {
@@ -1304,5 +1408,59 @@ mod tests {
             .expect("rewritten in the current layout");
         assert_eq!((now.height, now.view, now.view_changing), (1, 6, true));
         assert_eq!(now.prepared, Some(cert));
+    }
+
+    /// The deadline floor: deadlines follow the slowest recent height
+    /// (proposal to commit) times the factor, capped at four base
+    /// deadlines; a suspect leader's shortened deadline is raised to it;
+    /// factor 0 leaves the replica's deadlines as they are.
+    #[test]
+    fn deadlines_are_at_least_twice_the_slowest_recent_height() {
+        let validators: Vec<KeyPair> = (0..4).map(dev_validator).collect();
+        let open = |factor: u64| {
+            let shared = crate::service::Shared::in_memory(dev_genesis(1, 4, Amount(1_000_000), &validators));
+            let (mesh, _inboxes) = LocalMesh::new(4);
+            let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let settings = PbftSettings {
+                ticks: Some(ticks.clone()),
+                base_timeout_ms: 1_000,
+                deadline_floor_factor: factor,
+                ..Default::default()
+            };
+            let d = Driver::open(shared, validators[3].clone(), Box::new(mesh.transport(3)), settings).unwrap();
+            (d, ticks)
+        };
+        let armed = |d: &mut Driver, after: u64| {
+            let timer = Timer { height: d.height(), view: d.view() };
+            d.process(Step { timers: vec![TimerCmd::Set { timer, after }], ..Step::default() });
+            d.timers[&timer] - d.now()
+        };
+        let (mut d, ticks) = open(2);
+        assert_eq!(d.deadline_floor(), 0, "no height measured yet");
+        assert_eq!(armed(&mut d, 250), 250);
+        // A proposal seen at tick 100 commits at tick 700: 600 ms.
+        ticks.store(100, Relaxed);
+        d.saw_proposal(1, 1);
+        ticks.store(700, Relaxed);
+        d.height_committed(1);
+        assert_eq!(d.deadline_floor(), 1_200);
+        assert_eq!(armed(&mut d, 250), 1_200, "a suspect's 250 ms deadline is raised");
+        assert_eq!(armed(&mut d, 4_000), 4_000, "a longer (backed-off) deadline is kept");
+        // A height fetched by catch-up (no proposal seen) is not measured.
+        d.height_committed(2);
+        assert_eq!(d.recent_heights.len(), 1);
+        // Capped at four base deadlines; the slowest leaves the window.
+        d.recent_heights.push_back(10_000);
+        assert_eq!(d.deadline_floor(), 4_000);
+        for _ in 0..RECENT_HEIGHTS {
+            d.recent_heights.push_back(50);
+            if d.recent_heights.len() > RECENT_HEIGHTS {
+                d.recent_heights.pop_front();
+            }
+        }
+        assert_eq!(d.deadline_floor(), 100);
+        let (mut off, _) = open(0);
+        off.recent_heights.push_back(600);
+        assert_eq!(armed(&mut off, 250), 250, "factor 0: off");
     }
 }
