@@ -184,6 +184,10 @@ pub struct PbftSettings {
     /// proposing is not measured, so a Byzantine leader cannot stretch the
     /// deadlines by proposing late. Only liveness depends on it.
     pub deadline_floor_factor: u64,
+    /// Hold a deadline that comes due with nothing to decide (idle chain)
+    /// until there is, instead of changing views (see
+    /// [`Driver::fire_timers`]). Only liveness depends on it.
+    pub hold_idle_deadlines: bool,
     /// A logical block clock (ms) shared by in-process validators, for
     /// simulations and demos that replay a day; `None` is the system clock.
     #[serde(skip)]
@@ -252,6 +256,7 @@ impl Default for PbftSettings {
             suspect_divisor: 4,
             flush_after_ms: 500,
             deadline_floor_factor: 2,
+            hold_idle_deadlines: true,
             clock: None,
             ticks: None,
             #[cfg(feature = "mutants")]
@@ -340,6 +345,14 @@ pub struct Driver {
     proposal_seen: Option<(u64, u64, u64)>,
     /// Proposal-to-commit times (ms) of the last [`RECENT_HEIGHTS`] heights.
     recent_heights: std::collections::VecDeque<u64>,
+    /// Durations the replica asked for, by armed deadline (to re-arm a held one).
+    armed_for: BTreeMap<Timer, u64>,
+    /// A deadline that came due with nothing to decide, held until there
+    /// is (see [`Driver::fire_timers`]), with its duration.
+    idle_held: Option<(Timer, u64)>,
+    /// The highest height any peer's consensus message named (a Byzantine
+    /// peer may inflate it: that only disables holding idle deadlines).
+    peer_height: u64,
 }
 
 /// A proposal to re-execute, and the verdict.
@@ -636,6 +649,9 @@ impl Driver {
             validation: None,
             proposal_seen: None,
             recent_heights: std::collections::VecDeque::new(),
+            armed_for: BTreeMap::new(),
+            idle_held: None,
+            peer_height: 0,
         })
     }
 
@@ -729,6 +745,7 @@ impl Driver {
             self.recover();
         }
         self.flush_if_due();
+        self.rearm_held();
         self.gossip();
         self.take_verdicts();
         if self.halted.is_none() {
@@ -771,6 +788,8 @@ impl Driver {
         self.shared.metrics.store_faults.fetch_add(1, Relaxed);
         self.shared.set_fault(Some(reason.clone()));
         self.timers.clear();
+        self.armed_for.clear();
+        self.idle_held = None;
         self.pending_proposal = None;
         self.halted = Some(Halt { reason, retry_at: self.now() + RECOVERY_RETRY_MS });
     }
@@ -841,6 +860,7 @@ impl Driver {
                     tracing::debug!(from, "stale view change (catch-up) rate-limited");
                 }
                 Ok(m) => {
+                    self.peer_height = self.peer_height.max(m.height().unwrap_or(0));
                     if crate::timeline::enabled() {
                         if let Message::PrePrepare(pp) = &m {
                             let (h, v, txs) = (pp.height, pp.view, pp.payload.0.txs.len());
@@ -889,7 +909,46 @@ impl Driver {
         }
     }
 
+    /// Whether deadline `t` came due with nothing this validator could
+    /// expect its leader to have decided: `t` is the current view's
+    /// deadline in normal operation, no proposal for it was seen, no peer
+    /// is known to be at a higher height, and nothing is pending here
+    /// (mempool and failed-commit transactions empty).
+    fn nothing_to_decide(&self, t: Timer) -> bool {
+        t.height == self.replica.height()
+            && t.view == self.replica.view()
+            && !self.replica.is_view_changing()
+            && self.proposal_seen.is_none_or(|(h, v, _)| (h, v) != (t.height, t.view))
+            && self.peer_height <= t.height
+            && self.shared.chain().pending() == 0
+    }
+
+    /// Re-arms a held deadline (full duration) once there is something to
+    /// decide; drops it once the replica has left its height or view.
+    fn rearm_held(&mut self) {
+        let Some((t, after)) = self.idle_held else { return };
+        if (t.height, t.view) != (self.replica.height(), self.replica.view()) {
+            self.idle_held = None;
+        } else if !self.nothing_to_decide(t) {
+            self.idle_held = None;
+            self.timers.insert(t, self.now() + after.max(self.deadline_floor()));
+            self.armed_for.insert(t, after);
+        }
+    }
+
     /// Fires every due deadline.
+    ///
+    /// A deadline that comes due with nothing to decide
+    /// ([`Driver::nothing_to_decide`]: an idle chain) is held, not handed
+    /// to the replica, and re-armed with its full duration by
+    /// [`Driver::poll`] once a transaction is pending or a proposal or a
+    /// higher height is seen (`hold_idle_deadlines`). Before, an idle
+    /// chain changed views every deadline: each view change doubled the
+    /// next deadline (up to 64 base deadlines, reset only by a commit) and
+    /// marked the idle leader suspect, so the first transactions after a
+    /// pause met a view change racing them (issue 9 item 10: every
+    /// validator timed out at height 1 during the 20-process batch) or,
+    /// with a dead leader, a deadline of up to a minute.
     pub fn fire_timers(&mut self) {
         let now = self.now();
         let due: Vec<Timer> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, _)| *t).collect();
@@ -898,6 +957,12 @@ impl Driver {
                 return;
             }
             self.timers.remove(&t);
+            let after = self.armed_for.remove(&t).unwrap_or(self.settings.base_timeout_ms);
+            if self.settings.hold_idle_deadlines && self.nothing_to_decide(t) {
+                crate::timeline::record("deadline_held", || serde_json::json!({ "h": t.height, "v": t.view }));
+                self.idle_held = Some((t, after));
+                continue;
+            }
             crate::timeline::record(
                 "timeout",
                 || serde_json::json!({ "h": t.height, "v": t.view, "floor_ms": self.deadline_floor() }),
@@ -1189,9 +1254,14 @@ impl Driver {
                 match t {
                     TimerCmd::Set { timer, after } => {
                         self.timers.insert(timer, now + after.max(self.deadline_floor()));
+                        self.armed_for.insert(timer, after);
                     }
                     TimerCmd::Cancel(timer) => {
                         self.timers.remove(&timer);
+                        self.armed_for.remove(&timer);
+                        if self.idle_held.is_some_and(|(t, _)| t == timer) {
+                            self.idle_held = None;
+                        }
                     }
                 }
             }
@@ -1313,6 +1383,7 @@ mod tests {
     use gridledger_consensus::pbft::{PreparedCert, Vote, VoteKind};
     use gridledger_core::Amount;
     use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
+    use std::sync::atomic::AtomicU64;
 
     /// The vote-state layout stores held before `Durable::next` existed,
     /// written as those versions wrote it.
@@ -1462,5 +1533,81 @@ mod tests {
         let (mut off, _) = open(0);
         off.recent_heights.push_back(600);
         assert_eq!(armed(&mut off, 250), 250, "factor 0: off");
+    }
+
+    /// An idle chain does not change views: a deadline that comes due with
+    /// nothing pending, no proposal and no peer ahead is held; a pending
+    /// transaction re-arms it with its full duration, and then a silent
+    /// leader is still replaced. A peer at a higher height (this validator
+    /// may be behind) lets the deadline run. Without the hold (the old
+    /// behaviour, kept as `hold_idle_deadlines: false`) the idle deadline
+    /// starts a view change at once.
+    #[test]
+    fn an_idle_deadline_is_held_until_there_is_something_to_decide() {
+        let validators: Vec<KeyPair> = (0..4).map(dev_validator).collect();
+        let open = |hold: bool| {
+            let shared = crate::service::Shared::in_memory(dev_genesis(1, 4, Amount(1_000_000), &validators));
+            let (mesh, inboxes) = LocalMesh::new(4);
+            let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let settings = PbftSettings {
+                ticks: Some(ticks.clone()),
+                base_timeout_ms: 1_000,
+                hold_idle_deadlines: hold,
+                ..Default::default()
+            };
+            // Validator 3 does not lead height 1 in view 1.
+            let mut d = Driver::open(shared, validators[3].clone(), Box::new(mesh.transport(3)), settings).unwrap();
+            d.start();
+            (d, ticks, inboxes)
+        };
+        let view_changes = |inboxes: &[Receiver<Input>]| {
+            inboxes[0]
+                .try_iter()
+                .filter(|i| match i {
+                    Input::Peer { bytes, .. } if bytes.first() == Some(&WIRE_PBFT) => matches!(
+                        Message::<PbftBlock>::from_bytes(&bytes[1..], MAX_FRAME, 4, 1_024),
+                        Ok(Message::ViewChange(_))
+                    ),
+                    _ => false,
+                })
+                .count()
+        };
+        let step_to = |d: &mut Driver, ticks: &AtomicU64, t: u64| {
+            ticks.store(t, Relaxed);
+            d.poll();
+            d.fire_timers();
+        };
+        // Old behaviour: the idle deadline changes the view.
+        let (mut d, ticks, inboxes) = open(false);
+        step_to(&mut d, &ticks, 1_000);
+        assert_eq!(view_changes(&inboxes), 1);
+        assert!(d.replica.is_view_changing());
+
+        let (mut d, ticks, inboxes) = open(true);
+        step_to(&mut d, &ticks, 1_000);
+        step_to(&mut d, &ticks, 50_000);
+        assert_eq!(view_changes(&inboxes), 0, "idle: no view change");
+        assert_eq!((d.view(), d.replica.is_view_changing()), (1, false));
+        // A transaction arrives at 60 s: the deadline runs again, in full.
+        {
+            let t = transfer(&dev_key(1), 1, 0, dev_key(2).address(), Amount(5), Amount(1));
+            let v = d.shared.rules.check_decoded(t).unwrap();
+            d.shared.chain().admit(v).unwrap();
+        }
+        step_to(&mut d, &ticks, 60_000);
+        step_to(&mut d, &ticks, 60_999);
+        assert_eq!(view_changes(&inboxes), 0, "the re-armed deadline has its full duration");
+        step_to(&mut d, &ticks, 61_000);
+        assert_eq!(view_changes(&inboxes), 1, "a silent leader with work pending is replaced");
+
+        // Idle, but a peer is at a higher height: the deadline runs.
+        let (mut d, ticks, inboxes) = open(true);
+        let set = validator_set(&d.shared).unwrap();
+        let vote = Vote::sign(&validators[0], VoteKind::Prepare, &set.instance, 1, 5, Hash32::default());
+        let mut bytes = vec![WIRE_PBFT];
+        bytes.extend(Message::<PbftBlock>::Prepare(vote).to_bytes());
+        d.on_bytes(0, &bytes);
+        step_to(&mut d, &ticks, 1_000);
+        assert_eq!(view_changes(&inboxes), 1, "possibly behind: not held");
     }
 }
