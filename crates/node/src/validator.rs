@@ -49,13 +49,25 @@
 //! Against that stand votes for two heights at once in the replica, a
 //! vote-state record covering two slots (with its crash-at-every-write
 //! coverage), view changes carrying prepared certificates of two heights,
-//! and validation against an uncommitted parent's state. Cheaper next
-//! steps toward the 0.6 s target come first: one signature check per
-//! transaction per validator (gossip re-verifies what a proposal that
-//! outran it already verified: 8,860 of 9,000 gossiped signatures were
-//! checked in the run above) and gossip verified as fast as proposals.
+//! and validation against an uncommitted parent's state. Cheaper steps
+//! toward the 0.6 s target came first: one signature check per
+//! transaction per validator (gossip re-verified what a proposal that
+//! outran it had already verified: 8,860 of 9,000 gossiped signatures were
+//! checked in the run above; now a validated proposal's transactions enter
+//! the mempool, [`validate_proposal`], and gossip skips them) and queued
+//! gossip frames verified together in parallel ([`crate::gossip`]).
 //! What would change the case: validators saturating their cores with the
 //! heights still latency-bound, or blocks always full when proposed.
+//!
+//! # Deadlines under load
+//!
+//! A view's deadline is armed when the previous height commits. Two
+//! driver rules keep it from firing on a live leader
+//! ([`PbftSettings::deadline_floor_factor`],
+//! [`PbftSettings::hold_idle_deadlines`]): no deadline is shorter than
+//! twice the slowest of the last 8 heights (proposal to commit, measured
+//! here), and a deadline that comes due on an idle chain is held until
+//! there is something to decide.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_consensus::pbft::{
