@@ -13,7 +13,7 @@
 //!   a faulty or Byzantine sender, and a frame of them costs at most a chunk;
 //! - a peer caught this way has its gossip dropped undecoded for
 //!   [`GOSSIP_BAN`] (its consensus messages are unaffected);
-//! - frames that queued while the last batch was checked (up to 16) are
+//! - frames that queued while the last batch was checked (up to 8) are
 //!   checked together, in parallel, and admitted in arrival order (a
 //!   sender's nonces split over two frames of one peer stay in order), so
 //!   the verifier keeps up with bursts instead of working through the
@@ -40,8 +40,8 @@ use crate::validator::MAX_FRAME;
 pub const GOSSIP_BAN: Duration = Duration::from_secs(30);
 /// Frames waiting for the verifier; further ones are dropped.
 const QUEUE: usize = 64;
-/// Queued frames verified together (in parallel) at most.
-const BATCH: usize = 16;
+/// Queued frames verified together (in parallel, a thread each) at most.
+const BATCH: usize = 8;
 /// First chunk of signatures checked before the share of failures is judged.
 const FIRST_CHUNK: usize = 64;
 
@@ -103,15 +103,28 @@ fn run(shared: &Shared, rx: Receiver<(u32, Vec<u8>, Instant)>) {
 /// consecutive nonces split over two frames of one peer are admitted in
 /// order. Returns the peers caught gossiping bad signatures; their later
 /// frames in the same batch are dropped unadmitted.
+///
+/// Each frame gets a scoped thread of its own, not a rayon task: checking
+/// a frame takes the chain's lock (to skip what is known), and holders of
+/// that lock run rayon jobs (block validation, commits), so rayon workers
+/// waiting for the lock deadlocked the pool (found by the 10-process
+/// bench). The signature checks themselves still run on rayon, unlocked.
 pub(crate) fn verify_and_admit_batch(shared: &Shared, frames: &[(u32, Vec<u8>)]) -> Vec<u32> {
-    use rayon::prelude::*;
-    let verdicts: Vec<(Verdict, Instant)> = frames
-        .par_iter()
-        .map(|(_, bytes)| {
-            let t = Instant::now();
-            (verify_frame(shared, bytes.get(1..).unwrap_or_default()), t)
-        })
-        .collect();
+    let verdicts: Vec<(Verdict, Instant)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = frames
+            .iter()
+            .map(|(_, bytes)| {
+                scope.spawn(move || {
+                    let t = Instant::now();
+                    (verify_frame(shared, bytes.get(1..).unwrap_or_default()), t)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| (Verdict::Undecodable("verifier panicked".into()), Instant::now())))
+            .collect()
+    });
     let mut caught = Vec::new();
     for ((from, _), (verdict, t)) in frames.iter().zip(verdicts) {
         if caught.contains(from) {
@@ -134,6 +147,10 @@ pub(crate) enum Verdict {
 /// Decodes a gossip frame's body and checks it ([`check_frame`]), skipping
 /// what this node already verified; admits nothing.
 pub(crate) fn verify_frame(shared: &Shared, body: &[u8]) -> Verdict {
+    debug_assert!(
+        rayon::current_thread_index().is_none(),
+        "the chain's lock must not be taken on a rayon worker (its holders wait for rayon)"
+    );
     match gridledger_core::codec::decode::<Vec<SignedTransaction>>(body, MAX_FRAME) {
         Ok(txs) => {
             let r = check_frame(txs, |c| shared.unknown_txs(c), |t| shared.rules.check_decoded(t));
