@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 pub const STORE_FILE: &str = "store.bin";
 /// File name of the append-only log of stores.
 pub const LOG_FILE: &str = "store.log";
+/// Lock file inside a party's directory: an open [`StoreFile`] holds an
+/// exclusive lock on it for its whole life, so two processes never write
+/// (or cut) one store.
+pub const LOCK_FILE: &str = "store.lock";
 /// Log size (bytes) after which it is compacted into the snapshot.
 pub const COMPACT_AFTER: u64 = 4 << 20;
 
@@ -40,6 +44,11 @@ pub enum DiskError {
     Io { path: String, source: std::io::Error },
     #[error("{path}: {source}")]
     Corrupt { path: String, source: ChannelError },
+    /// Another open [`StoreFile`] (another party process, or a second
+    /// handle in this one) holds the directory's lock; nothing was read or
+    /// changed.
+    #[error("{dir}: the channel store is in use by another process (lock {LOCK_FILE} held)")]
+    Locked { dir: String },
 }
 
 /// How hard a save tries to reach the disk.
@@ -57,6 +66,9 @@ pub struct StoreFile {
     dir: PathBuf,
     durability: Durability,
     log: File,
+    /// Holds the exclusive lock on [`LOCK_FILE`] while this store is open
+    /// (released when dropped, or by the kernel when the process dies).
+    _lock: File,
     log_len: u64,
     /// A lagging save is written but not yet synced.
     unsynced: bool,
@@ -171,9 +183,26 @@ fn sync_dir(dir: &Path) -> Result<(), DiskError> {
 }
 
 impl StoreFile {
-    /// Uses (and creates) `dir`; cuts a torn tail off the log.
+    /// Uses (and creates) `dir`; takes the directory's exclusive lock
+    /// ([`LOCK_FILE`]), then cuts a torn tail off the log. A directory whose
+    /// lock another open store holds is refused with [`DiskError::Locked`]
+    /// before anything is read or cut (a second party process on one
+    /// directory would otherwise cut off records the live one appended).
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, DiskError> {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_err(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(DiskError::Locked { dir: dir.display().to_string() }),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, e)),
+        }
         let path = dir.join(LOG_FILE);
         let existed = path.exists();
         let (_, valid) = read_log(dir)?;
@@ -196,6 +225,7 @@ impl StoreFile {
             dir: dir.to_path_buf(),
             durability,
             log,
+            _lock: lock,
             log_len: valid as u64,
             unsynced: false,
             saves: 0,
@@ -405,6 +435,26 @@ mod tests {
         f.set_len(MAX_STORE_BYTES as u64 + 1).unwrap();
         let e = load_store(dir.path()).unwrap_err().to_string();
         assert!(e.contains("more than"), "{e}");
+    }
+
+    #[test]
+    fn a_second_open_of_a_locked_store_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = StoreFile::open(dir.path(), Durability::Fsync).unwrap();
+        f.save(&store(1)).unwrap();
+        let len = fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+        // A torn tail the second open would cut if it got that far.
+        let mut raw = OpenOptions::new().append(true).open(dir.path().join(LOG_FILE)).unwrap();
+        raw.write_all(&[7u8; 5]).unwrap();
+        drop(raw);
+        let e = StoreFile::open(dir.path(), Durability::Fsync).err().expect("second open refused");
+        assert!(matches!(&e, DiskError::Locked { dir: d } if d == &dir.path().display().to_string()), "{e}");
+        assert_eq!(fs::metadata(dir.path().join(LOG_FILE)).unwrap().len(), len + 5, "nothing cut");
+        drop(f);
+        // Released with the handle.
+        let f = StoreFile::open(dir.path(), Durability::Fsync).unwrap();
+        assert_eq!(fs::metadata(dir.path().join(LOG_FILE)).unwrap().len(), len, "torn tail cut by the owner");
+        drop(f);
     }
 
     #[test]

@@ -365,6 +365,10 @@ impl<C: ChainClient> Duo<C> {
                 }
                 "cns_dispute_resolved" => ChainEvent::DisputeResolved { counter: num("counter") },
                 "cns_channel_closed" => ChainEvent::Closed { counter: num("counter") },
+                "cns_channel_withdrawn" => {
+                    let amt = |k: &str| Amount(attr(k).parse().unwrap_or(0));
+                    ChainEvent::WithdrawalPaid { paid: [amt("withdrawn0"), amt("withdrawn1")] }
+                }
                 // An aborted open ends the channel before any update.
                 "cns_channel_aborted" => ChainEvent::Closed { counter: 0 },
                 _ => continue,
@@ -555,6 +559,13 @@ impl<C: ChainClient> Duo<C> {
         };
         p.machine =
             Some(ChannelMachine::restore(p.esc_key.clone(), p.nonce_seed, p.params.clone(), store).expect("restore"));
+        // What a real driver learns by replaying the chain's events from the
+        // channel's start: what `channel_withdraw` has paid so far.
+        if let Some(ch) = cns::client::channel(&self.chain, &self.cid).ok().flatten() {
+            if ch.withdrawn_paid.iter().any(|a| !a.is_zero()) {
+                self.parties[side].chain_inbox.push_back(ChainEvent::WithdrawalPaid { paid: ch.withdrawn_paid });
+            }
+        }
     }
 
     /// No party ever released signatures on two different states with the

@@ -259,6 +259,13 @@ pub enum ChainEvent {
         side: u8,
         credit: bool,
     },
+    /// `channel_withdraw` committed and paid each side `paid[i]` (this
+    /// transaction's amounts, not cumulative: a driver replays every such
+    /// event from the channel's start, or after a restart feeds one with the
+    /// chain's cumulative `withdrawn_paid`, to a machine that starts at 0).
+    WithdrawalPaid {
+        paid: [Amount; 2],
+    },
 }
 
 /// A transaction for the driver to sign with the party's account and
@@ -343,6 +350,11 @@ pub enum ChannelEvent {
         side: u8,
         amount: Amount,
     },
+    /// The chain has now paid this side `total` by `channel_withdraw`
+    /// (cumulative): every co-signed withdrawal up to it is in the account.
+    WithdrawalPaid {
+        total: Amount,
+    },
 }
 
 /// The output of one input.
@@ -371,6 +383,9 @@ pub enum ChannelError {
     NotOpen(Phase),
     #[error("an earlier proposal is still awaiting the peer")]
     Busy,
+    /// A close was asked: no further payment or resize is proposed.
+    #[error("the channel is closing: no new updates")]
+    Closing,
     #[error("a persisted snapshot is still awaited")]
     PersistPending,
     #[error("balance {have} minor units is below the payment {need} minor units (1 coin = 1,000,000 minor units)")]
@@ -607,6 +622,15 @@ pub struct ChannelMachine {
     /// A top-up allocation is proposed from a tick no sooner than this (a
     /// peer whose chain view lags refuses it until it sees the top-up).
     allocate_at: Timestamp,
+    /// What `channel_withdraw` has paid each side so far, as this process
+    /// has seen it on chain (summed from `WithdrawalPaid` events).
+    chain_withdrawn_paid: [Amount; 2],
+    /// When a co-signed withdrawal the chain has not paid yet is (re)sent
+    /// next (0: not scheduled; a restarted machine waits `t_Δ` first, while
+    /// its driver replays the chain's events).
+    withdraw_resend_at: Timestamp,
+    /// When the tick last proposed the final state of a requested close.
+    close_proposed_at: Timestamp,
     /// Events announced only once the store they describe is durable
     /// (`PaymentReceived`: a merchant may deliver on it), by version.
     held_events: Vec<(u64, Vec<ChannelEvent>)>,
@@ -700,6 +724,9 @@ impl ChannelMachine {
             retry_since: 0,
             retry_origin: std::collections::BTreeMap::new(),
             allocate_at: 0,
+            chain_withdrawn_paid: [Amount::ZERO; 2],
+            withdraw_resend_at: 0,
+            close_proposed_at: 0,
             held_events: vec![],
             fallback_answered: vec![],
             outcome_told: vec![],
@@ -914,9 +941,23 @@ impl ChannelMachine {
         // Closing abandons unanswered update proposals (the peer may be
         // silent): their counters stay used (`signed_upto`), and if the peer
         // did co-sign one, the peer can still answer a dispute with it.
-        let abandon = matches!(r, Request::Close)
-            && matches!(self.store.phase, Phase::Open | Phase::Disputed { .. })
-            && self.store.my_proposal().is_some_and(|p| p.state.counter > 0 && !p.state.is_final);
+        //
+        // On an open channel a close first lets the window drain (each
+        // proposal is co-signed or falls back): a final state proposed on a
+        // co-signed state older than one the peer already co-signed would be
+        // refused, and the close would need the dispute although both sides
+        // are online. It is proposed from the tick once the window is empty;
+        // new payments are refused meanwhile; a silent peer still meets the
+        // close timeout (the dispute) as before.
+        let updates_out = self.store.my_proposal().is_some_and(|p| p.state.counter > 0 && !p.state.is_final);
+        if matches!(r, Request::Close) && self.store.phase == Phase::Open && updates_out {
+            if !self.store.closing_requested || self.close_started.is_none() {
+                self.close_started = Some(self.now);
+            }
+            self.store.closing_requested = true;
+            return Ok(self.persist_then(Step::default(), vec![], vec![]));
+        }
+        let abandon = matches!(r, Request::Close) && matches!(self.store.phase, Phase::Disputed { .. }) && updates_out;
         if abandon {
             self.abandon_window();
         }
@@ -954,6 +995,19 @@ impl ChannelMachine {
         // it. Only closing is never held back.
         let yielded = !self.retry.is_empty() && self.now < self.retry_since.saturating_add(self.params.retry_ms);
         if yielded && !matches!(r, Request::Close) {
+            return Err(ChannelError::Busy);
+        }
+        if self.store.closing_requested
+            && matches!(r, Request::Pay { .. } | Request::PayMany(_) | Request::Withdraw { .. })
+        {
+            return Err(ChannelError::Closing);
+        }
+        // Fair interleaving: a top-up the chain shows and no state (co-signed
+        // or proposed) allocates yet goes before further payments. New
+        // payments wait (`Busy`, the party keeps them queued) until the
+        // allocation is proposed, which happens as soon as the window is
+        // empty (the next tick), so a steady payment stream cannot starve it.
+        if matches!(r, Request::Pay { .. } | Request::PayMany(_)) && self.allocation_due() {
             return Err(ChannelError::Busy);
         }
         // A further update may join the window; an open or a final state
@@ -1336,6 +1390,16 @@ impl ChannelMachine {
         out
     }
 
+    /// Whether the chain shows a top-up of this side that neither the
+    /// co-signed state nor a proposal in the window allocates yet (and the
+    /// channel is open, no close asked).
+    pub fn allocation_due(&self) -> bool {
+        let me = self.side();
+        self.store.phase == Phase::Open
+            && !self.store.closing_requested
+            && self.tip().is_some_and(|t| self.store.chain_topped_up[me] > t.resize.topped_up[me])
+    }
+
     /// Proposes the state that allocates this side's on-chain top-up, once
     /// nothing else is outstanding.
     fn propose_allocation(&mut self, step: Step) -> Step {
@@ -1670,6 +1734,7 @@ impl ChannelMachine {
         // A withdrawal is paid while the channel stays open; if this
         // transaction is lost, the close pays it.
         if !p.state.is_final && p.state.resize.withdrawn != prev.withdrawn {
+            self.withdraw_resend_at = self.now.saturating_add(self.store.t_delta_ms);
             txs.push(ChainTx {
                 method: "channel_withdraw",
                 args: encode(&ChannelStateArgs { state: signed }),
@@ -1780,6 +1845,15 @@ impl ChannelMachine {
                     return self.propose_allocation(step);
                 }
             }
+            ChainEvent::WithdrawalPaid { paid } => {
+                let me = self.side();
+                for (i, p) in paid.iter().enumerate() {
+                    self.chain_withdrawn_paid[i] = Amount(self.chain_withdrawn_paid[i].0.saturating_add(p.0));
+                }
+                if !paid[me].is_zero() {
+                    step.events.push(ChannelEvent::WithdrawalPaid { total: self.chain_withdrawn_paid[me] });
+                }
+            }
             ChainEvent::Funded { side, credit } => {
                 let i = usize::from(side & 1);
                 if credit && !self.store.credit_backed[i] {
@@ -1800,6 +1874,46 @@ impl ChannelMachine {
     }
 
     fn tick(&mut self, now: Timestamp) -> Step {
+        let mut step = self.tick_inner(now);
+        if let Some(tx) = self.withdrawal_resend(now) {
+            step.txs.push(tx);
+        }
+        step
+    }
+
+    /// A co-signed withdrawal of ours that the chain has not paid (its one
+    /// `channel_withdraw` was lost: a crash before it was sent, a node that
+    /// dropped it) is sent again, with the newest co-signed state (which
+    /// carries every withdrawal so far), every `t_Δ` until the chain shows
+    /// it paid. Idempotent on chain: the contract pays only `withdrawn −
+    /// withdrawn_paid` and refuses a state that withdraws nothing new. The
+    /// co-signed state is what is persisted; what is paid is re-read from
+    /// the chain after a restart.
+    fn withdrawal_resend(&mut self, now: Timestamp) -> Option<ChainTx> {
+        let me = self.side();
+        let l = self.store.latest.as_ref()?;
+        let unpaid = self.store.phase == Phase::Open
+            && !l.state.is_final
+            && l.state.resize.withdrawn[me] > self.chain_withdrawn_paid[me];
+        if !unpaid {
+            return None;
+        }
+        if self.withdraw_resend_at == 0 {
+            self.withdraw_resend_at = now.saturating_add(self.store.t_delta_ms);
+            return None;
+        }
+        if now < self.withdraw_resend_at {
+            return None;
+        }
+        self.withdraw_resend_at = now.saturating_add(self.store.t_delta_ms);
+        Some(ChainTx {
+            method: "channel_withdraw",
+            args: encode(&ChannelStateArgs { state: l.clone() }),
+            value: Amount::ZERO,
+        })
+    }
+
+    fn tick_inner(&mut self, now: Timestamp) -> Step {
         self.now = now;
         let mut step = Step::default();
         // While a persist is outstanding the proposal timers wait (their
@@ -1866,6 +1980,19 @@ impl ChannelMachine {
             Phase::Opening | Phase::Disputed { .. } => self.chain_duties(now, &mut step),
             Phase::Open if self.store.closing_requested => {
                 let started = *self.close_started.get_or_insert(now);
+                // A close waiting for the window to drain (or whose final
+                // state was refused): propose the final state on the newest
+                // co-signed one, at most once per `retry_ms`.
+                let drained = idle && self.store.proposals.is_empty() && step.persist.is_none();
+                if drained && now >= self.close_proposed_at.saturating_add(self.params.retry_ms) {
+                    self.close_proposed_at = now;
+                    if let Ok(mut s) = self.request(Request::Close) {
+                        s.messages.splice(0..0, step.messages);
+                        s.txs.splice(0..0, step.txs);
+                        s.events.splice(0..0, step.events);
+                        return s;
+                    }
+                }
                 if now >= started.saturating_add(timeout) {
                     // Peer silent: unilateral close through the dispute timer.
                     if let Some(l) = &self.store.latest {

@@ -2,8 +2,9 @@
 //! running node. A channel is prepared once (`prepare`: merchant approvals
 //! and MSCs through the merchant service of `gridledger cns`, then the ESC;
 //! writes one directory per party), then each party runs its own
-//! process (`open`), driven through its loopback control port (`pay`,
-//! `close`, `status`); `dispute` and `watch` work from the snapshot file
+//! process (`open`), driven through its control channel (`pay`, `close`,
+//! `status`; on Unix the socket `control.sock` in the party directory,
+//! which only its owner can reach); `dispute` and `watch` work from the snapshot file
 //! alone, with the party's process down.
 
 use anyhow::Context;
@@ -11,7 +12,9 @@ use clap::{Args, Subcommand};
 use gridledger_channels::disk::Durability;
 use gridledger_core::{Amount, KeyPair};
 use gridledger_node::channel::manager::{control_manager, ControlOp, ControlReply, ControlRequest};
-use gridledger_node::channel::party::{control_request, read_control_token, run_party, Command, PartyOptions, Reply};
+use gridledger_node::channel::party::{
+    control_endpoint, control_request_dir, read_control_token, run_party, Command, PartyOptions, Reply,
+};
 use gridledger_node::channel::spec::{
     bind_loopback, free_loopback_addr, prepare_channel, prepare_channel_with, AcceptPolicy, ChannelTerms, MscSource,
     PartySpec,
@@ -598,11 +601,12 @@ fn control(dir: &Path, cmd: &Command) -> anyhow::Result<Reply> {
             dir.display()
         )
     })?;
-    let r = control_request(spec.control, &token, cmd, Duration::from_secs(120)).with_context(|| {
+    drop(token);
+    let r = control_request_dir(dir, cmd, Duration::from_secs(120)).with_context(|| {
         format!(
             "talking to the party of {} at {} (is `gridledger channel open --dir {}` running?)",
             dir.display(),
-            spec.control,
+            control_endpoint(dir, &spec),
             dir.display()
         )
     })?;
@@ -906,19 +910,20 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
         ChannelCmd::Open(a) => {
             use gridledger_node::channel::alert::{alert_of_event, AlertSink, ExecAlerter, StderrAndExec};
             let spec = load_party(&a.dir)?;
-            let alerts = StderrAndExec(a.alert_exec.as_deref().map(ExecAlerter::new).transpose()?);
+            let alerts = std::sync::Arc::new(StderrAndExec(a.alert_exec.as_deref().map(ExecAlerter::new).transpose()?));
             eprintln!(
                 "channel {}: side {} listening on {} for its peer, control on {}; runs until the channel closes",
                 spec.cid,
                 spec.side,
                 spec.addrs[usize::from(spec.side)],
-                spec.control
+                control_endpoint(&a.dir, &spec)
             );
             let (events, mut rx) = tokio::sync::broadcast::channel(256);
             let opts = PartyOptions {
                 durability: if a.no_fsync { Durability::ProcessCrashOnly } else { Durability::Fsync },
                 auto_open: true,
                 events: Some(events),
+                alerts: gridledger_node::channel::alert::AlertHook(Some(alerts.clone())),
                 ..PartyOptions::default()
             };
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -941,14 +946,13 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             // control port (the party itself stays IO-free of printing).
             let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let phases = {
-                let (done, control, cid, dir) = (done.clone(), spec.control, spec.cid, a.dir.clone());
+                let (done, cid, dir) = (done.clone(), spec.cid, a.dir.clone());
                 std::thread::spawn(move || {
                     let mut last = String::new();
                     while !done.load(std::sync::atomic::Ordering::Relaxed) {
                         // The token is written when the party's port starts.
-                        let token = read_control_token(&dir).unwrap_or_default();
                         if let Ok(Reply::Status(st)) =
-                            control_request(control, &token, &Command::Status, Duration::from_secs(2))
+                            control_request_dir(&dir, &Command::Status, Duration::from_secs(2))
                         {
                             if st.phase != last {
                                 eprintln!("channel {cid}: {} (counter {})", st.phase, st.counter.unwrap_or(0));

@@ -21,7 +21,7 @@ pub struct DemoArgs {
     /// Signed transfers to submit (1 to 1,000,000).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub transfers: u32,
-    /// Print one JSON document {"ledger", "channel", "ior_day", "xchain", "market"} instead of the summaries.
+    /// Print one JSON document {"ledger", "channel", "ior_day", "xchain", "market", "forecast"} instead of the summaries.
     #[arg(long)]
     pub json: bool,
     /// Where to write report.html, the self-contained HTML report of the run.
@@ -174,11 +174,13 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let xchain = crate::xchain::demo(a.json)?;
     // P2P market clearing by enclaves with Byzantine hosts (thesis Ch.6).
     let market = crate::market::demo(a.json)?;
+    // Federated load forecasting through CTP-FL (thesis Ch.7).
+    let forecast = crate::fl::demo(a.json)?;
     if a.json {
         // One JSON document for the whole run (the day as `ior day --json` prints it).
         println!(
             "{}",
-            json!({ "ledger": summary, "channel": channel, "ior_day": serde_json::to_value(&day)?, "xchain": xchain, "market": market })
+            json!({ "ledger": summary, "channel": channel, "ior_day": serde_json::to_value(&day)?, "xchain": xchain, "market": market, "forecast": forecast })
         );
     }
     if !a.no_report {
@@ -211,6 +213,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             }),
             xchain: Some(crate::xchain::report_section(&xchain)),
             market: Some(crate::market::report_section(&market)),
+            forecast: Some(crate::fl::report_section(&forecast)),
             day: &day,
             primary: "4 PBFT validators".into(),
         };

@@ -356,6 +356,7 @@ fn write_day_report(
         channel: None,
         xchain: None,
         market: None,
+        forecast: None,
         day: r,
         primary,
     };

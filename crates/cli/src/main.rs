@@ -31,6 +31,7 @@ mod cns;
 mod demo;
 mod endpoint;
 mod experiment;
+mod fl;
 mod grid;
 mod ior;
 mod lbft_bench;
@@ -143,6 +144,9 @@ enum Cmd {
     /// chains, cross-chain token exchange.
     #[command(subcommand)]
     Xchain(xchain::XchainCmd),
+    /// CTP-FL federated load forecasting (thesis Ch.7): `fl train`.
+    #[command(subcommand)]
+    Fl(fl::FlCmd),
     /// Seeded simulator sweeps (`sim pbft --seeds N --validators n`).
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -222,6 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Grid(c) => grid::run(c),
         Cmd::Market(c) => market::run(c),
         Cmd::Xchain(c) => xchain::run(c),
+        Cmd::Fl(c) => fl::run(c),
         Cmd::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "gridledger", &mut buf);

@@ -45,6 +45,10 @@ pub struct ServeChainArgs {
     /// Which chain: `bob`, or an external chain's index (0-based).
     #[arg(long)]
     pub role: String,
+    /// Serve one validator of the chain (0-based), holding only its key:
+    /// it proposes when it leads, votes, and commits sealed blocks.
+    #[arg(long)]
+    pub validator: Option<u32>,
 }
 
 #[derive(Args)]
@@ -140,9 +144,11 @@ pub struct UpArgs {
     /// Epochs to run (0 to 10,000).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub epochs: u64,
-    /// Run the BoB and each external chain in its own process, the driver
-    /// relaying headers between them over loopback TCP (as `testnet` runs
-    /// PBFT validators); the processes stop when the epochs are done.
+    /// Run every validator of the BoB and of each external chain in its own
+    /// process with only its own key, the driver moving proposals, votes
+    /// and sealed blocks between a chain's validators and relaying headers
+    /// to the BoB's over loopback TCP; the processes stop when the epochs
+    /// are done.
     #[arg(long)]
     pub processes: bool,
     /// With `--processes`: seconds the driver waits for a chain process
@@ -185,6 +191,13 @@ pub struct SwapArgs {
     /// A misbehaving participant or chain (thesis §5.3.2).
     #[arg(long, value_enum, default_value_t = Attack::None)]
     pub attack: Attack,
+    /// Run the honest exchange with every validator of the BoB and of each
+    /// external chain in its own process (as `xchain up --processes`).
+    #[arg(long)]
+    pub processes: bool,
+    /// With `--processes`: seconds the driver waits for a validator process.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub chain_timeout: u64,
 }
 
 /// Liquidity each chain's token (and Token_B) gets in SC_AMM's pool.
@@ -273,9 +286,11 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
             );
         }
         if let Some(ps) = s["processes"].as_array() {
-            let each: Vec<String> =
-                ps.iter().map(|p| format!("{} pid {}", p["role"].as_str().unwrap_or(""), p["pid"])).collect();
-            println!("  one process each (stopped now): {}", each.join(", "));
+            let each: Vec<String> = ps
+                .iter()
+                .map(|p| format!("{} v{} pid {}", p["role"].as_str().unwrap_or(""), p["validator"], p["pid"]))
+                .collect();
+            println!("  one process per validator (stopped now): {}", each.join(", "));
         }
     }
     Ok(())
@@ -307,6 +322,25 @@ fn behaviour(a: Attack) -> Behaviour {
 fn swap(a: SwapArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.from != a.to, "--from and --to must be different chains");
     anyhow::ensure!(a.from < a.shape.chains && a.to < a.shape.chains, "--from and --to must be below --chains");
+    if a.processes {
+        anyhow::ensure!(a.attack == Attack::None, "--processes runs the honest exchange only (no --attack)");
+        let v = procs::swap(&a, a.chain_timeout)?;
+        if a.shape.json {
+            println!("{v}");
+        } else {
+            let r = &v["record"];
+            println!(
+                "CCTE over {} validator processes: complete {}, sender {}, receiver {}, x_i {}, {:.2} s",
+                v["processes"].as_array().map_or(0, |p| p.len()),
+                r["complete"],
+                r["sender"],
+                r["receiver"],
+                v["x_i"].as_str().unwrap_or(""),
+                v["wall_s"].as_f64().unwrap_or(0.0)
+            );
+        }
+        return Ok(());
+    }
     let (mut m, _tmp) = open(&a.shape)?;
     prepare(&mut m)?;
     let req = SwapRequest {

@@ -117,36 +117,42 @@ fn idle_unauthenticated_connections_are_not_held_forever() {
     assert!(ok.contains("\"channels\":[]"), "authenticated connection ended after the deadline: {ok}");
 }
 
-/// Connections beyond `max_connections` are closed at once; a freed slot
-/// serves a new connection again.
+/// Past `max_connections`, each new connection takes the slot of the
+/// oldest connection that has not proved the token (that one is ended), so
+/// idle connections never keep a token holder out; only when token holders
+/// hold every slot is a new connection closed at once.
 #[test]
-fn connections_beyond_the_cap_are_closed() {
+fn connections_beyond_the_cap_evict_the_oldest_unproved_one() {
     let limits = ControlLimits { first_line_deadline: Duration::from_secs(60), max_connections: 4 };
     let (addr, token, _rt) = serve_with(limits);
-    let mut held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    for i in 0..3 {
-        let (_s, mut r) = connect(addr);
-        assert!(closed_by_server(&mut r), "connection {} beyond the cap of 4 was kept", 5 + i);
-    }
-    // The held ones are still served (a 300 ms read sees no close).
-    let probe = held.remove(0);
-    probe.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let mut b = [0u8; 1];
-    assert!((&probe).read(&mut b).is_err(), "a connection within the cap was closed");
-    // Free one slot; a new authenticated connection is then served (polled:
-    // the server sees the close asynchronously).
-    drop(probe);
-    let mut served = false;
-    for _ in 0..100 {
-        let (mut s, mut r) = connect(addr);
-        let ok = ask(&mut s, &mut r, &serde_json::json!({"token": token, "op": "list"}).to_string());
-        if ok.contains("\"channels\":[]") {
-            served = true;
-            break;
-        }
+    let list = serde_json::json!({"token": token, "op": "list"}).to_string();
+    let mut held: Vec<(TcpStream, BufReader<TcpStream>)> = vec![];
+    for _ in 0..4 {
+        held.push(connect(addr));
+        // Accepted in this order (the port reads the backlog in order).
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(served, "a freed slot never served a new connection");
+    // A fifth connection with the token is served and ends the oldest idler.
+    let mut proven = vec![connect(addr)];
+    let (s, r) = proven.last_mut().unwrap();
+    assert!(ask(s, r, &list).contains("\"channels\":[]"), "the token holder beyond the cap was not served");
+    let (_, r0) = &mut held[0];
+    assert!(closed_by_server(r0), "the oldest idle connection kept its slot");
+    let (s1, r1) = &mut held[1];
+    s1.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    assert!(!closed_by_server(r1), "a younger idle connection was ended too");
+    // Token holders take the other slots; then a newcomer is closed at once
+    // and the token holders are still served.
+    for _ in 0..3 {
+        proven.push(connect(addr));
+        let (s, r) = proven.last_mut().unwrap();
+        assert!(ask(s, r, &list).contains("\"channels\":[]"));
+    }
+    let (_s, mut r) = connect(addr);
+    assert!(closed_by_server(&mut r), "a connection beyond 4 token holders was kept");
+    for (s, r) in &mut proven {
+        assert!(ask(s, r, &list).contains("\"channels\":[]"), "a token holder lost its slot");
+    }
 }
 
 // ------------------------------------------------------------ what held up

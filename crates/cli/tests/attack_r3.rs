@@ -160,12 +160,12 @@ fn a_party_flooded_with_control_connections_recovers_its_control_port() {
     }
     pay(&dirs[1], "5000", "200");
     pay(&dirs[1], "5000", "200");
-    // The flood: connections to side 1's control port until refused.
-    let control = PartySpec::load(&dirs[1]).unwrap().control;
+    // The flood: connections to side 1's control socket until refused.
+    let control = dirs[1].join(gridledger_node::channel::control::CONTROL_SOCKET_FILE);
     let mut flood = vec![];
     let mut misses = 0;
     while flood.len() < 400 && misses < 5 {
-        match std::net::TcpStream::connect_timeout(&control, Duration::from_millis(500)) {
+        match std::os::unix::net::UnixStream::connect(&control) {
             Ok(s) => {
                 flood.push(s);
                 misses = 0;

@@ -125,18 +125,20 @@ fn signal(sig: &str, pid: u32) {
 fn up_does_not_hang_on_a_stalled_chain_process() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = Command::new(BIN)
-        .args(["xchain", "up", "--processes", "--chains", "2", "--epochs", "10000", "--chain-timeout", "2", "--dir"])
+        .args(["xchain", "up", "--processes", "--chains", "2", "--validators", "4", "--epochs", "10000"])
+        .args(["--chain-timeout", "2", "--dir"])
         .arg(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the driver has its three chain processes and has relayed
-    // a header (the BoB's data directory holds a committed block).
+    // Wait until the driver has its twelve processes (one per validator of
+    // the BoB and of the two chains since per-validator processes) and has
+    // relayed a header (the BoB's data directory holds a committed block).
     let start = Instant::now();
     let kids = loop {
         let k = children(up.id());
-        if k.len() == 3 && dir.path().join("chain-101").exists() {
+        if k.len() == 12 && dir.path().join("chain-101").exists() {
             break k;
         }
         if start.elapsed() > Duration::from_secs(60) {

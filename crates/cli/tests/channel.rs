@@ -492,12 +492,11 @@ fn one_serve_process_runs_two_channels_with_one_event_stream() {
 /// state, at or above every payment a client was told is done.
 #[test]
 fn kill_nine_under_load_loses_no_acknowledged_payment() {
-    use gridledger_node::channel::party::{control_request, read_control_token, Command as Ctl, Reply};
+    use gridledger_node::channel::party::{control_request_dir, Command as Ctl, Reply};
     use rand::Rng;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     let s = setup();
-    let controls = [PartySpec::load(&s.dirs[0]).unwrap().control, PartySpec::load(&s.dirs[1]).unwrap().control];
     let acked = Arc::new(AtomicU64::new(0));
     let mut rng = rand::rng();
     for round in 0..3 {
@@ -507,8 +506,7 @@ fn kill_nine_under_load_loses_no_acknowledged_payment() {
                 let (acked, dir0) = (acked.clone(), s.dirs[0].clone());
                 std::thread::spawn(move || loop {
                     let pay = Ctl::Pay { energy: 10, price: 100 };
-                    let token = read_control_token(&dir0).unwrap_or_default();
-                    match control_request(controls[0], &token, &pay, Duration::from_secs(5)) {
+                    match control_request_dir(&dir0, &pay, Duration::from_secs(5)) {
                         Ok(Reply::Done { counter }) => {
                             acked.fetch_max(counter, Ordering::SeqCst);
                         }
@@ -538,10 +536,7 @@ fn kill_nine_under_load_loses_no_acknowledged_payment() {
         let _procs = open_both([&s.dirs[0], &s.dirs[1]], &[]);
         let t = Instant::now();
         loop {
-            let st = [0, 1].map(|i| {
-                let token = read_control_token(&s.dirs[i]).unwrap_or_default();
-                control_request(controls[i], &token, &Ctl::Status, Duration::from_secs(5))
-            });
+            let st = [0, 1].map(|i| control_request_dir(&s.dirs[i], &Ctl::Status, Duration::from_secs(5)));
             let st = st.map(|r| match r {
                 Ok(Reply::Status(st)) => Some((st.counter, st.balances)),
                 _ => None,

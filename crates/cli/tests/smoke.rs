@@ -68,6 +68,11 @@ fn demo_runs_the_three_parts_and_each_balances() {
     let coins = &day["coins"];
     assert_eq!(coins["chain_total_before"], coins["chain_total_after"]);
     assert_eq!(u(&coins["ior_total_start"]), u(&coins["ior_total_end"]) + u(&coins["burned"]));
+    // Federated forecasting: a few CTP-FL rounds, the next day beside the actual load.
+    let fc = &doc["forecast"];
+    assert_eq!(fc["rounds"].as_array().unwrap().len(), 3);
+    assert_eq!(fc["forecast_wh"].as_array().unwrap().len(), 24);
+    assert_eq!(fc["actual_wh"].as_array().unwrap().len(), 24);
 }
 
 #[test]

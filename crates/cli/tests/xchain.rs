@@ -23,35 +23,71 @@ fn up_relays_every_external_chain_to_the_bob() {
 }
 
 #[test]
-fn up_with_processes_runs_the_bob_and_each_chain_in_its_own_process() {
+fn up_with_processes_runs_each_validator_in_its_own_process() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let args = ["xchain", "up", "--processes", "--chains", "2", "--epochs", "3", "--dir", d, "--json"];
+    let args =
+        ["xchain", "up", "--processes", "--chains", "2", "--validators", "4", "--epochs", "3", "--dir", d, "--json"];
     let v = run_json(&args);
     let driver = v["driver_pid"].as_u64().unwrap();
-    let pids: Vec<u64> = v["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
-    assert_eq!(pids.len(), 3, "the BoB and two external chains");
+    let procs = v["processes"].as_array().unwrap();
+    let pids: Vec<u64> = procs.iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids.len(), 12, "four validators each of the BoB and two external chains: {v}");
     let distinct: std::collections::BTreeSet<u64> = pids.iter().copied().chain([driver]).collect();
-    assert_eq!(distinct.len(), 4, "each chain ran in a process of its own, none in the driver: {v}");
+    assert_eq!(distinct.len(), 13, "each validator ran in a process of its own, none in the driver: {v}");
+    for role in ["bob", "chain-101", "chain-102"] {
+        let vs: std::collections::BTreeSet<u64> =
+            procs.iter().filter(|p| p["role"] == role).map(|p| p["validator"].as_u64().unwrap()).collect();
+        assert_eq!(vs, (0..4).collect(), "{role}: validators 0 to 3");
+    }
     assert_eq!(v["bob"]["height"], 3);
     let ext = v["external"].as_array().unwrap();
     assert_eq!(ext.len(), 2);
     for c in ext {
         assert_eq!(c["height"], 3);
+        assert_eq!(c["validator_heights"], serde_json::json!([3, 3, 3, 3]), "every replica committed: {c}");
         assert_eq!(c["bob_stored_tip"], 3, "the driver relayed every header across processes: {c}");
         assert_eq!(c["contracts"], 0);
     }
-    // The same directory, embedded: the chains the processes wrote resume
-    // and the BoB's stored tips are the ones relayed across processes.
+    // The same directory, embedded: the chains validator 0's processes
+    // wrote resume, and the BoB's stored tips are the ones relayed across
+    // processes (the BoB accepted the seals the validators made apart).
     let v = run_json(&["xchain", "up", "--chains", "2", "--epochs", "1", "--dir", d, "--json"]);
     assert_eq!(v["bob"]["height"], 4);
     for c in v["external"].as_array().unwrap() {
         assert_eq!((c["height"].as_u64(), c["bob_stored_tip"].as_u64()), (Some(4), Some(4)));
     }
-    // Every chain process stopped with the driver.
+    // Every validator process stopped with the driver.
     for pid in pids {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "chain process {pid} still running");
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "validator process {pid} still running");
     }
+}
+
+#[test]
+fn swap_over_validator_processes_settles_and_moves_both_payments() {
+    let args = ["xchain", "swap", "--processes", "--chains", "2", "--validators", "4", "--amount", "500", "--json"];
+    let v = run_json(&args);
+    let pids: std::collections::BTreeSet<u64> =
+        v["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids.len(), 12, "one process per validator: {v}");
+    assert!(!pids.contains(&v["driver_pid"].as_u64().unwrap()));
+    let r = &v["record"];
+    assert_eq!(r["complete"], true, "{v}");
+    assert!(r["sender"]["Proved"].is_object() && r["receiver"]["Proved"].is_object(), "both proved: {r}");
+    let amount = |k: &str, i: usize| -> i128 { v["balances"][k][i].as_str().unwrap().parse().unwrap() };
+    let x_i: i128 = v["x_i"].as_str().unwrap().parse().unwrap();
+    assert_eq!(amount("receiver_i", 1) - amount("receiver_i", 0), x_i, "the receiver got x_i on chain i");
+    assert_eq!(amount("sender_j", 1) - amount("sender_j", 0), 500, "the sender got x_j on chain j");
+    assert!(amount("sender_i", 0) - amount("sender_i", 1) >= x_i, "the sender paid x_i (and a fee)");
+    assert!(amount("receiver_j", 0) - amount("receiver_j", 1) >= 500, "the receiver paid x_j (and a fee)");
+    // The validator processes stopped with the driver.
+    for pid in pids {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "validator process {pid} still running");
+    }
+    let out =
+        Command::new(BIN).args(["xchain", "swap", "--processes", "--attack", "withhold-sender"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("honest exchange only"));
 }
 
 #[test]

@@ -149,6 +149,9 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(exps::xchain_ccdi::CcdiMemory),
         Box::new(exps::xchain_ccdi::CcdiLatency),
         Box::new(exps::xchain_ccdi::CcdiAttackTable),
+        Box::new(exps::fl_comm::FlComm),
+        Box::new(exps::fl_steps::FlSteps),
+        Box::new(exps::fl_convergence::FlConvergence),
     ]
 }
 

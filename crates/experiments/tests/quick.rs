@@ -140,8 +140,8 @@ fn ids_are_unique_and_listed_once() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
-    // main's 20 plus the six market-* experiments
-    assert_eq!(ids.len(), 26);
+    // main's 20, the six market-* and the three fl-* experiments
+    assert_eq!(ids.len(), 29);
 }
 
 fn series<'a>(r: &'a ExperimentResult, name: &str) -> &'a gridledger_experiments::Series {

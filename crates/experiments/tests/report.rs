@@ -77,6 +77,7 @@ fn html_report_has_every_chart_and_table_with_the_runs_numbers() {
         channel: Some(channel),
         xchain: None,
         market: None,
+        forecast: None,
         day: &day,
         primary: "1 validator".into(),
     };
@@ -149,8 +150,15 @@ fn html_report_has_every_chart_and_table_with_the_runs_numbers() {
 fn html_report_says_fail_when_a_check_fails() {
     let mut day = run_day(DayConfig::default()).unwrap();
     day.coins.chain_total_after += 1;
-    let report =
-        DemoReport { chain: None, channel: None, xchain: None, market: None, day: &day, primary: "1 validator".into() };
+    let report = DemoReport {
+        chain: None,
+        channel: None,
+        xchain: None,
+        market: None,
+        forecast: None,
+        day: &day,
+        primary: "1 validator".into(),
+    };
     let page = html::render(&report).unwrap();
     let dom = tl::parse(&page, tl::ParserOptions::default()).unwrap();
     let li = dom.get_element_by_id("verdict-coin").unwrap().get(dom.parser()).unwrap();
@@ -170,6 +178,7 @@ fn html_report_has_the_cross_chain_rows_when_given() {
         channel: None,
         xchain: Some(x),
         market: None,
+        forecast: None,
         day: &day,
         primary: "1 validator".into(),
     };
@@ -195,6 +204,7 @@ fn html_report_has_the_market_section_and_its_verdicts_when_given() {
         channel: None,
         xchain: None,
         market: Some(m),
+        forecast: None,
         day: &day,
         primary: "1 validator".into(),
     };
@@ -208,4 +218,37 @@ fn html_report_has_the_market_section_and_its_verdicts_when_given() {
     let li = |id: &str| text(&dom, dom.get_element_by_id(id).unwrap().get(dom.parser()).unwrap());
     assert!(li("verdict-market-welfare").starts_with("PASS"), "{}", li("verdict-market-welfare"));
     assert!(li("verdict-market-byzantine").starts_with("FAIL"), "honest host 5 accused");
+}
+
+#[test]
+fn html_report_has_the_forecast_section_when_given() {
+    let day = run_day(DayConfig::default()).unwrap();
+    let hours: Vec<(u64, u64)> = (0..24).map(|h| (300 + 10 * h, 320 + 9 * h)).collect();
+    let f = html::ForecastSection {
+        rows: vec![("rounds".into(), "3".into()), ("validation RMSE".into(), "0.15".into())],
+        client: 0,
+        hours: hours.clone(),
+    };
+    let report = DemoReport {
+        chain: None,
+        channel: None,
+        xchain: None,
+        market: None,
+        forecast: Some(f),
+        day: &day,
+        primary: "1 validator".into(),
+    };
+    let page = html::render(&report).unwrap();
+    let dom = tl::parse(&page, tl::ParserOptions::default()).unwrap();
+    assert_eq!(cells(&dom, "forecast-summary")[1], vec!["validation RMSE".to_string(), "0.15".to_string()]);
+    let rows = cells(&dom, "forecast");
+    // One row per hour: forecast beside actual.
+    assert_eq!(rows.len(), 24);
+    assert_eq!(rows[7], vec!["07:00".to_string(), "370".to_string(), "383".to_string()]);
+    let fig = dom.get_element_by_id("chart-forecast").expect("figure").get(dom.parser()).unwrap();
+    assert!(fig.inner_html(dom.parser()).contains("<svg"));
+    // Without the section, none of it.
+    let none = DemoReport { forecast: None, ..report };
+    let page = html::render(&none).unwrap();
+    assert!(!page.contains("forecast-summary") && !page.contains("chart-forecast"));
 }

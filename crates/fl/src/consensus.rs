@@ -44,6 +44,7 @@ use crate::aggregate::{params_from_bytes, params_to_bytes, trimmed_mean};
 use crate::coding::{client_key, FragmentCoder, LocalMessage, UploadRecord};
 use crate::dissemination::{GlobalCoder, GlobalSubfragment, MiniFragment};
 use crate::error::FlError;
+use crate::mutants::{self, Mutation};
 use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::enclave::{verify_evidence, Attester, EvidenceAttestation};
 use gridledger_core::Hash32;
@@ -406,7 +407,7 @@ impl<A: Attester> ChainNode<A> {
                 // node's forward counts only if its cell verifies.
                 if msg.record.ctx.chain != self.cfg.chain || msg.record.ctx.round != self.cfg.round {
                     step.faults.push(Fault::WrongContext);
-                } else if let Err(error) = self.cfg.coder.verify_message(msg.cell.index, &msg) {
+                } else if let Err(error) = self.verify_cell(msg.cell.index, &msg) {
                     step.faults.push(Fault::Client { client: msg.record.client, error });
                 } else if msg.cell.index == node {
                     self.hold(msg);
@@ -490,7 +491,7 @@ impl<A: Attester> ChainNode<A> {
             }
             return;
         }
-        match self.cfg.coder.verify_message(self.me, &m) {
+        match self.verify_cell(self.me, &m) {
             Ok(()) => {
                 self.hold(m.clone());
                 self.accepted.insert(client, m);
@@ -510,6 +511,14 @@ impl<A: Attester> ChainNode<A> {
         }
         let e = records.entry(d).or_insert((m.record, BTreeMap::new()));
         e.1.entry(m.cell.index).or_insert(m.cell);
+    }
+
+    /// Eq 7.8 and the degree bound for the cell of node `node`.
+    fn verify_cell(&self, node: usize, m: &LocalMessage) -> Result<(), FlError> {
+        if mutants::active(Mutation::ProofsUnchecked) && m.cell.index == node {
+            return Ok(());
+        }
+        self.cfg.coder.verify_message(node, m)
     }
 
     /// A client vector: strictly increasing ids of existing clients.
@@ -567,7 +576,8 @@ impl<A: Attester> ChainNode<A> {
                 *count.entry(*c).or_default() += 1;
             }
         }
-        let clients: Vec<u32> = count.into_iter().filter(|(_, n)| *n >= self.cfg.quorum()).map(|(c, _)| c).collect();
+        let quorum = if mutants::active(Mutation::TallyShort) { self.cfg.quorum() - 1 } else { self.cfg.quorum() };
+        let clients: Vec<u32> = count.into_iter().filter(|(_, n)| *n >= quorum).map(|(c, _)| c).collect();
         let ev = self.cfg.vector_evidence(DETER_VECTOR, self.me, &clients);
         let ra = self.enclave.attest_evidence(&ev);
         if self.cfg.committee().contains(&self.me) {
@@ -609,7 +619,8 @@ impl<A: Attester> ChainNode<A> {
         if models.is_empty() {
             return;
         }
-        let global = match trimmed_mean(&models, self.cfg.beta) {
+        let beta = if mutants::active(Mutation::PlainMean) { 0 } else { self.cfg.beta };
+        let global = match trimmed_mean(&models, beta) {
             Ok(g) => g,
             Err(error) => {
                 step.faults.push(Fault::BadProposal { view, error: error.to_string() });
@@ -650,7 +661,12 @@ impl<A: Attester> ChainNode<A> {
         }
         let leader = self.cfg.leader(view);
         let ev = self.cfg.aggregate_evidence(view, &root, &clients);
-        let check = self.cfg.check_attestation(leader, &ra, &ev).map_err(|f| format!("{f:?}")).and_then(|()| {
+        let attested = if mutants::active(Mutation::RootUnchecked) {
+            Ok(())
+        } else {
+            self.cfg.check_attestation(leader, &ra, &ev)
+        };
+        let check = attested.map_err(|f| format!("{f:?}")).and_then(|()| {
             if sf.ctx.chain != self.cfg.chain || sf.ctx.round != self.cfg.round {
                 return Err("subfragment for another chain or round".to_string());
             }

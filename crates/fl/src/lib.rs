@@ -16,11 +16,14 @@
 //! - [`aggregate`]: trimmed mean (Eqs 7.19–7.20) and FedAvg;
 //! - [`consensus`]: the dual consensus of one chain (§7.4), sans-IO;
 //! - [`round`]: a chain's nodes and clients in the seeded simulator;
+//! - [`byzantine`]: Byzantine node behaviours for those runs;
+//! - [`mutants`]: planted bugs for the mutation-sensitivity check;
 //! - [`merkle`]: Merkle roots and proofs over commitments (Eqs 7.11–7.13),
 //!   reusing the project's Merkle tree.
 
 pub mod aead;
 pub mod aggregate;
+pub mod byzantine;
 pub mod cells;
 pub mod coding;
 pub mod consensus;
@@ -29,6 +32,7 @@ pub mod error;
 pub mod field;
 pub mod kzg;
 pub mod merkle;
+pub mod mutants;
 pub mod round;
 pub mod rs;
 

@@ -141,7 +141,7 @@ impl FlClient {
         sends: &mut Vec<(To, Message)>,
         faults: &mut Vec<Fault>,
     ) {
-        if let Some(mf) = step.forward {
+        for mf in step.forward {
             for c in 0..self.cfg.clients {
                 if c != self.me {
                     sends.push((To::Client(c), Message::Mini { from_node: false, mf: mf.clone() }));

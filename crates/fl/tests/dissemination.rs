@@ -50,7 +50,8 @@ fn clients_double_decode_two_chains_despite_withholding_nodes_and_silent_clients
                 if honest.contains(&mf.client) {
                     let step = clients[mf.client].on_mini(Source::Node(mf.node), mf.clone());
                     assert!(step.faults.is_empty());
-                    c2c.push((mf.client, step.forward.expect("a node's mini-fragment for me is forwarded")));
+                    assert_eq!(step.forward.len(), 1, "a node's mini-fragment for me is forwarded");
+                    c2c.push((mf.client, step.forward[0].clone()));
                 }
             }
         }
@@ -58,7 +59,7 @@ fn clients_double_decode_two_chains_despite_withholding_nodes_and_silent_clients
             for c in honest.clone().filter(|&c| c != from) {
                 let step = clients[c].on_mini(Source::Client(from), mf.clone());
                 assert!(step.faults.is_empty(), "{:?}", step.faults);
-                assert!(step.forward.is_none(), "forwarded mini-fragments are not forwarded again");
+                assert!(step.forward.is_empty(), "forwarded mini-fragments are not forwarded again");
             }
         }
     }
@@ -148,4 +149,40 @@ fn mini_fragments_before_the_root_wait_and_then_count() {
         full.on_mini(Source::Client(1), mf.clone());
     }
     assert_eq!(full.on_mini(Source::Client(1), mf).faults, vec![FlError::Overloaded]);
+}
+
+/// A client forwards each of its own mini-fragments (one per node) once,
+/// also those that arrived before the root and those arriving after it
+/// decoded: the other clients may still need them. (Before the fix the
+/// replay at `set_root` kept only the first forward, and a client that had
+/// decoded forwarded nothing; in the simulator an honest client then
+/// starved.)
+#[test]
+fn a_client_forwards_every_own_mini_fragment_even_before_the_root_and_after_decoding() {
+    let bytes = fragment(600, 5);
+    let (root, per_node) = b2c(0, &bytes, &[]);
+    // Client 0: its own mini-fragment from every node arrives before the root.
+    let mut early = ClientAssembler::new(0, 3, vec![coder()]);
+    for minis in &per_node {
+        let step = early.on_mini(Source::Node(minis[0].node), minis[0].clone());
+        assert!(step.forward.is_empty() && step.faults.is_empty());
+    }
+    let step = early.set_root(0, root);
+    assert!(step.faults.is_empty(), "{:?}", step.faults);
+    let nodes: Vec<usize> = step.forward.iter().map(|mf| mf.node).collect();
+    assert_eq!(nodes, (0..NODES).collect::<Vec<_>>(), "one forward per node");
+    // Client 1 decodes from other clients' forwards of nodes 0..5, then its
+    // own mini-fragment of node 6 arrives: still forwarded, once.
+    let mut late = ClientAssembler::new(1, 3, vec![coder()]);
+    late.set_root(0, root);
+    for minis in &per_node[..5] {
+        for mf in minis.iter().filter(|mf| mf.client != 1) {
+            late.on_mini(Source::Client(mf.client), mf.clone());
+        }
+    }
+    assert_eq!(late.fragment(0), Some(&bytes[..]));
+    let own = per_node[6][1].clone();
+    let step = late.on_mini(Source::Node(6), own.clone());
+    assert_eq!(step.forward, vec![own.clone()]);
+    assert!(late.on_mini(Source::Node(6), own).forward.is_empty(), "forwarded once");
 }

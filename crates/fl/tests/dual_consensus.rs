@@ -7,144 +7,14 @@
 //!
 //! `GRIDLEDGER_SIM_SEEDS=N` runs more seeds; `GRIDLEDGER_SIM_SEED=S` replays one.
 
-use gridledger_core::enclave::{Attester, SoftwareAttester};
-use gridledger_core::Hash32;
-use gridledger_fl::aggregate::trimmed_mean;
-use gridledger_fl::coding::FragmentCoder;
-use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timing};
-use gridledger_fl::dissemination::GlobalCoder;
-use gridledger_fl::kzg::Kzg;
-use gridledger_fl::round::{ClientBehaviour, FlClient, Participant, RoundOutput};
+mod common;
+
+use common::*;
+use gridledger_core::enclave::Attester;
+use gridledger_fl::consensus::{ChainNode, Fault, Message, Output};
+use gridledger_fl::round::{ClientBehaviour, RoundOutput};
 use gridledger_fl::FlError;
-use gridledger_sim::{Adversary, Dest, NetConfig, SeedPlan, Simulation, Time};
-use rand_chacha::ChaCha8Rng;
-use std::sync::Arc;
-
-const SK: [u8; 32] = [42; 32];
-// 28 parameters: 128 bytes of ciphertext = 5 elements, so with 4 nodes
-// (cells of 2) a fragment needs 3 cells, with 10 nodes (cells of 1) 5.
-const DIMS: usize = 28;
-const TIMING: Timing = Timing { pre_vector: 40, tally: 80, aggregate: 120, view: 120 };
-
-type P = Participant<SoftwareAttester>;
-
-fn enclave(k: usize) -> SoftwareAttester {
-    SoftwareAttester::new(k, b"ctp-fl enclave v1", [k as u8 + 1; 32])
-}
-
-fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
-    let f = (nodes - 1) / 3;
-    let f_cli = (clients - 1) / 3;
-    let max_ct = DIMS * 4 + 16;
-    let coder = FragmentCoder::new(Kzg::insecure_from_seed(16, 9), max_ct, nodes, nodes - f).unwrap();
-    let global = GlobalCoder::new(DIMS * 4, nodes, nodes - f, clients, clients - f_cli).unwrap();
-    Arc::new(ChainConfig {
-        chain: 2,
-        round: 5,
-        nodes,
-        clients,
-        dims: DIMS,
-        beta,
-        measurement: enclave(0).measurement(),
-        node_keys: (0..nodes).map(|k| enclave(k).attestation_key()).collect(),
-        random_value: [7; 32],
-        prev_block: Hash32([3; 32]),
-        coder: Arc::new(coder),
-        global: Arc::new(global),
-    })
-}
-
-/// Client `c`'s honest local model: near 1.0 with a per-client offset.
-fn model(c: usize) -> Vec<f32> {
-    (0..DIMS).map(|d| 1.0 + 0.01 * ((c * 7 + d * 3) % 11) as f32).collect()
-}
-
-struct Run {
-    sim: Simulation<P>,
-    nodes: usize,
-}
-
-fn run(
-    seed: u64,
-    nodes: usize,
-    behaviours: Vec<ClientBehaviour>,
-    adversaries: Vec<(usize, Box<dyn Adversary<P>>)>,
-    honest_clients: &[usize],
-) -> Run {
-    let clients = behaviours.len();
-    let cfg = config(nodes, clients, clients / 3);
-    let net = NetConfig::reliable(nodes + clients, 6);
-    let mut sim = Simulation::new(seed, net, move |id, _| {
-        let id = id as usize;
-        if id < nodes {
-            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, TIMING)))
-        } else {
-            let c = id - nodes;
-            Participant::Client(Box::new(FlClient::new(cfg.clone(), c, &SK, model(c), behaviours[c])))
-        }
-    });
-    sim.set_restart_after(None);
-    for (id, a) in adversaries {
-        sim.set_adversary(id as u32, a);
-    }
-    sim.start();
-    let want: Vec<u32> = honest_clients.iter().map(|&c| (nodes + c) as u32).collect();
-    sim.run_until(5_000, |s| {
-        want.iter().all(|id| s.outputs.iter().any(|(_, n, o)| n == id && matches!(o, RoundOutput::Global(_))))
-    });
-    Run { sim, nodes }
-}
-
-impl Run {
-    fn global_of(&self, client: usize) -> Option<Vec<f32>> {
-        let id = (self.nodes + client) as u32;
-        self.sim.outputs.iter().find_map(|(_, n, o)| match o {
-            RoundOutput::Global(g) if *n == id => Some(g.clone()),
-            _ => None,
-        })
-    }
-
-    fn committed(&self) -> Vec<(u32, u32, Hash32)> {
-        self.sim
-            .outputs
-            .iter()
-            .filter_map(|(_, n, o)| match o {
-                RoundOutput::Node(Output::Committed { view, root }) => Some((*n, *view, *root)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn aggregated(&self) -> Vec<(u32, Vec<u32>)> {
-        self.sim
-            .outputs
-            .iter()
-            .filter_map(|(_, _, o)| match o {
-                RoundOutput::Node(Output::Aggregated { view, clients, .. }) => Some((*view, clients.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn faults(&self) -> Vec<&Fault> {
-        self.sim.faults.iter().map(|(_, _, f)| f).collect()
-    }
-}
-
-/// Every honest client holds the same global fragment, equal to the
-/// trimmed mean of the models of the clients the committed view aggregated.
-fn assert_round_succeeded(r: &Run, honest_clients: &[usize], models_of: impl Fn(u32) -> Vec<f32>, beta: usize) {
-    let committed = r.committed();
-    assert!(!committed.is_empty(), "no node committed; faults: {:?}", r.faults());
-    let (_, view, root) = committed[0];
-    assert!(committed.iter().all(|(_, v, rt)| *v == view && *rt == root), "split commit: {committed:?}");
-    let used = r.aggregated().into_iter().find(|(v, _)| *v == view).expect("the committed view aggregated").1;
-    let models: Vec<Vec<f32>> = used.iter().map(|&c| models_of(c)).collect();
-    let want = trimmed_mean(&models, beta).unwrap();
-    for &c in honest_clients {
-        assert_eq!(r.global_of(c).as_deref(), Some(&want[..]), "client {c}");
-    }
-}
+use gridledger_sim::{Adversary, SeedPlan};
 
 #[test]
 fn an_honest_round_commits_one_root_and_every_client_decodes() {
@@ -154,48 +24,6 @@ fn an_honest_round_commits_one_root_and_every_client_decodes() {
         assert_round_succeeded(&r, &honest, |c| model(c as usize), 2);
         assert_eq!(r.aggregated()[0].1, (0..7).collect::<Vec<u32>>(), "seed {seed}");
         assert!(r.faults().is_empty(), "seed {seed}: {:?}", r.faults());
-    }
-}
-
-/// Drops everything its node sends.
-struct Withhold;
-impl Adversary<P> for Withhold {
-    fn tamper(&mut self, _: Time, _: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        Vec::new()
-    }
-}
-
-/// A leader that proposes a root other than the one its enclave attested.
-struct LyingLeader;
-impl Adversary<P> for LyingLeader {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        sends
-            .into_iter()
-            .map(|(d, m)| match m {
-                Message::Proposal { view, clients, ra, sf, .. } => {
-                    (d, Message::Proposal { view, root: Hash32([0xee; 32]), clients, ra, sf })
-                }
-                other => (d, other),
-            })
-            .collect()
-    }
-}
-
-/// Alters every mini-fragment its node (or client) sends.
-struct AlterMinis;
-impl Adversary<P> for AlterMinis {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        use ff::Field;
-        sends
-            .into_iter()
-            .map(|(d, m)| match m {
-                Message::Mini { from_node, mut mf } => {
-                    mf.values[0] += blstrs::Scalar::ONE;
-                    (d, Message::Mini { from_node, mf })
-                }
-                other => (d, other),
-            })
-            .collect()
     }
 }
 
@@ -285,18 +113,6 @@ fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
     );
     assert_eq!(step.faults, vec![Fault::NotLeader { node: 2, view: 0 }]);
     assert!(step.sends.is_empty());
-}
-
-/// Drops what its participant sends to one node (for a client) or the
-/// forwards it sends the leader (for a node).
-struct DropTo(u32);
-impl Adversary<P> for DropTo {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        sends
-            .into_iter()
-            .filter(|(d, m)| !(*d == Dest::One(self.0) && matches!(m, Message::Local(_) | Message::Forward { .. })))
-            .collect()
-    }
 }
 
 #[test]

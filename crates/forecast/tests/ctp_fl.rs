@@ -111,7 +111,7 @@ fn the_forecaster_trains_through_ctp_fl_under_30_percent_byzantine_clients_and_n
     // Each client: four weeks to train on, the following week held out.
     let data: Vec<(Windows, Windows)> = (0..CLIENTS as u32)
         .map(|c| {
-            let wh = household_wh(21, c, 0, 24 * 35);
+            let wh = household_wh(21, c, 0, 24 * 35).unwrap();
             let s = Scaler::fit(&wh[..24 * 28]).unwrap();
             let n: Vec<f32> = wh.iter().map(|&x| s.scale(x)).collect();
             (Windows::new(&n[..24 * 28], 24).unwrap(), Windows::new(&n[24 * 28 - 24..], 24).unwrap())

@@ -204,3 +204,80 @@ fn an_inconsistent_key_set_is_detected() {
     let spliced = PublicKeySet::from_bytes(&bytes).unwrap();
     assert_eq!(spliced.check_consistency().unwrap_err(), ThresholdError::InconsistentKeySet);
 }
+
+#[test]
+fn a_signer_set_combines_the_same_signature_as_combine() {
+    let (pks, sks) = setup(31, 21, 11);
+    let idx: Vec<usize> = (5..26).collect();
+    let set = pks.signer_set(&idx).unwrap();
+    assert_eq!(set.indices(), &idx[..]);
+    let sh = shares(&sks, &idx, b"m");
+    let only: Vec<SignatureShare> = sh.iter().map(|(_, s)| *s).collect();
+    let a = set.combine(&only).unwrap();
+    assert_eq!(a, pks.combine(&sh).unwrap());
+    pks.verify(D, b"m", &a).unwrap();
+    // Refusals: wrong share count, non-members, duplicates, wrong set size.
+    assert_eq!(set.combine(&only[1..]), Err(ThresholdError::TooFewShares { got: 20, need: 21 }));
+    let mut bad = idx.clone();
+    bad[0] = 31;
+    assert_eq!(pks.signer_set(&bad), Err(ThresholdError::NotAMember { index: 31, n: 31 }));
+    bad[0] = 6;
+    assert_eq!(pks.signer_set(&bad), Err(ThresholdError::DuplicateShare(6)));
+    assert_eq!(pks.signer_set(&idx[1..]), Err(ThresholdError::TooFewShares { got: 20, need: 21 }));
+    // Shares given in another order than the set's make a signature that
+    // does not verify (never a wrong one that does).
+    let mut swapped = only.clone();
+    swapped.swap(0, 1);
+    assert_eq!(pks.verify(D, b"m", &set.combine(&swapped).unwrap()), Err(ThresholdError::InvalidSignature));
+}
+
+#[test]
+fn batch_share_verification_accepts_valid_shares_and_names_an_invalid_one() {
+    let (pks, sks) = setup(31, 21, 12);
+    let idx: Vec<usize> = (0..31).collect();
+    let mut sh = shares(&sks, &idx, b"m");
+    pks.verify_shares(D, b"m", &sh).expect("all valid");
+    pks.verify_shares(D, b"m", &[]).expect("empty batch");
+    assert_eq!(pks.verify_shares(D, b"other", &sh), Err(ThresholdError::InvalidShare(0)));
+    // Member 17's share on another message.
+    sh[17].1 = sks[17].sign_share(D, b"x");
+    assert_eq!(pks.verify_shares(D, b"m", &sh), Err(ThresholdError::InvalidShare(17)));
+    // Two shares swapped between their members: each valid for the other.
+    let mut sw = shares(&sks, &idx, b"m");
+    let (a, b) = (sw[3].1, sw[4].1);
+    sw[3].1 = b;
+    sw[4].1 = a;
+    assert_eq!(pks.verify_shares(D, b"m", &sw), Err(ThresholdError::InvalidShare(3)));
+    let good = shares(&sks, &[1, 2], b"m");
+    let dup = [good[0], good[1], good[0]];
+    assert_eq!(pks.verify_shares(D, b"m", &dup), Err(ThresholdError::DuplicateShare(1)));
+    let non = [(31, good[0].1)];
+    assert_eq!(pks.verify_shares(D, b"m", &non), Err(ThresholdError::NotAMember { index: 31, n: 31 }));
+}
+
+#[test]
+fn combine_verified_drops_bad_shares_and_finds_the_unique_signature() {
+    let (pks, sks) = setup(31, 21, 13);
+    let idx: Vec<usize> = (0..31).collect();
+    let honest = pks.combine(&shares(&sks, &idx[..21], b"m")).unwrap();
+    // All good: the optimistic path.
+    assert_eq!(pks.combine_verified(D, b"m", &shares(&sks, &idx, b"m")).unwrap(), honest);
+    // Three bad shares first, a repeat and a non-member among 31 + 2.
+    let mut sh = shares(&sks, &idx, b"m");
+    for s in sh.iter_mut().take(3) {
+        s.1 = sks[s.0].sign_share(D, b"forged");
+    }
+    sh.insert(5, sh[10]);
+    sh.push((40, sh[11].1));
+    assert_eq!(pks.combine_verified(D, b"m", &sh).unwrap(), honest, "the same unique signature");
+    // Eleven bad of 31: only 20 valid remain.
+    let mut sh = shares(&sks, &idx, b"m");
+    for s in sh.iter_mut().take(11) {
+        s.1 = sks[s.0].sign_share(D, b"forged");
+    }
+    assert_eq!(pks.combine_verified(D, b"m", &sh), Err(ThresholdError::TooFewShares { got: 20, need: 21 }));
+    assert_eq!(
+        pks.combine_verified(D, b"m", &shares(&sks, &idx[..20], b"m")),
+        Err(ThresholdError::TooFewShares { got: 20, need: 21 })
+    );
+}

@@ -14,7 +14,9 @@
 //! Token_B is the BoB's native coin. `Token_i` of external chain `i`
 //! circulates on the BoB as a balance in this contract, minted by a claim
 //! (Π_CCTC) against a transfer to `TPK_Addr_i` on chain `i`; token ids are
-//! chain ids (the BoB's own id stands for Token_B).
+//! chain ids (the BoB's own id stands for Token_B). A transfer to
+//! `TPK_Addr_i` not claimed before the BoB dropped its header is refunded
+//! to its sender instead (`refund_lock`, proved against [`crate::mmr`]).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{hash_tagged, Tag};
@@ -33,6 +35,7 @@ use std::collections::BTreeMap;
 use crate::amm;
 use crate::error::XchainError;
 use crate::headers::{ChainRegistration, SealedHeader};
+use crate::mmr::Mmr;
 use crate::threshold::tpk_address;
 
 /// The BoB contract's id on the BoB chain.
@@ -175,6 +178,23 @@ pub struct Claim {
     pub proof: MerkleProof,
 }
 
+/// `refund_lock`: Π_CCTC's way back for a lock nobody claimed in time —
+/// `nt` (a transfer to `TPK_Addr_i`) is in block `header` of chain
+/// `chain`, and `header` is leaf `header.height − anchor − 1` of the BoB's
+/// accumulator of that chain's relayed headers ([`crate::mmr`]). The path
+/// is against the accumulator as it stands when the refund executes: if a
+/// relay in between merged the header's mountain into a larger one, the
+/// refund is refused (`BadHeaderProof`, nothing changes) and the locker
+/// builds the path again.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct RefundLock {
+    pub chain: ChainId,
+    pub header: BlockHeader,
+    pub header_proof: Vec<Hash32>,
+    pub nt: SignedTransaction,
+    pub proof: MerkleProof,
+}
+
 /// `redeem`: burn claimed `Token_i` on the BoB for a payment from
 /// `TPK_Addr_i` to `to` on chain `chain`.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
@@ -234,6 +254,11 @@ pub struct CctTerms {
     pub expires_at: Height,
     /// Distinguishes repeated exchanges between the same parties.
     pub salt: u64,
+    /// The first nonce of `sender_i` on `chain_i` that may pay NT_s: the
+    /// sender's next nonce there when the terms were agreed.
+    pub nonce_floor_i: u64,
+    /// The first nonce of `receiver_j` on `chain_j` that may pay NT_r.
+    pub nonce_floor_j: u64,
 }
 
 impl CctTerms {
@@ -361,8 +386,8 @@ pub struct CctRecord {
     /// e_* + κ̄ + κ_*: the per-chain deadlines of ln 08.
     pub deadline_i: Height,
     pub deadline_j: Height,
-    /// The BoB block time at which the CCT executed: a native transaction
-    /// counts only from a block made after it (ln 16 (ii), see [`BobContract`]'s `prove`).
+    /// The BoB block time at which the CCT executed (informational: SC_MPV
+    /// judges freshness by the terms' nonce floors, never by block times).
     pub stored_at: Timestamp,
     pub sender: SideState,
     pub receiver: SideState,
@@ -393,6 +418,14 @@ impl CctRecord {
         match side {
             Side::Sender => self.forward_i,
             Side::Receiver => self.forward_j,
+        }
+    }
+
+    /// The first nonce the side's payer may pay its NT with (the terms' floor).
+    pub fn nonce_floor(&self, side: Side) -> u64 {
+        match side {
+            Side::Sender => self.terms.nonce_floor_i,
+            Side::Receiver => self.terms.nonce_floor_j,
         }
     }
 
@@ -428,6 +461,10 @@ fn tip_key(chain: ChainId) -> Vec<u8> {
 fn relayed_key(chain: ChainId) -> Vec<u8> {
     [b"h/r/".as_slice(), &chain.to_be_bytes()].concat()
 }
+/// The accumulator of every header of `chain` relayed since its anchor.
+fn mmr_key(chain: ChainId) -> Vec<u8> {
+    [b"h/m/".as_slice(), &chain.to_be_bytes()].concat()
+}
 fn header_key(chain: ChainId, h: Height) -> Vec<u8> {
     [b"h/b/".as_slice(), &chain.to_be_bytes(), &h.to_be_bytes()].concat()
 }
@@ -447,6 +484,9 @@ fn lp_key(token: ChainId, a: &Address) -> Vec<u8> {
 fn lp_total_key(token: ChainId) -> Vec<u8> {
     [b"lpt/".as_slice(), &token.to_be_bytes()].concat()
 }
+/// What a used transfer hash maps to: proved / claimed, or refunded.
+const USED: u8 = 1;
+const REFUNDED: u8 = 2;
 fn used_key(nt: &Hash32) -> Vec<u8> {
     [b"u/".as_slice(), &nt.0].concat()
 }
@@ -549,11 +589,15 @@ impl BobContract {
         }
         ctx.write_typed(&relayed_key(a.chain), &(height, used + a.headers.len() as u64))?;
         let (mut tip, mut tip_hash) = self.tip(ctx, a.chain)?;
+        let mut mmr: Mmr = read_or(ctx, &mmr_key(a.chain))?;
         for sh in &a.headers {
             ctx.charge(gas::ECRECOVER * reg.seal_checks(&sh.seal))?;
             reg.check_next(tip, &tip_hash, sh)?;
             tip = sh.header.height;
             tip_hash = sh.header.hash();
+            // At most one merge per set bit of the leaf count: ≤ 64 hashes.
+            ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (mmr.leaves.trailing_ones() as u64 + 1))?;
+            mmr.push(&tip_hash);
             ctx.write_typed(&header_key(a.chain, tip), &sh.header)?;
             let drop = tip.saturating_sub(reg.kappa as u64);
             if drop > reg.anchor_height {
@@ -561,6 +605,7 @@ impl BobContract {
             }
         }
         ctx.write_typed(&tip_key(a.chain), &(tip, tip_hash))?;
+        ctx.write_typed(&mmr_key(a.chain), &mmr)?;
         ctx.emit("headers_relayed", vec![("chain".into(), a.chain.to_string()), ("tip".into(), tip.to_string())])?;
         Ok(Vec::new())
     }
@@ -609,11 +654,9 @@ impl BobContract {
             return fail(XchainError::NotClaimant);
         }
         let h = a.nt.hash();
-        if ctx.read(&used_key(&h))?.is_some() {
-            return fail(XchainError::AlreadyClaimed(h));
-        }
+        Self::check_unused_lock(ctx, &h)?;
         self.check_inclusion(ctx, a.chain, a.height, &a.nt, &a.proof)?;
-        ctx.write(&used_key(&h), vec![1])?;
+        ctx.write(&used_key(&h), vec![USED])?;
         let who = ctx.caller();
         let bal: u128 = read_or(ctx, &wrapped_key(a.chain, &who))?;
         ctx.write_typed(&wrapped_key(a.chain, &who), &bal.checked_add(amount.0).ok_or(XchainError::Overflow)?)?;
@@ -626,6 +669,83 @@ impl BobContract {
             ],
         )?;
         Ok(Vec::new())
+    }
+
+    /// A lock transfer not yet claimed nor refunded.
+    fn check_unused_lock(ctx: &mut CallContext<'_, '_>, h: &Hash32) -> Result<(), ContractError> {
+        match ctx.read(&used_key(h))?.as_deref() {
+            None => Ok(()),
+            Some([REFUNDED]) => fail(XchainError::AlreadyRefunded(*h)),
+            Some(_) => fail(XchainError::AlreadyClaimed(*h)),
+        }
+    }
+
+    /// Π_CCTC's refund of a lock claimed too late: pays the lock back to
+    /// its sender out of `TPK_Addr_i` by a release order (as `redeem`
+    /// does), once the BoB no longer keeps the lock's header, so the lock
+    /// can no longer be claimed. Returns the order's sequence number.
+    ///
+    /// Decision (attack R2-2's "claimed more than κ_i epochs late"): a lock
+    /// is claimable while its header is stored and final, i.e. until the
+    /// stored tip reaches `height + κ_i`; from then on — that is the
+    /// refund deadline — only the refund is open, so a lock ends either
+    /// minted on the BoB or paid back on its chain, never both (the
+    /// transfer's hash is marked used by whichever happens first). The BoB
+    /// proves the old header by an accumulator of every relayed header
+    /// ([`crate::mmr`], at most 64 hashes a chain) instead of keeping the
+    /// headers themselves. A refund is paid from SC_BG's account, so it
+    /// exists on chains with a group account only (as `redeem` does);
+    /// elsewhere `TPK_Addr_i` is keyless and nothing can leave it.
+    fn refund_lock(&self, ctx: &mut CallContext<'_, '_>, a: RefundLock) -> Result<Vec<u8>, ContractError> {
+        let reg = self.reg(a.chain)?.clone();
+        let tpk = self.cfg.tpk_address(a.chain);
+        let TxKind::Transfer { to, amount } = &a.nt.tx.kind else {
+            return fail(XchainError::InstructionMismatch("not a transfer".into()));
+        };
+        if a.nt.tx.chain_id != a.chain || *to != tpk {
+            return fail(XchainError::InstructionMismatch(format!("not a transfer to TPK_Addr_{}", a.chain)));
+        }
+        let locker = a.nt.sender();
+        if locker != ctx.caller() {
+            return fail(XchainError::NotClaimant);
+        }
+        if !self.cfg.group_accounts.iter().any(|(c, _)| *c == a.chain) {
+            return fail(XchainError::BadTerms(format!("chain {} has no group account to pay from", a.chain)));
+        }
+        let h = a.nt.hash();
+        Self::check_unused_lock(ctx, &h)?;
+        let height = a.header.height;
+        let (tip, _) = self.tip(ctx, a.chain)?;
+        let refundable_at = height.saturating_add(reg.kappa as u64);
+        if tip < refundable_at {
+            return fail(XchainError::RefundTooEarly { chain: a.chain, height, tip, refundable_at });
+        }
+        let mmr: Mmr = read_or(ctx, &mmr_key(a.chain))?;
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (a.header_proof.len() as u64 + 2))?;
+        let in_mmr = a.header.chain_id == a.chain
+            && height > reg.anchor_height
+            && mmr.verify(height - reg.anchor_height - 1, &a.header.hash(), &a.header_proof);
+        if !in_mmr {
+            return fail(XchainError::BadHeaderProof { chain: a.chain, height });
+        }
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (a.proof.siblings.len() as u64 + 2))?;
+        if !verify_inclusion(&a.header, &a.nt, &a.proof) {
+            return fail(XchainError::BadMerkleProof { chain: a.chain, height });
+        }
+        ctx.write(&used_key(&h), vec![REFUNDED])?;
+        let seq: u64 = read_or(ctx, &release_seq_key(a.chain))?;
+        ctx.write_typed(&release_seq_key(a.chain), &(seq + 1))?;
+        ctx.write_typed(&release_key(a.chain, seq), &ReleaseOrder { to: locker, amount: amount.0 })?;
+        ctx.emit(
+            "lock_refunded",
+            vec![
+                ("chain".into(), a.chain.to_string()),
+                ("to".into(), locker.to_string()),
+                ("amount".into(), amount.to_string()),
+                ("sequence".into(), seq.to_string()),
+            ],
+        )?;
+        Ok(seq.to_le_bytes().to_vec())
     }
 
     /// Burns claimed `Token_i` on the BoB and records a release order: the
@@ -850,7 +970,8 @@ impl BobContract {
         }
     }
 
-    /// The NT carries exactly the side's instruction (IN_s or IN_r).
+    /// The NT carries exactly the side's instruction (IN_s or IN_r); its
+    /// nonce is checked against the terms' floor by [`Self::check_floor`].
     fn check_instruction(rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Result<(), XchainError> {
         let (chain, from, to, amount) = rec.instruction(side);
         let TxKind::Transfer { to: got_to, amount: got_amount } = &nt.tx.kind else {
@@ -864,6 +985,32 @@ impl BobContract {
                 "expected {amount} from {from} to {to}, got {got_amount} from {} to {got_to}",
                 nt.sender()
             )));
+        }
+        Ok(())
+    }
+
+    /// ln 16 (ii) "the NT came after the CCT": its nonce is at or above the
+    /// side's floor in the terms, else `BeforeCct`.
+    ///
+    /// Decision (attack R2-4, replacing a block-time check): "after the
+    /// CCT" is judged by the payer's nonce, never by block times, which one
+    /// proposer of a probabilistic chain may stamp as it likes (parent + 1
+    /// ms). The terms bind each payer's next nonce on its chain when the
+    /// exchange was agreed ([`CctTerms::nonce_floor_i`] / `_j`). Every
+    /// transaction the payer had already made then has a lower nonce, so an
+    /// old payment never counts (attack round 1, findings 4 and 5: refused
+    /// at `post_nt` as well, so a withholder cannot shelter behind it),
+    /// while a fresh NT counts in whatever block its chain puts it. The
+    /// floor protects the payee, who agrees to it: the receiver signs the
+    /// terms (floor_i), the sender submits them (floor_j); each checks the
+    /// other's floor against the chain before agreeing
+    /// ([`crate::mbs::BobMbs::check_floors`]). A payment the payer signs
+    /// after agreeing and that matches the instruction byte for byte is the
+    /// NT (fungibility: nothing else marks it).
+    fn check_floor(rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Result<(), XchainError> {
+        let floor = rec.nonce_floor(side);
+        if nt.tx.nonce < floor {
+            return Err(XchainError::BeforeCct { chain: nt.tx.chain_id, nonce: nt.tx.nonce, floor });
         }
         Ok(())
     }
@@ -901,6 +1048,7 @@ impl BobContract {
             }
         }
         Self::check_instruction(&rec, a.side, &a.nt)?;
+        Self::check_floor(&rec, a.side, &a.nt)?;
         if !ctx.verify_signature(&a.nt.tx.sender, &a.nt.hash(), &a.nt.signature)? {
             return fail(XchainError::BadNativeSignature);
         }
@@ -928,6 +1076,7 @@ impl BobContract {
         if ctx.read(&used_key(&nt_hash))?.is_some() {
             return fail(XchainError::NtAlreadyUsed(nt_hash));
         }
+        Self::check_floor(&rec, a.side, &a.nt)?;
         // ln 16 (ii): e' > e_* + κ̄ (the NT came after the CCT was stored).
         let after = rec.epoch(a.side) + self.cfg.kappa_bar;
         if a.height <= after {
@@ -935,22 +1084,8 @@ impl BobContract {
         }
         // ln 16 (iii): Val_proof against a stored, final header.
         let (chain, ..) = rec.instruction(a.side);
-        let header = self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
-        // ln 16 (ii) once more, by time: e_* is the tip the BoB had stored,
-        // which lags the chain when relayers do; the NT's block must also
-        // have been made after the BoB block that stored the CCT.
-        // Decision: this trusts block times across chains to within the
-        // κ̄ blocks an honest payer waits after e_* before sending its NT
-        // (embedded chains share one clock, nodes use their wall clocks).
-        if header.timestamp <= rec.stored_at {
-            return fail(XchainError::BeforeCct {
-                chain,
-                height: a.height,
-                made_at: header.timestamp,
-                stored_at: rec.stored_at,
-            });
-        }
-        ctx.write(&used_key(&nt_hash), vec![1])?;
+        self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
+        ctx.write(&used_key(&nt_hash), vec![USED])?;
         rec.set_state(a.side, SideState::Proved { nt: nt_hash, height: a.height });
         ctx.emit("proof_recorded", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;
         self.finish_if_settled(ctx, &a.cct, rec)?;
@@ -1199,6 +1334,7 @@ impl NativeContract for BobContract {
             "ccdi_cct" => self.ccdi_cct(ctx, decode_args(args)?),
             "ccdi_finish" => self.ccdi_finish(ctx, decode_args(args)?),
             "redeem" => self.redeem(ctx, decode_args(args)?),
+            "refund_lock" => self.refund_lock(ctx, decode_args(args)?),
             "lmc_mint" => self.lmc_mint(ctx, decode_args(args)?),
             "lmc_run" => self.lmc_run(ctx, decode_args(args)?),
             other => revert(format!("bob has no method {other}")),
@@ -1268,6 +1404,10 @@ pub mod keys {
     }
     pub fn header(chain: ChainId, h: Height) -> Vec<u8> {
         header_key(chain, h)
+    }
+    /// The chain's [`Mmr`] of relayed headers.
+    pub fn mmr(chain: ChainId) -> Vec<u8> {
+        mmr_key(chain)
     }
     pub fn posted(id: &Hash32, side: Side) -> Vec<u8> {
         posted_key(id, side)

@@ -541,6 +541,61 @@ impl BobMbs {
         }
     }
 
+    /// Π_CCTC's late-lock refund (`refund_lock`): `key`'s transfer `nt` to
+    /// `TPK_Addr_i` on `chain`, with the Merkle proof of `nt` in its block
+    /// and the path of that block's header in the BoB's accumulator of
+    /// relayed headers, built from the chain's headers up to the BoB's
+    /// stored tip (as any user with the chain's headers can).
+    pub fn refund_lock_tx(
+        &self,
+        key: &KeyPair,
+        chain: ChainId,
+        nt: &SignedTransaction,
+    ) -> Result<SignedTransaction, MbsError> {
+        let c = self.external(chain)?;
+        let (height, proof) = c
+            .tx_proof(&nt.hash())?
+            .ok_or_else(|| MbsError::Missing(format!("lock {} not on chain {chain}", nt.hash())))?;
+        let anchor = self
+            .config
+            .chains
+            .iter()
+            .find(|r| r.chain_id == chain)
+            .ok_or_else(|| MbsError::Missing(format!("chain {chain} not registered")))?
+            .anchor_height;
+        let header_of = |h| -> Result<gridledger_ledger::BlockHeader, MbsError> {
+            Ok(c.sealed_header(h)?.ok_or_else(|| MbsError::Missing(format!("block {h} of chain {chain}")))?.header)
+        };
+        let all = (anchor + 1..=self.bob_tip(chain))
+            .map(|h| header_of(h).map(|x| x.hash()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let header = header_of(height)?;
+        let header_proof = crate::mmr::Mmr::prove(&all, height.saturating_sub(anchor + 1))
+            .ok_or_else(|| MbsError::Missing(format!("block {height} of chain {chain} not relayed yet")))?;
+        let args = crate::bob::RefundLock { chain, header, header_proof, nt: nt.clone(), proof };
+        Ok(self.bob_call(key, "refund_lock", &args, Amount::ZERO))
+    }
+
+    /// The whole late-lock refund: `refund_lock` on the BoB, then the
+    /// committee's release of the order on `chain`, which pays the lock
+    /// back to `key` out of `TPK_Addr_i`. Returns the release's receipt.
+    pub fn refund_lock(
+        &mut self,
+        key: &KeyPair,
+        chain: ChainId,
+        nt: &SignedTransaction,
+    ) -> Result<gridledger_ledger::Receipt, MbsError> {
+        let tx = self.refund_lock_tx(key, chain, nt)?;
+        let r = self.bob_ok(&tx)?;
+        let seq = u64::from_le_bytes(r.output.try_into().map_err(|_| MbsError::Missing("release sequence".into()))?);
+        let tx = self.release_tx(chain, seq)?;
+        let r = self.chain_run(chain, &tx)?;
+        match &r.status {
+            TxStatus::Success => Ok(r),
+            TxStatus::Reverted(reason) => Err(MbsError::Refused { method: "release".into(), reason: reason.clone() }),
+        }
+    }
+
     /// The relay node's `release` transaction for order `seq` of `chain`,
     /// signed by the committee from the order the BoB recorded.
     pub fn release_tx(&self, chain: ChainId, seq: u64) -> Result<SignedTransaction, MbsError> {

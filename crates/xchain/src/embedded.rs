@@ -59,6 +59,13 @@ impl EmbeddedChain {
         Ok(Self { chain, keys, finality, now, censored: Vec::new(), clock: None })
     }
 
+    /// The chain and validator `index`'s key alone (the other keys are
+    /// dropped): what one validator's [`crate::replica::Replica`] keeps.
+    pub fn into_parts(self, index: usize) -> Option<(Chain, KeyPair)> {
+        let key = self.keys.into_iter().nth(index)?;
+        Some((self.chain, key))
+    }
+
     pub fn chain_id(&self) -> ChainId {
         self.chain.genesis().chain_id
     }

@@ -65,12 +65,18 @@ pub enum XchainError {
     DeadlineNotReached { chain: ChainId, tip: Height, deadline: Height },
     #[error("the BoB nodes still forward posted native transactions (chain {chain} at {tip}, forwarding deadline {deadline})")]
     ForwardingOpen { chain: ChainId, tip: Height, deadline: Height },
-    #[error("the native transaction's block {height} of chain {chain} was made at {made_at} ms, not after the CCT was stored at {stored_at} ms")]
-    BeforeCct { chain: ChainId, height: Height, made_at: u64, stored_at: u64 },
+    #[error("the native transaction's nonce {nonce} on chain {chain} is below the floor {floor} the CCT's terms bind: it was signed before the exchange was agreed")]
+    BeforeCct { chain: ChainId, nonce: u64, floor: u64 },
     #[error("the cross-chain transaction is already complete")]
     AlreadyComplete,
     #[error("transfer {0} was already claimed")]
     AlreadyClaimed(Hash32),
+    #[error("lock {0} was already refunded")]
+    AlreadyRefunded(Hash32),
+    #[error("the lock in block {height} of chain {chain} can still be claimed: refundable once the stored tip reaches {refundable_at} (now {tip})")]
+    RefundTooEarly { chain: ChainId, height: Height, tip: Height, refundable_at: Height },
+    #[error("header {height} of chain {chain} is not in the BoB's accumulator of relayed headers")]
+    BadHeaderProof { chain: ChainId, height: Height },
     #[error("only the sender of the locking transfer may claim it")]
     NotClaimant,
     #[error("insufficient {what}: have {have}, need {need}")]

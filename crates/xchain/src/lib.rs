@@ -8,6 +8,8 @@
 //! - [`amm`]: SC_AMM's integer rate arithmetic (Eq. 5.2).
 //! - [`bob`]: the BoB's contracts — header store, SC_D, SC_AMM, Π_CCTC,
 //!   SC_T and SC_MPV (Table 5-1, Algorithm 5.1).
+//! - [`replica`]: one validator of an embedded chain with its own key.
+//! - [`mmr`]: the accumulator of relayed headers behind late-lock refunds.
 //! - [`htlc`]: the hash time-locked atomic swap baseline (Π_AS family).
 //! - [`mbs`]: a BoB-MBS of one BoB and N external chains with relayers,
 //!   and the CCTE participants' side of Algorithm 5.1.
@@ -28,6 +30,8 @@ pub mod headers;
 pub mod htlc;
 pub mod lmc;
 pub mod mbs;
+pub mod mmr;
+pub mod replica;
 pub mod scbg;
 pub mod threshold;
 

@@ -143,6 +143,10 @@ pub enum MbsError {
     Refused { method: String, reason: String },
     #[error("{0}")]
     Missing(String),
+    /// Terms whose nonce floor a payer has already passed: a payment made
+    /// before the agreement could count as its native transaction.
+    #[error("chain {chain}: the terms' nonce floor {floor} is below the payer's next nonce {next}")]
+    StaleFloor { chain: ChainId, floor: u64, next: u64 },
 }
 
 /// Bytes each party put on the wire in one CCTE (canonical encodings).
@@ -438,7 +442,8 @@ pub fn relay_tx(relayer: &KeyPair, nonce: u64, relay: &Relay) -> SignedTransacti
     bob_call_signed(relayer, nonce, "relay", relay, Amount::ZERO)
 }
 
-fn bob_call_signed<A: BorshSerialize>(
+/// A call of the BoB contract signed by `key` with nonce `nonce`.
+pub fn bob_call_signed<A: BorshSerialize>(
     key: &KeyPair,
     nonce: u64,
     method: &str,
@@ -755,7 +760,29 @@ impl BobMbs {
             max_x_i: u128::MAX,
             expires_at: self.bob.height() + 16,
             salt: req.salt,
+            // Each payer's next nonce on its chain now (0 for a chain this
+            // MBS does not run: the BoB refuses such terms as UnknownChain).
+            nonce_floor_i: self.external(req.chain_i).map(|c| c.next_nonce(&req.sender.address())).unwrap_or(0),
+            nonce_floor_j: self.external(req.chain_j).map(|c| c.next_nonce(&req.receiver.address())).unwrap_or(0),
         }
+    }
+
+    /// What each party checks before agreeing to `terms` (the receiver
+    /// before signing them, the sender before submitting them): the
+    /// counterparty's nonce floor is not below that payer's next nonce on
+    /// its chain, so no payment it had already made can count as its NT
+    /// (SC_MPV's `BeforeCct`).
+    pub fn check_floors(&self, terms: &CctTerms) -> Result<(), MbsError> {
+        for (chain, payer, floor) in [
+            (terms.chain_i, terms.sender_i, terms.nonce_floor_i),
+            (terms.chain_j, terms.receiver_j, terms.nonce_floor_j),
+        ] {
+            let next = self.external(chain)?.next_nonce(&payer);
+            if floor < next {
+                return Err(MbsError::StaleFloor { chain, floor, next });
+            }
+        }
+        Ok(())
     }
 
     /// The CCT transaction (ln 02) with the receiver's signature on the terms.
@@ -790,6 +817,7 @@ impl BobMbs {
         let start = self.epoch;
         // Phase 1.
         let terms = self.terms(req);
+        self.check_floors(&terms)?;
         let cct = self.cct_tx(&req.sender, &req.receiver, terms.clone());
         bytes.cct = cct.to_bytes().len();
         let r = self.bob_ok(&cct)?;

@@ -14,9 +14,10 @@
 //! group. On a chain that runs CCDI's SC_BG, `TPK_Addr_i` is SC_BG's account
 //! instead (still reached by an ordinary transfer), and SC_BG pays out of it
 //! on a release order the group signs ([`crate::scbg`]): claimed tokens
-//! burned on the BoB (`redeem`) come back on their chain. On a chain without
-//! contracts, coin locked there stays locked (script-minimum leaves nothing
-//! to check a group signature).
+//! burned on the BoB (`redeem`) come back on their chain, and a lock nobody
+//! claimed while the BoB kept its header is paid back to its sender
+//! (`refund_lock`). On a chain without contracts, coin locked there stays
+//! locked (script-minimum leaves nothing to check a group signature).
 //!
 //! Every statement the group signs is bound to a domain, the deployment
 //! ([`Instance`]: the BoB's genesis hash and contract, the target chain's
@@ -110,26 +111,18 @@ impl BobCommittee {
     /// hand in (`shares`: what each of them sent). Shares that do not
     /// verify, from non-members or given twice are dropped; it succeeds
     /// once 2f+1 valid ones combine.
+    ///
+    /// Optimistic ([`PublicKeySet::combine_verified`]): the first 2f+1
+    /// shares are combined and the signature verified with one pairing
+    /// check; shares are checked (in one batch, then one by one) only when
+    /// that fails. Checking each share first cost one pairing per share.
     pub fn combine_raw(
         &self,
         domain: &[u8],
         msg: &[u8],
         shares: &[(usize, SignatureShare)],
     ) -> Result<Signature, ThresholdError> {
-        let mut good: BTreeMap<usize, SignatureShare> = BTreeMap::new();
-        for (i, s) in shares {
-            if good.contains_key(i) || self.set.verify_share(*i, domain, msg, s).is_err() {
-                continue;
-            }
-            good.insert(*i, *s);
-            if good.len() == self.set.threshold() {
-                break;
-            }
-        }
-        let list: Vec<(usize, SignatureShare)> = good.into_iter().collect();
-        let sig = self.set.combine(&list)?;
-        self.set.verify(domain, msg, &sig)?;
-        Ok(sig)
+        self.set.combine_verified(domain, msg, shares)
     }
 
     /// The members' shares on `st` from the given indices.

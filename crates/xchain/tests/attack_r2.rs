@@ -161,6 +161,9 @@ fn a_relay_longer_than_the_per_block_cap_is_refused() {
 // could still need); no coin is lost to a relayer's timing.
 // Observed: the claim is refused, nothing is minted, the transfer's amount
 // stays in TPK_Addr_i with no way to get it back.
+// (Since fixed twice over: the relay cap keeps the header claimable, and a
+// lock claimed after the BoB dropped its header is refunded to its sender
+// on chains with a group account — `refund_lock`, tests/cctc_refund.rs.)
 // ---------------------------------------------------------------------------
 #[test]
 fn relay_batch_makes_a_cctc_lock_unclaimable() {
@@ -268,9 +271,11 @@ fn smue_strands_all_deposits_when_every_participant_withholds() {
 // (a second payment would pay twice) and is penalised at the forwarding
 // deadline (as in R2-1). A Byzantine leader can so penalise any payer of
 // its chain whenever the relayers lag.
+//
+// Fix: SC_MPV judges "after the CCT" by the payer's nonce against the floor
+// the terms bind (`CctTerms::nonce_floor_i`), never by block times.
 // ---------------------------------------------------------------------------
 #[test]
-#[ignore = "attack: with relayers κ̄+1 blocks behind, one probabilistic-chain leader stamps its block parent+1ms and an honest NT is refused BeforeCct"]
 fn one_leader_stamps_an_honest_nt_before_the_cct() {
     use gridledger_core::crypto::KeyPair;
     use gridledger_core::merkle::MerkleTree;
@@ -337,10 +342,15 @@ fn one_leader_stamps_an_honest_nt_before_the_cct() {
     }
     let nt_block = headers.iter().find(|sh| sh.header.height == chain_h + 1).unwrap().header.clone();
     assert!(nt_block.timestamp > top.timestamp, "the block is valid on its chain: after its parent");
+    // The relayer ships them over as many BoB blocks as the per-block cap needs.
     let relayer = m.relayer.clone();
-    let relay = m.bob_call(&relayer, "relay", &Relay { chain: I, headers }, Amount::ZERO);
-    let rr = bob_only(&mut m, &relay);
-    assert_eq!(rr.status, gridledger_ledger::TxStatus::Success, "the scheduled leaders' headers are accepted");
+    let cap = gridledger_xchain::bob::relay_per_block(m.spec.kappa, k as u32) as usize;
+    for batch in headers.chunks(cap) {
+        let relay = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: batch.to_vec() }, Amount::ZERO);
+        let rr = bob_only(&mut m, &relay);
+        assert_eq!(rr.status, gridledger_ledger::TxStatus::Success, "the scheduled leaders' headers are accepted");
+    }
+    assert_eq!(m.bob_tip(I), chain_h + 1 + k);
     let proof = MerkleTree::new(&[nt.hash()]).proof(0).unwrap();
     let pt = ProofTx { cct: id, side: Side::Sender, nt, height: chain_h + 1, proof };
     let prove = m.bob_call(&s, "prove", &pt, Amount::ZERO);

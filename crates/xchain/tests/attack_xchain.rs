@@ -15,7 +15,7 @@ use gridledger_ledger::state::account_key;
 use gridledger_ledger::{BlockHeader, Seal, StateRead, TxStatus};
 use gridledger_xchain::bob::{self, CctV, Claim, Fraud, FraudEvidence, PostNt, Relay};
 use gridledger_xchain::mbs::{BobMbs, MbsSpec};
-use gridledger_xchain::{CctRecord, Finality, SealedHeader, Side, SideState};
+use gridledger_xchain::{CctRecord, Finality, SealedHeader, Side, SideState, XchainError};
 
 /// Ticks until the BoB holds both chains' deadlines of `rec`.
 fn past_deadlines(m: &mut BobMbs, rec: &CctRecord) {
@@ -276,7 +276,6 @@ fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
     let mut m = setup(dir.path(), MbsSpec::default());
     let s = sender();
     let req = request(1_000, 401);
-    let terms = m.terms(&req);
     let stale_tip = m.bob_tip(I);
     // Chain i advances without relaying; at stale_tip + 4 the sender pays
     // the receiver 1,000 for something unrelated.
@@ -288,7 +287,10 @@ fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
     m.external_mut(I).unwrap().tick().unwrap();
     let (old_h, _) = m.external(I).unwrap().tx_proof(&old.hash()).unwrap().expect("old payment included");
     assert!(old_h > stale_tip + m.config.kappa_bar);
-    // The CCT executes while the BoB still holds the stale tip of chain i.
+    // The parties agree on the terms now (the fix: they bind the payers'
+    // next nonces), and the CCT executes while the BoB still holds the
+    // stale tip of chain i.
+    let terms = m.terms(&req);
     let cct = m.cct_tx(&s, &receiver(), terms.clone());
     assert_eq!(bob_only(&mut m, &cct).status, TxStatus::Success);
     let id = terms.id();
@@ -301,8 +303,9 @@ fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
     m.wait_final(I, pt.height).unwrap();
     let r = m.bob_exec(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
     let rec = m.cct(&id).unwrap();
+    let refusal = XchainError::BeforeCct { chain: I, nonce: old.tx.nonce, floor: terms.nonce_floor_i };
     assert!(
-        matches!(r.status, TxStatus::Reverted(_)) && rec.sender == SideState::Pending,
+        r.status == TxStatus::Reverted(refusal.as_revert()) && rec.sender == SideState::Pending,
         "a payment included before the CCT executed must not count as NT_s (prove {:?}, sender {:?})",
         r.status,
         rec.sender
@@ -340,9 +343,12 @@ fn a_withholder_posts_an_old_payment_and_escapes_the_penalty() {
     assert_eq!(rec.instruction(Side::Sender).3, 1_000, "equal pool: x_i = x_j");
     m.wait_native_window(&rec).unwrap();
     receiver_pays_and_proves(&mut m, id, &rec);
-    // The sender withholds, posting the old transfer instead.
+    // The sender withholds, posting the old transfer instead. Fix: its
+    // nonce is below the floor the terms bound, so the post is refused and
+    // the side counts as withheld (sub-situation 1).
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: old.clone() }, Amount::ZERO);
-    m.bob_ok(&post).unwrap();
+    let refusal = XchainError::BeforeCct { chain: I, nonce: old.tx.nonce, floor: rec.terms.nonce_floor_i };
+    assert_eq!(m.bob_exec(&post).unwrap().status, TxStatus::Reverted(refusal.as_revert()));
     past_deadlines(&mut m, &rec);
     let relayer = m.relayer.clone();
     m.bob_ok(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();

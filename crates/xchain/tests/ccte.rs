@@ -8,7 +8,7 @@ use gridledger_core::Amount;
 use gridledger_ledger::devnet::transfer;
 use gridledger_ledger::{Seal, TxStatus};
 use gridledger_xchain::bob::{self, CctArgs, CctV, Claim, PostNt, Relay};
-use gridledger_xchain::mbs::{Behaviour, MbsSpec};
+use gridledger_xchain::mbs::{Behaviour, MbsError, MbsSpec};
 use gridledger_xchain::{CctRecord, Finality, Side, SideState, XchainError};
 
 #[test]
@@ -682,38 +682,57 @@ fn swap_closes_an_unlandable_posted_nt_at_the_forwarding_deadline() {
     assert_eq!(m.deposit(&sender().address()).free, DEPOSIT + rep.x_b);
 }
 
+/// SC_MPV's freshness rule: the terms bind each payer's next nonce on its
+/// chain when the exchange was agreed, and a transfer below it — a payment
+/// the sender had already made — is refused as NT_s with `BeforeCct`, at
+/// `post_nt` and at `prove`, even when the relayers lag so far behind that
+/// the payment's block is above `e_i + κ̄` (the epoch check alone would
+/// take it).
 #[test]
-fn a_payment_made_before_the_cct_is_refused_by_block_time() {
+fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
     let s = sender();
     let req = request(700, 32);
-    let terms = m.terms(&req);
+    let early_terms = m.terms(&req);
     // Chain i runs κ̄ + 2 blocks ahead of what the relayers delivered; the
-    // sender pays the receiver 700 there before the CCT exists.
+    // sender pays the receiver 700 there before the exchange is agreed.
     for _ in 0..3 {
         m.external_mut(I).unwrap().tick().unwrap();
     }
     let old = m.native_transfer(I, &s, receiver().address(), 700).unwrap();
     m.external_mut(I).unwrap().submit(&old).unwrap();
     m.external_mut(I).unwrap().tick().unwrap();
+    // Terms drawn up before that payment no longer pass the receiver's check.
+    assert!(matches!(
+        m.check_floors(&early_terms),
+        Err(MbsError::StaleFloor { chain: I, floor, next }) if floor == old.tx.nonce && next == old.tx.nonce + 1
+    ));
+    // The terms the receiver signs now bind the sender's next nonce.
+    let terms = m.terms(&req);
+    m.check_floors(&terms).unwrap();
+    assert_eq!(terms.nonce_floor_i, old.tx.nonce + 1);
     let cct = m.cct_tx(&s, &receiver(), terms.clone());
     assert_eq!(bob_only(&mut m, &cct).status, TxStatus::Success);
     let id = terms.id();
     let rec = m.cct(&id).unwrap();
+    assert_eq!(rec.instruction(Side::Sender).3, 700, "equal pool: x_i = x_j");
     m.ticks(2).unwrap();
     let pt = m.proof_for(id, Side::Sender, &old).unwrap().unwrap();
     assert!(pt.height > rec.e_i + m.config.kappa_bar, "the epoch check alone would accept it");
     m.wait_final(I, pt.height).unwrap();
-    let made_at = m.external(I).unwrap().chain().block(pt.height).unwrap().unwrap().header.timestamp;
+    let refusal = XchainError::BeforeCct { chain: I, nonce: old.tx.nonce, floor: terms.nonce_floor_i };
     let prove = m.bob_call(&s, "prove", &pt, Amount::ZERO);
-    assert_refused(
-        &mut m,
-        &prove,
-        XchainError::BeforeCct { chain: I, height: pt.height, made_at, stored_at: rec.stored_at },
-    );
-    // A fresh NT_s made after the CCT is accepted.
+    assert_refused(&mut m, &prove, refusal.clone());
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: old.clone() }, Amount::ZERO);
+    assert_refused(&mut m, &post, refusal);
+    assert_eq!(m.cct(&id).unwrap().sender, SideState::Pending);
+    // A fresh NT_s signed after the agreement is accepted — also one whose
+    // nonce is above the floor because the sender sent something else first.
+    let other = m.native_transfer(I, &s, provider().address(), 5).unwrap();
+    m.external_mut(I).unwrap().submit(&other).unwrap();
     let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    assert_eq!(nt.tx.nonce, terms.nonce_floor_i + 1);
     m.external_mut(I).unwrap().submit(&nt).unwrap();
     m.tick().unwrap();
     let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();

@@ -1,36 +1,61 @@
-//! `gridledger xchain up --processes`: the BoB and every external chain
-//! each in its own process, talking to the relaying driver over loopback
-//! TCP (as `testnet` runs one process per PBFT validator).
+//! `gridledger xchain up --processes`: every validator of the BoB and of
+//! every external chain in its own process, holding only its own key,
+//! talking to the driver over loopback TCP (as `testnet` runs one process
+//! per PBFT validator).
 //!
-//! Each chain process (`gridledger xchain serve-chain`, hidden) opens its
-//! chain alone with [`open_chain`] — the same chain `xchain up` keeps in
-//! `<dir>/<chain>` — binds `127.0.0.1:0`, prints `listening <port>` on its
-//! stdout (the driver's readiness signal) and answers one JSON request per
-//! line (a line that is not UTF-8 or longer than 4 MiB gets an error
-//! answer, like one that is not JSON, and the process serves on): `tick`, `status`, `header`, `submit`, `record` (a BoB contract
-//! record) and `nonce`; it exits on `stop` or when the driver's connection
-//! closes, so a driver that dies leaves no chain behind.
+//! Each process (`gridledger xchain serve-chain --validator V`, hidden)
+//! opens its replica of its chain with [`open_chain`] and keeps only its
+//! key ([`Replica`]) — validator 0 in `<dir>/<chain>`, where the embedded
+//! MBS keeps the chain, the others in `<dir>/<chain>-v<V>` — binds
+//! `127.0.0.1:0`, prints `listening <port>` on its stdout (the driver's
+//! readiness signal) and answers one JSON request per line (a line that is
+//! not UTF-8 or longer than 4 MiB gets an error answer, like one that is
+//! not JSON, and the process serves on): `status`, `header`, `submit`,
+//! `record` (a BoB contract record), `nonce`, `propose` (when it leads),
+//! `vote` and `commit`; it exits on `stop` or when the driver's connection
+//! closes, so a driver that dies leaves no process behind. Without
+//! `--validator` it serves the whole chain (every key, `tick`).
 //!
-//! The driver is the relayer, a BoB node: each epoch every external chain
-//! seals a block, the driver reads the headers the BoB has not stored from
-//! each chain's process and sends them in `relay` transactions to the BoB's
-//! process, which then seals its block — the epoch of [`BobMbs::tick`],
-//! across processes.
+//! The driver is the network and the relayer, a BoB node: each epoch, on
+//! every external chain, the scheduled leader proposes, the first 2f+1
+//! validators re-execute the block and sign their commit votes, and every
+//! validator checks the seal and commits; the driver reads the headers the
+//! BoB has not stored from validator 0 of each chain and sends the `relay`
+//! transactions to every BoB validator's mempool; then the BoB's
+//! validators make their block the same way — the epoch of
+//! [`BobMbs::tick`], across processes, with no process signing for another.
 //!
-//! Decision: only `up` runs split; `swap`, `migrate` and `ccdi` drive the
+//! Decisions: the driver moves messages in lockstep and stops at the first
+//! validator that fails or does not answer within `--chain-timeout` (it
+//! plays no view change: tolerating f faulty validators is the PBFT
+//! node's business, not this demonstration's). `up` and the honest `swap`
+//! run split (`swap --processes` plays the participants over the same
+//! requests); the attacked swaps, `migrate` and `ccdi` drive the
 //! protocols' participants through [`BobMbs`], which holds its chains in
-//! one process (the embedded default of the issue).
+//! one process (the embedded default of the issue). Lines are written in
+//! one piece on sockets without Nagle's delay: request/answer pairs were
+//! waiting ~40 ms each for a delayed ACK.
 //!
 //! [`BobMbs`]: gridledger_xchain::BobMbs
 //! [`BobMbs::tick`]: gridledger_xchain::BobMbs::tick
+//! [`Replica`]: gridledger_xchain::replica::Replica
 
 use anyhow::{anyhow, bail, Context};
-use gridledger_core::{Address, Hash32, Height};
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::merkle::MerkleProof;
+use gridledger_core::{Address, Amount, ChainId, Hash32, Height};
+use gridledger_ledger::devnet::{dev_key, transfer};
 use gridledger_ledger::state::{contract_key, StateRead};
-use gridledger_ledger::SignedTransaction;
-use gridledger_xchain::bob::{self, Relay, BOB_CONTRACT_ID, MAX_RELAY_BATCH};
-use gridledger_xchain::mbs::{open_chain, pin_genesis_time, relay_tx, relayer_key, Role};
-use gridledger_xchain::threshold::BobCommittee;
+use gridledger_ledger::{Block, Receipt, Seal, SignedTransaction, TxStatus};
+use gridledger_xchain::bob::{
+    self, CctArgs, CctTerms, Claim, PostNt, ProofTx, Provide, Relay, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
+};
+use gridledger_xchain::mbs::{
+    bob_call_signed, open_chain, pin_genesis_time, relay_tx, relayer_key, MbsSpec, Role, BOB_CHAIN, FIRST_EXTERNAL,
+};
+use gridledger_xchain::replica::Replica;
+use gridledger_xchain::threshold::{tpk_address, BobCommittee};
+use gridledger_xchain::{BobConfig, CctRecord, EmbeddedChain, SealedHeader, Side};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -38,7 +63,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{ServeChainArgs, ShapeArgs, UpArgs};
+use super::{ServeChainArgs, ShapeArgs, SwapArgs, UpArgs};
 
 /// Most bytes of one request or answer line (a relay batch of headers is far smaller).
 const MAX_LINE: usize = 4 << 20;
@@ -115,13 +140,37 @@ fn hex_arg(req: &Value, name: &str) -> anyhow::Result<Vec<u8>> {
     hex::decode(s).with_context(|| format!("{name} is not hex"))
 }
 
-/// `gridledger xchain serve-chain`: one chain of a BoB-MBS in this process.
+/// `gridledger xchain serve-chain`: one chain of a BoB-MBS in this process
+/// — the whole chain with every validator's key, or with `--validator V`
+/// one validator's replica holding only that key.
 pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
     let spec = a.shape.spec();
     let role = role_of(&a.role, spec.chains)?;
     let dir = a.shape.dir.clone().ok_or_else(|| anyhow!("serve-chain needs --dir"))?;
-    let (mut chain, config) =
+    let (chain, config) =
         open_chain(&dir, &spec, role).with_context(|| format!("opening {} in {}", role.dir_name(), dir.display()))?;
+    match a.validator {
+        None => {
+            let mut chain = chain;
+            serve_lines(|op, req| chain_op(&mut chain, &config, op, req))
+        }
+        Some(v) => {
+            anyhow::ensure!(
+                (v as usize) < chain.chain().genesis().validators.len(),
+                "--validator {v}: {} has {} validators",
+                role.dir_name(),
+                chain.chain().genesis().validators.len()
+            );
+            let mut r = Replica::new(chain, v as usize)?;
+            serve_lines(|op, req| validator_op(&mut r, &config, op, req))
+        }
+    }
+}
+
+/// Binds a loopback port, prints `listening <port>`, takes the driver's
+/// connection and answers its requests with `handle` until `stop` or the
+/// end of the connection.
+fn serve_lines(mut handle: impl FnMut(&str, &Value) -> anyhow::Result<Value>) -> anyhow::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
     let port = listener.local_addr()?.port();
     {
@@ -130,6 +179,8 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     let (stream, _) = listener.accept().context("waiting for the driver")?;
+    // One request, one answer: no Nagle delay waiting for an ACK.
+    stream.set_nodelay(true)?;
     drop(listener);
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
@@ -137,7 +188,7 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
         let line = match line {
             Ok(l) => l,
             Err(e) => {
-                writeln!(writer, "{}", json!({ "error": e.to_string() }))?;
+                writer.write_all(format!("{}\n", json!({ "error": e.to_string() })).as_bytes())?;
                 writer.flush()?;
                 continue;
             }
@@ -145,50 +196,18 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
         let req: Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(e) => {
-                writeln!(writer, "{}", json!({ "error": format!("not JSON: {e}") }))?;
+                writer.write_all(format!("{}\n", json!({ "error": format!("not JSON: {e}") })).as_bytes())?;
                 continue;
             }
         };
         let op = req["op"].as_str().unwrap_or("").to_string();
-        let answer = (|| -> anyhow::Result<Value> {
-            Ok(match op.as_str() {
-                "tick" => json!({ "height": chain.tick()?.header.height }),
-                "status" => json!({
-                    "chain": chain.chain_id(),
-                    "height": chain.height(),
-                    "validators": chain.chain().genesis().validators.len(),
-                    "finality": chain.finality(),
-                    "contracts": chain.chain().registry().list().count(),
-                    "pid": std::process::id(),
-                    "tpk_address": config.tpk_address(chain.chain_id()),
-                }),
-                "header" => {
-                    let h: Height = req["height"].as_u64().ok_or_else(|| anyhow!("missing height"))?;
-                    let sh = chain.sealed_header(h)?.ok_or_else(|| anyhow!("no header {h}"))?;
-                    json!({ "header": hex::encode(borsh::to_vec(&sh)?) })
-                }
-                "submit" => {
-                    let tx: SignedTransaction = borsh::from_slice(&hex_arg(&req, "tx")?)?;
-                    json!({ "hash": chain.submit(&tx)? })
-                }
-                "record" => {
-                    let key = hex_arg(&req, "key")?;
-                    let v = chain.chain().state().get(&contract_key(BOB_CONTRACT_ID, &key));
-                    json!({ "value": v.map(hex::encode) })
-                }
-                "nonce" => {
-                    let a: Address = borsh::from_slice(&hex_arg(&req, "address")?)?;
-                    json!({ "nonce": chain.next_nonce(&a) })
-                }
-                "stop" => json!({ "stopped": true }),
-                other => bail!("unknown op {other:?}"),
-            })
-        })();
+        let answer = if op == "stop" { Ok(json!({ "stopped": true })) } else { handle(&op, &req) };
         let reply = match answer {
             Ok(v) => json!({ "ok": v }),
             Err(e) => json!({ "error": format!("{e:#}") }),
         };
-        writeln!(writer, "{reply}")?;
+        // The whole line in one write.
+        writer.write_all(format!("{reply}\n").as_bytes())?;
         writer.flush()?;
         if op == "stop" {
             break;
@@ -197,11 +216,120 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The requests every chain process answers from its copy of the chain.
+fn common_op(chain: &gridledger_ledger::Chain, op: &str, req: &Value) -> anyhow::Result<Option<Value>> {
+    Ok(Some(match op {
+        "header" => {
+            let h: Height = req["height"].as_u64().ok_or_else(|| anyhow!("missing height"))?;
+            let b = chain.block(h)?.ok_or_else(|| anyhow!("no header {h}"))?;
+            json!({ "header": hex::encode(borsh::to_vec(&SealedHeader { header: b.header, seal: b.seal })?) })
+        }
+        "record" => {
+            let key = hex_arg(req, "key")?;
+            let v = chain.state().get(&contract_key(BOB_CONTRACT_ID, &key));
+            json!({ "value": v.map(hex::encode) })
+        }
+        "nonce" => {
+            let a: Address = borsh::from_slice(&hex_arg(req, "address")?)?;
+            json!({ "nonce": chain.next_nonce(&a) })
+        }
+        "balance" => {
+            let a: Address = borsh::from_slice(&hex_arg(req, "address")?)?;
+            json!({ "balance": chain.account(&a).balance.0.to_string() })
+        }
+        "receipt" => {
+            let h: Hash32 = borsh::from_slice(&hex_arg(req, "hash")?)?;
+            json!({ "receipt": chain.receipt(&h)?.map(|r| borsh::to_vec(&r)).transpose()?.map(hex::encode) })
+        }
+        // `Gen_proof(Tx, BH)`: the block holding a transaction and its
+        // Merkle proof against the header's `tx_root`.
+        "tx_proof" => {
+            let h: Hash32 = borsh::from_slice(&hex_arg(req, "hash")?)?;
+            let found = match chain.store().tx_location(&h)? {
+                None => None,
+                Some((height, index)) => chain
+                    .block(height)?
+                    .and_then(|b| b.tx_proof(index as usize))
+                    .map(|p| borsh::to_vec(&(height, p)))
+                    .transpose()?,
+            };
+            json!({ "proof": found.map(hex::encode) })
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn chain_op(chain: &mut EmbeddedChain, config: &BobConfig, op: &str, req: &Value) -> anyhow::Result<Value> {
+    if let Some(v) = common_op(chain.chain(), op, req)? {
+        return Ok(v);
+    }
+    Ok(match op {
+        "tick" => json!({ "height": chain.tick()?.header.height }),
+        "status" => json!({
+            "chain": chain.chain_id(),
+            "height": chain.height(),
+            "validators": chain.chain().genesis().validators.len(),
+            "finality": chain.finality(),
+            "contracts": chain.chain().registry().list().count(),
+            "pid": std::process::id(),
+            "tpk_address": config.tpk_address(chain.chain_id()),
+        }),
+        "submit" => {
+            let tx: SignedTransaction = borsh::from_slice(&hex_arg(req, "tx")?)?;
+            json!({ "hash": chain.submit(&tx)? })
+        }
+        other => bail!("unknown op {other:?}"),
+    })
+}
+
+/// A validator's process: proposes when it leads, votes on the leader's
+/// proposal, commits sealed blocks; it never signs for another validator.
+fn validator_op(r: &mut Replica, config: &BobConfig, op: &str, req: &Value) -> anyhow::Result<Value> {
+    if let Some(v) = common_op(r.chain(), op, req)? {
+        return Ok(v);
+    }
+    let block_arg = |req: &Value| -> anyhow::Result<Block> { Ok(borsh::from_slice(&hex_arg(req, "block")?)?) };
+    Ok(match op {
+        "status" => {
+            let c = r.chain();
+            json!({
+                "chain": c.genesis().chain_id,
+                "validator": r.index(),
+                "height": r.height(),
+                "validators": c.genesis().validators.len(),
+                "quorum": r.quorum(),
+                "contracts": c.registry().list().count(),
+                "pid": std::process::id(),
+                "tpk_address": config.tpk_address(c.genesis().chain_id),
+            })
+        }
+        "submit" => {
+            let tx: SignedTransaction = borsh::from_slice(&hex_arg(req, "tx")?)?;
+            json!({ "hash": r.submit(&tx)? })
+        }
+        "propose" => {
+            let not_before = req["not_before"].as_u64().unwrap_or(0);
+            json!({ "block": hex::encode(borsh::to_vec(&r.propose(not_before)?)?) })
+        }
+        "vote" => {
+            let (index, signature) = r.vote(&block_arg(req)?)?;
+            json!({ "index": index, "signature": hex::encode(borsh::to_vec(&signature)?) })
+        }
+        "commit" => {
+            r.commit(&block_arg(req)?)?;
+            json!({ "height": r.height() })
+        }
+        other => bail!("unknown op {other:?}"),
+    })
+}
+
 /// A chain process and the driver's connection to it. Every wait on it
 /// (readiness, each read and write, exit) is bounded by `timeout`, so a
 /// process that stalls fails `up` with an error naming its chain.
 struct ChainProc {
     role: Role,
+    /// The validator this process is (`None`: the whole chain).
+    validator: Option<usize>,
     child: Child,
     reader: BufReader<TcpStream>,
     writer: TcpStream,
@@ -211,17 +339,34 @@ struct ChainProc {
 }
 
 impl ChainProc {
-    fn spawn(shape: &ShapeArgs, genesis_time: u64, root: &Path, role: Role, timeout: Duration) -> anyhow::Result<Self> {
+    /// Starts validator `validator`'s process of `role`'s chain. Validator
+    /// 0 keeps its replica where the embedded MBS keeps the chain
+    /// (`<dir>/<chain>`, so `up` without `--processes` resumes it), the
+    /// others in `<dir>/<chain>-v<V>`.
+    fn spawn(
+        shape: &ShapeArgs,
+        genesis_time: u64,
+        root: &Path,
+        role: Role,
+        validator: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
+        let name = format!("{} validator {validator}", role.dir_name());
         let mut cmd = Command::new(exe);
+        let dir = match validator {
+            0 => root.join(role.dir_name()),
+            v => root.join(format!("{}-v{v}", role.dir_name())),
+        };
         cmd.args(["xchain", "serve-chain", "--role"])
             .arg(match role {
                 Role::Bob => "bob".to_string(),
                 Role::External(n) => n.to_string(),
             })
+            .args(["--validator", &validator.to_string()])
             .args(["--chains", &shape.chains.to_string(), "--validators", &shape.validators.to_string()])
             .args(["--kappa", &shape.kappa.to_string(), "--genesis-time", &genesis_time.to_string(), "--dir"])
-            .arg(root.join(role.dir_name()));
+            .arg(dir);
         if let Some(k) = shape.probabilistic {
             cmd.args(["--probabilistic", &k.to_string()]);
         }
@@ -230,7 +375,7 @@ impl ChainProc {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .with_context(|| format!("starting the process of {}", role.dir_name()))?;
+            .with_context(|| format!("starting the process of {name}"))?;
         // Readiness: the child's first line names its port (EOF: it failed),
         // read on a helper thread so a child that never speaks cannot hang us.
         let out = child.stdout.take();
@@ -245,8 +390,8 @@ impl ChainProc {
         });
         let port = match rx.recv_timeout(timeout) {
             Ok(Some(p)) => Ok(p),
-            Ok(None) => Err(anyhow!("the process of {} exited before listening", role.dir_name())),
-            Err(_) => Err(anyhow!("the process of {} did not listen within {} s", role.dir_name(), timeout.as_secs())),
+            Ok(None) => Err(anyhow!("the process of {name} exited before listening")),
+            Err(_) => Err(anyhow!("the process of {name} did not listen within {} s", timeout.as_secs())),
         };
         let port = match port {
             Ok(p) => p,
@@ -260,10 +405,11 @@ impl ChainProc {
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
             let stream = TcpStream::connect_timeout(&addr, timeout)?;
             stream.set_read_timeout(Some(timeout))?;
+            stream.set_nodelay(true)?;
             stream.set_write_timeout(Some(timeout))?;
             Ok(stream)
         })()
-        .with_context(|| format!("connecting to {} on port {port}", role.dir_name()));
+        .with_context(|| format!("connecting to {name} on port {port}"));
         let stream = match connected.and_then(|s| Ok((s.try_clone()?, s))) {
             Ok(s) => s,
             Err(e) => {
@@ -272,15 +418,31 @@ impl ChainProc {
                 return Err(e);
             }
         };
-        Ok(Self { role, child, reader: BufReader::new(stream.0), writer: stream.1, timeout, failed: false })
+        Ok(Self {
+            role,
+            validator: Some(validator),
+            child,
+            reader: BufReader::new(stream.0),
+            writer: stream.1,
+            timeout,
+            failed: false,
+        })
+    }
+
+    /// The process's name in errors: its chain, and its validator.
+    fn name(&self) -> String {
+        match self.validator {
+            Some(v) => format!("{} validator {v}", self.role.dir_name()),
+            None => self.role.dir_name(),
+        }
     }
 
     fn io_error(&self, e: std::io::Error) -> anyhow::Error {
         use std::io::ErrorKind::{TimedOut, WouldBlock};
         if matches!(e.kind(), WouldBlock | TimedOut) {
-            anyhow!("the process of {} did not answer within {} s", self.role.dir_name(), self.timeout.as_secs())
+            anyhow!("the process of {} did not answer within {} s", self.name(), self.timeout.as_secs())
         } else {
-            anyhow!("the process of {}: {e}", self.role.dir_name())
+            anyhow!("the process of {}: {e}", self.name())
         }
     }
 
@@ -293,21 +455,22 @@ impl ChainProc {
     }
 
     fn exchange(&mut self, req: Value) -> anyhow::Result<Value> {
-        writeln!(self.writer, "{req}").and_then(|_| self.writer.flush()).map_err(|e| self.io_error(e))?;
+        let line = format!("{req}\n");
+        self.writer.write_all(line.as_bytes()).and_then(|_| self.writer.flush()).map_err(|e| self.io_error(e))?;
         let line = read_line(&mut self.reader)
             .map_err(|e| self.io_error(e))?
-            .ok_or_else(|| anyhow!("the process of {} closed its connection", self.role.dir_name()))?
-            .map_err(|e| anyhow!("the process of {} answered {e}", self.role.dir_name()))?;
+            .ok_or_else(|| anyhow!("the process of {} closed its connection", self.name()))?
+            .map_err(|e| anyhow!("the process of {} answered {e}", self.name()))?;
         let v: Value = serde_json::from_str(&line)?;
         match v.get("ok") {
             Some(ok) => Ok(ok.clone()),
-            None => bail!("{}: {}", self.role.dir_name(), v["error"].as_str().unwrap_or("malformed answer")),
+            None => bail!("{}: {}", self.name(), v["error"].as_str().unwrap_or("malformed answer")),
         }
     }
 
     fn u64_of(&mut self, req: Value, field: &str) -> anyhow::Result<u64> {
         let v = self.call(req)?;
-        v[field].as_u64().ok_or_else(|| anyhow!("{}: no {field} in {v}", self.role.dir_name()))
+        v[field].as_u64().ok_or_else(|| anyhow!("{}: no {field} in {v}", self.name()))
     }
 }
 
@@ -341,70 +504,301 @@ impl Drop for Procs {
     }
 }
 
-/// `gridledger xchain up --processes`.
-pub fn up(a: &UpArgs) -> anyhow::Result<Value> {
-    let spec = a.shape.spec();
-    let (root, _tmp) = match &a.shape.dir {
-        Some(d) => (d.clone(), None),
-        None => {
-            let t = tempfile::tempdir()?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
-    // Every chain of the deployment has the same genesis time (recorded in
-    // the root, so a later `up --dir` resumes the same deployment).
-    let spec = pin_genesis_time(&root, spec)?;
-    let gt = spec.genesis_time;
-    let timeout = Duration::from_secs(a.chain_timeout);
-    let mut procs = Procs(Vec::new());
-    procs.0.push(ChainProc::spawn(&a.shape, gt, &root, Role::Bob, timeout)?);
-    for n in 0..spec.chains {
-        procs.0.push(ChainProc::spawn(&a.shape, gt, &root, Role::External(n), timeout)?);
+/// One chain's validator processes, validator `i` at index `i`.
+struct Group(Vec<ChainProc>);
+
+impl Group {
+    fn role(&self) -> Role {
+        self.0[0].role
     }
-    let relayer = relayer_key();
-    let relayer_addr = hex::encode(borsh::to_vec(&relayer.address())?);
-    for _ in 0..a.epochs {
-        let (bob, externals) = procs.0.split_first_mut().ok_or_else(|| anyhow!("no BoB process"))?;
-        for c in externals.iter_mut() {
-            c.call(json!({ "op": "tick" }))?;
+
+    /// Sends `req` to every validator (a transaction reaches every mempool,
+    /// as gossip would carry it).
+    fn send_all(&mut self, req: Value) -> anyhow::Result<()> {
+        for p in &mut self.0 {
+            p.call(req.clone())?;
         }
-        let mut nonce = bob.u64_of(json!({ "op": "nonce", "address": relayer_addr }), "nonce")?;
+        Ok(())
+    }
+
+    /// One block: the scheduled leader of the next height proposes; on a
+    /// deterministic chain the first 2f+1 validators (in index order) each
+    /// re-execute it and sign their commit vote; every validator checks the
+    /// seal and commits. No process signs for another.
+    fn epoch(&mut self) -> anyhow::Result<Height> {
+        let st = self.0[0].call(json!({ "op": "status" }))?;
+        let next = st["height"].as_u64().ok_or_else(|| anyhow!("{}: no height", self.0[0].name()))? + 1;
+        let quorum = st["quorum"].as_u64().unwrap_or(1) as usize;
+        let leader = (next % self.0.len() as u64) as usize;
+        let proposal = self.0[leader].call(json!({ "op": "propose" }))?["block"].clone();
+        let mut block: Block = borsh::from_slice(&hex::decode(proposal.as_str().unwrap_or_default())?)?;
+        if let Seal::Quorum { view, .. } = block.seal {
+            let mut signatures = Vec::with_capacity(quorum);
+            for p in self.0.iter_mut().take(quorum) {
+                let v = p.call(json!({ "op": "vote", "block": proposal }))?;
+                let index = v["index"].as_u64().ok_or_else(|| anyhow!("{}: no vote index", p.name()))? as u32;
+                let sig = borsh::from_slice(&hex::decode(v["signature"].as_str().unwrap_or_default())?)?;
+                signatures.push((index, sig));
+            }
+            block.seal = Seal::Quorum { view, signatures };
+        }
+        let sealed = hex::encode(borsh::to_vec(&block)?);
+        self.send_all(json!({ "op": "commit", "block": sealed }))?;
+        Ok(next)
+    }
+}
+
+/// Every process; stops them (and waits) however the driver ends.
+struct All(Vec<Group>);
+
+impl Drop for All {
+    fn drop(&mut self) {
+        for g in &mut self.0 {
+            drop(Procs(std::mem::take(&mut g.0)));
+        }
+    }
+}
+
+/// Every validator process of a BoB-MBS and the driver's view of them:
+/// the network between a chain's validators and the relayer.
+struct Net {
+    all: All,
+    spec: MbsSpec,
+    relayer: KeyPair,
+    /// The temporary directory of a deployment without `--dir`.
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Net {
+    /// Starts one process per validator of the BoB and of each external chain.
+    fn start(shape: &ShapeArgs, chain_timeout: u64) -> anyhow::Result<Self> {
+        let spec = shape.spec();
+        let (root, tmp) = match &shape.dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempfile::tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        // Every chain of the deployment has the same genesis time (recorded in
+        // the root, so a later `up --dir` resumes the same deployment).
+        let spec = pin_genesis_time(&root, spec)?;
+        let gt = spec.genesis_time;
+        let timeout = Duration::from_secs(chain_timeout);
+        let mut all = All(Vec::new());
+        let roles: Vec<(Role, usize)> = std::iter::once((Role::Bob, spec.bob_validators))
+            .chain((0..spec.chains).map(|n| (Role::External(n), spec.validators)))
+            .collect();
+        for (role, n) in roles {
+            let mut g = Group(Vec::new());
+            for v in 0..n {
+                // Pushed one by one, so a failed start stops those already running.
+                match ChainProc::spawn(shape, gt, &root, role, v, timeout) {
+                    Ok(p) => g.0.push(p),
+                    Err(e) => {
+                        all.0.push(g);
+                        return Err(e);
+                    }
+                }
+            }
+            all.0.push(g);
+        }
+        Ok(Self { all, spec, relayer: relayer_key(), _tmp: tmp })
+    }
+
+    fn group(&mut self, chain: ChainId) -> anyhow::Result<&mut Group> {
+        self.all.0.iter_mut().find(|g| g.role().chain_id() == chain).ok_or_else(|| anyhow!("no chain {chain}"))
+    }
+
+    /// One epoch of the BoB-MBS ([`BobMbs::tick`]): every external chain
+    /// makes a block, the relayer sends the headers the BoB has not stored
+    /// (at most `relay_per_block` each) to every BoB validator, the BoB
+    /// makes its block.
+    ///
+    /// [`BobMbs::tick`]: gridledger_xchain::BobMbs::tick
+    fn epoch(&mut self) -> anyhow::Result<()> {
+        let relayer_addr = hex::encode(borsh::to_vec(&self.relayer.address())?);
+        let (bob, externals) = self.all.0.split_first_mut().ok_or_else(|| anyhow!("no BoB processes"))?;
         for c in externals.iter_mut() {
-            let chain = c.role.chain_id();
-            let stored = bob_tip(bob, chain)?;
-            let height = c.u64_of(json!({ "op": "status" }), "height")?;
-            // The BoB stores at most `relay_per_block` headers per block.
-            let height = height.min(stored + bob::relay_per_block(spec.kappa, spec.finality.confirmations()));
+            c.epoch()?;
+        }
+        let mut nonce = bob.0[0].u64_of(json!({ "op": "nonce", "address": relayer_addr }), "nonce")?;
+        for c in externals.iter_mut() {
+            let chain = c.role().chain_id();
+            let stored = bob_tip(&mut bob.0[0], chain)?;
+            let height = c.0[0].u64_of(json!({ "op": "status" }), "height")?;
+            let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
+            let height = height.min(stored + cap);
             let mut h = stored + 1;
             while h <= height {
                 let end = (h + MAX_RELAY_BATCH as u64 - 1).min(height);
                 let mut headers = Vec::new();
                 for x in h..=end {
-                    let v = c.call(json!({ "op": "header", "height": x }))?;
+                    let v = c.0[0].call(json!({ "op": "header", "height": x }))?;
                     let bytes = hex::decode(v["header"].as_str().unwrap_or_default())?;
                     headers.push(borsh::from_slice(&bytes)?);
                 }
-                let tx = relay_tx(&relayer, nonce, &Relay { chain, headers });
-                bob.call(json!({ "op": "submit", "tx": hex::encode(tx.to_bytes()) }))?;
+                let tx = relay_tx(&self.relayer, nonce, &Relay { chain, headers });
+                bob.send_all(json!({ "op": "submit", "tx": hex::encode(tx.to_bytes()) }))?;
                 nonce += 1;
                 h = end + 1;
             }
         }
-        bob.call(json!({ "op": "tick" }))?;
+        bob.epoch()?;
+        Ok(())
     }
-    let (bob, externals) = procs.0.split_first_mut().ok_or_else(|| anyhow!("no BoB process"))?;
-    let bob_status = bob.call(json!({ "op": "status" }))?;
-    let mut chains = Vec::new();
-    let mut pids = vec![json!({ "role": "bob", "pid": bob_status["pid"] })];
-    for c in externals.iter_mut() {
-        let mut s = c.call(json!({ "op": "status" }))?;
-        s["bob_stored_tip"] = json!(bob_tip(bob, c.role.chain_id())?);
-        pids.push(json!({ "role": c.role.dir_name(), "pid": s["pid"] }));
-        chains.push(s);
+
+    /// Sends `tx` to every validator of `chain` (every mempool).
+    fn submit(&mut self, chain: ChainId, tx: &SignedTransaction) -> anyhow::Result<()> {
+        self.group(chain)?.send_all(json!({ "op": "submit", "tx": hex::encode(tx.to_bytes()) }))
     }
+
+    fn ask(&mut self, chain: ChainId, req: Value) -> anyhow::Result<Value> {
+        self.group(chain)?.0[0].call(req)
+    }
+
+    fn height(&mut self, chain: ChainId) -> anyhow::Result<Height> {
+        self.group(chain)?.0[0].u64_of(json!({ "op": "status" }), "height")
+    }
+
+    fn nonce(&mut self, chain: ChainId, a: &Address) -> anyhow::Result<u64> {
+        let a = hex::encode(borsh::to_vec(a)?);
+        self.group(chain)?.0[0].u64_of(json!({ "op": "nonce", "address": a }), "nonce")
+    }
+
+    fn balance(&mut self, chain: ChainId, a: &Address) -> anyhow::Result<u128> {
+        let v = self.ask(chain, json!({ "op": "balance", "address": hex::encode(borsh::to_vec(a)?) }))?;
+        Ok(v["balance"].as_str().unwrap_or_default().parse()?)
+    }
+
+    fn receipt(&mut self, chain: ChainId, h: &Hash32) -> anyhow::Result<Option<Receipt>> {
+        let v = self.ask(chain, json!({ "op": "receipt", "hash": hex::encode(borsh::to_vec(h)?) }))?;
+        v["receipt"].as_str().map(|r| Ok(borsh::from_slice(&hex::decode(r)?)?)).transpose()
+    }
+
+    fn tx_proof(&mut self, chain: ChainId, h: &Hash32) -> anyhow::Result<Option<(Height, MerkleProof)>> {
+        let v = self.ask(chain, json!({ "op": "tx_proof", "hash": hex::encode(borsh::to_vec(h)?) }))?;
+        v["proof"].as_str().map(|p| Ok(borsh::from_slice(&hex::decode(p)?)?)).transpose()
+    }
+
+    fn record<T: borsh::BorshDeserialize>(&mut self, key: &[u8]) -> anyhow::Result<Option<T>> {
+        let v = self.ask(BOB_CHAIN, json!({ "op": "record", "key": hex::encode(key) }))?;
+        v["value"].as_str().map(|r| Ok(borsh::from_slice(&hex::decode(r)?)?)).transpose()
+    }
+
+    /// Runs epochs until `cond` holds, at most `MAX_WAIT` of them.
+    fn until(&mut self, what: &str, mut cond: impl FnMut(&mut Self) -> anyhow::Result<bool>) -> anyhow::Result<()> {
+        for _ in 0..MAX_WAIT {
+            if cond(self)? {
+                return Ok(());
+            }
+            self.epoch()?;
+        }
+        bail!("{what}: not within {MAX_WAIT} epochs")
+    }
+
+    /// Epochs until `tx` is in a block of `chain` the BoB holds as final;
+    /// returns its block and Merkle proof.
+    fn landed(&mut self, chain: ChainId, tx: &SignedTransaction) -> anyhow::Result<(Height, MerkleProof)> {
+        let k = self.spec.finality.confirmations() as u64;
+        let mut found = None;
+        self.until(&format!("transaction {} on chain {chain}", tx.hash()), |net| {
+            if found.is_none() {
+                found = net.tx_proof(chain, &tx.hash())?;
+            }
+            Ok(match &found {
+                Some((h, _)) => bob_tip(&mut net.group(BOB_CHAIN)?.0[0], chain)? >= h + k,
+                None => false,
+            })
+        })?;
+        found.ok_or_else(|| anyhow!("transaction {} vanished", tx.hash()))
+    }
+
+    /// Submits a BoB transaction, runs one epoch, and requires its success.
+    fn bob_ok(&mut self, tx: &SignedTransaction) -> anyhow::Result<Receipt> {
+        self.submit(BOB_CHAIN, tx)?;
+        self.epoch()?;
+        let r = self
+            .receipt(BOB_CHAIN, &tx.hash())?
+            .ok_or_else(|| anyhow!("BoB transaction {} not included", tx.hash()))?;
+        match &r.status {
+            TxStatus::Success => Ok(r),
+            TxStatus::Reverted(why) => bail!("the BoB refused {}: {why}", method_name(tx)),
+        }
+    }
+
+    fn bob_call<A: borsh::BorshSerialize>(
+        &mut self,
+        key: &KeyPair,
+        method: &str,
+        args: &A,
+        value: u128,
+    ) -> anyhow::Result<SignedTransaction> {
+        let nonce = self.nonce(BOB_CHAIN, &key.address())?;
+        Ok(bob_call_signed(key, nonce, method, args, Amount(value)))
+    }
+
+    /// The status of every process: (BoB validator 0's, each external chain's
+    /// with its validators' heights and the BoB's stored tip, every pid).
+    fn report(&mut self) -> anyhow::Result<(Value, Vec<Value>, Vec<Value>)> {
+        let (bob, externals) = self.all.0.split_first_mut().ok_or_else(|| anyhow!("no BoB processes"))?;
+        let mut pids = Vec::new();
+        let mut bob_status = Value::Null;
+        for p in &mut bob.0 {
+            let s = p.call(json!({ "op": "status" }))?;
+            pids.push(json!({ "role": "bob", "validator": s["validator"], "pid": s["pid"] }));
+            if bob_status.is_null() {
+                bob_status = s;
+            }
+        }
+        let mut chains = Vec::new();
+        for c in externals.iter_mut() {
+            let chain = c.role().chain_id();
+            let name = c.role().dir_name();
+            let mut first = Value::Null;
+            let mut heights = Vec::new();
+            for p in &mut c.0 {
+                let s = p.call(json!({ "op": "status" }))?;
+                pids.push(json!({ "role": name, "validator": s["validator"], "pid": s["pid"] }));
+                heights.push(s["height"].clone());
+                if first.is_null() {
+                    first = s;
+                }
+            }
+            first["bob_stored_tip"] = json!(bob_tip(&mut bob.0[0], chain)?);
+            first["validator_heights"] = json!(heights);
+            if let Some(o) = first.as_object_mut() {
+                o.remove("validator");
+                o.remove("pid");
+            }
+            chains.push(first);
+        }
+        Ok((bob_status, chains, pids))
+    }
+}
+
+/// Most epochs the driver waits for one step of a swap.
+const MAX_WAIT: u64 = 200;
+
+fn method_name(tx: &SignedTransaction) -> String {
+    match &tx.tx.kind {
+        gridledger_ledger::TxKind::Call { method, .. } => method.clone(),
+        _ => "a transfer".into(),
+    }
+}
+
+/// `gridledger xchain up --processes`: one process per validator of the
+/// BoB and of every external chain.
+pub fn up(a: &UpArgs) -> anyhow::Result<Value> {
+    let mut net = Net::start(&a.shape, a.chain_timeout)?;
+    for _ in 0..a.epochs {
+        net.epoch()?;
+    }
+    let (bob_status, chains, pids) = net.report()?;
+    let spec = net.spec.clone();
     let committee =
         BobCommittee::dev(spec.bob_validators, spec.committee_seed).map_err(|e| anyhow!("threshold key: {e}"))?;
-    drop(procs);
+    drop(net);
     Ok(json!({
         "bob": { "chain": bob_status["chain"], "height": bob_status["height"], "validators": bob_status["validators"],
                  "threshold": format!("{} of {}", committee.set.threshold(), committee.set.members()) },
@@ -413,6 +807,118 @@ pub fn up(a: &UpArgs) -> anyhow::Result<Value> {
         "external": chains,
         "processes": pids,
         "driver_pid": std::process::id(),
+    }))
+}
+
+/// `gridledger xchain swap --processes`: one honest CCTE (Algorithm 5.1)
+/// with every validator in its own process. The driver plays the
+/// participants as [`BobMbs::swap`] does: the liquidity provider fills
+/// SC_AMM's pool through Π_CCTC, both parties deposit in SC_D, the sender
+/// sends the CCT with the receiver's signature on the terms (nonce floors
+/// from the chains), both pay their native transfer once the chains are
+/// past `e_* + κ̄` and post it to the BoB, and each proves it once the BoB
+/// holds its block as final.
+///
+/// [`BobMbs::swap`]: gridledger_xchain::BobMbs::swap
+pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
+    const LIQUIDITY: u128 = 1_000_000;
+    const DEPOSIT: u128 = 1_000_000;
+    let mut net = Net::start(&a.shape, chain_timeout)?;
+    let spec = net.spec.clone();
+    let committee =
+        BobCommittee::dev(spec.bob_validators, spec.committee_seed).map_err(|e| anyhow!("threshold key: {e}"))?;
+    let (sender, receiver, provider) = (dev_key(0), dev_key(1), dev_key(7));
+    let (chain_i, chain_j) = (FIRST_EXTERNAL + a.from, FIRST_EXTERNAL + a.to);
+    let started = Instant::now();
+    // Π_CCTC: the provider locks Token_i in TPK_Addr_i, claims it, provides it.
+    for n in 0..spec.chains {
+        let c = FIRST_EXTERNAL + n as ChainId;
+        let tpk = tpk_address(&committee.group_key_bytes(), c);
+        let lock = transfer(&provider, c, net.nonce(c, &provider.address())?, tpk, Amount(LIQUIDITY), Amount(1));
+        net.submit(c, &lock)?;
+        let (height, proof) = net.landed(c, &lock)?;
+        let claim = net.bob_call(&provider, "claim", &Claim { chain: c, height, nt: lock, proof }, 0)?;
+        net.bob_ok(&claim)?;
+        let p = net.bob_call(&provider, "provide", &Provide { token: c, amount: LIQUIDITY }, 0)?;
+        net.bob_ok(&p)?;
+    }
+    let p = net.bob_call(&provider, "provide", &Provide { token: BOB_CHAIN, amount: LIQUIDITY }, LIQUIDITY)?;
+    net.bob_ok(&p)?;
+    for who in [&sender, &receiver] {
+        let d = net.bob_call(who, "deposit", &(), DEPOSIT)?;
+        net.bob_ok(&d)?;
+    }
+    let before = [
+        net.balance(chain_i, &sender.address())?,
+        net.balance(chain_i, &receiver.address())?,
+        net.balance(chain_j, &sender.address())?,
+        net.balance(chain_j, &receiver.address())?,
+    ];
+    // Phase 1: the CCT.
+    let terms = CctTerms {
+        chain_i,
+        chain_j,
+        sender_i: sender.address(),
+        sender_j: sender.address(),
+        sender_b: sender.address(),
+        receiver_i: receiver.address(),
+        receiver_j: receiver.address(),
+        receiver_pk: receiver.public(),
+        x_j: a.amount as u128,
+        min_x_i: 1,
+        max_x_i: u128::MAX,
+        expires_at: net.height(BOB_CHAIN)? + 16,
+        salt: 1,
+        nonce_floor_i: net.nonce(chain_i, &sender.address())?,
+        nonce_floor_j: net.nonce(chain_j, &receiver.address())?,
+    };
+    let receiver_sig = receiver.sign(&terms.digest(BOB_CHAIN));
+    let id = terms.id();
+    let cct = net.bob_call(&sender, "cct", &CctArgs { terms, receiver_sig }, 0)?;
+    net.bob_ok(&cct)?;
+    let rec: CctRecord = net.record(&bob::keys::cct(&id))?.ok_or_else(|| anyhow!("no CCT record"))?;
+    let kb = spec.kappa_bar;
+    net.until("the native window", |net| {
+        Ok(net.height(chain_i)? >= rec.e_i + kb && net.height(chain_j)? >= rec.e_j + kb)
+    })?;
+    // Phase 2: each side's ordinary transfer, to its chain and to the BoB.
+    let mut nts = Vec::new();
+    for (side, key) in [(Side::Sender, &sender), (Side::Receiver, &receiver)] {
+        let (chain, _payer, to, amount) = rec.instruction(side);
+        let nt = transfer(key, chain, net.nonce(chain, &key.address())?, to, Amount(amount), Amount(1));
+        net.submit(chain, &nt)?;
+        let post = net.bob_call(key, "post_nt", &PostNt { cct: id, side, nt: nt.clone() }, 0)?;
+        net.submit(BOB_CHAIN, &post)?;
+        nts.push((side, key, chain, nt));
+    }
+    // Phase 3: each proves its transfer once the BoB holds its block as final.
+    for (side, key, chain, nt) in nts {
+        let (height, proof) = net.landed(chain, &nt)?;
+        let pt = net.bob_call(key, "prove", &ProofTx { cct: id, side, nt, height, proof }, 0)?;
+        net.bob_ok(&pt)?;
+    }
+    let rec: CctRecord = net.record(&bob::keys::cct(&id))?.ok_or_else(|| anyhow!("no CCT record"))?;
+    let after = [
+        net.balance(chain_i, &sender.address())?,
+        net.balance(chain_i, &receiver.address())?,
+        net.balance(chain_j, &sender.address())?,
+        net.balance(chain_j, &receiver.address())?,
+    ];
+    let wall = started.elapsed().as_secs_f64();
+    let (_, _, pids) = net.report()?;
+    drop(net);
+    Ok(json!({
+        "record": rec,
+        "x_i": rec.x_i.to_string(),
+        "balances": {
+            "sender_i": [before[0].to_string(), after[0].to_string()],
+            "receiver_i": [before[1].to_string(), after[1].to_string()],
+            "sender_j": [before[2].to_string(), after[2].to_string()],
+            "receiver_j": [before[3].to_string(), after[3].to_string()],
+        },
+        "processes": pids,
+        "driver_pid": std::process::id(),
+        "wall_s": wall,
     }))
 }
 

@@ -1,6 +1,9 @@
 //! One module per experiment; each is listed once in [`crate::registry`].
 
 pub mod cns_channel_costs;
+pub mod fl_comm;
+pub mod fl_convergence;
+pub mod fl_steps;
 pub mod ior_day;
 pub mod ior_fig_3_5;
 pub mod ior_fig_3_6;

@@ -48,6 +48,12 @@ pub enum Alert {
     NodeUnreachable { cid: Hash32, rpc: String, attempts: u32, last_error: String },
     /// A dispute against us is close to its deadline and no answer landed.
     DeadlineNear { cid: Hash32, t_end_ms: u64, left_ms: u64 },
+    /// A party cannot bind a listening address of its spec (`what`: "peer"
+    /// or "control"; e.g. another local process holds it). The party keeps
+    /// guarding the channel (it dials its peer and watches the chain) and
+    /// retries the bind with back-off; alerted at the first failure and
+    /// every [`ALERT_AFTER_ATTEMPTS`]-th after.
+    ListenFailing { cid: Hash32, what: String, addr: String, attempts: u32, last_error: String },
 }
 
 impl Alert {
@@ -59,6 +65,25 @@ impl Alert {
 /// Where alerts go.
 pub trait AlertSink: Send + Sync {
     fn alert(&self, a: &Alert);
+}
+
+/// An optional alert sink for a party ([`super::party::PartyOptions`]).
+#[derive(Clone, Default)]
+pub struct AlertHook(pub Option<std::sync::Arc<dyn AlertSink>>);
+
+impl AlertHook {
+    pub fn alert(&self, a: &Alert) {
+        match &self.0 {
+            Some(s) => s.alert(a),
+            None => tracing::error!("alert: {}", a.to_json()),
+        }
+    }
+}
+
+impl std::fmt::Debug for AlertHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "AlertHook(sink)" } else { "AlertHook(none)" })
+    }
 }
 
 /// Drops alerts (the library default; the log still has them).

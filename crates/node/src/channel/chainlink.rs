@@ -155,6 +155,10 @@ pub fn chain_event_of(e: &Value, cid: &Hash32) -> Option<ChainEvent> {
         },
         "cns_dispute_resolved" => ChainEvent::DisputeResolved { counter: num("counter") },
         "cns_channel_closed" => ChainEvent::Closed { counter: num("counter") },
+        "cns_channel_withdrawn" => {
+            let amt = |k: &str| Amount(attr(k).and_then(|v| v.parse::<u128>().ok()).unwrap_or(0));
+            ChainEvent::WithdrawalPaid { paid: [amt("withdrawn0"), amt("withdrawn1")] }
+        }
         // An aborted open ends the channel before any update.
         "cns_channel_aborted" => ChainEvent::Closed { counter: 0 },
         _ => return None,

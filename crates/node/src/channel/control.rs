@@ -1,33 +1,53 @@
-//! Guarded loopback control ports: the party's own (`channel open`) and
+//! Guarded control ports: the party's own (`channel open`) and
 //! `channel serve`'s manager port share one accept loop and one connection
 //! discipline.
+//!
+//! **Where.** A party's own control channel is, on Unix, a Unix domain
+//! socket `control.sock` inside the party directory ([`CONTROL_SOCKET_FILE`]):
+//! the directory is made mode 0700 and the socket 0600 at each start, so
+//! only the owner (and root) can connect at all, and nobody else can bind
+//! it while the party is down. The `--dir` commands talk to it. TCP (a
+//! loopback address) is used only where explicitly asked: `channel serve
+//! --control ADDR`, a listener handed to
+//! [`super::party::spawn_party_on`], and on non-Unix targets.
 //!
 //! - Every request line carries a secret token (256 bits, hex) that the
 //!   process wrote to a file only its user can read (mode 0600); the first
 //!   line that is not a request carrying the token is answered with an
 //!   error and ends the connection. So a line of another protocol (a
 //!   browser's `POST / HTTP/1.1` to a loopback port) ends the connection
-//!   before its body could be read as a request.
+//!   before its body could be read as a request. On the Unix socket the
+//!   token is defence in depth (the file modes already keep others out).
 //! - At most [`ControlLimits::max_connections`] connections are served at
 //!   once; a connection must prove the token within
-//!   [`ControlLimits::first_line_deadline`].
-//! - Idle connections without the token cannot lock the token holder out:
-//!   beyond the cap, up to [`OVERFLOW_CONNECTIONS`] further connections get
-//!   [`OVERFLOW_DEADLINE`] to send a request with the token; one that does
-//!   takes the slot of the oldest connection that has not proved the token
-//!   (that one is ended), the others are ended. A connection beyond those
-//!   is closed at once.
+//!   [`ControlLimits::first_line_deadline`] (1 s by default: a local CLI
+//!   sends its line as it connects).
+//! - **Eviction (TCP; what remains guaranteed).** Past the cap, every new
+//!   connection takes the slot of the *oldest* connection that has not
+//!   proved the token (that one is ended); only when every slot is held by
+//!   a token holder is a new connection closed at once. So idle
+//!   connections cannot hold slots against a newcomer: a token holder that
+//!   sends its line as it connects is served unless `max_connections`
+//!   newer connections reach the port before the port has read that line.
+//!   An attacker who keeps more than `max_connections` connections cycling
+//!   must out-run the port's own read of a line already in its socket
+//!   buffer, at the cost of a visible connection storm; any local user can
+//!   still try, which is why the party's own channel is a Unix socket. The
+//!   client authenticates nothing about a TCP listener: a local user who
+//!   binds the address first (while the process is down) receives the
+//!   token a client sends there. Use TCP control only on a host whose
+//!   local users are trusted, and keep `--token-file` private.
 //! - An accept error (e.g. out of file descriptors) is logged and retried
 //!   with back-off (10 ms doubling to 1 s): the port never ends by itself.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 
 /// Limits of a control port against local clients that do not know the
@@ -38,29 +58,68 @@ pub struct ControlLimits {
     /// request line; a connection that has not proved the token by then is
     /// ended. Later requests on an authenticated connection have no deadline.
     pub first_line_deadline: Duration,
-    /// Most connections served at once; a connection beyond it is closed
-    /// straight after it is accepted (the client sees end of stream),
-    /// unless it proves the token within [`OVERFLOW_DEADLINE`] (see the
-    /// module doc).
+    /// Most connections served at once; a connection beyond it takes the
+    /// slot of the oldest connection that has not proved the token, or is
+    /// closed straight after it is accepted (the client sees end of
+    /// stream) when every slot is held by a token holder (see the module
+    /// doc).
     pub max_connections: usize,
 }
 
 impl Default for ControlLimits {
-    /// 5 s for the first line (a local CLI sends it at once), 64 connections.
+    /// 1 s for the first line (a local CLI sends it at once), 64 connections.
     fn default() -> Self {
-        ControlLimits { first_line_deadline: Duration::from_secs(5), max_connections: 64 }
+        ControlLimits { first_line_deadline: Duration::from_secs(1), max_connections: 64 }
     }
 }
 
-/// Connections beyond the cap that may still prove the token.
-pub const OVERFLOW_CONNECTIONS: usize = 8;
-
-/// How long a connection beyond the cap has to send a request with the
-/// token (a local CLI sends it at once).
-pub const OVERFLOW_DEADLINE: Duration = Duration::from_secs(1);
-
 /// The file, in a party's directory, holding its control port's token.
 pub const CONTROL_TOKEN_FILE: &str = "control.token";
+
+/// The party's own control socket (Unix), inside its directory.
+pub const CONTROL_SOCKET_FILE: &str = "control.sock";
+
+/// A listener a guarded control port can serve on (TCP, or a Unix socket).
+pub(crate) trait ControlListener: Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept_one(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl ControlListener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+#[cfg(unix)]
+impl ControlListener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+/// Binds the party's own control socket at `dir/control.sock` (Unix): the
+/// directory is set to mode 0700 and the socket to 0600, so only the owner
+/// can connect. A socket file left by an earlier run is replaced (the
+/// caller holds the directory's store lock, so no live party owns it);
+/// anything else at that path is refused.
+#[cfg(unix)]
+pub fn bind_control_socket(dir: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let path = dir.join(CONTROL_SOCKET_FILE);
+    if let Ok(m) = std::fs::symlink_metadata(&path) {
+        if !m.file_type().is_socket() {
+            return Err(std::io::Error::other(format!("{} exists and is not a socket", path.display())));
+        }
+        std::fs::remove_file(&path)?;
+    }
+    let l = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
 
 /// A fresh random control token (256 bits, hex).
 pub fn new_token() -> String {
@@ -112,31 +171,47 @@ pub(crate) trait Tokened: DeserializeOwned + Send + 'static {
 #[derive(Default)]
 struct Slots {
     next: u64,
+    /// Slots taken (an evicted connection's slot is already passed on).
     live: usize,
-    overflow: usize,
     /// Live connections that have not proved the token, oldest first, with
     /// the sender that ends each.
     unproven: BTreeMap<u64, oneshot::Sender<()>>,
+    /// Connections told to end whose slot went to a newcomer.
+    evicted: BTreeSet<u64>,
+}
+
+impl Slots {
+    /// A slot for a new connection: a free one, else the oldest unproven
+    /// connection's (ended); `None` when token holders hold every slot.
+    fn admit(&mut self, max: usize) -> Option<(u64, oneshot::Receiver<()>)> {
+        if self.live >= max {
+            let (old, end) = self.unproven.pop_first()?;
+            let _ = end.send(());
+            self.evicted.insert(old);
+        } else {
+            self.live += 1;
+        }
+        let id = self.next;
+        self.next += 1;
+        let (tx, rx) = oneshot::channel();
+        self.unproven.insert(id, tx);
+        Some((id, rx))
+    }
 }
 
 /// One connection's place in [`Slots`], given back when it ends.
 struct Held {
     slots: Arc<Mutex<Slots>>,
     id: u64,
-    live: bool,
-    overflow: bool,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         if let Ok(mut s) = self.slots.lock() {
-            if self.live {
+            s.unproven.remove(&self.id);
+            if !s.evicted.remove(&self.id) {
                 s.live = s.live.saturating_sub(1);
             }
-            if self.overflow {
-                s.overflow = s.overflow.saturating_sub(1);
-            }
-            s.unproven.remove(&self.id);
         }
     }
 }
@@ -145,8 +220,8 @@ impl Drop for Held {
 /// each request line is parsed as `Req`, checked against `token` and
 /// answered with `answer`'s reply; `error` makes the reply of a refused
 /// line. Lines are at most `max_line` bytes.
-pub(crate) async fn serve_guarded<Req, Rep, F, Fut>(
-    listener: tokio::net::TcpListener,
+pub(crate) async fn serve_guarded<L, Req, Rep, F, Fut>(
+    listener: L,
     token: String,
     limits: ControlLimits,
     max_line: u64,
@@ -157,14 +232,15 @@ pub(crate) async fn serve_guarded<Req, Rep, F, Fut>(
     Rep: Serialize + Send + 'static,
     F: Fn(Req) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Rep> + Send + 'static,
+    L: ControlListener,
 {
     let token = Arc::new(token);
     let answer = Arc::new(answer);
     let slots: Arc<Mutex<Slots>> = Arc::default();
     let mut backoff = Duration::from_millis(10);
     loop {
-        let sock = match listener.accept().await {
-            Ok((s, _)) => {
+        let sock = match listener.accept_one().await {
+            Ok(s) => {
                 backoff = Duration::from_millis(10);
                 s
             }
@@ -177,21 +253,9 @@ pub(crate) async fn serve_guarded<Req, Rep, F, Fut>(
         };
         let admitted = {
             let Ok(mut s) = slots.lock() else { return };
-            let id = s.next;
-            s.next += 1;
-            if s.live < limits.max_connections {
-                s.live += 1;
-                let (tx, rx) = oneshot::channel();
-                s.unproven.insert(id, tx);
-                Some((Held { slots: slots.clone(), id, live: true, overflow: false }, Some(rx)))
-            } else if s.overflow < OVERFLOW_CONNECTIONS {
-                s.overflow += 1;
-                Some((Held { slots: slots.clone(), id, live: false, overflow: true }, None))
-            } else {
-                None
-            }
+            s.admit(limits.max_connections).map(|(id, rx)| (Held { slots: slots.clone(), id }, rx))
         };
-        // Over every cap: dropping the socket closes it at once.
+        // Every slot held by a token holder: dropping the socket closes it.
         let Some((held, evict)) = admitted else {
             drop(sock);
             continue;
@@ -202,10 +266,10 @@ pub(crate) async fn serve_guarded<Req, Rep, F, Fut>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn connection<Req, Rep, F, Fut>(
-    sock: tokio::net::TcpStream,
-    mut held: Held,
-    mut evict: Option<oneshot::Receiver<()>>,
+async fn connection<S, Req, Rep, F, Fut>(
+    sock: S,
+    held: Held,
+    mut evict: oneshot::Receiver<()>,
     token: Arc<String>,
     limits: ControlLimits,
     max_line: u64,
@@ -216,8 +280,9 @@ async fn connection<Req, Rep, F, Fut>(
     Rep: Serialize + Send + 'static,
     F: Fn(Req) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Rep> + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (rd, mut wr) = sock.into_split();
+    let (rd, mut wr) = tokio::io::split(sock);
     let mut reader = BufReader::new(rd);
     let mut authenticated = false;
     loop {
@@ -227,25 +292,14 @@ async fn connection<Req, Rep, F, Fut>(
         let n = if authenticated {
             read.await
         } else {
-            let deadline = if held.overflow {
-                limits.first_line_deadline.min(OVERFLOW_DEADLINE)
-            } else {
-                limits.first_line_deadline
-            };
-            let evicted = async {
-                match evict.as_mut() {
-                    Some(rx) => {
-                        let _ = rx.await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
             tokio::select! {
-                r = tokio::time::timeout(deadline, read) => match r {
+                biased;
+                // A line already read wins over an eviction in the same poll.
+                r = tokio::time::timeout(limits.first_line_deadline, read) => match r {
                     Ok(r) => r,
                     Err(_) => return, // no authenticated line in time
                 },
-                _ = evicted => return, // a token holder took the slot
+                _ = &mut evict => return, // a newer connection took the slot
             }
         };
         let n = match n {
@@ -264,11 +318,10 @@ async fn connection<Req, Rep, F, Fut>(
                 Err(e) => (error(format!("bad request (a request carries the control token): {e}")), true),
                 Ok(r) if !token_matches(r.token(), &token) => (error("wrong control token".into()), true),
                 Ok(r) => {
-                    if !authenticated && !prove(&mut held) {
-                        (error("control port busy: every connection is in use".into()), true)
+                    if !authenticated && !prove(&held) {
+                        (error("control port busy: this connection's slot was taken".into()), true)
                     } else {
                         authenticated = true;
-                        evict = None;
                         (answer(r).await, false)
                     }
                 }
@@ -282,20 +335,13 @@ async fn connection<Req, Rep, F, Fut>(
     }
 }
 
-/// A connection proved the token: it leaves the unproven set; one beyond
-/// the cap takes the slot of the oldest unproven connection (ended), or is
-/// refused when every slot is held by a token holder.
-fn prove(held: &mut Held) -> bool {
+/// A connection proved the token: it leaves the unproven set and keeps its
+/// slot (false if it had just been evicted: its slot is gone).
+fn prove(held: &Held) -> bool {
     let Ok(mut s) = held.slots.lock() else { return false };
-    if !held.overflow {
-        s.unproven.remove(&held.id);
-        return true;
+    if s.evicted.contains(&held.id) {
+        return false;
     }
-    let Some((_, oldest)) = s.unproven.pop_first() else { return false };
-    let _ = oldest.send(());
-    s.overflow = s.overflow.saturating_sub(1);
-    s.live += 1;
-    held.overflow = false;
-    held.live = true;
+    s.unproven.remove(&held.id);
     true
 }

@@ -18,7 +18,10 @@
 //! proposed, in order, as the window frees.
 //!
 //! The user talks to a running party through [`PartyHandle`] (in process) or
-//! its loopback control port (one JSON line per request, one per answer:
+//! its control channel — on Unix the socket `control.sock` in the party
+//! directory (directory 0700, socket 0600), a loopback TCP port only where
+//! one is handed over ([`spawn_party_on`]) or on other targets — (one JSON
+//! line per request, one per answer:
 //! `{"cmd":"pay","energy":500,"price":120}`, `{"cmd":"open"}`,
 //! `{"cmd":"close"}`, `{"cmd":"ask","energy":500,"price":120}` (a payment
 //! request to the peer), `{"cmd":"status"}`, `{"cmd":"shutdown"}`), each
@@ -137,6 +140,8 @@ pub struct PartyOptions {
     /// Proposal window (updates in flight); `None`: the spec's
     /// ([`gridledger_channels::machine::DEFAULT_WINDOW`]).
     pub window: Option<usize>,
+    /// Where the party's own alerts go (a listening address it cannot bind).
+    pub alerts: super::alert::AlertHook,
 }
 
 impl Default for PartyOptions {
@@ -150,6 +155,7 @@ impl Default for PartyOptions {
             poll: Duration::from_millis(50),
             events: None,
             window: None,
+            alerts: super::alert::AlertHook::default(),
         }
     }
 }
@@ -231,6 +237,101 @@ fn tokio_listener(l: std::net::TcpListener) -> std::io::Result<tokio::net::TcpLi
     tokio::net::TcpListener::from_std(l)
 }
 
+/// Binds a TCP listener as the network layer does (address reuse, so a
+/// restarted party gets its port back while old links sit in TIME_WAIT).
+fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Failed binds of one listening address: logged each time, alerted at the
+/// first and every [`super::alert::ALERT_AFTER_ATTEMPTS`]-th after.
+struct ListenFails {
+    cid: Hash32,
+    what: &'static str,
+    addr: std::net::SocketAddr,
+    alerts: super::alert::AlertHook,
+    attempts: u32,
+}
+
+impl ListenFails {
+    fn new(cid: Hash32, what: &'static str, addr: std::net::SocketAddr, alerts: super::alert::AlertHook) -> Self {
+        ListenFails { cid, what, addr, alerts, attempts: 0 }
+    }
+
+    fn failed(&mut self, e: &std::io::Error) {
+        self.attempts = self.attempts.saturating_add(1);
+        tracing::warn!("cannot bind the {} address {} (attempt {}): {e}", self.what, self.addr, self.attempts);
+        if self.attempts == 1 || self.attempts.is_multiple_of(super::alert::ALERT_AFTER_ATTEMPTS) {
+            self.alerts.alert(&super::alert::Alert::ListenFailing {
+                cid: self.cid,
+                what: self.what.into(),
+                addr: self.addr.to_string(),
+                attempts: self.attempts,
+                last_error: e.to_string(),
+            });
+        }
+    }
+}
+
+/// Back-off between tries to bind a listening address: 100 ms doubling to
+/// 5 s.
+const BIND_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Keeps trying to bind `listen`; once bound, forwards every connection to
+/// `to` (the party's ephemeral peer listener; the link's own handshake
+/// authenticates the peer end to end). Ends when aborted.
+async fn forward_when_bound(listen: std::net::SocketAddr, to: std::net::SocketAddr, mut fails: ListenFails) {
+    let mut backoff = Duration::from_millis(100);
+    let l = loop {
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BIND_RETRY_MAX);
+        match bind_tcp(listen) {
+            Ok(l) => break l,
+            Err(e) => fails.failed(&e),
+        }
+    };
+    tracing::info!("bound the {} address {listen} again", fails.what);
+    loop {
+        match l.accept().await {
+            Ok((mut inbound, _)) => {
+                tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("accept on {listen}: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A TCP control port (non-Unix targets): bound with back-off until the
+/// address is free, then served; the party runs meanwhile.
+#[cfg_attr(unix, allow(dead_code))]
+async fn serve_control_when_bound(
+    addr: std::net::SocketAddr,
+    token: String,
+    to_party: mpsc::Sender<Request0>,
+    mut fails: ListenFails,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let l = loop {
+        match bind_tcp(addr) {
+            Ok(l) => break l,
+            Err(e) => fails.failed(&e),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BIND_RETRY_MAX);
+    };
+    serve_control(l, token, to_party).await
+}
+
 /// Runs a party until it is closed (with `exit_when_closed`) or shut down.
 pub async fn run_party(dir: &Path, opts: PartyOptions) -> Result<PartyReport, PartyError> {
     let (handle, join) = spawn_party(dir, opts)?;
@@ -253,8 +354,19 @@ enum Waiting {
     Withdraw,
 }
 
+/// The answer to a top-up whose allocation a close preempted.
+pub const TOPUP_PREEMPTED: &str =
+    "top-up preempted by close: not allocated yet; the contract refunds an unallocated top-up at close";
+
 /// Payments waiting for a free slot in the proposal window, at most.
 pub const MAX_QUEUED_PAYS: usize = 8192;
+
+/// Withdrawals waiting in the queue, at most (each needs its own co-signed
+/// state with an empty window).
+pub const MAX_QUEUED_WITHDRAWALS: usize = 16;
+
+/// The answer to a withdrawal refused because the queue is full.
+pub const WITHDRAWAL_QUEUE_FULL: &str = "withdrawal queue full: too many requests waiting, try again later";
 
 /// A store for the persister thread; `sync`: some message waits on it.
 type PersistJob = (ChannelStore, bool);
@@ -319,7 +431,7 @@ struct Loop {
     /// Payments proposed and not yet answered, by counter (several where
     /// the update folds several).
     pays: BTreeMap<u64, Vec<oneshot::Sender<Reply>>>,
-    /// Payments waiting for the window, oldest first.
+    /// Payments and withdrawals waiting for the window, oldest first.
     queued: VecDeque<(Request, oneshot::Sender<Reply>)>,
     events: Option<tokio::sync::broadcast::Sender<(Hash32, ChannelEvent)>>,
     cid: Hash32,
@@ -467,7 +579,11 @@ impl Loop {
     /// folding up to [`MAX_FOLD`] of them when more than one waits (the
     /// window was full meanwhile). False when the window is still full.
     fn propose_queued(&mut self) -> Result<bool, PartyError> {
-        let n = self.queued.len().min(MAX_FOLD);
+        if matches!(self.queued.front(), Some((Request::Withdraw { .. }, _))) {
+            return self.propose_withdrawal();
+        }
+        // The payments at the head, up to the first withdrawal.
+        let n = self.queued.iter().take(MAX_FOLD).take_while(|(q, _)| matches!(q, Request::Pay { .. })).count();
         if n == 0 {
             return Ok(false);
         }
@@ -508,6 +624,31 @@ impl Loop {
             Ok(step) => {
                 let replies: Vec<_> = self.queued.drain(..n).map(|(_, r)| r).collect();
                 self.book(&step, replies);
+                self.carry_out(step)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Proposes the withdrawal at the head of the queue once no other
+    /// request waits and the window is empty (payments behind it wait, so
+    /// the window drains); it then waits as the pending request.
+    fn propose_withdrawal(&mut self) -> Result<bool, PartyError> {
+        if self.pending.is_some() {
+            return Ok(false);
+        }
+        let Some((req, reply)) = self.queued.pop_front() else { return Ok(false) };
+        match self.machine.handle(Input::User(req.clone())) {
+            Err(ChannelError::Busy) => {
+                self.queued.push_front((req, reply));
+                Ok(false)
+            }
+            Err(e) => {
+                let _ = reply.send(Reply::Error { message: e.to_string() });
+                Ok(true)
+            }
+            Ok(step) => {
+                self.pending = Some((Waiting::Withdraw, reply));
                 self.carry_out(step)?;
                 Ok(true)
             }
@@ -602,7 +743,17 @@ impl Loop {
                 (Request::TopUp { amount, funding }, Waiting::TopUp)
             }
             Command::Withdraw { amount } => {
-                (Request::Withdraw { amount: Amount(u128::from(amount)) }, Waiting::Withdraw)
+                // Queued like payments and proposed in turn (a stream of
+                // payments never keeps the window empty long enough for a
+                // request that needs it empty).
+                let waiting = self.queued.iter().filter(|(q, _)| matches!(q, Request::Withdraw { .. })).count();
+                if self.queued.len() >= MAX_QUEUED_PAYS || waiting >= MAX_QUEUED_WITHDRAWALS {
+                    let _ = r.reply.send(Reply::Error { message: WITHDRAWAL_QUEUE_FULL.into() });
+                } else {
+                    self.queued.push_back((Request::Withdraw { amount: Amount(u128::from(amount)) }, r.reply));
+                    self.pump_queue()?;
+                }
+                return Ok(true);
             }
             Command::Ask { energy, price } => {
                 let req = Request::AskPayment { energy: Energy(energy), price_per_kwh: Amount(u128::from(price)) };
@@ -621,6 +772,16 @@ impl Loop {
                     let c = self.machine.latest().map_or(0, |l| l.state.counter);
                     let _ = r.reply.send(Reply::Done { counter: c });
                     return Ok(true);
+                }
+                // Close preempts a top-up still waiting for its allocation
+                // (a silent peer never co-signs it): its request is answered
+                // now. The contract refunds a top-up that no state allocates
+                // at close (`finalise`: `topped_up − resize.topped_up` back
+                // to the side that added it), so nothing is lost.
+                if matches!(self.pending, Some((Waiting::TopUp, _))) {
+                    if let Some((_, tx)) = self.pending.take() {
+                        let _ = tx.send(Reply::Error { message: TOPUP_PREEMPTED.into() });
+                    }
                 }
                 (Request::Close, Waiting::Close)
             }
@@ -701,12 +862,39 @@ async fn run(
         Some(l) => (Some(l.peer), l.control),
         None => (None, None),
     };
+    // A peer address that cannot be bound (squatted by another local
+    // process while the party was down) must not keep the party from
+    // guarding its channel: it runs on an ephemeral loopback port (it still
+    // dials its peer, watches the chain, answers disputes), alerts, and
+    // keeps trying the spec's address, forwarding what it accepts there.
+    let mut peer_forward = None;
     let started = match peer_listener {
         Some(l) => {
             let l = tokio_listener(l).map_err(PartyError::Control)?;
             Network::start_with_listener(cfg, esc_key, l).await
         }
-        None => Network::start(cfg, esc_key).await,
+        None => {
+            let listen = spec.addrs[side as usize];
+            match bind_tcp(listen) {
+                Ok(l) => Network::start_with_listener(cfg, esc_key, l).await,
+                Err(e) => {
+                    let mut fails = ListenFails::new(spec.cid, "peer", listen, opts.alerts.clone());
+                    fails.failed(&e);
+                    let local = std::net::SocketAddr::new(
+                        if listen.is_ipv4() {
+                            std::net::Ipv4Addr::LOCALHOST.into()
+                        } else {
+                            std::net::Ipv6Addr::LOCALHOST.into()
+                        },
+                        0,
+                    );
+                    let l = bind_tcp(local).map_err(PartyError::Control)?;
+                    let inner = l.local_addr().map_err(PartyError::Control)?;
+                    peer_forward = Some(tokio::spawn(forward_when_bound(listen, inner, fails)));
+                    Network::start_with_listener(cfg, esc_key, l).await
+                }
+            }
+        }
     };
     let (net, mut inbound) = started.map_err(|e| PartyError::Net(e.to_string()))?;
     // Link (re)established: the reconnect handshake.
@@ -813,15 +1001,29 @@ async fn run(
 
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<Request0>(16);
     let control = if opts.control {
-        let l = match control_listener {
-            Some(l) => tokio_listener(l).map_err(PartyError::Control)?,
-            None => tokio::net::TcpListener::bind(spec.control).await.map_err(PartyError::Control)?,
-        };
         // A fresh token per start, in a file only the user can read.
         let token = super::control::new_token();
+        let served = match control_listener {
+            // TCP where the caller handed a listener (explicitly asked).
+            Some(l) => {
+                let l = tokio_listener(l).map_err(PartyError::Control)?;
+                tokio::spawn(serve_control(l, token.clone(), ctl_tx))
+            }
+            // The party's own channel: a Unix socket in its directory.
+            #[cfg(unix)]
+            None => {
+                let l = super::control::bind_control_socket(&dir).map_err(PartyError::Control)?;
+                tokio::spawn(serve_control(l, token.clone(), ctl_tx))
+            }
+            #[cfg(not(unix))]
+            None => {
+                let fails = ListenFails::new(spec.cid, "control", spec.control, opts.alerts.clone());
+                tokio::spawn(serve_control_when_bound(spec.control, token.clone(), ctl_tx, fails))
+            }
+        };
         super::control::write_token_file(&dir.join(super::control::CONTROL_TOKEN_FILE), &token)
             .map_err(PartyError::Control)?;
-        Some(tokio::spawn(serve_control(l, token, ctl_tx)))
+        Some(served)
     } else {
         // No control port here (e.g. under `channel serve --control`, whose
         // token-guarded manager port is the one way in): a token left by an
@@ -920,6 +1122,9 @@ async fn run(
     if let Some(c) = control {
         c.abort();
     }
+    if let Some(f) = peer_forward {
+        f.abort();
+    }
     let Loop { machine, persist, net, txs, .. } = lp;
     // The persister writes what is queued, flushes and ends.
     drop(persist);
@@ -970,7 +1175,7 @@ impl super::control::Tokened for PartyRequest {
 
 /// Serves a party's control port (see [`super::control`]: token on every
 /// line, connection cap, first-line deadline, accept errors retried).
-async fn serve_control(l: tokio::net::TcpListener, token: String, to_party: mpsc::Sender<Request0>) {
+async fn serve_control<L: super::control::ControlListener>(l: L, token: String, to_party: mpsc::Sender<Request0>) {
     let error = |message: String| Reply::Error { message };
     super::control::serve_guarded(
         l,
@@ -1015,6 +1220,45 @@ pub fn control_request(
     timeout: Duration,
 ) -> Result<Reply, std::io::Error> {
     json_line_request(addr, &PartyRequest { token: token.to_string(), cmd: cmd.clone() }, timeout)
+}
+
+/// One command to the party running in `dir` over its own control channel
+/// (blocking; for the `--dir` commands): on Unix the socket
+/// `dir/control.sock` (only the owner can connect), elsewhere the TCP
+/// address of its spec; with the token of `dir/control.token`.
+pub fn control_request_dir(dir: &Path, cmd: &Command, timeout: Duration) -> Result<Reply, std::io::Error> {
+    let token = read_control_token(dir)?;
+    let req = PartyRequest { token, cmd: cmd.clone() };
+    #[cfg(unix)]
+    {
+        use std::io::{BufRead, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(dir.join(super::control::CONTROL_SOCKET_FILE))?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(Duration::from_secs(3)))?;
+        let mut line = serde_json::to_string(&req).map_err(std::io::Error::other)?;
+        line.push('\n');
+        s.write_all(line.as_bytes())?;
+        let mut r = std::io::BufReader::new(s);
+        let mut out = String::new();
+        r.read_line(&mut out)?;
+        serde_json::from_str(&out).map_err(std::io::Error::other)
+    }
+    #[cfg(not(unix))]
+    {
+        let spec = PartySpec::load(dir).map_err(std::io::Error::other)?;
+        json_line_request(spec.control, &req, timeout)
+    }
+}
+
+/// Where the party running in `dir` serves its own control channel, for
+/// messages (the socket path on Unix, the spec's TCP address elsewhere).
+pub fn control_endpoint(dir: &Path, spec: &PartySpec) -> String {
+    if cfg!(unix) {
+        let _ = spec;
+        dir.join(super::control::CONTROL_SOCKET_FILE).display().to_string()
+    } else {
+        spec.control.to_string()
+    }
 }
 
 /// The token of the party running in `dir` (written by the party when its
@@ -1082,6 +1326,77 @@ mod tests {
         assert_eq!(disk.stats().0, 2, "two records for 51 stores");
         assert_eq!(disk.syncs(), 2, "one fdatasync per synced batch, one for the lagging write");
         assert_eq!(gridledger_channels::disk::load_store(dir.path()).unwrap().unwrap().version, 51);
+    }
+
+    /// A listening address that cannot be bound alerts at the first
+    /// failure and then every `ALERT_AFTER_ATTEMPTS`-th, naming it.
+    #[test]
+    fn a_failing_bind_alerts_at_the_first_and_every_third_attempt() {
+        use super::super::alert::{Alert, AlertHook, AlertSink};
+        struct Collect(std::sync::Mutex<Vec<Alert>>);
+        impl AlertSink for Collect {
+            fn alert(&self, a: &Alert) {
+                self.0.lock().unwrap().push(a.clone());
+            }
+        }
+        let sink = std::sync::Arc::new(Collect(std::sync::Mutex::new(vec![])));
+        let addr: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut f = ListenFails::new(Hash32([3; 32]), "peer", addr, AlertHook(Some(sink.clone())));
+        for _ in 0..7 {
+            f.failed(&std::io::Error::from(std::io::ErrorKind::AddrInUse));
+        }
+        let got: Vec<u32> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|a| match a {
+                Alert::ListenFailing { attempts, what, addr, .. } => {
+                    assert_eq!((what.as_str(), addr.as_str()), ("peer", "127.0.0.1:9"));
+                    *attempts
+                }
+                a => panic!("{a:?}"),
+            })
+            .collect();
+        assert_eq!(got, vec![1, 3, 6]);
+    }
+
+    /// On Unix the party's own control socket is reachable by its owner
+    /// only: the directory is 0700, the socket 0600, a stale socket of an
+    /// earlier run is replaced, and anything else at the path is refused.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_control_socket_is_private_and_replaces_only_a_stale_socket() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("party");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let l = super::super::control::bind_control_socket(&p).unwrap();
+        let sock = p.join(super::super::control::CONTROL_SOCKET_FILE);
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+        drop(l); // the socket file stays, as after a kill -9
+        let (tx, mut rx) = mpsc::channel::<Request0>(4);
+        tokio::spawn(async move {
+            while let Some(r) = rx.recv().await {
+                let _ = r.reply.send(Reply::Done { counter: 5 });
+            }
+        });
+        let l = super::super::control::bind_control_socket(&p).unwrap();
+        let token = super::super::control::new_token();
+        super::super::control::write_token_file(&p.join(super::super::control::CONTROL_TOKEN_FILE), &token).unwrap();
+        tokio::spawn(serve_control(l, token, tx));
+        let d = p.clone();
+        let r = tokio::task::spawn_blocking(move || control_request_dir(&d, &Command::Status, Duration::from_secs(5)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r, Reply::Done { counter: 5 });
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join(super::super::control::CONTROL_SOCKET_FILE), b"x").unwrap();
+        assert!(super::super::control::bind_control_socket(&other).is_err(), "a regular file was replaced");
     }
 
     /// Thousands of requests on one control connection (a client that keeps

@@ -84,7 +84,9 @@ pub struct PartySpec {
     pub close_timeout_ms: u64,
     /// Where each side listens for its peer (index = side).
     pub addrs: [SocketAddr; 2],
-    /// Loopback address of this party's control port.
+    /// Loopback address of this party's control port on non-Unix targets;
+    /// on Unix the party's own control channel is the Unix socket
+    /// `control.sock` in its directory (see [`super::control`]).
     pub control: SocketAddr,
     pub rpc: String,
     /// Chain height to read channel events from.

@@ -195,7 +195,8 @@ fn watch_round(
             | ChainEvent::Active
             | ChainEvent::OnChain(_)
             | ChainEvent::ToppedUp { .. }
-            | ChainEvent::Funded { .. } => {}
+            | ChainEvent::Funded { .. }
+            | ChainEvent::WithdrawalPaid { .. } => {}
         }
     }
     if let Some((counter, by, t_end_ms)) = raised {

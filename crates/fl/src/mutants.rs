@@ -1,0 +1,30 @@
+//! Planted bugs for the CTP-FL dual consensus's mutation-sensitivity check
+//! (`cargo test -p gridledger-fl --features mutants --test mutants`): each
+//! [`Mutation`] disables one defence of §7.4, and the check asserts that the
+//! simulator with Byzantine clients and nodes catches it. Without the
+//! `mutants` feature [`active`] is constantly `false` and the compiler
+//! removes every planted branch.
+//!
+//! No "lost durable state" bug is planted: a node keeps no round state on
+//! disk (a node that crashes mid-round rejoins at the next round, see
+//! [`crate::consensus`]), so there is nothing to lose.
+
+/// One planted bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Nodes and the leader accept a client's cell without checking its
+    /// proof or degree bound against the upload record (Eq 7.8).
+    ProofsUnchecked,
+    /// The tally puts a client into the deter-vector with `2f` pre-vector
+    /// votes instead of `2f+1`.
+    TallyShort,
+    /// The leader aggregates with the plain mean instead of the trimmed
+    /// mean (Eqs 7.19–7.20 with `β = 0`).
+    PlainMean,
+    /// Nodes vote for a proposal's root without checking the leader's
+    /// attestation or their subfragment's Merkle proof under the root.
+    RootUnchecked,
+}
+
+// `plant` and `active`; the code under test runs on the planting thread.
+gridledger_core::mutation_switch!(Mutation);

@@ -1,0 +1,148 @@
+//! Mutation sensitivity of the CTP-FL dual consensus (issue 16): each bug
+//! planted behind the `mutants` feature ([`Mutation`]) must make at least
+//! one of these simulator scenarios fail, and every scenario must hold
+//! without a bug (the control). Each scenario runs one chain's nodes and
+//! clients in the seeded simulator with the Byzantine client or node that
+//! the defence exists for.
+//!
+//! Run with `cargo test -p gridledger-fl --features mutants --test mutants`.
+
+mod common;
+
+use common::*;
+use gridledger_fl::consensus::Fault;
+use gridledger_fl::mutants::{plant, Mutation};
+use gridledger_fl::round::ClientBehaviour;
+use gridledger_fl::FlError;
+use gridledger_sim::Adversary;
+
+const SEED: u64 = 16_000;
+const NODES: usize = 4;
+const CLIENTS: usize = 7;
+/// `clients / 3`, as `run` configures it.
+const BETA: usize = 2;
+
+fn all_but(skip: usize) -> Vec<usize> {
+    (0..CLIENTS).filter(|&c| c != skip).collect()
+}
+
+/// An honest round commits one root and every client decodes the trimmed mean.
+fn honest_round() -> Result<(), String> {
+    let honest: Vec<usize> = (0..CLIENTS).collect();
+    let r = run(SEED, NODES, vec![ClientBehaviour::Honest; CLIENTS], Vec::new(), &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)
+}
+
+/// A client whose cells fail their proofs is in no honest pre-vector and
+/// is recorded with `ProofFailed`.
+fn bad_cells_filtered_by_proofs() -> Result<(), String> {
+    let mut behaviours = vec![ClientBehaviour::Honest; CLIENTS];
+    behaviours[1] = ClientBehaviour::BadCells;
+    let honest = all_but(1);
+    let r = run(SEED + 1, NODES, behaviours, Vec::new(), &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)?;
+    let (pre, _) = vectors(&r);
+    if let Some((n, v)) = pre.iter().find(|(_, v)| v.contains(&1)) {
+        return Err(format!("node {n}'s pre-vector {v:?} holds the bad-cell client"));
+    }
+    let recorded =
+        r.faults().iter().any(|f| matches!(f, Fault::Client { client: 1, error: FlError::ProofFailed { .. } }));
+    recorded.then_some(()).ok_or_else(|| "no ProofFailed fault for client 1".into())
+}
+
+/// A client that reached only `2f` nodes is in no deter-vector and not aggregated.
+fn tally_needs_two_f_plus_one() -> Result<(), String> {
+    let honest: Vec<usize> = (0..CLIENTS).collect();
+    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> = vec![(NODES + 3, Box::new(DropToNodes(vec![2, 3])))];
+    let r = run(SEED + 2, NODES, vec![ClientBehaviour::Honest; CLIENTS], adversaries, &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)?;
+    let (_, deter) = vectors(&r);
+    if let Some((n, v)) = deter.iter().find(|(_, v)| v.contains(&3)) {
+        return Err(format!("node {n}'s deter-vector {v:?} holds client 3 with 2f votes"));
+    }
+    match r.aggregated().first() {
+        Some((_, used)) if !used.contains(&3) => Ok(()),
+        other => Err(format!("aggregated {other:?}")),
+    }
+}
+
+/// A model poisoned ×(−50) leaves every parameter of the global fragment
+/// inside the honest clients' range.
+fn poisoned_model_trimmed() -> Result<(), String> {
+    let mut behaviours = vec![ClientBehaviour::Honest; CLIENTS];
+    behaviours[4] = ClientBehaviour::Poison(-50.0);
+    let honest = all_but(4);
+    let r = run(SEED + 3, NODES, behaviours, Vec::new(), &honest);
+    let poisoned = |c: u32| if c == 4 { model(4).iter().map(|x| x * -50.0).collect() } else { model(c as usize) };
+    round_succeeded(&r, &honest, poisoned, BETA)?;
+    let g = r.global_of(0).ok_or("client 0 decoded nothing")?;
+    for (d, x) in g.iter().enumerate() {
+        let (lo, hi) = honest.iter().map(|&c| model(c)[d]).fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(v), h.max(v)));
+        if *x < lo || *x > hi {
+            return Err(format!("dim {d}: {x} outside [{lo}, {hi}]"));
+        }
+    }
+    Ok(())
+}
+
+/// A leader proposing a root other than the one its enclave attested is
+/// replaced and view 1 commits the honest aggregate.
+fn lying_leader_replaced() -> Result<(), String> {
+    let honest: Vec<usize> = (0..CLIENTS).collect();
+    let r = run(SEED + 4, NODES, vec![ClientBehaviour::Honest; CLIENTS], vec![(0, Box::new(LyingLeader))], &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)?;
+    let committed = r.committed();
+    if committed.iter().any(|(_, v, _)| *v != 1) {
+        return Err(format!("expected view 1 to commit: {committed:?}"));
+    }
+    Ok(())
+}
+
+type Scenario = (&'static str, fn() -> Result<(), String>);
+const SCENARIOS: [Scenario; 5] = [
+    ("honest round", honest_round),
+    ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
+    ("tally needs 2f+1", tally_needs_two_f_plus_one),
+    ("poisoned model trimmed", poisoned_model_trimmed),
+    ("lying leader replaced", lying_leader_replaced),
+];
+
+/// The scenarios that fail with `m` planted, with why.
+fn failing(m: Option<Mutation>) -> Vec<(&'static str, String)> {
+    plant(m);
+    let out = SCENARIOS.iter().filter_map(|(n, f)| f().err().map(|e| (*n, e))).collect();
+    plant(None);
+    out
+}
+
+fn caught(m: Mutation, by: &str) {
+    let f = failing(Some(m));
+    eprintln!("{m:?} fails: {f:?}");
+    assert!(f.iter().any(|(n, _)| *n == by), "{m:?} not caught by {by:?}; failing: {f:?}");
+}
+
+#[test]
+fn control_every_scenario_holds_without_a_planted_bug() {
+    let f = failing(None);
+    assert!(f.is_empty(), "{f:?}");
+}
+
+#[test]
+fn unchecked_cell_proofs_are_caught() {
+    caught(Mutation::ProofsUnchecked, "bad cells filtered by proofs");
+}
+
+#[test]
+fn a_tally_one_short_of_two_f_plus_one_is_caught() {
+    caught(Mutation::TallyShort, "tally needs 2f+1");
+}
+
+#[test]
+fn the_plain_mean_instead_of_the_trimmed_mean_is_caught() {
+    caught(Mutation::PlainMean, "poisoned model trimmed");
+}
+
+#[test]
+fn an_unchecked_leader_root_is_caught() {
+    caught(Mutation::RootUnchecked, "lying leader replaced");
+}
