@@ -639,15 +639,18 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     });
 
     let mut sustained = serde_json::Value::Null;
+    let mut sustained_window = None;
     if a.sustained > 0 {
         let load = sign(a.sustained.div_ceil(accounts) * accounts, a.txs);
         progress.step(&format!("sustained: submitting {} transactions", load.len()));
         let t = Instant::now();
+        let t2_us = gridledger_node::timeline::now_us();
         submit_concurrently(&urls, &load, a.clients)?;
         progress.step("sustained: waiting until committed on every validator");
         let load_last = last_per_sender(&load);
         cluster.wait_committed(&load_last, (a.txs + load.len()) as u64, Duration::from_secs(600))?;
         let el = t.elapsed().as_secs_f64();
+        sustained_window = Some((t2_us, gridledger_node::timeline::now_us()));
         let cpu2 = crate::pbft_timeline::cpu_snapshot(&pids);
         cpu["sustained"] = crate::pbft_timeline::cpu_per_tx(&cpu1, &cpu2, running, load.len());
         cpu["sustained_busy"] = crate::pbft_timeline::utilisation(&cpu1, &cpu2, el);
@@ -665,8 +668,17 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     // validators; `validate` runs on the validation thread, `gossip` on the
     // gossip verifier's).
     let mut breakdown = serde_json::Map::new();
+    // Signatures each validator verified, by path (gossip, proposals): one
+    // per transaction per validator is the floor.
+    let mut signatures = serde_json::Map::new();
     for u in &urls {
         let text = gridledger_node::RpcClient::new(u).get_text("/metrics").unwrap_or_default();
+        for line in text.lines().filter(|l| l.starts_with("gridledger_pbft_signatures_verified_total{")) {
+            let path = line.split('"').nth(1).unwrap_or("?").to_string();
+            let v = line.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let e = signatures.entry(path).or_insert(json!(0));
+            *e = json!(e.as_u64().unwrap_or(0) + v);
+        }
         for line in text.lines().filter(|l| l.starts_with("gridledger_pbft_") && l.contains("_seconds_total ")) {
             let mut it = line.split_whitespace();
             if let (Some(name), Some(v)) = (it.next(), it.next().and_then(|v| v.parse::<f64>().ok())) {
@@ -702,6 +714,17 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         .chain([("one_signature_verify".to_string(), json!(1e6 / single))])
         .collect();
     let sustained_tps = sustained["tx_per_s"].as_f64();
+    let checked: u64 = signatures.values().filter_map(|v| v.as_u64()).sum();
+    let signatures = json!({
+        "what": "transaction signatures verified, summed over validators, by path (client submissions not counted); per_gossiped_tx = total / (committed transactions x (validators - 1)), 1.0 = each validator verified each transaction it got from another validator once",
+        "total": checked,
+        "by_path": signatures,
+        "per_gossiped_tx": if urls.len() > 1 {
+            json!(checked as f64 / (committed * (urls.len() - 1) as f64))
+        } else {
+            serde_json::Value::Null
+        },
+    });
     let out = json!({
         "bench": "pbft",
         "command": std::iter::once("gridledger".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" "),
@@ -726,6 +749,7 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         "load_average_1m_at_start": load_at_start,
         "cpu_us_per_tx_per_validator": if a.processes { cpu } else { serde_json::Value::Null },
         "consensus_thread_s_per_validator": breakdown,
+        "signatures_verified": signatures,
         "consensus_thread_us_per_tx_per_validator": per_tx,
         "thesis_sustained_tx_per_s": thesis_tps,
         "limits": {
@@ -740,6 +764,9 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     if let BenchCluster::Procs { timelines, .. } = &cluster {
         if a.timeline {
             out["timeline"] = crate::pbft_timeline::summarize(timelines, t0_us, t1_us);
+            if let Some((from, to)) = sustained_window {
+                out["timeline_sustained"] = crate::pbft_timeline::summarize(timelines, from, to);
+            }
         }
     }
     drop(cluster);

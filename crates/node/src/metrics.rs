@@ -35,6 +35,11 @@ pub struct Metrics {
     pub recoveries: AtomicU64,
     /// Catch-up responses served from the store (older than the retained log).
     pub catch_up_from_store: AtomicU64,
+    /// Transaction signatures a PBFT validator verified, by path: other
+    /// validators' gossip, and proposals (only what it had not verified
+    /// yet). Each transaction should be verified once per validator.
+    pub pbft_gossip_signatures: AtomicU64,
+    pub pbft_validate_signatures: AtomicU64,
 }
 
 impl Metrics {
@@ -145,6 +150,13 @@ impl Metrics {
         ] {
             let secs = v.load(Relaxed) as f64 / 1e6;
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {secs}\n"));
+        }
+        let name = "gridledger_pbft_signatures_verified_total";
+        out.push_str(&format!(
+            "# HELP {name} Transaction signatures verified by the PBFT validator, by path\n# TYPE {name} counter\n"
+        ));
+        for (path, v) in [("gossip", &self.pbft_gossip_signatures), ("proposal", &self.pbft_validate_signatures)] {
+            out.push_str(&format!("{name}{{path=\"{path}\"}} {}\n", v.load(Relaxed)));
         }
         let secs = self.commit_micros_sum.load(Relaxed) as f64 / 1e6;
         out.push_str(&format!(
