@@ -6,6 +6,9 @@
 //! with one FFT. Any `k` positions decode it. Because the codeword *is* `p`
 //! on the domain, the KZG commitment to `p` ([`crate::kzg`]) binds exactly
 //! the subfragments that were coded: position `i` opens to `p(ω^i)`.
+//! Decoding is erasure recovery in `O(n log² n)` ([`crate::field::recover`]);
+//! a 4,096-element fragment at rate 1/2 decodes in about 0.2 s (the
+//! `rs_decode` benchmark; Lagrange interpolation took about 7 s).
 
 use crate::error::FlError;
 use crate::field::{domain, fft, recover};
