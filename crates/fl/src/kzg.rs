@@ -355,6 +355,24 @@ pub(crate) fn fft_g1(a: &mut [G1Projective], w: Scalar) {
 mod tests {
     use super::*;
 
+    /// The fixed-base tables compute the same sums as Pippenger, for one
+    /// point, odd counts, a full FK20 column and missing (zero) scalars.
+    #[test]
+    fn fixed_base_table_matches_pippenger() {
+        let kzg = Kzg::insecure_from_seed(64, 5);
+        for n in [1usize, 3, 17, 64] {
+            let points = &kzg.g1_blst[..n];
+            let scalars: Vec<Scalar> = (0..n as u64).map(|i| Scalar::from(i * 7919 + 13).square().square()).collect();
+            let table = FixedBaseTable::new(points);
+            assert_eq!(table.mult(&scalars), msm_affine(points, &scalars), "{n} points");
+            let fewer = &scalars[..n / 2];
+            let mut padded = fewer.to_vec();
+            padded.resize(n, Scalar::ZERO);
+            assert_eq!(table.mult(fewer), msm_affine(points, &padded), "{n} points, {} scalars", n / 2);
+        }
+        assert_eq!(FixedBaseTable::new(&[]).mult(&[Scalar::ONE]), G1Projective::identity());
+    }
+
     fn setup() -> (Kzg, RsCode, Vec<Scalar>) {
         let code = RsCode::new(4, 8).unwrap();
         let coeffs: Vec<Scalar> = (0..4u64).map(|i| Scalar::from(i * 13 + 2)).collect();
