@@ -462,6 +462,22 @@ impl PublicKeySet {
         }
     }
 
+    /// Refuses an index that is not a member (`NotAMember`) or comes twice
+    /// (`DuplicateShare`), in the order given.
+    fn distinct_members(&self, indices: impl Iterator<Item = usize>) -> Result<(), ThresholdError> {
+        let n = self.members();
+        let mut seen = BTreeSet::new();
+        for index in indices {
+            if index >= n {
+                return Err(ThresholdError::NotAMember { index, n });
+            }
+            if !seen.insert(index) {
+                return Err(ThresholdError::DuplicateShare(index));
+            }
+        }
+        Ok(())
+    }
+
     /// Interpolates a signature from shares. Refuses a duplicate index, an
     /// index that is not a member and fewer than `threshold` shares; beyond
     /// that the first `threshold` shares are used.
@@ -471,16 +487,7 @@ impl PublicKeySet {
     /// [`verify`](Self::verify) the result — a bad share yields a signature
     /// that does not verify, never a wrong one that does.
     pub fn combine(&self, shares: &[(usize, SignatureShare)]) -> Result<Signature, ThresholdError> {
-        let n = self.members();
-        let mut seen = BTreeSet::new();
-        for (index, _) in shares {
-            if *index >= n {
-                return Err(ThresholdError::NotAMember { index: *index, n });
-            }
-            if !seen.insert(*index) {
-                return Err(ThresholdError::DuplicateShare(*index));
-            }
-        }
+        self.distinct_members(shares.iter().map(|(i, _)| *i))?;
         if shares.len() < self.threshold {
             return Err(ThresholdError::TooFewShares { got: shares.len(), need: self.threshold });
         }
@@ -494,16 +501,7 @@ impl PublicKeySet {
     /// Precomputes the Lagrange coefficients of one set of exactly
     /// `threshold` distinct members (see [`SignerSet`]).
     pub fn signer_set(&self, indices: &[usize]) -> Result<SignerSet, ThresholdError> {
-        let n = self.members();
-        let mut seen = BTreeSet::new();
-        for &index in indices {
-            if index >= n {
-                return Err(ThresholdError::NotAMember { index, n });
-            }
-            if !seen.insert(index) {
-                return Err(ThresholdError::DuplicateShare(index));
-            }
-        }
+        self.distinct_members(indices.iter().copied())?;
         if indices.len() != self.threshold {
             return Err(ThresholdError::TooFewShares { got: indices.len(), need: self.threshold });
         }
@@ -531,16 +529,7 @@ impl PublicKeySet {
         msg: &[u8],
         shares: &[(usize, SignatureShare)],
     ) -> Result<(), ThresholdError> {
-        let n = self.members();
-        let mut seen = BTreeSet::new();
-        for (index, _) in shares {
-            if *index >= n {
-                return Err(ThresholdError::NotAMember { index: *index, n });
-            }
-            if !seen.insert(*index) {
-                return Err(ThresholdError::DuplicateShare(*index));
-            }
-        }
+        self.distinct_members(shares.iter().map(|(i, _)| *i))?;
         if shares.is_empty() {
             return Ok(());
         }
