@@ -56,20 +56,9 @@ impl Experiment for FlConvergence {
 
     fn run(&self, ctx: &RunCtx) -> Result<ExperimentResult, ExperimentError> {
         let rounds = if ctx.quick { 2 } else { 12 };
-        let base = FederatedConfig {
-            clients: 10,
-            chains: 2,
-            nodes: 4,
-            byzantine: 0.0,
-            trimmed: true,
-            tcn: TcnConfig { hidden: 8, levels: 3, learning_rate: 0.05, ..TcnConfig::default() },
-            window: 24,
-            batch: 16,
-            start_day: 0,
-            train_days: 14,
-            validation_days: 30,
-            seed: 21,
-        };
+        // The quick topology (two chains of four nodes, two training weeks,
+        // a month held out) with ten households.
+        let base = FederatedConfig { clients: 10, ..FederatedConfig::quick() };
         let variants = [
             ("no attack", base.clone()),
             ("30 % Byzantine, trimmed mean", FederatedConfig { byzantine: 0.3, ..base.clone() }),
