@@ -531,14 +531,7 @@ impl BobMbs {
         to: gridledger_core::Address,
     ) -> Result<gridledger_ledger::Receipt, MbsError> {
         let tx = self.bob_call(key, "redeem", &crate::bob::Redeem { chain, amount, to }, Amount::ZERO);
-        let r = self.bob_ok(&tx)?;
-        let seq = u64::from_le_bytes(r.output.try_into().map_err(|_| MbsError::Missing("release sequence".into()))?);
-        let tx = self.release_tx(chain, seq)?;
-        let r = self.chain_run(chain, &tx)?;
-        match &r.status {
-            TxStatus::Success => Ok(r),
-            TxStatus::Reverted(reason) => Err(MbsError::Refused { method: "release".into(), reason: reason.clone() }),
-        }
+        self.release_after(chain, &tx)
     }
 
     /// Π_CCTC's late-lock refund (`refund_lock`): `key`'s transfer `nt` to
@@ -586,7 +579,18 @@ impl BobMbs {
         nt: &SignedTransaction,
     ) -> Result<gridledger_ledger::Receipt, MbsError> {
         let tx = self.refund_lock_tx(key, chain, nt)?;
-        let r = self.bob_ok(&tx)?;
+        self.release_after(chain, &tx)
+    }
+
+    /// Runs `tx` on the BoB (a call whose output is a release order's
+    /// sequence number), then the committee's release of that order on
+    /// `chain`. Returns the release's receipt on the chain.
+    fn release_after(
+        &mut self,
+        chain: ChainId,
+        tx: &SignedTransaction,
+    ) -> Result<gridledger_ledger::Receipt, MbsError> {
+        let r = self.bob_ok(tx)?;
         let seq = u64::from_le_bytes(r.output.try_into().map_err(|_| MbsError::Missing("release sequence".into()))?);
         let tx = self.release_tx(chain, seq)?;
         let r = self.chain_run(chain, &tx)?;
