@@ -286,7 +286,6 @@ fn kill_nine_at_each_persist_of_withdraw_top_up_and_close() {
 /// itself, the log file, or a check that the locked inode is still the one
 /// at the path). Observed: the second open succeeds.
 #[test]
-#[ignore = "attack: deleting store.lock while the party runs lets a second StoreFile::open lock a fresh file and cut the live log"]
 fn a_second_open_is_refused_even_after_the_lock_file_is_removed() {
     use gridledger_channels::disk::{test_store, DiskError, Durability, StoreFile, LOCK_FILE};
     let dir = tempfile::tempdir().unwrap();
