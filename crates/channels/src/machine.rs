@@ -355,7 +355,22 @@ pub enum ChannelEvent {
     WithdrawalPaid {
         total: Amount,
     },
+    /// The co-signed withdrawal state `counter` was sent with
+    /// `channel_withdraw` [`MAX_WITHDRAW_RESENDS`] more times and the chain
+    /// still shows `unpaid` of it unpaid: no more re-sends of this state
+    /// (each costs a fee); the next co-signed state is sent again, and the
+    /// close pays whatever stays unpaid.
+    WithdrawalUnpaid {
+        counter: u64,
+        unpaid: Amount,
+    },
 }
+
+/// Re-sends of one co-signed withdrawal state (same counter) the chain has
+/// not paid, after which the machine stops re-sending it and reports
+/// [`ChannelEvent::WithdrawalUnpaid`] (bounded fees if the contract keeps
+/// refusing it).
+pub const MAX_WITHDRAW_RESENDS: u32 = 3;
 
 /// The output of one input.
 #[derive(Clone, Debug, Default)]
@@ -629,6 +644,8 @@ pub struct ChannelMachine {
     /// next (0: not scheduled; a restarted machine waits `t_Δ` first, while
     /// its driver replays the chain's events).
     withdraw_resend_at: Timestamp,
+    /// Re-sends so far of the withdrawal state with this counter.
+    withdraw_resends: (u64, u32),
     /// When the tick last proposed the final state of a requested close.
     close_proposed_at: Timestamp,
     /// Events announced only once the store they describe is durable
@@ -726,6 +743,7 @@ impl ChannelMachine {
             allocate_at: 0,
             chain_withdrawn_paid: [Amount::ZERO; 2],
             withdraw_resend_at: 0,
+            withdraw_resends: (0, 0),
             close_proposed_at: 0,
             held_events: vec![],
             fallback_answered: vec![],
@@ -1875,8 +1893,10 @@ impl ChannelMachine {
 
     fn tick(&mut self, now: Timestamp) -> Step {
         let mut step = self.tick_inner(now);
-        if let Some(tx) = self.withdrawal_resend(now) {
-            step.txs.push(tx);
+        match self.withdrawal_resend(now) {
+            Some(Ok(tx)) => step.txs.push(tx),
+            Some(Err(ev)) => step.events.push(ev),
+            None => {}
         }
         step
     }
@@ -1889,7 +1909,14 @@ impl ChannelMachine {
     /// withdrawn_paid` and refuses a state that withdraws nothing new. The
     /// co-signed state is what is persisted; what is paid is re-read from
     /// the chain after a restart.
-    fn withdrawal_resend(&mut self, now: Timestamp) -> Option<ChainTx> {
+    ///
+    /// Bounded: one state (counter) is re-sent at most
+    /// [`MAX_WITHDRAW_RESENDS`] times; then [`ChannelEvent::WithdrawalUnpaid`]
+    /// is reported once and that state is not sent again (the contract pays
+    /// a state equal to the registered one, so a peer registering it first
+    /// does not make it unpayable; a refusal that persists is not fixed by
+    /// paying more fees). A newer co-signed state starts a fresh count.
+    fn withdrawal_resend(&mut self, now: Timestamp) -> Option<Result<ChainTx, ChannelEvent>> {
         let me = self.side();
         let l = self.store.latest.as_ref()?;
         let unpaid = self.store.phase == Phase::Open
@@ -1906,11 +1933,24 @@ impl ChannelMachine {
             return None;
         }
         self.withdraw_resend_at = now.saturating_add(self.store.t_delta_ms);
-        Some(ChainTx {
+        let counter = l.state.counter;
+        if self.withdraw_resends.0 != counter {
+            self.withdraw_resends = (counter, 0);
+        }
+        if self.withdraw_resends.1 >= MAX_WITHDRAW_RESENDS {
+            if self.withdraw_resends.1 == MAX_WITHDRAW_RESENDS {
+                self.withdraw_resends.1 += 1;
+                let unpaid = Amount(l.state.resize.withdrawn[me].0.saturating_sub(self.chain_withdrawn_paid[me].0));
+                return Some(Err(ChannelEvent::WithdrawalUnpaid { counter, unpaid }));
+            }
+            return None;
+        }
+        self.withdraw_resends.1 += 1;
+        Some(Ok(ChainTx {
             method: "channel_withdraw",
             args: encode(&ChannelStateArgs { state: l.clone() }),
             value: Amount::ZERO,
-        })
+        }))
     }
 
     fn tick_inner(&mut self, now: Timestamp) -> Step {

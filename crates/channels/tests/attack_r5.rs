@@ -179,7 +179,6 @@ fn withholding_a_withdrawals_acceptance_does_not_pin_a_fault_on_the_closer() {
 /// `channel_withdraw` and all 12 re-sends revert, ≈ 819,000 minor units of
 /// fees for a 30,000 withdrawal.
 #[test]
-#[ignore = "attack: the acceptor registers the withdrawal state with channel_update first; unpaid, every re-send reverts (fee drain)"]
 fn a_withdrawal_state_the_peer_registers_first_is_still_paid() {
     use gridledger_contracts::cns::ChannelStateArgs;
     let dir = tempfile::tempdir().unwrap();
@@ -211,6 +210,41 @@ fn a_withdrawal_state_the_peer_registers_first_is_still_paid() {
         "withdrawn_paid {:?} after 10 t_delta; {reverted} reverted channel_withdraw re-sends, {fees} in fees",
         ch.withdrawn_paid
     );
+}
+
+/// Fix of the finding above, bounded fees: a withdrawal the chain never
+/// pays (every `channel_withdraw` lost or refused) is re-sent at most
+/// `MAX_WITHDRAW_RESENDS` times for one state, then reported once
+/// (`WithdrawalUnpaid`) and no longer sent; the close still pays it.
+#[test]
+fn an_unpaid_withdrawal_is_resent_a_bounded_number_of_times_then_reported() {
+    use gridledger_channels::MAX_WITHDRAW_RESENDS;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap();
+    let amount = Amount(30_000);
+    d.parties[0].drop_txs = 1_000;
+    d.request(0, Request::Withdraw { amount }).unwrap();
+    for _ in 0..200 {
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    let sent = 1_000 - d.parties[0].drop_txs;
+    let reported: Vec<_> =
+        d.parties[0].events.iter().filter(|e| matches!(e, ChannelEvent::WithdrawalUnpaid { .. })).cloned().collect();
+    assert_eq!(sent, 1 + MAX_WITHDRAW_RESENDS, "channel_withdraw sent {sent} times over 20 t_delta");
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(matches!(reported[0], ChannelEvent::WithdrawalUnpaid { unpaid, .. } if unpaid == amount));
+    let ch = d.channel().unwrap();
+    assert_eq!((ch.status, ch.withdrawn_paid[0]), (ChannelStatus::Open, Amount::ZERO));
+    d.parties[0].drop_txs = 0;
+    let _ = d.request(0, Request::Close);
+    for _ in 0..60 {
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    let ch = d.channel().unwrap();
+    assert_eq!((ch.status, ch.withdrawn_paid[0]), (ChannelStatus::Closed, amount), "the close pays it");
+    d.assert_coins_conserved();
 }
 
 /// Held up (tried: kill -9 at every persist of a withdrawal, a top-up and a
