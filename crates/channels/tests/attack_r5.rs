@@ -60,7 +60,6 @@ fn blind_to_top_ups(d: &mut Duo, side: usize) {
 /// Observed: every payment over 10 × t_Δ is refused `Busy`; the co-signed
 /// counter never moves.
 #[test]
-#[ignore = "attack: a peer that never co-signs a top-up's allocation freezes the payer's payments forever (Busy)"]
 fn a_peer_that_never_admits_a_top_up_cannot_freeze_payments() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -92,6 +91,17 @@ fn a_peer_that_never_admits_a_top_up_cannot_freeze_payments() {
          PaymentSent {sent} (the first payment only)"
     );
     assert_eq!(d.channel().unwrap().status, ChannelStatus::Open);
+    let deferred: Vec<_> =
+        d.parties[0].events.iter().filter(|e| matches!(e, ChannelEvent::TopUpDeferred { .. })).cloned().collect();
+    assert_eq!(deferred.len(), 1, "reported once: {deferred:?}");
+    assert!(matches!(deferred[0], ChannelEvent::TopUpDeferred { amount } if amount == Amount(5_000)));
+    // The close still refunds the unallocated top-up (coin conserved).
+    let _ = d.request(0, Request::Close);
+    for _ in 0..60 {
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    assert_eq!(d.channel().unwrap().status, ChannelStatus::Closed);
+    d.assert_coins_conserved();
 }
 
 /// Ticks side `side` only.
