@@ -149,7 +149,6 @@ fn open_fds() -> usize {
 /// the test's own 150 sockets). Observed: ≈ 2 × 150 more descriptors held
 /// after 8 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: the bind forwarder keeps two fds per idle outsider connection forever (no cap, no deadline)"]
 async fn idle_connections_through_the_bind_forwarder_do_not_pile_up() {
     let s = Setup::new(Path::new("d")).await;
     let addr = s.specs[1].addrs[1];

@@ -280,10 +280,31 @@ impl ListenFails {
 /// 5 s.
 const BIND_RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// Limits of the bind forwarder (the same as the party's peer listener:
+/// its pending-handshake cap and handshake deadline).
+#[derive(Clone, Copy, Debug)]
+struct ForwardLimits {
+    /// Connections forwarded at once; one beyond is closed at accept.
+    max_connections: usize,
+    /// The dialer speaks first (the link's handshake initiator): a
+    /// connection that sends nothing within this is closed unforwarded.
+    first_byte: Duration,
+}
+
 /// Keeps trying to bind `listen`; once bound, forwards every connection to
 /// `to` (the party's ephemeral peer listener; the link's own handshake
-/// authenticates the peer end to end). Ends when aborted.
-async fn forward_when_bound(listen: std::net::SocketAddr, to: std::net::SocketAddr, mut fails: ListenFails) {
+/// authenticates the peer end to end). Bounded: at most
+/// `limits.max_connections` at once (more are closed at accept), each
+/// must send its first byte within `limits.first_byte`, and both sockets
+/// close as soon as either direction ends (the inner listener closing an
+/// unauthenticated connection after its handshake deadline frees the
+/// outsider's socket too). Ends when aborted.
+async fn forward_when_bound(
+    listen: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+    mut fails: ListenFails,
+    limits: ForwardLimits,
+) {
     let mut backoff = Duration::from_millis(100);
     let l = loop {
         tokio::time::sleep(backoff).await;
@@ -294,13 +315,18 @@ async fn forward_when_bound(listen: std::net::SocketAddr, to: std::net::SocketAd
         }
     };
     tracing::info!("bound the {} address {listen} again", fails.what);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
         match l.accept().await {
-            Ok((mut inbound, _)) => {
+            Ok((inbound, from)) => {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(%from, "forwarder full; connection closed");
+                    drop(inbound);
+                    continue;
+                };
                 tokio::spawn(async move {
-                    if let Ok(mut out) = tokio::net::TcpStream::connect(to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
+                    forward_one(inbound, to, limits.first_byte).await;
+                    drop(permit);
                 });
             }
             Err(e) => {
@@ -308,6 +334,23 @@ async fn forward_when_bound(listen: std::net::SocketAddr, to: std::net::SocketAd
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Forwards one accepted connection to `to` until either direction ends
+/// (then both sockets close), if it sends a byte within `first_byte`.
+async fn forward_one(inbound: tokio::net::TcpStream, to: std::net::SocketAddr, first_byte: Duration) {
+    let mut b = [0u8; 1];
+    match tokio::time::timeout(first_byte, inbound.peek(&mut b)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => return,
+    }
+    let Ok(out) = tokio::net::TcpStream::connect(to).await else { return };
+    let (mut ir, mut iw) = inbound.into_split();
+    let (mut or, mut ow) = out.into_split();
+    tokio::select! {
+        _ = tokio::io::copy(&mut ir, &mut ow) => {}
+        _ = tokio::io::copy(&mut or, &mut iw) => {}
     }
 }
 
@@ -890,7 +933,11 @@ async fn run(
                     );
                     let l = bind_tcp(local).map_err(PartyError::Control)?;
                     let inner = l.local_addr().map_err(PartyError::Control)?;
-                    peer_forward = Some(tokio::spawn(forward_when_bound(listen, inner, fails)));
+                    let limits = ForwardLimits {
+                        max_connections: cfg.max_pending_handshakes,
+                        first_byte: cfg.handshake_timeout,
+                    };
+                    peer_forward = Some(tokio::spawn(forward_when_bound(listen, inner, fails, limits)));
                     Network::start_with_listener(cfg, esc_key, l).await
                 }
             }
