@@ -62,6 +62,10 @@ pub enum Alert {
     /// A co-signed withdrawal (`counter`) stayed unpaid (`unpaid`) after
     /// its bounded `channel_withdraw` re-sends; the close pays it.
     WithdrawalUnpaid { cid: Hash32, counter: u64, unpaid: u128 },
+    /// The party's own control channel could not be set up (`path`); the
+    /// party runs on without it, guarding the channel (peer link, chain
+    /// watch, disputes), and says so on stderr.
+    ControlFailing { cid: Hash32, path: String, last_error: String },
 }
 
 impl Alert {
