@@ -104,6 +104,39 @@ fn a_peer_that_never_admits_a_top_up_cannot_freeze_payments() {
     d.assert_coins_conserved();
 }
 
+/// Fix of the finding above, the other half: a top-up deferred after `t_Δ`
+/// stays pending and is proposed again between payments, so once the peer
+/// sees it (its chain view catches up) it is allocated, with payments
+/// going on meanwhile.
+#[test]
+fn a_deferred_top_up_is_allocated_once_the_peer_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap();
+    d.input(0, Input::User(Request::TopUp { amount: Amount(5_000), funding: Funding::Deposit })).unwrap();
+    blind_to_top_ups(&mut d, 1);
+    d.pump();
+    for _ in 0..20 {
+        d.advance(cfg.t_delta_ms / 10);
+        blind_to_top_ups(&mut d, 1);
+        let _ = d.input(0, Input::User(pay_req(1_000)));
+        d.pump();
+    }
+    assert!(d.parties[0].events.iter().any(|e| matches!(e, ChannelEvent::TopUpDeferred { .. })));
+    let l = |d: &Duo, s: usize| d.parties[s].machine.as_ref().unwrap().latest().unwrap().state.resize.topped_up[0];
+    assert_eq!(l(&d, 0), Amount::ZERO, "not allocated while the peer is blind");
+    // The peer's chain view catches up.
+    d.parties[1].chain_inbox.push_back(ChainEvent::ToppedUp { side: 0, total: Amount(5_000) });
+    for _ in 0..30 {
+        d.advance(cfg.t_delta_ms / 10);
+        let _ = d.input(0, Input::User(pay_req(1_000)));
+        d.pump();
+    }
+    assert_eq!((l(&d, 0), l(&d, 1)), (Amount(5_000), Amount(5_000)), "allocated on both sides");
+    assert_eq!(counter(&d, 0), counter(&d, 1));
+}
+
 /// Ticks side `side` only.
 fn tick_only(d: &mut Duo, side: usize, ms: u64) {
     let now = d.chain.now().saturating_add(ms);
