@@ -69,6 +69,11 @@ pub struct StoreFile {
     /// Holds the exclusive lock on [`LOCK_FILE`] while this store is open
     /// (released when dropped, or by the kernel when the process dies).
     _lock: File,
+    /// Holds the exclusive lock on the directory itself: unlike the lock
+    /// file, the directory cannot be removed or replaced by rename under
+    /// the live party while it holds files, so deleting `store.lock` does
+    /// not let a second open in.
+    _dir_lock: File,
     log_len: u64,
     /// A lagging save is written but not yet synced.
     unsynced: bool,
@@ -183,13 +188,23 @@ fn sync_dir(dir: &Path) -> Result<(), DiskError> {
 }
 
 impl StoreFile {
-    /// Uses (and creates) `dir`; takes the directory's exclusive lock
-    /// ([`LOCK_FILE`]), then cuts a torn tail off the log. A directory whose
+    /// Uses (and creates) `dir`; takes the directory's exclusive locks
+    /// (an `flock` on the directory itself, then on [`LOCK_FILE`]), then
+    /// cuts a torn tail off the log. The directory lock is what makes the
+    /// store exclusive even when `store.lock` is deleted or replaced while
+    /// the party runs (a "stale lock" cleanup); the lock file stays so
+    /// that outside tools (`flock(1)` on it) can still hold the store. A directory whose
     /// lock another open store holds is refused with [`DiskError::Locked`]
     /// before anything is read or cut (a second party process on one
     /// directory would otherwise cut off records the live one appended).
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, DiskError> {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let dir_lock = File::open(dir).map_err(|e| io_err(dir, e))?;
+        match dir_lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(DiskError::Locked { dir: dir.display().to_string() }),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(dir, e)),
+        }
         let lock_path = dir.join(LOCK_FILE);
         let lock = OpenOptions::new()
             .create(true)
@@ -226,6 +241,7 @@ impl StoreFile {
             durability,
             log,
             _lock: lock,
+            _dir_lock: dir_lock,
             log_len: valid as u64,
             unsynced: false,
             saves: 0,

@@ -19,5 +19,5 @@ pub mod machine;
 pub use machine::{mutants, Mutation};
 pub use machine::{
     ChainEvent, ChainTx, ChannelError, ChannelEvent, ChannelMachine, ChannelParams, ChannelStore, Input, Message,
-    Phase, Request, Step, MAX_MESSAGE_BYTES, MAX_STORE_BYTES,
+    Phase, Request, Step, MAX_MESSAGE_BYTES, MAX_STORE_BYTES, MAX_WITHDRAW_RESENDS,
 };

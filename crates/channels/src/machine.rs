@@ -355,7 +355,30 @@ pub enum ChannelEvent {
     WithdrawalPaid {
         total: Amount,
     },
+    /// The co-signed withdrawal state `counter` was sent with
+    /// `channel_withdraw` [`MAX_WITHDRAW_RESENDS`] more times and the chain
+    /// still shows `unpaid` of it unpaid: no more re-sends of this state
+    /// (each costs a fee); the next co-signed state is sent again, and the
+    /// close pays whatever stays unpaid.
+    WithdrawalUnpaid {
+        counter: u64,
+        unpaid: Amount,
+    },
+    /// The chain shows `amount` of this side's top-up that the peer has not
+    /// co-signed into a state for `t_Δ`: payments on the balance the
+    /// channel already has go through again meanwhile; the allocation stays
+    /// pending (proposed again between payments) and a close refunds it if
+    /// it never is. Reported once per pending top-up.
+    TopUpDeferred {
+        amount: Amount,
+    },
 }
+
+/// Re-sends of one co-signed withdrawal state (same counter) the chain has
+/// not paid, after which the machine stops re-sending it and reports
+/// [`ChannelEvent::WithdrawalUnpaid`] (bounded fees if the contract keeps
+/// refusing it).
+pub const MAX_WITHDRAW_RESENDS: u32 = 3;
 
 /// The output of one input.
 #[derive(Clone, Debug, Default)]
@@ -622,6 +645,11 @@ pub struct ChannelMachine {
     /// A top-up allocation is proposed from a tick no sooner than this (a
     /// peer whose chain view lags refuses it until it sees the top-up).
     allocate_at: Timestamp,
+    /// Since when an allocation has been due (0: none due); after `t_Δ`
+    /// it no longer holds payments back.
+    allocation_due_since: Timestamp,
+    /// `TopUpDeferred` was reported for the allocation now due.
+    allocation_deferred: bool,
     /// What `channel_withdraw` has paid each side so far, as this process
     /// has seen it on chain (summed from `WithdrawalPaid` events).
     chain_withdrawn_paid: [Amount; 2],
@@ -629,6 +657,8 @@ pub struct ChannelMachine {
     /// next (0: not scheduled; a restarted machine waits `t_Δ` first, while
     /// its driver replays the chain's events).
     withdraw_resend_at: Timestamp,
+    /// Re-sends so far of the withdrawal state with this counter.
+    withdraw_resends: (u64, u32),
     /// When the tick last proposed the final state of a requested close.
     close_proposed_at: Timestamp,
     /// Events announced only once the store they describe is durable
@@ -724,8 +754,11 @@ impl ChannelMachine {
             retry_since: 0,
             retry_origin: std::collections::BTreeMap::new(),
             allocate_at: 0,
+            allocation_due_since: 0,
+            allocation_deferred: false,
             chain_withdrawn_paid: [Amount::ZERO; 2],
             withdraw_resend_at: 0,
+            withdraw_resends: (0, 0),
             close_proposed_at: 0,
             held_events: vec![],
             fallback_answered: vec![],
@@ -1007,7 +1040,10 @@ impl ChannelMachine {
         // payments wait (`Busy`, the party keeps them queued) until the
         // allocation is proposed, which happens as soon as the window is
         // empty (the next tick), so a steady payment stream cannot starve it.
-        if matches!(r, Request::Pay { .. } | Request::PayMany(_)) && self.allocation_due() {
+        // Bounded: a peer that does not co-sign the allocation within `t_Δ`
+        // (it does not see the top-up, or pretends not to) no longer holds
+        // payments on the existing balance back (`allocation_holds_payments`).
+        if matches!(r, Request::Pay { .. } | Request::PayMany(_)) && self.allocation_holds_payments() {
             return Err(ChannelError::Busy);
         }
         // A further update may join the window; an open or a final state
@@ -1398,6 +1434,39 @@ impl ChannelMachine {
         self.store.phase == Phase::Open
             && !self.store.closing_requested
             && self.tip().is_some_and(|t| self.store.chain_topped_up[me] > t.resize.topped_up[me])
+    }
+
+    /// Whether a due allocation still makes payments wait: for `t_Δ` from
+    /// when it became due (tracked from requests and ticks), not longer.
+    /// The clock runs while the *co-signed* state does not allocate the
+    /// top-up (a proposal of it the peer keeps refusing does not restart it).
+    fn allocation_holds_payments(&mut self) -> bool {
+        if !self.allocation_overdue_check() {
+            return false;
+        }
+        self.allocation_due()
+    }
+
+    /// Tracks how long the co-signed state has lagged the chain's top-up of
+    /// this side; true while that is under `t_Δ` (or nothing lags).
+    fn allocation_overdue_check(&mut self) -> bool {
+        let me = self.side();
+        let lags = self.store.phase == Phase::Open
+            && !self.store.closing_requested
+            && self
+                .store
+                .latest
+                .as_ref()
+                .is_some_and(|l| self.store.chain_topped_up[me] > l.state.resize.topped_up[me]);
+        if !lags {
+            self.allocation_due_since = 0;
+            self.allocation_deferred = false;
+            return false;
+        }
+        if self.allocation_due_since == 0 {
+            self.allocation_due_since = self.now.max(1);
+        }
+        self.now < self.allocation_due_since.saturating_add(self.store.t_delta_ms)
     }
 
     /// Proposes the state that allocates this side's on-chain top-up, once
@@ -1875,8 +1944,10 @@ impl ChannelMachine {
 
     fn tick(&mut self, now: Timestamp) -> Step {
         let mut step = self.tick_inner(now);
-        if let Some(tx) = self.withdrawal_resend(now) {
-            step.txs.push(tx);
+        match self.withdrawal_resend(now) {
+            Some(Ok(tx)) => step.txs.push(tx),
+            Some(Err(ev)) => step.events.push(ev),
+            None => {}
         }
         step
     }
@@ -1889,7 +1960,14 @@ impl ChannelMachine {
     /// withdrawn_paid` and refuses a state that withdraws nothing new. The
     /// co-signed state is what is persisted; what is paid is re-read from
     /// the chain after a restart.
-    fn withdrawal_resend(&mut self, now: Timestamp) -> Option<ChainTx> {
+    ///
+    /// Bounded: one state (counter) is re-sent at most
+    /// [`MAX_WITHDRAW_RESENDS`] times; then [`ChannelEvent::WithdrawalUnpaid`]
+    /// is reported once and that state is not sent again (the contract pays
+    /// a state equal to the registered one, so a peer registering it first
+    /// does not make it unpayable; a refusal that persists is not fixed by
+    /// paying more fees). A newer co-signed state starts a fresh count.
+    fn withdrawal_resend(&mut self, now: Timestamp) -> Option<Result<ChainTx, ChannelEvent>> {
         let me = self.side();
         let l = self.store.latest.as_ref()?;
         let unpaid = self.store.phase == Phase::Open
@@ -1906,11 +1984,24 @@ impl ChannelMachine {
             return None;
         }
         self.withdraw_resend_at = now.saturating_add(self.store.t_delta_ms);
-        Some(ChainTx {
+        let counter = l.state.counter;
+        if self.withdraw_resends.0 != counter {
+            self.withdraw_resends = (counter, 0);
+        }
+        if self.withdraw_resends.1 >= MAX_WITHDRAW_RESENDS {
+            if self.withdraw_resends.1 == MAX_WITHDRAW_RESENDS {
+                self.withdraw_resends.1 += 1;
+                let unpaid = Amount(l.state.resize.withdrawn[me].0.saturating_sub(self.chain_withdrawn_paid[me].0));
+                return Some(Err(ChannelEvent::WithdrawalUnpaid { counter, unpaid }));
+            }
+            return None;
+        }
+        self.withdraw_resends.1 += 1;
+        Some(Ok(ChainTx {
             method: "channel_withdraw",
             args: encode(&ChannelStateArgs { state: l.clone() }),
             value: Amount::ZERO,
-        })
+        }))
     }
 
     fn tick_inner(&mut self, now: Timestamp) -> Step {
@@ -2027,6 +2118,15 @@ impl ChannelMachine {
             for (counter, _) in again {
                 step.events.push(ChannelEvent::Rejected { counter, reason: "channel no longer open".into() });
             }
+        }
+        // An allocation the peer has not co-signed within `t_Δ` no longer
+        // holds payments back: said once.
+        if !self.allocation_overdue_check() && self.allocation_due_since != 0 && !self.allocation_deferred {
+            self.allocation_deferred = true;
+            let me = self.side();
+            let allocated = self.store.latest.as_ref().map(|l| l.state.resize.topped_up[me]).unwrap_or(Amount::ZERO);
+            let amount = Amount(self.store.chain_topped_up[me].0.saturating_sub(allocated.0));
+            step.events.push(ChannelEvent::TopUpDeferred { amount });
         }
         // A top-up the chain shows and no state allocates yet (the party was
         // busy, restarted, or the peer had not seen it yet): propose it now,

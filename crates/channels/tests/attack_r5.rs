@@ -60,7 +60,6 @@ fn blind_to_top_ups(d: &mut Duo, side: usize) {
 /// Observed: every payment over 10 × t_Δ is refused `Busy`; the co-signed
 /// counter never moves.
 #[test]
-#[ignore = "attack: a peer that never co-signs a top-up's allocation freezes the payer's payments forever (Busy)"]
 fn a_peer_that_never_admits_a_top_up_cannot_freeze_payments() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -92,6 +91,50 @@ fn a_peer_that_never_admits_a_top_up_cannot_freeze_payments() {
          PaymentSent {sent} (the first payment only)"
     );
     assert_eq!(d.channel().unwrap().status, ChannelStatus::Open);
+    let deferred: Vec<_> =
+        d.parties[0].events.iter().filter(|e| matches!(e, ChannelEvent::TopUpDeferred { .. })).cloned().collect();
+    assert_eq!(deferred.len(), 1, "reported once: {deferred:?}");
+    assert!(matches!(deferred[0], ChannelEvent::TopUpDeferred { amount } if amount == Amount(5_000)));
+    // The close still refunds the unallocated top-up (coin conserved).
+    let _ = d.request(0, Request::Close);
+    for _ in 0..60 {
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    assert_eq!(d.channel().unwrap().status, ChannelStatus::Closed);
+    d.assert_coins_conserved();
+}
+
+/// Fix of the finding above, the other half: a top-up deferred after `t_Δ`
+/// stays pending and is proposed again between payments, so once the peer
+/// sees it (its chain view catches up) it is allocated, with payments
+/// going on meanwhile.
+#[test]
+fn a_deferred_top_up_is_allocated_once_the_peer_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap();
+    d.input(0, Input::User(Request::TopUp { amount: Amount(5_000), funding: Funding::Deposit })).unwrap();
+    blind_to_top_ups(&mut d, 1);
+    d.pump();
+    for _ in 0..20 {
+        d.advance(cfg.t_delta_ms / 10);
+        blind_to_top_ups(&mut d, 1);
+        let _ = d.input(0, Input::User(pay_req(1_000)));
+        d.pump();
+    }
+    assert!(d.parties[0].events.iter().any(|e| matches!(e, ChannelEvent::TopUpDeferred { .. })));
+    let l = |d: &Duo, s: usize| d.parties[s].machine.as_ref().unwrap().latest().unwrap().state.resize.topped_up[0];
+    assert_eq!(l(&d, 0), Amount::ZERO, "not allocated while the peer is blind");
+    // The peer's chain view catches up.
+    d.parties[1].chain_inbox.push_back(ChainEvent::ToppedUp { side: 0, total: Amount(5_000) });
+    for _ in 0..30 {
+        d.advance(cfg.t_delta_ms / 10);
+        let _ = d.input(0, Input::User(pay_req(1_000)));
+        d.pump();
+    }
+    assert_eq!((l(&d, 0), l(&d, 1)), (Amount(5_000), Amount(5_000)), "allocated on both sides");
+    assert_eq!(counter(&d, 0), counter(&d, 1));
 }
 
 /// Ticks side `side` only.
@@ -179,7 +222,6 @@ fn withholding_a_withdrawals_acceptance_does_not_pin_a_fault_on_the_closer() {
 /// `channel_withdraw` and all 12 re-sends revert, ≈ 819,000 minor units of
 /// fees for a 30,000 withdrawal.
 #[test]
-#[ignore = "attack: the acceptor registers the withdrawal state with channel_update first; unpaid, every re-send reverts (fee drain)"]
 fn a_withdrawal_state_the_peer_registers_first_is_still_paid() {
     use gridledger_contracts::cns::ChannelStateArgs;
     let dir = tempfile::tempdir().unwrap();
@@ -211,6 +253,41 @@ fn a_withdrawal_state_the_peer_registers_first_is_still_paid() {
         "withdrawn_paid {:?} after 10 t_delta; {reverted} reverted channel_withdraw re-sends, {fees} in fees",
         ch.withdrawn_paid
     );
+}
+
+/// Fix of the finding above, bounded fees: a withdrawal the chain never
+/// pays (every `channel_withdraw` lost or refused) is re-sent at most
+/// `MAX_WITHDRAW_RESENDS` times for one state, then reported once
+/// (`WithdrawalUnpaid`) and no longer sent; the close still pays it.
+#[test]
+fn an_unpaid_withdrawal_is_resent_a_bounded_number_of_times_then_reported() {
+    use gridledger_channels::MAX_WITHDRAW_RESENDS;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap();
+    let amount = Amount(30_000);
+    d.parties[0].drop_txs = 1_000;
+    d.request(0, Request::Withdraw { amount }).unwrap();
+    for _ in 0..200 {
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    let sent = 1_000 - d.parties[0].drop_txs;
+    let reported: Vec<_> =
+        d.parties[0].events.iter().filter(|e| matches!(e, ChannelEvent::WithdrawalUnpaid { .. })).cloned().collect();
+    assert_eq!(sent, 1 + MAX_WITHDRAW_RESENDS, "channel_withdraw sent {sent} times over 20 t_delta");
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(matches!(reported[0], ChannelEvent::WithdrawalUnpaid { unpaid, .. } if unpaid == amount));
+    let ch = d.channel().unwrap();
+    assert_eq!((ch.status, ch.withdrawn_paid[0]), (ChannelStatus::Open, Amount::ZERO));
+    d.parties[0].drop_txs = 0;
+    let _ = d.request(0, Request::Close);
+    for _ in 0..60 {
+        d.advance(cfg.t_delta_ms / 10);
+    }
+    let ch = d.channel().unwrap();
+    assert_eq!((ch.status, ch.withdrawn_paid[0]), (ChannelStatus::Closed, amount), "the close pays it");
+    d.assert_coins_conserved();
 }
 
 /// Held up (tried: kill -9 at every persist of a withdrawal, a top-up and a
@@ -286,7 +363,6 @@ fn kill_nine_at_each_persist_of_withdraw_top_up_and_close() {
 /// itself, the log file, or a check that the locked inode is still the one
 /// at the path). Observed: the second open succeeds.
 #[test]
-#[ignore = "attack: deleting store.lock while the party runs lets a second StoreFile::open lock a fresh file and cut the live log"]
 fn a_second_open_is_refused_even_after_the_lock_file_is_removed() {
     use gridledger_channels::disk::{test_store, DiskError, Durability, StoreFile, LOCK_FILE};
     let dir = tempfile::tempdir().unwrap();

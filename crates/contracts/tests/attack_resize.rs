@@ -123,7 +123,8 @@ fn final_amounts_do_not_depend_on_how_a_withdrawal_was_paid() {
 // ------------------------------------------------------------ what held up
 
 /// One co-signed withdrawal state cannot pay twice: the second
-/// `channel_withdraw` is stale, by either side, and changes nothing.
+/// `channel_withdraw` (the registered state itself) finds nothing new to
+/// pay, by either side, and changes nothing.
 #[test]
 fn a_withdrawal_state_pays_once() {
     let d = tempfile::tempdir().unwrap();
@@ -131,13 +132,32 @@ fn a_withdrawal_state_pays_once() {
     f.open(0);
     let s1 = f.resized(0, 1, [700, 1_000], [0, 0], [300, 0]);
     f.ok(0, "channel_withdraw", st_args(s1.clone()), Amount::ZERO);
-    f.refused(0, "channel_withdraw", st_args(s1.clone()), Amount::ZERO, "stale state");
-    f.refused(1, "channel_withdraw", st_args(s1.clone()), Amount::ZERO, "stale state");
+    f.refused(0, "channel_withdraw", st_args(s1.clone()), Amount::ZERO, "withdraws nothing new");
+    f.refused(1, "channel_withdraw", st_args(s1.clone()), Amount::ZERO, "withdraws nothing new");
     // Nor by update, dispute, or a close of it.
     f.refused(1, "channel_update", st_args(s1.clone()), Amount::ZERO, "stale state");
     // A later state repeating the same cumulative withdrawal pays nothing new.
     let s2 = f.resized(0, 2, [700, 1_000], [0, 0], [300, 0]);
     f.refused(0, "channel_withdraw", st_args(s2), Amount::ZERO, "withdraws nothing new");
+}
+
+/// A withdrawal state the peer registered first with `channel_update`
+/// (which pays nothing) is still paid by `channel_withdraw` with that same
+/// state — once, exactly what it withdraws; an older state stays stale.
+#[test]
+fn a_withdrawal_state_registered_by_update_is_paid_once() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    f.open(0);
+    let s1 = f.resized(0, 1, [900, 1_100], [0, 0], [0, 0]);
+    let s2 = f.resized(0, 2, [600, 1_100], [0, 0], [300, 0]);
+    f.ok(1, "channel_update", st_args(s2.clone()), Amount::ZERO);
+    assert_eq!(f.channel(0).withdrawn_paid, [Amount::ZERO, Amount::ZERO], "update pays nothing");
+    f.refused(0, "channel_withdraw", st_args(s1), Amount::ZERO, "stale state");
+    f.ok(0, "channel_withdraw", st_args(s2.clone()), Amount::ZERO);
+    assert_eq!(f.channel(0).withdrawn_paid, [Amount(300), Amount::ZERO]);
+    f.refused(1, "channel_withdraw", st_args(s2), Amount::ZERO, "withdraws nothing new");
+    assert_eq!(f.channel(0).withdrawn_paid, [Amount(300), Amount::ZERO]);
 }
 
 /// A withdrawal state of channel 0 does not pay on channel 1 of the same

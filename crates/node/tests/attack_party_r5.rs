@@ -90,7 +90,6 @@ impl Setup {
 /// Observed: the party ends at start with "path must be shorter than
 /// SUN_LEN" (or similar); `Status` is never answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a party directory with a path over ~100 bytes cannot run at all (control.sock exceeds sun_path)"]
 async fn a_party_in_a_directory_with_a_long_path_still_runs() {
     let long: PathBuf =
         ["channels-of-the-east-feeder", "substation-0042-household-0017", "party-directories-kept-here"]
@@ -122,6 +121,47 @@ async fn a_party_in_a_directory_with_a_long_path_still_runs() {
     );
 }
 
+/// Fix of the finding above, the other half: a control channel that
+/// cannot be set up at all (here `control.sock` is a regular file, which
+/// the party never replaces) does not stop the party: it runs without
+/// control, keeps answering its in-process handle, raises `ControlFailing`
+/// and leaves no control token behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_party_whose_control_channel_fails_runs_on_and_alerts() {
+    use gridledger_node::channel::alert::{Alert, AlertHook, AlertSink};
+    use std::sync::{Arc, Mutex};
+    struct Collect(Mutex<Vec<Alert>>);
+    impl AlertSink for Collect {
+        fn alert(&self, a: &Alert) {
+            self.0.lock().unwrap().push(a.clone());
+        }
+    }
+    let s = Setup::new(Path::new("d")).await;
+    let ctl = gridledger_node::channel::control::CONTROL_SOCKET_FILE;
+    std::fs::write(s.dirs[0].join(ctl), b"not a socket").unwrap();
+    let sink = Arc::new(Collect(Mutex::new(vec![])));
+    let o = PartyOptions { alerts: AlertHook(Some(sink.clone())), ..opts() };
+    let (h, join) = spawn_party(&s.dirs[0], o).unwrap();
+    let t = Instant::now();
+    let mut answered = false;
+    while t.elapsed() < Duration::from_secs(10) && !join.is_finished() {
+        if let Reply::Status(_) = h.request(Command::Status).await {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let alive = !join.is_finished();
+    let _ = h.request(Command::Shutdown).await;
+    let _ = join.await;
+    s.node.shutdown();
+    assert!(answered && alive, "the party ended (answered {answered})");
+    let alerts = sink.0.lock().unwrap().clone();
+    assert!(alerts.iter().any(|a| matches!(a, Alert::ControlFailing { .. })), "{alerts:?}");
+    assert!(!s.dirs[0].join(gridledger_node::channel::control::CONTROL_TOKEN_FILE).exists(), "no token left");
+    assert_eq!(std::fs::read(s.dirs[0].join(ctl)).unwrap(), b"not a socket", "the file is left alone");
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
 }
@@ -149,7 +189,6 @@ fn open_fds() -> usize {
 /// the test's own 150 sockets). Observed: ≈ 2 × 150 more descriptors held
 /// after 8 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: the bind forwarder keeps two fds per idle outsider connection forever (no cap, no deadline)"]
 async fn idle_connections_through_the_bind_forwarder_do_not_pile_up() {
     let s = Setup::new(Path::new("d")).await;
     let addr = s.specs[1].addrs[1];

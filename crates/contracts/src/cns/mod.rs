@@ -967,15 +967,37 @@ impl CnsContract {
     /// `resize.withdrawn` grew and pays each side what it newly withdrew,
     /// while the channel stays open. Only on an open channel (not during a
     /// dispute, where the dispute decides the state), anyone may send it.
+    ///
+    /// The state may also be the registered one itself (same counter, same
+    /// `hstate`): a peer that registered the co-signed withdrawal state
+    /// first with `channel_update` (which pays nothing) must not leave the
+    /// withdrawal unpayable. Then what that registered state withdraws
+    /// beyond `withdrawn_paid` is paid and nothing is re-registered; a
+    /// second call finds nothing new and reverts, so nothing is paid twice
+    /// or beyond what the registered state says.
     fn channel_withdraw(&self, ctx: &mut CallContext<'_, '_>, args: &[u8]) -> R<Vec<u8>> {
-        let (state, mut ch, mut esc) = newer_open_state(ctx, args)?;
+        let a: ChannelStateArgs = decode_args(args)?;
+        let registered = {
+            let ch: Channel = load(ctx, &channel_key(&a.state.state.cid), "channel")?;
+            ch.latest.state.counter == a.state.state.counter && ch.latest.hstate() == a.state.hstate()
+        };
+        let (state, mut ch, mut esc) = if registered {
+            let ch: Channel = load(ctx, &channel_key(&a.state.state.cid), "channel")?;
+            require_open(&ch)?;
+            let esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
+            (ch.latest.clone(), ch, esc)
+        } else {
+            newer_open_state(ctx, args)?
+        };
         let w = state.state.resize.withdrawn;
         let due = [sub(w[0], ch.withdrawn_paid[0], "withdrawal")?, sub(w[1], ch.withdrawn_paid[1], "withdrawal")?];
         if due.iter().all(|d| d.is_zero()) {
             return revert("the state withdraws nothing new: use channel_update");
         }
         let counter = state.state.counter;
-        register_state(ctx, &mut esc, &mut ch, state)?;
+        if !registered {
+            register_state(ctx, &mut esc, &mut ch, state)?;
+        }
         for (i, d) in due.iter().enumerate() {
             if !d.is_zero() {
                 // Recorded in `final_amounts` at close, with the balance

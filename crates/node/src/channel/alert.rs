@@ -54,6 +54,18 @@ pub enum Alert {
     /// retries the bind with back-off; alerted at the first failure and
     /// every [`ALERT_AFTER_ATTEMPTS`]-th after.
     ListenFailing { cid: Hash32, what: String, addr: String, attempts: u32, last_error: String },
+    /// The peer has not co-signed the allocation of our on-chain top-up
+    /// (`amount` not yet in a state) within `t_Δ`: payments go on with the
+    /// balance the channel had; the allocation is proposed again between
+    /// them, and a close refunds it if it never is.
+    TopUpDeferred { cid: Hash32, amount: u128 },
+    /// A co-signed withdrawal (`counter`) stayed unpaid (`unpaid`) after
+    /// its bounded `channel_withdraw` re-sends; the close pays it.
+    WithdrawalUnpaid { cid: Hash32, counter: u64, unpaid: u128 },
+    /// The party's own control channel could not be set up (`path`); the
+    /// party runs on without it, guarding the channel (peer link, chain
+    /// watch, disputes), and says so on stderr.
+    ControlFailing { cid: Hash32, path: String, last_error: String },
 }
 
 impl Alert {
@@ -192,11 +204,18 @@ impl AlertSink for StderrAndExec {
 }
 
 /// The alert a party's event calls for, if any: a dispute raised by the
-/// other side than `our_side`.
+/// other side than `our_side`, a top-up allocation deferred, a withdrawal
+/// left unpaid after its re-sends.
 pub fn alert_of_event(cid: Hash32, our_side: u8, e: &gridledger_channels::ChannelEvent) -> Option<Alert> {
     match *e {
         gridledger_channels::ChannelEvent::DisputeSeen { counter, by } if by != our_side => {
             Some(Alert::DisputeAgainstUs { cid, counter, by, t_end_ms: None })
+        }
+        gridledger_channels::ChannelEvent::TopUpDeferred { amount } => {
+            Some(Alert::TopUpDeferred { cid, amount: amount.0 })
+        }
+        gridledger_channels::ChannelEvent::WithdrawalUnpaid { counter, unpaid } => {
+            Some(Alert::WithdrawalUnpaid { cid, counter, unpaid: unpaid.0 })
         }
         _ => None,
     }

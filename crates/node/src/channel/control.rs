@@ -100,11 +100,41 @@ impl ControlListener for tokio::net::UnixListener {
     }
 }
 
+/// Longest socket path bound or connected to directly: `sun_path` holds
+/// 108 bytes on Linux and 104 on macOS, with the terminating NUL.
+pub const SOCKET_PATH_MAX: usize = 100;
+
+/// The path by which `dir/control.sock` is bound or connected to, and a
+/// handle that must stay open until then. A path of at most
+/// [`SOCKET_PATH_MAX`] bytes is used as it is. A longer one (a deep
+/// directory) is reached on Linux through the directory's open descriptor,
+/// `/proc/self/fd/N/control.sock` (short whatever the directory's path;
+/// the socket file is still created in `dir`, no other directory is
+/// involved and nothing is recorded elsewhere). Elsewhere a too-long path
+/// is an error (the party then runs without its control channel).
+#[cfg(unix)]
+pub fn control_socket_path(dir: &Path) -> std::io::Result<(std::path::PathBuf, Option<std::fs::File>)> {
+    let path = dir.join(CONTROL_SOCKET_FILE);
+    if path.as_os_str().len() <= SOCKET_PATH_MAX {
+        return Ok((path, None));
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let d = std::fs::File::open(dir)?;
+        let short = std::path::PathBuf::from(format!("/proc/self/fd/{}/{CONTROL_SOCKET_FILE}", d.as_raw_fd()));
+        Ok((short, Some(d)))
+    }
+    #[cfg(not(target_os = "linux"))]
+    Err(std::io::Error::other(format!("{}: a Unix socket path may not exceed {SOCKET_PATH_MAX} bytes", path.display())))
+}
+
 /// Binds the party's own control socket at `dir/control.sock` (Unix): the
 /// directory is set to mode 0700 and the socket to 0600, so only the owner
 /// can connect. A socket file left by an earlier run is replaced (the
 /// caller holds the directory's store lock, so no live party owns it);
-/// anything else at that path is refused.
+/// anything else at that path is refused. A directory path too long for
+/// `sun_path` is bound through [`control_socket_path`].
 #[cfg(unix)]
 pub fn bind_control_socket(dir: &Path) -> std::io::Result<tokio::net::UnixListener> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -116,7 +146,9 @@ pub fn bind_control_socket(dir: &Path) -> std::io::Result<tokio::net::UnixListen
         }
         std::fs::remove_file(&path)?;
     }
-    let l = tokio::net::UnixListener::bind(&path)?;
+    let (by, held) = control_socket_path(dir)?;
+    let l = tokio::net::UnixListener::bind(&by)?;
+    drop(held);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)
 }

@@ -276,14 +276,46 @@ impl ListenFails {
     }
 }
 
+/// The party's control channel could not be set up: it runs on without
+/// it (still guarding the channel), says so on stderr and alerts.
+fn control_failing(spec: &PartySpec, dir: &Path, opts: &PartyOptions, e: &std::io::Error) {
+    let path = dir.join(super::control::CONTROL_SOCKET_FILE).display().to_string();
+    eprintln!(
+        "channel {}: control channel {path} unavailable ({e}); the party runs on without it, guarding the channel",
+        spec.cid
+    );
+    opts.alerts.alert(&super::alert::Alert::ControlFailing { cid: spec.cid, path, last_error: e.to_string() });
+}
+
 /// Back-off between tries to bind a listening address: 100 ms doubling to
 /// 5 s.
 const BIND_RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// Limits of the bind forwarder (the same as the party's peer listener:
+/// its pending-handshake cap and handshake deadline).
+#[derive(Clone, Copy, Debug)]
+struct ForwardLimits {
+    /// Connections forwarded at once; one beyond is closed at accept.
+    max_connections: usize,
+    /// The dialer speaks first (the link's handshake initiator): a
+    /// connection that sends nothing within this is closed unforwarded.
+    first_byte: Duration,
+}
+
 /// Keeps trying to bind `listen`; once bound, forwards every connection to
 /// `to` (the party's ephemeral peer listener; the link's own handshake
-/// authenticates the peer end to end). Ends when aborted.
-async fn forward_when_bound(listen: std::net::SocketAddr, to: std::net::SocketAddr, mut fails: ListenFails) {
+/// authenticates the peer end to end). Bounded: at most
+/// `limits.max_connections` at once (more are closed at accept), each
+/// must send its first byte within `limits.first_byte`, and both sockets
+/// close as soon as either direction ends (the inner listener closing an
+/// unauthenticated connection after its handshake deadline frees the
+/// outsider's socket too). Ends when aborted.
+async fn forward_when_bound(
+    listen: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+    mut fails: ListenFails,
+    limits: ForwardLimits,
+) {
     let mut backoff = Duration::from_millis(100);
     let l = loop {
         tokio::time::sleep(backoff).await;
@@ -294,13 +326,18 @@ async fn forward_when_bound(listen: std::net::SocketAddr, to: std::net::SocketAd
         }
     };
     tracing::info!("bound the {} address {listen} again", fails.what);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
         match l.accept().await {
-            Ok((mut inbound, _)) => {
+            Ok((inbound, from)) => {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(%from, "forwarder full; connection closed");
+                    drop(inbound);
+                    continue;
+                };
                 tokio::spawn(async move {
-                    if let Ok(mut out) = tokio::net::TcpStream::connect(to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
+                    forward_one(inbound, to, limits.first_byte).await;
+                    drop(permit);
                 });
             }
             Err(e) => {
@@ -308,6 +345,23 @@ async fn forward_when_bound(listen: std::net::SocketAddr, to: std::net::SocketAd
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Forwards one accepted connection to `to` until either direction ends
+/// (then both sockets close), if it sends a byte within `first_byte`.
+async fn forward_one(inbound: tokio::net::TcpStream, to: std::net::SocketAddr, first_byte: Duration) {
+    let mut b = [0u8; 1];
+    match tokio::time::timeout(first_byte, inbound.peek(&mut b)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => return,
+    }
+    let Ok(out) = tokio::net::TcpStream::connect(to).await else { return };
+    let (mut ir, mut iw) = inbound.into_split();
+    let (mut or, mut ow) = out.into_split();
+    tokio::select! {
+        _ = tokio::io::copy(&mut ir, &mut ow) => {}
+        _ = tokio::io::copy(&mut or, &mut iw) => {}
     }
 }
 
@@ -890,7 +944,11 @@ async fn run(
                     );
                     let l = bind_tcp(local).map_err(PartyError::Control)?;
                     let inner = l.local_addr().map_err(PartyError::Control)?;
-                    peer_forward = Some(tokio::spawn(forward_when_bound(listen, inner, fails)));
+                    let limits = ForwardLimits {
+                        max_connections: cfg.max_pending_handshakes,
+                        first_byte: cfg.handshake_timeout,
+                    };
+                    peer_forward = Some(tokio::spawn(forward_when_bound(listen, inner, fails, limits)));
                     Network::start_with_listener(cfg, esc_key, l).await
                 }
             }
@@ -1007,23 +1065,41 @@ async fn run(
             // TCP where the caller handed a listener (explicitly asked).
             Some(l) => {
                 let l = tokio_listener(l).map_err(PartyError::Control)?;
-                tokio::spawn(serve_control(l, token.clone(), ctl_tx))
+                Some(tokio::spawn(serve_control(l, token.clone(), ctl_tx)))
             }
-            // The party's own channel: a Unix socket in its directory.
+            // The party's own channel: a Unix socket in its directory. If
+            // it cannot be set up, the party still guards its channel (peer
+            // link, chain watch, disputes): it runs without control, says
+            // so on stderr and raises `control_failing`.
             #[cfg(unix)]
-            None => {
-                let l = super::control::bind_control_socket(&dir).map_err(PartyError::Control)?;
-                tokio::spawn(serve_control(l, token.clone(), ctl_tx))
-            }
+            None => match super::control::bind_control_socket(&dir) {
+                Ok(l) => Some(tokio::spawn(serve_control(l, token.clone(), ctl_tx))),
+                Err(e) => {
+                    control_failing(&spec, &dir, &opts, &e);
+                    None
+                }
+            },
             #[cfg(not(unix))]
             None => {
                 let fails = ListenFails::new(spec.cid, "control", spec.control, opts.alerts.clone());
-                tokio::spawn(serve_control_when_bound(spec.control, token.clone(), ctl_tx, fails))
+                Some(tokio::spawn(serve_control_when_bound(spec.control, token.clone(), ctl_tx, fails)))
             }
         };
-        super::control::write_token_file(&dir.join(super::control::CONTROL_TOKEN_FILE), &token)
-            .map_err(PartyError::Control)?;
-        Some(served)
+        let token_path = dir.join(super::control::CONTROL_TOKEN_FILE);
+        match served {
+            Some(served) => match super::control::write_token_file(&token_path, &token) {
+                Ok(()) => Some(served),
+                Err(e) => {
+                    served.abort();
+                    control_failing(&spec, &dir, &opts, &e);
+                    None
+                }
+            },
+            None => {
+                let _ = std::fs::remove_file(&token_path);
+                None
+            }
+        }
     } else {
         // No control port here (e.g. under `channel serve --control`, whose
         // token-guarded manager port is the one way in): a token left by an
@@ -1232,7 +1308,9 @@ pub fn control_request_dir(dir: &Path, cmd: &Command, timeout: Duration) -> Resu
     #[cfg(unix)]
     {
         use std::io::{BufRead, Write};
-        let mut s = std::os::unix::net::UnixStream::connect(dir.join(super::control::CONTROL_SOCKET_FILE))?;
+        let (by, held) = super::control::control_socket_path(dir)?;
+        let mut s = std::os::unix::net::UnixStream::connect(&by)?;
+        drop(held);
         s.set_read_timeout(Some(timeout))?;
         s.set_write_timeout(Some(Duration::from_secs(3)))?;
         let mut line = serde_json::to_string(&req).map_err(std::io::Error::other)?;
@@ -1397,6 +1475,42 @@ mod tests {
         std::fs::create_dir(&other).unwrap();
         std::fs::write(other.join(super::super::control::CONTROL_SOCKET_FILE), b"x").unwrap();
         assert!(super::super::control::bind_control_socket(&other).is_err(), "a regular file was replaced");
+    }
+
+    /// A party directory whose `control.sock` path exceeds `sun_path` (a
+    /// deep directory) still gets its private control socket, in the
+    /// directory itself, and `control_request_dir` reaches it; a short path
+    /// is used as it is.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_control_socket_in_a_directory_with_a_long_path_is_bound_and_reached() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("s");
+        std::fs::create_dir(&short).unwrap();
+        let (by, held) = super::super::control::control_socket_path(&short).unwrap();
+        assert_eq!((by, held.is_none()), (short.join(super::super::control::CONTROL_SOCKET_FILE), true));
+        let p = dir.path().join("a".repeat(60)).join("b".repeat(60));
+        std::fs::create_dir_all(&p).unwrap();
+        let sock = p.join(super::super::control::CONTROL_SOCKET_FILE);
+        assert!(sock.as_os_str().len() > 108);
+        let (tx, mut rx) = mpsc::channel::<Request0>(4);
+        tokio::spawn(async move {
+            while let Some(r) = rx.recv().await {
+                let _ = r.reply.send(Reply::Done { counter: 9 });
+            }
+        });
+        let l = super::super::control::bind_control_socket(&p).unwrap();
+        assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600, "in the directory, private");
+        let token = super::super::control::new_token();
+        super::super::control::write_token_file(&p.join(super::super::control::CONTROL_TOKEN_FILE), &token).unwrap();
+        tokio::spawn(serve_control(l, token, tx));
+        let d = p.clone();
+        let r = tokio::task::spawn_blocking(move || control_request_dir(&d, &Command::Status, Duration::from_secs(5)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r, Reply::Done { counter: 9 });
     }
 
     /// Thousands of requests on one control connection (a client that keeps
