@@ -9,15 +9,20 @@ const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 
 // Expected: a clearing that did not converge ends with a non-zero exit
 // status (an error a script can see), never exit 0 with a result.
-// Observed: ALADIN on a congested case30 market stops at its iteration limit
-// with welfare $0 against a $3.14 optimum (relative gap 1.0); the command
-// prints "NOT converged" among the figures and exits 0, and `--json`
-// carries the same numbers as a normal result.
+// Observed: ALADIN on a congested case30 market (8 × 8, seed 7) stopped at
+// its iteration limit with welfare $0 against a $3.14 optimum (relative gap
+// 1.0); the command printed "NOT converged" among the figures and exited 0,
+// and `--json` carried the same numbers as a normal result.
+// ALADIN now converges on that market (its coordinator QP carries every line
+// row), so the case used is primal-dual on congested case30, 2 × 2, seed 20,
+// which still stops at its iteration cap (the open finding
+// `primal_dual_clears_small_seeded_congested_markets` in the market crate;
+// once that is fixed, pick another market that does not converge).
 #[test]
 fn a_clearing_that_did_not_converge_fails_the_command() {
     let out = Command::new(BIN)
-        .args(["market", "clear", "--algorithm", "aladin", "--limit-scale", "1e-4"])
-        .args(["--buyers", "8", "--sellers", "8", "--seed", "7", "--json"])
+        .args(["market", "clear", "--algorithm", "primal-dual", "--limit-scale", "1e-4"])
+        .args(["--buyers", "2", "--sellers", "2", "--seed", "20", "--json"])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
