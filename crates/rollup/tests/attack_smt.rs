@@ -371,7 +371,6 @@ fn a_witness_cannot_hide_duplicate_or_swap_records() {
 /// Observed: the forged root settles; the executor withdraws 10 coin it
 /// never had; the victim's proved balance is gone.
 #[test]
-#[ignore = "attack: executor + assigned validator steal any account through the post-state root; meters never check roots"]
 fn a_forged_root_steals_from_an_account_no_entry_names() {
     use gridledger_rollup::roles::ValidatorBehaviour;
     use gridledger_rollup::state::participant_proof;
