@@ -925,11 +925,36 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     None
                 }
             };
-            let owners: Vec<Address> = self.meters.keys().copied().collect();
+            // Every meter also checks the posted state root, which commits
+            // to its owner's record even where no entry names the owner.
+            let roots_ok = shared.is_none() || crate::roles::posted_state_ok(&self.cfg.params, &input) != Some(false);
+            // Meters whose owner the batch names act first; the others only
+            // on a wrong root that is still standing.
+            let (mut owners, others): (Vec<Address>, Vec<Address>) =
+                self.meters.keys().copied().partition(|a| self.meters[a].involved(&input));
+            owners.extend(others);
             let mut alarmed = Vec::new();
             for owner in owners.iter().filter(|_| shared.is_some()) {
+                let involved = self.meters.get(owner).is_some_and(|m| m.involved(&input));
+                if !involved {
+                    if roots_ok {
+                        break;
+                    }
+                    let h = self.batch_header(fin)?;
+                    if h.state != BatchState::Open || h.overturned {
+                        break;
+                    }
+                }
                 let step = match (self.meters.get_mut(owner), &shared) {
-                    (Some(m), Some(own)) if m.involved(&input) => m.on_tcrs_computed(&input, own, &validators, rng),
+                    (Some(m), Some(own)) if involved => {
+                        let s = m.on_tcrs_computed(&input, own, &validators, rng);
+                        if s.faults.is_empty() {
+                            m.on_roots_checked(&input, roots_ok, &validators, rng)
+                        } else {
+                            s
+                        }
+                    }
+                    (Some(m), Some(_)) if !roots_ok => m.on_roots_checked(&input, roots_ok, &validators, rng),
                     _ => continue,
                 };
                 if !step.faults.is_empty() {

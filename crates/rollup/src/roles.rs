@@ -80,6 +80,33 @@ fn own_leaves(p: &IorParams, input: &BatchInput, me: Address, step: &mut Step) -
     }
 }
 
+/// Are the posted per-entry roots, post-state root and burn of `input`
+/// what its entries leave? `own` are the checker's leaves with their
+/// post-state roots filled in ([`crate::state::fill_post_roots`]).
+fn roots_match(p: &IorParams, input: &BatchInput, full: &crate::exec::PreState, own: &[TcrLeaf]) -> bool {
+    let tcrs: Vec<Tcr> = own.iter().map(|l| l.tcr.clone()).collect();
+    crate::state::post_state(p, full, &input.entries, &tcrs).is_ok_and(|(s, b)| {
+        input.header.post_root == Some(crate::state::state_root(&s)) && input.header.burned == Some(b)
+    }) && input
+        .leaves
+        .as_ref()
+        .is_none_or(|ls| ls.len() == own.len() && ls.iter().zip(own).all(|(p, o)| p.post_root == o.post_root))
+}
+
+/// Does the batch's posted state (per-entry roots, post-state root, burn)
+/// follow from its entries? `None` when the batch has no recorded TCRs yet
+/// or its entries cannot be executed. A smart meter runs this on every
+/// batch, not only those naming its owner: the post-state root commits to
+/// its owner's record, which a forged root can change although no entry or
+/// effect names the owner (attack_smt, theft through the root).
+pub fn posted_state_ok(p: &IorParams, input: &BatchInput) -> Option<bool> {
+    input.tcrs.as_ref()?;
+    let mut own = execute_leaves(&mut OffChain, p, &input.prestate, &input.entries).ok()?;
+    let full = input.full_state(p);
+    crate::state::fill_post_roots(p, &full, &input.entries, &mut own);
+    Some(roots_match(p, input, &full, &own))
+}
+
 /// How an executor behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutorBehaviour {
@@ -207,12 +234,7 @@ impl Validator {
             ));
         }
         let mut bad = mismatches(recorded, &own);
-        // The posted per-entry roots, post-state root and burn must be what
-        // the batch leaves.
-        let roots_ok =
-            crate::state::post_state(&self.params, &full, &input.entries, &own).is_ok_and(|(s, b)| {
-                input.header.post_root == Some(crate::state::state_root(&s)) && input.header.burned == Some(b)
-            }) && input.leaves.as_ref().is_none_or(|ls| ls.iter().zip(&own_l).all(|(p, o)| p.post_root == o.post_root));
+        let roots_ok = roots_match(&self.params, input, &full, &own_l);
         if !roots_ok && bad.is_empty() {
             bad.push(u32::MAX);
         }
@@ -375,6 +397,32 @@ impl SmartMeter {
             rand::seq::index::sample(rng, validators.len(), k).into_vec()
         };
         for i in picks {
+            step.delegations.push(Delegation { meter: self.owner, validator: validators[i], batch });
+        }
+        step
+    }
+}
+
+impl SmartMeter {
+    /// The meter's check of the batch's posted state root
+    /// ([`posted_state_ok`], computed once per batch by the caller): on a
+    /// wrong root it raises a fault and privately delegates validators, as
+    /// for a wrong TCR, whether or not an entry names its owner.
+    pub fn on_roots_checked(
+        &mut self,
+        input: &BatchInput,
+        roots_ok: bool,
+        validators: &[Address],
+        rng: &mut impl Rng,
+    ) -> Step {
+        let mut step = Step::default();
+        if roots_ok || input.tcrs.is_none() || validators.is_empty() {
+            return step;
+        }
+        let batch = input.header.id;
+        step.faults.push(Fault::WrongTcr { batch, observer: self.owner, indices: vec![u32::MAX] });
+        let k = self.delegates.clamp(1, validators.len());
+        for i in rand::seq::index::sample(rng, validators.len(), k).into_vec() {
             step.delegations.push(Delegation { meter: self.owner, validator: validators[i], batch });
         }
         step

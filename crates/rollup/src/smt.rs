@@ -58,6 +58,11 @@ pub enum SmtError {
     Long,
     #[error("the proved keys are not sorted and distinct")]
     Unsorted,
+    /// An empty subtree's sibling sent as an explicit hash instead of a
+    /// clear flag: every (keys, tree) has exactly one proof encoding, so a
+    /// proof's bytes follow from its meaning (attack_smt, malleable proofs).
+    #[error("the proof sends an empty subtree's hash explicitly (non-canonical encoding)")]
+    NonCanonical,
 }
 
 /// A multi-proof for a sorted set of paths (module docs).
@@ -336,6 +341,9 @@ impl Smt {
     fn walk_open(&mut self, d: usize, keys: &[Hash32], p: Hash32, r: &mut ProofReader<'_>) -> Result<(), SmtError> {
         if keys.is_empty() {
             if let Some(h) = r.next()? {
+                if h == default_hash(d) {
+                    return Err(SmtError::NonCanonical);
+                }
                 self.opaque.insert((d as u16, p), h);
             }
             return Ok(());

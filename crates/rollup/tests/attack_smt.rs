@@ -101,7 +101,6 @@ fn malleate(proof: &SmtProof, keys: &[Hash32]) -> SmtProof {
 /// refused (`SmtError`), so its bytes are a function of its meaning.
 /// Observed: the non-canonical proof opens and proves the same records.
 #[test]
-#[ignore = "attack: a state proof has several encodings that all verify (explicit empty-subtree hashes accepted)"]
 fn a_proof_with_an_explicit_empty_sibling_opens_too() {
     let mut full = Smt::new((0..40u64).map(|i| {
         let k = RecordKey::Claimed(gridledger_rollup::types::SlotKey {
@@ -196,7 +195,6 @@ fn a_copied_commitment_steals_the_validators_reward() {
 /// Observed: the sybil is paid the disclosure reward and the committed
 /// validator's dispute is refused (the batch is already overturned).
 #[test]
-#[ignore = "attack: a re-encoded copy of a committed dispute_state (malleable SMT proof) steals the reward"]
 fn a_malleated_copy_of_a_committed_dispute_steals_the_reward() {
     let (mut e, exec, batch) = forged_batch();
     let (validator, calls) = validator_step(&mut e, batch);
@@ -371,7 +369,6 @@ fn a_witness_cannot_hide_duplicate_or_swap_records() {
 /// Observed: the forged root settles; the executor withdraws 10 coin it
 /// never had; the victim's proved balance is gone.
 #[test]
-#[ignore = "attack: executor + assigned validator steal any account through the post-state root; meters never check roots"]
 fn a_forged_root_steals_from_an_account_no_entry_names() {
     use gridledger_rollup::roles::ValidatorBehaviour;
     use gridledger_rollup::state::participant_proof;
