@@ -117,3 +117,77 @@ fn compaction_after_the_directory_is_renamed_keeps_the_newest_state_with_the_fil
          the old path {at_old_path:?}"
     );
 }
+
+mod withdraw {
+    use gridledger_channels::driver::{Duo, DuoConfig};
+    use gridledger_channels::{Input, Request};
+    use gridledger_contracts::cns::{ChannelStateArgs, ChannelStatus};
+    use gridledger_contracts::default_registry;
+    use gridledger_core::{Amount, Energy};
+    use gridledger_ledger::devnet::DevChain;
+    use gridledger_ledger::TxStatus;
+
+    const BAL: Amount = Amount(1_000_000_000_000);
+
+    fn pay_req(wh: u64) -> Request {
+        let (energy, price) = (Energy(wh), Amount(100));
+        Request::Pay {
+            amount: gridledger_contracts::cns::Trade::price_of(energy, price).unwrap(),
+            energy,
+            price_per_kwh: price,
+        }
+    }
+
+    /// Held up (tried: pay twice / pay more through the round-5
+    /// equal-counter `channel_withdraw` path): side 1 registers side 0's
+    /// co-signed withdrawal state with `channel_update`; side 0's machine
+    /// is paid through the equal-counter path; then the same state is
+    /// re-sent by side 0, side 1 and an outsider (all revert, nothing more
+    /// paid); after a newer payment state is registered the old withdrawal
+    /// state is refused too; the close pays nothing twice and coin is
+    /// conserved.
+    #[test]
+    fn the_equal_counter_withdrawal_pays_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = DuoConfig::default();
+        let dc = DevChain::open(dir.path(), 6, BAL, default_registry()).unwrap();
+        let mut d = Duo::setup(dc, &cfg);
+        d.open();
+        d.request(0, pay_req(1_000)).unwrap();
+        let amount = Amount(30_000);
+        d.input(0, Input::User(Request::Withdraw { amount })).unwrap();
+        assert!(d.deliver_one(1));
+        let st = d.parties[1].machine.as_ref().unwrap().latest().unwrap().clone();
+        let args = || borsh::to_vec(&ChannelStateArgs { state: st.clone() }).unwrap();
+        let k1 = d.parties[1].account.clone();
+        let k0 = d.parties[0].account.clone();
+        assert_eq!(d.submit(&k1, "channel_update", args(), Amount::ZERO).status, TxStatus::Success);
+        d.pump();
+        for _ in 0..30 {
+            d.advance(cfg.t_delta_ms / 10);
+        }
+        assert_eq!(d.channel().unwrap().withdrawn_paid[0], amount, "paid through the equal-counter path");
+        let outsider = gridledger_ledger::devnet::dev_key(5);
+        for k in [&k0, &k1, &outsider, &k0] {
+            let r = d.submit(k, "channel_withdraw", args(), Amount::ZERO);
+            assert_ne!(r.status, TxStatus::Success, "the registered state paid again");
+        }
+        assert_eq!(d.channel().unwrap().withdrawn_paid[0], amount);
+        // A newer state (a payment) registered: the withdrawal state is old.
+        d.request(0, pay_req(1_000)).unwrap();
+        let newer = d.parties[1].machine.as_ref().unwrap().latest().unwrap().clone();
+        assert!(newer.state.counter > st.state.counter);
+        let r =
+            d.submit(&k1, "channel_update", borsh::to_vec(&ChannelStateArgs { state: newer }).unwrap(), Amount::ZERO);
+        assert_eq!(r.status, TxStatus::Success);
+        let r = d.submit(&k0, "channel_withdraw", args(), Amount::ZERO);
+        assert_ne!(r.status, TxStatus::Success, "an old withdrawal state paid after a newer one");
+        let _ = d.request(0, Request::Close);
+        for _ in 0..60 {
+            d.advance(cfg.t_delta_ms / 10);
+        }
+        let ch = d.channel().unwrap();
+        assert_eq!((ch.status, ch.withdrawn_paid[0]), (ChannelStatus::Closed, amount));
+        d.assert_coins_conserved();
+    }
+}
