@@ -116,9 +116,10 @@
 //!   transactions); `sc_cr` refuses a burned total that is not the sum of
 //!   the leaves' `Burn` effects ([`posted_burn`]), so the burn is checked
 //!   per entry like the effects it sums.
-//! - `commit_dispute` (commit–reveal): the first to commit to a per-entry
-//!   dispute's digest in an earlier block is its discloser and is paid its
-//!   reward, whoever sends the dispute, so copying a dispute from the
+//! - `commit_dispute` (commit–reveal): a commitment binds a dispute's
+//!   digest to its committer; a successful dispute pays the disclosure
+//!   reward only to a sender that committed to it under its own address in
+//!   an earlier block, so copying a dispute or a commitment from the
 //!   mempool earns nothing.
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -521,7 +522,8 @@ fn ptkey(a: &Address) -> Vec<u8> {
 fn qkey(i: u64) -> Vec<u8> {
     [b"q/".as_slice(), &i.to_be_bytes()].concat()
 }
-/// `dc/DIGEST`: who first committed a dispute digest, and at which height.
+/// `dc/COMMITMENT`: who first sent a dispute commitment
+/// ([`crate::types::dispute_commitment`]), and at which height.
 fn dckey(d: &Hash32) -> Vec<u8> {
     [b"dc/".as_slice(), d.as_bytes()].concat()
 }
@@ -1345,44 +1347,59 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
         return Ok(bytes(&false));
     }
     ctx.pay(&caller, bond)?;
-    let discloser = committed_discloser(ctx, "dispute", raw)?.unwrap_or(caller);
-    let rewardee = (a.claimed == correct).then_some(discloser);
-    overturn(ctx, &c, h, run, discloser, rewardee)?;
+    let committed = committed_by_sender(ctx, "dispute", raw)?;
+    let rewardee = (a.claimed == correct && committed).then_some(caller);
+    overturn(ctx, &c, h, run, caller, rewardee)?;
     Ok(bytes(&true))
 }
 
-/// `commit_dispute` (attack_state finding 6): commits to a dispute
-/// (`dispute_entry`, `dispute_state` or the whole-batch `dispute`) ([`crate::types::dispute_digest`] of its method and arguments)
-/// before sending it. The first commitment of a digest stands (a later one
-/// is refused and changes nothing). When a dispute with those exact
-/// arguments succeeds in a later block, the committer, not the dispute's
-/// sender, is the discloser: it is paid the reward (and, if it is the
-/// assigned validator, keeps its deposit). A copy of a committed dispute
-/// thus earns its sender nothing beyond its bond back. A dispute sent
-/// without a prior commitment rewards its sender, as before. This does not
-/// stop a forging executor from disclosing its own forgery first (it can
-/// build the dispute before anyone): that recovers at most `ë × y` of its
-/// deposit, the rest is burned.
-fn commit_dispute(ctx: &mut CallContext<'_, '_>, digest: Hash32) -> Result<Vec<u8>, ContractError> {
-    if let Some((who, at)) = ctx.read_typed::<(Address, u64)>(&dckey(&digest))? {
-        return revert(format!("dispute {digest} already committed by {who} at height {at}"));
+/// `commit_dispute` (attack_state finding 6, attack_smt commit
+/// front-run): commits to a dispute (`dispute_entry`, `dispute_state` or
+/// the whole-batch `dispute`) before sending it. The argument is
+/// `c = H(TAG_DISPUTE_COMMIT_BY, dispute_digest, committer address)`
+/// ([`crate::types::dispute_commitment`] of
+/// [`crate::types::dispute_digest`] of the method and arguments), stored
+/// keyed by `c`; the first commitment of a `c` stands (a later one is
+/// refused and changes nothing). When a dispute succeeds, the chain
+/// recomputes `c` from the dispute's own method and arguments and its
+/// *sender*: only if that `c` was committed in an earlier block is the
+/// sender paid the disclosure reward. So only the committer can use its
+/// commitment: a copy of `c` sent by another address is stored under the
+/// committer's key and pays nobody else (at most it makes the committer's
+/// own, identical commitment redundant), and a copier that commits the
+/// same dispute bytes under its own address is paid only if it sends the
+/// dispute itself, first. A successful dispute whose sender committed
+/// nothing (e.g. a copy taken from the mempool) still overturns the batch
+/// and forfeits the deposits, and its bond comes back, but the reward is
+/// burned with the rest: a disclosure anyone could have copied earns
+/// nobody anything. This does not stop a forging executor from disclosing
+/// its own forgery first (it can build and commit the dispute before
+/// anyone): that recovers at most `ë × y` of its deposit, the rest is
+/// burned.
+fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<Vec<u8>, ContractError> {
+    if let Some((who, at)) = ctx.read_typed::<(Address, u64)>(&dckey(&commitment))? {
+        return revert(format!("dispute commitment {commitment} already committed by {who} at height {at}"));
     }
     let who = ctx.caller();
-    ctx.write_typed(&dckey(&digest), &(who, ctx.height()))?;
-    ctx.emit("ior_dispute_committed", vec![("digest".into(), digest.to_string()), ("by".into(), who.to_string())])?;
+    ctx.write_typed(&dckey(&commitment), &(who, ctx.height()))?;
+    ctx.emit(
+        "ior_dispute_committed",
+        vec![("commitment".into(), commitment.to_string()), ("by".into(), who.to_string())],
+    )?;
     Ok(bytes(&true))
 }
 
-/// The committer of a successful dispute's digest, if committed in an
-/// earlier block ([`commit_dispute`]).
-fn committed_discloser(
-    ctx: &mut CallContext<'_, '_>,
-    method: &str,
-    raw: &[u8],
-) -> Result<Option<Address>, ContractError> {
+/// Whether the sender of a successful dispute committed to it
+/// ([`commit_dispute`]) under its own address in an earlier block: the
+/// commitment is recomputed from the dispute's method, its arguments and
+/// the sender.
+fn committed_by_sender(ctx: &mut CallContext<'_, '_>, method: &str, raw: &[u8]) -> Result<bool, ContractError> {
     let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
+    let sender = ctx.caller();
+    let c =
+        ctx.hash(crate::types::TAG_DISPUTE_COMMIT_BY, &crate::types::dispute_commitment_preimage(&digest, &sender))?;
     let height = ctx.height();
-    Ok(ctx.read_typed::<(Address, u64)>(&dckey(&digest))?.filter(|(_, at)| *at < height).map(|(who, _)| who))
+    Ok(ctx.read_typed::<(Address, u64)>(&dckey(&c))?.is_some_and(|(_, at)| at < height))
 }
 
 /// What `dispute_entry` and `dispute_state` check before anything else:
@@ -1462,8 +1479,8 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
         return refuse(EntryDisputeError::CorrectResult(i));
     }
     ctx.pay(&caller, bond)?;
-    let discloser = committed_discloser(ctx, "dispute_entry", raw)?.unwrap_or(caller);
-    punish(ctx, &c, &h, discloser, Some(discloser))?;
+    let rewardee = committed_by_sender(ctx, "dispute_entry", raw)?.then_some(caller);
+    punish(ctx, &c, &h, caller, rewardee)?;
     h.overturned = true;
     ctx.write_typed(&bkey(h.id), &h)?;
     Ok(bytes(&i))
@@ -1540,8 +1557,8 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> 
         return refuse(EntryDisputeError::CorrectTransition(i));
     }
     ctx.pay(&caller, bond)?;
-    let discloser = committed_discloser(ctx, "dispute_state", raw)?.unwrap_or(caller);
-    punish(ctx, &c, &h, discloser, Some(discloser))?;
+    let rewardee = committed_by_sender(ctx, "dispute_state", raw)?.then_some(caller);
+    punish(ctx, &c, &h, caller, rewardee)?;
     h.overturned = true;
     ctx.write_typed(&bkey(h.id), &h)?;
     Ok(bytes(&i))

@@ -299,8 +299,12 @@ fn a_day_ahead_community_state_does_not_fit_in_any_dispute() {
 /// Observed: executor + sybil lose only half the deposit (500‰ comes back),
 /// the honest watcher gets nothing — the incentive to watch is stolen.
 /// Fixed: `commit_dispute` (commit–reveal): the watcher commits to its
-/// dispute's digest first; when a dispute with those arguments succeeds in
-/// a later block, the committer is paid, not the copy's sender.
+/// dispute bound to its own address first; a successful dispute pays the
+/// reward only to a sender that committed it under its own address, so
+/// the copy's sender is paid nothing and the forger loses its whole
+/// deposit (burned). The watcher, whose own dispute then finds the batch
+/// overturned, is not paid either: a copy landing first costs it the
+/// reward, but no longer profits the forger.
 #[test]
 fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     let (mut e, exec, batch, _) = forged_batch(1);
@@ -314,15 +318,18 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     let deposit = e.d.cfg.node_deposit;
     let (sybil, watcher) = (trader(2), trader(3));
     let wealth = |e: &Env, k: &KeyPair| e.d.primary.chain.state().account(&k.address()).balance.0;
-    // The watcher first commits to its dispute (a digest: the arguments
-    // stay private until it sends them).
+    // The watcher first commits to its dispute (a digest bound to its
+    // address: the arguments stay private until it sends them).
     let digest = gridledger_rollup::types::dispute_digest(call.method, &call.args);
-    let c = e.d.primary_call(&watcher, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    let commitment = gridledger_rollup::types::dispute_commitment(&digest, &watcher.address());
+    let c = e.d.primary_call(&watcher, "commit_dispute", args(&commitment), Amount::ZERO).unwrap();
     assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
-    // A second commitment of the same digest is refused.
-    let again = e.d.primary_call(&sybil, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    // A copy of the commitment is refused; the same dispute committed
+    // under the sybil's own address is accepted but pays only if the
+    // sybil sends the dispute itself after it (here it is sent before).
+    let again = e.d.primary_call(&sybil, "commit_dispute", args(&commitment), Amount::ZERO).unwrap();
     assert!(reverted(&again).contains("already committed"), "{:?}", again.status);
-    let (sybil0, watcher0) = (wealth(&e, &sybil), wealth(&e, &watcher));
+    let (sybil0, watcher0, burned0) = (wealth(&e, &sybil), wealth(&e, &watcher), black_hole(&e.d).0);
     // The copy lands first.
     let r1 = e.d.primary_call(&sybil, call.method, call.args.clone(), bond).unwrap();
     assert_eq!(r1.status, TxStatus::Success, "{:?}", r1.status);
@@ -334,8 +341,8 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     let sybil_gain = wealth(&e, &sybil) + r1.fee.0 - sybil0;
     let watcher_gain = (wealth(&e, &watcher) + r2.fee.0).saturating_sub(watcher0);
     eprintln!("deposit {deposit}; sybil gained {sybil_gain}; watcher gained {watcher_gain}");
-    let bonus = deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
-    assert_eq!(watcher_gain, bonus, "the committed watcher is paid the disclosure reward");
+    assert_eq!(watcher_gain, 0, "the watcher's dispute came second: the batch was already overturned");
+    assert_eq!(black_hole(&e.d).0 - burned0, deposit.0, "the forger's whole deposit is burned");
     assert_eq!(
         sybil_gain, 0,
         "the forger's sybil recovered {sybil_gain} of the {deposit} deposit by copying the watcher's dispute"
@@ -344,23 +351,28 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
 
 /// The same front-run against the assigned validator's own dispute, as
 /// its code builds it (`Validator::on_tcrs_recorded`): the validator's
-/// step commits to the dispute's digest before the dispute itself, so the
-/// forger's sybil that copies the dispute from the mempool and lands it
-/// first is paid nothing but its bond back, and the validator, the
-/// committed discloser, gets the reward and keeps its deposit. The driver
-/// sends the two in that order when it runs the step.
+/// step commits to the dispute (bound to its address) before the dispute
+/// itself, so the forger's sybil that copies the dispute from the mempool
+/// and lands it first is paid nothing but its bond back (the reward is
+/// burned), and the validator, disclosing inside its turn, keeps its
+/// deposit. When nobody front-runs, the committed validator's own
+/// dispute pays it the reward. The driver sends the two in that order
+/// when it runs the step.
 #[test]
 fn an_honest_validator_commits_before_disputing_so_a_copy_earns_nothing() {
     use gridledger_rollup::roles::Target;
-    use gridledger_rollup::types::dispute_digest;
+    use gridledger_rollup::types::{dispute_commitment, dispute_digest};
     let (mut e, exec, batch, _) = forged_batch(1);
     let input = e.d.batch_input(batch).unwrap();
     let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
     let step = e.d.validators[i].1.on_tcrs_recorded(&input);
     let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
     assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
-    assert_eq!(calls[0].args, args(&dispute_digest(calls[1].method, &calls[1].args)));
     let validator = e.d.validators[i].0.clone();
+    assert_eq!(
+        calls[0].args,
+        args(&dispute_commitment(&dispute_digest(calls[1].method, &calls[1].args), &validator.address()))
+    );
     let sybil = trader(2);
     let wealth = |e: &Env, k: &KeyPair| e.d.primary.chain.state().account(&k.address()).balance.0;
     let c = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
@@ -373,9 +385,17 @@ fn an_honest_validator_commits_before_disputing_so_a_copy_earns_nothing() {
     assert!(matches!(late.status, TxStatus::Reverted(_)), "{:?}", late.status);
     let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
     assert_eq!(wealth(&e, &sybil) + copy.fee.0, sybil0, "the copy earns its sender nothing");
-    assert_eq!(wealth(&e, &validator) + late.fee.0 - validator0, bonus, "the committed validator is paid");
-    assert!(node_active(&e, &validator.address()), "the discloser keeps its deposit");
+    assert_eq!(wealth(&e, &validator) + late.fee.0, validator0, "a copy landed first: nobody is paid");
+    assert!(node_active(&e, &validator.address()), "disclosed inside its turn: the validator keeps its deposit");
     assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
+    // Without a front-run, the committed validator's dispute pays it.
+    let (mut e, _, _, _) = forged_batch(1);
+    let c = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
+    let validator0 = wealth(&e, &validator);
+    let own = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(own.status, TxStatus::Success, "{:?}", own.status);
+    assert_eq!(wealth(&e, &validator) + own.fee.0 - validator0, bonus, "the committed validator is paid");
     // The driver runs the validator's step: commitment first, then dispute.
     let (mut e, _, _, _) = forged_batch(1);
     let before = e.d.gas.len();
@@ -389,11 +409,12 @@ fn an_honest_validator_commits_before_disputing_so_a_copy_earns_nothing() {
 }
 
 /// The same front-run against the whole-batch `dispute`: the watcher
-/// commits to its digest first, the forger's sybil copies the dispute and
-/// lands it first; the batch is overturned, the committed watcher is paid
-/// the reward and the sybil only gets its bond back.
+/// commits to it (bound to its address) first, the forger's sybil copies
+/// the dispute and lands it first; the batch is overturned, the sybil
+/// only gets its bond back and the reward is burned. The watcher's own
+/// dispute, sent first, is paid the reward.
 #[test]
-fn a_copied_whole_batch_dispute_pays_the_committed_watcher() {
+fn a_copied_whole_batch_dispute_pays_its_sender_nothing() {
     use gridledger_rollup::primary::Controversial;
     let (mut e, exec, batch, _) = forged_batch(1);
     let p = e.d.cfg.params.clone();
@@ -408,12 +429,13 @@ fn a_copied_whole_batch_dispute_pays_the_committed_watcher() {
     let a = args(&whole);
     let (sybil, watcher) = (trader(2), trader(3));
     let digest = gridledger_rollup::types::dispute_digest("dispute", &a);
-    let c = e.d.primary_call(&watcher, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    let commitment = gridledger_rollup::types::dispute_commitment(&digest, &watcher.address());
+    let c = e.d.primary_call(&watcher, "commit_dispute", args(&commitment), Amount::ZERO).unwrap();
     assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
     let wealth = |e: &Env, k: &KeyPair| e.d.primary.chain.state().account(&k.address()).balance.0;
     let (sybil0, watcher0) = (wealth(&e, &sybil), wealth(&e, &watcher));
     let bond = e.d.cfg.challenge_bond;
-    let r = e.d.primary_call(&sybil, "dispute", a, bond).unwrap();
+    let r = e.d.primary_call(&sybil, "dispute", a.clone(), bond).unwrap();
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
     assert!(
         e.d.batch_header(batch).unwrap().state != gridledger_rollup::primary::BatchState::Open,
@@ -422,7 +444,15 @@ fn a_copied_whole_batch_dispute_pays_the_committed_watcher() {
     assert!(!node_active(&e, &exec.address()), "the executor's deposit is forfeited");
     let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
     assert_eq!(wealth(&e, &sybil) + r.fee.0, sybil0, "the copy earns its sender nothing");
-    assert_eq!(wealth(&e, &watcher) - watcher0, bonus, "the committed watcher is paid the reward");
+    assert_eq!(wealth(&e, &watcher), watcher0, "nobody is paid for a copied disclosure");
+    // Without the copy, the committed watcher's own dispute is paid.
+    let (mut e, _, _, _) = forged_batch(1);
+    let c = e.d.primary_call(&watcher, "commit_dispute", args(&commitment), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
+    let watcher0 = wealth(&e, &watcher);
+    let own = e.d.primary_call(&watcher, "dispute", a, bond).unwrap();
+    assert_eq!(own.status, TxStatus::Success, "{:?}", own.status);
+    assert_eq!(wealth(&e, &watcher) + own.fee.0 - watcher0, bonus, "the committed watcher is paid the reward");
 }
 
 /// BURN THE BRIDGE. `sc_cr` posts the batch's `burned` total beside the
