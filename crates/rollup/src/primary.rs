@@ -119,7 +119,8 @@
 //! - `commit_dispute` (commit–reveal): a commitment binds a dispute's
 //!   digest to its committer; a successful dispute pays the disclosure
 //!   reward only to a sender that committed to it under its own address in
-//!   an earlier block, so copying a dispute or a commitment from the
+//!   an earlier block (an uncommitted sender's reward is held for the
+//!   dispute's committer), so copying a dispute or a commitment from the
 //!   mempool earns nothing.
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -521,6 +522,11 @@ fn ptkey(a: &Address) -> Vec<u8> {
 }
 fn qkey(i: u64) -> Vec<u8> {
     [b"q/".as_slice(), &i.to_be_bytes()].concat()
+}
+/// `rh/DIGEST`: a disclosure reward held for the committer of a dispute
+/// an uncommitted sender landed first, and the height it was held at.
+fn rhkey(d: &Hash32) -> Vec<u8> {
+    [b"rh/".as_slice(), d.as_bytes()].concat()
 }
 /// `dc/COMMITMENT`: who first sent a dispute commitment
 /// ([`crate::types::dispute_commitment`]), and at which height.
@@ -1188,6 +1194,17 @@ fn reexecute(
     Ok(ChainRun { leaves, post_root, burned })
 }
 
+/// Where a successful dispute's disclosure reward goes ([`punish`]).
+enum Reward {
+    /// To the dispute's sender, which committed to it ([`commit_dispute`]).
+    Pay(Address),
+    /// Held for whoever committed to the dispute with this digest in an
+    /// earlier block: its sender committed nothing (e.g. a mempool copy).
+    Hold(Hash32),
+    /// Nobody is rewarded; the whole forfeit is burned.
+    Burn,
+}
+
 /// Forfeits the deposits of the executor that posted a batch's wrong TCRs
 /// and of the assigned validator (unless it is the discloser or its turn
 /// has not passed), pays `rewardee` its share and burns the rest.
@@ -1196,7 +1213,7 @@ fn punish(
     c: &PrimaryConfig,
     h: &BatchHeader,
     discloser: Address,
-    rewardee: Option<Address>,
+    rewardee: Reward,
 ) -> Result<(), ContractError> {
     // The assigned validator upheld a wrong TCR only once its turn (the
     // first half of the window) has passed: a dispute sent before that,
@@ -1213,13 +1230,19 @@ fn punish(
     }
     let (mut reward, mut burn) = (Amount::ZERO, Amount::ZERO);
     for d in forfeited {
-        let r =
-            if rewardee.is_some() { Amount(d.0 * u128::from(c.bonus_permille.min(1000)) / 1000) } else { Amount::ZERO };
+        let r = if matches!(rewardee, Reward::Burn) {
+            Amount::ZERO
+        } else {
+            Amount(d.0 * u128::from(c.bonus_permille.min(1000)) / 1000)
+        };
         reward = Amount(reward.0 + r.0);
         burn = Amount(burn.0 + (d.0 - r.0));
     }
-    if let Some(to) = rewardee {
-        ctx.pay(&to, reward)?;
+    match rewardee {
+        Reward::Pay(to) => ctx.pay(&to, reward)?,
+        // Kept by the contract for the dispute's committer ([`claim_held_reward`]).
+        Reward::Hold(digest) => ctx.write_typed(&rhkey(&digest), &(reward, ctx.height()))?,
+        Reward::Burn => {}
     }
     ctx.pay(&BLACK_HOLE, burn)?;
     ctx.emit(
@@ -1251,7 +1274,7 @@ fn overturn(
     h: BatchHeader,
     run: ChainRun,
     discloser: Address,
-    rewardee: Option<Address>,
+    rewardee: Reward,
 ) -> Result<(), ContractError> {
     punish(ctx, c, &h, discloser, rewardee)?;
     settle_with_chain_tcrs(ctx, h, run)
@@ -1305,6 +1328,9 @@ fn challenger(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig) -> Result<Option
 /// pre-state slice that the earlier entries did not leave), which
 /// `dispute_entry` cannot see.
 fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
+    if let Some(out) = claim_held_reward(ctx, "dispute", raw)? {
+        return Ok(out);
+    }
     let c = cfg(ctx)?;
     let caller = ctx.caller();
     let bond = ctx.value();
@@ -1347,8 +1373,11 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
         return Ok(bytes(&false));
     }
     ctx.pay(&caller, bond)?;
-    let committed = committed_by_sender(ctx, "dispute", raw)?;
-    let rewardee = (a.claimed == correct && committed).then_some(caller);
+    let rewardee = match committed_by_sender(ctx, "dispute", raw)? {
+        _ if a.claimed != correct => Reward::Burn,
+        (true, _) => Reward::Pay(caller),
+        (false, digest) => Reward::Hold(digest),
+    };
     overturn(ctx, &c, h, run, caller, rewardee)?;
     Ok(bytes(&true))
 }
@@ -1371,8 +1400,11 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
 /// dispute itself, first. A successful dispute whose sender committed
 /// nothing (e.g. a copy taken from the mempool) still overturns the batch
 /// and forfeits the deposits, and its bond comes back, but the reward is
-/// burned with the rest: a disclosure anyone could have copied earns
-/// nobody anything. This does not stop a forging executor from disclosing
+/// not paid to it: the contract holds it (`rh/DIGEST`) for a party that
+/// committed to that exact dispute under its own address in an earlier
+/// block, which collects it (with its bond back) by sending the same
+/// dispute itself ([`claim_held_reward`]); a reward nobody committed to
+/// stays in the contract. This does not stop a forging executor from disclosing
 /// its own forgery first (it can build and commit the dispute before
 /// anyone): that recovers at most `ë × y` of its deposit, the rest is
 /// burned.
@@ -1393,13 +1425,50 @@ fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<V
 /// ([`commit_dispute`]) under its own address in an earlier block: the
 /// commitment is recomputed from the dispute's method, its arguments and
 /// the sender.
-fn committed_by_sender(ctx: &mut CallContext<'_, '_>, method: &str, raw: &[u8]) -> Result<bool, ContractError> {
+/// Also returns the dispute's digest.
+fn committed_by_sender(
+    ctx: &mut CallContext<'_, '_>,
+    method: &str,
+    raw: &[u8],
+) -> Result<(bool, Hash32), ContractError> {
     let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
+    let height = ctx.height();
+    Ok((committed_before(ctx, &digest, height)?, digest))
+}
+
+/// Whether the caller committed to the dispute with `digest` below
+/// `height`.
+fn committed_before(ctx: &mut CallContext<'_, '_>, digest: &Hash32, height: u64) -> Result<bool, ContractError> {
     let sender = ctx.caller();
     let c =
-        ctx.hash(crate::types::TAG_DISPUTE_COMMIT_BY, &crate::types::dispute_commitment_preimage(&digest, &sender))?;
-    let height = ctx.height();
+        ctx.hash(crate::types::TAG_DISPUTE_COMMIT_BY, &crate::types::dispute_commitment_preimage(digest, &sender))?;
     Ok(ctx.read_typed::<(Address, u64)>(&dckey(&c))?.is_some_and(|(_, at)| at < height))
+}
+
+/// A dispute identical to one that an uncommitted sender landed first
+/// (its reward held, [`Reward::Hold`]), sent by a party that committed to
+/// it under its own address in a block before that: it is paid the held
+/// reward and its bond back, once. `None`: no held reward is due to this
+/// caller (the dispute is then checked as usual).
+fn claim_held_reward(
+    ctx: &mut CallContext<'_, '_>,
+    method: &str,
+    raw: &[u8],
+) -> Result<Option<Vec<u8>>, ContractError> {
+    let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
+    let Some((reward, at)) = ctx.read_typed::<(Amount, u64)>(&rhkey(&digest))? else { return Ok(None) };
+    if !committed_before(ctx, &digest, at)? {
+        return Ok(None);
+    }
+    ctx.delete(&rhkey(&digest))?;
+    let caller = ctx.caller();
+    let back = ctx.value().checked_add(reward).ok_or_else(|| ContractError::Revert("overflow".into()))?;
+    ctx.pay(&caller, back)?;
+    ctx.emit(
+        "ior_dispute_reward_claimed",
+        vec![("by".into(), caller.to_string()), ("reward".into(), reward.to_string())],
+    )?;
+    Ok(Some(bytes(&true)))
 }
 
 /// What `dispute_entry` and `dispute_state` check before anything else:
@@ -1437,6 +1506,9 @@ fn open_dispute(
 /// overturned, so `finalize` executes it on chain at once. A refused
 /// dispute ([`EntryDisputeError`]) reverts and changes nothing.
 fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
+    if let Some(out) = claim_held_reward(ctx, "dispute_entry", raw)? {
+        return Ok(out);
+    }
     let refuse = |e: EntryDisputeError| revert(e.to_string());
     let (c, caller, bond, mut h, root) = match open_dispute(ctx, a.batch)? {
         Ok(d) => d,
@@ -1479,7 +1551,10 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
         return refuse(EntryDisputeError::CorrectResult(i));
     }
     ctx.pay(&caller, bond)?;
-    let rewardee = committed_by_sender(ctx, "dispute_entry", raw)?.then_some(caller);
+    let rewardee = match committed_by_sender(ctx, "dispute_entry", raw)? {
+        (true, _) => Reward::Pay(caller),
+        (false, digest) => Reward::Hold(digest),
+    };
     punish(ctx, &c, &h, caller, rewardee)?;
     h.overturned = true;
     ctx.write_typed(&bkey(h.id), &h)?;
@@ -1500,6 +1575,9 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
 /// that do not apply) overturns the batch as `dispute_entry` does; a
 /// refused dispute reverts ([`EntryDisputeError`]) and changes nothing.
 fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
+    if let Some(out) = claim_held_reward(ctx, "dispute_state", raw)? {
+        return Ok(out);
+    }
     let refuse = |e: EntryDisputeError| revert(e.to_string());
     let (c, caller, bond, mut h, root) = match open_dispute(ctx, a.batch)? {
         Ok(d) => d,
@@ -1557,7 +1635,10 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> 
         return refuse(EntryDisputeError::CorrectTransition(i));
     }
     ctx.pay(&caller, bond)?;
-    let rewardee = committed_by_sender(ctx, "dispute_state", raw)?.then_some(caller);
+    let rewardee = match committed_by_sender(ctx, "dispute_state", raw)? {
+        (true, _) => Reward::Pay(caller),
+        (false, digest) => Reward::Hold(digest),
+    };
     punish(ctx, &c, &h, caller, rewardee)?;
     h.overturned = true;
     ctx.write_typed(&bkey(h.id), &h)?;

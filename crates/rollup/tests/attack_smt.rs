@@ -439,8 +439,9 @@ fn a_forged_root_steals_from_an_account_no_entry_names() {
 /// commitment binds the batch and the committer, not the bytes).
 /// Observed: the committed validator's dispute is refused and it earns
 /// nothing. (Since commitments bind the committer, the uncommitted copier
-/// is paid nothing either and the reward is burned: the forger no longer
-/// recovers anything, but the honest validator still loses its reward.)
+/// is paid nothing either: the reward is held for a committer of the
+/// copier's exact dispute, and there is none. The forger recovers
+/// nothing, but the honest validator still loses its reward.)
 #[test]
 #[ignore = "attack: after seeing a committed dispute revealed, a copier sends a different valid dispute and the committed validator loses the reward"]
 fn a_different_dispute_of_the_same_batch_sidesteps_the_commitment() {
