@@ -977,8 +977,11 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                         let a = self.dispute_args(fin, own.clone())?;
                         let bond = self.cfg.challenge_bond;
                         // Committed first, so a copy earns its sender nothing.
-                        let digest = crate::types::dispute_digest("dispute", &a);
-                        self.primary_call(&key, "commit_dispute", args(&digest), Amount::ZERO)?;
+                        let c = crate::types::dispute_commitment(
+                            &crate::types::dispute_digest("dispute", &a),
+                            &key.address(),
+                        );
+                        self.primary_call(&key, "commit_dispute", args(&c), Amount::ZERO)?;
                         self.primary_call(&key, "dispute", a, bond)?;
                         self.bonded_challenges += 1;
                     }

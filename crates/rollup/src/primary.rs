@@ -116,9 +116,11 @@
 //!   transactions); `sc_cr` refuses a burned total that is not the sum of
 //!   the leaves' `Burn` effects ([`posted_burn`]), so the burn is checked
 //!   per entry like the effects it sums.
-//! - `commit_dispute` (commit–reveal): the first to commit to a per-entry
-//!   dispute's digest in an earlier block is its discloser and is paid its
-//!   reward, whoever sends the dispute, so copying a dispute from the
+//! - `commit_dispute` (commit–reveal): a commitment binds a dispute's
+//!   digest to its committer; a successful dispute pays the disclosure
+//!   reward only to a sender that committed to it under its own address in
+//!   an earlier block (an uncommitted sender's reward is held for the
+//!   dispute's committer), so copying a dispute or a commitment from the
 //!   mempool earns nothing.
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -521,7 +523,13 @@ fn ptkey(a: &Address) -> Vec<u8> {
 fn qkey(i: u64) -> Vec<u8> {
     [b"q/".as_slice(), &i.to_be_bytes()].concat()
 }
-/// `dc/DIGEST`: who first committed a dispute digest, and at which height.
+/// `rh/DIGEST`: a disclosure reward held for the committer of a dispute
+/// an uncommitted sender landed first, and the height it was held at.
+fn rhkey(d: &Hash32) -> Vec<u8> {
+    [b"rh/".as_slice(), d.as_bytes()].concat()
+}
+/// `dc/COMMITMENT`: who first sent a dispute commitment
+/// ([`crate::types::dispute_commitment`]), and at which height.
 fn dckey(d: &Hash32) -> Vec<u8> {
     [b"dc/".as_slice(), d.as_bytes()].concat()
 }
@@ -1186,6 +1194,17 @@ fn reexecute(
     Ok(ChainRun { leaves, post_root, burned })
 }
 
+/// Where a successful dispute's disclosure reward goes ([`punish`]).
+enum Reward {
+    /// To the dispute's sender, which committed to it ([`commit_dispute`]).
+    Pay(Address),
+    /// Held for whoever committed to the dispute with this digest in an
+    /// earlier block: its sender committed nothing (e.g. a mempool copy).
+    Hold(Hash32),
+    /// Nobody is rewarded; the whole forfeit is burned.
+    Burn,
+}
+
 /// Forfeits the deposits of the executor that posted a batch's wrong TCRs
 /// and of the assigned validator (unless it is the discloser or its turn
 /// has not passed), pays `rewardee` its share and burns the rest.
@@ -1194,7 +1213,7 @@ fn punish(
     c: &PrimaryConfig,
     h: &BatchHeader,
     discloser: Address,
-    rewardee: Option<Address>,
+    rewardee: Reward,
 ) -> Result<(), ContractError> {
     // The assigned validator upheld a wrong TCR only once its turn (the
     // first half of the window) has passed: a dispute sent before that,
@@ -1211,13 +1230,19 @@ fn punish(
     }
     let (mut reward, mut burn) = (Amount::ZERO, Amount::ZERO);
     for d in forfeited {
-        let r =
-            if rewardee.is_some() { Amount(d.0 * u128::from(c.bonus_permille.min(1000)) / 1000) } else { Amount::ZERO };
+        let r = if matches!(rewardee, Reward::Burn) {
+            Amount::ZERO
+        } else {
+            Amount(d.0 * u128::from(c.bonus_permille.min(1000)) / 1000)
+        };
         reward = Amount(reward.0 + r.0);
         burn = Amount(burn.0 + (d.0 - r.0));
     }
-    if let Some(to) = rewardee {
-        ctx.pay(&to, reward)?;
+    match rewardee {
+        Reward::Pay(to) => ctx.pay(&to, reward)?,
+        // Kept by the contract for the dispute's committer ([`claim_held_reward`]).
+        Reward::Hold(digest) => ctx.write_typed(&rhkey(&digest), &(reward, ctx.height()))?,
+        Reward::Burn => {}
     }
     ctx.pay(&BLACK_HOLE, burn)?;
     ctx.emit(
@@ -1249,7 +1274,7 @@ fn overturn(
     h: BatchHeader,
     run: ChainRun,
     discloser: Address,
-    rewardee: Option<Address>,
+    rewardee: Reward,
 ) -> Result<(), ContractError> {
     punish(ctx, c, &h, discloser, rewardee)?;
     settle_with_chain_tcrs(ctx, h, run)
@@ -1303,6 +1328,9 @@ fn challenger(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig) -> Result<Option
 /// pre-state slice that the earlier entries did not leave), which
 /// `dispute_entry` cannot see.
 fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
+    if let Some(out) = claim_held_reward(ctx, "dispute", raw)? {
+        return Ok(out);
+    }
     let c = cfg(ctx)?;
     let caller = ctx.caller();
     let bond = ctx.value();
@@ -1345,44 +1373,102 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
         return Ok(bytes(&false));
     }
     ctx.pay(&caller, bond)?;
-    let discloser = committed_discloser(ctx, "dispute", raw)?.unwrap_or(caller);
-    let rewardee = (a.claimed == correct).then_some(discloser);
-    overturn(ctx, &c, h, run, discloser, rewardee)?;
+    let rewardee = match committed_by_sender(ctx, "dispute", raw)? {
+        _ if a.claimed != correct => Reward::Burn,
+        (true, _) => Reward::Pay(caller),
+        (false, digest) => Reward::Hold(digest),
+    };
+    overturn(ctx, &c, h, run, caller, rewardee)?;
     Ok(bytes(&true))
 }
 
-/// `commit_dispute` (attack_state finding 6): commits to a dispute
-/// (`dispute_entry`, `dispute_state` or the whole-batch `dispute`) ([`crate::types::dispute_digest`] of its method and arguments)
-/// before sending it. The first commitment of a digest stands (a later one
-/// is refused and changes nothing). When a dispute with those exact
-/// arguments succeeds in a later block, the committer, not the dispute's
-/// sender, is the discloser: it is paid the reward (and, if it is the
-/// assigned validator, keeps its deposit). A copy of a committed dispute
-/// thus earns its sender nothing beyond its bond back. A dispute sent
-/// without a prior commitment rewards its sender, as before. This does not
-/// stop a forging executor from disclosing its own forgery first (it can
-/// build the dispute before anyone): that recovers at most `ë × y` of its
-/// deposit, the rest is burned.
-fn commit_dispute(ctx: &mut CallContext<'_, '_>, digest: Hash32) -> Result<Vec<u8>, ContractError> {
-    if let Some((who, at)) = ctx.read_typed::<(Address, u64)>(&dckey(&digest))? {
-        return revert(format!("dispute {digest} already committed by {who} at height {at}"));
+/// `commit_dispute` (attack_state finding 6, attack_smt commit
+/// front-run): commits to a dispute (`dispute_entry`, `dispute_state` or
+/// the whole-batch `dispute`) before sending it. The argument is
+/// `c = H(TAG_DISPUTE_COMMIT_BY, dispute_digest, committer address)`
+/// ([`crate::types::dispute_commitment`] of
+/// [`crate::types::dispute_digest`] of the method and arguments), stored
+/// keyed by `c`; the first commitment of a `c` stands (a later one is
+/// refused and changes nothing). When a dispute succeeds, the chain
+/// recomputes `c` from the dispute's own method and arguments and its
+/// *sender*: only if that `c` was committed in an earlier block is the
+/// sender paid the disclosure reward. So only the committer can use its
+/// commitment: a copy of `c` sent by another address is stored under the
+/// committer's key and pays nobody else (at most it makes the committer's
+/// own, identical commitment redundant), and a copier that commits the
+/// same dispute bytes under its own address is paid only if it sends the
+/// dispute itself, first. A successful dispute whose sender committed
+/// nothing (e.g. a copy taken from the mempool) still overturns the batch
+/// and forfeits the deposits, and its bond comes back, but the reward is
+/// not paid to it: the contract holds it (`rh/DIGEST`) for a party that
+/// committed to that exact dispute under its own address in an earlier
+/// block, which collects it (with its bond back) by sending the same
+/// dispute itself ([`claim_held_reward`]); a reward nobody committed to
+/// stays in the contract. This does not stop a forging executor from disclosing
+/// its own forgery first (it can build and commit the dispute before
+/// anyone): that recovers at most `ë × y` of its deposit, the rest is
+/// burned.
+fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<Vec<u8>, ContractError> {
+    if let Some((who, at)) = ctx.read_typed::<(Address, u64)>(&dckey(&commitment))? {
+        return revert(format!("dispute commitment {commitment} already committed by {who} at height {at}"));
     }
     let who = ctx.caller();
-    ctx.write_typed(&dckey(&digest), &(who, ctx.height()))?;
-    ctx.emit("ior_dispute_committed", vec![("digest".into(), digest.to_string()), ("by".into(), who.to_string())])?;
+    ctx.write_typed(&dckey(&commitment), &(who, ctx.height()))?;
+    ctx.emit(
+        "ior_dispute_committed",
+        vec![("commitment".into(), commitment.to_string()), ("by".into(), who.to_string())],
+    )?;
     Ok(bytes(&true))
 }
 
-/// The committer of a successful dispute's digest, if committed in an
-/// earlier block ([`commit_dispute`]).
-fn committed_discloser(
+/// Whether the sender of a successful dispute committed to it
+/// ([`commit_dispute`]) under its own address in an earlier block: the
+/// commitment is recomputed from the dispute's method, its arguments and
+/// the sender.
+/// Also returns the dispute's digest.
+fn committed_by_sender(
     ctx: &mut CallContext<'_, '_>,
     method: &str,
     raw: &[u8],
-) -> Result<Option<Address>, ContractError> {
+) -> Result<(bool, Hash32), ContractError> {
     let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
     let height = ctx.height();
-    Ok(ctx.read_typed::<(Address, u64)>(&dckey(&digest))?.filter(|(_, at)| *at < height).map(|(who, _)| who))
+    Ok((committed_before(ctx, &digest, height)?, digest))
+}
+
+/// Whether the caller committed to the dispute with `digest` below
+/// `height`.
+fn committed_before(ctx: &mut CallContext<'_, '_>, digest: &Hash32, height: u64) -> Result<bool, ContractError> {
+    let sender = ctx.caller();
+    let c =
+        ctx.hash(crate::types::TAG_DISPUTE_COMMIT_BY, &crate::types::dispute_commitment_preimage(digest, &sender))?;
+    Ok(ctx.read_typed::<(Address, u64)>(&dckey(&c))?.is_some_and(|(_, at)| at < height))
+}
+
+/// A dispute identical to one that an uncommitted sender landed first
+/// (its reward held, [`Reward::Hold`]), sent by a party that committed to
+/// it under its own address in a block before that: it is paid the held
+/// reward and its bond back, once. `None`: no held reward is due to this
+/// caller (the dispute is then checked as usual).
+fn claim_held_reward(
+    ctx: &mut CallContext<'_, '_>,
+    method: &str,
+    raw: &[u8],
+) -> Result<Option<Vec<u8>>, ContractError> {
+    let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
+    let Some((reward, at)) = ctx.read_typed::<(Amount, u64)>(&rhkey(&digest))? else { return Ok(None) };
+    if !committed_before(ctx, &digest, at)? {
+        return Ok(None);
+    }
+    ctx.delete(&rhkey(&digest))?;
+    let caller = ctx.caller();
+    let back = ctx.value().checked_add(reward).ok_or_else(|| ContractError::Revert("overflow".into()))?;
+    ctx.pay(&caller, back)?;
+    ctx.emit(
+        "ior_dispute_reward_claimed",
+        vec![("by".into(), caller.to_string()), ("reward".into(), reward.to_string())],
+    )?;
+    Ok(Some(bytes(&true)))
 }
 
 /// What `dispute_entry` and `dispute_state` check before anything else:
@@ -1420,6 +1506,9 @@ fn open_dispute(
 /// overturned, so `finalize` executes it on chain at once. A refused
 /// dispute ([`EntryDisputeError`]) reverts and changes nothing.
 fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
+    if let Some(out) = claim_held_reward(ctx, "dispute_entry", raw)? {
+        return Ok(out);
+    }
     let refuse = |e: EntryDisputeError| revert(e.to_string());
     let (c, caller, bond, mut h, root) = match open_dispute(ctx, a.batch)? {
         Ok(d) => d,
@@ -1462,8 +1551,11 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
         return refuse(EntryDisputeError::CorrectResult(i));
     }
     ctx.pay(&caller, bond)?;
-    let discloser = committed_discloser(ctx, "dispute_entry", raw)?.unwrap_or(caller);
-    punish(ctx, &c, &h, discloser, Some(discloser))?;
+    let rewardee = match committed_by_sender(ctx, "dispute_entry", raw)? {
+        (true, _) => Reward::Pay(caller),
+        (false, digest) => Reward::Hold(digest),
+    };
+    punish(ctx, &c, &h, caller, rewardee)?;
     h.overturned = true;
     ctx.write_typed(&bkey(h.id), &h)?;
     Ok(bytes(&i))
@@ -1483,6 +1575,9 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
 /// that do not apply) overturns the batch as `dispute_entry` does; a
 /// refused dispute reverts ([`EntryDisputeError`]) and changes nothing.
 fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
+    if let Some(out) = claim_held_reward(ctx, "dispute_state", raw)? {
+        return Ok(out);
+    }
     let refuse = |e: EntryDisputeError| revert(e.to_string());
     let (c, caller, bond, mut h, root) = match open_dispute(ctx, a.batch)? {
         Ok(d) => d,
@@ -1540,8 +1635,11 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> 
         return refuse(EntryDisputeError::CorrectTransition(i));
     }
     ctx.pay(&caller, bond)?;
-    let discloser = committed_discloser(ctx, "dispute_state", raw)?.unwrap_or(caller);
-    punish(ctx, &c, &h, discloser, Some(discloser))?;
+    let rewardee = match committed_by_sender(ctx, "dispute_state", raw)? {
+        (true, _) => Reward::Pay(caller),
+        (false, digest) => Reward::Hold(digest),
+    };
+    punish(ctx, &c, &h, caller, rewardee)?;
     h.overturned = true;
     ctx.write_typed(&bkey(h.id), &h)?;
     Ok(bytes(&i))

@@ -13,7 +13,8 @@ use crate::exec::{execute_leaves, OffChain};
 use crate::primary::{BatchInput, Controversial, DisputeEntry, DisputeState, SubmitTcrs};
 use crate::secondary::{mismatches, ExecRequest, VerifyRequest};
 use crate::types::{
-    dispute_digest, entry_hash, tcr_proof, Effect, IorParams, Outcome, PostedLeaf, StSettlement, Tcr, TcrLeaf,
+    dispute_commitment, dispute_digest, entry_hash, tcr_proof, Effect, IorParams, Outcome, PostedLeaf, StSettlement,
+    Tcr, TcrLeaf,
 };
 
 /// Which chain a call goes to.
@@ -243,7 +244,7 @@ impl Validator {
             // The controversial transaction (§3.4 Step 5): one entry with
             // its Merkle witness where the posted inputs are right and the
             // result wrong, else the whole batch.
-            step.calls.extend(committed(dispute_call(&self.params, input, &own_l)));
+            step.calls.extend(committed(dispute_call(&self.params, input, &own_l), &self.address));
         }
         step
     }
@@ -313,7 +314,7 @@ impl Validator {
         if !agrees {
             if let Some(own) = own_leaves(&self.params, input, self.address, &mut step) {
                 step.faults.push(Fault::WrongTcr { batch, observer: self.address, indices: vec![index] });
-                step.calls.extend(committed(dispute_call(&self.params, input, &own)));
+                step.calls.extend(committed(dispute_call(&self.params, input, &own), &self.address));
             }
         }
         step
@@ -429,16 +430,18 @@ impl SmartMeter {
     }
 }
 
-/// How an honest disputer sends a dispute (attack_state finding 6):
-/// first `commit_dispute` to its digest ([`dispute_digest`] of the method
-/// and arguments, which reveals nothing of them), then, in a later block,
-/// the dispute itself. Whoever copies the dispute from the mempool and
-/// lands it first is not paid: the reward goes to the first committer.
-/// The commitment costs one small transaction; it is sent only with a
-/// dispute, so an agreeing validator still sends nothing (§3.3.4).
-pub fn committed(dispute: Call) -> [Call; 2] {
-    let digest = dispute_digest(dispute.method, &dispute.args);
-    [Call::primary("commit_dispute", args(&digest)), dispute]
+/// How an honest disputer `committer` sends a dispute (attack_state
+/// finding 6): first `commit_dispute` to its [`dispute_commitment`] (the
+/// [`dispute_digest`] of the method and arguments bound to the committer's
+/// address, which reveals nothing of them), then, in a later block, the
+/// dispute itself, sent by `committer`. Only a sender that committed is
+/// paid the reward: whoever copies the commitment or the dispute from the
+/// mempool earns nothing. The commitment costs one small transaction; it
+/// is sent only with a dispute, so an agreeing validator still sends
+/// nothing (§3.3.4).
+pub fn committed(dispute: Call, committer: &Address) -> [Call; 2] {
+    let c = dispute_commitment(&dispute_digest(dispute.method, &dispute.args), committer);
+    [Call::primary("commit_dispute", args(&c)), dispute]
 }
 
 /// The controversial transaction for a batch whose posted TCRs differ from

@@ -335,12 +335,27 @@ pub const TAG_ENTRY: Tag = Tag("gridledger/ior/entry/v1");
 /// Domain of a dispute commitment ([`dispute_digest`]).
 pub const TAG_DISPUTE_COMMIT: Tag = Tag("gridledger/ior/dispute-commit/v1");
 
-/// What `commit_dispute` commits to: the hash of a per-entry dispute's
-/// method and encoded arguments. The first sender to commit a digest, in a
-/// block before the dispute lands, is paid the dispute's reward, whoever
-/// sends (or copies) the dispute itself.
+/// The hash of a dispute's method and encoded arguments, the part of a
+/// [`dispute_commitment`] that names the dispute.
 pub fn dispute_digest(method: &str, args: &[u8]) -> Hash32 {
     gridledger_core::codec::hash_bytes(TAG_DISPUTE_COMMIT, &borsh::to_vec(&(method, args)).unwrap_or_default())
+}
+/// Domain of a dispute commitment bound to its committer
+/// ([`dispute_commitment`]).
+pub const TAG_DISPUTE_COMMIT_BY: Tag = Tag("gridledger/ior/dispute-commit-by/v1");
+/// What `commit_dispute` takes: `H(TAG_DISPUTE_COMMIT_BY, digest,
+/// committer)`, a dispute's [`dispute_digest`] bound to the address that
+/// will send it. It reveals neither the dispute nor (without the dispute)
+/// anything a copier could use: the chain recomputes it from a dispute's
+/// own bytes and its *sender*, so only the committer's own dispute finds
+/// it.
+pub fn dispute_commitment(digest: &Hash32, committer: &Address) -> Hash32 {
+    gridledger_core::codec::hash_bytes(TAG_DISPUTE_COMMIT_BY, &dispute_commitment_preimage(digest, committer))
+}
+/// The bytes [`dispute_commitment`] hashes (the contract hashes the same
+/// bytes with metered gas).
+pub fn dispute_commitment_preimage(digest: &Hash32, committer: &Address) -> Vec<u8> {
+    borsh::to_vec(&(digest, committer)).unwrap_or_default()
 }
 /// Domain of a TCR leaf ([`tcr_leaf_hash`]).
 pub const TAG_TCR_LEAF: Tag = Tag("gridledger/ior/tcr-leaf/v1");

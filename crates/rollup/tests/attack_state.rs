@@ -299,8 +299,10 @@ fn a_day_ahead_community_state_does_not_fit_in_any_dispute() {
 /// Observed: executor + sybil lose only half the deposit (500‰ comes back),
 /// the honest watcher gets nothing — the incentive to watch is stolen.
 /// Fixed: `commit_dispute` (commit–reveal): the watcher commits to its
-/// dispute's digest first; when a dispute with those arguments succeeds in
-/// a later block, the committer is paid, not the copy's sender.
+/// dispute bound to its own address first. A successful dispute pays only
+/// a sender that committed to it under its own address; the copy's
+/// sender committed nothing, so its reward is held, and the watcher's own
+/// identical dispute, sent after, collects it.
 #[test]
 fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     let (mut e, exec, batch, _) = forged_batch(1);
@@ -314,25 +316,28 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
     let deposit = e.d.cfg.node_deposit;
     let (sybil, watcher) = (trader(2), trader(3));
     let wealth = |e: &Env, k: &KeyPair| e.d.primary.chain.state().account(&k.address()).balance.0;
-    // The watcher first commits to its dispute (a digest: the arguments
-    // stay private until it sends them).
+    // The watcher first commits to its dispute (a digest bound to its
+    // address: the arguments stay private until it sends them).
     let digest = gridledger_rollup::types::dispute_digest(call.method, &call.args);
-    let c = e.d.primary_call(&watcher, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    let commitment = gridledger_rollup::types::dispute_commitment(&digest, &watcher.address());
+    let c = e.d.primary_call(&watcher, "commit_dispute", args(&commitment), Amount::ZERO).unwrap();
     assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
-    // A second commitment of the same digest is refused.
-    let again = e.d.primary_call(&sybil, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    // A copy of the commitment is refused (and would bind the watcher).
+    let again = e.d.primary_call(&sybil, "commit_dispute", args(&commitment), Amount::ZERO).unwrap();
     assert!(reverted(&again).contains("already committed"), "{:?}", again.status);
     let (sybil0, watcher0) = (wealth(&e, &sybil), wealth(&e, &watcher));
     // The copy lands first.
     let r1 = e.d.primary_call(&sybil, call.method, call.args.clone(), bond).unwrap();
     assert_eq!(r1.status, TxStatus::Success, "{:?}", r1.status);
     let r2 = e.d.primary_call(&watcher, call.method, call.args.clone(), bond).unwrap();
-    assert!(matches!(r2.status, TxStatus::Reverted(_)), "{:?}", r2.status);
+    assert_eq!(r2.status, TxStatus::Success, "the watcher collects the held reward: {:?}", r2.status);
+    let r3 = e.d.primary_call(&watcher, call.method, call.args.clone(), bond).unwrap();
+    assert!(matches!(r3.status, TxStatus::Reverted(_)), "collected once: {:?}", r3.status);
     assert!(!node_active(&e, &exec.address()), "the executor's deposit is forfeited");
     let validator = e.d.batch_header(batch).unwrap().validator;
     assert!(node_active(&e, &validator), "the assigned validator, silent so far, keeps its deposit");
     let sybil_gain = wealth(&e, &sybil) + r1.fee.0 - sybil0;
-    let watcher_gain = (wealth(&e, &watcher) + r2.fee.0).saturating_sub(watcher0);
+    let watcher_gain = (wealth(&e, &watcher) + r2.fee.0 + r3.fee.0).saturating_sub(watcher0);
     eprintln!("deposit {deposit}; sybil gained {sybil_gain}; watcher gained {watcher_gain}");
     let bonus = deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
     assert_eq!(watcher_gain, bonus, "the committed watcher is paid the disclosure reward");
@@ -344,23 +349,27 @@ fn a_forging_executor_front_runs_the_dispute_and_recovers_half_its_deposit() {
 
 /// The same front-run against the assigned validator's own dispute, as
 /// its code builds it (`Validator::on_tcrs_recorded`): the validator's
-/// step commits to the dispute's digest before the dispute itself, so the
-/// forger's sybil that copies the dispute from the mempool and lands it
-/// first is paid nothing but its bond back, and the validator, the
-/// committed discloser, gets the reward and keeps its deposit. The driver
+/// step commits to the dispute (bound to its address) before the dispute
+/// itself, so the forger's sybil that copies the dispute from the mempool
+/// and lands it first is paid nothing but its bond back (the reward is
+/// held), and the validator's own dispute after it collects the reward;
+/// the validator keeps its deposit. The driver
 /// sends the two in that order when it runs the step.
 #[test]
 fn an_honest_validator_commits_before_disputing_so_a_copy_earns_nothing() {
     use gridledger_rollup::roles::Target;
-    use gridledger_rollup::types::dispute_digest;
+    use gridledger_rollup::types::{dispute_commitment, dispute_digest};
     let (mut e, exec, batch, _) = forged_batch(1);
     let input = e.d.batch_input(batch).unwrap();
     let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
     let step = e.d.validators[i].1.on_tcrs_recorded(&input);
     let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
     assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
-    assert_eq!(calls[0].args, args(&dispute_digest(calls[1].method, &calls[1].args)));
     let validator = e.d.validators[i].0.clone();
+    assert_eq!(
+        calls[0].args,
+        args(&dispute_commitment(&dispute_digest(calls[1].method, &calls[1].args), &validator.address()))
+    );
     let sybil = trader(2);
     let wealth = |e: &Env, k: &KeyPair| e.d.primary.chain.state().account(&k.address()).balance.0;
     let c = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
@@ -370,7 +379,7 @@ fn an_honest_validator_commits_before_disputing_so_a_copy_earns_nothing() {
     let copy = e.d.primary_call(&sybil, calls[1].method, calls[1].args.clone(), bond).unwrap();
     assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);
     let late = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
-    assert!(matches!(late.status, TxStatus::Reverted(_)), "{:?}", late.status);
+    assert_eq!(late.status, TxStatus::Success, "the held reward is collected: {:?}", late.status);
     let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
     assert_eq!(wealth(&e, &sybil) + copy.fee.0, sybil0, "the copy earns its sender nothing");
     assert_eq!(wealth(&e, &validator) + late.fee.0 - validator0, bonus, "the committed validator is paid");
@@ -389,9 +398,10 @@ fn an_honest_validator_commits_before_disputing_so_a_copy_earns_nothing() {
 }
 
 /// The same front-run against the whole-batch `dispute`: the watcher
-/// commits to its digest first, the forger's sybil copies the dispute and
-/// lands it first; the batch is overturned, the committed watcher is paid
-/// the reward and the sybil only gets its bond back.
+/// commits to it (bound to its address) first, the forger's sybil copies
+/// the dispute and lands it first; the batch is overturned and settled,
+/// the sybil only gets its bond back, and the committed watcher's own
+/// dispute, sent after, collects the held reward.
 #[test]
 fn a_copied_whole_batch_dispute_pays_the_committed_watcher() {
     use gridledger_rollup::primary::Controversial;
@@ -408,12 +418,13 @@ fn a_copied_whole_batch_dispute_pays_the_committed_watcher() {
     let a = args(&whole);
     let (sybil, watcher) = (trader(2), trader(3));
     let digest = gridledger_rollup::types::dispute_digest("dispute", &a);
-    let c = e.d.primary_call(&watcher, "commit_dispute", args(&digest), Amount::ZERO).unwrap();
+    let commitment = gridledger_rollup::types::dispute_commitment(&digest, &watcher.address());
+    let c = e.d.primary_call(&watcher, "commit_dispute", args(&commitment), Amount::ZERO).unwrap();
     assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
     let wealth = |e: &Env, k: &KeyPair| e.d.primary.chain.state().account(&k.address()).balance.0;
     let (sybil0, watcher0) = (wealth(&e, &sybil), wealth(&e, &watcher));
     let bond = e.d.cfg.challenge_bond;
-    let r = e.d.primary_call(&sybil, "dispute", a, bond).unwrap();
+    let r = e.d.primary_call(&sybil, "dispute", a.clone(), bond).unwrap();
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
     assert!(
         e.d.batch_header(batch).unwrap().state != gridledger_rollup::primary::BatchState::Open,
@@ -422,7 +433,10 @@ fn a_copied_whole_batch_dispute_pays_the_committed_watcher() {
     assert!(!node_active(&e, &exec.address()), "the executor's deposit is forfeited");
     let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
     assert_eq!(wealth(&e, &sybil) + r.fee.0, sybil0, "the copy earns its sender nothing");
-    assert_eq!(wealth(&e, &watcher) - watcher0, bonus, "the committed watcher is paid the reward");
+    assert_eq!(wealth(&e, &watcher), watcher0, "not paid before it sends its dispute");
+    let own = e.d.primary_call(&watcher, "dispute", a, bond).unwrap();
+    assert_eq!(own.status, TxStatus::Success, "{:?}", own.status);
+    assert_eq!(wealth(&e, &watcher) + own.fee.0 - watcher0, bonus, "the committed watcher is paid the reward");
 }
 
 /// BURN THE BRIDGE. `sc_cr` posts the batch's `burned` total beside the

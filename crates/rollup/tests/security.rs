@@ -314,7 +314,12 @@ fn an_inapplicable_tcr_is_isolated_and_the_rest_settles() {
     e.d.set_time(h.complete_at.unwrap() + e.d.cfg.window_ms() / 2 + 1);
     let honest = execute_batch(&mut OffChain, &e.d.cfg.params, &input.prestate, &input.entries).unwrap();
     let bond = e.d.cfg.challenge_bond;
-    let d = e.d.primary_call(&s2, "dispute", e.d.dispute_args(0, honest).unwrap(), bond).unwrap();
+    let a = e.d.dispute_args(0, honest).unwrap();
+    let digest = gridledger_rollup::types::dispute_digest("dispute", &a);
+    let commitment = gridledger_rollup::types::dispute_commitment(&digest, &s2.address());
+    let c = e.d.primary_call(&s2, "commit_dispute", args(&commitment), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
+    let d = e.d.primary_call(&s2, "dispute", a, bond).unwrap();
     assert_eq!(d.status, TxStatus::Success);
     assert!(d.events.iter().any(|ev| ev.name == "ior_tcr_overturned"));
     // The chain settled the batch with its own TCRs at once: nothing halts.
@@ -618,9 +623,15 @@ fn a_witnessed_dispute_of_one_wrong_entry_wins() {
     let watcher = trader(3);
     let p = &e.d.cfg.params;
     let proof = tcr_proof(&p.domain, 0, &hashes, &posted(&leaves), 1).unwrap();
+    let dispute = entry_dispute(0, &es[1], &leaves[1], proof);
+    // Committed under its own address first: only then is its sender paid.
+    let digest = gridledger_rollup::types::dispute_digest("dispute_entry", &dispute);
+    let commitment = gridledger_rollup::types::dispute_commitment(&digest, &watcher.address());
+    let c = e.d.primary_call(&watcher, "commit_dispute", args(&commitment), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
     let (w0, burned0) = (wallet(&e, &watcher.address()), black_hole(&e.d));
     let bond = e.d.cfg.challenge_bond;
-    let r = e.d.primary_call(&watcher, "dispute_entry", entry_dispute(0, &es[1], &leaves[1], proof), bond).unwrap();
+    let r = e.d.primary_call(&watcher, "dispute_entry", dispute, bond).unwrap();
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
     assert!(r.gas_used < 200_000, "one entry re-executed, not the batch: {} gas", r.gas_used);
     assert!(e.d.batch_header(0).unwrap().overturned);
