@@ -10,7 +10,6 @@ use serde_json::json;
 use crate::result::{num, ChartSpec, Check, ExperimentResult, Series, Table};
 use crate::{Experiment, ExperimentError, RunCtx};
 use gridledger_forecast::federated::{FederatedConfig, Federation};
-use gridledger_forecast::tcn::TcnConfig;
 
 pub struct FlConvergence;
 
