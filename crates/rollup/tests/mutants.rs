@@ -217,4 +217,5 @@ gridledger_core::mutation_check! {
     unslashed_deposit_is_caught: Mutation::DepositNotSlashed => "forged effects never settle",
     unenforced_deadline_is_caught: Mutation::DeadlineUnenforced => "deadlines hold",
     unchecked_post_root_is_caught: Mutation::PostRootUnchecked => "a wrong post-state root is overturned",
+    unchecked_absence_is_caught: Mutation::AbsenceUnchecked => "a state dispute leaving a record out is refused",
 }
