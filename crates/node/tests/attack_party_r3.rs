@@ -5,51 +5,26 @@
 //!
 //! Run the findings: `cargo test -p gridledger-node --test attack_party_r3 -- --ignored`
 
+mod common;
+
+use common::party::{addrs_of, channel_terms, wait_phase, BAL};
 use gridledger_channels::disk::Durability;
 use gridledger_contracts::cns::ChannelStatus;
-use gridledger_core::{Amount, KeyPair};
+use gridledger_core::KeyPair;
 use gridledger_ledger::devnet::dev_key;
 use gridledger_node::channel::chainlink::read_channel;
 use gridledger_node::channel::party::{spawn_party_on, Command, Listeners, PartyOptions, Reply};
 use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms};
 use gridledger_node::RpcClient;
-use std::time::{Duration, Instant};
-
-const BAL: Amount = Amount(1_000_000_000_000);
+use std::time::Duration;
 
 fn terms(ls: &[std::net::TcpListener; 2]) -> ChannelTerms {
-    let addrs = [ls[0].local_addr().unwrap(), ls[1].local_addr().unwrap()];
-    ChannelTerms {
-        capacity: [Amount(100_000), Amount(50_000)],
-        credit: [false, false],
-        t_delta_ms: gridledger_contracts::cns::MIN_T_DELTA_MS,
-        credit_limit: Amount(200_000),
-        merchant_pool: Amount(1_000_000),
-        collateral_lock_ms: 60_000,
-        billing_period_ms: 30_000,
-        retry_ms: 300,
-        close_timeout_ms: 1_500,
-        addrs,
-        controls: addrs,
-        accept: None,
-    }
+    let a = addrs_of(ls);
+    channel_terms([false, false], a, a)
 }
 
 fn opts() -> PartyOptions {
     PartyOptions { durability: Durability::Fsync, control: false, ..PartyOptions::default() }
-}
-
-async fn wait_phase(h: &gridledger_node::channel::party::PartyHandle, phase: &str) {
-    let t = Instant::now();
-    loop {
-        if let Reply::Status(s) = h.request(Command::Status).await {
-            if s.phase == phase {
-                return;
-            }
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "phase {phase} not reached");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Finding: a top-up whose `channel_topup` transaction fails on chain (here

@@ -6,6 +6,9 @@
 //!
 //! Run the findings: `cargo test -p gridledger-node --test attack_party_r4 -- --ignored`
 
+mod common;
+
+use common::party::{addrs_of, channel_terms, wait_phase, BAL};
 use gridledger_channels::disk::Durability;
 use gridledger_contracts::cns::ChannelStatus;
 use gridledger_core::{Amount, KeyPair};
@@ -20,41 +23,12 @@ use gridledger_node::RpcClient;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const BAL: Amount = Amount(1_000_000_000_000);
-
 fn terms(ls: &[std::net::TcpListener; 2], cs: &[std::net::TcpListener; 2]) -> ChannelTerms {
-    let addrs = [ls[0].local_addr().unwrap(), ls[1].local_addr().unwrap()];
-    ChannelTerms {
-        capacity: [Amount(100_000), Amount(50_000)],
-        credit: [false, false],
-        t_delta_ms: gridledger_contracts::cns::MIN_T_DELTA_MS,
-        credit_limit: Amount(200_000),
-        merchant_pool: Amount(1_000_000),
-        collateral_lock_ms: 60_000,
-        billing_period_ms: 30_000,
-        retry_ms: 300,
-        close_timeout_ms: 1_500,
-        addrs,
-        controls: [cs[0].local_addr().unwrap(), cs[1].local_addr().unwrap()],
-        accept: None,
-    }
+    channel_terms([false, false], addrs_of(ls), addrs_of(cs))
 }
 
 fn opts(control: bool) -> PartyOptions {
     PartyOptions { durability: Durability::Fsync, control, ..PartyOptions::default() }
-}
-
-async fn wait_phase(h: &PartyHandle, phase: &str) {
-    let t = Instant::now();
-    loop {
-        if let Reply::Status(s) = h.request(Command::Status).await {
-            if s.phase == phase {
-                return;
-            }
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "phase {phase} not reached");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A node, a prepared channel and both parties' directories (nothing

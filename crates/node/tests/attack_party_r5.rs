@@ -6,6 +6,9 @@
 //!
 //! Run the findings: `cargo test -p gridledger-node --test attack_party_r5 -- --ignored`
 
+mod common;
+
+use common::party::{channel_terms, wait_phase, BAL};
 use gridledger_channels::disk::Durability;
 use gridledger_core::{Amount, KeyPair};
 use gridledger_ledger::devnet::dev_key;
@@ -14,23 +17,8 @@ use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerm
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const BAL: Amount = Amount(1_000_000_000_000);
-
 fn terms(addrs: [std::net::SocketAddr; 2], controls: [std::net::SocketAddr; 2]) -> ChannelTerms {
-    ChannelTerms {
-        capacity: [Amount(100_000), Amount(50_000)],
-        credit: [false, false],
-        t_delta_ms: gridledger_contracts::cns::MIN_T_DELTA_MS,
-        credit_limit: Amount(200_000),
-        merchant_pool: Amount(1_000_000),
-        collateral_lock_ms: 60_000,
-        billing_period_ms: 30_000,
-        retry_ms: 300,
-        close_timeout_ms: 1_500,
-        addrs,
-        controls,
-        accept: None,
-    }
+    channel_terms([false, false], addrs, controls)
 }
 
 fn opts() -> PartyOptions {
@@ -225,19 +213,6 @@ async fn idle_connections_through_the_bind_forwarder_do_not_pile_up() {
         held <= 20,
         "{n} idle outsider connections through the forwarder: {held} descriptors held beyond them after 8 s"
     );
-}
-
-async fn wait_phase(h: &gridledger_node::channel::party::PartyHandle, phase: &str) {
-    let t = Instant::now();
-    loop {
-        if let Reply::Status(s) = h.request(Command::Status).await {
-            if s.phase == phase {
-                return;
-            }
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "phase {phase} not reached");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Held up (tried: the user's answers disagree with what moved): a close

@@ -6,8 +6,11 @@
 //!
 //! Run the findings: `cargo test -p gridledger-node --test attack_party_r6 -- --ignored`
 
+mod common;
+
+use common::party::{channel_terms, BAL};
 use gridledger_channels::disk::Durability;
-use gridledger_core::{Amount, KeyPair};
+use gridledger_core::KeyPair;
 use gridledger_ledger::devnet::dev_key;
 use gridledger_node::channel::party::{spawn_party, Command, PartyOptions, Reply};
 use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms, PartySpec};
@@ -16,23 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BAL: Amount = Amount(1_000_000_000_000);
-
 fn terms(addrs: [std::net::SocketAddr; 2], controls: [std::net::SocketAddr; 2]) -> ChannelTerms {
-    ChannelTerms {
-        capacity: [Amount(100_000), Amount(50_000)],
-        credit: [false, false],
-        t_delta_ms: gridledger_contracts::cns::MIN_T_DELTA_MS,
-        credit_limit: Amount(200_000),
-        merchant_pool: Amount(1_000_000),
-        collateral_lock_ms: 60_000,
-        billing_period_ms: 30_000,
-        retry_ms: 300,
-        close_timeout_ms: 1_500,
-        addrs,
-        controls,
-        accept: None,
-    }
+    channel_terms([false, false], addrs, controls)
 }
 
 fn opts() -> PartyOptions {

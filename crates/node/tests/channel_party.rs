@@ -3,6 +3,9 @@
 //! processes): open, pay both ways, restart one party from its snapshot
 //! file, close cooperatively; coins conserved, credit ledger balanced.
 
+mod common;
+
+use common::party::{addrs_of, channel_terms, wait_phase, BAL};
 use gridledger_channels::disk::{load_store, Durability};
 use gridledger_channels::Phase;
 use gridledger_contracts::cns::ChannelStatus;
@@ -13,8 +16,6 @@ use gridledger_node::channel::party::{spawn_party_on, Command, Listeners, PartyO
 use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms};
 use gridledger_node::RpcClient;
 use std::time::{Duration, Instant};
-
-const BAL: Amount = Amount(1_000_000_000_000);
 
 fn accounts() -> Vec<Address> {
     let mut v: Vec<Address> = (0..4).map(|i| dev_key(i).address()).collect();
@@ -31,38 +32,12 @@ fn total(c: &RpcClient) -> u128 {
 /// handed over: no port is picked and released). Their control ports are
 /// off.
 fn terms(credit: [bool; 2], ls: &[std::net::TcpListener; 2]) -> ChannelTerms {
-    let addrs = [ls[0].local_addr().unwrap(), ls[1].local_addr().unwrap()];
-    ChannelTerms {
-        capacity: [Amount(100_000), Amount(50_000)],
-        credit,
-        t_delta_ms: gridledger_contracts::cns::MIN_T_DELTA_MS,
-        credit_limit: Amount(200_000),
-        merchant_pool: Amount(1_000_000),
-        collateral_lock_ms: 60_000,
-        billing_period_ms: 30_000,
-        retry_ms: 300,
-        close_timeout_ms: 1_500,
-        addrs,
-        controls: addrs,
-        accept: None,
-    }
+    let a = addrs_of(ls);
+    channel_terms(credit, a, a)
 }
 
 fn opts() -> PartyOptions {
     PartyOptions { durability: Durability::Fsync, control: false, ..PartyOptions::default() }
-}
-
-async fn wait_phase(h: &gridledger_node::channel::party::PartyHandle, phase: &str) {
-    let t = Instant::now();
-    loop {
-        if let Reply::Status(s) = h.request(Command::Status).await {
-            if s.phase == phase {
-                return;
-            }
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "phase {phase} not reached");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,9 @@
 //! Shared by the node tests that run a single-validator node, on a
 //! fault-injecting store (`store_faults`, `attack_pbft_persist`) or on
-//! disk (`rpc_chain`, `attack_rpc`).
+//! disk (`rpc_chain`, `attack_rpc`); `party` by the channel party tests.
 #![allow(dead_code)]
+
+pub mod party;
 
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
