@@ -53,33 +53,6 @@ fn overturned_finalize_gas(n: usize, extra: usize) -> (u64, usize) {
     (gas[0], m)
 }
 
-/// The executor of `batch` posts honest verdicts and a last post-state
-/// root that mints it 10 coin. Returns the number of records before the
-/// batch.
-fn forge_last_root(e: &mut Env, batch: u64) -> usize {
-    let input = e.d.batch_input(batch).unwrap();
-    let p = e.d.cfg.params.clone();
-    let full = input.full_state(&p);
-    let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    fill_post_roots(&p, &full, &input.entries, &mut honest);
-    let tcrs: Vec<Tcr> = honest.iter().map(|l| l.tcr.clone()).collect();
-    let (mut minted, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
-    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    minted.participants.insert(exec.address(), Participant { balance: coins(10), reputation: p.rs });
-    let mut posted: Vec<_> = honest.iter().map(|l| l.posted()).collect();
-    let last = posted.len() - 1;
-    posted[last].post_root = state_root(&minted);
-    let sub = SubmitTcrs {
-        batch,
-        entry_hashes: input.entries.iter().map(entry_hash).collect(),
-        post_root: posted[last].post_root,
-        leaves: posted,
-        burned,
-    };
-    assert_eq!(e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status, TxStatus::Success);
-    records(&full).len()
-}
-
 /// A batch of `n` ATs whose executor posted (with `sc_cr`) honest verdicts
 /// and a last post-state root that mints it 10 coin. Returns the env, the
 /// executor's key, the batch and the number of records before the batch.

@@ -8,9 +8,10 @@ use gridledger_ledger::{contract_address, Receipt, StateRead, TxStatus};
 use gridledger_rollup::driver::{meter_key, DriverConfig, DualChain, Mode};
 use gridledger_rollup::exec::{execute_batch, execute_leaves, OffChain};
 use gridledger_rollup::primary::SubmitTcrs;
-use gridledger_rollup::state::{fill_post_roots, post_state, state_root};
+use gridledger_rollup::state::{fill_post_roots, post_state, records, state_root};
 use gridledger_rollup::types::{
-    coins, entry_hash, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, SettlementTx, Tcr, TcrLeaf, BLACK_HOLE,
+    coins, entry_hash, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, Participant, SettlementTx, Tcr, TcrLeaf,
+    BLACK_HOLE,
 };
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
 
@@ -223,4 +224,31 @@ pub fn settle_funding(e: &mut Env) {
     let r = e.d.flush(&trader(3)).unwrap();
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
     e.d.process(&mut rng(0)).unwrap();
+}
+
+/// The executor of `batch` posts honest verdicts and a last post-state
+/// root that mints it 10 coin. Returns the number of records before the
+/// batch.
+pub fn forge_last_root(e: &mut Env, batch: u64) -> usize {
+    let input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &full, &input.entries, &mut honest);
+    let tcrs: Vec<Tcr> = honest.iter().map(|l| l.tcr.clone()).collect();
+    let (mut minted, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    minted.participants.insert(exec.address(), Participant { balance: coins(10), reputation: p.rs });
+    let mut posted: Vec<_> = honest.iter().map(|l| l.posted()).collect();
+    let last = posted.len() - 1;
+    posted[last].post_root = state_root(&minted);
+    let sub = SubmitTcrs {
+        batch,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        post_root: posted[last].post_root,
+        leaves: posted,
+        burned,
+    };
+    assert_eq!(e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status, TxStatus::Success);
+    records(&full).len()
 }
