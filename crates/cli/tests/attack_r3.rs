@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use gridledger_contracts::cns::MIN_T_DELTA_MS;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 /// Finding (bypass of the control-port token): `channel serve --control
@@ -28,22 +27,7 @@ fn a_token_guarded_serve_cannot_be_paid_from_without_the_token() {
     let terms = ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string()];
     let (dir, node, _url, dirs) = prepared_channel(["p0", "p1"], &terms);
     let token_file = dir.path().join("control.token");
-    let mut serve = Command::new(BIN)
-        .args(["channel", "serve", "--dir", &d(&dirs[0])])
-        .args(["--control", "127.0.0.1:0", "--token-file", &d(&token_file)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(serve.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended before its control port was up");
-        if let Some(rest) = line.strip_prefix("control port on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in err.lines() {});
+    let (serve, addr) = serve_with_control(&[&dirs[0]], &token_file, Stdio::null());
     let _procs = Procs(vec![serve, open_cmd(&dirs[1]).spawn().unwrap()]);
     wait_open(&dirs[0]);
     wait_open(&dirs[1]);
@@ -78,22 +62,7 @@ fn idle_connections_without_the_token_do_not_lock_the_user_out() {
     let terms = ["--capacity", "100000", "50000", "--t-delta-ms", &MIN_T_DELTA_MS.to_string()];
     let (dir, node, _url, dirs) = prepared_channel(["p0", "p1"], &terms);
     let token_file = dir.path().join("control.token");
-    let mut serve = Command::new(BIN)
-        .args(["channel", "serve", "--dir", &d(&dirs[0])])
-        .args(["--control", "127.0.0.1:0", "--token-file", &d(&token_file)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(serve.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended before its control port was up");
-        if let Some(rest) = line.strip_prefix("control port on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in err.lines() {});
+    let (serve, addr) = serve_with_control(&[&dirs[0]], &token_file, Stdio::null());
     let _procs = Procs(vec![serve]);
     let ok_before = gl(&["channel", "list", "--json", "--control", &addr, "--token-file", &d(&token_file)]);
     assert!(ok_before.status.success(), "{}", String::from_utf8_lossy(&ok_before.stderr));

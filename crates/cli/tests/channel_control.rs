@@ -11,8 +11,7 @@ use gridledger_contracts::cns::{ChannelStatus, MIN_T_DELTA_MS};
 use gridledger_node::channel::chainlink::read_channel;
 use gridledger_node::channel::spec::PartySpec;
 use gridledger_node::RpcClient;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 #[test]
 fn a_serve_process_is_driven_by_channel_id_through_its_token_guarded_control_port() {
@@ -25,23 +24,8 @@ fn a_serve_process_is_driven_by_channel_id_through_its_token_guarded_control_por
     run_ok(&mut prepare_cmd(&url, &k(0), &root.join("desk.key"), [&k(1), &k(2)], [&more[0], &more[1]], &terms));
     let cids = [PartySpec::load(&dirs[0]).unwrap().cid, PartySpec::load(&more[0]).unwrap().cid];
     let token_file = root.join("control.token");
-    let mut serve = Command::new(BIN)
-        .args(["channel", "serve", "--dir", &d(&dirs[0]), "--dir", &d(&more[0])])
-        .args(["--control", "127.0.0.1:0", "--token-file", &d(&token_file)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Serve says where its control port is (port 0 picked one).
-    let mut err = BufReader::new(serve.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended before its control port was up");
-        if let Some(rest) = line.strip_prefix("control port on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in err.lines() {});
+    let (serve, addr) = serve_with_control(&[&dirs[0], &more[0]], &token_file, Stdio::piped());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

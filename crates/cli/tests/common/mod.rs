@@ -254,3 +254,32 @@ pub fn json_docs(text: &str) -> Option<usize> {
     }
     Some(n)
 }
+
+/// Starts `channel serve` over `dirs` with its control port on a free
+/// loopback port and the token written to `token_file`; returns the process
+/// and the control address it announced on stderr (the rest of stderr is
+/// drained on a thread).
+pub fn serve_with_control(dirs: &[&Path], token_file: &Path, stdout: Stdio) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = Command::new(BIN);
+    cmd.args(["channel", "serve"]);
+    for dir in dirs {
+        cmd.args(["--dir", &d(dir)]);
+    }
+    let mut serve = cmd
+        .args(["--control", "127.0.0.1:0", "--token-file", &d(token_file)])
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(serve.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended before its control port was up");
+        if let Some(rest) = line.strip_prefix("control port on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in err.lines() {});
+    (serve, addr)
+}
