@@ -382,16 +382,7 @@ impl<A: Attester> ChainNode<A> {
         match msg {
             Message::Local(m) => self.on_local(m, &mut step),
             Message::PreVector { node, clients, ra } => {
-                if from_node != Some(node) {
-                    step.faults.push(Fault::UnknownNode(node));
-                    return step;
-                }
-                if !self.well_formed(&clients) {
-                    step.faults.push(Fault::BadVector { node });
-                    return step;
-                }
-                let ev = self.cfg.vector_evidence(PRE_VECTOR, node, &clients);
-                match self.cfg.check_attestation(node, &ra, &ev) {
+                match self.attested_vector(from_node, PRE_VECTOR, node, &clients, &ra) {
                     Ok(()) => {
                         self.pre_vectors.entry(node).or_insert(clients);
                     }
@@ -416,16 +407,7 @@ impl<A: Attester> ChainNode<A> {
                 }
             }
             Message::DeterVector { node, clients, ra } => {
-                if from_node != Some(node) {
-                    step.faults.push(Fault::UnknownNode(node));
-                    return step;
-                }
-                if !self.well_formed(&clients) {
-                    step.faults.push(Fault::BadVector { node });
-                    return step;
-                }
-                let ev = self.cfg.vector_evidence(DETER_VECTOR, node, &clients);
-                match self.cfg.check_attestation(node, &ra, &ev) {
+                match self.attested_vector(from_node, DETER_VECTOR, node, &clients, &ra) {
                     Ok(()) => {
                         self.deter_vectors.entry(node).or_insert(clients);
                     }
@@ -519,6 +501,25 @@ impl<A: Attester> ChainNode<A> {
             return Ok(());
         }
         self.cfg.coder.verify_message(node, m)
+    }
+
+    /// Checks a pre- or deter-vector (`tag`) that node `node` sent: it
+    /// comes from that node, is well formed and its attestation covers it.
+    fn attested_vector(
+        &self,
+        from_node: Option<usize>,
+        tag: Tag,
+        node: usize,
+        clients: &[u32],
+        ra: &EvidenceAttestation,
+    ) -> Result<(), Fault> {
+        if from_node != Some(node) {
+            return Err(Fault::UnknownNode(node));
+        }
+        if !self.well_formed(clients) {
+            return Err(Fault::BadVector { node });
+        }
+        self.cfg.check_attestation(node, ra, &self.cfg.vector_evidence(tag, node, clients))
     }
 
     /// A client vector: strictly increasing ids of existing clients.
