@@ -691,26 +691,21 @@ impl Loop {
         if self.pending.is_some() {
             return Ok(false);
         }
-        let Some((req, reply)) = self.queued.pop_front() else { return Ok(false) };
-        match self.machine.handle(Input::User(req.clone())) {
-            Err(ChannelError::Busy) => {
-                self.queued.push_front((req, reply));
-                Ok(false)
-            }
-            Err(e) => {
-                let _ = reply.send(Reply::Error { message: e.to_string() });
-                Ok(true)
-            }
-            Ok(step) => {
-                self.pending = Some((Waiting::Withdraw, reply));
-                self.carry_out(step)?;
-                Ok(true)
-            }
-        }
+        self.propose_head(|party, _, reply| party.pending = Some((Waiting::Withdraw, reply)))
     }
 
     /// Proposes the head of the queue alone.
     fn propose_one(&mut self) -> Result<bool, PartyError> {
+        self.propose_head(|party, step, reply| party.book(step, vec![reply]))
+    }
+
+    /// Hands the head of the queue to the machine: `Busy` puts it back
+    /// (`false`), another refusal answers it with the error (`true`), and a
+    /// proposal is recorded by `on_step` and carried out (`true`).
+    fn propose_head(
+        &mut self,
+        on_step: impl FnOnce(&mut Self, &Step, oneshot::Sender<Reply>),
+    ) -> Result<bool, PartyError> {
         let Some((req, reply)) = self.queued.pop_front() else { return Ok(false) };
         match self.machine.handle(Input::User(req.clone())) {
             Err(ChannelError::Busy) => {
@@ -722,7 +717,7 @@ impl Loop {
                 Ok(true)
             }
             Ok(step) => {
-                self.book(&step, vec![reply]);
+                on_step(self, &step, reply);
                 self.carry_out(step)?;
                 Ok(true)
             }
