@@ -576,28 +576,35 @@ fn junk_requests_do_not_lock_honest_prosumers_out() {
 // ---------------------------------------------------------------- ALADIN
 
 // Expected: ALADIN clears seeded markets on the shipped case33bw within
-// 0.1 % of the central optimum (issue item 4). Observed: 23 of the seeds
-// 0..200 of 4 buyers × 4 sellers do not converge (seed 19: buyers on buses
-// 2, 9, 10, 29, sellers on 7, 22, 28, 5): the primal residual sticks at
-// 3.64 and the iterates cycle (still so after 3000 iterations), `clear`
-// returns Ok with welfare $0 against an optimum of $1.38 (gap 1.0) — and
-// `gridledger market clear --case case33bw --buyers 4 --sellers 4 --seed 19
-// --algorithm aladin` exits 0. 12 × 12 markets (40 seeds) all converge.
+// 0.1 % of the central optimum (issue item 4). Observed before the fix: 23
+// of the seeds 0..200 of 4 buyers × 4 sellers did not converge (seed 19:
+// buyers on buses 2, 9, 10, 29, sellers on 7, 22, 28, 5): the primal
+// residual stuck at 3.64 and the iterates cycled — the coordinator pinned
+// the active bounds the prosumers reported as equalities, the reports
+// contradicted each other (every total "on e_max"), the QP was feasible only
+// through its slack and the multipliers jumped by tens of $/kWh. Fixed by
+// one-sided active-bound rows (see `aladin`'s module docs). The sweep covers
+// seeds 0..50 (seed 19 among them) by default;
+// `GRIDLEDGER_ATTACK_SEEDS=200` widens it.
 #[test]
-#[ignore = "attack: ALADIN cycles on case33bw for ~1 in 9 seeded 4x4 markets (seed 19: residual stuck at 3.64, welfare 0)"]
 fn aladin_clears_a_small_seeded_market_on_case33bw() {
     let net = network_for(&Case::parse(CASE33BW).unwrap(), 1.0).unwrap();
-    let m = Market::generate(19, 4, 4, &net.bus_ids);
-    let r = clear(&m, &net, Algorithm::Aladin).unwrap();
-    assert!(
-        r.converged && r.relative_gap.abs() <= 1e-3,
-        "observed: converged {} after {} iterations, welfare {} optimum {} gap {}",
-        r.converged,
-        r.iterations,
-        r.welfare,
-        r.optimum,
-        r.relative_gap
-    );
+    let seeds: u64 = std::env::var("GRIDLEDGER_ATTACK_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let mut seen = Vec::new();
+    for seed in 0..seeds.max(50) {
+        let m = Market::generate(seed, 4, 4, &net.bus_ids);
+        // `clear` refuses a run that did not converge, or stopped more than
+        // 0.1 % off the central optimum; check the gap here as well
+        match clear(&m, &net, Algorithm::Aladin) {
+            Ok(r) if r.converged && r.relative_gap.abs() <= 1e-3 => {}
+            Ok(r) => seen.push(format!(
+                "seed {seed}: converged {} after {} iterations, welfare {} optimum {} gap {}",
+                r.converged, r.iterations, r.welfare, r.optimum, r.relative_gap
+            )),
+            Err(e) => seen.push(format!("seed {seed}: {e}")),
+        }
+    }
+    assert!(seen.is_empty(), "observed: {seen:?}");
 }
 
 // ---------------------------------------------------------------- primal-dual
