@@ -59,8 +59,9 @@
 //! with several binding lines the iterates cycled (gap to the optimum
 //! ≈ 100 % after 60 iterations). With the inequalities the seeded congested
 //! case30 markets converge in 4–6 iterations within 0.1 % of the Clarabel
-//! optimum (`tests/aladin_ptdf.rs`), and case33bw as before: 6–7 iterations
-//! (12×12 to 100×100), within 10⁻⁴ with a binding voltage limit. The
+//! optimum (`tests/aladin_ptdf.rs`), and case33bw in 5–6 iterations
+//! (12×12 to 100×100, with the one-sided bound rows; the experiment
+//! `market-fig-6-6`), within 10⁻⁴ with a binding voltage limit. The
 //! QP has one inequality per network row more (a conic solve either way).
 
 use clarabel::algebra::CscMatrix;
