@@ -221,8 +221,12 @@ fn a_malleated_copy_of_a_committed_dispute_steals_the_reward() {
 /// finds a shortfall.
 /// Observed: both are `SellerDelivered`; the buyers pay for 1,000 Wh and
 /// the second is penalised α for a truthful O_b = 0.
+/// Fixed: delivery periods lie on the meters' fixed metering grid
+/// (`IorParams::meter_step_s`, else `AtRejection::OffGrid`) and a won
+/// arbitration claims its energy per grid slot (`SettlementTx::claim_split`):
+/// the first ST claims all six 5-minute slots 08:00–08:30, so the second
+/// finds nothing left there and nothing exported at 08:30–08:35.
 #[test]
-#[ignore = "attack: overlapping delivery periods have separate claim records, so one export wins two arbitrations"]
 fn overlapping_periods_claim_the_same_export_twice() {
     use gridledger_rollup::driver::meter_key;
     use gridledger_rollup::types::{Outcome, SettlementTx, StSettlement};
