@@ -230,3 +230,73 @@ fn the_sender_shrinks_the_penalty_by_draining_the_token_b_pool_around_its_cct() 
         rec.lock
     );
 }
+
+fn replicas(
+    root: &std::path::Path,
+    spec: &MbsSpec,
+) -> (Vec<gridledger_xchain::replica::Replica>, gridledger_xchain::headers::ChainRegistration) {
+    use gridledger_xchain::mbs::{open_chain, Role};
+    let rs = (0..spec.validators)
+        .map(|v| {
+            let (c, _) = open_chain(&root.join(format!("v{v}")), spec, Role::External(0)).expect("open");
+            gridledger_xchain::replica::Replica::new(c, v).expect("validator")
+        })
+        .collect();
+    let (full, _) = open_chain(&root.join("full"), spec, Role::External(0)).unwrap();
+    (rs, full.registration(spec.kappa).unwrap())
+}
+
+/// One Byzantine leader ends an external chain for good. A block's
+/// timestamp is the leader's choice (`Replica::propose(not_before)`), and
+/// the honest replicas' `vote` re-executes the proposal, whose only time
+/// rule is "after the parent": nothing bounds it from above (no clock
+/// skew limit). The scheduled leader of height 1 — one validator of four —
+/// stamps its block `u64::MAX − 1`; the three honest validators vote for it,
+/// the seal is valid (the BoB's `check_next` takes it too) and every
+/// replica commits it. From then on every honest leader's `propose`
+/// computes `parent + EPOCH_MS` and overflows: a panic in a debug build
+/// (the validator process dies), a wrapped timestamp that is not after the
+/// parent in a release build. No block can ever follow: the chain — and
+/// with it every CCTE, Π_CCTC lock and CCDI item on it — is stuck, by one
+/// faulty validator of 3f + 1.
+///
+/// Expected: honest replicas refuse to vote for a proposal stamped
+/// implausibly far ahead (e.g. more than a bounded skew past their own
+/// clock or the parent), or, having committed it, the chain still makes its
+/// next block. Observed: 3 of 4 votes and a valid seal for the block at
+/// `u64::MAX − 1`; the next leader's `propose` panics ("attempt to add with
+/// overflow").
+#[test]
+#[ignore = "attack: a leader's block stamped u64::MAX-1 gets 2f+1 votes; every later propose overflows, the chain halts"]
+fn one_leader_stamping_the_end_of_time_halts_the_chain() {
+    use gridledger_ledger::Seal;
+    use gridledger_xchain::SealedHeader;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec::default();
+    let (mut rs, reg) = replicas(dir.path(), &spec);
+    let leader = rs[0].leader_of(1);
+    let mut block = rs[leader].propose(u64::MAX - 1).unwrap();
+    let quorum = rs[0].quorum();
+    let votes: Vec<_> = rs.iter().filter_map(|r| r.vote(&block).ok()).take(quorum).collect();
+    let voted = votes.len();
+    if voted == quorum {
+        block.seal = Seal::Quorum { view: 0, signatures: votes };
+        let sh = SealedHeader { header: block.header.clone(), seal: block.seal.clone() };
+        assert!(reg.check_next(0, &reg.anchor_hash, &sh).is_ok(), "the BoB would take the header too");
+        for r in rs.iter_mut() {
+            r.commit(&block).unwrap();
+        }
+    }
+    let next_leader = rs[0].leader_of(2);
+    let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rs[next_leader].propose(0).map(|_| ())));
+    let next_ok = matches!(next, Ok(Ok(())));
+    assert!(
+        voted < quorum || next_ok,
+        "{voted} honest votes for a block stamped {}; the next honest leader's proposal: {}",
+        block.header.timestamp,
+        match next {
+            Ok(r) => format!("{r:?}"),
+            Err(_) => "panicked".into(),
+        }
+    );
+}
