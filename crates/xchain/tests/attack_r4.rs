@@ -362,3 +362,61 @@ fn an_honest_receiver_is_penalised_when_the_relay_of_its_chain_lags() {
         m.deposit(&receiver().address())
     );
 }
+
+/// Replay across deployments, one level below the terms. Round 3 bound the
+/// receiver's signature on CCT terms and every group statement to the
+/// deployment (the BoB's genesis), because "chain and contract ids are the
+/// same constants in every deployment" (`BobConfig::deployment`). But the
+/// transactions themselves still name only a chain id — 100 for every BoB,
+/// 101, 102, … for every deployment's external chains — and their
+/// signature binds nothing else: a transaction a user signs on one
+/// deployment executes on any other deployment where the user's key has the
+/// same nonce. Two deployments A and B (distinct geneses); the sender does
+/// a CCTE on A, paying NT_s (700 Token_101 to the receiver, its first
+/// transaction on A's chain 101). Anyone — the receiver — submits the same
+/// bytes to B's chain 101, where the sender's key also has nonce 0: B
+/// includes it and the sender pays the receiver 700 again, on a deployment
+/// it never agreed anything on. The same holds for every BoB transaction
+/// (`redeem` to a third party, `withdraw_liquidity`, `deposit`, …).
+///
+/// Expected: a transaction signed for one deployment's chain is refused by
+/// another deployment's chain with the same id (e.g. the signed digest binds
+/// the chain's genesis, or chain ids are unique per deployment). Observed:
+/// B's chain 101 includes the replayed NT_s and moves 700 from the sender
+/// to the receiver.
+#[test]
+#[ignore = "attack: an NT (any tx) signed on deployment A's chain 101 replays on deployment B's chain 101"]
+fn an_nt_signed_on_one_deployment_pays_again_on_another() {
+    use gridledger_xchain::mbs::Behaviour;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = setup(da.path(), MbsSpec::default());
+    let mut b = BobMbs::open(db.path(), MbsSpec::default()).unwrap();
+    assert_ne!(
+        a.external(I).unwrap().chain().genesis().hash(),
+        b.external(I).unwrap().chain().genesis().hash(),
+        "two deployments: chain 101 of A and chain 101 of B are different chains"
+    );
+    let (s, r) = (sender(), receiver());
+    let rep = a.swap(&request(700, 4405), Behaviour::Honest).unwrap();
+    let SideState::Proved { nt, height } = rep.record.sender else { panic!("NT_s proved on A") };
+    let block = a.external(I).unwrap().chain().block(height).unwrap().unwrap();
+    let nt_s = block.txs.into_iter().find(|t| t.hash() == nt).unwrap();
+    assert_eq!(nt_s.sender(), s.address());
+    // The receiver replays it on deployment B.
+    let before = (
+        b.external(I).unwrap().account(&s.address()).balance.0,
+        b.external(I).unwrap().account(&r.address()).balance.0,
+    );
+    let admitted = b.external_mut(I).unwrap().submit(&nt_s);
+    b.tick().unwrap();
+    let after = (
+        b.external(I).unwrap().account(&s.address()).balance.0,
+        b.external(I).unwrap().account(&r.address()).balance.0,
+    );
+    assert_eq!(
+        after.1, before.1,
+        "deployment B executed the sender's NT signed on deployment A (admitted: {admitted:?}); sender {} -> {}, \
+         receiver {} -> {}",
+        before.0, after.0, before.1, after.1
+    );
+}
