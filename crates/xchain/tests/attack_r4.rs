@@ -420,3 +420,78 @@ fn an_nt_signed_on_one_deployment_pays_again_on_another() {
         before.0, after.0, before.1, after.1
     );
 }
+
+/// The receiver signs any price. `BobMbs::terms` — what `swap`, the demo
+/// and the seeded sweeps have the receiver sign, as does `xchain swap
+/// --processes` — leaves the bounds on `x_i` fully open (`min_x_i` 1,
+/// `max_x_i` `u128::MAX`), so the pool's price when the CCT executes is
+/// whatever it is then. A sender that holds the Token_i pool's LP shares
+/// puts `withdraw_liquidity` (all but one unit), its CCT and `provide`
+/// back in one BoB block: `x_i` is priced at 1. Both sides then pay and
+/// prove honestly — nothing is penalised — and the receiver has paid 700
+/// Token_j for 1 Token_i (it saw a 1:1 pool when it signed).
+///
+/// Expected: the terms a participant signs through the library bound the
+/// price near the one it was shown (e.g. `terms` sets `min_x_i`/`max_x_i`
+/// from the pool with a tolerance), so a CCT priced far off is refused
+/// (`RateOutOfBounds`) and nothing changes. Observed: the CCT executes at
+/// x_i = 1 and completes.
+#[test]
+#[ignore = "attack: BobMbs::terms signs x_i bounds [1, u128::MAX]; the Token_i LP prices the receiver's 700 at 1"]
+fn the_terms_the_library_signs_accept_any_price() {
+    use gridledger_xchain::bob::{Provide, WithdrawLiquidity};
+    use gridledger_xchain::mbs::{bob_call_signed, BOB_CHAIN};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let (s, r) = (sender(), receiver());
+    // The sender is the Token_i pool's liquidity provider.
+    m.provide_liquidity(&s, I, LIQUIDITY).unwrap();
+    m.provide_liquidity(&provider(), J, LIQUIDITY).unwrap();
+    m.provide_token_b(&provider(), LIQUIDITY).unwrap();
+    m.deposit_token_b(&s, DEPOSIT).unwrap();
+    m.deposit_token_b(&r, DEPOSIT).unwrap();
+    let terms = m.terms(&request(700, 4406));
+    assert_eq!((terms.min_x_i, terms.max_x_i), (1, u128::MAX), "what the receiver signs");
+    let receiver_sig = r.sign(&terms.digest(BOB_CHAIN));
+    let n = m.bob.next_nonce(&s.address());
+    let txs = [
+        bob_call_signed(
+            &s,
+            n,
+            "withdraw_liquidity",
+            &WithdrawLiquidity { token: I, shares: LIQUIDITY - 1 },
+            Amount::ZERO,
+        ),
+        bob_call_signed(
+            &s,
+            n + 1,
+            "cct",
+            &gridledger_xchain::bob::CctArgs { terms: terms.clone(), receiver_sig },
+            Amount::ZERO,
+        ),
+        bob_call_signed(&s, n + 2, "provide", &Provide { token: I, amount: LIQUIDITY - 1 }, Amount::ZERO),
+    ];
+    for tx in &txs {
+        m.bob.submit(tx).unwrap();
+    }
+    m.bob.tick().unwrap();
+    let status: Vec<_> = txs.iter().map(|t| m.bob.receipt(&t.hash()).unwrap().unwrap().status).collect();
+    let rec = m.cct(&terms.id());
+    if let Some(rec) = &rec {
+        // Both parties then follow the protocol.
+        m.wait_native_window(rec).unwrap();
+        receiver_pays_and_proves(&mut m, rec);
+        let nt_s = m.native_tx(rec, Side::Sender, &s).unwrap();
+        m.external_mut(I).unwrap().submit(&nt_s).unwrap();
+        let (height, proof) = landed(&mut m, &nt_s);
+        let pt = gridledger_xchain::bob::ProofTx { cct: terms.id(), side: Side::Sender, nt: nt_s, height, proof };
+        m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
+    }
+    let end = m.cct(&terms.id());
+    assert!(
+        end.as_ref().is_none_or(|e| e.x_i * 2 >= 700),
+        "the receiver, shown a 1:1 pool, paid 700 Token_j for {:?} Token_i (drain/cct/refill: {status:?}; complete {:?})",
+        end.as_ref().map(|e| e.x_i),
+        end.as_ref().map(|e| e.complete)
+    );
+}
