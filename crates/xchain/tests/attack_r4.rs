@@ -495,3 +495,85 @@ fn the_terms_the_library_signs_accept_any_price() {
         end.as_ref().map(|e| e.complete)
     );
 }
+
+/// One Π_CCTC lock mints on two BoBs. `TPK_Addr_i` is derived from the
+/// group key and the chain id alone (`threshold::tpk_address`), and
+/// `claim` checks only that the transfer pays that address and is in a
+/// final header of chain i. The threshold module promises that nothing the
+/// group signs for one deployment counts on another "even where a
+/// committee reuses its key for a second BoB"; a second BoB instance B
+/// (its own genesis) run by the same committee and following the same
+/// external chains has the very same `TPK_Addr_i`. A user locks 700 once on
+/// chain i, claims on A, relays chain i's headers to B (anyone may) and
+/// claims the same transfer on B: 1,400 Token_i minted against 700 locked.
+///
+/// Expected: a lock counts on one deployment only — B refuses it (e.g.
+/// `TPK_Addr_i` binds the deployment, or the lock names it), nothing
+/// changes on B. Observed: B mints 700 Token_i for the transfer A already
+/// minted.
+#[test]
+#[ignore = "attack: TPK_Addr_i does not bind the deployment; one lock mints on two BoBs that share the committee key"]
+fn one_lock_mints_on_two_bobs_of_one_committee() {
+    use gridledger_core::crypto::KeyPair;
+    use gridledger_ledger::state::{contract_key, StateRead};
+    use gridledger_ledger::{Allocation, ContractRegistry, Genesis};
+    use gridledger_xchain::bob::{keys, Claim, Relay};
+    use gridledger_xchain::mbs::{bob_call_signed, relay_tx, relayer_key, BOB_CHAIN};
+    use gridledger_xchain::{BobContract, EmbeddedChain, Finality, BOB_CONTRACT_ID};
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = BobMbs::open(da.path(), MbsSpec::default()).unwrap();
+    let u = gridledger_ledger::devnet::dev_key(3);
+    // B: another BoB instance of the same committee, following A's external chains.
+    let keys_b: Vec<KeyPair> = (0..4).map(|i| KeyPair::from_seed(&format!("second-bob-validator-{i}"))).collect();
+    let relayer = relayer_key();
+    let genesis = Genesis {
+        chain_id: BOB_CHAIN,
+        timestamp: a.bob.chain().genesis().timestamp + 1,
+        state_buckets_log2: 10,
+        allocations: [relayer.address(), u.address()]
+            .into_iter()
+            .map(|address| Allocation { address, balance: Amount(1_000_000_000_000) })
+            .collect(),
+        validators: keys_b.iter().map(|k| k.public()).collect(),
+    };
+    let mut cfg = a.config.clone();
+    cfg.deployment = genesis.hash();
+    assert_ne!(cfg.deployment, a.config.deployment, "two deployments");
+    let mut registry = ContractRegistry::new();
+    registry.register(BOB_CONTRACT_ID, std::sync::Arc::new(BobContract::new(cfg.clone()).unwrap()));
+    let mut b = EmbeddedChain::open(db.path(), genesis, registry, keys_b, Finality::Deterministic).unwrap();
+    assert_eq!(cfg.tpk_address(I), a.config.tpk_address(I), "the same TPK_Addr_i for both BoBs");
+    // The lock, once, on chain i; claimed on A.
+    let lock = a.native_transfer(I, &u, a.config.tpk_address(I), 700).unwrap();
+    a.external_mut(I).unwrap().submit(&lock).unwrap();
+    let (height, proof) = landed(&mut a, &lock);
+    let claim = Claim { chain: I, height, nt: lock.clone(), proof };
+    a.bob_ok(&a.bob_call(&u, "claim", &claim, Amount::ZERO)).unwrap();
+    let minted_a: u128 = a.bob_record(&keys::wrapped(I, &u.address())).unwrap();
+    assert_eq!(minted_a, 700);
+    // Chain i's headers reach B (at most 8 a block), then the same claim.
+    let tip = a.external(I).unwrap().height();
+    let mut next = 1;
+    while next <= tip {
+        let end = (next + 7).min(tip);
+        let headers = (next..=end).map(|h| a.external(I).unwrap().sealed_header(h).unwrap().unwrap()).collect();
+        let tx = relay_tx(&relayer, b.next_nonce(&relayer.address()), &Relay { chain: I, headers });
+        b.submit(&tx).unwrap();
+        b.tick().unwrap();
+        next = end + 1;
+    }
+    let tx = bob_call_signed(&u, b.next_nonce(&u.address()), "claim", &claim, Amount::ZERO);
+    b.submit(&tx).unwrap();
+    b.tick().unwrap();
+    let status = b.receipt(&tx.hash()).unwrap().unwrap().status;
+    let minted_b: u128 = b
+        .chain()
+        .state()
+        .get(&contract_key(BOB_CONTRACT_ID, &keys::wrapped(I, &u.address())))
+        .map(|v| borsh::from_slice(&v).unwrap())
+        .unwrap_or(0);
+    assert_eq!(
+        minted_b, 0,
+        "one lock of 700 on chain {I} minted on A and again on B (B's claim: {status:?}); A {minted_a}, B {minted_b}"
+    );
+}
