@@ -80,3 +80,54 @@ fn a_crash_after_one_vote_bricks_the_deployment() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+/// Honest CCDI users all eliminated. `xchain ccdi` opens its process with
+/// κ = 1, so SC_F's deadline is `e_B + 1 · max κ_i` BoB epochs. With
+/// probabilistic chains whose κ_i is k + 1 — a shape the CLI accepts
+/// (`--probabilistic 1 --kappa 2`, `--probabilistic 3 --kappa 4`; κ_i must
+/// only exceed k) — a lock sent at `e_B` is final k epochs after it lands
+/// and its CCT reaches the BoB one epoch later: after the deadline, always.
+/// `ccdi_open` accepts the terms, every honest user's item comes back
+/// unchanged (Case 2*), and S_MUE eliminates every participant: with nobody
+/// "honest" left, all six deposits are burned.
+///
+/// Expected: with no `--withhold`, nobody is eliminated (the deadline
+/// leaves room for k confirmations and the relay, or such a shape/process
+/// is refused up front). Observed: Case 2, `eliminated` 6 of 6.
+#[test]
+#[ignore = "attack: xchain ccdi --probabilistic 1 --kappa 2 eliminates (and burns the deposits of) all 6 honest users"]
+fn ccdi_on_probabilistic_chains_with_kappa_k_plus_1_eliminates_every_honest_user() {
+    let out = Command::new(BIN)
+        .args(["xchain", "ccdi", "--chains", "2", "--probabilistic", "1", "--kappa", "2", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rep = &v["report"];
+    assert_eq!(
+        rep["eliminated"], 0,
+        "no user withheld, yet S_MUE eliminated {} (case1 {}, deadline {}, phases {})",
+        rep["eliminated"], rep["case1"], rep["record"]["deadline"], rep["phases"]
+    );
+}
+
+/// `xchain swap --amount` accepts 1 to 1,000,000 (its documented range), but
+/// the swap's fixed setup deposits 1,000,000 Token_B per party, and SC_T
+/// locks κ̄ · x_B ≈ 2 · amount of each deposit: every amount above about
+/// 500,000 is refused by the BoB mid-run ("insufficient deposit: sender
+/// needs more than 1999996 free Token_B, has 1000000") after the pool was
+/// filled and the deposits made.
+///
+/// Expected: every amount the option accepts runs (the setup deposits
+/// enough), or the option's range is what the setup can run. Observed:
+/// `--amount 1000000` exits 1.
+#[test]
+#[ignore = "attack: xchain swap --amount 1000000 (inside the option's range) always fails: the fixed deposits are too small"]
+fn swap_with_an_amount_the_option_accepts_is_refused_by_its_own_setup() {
+    let out = Command::new(BIN).args(["xchain", "swap", "--chains", "2", "--amount", "1000000"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`--amount 1000000` is in the option's range 1..=1000000: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
