@@ -131,3 +131,32 @@ fn swap_with_an_amount_the_option_accepts_is_refused_by_its_own_setup() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `swap --processes` loses the receiver's proof window. The BoB keeps a
+/// header provable only while it is final and among the κ_i kept ones —
+/// with `--probabilistic 1 --kappa 2` that is one BoB block (the relay cap
+/// `(κ − k)/2` = 1 header a block guarantees no more). The embedded `swap`
+/// proves both sides in the same block and completes with this shape; the
+/// process driver proves them one after the other (`landed`, then
+/// `bob_ok(prove)`, then the next side), so by the time it proves NT_r its
+/// header — in the same block height as NT_s's — is no longer kept: the BoB
+/// refuses the proof as stale and `swap --processes` exits 1, leaving the
+/// CCT open with both native transfers paid (the receiver's can never be
+/// proved now, so a later CCT_V would penalise it).
+///
+/// Expected: `swap --processes` completes with every shape the embedded
+/// `swap` completes with (both sides `Proved`). Observed: "the BoB refused
+/// prove: … header 14 of chain 102 is no longer kept".
+#[test]
+#[ignore = "attack: swap --processes --probabilistic 1 --kappa 2 proves NT_r after its one-block window; exits 1, CCT left open"]
+fn swap_over_processes_misses_a_one_block_proof_window_the_embedded_swap_meets() {
+    let shape = ["xchain", "swap", "--chains", "2", "--probabilistic", "1", "--kappa", "2", "--json"];
+    let embedded = Command::new(BIN).args(shape).output().unwrap();
+    assert!(embedded.status.success(), "embedded: {}", String::from_utf8_lossy(&embedded.stderr));
+    let processes = Command::new(BIN).args(shape).arg("--processes").output().unwrap();
+    assert!(
+        processes.status.success(),
+        "the embedded swap completes with this shape; over processes: {}",
+        String::from_utf8_lossy(&processes.stderr)
+    );
+}
