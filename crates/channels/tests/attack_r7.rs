@@ -337,3 +337,84 @@ fn a_co_signed_open_whose_registration_is_lost_is_registered_after_restart() {
         ch.map(|c| c.status)
     );
 }
+
+/// Held up (hostile peer frames): after three co-signed payments of side
+/// 1, side 0's machine is fed garbled bytes, a frame of 1 MiB, a replay of
+/// side 1's first proposal, a validly signed proposal whose counter jumps
+/// past `MAX_COUNTER_STEP`, one that follows an older co-signed state, an
+/// acceptance with a forged signature and a reestablish carrying a state
+/// only side 1 signed. Each is refused (a typed error, a reject, a fault
+/// event or the newest acceptance again), nothing panics, and side 0's
+/// durable store is unchanged; the channel then pays on normally.
+#[test]
+fn hostile_frames_change_nothing_durable() {
+    use gridledger_channels::machine::MAX_COUNTER_STEP;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    let mut first = None;
+    for i in 0..3 {
+        d.input(1, Input::User(pay_req(1_000))).unwrap();
+        if i == 0 {
+            first = d.parties[0].inbox.front().cloned();
+        }
+        d.pump();
+    }
+    assert!(matches!(first.as_deref().map(Message::from_bytes), Some(Ok(Message::Propose { .. }))));
+    let store = d.parties[0].machine.as_ref().unwrap().store().clone();
+    let l = latest(&d, 0);
+    let key = side1_esc_key();
+    let signed = |st: gridledger_contracts::cns::ChannelState| {
+        let nonce = 7;
+        let sig = st.sign(&key, nonce);
+        Message::Propose { state: st, nonce, sig }.to_bytes()
+    };
+    let mut jump = l.state.clone();
+    jump.prev_counter = l.state.counter;
+    jump.counter = l.state.counter + MAX_COUNTER_STEP + 10;
+    jump.balances = [Amount(l.state.balances[0].0 + 100), Amount(l.state.balances[1].0 - 100)];
+    jump.energy[0] = Energy(l.state.energy[0].0 + 1_000);
+    jump.last_trade = Some(gridledger_contracts::cns::Trade {
+        buyer: 1,
+        energy: Energy(1_000),
+        price_per_kwh: Amount(100),
+        amount: Amount(100),
+    });
+    let mut stale = jump.clone();
+    stale.counter = l.state.counter + 1;
+    stale.prev_counter = l.state.counter - 1;
+    let mut forged = l.clone();
+    forged.state.counter += 5;
+    forged.sigs[0] = forged.sigs[1];
+    let frames: Vec<(&str, Vec<u8>)> = vec![
+        ("garbled", (0..500u32).map(|i| (i * 7919 % 251) as u8).collect()),
+        ("1 MiB", vec![0u8; 1 << 20]),
+        ("replayed first proposal", first.expect("side 1's first proposal")),
+        ("counter jump", signed(jump)),
+        ("follows an older state", signed(stale)),
+        (
+            "forged acceptance",
+            Message::Accept { counter: l.state.counter + 1, hstate: l.hstate(), sig: l.sigs[1] }.to_bytes(),
+        ),
+        ("reestablish with a half-signed state", Message::Reestablish { latest: Some(forged) }.to_bytes()),
+    ];
+    for (what, bytes) in frames {
+        let m = d.parties[0].machine.as_mut().unwrap();
+        let step = m.handle_bytes(&bytes);
+        if let Ok(step) = &step {
+            assert!(step.persist.is_none(), "{what}: persisted {:?}", step.persist.as_ref().map(|s| s.version));
+            for msg in &step.messages {
+                assert!(
+                    matches!(msg, Message::Reject { .. } | Message::Reestablish { .. })
+                        || matches!(msg, Message::Accept { counter, .. } if *counter == l.state.counter),
+                    "{what}: answered {msg:?}"
+                );
+            }
+        }
+        assert_eq!(d.parties[0].machine.as_ref().unwrap().store(), &store, "{what}: store changed");
+    }
+    d.parties[1].inbox.clear();
+    d.request(1, pay_req(1_000)).unwrap();
+    assert_eq!(latest(&d, 0).state.counter, latest(&d, 1).state.counter);
+    assert!(latest(&d, 0).state.counter > l.state.counter, "the channel pays on");
+}
