@@ -190,9 +190,9 @@ fn a_withdrawal_that_fell_back_cannot_void_the_payments_received_after_it() {
 /// Finding (the same theft through a top-up, on the round-5 path that lets
 /// payments go on while the peer "does not see" a top-up): side 0 tops up
 /// 50,000 by deposit; its machine proposes the allocation `A`. Side 1
-/// co-signs `A` out of band and withholds the acceptance; its own client
-/// is blind to the top-up, so it refuses every re-proposal of the
-/// allocation. After t_Δ side 0 reports `TopUpDeferred` and, as designed,
+/// co-signs `A` out of band and withholds the acceptance; its client
+/// answers every (re-)proposal of the allocation with a reject (its
+/// machine, blind to the top-up, would refuse them too). After t_Δ side 0 reports `TopUpDeferred` and, as designed,
 /// co-signs side 1's payments on the balance it already had. Side 1 then
 /// registers `A` with `channel_update` and disputes with it: every later
 /// state of side 0 allocates less top-up than the registered `A` ("may not
