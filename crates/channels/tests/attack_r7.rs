@@ -418,3 +418,64 @@ fn hostile_frames_change_nothing_durable() {
     assert_eq!(latest(&d, 0).state.counter, latest(&d, 1).state.counter);
     assert!(latest(&d, 0).state.counter > l.state.counter, "the channel pays on");
 }
+
+/// A `store.log` record as `StoreFile` writes it: `[len u32 LE][8 bytes
+/// of the tagged SHA-256 of the body][body]`.
+fn log_record(body: &[u8]) -> Vec<u8> {
+    use gridledger_core::codec::{hash_parts, Tag};
+    let h = hash_parts(Tag("gridledger/channel-log/v1"), &[body]);
+    let mut out = (body.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&h.0[..8]);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Finding (crash safety across a downgrade; committed state destroyed
+/// without a word): `StoreFile::open` treats a log record whose checksum
+/// is intact but whose body does not decode exactly like a torn tail: the
+/// scan stops there and the open cuts the log to the records before it
+/// (`set_len`), deleting that record and every later one for good. Such a
+/// record is what a newer build writes when `ChannelStore` gained a field
+/// (this file's history: `chain_topped_up`, `credit_backed`,
+/// `registered_at` were each added); running the previous build on the
+/// directory (a rolled-back deploy) then restarts the party from the last
+/// store the old build wrote, with an older co-signed state and an older
+/// `signed_upto`, free to sign a second state at a counter it already
+/// signed. A torn write fails the checksum; an intact record that does not
+/// decode is a different thing, and the snapshot path already refuses one
+/// (`DiskError::Corrupt`).
+///
+/// Expected: the open is refused with a typed error and the log keeps its
+/// length (nothing is cut). Observed: the open succeeds, the log is cut to
+/// the two records before, and the store loads at version 2 (of 4 saved).
+#[test]
+#[ignore = "attack: an intact log record that does not decode is cut like a torn tail, with every record after it"]
+fn an_intact_record_that_does_not_decode_is_not_cut() {
+    use gridledger_channels::disk::{load_store, test_store, Durability, StoreFile, LOG_FILE};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = StoreFile::open(dir.path(), Durability::Fsync).unwrap();
+    for v in 1..=2 {
+        f.save(&test_store("downgrade", v)).unwrap();
+    }
+    drop(f);
+    // Two records of a newer format: the same store with one more field.
+    let log = dir.path().join(LOG_FILE);
+    let mut raw = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    for v in 3..=4 {
+        let mut body = test_store("downgrade", v).to_bytes();
+        body.push(1);
+        raw.write_all(&log_record(&body)).unwrap();
+    }
+    raw.sync_all().unwrap();
+    drop(raw);
+    let len = std::fs::metadata(&log).unwrap().len();
+    let opened = StoreFile::open(dir.path(), Durability::Fsync);
+    let after = std::fs::metadata(&log).unwrap().len();
+    let loaded = load_store(dir.path()).ok().flatten().map(|s| s.version);
+    assert!(
+        opened.is_err() && after == len,
+        "open {}: log {len} -> {after} bytes; the store now loads at version {loaded:?}",
+        if opened.is_ok() { "succeeded" } else { "refused" }
+    );
+}
