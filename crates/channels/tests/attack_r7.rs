@@ -179,9 +179,11 @@ fn a_withdrawal_that_fell_back_cannot_void_the_payments_received_after_it() {
     let ch = d.channel().unwrap();
     assert_eq!(ch.status, ChannelStatus::Closed);
     let got = gained(&d, before, fees_from);
+    let faults = d.msc(d.sids[1]).disputes_at_fault;
     assert!(
         got >= owed,
-        "side 0's newest co-signed state gives it {owed}; it got {got} (closed at counter {}, its newest is {})",
+        "side 0's newest co-signed state gives it {owed}; it got {got} (closed at counter {}, its newest is {}; \
+         side 1's faults: {faults})",
         ch.latest.state.counter,
         newest.state.counter
     );
