@@ -750,3 +750,79 @@ fn an_underfunded_nt_on_a_probabilistic_chain_aborts_the_swap() {
         "a posted NT that can never land, on a probabilistic chain: {outcomes:?}"
     );
 }
+
+/// An SC_BG lock whose CCT cannot be stored in time is locked for good.
+/// Π_CCTC coin locks got a way back in round 2 (`refund_lock`, proved
+/// against the header accumulator once the BoB dropped the header); SC_BG
+/// item locks have none: an item leaves SC_BG only by a settlement the
+/// committee signs, and BoB nodes derive settlements only from what SC_C
+/// stored — a stored slot or a Case 2* late item, both of which need
+/// `ccdi_cct`'s receipt proof against a header the BoB still keeps (κ_i
+/// epochs). SC_BG accepts a lock for a process at any time, and SC_C
+/// refuses CCTs before the process's start (`RegistrationClosed`). A
+/// participant who registers and locks its item at once, while
+/// registration is open for more than κ_i epochs, can never get its CCT
+/// stored: before `start` SC_C refuses it, after `start` the header is
+/// gone (`StaleHeader`). The same holds for any lock whose CCT nobody sent
+/// within κ_i epochs (an offline user, a relay outage). The item stays
+/// owned by `TPK_Addr_i` forever, and its owner's deposit is forfeited.
+///
+/// Expected: a locked item always comes back (e.g. a late-lock path like
+/// `refund_lock` for SC_BG locks, or SC_BG refusing locks the process
+/// cannot take yet). Observed: 60 epochs after the deadline the item is
+/// still locked, SC_C refuses its CCT as stale, and no settlement names it.
+#[test]
+#[ignore = "attack: an SC_BG item locked >κ_i epochs before its process starts can never be unlocked (no late-lock path)"]
+fn an_item_locked_before_its_process_starts_is_stranded_for_good() {
+    use gridledger_ledger::devnet::dev_key;
+    use gridledger_xchain::ccdi::{CcdiApp, CcdiTerms, Slot};
+    use gridledger_xchain::scbg::Lock;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let (u, w) = (dev_key(0), dev_key(1));
+    let item_u = m.create_item(I, &u, "early", 5).unwrap();
+    m.create_item(J, &w, "rival", 7).unwrap();
+    let terms = CcdiTerms {
+        app: CcdiApp::Battle,
+        slots: vec![
+            Slot { chain: I, owner: u.address(), participant: u.address() },
+            Slot { chain: J, owner: w.address(), participant: w.address() },
+        ],
+        deposit: 10_000,
+        kappa: 1,
+        start: m.bob.height() + 12,
+        salt: 4409,
+    };
+    let id = terms.id();
+    let relayer = m.relayer.clone();
+    m.bob_ok(&m.bob_call(&relayer, "ccdi_open", &terms, Amount::ZERO)).unwrap();
+    m.bob_ok(&m.bob_call(&u, "ccdi_register", &id, Amount(10_000))).unwrap();
+    // u locks its item right away; SC_BG takes it.
+    let data = m.item(I, item_u).unwrap().data;
+    let lock = m.sc_bg_call(I, &u, "lock", &Lock { process: id, item: item_u, data }).unwrap();
+    assert_eq!(m.chain_run(I, &lock).unwrap().status, TxStatus::Success);
+    let early = m.ccdi_cct_for(id, &lock).unwrap().expect("the lock is in a block");
+    let tx = m.bob_call(&u, "ccdi_cct", &early, Amount::ZERO);
+    let before_start = bob_only(&mut m, &tx);
+    // Run well past the start and the deadline; then u (or any relay node) sends the CCT.
+    m.ticks(20).unwrap();
+    let cct = m.ccdi_cct_for(id, &lock).unwrap().unwrap();
+    let tx = m.bob_call(&u, "ccdi_cct", &cct, Amount::ZERO);
+    let after_start = bob_only(&mut m, &tx);
+    m.bob_ok(&m.bob_call(&relayer, "ccdi_finish", &id, Amount::ZERO)).unwrap();
+    m.ticks(60).unwrap();
+    let named = m
+        .ccdi_settlements(&id)
+        .iter()
+        .any(|s| s.entries.iter().any(|(l, _)| Some(*l) == m.item(I, item_u).unwrap().lock));
+    let now = m.item(I, item_u).unwrap();
+    assert!(
+        now.lock.is_none() && now.owner == u.address(),
+        "u's item is still locked by SC_BG (owner {}, lock {:?}); its CCT before start: {:?}, after: {:?}; \
+         a settlement names it: {named}",
+        now.owner,
+        now.lock,
+        before_start.status,
+        after_start.status
+    );
+}
