@@ -37,7 +37,6 @@ fn copy_dir(from: &Path, to: &Path) {
 /// that the path still resolves to the live directory's inode).
 /// Observed: the second open succeeds.
 #[test]
-#[ignore = "attack: a party directory renamed away and copied back lets a second store open the same channel (dir flock follows the inode)"]
 fn a_second_open_is_refused_after_the_directory_is_renamed_and_copied_back() {
     let root = tempfile::tempdir().unwrap();
     let p0 = root.path().join("p0");
