@@ -17,14 +17,25 @@
 //! `Input::Persisted`, releasing the signatures the store covers.
 //!
 //! **The directory is held by handle.** [`StoreFile::open`] opens the party
-//! directory once (`O_DIRECTORY`), `flock`s that descriptor, and opens its
-//! files relative to it (`openat`). A rename must not let a second store in,
-//! so, in addition:
+//! directory once (`O_DIRECTORY`), `flock`s that descriptor, and does every
+//! later open, rename and directory fsync *relative to it* (`openat`,
+//! `renameat`), so the log, the snapshot and the compaction always land in
+//! the one directory that holds the store's files, even if that directory is
+//! renamed while the store is open. A rename must not let a second store in,
+//! nor let the live one write where nobody will look, so, in addition:
 //!
 //! * a second lock, on `.NAME.lock` in the directory that holds the party
 //!   directory `NAME` (by name, so a directory put back at the old path — a
 //!   restore, `cp -a p0.old p0` — is still refused while the live store
-//!   runs; removed when the store closes).
+//!   runs; removed when the store closes);
+//! * before every append and again after it (before the save is
+//!   acknowledged), the path the store was opened by must still name the
+//!   held directory (same device and inode). If it does not, the save is
+//!   refused with [`DiskError::Moved`] and so is every later one: the store
+//!   never acknowledges a state that was written after its path stopped
+//!   naming its directory. Any copy taken from the moved directory after the
+//!   rename therefore holds every acknowledged state (nothing the live store
+//!   acknowledged is missing from it), and the live store signs nothing more.
 //!
 //! Not prevented (no file lock can): copying a *running* party's directory
 //! to another place and running the copy (a clone of the channel's keys and
@@ -495,6 +506,7 @@ impl StoreFile {
     /// durable.
     fn append(&mut self, store: &ChannelStore, sync: bool) -> Result<(), DiskError> {
         let t = Instant::now();
+        self.check_place()?;
         let path = self.path();
         let rec = record(&store.to_bytes());
         self.log.write_all(&rec).map_err(|e| io_err(&path, e))?;
@@ -511,6 +523,9 @@ impl StoreFile {
         if self.log_len > COMPACT_AFTER {
             self.compact(store)?;
         }
+        // Written where the path named: a copy taken from here after any
+        // later rename holds it. Written after a rename: not acknowledged.
+        self.check_place()?;
         self.saves += 1;
         self.save_time += t.elapsed();
         Ok(())
@@ -540,22 +555,21 @@ impl StoreFile {
         Ok(())
     }
 
-    /// Writes `store` as the atomic snapshot, then empties the log.
+    /// Writes `store` as the atomic snapshot, then empties the log: every
+    /// step relative to the held directory, so snapshot and log stay
+    /// together whatever the directory is called now.
     fn compact(&mut self, store: &ChannelStore) -> Result<(), DiskError> {
-        let path = self.shown.join(STORE_FILE);
         let tmp = self.shown.join(TMP_FILE);
         {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(|e| io_err(&tmp, e))?;
+            let mut f =
+                open_at(&self.dir, TMP_FILE, OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW)
+                    .map_err(|e| io_err(&tmp, e))?;
             f.write_all(&store.to_bytes()).map_err(|e| io_err(&tmp, e))?;
             f.sync_all().map_err(|e| io_err(&tmp, e))?;
         }
-        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-        File::open(&self.shown).and_then(|d| d.sync_all()).map_err(|e| io_err(&self.shown, e))?;
+        let path = self.shown.join(STORE_FILE);
+        rustix::fs::renameat(&self.dir, TMP_FILE, &self.dir, STORE_FILE).map_err(|e| io_err(&path, e.into()))?;
+        self.dir.sync_all().map_err(|e| io_err(&self.shown, e))?;
         let log = self.path();
         self.log.set_len(0).map_err(|e| io_err(&log, e))?;
         self.log.seek(SeekFrom::Start(0)).map_err(|e| io_err(&log, e))?;
@@ -745,6 +759,48 @@ mod tests {
         assert!(matches!(StoreFile::open(&real, Durability::ProcessCrashOnly), Err(DiskError::Locked { .. })));
         assert!(matches!(StoreFile::open(&link, Durability::ProcessCrashOnly), Err(DiskError::Locked { .. })));
         assert_eq!(f.load().unwrap().unwrap().version, 1);
+    }
+
+    #[test]
+    fn a_save_after_the_directory_is_renamed_is_refused_for_good_and_changes_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let p0 = root.path().join("p0");
+        let moved = root.path().join("p0.old");
+        let mut f = StoreFile::open(&p0, Durability::Fsync).unwrap();
+        f.save(&store(1)).unwrap();
+        f.save_lagging(&store(2)).unwrap();
+        fs::rename(&p0, &moved).unwrap();
+        let len = fs::metadata(moved.join(LOG_FILE)).unwrap().len();
+        let e = f.save(&store(3)).unwrap_err();
+        assert!(matches!(&e, DiskError::Moved { dir } if dir == &p0.display().to_string()), "{e}");
+        assert!(matches!(f.save_lagging(&store(3)), Err(DiskError::Moved { .. })));
+        assert_eq!(fs::metadata(moved.join(LOG_FILE)).unwrap().len(), len, "nothing appended");
+        // The lagging save acknowledged before the rename is made durable
+        // where it lies.
+        f.flush().unwrap();
+        assert_eq!(load_store(&moved).unwrap().unwrap().version, 2);
+        // Put back: still refused (a copy may have run meanwhile).
+        fs::rename(&moved, &p0).unwrap();
+        assert!(matches!(f.save(&store(3)), Err(DiskError::Moved { .. })));
+        assert_eq!(load_store(&p0).unwrap().unwrap().version, 2);
+        assert_eq!(f.stats().0, 2, "two saves acknowledged");
+    }
+
+    #[test]
+    fn a_save_after_the_symlink_it_was_opened_by_is_repointed_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        fs::create_dir_all(&a).unwrap();
+        fs::create_dir_all(&b).unwrap();
+        let link = root.path().join("current");
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        let mut f = StoreFile::open(&link, Durability::ProcessCrashOnly).unwrap();
+        f.save(&store(1)).unwrap();
+        fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&b, &link).unwrap();
+        assert!(matches!(f.save(&store(2)), Err(DiskError::Moved { .. })));
+        assert_eq!(load_store(&a).unwrap().unwrap().version, 1);
+        assert_eq!(load_store(&b).unwrap(), None);
     }
 
     #[test]
