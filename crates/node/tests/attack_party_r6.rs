@@ -8,54 +8,16 @@
 
 mod common;
 
-use common::party::{channel_terms, BAL};
+use common::party::Setup;
 use gridledger_channels::disk::Durability;
-use gridledger_core::KeyPair;
-use gridledger_ledger::devnet::dev_key;
 use gridledger_node::channel::party::{spawn_party, Command, PartyOptions, Reply};
-use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms, PartySpec};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn terms(addrs: [std::net::SocketAddr; 2], controls: [std::net::SocketAddr; 2]) -> ChannelTerms {
-    channel_terms([false, false], addrs, controls)
-}
-
 fn opts() -> PartyOptions {
     PartyOptions { durability: Durability::Fsync, control: false, ..PartyOptions::default() }
-}
-
-struct Setup {
-    _tmp: tempfile::TempDir,
-    node: gridledger_node::NodeHandle,
-    specs: [PartySpec; 2],
-    dirs: [PathBuf; 2],
-}
-
-impl Setup {
-    async fn new(base: &Path) -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
-        let node = gridledger_node::channel::devnode::start(&tmp.path().join("node"), 4, BAL, 20).unwrap();
-        let url = node.url();
-        let addr = || bind_loopback().unwrap().local_addr().unwrap();
-        let t = terms([addr(), addr()], [addr(), addr()]);
-        let specs = tokio::task::spawn_blocking({
-            let url = url.clone();
-            move || prepare_channel(&url, &dev_key(0), &KeyPair::from_seed("desk"), [&dev_key(1), &dev_key(2)], &t)
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        let root = tmp.path().join(base);
-        let dirs = [root.join("p0"), root.join("p1")];
-        for i in 0..2 {
-            std::fs::create_dir_all(&dirs[i]).unwrap();
-            specs[i].save(&dirs[i]).unwrap();
-        }
-        Setup { _tmp: tmp, node, specs, dirs }
-    }
 }
 
 /// An outsider (from 127.0.0.2, so not the peer's address) that keeps
@@ -108,7 +70,7 @@ fn flood(addr: std::net::SocketAddr, n: usize, stop: Arc<AtomicBool>, opened: Ar
 /// address by an outsider, returns whether side 0 could open the channel
 /// and pay within the deadlines, and what the outsider managed.
 async fn scenario(outsiders: usize) -> (Result<Reply, &'static str>, Result<Reply, &'static str>, usize) {
-    let s = Setup::new(Path::new("d")).await;
+    let s = Setup::unbound(Path::new("d")).await;
     let a0 = s.specs[0].addrs[0];
     let a1 = s.specs[1].addrs[1];
     // Side 0's address stays unreachable for side 1's dialer.
@@ -208,7 +170,7 @@ async fn an_outsider_filling_the_bind_forwarder_does_not_lock_the_peer_out() {
 /// handshake; both sides end on the same co-signed counter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_keeps_working_across_the_move_onto_the_rebound_address() {
-    let s = Setup::new(Path::new("d")).await;
+    let s = Setup::unbound(Path::new("d")).await;
     let a1 = s.specs[1].addrs[1];
     let squatter = std::net::TcpListener::bind(a1).expect("side 1's address is free");
     let (h1, j1) = spawn_party(&s.dirs[1], opts()).unwrap();
