@@ -96,17 +96,6 @@ async fn scenario(outsiders: usize) -> (Result<Reply, &'static str>, Result<Repl
     }
     let (h0, j0) = spawn_party(&s.dirs[0], opts()).unwrap();
     let open = tokio::time::timeout(Duration::from_secs(30), h0.request(Command::Open)).await.map_err(|_| "timed out");
-    // The peer co-signs updates only once its own chain poller has seen the
-    // channel active (a payment proposed before that is refused "channel is
-    // Opening, not open": a race of the two pollers, slowed here by the
-    // outsider's load, not of the link): wait for it, at most 20 s.
-    let t = Instant::now();
-    while open.is_ok() && t.elapsed() < Duration::from_secs(20) {
-        if matches!(h1.request(Command::Status).await, Reply::Status(s) if s.phase == "Open") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let pay = tokio::time::timeout(Duration::from_secs(20), h0.request(Command::Pay { energy: 1_000, price: 100 }))
         .await
         .map_err(|_| "timed out");
