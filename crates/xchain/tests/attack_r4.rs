@@ -681,7 +681,6 @@ fn the_share_collector_accepts_anything_once_it_has_combined() {
 /// Expected: after the second restart the vote for B is refused
 /// (`AlreadyVoted`). Observed: it is signed.
 #[test]
-#[ignore = "attack: a torn vote-log tail swallows the next vote; after a restart the validator votes twice at one height"]
 fn a_torn_vote_log_line_makes_an_honest_validator_vote_twice() {
     use gridledger_xchain::mbs::{open_chain, Role};
     use gridledger_xchain::replica::Replica;

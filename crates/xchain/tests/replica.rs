@@ -171,3 +171,30 @@ fn a_restarted_validator_does_not_vote_twice_at_one_height() {
     );
     assert_eq!(again.vote(&a).unwrap().0, first.0, "the same block still gets this validator's vote");
 }
+
+/// A complete vote-log line that cannot be read back (a corrupted hash)
+/// makes the validator refuse every vote at that height — it cannot know
+/// which block it voted for — while other heights are unaffected; a line
+/// whose height is unreadable too makes loading fail.
+#[test]
+fn an_unreadable_logged_vote_blocks_its_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec::default();
+    let mut rs = replicas(dir.path(), &spec);
+    let leader = rs[0].leader_of(1);
+    let a = rs[leader].propose(0).unwrap();
+    let voter = (leader + 1) % rs.len();
+    drop(rs.remove(voter));
+    let log = dir.path().join("votes.log");
+    std::fs::write(&log, "1 not-a-hash\n").unwrap();
+    let open = || {
+        let (c, _) = open_chain(&dir.path().join(format!("v{voter}")), &spec, Role::External(0)).unwrap();
+        Replica::new(c, voter).unwrap().with_vote_log(&log)
+    };
+    let r = open().unwrap();
+    assert!(matches!(r.vote(&a), Err(ReplicaError::UnreadableVote { height: 1 })));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "1 not-a-hash\n", "nothing appended");
+    drop(r);
+    std::fs::write(&log, "garbage\n").unwrap();
+    assert!(matches!(open(), Err(ReplicaError::VoteLog(_))));
+}
