@@ -598,9 +598,16 @@ impl BobContract {
         ctx.write_typed(&relayed_key(a.chain), &(height, used + a.headers.len() as u64))?;
         let (mut tip, mut tip_hash) = self.tip(ctx, a.chain)?;
         let mut mmr: Mmr = read_or(ctx, &mmr_key(a.chain))?;
+        // The stored tip's time bounds the next header's (attack R4-3).
+        let mut parent_time = if tip == reg.anchor_height {
+            Some(reg.anchor_timestamp)
+        } else {
+            ctx.read_typed::<BlockHeader>(&header_key(a.chain, tip))?.map(|h| h.timestamp)
+        };
         for sh in &a.headers {
             ctx.charge(gas::ECRECOVER * reg.seal_checks(&sh.seal))?;
-            reg.check_next(tip, &tip_hash, sh)?;
+            reg.check_next_after(tip, &tip_hash, parent_time, sh)?;
+            parent_time = Some(sh.header.timestamp);
             tip = sh.header.height;
             tip_hash = sh.header.hash();
             // At most one merge per set bit of the leaf count: ≤ 64 hashes.

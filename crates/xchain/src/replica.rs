@@ -25,7 +25,7 @@ use std::sync::Mutex;
 
 use crate::embedded::{EmbeddedChain, EPOCH_MS};
 use crate::error::XchainError;
-use crate::headers::{ChainRegistration, Finality, SealedHeader};
+use crate::headers::{check_timestamp, ChainRegistration, Finality, SealedHeader, MAX_BLOCK_GAP_MS};
 
 /// Why a replica refused a step; it changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,8 @@ pub enum ReplicaError {
     AlreadyVoted { height: Height, voted: Hash32 },
     #[error("the logged vote at height {height} cannot be read back; refusing to vote at that height")]
     UnreadableVote { height: Height },
+    #[error("block {height} stamped {timestamp}: not after its parent ({parent}) or more than {max_gap} ms past it")]
+    BadTimestamp { height: Height, timestamp: Timestamp, parent: Timestamp, max_gap: Timestamp },
     #[error("vote log: {0}")]
     VoteLog(String),
     #[error(transparent)]
@@ -183,7 +185,9 @@ impl Replica {
 
     /// The next block, built from this replica's mempool, if this
     /// validator leads the next height; stamped one epoch after its parent
-    /// or at `not_before`, whichever is later. A probabilistic chain's
+    /// or at `not_before`, whichever is later, but never more than
+    /// [`MAX_BLOCK_GAP_MS`] past its parent (a `not_before` further ahead
+    /// is clamped, so honest replicas still vote for the block). A probabilistic chain's
     /// block comes sealed with the leader's signature; a deterministic
     /// chain's carries the leader's signature on the proposal (its PBFT
     /// pre-prepare: a `Prepare`-kind digest, never usable as a commit vote
@@ -195,7 +199,12 @@ impl Replica {
         if leader != self.index {
             return Err(ReplicaError::NotLeader { height, leader, me: self.index });
         }
-        let at = (self.chain.tip().timestamp + EPOCH_MS).max(not_before);
+        let parent = self.chain.tip().timestamp;
+        let latest = parent.saturating_add(MAX_BLOCK_GAP_MS);
+        let at = parent.saturating_add(EPOCH_MS).max(not_before).min(latest);
+        if at <= parent {
+            return Err(ReplicaError::BadTimestamp { height, timestamp: at, parent, max_gap: MAX_BLOCK_GAP_MS });
+        }
         let (ex, _dropped) = self.chain.build_block(&self.key.public(), at);
         let mut block = ex.block;
         block.seal = match self.reg.finality {
@@ -238,6 +247,7 @@ impl Replica {
         if !leader_signed {
             return Err(ReplicaError::UnsignedProposal { height, leader });
         }
+        self.check_time(block)?;
         self.chain.validate_block(block)?;
         self.record_vote(height, block.hash())
     }
@@ -271,10 +281,25 @@ impl Replica {
     /// signature), the block re-executed on this replica's state.
     pub fn commit(&mut self, block: &Block) -> Result<(), ReplicaError> {
         self.check_proposer(block)?;
+        self.check_time(block)?;
         self.reg.check_seal(&SealedHeader { header: block.header.clone(), seal: block.seal.clone() })?;
         let ex = self.chain.validate_block(block)?;
         self.chain.commit(ex)?;
         Ok(())
+    }
+
+    /// A block's time must be after its parent's and at most
+    /// [`MAX_BLOCK_GAP_MS`] past it (attack R4-3: one leader stamping the
+    /// end of time halted the chain).
+    fn check_time(&self, block: &Block) -> Result<(), ReplicaError> {
+        let parent = self.chain.tip().timestamp;
+        let (height, timestamp) = (block.header.height, block.header.timestamp);
+        check_timestamp(self.reg.chain_id, height, parent, timestamp).map_err(|_| ReplicaError::BadTimestamp {
+            height,
+            timestamp,
+            parent,
+            max_gap: MAX_BLOCK_GAP_MS,
+        })
     }
 
     fn check_proposer(&self, block: &Block) -> Result<(), ReplicaError> {
