@@ -413,6 +413,14 @@ pub struct CctRecord {
 impl CctRecord {
     /// IN_s / IN_r (lns 06–07): chain, payer, payee and amount of a side's
     /// native transfer.
+    /// Whether `tx` pays `side`'s instruction: the instruction's chain,
+    /// payer, payee and amount, with a nonce at or above the side's floor.
+    /// Fee, gas limit and the nonce's exact value are the payer's wallet's
+    /// business (a fee-bumped re-send of the payment pays it as well).
+    pub fn pays_instruction(&self, side: Side, tx: &SignedTransaction) -> bool {
+        BobContract::check_instruction(self, side, tx).is_ok() && BobContract::check_floor(self, side, tx).is_ok()
+    }
+
     pub fn instruction(&self, side: Side) -> (ChainId, Address, Address, u128) {
         let t = &self.terms;
         match side {
@@ -1294,6 +1302,14 @@ impl BobContract {
             FraudEvidence::NonceTaken { other, proof } => {
                 if other.tx.sender != nt.tx.sender || other.tx.nonce != nt.tx.nonce || other.hash() == nt.hash() {
                     return fail(XchainError::NotFraud("not another transaction of the payer with NT's nonce".into()));
+                }
+                // Decision (attack R4-1): a transaction that itself pays the
+                // side's instruction (a fee-bumped re-send of NT, say) is the
+                // payment, not fraud — unless it already proved another CCT.
+                if rec.pays_instruction(a.side, other) && ctx.read(&used_key(&other.hash()))?.is_none() {
+                    return fail(XchainError::NotFraud(
+                        "the transaction with NT's nonce pays the instruction; prove it instead".into(),
+                    ));
                 }
                 self.check_inclusion(ctx, chain, a.height, other, proof)?;
             }

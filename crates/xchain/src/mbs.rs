@@ -1063,7 +1063,8 @@ impl BobMbs {
         }
         let from = rec.epoch(side) + self.config.kappa_bar + 1;
         let Some(other) = chain.find_by_nonce(&nt.tx.sender, nt.tx.nonce, from)? else { return Ok(None) };
-        if other.hash() == nt.hash() {
+        // A re-send that pays the instruction is the payment, not fraud.
+        if other.hash() == nt.hash() || rec.pays_instruction(side, &other) {
             return Ok(None);
         }
         let Some((height, proof)) = chain.tx_proof(&other.hash())? else { return Ok(None) };

@@ -88,7 +88,6 @@ fn settle(m: &mut BobMbs, id: gridledger_core::Hash32) -> CctRecord {
 /// transaction succeeds, the side ends `Penalised`, and the sender's proof
 /// of its landed payment is refused (`AlreadySettled`).
 #[test]
-#[ignore = "attack: a fee-bumped NT (same nonce, same payment) is NonceTaken fraud; the payer pays x_i and loses x_B"]
 fn a_fee_bumped_nt_is_punished_as_fraud_although_it_paid_the_instruction() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());

@@ -532,6 +532,49 @@ fn fraud_proofs_against_a_payable_transaction_are_refused() {
     assert_refused(&mut m, &tx, XchainError::AlreadySettled("receiver"));
 }
 
+/// A fee-bumped re-send of NT (same nonce, same payment, higher fee) that
+/// lands is the payment, not fraud (attack R4-1): `NonceTaken` evidence
+/// naming it is refused with `NotFraud` and changes nothing, an honest BoB
+/// node builds no such evidence, and the payer proves the re-send.
+#[test]
+fn a_fee_bumped_resend_of_nt_is_no_fraud_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let (id, rec) = open_cct(&mut m, &request(60, 17));
+    m.wait_native_window(&rec).unwrap();
+    let s = sender();
+    let posted = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: posted.clone() }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    let (chain, _, to, amount) = rec.instruction(Side::Sender);
+    let bumped = transfer(&s, chain, posted.tx.nonce, to, Amount(amount), Amount(3));
+    m.external_mut(I).unwrap().submit(&bumped).unwrap();
+    let (height, proof) = loop {
+        if let Some(p) = m.external(I).unwrap().tx_proof(&bumped.hash()).unwrap() {
+            m.wait_final(I, p.0).unwrap();
+            break p;
+        }
+        m.tick().unwrap();
+    };
+    let rec = m.cct(&id).unwrap();
+    assert!(m.fraud_evidence(id, &rec, Side::Sender, &posted).unwrap().is_none(), "an honest node sees no fraud");
+    let fraud = bob::Fraud {
+        cct: id,
+        side: Side::Sender,
+        height,
+        evidence: bob::FraudEvidence::NonceTaken { other: bumped.clone(), proof: proof.clone() },
+    };
+    let tx = m.bob_call(&receiver(), "fraud", &fraud, Amount::ZERO);
+    assert_refused(
+        &mut m,
+        &tx,
+        XchainError::NotFraud("the transaction with NT's nonce pays the instruction; prove it instead".into()),
+    );
+    let pt = bob::ProofTx { cct: id, side: Side::Sender, nt: bumped, height, proof };
+    m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
+    assert!(matches!(m.cct(&id).unwrap().sender, SideState::Proved { .. }));
+}
+
 // ------------------------------------------------------------ HTLC baseline
 
 #[test]
