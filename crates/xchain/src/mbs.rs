@@ -247,7 +247,13 @@ pub struct BobMbs {
     pub epoch: u64,
     /// The second-stage CCT_Vs the BoB node sent on its own (see [`BobMbs::tick`]).
     pub watch: Vec<WatchedCctV>,
+    /// The slippage (basis points) the receiver accepts around the quoted
+    /// `x_i` in the terms [`BobMbs::terms`] builds ([`DEFAULT_SLIPPAGE_BPS`]).
+    pub slippage_bps: u32,
 }
+
+/// The default slippage a receiver accepts around the quoted price: 1 %.
+pub const DEFAULT_SLIPPAGE_BPS: u32 = 100;
 
 /// A CCT_V the BoB node sent when a CCT's forwarding deadline passed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -506,7 +512,17 @@ impl BobMbs {
             c.share_clock(clock.clone());
         }
         let Plan { relayer, committee, .. } = plan;
-        let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0, watch: Vec::new() };
+        let mut m = Self {
+            bob,
+            externals,
+            relayer,
+            config,
+            spec,
+            committee,
+            epoch: 0,
+            watch: Vec::new(),
+            slippage_bps: DEFAULT_SLIPPAGE_BPS,
+        };
         m.epoch = m.bob.height();
         Ok(m)
     }
@@ -755,9 +771,44 @@ impl BobMbs {
         Ok(())
     }
 
-    /// The CCT's terms for a request; the bounds on `x_i` are left open
-    /// (the caller may narrow them).
+    /// What SC_AMM quotes now for `x_j` Token_j in Token `token` (ln 03–04
+    /// on the BoB's current pools).
+    pub fn quote(&self, x_j: u128, token: ChainId, chain_j: ChainId) -> Result<u128, crate::XchainError> {
+        let weight = |t: ChainId| {
+            self.config
+                .weights
+                .iter()
+                .find(|(c, _)| *c == t)
+                .map(|(_, w)| *w)
+                .ok_or(crate::XchainError::UnknownToken(t))
+        };
+        let pool = |t: ChainId| self.bob_record::<u128>(&crate::bob::keys::pool(t)).unwrap_or(0);
+        crate::amm::amount_in_for(x_j, (token, pool(token), weight(token)?), (chain_j, pool(chain_j), weight(chain_j)?))
+    }
+
+    /// The `[min_x_i, max_x_i]` a receiver signs: the quoted `x_i` ±
+    /// [`slippage_bps`](Self::slippage_bps) (rounded outwards, at least 1).
+    ///
+    /// Decision (attack R4-6): the terms used to leave the bounds open
+    /// (`[1, u128::MAX]`), so the pool's price at execution — which the
+    /// sender, as Token_i's liquidity provider, could move in the CCT's own
+    /// block — was whatever it was. A CCT priced outside is refused
+    /// (`RateOutOfBounds`) and changes nothing. Without a quote (an empty
+    /// pool) the bounds stay open: the CCT cannot be priced either.
+    pub fn x_i_bounds(&self, req: &SwapRequest) -> (u128, u128) {
+        match self.quote(req.x_j, req.chain_i, req.chain_j) {
+            Ok(x_i) => {
+                let tol = x_i.saturating_mul(self.slippage_bps as u128).div_ceil(10_000);
+                (x_i.saturating_sub(tol).max(1), x_i.saturating_add(tol))
+            }
+            Err(_) => (1, u128::MAX),
+        }
+    }
+
+    /// The CCT's terms for a request; `x_i` is bounded by the quote ±
+    /// the slippage ([`x_i_bounds`](Self::x_i_bounds)).
     pub fn terms(&self, req: &SwapRequest) -> CctTerms {
+        let (min_x_i, max_x_i) = self.x_i_bounds(req);
         CctTerms {
             deployment: self.config.deployment,
             chain_i: req.chain_i,
@@ -769,8 +820,8 @@ impl BobMbs {
             receiver_j: req.receiver.address(),
             receiver_pk: req.receiver.public(),
             x_j: req.x_j,
-            min_x_i: 1,
-            max_x_i: u128::MAX,
+            min_x_i,
+            max_x_i,
             expires_at: self.bob.height() + 16,
             salt: req.salt,
             // Each payer's next nonce on its chain now as the payer's own

@@ -435,7 +435,6 @@ fn an_nt_signed_on_one_deployment_pays_again_on_another() {
 /// (`RateOutOfBounds`) and nothing changes. Observed: the CCT executes at
 /// x_i = 1 and completes.
 #[test]
-#[ignore = "attack: BobMbs::terms signs x_i bounds [1, u128::MAX]; the Token_i LP prices the receiver's 700 at 1"]
 fn the_terms_the_library_signs_accept_any_price() {
     use gridledger_xchain::bob::{Provide, WithdrawLiquidity};
     use gridledger_xchain::mbs::{bob_call_signed, BOB_CHAIN};
@@ -449,7 +448,9 @@ fn the_terms_the_library_signs_accept_any_price() {
     m.deposit_token_b(&s, DEPOSIT).unwrap();
     m.deposit_token_b(&r, DEPOSIT).unwrap();
     let terms = m.terms(&request(700, 4406));
-    assert_eq!((terms.min_x_i, terms.max_x_i), (1, u128::MAX), "what the receiver signs");
+    // Fixed (R4-6): the terms bound x_i around the quote (1:1 pool, 1 %
+    // slippage) instead of the open [1, u128::MAX] the attack found.
+    assert!(terms.min_x_i >= 690 && terms.max_x_i <= 710, "what the receiver signs: {terms:?}");
     let receiver_sig = r.sign(&terms.digest(BOB_CHAIN));
     let n = m.bob.next_nonce(&s.address());
     let txs = [

@@ -395,6 +395,7 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
     // Deposits too small for κ̄ · x_B (ln 05, ln 09).
     let mut big = terms.clone();
     big.x_j = DEPOSIT;
+    big.max_x_i = u128::MAX;
     let tx = m.cct_tx(&s, &r, big);
     // Three tokens: Token_B's weight is 333,334 ppm, the others' 333,333, so
     // x_B = ⌈x_j · w_j / w_B⌉ on equal balances.
@@ -405,6 +406,7 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
 
     // Outside the agreed rate bounds.
     let mut tight = terms.clone();
+    tight.min_x_i = 1;
     tight.max_x_i = 99;
     let tx = m.cct_tx(&s, &r, tight);
     assert_refused(&mut m, &tx, XchainError::RateOutOfBounds { x_i: 100, min: 1, max: 99 });
