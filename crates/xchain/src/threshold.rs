@@ -157,17 +157,28 @@ impl<'a> ShareCollector<'a> {
         self.shares.is_empty()
     }
 
+    /// The group signature, once 2f+1 valid shares combined.
+    pub fn signature(&self) -> Option<Signature> {
+        self.done
+    }
+
     /// Adds one member's share; returns the group signature once there are
-    /// enough (and on every later call).
+    /// enough (and for every later valid share).
+    ///
+    /// A share from a non-member (`NotAMember`), one that does not verify
+    /// (`InvalidShare`) or a member's second share (`DuplicateShare`) is
+    /// refused before and after the signature exists (attack R4-9: once
+    /// combined, `add` used to return `Ok` for anything); the signature
+    /// stays available through [`signature`](Self::signature).
     pub fn add(&mut self, index: usize, share: SignatureShare) -> Result<Option<Signature>, ThresholdError> {
-        if let Some(sig) = &self.done {
-            return Ok(Some(*sig));
-        }
         if self.shares.contains_key(&index) {
             return Err(ThresholdError::DuplicateShare(index));
         }
         self.set.verify_share(index, STATEMENT_DOMAIN, &self.msg, &share)?;
         self.shares.insert(index, share);
+        if let Some(sig) = &self.done {
+            return Ok(Some(*sig));
+        }
         if self.shares.len() < self.set.threshold() {
             return Ok(None);
         }
