@@ -8,7 +8,6 @@
 //! a block. Latency is counted in these epochs (the seed's block intervals).
 
 use borsh::BorshSerialize;
-use gridledger_core::codec::Tag;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, ChainId, Hash32, Height};
 use gridledger_ledger::devnet::{dev_key, transfer};
@@ -1205,10 +1204,12 @@ impl BobMbs {
         let mut rep = HtlcReport::default();
         let start = self.epoch;
         let delta = self.spec.finality.confirmations() as u64 + 2;
-        let preimage =
-            gridledger_core::codec::hash_parts(Tag("gridledger/htlc/dev-preimage/v1"), &[&req.salt.to_le_bytes()])
-                .0
-                .to_vec();
+        // The sender's secret (attack R4-8: it used to be a hash of the
+        // request's salt, which the receiver knows): 32 bytes from the OS
+        // RNG, kept by the initiator until it claims on chain j.
+        let mut preimage = vec![0u8; 32];
+        rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut preimage)
+            .map_err(|e| MbsError::Spec(format!("the OS random number generator failed: {e}")))?;
         let hash = hashlock(&preimage);
         let (ci, cj) = (req.chain_i, req.chain_j);
         let lock_id = |r: Receipt| -> Result<Hash32, MbsError> {

@@ -595,7 +595,6 @@ fn one_lock_mints_on_two_bobs_of_one_committee() {
 /// (e.g. drawn from a CSPRNG per swap, kept by the sender). Observed: it is
 /// exactly the public function of the salt.
 #[test]
-#[ignore = "attack: the HTLC baseline's preimage is hash(salt), known to the receiver before phase 1"]
 fn the_htlc_baselines_preimage_is_computable_from_the_request() {
     use gridledger_core::codec::{hash_parts, Tag};
     let dir = tempfile::tempdir().unwrap();
