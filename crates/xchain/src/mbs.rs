@@ -1015,9 +1015,12 @@ impl BobMbs {
                         let _ = self.external_mut(chain)?.submit(nt);
                     }
                     if let Some(f) = self.fraud_evidence(id, &rec, *side, nt)? {
+                        // Signed only once the evidence's header is final on
+                        // the BoB: waiting ticks epochs in which this node
+                        // relays with its next nonces (attack R4-11).
+                        self.wait_final(chain, f.height)?;
                         let tx = self.bob_call(&self.relayer, "fraud", &f, Amount::ZERO);
                         bytes.fraud += tx.to_bytes().len();
-                        self.wait_final(chain, f.height)?;
                         let r = self.bob_ok(&tx)?;
                         *gas.entry("fraud".into()).or_default() += r.gas_used;
                         fraud_sent.insert(*side as u8);

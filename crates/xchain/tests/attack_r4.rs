@@ -727,7 +727,6 @@ fn a_torn_vote_log_line_makes_an_honest_validator_vote_twice() {
 /// chains). Observed: `Err("nonce too low: expected at least 75, got 69")`
 /// for `Underfund`, the same for `DoubleSpend`; the CCT is left open.
 #[test]
-#[ignore = "attack: on a probabilistic chain the BoB node's fraud proof goes out with a stale nonce; Underfund/DoubleSpend swaps abort"]
 fn an_underfunded_nt_on_a_probabilistic_chain_aborts_the_swap() {
     use gridledger_xchain::mbs::Behaviour;
     use gridledger_xchain::Finality;
