@@ -146,6 +146,10 @@ pub enum MbsError {
     /// before the agreement could count as its native transaction.
     #[error("chain {chain}: the terms' nonce floor {floor} is below the payer's next nonce {next}")]
     StaleFloor { chain: ChainId, floor: u64, next: u64 },
+    /// The BoB's stored tip of a chain lags the chain: deadlines counted
+    /// from it would close before an honest payment's header can arrive.
+    #[error("chain {chain} is at height {height} but the BoB holds its headers only up to {bob_tip}")]
+    BobLagging { chain: ChainId, bob_tip: Height, height: Height },
     /// A floor above the payer's next nonce: the payer's honest NT (its next
     /// nonce) could never count, so it would be penalised as withholding.
     #[error("chain {chain}: the terms' nonce floor {floor} is above the payer's next nonce {next}")]
@@ -878,6 +882,43 @@ impl BobMbs {
         Ok(())
     }
 
+    /// Most headers the BoB's stored tip of a chain may lag the chain's own
+    /// tip when two parties agree on terms ([`check_view`](Self::check_view)).
+    pub const MAX_VIEW_LAG: Height = 2;
+
+    /// What each party checks before agreeing to a CCT on chains `chains`:
+    /// the BoB holds each chain's headers up to (nearly) the chain's tip.
+    ///
+    /// Decision (attack R4-4): SC_T counts the deadlines from `e_*`, the
+    /// tip the BoB has *stored* when the CCT executes, and the forwarding
+    /// window from the stored tip at CCT_V. When relayers held a chain's
+    /// headers back, `e_*` lay far below the chain's real height, so an NT
+    /// paid at once landed above the forwarding deadline and its honest
+    /// payer was penalised. The BoB cannot know a chain's real height; the
+    /// parties can, and do not agree while the BoB lags (`BobLagging`):
+    /// [`swap`](Self::swap) waits until the relays caught up.
+    pub fn check_view(&self, chains: &[ChainId]) -> Result<(), MbsError> {
+        for &chain in chains {
+            let height = self.external(chain)?.height();
+            let bob_tip = self.bob_tip(chain);
+            if height > bob_tip + Self::MAX_VIEW_LAG {
+                return Err(MbsError::BobLagging { chain, bob_tip, height });
+            }
+        }
+        Ok(())
+    }
+
+    /// Ticks until [`check_view`](Self::check_view) passes for `chains`.
+    pub fn wait_caught_up(&mut self, chains: &[ChainId]) -> Result<(), MbsError> {
+        for _ in 0..10_000 {
+            if self.check_view(chains).is_ok() {
+                return Ok(());
+            }
+            self.tick()?;
+        }
+        self.check_view(chains)
+    }
+
     /// The CCT transaction (ln 02) with the receiver's signature on the terms.
     pub fn cct_tx(&self, sender: &KeyPair, receiver: &KeyPair, terms: CctTerms) -> SignedTransaction {
         let receiver_sig = receiver.sign(&terms.digest(BOB_CHAIN));
@@ -907,10 +948,13 @@ impl BobMbs {
     pub fn swap(&mut self, req: &SwapRequest, behaviour: Behaviour) -> Result<SwapReport, MbsError> {
         let mut bytes = Bytes::default();
         let mut gas: BTreeMap<String, u64> = BTreeMap::new();
+        // Phase 1, once the BoB's view of both chains is current (not
+        // counted in the exchange's epochs).
+        self.wait_caught_up(&[req.chain_i, req.chain_j])?;
         let start = self.epoch;
-        // Phase 1.
         let terms = self.terms(req);
         self.check_floors(&terms)?;
+        self.check_view(&[req.chain_i, req.chain_j])?;
         let cct = self.cct_tx(&req.sender, &req.receiver, terms.clone());
         bytes.cct = cct.to_bytes().len();
         let r = self.bob_ok(&cct)?;

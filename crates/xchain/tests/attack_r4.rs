@@ -324,7 +324,6 @@ fn one_leader_stamping_the_end_of_time_halts_the_chain() {
 /// forward_j 59, NT_r at about 70): the sender got x_j on chain j and x_B
 /// of the receiver's deposit.
 #[test]
-#[ignore = "attack: with the relays 20/60 headers behind, an honest CCTE penalises the receiver who paid at once"]
 fn an_honest_receiver_is_penalised_when_the_relay_of_its_chain_lags() {
     use gridledger_xchain::mbs::Behaviour;
     let dir = tempfile::tempdir().unwrap();

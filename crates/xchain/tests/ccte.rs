@@ -803,3 +803,19 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
     assert!(matches!(m.cct(&id).unwrap().sender, SideState::Proved { .. }));
 }
+
+/// Parties do not agree on terms while the BoB's stored tip of a chain
+/// lags the chain (attack R4-4): `check_view` refuses with `BobLagging`;
+/// once the relays caught up it passes.
+#[test]
+fn terms_are_not_agreed_while_the_bob_lags_a_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    for _ in 0..10 {
+        m.external_mut(J).unwrap().tick().unwrap();
+    }
+    let err = m.check_view(&[I, J]).unwrap_err();
+    assert!(matches!(err, MbsError::BobLagging { chain: J, .. }), "{err}");
+    m.wait_caught_up(&[I, J]).unwrap();
+    m.check_view(&[I, J]).unwrap();
+}
