@@ -153,7 +153,6 @@ fn a_fee_bumped_nt_is_punished_as_fraud_although_it_paid_the_instruction() {
 /// receiver the Token_B worth of x_j. Observed: x_B = 1, the receiver paid
 /// 700 Token_j and is compensated with 1 Token_B.
 #[test]
-#[ignore = "attack: x_B is priced from a Token_B pool the sender can drain in the CCT's block; withholding then costs 1 Token_B"]
 fn the_sender_shrinks_the_penalty_by_draining_the_token_b_pool_around_its_cct() {
     use gridledger_xchain::amm;
     use gridledger_xchain::bob::{keys, Provide, WithdrawLiquidity};
