@@ -478,7 +478,7 @@ fn relayed_key(chain: ChainId) -> Vec<u8> {
     [b"h/r/".as_slice(), &chain.to_be_bytes()].concat()
 }
 /// The accumulator of every header of `chain` relayed since its anchor.
-fn mmr_key(chain: ChainId) -> Vec<u8> {
+pub(crate) fn mmr_key(chain: ChainId) -> Vec<u8> {
     [b"h/m/".as_slice(), &chain.to_be_bytes()].concat()
 }
 fn header_key(chain: ChainId, h: Height) -> Vec<u8> {
@@ -1444,6 +1444,7 @@ impl NativeContract for BobContract {
             "ccdi_open" => self.ccdi_open(ctx, decode_args(args)?),
             "ccdi_register" => self.ccdi_register(ctx, decode_args(args)?),
             "ccdi_cct" => self.ccdi_cct(ctx, decode_args(args)?),
+            "ccdi_late_lock" => self.ccdi_late_lock(ctx, decode_args(args)?),
             "ccdi_finish" => self.ccdi_finish(ctx, decode_args(args)?),
             "redeem" => self.redeem(ctx, decode_args(args)?),
             "refund_lock" => self.refund_lock(ctx, decode_args(args)?),

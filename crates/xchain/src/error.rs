@@ -128,6 +128,8 @@ pub enum XchainError {
     BadProcess(String),
     #[error("registration of the CCDI process closed at BoB height {start}, now {now}")]
     RegistrationClosed { start: Height, now: Height },
+    #[error("the CCDI process starts taking cross-chain transactions at BoB height {start}, now {now}")]
+    ProcessNotStarted { start: Height, now: Height },
     #[error("{0} is not a participant of the CCDI process")]
     NotParticipant(gridledger_core::Address),
     #[error("{0} already registered its deposit")]

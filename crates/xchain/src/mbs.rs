@@ -250,6 +250,12 @@ pub struct BobMbs {
     pub epoch: u64,
     /// The second-stage CCT_Vs the BoB node sent on its own (see [`BobMbs::tick`]).
     pub watch: Vec<WatchedCctV>,
+    /// SC_BG locks this BoB node sent through `ccdi_late_lock` and has not
+    /// yet seen settled: `(process, chain, lock, settle transaction sent)`.
+    pub late_locks: Vec<(Hash32, ChainId, Hash32, Option<Hash32>)>,
+    /// SC_BG lock transactions this node has located, by lock id, with
+    /// their block height (so it scans a chain for each lock once).
+    pub(crate) lock_txs: BTreeMap<Hash32, (SignedTransaction, Height)>,
     /// The slippage (basis points) the receiver accepts around the quoted
     /// `x_i` in the terms [`BobMbs::terms`] builds ([`DEFAULT_SLIPPAGE_BPS`]).
     pub slippage_bps: u32,
@@ -524,6 +530,8 @@ impl BobMbs {
             committee,
             epoch: 0,
             watch: Vec::new(),
+            late_locks: Vec::new(),
+            lock_txs: BTreeMap::new(),
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
         };
         m.epoch = m.bob.height();
@@ -659,6 +667,9 @@ impl BobMbs {
         for (cct, tx) in self.closing_txs() {
             let h = self.bob.submit(&tx)?;
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
+        }
+        if self.spec.ccdi {
+            self.ccdi_late_lock_duties()?;
         }
         self.bob.tick()?;
         self.epoch += 1;

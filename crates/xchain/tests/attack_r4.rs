@@ -765,7 +765,6 @@ fn an_underfunded_nt_on_a_probabilistic_chain_aborts_the_swap() {
 /// cannot take yet). Observed: 60 epochs after the deadline the item is
 /// still locked, SC_C refuses its CCT as stale, and no settlement names it.
 #[test]
-#[ignore = "attack: an SC_BG item locked >κ_i epochs before its process starts can never be unlocked (no late-lock path)"]
 fn an_item_locked_before_its_process_starts_is_stranded_for_good() {
     use gridledger_ledger::devnet::dev_key;
     use gridledger_xchain::ccdi::{CcdiApp, CcdiTerms, Slot};
