@@ -25,6 +25,15 @@
 //! a threshold signature for one chain, purpose, round or deployment never
 //! verifies for another (replay) — even where a committee reuses its key for
 //! a second BoB or a chain id is reused.
+//!
+//! **Key reuse (attack R4-7, open):** the statements are bound to the
+//! deployment, but `TPK_Addr_i` is not: it is derived from the group key
+//! and the chain id alone, and a Π_CCTC lock is a plain transfer to it. Two
+//! BoB deployments whose committees share one group key and follow the
+//! same external chain therefore share `TPK_Addr_i`, and one lock there can
+//! be claimed on both. Until the address binds the deployment (which
+//! changes every client that derives it), a committee must deal a fresh
+//! group key for every BoB deployment and never reuse it.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{encode, hash_parts, Tag};
