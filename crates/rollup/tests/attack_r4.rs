@@ -178,3 +178,80 @@ fn a_seller_that_imports_back_its_export_wins_arbitration() {
         "a seller whose net export over DT is 0 Wh won arbitration for 500 Wh"
     );
 }
+
+/// Held: periods that meet exactly at a grid edge do not share a slot.
+/// A seller sells 500 Wh for 08:00–08:30 to one buyer and 500 Wh for
+/// 08:30–09:00 to another and exports 1,000 W from 08:00 to 09:00: both
+/// arbitrations are won (the edge slot 08:30–08:35 belongs to the second
+/// period only), and a third ST over the first period again with the same
+/// genuine readings (a replay of the first ST) is not a second win.
+#[test]
+fn periods_meeting_at_a_grid_edge_both_win_and_a_replayed_st_does_not() {
+    let mut e = funded();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let t1 = terms(&b1, &s, Amount(200_000), 500, 8 * HOUR);
+    let t2 = terms(&b2, &s, Amount(200_000), 500, 8 * HOUR + 30 * MIN);
+    assert_eq!(t1.dt_end, t2.dt_start);
+    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    e.d.set_time(t2.dt_end + MIN);
+    let st1 = st(&t1, 1000, false, Some(&b1));
+    let st2 = st(&t2, 1000, false, Some(&b2));
+    e.d.submit(&s, &IorTx::St(st1.clone())).unwrap();
+    e.d.submit(&s, &IorTx::St(st2)).unwrap();
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    let delivered = Outcome::StSettled(StSettlement::SellerDelivered);
+    assert_eq!(out, vec![delivered.clone(), delivered.clone()], "both periods were exported in full");
+    e.d.submit(&s, &IorTx::St(st1)).unwrap();
+    let again: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    assert!(!again.contains(&delivered), "a replayed ST won again: {again:?}");
+}
+
+/// KILL -9 BETWEEN COMMIT AND REVEAL, THEN A COPIER: THE REWARD IS LOST.
+///
+/// The assigned validator commits to its dispute and is killed before it
+/// sends it. Meanwhile an uncommitted party (e.g. another watcher that
+/// found the fault, or the forger's own sybil) overturns the batch with a
+/// whole-batch dispute, so the reward is held for the batch's committed
+/// discloser — the validator. The driver then runs again from the chain's
+/// state.
+///
+/// Expected (commit f0c2769: "The driver still sends a committed dispute
+/// whose batch is overturned while its reward is held"; `dispute_moot`):
+/// the restarted validator re-sends its committed dispute and collects the
+/// held reward, well within its commitment's reveal window.
+/// Observed: it sends nothing and gains nothing; the reward stays held
+/// until its commitment expires. `DualChain::batch_input` leaves `tcrs` and
+/// `leaves` empty for an overturned batch, so the validator's
+/// `on_tcrs_recorded` has nothing to check and builds no dispute; the
+/// `dispute_moot`/`held_reward` exception in `run_step` is never reached.
+#[test]
+#[ignore = "attack: a validator restarted after commit does not re-send its dispute once a copier overturned the batch; held reward lost"]
+fn a_validator_restarted_after_a_copier_overturned_its_batch_collects_the_held_reward() {
+    let (mut e, exec, batch) = forged_batch();
+    let (validator, calls) = validator_step(&mut e, batch);
+    let c = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
+    // Crash here; meanwhile a copier overturns the batch without committing.
+    let p = e.d.cfg.params.clone();
+    let input = e.d.batch_input(batch).unwrap();
+    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    let copy_args = whole(&e, batch, own.iter().map(|l| l.tcr.clone()).collect());
+    let copy = e.d.primary_call(&trader(2), "dispute", copy_args, e.d.cfg.challenge_bond).unwrap();
+    assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);
+    assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
+    let before = wealth(&e, &validator);
+    let from = e.d.primary.chain.tip().height;
+    // The driver runs again from the chain's state.
+    e.d.process(&mut rng(0)).unwrap();
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    let fees = fees_paid(&e.d, &validator.address(), from);
+    assert_eq!(wealth(&e, &validator) + fees - before, bonus, "the restarted validator collects the held reward");
+    let held = e
+        .d
+        .primary
+        .chain
+        .view(gridledger_rollup::IOR_PRIMARY_ID, "held_reward", &args(&gridledger_rollup::primary::BatchId { batch }))
+        .unwrap();
+    assert_eq!(held, false, "the held reward was paid out");
+}
