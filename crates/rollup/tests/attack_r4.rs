@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
-use gridledger_ledger::{StateRead, TxStatus};
+use gridledger_ledger::{ChainClient, StateRead, TxStatus};
 use gridledger_rollup::args;
 use gridledger_rollup::driver::meter_key;
 use gridledger_rollup::exec::{execute_leaves, OffChain};
@@ -254,4 +254,128 @@ fn a_validator_restarted_after_a_copier_overturned_its_batch_collects_the_held_r
         .view(gridledger_rollup::IOR_PRIMARY_ID, "held_reward", &args(&gridledger_rollup::primary::BatchId { batch }))
         .unwrap();
     assert_eq!(held, false, "the held reward was paid out");
+}
+
+/// SQUATTED COMMITMENT THAT EXPIRES BEFORE THE REVEAL.
+///
+/// A commitment is `c = H(tag, digest, committer)`, and the first *live*
+/// commitment of a `c` stands: anyone may send it, and while it lives the
+/// committer's own `commit_dispute(c)` is refused. Its reveal window runs
+/// from when it was *first* recorded. The assigned validator's dispute is a
+/// pure function of the batch, so the forger, which built the batch's
+/// leaves, computes the validator's exact dispute — and so its `c` — before
+/// it posts them, and sends that `c` itself (for each registered validator,
+/// as the assigned one is drawn at posting) a little less than `window_ms`
+/// before it posts the forged TCRs.
+///
+/// The validator then commits at once (refused: already committed, live)
+/// and reveals in the next block, by which time the squatted commitment
+/// has expired: the chain sees an uncommitted dispute, holds the reward for
+/// the batch, and no live commitment older than the overturn exists.
+///
+/// Expected: the honest validator, which committed before it revealed and
+/// revealed one block later, well inside the batch's dispute window, is
+/// paid the disclosure reward (e.g. a commitment's reveal window runs from
+/// the committer's own attempt, or a refused re-commitment by the
+/// committer refreshes it).
+/// Observed: the validator is paid nothing; the reward stays held in the
+/// contract for nobody. The forger spends one commitment fee to cost the
+/// validator its reward (the forger's deposit is still forfeited).
+#[test]
+#[ignore = "attack: a forger pre-sends the validator's own commitment so it expires one block before the validator reveals"]
+fn a_squatted_commitment_that_expires_before_the_reveal_costs_the_validator_its_reward() {
+    use gridledger_rollup::primary::SubmitTcrs;
+    use gridledger_rollup::state::{fill_post_roots, post_state, state_root};
+    use gridledger_rollup::types::{coins, entry_hash, Participant, Tcr};
+    let mut e = funded_with_window(60_000);
+    let w = e.d.cfg.window_ms();
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
+    e.d.submit_block(&txs).unwrap();
+    e.d.primary.seal();
+    let batch = e.d.batch_header(1).unwrap().id;
+    // The forger's posting (as `forge_last_root`), built but not yet sent.
+    let mut input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &full, &input.entries, &mut honest);
+    let tcrs: Vec<Tcr> = honest.iter().map(|l| l.tcr.clone()).collect();
+    let (mut minted, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    minted.participants.insert(exec.address(), Participant { balance: coins(10), reputation: p.rs });
+    let mut posted: Vec<_> = honest.iter().map(|l| l.posted()).collect();
+    let last = posted.len() - 1;
+    posted[last].post_root = state_root(&minted);
+    let sub = SubmitTcrs {
+        batch,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        post_root: posted[last].post_root,
+        leaves: posted.clone(),
+        burned,
+    };
+    // The validator's dispute of it, predicted before posting.
+    input.leaves = Some(posted);
+    input.tcrs = Some(tcrs);
+    // The validator is drawn when the TCRs are posted, so the forger
+    // squats the commitment of every registered validator (the dispute's
+    // bytes do not depend on who sends it).
+    input.header.validator = e.d.validators[0].0.address();
+    let predicted: Vec<_> = e.d.validators[0]
+        .1
+        .on_tcrs_recorded(&input)
+        .calls
+        .into_iter()
+        .filter(|c| c.target == Target::Primary)
+        .collect();
+    assert_eq!(predicted.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
+    let digest = dispute_digest(predicted[1].method, &predicted[1].args);
+    // All squats in one block.
+    let nodes: Vec<_> = e.d.validators.iter().map(|(k, _)| k.address()).collect();
+    let mut hashes = Vec::new();
+    for v in nodes {
+        let c = args(&dispute_commitment(&digest, &v));
+        let n = e.d.primary.next_nonce(&exec.address());
+        let chain_id = e.d.primary.chain_id();
+        let tx = gridledger_ledger::devnet::call(
+            &exec,
+            chain_id,
+            n,
+            gridledger_rollup::IOR_PRIMARY_ID,
+            "commit_dispute",
+            c,
+            Amount::ZERO,
+            gridledger_rollup::driver::DRIVER_GAS_LIMIT,
+        );
+        hashes.push(e.d.primary.submit(&tx).unwrap());
+    }
+    e.d.primary.seal().unwrap();
+    let mut squat_fees = 0;
+    for h in hashes {
+        let r = e.d.primary.receipt(&h).unwrap().unwrap();
+        assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+        squat_fees += r.fee.0;
+    }
+    let t0 = e.d.primary.chain.tip().timestamp;
+    // It posts the forged TCRs a little less than a window later.
+    e.d.set_time(t0 + w - 2_000);
+    let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    // The validator acts at once: commit, then reveal in the next block.
+    let (validator, calls) = validator_step(&mut e, batch);
+    assert_eq!(calls[1].args, predicted[1].args, "the forger predicted the validator's dispute");
+    let v0 = wealth(&e, &validator);
+    e.d.set_time(t0 + w - 1_000);
+    let c = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    eprintln!("validator's commitment at {}: {:?}", e.d.primary.chain.tip().timestamp, c.status);
+    e.d.set_time(t0 + w);
+    let d = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    eprintln!("validator's dispute at {}: {:?}", e.d.primary.chain.tip().timestamp, d.status);
+    assert_eq!(d.status, TxStatus::Success, "the validator's dispute overturns the batch: {:?}", d.status);
+    assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    let gain = (wealth(&e, &validator) + c.fee.0 + d.fee.0).saturating_sub(v0);
+    eprintln!("bonus {bonus}; validator gained {gain}; squats cost the forger {squat_fees}");
+    assert_eq!(gain, bonus, "the committed validator is paid the reward");
 }
