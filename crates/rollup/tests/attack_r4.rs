@@ -379,3 +379,112 @@ fn a_squatted_commitment_that_expires_before_the_reveal_costs_the_validator_its_
     eprintln!("bonus {bonus}; validator gained {gain}; squats cost the forger {squat_fees}");
     assert_eq!(gain, bonus, "the committed validator is paid the reward");
 }
+
+/// PROPORTIONAL CLAIMS STRAND AN HONEST SELLER'S EXPORT.
+///
+/// A won arbitration claims its `EM` across its grid slots in proportion
+/// to each slot's export (`SettlementTx::claim_split`), whatever the
+/// seller's other agreements over the same slots need. A seller exports
+/// 1,000 W from 08:00 to 08:30 (83 Wh per 5-minute slot, 500 Wh in all)
+/// and sells 250 Wh for 08:00–08:30 to one buyer and 80 Wh for 08:00–08:05
+/// to another (330 Wh, well within its export; the second fits in the
+/// first slot if the first agreement's energy is taken from the other
+/// five, which hold 416 Wh). The first ST claims 41.7 Wh of the first
+/// slot, leaving 41.7 Wh there, so the second arbitration finds a
+/// shortfall (and would in the other order too: then the first finds
+/// 3.3 Wh left in slot one against its 41.7 Wh share).
+///
+/// Expected: both arbitrations are won: the metered export covers both
+/// agreements slot by slot (an allocation exists; e.g. a claim takes
+/// what other claims leave, or the check is feasibility over the slots).
+/// Observed: the second is `SellerShortfall`: the honest seller is
+/// penalised `F_p × D_s` and the buyer who received its 80 Wh is
+/// compensated for energy it got.
+#[test]
+#[ignore = "attack: proportional per-slot claims make an honest seller lose an arbitration its export covers"]
+fn proportional_claims_strand_an_honest_sellers_export() {
+    let mut e = funded();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let t1 = terms(&b1, &s, Amount(200_000), 250, 8 * HOUR);
+    let mut t2 = terms(&b2, &s, Amount(200_000), 80, 8 * HOUR);
+    t2.dt_end = t2.dt_start + 5 * MIN;
+    t2.dl = t2.dt_end + 15 * MIN;
+    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    e.d.set_time(t1.dt_end + MIN);
+    let st1 = st(&t1, 1000, false, Some(&b1));
+    let st2 = SettlementTx {
+        terms: t2.clone(),
+        stmp: t1.dt_end + MIN,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: 300,
+        ps: vec![1000],
+        meter_sig: None,
+    }
+    .sign_readings(&meter_key(&s.address()))
+    .sign_as_buyer(&b2);
+    assert_eq!(st1.ps[0], st2.ps[0], "the same genuine reading of 08:00–08:05");
+    e.d.submit(&s, &IorTx::St(st1)).unwrap();
+    e.d.submit(&s, &IorTx::St(st2)).unwrap();
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    let delivered = Outcome::StSettled(StSettlement::SellerDelivered);
+    assert_eq!(out, vec![delivered.clone(), delivered], "330 Wh sold of 500 Wh exported lost an arbitration");
+}
+
+/// ROUNDING: TWO AGREEMENTS THAT EXACTLY USE AN UNEVEN EXPORT.
+///
+/// `claim_split` floors each slot's share and gives the remainder, one ws
+/// at a time, to the *earliest* slots; two STs over the same period both
+/// push their remainder into the same first slot. A seller exports 1 W
+/// then 83 W over 08:00–08:10 (two 5-minute readings, 7 Wh in all) and
+/// sells 1 Wh and 6 Wh of it for that period to two buyers. The claims of
+/// slot one are 43 + 258 = 301 ws against its 300 ws of export.
+///
+/// Expected (seed Step 4 per agreement, and the grid's promise that the
+/// export counts once): both are delivered: 1 + 6 Wh = 7 Wh exported.
+/// Observed: the second is `SellerShortfall` over one watt-second of
+/// rounding; the honest seller is penalised.
+#[test]
+#[ignore = "attack: claim_split rounding puts both STs' remainders in the first slot; an exactly covered second ST loses"]
+fn two_agreements_exactly_covered_by_an_uneven_export_both_win() {
+    let mut e = funded();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let mut t1 = terms(&b1, &s, Amount(1_000_000), 1, 8 * HOUR);
+    let mut t2 = terms(&b2, &s, Amount(1_000_000), 6, 8 * HOUR);
+    for t in [&mut t1, &mut t2] {
+        t.dt_end = t.dt_start + 10 * MIN;
+        t.dl = t.dt_end + 15 * MIN;
+    }
+    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    e.d.set_time(t1.dt_end + MIN);
+    let sts: Vec<SettlementTx> = [(&t1, &b1), (&t2, &b2)]
+        .into_iter()
+        .map(|(t, b)| {
+            SettlementTx {
+                terms: t.clone(),
+                stmp: t.dt_end + MIN,
+                buyer_sig: None,
+                ob: false,
+                dt_step_s: 300,
+                ps: vec![1, 83],
+                meter_sig: None,
+            }
+            .sign_readings(&meter_key(&s.address()))
+            .sign_as_buyer(b)
+        })
+        .collect();
+    assert_eq!(sts[0].metered_ws(), 7 * 3600, "7 Wh exported");
+    eprintln!(
+        "claims: {:?} / {:?}",
+        sts[0].claim_split().map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>()),
+        sts[1].claim_split().map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>())
+    );
+    for x in &sts {
+        e.d.submit(&s, &IorTx::St(x.clone())).unwrap();
+    }
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    let delivered = Outcome::StSettled(StSettlement::SellerDelivered);
+    assert_eq!(out, vec![delivered.clone(), delivered], "7 Wh sold of 7 Wh exported lost an arbitration");
+}
