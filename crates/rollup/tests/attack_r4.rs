@@ -531,3 +531,32 @@ fn a_meter_reading_every_minute_proves_delivery() {
     let out = e.d.process(&mut rng(0)).unwrap();
     assert_eq!(out[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
 }
+
+/// Held: a sybil that commits, in advance, to the blind whole-batch dispute
+/// of a batch and never reveals neither blocks nor robs the honest
+/// validator when nobody front-runs the validator's reveal: the validator's
+/// own committed dispute is paid at once, and the sybil's later reveal is
+/// refused and paid nothing. (With a front-running copy it does rob it:
+/// `a_blind_later_commitment_collects_the_held_reward`.)
+#[test]
+fn an_unrevealed_blind_commitment_does_not_block_the_validator() {
+    let (mut e, exec, batch) = forged_batch();
+    let sybil = trader(3);
+    let blind = whole(&e, batch, vec![]);
+    let c = dispute_commitment(&dispute_digest("dispute", &blind), &sybil.address());
+    let r = e.d.primary_call(&sybil, "commit_dispute", args(&c), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    let (validator, calls) = validator_step(&mut e, batch);
+    let v0 = wealth(&e, &validator);
+    let v = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(v.status, TxStatus::Success, "{:?}", v.status);
+    let d = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(d.status, TxStatus::Success, "{:?}", d.status);
+    assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    assert_eq!(wealth(&e, &validator) + v.fee.0 + d.fee.0 - v0, bonus, "the validator is paid");
+    let s0 = wealth(&e, &sybil);
+    let late = e.d.primary_call(&sybil, "dispute", blind, e.d.cfg.challenge_bond).unwrap();
+    assert!(matches!(late.status, TxStatus::Reverted(_)), "{:?}", late.status);
+    assert_eq!(wealth(&e, &sybil) + late.fee.0, s0, "the sybil is paid nothing");
+}
