@@ -34,7 +34,7 @@ use gridledger_fl::coding::FragmentCoder;
 use gridledger_fl::consensus::{ChainConfig, ChainNode, Timing};
 use gridledger_fl::dissemination::GlobalCoder;
 use gridledger_fl::kzg::Kzg;
-use gridledger_fl::round::{ClientBehaviour, FlClient, Participant, RoundOutput};
+use gridledger_fl::round::{sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput};
 use gridledger_sim::{NetConfig, Simulation};
 use std::sync::Arc;
 use std::time::Instant;
@@ -380,6 +380,7 @@ impl Federation {
             beta: if cfg.trimmed { (clients - 1) / 3 } else { 0 },
             measurement: enclave(0).measurement(),
             node_keys: (0..nodes).map(|k| enclave(k).attestation_key()).collect(),
+            pbft_keys: (0..nodes).map(|k| sim_node_key(k).public()).collect(),
             random_value: rv,
             prev_block: Hash32([b as u8; 32]),
             coder: coder.clone(),
@@ -397,7 +398,14 @@ impl Federation {
         let mut sim = Simulation::new(sim_seed, NetConfig::reliable(nodes + clients, 6), move |id, _| {
             let id = id as usize;
             if id < nodes {
-                Participant::Node(Box::new(ChainNode::new(chain.clone(), id, enclave(id), shared_secret, TIMING)))
+                Participant::Node(Box::new(ChainNode::new(
+                    chain.clone(),
+                    id,
+                    enclave(id),
+                    shared_secret,
+                    sim_node_key(id),
+                    TIMING,
+                )))
             } else {
                 let c = id - nodes;
                 Participant::Client(Box::new(FlClient::new(
