@@ -235,3 +235,22 @@ fn a_pbft_block_with_a_root_the_node_refuted_gets_no_vote() {
     assert_eq!(step.faults, vec![Fault::PbftConfig(pbft::ConfigError::KeyMismatch(1))]);
     assert!(!step.sends.iter().any(|(_, m)| matches!(m, Message::Pbft(_))));
 }
+
+/// PBFT's leader of the first slot (node 2) withholds everything: PBFT's
+/// own view change hands the proposal to the next node, and the verified
+/// root still commits in the first aggregation view.
+#[test]
+fn a_silent_pbft_leader_is_replaced_by_a_pbft_view_change() {
+    let honest: Vec<usize> = (0..7).collect();
+    let set = config(4, 7, 2).validator_set().unwrap();
+    assert_eq!(set.leader(1, 1), 2);
+    let r = run(3_200, 4, vec![ClientBehaviour::Honest; 7], vec![(2, Box::new(Withhold))], &honest);
+    assert_round_succeeded(&r, &honest, |c| model(c as usize), 2);
+    for &(n, view, _) in &r.committed() {
+        assert_eq!(view, 0, "the aggregation leader was honest");
+        let Some(Participant::Node(node)) = r.sim.node(n) else { panic!("node {n} missing") };
+        let cert = &node.certificate().expect("certificate").cert;
+        assert!(cert.view > 1, "node {n}: committed in PBFT view {}, the silent leader's", cert.view);
+        assert_ne!(set.leader(cert.view, 1), 2);
+    }
+}
