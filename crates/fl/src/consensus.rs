@@ -85,6 +85,8 @@ pub const COMMITTEE: Tag = Tag("gridledger/fl-committee/v1");
 pub const ROOT_BLOCK: Tag = Tag("gridledger/fl-root-block/v1");
 /// Domain tag of a round's PBFT instance.
 pub const ROOT_INSTANCE: Tag = Tag("gridledger/fl-root-pbft/v1");
+/// The PBFT height of the round's root (the instance's first block).
+pub const ROOT_HEIGHT: u64 = 1;
 
 /// What a chain's PBFT decides for a round: the leader's aggregate of
 /// aggregation view `view` — its Merkle root and the clients in it.
@@ -472,20 +474,24 @@ impl<A: Attester> ChainNode<A> {
                 Target::One(k) => step.sends.push((To::Node(k as usize), msg)),
             }
         }
+        // The round decides one block, at height 1: past it the replica
+        // idles (no deadlines, proposals or votes for later heights).
         for t in p.timers {
             // A cancelled deadline is ignored when it fires (PBFT checks its slot).
             if let TimerCmd::Set { timer, after } = t {
-                step.timers.push((Timer::Pbft(timer), after));
+                if timer.height == ROOT_HEIGHT {
+                    step.timers.push((Timer::Pbft(timer), after));
+                }
             }
         }
         step.faults.extend(p.faults.into_iter().map(Fault::Pbft));
         for entry in p.committed {
             self.on_committed(entry, step);
         }
-        if let Some(slot) = p.need_proposal {
+        if let Some(slot) = p.need_proposal.filter(|(h, _)| *h == ROOT_HEIGHT) {
             self.need_proposal = Some(slot);
         }
-        self.pending.extend(p.validate);
+        self.pending.extend(p.validate.into_iter().filter(|r| r.height == ROOT_HEIGHT));
         self.drive_pbft(step);
     }
 
@@ -538,7 +544,11 @@ impl<A: Attester> ChainNode<A> {
     }
 
     fn on_committed(&mut self, entry: CommittedEntry<RootBlock>, step: &mut Step) {
-        if self.committed.is_some() || entry.payload.chain != self.cfg.chain || entry.payload.round != self.cfg.round {
+        if self.committed.is_some()
+            || entry.cert.height != ROOT_HEIGHT
+            || entry.payload.chain != self.cfg.chain
+            || entry.payload.round != self.cfg.round
+        {
             return;
         }
         let (view, root) = (entry.payload.view, entry.payload.root);
