@@ -50,7 +50,6 @@ fn up(dir: &Path, epochs: u64) -> std::process::Output {
 /// Expected: the deployment resumes (B sealed by validators 1–3, or A
 /// re-proposed). Observed: `up` exits 1 with "already voted for block …".
 #[test]
-#[ignore = "attack: after a crash with ONE vote cast, up --processes --dir never resumes (votes asked in index order)"]
 fn a_crash_after_one_vote_bricks_the_deployment() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -456,6 +456,19 @@ impl ChainProc {
     }
 
     fn call(&mut self, req: Value) -> anyhow::Result<Value> {
+        match self.try_call(req)? {
+            Ok(v) => Ok(v),
+            Err(why) => {
+                self.failed = true;
+                bail!("{}: {why}", self.name())
+            }
+        }
+    }
+
+    /// Like [`call`](Self::call), but a refusal the process answered (an
+    /// `error` line: the connection is still in step) is `Ok(Err(why))`;
+    /// only a failed exchange is `Err` (and marks the process failed).
+    fn try_call(&mut self, req: Value) -> anyhow::Result<Result<Value, String>> {
         let r = self.exchange(req);
         if r.is_err() {
             self.failed = true;
@@ -463,7 +476,7 @@ impl ChainProc {
         r
     }
 
-    fn exchange(&mut self, req: Value) -> anyhow::Result<Value> {
+    fn exchange(&mut self, req: Value) -> anyhow::Result<Result<Value, String>> {
         let line = format!("{req}\n");
         self.writer.write_all(line.as_bytes()).and_then(|_| self.writer.flush()).map_err(|e| self.io_error(e))?;
         let line = read_line(&mut self.reader)
@@ -471,10 +484,10 @@ impl ChainProc {
             .ok_or_else(|| anyhow!("the process of {} closed its connection", self.name()))?
             .map_err(|e| anyhow!("the process of {} answered {e}", self.name()))?;
         let v: Value = serde_json::from_str(&line)?;
-        match v.get("ok") {
+        Ok(match v.get("ok") {
             Some(ok) => Ok(ok.clone()),
-            None => bail!("{}: {}", self.name(), v["error"].as_str().unwrap_or("malformed answer")),
-        }
+            None => Err(v["error"].as_str().unwrap_or("malformed answer").to_string()),
+        })
     }
 
     fn u64_of(&mut self, req: Value, field: &str) -> anyhow::Result<u64> {
@@ -513,8 +526,10 @@ impl Drop for Procs {
     }
 }
 
-/// One chain's validator processes, validator `i` at index `i`.
-struct Group(Vec<ChainProc>);
+/// One chain's validator processes, validator `i` at index `i`, and the
+/// deployment's directory (where the driver keeps a proposal it collects
+/// votes for).
+struct Group(Vec<ChainProc>, std::path::PathBuf);
 
 impl Group {
     fn role(&self) -> Role {
@@ -554,29 +569,109 @@ impl Group {
     }
 
     /// One block: the scheduled leader of the next height proposes; on a
-    /// deterministic chain the first 2f+1 validators (in index order) each
-    /// re-execute it and sign their commit vote; every validator checks the
-    /// seal and commits. No process signs for another.
+    /// deterministic chain the driver keeps the proposal (written
+    /// atomically in the deployment's directory before any vote is asked
+    /// for) and asks the validators in index order for their commit votes
+    /// until it holds 2f+1, passing over a validator that refuses (it voted
+    /// for another block at that height before a crash: `AlreadyVoted`);
+    /// every validator checks the seal and commits. No process signs for
+    /// another.
+    ///
+    /// Resuming after a crash (attack R4-13): a proposal kept for the next
+    /// height is proposed again as it is (its leader's signature is in it;
+    /// a validator asked again for the same block hands out the same vote),
+    /// so votes cast before the crash still count and the transactions in
+    /// it are not lost with the leader's mempool. A validator that voted
+    /// for a block that was never kept (the crash fell between the leader's
+    /// answer and the write) is passed over: the other 2f+1 seal a new
+    /// proposal. Only if fewer than 2f+1 validators can vote for the block
+    /// does the epoch fail, naming each refusal (PBFT would need a view
+    /// change there; see the module's decisions).
     fn epoch(&mut self) -> anyhow::Result<Height> {
         let st = self.0[0].call(json!({ "op": "status" }))?;
         let next = st["height"].as_u64().ok_or_else(|| anyhow!("{}: no height", self.0[0].name()))? + 1;
         let quorum = st["quorum"].as_u64().unwrap_or(1) as usize;
-        let leader = (next % self.0.len() as u64) as usize;
-        let proposal = self.0[leader].call(json!({ "op": "propose" }))?["block"].clone();
-        let mut block: Block = borsh::from_slice(&hex::decode(proposal.as_str().unwrap_or_default())?)?;
+        let kept = self.kept_proposal(next)?;
+        let proposal = match kept {
+            Some(p) => p,
+            None => {
+                let leader = (next % self.0.len() as u64) as usize;
+                self.0[leader].call(json!({ "op": "propose" }))?["block"].as_str().unwrap_or_default().to_string()
+            }
+        };
+        let mut block: Block = borsh::from_slice(&hex::decode(&proposal)?)?;
         if let Seal::Quorum { view, .. } = block.seal {
+            self.keep_proposal(next, &proposal)?;
             let mut signatures = Vec::with_capacity(quorum);
-            for p in self.0.iter_mut().take(quorum) {
-                let v = p.call(json!({ "op": "vote", "block": proposal }))?;
+            let mut refused = Vec::new();
+            for p in self.0.iter_mut() {
+                if signatures.len() == quorum {
+                    break;
+                }
+                let v = match p.try_call(json!({ "op": "vote", "block": proposal }))? {
+                    Ok(v) => v,
+                    Err(why) => {
+                        refused.push(format!("{}: {why}", p.name()));
+                        continue;
+                    }
+                };
                 let index = v["index"].as_u64().ok_or_else(|| anyhow!("{}: no vote index", p.name()))? as u32;
                 let sig = borsh::from_slice(&hex::decode(v["signature"].as_str().unwrap_or_default())?)?;
                 signatures.push((index, sig));
+            }
+            if signatures.len() < quorum {
+                bail!(
+                    "{} height {next}: {} of the {quorum} commit votes needed; refused by {}",
+                    self.role().dir_name(),
+                    signatures.len(),
+                    refused.join("; ")
+                );
             }
             block.seal = Seal::Quorum { view, signatures };
         }
         let sealed = hex::encode(borsh::to_vec(&block)?);
         self.send_all(json!({ "op": "commit", "block": sealed }))?;
         Ok(next)
+    }
+
+    /// Where the driver keeps this chain's proposal while it collects votes.
+    fn proposal_file(&self) -> std::path::PathBuf {
+        self.1.join(format!("{}.proposal", self.role().dir_name()))
+    }
+
+    /// The proposal kept for `height` (hex of the block), if any.
+    fn kept_proposal(&self, height: Height) -> anyhow::Result<Option<String>> {
+        let file = self.proposal_file();
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(anyhow!("{}: {e}", file.display())),
+        };
+        // `height hex`; a file that does not parse was never completely
+        // written (it is renamed into place), so it is not a proposal.
+        let mut parts = text.split_whitespace();
+        match (parts.next().and_then(|h| h.parse::<Height>().ok()), parts.next()) {
+            (Some(h), Some(b)) if h == height => Ok(Some(b.to_string())),
+            _ => Ok(None),
+        }
+    }
+
+    /// Keeps `proposal` for `height` durably (write, sync, rename, sync the
+    /// directory) before any validator is asked to vote for it.
+    fn keep_proposal(&self, height: Height, proposal: &str) -> anyhow::Result<()> {
+        let file = self.proposal_file();
+        let tmp = file.with_extension("proposal.tmp");
+        let io = |e: std::io::Error| anyhow!("keeping the proposal in {}: {e}", file.display());
+        {
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(format!("{height} {proposal}\n").as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &file).map_err(io)?;
+        if let Ok(d) = std::fs::File::open(&self.1) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     }
 }
 
@@ -622,7 +717,7 @@ impl Net {
             .chain((0..spec.chains).map(|n| (Role::External(n), spec.validators)))
             .collect();
         for (role, n) in roles {
-            let mut g = Group(Vec::new());
+            let mut g = Group(Vec::new(), root.clone());
             for v in 0..n {
                 // Pushed one by one, so a failed start stops those already running.
                 match ChainProc::spawn(shape, gt, &root, role, v, timeout) {
