@@ -54,7 +54,7 @@ use gridledger_xchain::mbs::{
     bob_call_signed, open_chain, pin_genesis_time, relay_tx, relayer_key, MbsSpec, Role, BOB_CHAIN, FIRST_EXTERNAL,
 };
 use gridledger_xchain::replica::Replica;
-use gridledger_xchain::threshold::{tpk_address, BobCommittee};
+use gridledger_xchain::threshold::BobCommittee;
 use gridledger_xchain::{BobConfig, CctRecord, EmbeddedChain, SealedHeader, Side};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -316,6 +316,9 @@ fn validator_op(r: &mut Replica, config: &BobConfig, op: &str, req: &Value) -> a
             let tx: SignedTransaction = borsh::from_slice(&hex_arg(req, "tx")?)?;
             json!({ "hash": r.submit(&tx)? })
         }
+        // The BoB contract's configuration this process was opened with
+        // (`TPK_Addr_i`, the deployment, the registrations).
+        "config" => json!({ "config": hex::encode(borsh::to_vec(config)?) }),
         "propose" => {
             let not_before = req["not_before"].as_u64().unwrap_or(0);
             json!({ "block": hex::encode(borsh::to_vec(&r.propose(not_before)?)?) })
@@ -955,31 +958,33 @@ pub fn up(a: &UpArgs) -> anyhow::Result<Value> {
 ///
 /// [`BobMbs::swap`]: gridledger_xchain::BobMbs::swap
 pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
-    const LIQUIDITY: u128 = 1_000_000;
-    const DEPOSIT: u128 = 1_000_000;
+    let funds = super::setup_funds(a.amount);
+    let (liquidity, deposit) = (funds, funds);
     let mut net = Net::start(&a.shape, chain_timeout)?;
     let spec = net.spec.clone();
-    let committee =
-        BobCommittee::dev(spec.bob_validators, spec.committee_seed).map_err(|e| anyhow!("threshold key: {e}"))?;
+    let config: BobConfig = {
+        let v = net.ask(BOB_CHAIN, json!({ "op": "config" }))?;
+        borsh::from_slice(&hex::decode(v["config"].as_str().unwrap_or_default())?)?
+    };
     let (sender, receiver, provider) = (dev_key(0), dev_key(1), dev_key(7));
     let (chain_i, chain_j) = (FIRST_EXTERNAL + a.from, FIRST_EXTERNAL + a.to);
     let started = Instant::now();
     // Π_CCTC: the provider locks Token_i in TPK_Addr_i, claims it, provides it.
     for n in 0..spec.chains {
         let c = FIRST_EXTERNAL + n as ChainId;
-        let tpk = tpk_address(&committee.group_key_bytes(), c);
-        let lock = transfer(&provider, c, net.nonce(c, &provider.address())?, tpk, Amount(LIQUIDITY), Amount(1));
+        let tpk = config.tpk_address(c);
+        let lock = transfer(&provider, c, net.nonce(c, &provider.address())?, tpk, Amount(liquidity), Amount(1));
         net.submit(c, &lock)?;
         let (height, proof) = net.landed(c, &lock)?;
         let claim = net.bob_call(&provider, "claim", &Claim { chain: c, height, nt: lock, proof }, 0)?;
         net.bob_ok(&claim)?;
-        let p = net.bob_call(&provider, "provide", &Provide { token: c, amount: LIQUIDITY }, 0)?;
+        let p = net.bob_call(&provider, "provide", &Provide { token: c, amount: liquidity }, 0)?;
         net.bob_ok(&p)?;
     }
-    let p = net.bob_call(&provider, "provide", &Provide { token: BOB_CHAIN, amount: LIQUIDITY }, LIQUIDITY)?;
+    let p = net.bob_call(&provider, "provide", &Provide { token: BOB_CHAIN, amount: liquidity }, liquidity)?;
     net.bob_ok(&p)?;
     for who in [&sender, &receiver] {
-        let d = net.bob_call(who, "deposit", &(), DEPOSIT)?;
+        let d = net.bob_call(who, "deposit", &(), deposit)?;
         net.bob_ok(&d)?;
     }
     let before = [
@@ -988,7 +993,20 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         net.balance(chain_j, &sender.address())?,
         net.balance(chain_j, &receiver.address())?,
     ];
-    // Phase 1: the CCT.
+    // Phase 1: the CCT. The receiver signs x_i within the quote ± the
+    // slippage, as `BobMbs::terms` does (attack R4-6b).
+    let (min_x_i, max_x_i) = {
+        let weight = |t: ChainId| config.weights.iter().find(|(c, _)| *c == t).map_or(0, |(_, w)| *w);
+        let bi: u128 = net.record(&bob::keys::pool(chain_i))?.unwrap_or(0);
+        let bj: u128 = net.record(&bob::keys::pool(chain_j))?.unwrap_or(0);
+        let quote = gridledger_xchain::amm::amount_in_for(
+            a.amount as u128,
+            (chain_i, bi, weight(chain_i)),
+            (chain_j, bj, weight(chain_j)),
+        )
+        .map_err(|e| anyhow!("SC_AMM cannot quote {} Token_j: {e}", a.amount))?;
+        slippage_bounds(quote, a.slippage_bps)
+    };
     let terms = CctTerms {
         deployment: gridledger_xchain::mbs::deployment(&spec),
         chain_i,
@@ -1000,8 +1018,8 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         receiver_j: receiver.address(),
         receiver_pk: receiver.public(),
         x_j: a.amount as u128,
-        min_x_i: 1,
-        max_x_i: u128::MAX,
+        min_x_i,
+        max_x_i,
         expires_at: net.height(BOB_CHAIN)? + 16,
         salt: 1,
         nonce_floor_i: net.nonce(chain_i, &sender.address())?,
@@ -1026,12 +1044,47 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         net.submit(BOB_CHAIN, &post)?;
         nts.push((side, key, chain, nt));
     }
-    // Phase 3: each proves its transfer once the BoB holds its block as final.
-    for (side, key, chain, nt) in nts {
-        let (height, proof) = net.landed(chain, &nt)?;
-        let pt = net.bob_call(key, "prove", &ProofTx { cct: id, side, nt, height, proof }, 0)?;
-        net.bob_ok(&pt)?;
+    // Phase 3: each proves its transfer in the first BoB block after the
+    // BoB holds its block as final — both in the same block when they are
+    // final together, as the embedded `swap` does (attack R4-16: proving
+    // one side after the other missed the receiver's window when the BoB
+    // keeps a header provable for one block only, κ_i = k + 1).
+    let k = spec.finality.confirmations() as u64;
+    let mut left: Vec<_> = nts.into_iter().map(|(side, key, chain, nt)| (side, key, chain, nt, None)).collect();
+    let mut proving: Vec<SignedTransaction> = Vec::new();
+    for _ in 0..MAX_WAIT {
+        if left.is_empty() && proving.is_empty() {
+            break;
+        }
+        net.epoch()?;
+        for pt in proving.drain(..) {
+            let r = net
+                .receipt(BOB_CHAIN, &pt.hash())?
+                .ok_or_else(|| anyhow!("BoB transaction {} not included", pt.hash()))?;
+            if let TxStatus::Reverted(why) = &r.status {
+                bail!("the BoB refused prove: {why}");
+            }
+        }
+        let mut still = Vec::new();
+        for (side, key, chain, nt, mut found) in left {
+            if found.is_none() {
+                found = net.tx_proof(chain, &nt.hash())?;
+            }
+            match found {
+                Some((height, proof)) if bob_tip(&mut net.group(BOB_CHAIN)?.0[0], chain)? >= height + k => {
+                    let pt = net.bob_call(key, "prove", &ProofTx { cct: id, side, nt, height, proof }, 0)?;
+                    net.submit(BOB_CHAIN, &pt)?;
+                    proving.push(pt);
+                }
+                found => still.push((side, key, chain, nt, found)),
+            }
+        }
+        left = still;
     }
+    anyhow::ensure!(
+        left.is_empty() && proving.is_empty(),
+        "the native transfers were not proved within {MAX_WAIT} epochs"
+    );
     let rec: CctRecord = net.record(&bob::keys::cct(&id))?.ok_or_else(|| anyhow!("no CCT record"))?;
     let after = [
         net.balance(chain_i, &sender.address())?,
@@ -1045,6 +1098,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     Ok(json!({
         "record": rec,
         "x_i": rec.x_i.to_string(),
+        "bounds": [min_x_i.to_string(), max_x_i.to_string()],
         "balances": {
             "sender_i": [before[0].to_string(), after[0].to_string()],
             "receiver_i": [before[1].to_string(), after[1].to_string()],
@@ -1055,6 +1109,13 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         "driver_pid": std::process::id(),
         "wall_s": wall,
     }))
+}
+
+/// `[min_x_i, max_x_i]` around `quote`: ± `bps` basis points, rounded
+/// outwards, at least 1 (as `BobMbs::x_i_bounds`).
+fn slippage_bounds(quote: u128, bps: u32) -> (u128, u128) {
+    let tol = quote.saturating_mul(bps as u128).div_ceil(10_000);
+    (quote.saturating_sub(tol).max(1), quote.saturating_add(tol))
 }
 
 /// The BoB process's stored tip of `chain` (the anchor, 0, until relayed).
