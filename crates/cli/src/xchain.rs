@@ -32,6 +32,12 @@ pub enum XchainCmd {
     /// on the external chains, played by SC_F on the BoB and written back
     /// in place; optionally with withholding users and a censoring chain.
     Ccdi(CcdiArgs),
+    /// Close the CCTs an interrupted swap left open in a deployment's
+    /// `--dir`: run epochs as a BoB node does, prove each posted native
+    /// transfer that is on its chain while its header is provable, and send
+    /// CCT_V (both stages) once the deadlines pass, so every open CCT ends
+    /// complete (proved, or its deposits penalised as Algorithm 5.1 says).
+    Resume(ResumeArgs),
     /// Run one chain of a BoB-MBS in this process, serving the relaying
     /// driver of `xchain up --processes` over loopback (internal).
     #[command(hide = true)]
@@ -49,6 +55,15 @@ pub struct ServeChainArgs {
     /// it proposes when it leads, votes, and commits sealed blocks.
     #[arg(long)]
     pub validator: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Most epochs to run while closing the open CCTs (1 to 10,000).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_epochs: u64,
 }
 
 #[derive(Args)]
@@ -332,6 +347,7 @@ pub fn run(c: XchainCmd) -> anyhow::Result<()> {
         XchainCmd::Swap(a) => swap(a),
         XchainCmd::Migrate(a) => migrate(a),
         XchainCmd::Ccdi(a) => ccdi(a),
+        XchainCmd::Resume(a) => resume(a),
         XchainCmd::ServeChain(a) => procs::serve(a),
     }
 }
@@ -372,6 +388,110 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
                 .collect();
             println!("  one process per validator (stopped now): {}", each.join(", "));
         }
+    }
+    Ok(())
+}
+
+/// The CCTs stored on the BoB and not complete: every successful `cct`
+/// call in the BoB's blocks whose record is still open.
+fn open_ccts(m: &BobMbs) -> anyhow::Result<Vec<gridledger_core::Hash32>> {
+    let mut ids = Vec::new();
+    for h in 1..=m.bob.height() {
+        let Some(b) = m.bob.chain().block(h)? else { continue };
+        for tx in &b.txs {
+            let gridledger_ledger::TxKind::Call { method, args, .. } = &tx.tx.kind else { continue };
+            if method != "cct" {
+                continue;
+            }
+            let Ok(a) = borsh::from_slice::<gridledger_xchain::bob::CctArgs>(args) else { continue };
+            let id = a.terms.id();
+            if m.cct(&id).is_some_and(|r| !r.complete) && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// `gridledger xchain resume --dir D`: closes the CCTs left open (see
+/// [`XchainCmd::Resume`]). Decisions: the driver is the relayer and plays
+/// the parties, whose keys are this deployment's dev accounts (as for
+/// every `xchain swap`); a posted native transfer (sub-situation 2) that
+/// is on its chain is proved by its payer, one that is not is left to the
+/// second-stage CCT_V; a side that
+/// neither posted nor proved is penalised by the first-stage CCT_V after
+/// the deadline, as Algorithm 5.1 says. Run it on a deployment no other
+/// process is running (`up --processes --dir D` afterwards brings the
+/// other validators' replicas up to date from validator 0's).
+fn resume(a: ResumeArgs) -> anyhow::Result<()> {
+    use gridledger_xchain::bob::{keys, CctV};
+    use gridledger_xchain::SideState;
+    anyhow::ensure!(a.shape.dir.is_some(), "xchain resume needs --dir (the deployment whose CCTs to close)");
+    let (mut m, _tmp) = open(&a.shape)?;
+    let ids = open_ccts(&m)?;
+    // The parties' keys: the dev account with the address the terms name.
+    let users = m.spec.users;
+    let key_of = |a: &gridledger_core::Address| (0..users).map(dev_key).find(|k| k.address() == *a);
+    let mut epochs = 0;
+    for id in &ids {
+        loop {
+            let rec = m.cct(id).context("the CCT record")?;
+            if rec.complete {
+                break;
+            }
+            anyhow::ensure!(epochs < a.max_epochs, "CCT {id} still open after {} epochs", a.max_epochs);
+            // Posted native transfers on their chains, final at the BoB: prove them.
+            let mut acted = false;
+            for side in [Side::Sender, Side::Receiver] {
+                if rec.state(side) != SideState::Pending {
+                    continue;
+                }
+                let Some(nt) = m.bob_record::<gridledger_ledger::SignedTransaction>(&keys::posted(id, side)) else {
+                    continue;
+                };
+                let Some(pt) = m.proof_for(*id, side, &nt)? else { continue };
+                let k = m.spec.finality.confirmations() as u64;
+                let payer = match side {
+                    Side::Sender => rec.terms.sender_b,
+                    Side::Receiver => rec.terms.receiver_pk.address(),
+                };
+                let Some(key) = key_of(&payer) else { continue };
+                if m.bob_tip(nt.tx.chain_id) >= pt.height + k {
+                    let tx = m.bob_call(&key, "prove", &pt, gridledger_core::Amount::ZERO);
+                    m.bob.submit(&tx)?;
+                    acted = true;
+                }
+            }
+            // CCT_V's first stage once both deadlines passed (the second
+            // stage is sent by every epoch's BoB-node duties).
+            let due = [(rec.terms.chain_i, rec.deadline_i), (rec.terms.chain_j, rec.deadline_j)]
+                .into_iter()
+                .all(|(c, d)| m.bob_tip(c) >= d);
+            if !acted && !rec.verified && due {
+                // Anyone may send it; the sender's account pays its gas (the
+                // relayer's nonces are taken by the epoch's relays).
+                let key = key_of(&rec.terms.sender_b)
+                    .ok_or_else(|| anyhow::anyhow!("CCT {id}: its sender is not a dev account of this deployment"))?;
+                let tx = m.bob_call(&key, "cct_v", &CctV { cct: *id }, gridledger_core::Amount::ZERO);
+                m.bob.submit(&tx)?;
+            }
+            m.tick()?;
+            epochs += 1;
+        }
+    }
+    let records: Vec<_> = ids.iter().filter_map(|id| m.cct(id).map(|r| json!({ "cct": id, "record": r }))).collect();
+    if a.shape.json {
+        println!("{}", json!({ "closed": records, "epochs": epochs }));
+    } else if records.is_empty() {
+        println!("no open CCT in this deployment");
+    } else {
+        for r in &records {
+            println!(
+                "CCT {}: complete {}, sender {}, receiver {}",
+                r["cct"], r["record"]["complete"], r["record"]["sender"], r["record"]["receiver"]
+            );
+        }
+        println!("  {epochs} epochs");
     }
     Ok(())
 }

@@ -193,3 +193,75 @@ fn swap_over_processes_signs_bounded_x_i() {
     assert_eq!((min, max), (x_i - tol, x_i + tol), "quote ± 0.5 % (x_i is executed at the quote)");
     assert_ne!(max, u128::MAX, "the bound is no longer open");
 }
+
+/// An interrupted swap no longer leaves its CCT open for good: here the
+/// swap stops after the sender paid its native transfer and posted it to
+/// the BoB (the receiver never pays), nothing proved. `xchain resume
+/// --dir` closes it as a BoB node does: the sender's posted transfer is
+/// proved, the receiver is penalised by CCT_V after the deadline, and the
+/// CCT is complete; a second `resume` finds nothing open.
+#[test]
+fn resume_closes_the_cct_an_interrupted_swap_left_open() {
+    use gridledger_xchain::mbs::{BobMbs, SwapRequest};
+    use gridledger_xchain::{bob::PostNt, Side};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = Command::new(BIN)
+        .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let id = {
+        let mut m = BobMbs::open(d, spec()).unwrap();
+        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
+        for c in m.chain_ids() {
+            m.provide_liquidity(&p, c, 1_000_000).unwrap();
+        }
+        m.provide_token_b(&p, 1_000_000).unwrap();
+        m.deposit_token_b(&s, 1_000_000).unwrap();
+        m.deposit_token_b(&r, 1_000_000).unwrap();
+        let req = SwapRequest {
+            sender: s.clone(),
+            receiver: r.clone(),
+            chain_i: FIRST_EXTERNAL,
+            chain_j: FIRST_EXTERNAL + 1,
+            x_j: 500,
+            salt: 9,
+        };
+        let terms = m.terms(&req);
+        let id = terms.id();
+        let cct = m.cct_tx(&s, &r, terms);
+        m.bob_ok(&cct).unwrap();
+        let rec = m.cct(&id).unwrap();
+        m.wait_native_window(&rec).unwrap();
+        let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+        m.external_mut(FIRST_EXTERNAL).unwrap().submit(&nt).unwrap();
+        let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO);
+        m.bob_ok(&post).unwrap();
+        assert!(!m.cct(&id).unwrap().complete);
+        id
+        // The driver stops here.
+    };
+    let resume = || {
+        Command::new(BIN)
+            .args(["xchain", "resume", "--json", "--chains", "2", "--validators", "4", "--dir"])
+            .arg(d)
+            .output()
+            .unwrap()
+    };
+    let out = resume();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let closed = v["closed"].as_array().unwrap();
+    assert_eq!(closed.len(), 1, "{v}");
+    assert_eq!(closed[0]["cct"], serde_json::json!(id.to_string()), "{v}");
+    let rec = &closed[0]["record"];
+    assert_eq!(rec["complete"], true, "{v}");
+    assert!(rec["sender"].get("Proved").is_some(), "the sender's posted transfer is proved: {v}");
+    assert_eq!(rec["receiver"], "Penalised", "the receiver withheld: {v}");
+    let again = resume();
+    assert!(again.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v["closed"].as_array().unwrap().len(), 0, "nothing left open: {v}");
+}
