@@ -129,8 +129,8 @@ fn byzantine_client_fills_pre_root_queue_and_blocks_decoding() {
     // nodes, and honest clients 1 and 2 forwarding theirs.
     for (k, per_node) in minis.iter().enumerate() {
         faults.extend(me.on_mini(Source::Node(k), per_node[0].clone()).faults);
-        for c in 1..3 {
-            faults.extend(me.on_mini(Source::Client(c), per_node[c].clone()).faults);
+        for (c, mf) in per_node.iter().enumerate().take(3).skip(1) {
+            faults.extend(me.on_mini(Source::Client(c), mf.clone()).faults);
         }
     }
     faults.extend(me.set_root(0, rel.root).faults);
@@ -194,7 +194,7 @@ fn leader_ignores_deter_vectors_from_outside_the_committee() {
 #[ignore = "attack: upload records are unauthenticated; a Byzantine client squats an honest client's id and excludes it"]
 fn byzantine_client_squats_an_honest_clients_id() {
     let cfg = config(4, 4, 1);
-    let forged = upload(&cfg, 0, &[0xbb; 32], &vec![1e6; DIMS]);
+    let forged = upload(&cfg, 0, &[0xbb; 32], &[1e6; DIMS]);
     let mut uploads: Vec<CodedFragment> = vec![forged];
     uploads.extend((0..4u32).map(|c| upload(&cfg, c, &client_key(&SK, c), &model(c as usize))));
     let all = [0, 1, 2, 3];
