@@ -262,3 +262,82 @@ fn leader_omitting_clients_every_node_attested_is_refused() {
         "proposal aggregating only client 3 accepted; faults {faults:?}"
     );
 }
+
+// ------------------------------------------------ attacks that held (pass)
+
+/// Cells relabelled to another position, checked against another client's
+/// commitment, of the wrong length or out of range, and duplicated: each is
+/// refused with a typed error, never a panic, and decoding from the honest
+/// remainder still yields the fragment.
+#[test]
+fn held_cells_for_other_positions_commitments_lengths_and_duplicates() {
+    let cfg = config(4, 4, 1);
+    let coder = &cfg.coder;
+    let a = upload(&cfg, 0, &client_key(&SK, 0), &model(0));
+    let b = upload(&cfg, 1, &client_key(&SK, 1), &model(1));
+    // Cell 2 presented as node 1's.
+    let mut m = a.message(2).unwrap();
+    m.cell.index = 1;
+    assert!(coder.verify_message(1, &m).is_err());
+    // Node 1's cell under another client's record.
+    let mut m = a.message(1).unwrap();
+    m.record = b.record;
+    assert!(coder.verify_message(1, &m).is_err());
+    // Another record's degree proof.
+    let mut m = a.message(1).unwrap();
+    m.record.degree_proof = b.record.degree_proof;
+    assert!(coder.verify_message(1, &m).is_err());
+    // Absurd ciphertext length.
+    let mut m = a.message(1).unwrap();
+    m.record.ciphertext_len = u32::MAX;
+    assert!(matches!(coder.verify_message(1, &m), Err(gridledger_fl::FlError::WrongLength { .. })));
+    // Too long and too short cells.
+    let mut m = a.message(1).unwrap();
+    m.cell.values.push(Scalar::from(1u64));
+    assert!(coder.verify_message(1, &m).is_err());
+    m.cell.values.clear();
+    assert!(coder.verify_message(1, &m).is_err());
+    // Decode: duplicates, an out-of-range index and a cell of another
+    // client beside three honest cells.
+    let mut cells = vec![a.cells[0].clone(), a.cells[0].clone(), a.cells[1].clone(), a.cells[3].clone()];
+    let mut far = a.cells[2].clone();
+    far.index = usize::MAX;
+    cells.push(far);
+    cells.push(b.cells[2].clone());
+    let (r, faults) = coder.decode(&client_key(&SK, 0), &a.record, &cells);
+    assert_eq!(r.unwrap(), params_to_bytes(&model(0)));
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    // Another client's key does not decrypt.
+    let (r, _) = coder.decode(&client_key(&SK, 1), &a.record, &a.cells);
+    assert_eq!(r, Err(gridledger_fl::FlError::DecryptFailed));
+}
+
+/// A pre-vector replayed from another round, one attested by another
+/// node's enclave, and a voter counted twice: none moves a client to the
+/// 2f+1 tally.
+#[test]
+fn held_replayed_foreign_and_duplicated_pre_vectors_do_not_count() {
+    let cfg = config(4, 4, 1);
+    let mut other_round = (*cfg).clone();
+    other_round.round += 1;
+    let mut node = ChainNode::new(cfg.clone(), 0, enclave(0), SK, sim_node_key(0), TIMING);
+    node.start();
+    node.on_timer(Timer::PreVector);
+    let mut faults = Vec::new();
+    // Node 1's genuine vector for another round.
+    faults.extend(node.handle(Some(1), pre_vector(&other_round, 1, &[2])).faults);
+    // Node 2's vector signed by node 3's enclave.
+    let ra = enclave(3).attest_evidence(&vector_evidence(&cfg, PRE_VECTOR, 2, &[2]));
+    faults.extend(node.handle(Some(2), Message::PreVector { node: 2, clients: vec![2], ra }).faults);
+    // Node 3 twice (once genuine), and node 3 claiming to be node 1.
+    faults.extend(node.handle(Some(3), pre_vector(&cfg, 3, &[2])).faults);
+    faults.extend(node.handle(Some(3), pre_vector(&cfg, 3, &[2])).faults);
+    faults.extend(node.handle(Some(3), pre_vector(&cfg, 1, &[2])).faults);
+    let s = node.on_timer(Timer::Tally);
+    let deter = s.outputs.iter().find_map(|o| match o {
+        Output::DeterVector(v) => Some(v.clone()),
+        _ => None,
+    });
+    assert_eq!(deter, Some(vec![]), "faults {faults:?}");
+    assert_eq!(faults.len(), 3, "{faults:?}");
+}
