@@ -10,6 +10,7 @@ use gridledger_core::codec::hash_bytes;
 use gridledger_core::enclave::Attester;
 use gridledger_fl::aead::FragmentContext;
 use gridledger_fl::aggregate::{fedavg, params_to_bytes};
+use gridledger_fl::cells::CellCode;
 use gridledger_fl::coding::{client_key, CodedFragment};
 use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timer, DETER_VECTOR, PRE_VECTOR};
 use gridledger_fl::dissemination::{ClientAssembler, GlobalCoder, Source};
@@ -261,6 +262,21 @@ fn leader_omitting_clients_every_node_attested_is_refused() {
         faults.iter().any(|f| matches!(f, Fault::BadProposal { .. })) && view_change,
         "proposal aggregating only client 3 accepted; faults {faults:?}"
     );
+}
+
+/// Finding 8 (coding parameters, overflow): a node or client count of
+/// `usize::MAX` makes the code constructors panic ("attempt to add with
+/// overflow") instead of returning the `Unsupported` error they return for
+/// `2^40` nodes. Same through `GlobalCoder::new` (nodes or clients) and
+/// `FragmentCoder::new`.
+/// Expected: `Err(FlError::Unsupported(..))`. Observed: panic (debug builds).
+#[test]
+#[ignore = "attack: CellCode::for_nodes / GlobalCoder::new / FragmentCoder::new panic on a node count of usize::MAX"]
+fn huge_node_or_client_count_is_a_typed_error() {
+    let r = std::panic::catch_unwind(|| CellCode::for_nodes(5, usize::MAX, 3).map(|c| c.cell_size()));
+    assert!(matches!(r, Ok(Err(_))), "for_nodes: {:?}", r.map_err(|_| "panic"));
+    let r = std::panic::catch_unwind(|| GlobalCoder::new(100, 4, 3, usize::MAX, 3).map(|c| c.max_len()));
+    assert!(matches!(r, Ok(Err(_))), "GlobalCoder clients: {:?}", r.map_err(|_| "panic"));
 }
 
 // ------------------------------------------------ attacks that held (pass)
