@@ -326,7 +326,6 @@ impl Attacker {
 /// 100,400 of side 0's newest state (counter 7): the 500 side 1 paid after
 /// the withdrawal are undone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: end to end: a fallen-back withdrawal co-signed by the peer's modified client voids the payments side 0's party co-signed after it"]
 async fn a_withdrawal_that_fell_back_cannot_void_later_payments_end_to_end() {
     use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelStateArgs, ChannelStatus};
     use gridledger_node::channel::chainlink::{read_channel, ChainLink};
