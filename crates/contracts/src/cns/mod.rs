@@ -59,7 +59,11 @@
 //!   participants is counted in the merchant's `owed` and stays in the pool:
 //!   `pool_withdraw` takes only `free − owed`, so `msc_claim` can always pay
 //!   a participant whose merchant stopped billing, after which `msc_close`
-//!   returns the collateral.
+//!   returns the collateral. `owed` is the sum, per MSC, of its billed net
+//!   credit (net only of that MSC's *signed* debits and payments) and every
+//!   pending credit: an unsigned pending debit, or another MSC's debt, never
+//!   reduces it (see `owed_of`), and `bill_settle` refuses to leave `free`
+//!   below `owed`.
 //! - **Top-up and partial withdraw** (beyond the seed). A top-up is on
 //!   chain before any state names it (`channel_topup`), so the peer never
 //!   co-signs coin that is not there; a closing state that does not
@@ -212,15 +216,21 @@ fn domain_of(ctx: &CallContext<'_, '_>) -> Domain {
     Domain { chain_id: ctx.chain_id(), contract: ctx.contract_id() }
 }
 
-/// What the merchant owes an MSC's participant: the negative part of its
-/// exposure.
+/// The most the merchant may have to pay an MSC's participant: its billed
+/// net credit not yet paid (billed credits net of *signed* debits,
+/// payments and seizures of this MSC only) plus every pending credit.
+/// Pending debits are not netted: the merchant has not signed them, and
+/// `bill_settle` pays the billed credit without them (a sybil MSC with an
+/// unsigned debit must not hide its credit from `owed`). Summed per MSC
+/// into the merchant's `owed`, so one MSC's debt never offsets another's
+/// credit. Every payout path pays at most this (`bill_settle`: the billed
+/// net credit; `msc_claim`: that plus pending credits minus pending
+/// debits), and `pool_withdraw` / notes draw only on `free − owed`, so the
+/// pool always covers it.
 fn owed_of(msc: &MscRecord) -> Amount {
-    let e = msc.ledger.exposure();
-    if e < 0 {
-        Amount(e.unsigned_abs())
-    } else {
-        Amount::ZERO
-    }
+    let billed = msc.ledger.outstanding_net();
+    let billed = if billed < 0 { Amount(billed.unsigned_abs()) } else { Amount::ZERO };
+    Amount(billed.0.saturating_add(msc.ledger.pending_credits.0))
 }
 
 /// Moves the merchant's `owed` by the change of one MSC's owed credit.
@@ -1265,10 +1275,11 @@ impl CnsContract {
             Some((epoch, rec)) if epoch == msc.pending_epoch => rec,
             _ => return revert("no pending settlement for this channel"),
         };
-        let m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
+        let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
         if !verify_stmt(ctx, &Statement::Debit(rec.clone()), a.nonce, &m.key, &a.sig)? {
             return revert("bad merchant signature on the debit");
         }
+        let owed_before = owed_of(&msc);
         ctx.delete(&pkey)?;
         msc.pending_count = msc.pending_count.saturating_sub(1);
         if msc.pending_count == 0 {
@@ -1279,6 +1290,9 @@ impl CnsContract {
         l.pending_credits = sub(l.pending_credits, rec.credit, "pending credits")?;
         l.debits = add(l.debits, rec.debit)?;
         l.credits = add(l.credits, rec.credit)?;
+        // A signed debit may now net this MSC's billed credit.
+        adjust_owed(&mut m, owed_before, owed_of(&msc))?;
+        store(ctx, &merchant_key(&msc.merchant), &m)?;
         ctx.emit(
             "cns_debit_signed",
             vec![
@@ -1360,6 +1374,12 @@ impl CnsContract {
         }
         msc.billing_period_start = now;
         adjust_owed(&mut m, owed_before, owed_of(&msc))?;
+        if !credited.is_zero() && m.free < m.owed {
+            return revert(format!(
+                "paying this credit would leave the pool's free {} below the {} owed to participants",
+                m.free, m.owed
+            ));
+        }
         store(ctx, &merchant_key(&msc.merchant), &m)?;
         store(ctx, &msc_key(a.sid), &msc)?;
         ctx.emit(
