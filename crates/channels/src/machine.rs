@@ -383,7 +383,21 @@ pub enum ChannelEvent {
         method: String,
         counter: u64,
     },
+    /// The co-signed open's registration (`channel_open`, with our
+    /// `channel_fund`) was re-sent `attempts` times and the chain still
+    /// does not show the channel: no more automatic re-sends. `Open` sends
+    /// it again (a fresh count); the peer, which holds the open state
+    /// co-signed too, may still register it, after which the funding
+    /// deadline aborts the channel if it is not funded.
+    OpenUnregistered {
+        attempts: u32,
+    },
 }
+
+/// Re-sends of the co-signed open's registration (`channel_open` with the
+/// initiator's `channel_fund`) while the chain does not show it, after which
+/// the machine stops and reports [`ChannelEvent::OpenUnregistered`].
+pub const MAX_OPEN_RESENDS: u32 = 8;
 
 /// Sends of one close transaction (same method and counter) after which
 /// the machine stops re-sending it and reports [`ChannelEvent::CloseStalled`].
@@ -679,6 +693,9 @@ pub struct ChannelMachine {
     /// Sends so far of the close transaction (method, counter): bounded by
     /// [`MAX_CLOSE_RESENDS`].
     close_sends: (&'static str, u64, u32),
+    /// Next re-send of the unregistered open, its back-off and the re-sends
+    /// so far (in memory: a restart starts a fresh, bounded count).
+    open_resend: Option<(Timestamp, u64, u32)>,
     /// Events announced only once the store they describe is durable
     /// (`PaymentReceived`: a merchant may deliver on it), by version.
     held_events: Vec<(u64, Vec<ChannelEvent>)>,
@@ -779,6 +796,7 @@ impl ChannelMachine {
             withdraw_resends: (0, 0),
             close_proposed_at: 0,
             close_sends: ("", 0, 0),
+            open_resend: None,
             held_events: vec![],
             fallback_answered: vec![],
             outcome_told: vec![],
@@ -1078,6 +1096,13 @@ impl ChannelMachine {
             Request::Open => {
                 if self.store.side != 0 {
                     return Err(ChannelError::NotInitiator);
+                }
+                if self.open_unregistered() {
+                    // Retry: the co-signed open is sent again at once, with
+                    // a fresh count of automatic re-sends.
+                    let retry = self.params.retry_ms.max(1);
+                    self.open_resend = Some((self.now.saturating_add(retry), retry, 0));
+                    return Ok(Step { txs: self.open_txs(), ..Step::default() });
                 }
                 if self.store.phase != Phase::Idle || self.store.signed_upto.is_some() {
                     return Err(ChannelError::NotOpen(self.store.phase));
@@ -2481,6 +2506,7 @@ impl ChannelMachine {
             // Funding deadline: the peer never funded; abort and take back
             // what we put in. Retried with back-off until `Closed`.
             Phase::Opening => {
+                self.open_resend_due(now, step);
                 if let Some(at) = self.store.registered_at.filter(|at| *at > 0) {
                     let due = match self.abort_retry {
                         Some((next, _)) => now >= next,
@@ -2518,6 +2544,54 @@ impl ChannelMachine {
             }
             _ => {}
         }
+    }
+
+    /// Whether this party (the initiator) holds the co-signed open state and
+    /// the chain has not shown its registration yet.
+    fn open_unregistered(&self) -> bool {
+        self.store.side == 0
+            && self.store.phase == Phase::Opening
+            && self.store.registered_at.is_none()
+            && self.store.latest.as_ref().is_some_and(|l| l.state.counter == 0)
+    }
+
+    /// `channel_open` with the co-signed open state and our `channel_fund`.
+    fn open_txs(&self) -> Vec<ChainTx> {
+        let Some(l) = &self.store.latest else { return vec![] };
+        vec![
+            ChainTx {
+                method: "channel_open",
+                args: encode(&ChannelOpenArgs { scid: self.store.scid, open: l.clone() }),
+                value: Amount::ZERO,
+            },
+            self.fund_tx(),
+        ]
+    }
+
+    /// The co-signed open is durable (persisted before its first send), but
+    /// its registration may be lost (a crash before the submitter sent it,
+    /// a node that dropped it): re-sent with back-off until the chain shows
+    /// it (`Registered`), at most [`MAX_OPEN_RESENDS`] times per run, then
+    /// [`ChannelEvent::OpenUnregistered`]. A restarted machine re-sends
+    /// after `retry_ms` (its driver replays the chain's events first).
+    fn open_resend_due(&mut self, now: Timestamp, step: &mut Step) {
+        if !self.open_unregistered() {
+            self.open_resend = None;
+            return;
+        }
+        let retry = self.params.retry_ms.max(1);
+        let (next, backoff, sent) = *self.open_resend.get_or_insert((now.saturating_add(retry), retry, 0));
+        if now < next || sent > MAX_OPEN_RESENDS {
+            return;
+        }
+        if sent == MAX_OPEN_RESENDS {
+            self.open_resend = Some((next, backoff, sent + 1));
+            step.events.push(ChannelEvent::OpenUnregistered { attempts: sent });
+            return;
+        }
+        step.txs.extend(self.open_txs());
+        let later = backoff.saturating_mul(2).min(MAX_RETRY_BACKOFF_MS);
+        self.open_resend = Some((now.saturating_add(backoff), later, sent + 1));
     }
 
     /// `channel_resolve` with our newer co-signed state, if the standing

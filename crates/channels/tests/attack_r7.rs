@@ -313,7 +313,6 @@ fn a_payment_that_fell_back_cannot_void_the_payments_received_after_it() {
 /// registered (and the channel opens, both sides funding). Observed: no
 /// channel record on chain after 20 minutes of chain time and a restart.
 #[test]
-#[ignore = "attack: a lost channel_open (crash before the submitter sent it) is never sent again; the channel never opens"]
 fn a_co_signed_open_whose_registration_is_lost_is_registered_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -556,4 +555,32 @@ fn a_refused_close_dispute_is_sent_a_bounded_number_of_times() {
         "{sent} disputes sent over {} close timeouts, CloseStalled reported {stalled} times",
         4 * MAX_CLOSE_RESENDS
     );
+}
+
+/// Regression (item 3's bounds): with every registration dropped, the
+/// co-signed open is re-sent at most `MAX_OPEN_RESENDS` times (each with
+/// the initiator's funding), then `OpenUnregistered` is reported once;
+/// `Open` then sends it again (the user's retry) and the channel opens.
+#[test]
+fn an_unregistered_open_is_resent_a_bounded_number_of_times_then_open_retries_it() {
+    use gridledger_channels::machine::MAX_OPEN_RESENDS;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let dc = DevChain::open(dir.path(), 6, BAL, default_registry()).unwrap();
+    let mut d = Duo::setup(dc, &cfg);
+    d.parties[0].drop_txs = 1_000;
+    d.request(0, Request::Open).unwrap();
+    for _ in 0..60 {
+        d.advance(30_000);
+    }
+    let sent = 1_000 - d.parties[0].drop_txs;
+    let told = d.parties[0].events.iter().filter(|e| matches!(e, ChannelEvent::OpenUnregistered { .. })).count();
+    assert_eq!((sent, told), (2 + 2 * MAX_OPEN_RESENDS, 1), "transactions sent, OpenUnregistered reported");
+    assert!(d.channel().is_none());
+    d.parties[0].drop_txs = 0;
+    d.request(0, Request::Open).unwrap();
+    for _ in 0..3 {
+        d.advance(1_000);
+    }
+    assert_eq!(d.channel().map(|c| c.status), Some(ChannelStatus::Open));
 }
