@@ -76,7 +76,6 @@ impl Setup {
 /// until the third withdrawal falls back: taken after 30.4 s with t_Δ =
 /// 10 s (60 refusals).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: queued withdrawals keep a close refused for k × t_Δ while the peer is down"]
 async fn queued_withdrawals_do_not_keep_the_close_refused() {
     let s = Setup::new().await;
     let (h0, j0) = s.spawn(0);

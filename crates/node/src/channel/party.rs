@@ -415,6 +415,10 @@ pub const TOPUP_PREEMPTED: &str =
 /// Payments waiting for a free slot in the proposal window, at most.
 pub const MAX_QUEUED_PAYS: usize = 8192;
 
+/// The answer to a withdrawal that a close preempted (in flight or queued).
+pub const WITHDRAWAL_PREEMPTED: &str = "close requested: this withdrawal is dropped (the close pays the whole \
+     balance out; a withdrawal the peer co-signs first is paid with it)";
+
 /// Withdrawals waiting in the queue, at most (each needs its own co-signed
 /// state with an empty window).
 pub const MAX_QUEUED_WITHDRAWALS: usize = 16;
@@ -832,6 +836,26 @@ impl Loop {
                         let _ = tx.send(Reply::Error { message: TOPUP_PREEMPTED.into() });
                     }
                 }
+                // Close preempts withdrawals too: the one in flight (the
+                // machine lets its proposal be co-signed or fall back, then
+                // proposes the close) and every queued one are answered now,
+                // so a silent peer cannot keep the close refused for
+                // k × t_Δ behind a queue of withdrawals.
+                if matches!(self.pending, Some((Waiting::Withdraw, _))) {
+                    if let Some((_, tx)) = self.pending.take() {
+                        let _ = tx.send(Reply::Error { message: WITHDRAWAL_PREEMPTED.into() });
+                    }
+                }
+                let mut kept = VecDeque::with_capacity(self.queued.len());
+                for (q, reply) in std::mem::take(&mut self.queued) {
+                    if matches!(q, Request::Withdraw { .. }) {
+                        tracing::info!("close preempts a queued withdrawal");
+                        let _ = reply.send(Reply::Error { message: WITHDRAWAL_PREEMPTED.into() });
+                    } else {
+                        kept.push_back((q, reply));
+                    }
+                }
+                self.queued = kept;
                 (Request::Close, Waiting::Close)
             }
             Command::Pay { energy, price } => {
