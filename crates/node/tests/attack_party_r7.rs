@@ -142,7 +142,6 @@ async fn queued_withdrawals_do_not_keep_the_close_refused() {
 /// for the resolved dispute at counter 0, and a `channel_resolve` sent
 /// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a restarted party re-announces every past dispute (DisputeSeen → dispute_against_us alert) though it was resolved"]
 async fn a_restart_does_not_alert_disputes_that_were_resolved() {
     use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelStatus};
     use gridledger_node::channel::alert::{alert_of_event, Alert};

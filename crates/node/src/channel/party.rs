@@ -1057,6 +1057,25 @@ async fn run(
                 match cursor.poll(&client) {
                     Ok(evs) => {
                         for e in evs {
+                            // Only a dispute that still stands is acted on:
+                            // the events are read from the channel's start
+                            // after a restart, and a dispute resolved or
+                            // settled before must not be announced
+                            // (`DisputeSeen` → a `dispute_against_us` alert)
+                            // nor answered again (a reverted resolve, a fee).
+                            // The chain's record is the durable memory of
+                            // which disputes were handled. If it cannot be
+                            // read, the dispute is acted on (safe side).
+                            if let ChainEvent::DisputeRaised { t_end, .. } = &e {
+                                if let Ok(Some(ch)) = super::chainlink::read_channel(&client, &cursor.cid) {
+                                    let stands = ch.status == gridledger_contracts::cns::ChannelStatus::Disputed
+                                        && ch.t_end == *t_end;
+                                    if !stands {
+                                        tracing::debug!(?e, "dispute no longer stands on chain; not acted on");
+                                        continue;
+                                    }
+                                }
+                            }
                             let resolved = matches!(e, ChainEvent::DisputeResolved { .. });
                             if ev_send.send(e).is_err() {
                                 return;
