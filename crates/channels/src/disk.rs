@@ -49,6 +49,13 @@ pub enum DiskError {
     /// changed.
     #[error("{dir}: the channel store is in use by another process (lock {LOCK_FILE} held)")]
     Locked { dir: String },
+    /// An intact log record (its check holds, so it is not a torn write)
+    /// whose body this build cannot decode: written by a newer build (a
+    /// rolled-back deploy) or damaged in a way the check cannot see.
+    /// Nothing is read past it and nothing is cut: opening refuses, so the
+    /// party never restarts from an older store than the one it committed.
+    #[error("{path}: record at byte {offset} is intact but not a store this build can read (written by a newer version?): {source}; refusing to open, nothing was changed")]
+    UnknownRecord { path: String, offset: u64, source: ChannelError },
 }
 
 /// How hard a save tries to reach the disk.
@@ -102,8 +109,12 @@ fn record(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The newest valid store in a log's bytes, and where the valid prefix ends.
-fn scan(bytes: &[u8]) -> (Option<ChannelStore>, usize) {
+/// The newest valid store in a log's bytes, and where the valid prefix ends
+/// (a record whose check fails ends it: a torn write at the tail, cut on
+/// open). A record whose check holds but whose body does not decode is no
+/// torn write: its offset and the decode error come back instead, and the
+/// caller refuses the log.
+fn scan(bytes: &[u8]) -> Result<(Option<ChannelStore>, usize), (usize, ChannelError)> {
     let (mut at, mut newest) = (0usize, None);
     while bytes.len() >= at + HEADER {
         let mut l = [0u8; 4];
@@ -116,11 +127,11 @@ fn scan(bytes: &[u8]) -> (Option<ChannelStore>, usize) {
         }
         match ChannelStore::from_bytes(body) {
             Ok(s) => newest = Some(s),
-            Err(_) => break,
+            Err(e) => return Err((at, e)),
         }
         at = end;
     }
-    (newest, at)
+    Ok((newest, at))
 }
 
 fn newer(a: Option<ChannelStore>, b: Option<ChannelStore>) -> Option<ChannelStore> {
@@ -180,7 +191,14 @@ fn read_snapshot(dir: &Path) -> Result<Option<ChannelStore>, DiskError> {
 
 fn read_log(dir: &Path) -> Result<(Option<ChannelStore>, usize), DiskError> {
     let path = dir.join(LOG_FILE);
-    Ok(read_bounded(&path, MAX_LOG_BYTES)?.map_or((None, 0), |b| scan(&b)))
+    match read_bounded(&path, MAX_LOG_BYTES)? {
+        None => Ok((None, 0)),
+        Some(b) => scan(&b).map_err(|(offset, source)| DiskError::UnknownRecord {
+            path: path.display().to_string(),
+            offset: offset as u64,
+            source,
+        }),
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), DiskError> {

@@ -447,7 +447,6 @@ fn log_record(body: &[u8]) -> Vec<u8> {
 /// length (nothing is cut). Observed: the open succeeds, the log is cut to
 /// the two records before, and the store loads at version 2 (of 4 saved).
 #[test]
-#[ignore = "attack: an intact log record that does not decode is cut like a torn tail, with every record after it"]
 fn an_intact_record_that_does_not_decode_is_not_cut() {
     use gridledger_channels::disk::{load_store, test_store, Durability, StoreFile, LOG_FILE};
     use std::io::Write;
@@ -476,6 +475,16 @@ fn an_intact_record_that_does_not_decode_is_not_cut() {
         "open {}: log {len} -> {after} bytes; the store now loads at version {loaded:?}",
         if opened.is_ok() { "succeeded" } else { "refused" }
     );
+    // Refused with the typed error naming the first unreadable record (the
+    // third, after two intact ones), and the read-only path refuses too.
+    use gridledger_channels::disk::DiskError;
+    let first = log_record(&test_store("downgrade", 1).to_bytes()).len() * 2;
+    assert!(
+        matches!(opened, Err(DiskError::UnknownRecord { offset, .. }) if offset == first as u64),
+        "{:?}",
+        opened.err()
+    );
+    assert!(matches!(load_store(dir.path()), Err(DiskError::UnknownRecord { .. })));
 }
 
 /// Regression (same root cause as the fallen-back findings, for a close):
