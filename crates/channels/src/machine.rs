@@ -1701,6 +1701,14 @@ impl ChannelMachine {
         if !st.verify(&self.store.peer_key, nonce, &sig) {
             return self.reject(counter, "bad signature".into());
         }
+        // An update while we still wait for the chain to show the channel
+        // open: the peer's view of the chain is ahead of ours by a poll.
+        // Nothing is signed and nothing is answered (a reject would fail a
+        // payment the peer's user already made); its retransmission after
+        // `retry_ms` finds us open, and it falls back after `t_Δ` if not.
+        if self.store.phase == Phase::Opening && counter > 0 && !st.is_final {
+            return Step::default();
+        }
         // A retransmission of an older proposal of the peer's window (its
         // acceptances were lost): our newest co-signed state covers it, as
         // each proposal builds on the one before. Re-accept that.

@@ -600,6 +600,19 @@ impl Loop {
             (Some((Waiting::Open, _)), ChannelEvent::Rejected { reason, .. }) => {
                 Some(Reply::Error { message: format!("peer rejected the open: {reason}") })
             }
+            // Bounded re-sends ran out: the user is told instead of waiting
+            // for ever (`Open` again re-sends the registration).
+            (Some((Waiting::Open, _)), ChannelEvent::OpenUnregistered { attempts }) => Some(Reply::Error {
+                message: format!(
+                    "the co-signed open is not registered on chain after {attempts} re-sends; open again to retry"
+                ),
+            }),
+            (Some((Waiting::Close, _)), ChannelEvent::CloseStalled { method, counter }) => Some(Reply::Error {
+                message: format!(
+                    "close stalled: {method} with state {counter} sent its bounded number of times without an \
+                     outcome on chain; check the channel's status"
+                ),
+            }),
             _ => None,
         };
         if let Some(r) = done {
