@@ -1701,14 +1701,6 @@ impl ChannelMachine {
         if !st.verify(&self.store.peer_key, nonce, &sig) {
             return self.reject(counter, "bad signature".into());
         }
-        // An update while we still wait for the chain to show the channel
-        // open: the peer's view of the chain is ahead of ours by a poll.
-        // Nothing is signed and nothing is answered (a reject would fail a
-        // payment the peer's user already made); its retransmission after
-        // `retry_ms` finds us open, and it falls back after `t_Δ` if not.
-        if self.store.phase == Phase::Opening && counter > 0 && !st.is_final {
-            return Step::default();
-        }
         // A retransmission of an older proposal of the peer's window (its
         // acceptances were lost): our newest co-signed state covers it, as
         // each proposal builds on the one before. Re-accept that.
@@ -1719,6 +1711,18 @@ impl ChannelMachine {
                 let again = Message::Accept { counter: l.state.counter, hstate: l.hstate(), sig: l.sigs[self.side()] };
                 return Step { messages: vec![again], ..Step::default() };
             }
+        }
+        // Early, not wrong: the peer's chain poller saw the channel active
+        // before ours did (each side watches the chain on its own). A
+        // refusal would fail the peer's payment and book a fault on an
+        // honest peer; say nothing instead: the proposer re-sends its window
+        // every `retry_ms`, and this side takes it once it has seen the
+        // channel active too (or the update falls back after t_Δ).
+        if counter > 0
+            && self.store.phase == Phase::Opening
+            && self.store.latest.as_ref().is_some_and(|l| l.state.counter == 0)
+        {
+            return Step::default();
         }
         if self.store.peer_fallback_upto.is_some_and(|u| counter <= u) {
             return self.reject(counter, format!("proposal {counter} fell back"));
