@@ -1662,6 +1662,18 @@ impl ChannelMachine {
                 return Step { messages: vec![again], ..Step::default() };
             }
         }
+        // Early, not wrong: the peer's chain poller saw the channel active
+        // before ours did (each side watches the chain on its own). A
+        // refusal would fail the peer's payment and book a fault on an
+        // honest peer; say nothing instead: the proposer re-sends its window
+        // every `retry_ms`, and this side takes it once it has seen the
+        // channel active too (or the update falls back after t_Δ).
+        if counter > 0
+            && self.store.phase == Phase::Opening
+            && self.store.latest.as_ref().is_some_and(|l| l.state.counter == 0)
+        {
+            return Step::default();
+        }
         if self.store.peer_fallback_upto.is_some_and(|u| counter <= u) {
             return self.reject(counter, format!("proposal {counter} fell back"));
         }

@@ -25,6 +25,15 @@
 //! a threshold signature for one chain, purpose, round or deployment never
 //! verifies for another (replay) — even where a committee reuses its key for
 //! a second BoB or a chain id is reused.
+//!
+//! **Key reuse (attack R4-7, open):** the statements are bound to the
+//! deployment, but `TPK_Addr_i` is not: it is derived from the group key
+//! and the chain id alone, and a Π_CCTC lock is a plain transfer to it. Two
+//! BoB deployments whose committees share one group key and follow the
+//! same external chain therefore share `TPK_Addr_i`, and one lock there can
+//! be claimed on both. Until the address binds the deployment (which
+//! changes every client that derives it), a committee must deal a fresh
+//! group key for every BoB deployment and never reuse it.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{encode, hash_parts, Tag};
@@ -157,17 +166,28 @@ impl<'a> ShareCollector<'a> {
         self.shares.is_empty()
     }
 
+    /// The group signature, once 2f+1 valid shares combined.
+    pub fn signature(&self) -> Option<Signature> {
+        self.done
+    }
+
     /// Adds one member's share; returns the group signature once there are
-    /// enough (and on every later call).
+    /// enough (and for every later valid share).
+    ///
+    /// A share from a non-member (`NotAMember`), one that does not verify
+    /// (`InvalidShare`) or a member's second share (`DuplicateShare`) is
+    /// refused before and after the signature exists (attack R4-9: once
+    /// combined, `add` used to return `Ok` for anything); the signature
+    /// stays available through [`signature`](Self::signature).
     pub fn add(&mut self, index: usize, share: SignatureShare) -> Result<Option<Signature>, ThresholdError> {
-        if let Some(sig) = &self.done {
-            return Ok(Some(*sig));
-        }
         if self.shares.contains_key(&index) {
             return Err(ThresholdError::DuplicateShare(index));
         }
         self.set.verify_share(index, STATEMENT_DOMAIN, &self.msg, &share)?;
         self.shares.insert(index, share);
+        if let Some(sig) = &self.done {
+            return Ok(Some(*sig));
+        }
         if self.shares.len() < self.set.threshold() {
             return Ok(None);
         }
