@@ -113,7 +113,7 @@ impl BobConfig {
     pub fn tpk_address(&self, chain: ChainId) -> Address {
         match self.group_accounts.iter().find(|(c, _)| *c == chain) {
             Some((_, a)) => *a,
-            None => tpk_address(&self.group_key, chain),
+            None => tpk_address(&self.group_key, &self.deployment, chain),
         }
     }
 }

@@ -26,14 +26,12 @@
 //! verifies for another (replay) — even where a committee reuses its key for
 //! a second BoB or a chain id is reused.
 //!
-//! **Key reuse (attack R4-7, open):** the statements are bound to the
-//! deployment, but `TPK_Addr_i` is not: it is derived from the group key
-//! and the chain id alone, and a Π_CCTC lock is a plain transfer to it. Two
-//! BoB deployments whose committees share one group key and follow the
-//! same external chain therefore share `TPK_Addr_i`, and one lock there can
-//! be claimed on both. Until the address binds the deployment (which
-//! changes every client that derives it), a committee must deal a fresh
-//! group key for every BoB deployment and never reuse it.
+//! **Key reuse (attack R4-7):** `TPK_Addr_i` binds the deployment too
+//! ([`tpk_address`] hashes the group key, the BoB's genesis hash and the
+//! chain id), so two BoB deployments whose committees share one group key
+//! and follow the same external chain have different `TPK_Addr_i`: a
+//! Π_CCTC lock (a plain transfer to one of them) can be claimed on one
+//! deployment only.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{encode, hash_parts, Tag};
@@ -46,9 +44,11 @@ pub const TPK_ADDRESS: Tag = Tag("gridledger/xchain/tpk-address/v1");
 /// Domain of every statement the BoB committee signs.
 pub const STATEMENT_DOMAIN: &[u8] = b"gridledger/xchain/group-statement/v1";
 
-/// `TPK_Addr_i`: the threshold account of the group key on chain `chain`.
-pub fn tpk_address(group_key: &[u8], chain: ChainId) -> Address {
-    let h = hash_parts(TPK_ADDRESS, &[group_key, &chain.to_le_bytes()]);
+/// `TPK_Addr_i`: the threshold account of the group key on chain `chain`
+/// for the BoB deployment `deployment` (the hash of its genesis): a group
+/// key reused by a second deployment owns other addresses there.
+pub fn tpk_address(group_key: &[u8], deployment: &Hash32, chain: ChainId) -> Address {
+    let h = hash_parts(TPK_ADDRESS, &[group_key, &deployment.0, &chain.to_le_bytes()]);
     let mut a = [0u8; 20];
     a.copy_from_slice(&h.0[12..]);
     Address(a)
@@ -265,9 +265,11 @@ mod tests {
 
     #[test]
     fn addresses_differ_per_chain_and_key() {
-        let a = tpk_address(b"group-1", 1);
-        assert_ne!(a, tpk_address(b"group-1", 2));
-        assert_ne!(a, tpk_address(b"group-2", 1));
-        assert_eq!(a, tpk_address(b"group-1", 1));
+        let (d1, d2) = (Hash32([1; 32]), Hash32([2; 32]));
+        let a = tpk_address(b"group-1", &d1, 1);
+        assert_ne!(a, tpk_address(b"group-1", &d1, 2));
+        assert_ne!(a, tpk_address(b"group-2", &d1, 1));
+        assert_ne!(a, tpk_address(b"group-1", &d2, 1), "a reused key owns other addresses in another deployment");
+        assert_eq!(a, tpk_address(b"group-1", &d1, 1));
     }
 }
