@@ -527,3 +527,72 @@ fn overlapped_epochs_stay_live_when_the_only_replica_ahead_must_lend_its_decisio
     let r = super::sim::run(&s, SchemeKind::Sim, None);
     super::sim::check(&s, &r).unwrap();
 }
+
+#[test]
+fn a_peer_one_epoch_behind_gets_our_decisions_not_the_whole_epoch() {
+    let mut r = lone(0);
+    let d0 = delivered_epoch(0, 1, vec![tx("z")]);
+    for from in [1, 3] {
+        let _ = r.handle_message(from, Message::Sync { delivered: d0.clone() });
+    }
+    assert_eq!(r.epoch(), 1);
+    // Peer 2's vote of epoch 0 crossed our decision: it gets the decisions
+    // as Term votes (f + 1 of them decide), not the delivered record with
+    // every batch of the epoch.
+    let late = || Message::Aba { epoch: 0, instance: 0, round: 0, vote: AbaVote::BVal(true) };
+    let s = r.handle_message(2, late());
+    assert!(!s.messages.iter().any(|(_, m)| matches!(m, Message::Sync { .. })), "no delivered record");
+    let terms: Vec<(u32, bool)> = s
+        .messages
+        .iter()
+        .filter_map(|(to, m)| match (to, m) {
+            (Target::One(2), Message::Aba { epoch: 0, instance, vote: AbaVote::Term(b), .. }) => Some((*instance, *b)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(terms, vec![(0, false), (1, true), (2, false), (3, false)]);
+    assert_eq!(s.messages.len(), 4);
+    assert!(r.handle_message(2, late()).messages.is_empty(), "once per peer and epoch");
+    // A peer further behind gets the records as well.
+    let d1 = delivered_epoch(1, 3, vec![tx("y")]);
+    for from in [1, 2] {
+        let _ = r.handle_message(from, Message::Sync { delivered: d1.clone() });
+    }
+    assert_eq!(r.epoch(), 2);
+    let s = r.handle_message(3, late());
+    let records: Vec<u64> = s
+        .messages
+        .iter()
+        .filter_map(|(to, m)| match (to, m) {
+            (Target::One(3), Message::Sync { delivered }) => Some(delivered.epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records, vec![0, 1]);
+}
+
+#[test]
+fn the_tick_resends_our_proposal_only_to_peers_without_an_echo_and_to_none_once_certified() {
+    let mut r = lone(0);
+    let _ = r.propose(0, vec![tx("p")]);
+    let digest = Batch::new(vec![tx("p")]).digest(&INST, 0, 0);
+    let stmt = echo_statement(&INST, 0, 0, &digest);
+    let echo = |i: u32| Message::Echo {
+        epoch: 0,
+        proposer: 0,
+        digest,
+        share: SimCrypto::new(1, 4, i).sign_share(KeyUse::Cert, &stmt),
+    };
+    let _ = r.handle_message(1, echo(1));
+    let vals = |s: &Step<SimSig, SimSig>| -> Vec<Target> {
+        s.messages.iter().filter(|(_, m)| matches!(m, Message::Val { .. })).map(|(t, _)| *t).collect()
+    };
+    let s = r.handle_tick();
+    assert_eq!(vals(&s), vec![Target::One(2), Target::One(3)], "peer 1 echoed: it has the batch");
+    assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::SyncRequest { .. })));
+    let s = r.handle_message(2, echo(2));
+    assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::Cert { proposer: 0, .. })));
+    let s = r.handle_tick();
+    assert!(vals(&s).is_empty(), "certified: a peer without the batch fetches it");
+    assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::Cert { proposer: 0, .. })), "the rest is re-sent");
+}
