@@ -92,6 +92,14 @@ pub struct Config {
     /// Keep every coin flipped ([`Replica::coins`]): for the simulator's
     /// check that the threshold coin is common; unbounded, off by default.
     pub record_coins: bool,
+    /// The agreements' coin schedule: `true` (default) fixes the coin of
+    /// rounds `3k` to 1 and `3k + 1` to 0 and flips the threshold coin
+    /// in rounds `3k + 2` only (HoneyBadgerBFT's schedule), so an
+    /// agreement whose correct replicas share their input — every
+    /// accepted batch in a fair run — decides in round 0 without a coin
+    /// share or a pairing; `false`: the threshold coin in every round.
+    /// Safe either way (see [`super::aba::CoinOracle::fixed`]).
+    pub fixed_coins: bool,
     #[cfg(feature = "mutants")]
     pub mutation: Option<Mutation>,
 }
@@ -129,6 +137,7 @@ impl Config {
             dedup_epochs: 1_024,
             pipeline: 0,
             record_coins: false,
+            fixed_coins: true,
             #[cfg(feature = "mutants")]
             mutation: None,
         }
@@ -395,6 +404,8 @@ struct Coin<'a, C: ThresholdCrypto> {
     aba: u32,
     #[cfg_attr(not(feature = "mutants"), allow(dead_code))]
     local_coin: bool,
+    /// [`Config::fixed_coins`].
+    fixed: bool,
     /// Where flipped coins are recorded, if anywhere ([`Config::record_coins`]).
     flipped: Option<&'a mut Vec<CoinFlip>>,
 }
@@ -436,6 +447,14 @@ impl<C: ThresholdCrypto> CoinOracle<C::Share> for Coin<'_, C> {
 
     fn threshold(&self) -> usize {
         self.crypto.threshold(KeyUse::Coin)
+    }
+
+    fn fixed(&self, round: u32) -> Option<bool> {
+        match (self.fixed, round % 3) {
+            (true, 0) => Some(true),
+            (true, 1) => Some(false),
+            _ => None,
+        }
     }
 }
 
@@ -904,6 +923,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch,
             aba: instance,
             local_coin: self.mutation_is("coin"),
+            fixed: self.cfg.fixed_coins,
             flipped: self.coins.as_mut(),
         };
         let Some(st) = self.epochs.get_mut(&epoch) else {
@@ -939,6 +959,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch,
             aba: instance,
             local_coin: self.mutation_is("coin"),
+            fixed: self.cfg.fixed_coins,
             flipped: self.coins.as_mut(),
         };
         let st = self.epochs.get_mut(&epoch).expect("created above");
