@@ -98,7 +98,9 @@ pub struct Config {
     /// agreement whose correct replicas share their input — every
     /// accepted batch in a fair run — decides in round 0 without a coin
     /// share or a pairing; `false`: the threshold coin in every round.
-    /// Safe either way (see [`super::aba::CoinOracle::fixed`]).
+    /// Safe either way (see [`super::aba::CoinOracle::fixed`]), but every
+    /// replica must use the same value: agreement rests on the coin being
+    /// common.
     pub fixed_coins: bool,
     #[cfg(feature = "mutants")]
     pub mutation: Option<Mutation>,
