@@ -128,17 +128,62 @@ impl LocalCluster {
 
     /// Waits until every validator in `which` has committed every transaction.
     pub fn wait_committed(&self, which: &[usize], hashes: &[Hash32], within: Duration) -> anyhow::Result<Duration> {
+        self.wait_committed_or_stall(which, hashes, within, within)
+    }
+
+    /// [`Self::wait_committed`], giving up early once no running validator
+    /// has committed a block for `stall`: a stalled chain is reported at
+    /// once, with every validator's state ([`Self::describe`]), instead of
+    /// after the whole `within`.
+    pub fn wait_committed_or_stall(
+        &self,
+        which: &[usize],
+        hashes: &[Hash32],
+        within: Duration,
+        stall: Duration,
+    ) -> anyhow::Result<Duration> {
         let t = Instant::now();
+        let heights = || self.running().iter().map(|&i| self.height(i)).collect::<Vec<_>>();
+        let (mut last, mut moved) = (heights(), Instant::now());
         while !self.all_committed(which, hashes) {
+            let now = heights();
+            if now != last {
+                (last, moved) = (now, Instant::now());
+            }
             if t.elapsed() > within {
+                anyhow::bail!("not committed within {within:?}; {}", self.describe());
+            }
+            if moved.elapsed() > stall {
                 anyhow::bail!(
-                    "not committed within {within:?}; heights {:?}",
-                    which.iter().map(|&i| self.height(i)).collect::<Vec<_>>()
+                    "chain stalled: no validator committed a block for {stall:?} with transactions outstanding \
+                     (a liveness bug, not load); {}",
+                    self.describe()
                 );
             }
             std::thread::sleep(Duration::from_millis(2));
         }
         Ok(t.elapsed())
+    }
+
+    /// Every validator's height, view (`*` while changing views) and
+    /// mempool size, e.g. `heights [Some(4), ...]; validators: 0 h4 v2* pending 17, ...`.
+    pub fn describe(&self) -> String {
+        let heights: Vec<_> = (0..self.len()).map(|i| self.height(i)).collect();
+        let each: Vec<String> = (0..self.len())
+            .map(|i| match self.node(i) {
+                None => format!("{i} stopped"),
+                Some(n) => {
+                    let m = &n.shared.metrics;
+                    let (height, pending) = {
+                        let chain = n.shared.chain();
+                        (chain.tip().height, chain.pending())
+                    };
+                    let changing = if m.pbft_view_changing.load(Ordering::Relaxed) == 1 { "*" } else { "" };
+                    format!("{i} h{height} v{}{changing} pending {pending}", m.pbft_view.load(Ordering::Relaxed))
+                }
+            })
+            .collect();
+        format!("heights {heights:?}; validators: {}", each.join(", "))
     }
 
     /// Stops validator `i` (as a crash: its links are cut first).
@@ -173,6 +218,9 @@ pub struct ClusterClient {
     pending: Vec<Hash32>,
     /// How long [`ChainClient::seal`] waits for a commit.
     pub timeout: Duration,
+    /// How long [`ChainClient::seal`] waits without any validator
+    /// committing a block before it reports the chain stalled.
+    pub stall: Duration,
 }
 
 impl ClusterClient {
@@ -190,7 +238,14 @@ impl ClusterClient {
         let clock = Arc::new(AtomicU64::new(now));
         let settings = PbftSettings { base_timeout_ms: 500, clock: Some(clock.clone()), ..PbftSettings::default() };
         let cluster = LocalCluster::start_with(root, n, accounts, balance, settings, registry, chain)?;
-        Ok(Self { cluster, via: 0, clock, pending: Vec::new(), timeout: Duration::from_secs(60) })
+        Ok(Self {
+            cluster,
+            via: 0,
+            clock,
+            pending: Vec::new(),
+            timeout: Duration::from_secs(60),
+            stall: Duration::from_secs(60),
+        })
     }
 
     fn shared(&self) -> Result<&Arc<crate::service::Shared>, ClientError> {
@@ -227,7 +282,7 @@ impl ChainClient for ClusterClient {
     fn seal(&mut self) -> Result<(), ClientError> {
         let pending = std::mem::take(&mut self.pending);
         self.cluster
-            .wait_committed(&[self.via], &pending, self.timeout)
+            .wait_committed_or_stall(&[self.via], &pending, self.timeout, self.stall)
             .map_err(|e| ClientError::Chain(e.to_string()))?;
         self.clock.fetch_add(1_000, Ordering::Relaxed);
         Ok(())

@@ -40,11 +40,30 @@ pub struct Metrics {
     /// yet). Each transaction should be verified once per validator.
     pub pbft_gossip_signatures: AtomicU64,
     pub pbft_validate_signatures: AtomicU64,
+    /// Pending transactions gossiped again because a deadline fired with
+    /// them still pending (gossip is best effort; see `Driver::fire_timers`).
+    pub pbft_regossiped: AtomicU64,
+    /// The PBFT replica's current view, and 1 while it is changing views.
+    pub pbft_view: AtomicU64,
+    pub pbft_view_changing: AtomicU64,
 }
 
 impl Metrics {
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 18] = [
+        let rows: [(&str, &str, &str, u64); 21] = [
+            ("gridledger_pbft_view", "gauge", "The PBFT replica's current view", self.pbft_view.load(Relaxed)),
+            (
+                "gridledger_pbft_view_changing",
+                "gauge",
+                "1 while the PBFT replica is changing views",
+                self.pbft_view_changing.load(Relaxed),
+            ),
+            (
+                "gridledger_pbft_regossiped_total",
+                "counter",
+                "Pending transactions gossiped again when a deadline fired with them pending",
+                self.pbft_regossiped.load(Relaxed),
+            ),
             (
                 "gridledger_pbft_offthread_validations_total",
                 "counter",

@@ -121,6 +121,12 @@ impl Shared {
         self.driver.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Sets the validator driver's inbox: admitted transactions are then
+    /// queued for gossip and wake it.
+    pub(crate) fn set_driver_inbox(&self, inbox: Option<std::sync::mpsc::Sender<crate::validator::Input>>) {
+        *self.driver.lock().unwrap_or_else(|p| p.into_inner()) = inbox;
+    }
+
     /// Locks the chain; a poisoned lock (a panic elsewhere) is recovered,
     /// since the chain's committed state lives on disk and in `State`,
     /// which is only mutated after a successful commit.
@@ -250,9 +256,14 @@ impl Shared {
         self.record_block(&c.block, &c.receipts, c.dropped.len(), took);
     }
 
-    /// Metrics and subscriber notice for one committed block.
+    /// Metrics and subscriber notice for one committed block. Takes the
+    /// chain's lock (to refresh the mempool gauge, which a commit shrinks):
+    /// callers must not hold it.
     pub(crate) fn record_block(&self, block: &Block, receipts: &[Receipt], dropped: usize, took: Duration) {
         let m = &self.metrics;
+        // Before, only admissions set it: under PBFT the gauge kept the
+        // size before the last block's transactions left the mempool.
+        m.mempool.store(self.chain().mempool().len() as u64, Relaxed);
         m.blocks.fetch_add(1, Relaxed);
         m.txs_committed.fetch_add(block.txs.len() as u64, Relaxed);
         m.txs_dropped.fetch_add(dropped as u64, Relaxed);
@@ -373,7 +384,7 @@ impl Node {
         inbox_tx: std::sync::mpsc::Sender<crate::validator::Input>,
         settings: crate::validator::PbftSettings,
     ) -> anyhow::Result<NodeHandle> {
-        *self.shared.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(inbox_tx.clone());
+        self.shared.set_driver_inbox(Some(inbox_tx.clone()));
         let driver = {
             let shared = self.shared.clone();
             let key = self.key.clone();
@@ -394,7 +405,7 @@ impl Node {
         inbox: std::sync::mpsc::Receiver<crate::validator::Input>,
         inbox_tx: std::sync::mpsc::Sender<crate::validator::Input>,
     ) -> anyhow::Result<NodeHandle> {
-        *self.shared.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(inbox_tx.clone());
+        self.shared.set_driver_inbox(Some(inbox_tx.clone()));
         // Open it here so a missing key file fails the start, not a thread.
         let engine = crate::lbft::LbftEngine::open(self.shared.clone(), &self.key, self.lbft.clone(), transport)?;
         let driver = std::thread::Builder::new().name("validator".into()).spawn(move || {

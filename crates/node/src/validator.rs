@@ -365,6 +365,10 @@ pub struct Driver {
     /// The highest height any peer's consensus message named (a Byzantine
     /// peer may inflate it: that only disables holding idle deadlines).
     peer_height: u64,
+    /// The latest `(height, view)` a peer's view change asked for (signature
+    /// checked by the replica): a peer that wants to leave the current view
+    /// has something to decide, so this validator's deadline is not held.
+    peer_view_change: (u64, u64),
 }
 
 /// A proposal to re-execute, and the verdict.
@@ -664,6 +668,7 @@ impl Driver {
             armed_for: BTreeMap::new(),
             idle_held: None,
             peer_height: 0,
+            peer_view_change: (0, 0),
         })
     }
 
@@ -882,7 +887,16 @@ impl Driver {
                             );
                         }
                     }
+                    let vc = match &m {
+                        Message::ViewChange(vc) => Some((vc.height, vc.new_view)),
+                        _ => None,
+                    };
                     let step = self.replica.handle_message(from, m);
+                    // Only a view change the replica took without a fault
+                    // (signature, certificate) counts as a peer's wish.
+                    if let Some(slot) = vc.filter(|_| step.faults.is_empty()) {
+                        self.peer_view_change = self.peer_view_change.max(slot);
+                    }
                     self.process(step);
                 }
                 Err(e) => {
@@ -924,15 +938,48 @@ impl Driver {
     /// Whether deadline `t` came due with nothing this validator could
     /// expect its leader to have decided: `t` is the current view's
     /// deadline in normal operation, no proposal for it was seen, no peer
-    /// is known to be at a higher height, and nothing is pending here
-    /// (mempool and failed-commit transactions empty).
+    /// is known to be at a higher height or to want a later view at this
+    /// height, and nothing is pending here (mempool and failed-commit
+    /// transactions empty).
+    ///
+    /// The peer's view change matters because "nothing pending here" does
+    /// not mean nothing is pending anywhere: a transaction whose gossip
+    /// was lost is pending on one validator only. That validator times
+    /// out and asks for the next view; were the others to keep holding,
+    /// it would retransmit its view change alone forever (the replica
+    /// runs the view-change deadline only once a quorum wants the view)
+    /// and no leader would ever propose the transaction. A Byzantine peer
+    /// can only use this to turn the hold off, i.e. the behaviour without
+    /// it: idle view changes, never a safety issue.
     fn nothing_to_decide(&self, t: Timer) -> bool {
         t.height == self.replica.height()
             && t.view == self.replica.view()
             && !self.replica.is_view_changing()
             && self.proposal_seen.is_none_or(|(h, v, _)| (h, v) != (t.height, t.view))
             && self.peer_height <= t.height
+            && !(self.peer_view_change.0 == t.height && self.peer_view_change.1 > t.view)
             && self.shared.chain().pending() == 0
+    }
+
+    /// Gossips again (one block's worth, in nonce order) what is pending
+    /// here, when a deadline fires with work pending: gossip is best
+    /// effort (a verifier with a full queue drops frames, a lane may be
+    /// full), and a transaction only this validator holds is otherwise
+    /// proposed only when this validator leads. The receivers skip what
+    /// they already hold before verifying anything.
+    fn regossip_pending(&mut self) {
+        let txs = {
+            let chain = self.shared.chain();
+            if chain.mempool().is_empty() {
+                return;
+            }
+            chain.mempool().candidates(self.shared.max_block_txs.max(1))
+        };
+        crate::timeline::record("regossip", || serde_json::json!({ "n": txs.len() }));
+        self.shared.metrics.pbft_regossiped.fetch_add(txs.len() as u64, Relaxed);
+        let mut bytes = vec![WIRE_TXS];
+        bytes.extend(encode(&txs));
+        self.transport.broadcast(bytes);
     }
 
     /// Re-arms a held deadline (full duration) once there is something to
@@ -979,6 +1026,7 @@ impl Driver {
                 "timeout",
                 || serde_json::json!({ "h": t.height, "v": t.view, "floor_ms": self.deadline_floor() }),
             );
+            self.regossip_pending();
             let step = self.replica.handle_timer(t);
             self.process(step);
         }
@@ -1243,6 +1291,13 @@ impl Driver {
     }
 
     fn process(&mut self, step: Step<PbftBlock>) {
+        self.process_queue(step);
+        let m = &self.shared.metrics;
+        m.pbft_view.store(self.replica.view(), Relaxed);
+        m.pbft_view_changing.store(self.replica.is_view_changing() as u64, Relaxed);
+    }
+
+    fn process_queue(&mut self, step: Step<PbftBlock>) {
         let mut queue = std::collections::VecDeque::from([step]);
         while let Some(step) = queue.pop_front() {
             if self.halted.is_some() {
@@ -1545,6 +1600,126 @@ mod tests {
         let (mut off, _) = open(0);
         off.recent_heights.push_back(600);
         assert_eq!(armed(&mut off, 250), 250, "factor 0: off");
+    }
+
+    /// Four drivers on one logical clock, their messages pumped by hand
+    /// (deterministic: no threads, no wall clock): `drop(from, to, bytes)`
+    /// decides which frames are lost.
+    struct Pump {
+        drivers: Vec<Driver>,
+        inboxes: Vec<Receiver<Input>>,
+        ticks: Arc<AtomicU64>,
+    }
+
+    impl Pump {
+        fn new(n: usize) -> Self {
+            let validators: Vec<KeyPair> = (0..n).map(dev_validator).collect();
+            let genesis = dev_genesis(1, 8, Amount(1_000_000), &validators);
+            let (mesh, inboxes) = LocalMesh::new(n);
+            let ticks = Arc::new(AtomicU64::new(0));
+            let settings = PbftSettings { ticks: Some(ticks.clone()), base_timeout_ms: 500, ..Default::default() };
+            let drivers = (0..n)
+                .map(|i| {
+                    let shared = crate::service::Shared::in_memory(genesis.clone());
+                    shared.set_driver_inbox(mesh.inbox(i as u32));
+                    let mut d = Driver::open(
+                        shared,
+                        validators[i].clone(),
+                        Box::new(mesh.transport(i as u32)),
+                        settings.clone(),
+                    )
+                    .unwrap();
+                    d.start();
+                    d
+                })
+                .collect();
+            Pump { drivers, inboxes, ticks }
+        }
+
+        /// Runs 10 ms rounds until `done` or `limit_ms` of logical time;
+        /// whether `done` was reached.
+        fn run(
+            &mut self,
+            limit_ms: u64,
+            mut drop: impl FnMut(u32, usize, &[u8]) -> bool,
+            done: impl Fn(&[Driver]) -> bool,
+        ) -> bool {
+            while self.ticks.load(Relaxed) < limit_ms {
+                if done(&self.drivers) {
+                    return true;
+                }
+                self.ticks.fetch_add(10, Relaxed);
+                for (i, d) in self.drivers.iter_mut().enumerate() {
+                    d.poll();
+                    let inputs: Vec<Input> = self.inboxes[i].try_iter().collect();
+                    for input in inputs {
+                        if let Input::Peer { from, bytes } = input {
+                            if !drop(from, i, &bytes) {
+                                d.on_bytes(from, &bytes);
+                            }
+                        }
+                    }
+                    d.fire_timers();
+                }
+            }
+            done(&self.drivers)
+        }
+    }
+
+    /// A client's transfer, admitted (and queued for gossip) by validator `i`.
+    fn submit(d: &Driver, nonce: u64) -> Hash32 {
+        let t = transfer(&dev_key(1), 1, nonce, dev_key(2).address(), Amount(5), Amount(1));
+        let v = d.shared.rules.check_decoded(t);
+        d.shared.admit(vec![v]).pop().unwrap().unwrap()
+    }
+
+    fn committed_everywhere(h: Hash32) -> impl Fn(&[Driver]) -> bool {
+        move |ds: &[Driver]| ds.iter().all(|d| d.shared.store.tx_location(&h).ok().flatten().is_some())
+    }
+
+    /// The CI stall (4 validators pinned to one core: "not committed within
+    /// 600s"): a transaction pending on one validator only, because the
+    /// gossip frame that carried it was dropped (a full verifier queue
+    /// drops frames). The other three, idle, held their deadlines; the one
+    /// with the transaction timed out and view-changed alone, retransmitting
+    /// its view change forever: nobody joined, nobody proposed. Now a
+    /// validator whose deadline fires with work pending gossips that work
+    /// again, so the leader gets it and proposes.
+    #[test]
+    fn a_transaction_whose_gossip_was_lost_still_commits() {
+        let mut p = Pump::new(4);
+        // Height 1, view 1 is led by validator 2; the client uses validator 0.
+        let h = submit(&p.drivers[0], 0);
+        let mut lost = 0;
+        let drop_first_gossip = |from: u32, _to: usize, bytes: &[u8]| {
+            let first = from == 0 && bytes.first() == Some(&WIRE_TXS) && lost < 3;
+            lost += first as u32;
+            first
+        };
+        assert!(p.run(60_000, drop_first_gossip, committed_everywhere(h)), "stalled: gossip never repaired");
+        // Repaired by gossip, not by rotating the views to validator 0:
+        // another validator had the transaction to propose.
+        let b = p.drivers[1].shared.store.block(1).unwrap().unwrap();
+        assert_ne!(b.header.proposer, dev_validator(0).public());
+        assert!(p.drivers[0].shared.metrics.pbft_regossiped.load(Relaxed) >= 1);
+    }
+
+    /// As above, but every gossip frame of validator 0 is lost (say its
+    /// peers refuse what it sends): the others join its view change (a peer
+    /// wanting a later view at this height is something to decide), the
+    /// views rotate to validator 0 and it proposes the transaction itself.
+    #[test]
+    fn a_transaction_pending_on_one_validator_only_still_commits() {
+        let mut p = Pump::new(4);
+        let h = submit(&p.drivers[0], 0);
+        let drop_all_gossip = |from: u32, _to: usize, bytes: &[u8]| from == 0 && bytes.first() == Some(&WIRE_TXS);
+        assert!(p.run(120_000, drop_all_gossip, committed_everywhere(h)), "stalled: a lone view change was ignored");
+        let b = p.drivers[1].shared.store.block(1).unwrap().unwrap();
+        assert_eq!(b.header.proposer, dev_validator(0).public(), "only validator 0 ever held it");
+        // Nothing else stalls afterwards: a second transaction commits too.
+        let h2 = submit(&p.drivers[0], 1);
+        let limit = p.ticks.load(Relaxed) + 120_000;
+        assert!(p.run(limit, drop_all_gossip, committed_everywhere(h2)));
     }
 
     /// An idle chain does not change views: a deadline that comes due with

@@ -876,7 +876,12 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
     let n = specs.len();
     let keys: Vec<KeyPair> = (0..n).map(dev_key).collect();
 
-    let params = IorParams::case_study();
+    let mut params = IorParams::case_study();
+    // A compressed real-clock slot is one metering interval: its single
+    // reading covers the slot, and slots start on that grid.
+    if cfg.start_ms.is_some() {
+        params.meter_step_s = u32::try_from(cfg.slot_ms / 1000).unwrap_or(u32::MAX);
+    }
     // Every AT locks D_s from each side plus the price from the buyer: an
     // account funded with D_s or less can never trade, and every AT it is
     // matched into would only cost reputation.
@@ -931,8 +936,9 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
         let t0 = match next_t0 {
             None => DAY_START_MS + slot as u64 * SLOT_MS,
             // A real clock: the slot starts once the last one ended, and not
-            // before now (processing the last batch may have taken longer).
-            Some(t) => t.max(d.now()),
+            // before now (processing the last batch may have taken longer),
+            // on the metering grid (`IorParams::meter_step_s`).
+            Some(t) => t.max(d.now()).div_ceil(slot_len) * slot_len,
         };
         next_t0 = next_t0.map(|_| t0 + slot_len);
         on_slot(slot);

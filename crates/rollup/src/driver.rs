@@ -799,7 +799,9 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     }
 
     /// Is `call` a dispute of a batch that another disputer already
-    /// settled or overturned (then it is not sent)?
+    /// settled or overturned, and whose reward is not held for a committed
+    /// discloser (then it is not sent; a held reward is claimed by sending
+    /// the committed dispute, `primary::commit_dispute`)?
     fn dispute_moot(&self, call: &Call) -> Result<bool, DriverError> {
         let batch = match call.method {
             "dispute" => borsh::from_slice::<Controversial>(&call.args).map(|b| b.batch),
@@ -809,7 +811,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         }
         .map_err(|e| DriverError::View(e.to_string()))?;
         let h = self.batch_header(batch)?;
-        Ok(h.state != BatchState::Open || h.overturned)
+        let held = || self.reader().view_json("held_reward", args(&BatchId { batch })).map(|v| v == true);
+        Ok((h.state != BatchState::Open || h.overturned) && !held()?)
     }
 
     fn run_step(&mut self, key: &KeyPair, step: Step) -> Result<Vec<crate::roles::Delegation>, DriverError> {

@@ -133,9 +133,23 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
     entries.iter().filter(|e| matches!(e.tx, IorTx::St(_))).map(|e| e.tx.terms().seller).collect()
 }
 
+/// The grid slots whose claimed energy entry `e` reads: an ST's
+/// [`SettlementTx::claim_slots`]; nothing for other entries.
+pub fn claim_slots(e: &Entry) -> Vec<SlotKey> {
+    match &e.tx {
+        IorTx::St(s) => s.claim_slots(),
+        _ => vec![],
+    }
+}
+
 /// Delivery slots whose claimed energy the batch's STs read.
 pub fn st_slots(entries: &[Entry]) -> BTreeSet<SlotKey> {
-    entries.iter().filter(|e| matches!(e.tx, IorTx::St(_))).map(|e| e.tx.terms().slot()).collect()
+    entries.iter().flat_map(claim_slots).collect()
+}
+
+/// The claimed energy of the slots `e` reads, from `st`.
+fn claimed_of(st: &PreState, e: &Entry) -> BTreeMap<SlotKey, u128> {
+    claim_slots(e).into_iter().filter_map(|k| st.claimed.get(&k).map(|c| (k, *c))).collect()
 }
 
 /// The only effects a TCR with `outcome` may carry for entry `e` (issue 11
@@ -189,8 +203,15 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
             ]),
             StSettlement::LateBuyerSignature => to_buyer(t.seller, t.buyer),
             StSettlement::SellerDelivered => {
+                let IorTx::St(s) = &e.tx else { return None };
                 let mut v = to_buyer(t.seller, t.buyer)?;
-                v.push(Effect::Claim { slot: t.slot(), ws: u128::from(t.em.0).checked_mul(3600)? });
+                // EM claimed per grid slot of the readings.
+                v.extend(
+                    s.claim_split()?
+                        .into_iter()
+                        .filter(|(_, c, _)| *c > 0)
+                        .map(|(slot, ws, _)| Effect::Claim { slot, ws }),
+                );
                 Some(v)
             }
             StSettlement::SellerShortfall => to_buyer(t.buyer, t.seller),
@@ -285,8 +306,8 @@ pub fn apply_effects(
 }
 
 /// The part of `st` that entry `e` reads: its sender's, buyer's and
-/// seller's records, its agreement, the seller's certified meter and the
-/// claimed energy of its slot. Re-executing `e` on its slice gives the same
+/// seller's records, its agreement, the seller's certified meter and (an
+/// ST's) the claimed energy of its grid slots. Re-executing `e` on its slice gives the same
 /// TCR as executing it on the whole state (what a single-entry dispute on
 /// the primary chain relies on).
 pub fn slice(st: &PreState, e: &Entry) -> PreState {
@@ -297,7 +318,7 @@ pub fn slice(st: &PreState, e: &Entry) -> PreState {
         participants: st.participants.iter().filter(|(a, _)| parts.contains(a)).map(|(a, p)| (*a, *p)).collect(),
         agreements: st.agreements.get(&key).map(|ag| (key, ag.clone())).into_iter().collect(),
         meters: st.meters.get(&t.seller).map(|m| (t.seller, *m)).into_iter().collect(),
-        claimed: st.claimed.get(&t.slot()).map(|c| (t.slot(), *c)).into_iter().collect(),
+        claimed: claimed_of(st, e),
         closed_in_batch: st.closed_in_batch.iter().filter(|k| **k == key).copied().collect(),
     }
 }
@@ -307,7 +328,7 @@ pub fn slice(st: &PreState, e: &Entry) -> PreState {
 /// AT's seller only when the AT got past steps 1 and 2 (sent by its buyer,
 /// validly signed by its seller: then the seller's reputation and balance
 /// are read); the agreement; the seller's certified meter only for an ST
-/// sent by that seller; the claimed energy of the slot.
+/// sent by that seller; the claimed energy of an ST's grid slots.
 ///
 /// Why not every trader the entry names: the primary chain's whole-batch
 /// `dispute` re-executes from the *current* settled state, so a leaf's
@@ -334,7 +355,7 @@ pub fn leaf_inputs(st: &PreState, e: &Entry, outcome: &Outcome) -> PreState {
         participants: st.participants.iter().filter(|(a, _)| parts.contains(a)).map(|(a, p)| (*a, *p)).collect(),
         agreements: st.agreements.get(&key).map(|ag| (key, ag.clone())).into_iter().collect(),
         meters: st.meters.get(&t.seller).filter(|_| meter_read).map(|m| (t.seller, *m)).into_iter().collect(),
-        claimed: st.claimed.get(&t.slot()).map(|c| (t.slot(), *c)).into_iter().collect(),
+        claimed: claimed_of(st, e),
         closed_in_batch: st.closed_in_batch.iter().filter(|k| **k == key).copied().collect(),
     }
 }
@@ -444,6 +465,10 @@ fn execute_at(
     if t.dt_start >= t.dt_end {
         return invalid("empty delivery period DT");
     }
+    let grid_ms = u64::from(p.meter_step_s) * 1000;
+    if grid_ms == 0 || !t.dt_start.is_multiple_of(grid_ms) || !t.dt_end.is_multiple_of(grid_ms) {
+        return reject(AtRejection::OffGrid { dt_start: t.dt_start, dt_end: t.dt_end, grid_ms });
+    }
     if t.dl < t.dt_end {
         return invalid("deadline DL precedes the end of DT");
     }
@@ -552,12 +577,19 @@ fn execute_st(
         _ => false,
     };
     env.charge(READING_GAS * got)?;
-    // The seller's export in a slot counts once across its agreements for
-    // that slot: energy already claimed by won arbitrations (earlier in this
-    // batch, in record order, or in settled batches) is not evidence again.
-    let claimed = st.claimed.get(&t.slot()).copied().unwrap_or(0);
-    let available = s.metered_ws().saturating_sub(i128::try_from(claimed).unwrap_or(i128::MAX));
-    let delivered = certified && available >= i128::from(t.em.0) * 3600;
+    // The seller's export counts once per grid slot across all its
+    // agreements whose periods cover the slot: energy already claimed there
+    // by won arbitrations (earlier in this batch, in record order, or in
+    // settled batches) is not evidence again. Readings count only at the
+    // meters' fixed interval, so every ST reads the same grid slots.
+    let on_grid = s.dt_step_s == p.meter_step_s;
+    let delivered = certified
+        && on_grid
+        && s.claim_split().is_some_and(|split| {
+            split.iter().all(|(slot, c, m)| {
+                st.claimed.get(slot).copied().unwrap_or(0).checked_add(*c).is_some_and(|total| total <= *m)
+            })
+        });
     Ok(Outcome::StSettled(if delivered { StSettlement::SellerDelivered } else { StSettlement::SellerShortfall }))
 }
 

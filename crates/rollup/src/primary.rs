@@ -119,9 +119,12 @@
 //! - `commit_dispute` (commit–reveal): a commitment binds a dispute's
 //!   digest to its committer; a successful dispute pays the disclosure
 //!   reward only to a sender that committed to it under its own address in
-//!   an earlier block (an uncommitted sender's reward is held for the
-//!   dispute's committer), so copying a dispute or a commitment from the
-//!   mempool earns nothing.
+//!   an earlier block. An uncommitted sender's reward (a copy, or another
+//!   valid dispute of the same batch) is held *per batch* for the first
+//!   party that committed to a valid dispute of that batch before it, so
+//!   copying a dispute, a commitment, or merely the knowledge that a batch
+//!   is wrong earns nothing. A commitment expires `window_ms` after it is
+//!   recorded.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
@@ -388,6 +391,11 @@ pub enum EntryDisputeError {
     /// give exactly its posted post-state root.
     #[error("leaf {0}'s post-state root is the state its effects leave")]
     CorrectTransition(u32),
+    /// A whole-batch `dispute` claiming a held reward
+    /// ([`commit_dispute`]) re-executes the batch to the posted roots: it
+    /// proves nothing, so it claims nothing.
+    #[error("batch {0}'s posted roots are the chain's own")]
+    CorrectBatch(u64),
     /// The dispute window (`window_ms` after the TCR root was posted) has
     /// passed: the batch is final and only `finalize` may settle it, so a
     /// late challenge cannot race it. Also refuses a late whole-batch
@@ -523,13 +531,13 @@ fn ptkey(a: &Address) -> Vec<u8> {
 fn qkey(i: u64) -> Vec<u8> {
     [b"q/".as_slice(), &i.to_be_bytes()].concat()
 }
-/// `rh/DIGEST`: a disclosure reward held for the committer of a dispute
-/// an uncommitted sender landed first, and the height it was held at.
-fn rhkey(d: &Hash32) -> Vec<u8> {
-    [b"rh/".as_slice(), d.as_bytes()].concat()
+/// `rh/BATCH`: the disclosure reward of a batch that a sender without a
+/// commitment overturned first ([`HeldReward`]).
+fn rhkey(batch: u64) -> Vec<u8> {
+    [b"rh/".as_slice(), &batch.to_be_bytes()].concat()
 }
 /// `dc/COMMITMENT`: who first sent a dispute commitment
-/// ([`crate::types::dispute_commitment`]), and at which height.
+/// ([`crate::types::dispute_commitment`]), and at which height and time.
 fn dckey(d: &Hash32) -> Vec<u8> {
     [b"dc/".as_slice(), d.as_bytes()].concat()
 }
@@ -1153,8 +1161,8 @@ fn reexecute(
     h: &BatchHeader,
     es: &[Entry],
     w: &StateWitness,
+    settled: Hash32,
 ) -> Result<ChainRun, ContractError> {
-    let settled = settled_root(ctx)?;
     let items = queue_items(ctx, h)?;
     let queue_keys = crate::state::queue_keys(&items);
     let mut keys = crate::state::entry_keys(es, &[]);
@@ -1198,11 +1206,30 @@ fn reexecute(
 enum Reward {
     /// To the dispute's sender, which committed to it ([`commit_dispute`]).
     Pay(Address),
-    /// Held for whoever committed to the dispute with this digest in an
-    /// earlier block: its sender committed nothing (e.g. a mempool copy).
-    Hold(Hash32),
+    /// Held for the batch ([`HeldReward`]): its sender committed nothing
+    /// (a mempool copy, or another dispute of the same batch sent after a
+    /// committed one was seen). The header is the batch as posted and the
+    /// hash the settled root before it: what a committed discloser's own
+    /// dispute is checked against when it claims the reward.
+    Hold(Box<BatchHeader>, Hash32),
     /// Nobody is rewarded; the whole forfeit is burned.
     Burn,
+}
+
+/// `rh/BATCH`: the disclosure reward of a batch whose first successful
+/// dispute came from a sender without a commitment, held for the first
+/// party that committed to a valid dispute of the batch before it
+/// ([`begin_dispute`]).
+#[derive(BorshSerialize, BorshDeserialize)]
+struct HeldReward {
+    reward: Amount,
+    /// Height of the dispute that overturned the batch: only a commitment
+    /// recorded in an earlier block claims the reward.
+    height: u64,
+    /// The batch as its TCRs were posted (before it was overturned).
+    header: BatchHeader,
+    /// The settled root before the batch.
+    pre_root: Hash32,
 }
 
 /// Forfeits the deposits of the executor that posted a batch's wrong TCRs
@@ -1240,8 +1267,10 @@ fn punish(
     }
     match rewardee {
         Reward::Pay(to) => ctx.pay(&to, reward)?,
-        // Kept by the contract for the dispute's committer ([`claim_held_reward`]).
-        Reward::Hold(digest) => ctx.write_typed(&rhkey(&digest), &(reward, ctx.height()))?,
+        // Kept by the contract for the batch's committed discloser ([`claim`]).
+        Reward::Hold(header, pre_root) => {
+            ctx.write_typed(&rhkey(h.id), &HeldReward { reward, height: ctx.height(), header: *header, pre_root })?
+        }
         Reward::Burn => {}
     }
     ctx.pay(&BLACK_HOLE, burn)?;
@@ -1307,7 +1336,8 @@ fn execute_on_chain(
         }
     }
     let es = entries(ctx, &h, given)?;
-    let run = reexecute(ctx, c, &h, &es, &witness)?;
+    let settled = settled_root(ctx)?;
+    let run = reexecute(ctx, c, &h, &es, &witness, settled)?;
     ctx.emit("ior_executed_on_chain", vec![("batch".into(), h.id.to_string())])?;
     settle_with_chain_tcrs(ctx, h, run)?;
     Ok(bytes(&true))
@@ -1322,170 +1352,53 @@ fn challenger(ctx: &mut CallContext<'_, '_>, c: &PrimaryConfig) -> Result<Option
     Ok((staked_node || bond >= c.challenge_bond).then_some(staked_node))
 }
 
-/// A controversial transaction over the whole batch: the chain
-/// re-executes every entry and compares the resulting TCR root with the
-/// posted one. This is the challenge for wrong *inputs* in a leaf (a
-/// pre-state slice that the earlier entries did not leave), which
-/// `dispute_entry` cannot see.
-fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
-    if let Some(out) = claim_held_reward(ctx, "dispute", raw)? {
-        return Ok(out);
-    }
+/// What a dispute is checked against ([`begin_dispute`]).
+struct Against {
+    c: PrimaryConfig,
+    caller: Address,
+    bond: Amount,
+    /// The caller stakes its validator deposit (no bond attached).
+    staked_node: bool,
+    /// The batch as its TCRs were posted.
+    h: BatchHeader,
+    /// The posted TCR root.
+    root: Hash32,
+    /// The settled root before the batch.
+    pre_root: Hash32,
+    /// The batch's held reward, when this dispute claims it
+    /// ([`HeldReward`]).
+    claim: Option<Amount>,
+}
+
+/// What every dispute checks first: the caller is a bonded challenger or
+/// a staked validator; then either
+/// - the dispute claims the batch's held reward ([`HeldReward`]): the
+///   batch was overturned by a sender without a commitment, and the caller
+///   committed to this very dispute ([`commit_dispute`]) in an earlier
+///   block than that, within its reveal window. It is then checked
+///   against the batch as posted, though the batch is overturned (or
+///   settled) by now; or
+/// - the batch has a posted TCR root, is open, not overturned, and its
+///   window has not closed.
+fn begin_dispute(
+    ctx: &mut CallContext<'_, '_>,
+    batch: u64,
+    method: &str,
+    raw: &[u8],
+) -> Result<Result<Against, EntryDisputeError>, ContractError> {
     let c = cfg(ctx)?;
     let caller = ctx.caller();
     let bond = ctx.value();
     let Some(staked_node) = challenger(ctx, &c)? else {
-        return revert(format!(
-            "a challenger that is not an active validator must attach a bond of at least {}, attached {bond}",
-            c.challenge_bond
-        ));
-    };
-    let h = header(ctx, a.batch)?;
-    if h.state != BatchState::Open || h.overturned || !h.tcrs_complete() {
-        return revert(format!("batch {} has no recorded TCRs awaiting settlement", h.id));
-    }
-    if let Err(e) = window_open(ctx, &c, &h) {
-        return revert(e.to_string());
-    }
-    let (es, hashes) = entries_hashed(ctx, &h, a.entries)?;
-    let run = reexecute(ctx, &c, &h, &es, &a.witness)?;
-    let mut posted = Vec::with_capacity(run.leaves.len());
-    for l in &run.leaves {
-        let pre_hash = ctx.hash(crate::types::TAG_TCR_INPUTS, &bytes(&l.pre))?;
-        posted.push(PostedLeaf { pre_hash, tcr: l.tcr.clone(), post_root: l.post_root });
-    }
-    let root = leaves_root(ctx, &c.params.domain, h.id, &hashes, &posted)?;
-    let correct: Vec<Tcr> = run.leaves.iter().map(|l| l.tcr.clone()).collect();
-    // The posted roots stand only if the TCR root, the post-state root and
-    // the burned total are all the chain's.
-    let roots_ok = crate::mutants::active(crate::mutants::Mutation::PostRootUnchecked)
-        || (h.post_root == Some(run.post_root) && h.burned == Some(run.burned));
-    if h.tcr_root == Some(root) && roots_ok {
-        if staked_node {
-            let lost = forfeit(ctx, &caller)?;
-            ctx.pay(&BLACK_HOLE, lost)?;
-        } else {
-            // The loser's bond pays the winner: the executor it challenged.
-            let winner = h.posted_by.unwrap_or(BLACK_HOLE);
-            ctx.pay(&winner, bond)?;
-        }
-        ctx.emit("ior_dispute_rejected", vec![("batch".into(), h.id.to_string()), ("by".into(), caller.to_string())])?;
-        return Ok(bytes(&false));
-    }
-    ctx.pay(&caller, bond)?;
-    let rewardee = match committed_by_sender(ctx, "dispute", raw)? {
-        _ if a.claimed != correct => Reward::Burn,
-        (true, _) => Reward::Pay(caller),
-        (false, digest) => Reward::Hold(digest),
-    };
-    overturn(ctx, &c, h, run, caller, rewardee)?;
-    Ok(bytes(&true))
-}
-
-/// `commit_dispute` (attack_state finding 6, attack_smt commit
-/// front-run): commits to a dispute (`dispute_entry`, `dispute_state` or
-/// the whole-batch `dispute`) before sending it. The argument is
-/// `c = H(TAG_DISPUTE_COMMIT_BY, dispute_digest, committer address)`
-/// ([`crate::types::dispute_commitment`] of
-/// [`crate::types::dispute_digest`] of the method and arguments), stored
-/// keyed by `c`; the first commitment of a `c` stands (a later one is
-/// refused and changes nothing). When a dispute succeeds, the chain
-/// recomputes `c` from the dispute's own method and arguments and its
-/// *sender*: only if that `c` was committed in an earlier block is the
-/// sender paid the disclosure reward. So only the committer can use its
-/// commitment: a copy of `c` sent by another address is stored under the
-/// committer's key and pays nobody else (at most it makes the committer's
-/// own, identical commitment redundant), and a copier that commits the
-/// same dispute bytes under its own address is paid only if it sends the
-/// dispute itself, first. A successful dispute whose sender committed
-/// nothing (e.g. a copy taken from the mempool) still overturns the batch
-/// and forfeits the deposits, and its bond comes back, but the reward is
-/// not paid to it: the contract holds it (`rh/DIGEST`) for a party that
-/// committed to that exact dispute under its own address in an earlier
-/// block, which collects it (with its bond back) by sending the same
-/// dispute itself ([`claim_held_reward`]); a reward nobody committed to
-/// stays in the contract. This does not stop a forging executor from disclosing
-/// its own forgery first (it can build and commit the dispute before
-/// anyone): that recovers at most `ë × y` of its deposit, the rest is
-/// burned.
-fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<Vec<u8>, ContractError> {
-    if let Some((who, at)) = ctx.read_typed::<(Address, u64)>(&dckey(&commitment))? {
-        return revert(format!("dispute commitment {commitment} already committed by {who} at height {at}"));
-    }
-    let who = ctx.caller();
-    ctx.write_typed(&dckey(&commitment), &(who, ctx.height()))?;
-    ctx.emit(
-        "ior_dispute_committed",
-        vec![("commitment".into(), commitment.to_string()), ("by".into(), who.to_string())],
-    )?;
-    Ok(bytes(&true))
-}
-
-/// Whether the sender of a successful dispute committed to it
-/// ([`commit_dispute`]) under its own address in an earlier block: the
-/// commitment is recomputed from the dispute's method, its arguments and
-/// the sender.
-/// Also returns the dispute's digest.
-fn committed_by_sender(
-    ctx: &mut CallContext<'_, '_>,
-    method: &str,
-    raw: &[u8],
-) -> Result<(bool, Hash32), ContractError> {
-    let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
-    let height = ctx.height();
-    Ok((committed_before(ctx, &digest, height)?, digest))
-}
-
-/// Whether the caller committed to the dispute with `digest` below
-/// `height`.
-fn committed_before(ctx: &mut CallContext<'_, '_>, digest: &Hash32, height: u64) -> Result<bool, ContractError> {
-    let sender = ctx.caller();
-    let c =
-        ctx.hash(crate::types::TAG_DISPUTE_COMMIT_BY, &crate::types::dispute_commitment_preimage(digest, &sender))?;
-    Ok(ctx.read_typed::<(Address, u64)>(&dckey(&c))?.is_some_and(|(_, at)| at < height))
-}
-
-/// A dispute identical to one that an uncommitted sender landed first
-/// (its reward held, [`Reward::Hold`]), sent by a party that committed to
-/// it under its own address in a block before that: it is paid the held
-/// reward and its bond back, once. `None`: no held reward is due to this
-/// caller (the dispute is then checked as usual).
-fn claim_held_reward(
-    ctx: &mut CallContext<'_, '_>,
-    method: &str,
-    raw: &[u8],
-) -> Result<Option<Vec<u8>>, ContractError> {
-    let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
-    let Some((reward, at)) = ctx.read_typed::<(Amount, u64)>(&rhkey(&digest))? else { return Ok(None) };
-    if !committed_before(ctx, &digest, at)? {
-        return Ok(None);
-    }
-    ctx.delete(&rhkey(&digest))?;
-    let caller = ctx.caller();
-    let back = ctx.value().checked_add(reward).ok_or_else(|| ContractError::Revert("overflow".into()))?;
-    ctx.pay(&caller, back)?;
-    ctx.emit(
-        "ior_dispute_reward_claimed",
-        vec![("by".into(), caller.to_string()), ("reward".into(), reward.to_string())],
-    )?;
-    Ok(Some(bytes(&true)))
-}
-
-/// What `dispute_entry` and `dispute_state` check before anything else:
-/// the caller is a bonded challenger (or a staked validator), and the
-/// batch has a posted TCR root, is open, not overturned, and its window has
-/// not closed. Returns the configuration, caller, attached bond, the
-/// batch's header and its TCR root.
-#[allow(clippy::type_complexity)]
-fn open_dispute(
-    ctx: &mut CallContext<'_, '_>,
-    batch: u64,
-) -> Result<Result<(PrimaryConfig, Address, Amount, BatchHeader, Hash32), EntryDisputeError>, ContractError> {
-    let c = cfg(ctx)?;
-    let caller = ctx.caller();
-    let bond = ctx.value();
-    if challenger(ctx, &c)?.is_none() {
         return Ok(Err(EntryDisputeError::BondTooSmall { bond: c.challenge_bond, attached: bond }));
+    };
+    if let Some(held) = ctx.read_typed::<HeldReward>(&rhkey(batch))? {
+        let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
+        if committed_before(ctx, &c, &digest, held.height)? {
+            let root = held.header.tcr_root.unwrap_or(Hash32::ZERO);
+            let (h, pre_root, claim) = (held.header, held.pre_root, Some(held.reward));
+            return Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim }));
+        }
     }
     let h = header(ctx, batch)?;
     let Some(root) = h.tcr_root.filter(|_| h.state == BatchState::Open && !h.overturned) else {
@@ -1494,7 +1407,201 @@ fn open_dispute(
     if let Err(e) = window_open(ctx, &c, &h) {
         return Ok(Err(e));
     }
-    Ok(Ok((c, caller, bond, h, root)))
+    let pre_root = settled_root(ctx)?;
+    Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim: None }))
+}
+
+/// A successful claim of a batch's held reward ([`begin_dispute`]): the
+/// caller is paid the reward and its bond back, once.
+fn claim(ctx: &mut CallContext<'_, '_>, d: &Against, reward: Amount) -> Result<Vec<u8>, ContractError> {
+    ctx.delete(&rhkey(d.h.id))?;
+    let back = d.bond.checked_add(reward).ok_or_else(|| ContractError::Revert("overflow".into()))?;
+    ctx.pay(&d.caller, back)?;
+    ctx.emit(
+        "ior_dispute_reward_claimed",
+        vec![
+            ("batch".into(), d.h.id.to_string()),
+            ("by".into(), d.caller.to_string()),
+            ("reward".into(), reward.to_string()),
+        ],
+    )?;
+    Ok(bytes(&true))
+}
+
+/// Who is paid the reward of a dispute that just proved a batch wrong
+/// (not a claim): its sender if it committed to this dispute in an earlier
+/// block within the reveal window (`earned` false, a whole-batch dispute
+/// whose own claimed TCRs are wrong, burns it); else nobody yet: the reward
+/// is held for the batch's committed discloser ([`HeldReward`]).
+fn rewardee(
+    ctx: &mut CallContext<'_, '_>,
+    d: &Against,
+    method: &str,
+    raw: &[u8],
+    earned: bool,
+) -> Result<Reward, ContractError> {
+    let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
+    let height = ctx.height();
+    Ok(match committed_before(ctx, &d.c, &digest, height)? {
+        true if earned => Reward::Pay(d.caller),
+        true => Reward::Burn,
+        false => Reward::Hold(Box::new(d.h.clone()), d.pre_root),
+    })
+}
+
+/// A controversial transaction over the whole batch: the chain
+/// re-executes every entry and compares the resulting TCR root with the
+/// posted one. This is the challenge for wrong *inputs* in a leaf (a
+/// pre-state slice that the earlier entries did not leave), which
+/// `dispute_entry` cannot see.
+fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
+    let d = match begin_dispute(ctx, a.batch, "dispute", raw)? {
+        Ok(d) => d,
+        Err(EntryDisputeError::NothingToDispute(b)) => {
+            return revert(format!("batch {b} has no recorded TCRs awaiting settlement"))
+        }
+        Err(e) => return revert(e.to_string()),
+    };
+    let (es, hashes) = entries_hashed(ctx, &d.h, a.entries)?;
+    let run = reexecute(ctx, &d.c, &d.h, &es, &a.witness, d.pre_root)?;
+    let mut posted = Vec::with_capacity(run.leaves.len());
+    for l in &run.leaves {
+        let pre_hash = ctx.hash(crate::types::TAG_TCR_INPUTS, &bytes(&l.pre))?;
+        posted.push(PostedLeaf { pre_hash, tcr: l.tcr.clone(), post_root: l.post_root });
+    }
+    let root = leaves_root(ctx, &d.c.params.domain, d.h.id, &hashes, &posted)?;
+    let correct: Vec<Tcr> = run.leaves.iter().map(|l| l.tcr.clone()).collect();
+    // The posted roots stand only if the TCR root, the post-state root and
+    // the burned total are all the chain's.
+    let roots_ok = crate::mutants::active(crate::mutants::Mutation::PostRootUnchecked)
+        || (d.h.post_root == Some(run.post_root) && d.h.burned == Some(run.burned));
+    if d.root == root && roots_ok {
+        if d.claim.is_some() {
+            return revert(EntryDisputeError::CorrectBatch(d.h.id).to_string());
+        }
+        if d.staked_node {
+            let lost = forfeit(ctx, &d.caller)?;
+            ctx.pay(&BLACK_HOLE, lost)?;
+        } else {
+            // The loser's bond pays the winner: the executor it challenged.
+            let winner = d.h.posted_by.unwrap_or(BLACK_HOLE);
+            ctx.pay(&winner, d.bond)?;
+        }
+        ctx.emit(
+            "ior_dispute_rejected",
+            vec![("batch".into(), d.h.id.to_string()), ("by".into(), d.caller.to_string())],
+        )?;
+        return Ok(bytes(&false));
+    }
+    if let Some(reward) = d.claim {
+        return claim(ctx, &d, reward);
+    }
+    ctx.pay(&d.caller, d.bond)?;
+    let rewardee = rewardee(ctx, &d, "dispute", raw, a.claimed == correct)?;
+    overturn(ctx, &d.c, d.h, run, d.caller, rewardee)?;
+    Ok(bytes(&true))
+}
+
+/// `commit_dispute` (attack_state finding 6, attack_smt commit
+/// front-run, attack_smt sidestepped commitment): commits to a dispute
+/// (`dispute_entry`, `dispute_state` or the whole-batch `dispute`) before
+/// sending it. The argument is
+/// `c = H(TAG_DISPUTE_COMMIT_BY, dispute_digest, committer address)`
+/// ([`crate::types::dispute_commitment`] of
+/// [`crate::types::dispute_digest`] of the method and arguments), stored
+/// keyed by `c` with the height and time it was recorded; the first live
+/// commitment of a `c` stands (a later one is refused and changes
+/// nothing). It reveals neither the batch nor the dispute, so watching
+/// the mempool tells a copier nothing it could commit to first.
+///
+/// The reward of a batch belongs to its first committed discloser:
+/// - A successful dispute whose sender committed to it under its own
+///   address in an earlier block, within the reveal window, is paid the
+///   disclosure reward at once.
+/// - A successful dispute whose sender committed nothing (a copy of a
+///   dispute seen in the mempool, or a *different* valid dispute of the
+///   same batch sent after seeing one) still overturns the batch and
+///   forfeits the deposits, and its bond comes back, but the reward is
+///   held for the batch ([`HeldReward`]). The first party that committed
+///   to a dispute of that batch in a block before the overturning one
+///   collects it, with its bond back, by sending its committed dispute:
+///   the chain checks that dispute against the batch as posted (so a
+///   commitment to a dispute that proves nothing collects nothing), and
+///   pays once. Later disputes of the batch earn nothing: they are
+///   refused (the batch is overturned; [`EntryDisputeError`]).
+///
+/// Commitments are hidden, so the chain cannot order the commitments to a
+/// batch until they are revealed: among parties that committed before the
+/// batch was overturned, the first to reveal a valid dispute is paid. Each
+/// of them found the fault itself (nothing public named the batch yet).
+///
+/// **Reveal window.** A commitment expires `window_ms` (the dispute
+/// window) after it was recorded: revealed later, it earns nothing, and
+/// the same commitment may be sent again. There is no commitment deposit:
+/// a commitment earns only through a dispute that proves the batch wrong,
+/// so committing to disputes one has not found costs a transaction fee
+/// and gains nothing, and an expired one costs its holder only the reward
+/// it did not claim. A reward nobody claims stays in the contract.
+///
+/// This does not stop a forging executor from disclosing its own forgery
+/// first (it can build and commit the dispute before anyone): that
+/// recovers at most `ë × y` of its deposit, the rest is burned.
+fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<Vec<u8>, ContractError> {
+    let c = cfg(ctx)?;
+    if let Some((who, at, time)) = ctx.read_typed::<(Address, u64, Timestamp)>(&dckey(&commitment))? {
+        if ctx.timestamp() < time.saturating_add(c.window_ms) {
+            return revert(format!("dispute commitment {commitment} already committed by {who} at height {at}"));
+        }
+    }
+    let who = ctx.caller();
+    ctx.write_typed(&dckey(&commitment), &(who, ctx.height(), ctx.timestamp()))?;
+    ctx.emit(
+        "ior_dispute_committed",
+        vec![("commitment".into(), commitment.to_string()), ("by".into(), who.to_string())],
+    )?;
+    Ok(bytes(&true))
+}
+
+/// Whether the caller committed to the dispute with `digest`
+/// ([`commit_dispute`]) under its own address below `height`, and the
+/// commitment is still within its reveal window.
+fn committed_before(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    digest: &Hash32,
+    height: u64,
+) -> Result<bool, ContractError> {
+    let sender = ctx.caller();
+    let key =
+        ctx.hash(crate::types::TAG_DISPUTE_COMMIT_BY, &crate::types::dispute_commitment_preimage(digest, &sender))?;
+    let now = ctx.timestamp();
+    Ok(ctx
+        .read_typed::<(Address, u64, Timestamp)>(&dckey(&key))?
+        .is_some_and(|(_, at, time)| at < height && now < time.saturating_add(c.window_ms)))
+}
+
+/// The end of a `dispute_entry` or `dispute_state` that proved entry `i`
+/// wrong: a claim is paid ([`claim`]); otherwise the bond comes back, the
+/// deposits are forfeited ([`punish`]), the reward goes where
+/// [`rewardee`] says, and the batch is marked overturned, so `finalize`
+/// executes it on chain at once.
+fn entry_disproved(
+    ctx: &mut CallContext<'_, '_>,
+    d: Against,
+    method: &str,
+    raw: &[u8],
+    i: u32,
+) -> Result<Vec<u8>, ContractError> {
+    if let Some(reward) = d.claim {
+        return claim(ctx, &d, reward);
+    }
+    ctx.pay(&d.caller, d.bond)?;
+    let rewardee = rewardee(ctx, &d, method, raw, true)?;
+    punish(ctx, &d.c, &d.h, d.caller, rewardee)?;
+    let mut h = d.h;
+    h.overturned = true;
+    ctx.write_typed(&bkey(h.id), &h)?;
+    Ok(bytes(&i))
 }
 
 /// `dispute_entry` (issue 11): a dispute of one entry's TCR. The witness
@@ -1506,14 +1613,12 @@ fn open_dispute(
 /// overturned, so `finalize` executes it on chain at once. A refused
 /// dispute ([`EntryDisputeError`]) reverts and changes nothing.
 fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
-    if let Some(out) = claim_held_reward(ctx, "dispute_entry", raw)? {
-        return Ok(out);
-    }
     let refuse = |e: EntryDisputeError| revert(e.to_string());
-    let (c, caller, bond, mut h, root) = match open_dispute(ctx, a.batch)? {
+    let d = match begin_dispute(ctx, a.batch, "dispute_entry", raw)? {
         Ok(d) => d,
         Err(e) => return refuse(e),
     };
+    let (c, h, root) = (&d.c, &d.h, d.root);
     let i = a.leaf.tcr.index;
     if a.proof.index != u64::from(i) || a.proof.leaf_count != h.len() as u64 {
         return refuse(EntryDisputeError::WrongIndex {
@@ -1550,15 +1655,7 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
     if same {
         return refuse(EntryDisputeError::CorrectResult(i));
     }
-    ctx.pay(&caller, bond)?;
-    let rewardee = match committed_by_sender(ctx, "dispute_entry", raw)? {
-        (true, _) => Reward::Pay(caller),
-        (false, digest) => Reward::Hold(digest),
-    };
-    punish(ctx, &c, &h, caller, rewardee)?;
-    h.overturned = true;
-    ctx.write_typed(&bkey(h.id), &h)?;
-    Ok(bytes(&i))
+    entry_disproved(ctx, d, "dispute_entry", raw, i)
 }
 
 /// `dispute_state` (issue 11): a per-entry state dispute. The witnesses
@@ -1575,14 +1672,12 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
 /// that do not apply) overturns the batch as `dispute_entry` does; a
 /// refused dispute reverts ([`EntryDisputeError`]) and changes nothing.
 fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> Result<Vec<u8>, ContractError> {
-    if let Some(out) = claim_held_reward(ctx, "dispute_state", raw)? {
-        return Ok(out);
-    }
     let refuse = |e: EntryDisputeError| revert(e.to_string());
-    let (c, caller, bond, mut h, root) = match open_dispute(ctx, a.batch)? {
+    let d = match begin_dispute(ctx, a.batch, "dispute_state", raw)? {
         Ok(d) => d,
         Err(e) => return refuse(e),
     };
+    let (c, h, root) = (&d.c, &d.h, d.root);
     let i = a.leaf.tcr.index;
     let proved = |ctx: &mut CallContext<'_, '_>,
                   entry: &Entry,
@@ -1606,7 +1701,7 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> 
     // The pre-root: the settled root for entry 0 (the chain then applies
     // the batch's queue items), else the previous leaf's, proved too.
     let (pre_root, items) = match (&a.prev, i.checked_sub(1)) {
-        (None, None) => (settled_root(ctx)?, queue_items(ctx, &h)?),
+        (None, None) => (d.pre_root, queue_items(ctx, h)?),
         (Some((pe, pl, pp)), Some(j)) if pl.tcr.index == j && proved(ctx, pe, pl, pp)? => (pl.post_root, vec![]),
         _ => return refuse(EntryDisputeError::WrongPreState(i)),
     };
@@ -1634,15 +1729,7 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> 
     if correct {
         return refuse(EntryDisputeError::CorrectTransition(i));
     }
-    ctx.pay(&caller, bond)?;
-    let rewardee = match committed_by_sender(ctx, "dispute_state", raw)? {
-        (true, _) => Reward::Pay(caller),
-        (false, digest) => Reward::Hold(digest),
-    };
-    punish(ctx, &c, &h, caller, rewardee)?;
-    h.overturned = true;
-    ctx.write_typed(&bkey(h.id), &h)?;
-    Ok(bytes(&i))
+    entry_disproved(ctx, d, "dispute_state", raw, i)
 }
 
 /// `finalize`: settles a batch once its window has passed with no
@@ -1898,6 +1985,12 @@ impl NativeContract for IorPrimaryContract {
             "batch" => {
                 let a: BatchId = decode_args(args)?;
                 Ok(json!(ctx.read_typed::<BatchHeader>(&bkey(a.batch))?))
+            }
+            // Whether a batch's disclosure reward is held for its committed
+            // discloser ([`HeldReward`]).
+            "held_reward" => {
+                let a: BatchId = decode_args(args)?;
+                Ok(json!(ctx.read(&rhkey(a.batch)).is_some()))
             }
             "batch_header" => {
                 let a: BatchId = decode_args(args)?;

@@ -172,7 +172,7 @@ pub fn verify_participant(who: &Address, record: &Participant, proof: &SmtProof,
 }
 
 /// The records a set of entries touch: each entry's sender, buyer and
-/// seller, its agreement and its slot's claimed energy, plus every record
+/// seller, its agreement and (an ST's) its grid slots' claimed energy, plus every record
 /// the given TCRs' effects name (a forged effect may name anyone). What
 /// execution reads and effects write is within this set (`leaf_inputs`,
 /// `expected_effects`), so a batch re-executes exactly on it.
@@ -184,7 +184,7 @@ pub fn entry_keys(entries: &[Entry], tcrs: &[Tcr]) -> BTreeSet<RecordKey> {
             k.insert(RecordKey::Participant(a));
         }
         k.insert(RecordKey::Agreement(t.key()));
-        k.insert(RecordKey::Claimed(t.slot()));
+        k.extend(crate::exec::claim_slots(e).into_iter().map(RecordKey::Claimed));
     }
     for t in tcrs {
         for eff in &t.effects {

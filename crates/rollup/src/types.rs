@@ -127,11 +127,6 @@ impl AgreementTerms {
     pub fn buyer_digest(&self, d: &SigDomain, ob: bool) -> Hash32 {
         hash_tagged(TAG_ST_BUYER, &(d, self, ob))
     }
-
-    /// The delivery slot these terms sell energy of.
-    pub fn slot(&self) -> SlotKey {
-        SlotKey { seller: self.seller, dt_start: self.dt_start, dt_end: self.dt_end }
-    }
 }
 
 /// An agreement transaction, Eq 3.1, plus the seller's signature over the
@@ -157,8 +152,12 @@ impl AgreementTx {
     }
 }
 
-/// A seller's delivery slot: its metered export in `[dt_start, dt_end)`
-/// counts once across all its agreements for that slot.
+/// One slot of a seller's metering grid (issue 11, attack_smt overlapping
+/// periods): `[dt_start, dt_end)` is one whole metering interval
+/// ([`IorParams::meter_step_s`]) on the fixed grid from time 0. The
+/// energy won arbitrations claimed is recorded per grid slot, so a
+/// seller's metered export in a slot counts once across all its
+/// agreements whose periods cover it, whatever those periods are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct SlotKey {
     pub seller: Address,
@@ -197,6 +196,66 @@ impl SettlementTx {
     /// `Σ P_s × Δt` in watt-seconds, exact.
     pub fn metered_ws(&self) -> i128 {
         self.ps.iter().map(|p| i128::from(*p) * i128::from(self.dt_step_s)).sum()
+    }
+
+    /// The grid slots the readings cover, one per reading: reading `i`
+    /// is the interval `[DT_start + iΔt, DT_start + (i+1)Δt)`. Empty when
+    /// the readings do not tile the delivery period on their own grid
+    /// (`Δt = 0`, `DT_start` not a multiple of `Δt`, or not `DT/Δt`
+    /// readings): such readings claim nothing and prove no delivery. The
+    /// number of slots is the number of readings, which the entry size
+    /// bounds.
+    pub fn claim_slots(&self) -> Vec<SlotKey> {
+        let t = &self.terms;
+        let step = u64::from(self.dt_step_s) * 1000;
+        let span = t.dt_end.saturating_sub(t.dt_start);
+        if step == 0
+            || !t.dt_start.is_multiple_of(step)
+            || !span.is_multiple_of(step)
+            || span / step != self.ps.len() as u64
+        {
+            return vec![];
+        }
+        (0..self.ps.len() as u64)
+            .map(|i| SlotKey { seller: t.seller, dt_start: t.dt_start + i * step, dt_end: t.dt_start + (i + 1) * step })
+            .collect()
+    }
+
+    /// How a delivered `EM` is claimed against the readings' grid slots
+    /// ([`Self::claim_slots`]): each slot's metered export
+    /// `m_i = max(P_s[i], 0) × Δt` (ws) and its share `c_i` of
+    /// `EM × 3600` ws, split in proportion to `m_i` (floors, then one ws
+    /// more to the earliest slots with room until the total is exact), so
+    /// `c_i ≤ m_i` and `Σ c_i = EM × 3600`. A function of the ST alone, so
+    /// the claims are effects that follow from the entry and its verdict.
+    /// `None` when the readings do not tile the period, export less than
+    /// `EM` in total, or the arithmetic overflows.
+    pub fn claim_split(&self) -> Option<Vec<(SlotKey, u128, u128)>> {
+        let slots = self.claim_slots();
+        if slots.is_empty() {
+            return None;
+        }
+        let step = u128::from(self.dt_step_s);
+        let metered: Vec<u128> =
+            self.ps.iter().map(|p| u128::try_from(*p).unwrap_or(0).checked_mul(step)).collect::<Option<_>>()?;
+        let total = metered.iter().try_fold(0u128, |a, m| a.checked_add(*m))?;
+        let energy = u128::from(self.terms.em.0).checked_mul(3600)?;
+        if total < energy || total == 0 {
+            return None;
+        }
+        let mut claims: Vec<u128> =
+            metered.iter().map(|m| energy.checked_mul(*m).map(|x| x / total)).collect::<Option<_>>()?;
+        let mut rest = energy - claims.iter().sum::<u128>();
+        for (c, m) in claims.iter_mut().zip(&metered) {
+            if rest == 0 {
+                break;
+            }
+            if *c < *m {
+                *c += 1;
+                rest -= 1;
+            }
+        }
+        (rest == 0).then(|| slots.into_iter().zip(claims).zip(metered).map(|((s, c), m)| (s, c, m)).collect())
     }
 
     /// The digest the seller's meter signs.
@@ -261,6 +320,14 @@ pub struct IorParams {
     /// edge of overflow. One week by default: long enough for any
     /// settlement dispute between neighbours.
     pub max_dl_ms: u64,
+    /// The smart meters' fixed metering interval `Δt` (seconds), which
+    /// is also the grid of delivery periods: an AT's `DT` must start and
+    /// end on a multiple of it ([`AtRejection::OffGrid`]), and arbitration
+    /// counts readings only at this interval. The energy won arbitrations
+    /// claim is recorded per seller and grid slot ([`SlotKey`]), so one
+    /// export cannot win two arbitrations over overlapping periods. Not in
+    /// the seed, which keys nothing by slot. 300 s (5 minutes) by default.
+    pub meter_step_s: u32,
     /// Most entries one sender may record in one batch (one primary block).
     /// Not in the seed. Reputation only falls when a batch settles, so
     /// without it one well-reputed account could fill a whole batch with
@@ -286,6 +353,7 @@ impl IorParams {
             max_batch: 300,
             expiry_ms: 3_600_000,
             max_dl_ms: 7 * 24 * 3_600_000,
+            meter_step_s: 300,
             max_entries_per_sender: 32,
             domain: SigDomain::DEV,
         }
@@ -531,6 +599,11 @@ pub enum AtRejection {
     /// unbounded deadline holds the buyer's coin open for ever).
     #[error("deadline DL {dl} is more than {max_ms} ms after the end of DT {dt_end}")]
     DeadlineTooLate { dl: Timestamp, dt_end: Timestamp, max_ms: u64 },
+    /// `DT` does not start and end on the metering grid
+    /// ([`IorParams::meter_step_s`]): its energy could not be claimed per
+    /// grid slot, so the agreement could never be arbitrated.
+    #[error("delivery period {dt_start}..{dt_end} is not on the {grid_ms} ms metering grid")]
+    OffGrid { dt_start: Timestamp, dt_end: Timestamp, grid_ms: u64 },
 }
 
 /// Why `SC_EXE_ST` discards an ST (Step 1 → Step 5), or defers it.

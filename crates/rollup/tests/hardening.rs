@@ -135,6 +135,88 @@ fn a_slots_export_counts_once_across_batches() {
     assert_eq!(second[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerShortfall)]);
 }
 
+/// A delivery period off the metering grid (`IorParams::meter_step_s`,
+/// 5 minutes here) is refused with `AtRejection::OffGrid` (its energy
+/// could not be claimed per grid slot): no agreement opens and no coin
+/// moves; like every refused AT it costs its sender α.
+#[test]
+fn an_agreement_off_the_metering_grid_is_refused() {
+    use gridledger_rollup::types::AtRejection;
+    let mut e = funded();
+    settle_funding(&mut e);
+    let part = |e: &Env, k: &gridledger_core::crypto::KeyPair| e.d.participant(&k.address()).unwrap();
+    let (b, s) = (trader(0), trader(1));
+    let mut t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR + MIN);
+    let before = (part(&e, &b).balance, part(&e, &s));
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    let grid_ms = u64::from(e.d.cfg.params.meter_step_s) * 1000;
+    let off = AtRejection::OffGrid { dt_start: t.dt_start, dt_end: t.dt_end, grid_ms };
+    assert_eq!(out[0].outcomes, vec![Outcome::AtRejected(off)]);
+    assert_eq!((part(&e, &b).balance, part(&e, &s)), before, "no coin locked");
+    // The same trade on the grid opens.
+    t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
+}
+
+/// Readings at another interval than the meters' fixed one prove no
+/// delivery (arbitration counts readings only on the grid): thirty
+/// 1-minute readings of a genuine 500 Wh export lose to O_b = 0.
+#[test]
+fn readings_off_the_metering_interval_prove_no_delivery() {
+    use gridledger_rollup::driver::meter_key;
+    use gridledger_rollup::types::SettlementTx;
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(t.dt_end + MIN);
+    let fine = SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + MIN,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: 60,
+        ps: vec![1000; 30],
+        meter_sig: None,
+    }
+    .sign_readings(&meter_key(&s.address()))
+    .sign_as_buyer(&b);
+    assert_eq!(fine.metered_ws(), 500 * 3600);
+    e.d.submit(&s, &IorTx::St(fine)).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerShortfall)]);
+}
+
+/// The grid does not refuse an honest seller: two agreements with
+/// overlapping periods (08:00–08:30 and 08:05–08:35, 250 Wh each) both
+/// win their arbitrations when the export (1,000 W from 08:00 to 08:35,
+/// 583 Wh) covers both in every slot they share, and the claims
+/// recorded per grid slot never exceed what the meter exported there.
+#[test]
+fn overlapping_periods_covered_by_the_export_both_win() {
+    let mut e = funded();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let t1 = terms(&b1, &s, Amount(200_000), 250, 8 * HOUR);
+    let t2 = terms(&b2, &s, Amount(200_000), 250, 8 * HOUR + 5 * MIN);
+    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    e.d.set_time(t2.dt_end + MIN);
+    e.d.submit_block(&[
+        (s.clone(), IorTx::St(st(&t1, 1000, false, Some(&b1)))),
+        (s.clone(), IorTx::St(st(&t2, 1000, false, Some(&b2)))),
+    ])
+    .unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerDelivered); 2]);
+    let claimed = &e.d.settled_state().unwrap().claimed;
+    assert_eq!(claimed.len(), 7, "one record per 5-minute slot 08:00–08:35: {claimed:?}");
+    assert!(claimed.values().all(|ws| *ws <= 1000 * 300), "{claimed:?}");
+    assert_eq!(claimed.values().sum::<u128>(), 2 * 250 * 3600);
+}
+
 /// Absurd meter values and a funding below `D_s` are configuration errors.
 #[test]
 fn demo_input_out_of_range_is_a_typed_error() {

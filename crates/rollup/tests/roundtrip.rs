@@ -93,7 +93,10 @@ fn effect() -> impl Strategy<Value = Effect> {
         Just(Effect::Close),
         (addr(), any::<u32>()).prop_map(|(who, by)| Effect::Reputation { who, by }),
         any::<bool>().prop_map(Effect::Opinion),
-        (terms(), any::<u128>()).prop_map(|(t, ws)| Effect::Claim { slot: t.slot(), ws }),
+        (terms(), any::<u128>()).prop_map(|(t, ws)| Effect::Claim {
+            slot: gridledger_rollup::types::SlotKey { seller: t.seller, dt_start: t.dt_start, dt_end: t.dt_end },
+            ws,
+        }),
     ]
 }
 

@@ -273,8 +273,8 @@ fn a_silent_seller_cannot_freeze_the_buyer() {
     assert_eq!(part(&e, &b), Participant { balance: Amount(10_500_000), reputation: 30 });
     assert_eq!(part(&e, &s), Participant { balance: coins(9), reputation: 20 });
     assert_eq!(black_hole(&e.d), Amount(500_000));
-    // The buyer is free to trade again.
-    let start = e.d.now() + HOUR;
+    // The buyer is free to trade again (a period on the 5-minute metering grid).
+    let start = (e.d.now() + HOUR).div_ceil(5 * MIN) * 5 * MIN;
     let t2 = terms(&b, &s2, Amount(200_000), 500, start);
     e.d.submit(&b, &at(&t2, &s2)).unwrap();
     assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);

@@ -49,6 +49,10 @@ pub fn throughput(validators: usize, cores: usize, txs: usize) -> Result<(f64, u
     )
     .map_err(e)?;
     c.timeout = std::time::Duration::from_secs(600);
+    // Slow is fine (a loaded core), stuck is not: with these validators'
+    // deadlines (500 ms, doubling, at most 32 s) no block for 60 s means a
+    // liveness bug, reported with every validator's state.
+    c.stall = std::time::Duration::from_secs(60);
     let chain = c.chain_id();
     let keys: Vec<_> = (0..ACCOUNTS).map(dev_key).collect();
     let load: Vec<_> = (0..txs)
