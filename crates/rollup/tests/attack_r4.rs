@@ -90,7 +90,7 @@ fn whole(e: &Env, batch: u64, claimed: Vec<gridledger_rollup::types::Tcr>) -> Ve
 /// time (one `commit_dispute` fee per batch, no deposit) and collect every
 /// reward an uncommitted dispute leaves held.
 #[test]
-#[ignore = "attack: a blind whole-batch commitment sent after the validator's collects the batch's held reward"]
+
 fn a_blind_later_commitment_collects_the_held_reward() {
     let (mut e, exec, batch) = forged_batch();
     let (validator, calls) = validator_step(&mut e, batch);
@@ -282,7 +282,7 @@ fn a_validator_restarted_after_a_copier_overturned_its_batch_collects_the_held_r
 /// contract for nobody. The forger spends one commitment fee to cost the
 /// validator its reward (the forger's deposit is still forfeited).
 #[test]
-#[ignore = "attack: a forger pre-sends the validator's own commitment so it expires one block before the validator reveals"]
+
 fn a_squatted_commitment_that_expires_before_the_reveal_costs_the_validator_its_reward() {
     use gridledger_rollup::primary::SubmitTcrs;
     use gridledger_rollup::state::{fill_post_roots, post_state, state_root};
@@ -559,4 +559,36 @@ fn an_unrevealed_blind_commitment_does_not_block_the_validator() {
     let late = e.d.primary_call(&sybil, "dispute", blind, e.d.cfg.challenge_bond).unwrap();
     assert!(matches!(late.status, TxStatus::Reverted(_)), "{:?}", late.status);
     assert_eq!(wealth(&e, &sybil) + late.fee.0, s0, "the sybil is paid nothing");
+}
+
+/// Fix of finding 1: a claim of a held reward whose whole-batch dispute
+/// claims wrong TCRs (built blind) is refused with a typed error, even
+/// when no earlier commitment has priority, and the reward stays held.
+#[test]
+fn a_blind_claim_with_wrong_claimed_tcrs_is_refused() {
+    use gridledger_rollup::primary::EntryDisputeError;
+    let (mut e, _, batch) = forged_batch();
+    let attacker = trader(3);
+    let blind = whole(&e, batch, vec![]);
+    let c = dispute_commitment(&dispute_digest("dispute", &blind), &attacker.address());
+    let r = e.d.primary_call(&attacker, "commit_dispute", args(&c), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    let p = e.d.cfg.params.clone();
+    let input = e.d.batch_input(batch).unwrap();
+    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    let copy_args = whole(&e, batch, own.iter().map(|l| l.tcr.clone()).collect());
+    let bond = e.d.cfg.challenge_bond;
+    let copy = e.d.primary_call(&trader(2), "dispute", copy_args, bond).unwrap();
+    assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);
+    let a0 = wealth(&e, &attacker);
+    let claim = e.d.primary_call(&attacker, "dispute", blind, bond).unwrap();
+    assert_eq!(reverted(&claim), format!("reverted: {}", EntryDisputeError::WrongClaimedTcrs(batch)));
+    assert_eq!(wealth(&e, &attacker) + claim.fee.0, a0, "the blind claim is paid nothing");
+    let held = e
+        .d
+        .primary
+        .chain
+        .view(gridledger_rollup::IOR_PRIMARY_ID, "held_reward", &args(&gridledger_rollup::primary::BatchId { batch }))
+        .unwrap();
+    assert_eq!(held, true, "the reward stays held");
 }
