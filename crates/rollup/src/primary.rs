@@ -547,6 +547,9 @@ fn qkey(i: u64) -> Vec<u8> {
 fn rhkey(batch: u64) -> Vec<u8> {
     [b"rh/".as_slice(), &batch.to_be_bytes()].concat()
 }
+/// The batches whose disclosure reward is held ([`HeldReward`]), so a
+/// restarted committed discloser finds them (view `held_batches`).
+const HELD_LIST: &[u8] = b"rhl";
 /// `dc/COMMITMENT/COMMITTER`: a dispute commitment
 /// ([`crate::types::dispute_commitment`]) as sent by one committer:
 /// [`DcRecord`]. Keyed per committer, so a commitment sent by another
@@ -1296,7 +1299,10 @@ fn punish(
         Reward::Pay(to) => ctx.pay(&to, reward)?,
         // Kept by the contract for the batch's committed discloser ([`claim`]).
         Reward::Hold(header, pre_root) => {
-            ctx.write_typed(&rhkey(h.id), &HeldReward { reward, height: ctx.height(), header: *header, pre_root })?
+            ctx.write_typed(&rhkey(h.id), &HeldReward { reward, height: ctx.height(), header: *header, pre_root })?;
+            let mut list = ctx.read_typed::<Vec<u64>>(HELD_LIST)?.unwrap_or_default();
+            list.push(h.id);
+            ctx.write_typed(HELD_LIST, &list)?;
         }
         Reward::Burn => {}
     }
@@ -1448,6 +1454,9 @@ fn begin_dispute(
 /// caller is paid the reward and its bond back, once.
 fn claim(ctx: &mut CallContext<'_, '_>, d: &Against, reward: Amount) -> Result<Vec<u8>, ContractError> {
     ctx.delete(&rhkey(d.h.id))?;
+    let mut list = ctx.read_typed::<Vec<u64>>(HELD_LIST)?.unwrap_or_default();
+    list.retain(|b| *b != d.h.id);
+    ctx.write_typed(HELD_LIST, &list)?;
     spend_commitment(ctx, &d.commitment)?;
     let back = d.bond.checked_add(reward).ok_or_else(|| ContractError::Revert("overflow".into()))?;
     ctx.pay(&d.caller, back)?;
@@ -2092,6 +2101,18 @@ impl NativeContract for IorPrimaryContract {
             "held_reward" => {
                 let a: BatchId = decode_args(args)?;
                 Ok(json!(ctx.read(&rhkey(a.batch)).is_some()))
+            }
+            // The batches whose reward is held, each with its header as
+            // posted (what its committed discloser's dispute is checked
+            // against).
+            "held_batches" => {
+                let mut out: Vec<(u64, BatchHeader)> = Vec::new();
+                for b in ctx.read_typed::<Vec<u64>>(HELD_LIST)?.unwrap_or_default() {
+                    if let Some(h) = ctx.read_typed::<HeldReward>(&rhkey(b))? {
+                        out.push((b, h.header));
+                    }
+                }
+                Ok(json!({ "borsh": hex::encode(bytes(&out)) }))
             }
             "batch_header" => {
                 let a: BatchId = decode_args(args)?;

@@ -226,7 +226,6 @@ fn periods_meeting_at_a_grid_edge_both_win_and_a_replayed_st_does_not() {
 /// `on_tcrs_recorded` has nothing to check and builds no dispute; the
 /// `dispute_moot`/`held_reward` exception in `run_step` is never reached.
 #[test]
-#[ignore = "attack: a validator restarted after commit does not re-send its dispute once a copier overturned the batch; held reward lost"]
 fn a_validator_restarted_after_a_copier_overturned_its_batch_collects_the_held_reward() {
     let (mut e, exec, batch) = forged_batch();
     let (validator, calls) = validator_step(&mut e, batch);
