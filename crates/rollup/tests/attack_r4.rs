@@ -150,7 +150,6 @@ fn a_blind_later_commitment_collects_the_held_reward() {
 /// Observed: `SellerDelivered`: the buyer pays for 500 Wh it never got on
 /// net and is penalised α for a truthful O_b = 0.
 #[test]
-#[ignore = "attack: arbitration sums per-slot gross export, so a seller that imports back all it exported wins"]
 fn a_seller_that_imports_back_its_export_wins_arbitration() {
     let mut e = funded();
     let (b, s) = (trader(0), trader(1));
@@ -226,6 +225,7 @@ fn periods_meeting_at_a_grid_edge_both_win_and_a_replayed_st_does_not() {
 /// `on_tcrs_recorded` has nothing to check and builds no dispute; the
 /// `dispute_moot`/`held_reward` exception in `run_step` is never reached.
 #[test]
+
 fn a_validator_restarted_after_a_copier_overturned_its_batch_collects_the_held_reward() {
     let (mut e, exec, batch) = forged_batch();
     let (validator, calls) = validator_step(&mut e, batch);
@@ -400,7 +400,6 @@ fn a_squatted_commitment_that_expires_before_the_reveal_costs_the_validator_its_
 /// penalised `F_p × D_s` and the buyer who received its 80 Wh is
 /// compensated for energy it got.
 #[test]
-#[ignore = "attack: proportional per-slot claims make an honest seller lose an arbitration its export covers"]
 fn proportional_claims_strand_an_honest_sellers_export() {
     let mut e = funded();
     let (b1, b2, s) = (trader(0), trader(2), trader(1));
@@ -445,7 +444,6 @@ fn proportional_claims_strand_an_honest_sellers_export() {
 /// Observed: the second is `SellerShortfall` over one watt-second of
 /// rounding; the honest seller is penalised.
 #[test]
-#[ignore = "attack: claim_split rounding puts both STs' remainders in the first slot; an exactly covered second ST loses"]
 fn two_agreements_exactly_covered_by_an_uneven_export_both_win() {
     let mut e = funded();
     let (b1, b2, s) = (trader(0), trader(2), trader(1));
