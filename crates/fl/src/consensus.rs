@@ -610,6 +610,9 @@ impl<A: Attester> ChainNode<A> {
             }
             Message::DeterVector { node, clients, ra } => {
                 match self.attested_vector(from_node, DETER_VECTOR, node, &clients, &ra) {
+                    // Only the f+1 committee of Eqs 7.16–7.17 broadcasts
+                    // deter-vectors; anyone else's is refused (not its role).
+                    Ok(()) if !self.cfg.committee().contains(&node) => step.faults.push(Fault::UnknownNode(node)),
                     Ok(()) => {
                         self.deter_vectors.entry(node).or_insert(clients);
                     }

@@ -165,7 +165,6 @@ fn fedavg_weight_overflow_is_a_typed_error() {
 /// agreed); a deter-vector from a non-committee node is refused (a fault).
 /// Observed: the aggregate uses {0,1,2,3}; no fault.
 #[test]
-#[ignore = "attack: leader unions deter-vectors from non-committee nodes; committee of Eqs 7.16-7.17 is bypassed"]
 fn leader_ignores_deter_vectors_from_outside_the_committee() {
     let cfg = config(4, 4, 1);
     let committee = cfg.committee();
