@@ -223,8 +223,13 @@ pub struct Federation {
     round: u32,
 }
 
+/// Node `k`'s simulated enclave. Its seed is `k + 1` as 8 little-endian
+/// bytes (then zeros): distinct for every node index, no `u8` overflow
+/// for chains of 256 or more nodes.
 fn enclave(k: usize) -> SoftwareAttester {
-    SoftwareAttester::new(k, b"ctp-fl enclave v1", [k as u8 + 1; 32])
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&(k as u64).wrapping_add(1).to_le_bytes());
+    SoftwareAttester::new(k, b"ctp-fl enclave v1", seed)
 }
 
 fn fl(e: gridledger_fl::FlError) -> ForecastError {
