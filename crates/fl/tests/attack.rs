@@ -109,7 +109,6 @@ fn leader_round(
 /// Observed: `fragment(0)` is `None`; faults are `Overloaded` then the junk's
 /// `MerkleProofFailed`.
 #[test]
-#[ignore = "attack: one Byzantine client fills the pre-root C2C queue with junk and blocks every honest mini-fragment"]
 fn byzantine_client_fills_pre_root_queue_and_blocks_decoding() {
     const NODES: usize = 4; // f = 1, any 3 decode
     const CLIENTS: usize = 4; // f_cli = 1, any 3 decode a subfragment
