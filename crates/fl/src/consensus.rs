@@ -133,6 +133,9 @@ pub struct ChainConfig {
     pub node_keys: Vec<XOnlyPublicKey>,
     /// Each node's PBFT signing key (the chain's validator set, in node order).
     pub pbft_keys: Vec<PublicKey>,
+    /// Each client's registered record-signing key (client order); a record
+    /// not signed by its client's key is refused.
+    pub client_keys: Vec<PublicKey>,
     /// `RV^{C1}_{e,b}` and `BH_{e−1,b}` of Eq 7.17.
     pub random_value: [u8; 32],
     pub prev_block: Hash32,
@@ -600,7 +603,9 @@ impl<A: Attester> ChainNode<A> {
                 // node's forward counts only if its cell verifies.
                 if msg.record.ctx.chain != self.cfg.chain || msg.record.ctx.round != self.cfg.round {
                     step.faults.push(Fault::WrongContext);
-                } else if let Err(error) = self.verify_cell(msg.cell.index, &msg) {
+                } else if let Err(error) =
+                    self.check_signature(&msg).and_then(|()| self.verify_cell(msg.cell.index, &msg))
+                {
                     step.faults.push(Fault::Client { client: msg.record.client, error });
                 } else if msg.cell.index == node {
                     self.hold(msg);
@@ -663,6 +668,12 @@ impl<A: Attester> ChainNode<A> {
             // Late: the pre-vector is out; the leader may still use the cell.
             return;
         }
+        // Authenticate first: a record not signed by the client's
+        // registered key is refused and never counts as its equivocation.
+        if let Err(error) = self.check_signature(&m) {
+            step.faults.push(Fault::Client { client, error });
+            return;
+        }
         if let Some(prev) = self.accepted.get(&client) {
             if prev.record != m.record {
                 step.faults.push(Fault::Equivocation { client });
@@ -689,6 +700,13 @@ impl<A: Attester> ChainNode<A> {
         }
         let e = records.entry(d).or_insert((m.record, BTreeMap::new()));
         e.1.entry(m.cell.index).or_insert(m.cell);
+    }
+
+    /// The record's signature under its client's registered key.
+    fn check_signature(&self, m: &LocalMessage) -> Result<(), FlError> {
+        let client = m.record.client;
+        let pk = self.cfg.client_keys.get(client as usize).ok_or(FlError::Unauthenticated { client })?;
+        m.record.verify_signature(pk)
     }
 
     /// Eq 7.8 and the degree bound for the cell of node `node`.

@@ -189,7 +189,6 @@ fn leader_ignores_deter_vectors_from_outside_the_committee() {
 /// refused as unauthenticated).
 /// Observed: client 0 is excluded (`Excluded { client: 0, DecryptFailed }`).
 #[test]
-#[ignore = "attack: upload records are unauthenticated; a Byzantine client squats an honest client's id and excludes it"]
 fn byzantine_client_squats_an_honest_clients_id() {
     let cfg = config(4, 4, 1);
     let forged = upload(&cfg, 0, &[0xbb; 32], &[1e6; DIMS]);
@@ -198,6 +197,28 @@ fn byzantine_client_squats_an_honest_clients_id() {
     let all = [0, 1, 2, 3];
     let (used, faults) = leader_round(&cfg, &uploads, &all, &all, None);
     assert_eq!(used, Some(all.to_vec()), "faults {faults:?}");
+}
+
+/// Finding 4, the refusal itself: a record signed by another key, or with
+/// its signature zeroed, arriving after the honest one is refused as
+/// `Unauthenticated` — not counted as the honest client's equivocation.
+#[test]
+fn forged_or_unsigned_record_is_unauthenticated_not_equivocation() {
+    let cfg = config(4, 4, 1);
+    let mut node = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
+    node.start();
+    let honest = upload(&cfg, 0, &client_key(&SK, 0), &model(0));
+    assert!(node.handle(None, Message::Local(honest.message(1).unwrap())).faults.is_empty());
+    let forged = upload(&cfg, 0, &[0xbb; 32], &model(1));
+    let mut unsigned = honest.message(1).unwrap();
+    unsigned.record.signature = gridledger_core::crypto::Signature([0; 64]);
+    for m in [forged.message(1).unwrap(), unsigned] {
+        let s = node.handle(None, Message::Local(m));
+        assert_eq!(
+            s.faults,
+            vec![Fault::Client { client: 0, error: gridledger_fl::FlError::Unauthenticated { client: 0 } }]
+        );
+    }
 }
 
 /// Finding 7 (leader aggregation, poisoning through omission): a leader
