@@ -82,6 +82,13 @@ pub enum DiskError {
     /// changed.
     #[error("{dir}: the channel store is in use by another process (lock {LOCK_FILE} held)")]
     Locked { dir: String },
+    /// An intact log record (its check holds, so it is not a torn write)
+    /// whose body this build cannot decode: written by a newer build (a
+    /// rolled-back deploy) or damaged in a way the check cannot see.
+    /// Nothing is read past it and nothing is cut: opening refuses, so the
+    /// party never restarts from an older store than the one it committed.
+    #[error("{path}: record at byte {offset} is intact but not a store this build can read (written by a newer version?): {source}; refusing to open, nothing was changed")]
+    UnknownRecord { path: String, offset: u64, source: ChannelError },
     /// The path the store was opened by no longer names the directory it
     /// holds (renamed, removed or replaced while the store was open, or
     /// between the lock and the check at open). The save was not
@@ -156,8 +163,12 @@ fn record(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The newest valid store in a log's bytes, and where the valid prefix ends.
-fn scan(bytes: &[u8]) -> (Option<ChannelStore>, usize) {
+/// The newest valid store in a log's bytes, and where the valid prefix ends
+/// (a record whose check fails ends it: a torn write at the tail, cut on
+/// open). A record whose check holds but whose body does not decode is no
+/// torn write: its offset and the decode error come back instead, and the
+/// caller refuses the log.
+fn scan(bytes: &[u8]) -> Result<(Option<ChannelStore>, usize), (usize, ChannelError)> {
     let (mut at, mut newest) = (0usize, None);
     while bytes.len() >= at + HEADER {
         let mut l = [0u8; 4];
@@ -170,11 +181,11 @@ fn scan(bytes: &[u8]) -> (Option<ChannelStore>, usize) {
         }
         match ChannelStore::from_bytes(body) {
             Ok(s) => newest = Some(s),
-            Err(_) => break,
+            Err(e) => return Err((at, e)),
         }
         at = end;
     }
-    (newest, at)
+    Ok((newest, at))
 }
 
 fn newer(a: Option<ChannelStore>, b: Option<ChannelStore>) -> Option<ChannelStore> {
@@ -295,10 +306,14 @@ impl Source<'_> {
     /// The newest store in the log and the length of its valid prefix
     /// (`None` when there is no log file).
     fn log(&self) -> Result<(Option<ChannelStore>, Option<usize>), DiskError> {
-        let (_, b) = self.read(LOG_FILE, MAX_LOG_BYTES)?;
+        let (path, b) = self.read(LOG_FILE, MAX_LOG_BYTES)?;
         Ok(match b {
             Some(b) => {
-                let (s, valid) = scan(&b);
+                let (s, valid) = scan(&b).map_err(|(offset, source)| DiskError::UnknownRecord {
+                    path: path.display().to_string(),
+                    offset: offset as u64,
+                    source,
+                })?;
                 (s, Some(valid))
             }
             None => (None, None),

@@ -368,6 +368,10 @@ pub const TOPUP_PREEMPTED: &str =
 /// Payments waiting for a free slot in the proposal window, at most.
 pub const MAX_QUEUED_PAYS: usize = 8192;
 
+/// The answer to a withdrawal that a close preempted (in flight or queued).
+pub const WITHDRAWAL_PREEMPTED: &str = "close requested: this withdrawal is dropped (the close pays the whole \
+     balance out; a withdrawal the peer co-signs first is paid with it)";
+
 /// Withdrawals waiting in the queue, at most (each needs its own co-signed
 /// state with an empty window).
 pub const MAX_QUEUED_WITHDRAWALS: usize = 16;
@@ -552,6 +556,19 @@ impl Loop {
             (Some((Waiting::Open, _)), ChannelEvent::Rejected { reason, .. }) => {
                 Some(Reply::Error { message: format!("peer rejected the open: {reason}") })
             }
+            // Bounded re-sends ran out: the user is told instead of waiting
+            // for ever (`Open` again re-sends the registration).
+            (Some((Waiting::Open, _)), ChannelEvent::OpenUnregistered { attempts }) => Some(Reply::Error {
+                message: format!(
+                    "the co-signed open is not registered on chain after {attempts} re-sends; open again to retry"
+                ),
+            }),
+            (Some((Waiting::Close, _)), ChannelEvent::CloseStalled { method, counter }) => Some(Reply::Error {
+                message: format!(
+                    "close stalled: {method} with state {counter} sent its bounded number of times without an \
+                     outcome on chain; check the channel's status"
+                ),
+            }),
             _ => None,
         };
         if let Some(r) = done {
@@ -788,6 +805,26 @@ impl Loop {
                         let _ = tx.send(Reply::Error { message: TOPUP_PREEMPTED.into() });
                     }
                 }
+                // Close preempts withdrawals too: the one in flight (the
+                // machine lets its proposal be co-signed or fall back, then
+                // proposes the close) and every queued one are answered now,
+                // so a silent peer cannot keep the close refused for
+                // k × t_Δ behind a queue of withdrawals.
+                if matches!(self.pending, Some((Waiting::Withdraw, _))) {
+                    if let Some((_, tx)) = self.pending.take() {
+                        let _ = tx.send(Reply::Error { message: WITHDRAWAL_PREEMPTED.into() });
+                    }
+                }
+                let mut kept = VecDeque::with_capacity(self.queued.len());
+                for (q, reply) in std::mem::take(&mut self.queued) {
+                    if matches!(q, Request::Withdraw { .. }) {
+                        tracing::info!("close preempts a queued withdrawal");
+                        let _ = reply.send(Reply::Error { message: WITHDRAWAL_PREEMPTED.into() });
+                    } else {
+                        kept.push_back((q, reply));
+                    }
+                }
+                self.queued = kept;
                 (Request::Close, Waiting::Close)
             }
             Command::Pay { energy, price } => {
@@ -988,6 +1025,25 @@ async fn run(
                 match cursor.poll(&client) {
                     Ok(evs) => {
                         for e in evs {
+                            // Only a dispute that still stands is acted on:
+                            // the events are read from the channel's start
+                            // after a restart, and a dispute resolved or
+                            // settled before must not be announced
+                            // (`DisputeSeen` → a `dispute_against_us` alert)
+                            // nor answered again (a reverted resolve, a fee).
+                            // The chain's record is the durable memory of
+                            // which disputes were handled. If it cannot be
+                            // read, the dispute is acted on (safe side).
+                            if let ChainEvent::DisputeRaised { t_end, .. } = &e {
+                                if let Ok(Some(ch)) = super::chainlink::read_channel(&client, &cursor.cid) {
+                                    let stands = ch.status == gridledger_contracts::cns::ChannelStatus::Disputed
+                                        && ch.t_end == *t_end;
+                                    if !stands {
+                                        tracing::debug!(?e, "dispute no longer stands on chain; not acted on");
+                                        continue;
+                                    }
+                                }
+                            }
                             let resolved = matches!(e, ChainEvent::DisputeResolved { .. });
                             if ev_send.send(e).is_err() {
                                 return;
