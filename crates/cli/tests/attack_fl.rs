@@ -16,7 +16,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 /// typed error (exit 1 or 2, no panic). Observed: exit 101 with a panic.
 /// (Once fixed this may run long: a 256-node chain in a debug build.)
 #[test]
-#[ignore = "attack: `fl train --nodes 256` (accepted by clap) panics: enclave seed `k as u8 + 1` overflows"]
 fn fl_train_with_the_largest_accepted_node_count_does_not_panic() {
     let out = Command::new(BIN)
         .args(["fl", "train", "--rounds", "1", "--train-days", "2", "--validation-days", "1"])

@@ -58,7 +58,11 @@ pub fn fedavg(models: &[(Vec<f32>, u64)]) -> Result<Vec<f32>, FlError> {
         return Err(FlError::Undecodable { need: 1, have: 0 });
     };
     let dims = first.len();
-    let total: u64 = models.iter().map(|(_, w)| *w).sum();
+    // Sample counts are client-reported: an overflowing total is refused.
+    let total = models
+        .iter()
+        .try_fold(0u64, |t, (_, w)| t.checked_add(*w))
+        .ok_or(FlError::Malformed("total sample count overflows u64"))?;
     if total == 0 {
         return Err(FlError::Malformed("zero total weight"));
     }

@@ -88,8 +88,12 @@ impl CellCode {
         if nodes == 0 || threshold == 0 || threshold > nodes {
             return Err(FlError::Unsupported("need 1 <= threshold <= nodes"));
         }
-        let cells = nodes.next_power_of_two();
-        let l = k.max(1).div_ceil(threshold).next_power_of_two();
+        let cells = nodes.checked_next_power_of_two().ok_or(FlError::Unsupported("too many nodes"))?;
+        let l = k
+            .max(1)
+            .div_ceil(threshold)
+            .checked_next_power_of_two()
+            .ok_or(FlError::Unsupported("fragment too long"))?;
         Self::new(k, cells.checked_mul(l).ok_or(FlError::Unsupported("code too long"))?, cells)
     }
 

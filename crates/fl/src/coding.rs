@@ -28,12 +28,31 @@ use crate::kzg::{Commitment, Kzg};
 use blstrs::Scalar;
 use ff::Field;
 use gridledger_core::codec::{hash_bytes, Tag};
+use gridledger_core::crypto::{KeyPair, PublicKey, Signature};
 use gridledger_core::Hash32;
 
 /// Domain tag for per-client fragment keys.
 pub const CLIENT_KEY: Tag = Tag("gridledger/fl-client-key/v1");
 /// Domain tag for the hash of an upload record.
 pub const UPLOAD_RECORD: Tag = Tag("gridledger/fl-upload-record/v1");
+/// Domain tag of the client signing-key derivation.
+pub const CLIENT_SIGNING_KEY: Tag = Tag("gridledger/fl-client-signing-key/v1");
+
+/// The key client `D_c` signs its upload records with. Decision: it is
+/// derived from the client's fragment key (`H(tag ‖ key)` as a secp256k1
+/// secret), so a client needs one secret; the chain registers the public
+/// half in `ChainConfig::client_keys`, and a record under another key (a
+/// Byzantine client squatting `D_c`'s id) does not verify.
+pub fn client_signing_key(key: &[u8; 32]) -> KeyPair {
+    let seed: String = hash_bytes(CLIENT_SIGNING_KEY, key).0.iter().map(|b| format!("{b:02x}")).collect();
+    KeyPair::from_seed(&seed)
+}
+
+/// The registered verifying keys of clients `0..clients` whose fragment
+/// keys come from `shared_secret` (as [`client_key`]).
+pub fn client_verifying_keys(shared_secret: &[u8; 32], clients: usize) -> Vec<PublicKey> {
+    (0..clients).map(|c| client_signing_key(&client_key(shared_secret, c as u32)).public()).collect()
+}
 
 /// Client `c`'s fragment key, derived from the enclaves' shared secret.
 pub fn client_key(shared_secret: &[u8; 32], client: u32) -> [u8; 32] {
@@ -50,10 +69,19 @@ pub struct UploadRecord {
     pub commitment: Commitment,
     pub ciphertext_len: u32,
     pub degree_proof: DegreeProof,
+    /// The client's signature over [`UploadRecord::digest`].
+    pub signature: Signature,
 }
 
 impl UploadRecord {
-    /// Hash of the record (what a client signs).
+    /// Checks the client's signature over the record against its
+    /// registered key `pk`.
+    pub fn verify_signature(&self, pk: &PublicKey) -> Result<(), FlError> {
+        gridledger_core::crypto::verify(pk, &self.digest(), &self.signature)
+            .map_err(|_| FlError::Unauthenticated { client: self.client })
+    }
+
+    /// Hash of the record without its signature (what a client signs).
     pub fn digest(&self) -> Hash32 {
         let mut b = Vec::with_capacity(12 + 4 + 48 + 4 + 48);
         b.extend_from_slice(&self.ctx.chain.to_le_bytes());
@@ -142,7 +170,15 @@ impl FragmentCoder {
         let degree_proof = self.kzg.prove_degree(&coeffs, self.code.k())?;
         let mut cells = self.kzg.cells(&self.prover, &self.code, &coeffs)?;
         cells.truncate(self.nodes);
-        let record = UploadRecord { ctx: *ctx, client, commitment, ciphertext_len: ct.len() as u32, degree_proof };
+        let mut record = UploadRecord {
+            ctx: *ctx,
+            client,
+            commitment,
+            ciphertext_len: ct.len() as u32,
+            degree_proof,
+            signature: Signature([0; 64]),
+        };
+        record.signature = client_signing_key(key).sign(&record.digest());
         Ok(CodedFragment { record, cells })
     }
 

@@ -133,6 +133,9 @@ pub struct ChainConfig {
     pub node_keys: Vec<XOnlyPublicKey>,
     /// Each node's PBFT signing key (the chain's validator set, in node order).
     pub pbft_keys: Vec<PublicKey>,
+    /// Each client's registered record-signing key (client order); a record
+    /// not signed by its client's key is refused.
+    pub client_keys: Vec<PublicKey>,
     /// `RV^{C1}_{e,b}` and `BH_{e−1,b}` of Eq 7.17.
     pub random_value: [u8; 32],
     pub prev_block: Hash32,
@@ -600,7 +603,9 @@ impl<A: Attester> ChainNode<A> {
                 // node's forward counts only if its cell verifies.
                 if msg.record.ctx.chain != self.cfg.chain || msg.record.ctx.round != self.cfg.round {
                     step.faults.push(Fault::WrongContext);
-                } else if let Err(error) = self.verify_cell(msg.cell.index, &msg) {
+                } else if let Err(error) =
+                    self.check_signature(&msg).and_then(|()| self.verify_cell(msg.cell.index, &msg))
+                {
                     step.faults.push(Fault::Client { client: msg.record.client, error });
                 } else if msg.cell.index == node {
                     self.hold(msg);
@@ -610,6 +615,9 @@ impl<A: Attester> ChainNode<A> {
             }
             Message::DeterVector { node, clients, ra } => {
                 match self.attested_vector(from_node, DETER_VECTOR, node, &clients, &ra) {
+                    // Only the f+1 committee of Eqs 7.16–7.17 broadcasts
+                    // deter-vectors; anyone else's is refused (not its role).
+                    Ok(()) if !self.cfg.committee().contains(&node) => step.faults.push(Fault::UnknownNode(node)),
                     Ok(()) => {
                         self.deter_vectors.entry(node).or_insert(clients);
                     }
@@ -660,6 +668,12 @@ impl<A: Attester> ChainNode<A> {
             // Late: the pre-vector is out; the leader may still use the cell.
             return;
         }
+        // Authenticate first: a record not signed by the client's
+        // registered key is refused and never counts as its equivocation.
+        if let Err(error) = self.check_signature(&m) {
+            step.faults.push(Fault::Client { client, error });
+            return;
+        }
         if let Some(prev) = self.accepted.get(&client) {
             if prev.record != m.record {
                 step.faults.push(Fault::Equivocation { client });
@@ -686,6 +700,13 @@ impl<A: Attester> ChainNode<A> {
         }
         let e = records.entry(d).or_insert((m.record, BTreeMap::new()));
         e.1.entry(m.cell.index).or_insert(m.cell);
+    }
+
+    /// The record's signature under its client's registered key.
+    fn check_signature(&self, m: &LocalMessage) -> Result<(), FlError> {
+        let client = m.record.client;
+        let pk = self.cfg.client_keys.get(client as usize).ok_or(FlError::Unauthenticated { client })?;
+        m.record.verify_signature(pk)
     }
 
     /// Eq 7.8 and the degree bound for the cell of node `node`.
@@ -877,6 +898,9 @@ impl<A: Attester> ChainNode<A> {
             if sf.ctx.chain != self.cfg.chain || sf.ctx.round != self.cfg.round {
                 return Err("subfragment for another chain or round".to_string());
             }
+            if let Some(c) = self.unanimous_clients().into_iter().find(|c| !clients.contains(c)) {
+                return Err(format!("omits client {c}, which every node attested"));
+            }
             self.cfg.global.mini_fragments(self.me, &root, &sf).map_err(|e| e.to_string())
         });
         self.checked_in.insert(view);
@@ -895,6 +919,32 @@ impl<A: Attester> ChainNode<A> {
             }
         }
         self.drive_pbft(step);
+    }
+
+    /// Clients named in the pre-vectors of *all* `K` nodes (empty until this
+    /// node holds all `K`). Each such client has verified cells at every
+    /// node, at least `K − f ≥ T` of them honest and forwarded to the
+    /// leader, so an honest leader decodes it: a proposal omitting one comes
+    /// from a faulty leader (a Byzantine host withholding honest clients'
+    /// cells from its enclave to aggregate a poisoned model alone).
+    /// Known limit: a Byzantine client whose signed records differ across
+    /// nodes, or whose well-formed ciphertext carries a malformed model, is
+    /// also named by all `K` yet undecodable, and then forces view changes;
+    /// the fix is exclusion evidence in the proposal (two signed records, or
+    /// the ciphertext nodes can decrypt), not yet built.
+    fn unanimous_clients(&self) -> Vec<u32> {
+        if self.pre_vectors.len() < self.cfg.nodes {
+            return Vec::new();
+        }
+        let mut vs = self.pre_vectors.values();
+        let Some(first) = vs.next() else {
+            return Vec::new();
+        };
+        let mut common: BTreeSet<u32> = first.iter().copied().collect();
+        for v in vs {
+            common.retain(|c| v.binary_search(c).is_ok());
+        }
+        common.into_iter().collect()
     }
 
     fn ask_view(&mut self, view: u32, step: &mut Step) {

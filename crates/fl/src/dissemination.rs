@@ -278,7 +278,7 @@ struct ChainState {
     minis: BTreeMap<usize, BTreeMap<usize, Vec<Scalar>>>,
     subs: BTreeMap<usize, Vec<Scalar>>,
     fragment: Option<Vec<u8>>,
-    /// Inputs that arrived before the root (bounded by `nodes × clients`).
+    /// Inputs that arrived before the root (at most `nodes` per sender).
     pending: Vec<(Source, MiniFragment)>,
     /// Nodes whose mini-fragment for this client was forwarded (at most `K`).
     forwarded: BTreeSet<usize>,
@@ -343,7 +343,17 @@ impl ClientAssembler {
         let coder = &self.coders[b];
         let st = &mut self.chains[b];
         let Some(root) = st.root else {
-            if st.pending.len() < coder.nodes() * coder.clients() {
+            // Per-sender quota: a node sends this client one mini-fragment
+            // and a client forwards at most one per node, so each sender
+            // holds at most `nodes` entries here; one Byzantine sender can
+            // fill only its own share, never crowd out an honest one.
+            let (index, len) = match src {
+                Source::Node(k) => (k, coder.nodes()),
+                Source::Client(c) => (c, coder.clients()),
+            };
+            if index >= len {
+                step.faults.push(FlError::PositionOutOfRange { index, len });
+            } else if st.pending.iter().filter(|(s, _)| *s == src).count() < coder.nodes() {
                 st.pending.push((src, mf));
             } else {
                 step.faults.push(FlError::Overloaded);

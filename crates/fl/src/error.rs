@@ -41,4 +41,8 @@ pub enum FlError {
     /// AEAD authentication failed (wrong key, nonce, associated data or tampered ciphertext).
     #[error("fragment decryption failed")]
     DecryptFailed,
+    /// An upload record whose signature does not verify under its client's
+    /// registered key (forged, unsigned or from an unknown client).
+    #[error("upload record of client {client} is not signed by its registered key")]
+    Unauthenticated { client: u32 },
 }

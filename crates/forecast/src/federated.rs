@@ -223,8 +223,13 @@ pub struct Federation {
     round: u32,
 }
 
+/// Node `k`'s simulated enclave. Its seed is `k + 1` as 8 little-endian
+/// bytes (then zeros): distinct for every node index, no `u8` overflow
+/// for chains of 256 or more nodes.
 fn enclave(k: usize) -> SoftwareAttester {
-    SoftwareAttester::new(k, b"ctp-fl enclave v1", [k as u8 + 1; 32])
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&(k as u64).wrapping_add(1).to_le_bytes());
+    SoftwareAttester::new(k, b"ctp-fl enclave v1", seed)
 }
 
 fn fl(e: gridledger_fl::FlError) -> ForecastError {
@@ -371,6 +376,11 @@ impl Federation {
         let mut rv = [0u8; 32];
         rv[..4].copy_from_slice(&round.to_le_bytes());
         rv[4..8].copy_from_slice(&(b as u32).to_le_bytes());
+        let shared_secret = {
+            let mut s = [0x5au8; 32];
+            s[..8].copy_from_slice(&cfg.seed.to_le_bytes());
+            s
+        };
         let chain = Arc::new(ChainConfig {
             chain: b as u32,
             round,
@@ -381,16 +391,12 @@ impl Federation {
             measurement: enclave(0).measurement(),
             node_keys: (0..nodes).map(|k| enclave(k).attestation_key()).collect(),
             pbft_keys: (0..nodes).map(|k| sim_node_key(k).public()).collect(),
+            client_keys: gridledger_fl::coding::client_verifying_keys(&shared_secret, clients),
             random_value: rv,
             prev_block: Hash32([b as u8; 32]),
             coder: coder.clone(),
             global: global.clone(),
         });
-        let shared_secret = {
-            let mut s = [0x5au8; 32];
-            s[..8].copy_from_slice(&cfg.seed.to_le_bytes());
-            s
-        };
         let behaviours: Vec<ClientBehaviour> = (0..clients).map(|c| cfg.client_behaviour(c)).collect();
         let honest: Vec<u32> =
             (0..clients).filter(|&c| behaviours[c] == ClientBehaviour::Honest).map(|c| (nodes + c) as u32).collect();

@@ -36,14 +36,31 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// `YYYY-MM-DD HH:MM[:SS]` → minutes since the Unix epoch.
+/// Days in month `m` (1..=12) of year `y` (proleptic Gregorian).
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// `YYYY-MM-DD HH:MM[:SS]` → minutes since the Unix epoch. Only years
+/// 1..=9999 (four-digit meter timestamps) and real calendar dates are
+/// accepted, so the arithmetic below cannot overflow.
 fn parse_datetime(s: &str) -> Option<i64> {
     let (date, time) = s.trim().split_once([' ', 'T'])?;
     let mut d = date.split('-');
     let (y, m, day) = (d.next()?.parse::<i64>().ok()?, d.next()?.parse::<u32>().ok()?, d.next()?.parse::<u32>().ok()?);
     let mut t = time.split(':');
     let (hh, mm) = (t.next()?.parse::<i64>().ok()?, t.next()?.parse::<i64>().ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || !(0..24).contains(&hh) || !(0..60).contains(&mm) {
+    if !(1..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=days_in_month(y, m)).contains(&day)
+        || !(0..24).contains(&hh)
+        || !(0..60).contains(&mm)
+    {
         return None;
     }
     Some(days_from_civil(y, m, day) * 1440 + hh * 60 + mm)

@@ -16,7 +16,6 @@ fn csv(body: &str) -> String {
 /// Observed: debug builds panic with "attempt to multiply with overflow"
 /// (release builds wrap to some other hour).
 #[test]
-#[ignore = "attack: SGSC loader overflows (panics in debug) on a huge READING_DATETIME year"]
 fn huge_year_is_a_typed_csv_error() {
     let body = csv("1,99999999999999999-01-01 00:30:00,0.1\n1,99999999999999999-01-01 01:00:00,0.1");
     let r = std::panic::catch_unwind(|| read_hourly(body.as_bytes()));
@@ -34,7 +33,6 @@ fn huge_year_is_a_typed_csv_error() {
 /// Expected: `Err(ForecastError::Csv { line: 2, .. })` — no such date.
 /// Observed: `Ok`, one hour on 3 March.
 #[test]
-#[ignore = "attack: SGSC loader accepts impossible dates (2013-02-31 becomes 3 March)"]
 fn impossible_date_is_refused() {
     let body = csv("1,2013-02-31 00:30:00,0.1\n1,2013-02-31 01:00:00,0.1");
     let r = read_hourly(body.as_bytes());

@@ -72,6 +72,7 @@ fn ctp_fl_round(round: u32, dims: usize, models: Vec<Vec<f32>>, behaviours: &[Cl
         measurement: enclave(0).measurement(),
         node_keys: (0..NODES).map(|k| enclave(k).attestation_key()).collect(),
         pbft_keys: (0..NODES).map(|k| sim_node_key(k).public()).collect(),
+        client_keys: gridledger_fl::coding::client_verifying_keys(&SK, CLIENTS),
         random_value: [round as u8; 32],
         prev_block: Hash32([9; 32]),
         coder: Arc::new(coder),

@@ -43,6 +43,7 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
         measurement: enclave(0).measurement(),
         node_keys: (0..nodes).map(|k| enclave(k).attestation_key()).collect(),
         pbft_keys: (0..nodes).map(|k| sim_node_key(k).public()).collect(),
+        client_keys: gridledger_fl::coding::client_verifying_keys(&SK, clients),
         random_value: [7; 32],
         prev_block: Hash32([3; 32]),
         coder: Arc::new(coder),
