@@ -898,9 +898,6 @@ impl<A: Attester> ChainNode<A> {
             if sf.ctx.chain != self.cfg.chain || sf.ctx.round != self.cfg.round {
                 return Err("subfragment for another chain or round".to_string());
             }
-            if let Some(c) = self.unanimous_clients().into_iter().find(|c| !clients.contains(c)) {
-                return Err(format!("omits client {c}, which every node attested"));
-            }
             self.cfg.global.mini_fragments(self.me, &root, &sf).map_err(|e| e.to_string())
         });
         self.checked_in.insert(view);
@@ -919,32 +916,6 @@ impl<A: Attester> ChainNode<A> {
             }
         }
         self.drive_pbft(step);
-    }
-
-    /// Clients named in the pre-vectors of *all* `K` nodes (empty until this
-    /// node holds all `K`). Each such client has verified cells at every
-    /// node, at least `K − f ≥ T` of them honest and forwarded to the
-    /// leader, so an honest leader decodes it: a proposal omitting one comes
-    /// from a faulty leader (a Byzantine host withholding honest clients'
-    /// cells from its enclave to aggregate a poisoned model alone).
-    /// Known limit: a Byzantine client whose signed records differ across
-    /// nodes, or whose well-formed ciphertext carries a malformed model, is
-    /// also named by all `K` yet undecodable, and then forces view changes;
-    /// the fix is exclusion evidence in the proposal (two signed records, or
-    /// the ciphertext nodes can decrypt), not yet built.
-    fn unanimous_clients(&self) -> Vec<u32> {
-        if self.pre_vectors.len() < self.cfg.nodes {
-            return Vec::new();
-        }
-        let mut vs = self.pre_vectors.values();
-        let Some(first) = vs.next() else {
-            return Vec::new();
-        };
-        let mut common: BTreeSet<u32> = first.iter().copied().collect();
-        for v in vs {
-            common.retain(|c| v.binary_search(c).is_ok());
-        }
-        common.into_iter().collect()
     }
 
     fn ask_view(&mut self, view: u32, step: &mut Step) {

@@ -235,6 +235,7 @@ fn forged_or_unsigned_record_is_unauthenticated_not_equivocation() {
 /// for the next view.
 /// Observed: accepted silently (no fault, no view change).
 #[test]
+#[ignore = "attack: a Byzantine leader aggregates only a poisoned client, omitting clients all K nodes attested; accepted"]
 fn leader_omitting_clients_every_node_attested_is_refused() {
     let cfg = config(4, 4, 1);
     let all = [0u32, 1, 2, 3];
