@@ -372,7 +372,36 @@ pub enum ChannelEvent {
     TopUpDeferred {
         amount: Amount,
     },
+    /// The close transaction of `method` (`channel_close` with the
+    /// co-signed final state `counter`, or the timed-out close's
+    /// `channel_dispute` with the newest co-signed state `counter`) was sent
+    /// [`MAX_CLOSE_RESENDS`] times and the chain still shows no outcome:
+    /// no more re-sends (each costs a fee; one the contract refuses is not
+    /// fixed by paying more). Reported once; the user decides (a newer
+    /// co-signed state, from the peer or the chain, starts a fresh count).
+    CloseStalled {
+        method: String,
+        counter: u64,
+    },
+    /// The co-signed open's registration (`channel_open`, with our
+    /// `channel_fund`) was re-sent `attempts` times and the chain still
+    /// does not show the channel: no more automatic re-sends. `Open` sends
+    /// it again (a fresh count); the peer, which holds the open state
+    /// co-signed too, may still register it, after which the funding
+    /// deadline aborts the channel if it is not funded.
+    OpenUnregistered {
+        attempts: u32,
+    },
 }
+
+/// Re-sends of the co-signed open's registration (`channel_open` with the
+/// initiator's `channel_fund`) while the chain does not show it, after which
+/// the machine stops and reports [`ChannelEvent::OpenUnregistered`].
+pub const MAX_OPEN_RESENDS: u32 = 8;
+
+/// Sends of one close transaction (same method and counter) after which
+/// the machine stops re-sending it and reports [`ChannelEvent::CloseStalled`].
+pub const MAX_CLOSE_RESENDS: u32 = 5;
 
 /// Re-sends of one co-signed withdrawal state (same counter) the chain has
 /// not paid, after which the machine stops re-sending it and reports
@@ -661,6 +690,12 @@ pub struct ChannelMachine {
     withdraw_resends: (u64, u32),
     /// When the tick last proposed the final state of a requested close.
     close_proposed_at: Timestamp,
+    /// Sends so far of the close transaction (method, counter): bounded by
+    /// [`MAX_CLOSE_RESENDS`].
+    close_sends: (&'static str, u64, u32),
+    /// Next re-send of the unregistered open, its back-off and the re-sends
+    /// so far (in memory: a restart starts a fresh, bounded count).
+    open_resend: Option<(Timestamp, u64, u32)>,
     /// Events announced only once the store they describe is durable
     /// (`PaymentReceived`: a merchant may deliver on it), by version.
     held_events: Vec<(u64, Vec<ChannelEvent>)>,
@@ -760,6 +795,8 @@ impl ChannelMachine {
             withdraw_resend_at: 0,
             withdraw_resends: (0, 0),
             close_proposed_at: 0,
+            close_sends: ("", 0, 0),
+            open_resend: None,
             held_events: vec![],
             fallback_answered: vec![],
             outcome_told: vec![],
@@ -1060,6 +1097,13 @@ impl ChannelMachine {
                 if self.store.side != 0 {
                     return Err(ChannelError::NotInitiator);
                 }
+                if self.open_unregistered() {
+                    // Retry: the co-signed open is sent again at once, with
+                    // a fresh count of automatic re-sends.
+                    let retry = self.params.retry_ms.max(1);
+                    self.open_resend = Some((self.now.saturating_add(retry), retry, 0));
+                    return Ok(Step { txs: self.open_txs(), ..Step::default() });
+                }
                 if self.store.phase != Phase::Idle || self.store.signed_upto.is_some() {
                     return Err(ChannelError::NotOpen(self.store.phase));
                 }
@@ -1266,6 +1310,12 @@ impl ChannelMachine {
         let disputed = matches!(self.store.phase, Phase::Disputed { .. });
         if self.store.phase != Phase::Open && !(disputed && st.is_final) {
             return Err(format!("channel is {:?}, not open", self.store.phase));
+        }
+        // Once we asked to close we may hold a final state signed (the peer
+        // can register it at once, whatever it answered us): co-signing a
+        // later update would let the close void it. Only the close itself.
+        if self.store.closing_requested && !st.is_final {
+            return Err("closing: no further updates are co-signed".into());
         }
         let l = &l.state;
         #[cfg(feature = "mutants")]
@@ -1662,6 +1712,18 @@ impl ChannelMachine {
                 return Step { messages: vec![again], ..Step::default() };
             }
         }
+        // Early, not wrong: the peer's chain poller saw the channel active
+        // before ours did (each side watches the chain on its own). A
+        // refusal would fail the peer's payment and book a fault on an
+        // honest peer; say nothing instead: the proposer re-sends its window
+        // every `retry_ms`, and this side takes it once it has seen the
+        // channel active too (or the update falls back after t_Δ).
+        if counter > 0
+            && self.store.phase == Phase::Opening
+            && self.store.latest.as_ref().is_some_and(|l| l.state.counter == 0)
+        {
+            return Step::default();
+        }
         if self.store.peer_fallback_upto.is_some_and(|u| counter <= u) {
             return self.reject(counter, format!("proposal {counter} fell back"));
         }
@@ -1883,6 +1945,21 @@ impl ChannelMachine {
                 self.store.phase = Phase::Disputed { t_end, by_me };
                 self.disputed_counter = Some(counter);
                 step.events.push(ChannelEvent::DisputeSeen { counter, by });
+                // The peer disputes with a proposal of ours it never
+                // acknowledged (it co-signed it out of band and withheld the
+                // acceptance): our newest state, at a higher counter,
+                // overturns it (the contract ranks by counter alone), and
+                // the channel is closed after, since the peer lied about
+                // what it signed. `closing_requested` is persisted.
+                let ours = self.store.abandoned.iter().any(|p| p.state.counter == counter);
+                let newer = self.store.latest.as_ref().is_some_and(|l| l.state.counter > counter);
+                if !by_me && ours && newer && !self.store.closing_requested {
+                    self.store.closing_requested = true;
+                    step.events.push(ChannelEvent::Fault(format!(
+                        "the peer disputed with our proposal {counter}, which it never acknowledged; \
+                         answered with our newer state, closing the channel"
+                    )));
+                }
                 let txs: Vec<ChainTx> = self.resolve_tx().into_iter().collect();
                 // Retried with back-off until the chain shows the outcome.
                 self.chain_retry = Some((self.now.saturating_add(self.params.retry_ms), self.params.retry_ms));
@@ -2086,22 +2163,30 @@ impl ChannelMachine {
                 }
                 if now >= started.saturating_add(timeout) {
                     // Peer silent: unilateral close through the dispute timer.
-                    if let Some(l) = &self.store.latest {
-                        step.txs.push(self.dispute_tx(l));
+                    if let Some(l) = self.store.latest.clone() {
                         self.close_started = Some(now);
+                        match self.close_send("channel_dispute", l.state.counter) {
+                            Ok(()) => step.txs.push(self.dispute_tx(&l)),
+                            Err(Some(ev)) => step.events.push(ev),
+                            Err(None) => {}
+                        }
                     }
                 }
             }
             Phase::Closing => {
                 let since = *self.close_submitted_at.get_or_insert(now);
                 if now >= since.saturating_add(timeout) {
-                    if let Some(l) = &self.store.latest {
-                        step.txs.push(ChainTx {
-                            method: "channel_close",
-                            args: encode(&ChannelStateArgs { state: l.clone() }),
-                            value: Amount::ZERO,
-                        });
+                    if let Some(l) = self.store.latest.clone() {
                         self.close_submitted_at = Some(now);
+                        match self.close_send("channel_close", l.state.counter) {
+                            Ok(()) => step.txs.push(ChainTx {
+                                method: "channel_close",
+                                args: encode(&ChannelStateArgs { state: l }),
+                                value: Amount::ZERO,
+                            }),
+                            Err(Some(ev)) => step.events.push(ev),
+                            Err(None) => {}
+                        }
                     }
                 }
             }
@@ -2140,6 +2225,25 @@ impl ChannelMachine {
             self.allocate_at = now.saturating_add(self.params.retry_ms);
         }
         step
+    }
+
+    /// Counts one more send of the close transaction `method` with the
+    /// state `counter`: `Ok` to send it, `Err(Some(CloseStalled))` once the
+    /// bound is reached, `Err(None)` after (nothing more is sent).
+    fn close_send(&mut self, method: &'static str, counter: u64) -> Result<(), Option<ChannelEvent>> {
+        if self.close_sends.0 != method || self.close_sends.1 != counter {
+            self.close_sends = (method, counter, 0);
+        }
+        let n = self.close_sends.2;
+        if n >= MAX_CLOSE_RESENDS {
+            if n == MAX_CLOSE_RESENDS {
+                self.close_sends.2 += 1;
+                return Err(Some(ChannelEvent::CloseStalled { method: method.into(), counter }));
+            }
+            return Err(None);
+        }
+        self.close_sends.2 += 1;
+        Ok(())
     }
 
     /// Whether `ss` is a state of this channel carrying both parties'
@@ -2414,6 +2518,7 @@ impl ChannelMachine {
             // Funding deadline: the peer never funded; abort and take back
             // what we put in. Retried with back-off until `Closed`.
             Phase::Opening => {
+                self.open_resend_due(now, step);
                 if let Some(at) = self.store.registered_at.filter(|at| *at > 0) {
                     let due = match self.abort_retry {
                         Some((next, _)) => now >= next,
@@ -2451,6 +2556,54 @@ impl ChannelMachine {
             }
             _ => {}
         }
+    }
+
+    /// Whether this party (the initiator) holds the co-signed open state and
+    /// the chain has not shown its registration yet.
+    fn open_unregistered(&self) -> bool {
+        self.store.side == 0
+            && self.store.phase == Phase::Opening
+            && self.store.registered_at.is_none()
+            && self.store.latest.as_ref().is_some_and(|l| l.state.counter == 0)
+    }
+
+    /// `channel_open` with the co-signed open state and our `channel_fund`.
+    fn open_txs(&self) -> Vec<ChainTx> {
+        let Some(l) = &self.store.latest else { return vec![] };
+        vec![
+            ChainTx {
+                method: "channel_open",
+                args: encode(&ChannelOpenArgs { scid: self.store.scid, open: l.clone() }),
+                value: Amount::ZERO,
+            },
+            self.fund_tx(),
+        ]
+    }
+
+    /// The co-signed open is durable (persisted before its first send), but
+    /// its registration may be lost (a crash before the submitter sent it,
+    /// a node that dropped it): re-sent with back-off until the chain shows
+    /// it (`Registered`), at most [`MAX_OPEN_RESENDS`] times per run, then
+    /// [`ChannelEvent::OpenUnregistered`]. A restarted machine re-sends
+    /// after `retry_ms` (its driver replays the chain's events first).
+    fn open_resend_due(&mut self, now: Timestamp, step: &mut Step) {
+        if !self.open_unregistered() {
+            self.open_resend = None;
+            return;
+        }
+        let retry = self.params.retry_ms.max(1);
+        let (next, backoff, sent) = *self.open_resend.get_or_insert((now.saturating_add(retry), retry, 0));
+        if now < next || sent > MAX_OPEN_RESENDS {
+            return;
+        }
+        if sent == MAX_OPEN_RESENDS {
+            self.open_resend = Some((next, backoff, sent + 1));
+            step.events.push(ChannelEvent::OpenUnregistered { attempts: sent });
+            return;
+        }
+        step.txs.extend(self.open_txs());
+        let later = backoff.saturating_mul(2).min(MAX_RETRY_BACKOFF_MS);
+        self.open_resend = Some((now.saturating_add(backoff), later, sent + 1));
     }
 
     /// `channel_resolve` with our newer co-signed state, if the standing

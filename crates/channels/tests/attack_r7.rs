@@ -150,7 +150,6 @@ fn register_and_dispute(d: &mut Duo, cfg: &DuoConfig, method: &str, poison: Sign
 /// 30,000 withdrawal plus the settled rest), short of side 1's 5 payments
 /// (5 × 100 = 500 here; any amount side 1 chooses to pay first).
 #[test]
-#[ignore = "attack: a fallen-back withdrawal co-signed out of band and registered later voids every later state of the withdrawer (its payments received are lost)"]
 fn a_withdrawal_that_fell_back_cannot_void_the_payments_received_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -206,7 +205,6 @@ fn a_withdrawal_that_fell_back_cannot_void_the_payments_received_after_it() {
 /// Observed: it ends with the state before `A` plus its top-up, short of
 /// the 500 side 1 paid after it.
 #[test]
-#[ignore = "attack: a deferred top-up allocation co-signed out of band and registered later voids every later state (payments received are lost)"]
 fn a_deferred_top_up_allocation_cannot_void_the_payments_received_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -268,7 +266,6 @@ fn a_deferred_top_up_allocation_cannot_void_the_payments_received_after_it() {
 /// Observed: it ends 600 short of it (the 100 of `P` and the 500 it was
 /// paid after).
 #[test]
-#[ignore = "attack: a payment reported fallen back, co-signed out of band and registered later, voids the peer's later payments (energy may not decrease)"]
 fn a_payment_that_fell_back_cannot_void_the_payments_received_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -316,7 +313,6 @@ fn a_payment_that_fell_back_cannot_void_the_payments_received_after_it() {
 /// registered (and the channel opens, both sides funding). Observed: no
 /// channel record on chain after 20 minutes of chain time and a restart.
 #[test]
-#[ignore = "attack: a lost channel_open (crash before the submitter sent it) is never sent again; the channel never opens"]
 fn a_co_signed_open_whose_registration_is_lost_is_registered_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -451,7 +447,6 @@ fn log_record(body: &[u8]) -> Vec<u8> {
 /// length (nothing is cut). Observed: the open succeeds, the log is cut to
 /// the two records before, and the store loads at version 2 (of 4 saved).
 #[test]
-#[ignore = "attack: an intact log record that does not decode is cut like a torn tail, with every record after it"]
 fn an_intact_record_that_does_not_decode_is_not_cut() {
     use gridledger_channels::disk::{load_store, test_store, Durability, StoreFile, LOG_FILE};
     use std::io::Write;
@@ -480,4 +475,121 @@ fn an_intact_record_that_does_not_decode_is_not_cut() {
         "open {}: log {len} -> {after} bytes; the store now loads at version {loaded:?}",
         if opened.is_ok() { "succeeded" } else { "refused" }
     );
+    // Refused with the typed error naming the first unreadable record (the
+    // third, after two intact ones), and the read-only path refuses too.
+    use gridledger_channels::disk::DiskError;
+    let first = log_record(&test_store("downgrade", 1).to_bytes()).len() * 2;
+    assert!(
+        matches!(opened, Err(DiskError::UnknownRecord { offset, .. }) if offset == first as u64),
+        "{:?}",
+        opened.err()
+    );
+    assert!(matches!(load_store(dir.path()), Err(DiskError::UnknownRecord { .. })));
+}
+
+/// Regression (same root cause as the fallen-back findings, for a close):
+/// side 0 asks to close; side 1 co-signs the final state `F` out of band
+/// and answers with a reject, then pays side 0 as if trading went on. Side
+/// 0 co-signs no update once it asked to close (it may hold `F` signed, and
+/// the contract closes at once with a final state), so when side 1 closes
+/// with `F`, side 0 gets at least its newest co-signed balance.
+#[test]
+fn after_asking_to_close_no_update_is_co_signed_that_the_close_could_void() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(1, pay_req(1_000)).unwrap();
+    let (before, fees_from) = (d.balance(0), d.gas.len());
+    d.input(0, Input::User(Request::Close)).unwrap();
+    let f = co_sign_out_of_band(&mut d);
+    assert!(f.state.is_final, "side 0's close proposal");
+    let m = Message::Reject { counter: f.state.counter, reason: "refused".into() };
+    d.parties[0].inbox.push_back(m.to_bytes());
+    d.pump();
+    let held = latest(&d, 0);
+    // Side 1 pays on (twice: its first counter may be one side 0 already
+    // used for `F`): side 0 refuses to co-sign.
+    for _ in 0..2 {
+        let _ = d.input(1, Input::User(pay_req(1_000)));
+        d.pump();
+    }
+    let newest = latest(&d, 0);
+    assert_eq!(newest.state.counter, held.state.counter, "side 0 co-signed an update after asking to close");
+    let key = d.parties[1].account.clone();
+    let r = d.submit(&key, "channel_close", borsh::to_vec(&ChannelStateArgs { state: f }).unwrap(), Amount::ZERO);
+    assert_eq!(r.status, TxStatus::Success);
+    d.pump();
+    assert_eq!(d.channel().unwrap().status, ChannelStatus::Closed);
+    let got = gained(&d, before, fees_from);
+    assert!(
+        got >= newest.state.balances[0].0,
+        "side 0 got {got}, its newest state gives it {}",
+        newest.state.balances[0]
+    );
+}
+
+/// Regression (fee drain): side 0's payment `P` falls back, side 1 (which
+/// co-signed it out of band) registers it, then goes silent. Side 0's close
+/// times out and its dispute with its newest co-signed state (below `P`'s
+/// counter) is refused as stale: it is sent at most `MAX_CLOSE_RESENDS`
+/// times, then `CloseStalled` is reported once, instead of a reverted
+/// transaction (a fee) every close timeout for ever.
+#[test]
+fn a_refused_close_dispute_is_sent_a_bounded_number_of_times() {
+    use gridledger_channels::machine::MAX_CLOSE_RESENDS;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.input(0, Input::User(pay_req(1_000))).unwrap();
+    let p = co_sign_out_of_band(&mut d);
+    let c = p.state.counter;
+    for _ in 0..12 {
+        advance_refusing(&mut d, cfg.t_delta_ms / 10, &|s| s.counter == c, false);
+    }
+    assert!(d.parties[0].events.contains(&ChannelEvent::FellBack { counter: c }));
+    let key = d.parties[1].account.clone();
+    let r = d.submit(&key, "channel_update", borsh::to_vec(&ChannelStateArgs { state: p }).unwrap(), Amount::ZERO);
+    assert_eq!(r.status, TxStatus::Success);
+    d.parties[1].silent = true;
+    d.request(0, Request::Close).unwrap();
+    let from = d.gas.len();
+    for _ in 0..(4 * MAX_CLOSE_RESENDS) {
+        d.advance(cfg.close_timeout_ms);
+    }
+    let me = d.parties[0].account.address();
+    let sent = d.gas[from..].iter().filter(|g| g.method == "channel_dispute" && g.sender == me).count();
+    let stalled = d.parties[0].events.iter().filter(|e| matches!(e, ChannelEvent::CloseStalled { .. })).count();
+    assert!(
+        sent > 0 && sent <= MAX_CLOSE_RESENDS as usize && stalled == 1,
+        "{sent} disputes sent over {} close timeouts, CloseStalled reported {stalled} times",
+        4 * MAX_CLOSE_RESENDS
+    );
+}
+
+/// Regression (item 3's bounds): with every registration dropped, the
+/// co-signed open is re-sent at most `MAX_OPEN_RESENDS` times (each with
+/// the initiator's funding), then `OpenUnregistered` is reported once;
+/// `Open` then sends it again (the user's retry) and the channel opens.
+#[test]
+fn an_unregistered_open_is_resent_a_bounded_number_of_times_then_open_retries_it() {
+    use gridledger_channels::machine::MAX_OPEN_RESENDS;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let dc = DevChain::open(dir.path(), 6, BAL, default_registry()).unwrap();
+    let mut d = Duo::setup(dc, &cfg);
+    d.parties[0].drop_txs = 1_000;
+    d.request(0, Request::Open).unwrap();
+    for _ in 0..60 {
+        d.advance(30_000);
+    }
+    let sent = 1_000 - d.parties[0].drop_txs;
+    let told = d.parties[0].events.iter().filter(|e| matches!(e, ChannelEvent::OpenUnregistered { .. })).count();
+    assert_eq!((sent, told), (2 + 2 * MAX_OPEN_RESENDS, 1), "transactions sent, OpenUnregistered reported");
+    assert!(d.channel().is_none());
+    d.parties[0].drop_txs = 0;
+    d.request(0, Request::Open).unwrap();
+    for _ in 0..3 {
+        d.advance(1_000);
+    }
+    assert_eq!(d.channel().map(|c| c.status), Some(ChannelStatus::Open));
 }

@@ -480,3 +480,53 @@ fn price_bounds_name_what_they_refuse() {
     // 16 Wh at the 10/kWh floor rounds down to 0 paid: under the floor.
     assert!(b.check(&t(10, 16), &st).unwrap_err().contains("below the minimum"));
 }
+
+/// A payment proposed by a side whose chain poller saw the channel active
+/// before its peer's did is not refused (no fault booked on the honest
+/// proposer, no failed payment): the peer, still `Opening`, says nothing;
+/// once it sees the channel active the proposer's re-send is co-signed.
+#[test]
+fn a_payment_that_reaches_the_peer_before_its_poller_sees_the_channel_active_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duo(dir.path());
+    d.input(0, Input::User(Request::Open)).unwrap();
+    // Deliver everything, but hold side 1's sighting of the channel active.
+    let mut held = None;
+    loop {
+        let mut progressed = false;
+        for side in 0..2 {
+            if side == 1 && held.is_none() && matches!(d.parties[1].chain_inbox.front(), Some(ChainEvent::Active)) {
+                held = d.parties[1].chain_inbox.pop_front();
+            }
+            if let Some(e) = d.parties[side].chain_inbox.pop_front() {
+                d.input(side, Input::Chain(e)).unwrap();
+                progressed = true;
+            }
+            progressed |= d.deliver_one(side);
+        }
+        if !progressed {
+            break;
+        }
+    }
+    let active = held.expect("the channel became active");
+    assert_eq!(d.parties[0].machine.as_ref().unwrap().phase(), Phase::Open);
+    assert_eq!(d.parties[1].machine.as_ref().unwrap().phase(), Phase::Opening);
+    let (energy, price) = (Energy(1_000), Amount(100));
+    let amount = Trade::price_of(energy, price).unwrap();
+    d.input(0, Input::User(Request::Pay { amount, energy, price_per_kwh: price })).unwrap();
+    assert!(d.deliver_one(1), "the proposal reached side 1");
+    assert!(d.parties[0].inbox.is_empty(), "side 1 answered nothing");
+    assert!(!d.parties[1].events.iter().any(|e| matches!(e, ChannelEvent::Fault(_))), "{:?}", d.parties[1].events);
+    assert_eq!(latest(&d, 1).state.counter, 0, "side 1 signed nothing yet");
+    d.input(1, Input::Chain(active)).unwrap();
+    d.pump();
+    d.advance(DuoConfig::default().retry_ms);
+    assert_eq!(latest(&d, 0).state.counter, 1, "co-signed on the re-send");
+    assert_eq!(latest(&d, 1), latest(&d, 0));
+    assert!(
+        !d.parties[0].events.iter().any(|e| matches!(e, ChannelEvent::Rejected { .. })),
+        "{:?}",
+        d.parties[0].events
+    );
+    d.assert_no_divergent_signatures();
+}

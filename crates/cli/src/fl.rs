@@ -63,6 +63,13 @@ pub struct TrainArgs {
     /// Mini-batch size.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch: u32,
+    /// Local epochs each client trains per round before uploading.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub local_epochs: u32,
+    /// Give the network each hour's time of day (sine and cosine) beside
+    /// the load (the seed's TCN sees the load only).
+    #[arg(long)]
+    pub hour_features: bool,
     /// Seed of the households, the weights and the simulated network.
     #[arg(long, default_value_t = 21)]
     pub seed: u64,
@@ -95,6 +102,8 @@ fn config(a: &TrainArgs) -> FederatedConfig {
         },
         window: a.window as usize,
         batch: a.batch as usize,
+        local_epochs: a.local_epochs as usize,
+        hour_features: a.hour_features,
         start_day: 0,
         train_days: a.train_days,
         validation_days: a.validation_days,
@@ -200,6 +209,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             "train_days": cfg.train_days,
             "validation_days": cfg.validation_days,
             "window_h": cfg.window,
+            "local_epochs": cfg.local_epochs,
+            "hour_features": cfg.hour_features,
             "seed": cfg.seed,
             "initial": { "val_mae": mae0, "val_rmse": rmse0 },
             "rounds": rounds.iter().map(round_json).collect::<Vec<_>>(),
@@ -285,14 +296,12 @@ pub fn loss_svg(rmse0: f32, mae0: f32, rounds: &[RoundReport]) -> String {
 
 /// The demo's forecasting section: three CTP-FL rounds of six households on
 /// two chains of four nodes, 30 % Byzantine (one poisoning client, a
-/// withholding view-0 leader per chain), a small TCN on two training weeks
-/// (seconds on two cores), then household 0's forecast for the next day
-/// beside its actual load.
+/// withholding view-0 leader per chain), a small TCN with hour-of-day
+/// inputs on two training weeks, three local epochs a round (seconds on two
+/// cores; [`FederatedConfig::demo`]), then household 0's forecast for the
+/// next day beside its actual load and its typical day.
 pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
-    let quick = FederatedConfig::quick();
-    // A larger step than the quick preset's: three rounds must show a shape.
-    let tcn = TcnConfig { learning_rate: 0.2, ..quick.tcn };
-    let cfg = FederatedConfig { byzantine: 0.3, tcn, ..quick };
+    let cfg = FederatedConfig::demo();
     let mut fed = Federation::new(cfg.clone()).context("setting up the federation")?;
     let (_, rmse0) = fed.validate()?;
     let mut rounds = Vec::new();
@@ -301,6 +310,7 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
     }
     let last = rounds.last().context("no round ran")?;
     let day = fed.forecast_next_day(0)?;
+    let typical = fed.typical_day_wh(0)?;
     let mae_wh = day.forecast_wh.iter().zip(&day.actual_wh).map(|(f, a)| f.abs_diff(*a)).sum::<u64>()
         / day.actual_wh.len().max(1) as u64;
     let doc = json!({
@@ -315,6 +325,7 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
         "forecast_client": day.client,
         "forecast_wh": day.forecast_wh,
         "actual_wh": day.actual_wh,
+        "typical_day_wh": typical,
         "day_mae_wh": mae_wh,
     });
     if !json_only {
@@ -330,9 +341,9 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
         );
         println!("  validation RMSE (normalised)  {rmse0:.4} → {:.4} after {} rounds", last.val_rmse, rounds.len());
         println!("  household {}'s next day (Wh):", day.client);
-        println!("    hour  forecast  actual");
-        for (h, (f, a)) in day.forecast_wh.iter().zip(&day.actual_wh).enumerate() {
-            println!("    {h:02}:00  {f:>8}  {a:>6}");
+        println!("    hour  forecast  actual  typical (training mean)");
+        for (h, ((f, a), t)) in day.forecast_wh.iter().zip(&day.actual_wh).zip(&typical).enumerate() {
+            println!("    {h:02}:00  {f:>8}  {a:>6}  {t:>7}");
         }
         println!("  mean absolute error over the day: {mae_wh} Wh");
     }

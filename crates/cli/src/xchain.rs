@@ -32,6 +32,12 @@ pub enum XchainCmd {
     /// on the external chains, played by SC_F on the BoB and written back
     /// in place; optionally with withholding users and a censoring chain.
     Ccdi(CcdiArgs),
+    /// Close the CCTs an interrupted swap left open in a deployment's
+    /// `--dir`: run epochs as a BoB node does, prove each posted native
+    /// transfer that is on its chain while its header is provable, and send
+    /// CCT_V (both stages) once the deadlines pass, so every open CCT ends
+    /// complete (proved, or its deposits penalised as Algorithm 5.1 says).
+    Resume(ResumeArgs),
     /// Run one chain of a BoB-MBS in this process, serving the relaying
     /// driver of `xchain up --processes` over loopback (internal).
     #[command(hide = true)]
@@ -49,6 +55,15 @@ pub struct ServeChainArgs {
     /// it proposes when it leads, votes, and commits sealed blocks.
     #[arg(long)]
     pub validator: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Most epochs to run while closing the open CCTs (1 to 10,000).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_epochs: u64,
 }
 
 #[derive(Args)]
@@ -70,6 +85,12 @@ pub struct CcdiArgs {
     /// Byzantine relay nodes per chain's group of f+1 (at most f).
     #[arg(long, default_value_t = 0)]
     pub byzantine_relayers: u32,
+    /// κ of the process: SC_F's deadline is `e_B + κ·max κ_i` BoB epochs.
+    /// Default: the least κ whose deadline leaves room for a lock's block,
+    /// its K confirmations, the relay and the CCT (K + 6 epochs); a
+    /// smaller one is refused.
+    #[arg(long, value_name = "KAPPA", value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub process_kappa: Option<u64>,
 }
 
 #[derive(Args)]
@@ -198,12 +219,86 @@ pub struct SwapArgs {
     /// With `--processes`: seconds the driver waits for a validator process.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub chain_timeout: u64,
+    /// Slippage (basis points, 0 to 10,000) the receiver accepts around
+    /// SC_AMM's quote of x_i: the CCT it signs is refused
+    /// (`RateOutOfBounds`) if the pool prices it outside.
+    #[arg(long, default_value_t = gridledger_xchain::mbs::DEFAULT_SLIPPAGE_BPS,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub slippage_bps: u32,
 }
 
-/// Liquidity each chain's token (and Token_B) gets in SC_AMM's pool.
-const LIQUIDITY: u128 = 1_000_000;
-/// Each party's Token_B deposit in SC_D.
-const DEPOSIT: u128 = 1_000_000;
+/// Liquidity each chain's token (and Token_B) gets in SC_AMM's pool, and
+/// each party's Token_B deposit in SC_D, for a swap of `amount` Token_j:
+/// at least 1,000,000, and ten times the amount (attack R4-15: fixed
+/// 1,000,000 deposits could not cover SC_T's κ̄ · x_B ≈ 2 · amount above
+/// ~500,000, and a pool of 1,000,000 cannot pay out 1,000,000). With ten
+/// times the amount in the pool the price moves by about 11 % and κ̄ · x_B
+/// stays near a quarter of the deposit, so every `--amount` the option
+/// accepts (1 to 1,000,000) runs.
+pub(crate) fn setup_funds(amount: u64) -> u128 {
+    (amount as u128).saturating_mul(10).max(1_000_000)
+}
+
+/// Epochs a CCDI lock needs from the process's start until its CCT is
+/// stored, besides the K confirmations: the lock's block, the relay of its
+/// final header, the CCT's block and the registration epochs before the
+/// locks are sent (measured with `xchain ccdi --probabilistic K --kappa
+/// K+1`, K = 1 to 8; kept with a margin).
+pub(crate) const CCDI_SLACK: u64 = 6;
+
+/// Why a CCDI process cannot give honest users time to lock (refused
+/// before anything is sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CcdiShapeError {
+    /// `κ · max κ_i` epochs are fewer than a lock needs (K + [`CCDI_SLACK`]).
+    DeadlineTooShort { kappa: u64, deadline: u64, needed: u64, confirmations: u64, least: u64 },
+    /// The least κ that would do is above what SC_F accepts (1 to 1,000).
+    KappaTooLarge { least: u64 },
+}
+
+impl std::fmt::Display for CcdiShapeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CcdiShapeError::DeadlineTooShort { kappa, deadline, needed, confirmations, least } => write!(
+                f,
+                "κ = {kappa} gives SC_F's deadline e_B + {deadline} epochs, fewer than the {needed} a lock needs \
+                 ({confirmations} confirmations + {CCDI_SLACK}): every honest user would be eliminated; use \
+                 --process-kappa {least} or more"
+            ),
+            CcdiShapeError::KappaTooLarge { least } => {
+                write!(f, "these chains need κ = {least}, above the 1,000 SC_F accepts")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CcdiShapeError {}
+
+/// κ of a CCDI process on `spec`'s chains: `explicit` if its deadline
+/// `κ · max κ_i` leaves the K confirmations plus [`CCDI_SLACK`] epochs,
+/// else refused; without one, the least such κ, at least `floor` (attack
+/// R4-14: a fixed κ = 1 with κ_i = K + 1 put every lock's CCT after the
+/// deadline).
+pub(crate) fn ccdi_kappa(spec: &MbsSpec, explicit: Option<u64>, floor: u64) -> Result<u64, CcdiShapeError> {
+    let confirmations = spec.finality.confirmations() as u64;
+    let needed = confirmations + CCDI_SLACK;
+    let kappa_i = (spec.kappa as u64).max(1);
+    let least = needed.div_ceil(kappa_i).max(floor).max(1);
+    if least > 1_000 {
+        return Err(CcdiShapeError::KappaTooLarge { least });
+    }
+    match explicit {
+        Some(kappa) if kappa.saturating_mul(kappa_i) < needed => Err(CcdiShapeError::DeadlineTooShort {
+            kappa,
+            deadline: kappa.saturating_mul(kappa_i),
+            needed,
+            confirmations,
+            least,
+        }),
+        Some(kappa) => Ok(kappa),
+        None => Ok(least),
+    }
+}
 
 fn open(shape: &ShapeArgs) -> anyhow::Result<(BobMbs, Option<tempfile::TempDir>)> {
     open_spec(shape, shape.spec())
@@ -252,6 +347,7 @@ pub fn run(c: XchainCmd) -> anyhow::Result<()> {
         XchainCmd::Swap(a) => swap(a),
         XchainCmd::Migrate(a) => migrate(a),
         XchainCmd::Ccdi(a) => ccdi(a),
+        XchainCmd::Resume(a) => resume(a),
         XchainCmd::ServeChain(a) => procs::serve(a),
     }
 }
@@ -296,15 +392,121 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fills the pool through Π_CCTC and makes both parties' deposits.
-fn prepare(m: &mut BobMbs) -> anyhow::Result<()> {
-    let provider = dev_key(7);
-    for c in m.chain_ids() {
-        m.provide_liquidity(&provider, c, LIQUIDITY)?;
+/// The CCTs stored on the BoB and not complete: every successful `cct`
+/// call in the BoB's blocks whose record is still open.
+fn open_ccts(m: &BobMbs) -> anyhow::Result<Vec<gridledger_core::Hash32>> {
+    let mut ids = Vec::new();
+    for h in 1..=m.bob.height() {
+        let Some(b) = m.bob.chain().block(h)? else { continue };
+        for tx in &b.txs {
+            let gridledger_ledger::TxKind::Call { method, args, .. } = &tx.tx.kind else { continue };
+            if method != "cct" {
+                continue;
+            }
+            let Ok(a) = borsh::from_slice::<gridledger_xchain::bob::CctArgs>(args) else { continue };
+            let id = a.terms.id();
+            if m.cct(&id).is_some_and(|r| !r.complete) && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
     }
-    m.provide_token_b(&provider, LIQUIDITY)?;
-    m.deposit_token_b(&dev_key(0), DEPOSIT)?;
-    m.deposit_token_b(&dev_key(1), DEPOSIT)?;
+    Ok(ids)
+}
+
+/// `gridledger xchain resume --dir D`: closes the CCTs left open (see
+/// [`XchainCmd::Resume`]). Decisions: the driver is the relayer and plays
+/// the parties, whose keys are this deployment's dev accounts (as for
+/// every `xchain swap`); a posted native transfer (sub-situation 2) that
+/// is on its chain is proved by its payer, one that is not is left to the
+/// second-stage CCT_V; a side that
+/// neither posted nor proved is penalised by the first-stage CCT_V after
+/// the deadline, as Algorithm 5.1 says. Run it on a deployment no other
+/// process is running (`up --processes --dir D` afterwards brings the
+/// other validators' replicas up to date from validator 0's).
+fn resume(a: ResumeArgs) -> anyhow::Result<()> {
+    use gridledger_xchain::bob::{keys, CctV};
+    use gridledger_xchain::SideState;
+    anyhow::ensure!(a.shape.dir.is_some(), "xchain resume needs --dir (the deployment whose CCTs to close)");
+    let (mut m, _tmp) = open(&a.shape)?;
+    let ids = open_ccts(&m)?;
+    // The parties' keys: the dev account with the address the terms name.
+    let users = m.spec.users;
+    let key_of = |a: &gridledger_core::Address| (0..users).map(dev_key).find(|k| k.address() == *a);
+    let mut epochs = 0;
+    for id in &ids {
+        loop {
+            let rec = m.cct(id).context("the CCT record")?;
+            if rec.complete {
+                break;
+            }
+            anyhow::ensure!(epochs < a.max_epochs, "CCT {id} still open after {} epochs", a.max_epochs);
+            // Posted native transfers on their chains, final at the BoB: prove them.
+            let mut acted = false;
+            for side in [Side::Sender, Side::Receiver] {
+                if rec.state(side) != SideState::Pending {
+                    continue;
+                }
+                let Some(nt) = m.bob_record::<gridledger_ledger::SignedTransaction>(&keys::posted(id, side)) else {
+                    continue;
+                };
+                let Some(pt) = m.proof_for(*id, side, &nt)? else { continue };
+                let k = m.spec.finality.confirmations() as u64;
+                let payer = match side {
+                    Side::Sender => rec.terms.sender_b,
+                    Side::Receiver => rec.terms.receiver_pk.address(),
+                };
+                let Some(key) = key_of(&payer) else { continue };
+                if m.bob_tip(nt.tx.chain_id) >= pt.height + k {
+                    let tx = m.bob_call(&key, "prove", &pt, gridledger_core::Amount::ZERO);
+                    m.bob.submit(&tx)?;
+                    acted = true;
+                }
+            }
+            // CCT_V's first stage once both deadlines passed (the second
+            // stage is sent by every epoch's BoB-node duties).
+            let due = [(rec.terms.chain_i, rec.deadline_i), (rec.terms.chain_j, rec.deadline_j)]
+                .into_iter()
+                .all(|(c, d)| m.bob_tip(c) >= d);
+            if !acted && !rec.verified && due {
+                // Anyone may send it; the sender's account pays its gas (the
+                // relayer's nonces are taken by the epoch's relays).
+                let key = key_of(&rec.terms.sender_b)
+                    .ok_or_else(|| anyhow::anyhow!("CCT {id}: its sender is not a dev account of this deployment"))?;
+                let tx = m.bob_call(&key, "cct_v", &CctV { cct: *id }, gridledger_core::Amount::ZERO);
+                m.bob.submit(&tx)?;
+            }
+            m.tick()?;
+            epochs += 1;
+        }
+    }
+    let records: Vec<_> = ids.iter().filter_map(|id| m.cct(id).map(|r| json!({ "cct": id, "record": r }))).collect();
+    if a.shape.json {
+        println!("{}", json!({ "closed": records, "epochs": epochs }));
+    } else if records.is_empty() {
+        println!("no open CCT in this deployment");
+    } else {
+        for r in &records {
+            println!(
+                "CCT {}: complete {}, sender {}, receiver {}",
+                r["cct"], r["record"]["complete"], r["record"]["sender"], r["record"]["receiver"]
+            );
+        }
+        println!("  {epochs} epochs");
+    }
+    Ok(())
+}
+
+/// Fills the pool through Π_CCTC and makes both parties' deposits.
+/// Pools and deposits are sized for a swap of `amount` ([`setup_funds`]).
+fn prepare(m: &mut BobMbs, amount: u64) -> anyhow::Result<()> {
+    let provider = dev_key(7);
+    let funds = setup_funds(amount);
+    for c in m.chain_ids() {
+        m.provide_liquidity(&provider, c, funds)?;
+    }
+    m.provide_token_b(&provider, funds)?;
+    m.deposit_token_b(&dev_key(0), funds)?;
+    m.deposit_token_b(&dev_key(1), funds)?;
     Ok(())
 }
 
@@ -342,7 +544,8 @@ fn swap(a: SwapArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let (mut m, _tmp) = open(&a.shape)?;
-    prepare(&mut m)?;
+    m.slippage_bps = a.slippage_bps;
+    prepare(&mut m, a.amount)?;
     let req = SwapRequest {
         sender: dev_key(0),
         receiver: dev_key(1),
@@ -420,10 +623,11 @@ fn run_migration(
             CcdiUser { key: key.clone(), chain: from, item, behaviour: UserBehaviour::Honest },
             CcdiUser { key: rival, chain: from, item: r, behaviour: UserBehaviour::Honest },
         ];
-        m.run_ccdi(CcdiApp::Battle, &users, &CcdiAttack::default(), CCDI_DEPOSIT, 1, 1)?;
+        let kappa = ccdi_kappa(&m.spec, None, 1)?;
+        m.run_ccdi(CcdiApp::Battle, &users, &CcdiAttack::default(), CCDI_DEPOSIT, kappa, 1)?;
     }
     let before = m.item(from, item).context("the item")?.data;
-    let (fresh, report) = m.migrate(&key, from, item, to, CCDI_DEPOSIT, 2)?;
+    let (fresh, report) = m.migrate(&key, from, item, to, CCDI_DEPOSIT, ccdi_kappa(&m.spec, None, 2)?)?;
     let moved = m.item(to, fresh).context("the migrated item")?.data;
     let left = m.item(from, item).context("the old item")?.data;
     anyhow::ensure!(moved == before, "the item did not arrive unchanged");
@@ -478,6 +682,7 @@ fn ccdi(a: CcdiArgs) -> anyhow::Result<()> {
     let f = (a.shape.validators.saturating_sub(1) / 3) as usize;
     anyhow::ensure!(a.byzantine_relayers as usize <= f, "--byzantine-relayers must be at most f = {f}");
     let spec = MbsSpec { ccdi: true, users: a.users as usize, ..a.shape.spec() };
+    let kappa = ccdi_kappa(&spec, a.process_kappa, 1)?;
     let (mut m, _tmp) = open_spec(&a.shape, spec)?;
     let mut users = Vec::new();
     for i in 0..a.users as usize {
@@ -494,7 +699,7 @@ fn ccdi(a: CcdiArgs) -> anyhow::Result<()> {
         byzantine_members: 0,
     };
     let t = Instant::now();
-    let rep = m.run_ccdi(CcdiApp::Battle, &users, &attack, CCDI_DEPOSIT, 1, 1)?;
+    let rep = m.run_ccdi(CcdiApp::Battle, &users, &attack, CCDI_DEPOSIT, kappa, 1)?;
     let wall = t.elapsed().as_secs_f64();
     if a.shape.json {
         println!("{}", json!({ "report": rep, "wall_s": wall }));
@@ -541,7 +746,7 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
     let tmp = tempfile::tempdir()?;
     let spec = MbsSpec { chains: 2, ccdi: true, ..MbsSpec::default() };
     let mut m = BobMbs::open(tmp.path(), spec)?;
-    prepare(&mut m)?;
+    prepare(&mut m, 1_000)?;
     let req = SwapRequest {
         sender: dev_key(0),
         receiver: dev_key(1),

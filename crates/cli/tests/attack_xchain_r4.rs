@@ -1,8 +1,9 @@
 //! Fourth attack round on `gridledger xchain … --processes` (one process
 //! per validator). Every test here is a finding: it asserts what a careful
 //! user would expect and fails on the code it was written against, so each
-//! is marked `#[ignore = "attack: ..."]` until fixed. Run them with
-//! `cargo test -p gridledger-cli --test attack_xchain_r4 -- --ignored`.
+//! was marked `#[ignore = "attack: ..."]` until fixed; all are fixed now,
+//! each beside a companion test of its refusal or option. Run them with
+//! `cargo test -p gridledger-cli --test attack_xchain_r4`.
 
 use std::path::Path;
 use std::process::Command;
@@ -50,7 +51,6 @@ fn up(dir: &Path, epochs: u64) -> std::process::Output {
 /// Expected: the deployment resumes (B sealed by validators 1–3, or A
 /// re-proposed). Observed: `up` exits 1 with "already voted for block …".
 #[test]
-#[ignore = "attack: after a crash with ONE vote cast, up --processes --dir never resumes (votes asked in index order)"]
 fn a_crash_after_one_vote_bricks_the_deployment() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -95,7 +95,6 @@ fn a_crash_after_one_vote_bricks_the_deployment() {
 /// leaves room for k confirmations and the relay, or such a shape/process
 /// is refused up front). Observed: Case 2, `eliminated` 6 of 6.
 #[test]
-#[ignore = "attack: xchain ccdi --probabilistic 1 --kappa 2 eliminates (and burns the deposits of) all 6 honest users"]
 fn ccdi_on_probabilistic_chains_with_kappa_k_plus_1_eliminates_every_honest_user() {
     let out = Command::new(BIN)
         .args(["xchain", "ccdi", "--chains", "2", "--probabilistic", "1", "--kappa", "2", "--json"])
@@ -122,7 +121,6 @@ fn ccdi_on_probabilistic_chains_with_kappa_k_plus_1_eliminates_every_honest_user
 /// enough), or the option's range is what the setup can run. Observed:
 /// `--amount 1000000` exits 1.
 #[test]
-#[ignore = "attack: xchain swap --amount 1000000 (inside the option's range) always fails: the fixed deposits are too small"]
 fn swap_with_an_amount_the_option_accepts_is_refused_by_its_own_setup() {
     let out = Command::new(BIN).args(["xchain", "swap", "--chains", "2", "--amount", "1000000"]).output().unwrap();
     assert!(
@@ -148,7 +146,6 @@ fn swap_with_an_amount_the_option_accepts_is_refused_by_its_own_setup() {
 /// `swap` completes with (both sides `Proved`). Observed: "the BoB refused
 /// prove: … header 14 of chain 102 is no longer kept".
 #[test]
-#[ignore = "attack: swap --processes --probabilistic 1 --kappa 2 proves NT_r after its one-block window; exits 1, CCT left open"]
 fn swap_over_processes_misses_a_one_block_proof_window_the_embedded_swap_meets() {
     let shape = ["xchain", "swap", "--chains", "2", "--probabilistic", "1", "--kappa", "2", "--json"];
     let embedded = Command::new(BIN).args(shape).output().unwrap();
@@ -159,4 +156,112 @@ fn swap_over_processes_misses_a_one_block_proof_window_the_embedded_swap_meets()
         "the embedded swap completes with this shape; over processes: {}",
         String::from_utf8_lossy(&processes.stderr)
     );
+}
+
+/// The CCDI deadline's companion check (R4-14): a κ the user names whose
+/// deadline `κ · max κ_i` leaves no room for a lock's K confirmations, the
+/// relay and the CCT is refused before anything is sent, with the least κ
+/// that would do; the derived default runs (the test above).
+#[test]
+fn ccdi_refuses_a_process_kappa_too_short_for_the_confirmations() {
+    let out = Command::new(BIN)
+        .args(["xchain", "ccdi", "--chains", "2", "--probabilistic", "1", "--kappa", "2", "--process-kappa", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "κ = 1 with κ_i = 2 and k = 1 must be refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--process-kappa 4 or more"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing ran: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// R4-6b: `swap --processes` signs x_i within SC_AMM's quote ± the
+/// slippage (`--slippage-bps`, default 1 %), no longer the open `[1,
+/// u128::MAX]`; the CCT still executes at the quoted price.
+#[test]
+fn swap_over_processes_signs_bounded_x_i() {
+    let out = Command::new(BIN)
+        .args(["xchain", "swap", "--chains", "2", "--amount", "1000", "--processes", "--json", "--slippage-bps", "50"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let x_i: u128 = v["x_i"].as_str().unwrap().parse().unwrap();
+    let min: u128 = v["bounds"][0].as_str().unwrap().parse().unwrap();
+    let max: u128 = v["bounds"][1].as_str().unwrap().parse().unwrap();
+    assert!(min <= x_i && x_i <= max, "x_i {x_i} within [{min}, {max}]");
+    let tol = (x_i * 50).div_ceil(10_000);
+    assert_eq!((min, max), (x_i - tol, x_i + tol), "quote ± 0.5 % (x_i is executed at the quote)");
+    assert_ne!(max, u128::MAX, "the bound is no longer open");
+}
+
+/// An interrupted swap no longer leaves its CCT open for good: here the
+/// swap stops after the sender paid its native transfer and posted it to
+/// the BoB (the receiver never pays), nothing proved. `xchain resume
+/// --dir` closes it as a BoB node does: the sender's posted transfer is
+/// proved, the receiver is penalised by CCT_V after the deadline, and the
+/// CCT is complete; a second `resume` finds nothing open.
+#[test]
+fn resume_closes_the_cct_an_interrupted_swap_left_open() {
+    use gridledger_xchain::mbs::{BobMbs, SwapRequest};
+    use gridledger_xchain::{bob::PostNt, Side};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = Command::new(BIN)
+        .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let id = {
+        let mut m = BobMbs::open(d, spec()).unwrap();
+        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
+        for c in m.chain_ids() {
+            m.provide_liquidity(&p, c, 1_000_000).unwrap();
+        }
+        m.provide_token_b(&p, 1_000_000).unwrap();
+        m.deposit_token_b(&s, 1_000_000).unwrap();
+        m.deposit_token_b(&r, 1_000_000).unwrap();
+        let req = SwapRequest {
+            sender: s.clone(),
+            receiver: r.clone(),
+            chain_i: FIRST_EXTERNAL,
+            chain_j: FIRST_EXTERNAL + 1,
+            x_j: 500,
+            salt: 9,
+        };
+        let terms = m.terms(&req);
+        let id = terms.id();
+        let cct = m.cct_tx(&s, &r, terms);
+        m.bob_ok(&cct).unwrap();
+        let rec = m.cct(&id).unwrap();
+        m.wait_native_window(&rec).unwrap();
+        let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+        m.external_mut(FIRST_EXTERNAL).unwrap().submit(&nt).unwrap();
+        let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO);
+        m.bob_ok(&post).unwrap();
+        assert!(!m.cct(&id).unwrap().complete);
+        id
+        // The driver stops here.
+    };
+    let resume = || {
+        Command::new(BIN)
+            .args(["xchain", "resume", "--json", "--chains", "2", "--validators", "4", "--dir"])
+            .arg(d)
+            .output()
+            .unwrap()
+    };
+    let out = resume();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let closed = v["closed"].as_array().unwrap();
+    assert_eq!(closed.len(), 1, "{v}");
+    assert_eq!(closed[0]["cct"], serde_json::json!(id.to_string()), "{v}");
+    let rec = &closed[0]["record"];
+    assert_eq!(rec["complete"], true, "{v}");
+    assert!(rec["sender"].get("Proved").is_some(), "the sender's posted transfer is proved: {v}");
+    assert_eq!(rec["receiver"], "Penalised", "the receiver withheld: {v}");
+    let again = resume();
+    assert!(again.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v["closed"].as_array().unwrap().len(), 0, "nothing left open: {v}");
 }

@@ -182,8 +182,11 @@ fn a_withdrawal_state_does_not_replay_across_channels_or_chains() {
 }
 
 /// After a withdrawal, neither a dispute nor a close with a state from
-/// before it is accepted: no double payout. A later dispute settles with
-/// the withdrawal already paid; the contract holds nothing afterwards.
+/// before it is accepted (stale counter), and a newer state that "forgets"
+/// the withdrawal pays nothing twice: it supersedes (a higher counter
+/// ranks above, see the contract's "Ranking of states"), and the side that
+/// was already paid has the withdrawal deducted at settlement. The
+/// contract holds nothing afterwards.
 #[test]
 fn a_state_from_before_a_withdrawal_cannot_pay_again() {
     let d = tempfile::tempdir().unwrap();
@@ -201,19 +204,49 @@ fn a_state_from_before_a_withdrawal_cannot_pay_again() {
     fees[0] += f.refused_fee(0, "channel_dispute", a, Amount::ZERO, "stale");
     let fin1 = f.final_of(s1);
     fees[0] += f.refused_fee(0, "channel_close", st_args(fin1), Amount::ZERO, "stale");
-    // A final state that "forgets" the withdrawal cannot be registered.
+    // A newer final state that "forgets" the withdrawal closes the channel,
+    // but side 0, paid 1_100 already, gets only the 100 left of its 1_200.
     let mut forget = f.state(0, 3, [1_200, 800], true);
     forget.resize = Resize::default();
     let forget = f.cosign(forget);
-    fees[0] += f.refused_fee(0, "channel_close", st_args(forget), Amount::ZERO, "may not decrease");
-    // Honest end: side 1 disputes with the registered state and settles.
+    fees[0] += f.ok(0, "channel_close", st_args(forget), Amount::ZERO).fee.0;
+    assert_eq!(f.channel(0).status, ChannelStatus::Closed);
+    assert_eq!(f.channel(0).withdrawn_paid, [Amount(1_100), Amount::ZERO]);
+    assert_eq!(f.balance(0) + fees[0], start[0] + 1_100 + 100);
+    assert_eq!(f.balance(1) + fees[1], start[1] + 800);
+    assert_eq!(f.held(), held0, "the contract keeps nothing of the channel");
+}
+
+/// A withdrawal paid from one history and one from another (two states
+/// both sides signed, the second at a higher counter, withdrawing for the
+/// other side) never pay out more than the channel holds: the second pays
+/// only what the first left, and the close pays the rest; the contract
+/// ends holding what it held before the channel.
+#[test]
+fn withdrawals_from_two_histories_never_take_more_than_the_channel_holds() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 3);
+    let held0 = f.held();
+    f.open(0);
+    let start = [f.balance(0), f.balance(1)];
+    let mut fees = [0u128; 2];
+    // History A (counter 2): side 0 withdraws 900 of its 1_000.
+    let a = f.resized(0, 2, [100, 1_000], [0, 0], [900, 0]);
+    fees[0] += f.ok(0, "channel_withdraw", st_args(a), Amount::ZERO).fee.0;
+    // History B (counter 3): side 0 paid side 1 800, side 1 withdraws 1_700.
+    let b = f.resized(0, 3, [200, 100], [0, 0], [0, 1_700]);
+    fees[1] += f.ok(1, "channel_withdraw", st_args(b.clone()), Amount::ZERO).fee.0;
+    let paid = f.channel(0).withdrawn_paid;
+    assert_eq!(paid, [Amount(900), Amount(1_100)], "side 1 is paid only what the channel still held");
+    // Nothing more can be withdrawn with it.
+    fees[1] += f.refused_fee(1, "channel_withdraw", st_args(b.clone()), Amount::ZERO, "withdraws nothing new");
     let reg = f.channel(0).latest;
     fees[1] += f.ok(1, "channel_dispute", args(&ChannelDisputeArgs { side: 1, state: reg }), Amount::ZERO).fee.0;
     f.dc.now += T_DELTA + 1_000;
     fees[1] += f.ok(1, "channel_settle", args(&CidArgs { cid: derive_cid(&f.scid, 0) }), Amount::ZERO).fee.0;
     assert_eq!(f.channel(0).status, ChannelStatus::Closed);
-    assert_eq!(f.balance(0) + fees[0], start[0] + 1_100 + 100);
-    assert_eq!(f.balance(1) + fees[1], start[1] + 800);
+    assert_eq!(f.balance(0) + fees[0] + f.balance(1) + fees[1], start[0] + start[1] + 2_000, "coin conserved");
+    assert_eq!(f.balance(0) + fees[0], start[0] + 900, "side 0 keeps what it was paid");
     assert_eq!(f.held(), held0, "the contract keeps nothing of the channel");
 }
 

@@ -771,16 +771,6 @@ fn every_refusal_reason_is_refused_with_its_reason_and_changes_nothing() {
             let s = f.cosign(f.state(0, 1, [1_000, 1_000], true));
             call(&f.accts[0], "channel_update", args(&ChannelStateArgs { state: s }), Amount::ZERO)
         }),
-        ("energy quantities may not decrease", |f| {
-            f.open(0);
-            let mut st = f.state(0, 1, [900, 1_100], false);
-            st.energy = [Energy::ZERO, Energy(100)];
-            let s = f.cosign(st.clone());
-            f.ok(0, "channel_update", args(&ChannelStateArgs { state: s }), Amount::ZERO);
-            st.counter = 2;
-            st.energy = [Energy::ZERO, Energy(50)];
-            call(&f.accts[0], "channel_update", args(&ChannelStateArgs { state: f.cosign(st) }), Amount::ZERO)
-        }),
         ("takes no native value", |f| {
             f.open(0);
             let s = f.cosign(f.state(0, 1, [900, 1_100], false));

@@ -18,18 +18,29 @@
 //!    the global fragment for B2C with its Merkle root (Eq 7.11) and
 //!    attests `(root, clients aggregated)`; node `k` gets its subfragment
 //!    with its Merkle proof (Eq 7.12).
-//! 4. *Root agreement*: a node whose proposal checks (attestation, Merkle
-//!    proof) votes for the root; `2f+1` votes for one root in one view
-//!    commit it, and every node then sends its mini-fragments to the
-//!    clients (B2C) with the committed root. A proposal that fails, or no
-//!    commit before [`Timer::View`], makes the node ask for the next view;
-//!    `2f+1` such requests replace the leader (`leader(v) = v mod K`), and
-//!    every node forwards its accepted messages to the new leader.
+//! 4. *Root agreement* on the chain's PBFT (`gridledger_consensus::pbft`,
+//!    the project's improved PBFT of thesis §3.3.2, embedded in the node):
+//!    a node whose proposal checks (attestation, Merkle proof) records the
+//!    root as verified; the PBFT leader proposes a [`RootBlock`] (view,
+//!    root, clients aggregated) it verified, and each replica's validation
+//!    accepts the block only once it verified that root itself, so a commit
+//!    certificate (`2f+1` signed commits) means `2f+1` nodes checked their
+//!    own subfragment under the root. On commit every node sends its
+//!    mini-fragments to the clients (B2C) with the committed root. A
+//!    proposal that fails, or no commit before [`Timer::View`], makes the
+//!    node ask for the next aggregation view; `2f+1` such requests replace
+//!    the aggregation leader (`leader(v) = v mod K`), and every node
+//!    forwards its accepted messages to the new leader. PBFT's own view
+//!    changes replace a PBFT leader that does not propose.
 //!
 //! Decisions where the seed is silent (each also in the item's docs):
-//! - The root agreement is a vote round inside this machine (a view
-//!   commits with `2f+1` votes); on a node the committed root is what goes
-//!   into the chain's PBFT block.
+//! - One PBFT instance per chain and round (its instance hash binds chain,
+//!   round and the previous block), deciding one block at height 1: the
+//!   round's root. The aggregation leader (`v mod K`) and the PBFT leader
+//!   (`(view + height) mod K`) are independent: any node that verified an
+//!   aggregate can propose it, and a block naming a root the replica found
+//!   bad is refused (a PBFT fault), one it has not checked yet waits for
+//!   its subfragment.
 //! - The leader aggregates the clients it can decode: a client in the
 //!   agreement vector whose cells were withheld by Byzantine nodes (fewer
 //!   than `T` reached the leader) is left out and reported, and the
@@ -37,17 +48,27 @@
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
-//! - Round state is not persisted: a node that crashes mid-round rejoins at
-//!   the next round (the simulator leaves it down).
+//! - Round state is not persisted, PBFT's durable vote state included: a
+//!   node that crashes mid-round rejoins at the next round (the simulator
+//!   leaves it down), whose PBFT instance is a fresh one, so it cannot
+//!   equivocate in the round it left.
+//! - PBFT's first deadline is [`Timing::view`]; its view changes (with
+//!   backoff) run beside the aggregation's, each replacing its own leader.
 
 use crate::aggregate::{params_from_bytes, params_to_bytes, trimmed_mean};
 use crate::coding::{client_key, FragmentCoder, LocalMessage, UploadRecord};
 use crate::dissemination::{GlobalCoder, GlobalSubfragment, MiniFragment};
 use crate::error::FlError;
 use crate::mutants::{self, Mutation};
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_consensus::pbft::{
+    self, CommittedEntry, Payload, Replica, Target, TimerCmd, ValidateRequest, ValidatorSet,
+};
+use gridledger_core::codec::hash_tagged;
 use gridledger_core::codec::{hash_bytes, Tag};
+use gridledger_core::crypto::KeyPair;
 use gridledger_core::enclave::{verify_evidence, Attester, EvidenceAttestation};
-use gridledger_core::Hash32;
+use gridledger_core::{Hash32, PublicKey};
 use secp256k1::XOnlyPublicKey;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -60,6 +81,40 @@ pub const DETER_VECTOR: Tag = Tag("gridledger/fl-deter-vector/v1");
 pub const AGGREGATE: Tag = Tag("gridledger/fl-aggregate/v1");
 /// Domain tag of the committee hash (Eq 7.17).
 pub const COMMITTEE: Tag = Tag("gridledger/fl-committee/v1");
+/// Domain tag of a [`RootBlock`]'s digest.
+pub const ROOT_BLOCK: Tag = Tag("gridledger/fl-root-block/v1");
+/// Domain tag of a round's PBFT instance.
+pub const ROOT_INSTANCE: Tag = Tag("gridledger/fl-root-pbft/v1");
+/// The PBFT height of the round's root (the instance's first block).
+pub const ROOT_HEIGHT: u64 = 1;
+
+/// What a chain's PBFT decides for a round: the leader's aggregate of
+/// aggregation view `view` — its Merkle root and the clients in it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct RootBlock {
+    pub chain: u32,
+    pub round: u32,
+    pub view: u32,
+    pub root: Hash32,
+    pub clients: Vec<u32>,
+}
+
+impl Payload for RootBlock {
+    fn digest(&self) -> Hash32 {
+        hash_tagged(ROOT_BLOCK, self)
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
+
+    fn well_formed(&self) -> Result<(), String> {
+        if self.clients.is_empty() || !self.clients.windows(2).all(|w| w[0] < w[1]) {
+            return Err("clients must be a non-empty increasing list".into());
+        }
+        Ok(())
+    }
+}
 
 /// What every node of a chain agrees on before a round.
 #[derive(Clone, Debug)]
@@ -76,6 +131,8 @@ pub struct ChainConfig {
     pub measurement: [u8; 32],
     /// `VK` of each node's enclave.
     pub node_keys: Vec<XOnlyPublicKey>,
+    /// Each node's PBFT signing key (the chain's validator set, in node order).
+    pub pbft_keys: Vec<PublicKey>,
     /// `RV^{C1}_{e,b}` and `BH_{e−1,b}` of Eq 7.17.
     pub random_value: [u8; 32],
     pub prev_block: Hash32,
@@ -114,6 +171,15 @@ impl ChainConfig {
         let mut c: Vec<usize> = hs.into_iter().take(self.f() + 1).map(|(_, k)| k).collect();
         c.sort_unstable();
         c
+    }
+
+    /// The round's PBFT validator set: its instance hash binds the chain,
+    /// the round and the previous block, so no vote of another round counts.
+    pub fn validator_set(&self) -> Result<ValidatorSet, pbft::ConfigError> {
+        let mut b = self.chain.to_le_bytes().to_vec();
+        b.extend_from_slice(&self.round.to_le_bytes());
+        b.extend_from_slice(&self.prev_block.0);
+        ValidatorSet::new(hash_bytes(ROOT_INSTANCE, &b), self.pbft_keys.clone())
     }
 
     fn vector_evidence(&self, tag: Tag, node: usize, clients: &[u32]) -> [u8; 32] {
@@ -156,51 +222,21 @@ pub enum Message {
     /// C2B: `{e, c, VC, sf_k, π_k}`.
     Local(LocalMessage),
     /// A node's attested pre-vector.
-    PreVector {
-        node: usize,
-        clients: Vec<u32>,
-        ra: EvidenceAttestation,
-    },
+    PreVector { node: usize, clients: Vec<u32>, ra: EvidenceAttestation },
     /// A node's accepted local message, for the leader.
-    Forward {
-        node: usize,
-        msg: LocalMessage,
-    },
+    Forward { node: usize, msg: LocalMessage },
     /// A committee member's attested deter-vector.
-    DeterVector {
-        node: usize,
-        clients: Vec<u32>,
-        ra: EvidenceAttestation,
-    },
+    DeterVector { node: usize, clients: Vec<u32>, ra: EvidenceAttestation },
     /// `{e, sf^g_k, RA^A, rh^g, mp_k}` plus the clients aggregated.
-    Proposal {
-        view: u32,
-        root: Hash32,
-        clients: Vec<u32>,
-        ra: EvidenceAttestation,
-        sf: GlobalSubfragment,
-    },
-    RootVote {
-        node: usize,
-        view: u32,
-        root: Hash32,
-    },
+    Proposal { view: u32, root: Hash32, clients: Vec<u32>, ra: EvidenceAttestation, sf: GlobalSubfragment },
+    /// The chain's PBFT deciding the round's [`RootBlock`].
+    Pbft(Box<pbft::Message<RootBlock>>),
     /// Ask to replace the leader: move to `view`.
-    ViewChange {
-        node: usize,
-        view: u32,
-    },
+    ViewChange { node: usize, view: u32 },
     /// B2C/C2C: a mini-fragment (`from_node` true when sent by its node).
-    Mini {
-        from_node: bool,
-        mf: MiniFragment,
-    },
+    Mini { from_node: bool, mf: MiniFragment },
     /// A node tells the clients the committed root.
-    Committed {
-        node: usize,
-        view: u32,
-        root: Hash32,
-    },
+    Committed { node: usize, view: u32, root: Hash32 },
 }
 
 /// Timers of a node's round.
@@ -214,6 +250,8 @@ pub enum Timer {
     Aggregate(u32),
     /// No commit in `view` by now: ask for the next.
     View(u32),
+    /// The PBFT deadline of a `(height, view)`.
+    Pbft(pbft::Timer),
 }
 
 /// What a node observed that was wrong: the typed fault record.
@@ -239,6 +277,12 @@ pub enum Fault {
     WrongContext,
     /// A client dropped a mini-fragment or could not decode (B2C/C2C).
     Dissemination(FlError),
+    /// What the root agreement's PBFT observed (bad signatures, blocks
+    /// refused by validation, equivocation …).
+    Pbft(pbft::Fault),
+    /// This node cannot run the round's PBFT (a validator set or key that
+    /// does not fit): it takes no part in the root agreement.
+    PbftConfig(pbft::ConfigError),
 }
 
 /// What a node outputs.
@@ -252,7 +296,7 @@ pub enum Output {
         root: Hash32,
         clients: Vec<u32>,
     },
-    /// `2f+1` votes: the chain's root for the round.
+    /// PBFT committed the round's root (the block of aggregation view `view`).
     Committed {
         view: u32,
         root: Hash32,
@@ -307,17 +351,46 @@ pub struct ChainNode<A: Attester> {
     held: BTreeMap<u32, BTreeMap<Hash32, HeldRecord>>,
     view: u32,
     proposed_in: BTreeSet<u32>,
-    voted_in: BTreeSet<u32>,
-    votes: BTreeMap<(u32, Hash32), BTreeSet<usize>>,
-    voters: BTreeSet<(u32, usize)>,
+    /// Aggregation views whose proposal this node checked (accepted or not).
+    checked_in: BTreeSet<u32>,
+    /// Roots this node verified, by aggregation view: the clients aggregated.
+    verified: BTreeMap<(u32, Hash32), Vec<u32>>,
+    /// Aggregation views whose proposal failed here.
+    rejected: BTreeSet<u32>,
     view_changes: BTreeMap<u32, BTreeSet<usize>>,
     asked_view: u32,
     committed: Option<(u32, Hash32)>,
+    /// The PBFT commit of the root, with its certificate.
+    certificate: Option<CommittedEntry<RootBlock>>,
+    /// Mini-fragments already sent to the clients.
+    disseminated: bool,
     minis: BTreeMap<(u32, Hash32), Vec<MiniFragment>>,
+    /// The chain's PBFT replica, or why it could not be built (the node
+    /// then records [`Fault::PbftConfig`] and takes no part in the agreement).
+    pbft: Result<Replica<RootBlock>, pbft::ConfigError>,
+    /// PBFT asked this node to propose at `(height, view)`.
+    need_proposal: Option<(u64, u64)>,
+    /// PBFT blocks waiting until this node has checked their root.
+    pending: Vec<ValidateRequest<RootBlock>>,
 }
 
 impl<A: Attester> ChainNode<A> {
-    pub fn new(cfg: Arc<ChainConfig>, me: usize, enclave: A, shared_secret: [u8; 32], timing: Timing) -> Self {
+    /// Node `me` of the chain, with its enclave, the enclaves' shared
+    /// secret, its PBFT signing key (whose public half is `cfg.pbft_keys[me]`)
+    /// and its timers. PBFT's first deadline is `timing.view` ticks.
+    pub fn new(
+        cfg: Arc<ChainConfig>,
+        me: usize,
+        enclave: A,
+        shared_secret: [u8; 32],
+        pbft_key: KeyPair,
+        timing: Timing,
+    ) -> Self {
+        let pbft = cfg.validator_set().and_then(|set| {
+            let mut pc = pbft::Config::new(set, me as u32);
+            pc.base_timeout = timing.view.max(1);
+            Replica::new(pc, pbft_key)
+        });
         Self {
             cfg,
             me,
@@ -332,14 +405,24 @@ impl<A: Attester> ChainNode<A> {
             held: BTreeMap::new(),
             view: 0,
             proposed_in: BTreeSet::new(),
-            voted_in: BTreeSet::new(),
-            votes: BTreeMap::new(),
-            voters: BTreeSet::new(),
+            checked_in: BTreeSet::new(),
+            verified: BTreeMap::new(),
+            rejected: BTreeSet::new(),
             view_changes: BTreeMap::new(),
             asked_view: 0,
             committed: None,
+            certificate: None,
+            disseminated: false,
             minis: BTreeMap::new(),
+            pbft,
+            need_proposal: None,
+            pending: Vec::new(),
         }
+    }
+
+    /// The committed root block with its PBFT commit certificate.
+    pub fn certificate(&self) -> Option<&CommittedEntry<RootBlock>> {
+        self.certificate.as_ref()
     }
 
     pub fn config(&self) -> &ChainConfig {
@@ -366,14 +449,133 @@ impl<A: Attester> ChainNode<A> {
         }
     }
 
-    /// Arms the round's first timers.
+    /// Arms the round's first timers and starts the PBFT replica.
     pub fn start(&mut self) -> Step {
         let mut step = Step::default();
         step.timers.push((Timer::PreVector, self.timing.pre_vector));
         step.timers.push((Timer::Tally, self.timing.tally));
         step.timers.push((Timer::Aggregate(0), self.timing.aggregate));
         step.timers.push((Timer::View(0), self.timing.aggregate + self.timing.view));
+        match self.pbft.as_mut().map(|r| r.start()) {
+            Ok(p) => self.absorb(p, &mut step),
+            Err(e) => step.faults.push(Fault::PbftConfig(e.clone())),
+        }
         step
+    }
+
+    /// Turns a PBFT step into the node's sends, timers, faults and commit.
+    /// PBFT's durable state is not persisted (round state is not; see the
+    /// module's decisions).
+    fn absorb(&mut self, p: pbft::Step<RootBlock>, step: &mut Step) {
+        for out in p.messages {
+            let msg = Message::Pbft(Box::new(out.message));
+            match out.to {
+                Target::All => self.to_nodes(step, msg),
+                Target::One(k) => step.sends.push((To::Node(k as usize), msg)),
+            }
+        }
+        // The round decides one block, at height 1: past it the replica
+        // idles (no deadlines, proposals or votes for later heights).
+        for t in p.timers {
+            // A cancelled deadline is ignored when it fires (PBFT checks its slot).
+            if let TimerCmd::Set { timer, after } = t {
+                if timer.height == ROOT_HEIGHT {
+                    step.timers.push((Timer::Pbft(timer), after));
+                }
+            }
+        }
+        step.faults.extend(p.faults.into_iter().map(Fault::Pbft));
+        for entry in p.committed {
+            self.on_committed(entry, step);
+        }
+        if let Some(slot) = p.need_proposal.filter(|(h, _)| *h == ROOT_HEIGHT) {
+            self.need_proposal = Some(slot);
+        }
+        self.pending.extend(p.validate.into_iter().filter(|r| r.height == ROOT_HEIGHT));
+        self.drive_pbft(step);
+    }
+
+    /// Proposes a verified root if PBFT asked for one, and answers the
+    /// validations that this node can now decide.
+    fn drive_pbft(&mut self, step: &mut Step) {
+        let Ok(replica) = self.pbft.as_mut() else {
+            return;
+        };
+        let mut next = pbft::Step::default();
+        if let Some((height, pview)) = self.need_proposal {
+            // The verified aggregate of the latest aggregation view.
+            if let Some(((view, root), clients)) = self.verified.iter().next_back() {
+                let block = RootBlock {
+                    chain: self.cfg.chain,
+                    round: self.cfg.round,
+                    view: *view,
+                    root: *root,
+                    clients: clients.clone(),
+                };
+                self.need_proposal = None;
+                next.extend(replica.propose(height, pview, block));
+            }
+        }
+        let mut waiting = Vec::new();
+        for req in std::mem::take(&mut self.pending) {
+            let b = &req.payload;
+            let verdict = if b.chain != self.cfg.chain || b.round != self.cfg.round {
+                Some(Err("block of another chain or round".to_string()))
+            } else if let Some(clients) = self.verified.get(&(b.view, b.root)) {
+                if *clients == b.clients {
+                    Some(Ok(()))
+                } else {
+                    Some(Err("clients differ from the attested aggregate".to_string()))
+                }
+            } else if self.rejected.contains(&b.view) || self.checked_in.contains(&b.view) {
+                Some(Err("root not verified here".to_string()))
+            } else {
+                None
+            };
+            match verdict {
+                Some(v) => next.extend(replica.handle_validated(req.height, req.view, b.digest(), v)),
+                None => waiting.push(req),
+            }
+        }
+        self.pending = waiting;
+        if next != pbft::Step::default() {
+            self.absorb(next, step);
+        }
+    }
+
+    fn on_committed(&mut self, entry: CommittedEntry<RootBlock>, step: &mut Step) {
+        if self.committed.is_some()
+            || entry.cert.height != ROOT_HEIGHT
+            || entry.payload.chain != self.cfg.chain
+            || entry.payload.round != self.cfg.round
+        {
+            return;
+        }
+        let (view, root) = (entry.payload.view, entry.payload.root);
+        self.committed = Some((view, root));
+        self.certificate = Some(entry);
+        step.outputs.push(Output::Committed { view, root });
+        for c in 0..self.cfg.clients {
+            step.sends.push((To::Client(c), Message::Committed { node: self.me, view, root }));
+        }
+        self.disseminate(step);
+    }
+
+    /// B2C: once the root is committed and this node checked its
+    /// subfragment under it, its mini-fragments go to the clients.
+    fn disseminate(&mut self, step: &mut Step) {
+        let Some(key) = self.committed else {
+            return;
+        };
+        if self.disseminated {
+            return;
+        }
+        if let Some(minis) = self.minis.get(&key) {
+            self.disseminated = true;
+            for mf in minis {
+                step.sends.push((To::Client(mf.client), Message::Mini { from_node: true, mf: mf.clone() }));
+            }
+        }
     }
 
     /// A message from node `from_node` (`None`: from a client).
@@ -422,22 +624,13 @@ impl<A: Attester> ChainNode<A> {
                 }
                 self.on_proposal(view, root, clients, ra, sf, &mut step);
             }
-            Message::RootVote { node, view, root } => {
-                if from_node != Some(node) {
-                    step.faults.push(Fault::UnknownNode(node));
-                    return step;
+            Message::Pbft(m) => match (from_node, self.pbft.as_mut()) {
+                (Some(k), Ok(r)) if k < self.cfg.nodes => {
+                    let p = r.handle_message(k as u32, *m);
+                    self.absorb(p, &mut step);
                 }
-                // One vote per node and view, for views not far ahead: a
-                // Byzantine node cannot grow the vote table without bound.
-                if view > self.view.saturating_add(self.cfg.nodes as u32) {
-                    return step;
-                }
-                if !self.voters.insert((view, node)) {
-                    return step;
-                }
-                self.votes.entry((view, root)).or_default().insert(node);
-                self.try_commit(view, root, &mut step);
-            }
+                _ => step.faults.push(Fault::UnknownNode(from_node.unwrap_or(usize::MAX))),
+            },
             Message::ViewChange { node, view } => {
                 if from_node != Some(node) {
                     step.faults.push(Fault::UnknownNode(node));
@@ -541,6 +734,11 @@ impl<A: Attester> ChainNode<A> {
             Timer::View(v) => {
                 if v == self.view && self.committed.is_none() {
                     self.ask_view(v + 1, &mut step);
+                }
+            }
+            Timer::Pbft(t) => {
+                if let Ok(p) = self.pbft.as_mut().map(|r| r.handle_timer(t)) {
+                    self.absorb(p, &mut step);
                 }
             }
         }
@@ -657,7 +855,15 @@ impl<A: Attester> ChainNode<A> {
         sf: GlobalSubfragment,
         step: &mut Step,
     ) {
-        if view != self.view || self.committed.is_some() || self.voted_in.contains(&view) {
+        // A committed node still checks the committed view's proposal: it
+        // needs its subfragment to serve its mini-fragments.
+        // A proposal of a later view (this node has not moved yet) is checked
+        // too: its attestation binds it to that view's leader.
+        let wanted = match self.committed {
+            Some((v, _)) => v == view,
+            None => view >= self.view && view <= self.view.saturating_add(self.cfg.nodes as u32),
+        };
+        if !wanted || self.checked_in.contains(&view) {
             return;
         }
         let leader = self.cfg.leader(view);
@@ -673,42 +879,22 @@ impl<A: Attester> ChainNode<A> {
             }
             self.cfg.global.mini_fragments(self.me, &root, &sf).map_err(|e| e.to_string())
         });
+        self.checked_in.insert(view);
         match check {
             Ok(minis) => {
-                self.voted_in.insert(view);
                 self.minis.insert((view, root), minis);
-                self.to_nodes(step, Message::RootVote { node: self.me, view, root });
-                self.voters.insert((view, self.me));
-                self.votes.entry((view, root)).or_default().insert(self.me);
-                self.try_commit(view, root, step);
+                self.verified.insert((view, root), clients);
+                self.disseminate(step);
             }
             Err(error) => {
+                self.rejected.insert(view);
                 step.faults.push(Fault::BadProposal { view, error });
-                self.ask_view(view + 1, step);
+                if self.committed.is_none() {
+                    self.ask_view(view + 1, step);
+                }
             }
         }
-    }
-
-    fn try_commit(&mut self, view: u32, root: Hash32, step: &mut Step) {
-        if self.committed.is_some() {
-            return;
-        }
-        let n = self.votes.get(&(view, root)).map_or(0, |s| s.len());
-        if n < self.cfg.quorum() {
-            return;
-        }
-        // Only a node that checked its own subfragment under this root can serve it.
-        let Some(minis) = self.minis.get(&(view, root)) else {
-            return;
-        };
-        self.committed = Some((view, root));
-        step.outputs.push(Output::Committed { view, root });
-        for c in 0..self.cfg.clients {
-            step.sends.push((To::Client(c), Message::Committed { node: self.me, view, root }));
-        }
-        for mf in minis {
-            step.sends.push((To::Client(mf.client), Message::Mini { from_node: true, mf: mf.clone() }));
-        }
+        self.drive_pbft(step);
     }
 
     fn ask_view(&mut self, view: u32, step: &mut Step) {

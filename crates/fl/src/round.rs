@@ -24,6 +24,12 @@ use gridledger_sim::{Dest, Effects, NodeId, Protocol, TimerOp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+/// Node `k`'s PBFT signing key in simulations and tests: derived from a
+/// public label, so never for a deployment (where each node holds its own).
+pub fn sim_node_key(k: usize) -> gridledger_core::crypto::KeyPair {
+    gridledger_core::crypto::KeyPair::from_seed(&format!("ctp-fl simulated node {k}"))
+}
+
 /// How a client behaves.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ClientBehaviour {

@@ -10,9 +10,10 @@
 mod common;
 
 use common::*;
+use gridledger_consensus::pbft::{self, PrePrepare};
 use gridledger_core::enclave::Attester;
-use gridledger_fl::consensus::{ChainNode, Fault, Message, Output};
-use gridledger_fl::round::{ClientBehaviour, RoundOutput};
+use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, RootBlock};
+use gridledger_fl::round::{sim_node_key, ClientBehaviour, Participant, RoundOutput};
 use gridledger_fl::FlError;
 use gridledger_sim::{Adversary, SeedPlan};
 
@@ -89,7 +90,7 @@ fn a_silent_leader_times_out_and_is_replaced() {
 #[test]
 fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
     let cfg = config(4, 7, 2);
-    let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, TIMING);
+    let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     // Node 2's pre-vector attested by node 3's enclave.
     let clients = vec![0u32, 1];
     let ra = enclave(3).attest_evidence(&[0; 32]);
@@ -141,7 +142,7 @@ fn a_client_sending_two_records_to_one_node_is_recorded_and_its_first_kept() {
     use gridledger_fl::aggregate::params_to_bytes;
     use gridledger_fl::coding::client_key;
     let cfg = config(4, 7, 2);
-    let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, TIMING);
+    let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     let ctx = FragmentContext { chain: 2, round: 5, fragment: 2 };
     let key = client_key(&SK, 3);
     let a = cfg.coder.encode(&key, &ctx, 3, &params_to_bytes(&model(3))).unwrap();
@@ -161,4 +162,95 @@ fn a_client_sending_two_records_to_one_node_is_recorded_and_its_first_kept() {
     // The pre-vector holds the first record's client only.
     let step = n1.on_timer(gridledger_fl::consensus::Timer::PreVector);
     assert!(step.outputs.contains(&Output::PreVector(vec![3])));
+}
+
+/// The root is agreed on the chain's PBFT, not by a local vote count: every
+/// honest node holds the committed block with a commit certificate that
+/// verifies against the round's validator set, naming the root and the
+/// clients the leader aggregated.
+#[test]
+fn the_committed_root_carries_a_pbft_commit_certificate() {
+    let honest: Vec<usize> = (0..7).collect();
+    let r = run(3_100, 4, vec![ClientBehaviour::Honest; 7], Vec::new(), &honest);
+    assert_round_succeeded(&r, &honest, |c| model(c as usize), 2);
+    let set = config(4, 7, 2).validator_set().unwrap();
+    let committed = r.committed();
+    assert_eq!(committed.len(), 4, "every node commits: {committed:?}");
+    for &(n, view, root) in &committed {
+        let Some(Participant::Node(node)) = r.sim.node(n) else { panic!("node {n} missing") };
+        let entry = node.certificate().expect("a committed node holds the certificate");
+        entry.verify(&set, 1).unwrap();
+        assert!(entry.cert.signatures.len() >= set.quorum(), "{} signatures", entry.cert.signatures.len());
+        assert_eq!(entry.payload, RootBlock { chain: 2, round: 5, view, root, clients: (0..7).collect() });
+    }
+    // A certificate of another round's instance does not verify here.
+    let other = ChainConfig { round: 6, ..(*config(4, 7, 2)).clone() };
+    let entry = match r.sim.node(0) {
+        Some(Participant::Node(n)) => n.certificate().unwrap().clone(),
+        _ => panic!("node 0 missing"),
+    };
+    assert!(entry.verify(&other.validator_set().unwrap(), 1).is_err());
+}
+
+/// A PBFT block naming a root this node found bad is refused with a typed
+/// fault and gets no prepare vote; one whose root it has not checked yet
+/// waits (no vote, no fault); PBFT messages from outside the chain's nodes
+/// are faults.
+#[test]
+fn a_pbft_block_with_a_root_the_node_refuted_gets_no_vote() {
+    let cfg = config(4, 7, 2);
+    let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
+    let _ = n1.start();
+    let set = cfg.validator_set().unwrap();
+    let rel = cfg.global.release(2, 5, &[0u8; 8]).unwrap();
+    let block = RootBlock { chain: 2, round: 5, view: 0, root: rel.root, clients: vec![0, 1, 2] };
+    // PBFT's leader at height 1, view 1 is node (1 + 1) mod 4 = 2.
+    assert_eq!(set.leader(1, 1), 2);
+    let pp = PrePrepare::sign(&sim_node_key(2), &set.instance, 1, 1, block);
+    let step = n1.handle(Some(2), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp.clone()))));
+    assert!(step.faults.is_empty(), "{:?}", step.faults);
+    assert!(!step.sends.iter().any(|(_, m)| matches!(m, Message::Pbft(_))), "no vote before the root is checked");
+    // Leader 0's proposal for that root arrives with a forged attestation: refuted.
+    let ra = enclave(3).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &[0, 1, 2]));
+    let step = n1.handle(
+        Some(0),
+        Message::Proposal { view: 0, root: rel.root, clients: vec![0, 1, 2], ra, sf: rel.subfragments[1].clone() },
+    );
+    assert!(step.faults.iter().any(|f| matches!(f, Fault::BadProposal { view: 0, .. })), "{:?}", step.faults);
+    assert!(
+        step.faults.iter().any(|f| matches!(f, Fault::Pbft(pbft::Fault::InvalidProposal { leader: 2, .. }))),
+        "{:?}",
+        step.faults
+    );
+    assert!(!step.sends.iter().any(|(_, m)| matches!(m, Message::Pbft(_))), "no prepare for a refuted root");
+    assert_eq!(n1.committed(), None);
+    // PBFT traffic from a client, or from a node index outside the chain.
+    let step = n1.handle(None, Message::Pbft(Box::new(pbft::Message::PrePrepare(pp.clone()))));
+    assert_eq!(step.faults, vec![Fault::UnknownNode(usize::MAX)]);
+    let step = n1.handle(Some(9), Message::Pbft(Box::new(pbft::Message::PrePrepare(pp))));
+    assert_eq!(step.faults, vec![Fault::UnknownNode(9)]);
+    // A node given another node's PBFT key takes no part: a typed fault at start, no PBFT traffic.
+    let mut wrong = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(2), TIMING);
+    let step = wrong.start();
+    assert_eq!(step.faults, vec![Fault::PbftConfig(pbft::ConfigError::KeyMismatch(1))]);
+    assert!(!step.sends.iter().any(|(_, m)| matches!(m, Message::Pbft(_))));
+}
+
+/// PBFT's leader of the first slot (node 2) withholds everything: PBFT's
+/// own view change hands the proposal to the next node, and the verified
+/// root still commits in the first aggregation view.
+#[test]
+fn a_silent_pbft_leader_is_replaced_by_a_pbft_view_change() {
+    let honest: Vec<usize> = (0..7).collect();
+    let set = config(4, 7, 2).validator_set().unwrap();
+    assert_eq!(set.leader(1, 1), 2);
+    let r = run(3_200, 4, vec![ClientBehaviour::Honest; 7], vec![(2, Box::new(Withhold))], &honest);
+    assert_round_succeeded(&r, &honest, |c| model(c as usize), 2);
+    for &(n, view, _) in &r.committed() {
+        assert_eq!(view, 0, "the aggregation leader was honest");
+        let Some(Participant::Node(node)) = r.sim.node(n) else { panic!("node {n} missing") };
+        let cert = &node.certificate().expect("certificate").cert;
+        assert!(cert.view > 1, "node {n}: committed in PBFT view {}, the silent leader's", cert.view);
+        assert_ne!(set.leader(cert.view, 1), 2);
+    }
 }

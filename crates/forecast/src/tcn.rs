@@ -153,14 +153,21 @@ impl Tcn {
         Ok(self.head.forward(&last)?.squeeze(1)?)
     }
 
-    fn batch(w: &Windows, idx: &[usize]) -> Result<(Tensor, Tensor), ForecastError> {
-        let mut xs = Vec::with_capacity(idx.len() * w.window);
+    fn batch(&self, w: &Windows, idx: &[usize]) -> Result<(Tensor, Tensor), ForecastError> {
+        if w.channels != self.cfg.inputs {
+            return Err(ForecastError::Config(format!(
+                "windows of {} channels for a network of {} inputs",
+                w.channels, self.cfg.inputs
+            )));
+        }
+        let per = w.window * w.channels;
+        let mut xs = Vec::with_capacity(idx.len() * per);
         let mut ys = Vec::with_capacity(idx.len());
         for &i in idx {
-            xs.extend_from_slice(&w.inputs[i * w.window..(i + 1) * w.window]);
+            xs.extend_from_slice(&w.inputs[i * per..(i + 1) * per]);
             ys.push(w.targets[i]);
         }
-        let x = Tensor::from_vec(xs, (idx.len(), 1, w.window), &Device::Cpu)?;
+        let x = Tensor::from_vec(xs, (idx.len(), w.channels, w.window), &Device::Cpu)?;
         let y = Tensor::from_vec(ys, idx.len(), &Device::Cpu)?;
         Ok((x, y))
     }
@@ -178,7 +185,7 @@ impl Tcn {
         let mut total = 0.0f32;
         let mut batches = 0;
         for idx in order.chunks(batch) {
-            let (x, y) = Self::batch(data, idx)?;
+            let (x, y) = self.batch(data, idx)?;
             let pred = self.forward(&x, true)?;
             let loss = (pred - y)?.sqr()?.mean_all()?;
             self.sgd.backward_step(&loss)?;
@@ -197,7 +204,7 @@ impl Tcn {
         let mut ae = 0.0f64;
         let all: Vec<usize> = (0..data.len()).collect();
         for idx in all.chunks(256) {
-            let (x, y) = Self::batch(data, idx)?;
+            let (x, y) = self.batch(data, idx)?;
             let d = (self.forward(&x, false)? - y)?;
             se += d.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
             ae += d.abs()?.sum_all()?.to_scalar::<f32>()? as f64;
@@ -208,10 +215,17 @@ impl Tcn {
 
     /// Predict the next value after `history` (normalised), without dropout.
     pub fn predict_next(&mut self, history: &[f32]) -> Result<f32, ForecastError> {
-        if history.is_empty() {
-            return Err(ForecastError::NotEnoughData { need: 1, have: 0 });
+        self.predict_next_from(history)
+    }
+
+    /// Predict the next value from one input of `cfg.inputs` channels of
+    /// equal length, channel-major (see [`crate::series::input`]).
+    pub fn predict_next_from(&mut self, input: &[f32]) -> Result<f32, ForecastError> {
+        let c = self.cfg.inputs;
+        if input.is_empty() || !input.len().is_multiple_of(c) {
+            return Err(ForecastError::NotEnoughData { need: c, have: input.len() });
         }
-        let x = Tensor::from_vec(history.to_vec(), (1, 1, history.len()), &Device::Cpu)?;
+        let x = Tensor::from_vec(input.to_vec(), (1, c, input.len() / c), &Device::Cpu)?;
         Ok(self.forward(&x, false)?.to_vec1::<f32>()?[0])
     }
 

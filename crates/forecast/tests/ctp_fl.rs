@@ -15,7 +15,7 @@ use gridledger_fl::coding::FragmentCoder;
 use gridledger_fl::consensus::{ChainConfig, ChainNode, Message, Timing};
 use gridledger_fl::dissemination::GlobalCoder;
 use gridledger_fl::kzg::Kzg;
-use gridledger_fl::round::{ClientBehaviour, FlClient, Participant, RoundOutput};
+use gridledger_fl::round::{sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput};
 use gridledger_forecast::profiles::household_wh;
 use gridledger_forecast::series::{Scaler, Windows};
 use gridledger_forecast::tcn::{Tcn, TcnConfig};
@@ -71,6 +71,7 @@ fn ctp_fl_round(round: u32, dims: usize, models: Vec<Vec<f32>>, behaviours: &[Cl
         beta: f_cli,
         measurement: enclave(0).measurement(),
         node_keys: (0..NODES).map(|k| enclave(k).attestation_key()).collect(),
+        pbft_keys: (0..NODES).map(|k| sim_node_key(k).public()).collect(),
         random_value: [round as u8; 32],
         prev_block: Hash32([9; 32]),
         coder: Arc::new(coder),
@@ -80,7 +81,7 @@ fn ctp_fl_round(round: u32, dims: usize, models: Vec<Vec<f32>>, behaviours: &[Cl
     let mut sim = Simulation::new(round as u64, NetConfig::reliable(NODES + CLIENTS, 6), move |id, _| {
         let id = id as usize;
         if id < NODES {
-            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, TIMING)))
+            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, sim_node_key(id), TIMING)))
         } else {
             let c = id - NODES;
             Participant::Client(Box::new(FlClient::new(cfg.clone(), c, &SK, models[c].clone(), behaviours[c])))

@@ -70,3 +70,23 @@ fn training_lowers_the_validation_error_on_the_next_month() {
     assert!(after.mse < 0.9 * before.mse, "validation MSE {} → {}", before.mse, after.mse);
     assert!(after.rmse < before.rmse && after.mae < before.mae);
 }
+
+#[test]
+fn hour_feature_windows_need_a_network_with_their_inputs() {
+    let wh = household_wh(11, 1, 0, 24 * 3).unwrap();
+    let scaler = Scaler::fit(&wh).unwrap();
+    let norm: Vec<f32> = wh.iter().map(|&x| scaler.scale(x)).collect();
+    let hours = Windows::with_hours(&norm, 24, 0).unwrap();
+    // A load-only network refuses three-channel windows and changes nothing.
+    let mut one = Tcn::new(small(), 5).unwrap();
+    let before = one.params().unwrap();
+    assert!(matches!(one.train_epoch(&hours, 16), Err(ForecastError::Config(_))));
+    assert!(matches!(one.evaluate(&hours), Err(ForecastError::Config(_))));
+    assert_eq!(one.params().unwrap(), before);
+    // A three-input network trains on them and predicts from one such input.
+    let mut three = Tcn::new(TcnConfig { inputs: 3, ..small() }, 5).unwrap();
+    assert!(three.train_epoch(&hours, 16).unwrap().is_finite());
+    let x = gridledger_forecast::series::input(&norm[..24], 0, 3);
+    assert!(three.predict_next_from(&x).unwrap().is_finite());
+    assert_eq!(three.predict_next_from(&x[1..]), Err(ForecastError::NotEnoughData { need: 3, have: 71 }));
+}

@@ -8,70 +8,24 @@
 
 mod common;
 
-use common::party::{addrs_of, channel_terms, wait_phase, BAL};
+use common::party::{wait_phase, Setup};
 use gridledger_channels::disk::Durability;
 use gridledger_contracts::cns::ChannelStatus;
-use gridledger_core::{Amount, KeyPair};
-use gridledger_ledger::devnet::dev_key;
+use gridledger_core::Amount;
 use gridledger_node::channel::chainlink::read_channel;
 use gridledger_node::channel::party::{
-    control_request, read_control_token, spawn_party_on, Command, Listeners, PartyHandle, PartyJoin, PartyOptions,
-    Reply,
+    control_request, read_control_token, spawn_party_on, Command, Listeners, PartyOptions, Reply,
 };
-use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms, PartySpec};
 use gridledger_node::RpcClient;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn terms(ls: &[std::net::TcpListener; 2], cs: &[std::net::TcpListener; 2]) -> ChannelTerms {
-    channel_terms([false, false], addrs_of(ls), addrs_of(cs))
-}
 
 fn opts(control: bool) -> PartyOptions {
     PartyOptions { durability: Durability::Fsync, control, ..PartyOptions::default() }
 }
 
-/// A node, a prepared channel and both parties' directories (nothing
-/// started yet).
-struct Setup {
-    _tmp: tempfile::TempDir,
-    node: gridledger_node::NodeHandle,
-    url: String,
-    ls: [std::net::TcpListener; 2],
-    cs: [std::net::TcpListener; 2],
-    specs: [PartySpec; 2],
-    dirs: [PathBuf; 2],
-}
-
-impl Setup {
-    async fn new() -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
-        let node = gridledger_node::channel::devnode::start(&tmp.path().join("node"), 4, BAL, 20).unwrap();
-        let url = node.url();
-        let ls = [bind_loopback().unwrap(), bind_loopback().unwrap()];
-        let cs = [bind_loopback().unwrap(), bind_loopback().unwrap()];
-        let t = terms(&ls, &cs);
-        let specs = tokio::task::spawn_blocking({
-            let url = url.clone();
-            move || prepare_channel(&url, &dev_key(0), &KeyPair::from_seed("desk"), [&dev_key(1), &dev_key(2)], &t)
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        let dirs = [tmp.path().join("p0"), tmp.path().join("p1")];
-        for i in 0..2 {
-            specs[i].save(&dirs[i]).unwrap();
-        }
-        Setup { _tmp: tmp, node, url, ls, cs, specs, dirs }
-    }
-
-    fn spawn(&self, i: usize, control: bool) -> (PartyHandle, PartyJoin) {
-        let on = Listeners {
-            peer: self.ls[i].try_clone().unwrap(),
-            control: control.then(|| self.cs[i].try_clone().unwrap()),
-        };
-        spawn_party_on(&self.dirs[i], opts(control), on).unwrap()
-    }
+async fn setup() -> Setup {
+    Setup::new(Path::new("")).await
 }
 
 /// Finding (local unprivileged user, no token): the round-3 eviction rule
@@ -93,8 +47,8 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seventy_two_idle_connections_lock_the_owner_out_of_the_control_port() {
     use tokio::io::AsyncReadExt;
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0, true);
+    let s = setup().await;
+    let (h0, j0) = s.spawn(0, opts(true));
     let control = s.specs[0].control;
     // The port serves the owner before the attack.
     let token = {
@@ -178,9 +132,9 @@ async fn seventy_two_idle_connections_lock_the_owner_out_of_the_control_port() {
 /// "another request is in progress" }`; the channel stays `Open` on chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_top_up_the_silent_peer_never_allocates_does_not_block_the_close() {
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0, false);
-    let (h1, j1) = s.spawn(1, false);
+    let s = setup().await;
+    let (h0, j0) = s.spawn(0, opts(false));
+    let (h1, j1) = s.spawn(1, opts(false));
     let t_delta = Duration::from_millis(s.specs[0].t_delta_ms);
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
@@ -221,8 +175,8 @@ async fn a_top_up_the_silent_peer_never_allocates_does_not_block_the_close() {
 /// the party ends with a control-port bind error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_squatted_control_address_does_not_keep_the_party_from_restarting() {
-    let Setup { _tmp, node, url: _, ls, cs, specs, dirs } = Setup::new().await;
-    let [_c0, c1] = cs;
+    let Setup { tmp: _tmp, node, ls, cs, specs, dirs, .. } = setup().await;
+    let [_c0, c1]: [_; 2] = cs.try_into().unwrap();
     drop(c1); // side 1 binds its control address itself, as `channel open` does.
     let spawn1 =
         || spawn_party_on(&dirs[1], opts(true), Listeners { peer: ls[1].try_clone().unwrap(), control: None }).unwrap();
@@ -268,9 +222,9 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// ≥ 3, never settles counter 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_dispute_raised_while_the_victim_is_down_is_answered_after_its_restart() {
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0, false);
-    let (h1, j1) = s.spawn(1, false);
+    let s = setup().await;
+    let (h0, j0) = s.spawn(0, opts(false));
+    let (h1, j1) = s.spawn(1, opts(false));
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     // Side 1 pays side 0 first: the stale state is good for side 0.
@@ -279,7 +233,7 @@ async fn a_stale_dispute_raised_while_the_victim_is_down_is_answered_after_its_r
     let _ = j0.await;
     let old = s.dirs[0].with_file_name("p0-old");
     copy_dir(&s.dirs[0], &old);
-    let (h0, j0) = s.spawn(0, false);
+    let (h0, j0) = s.spawn(0, opts(false));
     for c in 2..=3 {
         let t = Instant::now();
         loop {
@@ -313,7 +267,7 @@ async fn a_stale_dispute_raised_while_the_victim_is_down_is_answered_after_its_r
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(disputed.latest.state.counter, 1, "the stale state is on chain: {:?}", disputed.status);
-    let (h1, j1) = s.spawn(1, false);
+    let (h1, j1) = s.spawn(1, opts(false));
     let t = Instant::now();
     let ch = loop {
         let ch = read_channel(&client, &s.specs[0].cid).unwrap().unwrap();
@@ -341,9 +295,9 @@ async fn a_stale_dispute_raised_while_the_victim_is_down_is_answered_after_its_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_control_requests_and_an_old_token_move_nothing() {
     use std::os::unix::fs::PermissionsExt;
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0, true);
-    let (h1, j1) = s.spawn(1, false);
+    let s = setup().await;
+    let (h0, j0) = s.spawn(0, opts(true));
+    let (h1, j1) = s.spawn(1, opts(false));
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
@@ -354,7 +308,7 @@ async fn hostile_control_requests_and_an_old_token_move_nothing() {
     // Restart: a fresh token; the old one is refused.
     let _ = h0.request(Command::Shutdown).await;
     let _ = j0.await;
-    let (h0, j0) = s.spawn(0, true);
+    let (h0, j0) = s.spawn(0, opts(true));
     // The restarted party writes its token once its port is up.
     let t = Instant::now();
     let new = loop {
@@ -421,9 +375,9 @@ async fn hostile_control_requests_and_an_old_token_move_nothing() {
 /// balance grows by the top-up, both sides agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_top_up_interrupted_by_a_restart_is_still_allocated() {
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0, false);
-    let (h1, j1) = s.spawn(1, false);
+    let s = setup().await;
+    let (h0, j0) = s.spawn(0, opts(false));
+    let (h1, j1) = s.spawn(1, opts(false));
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
@@ -444,7 +398,7 @@ async fn a_top_up_interrupted_by_a_restart_is_still_allocated() {
         assert!(t.elapsed() < Duration::from_secs(20), "the top-up never landed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (h0, j0) = s.spawn(0, false);
+    let (h0, j0) = s.spawn(0, opts(false));
     let t = Instant::now();
     let (b0, b1) = loop {
         let (a, b) = (h0.request(Command::Status).await, h1.request(Command::Status).await);
@@ -478,9 +432,9 @@ async fn a_top_up_interrupted_by_a_restart_is_still_allocated() {
 /// Observed: every try answered with an error (busy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdrawal_is_served_while_payments_stream() {
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0, false);
-    let (h1, j1) = s.spawn(1, false);
+    let s = setup().await;
+    let (h0, j0) = s.spawn(0, opts(false));
+    let (h1, j1) = s.spawn(1, opts(false));
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -533,9 +487,9 @@ async fn a_withdrawal_is_served_while_payments_stream() {
 /// unallocated on chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_top_up_during_a_payment_stream_does_not_block_the_close() {
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0, false);
-    let (h1, j1) = s.spawn(1, false);
+    let s = setup().await;
+    let (h0, j0) = s.spawn(0, opts(false));
+    let (h1, j1) = s.spawn(1, opts(false));
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -593,9 +547,9 @@ async fn a_top_up_during_a_payment_stream_does_not_block_the_close() {
 /// `Closed` on the newest co-signed state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_interrupted_by_a_restart_is_finished_after_it() {
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0, false);
-    let (h1, j1) = s.spawn(1, false);
+    let s = setup().await;
+    let (h0, j0) = s.spawn(0, opts(false));
+    let (h1, j1) = s.spawn(1, opts(false));
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
@@ -607,7 +561,7 @@ async fn a_close_interrupted_by_a_restart_is_finished_after_it() {
     let client = RpcClient::new(&s.url);
     let at_stop = read_channel(&client, &s.specs[0].cid).unwrap().unwrap().status;
     assert_eq!(at_stop, ChannelStatus::Open, "stopped before the dispute");
-    let (h0, j0) = s.spawn(0, false);
+    let (h0, j0) = s.spawn(0, opts(false));
     let t = Instant::now();
     let ch = loop {
         let ch = read_channel(&client, &s.specs[0].cid).unwrap().unwrap();
@@ -634,8 +588,8 @@ async fn a_close_interrupted_by_a_restart_is_finished_after_it() {
 /// out and reporting the bind failure. Observed: it ends with a bind error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_squatted_peer_address_does_not_keep_the_party_from_restarting() {
-    let Setup { _tmp, node, url: _, ls, cs: _, specs, dirs } = Setup::new().await;
-    let [l0, l1] = ls;
+    let Setup { tmp: _tmp, node, ls, specs, dirs, .. } = setup().await;
+    let [l0, l1]: [_; 2] = ls.try_into().unwrap();
     drop(l1); // side 1 binds its peer address itself, as `channel open` does.
     let (h0, j0) =
         spawn_party_on(&dirs[0], opts(false), Listeners { peer: l0.try_clone().unwrap(), control: None }).unwrap();
@@ -665,9 +619,9 @@ async fn a_squatted_peer_address_does_not_keep_the_party_from_restarting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdrawals_beyond_the_queue_bound_are_refused_and_change_nothing() {
     use gridledger_node::channel::party::{MAX_QUEUED_WITHDRAWALS, WITHDRAWAL_QUEUE_FULL};
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0, false);
-    let (h1, j1) = s.spawn(1, false);
+    let s = setup().await;
+    let (h0, j0) = s.spawn(0, opts(false));
+    let (h1, j1) = s.spawn(1, opts(false));
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     // The peer goes silent: the first withdrawal waits for t_Δ.
@@ -696,9 +650,9 @@ async fn withdrawals_beyond_the_queue_bound_are_refused_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_answers_the_top_up_it_preempts() {
     use gridledger_node::channel::party::TOPUP_PREEMPTED;
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0, false);
-    let (h1, j1) = s.spawn(1, false);
+    let s = setup().await;
+    let (h0, j0) = s.spawn(0, opts(false));
+    let (h1, j1) = s.spawn(1, opts(false));
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     let _ = h1.request(Command::Shutdown).await;
@@ -735,8 +689,8 @@ async fn a_close_answers_the_top_up_it_preempts() {
 /// links up and pays as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_party_takes_its_peer_address_back_when_the_squatter_leaves() {
-    let Setup { _tmp, node, url: _, ls, cs: _, specs, dirs } = Setup::new().await;
-    let [l0, l1] = ls;
+    let Setup { tmp: _tmp, node, ls, specs, dirs, .. } = setup().await;
+    let [l0, l1]: [_; 2] = ls.try_into().unwrap();
     drop(l1);
     let spawn0 =
         || spawn_party_on(&dirs[0], opts(false), Listeners { peer: l0.try_clone().unwrap(), control: None }).unwrap();

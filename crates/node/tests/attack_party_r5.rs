@@ -8,56 +8,15 @@
 
 mod common;
 
-use common::party::{channel_terms, wait_phase, BAL};
+use common::party::{wait_phase, Setup};
 use gridledger_channels::disk::Durability;
-use gridledger_core::{Amount, KeyPair};
-use gridledger_ledger::devnet::dev_key;
+use gridledger_core::Amount;
 use gridledger_node::channel::party::{spawn_party, Command, PartyOptions, Reply};
-use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms, PartySpec};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn terms(addrs: [std::net::SocketAddr; 2], controls: [std::net::SocketAddr; 2]) -> ChannelTerms {
-    channel_terms([false, false], addrs, controls)
-}
-
 fn opts() -> PartyOptions {
     PartyOptions { durability: Durability::Fsync, control: true, ..PartyOptions::default() }
-}
-
-/// A node and a prepared channel whose party directories lie under `base`
-/// (relative to a temporary directory); nothing is listening on the spec's
-/// addresses.
-struct Setup {
-    _tmp: tempfile::TempDir,
-    node: gridledger_node::NodeHandle,
-    #[allow(dead_code)]
-    specs: [PartySpec; 2],
-    dirs: [PathBuf; 2],
-}
-
-impl Setup {
-    async fn new(base: &Path) -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
-        let node = gridledger_node::channel::devnode::start(&tmp.path().join("node"), 4, BAL, 20).unwrap();
-        let url = node.url();
-        let addr = || bind_loopback().unwrap().local_addr().unwrap();
-        let t = terms([addr(), addr()], [addr(), addr()]);
-        let specs = tokio::task::spawn_blocking({
-            let url = url.clone();
-            move || prepare_channel(&url, &dev_key(0), &KeyPair::from_seed("desk"), [&dev_key(1), &dev_key(2)], &t)
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        let root = tmp.path().join(base);
-        let dirs = [root.join("p0"), root.join("p1")];
-        for i in 0..2 {
-            std::fs::create_dir_all(&dirs[i]).unwrap();
-            specs[i].save(&dirs[i]).unwrap();
-        }
-        Setup { _tmp: tmp, node, specs, dirs }
-    }
 }
 
 /// Finding (a local user's ordinary setup, no attacker needed; availability
@@ -83,7 +42,7 @@ async fn a_party_in_a_directory_with_a_long_path_still_runs() {
         ["channels-of-the-east-feeder", "substation-0042-household-0017", "party-directories-kept-here"]
             .iter()
             .collect();
-    let s = Setup::new(&long).await;
+    let s = Setup::unbound(&long).await;
     let len = s.dirs[0].join("control.sock").as_os_str().len();
     assert!(len > 108, "the socket path is {len} bytes");
     let (h, join) = spawn_party(&s.dirs[0], opts()).unwrap();
@@ -124,7 +83,7 @@ async fn a_party_whose_control_channel_fails_runs_on_and_alerts() {
             self.0.lock().unwrap().push(a.clone());
         }
     }
-    let s = Setup::new(Path::new("d")).await;
+    let s = Setup::unbound(Path::new("d")).await;
     let ctl = gridledger_node::channel::control::CONTROL_SOCKET_FILE;
     std::fs::write(s.dirs[0].join(ctl), b"not a socket").unwrap();
     let sink = Arc::new(Collect(Mutex::new(vec![])));
@@ -178,7 +137,7 @@ fn open_fds() -> usize {
 /// after 8 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_through_the_bind_forwarder_do_not_pile_up() {
-    let s = Setup::new(Path::new("d")).await;
+    let s = Setup::unbound(Path::new("d")).await;
     let addr = s.specs[1].addrs[1];
     let squatter = std::net::TcpListener::bind(addr).expect("the peer address is free");
     let o = PartyOptions { control: false, ..opts() };
@@ -225,7 +184,7 @@ async fn a_top_up_reported_preempted_is_not_allocated_by_the_close() {
     use gridledger_contracts::cns::ChannelStatus;
     use gridledger_node::channel::chainlink::read_channel;
     use gridledger_node::channel::party::TOPUP_PREEMPTED;
-    let s = Setup::new(Path::new("d")).await;
+    let s = Setup::unbound(Path::new("d")).await;
     let o = || PartyOptions { control: false, ..opts() };
     let (h0, j0) = spawn_party(&s.dirs[0], o()).unwrap();
     let (h1, j1) = spawn_party(&s.dirs[1], o()).unwrap();

@@ -76,7 +76,6 @@ impl Setup {
 /// until the third withdrawal falls back: taken after 30.4 s with t_Δ =
 /// 10 s (60 refusals).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: queued withdrawals keep a close refused for k × t_Δ while the peer is down"]
 async fn queued_withdrawals_do_not_keep_the_close_refused() {
     let s = Setup::new().await;
     let (h0, j0) = s.spawn(0);
@@ -143,7 +142,6 @@ async fn queued_withdrawals_do_not_keep_the_close_refused() {
 /// for the resolved dispute at counter 0, and a `channel_resolve` sent
 /// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a restarted party re-announces every past dispute (DisputeSeen → dispute_against_us alert) though it was resolved"]
 async fn a_restart_does_not_alert_disputes_that_were_resolved() {
     use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelStatus};
     use gridledger_node::channel::alert::{alert_of_event, Alert};
@@ -326,7 +324,6 @@ impl Attacker {
 /// 100,400 of side 0's newest state (counter 7): the 500 side 1 paid after
 /// the withdrawal are undone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: end to end: a fallen-back withdrawal co-signed by the peer's modified client voids the payments side 0's party co-signed after it"]
 async fn a_withdrawal_that_fell_back_cannot_void_later_payments_end_to_end() {
     use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelStateArgs, ChannelStatus};
     use gridledger_node::channel::chainlink::{read_channel, ChainLink};

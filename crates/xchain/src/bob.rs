@@ -113,7 +113,7 @@ impl BobConfig {
     pub fn tpk_address(&self, chain: ChainId) -> Address {
         match self.group_accounts.iter().find(|(c, _)| *c == chain) {
             Some((_, a)) => *a,
-            None => tpk_address(&self.group_key, chain),
+            None => tpk_address(&self.group_key, &self.deployment, chain),
         }
     }
 }
@@ -413,6 +413,14 @@ pub struct CctRecord {
 impl CctRecord {
     /// IN_s / IN_r (lns 06–07): chain, payer, payee and amount of a side's
     /// native transfer.
+    /// Whether `tx` pays `side`'s instruction: the instruction's chain,
+    /// payer, payee and amount, with a nonce at or above the side's floor.
+    /// Fee, gas limit and the nonce's exact value are the payer's wallet's
+    /// business (a fee-bumped re-send of the payment pays it as well).
+    pub fn pays_instruction(&self, side: Side, tx: &SignedTransaction) -> bool {
+        BobContract::check_instruction(self, side, tx).is_ok() && BobContract::check_floor(self, side, tx).is_ok()
+    }
+
     pub fn instruction(&self, side: Side) -> (ChainId, Address, Address, u128) {
         let t = &self.terms;
         match side {
@@ -470,7 +478,7 @@ fn relayed_key(chain: ChainId) -> Vec<u8> {
     [b"h/r/".as_slice(), &chain.to_be_bytes()].concat()
 }
 /// The accumulator of every header of `chain` relayed since its anchor.
-fn mmr_key(chain: ChainId) -> Vec<u8> {
+pub(crate) fn mmr_key(chain: ChainId) -> Vec<u8> {
     [b"h/m/".as_slice(), &chain.to_be_bytes()].concat()
 }
 fn header_key(chain: ChainId, h: Height) -> Vec<u8> {
@@ -482,6 +490,29 @@ fn deposit_key(a: &Address) -> Vec<u8> {
 fn wrapped_key(token: ChainId, a: &Address) -> Vec<u8> {
     [b"w/".as_slice(), &token.to_be_bytes(), &a.0].concat()
 }
+/// A pool's balance at the start of each of the last [`PRICE_WINDOW`]
+/// BoB blocks in which it changed: `(height, balance before the change)`.
+fn pool_history_key(token: ChainId) -> Vec<u8> {
+    [b"ph/".as_slice(), &token.to_be_bytes()].concat()
+}
+
+/// BoB blocks of pool history the penalty unit `x_B` is priced over.
+///
+/// Decision (attack R4-2): `x_B` (the Token_B worth of `x_j`, the
+/// withholding penalty) was priced from the pools as they stood when the
+/// CCT executed, so a sender holding Token_B's liquidity could withdraw
+/// it around its CCT in the same block and owe a penalty of 1. The terms
+/// cannot carry a bound on `x_B` (their layout is shared with deployed
+/// clients), so SC_T prices `x_B` at the largest value over every pool
+/// state of the last `PRICE_WINDOW` blocks (the Token_B pool at its
+/// largest, the Token_j pool at its smallest; `x_B` grows with the first
+/// and falls with the second). Terms expire at most this many blocks after
+/// [`crate::mbs::BobMbs::terms`] builds them, so the pools the receiver
+/// was shown are among those states and `x_B` is at least the worth it
+/// saw. Moving the price *up* only locks more of both deposits (a CCT may
+/// then be refused for `InsufficientDeposit`); it never pays anybody.
+pub const PRICE_WINDOW: u64 = 16;
+
 fn pool_key(token: ChainId) -> Vec<u8> {
     [b"p/".as_slice(), &token.to_be_bytes()].concat()
 }
@@ -598,9 +629,16 @@ impl BobContract {
         ctx.write_typed(&relayed_key(a.chain), &(height, used + a.headers.len() as u64))?;
         let (mut tip, mut tip_hash) = self.tip(ctx, a.chain)?;
         let mut mmr: Mmr = read_or(ctx, &mmr_key(a.chain))?;
+        // The stored tip's time bounds the next header's (attack R4-3).
+        let mut parent_time = if tip == reg.anchor_height {
+            Some(reg.anchor_timestamp)
+        } else {
+            ctx.read_typed::<BlockHeader>(&header_key(a.chain, tip))?.map(|h| h.timestamp)
+        };
         for sh in &a.headers {
             ctx.charge(gas::ECRECOVER * reg.seal_checks(&sh.seal))?;
-            reg.check_next(tip, &tip_hash, sh)?;
+            reg.check_next_after(tip, &tip_hash, parent_time, sh)?;
+            parent_time = Some(sh.header.timestamp);
             tip = sh.header.height;
             tip_hash = sh.header.hash();
             // At most one merge per set bit of the leaf count: ≤ 64 hashes.
@@ -813,7 +851,7 @@ impl BobContract {
         if minted == 0 {
             return fail(XchainError::ZeroAmount);
         }
-        ctx.write_typed(&pool_key(a.token), &pool.checked_add(a.amount).ok_or(XchainError::Overflow)?)?;
+        Self::write_pool(ctx, a.token, pool, pool.checked_add(a.amount).ok_or(XchainError::Overflow)?)?;
         ctx.write_typed(&lp_total_key(a.token), &total.checked_add(minted).ok_or(XchainError::Overflow)?)?;
         let lp: u128 = read_or(ctx, &lp_key(a.token, &who))?;
         ctx.write_typed(&lp_key(a.token, &who), &lp.checked_add(minted).ok_or(XchainError::Overflow)?)?;
@@ -852,7 +890,7 @@ impl BobContract {
         let out = a.shares.checked_mul(pool).ok_or(XchainError::Overflow)? / total;
         ctx.write_typed(&lp_key(a.token, &who), &(lp - a.shares))?;
         ctx.write_typed(&lp_total_key(a.token), &(total - a.shares))?;
-        ctx.write_typed(&pool_key(a.token), &(pool - out))?;
+        Self::write_pool(ctx, a.token, pool, pool - out)?;
         if a.token == self.cfg.bob_chain {
             ctx.pay(&who, Amount(out))?;
         } else {
@@ -868,6 +906,48 @@ impl BobContract {
             ],
         )?;
         Ok(out.to_le_bytes().to_vec())
+    }
+
+    /// Sets `token`'s pool from `old` to `new`, recording `old` as the
+    /// pool's balance at the start of this block if it is the block's
+    /// first change ([`PRICE_WINDOW`]).
+    fn write_pool(ctx: &mut CallContext<'_, '_>, token: ChainId, old: u128, new: u128) -> Result<(), ContractError> {
+        let now = ctx.height();
+        let mut hist: Vec<(Height, u128)> = read_or(ctx, &pool_history_key(token))?;
+        if hist.last().map(|(h, _)| *h) != Some(now) {
+            hist.push((now, old));
+        }
+        hist.retain(|(h, _)| h.saturating_add(PRICE_WINDOW) > now);
+        ctx.write_typed(&pool_history_key(token), &hist)?;
+        ctx.write_typed(&pool_key(token), &new)
+    }
+
+    /// Every balance `token`'s pool had at a block boundary in the last
+    /// [`PRICE_WINDOW`] blocks, and now.
+    fn pool_states(ctx: &mut CallContext<'_, '_>, token: ChainId) -> Result<Vec<u128>, ContractError> {
+        let now = ctx.height();
+        let hist: Vec<(Height, u128)> = read_or(ctx, &pool_history_key(token))?;
+        let mut out: Vec<u128> =
+            hist.into_iter().filter(|(h, _)| h.saturating_add(PRICE_WINDOW) > now).map(|(_, b)| b).collect();
+        out.push(read_or(ctx, &pool_key(token))?);
+        Ok(out)
+    }
+
+    /// `x_B` of ln 04: the Token_B worth of `x_j Token_j`, the largest over
+    /// the pool states of the last [`PRICE_WINDOW`] blocks (attack R4-2).
+    fn penalty_price(&self, ctx: &mut CallContext<'_, '_>, x_j: u128, token_j: ChainId) -> Result<u128, ContractError> {
+        let token_b = self.cfg.bob_chain;
+        let w_b = *self.weights.get(&token_b).ok_or(XchainError::UnknownToken(token_b))?;
+        let w_j = *self.weights.get(&token_j).ok_or(XchainError::UnknownToken(token_j))?;
+        let (bs, js) = (Self::pool_states(ctx, token_b)?, Self::pool_states(ctx, token_j)?);
+        let b_max = bs.iter().copied().max().unwrap_or(0);
+        let j_min = js.iter().copied().filter(|j| *j > x_j).min();
+        let spot = self.price(ctx, x_j, token_b, token_j)?;
+        let worst = match j_min {
+            Some(j) => amm::amount_in_for(x_j, (token_b, b_max, w_b), (token_j, j, w_j)).unwrap_or(spot),
+            None => spot,
+        };
+        Ok(spot.max(worst))
     }
 
     /// `x_i` of ln 04 for `x_j Token_j` paid in `token_i`.
@@ -933,7 +1013,7 @@ impl BobContract {
         }
         // ln 03–04: prices from SC_AMM.
         let x_i = self.price(ctx, t.x_j, t.chain_i, t.chain_j)?;
-        let x_b = self.price(ctx, t.x_j, self.cfg.bob_chain, t.chain_j)?;
+        let x_b = self.penalty_price(ctx, t.x_j, t.chain_j)?;
         if x_i < t.min_x_i || x_i > t.max_x_i {
             return fail(XchainError::RateOutOfBounds { x_i, min: t.min_x_i, max: t.max_x_i });
         }
@@ -1288,6 +1368,14 @@ impl BobContract {
                 if other.tx.sender != nt.tx.sender || other.tx.nonce != nt.tx.nonce || other.hash() == nt.hash() {
                     return fail(XchainError::NotFraud("not another transaction of the payer with NT's nonce".into()));
                 }
+                // Decision (attack R4-1): a transaction that itself pays the
+                // side's instruction (a fee-bumped re-send of NT, say) is the
+                // payment, not fraud — unless it already proved another CCT.
+                if rec.pays_instruction(a.side, other) && ctx.read(&used_key(&other.hash()))?.is_none() {
+                    return fail(XchainError::NotFraud(
+                        "the transaction with NT's nonce pays the instruction; prove it instead".into(),
+                    ));
+                }
                 self.check_inclusion(ctx, chain, a.height, other, proof)?;
             }
         }
@@ -1356,6 +1444,7 @@ impl NativeContract for BobContract {
             "ccdi_open" => self.ccdi_open(ctx, decode_args(args)?),
             "ccdi_register" => self.ccdi_register(ctx, decode_args(args)?),
             "ccdi_cct" => self.ccdi_cct(ctx, decode_args(args)?),
+            "ccdi_late_lock" => self.ccdi_late_lock(ctx, decode_args(args)?),
             "ccdi_finish" => self.ccdi_finish(ctx, decode_args(args)?),
             "redeem" => self.redeem(ctx, decode_args(args)?),
             "refund_lock" => self.refund_lock(ctx, decode_args(args)?),

@@ -144,6 +144,17 @@ pub struct LateItem {
     pub data: Character,
 }
 
+/// `ccdi_late_lock`: an SC_BG lock for a process whose CCT can no longer
+/// be stored (its header is κ_i or more below the BoB's stored tip), with
+/// the path of its block's header in the BoB's accumulator of relayed
+/// headers ([`crate::mmr`]), as `refund_lock` has for coin locks.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct CcdiLateLock {
+    pub cct: CcdiCct,
+    pub header: gridledger_ledger::BlockHeader,
+    pub header_proof: Vec<Hash32>,
+}
+
 /// `ccdi_cct`: `CCT_Ux = ⟨Trans_Ux, BC_i, P_x, SC_C⟩` (Eq. 5.6).
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct CcdiCct {
@@ -315,7 +326,9 @@ impl BobContract {
     pub(crate) fn ccdi_cct(&self, ctx: &mut CallContext<'_, '_>, a: CcdiCct) -> Result<Vec<u8>, ContractError> {
         let mut rec = self.load_process(ctx, &a.process)?;
         if ctx.height() < rec.terms.start {
-            return fail(XchainError::RegistrationClosed { start: rec.terms.start, now: ctx.height() });
+            // Not yet: the lock stays claimable while its header is kept,
+            // and comes back through `ccdi_late_lock` after (attack R4-12).
+            return fail(XchainError::ProcessNotStarted { start: rec.terms.start, now: ctx.height() });
         }
         // Trans_Ux is a successful SC_BG lock for this process on this chain.
         let not_lock = |m: &str| fail(XchainError::NotALock(m.into()));
@@ -392,6 +405,79 @@ impl BobContract {
             )?;
         }
         ctx.write_typed(&process_key(&a.process), &rec)?;
+        Ok(Vec::new())
+    }
+
+    /// The way back for an SC_BG lock whose CCT can no longer be stored
+    /// (attack R4-12): any SC_BG lock naming a known process, executed in a
+    /// block of chain `i` whose header the BoB no longer keeps (stored tip
+    /// ≥ its height + κ_i; before that `RefundTooEarly`, the CCT is still
+    /// possible) and proved against the accumulator of relayed headers, is
+    /// stored for unlocking only (Case 2*'s late item): BoB nodes derive a
+    /// settlement returning the item unchanged to its owner. A lock counts
+    /// once: stored, late or refunded (`AlreadyStored`).
+    ///
+    /// Decision: this covers a lock made long before its process starts
+    /// (SC_BG cannot know the start: external chains store nothing about
+    /// the BoB) and any lock whose CCT nobody sent within κ_i epochs.
+    pub(crate) fn ccdi_late_lock(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        a: CcdiLateLock,
+    ) -> Result<Vec<u8>, ContractError> {
+        let c = &a.cct;
+        self.load_process(ctx, &c.process)?;
+        let not_lock = |m: &str| fail(XchainError::NotALock(m.into()));
+        let TxKind::Call { contract, method, args, .. } = &c.lock_tx.tx.kind else {
+            return not_lock("not a contract call");
+        };
+        if c.lock_tx.tx.chain_id != c.chain || *contract != SC_BG_ID || method != "lock" {
+            return not_lock("not SC_BG's lock on this chain");
+        }
+        let Ok(lock) = borsh::from_slice::<Lock>(args) else {
+            return not_lock("undecodable lock arguments");
+        };
+        if lock.process != c.process {
+            return not_lock("the lock names another process");
+        }
+        if c.receipt.tx_hash != c.lock_tx.hash() || c.receipt.status != TxStatus::Success {
+            return not_lock("the receipt is not a successful execution of this transaction");
+        }
+        let Ok(lock_id) = <[u8; 32]>::try_from(c.receipt.output.as_slice()).map(Hash32) else {
+            return not_lock("the receipt carries no lock id");
+        };
+        if ctx.read(&used_lock_key(&lock_id))?.is_some() {
+            return fail(XchainError::AlreadyStored { chain: c.chain, item: lock.item });
+        }
+        let reg = self.reg(c.chain)?.clone();
+        let (tip, _) = self.tip(ctx, c.chain)?;
+        let height = c.height;
+        let refundable_at = height.saturating_add(reg.kappa as u64);
+        if tip < refundable_at {
+            return fail(XchainError::RefundTooEarly { chain: c.chain, height, tip, refundable_at });
+        }
+        let mmr: crate::mmr::Mmr = ctx.read_typed(&crate::bob::mmr_key(c.chain))?.unwrap_or_default();
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (a.header_proof.len() as u64 + 2))?;
+        let in_mmr = a.header.chain_id == c.chain
+            && a.header.height == height
+            && height > reg.anchor_height
+            && mmr.verify(height - reg.anchor_height - 1, &a.header.hash(), &a.header_proof);
+        if !in_mmr {
+            return fail(XchainError::BadHeaderProof { chain: c.chain, height });
+        }
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (c.proof.siblings.len() as u64 + 2))?;
+        let ok =
+            c.proof.leaf_count == a.header.tx_count as u64 && c.proof.verify(&c.receipt.hash(), &a.header.receipt_root);
+        if !ok {
+            return fail(XchainError::BadReceiptProof { chain: c.chain, height });
+        }
+        ctx.write(&used_lock_key(&lock_id), vec![1])?;
+        let late = LateItem { chain: c.chain, item: lock.item, lock: lock_id, data: lock.data };
+        ctx.write_typed(&late_key(&c.process, &lock_id), &late)?;
+        ctx.emit(
+            "ccdi_unlock_only",
+            vec![("process".into(), c.process.to_string()), ("lock".into(), lock_id.to_string())],
+        )?;
         Ok(Vec::new())
     }
 

@@ -205,6 +205,154 @@ impl BobMbs {
         Ok(Some(CcdiCct { process, chain, height, lock_tx: lock_tx.clone(), receipt, proof }))
     }
 
+    /// The header of block `height` of `chain` and its path in the BoB's
+    /// accumulator of relayed headers (built from the chain's headers up to
+    /// the BoB's stored tip, as anyone holding them can).
+    pub fn header_path(
+        &self,
+        chain: ChainId,
+        height: gridledger_core::Height,
+    ) -> Result<(gridledger_ledger::BlockHeader, Vec<Hash32>), MbsError> {
+        let c = self.external(chain)?;
+        let anchor = self
+            .config
+            .chains
+            .iter()
+            .find(|r| r.chain_id == chain)
+            .ok_or_else(|| MbsError::Missing(format!("chain {chain} not registered")))?
+            .anchor_height;
+        let header_of = |h| -> Result<gridledger_ledger::BlockHeader, MbsError> {
+            Ok(c.sealed_header(h)?.ok_or_else(|| MbsError::Missing(format!("block {h} of chain {chain}")))?.header)
+        };
+        let all = (anchor + 1..=self.bob_tip(chain))
+            .map(|h| header_of(h).map(|x| x.hash()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let header = header_of(height)?;
+        let path = crate::mmr::Mmr::prove(&all, height.saturating_sub(anchor + 1))
+            .ok_or_else(|| MbsError::Missing(format!("block {height} of chain {chain} not relayed yet")))?;
+        Ok((header, path))
+    }
+
+    /// `ccdi_late_lock` for `lock_tx` (an SC_BG lock for `process`), sent
+    /// by `key`, once the BoB no longer keeps the lock's header.
+    pub fn ccdi_late_lock_tx(
+        &self,
+        key: &KeyPair,
+        process: Hash32,
+        lock_tx: &SignedTransaction,
+    ) -> Result<SignedTransaction, MbsError> {
+        let cct = self
+            .ccdi_cct_for(process, lock_tx)?
+            .ok_or_else(|| MbsError::Missing(format!("lock {} not in a block", lock_tx.hash())))?;
+        let (header, header_proof) = self.header_path(cct.chain, cct.height)?;
+        Ok(self.bob_call(key, "ccdi_late_lock", &ccdi::CcdiLateLock { cct, header, header_proof }, Amount::ZERO))
+    }
+
+    /// The SC_BG lock transaction on `chain` whose receipt carries `lock`.
+    fn find_lock_tx(&self, chain: ChainId, lock: &Hash32) -> Result<Option<SignedTransaction>, MbsError> {
+        let c = self.external(chain)?;
+        for h in 1..=c.height() {
+            let Some(block) = c.chain().block(h)? else { continue };
+            for tx in block.txs {
+                let gridledger_ledger::TxKind::Call { contract, method, .. } = &tx.tx.kind else { continue };
+                if *contract != SC_BG_ID || method != "lock" {
+                    continue;
+                }
+                if c.receipt(&tx.hash())?.is_some_and(|r| r.output == lock.0) {
+                    return Ok(Some(tx));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A BoB node's duty for SC_BG locks that can no longer be stored
+    /// (attack R4-12), run every epoch of a CCDI-enabled MBS: each lock of
+    /// a known process that SC_C never used and whose header the BoB no
+    /// longer keeps goes to `ccdi_late_lock`; once it is stored as a late
+    /// item the committee signs the settlement returning the item to its
+    /// owner unchanged and this node sends it to SC_BG.
+    pub(crate) fn ccdi_late_lock_duties(&mut self) -> Result<(), MbsError> {
+        let relayer = self.relayer.clone();
+        // Settle what `ccdi_late_lock` stored.
+        let mut keep = Vec::new();
+        for (process, chain, lock, sent) in std::mem::take(&mut self.late_locks) {
+            let locked = self.external(chain)?.chain().state().get(&contract_key(SC_BG_ID, &scbg::keys::lock(&lock)));
+            if locked.is_none() {
+                continue;
+            }
+            if let Some(h) = sent {
+                match self.external(chain)?.receipt(&h)? {
+                    None => {
+                        keep.push((process, chain, lock, sent));
+                        continue;
+                    }
+                    Some(r) if r.status == TxStatus::Success => continue,
+                    Some(_) => {}
+                }
+            }
+            let key = [ccdi::keys::late_prefix(&process), lock.0.to_vec()].concat();
+            let Some(late) = self.bob_record::<LateItem>(&key) else {
+                if self.lock_used_id(&lock) {
+                    // Stored by SC_C after all: the process's own settlement returns it.
+                    continue;
+                }
+                keep.push((process, chain, lock, None));
+                continue;
+            };
+            let settlement = ccdi::settlement(BOB_CHAIN, chain, process, vec![(late.lock, late.data)]);
+            let signature = self.sign_settlement(&settlement, 0)?;
+            let tx = self.sc_bg_call(chain, &relayer, "settle", &Settle { settlement, signature })?;
+            let h = self.external_mut(chain)?.submit(&tx)?;
+            keep.push((process, chain, lock, Some(h)));
+        }
+        self.late_locks = keep;
+        // Find the stranded locks.
+        let prefix = contract_key(SC_BG_ID, &scbg::keys::lock(&Hash32([0; 32]))[..2]);
+        for chain in self.chain_ids() {
+            let kappa = self.config.chains.iter().find(|r| r.chain_id == chain).map_or(u64::MAX, |r| r.kappa as u64);
+            let records: Vec<(Hash32, scbg::LockRecord)> = self
+                .external(chain)?
+                .chain()
+                .state()
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix) && k.len() == prefix.len() + 32)
+                .filter_map(|(k, v)| {
+                    let id = Hash32(k[prefix.len()..].try_into().ok()?);
+                    Some((id, borsh::from_slice::<scbg::LockRecord>(v).ok()?))
+                })
+                .collect();
+            for (lock, rec) in records {
+                if self.process(&rec.process).is_none()
+                    || self.lock_used_id(&lock)
+                    || self.late_locks.iter().any(|(_, _, l, _)| *l == lock)
+                {
+                    continue;
+                }
+                let (tx, height) = match self.lock_txs.get(&lock) {
+                    Some(found) => found.clone(),
+                    None => {
+                        let Some(tx) = self.find_lock_tx(chain, &lock)? else { continue };
+                        let Some((height, ..)) = self.external(chain)?.receipt_proof(&tx.hash())? else { continue };
+                        self.lock_txs.insert(lock, (tx.clone(), height));
+                        (tx, height)
+                    }
+                };
+                if self.bob_tip(chain) < height.saturating_add(kappa) {
+                    continue;
+                }
+                let late = self.ccdi_late_lock_tx(&relayer, rec.process, &tx)?;
+                self.bob.submit(&late)?;
+                self.late_locks.push((rec.process, chain, lock, None));
+            }
+        }
+        Ok(())
+    }
+
+    fn lock_used_id(&self, lock: &Hash32) -> bool {
+        self.bob.chain().state().get(&contract_key(BOB_CONTRACT_ID, &[b"f/u/".as_slice(), &lock.0].concat())).is_some()
+    }
+
     /// The settlements a BoB node derives from SC_F once the outcome is
     /// fixed: one per chain for the stored items, one per late item.
     pub fn ccdi_settlements(&self, id: &Hash32) -> Vec<Settlement> {

@@ -103,6 +103,7 @@ impl EmbeddedChain {
             kappa,
             state_buckets_log2: self.chain.genesis().state_buckets_log2,
             anchor_height: 0,
+            anchor_timestamp: genesis_header.timestamp,
             anchor_hash: genesis_header.hash(),
         })
     }

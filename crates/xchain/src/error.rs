@@ -19,6 +19,8 @@ pub enum XchainError {
     NotNext { tip: Height, got: Height },
     #[error("header {0}'s parent is not the stored tip")]
     ParentMismatch(Height),
+    #[error("header {height} of chain {chain} is stamped {timestamp}: not after its parent ({parent}) or more than {max_gap} ms past it")]
+    BadTimestamp { chain: ChainId, height: Height, timestamp: u64, parent: u64, max_gap: u64 },
     #[error("header {0} carries no validator signature")]
     Unsigned(Height),
     #[error("header {height} is not signed by chain {chain}'s validators: {reason}")]
@@ -126,6 +128,8 @@ pub enum XchainError {
     BadProcess(String),
     #[error("registration of the CCDI process closed at BoB height {start}, now {now}")]
     RegistrationClosed { start: Height, now: Height },
+    #[error("the CCDI process starts taking cross-chain transactions at BoB height {start}, now {now}")]
+    ProcessNotStarted { start: Height, now: Height },
     #[error("{0} is not a participant of the CCDI process")]
     NotParticipant(gridledger_core::Address),
     #[error("{0} already registered its deposit")]

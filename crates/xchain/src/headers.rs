@@ -20,7 +20,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_consensus::pbft::{vote_digest, ValidatorSet, VoteKind};
 use gridledger_core::crypto::verify;
-use gridledger_core::{ChainId, Hash32, Height, PublicKey};
+use gridledger_core::{ChainId, Hash32, Height, PublicKey, Timestamp};
 use gridledger_ledger::{BlockHeader, Seal};
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,35 @@ pub struct ChainRegistration {
     /// The trusted starting point: the genesis header's height and hash.
     pub anchor_height: Height,
     pub anchor_hash: Hash32,
+    /// The anchor header's timestamp: the first relayed header's time bound.
+    #[serde(default)]
+    pub anchor_timestamp: Timestamp,
+}
+
+/// The most a block's timestamp may run ahead of its parent's (ms): one
+/// day, i.e. 5,760 epochs of 15 s.
+///
+/// Decision (attack R4-3): a block's time is its leader's choice, and
+/// nothing else bounds it from above; one Byzantine leader stamping its
+/// block near `u64::MAX` made every later block's time overflow and halted
+/// the chain. Honest replicas refuse to vote for (and the BoB refuses to
+/// store) a header stamped more than this past its parent, so reaching the
+/// end of time takes ~2·10^11 blocks. A chain idle for longer than a day
+/// restarts with blocks one day apart until it has caught up with its clock.
+pub const MAX_BLOCK_GAP_MS: Timestamp = 86_400_000;
+
+/// Checks that `timestamp` (of the block at `height`) is after `parent`
+/// and at most [`MAX_BLOCK_GAP_MS`] past it.
+pub fn check_timestamp(
+    chain: ChainId,
+    height: Height,
+    parent: Timestamp,
+    timestamp: Timestamp,
+) -> Result<(), XchainError> {
+    if timestamp <= parent || timestamp - parent > MAX_BLOCK_GAP_MS {
+        return Err(XchainError::BadTimestamp { chain, height, timestamp, parent, max_gap: MAX_BLOCK_GAP_MS });
+    }
+    Ok(())
 }
 
 /// A header with the seal that makes it valid on its chain: what a relayer ships.
@@ -84,7 +113,25 @@ impl ChainRegistration {
 
     /// Checks that `sh` is the next header after the stored tip
     /// `(tip_height, tip_hash)` and is signed by this chain's validators.
+    ///
+    /// The header's time is checked against the anchor's when it follows
+    /// the anchor; use [`check_next_after`](Self::check_next_after) with
+    /// the stored tip's time otherwise.
     pub fn check_next(&self, tip_height: Height, tip_hash: &Hash32, sh: &SealedHeader) -> Result<(), XchainError> {
+        let parent = (tip_height == self.anchor_height).then_some(self.anchor_timestamp);
+        self.check_next_after(tip_height, tip_hash, parent, sh)
+    }
+
+    /// [`check_next`](Self::check_next) with the parent's timestamp, when
+    /// known: the header must be after it and at most
+    /// [`MAX_BLOCK_GAP_MS`] past it.
+    pub fn check_next_after(
+        &self,
+        tip_height: Height,
+        tip_hash: &Hash32,
+        parent_timestamp: Option<Timestamp>,
+        sh: &SealedHeader,
+    ) -> Result<(), XchainError> {
         let h = &sh.header;
         if h.chain_id != self.chain_id {
             return Err(XchainError::WrongChain { expected: self.chain_id, got: h.chain_id });
@@ -94,6 +141,9 @@ impl ChainRegistration {
         }
         if h.parent != *tip_hash {
             return Err(XchainError::ParentMismatch(h.height));
+        }
+        if let Some(parent) = parent_timestamp {
+            check_timestamp(self.chain_id, h.height, parent, h.timestamp)?;
         }
         self.check_seal(sh)
     }

@@ -183,9 +183,15 @@ impl NativeContract for LmcContract {
                 let (mut tip, mut tip_hash) = ctx
                     .read_typed::<(Height, Hash32)>(BOB_TIP)?
                     .unwrap_or((self.bob.anchor_height, self.bob.anchor_hash));
+                let mut parent_time = if tip == self.bob.anchor_height {
+                    Some(self.bob.anchor_timestamp)
+                } else {
+                    ctx.read_typed::<gridledger_ledger::BlockHeader>(&bob_header_key(tip))?.map(|h| h.timestamp)
+                };
                 for sh in &a.headers {
                     ctx.charge(gas::ECRECOVER * self.bob.seal_checks(&sh.seal))?;
-                    self.bob.check_next(tip, &tip_hash, sh)?;
+                    self.bob.check_next_after(tip, &tip_hash, parent_time, sh)?;
+                    parent_time = Some(sh.header.timestamp);
                     tip = sh.header.height;
                     tip_hash = sh.header.hash();
                     ctx.write_typed(&bob_header_key(tip), &sh.header)?;

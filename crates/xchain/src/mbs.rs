@@ -8,7 +8,6 @@
 //! a block. Latency is counted in these epochs (the seed's block intervals).
 
 use borsh::BorshSerialize;
-use gridledger_core::codec::Tag;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Address, Amount, ChainId, Hash32, Height};
 use gridledger_ledger::devnet::{dev_key, transfer};
@@ -147,6 +146,10 @@ pub enum MbsError {
     /// before the agreement could count as its native transaction.
     #[error("chain {chain}: the terms' nonce floor {floor} is below the payer's next nonce {next}")]
     StaleFloor { chain: ChainId, floor: u64, next: u64 },
+    /// The BoB's stored tip of a chain lags the chain: deadlines counted
+    /// from it would close before an honest payment's header can arrive.
+    #[error("chain {chain} is at height {height} but the BoB holds its headers only up to {bob_tip}")]
+    BobLagging { chain: ChainId, bob_tip: Height, height: Height },
     /// A floor above the payer's next nonce: the payer's honest NT (its next
     /// nonce) could never count, so it would be penalised as withholding.
     #[error("chain {chain}: the terms' nonce floor {floor} is above the payer's next nonce {next}")]
@@ -247,7 +250,19 @@ pub struct BobMbs {
     pub epoch: u64,
     /// The second-stage CCT_Vs the BoB node sent on its own (see [`BobMbs::tick`]).
     pub watch: Vec<WatchedCctV>,
+    /// SC_BG locks this BoB node sent through `ccdi_late_lock` and has not
+    /// yet seen settled: `(process, chain, lock, settle transaction sent)`.
+    pub late_locks: Vec<(Hash32, ChainId, Hash32, Option<Hash32>)>,
+    /// SC_BG lock transactions this node has located, by lock id, with
+    /// their block height (so it scans a chain for each lock once).
+    pub(crate) lock_txs: BTreeMap<Hash32, (SignedTransaction, Height)>,
+    /// The slippage (basis points) the receiver accepts around the quoted
+    /// `x_i` in the terms [`BobMbs::terms`] builds ([`DEFAULT_SLIPPAGE_BPS`]).
+    pub slippage_bps: u32,
 }
+
+/// The default slippage a receiver accepts around the quoted price: 1 %.
+pub const DEFAULT_SLIPPAGE_BPS: u32 = 100;
 
 /// A CCT_V the BoB node sent when a CCT's forwarding deadline passed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -506,7 +521,19 @@ impl BobMbs {
             c.share_clock(clock.clone());
         }
         let Plan { relayer, committee, .. } = plan;
-        let mut m = Self { bob, externals, relayer, config, spec, committee, epoch: 0, watch: Vec::new() };
+        let mut m = Self {
+            bob,
+            externals,
+            relayer,
+            config,
+            spec,
+            committee,
+            epoch: 0,
+            watch: Vec::new(),
+            late_locks: Vec::new(),
+            lock_txs: BTreeMap::new(),
+            slippage_bps: DEFAULT_SLIPPAGE_BPS,
+        };
         m.epoch = m.bob.height();
         Ok(m)
     }
@@ -641,6 +668,9 @@ impl BobMbs {
             let h = self.bob.submit(&tx)?;
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
         }
+        if self.spec.ccdi {
+            self.ccdi_late_lock_duties()?;
+        }
         self.bob.tick()?;
         self.epoch += 1;
         Ok(())
@@ -755,9 +785,44 @@ impl BobMbs {
         Ok(())
     }
 
-    /// The CCT's terms for a request; the bounds on `x_i` are left open
-    /// (the caller may narrow them).
+    /// What SC_AMM quotes now for `x_j` Token_j in Token `token` (ln 03–04
+    /// on the BoB's current pools).
+    pub fn quote(&self, x_j: u128, token: ChainId, chain_j: ChainId) -> Result<u128, crate::XchainError> {
+        let weight = |t: ChainId| {
+            self.config
+                .weights
+                .iter()
+                .find(|(c, _)| *c == t)
+                .map(|(_, w)| *w)
+                .ok_or(crate::XchainError::UnknownToken(t))
+        };
+        let pool = |t: ChainId| self.bob_record::<u128>(&crate::bob::keys::pool(t)).unwrap_or(0);
+        crate::amm::amount_in_for(x_j, (token, pool(token), weight(token)?), (chain_j, pool(chain_j), weight(chain_j)?))
+    }
+
+    /// The `[min_x_i, max_x_i]` a receiver signs: the quoted `x_i` ±
+    /// [`slippage_bps`](Self::slippage_bps) (rounded outwards, at least 1).
+    ///
+    /// Decision (attack R4-6): the terms used to leave the bounds open
+    /// (`[1, u128::MAX]`), so the pool's price at execution — which the
+    /// sender, as Token_i's liquidity provider, could move in the CCT's own
+    /// block — was whatever it was. A CCT priced outside is refused
+    /// (`RateOutOfBounds`) and changes nothing. Without a quote (an empty
+    /// pool) the bounds stay open: the CCT cannot be priced either.
+    pub fn x_i_bounds(&self, req: &SwapRequest) -> (u128, u128) {
+        match self.quote(req.x_j, req.chain_i, req.chain_j) {
+            Ok(x_i) => {
+                let tol = x_i.saturating_mul(self.slippage_bps as u128).div_ceil(10_000);
+                (x_i.saturating_sub(tol).max(1), x_i.saturating_add(tol))
+            }
+            Err(_) => (1, u128::MAX),
+        }
+    }
+
+    /// The CCT's terms for a request; `x_i` is bounded by the quote ±
+    /// the slippage ([`x_i_bounds`](Self::x_i_bounds)).
     pub fn terms(&self, req: &SwapRequest) -> CctTerms {
+        let (min_x_i, max_x_i) = self.x_i_bounds(req);
         CctTerms {
             deployment: self.config.deployment,
             chain_i: req.chain_i,
@@ -769,8 +834,8 @@ impl BobMbs {
             receiver_j: req.receiver.address(),
             receiver_pk: req.receiver.public(),
             x_j: req.x_j,
-            min_x_i: 1,
-            max_x_i: u128::MAX,
+            min_x_i,
+            max_x_i,
             expires_at: self.bob.height() + 16,
             salt: req.salt,
             // Each payer's next nonce on its chain now as the payer's own
@@ -828,6 +893,43 @@ impl BobMbs {
         Ok(())
     }
 
+    /// Most headers the BoB's stored tip of a chain may lag the chain's own
+    /// tip when two parties agree on terms ([`check_view`](Self::check_view)).
+    pub const MAX_VIEW_LAG: Height = 2;
+
+    /// What each party checks before agreeing to a CCT on chains `chains`:
+    /// the BoB holds each chain's headers up to (nearly) the chain's tip.
+    ///
+    /// Decision (attack R4-4): SC_T counts the deadlines from `e_*`, the
+    /// tip the BoB has *stored* when the CCT executes, and the forwarding
+    /// window from the stored tip at CCT_V. When relayers held a chain's
+    /// headers back, `e_*` lay far below the chain's real height, so an NT
+    /// paid at once landed above the forwarding deadline and its honest
+    /// payer was penalised. The BoB cannot know a chain's real height; the
+    /// parties can, and do not agree while the BoB lags (`BobLagging`):
+    /// [`swap`](Self::swap) waits until the relays caught up.
+    pub fn check_view(&self, chains: &[ChainId]) -> Result<(), MbsError> {
+        for &chain in chains {
+            let height = self.external(chain)?.height();
+            let bob_tip = self.bob_tip(chain);
+            if height > bob_tip + Self::MAX_VIEW_LAG {
+                return Err(MbsError::BobLagging { chain, bob_tip, height });
+            }
+        }
+        Ok(())
+    }
+
+    /// Ticks until [`check_view`](Self::check_view) passes for `chains`.
+    pub fn wait_caught_up(&mut self, chains: &[ChainId]) -> Result<(), MbsError> {
+        for _ in 0..10_000 {
+            if self.check_view(chains).is_ok() {
+                return Ok(());
+            }
+            self.tick()?;
+        }
+        self.check_view(chains)
+    }
+
     /// The CCT transaction (ln 02) with the receiver's signature on the terms.
     pub fn cct_tx(&self, sender: &KeyPair, receiver: &KeyPair, terms: CctTerms) -> SignedTransaction {
         let receiver_sig = receiver.sign(&terms.digest(BOB_CHAIN));
@@ -857,10 +959,13 @@ impl BobMbs {
     pub fn swap(&mut self, req: &SwapRequest, behaviour: Behaviour) -> Result<SwapReport, MbsError> {
         let mut bytes = Bytes::default();
         let mut gas: BTreeMap<String, u64> = BTreeMap::new();
+        // Phase 1, once the BoB's view of both chains is current (not
+        // counted in the exchange's epochs).
+        self.wait_caught_up(&[req.chain_i, req.chain_j])?;
         let start = self.epoch;
-        // Phase 1.
         let terms = self.terms(req);
         self.check_floors(&terms)?;
+        self.check_view(&[req.chain_i, req.chain_j])?;
         let cct = self.cct_tx(&req.sender, &req.receiver, terms.clone());
         bytes.cct = cct.to_bytes().len();
         let r = self.bob_ok(&cct)?;
@@ -965,9 +1070,12 @@ impl BobMbs {
                         let _ = self.external_mut(chain)?.submit(nt);
                     }
                     if let Some(f) = self.fraud_evidence(id, &rec, *side, nt)? {
+                        // Signed only once the evidence's header is final on
+                        // the BoB: waiting ticks epochs in which this node
+                        // relays with its next nonces (attack R4-11).
+                        self.wait_final(chain, f.height)?;
                         let tx = self.bob_call(&self.relayer, "fraud", &f, Amount::ZERO);
                         bytes.fraud += tx.to_bytes().len();
-                        self.wait_final(chain, f.height)?;
                         let r = self.bob_ok(&tx)?;
                         *gas.entry("fraud".into()).or_default() += r.gas_used;
                         fraud_sent.insert(*side as u8);
@@ -1063,7 +1171,8 @@ impl BobMbs {
         }
         let from = rec.epoch(side) + self.config.kappa_bar + 1;
         let Some(other) = chain.find_by_nonce(&nt.tx.sender, nt.tx.nonce, from)? else { return Ok(None) };
-        if other.hash() == nt.hash() {
+        // A re-send that pays the instruction is the payment, not fraud.
+        if other.hash() == nt.hash() || rec.pays_instruction(side, &other) {
             return Ok(None);
         }
         let Some((height, proof)) = chain.tx_proof(&other.hash())? else { return Ok(None) };
@@ -1153,10 +1262,12 @@ impl BobMbs {
         let mut rep = HtlcReport::default();
         let start = self.epoch;
         let delta = self.spec.finality.confirmations() as u64 + 2;
-        let preimage =
-            gridledger_core::codec::hash_parts(Tag("gridledger/htlc/dev-preimage/v1"), &[&req.salt.to_le_bytes()])
-                .0
-                .to_vec();
+        // The sender's secret (attack R4-8: it used to be a hash of the
+        // request's salt, which the receiver knows): 32 bytes from the OS
+        // RNG, kept by the initiator until it claims on chain j.
+        let mut preimage = vec![0u8; 32];
+        rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut preimage)
+            .map_err(|e| MbsError::Spec(format!("the OS random number generator failed: {e}")))?;
         let hash = hashlock(&preimage);
         let (ci, cj) = (req.chain_i, req.chain_j);
         let lock_id = |r: Receipt| -> Result<Hash32, MbsError> {

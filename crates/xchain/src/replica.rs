@@ -18,14 +18,14 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Hash32, Height, Signature, Timestamp};
 use gridledger_ledger::{Block, Chain, ChainError, Seal, SignedTransaction, SubmitError};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::embedded::{EmbeddedChain, EPOCH_MS};
 use crate::error::XchainError;
-use crate::headers::{ChainRegistration, Finality, SealedHeader};
+use crate::headers::{check_timestamp, ChainRegistration, Finality, SealedHeader, MAX_BLOCK_GAP_MS};
 
 /// Why a replica refused a step; it changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,10 @@ pub enum ReplicaError {
     UnsignedProposal { height: Height, leader: usize },
     #[error("already voted for block {voted} at height {height}; refusing a second vote at that height")]
     AlreadyVoted { height: Height, voted: Hash32 },
+    #[error("the logged vote at height {height} cannot be read back; refusing to vote at that height")]
+    UnreadableVote { height: Height },
+    #[error("block {height} stamped {timestamp}: not after its parent ({parent}) or more than {max_gap} ms past it")]
+    BadTimestamp { height: Height, timestamp: Timestamp, parent: Timestamp, max_gap: Timestamp },
     #[error("vote log: {0}")]
     VoteLog(String),
     #[error(transparent)]
@@ -61,6 +65,8 @@ pub struct Replica {
     votes: Mutex<BTreeMap<Height, Hash32>>,
     /// Where the votes are persisted, if anywhere (see [`Replica::with_vote_log`]).
     vote_log: Option<PathBuf>,
+    /// Heights whose logged vote cannot be read back: no vote there, ever.
+    unreadable: BTreeSet<Height>,
 }
 
 impl Replica {
@@ -71,13 +77,29 @@ impl Replica {
         let (chain, key) = chain
             .into_parts(index)
             .ok_or_else(|| ChainError::Genesis(format!("no validator {index} in the chain's genesis")))?;
-        Ok(Self { chain, key, index, reg, votes: Mutex::new(BTreeMap::new()), vote_log: None })
+        Ok(Self {
+            chain,
+            key,
+            index,
+            reg,
+            votes: Mutex::new(BTreeMap::new()),
+            vote_log: None,
+            unreadable: BTreeSet::new(),
+        })
     }
 
     /// Persists this validator's votes in `path` (one `height hash` line
     /// each, appended and synced before the vote is handed out) and loads
     /// those already there, so a restarted validator process never votes
     /// for a second block at a height it voted at before the restart.
+    ///
+    /// A torn tail (bytes after the last newline: a crash mid-append, so
+    /// that vote was never handed out) is cut off and the truncation synced
+    /// before anything is appended, so the next vote's line cannot run into
+    /// it. A complete line that does not parse is a vote that cannot be
+    /// read back: if its height is readable, this validator refuses every
+    /// vote at that height ([`ReplicaError::UnreadableVote`]) rather than
+    /// risk a second one; if not even that is readable, loading fails.
     ///
     /// Safety over liveness: there is no view change, so if a crash falls
     /// after 2f+1 votes but before any validator committed the block, the
@@ -86,20 +108,50 @@ impl Replica {
     pub fn with_vote_log(mut self, path: &Path) -> Result<Self, ReplicaError> {
         let log = |e: std::io::Error| ReplicaError::VoteLog(format!("{}: {e}", path.display()));
         let mut votes = BTreeMap::new();
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                for line in text.lines() {
-                    // A torn last line (crash mid-append) was never handed out.
+        let mut unreadable = BTreeSet::new();
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                if complete < bytes.len() {
+                    // A torn last record: never handed out. Cut it off (durably)
+                    // so the next append starts on a line of its own.
+                    let f = std::fs::OpenOptions::new().write(true).open(path).map_err(log)?;
+                    f.set_len(complete as u64).map_err(log)?;
+                    f.sync_all().map_err(log)?;
+                }
+                for (n, line) in bytes[..complete].split(|b| *b == b'\n').enumerate() {
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let line = String::from_utf8_lossy(line);
                     let mut parts = line.split_whitespace();
-                    let (Some(h), Some(x), None) = (parts.next(), parts.next(), parts.next()) else { continue };
-                    let (Ok(h), Ok(x)) = (h.parse::<Height>(), Hash32::from_hex(x)) else { continue };
-                    votes.insert(h, x);
+                    let (h, x, rest) = (parts.next(), parts.next(), parts.next());
+                    let height = h.and_then(|h| h.parse::<Height>().ok());
+                    match (height, x.and_then(|x| Hash32::from_hex(x).ok()), rest) {
+                        (Some(h), Some(x), None) => match votes.insert(h, x) {
+                            Some(prev) if prev != x => {
+                                unreadable.insert(h);
+                            }
+                            _ => {}
+                        },
+                        (Some(h), _, _) => {
+                            unreadable.insert(h);
+                        }
+                        (None, _, _) => {
+                            return Err(ReplicaError::VoteLog(format!(
+                                "{}: line {} is unreadable; refusing to vote without knowing past votes",
+                                path.display(),
+                                n + 1
+                            )))
+                        }
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(log(e)),
         }
         self.votes = Mutex::new(votes);
+        self.unreadable = unreadable;
         self.vote_log = Some(path.to_path_buf());
         Ok(self)
     }
@@ -133,7 +185,9 @@ impl Replica {
 
     /// The next block, built from this replica's mempool, if this
     /// validator leads the next height; stamped one epoch after its parent
-    /// or at `not_before`, whichever is later. A probabilistic chain's
+    /// or at `not_before`, whichever is later, but never more than
+    /// [`MAX_BLOCK_GAP_MS`] past its parent (a `not_before` further ahead
+    /// is clamped, so honest replicas still vote for the block). A probabilistic chain's
     /// block comes sealed with the leader's signature; a deterministic
     /// chain's carries the leader's signature on the proposal (its PBFT
     /// pre-prepare: a `Prepare`-kind digest, never usable as a commit vote
@@ -145,7 +199,12 @@ impl Replica {
         if leader != self.index {
             return Err(ReplicaError::NotLeader { height, leader, me: self.index });
         }
-        let at = (self.chain.tip().timestamp + EPOCH_MS).max(not_before);
+        let parent = self.chain.tip().timestamp;
+        let latest = parent.saturating_add(MAX_BLOCK_GAP_MS);
+        let at = parent.saturating_add(EPOCH_MS).max(not_before).min(latest);
+        if at <= parent {
+            return Err(ReplicaError::BadTimestamp { height, timestamp: at, parent, max_gap: MAX_BLOCK_GAP_MS });
+        }
         let (ex, _dropped) = self.chain.build_block(&self.key.public(), at);
         let mut block = ex.block;
         block.seal = match self.reg.finality {
@@ -188,6 +247,7 @@ impl Replica {
         if !leader_signed {
             return Err(ReplicaError::UnsignedProposal { height, leader });
         }
+        self.check_time(block)?;
         self.chain.validate_block(block)?;
         self.record_vote(height, block.hash())
     }
@@ -195,6 +255,9 @@ impl Replica {
     /// Signs the commit vote for `hash` at `height` unless this validator
     /// already voted for another block there; records it first.
     fn record_vote(&self, height: Height, hash: Hash32) -> Result<(u32, Signature), ReplicaError> {
+        if self.unreadable.contains(&height) {
+            return Err(ReplicaError::UnreadableVote { height });
+        }
         let mut votes = self.votes.lock().map_err(|_| ReplicaError::VoteLog("vote record poisoned".into()))?;
         match votes.get(&height) {
             Some(v) if *v != hash => return Err(ReplicaError::AlreadyVoted { height, voted: *v }),
@@ -218,10 +281,25 @@ impl Replica {
     /// signature), the block re-executed on this replica's state.
     pub fn commit(&mut self, block: &Block) -> Result<(), ReplicaError> {
         self.check_proposer(block)?;
+        self.check_time(block)?;
         self.reg.check_seal(&SealedHeader { header: block.header.clone(), seal: block.seal.clone() })?;
         let ex = self.chain.validate_block(block)?;
         self.chain.commit(ex)?;
         Ok(())
+    }
+
+    /// A block's time must be after its parent's and at most
+    /// [`MAX_BLOCK_GAP_MS`] past it (attack R4-3: one leader stamping the
+    /// end of time halted the chain).
+    fn check_time(&self, block: &Block) -> Result<(), ReplicaError> {
+        let parent = self.chain.tip().timestamp;
+        let (height, timestamp) = (block.header.height, block.header.timestamp);
+        check_timestamp(self.reg.chain_id, height, parent, timestamp).map_err(|_| ReplicaError::BadTimestamp {
+            height,
+            timestamp,
+            parent,
+            max_gap: MAX_BLOCK_GAP_MS,
+        })
     }
 
     fn check_proposer(&self, block: &Block) -> Result<(), ReplicaError> {

@@ -25,6 +25,13 @@
 //! a threshold signature for one chain, purpose, round or deployment never
 //! verifies for another (replay) — even where a committee reuses its key for
 //! a second BoB or a chain id is reused.
+//!
+//! **Key reuse (attack R4-7):** `TPK_Addr_i` binds the deployment too
+//! ([`tpk_address`] hashes the group key, the BoB's genesis hash and the
+//! chain id), so two BoB deployments whose committees share one group key
+//! and follow the same external chain have different `TPK_Addr_i`: a
+//! Π_CCTC lock (a plain transfer to one of them) can be claimed on one
+//! deployment only.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{encode, hash_parts, Tag};
@@ -37,9 +44,11 @@ pub const TPK_ADDRESS: Tag = Tag("gridledger/xchain/tpk-address/v1");
 /// Domain of every statement the BoB committee signs.
 pub const STATEMENT_DOMAIN: &[u8] = b"gridledger/xchain/group-statement/v1";
 
-/// `TPK_Addr_i`: the threshold account of the group key on chain `chain`.
-pub fn tpk_address(group_key: &[u8], chain: ChainId) -> Address {
-    let h = hash_parts(TPK_ADDRESS, &[group_key, &chain.to_le_bytes()]);
+/// `TPK_Addr_i`: the threshold account of the group key on chain `chain`
+/// for the BoB deployment `deployment` (the hash of its genesis): a group
+/// key reused by a second deployment owns other addresses there.
+pub fn tpk_address(group_key: &[u8], deployment: &Hash32, chain: ChainId) -> Address {
+    let h = hash_parts(TPK_ADDRESS, &[group_key, &deployment.0, &chain.to_le_bytes()]);
     let mut a = [0u8; 20];
     a.copy_from_slice(&h.0[12..]);
     Address(a)
@@ -157,17 +166,28 @@ impl<'a> ShareCollector<'a> {
         self.shares.is_empty()
     }
 
+    /// The group signature, once 2f+1 valid shares combined.
+    pub fn signature(&self) -> Option<Signature> {
+        self.done
+    }
+
     /// Adds one member's share; returns the group signature once there are
-    /// enough (and on every later call).
+    /// enough (and for every later valid share).
+    ///
+    /// A share from a non-member (`NotAMember`), one that does not verify
+    /// (`InvalidShare`) or a member's second share (`DuplicateShare`) is
+    /// refused before and after the signature exists (attack R4-9: once
+    /// combined, `add` used to return `Ok` for anything); the signature
+    /// stays available through [`signature`](Self::signature).
     pub fn add(&mut self, index: usize, share: SignatureShare) -> Result<Option<Signature>, ThresholdError> {
-        if let Some(sig) = &self.done {
-            return Ok(Some(*sig));
-        }
         if self.shares.contains_key(&index) {
             return Err(ThresholdError::DuplicateShare(index));
         }
         self.set.verify_share(index, STATEMENT_DOMAIN, &self.msg, &share)?;
         self.shares.insert(index, share);
+        if let Some(sig) = &self.done {
+            return Ok(Some(*sig));
+        }
         if self.shares.len() < self.set.threshold() {
             return Ok(None);
         }
@@ -245,9 +265,11 @@ mod tests {
 
     #[test]
     fn addresses_differ_per_chain_and_key() {
-        let a = tpk_address(b"group-1", 1);
-        assert_ne!(a, tpk_address(b"group-1", 2));
-        assert_ne!(a, tpk_address(b"group-2", 1));
-        assert_eq!(a, tpk_address(b"group-1", 1));
+        let (d1, d2) = (Hash32([1; 32]), Hash32([2; 32]));
+        let a = tpk_address(b"group-1", &d1, 1);
+        assert_ne!(a, tpk_address(b"group-1", &d1, 2));
+        assert_ne!(a, tpk_address(b"group-2", &d1, 1));
+        assert_ne!(a, tpk_address(b"group-1", &d2, 1), "a reused key owns other addresses in another deployment");
+        assert_eq!(a, tpk_address(b"group-1", &d1, 1));
     }
 }

@@ -703,3 +703,53 @@ fn a_restart_after_the_outcome_loses_nothing() {
         assert!(now.lock.is_none());
     }
 }
+
+/// The late-lock path for SC_BG items (attack R4-12): a CCT before the
+/// process starts is refused as `ProcessNotStarted` (no longer the
+/// misleading `RegistrationClosed`), `ccdi_late_lock` while the lock's
+/// header is still kept as `RefundTooEarly`; once the header is gone a BoB
+/// node sends it, the committee's settlement returns the item unchanged,
+/// and a second `ccdi_late_lock` of the same lock is `AlreadyStored`. Each
+/// refusal changes nothing.
+#[test]
+fn an_item_locked_too_early_comes_back_through_the_late_lock_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let (u, w) = (dev_key(0), dev_key(1));
+    let item = m.create_item(A, &u, "early", 5).unwrap();
+    m.create_item(B, &w, "rival", 7).unwrap();
+    let t = CcdiTerms {
+        app: CcdiApp::Battle,
+        slots: vec![
+            Slot { chain: A, owner: u.address(), participant: u.address() },
+            Slot { chain: B, owner: w.address(), participant: w.address() },
+        ],
+        deposit: DEPOSIT,
+        kappa: 1,
+        start: m.bob.height() + 30,
+        salt: 1412,
+    };
+    let id = t.id();
+    let relayer = m.relayer.clone();
+    m.bob_ok(&m.bob_call(&relayer, "ccdi_open", &t, Amount::ZERO)).unwrap();
+    let data = m.item(A, item).unwrap().data;
+    let lock = m.sc_bg_call(A, &u, "lock", &Lock { process: id, item, data: data.clone() }).unwrap();
+    assert_eq!(m.chain_run(A, &lock).unwrap().status, TxStatus::Success);
+    let cct = m.ccdi_cct_for(id, &lock).unwrap().unwrap();
+    let tx = m.bob_call(&u, "ccdi_cct", &cct, Amount::ZERO);
+    let now = m.bob.height() + 1;
+    assert_bob_refuses(&mut m, &tx, XchainError::ProcessNotStarted { start: t.start, now });
+    let tx = m.ccdi_late_lock_tx(&u, id, &lock).unwrap();
+    let tip = m.bob_tip(A);
+    assert_bob_refuses(
+        &mut m,
+        &tx,
+        XchainError::RefundTooEarly { chain: A, height: cct.height, tip, refundable_at: cct.height + 4 },
+    );
+    // The header leaves the BoB's window; a BoB node takes the late path.
+    m.ticks(12).unwrap();
+    let back = m.item(A, item).unwrap();
+    assert_eq!((back.owner, back.lock, back.data), (u.address(), None, data), "the item is back, unchanged");
+    let tx = m.ccdi_late_lock_tx(&u, id, &lock).unwrap();
+    assert_bob_refuses(&mut m, &tx, XchainError::AlreadyStored { chain: A, item });
+}

@@ -395,6 +395,7 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
     // Deposits too small for κ̄ · x_B (ln 05, ln 09).
     let mut big = terms.clone();
     big.x_j = DEPOSIT;
+    big.max_x_i = u128::MAX;
     let tx = m.cct_tx(&s, &r, big);
     // Three tokens: Token_B's weight is 333,334 ppm, the others' 333,333, so
     // x_B = ⌈x_j · w_j / w_B⌉ on equal balances.
@@ -405,6 +406,7 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
 
     // Outside the agreed rate bounds.
     let mut tight = terms.clone();
+    tight.min_x_i = 1;
     tight.max_x_i = 99;
     let tx = m.cct_tx(&s, &r, tight);
     assert_refused(&mut m, &tx, XchainError::RateOutOfBounds { x_i: 100, min: 1, max: 99 });
@@ -530,6 +532,49 @@ fn fraud_proofs_against_a_payable_transaction_are_refused() {
     unposted.side = Side::Receiver;
     let tx = m.bob_call(&relayer, "fraud", &unposted, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::AlreadySettled("receiver"));
+}
+
+/// A fee-bumped re-send of NT (same nonce, same payment, higher fee) that
+/// lands is the payment, not fraud (attack R4-1): `NonceTaken` evidence
+/// naming it is refused with `NotFraud` and changes nothing, an honest BoB
+/// node builds no such evidence, and the payer proves the re-send.
+#[test]
+fn a_fee_bumped_resend_of_nt_is_no_fraud_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let (id, rec) = open_cct(&mut m, &request(60, 17));
+    m.wait_native_window(&rec).unwrap();
+    let s = sender();
+    let posted = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: posted.clone() }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    let (chain, _, to, amount) = rec.instruction(Side::Sender);
+    let bumped = transfer(&s, chain, posted.tx.nonce, to, Amount(amount), Amount(3));
+    m.external_mut(I).unwrap().submit(&bumped).unwrap();
+    let (height, proof) = loop {
+        if let Some(p) = m.external(I).unwrap().tx_proof(&bumped.hash()).unwrap() {
+            m.wait_final(I, p.0).unwrap();
+            break p;
+        }
+        m.tick().unwrap();
+    };
+    let rec = m.cct(&id).unwrap();
+    assert!(m.fraud_evidence(id, &rec, Side::Sender, &posted).unwrap().is_none(), "an honest node sees no fraud");
+    let fraud = bob::Fraud {
+        cct: id,
+        side: Side::Sender,
+        height,
+        evidence: bob::FraudEvidence::NonceTaken { other: bumped.clone(), proof: proof.clone() },
+    };
+    let tx = m.bob_call(&receiver(), "fraud", &fraud, Amount::ZERO);
+    assert_refused(
+        &mut m,
+        &tx,
+        XchainError::NotFraud("the transaction with NT's nonce pays the instruction; prove it instead".into()),
+    );
+    let pt = bob::ProofTx { cct: id, side: Side::Sender, nt: bumped, height, proof };
+    m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
+    assert!(matches!(m.cct(&id).unwrap().sender, SideState::Proved { .. }));
 }
 
 // ------------------------------------------------------------ HTLC baseline
@@ -757,4 +802,20 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     m.wait_final(I, pt.height).unwrap();
     m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
     assert!(matches!(m.cct(&id).unwrap().sender, SideState::Proved { .. }));
+}
+
+/// Parties do not agree on terms while the BoB's stored tip of a chain
+/// lags the chain (attack R4-4): `check_view` refuses with `BobLagging`;
+/// once the relays caught up it passes.
+#[test]
+fn terms_are_not_agreed_while_the_bob_lags_a_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    for _ in 0..10 {
+        m.external_mut(J).unwrap().tick().unwrap();
+    }
+    let err = m.check_view(&[I, J]).unwrap_err();
+    assert!(matches!(err, MbsError::BobLagging { chain: J, .. }), "{err}");
+    m.wait_caught_up(&[I, J]).unwrap();
+    m.check_view(&[I, J]).unwrap();
 }

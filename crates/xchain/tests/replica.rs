@@ -171,3 +171,78 @@ fn a_restarted_validator_does_not_vote_twice_at_one_height() {
     );
     assert_eq!(again.vote(&a).unwrap().0, first.0, "the same block still gets this validator's vote");
 }
+
+/// A complete vote-log line that cannot be read back (a corrupted hash)
+/// makes the validator refuse every vote at that height — it cannot know
+/// which block it voted for — while other heights are unaffected; a line
+/// whose height is unreadable too makes loading fail.
+#[test]
+fn an_unreadable_logged_vote_blocks_its_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec::default();
+    let mut rs = replicas(dir.path(), &spec);
+    let leader = rs[0].leader_of(1);
+    let a = rs[leader].propose(0).unwrap();
+    let voter = (leader + 1) % rs.len();
+    drop(rs.remove(voter));
+    let log = dir.path().join("votes.log");
+    std::fs::write(&log, "1 not-a-hash\n").unwrap();
+    let open = || {
+        let (c, _) = open_chain(&dir.path().join(format!("v{voter}")), &spec, Role::External(0)).unwrap();
+        Replica::new(c, voter).unwrap().with_vote_log(&log)
+    };
+    let r = open().unwrap();
+    assert!(matches!(r.vote(&a), Err(ReplicaError::UnreadableVote { height: 1 })));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "1 not-a-hash\n", "nothing appended");
+    drop(r);
+    std::fs::write(&log, "garbage\n").unwrap();
+    assert!(matches!(open(), Err(ReplicaError::VoteLog(_))));
+}
+
+/// A Byzantine leader's block stamped at the end of time (attack R4-3),
+/// signed by it and even carrying 2f+1 commit votes, is refused with a
+/// typed error by every honest replica's `vote` and `commit` and by the
+/// BoB's header check; nothing is committed and the honest leader's
+/// proposal, stamped within the bound, goes on. An honest leader asked
+/// for a time beyond the bound clamps it.
+#[test]
+fn a_block_stamped_far_past_its_parent_is_refused_everywhere() {
+    use gridledger_consensus::pbft::{vote_digest, VoteKind};
+    use gridledger_xchain::headers::MAX_BLOCK_GAP_MS;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec::default();
+    let mut rs = replicas(dir.path(), &spec);
+    let (full, _) = open_chain(&dir.path().join("full"), &spec, Role::External(0)).unwrap();
+    let reg = full.registration(spec.kappa).unwrap();
+    let leader = rs[0].leader_of(1);
+    let parent = rs[0].chain().tip().timestamp;
+    for stamp in [u64::MAX - 1, parent + MAX_BLOCK_GAP_MS + 1, parent] {
+        let mut b = rs[leader].propose(0).unwrap();
+        b.header.timestamp = stamp;
+        let prepare = vote_digest(VoteKind::Prepare, &reg.instance, 0, 1, &b.hash());
+        b.seal = Seal::Quorum { view: 0, signatures: vec![(leader as u32, validator(leader).sign(&prepare))] };
+        for r in &rs {
+            assert!(
+                matches!(r.vote(&b), Err(ReplicaError::BadTimestamp { height: 1, timestamp, .. }) if timestamp == stamp),
+                "a vote for a block stamped {stamp} (parent {parent})"
+            );
+        }
+        let commit = vote_digest(VoteKind::Commit, &reg.instance, 0, 1, &b.hash());
+        b.seal = Seal::Quorum { view: 0, signatures: (0..3).map(|i| (i as u32, validator(i).sign(&commit))).collect() };
+        let sh = SealedHeader { header: b.header.clone(), seal: b.seal.clone() };
+        assert!(matches!(
+            reg.check_next(0, &reg.anchor_hash, &sh),
+            Err(XchainError::BadTimestamp { height: 1, timestamp, .. }) if timestamp == stamp
+        ));
+        for r in rs.iter_mut() {
+            assert!(matches!(r.commit(&b), Err(ReplicaError::BadTimestamp { .. })));
+            assert_eq!(r.height(), 0, "nothing committed");
+        }
+    }
+    // The honest leader clamps a far-off `not_before`; the chain goes on.
+    let b = rs[leader].propose(u64::MAX - 1).unwrap();
+    assert_eq!(b.header.timestamp, parent + MAX_BLOCK_GAP_MS);
+    epoch(&mut rs);
+    epoch(&mut rs);
+    assert_eq!(rs[0].height(), 2);
+}

@@ -85,6 +85,6 @@ fn the_bob_config_locks_into_the_committee_key_s_addresses() {
     let gk = m.committee.group_key_bytes();
     assert_eq!(gk.len(), 96);
     for c in m.chain_ids() {
-        assert_eq!(m.config.tpk_address(c), tpk_address(&gk, c));
+        assert_eq!(m.config.tpk_address(c), tpk_address(&gk, &m.config.deployment, c));
     }
 }

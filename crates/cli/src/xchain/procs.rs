@@ -54,7 +54,7 @@ use gridledger_xchain::mbs::{
     bob_call_signed, open_chain, pin_genesis_time, relay_tx, relayer_key, MbsSpec, Role, BOB_CHAIN, FIRST_EXTERNAL,
 };
 use gridledger_xchain::replica::Replica;
-use gridledger_xchain::threshold::{tpk_address, BobCommittee};
+use gridledger_xchain::threshold::BobCommittee;
 use gridledger_xchain::{BobConfig, CctRecord, EmbeddedChain, SealedHeader, Side};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -316,6 +316,9 @@ fn validator_op(r: &mut Replica, config: &BobConfig, op: &str, req: &Value) -> a
             let tx: SignedTransaction = borsh::from_slice(&hex_arg(req, "tx")?)?;
             json!({ "hash": r.submit(&tx)? })
         }
+        // The BoB contract's configuration this process was opened with
+        // (`TPK_Addr_i`, the deployment, the registrations).
+        "config" => json!({ "config": hex::encode(borsh::to_vec(config)?) }),
         "propose" => {
             let not_before = req["not_before"].as_u64().unwrap_or(0);
             json!({ "block": hex::encode(borsh::to_vec(&r.propose(not_before)?)?) })
@@ -456,6 +459,19 @@ impl ChainProc {
     }
 
     fn call(&mut self, req: Value) -> anyhow::Result<Value> {
+        match self.try_call(req)? {
+            Ok(v) => Ok(v),
+            Err(why) => {
+                self.failed = true;
+                bail!("{}: {why}", self.name())
+            }
+        }
+    }
+
+    /// Like [`call`](Self::call), but a refusal the process answered (an
+    /// `error` line: the connection is still in step) is `Ok(Err(why))`;
+    /// only a failed exchange is `Err` (and marks the process failed).
+    fn try_call(&mut self, req: Value) -> anyhow::Result<Result<Value, String>> {
         let r = self.exchange(req);
         if r.is_err() {
             self.failed = true;
@@ -463,7 +479,7 @@ impl ChainProc {
         r
     }
 
-    fn exchange(&mut self, req: Value) -> anyhow::Result<Value> {
+    fn exchange(&mut self, req: Value) -> anyhow::Result<Result<Value, String>> {
         let line = format!("{req}\n");
         self.writer.write_all(line.as_bytes()).and_then(|_| self.writer.flush()).map_err(|e| self.io_error(e))?;
         let line = read_line(&mut self.reader)
@@ -471,10 +487,10 @@ impl ChainProc {
             .ok_or_else(|| anyhow!("the process of {} closed its connection", self.name()))?
             .map_err(|e| anyhow!("the process of {} answered {e}", self.name()))?;
         let v: Value = serde_json::from_str(&line)?;
-        match v.get("ok") {
+        Ok(match v.get("ok") {
             Some(ok) => Ok(ok.clone()),
-            None => bail!("{}: {}", self.name(), v["error"].as_str().unwrap_or("malformed answer")),
-        }
+            None => Err(v["error"].as_str().unwrap_or("malformed answer").to_string()),
+        })
     }
 
     fn u64_of(&mut self, req: Value, field: &str) -> anyhow::Result<u64> {
@@ -513,8 +529,10 @@ impl Drop for Procs {
     }
 }
 
-/// One chain's validator processes, validator `i` at index `i`.
-struct Group(Vec<ChainProc>);
+/// One chain's validator processes, validator `i` at index `i`, and the
+/// deployment's directory (where the driver keeps a proposal it collects
+/// votes for).
+struct Group(Vec<ChainProc>, std::path::PathBuf);
 
 impl Group {
     fn role(&self) -> Role {
@@ -554,29 +572,109 @@ impl Group {
     }
 
     /// One block: the scheduled leader of the next height proposes; on a
-    /// deterministic chain the first 2f+1 validators (in index order) each
-    /// re-execute it and sign their commit vote; every validator checks the
-    /// seal and commits. No process signs for another.
+    /// deterministic chain the driver keeps the proposal (written
+    /// atomically in the deployment's directory before any vote is asked
+    /// for) and asks the validators in index order for their commit votes
+    /// until it holds 2f+1, passing over a validator that refuses (it voted
+    /// for another block at that height before a crash: `AlreadyVoted`);
+    /// every validator checks the seal and commits. No process signs for
+    /// another.
+    ///
+    /// Resuming after a crash (attack R4-13): a proposal kept for the next
+    /// height is proposed again as it is (its leader's signature is in it;
+    /// a validator asked again for the same block hands out the same vote),
+    /// so votes cast before the crash still count and the transactions in
+    /// it are not lost with the leader's mempool. A validator that voted
+    /// for a block that was never kept (the crash fell between the leader's
+    /// answer and the write) is passed over: the other 2f+1 seal a new
+    /// proposal. Only if fewer than 2f+1 validators can vote for the block
+    /// does the epoch fail, naming each refusal (PBFT would need a view
+    /// change there; see the module's decisions).
     fn epoch(&mut self) -> anyhow::Result<Height> {
         let st = self.0[0].call(json!({ "op": "status" }))?;
         let next = st["height"].as_u64().ok_or_else(|| anyhow!("{}: no height", self.0[0].name()))? + 1;
         let quorum = st["quorum"].as_u64().unwrap_or(1) as usize;
-        let leader = (next % self.0.len() as u64) as usize;
-        let proposal = self.0[leader].call(json!({ "op": "propose" }))?["block"].clone();
-        let mut block: Block = borsh::from_slice(&hex::decode(proposal.as_str().unwrap_or_default())?)?;
+        let kept = self.kept_proposal(next)?;
+        let proposal = match kept {
+            Some(p) => p,
+            None => {
+                let leader = (next % self.0.len() as u64) as usize;
+                self.0[leader].call(json!({ "op": "propose" }))?["block"].as_str().unwrap_or_default().to_string()
+            }
+        };
+        let mut block: Block = borsh::from_slice(&hex::decode(&proposal)?)?;
         if let Seal::Quorum { view, .. } = block.seal {
+            self.keep_proposal(next, &proposal)?;
             let mut signatures = Vec::with_capacity(quorum);
-            for p in self.0.iter_mut().take(quorum) {
-                let v = p.call(json!({ "op": "vote", "block": proposal }))?;
+            let mut refused = Vec::new();
+            for p in self.0.iter_mut() {
+                if signatures.len() == quorum {
+                    break;
+                }
+                let v = match p.try_call(json!({ "op": "vote", "block": proposal }))? {
+                    Ok(v) => v,
+                    Err(why) => {
+                        refused.push(format!("{}: {why}", p.name()));
+                        continue;
+                    }
+                };
                 let index = v["index"].as_u64().ok_or_else(|| anyhow!("{}: no vote index", p.name()))? as u32;
                 let sig = borsh::from_slice(&hex::decode(v["signature"].as_str().unwrap_or_default())?)?;
                 signatures.push((index, sig));
+            }
+            if signatures.len() < quorum {
+                bail!(
+                    "{} height {next}: {} of the {quorum} commit votes needed; refused by {}",
+                    self.role().dir_name(),
+                    signatures.len(),
+                    refused.join("; ")
+                );
             }
             block.seal = Seal::Quorum { view, signatures };
         }
         let sealed = hex::encode(borsh::to_vec(&block)?);
         self.send_all(json!({ "op": "commit", "block": sealed }))?;
         Ok(next)
+    }
+
+    /// Where the driver keeps this chain's proposal while it collects votes.
+    fn proposal_file(&self) -> std::path::PathBuf {
+        self.1.join(format!("{}.proposal", self.role().dir_name()))
+    }
+
+    /// The proposal kept for `height` (hex of the block), if any.
+    fn kept_proposal(&self, height: Height) -> anyhow::Result<Option<String>> {
+        let file = self.proposal_file();
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(anyhow!("{}: {e}", file.display())),
+        };
+        // `height hex`; a file that does not parse was never completely
+        // written (it is renamed into place), so it is not a proposal.
+        let mut parts = text.split_whitespace();
+        match (parts.next().and_then(|h| h.parse::<Height>().ok()), parts.next()) {
+            (Some(h), Some(b)) if h == height => Ok(Some(b.to_string())),
+            _ => Ok(None),
+        }
+    }
+
+    /// Keeps `proposal` for `height` durably (write, sync, rename, sync the
+    /// directory) before any validator is asked to vote for it.
+    fn keep_proposal(&self, height: Height, proposal: &str) -> anyhow::Result<()> {
+        let file = self.proposal_file();
+        let tmp = file.with_extension("proposal.tmp");
+        let io = |e: std::io::Error| anyhow!("keeping the proposal in {}: {e}", file.display());
+        {
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(format!("{height} {proposal}\n").as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &file).map_err(io)?;
+        if let Ok(d) = std::fs::File::open(&self.1) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     }
 }
 
@@ -622,7 +720,7 @@ impl Net {
             .chain((0..spec.chains).map(|n| (Role::External(n), spec.validators)))
             .collect();
         for (role, n) in roles {
-            let mut g = Group(Vec::new());
+            let mut g = Group(Vec::new(), root.clone());
             for v in 0..n {
                 // Pushed one by one, so a failed start stops those already running.
                 match ChainProc::spawn(shape, gt, &root, role, v, timeout) {
@@ -860,31 +958,33 @@ pub fn up(a: &UpArgs) -> anyhow::Result<Value> {
 ///
 /// [`BobMbs::swap`]: gridledger_xchain::BobMbs::swap
 pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
-    const LIQUIDITY: u128 = 1_000_000;
-    const DEPOSIT: u128 = 1_000_000;
+    let funds = super::setup_funds(a.amount);
+    let (liquidity, deposit) = (funds, funds);
     let mut net = Net::start(&a.shape, chain_timeout)?;
     let spec = net.spec.clone();
-    let committee =
-        BobCommittee::dev(spec.bob_validators, spec.committee_seed).map_err(|e| anyhow!("threshold key: {e}"))?;
+    let config: BobConfig = {
+        let v = net.ask(BOB_CHAIN, json!({ "op": "config" }))?;
+        borsh::from_slice(&hex::decode(v["config"].as_str().unwrap_or_default())?)?
+    };
     let (sender, receiver, provider) = (dev_key(0), dev_key(1), dev_key(7));
     let (chain_i, chain_j) = (FIRST_EXTERNAL + a.from, FIRST_EXTERNAL + a.to);
     let started = Instant::now();
     // Π_CCTC: the provider locks Token_i in TPK_Addr_i, claims it, provides it.
     for n in 0..spec.chains {
         let c = FIRST_EXTERNAL + n as ChainId;
-        let tpk = tpk_address(&committee.group_key_bytes(), c);
-        let lock = transfer(&provider, c, net.nonce(c, &provider.address())?, tpk, Amount(LIQUIDITY), Amount(1));
+        let tpk = config.tpk_address(c);
+        let lock = transfer(&provider, c, net.nonce(c, &provider.address())?, tpk, Amount(liquidity), Amount(1));
         net.submit(c, &lock)?;
         let (height, proof) = net.landed(c, &lock)?;
         let claim = net.bob_call(&provider, "claim", &Claim { chain: c, height, nt: lock, proof }, 0)?;
         net.bob_ok(&claim)?;
-        let p = net.bob_call(&provider, "provide", &Provide { token: c, amount: LIQUIDITY }, 0)?;
+        let p = net.bob_call(&provider, "provide", &Provide { token: c, amount: liquidity }, 0)?;
         net.bob_ok(&p)?;
     }
-    let p = net.bob_call(&provider, "provide", &Provide { token: BOB_CHAIN, amount: LIQUIDITY }, LIQUIDITY)?;
+    let p = net.bob_call(&provider, "provide", &Provide { token: BOB_CHAIN, amount: liquidity }, liquidity)?;
     net.bob_ok(&p)?;
     for who in [&sender, &receiver] {
-        let d = net.bob_call(who, "deposit", &(), DEPOSIT)?;
+        let d = net.bob_call(who, "deposit", &(), deposit)?;
         net.bob_ok(&d)?;
     }
     let before = [
@@ -893,7 +993,20 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         net.balance(chain_j, &sender.address())?,
         net.balance(chain_j, &receiver.address())?,
     ];
-    // Phase 1: the CCT.
+    // Phase 1: the CCT. The receiver signs x_i within the quote ± the
+    // slippage, as `BobMbs::terms` does (attack R4-6b).
+    let (min_x_i, max_x_i) = {
+        let weight = |t: ChainId| config.weights.iter().find(|(c, _)| *c == t).map_or(0, |(_, w)| *w);
+        let bi: u128 = net.record(&bob::keys::pool(chain_i))?.unwrap_or(0);
+        let bj: u128 = net.record(&bob::keys::pool(chain_j))?.unwrap_or(0);
+        let quote = gridledger_xchain::amm::amount_in_for(
+            a.amount as u128,
+            (chain_i, bi, weight(chain_i)),
+            (chain_j, bj, weight(chain_j)),
+        )
+        .map_err(|e| anyhow!("SC_AMM cannot quote {} Token_j: {e}", a.amount))?;
+        slippage_bounds(quote, a.slippage_bps)
+    };
     let terms = CctTerms {
         deployment: gridledger_xchain::mbs::deployment(&spec),
         chain_i,
@@ -905,8 +1018,8 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         receiver_j: receiver.address(),
         receiver_pk: receiver.public(),
         x_j: a.amount as u128,
-        min_x_i: 1,
-        max_x_i: u128::MAX,
+        min_x_i,
+        max_x_i,
         expires_at: net.height(BOB_CHAIN)? + 16,
         salt: 1,
         nonce_floor_i: net.nonce(chain_i, &sender.address())?,
@@ -931,12 +1044,47 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         net.submit(BOB_CHAIN, &post)?;
         nts.push((side, key, chain, nt));
     }
-    // Phase 3: each proves its transfer once the BoB holds its block as final.
-    for (side, key, chain, nt) in nts {
-        let (height, proof) = net.landed(chain, &nt)?;
-        let pt = net.bob_call(key, "prove", &ProofTx { cct: id, side, nt, height, proof }, 0)?;
-        net.bob_ok(&pt)?;
+    // Phase 3: each proves its transfer in the first BoB block after the
+    // BoB holds its block as final — both in the same block when they are
+    // final together, as the embedded `swap` does (attack R4-16: proving
+    // one side after the other missed the receiver's window when the BoB
+    // keeps a header provable for one block only, κ_i = k + 1).
+    let k = spec.finality.confirmations() as u64;
+    let mut left: Vec<_> = nts.into_iter().map(|(side, key, chain, nt)| (side, key, chain, nt, None)).collect();
+    let mut proving: Vec<SignedTransaction> = Vec::new();
+    for _ in 0..MAX_WAIT {
+        if left.is_empty() && proving.is_empty() {
+            break;
+        }
+        net.epoch()?;
+        for pt in proving.drain(..) {
+            let r = net
+                .receipt(BOB_CHAIN, &pt.hash())?
+                .ok_or_else(|| anyhow!("BoB transaction {} not included", pt.hash()))?;
+            if let TxStatus::Reverted(why) = &r.status {
+                bail!("the BoB refused prove: {why}");
+            }
+        }
+        let mut still = Vec::new();
+        for (side, key, chain, nt, mut found) in left {
+            if found.is_none() {
+                found = net.tx_proof(chain, &nt.hash())?;
+            }
+            match found {
+                Some((height, proof)) if bob_tip(&mut net.group(BOB_CHAIN)?.0[0], chain)? >= height + k => {
+                    let pt = net.bob_call(key, "prove", &ProofTx { cct: id, side, nt, height, proof }, 0)?;
+                    net.submit(BOB_CHAIN, &pt)?;
+                    proving.push(pt);
+                }
+                found => still.push((side, key, chain, nt, found)),
+            }
+        }
+        left = still;
     }
+    anyhow::ensure!(
+        left.is_empty() && proving.is_empty(),
+        "the native transfers were not proved within {MAX_WAIT} epochs"
+    );
     let rec: CctRecord = net.record(&bob::keys::cct(&id))?.ok_or_else(|| anyhow!("no CCT record"))?;
     let after = [
         net.balance(chain_i, &sender.address())?,
@@ -950,6 +1098,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     Ok(json!({
         "record": rec,
         "x_i": rec.x_i.to_string(),
+        "bounds": [min_x_i.to_string(), max_x_i.to_string()],
         "balances": {
             "sender_i": [before[0].to_string(), after[0].to_string()],
             "receiver_i": [before[1].to_string(), after[1].to_string()],
@@ -960,6 +1109,13 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         "driver_pid": std::process::id(),
         "wall_s": wall,
     }))
+}
+
+/// `[min_x_i, max_x_i]` around `quote`: ± `bps` basis points, rounded
+/// outwards, at least 1 (as `BobMbs::x_i_bounds`).
+fn slippage_bounds(quote: u128, bps: u32) -> (u128, u128) {
+    let tol = quote.saturating_mul(bps as u128).div_ceil(10_000);
+    (quote.saturating_sub(tol).max(1), quote.saturating_add(tol))
 }
 
 /// The BoB process's stored tip of `chain` (the anchor, 0, until relayed).

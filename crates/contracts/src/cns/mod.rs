@@ -59,7 +59,11 @@
 //!   participants is counted in the merchant's `owed` and stays in the pool:
 //!   `pool_withdraw` takes only `free − owed`, so `msc_claim` can always pay
 //!   a participant whose merchant stopped billing, after which `msc_close`
-//!   returns the collateral.
+//!   returns the collateral. `owed` is the sum, per MSC, of its billed net
+//!   credit (net only of that MSC's *signed* debits and payments) and every
+//!   pending credit: an unsigned pending debit, or another MSC's debt, never
+//!   reduces it (see `owed_of`), and `bill_settle` refuses to leave `free`
+//!   below `owed`.
 //! - **Top-up and partial withdraw** (beyond the seed). A top-up is on
 //!   chain before any state names it (`channel_topup`), so the peer never
 //!   co-signs coin that is not there; a closing state that does not
@@ -68,8 +72,27 @@
 //!   within the approved credit) and cannot withdraw (its balance is the
 //!   merchant's credit, settled only at close). A withdrawal is paid by
 //!   `channel_withdraw` at once, or by the close if that transaction never
-//!   came; both only grow (`resize` is cumulative), so an older state can
-//!   never be registered to undo one. Neither is allowed during a dispute.
+//!   came. Neither is allowed during a dispute.
+//! - **Ranking of states: the counter alone.** A co-signed state with a
+//!   strictly higher counter supersedes the registered one, whatever its
+//!   `resize` and energy say. A party may sign a proposal that falls back
+//!   (the peer withholds its acceptance) and then co-sign later states built
+//!   on the state before it, at higher counters; the peer can register the
+//!   fallen-back proposal at any time, so no later state may be ranked below
+//!   it, or the peer voids every payment made after it. The monotone checks
+//!   therefore compare with what the chain already *acted* on, not with the
+//!   registered state: a state may allocate at most the top-up deposited on
+//!   chain (what it leaves unallocated is refunded at close), and
+//!   withdrawals already paid out (`withdrawn_paid`) stay paid: a newer
+//!   state that withdraws less for a side than it was paid has the excess
+//!   deducted from that side at settlement (`settle_amounts`; if its
+//!   balance cannot cover it, from the other side, which then signed a
+//!   state giving away what was already paid). An honest party's newest
+//!   state carries the highest counter it ever signed, so it always
+//!   supersedes whatever the peer registers, and settles at what it says.
+//!   `channel_withdraw` pays a side only up to what the registered state
+//!   leaves it after the other side's due, so a channel never pays out more
+//!   than it holds.
 //! - **Dispute limit.** A channel may not be opened when the ESC has *more
 //!   than* `dispute_limit` disputes (§3.3.3).
 //! - **Resolution.** A resolved dispute returns the channel to `Open` with
@@ -193,15 +216,21 @@ fn domain_of(ctx: &CallContext<'_, '_>) -> Domain {
     Domain { chain_id: ctx.chain_id(), contract: ctx.contract_id() }
 }
 
-/// What the merchant owes an MSC's participant: the negative part of its
-/// exposure.
+/// The most the merchant may have to pay an MSC's participant: its billed
+/// net credit not yet paid (billed credits net of *signed* debits,
+/// payments and seizures of this MSC only) plus every pending credit.
+/// Pending debits are not netted: the merchant has not signed them, and
+/// `bill_settle` pays the billed credit without them (a sybil MSC with an
+/// unsigned debit must not hide its credit from `owed`). Summed per MSC
+/// into the merchant's `owed`, so one MSC's debt never offsets another's
+/// credit. Every payout path pays at most this (`bill_settle`: the billed
+/// net credit; `msc_claim`: that plus pending credits minus pending
+/// debits), and `pool_withdraw` / notes draw only on `free − owed`, so the
+/// pool always covers it.
 fn owed_of(msc: &MscRecord) -> Amount {
-    let e = msc.ledger.exposure();
-    if e < 0 {
-        Amount(e.unsigned_abs())
-    } else {
-        Amount::ZERO
-    }
+    let billed = msc.ledger.outstanding_net();
+    let billed = if billed < 0 { Amount(billed.unsigned_abs()) } else { Amount::ZERO };
+    Amount(billed.0.saturating_add(msc.ledger.pending_credits.0))
 }
 
 /// Moves the merchant's `owed` by the change of one MSC's owed credit.
@@ -280,8 +309,8 @@ fn record_fault(ctx: &mut CallContext<'_, '_>, sid: u64) -> R<()> {
 }
 
 /// Checks a co-signed channel state against the channel: this chain and
-/// contract, right channel and `t_Δ`, conserved total, non-decreasing
-/// energy, both per-ESC signatures.
+/// contract, right channel and `t_Δ`, conserved total, top-ups within what
+/// was deposited, both per-ESC signatures. Callers check the counter.
 fn check_state(ctx: &mut CallContext<'_, '_>, ch: &Channel, esc: &EscRecord, s: &SignedState) -> R<()> {
     if s.state.domain != domain_of(ctx) {
         return revert(format!(
@@ -295,17 +324,17 @@ fn check_state(ctx: &mut CallContext<'_, '_>, ch: &Channel, esc: &EscRecord, s: 
     if s.state.t_delta_ms != ch.t_delta_ms {
         return revert(format!("state carries t_delta {} ms, the channel's is {}", s.state.t_delta_ms, ch.t_delta_ms));
     }
+    // No comparison with the registered state's resize or energy: a higher
+    // counter supersedes (see "Ranking of states" above); what the chain
+    // already acted on is checked here (top-ups) and settled in
+    // `settle_amounts` (withdrawals paid).
     let r = &s.state.resize;
-    let prev = &ch.latest.state.resize;
     for i in 0..2 {
         if r.topped_up[i] > ch.topped_up[i] {
             return revert(format!(
                 "state allocates side {i} a top-up of {}, only {} was added on chain",
                 r.topped_up[i], ch.topped_up[i]
             ));
-        }
-        if r.topped_up[i] < prev.topped_up[i] || r.withdrawn[i] < prev.withdrawn[i] {
-            return revert("top-ups and withdrawals may not decrease");
         }
         if !r.withdrawn[i].is_zero() && ch.funded[i] == Some(FundKind::Credit) {
             return revert(format!("side {i} is credit-backed: it cannot withdraw, only close"));
@@ -316,11 +345,6 @@ fn check_state(ctx: &mut CallContext<'_, '_>, ch: &Channel, esc: &EscRecord, s: 
     let held = add(add(s.state.balances[0], s.state.balances[1])?, add(r.withdrawn[0], r.withdrawn[1])?)?;
     if held != total {
         return revert(format!("state balances and withdrawals do not sum to the channel's {total}"));
-    }
-    for i in 0..2 {
-        if s.state.energy[i] < ch.latest.state.energy[i] {
-            return revert("energy quantities may not decrease");
-        }
     }
     let stmt = Statement::Channel(s.state.clone());
     for i in 0..2 {
@@ -346,22 +370,72 @@ fn register_state(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut C
 /// Closes a channel with its registered state: refunds deposits, returns
 /// credit-backed amounts to the merchant and records the pending debit,
 /// and writes final amounts into the ESC and both MSCs (seed Fig 9, Fig 16).
+/// What closing with `st` pays each side, given what the chain already paid
+/// out (`ch.withdrawn_paid`) and deposited as top-ups (`ch.topped_up`):
+/// per side `[balance, unallocated top-up, withdrawal not yet paid]`.
+///
+/// Normally that is `st`'s balance, the top-up it leaves unallocated and
+/// `withdrawn − withdrawn_paid`. A side that was paid more withdrawals than
+/// `st` withdraws (a higher-counter state superseded the registered
+/// withdrawal, see "Ranking of states") has the excess deducted: from its
+/// balance, then its unallocated top-up; what it cannot cover comes off the
+/// other side's amounts (that side co-signed `st` giving away what was
+/// paid). The parts sum to what the channel still holds.
+fn settle_amounts(ch: &Channel, st: &ChannelState) -> R<[[Amount; 3]; 2]> {
+    let mut parts = [[Amount::ZERO; 3]; 2];
+    let mut over = [Amount::ZERO; 2];
+    for i in 0..2 {
+        let unallocated = sub(ch.topped_up[i], st.resize.topped_up[i], "top-up")?;
+        let (w, paid) = (st.resize.withdrawn[i], ch.withdrawn_paid[i]);
+        parts[i] = [st.balances[i], unallocated, w.saturating_sub(paid)];
+        over[i] = paid.saturating_sub(w);
+    }
+    fn take(p: &mut [Amount; 3], mut d: Amount) -> Amount {
+        for a in p.iter_mut() {
+            let t = (*a).min(d);
+            *a = Amount(a.0 - t.0);
+            d = Amount(d.0 - t.0);
+        }
+        d
+    }
+    for i in 0..2 {
+        let rest = take(&mut parts[i], over[i]);
+        over[i] = rest;
+    }
+    for i in 0..2 {
+        if !take(&mut parts[1 - i], over[i]).is_zero() {
+            return revert("the channel holds less than was paid out of it");
+        }
+    }
+    Ok(parts)
+}
+
+/// What `channel_withdraw` pays now for the registered state `st`: each
+/// side's `withdrawn − withdrawn_paid`, but never more than the channel
+/// holds beyond what closing with `st` owes the other side (so withdrawals
+/// paid from two histories never take another channel's coin).
+fn withdraw_amounts(ch: &Channel, st: &ChannelState) -> R<[Amount; 2]> {
+    let parts = settle_amounts(ch, st)?;
+    Ok([parts[0][2], parts[1][2]])
+}
+
 fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut Channel) -> R<()> {
     let st = ch.latest.state.clone();
-    for i in 0..2 {
-        let b = st.balances[i];
+    let parts = settle_amounts(ch, &st)?;
+    for (i, part) in parts.iter().enumerate() {
         let q = st.energy[i];
         // Top-up the closing state does not allocate goes back to whoever
-        // added it; a withdrawal not yet paid is paid now.
-        let unallocated = sub(ch.topped_up[i], st.resize.topped_up[i], "top-up")?;
-        let unpaid = sub(st.resize.withdrawn[i], ch.withdrawn_paid[i], "withdrawal")?;
-        ch.withdrawn_paid[i] = st.resize.withdrawn[i];
-        esc.amounts[i] = sub(esc.amounts[i], b, "ESC amount")?;
+        // added it; a withdrawal not yet paid is paid now (see
+        // `settle_amounts` for a side paid more than `st` withdraws).
+        let [b, unallocated, unpaid] = *part;
+        let paid = add(ch.withdrawn_paid[i], unpaid)?;
+        ch.withdrawn_paid[i] = paid;
+        esc.amounts[i] = sub(esc.amounts[i], st.balances[i], "ESC amount")?;
         esc.energy[i] = esc.energy[i].saturating_sub(q);
         // α^final counts what the channel paid side i out: its closing
         // balance plus every withdrawal (paid earlier by `channel_withdraw`
         // or now), so one co-signed history gives one record either way.
-        esc.final_amounts[i] = add(esc.final_amounts[i], add(b, st.resize.withdrawn[i])?)?;
+        esc.final_amounts[i] = add(esc.final_amounts[i], add(b, paid)?)?;
         esc.final_energy[i] = add_e(esc.final_energy[i], q)?;
         let sid = esc.sids[i];
         let mut msc: MscRecord = load(ctx, &msc_key(sid), "MSC")?;
@@ -989,8 +1063,7 @@ impl CnsContract {
         } else {
             newer_open_state(ctx, args)?
         };
-        let w = state.state.resize.withdrawn;
-        let due = [sub(w[0], ch.withdrawn_paid[0], "withdrawal")?, sub(w[1], ch.withdrawn_paid[1], "withdrawal")?];
+        let due = withdraw_amounts(&ch, &state.state)?;
         if due.iter().all(|d| d.is_zero()) {
             return revert("the state withdraws nothing new: use channel_update");
         }
@@ -1005,7 +1078,9 @@ impl CnsContract {
                 ctx.pay(&esc.payouts[i], *d)?;
             }
         }
-        ch.withdrawn_paid = w;
+        for (paid, d) in ch.withdrawn_paid.iter_mut().zip(due) {
+            *paid = add(*paid, d)?;
+        }
         store(ctx, &esc_key(&ch.scid), &esc)?;
         store(ctx, &channel_key(&ch.cid), &ch)?;
         ctx.emit(
@@ -1200,10 +1275,11 @@ impl CnsContract {
             Some((epoch, rec)) if epoch == msc.pending_epoch => rec,
             _ => return revert("no pending settlement for this channel"),
         };
-        let m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
+        let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
         if !verify_stmt(ctx, &Statement::Debit(rec.clone()), a.nonce, &m.key, &a.sig)? {
             return revert("bad merchant signature on the debit");
         }
+        let owed_before = owed_of(&msc);
         ctx.delete(&pkey)?;
         msc.pending_count = msc.pending_count.saturating_sub(1);
         if msc.pending_count == 0 {
@@ -1214,6 +1290,9 @@ impl CnsContract {
         l.pending_credits = sub(l.pending_credits, rec.credit, "pending credits")?;
         l.debits = add(l.debits, rec.debit)?;
         l.credits = add(l.credits, rec.credit)?;
+        // A signed debit may now net this MSC's billed credit.
+        adjust_owed(&mut m, owed_before, owed_of(&msc))?;
+        store(ctx, &merchant_key(&msc.merchant), &m)?;
         ctx.emit(
             "cns_debit_signed",
             vec![
@@ -1295,6 +1374,12 @@ impl CnsContract {
         }
         msc.billing_period_start = now;
         adjust_owed(&mut m, owed_before, owed_of(&msc))?;
+        if !credited.is_zero() && m.free < m.owed {
+            return revert(format!(
+                "paying this credit would leave the pool's free {} below the {} owed to participants",
+                m.free, m.owed
+            ));
+        }
         store(ctx, &merchant_key(&msc.merchant), &m)?;
         store(ctx, &msc_key(a.sid), &msc)?;
         ctx.emit(

@@ -10,7 +10,7 @@ use gridledger_fl::coding::FragmentCoder;
 use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timing};
 use gridledger_fl::dissemination::GlobalCoder;
 use gridledger_fl::kzg::Kzg;
-use gridledger_fl::round::{ClientBehaviour, FlClient, Participant, RoundOutput};
+use gridledger_fl::round::{sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput};
 use gridledger_sim::{Adversary, Dest, NetConfig, Simulation, Time};
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
@@ -42,6 +42,7 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
         beta,
         measurement: enclave(0).measurement(),
         node_keys: (0..nodes).map(|k| enclave(k).attestation_key()).collect(),
+        pbft_keys: (0..nodes).map(|k| sim_node_key(k).public()).collect(),
         random_value: [7; 32],
         prev_block: Hash32([3; 32]),
         coder: Arc::new(coder),
@@ -72,7 +73,7 @@ pub fn run(
     let mut sim = Simulation::new(seed, net, move |id, _| {
         let id = id as usize;
         if id < nodes {
-            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, TIMING)))
+            Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, sim_node_key(id), TIMING)))
         } else {
             let c = id - nodes;
             Participant::Client(Box::new(FlClient::new(cfg.clone(), c, &SK, model(c), behaviours[c])))

@@ -62,6 +62,15 @@ pub enum Alert {
     /// A co-signed withdrawal (`counter`) stayed unpaid (`unpaid`) after
     /// its bounded `channel_withdraw` re-sends; the close pays it.
     WithdrawalUnpaid { cid: Hash32, counter: u64, unpaid: u128 },
+    /// A close transaction (`method`: `channel_close` of the final state
+    /// `counter`, or the timed-out close's `channel_dispute`) was sent its
+    /// bounded number of times without the chain showing an outcome; the
+    /// party stops re-sending it (fees) and the operator decides.
+    CloseStalled { cid: Hash32, method: String, counter: u64 },
+    /// The co-signed open's registration was re-sent `attempts` times and
+    /// the chain still does not show the channel; `channel open` again
+    /// re-sends it.
+    OpenUnregistered { cid: Hash32, attempts: u32 },
     /// The party's own control channel could not be set up (`path`); the
     /// party runs on without it, guarding the channel (peer link, chain
     /// watch, disputes), and says so on stderr.
@@ -205,7 +214,8 @@ impl AlertSink for StderrAndExec {
 
 /// The alert a party's event calls for, if any: a dispute raised by the
 /// other side than `our_side`, a top-up allocation deferred, a withdrawal
-/// left unpaid after its re-sends.
+/// left unpaid after its re-sends, a close transaction given up, an open
+/// whose registration never showed.
 pub fn alert_of_event(cid: Hash32, our_side: u8, e: &gridledger_channels::ChannelEvent) -> Option<Alert> {
     match *e {
         gridledger_channels::ChannelEvent::DisputeSeen { counter, by } if by != our_side => {
@@ -216,6 +226,12 @@ pub fn alert_of_event(cid: Hash32, our_side: u8, e: &gridledger_channels::Channe
         }
         gridledger_channels::ChannelEvent::WithdrawalUnpaid { counter, unpaid } => {
             Some(Alert::WithdrawalUnpaid { cid, counter, unpaid: unpaid.0 })
+        }
+        gridledger_channels::ChannelEvent::CloseStalled { ref method, counter } => {
+            Some(Alert::CloseStalled { cid, method: method.clone(), counter })
+        }
+        gridledger_channels::ChannelEvent::OpenUnregistered { attempts } => {
+            Some(Alert::OpenUnregistered { cid, attempts })
         }
         _ => None,
     }

@@ -291,30 +291,19 @@ fn control_failing(spec: &PartySpec, dir: &Path, opts: &PartyOptions, e: &std::i
 /// 5 s.
 const BIND_RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// Limits of the bind forwarder (the same as the party's peer listener:
-/// its pending-handshake cap and handshake deadline).
-#[derive(Clone, Copy, Debug)]
-struct ForwardLimits {
-    /// Connections forwarded at once; one beyond is closed at accept.
-    max_connections: usize,
-    /// The dialer speaks first (the link's handshake initiator): a
-    /// connection that sends nothing within this is closed unforwarded.
-    first_byte: Duration,
-}
-
-/// Keeps trying to bind `listen`; once bound, forwards every connection to
-/// `to` (the party's ephemeral peer listener; the link's own handshake
-/// authenticates the peer end to end). Bounded: at most
-/// `limits.max_connections` at once (more are closed at accept), each
-/// must send its first byte within `limits.first_byte`, and both sockets
-/// close as soon as either direction ends (the inner listener closing an
-/// unauthenticated connection after its handshake deadline frees the
-/// outsider's socket too). Ends when aborted.
-async fn forward_when_bound(
+/// Keeps trying to bind `listen` (the spec's peer address, squatted when
+/// the party started); once bound, hands the listener over through `to` so
+/// that the party restarts its network *on it*. The party never forwards
+/// that address to its temporary port: through a forwarder every
+/// connection would reach the network from 127.0.0.1, losing the network's
+/// per-address handshake accounting (a pool kept for the peer's address, at
+/// most `max_pending_handshakes_per_addr` from any other), so one outsider
+/// could hold every slot and keep a peer that can only dial in out. Ends
+/// once handed over, or when aborted.
+async fn bind_when_free(
     listen: std::net::SocketAddr,
-    to: std::net::SocketAddr,
     mut fails: ListenFails,
-    limits: ForwardLimits,
+    to: mpsc::Sender<tokio::net::TcpListener>,
 ) {
     let mut backoff = Duration::from_millis(100);
     let l = loop {
@@ -325,44 +314,8 @@ async fn forward_when_bound(
             Err(e) => fails.failed(&e),
         }
     };
-    tracing::info!("bound the {} address {listen} again", fails.what);
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    loop {
-        match l.accept().await {
-            Ok((inbound, from)) => {
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::debug!(%from, "forwarder full; connection closed");
-                    drop(inbound);
-                    continue;
-                };
-                tokio::spawn(async move {
-                    forward_one(inbound, to, limits.first_byte).await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                tracing::warn!("accept on {listen}: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-/// Forwards one accepted connection to `to` until either direction ends
-/// (then both sockets close), if it sends a byte within `first_byte`.
-async fn forward_one(inbound: tokio::net::TcpStream, to: std::net::SocketAddr, first_byte: Duration) {
-    let mut b = [0u8; 1];
-    match tokio::time::timeout(first_byte, inbound.peek(&mut b)).await {
-        Ok(Ok(n)) if n > 0 => {}
-        _ => return,
-    }
-    let Ok(out) = tokio::net::TcpStream::connect(to).await else { return };
-    let (mut ir, mut iw) = inbound.into_split();
-    let (mut or, mut ow) = out.into_split();
-    tokio::select! {
-        _ = tokio::io::copy(&mut ir, &mut ow) => {}
-        _ = tokio::io::copy(&mut or, &mut iw) => {}
-    }
+    tracing::info!("bound the {} address {listen} again; the network moves onto it", fails.what);
+    let _ = to.send(l).await;
 }
 
 /// A TCP control port (non-Unix targets): bound with back-off until the
@@ -414,6 +367,10 @@ pub const TOPUP_PREEMPTED: &str =
 
 /// Payments waiting for a free slot in the proposal window, at most.
 pub const MAX_QUEUED_PAYS: usize = 8192;
+
+/// The answer to a withdrawal that a close preempted (in flight or queued).
+pub const WITHDRAWAL_PREEMPTED: &str = "close requested: this withdrawal is dropped (the close pays the whole \
+     balance out; a withdrawal the peer co-signs first is paid with it)";
 
 /// Withdrawals waiting in the queue, at most (each needs its own co-signed
 /// state with an empty window).
@@ -478,7 +435,8 @@ fn persister(
 struct Loop {
     machine: ChannelMachine,
     persist: std::sync::mpsc::Sender<PersistJob>,
-    net: Network,
+    /// The peer link (none only while it moves onto a rebound address).
+    net: Option<Network>,
     peer: u32,
     txs: std::sync::mpsc::Sender<ChainTx>,
     pending: Option<(Waiting, oneshot::Sender<Reply>)>,
@@ -505,7 +463,9 @@ impl Loop {
         }
         for m in step.messages {
             // A full or down link drops it; the machine retransmits.
-            let _ = self.net.send(self.peer, m.to_bytes());
+            if let Some(net) = &self.net {
+                let _ = net.send(self.peer, m.to_bytes());
+            }
         }
         for t in step.txs {
             let _ = self.txs.send(t);
@@ -596,6 +556,19 @@ impl Loop {
             (Some((Waiting::Open, _)), ChannelEvent::Rejected { reason, .. }) => {
                 Some(Reply::Error { message: format!("peer rejected the open: {reason}") })
             }
+            // Bounded re-sends ran out: the user is told instead of waiting
+            // for ever (`Open` again re-sends the registration).
+            (Some((Waiting::Open, _)), ChannelEvent::OpenUnregistered { attempts }) => Some(Reply::Error {
+                message: format!(
+                    "the co-signed open is not registered on chain after {attempts} re-sends; open again to retry"
+                ),
+            }),
+            (Some((Waiting::Close, _)), ChannelEvent::CloseStalled { method, counter }) => Some(Reply::Error {
+                message: format!(
+                    "close stalled: {method} with state {counter} sent its bounded number of times without an \
+                     outcome on chain; check the channel's status"
+                ),
+            }),
             _ => None,
         };
         if let Some(r) = done {
@@ -832,6 +805,26 @@ impl Loop {
                         let _ = tx.send(Reply::Error { message: TOPUP_PREEMPTED.into() });
                     }
                 }
+                // Close preempts withdrawals too: the one in flight (the
+                // machine lets its proposal be co-signed or fall back, then
+                // proposes the close) and every queued one are answered now,
+                // so a silent peer cannot keep the close refused for
+                // k × t_Δ behind a queue of withdrawals.
+                if matches!(self.pending, Some((Waiting::Withdraw, _))) {
+                    if let Some((_, tx)) = self.pending.take() {
+                        let _ = tx.send(Reply::Error { message: WITHDRAWAL_PREEMPTED.into() });
+                    }
+                }
+                let mut kept = VecDeque::with_capacity(self.queued.len());
+                for (q, reply) in std::mem::take(&mut self.queued) {
+                    if matches!(q, Request::Withdraw { .. }) {
+                        tracing::info!("close preempts a queued withdrawal");
+                        let _ = reply.send(Reply::Error { message: WITHDRAWAL_PREEMPTED.into() });
+                    } else {
+                        kept.push_back((q, reply));
+                    }
+                }
+                self.queued = kept;
                 (Request::Close, Waiting::Close)
             }
             Command::Pay { energy, price } => {
@@ -915,8 +908,12 @@ async fn run(
     // process while the party was down) must not keep the party from
     // guarding its channel: it runs on an ephemeral loopback port (it still
     // dials its peer, watches the chain, answers disputes), alerts, and
-    // keeps trying the spec's address, forwarding what it accepts there.
-    let mut peer_forward = None;
+    // keeps trying the spec's address; once bound, the network restarts on
+    // it (`bind_when_free`: no forwarding).
+    let mut peer_rebind = None;
+    let (rebound_send, mut rebound) = mpsc::channel::<tokio::net::TcpListener>(1);
+    let net_cfg = cfg.clone();
+    let net_key = esc_key.clone();
     let started = match peer_listener {
         Some(l) => {
             let l = tokio_listener(l).map_err(PartyError::Control)?;
@@ -938,12 +935,7 @@ async fn run(
                         0,
                     );
                     let l = bind_tcp(local).map_err(PartyError::Control)?;
-                    let inner = l.local_addr().map_err(PartyError::Control)?;
-                    let limits = ForwardLimits {
-                        max_connections: cfg.max_pending_handshakes,
-                        first_byte: cfg.handshake_timeout,
-                    };
-                    peer_forward = Some(tokio::spawn(forward_when_bound(listen, inner, fails, limits)));
+                    peer_rebind = Some(tokio::spawn(bind_when_free(listen, fails, rebound_send)));
                     Network::start_with_listener(cfg, esc_key, l).await
                 }
             }
@@ -1033,6 +1025,25 @@ async fn run(
                 match cursor.poll(&client) {
                     Ok(evs) => {
                         for e in evs {
+                            // Only a dispute that still stands is acted on:
+                            // the events are read from the channel's start
+                            // after a restart, and a dispute resolved or
+                            // settled before must not be announced
+                            // (`DisputeSeen` → a `dispute_against_us` alert)
+                            // nor answered again (a reverted resolve, a fee).
+                            // The chain's record is the durable memory of
+                            // which disputes were handled. If it cannot be
+                            // read, the dispute is acted on (safe side).
+                            if let ChainEvent::DisputeRaised { t_end, .. } = &e {
+                                if let Ok(Some(ch)) = super::chainlink::read_channel(&client, &cursor.cid) {
+                                    let stands = ch.status == gridledger_contracts::cns::ChannelStatus::Disputed
+                                        && ch.t_end == *t_end;
+                                    if !stands {
+                                        tracing::debug!(?e, "dispute no longer stands on chain; not acted on");
+                                        continue;
+                                    }
+                                }
+                            }
                             let resolved = matches!(e, ChainEvent::DisputeResolved { .. });
                             if ev_send.send(e).is_err() {
                                 return;
@@ -1115,7 +1126,7 @@ async fn run(
     let mut lp = Loop {
         machine,
         persist: persist_send,
-        net,
+        net: Some(net),
         peer: 1 - side,
         txs: tx_send,
         pending: None,
@@ -1145,6 +1156,21 @@ async fn run(
                     if let Ok(step) = lp.machine.handle_bytes(&bytes) {
                         lp.carry_out(step)?;
                     }
+                }
+                Some(l) = rebound.recv() => {
+                    // The spec's peer address is free again: the network
+                    // moves onto it (its own per-address handshake pools
+                    // apply to the peer's real address from now on). The
+                    // link drops once; the reconnect handshake resumes it.
+                    if let Some(old) = lp.net.take() {
+                        old.shutdown().await;
+                    }
+                    let (n, i) = Network::start_with_listener(net_cfg.clone(), net_key.clone(), l)
+                        .await
+                        .map_err(|e| PartyError::Net(e.to_string()))?;
+                    net_events = n.events();
+                    inbound = i;
+                    lp.net = Some(n);
                 }
                 Ok(ev) = net_events.recv() => {
                     if matches!(ev, gridledger_net::NetEvent::Connected { peer, .. } if peer == lp.peer) {
@@ -1193,7 +1219,7 @@ async fn run(
     if let Some(c) = control {
         c.abort();
     }
-    if let Some(f) = peer_forward {
+    if let Some(f) = peer_rebind {
         f.abort();
     }
     let Loop { machine, persist, net, txs, .. } = lp;
@@ -1207,7 +1233,9 @@ async fn run(
     drop(txs);
     // Let the last messages (e.g. the acceptance of a final state) go out.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    net.shutdown().await;
+    if let Some(net) = net {
+        net.shutdown().await;
+    }
     let _ = tokio::task::spawn_blocking(move || {
         let _ = submitter.join();
         let _ = poller.join();

@@ -1,11 +1,15 @@
 //! Shared by the channel party tests (`channel_party`, `attack_party_r*`):
-//! the test channel's terms, the balance its dev node funds and a wait for a
-//! party's phase.
+//! the test channel's terms, the balance its dev node funds, a dev node
+//! with that channel prepared ([`Setup`]) and a wait for a party's phase.
 
-use gridledger_core::Amount;
-use gridledger_node::channel::party::{Command, PartyHandle, Reply};
-use gridledger_node::channel::spec::ChannelTerms;
+use gridledger_core::{Amount, KeyPair};
+use gridledger_ledger::devnet::dev_key;
+use gridledger_node::channel::party::{
+    spawn_party_on, Command, Listeners, PartyHandle, PartyJoin, PartyOptions, Reply,
+};
+use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms, PartySpec};
 use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What the dev node funds each account with.
@@ -47,5 +51,64 @@ pub async fn wait_phase(h: &PartyHandle, phase: &str) {
         }
         assert!(t.elapsed() < Duration::from_secs(20), "phase {phase} not reached");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A dev node and the test channel ([`channel_terms`], no credit) prepared
+/// on it, with both parties' specs saved in `BASE/p0` and `BASE/p1` inside
+/// a temporary directory; nothing started. The spec's peer and control
+/// addresses are those of `ls` and `cs`, loopback listeners kept bound for
+/// [`Setup::spawn`] (empty after [`Setup::unbound`]).
+pub struct Setup {
+    pub tmp: tempfile::TempDir,
+    pub node: gridledger_node::NodeHandle,
+    pub url: String,
+    pub ls: Vec<TcpListener>,
+    pub cs: Vec<TcpListener>,
+    pub specs: [PartySpec; 2],
+    pub dirs: [PathBuf; 2],
+}
+
+impl Setup {
+    pub async fn new(base: &Path) -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let node = gridledger_node::channel::devnode::start(&tmp.path().join("node"), 4, BAL, 20).unwrap();
+        let url = node.url();
+        let ls = [bind_loopback().unwrap(), bind_loopback().unwrap()];
+        let cs = [bind_loopback().unwrap(), bind_loopback().unwrap()];
+        let t = channel_terms([false, false], addrs_of(&ls), addrs_of(&cs));
+        let specs = tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || prepare_channel(&url, &dev_key(0), &KeyPair::from_seed("desk"), [&dev_key(1), &dev_key(2)], &t)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let root = tmp.path().join(base);
+        let dirs = [root.join("p0"), root.join("p1")];
+        for i in 0..2 {
+            std::fs::create_dir_all(&dirs[i]).unwrap();
+            specs[i].save(&dirs[i]).unwrap();
+        }
+        Setup { tmp, node, url, ls: ls.into(), cs: cs.into(), specs, dirs }
+    }
+
+    /// Like [`Setup::new`], with nothing listening on the spec's addresses
+    /// (the parties bind them themselves).
+    pub async fn unbound(base: &Path) -> Setup {
+        let mut s = Setup::new(base).await;
+        s.ls.clear();
+        s.cs.clear();
+        s
+    }
+
+    /// Starts party `i` on clones of its bound listeners (the control one
+    /// where `opts.control`).
+    pub fn spawn(&self, i: usize, opts: PartyOptions) -> (PartyHandle, PartyJoin) {
+        let on = Listeners {
+            peer: self.ls[i].try_clone().unwrap(),
+            control: opts.control.then(|| self.cs[i].try_clone().unwrap()),
+        };
+        spawn_party_on(&self.dirs[i], opts, on).unwrap()
     }
 }

@@ -1,0 +1,562 @@
+//! Attack round 4 on the rollup (issue 11): the per-batch held dispute
+//! reward and its commit–reveal, and claims on the fixed metering grid.
+//! Each finding is an ignored, failing test; its comment states what a
+//! careful user expects and what the code does.
+
+mod common;
+
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::Amount;
+use gridledger_ledger::{ChainClient, StateRead, TxStatus};
+use gridledger_rollup::args;
+use gridledger_rollup::driver::meter_key;
+use gridledger_rollup::exec::{execute_leaves, OffChain};
+use gridledger_rollup::primary::Controversial;
+use gridledger_rollup::roles::Target;
+use gridledger_rollup::types::{dispute_commitment, dispute_digest, IorTx, Outcome, SettlementTx, StSettlement};
+
+/// One AT (trader 0 buys from trader 1) whose executor forged the batch's
+/// post-state root; returns the env, the forger and the batch.
+fn forged_batch() -> (Env, KeyPair, u64) {
+    let mut e = funded_with_window(60_000);
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
+    e.d.submit_block(&txs).unwrap();
+    e.d.primary.seal();
+    let batch = e.d.batch_header(1).unwrap().id;
+    forge_last_root(&mut e, batch);
+    let h = e.d.batch_header(batch).unwrap();
+    let exec = e.d.executors.iter().find(|(k, _)| Some(k.address()) == h.posted_by).unwrap().0.clone();
+    (e, exec, batch)
+}
+
+/// The assigned validator's step for `batch` (commit, then dispute) and
+/// its key.
+fn validator_step(e: &mut Env, batch: u64) -> (KeyPair, Vec<gridledger_rollup::roles::Call>) {
+    let input = e.d.batch_input(batch).unwrap();
+    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
+    let step = e.d.validators[i].1.on_tcrs_recorded(&input);
+    let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
+    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
+    (e.d.validators[i].0.clone(), calls)
+}
+
+fn wealth(e: &Env, k: &KeyPair) -> u128 {
+    e.d.primary.chain.state().account(&k.address()).balance.0
+}
+
+/// A whole-batch `dispute` of `batch` with the given claimed TCRs: the
+/// posted entries and a witness of the settled records they touch.
+fn whole(e: &Env, batch: u64, claimed: Vec<gridledger_rollup::types::Tcr>) -> Vec<u8> {
+    let input = e.d.batch_input(batch).unwrap();
+    args(&Controversial {
+        batch,
+        claimed,
+        entries: input.entries.clone(),
+        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+    })
+}
+
+/// BLIND, LATER COMMITMENT COLLECTS THE HELD REWARD.
+///
+/// The whole-batch `dispute` of a batch is content-free: its bytes are the
+/// posted entries plus a witness of the settled records they touch, which
+/// anyone can build for *any* batch without executing it or knowing it is
+/// wrong; and when it is sent to claim a held reward the chain compares
+/// only the re-executed roots with the posted ones and never looks at its
+/// `claimed` TCRs (a direct whole-batch dispute with wrong `claimed` TCRs
+/// earns nothing, `Reward::Burn`; a claim with them is paid).
+///
+/// Attack: the honest validator commits to its `dispute_state`. The
+/// attacker sees a commitment land (hidden, but it says a batch is wrong),
+/// and only then commits to the blind whole-batch dispute of each open
+/// batch (here one), with `claimed = []` — it executed nothing. When the
+/// validator reveals, the attacker's second address front-runs it with an
+/// uncommitted copy (the reward is held for the batch), and the attacker
+/// then claims the held reward with its blind dispute before the
+/// validator's reveal lands.
+///
+/// Expected (`HeldReward`'s doc: "held for the first party that committed
+/// to a valid dispute of the batch"; commit message: "first committed
+/// discloser"): the validator, which committed first and found the fault,
+/// is paid the reward; a dispute committed later, built blind, whose
+/// claimed TCRs are not the batch's, collects nothing.
+/// Observed: the attacker is paid the whole reward (`bonus_permille` of
+/// the forger's deposit, 50 coin here) for two commitments' fees; the
+/// validator's reveal is refused (NothingToDispute) and it gets nothing.
+/// A sybil can equally commit the blind dispute of every batch at posting
+/// time (one `commit_dispute` fee per batch, no deposit) and collect every
+/// reward an uncommitted dispute leaves held.
+#[test]
+#[ignore = "attack: a blind whole-batch commitment sent after the validator's collects the batch's held reward"]
+fn a_blind_later_commitment_collects_the_held_reward() {
+    let (mut e, exec, batch) = forged_batch();
+    let (validator, calls) = validator_step(&mut e, batch);
+    let v = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(v.status, TxStatus::Success, "{:?}", v.status);
+    // After the validator's commitment: the attacker's blind whole-batch
+    // dispute, claimed TCRs empty (nothing executed).
+    let (attacker, copier) = (trader(3), trader(2));
+    let blind = whole(&e, batch, vec![]);
+    let c = dispute_commitment(&dispute_digest("dispute", &blind), &attacker.address());
+    let r = e.d.primary_call(&attacker, "commit_dispute", args(&c), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    let (attacker0, validator0, copier0) = (wealth(&e, &attacker), wealth(&e, &validator), wealth(&e, &copier));
+    // The copier front-runs the validator's reveal with an uncommitted
+    // whole-batch dispute (honest claimed TCRs): the batch is overturned and
+    // the reward held.
+    let p = e.d.cfg.params.clone();
+    let input = e.d.batch_input(batch).unwrap();
+    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    let copy_args = whole(&e, batch, own.iter().map(|l| l.tcr.clone()).collect());
+    let bond = e.d.cfg.challenge_bond;
+    let copy = e.d.primary_call(&copier, "dispute", copy_args, bond).unwrap();
+    assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);
+    assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
+    // The attacker claims before the validator's reveal lands.
+    let claim = e.d.primary_call(&attacker, "dispute", blind, bond).unwrap();
+    let late = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    eprintln!("attacker's claim: {:?}; validator's reveal: {:?}", claim.status, late.status);
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    let attacker_gain = (wealth(&e, &attacker) + claim.fee.0).saturating_sub(attacker0);
+    let copier_gain = (wealth(&e, &copier) + copy.fee.0).saturating_sub(copier0);
+    let validator_gain = (wealth(&e, &validator) + late.fee.0).saturating_sub(validator0);
+    eprintln!(
+        "bonus {bonus}; attacker gained {attacker_gain} (commit fee {}), copier {copier_gain}, validator {validator_gain}",
+        r.fee.0
+    );
+    assert_eq!(attacker_gain + copier_gain, 0, "the blind, later committer was paid {attacker_gain}");
+    assert_eq!(validator_gain, bonus, "the first committed discloser is paid the reward");
+}
+
+/// GROSS, NOT NET, EXPORT WINS ARBITRATION.
+///
+/// The seed (Ch.3 §3.4, SC_EXE_ST Step 4): `P_s` are the seller's
+/// *net-power* readings, and the seller has delivered only if
+/// `Σ P_s × Δt ≥ EM`. Before the metering grid, arbitration used that net
+/// sum (`SettlementTx::metered_ws`). Since the grid (`claim_split`), each
+/// slot counts `max(P_s[i], 0) × Δt` and the slots are summed, so the
+/// import of some slots no longer offsets the export of others.
+///
+/// Attack: a seller sells 500 Wh for 08:00–08:30, exports 2,000 W for the
+/// first 15 minutes and imports 2,000 W for the next 15 (its genuine,
+/// meter-signed readings; it took back all it fed in). The buyer truthfully
+/// records O_b = 0.
+///
+/// Expected: net export over DT is 0 Wh < 500 Wh, so `SellerShortfall`
+/// (the buyer is compensated, the seller penalised).
+/// Observed: `SellerDelivered`: the buyer pays for 500 Wh it never got on
+/// net and is penalised α for a truthful O_b = 0.
+#[test]
+#[ignore = "attack: arbitration sums per-slot gross export, so a seller that imports back all it exported wins"]
+fn a_seller_that_imports_back_its_export_wins_arbitration() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
+    e.d.set_time(t.dt_end + MIN);
+    let st = SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + 5 * MIN,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: 300,
+        ps: vec![2000, 2000, 2000, -2000, -2000, -2000],
+        meter_sig: None,
+    }
+    .sign_readings(&meter_key(&s.address()))
+    .sign_as_buyer(&b);
+    assert_eq!(st.metered_ws(), 0, "net export over DT is zero");
+    e.d.submit(&s, &IorTx::St(st)).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(
+        out[0].outcomes,
+        vec![Outcome::StSettled(StSettlement::SellerShortfall)],
+        "a seller whose net export over DT is 0 Wh won arbitration for 500 Wh"
+    );
+}
+
+/// Held: periods that meet exactly at a grid edge do not share a slot.
+/// A seller sells 500 Wh for 08:00–08:30 to one buyer and 500 Wh for
+/// 08:30–09:00 to another and exports 1,000 W from 08:00 to 09:00: both
+/// arbitrations are won (the edge slot 08:30–08:35 belongs to the second
+/// period only), and a third ST over the first period again with the same
+/// genuine readings (a replay of the first ST) is not a second win.
+#[test]
+fn periods_meeting_at_a_grid_edge_both_win_and_a_replayed_st_does_not() {
+    let mut e = funded();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let t1 = terms(&b1, &s, Amount(200_000), 500, 8 * HOUR);
+    let t2 = terms(&b2, &s, Amount(200_000), 500, 8 * HOUR + 30 * MIN);
+    assert_eq!(t1.dt_end, t2.dt_start);
+    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    e.d.set_time(t2.dt_end + MIN);
+    let st1 = st(&t1, 1000, false, Some(&b1));
+    let st2 = st(&t2, 1000, false, Some(&b2));
+    e.d.submit(&s, &IorTx::St(st1.clone())).unwrap();
+    e.d.submit(&s, &IorTx::St(st2)).unwrap();
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    let delivered = Outcome::StSettled(StSettlement::SellerDelivered);
+    assert_eq!(out, vec![delivered.clone(), delivered.clone()], "both periods were exported in full");
+    e.d.submit(&s, &IorTx::St(st1)).unwrap();
+    let again: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    assert!(!again.contains(&delivered), "a replayed ST won again: {again:?}");
+}
+
+/// KILL -9 BETWEEN COMMIT AND REVEAL, THEN A COPIER: THE REWARD IS LOST.
+///
+/// The assigned validator commits to its dispute and is killed before it
+/// sends it. Meanwhile an uncommitted party (e.g. another watcher that
+/// found the fault, or the forger's own sybil) overturns the batch with a
+/// whole-batch dispute, so the reward is held for the batch's committed
+/// discloser — the validator. The driver then runs again from the chain's
+/// state.
+///
+/// Expected (commit f0c2769: "The driver still sends a committed dispute
+/// whose batch is overturned while its reward is held"; `dispute_moot`):
+/// the restarted validator re-sends its committed dispute and collects the
+/// held reward, well within its commitment's reveal window.
+/// Observed: it sends nothing and gains nothing; the reward stays held
+/// until its commitment expires. `DualChain::batch_input` leaves `tcrs` and
+/// `leaves` empty for an overturned batch, so the validator's
+/// `on_tcrs_recorded` has nothing to check and builds no dispute; the
+/// `dispute_moot`/`held_reward` exception in `run_step` is never reached.
+#[test]
+#[ignore = "attack: a validator restarted after commit does not re-send its dispute once a copier overturned the batch; held reward lost"]
+fn a_validator_restarted_after_a_copier_overturned_its_batch_collects_the_held_reward() {
+    let (mut e, exec, batch) = forged_batch();
+    let (validator, calls) = validator_step(&mut e, batch);
+    let c = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
+    // Crash here; meanwhile a copier overturns the batch without committing.
+    let p = e.d.cfg.params.clone();
+    let input = e.d.batch_input(batch).unwrap();
+    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    let copy_args = whole(&e, batch, own.iter().map(|l| l.tcr.clone()).collect());
+    let copy = e.d.primary_call(&trader(2), "dispute", copy_args, e.d.cfg.challenge_bond).unwrap();
+    assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);
+    assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
+    let before = wealth(&e, &validator);
+    let from = e.d.primary.chain.tip().height;
+    // The driver runs again from the chain's state.
+    e.d.process(&mut rng(0)).unwrap();
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    let fees = fees_paid(&e.d, &validator.address(), from);
+    assert_eq!(wealth(&e, &validator) + fees - before, bonus, "the restarted validator collects the held reward");
+    let held = e
+        .d
+        .primary
+        .chain
+        .view(gridledger_rollup::IOR_PRIMARY_ID, "held_reward", &args(&gridledger_rollup::primary::BatchId { batch }))
+        .unwrap();
+    assert_eq!(held, false, "the held reward was paid out");
+}
+
+/// SQUATTED COMMITMENT THAT EXPIRES BEFORE THE REVEAL.
+///
+/// A commitment is `c = H(tag, digest, committer)`, and the first *live*
+/// commitment of a `c` stands: anyone may send it, and while it lives the
+/// committer's own `commit_dispute(c)` is refused. Its reveal window runs
+/// from when it was *first* recorded. The assigned validator's dispute is a
+/// pure function of the batch, so the forger, which built the batch's
+/// leaves, computes the validator's exact dispute — and so its `c` — before
+/// it posts them, and sends that `c` itself (for each registered validator,
+/// as the assigned one is drawn at posting) a little less than `window_ms`
+/// before it posts the forged TCRs.
+///
+/// The validator then commits at once (refused: already committed, live)
+/// and reveals in the next block, by which time the squatted commitment
+/// has expired: the chain sees an uncommitted dispute, holds the reward for
+/// the batch, and no live commitment older than the overturn exists.
+///
+/// Expected: the honest validator, which committed before it revealed and
+/// revealed one block later, well inside the batch's dispute window, is
+/// paid the disclosure reward (e.g. a commitment's reveal window runs from
+/// the committer's own attempt, or a refused re-commitment by the
+/// committer refreshes it).
+/// Observed: the validator is paid nothing; the reward stays held in the
+/// contract for nobody. The forger spends one commitment fee to cost the
+/// validator its reward (the forger's deposit is still forfeited).
+#[test]
+#[ignore = "attack: a forger pre-sends the validator's own commitment so it expires one block before the validator reveals"]
+fn a_squatted_commitment_that_expires_before_the_reveal_costs_the_validator_its_reward() {
+    use gridledger_rollup::primary::SubmitTcrs;
+    use gridledger_rollup::state::{fill_post_roots, post_state, state_root};
+    use gridledger_rollup::types::{coins, entry_hash, Participant, Tcr};
+    let mut e = funded_with_window(60_000);
+    let w = e.d.cfg.window_ms();
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
+    e.d.submit_block(&txs).unwrap();
+    e.d.primary.seal();
+    let batch = e.d.batch_header(1).unwrap().id;
+    // The forger's posting (as `forge_last_root`), built but not yet sent.
+    let mut input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    fill_post_roots(&p, &full, &input.entries, &mut honest);
+    let tcrs: Vec<Tcr> = honest.iter().map(|l| l.tcr.clone()).collect();
+    let (mut minted, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    minted.participants.insert(exec.address(), Participant { balance: coins(10), reputation: p.rs });
+    let mut posted: Vec<_> = honest.iter().map(|l| l.posted()).collect();
+    let last = posted.len() - 1;
+    posted[last].post_root = state_root(&minted);
+    let sub = SubmitTcrs {
+        batch,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        post_root: posted[last].post_root,
+        leaves: posted.clone(),
+        burned,
+    };
+    // The validator's dispute of it, predicted before posting.
+    input.leaves = Some(posted);
+    input.tcrs = Some(tcrs);
+    // The validator is drawn when the TCRs are posted, so the forger
+    // squats the commitment of every registered validator (the dispute's
+    // bytes do not depend on who sends it).
+    input.header.validator = e.d.validators[0].0.address();
+    let predicted: Vec<_> = e.d.validators[0]
+        .1
+        .on_tcrs_recorded(&input)
+        .calls
+        .into_iter()
+        .filter(|c| c.target == Target::Primary)
+        .collect();
+    assert_eq!(predicted.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
+    let digest = dispute_digest(predicted[1].method, &predicted[1].args);
+    // All squats in one block.
+    let nodes: Vec<_> = e.d.validators.iter().map(|(k, _)| k.address()).collect();
+    let mut hashes = Vec::new();
+    for v in nodes {
+        let c = args(&dispute_commitment(&digest, &v));
+        let n = e.d.primary.next_nonce(&exec.address());
+        let chain_id = e.d.primary.chain_id();
+        let tx = gridledger_ledger::devnet::call(
+            &exec,
+            chain_id,
+            n,
+            gridledger_rollup::IOR_PRIMARY_ID,
+            "commit_dispute",
+            c,
+            Amount::ZERO,
+            gridledger_rollup::driver::DRIVER_GAS_LIMIT,
+        );
+        hashes.push(e.d.primary.submit(&tx).unwrap());
+    }
+    e.d.primary.seal().unwrap();
+    let mut squat_fees = 0;
+    for h in hashes {
+        let r = e.d.primary.receipt(&h).unwrap().unwrap();
+        assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+        squat_fees += r.fee.0;
+    }
+    let t0 = e.d.primary.chain.tip().timestamp;
+    // It posts the forged TCRs a little less than a window later.
+    e.d.set_time(t0 + w - 2_000);
+    let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    // The validator acts at once: commit, then reveal in the next block.
+    let (validator, calls) = validator_step(&mut e, batch);
+    assert_eq!(calls[1].args, predicted[1].args, "the forger predicted the validator's dispute");
+    let v0 = wealth(&e, &validator);
+    e.d.set_time(t0 + w - 1_000);
+    let c = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    eprintln!("validator's commitment at {}: {:?}", e.d.primary.chain.tip().timestamp, c.status);
+    e.d.set_time(t0 + w);
+    let d = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    eprintln!("validator's dispute at {}: {:?}", e.d.primary.chain.tip().timestamp, d.status);
+    assert_eq!(d.status, TxStatus::Success, "the validator's dispute overturns the batch: {:?}", d.status);
+    assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    let gain = (wealth(&e, &validator) + c.fee.0 + d.fee.0).saturating_sub(v0);
+    eprintln!("bonus {bonus}; validator gained {gain}; squats cost the forger {squat_fees}");
+    assert_eq!(gain, bonus, "the committed validator is paid the reward");
+}
+
+/// PROPORTIONAL CLAIMS STRAND AN HONEST SELLER'S EXPORT.
+///
+/// A won arbitration claims its `EM` across its grid slots in proportion
+/// to each slot's export (`SettlementTx::claim_split`), whatever the
+/// seller's other agreements over the same slots need. A seller exports
+/// 1,000 W from 08:00 to 08:30 (83 Wh per 5-minute slot, 500 Wh in all)
+/// and sells 250 Wh for 08:00–08:30 to one buyer and 80 Wh for 08:00–08:05
+/// to another (330 Wh, well within its export; the second fits in the
+/// first slot if the first agreement's energy is taken from the other
+/// five, which hold 416 Wh). The first ST claims 41.7 Wh of the first
+/// slot, leaving 41.7 Wh there, so the second arbitration finds a
+/// shortfall (and would in the other order too: then the first finds
+/// 3.3 Wh left in slot one against its 41.7 Wh share).
+///
+/// Expected: both arbitrations are won: the metered export covers both
+/// agreements slot by slot (an allocation exists; e.g. a claim takes
+/// what other claims leave, or the check is feasibility over the slots).
+/// Observed: the second is `SellerShortfall`: the honest seller is
+/// penalised `F_p × D_s` and the buyer who received its 80 Wh is
+/// compensated for energy it got.
+#[test]
+#[ignore = "attack: proportional per-slot claims make an honest seller lose an arbitration its export covers"]
+fn proportional_claims_strand_an_honest_sellers_export() {
+    let mut e = funded();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let t1 = terms(&b1, &s, Amount(200_000), 250, 8 * HOUR);
+    let mut t2 = terms(&b2, &s, Amount(200_000), 80, 8 * HOUR);
+    t2.dt_end = t2.dt_start + 5 * MIN;
+    t2.dl = t2.dt_end + 15 * MIN;
+    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    e.d.set_time(t1.dt_end + MIN);
+    let st1 = st(&t1, 1000, false, Some(&b1));
+    let st2 = SettlementTx {
+        terms: t2.clone(),
+        stmp: t1.dt_end + MIN,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: 300,
+        ps: vec![1000],
+        meter_sig: None,
+    }
+    .sign_readings(&meter_key(&s.address()))
+    .sign_as_buyer(&b2);
+    assert_eq!(st1.ps[0], st2.ps[0], "the same genuine reading of 08:00–08:05");
+    e.d.submit(&s, &IorTx::St(st1)).unwrap();
+    e.d.submit(&s, &IorTx::St(st2)).unwrap();
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    let delivered = Outcome::StSettled(StSettlement::SellerDelivered);
+    assert_eq!(out, vec![delivered.clone(), delivered], "330 Wh sold of 500 Wh exported lost an arbitration");
+}
+
+/// ROUNDING: TWO AGREEMENTS THAT EXACTLY USE AN UNEVEN EXPORT.
+///
+/// `claim_split` floors each slot's share and gives the remainder, one ws
+/// at a time, to the *earliest* slots; two STs over the same period both
+/// push their remainder into the same first slot. A seller exports 1 W
+/// then 83 W over 08:00–08:10 (two 5-minute readings, 7 Wh in all) and
+/// sells 1 Wh and 6 Wh of it for that period to two buyers. The claims of
+/// slot one are 43 + 258 = 301 ws against its 300 ws of export.
+///
+/// Expected (seed Step 4 per agreement, and the grid's promise that the
+/// export counts once): both are delivered: 1 + 6 Wh = 7 Wh exported.
+/// Observed: the second is `SellerShortfall` over one watt-second of
+/// rounding; the honest seller is penalised.
+#[test]
+#[ignore = "attack: claim_split rounding puts both STs' remainders in the first slot; an exactly covered second ST loses"]
+fn two_agreements_exactly_covered_by_an_uneven_export_both_win() {
+    let mut e = funded();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let mut t1 = terms(&b1, &s, Amount(1_000_000), 1, 8 * HOUR);
+    let mut t2 = terms(&b2, &s, Amount(1_000_000), 6, 8 * HOUR);
+    for t in [&mut t1, &mut t2] {
+        t.dt_end = t.dt_start + 10 * MIN;
+        t.dl = t.dt_end + 15 * MIN;
+    }
+    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    e.d.set_time(t1.dt_end + MIN);
+    let sts: Vec<SettlementTx> = [(&t1, &b1), (&t2, &b2)]
+        .into_iter()
+        .map(|(t, b)| {
+            SettlementTx {
+                terms: t.clone(),
+                stmp: t.dt_end + MIN,
+                buyer_sig: None,
+                ob: false,
+                dt_step_s: 300,
+                ps: vec![1, 83],
+                meter_sig: None,
+            }
+            .sign_readings(&meter_key(&s.address()))
+            .sign_as_buyer(b)
+        })
+        .collect();
+    assert_eq!(sts[0].metered_ws(), 7 * 3600, "7 Wh exported");
+    eprintln!(
+        "claims: {:?} / {:?}",
+        sts[0].claim_split().map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>()),
+        sts[1].claim_split().map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>())
+    );
+    for x in &sts {
+        e.d.submit(&s, &IorTx::St(x.clone())).unwrap();
+    }
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    let delivered = Outcome::StSettled(StSettlement::SellerDelivered);
+    assert_eq!(out, vec![delivered.clone(), delivered], "7 Wh sold of 7 Wh exported lost an arbitration");
+}
+
+/// A METER WITH A FINER INTERVAL PROVES NOTHING.
+///
+/// Arbitration counts readings only at the community's one metering
+/// interval (`on_grid = dt_step_s == meter_step_s`, 300 s). The issue's
+/// operator imports meter data at 15-minute or hourly intervals, and real
+/// meters record at 1, 5, 15 or 60 minutes. A seller whose certified meter
+/// records every minute sends 30 genuine, meter-signed one-minute readings
+/// of 1,000 W for its 08:00–08:30 sale of 500 Wh; they tile every 5-minute
+/// grid slot exactly, so each slot's export is known.
+///
+/// Expected: `SellerDelivered` (readings at a divisor of the grid
+/// interval are summed per grid slot; or the meter's interval is part of
+/// its registration and agreements are checked against it up front).
+/// Observed: `SellerShortfall`: the honest seller is penalised and a buyer
+/// that wrongly says O_b = 0 is compensated for energy it received;
+/// nothing at AT time warned the seller that its meter could never prove
+/// delivery.
+#[test]
+#[ignore = "attack: genuine one-minute meter readings that tile the 5-minute grid prove no delivery"]
+fn a_meter_reading_every_minute_proves_delivery() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
+    e.d.set_time(t.dt_end + MIN);
+    let st = SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + 5 * MIN,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: 60,
+        ps: vec![1000; 30],
+        meter_sig: None,
+    }
+    .sign_readings(&meter_key(&s.address()))
+    .sign_as_buyer(&b);
+    assert_eq!(st.metered_ws(), 500 * 3600, "500 Wh exported");
+    e.d.submit(&s, &IorTx::St(st)).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
+}
+
+/// Held: a sybil that commits, in advance, to the blind whole-batch dispute
+/// of a batch and never reveals neither blocks nor robs the honest
+/// validator when nobody front-runs the validator's reveal: the validator's
+/// own committed dispute is paid at once, and the sybil's later reveal is
+/// refused and paid nothing. (With a front-running copy it does rob it:
+/// `a_blind_later_commitment_collects_the_held_reward`.)
+#[test]
+fn an_unrevealed_blind_commitment_does_not_block_the_validator() {
+    let (mut e, exec, batch) = forged_batch();
+    let sybil = trader(3);
+    let blind = whole(&e, batch, vec![]);
+    let c = dispute_commitment(&dispute_digest("dispute", &blind), &sybil.address());
+    let r = e.d.primary_call(&sybil, "commit_dispute", args(&c), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    let (validator, calls) = validator_step(&mut e, batch);
+    let v0 = wealth(&e, &validator);
+    let v = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(v.status, TxStatus::Success, "{:?}", v.status);
+    let d = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(d.status, TxStatus::Success, "{:?}", d.status);
+    assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    assert_eq!(wealth(&e, &validator) + v.fee.0 + d.fee.0 - v0, bonus, "the validator is paid");
+    let s0 = wealth(&e, &sybil);
+    let late = e.d.primary_call(&sybil, "dispute", blind, e.d.cfg.challenge_bond).unwrap();
+    assert!(matches!(late.status, TxStatus::Reverted(_)), "{:?}", late.status);
+    assert_eq!(wealth(&e, &sybil) + late.fee.0, s0, "the sybil is paid nothing");
+}
