@@ -5,6 +5,8 @@
 //! refusal (event `ior_rejected` with the reason) and the Step 6 / Step 5
 //! reputation decrement of its sender; nothing else changes.
 
+use std::collections::BTreeSet;
+
 use gridledger_core::Amount;
 use gridledger_ledger::{decode_args, revert, CallContext, ContractError, NativeContract, ViewContext};
 use serde_json::json;
@@ -23,7 +25,23 @@ fn execute_now(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, Cont
     let p = params(ctx)?;
     let es = [Entry { sender: ctx.caller(), recorded_at: ctx.timestamp(), tx }];
     let (parts, buyers) = touched(&es, &[]);
-    let pre = load(ctx, &parts, &buyers, &meter_owners(&es), &crate::exec::st_slots(&es))?;
+    let mut pre = load(ctx, &parts, &buyers, &meter_owners(&es), &BTreeSet::new())?;
+    // Claimed energy is read only by an arbitration (the buyer's O_b = 0,
+    // recorded or carried): an ST the buyer agreed to reads no claim.
+    let slots: BTreeSet<_> = es
+        .iter()
+        .filter(|e| match &e.tx {
+            IorTx::St(s) => match pre.agreements.get(&s.terms.key()).and_then(|ag| ag.buyer_opinion) {
+                Some(ob) => !ob,
+                None => !s.ob,
+            },
+            _ => false,
+        })
+        .flat_map(crate::exec::claim_slots)
+        .collect();
+    if !slots.is_empty() {
+        pre.claimed = load(ctx, &BTreeSet::new(), &BTreeSet::new(), &BTreeSet::new(), &slots)?.claimed;
+    }
     let tcrs = execute_batch(&mut OnChain(ctx), &p, &pre, &es)?;
     if settle(ctx, &p, &es, &tcrs)?.is_none() {
         return revert("internal: own TCR does not apply");

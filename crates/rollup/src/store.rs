@@ -102,7 +102,13 @@ pub(crate) fn settle(
     tcrs: &[Tcr],
 ) -> Result<Option<Amount>, ContractError> {
     let (parts, buyers) = crate::exec::touched(entries, tcrs);
-    let before = load(ctx, &parts, &buyers, &BTreeSet::new(), &crate::exec::st_slots(entries))?;
+    // Only `Claim` effects change claimed energy: read just their slots.
+    let claims: BTreeSet<SlotKey> = tcrs
+        .iter()
+        .flat_map(|t| &t.effects)
+        .filter_map(|e| if let crate::types::Effect::Claim { slot, .. } = e { Some(*slot) } else { None })
+        .collect();
+    let before = load(ctx, &parts, &buyers, &BTreeSet::new(), &claims)?;
     let mut after = before.clone();
     let mut burned = Amount::ZERO;
     for t in tcrs {

@@ -142,3 +142,38 @@ fn eq_3_5_collusion_economics() {
     assert_eq!(picked.min_bribe(0), Some(Amount(600_001)));
     assert!(!picked.executor_can_profit(), "3 coins < 5 × 0.600001");
 }
+
+/// The single chain reads claimed energy only for an arbitration, and
+/// still counts a slot's export once: two buyers of the same 500 Wh
+/// period both record O_b = 0 against one 500 Wh export; the first
+/// arbitration is won, the second finds the grid slots claimed.
+#[test]
+fn single_chain_counts_a_slots_export_once() {
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let dir = tempfile::tempdir().unwrap();
+    let mut one = DevChain::open(dir.path(), 3, WALLET, single_chain_registry()).unwrap();
+    assert_eq!(
+        one.call(&b1, IOR_SINGLE_ID, "init", args(&IorParams::case_study()), Amount::ZERO).unwrap().status,
+        TxStatus::Success
+    );
+    for k in [&b1, &b2, &s] {
+        one.call(k, IOR_SINGLE_ID, "fund", vec![], coins(10)).unwrap();
+    }
+    let meter = gridledger_rollup::driver::meter_key(&s.address()).address();
+    one.call(&s, IOR_SINGLE_ID, "register_meter", args(&meter), Amount::ZERO).unwrap();
+    one.now = 7 * HOUR;
+    let (t1, t2) = (terms(&b1, &s, Amount(200_000), 500, 8 * HOUR), terms(&b2, &s, Amount(200_000), 500, 8 * HOUR));
+    for (b, t) in [(&b1, &t1), (&b2, &t2)] {
+        let IorTx::At(a) = at(t, &s) else { unreachable!() };
+        let r = one.call(b, IOR_SINGLE_ID, "sc_exe_at", args(&a), Amount::ZERO).unwrap();
+        assert!(format!("{:?}", r.events).contains("AtAccepted"), "{:?}", r.events);
+    }
+    one.now = t1.dt_end + MIN;
+    let outcome = |one: &mut DevChain, t, b| {
+        let r = one.call(&s, IOR_SINGLE_ID, "sc_exe_st", args(&st(t, 1000, false, Some(b))), Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success);
+        format!("{:?}", r.events)
+    };
+    assert!(outcome(&mut one, &t1, &b1).contains("SellerDelivered"));
+    assert!(outcome(&mut one, &t2, &b2).contains("SellerShortfall"));
+}
