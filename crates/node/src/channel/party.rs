@@ -574,11 +574,13 @@ impl Loop {
             ChannelEvent::CoSigned(c) => {
                 // Co-signed through the chain or a late acceptance: every
                 // payment at or below it is settled one way or the other.
+                // `c` was the newest co-signed state when the event was
+                // made (the machine's state may have moved on since: events
+                // wait for their store to be persisted).
                 let done: Vec<u64> = self.pays.range(..=*c).map(|(k, _)| *k).collect();
-                let latest = self.machine.latest().map(|l| l.state.counter);
                 for k in done {
                     for r in self.pays.remove(&k).unwrap_or_default() {
-                        let reply = if latest == Some(k) {
+                        let reply = if k == *c {
                             Reply::Done { counter: k }
                         } else {
                             Reply::Error { message: format!("payment {k} superseded by co-signed {c}") }
