@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use gridledger_market::clearing::{clear as clear_market, network_for, Algorithm as Alg, Clearing};
+use gridledger_market::clearing::{clear as clear_market, clear_with, network_for, Algorithm as Alg, Clearing};
 use gridledger_market::framework::run_interval;
 use gridledger_market::network::MarketNetwork;
 use gridledger_market::problem::Market;
@@ -53,6 +53,12 @@ pub struct ClearArgs {
     /// Clearing algorithm.
     #[arg(long, value_enum, default_value_t = Algorithm::PrimalDual)]
     pub algorithm: Algorithm,
+    /// Iteration cap of the distributed algorithm (default: its own,
+    /// 200 000 for primal-dual, 200 for ALADIN); a run that reaches it
+    /// unconverged fails the command. (The framework's run under
+    /// --byzantine keeps its own.)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_iter: Option<u64>,
     /// Share of each line's rating the operator allots to the market (PTDF
     /// cases): the market's own flows must stay within rate_a × this.
     /// Small values (1e-4 on case30) make the market congested.
@@ -100,7 +106,8 @@ fn clear(a: ClearArgs) -> anyhow::Result<()> {
         Algorithm::Aladin => Alg::Aladin,
         Algorithm::Central => Alg::Central,
     };
-    let r = clear_market(&market, &net, alg).context("clearing the market")?;
+    let cap = a.max_iter.map(|n| n as usize);
+    let r = clear_with(&market, &net, alg, cap).context("clearing the market")?;
     if let Some(p) = a.byzantine {
         return framework(&a, p, &market, &net, &r);
     }

@@ -7,7 +7,12 @@ use clap::{Args, Subcommand, ValueEnum};
 use gridledger_ledger::devnet::dev_key;
 use gridledger_xchain::ccdi::CcdiApp;
 use gridledger_xchain::ccdi_run::{CcdiAttack, CcdiReport, CcdiUser, UserBehaviour};
-use gridledger_xchain::mbs::{Behaviour, BobMbs, MbsSpec, SwapReport, SwapRequest, FIRST_EXTERNAL};
+use gridledger_xchain::mbs::{Behaviour, BobMbs, MbsSpec, SwapReport, SwapRequest};
+
+/// External chain `n`'s id in `m`'s deployment (ids are per deployment).
+fn ext_chain(m: &BobMbs, n: u32) -> anyhow::Result<gridledger_core::types::ChainId> {
+    m.chain_ids().get(n as usize).copied().ok_or_else(|| anyhow::anyhow!("no external chain {n}"))
+}
 use gridledger_xchain::scbg::Character;
 use gridledger_xchain::{Finality, Side};
 use serde_json::json;
@@ -549,8 +554,8 @@ fn swap(a: SwapArgs) -> anyhow::Result<()> {
     let req = SwapRequest {
         sender: dev_key(0),
         receiver: dev_key(1),
-        chain_i: FIRST_EXTERNAL + a.from,
-        chain_j: FIRST_EXTERNAL + a.to,
+        chain_i: ext_chain(&m, a.from)?,
+        chain_j: ext_chain(&m, a.to)?,
         x_j: a.amount as u128,
         salt: 1,
     };
@@ -649,7 +654,8 @@ fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!a.name.is_empty() && a.name.len() <= 32, "--name must have 1 to 32 bytes");
     let (mut m, _tmp) = open_spec(&a.shape, MbsSpec { ccdi: true, ..a.shape.spec() })?;
     let t = Instant::now();
-    let mg = run_migration(&mut m, FIRST_EXTERNAL + a.from, FIRST_EXTERNAL + a.to, &a.name, a.attack, a.battles)?;
+    let (from, to) = (ext_chain(&m, a.from)?, ext_chain(&m, a.to)?);
+    let mg = run_migration(&mut m, from, to, &a.name, a.attack, a.battles)?;
     let wall = t.elapsed().as_secs_f64();
     if a.shape.json {
         println!("{}", json!({ "migration": migration_json(&mg), "report": mg.report, "wall_s": wall }));
@@ -687,14 +693,14 @@ fn ccdi(a: CcdiArgs) -> anyhow::Result<()> {
     let mut users = Vec::new();
     for i in 0..a.users as usize {
         let key = dev_key(i);
-        let chain = FIRST_EXTERNAL + (i as u32 % a.shape.chains);
+        let chain = ext_chain(&m, i as u32 % a.shape.chains)?;
         let item = m.create_item(chain, &key, &format!("hero-{i}"), (17 * i as u64 + 5) % 97)?;
         let behaviour =
             if i + a.withhold as usize >= a.users as usize { UserBehaviour::Withhold } else { UserBehaviour::Honest };
         users.push(CcdiUser { key, chain, item, behaviour });
     }
     let attack = CcdiAttack {
-        censor: a.censor.map(|c| (FIRST_EXTERNAL + c, a.delay)).into_iter().collect(),
+        censor: a.censor.map(|c| ext_chain(&m, c).map(|id| (id, a.delay))).transpose()?.into_iter().collect(),
         byzantine_relayers: a.byzantine_relayers as usize,
         byzantine_members: 0,
     };
@@ -750,8 +756,8 @@ pub fn demo(json_only: bool) -> anyhow::Result<serde_json::Value> {
     let req = SwapRequest {
         sender: dev_key(0),
         receiver: dev_key(1),
-        chain_i: FIRST_EXTERNAL,
-        chain_j: FIRST_EXTERNAL + 1,
+        chain_i: ext_chain(&m, 0)?,
+        chain_j: ext_chain(&m, 1)?,
         x_j: 1_000,
         salt: 1,
     };

@@ -14,14 +14,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 // 1.0); the command printed "NOT converged" among the figures and exited 0,
 // and `--json` carried the same numbers as a normal result.
 // ALADIN now converges on that market (its coordinator QP carries every line
-// row), so the case used is primal-dual on congested case30, 2 × 2, seed 20,
-// which still stops at its iteration cap (the open finding
-// `primal_dual_clears_small_seeded_congested_markets` in the market crate;
-// once that is fixed, pick another market that does not converge).
+// row), and so does primal-dual on congested case30 2 × 2 seed 20, the
+// case used next (per-row line weights); so the clearing here is one that
+// honestly cannot converge: primal-dual on that market capped at 3
+// iterations (`--max-iter 3`; it needs about 100).
 #[test]
 fn a_clearing_that_did_not_converge_fails_the_command() {
     let out = Command::new(BIN)
-        .args(["market", "clear", "--algorithm", "primal-dual", "--limit-scale", "1e-4"])
+        .args(["market", "clear", "--algorithm", "primal-dual", "--limit-scale", "1e-4", "--max-iter", "3"])
         .args(["--buyers", "2", "--sellers", "2", "--seed", "20", "--json"])
         .output()
         .unwrap();
@@ -35,6 +35,16 @@ fn a_clearing_that_did_not_converge_fails_the_command() {
         v["result"]["optimum"],
         v["result"]["relative_gap"]
     );
+    // refused because it did not converge (not, say, an unknown option)
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not converge in 3 iterations"), "stderr: {err}");
+    // and the same market without the cap clears: the cap is what stops it
+    let full = Command::new(BIN)
+        .args(["market", "clear", "--algorithm", "primal-dual", "--limit-scale", "1e-4"])
+        .args(["--buyers", "2", "--sellers", "2", "--seed", "20", "--json"])
+        .output()
+        .unwrap();
+    assert!(full.status.success(), "uncapped: {}", String::from_utf8_lossy(&full.stderr));
 }
 
 // Expected: `--limit-scale` outside (0, ∞) is refused for every case, as it

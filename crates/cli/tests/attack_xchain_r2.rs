@@ -138,7 +138,7 @@ fn up_does_not_hang_on_a_stalled_chain_process() {
     let start = Instant::now();
     let kids = loop {
         let k = children(up.id());
-        if k.len() == 12 && dir.path().join("chain-101").exists() {
+        if k.len() == 12 && dir.path().join("chain-0").exists() {
             break k;
         }
         if start.elapsed() > Duration::from_secs(60) {
@@ -174,7 +174,7 @@ fn up_does_not_hang_on_a_stalled_chain_process() {
     let _ = std::io::Read::read_to_string(up.stderr.as_mut().unwrap(), &mut err);
     assert!(!exited.unwrap().success(), "`up` fails");
     assert!(
-        err.contains("did not answer within 2 s") && (err.contains("chain-10") || err.contains("bob")),
+        err.contains("did not answer within 2 s") && (err.contains("chain-") || err.contains("bob")),
         "the error names the stalled chain: {err:?}"
     );
 }

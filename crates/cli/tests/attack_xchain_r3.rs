@@ -39,7 +39,7 @@ fn children_matching(pid: u32, needle: &str) -> Vec<i32> {
 ///
 /// Expected: the second `up --dir D` succeeds (the lagging replica catches
 /// up on the sealed blocks, or the driver syncs it). Observed: it exits 1
-/// with "chain-101 validator 3: invalid block: height … does not follow …".
+/// with "chain-0 validator 3: invalid block: height … does not follow …".
 #[test]
 fn a_deployment_cannot_resume_after_one_validator_process_is_killed() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,7 +54,7 @@ fn a_deployment_cannot_resume_after_one_validator_process_is_killed() {
         .unwrap();
     let pid = driver.id();
     // Readiness: the last validator process of the last chain exists, so
-    // every earlier one (chain-101's validator 3 among them) is connected.
+    // every earlier one (chain-0's validator 3 among them) is connected.
     let guard = Instant::now() + Duration::from_secs(120);
     while children_matching(pid, "--role 1 --validator 3 ").is_empty() {
         assert!(Instant::now() < guard, "the validator processes never started");
@@ -62,7 +62,7 @@ fn a_deployment_cannot_resume_after_one_validator_process_is_killed() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let victim = children_matching(pid, "--role 0 --validator 3 ");
-    assert_eq!(victim.len(), 1, "chain-101's validator 3");
+    assert_eq!(victim.len(), 1, "chain-0's validator 3");
     // SAFETY: kill(2) has no memory-safety preconditions; the id is a
     // process our own child started, found above.
     let rc = unsafe { libc::kill(victim[0], libc::SIGKILL) };

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::{dev_key, transfer};
-use gridledger_xchain::mbs::{open_chain, MbsSpec, Role, FIRST_EXTERNAL};
+use gridledger_xchain::mbs::{open_chain, MbsSpec, Role};
 use gridledger_xchain::replica::Replica;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
@@ -44,8 +44,8 @@ fn up(dir: &Path, epochs: u64) -> std::process::Output {
 /// doc promises a stall only "if a crash falls after 2f+1 votes".
 ///
 /// The crash state is made exactly as the processes make it: validator 0's
-/// replica (in `<dir>/chain-101`, its vote log beside it) votes for the
-/// proposal the scheduled leader (validator 3, `<dir>/chain-101-v3`) built
+/// replica (in `<dir>/chain-0`, its vote log beside it) votes for the
+/// proposal the scheduled leader (validator 3, `<dir>/chain-0-v3`) built
 /// with a transfer in its mempool; nothing is committed.
 ///
 /// Expected: the deployment resumes (B sealed by validators 1–3, or A
@@ -56,14 +56,15 @@ fn a_crash_after_one_vote_bricks_the_deployment() {
     let d = dir.path();
     let first = up(d, 2);
     assert!(first.status.success(), "first up: {}", String::from_utf8_lossy(&first.stderr));
-    let chain = d.join("chain-101");
+    let chain = d.join("chain-0");
     {
         // The scheduled leader of height 3 (validator 3) proposes A with a transfer in its mempool.
-        let (c, _) = open_chain(&d.join("chain-101-v3"), &spec(), Role::External(0)).unwrap();
+        let (c, _) = open_chain(&d.join("chain-0-v3"), &spec(), Role::External(0)).unwrap();
+        let first = c.chain_id();
         let mut leader = Replica::new(c, 3).unwrap();
         assert_eq!(leader.height(), 2);
         assert_eq!(leader.leader_of(3), 3);
-        let tx = transfer(&dev_key(0), FIRST_EXTERNAL, 0, dev_key(1).address(), Amount(5), Amount(1));
+        let tx = transfer(&dev_key(0), first, 0, dev_key(1).address(), Amount(5), Amount(1));
         leader.submit(&tx).unwrap();
         let a = leader.propose(0).unwrap();
         assert_eq!(a.txs.len(), 1);
@@ -224,8 +225,8 @@ fn resume_closes_the_cct_an_interrupted_swap_left_open() {
         let req = SwapRequest {
             sender: s.clone(),
             receiver: r.clone(),
-            chain_i: FIRST_EXTERNAL,
-            chain_j: FIRST_EXTERNAL + 1,
+            chain_i: m.chain_ids()[0],
+            chain_j: m.chain_ids()[1],
             x_j: 500,
             salt: 9,
         };
@@ -236,7 +237,7 @@ fn resume_closes_the_cct_an_interrupted_swap_left_open() {
         let rec = m.cct(&id).unwrap();
         m.wait_native_window(&rec).unwrap();
         let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
-        m.external_mut(FIRST_EXTERNAL).unwrap().submit(&nt).unwrap();
+        m.external_mut(req.chain_i).unwrap().submit(&nt).unwrap();
         let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO);
         m.bob_ok(&post).unwrap();
         assert!(!m.cct(&id).unwrap().complete);

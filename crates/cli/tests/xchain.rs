@@ -35,7 +35,7 @@ fn up_with_processes_runs_each_validator_in_its_own_process() {
     assert_eq!(pids.len(), 12, "four validators each of the BoB and two external chains: {v}");
     let distinct: std::collections::BTreeSet<u64> = pids.iter().copied().chain([driver]).collect();
     assert_eq!(distinct.len(), 13, "each validator ran in a process of its own, none in the driver: {v}");
-    for role in ["bob", "chain-101", "chain-102"] {
+    for role in ["bob", "chain-0", "chain-1"] {
         let vs: std::collections::BTreeSet<u64> =
             procs.iter().filter(|p| p["role"] == role).map(|p| p["validator"].as_u64().unwrap()).collect();
         assert_eq!(vs, (0..4).collect(), "{role}: validators 0 to 3");
@@ -118,8 +118,9 @@ fn migrate_moves_an_item_to_another_chain_in_three_phases() {
     let v =
         run_json(&["xchain", "migrate", "--chains", "3", "--from", "2", "--to", "0", "--attack-value", "77", "--json"]);
     let mg = &v["migration"];
-    assert_eq!(mg["from_chain"], 103);
-    assert_eq!(mg["to_chain"], 101);
+    // Chain ids are the deployment's own: external chain n is base + 1 + n.
+    let (from, to) = (mg["from_chain"].as_u64().unwrap(), mg["to_chain"].as_u64().unwrap());
+    assert_eq!(from, to + 2, "from chain 2 to chain 0: {mg}");
     assert_eq!(mg["phases"], 3);
     assert_eq!(mg["transactions"], 6, "2 locks, 2 CCTs, one settlement per chain");
     assert_eq!(mg["migrated"], mg["before"], "the item arrives as it left");

@@ -18,10 +18,10 @@
 //!    gradient `g_ℓ = ∇f_ℓ(u_ℓ)` and its active bounds. Grid block:
 //!    `P^b = argmin −λ^bᵀP + ρ/2 ‖P − z^b‖²` s.t. `G P ≤ h` (Clarabel), with
 //!    `g^b = 0` and its active rows.
-//! 2. **Step 2 (coordinator, Eq 6.7).** The equality-constrained QP
+//! 2. **Step 2 (coordinator, Eq 6.7).** The QP
 //!    `min Σ ½ Δᵀ(H_ℓ + δI)Δ + g_ℓᵀΔ + λᵀs + (μ/2)‖s‖²`
-//!    s.t. `A(u + Δ) = s`, `C_ℓ Δ = 0` (active bounds), every network row
-//!    `G (P^b + ΔP) ≤ h` as an inequality, with the exact
+//!    s.t. `A(u + Δ) = s`, the active bounds one-sided (`C_ℓ Δ ≤ 0`, see
+//!    below), every network row `G (P^b + ΔP) ≤ h` as an inequality, with the exact
 //!    Hessians `H_ℓ = a_ℓ 𝟙𝟙ᵀ` (the grid block's is 0), a small proximal
 //!    `δ` (the welfare does not see trades that keep every total, so the
 //!    bare Hessian is singular on them) and the slack `s` of the original
@@ -34,11 +34,23 @@
 //! iterates for hundreds of rounds on residuals of 10⁻² kWh after the welfare
 //! has settled to 10⁻⁵.
 //!
-//! Active sets: the zero bounds `e_k ≥ 0` enter the coordinator only after
-//! `warmup` iterations. From the all-zero start every seller's step 1
-//! returns zero trades (no price yet); pinning them in the QP froze the
-//! sellers and sent the mismatch into the slack, whose multipliers then
-//! diverged (seen on case33bw, 12×12).
+//! Active sets: the bounds a prosumer's step 1 found active enter the
+//! coordinator as one-sided rows at the active point — a zero trade may
+//! grow (`Δ ≥ 0`), a total on `e_max` may fall (`σ ≤ 0`), one on a
+//! positive `e_min` may rise — not as equalities `C_ℓ Δ = 0`. Equalities
+//! froze whatever the prosumers reported, and their reports can contradict
+//! each other: on case33bw 4×4 seed 19, every buyer's and every seller's
+//! step put its total on `e_max` although the two sides' maxima differ, so
+//! the QP was feasible only through its slack; the coupling multipliers
+//! `λ + μ s` jumped by tens of $/kWh and the iterates cycled with the
+//! residual stuck at 3.64 kWh (1 in 9 seeded 4×4 markets). The one-sided
+//! rows are the bounds themselves at the active points, so the central
+//! optimum always gives a feasible `u + Δ` with zero slack; 200 of 200
+//! seeded 4×4 case33bw markets now clear (3–7 iterations), and so do the
+//! congested case30 4×4 markets that cycled before (4 of seeds 0..40).
+//! `warmup` (iterations before zero bounds enter at all) was needed while
+//! they were equalities — from the all-zero start they froze every seller
+//! at zero — and now defaults to 0.
 //!
 //! Network rows in the coordinator: all of them, as inequalities, rather
 //! than the grid block's active rows pinned as `G ΔP = 0`. The grid block's
@@ -47,8 +59,9 @@
 //! with several binding lines the iterates cycled (gap to the optimum
 //! ≈ 100 % after 60 iterations). With the inequalities the seeded congested
 //! case30 markets converge in 4–6 iterations within 0.1 % of the Clarabel
-//! optimum (`tests/aladin_ptdf.rs`), and case33bw as before: 6–7 iterations
-//! (12×12 to 100×100), within 10⁻⁴ with a binding voltage limit. The
+//! optimum (`tests/aladin_ptdf.rs`), and case33bw in 5–6 iterations
+//! (12×12 to 100×100, with the one-sided bound rows; the experiment
+//! `market-fig-6-6`), within 10⁻⁴ with a binding voltage limit. The
 //! QP has one inequality per network row more (a conic solve either way).
 
 use clarabel::algebra::CscMatrix;
@@ -69,8 +82,8 @@ pub struct AladinParams {
     pub mu: f64,
     pub tol: f64,
     pub max_iter: usize,
-    /// Iterations before the zero bounds `e_k ≥ 0` count as active in the
-    /// coordinator (see the module docs).
+    /// Iterations before the zero bounds `e_k ≥ 0` enter the coordinator
+    /// (see the module docs; 0 by default).
     pub warmup: usize,
 }
 
@@ -78,7 +91,7 @@ impl Default for AladinParams {
     fn default() -> Self {
         // 1e-4 relative: with the seed's 1e-3 a 1×1 market stopped after 3
         // iterations 0.25 % below the optimum; one more iteration reaches it
-        AladinParams { rho: 0.05, delta: 1e-4, mu: 100.0, tol: 1e-4, max_iter: 200, warmup: 3 }
+        AladinParams { rho: 0.05, delta: 1e-4, mu: 100.0, tol: 1e-4, max_iter: 200, warmup: 0 }
     }
 }
 
@@ -459,35 +472,6 @@ impl Aladin {
             b.push(0.0);
             row += 1;
         }
-        // active local bounds: zero trades stay zero, bound totals stay put
-        // (each pins one variable's change: a row `Δ_col = 0`)
-        let mut pin = |col: usize, row: &mut usize| {
-            ai.push(*row);
-            aj.push(col);
-            av.push(1.0);
-            b.push(0.0);
-            *row += 1;
-        };
-        for m in 0..mm {
-            for j in 0..nn {
-                if zero_active && buyer_res[m].zero[j] {
-                    pin(m * nn + j, &mut row);
-                }
-            }
-            if buyer_res[m].total_bound != 0 {
-                pin(off_sig_b + m, &mut row);
-            }
-        }
-        for j in 0..nn {
-            for m in 0..mm {
-                if zero_active && seller_res[j].zero[m] {
-                    pin(nx + m * nn + j, &mut row);
-                }
-            }
-            if seller_res[j].total_bound != 0 {
-                pin(off_sig_s + j, &mut row);
-            }
-        }
         // the grid block's balance Σ P = 0 always holds: 𝟙ᵀΔP = 0
         for c in 0..k {
             ai.push(row);
@@ -496,12 +480,50 @@ impl Aladin {
         }
         b.push(0.0);
         row += 1;
+        let eq_rows = row;
+        // active local bounds as one-sided rows `sign·Δ_col ≤ 0`: a zero
+        // trade may grow but not go negative, a total on `e_max` may fall
+        // but not rise, one on a positive `e_min` may rise but not fall.
+        // (Pinned as equalities `Δ_col = 0`, the active sets the prosumers
+        // reported could contradict each other — every buyer's and every
+        // seller's total "on e_max" while the two sides' maxima differ — and
+        // the QP was infeasible but for the slack; its multipliers
+        // `λ + μ s` then jumped by tens of $/kWh and the iterates cycled,
+        // seen on case33bw 4×4 seed 19. One-sided rows are the bounds
+        // themselves at the active points, so the central optimum is always
+        // a feasible `u + Δ` with zero slack.)
+        let mut bound = |col: usize, sign: f64, row: &mut usize| {
+            ai.push(*row);
+            aj.push(col);
+            av.push(sign);
+            b.push(0.0);
+            *row += 1;
+        };
+        for m in 0..mm {
+            for j in 0..nn {
+                if zero_active && buyer_res[m].zero[j] {
+                    bound(m * nn + j, -1.0, &mut row);
+                }
+            }
+            if buyer_res[m].total_bound != 0 {
+                bound(off_sig_b + m, f64::from(buyer_res[m].total_bound), &mut row);
+            }
+        }
+        for j in 0..nn {
+            for m in 0..mm {
+                if zero_active && seller_res[j].zero[m] {
+                    bound(nx + m * nn + j, -1.0, &mut row);
+                }
+            }
+            if seller_res[j].total_bound != 0 {
+                bound(off_sig_s + j, f64::from(seller_res[j].total_bound), &mut row);
+            }
+        }
         // every network row as an inequality, G (P^b + ΔP) ≤ h (not only the
         // grid block's active rows pinned as G ΔP = 0): the grid block's
         // Hessian is zero, so with equalities alone the QP moved P^b freely
         // along the rows the grid step had not yet found active, and on
         // meshed PTDF markets with several binding lines the iterates cycled
-        let eq_rows = row;
         for (r, g_row) in net.g.iter().enumerate() {
             let mut lhs = 0.0;
             for (c, v) in g_row.iter().enumerate() {

@@ -104,6 +104,19 @@ pub struct Clearing {
 
 /// Clears `market` on `net` with `algorithm`, beside the central reference.
 pub fn clear(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> Result<Clearing, ClearingError> {
+    clear_with(market, net, algorithm, None)
+}
+
+/// [`clear`] with an iteration cap for the distributed algorithms (`None`:
+/// their own, [`PdParams::for_market`] and
+/// [`crate::aladin::AladinParams::default`]); a run that reaches the cap
+/// unconverged is [`ClearingError::NoConvergence`]. The reference ignores it.
+pub fn clear_with(
+    market: &Market,
+    net: &MarketNetwork,
+    algorithm: Algorithm,
+    max_iter: Option<usize>,
+) -> Result<Clearing, ClearingError> {
     let reference = central::solve(market, net)?;
     let (bm, bn) = net.placement(market).map_err(ClearError::from)?;
     let t0 = Instant::now();
@@ -114,15 +127,18 @@ pub fn clear(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> Resu
             (reference.trades(), reference.iterations as usize, true, pr)
         }
         Algorithm::PrimalDual => {
-            let mut pd = PrimalDual::new(market, net, PdParams::for_market(market)).map_err(ClearError::from)?;
+            let mut prm = PdParams::for_market(market);
+            prm.max_iter = max_iter.unwrap_or(prm.max_iter);
+            let mut pd = PrimalDual::new(market, net, prm).map_err(ClearError::from)?;
             let converged = pd.run(market).is_some();
             let n = pd.sellers;
             let pr = (0..pd.buyers).map(|m| (0..n).map(|j| pd.lambda_at(m, j)).collect()).collect();
             (pd.settled(), pd.iterations, converged, pr)
         }
         Algorithm::Aladin => {
-            let mut al = crate::aladin::Aladin::new(market, net, crate::aladin::AladinParams::default())
-                .map_err(ClearError::from)?;
+            let mut prm = crate::aladin::AladinParams::default();
+            prm.max_iter = max_iter.unwrap_or(prm.max_iter);
+            let mut al = crate::aladin::Aladin::new(market, net, prm).map_err(ClearError::from)?;
             let converged = al.run(market, net).is_some();
             let pr = al.trade_prices();
             (al.settled(), al.iterations, converged, pr)

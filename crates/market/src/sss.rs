@@ -705,10 +705,14 @@ impl SssPrimalDual {
                 inj[bn[j]].push((m * nn + j, Scalar::ONE));
             }
         }
-        let rows = |coef: f64| -> Result<Vec<Vec<(usize, Scalar)>>, SssError> {
+        // the plaintext iteration's per-row weights (`PdParams::row_weights`)
+        let (c_row, gamma_row) = params.row_weights(net, &bm, &bn);
+        let ones = vec![1.0; net.h.len()];
+        let rows = |coef: &[f64]| -> Result<Vec<Vec<(usize, Scalar)>>, SssError> {
             net.g
                 .iter()
-                .map(|row| {
+                .zip(coef)
+                .map(|(row, coef)| {
                     row.iter()
                         .enumerate()
                         .filter(|(_, v)| **v != 0.0)
@@ -727,19 +731,19 @@ impl SssPrimalDual {
                     .collect()
             })
             .collect::<Result<Vec<_>, SssError>>()?;
-        let enc_all = |coef: f64| net.h.iter().map(|v| encode(coef * v)).collect::<Result<Vec<_>, _>>();
+        let enc_all = |coef: &[f64]| net.h.iter().zip(coef).map(|(v, c)| encode(c * v)).collect::<Result<Vec<_>, _>>();
         let zero = |n: usize| engine.public(&vec![Scalar::ZERO; n]);
         Ok(SssPrimalDual {
             x: zero(mm * nn),
             y: zero(mm * nn),
             lambda: zero(mm * nn),
             mu: zero(net.h.len()),
-            rows_c: rows(params.c)?,
-            rows_gamma: rows(params.gamma)?,
-            rows_g: rows(1.0)?,
-            h_c: enc_all(params.c)?,
-            h_gamma: enc_all(params.gamma)?,
-            h: enc_all(1.0)?,
+            rows_c: rows(&c_row)?,
+            rows_gamma: rows(&gamma_row)?,
+            rows_g: rows(&ones)?,
+            h_c: enc_all(&c_row)?,
+            h_gamma: enc_all(&gamma_row)?,
+            h: enc_all(&ones)?,
             cols_g,
             inj,
             a_b,

@@ -686,7 +686,7 @@ impl TearDo {
             }
         }
         if let Some((mu, bp)) = op {
-            report = Some(self.pd.apply_operator(&mu, &bp));
+            report = Some(self.pd.apply_operator(market, &mu, &bp));
         }
         *prev_inputs = mid;
         report.is_some_and(|r| r.converged)

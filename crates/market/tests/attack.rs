@@ -576,28 +576,35 @@ fn junk_requests_do_not_lock_honest_prosumers_out() {
 // ---------------------------------------------------------------- ALADIN
 
 // Expected: ALADIN clears seeded markets on the shipped case33bw within
-// 0.1 % of the central optimum (issue item 4). Observed: 23 of the seeds
-// 0..200 of 4 buyers × 4 sellers do not converge (seed 19: buyers on buses
-// 2, 9, 10, 29, sellers on 7, 22, 28, 5): the primal residual sticks at
-// 3.64 and the iterates cycle (still so after 3000 iterations), `clear`
-// returns Ok with welfare $0 against an optimum of $1.38 (gap 1.0) — and
-// `gridledger market clear --case case33bw --buyers 4 --sellers 4 --seed 19
-// --algorithm aladin` exits 0. 12 × 12 markets (40 seeds) all converge.
+// 0.1 % of the central optimum (issue item 4). Observed before the fix: 23
+// of the seeds 0..200 of 4 buyers × 4 sellers did not converge (seed 19:
+// buyers on buses 2, 9, 10, 29, sellers on 7, 22, 28, 5): the primal
+// residual stuck at 3.64 and the iterates cycled — the coordinator pinned
+// the active bounds the prosumers reported as equalities, the reports
+// contradicted each other (every total "on e_max"), the QP was feasible only
+// through its slack and the multipliers jumped by tens of $/kWh. Fixed by
+// one-sided active-bound rows (see `aladin`'s module docs). The sweep covers
+// seeds 0..50 (seed 19 among them) by default;
+// `GRIDLEDGER_ATTACK_SEEDS=200` widens it.
 #[test]
-#[ignore = "attack: ALADIN cycles on case33bw for ~1 in 9 seeded 4x4 markets (seed 19: residual stuck at 3.64, welfare 0)"]
 fn aladin_clears_a_small_seeded_market_on_case33bw() {
     let net = network_for(&Case::parse(CASE33BW).unwrap(), 1.0).unwrap();
-    let m = Market::generate(19, 4, 4, &net.bus_ids);
-    let r = clear(&m, &net, Algorithm::Aladin).unwrap();
-    assert!(
-        r.converged && r.relative_gap.abs() <= 1e-3,
-        "observed: converged {} after {} iterations, welfare {} optimum {} gap {}",
-        r.converged,
-        r.iterations,
-        r.welfare,
-        r.optimum,
-        r.relative_gap
-    );
+    let seeds: u64 = std::env::var("GRIDLEDGER_ATTACK_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let mut seen = Vec::new();
+    for seed in 0..seeds.max(50) {
+        let m = Market::generate(seed, 4, 4, &net.bus_ids);
+        // `clear` refuses a run that did not converge, or stopped more than
+        // 0.1 % off the central optimum; check the gap here as well
+        match clear(&m, &net, Algorithm::Aladin) {
+            Ok(r) if r.converged && r.relative_gap.abs() <= 1e-3 => {}
+            Ok(r) => seen.push(format!(
+                "seed {seed}: converged {} after {} iterations, welfare {} optimum {} gap {}",
+                r.converged, r.iterations, r.welfare, r.optimum, r.relative_gap
+            )),
+            Err(e) => seen.push(format!("seed {seed}: {e}")),
+        }
+    }
+    assert!(seen.is_empty(), "observed: {seen:?}");
 }
 
 // ---------------------------------------------------------------- primal-dual
@@ -682,29 +689,67 @@ fn aladin_converged_means_within_a_tenth_of_a_percent_without_any_network() {
 // Expected: the primal–dual iteration clears the generator's own seeded
 // markets on congested case30 within 0.1 % (the module docs claim it
 // reaches the Clarabel optimum within 1e-3 on congested case30 markets).
-// Observed, all with e_min = 0 as generated and reachable from the CLI
-// (`gridledger market clear --limit-scale 1e-4 --buyers 2 --sellers 2
-// --seed N`, exit 0 each time):
-// - seed 14: stops "converged" after 41 iterations 0.17 % below the optimum
-//   (the stopping rule fires before the line price has settled);
-// - seed 20: never converges — 200 000 iterations, welfare 82 % below the
+// Observed before the fix, all with e_min = 0 as generated and reachable
+// from the CLI (`gridledger market clear --limit-scale 1e-4 --buyers 2
+// --sellers 2 --seed N`, exit 0 each time):
+// - seed 14: stopped "converged" after 41 iterations 0.17 % below the
+//   optimum (the stopping rule fired before the line price had settled);
+// - seed 20: never converged — 200 000 iterations, welfare 82 % below the
 //   optimum (and 4 × 4, seed 20: 3.4 % below).
+// Fixed by a duality-gap certificate in the stopping rule and per-row line
+// weights (see `primal_dual`'s module docs). The sweep: seeds 0..40 of
+// 2 × 2 and 4 × 4 (14 and 20 among them), each compared with the central
+// optimum by `clear`; `GRIDLEDGER_ATTACK_SEEDS=N` widens it.
 #[test]
-#[ignore = "attack: primal-dual on seeded congested case30 2x2: seed 14 'converged' 0.17 % off, seed 20 no convergence (gap 82 %)"]
 fn primal_dual_clears_small_seeded_congested_markets() {
     let net = case30_net(1e-4);
+    let seeds: u64 = std::env::var("GRIDLEDGER_ATTACK_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let mut seen = Vec::new();
-    for seed in [14u64, 20] {
-        let m = Market::generate(seed, 2, 2, &net.bus_ids);
-        let r = clear(&m, &net, Algorithm::PrimalDual).unwrap();
-        if !(r.converged && r.relative_gap.abs() <= 1e-3) {
-            seen.push(format!(
-                "seed {seed}: converged {} after {} iterations, gap {:.2e}",
-                r.converged, r.iterations, r.relative_gap
-            ));
+    for k in [2, 4] {
+        for seed in 0..seeds.max(40) {
+            let m = Market::generate(seed, k, k, &net.bus_ids);
+            match clear(&m, &net, Algorithm::PrimalDual) {
+                Ok(r) if r.converged && r.relative_gap.abs() <= 1e-3 => {}
+                Ok(r) => seen.push(format!(
+                    "{k}x{k} seed {seed}: converged {} after {} iterations, gap {:.2e}",
+                    r.converged, r.iterations, r.relative_gap
+                )),
+                Err(e) => seen.push(format!("{k}x{k} seed {seed}: {e}")),
+            }
         }
     }
     assert!(seen.is_empty(), "observed: {seen:?}");
+}
+
+// Expected: when the primal–dual iteration reports `converged`, its
+// duality certificate holds — the welfare of the settled trades and the
+// dual function at its own prices agree within the stopping tolerance —
+// and the welfare is within 0.1 % of the central optimum, which the dual
+// bounds from above. Seed 14 (2 × 2, congested case30) is the market whose
+// residual tests passed 0.17 % off the optimum.
+#[test]
+fn primal_dual_converged_means_a_closed_duality_gap() {
+    use gridledger_market::primal_dual::{PdParams, PrimalDual};
+    let net = case30_net(1e-4);
+    let m = Market::generate(14, 2, 2, &net.bus_ids);
+    let optimum = central::solve(&m, &net).unwrap().welfare;
+    let mut pd = PrimalDual::new(&m, &net, PdParams::for_market(&m)).unwrap();
+    let mut certified = None;
+    while pd.iterations < 10_000 {
+        let r = pd.step(&m);
+        if let Some(c) = r.certificate {
+            // weak duality: the dual bounds the optimum at every iterate
+            assert!(c.dual >= optimum - 1e-9 * optimum.abs(), "dual {} below the optimum {optimum}", c.dual);
+        }
+        if r.converged {
+            certified = r.certificate;
+            break;
+        }
+    }
+    let c = certified.expect("converged with a certificate");
+    assert!(c.holds(pd.params.gap_tol) && c.relative_gap().abs() <= pd.params.gap_tol, "{c:?}");
+    let w = m.welfare(&pd.settled());
+    assert!(((optimum - w) / optimum).abs() <= 1e-3, "welfare {w} optimum {optimum}");
 }
 
 // Expected: the market's line limits do not depend on the (arbitrary) power

@@ -137,3 +137,30 @@ fn a_bad_market_is_refused_before_iterating() {
     let net = MarketNetwork::ptdf(&dc, 1.0).unwrap();
     assert!(PrimalDual::new(&market, &net, PdParams::for_market(&Market::generate(1, 3, 3, &dc.bus_ids))).is_err());
 }
+
+/// The per-row line weights keep each row's curvature `c_r ‖D_r‖²` within
+/// `θ / α`, and leave rows that were already gentle at `c`; on congested
+/// case30 2×2 seed 20 (every prosumer next to lines 25-26 and 25-27) the
+/// full weight exceeded it — the market cycled before the weights.
+#[test]
+fn row_weights_bound_each_rows_curvature() {
+    let dc = case30();
+    let net = MarketNetwork::ptdf(&dc, 1e-4).unwrap();
+    let market = Market::generate(20, 2, 2, &dc.bus_ids);
+    let prm = PdParams::for_market(&market);
+    let (bm, bn) = net.placement(&market).unwrap();
+    let (c_row, gamma_row) = prm.row_weights(&net, &bm, &bn);
+    let mut reduced = 0;
+    for (r, row) in net.g.iter().enumerate() {
+        // ‖D_r‖² by its definition, trade by trade
+        let d2: f64 = bm.iter().flat_map(|&i| bn.iter().map(move |&j| (row[j] - row[i]).powi(2))).sum();
+        assert!(c_row[r] <= prm.c && c_row[r] > 0.0);
+        assert!(prm.alpha * c_row[r] * d2 <= prm.line_theta * (1.0 + 1e-9), "row {r}");
+        assert!((gamma_row[r] - c_row[r] / 4.0).abs() <= 1e-15);
+        if c_row[r] < prm.c {
+            reduced += 1;
+            assert!(prm.alpha * prm.c * d2 > prm.line_theta, "row {r} reduced needlessly");
+        }
+    }
+    assert!(reduced > 0, "some row of this market needed a smaller weight");
+}

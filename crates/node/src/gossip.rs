@@ -7,7 +7,7 @@
 //! only hands the frame over (a bounded queue; a full queue drops it, gossip
 //! is best effort) and a verifier thread checks it:
 //!
-//! - in growing chunks (64, then doubling), stopping as soon as more than a
+//! - in growing chunks (64, then doubling up to 128), stopping as soon as more than a
 //!   quarter of the signatures checked so far fail: an honest validator only
 //!   gossips transactions it verified itself, so a bad signature is proof of
 //!   a faulty or Byzantine sender, and a frame of them costs at most a chunk;
@@ -18,6 +18,11 @@
 //!   sender's nonces split over two frames of one peer stay in order), so
 //!   the verifier keeps up with bursts instead of working through the
 //!   queue one frame at a time;
+//! - proposal validation goes first: before each chunk the verifier waits
+//!   while a proposal is being validated ([`Shared::yield_to_validation`]),
+//!   so the signatures the next votes wait for are not queued on the rayon
+//!   pool behind gossip's (which only pre-verifies what a later proposal
+//!   may carry, and then skips what the validation admitted);
 //! - transactions already verified here are skipped: pending in the
 //!   mempool (admitted from a client, from gossip, or from a proposal this
 //!   node validated, see [`crate::validator::validate_proposal`]) or
@@ -44,6 +49,10 @@ const QUEUE: usize = 64;
 const BATCH: usize = 8;
 /// First chunk of signatures checked before the share of failures is judged.
 const FIRST_CHUNK: usize = 64;
+/// Largest chunk (chunks double from [`FIRST_CHUNK`]): between two chunks
+/// verification yields to proposal validation, so this bounds how long a
+/// validation's signature checks wait on the rayon pool behind gossip's.
+const MAX_CHUNK: usize = 128;
 
 /// The driver's handle on the verifier thread; dropping it stops the thread.
 pub(crate) struct GossipVerifier {
@@ -153,7 +162,12 @@ pub(crate) fn verify_frame(shared: &Shared, body: &[u8]) -> Verdict {
     );
     match gridledger_core::codec::decode::<Vec<SignedTransaction>>(body, MAX_FRAME) {
         Ok(txs) => {
-            let r = check_frame(txs, |c| shared.unknown_txs(c), |t| shared.rules.check_decoded(t));
+            // Before each chunk: a proposal being validated goes first.
+            let unknown = |c| {
+                shared.yield_to_validation();
+                shared.unknown_txs(c)
+            };
+            let r = check_frame(txs, unknown, |t| shared.rules.check_decoded(t));
             let checked = match &r {
                 Ok(c) => c.len(),
                 Err(a) => a.checked,
@@ -213,7 +227,7 @@ pub(crate) struct Abandoned {
     pub bad: usize,
 }
 
-/// Checks a frame in chunks of 64, 64, 128, 256, ... (in parallel within a
+/// Checks a frame in chunks of 64, 64, 128, 128, ... (in parallel within a
 /// chunk), giving up once more than a quarter of those checked so far carry
 /// a bad signature. Other refusals (fee, size) are not counted: honest
 /// validators may disagree on those after a configuration change. Each
@@ -229,7 +243,7 @@ pub(crate) fn check_frame(
     let mut bad = 0usize;
     let mut rest = txs.into_iter();
     loop {
-        let size = out.len().max(FIRST_CHUNK);
+        let size = out.len().clamp(FIRST_CHUNK, MAX_CHUNK);
         let chunk: Vec<_> = rest.by_ref().take(size).collect();
         if chunk.is_empty() {
             return Ok(out);
@@ -416,6 +430,35 @@ mod tests {
         assert!(!verify_and_admit(&shared2, 1, &wire(&txs)[1..]));
         assert!(crate::validator::validate_proposal(&shared2, &poisoned).is_err());
         assert_eq!(shared2.metrics.pbft_validate_signatures.load(Relaxed), 1, "only the forgery needed a check");
+    }
+
+    /// Issue 9 item 10: gossip verification does not compete with a
+    /// proposal's validation. While one is under way a gossip frame checks
+    /// no signature (it waits before its first chunk); once the validation
+    /// is done it goes on and admits the frame.
+    #[test]
+    fn gossip_verification_waits_while_a_proposal_is_validated() {
+        let shared = follower();
+        let txs = frame(10, 0);
+        let validating = shared.validating();
+        let verifier = {
+            let shared = shared.clone();
+            std::thread::spawn(move || verify_and_admit(&shared, 1, &wire(&txs)[1..]))
+        };
+        // Readiness signal: the verifier reached its first chunk and paused.
+        while shared.metrics.pbft_gossip_yields.load(Relaxed) == 0 {
+            assert!(!verifier.is_finished(), "gossip was verified without waiting for the validation");
+            std::thread::yield_now();
+        }
+        assert_eq!(shared.metrics.pbft_gossip_signatures.load(Relaxed), 0, "nothing checked while validating");
+        assert_eq!(shared.chain().mempool().len(), 0);
+        drop(validating);
+        assert!(!verifier.join().unwrap());
+        assert_eq!(shared.metrics.pbft_gossip_signatures.load(Relaxed), 10);
+        assert_eq!(shared.chain().mempool().len(), 10, "admitted once the validation was done");
+        // With no validation under way it never waits.
+        assert!(!verify_and_admit(&shared, 1, &wire(&frame(12, 0)[10..])[1..]));
+        assert_eq!(shared.metrics.pbft_gossip_yields.load(Relaxed), 1);
     }
 
     /// Frames queued together are verified in parallel but admitted in

@@ -46,11 +46,21 @@ pub struct Metrics {
     /// The PBFT replica's current view, and 1 while it is changing views.
     pub pbft_view: AtomicU64,
     pub pbft_view_changing: AtomicU64,
+    /// Times gossip verification paused for a proposal validation, and
+    /// how long it waited in all (µs).
+    pub pbft_gossip_yields: AtomicU64,
+    pub pbft_gossip_yield_us: AtomicU64,
 }
 
 impl Metrics {
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 21] = [
+        let rows: [(&str, &str, &str, u64); 22] = [
+            (
+                "gridledger_pbft_gossip_yields_total",
+                "counter",
+                "Times gossip verification paused for a proposal validation",
+                self.pbft_gossip_yields.load(Relaxed),
+            ),
             ("gridledger_pbft_view", "gauge", "The PBFT replica's current view", self.pbft_view.load(Relaxed)),
             (
                 "gridledger_pbft_view_changing",
@@ -160,6 +170,11 @@ impl Metrics {
             ),
             ("gridledger_pbft_validate_seconds_total", "Re-executing and checking proposals", &self.pbft_validate_us),
             ("gridledger_pbft_build_seconds_total", "Building proposals as leader", &self.pbft_build_us),
+            (
+                "gridledger_pbft_gossip_yield_seconds_total",
+                "Gossip verification waiting for proposal validations",
+                &self.pbft_gossip_yield_us,
+            ),
             ("gridledger_pbft_commit_seconds_total", "Persisting certified blocks", &self.pbft_commit_us),
             (
                 "gridledger_pbft_gossip_seconds_total",

@@ -74,6 +74,27 @@ pub struct Shared {
     fault: Mutex<Option<String>>,
     /// Per-peer inbound lanes of the peer links, when there are any.
     inbound_lanes: std::sync::OnceLock<Arc<crate::p2p::Lanes>>,
+    /// Proposal validations under way; gossip verification waits for them
+    /// ([`Shared::yield_to_validation`]).
+    validating: (Mutex<usize>, Condvar),
+}
+
+/// Gossip verification waits at most this long for proposal validations
+/// (a bound, not a schedule: a validation normally ends well before).
+pub(crate) const MAX_GOSSIP_YIELD: Duration = Duration::from_secs(2);
+
+/// A proposal validation under way; dropping it lets gossip verification go on.
+pub(crate) struct Validating<'a>(&'a Shared);
+
+impl Drop for Validating<'_> {
+    fn drop(&mut self) {
+        let (m, cv) = &self.0.validating;
+        let mut n = m.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            cv.notify_all();
+        }
+    }
 }
 
 impl Shared {
@@ -113,12 +134,38 @@ impl Shared {
             driver: Mutex::new(None),
             fault: Mutex::new(None),
             inbound_lanes: std::sync::OnceLock::new(),
+            validating: (Mutex::new(0), Condvar::new()),
         })
     }
 
     /// The validator driver's inbox, in multi-validator mode (to wake it).
     pub(crate) fn driver_inbox(&self) -> Option<std::sync::mpsc::Sender<crate::validator::Input>> {
         self.driver.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Marks a proposal validation under way until the guard drops (issue 9
+    /// item 10): a proposal is what the next votes wait for, while gossip
+    /// only pre-verifies transactions a later proposal may carry, so gossip
+    /// verification pauses between its chunks meanwhile and the
+    /// validation's signature checks do not queue on the rayon pool behind
+    /// gossip frames.
+    pub(crate) fn validating(&self) -> Validating<'_> {
+        *self.validating.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        Validating(self)
+    }
+
+    /// Waits (at most [`MAX_GOSSIP_YIELD`]) while a proposal validation is
+    /// under way; called by gossip verification before each chunk.
+    pub(crate) fn yield_to_validation(&self) {
+        let (m, cv) = &self.validating;
+        let n = m.lock().unwrap_or_else(|p| p.into_inner());
+        if *n == 0 {
+            return;
+        }
+        self.metrics.pbft_gossip_yields.fetch_add(1, Relaxed);
+        let t = Instant::now();
+        let _ = cv.wait_timeout_while(n, MAX_GOSSIP_YIELD, |n| *n > 0).unwrap_or_else(|p| p.into_inner());
+        crate::validator::add_us(&self.metrics.pbft_gossip_yield_us, t);
     }
 
     /// Sets the validator driver's inbox: admitted transactions are then

@@ -463,6 +463,8 @@ pub(crate) fn validate_proposal(
     block: &Block,
 ) -> Result<ExecutedBlock, gridledger_ledger::ChainError> {
     use rayon::prelude::*;
+    // Gossip verification pauses until this validation is done.
+    let _validating = shared.validating();
     let which = shared.chain().unverified(block);
     let checked: Vec<(usize, Result<VerifiedTx, SubmitError>)> = block
         .txs
@@ -1702,6 +1704,23 @@ mod tests {
         let b = p.drivers[1].shared.store.block(1).unwrap().unwrap();
         assert_ne!(b.header.proposer, dev_validator(0).public());
         assert!(p.drivers[0].shared.metrics.pbft_regossiped.load(Relaxed) >= 1);
+    }
+
+    /// Issue 9 item 10: `gridledger_mempool_size` follows commits. Before,
+    /// only admissions set it, so under PBFT it kept showing transactions
+    /// that a block had already taken out of the mempool.
+    #[test]
+    fn the_mempool_gauge_drops_when_a_block_commits() {
+        let mut p = Pump::new(4);
+        let hashes = [submit(&p.drivers[0], 0), submit(&p.drivers[0], 1)];
+        assert_eq!(p.drivers[0].shared.metrics.mempool.load(Relaxed), 2);
+        let all = |ds: &[Driver]| hashes.iter().all(|h| committed_everywhere(*h)(ds));
+        assert!(p.run(60_000, |_, _, _| false, all));
+        for d in &p.drivers {
+            assert_eq!(d.shared.chain().mempool().len(), 0);
+            assert_eq!(d.shared.metrics.mempool.load(Relaxed), 0, "the gauge follows the commit");
+            assert!(d.shared.metrics.render().contains("\ngridledger_mempool_size 0\n"));
+        }
     }
 
     /// As above, but every gossip frame of validator 0 is lost (say its

@@ -340,6 +340,10 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     pub traders: BTreeMap<Address, KeyPair>,
     /// Bonded challenges sent by traders.
     pub bonded_challenges: u64,
+    /// Held rewards ([`crate::primary::commit_dispute`]) this driver's
+    /// validators already tried to claim, so a claim that is refused is
+    /// not re-sent at every step.
+    claims_tried: BTreeSet<u64>,
     /// The settled state reconstructed so far from chain data: batches
     /// below `.0` applied ([`Self::settled_state`]).
     pub state_cache: std::cell::RefCell<(u64, PreState)>,
@@ -477,6 +481,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             disputes_handled: 0,
             traders: BTreeMap::new(),
             bonded_challenges: 0,
+            claims_tried: BTreeSet::new(),
             state_cache: std::cell::RefCell::new((0, PreState::default())),
         };
         d.traders = (0..d.cfg.participants).map(dev_key).map(|k| (k.address(), k)).collect();
@@ -849,8 +854,36 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         self.executors.iter().position(|(k, _)| k.address() == *assigned).ok_or(DriverError::UnknownNode(*assigned))
     }
 
+    /// A committed discloser whose batch another party overturned first
+    /// (the reward is held for it, `held_batches`) sends its committed
+    /// dispute again, rebuilt from the batch as posted, even after a
+    /// restart: the batch's posted TCRs are block data, so its validator
+    /// re-derives exactly the dispute it committed to. Only the dispute is
+    /// sent (its commitment is on chain already, or the claim earns
+    /// nothing); each held batch is tried once per driver.
+    fn claim_held(&mut self) -> Result<(), DriverError> {
+        let held: Vec<(u64, BatchHeader)> = self.view_borsh("held_batches", vec![])?;
+        for (batch, posted) in held {
+            let Some(i) = self.validators.iter().position(|(k, _)| k.address() == posted.validator) else { continue };
+            if !self.claims_tried.insert(batch) {
+                continue;
+            }
+            let mut input = self.batch_input(batch)?;
+            input.header = posted;
+            input.leaves = batch_leaves(&self.primary, &input.header, &self.cfg.params.domain, &input.entries)?;
+            input.tcrs = input.leaves.as_ref().map(|ls| ls.iter().map(|l| l.tcr.clone()).collect());
+            let step = self.validators[i].1.on_tcrs_recorded(&input);
+            let key = self.validators[i].0.clone();
+            for c in step.calls.into_iter().filter(|c| c.target == Target::Primary && c.method != "commit_dispute") {
+                self.primary_call(&key, c.method, c.args, Amount::ZERO)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs §3.4 Steps 2–5 until every recorded batch has settled.
     pub fn process(&mut self, rng: &mut impl Rng) -> Result<Vec<SettledBatch>, DriverError> {
+        self.claim_held()?;
         let mut out = Vec::new();
         loop {
             let (next, fin) = self.progress()?;

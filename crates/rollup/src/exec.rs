@@ -74,6 +74,51 @@ pub enum ApplyError {
     PoolNotEmpty(Amount),
     #[error("amount overflow")]
     Overflow,
+    /// A claim (ws) that the slots' unclaimed net export does not cover.
+    #[error("the slots' unclaimed net export does not cover {0} ws")]
+    ExportClaimed(u128),
+}
+
+/// How `ws` watt-seconds are claimed against `slots` (each with its net
+/// metered export in ws) given what earlier claims took there (`claimed`):
+/// the claim is covered when the net unclaimed export over its slots,
+/// `Σ (export − claimed)` (an importing slot counts negative, seed Ch.3 ST
+/// Step 4), is at least `ws`; it then takes, in exact integers, from the
+/// slots with unclaimed export, the *latest* slot first, so the earlier
+/// slots of a long period stay free for shorter agreements inside it that
+/// settle after it. `None` when not covered or on overflow. The
+/// allocation is greedy per claim, in claim order (a claim never moves an
+/// earlier one); claims of nested or equal periods are always served as
+/// well as one period-wide check would.
+pub fn claim_alloc(
+    claimed: &BTreeMap<SlotKey, u128>,
+    slots: &[(SlotKey, i128)],
+    ws: u128,
+) -> Option<Vec<(SlotKey, u128)>> {
+    let free = |k: &SlotKey, m: i128| -> Option<i128> {
+        m.checked_sub(i128::try_from(claimed.get(k).copied().unwrap_or(0)).ok()?)
+    };
+    let mut net = 0i128;
+    for (k, m) in slots {
+        net = net.checked_add(free(k, *m)?)?;
+    }
+    if net < i128::try_from(ws).ok()? {
+        return None;
+    }
+    let mut need = ws;
+    let mut out = Vec::new();
+    for (k, m) in slots.iter().rev() {
+        if need == 0 {
+            break;
+        }
+        let f = free(k, *m)?;
+        if f > 0 {
+            let take = need.min(u128::try_from(f).ok()?);
+            out.push((*k, take));
+            need -= take;
+        }
+    }
+    (need == 0).then_some(out)
 }
 
 /// The IOR state a batch reads: traders' records and open agreements.
@@ -205,13 +250,8 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
             StSettlement::SellerDelivered => {
                 let IorTx::St(s) = &e.tx else { return None };
                 let mut v = to_buyer(t.seller, t.buyer)?;
-                // EM claimed per grid slot of the readings.
-                v.extend(
-                    s.claim_split()?
-                        .into_iter()
-                        .filter(|(_, c, _)| *c > 0)
-                        .map(|(slot, ws, _)| Effect::Claim { slot, ws }),
-                );
+                // EM claimed against the readings' grid slots.
+                v.push(Effect::ClaimExport { slots: s.claim_split()?, ws: u128::from(t.em.0).checked_mul(3600)? });
                 Some(v)
             }
             StSettlement::SellerShortfall => to_buyer(t.buyer, t.seller),
@@ -298,6 +338,13 @@ pub fn apply_effects(
             Effect::Claim { slot, ws } => {
                 let c = s.claimed.entry(*slot).or_insert(0);
                 *c = c.checked_add(*ws).ok_or(ApplyError::Overflow)?;
+            }
+            Effect::ClaimExport { slots, ws } => {
+                let takes = claim_alloc(&s.claimed, slots, *ws).ok_or(ApplyError::ExportClaimed(*ws))?;
+                for (slot, take) in takes {
+                    let c = s.claimed.entry(slot).or_insert(0);
+                    *c = c.checked_add(take).ok_or(ApplyError::Overflow)?;
+                }
             }
         }
     }
@@ -586,9 +633,7 @@ fn execute_st(
     let delivered = certified
         && on_grid
         && s.claim_split().is_some_and(|split| {
-            split.iter().all(|(slot, c, m)| {
-                st.claimed.get(slot).copied().unwrap_or(0).checked_add(*c).is_some_and(|total| total <= *m)
-            })
+            u128::from(t.em.0).checked_mul(3600).is_some_and(|ws| claim_alloc(&st.claimed, &split, ws).is_some())
         });
     Ok(Outcome::StSettled(if delivered { StSettlement::SellerDelivered } else { StSettlement::SellerShortfall }))
 }

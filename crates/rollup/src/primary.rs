@@ -402,6 +402,17 @@ pub enum EntryDisputeError {
     /// `dispute`.
     #[error("batch {batch}'s dispute window closed at {until}, now {now}")]
     WindowClosed { batch: u64, until: u64, now: u64 },
+    /// A claim of a held reward ([`HeldReward`]) by a committer while a
+    /// commitment recorded before the claimer's is still within its
+    /// reveal window: the first committer has priority.
+    #[error(
+        "batch {batch}'s held reward: commitment #{earlier} was recorded before the claimer's and may still reveal"
+    )]
+    EarlierCommitment { batch: u64, earlier: u64 },
+    /// A whole-batch `dispute` claiming a held reward whose claimed TCRs
+    /// are not the chain's own run of the batch.
+    #[error("the claimed TCRs are not batch {0}'s correct TCRs")]
+    WrongClaimedTcrs(u64),
 }
 
 /// `Err` once batch `h`'s dispute window has passed: the same instant from
@@ -536,10 +547,29 @@ fn qkey(i: u64) -> Vec<u8> {
 fn rhkey(batch: u64) -> Vec<u8> {
     [b"rh/".as_slice(), &batch.to_be_bytes()].concat()
 }
-/// `dc/COMMITMENT`: who first sent a dispute commitment
-/// ([`crate::types::dispute_commitment`]), and at which height and time.
-fn dckey(d: &Hash32) -> Vec<u8> {
-    [b"dc/".as_slice(), d.as_bytes()].concat()
+/// The batches whose disclosure reward is held ([`HeldReward`]), so a
+/// restarted committed discloser finds them (view `held_batches`).
+const HELD_LIST: &[u8] = b"rhl";
+/// `dc/COMMITMENT/COMMITTER`: a dispute commitment
+/// ([`crate::types::dispute_commitment`]) as sent by one committer:
+/// [`DcRecord`]. Keyed per committer, so a commitment sent by another
+/// address never blocks the committer's own.
+fn dckey(d: &Hash32, who: &Address) -> Vec<u8> {
+    [b"dc/".as_slice(), d.as_bytes(), who.as_bytes()].concat()
+}
+/// `dq/SEQ`: the commitment recorded `SEQ`-th (inclusion order), as
+/// `(commitment, committer, time)`.
+fn dqkey(seq: u64) -> Vec<u8> {
+    [b"dq/".as_slice(), &seq.to_be_bytes()].concat()
+}
+/// Number of dispute commitments ever recorded.
+const DC_COUNT: &[u8] = b"dcn";
+/// A recorded dispute commitment: height, time and inclusion sequence.
+#[derive(BorshSerialize, BorshDeserialize, Clone, Copy)]
+struct DcRecord {
+    height: u64,
+    time: Timestamp,
+    seq: u64,
 }
 fn tkey(id: u64, at: bool) -> Vec<u8> {
     [if at { b"ta/".as_slice() } else { b"ts/".as_slice() }, &id.to_be_bytes()].concat()
@@ -1269,7 +1299,10 @@ fn punish(
         Reward::Pay(to) => ctx.pay(&to, reward)?,
         // Kept by the contract for the batch's committed discloser ([`claim`]).
         Reward::Hold(header, pre_root) => {
-            ctx.write_typed(&rhkey(h.id), &HeldReward { reward, height: ctx.height(), header: *header, pre_root })?
+            ctx.write_typed(&rhkey(h.id), &HeldReward { reward, height: ctx.height(), header: *header, pre_root })?;
+            let mut list = ctx.read_typed::<Vec<u64>>(HELD_LIST)?.unwrap_or_default();
+            list.push(h.id);
+            ctx.write_typed(HELD_LIST, &list)?;
         }
         Reward::Burn => {}
     }
@@ -1368,6 +1401,8 @@ struct Against {
     /// The batch's held reward, when this dispute claims it
     /// ([`HeldReward`]).
     claim: Option<Amount>,
+    /// The store key of the caller's commitment this claim reveals.
+    commitment: Vec<u8>,
 }
 
 /// What every dispute checks first: the caller is a bonded challenger or
@@ -1394,10 +1429,14 @@ fn begin_dispute(
     };
     if let Some(held) = ctx.read_typed::<HeldReward>(&rhkey(batch))? {
         let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
-        if committed_before(ctx, &c, &digest, held.height)? {
+        if let Some(mine) = committed_before(ctx, c.window_ms, &digest, held.height)? {
+            if let Some(earlier) = earlier_live_commitment(ctx, &c, mine.1.seq)? {
+                return Ok(Err(EntryDisputeError::EarlierCommitment { batch, earlier }));
+            }
             let root = held.header.tcr_root.unwrap_or(Hash32::ZERO);
             let (h, pre_root, claim) = (held.header, held.pre_root, Some(held.reward));
-            return Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim }));
+            let commitment = mine.0;
+            return Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim, commitment }));
         }
     }
     let h = header(ctx, batch)?;
@@ -1408,13 +1447,17 @@ fn begin_dispute(
         return Ok(Err(e));
     }
     let pre_root = settled_root(ctx)?;
-    Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim: None }))
+    Ok(Ok(Against { c, caller, bond, staked_node, h, root, pre_root, claim: None, commitment: Vec::new() }))
 }
 
 /// A successful claim of a batch's held reward ([`begin_dispute`]): the
 /// caller is paid the reward and its bond back, once.
 fn claim(ctx: &mut CallContext<'_, '_>, d: &Against, reward: Amount) -> Result<Vec<u8>, ContractError> {
     ctx.delete(&rhkey(d.h.id))?;
+    let mut list = ctx.read_typed::<Vec<u64>>(HELD_LIST)?.unwrap_or_default();
+    list.retain(|b| *b != d.h.id);
+    ctx.write_typed(HELD_LIST, &list)?;
+    spend_commitment(ctx, &d.commitment)?;
     let back = d.bond.checked_add(reward).ok_or_else(|| ContractError::Revert("overflow".into()))?;
     ctx.pay(&d.caller, back)?;
     ctx.emit(
@@ -1442,10 +1485,14 @@ fn rewardee(
 ) -> Result<Reward, ContractError> {
     let digest = ctx.hash(crate::types::TAG_DISPUTE_COMMIT, &bytes(&(method, raw)))?;
     let height = ctx.height();
-    Ok(match committed_before(ctx, &d.c, &digest, height)? {
-        true if earned => Reward::Pay(d.caller),
-        true => Reward::Burn,
-        false => Reward::Hold(Box::new(d.h.clone()), d.pre_root),
+    let mine = committed_before(ctx, d.c.window_ms, &digest, height)?;
+    if let Some((key, _)) = &mine {
+        spend_commitment(ctx, key)?;
+    }
+    Ok(match mine {
+        Some(_) if earned => Reward::Pay(d.caller),
+        Some(_) => Reward::Burn,
+        None => Reward::Hold(Box::new(d.h.clone()), d.pre_root),
     })
 }
 
@@ -1494,6 +1541,12 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
         return Ok(bytes(&false));
     }
     if let Some(reward) = d.claim {
+        // A claim carries a dispute checked exactly as a direct one: its
+        // claimed TCRs must be the batch's correct ones (a blind dispute
+        // built without executing the batch claims nothing).
+        if a.claimed != correct {
+            return revert(EntryDisputeError::WrongClaimedTcrs(d.h.id).to_string());
+        }
         return claim(ctx, &d, reward);
     }
     ctx.pay(&d.caller, d.bond)?;
@@ -1509,9 +1562,12 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
 /// `c = H(TAG_DISPUTE_COMMIT_BY, dispute_digest, committer address)`
 /// ([`crate::types::dispute_commitment`] of
 /// [`crate::types::dispute_digest`] of the method and arguments), stored
-/// keyed by `c` with the height and time it was recorded; the first live
-/// commitment of a `c` stands (a later one is refused and changes
-/// nothing). It reveals neither the batch nor the dispute, so watching
+/// keyed by `c` *and the committer* with the height, time and inclusion
+/// sequence it was recorded at (attack r4 finding 2): since `c` binds its
+/// committer, a copy of `c` sent by another address binds nobody and never
+/// blocks the committer's own; a committer's second live commitment of
+/// the same `c` is refused and changes nothing. Its reveal window is
+/// measured from the committer's own commitment. It reveals neither the batch nor the dispute, so watching
 /// the mempool tells a copier nothing it could commit to first.
 ///
 /// The reward of a batch belongs to its first committed discloser:
@@ -1530,10 +1586,12 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
 ///   pays once. Later disputes of the batch earn nothing: they are
 ///   refused (the batch is overturned; [`EntryDisputeError`]).
 ///
-/// Commitments are hidden, so the chain cannot order the commitments to a
-/// batch until they are revealed: among parties that committed before the
-/// batch was overturned, the first to reveal a valid dispute is paid. Each
-/// of them found the fault itself (nothing public named the batch yet).
+/// A held reward goes to the *first* committer (by inclusion order) whose
+/// reveal is a valid dispute (attack r4 finding 1): a claim is checked
+/// exactly as a direct dispute (a whole-batch `dispute` whose claimed
+/// TCRs are not the batch's claims nothing), and a later committer's
+/// claim is refused while an earlier, unrevealed commitment is within the
+/// first half of its reveal window ([`earlier_live_commitment`]).
 ///
 /// **Reveal window.** A commitment expires `window_ms` (the dispute
 /// window) after it was recorded: revealed later, it earns nothing, and
@@ -1548,13 +1606,20 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
 /// recovers at most `ë × y` of its deposit, the rest is burned.
 fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<Vec<u8>, ContractError> {
     let c = cfg(ctx)?;
-    if let Some((who, at, time)) = ctx.read_typed::<(Address, u64, Timestamp)>(&dckey(&commitment))? {
-        if ctx.timestamp() < time.saturating_add(c.window_ms) {
-            return revert(format!("dispute commitment {commitment} already committed by {who} at height {at}"));
+    let who = ctx.caller();
+    let key = dckey(&commitment, &who);
+    if let Some(r) = ctx.read_typed::<DcRecord>(&key)? {
+        if ctx.timestamp() < r.time.saturating_add(c.window_ms) {
+            return revert(format!(
+                "dispute commitment {commitment} already committed by {who} at height {}",
+                r.height
+            ));
         }
     }
-    let who = ctx.caller();
-    ctx.write_typed(&dckey(&commitment), &(who, ctx.height(), ctx.timestamp()))?;
+    let seq = ctx.read_typed::<u64>(DC_COUNT)?.unwrap_or(0);
+    ctx.write_typed(DC_COUNT, &(seq + 1))?;
+    ctx.write_typed(&dqkey(seq), &(commitment, who, ctx.timestamp()))?;
+    ctx.write_typed(&key, &DcRecord { height: ctx.height(), time: ctx.timestamp(), seq })?;
     ctx.emit(
         "ior_dispute_committed",
         vec![("commitment".into(), commitment.to_string()), ("by".into(), who.to_string())],
@@ -1562,22 +1627,67 @@ fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<V
     Ok(bytes(&true))
 }
 
-/// Whether the caller committed to the dispute with `digest`
-/// ([`commit_dispute`]) under its own address below `height`, and the
-/// commitment is still within its reveal window.
+/// The caller's own commitment to the dispute with `digest`
+/// ([`commit_dispute`]) recorded below `height` and still within `window`
+/// of when the caller recorded it: its store key and record.
 fn committed_before(
     ctx: &mut CallContext<'_, '_>,
-    c: &PrimaryConfig,
+    window: u64,
     digest: &Hash32,
     height: u64,
-) -> Result<bool, ContractError> {
+) -> Result<Option<(Vec<u8>, DcRecord)>, ContractError> {
     let sender = ctx.caller();
-    let key =
+    let c =
         ctx.hash(crate::types::TAG_DISPUTE_COMMIT_BY, &crate::types::dispute_commitment_preimage(digest, &sender))?;
+    let key = dckey(&c, &sender);
     let now = ctx.timestamp();
     Ok(ctx
-        .read_typed::<(Address, u64, Timestamp)>(&dckey(&key))?
-        .is_some_and(|(_, at, time)| at < height && now < time.saturating_add(c.window_ms)))
+        .read_typed::<DcRecord>(&key)?
+        .filter(|r| r.height < height && now < r.time.saturating_add(window))
+        .map(|r| (key, r)))
+}
+
+/// A revealed commitment earns once: it is removed, so it no longer has
+/// priority over later ones ([`earlier_live_commitment`]).
+fn spend_commitment(ctx: &mut CallContext<'_, '_>, key: &[u8]) -> Result<(), ContractError> {
+    if !key.is_empty() {
+        ctx.delete(key)?;
+    }
+    Ok(())
+}
+
+/// The first-committer rule of a held reward: the sequence number of an
+/// unrevealed commitment by another address, recorded before the
+/// claimer's (`mine`) less than half a window ago, if any. Commitments
+/// are hidden, so any such commitment may be a dispute of this batch: it
+/// has priority for the first half of its reveal window (its committer
+/// reveals then, or loses priority), so a later committer is refused
+/// meanwhile and still has at least half of its own window (measured
+/// from its own commitment) to claim. A commitment whose reveal proved
+/// nothing (refused) keeps its priority until then. The scan walks back
+/// from the claimer's commitment and stops at the first one older than
+/// half a window (inclusion order is time order).
+fn earlier_live_commitment(
+    ctx: &mut CallContext<'_, '_>,
+    c: &PrimaryConfig,
+    mine: u64,
+) -> Result<Option<u64>, ContractError> {
+    let (caller, now) = (ctx.caller(), ctx.timestamp());
+    let mut seq = mine;
+    while seq > 0 {
+        seq -= 1;
+        let Some((commitment, who, time)) = ctx.read_typed::<(Hash32, Address, Timestamp)>(&dqkey(seq))? else {
+            break;
+        };
+        if now >= time.saturating_add(c.window_ms / 2) {
+            break;
+        }
+        let live = ctx.read_typed::<DcRecord>(&dckey(&commitment, &who))?.is_some_and(|r| r.seq == seq);
+        if live && who != caller {
+            return Ok(Some(seq));
+        }
+    }
+    Ok(None)
 }
 
 /// The end of a `dispute_entry` or `dispute_state` that proved entry `i`
@@ -1991,6 +2101,18 @@ impl NativeContract for IorPrimaryContract {
             "held_reward" => {
                 let a: BatchId = decode_args(args)?;
                 Ok(json!(ctx.read(&rhkey(a.batch)).is_some()))
+            }
+            // The batches whose reward is held, each with its header as
+            // posted (what its committed discloser's dispute is checked
+            // against).
+            "held_batches" => {
+                let mut out: Vec<(u64, BatchHeader)> = Vec::new();
+                for b in ctx.read_typed::<Vec<u64>>(HELD_LIST)?.unwrap_or_default() {
+                    if let Some(h) = ctx.read_typed::<HeldReward>(&rhkey(b))? {
+                        out.push((b, h.header));
+                    }
+                }
+                Ok(json!({ "borsh": hex::encode(bytes(&out)) }))
             }
             "batch_header" => {
                 let a: BatchId = decode_args(args)?;

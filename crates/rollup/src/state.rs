@@ -198,6 +198,9 @@ pub fn entry_keys(entries: &[Entry], tcrs: &[Tcr]) -> BTreeSet<RecordKey> {
                 Effect::Claim { slot, .. } => {
                     k.insert(RecordKey::Claimed(*slot));
                 }
+                Effect::ClaimExport { slots, .. } => {
+                    k.extend(slots.iter().map(|(slot, _)| RecordKey::Claimed(*slot)));
+                }
                 Effect::Open(_) | Effect::Burn(_) | Effect::Close | Effect::Opinion(_) => {}
             }
         }

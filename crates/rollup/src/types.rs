@@ -221,41 +221,19 @@ impl SettlementTx {
             .collect()
     }
 
-    /// How a delivered `EM` is claimed against the readings' grid slots
-    /// ([`Self::claim_slots`]): each slot's metered export
-    /// `m_i = max(P_s[i], 0) × Δt` (ws) and its share `c_i` of
-    /// `EM × 3600` ws, split in proportion to `m_i` (floors, then one ws
-    /// more to the earliest slots with room until the total is exact), so
-    /// `c_i ≤ m_i` and `Σ c_i = EM × 3600`. A function of the ST alone, so
-    /// the claims are effects that follow from the entry and its verdict.
-    /// `None` when the readings do not tile the period, export less than
-    /// `EM` in total, or the arithmetic overflows.
-    pub fn claim_split(&self) -> Option<Vec<(SlotKey, u128, u128)>> {
+    /// The readings' net export per grid slot ([`Self::claim_slots`]),
+    /// in watt-seconds: `Σ P_s × Δt` over the slot (imports count
+    /// negative, seed Ch.3 ST Step 4). `None` when the readings do not
+    /// tile the period or the arithmetic overflows. A function of the ST
+    /// alone; what a won arbitration claims of it depends on earlier
+    /// claims ([`crate::exec::claim_alloc`]).
+    pub fn claim_split(&self) -> Option<Vec<(SlotKey, i128)>> {
         let slots = self.claim_slots();
         if slots.is_empty() {
             return None;
         }
-        let step = u128::from(self.dt_step_s);
-        let metered: Vec<u128> =
-            self.ps.iter().map(|p| u128::try_from(*p).unwrap_or(0).checked_mul(step)).collect::<Option<_>>()?;
-        let total = metered.iter().try_fold(0u128, |a, m| a.checked_add(*m))?;
-        let energy = u128::from(self.terms.em.0).checked_mul(3600)?;
-        if total < energy || total == 0 {
-            return None;
-        }
-        let mut claims: Vec<u128> =
-            metered.iter().map(|m| energy.checked_mul(*m).map(|x| x / total)).collect::<Option<_>>()?;
-        let mut rest = energy - claims.iter().sum::<u128>();
-        for (c, m) in claims.iter_mut().zip(&metered) {
-            if rest == 0 {
-                break;
-            }
-            if *c < *m {
-                *c += 1;
-                rest -= 1;
-            }
-        }
-        (rest == 0).then(|| slots.into_iter().zip(claims).zip(metered).map(|((s, c), m)| (s, c, m)).collect())
+        let step = i128::from(self.dt_step_s);
+        slots.into_iter().zip(&self.ps).map(|(s, p)| i128::from(*p).checked_mul(step).map(|ws| (s, ws))).collect()
     }
 
     /// The digest the seller's meter signs.
@@ -712,6 +690,11 @@ pub enum Effect {
     /// A won arbitration claims `ws` watt-seconds of the seller's metered
     /// export in `slot`: the same readings cannot win another dispute.
     Claim { slot: SlotKey, ws: u128 },
+    /// A won arbitration claims `ws` watt-seconds (`EM × 3600`) of the
+    /// seller's net metered export in `slots` (each with its net export
+    /// in ws, [`SettlementTx::claim_split`]), allocated against what
+    /// earlier claims left there ([`crate::exec::claim_alloc`]).
+    ClaimExport { slots: Vec<(SlotKey, i128)>, ws: u128 },
 }
 
 /// A transaction computation result (§3.3.3): the verdict on one recorded

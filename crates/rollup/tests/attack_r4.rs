@@ -90,7 +90,7 @@ fn whole(e: &Env, batch: u64, claimed: Vec<gridledger_rollup::types::Tcr>) -> Ve
 /// time (one `commit_dispute` fee per batch, no deposit) and collect every
 /// reward an uncommitted dispute leaves held.
 #[test]
-#[ignore = "attack: a blind whole-batch commitment sent after the validator's collects the batch's held reward"]
+
 fn a_blind_later_commitment_collects_the_held_reward() {
     let (mut e, exec, batch) = forged_batch();
     let (validator, calls) = validator_step(&mut e, batch);
@@ -150,7 +150,6 @@ fn a_blind_later_commitment_collects_the_held_reward() {
 /// Observed: `SellerDelivered`: the buyer pays for 500 Wh it never got on
 /// net and is penalised α for a truthful O_b = 0.
 #[test]
-#[ignore = "attack: arbitration sums per-slot gross export, so a seller that imports back all it exported wins"]
 fn a_seller_that_imports_back_its_export_wins_arbitration() {
     let mut e = funded();
     let (b, s) = (trader(0), trader(1));
@@ -226,7 +225,7 @@ fn periods_meeting_at_a_grid_edge_both_win_and_a_replayed_st_does_not() {
 /// `on_tcrs_recorded` has nothing to check and builds no dispute; the
 /// `dispute_moot`/`held_reward` exception in `run_step` is never reached.
 #[test]
-#[ignore = "attack: a validator restarted after commit does not re-send its dispute once a copier overturned the batch; held reward lost"]
+
 fn a_validator_restarted_after_a_copier_overturned_its_batch_collects_the_held_reward() {
     let (mut e, exec, batch) = forged_batch();
     let (validator, calls) = validator_step(&mut e, batch);
@@ -282,7 +281,7 @@ fn a_validator_restarted_after_a_copier_overturned_its_batch_collects_the_held_r
 /// contract for nobody. The forger spends one commitment fee to cost the
 /// validator its reward (the forger's deposit is still forfeited).
 #[test]
-#[ignore = "attack: a forger pre-sends the validator's own commitment so it expires one block before the validator reveals"]
+
 fn a_squatted_commitment_that_expires_before_the_reveal_costs_the_validator_its_reward() {
     use gridledger_rollup::primary::SubmitTcrs;
     use gridledger_rollup::state::{fill_post_roots, post_state, state_root};
@@ -401,7 +400,6 @@ fn a_squatted_commitment_that_expires_before_the_reveal_costs_the_validator_its_
 /// penalised `F_p × D_s` and the buyer who received its 80 Wh is
 /// compensated for energy it got.
 #[test]
-#[ignore = "attack: proportional per-slot claims make an honest seller lose an arbitration its export covers"]
 fn proportional_claims_strand_an_honest_sellers_export() {
     let mut e = funded();
     let (b1, b2, s) = (trader(0), trader(2), trader(1));
@@ -446,7 +444,6 @@ fn proportional_claims_strand_an_honest_sellers_export() {
 /// Observed: the second is `SellerShortfall` over one watt-second of
 /// rounding; the honest seller is penalised.
 #[test]
-#[ignore = "attack: claim_split rounding puts both STs' remainders in the first slot; an exactly covered second ST loses"]
 fn two_agreements_exactly_covered_by_an_uneven_export_both_win() {
     let mut e = funded();
     let (b1, b2, s) = (trader(0), trader(2), trader(1));
@@ -559,4 +556,36 @@ fn an_unrevealed_blind_commitment_does_not_block_the_validator() {
     let late = e.d.primary_call(&sybil, "dispute", blind, e.d.cfg.challenge_bond).unwrap();
     assert!(matches!(late.status, TxStatus::Reverted(_)), "{:?}", late.status);
     assert_eq!(wealth(&e, &sybil) + late.fee.0, s0, "the sybil is paid nothing");
+}
+
+/// Fix of finding 1: a claim of a held reward whose whole-batch dispute
+/// claims wrong TCRs (built blind) is refused with a typed error, even
+/// when no earlier commitment has priority, and the reward stays held.
+#[test]
+fn a_blind_claim_with_wrong_claimed_tcrs_is_refused() {
+    use gridledger_rollup::primary::EntryDisputeError;
+    let (mut e, _, batch) = forged_batch();
+    let attacker = trader(3);
+    let blind = whole(&e, batch, vec![]);
+    let c = dispute_commitment(&dispute_digest("dispute", &blind), &attacker.address());
+    let r = e.d.primary_call(&attacker, "commit_dispute", args(&c), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    let p = e.d.cfg.params.clone();
+    let input = e.d.batch_input(batch).unwrap();
+    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    let copy_args = whole(&e, batch, own.iter().map(|l| l.tcr.clone()).collect());
+    let bond = e.d.cfg.challenge_bond;
+    let copy = e.d.primary_call(&trader(2), "dispute", copy_args, bond).unwrap();
+    assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);
+    let a0 = wealth(&e, &attacker);
+    let claim = e.d.primary_call(&attacker, "dispute", blind, bond).unwrap();
+    assert_eq!(reverted(&claim), format!("reverted: {}", EntryDisputeError::WrongClaimedTcrs(batch)));
+    assert_eq!(wealth(&e, &attacker) + claim.fee.0, a0, "the blind claim is paid nothing");
+    let held = e
+        .d
+        .primary
+        .chain
+        .view(gridledger_rollup::IOR_PRIMARY_ID, "held_reward", &args(&gridledger_rollup::primary::BatchId { batch }))
+        .unwrap();
+    assert_eq!(held, true, "the reward stays held");
 }

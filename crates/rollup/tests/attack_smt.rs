@@ -501,6 +501,7 @@ fn a_committed_dispute_that_proves_nothing_claims_no_held_reward() {
     let c = dispute_commitment(&dispute_digest("dispute_entry", &nothing), &sniper.address());
     let s = e.d.primary_call(&sniper, "commit_dispute", args(&c), Amount::ZERO).unwrap();
     assert_eq!(s.status, TxStatus::Success, "{:?}", s.status);
+    let sniped_at = e.d.primary.chain.tip().timestamp;
     let v = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
     assert_eq!(v.status, TxStatus::Success, "{:?}", v.status);
     let copier = trader(2);
@@ -511,6 +512,9 @@ fn a_committed_dispute_that_proves_nothing_claims_no_held_reward() {
     let r = e.d.primary_call(&sniper, "dispute_entry", nothing, bond).unwrap();
     assert_eq!(reverted(&r), format!("reverted: {}", EntryDisputeError::CorrectResult(0)));
     assert_eq!(wealth(&e, &sniper) + r.fee.0, sniper0, "the sniper is paid nothing");
+    // The sniper's commitment, recorded first, has priority for half a
+    // window (the first-committer rule); the validator claims after it.
+    e.d.set_time(sniped_at + e.d.cfg.window_ms() / 2);
     let validator0 = wealth(&e, &validator);
     let late = e.d.primary_call(&validator, calls[1].method, calls[1].args.clone(), Amount::ZERO).unwrap();
     assert_eq!(late.status, TxStatus::Success, "{:?}", late.status);

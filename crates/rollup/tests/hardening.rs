@@ -212,7 +212,10 @@ fn overlapping_periods_covered_by_the_export_both_win() {
     let out = e.d.process(&mut rng(0)).unwrap();
     assert_eq!(out[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerDelivered); 2]);
     let claimed = &e.d.settled_state().unwrap().claimed;
-    assert_eq!(claimed.len(), 7, "one record per 5-minute slot 08:00–08:35: {claimed:?}");
+    // Claims take from the latest slots with unclaimed export first
+    // (`exec::claim_alloc`), so some of the seven slots may hold none.
+    assert!(claimed.len() <= 7, "at most one record per 5-minute slot 08:00–08:35: {claimed:?}");
+    assert!(claimed.keys().all(|k| k.dt_start >= t1.dt_start && k.dt_end <= t2.dt_end), "{claimed:?}");
     assert!(claimed.values().all(|ws| *ws <= 1000 * 300), "{claimed:?}");
     assert_eq!(claimed.values().sum::<u128>(), 2 * 250 * 3600);
 }

@@ -242,6 +242,7 @@ fn apply_effects_refuses_each_misfit_and_changes_nothing() {
     open_state.participants.insert(b.address(), Participant { balance: Amount(1_000), reputation: 100 });
     open_state.agreements.insert(key, Agreement { terms: t.clone(), pool: Amount(50), buyer_opinion: None });
     let slot = SlotKey { seller: s.address(), dt_start: t.dt_start, dt_end: t.dt_end };
+    let slot2 = SlotKey { seller: s.address(), dt_start: t.dt_end, dt_end: t.dt_end + (t.dt_end - t.dt_start) };
     let mut claimed = open_state.clone();
     claimed.claimed.insert(slot, u128::MAX);
     let empty = PreState::default();
@@ -268,6 +269,24 @@ fn apply_effects_refuses_each_misfit_and_changes_nothing() {
         ),
         (&open_state, vec![Effect::Burn(Amount(10)), Effect::Close], ApplyError::PoolNotEmpty(Amount(40))),
         (&claimed, vec![rep.clone(), Effect::Claim { slot, ws: 1 }], ApplyError::Overflow),
+        // A claim the slots' unclaimed net export does not cover: more
+        // than exported, an import that nets the export away, or export
+        // an earlier claim already took.
+        (
+            &open_state,
+            vec![rep.clone(), Effect::ClaimExport { slots: vec![(slot, 1_000)], ws: 1_001 }],
+            ApplyError::ExportClaimed(1_001),
+        ),
+        (
+            &open_state,
+            vec![rep.clone(), Effect::ClaimExport { slots: vec![(slot, 2_000), (slot2, -2_000)], ws: 1 }],
+            ApplyError::ExportClaimed(1),
+        ),
+        (
+            &claimed,
+            vec![rep.clone(), Effect::ClaimExport { slots: vec![(slot, 1_000)], ws: 1 }],
+            ApplyError::ExportClaimed(1),
+        ),
     ];
     for (i, (state, effects, want)) in rows.into_iter().enumerate() {
         let mut st = state.clone();

@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::bob::verify_inclusion;
 use crate::ccdi::CcdiApp;
 use crate::ccdi_run::{CcdiAttack, CcdiUser, UserBehaviour};
-use crate::mbs::{Behaviour, BobMbs, MbsError, MbsSpec, SwapRequest, FIRST_EXTERNAL};
+use crate::mbs::{Behaviour, BobMbs, MbsError, MbsSpec, SwapRequest};
 use crate::threshold::{BobCommittee, Statement, STATEMENT_DOMAIN};
 
 #[derive(Clone, Debug)]
@@ -228,8 +228,8 @@ pub fn run(cfg: &BenchConfig) -> Result<Value, MbsError> {
         let req = SwapRequest {
             sender: dev_key(0),
             receiver: dev_key(1),
-            chain_i: FIRST_EXTERNAL,
-            chain_j: FIRST_EXTERNAL + 1,
+            chain_i: m.chain_ids()[0],
+            chain_j: m.chain_ids()[1],
             x_j: 1_000,
             salt: n as u64,
         };
@@ -254,9 +254,10 @@ pub fn run(cfg: &BenchConfig) -> Result<Value, MbsError> {
     for n in 0..cfg.swaps {
         let dir = tempfile::tempdir().map_err(|e| MbsError::Missing(format!("temporary directory: {e}")))?;
         let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 3, ccdi: true, kappa: 4, ..MbsSpec::default() })?;
+        let ids = m.chain_ids();
         let mut users = Vec::new();
         for i in 0..6 {
-            let (key, chain) = (dev_key(i), FIRST_EXTERNAL + (i % 3) as u32);
+            let (key, chain) = (dev_key(i), ids[i % 3]);
             let item = m.create_item(chain, &key, &format!("b{i}"), 3 * i as u64)?;
             users.push(CcdiUser { key, chain, item, behaviour: UserBehaviour::Honest });
         }
@@ -267,7 +268,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Value, MbsError> {
             return Err(MbsError::Missing("a benchmark CCDI process did not finish in Case 1".into()));
         }
         let t = Instant::now();
-        m.migrate(&dev_key(0), FIRST_EXTERNAL, users[0].item, FIRST_EXTERNAL + 1, 1_000, 100 + n as u64)?;
+        m.migrate(&dev_key(0), ids[0], users[0].item, ids[1], 1_000, 100 + n as u64)?;
         migrate_s.push(t.elapsed().as_secs_f64());
     }
     let ccdi = json!({

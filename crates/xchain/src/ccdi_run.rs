@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::bob::BOB_CONTRACT_ID;
 use crate::ccdi::{self, CcdiApp, CcdiCct, CcdiTerms, LateItem, ProcessRecord, Slot, StoredItem};
-use crate::mbs::{method_of, BobMbs, MbsError, BOB_CHAIN};
+use crate::mbs::{method_of, BobMbs, MbsError};
 use crate::scbg::{self, Character, Create, Item, Lock, Settle, Settlement, SC_BG_ID};
 
 /// Gas limit of SC_BG transactions.
@@ -300,7 +300,7 @@ impl BobMbs {
                 keep.push((process, chain, lock, None));
                 continue;
             };
-            let settlement = ccdi::settlement(BOB_CHAIN, chain, process, vec![(late.lock, late.data)]);
+            let settlement = ccdi::settlement(self.bob.chain_id(), chain, process, vec![(late.lock, late.data)]);
             let signature = self.sign_settlement(&settlement, 0)?;
             let tx = self.sc_bg_call(chain, &relayer, "settle", &Settle { settlement, signature })?;
             let h = self.external_mut(chain)?.submit(&tx)?;
@@ -366,7 +366,7 @@ impl BobMbs {
                 per_chain.entry(slot.chain).or_default().push((st.lock, new));
             }
             for (chain, entries) in per_chain {
-                out.push(ccdi::settlement(BOB_CHAIN, chain, *id, entries));
+                out.push(ccdi::settlement(self.bob.chain_id(), chain, *id, entries));
             }
         }
         let prefix = contract_key(BOB_CONTRACT_ID, &ccdi::keys::late_prefix(id));
@@ -375,7 +375,7 @@ impl BobMbs {
                 continue;
             }
             if let Ok(l) = borsh::from_slice::<LateItem>(v) {
-                out.push(ccdi::settlement(BOB_CHAIN, l.chain, *id, vec![(l.lock, l.data)]));
+                out.push(ccdi::settlement(self.bob.chain_id(), l.chain, *id, vec![(l.lock, l.data)]));
             }
         }
         out

@@ -18,6 +18,15 @@
 //! native transaction is an ordinary transfer (fungibility) checked only by
 //! its signature (script-minimum), and nothing about any other chain is
 //! stored on them (independence, §5.2.1).
+//!
+//! Chain ids are per deployment. A transaction's signature binds only its
+//! chain id, so each BoB-MBS derives its own ids from its genesis time and
+//! committee seed ([`mbs::MbsSpec::chain_base`]): the BoB is `base`, external
+//! chain `n` is `base + 1 + n` ([`mbs::BobMbs::chain_ids`]). A transaction
+//! signed on one deployment's chain is refused on every other deployment's.
+//! Only tests use the fixed ids [`mbs::BOB_CHAIN`] / [`mbs::FIRST_EXTERNAL`]
+//! (`MbsSpec::fixed_ids`); on-disk chain directories are named by index
+//! (`bob`, `chain-0`, `chain-1`, …).
 
 pub mod amm;
 pub mod bench;

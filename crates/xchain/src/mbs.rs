@@ -33,9 +33,16 @@ use crate::lmc::{LmcContract, LMC_ID};
 use crate::scbg::{ScBgContract, SC_BG_ID};
 use crate::threshold::{BobCommittee, Instance};
 
-/// The BoB's chain id; external chain `n` (0-based) is `FIRST_EXTERNAL + n`.
+/// The fixed chain ids of a spec with `fixed_chain_base: Some(BOB_CHAIN)`
+/// (tests): the BoB is `BOB_CHAIN`, external chain `n` is `FIRST_EXTERNAL + n`.
+/// A deployment's ids are otherwise its own ([`MbsSpec::chain_base`]).
 pub const BOB_CHAIN: ChainId = 100;
 pub const FIRST_EXTERNAL: ChainId = 101;
+/// The most external chains a BoB-MBS may have (keeps every id in `u32`).
+pub const MAX_CHAINS: usize = 1 << 16;
+/// Derived chain bases lie in `[CHAIN_BASE_MIN, CHAIN_BASE_MIN + CHAIN_BASE_SPAN)`.
+const CHAIN_BASE_MIN: u64 = 1 << 16;
+const CHAIN_BASE_SPAN: u64 = (1 << 31) - (1 << 16);
 /// The fee of a native transfer at gas price 1.
 pub const TRANSFER_FEE: u128 = gridledger_ledger::devnet::TRANSFER_GAS as u128;
 /// Where misbehaving parties send their funds away.
@@ -74,6 +81,12 @@ pub struct MbsSpec {
     /// each other's statements. The first open of a directory records it
     /// there (`genesis-time`) and later opens resume with the recorded one.
     pub genesis_time: u64,
+    /// `None` (the default): the chain ids are the deployment's own, derived
+    /// from `genesis_time` and `committee_seed` ([`MbsSpec::chain_base`]).
+    /// `Some(b)`: the BoB is chain `b`, external chain `n` is `b + 1 + n` —
+    /// fixed ids for tests only: two deployments with the same fixed base
+    /// accept each other's signed transactions.
+    pub fixed_chain_base: Option<ChainId>,
     /// A planted bug in the BoB contract and SC_BG (`mutants` feature only).
     #[cfg(feature = "mutants")]
     pub mutation: Option<crate::ccdi::Mutation>,
@@ -107,6 +120,54 @@ pub fn pin_genesis_time(dir: &Path, mut spec: MbsSpec) -> Result<MbsSpec, MbsErr
     Ok(spec)
 }
 
+impl MbsSpec {
+    /// The deployment's chain-id base: the BoB's chain id; external chain `n`
+    /// (0-based) is `chain_base() + 1 + n`.
+    ///
+    /// Chain ids are per deployment. A transaction's signature binds only its
+    /// chain id, so two deployments whose chains shared ids would execute
+    /// each other's transactions (a native transfer signed on one would pay
+    /// again on the other). The base is therefore derived from what makes a
+    /// deployment its own — `genesis_time` (random by default) and
+    /// `committee_seed` — and not from the BoB's genesis hash, whose genesis
+    /// names the chain id. It lies in `[2^16, 2^31)`, so with at most
+    /// [`MAX_CHAINS`] external chains every id fits the ledger's `u32` chain
+    /// id and stays clear of the small ids single-chain devnets use.
+    pub fn chain_base(&self) -> ChainId {
+        if let Some(b) = self.fixed_chain_base {
+            return b;
+        }
+        use rand::{RngCore, SeedableRng};
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&self.genesis_time.to_le_bytes());
+        seed[8..16].copy_from_slice(&self.committee_seed.to_le_bytes());
+        seed[16..].copy_from_slice(b"gridledger-ids\0\0");
+        let r = rand_chacha::ChaCha20Rng::from_seed(seed).next_u64();
+        (CHAIN_BASE_MIN + r % CHAIN_BASE_SPAN) as ChainId
+    }
+
+    /// The BoB's chain id.
+    pub fn bob_chain(&self) -> ChainId {
+        self.chain_base()
+    }
+
+    /// External chain `n`'s id (0-based).
+    pub fn external_chain(&self, n: usize) -> ChainId {
+        self.chain_base().wrapping_add(1).wrapping_add(n as ChainId)
+    }
+
+    /// The external chains' ids, in order.
+    pub fn chain_ids(&self) -> Vec<ChainId> {
+        (0..self.chains).map(|n| self.external_chain(n)).collect()
+    }
+
+    /// The default spec with the fixed ids [`BOB_CHAIN`] and
+    /// [`FIRST_EXTERNAL`] (tests only; see `fixed_chain_base`).
+    pub fn fixed_ids() -> Self {
+        Self { fixed_chain_base: Some(BOB_CHAIN), ..Self::default() }
+    }
+}
+
 impl Default for MbsSpec {
     fn default() -> Self {
         Self {
@@ -123,6 +184,7 @@ impl Default for MbsSpec {
             ccdi: false,
             lmc_baseline: false,
             genesis_time: random_genesis_time(),
+            fixed_chain_base: None,
             #[cfg(feature = "mutants")]
             mutation: None,
         }
@@ -290,29 +352,32 @@ fn genesis(chain: ChainId, keys: &[KeyPair], funded: &[Address], balance: Amount
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Bob,
-    /// External chain `n` (0-based; its id is `FIRST_EXTERNAL + n`).
+    /// External chain `n` (0-based; its id is [`MbsSpec::external_chain`]).
     External(usize),
 }
 
 impl Role {
-    pub fn chain_id(self) -> ChainId {
+    /// The chain's id in the deployment `spec` describes.
+    pub fn chain_id(self, spec: &MbsSpec) -> ChainId {
         match self {
-            Role::Bob => BOB_CHAIN,
-            Role::External(n) => FIRST_EXTERNAL + n as ChainId,
+            Role::Bob => spec.bob_chain(),
+            Role::External(n) => spec.external_chain(n),
         }
     }
 
-    /// The chain's directory under a BoB-MBS's directory.
+    /// The chain's directory under a BoB-MBS's directory (`bob`, or
+    /// `chain-<n>` by index: the ids are the deployment's own).
     pub fn dir_name(self) -> String {
         match self {
             Role::Bob => "bob".into(),
-            Role::External(_) => format!("chain-{}", self.chain_id()),
+            Role::External(n) => format!("chain-{n}"),
         }
     }
 }
 
 fn bob_genesis(spec: &MbsSpec, funded_bob: &[Address]) -> Genesis {
-    genesis(BOB_CHAIN, &validator_keys(BOB_CHAIN, spec.bob_validators), funded_bob, spec.balance, spec.genesis_time)
+    let id = spec.bob_chain();
+    genesis(id, &validator_keys(id, spec.bob_validators), funded_bob, spec.balance, spec.genesis_time)
 }
 
 /// The deployment of `spec` (its genesis time pinned): the hash of its BoB's
@@ -338,6 +403,9 @@ impl Plan {
         if spec.chains < 2 || spec.validators == 0 || spec.bob_validators == 0 {
             return Err(MbsError::Spec("need at least 2 external chains and 1 validator per chain".into()));
         }
+        if spec.chains > MAX_CHAINS || spec.chain_base().checked_add(spec.chains as ChainId).is_none() {
+            return Err(MbsError::Spec(format!("at most {MAX_CHAINS} external chains, with ids within u32")));
+        }
         let mut users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
         let relayer = relayer_key();
         let mut funded_bob = users.clone();
@@ -357,7 +425,7 @@ impl Plan {
                 scratch.path(),
                 plan.bob_genesis(spec),
                 ContractRegistry::new(),
-                validator_keys(BOB_CHAIN, spec.bob_validators),
+                validator_keys(spec.bob_chain(), spec.bob_validators),
                 Finality::Deterministic,
             )?;
             plan.bob_reg = Some(b.registration(spec.kappa)?);
@@ -371,7 +439,7 @@ impl Plan {
 
     /// Opens external chain `n` in `dir`.
     fn open_external(&self, dir: &Path, spec: &MbsSpec, n: usize) -> Result<EmbeddedChain, MbsError> {
-        let id = FIRST_EXTERNAL + n as ChainId;
+        let id = spec.external_chain(n);
         let keys = validator_keys(id, spec.validators);
         let g = genesis(id, &keys, &self.users, spec.balance, spec.genesis_time);
         // External chains run no contracts at all (script-minimum),
@@ -402,9 +470,9 @@ impl Plan {
         let tokens = spec.chains as u64 + 1;
         let w = WEIGHT_ONE / tokens;
         let mut weights: Vec<(ChainId, u64)> = regs.iter().map(|r| (r.chain_id, w)).collect();
-        weights.push((BOB_CHAIN, WEIGHT_ONE - w * (tokens - 1)));
+        weights.push((spec.bob_chain(), WEIGHT_ONE - w * (tokens - 1)));
         BobConfig {
-            bob_chain: BOB_CHAIN,
+            bob_chain: spec.bob_chain(),
             deployment: self.bob_genesis(spec).hash(),
             group_accounts: if spec.ccdi {
                 // With SC_BG deployed, TPK_Addr_i is its account (spendable by the group).
@@ -428,7 +496,7 @@ impl Plan {
         }
         let mut registry = ContractRegistry::new();
         registry.register(BOB_CONTRACT_ID, Arc::new(contract));
-        let keys = validator_keys(BOB_CHAIN, spec.bob_validators);
+        let keys = validator_keys(spec.bob_chain(), spec.bob_validators);
         Ok(EmbeddedChain::open(dir, self.bob_genesis(spec), registry, keys, Finality::Deterministic)?)
     }
 }
@@ -464,21 +532,22 @@ pub fn open_chain(dir: &Path, spec: &MbsSpec, role: Role) -> Result<(EmbeddedCha
     Ok((chain, config))
 }
 
-/// The relayer's `relay` call on the BoB with nonce `nonce`.
-pub fn relay_tx(relayer: &KeyPair, nonce: u64, relay: &Relay) -> SignedTransaction {
-    bob_call_signed(relayer, nonce, "relay", relay, Amount::ZERO)
+/// The relayer's `relay` call on the BoB (chain `bob_chain`) with nonce `nonce`.
+pub fn relay_tx(relayer: &KeyPair, bob_chain: ChainId, nonce: u64, relay: &Relay) -> SignedTransaction {
+    bob_call_signed(relayer, bob_chain, nonce, "relay", relay, Amount::ZERO)
 }
 
-/// A call of the BoB contract signed by `key` with nonce `nonce`.
+/// A call of the BoB contract (on chain `bob_chain`) signed by `key` with nonce `nonce`.
 pub fn bob_call_signed<A: BorshSerialize>(
     key: &KeyPair,
+    bob_chain: ChainId,
     nonce: u64,
     method: &str,
     args: &A,
     value: Amount,
 ) -> SignedTransaction {
     Transaction {
-        chain_id: BOB_CHAIN,
+        chain_id: bob_chain,
         sender: key.public(),
         nonce,
         gas_limit: BOB_TX_GAS,
@@ -509,7 +578,7 @@ impl BobMbs {
             let role = Role::External(n);
             let c = plan.open_external(&dir.join(role.dir_name()), &spec, n)?;
             regs.push(c.registration(spec.kappa)?);
-            externals.insert(role.chain_id(), c);
+            externals.insert(role.chain_id(&spec), c);
         }
         let config = plan.bob_config(&spec, regs);
         let mut bob = plan.open_bob(&dir.join(Role::Bob.dir_name()), &spec, &config)?;
@@ -691,7 +760,7 @@ impl BobMbs {
         args: &A,
         value: Amount,
     ) -> SignedTransaction {
-        bob_call_signed(key, nonce, method, args, value)
+        bob_call_signed(key, self.bob.chain_id(), nonce, method, args, value)
     }
 
     /// A signed call of the BoB contract with `key`'s next nonce.
@@ -773,7 +842,7 @@ impl BobMbs {
 
     /// Token_B liquidity for the pool.
     pub fn provide_token_b(&mut self, provider: &KeyPair, amount: u128) -> Result<(), MbsError> {
-        let p = self.bob_call(provider, "provide", &Provide { token: BOB_CHAIN, amount }, Amount(amount));
+        let p = self.bob_call(provider, "provide", &Provide { token: self.bob.chain_id(), amount }, Amount(amount));
         self.bob_ok(&p)?;
         Ok(())
     }
@@ -932,7 +1001,7 @@ impl BobMbs {
 
     /// The CCT transaction (ln 02) with the receiver's signature on the terms.
     pub fn cct_tx(&self, sender: &KeyPair, receiver: &KeyPair, terms: CctTerms) -> SignedTransaction {
-        let receiver_sig = receiver.sign(&terms.digest(BOB_CHAIN));
+        let receiver_sig = receiver.sign(&terms.digest(self.bob.chain_id()));
         self.bob_call(sender, "cct", &CctArgs { terms, receiver_sig }, Amount::ZERO)
     }
 

@@ -77,7 +77,7 @@ fn settle(m: &mut BobMbs, id: Hash32) -> CctRecord {
 #[test]
 fn relay_outage_then_one_batch_penalises_an_honest_payer() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let s = sender();
     let (id, rec) = open_cct(&mut m, &request(1_000, 301));
     m.wait_native_window(&rec).unwrap();
@@ -126,7 +126,7 @@ fn a_relay_longer_than_the_per_block_cap_is_refused() {
     use gridledger_xchain::bob::{relay_per_block, Relay};
     use gridledger_xchain::XchainError;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let cap = relay_per_block(m.spec.kappa, 0);
     for _ in 0..cap + 1 {
         m.external_mut(I).unwrap().tick().unwrap();
@@ -169,7 +169,7 @@ fn a_relay_longer_than_the_per_block_cap_is_refused() {
 fn relay_batch_makes_a_cctc_lock_unclaimable() {
     use gridledger_xchain::bob::{keys, Claim};
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let user = sender();
     let amount = 5_000u128;
     let tpk = m.config.tpk_address(I);
@@ -222,7 +222,7 @@ fn smue_strands_all_deposits_when_every_participant_withholds() {
     use gridledger_xchain::mbs::FIRST_EXTERNAL;
     const D: u128 = 10_000;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 3, ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 3, ccdi: true, kappa: 4, ..MbsSpec::fixed_ids() }).unwrap();
     let us: Vec<CcdiUser> = (0..6)
         .map(|x| {
             let key = dev_key(x);
@@ -285,7 +285,7 @@ fn one_leader_stamps_an_honest_nt_before_the_cct() {
     use gridledger_xchain::{Finality, SealedHeader};
     let dir = tempfile::tempdir().unwrap();
     let k = 2u64;
-    let spec = MbsSpec { finality: Finality::Probabilistic { k: k as u32 }, kappa: 8, ..MbsSpec::default() };
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: k as u32 }, kappa: 8, ..MbsSpec::fixed_ids() };
     let mut m = setup(dir.path(), spec);
     let s = sender();
     // Relayers lag: chain i makes 3 blocks the BoB does not see yet; the BoB
@@ -386,7 +386,7 @@ fn provided_liquidity_can_be_taken_back() {
     use gridledger_xchain::bob::WithdrawLiquidity;
     use gridledger_xchain::mbs::BOB_CHAIN;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
     let lp = provider();
     // Large against the calls' fees (a few 10^5), small against the provider's balance.
     let amount = 1_000_000_000u128;
@@ -438,7 +438,7 @@ fn a_release_order_replays_on_another_bob_instance() {
         let claim = m.bob_call(who, "claim", &Claim { chain: I, height, nt, proof }, Amount::ZERO);
         m.bob_ok(&claim).unwrap();
     }
-    let spec = || MbsSpec { ccdi: true, ..MbsSpec::default() };
+    let spec = || MbsSpec { ccdi: true, ..MbsSpec::fixed_ids() };
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a = BobMbs::open(da.path(), spec()).unwrap();
     let mut b = BobMbs::open(db.path(), spec()).unwrap();
@@ -477,7 +477,7 @@ fn withdraw_liquidity_refuses_bad_requests_and_pays_proportionally() {
     use gridledger_xchain::mbs::BOB_CHAIN;
     use gridledger_xchain::XchainError;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
     let lp = provider();
     let amount = 1_000_000u128;
     m.provide_token_b(&lp, amount).unwrap();

@@ -37,7 +37,7 @@ use gridledger_xchain::{SealedHeader, Side, XchainError};
 #[test]
 fn a_floor_above_the_payers_next_nonce_is_accepted_and_traps_the_honest_payer() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (s, r) = (sender(), receiver());
     let req = request(700, 3301);
     let mut terms = m.terms(&req);
@@ -93,7 +93,7 @@ fn replicas(root: &std::path::Path, spec: &MbsSpec) -> Vec<Replica> {
 #[test]
 fn an_equivocating_leader_gets_two_conflicting_sealed_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::default();
+    let spec = MbsSpec::fixed_ids();
     assert_eq!(spec.finality, gridledger_xchain::Finality::Deterministic);
     let mut rs = replicas(dir.path(), &spec);
     let (full, _) = open_chain(&dir.path().join("full"), &spec, Role::External(0)).unwrap();
@@ -184,8 +184,8 @@ fn cct_terms_signed_for_one_deployment_replay_on_another() {
     use gridledger_xchain::bob::CctArgs;
     use gridledger_xchain::mbs::BOB_CHAIN;
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut a = setup(da.path(), MbsSpec::default());
-    let mut b = setup(db.path(), MbsSpec::default());
+    let mut a = setup(da.path(), MbsSpec::fixed_ids());
+    let mut b = setup(db.path(), MbsSpec::fixed_ids());
     assert_ne!(
         a.bob.chain().genesis().hash(),
         b.bob.chain().genesis().hash(),
@@ -230,7 +230,7 @@ fn cct_terms_signed_for_one_deployment_replay_on_another() {
 #[test]
 fn a_censored_old_payment_counts_as_the_nt() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (s, r) = (sender(), receiver());
     // The earlier, unrelated payment, made now and held back by chain i.
     let old = m.native_transfer(I, &s, r.address(), 700).unwrap();
@@ -280,7 +280,7 @@ fn a_censored_old_payment_counts_as_the_nt() {
 fn honest_replicas_vote_for_a_block_the_leader_never_proposed() {
     use gridledger_ledger::devnet::{dev_key, transfer};
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::default();
+    let spec = MbsSpec::fixed_ids();
     let mut rs = replicas(dir.path(), &spec);
     // The outsider's copy of the chain; it keeps no validator key.
     let (copy, _) = open_chain(&dir.path().join("outsider"), &spec, Role::External(0)).unwrap();
@@ -333,7 +333,7 @@ fn a_strangers_lock_is_consumed_as_the_attackers_nt() {
     use gridledger_ledger::devnet::dev_key;
     use gridledger_xchain::bob::{keys, Claim};
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (attacker, accomplice, victim) = (sender(), receiver(), dev_key(2));
     let tpk = m.config.tpk_address(I);
     // The victim locks 700 for Π_CCTC; chain i runs ahead of the relayers.

@@ -14,7 +14,7 @@ use gridledger_core::Amount;
 use gridledger_ledger::devnet::transfer;
 use gridledger_ledger::TxStatus;
 use gridledger_xchain::bob::{CctV, Fraud, FraudEvidence, PostNt};
-use gridledger_xchain::mbs::{BobMbs, MbsSpec};
+use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest};
 use gridledger_xchain::{CctRecord, Side, SideState};
 
 /// Ticks until `nt` is in a block of its chain that the BoB holds as final;
@@ -90,7 +90,7 @@ fn settle(m: &mut BobMbs, id: gridledger_core::Hash32) -> CctRecord {
 #[test]
 fn a_fee_bumped_nt_is_punished_as_fraud_although_it_paid_the_instruction() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (s, r) = (sender(), receiver());
     let (id, rec) = open_cct(&mut m, &request(700, 4401));
     m.wait_native_window(&rec).unwrap();
@@ -158,7 +158,7 @@ fn the_sender_shrinks_the_penalty_by_draining_the_token_b_pool_around_its_cct() 
     use gridledger_xchain::bob::{keys, Provide, WithdrawLiquidity};
     use gridledger_xchain::mbs::BOB_CHAIN;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
     let (s, r) = (sender(), receiver());
     for c in m.chain_ids() {
         m.provide_liquidity(&provider(), c, LIQUIDITY).unwrap();
@@ -181,6 +181,7 @@ fn the_sender_shrinks_the_penalty_by_draining_the_token_b_pool_around_its_cct() 
     let n = m.bob.next_nonce(&s.address());
     let drain = gridledger_xchain::mbs::bob_call_signed(
         &s,
+        BOB_CHAIN,
         n,
         "withdraw_liquidity",
         &WithdrawLiquidity { token: BOB_CHAIN, shares: LIQUIDITY - 1 },
@@ -190,10 +191,11 @@ fn the_sender_shrinks_the_penalty_by_draining_the_token_b_pool_around_its_cct() 
         // Re-sign the CCT with the next nonce after the drain.
         let gridledger_ledger::TxKind::Call { args, .. } = &cct.tx.kind else { unreachable!() };
         let a: gridledger_xchain::bob::CctArgs = borsh::from_slice(args).unwrap();
-        gridledger_xchain::mbs::bob_call_signed(&s, n + 1, "cct", &a, Amount::ZERO)
+        gridledger_xchain::mbs::bob_call_signed(&s, BOB_CHAIN, n + 1, "cct", &a, Amount::ZERO)
     };
     let refill = gridledger_xchain::mbs::bob_call_signed(
         &s,
+        BOB_CHAIN,
         n + 2,
         "provide",
         &Provide { token: BOB_CHAIN, amount: LIQUIDITY - 1 },
@@ -269,7 +271,7 @@ fn one_leader_stamping_the_end_of_time_halts_the_chain() {
     use gridledger_ledger::Seal;
     use gridledger_xchain::SealedHeader;
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::default();
+    let spec = MbsSpec::fixed_ids();
     let (mut rs, reg) = replicas(dir.path(), &spec);
     let leader = rs[0].leader_of(1);
     let mut block = rs[leader].propose(u64::MAX - 1).unwrap();
@@ -326,7 +328,7 @@ fn one_leader_stamping_the_end_of_time_halts_the_chain() {
 fn an_honest_receiver_is_penalised_when_the_relay_of_its_chain_lags() {
     use gridledger_xchain::mbs::Behaviour;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     // The relayers withhold chain j's headers for 60 epochs, chain i's
     // for the last 20 of them.
     for e in 0..60 {
@@ -380,37 +382,45 @@ fn an_honest_receiver_is_penalised_when_the_relay_of_its_chain_lags() {
 /// the chain's genesis, or chain ids are unique per deployment). Observed:
 /// B's chain 101 includes the replayed NT_s and moves 700 from the sender
 /// to the receiver.
+///
+/// Fixed: chain ids are per deployment ([`MbsSpec::chain_base`]), so B's
+/// first external chain has its own id and refuses A's transaction.
 #[test]
-#[ignore = "attack: an NT (any tx) signed on deployment A's chain 101 replays on deployment B's chain 101"]
 fn an_nt_signed_on_one_deployment_pays_again_on_another() {
     use gridledger_xchain::mbs::Behaviour;
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Two deployments of one shape, each with its own (derived) chain ids.
     let mut a = setup(da.path(), MbsSpec::default());
     let mut b = BobMbs::open(db.path(), MbsSpec::default()).unwrap();
+    let (ia, ib) = (a.chain_ids()[0], b.chain_ids()[0]);
+    assert_ne!(ia, ib, "each deployment has its own chain ids");
+    assert_ne!(a.bob.chain_id(), b.bob.chain_id(), "each deployment's BoB has its own chain id");
     assert_ne!(
-        a.external(I).unwrap().chain().genesis().hash(),
-        b.external(I).unwrap().chain().genesis().hash(),
-        "two deployments: chain 101 of A and chain 101 of B are different chains"
+        a.external(ia).unwrap().chain().genesis().hash(),
+        b.external(ib).unwrap().chain().genesis().hash(),
+        "two deployments: A's first external chain and B's are different chains"
     );
     let (s, r) = (sender(), receiver());
-    let rep = a.swap(&request(700, 4405), Behaviour::Honest).unwrap();
+    let req = SwapRequest { chain_i: ia, chain_j: a.chain_ids()[1], ..request(700, 4405) };
+    let rep = a.swap(&req, Behaviour::Honest).unwrap();
     let SideState::Proved { nt, height } = rep.record.sender else { panic!("NT_s proved on A") };
-    let block = a.external(I).unwrap().chain().block(height).unwrap().unwrap();
+    let block = a.external(ia).unwrap().chain().block(height).unwrap().unwrap();
     let nt_s = block.txs.into_iter().find(|t| t.hash() == nt).unwrap();
     assert_eq!(nt_s.sender(), s.address());
     // The receiver replays it on deployment B.
     let before = (
-        b.external(I).unwrap().account(&s.address()).balance.0,
-        b.external(I).unwrap().account(&r.address()).balance.0,
+        b.external(ib).unwrap().account(&s.address()).balance.0,
+        b.external(ib).unwrap().account(&r.address()).balance.0,
     );
-    let admitted = b.external_mut(I).unwrap().submit(&nt_s);
+    let admitted = b.external_mut(ib).unwrap().submit(&nt_s);
     b.tick().unwrap();
     let after = (
-        b.external(I).unwrap().account(&s.address()).balance.0,
-        b.external(I).unwrap().account(&r.address()).balance.0,
+        b.external(ib).unwrap().account(&s.address()).balance.0,
+        b.external(ib).unwrap().account(&r.address()).balance.0,
     );
+    assert!(admitted.is_err(), "B's chain refuses a transaction signed for A's chain: {admitted:?}");
     assert_eq!(
-        after.1, before.1,
+        after, before,
         "deployment B executed the sender's NT signed on deployment A (admitted: {admitted:?}); sender {} -> {}, \
          receiver {} -> {}",
         before.0, after.0, before.1, after.1
@@ -437,7 +447,7 @@ fn the_terms_the_library_signs_accept_any_price() {
     use gridledger_xchain::bob::{Provide, WithdrawLiquidity};
     use gridledger_xchain::mbs::{bob_call_signed, BOB_CHAIN};
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
     let (s, r) = (sender(), receiver());
     // The sender is the Token_i pool's liquidity provider.
     m.provide_liquidity(&s, I, LIQUIDITY).unwrap();
@@ -454,6 +464,7 @@ fn the_terms_the_library_signs_accept_any_price() {
     let txs = [
         bob_call_signed(
             &s,
+            BOB_CHAIN,
             n,
             "withdraw_liquidity",
             &WithdrawLiquidity { token: I, shares: LIQUIDITY - 1 },
@@ -461,12 +472,13 @@ fn the_terms_the_library_signs_accept_any_price() {
         ),
         bob_call_signed(
             &s,
+            BOB_CHAIN,
             n + 1,
             "cct",
             &gridledger_xchain::bob::CctArgs { terms: terms.clone(), receiver_sig },
             Amount::ZERO,
         ),
-        bob_call_signed(&s, n + 2, "provide", &Provide { token: I, amount: LIQUIDITY - 1 }, Amount::ZERO),
+        bob_call_signed(&s, BOB_CHAIN, n + 2, "provide", &Provide { token: I, amount: LIQUIDITY - 1 }, Amount::ZERO),
     ];
     for tx in &txs {
         m.bob.submit(tx).unwrap();
@@ -517,7 +529,7 @@ fn one_lock_mints_on_two_bobs_of_one_committee() {
     use gridledger_xchain::mbs::{bob_call_signed, relay_tx, relayer_key, BOB_CHAIN};
     use gridledger_xchain::{BobContract, EmbeddedChain, Finality, BOB_CONTRACT_ID};
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut a = BobMbs::open(da.path(), MbsSpec::default()).unwrap();
+    let mut a = BobMbs::open(da.path(), MbsSpec::fixed_ids()).unwrap();
     let u = gridledger_ledger::devnet::dev_key(3);
     // B: another BoB instance of the same committee, following A's external chains.
     let keys_b: Vec<KeyPair> = (0..4).map(|i| KeyPair::from_seed(&format!("second-bob-validator-{i}"))).collect();
@@ -553,12 +565,12 @@ fn one_lock_mints_on_two_bobs_of_one_committee() {
     while next <= tip {
         let end = (next + 7).min(tip);
         let headers = (next..=end).map(|h| a.external(I).unwrap().sealed_header(h).unwrap().unwrap()).collect();
-        let tx = relay_tx(&relayer, b.next_nonce(&relayer.address()), &Relay { chain: I, headers });
+        let tx = relay_tx(&relayer, BOB_CHAIN, b.next_nonce(&relayer.address()), &Relay { chain: I, headers });
         b.submit(&tx).unwrap();
         b.tick().unwrap();
         next = end + 1;
     }
-    let tx = bob_call_signed(&u, b.next_nonce(&u.address()), "claim", &claim, Amount::ZERO);
+    let tx = bob_call_signed(&u, BOB_CHAIN, b.next_nonce(&u.address()), "claim", &claim, Amount::ZERO);
     b.submit(&tx).unwrap();
     b.tick().unwrap();
     let status = b.receipt(&tx.hash()).unwrap().unwrap().status;
@@ -595,7 +607,7 @@ fn one_lock_mints_on_two_bobs_of_one_committee() {
 fn the_htlc_baselines_preimage_is_computable_from_the_request() {
     use gridledger_core::codec::{hash_parts, Tag};
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec { htlc_baseline: true, ..MbsSpec::default() }).unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { htlc_baseline: true, ..MbsSpec::fixed_ids() }).unwrap();
     let req = request(500, 4407);
     // What the receiver computes from the request, before the swap starts.
     let guessed = hex_of(&hash_parts(Tag("gridledger/htlc/dev-preimage/v1"), &[&req.salt.to_le_bytes()]).0);
@@ -680,7 +692,7 @@ fn a_torn_vote_log_line_makes_an_honest_validator_vote_twice() {
     use gridledger_xchain::replica::Replica;
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::default();
+    let spec = MbsSpec::fixed_ids();
     let (mut rs, _) = replicas(dir.path(), &spec);
     let leader = rs[0].leader_of(1);
     let a = rs[leader].propose(0).unwrap();
@@ -732,7 +744,7 @@ fn an_underfunded_nt_on_a_probabilistic_chain_aborts_the_swap() {
         [Behaviour::Underfund(Side::Sender), Behaviour::DoubleSpend(Side::Sender)].into_iter().enumerate()
     {
         let dir = tempfile::tempdir().unwrap();
-        let spec = MbsSpec { finality: Finality::Probabilistic { k: 3 }, ..MbsSpec::default() };
+        let spec = MbsSpec { finality: Finality::Probabilistic { k: 3 }, ..MbsSpec::fixed_ids() };
         let mut m = setup(dir.path(), spec);
         let got = m.swap(&request(700, 4408 + n as u64), behaviour);
         outcomes.push((behaviour, got.map(|r| r.record.sender).map_err(|e| e.to_string())));
@@ -769,7 +781,7 @@ fn an_item_locked_before_its_process_starts_is_stranded_for_good() {
     use gridledger_xchain::ccdi::{CcdiApp, CcdiTerms, Slot};
     use gridledger_xchain::scbg::Lock;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec { ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { ccdi: true, kappa: 4, ..MbsSpec::fixed_ids() }).unwrap();
     let (u, w) = (dev_key(0), dev_key(1));
     let item_u = m.create_item(I, &u, "early", 5).unwrap();
     m.create_item(J, &w, "rival", 7).unwrap();

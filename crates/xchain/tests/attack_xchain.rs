@@ -71,7 +71,7 @@ fn balance_fraud(m: &BobMbs, id: gridledger_core::Hash32, side: Side, payer: &Ke
 #[test]
 fn one_nt_posted_for_two_ccts_leaves_the_second_unsettled_forever() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let s = sender();
     let (id_a, rec_a) = open_cct(&mut m, &request(1_000, 101));
     let (id_b, rec_b) = open_cct(&mut m, &request(1_000, 102));
@@ -142,7 +142,7 @@ fn one_nt_posted_for_two_ccts_leaves_the_second_unsettled_forever() {
 #[test]
 fn posted_nt_with_a_nonce_gap_is_never_resolved() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let s = sender();
     let (id, rec) = open_cct(&mut m, &request(1_000, 201));
     m.wait_native_window(&rec).unwrap();
@@ -195,7 +195,7 @@ fn posted_nt_with_a_nonce_gap_is_never_resolved() {
 fn one_validator_forges_a_probabilistic_fork_and_mints_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let k = 2u32;
-    let spec = MbsSpec { finality: Finality::Probabilistic { k }, kappa: 8, ..MbsSpec::default() };
+    let spec = MbsSpec { finality: Finality::Probabilistic { k }, kappa: 8, ..MbsSpec::fixed_ids() };
     let mut m = BobMbs::open(dir.path(), spec).unwrap();
     m.ticks(3).unwrap();
     let s = sender();
@@ -273,7 +273,7 @@ fn one_validator_forges_a_probabilistic_fork_and_mints_tokens() {
 #[test]
 fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let s = sender();
     let req = request(1_000, 401);
     let stale_tip = m.bob_tip(I);
@@ -332,7 +332,7 @@ fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
 #[test]
 fn a_withholder_posts_an_old_payment_and_escapes_the_penalty() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let s = sender();
     // An ordinary earlier payment of 1,000 from the sender to the receiver.
     let old = m.native_transfer(I, &s, receiver().address(), 1_000).unwrap();
@@ -390,7 +390,7 @@ fn a_stranger_runs_the_baseline_on_a_subset_of_the_minted_items() {
     use gridledger_xchain::lmc::{LmcRun, LMC_ID};
     use gridledger_xchain::scbg::Lock;
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { chains: 3, kappa: 4, lmc_baseline: true, ..MbsSpec::default() };
+    let spec = MbsSpec { chains: 3, kappa: 4, lmc_baseline: true, ..MbsSpec::fixed_ids() };
     let mut m = BobMbs::open(dir.path(), spec).unwrap();
     let chains = m.chain_ids();
     let process = gridledger_core::Hash32([7u8; 32]);

@@ -18,7 +18,7 @@ const C: ChainId = FIRST_EXTERNAL + 2;
 const DEPOSIT: u128 = 10_000;
 
 fn open(dir: &std::path::Path) -> BobMbs {
-    BobMbs::open(dir, MbsSpec { chains: 3, ccdi: true, kappa: 4, ..MbsSpec::default() }).expect("open")
+    BobMbs::open(dir, MbsSpec { chains: 3, ccdi: true, kappa: 4, ..MbsSpec::fixed_ids() }).expect("open")
 }
 
 /// Six users, two per chain, each with a character of distinct attack.
@@ -714,7 +714,7 @@ fn a_restart_after_the_outcome_loses_nothing() {
 #[test]
 fn an_item_locked_too_early_comes_back_through_the_late_lock_path() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec { ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { ccdi: true, kappa: 4, ..MbsSpec::fixed_ids() }).unwrap();
     let (u, w) = (dev_key(0), dev_key(1));
     let item = m.create_item(A, &u, "early", 5).unwrap();
     m.create_item(B, &w, "rival", 7).unwrap();

@@ -22,7 +22,7 @@ type Check = fn(&mut BobMbs) -> Result<(), String>;
 
 #[allow(unused_mut)]
 fn spec(mutation: Option<&str>) -> MbsSpec {
-    let mut s = MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() };
+    let mut s = MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::fixed_ids() };
     #[cfg(feature = "mutants")]
     {
         use gridledger_xchain::ccdi::Mutation;

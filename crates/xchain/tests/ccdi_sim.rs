@@ -38,7 +38,7 @@ fn run_seed(seed: u64) {
     let bob_validators = 4 + 3 * rng.below(2) as usize;
     let f = (bob_validators - 1) / 3;
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { chains: n, ccdi: true, kappa: 4, bob_validators, users: x.max(2), ..MbsSpec::default() };
+    let spec = MbsSpec { chains: n, ccdi: true, kappa: 4, bob_validators, users: x.max(2), ..MbsSpec::fixed_ids() };
     let mut m = BobMbs::open(dir.path(), spec).unwrap();
     let mut censor = std::collections::BTreeMap::new();
     if rng.below(3) == 0 {

@@ -18,7 +18,7 @@ const AMOUNT: u128 = 5_000;
 
 /// Chains with SC_BG (TPK_Addr_i spendable by the group), κ_i = 4.
 fn open(dir: &std::path::Path) -> BobMbs {
-    BobMbs::open(dir, MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() }).expect("open")
+    BobMbs::open(dir, MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::fixed_ids() }).expect("open")
 }
 
 /// `who` locks `AMOUNT` in `TPK_Addr_A`; returns the lock and its height.
@@ -164,7 +164,7 @@ fn forged_refunds_are_refused() {
 #[test]
 fn a_chain_without_a_group_account_refunds_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 2, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 2, kappa: 4, ..MbsSpec::fixed_ids() }).unwrap();
     let u = dev_key(2);
     let (nt, height) = lock(&mut m, &u);
     until_dropped(&mut m, height);

@@ -14,7 +14,7 @@ use gridledger_xchain::{CctRecord, Finality, Side, SideState, XchainError};
 #[test]
 fn bob_keeps_only_the_latest_kappa_headers_of_each_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { kappa: 4, ..MbsSpec::default() };
+    let spec = MbsSpec { kappa: 4, ..MbsSpec::fixed_ids() };
     let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
     m.ticks(10).unwrap();
     for c in m.chain_ids() {
@@ -30,7 +30,7 @@ fn bob_keeps_only_the_latest_kappa_headers_of_each_chain() {
 #[test]
 fn honest_ccte_exchanges_in_two_phases_and_settles_atomically() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (s, r) = (sender(), receiver());
     let before = |m: &gridledger_xchain::BobMbs, c, a| m.external(c).unwrap().account(&a).balance.0;
     let (s_i, r_i, s_j, r_j) = (
@@ -74,7 +74,7 @@ fn proved_h(s: &SideState) -> u64 {
 #[test]
 fn withholding_sender_pays_x_b_of_its_deposit_to_the_receiver() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (s, r) = (sender(), receiver());
     let r_j = m.external(J).unwrap().account(&r.address()).balance.0;
     let rep = m.swap(&request(500, 2), Behaviour::Withhold(Side::Sender)).unwrap();
@@ -93,7 +93,7 @@ fn withholding_sender_pays_x_b_of_its_deposit_to_the_receiver() {
 #[test]
 fn withholding_receiver_pays_x_b_of_its_deposit_to_the_sender() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let rep = m.swap(&request(300, 3), Behaviour::Withhold(Side::Receiver)).unwrap();
     assert_eq!(rep.record.receiver, SideState::Penalised);
     assert_eq!(m.deposit(&sender().address()).free, DEPOSIT + rep.x_b);
@@ -103,7 +103,7 @@ fn withholding_receiver_pays_x_b_of_its_deposit_to_the_sender() {
 #[test]
 fn censorship_past_the_deadline_still_completes_through_the_bob_nodes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let s_i = m.external(I).unwrap().account(&receiver().address()).balance.0;
     // Chain i delays NT_s by 40 epochs, far past the deadline e_i + κ̄ + κ_i.
     let rep = m.swap(&request(700, 4), Behaviour::Censor { side: Side::Sender, delay: 40 }).unwrap();
@@ -117,7 +117,7 @@ fn censorship_past_the_deadline_still_completes_through_the_bob_nodes() {
 #[test]
 fn probabilistic_chains_need_k_confirmations() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { finality: Finality::Probabilistic { k: 3 }, ..MbsSpec::default() };
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: 3 }, ..MbsSpec::fixed_ids() };
     let mut m = setup(dir.path(), spec);
     let rep = m.swap(&request(100, 5), Behaviour::Honest).unwrap();
     assert!(rep.record.complete);
@@ -128,7 +128,7 @@ fn probabilistic_chains_need_k_confirmations() {
 #[test]
 fn external_chains_store_nothing_about_other_chains_and_run_no_contracts() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     m.swap(&request(1_000, 6), Behaviour::Honest).unwrap();
     m.swap(&request(10, 7), Behaviour::Withhold(Side::Receiver)).unwrap();
     for c in m.chain_ids() {
@@ -143,7 +143,7 @@ fn external_chains_store_nothing_about_other_chains_and_run_no_contracts() {
 #[test]
 fn a_native_transaction_is_byte_for_byte_an_ordinary_transfer() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let rep = m.swap(&request(1_000, 8), Behaviour::Honest).unwrap();
     let block = m.external(I).unwrap().chain().block(proved_h(&rep.record.sender)).unwrap().unwrap();
     let nt = block.txs.iter().find(|t| t.hash() == proved_nt(&rep.record.sender)).unwrap();
@@ -159,7 +159,7 @@ fn a_native_transaction_is_byte_for_byte_an_ordinary_transfer() {
 #[test]
 fn headers_without_validator_signatures_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = gridledger_xchain::BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
     m.tick().unwrap();
     // Chain i seals its next block; the relayer has not shipped it yet.
     let block = m.external_mut(I).unwrap().tick().unwrap();
@@ -204,7 +204,7 @@ fn headers_without_validator_signatures_are_refused() {
 #[test]
 fn a_probabilistic_header_proposed_out_of_turn_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, kappa: 8, ..MbsSpec::default() };
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, kappa: 8, ..MbsSpec::fixed_ids() };
     let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
     m.tick().unwrap();
     let block = m.external_mut(I).unwrap().tick().unwrap();
@@ -230,7 +230,7 @@ fn a_probabilistic_header_proposed_out_of_turn_is_refused() {
 #[test]
 fn forged_early_and_stale_merkle_proofs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { kappa: 8, ..MbsSpec::default() };
+    let spec = MbsSpec { kappa: 8, ..MbsSpec::fixed_ids() };
     let mut m = setup(dir.path(), spec);
     let req = request(200, 9);
     let (id, rec) = open_cct(&mut m, &req);
@@ -284,7 +284,7 @@ fn forged_early_and_stale_merkle_proofs_are_refused() {
 #[test]
 fn double_claims_and_replayed_evidence_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let req = request(50, 10);
     let (id, rec) = open_cct(&mut m, &req);
     m.wait_native_window(&rec).unwrap();
@@ -328,7 +328,7 @@ fn double_claims_and_replayed_evidence_are_refused() {
 #[test]
 fn deadlines_are_enforced_both_ways() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (id, rec) = open_cct(&mut m, &request(80, 12));
     let relayer = m.relayer.clone();
     // CCT_V before the deadline is discarded (ln 30).
@@ -353,7 +353,7 @@ fn deadlines_are_enforced_both_ways() {
 #[test]
 fn invalid_ccts_are_discarded_without_any_state_change() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (s, r) = (sender(), receiver());
     let req = request(100, 13);
 
@@ -451,7 +451,7 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
 #[test]
 fn an_underfunded_posted_native_transaction_is_settled_by_a_balance_fraud_proof() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let r_j = m.external(J).unwrap().account(&receiver().address()).balance.0;
     let rep = m.swap(&request(400, 14), Behaviour::Underfund(Side::Sender)).unwrap();
     assert!(rep.record.complete && rep.record.verified);
@@ -467,7 +467,7 @@ fn an_underfunded_posted_native_transaction_is_settled_by_a_balance_fraud_proof(
 #[test]
 fn a_spent_nonce_is_settled_by_a_conflicting_transaction_proof() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let rep = m.swap(&request(400, 15), Behaviour::DoubleSpend(Side::Receiver)).unwrap();
     assert_eq!(rep.record.receiver, SideState::Penalised);
     assert!(matches!(rep.record.sender, SideState::Proved { .. }));
@@ -477,7 +477,7 @@ fn a_spent_nonce_is_settled_by_a_conflicting_transaction_proof() {
 #[test]
 fn fraud_proofs_against_a_payable_transaction_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (id, rec) = open_cct(&mut m, &request(60, 16));
     let s = sender();
     // The sender posts NT_s to the BoB (and nowhere else) while funded.
@@ -541,7 +541,7 @@ fn fraud_proofs_against_a_payable_transaction_are_refused() {
 #[test]
 fn a_fee_bumped_resend_of_nt_is_no_fraud_evidence() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (id, rec) = open_cct(&mut m, &request(60, 17));
     m.wait_native_window(&rec).unwrap();
     let s = sender();
@@ -582,7 +582,7 @@ fn a_fee_bumped_resend_of_nt_is_no_fraud_evidence() {
 #[test]
 fn htlc_baseline_swaps_in_four_sequential_phases_over_the_same_chains() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::default() };
+    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::fixed_ids() };
     let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
     let (s, r) = (sender(), receiver());
     let r_i = m.external(I).unwrap().account(&r.address()).balance.0;
@@ -608,7 +608,7 @@ fn htlc_baseline_swaps_in_four_sequential_phases_over_the_same_chains() {
 #[test]
 fn htlc_baseline_refunds_when_the_receiver_walks_away() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::default() };
+    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::fixed_ids() };
     let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
     let rep = m.htlc_swap(&request(1_000, 21), 900, Some(Side::Receiver)).unwrap();
     assert_eq!(rep.refunds, 1);
@@ -648,7 +648,7 @@ fn seeded_sweep_every_side_delivers_or_pays_its_deposit() {
         };
         let x_j = 1 + (next() % 5_000) as u128;
         let dir = tempfile::tempdir().unwrap();
-        let mut m = setup(dir.path(), MbsSpec::default());
+        let mut m = setup(dir.path(), MbsSpec::fixed_ids());
         let (s, r) = (sender(), receiver());
         let got_i = m.external(I).unwrap().account(&r.address()).balance.0;
         let got_j = m.external(J).unwrap().account(&s.address()).balance.0;
@@ -686,7 +686,7 @@ fn receiver_pays_and_proves(m: &mut gridledger_xchain::BobMbs, id: gridledger_co
 #[test]
 fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let s = sender();
     let (id, rec) = open_cct(&mut m, &request(500, 31));
     m.wait_native_window(&rec).unwrap();
@@ -735,7 +735,7 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
 #[test]
 fn swap_closes_an_unlandable_posted_nt_at_the_forwarding_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let rep = m.swap(&request(300, 33), Behaviour::PostUnlandable(Side::Receiver)).unwrap();
     assert!(rep.record.complete && rep.record.verified);
     assert_eq!(rep.record.receiver, SideState::Penalised, "closed as withheld");
@@ -754,7 +754,7 @@ fn swap_closes_an_unlandable_posted_nt_at_the_forwarding_deadline() {
 #[test]
 fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let s = sender();
     let req = request(700, 32);
     let early_terms = m.terms(&req);
@@ -810,7 +810,7 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
 #[test]
 fn terms_are_not_agreed_while_the_bob_lags_a_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     for _ in 0..10 {
         m.external_mut(J).unwrap().tick().unwrap();
     }

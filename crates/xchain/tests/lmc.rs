@@ -16,7 +16,7 @@ use gridledger_xchain::XchainError;
 const CHAINS: [ChainId; 3] = [FIRST_EXTERNAL, FIRST_EXTERNAL + 1, FIRST_EXTERNAL + 2];
 
 fn setup(dir: &std::path::Path, behaviours: &[UserBehaviour]) -> (BobMbs, Vec<CcdiUser>) {
-    let spec = MbsSpec { chains: 3, kappa: 4, lmc_baseline: true, ..MbsSpec::default() };
+    let spec = MbsSpec { chains: 3, kappa: 4, lmc_baseline: true, ..MbsSpec::fixed_ids() };
     let mut m = BobMbs::open(dir, spec).unwrap();
     let users = behaviours
         .iter()

@@ -50,7 +50,7 @@ fn validator(i: usize) -> KeyPair {
 fn validators_with_one_key_each_make_the_chain_the_bob_follows() {
     for finality in [Finality::Deterministic, Finality::Probabilistic { k: 2 }] {
         let dir = tempfile::tempdir().unwrap();
-        let spec = MbsSpec { finality, ..MbsSpec::default() };
+        let spec = MbsSpec { finality, ..MbsSpec::fixed_ids() };
         let mut rs = replicas(dir.path(), &spec);
         // What the BoB registers for this chain (from a full copy of it).
         let (full, _) = open_chain(&dir.path().join("full"), &spec, Role::External(0)).unwrap();
@@ -87,7 +87,7 @@ fn validators_with_one_key_each_make_the_chain_the_bob_follows() {
 #[test]
 fn refused_proposals_votes_and_seals_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::default();
+    let spec = MbsSpec::fixed_ids();
     let mut rs = replicas(dir.path(), &spec);
     epoch(&mut rs);
     let h = rs[0].height() + 1;
@@ -129,7 +129,7 @@ fn refused_proposals_votes_and_seals_change_nothing() {
 #[test]
 fn a_probabilistic_chain_has_no_votes() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, ..MbsSpec::default() };
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, ..MbsSpec::fixed_ids() };
     let mut rs = replicas(dir.path(), &spec);
     let b = propose_and_seal(&mut rs, 0);
     assert!(matches!(rs[0].vote(&b), Err(ReplicaError::NoVotes)));
@@ -150,7 +150,7 @@ fn a_probabilistic_chain_has_no_votes() {
 #[test]
 fn a_restarted_validator_does_not_vote_twice_at_one_height() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::default();
+    let spec = MbsSpec::fixed_ids();
     let mut rs = replicas(dir.path(), &spec);
     let leader = rs[0].leader_of(1);
     let a = rs[leader].propose(0).unwrap();
@@ -179,7 +179,7 @@ fn a_restarted_validator_does_not_vote_twice_at_one_height() {
 #[test]
 fn an_unreadable_logged_vote_blocks_its_height() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::default();
+    let spec = MbsSpec::fixed_ids();
     let mut rs = replicas(dir.path(), &spec);
     let leader = rs[0].leader_of(1);
     let a = rs[leader].propose(0).unwrap();
@@ -210,7 +210,7 @@ fn a_block_stamped_far_past_its_parent_is_refused_everywhere() {
     use gridledger_consensus::pbft::{vote_digest, VoteKind};
     use gridledger_xchain::headers::MAX_BLOCK_GAP_MS;
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::default();
+    let spec = MbsSpec::fixed_ids();
     let mut rs = replicas(dir.path(), &spec);
     let (full, _) = open_chain(&dir.path().join("full"), &spec, Role::External(0)).unwrap();
     let reg = full.registration(spec.kappa).unwrap();

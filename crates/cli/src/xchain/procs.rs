@@ -50,9 +50,7 @@ use gridledger_ledger::{Block, Receipt, Seal, SignedTransaction, TxStatus};
 use gridledger_xchain::bob::{
     self, CctArgs, CctTerms, Claim, PostNt, ProofTx, Provide, Relay, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
 };
-use gridledger_xchain::mbs::{
-    bob_call_signed, open_chain, pin_genesis_time, relay_tx, relayer_key, MbsSpec, Role, BOB_CHAIN, FIRST_EXTERNAL,
-};
+use gridledger_xchain::mbs::{bob_call_signed, open_chain, pin_genesis_time, relay_tx, relayer_key, MbsSpec, Role};
 use gridledger_xchain::replica::Replica;
 use gridledger_xchain::threshold::BobCommittee;
 use gridledger_xchain::{BobConfig, CctRecord, EmbeddedChain, SealedHeader, Side};
@@ -744,7 +742,8 @@ impl Net {
     }
 
     fn group(&mut self, chain: ChainId) -> anyhow::Result<&mut Group> {
-        self.all.0.iter_mut().find(|g| g.role().chain_id() == chain).ok_or_else(|| anyhow!("no chain {chain}"))
+        let spec = &self.spec;
+        self.all.0.iter_mut().find(|g| g.role().chain_id(spec) == chain).ok_or_else(|| anyhow!("no chain {chain}"))
     }
 
     /// One epoch of the BoB-MBS ([`BobMbs::tick`]): every external chain
@@ -761,7 +760,7 @@ impl Net {
         }
         let mut nonce = bob.0[0].u64_of(json!({ "op": "nonce", "address": relayer_addr }), "nonce")?;
         for c in externals.iter_mut() {
-            let chain = c.role().chain_id();
+            let chain = c.role().chain_id(&self.spec);
             let stored = bob_tip(&mut bob.0[0], chain)?;
             let height = c.0[0].u64_of(json!({ "op": "status" }), "height")?;
             let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
@@ -775,7 +774,7 @@ impl Net {
                     let bytes = hex::decode(v["header"].as_str().unwrap_or_default())?;
                     headers.push(borsh::from_slice(&bytes)?);
                 }
-                let tx = relay_tx(&self.relayer, nonce, &Relay { chain, headers });
+                let tx = relay_tx(&self.relayer, self.spec.bob_chain(), nonce, &Relay { chain, headers });
                 bob.send_all(json!({ "op": "submit", "tx": hex::encode(tx.to_bytes()) }))?;
                 nonce += 1;
                 h = end + 1;
@@ -819,7 +818,7 @@ impl Net {
     }
 
     fn record<T: borsh::BorshDeserialize>(&mut self, key: &[u8]) -> anyhow::Result<Option<T>> {
-        let v = self.ask(BOB_CHAIN, json!({ "op": "record", "key": hex::encode(key) }))?;
+        let v = self.ask(self.spec.bob_chain(), json!({ "op": "record", "key": hex::encode(key) }))?;
         v["value"].as_str().map(|r| Ok(borsh::from_slice(&hex::decode(r)?)?)).transpose()
     }
 
@@ -844,7 +843,7 @@ impl Net {
                 found = net.tx_proof(chain, &tx.hash())?;
             }
             Ok(match &found {
-                Some((h, _)) => bob_tip(&mut net.group(BOB_CHAIN)?.0[0], chain)? >= h + k,
+                Some((h, _)) => bob_tip(&mut net.group(net.spec.bob_chain())?.0[0], chain)? >= h + k,
                 None => false,
             })
         })?;
@@ -853,10 +852,10 @@ impl Net {
 
     /// Submits a BoB transaction, runs one epoch, and requires its success.
     fn bob_ok(&mut self, tx: &SignedTransaction) -> anyhow::Result<Receipt> {
-        self.submit(BOB_CHAIN, tx)?;
+        self.submit(self.spec.bob_chain(), tx)?;
         self.epoch()?;
         let r = self
-            .receipt(BOB_CHAIN, &tx.hash())?
+            .receipt(self.spec.bob_chain(), &tx.hash())?
             .ok_or_else(|| anyhow!("BoB transaction {} not included", tx.hash()))?;
         match &r.status {
             TxStatus::Success => Ok(r),
@@ -871,8 +870,8 @@ impl Net {
         args: &A,
         value: u128,
     ) -> anyhow::Result<SignedTransaction> {
-        let nonce = self.nonce(BOB_CHAIN, &key.address())?;
-        Ok(bob_call_signed(key, nonce, method, args, Amount(value)))
+        let nonce = self.nonce(self.spec.bob_chain(), &key.address())?;
+        Ok(bob_call_signed(key, self.spec.bob_chain(), nonce, method, args, Amount(value)))
     }
 
     /// The status of every process: (BoB validator 0's, each external chain's
@@ -890,7 +889,7 @@ impl Net {
         }
         let mut chains = Vec::new();
         for c in externals.iter_mut() {
-            let chain = c.role().chain_id();
+            let chain = c.role().chain_id(&self.spec);
             let name = c.role().dir_name();
             let mut first = Value::Null;
             let mut heights = Vec::new();
@@ -962,16 +961,17 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let (liquidity, deposit) = (funds, funds);
     let mut net = Net::start(&a.shape, chain_timeout)?;
     let spec = net.spec.clone();
+    let bob_chain = spec.bob_chain();
     let config: BobConfig = {
-        let v = net.ask(BOB_CHAIN, json!({ "op": "config" }))?;
+        let v = net.ask(bob_chain, json!({ "op": "config" }))?;
         borsh::from_slice(&hex::decode(v["config"].as_str().unwrap_or_default())?)?
     };
     let (sender, receiver, provider) = (dev_key(0), dev_key(1), dev_key(7));
-    let (chain_i, chain_j) = (FIRST_EXTERNAL + a.from, FIRST_EXTERNAL + a.to);
+    let (chain_i, chain_j) = (spec.external_chain(a.from as usize), spec.external_chain(a.to as usize));
     let started = Instant::now();
     // Π_CCTC: the provider locks Token_i in TPK_Addr_i, claims it, provides it.
     for n in 0..spec.chains {
-        let c = FIRST_EXTERNAL + n as ChainId;
+        let c = spec.external_chain(n);
         let tpk = config.tpk_address(c);
         let lock = transfer(&provider, c, net.nonce(c, &provider.address())?, tpk, Amount(liquidity), Amount(1));
         net.submit(c, &lock)?;
@@ -981,7 +981,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         let p = net.bob_call(&provider, "provide", &Provide { token: c, amount: liquidity }, 0)?;
         net.bob_ok(&p)?;
     }
-    let p = net.bob_call(&provider, "provide", &Provide { token: BOB_CHAIN, amount: liquidity }, liquidity)?;
+    let p = net.bob_call(&provider, "provide", &Provide { token: bob_chain, amount: liquidity }, liquidity)?;
     net.bob_ok(&p)?;
     for who in [&sender, &receiver] {
         let d = net.bob_call(who, "deposit", &(), deposit)?;
@@ -1020,12 +1020,12 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         x_j: a.amount as u128,
         min_x_i,
         max_x_i,
-        expires_at: net.height(BOB_CHAIN)? + 16,
+        expires_at: net.height(bob_chain)? + 16,
         salt: 1,
         nonce_floor_i: net.nonce(chain_i, &sender.address())?,
         nonce_floor_j: net.nonce(chain_j, &receiver.address())?,
     };
-    let receiver_sig = receiver.sign(&terms.digest(BOB_CHAIN));
+    let receiver_sig = receiver.sign(&terms.digest(bob_chain));
     let id = terms.id();
     let cct = net.bob_call(&sender, "cct", &CctArgs { terms, receiver_sig }, 0)?;
     net.bob_ok(&cct)?;
@@ -1041,7 +1041,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         let nt = transfer(key, chain, net.nonce(chain, &key.address())?, to, Amount(amount), Amount(1));
         net.submit(chain, &nt)?;
         let post = net.bob_call(key, "post_nt", &PostNt { cct: id, side, nt: nt.clone() }, 0)?;
-        net.submit(BOB_CHAIN, &post)?;
+        net.submit(bob_chain, &post)?;
         nts.push((side, key, chain, nt));
     }
     // Phase 3: each proves its transfer in the first BoB block after the
@@ -1059,7 +1059,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         net.epoch()?;
         for pt in proving.drain(..) {
             let r = net
-                .receipt(BOB_CHAIN, &pt.hash())?
+                .receipt(bob_chain, &pt.hash())?
                 .ok_or_else(|| anyhow!("BoB transaction {} not included", pt.hash()))?;
             if let TxStatus::Reverted(why) = &r.status {
                 bail!("the BoB refused prove: {why}");
@@ -1071,9 +1071,9 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
                 found = net.tx_proof(chain, &nt.hash())?;
             }
             match found {
-                Some((height, proof)) if bob_tip(&mut net.group(BOB_CHAIN)?.0[0], chain)? >= height + k => {
+                Some((height, proof)) if bob_tip(&mut net.group(net.spec.bob_chain())?.0[0], chain)? >= height + k => {
                     let pt = net.bob_call(key, "prove", &ProofTx { cct: id, side, nt, height, proof }, 0)?;
-                    net.submit(BOB_CHAIN, &pt)?;
+                    net.submit(bob_chain, &pt)?;
                     proving.push(pt);
                 }
                 found => still.push((side, key, chain, nt, found)),

@@ -31,6 +31,16 @@ pub trait CoinOracle<S> {
     fn flip(&mut self, round: u32, shares: &BTreeMap<u32, S>) -> Result<bool, Vec<u32>>;
     /// How many shares flip a coin.
     fn threshold(&self) -> usize;
+    /// A coin fixed in advance for `round` (no shares exchanged), or
+    /// `None` for the threshold coin. Safety never rests on the coin
+    /// (agreement and validity hold whatever its values); termination
+    /// needs an unpredictable coin only in some rounds, so a schedule
+    /// such as HoneyBadgerBFT's (`true`, `false`, threshold, repeating)
+    /// decides the common case — every correct replica with the same
+    /// input — in round 0 without one signature share.
+    fn fixed(&self, _round: u32) -> Option<bool> {
+        None
+    }
 }
 
 /// Misbehaviour an instance saw.
@@ -360,6 +370,12 @@ impl<S: Clone + PartialEq> Aba<S> {
                     return;
                 }
                 rs.vals = Some(union);
+            }
+            if rs.coin.is_none() && !rs.coin_sent {
+                if let Some(c) = coin.fixed(r) {
+                    rs.coin_sent = true;
+                    rs.coin = Some(c);
+                }
             }
             if !rs.coin_sent {
                 rs.coin_sent = true;

@@ -92,6 +92,16 @@ pub struct Config {
     /// Keep every coin flipped ([`Replica::coins`]): for the simulator's
     /// check that the threshold coin is common; unbounded, off by default.
     pub record_coins: bool,
+    /// The agreements' coin schedule: `true` (default) fixes the coin of
+    /// rounds `3k` to 1 and `3k + 1` to 0 and flips the threshold coin
+    /// in rounds `3k + 2` only (HoneyBadgerBFT's schedule), so an
+    /// agreement whose correct replicas share their input — every
+    /// accepted batch in a fair run — decides in round 0 without a coin
+    /// share or a pairing; `false`: the threshold coin in every round.
+    /// Safe either way (see [`super::aba::CoinOracle::fixed`]), but every
+    /// replica must use the same value: agreement rests on the coin being
+    /// common.
+    pub fixed_coins: bool,
     #[cfg(feature = "mutants")]
     pub mutation: Option<Mutation>,
 }
@@ -129,6 +139,7 @@ impl Config {
             dedup_epochs: 1_024,
             pipeline: 0,
             record_coins: false,
+            fixed_coins: true,
             #[cfg(feature = "mutants")]
             mutation: None,
         }
@@ -395,6 +406,8 @@ struct Coin<'a, C: ThresholdCrypto> {
     aba: u32,
     #[cfg_attr(not(feature = "mutants"), allow(dead_code))]
     local_coin: bool,
+    /// [`Config::fixed_coins`].
+    fixed: bool,
     /// Where flipped coins are recorded, if anywhere ([`Config::record_coins`]).
     flipped: Option<&'a mut Vec<CoinFlip>>,
 }
@@ -436,6 +449,14 @@ impl<C: ThresholdCrypto> CoinOracle<C::Share> for Coin<'_, C> {
 
     fn threshold(&self) -> usize {
         self.crypto.threshold(KeyUse::Coin)
+    }
+
+    fn fixed(&self, round: u32) -> Option<bool> {
+        match (self.fixed, round % 3) {
+            (true, 0) => Some(true),
+            (true, 1) => Some(false),
+            _ => None,
+        }
     }
 }
 
@@ -739,7 +760,7 @@ impl<C: ThresholdCrypto> Replica<C> {
         let mut step = Step { tick_after: Some(self.cfg.tick), ..Step::default() };
         if self.epoch == self.epoch_at_last_tick {
             let e = self.epoch;
-            let resend: Vec<_> = self.epochs.get(&e).map(|s| s.sent.clone()).unwrap_or_default();
+            let resend = self.epochs.get(&e).map(|s| self.resend(s)).unwrap_or_default();
             step.messages.extend(resend);
             if let Some(st) = self.epochs.get_mut(&e) {
                 st.fetch_sent = false;
@@ -750,6 +771,33 @@ impl<C: ThresholdCrypto> Replica<C> {
         }
         self.epoch_at_last_tick = self.epoch;
         step
+    }
+
+    /// What the tick re-sends of an epoch: everything sent for it, except
+    /// that our proposal (`Val`, the one big message) goes only to peers
+    /// whose echo has not come back, and to nobody once our certificate is
+    /// out — a peer that still lacks the batch then fetches it with its
+    /// certificate. (Re-sending it whole to everyone made a slow epoch on a
+    /// loaded machine slower still: megabytes per tick ahead of the votes.)
+    fn resend(&self, st: &EpochState<C>) -> Vec<(Target, MessageOf<C>)> {
+        let mut out = Vec::with_capacity(st.sent.len());
+        for (to, m) in &st.sent {
+            if !matches!(m, Message::Val { .. }) {
+                out.push((*to, m.clone()));
+                continue;
+            }
+            if st.own_cert_sent {
+                continue;
+            }
+            let missing: Vec<u32> = (0..self.cfg.n as u32)
+                .filter(|&j| j != self.cfg.me && !st.echoes.shares.contains_key(&j))
+                .filter(|&j| matches!(to, Target::All) || *to == Target::One(j))
+                .collect();
+            for j in missing {
+                out.push((Target::One(j), m.clone()));
+            }
+        }
+        out
     }
 
     fn batch_ok(&self, batch: &Batch) -> bool {
@@ -877,6 +925,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch,
             aba: instance,
             local_coin: self.mutation_is("coin"),
+            fixed: self.cfg.fixed_coins,
             flipped: self.coins.as_mut(),
         };
         let Some(st) = self.epochs.get_mut(&epoch) else {
@@ -912,6 +961,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch,
             aba: instance,
             local_coin: self.mutation_is("coin"),
+            fixed: self.cfg.fixed_coins,
             flipped: self.coins.as_mut(),
         };
         let st = self.epochs.get_mut(&epoch).expect("created above");
@@ -1113,11 +1163,39 @@ impl<C: ThresholdCrypto> Replica<C> {
         self.try_deliver(step);
     }
 
+    /// A message of an epoch we delivered came from `from`: it was behind
+    /// when it sent it. One epoch behind (the common case: its last votes
+    /// crossed our decision) it gets only our decisions of that epoch as
+    /// `Term` votes — `f + 1` of them decide each agreement, and it already
+    /// holds or fetches the accepted batches — not the delivered records,
+    /// which carry every batch of the epoch (megabytes under load, sent to
+    /// each peer each epoch, ahead of the next epoch's proposals on the
+    /// same link). Further behind, it gets the records too, as on a
+    /// [`Message::SyncRequest`], which a stuck replica also sends on its
+    /// tick. Once per peer and epoch either way.
     fn help(&mut self, from: u32, epoch: u64, step: &mut StepOf<C>) {
         if self.helped.get(&from).is_some_and(|&h| h >= epoch) {
             return;
         }
+        if epoch + 1 == self.epoch {
+            self.helped.insert(from, epoch);
+            self.send_terms(from, epoch, step);
+            return;
+        }
         self.on_sync_request(from, epoch, step);
+    }
+
+    /// Our decisions in delivered epoch `epoch`, as `Term` votes to `from`
+    /// (a replica that decided counts for every later round of that
+    /// agreement).
+    fn send_terms(&mut self, from: u32, epoch: u64, step: &mut StepOf<C>) {
+        if let Some(d) = self.log.iter().find(|d| d.epoch == epoch) {
+            let accepted: BTreeSet<u32> = d.batches.iter().map(|b| b.proposer).collect();
+            for i in 0..self.cfg.n as u32 {
+                let vote = AbaVote::Term(accepted.contains(&i));
+                step.messages.push((Target::One(from), Message::Aba { epoch, instance: i, round: 0, vote }));
+            }
+        }
     }
 
     fn on_sync_request(&mut self, from: u32, next: u64, step: &mut StepOf<C>) {
@@ -1128,13 +1206,7 @@ impl<C: ThresholdCrypto> Replica<C> {
         // exist yet (we alone delivered it, and a restarted replica only
         // observes the epochs it voted in — with overlapped epochs, more
         // of them). Resent each time the peer asks (every tick it is stuck).
-        if let Some(d) = self.log.iter().find(|d| d.epoch == next) {
-            let accepted: BTreeSet<u32> = d.batches.iter().map(|b| b.proposer).collect();
-            for i in 0..self.cfg.n as u32 {
-                let vote = AbaVote::Term(accepted.contains(&i));
-                step.messages.push((Target::One(from), Message::Aba { epoch: next, instance: i, round: 0, vote }));
-            }
-        }
+        self.send_terms(from, next, step);
         let records: Vec<_> = self.log.iter().filter(|d| d.epoch >= next).take(self.cfg.sync_batch).cloned().collect();
         if let Some(last) = records.last() {
             self.helped.insert(from, last.epoch);

@@ -311,6 +311,8 @@ pub struct Scenario {
     pub batch_size: usize,
     /// Epochs a replica proposes ahead ([`Config::pipeline`]).
     pub pipeline: u64,
+    /// [`Config::fixed_coins`].
+    pub fixed_coins: bool,
     pub tick: u64,
     /// Every fault stays within `f` at all times and the network
     /// stabilises: liveness is checked too.
@@ -393,6 +395,7 @@ pub fn scenario(seed: u64) -> Scenario {
         batch_size: rng.random_range(1..4),
         // Drawn last, so the other draws of a seed stay what they were.
         pipeline: rng.random_range(0..3),
+        fixed_coins: rng.random_range(0..2) == 0,
         tick: 200,
         expect_liveness,
         // Runs that may stall stop early; the others stop once done.
@@ -431,6 +434,7 @@ fn make_config(s: &Scenario, me: u32, _mutation: RunMutation) -> Config {
     cfg.tick = s.tick;
     cfg.max_batch_txs = 64;
     cfg.pipeline = s.pipeline;
+    cfg.fixed_coins = s.fixed_coins;
     cfg.record_coins = true;
     #[cfg(feature = "mutants")]
     {

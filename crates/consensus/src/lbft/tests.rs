@@ -24,6 +24,8 @@ struct Net<C: ThresholdCrypto> {
     /// `(replica, epoch asked for, the replica's current epoch then)` for
     /// every batch a replica asked for.
     asked: Vec<(u32, u64, u64)>,
+    /// Coin shares sent (agreement votes carrying one).
+    coin_votes: usize,
 }
 
 impl<C: ThresholdCrypto> Net<C> {
@@ -44,6 +46,7 @@ impl<C: ThresholdCrypto> Net<C> {
             stop_epoch,
             down: vec![false; n],
             asked: Vec::new(),
+            coin_votes: 0,
         }
     }
 
@@ -72,6 +75,9 @@ impl<C: ThresholdCrypto> Net<C> {
             self.delivered[i as usize].extend(s.delivered);
             self.faults.extend(s.faults.into_iter().map(|f| (i, f)));
             for (to, m) in s.messages {
+                if matches!(m, Message::Aba { vote: AbaVote::Coin(_), .. }) {
+                    self.coin_votes += 1;
+                }
                 match to {
                     Target::All => {
                         for j in 0..self.replicas.len() as u32 {
@@ -526,4 +532,107 @@ fn overlapped_epochs_stay_live_when_the_only_replica_ahead_must_lend_its_decisio
     assert_eq!((s.pipeline, s.crashed.len()), (2, 1), "the scenario the test names");
     let r = super::sim::run(&s, SchemeKind::Sim, None);
     super::sim::check(&s, &r).unwrap();
+}
+
+#[test]
+fn a_peer_one_epoch_behind_gets_our_decisions_not_the_whole_epoch() {
+    let mut r = lone(0);
+    let d0 = delivered_epoch(0, 1, vec![tx("z")]);
+    for from in [1, 3] {
+        let _ = r.handle_message(from, Message::Sync { delivered: d0.clone() });
+    }
+    assert_eq!(r.epoch(), 1);
+    // Peer 2's vote of epoch 0 crossed our decision: it gets the decisions
+    // as Term votes (f + 1 of them decide), not the delivered record with
+    // every batch of the epoch.
+    let late = || Message::Aba { epoch: 0, instance: 0, round: 0, vote: AbaVote::BVal(true) };
+    let s = r.handle_message(2, late());
+    assert!(!s.messages.iter().any(|(_, m)| matches!(m, Message::Sync { .. })), "no delivered record");
+    let terms: Vec<(u32, bool)> = s
+        .messages
+        .iter()
+        .filter_map(|(to, m)| match (to, m) {
+            (Target::One(2), Message::Aba { epoch: 0, instance, vote: AbaVote::Term(b), .. }) => Some((*instance, *b)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(terms, vec![(0, false), (1, true), (2, false), (3, false)]);
+    assert_eq!(s.messages.len(), 4);
+    assert!(r.handle_message(2, late()).messages.is_empty(), "once per peer and epoch");
+    // A peer further behind gets the records as well.
+    let d1 = delivered_epoch(1, 3, vec![tx("y")]);
+    for from in [1, 2] {
+        let _ = r.handle_message(from, Message::Sync { delivered: d1.clone() });
+    }
+    assert_eq!(r.epoch(), 2);
+    let s = r.handle_message(3, late());
+    let records: Vec<u64> = s
+        .messages
+        .iter()
+        .filter_map(|(to, m)| match (to, m) {
+            (Target::One(3), Message::Sync { delivered }) => Some(delivered.epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records, vec![0, 1]);
+}
+
+#[test]
+fn the_tick_resends_our_proposal_only_to_peers_without_an_echo_and_to_none_once_certified() {
+    let mut r = lone(0);
+    let _ = r.propose(0, vec![tx("p")]);
+    let digest = Batch::new(vec![tx("p")]).digest(&INST, 0, 0);
+    let stmt = echo_statement(&INST, 0, 0, &digest);
+    let echo = |i: u32| Message::Echo {
+        epoch: 0,
+        proposer: 0,
+        digest,
+        share: SimCrypto::new(1, 4, i).sign_share(KeyUse::Cert, &stmt),
+    };
+    let _ = r.handle_message(1, echo(1));
+    let vals = |s: &Step<SimSig, SimSig>| -> Vec<Target> {
+        s.messages.iter().filter(|(_, m)| matches!(m, Message::Val { .. })).map(|(t, _)| *t).collect()
+    };
+    let s = r.handle_tick();
+    assert_eq!(vals(&s), vec![Target::One(2), Target::One(3)], "peer 1 echoed: it has the batch");
+    assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::SyncRequest { .. })));
+    let s = r.handle_message(2, echo(2));
+    assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::Cert { proposer: 0, .. })));
+    let s = r.handle_tick();
+    assert!(vals(&s).is_empty(), "certified: a peer without the batch fetches it");
+    assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::Cert { proposer: 0, .. })), "the rest is re-sent");
+}
+
+#[test]
+fn with_the_fixed_coin_schedule_agreeing_replicas_decide_without_a_coin_share() {
+    let batches = || Box::new(|e: u64, i: u32| vec![format!("{e}-{i}").into_bytes()]);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let cryptos = BlsCrypto::deal(4, &mut rng).unwrap();
+    let mut fixed = Net::new(cryptos.clone(), batches(), 3);
+    fixed.start();
+    fixed.run();
+    let mut threshold = Net::new(cryptos.clone(), batches(), 3);
+    threshold.replicas = cryptos
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut cfg = Config::new(4, i as u32, INST);
+            cfg.fixed_coins = false;
+            Replica::new(cfg, c, Durable::default())
+        })
+        .collect();
+    threshold.start();
+    threshold.run();
+    for net in [&fixed, &threshold] {
+        assert!(net.faults.is_empty(), "{:?}", net.faults);
+        for d in &net.delivered {
+            assert_eq!(d.len(), 3);
+            assert_eq!(d, &net.delivered[0]);
+        }
+    }
+    // Same decisions (every batch accepted in a fair run) either way; the
+    // fixed schedule decides each agreement in round 0 with no share.
+    assert_eq!(fixed.delivered[0], threshold.delivered[0]);
+    assert_eq!(fixed.coin_votes, 0);
+    assert!(threshold.coin_votes > 0);
 }

@@ -17,7 +17,7 @@ use gridledger_xchain::bob::BOB_CONTRACT_ID;
 use gridledger_xchain::ccdi::CcdiApp;
 use gridledger_xchain::ccdi_run::{CcdiAttack, CcdiReport, CcdiUser, ItemFate, UserBehaviour};
 use gridledger_xchain::lmc::{LmcReport, LMC_ID};
-use gridledger_xchain::mbs::{BobMbs, MbsSpec, FIRST_EXTERNAL};
+use gridledger_xchain::mbs::{BobMbs, MbsSpec};
 use gridledger_xchain::Finality;
 use serde_json::json;
 
@@ -66,9 +66,10 @@ fn users(
     lmc: bool,
 ) -> Result<Vec<CcdiUser>, ExperimentError> {
     let mut out = Vec::new();
+    let ids = m.chain_ids();
     for i in 0..x {
         let key = dev_key(i);
-        let chain = FIRST_EXTERNAL + (i % n) as u32;
+        let chain = ids[i % n];
         let name = format!("hero-{i}");
         let attack = (17 * i as u64 + 5) % 97;
         let item = if lmc {

@@ -4,7 +4,7 @@
 //! latency against the confirmations `k` of probabilistic external chains.
 
 use gridledger_ledger::devnet::dev_key;
-use gridledger_xchain::mbs::{Behaviour, BobMbs, HtlcReport, MbsSpec, SwapReport, SwapRequest, FIRST_EXTERNAL};
+use gridledger_xchain::mbs::{Behaviour, BobMbs, HtlcReport, MbsSpec, SwapReport, SwapRequest};
 use gridledger_xchain::{Finality, Side};
 use serde_json::json;
 
@@ -42,15 +42,10 @@ fn spec(k: u32, htlc: bool) -> MbsSpec {
     }
 }
 
-fn request(salt: u64) -> SwapRequest {
-    SwapRequest {
-        sender: dev_key(0),
-        receiver: dev_key(1),
-        chain_i: FIRST_EXTERNAL,
-        chain_j: FIRST_EXTERNAL + 1,
-        x_j: 1_000,
-        salt,
-    }
+/// A swap from `m`'s first external chain to its second (ids are per deployment).
+fn request(m: &BobMbs, salt: u64) -> SwapRequest {
+    let ids = m.chain_ids();
+    SwapRequest { sender: dev_key(0), receiver: dev_key(1), chain_i: ids[0], chain_j: ids[1], x_j: 1_000, salt }
 }
 
 fn prepared(k: u32, htlc: bool) -> Result<(BobMbs, tempfile::TempDir), ExperimentError> {
@@ -71,12 +66,14 @@ fn prepared(k: u32, htlc: bool) -> Result<(BobMbs, tempfile::TempDir), Experimen
 
 fn ccte(k: u32, b: Behaviour) -> Result<SwapReport, ExperimentError> {
     let (mut m, _dir) = prepared(k, false)?;
-    m.swap(&request(1), b).map_err(|e| ExperimentError::run(ID, e))
+    let req = request(&m, 1);
+    m.swap(&req, b).map_err(|e| ExperimentError::run(ID, e))
 }
 
 fn htlc(k: u32) -> Result<HtlcReport, ExperimentError> {
     let (mut m, _dir) = prepared(k, true)?;
-    m.htlc_swap(&request(1), 1_000, None).map_err(|e| ExperimentError::run(ID, e))
+    let req = request(&m, 1);
+    m.htlc_swap(&req, 1_000, None).map_err(|e| ExperimentError::run(ID, e))
 }
 
 fn short(s: &gridledger_xchain::SideState) -> &'static str {
