@@ -13,7 +13,10 @@
 //! reports `Persisted(version)`, which releases every message held for that
 //! version or an older one. With a proposal window of W updates in flight
 //! one fdatasync covers many proposals (or acceptances), and a signature
-//! still never leaves before the store that holds it is durable. Payments
+//! still never leaves before the store that holds it is durable. Nor does
+//! an answer: the events of a step (a payment's `Done`, an event-stream
+//! entry) wait until its store is persisted, and a store whose step tells
+//! anything is synced, not left lagging. Payments
 //! asked for while the window is full wait in a bounded queue and are
 //! proposed, in order, as the window frees.
 //!
@@ -432,8 +435,46 @@ fn persister(
     (disk, persists)
 }
 
+/// Events (and so the replies and event-stream entries they produce) held
+/// until the store of the step that produced them is persisted: persist,
+/// then tell. A step's events follow its store; a step without a store
+/// queues its events behind any still held, so order is kept.
+#[derive(Debug, Default)]
+struct EventGate {
+    held: VecDeque<(u64, Vec<ChannelEvent>)>,
+}
+
+impl EventGate {
+    /// The events of a step whose store (if any) has `version`: those that
+    /// may be acted on now (none while anything is held).
+    fn hold(&mut self, version: Option<u64>, events: Vec<ChannelEvent>) -> Vec<ChannelEvent> {
+        match (version, self.held.back_mut()) {
+            (Some(v), _) => {
+                self.held.push_back((v, events));
+                vec![]
+            }
+            (None, Some((_, last))) => {
+                last.extend(events);
+                vec![]
+            }
+            (None, None) => events,
+        }
+    }
+
+    /// The events whose store is now persisted (`version` or older), in order.
+    fn release(&mut self, version: u64) -> Vec<ChannelEvent> {
+        let mut out = vec![];
+        while self.held.front().is_some_and(|(v, _)| *v <= version) {
+            out.extend(self.held.pop_front().map(|(_, e)| e).unwrap_or_default());
+        }
+        out
+    }
+}
+
 struct Loop {
     machine: ChannelMachine,
+    /// Events waiting for their store to be persisted.
+    gate: EventGate,
     persist: std::sync::mpsc::Sender<PersistJob>,
     /// The peer link (none only while it moves onto a rebound address).
     net: Option<Network>,
@@ -456,8 +497,13 @@ impl Loop {
     /// the only path by which anything leaves. Signed messages stay held
     /// inside the machine until `Persisted` comes back.
     fn carry_out(&mut self, step: Step) -> Result<(), PartyError> {
+        let version = step.persist.as_ref().map(|s| s.version);
         if let Some(store) = step.persist {
-            if self.persist.send((store, !step.persist_may_lag)).is_err() {
+            // A step that tells anyone anything (a payment answered, an
+            // event published) is synced before it is told: an answered
+            // payment survives a power cut too, not only a process crash.
+            let sync = !step.persist_may_lag || !step.events.is_empty();
+            if self.persist.send((store, sync)).is_err() {
                 return Err(PartyError::Net("the persister stopped".into()));
             }
         }
@@ -470,10 +516,20 @@ impl Loop {
         for t in step.txs {
             let _ = self.txs.send(t);
         }
-        for e in step.events {
+        for e in self.gate.hold(version, step.events) {
             self.on_event(e);
         }
         Ok(())
+    }
+
+    /// The persister made `version` durable: the events held for it go
+    /// out, then what the machine releases.
+    fn persisted(&mut self, version: u64) -> Result<(), PartyError> {
+        for e in self.gate.release(version) {
+            self.on_event(e);
+        }
+        let step = self.machine.handle(Input::Persisted(version))?;
+        self.carry_out(step)
     }
 
     fn on_event(&mut self, e: ChannelEvent) {
@@ -518,11 +574,13 @@ impl Loop {
             ChannelEvent::CoSigned(c) => {
                 // Co-signed through the chain or a late acceptance: every
                 // payment at or below it is settled one way or the other.
+                // `c` was the newest co-signed state when the event was
+                // made (the machine's state may have moved on since: events
+                // wait for their store to be persisted).
                 let done: Vec<u64> = self.pays.range(..=*c).map(|(k, _)| *k).collect();
-                let latest = self.machine.latest().map(|l| l.state.counter);
                 for k in done {
                     for r in self.pays.remove(&k).unwrap_or_default() {
-                        let reply = if latest == Some(k) {
+                        let reply = if k == *c {
                             Reply::Done { counter: k }
                         } else {
                             Reply::Error { message: format!("payment {k} superseded by co-signed {c}") }
@@ -1125,6 +1183,7 @@ async fn run(
     let persist_thread = std::thread::spawn(move || persister(disk, persist_recv, persisted_send, idle));
     let mut lp = Loop {
         machine,
+        gate: EventGate::default(),
         persist: persist_send,
         net: Some(net),
         peer: 1 - side,
@@ -1144,7 +1203,9 @@ async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let result: Result<(), PartyError> = async {
         loop {
-            if opts.exit_when_closed && lp.machine.phase() == Phase::Closed {
+            // Closed, and the store that says so persisted (the close's
+            // answer and events are held until then).
+            if opts.exit_when_closed && lp.machine.phase() == Phase::Closed && lp.gate.held.is_empty() {
                 return Ok(());
             }
             tokio::select! {
@@ -1189,8 +1250,7 @@ async fn run(
                     }
                 }
                 Some(done) = persisted.recv() => {
-                    let step = lp.machine.handle(Input::Persisted(done?))?;
-                    lp.carry_out(step)?;
+                    lp.persisted(done?)?;
                 }
                 Some(e) = ev_recv.recv() => {
                     let step = lp.machine.handle(Input::Chain(e))?;
@@ -1405,6 +1465,25 @@ mod tests {
     /// by one record and one fdatasync of the newest; `Persisted` reports
     /// that version only after it is written; a lagging-only batch is
     /// written unsynced and synced when the persister goes idle.
+    /// Events wait for the store of their step; a step without a store
+    /// queues behind held ones; a persisted version releases every step at
+    /// or below it, in order, and nothing newer.
+    #[test]
+    fn the_event_gate_tells_only_what_is_persisted_in_order() {
+        let sent = |c| ChannelEvent::PaymentSent { counter: c, amount: Amount(1) };
+        let mut g = EventGate::default();
+        assert_eq!(g.hold(None, vec![sent(0)]), vec![sent(0)], "nothing held, no store: at once");
+        assert!(g.hold(Some(5), vec![sent(1)]).is_empty());
+        assert!(g.hold(None, vec![sent(2)]).is_empty(), "behind the held step");
+        assert!(g.hold(Some(6), vec![sent(3)]).is_empty());
+        assert!(g.hold(Some(7), vec![]).is_empty());
+        assert!(g.release(4).is_empty(), "an older version releases nothing");
+        assert_eq!(g.release(5), vec![sent(1), sent(2)]);
+        assert_eq!(g.release(7), vec![sent(3)], "one version covers every older one");
+        assert!(g.release(9).is_empty());
+        assert_eq!(g.hold(None, vec![sent(4)]), vec![sent(4)]);
+    }
+
     #[test]
     fn the_persister_covers_every_queued_store_with_one_synced_record() {
         let dir = tempfile::tempdir().unwrap();
