@@ -133,3 +133,69 @@ fn a_registered_fallen_back_proposal_does_not_lock_the_honest_party_out_of_its_c
         d.balance(0) <= before
     );
 }
+
+/// Finding (the party half of `attack_cns_r8`'s stale-dispute finding):
+/// side 0 (the attacker) pays 5 times, then disputes with its stale state
+/// after the first payment (it gains 400 if side 1 stays silent for t_Δ).
+/// Within the poll interval in which side 1 has not acted on the dispute,
+/// side 0 proposes the cooperative close of the newest state; side 1's
+/// machine co-signs it (it co-signs final states whether open or disputed)
+/// and side 0 registers it with `channel_close`. The dispute is recorded
+/// `ClosedCooperatively` and side 0 is booked no fault: cheating was free.
+///
+/// Expected: side 0's MSC carries a fault for disputing with a stale state
+/// (the chain holds both the disputed state and the newer co-signed close),
+/// or side 1's machine does not co-sign a close while a peer's dispute with
+/// a state older than its own stands (it resolves first).
+/// Observed: 0 faults on side 0.
+#[test]
+#[ignore = "attack: a stale dispute by the peer is closed cooperatively (co-signed by the honest machine) and books no fault"]
+fn a_peer_disputing_with_a_stale_state_is_faulted_even_if_it_then_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    d.request(0, pay_req(1_000)).unwrap();
+    let stale = latest(&d, 0);
+    for _ in 0..4 {
+        d.request(0, pay_req(1_000)).unwrap();
+    }
+    let newest = latest(&d, 1);
+    assert!(newest.state.counter > stale.state.counter);
+    assert!(newest.state.balances[0] < stale.state.balances[0], "the stale state is better for side 0");
+    // Side 0's modified client: dispute with the stale state...
+    let key0 = d.parties[0].account.clone();
+    let a = gridledger_contracts::cns::ChannelDisputeArgs { side: 0, state: stale.clone() };
+    let r = d.submit(&key0, "channel_dispute", borsh::to_vec(&a).unwrap(), Amount::ZERO);
+    assert_eq!(r.status, TxStatus::Success);
+    // ... and, before side 1 acts on it, the close of the newest state.
+    let esc0 = KeyPair::from_seed("cns-esc-0");
+    let mut fin = newest.state.clone();
+    fin.counter = newest.state.counter + 1;
+    fin.prev_counter = newest.state.counter;
+    fin.is_final = true;
+    fin.last_trade = None;
+    fin.fold = None;
+    let nonce = 4_242;
+    let sig0 = fin.sign(&esc0, nonce);
+    d.parties[1].inbox.push_front(Message::Propose { state: fin.clone(), nonce, sig: sig0 }.to_bytes());
+    d.deliver_one(1);
+    let sig1 = d.parties[0]
+        .inbox
+        .iter()
+        .find_map(|b| match Message::from_bytes(b) {
+            Ok(Message::Accept { counter, sig, .. }) if counter == fin.counter => Some(sig),
+            _ => None,
+        })
+        .expect("side 1 co-signs the close");
+    let close = SignedState { state: fin, nonce, sigs: [sig0, sig1] };
+    let r = d.submit(&key0, "channel_close", borsh::to_vec(&ChannelStateArgs { state: close }).unwrap(), Amount::ZERO);
+    assert_eq!(r.status, TxStatus::Success);
+    d.pump();
+    assert_eq!(d.channel().unwrap().status, ChannelStatus::Closed);
+    let faults = d.msc(d.sids[0]).disputes_at_fault;
+    assert_eq!(
+        faults, 1,
+        "side 0 disputed with counter {} while {} existed",
+        stale.state.counter, newest.state.counter
+    );
+}
