@@ -72,3 +72,100 @@ fn a_stale_dispute_closed_cooperatively_is_still_a_fault() {
         esc.disputes[0].outcome
     );
 }
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u128) -> u128 {
+        if n == 0 {
+            0
+        } else {
+            u128::from(self.next()) % n
+        }
+    }
+}
+
+fn acct_balance(f: &Fx, side: usize) -> u128 {
+    f.dc.chain.state().account(&f.accts[side].address()).balance.0
+}
+
+/// Held (ranking by counter alone, round 7): co-signed histories that fork
+/// at will — random top-ups by deposit, random states at rising counters
+/// with any withdrawals and top-up allocations (lower or higher than the
+/// registered ones), registered by `channel_withdraw` or `channel_update`
+/// from an outsider, then a random final state. However the forks go, the
+/// two sides together take out exactly what went in (2,000 + the top-ups):
+/// no withdrawal is paid twice, and no channel pays out another's coin.
+/// `ATTACK_R8_SEEDS` sets the number of runs (default 60).
+#[test]
+fn forked_histories_never_pay_out_more_than_the_channel_holds() {
+    let seeds: u64 = std::env::var("ATTACK_R8_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let outsider = dev_key(3);
+    for seed in 1..=seeds {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = fixture(d.path(), 10);
+        let cid = f.open(0);
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let start = [acct_balance(&f, 0), acct_balance(&f, 1)];
+        let mut put_in = 0u128; // top-ups and fees paid by the two sides
+        let mut counter = 0u64;
+        let mut log = vec![];
+        for _ in 0..8 {
+            counter += 1 + rng.next() % 2;
+            let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+            if rng.next() % 3 == 0 {
+                let side = (rng.next() % 2) as usize;
+                let amount = Amount(1 + rng.below(500));
+                let a = args(&cns::ChannelTopUpArgs { cid, side: side as u8, amount, funding: Funding::Deposit });
+                let r = f.ok(side, "channel_topup", a, amount);
+                put_in += amount.0 + r.fee.0;
+                log.push(format!("topup {side} {amount}"));
+                continue;
+            }
+            let t = [Amount(rng.below(ch.topped_up[0].0 + 1)), Amount(rng.below(ch.topped_up[1].0 + 1))];
+            let total = 2_000 + t[0].0 + t[1].0;
+            let w0 = rng.below(total / 2 + 1);
+            let w1 = rng.below(total - w0 + 1);
+            let b0 = rng.below(total - w0 - w1 + 1);
+            let b1 = total - w0 - w1 - b0;
+            let mut st = f.state(0, counter, [b0, b1], false);
+            st.resize.topped_up = t;
+            st.resize.withdrawn = [Amount(w0), Amount(w1)];
+            let method = if rng.next() % 2 == 0 { "channel_withdraw" } else { "channel_update" };
+            let r = f.dc.call(&outsider, CNS_ID, method, args(&ChannelStateArgs { state: f.cosign(st) }), Amount::ZERO);
+            log.push(format!("{method} c{counter} b[{b0},{b1}] w[{w0},{w1}] t{t:?}: {:?}", r.map(|r| r.status)));
+        }
+        counter += 1;
+        let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+        let t = [Amount(rng.below(ch.topped_up[0].0 + 1)), Amount(rng.below(ch.topped_up[1].0 + 1))];
+        let total = 2_000 + t[0].0 + t[1].0;
+        let b0 = rng.below(total + 1);
+        let mut fin = f.state(0, counter, [b0, total - b0], true);
+        fin.resize.topped_up = t;
+        let r = f.dc.call(
+            &outsider,
+            CNS_ID,
+            "channel_close",
+            args(&ChannelStateArgs { state: f.cosign(fin) }),
+            Amount::ZERO,
+        );
+        log.push(format!("close c{counter} b[{b0},{}] t{t:?}: {:?}", total - b0, r.map(|r| r.status)));
+        let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+        if std::env::var("ATTACK_R8_SHOW").is_ok() {
+            eprintln!("{log:#?}");
+        }
+        let got = acct_balance(&f, 0) + acct_balance(&f, 1) + put_in - start[0] - start[1];
+        let topped = ch.topped_up[0].0 + ch.topped_up[1].0;
+        assert_eq!(
+            (ch.status, got),
+            (cns::ChannelStatus::Closed, 2_000 + topped),
+            "seed {seed}: the sides took out {got}, the channel held {}; {log:#?}",
+            2_000 + topped
+        );
+    }
+}
