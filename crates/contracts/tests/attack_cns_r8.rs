@@ -137,8 +137,22 @@ fn forked_histories_never_pay_out_more_than_the_channel_holds() {
             st.resize.topped_up = t;
             st.resize.withdrawn = [Amount(w0), Amount(w1)];
             let method = if rng.next() % 2 == 0 { "channel_withdraw" } else { "channel_update" };
-            let r = f.dc.call(&outsider, CNS_ID, method, args(&ChannelStateArgs { state: f.cosign(st) }), Amount::ZERO);
+            let signed = f.cosign(st);
+            let r =
+                f.dc.call(&outsider, CNS_ID, method, args(&ChannelStateArgs { state: signed.clone() }), Amount::ZERO);
             log.push(format!("{method} c{counter} b[{b0},{b1}] w[{w0},{w1}] t{t:?}: {:?}", r.map(|r| r.status)));
+            // The same state again, by `channel_withdraw` (the equal-counter
+            // path for a registered state): never pays twice.
+            if rng.next() % 2 == 0 {
+                let r = f.dc.call(
+                    &outsider,
+                    CNS_ID,
+                    "channel_withdraw",
+                    args(&ChannelStateArgs { state: signed }),
+                    Amount::ZERO,
+                );
+                log.push(format!("  again by channel_withdraw: {:?}", r.map(|r| r.status)));
+            }
         }
         counter += 1;
         let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
