@@ -118,7 +118,7 @@ fn forked_histories_never_pay_out_more_than_the_channel_holds() {
         for _ in 0..8 {
             counter += 1 + rng.next() % 2;
             let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 let side = (rng.next() % 2) as usize;
                 let amount = Amount(1 + rng.below(500));
                 let a = args(&cns::ChannelTopUpArgs { cid, side: side as u8, amount, funding: Funding::Deposit });
@@ -136,14 +136,14 @@ fn forked_histories_never_pay_out_more_than_the_channel_holds() {
             let mut st = f.state(0, counter, [b0, b1], false);
             st.resize.topped_up = t;
             st.resize.withdrawn = [Amount(w0), Amount(w1)];
-            let method = if rng.next() % 2 == 0 { "channel_withdraw" } else { "channel_update" };
+            let method = if rng.next().is_multiple_of(2) { "channel_withdraw" } else { "channel_update" };
             let signed = f.cosign(st);
             let r =
                 f.dc.call(&outsider, CNS_ID, method, args(&ChannelStateArgs { state: signed.clone() }), Amount::ZERO);
             log.push(format!("{method} c{counter} b[{b0},{b1}] w[{w0},{w1}] t{t:?}: {:?}", r.map(|r| r.status)));
             // The same state again, by `channel_withdraw` (the equal-counter
             // path for a registered state): never pays twice.
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 let r = f.dc.call(
                     &outsider,
                     CNS_ID,
