@@ -183,3 +183,98 @@ fn forked_histories_never_pay_out_more_than_the_channel_holds() {
         );
     }
 }
+
+fn pool(f: &Fx) -> i128 {
+    let m = cns::read::merchant(f.dc.chain.state(), &dev_key(0).address()).unwrap().unwrap();
+    (m.free.0 + m.reserved.0) as i128
+}
+
+/// Held (ranking by counter alone on a credit-backed channel): side 0 on a
+/// 1,000 credit note (top-ups by merchant-signed notes), side 1 on a
+/// deposit (top-ups by deposit, random withdrawals); forked histories at
+/// rising counters as in the sweep above, then a random final state. The
+/// coin balances: what side 1 took out plus the change of the merchant's
+/// pool is exactly what side 1 put in; side 0's account gets nothing; and
+/// side 0's pending debit (less its pending credit) is exactly what the
+/// merchant's pool lost. `ATTACK_R8_SEEDS` sets the number of runs.
+#[test]
+fn forked_histories_on_a_credit_note_keep_the_merchant_pool_whole() {
+    let seeds: u64 = std::env::var("ATTACK_R8_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let outsider = dev_key(3);
+    for seed in 1..=seeds {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = fixture(d.path(), 10);
+        let cid = f.open_on_credit(0);
+        let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
+        let start = [acct_balance(&f, 0), acct_balance(&f, 1)];
+        let pool0 = pool(&f);
+        let (mut fees, mut deposits1) = ([0u128; 2], 0u128);
+        let mut counter = 0u64;
+        let mut log = vec![];
+        for _ in 0..8 {
+            counter += 1 + rng.next() % 2;
+            let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+            if rng.next().is_multiple_of(3) {
+                let side = (rng.next() % 2) as usize;
+                let amount = Amount(1 + rng.below(500));
+                let (funding, value) = if side == 0 {
+                    (
+                        f.desk.sign_topup_note(f.sids[0], cid, u64::from(ch.topups[0]), amount, 500 + counter),
+                        Amount::ZERO,
+                    )
+                } else {
+                    (Funding::Deposit, amount)
+                };
+                let a = args(&cns::ChannelTopUpArgs { cid, side: side as u8, amount, funding });
+                let r = f.ok(side, "channel_topup", a, value);
+                fees[side] += r.fee.0;
+                if side == 1 {
+                    deposits1 += amount.0;
+                }
+                log.push(format!("topup {side} {amount}"));
+                continue;
+            }
+            let t = [Amount(rng.below(ch.topped_up[0].0 + 1)), Amount(rng.below(ch.topped_up[1].0 + 1))];
+            let total = 2_000 + t[0].0 + t[1].0;
+            let w1 = rng.below(total / 2 + 1);
+            let b0 = rng.below(total - w1 + 1);
+            let b1 = total - w1 - b0;
+            let mut st = f.state(0, counter, [b0, b1], false);
+            st.resize.topped_up = t;
+            st.resize.withdrawn = [Amount::ZERO, Amount(w1)];
+            let method = if rng.next().is_multiple_of(2) { "channel_withdraw" } else { "channel_update" };
+            let r = f.dc.call(&outsider, CNS_ID, method, args(&ChannelStateArgs { state: f.cosign(st) }), Amount::ZERO);
+            log.push(format!("{method} c{counter} b[{b0},{b1}] w1 {w1} t{t:?}: {:?}", r.map(|r| r.status)));
+        }
+        counter += 1;
+        let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+        let t = [Amount(rng.below(ch.topped_up[0].0 + 1)), Amount(rng.below(ch.topped_up[1].0 + 1))];
+        let total = 2_000 + t[0].0 + t[1].0;
+        let b0 = rng.below(total + 1);
+        let mut fin = f.state(0, counter, [b0, total - b0], true);
+        fin.resize.topped_up = t;
+        let r = f.dc.call(
+            &outsider,
+            CNS_ID,
+            "channel_close",
+            args(&ChannelStateArgs { state: f.cosign(fin) }),
+            Amount::ZERO,
+        );
+        log.push(format!("close c{counter} b[{b0},{}] t{t:?}: {:?}", total - b0, r.map(|r| r.status)));
+        if std::env::var("ATTACK_R8_SHOW").is_ok() {
+            eprintln!("{log:#?}");
+        }
+        let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+        assert_eq!(ch.status, cns::ChannelStatus::Closed, "seed {seed}: {log:#?}");
+        let got0 = (acct_balance(&f, 0) + fees[0]) as i128 - start[0] as i128;
+        let got1 = (acct_balance(&f, 1) + fees[1]) as i128 - start[1] as i128 + deposits1 as i128;
+        let dpool = pool(&f) - pool0;
+        let l = cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap().ledger.clone();
+        let net_debit = l.pending_debits.0 as i128 - l.pending_credits.0 as i128;
+        assert_eq!(
+            (got0, got1 + dpool, net_debit),
+            (0, 1_000 + deposits1 as i128, -dpool),
+            "seed {seed}: (side 0 got, side 1 got + pool change, side 0 net debit); {log:#?}"
+        );
+    }
+}
