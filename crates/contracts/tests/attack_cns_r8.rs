@@ -218,10 +218,7 @@ fn forked_histories_on_a_credit_note_keep_the_merchant_pool_whole() {
                 let side = (rng.next() % 2) as usize;
                 let amount = Amount(1 + rng.below(500));
                 let (funding, value) = if side == 0 {
-                    (
-                        f.desk.sign_topup_note(f.sids[0], cid, u64::from(ch.topups[0]), amount, 500 + counter),
-                        Amount::ZERO,
-                    )
+                    (f.desk.sign_topup_note(f.sids[0], cid, ch.topups[0], amount, 500 + counter), Amount::ZERO)
                 } else {
                     (Funding::Deposit, amount)
                 };
