@@ -697,22 +697,7 @@ impl BobMbs {
         let (height, proof) = c
             .tx_proof(&nt.hash())?
             .ok_or_else(|| MbsError::Missing(format!("lock {} not on chain {chain}", nt.hash())))?;
-        let anchor = self
-            .config
-            .chains
-            .iter()
-            .find(|r| r.chain_id == chain)
-            .ok_or_else(|| MbsError::Missing(format!("chain {chain} not registered")))?
-            .anchor_height;
-        let header_of = |h| -> Result<gridledger_ledger::BlockHeader, MbsError> {
-            Ok(c.sealed_header(h)?.ok_or_else(|| MbsError::Missing(format!("block {h} of chain {chain}")))?.header)
-        };
-        let all = (anchor + 1..=self.bob_tip(chain))
-            .map(|h| header_of(h).map(|x| x.hash()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let header = header_of(height)?;
-        let header_proof = crate::mmr::Mmr::prove(&all, height.saturating_sub(anchor + 1))
-            .ok_or_else(|| MbsError::Missing(format!("block {height} of chain {chain} not relayed yet")))?;
+        let (header, header_proof) = self.header_path(chain, height)?;
         let args = crate::bob::RefundLock { chain, header, header_proof, nt: nt.clone(), proof };
         Ok(self.bob_call(key, "refund_lock", &args, Amount::ZERO))
     }
