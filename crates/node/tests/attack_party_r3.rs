@@ -7,8 +7,7 @@
 
 mod common;
 
-use common::party::{addrs_of, channel_terms, wait_phase, BAL};
-use gridledger_channels::disk::Durability;
+use common::party::{addrs_of, channel_terms, fsync_opts, wait_phase, BAL};
 use gridledger_contracts::cns::ChannelStatus;
 use gridledger_core::KeyPair;
 use gridledger_ledger::devnet::dev_key;
@@ -21,10 +20,6 @@ use std::time::Duration;
 fn terms(ls: &[std::net::TcpListener; 2]) -> ChannelTerms {
     let a = addrs_of(ls);
     channel_terms([false, false], a, a)
-}
-
-fn opts() -> PartyOptions {
-    PartyOptions { durability: Durability::Fsync, control: false, ..PartyOptions::default() }
 }
 
 /// Finding: a top-up whose `channel_topup` transaction fails on chain (here
@@ -58,8 +53,8 @@ async fn a_top_up_that_fails_on_chain_does_not_block_the_close() {
     for i in 0..2 {
         specs[i].save(&dirs[i]).unwrap();
     }
-    let (h0, j0) = spawn_party_on(&dirs[0], opts(), on(0)).unwrap();
-    let (h1, j1) = spawn_party_on(&dirs[1], opts(), on(1)).unwrap();
+    let (h0, j0) = spawn_party_on(&dirs[0], fsync_opts(), on(0)).unwrap();
+    let (h1, j1) = spawn_party_on(&dirs[1], fsync_opts(), on(1)).unwrap();
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
@@ -121,7 +116,7 @@ async fn an_http_post_to_the_party_control_port_moves_no_money() {
     for i in 0..2 {
         specs[i].save(&dirs[i]).unwrap();
     }
-    let with_control = PartyOptions { control: true, ..opts() };
+    let with_control = PartyOptions { control: true, ..fsync_opts() };
     let on = |i: usize| Listeners { peer: ls[i].try_clone().unwrap(), control: Some(cs[i].try_clone().unwrap()) };
     let (h0, j0) = spawn_party_on(&dirs[0], with_control.clone(), on(0)).unwrap();
     let (h1, j1) = spawn_party_on(&dirs[1], with_control, on(1)).unwrap();
@@ -199,8 +194,8 @@ async fn a_withdrawal_that_falls_back_does_not_block_the_close() {
     for i in 0..2 {
         specs[i].save(&dirs[i]).unwrap();
     }
-    let (h0, j0) = spawn_party_on(&dirs[0], opts(), on(0)).unwrap();
-    let (h1, j1) = spawn_party_on(&dirs[1], opts(), on(1)).unwrap();
+    let (h0, j0) = spawn_party_on(&dirs[0], fsync_opts(), on(0)).unwrap();
+    let (h1, j1) = spawn_party_on(&dirs[1], fsync_opts(), on(1)).unwrap();
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });

@@ -8,17 +8,12 @@
 
 mod common;
 
-use common::party::Setup;
-use gridledger_channels::disk::Durability;
-use gridledger_node::channel::party::{spawn_party, Command, PartyOptions, Reply};
+use common::party::{fsync_opts, Setup};
+use gridledger_node::channel::party::{spawn_party, Command, Reply};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn opts() -> PartyOptions {
-    PartyOptions { durability: Durability::Fsync, control: false, ..PartyOptions::default() }
-}
 
 /// An outsider (from 127.0.0.2, so not the peer's address) that keeps
 /// `n` connections open to `addr`, each having sent one byte (a plausible
@@ -76,7 +71,7 @@ async fn scenario(outsiders: usize) -> (Result<Reply, &'static str>, Result<Repl
     // Side 0's address stays unreachable for side 1's dialer.
     let _nat = std::net::TcpListener::bind(a0).expect("side 0's address is free");
     let squatter = std::net::TcpListener::bind(a1).expect("side 1's address is free");
-    let (h1, j1) = spawn_party(&s.dirs[1], opts()).unwrap();
+    let (h1, j1) = spawn_party(&s.dirs[1], fsync_opts()).unwrap();
     assert!(matches!(h1.request(Command::Status).await, Reply::Status(_)), "side 1 runs on a temporary port");
     drop(squatter);
     let t = Instant::now();
@@ -94,7 +89,7 @@ async fn scenario(outsiders: usize) -> (Result<Reply, &'static str>, Result<Repl
         flood(a1, outsiders, stop.clone(), opened.clone());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let (h0, j0) = spawn_party(&s.dirs[0], opts()).unwrap();
+    let (h0, j0) = spawn_party(&s.dirs[0], fsync_opts()).unwrap();
     let open = tokio::time::timeout(Duration::from_secs(30), h0.request(Command::Open)).await.map_err(|_| "timed out");
     let pay = tokio::time::timeout(Duration::from_secs(20), h0.request(Command::Pay { energy: 1_000, price: 100 }))
         .await
@@ -162,8 +157,8 @@ async fn a_channel_keeps_working_across_the_move_onto_the_rebound_address() {
     let s = Setup::unbound(Path::new("d")).await;
     let a1 = s.specs[1].addrs[1];
     let squatter = std::net::TcpListener::bind(a1).expect("side 1's address is free");
-    let (h1, j1) = spawn_party(&s.dirs[1], opts()).unwrap();
-    let (h0, j0) = spawn_party(&s.dirs[0], opts()).unwrap();
+    let (h1, j1) = spawn_party(&s.dirs[1], fsync_opts()).unwrap();
+    let (h0, j0) = spawn_party(&s.dirs[0], fsync_opts()).unwrap();
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     common::party::wait_phase(&h1, "Open").await;
     let pay = || h0.request(Command::Pay { energy: 1_000, price: 100 });

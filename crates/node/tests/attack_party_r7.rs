@@ -7,54 +7,12 @@
 
 mod common;
 
-use common::party::{addrs_of, channel_terms, wait_phase, BAL};
+use common::party::{fsync_opts, wait_phase, Setup};
 use gridledger_channels::disk::Durability;
 use gridledger_core::KeyPair;
-use gridledger_ledger::devnet::dev_key;
-use gridledger_node::channel::party::{
-    spawn_party_on, Command, Listeners, PartyHandle, PartyJoin, PartyOptions, Reply,
-};
-use gridledger_node::channel::spec::{bind_loopback, prepare_channel, PartySpec};
-use std::path::PathBuf;
+use gridledger_node::channel::party::{spawn_party_on, Command, Listeners, PartyOptions, Reply};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A node, a prepared channel and both parties' directories (nothing
-/// started yet).
-struct Setup {
-    _tmp: tempfile::TempDir,
-    node: gridledger_node::NodeHandle,
-    ls: [std::net::TcpListener; 2],
-    specs: [PartySpec; 2],
-    dirs: [PathBuf; 2],
-}
-
-impl Setup {
-    async fn new() -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
-        let node = gridledger_node::channel::devnode::start(&tmp.path().join("node"), 4, BAL, 20).unwrap();
-        let url = node.url();
-        let ls = [bind_loopback().unwrap(), bind_loopback().unwrap()];
-        let cs = [bind_loopback().unwrap(), bind_loopback().unwrap()];
-        let t = channel_terms([false, false], addrs_of(&ls), addrs_of(&cs));
-        let specs = tokio::task::spawn_blocking(move || {
-            prepare_channel(&url, &dev_key(0), &KeyPair::from_seed("desk"), [&dev_key(1), &dev_key(2)], &t)
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        let dirs = [tmp.path().join("p0"), tmp.path().join("p1")];
-        for i in 0..2 {
-            specs[i].save(&dirs[i]).unwrap();
-        }
-        Setup { _tmp: tmp, node, ls, specs, dirs }
-    }
-
-    fn spawn(&self, i: usize) -> (PartyHandle, PartyJoin) {
-        let on = Listeners { peer: self.ls[i].try_clone().unwrap(), control: None };
-        let opts = PartyOptions { durability: Durability::Fsync, control: false, ..PartyOptions::default() };
-        spawn_party_on(&self.dirs[i], opts, on).unwrap()
-    }
-}
 
 /// Finding (silent or withholding counterparty; the close lock-out of
 /// rounds 3–4 again, through the round-5 withdrawal queue): a close is
@@ -77,9 +35,9 @@ impl Setup {
 /// 10 s (60 refusals).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_withdrawals_do_not_keep_the_close_refused() {
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0);
-    let (h1, j1) = s.spawn(1);
+    let s = Setup::new(Path::new("d")).await;
+    let (h0, j0) = s.spawn(0, fsync_opts());
+    let (h1, j1) = s.spawn(1, fsync_opts());
     let t_delta = Duration::from_millis(s.specs[0].t_delta_ms);
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
@@ -146,9 +104,9 @@ async fn a_restart_does_not_alert_disputes_that_were_resolved() {
     use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelStatus};
     use gridledger_node::channel::alert::{alert_of_event, Alert};
     use gridledger_node::channel::chainlink::{read_channel, ChainLink};
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0);
-    let (h1, j1) = s.spawn(1);
+    let s = Setup::new(Path::new("d")).await;
+    let (h0, j0) = s.spawn(0, fsync_opts());
+    let (h1, j1) = s.spawn(1, fsync_opts());
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
@@ -184,7 +142,7 @@ async fn a_restart_does_not_alert_disputes_that_were_resolved() {
     let opts =
         PartyOptions { durability: Durability::Fsync, control: false, events: Some(tx), ..PartyOptions::default() };
     let (h0, j0) = spawn_party_on(&s.dirs[0], opts, on).unwrap();
-    let (h1, j1) = s.spawn(1);
+    let (h1, j1) = s.spawn(1, fsync_opts());
     wait_phase(&h0, "Open").await;
     // Readiness: a top-up lands in a block after the dispute's and is
     // allocated; events are read in block order, so the replay of the
@@ -327,9 +285,9 @@ impl Attacker {
 async fn a_withdrawal_that_fell_back_cannot_void_later_payments_end_to_end() {
     use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelStateArgs, ChannelStatus};
     use gridledger_node::channel::chainlink::{read_channel, ChainLink};
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0);
-    let (h1, j1) = s.spawn(1);
+    let s = Setup::new(Path::new("d")).await;
+    let (h0, j0) = s.spawn(0, fsync_opts());
+    let (h1, j1) = s.spawn(1, fsync_opts());
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });

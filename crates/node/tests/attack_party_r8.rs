@@ -7,54 +7,11 @@
 
 mod common;
 
-use common::party::{addrs_of, channel_terms, wait_phase, BAL};
-use gridledger_channels::disk::Durability;
+use common::party::{fsync_opts, wait_phase, Setup};
 use gridledger_core::KeyPair;
-use gridledger_ledger::devnet::dev_key;
-use gridledger_node::channel::party::{
-    spawn_party_on, Command, Listeners, PartyHandle, PartyJoin, PartyOptions, Reply,
-};
-use gridledger_node::channel::spec::{bind_loopback, prepare_channel, PartySpec};
-use std::path::PathBuf;
+use gridledger_node::channel::party::{Command, Reply};
+use std::path::Path;
 use std::time::Duration;
-
-/// A node, a prepared channel and both parties' directories (nothing
-/// started yet).
-struct Setup {
-    _tmp: tempfile::TempDir,
-    node: gridledger_node::NodeHandle,
-    ls: [std::net::TcpListener; 2],
-    specs: [PartySpec; 2],
-    dirs: [PathBuf; 2],
-}
-
-impl Setup {
-    async fn new() -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
-        let node = gridledger_node::channel::devnode::start(&tmp.path().join("node"), 4, BAL, 20).unwrap();
-        let url = node.url();
-        let ls = [bind_loopback().unwrap(), bind_loopback().unwrap()];
-        let cs = [bind_loopback().unwrap(), bind_loopback().unwrap()];
-        let t = channel_terms([false, false], addrs_of(&ls), addrs_of(&cs));
-        let specs = tokio::task::spawn_blocking(move || {
-            prepare_channel(&url, &dev_key(0), &KeyPair::from_seed("desk"), [&dev_key(1), &dev_key(2)], &t)
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        let dirs = [tmp.path().join("p0"), tmp.path().join("p1")];
-        for i in 0..2 {
-            specs[i].save(&dirs[i]).unwrap();
-        }
-        Setup { _tmp: tmp, node, ls, specs, dirs }
-    }
-
-    fn spawn(&self, i: usize) -> (PartyHandle, PartyJoin) {
-        let on = Listeners { peer: self.ls[i].try_clone().unwrap(), control: None };
-        let opts = PartyOptions { durability: Durability::Fsync, control: false, ..PartyOptions::default() };
-        spawn_party_on(&self.dirs[i], opts, on).unwrap()
-    }
-}
 
 /// Side 1 as its modified client runs it: the ESC key and machine of side
 /// 1 (restored from its directory), its own link to side 0, and a filter
@@ -173,9 +130,9 @@ impl Attacker {
 async fn a_close_completes_after_the_peer_registered_our_fallen_back_payment() {
     use gridledger_contracts::cns::ChannelStateArgs;
     use gridledger_node::channel::chainlink::{read_channel, ChainLink};
-    let s = Setup::new().await;
-    let (h0, j0) = s.spawn(0);
-    let (h1, j1) = s.spawn(1);
+    let s = Setup::new(Path::new("d")).await;
+    let (h0, j0) = s.spawn(0, fsync_opts());
+    let (h1, j1) = s.spawn(1, fsync_opts());
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     let _ = h1.request(Command::Shutdown).await;

@@ -5,14 +5,14 @@
 
 mod common;
 
-use common::party::{addrs_of, channel_terms, wait_phase, BAL};
-use gridledger_channels::disk::{load_store, Durability};
+use common::party::{addrs_of, channel_terms, fsync_opts, wait_phase, BAL};
+use gridledger_channels::disk::load_store;
 use gridledger_channels::Phase;
 use gridledger_contracts::cns::ChannelStatus;
 use gridledger_core::{Address, Amount, Hash32, KeyPair};
 use gridledger_ledger::devnet::{dev_key, dev_validator};
 use gridledger_node::channel::chainlink::{balance, read_channel, read_msc};
-use gridledger_node::channel::party::{spawn_party_on, Command, Listeners, PartyOptions, Reply};
+use gridledger_node::channel::party::{spawn_party_on, Command, Listeners, Reply};
 use gridledger_node::channel::spec::{bind_loopback, prepare_channel, ChannelTerms};
 use gridledger_node::RpcClient;
 use std::time::{Duration, Instant};
@@ -34,10 +34,6 @@ fn total(c: &RpcClient) -> u128 {
 fn terms(credit: [bool; 2], ls: &[std::net::TcpListener; 2]) -> ChannelTerms {
     let a = addrs_of(ls);
     channel_terms(credit, a, a)
-}
-
-fn opts() -> PartyOptions {
-    PartyOptions { durability: Durability::Fsync, control: false, ..PartyOptions::default() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,8 +58,8 @@ async fn two_parties_over_the_network_pay_restart_and_close() {
     for i in 0..2 {
         specs[i].save(&dirs[i]).unwrap();
     }
-    let (h0, j0) = spawn_party_on(&dirs[0], opts(), on(0)).unwrap();
-    let (h1, j1) = spawn_party_on(&dirs[1], opts(), on(1)).unwrap();
+    let (h0, j0) = spawn_party_on(&dirs[0], fsync_opts(), on(0)).unwrap();
+    let (h1, j1) = spawn_party_on(&dirs[1], fsync_opts(), on(1)).unwrap();
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     // Side 0 (credit-note funded) buys 10 × 500 Wh at 120/kWh; side 1 buys
@@ -84,7 +80,7 @@ async fn two_parties_over_the_network_pay_restart_and_close() {
     j1.await.unwrap().unwrap();
     assert_eq!(load_store(&dirs[1]).unwrap().unwrap().latest.unwrap().state.counter, 12);
     // Same port, still bound by this test: nothing could take it meanwhile.
-    let (h1, j1) = spawn_party_on(&dirs[1], opts(), on(1)).unwrap();
+    let (h1, j1) = spawn_party_on(&dirs[1], fsync_opts(), on(1)).unwrap();
     assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 13 });
     let before = [balance(&client, &dev_key(1).address()).unwrap(), balance(&client, &dev_key(2).address()).unwrap()];
     assert!(matches!(h1.request(Command::Close).await, Reply::Done { .. }));
@@ -228,11 +224,11 @@ async fn one_manager_runs_many_channels_with_one_event_stream() {
     let mut events = m0.subscribe();
     let mut cids = vec![];
     for k in 0..2 {
-        cids.push(m0.add(&dirs[k][0], opts(), on(&listeners[k][0])).unwrap());
-        assert_eq!(m1.add(&dirs[k][1], opts(), on(&listeners[k][1])).unwrap(), cids[k]);
+        cids.push(m0.add(&dirs[k][0], fsync_opts(), on(&listeners[k][0])).unwrap());
+        assert_eq!(m1.add(&dirs[k][1], fsync_opts(), on(&listeners[k][1])).unwrap(), cids[k]);
     }
     assert_eq!(m0.list().len(), 2);
-    assert!(m0.add(&dirs[0][0], opts(), None).is_err(), "a channel is managed once");
+    assert!(m0.add(&dirs[0][0], fsync_opts(), None).is_err(), "a channel is managed once");
     for cid in &cids {
         assert_eq!(m0.request(cid, Command::Open).await, Reply::Done { counter: 0 });
     }
@@ -312,8 +308,8 @@ async fn an_answered_payment_is_already_in_the_payers_files() {
     for i in 0..2 {
         specs[i].save(&dirs[i]).unwrap();
     }
-    let (h0, j0) = spawn_party_on(&dirs[0], opts(), on(0)).unwrap();
-    let (h1, j1) = spawn_party_on(&dirs[1], opts(), on(1)).unwrap();
+    let (h0, j0) = spawn_party_on(&dirs[0], fsync_opts(), on(0)).unwrap();
+    let (h1, j1) = spawn_party_on(&dirs[1], fsync_opts(), on(1)).unwrap();
     assert_eq!(h0.request(Command::Open).await, Reply::Done { counter: 0 });
     wait_phase(&h1, "Open").await;
     // The old race was lost on roughly one answer in a hundred here: 200

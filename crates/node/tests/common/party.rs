@@ -35,6 +35,11 @@ pub fn channel_terms(credit: [bool; 2], addrs: [SocketAddr; 2], controls: [Socke
     }
 }
 
+/// A party that fsyncs every save and has no control port.
+pub fn fsync_opts() -> PartyOptions {
+    PartyOptions { durability: gridledger_channels::disk::Durability::Fsync, control: false, ..PartyOptions::default() }
+}
+
 /// The addresses two bound listeners listen on.
 pub fn addrs_of(ls: &[TcpListener; 2]) -> [SocketAddr; 2] {
     [ls[0].local_addr().unwrap(), ls[1].local_addr().unwrap()]
