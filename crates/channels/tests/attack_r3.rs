@@ -6,23 +6,15 @@
 //!
 //! Run the findings: `cargo test -p gridledger-channels --test attack_r3 -- --ignored`
 
+mod common;
+
+use common::duo;
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::machine::Message;
 use gridledger_channels::{ChannelEvent, Input, Request};
 use gridledger_contracts::cns::Trade;
-use gridledger_contracts::default_registry;
 use gridledger_core::{Amount, Energy};
 use gridledger_ledger::client::ChainClient;
-use gridledger_ledger::devnet::DevChain;
-
-const BAL: Amount = Amount(1_000_000_000_000);
-
-fn duo(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    let mut d = Duo::setup(dc, cfg);
-    d.open();
-    d
-}
 
 fn pay_req(wh: u64) -> Request {
     let (energy, price) = (Energy(wh), Amount(100));

@@ -5,22 +5,14 @@
 //!
 //! Run the findings: `cargo test -p gridledger-channels --test attack_r4 -- --ignored`
 
+mod common;
+
+use common::duo;
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::{ChannelEvent, Request};
 use gridledger_contracts::cns::ChannelStatus;
-use gridledger_contracts::default_registry;
 use gridledger_core::Amount;
 use gridledger_ledger::client::ChainClient;
-use gridledger_ledger::devnet::DevChain;
-
-const BAL: Amount = Amount(1_000_000_000_000);
-
-fn duo(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    let mut d = Duo::setup(dc, cfg);
-    d.open();
-    d
-}
 
 /// Finding (kill -9 / node restart during a withdrawal; the gap the
 /// round-3 note admits, with its user impact): `channel_withdraw` is

@@ -6,31 +6,14 @@
 //!
 //! Run the findings: `cargo test -p gridledger-channels --test attack_r5 -- --ignored`
 
+mod common;
+
+use common::{duo, pay_req};
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::{ChainEvent, ChannelError, ChannelEvent, Input, Request};
 use gridledger_contracts::cns::{ChannelStatus, Funding};
-use gridledger_contracts::default_registry;
-use gridledger_core::{Amount, Energy};
+use gridledger_core::Amount;
 use gridledger_ledger::client::ChainClient;
-use gridledger_ledger::devnet::DevChain;
-
-const BAL: Amount = Amount(1_000_000_000_000);
-
-fn duo(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    let mut d = Duo::setup(dc, cfg);
-    d.open();
-    d
-}
-
-fn pay_req(wh: u64) -> Request {
-    let (energy, price) = (Energy(wh), Amount(100));
-    Request::Pay {
-        amount: gridledger_contracts::cns::Trade::price_of(energy, price).unwrap(),
-        energy,
-        price_per_kwh: price,
-    }
-}
 
 fn counter(d: &Duo, side: usize) -> u64 {
     d.parties[side].machine.as_ref().unwrap().latest().unwrap().state.counter

@@ -6,52 +6,15 @@
 //!
 //! Run the findings: `cargo test -p gridledger-channels --test attack_r8 -- --ignored`
 
+mod common;
+
+use common::{co_sign_out_of_band, duo, latest, pay_req};
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::{ChannelEvent, Input, Message, Request};
 use gridledger_contracts::cns::{ChannelStateArgs, ChannelStatus, SignedState};
-use gridledger_contracts::default_registry;
-use gridledger_core::{Amount, Energy, KeyPair};
+use gridledger_core::{Amount, KeyPair};
 use gridledger_ledger::client::ChainClient;
-use gridledger_ledger::devnet::DevChain;
 use gridledger_ledger::TxStatus;
-
-const BAL: Amount = Amount(1_000_000_000_000);
-
-fn duo(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    let mut d = Duo::setup(dc, cfg);
-    d.open();
-    d
-}
-
-fn pay_req(wh: u64) -> Request {
-    let (energy, price) = (Energy(wh), Amount(100));
-    Request::Pay {
-        amount: gridledger_contracts::cns::Trade::price_of(energy, price).unwrap(),
-        energy,
-        price_per_kwh: price,
-    }
-}
-
-fn latest(d: &Duo, side: usize) -> SignedState {
-    d.parties[side].machine.as_ref().unwrap().latest().unwrap().clone()
-}
-
-/// The ESC key of side 1 in [`Duo::setup`].
-fn side1_esc_key() -> KeyPair {
-    KeyPair::from_seed("cns-esc-1")
-}
-
-/// Takes side 0's proposal out of side 1's inbox and co-signs it with side
-/// 1's key out of band (a peer that withholds its acceptance).
-fn co_sign_out_of_band(d: &mut Duo) -> SignedState {
-    let bytes = d.parties[1].inbox.pop_front().expect("side 0's proposal is queued for side 1");
-    let Message::Propose { state, nonce, sig } = Message::from_bytes(&bytes).unwrap() else {
-        panic!("expected a proposal");
-    };
-    let theirs = state.sign(&side1_esc_key(), nonce);
-    SignedState { state, nonce, sigs: [sig, theirs] }
-}
 
 /// Side 1 is gone: everything sent to it is dropped, it gets no ticks.
 /// Side 0 runs on; the chain's events reach side 0 only.

@@ -1,0 +1,55 @@
+//! Shared by the channel machine attack tests: a dev chain with a channel
+//! opened between the two sides of [`Duo::setup`], payment requests, and a
+//! peer that co-signs side 0's proposal out of band.
+#![allow(dead_code)]
+
+use gridledger_channels::driver::{Duo, DuoConfig};
+use gridledger_channels::{Message, Request};
+use gridledger_contracts::cns::SignedState;
+use gridledger_contracts::default_registry;
+use gridledger_core::{Amount, Energy, KeyPair};
+use gridledger_ledger::devnet::DevChain;
+
+/// What the dev chain funds each account with.
+pub const BAL: Amount = Amount(1_000_000_000_000);
+
+/// A dev chain in `dir` with the channel of [`Duo::setup`] opened.
+pub fn duo(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
+    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
+    let mut d = Duo::setup(dc, cfg);
+    d.open();
+    d
+}
+
+/// A payment of `wh` Wh at 100 per kWh.
+pub fn pay_req(wh: u64) -> Request {
+    let (energy, price) = (Energy(wh), Amount(100));
+    Request::Pay {
+        amount: gridledger_contracts::cns::Trade::price_of(energy, price).unwrap(),
+        energy,
+        price_per_kwh: price,
+    }
+}
+
+/// Side `side`'s newest co-signed state.
+pub fn latest(d: &Duo, side: usize) -> SignedState {
+    d.parties[side].machine.as_ref().unwrap().latest().unwrap().clone()
+}
+
+/// The ESC key of side 1 in [`Duo::setup`] (the attacker signs with it out
+/// of band, as a modified client would).
+pub fn side1_esc_key() -> KeyPair {
+    KeyPair::from_seed("cns-esc-1")
+}
+
+/// Takes side 0's proposal out of side 1's inbox (side 1's machine never
+/// sees it) and co-signs it with side 1's key: what a peer that signs a
+/// proposal and withholds its acceptance holds.
+pub fn co_sign_out_of_band(d: &mut Duo) -> SignedState {
+    let bytes = d.parties[1].inbox.pop_front().expect("side 0's proposal is queued for side 1");
+    let Message::Propose { state, nonce, sig } = Message::from_bytes(&bytes).unwrap() else {
+        panic!("expected a proposal");
+    };
+    let theirs = state.sign(&side1_esc_key(), nonce);
+    SignedState { state, nonce, sigs: [sig, theirs] }
+}
