@@ -1541,6 +1541,36 @@ mod tests {
         assert_eq!(got, vec![1, 3, 6]);
     }
 
+    /// The command side of a party that answers every request
+    /// `Done { counter }`.
+    fn a_party_answering_done(counter: u64) -> mpsc::Sender<Request0> {
+        let (tx, mut rx) = mpsc::channel::<Request0>(16);
+        tokio::spawn(async move {
+            while let Some(r) = rx.recv().await {
+                let _ = r.reply.send(Reply::Done { counter });
+            }
+        });
+        tx
+    }
+
+    /// Serves control on `l` for `to_party` with a fresh token in `dir`'s
+    /// token file, and asks for the status as `--dir` commands do.
+    #[cfg(unix)]
+    async fn status_through_the_directory(
+        l: tokio::net::UnixListener,
+        to_party: mpsc::Sender<Request0>,
+        dir: &Path,
+    ) -> Reply {
+        let token = super::super::control::new_token();
+        super::super::control::write_token_file(&dir.join(super::super::control::CONTROL_TOKEN_FILE), &token).unwrap();
+        tokio::spawn(serve_control(l, token, to_party));
+        let d = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || control_request_dir(&d, &Command::Status, Duration::from_secs(5)))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     /// On Unix the party's own control socket is reachable by its owner
     /// only: the directory is 0700, the socket 0600, a stale socket of an
     /// earlier run is replaced, and anything else at the path is refused.
@@ -1557,21 +1587,9 @@ mod tests {
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
         drop(l); // the socket file stays, as after a kill -9
-        let (tx, mut rx) = mpsc::channel::<Request0>(4);
-        tokio::spawn(async move {
-            while let Some(r) = rx.recv().await {
-                let _ = r.reply.send(Reply::Done { counter: 5 });
-            }
-        });
+        let tx = a_party_answering_done(5);
         let l = super::super::control::bind_control_socket(&p).unwrap();
-        let token = super::super::control::new_token();
-        super::super::control::write_token_file(&p.join(super::super::control::CONTROL_TOKEN_FILE), &token).unwrap();
-        tokio::spawn(serve_control(l, token, tx));
-        let d = p.clone();
-        let r = tokio::task::spawn_blocking(move || control_request_dir(&d, &Command::Status, Duration::from_secs(5)))
-            .await
-            .unwrap()
-            .unwrap();
+        let r = status_through_the_directory(l, tx, &p).await;
         assert_eq!(r, Reply::Done { counter: 5 });
         let other = dir.path().join("other");
         std::fs::create_dir(&other).unwrap();
@@ -1596,22 +1614,10 @@ mod tests {
         std::fs::create_dir_all(&p).unwrap();
         let sock = p.join(super::super::control::CONTROL_SOCKET_FILE);
         assert!(sock.as_os_str().len() > 108);
-        let (tx, mut rx) = mpsc::channel::<Request0>(4);
-        tokio::spawn(async move {
-            while let Some(r) = rx.recv().await {
-                let _ = r.reply.send(Reply::Done { counter: 9 });
-            }
-        });
+        let tx = a_party_answering_done(9);
         let l = super::super::control::bind_control_socket(&p).unwrap();
         assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600, "in the directory, private");
-        let token = super::super::control::new_token();
-        super::super::control::write_token_file(&p.join(super::super::control::CONTROL_TOKEN_FILE), &token).unwrap();
-        tokio::spawn(serve_control(l, token, tx));
-        let d = p.clone();
-        let r = tokio::task::spawn_blocking(move || control_request_dir(&d, &Command::Status, Duration::from_secs(5)))
-            .await
-            .unwrap()
-            .unwrap();
+        let r = status_through_the_directory(l, tx, &p).await;
         assert_eq!(r, Reply::Done { counter: 9 });
     }
 
@@ -1620,12 +1626,7 @@ mod tests {
     /// line is refused.
     #[tokio::test]
     async fn one_control_connection_serves_any_number_of_requests() {
-        let (tx, mut rx) = mpsc::channel::<Request0>(16);
-        tokio::spawn(async move {
-            while let Some(r) = rx.recv().await {
-                let _ = r.reply.send(Reply::Done { counter: 7 });
-            }
-        });
+        let tx = a_party_answering_done(7);
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let token = super::super::control::new_token();
