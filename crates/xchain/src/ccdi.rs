@@ -331,25 +331,7 @@ impl BobContract {
             return fail(XchainError::ProcessNotStarted { start: rec.terms.start, now: ctx.height() });
         }
         // Trans_Ux is a successful SC_BG lock for this process on this chain.
-        let not_lock = |m: &str| fail(XchainError::NotALock(m.into()));
-        let TxKind::Call { contract, method, args, .. } = &a.lock_tx.tx.kind else {
-            return not_lock("not a contract call");
-        };
-        if a.lock_tx.tx.chain_id != a.chain || *contract != SC_BG_ID || method != "lock" {
-            return not_lock("not SC_BG's lock on this chain");
-        }
-        let Ok(lock) = borsh::from_slice::<Lock>(args) else {
-            return not_lock("undecodable lock arguments");
-        };
-        if lock.process != a.process {
-            return not_lock("the lock names another process");
-        }
-        if a.receipt.tx_hash != a.lock_tx.hash() || a.receipt.status != TxStatus::Success {
-            return not_lock("the receipt is not a successful execution of this transaction");
-        }
-        let Ok(lock_id) = <[u8; 32]>::try_from(a.receipt.output.as_slice()).map(Hash32) else {
-            return not_lock("the receipt carries no lock id");
-        };
+        let (lock, lock_id) = checked_lock(&a)?;
         let owner = a.lock_tx.sender();
         let Some(slot) = rec.terms.slots.iter().position(|s| s.chain == a.chain && s.owner == owner) else {
             return fail(XchainError::NotParticipant(owner));
@@ -427,25 +409,7 @@ impl BobContract {
     ) -> Result<Vec<u8>, ContractError> {
         let c = &a.cct;
         self.load_process(ctx, &c.process)?;
-        let not_lock = |m: &str| fail(XchainError::NotALock(m.into()));
-        let TxKind::Call { contract, method, args, .. } = &c.lock_tx.tx.kind else {
-            return not_lock("not a contract call");
-        };
-        if c.lock_tx.tx.chain_id != c.chain || *contract != SC_BG_ID || method != "lock" {
-            return not_lock("not SC_BG's lock on this chain");
-        }
-        let Ok(lock) = borsh::from_slice::<Lock>(args) else {
-            return not_lock("undecodable lock arguments");
-        };
-        if lock.process != c.process {
-            return not_lock("the lock names another process");
-        }
-        if c.receipt.tx_hash != c.lock_tx.hash() || c.receipt.status != TxStatus::Success {
-            return not_lock("the receipt is not a successful execution of this transaction");
-        }
-        let Ok(lock_id) = <[u8; 32]>::try_from(c.receipt.output.as_slice()).map(Hash32) else {
-            return not_lock("the receipt carries no lock id");
-        };
+        let (lock, lock_id) = checked_lock(c)?;
         if ctx.read(&used_lock_key(&lock_id))?.is_some() {
             return fail(XchainError::AlreadyStored { chain: c.chain, item: lock.item });
         }
@@ -595,4 +559,30 @@ pub fn settlement(
 ) -> scbg::Settlement {
     entries.sort_by_key(|e| e.0);
     scbg::Settlement { bob_chain, chain, contract: SC_BG_ID, process, entries }
+}
+
+/// The SC_BG lock a CCDI CCT names, checked: `lock_tx` is a call of SC_BG's
+/// `lock` on the CCT's chain for its process, and `receipt` is that
+/// transaction's successful execution carrying the lock id.
+fn checked_lock(c: &CcdiCct) -> Result<(Lock, Hash32), ContractError> {
+    let not_lock = |m: &str| fail(XchainError::NotALock(m.into()));
+    let TxKind::Call { contract, method, args, .. } = &c.lock_tx.tx.kind else {
+        return not_lock("not a contract call");
+    };
+    if c.lock_tx.tx.chain_id != c.chain || *contract != SC_BG_ID || method != "lock" {
+        return not_lock("not SC_BG's lock on this chain");
+    }
+    let Ok(lock) = borsh::from_slice::<Lock>(args) else {
+        return not_lock("undecodable lock arguments");
+    };
+    if lock.process != c.process {
+        return not_lock("the lock names another process");
+    }
+    if c.receipt.tx_hash != c.lock_tx.hash() || c.receipt.status != TxStatus::Success {
+        return not_lock("the receipt is not a successful execution of this transaction");
+    }
+    let Ok(lock_id) = <[u8; 32]>::try_from(c.receipt.output.as_slice()).map(Hash32) else {
+        return not_lock("the receipt carries no lock id");
+    };
+    Ok((lock, lock_id))
 }
