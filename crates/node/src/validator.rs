@@ -1496,10 +1496,7 @@ mod tests {
         assert!(decode::<Durable<PbftBlock>>(&bytes, MAX_FRAME).is_err());
         shared.store.put_aux(DURABLE_KEY, &bytes).unwrap();
 
-        let (mesh, inboxes) = LocalMesh::new(4);
-        let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let settings = PbftSettings { ticks: Some(ticks.clone()), ..Default::default() };
-        let mut d = Driver::open(shared.clone(), validators[3].clone(), Box::new(mesh.transport(3)), settings).unwrap();
+        let (mut d, ticks, inboxes) = validator_3_on_a_logical_clock(shared.clone(), PbftSettings::default());
         assert_eq!((d.height(), d.view()), (1, 5), "resumes at the stored height and view");
         d.start();
         let view_changes_sent =
@@ -1550,6 +1547,19 @@ mod tests {
         assert_eq!(now.prepared, Some(cert));
     }
 
+    /// Validator 3 of a 4-validator mesh on `shared`, its deadlines on a
+    /// logical clock (the returned ticks, in ms), with every peer's inbox.
+    fn validator_3_on_a_logical_clock(
+        shared: Arc<crate::service::Shared>,
+        settings: PbftSettings,
+    ) -> (Driver, Arc<std::sync::atomic::AtomicU64>, Vec<Receiver<Input>>) {
+        let (mesh, inboxes) = LocalMesh::new(4);
+        let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let settings = PbftSettings { ticks: Some(ticks.clone()), ..settings };
+        let d = Driver::open(shared, dev_validator(3), Box::new(mesh.transport(3)), settings).unwrap();
+        (d, ticks, inboxes)
+    }
+
     /// The deadline floor: deadlines follow the slowest recent height
     /// (proposal to commit) times the factor, capped at four base
     /// deadlines; a suspect leader's shortened deadline is raised to it;
@@ -1559,15 +1569,8 @@ mod tests {
         let validators: Vec<KeyPair> = (0..4).map(dev_validator).collect();
         let open = |factor: u64| {
             let shared = crate::service::Shared::in_memory(dev_genesis(1, 4, Amount(1_000_000), &validators));
-            let (mesh, _inboxes) = LocalMesh::new(4);
-            let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let settings = PbftSettings {
-                ticks: Some(ticks.clone()),
-                base_timeout_ms: 1_000,
-                deadline_floor_factor: factor,
-                ..Default::default()
-            };
-            let d = Driver::open(shared, validators[3].clone(), Box::new(mesh.transport(3)), settings).unwrap();
+            let settings = PbftSettings { base_timeout_ms: 1_000, deadline_floor_factor: factor, ..Default::default() };
+            let (d, ticks, _inboxes) = validator_3_on_a_logical_clock(shared, settings);
             (d, ticks)
         };
         let armed = |d: &mut Driver, after: u64| {
@@ -1753,16 +1756,9 @@ mod tests {
         let validators: Vec<KeyPair> = (0..4).map(dev_validator).collect();
         let open = |hold: bool| {
             let shared = crate::service::Shared::in_memory(dev_genesis(1, 4, Amount(1_000_000), &validators));
-            let (mesh, inboxes) = LocalMesh::new(4);
-            let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let settings = PbftSettings {
-                ticks: Some(ticks.clone()),
-                base_timeout_ms: 1_000,
-                hold_idle_deadlines: hold,
-                ..Default::default()
-            };
+            let settings = PbftSettings { base_timeout_ms: 1_000, hold_idle_deadlines: hold, ..Default::default() };
             // Validator 3 does not lead height 1 in view 1.
-            let mut d = Driver::open(shared, validators[3].clone(), Box::new(mesh.transport(3)), settings).unwrap();
+            let (mut d, ticks, inboxes) = validator_3_on_a_logical_clock(shared, settings);
             d.start();
             (d, ticks, inboxes)
         };
