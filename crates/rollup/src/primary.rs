@@ -78,6 +78,18 @@
 //!   recorded: the time the assigned validator and the smart meters'
 //!   delegated validators have to dispute. IOR uses seconds; the
 //!   conventional-OR baseline is this contract with a week.
+//! - **Meters and their interval.** `register_meter` records a trader's
+//!   smart meter once, certified by the authority: the key that signs its
+//!   readings and its reading interval `Δt` ([`crate::types::MeterRecord`],
+//!   both under the certificate). The interval must be positive and divide
+//!   the metering grid step `IorParams::meter_step_s` (else
+//!   [`MeterError::IntervalOffGrid`]): real meters record every 1, 5, 15 or
+//!   60 minutes, and a finer meter's readings are summed per grid slot, so
+//!   claims stay one record per seller and grid slot whatever the meter.
+//!   Arbitration refuses readings at another interval than the registered
+//!   one (`StRejection::OffMeterInterval`; the seller may resubmit its
+//!   meter's own readings). A meter cannot be re-registered, so all of a
+//!   seller's STs read the same slots.
 //! - **Money.** Traders pre-fund an IOR account (`fund`): the contract cannot
 //!   pull coin from a seller's wallet on a buyer's AT, so Step 3's balance
 //!   check and Step 5's deposits use this account. The contract holds the
@@ -140,8 +152,8 @@ use crate::state::{QueueItem, RecordKey, StateWitness};
 use crate::store::{bytes, mkey};
 use crate::types::{
     commit_entries, commitment_preimage, meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx,
-    BuyerOpinion, Entry, IorParams, IorTx, NodeRole, Participant, PostedLeaf, SettlementTx, Tcr, TcrLeaf, BLACK_HOLE,
-    TAG_ASSIGNMENT, TAG_BATCH_DATA, TAG_ENTRY,
+    BuyerOpinion, Entry, IorParams, IorTx, MeterRecord, NodeRole, Participant, PostedLeaf, SettlementTx, Tcr, TcrLeaf,
+    BLACK_HOLE, TAG_ASSIGNMENT, TAG_BATCH_DATA, TAG_ENTRY,
 };
 
 /// Configuration, set once by `init`.
@@ -252,12 +264,24 @@ impl BatchHeader {
     }
 }
 
-/// `register_meter` arguments: the caller's smart-meter key address and the
-/// authority's certificate over [`meter_cert_digest`]`(caller, meter)`.
+/// `register_meter` arguments: the caller's smart meter (its key address
+/// and reading interval) and the authority's certificate over
+/// [`meter_cert_digest`]`(caller, meter)`.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct RegisterMeter {
-    pub meter: Address,
+    pub meter: MeterRecord,
     pub cert: Signature,
+}
+
+/// Why `register_meter` refuses a meter. A refused registration reverts
+/// and records nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MeterError {
+    /// The reading interval must be positive and divide the metering grid
+    /// step ([`IorParams::meter_step_s`]), so whole readings tile every
+    /// grid slot and the slot's export is their sum.
+    #[error("a meter reading every {step_s} s does not tile the {grid_s} s metering grid")]
+    IntervalOffGrid { step_s: u32, grid_s: u32 },
 }
 
 /// `pay_delegation` arguments.
@@ -1195,7 +1219,7 @@ fn reexecute(
 ) -> Result<ChainRun, ContractError> {
     let items = queue_items(ctx, h)?;
     let queue_keys = crate::state::queue_keys(&items);
-    let mut keys = crate::state::entry_keys(es, &[]);
+    let mut keys = crate::state::entry_keys(es, &[], c.params.meter_step_s);
     keys.extend(queue_keys.iter().copied());
     let (mut state, mut tree) = match open_priced(ctx, &keys, w, &settled)? {
         Ok(x) => x,
@@ -1205,7 +1229,7 @@ fn reexecute(
     crate::state::update_tree(&mut tree.tree, &queue_keys, &state);
     // Meters are this chain's registry.
     for a in meter_owners(es) {
-        if let Some(m) = ctx.read_typed::<Address>(&mkey(&a))? {
+        if let Some(m) = ctx.read_typed::<MeterRecord>(&mkey(&a))? {
             state.meters.insert(a, m);
         }
     }
@@ -1224,7 +1248,8 @@ fn reexecute(
                     .map_err(|err| ContractError::Revert(format!("internal: {err}")))?,
             )
             .ok_or_else(|| ContractError::Revert("overflow".into()))?;
-        let touched = crate::state::entry_keys(std::slice::from_ref(e), std::slice::from_ref(&l.tcr));
+        let touched =
+            crate::state::entry_keys(std::slice::from_ref(e), std::slice::from_ref(&l.tcr), c.params.meter_step_s);
         crate::state::update_tree(&mut tree.tree, &touched, &state);
         post_root = tree.root(ctx)?;
         l.post_root = post_root;
@@ -1818,7 +1843,11 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> 
     // The records the entry and the leaf's effects touch: computed here,
     // not taken from the disputer, each proved present or absent.
     let queue_keys = crate::state::queue_keys(&items);
-    let mut keys = crate::state::entry_keys(std::slice::from_ref(&a.entry), std::slice::from_ref(&a.leaf.tcr));
+    let mut keys = crate::state::entry_keys(
+        std::slice::from_ref(&a.entry),
+        std::slice::from_ref(&a.leaf.tcr),
+        c.params.meter_step_s,
+    );
     keys.extend(queue_keys.iter().copied());
     let Ok((mut state, mut tree)) = open_priced(ctx, &keys, &a.witness, &pre_root)? else {
         return refuse(EntryDisputeError::WrongPreState(i));
@@ -1995,6 +2024,10 @@ impl NativeContract for IorPrimaryContract {
                 if !idle_for(ctx, &who)? {
                     return revert("a pending batch reads this account; register after it settles");
                 }
+                let grid_s = c.params.meter_step_s;
+                if a.meter.step_s == 0 || grid_s % a.meter.step_s != 0 {
+                    return revert(MeterError::IntervalOffGrid { step_s: a.meter.step_s, grid_s }.to_string());
+                }
                 if !ctx.verify_signature(&c.authority, &meter_cert_digest(&c.params.domain, &who, &a.meter), &a.cert)? {
                     return revert("meter certificate not signed by the authority");
                 }
@@ -2079,7 +2112,7 @@ impl NativeContract for IorPrimaryContract {
             })),
             "meter" => {
                 let who: Address = decode_args(args)?;
-                Ok(json!(ctx.read_typed::<Address>(&mkey(&who))?))
+                Ok(json!(ctx.read_typed::<MeterRecord>(&mkey(&who))?))
             }
             "pending" => {
                 let who: Address = decode_args(args)?;
@@ -2135,7 +2168,7 @@ impl NativeContract for IorPrimaryContract {
                 // the settled state they reconstructed.
                 let mut prestate = crate::exec::PreState::default();
                 for o in meter_owners(&es) {
-                    if let Some(m) = ctx.read_typed::<Address>(&mkey(&o))? {
+                    if let Some(m) = ctx.read_typed::<MeterRecord>(&mkey(&o))? {
                         prestate.meters.insert(o, m);
                     }
                 }

@@ -55,7 +55,12 @@ fn whole(e: &Env, batch: u64, claimed: Vec<gridledger_rollup::types::Tcr>) -> Ve
         batch,
         claimed,
         entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+        witness: gridledger_rollup::state::batch_witness(
+            input.state.as_ref().unwrap(),
+            &input.queue,
+            &input.entries,
+            e.d.cfg.params.meter_step_s,
+        ),
     })
 }
 
@@ -475,8 +480,8 @@ fn two_agreements_exactly_covered_by_an_uneven_export_both_win() {
     assert_eq!(sts[0].metered_ws(), 7 * 3600, "7 Wh exported");
     eprintln!(
         "claims: {:?} / {:?}",
-        sts[0].claim_split().map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>()),
-        sts[1].claim_split().map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>())
+        sts[0].claim_split(300).map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>()),
+        sts[1].claim_split(300).map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>())
     );
     for x in &sts {
         e.d.submit(&s, &IorTx::St(x.clone())).unwrap();
@@ -503,10 +508,12 @@ fn two_agreements_exactly_covered_by_an_uneven_export_both_win() {
 /// that wrongly says O_b = 0 is compensated for energy it received;
 /// nothing at AT time warned the seller that its meter could never prove
 /// delivery.
+///
+/// Fixed: a meter is registered with its reading interval (a divisor of
+/// the grid step), and arbitration sums its readings per grid slot.
 #[test]
-#[ignore = "attack: genuine one-minute meter readings that tile the 5-minute grid prove no delivery"]
 fn a_meter_reading_every_minute_proves_delivery() {
-    let mut e = funded();
+    let mut e = funded_metered(5_000, 60);
     let (b, s) = (trader(0), trader(1));
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
     e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();

@@ -181,8 +181,11 @@ fn a_malleated_copy_of_a_committed_dispute_steals_the_reward() {
     // The sybil re-encodes the witness of the dispute it saw.
     let mut ds: DisputeState = borsh::from_slice(&calls[1].args).unwrap();
     let input = e.d.batch_input(batch).unwrap();
-    let mut keys =
-        gridledger_rollup::state::entry_keys(std::slice::from_ref(&ds.entry), std::slice::from_ref(&ds.leaf.tcr));
+    let mut keys = gridledger_rollup::state::entry_keys(
+        std::slice::from_ref(&ds.entry),
+        std::slice::from_ref(&ds.leaf.tcr),
+        e.d.cfg.params.meter_step_s,
+    );
     keys.extend(gridledger_rollup::state::queue_keys(&input.queue));
     let mut paths: Vec<Hash32> = keys.iter().map(RecordKey::path).collect();
     paths.sort();
@@ -301,7 +304,7 @@ fn a_witness_cannot_hide_duplicate_or_swap_records() {
     let input = e.d.batch_input(batch).unwrap();
     let settled = input.state.clone().unwrap();
     let root = state_root(&settled);
-    let mut keys = gridledger_rollup::state::entry_keys(&input.entries, &[]);
+    let mut keys = gridledger_rollup::state::entry_keys(&input.entries, &[], e.d.cfg.params.meter_step_s);
     keys.extend(gridledger_rollup::state::queue_keys(&input.queue));
     let w = witness(&settled, &keys);
     assert!(w.records.len() >= 2, "buyer and seller are funded");
@@ -439,7 +442,12 @@ fn a_different_dispute_of_the_same_batch_sidesteps_the_commitment() {
         batch,
         claimed: own.iter().map(|l| l.tcr.clone()).collect(),
         entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+        witness: gridledger_rollup::state::batch_witness(
+            input.state.as_ref().unwrap(),
+            &input.queue,
+            &input.entries,
+            e.d.cfg.params.meter_step_s,
+        ),
     };
     let sybil = trader(2);
     let (sybil0, validator0) = (wealth(&e, &sybil), wealth(&e, &validator));
@@ -467,7 +475,12 @@ fn whole_dispute(e: &Env, batch: u64) -> Vec<u8> {
         batch,
         claimed: own.iter().map(|l| l.tcr.clone()).collect(),
         entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+        witness: gridledger_rollup::state::batch_witness(
+            input.state.as_ref().unwrap(),
+            &input.queue,
+            &input.entries,
+            e.d.cfg.params.meter_step_s,
+        ),
     })
 }
 
@@ -579,13 +592,13 @@ fn false_disputes(e: &mut Env, batch: u64) -> usize {
         let entry = input.entries[i].clone();
         let proof = tcr_proof(&p.domain, batch, &hashes, &posted, i).unwrap();
         let (witness, prev) = if i == 0 {
-            (entry_witness(input.state.as_ref().unwrap(), &input.queue, &entry, &posted[i].tcr), None)
+            (entry_witness(input.state.as_ref().unwrap(), &input.queue, &entry, &posted[i].tcr, p.meter_step_s), None)
         } else {
             let before: Vec<Tcr> = posted[..i].iter().map(|l| l.tcr.clone()).collect();
             let (s, _) = post_state(&p, &input.full_state(&p), &input.entries, &before).unwrap();
             let pp = tcr_proof(&p.domain, batch, &hashes, &posted, i - 1).unwrap();
             (
-                entry_witness(&s, &[], &entry, &posted[i].tcr),
+                entry_witness(&s, &[], &entry, &posted[i].tcr, p.meter_step_s),
                 Some((input.entries[i - 1].clone(), posted[i - 1].clone(), pp)),
             )
         };
@@ -602,7 +615,12 @@ fn false_disputes(e: &mut Env, batch: u64) -> usize {
         batch,
         claimed: own.iter().map(|l| l.tcr.clone()).collect(),
         entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+        witness: gridledger_rollup::state::batch_witness(
+            input.state.as_ref().unwrap(),
+            &input.queue,
+            &input.entries,
+            e.d.cfg.params.meter_step_s,
+        ),
     };
     let r = e.d.primary_call(&challenger, "dispute", args(&whole), bond).unwrap();
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);

@@ -42,11 +42,17 @@ pub fn config(mode: Mode, participants: usize, executors: usize, validators: usi
 }
 
 pub fn open(cfg: DriverConfig) -> Env {
+    let step_s = cfg.params.meter_step_s;
+    open_metered(cfg, step_s)
+}
+
+/// [`open`] with the traders' meters registered at `step_s` seconds.
+pub fn open_metered(cfg: DriverConfig, step_s: u32) -> Env {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let traders: Vec<KeyPair> = (0..cfg.participants).map(dev_key).collect();
     let mut d = DualChain::open(a.path(), b.path(), cfg).unwrap();
-    d.register_meters(&traders).unwrap();
+    d.register_meters_every(&traders, step_s).unwrap();
     Env { d, _dirs: (a, b) }
 }
 
@@ -151,7 +157,13 @@ pub fn funded() -> Env {
 /// that advances the clock, so a test making many calls inside one window
 /// needs a longer one).
 pub fn funded_with_window(window_ms: u64) -> Env {
-    let mut e = open(DriverConfig { ior_window_ms: window_ms, ..config(Mode::Ior, 4, 2, 3) });
+    funded_metered(window_ms, IorParams::case_study().meter_step_s)
+}
+
+/// [`funded_with_window`] with the traders' meters reading every `step_s`
+/// seconds.
+pub fn funded_metered(window_ms: u64, step_s: u32) -> Env {
+    let mut e = open_metered(DriverConfig { ior_window_ms: window_ms, ..config(Mode::Ior, 4, 2, 3) }, step_s);
     for i in 0..3 {
         e.d.fund(&trader(i), coins(10)).unwrap();
     }
