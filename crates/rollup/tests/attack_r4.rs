@@ -8,61 +8,12 @@ mod common;
 use common::*;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
-use gridledger_ledger::{ChainClient, StateRead, TxStatus};
+use gridledger_ledger::{ChainClient, TxStatus};
 use gridledger_rollup::args;
 use gridledger_rollup::driver::meter_key;
 use gridledger_rollup::exec::{execute_leaves, OffChain};
-use gridledger_rollup::primary::Controversial;
 use gridledger_rollup::roles::Target;
 use gridledger_rollup::types::{dispute_commitment, dispute_digest, IorTx, Outcome, SettlementTx, StSettlement};
-
-/// One AT (trader 0 buys from trader 1) whose executor forged the batch's
-/// post-state root; returns the env, the forger and the batch.
-fn forged_batch() -> (Env, KeyPair, u64) {
-    let mut e = funded_with_window(60_000);
-    settle_funding(&mut e);
-    let (b, s) = (trader(0), trader(1));
-    let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
-    e.d.submit_block(&txs).unwrap();
-    e.d.primary.seal();
-    let batch = e.d.batch_header(1).unwrap().id;
-    forge_last_root(&mut e, batch);
-    let h = e.d.batch_header(batch).unwrap();
-    let exec = e.d.executors.iter().find(|(k, _)| Some(k.address()) == h.posted_by).unwrap().0.clone();
-    (e, exec, batch)
-}
-
-/// The assigned validator's step for `batch` (commit, then dispute) and
-/// its key.
-fn validator_step(e: &mut Env, batch: u64) -> (KeyPair, Vec<gridledger_rollup::roles::Call>) {
-    let input = e.d.batch_input(batch).unwrap();
-    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
-    let step = e.d.validators[i].1.on_tcrs_recorded(&input);
-    let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
-    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
-    (e.d.validators[i].0.clone(), calls)
-}
-
-fn wealth(e: &Env, k: &KeyPair) -> u128 {
-    e.d.primary.chain.state().account(&k.address()).balance.0
-}
-
-/// A whole-batch `dispute` of `batch` with the given claimed TCRs: the
-/// posted entries and a witness of the settled records they touch.
-fn whole(e: &Env, batch: u64, claimed: Vec<gridledger_rollup::types::Tcr>) -> Vec<u8> {
-    let input = e.d.batch_input(batch).unwrap();
-    args(&Controversial {
-        batch,
-        claimed,
-        entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(
-            input.state.as_ref().unwrap(),
-            &input.queue,
-            &input.entries,
-            e.d.cfg.params.meter_step_s,
-        ),
-    })
-}
 
 /// BLIND, LATER COMMITMENT COLLECTS THE HELD REWARD.
 ///
@@ -112,10 +63,7 @@ fn a_blind_later_commitment_collects_the_held_reward() {
     // The copier front-runs the validator's reveal with an uncommitted
     // whole-batch dispute (honest claimed TCRs): the batch is overturned and
     // the reward held.
-    let p = e.d.cfg.params.clone();
-    let input = e.d.batch_input(batch).unwrap();
-    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    let copy_args = whole(&e, batch, own.iter().map(|l| l.tcr.clone()).collect());
+    let copy_args = whole_dispute(&e, batch);
     let bond = e.d.cfg.challenge_bond;
     let copy = e.d.primary_call(&copier, "dispute", copy_args, bond).unwrap();
     assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);
@@ -237,10 +185,7 @@ fn a_validator_restarted_after_a_copier_overturned_its_batch_collects_the_held_r
     let c = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
     assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
     // Crash here; meanwhile a copier overturns the batch without committing.
-    let p = e.d.cfg.params.clone();
-    let input = e.d.batch_input(batch).unwrap();
-    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    let copy_args = whole(&e, batch, own.iter().map(|l| l.tcr.clone()).collect());
+    let copy_args = whole_dispute(&e, batch);
     let copy = e.d.primary_call(&trader(2), "dispute", copy_args, e.d.cfg.challenge_bond).unwrap();
     assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);
     assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
@@ -577,10 +522,7 @@ fn a_blind_claim_with_wrong_claimed_tcrs_is_refused() {
     let c = dispute_commitment(&dispute_digest("dispute", &blind), &attacker.address());
     let r = e.d.primary_call(&attacker, "commit_dispute", args(&c), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
-    let p = e.d.cfg.params.clone();
-    let input = e.d.batch_input(batch).unwrap();
-    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    let copy_args = whole(&e, batch, own.iter().map(|l| l.tcr.clone()).collect());
+    let copy_args = whole_dispute(&e, batch);
     let bond = e.d.cfg.challenge_bond;
     let copy = e.d.primary_call(&trader(2), "dispute", copy_args, bond).unwrap();
     assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);

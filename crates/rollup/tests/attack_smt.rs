@@ -6,9 +6,8 @@
 mod common;
 
 use common::*;
-use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Amount, Hash32};
-use gridledger_ledger::{StateRead, TxStatus};
+use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
 use gridledger_rollup::exec::{execute_leaves, OffChain};
 use gridledger_rollup::primary::{DisputeState, SubmitTcrs};
@@ -16,22 +15,6 @@ use gridledger_rollup::roles::Target;
 use gridledger_rollup::smt::{default_hash, Smt, SmtProof, DEPTH};
 use gridledger_rollup::state::{fill_post_roots, post_state, state_root, RecordKey};
 use gridledger_rollup::types::{coins, dispute_digest, entry_hash, IorTx, Participant, Tcr};
-
-/// One AT (trader 0 buys from trader 1) whose executor forged the batch's
-/// post-state root; returns the env, the forger and the batch.
-fn forged_batch() -> (Env, KeyPair, u64) {
-    let mut e = funded_with_window(60_000);
-    settle_funding(&mut e);
-    let (b, s) = (trader(0), trader(1));
-    let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
-    e.d.submit_block(&txs).unwrap();
-    e.d.primary.seal();
-    let batch = e.d.batch_header(1).unwrap().id;
-    forge_last_root(&mut e, batch);
-    let h = e.d.batch_header(batch).unwrap();
-    let exec = e.d.executors.iter().find(|(k, _)| Some(k.address()) == h.posted_by).unwrap().0.clone();
-    (e, exec, batch)
-}
 
 fn bit(p: &Hash32, d: usize) -> bool {
     (p.0[d / 8] >> (7 - d % 8)) & 1 == 1
@@ -100,21 +83,6 @@ fn a_proof_with_an_explicit_empty_sibling_opens_too() {
     assert_ne!(other, proof);
     let opened = Smt::from_proof(vec![(keys[0], value)], &other).map(|mut t| t.root());
     assert!(opened != Ok(root), "a second encoding of the same proof opens to the same root: {opened:?}");
-}
-
-/// The assigned validator's step for `batch` (commit, then dispute) and
-/// its key.
-fn validator_step(e: &mut Env, batch: u64) -> (KeyPair, Vec<gridledger_rollup::roles::Call>) {
-    let input = e.d.batch_input(batch).unwrap();
-    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
-    let step = e.d.validators[i].1.on_tcrs_recorded(&input);
-    let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
-    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
-    (e.d.validators[i].0.clone(), calls)
-}
-
-fn wealth(e: &Env, k: &KeyPair) -> u128 {
-    e.d.primary.chain.state().account(&k.address()).balance.0
 }
 
 /// COMMIT FRONT-RUN. `commit_dispute` commits to a bare digest of the
@@ -462,26 +430,6 @@ fn a_different_dispute_of_the_same_batch_sidesteps_the_commitment() {
     eprintln!("bonus {bonus}; copier gained {sybil_gain}; validator gained {validator_gain}");
     assert_eq!(validator_gain, bonus, "the committed validator is paid the reward");
     assert_eq!(sybil_gain, 0, "the copier was paid {sybil_gain}");
-}
-
-/// The copier's whole-batch `dispute` of [`forged_batch`]'s batch,
-/// uncommitted.
-fn whole_dispute(e: &Env, batch: u64) -> Vec<u8> {
-    use gridledger_rollup::primary::Controversial;
-    let p = e.d.cfg.params.clone();
-    let input = e.d.batch_input(batch).unwrap();
-    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    args(&Controversial {
-        batch,
-        claimed: own.iter().map(|l| l.tcr.clone()).collect(),
-        entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(
-            input.state.as_ref().unwrap(),
-            &input.queue,
-            &input.entries,
-            e.d.cfg.params.meter_step_s,
-        ),
-    })
 }
 
 /// A batch's held reward goes only to a committed dispute that proves the
