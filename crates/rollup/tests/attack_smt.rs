@@ -199,31 +199,18 @@ fn a_malleated_copy_of_a_committed_dispute_steals_the_reward() {
 /// finds nothing left there and nothing exported at 08:30–08:35.
 #[test]
 fn overlapping_periods_claim_the_same_export_twice() {
-    use gridledger_rollup::driver::meter_key;
-    use gridledger_rollup::types::{Outcome, SettlementTx, StSettlement};
+    use gridledger_rollup::types::{Outcome, StSettlement};
     let mut e = funded();
     let (b1, b2, s) = (trader(0), trader(2), trader(1));
     let t1 = terms(&b1, &s, Amount(200_000), 500, 8 * HOUR);
     let mut t2 = terms(&b2, &s, Amount(200_000), 500, 8 * HOUR);
     t2.dt_end += 5 * MIN;
     t2.dl += 5 * MIN;
-    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
-    e.d.set_time(t2.dt_end + MIN);
+    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
     let st1 = st(&t1, 1000, false, Some(&b1));
     let mut ps = vec![1000; 6];
     ps.push(0);
-    let st2 = SettlementTx {
-        terms: t2.clone(),
-        stmp: t2.dt_end + 5 * MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 300,
-        ps,
-        meter_sig: None,
-    }
-    .sign_readings(&meter_key(&s.address()))
-    .sign_as_buyer(&b2);
+    let st2 = metered_st(&t2, &b2, 300, ps);
     assert_eq!(st1.metered_ws(), st2.metered_ws(), "the same 500 Wh, exported 08:00–08:30");
     e.d.submit(&s, &IorTx::St(st1)).unwrap();
     let first = e.d.process(&mut rng(0)).unwrap();

@@ -11,8 +11,8 @@ use gridledger_rollup::primary::{Controversial, SubmitTcrs};
 use gridledger_rollup::roles::{Call, Target};
 use gridledger_rollup::state::{fill_post_roots, post_state, records, state_root};
 use gridledger_rollup::types::{
-    coins, entry_hash, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, Participant, SettlementTx, Tcr, TcrLeaf,
-    BLACK_HOLE,
+    coins, entry_hash, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, Outcome, Participant, SettlementTx, Tcr,
+    TcrLeaf, BLACK_HOLE,
 };
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
 
@@ -338,4 +338,30 @@ pub fn whole_dispute(e: &Env, batch: u64) -> Vec<u8> {
     let input = e.d.batch_input(batch).unwrap();
     let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
     whole(e, batch, own.iter().map(|l| l.tcr.clone()).collect())
+}
+
+/// Records one AT per `(buyer, terms)` sold by `seller` in one block,
+/// checks that all are accepted, and moves the clock one minute past the
+/// latest delivery period (when the seller may send its STs).
+pub fn agreed(e: &mut Env, seller: &KeyPair, ats: &[(&KeyPair, &AgreementTerms)]) {
+    let txs: Vec<(KeyPair, IorTx)> = ats.iter().map(|(b, t)| ((*b).clone(), at(t, seller))).collect();
+    e.d.submit_block(&txs).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted; ats.len()]);
+    e.d.set_time(ats.iter().map(|(_, t)| t.dt_end).max().unwrap() + MIN);
+}
+
+/// A disputed ST (`O_b = 0`, signed by `buyer`) whose readings `ps`, one
+/// every `step_s` seconds, are signed by the seller's meter.
+pub fn metered_st(t: &AgreementTerms, buyer: &KeyPair, step_s: u32, ps: Vec<i64>) -> SettlementTx {
+    SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + 5 * MIN,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: step_s,
+        ps,
+        meter_sig: None,
+    }
+    .sign_readings(&meter_key(&t.seller))
+    .sign_as_buyer(buyer)
 }
