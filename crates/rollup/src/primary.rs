@@ -137,6 +137,16 @@
 //!   copying a dispute, a commitment, or merely the knowledge that a batch
 //!   is wrong earns nothing. A commitment expires `window_ms` after it is
 //!   recorded.
+//! - **Commitment records are bounded** (not in the seed). Commitments
+//!   cost only a fee, so without a bound their records would grow for
+//!   ever. An account holds at most [`MAX_OPEN_COMMITMENTS`] unexpired
+//!   commitments ([`CommitError::TooManyOpen`]); every `commit_dispute`
+//!   first deletes up to [`COMMITMENT_PRUNE_PER_CALL`] expired records,
+//!   oldest first, whoever made them. Each call adds one record and
+//!   removes up to that many expired ones, so the stored commitments are
+//!   those of the last window plus a backlog that every later commitment
+//!   shrinks. An expired commitment earns nothing, so deleting it loses
+//!   nothing.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
@@ -370,6 +380,24 @@ pub struct WithdrawArgs {
     pub proof: SmtProof,
 }
 
+/// Most unexpired dispute commitments one account may hold
+/// ([`CommitError::TooManyOpen`]). A validator commits once per batch it
+/// disputes; sixteen leaves room for sixteen forged batches in one window.
+pub const MAX_OPEN_COMMITMENTS: usize = 16;
+
+/// Most expired commitment records one `commit_dispute` deletes.
+pub const COMMITMENT_PRUNE_PER_CALL: u64 = 8;
+
+/// Why `commit_dispute` refuses. A refused commitment reverts and records
+/// nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The caller already holds `open` unexpired commitments (revealed
+    /// ones count until their window ends).
+    #[error("{open} dispute commitments of this account are open (at most {cap}); wait until one expires")]
+    TooManyOpen { open: usize, cap: usize },
+}
+
 /// Why `withdraw` refuses. A refused withdrawal reverts and changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WithdrawError {
@@ -588,6 +616,13 @@ fn dqkey(seq: u64) -> Vec<u8> {
 }
 /// Number of dispute commitments ever recorded.
 const DC_COUNT: &[u8] = b"dcn";
+/// The oldest `dq/SEQ` not yet pruned ([`prune_commitments`]).
+const DQ_HEAD: &[u8] = b"dqh";
+/// `dca/ADDR`: the account's commitments not yet pruned, as
+/// `(sequence, time)` in inclusion order ([`MAX_OPEN_COMMITMENTS`]).
+fn dcakey(who: &Address) -> Vec<u8> {
+    [b"dca/".as_slice(), who.as_bytes()].concat()
+}
 /// A recorded dispute commitment: height, time and inclusion sequence.
 #[derive(BorshSerialize, BorshDeserialize, Clone, Copy)]
 struct DcRecord {
@@ -1632,6 +1667,13 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
 fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<Vec<u8>, ContractError> {
     let c = cfg(ctx)?;
     let who = ctx.caller();
+    prune_commitments(ctx, c.window_ms)?;
+    let now = ctx.timestamp();
+    let mut mine = ctx.read_typed::<Vec<(u64, Timestamp)>>(&dcakey(&who))?.unwrap_or_default();
+    mine.retain(|(_, t)| now < t.saturating_add(c.window_ms));
+    if mine.len() >= MAX_OPEN_COMMITMENTS {
+        return revert(CommitError::TooManyOpen { open: mine.len(), cap: MAX_OPEN_COMMITMENTS }.to_string());
+    }
     let key = dckey(&commitment, &who);
     if let Some(r) = ctx.read_typed::<DcRecord>(&key)? {
         if ctx.timestamp() < r.time.saturating_add(c.window_ms) {
@@ -1645,11 +1687,53 @@ fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<V
     ctx.write_typed(DC_COUNT, &(seq + 1))?;
     ctx.write_typed(&dqkey(seq), &(commitment, who, ctx.timestamp()))?;
     ctx.write_typed(&key, &DcRecord { height: ctx.height(), time: ctx.timestamp(), seq })?;
+    mine.push((seq, now));
+    ctx.write_typed(&dcakey(&who), &mine)?;
     ctx.emit(
         "ior_dispute_committed",
         vec![("commitment".into(), commitment.to_string()), ("by".into(), who.to_string())],
     )?;
     Ok(bytes(&true))
+}
+
+/// Deletes up to [`COMMITMENT_PRUNE_PER_CALL`] expired commitments (older
+/// than `window`), oldest first: the `dq/SEQ` entry, the committer's
+/// `dc/` record when it is still this commitment's (a later re-commitment
+/// of the same digest keeps its own), and its entry in the committer's
+/// `dca/` list (the list is deleted when empty). Inclusion order is time
+/// order, so what remains is a suffix of the sequence, and
+/// [`earlier_live_commitment`], which stops at the first missing or
+/// half-window-old entry, reads the same.
+fn prune_commitments(ctx: &mut CallContext<'_, '_>, window: u64) -> Result<(), ContractError> {
+    let now = ctx.timestamp();
+    let count = ctx.read_typed::<u64>(DC_COUNT)?.unwrap_or(0);
+    let mut head = ctx.read_typed::<u64>(DQ_HEAD)?.unwrap_or(0);
+    let start = head;
+    while head < count && head - start < COMMITMENT_PRUNE_PER_CALL {
+        let Some((commitment, who, time)) = ctx.read_typed::<(Hash32, Address, Timestamp)>(&dqkey(head))? else {
+            break;
+        };
+        if now < time.saturating_add(window) {
+            break;
+        }
+        ctx.delete(&dqkey(head))?;
+        let dc = dckey(&commitment, &who);
+        if ctx.read_typed::<DcRecord>(&dc)?.is_some_and(|r| r.seq == head) {
+            ctx.delete(&dc)?;
+        }
+        let mut list = ctx.read_typed::<Vec<(u64, Timestamp)>>(&dcakey(&who))?.unwrap_or_default();
+        list.retain(|(s, _)| *s != head);
+        if list.is_empty() {
+            ctx.delete(&dcakey(&who))?;
+        } else {
+            ctx.write_typed(&dcakey(&who), &list)?;
+        }
+        head += 1;
+    }
+    if head != start {
+        ctx.write_typed(DQ_HEAD, &head)?;
+    }
+    Ok(())
 }
 
 /// The caller's own commitment to the dispute with `digest`

@@ -318,3 +318,48 @@ fn demo_input_out_of_range_is_a_typed_error() {
     let poor = DayConfig { funding_coins: 1, ..DayConfig::default() };
     assert!(matches!(run_day(poor), Err(DemoError::Config(m)) if m.contains("must exceed the deposit")));
 }
+
+/// Dispute commitments are bounded: an account holds at most
+/// `MAX_OPEN_COMMITMENTS` unexpired ones, and one more is refused with
+/// `CommitError::TooManyOpen` and records nothing (another account is not
+/// limited by it). Once they expire, each commitment deletes up to
+/// `COMMITMENT_PRUNE_PER_CALL` expired records, oldest first, and the
+/// account may commit again.
+#[test]
+fn dispute_commitments_are_capped_per_account_and_pruned_once_expired() {
+    use gridledger_core::Hash32;
+    use gridledger_rollup::primary::{CommitError, COMMITMENT_PRUNE_PER_CALL, MAX_OPEN_COMMITMENTS};
+    let mut e = funded_with_window(600_000);
+    let (who, other) = (trader(3), trader(2));
+    let commit = |e: &mut Env, k: &gridledger_core::crypto::KeyPair, i: usize| {
+        e.d.primary_call(k, "commit_dispute", args(&Hash32([i as u8; 32])), Amount::ZERO).unwrap()
+    };
+    // The primary contract's stored commitment records (`dq/SEQ`, `dc/…`,
+    // `dca/ADDR`).
+    let stored = |e: &Env, prefix: &[u8]| {
+        let p = gridledger_ledger::state::contract_key(IOR_PRIMARY_ID, prefix);
+        e.d.primary.chain.state().iter().filter(|(k, _)| k.starts_with(&p)).count()
+    };
+    let t0 = e.d.now();
+    for i in 0..MAX_OPEN_COMMITMENTS {
+        let r = commit(&mut e, &who, i);
+        assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    }
+    let n = MAX_OPEN_COMMITMENTS;
+    assert_eq!((stored(&e, b"dq/"), stored(&e, b"dc/"), stored(&e, b"dca/")), (n, n, 1));
+    let r = commit(&mut e, &who, 99);
+    assert_eq!(reverted(&r), format!("reverted: {}", CommitError::TooManyOpen { open: n, cap: n }));
+    assert_eq!((stored(&e, b"dq/"), stored(&e, b"dc/"), stored(&e, b"dca/")), (n, n, 1), "nothing recorded");
+    assert_eq!(commit(&mut e, &other, 99).status, TxStatus::Success, "another account is not limited");
+    // A window later all of them have expired: the next commitment deletes
+    // the oldest expired records and is accepted.
+    e.d.set_time(t0 + e.d.cfg.window_ms() + 60_000);
+    assert_eq!(commit(&mut e, &who, 99).status, TxStatus::Success);
+    let left = n + 1 - COMMITMENT_PRUNE_PER_CALL as usize;
+    assert_eq!((stored(&e, b"dq/"), stored(&e, b"dc/")), (left + 1, left + 1));
+    // Further commitments drain the backlog down to the live ones.
+    for i in 0..4 {
+        assert_eq!(commit(&mut e, &other, 100 + i).status, TxStatus::Success);
+    }
+    assert_eq!((stored(&e, b"dq/"), stored(&e, b"dc/"), stored(&e, b"dca/")), (5, 5, 2));
+}
