@@ -7,8 +7,14 @@
 mod common;
 
 use common::*;
-use gridledger_core::Amount;
-use gridledger_rollup::types::{IorTx, Outcome, SettlementTx, StSettlement};
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Amount, Hash32};
+use gridledger_ledger::{StateRead, TxStatus};
+use gridledger_rollup::args;
+use gridledger_rollup::exec::{execute_leaves, OffChain};
+use gridledger_rollup::primary::Controversial;
+use gridledger_rollup::roles::{Call, Target};
+use gridledger_rollup::types::{dispute_commitment, dispute_digest, IorTx, Outcome, SettlementTx, StSettlement};
 
 /// OVERLAPPING PERIODS: LATEST-SLOT-FIRST CLAIMS STRAND AN HONEST SELLER.
 ///
@@ -62,4 +68,134 @@ fn overlapping_periods_strand_an_honest_seller() {
         vec![delivered],
         "750 Wh exported covers 250 Wh in 08:00-08:30 plus 500 Wh in 08:15-08:45, but B's arbitration was lost"
     );
+}
+
+/// One AT (trader 0 buys from trader 1) whose executor forged the batch's
+/// post-state root; returns the env, the forger and the batch.
+fn forged_batch() -> (Env, KeyPair, u64) {
+    let mut e = funded_with_window(60_000);
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
+    e.d.submit_block(&txs).unwrap();
+    e.d.primary.seal();
+    let batch = e.d.batch_header(1).unwrap().id;
+    forge_last_root(&mut e, batch);
+    let h = e.d.batch_header(batch).unwrap();
+    let exec = e.d.executors.iter().find(|(k, _)| Some(k.address()) == h.posted_by).unwrap().0.clone();
+    (e, exec, batch)
+}
+
+/// The assigned validator's step for `batch` (commit, then dispute) and
+/// its key.
+fn validator_step(e: &mut Env, batch: u64) -> (KeyPair, Vec<Call>) {
+    let input = e.d.batch_input(batch).unwrap();
+    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
+    let step = e.d.validators[i].1.on_tcrs_recorded(&input);
+    let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
+    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
+    (e.d.validators[i].0.clone(), calls)
+}
+
+fn wealth(e: &Env, k: &KeyPair) -> u128 {
+    e.d.primary.chain.state().account(&k.address()).balance.0
+}
+
+/// The honest whole-batch `dispute` of `batch` (correct claimed TCRs).
+fn honest_whole(e: &Env, batch: u64) -> Vec<u8> {
+    let input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    args(&Controversial {
+        batch,
+        claimed: own.iter().map(|l| l.tcr.clone()).collect(),
+        entries: input.entries.clone(),
+        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+    })
+}
+
+fn held(e: &Env, batch: u64) -> serde_json::Value {
+    e.d.primary
+        .chain
+        .view(gridledger_rollup::IOR_PRIMARY_ID, "held_reward", &args(&gridledger_rollup::primary::BatchId { batch }))
+        .unwrap()
+}
+
+/// A JUNK COMMITMENT BEFORE THE VALIDATOR'S MAKES ITS DRIVER GIVE UP THE
+/// HELD REWARD, WHICH A LATER COMMITTER THEN COLLECTS.
+///
+/// The held-reward rule (`earlier_live_commitment`) refuses a committed
+/// claim while *any* unrevealed commitment by another address, recorded
+/// before the claimer's, is less than half a window old — commitments are
+/// hidden, so a junk commitment counts. The contract then still leaves the
+/// first committer at least half of its own reveal window. But the driver
+/// tries each held batch once (`claim_held`, `claims_tried`): a claim
+/// refused with `EarlierCommitment` is never sent again.
+///
+/// Attack: the forger sends a junk `commit_dispute` (a random hash) in the
+/// block it posts its forged TCRs. The assigned validator commits to its
+/// dispute. A watcher W, seeing a commitment land, executes the batch and
+/// commits to the honest whole-batch dispute (after the validator); a
+/// second address of W overturns the batch uncommitted, so the reward is
+/// held. The validator's driver (restarted, or simply at its next
+/// `process`) claims: refused, the junk commitment is younger than half a
+/// window. Once the junk's priority is over the driver's next `process`
+/// does not try again; once the validator's own priority is over, W
+/// claims and is paid.
+///
+/// Expected: the validator, which committed first to a valid dispute,
+/// collects the reward: its driver retries a claim refused with
+/// `EarlierCommitment` while its own commitment is live.
+/// Observed: the driver never retries; W, a later committer, is paid the
+/// whole reward and the validator nothing.
+///
+/// Fix: in `claim_held`, forget `claims_tried` for a batch whose claim was
+/// refused with `EarlierCommitment` (retry on every `process` until the
+/// claim lands or the validator's commitment expires), and send the
+/// reveal in `run_step` again after a refusal of that kind.
+#[test]
+#[ignore = "attack: a junk earlier commitment makes the validator's driver give up its held reward; a later committer collects it"]
+fn a_junk_earlier_commitment_hands_the_held_reward_to_a_later_committer() {
+    let (mut e, exec, batch) = forged_batch();
+    let w = e.d.cfg.window_ms();
+    let junk = e.d.primary_call(&exec, "commit_dispute", args(&Hash32([7; 32])), Amount::ZERO).unwrap();
+    assert_eq!(junk.status, TxStatus::Success, "{:?}", junk.status);
+    let t_junk = e.d.now();
+    let (validator, calls) = validator_step(&mut e, batch);
+    // The validator commits a little after the junk (a few blocks later).
+    e.d.set_time(t_junk + w / 8);
+    let v = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
+    assert_eq!(v.status, TxStatus::Success, "{:?}", v.status);
+    let t_v = e.d.now();
+    // The watcher commits to the honest whole-batch dispute after it.
+    let (watcher, second) = (trader(2), trader(3));
+    let mine = honest_whole(&e, batch);
+    let c = dispute_commitment(&dispute_digest("dispute", &mine), &watcher.address());
+    assert_eq!(e.d.primary_call(&watcher, "commit_dispute", args(&c), Amount::ZERO).unwrap().status, TxStatus::Success);
+    // The watcher's second address overturns the batch uncommitted.
+    let bond = e.d.cfg.challenge_bond;
+    let copy = e.d.primary_call(&second, "dispute", mine.clone(), bond).unwrap();
+    assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);
+    assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
+    assert_eq!(held(&e, batch), true, "the reward is held");
+    let (v0, w0) = (wealth(&e, &validator), wealth(&e, &watcher));
+    let from = e.d.primary.chain.tip().height;
+    // The validator's driver runs (its claim meets the junk's priority).
+    e.d.process(&mut rng(0)).unwrap();
+    eprintln!("now {} junk {t_junk} validator {t_v} window {w}", e.d.now());
+    // The junk's priority is over, the validator's own is not: its driver
+    // runs again.
+    e.d.set_time(t_junk + w / 2 + 1_000);
+    assert!(e.d.now() < t_v + w / 2);
+    e.d.process(&mut rng(0)).unwrap();
+    // The validator's priority is over: the watcher claims.
+    e.d.set_time(t_v + w / 2 + 1_000);
+    let claim = e.d.primary_call(&watcher, "dispute", mine, bond).unwrap();
+    eprintln!("watcher's claim: {:?}", claim.status);
+    let bonus = e.d.cfg.node_deposit.0 * u128::from(e.d.cfg.bonus_permille.min(1000)) / 1000;
+    let v_gain = (wealth(&e, &validator) + fees_paid(&e.d, &validator.address(), from)).saturating_sub(v0);
+    let w_gain = (wealth(&e, &watcher) + claim.fee.0).saturating_sub(w0);
+    eprintln!("bonus {bonus}: validator gained {v_gain}, later committer gained {w_gain}");
+    assert_eq!(w_gain, 0, "the later committer was paid {w_gain}");
+    assert_eq!(v_gain, bonus, "the first committed discloser is paid the held reward");
 }
