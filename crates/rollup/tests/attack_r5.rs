@@ -199,3 +199,51 @@ fn a_junk_earlier_commitment_hands_the_held_reward_to_a_later_committer() {
     assert_eq!(w_gain, 0, "the later committer was paid {w_gain}");
     assert_eq!(v_gain, bonus, "the first committed discloser is paid the held reward");
 }
+
+/// A BUYER REPLAYS ITS OPEN AT TO BAR AN HONEST SELLER.
+///
+/// `SC_EXE_AT` checks both parties' free balances *before* it checks
+/// whether the agreement is already open, and a refusal for the seller's
+/// balance penalises the seller (`expected_effects`: "the party at fault
+/// pays"). A seller funds its IOR account with what its sales need (here
+/// exactly `D_s` for one sale) and signs one AT; the buyer records it and
+/// it is accepted, locking the seller's `D_s`. The buyer then records the
+/// same seller-signed AT again, twice, before the delivery period.
+///
+/// Expected: a replay of an open agreement is refused as
+/// `AgreementOpen` and penalises its sender (the buyer), or nobody; the
+/// seller, which signed one sale and funded it, keeps its score.
+/// Observed: each replay is refused `InsufficientBalance { who: seller }`
+/// and costs the *seller* α: two replays take it from rs = 30 to β = 10,
+/// and it is barred from trading (`ReputationTooLow`) for good (no
+/// score ever rises). Any buyer that ever held one AT of a seller
+/// can bar it this way while the agreement is open, for two entry fees.
+///
+/// Fix: check `AgreementOpen` (and `DeliveryPassed`) before balances and
+/// reputation, and penalise a party other than the sender only for a
+/// state it caused at signing time that the AT could not have been
+/// replayed into (e.g. only when the agreement key is not yet open and
+/// the AT is the first recording of those terms).
+#[test]
+#[ignore = "attack: a buyer replaying its open, accepted AT makes the honest seller pay α per replay and bars it"]
+fn a_buyer_replaying_its_open_at_bars_the_honest_seller() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(3));
+    e.d.fund(&s, e.d.cfg.params.ds).unwrap();
+    settle_funding(&mut e);
+    let rs = e.d.cfg.params.rs;
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
+        seen.extend(e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes));
+    }
+    let (buyer, seller) = (e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap());
+    eprintln!("replays: {seen:?}; buyer score {}, seller score {}", buyer.reputation, seller.reputation);
+    assert_eq!(
+        seller.reputation, rs,
+        "the seller, which signed and funded one sale, was penalised by the buyer's replays"
+    );
+}
