@@ -303,3 +303,51 @@ fn the_closer_of_a_batch_chooses_its_validator() {
     eprintln!("waited {waited} unrelated blocks; drawn {drawn}, fair {fair}, target {target}");
     assert_eq!(drawn, fair, "the closer chose the batch's validator by choosing the closing block");
 }
+
+/// A COMMUNITY FILE'S `funding_coins` OVERFLOWS `coins()`: A PANIC ON
+/// OUTSIDE INPUT (AND A SILENT WRAP IN RELEASE BUILDS).
+///
+/// `gridledger ior day --config community.toml` reads `funding_coins` as
+/// any `u128` and `run_day` computes `coins(cfg.funding_coins)`, an
+/// unchecked `c * MINOR_PER_COIN`. A value above `u128::MAX / 10^6` panics
+/// with "attempt to multiply with overflow" in debug builds; in release
+/// builds (no overflow checks) it wraps, and the day runs with a funding
+/// amount that is not the file's (it may even pass the `> D_s` check).
+/// Every other field probed held: `executors`/`validators` = 0 and `day`
+/// outside 1..=365 are typed errors; `grid_fee`, `feed_in_tariff`, `ask`,
+/// `bid` = `u128::MAX` and `pv_area_dm2`, `load_scale_permille`,
+/// `load_shift_slots`, `rotor_diameter_cm` = `u32::MAX` run.
+///
+/// Expected: a typed `DemoError::Config` ("funding_coins too large").
+/// Observed: a panic.
+///
+/// Fix: `Community::day_config` (and `run_day`) bound `funding_coins`
+/// (e.g. `checked_mul` into an `Amount`, or at most the wallet), and
+/// `coins()` becomes `checked_coins() -> Option<Amount>` for outside input.
+#[test]
+#[ignore = "attack: funding_coins near u128::MAX in a community file panics run_day (coins() overflows)"]
+fn a_community_files_huge_funding_is_a_typed_error_not_a_panic() {
+    let text = r#"
+funding_coins = 340282366920938463463374607431768211455
+[[participant]]
+load_profile = "H0-A"
+pv_area_dm2 = 4000
+ask = 100000
+bid = 300000
+[[participant]]
+load_profile = "H0-B"
+ask = 100000
+bid = 300000
+"#;
+    let c: gridledger_rollup::demo::Community = toml::from_str(text).unwrap();
+    let r = std::panic::catch_unwind(|| {
+        let mut cfg = c.day_config(c.day)?;
+        cfg.slots = (24, 28);
+        gridledger_rollup::demo::run_day(cfg).map(|_| ())
+    });
+    match r {
+        Ok(Err(e)) => eprintln!("typed error: {e}"),
+        Ok(Ok(())) => panic!("the day ran with a funding amount that is not the file's"),
+        Err(_) => panic!("run_day panicked on a community file's funding_coins"),
+    }
+}
