@@ -351,3 +351,100 @@ bid = 300000
         Err(_) => panic!("run_day panicked on a community file's funding_coins"),
     }
 }
+
+/// Gas and argument bytes of the whole-batch `dispute` (what `finalize`
+/// of an overturned batch re-executes too) of a batch of `n` STs, each
+/// with `readings` 5-minute readings over its own period, sent by trader
+/// 3 for agreements that do not exist (refused, α each).
+fn heavy_batch_dispute(n: usize, readings: usize) -> (u64, usize, usize) {
+    let mut e = funded_with_window(600_000);
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(3));
+    let span = readings as u64 * 5 * MIN;
+    let txs: Vec<(KeyPair, IorTx)> = (0..n as u64)
+        .map(|i| {
+            let mut t = terms(&b, &s, Amount(200_000), 500, 24 * HOUR + i * span);
+            t.dt_end = t.dt_start + span;
+            t.dl = t.dt_end;
+            let st = SettlementTx {
+                terms: t.clone(),
+                stmp: t.dt_end,
+                buyer_sig: None,
+                ob: false,
+                dt_step_s: 300,
+                ps: vec![1; readings],
+                meter_sig: None,
+            };
+            (s.clone(), IorTx::St(st))
+        })
+        .collect();
+    e.d.submit_block(&txs).unwrap();
+    e.d.primary.seal();
+    let batch = e.d.batch_header(1).unwrap().id;
+    assert_eq!(e.d.batch_header(batch).unwrap().len(), n, "every heavy ST was recorded");
+    forge_last_root(&mut e, batch);
+    let a = honest_whole(&e, batch);
+    let r = e.d.primary_call(&trader(2), "dispute", a.clone(), e.d.cfg.challenge_bond).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    let entry = borsh::to_vec(&e.d.entries(batch).unwrap()[0]).unwrap().len();
+    (r.gas_used, a.len(), entry)
+}
+
+/// REFUSED STs CARRY UNBOUNDED CLAIM-SLOT KEYS: A BATCH NOBODY CAN
+/// RE-EXECUTE ON CHAIN.
+///
+/// `state::entry_keys` puts every grid slot of every ST's readings
+/// (`claim_slots`, one per reading whenever the readings tile the ST's own
+/// period on its own step) into the records a batch touches, whether or
+/// not the ST names an open agreement — so an ST for an agreement that
+/// does not exist, over a long period (the ST's terms are the sender's to
+/// choose), touches ~850 slot records, all of which the whole-batch
+/// `dispute` and `finalize` of an overturned (or unposted) batch must
+/// prove against the settled root. Any account can record up to 32 such
+/// entries per block (`max_entries_per_sender`), sybils fill a batch.
+///
+/// Measured here on chain with 1 and 4 such STs (850 readings each, the
+/// most `max_entry_bytes` admits) and extrapolated linearly to a full
+/// batch of `max_batch` = 300 entries.
+/// Expected: a full batch's whole-batch `dispute`/`finalize` fits in one
+/// block (300 M gas) and one transaction (4 MiB), as `max_entry_bytes`
+/// promises ("a challenge that no transaction can carry leaves a forged
+/// root undisputable").
+/// Observed (debug build, this machine): one such ST costs ≈ 18.3 M gas
+/// to re-execute (850 absent-slot paths hashed through the 256-level
+/// sparse tree, twice), so a full batch needs ≈ 5.3 G gas and ≈ 9.8 MB of
+/// arguments; 17 such entries (one sybil's block, within its 32) already
+/// exceed the 300 M block limit and 6 the driver's 100 M call limit. A forging
+/// executor that fills its batch with such entries can only be disputed
+/// per entry, and a batch so overturned never settles (`finalize` cannot
+/// re-execute it), freezing serial settlement for everyone.
+///
+/// Fix: touch (and prove) claim slots only for STs that reach
+/// arbitration (an open agreement with these exact terms, so `Open`
+/// bounded the period), bound an AT's delivery period (e.g. at most a
+/// day, so an ST has at most `day / meter_step_s` slots), and count an
+/// entry's touched keys against the batch's budget when recording.
+#[test]
+#[ignore = "attack: STs over long fake periods touch ~850 claim-slot records each; a full batch cannot be disputed or finalized on chain"]
+fn refused_sts_with_long_periods_make_a_batch_no_transaction_can_reexecute() {
+    let readings = 850;
+    let (g1, b1, entry) = heavy_batch_dispute(1, readings);
+    let (g4, b4, _) = heavy_batch_dispute(4, readings);
+    let max_batch = u64::from(gridledger_rollup::types::IorParams::case_study().max_batch);
+    let per_gas = (g4 - g1) / 3;
+    let per_bytes = (b4 - b1) / 3;
+    let gas = g1 + per_gas * (max_batch - 1);
+    let bytes = b1 + per_bytes * (max_batch as usize - 1);
+    let limit = gridledger_ledger::ChainConfig::default().block_gas_limit;
+    eprintln!(
+        "entry {entry} B; dispute of 1: {g1} gas {b1} B; of 4: {g4} gas {b4} B; full batch ≈ {gas} gas, {bytes} B \
+         (limits {limit} gas, {} B)",
+        gridledger_rollup::driver::MAX_TX_BYTES
+    );
+    assert!(
+        entry <= gridledger_rollup::primary::max_entry_bytes(max_batch as u32),
+        "the heavy ST is an admissible entry"
+    );
+    assert!(gas <= limit, "a full batch of such STs needs ≈ {gas} gas to re-execute; the block limit is {limit}");
+    assert!(bytes <= gridledger_rollup::driver::MAX_TX_BYTES, "a full batch's dispute needs ≈ {bytes} bytes");
+}
