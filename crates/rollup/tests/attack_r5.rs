@@ -352,11 +352,10 @@ bid = 300000
     }
 }
 
-/// Gas and argument bytes of the whole-batch `dispute` (what `finalize`
-/// of an overturned batch re-executes too) of a batch of `n` STs, each
-/// with `readings` 5-minute readings over its own period, sent by trader
-/// 3 for agreements that do not exist (refused, α each).
-fn heavy_batch_dispute(n: usize, readings: usize) -> (u64, usize, usize) {
+/// A funded env whose batch 1 holds `n` STs, each with `readings`
+/// 5-minute readings over its own period, sent by trader 3 for
+/// agreements that do not exist (refused, α each).
+fn heavy_batch(n: usize, readings: usize) -> (Env, u64) {
     let mut e = funded_with_window(600_000);
     settle_funding(&mut e);
     let (b, s) = (trader(0), trader(3));
@@ -382,6 +381,14 @@ fn heavy_batch_dispute(n: usize, readings: usize) -> (u64, usize, usize) {
     e.d.primary.seal();
     let batch = e.d.batch_header(1).unwrap().id;
     assert_eq!(e.d.batch_header(batch).unwrap().len(), n, "every heavy ST was recorded");
+    (e, batch)
+}
+
+/// Gas and argument bytes of the whole-batch `dispute` (what `finalize`
+/// of an overturned batch re-executes too) of a [`heavy_batch`], and the
+/// bytes of one of its entries.
+fn heavy_batch_dispute(n: usize, readings: usize) -> (u64, usize, usize) {
+    let (mut e, batch) = heavy_batch(n, readings);
     forge_last_root(&mut e, batch);
     let a = honest_whole(&e, batch);
     let r = e.d.primary_call(&trader(2), "dispute", a.clone(), e.d.cfg.challenge_bond).unwrap();
@@ -447,4 +454,35 @@ fn refused_sts_with_long_periods_make_a_batch_no_transaction_can_reexecute() {
     );
     assert!(gas <= limit, "a full batch of such STs needs ≈ {gas} gas to re-execute; the block limit is {limit}");
     assert!(bytes <= gridledger_rollup::driver::MAX_TX_BYTES, "a full batch's dispute needs ≈ {bytes} bytes");
+}
+
+/// The concrete freeze of the finding above: 18 such STs (one sybil's
+/// block) and a forged post-state root. The assigned validator overturns
+/// the batch with its per-entry `dispute_state` (which fits); then nobody
+/// can `finalize` it, even with a whole block's gas, and every later batch
+/// waits for it ("batch N must settle before batch N+1"): every trader's
+/// coin in the rollup is frozen.
+/// Expected: `finalize` of the overturned batch succeeds within the block
+/// gas limit. Observed: it runs out of gas.
+#[test]
+#[ignore = "attack: an overturned batch of 18 long-period STs can never be finalized (out of gas at the block limit): settlement frozen"]
+fn an_overturned_batch_of_long_period_sts_never_settles() {
+    use gridledger_ledger::devnet::call;
+    let (mut e, batch) = heavy_batch(18, 850);
+    forge_last_root(&mut e, batch);
+    let (validator, calls) = validator_step(&mut e, batch);
+    for c in &calls {
+        let r = e.d.primary_call(&validator, c.method, c.args.clone(), Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "{}: {:?}", c.method, r.status);
+    }
+    assert!(e.d.batch_header(batch).unwrap().overturned, "the validator overturned the forged batch");
+    let a = e.d.finalize_args(batch).unwrap();
+    let limit = gridledger_ledger::ChainConfig::default().block_gas_limit;
+    let who = trader(2);
+    let chain_id = e.d.primary.chain.genesis().chain_id;
+    let n = e.d.primary.chain.next_nonce(&who.address());
+    let tx = call(&who, chain_id, n, gridledger_rollup::IOR_PRIMARY_ID, "finalize", a, Amount::ZERO, limit);
+    let r = e.d.primary.exec(tx).unwrap();
+    eprintln!("finalize with {limit} gas: {:?}, used {}", r.status, r.gas_used);
+    assert_eq!(r.status, TxStatus::Success, "the overturned batch cannot settle: settlement is frozen");
 }
