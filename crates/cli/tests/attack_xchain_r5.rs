@@ -113,3 +113,73 @@ fn a_strangers_cct_stops_resume_closing_the_honest_one() {
         rec.sender
     );
 }
+
+/// `resume` never closes a CCT whose posted NT's header the BoB no longer
+/// keeps.
+///
+/// For a posted NT that is on its chain, `resume` sends `prove` every epoch
+/// and counts that as having acted; it sends the first-stage CCT_V only in
+/// an epoch in which it did not act. Once the NT's block has left the κ_i
+/// headers the BoB keeps (the deployment ran on after the interrupted swap
+/// — other swaps, `xchain up --epochs N --dir D` — before anyone resumed),
+/// every `prove` reverts (`StaleHeader`), so `resume` "acts" in every epoch,
+/// never sends CCT_V, burns the payer's gas on a reverted `prove` each
+/// epoch, and gives up after `--max-epochs` with the CCT still open and
+/// both deposits' locks held.
+///
+/// Expected: `resume` ends with the CCT complete (a `prove` that reverted
+/// does not count as acting: CCT_V once the deadlines passed).
+/// Observed: exit 1, "still open after 60 epochs", the CCT open, and a
+/// reverted `prove` of the sender in each of those epochs.
+#[test]
+#[ignore = "attack: resume re-sends a prove that reverts (stale header) every epoch and never sends CCT_V; the CCT stays open"]
+fn resume_never_closes_a_cct_whose_posted_nt_is_no_longer_provable() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = Command::new(BIN)
+        .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let (id, sender_nonce) = {
+        let mut m = BobMbs::open(d, spec()).unwrap();
+        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
+        for c in m.chain_ids() {
+            m.provide_liquidity(&p, c, 1_000_000).unwrap();
+        }
+        m.provide_token_b(&p, 1_000_000).unwrap();
+        m.deposit_token_b(&s, 1_000_000).unwrap();
+        m.deposit_token_b(&r, 1_000_000).unwrap();
+        let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
+        let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 9 };
+        let terms = m.terms(&req);
+        let id = terms.id();
+        m.bob_ok(&m.cct_tx(&s, &r, terms)).unwrap();
+        let rec = m.cct(&id).unwrap();
+        m.wait_native_window(&rec).unwrap();
+        let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+        m.external_mut(ci).unwrap().submit(&nt).unwrap();
+        m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
+        // The driver stops here; the deployment runs on for 40 epochs.
+        m.ticks(40).unwrap();
+        assert!(!m.cct(&id).unwrap().complete);
+        (id, m.bob.next_nonce(&s.address()))
+    };
+    let out = Command::new(BIN)
+        .args(["xchain", "resume", "--json", "--chains", "2", "--validators", "4", "--max-epochs", "60", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    let m = BobMbs::open(d, spec()).unwrap();
+    let rec = m.cct(&id).unwrap();
+    assert!(
+        out.status.success() && rec.complete,
+        "resume: exit {:?}, stderr {}; the CCT: complete {}, verified {}; the sender sent {} BoB transactions meanwhile",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).trim(),
+        rec.complete,
+        rec.verified,
+        m.bob.next_nonce(&dev_key(0).address()) - sender_nonce
+    );
+}
