@@ -274,3 +274,83 @@ fn a_token_b_pool_drained_for_17_blocks_makes_the_penalty_negligible() {
         rec.x_b
     );
 }
+
+// ------------------------------------------------------------------ R5-4
+
+/// The sender steals the receiver's posted NT for another CCT and gets the
+/// receiver penalised in the first.
+///
+/// `prove` accepts, for a side of a CCT, any transfer that pays the side's
+/// instruction above its floor and has not proved anything yet — also one
+/// the payer *posted for another CCT* (`post_nt` reserves nothing). Two
+/// CCTs between the same parties with the same x_j on the same chains
+/// (a repeated purchase) have the same receiver instruction. The receiver
+/// pays and posts NT_A for CCT A and NT_B for CCT B; the sender proves NT_A
+/// for CCT B's receiver side before the receiver proves it for A. Now the
+/// receiver's `prove(A, NT_A)` is `NtAlreadyUsed`, its `prove(B, NT_B)` is
+/// `AlreadySettled`, and the BoB node's sub-situation 2 (forward and prove
+/// the posted NT_A) can do no better. The second-stage CCT_V penalises the
+/// receiver in A: it paid x_j twice and loses x_B to the sender, who paid
+/// nothing extra.
+///
+/// Expected: an NT posted for one CCT counts for that CCT only, so the
+/// receiver's posted payments prove its two obligations. Observed: the
+/// receiver's side of A ends `Penalised`.
+///
+/// Suggested fix: `prove` refuses an NT posted for another CCT (record the
+/// posted NT's hash → CCT in `post_nt`), or lets the receiver's posted
+/// NT_B count for A once NT_A was taken (BoB node and `resume` included).
+#[test]
+#[ignore = "attack: the sender proves the receiver's NT posted for CCT A on CCT B; the receiver, who paid both, is penalised in A"]
+fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let (s, r) = (sender(), receiver());
+    // Two CCTs with the same x_j (a repeated purchase), agreed back to back.
+    let (req_a, req_b) = (request(1_000, 1), request(1_000, 2));
+    let (terms_a, terms_b) = (m.terms(&req_a), m.terms(&req_b));
+    let (tx_a, tx_b) = (m.cct_tx(&s, &r, terms_a.clone()), {
+        let sig = r.sign(&terms_b.digest(m.bob.chain_id()));
+        let args = gridledger_xchain::bob::CctArgs { terms: terms_b.clone(), receiver_sig: sig };
+        let n = m.bob.next_nonce(&s.address()) + 1;
+        gridledger_xchain::mbs::bob_call_signed(&s, m.bob.chain_id(), n, "cct", &args, Amount::ZERO)
+    });
+    m.bob.submit(&tx_a).unwrap();
+    m.bob_ok(&tx_b).unwrap();
+    let (a, b) = (terms_a.id(), terms_b.id());
+    let (rec_a, rec_b) = (m.cct(&a).unwrap(), m.cct(&b).unwrap());
+    assert_eq!(rec_a.instruction(Side::Receiver), rec_b.instruction(Side::Receiver), "the same receiver instruction");
+    m.wait_native_window(&rec_a).unwrap();
+    m.wait_native_window(&rec_b).unwrap();
+    // Both parties pay and post both CCTs' NTs, in order.
+    let mut nts = Vec::new();
+    for (id, rec) in [(a, &rec_a), (b, &rec_b)] {
+        for (side, key, chain) in [(Side::Sender, &s, I), (Side::Receiver, &r, J)] {
+            let (c, _, to, amount) = rec.instruction(side);
+            assert_eq!(c, chain);
+            let n = m.external(chain).unwrap().wallet_next_nonce(&key.address());
+            let nt = transfer(key, chain, n, to, Amount(amount), Amount(1));
+            m.external_mut(chain).unwrap().submit(&nt).unwrap();
+            m.bob_ok(&m.bob_call(key, "post_nt", &PostNt { cct: id, side, nt: nt.clone() }, Amount::ZERO)).unwrap();
+            nts.push((id, side, key.clone(), nt));
+        }
+    }
+    let nt_r_a = nts[1].3.clone();
+    let (h, proof) = landed(&mut m, &nt_r_a);
+    // The sender proves the receiver's NT_A for CCT B first.
+    let steal = ProofTx { cct: b, side: Side::Receiver, nt: nt_r_a, height: h, proof };
+    m.bob_ok(&m.bob_call(&s, "prove", &steal, Amount::ZERO)).expect("the BoB takes NT_A for CCT B");
+    // Every party proves its own posted NT for its own CCT.
+    for (id, side, key, nt) in nts {
+        let (h, proof) = landed(&mut m, &nt);
+        let _ = m.bob_exec(&m.bob_call(&key, "prove", &ProofTx { cct: id, side, nt, height: h, proof }, Amount::ZERO));
+    }
+    let (rec_a, rec_b) = (settle(&mut m, a), settle(&mut m, b));
+    assert!(matches!(rec_b.receiver, SideState::Proved { .. }));
+    assert_ne!(
+        rec_a.receiver,
+        SideState::Penalised,
+        "the receiver paid and posted NTs for both CCTs; A's receiver side: {:?}",
+        rec_a.receiver
+    );
+}
