@@ -354,3 +354,47 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
         rec_a.receiver
     );
 }
+
+// ------------------------------------------------------------------ R5-5
+
+/// Whoever holds the Token_i pool's LP shares sets the rate every honest
+/// receiver signs.
+///
+/// Round 4 (R4-6) bounded x_i by the receiver's quote ± slippage, so the
+/// sender can no longer move the price *in the CCT's own block*. But the
+/// pool never trades (swaps settle by native transfers), so nothing moves
+/// its price back either: the Token_i pool's LP (colluding with the
+/// sender, or the sender itself) withdraws 99.9 % of Token_i and leaves
+/// it out. From then on every receiver's client (`BobMbs::terms`) quotes
+/// off the drained pool, signs bounds around that quote, and the CCT
+/// completes honestly on both sides — the receiver gives x_j Token_j for
+/// about a thousandth of the Token_i the same x_j fetched a block earlier.
+/// No waiting is needed: the receiver quotes after the drain.
+///
+/// Expected: a receiver does not agree to a rate an LP set at will — e.g.
+/// the terms' bounds come from a reference the receiver trusts (its own
+/// limit price, as `--slippage-bps` around a price it supplies), or
+/// withdrawals that move the price beyond a bound are delayed/refused, or
+/// the pool trades so arbitrage restores the price.
+/// Observed: the honest `swap` completes with x_i ≈ fair / 1000.
+#[test]
+#[ignore = "attack: an LP draining the Token_i pool sets the rate honest receivers sign (the pool never trades); x_i drops 1000x and the swap completes"]
+fn a_drained_token_i_pool_sets_the_rate_honest_receivers_sign() {
+    use gridledger_xchain::bob::WithdrawLiquidity;
+    use gridledger_xchain::mbs::Behaviour;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let x_j = 1_000;
+    let fair = m.quote(x_j, I, J).unwrap();
+    let p = provider();
+    let w =
+        m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { token: I, shares: LIQUIDITY - 1_000 }, Amount::ZERO);
+    m.bob_ok(&w).unwrap();
+    let rep = m.swap(&request(x_j, 5), Behaviour::Honest).unwrap();
+    assert!(rep.record.complete && matches!(rep.record.receiver, SideState::Proved { .. }));
+    assert!(
+        rep.x_i >= fair / 2,
+        "the receiver gave {x_j} Token_j for {} Token_i (the same {x_j} fetched {fair} Token_i one block before the drain)",
+        rep.x_i
+    );
+}
