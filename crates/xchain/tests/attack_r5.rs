@@ -466,3 +466,115 @@ fn a_deployment_reopened_with_another_shape_runs_other_rules() {
         }
     }
 }
+
+// ------------------------------------------------------------------ R5-7
+
+/// Balance fraud evidence may come from a header before the payer funded
+/// its account, so a payer whose NT lands after CCT_V is penalised.
+///
+/// `fraud` with `FraudEvidence::Balance` is accepted only after CCT_V
+/// ("until the deadline the payer may still fund its account", says its
+/// decision), but the header the evidence is taken at may be any kept,
+/// final header after `e_* + κ̄` — also one from *before* the payer funded
+/// its account. A sender who is short on chain i early in the window,
+/// tops up before the deadline (as the decision allows) and whose posted NT
+/// the chain holds back until after the deadline (the censorship the issue
+/// names: a chain delaying a transaction by D epochs) is honest: its NT
+/// lands, pays the receiver x_i, and sub-situation 2 would prove it. The
+/// receiver — who gains x_B by it — instead sends the balance of a header
+/// from before the top-up right after CCT_V, and the sender is penalised
+/// (x_B of its deposit to the receiver) on top of having paid x_i.
+///
+/// Expected: balance evidence counts only from a header at or after the
+/// deadline (CCT_V's stored tip), when the payer's chance to fund has
+/// passed; the sender ends Proved. Observed: `fraud` succeeds with the
+/// early header and the sender ends `Penalised` although its NT is on
+/// chain i.
+///
+/// Suggested fix: in `fraud`, require `a.height >= rec.deadline(side)` (or
+/// ≥ the tip stored at CCT_V) for `FraudEvidence::Balance`.
+#[test]
+#[ignore = "attack: balance fraud evidence from a header before the payer topped up; the sender whose NT lands after CCT_V is penalised"]
+fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
+    use gridledger_ledger::state::{account_key, StateRead};
+    use gridledger_xchain::bob::{Fraud, FraudEvidence};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let (s, r, friend) = (sender(), receiver(), dev_key(4));
+    let (id, rec) = open_cct(&mut m, &request(1_000, 1));
+    m.wait_native_window(&rec).unwrap();
+    // The sender is short on chain i for a while (its coin is with a friend).
+    let bal = m.external(I).unwrap().account(&s.address()).balance.0;
+    let lend = transfer(
+        &s,
+        I,
+        m.external(I).unwrap().next_nonce(&s.address()),
+        friend.address(),
+        Amount(bal - 21_000),
+        Amount(1),
+    );
+    m.external_mut(I).unwrap().submit(&lend).unwrap();
+    m.tick().unwrap();
+    // It signs and posts NT_s; chain i holds NT_s back until after the deadline.
+    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO))
+        .unwrap();
+    let land = rec.deadline_i + 3;
+    let delay = land - m.external(I).unwrap().height();
+    m.external_mut(I).unwrap().censor(nt_s.clone(), delay);
+    m.ticks(3).unwrap();
+    // The receiver keeps the sender's account proof at this (short) header.
+    let (h_ev, proof) = m.external(I).unwrap().state_proof(&account_key(&s.address()));
+    let raw = m.external(I).unwrap().chain().state().get(&account_key(&s.address())).unwrap();
+    let account: gridledger_ledger::Account = borsh::from_slice(&raw).unwrap();
+    assert!(account.nonce <= nt_s.tx.nonce && account.balance < nt_s.tx.max_cost().unwrap());
+    assert!(h_ev > rec.e_i + m.config.kappa_bar);
+    // The friend pays the coin back well before the deadline.
+    let back = transfer(
+        &friend,
+        I,
+        m.external(I).unwrap().next_nonce(&friend.address()),
+        s.address(),
+        Amount(bal - 200),
+        Amount(1),
+    );
+    m.external_mut(I).unwrap().submit(&back).unwrap();
+    m.tick().unwrap();
+    // The receiver pays and proves its side.
+    let nt_r = m.native_tx(&rec, Side::Receiver, &r).unwrap();
+    m.external_mut(J).unwrap().submit(&nt_r).unwrap();
+    let (h, p) = landed(&mut m, &nt_r);
+    m.bob_ok(&m.bob_call(
+        &r,
+        "prove",
+        &ProofTx { cct: id, side: Side::Receiver, nt: nt_r, height: h, proof: p },
+        Amount::ZERO,
+    ))
+    .unwrap();
+    // CCT_V once both deadlines passed; right after it, the receiver's fraud proof.
+    while !(m.bob_tip(I) >= rec.deadline_i && m.bob_tip(J) >= rec.deadline_j) {
+        m.tick().unwrap();
+    }
+    let relayer = m.relayer.clone();
+    m.bob_ok(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+    let f = Fraud {
+        cct: id,
+        side: Side::Sender,
+        height: h_ev,
+        evidence: FraudEvidence::Balance { account: Some(account), proof },
+    };
+    let fr = m.bob_exec(&m.bob_call(&r, "fraud", &f, Amount::ZERO)).unwrap();
+    let rec = settle(&mut m, id);
+    while m.external(I).unwrap().height() <= land + 1 {
+        m.tick().unwrap();
+    }
+    let paid = m.external(I).unwrap().tx_proof(&nt_s.hash()).unwrap().is_some();
+    assert!(paid, "NT_s landed on chain i");
+    assert_ne!(
+        rec.sender,
+        SideState::Penalised,
+        "the sender funded its account before the deadline and its NT paid the receiver, yet fraud evidence from \
+         header {h_ev} (before the top-up) penalised it: {:?}",
+        fr.status
+    );
+}
