@@ -82,3 +82,151 @@ fn a_credit_topup_deallocated_after_a_paid_withdrawal_is_debited() {
         "pool lost {lost}; side 0's net pending debit {net_debit} must equal it and its ledger balance"
     );
 }
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u128) -> u128 {
+        if n == 0 {
+            0
+        } else {
+            u128::from(self.next()) % n
+        }
+    }
+}
+
+/// One random forked history on a credit-note channel (side 0 on a 1,000
+/// note with top-up notes, side 1 on a 1,000 deposit with deposit
+/// top-ups), withdrawals of side 1 over the *whole* range (the r8 sweep
+/// drew at most half the channel), then a random final state. With
+/// `monotone_credit_topup`, every state allocates at least the side-0
+/// top-up of the state before it (what an honest side 1 co-signs);
+/// otherwise allocations go up and down. Returns `(side 0 got, side 1 got
+/// (net of its deposits) + pool change − its 1,000 opening deposit, side 0
+/// net debit + pool change,
+/// side 0 ledger imbalance)`, all zero when the merchant's books hold, and
+/// the log.
+fn credit_history(seed: u64, monotone_credit_topup: bool) -> ((i128, i128, i128, i128), Vec<String>) {
+    let outsider = dev_key(3);
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 10);
+    let cid = f.open_on_credit(0);
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let start = [acct_balance(&f, 0), acct_balance(&f, 1)];
+    let pool0 = pool(&f) as i128;
+    let (mut fees, mut deposits1) = ([0u128; 2], 0u128);
+    let mut counter = 0u64;
+    let mut alloc0 = 0u128;
+    let mut log = vec![];
+    let draw = |rng: &mut Rng, ch: &cns::Channel, alloc0: u128| -> [Amount; 2] {
+        let t0 = if monotone_credit_topup {
+            alloc0 + rng.below(ch.topped_up[0].0 - alloc0 + 1)
+        } else {
+            rng.below(ch.topped_up[0].0 + 1)
+        };
+        [Amount(t0), Amount(rng.below(ch.topped_up[1].0 + 1))]
+    };
+    for _ in 0..10 {
+        counter += 1 + rng.next() % 2;
+        let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+        if rng.next().is_multiple_of(3) {
+            let side = (rng.next() % 2) as usize;
+            let amount = Amount(1 + rng.below(800));
+            let (funding, value) = if side == 0 {
+                (f.desk.sign_topup_note(f.sids[0], cid, ch.topups[0], amount, 500 + counter), Amount::ZERO)
+            } else {
+                (Funding::Deposit, amount)
+            };
+            let a = args(&cns::ChannelTopUpArgs { cid, side: side as u8, amount, funding });
+            let r = f.dc.call(&f.accts[side].clone(), CNS_ID, "channel_topup", a, value).unwrap();
+            fees[side] += r.fee.0;
+            if side == 1 && r.status == TxStatus::Success {
+                deposits1 += amount.0;
+            }
+            log.push(format!("topup {side} {amount}: {:?}", r.status));
+            continue;
+        }
+        let t = draw(&mut rng, &ch, alloc0);
+        let total = 2_000 + t[0].0 + t[1].0;
+        let w1 = rng.below(total + 1);
+        let b0 = rng.below(total - w1 + 1);
+        let b1 = total - w1 - b0;
+        let mut st = f.state(0, counter, [b0, b1], false);
+        st.resize.topped_up = t;
+        st.resize.withdrawn = [Amount::ZERO, Amount(w1)];
+        let method = if rng.next().is_multiple_of(2) { "channel_withdraw" } else { "channel_update" };
+        let r = f.dc.call(&outsider, CNS_ID, method, args(&ChannelStateArgs { state: f.cosign(st) }), Amount::ZERO);
+        let ok = matches!(&r, Ok(r) if r.status == TxStatus::Success);
+        if ok {
+            alloc0 = t[0].0;
+        }
+        log.push(format!("{method} c{counter} b[{b0},{b1}] w1 {w1} t{t:?}: {:?}", r.map(|r| r.status)));
+    }
+    counter += 1;
+    let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+    let t = draw(&mut rng, &ch, alloc0);
+    let total = 2_000 + t[0].0 + t[1].0;
+    let b0 = rng.below(total + 1);
+    let mut fin = f.state(0, counter, [b0, total - b0], true);
+    fin.resize.topped_up = t;
+    let r =
+        f.dc.call(&outsider, CNS_ID, "channel_close", args(&ChannelStateArgs { state: f.cosign(fin) }), Amount::ZERO);
+    log.push(format!("close c{counter} b[{b0},{}] t{t:?}: {:?}", total - b0, r.map(|r| r.status)));
+    let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+    assert_eq!(ch.status, cns::ChannelStatus::Closed, "seed {seed}: {log:#?}");
+    let got0 = (acct_balance(&f, 0) + fees[0]) as i128 - start[0] as i128;
+    let got1 = (acct_balance(&f, 1) + fees[1]) as i128 - start[1] as i128;
+    let dpool = pool(&f) as i128 - pool0;
+    let l = cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap().ledger.clone();
+    let net_debit = l.pending_debits.0 as i128 - l.pending_credits.0 as i128;
+    let _ = deposits1;
+    ((got0, got1 + dpool - 1_000, net_debit + dpool, l.imbalance()), log)
+}
+
+fn seeds() -> u64 {
+    std::env::var("ATTACK_R9_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(30)
+}
+
+/// Held (round 9): forked histories on a credit-note channel in which side
+/// 1 withdraws anything up to the whole channel, as long as no state
+/// allocates less of side 0's credit top-up than the one before: coin is
+/// conserved, and side 0's net pending debit is exactly what the merchant's
+/// pool lost. `ATTACK_R9_SEEDS` sets the number of runs (default 30).
+#[test]
+fn credit_forks_with_whole_channel_withdrawals_keep_the_books_when_credit_topups_only_grow() {
+    for seed in 1..=seeds() {
+        let (r, log) = credit_history(seed, true);
+        assert_eq!(r, (0, 0, 0, 0), "seed {seed}: {log:#?}");
+    }
+}
+
+/// Finding (the sweep form of the test at the top): the same histories with
+/// side 0's credit top-up allocation going up and down. Expected: the books
+/// hold for every seed. Observed: some seeds leave side 0's net pending
+/// debit below what the pool lost (by the de-allocated top-up that the
+/// close took for side 1's paid withdrawals): 3 of the first 300 seeds,
+/// while the monotone sweep above holds on all 300.
+#[test]
+#[ignore = "attack: de-allocated credit top-ups taken for paid withdrawals are never debited (sweep)"]
+fn credit_forks_with_deallocated_topups_keep_the_books() {
+    // Seeds 85, 168 and 203 of the first 300 break the books; all 300 run
+    // with ATTACK_R9_SEEDS=300.
+    let runs: Vec<u64> = match std::env::var("ATTACK_R9_SEEDS") {
+        Ok(_) => (1..=seeds()).collect(),
+        Err(_) => vec![85, 168, 203],
+    };
+    let mut bad = vec![];
+    for &seed in &runs {
+        let (r, log) = credit_history(seed, false);
+        if r != (0, 0, 0, 0) {
+            bad.push((seed, r, log));
+        }
+    }
+    let which: Vec<u64> = bad.iter().map(|b| b.0).collect();
+    assert!(bad.is_empty(), "seeds {which:?} of {runs:?} broke the books; first: {:#?}", bad.first());
+}
