@@ -578,3 +578,43 @@ fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
         fr.status
     );
 }
+
+// ------------------------------------------------------------------ R5-8
+
+/// One block of borrowed Token_B liquidity blocks every CCT for the next
+/// 16 BoB blocks.
+///
+/// The R4-2 fix prices x_B at the *largest* Token_B pool of the last
+/// `PRICE_WINDOW` = 16 BoB blocks, and `cct` needs each party's free
+/// deposit above κ̄ · x_B. Anyone holding Token_B can provide a huge
+/// amount, keep it in the pool across one block boundary and withdraw it
+/// (nothing locks LP shares): the pool, and the spot price, are back to
+/// normal a block later, but for 16 blocks every CCT is priced as if the
+/// spike were still there and is refused for `InsufficientDeposit`
+/// (or locks a thousand times the deposit it needs). Repeating it every
+/// 16 blocks costs the attacker two transactions and never any coin, and
+/// stops the CCTE of the whole BoB.
+///
+/// Expected: a CCT agreed after the liquidity left is priced from pool
+/// states that held for longer than one block (or the worst case is
+/// bounded by a time-weighted price / LP lock-up), and the honest swap
+/// succeeds. Observed: `InsufficientDeposit` for the sender.
+#[test]
+#[ignore = "attack: Token_B liquidity held across one block boundary inflates x_B for 16 blocks; every CCT is refused (InsufficientDeposit)"]
+fn one_block_of_borrowed_token_b_liquidity_blocks_every_cct() {
+    use gridledger_xchain::bob::{Provide, WithdrawLiquidity};
+    use gridledger_xchain::mbs::Behaviour;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let token_b = m.bob.chain_id();
+    let attacker = dev_key(6);
+    let spike = LIQUIDITY * 1_000;
+    m.bob_ok(&m.bob_call(&attacker, "provide", &Provide { token: token_b, amount: spike }, Amount(spike))).unwrap();
+    let shares: u128 = m.bob_record(&gridledger_xchain::bob::keys::lp(token_b, &attacker.address())).unwrap();
+    m.bob_ok(&m.bob_call(&attacker, "withdraw_liquidity", &WithdrawLiquidity { token: token_b, shares }, Amount::ZERO))
+        .unwrap();
+    let pool: u128 = m.bob_record(&gridledger_xchain::bob::keys::pool(token_b)).unwrap();
+    assert_eq!(pool, LIQUIDITY, "the spike is gone");
+    let r = m.swap(&request(1_000, 7), Behaviour::Honest);
+    assert!(r.is_ok(), "an honest swap two blocks after the liquidity left: {:?}", r.err());
+}
