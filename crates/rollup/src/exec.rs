@@ -128,8 +128,8 @@ pub struct PreState {
     pub participants: BTreeMap<Address, Participant>,
     /// Open agreements.
     pub agreements: BTreeMap<AgreementKey, Agreement>,
-    /// Certified smart-meter key address of each seller whose ST the batch
-    /// holds (`register_meter`).
+    /// Certified smart meter (key address and reading interval) of each
+    /// seller whose ST the batch holds (`register_meter`).
     pub meters: BTreeMap<Address, MeterRecord>,
     /// Watt-seconds of each seller's metered export in a slot already
     /// claimed by won arbitrations ([`Effect::Claim`]), for the slots of

@@ -147,6 +147,14 @@
 //!   those of the last window plus a backlog that every later commitment
 //!   shrinks. An expired commitment earns nothing, so deleting it loses
 //!   nothing.
+//!   Claimed-slot records of the settlement state (`claimed`, one per
+//!   seller and grid slot an arbitration won) are not pruned: an AT's
+//!   delivery period has no length bound and may start in the past, and an
+//!   open agreement stays arbitrable until it settles or its buyer expires
+//!   it, so no time is known after which a slot can no longer be read.
+//!   Pruning them needs both bounded first (e.g. `DT ≤ max_dl_ms` and
+//!   `SC_EXE_ST` refusing STs after `DL + expiry_ms`); they grow with won
+//!   arbitrations, which cost their seller gas, at most one per grid slot.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};

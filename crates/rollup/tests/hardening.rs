@@ -167,27 +167,13 @@ fn an_agreement_off_the_metering_grid_is_refused() {
 /// step) then proves the same 500 Wh export at its own interval.
 #[test]
 fn readings_off_the_meters_interval_are_refused() {
-    use gridledger_rollup::driver::meter_key;
-    use gridledger_rollup::types::SettlementTx;
     let mut e = funded();
     settle_funding(&mut e);
     let part = |e: &Env, k: &gridledger_core::crypto::KeyPair| e.d.participant(&k.address()).unwrap();
     let (b, s) = (trader(0), trader(1));
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
-    e.d.submit(&b, &at(&t, &s)).unwrap();
-    e.d.process(&mut rng(0)).unwrap();
-    e.d.set_time(t.dt_end + MIN);
-    let fine = SettlementTx {
-        terms: t.clone(),
-        stmp: t.dt_end + MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 60,
-        ps: vec![1000; 30],
-        meter_sig: None,
-    }
-    .sign_readings(&meter_key(&s.address()))
-    .sign_as_buyer(&b);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    let fine = metered_st(&t, &b, 60, vec![1000; 30]);
     assert_eq!(fine.metered_ws(), 500 * 3600);
     let before = (part(&e, &b).balance, part(&e, &s).balance);
     e.d.submit(&s, &IorTx::St(fine)).unwrap();
@@ -209,14 +195,10 @@ fn readings_off_the_meters_interval_are_refused() {
 /// 5-minute readings are refused (`OffMeterInterval`).
 #[test]
 fn readings_at_the_meters_interval_prove_delivery_per_grid_slot() {
-    use gridledger_rollup::driver::meter_key;
-    use gridledger_rollup::types::SettlementTx;
     let mut e = funded_metered(5_000, 60);
     let (b, s) = (trader(0), trader(1));
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
-    e.d.submit(&b, &at(&t, &s)).unwrap();
-    e.d.process(&mut rng(0)).unwrap();
-    e.d.set_time(t.dt_end + MIN);
+    agreed(&mut e, &s, &[(&b, &t)]);
     let coarse = st(&t, 1000, false, Some(&b));
     e.d.submit(&s, &IorTx::St(coarse)).unwrap();
     let out = e.d.process(&mut rng(0)).unwrap();
@@ -226,17 +208,7 @@ fn readings_at_the_meters_interval_prove_delivery_per_grid_slot() {
     // grid slot holds 4 × 600 W + 18,600 W minutes = 350 Wh.
     let mut ps = vec![600; 30];
     ps[29] = 18_600;
-    let fine = SettlementTx {
-        terms: t.clone(),
-        stmp: t.dt_end + MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 60,
-        ps,
-        meter_sig: None,
-    }
-    .sign_readings(&meter_key(&s.address()))
-    .sign_as_buyer(&b);
+    let fine = metered_st(&t, &b, 60, ps);
     let split = fine.claim_split(300).unwrap();
     assert_eq!(split.len(), 6, "one slot per 5 minutes");
     assert_eq!(split.iter().map(|x| x.1).collect::<Vec<_>>(), [vec![180_000; 5], vec![1_260_000]].concat());
