@@ -191,3 +191,60 @@ fn one_network_infeasible_minimum_does_not_veto_the_interval() {
         Err(e) => panic!("observed: the whole interval failed: {e}"),
     }
 }
+
+// ---------------------------------------------------------------- TEAR-DO
+
+// Expected: Byzantine hosts (f < B'/3) cannot change the clearing: either
+// their bad outputs are detected, or the result equals the attack-free one.
+// Observed: the receivers only compare the κ executors' outputs with each
+// other; when every executor of a subproblem is one of two colluding
+// `WrongOutput` hosts (validly signed, identical wrong values — κ = 2, 2 of
+// 10 enclaves, seeds where `Assign` gives one subproblem to exactly those
+// two), the wrong output is accepted without a recompute and nobody is
+// removed: they are flagged (OutputMismatch) only where each shares a
+// subproblem with an honest host, but they stay assigned and their agreed
+// output keeps entering the iteration. With 2 of 10 hosts (f < B'/3) on
+// seed 5 the run does not converge in 20 000 iterations (attack-free: a few
+// hundred), its trades' welfare 1.827 $ above the attack-free optimum 1.803 $
+// (an unbalanced, infeasible state): a liveness loss for every prosumer,
+// and with an output the iteration can absorb, a silently shifted result. (tests/teardo.rs excludes exactly
+// this case by its precondition "every subproblem of host 7 has an
+// executor whose output the receivers accept".) Fix: either state and
+// enforce that κ exceeds the number of colluders (κ > f), or let a
+// randomly chosen honest enclave spot-check/recompute agreed outputs (the
+// simulator's `compute` is the honest reference), or bound κ from f.
+#[test]
+#[ignore = "attack: two colluding WrongOutput hosts holding one subproblem together change the clearing undetected"]
+fn colluding_executors_do_not_change_the_clearing() {
+    use gridledger_market::teardo::{Fault, TearDo};
+    let dc = DcModel::new(&Case::parse(CASE30).unwrap()).unwrap();
+    let net = MarketNetwork::ptdf(&dc, 1.0).unwrap();
+    let market = Market::generate(21, 4, 4, &dc.bus_ids);
+    let mk = |byz: BTreeMap<usize, Fault>, seed| TearDoConfig {
+        enclaves: 10,
+        kappa: 2,
+        byzantine: byz,
+        strategy: Strategy::Always,
+        seed,
+    };
+    // the two executors of buyer 0's subproblem collude
+    let seed = 5;
+    let pair = TearDo::new_insecure_seeded(&market, &net, mk(BTreeMap::new(), seed), [1; 32]).unwrap().assigned(0);
+    assert_eq!(pair.len(), 2);
+    let mut clean = TearDo::new_insecure_seeded(&market, &net, mk(BTreeMap::new(), seed), [1; 32]).unwrap();
+    let want = clean.run(&market);
+    assert!(want.converged, "precondition: the attack-free run converges");
+    let byz: BTreeMap<usize, Fault> = pair.iter().map(|n| (*n, Fault::WrongOutput)).collect();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, mk(byz, seed), [1; 32]).unwrap();
+    t.pd.params.max_iter = 20_000;
+    let r = t.run(&market);
+    let (w, w0) = (market.welfare(&t.pd.settled()), market.welfare(&clean.pd.settled()));
+    assert!(
+        r.converged && (w - w0).abs() <= 1e-9 * w0.abs(),
+        "observed: colluders {pair:?}, converged {}, detected {:?}, settled welfare {} vs attack-free {}",
+        r.converged,
+        r.detected,
+        w,
+        w0
+    );
+}
