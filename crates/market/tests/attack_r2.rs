@@ -112,6 +112,64 @@ fn aladin_converged_means_feasible_under_tight_lines() {
     );
 }
 
+// Expected: a clearing `clear` reports as Ok respects every prosumer's
+// own bounds (Eqs 6.4a–b: a buyer's contracted minimum `e_min` is met, to
+// the ledger's 1 Wh), and its welfare is not above the optimum (which only
+// an infeasible point can reach). Observed: on case33bw, seeded 4×4 market
+// seed 1 (buyers at the feeder's end, e_max × 60, every third prosumer
+// with e_min = e_max / 2) plus one large buyer–seller pair at the
+// substation bus trading 1e5 kWh (a legitimate participant; its trades do
+// not touch any feeder row), ALADIN stops after 114 iterations and `clear`
+// returns Ok with relative gap −5.0e-4 (welfare ABOVE the optimum) and one
+// prosumer's settled total 5.4 kWh below its e_min. The stopping tolerance
+// is 1e-4 × the largest e_max (here 10 kWh for everyone), the settled
+// trades are min(x, y) of the two copies, and `clear`/`summarise` check
+// neither bounds nor a negative gap. Fix: per-prosumer tolerances (relative
+// to each one's own e_max) and a final feasibility check in `clear`
+// (bounds and network rows, and `relative_gap ≥ −ε`), refusing or
+// projecting the settled trades onto the bounds before reporting.
+#[test]
+#[ignore = "attack: ALADIN 'clears' with a buyer 5.4 kWh below its e_min and welfare above the optimum (one large pair loosens the tolerance)"]
+fn a_reported_clearing_meets_every_prosumers_bounds() {
+    let net = feeder();
+    let mut m = Market::generate(1, 4, 4, &[18, 17, 33, 32]);
+    for (i, pr) in m.buyers.iter_mut().chain(m.sellers.iter_mut()).enumerate() {
+        pr.e_max *= 60.0;
+        if (1 + i) % 3 == 0 {
+            pr.e_min = 0.5 * pr.e_max;
+        }
+    }
+    for s in m.sellers.iter_mut() {
+        s.bus = 2;
+    }
+    m.buyers.push(p(Side::Buyer, 1, 1e-6, 0.35, 0.0, 1e5));
+    m.sellers.push(p(Side::Seller, 1, 1e-6, 0.05, 0.0, 1e5));
+    let c = match clear(&m, &net, Algorithm::Aladin) {
+        Err(_) => return, // refusing is acceptable
+        Ok(c) => c,
+    };
+    let (mut tb, mut ts) = (vec![0.0; m.buyers.len()], vec![0.0; m.sellers.len()]);
+    for t in &c.trades {
+        tb[t.buyer] += t.kwh;
+        ts[t.seller] += t.kwh;
+    }
+    // trades under 1 Wh are not listed: allow for them
+    let slack = 1e-3 * (m.buyers.len() * m.sellers.len()) as f64 + 1e-3;
+    let short = m
+        .buyers
+        .iter()
+        .zip(&tb)
+        .chain(m.sellers.iter().zip(&ts))
+        .map(|(pr, t)| (pr.e_min - t).max(t - pr.e_max))
+        .fold(0.0f64, f64::max);
+    assert!(
+        short <= slack && c.relative_gap >= -1e-6,
+        "observed: Ok after {} iterations, relative gap {:e}, a settled total {short:.3} kWh outside its bounds",
+        c.iterations,
+        c.relative_gap
+    );
+}
+
 // ---------------------------------------------------------------- no gain from trade
 
 // Expected: a market where no trade is profitable (every buyer values
