@@ -28,11 +28,19 @@
 //!    method (keeps the QP solvable when the active sets disagree). Then
 //!    `z ← u + Δ` and `λ ← ` the QP's coupling multipliers.
 //!
-//! Stopping rule: `10⁻⁴` (a tenth of the seed's `10⁻³`), relative to the largest request
-//! `max_ℓ e_max` (kWh), on the coupling residual `‖A u‖_∞` and on the step
-//! `‖Δ‖_∞`. Relative because a feeder market with 400 kWh requests otherwise
-//! iterates for hundreds of rounds on residuals of 10⁻² kWh after the welfare
-//! has settled to 10⁻⁵.
+//! Stopping rule: `10⁻⁴` (a tenth of the seed's `10⁻³`), relative to the
+//! median request `e_max` (kWh, [`request_scale`]), on the coupling residual
+//! `‖A u‖_∞` and on the step `‖Δ‖_∞`; *and* the settled trades primal
+//! feasible ([`Aladin::feasible`]: each prosumer's total within its own
+//! bounds to `1 Wh + 10⁻⁴ e_max`, each network row within
+//! `1 mW + 10⁻⁴ |h_r|`). Relative because a feeder market with 400 kWh
+//! requests otherwise iterates for hundreds of rounds on residuals of
+//! 10⁻² kWh after the welfare has settled to 10⁻⁵. The median, not the
+//! largest request (as before): one seller offering 10⁶ kWh it never sells
+//! loosened the tolerance to 100 kWh and ALADIN stopped "converged" at
+//! iteration 1 with no trades; and the feasibility check because a small
+//! residual measured against 400 kWh requests can still overload a line
+//! allotted a few W, or leave a buyer short of its `e_min`.
 //!
 //! Active sets: the bounds a prosumer's step 1 found active enter the
 //! coordinator as one-sided rows at the active point — a zero trade may
@@ -210,6 +218,19 @@ pub enum AladinError {
     Coordinator(String),
 }
 
+/// The scale of the stopping tolerance, kWh: the median request `e_max`
+/// (at least 1 kWh). A median, not the largest request, so that no single
+/// request (a seller offering 10⁶ kWh it never sells) loosens everybody's
+/// tolerance.
+pub fn request_scale(market: &Market) -> f64 {
+    let mut e: Vec<f64> = market.buyers.iter().chain(&market.sellers).map(|p| p.e_max).collect();
+    if e.is_empty() {
+        return 1.0;
+    }
+    e.sort_by(f64::total_cmp);
+    e[e.len() / 2].max(1.0)
+}
+
 fn qp_settings() -> clarabel::solver::DefaultSettings<f64> {
     DefaultSettingsBuilder::default().verbose(false).tol_gap_abs(1e-9).tol_gap_rel(1e-9).build().unwrap_or_default()
 }
@@ -365,9 +386,23 @@ impl Aladin {
             step = step.max(d[2 * nx + i].abs());
         }
         self.iterations += 1;
-        let scale = market.buyers.iter().chain(&market.sellers).map(|p| p.e_max).fold(1.0, f64::max);
-        let tol = self.params.tol * scale;
-        Ok(AladinReport { residual, step, converged: residual <= tol && step <= tol })
+        let tol = self.params.tol * request_scale(market);
+        let converged = residual <= tol && step <= tol && self.feasible(market, net);
+        Ok(AladinReport { residual, step, converged })
+    }
+
+    /// Whether the settled trades are primal feasible within the stated
+    /// tolerances: every prosumer's total within its own bounds
+    /// ([`Market::bound_excess`]) and every network row within its own limit
+    /// ([`MarketNetwork::row_excess`]); balance holds by construction (each
+    /// settled trade is one bilateral quantity).
+    pub fn feasible(&self, market: &Market, net: &MarketNetwork) -> bool {
+        let settled = self.settled();
+        if market.bound_excess(&settled).is_some() {
+            return false;
+        }
+        let (t, s) = crate::primal_dual::PrimalDual::totals(&settled);
+        net.row_excess(&net.injections(&self.bm, &self.bn, &t, &s)).is_none()
     }
 
     /// Solves the coordinator QP; returns `Δ = [Δx, Δy, ΔP]` and stores the new duals.

@@ -12,7 +12,7 @@ use crate::dc::DcModel;
 use crate::distflow::DistFlow;
 use crate::network::{MarketNetwork, NetworkError};
 use crate::primal_dual::{PdParams, PrimalDual};
-use crate::problem::Market;
+use crate::problem::{Market, Side};
 use crate::ModelError;
 
 /// Which algorithm clears the market.
@@ -39,14 +39,29 @@ pub enum ClearingError {
     #[error("{algorithm:?} did not converge in {iterations} iterations")]
     NoConvergence { algorithm: Algorithm, iterations: usize },
     #[error(
-        "{algorithm:?} stopped after {iterations} iterations {gap:e} (relative) off the central optimum, beyond 1e-3"
+        "{algorithm:?} stopped after {iterations} iterations {gap:e} (relative) off the central optimum, beyond 1e-6 $ + 1e-3 of it (either sign)"
     )]
     OffOptimum { algorithm: Algorithm, iterations: usize, gap: f64 },
+    #[error("{algorithm:?}'s settled trades put {side:?} {index}'s total {kwh_beyond:e} kWh outside its bounds")]
+    BoundViolated { algorithm: Algorithm, side: Side, index: usize, kwh_beyond: f64 },
+    #[error("{algorithm:?}'s settled trades exceed network row {row} by {kw_beyond:e} kW")]
+    RowViolated { algorithm: Algorithm, row: String, kw_beyond: f64 },
 }
 
 /// Largest relative welfare gap to the central optimum [`clear`] accepts
-/// from a distributed algorithm (the 0.1 %).
+/// from a distributed algorithm (the 0.1 %), in either sign.
 pub const MAX_RELATIVE_GAP: f64 = 1e-3;
+/// Absolute floor of the gap test, $: `|optimum − welfare| ≤
+/// MAX_ABSOLUTE_GAP + MAX_RELATIVE_GAP · |optimum|`. Without it a market
+/// with no gain from trade (optimum 0 up to solver noise) was refused even
+/// for the reference against itself.
+pub const MAX_ABSOLUTE_GAP: f64 = 1e-6;
+
+/// Whether welfare `w` is within the accepted gap of `optimum` (both signs:
+/// welfare above the optimum is only reachable by an infeasible point).
+pub fn within_gap(optimum: f64, w: f64) -> bool {
+    (optimum - w).abs() <= MAX_ABSOLUTE_GAP + MAX_RELATIVE_GAP * optimum.abs()
+}
 
 /// The network rows the market of `case` clears under: LinDistFlow for a
 /// radial feeder, PTDF line limits (ratings × `limit_scale`) otherwise.
@@ -149,11 +164,22 @@ pub fn clear_with(
         return Err(ClearingError::NoConvergence { algorithm, iterations });
     }
     let seconds = t0.elapsed().as_secs_f64();
+    let settled = trades.clone();
     let c = summarise(market, net, &reference, algorithm, trades, prices, iterations, converged, seconds, &bm, &bn);
     // the stopping rules are empirical, not certificates: a distributed
     // result that stopped off the reference by more than the 0.1 %
     // is refused rather than reported as a clearing
-    if c.relative_gap.abs() > MAX_RELATIVE_GAP {
+    // and a reported clearing is primal feasible: every prosumer's bounds
+    // (1 Wh + 1e-4 of its own e_max) and every network row (1 mW + 1e-4 of
+    // its own limit), whatever the algorithm's stopping rule said
+    if let Some((side, index, kwh_beyond)) = market.bound_excess(&settled) {
+        return Err(ClearingError::BoundViolated { algorithm, side, index, kwh_beyond });
+    }
+    let (t, s) = PrimalDual::totals(&settled);
+    if let Some((r, kw_beyond)) = net.row_excess(&net.injections(&bm, &bn, &t, &s)) {
+        return Err(ClearingError::RowViolated { algorithm, row: net.labels[r].clone(), kw_beyond });
+    }
+    if !within_gap(c.optimum, c.welfare) {
         return Err(ClearingError::OffOptimum { algorithm, iterations, gap: c.relative_gap });
     }
     Ok(c)

@@ -24,6 +24,13 @@ use crate::dc::DcModel;
 use crate::distflow::DistFlow;
 use crate::problem::{Market, MarketError};
 
+/// Absolute part of the network rows' feasibility tolerance, kW (1 mW: the
+/// rows of a tightly allotted line can be a few W, so not the 1 Wh of the
+/// bounds).
+pub const ROW_TOL_ABS_KW: f64 = 1e-6;
+/// Relative part, of the row's own limit `|h_r|`.
+pub const ROW_TOL_REL: f64 = 1e-4;
+
 /// Linear limits `G p ≤ h` on the market's bus injections (kW).
 #[derive(Debug, Clone, Serialize)]
 pub struct MarketNetwork {
@@ -156,6 +163,22 @@ impl MarketNetwork {
     }
 
     /// Largest violation `max(0, G p − h)` of injections `p`.
+    /// The network row the injections `p` exceed most beyond
+    /// [`ROW_TOL_ABS_KW`]` + `[`ROW_TOL_REL`]` · |h_r|` (each row against its
+    /// own limit): `Some((row, kW beyond h_r))`, `None` when all rows hold.
+    pub fn row_excess(&self, p: &[f64]) -> Option<(usize, f64)> {
+        let mut worst: Option<(usize, f64)> = None;
+        for (r, (row, h)) in self.g.iter().zip(&self.h).enumerate() {
+            let beyond = row.iter().zip(p).map(|(a, b)| a * b).sum::<f64>() - h;
+            // a NaN row value is an excess too
+            let holds = beyond <= ROW_TOL_ABS_KW + ROW_TOL_REL * h.abs();
+            if !holds && worst.is_none_or(|w| beyond.is_nan() || beyond > w.1) {
+                worst = Some((r, beyond));
+            }
+        }
+        worst
+    }
+
     pub fn violation(&self, p: &[f64]) -> f64 {
         self.g
             .iter()

@@ -107,6 +107,18 @@ impl Prosumer {
     }
 }
 
+/// Absolute part of the bound tolerance: 1 Wh, the ledger's resolution.
+pub const BOUND_TOL_ABS_KWH: f64 = 1e-3;
+/// Relative part of the bound tolerance, of the prosumer's *own* `e_max`
+/// (never of anybody else's request, so one huge request loosens nothing).
+pub const BOUND_TOL_REL: f64 = 1e-4;
+
+/// How far a settled total may sit outside `[e_min, e_max]` and still count
+/// as meeting the bounds: `1 Wh + 10⁻⁴ · e_max` (kWh).
+pub fn bound_tolerance(p: &Prosumer) -> f64 {
+    BOUND_TOL_ABS_KWH + BOUND_TOL_REL * p.e_max.abs()
+}
+
 /// The prosumers of one clearing interval.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Market {
@@ -141,6 +153,27 @@ impl Market {
         let sell: f64 =
             self.sellers.iter().enumerate().map(|(n, p)| p.welfare(trades.iter().map(|row| row[n]).sum())).sum();
         buy + sell
+    }
+
+    /// The largest excursion of a prosumer's settled total outside its own
+    /// bounds beyond [`bound_tolerance`]: `Some((side, index, kWh beyond the
+    /// bound))`, `None` when every total is within tolerance.
+    pub fn bound_excess(&self, trades: &[Vec<f64>]) -> Option<(Side, usize, f64)> {
+        let mut worst: Option<(Side, usize, f64)> = None;
+        let mut check = |p: &Prosumer, index: usize, total: f64| {
+            let beyond = (p.e_min - total).max(total - p.e_max);
+            let excess = beyond - bound_tolerance(p);
+            if excess > 0.0 && worst.is_none_or(|w| beyond > w.2) {
+                worst = Some((p.side, index, beyond));
+            }
+        };
+        for (m, p) in self.buyers.iter().enumerate() {
+            check(p, m, trades.get(m).map(|r| r.iter().sum()).unwrap_or(0.0));
+        }
+        for (n, p) in self.sellers.iter().enumerate() {
+            check(p, n, trades.iter().map(|r| r.get(n).copied().unwrap_or(0.0)).sum());
+        }
+        worst
     }
 
     /// Seeded market in the parameter ranges of the seed's references

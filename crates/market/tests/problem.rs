@@ -67,3 +67,24 @@ fn bad_parameters_are_refused_with_typed_errors() {
     m.sellers.clear();
     assert_eq!(m.validate(&BUSES), Err(MarketError::Empty));
 }
+
+#[test]
+fn bound_excess_measures_each_prosumer_against_its_own_bounds() {
+    let mut m = Market::generate(1, 2, 2, &BUSES);
+    m.buyers[1].e_min = 1.0;
+    m.buyers[1].e_max = 2.0;
+    for s in m.sellers.iter_mut() {
+        s.e_max = 1e6; // a huge request loosens nobody else's tolerance
+    }
+    // buyer 1 short of its minimum by 0.5 kWh: named, with the shortfall
+    let short = vec![vec![0.0, 0.0], vec![0.25, 0.25]];
+    let (side, index, beyond) = m.bound_excess(&short).expect("a 0.5 kWh shortfall is a violation");
+    assert_eq!((side, index), (Side::Buyer, 1));
+    assert!((beyond - 0.5).abs() < 1e-12);
+    // within 1 Wh + 1e-4 e_max of the bounds: feasible
+    let close = vec![vec![0.0, 0.0], vec![0.4996, 0.5]];
+    assert_eq!(m.bound_excess(&close), None);
+    // above e_max by 0.1 kWh: named
+    let over = vec![vec![0.0, 0.0], vec![1.05, 1.05]];
+    assert_eq!(m.bound_excess(&over).map(|v| (v.0, v.1)), Some((Side::Buyer, 1)));
+}
