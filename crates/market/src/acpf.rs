@@ -236,6 +236,22 @@ pub fn run_pf(case: &Case, opts: PfOptions) -> Result<PfResult, ModelError> {
             max_k = k;
         }
     }
+    // never an Ok with NaN/inf in it: a "converged" flow whose voltages or
+    // losses are not finite is a numerical failure, not a result
+    if !buses.iter().all(|b| b.vm.is_finite() && b.va_deg.is_finite()) {
+        return Err(ModelError::Numerical { what: "a bus voltage" });
+    }
+    for (what, x) in [
+        ("the mismatch", norm),
+        ("the losses", loss_mw),
+        ("the reactive losses", loss_mvar),
+        ("the generation", total_gen_mw),
+        ("the reference injection", ref_p_mw + ref_q_mvar),
+    ] {
+        if !x.is_finite() {
+            return Err(ModelError::Numerical { what });
+        }
+    }
     Ok(PfResult {
         iterations: it,
         max_mismatch_pu: norm,

@@ -73,6 +73,8 @@ pub enum ModelError {
     Linalg(#[from] linalg::LinalgError),
     #[error("{buses} buses exceed the dense network models' limit of {max}")]
     TooLarge { buses: usize, max: usize },
+    #[error("numerical failure: {what} is not finite")]
+    Numerical { what: &'static str },
 }
 
 /// Most (non-isolated) buses the dense models (DC/PTDF, LinDistFlow, AC
