@@ -340,7 +340,6 @@ fn the_ac_power_flow_never_reports_nan_as_a_result() {
 // same case with ratio 0 or 1: 0.98 p.u., 0.54 MW). Fix: refuse ratio < 0
 // (and non-finite) in the parser.
 #[test]
-#[ignore = "attack: a negative tap ratio is accepted and the power flow reports 134 MW losses on 100 MW load"]
 fn a_negative_tap_ratio_is_refused() {
     let text = MINI.replace(" 2 3 0.01 0.1 0 0 0 0 0 0 1;", " 2 3 0.01 0.1 0 0 0 0 -1 0 1;");
     let r = Case::parse(&text);
