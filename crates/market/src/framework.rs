@@ -275,20 +275,56 @@ fn interval_with(
         let reason = format!("e_min {} kWh exceeds the other side's total e_max {other} kWh", p.e_min);
         excluded.push(Excluded { index, id, reason });
     }
-    excluded.sort_by_key(|e| e.index);
-    let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
-    let mut digest_input = Vec::new();
-    for (_, p, ct) in valid {
-        digest_input.extend(ct);
-        match p.side {
-            Side::Buyer => market.buyers.push(p),
-            Side::Seller => market.sellers.push(p),
+    // hidden minima that cannot be met *jointly* (two buyers each below the
+    // sellers' total but together above it, or a minimum behind a line
+    // allotted less) must not veto everyone's interval either: while the
+    // admitted market has no feasible dispatch, the latest-submitted request
+    // with a positive e_min (the lowest priority) is excluded with a record,
+    // then the rest is cleared. Only when no request with a positive minimum
+    // is left does the infeasibility refuse the interval.
+    let assemble = |valid: &[(usize, Prosumer, &[u8])]| {
+        let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
+        for (_, p, _) in valid {
+            match p.side {
+                Side::Buyer => market.buyers.push(p.clone()),
+                Side::Seller => market.sellers.push(p.clone()),
+            }
         }
+        market
+    };
+    let market = loop {
+        let market = assemble(&valid);
+        let why = match market.validate(&net.bus_ids) {
+            Err(e @ crate::problem::MarketError::InfeasibleTotals { .. }) => e.to_string(),
+            Err(e) => return Err(e.into()),
+            // the enclaves hold every request: a market no dispatch can
+            // clear within the network limits is refused (or relieved of a
+            // minimum) before the distributed iteration starts
+            Ok(()) => match crate::central::solve(&market, net) {
+                Ok(_) => break market,
+                Err(e @ crate::central::ClearError::Infeasible(_)) => e.to_string(),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let Some(k) = valid.iter().rposition(|(_, p, _)| p.e_min > 0.0) else {
+            // no hidden minimum left to blame: the interval itself is infeasible
+            market.validate(&net.bus_ids)?;
+            crate::central::solve(&market, net)?;
+            break market;
+        };
+        let (index, p, _) = valid.remove(k);
+        let id = stored.get(index).map(|r| hex::encode(r.id.0)).unwrap_or_default();
+        let reason = format!(
+            "e_min {} kWh cannot be met jointly with the other admitted requests ({why}); latest positive minimum excluded first",
+            p.e_min
+        );
+        excluded.push(Excluded { index, id, reason });
+    };
+    excluded.sort_by_key(|e| e.index);
+    let mut digest_input = Vec::new();
+    for (_, _, ct) in &valid {
+        digest_input.extend(*ct);
     }
-    market.validate(&net.bus_ids)?;
-    // the enclaves hold every request: a market no dispatch can clear within
-    // the network limits is refused before the distributed iteration starts
-    crate::central::solve(&market, net)?;
     let digest = sha(&[b"gridledger/market/admitted", &digest_input]);
     let mut tear = deployed.start(&market, net, digest)?;
     let teardo = tear.run(&market);

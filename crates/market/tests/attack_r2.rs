@@ -206,7 +206,6 @@ fn a_market_with_no_gain_from_trade_clears_empty() {
 // latest first, until the totals are feasible, with a record), or refuse
 // e_min > 0 at the admission interface.
 #[test]
-#[ignore = "attack: two colluding buyers' hidden e_min (each allowed, jointly infeasible) veto the whole interval"]
 fn two_colluding_minima_do_not_veto_the_interval() {
     let net = case30_net(1.0);
     let mut market = Market::generate(21, 4, 4, &net.bus_ids);
@@ -232,7 +231,6 @@ fn two_colluding_minima_do_not_veto_the_interval() {
 // drop hidden minima (or the requests with e_min > 0) and record them as
 // excluded, then clear the rest.
 #[test]
-#[ignore = "attack: one buyer's network-infeasible hidden e_min vetoes the whole interval"]
 fn one_network_infeasible_minimum_does_not_veto_the_interval() {
     let net = case30_net(1e-5); // ~1.3 kW per line for the market
     let mut market = Market::generate(21, 3, 3, &net.bus_ids);
