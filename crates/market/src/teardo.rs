@@ -25,6 +25,25 @@
 //! and every later round, so the iteration is exactly the attack-free one
 //! and only Δ of waiting is lost.
 //!
+//! **Fault model** (the seed's, made explicit): `B' = 3f + 1`, i.e. fewer
+//! than a third of the enclaves' hosts Byzantine ([`check_fault_model`]
+//! refuses `3f ≥ B'` with [`TearDoError::BeyondFaultModel`] for a front
+//! end that reports a clearing). Host-level
+//! faults (withholding, tampering, bad signatures, stale inputs) are caught
+//! for any `κ ≥ 1`: the enclave's signature binds the context, and the
+//! countermeasure recomputes what no valid output covers. A *compromised*
+//! enclave ([`Fault::WrongOutput`]: validly signed wrong values — outside
+//! what a real TEE allows) is caught only by comparison with an honest
+//! executor of the same subproblem, so the guarantee needs every subproblem
+//! to have one: `κ > f_c`, the number of compromised enclaves the run
+//! declares; a configuration with `κ ≤ f_c` is refused
+//! ([`TearDoError::CollusionBound`]) — with `κ = 2` two colluders that
+//! `Assign` gives the same subproblem agreed on wrong values undetected and
+//! the run never converged. A host flagged for anything is removed
+//! everywhere: its outputs are accepted for no subproblem from the round it
+//! was caught in, and a subproblem all of whose executors are flagged is
+//! computed by the honest enclaves without waiting Δ.
+//!
 //! Simulation model: message passing is in-process and synchronous; every
 //! honest enclave receives the same messages and runs the same checks, so
 //! the checks run once per message (their cost is counted per honest
@@ -193,6 +212,40 @@ pub enum TearDoError {
     BadKappa { kappa: usize, b: usize },
     #[error("Byzantine host {0} is not one of the {1} enclaves")]
     UnknownNode(usize, usize),
+    #[error("{f} Byzantine hosts of B' = {b} enclaves are beyond the fault model f < B'/3")]
+    BeyondFaultModel { f: usize, b: usize },
+    #[error(
+        "κ = {kappa} executors per subproblem do not exceed the {compromised} compromised enclaves: \
+         the model needs κ > f_c so that every subproblem has an honest executor"
+    )]
+    CollusionBound { kappa: usize, compromised: usize },
+}
+
+/// The fault model's bounds on a configuration (module docs, "Fault
+/// model"): fewer than a third of the enclaves Byzantine (`3f < B'`), and
+/// more executors per subproblem than compromised enclaves (`κ > f_c`, the
+/// hosts whose enclaves sign wrong values: [`Fault::WrongOutput`]).
+///
+/// [`Deployed::deploy`] enforces only the second (without it a wrong value
+/// can enter the clearing undetected); the first is for front ends that
+/// report a clearing (`gridledger market clear --byzantine`): detection
+/// itself needs no quorum, so tests and experiments may study more hosts.
+pub fn check_fault_model(config: &TearDoConfig) -> Result<(), TearDoError> {
+    let (f, b) = (config.byzantine.len(), config.enclaves);
+    if 3 * f >= b && f > 0 {
+        return Err(TearDoError::BeyondFaultModel { f, b });
+    }
+    check_collusion_bound(config)
+}
+
+/// `κ > f_c`: more executors per subproblem than compromised enclaves
+/// ([`Fault::WrongOutput`]), so every subproblem has an honest executor.
+pub fn check_collusion_bound(config: &TearDoConfig) -> Result<(), TearDoError> {
+    let compromised = config.byzantine.values().filter(|x| **x == Fault::WrongOutput).count();
+    if compromised > 0 && config.kappa <= compromised {
+        return Err(TearDoError::CollusionBound { kappa: config.kappa, compromised });
+    }
+    Ok(())
 }
 
 fn encode(v: &[f64]) -> Vec<u8> {
@@ -318,6 +371,7 @@ impl Deployed {
         if let Some((&n, _)) = config.byzantine.iter().find(|(n, _)| **n >= b) {
             return Err(TearDoError::UnknownNode(n, b));
         }
+        check_collusion_bound(&config)?;
         let f = (b.saturating_sub(1)) / 3;
         let (public_set, shares) = gridledger_threshold::deal(b.max(1), (2 * f + 1).min(b.max(1)), &mut rng)
             .map_err(|_| TeeError::Malformed("threshold parameters"))?;
@@ -487,6 +541,14 @@ impl TearDo {
                 }
             }
         }
+        // a subproblem whose executors have all been flagged already is
+        // computed by the honest enclaves from the start (nobody waits Δ for
+        // removed hosts)
+        for &sp in sps {
+            if self.assigned(sp).iter().all(|n| self.detected.contains_key(n)) {
+                self.takeover.insert(sp);
+            }
+        }
         // deterministic outputs, computed once per subproblem
         let mut cache: BTreeMap<usize, Out> = BTreeMap::new();
         let mut assigned_of: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -616,19 +678,29 @@ impl TearDo {
         }
         // the κ executors' outputs are compared: on any disagreement the
         // honest enclaves recompute the subproblem and flag every sender
-        // whose output differs from it
-        for (sp, outs) in candidates {
+        // whose output differs from it (all subproblems first, so that a
+        // host caught anywhere in this round counts nowhere in it)
+        let mut recomputed: BTreeMap<usize, Out> = BTreeMap::new();
+        for (sp, outs) in &candidates {
             if outs.iter().all(|(_, o)| *o == outs[0].1) {
-                valid.insert(sp, outs[0].1.clone());
                 continue;
             }
-            let reference = self.compute(market, sp);
-            for (node, o) in &outs {
+            let reference = self.compute(market, *sp);
+            for (node, o) in outs {
                 if *o != reference {
                     self.detected.entry(*node).or_insert((Detection::OutputMismatch, round));
                 }
             }
-            valid.insert(sp, reference);
+            recomputed.insert(*sp, reference);
+        }
+        // a flagged host is removed everywhere: its outputs are accepted for
+        // no subproblem, also where it agrees with its co-executors
+        for (sp, outs) in candidates {
+            if let Some(reference) = recomputed.remove(&sp) {
+                valid.insert(sp, reference);
+            } else if let Some((_, o)) = outs.into_iter().find(|(n, _)| !self.detected.contains_key(n)) {
+                valid.insert(sp, o);
+            }
         }
         for node in assigned_of.keys() {
             if !heard.contains(node) {
