@@ -31,7 +31,7 @@ pub struct PfArgs {
 /// by name (`case30`, `case33bw`, optionally with `.m`).
 pub fn load_case(path: &Path) -> anyhow::Result<Case> {
     let text = if path.exists() {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        read_bounded(path)?
     } else {
         match path.to_str().map(|s| s.trim_end_matches(".m")) {
             Some("case30") => gridledger_market::CASE30.to_string(),
@@ -40,6 +40,24 @@ pub fn load_case(path: &Path) -> anyhow::Result<Case> {
         }
     };
     Case::parse(&text).with_context(|| format!("parsing case {}", path.display()))
+}
+
+/// Reads at most the parser's limit + 1 byte of `path`: a larger (or
+/// endless: a device, a FIFO) file is refused with the limit named, never
+/// read into memory whole.
+fn read_bounded(path: &Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    let max = gridledger_market::case::MAX_CASE_BYTES;
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1).read_to_end(&mut bytes).with_context(|| format!("reading {}", path.display()))?;
+    anyhow::ensure!(
+        bytes.len() <= max,
+        "{}: case file too large: more than the limit of {max} bytes ({} MiB)",
+        path.display(),
+        max >> 20
+    );
+    String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))
 }
 
 pub fn run(cmd: GridCmd) -> anyhow::Result<()> {
