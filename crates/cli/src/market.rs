@@ -66,7 +66,8 @@ pub struct ClearArgs {
     pub limit_scale: f64,
     /// Run the interval through the framework (requests encrypted on a
     /// development chain, operator admission, D-TASK enclaves, TEAR-DO) with
-    /// this fraction of the enclaves' hosts Byzantine (0 to 0.9). Uses the
+    /// this fraction of the enclaves' hosts Byzantine (0 to 0.9; the run is refused
+    /// beyond the fault model, ⌊p·B'⌋ ≥ B'/3). Uses the
     /// primal-dual algorithm. The enclaves are software ones: NO hardware
     /// isolation.
     #[arg(long, value_name = "FRACTION")]
@@ -190,6 +191,8 @@ fn framework(a: &ClearArgs, p: f64, market: &Market, net: &MarketNetwork, centra
     };
     let config =
         TearDoConfig { enclaves: tees, kappa: a.kappa as usize, byzantine: byzantine.clone(), strategy, seed: a.seed };
+    // a clearing is reported only inside the seed's fault model (f < B'/3)
+    gridledger_market::teardo::check_fault_model(&config).context("--byzantine with --tees")?;
     let dir = tempfile::tempdir()?;
     let t = std::time::Instant::now();
     let out = run_interval(dir.path(), market, net, config, None).context("running the interval")?;

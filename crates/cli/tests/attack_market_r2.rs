@@ -62,7 +62,6 @@ fn an_endless_case_file_is_refused_at_the_size_limit() {
 // report (the simulator's honest enclave does all the work). Fix: refuse
 // `⌊p B'⌋ ≥ B'/3` (or print and JSON-flag "outside the fault model").
 #[test]
-#[ignore = "attack: --byzantine 0.9 --tees 4 (3 of 4 hosts Byzantine, beyond f < B'/3) is accepted and reported as a normal clearing"]
 fn a_byzantine_share_beyond_the_model_is_refused() {
     let out = Command::new(BIN)
         .args(["market", "clear", "--buyers", "2", "--sellers", "2", "--algorithm", "central"])
