@@ -159,10 +159,24 @@ fn print_clearing(a: &ClearArgs, r: &Clearing) {
     let (lo, hi) =
         r.bus_prices.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), (_, p)| (l.min(*p), h.max(*p)));
     println!("nodal prices     ${lo:.4} to ${hi:.4}/kWh over {} buses", r.bus_prices.len());
+    let st = &r.settlement;
+    println!(
+        "settlement       {} Wh in {} trades; buyers pay {} = sellers receive {} minor units (1/{} $; Wh, price and payment rounded ties-to-even per trade)",
+        st.energy_wh,
+        st.trades.len(),
+        st.buyer_pays.iter().sum::<i64>(),
+        st.seller_receives.iter().sum::<i64>(),
+        st.minor_per_major
+    );
     let mut trades = r.trades.clone();
     trades.sort_by(|x, y| y.kwh.total_cmp(&x.kwh));
     for t in trades.iter().take(a.show_trades) {
-        println!("  buyer {:>3} <- seller {:>3}: {:.3} kWh", t.buyer, t.seller, t.kwh);
+        let settled = st.trades.iter().find(|x| x.buyer == t.buyer && x.seller == t.seller);
+        let (wh, pay) = settled.map_or((0, 0), |x| (x.wh, x.payment_minor));
+        println!(
+            "  buyer {:>3} <- seller {:>3}: {:.3} kWh = {wh} Wh, pays {pay} minor units",
+            t.buyer, t.seller, t.kwh
+        );
     }
     if trades.len() > a.show_trades {
         println!("  ... {} more trades (--json for all)", trades.len() - a.show_trades);

@@ -58,6 +58,15 @@ fn market_clear_json_is_within_0_1_percent_of_the_optimum() {
         assert!(r["relative_gap"].as_f64().unwrap().abs() < 1e-3, "{args:?}: {v}");
         assert!(r["iterations"].as_u64().unwrap() > 0);
         assert!(!r["trades"].as_array().unwrap().is_empty());
+        // the settlement in integers: Σ payments = Σ receipts = total, Wh per trade
+        let st = &r["settlement"];
+        let sum = |k: &str| st[k].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).sum::<i64>();
+        let total = st["total_minor"].as_i64().unwrap();
+        assert!(total > 0, "{args:?}: {st}");
+        assert_eq!((sum("buyer_pays"), sum("seller_receives")), (total, total), "{args:?}: {st}");
+        let wh: u64 = st["trades"].as_array().unwrap().iter().map(|t| t["wh"].as_u64().unwrap()).sum();
+        assert_eq!(wh, st["energy_wh"].as_u64().unwrap());
+        assert!((wh as f64 - 1000.0 * r["energy_kwh"].as_f64().unwrap()).abs() <= 1.0 * 12.0 * 12.0);
     }
     // congestion binds lines at the optimum
     let v = run(&["--buyers", "12", "--sellers", "12", "--limit-scale", "1e-4"]);

@@ -320,9 +320,11 @@ impl Aladin {
     /// the seller per kWh, before the network's share).
     pub fn trade_prices(&self) -> Vec<Vec<f64>> {
         let n = self.sellers;
-        // λ^eq enters the buyer's objective with +: the buyer's price is −λ^eq
-        // plus its bus term; report the seller's side: λ^b(bus n) − λ^eq.
-        (0..self.buyers).map(|m| (0..n).map(|j| self.lam_b[self.bn[j]] - self.lam_eq[m * n + j]).collect()).collect()
+        // the seller's step minimises its cost + wᵀe with w = λ^b(bus n) − λ^eq,
+        // so at its optimum its marginal cost is −w: it receives
+        // λ^eq − λ^b(bus n) per kWh (the sign was flipped before, and every
+        // ALADIN price came out negative; the settlement exposed it)
+        (0..self.buyers).map(|m| (0..n).map(|j| self.lam_eq[m * n + j] - self.lam_b[self.bn[j]]).collect()).collect()
     }
 
     /// One iteration (step 1 for every block, then the coordinator).

@@ -13,6 +13,7 @@ use crate::distflow::DistFlow;
 use crate::network::{MarketNetwork, NetworkError};
 use crate::primal_dual::{PdParams, PrimalDual};
 use crate::problem::{Market, Side};
+use crate::units::{settle, Settlement, SettlementError};
 use crate::ModelError;
 
 /// Which algorithm clears the market.
@@ -46,7 +47,12 @@ pub enum ClearingError {
     BoundViolated { algorithm: Algorithm, side: Side, index: usize, kwh_beyond: f64 },
     #[error("{algorithm:?}'s settled trades exceed network row {row} by {kw_beyond:e} kW")]
     RowViolated { algorithm: Algorithm, row: String, kw_beyond: f64 },
+    #[error("settling the trades: {0}")]
+    Settlement(#[from] SettlementError),
 }
+
+/// Minor units per major unit the settlement uses (cents).
+pub const MINOR_PER_MAJOR: u32 = 100;
 
 /// Largest relative welfare gap to the central optimum [`clear`] accepts
 /// from a distributed algorithm (the 0.1 %), in either sign.
@@ -85,6 +91,8 @@ pub struct Trade {
     pub buyer: usize,
     pub seller: usize,
     pub kwh: f64,
+    /// The trade's price, $/kWh (as in `mean_trade_price`).
+    pub price: f64,
 }
 
 /// The result of one interval.
@@ -115,6 +123,9 @@ pub struct Clearing {
     pub binding: Vec<String>,
     /// Largest violation of a network row by the settled trades, kW.
     pub violation_kw: f64,
+    /// The listed trades in the ledger's integers (Wh, cents), Σ payments =
+    /// Σ receipts exactly ([`crate::units::Settlement`]).
+    pub settlement: Settlement,
 }
 
 /// Clears `market` on `net` with `algorithm`, beside the central reference.
@@ -165,7 +176,7 @@ pub fn clear_with(
     }
     let seconds = t0.elapsed().as_secs_f64();
     let settled = trades.clone();
-    let c = summarise(market, net, &reference, algorithm, trades, prices, iterations, converged, seconds, &bm, &bn);
+    let c = summarise(market, net, &reference, algorithm, trades, prices, iterations, converged, seconds, &bm, &bn)?;
     // the stopping rules are empirical, not certificates: a distributed
     // result that stopped off the reference by more than the 0.1 %
     // is refused rather than reported as a clearing
@@ -198,7 +209,7 @@ fn summarise(
     seconds: f64,
     bm: &[usize],
     bn: &[usize],
-) -> Clearing {
+) -> Result<Clearing, ClearingError> {
     let welfare = market.welfare(&trades);
     let (t, s) = PrimalDual::totals(&trades);
     let violation_kw = net.violation(&net.injections(bm, bn, &t, &s));
@@ -211,11 +222,13 @@ fn summarise(
             volume += e;
             paid += e * prices[m][n];
             if *e > 1e-3 {
-                list.push(Trade { buyer: m, seller: n, kwh: *e });
+                list.push(Trade { buyer: m, seller: n, kwh: *e, price: prices[m][n] });
             }
         }
     }
-    Clearing {
+    let settled: Vec<(usize, usize, f64, f64)> = list.iter().map(|t| (t.buyer, t.seller, t.kwh, t.price)).collect();
+    let settlement = settle(&settled, market.buyers.len(), market.sellers.len(), MINOR_PER_MAJOR)?;
+    Ok(Clearing {
         algorithm,
         network: net.model,
         welfare,
@@ -230,5 +243,6 @@ fn summarise(
         trades: list,
         binding: reference.binding.iter().map(|r| net.labels[*r].clone()).collect(),
         violation_kw,
-    }
+        settlement,
+    })
 }
