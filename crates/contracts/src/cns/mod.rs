@@ -64,6 +64,20 @@
 //!   pending credit: an unsigned pending debit, or another MSC's debt, never
 //!   reduces it (see `owed_of`), and `bill_settle` refuses to leave `free`
 //!   below `owed`.
+//! - **Credit-side accounting.** For every credit-backed side, the
+//!   participant's debit is exactly what the merchant's pool paid into the
+//!   channel for that side minus what comes back to the pool at close:
+//!   `debit − credit = (note + Σ top-up notes) − (balance + unallocated
+//!   top-up)`, the balance and unallocated top-up taken *after* the
+//!   deductions of `settle_amounts` (which may spend a credit side's
+//!   unallocated top-up on the peer's already-paid withdrawals when a
+//!   higher-counter state de-allocates it). The [`DebitRecord`] books
+//!   `funded = notes − unallocated returned`, so `debit = funded − final`
+//!   as the merchant recalculates it, and the MSC's ledger always balances
+//!   (`imbalance() == 0`) whatever states, withdrawals and top-ups were
+//!   registered. The close is never refused for such a deduction: that coin
+//!   was already paid out; it is the participant's debt, counted against
+//!   its credit limit like any other.
 //! - **Top-up and partial withdraw** (beyond the seed). A top-up is on
 //!   chain before any state names it (`channel_topup`), so the peer never
 //!   co-signs coin that is not there; a closing state that does not
@@ -445,24 +459,31 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut Channel
         match ch.funded[i] {
             Some(FundKind::Deposit) | None => ctx.pay(&esc.payouts[i], add(add(b, unallocated)?, unpaid)?)?,
             Some(FundKind::Credit) => {
-                // Notes issued for this side: the open's and every top-up's;
-                // the participant is debited only for what was allocated.
+                // The participant is debited what the pool paid in for
+                // this side (the open's note and every top-up note) minus
+                // what comes back to the pool, both measured after
+                // `settle_amounts`' deductions: an unallocated top-up that
+                // the close took to cover the peer's paid withdrawals left
+                // the pool for good, so it is debited like spent credit
+                // (see "Credit-side accounting" above). The close is never
+                // refused for it: that coin was already paid out.
                 let f_total = add(ch.capacity[i], ch.topped_up[i])?;
-                let f = add(ch.capacity[i], st.resize.topped_up[i])?;
+                let returned = add(b, unallocated)?;
+                let funded = sub(f_total, unallocated, "funded notes")?;
                 let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
                 m.reserved = sub(m.reserved, f_total, "merchant reserve")?;
-                m.free = add(m.free, add(b, unallocated)?)?;
+                m.free = add(m.free, returned)?;
                 let rec = DebitRecord {
                     sid,
                     cid: ch.cid,
-                    funded: f,
+                    funded,
                     final_amount: b,
                     energy: q,
-                    debit: f.saturating_sub(b),
-                    credit: b.saturating_sub(f),
+                    debit: funded.saturating_sub(b),
+                    credit: b.saturating_sub(funded),
                 };
                 msc.ledger.locked = sub(msc.ledger.locked, f_total, "locked notes")?;
-                msc.ledger.returned = add(msc.ledger.returned, add(b, unallocated)?)?;
+                msc.ledger.returned = add(msc.ledger.returned, returned)?;
                 msc.ledger.pending_debits = add(msc.ledger.pending_debits, rec.debit)?;
                 msc.ledger.pending_credits = add(msc.ledger.pending_credits, rec.credit)?;
                 adjust_owed(&mut m, owed_before, owed_of(&msc))?;
