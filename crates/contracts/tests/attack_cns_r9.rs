@@ -350,7 +350,6 @@ fn side0_buys_then_folds(f: &mut Fx) -> Vec<SignedState> {
 /// counters may skip, `prev_counter` does not), as `own_resize` already
 /// requires.
 #[test]
-#[ignore = "attack: a stale dispute overturned by a fold escapes its fault (raiser_may_lack ignores prev_counter for folds)"]
 fn a_stale_dispute_overturned_by_a_fold_is_a_fault() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 10);
@@ -370,4 +369,30 @@ fn a_stale_dispute_overturned_by_a_single_purchase_is_a_fault() {
     f.ok(0, "channel_dispute", args(&ChannelDisputeArgs { side: 0, state: s[0].clone() }), Amount::ZERO);
     f.ok(1, "channel_resolve", args(&ChannelStateArgs { state: s[3].clone() }), Amount::ZERO);
     assert_eq!(faults(&f, 0), 1);
+}
+
+/// Held (the fix does not over-fault): side 0's own fold of two purchases
+/// built directly on the disputed state 1 (`prev_counter` 1, counter 5:
+/// proposals 2..=4 fell back) may honestly never have reached it
+/// co-signed: overturning the dispute with it books no fault.
+#[test]
+fn a_dispute_overturned_by_the_raisers_own_fold_on_it_is_no_fault() {
+    use gridledger_contracts::cns::{Fold, Trade};
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 10);
+    f.open(0);
+    let t = Trade { buyer: 0, energy: Energy(1_000), price_per_kwh: Amount(100), amount: Amount(100) };
+    let mut s1 = f.state(0, 1, [900, 1_100], false);
+    s1.energy = [Energy::ZERO, Energy(1_000)];
+    s1.last_trade = Some(t);
+    let s1 = f.cosign(s1);
+    let mut st = f.state(0, 5, [700, 1_300], false);
+    st.energy = [Energy::ZERO, Energy(3_000)];
+    st.last_trade = Some(t);
+    st.fold = Some(Fold { trades: 2, hash: Fold::hash(&[t, t]) });
+    st.prev_counter = 1;
+    let own = f.cosign(st);
+    f.ok(0, "channel_dispute", args(&ChannelDisputeArgs { side: 0, state: s1 }), Amount::ZERO);
+    f.ok(1, "channel_resolve", args(&ChannelStateArgs { state: own }), Amount::ZERO);
+    assert_eq!(faults(&f, 0), 0, "side 0's own fold on the disputed state is no proof it held anything newer");
 }

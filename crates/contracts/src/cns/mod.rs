@@ -540,7 +540,8 @@ fn require_open(ch: &Channel) -> R<()> {
 /// co-signed state `d`; its own unacknowledged proposals build on `d` (with
 /// the update fallback its counters skip, so `c` may be any distance past
 /// `d`). So `c` is excused when it is:
-/// - the raiser's own payment applied directly to `d`: the raiser is the
+/// - the raiser's own payment applied directly to `d` (`c.prev_counter ==
+///   d.counter`, single or folded): the raiser is the
 ///   buyer, its energy is unchanged, and its balance fell (the peer's rose)
 ///   by exactly the trade's amount and the peer's energy by the trade's
 ///   energy; for a fold (whose trade list is off chain) by at least the last
@@ -563,6 +564,11 @@ fn raiser_may_lack(d: &ChannelState, c: &ChannelState, raiser: usize) -> bool {
         return c.balances == d.balances && c.energy == d.energy && c.last_trade.is_none();
     }
     let Some(t) = c.last_trade else { return false };
+    // Built directly on `d` (counters may skip, `prev_counter` does not):
+    // a payment stacked on a later state shows the raiser held that one.
+    if c.prev_counter != d.counter {
+        return false;
+    }
     if usize::from(t.buyer) != raiser || c.energy[raiser] != d.energy[raiser] {
         return false;
     }
