@@ -112,7 +112,6 @@ fn a_registered_fallen_back_proposal_does_not_lock_the_honest_party_out_of_its_c
 /// a state older than its own stands (it resolves first).
 /// Observed: 0 faults on side 0.
 #[test]
-#[ignore = "attack: a stale dispute by the peer is closed cooperatively (co-signed by the honest machine) and books no fault"]
 fn a_peer_disputing_with_a_stale_state_is_faulted_even_if_it_then_closes() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();

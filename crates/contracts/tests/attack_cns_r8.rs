@@ -54,7 +54,6 @@ fn a_stale_dispute_overturned_by_resolve_is_a_fault() {
 /// Expected: side 0 is booked the same fault as when side 1's resolve wins
 /// (1). Observed: 0 faults, the dispute recorded `ClosedCooperatively`.
 #[test]
-#[ignore = "attack: a stale dispute escapes its fault by a cooperative close during the dispute (channel_close applies no fault rule)"]
 fn a_stale_dispute_closed_cooperatively_is_still_a_fault() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 10);
