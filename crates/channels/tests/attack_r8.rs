@@ -59,7 +59,6 @@ fn advance_alone(d: &mut Duo, ms: u64) {
 /// Observed: after 30 t_Δ the channel is still `Open` at counter 1, side 0
 /// got nothing back and reported `CloseStalled`.
 #[test]
-#[ignore = "attack: a peer that registers our fallen-back proposal with channel_update and goes silent locks our coin (dispute with our newest state reverts as stale, forever)"]
 fn a_registered_fallen_back_proposal_does_not_lock_the_honest_party_out_of_its_coin() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();

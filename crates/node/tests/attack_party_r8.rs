@@ -126,7 +126,6 @@ impl Attacker {
 /// with an error ("close stalled") and the channel stays open at counter
 /// 1: side 0's coin stays locked until side 1 chooses to act.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack: a peer that registers our fallen-back payment with channel_update and goes silent leaves our close stalled for good"]
 async fn a_close_completes_after_the_peer_registered_our_fallen_back_payment() {
     use gridledger_contracts::cns::ChannelStateArgs;
     use gridledger_node::channel::chainlink::{read_channel, ChainLink};

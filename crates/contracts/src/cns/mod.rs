@@ -98,6 +98,14 @@
 //!   `channel_withdraw` pays a side only up to what the registered state
 //!   leaves it after the other side's due, so a channel never pays out more
 //!   than it holds.
+//!   The converse (a party whose newest co-signed state is *below* the
+//!   registered one: the peer registered the party's fallen-back proposal
+//!   with `channel_update` and went silent) is the client's to handle: a
+//!   dispute with a state below the registered one is refused as stale, so
+//!   `cns_channel_updated` / `cns_channel_withdrawn` tell the client to read
+//!   the registered state, which it signed, and it disputes with that (the
+//!   same state as the registered one is accepted) or with a newer one of
+//!   its own.
 //! - **Dispute limit.** A channel may not be opened when the ESC has *more
 //!   than* `dispute_limit` disputes (§3.3.3).
 //! - **Resolution.** A resolved dispute returns the channel to `Open` with
