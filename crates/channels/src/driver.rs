@@ -389,6 +389,12 @@ impl<C: ChainClient> Duo<C> {
                     v.extend(read().map(ChainEvent::OnChain));
                     v
                 }
+                // The final state before the close (as the node's poller).
+                ChainEvent::Closed { counter } if counter > 0 => {
+                    let mut v: Vec<ChainEvent> = read().map(ChainEvent::OnChain).into_iter().collect();
+                    v.push(ev);
+                    v
+                }
                 ev => vec![ev],
             };
             for p in &mut self.parties {

@@ -178,7 +178,6 @@ fn a_peer_disputing_with_a_stale_state_is_faulted_even_if_it_then_closes() {
 /// Observed: `FellBack { P }` and `Closed { P }` only; its newest state is
 /// the one before `P`.
 #[test]
-#[ignore = "attack: a fallen-back payment the chain settles on is never reported as sent (user told 'not paid', charged on chain)"]
 fn a_fallen_back_payment_the_chain_settles_on_is_reported_sent() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();

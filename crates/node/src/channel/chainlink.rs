@@ -171,8 +171,9 @@ pub fn chain_event_of(e: &Value, cid: &Hash32) -> Option<ChainEvent> {
 /// channel's record adds. After `channel_update` / `channel_withdraw` the
 /// registered state (`Updated` with its state: a party must know a newer
 /// state it signed is on chain before it disputes); after a resolved
-/// dispute the state that overturned it (`OnChain`). A failed read adds
-/// nothing (the event still goes).
+/// dispute the state that overturned it (`OnChain`). Before `Closed`, the
+/// final state (`OnChain`). A failed read adds nothing (the event still
+/// goes).
 pub fn with_chain_record(client: &RpcClient, cid: &Hash32, e: ChainEvent) -> Vec<ChainEvent> {
     let read = || read_channel(client, cid).ok().flatten().map(|ch| Box::new(ch.latest));
     match e {
@@ -185,6 +186,15 @@ pub fn with_chain_record(client: &RpcClient, cid: &Hash32, e: ChainEvent) -> Vec
         ChainEvent::DisputeResolved { .. } => {
             let mut v = vec![e];
             v.extend(read().map(ChainEvent::OnChain));
+            v
+        }
+        // The final state before the close: a payment of ours the chain
+        // closed on is reported sent even if it fell back (the user was
+        // told "not paid" and is charged on chain). An aborted open
+        // (`Closed { counter: 0 }`) has no payment in it.
+        ChainEvent::Closed { counter } if counter > 0 => {
+            let mut v: Vec<ChainEvent> = read().map(ChainEvent::OnChain).into_iter().collect();
+            v.push(e);
             v
         }
         e => vec![e],
