@@ -1343,6 +1343,17 @@ impl ChannelMachine {
             return Err("closing: no further updates are co-signed".into());
         }
         let l = &l.state;
+        // Our own dispute stands with a state older than our newest (we
+        // learnt the newer one after raising it): `channel_close` faults a
+        // raiser whose close does not carry the disputed state, so we do not
+        // co-sign the close of the newer one; the peer resolves with it (no
+        // fault when it is our own unacknowledged proposal), or the dispute
+        // settles.
+        let own_dispute_older = matches!(self.store.phase, Phase::Disputed { by_me: true, .. })
+            && self.disputed_counter.is_some_and(|d| l.counter > d);
+        if st.is_final && own_dispute_older {
+            return Err("our dispute stands with an older state: no close of a newer one during it".into());
+        }
         #[cfg(feature = "mutants")]
         let skip_counter = mutants::planted(Mutation::SkipCounterCheck);
         #[cfg(not(feature = "mutants"))]
