@@ -41,7 +41,8 @@
 //!   (it closed with a stale state the newer one proves it had signed past),
 //!   unless the newer state is one the raiser may have signed first and never
 //!   received co-signed: its own payment built directly on the disputed
-//!   state (at any counter: fallen-back proposals skip counters), or the
+//!   state (its `prev_counter` is the disputed counter; at any counter:
+//!   fallen-back proposals skip counters), or the
 //!   final state of the disputed one (see `raiser_may_lack`).
 //!   A dispute that times out books no fault on anyone: silence proves
 //!   nothing newer exists, and faulting the silent side would let any party
@@ -540,6 +541,21 @@ fn require_open(ch: &Channel) -> R<()> {
     }
 }
 
+/// The fault rule of a cooperative close during a dispute (`channel_close`):
+/// the final state `f` is co-signed by both sides, so by the raiser too. The
+/// honest client co-signs a final state only with its own newest co-signed
+/// state's balances, energy and top-ups (`prev_counter` = that state), and
+/// disputes with its newest co-signed state; so a close that does not carry
+/// the disputed state `d`'s balances, energy and resize shows the raiser held
+/// a newer co-signed state when it disputed with `d`, the same evidence
+/// `channel_resolve` faults on. (A raiser that learns a newer state of its
+/// own after disputing, such as its fallen-back payment, resolves with it
+/// — excused by `raiser_may_lack` — rather than closing on it.) A close of
+/// `d` itself books nothing.
+fn close_shows_stale_dispute(d: &ChannelState, f: &ChannelState) -> bool {
+    f.balances != d.balances || f.energy != d.energy || f.resize != d.resize
+}
+
 /// The dispute-fault rule: whether `c`, overturning the dispute `raiser`
 /// raised with `d`, is a state the raiser may have signed without ever
 /// holding it co-signed (then the overturn books no fault on it).
@@ -567,21 +583,6 @@ fn require_open(ch: &Channel) -> R<()> {
 /// it held co-signed: it closed with a stale state, a fault. A raiser with a
 /// proposal window above 1 may honestly lack several stacked proposals; that
 /// remains its risk (parties default to a window of 1).
-/// The fault rule of a cooperative close during a dispute (`channel_close`):
-/// the final state `f` is co-signed by both sides, so by the raiser too. The
-/// honest client co-signs a final state only with its own newest co-signed
-/// state's balances, energy and top-ups (`prev_counter` = that state), and
-/// disputes with its newest co-signed state; so a close that does not carry
-/// the disputed state `d`'s balances, energy and resize shows the raiser held
-/// a newer co-signed state when it disputed with `d`, the same evidence
-/// `channel_resolve` faults on. (A raiser that learns a newer state of its
-/// own after disputing, such as its fallen-back payment, resolves with it
-/// — excused by `raiser_may_lack` — rather than closing on it.) A close of
-/// `d` itself books nothing.
-fn close_shows_stale_dispute(d: &ChannelState, f: &ChannelState) -> bool {
-    f.balances != d.balances || f.energy != d.energy || f.resize != d.resize
-}
-
 fn raiser_may_lack(d: &ChannelState, c: &ChannelState, raiser: usize) -> bool {
     let peer = 1 - (raiser & 1);
     let raiser = raiser & 1;
