@@ -429,6 +429,14 @@ impl CctRecord {
         }
     }
 
+    /// The ln-08 deadline `e_* + κ̄ + κ_*` of the side's chain.
+    pub fn deadline(&self, side: Side) -> Height {
+        match side {
+            Side::Sender => self.deadline_i,
+            Side::Receiver => self.deadline_j,
+        }
+    }
+
     /// The forwarding deadline of the side's chain (0 before CCT_V).
     pub fn forward_deadline(&self, side: Side) -> Height {
         match side {
@@ -1309,11 +1317,12 @@ impl BobContract {
     /// sub-situation 1.
     ///
     /// Decision: the evidence is either the payer's account at a final
-    /// header after `e_* + κ̄`, whose nonce has not passed NT's and whose
+    /// header at or after the side's deadline, whose nonce has not passed NT's and whose
     /// balance cannot cover NT's maximum cost (so NT was not executed and
     /// cannot be at that state), or another included transaction of the
-    /// payer with NT's nonce. Balance evidence only after CCT_V (until the
-    /// deadline the payer may still fund its account); a spent nonce is
+    /// payer with NT's nonce. Balance evidence only after CCT_V and only
+    /// from a header at or after the side's ln-08 deadline (until then the
+    /// payer may still fund its account, attack R5-7); a spent nonce is
     /// conclusive at any time, while its block is among the κ_i kept
     /// headers — BoB nodes watch posted NTs' nonces as blocks arrive.
     fn fraud(&self, ctx: &mut CallContext<'_, '_>, a: Fraud) -> Result<Vec<u8>, ContractError> {
@@ -1333,9 +1342,13 @@ impl BobContract {
                 if !rec.verified {
                     return fail(XchainError::NotVerified);
                 }
-                let after = rec.epoch(a.side) + self.cfg.kappa_bar;
-                if a.height <= after {
-                    return fail(XchainError::TooEarly { height: a.height, after });
+                // Decision (attack R5-7): the payer may fund its account
+                // until the deadline, so only a state at or after it shows
+                // that NT can never be paid; an earlier header (before a
+                // top-up) proves nothing.
+                let deadline = rec.deadline(a.side);
+                if a.height < deadline {
+                    return fail(XchainError::EvidenceBeforeDeadline { chain, height: a.height, deadline });
                 }
                 let reg = self.reg(chain)?.clone();
                 let header = self.final_header(ctx, chain, a.height)?;

@@ -57,6 +57,8 @@ pub enum XchainError {
     InsufficientDeposit { who: &'static str, needed: u128, free: u128 },
     #[error("proof for epoch {height} is not after the CCT's epoch {after} (+κ̄)")]
     TooEarly { height: Height, after: Height },
+    #[error("balance evidence at header {height} of chain {chain} predates the deadline {deadline}: the payer may fund its account until then")]
+    EvidenceBeforeDeadline { chain: ChainId, height: Height, deadline: Height },
     #[error("side {0} of the exchange is already settled")]
     AlreadySettled(&'static str),
     #[error("the {0} native transaction is already posted to the BoB")]

@@ -116,12 +116,30 @@ fn landed(m: &mut BobMbs, nt: &SignedTransaction) -> (Height, gridledger_core::m
     panic!("transaction {} never landed", nt.hash());
 }
 
-/// Drives a CCT to its end as an honest BoB node does.
+/// Drives a CCT to its end as an honest BoB node does: CCT_V after the
+/// deadlines and, in sub-situation 2, a proof of each posted NT once it is
+/// final on its chain at the BoB.
 fn settle(m: &mut BobMbs, id: gridledger_core::Hash32) -> CctRecord {
     for _ in 0..300 {
         let rec = m.cct(&id).unwrap();
         if rec.complete {
             return rec;
+        }
+        if rec.verified {
+            for side in [Side::Sender, Side::Receiver] {
+                if rec.state(side) != SideState::Pending {
+                    continue;
+                }
+                let Some(nt) = m.bob_record::<SignedTransaction>(&gridledger_xchain::bob::keys::posted(&id, side))
+                else {
+                    continue;
+                };
+                let Some(pt) = m.proof_for(id, side, &nt).unwrap() else { continue };
+                if m.bob_tip(nt.tx.chain_id) >= pt.height + m.spec.finality.confirmations() as u64 {
+                    let relayer = m.relayer.clone();
+                    let _ = m.bob_exec(&m.bob_call(&relayer, "prove", &pt, Amount::ZERO)).unwrap();
+                }
+            }
         }
         if !rec.verified
             && m.bob_tip(rec.terms.chain_i) >= rec.deadline_i
@@ -494,7 +512,6 @@ fn a_deployment_reopened_with_another_shape_runs_other_rules() {
 /// Suggested fix: in `fraud`, require `a.height >= rec.deadline(side)` (or
 /// ≥ the tip stored at CCT_V) for `FraudEvidence::Balance`.
 #[test]
-#[ignore = "attack: balance fraud evidence from a header before the payer topped up; the sender whose NT lands after CCT_V is penalised"]
 fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
     use gridledger_ledger::state::{account_key, StateRead};
     use gridledger_xchain::bob::{Fraud, FraudEvidence};
@@ -564,6 +581,13 @@ fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
         evidence: FraudEvidence::Balance { account: Some(account), proof },
     };
     let fr = m.bob_exec(&m.bob_call(&r, "fraud", &f, Amount::ZERO)).unwrap();
+    assert_eq!(
+        fr.status,
+        gridledger_ledger::TxStatus::Reverted(
+            gridledger_xchain::XchainError::EvidenceBeforeDeadline { chain: I, height: h_ev, deadline: rec.deadline_i }
+                .as_revert()
+        )
+    );
     let rec = settle(&mut m, id);
     while m.external(I).unwrap().height() <= land + 1 {
         m.tick().unwrap();
