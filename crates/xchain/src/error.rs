@@ -41,6 +41,12 @@ pub enum XchainError {
     BadNativeSignature,
     #[error("native transaction {0} was already used as evidence")]
     NtAlreadyUsed(Hash32),
+    #[error(
+        "native transaction {nt} was posted by its payer for cross-chain transaction {cct}; it proves that one only"
+    )]
+    NtPostedForOtherCct { nt: Hash32, cct: Hash32 },
+    #[error("only the payer of a native transaction may post it to the BoB")]
+    NotPayer,
     #[error("cross-chain transaction {0} is unknown")]
     UnknownCct(Hash32),
     #[error("cross-chain transaction {0} already exists")]

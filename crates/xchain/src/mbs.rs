@@ -1241,7 +1241,8 @@ impl BobMbs {
         let from = rec.epoch(side) + self.config.kappa_bar + 1;
         let Some(other) = chain.find_by_nonce(&nt.tx.sender, nt.tx.nonce, from)? else { return Ok(None) };
         // A re-send that pays the instruction is the payment, not fraud.
-        if other.hash() == nt.hash() || rec.pays_instruction(side, &other) {
+        let elsewhere = self.bob_record::<Hash32>(&bob::keys::posted_for(&other.hash())).is_some_and(|c| c != cct);
+        if other.hash() == nt.hash() || (rec.pays_instruction(side, &other) && !elsewhere) {
             return Ok(None);
         }
         let Some((height, proof)) = chain.tx_proof(&other.hash())? else { return Ok(None) };

@@ -319,7 +319,6 @@ fn a_token_b_pool_drained_for_17_blocks_makes_the_penalty_negligible() {
 /// posted NT's hash → CCT in `post_nt`), or lets the receiver's posted
 /// NT_B count for A once NT_A was taken (BoB node and `resume` included).
 #[test]
-#[ignore = "attack: the sender proves the receiver's NT posted for CCT A on CCT B; the receiver, who paid both, is penalised in A"]
 fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::fixed_ids());
@@ -356,8 +355,12 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
     let nt_r_a = nts[1].3.clone();
     let (h, proof) = landed(&mut m, &nt_r_a);
     // The sender proves the receiver's NT_A for CCT B first.
-    let steal = ProofTx { cct: b, side: Side::Receiver, nt: nt_r_a, height: h, proof };
-    m.bob_ok(&m.bob_call(&s, "prove", &steal, Amount::ZERO)).expect("the BoB takes NT_A for CCT B");
+    let steal = ProofTx { cct: b, side: Side::Receiver, nt: nt_r_a.clone(), height: h, proof };
+    let steal = m.bob_call(&s, "prove", &steal, Amount::ZERO);
+    assert_refused(&mut m, &steal, gridledger_xchain::XchainError::NtPostedForOtherCct { nt: nt_r_a.hash(), cct: a });
+    // Nor can the sender post the receiver's payment for another CCT.
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: b, side: Side::Receiver, nt: nt_r_a }, Amount::ZERO);
+    assert_refused(&mut m, &post, gridledger_xchain::XchainError::NotPayer);
     // Every party proves its own posted NT for its own CCT.
     for (id, side, key, nt) in nts {
         let (h, proof) = landed(&mut m, &nt);
