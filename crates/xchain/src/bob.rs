@@ -324,6 +324,22 @@ pub struct ProofTx {
     pub proof: MerkleProof,
 }
 
+/// `prove_relayed`: a proof transaction (as `prove`) for an NT whose block
+/// header the BoB no longer keeps, with that header and its path in the
+/// BoB's accumulator of relayed headers ([`crate::mmr`]) — attack R5-2: a
+/// relay catching up can drop a header two BoB blocks after it became
+/// final, so a payer (or a BoB node in sub-situation 2) that needs longer
+/// to get its proof included proves against the accumulator instead. The
+/// path is against the accumulator as it stands when the transaction
+/// executes (a relay in between that merges the header's mountain makes it
+/// `BadHeaderProof`, nothing changes, and the prover builds it again).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ProveRelayed {
+    pub pt: ProofTx,
+    pub header: BlockHeader,
+    pub header_proof: Vec<Hash32>,
+}
+
 /// Sub-situation 3's evidence that a posted native transaction can never
 /// land on its chain (lns 28–29).
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
@@ -624,6 +640,37 @@ impl BobContract {
             return fail(XchainError::BadMerkleProof { chain, height });
         }
         Ok(header)
+    }
+
+    /// A final header of `chain` at `height` shown by its path in the
+    /// accumulator of relayed headers, kept or not (attack R5-2).
+    pub(crate) fn relayed_header(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        chain: ChainId,
+        height: Height,
+        header: &BlockHeader,
+        path: &[Hash32],
+    ) -> Result<(), ContractError> {
+        let reg = self.reg(chain)?.clone();
+        let (tip, _) = self.tip(ctx, chain)?;
+        if height > tip {
+            return fail(XchainError::UnknownHeader { chain, height, tip });
+        }
+        let k = reg.finality.confirmations();
+        if tip - height < k as u64 {
+            return fail(XchainError::NotFinal { chain, height, needed: k, have: tip - height });
+        }
+        let mmr: Mmr = read_or(ctx, &mmr_key(chain))?;
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (path.len() as u64 + 2))?;
+        let in_mmr = header.chain_id == chain
+            && header.height == height
+            && height > reg.anchor_height
+            && mmr.verify(height - reg.anchor_height - 1, &header.hash(), path);
+        if !in_mmr {
+            return fail(XchainError::BadHeaderProof { chain, height });
+        }
+        Ok(())
     }
 
     fn relay(&self, ctx: &mut CallContext<'_, '_>, a: Relay) -> Result<Vec<u8>, ContractError> {
@@ -1204,6 +1251,22 @@ impl BobContract {
     // ---------------------------------------------------------------- SC_MPV
 
     fn prove(&self, ctx: &mut CallContext<'_, '_>, a: ProofTx) -> Result<Vec<u8>, ContractError> {
+        self.prove_against(ctx, a, None)
+    }
+
+    /// `prove` against a header the BoB may no longer keep (attack R5-2).
+    fn prove_relayed(&self, ctx: &mut CallContext<'_, '_>, a: ProveRelayed) -> Result<Vec<u8>, ContractError> {
+        self.prove_against(ctx, a.pt, Some((&a.header, &a.header_proof)))
+    }
+
+    /// ln 16's checks with the NT's header either among the kept ones
+    /// (`relayed: None`) or shown in the accumulator of relayed headers.
+    fn prove_against(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        a: ProofTx,
+        relayed: Option<(&BlockHeader, &Vec<Hash32>)>,
+    ) -> Result<Vec<u8>, ContractError> {
         // ln 16 (i): CCT ∈ SC_T.
         let mut rec = self.load_cct(ctx, &a.cct)?;
         if rec.complete {
@@ -1226,7 +1289,18 @@ impl BobContract {
         }
         // ln 16 (iii): Val_proof against a stored, final header.
         let (chain, ..) = rec.instruction(a.side);
-        self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
+        match relayed {
+            None => {
+                self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
+            }
+            Some((header, path)) => {
+                self.relayed_header(ctx, chain, a.height, header, path)?;
+                ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (a.proof.siblings.len() as u64 + 2))?;
+                if !verify_inclusion(header, &a.nt, &a.proof) && !self.skips_proof() {
+                    return fail(XchainError::BadMerkleProof { chain, height: a.height });
+                }
+            }
+        }
         ctx.write(&used_key(&nt_hash), vec![USED])?;
         rec.set_state(a.side, SideState::Proved { nt: nt_hash, height: a.height });
         ctx.emit("proof_recorded", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;
@@ -1486,6 +1560,7 @@ impl NativeContract for BobContract {
             "cct" => self.cct(ctx, decode_args(args)?),
             "post_nt" => self.post_nt(ctx, decode_args(args)?),
             "prove" => self.prove(ctx, decode_args(args)?),
+            "prove_relayed" => self.prove_relayed(ctx, decode_args(args)?),
             "cct_v" => self.cct_v(ctx, decode_args(args)?),
             "fraud" => self.fraud(ctx, decode_args(args)?),
             "ccdi_open" => self.ccdi_open(ctx, decode_args(args)?),

@@ -816,6 +816,29 @@ impl BobMbs {
         Ok(())
     }
 
+    /// `key`'s proof transaction for `pt`: `prove` while the BoB keeps the
+    /// NT's header, else `prove_relayed` with the header's path in the
+    /// accumulator of relayed headers as it stands now (attack R5-2).
+    pub fn prove_call(&self, key: &KeyPair, pt: &ProofTx) -> Result<SignedTransaction, MbsError> {
+        let chain = pt.nt.tx.chain_id;
+        let reg = self
+            .config
+            .chains
+            .iter()
+            .find(|r| r.chain_id == chain)
+            .ok_or_else(|| MbsError::Missing(format!("chain {chain} not registered")))?;
+        if pt.height + reg.kappa as u64 > self.bob_tip(chain) {
+            return Ok(self.bob_call(key, "prove", pt, Amount::ZERO));
+        }
+        let (header, header_proof) = self.header_path(chain, pt.height)?;
+        Ok(self.bob_call(
+            key,
+            "prove_relayed",
+            &bob::ProveRelayed { pt: pt.clone(), header, header_proof },
+            Amount::ZERO,
+        ))
+    }
+
     /// A proof transaction for `nt` if it is on its chain.
     pub fn proof_for(&self, cct: Hash32, side: Side, nt: &SignedTransaction) -> Result<Option<ProofTx>, MbsError> {
         let c = self.external(nt.tx.chain_id)?;
@@ -1115,7 +1138,7 @@ impl BobMbs {
                 }
                 // The party proves its own NT; after CCT_V the BoB node does (sub-situation 2).
                 let prover = if rec.verified { self.relayer.clone() } else { party(req, *side).clone() };
-                let tx = self.bob_call(&prover, "prove", &pt, Amount::ZERO);
+                let tx = self.prove_call(&prover, &pt)?;
                 bytes.proofs += tx.to_bytes().len();
                 proof_txs.push(self.bob.submit(&tx)?);
                 sent = true;

@@ -137,7 +137,7 @@ fn settle(m: &mut BobMbs, id: gridledger_core::Hash32) -> CctRecord {
                 let Some(pt) = m.proof_for(id, side, &nt).unwrap() else { continue };
                 if m.bob_tip(nt.tx.chain_id) >= pt.height + m.spec.finality.confirmations() as u64 {
                     let relayer = m.relayer.clone();
-                    let _ = m.bob_exec(&m.bob_call(&relayer, "prove", &pt, Amount::ZERO)).unwrap();
+                    let _ = m.bob_exec(&m.prove_call(&relayer, &pt).unwrap()).unwrap();
                 }
             }
         }
@@ -182,7 +182,6 @@ fn settle(m: &mut BobMbs, id: gridledger_core::Hash32) -> CctRecord {
 /// to the NT's header once it left the κ_i window, as `refund_lock` does;
 /// or keep a header until every CCT whose window covers it is closed.
 #[test]
-#[ignore = "attack: a catching-up relay leaves 2 BoB blocks to prove; the honest receiver who paid is penalised (no MMR path for prove)"]
 fn a_catching_up_relay_gets_the_receiver_who_paid_penalised() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::fixed_ids());
@@ -214,7 +213,14 @@ fn a_catching_up_relay_gets_the_receiver_who_paid_penalised() {
     // Two BoB blocks pass before its prove is included.
     m.ticks(2).unwrap();
     let pt = ProofTx { cct: id, side: Side::Receiver, nt: nt_r, height: h_r, proof: proof_r };
-    let receipt = m.bob_exec(&m.bob_call(&r, "prove", &pt, Amount::ZERO)).unwrap();
+    // NT_r's header is gone from the kept ones; the receiver proves it
+    // against the accumulator of relayed headers.
+    assert!(h_r + m.spec.kappa as u64 <= m.bob_tip(J), "the BoB no longer keeps NT_r's header");
+    let stale = m.bob_call(&r, "prove", &pt, Amount::ZERO);
+    let oldest_kept = m.bob_tip(J) - m.spec.kappa as u64;
+    assert_refused(&mut m, &stale, gridledger_xchain::XchainError::StaleHeader { chain: J, height: h_r, oldest_kept });
+    let receipt = m.bob_exec(&m.prove_call(&r, &pt).unwrap()).unwrap();
+    assert_eq!(receipt.status, gridledger_ledger::TxStatus::Success);
     // The sender proves as usual (its chain's relay never stopped).
     let (h, proof) = landed(&mut m, &nt_s);
     let pt = ProofTx { cct: id, side: Side::Sender, nt: nt_s, height: h, proof };
