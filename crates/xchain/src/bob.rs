@@ -182,6 +182,18 @@ pub struct Claim {
     pub proof: MerkleProof,
 }
 
+/// `claim_relayed`: a Π_CCTC claim (as `claim`) of a lock whose block
+/// header the BoB no longer keeps, with that header and its path in the
+/// accumulator of relayed headers (attack R5-2: a relay catching up drops
+/// a header two BoB blocks after it became final). The path is against the
+/// accumulator as it stands when the claim executes.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ClaimRelayed {
+    pub claim: Claim,
+    pub header: BlockHeader,
+    pub header_proof: Vec<Hash32>,
+}
+
 /// `refund_lock`: Π_CCTC's way back for a lock nobody claimed in time —
 /// `nt` (a transfer to `TPK_Addr_i`) is in block `header` of chain
 /// `chain`, and `header` is leaf `header.height − anchor − 1` of the BoB's
@@ -673,6 +685,27 @@ impl BobContract {
         Ok(())
     }
 
+    /// `Val_proof` against a header shown by its accumulator path
+    /// ([`Self::relayed_header`]).
+    #[allow(clippy::too_many_arguments)]
+    fn check_relayed_inclusion(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        chain: ChainId,
+        height: Height,
+        header: &BlockHeader,
+        path: &[Hash32],
+        nt: &SignedTransaction,
+        proof: &MerkleProof,
+    ) -> Result<(), ContractError> {
+        self.relayed_header(ctx, chain, height, header, path)?;
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (proof.siblings.len() as u64 + 2))?;
+        if !verify_inclusion(header, nt, proof) && !self.skips_proof() {
+            return fail(XchainError::BadMerkleProof { chain, height });
+        }
+        Ok(())
+    }
+
     fn relay(&self, ctx: &mut CallContext<'_, '_>, a: Relay) -> Result<Vec<u8>, ContractError> {
         let reg = self.reg(a.chain)?.clone();
         if a.headers.is_empty() || a.headers.len() > MAX_RELAY_BATCH {
@@ -749,6 +782,22 @@ impl BobContract {
     // ------------------------------------------------------- Π_CCTC, SC_AMM
 
     fn claim(&self, ctx: &mut CallContext<'_, '_>, a: Claim) -> Result<Vec<u8>, ContractError> {
+        self.claim_against(ctx, a, None)
+    }
+
+    /// A claim against a header the BoB may no longer keep (attack R5-2).
+    /// A lock ends once: claimed (by either way) or refunded, whichever
+    /// comes first; both pay its locker.
+    fn claim_relayed(&self, ctx: &mut CallContext<'_, '_>, a: ClaimRelayed) -> Result<Vec<u8>, ContractError> {
+        self.claim_against(ctx, a.claim, Some((&a.header, &a.header_proof)))
+    }
+
+    fn claim_against(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        a: Claim,
+        relayed: Option<(&BlockHeader, &Vec<Hash32>)>,
+    ) -> Result<Vec<u8>, ContractError> {
         let tpk = self.cfg.tpk_address(a.chain);
         let TxKind::Transfer { to, amount } = &a.nt.tx.kind else {
             return fail(XchainError::InstructionMismatch("not a transfer".into()));
@@ -761,7 +810,14 @@ impl BobContract {
         }
         let h = a.nt.hash();
         Self::check_unused_lock(ctx, &h)?;
-        self.check_inclusion(ctx, a.chain, a.height, &a.nt, &a.proof)?;
+        match relayed {
+            None => {
+                self.check_inclusion(ctx, a.chain, a.height, &a.nt, &a.proof)?;
+            }
+            Some((header, path)) => {
+                self.check_relayed_inclusion(ctx, a.chain, a.height, header, path, &a.nt, &a.proof)?
+            }
+        }
         ctx.write(&used_key(&h), vec![USED])?;
         let who = ctx.caller();
         let bal: u128 = read_or(ctx, &wrapped_key(a.chain, &who))?;
@@ -794,9 +850,11 @@ impl BobContract {
     /// Decision (attack R2-2's "claimed more than κ_i epochs late"): a lock
     /// is claimable while its header is stored and final, i.e. until the
     /// stored tip reaches `height + κ_i`; from then on — that is the
-    /// refund deadline — only the refund is open, so a lock ends either
-    /// minted on the BoB or paid back on its chain, never both (the
-    /// transfer's hash is marked used by whichever happens first). The BoB
+    /// refund deadline — the refund is open as well as `claim_relayed`
+    /// (the claim against the accumulator, attack R5-2), so a lock ends
+    /// either minted on the BoB or paid back on its chain, never both (the
+    /// transfer's hash is marked used by whichever happens first; both pay
+    /// the locker, who chooses). The BoB
     /// proves the old header by an accumulator of every relayed header
     /// ([`crate::mmr`], at most 64 hashes a chain) instead of keeping the
     /// headers themselves. A refund is paid from SC_BG's account, so it
@@ -1294,11 +1352,7 @@ impl BobContract {
                 self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
             }
             Some((header, path)) => {
-                self.relayed_header(ctx, chain, a.height, header, path)?;
-                ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (a.proof.siblings.len() as u64 + 2))?;
-                if !verify_inclusion(header, &a.nt, &a.proof) && !self.skips_proof() {
-                    return fail(XchainError::BadMerkleProof { chain, height: a.height });
-                }
+                self.check_relayed_inclusion(ctx, chain, a.height, header, path, &a.nt, &a.proof)?
             }
         }
         ctx.write(&used_key(&nt_hash), vec![USED])?;
@@ -1555,6 +1609,7 @@ impl NativeContract for BobContract {
             "deposit" => self.deposit(ctx),
             "withdraw" => self.withdraw(ctx, decode_args(args)?),
             "claim" => self.claim(ctx, decode_args(args)?),
+            "claim_relayed" => self.claim_relayed(ctx, decode_args(args)?),
             "provide" => self.provide(ctx, decode_args(args)?),
             "withdraw_liquidity" => self.withdraw_liquidity(ctx, decode_args(args)?),
             "cct" => self.cct(ctx, decode_args(args)?),
