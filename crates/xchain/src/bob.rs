@@ -1621,6 +1621,7 @@ impl NativeContract for BobContract {
             "ccdi_open" => self.ccdi_open(ctx, decode_args(args)?),
             "ccdi_register" => self.ccdi_register(ctx, decode_args(args)?),
             "ccdi_cct" => self.ccdi_cct(ctx, decode_args(args)?),
+            "ccdi_cct_relayed" => self.ccdi_cct_relayed(ctx, decode_args(args)?),
             "ccdi_late_lock" => self.ccdi_late_lock(ctx, decode_args(args)?),
             "ccdi_finish" => self.ccdi_finish(ctx, decode_args(args)?),
             "redeem" => self.redeem(ctx, decode_args(args)?),
