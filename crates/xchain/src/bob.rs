@@ -549,6 +549,10 @@ fn pool_history_key(token: ChainId) -> Vec<u8> {
 /// then be refused for `InsufficientDeposit`); it never pays anybody.
 pub const PRICE_WINDOW: u64 = 16;
 
+/// The pool's [`amm::PriceRef`]: what SC_AMM prices from (attack R5-5).
+fn price_ref_key(token: ChainId) -> Vec<u8> {
+    [b"pr/".as_slice(), &token.to_be_bytes()].concat()
+}
 fn pool_key(token: ChainId) -> Vec<u8> {
     [b"p/".as_slice(), &token.to_be_bytes()].concat()
 }
@@ -1037,7 +1041,15 @@ impl BobContract {
         }
         hist.retain(|(h, _)| h.saturating_add(PRICE_WINDOW) > now);
         ctx.write_typed(&pool_history_key(token), &hist)?;
+        let r: amm::PriceRef = read_or(ctx, &price_ref_key(token))?;
+        ctx.write_typed(&price_ref_key(token), &r.changed(now, new))?;
         ctx.write_typed(&pool_key(token), &new)
+    }
+
+    /// The reference balance of `token`'s pool in this block (attack R5-5).
+    fn reference(ctx: &mut CallContext<'_, '_>, token: ChainId) -> Result<u128, ContractError> {
+        let r: amm::PriceRef = read_or(ctx, &price_ref_key(token))?;
+        Ok(r.value_at(ctx.height()))
     }
 
     /// Every balance `token`'s pool had at a block boundary in the last
@@ -1068,7 +1080,8 @@ impl BobContract {
         Ok(spot.max(worst))
     }
 
-    /// `x_i` of ln 04 for `x_j Token_j` paid in `token_i`.
+    /// `x_i` of ln 04 for `x_j Token_j` paid in `token_i`, at the pools'
+    /// reference balances ([`amm::PriceRef`], attack R5-5).
     fn price(
         &self,
         ctx: &mut CallContext<'_, '_>,
@@ -1078,8 +1091,8 @@ impl BobContract {
     ) -> Result<u128, ContractError> {
         let w_i = *self.weights.get(&token_i).ok_or(XchainError::UnknownToken(token_i))?;
         let w_j = *self.weights.get(&token_j).ok_or(XchainError::UnknownToken(token_j))?;
-        let b_i: u128 = read_or(ctx, &pool_key(token_i))?;
-        let b_j: u128 = read_or(ctx, &pool_key(token_j))?;
+        let b_i = Self::reference(ctx, token_i)?;
+        let b_j = Self::reference(ctx, token_j)?;
         Ok(amm::amount_in_for(x_j, (token_i, b_i, w_i), (token_j, b_j, w_j))?)
     }
 
@@ -1686,6 +1699,10 @@ pub mod keys {
     }
     pub fn pool(token: ChainId) -> Vec<u8> {
         pool_key(token)
+    }
+    /// The pool's reference balance ([`amm::PriceRef`]) SC_AMM prices from.
+    pub fn price_ref(token: ChainId) -> Vec<u8> {
+        price_ref_key(token)
     }
     pub fn lp(token: ChainId, who: &Address) -> Vec<u8> {
         lp_key(token, who)

@@ -877,8 +877,9 @@ impl BobMbs {
         Ok(())
     }
 
-    /// What SC_AMM quotes now for `x_j` Token_j in Token `token` (ln 03–04
-    /// on the BoB's current pools).
+    /// What SC_AMM quotes for `x_j` Token_j in Token `token` in the next
+    /// BoB block (ln 03–04 at the pools' reference balances,
+    /// [`crate::amm::PriceRef`]).
     pub fn quote(&self, x_j: u128, token: ChainId, chain_j: ChainId) -> Result<u128, crate::XchainError> {
         let weight = |t: ChainId| {
             self.config
@@ -888,7 +889,10 @@ impl BobMbs {
                 .map(|(_, w)| *w)
                 .ok_or(crate::XchainError::UnknownToken(t))
         };
-        let pool = |t: ChainId| self.bob_record::<u128>(&crate::bob::keys::pool(t)).unwrap_or(0);
+        let next = self.bob.height() + 1;
+        let pool = |t: ChainId| {
+            self.bob_record::<crate::amm::PriceRef>(&crate::bob::keys::price_ref(t)).map_or(0, |r| r.value_at(next))
+        };
         crate::amm::amount_in_for(x_j, (token, pool(token), weight(token)?), (chain_j, pool(chain_j), weight(chain_j)?))
     }
 

@@ -405,7 +405,6 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
 /// the pool trades so arbitrage restores the price.
 /// Observed: the honest `swap` completes with x_i ≈ fair / 1000.
 #[test]
-#[ignore = "attack: an LP draining the Token_i pool sets the rate honest receivers sign (the pool never trades); x_i drops 1000x and the swap completes"]
 fn a_drained_token_i_pool_sets_the_rate_honest_receivers_sign() {
     use gridledger_xchain::bob::WithdrawLiquidity;
     use gridledger_xchain::mbs::Behaviour;

@@ -997,8 +997,12 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     // slippage, as `BobMbs::terms` does (attack R4-6b).
     let (min_x_i, max_x_i) = {
         let weight = |t: ChainId| config.weights.iter().find(|(c, _)| *c == t).map_or(0, |(_, w)| *w);
-        let bi: u128 = net.record(&bob::keys::pool(chain_i))?.unwrap_or(0);
-        let bj: u128 = net.record(&bob::keys::pool(chain_j))?.unwrap_or(0);
+        // SC_AMM prices from the pools' reference balances in the block
+        // the CCT executes in (attack R5-5).
+        let next = net.height(bob_chain)? + 1;
+        let ri: Option<gridledger_xchain::amm::PriceRef> = net.record(&bob::keys::price_ref(chain_i))?;
+        let rj: Option<gridledger_xchain::amm::PriceRef> = net.record(&bob::keys::price_ref(chain_j))?;
+        let (bi, bj) = (ri.map_or(0, |r| r.value_at(next)), rj.map_or(0, |r| r.value_at(next)));
         let quote = gridledger_xchain::amm::amount_in_for(
             a.amount as u128,
             (chain_i, bi, weight(chain_i)),
