@@ -269,6 +269,11 @@ pub struct CctTerms {
     pub min_x_i: u128,
     #[serde(with = "amount_str")]
     pub max_x_i: u128,
+    /// The least `x_B` (the Token_B worth of `x_j`, what a withholding
+    /// sender pays the receiver) the receiver accepts: its own valuation
+    /// of what it pays (attack R5-3).
+    #[serde(with = "amount_str")]
+    pub min_x_b: u128,
     /// The last BoB height at which the CCT may execute.
     pub expires_at: Height,
     /// Distinguishes repeated exchanges between the same parties.
@@ -526,27 +531,22 @@ fn deposit_key(a: &Address) -> Vec<u8> {
 fn wrapped_key(token: ChainId, a: &Address) -> Vec<u8> {
     [b"w/".as_slice(), &token.to_be_bytes(), &a.0].concat()
 }
-/// A pool's balance at the start of each of the last [`PRICE_WINDOW`]
-/// BoB blocks in which it changed: `(height, balance before the change)`.
-fn pool_history_key(token: ChainId) -> Vec<u8> {
-    [b"ph/".as_slice(), &token.to_be_bytes()].concat()
-}
-
-/// BoB blocks of pool history the penalty unit `x_B` is priced over.
+/// Most BoB blocks between the quote a receiver signs bounds around and
+/// the CCT it prices: terms built by [`crate::mbs::BobMbs::terms`] expire
+/// this many blocks later.
 ///
-/// Decision (attack R4-2): `x_B` (the Token_B worth of `x_j`, the
-/// withholding penalty) was priced from the pools as they stood when the
-/// CCT executed, so a sender holding Token_B's liquidity could withdraw
-/// it around its CCT in the same block and owe a penalty of 1. The terms
-/// cannot carry a bound on `x_B` (their layout is shared with deployed
-/// clients), so SC_T prices `x_B` at the largest value over every pool
-/// state of the last `PRICE_WINDOW` blocks (the Token_B pool at its
-/// largest, the Token_j pool at its smallest; `x_B` grows with the first
-/// and falls with the second). Terms expire at most this many blocks after
-/// [`crate::mbs::BobMbs::terms`] builds them, so the pools the receiver
-/// was shown are among those states and `x_B` is at least the worth it
-/// saw. Moving the price *up* only locks more of both deposits (a CCT may
-/// then be refused for `InsufficientDeposit`); it never pays anybody.
+/// Decision (attack R4-2, revised for R5-8 / R5-3): `x_B` (the Token_B
+/// worth of `x_j`, the withholding penalty) was first priced at the spot
+/// pools, so a sender holding Token_B's liquidity could withdraw it around
+/// its CCT in the same block and owe a penalty of 1; then at the largest
+/// value over every pool state of this window, which let one block of
+/// borrowed Token_B liquidity inflate it for the whole window (every CCT
+/// refused `InsufficientDeposit`, R5-8) and still followed a pool drained
+/// for longer than the window (R5-3). Now `x_B` is priced like `x_i` at
+/// the pools' reference balances ([`amm::PriceRef`]: at most 2 % a block,
+/// nothing inside a block), and the receiver signs its own floor
+/// [`CctTerms::min_x_b`] on it; a CCT priced below is refused
+/// (`PenaltyOutOfBounds`) and changes nothing.
 pub const PRICE_WINDOW: u64 = 16;
 
 /// The pool's [`amm::PriceRef`]: what SC_AMM prices from (attack R5-5).
@@ -973,7 +973,7 @@ impl BobContract {
         if minted == 0 {
             return fail(XchainError::ZeroAmount);
         }
-        Self::write_pool(ctx, a.token, pool, pool.checked_add(a.amount).ok_or(XchainError::Overflow)?)?;
+        Self::write_pool(ctx, a.token, pool.checked_add(a.amount).ok_or(XchainError::Overflow)?)?;
         ctx.write_typed(&lp_total_key(a.token), &total.checked_add(minted).ok_or(XchainError::Overflow)?)?;
         let lp: u128 = read_or(ctx, &lp_key(a.token, &who))?;
         ctx.write_typed(&lp_key(a.token, &who), &lp.checked_add(minted).ok_or(XchainError::Overflow)?)?;
@@ -1012,7 +1012,7 @@ impl BobContract {
         let out = a.shares.checked_mul(pool).ok_or(XchainError::Overflow)? / total;
         ctx.write_typed(&lp_key(a.token, &who), &(lp - a.shares))?;
         ctx.write_typed(&lp_total_key(a.token), &(total - a.shares))?;
-        Self::write_pool(ctx, a.token, pool, pool - out)?;
+        Self::write_pool(ctx, a.token, pool - out)?;
         if a.token == self.cfg.bob_chain {
             ctx.pay(&who, Amount(out))?;
         } else {
@@ -1030,17 +1030,10 @@ impl BobContract {
         Ok(out.to_le_bytes().to_vec())
     }
 
-    /// Sets `token`'s pool from `old` to `new`, recording `old` as the
-    /// pool's balance at the start of this block if it is the block's
-    /// first change ([`PRICE_WINDOW`]).
-    fn write_pool(ctx: &mut CallContext<'_, '_>, token: ChainId, old: u128, new: u128) -> Result<(), ContractError> {
+    /// Sets `token`'s pool to `new` and moves its reference's target
+    /// ([`amm::PriceRef`]).
+    fn write_pool(ctx: &mut CallContext<'_, '_>, token: ChainId, new: u128) -> Result<(), ContractError> {
         let now = ctx.height();
-        let mut hist: Vec<(Height, u128)> = read_or(ctx, &pool_history_key(token))?;
-        if hist.last().map(|(h, _)| *h) != Some(now) {
-            hist.push((now, old));
-        }
-        hist.retain(|(h, _)| h.saturating_add(PRICE_WINDOW) > now);
-        ctx.write_typed(&pool_history_key(token), &hist)?;
         let r: amm::PriceRef = read_or(ctx, &price_ref_key(token))?;
         ctx.write_typed(&price_ref_key(token), &r.changed(now, new))?;
         ctx.write_typed(&pool_key(token), &new)
@@ -1050,34 +1043,6 @@ impl BobContract {
     fn reference(ctx: &mut CallContext<'_, '_>, token: ChainId) -> Result<u128, ContractError> {
         let r: amm::PriceRef = read_or(ctx, &price_ref_key(token))?;
         Ok(r.value_at(ctx.height()))
-    }
-
-    /// Every balance `token`'s pool had at a block boundary in the last
-    /// [`PRICE_WINDOW`] blocks, and now.
-    fn pool_states(ctx: &mut CallContext<'_, '_>, token: ChainId) -> Result<Vec<u128>, ContractError> {
-        let now = ctx.height();
-        let hist: Vec<(Height, u128)> = read_or(ctx, &pool_history_key(token))?;
-        let mut out: Vec<u128> =
-            hist.into_iter().filter(|(h, _)| h.saturating_add(PRICE_WINDOW) > now).map(|(_, b)| b).collect();
-        out.push(read_or(ctx, &pool_key(token))?);
-        Ok(out)
-    }
-
-    /// `x_B` of ln 04: the Token_B worth of `x_j Token_j`, the largest over
-    /// the pool states of the last [`PRICE_WINDOW`] blocks (attack R4-2).
-    fn penalty_price(&self, ctx: &mut CallContext<'_, '_>, x_j: u128, token_j: ChainId) -> Result<u128, ContractError> {
-        let token_b = self.cfg.bob_chain;
-        let w_b = *self.weights.get(&token_b).ok_or(XchainError::UnknownToken(token_b))?;
-        let w_j = *self.weights.get(&token_j).ok_or(XchainError::UnknownToken(token_j))?;
-        let (bs, js) = (Self::pool_states(ctx, token_b)?, Self::pool_states(ctx, token_j)?);
-        let b_max = bs.iter().copied().max().unwrap_or(0);
-        let j_min = js.iter().copied().filter(|j| *j > x_j).min();
-        let spot = self.price(ctx, x_j, token_b, token_j)?;
-        let worst = match j_min {
-            Some(j) => amm::amount_in_for(x_j, (token_b, b_max, w_b), (token_j, j, w_j)).unwrap_or(spot),
-            None => spot,
-        };
-        Ok(spot.max(worst))
     }
 
     /// `x_i` of ln 04 for `x_j Token_j` paid in `token_i`, at the pools'
@@ -1144,9 +1109,12 @@ impl BobContract {
         }
         // ln 03–04: prices from SC_AMM.
         let x_i = self.price(ctx, t.x_j, t.chain_i, t.chain_j)?;
-        let x_b = self.penalty_price(ctx, t.x_j, t.chain_j)?;
+        let x_b = self.price(ctx, t.x_j, self.cfg.bob_chain, t.chain_j)?;
         if x_i < t.min_x_i || x_i > t.max_x_i {
             return fail(XchainError::RateOutOfBounds { x_i, min: t.min_x_i, max: t.max_x_i });
+        }
+        if x_b < t.min_x_b {
+            return fail(XchainError::PenaltyOutOfBounds { x_b, min: t.min_x_b });
         }
         // ln 05: both deposits must exceed κ̄ · x_B; that much is locked.
         let lock = x_b.checked_mul(self.cfg.kappa_bar as u128).ok_or(XchainError::Overflow)?;

@@ -109,6 +109,8 @@ pub enum XchainError {
     ZeroAmount,
     #[error("the exchange needs {x_i} Token_i, outside the agreed bounds [{min}, {max}]")]
     RateOutOfBounds { x_i: u128, min: u128, max: u128 },
+    #[error("the exchange's penalty unit x_B = {x_b} Token_B is below the {min} the receiver agreed to")]
+    PenaltyOutOfBounds { x_b: u128, min: u128 },
     // ------------------------------------------------- CCDI (§5.5), SC_BG, SC_C, SC_F
     #[error("state data item {0} does not exist")]
     UnknownItem(u64),

@@ -915,10 +915,23 @@ impl BobMbs {
         }
     }
 
+    /// The `min_x_b` a receiver signs: the quoted `x_B` (the Token_B worth
+    /// of `x_j` at the reference balances) less
+    /// [`slippage_bps`](Self::slippage_bps) (attack R5-3); 0 without a
+    /// quote (the CCT cannot be priced either).
+    pub fn x_b_floor(&self, req: &SwapRequest) -> u128 {
+        match self.quote(req.x_j, self.bob.chain_id(), req.chain_j) {
+            Ok(x_b) => x_b.saturating_sub(x_b.saturating_mul(self.slippage_bps as u128).div_ceil(10_000)),
+            Err(_) => 0,
+        }
+    }
+
     /// The CCT's terms for a request; `x_i` is bounded by the quote ±
-    /// the slippage ([`x_i_bounds`](Self::x_i_bounds)).
+    /// the slippage ([`x_i_bounds`](Self::x_i_bounds)), `x_B` from below by
+    /// the quote less the slippage ([`x_b_floor`](Self::x_b_floor)).
     pub fn terms(&self, req: &SwapRequest) -> CctTerms {
         let (min_x_i, max_x_i) = self.x_i_bounds(req);
+        let min_x_b = self.x_b_floor(req);
         CctTerms {
             deployment: self.config.deployment,
             chain_i: req.chain_i,
@@ -932,7 +945,8 @@ impl BobMbs {
             x_j: req.x_j,
             min_x_i,
             max_x_i,
-            expires_at: self.bob.height() + 16,
+            min_x_b,
+            expires_at: self.bob.height() + bob::PRICE_WINDOW,
             salt: req.salt,
             // Each payer's next nonce on its chain now as the payer's own
             // wallet knows it, payments still in flight included (0 for a

@@ -259,7 +259,6 @@ fn a_catching_up_relay_gets_the_receiver_who_paid_penalised() {
 /// Observed: x_B ≈ x_j / 1000 of its pre-drain value; the receiver who paid
 /// gets that much.
 #[test]
-#[ignore = "attack: a Token_B pool drained for 17 BoB blocks makes x_B (the withholding penalty) negligible; the receiver cannot bound it"]
 fn a_token_b_pool_drained_for_17_blocks_makes_the_penalty_negligible() {
     use gridledger_xchain::bob::WithdrawLiquidity;
     let dir = tempfile::tempdir().unwrap();
@@ -632,7 +631,6 @@ fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
 /// bounded by a time-weighted price / LP lock-up), and the honest swap
 /// succeeds. Observed: `InsufficientDeposit` for the sender.
 #[test]
-#[ignore = "attack: Token_B liquidity held across one block boundary inflates x_B for 16 blocks; every CCT is refused (InsufficientDeposit)"]
 fn one_block_of_borrowed_token_b_liquidity_blocks_every_cct() {
     use gridledger_xchain::bob::{Provide, WithdrawLiquidity};
     use gridledger_xchain::mbs::Behaviour;

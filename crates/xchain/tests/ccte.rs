@@ -877,3 +877,21 @@ fn an_nt_whose_header_is_no_longer_kept_is_proved_by_its_accumulator_path() {
     let tx = call(&m, &good);
     assert_refused(&mut m, &tx, XchainError::AlreadySettled("receiver"));
 }
+
+/// The receiver's floor on the penalty unit (attack R5-3): the terms the
+/// library builds carry `min_x_b` = the quoted `x_B` less the slippage; a
+/// CCT whose `x_B` (at the pools' reference balances) is below the floor
+/// the receiver signed is refused with `PenaltyOutOfBounds` and changes
+/// nothing.
+#[test]
+fn a_cct_priced_below_the_receivers_penalty_floor_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let req = request(1_000, 51);
+    let quoted = m.quote(1_000, m.bob.chain_id(), J).unwrap();
+    let mut terms = m.terms(&req);
+    assert!(terms.min_x_b <= quoted && terms.min_x_b * 100 >= quoted * 98, "{} vs {quoted}", terms.min_x_b);
+    terms.min_x_b = quoted + 1;
+    let tx = m.cct_tx(&sender(), &receiver(), terms);
+    assert_refused(&mut m, &tx, XchainError::PenaltyOutOfBounds { x_b: quoted, min: quoted + 1 });
+}
