@@ -502,6 +502,16 @@ fn fraud_proofs_against_a_payable_transaction_are_refused() {
     }
     let v = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
     assert_eq!(bob_only(&mut m, &v).status, TxStatus::Success);
+    // Evidence from a header before the deadline proves nothing (the payer
+    // could still fund its account then; attack R5-7).
+    let early = fraud.height;
+    assert!(early < rec.deadline_i);
+    let tx = m.bob_call(&relayer, "fraud", &fraud, Amount::ZERO);
+    assert_refused(
+        &mut m,
+        &tx,
+        XchainError::EvidenceBeforeDeadline { chain: I, height: early, deadline: rec.deadline_i },
+    );
     // The sender's account covers NT_s: no fraud.
     let (height, proof) = m.external(I).unwrap().state_proof(&key);
     let acc = m.external(I).unwrap().account(&s.address());
