@@ -973,7 +973,7 @@ impl BobContract {
         if minted == 0 {
             return fail(XchainError::ZeroAmount);
         }
-        Self::write_pool(ctx, a.token, pool.checked_add(a.amount).ok_or(XchainError::Overflow)?)?;
+        Self::write_pool(ctx, a.token, pool, pool.checked_add(a.amount).ok_or(XchainError::Overflow)?)?;
         ctx.write_typed(&lp_total_key(a.token), &total.checked_add(minted).ok_or(XchainError::Overflow)?)?;
         let lp: u128 = read_or(ctx, &lp_key(a.token, &who))?;
         ctx.write_typed(&lp_key(a.token, &who), &lp.checked_add(minted).ok_or(XchainError::Overflow)?)?;
@@ -1012,7 +1012,7 @@ impl BobContract {
         let out = a.shares.checked_mul(pool).ok_or(XchainError::Overflow)? / total;
         ctx.write_typed(&lp_key(a.token, &who), &(lp - a.shares))?;
         ctx.write_typed(&lp_total_key(a.token), &(total - a.shares))?;
-        Self::write_pool(ctx, a.token, pool - out)?;
+        Self::write_pool(ctx, a.token, pool, pool - out)?;
         if a.token == self.cfg.bob_chain {
             ctx.pay(&who, Amount(out))?;
         } else {
@@ -1030,19 +1030,27 @@ impl BobContract {
         Ok(out.to_le_bytes().to_vec())
     }
 
-    /// Sets `token`'s pool to `new` and moves its reference's target
-    /// ([`amm::PriceRef`]).
-    fn write_pool(ctx: &mut CallContext<'_, '_>, token: ChainId, new: u128) -> Result<(), ContractError> {
+    /// Sets `token`'s pool from `old` to `new` and moves its reference's
+    /// target ([`amm::PriceRef`]).
+    fn write_pool(ctx: &mut CallContext<'_, '_>, token: ChainId, old: u128, new: u128) -> Result<(), ContractError> {
         let now = ctx.height();
-        let r: amm::PriceRef = read_or(ctx, &price_ref_key(token))?;
+        // A pool from before references existed starts from its balance.
+        let r = ctx.read_typed::<amm::PriceRef>(&price_ref_key(token))?.unwrap_or(amm::PriceRef {
+            value: old,
+            at: now,
+            target: old,
+        });
         ctx.write_typed(&price_ref_key(token), &r.changed(now, new))?;
         ctx.write_typed(&pool_key(token), &new)
     }
 
     /// The reference balance of `token`'s pool in this block (attack R5-5).
     fn reference(ctx: &mut CallContext<'_, '_>, token: ChainId) -> Result<u128, ContractError> {
-        let r: amm::PriceRef = read_or(ctx, &price_ref_key(token))?;
-        Ok(r.value_at(ctx.height()))
+        match ctx.read_typed::<amm::PriceRef>(&price_ref_key(token))? {
+            Some(r) => Ok(r.value_at(ctx.height())),
+            // Unchanged since before references existed: its balance.
+            None => read_or(ctx, &pool_key(token)),
+        }
     }
 
     /// `x_i` of ln 04 for `x_j Token_j` paid in `token_i`, at the pools'

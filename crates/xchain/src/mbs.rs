@@ -890,8 +890,9 @@ impl BobMbs {
                 .ok_or(crate::XchainError::UnknownToken(t))
         };
         let next = self.bob.height() + 1;
-        let pool = |t: ChainId| {
-            self.bob_record::<crate::amm::PriceRef>(&crate::bob::keys::price_ref(t)).map_or(0, |r| r.value_at(next))
+        let pool = |t: ChainId| match self.bob_record::<crate::amm::PriceRef>(&crate::bob::keys::price_ref(t)) {
+            Some(r) => r.value_at(next),
+            None => self.bob_record::<u128>(&crate::bob::keys::pool(t)).unwrap_or(0),
         };
         crate::amm::amount_in_for(x_j, (token, pool(token), weight(token)?), (chain_j, pool(chain_j), weight(chain_j)?))
     }

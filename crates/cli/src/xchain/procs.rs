@@ -1000,11 +1000,14 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         // SC_AMM prices from the pools' reference balances in the block
         // the CCT executes in (attack R5-5).
         let next = net.height(bob_chain)? + 1;
-        let ri: Option<gridledger_xchain::amm::PriceRef> = net.record(&bob::keys::price_ref(chain_i))?;
-        let rj: Option<gridledger_xchain::amm::PriceRef> = net.record(&bob::keys::price_ref(chain_j))?;
-        let rb: Option<gridledger_xchain::amm::PriceRef> = net.record(&bob::keys::price_ref(bob_chain))?;
-        let (bi, bj) = (ri.map_or(0, |r| r.value_at(next)), rj.map_or(0, |r| r.value_at(next)));
-        let bb = rb.map_or(0, |r| r.value_at(next));
+        let mut reference = |t: ChainId| -> anyhow::Result<u128> {
+            let r: Option<gridledger_xchain::amm::PriceRef> = net.record(&bob::keys::price_ref(t))?;
+            Ok(match r {
+                Some(r) => r.value_at(next),
+                None => net.record(&bob::keys::pool(t))?.unwrap_or(0),
+            })
+        };
+        let (bi, bj, bb) = (reference(chain_i)?, reference(chain_j)?, reference(bob_chain)?);
         let quote = gridledger_xchain::amm::amount_in_for(
             a.amount as u128,
             (chain_i, bi, weight(chain_i)),
