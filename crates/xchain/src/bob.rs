@@ -581,10 +581,14 @@ fn release_key(chain: ChainId, seq: u64) -> Vec<u8> {
 fn posted_key(id: &Hash32, side: Side) -> Vec<u8> {
     [b"n/".as_slice(), &id.0, &[side as u8]].concat()
 }
-/// The CCT a native transaction was first posted for by its payer
-/// (attack R5-4): it proves that CCT's side only.
-fn posted_for_key(nt: &Hash32) -> Vec<u8> {
-    [b"nc/".as_slice(), &nt.0].concat()
+/// The CCT its payer first posted a native transaction with this chain,
+/// payer and nonce for (attack R5-4): a payment with that nonce — the
+/// posted NT or a fee-bumped re-send of it — proves that CCT's side only.
+fn posted_for_key(chain: ChainId, payer: &Address, nonce: u64) -> Vec<u8> {
+    [b"nc/".as_slice(), &chain.to_be_bytes(), &payer.0, &nonce.to_be_bytes()].concat()
+}
+fn posted_for_tx(nt: &SignedTransaction) -> Vec<u8> {
+    posted_for_key(nt.tx.chain_id, &nt.sender(), nt.tx.nonce)
 }
 /// The CCTs in sub-situation 2 (CCT_V ran, a posted NT still unproved),
 /// in the order CCT_V reached them: what BoB nodes watch to close them.
@@ -1238,15 +1242,15 @@ impl BobContract {
         Ok(())
     }
 
-    /// An NT its payer posted for another CCT proves that CCT only
-    /// (attack R5-4).
+    /// An NT whose payer posted a payment with its nonce for another CCT
+    /// proves that CCT only (attack R5-4).
     fn check_not_posted_elsewhere(
         ctx: &mut CallContext<'_, '_>,
-        nt: &Hash32,
+        nt: &SignedTransaction,
         cct: &Hash32,
     ) -> Result<(), ContractError> {
-        match ctx.read_typed::<Hash32>(&posted_for_key(nt))? {
-            Some(other) if other != *cct => fail(XchainError::NtPostedForOtherCct { nt: *nt, cct: other }),
+        match ctx.read_typed::<Hash32>(&posted_for_tx(nt))? {
+            Some(other) if other != *cct => fail(XchainError::NtPostedForOtherCct { nt: nt.hash(), cct: other }),
             _ => Ok(()),
         }
     }
@@ -1277,8 +1281,9 @@ impl BobContract {
             return fail(XchainError::BadNativeSignature);
         }
         // Decision (attack R5-4): only the payer says which CCT its payment
-        // is for; the first CCT it posts an NT for is the only one that NT
-        // can prove (`prove` refuses it elsewhere), so nobody can move a
+        // is for; the first CCT it posts an NT for is the only one a
+        // payment with that NT's nonce (the NT, or a fee-bumped re-send of
+        // it) can prove (`prove` refuses it elsewhere), so nobody can move a
         // payment posted for one CCT onto another with the same instruction.
         if a.nt.sender() != ctx.caller() {
             return fail(XchainError::NotPayer);
@@ -1287,9 +1292,8 @@ impl BobContract {
             return fail(XchainError::AlreadyPosted(a.side.name()));
         }
         ctx.write_typed(&posted_key(&a.cct, a.side), &a.nt)?;
-        let h = a.nt.hash();
-        if ctx.read(&posted_for_key(&h))?.is_none() {
-            ctx.write_typed(&posted_for_key(&h), &a.cct)?;
+        if ctx.read(&posted_for_tx(&a.nt))?.is_none() {
+            ctx.write_typed(&posted_for_tx(&a.nt), &a.cct)?;
         }
         ctx.emit("nt_posted", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;
         Ok(Vec::new())
@@ -1327,7 +1331,7 @@ impl BobContract {
         if ctx.read(&used_key(&nt_hash))?.is_some() {
             return fail(XchainError::NtAlreadyUsed(nt_hash));
         }
-        Self::check_not_posted_elsewhere(ctx, &nt_hash, &a.cct)?;
+        Self::check_not_posted_elsewhere(ctx, &a.nt, &a.cct)?;
         Self::check_floor(&rec, a.side, &a.nt)?;
         // ln 16 (ii): e' > e_* + κ̄ (the NT came after the CCT was stored).
         let after = rec.epoch(a.side) + self.cfg.kappa_bar;
@@ -1531,10 +1535,10 @@ impl BobContract {
                 // Decision (attack R4-1): a transaction that itself pays the
                 // side's instruction (a fee-bumped re-send of NT, say) is the
                 // payment, not fraud — unless it already proved another CCT.
-                // (Nor is one its payer posted for another CCT: it cannot
-                // prove this one, attack R5-4.)
+                // (Nor is one whose nonce its payer posted for another CCT:
+                // it cannot prove this one, attack R5-4.)
                 let oh = other.hash();
-                let elsewhere = ctx.read_typed::<Hash32>(&posted_for_key(&oh))?.is_some_and(|c| c != a.cct);
+                let elsewhere = ctx.read_typed::<Hash32>(&posted_for_tx(other))?.is_some_and(|c| c != a.cct);
                 if rec.pays_instruction(a.side, other) && ctx.read(&used_key(&oh))?.is_none() && !elsewhere {
                     return fail(XchainError::NotFraud(
                         "the transaction with NT's nonce pays the instruction; prove it instead".into(),
@@ -1696,9 +1700,10 @@ pub mod keys {
     pub fn posted(id: &Hash32, side: Side) -> Vec<u8> {
         posted_key(id, side)
     }
-    /// The CCT (`Hash32`) a native transaction's payer first posted it for.
-    pub fn posted_for(nt: &Hash32) -> Vec<u8> {
-        posted_for_key(nt)
+    /// The CCT (`Hash32`) a payer first posted a native transaction with
+    /// this chain, payer and nonce for.
+    pub fn posted_for(chain: ChainId, payer: &Address, nonce: u64) -> Vec<u8> {
+        posted_for_key(chain, payer, nonce)
     }
     pub fn release(chain: ChainId, seq: u64) -> Vec<u8> {
         release_key(chain, seq)

@@ -1283,7 +1283,8 @@ impl BobMbs {
         let from = rec.epoch(side) + self.config.kappa_bar + 1;
         let Some(other) = chain.find_by_nonce(&nt.tx.sender, nt.tx.nonce, from)? else { return Ok(None) };
         // A re-send that pays the instruction is the payment, not fraud.
-        let elsewhere = self.bob_record::<Hash32>(&bob::keys::posted_for(&other.hash())).is_some_and(|c| c != cct);
+        let bound = bob::keys::posted_for(other.tx.chain_id, &other.sender(), other.tx.nonce);
+        let elsewhere = self.bob_record::<Hash32>(&bound).is_some_and(|c| c != cct);
         if other.hash() == nt.hash() || (rec.pays_instruction(side, &other) && !elsewhere) {
             return Ok(None);
         }

@@ -381,6 +381,46 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
     );
 }
 
+/// R5-4's binding covers a fee-bumped re-send (attack R4-1's "the payment
+/// with NT's nonce"): the receiver posts NT_A for CCT A and then re-sends
+/// it with a higher fee; the re-send lands, was never posted, yet the
+/// sender cannot prove it for CCT B (same instruction): it is refused with
+/// `NtPostedForOtherCct` and changes nothing, and it proves A.
+#[test]
+fn a_fee_bumped_resend_of_a_posted_nt_cannot_be_moved_to_another_cct() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let (s, r) = (sender(), receiver());
+    let (terms_a, terms_b) = (m.terms(&request(1_000, 11)), m.terms(&request(1_000, 12)));
+    let tx_a = m.cct_tx(&s, &r, terms_a.clone());
+    let tx_b = {
+        let sig = r.sign(&terms_b.digest(m.bob.chain_id()));
+        let args = gridledger_xchain::bob::CctArgs { terms: terms_b.clone(), receiver_sig: sig };
+        let n = m.bob.next_nonce(&s.address()) + 1;
+        gridledger_xchain::mbs::bob_call_signed(&s, m.bob.chain_id(), n, "cct", &args, Amount::ZERO)
+    };
+    m.bob.submit(&tx_a).unwrap();
+    m.bob_ok(&tx_b).unwrap();
+    let (a, b) = (terms_a.id(), terms_b.id());
+    let (rec_a, rec_b) = (m.cct(&a).unwrap(), m.cct(&b).unwrap());
+    assert_eq!(rec_a.instruction(Side::Receiver), rec_b.instruction(Side::Receiver));
+    m.wait_native_window(&rec_a).unwrap();
+    m.wait_native_window(&rec_b).unwrap();
+    let (_, _, to, amount) = rec_a.instruction(Side::Receiver);
+    let n = m.external(J).unwrap().wallet_next_nonce(&r.address());
+    let nt = transfer(&r, J, n, to, Amount(amount), Amount(1));
+    m.bob_ok(&m.bob_call(&r, "post_nt", &PostNt { cct: a, side: Side::Receiver, nt }, Amount::ZERO)).unwrap();
+    let bumped = transfer(&r, J, n, to, Amount(amount), Amount(2));
+    m.external_mut(J).unwrap().submit(&bumped).unwrap();
+    let (h, proof) = landed(&mut m, &bumped);
+    let pt = ProofTx { cct: b, side: Side::Receiver, nt: bumped.clone(), height: h, proof };
+    let steal = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    assert_refused(&mut m, &steal, gridledger_xchain::XchainError::NtPostedForOtherCct { nt: bumped.hash(), cct: a });
+    let own = ProofTx { cct: a, ..pt };
+    m.bob_ok(&m.prove_call(&r, &own).unwrap()).unwrap();
+    assert!(matches!(m.cct(&a).unwrap().receiver, SideState::Proved { .. }));
+}
+
 // ------------------------------------------------------------------ R5-5
 
 /// Whoever holds the Token_i pool's LP shares sets the rate every honest
