@@ -243,6 +243,25 @@ impl BobMbs {
         Ok((header, path))
     }
 
+    /// `key`'s `CCT_Ux` for `cct`: `ccdi_cct` while the BoB keeps the lock's
+    /// header, else `ccdi_cct_relayed` with the header's path in the
+    /// accumulator of relayed headers as it stands now (attack R5-2).
+    pub fn ccdi_cct_call(&self, key: &KeyPair, cct: &CcdiCct) -> Result<SignedTransaction, MbsError> {
+        let kappa = self
+            .config
+            .chains
+            .iter()
+            .find(|r| r.chain_id == cct.chain)
+            .ok_or_else(|| MbsError::Missing(format!("chain {} not registered", cct.chain)))?
+            .kappa as u64;
+        if cct.height + kappa > self.bob_tip(cct.chain) {
+            return Ok(self.bob_call(key, "ccdi_cct", cct, Amount::ZERO));
+        }
+        let (header, header_proof) = self.header_path(cct.chain, cct.height)?;
+        let args = ccdi::CcdiCctRelayed { cct: cct.clone(), header, header_proof };
+        Ok(self.bob_call(key, "ccdi_cct_relayed", &args, Amount::ZERO))
+    }
+
     /// `ccdi_late_lock` for `lock_tx` (an SC_BG lock for `process`), sent
     /// by `key`, once the BoB no longer keeps the lock's header.
     pub fn ccdi_late_lock_tx(
@@ -561,7 +580,7 @@ impl BobMbs {
                 let u = &users[x];
                 match cct_sent.get(&x) {
                     None if u.behaviour != UserBehaviour::SilentCct => {
-                        let tx = self.bob_call(&u.key, "ccdi_cct", &cct, Amount::ZERO);
+                        let tx = self.ccdi_cct_call(&u.key, &cct)?;
                         counts.cct_txs += 1;
                         counts.cct_bytes += tx.to_bytes().len();
                         cct_hashes.push(self.bob.submit(&tx)?);
@@ -573,7 +592,7 @@ impl BobMbs {
                         let waited = cct_sent.get(&x).is_none_or(|e| self.epoch > *e + 1);
                         let stored = self.lock_used(&cct)?;
                         if waited && !stored && honest_relayers > 0 {
-                            let tx = self.bob_call(&self.relayer.clone(), "ccdi_cct", &cct, Amount::ZERO);
+                            let tx = self.ccdi_cct_call(&self.relayer.clone(), &cct)?;
                             counts.relayed_cct_txs += 1;
                             counts.relayed_cct_bytes += tx.to_bytes().len();
                             cct_hashes.push(self.bob.submit(&tx)?);

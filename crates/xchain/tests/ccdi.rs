@@ -799,10 +799,17 @@ fn a_lock_whose_header_a_catching_up_relay_dropped_is_still_stored_in_its_slot()
             let cct = m.ccdi_cct_for(id, &locks[0]).unwrap().unwrap();
             let (mut header, header_proof) = m.header_path(A, a_height).unwrap();
             header.receipt_root = Hash32([1; 32]);
-            let args = ccdi::CcdiCctRelayed { cct, header, header_proof };
+            let args = ccdi::CcdiCctRelayed { cct: cct.clone(), header, header_proof };
             let tx = m.bob_call(&us[0].key, "ccdi_cct_relayed", &args, Amount::ZERO);
             assert_bob_refuses(&mut m, &tx, XchainError::BadHeaderProof { chain: A, height: a_height });
             forged_checked = true;
+            // The first participant's client sends it against the
+            // accumulator itself; the second's is left to a BoB node.
+            let filled = m.process(&id).unwrap().filled;
+            let tx = m.ccdi_cct_call(&us[0].key, &cct).unwrap();
+            assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+            assert_eq!(m.process(&id).unwrap().filled, filled + 1);
+            continue;
         }
         if !b_sent {
             if let Some(cct) = m.ccdi_cct_for(id, &locks[2]).unwrap() {
