@@ -79,7 +79,10 @@
 //!   node that crashes mid-round rejoins at the next round (the simulator
 //!   leaves it down), whose PBFT instance is a fresh one, so it cannot
 //!   equivocate in the round it left.
-//! - PBFT's first deadline is [`Timing::view`]; its view changes (with
+//! - PBFT's first deadline is `Timing::aggregate + Timing::view`, the
+//!   aggregation's own first view deadline: no root can be proposed before
+//!   the leader aggregates, so an earlier deadline only forced a PBFT view
+//!   change (`K²` signed messages) in every round. Its view changes (with
 //!   backoff) run beside the aggregation's, each replacing its own leader.
 
 use crate::aggregate::{params_from_bytes, params_to_bytes, trimmed_mean};
@@ -400,8 +403,8 @@ pub enum EvidenceError {
     /// A record of another chain or round.
     #[error("record of another chain or round")]
     WrongContext,
-    /// The two records name different clients or fragments.
-    #[error("the records name different clients or fragments")]
+    /// The two records name different clients.
+    #[error("the records name different clients")]
     Mismatch,
     /// The two "different" records are the same record.
     #[error("the two records are the same")]
@@ -487,12 +490,16 @@ pub struct ChainNode<A: Attester> {
     need_proposal: Option<(u64, u64)>,
     /// PBFT blocks waiting until this node has checked their root.
     pending: Vec<ValidateRequest<RootBlock>>,
+    /// The round's deter-vector committee (Eqs 7.16–7.17), ascending:
+    /// computed once (`K` hashes), not per deter-vector received.
+    committee: Vec<usize>,
 }
 
 impl<A: Attester> ChainNode<A> {
     /// Node `me` of the chain, with its enclave, the enclaves' shared
     /// secret, its PBFT signing key (whose public half is `cfg.pbft_keys[me]`)
-    /// and its timers. PBFT's first deadline is `timing.view` ticks.
+    /// and its timers. PBFT's first deadline is `timing.aggregate +
+    /// timing.view` ticks.
     pub fn new(
         cfg: Arc<ChainConfig>,
         me: usize,
@@ -503,10 +510,11 @@ impl<A: Attester> ChainNode<A> {
     ) -> Self {
         let pbft = cfg.validator_set().and_then(|set| {
             let mut pc = pbft::Config::new(set, me as u32);
-            pc.base_timeout = timing.view.max(1);
+            pc.base_timeout = timing.aggregate.saturating_add(timing.view).max(1);
             Replica::new(pc, pbft_key)
         });
         Self {
+            committee: cfg.committee(),
             cfg,
             me,
             enclave,
@@ -729,7 +737,9 @@ impl<A: Attester> ChainNode<A> {
                 match self.attested_vector(from_node, DETER_VECTOR, node, &clients, &ra) {
                     // Only the f+1 committee of Eqs 7.16–7.17 broadcasts
                     // deter-vectors; anyone else's is refused (not its role).
-                    Ok(()) if !self.cfg.committee().contains(&node) => step.faults.push(Fault::UnknownNode(node)),
+                    Ok(()) if self.committee.binary_search(&node).is_err() => {
+                        step.faults.push(Fault::UnknownNode(node))
+                    }
                     Ok(()) => {
                         self.deter_vectors.entry(node).or_insert(clients);
                     }
@@ -834,7 +844,10 @@ impl<A: Attester> ChainNode<A> {
                 if !for_round(first) || !for_round(second) {
                     return Err(EvidenceError::WrongContext);
                 }
-                if first.client != second.client || first.ctx != second.ctx {
+                // Any two records of one client for the round: nodes do not
+                // check a record's fragment index, so records differing only
+                // there split the nodes as well.
+                if first.client != second.client {
                     return Err(EvidenceError::Mismatch);
                 }
                 if first.digest() == second.digest() {
@@ -979,7 +992,7 @@ impl<A: Attester> ChainNode<A> {
         let clients: Vec<u32> = count.into_iter().filter(|(_, n)| *n >= quorum).map(|(c, _)| c).collect();
         let ev = self.cfg.vector_evidence(DETER_VECTOR, self.me, &clients);
         let ra = self.enclave.attest_evidence(&ev);
-        if self.cfg.committee().contains(&self.me) {
+        if self.committee.binary_search(&self.me).is_ok() {
             self.deter_vectors.insert(self.me, clients.clone());
             self.to_nodes(step, Message::DeterVector { node: self.me, clients: clients.clone(), ra });
         }

@@ -136,10 +136,17 @@ fn malformed_upload_of_client_0() -> CodedFragment {
 fn valid_evidence_lets_a_node_accept_the_omission() {
     let first = Box::new(uploads()[0].record);
     let second = Box::new(second_record_of_client_0().record);
-    let (node, step) = proposal_to_node_1(&[1, 2, 3], vec![Exclusion::Equivocation { first, second }]);
+    let (node, step) = proposal_to_node_1(&[1, 2, 3], vec![Exclusion::Equivocation { first: first.clone(), second }]);
     assert!(step.faults.is_empty(), "{:?}", step.faults);
     assert!(!asks_view_1(&step));
     assert_eq!(node.view(), 0);
+    // Records that differ only in the fragment index split the nodes too.
+    let cfg = config(4, 4, 1);
+    let ctx = gridledger_fl::aead::FragmentContext { chain: cfg.chain, round: cfg.round, fragment: 99 };
+    let refragmented = cfg.coder.encode(&client_key(&SK, 0), &ctx, 0, &params_to_bytes(&model(0))).unwrap();
+    let second = Box::new(refragmented.record);
+    let (_, step) = proposal_to_node_1(&[1, 2, 3], vec![Exclusion::Equivocation { first: first.clone(), second }]);
+    assert!(step.faults.is_empty(), "{:?}", step.faults);
     let bad = malformed_upload_of_client_0();
     let cells = bad.cells[..3].to_vec();
     let (_, step) = proposal_to_node_1(&[1, 2, 3], vec![Exclusion::Malformed { record: Box::new(bad.record), cells }]);
