@@ -370,7 +370,7 @@ pub struct Step {
 }
 
 /// Exclusion evidence: why a proposal may leave out a client that every
-/// pre-vector named (see [`ChainNode`]'s omission rule). Each kind proves,
+/// pre-vector named (the omission rule of this module's docs). Each kind proves,
 /// without trusting the leader, that the client itself is faulty; an
 /// honest client never produces either.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -882,7 +882,7 @@ impl<A: Attester> ChainNode<A> {
 
     /// The clients an honest leader of this round always decodes, by the
     /// pre-vectors this node holds: those named in every one of them, once
-    /// it holds at least `K − f`. See the omission rule on [`ChainNode`].
+    /// it holds at least `K − f`. See the omission rule in the module docs.
     fn decodable_by_every_honest_leader(&self) -> BTreeSet<u32> {
         let code = self.cfg.coder.code();
         let need = code.k().div_ceil(code.cell_size().max(1));
