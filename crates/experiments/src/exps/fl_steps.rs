@@ -89,10 +89,10 @@ impl Experiment for FlSteps {
         "measured ms per step (encrypt, erasure-encode, commit, cell proofs, verify, decode, trimmed mean, B2C codings) vs fragment size, K and C"
     }
     fn duration(&self) -> &'static str {
-        "full: ≈ 1 min from a release build (`cargo run --release -p gridledger-cli -- experiment run fl-steps`; \
-         7 rows, fragments up to 4,096 elements, K up to 64, C up to 200) — a debug build does not finish the \
-         4,096-element row in reasonable time; --quick: two small rows (64 and 256 elements, K = 4, C = 10), \
-         seconds in a debug build"
+        "full: 7 rows (fragments of 256, 1,024 and 4,096 elements at K = 16, C = 50; K = 4 and 64; C = 10 and 200), \
+         ≈ 30 s in a debug build on 2 cores (the seed's fragments of S/B up to \
+         16 MB are not attempted, see why_differ); --quick: two small rows (64 and 256 elements, K = 4, C = 10), \
+         ≈ 1 s"
     }
     fn why_differ(&self) -> &'static str {
         "The seed measured its steps with separate libraries (klauspost EC, PyCryptodome, PyMerkle, a custom PBPC) \
