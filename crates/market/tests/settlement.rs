@@ -54,7 +54,7 @@ fn bad_trades_are_refused_with_typed_errors() {
     assert!(matches!(settle(&[(0, 0, -1.0, 0.2)], 1, 1, 100), Err(SettlementError::Unit(UnitError::OutOfRange(_)))));
     assert!(matches!(settle(&[(0, 0, 1.0, f64::INFINITY)], 1, 1, 100), Err(SettlementError::Unit(_))));
     assert!(matches!(settle(&[(1, 0, 1.0, 0.2)], 1, 1, 100), Err(SettlementError::UnknownParty { buyer: 1, .. })));
-    assert!(matches!(settle(&[(0, 0, 1e18, 1e6)], 1, 1, 100), Err(_)));
+    assert!(settle(&[(0, 0, 1e18, 1e6)], 1, 1, 100).is_err());
 }
 
 #[test]
