@@ -102,7 +102,8 @@ pub struct IntervalOutcome {
     pub admitted: Vec<String>,
     /// Requests the operator deferred (index in submission order).
     pub deferred: Vec<usize>,
-    /// Admitted requests the enclaves excluded (invalid or impossible).
+    /// Admitted requests the enclaves excluded (invalid or impossible, or
+    /// a hidden minimum that could not be met jointly with the others).
     pub excluded: Vec<Excluded>,
     /// Chain height after the admission record.
     pub height: u64,

@@ -39,7 +39,12 @@
 //! declares; a configuration with `κ ≤ f_c` is refused
 //! ([`TearDoError::CollusionBound`]) — with `κ = 2` two colluders that
 //! `Assign` gives the same subproblem agreed on wrong values undetected and
-//! the run never converged. A host flagged for anything is removed
+//! the run never converged. An output is taken as sent only when all `κ`
+//! executors sent it validly (one of them is then not compromised); with
+//! fewer (a silent or invalid co-executor) the honest enclaves recompute
+//! it and flag a sender that differs, so a compromised enclave paired with
+//! a silent Byzantine host is not accepted as the only voice. A host
+//! flagged for anything is removed
 //! everywhere: its outputs are accepted for no subproblem from the round it
 //! was caught in, and a subproblem all of whose executors are flagged is
 //! computed by the honest enclaves without waiting Δ.
@@ -694,13 +699,36 @@ impl TearDo {
             recomputed.insert(*sp, reference);
         }
         // a flagged host is removed everywhere: its outputs are accepted for
-        // no subproblem, also where it agrees with its co-executors
+        // no subproblem, also where it agrees with its co-executors. An
+        // output is taken as it is only when all κ executors sent it (valid
+        // and unflagged): with κ > f_c one of them is not compromised, and a
+        // TEE that is not compromised signs only correct values. With fewer
+        // (a co-executor silent, invalid or flagged) the honest enclaves
+        // recompute it and flag any sender whose output differs — a
+        // compromised enclave paired with a silent Byzantine host is caught
+        // here rather than accepted as the only output.
         for (sp, outs) in candidates {
             if let Some(reference) = recomputed.remove(&sp) {
                 valid.insert(sp, reference);
-            } else if let Some((_, o)) = outs.into_iter().find(|(n, _)| !self.detected.contains_key(n)) {
-                valid.insert(sp, o);
+                continue;
             }
+            let mut kept: Vec<(usize, Out)> =
+                outs.into_iter().filter(|(n, _)| !self.detected.contains_key(n)).collect();
+            if kept.is_empty() {
+                continue;
+            }
+            if kept.len() >= self.config.kappa {
+                valid.insert(sp, kept.swap_remove(0).1);
+                continue;
+            }
+            let reference = self.compute(market, sp);
+            self.honest_execs += honest.len() as u64;
+            for (node, o) in &kept {
+                if *o != reference {
+                    self.detected.entry(*node).or_insert((Detection::OutputMismatch, round));
+                }
+            }
+            valid.insert(sp, reference);
         }
         for node in assigned_of.keys() {
             if !heard.contains(node) {

@@ -316,6 +316,43 @@ fn colluding_executors_do_not_change_the_clearing() {
     assert_eq!(flagged, pair, "both colluders flagged, nobody else");
 }
 
+// Fix check: κ > f_c is not enough if an output is accepted whenever it is
+// the only one: a compromised enclave (WrongOutput) paired on a subproblem
+// with a silent Byzantine host would be its sole executor heard. Outputs are
+// now taken as they are only when all κ executors sent them; otherwise the
+// honest enclaves recompute, and the wrong sender is flagged.
+#[test]
+fn a_compromised_enclave_beside_a_silent_one_is_caught() {
+    use gridledger_market::teardo::{Detection, Fault, TearDo};
+    let dc = DcModel::new(&Case::parse(CASE30).unwrap()).unwrap();
+    let net = MarketNetwork::ptdf(&dc, 1.0).unwrap();
+    let market = Market::generate(21, 4, 4, &dc.bus_ids);
+    let mk = |byz: BTreeMap<usize, Fault>| TearDoConfig {
+        enclaves: 10,
+        kappa: 2,
+        byzantine: byz,
+        strategy: Strategy::Always,
+        seed: 5,
+    };
+    let mut clean = TearDo::new_insecure_seeded(&market, &net, mk(BTreeMap::new()), [1; 32]).unwrap();
+    let pair = clean.assigned(0);
+    assert!(clean.run(&market).converged, "precondition: the attack-free run converges");
+    let byz: BTreeMap<usize, Fault> = [(pair[0], Fault::WrongOutput), (pair[1], Fault::Silent)].into_iter().collect();
+    let mut t = TearDo::new_insecure_seeded(&market, &net, mk(byz), [1; 32]).unwrap();
+    t.pd.params.max_iter = 3_000;
+    let r = t.run(&market);
+    assert!(
+        r.converged && t.pd.settled() == clean.pd.settled(),
+        "observed: converged {}, {:?}",
+        r.converged,
+        r.detected
+    );
+    let got: Vec<(usize, Detection)> = r.detected.iter().map(|d| (d.0, d.1)).collect();
+    let mut want = vec![(pair[0], Detection::OutputMismatch), (pair[1], Detection::SilentPastDelta)];
+    want.sort_by_key(|w| w.0);
+    assert_eq!(got, want);
+}
+
 // ---------------------------------------------------------------- case files / AC power flow
 
 const MINI: &str = "function mpc = mini\nmpc.version = '2';\nmpc.baseMVA = 100;\n\
