@@ -125,3 +125,98 @@ fn kill_nine_during_close_loses_nothing_and_faults_no_one() {
         node.shutdown();
     }
 }
+
+/// Held (round 10, 6 rounds run): side 1 is SIGKILLed at a random instant while side 0
+/// pays (a payment may fall back with side 1 holding it co-signed); side 0
+/// closes (the close times out into side 0's dispute); side 1 comes back
+/// at a random instant of the dispute and side 0's user asks to close
+/// again. Both are honest: the channel must close with every payment side
+/// 0 was told is done, and neither side may be booked a fault.
+#[test]
+fn kill_nine_of_the_payee_then_a_dispute_and_its_return_faults_no_one() {
+    use gridledger_node::channel::party::{control_request_dir, Command as Ctl, Reply};
+    use rand::Rng;
+    let mut rng = rand::rng();
+    // About 8 s a round (a t_delta of 10 s is running): two by default.
+    for round in 0..rounds().min(2).max(rounds().saturating_sub(1)) {
+        let terms = [
+            "--capacity",
+            "100000",
+            "50000",
+            "--t-delta-ms",
+            &MIN_T_DELTA_MS.to_string(),
+            "--close-timeout-ms",
+            "1000",
+        ];
+        let (_dir, node, url, dirs) = prepared_channel(["p0", "p1"], &terms);
+        let c = RpcClient::new(&url);
+        let initial = total(&c);
+        let mut procs = open_both([&dirs[0], &dirs[1]], &[]);
+        let cid = PartySpec::load(&dirs[0]).unwrap().cid;
+        // Side 0 pays in the background; side 1 dies at a random instant.
+        let dir0 = dirs[0].clone();
+        let payer = std::thread::spawn(move || {
+            let mut done = 0u64;
+            for _ in 0..40 {
+                match control_request_dir(&dir0, &Ctl::Pay { energy: 100, price: 100 }, Duration::from_secs(3)) {
+                    Ok(Reply::Done { counter }) => done = done.max(counter),
+                    _ => return done,
+                }
+            }
+            done
+        });
+        std::thread::sleep(Duration::from_millis(rng.random_range(20..200)));
+        let _ = procs.0[0].kill();
+        let _ = procs.0[0].wait();
+        let done = payer.join().unwrap();
+        let mut closer = Command::new(BIN)
+            .args(["channel", "close", "--dir", &d(&dirs[0])])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Side 0's dispute.
+        let t = Instant::now();
+        while read_channel(&c, &cid).unwrap().unwrap().status != ChannelStatus::Disputed {
+            assert!(t.elapsed() < Duration::from_secs(20), "round {round}: side 0 never disputed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let back = rng.random_range(0..4_000);
+        std::thread::sleep(Duration::from_millis(back));
+        let mut more = Procs(vec![open_cmd(&dirs[1]).spawn().unwrap()]);
+        std::thread::sleep(Duration::from_millis(1_500));
+        let _ = closer.kill();
+        let _ = closer.wait();
+        more.0.push(
+            Command::new(BIN)
+                .args(["channel", "close", "--dir", &d(&dirs[0])])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let t = Instant::now();
+        loop {
+            let ch = read_channel(&c, &cid).unwrap().unwrap();
+            if ch.status == ChannelStatus::Closed {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "round {round}: channel {:?}", ch.status);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let ch = read_channel(&c, &cid).unwrap().unwrap();
+        let faults =
+            [0, 1].map(|i| read_msc(&c, PartySpec::load(&dirs[i]).unwrap().sid).unwrap().unwrap().disputes_at_fault);
+        let paid = 100_000 - ch.latest.state.balances[0].0;
+        eprintln!(
+            "round {round}: {done} done, side 1 back {back} ms into the dispute; closed at {} paying {paid}, faults {faults:?}",
+            ch.latest.state.counter
+        );
+        assert!(paid >= u128::from(done) * 10, "round {round}: {done} payments done, the close paid {paid}");
+        assert_eq!(faults, [0, 0], "round {round}: an honest party was booked a fault");
+        drop(more);
+        drop(procs);
+        assert_eq!(total(&c), initial, "round {round}: coins conserved");
+        node.shutdown();
+    }
+}
