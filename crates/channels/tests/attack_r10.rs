@@ -203,3 +203,77 @@ fn a_registered_state_whose_read_failed_is_read_again_before_the_close_stalls() 
         ch.latest.state.counter
     );
 }
+
+/// Held (round 10): hostile frames from the peer to a live machine —
+/// garbage, a truncated message, an oversized one, replays of an old
+/// proposal, acceptance and reestablish, a forged newer state signed by the
+/// peer alone, a reject of a co-signed counter, collisions and fallbacks at
+/// the counter limits — change neither side's newest co-signed state, and
+/// the next payment is co-signed by both.
+#[test]
+fn hostile_frames_change_nothing_and_the_channel_goes_on() {
+    let cfg = DuoConfig::default();
+    let cases: Vec<(&str, Box<dyn Fn(&Duo, &[Vec<u8>]) -> Vec<u8>>)> = vec![
+        ("garbage", Box::new(|_, _| vec![0xff; 64])),
+        ("empty", Box::new(|_, _| vec![])),
+        ("truncated", Box::new(|_, old| old[0][..old[0].len() / 2].to_vec())),
+        ("oversized", Box::new(|_, old| [old[0].clone(), vec![7; 1 << 20]].concat())),
+        ("old proposal replayed", Box::new(|_, old| old[0].clone())),
+        ("old accept replayed", Box::new(|_, old| old[1].clone())),
+        ("stale reestablish", Box::new(|_, old| old[2].clone())),
+        (
+            "forged newer state",
+            Box::new(|d, _| {
+                let mut s = latest(d, 0);
+                s.state.counter += 5;
+                s.state.prev_counter = s.state.counter - 1;
+                s.state.balances.swap(0, 1);
+                s.sigs[1] = s.state.sign(&side1_esc_key(), s.nonce);
+                Message::Reestablish { latest: Some(s) }.to_bytes()
+            }),
+        ),
+        (
+            "reject of a co-signed counter",
+            Box::new(|d, _| Message::Reject { counter: latest(d, 0).state.counter, reason: "x".into() }.to_bytes()),
+        ),
+        ("collision at u64::MAX", Box::new(|_, _| Message::Collision { counter: u64::MAX }.to_bytes())),
+        ("fallback at u64::MAX", Box::new(|_, _| Message::Fallback { counter: u64::MAX }.to_bytes())),
+        (
+            "fallback of a co-signed counter",
+            Box::new(|d, _| Message::Fallback { counter: latest(d, 0).state.counter }.to_bytes()),
+        ),
+        (
+            "collision at the co-signed counter",
+            Box::new(|d, _| Message::Collision { counter: latest(d, 0).state.counter }.to_bytes()),
+        ),
+    ];
+    for (name, frame) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = duo(dir.path(), &cfg);
+        // Record the frames of one payment of side 1: its proposal, side
+        // 0's accept, and a reestablish of the state before.
+        let before = latest(&d, 0);
+        let stale = Message::Reestablish { latest: Some(before.clone()) }.to_bytes();
+        d.input(1, Input::User(pay_req(1_000))).unwrap();
+        let prop = d.parties[0].inbox.front().cloned().unwrap();
+        d.deliver_one(0);
+        let acc = d.parties[1].inbox.front().cloned().unwrap();
+        d.pump();
+        let now = [latest(&d, 0), latest(&d, 1)];
+        assert_eq!(now[0].state.counter, now[1].state.counter);
+        let old = vec![prop, acc, stale];
+        let f = frame(&d, &old);
+        d.parties[0].inbox.push_back(f.clone());
+        d.parties[1].inbox.push_back(f);
+        d.pump();
+        for _ in 0..3 {
+            d.advance(cfg.retry_ms);
+        }
+        assert_eq!([latest(&d, 0), latest(&d, 1)], now, "{name}: the newest co-signed state changed");
+        d.request(0, pay_req(2_000)).unwrap();
+        d.pump();
+        let after = [latest(&d, 0).state.counter, latest(&d, 1).state.counter];
+        assert_eq!(after, [now[0].state.counter + 1; 2], "{name}: the next payment is co-signed by both");
+        assert_eq!(d.channel().unwrap().status, ChannelStatus::Open, "{name}");
+    }
+}
