@@ -225,7 +225,6 @@ fn a_junk_earlier_commitment_hands_the_held_reward_to_a_later_committer() {
 /// replayed into (e.g. only when the agreement key is not yet open and
 /// the AT is the first recording of those terms).
 #[test]
-#[ignore = "attack: a buyer replaying its open, accepted AT makes the honest seller pay α per replay and bars it"]
 fn a_buyer_replaying_its_open_at_bars_the_honest_seller() {
     let mut e = funded();
     let (b, s) = (trader(0), trader(3));
