@@ -324,7 +324,6 @@ fn the_closer_of_a_batch_chooses_its_validator() {
 /// (e.g. `checked_mul` into an `Amount`, or at most the wallet), and
 /// `coins()` becomes `checked_coins() -> Option<Amount>` for outside input.
 #[test]
-#[ignore = "attack: funding_coins near u128::MAX in a community file panics run_day (coins() overflows)"]
 fn a_community_files_huge_funding_is_a_typed_error_not_a_panic() {
     let text = r#"
 funding_coins = 340282366920938463463374607431768211455
