@@ -53,8 +53,8 @@ use crate::data::{self, DataError, LoadTable, WeatherHour, SLOTS_PER_DAY};
 use crate::driver::{meter_key, DriverConfig, DriverError, DualChain, GasRecord, Mode};
 use crate::roles::Target;
 use crate::types::{
-    checked_coins, coins, AgreementKey, AgreementTerms, AgreementTx, IorParams, IorTx, Outcome, SettlementTx, StSettlement,
-    BLACK_HOLE, MINOR_PER_COIN,
+    checked_coins, coins, AgreementKey, AgreementTerms, AgreementTx, IorParams, IorTx, Outcome, SettlementTx,
+    StSettlement, BLACK_HOLE, MINOR_PER_COIN,
 };
 use crate::IOR_PRIMARY_ID;
 use gridledger_ledger::ChainClient;

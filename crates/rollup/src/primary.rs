@@ -405,15 +405,20 @@ pub enum EntryDisputeError {
     /// A claim of a held reward ([`HeldReward`]) by a committer while a
     /// commitment recorded before the claimer's is still within its
     /// reveal window: the first committer has priority.
-    #[error(
-        "batch {batch}'s held reward: commitment #{earlier} was recorded before the claimer's and may still reveal"
-    )]
+    /// The claimer may try again once that commitment's priority is over
+    /// (its message contains [`EARLIER_COMMITMENT`]).
+    #[error("batch {batch}'s held reward: commitment #{earlier} {EARLIER_COMMITMENT}")]
     EarlierCommitment { batch: u64, earlier: u64 },
     /// A whole-batch `dispute` claiming a held reward whose claimed TCRs
     /// are not the chain's own run of the batch.
     #[error("the claimed TCRs are not batch {0}'s correct TCRs")]
     WrongClaimedTcrs(u64),
 }
+
+/// What the refusal of a held-reward claim for an earlier, still
+/// privileged commitment ([`EntryDisputeError::EarlierCommitment`]) says:
+/// a driver recognises a claim worth retrying by it in the revert reason.
+pub const EARLIER_COMMITMENT: &str = "was recorded before the claimer's and may still reveal";
 
 /// `Err` once batch `h`'s dispute window has passed: the same instant from
 /// which `finalize` settles it, so a batch is always either disputable or
@@ -2105,6 +2110,16 @@ impl NativeContract for IorPrimaryContract {
             // The batches whose reward is held, each with its header as
             // posted (what its committed discloser's dispute is checked
             // against).
+            // A dispute commitment by an address (borsh `(Hash32,
+            // Address)`): `{height, time, seq}` as recorded, or null (never
+            // recorded, or revealed and spent).
+            "dispute_commitment" => {
+                let (commitment, by): (Hash32, Address) = decode_args(args)?;
+                Ok(match ctx.read_typed::<DcRecord>(&dckey(&commitment, &by))? {
+                    Some(r) => json!({ "height": r.height, "time": r.time, "seq": r.seq }),
+                    None => serde_json::Value::Null,
+                })
+            }
             "held_batches" => {
                 let mut out: Vec<(u64, BatchHeader)> = Vec::new();
                 for b in ctx.read_typed::<Vec<u64>>(HELD_LIST)?.unwrap_or_default() {

@@ -154,7 +154,6 @@ fn held(e: &Env, batch: u64) -> serde_json::Value {
 /// claim lands or the validator's commitment expires), and send the
 /// reveal in `run_step` again after a refusal of that kind.
 #[test]
-#[ignore = "attack: a junk earlier commitment makes the validator's driver give up its held reward; a later committer collects it"]
 fn a_junk_earlier_commitment_hands_the_held_reward_to_a_later_committer() {
     let (mut e, exec, batch) = forged_batch();
     let w = e.d.cfg.window_ms();
