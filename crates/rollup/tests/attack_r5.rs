@@ -270,7 +270,6 @@ fn a_buyer_replaying_its_open_at_bars_the_honest_seller() {
 /// validators) mixed in, since a primary-chain proposer can grind its own
 /// block's hash.
 #[test]
-#[ignore = "attack: whoever closes a batch picks its validator by choosing the closing block (no IOR call in between)"]
 fn the_closer_of_a_batch_chooses_its_validator() {
     use gridledger_ledger::devnet::transfer;
     let mut e = funded();
