@@ -23,7 +23,7 @@ use crate::roles::{Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, T
 use crate::state::QueueItem;
 use crate::types::{
     commit_entries, entry_hash, meter_cert_digest, node_cert_digest, tcr_root, AgreementKey, Entry, IorParams, IorTx,
-    NodeRole, Outcome, Participant, PostedLeaf,
+    MeterRecord, NodeRole, Outcome, Participant, PostedLeaf,
 };
 use crate::{args, primary_registry, secondary_registry, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
 
@@ -615,13 +615,21 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     }
 
     /// Registers each trader's development meter key ([`meter_key`]),
-    /// certified by the authority, up to `max_batch` per block.
+    /// certified by the authority, up to `max_batch` per block, reading at
+    /// the metering grid step ([`IorParams::meter_step_s`]).
     pub fn register_meters(&mut self, owners: &[KeyPair]) -> Result<(), DriverError> {
+        self.register_meters_every(owners, self.cfg.params.meter_step_s)
+    }
+
+    /// [`Self::register_meters`] for meters reading every `step_s`
+    /// seconds, which must divide the grid step (else the contract refuses
+    /// with [`crate::primary::MeterError`]).
+    pub fn register_meters_every(&mut self, owners: &[KeyPair], step_s: u32) -> Result<(), DriverError> {
         let per_block = (self.cfg.params.max_batch as usize).max(1);
         for chunk in owners.chunks(per_block) {
             let mut hashes = Vec::with_capacity(chunk.len());
             for key in chunk {
-                let meter = meter_key(&key.address()).address();
+                let meter = MeterRecord { key: meter_key(&key.address()).address(), step_s };
                 let cert = self.authority.sign(&meter_cert_digest(&self.cfg.params.domain, &key.address(), &meter));
                 let n = self.primary.next_nonce(&key.address());
                 let a = args(&RegisterMeter { meter, cert });
@@ -790,7 +798,12 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             return Ok(args(&FinalizeArgs { batch, entries: vec![], witness: Default::default() }));
         }
         let entries = batch_entries(&self.primary, &h)?;
-        let witness = crate::state::batch_witness(&self.state_before(batch)?, &self.batch_queue(&h)?, &entries);
+        let witness = crate::state::batch_witness(
+            &self.state_before(batch)?,
+            &self.batch_queue(&h)?,
+            &entries,
+            self.cfg.params.meter_step_s,
+        );
         Ok(args(&FinalizeArgs { batch, entries, witness }))
     }
 
@@ -799,7 +812,12 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     pub fn dispute_args(&self, batch: u64, claimed: Vec<crate::types::Tcr>) -> Result<Vec<u8>, DriverError> {
         let h = self.batch_header(batch)?;
         let entries = self.entries(batch)?;
-        let witness = crate::state::batch_witness(&self.state_before(batch)?, &self.batch_queue(&h)?, &entries);
+        let witness = crate::state::batch_witness(
+            &self.state_before(batch)?,
+            &self.batch_queue(&h)?,
+            &entries,
+            self.cfg.params.meter_step_s,
+        );
         Ok(args(&Controversial { batch, claimed, entries, witness }))
     }
 
@@ -816,7 +834,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         crate::state::apply_queue(&mut full, &self.cfg.params, &input.queue)
             .map_err(|e| DriverError::View(format!("queue does not apply: {e}")))?;
         let meters = std::mem::take(&mut input.prestate.meters);
-        input.prestate = crate::state::slice_for(&full, &input.entries);
+        input.prestate = crate::state::slice_for(&full, &input.entries, self.cfg.params.meter_step_s);
         input.prestate.meters = meters;
         input.state = Some(state);
         if input.tcrs.is_none() && !input.header.overturned {

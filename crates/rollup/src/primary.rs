@@ -81,6 +81,18 @@
 //!   recorded: the time the assigned validator and the smart meters'
 //!   delegated validators have to dispute. IOR uses seconds; the
 //!   conventional-OR baseline is this contract with a week.
+//! - **Meters and their interval.** `register_meter` records a trader's
+//!   smart meter once, certified by the authority: the key that signs its
+//!   readings and its reading interval `Δt` ([`crate::types::MeterRecord`],
+//!   both under the certificate). The interval must be positive and divide
+//!   the metering grid step `IorParams::meter_step_s` (else
+//!   [`MeterError::IntervalOffGrid`]): real meters record every 1, 5, 15 or
+//!   60 minutes, and a finer meter's readings are summed per grid slot, so
+//!   claims stay one record per seller and grid slot whatever the meter.
+//!   Arbitration refuses readings at another interval than the registered
+//!   one (`StRejection::OffMeterInterval`; the seller may resubmit its
+//!   meter's own readings). A meter cannot be re-registered, so all of a
+//!   seller's STs read the same slots.
 //! - **Money.** Traders pre-fund an IOR account (`fund`): the contract cannot
 //!   pull coin from a seller's wallet on a buyer's AT, so Step 3's balance
 //!   check and Step 5's deposits use this account. The contract holds the
@@ -128,6 +140,24 @@
 //!   copying a dispute, a commitment, or merely the knowledge that a batch
 //!   is wrong earns nothing. A commitment expires `window_ms` after it is
 //!   recorded.
+//! - **Commitment records are bounded** (not in the seed). Commitments
+//!   cost only a fee, so without a bound their records would grow for
+//!   ever. An account holds at most [`MAX_OPEN_COMMITMENTS`] unexpired
+//!   commitments ([`CommitError::TooManyOpen`]); every `commit_dispute`
+//!   first deletes up to [`COMMITMENT_PRUNE_PER_CALL`] expired records,
+//!   oldest first, whoever made them. Each call adds one record and
+//!   removes up to that many expired ones, so the stored commitments are
+//!   those of the last window plus a backlog that every later commitment
+//!   shrinks. An expired commitment earns nothing, so deleting it loses
+//!   nothing.
+//!   Claimed-slot records of the settlement state (`claimed`, one per
+//!   seller and grid slot an arbitration won) are not pruned: an AT's
+//!   delivery period has no length bound and may start in the past, and an
+//!   open agreement stays arbitrable until it settles or its buyer expires
+//!   it, so no time is known after which a slot can no longer be read.
+//!   Pruning them needs both bounded first (e.g. `DT ≤ max_dl_ms` and
+//!   `SC_EXE_ST` refusing STs after `DL + expiry_ms`); they grow with won
+//!   arbitrations, which cost their seller gas, at most one per grid slot.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
@@ -143,8 +173,8 @@ use crate::state::{QueueItem, RecordKey, StateWitness};
 use crate::store::{bytes, mkey};
 use crate::types::{
     commit_entries, commitment_preimage, meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx,
-    BuyerOpinion, Entry, IorParams, IorTx, NodeRole, Participant, PostedLeaf, SettlementTx, Tcr, TcrLeaf, BLACK_HOLE,
-    TAG_ASSIGNMENT, TAG_BATCH_DATA, TAG_ENTRY,
+    BuyerOpinion, Entry, IorParams, IorTx, MeterRecord, NodeRole, Participant, PostedLeaf, SettlementTx, Tcr, TcrLeaf,
+    BLACK_HOLE, TAG_ASSIGNMENT, TAG_BATCH_DATA, TAG_ENTRY,
 };
 
 /// Configuration, set once by `init`.
@@ -258,12 +288,24 @@ impl BatchHeader {
     }
 }
 
-/// `register_meter` arguments: the caller's smart-meter key address and the
-/// authority's certificate over [`meter_cert_digest`]`(caller, meter)`.
+/// `register_meter` arguments: the caller's smart meter (its key address
+/// and reading interval) and the authority's certificate over
+/// [`meter_cert_digest`]`(caller, meter)`.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct RegisterMeter {
-    pub meter: Address,
+    pub meter: MeterRecord,
     pub cert: Signature,
+}
+
+/// Why `register_meter` refuses a meter. A refused registration reverts
+/// and records nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MeterError {
+    /// The reading interval must be positive and divide the metering grid
+    /// step ([`IorParams::meter_step_s`]), so whole readings tile every
+    /// grid slot and the slot's export is their sum.
+    #[error("a meter reading every {step_s} s does not tile the {grid_s} s metering grid")]
+    IntervalOffGrid { step_s: u32, grid_s: u32 },
 }
 
 /// `pay_delegation` arguments.
@@ -350,6 +392,24 @@ pub struct WithdrawArgs {
     pub amount: Amount,
     pub record: Participant,
     pub proof: SmtProof,
+}
+
+/// Most unexpired dispute commitments one account may hold
+/// ([`CommitError::TooManyOpen`]). A validator commits once per batch it
+/// disputes; sixteen leaves room for sixteen forged batches in one window.
+pub const MAX_OPEN_COMMITMENTS: usize = 16;
+
+/// Most expired commitment records one `commit_dispute` deletes.
+pub const COMMITMENT_PRUNE_PER_CALL: u64 = 8;
+
+/// Why `commit_dispute` refuses. A refused commitment reverts and records
+/// nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The caller already holds `open` unexpired commitments (revealed
+    /// ones count until their window ends).
+    #[error("{open} dispute commitments of this account are open (at most {cap}); wait until one expires")]
+    TooManyOpen { open: usize, cap: usize },
 }
 
 /// Why `withdraw` refuses. A refused withdrawal reverts and changes nothing.
@@ -575,6 +635,13 @@ fn dqkey(seq: u64) -> Vec<u8> {
 }
 /// Number of dispute commitments ever recorded.
 const DC_COUNT: &[u8] = b"dcn";
+/// The oldest `dq/SEQ` not yet pruned ([`prune_commitments`]).
+const DQ_HEAD: &[u8] = b"dqh";
+/// `dca/ADDR`: the account's commitments not yet pruned, as
+/// `(sequence, time)` in inclusion order ([`MAX_OPEN_COMMITMENTS`]).
+fn dcakey(who: &Address) -> Vec<u8> {
+    [b"dca/".as_slice(), who.as_bytes()].concat()
+}
 /// A recorded dispute commitment: height, time and inclusion sequence.
 #[derive(BorshSerialize, BorshDeserialize, Clone, Copy)]
 struct DcRecord {
@@ -1241,7 +1308,7 @@ fn reexecute(
 ) -> Result<ChainRun, ContractError> {
     let items = queue_items(ctx, h)?;
     let queue_keys = crate::state::queue_keys(&items);
-    let mut keys = crate::state::entry_keys(es, &[]);
+    let mut keys = crate::state::entry_keys(es, &[], c.params.meter_step_s);
     keys.extend(queue_keys.iter().copied());
     let (mut state, mut tree) = match open_priced(ctx, &keys, w, &settled)? {
         Ok(x) => x,
@@ -1251,7 +1318,7 @@ fn reexecute(
     crate::state::update_tree(&mut tree.tree, &queue_keys, &state);
     // Meters are this chain's registry.
     for a in meter_owners(es) {
-        if let Some(m) = ctx.read_typed::<Address>(&mkey(&a))? {
+        if let Some(m) = ctx.read_typed::<MeterRecord>(&mkey(&a))? {
             state.meters.insert(a, m);
         }
     }
@@ -1270,7 +1337,8 @@ fn reexecute(
                     .map_err(|err| ContractError::Revert(format!("internal: {err}")))?,
             )
             .ok_or_else(|| ContractError::Revert("overflow".into()))?;
-        let touched = crate::state::entry_keys(std::slice::from_ref(e), std::slice::from_ref(&l.tcr));
+        let touched =
+            crate::state::entry_keys(std::slice::from_ref(e), std::slice::from_ref(&l.tcr), c.params.meter_step_s);
         crate::state::update_tree(&mut tree.tree, &touched, &state);
         post_root = tree.root(ctx)?;
         l.post_root = post_root;
@@ -1653,6 +1721,13 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
 fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<Vec<u8>, ContractError> {
     let c = cfg(ctx)?;
     let who = ctx.caller();
+    prune_commitments(ctx, c.window_ms)?;
+    let now = ctx.timestamp();
+    let mut mine = ctx.read_typed::<Vec<(u64, Timestamp)>>(&dcakey(&who))?.unwrap_or_default();
+    mine.retain(|(_, t)| now < t.saturating_add(c.window_ms));
+    if mine.len() >= MAX_OPEN_COMMITMENTS {
+        return revert(CommitError::TooManyOpen { open: mine.len(), cap: MAX_OPEN_COMMITMENTS }.to_string());
+    }
     let key = dckey(&commitment, &who);
     if let Some(r) = ctx.read_typed::<DcRecord>(&key)? {
         if ctx.timestamp() < r.time.saturating_add(c.window_ms) {
@@ -1666,11 +1741,53 @@ fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<V
     ctx.write_typed(DC_COUNT, &(seq + 1))?;
     ctx.write_typed(&dqkey(seq), &(commitment, who, ctx.timestamp()))?;
     ctx.write_typed(&key, &DcRecord { height: ctx.height(), time: ctx.timestamp(), seq })?;
+    mine.push((seq, now));
+    ctx.write_typed(&dcakey(&who), &mine)?;
     ctx.emit(
         "ior_dispute_committed",
         vec![("commitment".into(), commitment.to_string()), ("by".into(), who.to_string())],
     )?;
     Ok(bytes(&true))
+}
+
+/// Deletes up to [`COMMITMENT_PRUNE_PER_CALL`] expired commitments (older
+/// than `window`), oldest first: the `dq/SEQ` entry, the committer's
+/// `dc/` record when it is still this commitment's (a later re-commitment
+/// of the same digest keeps its own), and its entry in the committer's
+/// `dca/` list (the list is deleted when empty). Inclusion order is time
+/// order, so what remains is a suffix of the sequence, and
+/// [`earlier_live_commitment`], which stops at the first missing or
+/// half-window-old entry, reads the same.
+fn prune_commitments(ctx: &mut CallContext<'_, '_>, window: u64) -> Result<(), ContractError> {
+    let now = ctx.timestamp();
+    let count = ctx.read_typed::<u64>(DC_COUNT)?.unwrap_or(0);
+    let mut head = ctx.read_typed::<u64>(DQ_HEAD)?.unwrap_or(0);
+    let start = head;
+    while head < count && head - start < COMMITMENT_PRUNE_PER_CALL {
+        let Some((commitment, who, time)) = ctx.read_typed::<(Hash32, Address, Timestamp)>(&dqkey(head))? else {
+            break;
+        };
+        if now < time.saturating_add(window) {
+            break;
+        }
+        ctx.delete(&dqkey(head))?;
+        let dc = dckey(&commitment, &who);
+        if ctx.read_typed::<DcRecord>(&dc)?.is_some_and(|r| r.seq == head) {
+            ctx.delete(&dc)?;
+        }
+        let mut list = ctx.read_typed::<Vec<(u64, Timestamp)>>(&dcakey(&who))?.unwrap_or_default();
+        list.retain(|(s, _)| *s != head);
+        if list.is_empty() {
+            ctx.delete(&dcakey(&who))?;
+        } else {
+            ctx.write_typed(&dcakey(&who), &list)?;
+        }
+        head += 1;
+    }
+    if head != start {
+        ctx.write_typed(DQ_HEAD, &head)?;
+    }
+    Ok(())
 }
 
 /// The caller's own commitment to the dispute with `digest`
@@ -1864,7 +1981,11 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> 
     // The records the entry and the leaf's effects touch: computed here,
     // not taken from the disputer, each proved present or absent.
     let queue_keys = crate::state::queue_keys(&items);
-    let mut keys = crate::state::entry_keys(std::slice::from_ref(&a.entry), std::slice::from_ref(&a.leaf.tcr));
+    let mut keys = crate::state::entry_keys(
+        std::slice::from_ref(&a.entry),
+        std::slice::from_ref(&a.leaf.tcr),
+        c.params.meter_step_s,
+    );
     keys.extend(queue_keys.iter().copied());
     let Ok((mut state, mut tree)) = open_priced(ctx, &keys, &a.witness, &pre_root)? else {
         return refuse(EntryDisputeError::WrongPreState(i));
@@ -2041,6 +2162,10 @@ impl NativeContract for IorPrimaryContract {
                 if !idle_for(ctx, &who)? {
                     return revert("a pending batch reads this account; register after it settles");
                 }
+                let grid_s = c.params.meter_step_s;
+                if a.meter.step_s == 0 || grid_s % a.meter.step_s != 0 {
+                    return revert(MeterError::IntervalOffGrid { step_s: a.meter.step_s, grid_s }.to_string());
+                }
                 if !ctx.verify_signature(&c.authority, &meter_cert_digest(&c.params.domain, &who, &a.meter), &a.cert)? {
                     return revert("meter certificate not signed by the authority");
                 }
@@ -2125,7 +2250,7 @@ impl NativeContract for IorPrimaryContract {
             })),
             "meter" => {
                 let who: Address = decode_args(args)?;
-                Ok(json!(ctx.read_typed::<Address>(&mkey(&who))?))
+                Ok(json!(ctx.read_typed::<MeterRecord>(&mkey(&who))?))
             }
             "pending" => {
                 let who: Address = decode_args(args)?;
@@ -2191,7 +2316,7 @@ impl NativeContract for IorPrimaryContract {
                 // the settled state they reconstructed.
                 let mut prestate = crate::exec::PreState::default();
                 for o in meter_owners(&es) {
-                    if let Some(m) = ctx.read_typed::<Address>(&mkey(&o))? {
+                    if let Some(m) = ctx.read_typed::<MeterRecord>(&mkey(&o))? {
                         prestate.meters.insert(o, m);
                     }
                 }

@@ -110,7 +110,12 @@ fn honest_whole(e: &Env, batch: u64) -> Vec<u8> {
         batch,
         claimed: own.iter().map(|l| l.tcr.clone()).collect(),
         entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+        witness: gridledger_rollup::state::batch_witness(
+            input.state.as_ref().unwrap(),
+            &input.queue,
+            &input.entries,
+            e.d.cfg.params.meter_step_s,
+        ),
     })
 }
 
@@ -568,7 +573,8 @@ fn a_forged_leaf_input_behind_a_heavy_batch_steals_the_buyers_payment() {
     let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
     assert_eq!(leaves[0].tcr.outcome, Outcome::StSettled(StSettlement::SellerShortfall), "the honest verdict");
     let mut pre = leaves[0].pre.clone();
-    pre.meters.insert(s.address(), fake.address());
+    pre.meters
+        .insert(s.address(), gridledger_rollup::types::MeterRecord { key: fake.address(), step_s: p.meter_step_s });
     let forged = execute_leaves(&mut OffChain, &p, &pre, &input.entries[..1]).unwrap().remove(0);
     assert_eq!(forged.tcr.outcome, Outcome::StSettled(StSettlement::SellerDelivered));
     leaves[0] = forged;

@@ -555,14 +555,14 @@ fn batch_entries_are_block_data_checked_against_the_commitment() {
     let bond = e.d.cfg.challenge_bond;
     let state = e.d.state_before(0).unwrap();
     let queue = e.d.batch_queue(&h).unwrap();
-    let witness = gridledger_rollup::state::batch_witness(&state, &queue, &es);
+    let witness = gridledger_rollup::state::batch_witness(&state, &queue, &es, e.d.cfg.params.meter_step_s);
     let d = args(&Controversial { batch: 0, claimed: vec![], entries: forged.clone(), witness });
     assert!(reverted(&e.d.primary_call(&trader(2), "dispute", d, bond).unwrap()).contains("commitment mismatch"));
     assert_eq!(part(&e, &b), before, "nothing settled from forged data");
     // A whole-batch dispute must bring the settled state: another one is refused.
     let mut other = state.clone();
     other.participants.insert(b.address(), Participant { balance: coins(1_000), reputation: 30 });
-    let witness = gridledger_rollup::state::batch_witness(&other, &queue, &es);
+    let witness = gridledger_rollup::state::batch_witness(&other, &queue, &es, e.d.cfg.params.meter_step_s);
     let d = args(&Controversial { batch: 0, claimed: vec![], entries: es.clone(), witness });
     assert!(reverted(&e.d.primary_call(&trader(2), "dispute", d, bond).unwrap()).contains("not the settled state"));
     e.d.set_time(e.d.now() + e.d.cfg.window_ms() + 1);

@@ -46,7 +46,12 @@
 //!   A dispute that times out books no fault on anyone: silence proves
 //!   nothing newer exists, and faulting the silent side would let any party
 //!   blacklist an honest peer by disputing four times. A cooperative close
-//!   during a dispute books none either. Faults count against the party's
+//!   during a dispute books the raiser a fault when its final state is not
+//!   the close of the disputed state (other balances, energy or top-ups):
+//!   the raiser co-signed past the state it disputed with, so trying a
+//!   stale dispute and closing when caught is not free (see
+//!   `close_shows_stale_dispute`); the close of the disputed state itself
+//!   books none. Faults count against the party's
 //!   MSC: grey list at the merchant's `grey_after`, blacklist at
 //!   `black_after` (§5.1.3). A blacklisted MSC cannot open ESCs or channels
 //!   or draw credit notes.
@@ -93,6 +98,14 @@
 //!   `channel_withdraw` pays a side only up to what the registered state
 //!   leaves it after the other side's due, so a channel never pays out more
 //!   than it holds.
+//!   The converse (a party whose newest co-signed state is *below* the
+//!   registered one: the peer registered the party's fallen-back proposal
+//!   with `channel_update` and went silent) is the client's to handle: a
+//!   dispute with a state below the registered one is refused as stale, so
+//!   `cns_channel_updated` / `cns_channel_withdrawn` tell the client to read
+//!   the registered state, which it signed, and it disputes with that (the
+//!   same state as the registered one is accepted) or with a newer one of
+//!   its own.
 //! - **Dispute limit.** A channel may not be opened when the ESC has *more
 //!   than* `dispute_limit` disputes (§3.3.3).
 //! - **Resolution.** A resolved dispute returns the channel to `Open` with
@@ -532,6 +545,21 @@ fn require_open(ch: &Channel) -> R<()> {
 /// it held co-signed: it closed with a stale state, a fault. A raiser with a
 /// proposal window above 1 may honestly lack several stacked proposals; that
 /// remains its risk (parties default to a window of 1).
+/// The fault rule of a cooperative close during a dispute (`channel_close`):
+/// the final state `f` is co-signed by both sides, so by the raiser too. The
+/// honest client co-signs a final state only with its own newest co-signed
+/// state's balances, energy and top-ups (`prev_counter` = that state), and
+/// disputes with its newest co-signed state; so a close that does not carry
+/// the disputed state `d`'s balances, energy and resize shows the raiser held
+/// a newer co-signed state when it disputed with `d`, the same evidence
+/// `channel_resolve` faults on. (A raiser that learns a newer state of its
+/// own after disputing, such as its fallen-back payment, resolves with it
+/// — excused by `raiser_may_lack` — rather than closing on it.) A close of
+/// `d` itself books nothing.
+fn close_shows_stale_dispute(d: &ChannelState, f: &ChannelState) -> bool {
+    f.balances != d.balances || f.energy != d.energy || f.resize != d.resize
+}
+
 fn raiser_may_lack(d: &ChannelState, c: &ChannelState, raiser: usize) -> bool {
     let peer = 1 - (raiser & 1);
     let raiser = raiser & 1;
@@ -1126,7 +1154,15 @@ impl CnsContract {
         let mut esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
         check_state(ctx, &ch, &esc, &a.state)?;
         if let Some(d) = ch.dispute.take() {
-            set_dispute_outcome(ctx, &ch.scid, d, DisputeOutcome::ClosedCooperatively)?;
+            let rec = set_dispute_outcome(ctx, &ch.scid, d, DisputeOutcome::ClosedCooperatively)?;
+            // `ch.latest` is still the disputed state. The raiser co-signed
+            // this final state: unless it is the close of the disputed state
+            // itself, the raiser signed a distribution past the one it
+            // disputed with (see `close_shows_stale_dispute`).
+            let raiser = usize::from(rec.raised_by.min(1));
+            if close_shows_stale_dispute(&ch.latest.state, &a.state.state) {
+                record_fault(ctx, esc.sids[raiser])?;
+            }
         }
         register_state(ctx, &mut esc, &mut ch, a.state)?;
         finalise(ctx, &mut esc, &mut ch)?;
