@@ -589,6 +589,13 @@ impl Chain {
         Ok(())
     }
 
+    /// Hashes of the last [`BLOCK_HASH_WINDOW`] blocks up to the tip, for a
+    /// block builder outside the chain ([`BlockBuilder::with_block_hashes`])
+    /// to give contracts what [`Chain::build_block`] gives them.
+    pub fn block_hashes(&self) -> &BlockHashes {
+        &self.recent
+    }
+
     pub fn block(&self, h: Height) -> Result<Option<Block>, ChainError> {
         Ok(self.store.block(h)?)
     }
