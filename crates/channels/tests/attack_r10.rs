@@ -204,6 +204,10 @@ fn a_registered_state_whose_read_failed_is_read_again_before_the_close_stalls() 
     );
 }
 
+/// A hostile frame, made from the duo and the recorded frames of one
+/// payment (side 1's proposal, side 0's accept, a stale reestablish).
+type Frame = Box<dyn Fn(&Duo, &[Vec<u8>]) -> Vec<u8>>;
+
 /// Held (round 10): hostile frames from the peer to a live machine —
 /// garbage, a truncated message, an oversized one, replays of an old
 /// proposal, acceptance and reestablish, a forged newer state signed by the
@@ -213,7 +217,7 @@ fn a_registered_state_whose_read_failed_is_read_again_before_the_close_stalls() 
 #[test]
 fn hostile_frames_change_nothing_and_the_channel_goes_on() {
     let cfg = DuoConfig::default();
-    let cases: Vec<(&str, Box<dyn Fn(&Duo, &[Vec<u8>]) -> Vec<u8>>)> = vec![
+    let cases: Vec<(&str, Frame)> = vec![
         ("garbage", Box::new(|_, _| vec![0xff; 64])),
         ("empty", Box::new(|_, _| vec![])),
         ("truncated", Box::new(|_, old| old[0][..old[0].len() / 2].to_vec())),
