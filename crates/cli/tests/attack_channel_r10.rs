@@ -220,3 +220,89 @@ fn kill_nine_of_the_payee_then_a_dispute_and_its_return_faults_no_one() {
         node.shutdown();
     }
 }
+
+/// Held (round 10, 6 rounds run): side 1 is SIGKILLed, side 0's close
+/// times out into its dispute, side 1 comes back, and side 0 (the raiser)
+/// is SIGKILLed 0–120 ms after side 1's restart (the cooperative close of
+/// the disputed state mostly lands in that window) and restarted (it must
+/// learn from the chain's events that its dispute stands, settle or close
+/// it): the channel closes with every payment side 0 was told is done, no
+/// fault on either side, coins conserved.
+#[test]
+fn kill_nine_of_the_raiser_during_its_dispute_loses_nothing() {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for round in 0..rounds().min(2).max(rounds().saturating_sub(1)) {
+        let terms = [
+            "--capacity",
+            "100000",
+            "50000",
+            "--t-delta-ms",
+            &MIN_T_DELTA_MS.to_string(),
+            "--close-timeout-ms",
+            "1000",
+        ];
+        let (_dir, node, url, dirs) = prepared_channel(["p0", "p1"], &terms);
+        let c = RpcClient::new(&url);
+        let initial = total(&c);
+        let mut procs = open_both([&dirs[0], &dirs[1]], &[]);
+        let cid = PartySpec::load(&dirs[0]).unwrap().cid;
+        for _ in 0..4 {
+            pay(&dirs[0], 1_000, 100);
+        }
+        let _ = procs.0[0].kill();
+        let _ = procs.0[0].wait();
+        let mut closer = Command::new(BIN)
+            .args(["channel", "close", "--dir", &d(&dirs[0])])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while read_channel(&c, &cid).unwrap().unwrap().status != ChannelStatus::Disputed {
+            assert!(t.elapsed() < Duration::from_secs(20), "round {round}: side 0 never disputed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut more = Procs(vec![open_cmd(&dirs[1]).spawn().unwrap()]);
+        let at = rng.random_range(0..120);
+        std::thread::sleep(Duration::from_millis(at));
+        let _ = procs.0[1].kill();
+        let _ = procs.0[1].wait();
+        let _ = closer.kill();
+        let _ = closer.wait();
+        let closed_already = read_channel(&c, &cid).unwrap().unwrap().status == ChannelStatus::Closed;
+        if !closed_already {
+            more.0.push(open_cmd(&dirs[0]).spawn().unwrap());
+        }
+        let t = Instant::now();
+        let mut asked = false;
+        loop {
+            let ch = read_channel(&c, &cid).unwrap().unwrap();
+            if ch.status == ChannelStatus::Closed {
+                break;
+            }
+            if !asked && t.elapsed() > Duration::from_secs(2) {
+                let _ = gl(&["channel", "close", "--dir", &d(&dirs[0])]);
+                asked = true;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "round {round}: channel {:?}", ch.status);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let ch = read_channel(&c, &cid).unwrap().unwrap();
+        let faults =
+            [0, 1].map(|i| read_msc(&c, PartySpec::load(&dirs[i]).unwrap().sid).unwrap().unwrap().disputes_at_fault);
+        eprintln!(
+            "round {round}: raiser killed {at} ms into its dispute (closed already: {closed_already}); closed at {} {:?}, faults {faults:?}",
+            ch.latest.state.counter, ch.latest.state.balances
+        );
+        assert_eq!(
+            (ch.latest.state.balances, faults),
+            ([Amount(100_000 - 400), Amount(50_000 + 400)], [0, 0]),
+            "round {round}: the close paid the done payments, no fault"
+        );
+        drop(more);
+        drop(procs);
+        assert_eq!(total(&c), initial, "round {round}: coins conserved");
+        node.shutdown();
+    }
+}
