@@ -246,6 +246,61 @@ impl PrimalDual {
         self.iterations += 1;
         self.report(market, residual, change, violation)
     }
+
+    /// The certificate as it was: from [`PrimalDual::settled`] and
+    /// [`Market::welfare`], each buyer's cheapest seller by a strided walk.
+    pub(super) fn certificate_reference(&self, market: &Market) -> Certificate {
+        let (mm, nn, k) = (self.buyers, self.sellers, self.buses);
+        let settled = self.settled();
+        let welfare = market.welfare(&settled);
+        // line prices per bus from μ, and the settled trades' overload
+        let mut bp = vec![0.0; k];
+        let mut dual = 0.0;
+        let (t, s) = PrimalDual::totals(&settled);
+        let mut inj = vec![0.0; k];
+        for (m, v) in t.iter().enumerate() {
+            inj[self.bm[m]] -= v;
+        }
+        for (n, v) in s.iter().enumerate() {
+            inj[self.bn[n]] += v;
+        }
+        let mut overload_value = 0.0;
+        for r in 0..self.h.len() {
+            let row = &self.g[r * k..(r + 1) * k];
+            let mu = self.mu[r];
+            if mu > 0.0 {
+                for (b, g) in bp.iter_mut().zip(row) {
+                    *b += mu * g;
+                }
+                dual += mu * self.h[r];
+                let ex = lane_dot(row, &inj) - self.h[r];
+                overload_value += mu * ex.max(0.0);
+            }
+        }
+        let best = |p: &Prosumer, c: f64| -> f64 {
+            // max_S welfare(S) − c S for a buyer, c S + welfare(S) for a seller
+            // (welfare(S) = −C(S)); S on the prosumer's bounds
+            let s = match p.side {
+                crate::problem::Side::Buyer => (p.b - c) / p.a,
+                crate::problem::Side::Seller => (c - p.b) / p.a,
+            };
+            let s = s.clamp(p.e_min, p.e_max);
+            match p.side {
+                crate::problem::Side::Buyer => p.welfare(s) - c * s,
+                crate::problem::Side::Seller => p.welfare(s) + c * s,
+            }
+        };
+        for (m, p) in market.buyers.iter().enumerate() {
+            let own = bp[self.bm[m]];
+            let c = (0..nn).map(|n| self.lambda[n * mm + m] + bp[self.bn[n]] - own).fold(f64::INFINITY, f64::min);
+            dual += best(p, c);
+        }
+        for (n, p) in market.sellers.iter().enumerate() {
+            let c = self.lambda[n * mm..(n + 1) * mm].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            dual += best(p, c);
+        }
+        Certificate { welfare, dual, overload_value }
+    }
 }
 
 #[cfg(test)]
@@ -301,7 +356,8 @@ mod tests {
     }
 
     /// `iters` iterations of the fused step (on every vector unit) beside
-    /// the reference step, compared after each.
+    /// the reference step, compared after each; the one-sweep certificate
+    /// beside the reference certificate on every iterate.
     fn agree(market: &Market, net: &MarketNetwork, iters: usize) {
         let params = PdParams::for_market(market);
         let mut reference = PrimalDual::new(market, net, params).unwrap();
@@ -315,6 +371,8 @@ mod tests {
             .collect();
         for it in 0..iters {
             let want = reference.step_reference(market);
+            let (a, b) = (reference.certificate(market), reference.certificate_reference(market));
+            same("certificate", it, &[a.welfare, a.dual, a.overload_value], &[b.welfare, b.dual, b.overload_value]);
             for pd in &mut fused {
                 let got = pd.step(market);
                 same_report(it, &got, &want);
