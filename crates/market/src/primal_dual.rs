@@ -691,7 +691,18 @@ impl PrimalDual {
         }
         self.bstats.reset();
         let isa = self.isa;
-        for n in 0..nn {
+        // the columns in blocks (each buyer's statistics in registers across
+        // a block), the last few one by one; each buyer's sums run over the
+        // sellers in order either way
+        let blocked = nn - nn % kernels::BLOCK;
+        for n in (0..blocked).step_by(kernels::BLOCK) {
+            let c = n * mm..(n + kernels::BLOCK) * mm;
+            let (g, own, bp) = (&self.gb, &self.own, &self.bp_col[n..n + kernels::BLOCK]);
+            let BuyerStats { clamped, sum_s, cnt_s, min_s, max_n } = &mut self.bstats;
+            let (x, q, v) = (&self.x[c.clone()], &self.q[c.clone()], &mut self.v[c]);
+            kernels::buyer_block(isa, x, q, v, g, own, bp, clamped, sum_s, cnt_s, min_s, max_n, &prm);
+        }
+        for n in blocked..nn {
             let c = n * mm..(n + 1) * mm;
             let (g, own, bp) = (&self.gb, &self.own, self.bp_col[n]);
             buyer_column(

@@ -121,8 +121,23 @@ multiversion! {
     );
 }
 
-/// Outside its set a value is moved to `±∞` for the min/max, so each
-/// statistic is one compare-and-select (a min/max instruction).
+/// One buyer's statistics take the step value `val` of a trade whose old
+/// copy was `old`. Outside its set a value is moved to `±∞` for the
+/// min/max, so each statistic is one compare-and-select (a min/max
+/// instruction).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn buyer_stat(old: f64, val: f64, cl: &mut f64, ss: &mut f64, cs: &mut f64, mn: &mut f64, mx: &mut f64) {
+    let ins = old > 0.0;
+    let (off_in, off_out) = if ins { (0.0, f64::INFINITY) } else { (f64::INFINITY, 0.0) };
+    let (w_in, w_out) = (val + off_in, val - off_out);
+    *cl += if val > 0.0 { val } else { 0.0 };
+    *ss += if ins { val } else { 0.0 };
+    *cs += if ins { 1.0 } else { 0.0 };
+    *mn = if w_in < *mn { w_in } else { *mn };
+    *mx = if w_out > *mx { w_out } else { *mx };
+}
+
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn buyer_column_body(
@@ -146,14 +161,64 @@ fn buyer_column_body(
         let old = x[k];
         let val = buyer_value(old, q[k], g[k], bp, own[k], prm);
         v[k] = val;
-        let ins = old > 0.0;
-        let (off_in, off_out) = if ins { (0.0, f64::INFINITY) } else { (f64::INFINITY, 0.0) };
-        let (w_in, w_out) = (val + off_in, val - off_out);
-        cl[k] += if val > 0.0 { val } else { 0.0 };
-        ss[k] += if ins { val } else { 0.0 };
-        cs[k] += if ins { 1.0 } else { 0.0 };
-        mn[k] = if w_in < mn[k] { w_in } else { mn[k] };
-        mx[k] = if w_out > mx[k] { w_out } else { mx[k] };
+        buyer_stat(old, val, &mut cl[k], &mut ss[k], &mut cs[k], &mut mn[k], &mut mx[k]);
+    }
+}
+
+/// Columns per call of [`buyer_block`].
+pub(super) const BLOCK: usize = 4;
+
+multiversion! {
+    /// [`buyer_column`] on [`BLOCK`] consecutive seller columns at once
+    /// (`x`, `q`, `v` hold them, `bp` their sellers' bus line prices):
+    /// each buyer's statistics stay in registers across the block (one
+    /// load and store of them per block, not per column), taking the
+    /// columns in order — the same sums as [`BLOCK`] calls of
+    /// [`buyer_column`].
+    fn buyer_block = buyer_block_body(
+        x: &[f64], q: &[f64], v: &mut [f64], g: &[f64], own: &[f64], bp: &[f64],
+        cl: &mut [f64], ss: &mut [f64], cs: &mut [f64], mn: &mut [f64], mx: &mut [f64],
+        prm: &PdParams,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn buyer_block_body(
+    x: &[f64],
+    q: &[f64],
+    v: &mut [f64],
+    g: &[f64],
+    own: &[f64],
+    bp: &[f64],
+    cl: &mut [f64],
+    ss: &mut [f64],
+    cs: &mut [f64],
+    mn: &mut [f64],
+    mx: &mut [f64],
+    prm: &PdParams,
+) {
+    let n = cl.len();
+    let (g, own, ss, cs, mn, mx) = (&g[..n], &own[..n], &mut ss[..n], &mut cs[..n], &mut mn[..n], &mut mx[..n]);
+    let (x0, x1, x2, x3) = (&x[..n], &x[n..2 * n], &x[2 * n..3 * n], &x[3 * n..4 * n]);
+    let (q0, q1, q2, q3) = (&q[..n], &q[n..2 * n], &q[2 * n..3 * n], &q[3 * n..4 * n]);
+    let (v0, rest) = v.split_at_mut(n);
+    let (v1, rest) = rest.split_at_mut(n);
+    let (v2, rest) = rest.split_at_mut(n);
+    let v3 = &mut rest[..n];
+    let bp = [bp[0], bp[1], bp[2], bp[3]];
+    for k in 0..n {
+        let (gk, ok) = (g[k], own[k]);
+        let (mut a_cl, mut a_ss, mut a_cs, mut a_mn, mut a_mx) = (cl[k], ss[k], cs[k], mn[k], mx[k]);
+        for (j, (xj, qj, vj)) in
+            [(x0, q0, &mut *v0), (x1, q1, &mut *v1), (x2, q2, &mut *v2), (x3, q3, &mut *v3)].into_iter().enumerate()
+        {
+            let old = xj[k];
+            let val = buyer_value(old, qj[k], gk, bp[j], ok, prm);
+            vj[k] = val;
+            buyer_stat(old, val, &mut a_cl, &mut a_ss, &mut a_cs, &mut a_mn, &mut a_mx);
+        }
+        (cl[k], ss[k], cs[k], mn[k], mx[k]) = (a_cl, a_ss, a_cs, a_mn, a_mx);
     }
 }
 
