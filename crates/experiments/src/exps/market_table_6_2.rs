@@ -128,7 +128,7 @@ impl Experiment for Table62 {
             }
             per_iter.push((k as f64, r.per_iter_s * 1e6));
             totals.push((k as f64, total));
-            raw.push(json!({"k": k, "iterations": r.iterations, "per_iter_s": r.per_iter_s, "comm_s": comm, "enc_dec_s": aes, "sign_verify_s": sig, "welfare": r.welfare, "optimum": r.optimum}));
+            raw.push(json!({"k": k, "iterations": r.iterations, "per_iter_s": r.per_iter_s, "comm_s": comm, "enc_dec_s": aes, "sign_verify_s": sig, "welfare": r.welfare, "optimum": r.optimum, "load_avg": load_avg()}));
             ctx.progress.done();
         }
         ctx.progress.finish();
@@ -177,4 +177,12 @@ impl Experiment for Table62 {
             ..Default::default()
         })
     }
+}
+
+/// The machine's 1/5/15-minute load averages as the kernel reports them
+/// (Linux; `None` elsewhere): the timings above are thread CPU time, but
+/// other processes still share the caches.
+fn load_avg() -> Option<String> {
+    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
