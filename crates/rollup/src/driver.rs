@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Address, Amount, Timestamp};
+use gridledger_core::{Address, Amount, Hash32, Timestamp};
 use gridledger_ledger::devnet::{call, dev_key, DevChain};
 use gridledger_ledger::{ChainClient, ChainError, ClientError, Receipt, SubmitError, TxStatus};
 use rand::Rng;
@@ -23,7 +23,7 @@ use crate::roles::{Call, Executor, ExecutorBehaviour, Fault, SmartMeter, Step, T
 use crate::state::QueueItem;
 use crate::types::{
     commit_entries, entry_hash, meter_cert_digest, node_cert_digest, tcr_root, AgreementKey, Entry, IorParams, IorTx,
-    NodeRole, Outcome, Participant, PostedLeaf,
+    MeterRecord, NodeRole, Outcome, Participant, PostedLeaf,
 };
 use crate::{args, primary_registry, secondary_registry, IOR_PRIMARY_ID, IOR_SECONDARY_ID};
 
@@ -341,12 +341,39 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     /// Bonded challenges sent by traders.
     pub bonded_challenges: u64,
     /// Held rewards ([`crate::primary::commit_dispute`]) this driver's
-    /// validators already tried to claim, so a claim that is refused is
-    /// not re-sent at every step.
-    claims_tried: BTreeSet<u64>,
+    /// validators tried to claim, by batch ([`HeldClaim`]), so a claim
+    /// refused for good is not re-sent at every step and one refused for
+    /// an earlier commitment's priority is retried with back-off.
+    held_claims: BTreeMap<u64, HeldClaim>,
     /// The settled state reconstructed so far from chain data: batches
     /// below `.0` applied ([`Self::settled_state`]).
     pub state_cache: std::cell::RefCell<(u64, PreState)>,
+}
+
+/// Where this driver's claim of one held reward stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HeldClaim {
+    /// Refused only because an earlier commitment still had priority
+    /// ([`crate::primary::EntryDisputeError::EarlierCommitment`]): tried
+    /// `attempts` times, next not before `next`.
+    Retry { attempts: u32, next: Timestamp },
+    /// Paid, refused for another reason, or given up.
+    Done,
+}
+
+/// Most claims of one held reward a driver sends while an earlier
+/// commitment has priority ([`HeldClaim`]).
+pub const MAX_HELD_CLAIMS: u32 = 24;
+
+/// Back-off before the next claim of a held reward after `attempts`
+/// refusals for an earlier commitment: `window / 64` doubling, at most
+/// `window / 16`, so that a claim lands within a sixteenth of a window of
+/// the earlier commitment's priority ending (an earlier commitment's
+/// priority ends before the claimer's own, `window / 2` after it was
+/// recorded; later committers may claim only after that).
+pub fn held_claim_backoff(window_ms: u64, attempts: u32) -> u64 {
+    let base = (window_ms / 64).max(1);
+    base.saturating_mul(1u64 << attempts.min(16)).min((window_ms / 16).max(1))
 }
 
 /// Largest transaction the driver's chains admit. `sc_exe`, `sc_verify`
@@ -481,7 +508,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             disputes_handled: 0,
             traders: BTreeMap::new(),
             bonded_challenges: 0,
-            claims_tried: BTreeSet::new(),
+            held_claims: BTreeMap::new(),
             state_cache: std::cell::RefCell::new((0, PreState::default())),
         };
         d.traders = (0..d.cfg.participants).map(dev_key).map(|k| (k.address(), k)).collect();
@@ -588,13 +615,21 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     }
 
     /// Registers each trader's development meter key ([`meter_key`]),
-    /// certified by the authority, up to `max_batch` per block.
+    /// certified by the authority, up to `max_batch` per block, reading at
+    /// the metering grid step ([`IorParams::meter_step_s`]).
     pub fn register_meters(&mut self, owners: &[KeyPair]) -> Result<(), DriverError> {
+        self.register_meters_every(owners, self.cfg.params.meter_step_s)
+    }
+
+    /// [`Self::register_meters`] for meters reading every `step_s`
+    /// seconds, which must divide the grid step (else the contract refuses
+    /// with [`crate::primary::MeterError`]).
+    pub fn register_meters_every(&mut self, owners: &[KeyPair], step_s: u32) -> Result<(), DriverError> {
         let per_block = (self.cfg.params.max_batch as usize).max(1);
         for chunk in owners.chunks(per_block) {
             let mut hashes = Vec::with_capacity(chunk.len());
             for key in chunk {
-                let meter = meter_key(&key.address()).address();
+                let meter = MeterRecord { key: meter_key(&key.address()).address(), step_s };
                 let cert = self.authority.sign(&meter_cert_digest(&self.cfg.params.domain, &key.address(), &meter));
                 let n = self.primary.next_nonce(&key.address());
                 let a = args(&RegisterMeter { meter, cert });
@@ -763,7 +798,12 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             return Ok(args(&FinalizeArgs { batch, entries: vec![], witness: Default::default() }));
         }
         let entries = batch_entries(&self.primary, &h)?;
-        let witness = crate::state::batch_witness(&self.state_before(batch)?, &self.batch_queue(&h)?, &entries);
+        let witness = crate::state::batch_witness(
+            &self.state_before(batch)?,
+            &self.batch_queue(&h)?,
+            &entries,
+            self.cfg.params.meter_step_s,
+        );
         Ok(args(&FinalizeArgs { batch, entries, witness }))
     }
 
@@ -772,7 +812,12 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     pub fn dispute_args(&self, batch: u64, claimed: Vec<crate::types::Tcr>) -> Result<Vec<u8>, DriverError> {
         let h = self.batch_header(batch)?;
         let entries = self.entries(batch)?;
-        let witness = crate::state::batch_witness(&self.state_before(batch)?, &self.batch_queue(&h)?, &entries);
+        let witness = crate::state::batch_witness(
+            &self.state_before(batch)?,
+            &self.batch_queue(&h)?,
+            &entries,
+            self.cfg.params.meter_step_s,
+        );
         Ok(args(&Controversial { batch, claimed, entries, witness }))
     }
 
@@ -789,7 +834,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         crate::state::apply_queue(&mut full, &self.cfg.params, &input.queue)
             .map_err(|e| DriverError::View(format!("queue does not apply: {e}")))?;
         let meters = std::mem::take(&mut input.prestate.meters);
-        input.prestate = crate::state::slice_for(&full, &input.entries);
+        input.prestate = crate::state::slice_for(&full, &input.entries, self.cfg.params.meter_step_s);
         input.prestate.meters = meters;
         input.state = Some(state);
         if input.tcrs.is_none() && !input.header.overturned {
@@ -860,25 +905,66 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// restart: the batch's posted TCRs are block data, so its validator
     /// re-derives exactly the dispute it committed to. Only the dispute is
     /// sent (its commitment is on chain already, or the claim earns
-    /// nothing); each held batch is tried once per driver.
+    /// nothing).
+    ///
+    /// A claim refused because another address committed earlier and its
+    /// priority is not over (`EarlierCommitment`; commitments are hidden,
+    /// so a junk one counts too) is sent again at a later `process`, with
+    /// back-off ([`held_claim_backoff`]), while the validator's own
+    /// commitment is within its reveal window, at most [`MAX_HELD_CLAIMS`]
+    /// times; any other refusal or a success ends the claim. The state is
+    /// the driver's memory only: after a restart each held batch is tried
+    /// afresh.
     fn claim_held(&mut self) -> Result<(), DriverError> {
         let held: Vec<(u64, BatchHeader)> = self.view_borsh("held_batches", vec![])?;
         for (batch, posted) in held {
             let Some(i) = self.validators.iter().position(|(k, _)| k.address() == posted.validator) else { continue };
-            if !self.claims_tried.insert(batch) {
-                continue;
-            }
+            let attempts = match self.held_claims.get(&batch) {
+                Some(HeldClaim::Done) => continue,
+                Some(HeldClaim::Retry { next, .. }) if self.now() < *next => continue,
+                Some(HeldClaim::Retry { attempts, .. }) => *attempts,
+                None => 0,
+            };
             let mut input = self.batch_input(batch)?;
             input.header = posted;
             input.leaves = batch_leaves(&self.primary, &input.header, &self.cfg.params.domain, &input.entries)?;
             input.tcrs = input.leaves.as_ref().map(|ls| ls.iter().map(|l| l.tcr.clone()).collect());
             let step = self.validators[i].1.on_tcrs_recorded(&input);
             let key = self.validators[i].0.clone();
-            for c in step.calls.into_iter().filter(|c| c.target == Target::Primary && c.method != "commit_dispute") {
-                self.primary_call(&key, c.method, c.args, Amount::ZERO)?;
+            let mut commitment = None;
+            let mut retry = false;
+            for c in step.calls.into_iter().filter(|c| c.target == Target::Primary) {
+                if c.method == "commit_dispute" {
+                    commitment = borsh::from_slice::<Hash32>(&c.args).ok();
+                    continue;
+                }
+                let r = self.primary_call(&key, c.method, c.args, Amount::ZERO)?;
+                if let TxStatus::Reverted(why) = &r.status {
+                    retry = why.contains(crate::primary::EARLIER_COMMITMENT);
+                    break;
+                }
             }
+            let live_until = match (retry, commitment) {
+                (true, Some(c)) => self.commitment_time(&c, &key.address())?.map(|t| t + self.cfg.window_ms()),
+                _ => None,
+            };
+            let next = self.now().saturating_add(held_claim_backoff(self.cfg.window_ms(), attempts));
+            let state = match live_until {
+                Some(until) if attempts + 1 < MAX_HELD_CLAIMS && next < until => {
+                    HeldClaim::Retry { attempts: attempts + 1, next }
+                }
+                _ => HeldClaim::Done,
+            };
+            self.held_claims.insert(batch, state);
         }
         Ok(())
+    }
+
+    /// When `by` recorded dispute commitment `commitment`, if it is on
+    /// chain and unspent.
+    fn commitment_time(&self, commitment: &Hash32, by: &Address) -> Result<Option<Timestamp>, DriverError> {
+        let v = self.reader().view_json("dispute_commitment", args(&(*commitment, *by)))?;
+        Ok(v["time"].as_u64())
     }
 
     /// Runs §3.4 Steps 2–5 until every recorded batch has settled.
@@ -1096,5 +1182,24 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         if let Some((_, v)) = self.validators.get_mut(i) {
             v.behaviour = b;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_claim_backoff_doubles_up_to_a_sixteenth_of_the_window() {
+        let w = 64_000;
+        let steps: Vec<u64> = (0..6).map(|a| held_claim_backoff(w, a)).collect();
+        assert_eq!(steps, [1_000, 2_000, 4_000, 4_000, 4_000, 4_000]);
+        assert_eq!(held_claim_backoff(w, u32::MAX), w / 16);
+        // A tiny window still moves on.
+        assert_eq!(held_claim_backoff(0, 3), 1);
+        // Within the bound the retries span more than the claimer's own
+        // priority (half a window).
+        let total: u64 = (0..MAX_HELD_CLAIMS - 1).map(|a| held_claim_backoff(w, a)).sum();
+        assert!(total > w / 2, "{total}");
     }
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::types::{
     Agreement, AgreementKey, AgreementTerms, AgreementTx, AtRejection, BuyerOpinion, Effect, Entry, IorParams, IorTx,
-    Outcome, Participant, SettlementTx, SlotKey, StRejection, StSettlement, Tcr, TcrLeaf,
+    MeterRecord, Outcome, Participant, SettlementTx, SlotKey, StRejection, StSettlement, Tcr, TcrLeaf,
 };
 
 /// Gas for one meter reading in the `Σ P_s × Δt` loop: calldata load,
@@ -128,9 +128,9 @@ pub struct PreState {
     pub participants: BTreeMap<Address, Participant>,
     /// Open agreements.
     pub agreements: BTreeMap<AgreementKey, Agreement>,
-    /// Certified smart-meter key address of each seller whose ST the batch
-    /// holds (`register_meter`).
-    pub meters: BTreeMap<Address, Address>,
+    /// Certified smart meter (key address and reading interval) of each
+    /// seller whose ST the batch holds (`register_meter`).
+    pub meters: BTreeMap<Address, MeterRecord>,
     /// Watt-seconds of each seller's metered export in a slot already
     /// claimed by won arbitrations ([`Effect::Claim`]), for the slots of
     /// the batch's STs. Absent: nothing claimed.
@@ -180,21 +180,21 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
 
 /// The grid slots whose claimed energy entry `e` reads: an ST's
 /// [`SettlementTx::claim_slots`]; nothing for other entries.
-pub fn claim_slots(e: &Entry) -> Vec<SlotKey> {
+pub fn claim_slots(e: &Entry, grid_s: u32) -> Vec<SlotKey> {
     match &e.tx {
-        IorTx::St(s) => s.claim_slots(),
+        IorTx::St(s) => s.claim_slots(grid_s),
         _ => vec![],
     }
 }
 
 /// Delivery slots whose claimed energy the batch's STs read.
-pub fn st_slots(entries: &[Entry]) -> BTreeSet<SlotKey> {
-    entries.iter().flat_map(claim_slots).collect()
+pub fn st_slots(entries: &[Entry], grid_s: u32) -> BTreeSet<SlotKey> {
+    entries.iter().flat_map(|e| claim_slots(e, grid_s)).collect()
 }
 
 /// The claimed energy of the slots `e` reads, from `st`.
-fn claimed_of(st: &PreState, e: &Entry) -> BTreeMap<SlotKey, u128> {
-    claim_slots(e).into_iter().filter_map(|k| st.claimed.get(&k).map(|c| (k, *c))).collect()
+fn claimed_of(st: &PreState, e: &Entry, grid_s: u32) -> BTreeMap<SlotKey, u128> {
+    claim_slots(e, grid_s).into_iter().filter_map(|k| st.claimed.get(&k).map(|c| (k, *c))).collect()
 }
 
 /// The only effects a TCR with `outcome` may carry for entry `e` (issue 11
@@ -251,7 +251,10 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
                 let IorTx::St(s) = &e.tx else { return None };
                 let mut v = to_buyer(t.seller, t.buyer)?;
                 // EM claimed against the readings' grid slots.
-                v.push(Effect::ClaimExport { slots: s.claim_split()?, ws: u128::from(t.em.0).checked_mul(3600)? });
+                v.push(Effect::ClaimExport {
+                    slots: s.claim_split(p.meter_step_s)?,
+                    ws: u128::from(t.em.0).checked_mul(3600)?,
+                });
                 Some(v)
             }
             StSettlement::SellerShortfall => to_buyer(t.buyer, t.seller),
@@ -357,7 +360,7 @@ pub fn apply_effects(
 /// ST's) the claimed energy of its grid slots. Re-executing `e` on its slice gives the same
 /// TCR as executing it on the whole state (what a single-entry dispute on
 /// the primary chain relies on).
-pub fn slice(st: &PreState, e: &Entry) -> PreState {
+pub fn slice(st: &PreState, e: &Entry, grid_s: u32) -> PreState {
     let t = e.tx.terms();
     let key = t.key();
     let parts = [e.sender, t.buyer, t.seller];
@@ -365,7 +368,7 @@ pub fn slice(st: &PreState, e: &Entry) -> PreState {
         participants: st.participants.iter().filter(|(a, _)| parts.contains(a)).map(|(a, p)| (*a, *p)).collect(),
         agreements: st.agreements.get(&key).map(|ag| (key, ag.clone())).into_iter().collect(),
         meters: st.meters.get(&t.seller).map(|m| (t.seller, *m)).into_iter().collect(),
-        claimed: claimed_of(st, e),
+        claimed: claimed_of(st, e, grid_s),
         closed_in_batch: st.closed_in_batch.iter().filter(|k| **k == key).copied().collect(),
     }
 }
@@ -391,7 +394,7 @@ pub fn slice(st: &PreState, e: &Entry) -> PreState {
 /// chain to snapshot or prove the pre-state at `SC_CR`, which it does not.)
 /// Re-executing `e` on these inputs gives the same TCR as on the whole
 /// state: effects are deltas that apply to absent records as to default ones.
-pub fn leaf_inputs(st: &PreState, e: &Entry, outcome: &Outcome) -> PreState {
+pub fn leaf_inputs(st: &PreState, e: &Entry, outcome: &Outcome, grid_s: u32) -> PreState {
     let t = e.tx.terms();
     let key = t.key();
     let seller_read = matches!(e.tx, IorTx::At(_))
@@ -402,7 +405,7 @@ pub fn leaf_inputs(st: &PreState, e: &Entry, outcome: &Outcome) -> PreState {
         participants: st.participants.iter().filter(|(a, _)| parts.contains(a)).map(|(a, p)| (*a, *p)).collect(),
         agreements: st.agreements.get(&key).map(|ag| (key, ag.clone())).into_iter().collect(),
         meters: st.meters.get(&t.seller).filter(|_| meter_read).map(|m| (t.seller, *m)).into_iter().collect(),
-        claimed: claimed_of(st, e),
+        claimed: claimed_of(st, e, grid_s),
         closed_in_batch: st.closed_in_batch.iter().filter(|k| **k == key).copied().collect(),
     }
 }
@@ -442,7 +445,7 @@ pub fn execute_leaves(
         if outcome == Outcome::StRejected(StRejection::NoAgreement(key.buyer)) && st.closed_in_batch.contains(&key) {
             outcome = Outcome::StRejected(StRejection::SettledInBatch);
         }
-        let before = leaf_inputs(&st, e, &outcome);
+        let before = leaf_inputs(&st, e, &outcome, p.meter_step_s);
         let effects = expected_effects(p, e, &outcome)
             .ok_or_else(|| ContractError::Revert("internal: verdict without effects".into()))?;
         apply_effects(&mut st, p, &key, &effects)
@@ -527,6 +530,17 @@ fn execute_at(
     if e.recorded_at >= t.dt_end {
         return reject(AtRejection::DeliveryPassed { dt_end: t.dt_end, now: e.recorded_at });
     }
+    // A replay (or any second recording) of an open agreement's terms is
+    // refused before reputation and balances are read: the open agreement
+    // has locked the seller's `D_s`, so a balance check first would refuse
+    // the replay for the *seller's* balance and charge the seller α for
+    // the buyer's transaction. Only the sender (the buyer) pays for it.
+    // Agreements close only at or after `dt_end`, so a replay after closing
+    // is `DeliveryPassed` above: no recording of seller-signed terms other
+    // than the first can reach the checks that penalise the counterparty.
+    if st.agreements.contains_key(&t.key()) {
+        return reject(AtRejection::AgreementOpen(t.buyer));
+    }
     let Some(need) = t.payment().and_then(|pay| pay.checked_add(p.ds)) else {
         return invalid("D_s + EP × EM overflows");
     };
@@ -544,9 +558,6 @@ fn execute_at(
         if available < needed {
             return reject(AtRejection::InsufficientBalance { who, needed, available });
         }
-    }
-    if st.agreements.contains_key(&t.key()) {
-        return reject(AtRejection::AgreementOpen(t.buyer));
     }
     // Steps 4 and 5.
     Ok(Outcome::AtAccepted)
@@ -615,11 +626,16 @@ fn execute_st(
         return Ok(Outcome::StSettled(StSettlement::Agreed));
     }
     // Step 4: arbitration on the seller's meter, exactly in watt-seconds.
-    // Readings are evidence only when signed by the seller's certified meter.
-    let certified = match (&s.meter_sig, st.meters.get(&t.seller)) {
+    // Readings are evidence only when signed by the seller's certified
+    // meter, and only at the interval it was certified with.
+    let meter = st.meters.get(&t.seller);
+    if let Some(m) = meter.filter(|m| m.step_s != s.dt_step_s) {
+        return reject(StRejection::OffMeterInterval { step_s: s.dt_step_s, meter_step_s: m.step_s });
+    }
+    let certified = match (&s.meter_sig, meter) {
         (Some(sig), Some(meter)) => {
             env.charge(gas::HASH_BASE + gas::HASH_WORD * (2 + got / 4))?;
-            env.recover(&s.readings_digest(&p.domain), sig)? == Some(*meter)
+            env.recover(&s.readings_digest(&p.domain), sig)? == Some(meter.key)
         }
         _ => false,
     };
@@ -627,12 +643,10 @@ fn execute_st(
     // The seller's export counts once per grid slot across all its
     // agreements whose periods cover the slot: energy already claimed there
     // by won arbitrations (earlier in this batch, in record order, or in
-    // settled batches) is not evidence again. Readings count only at the
-    // meters' fixed interval, so every ST reads the same grid slots.
-    let on_grid = s.dt_step_s == p.meter_step_s;
+    // settled batches) is not evidence again. Readings at the meter's
+    // interval are summed per grid slot, so every ST reads the same slots.
     let delivered = certified
-        && on_grid
-        && s.claim_split().is_some_and(|split| {
+        && s.claim_split(p.meter_step_s).is_some_and(|split| {
             u128::from(t.em.0).checked_mul(3600).is_some_and(|ws| claim_alloc(&st.claimed, &split, ws).is_some())
         });
     Ok(Outcome::StSettled(if delivered { StSettlement::SellerDelivered } else { StSettlement::SellerShortfall }))

@@ -47,9 +47,12 @@
 //!   by the first call to this contract in a later block. Its executor is
 //!   drawn by lot from the active executors with the parent hash of the block
 //!   that opens the batch, its validator when the batch closes, with the
-//!   parent hash of the closing block (issue 11 item 1): no trader knows, when
-//!   it submits, which validator will check its batch, so none can time its
-//!   entries for an accomplice. The assigned executor's time, after which a
+//!   hash of the batch's own block read by height (issue 11 item 1; attack
+//!   r5 finding 7, [`validator_seed`]): no trader knows, when it submits,
+//!   which validator will check its batch, so none can time its entries for
+//!   an accomplice, and whoever closes the batch cannot pick the lot by
+//!   picking the closing block. A colluding proposer of the batch's block
+//!   can still grind its hash. The assigned executor's time, after which a
 //!   stand-in may record the TCRs, runs from the close.
 //! - **No TCRs.** An executor that posts no root and goes silent is
 //!   replaced by a stand-in after a window; two windows after the close,
@@ -78,6 +81,18 @@
 //!   recorded: the time the assigned validator and the smart meters'
 //!   delegated validators have to dispute. IOR uses seconds; the
 //!   conventional-OR baseline is this contract with a week.
+//! - **Meters and their interval.** `register_meter` records a trader's
+//!   smart meter once, certified by the authority: the key that signs its
+//!   readings and its reading interval `Δt` ([`crate::types::MeterRecord`],
+//!   both under the certificate). The interval must be positive and divide
+//!   the metering grid step `IorParams::meter_step_s` (else
+//!   [`MeterError::IntervalOffGrid`]): real meters record every 1, 5, 15 or
+//!   60 minutes, and a finer meter's readings are summed per grid slot, so
+//!   claims stay one record per seller and grid slot whatever the meter.
+//!   Arbitration refuses readings at another interval than the registered
+//!   one (`StRejection::OffMeterInterval`; the seller may resubmit its
+//!   meter's own readings). A meter cannot be re-registered, so all of a
+//!   seller's STs read the same slots.
 //! - **Money.** Traders pre-fund an IOR account (`fund`): the contract cannot
 //!   pull coin from a seller's wallet on a buyer's AT, so Step 3's balance
 //!   check and Step 5's deposits use this account. The contract holds the
@@ -125,6 +140,24 @@
 //!   copying a dispute, a commitment, or merely the knowledge that a batch
 //!   is wrong earns nothing. A commitment expires `window_ms` after it is
 //!   recorded.
+//! - **Commitment records are bounded** (not in the seed). Commitments
+//!   cost only a fee, so without a bound their records would grow for
+//!   ever. An account holds at most [`MAX_OPEN_COMMITMENTS`] unexpired
+//!   commitments ([`CommitError::TooManyOpen`]); every `commit_dispute`
+//!   first deletes up to [`COMMITMENT_PRUNE_PER_CALL`] expired records,
+//!   oldest first, whoever made them. Each call adds one record and
+//!   removes up to that many expired ones, so the stored commitments are
+//!   those of the last window plus a backlog that every later commitment
+//!   shrinks. An expired commitment earns nothing, so deleting it loses
+//!   nothing.
+//!   Claimed-slot records of the settlement state (`claimed`, one per
+//!   seller and grid slot an arbitration won) are not pruned: an AT's
+//!   delivery period has no length bound and may start in the past, and an
+//!   open agreement stays arbitrable until it settles or its buyer expires
+//!   it, so no time is known after which a slot can no longer be read.
+//!   Pruning them needs both bounded first (e.g. `DT ≤ max_dl_ms` and
+//!   `SC_EXE_ST` refusing STs after `DL + expiry_ms`); they grow with won
+//!   arbitrations, which cost their seller gas, at most one per grid slot.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
@@ -140,8 +173,8 @@ use crate::state::{QueueItem, RecordKey, StateWitness};
 use crate::store::{bytes, mkey};
 use crate::types::{
     commit_entries, commitment_preimage, meter_cert_digest, node_cert_digest, AgreementTerms, AgreementTx,
-    BuyerOpinion, Entry, IorParams, IorTx, NodeRole, Participant, PostedLeaf, SettlementTx, Tcr, TcrLeaf, BLACK_HOLE,
-    TAG_ASSIGNMENT, TAG_BATCH_DATA, TAG_ENTRY,
+    BuyerOpinion, Entry, IorParams, IorTx, MeterRecord, NodeRole, Participant, PostedLeaf, SettlementTx, Tcr, TcrLeaf,
+    BLACK_HOLE, TAG_ASSIGNMENT, TAG_BATCH_DATA, TAG_ENTRY,
 };
 
 /// Configuration, set once by `init`.
@@ -189,11 +222,14 @@ pub struct BatchHeader {
     pub height: u64,
     /// Drawn when the batch opens (from the parent hash of its block).
     pub executor: Address,
-    /// Drawn when the batch closes, from the parent hash of the first later
-    /// block that calls the contract ([`Address::ZERO`] until then): no
-    /// trader knows it when it submits, so none can time its entries to
-    /// land in a batch checked by an accomplice (a lot seeded by the
-    /// batch's own parent hash was known in advance).
+    /// Drawn when the batch closes ([`Address::ZERO`] until then), from
+    /// the hash of the batch's own block ([`validator_seed`]): no trader
+    /// knows it when it submits, so none can time its entries to land in a
+    /// batch checked by an accomplice (a lot seeded by the batch's own
+    /// parent hash was known in advance), and it is the same whichever
+    /// later block closes the batch, so the closer cannot choose it either
+    /// (a lot from the closing block's parent hash let the closer wait for
+    /// the block that names its accomplice).
     pub validator: Address,
     /// How many ATs and how many STs/opinions/expiries the batch holds. A
     /// count, not the list of indices: rewriting a growing list on every
@@ -252,12 +288,24 @@ impl BatchHeader {
     }
 }
 
-/// `register_meter` arguments: the caller's smart-meter key address and the
-/// authority's certificate over [`meter_cert_digest`]`(caller, meter)`.
+/// `register_meter` arguments: the caller's smart meter (its key address
+/// and reading interval) and the authority's certificate over
+/// [`meter_cert_digest`]`(caller, meter)`.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct RegisterMeter {
-    pub meter: Address,
+    pub meter: MeterRecord,
     pub cert: Signature,
+}
+
+/// Why `register_meter` refuses a meter. A refused registration reverts
+/// and records nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MeterError {
+    /// The reading interval must be positive and divide the metering grid
+    /// step ([`IorParams::meter_step_s`]), so whole readings tile every
+    /// grid slot and the slot's export is their sum.
+    #[error("a meter reading every {step_s} s does not tile the {grid_s} s metering grid")]
+    IntervalOffGrid { step_s: u32, grid_s: u32 },
 }
 
 /// `pay_delegation` arguments.
@@ -346,6 +394,24 @@ pub struct WithdrawArgs {
     pub proof: SmtProof,
 }
 
+/// Most unexpired dispute commitments one account may hold
+/// ([`CommitError::TooManyOpen`]). A validator commits once per batch it
+/// disputes; sixteen leaves room for sixteen forged batches in one window.
+pub const MAX_OPEN_COMMITMENTS: usize = 16;
+
+/// Most expired commitment records one `commit_dispute` deletes.
+pub const COMMITMENT_PRUNE_PER_CALL: u64 = 8;
+
+/// Why `commit_dispute` refuses. A refused commitment reverts and records
+/// nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The caller already holds `open` unexpired commitments (revealed
+    /// ones count until their window ends).
+    #[error("{open} dispute commitments of this account are open (at most {cap}); wait until one expires")]
+    TooManyOpen { open: usize, cap: usize },
+}
+
 /// Why `withdraw` refuses. A refused withdrawal reverts and changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WithdrawError {
@@ -405,15 +471,20 @@ pub enum EntryDisputeError {
     /// A claim of a held reward ([`HeldReward`]) by a committer while a
     /// commitment recorded before the claimer's is still within its
     /// reveal window: the first committer has priority.
-    #[error(
-        "batch {batch}'s held reward: commitment #{earlier} was recorded before the claimer's and may still reveal"
-    )]
+    /// The claimer may try again once that commitment's priority is over
+    /// (its message contains [`EARLIER_COMMITMENT`]).
+    #[error("batch {batch}'s held reward: commitment #{earlier} {EARLIER_COMMITMENT}")]
     EarlierCommitment { batch: u64, earlier: u64 },
     /// A whole-batch `dispute` claiming a held reward whose claimed TCRs
     /// are not the chain's own run of the batch.
     #[error("the claimed TCRs are not batch {0}'s correct TCRs")]
     WrongClaimedTcrs(u64),
 }
+
+/// What the refusal of a held-reward claim for an earlier, still
+/// privileged commitment ([`EntryDisputeError::EarlierCommitment`]) says:
+/// a driver recognises a claim worth retrying by it in the revert reason.
+pub const EARLIER_COMMITMENT: &str = "was recorded before the claimer's and may still reveal";
 
 /// `Err` once batch `h`'s dispute window has passed: the same instant from
 /// which `finalize` settles it, so a batch is always either disputable or
@@ -564,6 +635,13 @@ fn dqkey(seq: u64) -> Vec<u8> {
 }
 /// Number of dispute commitments ever recorded.
 const DC_COUNT: &[u8] = b"dcn";
+/// The oldest `dq/SEQ` not yet pruned ([`prune_commitments`]).
+const DQ_HEAD: &[u8] = b"dqh";
+/// `dca/ADDR`: the account's commitments not yet pruned, as
+/// `(sequence, time)` in inclusion order ([`MAX_OPEN_COMMITMENTS`]).
+fn dcakey(who: &Address) -> Vec<u8> {
+    [b"dca/".as_slice(), who.as_bytes()].concat()
+}
 /// A recorded dispute commitment: height, time and inclusion sequence.
 #[derive(BorshSerialize, BorshDeserialize, Clone, Copy)]
 struct DcRecord {
@@ -707,9 +785,11 @@ fn draw(parent: &gridledger_core::Hash32, id: u64, salt: u8, n: usize) -> usize 
     (u64::from_be_bytes(w) % n.max(1) as u64) as usize
 }
 
-/// The executor and validator of a batch opened with `parent` as parent
-/// block hash: a lot over the registered (active) nodes. Public so that
-/// anyone can check an assignment.
+/// The executor and validator of batch `id` drawn from `lot`: a lot over
+/// the registered (active) nodes. The executor is drawn with the parent
+/// hash of the batch's block as `lot`, the validator with the hash of the
+/// batch's block itself ([`validator_seed`]). Public so that anyone can
+/// check an assignment.
 pub fn assign(
     parent: &gridledger_core::Hash32,
     id: u64,
@@ -722,9 +802,41 @@ pub fn assign(
     Some((executors[draw(parent, id, 0, executors.len())], validators[draw(parent, id, 1, validators.len())]))
 }
 
+/// The lot a batch recorded in block `height` draws its validator from,
+/// read in a later block (attack r5 finding 7): the hash of block
+/// `height` itself, fixed once that block was made and read by height
+/// ([`CallContext::block_hash`]), so it is the same whichever later block
+/// closes the batch and whoever sends that call.
+///
+/// What it resists: the traders recording in the batch (the block's hash
+/// is unknown when they submit, and their own transactions are only part
+/// of it), the batch's executor, and whoever closes the batch (waiting for
+/// a convenient block changes nothing). What it does not resist: the
+/// proposer of the batch's block, who can grind that block's hash (its
+/// timestamp, which transactions it includes and in what order) before it
+/// proposes — a colluding primary-chain proposer picks the validator, as
+/// with any lot drawn from block hashes; only randomness from the
+/// validators themselves (a commit–reveal or VRF beacon) would close that.
+///
+/// The ledger keeps [`gridledger_ledger::BLOCK_HASH_WINDOW`] hashes. A
+/// batch closed later than that (nobody called the contract for that
+/// many blocks) draws from the hash of block `height + k × window`, the
+/// latest such block still readable: a closer who withholds every call
+/// gets a fresh lot only once per window of waiting, while the batch, and
+/// every account it touches, waits with it. A chain that gives contracts
+/// no block history (only the parent's hash) falls back to the parent hash.
+fn validator_seed(ctx: &mut CallContext<'_, '_>, height: u64) -> Result<Hash32, ContractError> {
+    let w = gridledger_ledger::BLOCK_HASH_WINDOW;
+    let now = ctx.height();
+    let at = match now.saturating_sub(1).checked_sub(height) {
+        Some(gap) if gap >= w => height + gap / w * w,
+        _ => height,
+    };
+    Ok(ctx.block_hash(at)?.unwrap_or_else(|| ctx.parent_hash()))
+}
+
 /// Closes the latest batch once a later block calls the contract: draws
-/// its validator from this block's parent hash and starts the executor's
-/// clock. Runs at the start of every call, so only the latest batch can be
+/// its validator ([`validator_seed`]) and starts the executor's clock. Runs at the start of every call, so only the latest batch can be
 /// open for recording or unclosed.
 fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<Latest, ContractError> {
     let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
@@ -735,7 +847,8 @@ fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<Latest, ContractError> 
     }
     let vals = ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default();
     if !vals.is_empty() {
-        h.validator = vals[draw(&ctx.parent_hash(), id, 1, vals.len())];
+        let seed = validator_seed(ctx, h.height)?;
+        h.validator = vals[draw(&seed, id, 1, vals.len())];
     }
     h.closed_at = Some(ctx.timestamp());
     h.closed_height = Some(ctx.height());
@@ -1195,7 +1308,7 @@ fn reexecute(
 ) -> Result<ChainRun, ContractError> {
     let items = queue_items(ctx, h)?;
     let queue_keys = crate::state::queue_keys(&items);
-    let mut keys = crate::state::entry_keys(es, &[]);
+    let mut keys = crate::state::entry_keys(es, &[], c.params.meter_step_s);
     keys.extend(queue_keys.iter().copied());
     let (mut state, mut tree) = match open_priced(ctx, &keys, w, &settled)? {
         Ok(x) => x,
@@ -1205,7 +1318,7 @@ fn reexecute(
     crate::state::update_tree(&mut tree.tree, &queue_keys, &state);
     // Meters are this chain's registry.
     for a in meter_owners(es) {
-        if let Some(m) = ctx.read_typed::<Address>(&mkey(&a))? {
+        if let Some(m) = ctx.read_typed::<MeterRecord>(&mkey(&a))? {
             state.meters.insert(a, m);
         }
     }
@@ -1224,7 +1337,8 @@ fn reexecute(
                     .map_err(|err| ContractError::Revert(format!("internal: {err}")))?,
             )
             .ok_or_else(|| ContractError::Revert("overflow".into()))?;
-        let touched = crate::state::entry_keys(std::slice::from_ref(e), std::slice::from_ref(&l.tcr));
+        let touched =
+            crate::state::entry_keys(std::slice::from_ref(e), std::slice::from_ref(&l.tcr), c.params.meter_step_s);
         crate::state::update_tree(&mut tree.tree, &touched, &state);
         post_root = tree.root(ctx)?;
         l.post_root = post_root;
@@ -1607,6 +1721,13 @@ fn dispute(ctx: &mut CallContext<'_, '_>, a: Controversial, raw: &[u8]) -> Resul
 fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<Vec<u8>, ContractError> {
     let c = cfg(ctx)?;
     let who = ctx.caller();
+    prune_commitments(ctx, c.window_ms)?;
+    let now = ctx.timestamp();
+    let mut mine = ctx.read_typed::<Vec<(u64, Timestamp)>>(&dcakey(&who))?.unwrap_or_default();
+    mine.retain(|(_, t)| now < t.saturating_add(c.window_ms));
+    if mine.len() >= MAX_OPEN_COMMITMENTS {
+        return revert(CommitError::TooManyOpen { open: mine.len(), cap: MAX_OPEN_COMMITMENTS }.to_string());
+    }
     let key = dckey(&commitment, &who);
     if let Some(r) = ctx.read_typed::<DcRecord>(&key)? {
         if ctx.timestamp() < r.time.saturating_add(c.window_ms) {
@@ -1620,11 +1741,53 @@ fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<V
     ctx.write_typed(DC_COUNT, &(seq + 1))?;
     ctx.write_typed(&dqkey(seq), &(commitment, who, ctx.timestamp()))?;
     ctx.write_typed(&key, &DcRecord { height: ctx.height(), time: ctx.timestamp(), seq })?;
+    mine.push((seq, now));
+    ctx.write_typed(&dcakey(&who), &mine)?;
     ctx.emit(
         "ior_dispute_committed",
         vec![("commitment".into(), commitment.to_string()), ("by".into(), who.to_string())],
     )?;
     Ok(bytes(&true))
+}
+
+/// Deletes up to [`COMMITMENT_PRUNE_PER_CALL`] expired commitments (older
+/// than `window`), oldest first: the `dq/SEQ` entry, the committer's
+/// `dc/` record when it is still this commitment's (a later re-commitment
+/// of the same digest keeps its own), and its entry in the committer's
+/// `dca/` list (the list is deleted when empty). Inclusion order is time
+/// order, so what remains is a suffix of the sequence, and
+/// [`earlier_live_commitment`], which stops at the first missing or
+/// half-window-old entry, reads the same.
+fn prune_commitments(ctx: &mut CallContext<'_, '_>, window: u64) -> Result<(), ContractError> {
+    let now = ctx.timestamp();
+    let count = ctx.read_typed::<u64>(DC_COUNT)?.unwrap_or(0);
+    let mut head = ctx.read_typed::<u64>(DQ_HEAD)?.unwrap_or(0);
+    let start = head;
+    while head < count && head - start < COMMITMENT_PRUNE_PER_CALL {
+        let Some((commitment, who, time)) = ctx.read_typed::<(Hash32, Address, Timestamp)>(&dqkey(head))? else {
+            break;
+        };
+        if now < time.saturating_add(window) {
+            break;
+        }
+        ctx.delete(&dqkey(head))?;
+        let dc = dckey(&commitment, &who);
+        if ctx.read_typed::<DcRecord>(&dc)?.is_some_and(|r| r.seq == head) {
+            ctx.delete(&dc)?;
+        }
+        let mut list = ctx.read_typed::<Vec<(u64, Timestamp)>>(&dcakey(&who))?.unwrap_or_default();
+        list.retain(|(s, _)| *s != head);
+        if list.is_empty() {
+            ctx.delete(&dcakey(&who))?;
+        } else {
+            ctx.write_typed(&dcakey(&who), &list)?;
+        }
+        head += 1;
+    }
+    if head != start {
+        ctx.write_typed(DQ_HEAD, &head)?;
+    }
+    Ok(())
 }
 
 /// The caller's own commitment to the dispute with `digest`
@@ -1818,7 +1981,11 @@ fn dispute_state(ctx: &mut CallContext<'_, '_>, a: DisputeState, raw: &[u8]) -> 
     // The records the entry and the leaf's effects touch: computed here,
     // not taken from the disputer, each proved present or absent.
     let queue_keys = crate::state::queue_keys(&items);
-    let mut keys = crate::state::entry_keys(std::slice::from_ref(&a.entry), std::slice::from_ref(&a.leaf.tcr));
+    let mut keys = crate::state::entry_keys(
+        std::slice::from_ref(&a.entry),
+        std::slice::from_ref(&a.leaf.tcr),
+        c.params.meter_step_s,
+    );
     keys.extend(queue_keys.iter().copied());
     let Ok((mut state, mut tree)) = open_priced(ctx, &keys, &a.witness, &pre_root)? else {
         return refuse(EntryDisputeError::WrongPreState(i));
@@ -1995,6 +2162,10 @@ impl NativeContract for IorPrimaryContract {
                 if !idle_for(ctx, &who)? {
                     return revert("a pending batch reads this account; register after it settles");
                 }
+                let grid_s = c.params.meter_step_s;
+                if a.meter.step_s == 0 || grid_s % a.meter.step_s != 0 {
+                    return revert(MeterError::IntervalOffGrid { step_s: a.meter.step_s, grid_s }.to_string());
+                }
                 if !ctx.verify_signature(&c.authority, &meter_cert_digest(&c.params.domain, &who, &a.meter), &a.cert)? {
                     return revert("meter certificate not signed by the authority");
                 }
@@ -2079,7 +2250,7 @@ impl NativeContract for IorPrimaryContract {
             })),
             "meter" => {
                 let who: Address = decode_args(args)?;
-                Ok(json!(ctx.read_typed::<Address>(&mkey(&who))?))
+                Ok(json!(ctx.read_typed::<MeterRecord>(&mkey(&who))?))
             }
             "pending" => {
                 let who: Address = decode_args(args)?;
@@ -2105,6 +2276,16 @@ impl NativeContract for IorPrimaryContract {
             // The batches whose reward is held, each with its header as
             // posted (what its committed discloser's dispute is checked
             // against).
+            // A dispute commitment by an address (borsh `(Hash32,
+            // Address)`): `{height, time, seq}` as recorded, or null (never
+            // recorded, or revealed and spent).
+            "dispute_commitment" => {
+                let (commitment, by): (Hash32, Address) = decode_args(args)?;
+                Ok(match ctx.read_typed::<DcRecord>(&dckey(&commitment, &by))? {
+                    Some(r) => json!({ "height": r.height, "time": r.time, "seq": r.seq }),
+                    None => serde_json::Value::Null,
+                })
+            }
             "held_batches" => {
                 let mut out: Vec<(u64, BatchHeader)> = Vec::new();
                 for b in ctx.read_typed::<Vec<u64>>(HELD_LIST)?.unwrap_or_default() {
@@ -2135,7 +2316,7 @@ impl NativeContract for IorPrimaryContract {
                 // the settled state they reconstructed.
                 let mut prestate = crate::exec::PreState::default();
                 for o in meter_owners(&es) {
-                    if let Some(m) = ctx.read_typed::<Address>(&mkey(&o))? {
+                    if let Some(m) = ctx.read_typed::<MeterRecord>(&mkey(&o))? {
                         prestate.meters.insert(o, m);
                     }
                 }

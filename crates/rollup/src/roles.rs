@@ -298,7 +298,7 @@ impl Validator {
             }
         };
         // Only the traders and agreement this entry touches travel.
-        let mut prestate = crate::exec::slice(&pre, entry);
+        let mut prestate = crate::exec::slice(&pre, entry, self.params.meter_step_s);
         let key = entry.tx.terms().key();
         if input.prestate.agreements.contains_key(&key) && !pre.agreements.contains_key(&key) {
             prestate.closed_in_batch.insert(key);
@@ -455,7 +455,7 @@ pub fn dispute_call(p: &IorParams, input: &BatchInput, own: &[TcrLeaf]) -> Call 
     let whole = || {
         let claimed = own.iter().map(|l| l.tcr.clone()).collect();
         let state = input.state.clone().unwrap_or_default();
-        let witness = crate::state::batch_witness(&state, &input.queue, &input.entries);
+        let witness = crate::state::batch_witness(&state, &input.queue, &input.entries, p.meter_step_s);
         Call::primary("dispute", args(&Controversial { batch, claimed, entries: input.entries.clone(), witness }))
     };
     let Some(posted) = &input.leaves else { return whole() };
@@ -502,13 +502,13 @@ fn state_dispute_call(
     let proof = tcr_proof(&p.domain, batch, hashes, posted, i)?;
     let entry = input.entries[i].clone();
     let (witness, prev) = if i == 0 {
-        (crate::state::entry_witness(input.state.as_ref()?, &input.queue, &entry, &posted[i].tcr), None)
+        (crate::state::entry_witness(input.state.as_ref()?, &input.queue, &entry, &posted[i].tcr, p.meter_step_s), None)
     } else {
         let before: Vec<Tcr> = posted[..i].iter().map(|l| l.tcr.clone()).collect();
         let (s, _) = crate::state::post_state(p, &input.full_state(p), &input.entries, &before).ok()?;
         let pp = tcr_proof(&p.domain, batch, hashes, posted, i - 1)?;
         (
-            crate::state::entry_witness(&s, &[], &entry, &posted[i].tcr),
+            crate::state::entry_witness(&s, &[], &entry, &posted[i].tcr, p.meter_step_s),
             Some((input.entries[i - 1].clone(), posted[i - 1].clone(), pp)),
         )
     };

@@ -37,7 +37,7 @@ fn execute_now(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, Cont
             },
             _ => false,
         })
-        .flat_map(crate::exec::claim_slots)
+        .flat_map(|e| crate::exec::claim_slots(e, p.meter_step_s))
         .collect();
     if !slots.is_empty() {
         pre.claimed = load(ctx, &BTreeSet::new(), &BTreeSet::new(), &BTreeSet::new(), &slots)?.claimed;
@@ -80,10 +80,19 @@ impl NativeContract for SingleChainContract {
             // meter key once (readings count in arbitration only when signed
             // by it, as on the primary chain).
             "register_meter" => {
-                let meter: gridledger_core::Address = decode_args(args)?;
+                // The single-chain baseline trusts its caller's meter key
+                // (no certificate) but keeps the primary chain's interval
+                // rule ([`crate::primary::MeterError`]).
+                let meter: crate::types::MeterRecord = decode_args(args)?;
                 let who = ctx.caller();
                 if ctx.read(&crate::store::mkey(&who))?.is_some() {
                     return revert("meter already registered");
+                }
+                let grid_s = params(ctx)?.meter_step_s;
+                if meter.step_s == 0 || grid_s % meter.step_s != 0 {
+                    return revert(
+                        crate::primary::MeterError::IntervalOffGrid { step_s: meter.step_s, grid_s }.to_string(),
+                    );
                 }
                 ctx.write_typed(&crate::store::mkey(&who), &meter)?;
                 Ok(vec![])

@@ -176,7 +176,7 @@ pub fn verify_participant(who: &Address, record: &Participant, proof: &SmtProof,
 /// the given TCRs' effects name (a forged effect may name anyone). What
 /// execution reads and effects write is within this set (`leaf_inputs`,
 /// `expected_effects`), so a batch re-executes exactly on it.
-pub fn entry_keys(entries: &[Entry], tcrs: &[Tcr]) -> BTreeSet<RecordKey> {
+pub fn entry_keys(entries: &[Entry], tcrs: &[Tcr], grid_s: u32) -> BTreeSet<RecordKey> {
     let mut k = BTreeSet::new();
     for e in entries {
         let t = e.tx.terms();
@@ -184,7 +184,7 @@ pub fn entry_keys(entries: &[Entry], tcrs: &[Tcr]) -> BTreeSet<RecordKey> {
             k.insert(RecordKey::Participant(a));
         }
         k.insert(RecordKey::Agreement(t.key()));
-        k.extend(crate::exec::claim_slots(e).into_iter().map(RecordKey::Claimed));
+        k.extend(crate::exec::claim_slots(e, grid_s).into_iter().map(RecordKey::Claimed));
     }
     for t in tcrs {
         for eff in &t.effects {
@@ -343,9 +343,9 @@ pub fn apply_queue(s: &mut PreState, p: &IorParams, items: &[QueueItem]) -> Resu
 /// contract's view used to load from its storage): the records of every
 /// trader an entry names, their agreements and the claimed energy of the
 /// STs' slots. Meters are kept as given.
-pub fn slice_for(full: &PreState, entries: &[crate::types::Entry]) -> PreState {
+pub fn slice_for(full: &PreState, entries: &[crate::types::Entry], grid_s: u32) -> PreState {
     let (parts, buyers) = crate::exec::touched(entries, &[]);
-    let slots = crate::exec::st_slots(entries);
+    let slots = crate::exec::st_slots(entries, grid_s);
     let owners = crate::exec::meter_owners(entries);
     PreState {
         participants: full.participants.iter().filter(|(a, _)| parts.contains(a)).map(|(a, p)| (*a, *p)).collect(),
@@ -400,7 +400,7 @@ pub fn entry_roots(
     for tcr in tcrs {
         let e = entries.get(tcr.index as usize).ok_or(crate::exec::ApplyError::Overflow)?;
         crate::exec::apply_effects(&mut s, p, &e.tx.terms().key(), &tcr.effects)?;
-        update_tree(&mut t, &entry_keys(std::slice::from_ref(e), std::slice::from_ref(tcr)), &s);
+        update_tree(&mut t, &entry_keys(std::slice::from_ref(e), std::slice::from_ref(tcr), p.meter_step_s), &s);
         out.push(t.root());
     }
     Ok(out)
@@ -423,7 +423,7 @@ pub fn fill_post_roots(
         if crate::exec::apply_effects(&mut s, p, &e.tx.terms().key(), &l.tcr.effects).is_err() {
             return;
         }
-        update_tree(&mut t, &entry_keys(std::slice::from_ref(e), std::slice::from_ref(&l.tcr)), &s);
+        update_tree(&mut t, &entry_keys(std::slice::from_ref(e), std::slice::from_ref(&l.tcr), p.meter_step_s), &s);
         l.post_root = t.root();
     }
 }
@@ -432,8 +432,8 @@ pub fn fill_post_roots(
 /// executes brings: every record the batch's `entries` and `queue` items
 /// touch, proved against the root of `settled` (the settled state before
 /// the batch, queue not applied).
-pub fn batch_witness(settled: &PreState, queue: &[QueueItem], entries: &[Entry]) -> StateWitness {
-    let mut keys = entry_keys(entries, &[]);
+pub fn batch_witness(settled: &PreState, queue: &[QueueItem], entries: &[Entry], grid_s: u32) -> StateWitness {
+    let mut keys = entry_keys(entries, &[], grid_s);
     keys.extend(queue_keys(queue));
     witness(settled, &keys)
 }
@@ -442,8 +442,8 @@ pub fn batch_witness(settled: &PreState, queue: &[QueueItem], entries: &[Entry])
 /// and its posted TCR touch, proved against the state before the entry
 /// (`before`); for entry 0 `before` is the settled state (queue not
 /// applied) and the queue items' accounts are proved too.
-pub fn entry_witness(before: &PreState, queue: &[QueueItem], entry: &Entry, tcr: &Tcr) -> StateWitness {
-    let mut keys = entry_keys(std::slice::from_ref(entry), std::slice::from_ref(tcr));
+pub fn entry_witness(before: &PreState, queue: &[QueueItem], entry: &Entry, tcr: &Tcr, grid_s: u32) -> StateWitness {
+    let mut keys = entry_keys(std::slice::from_ref(entry), std::slice::from_ref(tcr), grid_s);
     keys.extend(queue_keys(queue));
     witness(before, &keys)
 }

@@ -49,7 +49,7 @@ pub(crate) fn load<R: StorageRead>(
         }
     }
     for a in meters {
-        if let Some(m) = ctx.read_typed::<Address>(&mkey(a))? {
+        if let Some(m) = ctx.read_typed::<crate::types::MeterRecord>(&mkey(a))? {
             s.meters.insert(*a, m);
         }
     }

@@ -69,9 +69,17 @@ impl SigDomain {
         SigDomain { chain_id: gridledger_ledger::devnet::DevChain::CHAIN_ID, contract: crate::IOR_PRIMARY_ID };
 }
 
-/// Coins, in minor units.
+/// Coins, in minor units, for amounts the code itself chooses (constants,
+/// counts of participants); it overflows above `u128::MAX / 10^6` coins.
+/// Amounts read from outside (a community file, a command line) go
+/// through [`checked_coins`].
 pub fn coins(c: u128) -> Amount {
     Amount(c * MINOR_PER_COIN)
+}
+
+/// Coins, in minor units; `None` when the amount does not fit a `u128`.
+pub fn checked_coins(c: u128) -> Option<Amount> {
+    c.checked_mul(MINOR_PER_COIN).map(Amount)
 }
 
 /// `EP‖EM‖ADDR_b‖ADDR_s‖DT‖DL`: the agreed tuple shared by Eq 3.1 and 3.2.
@@ -165,6 +173,21 @@ pub struct SlotKey {
     pub dt_end: Timestamp,
 }
 
+/// A seller's certified smart meter (`register_meter`): the address of
+/// the key that signs its readings and its reading interval `Δt`
+/// (seconds), which divides the metering grid step
+/// ([`IorParams::meter_step_s`]). Arbitration counts an ST's readings only
+/// at this interval, summed per grid slot ([`SettlementTx::claim_split`]);
+/// readings at another interval are refused
+/// ([`StRejection::OffMeterInterval`]). Real meters record every 1, 5, 15
+/// or 60 minutes; the interval is fixed at registration (a meter cannot be
+/// registered twice), so all of a seller's STs read the same grid slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct MeterRecord {
+    pub key: Address,
+    pub step_s: u32,
+}
+
 /// A settlement transaction, Eq 3.2: `…‖STMP‖SIG_b‖O_b‖Δt‖P_s`. Only the
 /// seller may submit it, with its own smart meter's readings.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
@@ -198,42 +221,53 @@ impl SettlementTx {
         self.ps.iter().map(|p| i128::from(*p) * i128::from(self.dt_step_s)).sum()
     }
 
-    /// The grid slots the readings cover, one per reading: reading `i`
-    /// is the interval `[DT_start + iΔt, DT_start + (i+1)Δt)`. Empty when
-    /// the readings do not tile the delivery period on their own grid
-    /// (`Δt = 0`, `DT_start` not a multiple of `Δt`, or not `DT/Δt`
-    /// readings): such readings claim nothing and prove no delivery. The
-    /// number of slots is the number of readings, which the entry size
-    /// bounds.
-    pub fn claim_slots(&self) -> Vec<SlotKey> {
+    /// The metering-grid slots of the delivery period, `grid_s`
+    /// ([`IorParams::meter_step_s`]) seconds each on the fixed grid from
+    /// time 0, in order. Empty when the readings do not tile the period at
+    /// their own interval `Δt` or `Δt` does not divide the grid step (`Δt
+    /// = 0`, `DT` off the grid or off `Δt`, not `DT/Δt` readings): such
+    /// readings claim nothing and prove no delivery. There are never more
+    /// slots than readings, so the entry size bounds them.
+    pub fn claim_slots(&self, grid_s: u32) -> Vec<SlotKey> {
         let t = &self.terms;
         let step = u64::from(self.dt_step_s) * 1000;
+        let grid = u64::from(grid_s) * 1000;
         let span = t.dt_end.saturating_sub(t.dt_start);
         if step == 0
-            || !t.dt_start.is_multiple_of(step)
-            || !span.is_multiple_of(step)
+            || grid == 0
+            || !grid.is_multiple_of(step)
+            || !t.dt_start.is_multiple_of(grid)
+            || !span.is_multiple_of(grid)
             || span / step != self.ps.len() as u64
         {
             return vec![];
         }
-        (0..self.ps.len() as u64)
-            .map(|i| SlotKey { seller: t.seller, dt_start: t.dt_start + i * step, dt_end: t.dt_start + (i + 1) * step })
+        (0..span / grid)
+            .map(|i| SlotKey { seller: t.seller, dt_start: t.dt_start + i * grid, dt_end: t.dt_start + (i + 1) * grid })
             .collect()
     }
 
     /// The readings' net export per grid slot ([`Self::claim_slots`]),
-    /// in watt-seconds: `Σ P_s × Δt` over the slot (imports count
-    /// negative, seed Ch.3 ST Step 4). `None` when the readings do not
-    /// tile the period or the arithmetic overflows. A function of the ST
+    /// in watt-seconds: `Σ P_s × Δt` over the readings at the meter's own
+    /// interval `Δt` that fall in the slot (imports count negative, seed
+    /// Ch.3 ST Step 4). `None` when the readings do not tile the period
+    /// or the arithmetic overflows. A function of the ST and the grid
     /// alone; what a won arbitration claims of it depends on earlier
     /// claims ([`crate::exec::claim_alloc`]).
-    pub fn claim_split(&self) -> Option<Vec<(SlotKey, i128)>> {
-        let slots = self.claim_slots();
+    pub fn claim_split(&self, grid_s: u32) -> Option<Vec<(SlotKey, i128)>> {
+        let slots = self.claim_slots(grid_s);
         if slots.is_empty() {
             return None;
         }
+        let per = usize::try_from(grid_s / self.dt_step_s).ok()?;
         let step = i128::from(self.dt_step_s);
-        slots.into_iter().zip(&self.ps).map(|(s, p)| i128::from(*p).checked_mul(step).map(|ws| (s, ws))).collect()
+        slots
+            .into_iter()
+            .zip(self.ps.chunks(per))
+            .map(|(s, ps)| {
+                ps.iter().try_fold(0i128, |acc, p| acc.checked_add(i128::from(*p).checked_mul(step)?)).map(|ws| (s, ws))
+            })
+            .collect()
     }
 
     /// The digest the seller's meter signs.
@@ -595,6 +629,12 @@ pub enum StRejection {
     FieldsMismatch,
     #[error("{got} meter readings for DT/Δt = {expected} (Δt = {step_s} s)")]
     ReadingsMismatch { expected: u64, got: u64, step_s: u32 },
+    /// Arbitration (Step 4) on readings at another interval than the one
+    /// the seller's meter was certified with ([`MeterRecord::step_s`]).
+    /// Not in the seed; a certified meter records at one interval, so the
+    /// seller may resubmit its meter's own readings.
+    #[error("readings every {step_s} s, but the seller's meter is registered at {meter_step_s} s")]
+    OffMeterInterval { step_s: u32, meter_step_s: u32 },
     /// No valid buyer signature yet and `DL` has not passed. The seed's
     /// Step 2 would go on to Step 3 and trust an unsigned `O_b`; we refuse
     /// instead (no reputation penalty) so a seller cannot claim `O_b = 1`
@@ -720,7 +760,7 @@ pub fn node_cert_digest(d: &SigDomain, node: &Address, role: NodeRole) -> Hash32
 }
 
 /// The certificate digest an authority signs to bind `owner` to its smart
-/// meter's key address `meter`.
-pub fn meter_cert_digest(d: &SigDomain, owner: &Address, meter: &Address) -> Hash32 {
-    hash_tagged(TAG_METER_CERT, &(d, owner, meter))
+/// meter: the meter's key address and its reading interval.
+pub fn meter_cert_digest(d: &SigDomain, owner: &Address, meter: &MeterRecord) -> Hash32 {
+    hash_tagged(TAG_METER_CERT, &(d, owner, meter.key, meter.step_s))
 }

@@ -6,58 +6,11 @@
 mod common;
 
 use common::*;
-use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
-use gridledger_ledger::{ChainClient, StateRead, TxStatus};
+use gridledger_ledger::{ChainClient, TxStatus};
 use gridledger_rollup::args;
-use gridledger_rollup::driver::meter_key;
-use gridledger_rollup::exec::{execute_leaves, OffChain};
-use gridledger_rollup::primary::Controversial;
 use gridledger_rollup::roles::Target;
 use gridledger_rollup::types::{dispute_commitment, dispute_digest, IorTx, Outcome, SettlementTx, StSettlement};
-
-/// One AT (trader 0 buys from trader 1) whose executor forged the batch's
-/// post-state root; returns the env, the forger and the batch.
-fn forged_batch() -> (Env, KeyPair, u64) {
-    let mut e = funded_with_window(60_000);
-    settle_funding(&mut e);
-    let (b, s) = (trader(0), trader(1));
-    let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
-    e.d.submit_block(&txs).unwrap();
-    e.d.primary.seal();
-    let batch = e.d.batch_header(1).unwrap().id;
-    forge_last_root(&mut e, batch);
-    let h = e.d.batch_header(batch).unwrap();
-    let exec = e.d.executors.iter().find(|(k, _)| Some(k.address()) == h.posted_by).unwrap().0.clone();
-    (e, exec, batch)
-}
-
-/// The assigned validator's step for `batch` (commit, then dispute) and
-/// its key.
-fn validator_step(e: &mut Env, batch: u64) -> (KeyPair, Vec<gridledger_rollup::roles::Call>) {
-    let input = e.d.batch_input(batch).unwrap();
-    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
-    let step = e.d.validators[i].1.on_tcrs_recorded(&input);
-    let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
-    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
-    (e.d.validators[i].0.clone(), calls)
-}
-
-fn wealth(e: &Env, k: &KeyPair) -> u128 {
-    e.d.primary.chain.state().account(&k.address()).balance.0
-}
-
-/// A whole-batch `dispute` of `batch` with the given claimed TCRs: the
-/// posted entries and a witness of the settled records they touch.
-fn whole(e: &Env, batch: u64, claimed: Vec<gridledger_rollup::types::Tcr>) -> Vec<u8> {
-    let input = e.d.batch_input(batch).unwrap();
-    args(&Controversial {
-        batch,
-        claimed,
-        entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
-    })
-}
 
 /// BLIND, LATER COMMITMENT COLLECTS THE HELD REWARD.
 ///
@@ -107,10 +60,7 @@ fn a_blind_later_commitment_collects_the_held_reward() {
     // The copier front-runs the validator's reveal with an uncommitted
     // whole-batch dispute (honest claimed TCRs): the batch is overturned and
     // the reward held.
-    let p = e.d.cfg.params.clone();
-    let input = e.d.batch_input(batch).unwrap();
-    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    let copy_args = whole(&e, batch, own.iter().map(|l| l.tcr.clone()).collect());
+    let copy_args = whole_dispute(&e, batch);
     let bond = e.d.cfg.challenge_bond;
     let copy = e.d.primary_call(&copier, "dispute", copy_args, bond).unwrap();
     assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);
@@ -154,20 +104,8 @@ fn a_seller_that_imports_back_its_export_wins_arbitration() {
     let mut e = funded();
     let (b, s) = (trader(0), trader(1));
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
-    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
-    e.d.set_time(t.dt_end + MIN);
-    let st = SettlementTx {
-        terms: t.clone(),
-        stmp: t.dt_end + 5 * MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 300,
-        ps: vec![2000, 2000, 2000, -2000, -2000, -2000],
-        meter_sig: None,
-    }
-    .sign_readings(&meter_key(&s.address()))
-    .sign_as_buyer(&b);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    let st = metered_st(&t, &b, 300, vec![2000, 2000, 2000, -2000, -2000, -2000]);
     assert_eq!(st.metered_ws(), 0, "net export over DT is zero");
     e.d.submit(&s, &IorTx::St(st)).unwrap();
     let out = e.d.process(&mut rng(0)).unwrap();
@@ -191,9 +129,7 @@ fn periods_meeting_at_a_grid_edge_both_win_and_a_replayed_st_does_not() {
     let t1 = terms(&b1, &s, Amount(200_000), 500, 8 * HOUR);
     let t2 = terms(&b2, &s, Amount(200_000), 500, 8 * HOUR + 30 * MIN);
     assert_eq!(t1.dt_end, t2.dt_start);
-    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
-    e.d.set_time(t2.dt_end + MIN);
+    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
     let st1 = st(&t1, 1000, false, Some(&b1));
     let st2 = st(&t2, 1000, false, Some(&b2));
     e.d.submit(&s, &IorTx::St(st1.clone())).unwrap();
@@ -232,10 +168,7 @@ fn a_validator_restarted_after_a_copier_overturned_its_batch_collects_the_held_r
     let c = e.d.primary_call(&validator, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap();
     assert_eq!(c.status, TxStatus::Success, "{:?}", c.status);
     // Crash here; meanwhile a copier overturns the batch without committing.
-    let p = e.d.cfg.params.clone();
-    let input = e.d.batch_input(batch).unwrap();
-    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    let copy_args = whole(&e, batch, own.iter().map(|l| l.tcr.clone()).collect());
+    let copy_args = whole_dispute(&e, batch);
     let copy = e.d.primary_call(&trader(2), "dispute", copy_args, e.d.cfg.challenge_bond).unwrap();
     assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);
     assert!(!node_active(&e, &exec.address()), "the forger's deposit is forfeited");
@@ -283,37 +216,12 @@ fn a_validator_restarted_after_a_copier_overturned_its_batch_collects_the_held_r
 #[test]
 
 fn a_squatted_commitment_that_expires_before_the_reveal_costs_the_validator_its_reward() {
-    use gridledger_rollup::primary::SubmitTcrs;
-    use gridledger_rollup::state::{fill_post_roots, post_state, state_root};
-    use gridledger_rollup::types::{coins, entry_hash, Participant, Tcr};
-    let mut e = funded_with_window(60_000);
+    let (mut e, batch) = one_at_batch();
     let w = e.d.cfg.window_ms();
-    settle_funding(&mut e);
-    let (b, s) = (trader(0), trader(1));
-    let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
-    e.d.submit_block(&txs).unwrap();
-    e.d.primary.seal();
-    let batch = e.d.batch_header(1).unwrap().id;
     // The forger's posting (as `forge_last_root`), built but not yet sent.
+    let (exec, sub, tcrs, _) = forged_posting(&e, batch);
     let mut input = e.d.batch_input(batch).unwrap();
-    let p = e.d.cfg.params.clone();
-    let full = input.full_state(&p);
-    let mut honest = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    fill_post_roots(&p, &full, &input.entries, &mut honest);
-    let tcrs: Vec<Tcr> = honest.iter().map(|l| l.tcr.clone()).collect();
-    let (mut minted, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
-    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    minted.participants.insert(exec.address(), Participant { balance: coins(10), reputation: p.rs });
-    let mut posted: Vec<_> = honest.iter().map(|l| l.posted()).collect();
-    let last = posted.len() - 1;
-    posted[last].post_root = state_root(&minted);
-    let sub = SubmitTcrs {
-        batch,
-        entry_hashes: input.entries.iter().map(entry_hash).collect(),
-        post_root: posted[last].post_root,
-        leaves: posted.clone(),
-        burned,
-    };
+    let posted = sub.leaves.clone();
     // The validator's dispute of it, predicted before posting.
     input.leaves = Some(posted);
     input.tcrs = Some(tcrs);
@@ -407,21 +315,9 @@ fn proportional_claims_strand_an_honest_sellers_export() {
     let mut t2 = terms(&b2, &s, Amount(200_000), 80, 8 * HOUR);
     t2.dt_end = t2.dt_start + 5 * MIN;
     t2.dl = t2.dt_end + 15 * MIN;
-    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
-    e.d.set_time(t1.dt_end + MIN);
+    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
     let st1 = st(&t1, 1000, false, Some(&b1));
-    let st2 = SettlementTx {
-        terms: t2.clone(),
-        stmp: t1.dt_end + MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 300,
-        ps: vec![1000],
-        meter_sig: None,
-    }
-    .sign_readings(&meter_key(&s.address()))
-    .sign_as_buyer(&b2);
+    let st2 = metered_st(&t2, &b2, 300, vec![1000]);
     assert_eq!(st1.ps[0], st2.ps[0], "the same genuine reading of 08:00–08:05");
     e.d.submit(&s, &IorTx::St(st1)).unwrap();
     e.d.submit(&s, &IorTx::St(st2)).unwrap();
@@ -453,30 +349,14 @@ fn two_agreements_exactly_covered_by_an_uneven_export_both_win() {
         t.dt_end = t.dt_start + 10 * MIN;
         t.dl = t.dt_end + 15 * MIN;
     }
-    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
-    e.d.set_time(t1.dt_end + MIN);
-    let sts: Vec<SettlementTx> = [(&t1, &b1), (&t2, &b2)]
-        .into_iter()
-        .map(|(t, b)| {
-            SettlementTx {
-                terms: t.clone(),
-                stmp: t.dt_end + MIN,
-                buyer_sig: None,
-                ob: false,
-                dt_step_s: 300,
-                ps: vec![1, 83],
-                meter_sig: None,
-            }
-            .sign_readings(&meter_key(&s.address()))
-            .sign_as_buyer(b)
-        })
-        .collect();
+    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
+    let sts: Vec<SettlementTx> =
+        [(&t1, &b1), (&t2, &b2)].into_iter().map(|(t, b)| metered_st(t, b, 300, vec![1, 83])).collect();
     assert_eq!(sts[0].metered_ws(), 7 * 3600, "7 Wh exported");
     eprintln!(
         "claims: {:?} / {:?}",
-        sts[0].claim_split().map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>()),
-        sts[1].claim_split().map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>())
+        sts[0].claim_split(300).map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>()),
+        sts[1].claim_split(300).map(|v| v.iter().map(|x| x.1).collect::<Vec<_>>())
     );
     for x in &sts {
         e.d.submit(&s, &IorTx::St(x.clone())).unwrap();
@@ -503,26 +383,16 @@ fn two_agreements_exactly_covered_by_an_uneven_export_both_win() {
 /// that wrongly says O_b = 0 is compensated for energy it received;
 /// nothing at AT time warned the seller that its meter could never prove
 /// delivery.
+///
+/// Fixed: a meter is registered with its reading interval (a divisor of
+/// the grid step), and arbitration sums its readings per grid slot.
 #[test]
-#[ignore = "attack: genuine one-minute meter readings that tile the 5-minute grid prove no delivery"]
 fn a_meter_reading_every_minute_proves_delivery() {
-    let mut e = funded();
+    let mut e = funded_metered(5_000, 60);
     let (b, s) = (trader(0), trader(1));
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
-    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
-    e.d.set_time(t.dt_end + MIN);
-    let st = SettlementTx {
-        terms: t.clone(),
-        stmp: t.dt_end + 5 * MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 60,
-        ps: vec![1000; 30],
-        meter_sig: None,
-    }
-    .sign_readings(&meter_key(&s.address()))
-    .sign_as_buyer(&b);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    let st = metered_st(&t, &b, 60, vec![1000; 30]);
     assert_eq!(st.metered_ws(), 500 * 3600, "500 Wh exported");
     e.d.submit(&s, &IorTx::St(st)).unwrap();
     let out = e.d.process(&mut rng(0)).unwrap();
@@ -570,10 +440,7 @@ fn a_blind_claim_with_wrong_claimed_tcrs_is_refused() {
     let c = dispute_commitment(&dispute_digest("dispute", &blind), &attacker.address());
     let r = e.d.primary_call(&attacker, "commit_dispute", args(&c), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
-    let p = e.d.cfg.params.clone();
-    let input = e.d.batch_input(batch).unwrap();
-    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    let copy_args = whole(&e, batch, own.iter().map(|l| l.tcr.clone()).collect());
+    let copy_args = whole_dispute(&e, batch);
     let bond = e.d.cfg.challenge_bond;
     let copy = e.d.primary_call(&trader(2), "dispute", copy_args, bond).unwrap();
     assert_eq!(copy.status, TxStatus::Success, "{:?}", copy.status);

@@ -6,9 +6,8 @@
 mod common;
 
 use common::*;
-use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Amount, Hash32};
-use gridledger_ledger::{StateRead, TxStatus};
+use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
 use gridledger_rollup::exec::{execute_leaves, OffChain};
 use gridledger_rollup::primary::{DisputeState, SubmitTcrs};
@@ -16,22 +15,6 @@ use gridledger_rollup::roles::Target;
 use gridledger_rollup::smt::{default_hash, Smt, SmtProof, DEPTH};
 use gridledger_rollup::state::{fill_post_roots, post_state, state_root, RecordKey};
 use gridledger_rollup::types::{coins, dispute_digest, entry_hash, IorTx, Participant, Tcr};
-
-/// One AT (trader 0 buys from trader 1) whose executor forged the batch's
-/// post-state root; returns the env, the forger and the batch.
-fn forged_batch() -> (Env, KeyPair, u64) {
-    let mut e = funded_with_window(60_000);
-    settle_funding(&mut e);
-    let (b, s) = (trader(0), trader(1));
-    let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
-    e.d.submit_block(&txs).unwrap();
-    e.d.primary.seal();
-    let batch = e.d.batch_header(1).unwrap().id;
-    forge_last_root(&mut e, batch);
-    let h = e.d.batch_header(batch).unwrap();
-    let exec = e.d.executors.iter().find(|(k, _)| Some(k.address()) == h.posted_by).unwrap().0.clone();
-    (e, exec, batch)
-}
 
 fn bit(p: &Hash32, d: usize) -> bool {
     (p.0[d / 8] >> (7 - d % 8)) & 1 == 1
@@ -102,21 +85,6 @@ fn a_proof_with_an_explicit_empty_sibling_opens_too() {
     assert!(opened != Ok(root), "a second encoding of the same proof opens to the same root: {opened:?}");
 }
 
-/// The assigned validator's step for `batch` (commit, then dispute) and
-/// its key.
-fn validator_step(e: &mut Env, batch: u64) -> (KeyPair, Vec<gridledger_rollup::roles::Call>) {
-    let input = e.d.batch_input(batch).unwrap();
-    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
-    let step = e.d.validators[i].1.on_tcrs_recorded(&input);
-    let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
-    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
-    (e.d.validators[i].0.clone(), calls)
-}
-
-fn wealth(e: &Env, k: &KeyPair) -> u128 {
-    e.d.primary.chain.state().account(&k.address()).balance.0
-}
-
 /// COMMIT FRONT-RUN. `commit_dispute` commits to a bare digest of the
 /// dispute's method and arguments, not bound to the committer, and the
 /// first commitment of a digest stands. The forger's sybil watching the
@@ -181,8 +149,11 @@ fn a_malleated_copy_of_a_committed_dispute_steals_the_reward() {
     // The sybil re-encodes the witness of the dispute it saw.
     let mut ds: DisputeState = borsh::from_slice(&calls[1].args).unwrap();
     let input = e.d.batch_input(batch).unwrap();
-    let mut keys =
-        gridledger_rollup::state::entry_keys(std::slice::from_ref(&ds.entry), std::slice::from_ref(&ds.leaf.tcr));
+    let mut keys = gridledger_rollup::state::entry_keys(
+        std::slice::from_ref(&ds.entry),
+        std::slice::from_ref(&ds.leaf.tcr),
+        e.d.cfg.params.meter_step_s,
+    );
     keys.extend(gridledger_rollup::state::queue_keys(&input.queue));
     let mut paths: Vec<Hash32> = keys.iter().map(RecordKey::path).collect();
     paths.sort();
@@ -228,31 +199,18 @@ fn a_malleated_copy_of_a_committed_dispute_steals_the_reward() {
 /// finds nothing left there and nothing exported at 08:30–08:35.
 #[test]
 fn overlapping_periods_claim_the_same_export_twice() {
-    use gridledger_rollup::driver::meter_key;
-    use gridledger_rollup::types::{Outcome, SettlementTx, StSettlement};
+    use gridledger_rollup::types::{Outcome, StSettlement};
     let mut e = funded();
     let (b1, b2, s) = (trader(0), trader(2), trader(1));
     let t1 = terms(&b1, &s, Amount(200_000), 500, 8 * HOUR);
     let mut t2 = terms(&b2, &s, Amount(200_000), 500, 8 * HOUR);
     t2.dt_end += 5 * MIN;
     t2.dl += 5 * MIN;
-    e.d.submit_block(&[(b1.clone(), at(&t1, &s)), (b2.clone(), at(&t2, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
-    e.d.set_time(t2.dt_end + MIN);
+    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
     let st1 = st(&t1, 1000, false, Some(&b1));
     let mut ps = vec![1000; 6];
     ps.push(0);
-    let st2 = SettlementTx {
-        terms: t2.clone(),
-        stmp: t2.dt_end + 5 * MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 300,
-        ps,
-        meter_sig: None,
-    }
-    .sign_readings(&meter_key(&s.address()))
-    .sign_as_buyer(&b2);
+    let st2 = metered_st(&t2, &b2, 300, ps);
     assert_eq!(st1.metered_ws(), st2.metered_ws(), "the same 500 Wh, exported 08:00–08:30");
     e.d.submit(&s, &IorTx::St(st1)).unwrap();
     let first = e.d.process(&mut rng(0)).unwrap();
@@ -301,7 +259,7 @@ fn a_witness_cannot_hide_duplicate_or_swap_records() {
     let input = e.d.batch_input(batch).unwrap();
     let settled = input.state.clone().unwrap();
     let root = state_root(&settled);
-    let mut keys = gridledger_rollup::state::entry_keys(&input.entries, &[]);
+    let mut keys = gridledger_rollup::state::entry_keys(&input.entries, &[], e.d.cfg.params.meter_step_s);
     keys.extend(gridledger_rollup::state::queue_keys(&input.queue));
     let w = witness(&settled, &keys);
     assert!(w.records.len() >= 2, "buyer and seller are funded");
@@ -439,7 +397,12 @@ fn a_different_dispute_of_the_same_batch_sidesteps_the_commitment() {
         batch,
         claimed: own.iter().map(|l| l.tcr.clone()).collect(),
         entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+        witness: gridledger_rollup::state::batch_witness(
+            input.state.as_ref().unwrap(),
+            &input.queue,
+            &input.entries,
+            e.d.cfg.params.meter_step_s,
+        ),
     };
     let sybil = trader(2);
     let (sybil0, validator0) = (wealth(&e, &sybil), wealth(&e, &validator));
@@ -454,21 +417,6 @@ fn a_different_dispute_of_the_same_batch_sidesteps_the_commitment() {
     eprintln!("bonus {bonus}; copier gained {sybil_gain}; validator gained {validator_gain}");
     assert_eq!(validator_gain, bonus, "the committed validator is paid the reward");
     assert_eq!(sybil_gain, 0, "the copier was paid {sybil_gain}");
-}
-
-/// The copier's whole-batch `dispute` of [`forged_batch`]'s batch,
-/// uncommitted.
-fn whole_dispute(e: &Env, batch: u64) -> Vec<u8> {
-    use gridledger_rollup::primary::Controversial;
-    let p = e.d.cfg.params.clone();
-    let input = e.d.batch_input(batch).unwrap();
-    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    args(&Controversial {
-        batch,
-        claimed: own.iter().map(|l| l.tcr.clone()).collect(),
-        entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
-    })
 }
 
 /// A batch's held reward goes only to a committed dispute that proves the
@@ -579,13 +527,13 @@ fn false_disputes(e: &mut Env, batch: u64) -> usize {
         let entry = input.entries[i].clone();
         let proof = tcr_proof(&p.domain, batch, &hashes, &posted, i).unwrap();
         let (witness, prev) = if i == 0 {
-            (entry_witness(input.state.as_ref().unwrap(), &input.queue, &entry, &posted[i].tcr), None)
+            (entry_witness(input.state.as_ref().unwrap(), &input.queue, &entry, &posted[i].tcr, p.meter_step_s), None)
         } else {
             let before: Vec<Tcr> = posted[..i].iter().map(|l| l.tcr.clone()).collect();
             let (s, _) = post_state(&p, &input.full_state(&p), &input.entries, &before).unwrap();
             let pp = tcr_proof(&p.domain, batch, &hashes, &posted, i - 1).unwrap();
             (
-                entry_witness(&s, &[], &entry, &posted[i].tcr),
+                entry_witness(&s, &[], &entry, &posted[i].tcr, p.meter_step_s),
                 Some((input.entries[i - 1].clone(), posted[i - 1].clone(), pp)),
             )
         };
@@ -602,7 +550,12 @@ fn false_disputes(e: &mut Env, batch: u64) -> usize {
         batch,
         claimed: own.iter().map(|l| l.tcr.clone()).collect(),
         entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+        witness: gridledger_rollup::state::batch_witness(
+            input.state.as_ref().unwrap(),
+            &input.queue,
+            &input.entries,
+            e.d.cfg.params.meter_step_s,
+        ),
     };
     let r = e.d.primary_call(&challenger, "dispute", args(&whole), bond).unwrap();
     assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);

@@ -183,14 +183,14 @@ fn state_dispute_size(households: usize) -> (usize, usize) {
     let tcr = Tcr { index: 5, effects: expected_effects(&p, &entry, &outcome).unwrap(), outcome };
     let mut full = tree(&s);
     let pre_root = full.root();
-    let keys = entry_keys(std::slice::from_ref(&entry), std::slice::from_ref(&tcr));
+    let keys = entry_keys(std::slice::from_ref(&entry), std::slice::from_ref(&tcr), p.meter_step_s);
     let mut after = s.clone();
     apply_effects(&mut after, &p, &t.key(), &tcr.effects).unwrap();
     update_tree(&mut full, &keys, &after);
     let post_root = full.root();
     // The witness is made against the state before the entry, as the
     // validators' own `dispute_call` makes it.
-    let witness = entry_witness(&s, &[], &entry, &tcr);
+    let witness = entry_witness(&s, &[], &entry, &tcr, p.meter_step_s);
     // A full batch's TCR witnesses are 9 hashes deep.
     let tcr_proof = MerkleProof { index: 5, leaf_count: 300, siblings: vec![Hash32::ZERO; 9] };
     let leaf = PostedLeaf { pre_hash: Hash32::ZERO, tcr: tcr.clone(), post_root: Hash32::ZERO };
@@ -388,7 +388,12 @@ fn a_copied_whole_batch_dispute_pays_the_committed_watcher() {
         batch,
         claimed: own.iter().map(|l| l.tcr.clone()).collect(),
         entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+        witness: gridledger_rollup::state::batch_witness(
+            input.state.as_ref().unwrap(),
+            &input.queue,
+            &input.entries,
+            e.d.cfg.params.meter_step_s,
+        ),
     };
     let a = args(&whole);
     let (sybil, watcher) = (trader(2), trader(3));
@@ -497,6 +502,7 @@ fn an_executor_burns_the_contracts_coin_with_honest_roots() {
                 if i == 0 { &input.queue } else { &[] },
                 &input.entries[i],
                 &posted[i].tcr,
+                e.d.cfg.params.meter_step_s,
             ),
         };
         let r = e.d.primary_call(&watcher, "dispute_state", args(&d), bond).unwrap();
@@ -627,7 +633,12 @@ fn an_oversized_entry_makes_a_self_crediting_root_undisputable() {
         batch,
         claimed: tcrs.clone(),
         entries: input.entries.clone(),
-        witness: gridledger_rollup::state::batch_witness(input.state.as_ref().unwrap(), &input.queue, &input.entries),
+        witness: gridledger_rollup::state::batch_witness(
+            input.state.as_ref().unwrap(),
+            &input.queue,
+            &input.entries,
+            e.d.cfg.params.meter_step_s,
+        ),
     };
     let sent_whole = e.d.primary_call(&watcher, "dispute", args(&whole), e.d.cfg.challenge_bond);
     eprintln!("whole-batch dispute sent: {:?}", sent_whole.as_ref().map(|r| &r.status));

@@ -47,7 +47,10 @@ fn gas_per_contract_call() {
     assert_eq!(r.status, TxStatus::Success);
     one.call(&b, IOR_SINGLE_ID, "fund", vec![], coins(10)).unwrap();
     one.call(&s, IOR_SINGLE_ID, "fund", vec![], coins(10)).unwrap();
-    let meter = gridledger_rollup::driver::meter_key(&s.address()).address();
+    let meter = gridledger_rollup::types::MeterRecord {
+        key: gridledger_rollup::driver::meter_key(&s.address()).address(),
+        step_s: IorParams::case_study().meter_step_s,
+    };
     let r = one.call(&s, IOR_SINGLE_ID, "register_meter", args(&meter), Amount::ZERO).unwrap();
     assert_eq!(r.status, TxStatus::Success);
     one.now = 7 * HOUR;
@@ -159,7 +162,10 @@ fn single_chain_counts_a_slots_export_once() {
     for k in [&b1, &b2, &s] {
         one.call(k, IOR_SINGLE_ID, "fund", vec![], coins(10)).unwrap();
     }
-    let meter = gridledger_rollup::driver::meter_key(&s.address()).address();
+    let meter = gridledger_rollup::types::MeterRecord {
+        key: gridledger_rollup::driver::meter_key(&s.address()).address(),
+        step_s: IorParams::case_study().meter_step_s,
+    };
     one.call(&s, IOR_SINGLE_ID, "register_meter", args(&meter), Amount::ZERO).unwrap();
     one.now = 7 * HOUR;
     let (t1, t2) = (terms(&b1, &s, Amount(200_000), 500, 8 * HOUR), terms(&b2, &s, Amount(200_000), 500, 8 * HOUR));

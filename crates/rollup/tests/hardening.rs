@@ -160,34 +160,92 @@ fn an_agreement_off_the_metering_grid_is_refused() {
     assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
 }
 
-/// Readings at another interval than the meters' fixed one prove no
-/// delivery (arbitration counts readings only on the grid): thirty
-/// 1-minute readings of a genuine 500 Wh export lose to O_b = 0.
+/// Readings at another interval than the one the seller's meter was
+/// registered with are refused with `StRejection::OffMeterInterval`: no
+/// coin moves and the agreement stays open (like every refused ST, the
+/// sender loses α). The seller's meter (registered at the 5-minute grid
+/// step) then proves the same 500 Wh export at its own interval.
 #[test]
-fn readings_off_the_metering_interval_prove_no_delivery() {
-    use gridledger_rollup::driver::meter_key;
-    use gridledger_rollup::types::SettlementTx;
+fn readings_off_the_meters_interval_are_refused() {
     let mut e = funded();
+    settle_funding(&mut e);
+    let part = |e: &Env, k: &gridledger_core::crypto::KeyPair| e.d.participant(&k.address()).unwrap();
     let (b, s) = (trader(0), trader(1));
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
-    e.d.submit(&b, &at(&t, &s)).unwrap();
-    e.d.process(&mut rng(0)).unwrap();
-    e.d.set_time(t.dt_end + MIN);
-    let fine = SettlementTx {
-        terms: t.clone(),
-        stmp: t.dt_end + MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 60,
-        ps: vec![1000; 30],
-        meter_sig: None,
-    }
-    .sign_readings(&meter_key(&s.address()))
-    .sign_as_buyer(&b);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    let fine = metered_st(&t, &b, 60, vec![1000; 30]);
     assert_eq!(fine.metered_ws(), 500 * 3600);
+    let before = (part(&e, &b).balance, part(&e, &s).balance);
     e.d.submit(&s, &IorTx::St(fine)).unwrap();
     let out = e.d.process(&mut rng(0)).unwrap();
-    assert_eq!(out[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerShortfall)]);
+    let off = StRejection::OffMeterInterval { step_s: 60, meter_step_s: 300 };
+    assert_eq!(out[0].outcomes, vec![Outcome::StRejected(off)]);
+    assert_eq!((part(&e, &b).balance, part(&e, &s).balance), before, "no coin moved");
+    assert!(e.d.settled_state().unwrap().agreements.contains_key(&t.key()), "the agreement stays open");
+    assert!(e.d.settled_state().unwrap().claimed.is_empty(), "nothing claimed");
+    // The same export at the meter's own interval proves delivery.
+    e.d.submit(&s, &IorTx::St(st(&t, 1000, false, Some(&b)))).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
+}
+
+/// Readings at a meter's registered interval finer than the grid prove
+/// delivery: a meter registered at 60 s sums its thirty one-minute
+/// readings into six 5-minute grid slots (one claim record each), and its
+/// 5-minute readings are refused (`OffMeterInterval`).
+#[test]
+fn readings_at_the_meters_interval_prove_delivery_per_grid_slot() {
+    let mut e = funded_metered(5_000, 60);
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    let coarse = st(&t, 1000, false, Some(&b));
+    e.d.submit(&s, &IorTx::St(coarse)).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    let off = StRejection::OffMeterInterval { step_s: 300, meter_step_s: 60 };
+    assert_eq!(out[0].outcomes, vec![Outcome::StRejected(off)]);
+    // 600 W for 29 minutes, then 18,600 W for one: 290 + 310 Wh; the last
+    // grid slot holds 4 × 600 W + 18,600 W minutes = 350 Wh.
+    let mut ps = vec![600; 30];
+    ps[29] = 18_600;
+    let fine = metered_st(&t, &b, 60, ps);
+    let split = fine.claim_split(300).unwrap();
+    assert_eq!(split.len(), 6, "one slot per 5 minutes");
+    assert_eq!(split.iter().map(|x| x.1).collect::<Vec<_>>(), [vec![180_000; 5], vec![1_260_000]].concat());
+    e.d.submit(&s, &IorTx::St(fine)).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap();
+    assert_eq!(out[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
+    let claimed = &e.d.settled_state().unwrap().claimed;
+    assert!(claimed.len() <= 6, "claims are per grid slot, not per reading: {claimed:?}");
+    assert!(claimed.keys().all(|k| k.dt_end - k.dt_start == 5 * MIN), "{claimed:?}");
+    assert_eq!(claimed.values().sum::<u128>(), 500 * 3600);
+}
+
+/// `register_meter` refuses a reading interval of zero or one that does
+/// not divide the metering grid step with `MeterError::IntervalOffGrid`,
+/// and records nothing; an interval that divides it is registered.
+#[test]
+fn a_meter_interval_off_the_grid_is_refused() {
+    use gridledger_rollup::primary::{MeterError, RegisterMeter};
+    use gridledger_rollup::types::{meter_cert_digest, MeterRecord};
+    let mut e = funded();
+    // Traders' meters are registered by `open`; a validator's account is not.
+    let owner = e.d.validators[0].0.clone();
+    let grid_s = e.d.cfg.params.meter_step_s;
+    let key = gridledger_rollup::driver::meter_key(&owner.address()).address();
+    let meter_view = |e: &Env| e.d.primary.chain.view(IOR_PRIMARY_ID, "meter", &args(&owner.address())).unwrap();
+    for step_s in [0, 7, 600] {
+        let meter = MeterRecord { key, step_s };
+        let cert = e.d.authority.sign(&meter_cert_digest(&e.d.cfg.params.domain, &owner.address(), &meter));
+        let r = e.d.primary_call(&owner, "register_meter", args(&RegisterMeter { meter, cert }), Amount::ZERO).unwrap();
+        assert_eq!(reverted(&r), format!("reverted: {}", MeterError::IntervalOffGrid { step_s, grid_s }));
+        assert!(meter_view(&e).is_null(), "nothing registered");
+    }
+    let meter = MeterRecord { key, step_s: 60 };
+    let cert = e.d.authority.sign(&meter_cert_digest(&e.d.cfg.params.domain, &owner.address(), &meter));
+    let r = e.d.primary_call(&owner, "register_meter", args(&RegisterMeter { meter, cert }), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    assert_eq!(meter_view(&e)["step_s"], 60);
 }
 
 /// The grid does not refuse an honest seller: two agreements with
@@ -231,4 +289,49 @@ fn demo_input_out_of_range_is_a_typed_error() {
     assert!(matches!(parse_meter_csv(&csv), Err(DemoError::Config(m)) if m.contains("beyond")));
     let poor = DayConfig { funding_coins: 1, ..DayConfig::default() };
     assert!(matches!(run_day(poor), Err(DemoError::Config(m)) if m.contains("must exceed the deposit")));
+}
+
+/// Dispute commitments are bounded: an account holds at most
+/// `MAX_OPEN_COMMITMENTS` unexpired ones, and one more is refused with
+/// `CommitError::TooManyOpen` and records nothing (another account is not
+/// limited by it). Once they expire, each commitment deletes up to
+/// `COMMITMENT_PRUNE_PER_CALL` expired records, oldest first, and the
+/// account may commit again.
+#[test]
+fn dispute_commitments_are_capped_per_account_and_pruned_once_expired() {
+    use gridledger_core::Hash32;
+    use gridledger_rollup::primary::{CommitError, COMMITMENT_PRUNE_PER_CALL, MAX_OPEN_COMMITMENTS};
+    let mut e = funded_with_window(600_000);
+    let (who, other) = (trader(3), trader(2));
+    let commit = |e: &mut Env, k: &gridledger_core::crypto::KeyPair, i: usize| {
+        e.d.primary_call(k, "commit_dispute", args(&Hash32([i as u8; 32])), Amount::ZERO).unwrap()
+    };
+    // The primary contract's stored commitment records (`dq/SEQ`, `dc/…`,
+    // `dca/ADDR`).
+    let stored = |e: &Env, prefix: &[u8]| {
+        let p = gridledger_ledger::state::contract_key(IOR_PRIMARY_ID, prefix);
+        e.d.primary.chain.state().iter().filter(|(k, _)| k.starts_with(&p)).count()
+    };
+    let t0 = e.d.now();
+    for i in 0..MAX_OPEN_COMMITMENTS {
+        let r = commit(&mut e, &who, i);
+        assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    }
+    let n = MAX_OPEN_COMMITMENTS;
+    assert_eq!((stored(&e, b"dq/"), stored(&e, b"dc/"), stored(&e, b"dca/")), (n, n, 1));
+    let r = commit(&mut e, &who, 99);
+    assert_eq!(reverted(&r), format!("reverted: {}", CommitError::TooManyOpen { open: n, cap: n }));
+    assert_eq!((stored(&e, b"dq/"), stored(&e, b"dc/"), stored(&e, b"dca/")), (n, n, 1), "nothing recorded");
+    assert_eq!(commit(&mut e, &other, 99).status, TxStatus::Success, "another account is not limited");
+    // A window later all of them have expired: the next commitment deletes
+    // the oldest expired records and is accepted.
+    e.d.set_time(t0 + e.d.cfg.window_ms() + 60_000);
+    assert_eq!(commit(&mut e, &who, 99).status, TxStatus::Success);
+    let left = n + 1 - COMMITMENT_PRUNE_PER_CALL as usize;
+    assert_eq!((stored(&e, b"dq/"), stored(&e, b"dc/")), (left + 1, left + 1));
+    // Further commitments drain the backlog down to the live ones.
+    for i in 0..4 {
+        assert_eq!(commit(&mut e, &other, 100 + i).status, TxStatus::Success);
+    }
+    assert_eq!((stored(&e, b"dq/"), stored(&e, b"dc/"), stored(&e, b"dca/")), (5, 5, 2));
 }

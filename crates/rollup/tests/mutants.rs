@@ -181,7 +181,7 @@ fn a_state_dispute_leaving_a_record_out_is_refused() -> bool {
     if e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status != TxStatus::Success {
         return false;
     }
-    let mut keys = entry_keys(&input.entries[..1], std::slice::from_ref(&posted[0].tcr));
+    let mut keys = entry_keys(&input.entries[..1], std::slice::from_ref(&posted[0].tcr), e.d.cfg.params.meter_step_s);
     keys.extend(queue_keys(&input.queue));
     // The disputer's proof covers the records it brings and nothing else:
     // not the seller's, nor the absence of the agreement and the claim.

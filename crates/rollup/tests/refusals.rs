@@ -377,7 +377,10 @@ fn duplicate_setup_and_tcr_recording_are_refused() {
         coins(100),
         "node already registered",
     );
-    let meter = gridledger_rollup::driver::meter_key(&b.address()).address();
+    let meter = gridledger_rollup::types::MeterRecord {
+        key: gridledger_rollup::driver::meter_key(&b.address()).address(),
+        step_s: e.d.cfg.params.meter_step_s,
+    };
     let cert =
         e.d.authority.sign(&gridledger_rollup::types::meter_cert_digest(&e.d.cfg.params.domain, &b.address(), &meter));
     let again = gridledger_rollup::primary::RegisterMeter { meter, cert };

@@ -239,6 +239,7 @@ fn a_per_entry_state_dispute_overturns_a_wrong_post_root() {
             if i == 0 { &input.queue } else { &[] },
             &input.entries[i],
             &posted[i].tcr,
+            p.meter_step_s,
         ),
     };
     let bond = e.d.cfg.challenge_bond;

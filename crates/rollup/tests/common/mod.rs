@@ -7,11 +7,12 @@ use gridledger_ledger::devnet::{dev_key, dev_validator};
 use gridledger_ledger::{contract_address, Receipt, StateRead, TxStatus};
 use gridledger_rollup::driver::{meter_key, DriverConfig, DualChain, Mode};
 use gridledger_rollup::exec::{execute_batch, execute_leaves, OffChain};
-use gridledger_rollup::primary::SubmitTcrs;
+use gridledger_rollup::primary::{Controversial, SubmitTcrs};
+use gridledger_rollup::roles::{Call, Target};
 use gridledger_rollup::state::{fill_post_roots, post_state, records, state_root};
 use gridledger_rollup::types::{
-    coins, entry_hash, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, Participant, SettlementTx, Tcr, TcrLeaf,
-    BLACK_HOLE,
+    coins, entry_hash, AgreementTerms, AgreementTx, Entry, IorParams, IorTx, Outcome, Participant, SettlementTx, Tcr,
+    TcrLeaf, BLACK_HOLE,
 };
 use gridledger_rollup::{args, IOR_PRIMARY_ID};
 
@@ -42,11 +43,17 @@ pub fn config(mode: Mode, participants: usize, executors: usize, validators: usi
 }
 
 pub fn open(cfg: DriverConfig) -> Env {
+    let step_s = cfg.params.meter_step_s;
+    open_metered(cfg, step_s)
+}
+
+/// [`open`] with the traders' meters registered at `step_s` seconds.
+pub fn open_metered(cfg: DriverConfig, step_s: u32) -> Env {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let traders: Vec<KeyPair> = (0..cfg.participants).map(dev_key).collect();
     let mut d = DualChain::open(a.path(), b.path(), cfg).unwrap();
-    d.register_meters(&traders).unwrap();
+    d.register_meters_every(&traders, step_s).unwrap();
     Env { d, _dirs: (a, b) }
 }
 
@@ -151,7 +158,13 @@ pub fn funded() -> Env {
 /// that advances the clock, so a test making many calls inside one window
 /// needs a longer one).
 pub fn funded_with_window(window_ms: u64) -> Env {
-    let mut e = open(DriverConfig { ior_window_ms: window_ms, ..config(Mode::Ior, 4, 2, 3) });
+    funded_metered(window_ms, IorParams::case_study().meter_step_s)
+}
+
+/// [`funded_with_window`] with the traders' meters reading every `step_s`
+/// seconds.
+pub fn funded_metered(window_ms: u64, step_s: u32) -> Env {
+    let mut e = open_metered(DriverConfig { ior_window_ms: window_ms, ..config(Mode::Ior, 4, 2, 3) }, step_s);
     for i in 0..3 {
         e.d.fund(&trader(i), coins(10)).unwrap();
     }
@@ -226,10 +239,11 @@ pub fn settle_funding(e: &mut Env) {
     e.d.process(&mut rng(0)).unwrap();
 }
 
-/// The executor of `batch` posts honest verdicts and a last post-state
-/// root that mints it 10 coin. Returns the number of records before the
-/// batch.
-pub fn forge_last_root(e: &mut Env, batch: u64) -> usize {
+/// The executor of `batch`'s forged posting, built but not sent: honest
+/// verdicts and a last post-state root that mints it 10 coin. Returns the
+/// executor, the `sc_cr` arguments, the honest TCRs and the number of
+/// records before the batch.
+pub fn forged_posting(e: &Env, batch: u64) -> (KeyPair, SubmitTcrs, Vec<Tcr>, usize) {
     let input = e.d.batch_input(batch).unwrap();
     let p = e.d.cfg.params.clone();
     let full = input.full_state(&p);
@@ -249,6 +263,105 @@ pub fn forge_last_root(e: &mut Env, batch: u64) -> usize {
         leaves: posted,
         burned,
     };
+    (exec, sub, tcrs, records(&full).len())
+}
+
+/// The executor of `batch` posts [`forged_posting`]. Returns the number of
+/// records before the batch.
+pub fn forge_last_root(e: &mut Env, batch: u64) -> usize {
+    let (exec, sub, _, n) = forged_posting(e, batch);
     assert_eq!(e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap().status, TxStatus::Success);
-    records(&full).len()
+    n
+}
+
+/// A [`funded_with_window`]`(60_000)` env, funding settled, whose next
+/// batch holds one AT (trader 0 buys 500 Wh from trader 1 for 09:00) and
+/// is closed but not posted. Returns the env and the batch.
+pub fn one_at_batch() -> (Env, u64) {
+    let mut e = funded_with_window(60_000);
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
+    e.d.submit_block(&txs).unwrap();
+    e.d.primary.seal();
+    let batch = e.d.batch_header(1).unwrap().id;
+    (e, batch)
+}
+
+/// [`one_at_batch`] whose executor forged the batch's post-state root
+/// ([`forge_last_root`]); returns the env, the forger and the batch.
+pub fn forged_batch() -> (Env, KeyPair, u64) {
+    let (mut e, batch) = one_at_batch();
+    forge_last_root(&mut e, batch);
+    let h = e.d.batch_header(batch).unwrap();
+    let exec = e.d.executors.iter().find(|(k, _)| Some(k.address()) == h.posted_by).unwrap().0.clone();
+    (e, exec, batch)
+}
+
+/// The assigned validator's step for `batch` (commit, then dispute) and
+/// its key.
+pub fn validator_step(e: &mut Env, batch: u64) -> (KeyPair, Vec<Call>) {
+    let input = e.d.batch_input(batch).unwrap();
+    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
+    let step = e.d.validators[i].1.on_tcrs_recorded(&input);
+    let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
+    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
+    (e.d.validators[i].0.clone(), calls)
+}
+
+/// `k`'s coin on the primary chain (its wallet, not its IOR account).
+pub fn wealth(e: &Env, k: &KeyPair) -> u128 {
+    e.d.primary.chain.state().account(&k.address()).balance.0
+}
+
+/// A whole-batch `dispute` of `batch` with the given claimed TCRs: the
+/// posted entries and a witness of the settled records they touch.
+pub fn whole(e: &Env, batch: u64, claimed: Vec<Tcr>) -> Vec<u8> {
+    let input = e.d.batch_input(batch).unwrap();
+    args(&Controversial {
+        batch,
+        claimed,
+        entries: input.entries.clone(),
+        witness: gridledger_rollup::state::batch_witness(
+            input.state.as_ref().unwrap(),
+            &input.queue,
+            &input.entries,
+            e.d.cfg.params.meter_step_s,
+        ),
+    })
+}
+
+/// [`whole`] claiming the TCRs an honest re-execution of `batch` gives
+/// (an uncommitted copier's dispute).
+pub fn whole_dispute(e: &Env, batch: u64) -> Vec<u8> {
+    let p = e.d.cfg.params.clone();
+    let input = e.d.batch_input(batch).unwrap();
+    let own = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    whole(e, batch, own.iter().map(|l| l.tcr.clone()).collect())
+}
+
+/// Records one AT per `(buyer, terms)` sold by `seller` in one block,
+/// checks that all are accepted, and moves the clock one minute past the
+/// latest delivery period (when the seller may send its STs).
+pub fn agreed(e: &mut Env, seller: &KeyPair, ats: &[(&KeyPair, &AgreementTerms)]) {
+    let txs: Vec<(KeyPair, IorTx)> = ats.iter().map(|(b, t)| ((*b).clone(), at(t, seller))).collect();
+    e.d.submit_block(&txs).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted; ats.len()]);
+    e.d.set_time(ats.iter().map(|(_, t)| t.dt_end).max().unwrap() + MIN);
+}
+
+/// A disputed ST (`O_b = 0`, signed by `buyer`) whose readings `ps`, one
+/// every `step_s` seconds, are signed by the seller's meter.
+pub fn metered_st(t: &AgreementTerms, buyer: &KeyPair, step_s: u32, ps: Vec<i64>) -> SettlementTx {
+    SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + 5 * MIN,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: step_s,
+        ps,
+        meter_sig: None,
+    }
+    .sign_readings(&meter_key(&t.seller))
+    .sign_as_buyer(buyer)
 }

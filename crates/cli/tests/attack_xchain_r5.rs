@@ -1,0 +1,185 @@
+//! Fifth attack round on `gridledger xchain …`: `xchain resume`. Every
+//! test here is a finding: it asserts what a careful user would expect and
+//! fails on the code it was written against, so each is marked
+//! `#[ignore = "attack: ..."]` until fixed. Run them with
+//! `cargo test -p gridledger-cli --test attack_xchain_r5 -- --ignored`.
+
+use std::path::Path;
+use std::process::Command;
+
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::Amount;
+use gridledger_ledger::devnet::{dev_key, transfer};
+use gridledger_xchain::bob::PostNt;
+use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest};
+use gridledger_xchain::Side;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+
+/// The spec `xchain up --chains 2 --validators 4` runs (its genesis time
+/// comes from the directory).
+fn spec() -> MbsSpec {
+    MbsSpec { chains: 2, validators: 4, bob_validators: 4, ..MbsSpec::default() }
+}
+
+fn resume(d: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["xchain", "resume", "--json", "--chains", "2", "--validators", "4", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap()
+}
+
+/// One stranger's CCT stops `xchain resume` from closing anyone's.
+///
+/// `resume` walks the open CCTs in block order and, for each, sends the
+/// first-stage CCT_V signed with the CCT's sender's key, looked up among
+/// the deployment's development accounts; a CCT whose sender is any other
+/// BoB account aborts the whole run ("its sender is not a dev account of
+/// this deployment"), before the CCTs after it are looked at. Anyone with
+/// a BoB account (funded by a plain transfer from a dev account) opens a
+/// CCT with a counterparty that agrees and withholds; every honest CCT
+/// that an interrupted swap left open after it now stays open: the honest
+/// sender who paid and posted its NT is never proved by `resume`, and
+/// `resume` exits 1 every time.
+///
+/// Expected: `resume` closes the honest CCT (its posted NT proved, the
+/// withholding receiver penalised) and closes or skips the stranger's —
+/// CCT_V may be sent by anyone, e.g. the relayer with its next nonce
+/// after the epoch's relays. Observed: exit status 1 and the honest CCT
+/// still open.
+#[test]
+#[ignore = "attack: a CCT whose sender is not a dev account makes `xchain resume` exit 1 and leave every later open CCT open"]
+fn a_strangers_cct_stops_resume_closing_the_honest_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = Command::new(BIN)
+        .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let honest = {
+        let mut m = BobMbs::open(d, spec()).unwrap();
+        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
+        for c in m.chain_ids() {
+            m.provide_liquidity(&p, c, 1_000_000).unwrap();
+        }
+        m.provide_token_b(&p, 1_000_000).unwrap();
+        // A stranger's BoB account, funded by a plain transfer.
+        let stranger = KeyPair::from_seed("a stranger");
+        let bob = m.bob.chain_id();
+        let fund = transfer(
+            &dev_key(5),
+            bob,
+            m.bob.next_nonce(&dev_key(5).address()),
+            stranger.address(),
+            Amount(100_000_000),
+            Amount(1),
+        );
+        m.bob.submit(&fund).unwrap();
+        m.tick().unwrap();
+        for who in [&s, &r, &stranger, &dev_key(2)] {
+            m.deposit_token_b(who, 1_000_000).unwrap();
+        }
+        let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
+        // The stranger's CCT (with dev 2, who agrees); both then walk away.
+        let req =
+            SwapRequest { sender: stranger.clone(), receiver: dev_key(2), chain_i: ci, chain_j: cj, x_j: 300, salt: 1 };
+        let terms = m.terms(&req);
+        m.bob_ok(&m.cct_tx(&stranger, &dev_key(2), terms)).unwrap();
+        // An honest swap interrupted after the sender paid and posted.
+        let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 9 };
+        let terms = m.terms(&req);
+        let id = terms.id();
+        m.bob_ok(&m.cct_tx(&s, &r, terms)).unwrap();
+        let rec = m.cct(&id).unwrap();
+        m.wait_native_window(&rec).unwrap();
+        let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+        m.external_mut(ci).unwrap().submit(&nt).unwrap();
+        m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
+        id
+        // The driver stops here.
+    };
+    let out = resume(d);
+    let m = BobMbs::open(d, spec()).unwrap();
+    let rec = m.cct(&honest).unwrap();
+    assert!(
+        out.status.success() && rec.complete,
+        "resume: exit {:?}, stderr {}; the honest CCT: complete {}, sender {:?}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).trim(),
+        rec.complete,
+        rec.sender
+    );
+}
+
+/// `resume` never closes a CCT whose posted NT's header the BoB no longer
+/// keeps.
+///
+/// For a posted NT that is on its chain, `resume` sends `prove` every epoch
+/// and counts that as having acted; it sends the first-stage CCT_V only in
+/// an epoch in which it did not act. Once the NT's block has left the κ_i
+/// headers the BoB keeps (the deployment ran on after the interrupted swap
+/// — other swaps, `xchain up --epochs N --dir D` — before anyone resumed),
+/// every `prove` reverts (`StaleHeader`), so `resume` "acts" in every epoch,
+/// never sends CCT_V, burns the payer's gas on a reverted `prove` each
+/// epoch, and gives up after `--max-epochs` with the CCT still open and
+/// both deposits' locks held.
+///
+/// Expected: `resume` ends with the CCT complete (a `prove` that reverted
+/// does not count as acting: CCT_V once the deadlines passed).
+/// Observed: exit 1, "still open after 60 epochs", the CCT open, and a
+/// reverted `prove` of the sender in each of those epochs.
+#[test]
+#[ignore = "attack: resume re-sends a prove that reverts (stale header) every epoch and never sends CCT_V; the CCT stays open"]
+fn resume_never_closes_a_cct_whose_posted_nt_is_no_longer_provable() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = Command::new(BIN)
+        .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let (id, sender_nonce) = {
+        let mut m = BobMbs::open(d, spec()).unwrap();
+        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
+        for c in m.chain_ids() {
+            m.provide_liquidity(&p, c, 1_000_000).unwrap();
+        }
+        m.provide_token_b(&p, 1_000_000).unwrap();
+        m.deposit_token_b(&s, 1_000_000).unwrap();
+        m.deposit_token_b(&r, 1_000_000).unwrap();
+        let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
+        let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 9 };
+        let terms = m.terms(&req);
+        let id = terms.id();
+        m.bob_ok(&m.cct_tx(&s, &r, terms)).unwrap();
+        let rec = m.cct(&id).unwrap();
+        m.wait_native_window(&rec).unwrap();
+        let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+        m.external_mut(ci).unwrap().submit(&nt).unwrap();
+        m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
+        // The driver stops here; the deployment runs on for 40 epochs.
+        m.ticks(40).unwrap();
+        assert!(!m.cct(&id).unwrap().complete);
+        (id, m.bob.next_nonce(&s.address()))
+    };
+    let out = Command::new(BIN)
+        .args(["xchain", "resume", "--json", "--chains", "2", "--validators", "4", "--max-epochs", "60", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    let m = BobMbs::open(d, spec()).unwrap();
+    let rec = m.cct(&id).unwrap();
+    assert!(
+        out.status.success() && rec.complete,
+        "resume: exit {:?}, stderr {}; the CCT: complete {}, verified {}; the sender sent {} BoB transactions meanwhile",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).trim(),
+        rec.complete,
+        rec.verified,
+        m.bob.next_nonce(&dev_key(0).address()) - sender_nonce
+    );
+}
