@@ -17,6 +17,7 @@ use super::{PdParams, Stats, L, LANES};
 
 /// The vector unit the kernels run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(super) enum Isa {
     /// The target's baseline (SSE2 on x86-64).
     Base,
