@@ -100,8 +100,55 @@ pub fn random_genesis_time() -> u64 {
 /// File in a BoB-MBS's (or a chain's) directory that records the genesis time.
 pub const GENESIS_TIME_FILE: &str = "genesis-time";
 
-/// The genesis time recorded in `dir`, or `spec`'s, recorded there now.
-pub fn pin_genesis_time(dir: &Path, mut spec: MbsSpec) -> Result<MbsSpec, MbsError> {
+/// File in a BoB-MBS's (or a chain's) directory that records the
+/// deployment's shape ([`MbsSpec::shape`]), one `field = value` a line.
+pub const SHAPE_FILE: &str = "deployment-shape";
+
+/// The genesis time recorded in `dir`, or `spec`'s, recorded there now; and
+/// the deployment's shape: recorded at the first open, and any later open
+/// with a spec of another shape is refused with [`MbsError::ShapeMismatch`]
+/// naming the first field that differs (the BoB's genesis binds the shape
+/// too, so the chain data would refuse it anyway, without naming it).
+pub fn pin_genesis_time(dir: &Path, spec: MbsSpec) -> Result<MbsSpec, MbsError> {
+    let spec = pin_time(dir, spec)?;
+    // An invalid spec records no shape.
+    check_spec(&spec)?;
+    pin_shape(dir, &spec)?;
+    Ok(spec)
+}
+
+fn pin_shape(dir: &Path, spec: &MbsSpec) -> Result<(), MbsError> {
+    let file = dir.join(SHAPE_FILE);
+    let io = |e: std::io::Error| MbsError::Spec(format!("{}: {e}", file.display()));
+    let shape = spec.shape();
+    match std::fs::read_to_string(&file) {
+        Ok(s) => {
+            let recorded: BTreeMap<&str, &str> =
+                s.lines().filter_map(|l| l.split_once(" = ")).map(|(k, v)| (k.trim(), v.trim())).collect();
+            for (field, value) in &shape {
+                let was = recorded.get(field).copied().unwrap_or("(not recorded)");
+                if was != value {
+                    return Err(MbsError::ShapeMismatch {
+                        field: (*field).to_string(),
+                        recorded: was.to_string(),
+                        requested: value.clone(),
+                    });
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let text: String = shape.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+            let tmp = dir.join(format!("{SHAPE_FILE}.tmp"));
+            std::fs::write(&tmp, text).map_err(io)?;
+            std::fs::rename(&tmp, &file).map_err(io)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+fn pin_time(dir: &Path, mut spec: MbsSpec) -> Result<MbsSpec, MbsError> {
     let io = |e: std::io::Error| MbsError::Spec(format!("{}: {e}", dir.join(GENESIS_TIME_FILE).display()));
     let file = dir.join(GENESIS_TIME_FILE);
     match std::fs::read_to_string(&file) {
@@ -121,6 +168,32 @@ pub fn pin_genesis_time(dir: &Path, mut spec: MbsSpec) -> Result<MbsSpec, MbsErr
 }
 
 impl MbsSpec {
+    /// The deployment's shape: every field of the spec that its chains'
+    /// genesis or the BoB contract's configuration ([`BobConfig`]: the
+    /// chains' registrations with finality and κ_i, κ̄, the pool weights,
+    /// the group key) is built from, as `(field, value)` — all but the
+    /// genesis time, which is pinned on its own, and the planted mutation
+    /// of the `mutants` feature. The BoB's genesis commits to it
+    /// ([`shape_address`]), so it is part of the deployment hash
+    /// ([`deployment`]) every CCT's terms and threshold statement name.
+    pub fn shape(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("chains", self.chains.to_string()),
+            ("validators", self.validators.to_string()),
+            ("bob_validators", self.bob_validators.to_string()),
+            ("finality", format!("{:?}", self.finality)),
+            ("kappa", self.kappa.to_string()),
+            ("kappa_bar", self.kappa_bar.to_string()),
+            ("users", self.users.to_string()),
+            ("balance", self.balance.0.to_string()),
+            ("htlc_baseline", self.htlc_baseline.to_string()),
+            ("committee_seed", self.committee_seed.to_string()),
+            ("ccdi", self.ccdi.to_string()),
+            ("lmc_baseline", self.lmc_baseline.to_string()),
+            ("fixed_chain_base", format!("{:?}", self.fixed_chain_base)),
+        ]
+    }
+
     /// The deployment's chain-id base: the BoB's chain id; external chain `n`
     /// (0-based) is `chain_base() + 1 + n`.
     ///
@@ -216,6 +289,10 @@ pub enum MbsError {
     /// nonce) could never count, so it would be penalised as withholding.
     #[error("chain {chain}: the terms' nonce floor {floor} is above the payer's next nonce {next}")]
     FloorAhead { chain: ChainId, floor: u64, next: u64 },
+    /// A deployment's directory reopened with a spec of another shape
+    /// ([`MbsSpec::shape`]): its BoB would run under other contract rules.
+    #[error("the deployment was created with {field} = {recorded}, not {requested}")]
+    ShapeMismatch { field: String, recorded: String, requested: String },
 }
 
 /// Bytes each party put on the wire in one CCTE (canonical encodings).
@@ -377,7 +454,23 @@ impl Role {
 
 fn bob_genesis(spec: &MbsSpec, funded_bob: &[Address]) -> Genesis {
     let id = spec.bob_chain();
-    genesis(id, &validator_keys(id, spec.bob_validators), funded_bob, spec.balance, spec.genesis_time)
+    let mut g = genesis(id, &validator_keys(id, spec.bob_validators), funded_bob, spec.balance, spec.genesis_time);
+    g.allocations.push(Allocation { address: shape_address(spec), balance: Amount::ZERO });
+    g
+}
+
+/// The account, empty, by which the BoB's genesis commits to the
+/// deployment's shape ([`MbsSpec::shape`]): its address is the tail of the
+/// shape's hash, so two shapes give two BoB genesis hashes (two chains, two
+/// deployments) and a BoB chain's data cannot be reopened under other
+/// contract rules. (The ledger's genesis has no free-form field; an empty
+/// allocation is part of its hash and of the genesis state.)
+pub fn shape_address(spec: &MbsSpec) -> Address {
+    let h =
+        gridledger_core::codec::hash_tagged(gridledger_core::codec::Tag("gridledger/xchain/shape/v1"), &spec.shape());
+    let mut a = [0u8; 20];
+    a.copy_from_slice(&h.0[12..]);
+    Address(a)
 }
 
 /// The deployment of `spec` (its genesis time pinned): the hash of its BoB's
@@ -387,6 +480,17 @@ pub fn deployment(spec: &MbsSpec) -> Hash32 {
     let mut funded: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
     funded.push(relayer_key().address());
     bob_genesis(spec, &funded).hash()
+}
+
+/// The checks of a spec that need no chain.
+fn check_spec(spec: &MbsSpec) -> Result<(), MbsError> {
+    if spec.chains < 2 || spec.validators == 0 || spec.bob_validators == 0 {
+        return Err(MbsError::Spec("need at least 2 external chains and 1 validator per chain".into()));
+    }
+    if spec.chains > MAX_CHAINS || spec.chain_base().checked_add(spec.chains as ChainId).is_none() {
+        return Err(MbsError::Spec(format!("at most {MAX_CHAINS} external chains, with ids within u32")));
+    }
+    Ok(())
 }
 
 /// Everything a BoB-MBS's chains are built from; a pure function of the spec.
@@ -400,12 +504,7 @@ struct Plan {
 
 impl Plan {
     fn new(spec: &MbsSpec) -> Result<Self, MbsError> {
-        if spec.chains < 2 || spec.validators == 0 || spec.bob_validators == 0 {
-            return Err(MbsError::Spec("need at least 2 external chains and 1 validator per chain".into()));
-        }
-        if spec.chains > MAX_CHAINS || spec.chain_base().checked_add(spec.chains as ChainId).is_none() {
-            return Err(MbsError::Spec(format!("at most {MAX_CHAINS} external chains, with ids within u32")));
-        }
+        check_spec(spec)?;
         let mut users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
         let relayer = relayer_key();
         let mut funded_bob = users.clone();

@@ -428,7 +428,6 @@ fn a_drained_token_i_pool_sets_the_rate_honest_receivers_sign() {
 /// so a different config is a different chain; or record the spec in the
 /// directory as `genesis-time` is and refuse a mismatch.
 #[test]
-#[ignore = "attack: the BoB contract's config (kappa, finality, chains, weights) is not in its genesis; a reopen with another shape changes the rules"]
 fn a_deployment_reopened_with_another_shape_runs_other_rules() {
     use gridledger_xchain::{BobConfig, Finality};
     // (chain, κ_i, finality) of every registration, and the weights.
@@ -454,7 +453,7 @@ fn a_deployment_reopened_with_another_shape_runs_other_rules() {
         ..spec
     };
     match BobMbs::open(dir.path(), other) {
-        Err(_) => {}
+        Err(e) => assert!(matches!(e, gridledger_xchain::mbs::MbsError::ShapeMismatch { .. }), "{e}"),
         Ok(m) => {
             let after = summary(&m.config);
             assert_eq!(
@@ -465,6 +464,41 @@ fn a_deployment_reopened_with_another_shape_runs_other_rules() {
             );
         }
     }
+}
+
+/// R5-6, field by field: reopening a deployment with any one other value of
+/// its shape is refused with a typed error naming that field, and changes
+/// nothing (the deployment reopens with its own shape at the same height).
+#[test]
+fn a_reopen_with_one_other_field_is_refused_naming_it() {
+    use gridledger_xchain::mbs::MbsError;
+    use gridledger_xchain::Finality;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { kappa: 16, ..MbsSpec::default() };
+    let height = {
+        let mut m = BobMbs::open(dir.path(), spec.clone()).unwrap();
+        m.ticks(2).unwrap();
+        m.bob.height()
+    };
+    let others: Vec<(&str, MbsSpec)> = vec![
+        ("kappa", MbsSpec { kappa: 4, ..spec.clone() }),
+        ("kappa_bar", MbsSpec { kappa_bar: spec.kappa_bar + 1, ..spec.clone() }),
+        ("finality", MbsSpec { finality: Finality::Probabilistic { k: 1 }, ..spec.clone() }),
+        ("chains", MbsSpec { chains: 3, ..spec.clone() }),
+        ("committee_seed", MbsSpec { committee_seed: 2, ..spec.clone() }),
+    ];
+    for (field, other) in others {
+        match BobMbs::open(dir.path(), other) {
+            Err(MbsError::ShapeMismatch { field: f, .. }) => assert_eq!(f, field),
+            Err(e) => panic!("{field}: refused, but not naming the field: {e}"),
+            Ok(_) => panic!("{field}: reopened with another {field}"),
+        }
+    }
+    let m = BobMbs::open(dir.path(), spec.clone()).unwrap();
+    assert_eq!(m.bob.height(), height, "the refusals changed the deployment");
+    // Two shapes are two BoB genesis, so two deployment hashes.
+    let other = MbsSpec { kappa: 4, ..spec.clone() };
+    assert_ne!(gridledger_xchain::mbs::deployment(&spec), gridledger_xchain::mbs::deployment(&other));
 }
 
 // ------------------------------------------------------------------ R5-7
