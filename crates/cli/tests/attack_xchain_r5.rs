@@ -117,11 +117,13 @@ fn strangers_cct_then_an_honest_one(
             Amount(100_000_000),
             Amount(1),
         );
+        let fund = m.bob.sign(&dev_key(5), fund);
         m.bob.submit(&fund).unwrap();
         let other = if two_strangers {
             let other = KeyPair::from_seed("another stranger");
             let nonce = m.bob.next_nonce(&dev_key(5).address());
             let fund = transfer(&dev_key(5), bob, nonce, other.address(), Amount(100_000_000), Amount(1));
+            let fund = m.bob.sign(&dev_key(5), fund);
             m.bob.submit(&fund).unwrap();
             other
         } else {

@@ -84,8 +84,9 @@ pub struct MbsSpec {
     /// `None` (the default): the chain ids are the deployment's own, derived
     /// from `genesis_time` and `committee_seed` ([`MbsSpec::chain_base`]).
     /// `Some(b)`: the BoB is chain `b`, external chain `n` is `b + 1 + n` —
-    /// fixed ids for tests only: two deployments with the same fixed base
-    /// accept each other's signed transactions.
+    /// fixed ids for tests only (two deployments with the same fixed base
+    /// share ids; their signing domains still differ unless their genesis,
+    /// genesis time included, is the same).
     pub fixed_chain_base: Option<ChainId>,
     /// A planted bug in the BoB contract and SC_BG (`mutants` feature only).
     #[cfg(feature = "mutants")]
@@ -197,10 +198,14 @@ impl MbsSpec {
     /// The deployment's chain-id base: the BoB's chain id; external chain `n`
     /// (0-based) is `chain_base() + 1 + n`.
     ///
-    /// Chain ids are per deployment. A transaction's signature binds only its
-    /// chain id, so two deployments whose chains shared ids would execute
-    /// each other's transactions (a native transfer signed on one would pay
-    /// again on the other). The base is therefore derived from what makes a
+    /// Chain ids are per deployment, for display and routing. Replay across
+    /// deployments is closed by the signing domain, not by the ids: every
+    /// chain of a deployment takes its genesis hash as its signing domain
+    /// ([`EmbeddedChain::domain`]), which every transaction signature on it
+    /// covers, so a transaction signed for one deployment's chain is refused
+    /// by another deployment's chain even where the numeric ids collide (a
+    /// 31-bit id collides by the birthday bound and can be ground with
+    /// `--genesis-time`). The base is derived from what makes a
     /// deployment its own — `genesis_time` (random by default) and
     /// `committee_seed` — and not from the BoB's genesis hash, whose genesis
     /// names the chain id. It lies in `[2^16, 2^31)`, so with at most
@@ -505,14 +510,10 @@ struct Plan {
 impl Plan {
     fn new(spec: &MbsSpec) -> Result<Self, MbsError> {
         check_spec(spec)?;
-        let mut users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
+        let users = external_users(spec);
         let relayer = relayer_key();
-        let mut funded_bob = users.clone();
+        let mut funded_bob: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
         funded_bob.push(relayer.address());
-        if spec.ccdi || spec.lmc_baseline {
-            // Relay nodes pay for Phase 3's settlements on the external chains.
-            users.push(relayer.address());
-        }
         let committee = BobCommittee::dev(spec.bob_validators, spec.committee_seed)
             .map_err(|e| MbsError::Spec(format!("threshold key: {e}")))?;
         let mut plan = Self { users, funded_bob, relayer, committee, bob_reg: None };
@@ -632,14 +633,23 @@ pub fn open_chain(dir: &Path, spec: &MbsSpec, role: Role) -> Result<(EmbeddedCha
 }
 
 /// The relayer's `relay` call on the BoB (chain `bob_chain`) with nonce `nonce`.
-pub fn relay_tx(relayer: &KeyPair, bob_chain: ChainId, nonce: u64, relay: &Relay) -> SignedTransaction {
-    bob_call_signed(relayer, bob_chain, nonce, "relay", relay, Amount::ZERO)
+pub fn relay_tx(
+    relayer: &KeyPair,
+    bob_chain: ChainId,
+    domain: &Hash32,
+    nonce: u64,
+    relay: &Relay,
+) -> SignedTransaction {
+    bob_call_signed(relayer, bob_chain, domain, nonce, "relay", relay, Amount::ZERO)
 }
 
-/// A call of the BoB contract (on chain `bob_chain`) signed by `key` with nonce `nonce`.
+/// A call of the BoB contract (on chain `bob_chain`, signing domain
+/// `domain`: the BoB's genesis hash, [`chain_domain`]) signed by `key` with
+/// nonce `nonce`.
 pub fn bob_call_signed<A: BorshSerialize>(
     key: &KeyPair,
     bob_chain: ChainId,
+    domain: &Hash32,
     nonce: u64,
     method: &str,
     args: &A,
@@ -658,7 +668,33 @@ pub fn bob_call_signed<A: BorshSerialize>(
             value,
         },
     }
-    .sign(key)
+    .sign_in(key, Some(domain))
+}
+
+/// The signing domain of chain `chain` of the deployment `spec` describes
+/// (its genesis time pinned): the chain's genesis hash, which every
+/// transaction signature on it covers (see [`EmbeddedChain::domain`]);
+/// `None` if `chain` is not one of its chains. A pure function of the spec,
+/// for a driver that holds no chain (`xchain … --processes`).
+pub fn chain_domain(spec: &MbsSpec, chain: ChainId) -> Option<Hash32> {
+    if chain == spec.bob_chain() {
+        return Some(deployment(spec));
+    }
+    if !(0..spec.chains).any(|n| spec.external_chain(n) == chain) {
+        return None;
+    }
+    let keys = validator_keys(chain, spec.validators);
+    Some(genesis(chain, &keys, &external_users(spec), spec.balance, spec.genesis_time).hash())
+}
+
+/// The accounts funded on every external chain of `spec`.
+fn external_users(spec: &MbsSpec) -> Vec<Address> {
+    let mut users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
+    if spec.ccdi || spec.lmc_baseline {
+        // Relay nodes pay for Phase 3's settlements on the external chains.
+        users.push(relayer_key().address());
+    }
+    users
 }
 
 /// The relayer's key of every BoB-MBS (a development key).
@@ -859,7 +895,7 @@ impl BobMbs {
         args: &A,
         value: Amount,
     ) -> SignedTransaction {
-        bob_call_signed(key, self.bob.chain_id(), nonce, method, args, value)
+        bob_call_signed(key, self.bob.chain_id(), &self.bob.domain(), nonce, method, args, value)
     }
 
     /// A signed call of the BoB contract with `key`'s next nonce.
@@ -898,7 +934,7 @@ impl BobMbs {
         amount: u128,
     ) -> Result<SignedTransaction, MbsError> {
         let c = self.external(chain)?;
-        Ok(transfer(key, chain, c.next_nonce(&key.address()), to, Amount(amount), Amount(1)))
+        Ok(c.sign(key, transfer(key, chain, c.next_nonce(&key.address()), to, Amount(amount), Amount(1))))
     }
 
     /// Ticks until the BoB holds `height` of `chain` as a final header.
@@ -1155,17 +1191,18 @@ impl BobMbs {
                     let fee = crate::mbs::TRANSFER_FEE;
                     let (drain, nt_nonce) = if behaviour == Behaviour::Underfund(side) {
                         let all = c.account(&payer).balance.0.saturating_sub(fee);
-                        (transfer(key, chain, n, SINK, Amount(all), Amount(1)), n + 1)
+                        (c.sign(key, transfer(key, chain, n, SINK, Amount(all), Amount(1))), n + 1)
                     } else {
-                        (transfer(key, chain, n, SINK, Amount(1), Amount(1)), n)
+                        (c.sign(key, transfer(key, chain, n, SINK, Amount(1), Amount(1))), n)
                     };
-                    let nt = transfer(key, chain, nt_nonce, to, Amount(amount), Amount(1));
+                    let nt = c.sign(key, transfer(key, chain, nt_nonce, to, Amount(amount), Amount(1)));
                     self.external_mut(chain)?.submit(&drain)?;
                     nt
                 }
                 Behaviour::PostUnlandable(s) if s == side => {
-                    let gap = self.external(chain)?.next_nonce(&payer) + 1_000;
-                    transfer(key, chain, gap, to, Amount(amount), Amount(1))
+                    let c = self.external(chain)?;
+                    let gap = c.next_nonce(&payer) + 1_000;
+                    c.sign(key, transfer(key, chain, gap, to, Amount(amount), Amount(1)))
                 }
                 _ => self.native_tx(&rec, side, key)?,
             };
@@ -1407,16 +1444,20 @@ impl BobMbs {
         value: Amount,
         gas_limit: u64,
     ) -> Result<SignedTransaction, MbsError> {
-        let nonce = self.external(chain)?.next_nonce(&key.address());
-        Ok(gridledger_ledger::devnet::call(
+        let c = self.external(chain)?;
+        let nonce = c.next_nonce(&key.address());
+        Ok(c.sign(
             key,
-            chain,
-            nonce,
-            contract,
-            method,
-            borsh::to_vec(args).unwrap_or_default(),
-            value,
-            gas_limit,
+            gridledger_ledger::devnet::call(
+                key,
+                chain,
+                nonce,
+                contract,
+                method,
+                borsh::to_vec(args).unwrap_or_default(),
+                value,
+                gas_limit,
+            ),
         ))
     }
 

@@ -56,7 +56,6 @@ fn chain_with_id(m: &mut BobMbs, id: u32) -> &mut EmbeddedChain {
 /// already name `deployment`), or derive 64-bit chain ids from the genesis
 /// hash; a 31-bit random id only makes a collision rare.
 #[test]
-#[ignore = "attack: per-deployment chain ids collide by the birthday bound (31-bit space); a transfer replays across deployments"]
 fn two_deployments_collide_on_a_chain_id_and_a_transfer_replays() {
     use std::collections::HashMap;
     let chains = MbsSpec::default().chains as u32;
@@ -84,13 +83,21 @@ fn two_deployments_collide_on_a_chain_id_and_a_transfer_replays() {
     // dev 0 pays dev 3 on deployment A's chain `id`.
     let payer = dev_key(0);
     let ca = chain_with_id(&mut a, id);
+    // Fixed: a transaction is signed in its chain's signing domain (the
+    // chain's genesis hash), as every driver and wallet of a deployment signs.
     let nt = transfer(&payer, id, ca.next_nonce(&payer.address()), dev_key(3).address(), Amount(777), Amount(1));
+    let nt = ca.sign(&payer, nt);
     ca.submit(&nt).unwrap();
     a.tick().unwrap();
     assert!(chain_with_id(&mut a, id).tx_proof(&nt.hash()).unwrap().is_some(), "paid on deployment A");
     // Anyone replays it on deployment B's chain with the same id.
     let before = chain_with_id(&mut b, id).account(&dev_key(3).address()).balance;
-    let admitted = chain_with_id(&mut b, id).submit(&nt).is_ok();
+    let admitted = chain_with_id(&mut b, id).submit(&nt);
+    assert!(
+        matches!(admitted, Err(gridledger_ledger::SubmitError::BadSignature)),
+        "deployment B refuses A's transfer for its signature: {admitted:?}"
+    );
+    let admitted = admitted.is_ok();
     b.tick().unwrap();
     let after = chain_with_id(&mut b, id).account(&dev_key(3).address()).balance;
     assert!(
@@ -313,7 +320,7 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
         let sig = r.sign(&terms_b.digest(m.bob.chain_id()));
         let args = gridledger_xchain::bob::CctArgs { terms: terms_b.clone(), receiver_sig: sig };
         let n = m.bob.next_nonce(&s.address()) + 1;
-        gridledger_xchain::mbs::bob_call_signed(&s, m.bob.chain_id(), n, "cct", &args, Amount::ZERO)
+        gridledger_xchain::mbs::bob_call_signed(&s, m.bob.chain_id(), &m.bob.domain(), n, "cct", &args, Amount::ZERO)
     });
     m.bob.submit(&tx_a).unwrap();
     m.bob_ok(&tx_b).unwrap();
@@ -329,7 +336,7 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
             let (c, _, to, amount) = rec.instruction(side);
             assert_eq!(c, chain);
             let n = m.external(chain).unwrap().wallet_next_nonce(&key.address());
-            let nt = transfer(key, chain, n, to, Amount(amount), Amount(1));
+            let nt = m.external(chain).unwrap().sign(key, transfer(key, chain, n, to, Amount(amount), Amount(1)));
             m.external_mut(chain).unwrap().submit(&nt).unwrap();
             m.bob_ok(&m.bob_call(key, "post_nt", &PostNt { cct: id, side, nt: nt.clone() }, Amount::ZERO)).unwrap();
             nts.push((id, side, key.clone(), nt));
@@ -539,14 +546,7 @@ fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
     m.wait_native_window(&rec).unwrap();
     // The sender is short on chain i for a while (its coin is with a friend).
     let bal = m.external(I).unwrap().account(&s.address()).balance.0;
-    let lend = transfer(
-        &s,
-        I,
-        m.external(I).unwrap().next_nonce(&s.address()),
-        friend.address(),
-        Amount(bal - 21_000),
-        Amount(1),
-    );
+    let lend = m.native_transfer(I, &s, friend.address(), bal - 21_000).unwrap();
     m.external_mut(I).unwrap().submit(&lend).unwrap();
     m.tick().unwrap();
     // It signs and posts NT_s; chain i holds NT_s back until after the deadline.
@@ -564,14 +564,7 @@ fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
     assert!(account.nonce <= nt_s.tx.nonce && account.balance < nt_s.tx.max_cost().unwrap());
     assert!(h_ev > rec.e_i + m.config.kappa_bar);
     // The friend pays the coin back well before the deadline.
-    let back = transfer(
-        &friend,
-        I,
-        m.external(I).unwrap().next_nonce(&friend.address()),
-        s.address(),
-        Amount(bal - 200),
-        Amount(1),
-    );
+    let back = m.native_transfer(I, &friend, s.address(), bal - 200).unwrap();
     m.external_mut(I).unwrap().submit(&back).unwrap();
     m.tick().unwrap();
     // The receiver pays and proves its side.

@@ -149,7 +149,7 @@ fn posted_nt_with_a_nonce_gap_is_never_resolved() {
     receiver_pays_and_proves(&mut m, id, &rec);
     let (chain, _, to, amount) = rec.instruction(Side::Sender);
     let gap = m.external(chain).unwrap().next_nonce(&s.address()) + 5;
-    let nt = transfer(&s, chain, gap, to, Amount(amount), Amount(1));
+    let nt = m.external(chain).unwrap().sign(&s, transfer(&s, chain, gap, to, Amount(amount), Amount(1)));
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt.clone() }, Amount::ZERO);
     m.bob_ok(&post).unwrap();
     past_deadlines(&mut m, &rec);
@@ -203,8 +203,7 @@ fn one_validator_forges_a_probabilistic_fork_and_mints_tokens() {
     let forged_amount: u128 = 1_000_000_000_000_000; // more than the sender's real balance
     let real = m.external(I).unwrap().account(&s.address()).balance.0;
     assert!(forged_amount > real);
-    let forged_nt =
-        transfer(&s, I, m.external(I).unwrap().next_nonce(&s.address()), tpk, Amount(forged_amount), Amount(1));
+    let forged_nt = m.native_transfer(I, &s, tpk, forged_amount).unwrap();
 
     let n = m.spec.validators as u64;
     let tip = m.bob_tip(I);
@@ -401,7 +400,10 @@ fn a_stranger_runs_the_baseline_on_a_subset_of_the_minted_items() {
         let data = m.lmc_item(*chain, item).unwrap().data;
         let nonce = m.external(*chain).unwrap().next_nonce(&key.address());
         let args = borsh::to_vec(&Lock { process, item, data }).unwrap();
-        let tx = call(&key, *chain, nonce, LMC_ID, "lock", args, Amount::ZERO, 200_000);
+        let tx = m
+            .external(*chain)
+            .unwrap()
+            .sign(&key, call(&key, *chain, nonce, LMC_ID, "lock", args, Amount::ZERO, 200_000));
         m.external_mut(*chain).unwrap().submit(&tx).unwrap();
         locks.push((key, *chain, item, tx));
     }

@@ -147,7 +147,9 @@ fn a_native_transaction_is_byte_for_byte_an_ordinary_transfer() {
     let rep = m.swap(&request(1_000, 8), Behaviour::Honest).unwrap();
     let block = m.external(I).unwrap().chain().block(proved_h(&rep.record.sender)).unwrap().unwrap();
     let nt = block.txs.iter().find(|t| t.hash() == proved_nt(&rep.record.sender)).unwrap();
+    // An ordinary transfer of chain i: signed in its signing domain, as every transfer there is.
     let ordinary = transfer(&sender(), I, nt.tx.nonce, receiver().address(), Amount(rep.x_i), Amount(1));
+    let ordinary = m.external(I).unwrap().sign(&sender(), ordinary);
     assert_eq!(nt.to_bytes(), ordinary.to_bytes());
     let receipt = m.external(I).unwrap().receipt(&nt.hash()).unwrap().unwrap();
     assert_eq!(receipt.events.len(), 1);
@@ -264,6 +266,7 @@ fn forged_early_and_stale_merkle_proofs_are_refused() {
     // Another transaction's proof presented for NT_s.
     let mut wrong_nt = pt.clone();
     wrong_nt.nt = transfer(&s, I, nt.tx.nonce + 5, receiver().address(), Amount(rec.x_i), Amount(1));
+    wrong_nt.nt = m.external(I).unwrap().sign(&s, wrong_nt.nt);
     let tx = m.bob_call(&s, "prove", &wrong_nt, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: I, height: pt.height });
 
@@ -425,7 +428,8 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
 
     // A native transaction that does not match IN_s.
     let rec = m.cct(&terms.id()).unwrap();
-    let wrong = transfer(&s, I, 0, receiver().address(), Amount(rec.x_i + 1), Amount(1));
+    let wrong =
+        m.external(I).unwrap().sign(&s, transfer(&s, I, 0, receiver().address(), Amount(rec.x_i + 1), Amount(1)));
     let post =
         m.bob_call(&s, "post_nt", &PostNt { cct: terms.id(), side: Side::Sender, nt: wrong.clone() }, Amount::ZERO);
     let before = m.bob_contract_state();
@@ -437,7 +441,7 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
     );
     assert_eq!(m.bob_contract_state(), before);
     // The right NT posted once; a second copy is refused.
-    let right = transfer(&s, I, 0, receiver().address(), Amount(rec.x_i), Amount(1));
+    let right = m.external(I).unwrap().sign(&s, transfer(&s, I, 0, receiver().address(), Amount(rec.x_i), Amount(1)));
     let post =
         m.bob_call(&s, "post_nt", &PostNt { cct: terms.id(), side: Side::Sender, nt: right.clone() }, Amount::ZERO);
     assert_eq!(bob_only(&mut m, &post).status, TxStatus::Success);
@@ -549,7 +553,8 @@ fn a_fee_bumped_resend_of_nt_is_no_fraud_evidence() {
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: posted.clone() }, Amount::ZERO);
     m.bob_ok(&post).unwrap();
     let (chain, _, to, amount) = rec.instruction(Side::Sender);
-    let bumped = transfer(&s, chain, posted.tx.nonce, to, Amount(amount), Amount(3));
+    let bumped =
+        m.external(chain).unwrap().sign(&s, transfer(&s, chain, posted.tx.nonce, to, Amount(amount), Amount(3)));
     m.external_mut(I).unwrap().submit(&bumped).unwrap();
     let (height, proof) = loop {
         if let Some(p) = m.external(I).unwrap().tx_proof(&bumped.hash()).unwrap() {
@@ -694,7 +699,7 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     // NT_s with a nonce gap: correctly signed, matches IN_s, never executable.
     let (chain, _, to, amount) = rec.instruction(Side::Sender);
     let gap = m.external(chain).unwrap().next_nonce(&s.address()) + 3;
-    let nt = transfer(&s, chain, gap, to, Amount(amount), Amount(1));
+    let nt = m.external(chain).unwrap().sign(&s, transfer(&s, chain, gap, to, Amount(amount), Amount(1)));
     m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
     while m.bob_tip(I) < rec.deadline_i || m.bob_tip(J) < rec.deadline_j {
         m.tick().unwrap();

@@ -98,6 +98,7 @@ fn forged_and_replayed_claims_are_refused_without_change() {
         gridledger_core::Amount::ZERO,
         5_000_000,
     );
+    let lock_tx = m.external(u.chain).unwrap().sign(&u.key, lock_tx);
     let r = m.chain_run(u.chain, &lock_tx).unwrap();
     let lock = Hash32(r.output.try_into().unwrap());
     let mut boosted = data.clone();
@@ -120,6 +121,7 @@ fn forged_and_replayed_claims_are_refused_without_change() {
         gridledger_core::Amount::ZERO,
         5_000_000,
     );
+    let tx = m.external(u.chain).unwrap().sign(&u.key, tx);
     let before = snapshot(&m);
     let r = m.chain_run(u.chain, &tx).unwrap();
     assert_eq!(
@@ -162,6 +164,7 @@ fn double_and_forged_mints_and_early_rollbacks_are_refused() {
         gridledger_core::Amount::ZERO,
         5_000_000,
     );
+    let lock_tx = m.external(u.chain).unwrap().sign(&u.key, lock_tx);
     m.external_mut(u.chain).unwrap().submit(&lock_tx).unwrap();
     m.ticks(2).unwrap();
     let (height, receipt, proof) = m.external(u.chain).unwrap().receipt_proof(&lock_tx.hash()).unwrap().unwrap();

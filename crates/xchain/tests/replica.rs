@@ -56,7 +56,7 @@ fn validators_with_one_key_each_make_the_chain_the_bob_follows() {
         let (full, _) = open_chain(&dir.path().join("full"), &spec, Role::External(0)).unwrap();
         let reg = full.registration(spec.kappa).unwrap();
         let payer = dev_key(0);
-        let tx = transfer(&payer, CHAIN, 0, dev_key(1).address(), Amount(700), Amount(1));
+        let tx = full.sign(&payer, transfer(&payer, CHAIN, 0, dev_key(1).address(), Amount(700), Amount(1)));
         for r in rs.iter_mut() {
             r.submit(&tx).unwrap();
         }
