@@ -429,9 +429,10 @@ const MAX_PROVE_REVERTS: u32 = 2;
 /// the parties, whose keys are this deployment's dev accounts (as for
 /// every `xchain swap`); a posted native transfer (sub-situation 2) that
 /// is on its chain is proved by its payer while the BoB still keeps its
-/// block's header (κ_i headers); one that is not on its chain, or whose
-/// header the BoB no longer keeps, or whose `prove` reverted
-/// [`MAX_PROVE_REVERTS`] times, is left to CCT_V (its second stage
+/// block's header (κ_i headers: `prove`), or against the accumulator of
+/// relayed headers once it does not (`prove_relayed`, [`BobMbs::prove_call`]);
+/// one that is not on its chain, or whose proof cannot be built or
+/// reverted [`MAX_PROVE_REVERTS`] times, is left to CCT_V (its second stage
 /// forwards the posted transfer or closes the side as Algorithm 5.1 says);
 /// a side that neither posted nor proved is penalised by the first-stage
 /// CCT_V after the deadline. CCT_V is sent by the sender if its key is
@@ -504,17 +505,20 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
                 }
                 let chain = nt.tx.chain_id;
                 let tip = m.bob_tip(chain);
-                if pt.height + u64::from(m.spec.kappa) <= tip {
-                    // The BoB keeps only the latest κ_i headers: this proof can only revert.
-                    *n = MAX_PROVE_REVERTS;
-                    notes.entry(*id).or_default().push(format!(
-                        "{side:?}'s posted transfer is in block {} of chain {chain}, whose header the BoB no longer keeps (tip {tip}, κ_i {}): left to CCT_V",
-                        pt.height, m.spec.kappa
-                    ));
-                    continue;
-                }
                 if tip >= pt.height + m.spec.finality.confirmations() as u64 {
-                    let tx = m.bob_call(&key, "prove", &pt, gridledger_core::Amount::ZERO);
+                    // `prove` while the BoB keeps the header, else
+                    // `prove_relayed` with its accumulator path.
+                    let tx = match m.prove_call(&key, &pt) {
+                        Ok(tx) => tx,
+                        Err(e) => {
+                            *n = MAX_PROVE_REVERTS;
+                            notes.entry(*id).or_default().push(format!(
+                                "{side:?}'s posted transfer (block {} of chain {chain}) cannot be proved: {e}; left to CCT_V",
+                                pt.height
+                            ));
+                            continue;
+                        }
+                    };
                     m.bob.submit(&tx)?;
                     proves.push((*id, side, tx.hash()));
                     acted = true;

@@ -221,6 +221,16 @@ fn resume_never_closes_a_cct_whose_posted_nt_is_no_longer_provable() {
     let m = BobMbs::open(d, spec()).unwrap();
     let rec = m.cct(&id).unwrap();
     let sent = m.bob.next_nonce(&dev_key(0).address()) - sender_nonce;
+    // The sender paid: its posted NT is proved against the accumulator of
+    // relayed headers (`prove_relayed`), not penalised; the receiver withheld.
+    assert!(
+        matches!(rec.sender, gridledger_xchain::SideState::Proved { .. })
+            && rec.receiver == gridledger_xchain::SideState::Penalised,
+        "sender {:?}, receiver {:?}; resume: {}",
+        rec.sender,
+        rec.receiver,
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(sent <= 3, "resume sent {sent} BoB transactions for the sender (at most 2 reverted proves and CCT_V)");
     assert!(
         out.status.success() && rec.complete,
