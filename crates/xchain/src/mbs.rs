@@ -541,7 +541,7 @@ impl Plan {
     fn open_external(&self, dir: &Path, spec: &MbsSpec, n: usize) -> Result<EmbeddedChain, MbsError> {
         let id = spec.external_chain(n);
         let keys = validator_keys(id, spec.validators);
-        let g = genesis(id, &keys, &self.users, spec.balance, spec.genesis_time);
+        let g = external_genesis(spec, id, &keys, &self.users);
         // External chains run no contracts at all (script-minimum),
         // unless they host the HTLC baseline.
         let mut registry = ContractRegistry::new();
@@ -684,7 +684,19 @@ pub fn chain_domain(spec: &MbsSpec, chain: ChainId) -> Option<Hash32> {
         return None;
     }
     let keys = validator_keys(chain, spec.validators);
-    Some(genesis(chain, &keys, &external_users(spec), spec.balance, spec.genesis_time).hash())
+    Some(external_genesis(spec, chain, &keys, &external_users(spec)).hash())
+}
+
+/// External chain `chain`'s genesis. Like the BoB's, it commits to the
+/// deployment's shape ([`shape_address`]), committee seed included: its
+/// genesis hash is its signing domain, so two deployments with the same
+/// genesis time whose ids collide still sign differently. (Only two copies
+/// of one and the same deployment — same spec, same genesis time — share
+/// a domain: they are the same chains.)
+fn external_genesis(spec: &MbsSpec, chain: ChainId, keys: &[KeyPair], users: &[Address]) -> Genesis {
+    let mut g = genesis(chain, keys, users, spec.balance, spec.genesis_time);
+    g.allocations.push(Allocation { address: shape_address(spec), balance: Amount::ZERO });
+    g
 }
 
 /// The accounts funded on every external chain of `spec`.
