@@ -242,3 +242,30 @@ fn resume_never_closes_a_cct_whose_posted_nt_is_no_longer_provable() {
         m.bob.next_nonce(&dev_key(0).address()) - sender_nonce
     );
 }
+
+/// R5-6 from the command line: `xchain up --dir D` again with another
+/// `--kappa` or `--probabilistic` is refused naming the field, and the
+/// deployment still opens with its own shape.
+#[test]
+fn up_again_with_another_shape_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let up = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1"])
+            .args(extra)
+            .arg("--dir")
+            .arg(d)
+            .output()
+            .unwrap()
+    };
+    let first = up(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let height = BobMbs::open(d, spec()).unwrap().bob.height();
+    for (extra, field) in [(&["--kappa", "4"][..], "kappa"), (&["--probabilistic", "1"][..], "finality")] {
+        let out = up(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(&format!("created with {field} =")), "{extra:?}: {err}");
+    }
+    assert_eq!(BobMbs::open(d, spec()).unwrap().bob.height(), height, "the refused runs changed the deployment");
+}
