@@ -178,11 +178,17 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
     entries.iter().filter(|e| matches!(e.tx, IorTx::St(_))).map(|e| e.tx.terms().seller).collect()
 }
 
-/// The grid slots whose claimed energy entry `e` reads: an ST's
-/// [`SettlementTx::claim_slots`]; nothing for other entries.
+/// The grid slots whose claimed energy entry `e` may read or claim: an
+/// ST's [`SettlementTx::claim_slots`], but only when the ST can reach a
+/// verdict that reads or claims them — sent by its seller, recorded at or
+/// after the end of its delivery period (`SC_EXE_ST` refuses everything
+/// else before it looks at a slot); nothing for other entries. This is
+/// decided from the entry alone (the primary chain counts and proves these
+/// records without the state), so an ST for a future period or sent by
+/// someone else costs no slot records (issue 11, attack r5).
 pub fn claim_slots(e: &Entry, grid_s: u32) -> Vec<SlotKey> {
     match &e.tx {
-        IorTx::St(s) => s.claim_slots(grid_s),
+        IorTx::St(s) if e.sender == s.terms.seller && e.recorded_at >= s.terms.dt_end => s.claim_slots(grid_s),
         _ => vec![],
     }
 }
@@ -519,6 +525,9 @@ fn execute_at(
     if grid_ms == 0 || !t.dt_start.is_multiple_of(grid_ms) || !t.dt_end.is_multiple_of(grid_ms) {
         return reject(AtRejection::OffGrid { dt_start: t.dt_start, dt_end: t.dt_end, grid_ms });
     }
+    if t.dt_end - t.dt_start > p.max_dl_ms {
+        return reject(AtRejection::PeriodTooLong { dt_start: t.dt_start, dt_end: t.dt_end, max_ms: p.max_dl_ms });
+    }
     if t.dl < t.dt_end {
         return invalid("deadline DL precedes the end of DT");
     }
@@ -585,6 +594,10 @@ fn execute_st(
     };
     if e.recorded_at < t.dt_end {
         return reject(StRejection::NotYetDelivered { dt_end: t.dt_end, now: e.recorded_at });
+    }
+    let from = t.dl.saturating_add(p.expiry_ms);
+    if e.recorded_at > from {
+        return reject(StRejection::AfterExpiry { from, now: e.recorded_at });
     }
     let span_ms = t.dt_end.saturating_sub(t.dt_start);
     let step_ms = u64::from(s.dt_step_s) * 1000;
