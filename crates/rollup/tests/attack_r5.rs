@@ -675,8 +675,13 @@ fn an_overlong_period_and_an_st_after_expiry_are_refused() {
 /// inputs be challenged per entry: `dispute_state`-style, prove the
 /// posted `pre` slice against the state before the entry (leaf `i − 1`'s
 /// root, or the settled root for entry 0).
+///
+/// Fixed by the record budget: the padding STs (sent before their
+/// periods end) touch no claim slot, and no batch the chain accepts
+/// touches more than `MAX_BATCH_RECORDS` records, whose whole-batch
+/// dispute fits one call (`a_batch_at_the_record_budget_reexecutes_within_one_block`),
+/// so the whole-batch dispute stays the challenge for a leaf's inputs.
 #[test]
-#[ignore = "attack: a forged leaf input (the seller's meter) in a batch padded with long-period STs cannot be disputed; the buyer pays for nothing"]
 fn a_forged_leaf_input_behind_a_heavy_batch_steals_the_buyers_payment() {
     use gridledger_ledger::devnet::call;
     use gridledger_rollup::driver::meter_key;
