@@ -121,6 +121,38 @@ pub fn claim_alloc(
     (need == 0).then_some(out)
 }
 
+/// How a settlement paid without arbitration ([`Effect::ClaimSold`])
+/// records `ws` against `slots` (each with its net export per the ST's
+/// readings) given earlier claims: from the slots' unclaimed export,
+/// latest slot first as [`claim_alloc`] takes, and whatever the readings
+/// do not cover on the latest slot (a claim may exceed a slot's export:
+/// the seller was paid for that energy, so no later arbitration may
+/// count it again). `None` only for no slots or on overflow.
+pub fn sold_alloc(
+    claimed: &BTreeMap<SlotKey, u128>,
+    slots: &[(SlotKey, i128)],
+    ws: u128,
+) -> Option<Vec<(SlotKey, u128)>> {
+    let (last, _) = slots.last()?;
+    let mut need = ws;
+    let mut out = Vec::new();
+    for (k, m) in slots.iter().rev() {
+        if need == 0 {
+            break;
+        }
+        let f = m.checked_sub(i128::try_from(claimed.get(k).copied().unwrap_or(0)).ok()?)?;
+        if f > 0 {
+            let take = need.min(u128::try_from(f).ok()?);
+            out.push((*k, take));
+            need -= take;
+        }
+    }
+    if need > 0 {
+        out.push((*last, need));
+    }
+    Some(out)
+}
+
 /// The IOR state a batch reads: traders' records and open agreements.
 /// Traders absent from the map have no coin and the initial score `rs`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
@@ -246,15 +278,24 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
         (IorTx::At(_), _) | (_, Outcome::AtAccepted | Outcome::AtRejected(_)) => None,
         (_, Outcome::StRejected(r)) if r.penalty_free() => Some(vec![]),
         (_, Outcome::StRejected(_)) => Some(penalise(e.sender)),
-        (IorTx::St(_), Outcome::StSettled(kind)) => match kind {
+        (IorTx::St(s), Outcome::StSettled(kind)) => match kind {
+            // A settlement that pays for delivery records its EM as sold
+            // out of the seller's slots (attack r5: one export sold twice).
             StSettlement::Agreed => Some(vec![
                 Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)? },
                 Effect::Pay { to: t.buyer, amount: ds },
                 Effect::Close,
+                Effect::ClaimSold { slots: s.claim_split(p.meter_step_s)?, ws: u128::from(t.em.0).checked_mul(3600)? },
             ]),
-            StSettlement::LateBuyerSignature => to_buyer(t.seller, t.buyer),
+            StSettlement::LateBuyerSignature => {
+                let mut v = to_buyer(t.seller, t.buyer)?;
+                v.push(Effect::ClaimSold {
+                    slots: s.claim_split(p.meter_step_s)?,
+                    ws: u128::from(t.em.0).checked_mul(3600)?,
+                });
+                Some(v)
+            }
             StSettlement::SellerDelivered => {
-                let IorTx::St(s) = &e.tx else { return None };
                 let mut v = to_buyer(t.seller, t.buyer)?;
                 // EM claimed against the readings' grid slots.
                 v.push(Effect::ClaimExport {
@@ -347,6 +388,12 @@ pub fn apply_effects(
             Effect::Claim { slot, ws } => {
                 let c = s.claimed.entry(*slot).or_insert(0);
                 *c = c.checked_add(*ws).ok_or(ApplyError::Overflow)?;
+            }
+            Effect::ClaimSold { slots, ws } => {
+                for (slot, take) in sold_alloc(&s.claimed, slots, *ws).ok_or(ApplyError::Overflow)? {
+                    let c = s.claimed.entry(slot).or_insert(0);
+                    *c = c.checked_add(take).ok_or(ApplyError::Overflow)?;
+                }
             }
             Effect::ClaimExport { slots, ws } => {
                 let takes = claim_alloc(&s.claimed, slots, *ws).ok_or(ApplyError::ExportClaimed(*ws))?;
@@ -605,6 +652,9 @@ fn execute_st(
     let expected = span_ms.checked_div(step_ms).unwrap_or(0);
     if step_ms == 0 || !span_ms.is_multiple_of(step_ms) || got != expected {
         return reject(StRejection::ReadingsMismatch { expected, got, step_s: s.dt_step_s });
+    }
+    if !p.meter_step_s.is_multiple_of(s.dt_step_s) {
+        return reject(StRejection::OffGridReadings { step_s: s.dt_step_s, grid_s: p.meter_step_s });
     }
     // Step 2: the buyer's opinion: recorded on chain by the buyer itself,
     // else its signature carried by the seller.

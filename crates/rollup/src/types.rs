@@ -668,6 +668,13 @@ pub enum StRejection {
     /// penalises the silent seller once.
     #[error("the ST comes after the agreement's expiry time {from} (recorded at {now})")]
     AfterExpiry { from: Timestamp, now: Timestamp },
+    /// Readings every `step_s` seconds, which does not divide the metering
+    /// grid step ([`IorParams::meter_step_s`]): they cannot be summed per
+    /// grid slot, so the energy the settlement pays for could not be
+    /// recorded against the seller's slots ([`Effect::ClaimSold`]). No
+    /// certified meter records at such an interval.
+    #[error("readings every {step_s} s do not tile the {grid_s} s metering grid")]
+    OffGridReadings { step_s: u32, grid_s: u32 },
 }
 
 impl StRejection {
@@ -746,6 +753,17 @@ pub enum Effect {
     /// in ws, [`SettlementTx::claim_split`]), allocated against what
     /// earlier claims left there ([`crate::exec::claim_alloc`]).
     ClaimExport { slots: Vec<(SlotKey, i128)>, ws: u128 },
+    /// A settlement that pays the seller for delivery without arbitration
+    /// (`Agreed`, `LateBuyerSignature`) records its `ws` (`EM × 3600`) as
+    /// sold out of the seller's slots of the period (issue 11, attack r5:
+    /// otherwise one export is sold twice, the second buyer's arbitration
+    /// finding it unclaimed). Allocated as [`crate::exec::sold_alloc`]:
+    /// from the readings' unclaimed export, latest slot first, the rest on
+    /// the latest slot, so the whole `ws` is always recorded (the ST's
+    /// readings need no certificate here; wrong readings only move the
+    /// claim inside the seller's own period). Never fails for lack of
+    /// export.
+    ClaimSold { slots: Vec<(SlotKey, i128)>, ws: u128 },
 }
 
 /// A transaction computation result (§3.3.3): the verdict on one recorded

@@ -1,0 +1,86 @@
+//! Every settlement that pays a seller for delivery records its EM
+//! against the seller's grid slots (issue 11, attack r5 "one export sold
+//! twice"), whatever the verdict: an arbitration won (`ClaimExport`), an
+//! agreed sale or a late buyer signature (`ClaimSold`).
+
+mod common;
+
+use common::*;
+use gridledger_core::Amount;
+use gridledger_rollup::types::{IorTx, Outcome, SettlementTx, StRejection, StSettlement};
+
+fn settle(e: &mut Env, seller: &gridledger_core::crypto::KeyPair, s: SettlementTx) -> Vec<Outcome> {
+    e.d.submit(seller, &IorTx::St(s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect()
+}
+
+/// A seller exports 500 Wh in 08:00–08:30 and sells 500 Wh of that half
+/// hour to two buyers, A and B. Returns the env, A, B, the seller and both
+/// agreements' terms (accepted).
+fn sold_twice() -> (Env, [gridledger_core::crypto::KeyPair; 3], [gridledger_rollup::types::AgreementTerms; 2]) {
+    let mut e = funded();
+    let (a, b, s) = (trader(0), trader(2), trader(1));
+    let ta = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
+    let mut tb = ta.clone();
+    tb.buyer = b.address();
+    e.d.submit_block(&[(a.clone(), at(&ta, &s)), (b.clone(), at(&tb, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    (e, [a, b, s], [ta, tb])
+}
+
+/// A's buyer never signs; its seller settles after DL
+/// (`LateBuyerSignature`: paid as delivered). B, who got nothing, disputes
+/// with the same genuine readings: the export is already sold.
+#[test]
+fn a_late_signature_settlement_claims_the_export_it_is_paid_for() {
+    let (mut e, [_, b, s], [ta, tb]) = sold_twice();
+    e.d.set_time(ta.dl + MIN);
+    let first = settle(&mut e, &s, st(&ta, 1000, false, None));
+    assert_eq!(first, vec![Outcome::StSettled(StSettlement::LateBuyerSignature)]);
+    let second = settle(&mut e, &s, st(&tb, 1000, false, Some(&b)));
+    assert_eq!(second, vec![Outcome::StSettled(StSettlement::SellerShortfall)], "B's arbitration");
+}
+
+/// The seller sends A's agreed ST with readings of nothing (it needs no
+/// meter certificate when the buyer agrees), hoping to claim nothing:
+/// the agreed EM is recorded as sold all the same, and B wins.
+#[test]
+fn an_agreed_settlement_with_empty_readings_still_claims_its_em() {
+    let (mut e, [a, b, s], [ta, tb]) = sold_twice();
+    e.d.set_time(ta.dt_end + MIN);
+    let first = settle(&mut e, &s, st(&ta, 0, true, Some(&a)));
+    assert_eq!(first, vec![Outcome::StSettled(StSettlement::Agreed)]);
+    let second = settle(&mut e, &s, st(&tb, 1000, false, Some(&b)));
+    assert_eq!(second, vec![Outcome::StSettled(StSettlement::SellerShortfall)], "B's arbitration");
+}
+
+/// Control: a seller that exported 1,000 Wh (2,000 W) covers both sales;
+/// B's arbitration after A's agreed sale is won by the seller.
+#[test]
+fn an_export_covering_both_sales_wins_the_second_arbitration() {
+    let (mut e, [a, b, s], [ta, tb]) = sold_twice();
+    e.d.set_time(ta.dt_end + MIN);
+    assert_eq!(settle(&mut e, &s, st(&ta, 2000, true, Some(&a))), vec![Outcome::StSettled(StSettlement::Agreed)]);
+    let second = settle(&mut e, &s, st(&tb, 2000, false, Some(&b)));
+    assert_eq!(second, vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
+}
+
+/// Readings at an interval that does not divide the metering grid (200 s
+/// on the 300 s grid) cannot be recorded per slot: the ST is refused
+/// (`OffGridReadings`, the seller's α), pays nothing, and the agreement
+/// stays open for a correct ST.
+#[test]
+fn readings_off_the_metering_grid_are_refused() {
+    let (mut e, [a, _, s], [ta, _]) = sold_twice();
+    e.d.set_time(ta.dt_end + MIN);
+    let p = e.d.cfg.params.clone();
+    let before = (e.d.participant(&a.address()).unwrap(), e.d.participant(&s.address()).unwrap());
+    let off = SettlementTx { dt_step_s: 200, ps: vec![1000; 9], ..st(&ta, 1000, true, None) }.sign_as_buyer(&a);
+    let out = settle(&mut e, &s, off);
+    assert_eq!(out, vec![Outcome::StRejected(StRejection::OffGridReadings { step_s: 200, grid_s: p.meter_step_s })]);
+    let after = (e.d.participant(&a.address()).unwrap(), e.d.participant(&s.address()).unwrap());
+    assert_eq!(after.0, before.0, "the buyer is untouched");
+    assert_eq!(after.1.balance, before.1.balance, "the seller is paid nothing");
+    assert_eq!(after.1.reputation, before.1.reputation - p.alpha, "the sender of an invalid ST pays α");
+    assert_eq!(settle(&mut e, &s, st(&ta, 1000, true, Some(&a))), vec![Outcome::StSettled(StSettlement::Agreed)]);
+}
