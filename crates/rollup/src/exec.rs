@@ -84,12 +84,21 @@ pub enum ApplyError {
 /// the claim is covered when the net unclaimed export over its slots,
 /// `Σ (export − claimed)` (an importing slot counts negative, seed Ch.3 ST
 /// Step 4), is at least `ws`; it then takes, in exact integers, from the
-/// slots with unclaimed export, the *latest* slot first, so the earlier
-/// slots of a long period stay free for shorter agreements inside it that
-/// settle after it. `None` when not covered or on overflow. The
-/// allocation is greedy per claim, in claim order (a claim never moves an
-/// earlier one); claims of nested or equal periods are always served as
-/// well as one period-wide check would.
+/// slots with unclaimed export, the *earliest* slot first.
+///
+/// Why earliest first (issue 11, attack r5: latest-first stranded an
+/// honest seller whose periods overlap partially): an ST is recorded only
+/// after its delivery period ends, so a seller settling its sales as they
+/// end settles them in deadline (`DT_end`) order. Any later claim then
+/// ends no earlier than this one, so of this claim's slots the later ones
+/// are at least as useful to it as the earlier ones: taking the earliest
+/// is never worse (exchange argument), and claims settled in deadline
+/// order are all covered whenever their periods' export covers them
+/// together (Hall's condition on intervals; earliest-deadline-first).
+/// The allocation is per claim, in settlement order, and never moves an
+/// earlier claim: a seller that settles a later-ending sale before an
+/// earlier-ending one it overlaps gets what greedy allocation leaves.
+/// `None` when not covered or on overflow.
 pub fn claim_alloc(
     claimed: &BTreeMap<SlotKey, u128>,
     slots: &[(SlotKey, i128)],
@@ -107,7 +116,7 @@ pub fn claim_alloc(
     }
     let mut need = ws;
     let mut out = Vec::new();
-    for (k, m) in slots.iter().rev() {
+    for (k, m) in slots {
         if need == 0 {
             break;
         }
@@ -124,8 +133,8 @@ pub fn claim_alloc(
 /// How a settlement paid without arbitration ([`Effect::ClaimSold`])
 /// records `ws` against `slots` (each with its net export per the ST's
 /// readings) given earlier claims: from the slots' unclaimed export,
-/// latest slot first as [`claim_alloc`] takes, and whatever the readings
-/// do not cover on the latest slot (a claim may exceed a slot's export:
+/// earliest slot first as [`claim_alloc`] takes, and whatever the readings
+/// do not cover on the earliest slot (a claim may exceed a slot's export:
 /// the seller was paid for that energy, so no later arbitration may
 /// count it again). `None` only for no slots or on overflow.
 pub fn sold_alloc(
@@ -133,10 +142,10 @@ pub fn sold_alloc(
     slots: &[(SlotKey, i128)],
     ws: u128,
 ) -> Option<Vec<(SlotKey, u128)>> {
-    let (last, _) = slots.last()?;
+    let (first, _) = slots.first()?;
     let mut need = ws;
     let mut out = Vec::new();
-    for (k, m) in slots.iter().rev() {
+    for (k, m) in slots {
         if need == 0 {
             break;
         }
@@ -148,7 +157,7 @@ pub fn sold_alloc(
         }
     }
     if need > 0 {
-        out.push((*last, need));
+        out.push((*first, need));
     }
     Some(out)
 }

@@ -758,8 +758,8 @@ pub enum Effect {
     /// sold out of the seller's slots of the period (issue 11, attack r5:
     /// otherwise one export is sold twice, the second buyer's arbitration
     /// finding it unclaimed). Allocated as [`crate::exec::sold_alloc`]:
-    /// from the readings' unclaimed export, latest slot first, the rest on
-    /// the latest slot, so the whole `ws` is always recorded (the ST's
+    /// from the readings' unclaimed export, earliest slot first, the rest
+    /// on the earliest slot, so the whole `ws` is always recorded (the ST's
     /// readings need no certificate here; wrong readings only move the
     /// claim inside the seller's own period). Never fails for lack of
     /// export.

@@ -44,7 +44,6 @@ use gridledger_rollup::types::{dispute_commitment, dispute_digest, IorTx, Outcom
 /// same seller that overlaps it (EDF order), which serves any feasible
 /// set of interval claims settled in deadline order.
 #[test]
-#[ignore = "attack: overlapping periods' latest-slot-first claims strand an honest seller (SellerShortfall for delivered energy)"]
 fn overlapping_periods_strand_an_honest_seller() {
     let mut e = funded();
     let (a, b, s) = (trader(0), trader(2), trader(1));

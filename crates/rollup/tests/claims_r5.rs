@@ -84,3 +84,30 @@ fn readings_off_the_metering_grid_are_refused() {
     assert_eq!(after.1.reputation, before.1.reputation - p.alpha, "the sender of an invalid ST pays α");
     assert_eq!(settle(&mut e, &s, st(&ta, 1000, true, Some(&a))), vec![Outcome::StSettled(StSettlement::Agreed)]);
 }
+
+/// Three sales chained at quarter-hour offsets that the export covers
+/// exactly (1,000 W from 08:00 to 09:00 = 1,000 Wh): A 250 Wh in
+/// 08:00–08:30, B 250 Wh in 08:15–08:45, C 500 Wh in 08:30–09:00, each
+/// disputed by its buyer and settled as it ends. Claims taken earliest
+/// slot first cover all three (latest-first left C 250 Wh short).
+#[test]
+fn a_chain_of_overlapping_sales_settled_as_they_end_is_covered_exactly() {
+    let mut e = funded();
+    let (a, b, c, s) = (trader(0), trader(2), trader(3), trader(1));
+    e.d.fund(&c, gridledger_rollup::types::coins(10)).unwrap();
+    settle_funding(&mut e);
+    let ta = terms(&a, &s, Amount(200_000), 250, 8 * HOUR);
+    let tb = terms(&b, &s, Amount(200_000), 250, 8 * HOUR + 15 * MIN);
+    let tc = terms(&c, &s, Amount(200_000), 500, 8 * HOUR + 30 * MIN);
+    e.d.submit_block(&[(a.clone(), at(&ta, &s)), (b.clone(), at(&tb, &s)), (c.clone(), at(&tc, &s))]).unwrap();
+    let accepted: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    assert_eq!(accepted, vec![Outcome::AtAccepted; 3]);
+    let delivered = vec![Outcome::StSettled(StSettlement::SellerDelivered)];
+    for (t, buyer) in [(&ta, &a), (&tb, &b), (&tc, &c)] {
+        e.d.set_time(t.dt_end + MIN);
+        assert_eq!(settle(&mut e, &s, st(t, 1000, false, Some(buyer))), delivered, "{t:?}");
+    }
+    let claimed = &e.d.settled_state().unwrap().claimed;
+    assert_eq!(claimed.values().sum::<u128>(), 1000 * 3600, "the whole export is sold, once");
+    assert!(claimed.values().all(|ws| *ws == 1000 * 300), "every slot claimed exactly: {claimed:?}");
+}
