@@ -364,6 +364,7 @@ impl<C: ChainClient> Duo<C> {
                     ChainEvent::DisputeRaised { counter: num("counter"), by: num("by") as u8, t_end: num("t_end") }
                 }
                 "cns_dispute_resolved" => ChainEvent::DisputeResolved { counter: num("counter") },
+                "cns_channel_updated" => ChainEvent::Updated { counter: num("counter"), state: None },
                 "cns_channel_closed" => ChainEvent::Closed { counter: num("counter") },
                 "cns_channel_withdrawn" => {
                     let amt = |k: &str| Amount(attr(k).parse().unwrap_or(0));
@@ -373,16 +374,31 @@ impl<C: ChainClient> Duo<C> {
                 "cns_channel_aborted" => ChainEvent::Closed { counter: 0 },
                 _ => continue,
             };
-            let resolved = matches!(ev, ChainEvent::DisputeResolved { .. });
-            for p in &mut self.parties {
-                p.chain_inbox.push_back(ev.clone());
-            }
-            if resolved {
-                if let Some(ch) = cns::client::channel(&self.chain, &self.cid).ok().flatten() {
-                    for p in &mut self.parties {
-                        p.chain_inbox.push_back(ChainEvent::OnChain(Box::new(ch.latest.clone())));
-                    }
+            // With the state the chain holds now where the event registered
+            // one (as the node's event poller does).
+            let read = || cns::client::channel(&self.chain, &self.cid).ok().flatten().map(|ch| Box::new(ch.latest));
+            let evs = match ev {
+                ChainEvent::Updated { counter, .. } => vec![ChainEvent::Updated { counter, state: read() }],
+                ChainEvent::WithdrawalPaid { .. } => {
+                    let st = read();
+                    let counter = st.as_ref().map_or(0, |s| s.state.counter);
+                    vec![ev, ChainEvent::Updated { counter, state: st }]
                 }
+                ChainEvent::DisputeResolved { .. } => {
+                    let mut v = vec![ev];
+                    v.extend(read().map(ChainEvent::OnChain));
+                    v
+                }
+                // The final state before the close (as the node's poller).
+                ChainEvent::Closed { counter } if counter > 0 => {
+                    let mut v: Vec<ChainEvent> = read().map(ChainEvent::OnChain).into_iter().collect();
+                    v.push(ev);
+                    v
+                }
+                ev => vec![ev],
+            };
+            for p in &mut self.parties {
+                p.chain_inbox.extend(evs.iter().cloned());
             }
         }
     }

@@ -245,9 +245,25 @@ pub enum ChainEvent {
         counter: u64,
     },
     /// The co-signed state the chain now holds (the driver reads it after a
-    /// resolved dispute): a party whose acceptance was lost learns the
-    /// newer state here instead of disputing with an older one forever.
+    /// resolved dispute, and before `Closed`): a party whose acceptance was
+    /// lost learns the newer state here instead of disputing with an older
+    /// one forever, and a fallen-back payment the chain closed on is
+    /// reported sent.
     OnChain(Box<SignedState>),
+    /// `channel_update` or `channel_withdraw` registered the state at
+    /// `counter` (`cns_channel_updated` / `cns_channel_withdrawn`); `state`
+    /// is that state as the driver read it from the channel (`None` if the
+    /// read failed). A registered state newer than ours is one we signed
+    /// (the contract checks both signatures), typically our own proposal
+    /// that fell back after the peer co-signed it out of band. It is kept,
+    /// not adopted at once (the peer's answer to a proposal in flight still
+    /// decides it off chain); it becomes our base when we close
+    /// unilaterally, since a dispute with an older state than the chain's is
+    /// refused as stale (see `ChannelMachine::chain_kept`).
+    Updated {
+        counter: u64,
+        state: Option<Box<SignedState>>,
+    },
     /// `channel_topup` committed: side `side` has now added `total`
     /// (cumulative) on chain.
     ToppedUp {
@@ -654,6 +670,14 @@ pub struct ChannelMachine {
     chain_retry: Option<(Timestamp, u64)>,
     /// Counter of the dispute standing on chain.
     disputed_counter: Option<u64>,
+    /// The newest state `channel_update` / `channel_withdraw` registered
+    /// (`ChainEvent::Updated`), co-signed and newer than ours when kept.
+    /// Adopted as our base before a unilateral close disputes (the chain
+    /// refuses a dispute below it), so a peer that registers our fallen-back
+    /// proposal and goes silent cannot stall our close. In memory: a driver
+    /// replays the channel's events after a restart, or the close reads it
+    /// again after the next update event.
+    chain_kept: Option<SignedState>,
     /// Next `channel_abort` attempt and its back-off.
     abort_retry: Option<(Timestamp, u64)>,
     /// When the `Fallback` of the abandoned proposal was last sent.
@@ -782,6 +806,7 @@ impl ChannelMachine {
             close_submitted_at: None,
             chain_retry: None,
             disputed_counter: None,
+            chain_kept: None,
             abort_retry: None,
             fallback_sent: 0,
             peer_signed_upto: None,
@@ -1318,6 +1343,17 @@ impl ChannelMachine {
             return Err("closing: no further updates are co-signed".into());
         }
         let l = &l.state;
+        // Our own dispute stands with a state older than our newest (we
+        // learnt the newer one after raising it): `channel_close` faults a
+        // raiser whose close does not carry the disputed state, so we do not
+        // co-sign the close of the newer one; the peer resolves with it (no
+        // fault when it is our own unacknowledged proposal), or the dispute
+        // settles.
+        let own_dispute_older = matches!(self.store.phase, Phase::Disputed { by_me: true, .. })
+            && self.disputed_counter.is_some_and(|d| l.counter > d);
+        if st.is_final && own_dispute_older {
+            return Err("our dispute stands with an older state: no close of a newer one during it".into());
+        }
         #[cfg(feature = "mutants")]
         let skip_counter = mutants::planted(Mutation::SkipCounterCheck);
         #[cfg(not(feature = "mutants"))]
@@ -1983,6 +2019,22 @@ impl ChannelMachine {
                     return self.adopt(*ss, step, false);
                 }
             }
+            ChainEvent::Updated { counter, state } => {
+                let mine = self.store.latest.as_ref().map_or(0, |l| l.state.counter);
+                let kept = self.chain_kept.as_ref().map_or(0, |k| k.state.counter);
+                match state {
+                    Some(ss) if ss.state.counter > mine.max(kept) && self.co_signed_valid(&ss) => {
+                        self.chain_kept = Some(*ss);
+                    }
+                    Some(_) => {}
+                    None if counter > mine => {
+                        step.events.push(ChannelEvent::Fault(format!(
+                            "the chain registered counter {counter}, above our {mine}, and its state could not be read"
+                        )));
+                    }
+                    None => {}
+                }
+            }
             ChainEvent::ToppedUp { side, total } => {
                 let i = usize::from(side & 1);
                 if total > self.store.chain_topped_up[i] {
@@ -2162,6 +2214,19 @@ impl ChannelMachine {
                     }
                 }
                 if now >= started.saturating_add(timeout) {
+                    // The chain holds a newer state we co-signed (the peer
+                    // registered our fallen-back proposal): it is ours, and
+                    // a dispute with anything older is refused as stale.
+                    // Adopt it as the base; the next tick disputes with it.
+                    let mine = self.store.latest.as_ref().map_or(0, |l| l.state.counter);
+                    if let Some(k) = self.chain_kept.take().filter(|k| k.state.counter > mine) {
+                        step.events.push(ChannelEvent::Fault(format!(
+                            "the chain holds state {} (registered by the peer), above our newest {mine}: \
+                             adopted as the base of the close",
+                            k.state.counter
+                        )));
+                        return self.adopt(k, step, false);
+                    }
                     // Peer silent: unilateral close through the dispute timer.
                     if let Some(l) = self.store.latest.clone() {
                         self.close_started = Some(now);

@@ -10,7 +10,7 @@ mod common;
 
 use common::{co_sign_out_of_band, duo, latest, pay_req, side1_esc_key, BAL};
 use gridledger_channels::driver::{Duo, DuoConfig};
-use gridledger_channels::{ChannelEvent, Input, Message, Request};
+use gridledger_channels::{ChainEvent, ChannelEvent, Input, Message, Request};
 use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelStateArgs, ChannelStatus, Funding, SignedState};
 use gridledger_contracts::default_registry;
 use gridledger_core::{Amount, Energy};
@@ -492,11 +492,13 @@ fn after_asking_to_close_no_update_is_co_signed_that_the_close_could_void() {
 }
 
 /// Regression (fee drain): side 0's payment `P` falls back, side 1 (which
-/// co-signed it out of band) registers it, then goes silent. Side 0's close
-/// times out and its dispute with its newest co-signed state (below `P`'s
-/// counter) is refused as stale: it is sent at most `MAX_CLOSE_RESENDS`
-/// times, then `CloseStalled` is reported once, instead of a reverted
-/// transaction (a fee) every close timeout for ever.
+/// co-signed it out of band) registers it, then goes silent, and side 0's
+/// driver misses the `cns_channel_updated` event (with it, side 0 adopts
+/// `P` and closes: `attack_r8`). Side 0's close times out and its dispute
+/// with its newest co-signed state (below `P`'s counter) is refused as
+/// stale: it is sent at most `MAX_CLOSE_RESENDS` times, then
+/// `CloseStalled` is reported once, instead of a reverted transaction (a
+/// fee) every close timeout for ever.
 #[test]
 fn a_refused_close_dispute_is_sent_a_bounded_number_of_times() {
     use gridledger_channels::machine::MAX_CLOSE_RESENDS;
@@ -513,6 +515,7 @@ fn a_refused_close_dispute_is_sent_a_bounded_number_of_times() {
     let key = d.parties[1].account.clone();
     let r = d.submit(&key, "channel_update", borsh::to_vec(&ChannelStateArgs { state: p }).unwrap(), Amount::ZERO);
     assert_eq!(r.status, TxStatus::Success);
+    d.parties[0].chain_inbox.retain(|e| !matches!(e, ChainEvent::Updated { .. }));
     d.parties[1].silent = true;
     d.request(0, Request::Close).unwrap();
     let from = d.gas.len();

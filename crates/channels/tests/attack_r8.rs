@@ -59,7 +59,6 @@ fn advance_alone(d: &mut Duo, ms: u64) {
 /// Observed: after 30 t_Δ the channel is still `Open` at counter 1, side 0
 /// got nothing back and reported `CloseStalled`.
 #[test]
-#[ignore = "attack: a peer that registers our fallen-back proposal with channel_update and goes silent locks our coin (dispute with our newest state reverts as stale, forever)"]
 fn a_registered_fallen_back_proposal_does_not_lock_the_honest_party_out_of_its_coin() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -112,7 +111,6 @@ fn a_registered_fallen_back_proposal_does_not_lock_the_honest_party_out_of_its_c
 /// a state older than its own stands (it resolves first).
 /// Observed: 0 faults on side 0.
 #[test]
-#[ignore = "attack: a stale dispute by the peer is closed cooperatively (co-signed by the honest machine) and books no fault"]
 fn a_peer_disputing_with_a_stale_state_is_faulted_even_if_it_then_closes() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -180,7 +178,6 @@ fn a_peer_disputing_with_a_stale_state_is_faulted_even_if_it_then_closes() {
 /// Observed: `FellBack { P }` and `Closed { P }` only; its newest state is
 /// the one before `P`.
 #[test]
-#[ignore = "attack: a fallen-back payment the chain settles on is never reported as sent (user told 'not paid', charged on chain)"]
 fn a_fallen_back_payment_the_chain_settles_on_is_reported_sent() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -213,4 +210,47 @@ fn a_fallen_back_payment_the_chain_settles_on_is_reported_sent() {
         sent && newest == c,
         "side 0 was charged P (counter {c}) on chain; its newest state is {newest}, its events: {ev:?}"
     );
+}
+
+/// Held (the honest side of the cooperative-close fault rule): side 0
+/// disputes with its open state while its payment `P` awaits side 1, then
+/// learns `P` co-signed (side 1's reestablish). While its own dispute with
+/// the older state stands, side 0 does not co-sign the close of `P`: the
+/// contract would fault it for closing past the state it disputed with;
+/// side 1 resolves with `P` instead (no fault: side 0's own proposal).
+#[test]
+fn a_raiser_that_learns_a_newer_state_does_not_co_sign_its_close_during_its_dispute() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = duo(dir.path(), &cfg);
+    let open = latest(&d, 0);
+    d.input(0, Input::User(pay_req(1_000))).unwrap();
+    let p = co_sign_out_of_band(&mut d);
+    let key0 = d.parties[0].account.clone();
+    let a = gridledger_contracts::cns::ChannelDisputeArgs { side: 0, state: open.clone() };
+    let r = d.submit(&key0, "channel_dispute", borsh::to_vec(&a).unwrap(), Amount::ZERO);
+    assert_eq!(r.status, TxStatus::Success);
+    while let Some(e) = d.parties[0].chain_inbox.pop_front() {
+        d.input(0, Input::Chain(e)).unwrap();
+    }
+    d.parties[1].chain_inbox.clear();
+    d.parties[0].inbox.push_front(Message::Reestablish { latest: Some(p.clone()) }.to_bytes());
+    d.deliver_one(0);
+    assert_eq!(latest(&d, 0).state.counter, p.state.counter, "side 0 learnt P");
+    d.parties[1].inbox.clear();
+    let mut fin = p.state.clone();
+    fin.counter = p.state.counter + 1;
+    fin.prev_counter = p.state.counter;
+    fin.is_final = true;
+    fin.last_trade = None;
+    fin.fold = None;
+    let nonce = 4_243;
+    let sig1 = fin.sign(&common::side1_esc_key(), nonce);
+    d.parties[0].inbox.push_front(Message::Propose { state: fin.clone(), nonce, sig: sig1 }.to_bytes());
+    d.deliver_one(0);
+    let accepted = d.parties[1]
+        .inbox
+        .iter()
+        .any(|b| matches!(Message::from_bytes(b), Ok(Message::Accept { counter, .. }) if counter == fin.counter));
+    assert!(!accepted, "side 0 co-signed the close of P while its dispute with counter {} stands", open.state.counter);
 }

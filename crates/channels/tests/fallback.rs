@@ -44,3 +44,52 @@ fn a_fallback_the_peer_never_signed_is_confirmed_and_no_longer_resent() {
     let c1 = d.parties[1].machine.as_ref().unwrap().latest().unwrap().state.counter;
     assert_eq!((c0, c1), (2, 2));
 }
+
+/// Refused: a registered state (`ChainEvent::Updated`) without the peer's
+/// valid signature is not kept, and one the driver could not read is
+/// reported as a fault; neither changes the machine, and its close then
+/// disputes with its own newest co-signed state (not a kept one).
+#[test]
+fn a_registered_state_not_co_signed_or_not_read_is_not_adopted() {
+    use gridledger_channels::ChainEvent;
+    use gridledger_contracts::cns::ChannelStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let dc = DevChain::open(dir.path(), 6, Amount(1_000_000_000_000), default_registry()).unwrap();
+    let cfg = DuoConfig::default();
+    let mut d = Duo::setup(dc, &cfg);
+    d.open();
+    let store = |d: &Duo| d.parties[0].machine.as_ref().unwrap().store().to_bytes();
+    let before = store(&d);
+    let own = d.parties[0].machine.as_ref().unwrap().latest().unwrap().clone();
+    // Signed by side 0 only (side 1's signature is of the open state).
+    let mut forged = own.clone();
+    forged.state.counter = 3;
+    forged.state.prev_counter = 0;
+    forged.state.balances.swap(0, 1);
+    forged.sigs[0] = forged.state.sign(&gridledger_core::KeyPair::from_seed("cns-esc-0"), forged.nonce);
+    let events = d.parties[0].events.len();
+    d.input(0, Input::Chain(ChainEvent::Updated { counter: 3, state: Some(Box::new(forged)) })).unwrap();
+    assert_eq!(d.parties[0].events.len(), events, "a forged registered state is ignored");
+    d.input(0, Input::Chain(ChainEvent::Updated { counter: 3, state: None })).unwrap();
+    assert!(
+        matches!(d.parties[0].events.last(), Some(ChannelEvent::Fault(f)) if f.contains("could not be read")),
+        "{:?}",
+        d.parties[0].events.last()
+    );
+    assert_eq!(store(&d), before, "the machine's store is unchanged");
+    // The close goes through the dispute with the machine's own newest state.
+    d.parties[1].silent = true;
+    d.request(0, Request::Close).unwrap();
+    for _ in 0..3 {
+        d.advance(cfg.close_timeout_ms);
+    }
+    let ch = d.channel().unwrap();
+    assert!(
+        matches!(ch.status, ChannelStatus::Disputed | ChannelStatus::Closed)
+            && ch.latest.state.counter == own.state.counter,
+        "{:?} at {}",
+        ch.status,
+        ch.latest.state.counter
+    );
+    assert!(!d.parties[0].events.iter().any(|e| matches!(e, ChannelEvent::Fault(f) if f.contains("adopted"))));
+}

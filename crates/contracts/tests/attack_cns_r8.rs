@@ -54,7 +54,6 @@ fn a_stale_dispute_overturned_by_resolve_is_a_fault() {
 /// Expected: side 0 is booked the same fault as when side 1's resolve wins
 /// (1). Observed: 0 faults, the dispute recorded `ClosedCooperatively`.
 #[test]
-#[ignore = "attack: a stale dispute escapes its fault by a cooperative close during the dispute (channel_close applies no fault rule)"]
 fn a_stale_dispute_closed_cooperatively_is_still_a_fault() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 10);
@@ -90,6 +89,36 @@ impl Rng {
     }
 }
 
+/// `ATTACK_R8_SEEDS`: the runs of each sweep (default 60).
+fn seeds() -> u64 {
+    std::env::var("ATTACK_R8_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
+}
+
+/// `ATTACK_R8_SHOW`: print each run's log.
+fn show(log: &[String]) {
+    if std::env::var("ATTACK_R8_SHOW").is_ok() {
+        eprintln!("{log:#?}");
+    }
+}
+
+fn channel(f: &Fx, cid: Hash32) -> cns::Channel {
+    cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap()
+}
+
+/// The sweeps' last step: a random final state at `counter` (allocating a
+/// random part of the top-ups), closed by an outsider.
+fn close_at_random(f: &mut Fx, rng: &mut Rng, outsider: &KeyPair, cid: Hash32, counter: u64, log: &mut Vec<String>) {
+    let ch = channel(f, cid);
+    let t = [Amount(rng.below(ch.topped_up[0].0 + 1)), Amount(rng.below(ch.topped_up[1].0 + 1))];
+    let total = 2_000 + t[0].0 + t[1].0;
+    let b0 = rng.below(total + 1);
+    let mut fin = f.state(0, counter, [b0, total - b0], true);
+    fin.resize.topped_up = t;
+    let r =
+        f.dc.call(outsider, CNS_ID, "channel_close", args(&ChannelStateArgs { state: f.cosign(fin) }), Amount::ZERO);
+    log.push(format!("close c{counter} b[{b0},{}] t{t:?}: {:?}", total - b0, r.map(|r| r.status)));
+}
+
 fn acct_balance(f: &Fx, side: usize) -> u128 {
     f.dc.chain.state().account(&f.accts[side].address()).balance.0
 }
@@ -104,7 +133,7 @@ fn acct_balance(f: &Fx, side: usize) -> u128 {
 /// `ATTACK_R8_SEEDS` sets the number of runs (default 60).
 #[test]
 fn forked_histories_never_pay_out_more_than_the_channel_holds() {
-    let seeds: u64 = std::env::var("ATTACK_R8_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let seeds = seeds();
     let outsider = dev_key(3);
     for seed in 1..=seeds {
         let d = tempfile::tempdir().unwrap();
@@ -117,7 +146,7 @@ fn forked_histories_never_pay_out_more_than_the_channel_holds() {
         let mut log = vec![];
         for _ in 0..8 {
             counter += 1 + rng.next() % 2;
-            let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+            let ch = channel(&f, cid);
             if rng.next().is_multiple_of(3) {
                 let side = (rng.next() % 2) as usize;
                 let amount = Amount(1 + rng.below(500));
@@ -154,25 +183,9 @@ fn forked_histories_never_pay_out_more_than_the_channel_holds() {
                 log.push(format!("  again by channel_withdraw: {:?}", r.map(|r| r.status)));
             }
         }
-        counter += 1;
-        let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
-        let t = [Amount(rng.below(ch.topped_up[0].0 + 1)), Amount(rng.below(ch.topped_up[1].0 + 1))];
-        let total = 2_000 + t[0].0 + t[1].0;
-        let b0 = rng.below(total + 1);
-        let mut fin = f.state(0, counter, [b0, total - b0], true);
-        fin.resize.topped_up = t;
-        let r = f.dc.call(
-            &outsider,
-            CNS_ID,
-            "channel_close",
-            args(&ChannelStateArgs { state: f.cosign(fin) }),
-            Amount::ZERO,
-        );
-        log.push(format!("close c{counter} b[{b0},{}] t{t:?}: {:?}", total - b0, r.map(|r| r.status)));
-        let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
-        if std::env::var("ATTACK_R8_SHOW").is_ok() {
-            eprintln!("{log:#?}");
-        }
+        close_at_random(&mut f, &mut rng, &outsider, cid, counter + 1, &mut log);
+        let ch = channel(&f, cid);
+        show(&log);
         let got = acct_balance(&f, 0) + acct_balance(&f, 1) + put_in - start[0] - start[1];
         let topped = ch.topped_up[0].0 + ch.topped_up[1].0;
         assert_eq!(
@@ -199,7 +212,7 @@ fn pool(f: &Fx) -> i128 {
 /// merchant's pool lost. `ATTACK_R8_SEEDS` sets the number of runs.
 #[test]
 fn forked_histories_on_a_credit_note_keep_the_merchant_pool_whole() {
-    let seeds: u64 = std::env::var("ATTACK_R8_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let seeds = seeds();
     let outsider = dev_key(3);
     for seed in 1..=seeds {
         let d = tempfile::tempdir().unwrap();
@@ -213,7 +226,7 @@ fn forked_histories_on_a_credit_note_keep_the_merchant_pool_whole() {
         let mut log = vec![];
         for _ in 0..8 {
             counter += 1 + rng.next() % 2;
-            let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+            let ch = channel(&f, cid);
             if rng.next().is_multiple_of(3) {
                 let side = (rng.next() % 2) as usize;
                 let amount = Amount(1 + rng.below(500));
@@ -243,25 +256,9 @@ fn forked_histories_on_a_credit_note_keep_the_merchant_pool_whole() {
             let r = f.dc.call(&outsider, CNS_ID, method, args(&ChannelStateArgs { state: f.cosign(st) }), Amount::ZERO);
             log.push(format!("{method} c{counter} b[{b0},{b1}] w1 {w1} t{t:?}: {:?}", r.map(|r| r.status)));
         }
-        counter += 1;
-        let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
-        let t = [Amount(rng.below(ch.topped_up[0].0 + 1)), Amount(rng.below(ch.topped_up[1].0 + 1))];
-        let total = 2_000 + t[0].0 + t[1].0;
-        let b0 = rng.below(total + 1);
-        let mut fin = f.state(0, counter, [b0, total - b0], true);
-        fin.resize.topped_up = t;
-        let r = f.dc.call(
-            &outsider,
-            CNS_ID,
-            "channel_close",
-            args(&ChannelStateArgs { state: f.cosign(fin) }),
-            Amount::ZERO,
-        );
-        log.push(format!("close c{counter} b[{b0},{}] t{t:?}: {:?}", total - b0, r.map(|r| r.status)));
-        if std::env::var("ATTACK_R8_SHOW").is_ok() {
-            eprintln!("{log:#?}");
-        }
-        let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
+        close_at_random(&mut f, &mut rng, &outsider, cid, counter + 1, &mut log);
+        show(&log);
+        let ch = channel(&f, cid);
         assert_eq!(ch.status, cns::ChannelStatus::Closed, "seed {seed}: {log:#?}");
         let got0 = (acct_balance(&f, 0) + fees[0]) as i128 - start[0] as i128;
         let got1 = (acct_balance(&f, 1) + fees[1]) as i128 - start[1] as i128 + deposits1 as i128;

@@ -51,7 +51,11 @@ fn fl_convergence_quick_trains_three_variants() {
 #[test]
 fn fl_steps_quick_times_every_step() {
     let r = quick("fl-steps");
-    assert_eq!(r.table.rows.len(), 1);
+    assert_eq!(r.table.rows.len(), 2, "two fragment sizes");
     assert_eq!(r.table.columns.len(), 4 + 9, "four parameters and nine steps");
     assert_eq!(r.ours.len(), 9);
+    assert!(r.ours.iter().all(|s| s.points.len() == 2), "every step charted at both sizes");
+    // The growth rows name the size ratio they measured (4×), and the chart its K and C.
+    assert!(r.comparison.rows[0][0].starts_with("cell proofs: 4×"), "{:?}", r.comparison.rows[0]);
+    assert!(r.chart.title.contains("K = 4, C = 10"), "{}", r.chart.title);
 }

@@ -210,6 +210,19 @@ impl FragmentCoder {
         record: &UploadRecord,
         received: &[Cell],
     ) -> (Result<Vec<u8>, FlError>, Vec<FlError>) {
+        let (coeffs, faults) = self.decode_cells(record, received);
+        (coeffs.and_then(|c| self.open(key, record, &c)), faults)
+    }
+
+    /// The first half of [`FragmentCoder::decode`]: the record's checks,
+    /// the cells' proofs and the Reed–Solomon decoding to the committed
+    /// polynomial's `k` coefficients. An `Ok` here is the one polynomial the
+    /// client committed to (the degree proof binds it), whoever decodes it.
+    pub fn decode_cells(
+        &self,
+        record: &UploadRecord,
+        received: &[Cell],
+    ) -> (Result<Vec<Scalar>, FlError>, Vec<FlError>) {
         if let Err(e) = self.check_record(record) {
             return (Err(e), Vec::new());
         }
@@ -238,15 +251,23 @@ impl FragmentCoder {
         };
         let good: Vec<(usize, &[Scalar])> =
             ok.iter().filter(|c| !bad.contains(&c.index)).map(|c| (c.index, c.values.as_slice())).collect();
-        let result = self.code.decode(&good).and_then(|coeffs| {
-            let len = record.ciphertext_len as usize;
-            let used = len.div_ceil(BYTES_PER_ELEMENT);
-            if coeffs[used..].iter().any(|c| !bool::from(c.is_zero())) {
-                return Err(FlError::Malformed("coefficients beyond the ciphertext length"));
-            }
-            let ct = scalars_to_bytes(&coeffs[..used], len)?;
-            decrypt_fragment(key, &record.ctx, &ct)
-        });
-        (result, faults)
+        (self.code.decode(&good), faults)
+    }
+
+    /// The second half of [`FragmentCoder::decode`]: the committed
+    /// coefficients to the ciphertext (nothing beyond its length), then
+    /// decrypted. An error here is the client's own fault: its signed
+    /// record commits to these coefficients.
+    pub fn open(&self, key: &[u8; 32], record: &UploadRecord, coeffs: &[Scalar]) -> Result<Vec<u8>, FlError> {
+        let len = record.ciphertext_len as usize;
+        let used = len.div_ceil(BYTES_PER_ELEMENT);
+        if used > coeffs.len() {
+            return Err(FlError::WrongLength { expected: coeffs.len() * BYTES_PER_ELEMENT, got: len });
+        }
+        if coeffs[used..].iter().any(|c| !bool::from(c.is_zero())) {
+            return Err(FlError::Malformed("coefficients beyond the ciphertext length"));
+        }
+        let ct = scalars_to_bytes(&coeffs[..used], len)?;
+        decrypt_fragment(key, &record.ctx, &ct)
     }
 }

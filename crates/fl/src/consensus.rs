@@ -45,6 +45,33 @@
 //!   agreement vector whose cells were withheld by Byzantine nodes (fewer
 //!   than `T` reached the leader) is left out and reported, and the
 //!   attested evidence names exactly the clients aggregated.
+//! - **Omission rule** (exclusion evidence). A Byzantine leader's host can
+//!   withhold honest clients' cells from its enclave, which then attests
+//!   the trimmed mean of a poisoned model alone. So a node refuses a
+//!   proposal ([`Fault::UnprovenOmission`], and asks for the next view)
+//!   that leaves out a client named in *every* pre-vector it holds, once it
+//!   holds at least `K − f` of them, unless the proposal carries
+//!   [`Exclusion`] evidence for that client; it refuses evidence that does
+//!   not prove the client faulty ([`Fault::BadExclusion`]). Why it is
+//!   sound: the honest nodes send their pre-vectors at [`Timer::PreVector`],
+//!   well before any proposal, so a pre-vector missing at proposal time is
+//!   a Byzantine node's, and of the `n ≥ K − f` held at most `f − (K − n)`
+//!   are Byzantine: at least `K − f ≥ T` honest nodes verified the
+//!   client's cells and forwarded them to the leader, and an honest leader
+//!   decodes the record they hold — unless the client itself is faulty,
+//!   which the evidence shows: two different records it signed for the
+//!   round ([`Exclusion::Equivocation`]: no record need have `T` cells),
+//!   or a record it signed with cells that verify and decode to a
+//!   ciphertext that does not decrypt or a plaintext that is not a model
+//!   ([`Exclusion::Malformed`]; every node's enclave repeats the decoding
+//!   and decryption from the evidence alone). Neither can be forged for an
+//!   honest client, so one Byzantine client cannot stall a chain (every
+//!   leader would otherwise be refused for omitting it), and a Byzantine
+//!   leader cannot drop an honest client. The rule applies only when the
+//!   code needs at most `K − f` cells (as every coder here is built). If
+//!   the timing assumption fails (an honest pre-vector later than the
+//!   proposal), an honest leader may be refused: a view change, not a
+//!   wrong aggregate.
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
@@ -52,10 +79,14 @@
 //!   node that crashes mid-round rejoins at the next round (the simulator
 //!   leaves it down), whose PBFT instance is a fresh one, so it cannot
 //!   equivocate in the round it left.
-//! - PBFT's first deadline is [`Timing::view`]; its view changes (with
+//! - PBFT's first deadline is `Timing::aggregate + Timing::view`, the
+//!   aggregation's own first view deadline: no root can be proposed before
+//!   the leader aggregates, so an earlier deadline only forced a PBFT view
+//!   change (`K²` signed messages) in every round. Its view changes (with
 //!   backoff) run beside the aggregation's, each replacing its own leader.
 
 use crate::aggregate::{params_from_bytes, params_to_bytes, trimmed_mean};
+use crate::cells::Cell;
 use crate::coding::{client_key, FragmentCoder, LocalMessage, UploadRecord};
 use crate::dissemination::{GlobalCoder, GlobalSubfragment, MiniFragment};
 use crate::error::FlError;
@@ -230,8 +261,16 @@ pub enum Message {
     Forward { node: usize, msg: LocalMessage },
     /// A committee member's attested deter-vector.
     DeterVector { node: usize, clients: Vec<u32>, ra: EvidenceAttestation },
-    /// `{e, sf^g_k, RA^A, rh^g, mp_k}` plus the clients aggregated.
-    Proposal { view: u32, root: Hash32, clients: Vec<u32>, ra: EvidenceAttestation, sf: GlobalSubfragment },
+    /// `{e, sf^g_k, RA^A, rh^g, mp_k}` plus the clients aggregated and the
+    /// exclusion evidence for agreed clients left out (see [`Exclusion`]).
+    Proposal {
+        view: u32,
+        root: Hash32,
+        clients: Vec<u32>,
+        ra: EvidenceAttestation,
+        sf: GlobalSubfragment,
+        excluded: Vec<Exclusion>,
+    },
     /// The chain's PBFT deciding the round's [`RootBlock`].
     Pbft(Box<pbft::Message<RootBlock>>),
     /// Ask to replace the leader: move to `view`.
@@ -276,6 +315,12 @@ pub enum Fault {
     NotLeader { node: usize, view: u32 },
     /// The leader's proposal failed (root, attestation or Merkle proof).
     BadProposal { view: u32, error: String },
+    /// The proposal of `view` leaves out `client`, whom every pre-vector
+    /// this node holds named, without exclusion evidence for it.
+    UnprovenOmission { view: u32, client: u32 },
+    /// The proposal of `view` carries exclusion evidence for `client` that
+    /// does not prove the client faulty.
+    BadExclusion { view: u32, client: u32, error: EvidenceError },
     /// Message for another chain or round.
     WrongContext,
     /// A client dropped a mini-fragment or could not decode (B2C/C2C).
@@ -324,6 +369,66 @@ pub struct Step {
     pub faults: Vec<Fault>,
 }
 
+/// Exclusion evidence: why a proposal may leave out a client that every
+/// pre-vector named (the omission rule of this module's docs). Each kind proves,
+/// without trusting the leader, that the client itself is faulty; an
+/// honest client never produces either.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exclusion {
+    /// Two different upload records of the client for this chain and
+    /// round, both signed by its registered key (it equivocated: honest
+    /// nodes accepted different records, so no record may have `T` cells).
+    Equivocation { first: Box<UploadRecord>, second: Box<UploadRecord> },
+    /// A record signed by the client and cells that verify against its
+    /// commitment and decode (Reed–Solomon) to the committed polynomial,
+    /// whose ciphertext does not decrypt under the client's key or whose
+    /// plaintext is not a model of `dims` finite parameters. Every node's
+    /// enclave recomputes the decoding and decryption from these alone.
+    Malformed { record: Box<UploadRecord>, cells: Vec<Cell> },
+}
+
+impl Exclusion {
+    /// The client the evidence is about.
+    pub fn client(&self) -> u32 {
+        match self {
+            Exclusion::Equivocation { first, .. } => first.client,
+            Exclusion::Malformed { record, .. } => record.client,
+        }
+    }
+}
+
+/// Why exclusion evidence was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceError {
+    /// A record of another chain or round.
+    #[error("record of another chain or round")]
+    WrongContext,
+    /// The two records name different clients.
+    #[error("the records name different clients")]
+    Mismatch,
+    /// The two "different" records are the same record.
+    #[error("the two records are the same")]
+    SameRecord,
+    /// A record whose signature or own checks fail.
+    #[error("record refused: {0}")]
+    Record(FlError),
+    /// More cells than nodes, or cells not in strictly increasing position.
+    #[error("cells not distinct increasing positions of this chain's nodes")]
+    CellList,
+    /// A cell that does not verify, or too few to decode the commitment.
+    #[error("cells do not decode the commitment: {0}")]
+    NotDecoded(FlError),
+    /// The evidence decodes and decrypts to a well-formed model.
+    #[error("the fragment decodes to a well-formed model")]
+    WellFormed,
+    /// Evidence for a client the proposal aggregates.
+    #[error("evidence for an aggregated client")]
+    Aggregated,
+    /// Two pieces of evidence for one client.
+    #[error("two pieces of evidence for one client")]
+    Duplicate,
+}
+
 /// Timer lengths, in the driver's ticks.
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
@@ -331,6 +436,16 @@ pub struct Timing {
     pub tally: u64,
     pub aggregate: u64,
     pub view: u64,
+}
+
+/// The fields of [`Message::Proposal`].
+struct Proposal {
+    view: u32,
+    root: Hash32,
+    clients: Vec<u32>,
+    ra: EvidenceAttestation,
+    sf: GlobalSubfragment,
+    excluded: Vec<Exclusion>,
 }
 
 /// A record and the cells of it the node holds, by cell index.
@@ -375,12 +490,16 @@ pub struct ChainNode<A: Attester> {
     need_proposal: Option<(u64, u64)>,
     /// PBFT blocks waiting until this node has checked their root.
     pending: Vec<ValidateRequest<RootBlock>>,
+    /// The round's deter-vector committee (Eqs 7.16–7.17), ascending:
+    /// computed once (`K` hashes), not per deter-vector received.
+    committee: Vec<usize>,
 }
 
 impl<A: Attester> ChainNode<A> {
     /// Node `me` of the chain, with its enclave, the enclaves' shared
     /// secret, its PBFT signing key (whose public half is `cfg.pbft_keys[me]`)
-    /// and its timers. PBFT's first deadline is `timing.view` ticks.
+    /// and its timers. PBFT's first deadline is `timing.aggregate +
+    /// timing.view` ticks.
     pub fn new(
         cfg: Arc<ChainConfig>,
         me: usize,
@@ -391,10 +510,11 @@ impl<A: Attester> ChainNode<A> {
     ) -> Self {
         let pbft = cfg.validator_set().and_then(|set| {
             let mut pc = pbft::Config::new(set, me as u32);
-            pc.base_timeout = timing.view.max(1);
+            pc.base_timeout = timing.aggregate.saturating_add(timing.view).max(1);
             Replica::new(pc, pbft_key)
         });
         Self {
+            committee: cfg.committee(),
             cfg,
             me,
             enclave,
@@ -617,20 +737,22 @@ impl<A: Attester> ChainNode<A> {
                 match self.attested_vector(from_node, DETER_VECTOR, node, &clients, &ra) {
                     // Only the f+1 committee of Eqs 7.16–7.17 broadcasts
                     // deter-vectors; anyone else's is refused (not its role).
-                    Ok(()) if !self.cfg.committee().contains(&node) => step.faults.push(Fault::UnknownNode(node)),
+                    Ok(()) if self.committee.binary_search(&node).is_err() => {
+                        step.faults.push(Fault::UnknownNode(node))
+                    }
                     Ok(()) => {
                         self.deter_vectors.entry(node).or_insert(clients);
                     }
                     Err(f) => step.faults.push(f),
                 }
             }
-            Message::Proposal { view, root, clients, ra, sf } => {
+            Message::Proposal { view, root, clients, ra, sf, excluded } => {
                 let leader = self.cfg.leader(view);
                 if from_node != Some(leader) {
                     step.faults.push(Fault::NotLeader { node: from_node.unwrap_or(usize::MAX), view });
                     return step;
                 }
-                self.on_proposal(view, root, clients, ra, sf, &mut step);
+                self.on_proposal(Proposal { view, root, clients, ra, sf, excluded }, &mut step);
             }
             Message::Pbft(m) => match (from_node, self.pbft.as_mut()) {
                 (Some(k), Ok(r)) if k < self.cfg.nodes => {
@@ -704,9 +826,79 @@ impl<A: Attester> ChainNode<A> {
 
     /// The record's signature under its client's registered key.
     fn check_signature(&self, m: &LocalMessage) -> Result<(), FlError> {
-        let client = m.record.client;
+        self.check_record_signature(&m.record)
+    }
+
+    fn check_record_signature(&self, record: &UploadRecord) -> Result<(), FlError> {
+        let client = record.client;
         let pk = self.cfg.client_keys.get(client as usize).ok_or(FlError::Unauthenticated { client })?;
-        m.record.verify_signature(pk)
+        record.verify_signature(pk)
+    }
+
+    /// Checks exclusion evidence (what every node's enclave recomputes):
+    /// the client it proves faulty.
+    pub fn check_exclusion(&self, ex: &Exclusion) -> Result<u32, EvidenceError> {
+        let for_round = |r: &UploadRecord| r.ctx.chain == self.cfg.chain && r.ctx.round == self.cfg.round;
+        match ex {
+            Exclusion::Equivocation { first, second } => {
+                if !for_round(first) || !for_round(second) {
+                    return Err(EvidenceError::WrongContext);
+                }
+                // Any two records of one client for the round: nodes do not
+                // check a record's fragment index, so records differing only
+                // there split the nodes as well.
+                if first.client != second.client {
+                    return Err(EvidenceError::Mismatch);
+                }
+                if first.digest() == second.digest() {
+                    return Err(EvidenceError::SameRecord);
+                }
+                self.check_record_signature(first).map_err(EvidenceError::Record)?;
+                self.check_record_signature(second).map_err(EvidenceError::Record)?;
+                Ok(first.client)
+            }
+            Exclusion::Malformed { record, cells } => {
+                if !for_round(record) {
+                    return Err(EvidenceError::WrongContext);
+                }
+                self.check_record_signature(record).map_err(EvidenceError::Record)?;
+                self.cfg.coder.check_record(record).map_err(EvidenceError::Record)?;
+                if cells.len() > self.cfg.nodes || !cells.windows(2).all(|w| w[0].index < w[1].index) {
+                    return Err(EvidenceError::CellList);
+                }
+                let (coeffs, faults) = self.cfg.coder.decode_cells(record, cells);
+                if let Some(e) = faults.into_iter().next() {
+                    return Err(EvidenceError::NotDecoded(e));
+                }
+                let coeffs = coeffs.map_err(EvidenceError::NotDecoded)?;
+                let key = client_key(&self.shared_secret, record.client);
+                match self.cfg.coder.open(&key, record, &coeffs).and_then(|pt| params_from_bytes(&pt, self.cfg.dims)) {
+                    Ok(_) => Err(EvidenceError::WellFormed),
+                    Err(_) => Ok(record.client),
+                }
+            }
+        }
+    }
+
+    /// The clients an honest leader of this round always decodes, by the
+    /// pre-vectors this node holds: those named in every one of them, once
+    /// it holds at least `K − f`. See the omission rule in the module docs.
+    fn decodable_by_every_honest_leader(&self) -> BTreeSet<u32> {
+        let code = self.cfg.coder.code();
+        let need = code.k().div_ceil(code.cell_size().max(1));
+        let honest = self.cfg.nodes - self.cfg.f();
+        if need > honest || self.pre_vectors.len() < honest {
+            return BTreeSet::new();
+        }
+        let mut vs = self.pre_vectors.values();
+        let Some(first) = vs.next() else {
+            return BTreeSet::new();
+        };
+        let mut common: BTreeSet<u32> = first.iter().copied().collect();
+        for v in vs {
+            common.retain(|c| v.binary_search(c).is_ok());
+        }
+        common
     }
 
     /// Eq 7.8 and the degree bound for the cell of node `node`.
@@ -800,7 +992,7 @@ impl<A: Attester> ChainNode<A> {
         let clients: Vec<u32> = count.into_iter().filter(|(_, n)| *n >= quorum).map(|(c, _)| c).collect();
         let ev = self.cfg.vector_evidence(DETER_VECTOR, self.me, &clients);
         let ra = self.enclave.attest_evidence(&ev);
-        if self.cfg.committee().contains(&self.me) {
+        if self.committee.binary_search(&self.me).is_ok() {
             self.deter_vectors.insert(self.me, clients.clone());
             self.to_nodes(step, Message::DeterVector { node: self.me, clients: clients.clone(), ra });
         }
@@ -817,6 +1009,7 @@ impl<A: Attester> ChainNode<A> {
         let agreed: BTreeSet<u32> = self.deter_vectors.values().flatten().copied().collect();
         let mut models = Vec::new();
         let mut used = Vec::new();
+        let mut excluded = Vec::new();
         for c in agreed {
             let Some(records) = self.held.get(&c) else {
                 step.faults.push(Fault::Excluded { client: c, error: FlError::Undecodable { need: 1, have: 0 } });
@@ -827,13 +1020,28 @@ impl<A: Attester> ChainNode<A> {
             };
             let cells: Vec<_> = cells.values().cloned().collect();
             let key = client_key(&self.shared_secret, c);
-            let (r, _) = self.cfg.coder.decode(&key, record, &cells);
-            match r.and_then(|pt| params_from_bytes(&pt, self.cfg.dims)) {
+            let (coeffs, _) = self.cfg.coder.decode_cells(record, &cells);
+            let model = coeffs
+                .clone()
+                .and_then(|co| self.cfg.coder.open(&key, record, &co))
+                .and_then(|pt| params_from_bytes(&pt, self.cfg.dims));
+            match model {
                 Ok(p) => {
                     models.push(p);
                     used.push(c);
                 }
-                Err(error) => step.faults.push(Fault::Excluded { client: c, error }),
+                Err(error) => {
+                    step.faults.push(Fault::Excluded { client: c, error });
+                    // The evidence that lets the nodes accept the omission:
+                    // the decodable record's cells (its model is malformed)
+                    // or two signed records (an equivocating client).
+                    let mut rs = records.values();
+                    if coeffs.is_ok() {
+                        excluded.push(Exclusion::Malformed { record: Box::new(*record), cells });
+                    } else if let (Some((first, _)), Some((second, _))) = (rs.next(), rs.next()) {
+                        excluded.push(Exclusion::Equivocation { first: Box::new(*first), second: Box::new(*second) });
+                    }
+                }
             }
         }
         if models.is_empty() {
@@ -858,24 +1066,19 @@ impl<A: Attester> ChainNode<A> {
         let ra = self.enclave.attest_evidence(&ev);
         step.outputs.push(Output::Aggregated { view, root: release.root, clients: used.clone() });
         for sf in release.subfragments {
-            let msg = Message::Proposal { view, root: release.root, clients: used.clone(), ra, sf: sf.clone() };
-            if sf.node == self.me {
-                self.on_proposal(view, release.root, used.clone(), ra, sf, step);
+            let p = Proposal { view, root: release.root, clients: used.clone(), ra, sf, excluded: excluded.clone() };
+            if p.sf.node == self.me {
+                self.on_proposal(p, step);
             } else {
-                step.sends.push((To::Node(sf.node), msg));
+                let to = To::Node(p.sf.node);
+                let Proposal { view, root, clients, ra, sf, excluded } = p;
+                step.sends.push((to, Message::Proposal { view, root, clients, ra, sf, excluded }));
             }
         }
     }
 
-    fn on_proposal(
-        &mut self,
-        view: u32,
-        root: Hash32,
-        clients: Vec<u32>,
-        ra: EvidenceAttestation,
-        sf: GlobalSubfragment,
-        step: &mut Step,
-    ) {
+    fn on_proposal(&mut self, p: Proposal, step: &mut Step) {
+        let Proposal { view, root, clients, ra, sf, excluded } = p;
         // A committed node still checks the committed view's proposal: it
         // needs its subfragment to serve its mini-fragments.
         // A proposal of a later view (this node has not moved yet) is checked
@@ -894,11 +1097,13 @@ impl<A: Attester> ChainNode<A> {
         } else {
             self.cfg.check_attestation(leader, &ra, &ev)
         };
-        let check = attested.map_err(|f| format!("{f:?}")).and_then(|()| {
+        let bad = |error: String| Fault::BadProposal { view, error };
+        let check = attested.map_err(|f| bad(format!("{f:?}"))).and_then(|()| {
             if sf.ctx.chain != self.cfg.chain || sf.ctx.round != self.cfg.round {
-                return Err("subfragment for another chain or round".to_string());
+                return Err(bad("subfragment for another chain or round".to_string()));
             }
-            self.cfg.global.mini_fragments(self.me, &root, &sf).map_err(|e| e.to_string())
+            self.check_omissions(view, &clients, &excluded)?;
+            self.cfg.global.mini_fragments(self.me, &root, &sf).map_err(|e| bad(e.to_string()))
         });
         self.checked_in.insert(view);
         match check {
@@ -907,15 +1112,50 @@ impl<A: Attester> ChainNode<A> {
                 self.verified.insert((view, root), clients);
                 self.disseminate(step);
             }
-            Err(error) => {
+            Err(fault) => {
                 self.rejected.insert(view);
-                step.faults.push(Fault::BadProposal { view, error });
+                step.faults.push(fault);
                 if self.committed.is_none() {
                     self.ask_view(view + 1, step);
                 }
             }
         }
         self.drive_pbft(step);
+    }
+
+    /// The omission rule: every piece of exclusion evidence proves its
+    /// client faulty (and is for a client left out, once), and every
+    /// client an honest leader always decodes is aggregated or excluded
+    /// with evidence.
+    fn check_omissions(&self, view: u32, clients: &[u32], excluded: &[Exclusion]) -> Result<(), Fault> {
+        if excluded.len() > self.cfg.clients {
+            return Err(Fault::BadProposal { view, error: "more exclusion evidence than clients".into() });
+        }
+        let mut proven = BTreeSet::new();
+        for ex in excluded {
+            let client = ex.client();
+            let checked = if clients.contains(&client) {
+                Err(EvidenceError::Aggregated)
+            } else if proven.contains(&client) {
+                Err(EvidenceError::Duplicate)
+            } else {
+                self.check_exclusion(ex)
+            };
+            match checked {
+                Ok(c) => {
+                    proven.insert(c);
+                }
+                Err(error) => return Err(Fault::BadExclusion { view, client, error }),
+            }
+        }
+        if mutants::active(Mutation::OmissionUnchecked) {
+            return Ok(());
+        }
+        match self.decodable_by_every_honest_leader().into_iter().find(|c| !clients.contains(c) && !proven.contains(c))
+        {
+            Some(client) => Err(Fault::UnprovenOmission { view, client }),
+            None => Ok(()),
+        }
     }
 
     fn ask_view(&mut self, view: u32, step: &mut Step) {

@@ -14,7 +14,9 @@
 //! - [`dissemination`]: B2C and C2C — double erasure coding of the global
 //!   fragment bound by one Merkle root, and the clients' double decoding;
 //! - [`aggregate`]: trimmed mean (Eqs 7.19–7.20) and FedAvg;
-//! - [`consensus`]: the dual consensus of one chain (§7.4), sans-IO;
+//! - [`consensus`]: the dual consensus of one chain (§7.4), sans-IO, with
+//!   its omission rule (a client every node named is left out only with
+//!   [`consensus::Exclusion`] evidence that it is faulty);
 //! - [`round`]: a chain's nodes and clients in the seeded simulator;
 //! - [`byzantine`]: Byzantine node behaviours for those runs;
 //! - [`mutants`]: planted bugs for the mutation-sensitivity check;

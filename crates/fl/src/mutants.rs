@@ -24,6 +24,9 @@ pub enum Mutation {
     /// Nodes vote for a proposal's root without checking the leader's
     /// attestation or their subfragment's Merkle proof under the root.
     RootUnchecked,
+    /// Nodes accept a proposal that leaves out a client every pre-vector
+    /// named without exclusion evidence for it (the omission rule).
+    OmissionUnchecked,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -40,6 +40,15 @@ pub enum ClientBehaviour {
     Poison(f32),
     /// Sends nothing.
     Silent,
+    /// Signs two different records of its model (the second a model offset
+    /// by one) and sends the first's cells to the lower half of the nodes,
+    /// the second's to the rest: every node names it, no record reaches `T`
+    /// cells, and the leader excludes it with [`crate::consensus::Exclusion::Equivocation`].
+    Equivocate,
+    /// Sends a valid, signed coding of a ciphertext whose plaintext is not
+    /// a model (one parameter short): every node names it, and the leader
+    /// excludes it with [`crate::consensus::Exclusion::Malformed`].
+    MalformedModel,
 }
 
 /// A client's round.
@@ -91,12 +100,29 @@ impl FlClient {
             _ => self.model.clone(),
         };
         let ctx = FragmentContext { chain: self.cfg.chain, round: self.cfg.round, fragment: self.cfg.chain };
-        let coded = match self.cfg.coder.encode(&self.key, &ctx, self.me as u32, &params_to_bytes(&params)) {
+        let mut plaintext = params_to_bytes(&params);
+        if self.behaviour == ClientBehaviour::MalformedModel {
+            plaintext.truncate(plaintext.len().saturating_sub(4));
+        }
+        let coded = match self.cfg.coder.encode(&self.key, &ctx, self.me as u32, &plaintext) {
             Ok(c) => c,
             Err(e) => return (Vec::new(), vec![Fault::Client { client: self.me as u32, error: e }]),
         };
+        let second = if self.behaviour == ClientBehaviour::Equivocate {
+            let other: Vec<f32> = params.iter().map(|x| x + 1.0).collect();
+            match self.cfg.coder.encode(&self.key, &ctx, self.me as u32, &params_to_bytes(&other)) {
+                Ok(c) => Some(c),
+                Err(e) => return (Vec::new(), vec![Fault::Client { client: self.me as u32, error: e }]),
+            }
+        } else {
+            None
+        };
         let mut sends = Vec::new();
         for k in 0..self.cfg.nodes {
+            let coded = match &second {
+                Some(s) if k >= self.cfg.nodes / 2 => s,
+                _ => &coded,
+            };
             if let Some(mut m) = coded.message(k) {
                 if self.behaviour == ClientBehaviour::BadCells {
                     m.cell.values[0] += Scalar::ONE;

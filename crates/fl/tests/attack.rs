@@ -5,47 +5,16 @@
 mod common;
 
 use blstrs::Scalar;
-use common::{config, enclave, model, DIMS, SK, TIMING};
-use gridledger_core::codec::hash_bytes;
+use common::{config, deter_vector, enclave, model, pre_vector, upload, vector_evidence, DIMS, SK, TIMING};
 use gridledger_core::enclave::Attester;
-use gridledger_fl::aead::FragmentContext;
 use gridledger_fl::aggregate::{fedavg, params_to_bytes};
 use gridledger_fl::cells::CellCode;
 use gridledger_fl::coding::{client_key, CodedFragment};
-use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timer, DETER_VECTOR, PRE_VECTOR};
+use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timer, PRE_VECTOR};
 use gridledger_fl::dissemination::{ClientAssembler, GlobalCoder, Source};
 use gridledger_fl::round::sim_node_key;
 
 // ---------------------------------------------------------------- helpers
-
-/// The evidence a node's enclave attests for a pre- or deter-vector (as
-/// `ChainConfig::vector_evidence`, which is private).
-fn vector_evidence(cfg: &ChainConfig, tag: gridledger_core::codec::Tag, node: usize, clients: &[u32]) -> [u8; 32] {
-    let mut b = Vec::new();
-    b.extend_from_slice(&cfg.chain.to_le_bytes());
-    b.extend_from_slice(&cfg.round.to_le_bytes());
-    b.extend_from_slice(&(node as u64).to_le_bytes());
-    for c in clients {
-        b.extend_from_slice(&c.to_le_bytes());
-    }
-    hash_bytes(tag, &b).0
-}
-
-fn pre_vector(cfg: &ChainConfig, node: usize, clients: &[u32]) -> Message {
-    let ra = enclave(node).attest_evidence(&vector_evidence(cfg, PRE_VECTOR, node, clients));
-    Message::PreVector { node, clients: clients.to_vec(), ra }
-}
-
-fn deter_vector(cfg: &ChainConfig, node: usize, clients: &[u32]) -> Message {
-    let ra = enclave(node).attest_evidence(&vector_evidence(cfg, DETER_VECTOR, node, clients));
-    Message::DeterVector { node, clients: clients.to_vec(), ra }
-}
-
-/// Client `c`'s honest coded upload.
-fn upload(cfg: &ChainConfig, c: u32, key: &[u8; 32], params: &[f32]) -> CodedFragment {
-    let ctx = FragmentContext { chain: cfg.chain, round: cfg.round, fragment: cfg.chain };
-    cfg.coder.encode(key, &ctx, c, &params_to_bytes(params)).unwrap()
-}
 
 /// Drives the view-0 leader (node 0) of a 4-node chain through a round:
 /// `uploads[i]` reaches node 0 as a local message and nodes 1..3 forward
@@ -231,11 +200,10 @@ fn forged_or_unsigned_record_is_unauthenticated_not_equivocation() {
 /// *every one* of the K nodes attested in its pre-vector has verified cells
 /// at ≥ T honest nodes, all forwarded to the leader, so an honest leader
 /// always decodes it; omitting such a client is proof of a faulty leader.
-/// Expected: node 1 refuses the proposal (`Fault::BadProposal`) and asks
-/// for the next view.
+/// Expected: node 1 refuses the proposal (`Fault::UnprovenOmission`: no
+/// exclusion evidence for the clients left out) and asks for the next view.
 /// Observed: accepted silently (no fault, no view change).
 #[test]
-#[ignore = "attack: a Byzantine leader aggregates only a poisoned client, omitting clients all K nodes attested; accepted"]
 fn leader_omitting_clients_every_node_attested_is_refused() {
     let cfg = config(4, 4, 1);
     let all = [0u32, 1, 2, 3];
@@ -267,17 +235,22 @@ fn leader_omitting_clients_every_node_attested_is_refused() {
     let rel = cfg.global.release(cfg.chain, cfg.round, &params_to_bytes(&poisoned)).unwrap();
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &[3]));
     let sf = rel.subfragments[1].clone();
-    absorb(node.handle(Some(0), Message::Proposal { view: 0, root: rel.root, clients: vec![3], ra, sf }));
+    absorb(
+        node.handle(Some(0), Message::Proposal { view: 0, root: rel.root, clients: vec![3], ra, sf, excluded: vec![] }),
+    );
     // Control: the same proposal with another node's attestation is refused,
     // so the path that should refuse the omission is reachable.
     let mut control = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     control.start();
     let bad_ra = enclave(2).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &[3]));
     let sf = rel.subfragments[1].clone();
-    let s = control.handle(Some(0), Message::Proposal { view: 0, root: rel.root, clients: vec![3], ra: bad_ra, sf });
+    let s = control.handle(
+        Some(0),
+        Message::Proposal { view: 0, root: rel.root, clients: vec![3], ra: bad_ra, sf, excluded: vec![] },
+    );
     assert!(s.faults.iter().any(|f| matches!(f, Fault::BadProposal { .. })), "control: {:?}", s.faults);
     assert!(
-        faults.iter().any(|f| matches!(f, Fault::BadProposal { .. })) && view_change,
+        faults.iter().any(|f| matches!(f, Fault::UnprovenOmission { view: 0, client: 0 })) && view_change,
         "proposal aggregating only client 3 accepted; faults {faults:?}"
     );
 }

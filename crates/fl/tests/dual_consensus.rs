@@ -110,7 +110,14 @@ fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
     let rel = cfg.global.release(2, 5, &[0u8; 8]).unwrap();
     let step = n1.handle(
         Some(2),
-        Message::Proposal { view: 0, root: rel.root, clients: vec![], ra, sf: rel.subfragments[1].clone() },
+        Message::Proposal {
+            view: 0,
+            root: rel.root,
+            clients: vec![],
+            ra,
+            sf: rel.subfragments[1].clone(),
+            excluded: vec![],
+        },
     );
     assert_eq!(step.faults, vec![Fault::NotLeader { node: 2, view: 0 }]);
     assert!(step.sends.is_empty());
@@ -214,7 +221,14 @@ fn a_pbft_block_with_a_root_the_node_refuted_gets_no_vote() {
     let ra = enclave(3).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &[0, 1, 2]));
     let step = n1.handle(
         Some(0),
-        Message::Proposal { view: 0, root: rel.root, clients: vec![0, 1, 2], ra, sf: rel.subfragments[1].clone() },
+        Message::Proposal {
+            view: 0,
+            root: rel.root,
+            clients: vec![0, 1, 2],
+            ra,
+            sf: rel.subfragments[1].clone(),
+            excluded: vec![],
+        },
     );
     assert!(step.faults.iter().any(|f| matches!(f, Fault::BadProposal { view: 0, .. })), "{:?}", step.faults);
     assert!(

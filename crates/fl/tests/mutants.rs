@@ -98,13 +98,29 @@ fn lying_leader_replaced() -> Result<(), String> {
     Ok(())
 }
 
+/// A leader aggregating one client's poisoned model alone, leaving out the
+/// others every node named without exclusion evidence, is replaced and
+/// view 1 commits the honest aggregate.
+fn omitting_leader_replaced() -> Result<(), String> {
+    let honest: Vec<usize> = (0..CLIENTS).collect();
+    let leader = OmittingLeader { cfg: config(NODES, CLIENTS, BETA), client: 3, factor: -20.0 };
+    let r = run(SEED + 5, NODES, vec![ClientBehaviour::Honest; CLIENTS], vec![(0, Box::new(leader))], &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)?;
+    let committed = r.committed();
+    if committed.iter().any(|(_, v, _)| *v != 1) {
+        return Err(format!("expected view 1 to commit: {committed:?}"));
+    }
+    Ok(())
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 5] = [
+const SCENARIOS: [Scenario; 6] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
     ("poisoned model trimmed", poisoned_model_trimmed),
     ("lying leader replaced", lying_leader_replaced),
+    ("omitting leader replaced", omitting_leader_replaced),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -145,4 +161,9 @@ fn the_plain_mean_instead_of_the_trimmed_mean_is_caught() {
 #[test]
 fn an_unchecked_leader_root_is_caught() {
     caught(Mutation::RootUnchecked, "lying leader replaced");
+}
+
+#[test]
+fn an_omission_accepted_without_evidence_is_caught() {
+    caught(Mutation::OmissionUnchecked, "omitting leader replaced");
 }

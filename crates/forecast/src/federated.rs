@@ -369,7 +369,9 @@ impl Federation {
         })
     }
 
-    fn chain_round(&self, b: usize, round: u32, models: Vec<Vec<f32>>) -> Result<ChainOutcome, ForecastError> {
+    /// What chain `b`'s nodes agree on for `round`, and the enclaves'
+    /// shared secret.
+    fn chain_config(&self, b: usize, round: u32) -> (Arc<ChainConfig>, [u8; 32]) {
         let cfg = &self.cfg;
         let (coder, global) = &self.coders[b];
         let (nodes, clients) = (cfg.nodes, cfg.clients);
@@ -397,6 +399,13 @@ impl Federation {
             coder: coder.clone(),
             global: global.clone(),
         });
+        (chain, shared_secret)
+    }
+
+    fn chain_round(&self, b: usize, round: u32, models: Vec<Vec<f32>>) -> Result<ChainOutcome, ForecastError> {
+        let cfg = &self.cfg;
+        let (nodes, clients) = (cfg.nodes, cfg.clients);
+        let (chain, shared_secret) = self.chain_config(b, round);
         let behaviours: Vec<ClientBehaviour> = (0..clients).map(|c| cfg.client_behaviour(c)).collect();
         let honest: Vec<u32> =
             (0..clients).filter(|&c| behaviours[c] == ClientBehaviour::Honest).map(|c| (nodes + c) as u32).collect();
@@ -509,4 +518,41 @@ struct ChainOutcome {
     aggregated: usize,
     view: u32,
     faults: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The largest node count `gridledger fl train` accepts (256): every
+    /// node's enclave key is distinct (the seed derivation once overflowed
+    /// a `u8` at node 255), the federation sets up its coders, and all
+    /// 256 nodes of a chain build and start for a round (PBFT validator set,
+    /// committee, timers). The CLI runs one round at this size in its
+    /// `attack_fl` test only under `GRIDLEDGER_FL_HEAVY=1`.
+    #[test]
+    fn the_largest_accepted_node_count_sets_up_without_panicking() {
+        const NODES: usize = 256;
+        let keys: BTreeSet<_> = (0..=NODES).map(|k| enclave(k).attestation_key()).collect();
+        assert_eq!(keys.len(), NODES + 1);
+        let cfg = FederatedConfig {
+            clients: 4,
+            chains: 1,
+            nodes: NODES,
+            tcn: TcnConfig { hidden: 1, levels: 1, ..FederatedConfig::quick().tcn },
+            train_days: 2,
+            validation_days: 1,
+            ..FederatedConfig::quick()
+        };
+        let fed = Federation::new(cfg).unwrap();
+        let (chain, secret) = fed.chain_config(0, 0);
+        assert_eq!(chain.f(), 85);
+        assert_eq!(chain.committee().len(), 86);
+        for k in 0..NODES {
+            let mut node = ChainNode::new(chain.clone(), k, enclave(k), secret, sim_node_key(k), TIMING);
+            let step = node.start();
+            assert!(step.faults.is_empty(), "node {k}: {:?}", step.faults);
+        }
+    }
 }

@@ -7,9 +7,9 @@
 
 mod common;
 
+use common::attacker::Attacker;
 use common::party::{fsync_opts, wait_phase, Setup};
 use gridledger_channels::disk::Durability;
-use gridledger_core::KeyPair;
 use gridledger_node::channel::party::{spawn_party_on, Command, Listeners, PartyOptions, Reply};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -171,101 +171,6 @@ async fn a_restart_does_not_alert_disputes_that_were_resolved() {
     );
 }
 
-/// Side 1 as its modified client runs it: the ESC key and machine of side
-/// 1 (restored from its directory), its own link to side 0, and a filter
-/// that keeps side 0's withdrawal proposals from the machine while keeping
-/// a copy co-signed with side 1's key.
-struct Attacker {
-    machine: gridledger_channels::ChannelMachine,
-    key: KeyPair,
-    net: gridledger_net::Network,
-    inbound: gridledger_net::Inbound,
-    events: tokio::sync::broadcast::Receiver<gridledger_net::NetEvent>,
-    /// Side 0's withdrawal, co-signed out of band.
-    kept: Option<gridledger_contracts::cns::SignedState>,
-    sent: Vec<u64>,
-}
-
-impl Attacker {
-    async fn start(s: &Setup) -> Attacker {
-        use gridledger_net::{Network, NetworkConfig, PeerConfig};
-        let spec = &s.specs[1];
-        let keys = spec.keys().unwrap();
-        let store = gridledger_channels::disk::load_store(&s.dirs[1]).unwrap().unwrap();
-        let machine = gridledger_channels::ChannelMachine::restore(
-            keys.esc.clone(),
-            keys.nonce_seed,
-            spec.params().unwrap(),
-            store,
-        )
-        .unwrap();
-        let set = vec![
-            PeerConfig { index: 0, public_key: spec.peer_key, addr: spec.addrs[0] },
-            PeerConfig { index: 1, public_key: keys.esc.public(), addr: spec.addrs[1] },
-        ];
-        let mut cfg = NetworkConfig::new(spec.cid, 1, set);
-        cfg.max_frame = gridledger_channels::MAX_MESSAGE_BYTES;
-        let l = s.ls[1].try_clone().unwrap();
-        l.set_nonblocking(true).unwrap();
-        let l = tokio::net::TcpListener::from_std(l).unwrap();
-        let (net, inbound) = Network::start_with_listener(cfg, keys.esc.clone(), l).await.unwrap();
-        let events = net.events();
-        Attacker { machine, key: keys.esc, net, inbound, events, kept: None, sent: vec![] }
-    }
-
-    fn carry_out(&mut self, step: gridledger_channels::Step) {
-        use gridledger_channels::{ChannelEvent, Input};
-        for m in step.messages {
-            let _ = self.net.send(0, m.to_bytes());
-        }
-        for e in step.events {
-            if let ChannelEvent::PaymentSent { counter, .. } = e {
-                self.sent.push(counter);
-            }
-        }
-        if let Some(st) = step.persist {
-            // No disk: "persisted" at once.
-            let next = self.machine.handle(Input::Persisted(st.version)).unwrap();
-            self.carry_out(next);
-        }
-    }
-
-    /// Runs the client for `d`.
-    async fn run(&mut self, d: Duration) {
-        use gridledger_channels::{Input, Message};
-        let end = tokio::time::Instant::now() + d;
-        let mut tick = tokio::time::interval(Duration::from_millis(50));
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(end) => return,
-                Some((_, b)) = self.inbound.recv() => {
-                    if let Ok(Message::Propose { state, nonce, sig }) = Message::from_bytes(&b) {
-                        if !state.resize.withdrawn[0].is_zero() && state.resize.withdrawn[0] > self.machine.latest().unwrap().state.resize.withdrawn[0] {
-                            let theirs = state.sign(&self.key, nonce);
-                            self.kept = Some(gridledger_contracts::cns::SignedState { state, nonce, sigs: [sig, theirs] });
-                            continue;
-                        }
-                    }
-                    if let Ok(step) = self.machine.handle_bytes(&b) {
-                        self.carry_out(step);
-                    }
-                }
-                Ok(ev) = self.events.recv() => {
-                    if matches!(ev, gridledger_net::NetEvent::Connected { peer: 0, .. }) {
-                        let step = self.machine.handle(Input::Connected).unwrap();
-                        self.carry_out(step);
-                    }
-                }
-                _ = tick.tick() => {
-                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-                    let step = self.machine.handle(Input::Tick(now)).unwrap();
-                    self.carry_out(step);
-                }
-            }
-        }
-    }
-}
-
 /// Finding (the theft of `attack_r7.rs` in the channels crate, end to end
 /// against the production party process and a node): side 0's party asks
 /// to withdraw 30,000; side 1's modified client co-signs the proposal out
@@ -293,7 +198,11 @@ async fn a_withdrawal_that_fell_back_cannot_void_later_payments_end_to_end() {
     assert_eq!(h0.request(Command::Pay { energy: 1_000, price: 100 }).await, Reply::Done { counter: 1 });
     let _ = h1.request(Command::Shutdown).await;
     let _ = j1.await;
-    let mut b = Attacker::start(&s).await;
+    let mut b = Attacker::start(
+        &s,
+        Box::new(|st, latest| !st.resize.withdrawn[0].is_zero() && st.resize.withdrawn[0] > latest.resize.withdrawn[0]),
+    )
+    .await;
     b.run(Duration::from_secs(2)).await; // linked
     let t_delta = Duration::from_millis(s.specs[0].t_delta_ms);
     let h = h0.clone();

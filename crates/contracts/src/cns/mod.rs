@@ -41,12 +41,18 @@
 //!   (it closed with a stale state the newer one proves it had signed past),
 //!   unless the newer state is one the raiser may have signed first and never
 //!   received co-signed: its own payment built directly on the disputed
-//!   state (at any counter: fallen-back proposals skip counters), or the
+//!   state (its `prev_counter` is the disputed counter; at any counter:
+//!   fallen-back proposals skip counters), or the
 //!   final state of the disputed one (see `raiser_may_lack`).
 //!   A dispute that times out books no fault on anyone: silence proves
 //!   nothing newer exists, and faulting the silent side would let any party
 //!   blacklist an honest peer by disputing four times. A cooperative close
-//!   during a dispute books none either. Faults count against the party's
+//!   during a dispute books the raiser a fault when its final state is not
+//!   the close of the disputed state (other balances, energy or top-ups):
+//!   the raiser co-signed past the state it disputed with, so trying a
+//!   stale dispute and closing when caught is not free (see
+//!   `close_shows_stale_dispute`); the close of the disputed state itself
+//!   books none. Faults count against the party's
 //!   MSC: grey list at the merchant's `grey_after`, blacklist at
 //!   `black_after` (§5.1.3). A blacklisted MSC cannot open ESCs or channels
 //!   or draw credit notes.
@@ -64,6 +70,20 @@
 //!   pending credit: an unsigned pending debit, or another MSC's debt, never
 //!   reduces it (see `owed_of`), and `bill_settle` refuses to leave `free`
 //!   below `owed`.
+//! - **Credit-side accounting.** For every credit-backed side, the
+//!   participant's debit is exactly what the merchant's pool paid into the
+//!   channel for that side minus what comes back to the pool at close:
+//!   `debit − credit = (note + Σ top-up notes) − (balance + unallocated
+//!   top-up)`, the balance and unallocated top-up taken *after* the
+//!   deductions of `settle_amounts` (which may spend a credit side's
+//!   unallocated top-up on the peer's already-paid withdrawals when a
+//!   higher-counter state de-allocates it). The [`DebitRecord`] books
+//!   `funded = notes − unallocated returned`, so `debit = funded − final`
+//!   as the merchant recalculates it, and the MSC's ledger always balances
+//!   (`imbalance() == 0`) whatever states, withdrawals and top-ups were
+//!   registered. The close is never refused for such a deduction: that coin
+//!   was already paid out; it is the participant's debt, counted against
+//!   its credit limit like any other.
 //! - **Top-up and partial withdraw** (beyond the seed). A top-up is on
 //!   chain before any state names it (`channel_topup`), so the peer never
 //!   co-signs coin that is not there; a closing state that does not
@@ -93,6 +113,14 @@
 //!   `channel_withdraw` pays a side only up to what the registered state
 //!   leaves it after the other side's due, so a channel never pays out more
 //!   than it holds.
+//!   The converse (a party whose newest co-signed state is *below* the
+//!   registered one: the peer registered the party's fallen-back proposal
+//!   with `channel_update` and went silent) is the client's to handle: a
+//!   dispute with a state below the registered one is refused as stale, so
+//!   `cns_channel_updated` / `cns_channel_withdrawn` tell the client to read
+//!   the registered state, which it signed, and it disputes with that (the
+//!   same state as the registered one is accepted) or with a newer one of
+//!   its own.
 //! - **Dispute limit.** A channel may not be opened when the ESC has *more
 //!   than* `dispute_limit` disputes (§3.3.3).
 //! - **Resolution.** A resolved dispute returns the channel to `Open` with
@@ -445,24 +473,31 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut Channel
         match ch.funded[i] {
             Some(FundKind::Deposit) | None => ctx.pay(&esc.payouts[i], add(add(b, unallocated)?, unpaid)?)?,
             Some(FundKind::Credit) => {
-                // Notes issued for this side: the open's and every top-up's;
-                // the participant is debited only for what was allocated.
+                // The participant is debited what the pool paid in for
+                // this side (the open's note and every top-up note) minus
+                // what comes back to the pool, both measured after
+                // `settle_amounts`' deductions: an unallocated top-up that
+                // the close took to cover the peer's paid withdrawals left
+                // the pool for good, so it is debited like spent credit
+                // (see "Credit-side accounting" above). The close is never
+                // refused for it: that coin was already paid out.
                 let f_total = add(ch.capacity[i], ch.topped_up[i])?;
-                let f = add(ch.capacity[i], st.resize.topped_up[i])?;
+                let returned = add(b, unallocated)?;
+                let funded = sub(f_total, unallocated, "funded notes")?;
                 let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
                 m.reserved = sub(m.reserved, f_total, "merchant reserve")?;
-                m.free = add(m.free, add(b, unallocated)?)?;
+                m.free = add(m.free, returned)?;
                 let rec = DebitRecord {
                     sid,
                     cid: ch.cid,
-                    funded: f,
+                    funded,
                     final_amount: b,
                     energy: q,
-                    debit: f.saturating_sub(b),
-                    credit: b.saturating_sub(f),
+                    debit: funded.saturating_sub(b),
+                    credit: b.saturating_sub(funded),
                 };
                 msc.ledger.locked = sub(msc.ledger.locked, f_total, "locked notes")?;
-                msc.ledger.returned = add(msc.ledger.returned, add(b, unallocated)?)?;
+                msc.ledger.returned = add(msc.ledger.returned, returned)?;
                 msc.ledger.pending_debits = add(msc.ledger.pending_debits, rec.debit)?;
                 msc.ledger.pending_credits = add(msc.ledger.pending_credits, rec.credit)?;
                 adjust_owed(&mut m, owed_before, owed_of(&msc))?;
@@ -506,6 +541,21 @@ fn require_open(ch: &Channel) -> R<()> {
     }
 }
 
+/// The fault rule of a cooperative close during a dispute (`channel_close`):
+/// the final state `f` is co-signed by both sides, so by the raiser too. The
+/// honest client co-signs a final state only with its own newest co-signed
+/// state's balances, energy and top-ups (`prev_counter` = that state), and
+/// disputes with its newest co-signed state; so a close that does not carry
+/// the disputed state `d`'s balances, energy and resize shows the raiser held
+/// a newer co-signed state when it disputed with `d`, the same evidence
+/// `channel_resolve` faults on. (A raiser that learns a newer state of its
+/// own after disputing, such as its fallen-back payment, resolves with it
+/// — excused by `raiser_may_lack` — rather than closing on it.) A close of
+/// `d` itself books nothing.
+fn close_shows_stale_dispute(d: &ChannelState, f: &ChannelState) -> bool {
+    f.balances != d.balances || f.energy != d.energy || f.resize != d.resize
+}
+
 /// The dispute-fault rule: whether `c`, overturning the dispute `raiser`
 /// raised with `d`, is a state the raiser may have signed without ever
 /// holding it co-signed (then the overturn books no fault on it).
@@ -519,7 +569,8 @@ fn require_open(ch: &Channel) -> R<()> {
 /// co-signed state `d`; its own unacknowledged proposals build on `d` (with
 /// the update fallback its counters skip, so `c` may be any distance past
 /// `d`). So `c` is excused when it is:
-/// - the raiser's own payment applied directly to `d`: the raiser is the
+/// - the raiser's own payment applied directly to `d` (`c.prev_counter ==
+///   d.counter`, single or folded): the raiser is the
 ///   buyer, its energy is unchanged, and its balance fell (the peer's rose)
 ///   by exactly the trade's amount and the peer's energy by the trade's
 ///   energy; for a fold (whose trade list is off chain) by at least the last
@@ -542,6 +593,11 @@ fn raiser_may_lack(d: &ChannelState, c: &ChannelState, raiser: usize) -> bool {
         return c.balances == d.balances && c.energy == d.energy && c.last_trade.is_none();
     }
     let Some(t) = c.last_trade else { return false };
+    // Built directly on `d` (counters may skip, `prev_counter` does not):
+    // a payment stacked on a later state shows the raiser held that one.
+    if c.prev_counter != d.counter {
+        return false;
+    }
     if usize::from(t.buyer) != raiser || c.energy[raiser] != d.energy[raiser] {
         return false;
     }
@@ -1126,7 +1182,15 @@ impl CnsContract {
         let mut esc: EscRecord = load(ctx, &esc_key(&ch.scid), "ESC")?;
         check_state(ctx, &ch, &esc, &a.state)?;
         if let Some(d) = ch.dispute.take() {
-            set_dispute_outcome(ctx, &ch.scid, d, DisputeOutcome::ClosedCooperatively)?;
+            let rec = set_dispute_outcome(ctx, &ch.scid, d, DisputeOutcome::ClosedCooperatively)?;
+            // `ch.latest` is still the disputed state. The raiser co-signed
+            // this final state: unless it is the close of the disputed state
+            // itself, the raiser signed a distribution past the one it
+            // disputed with (see `close_shows_stale_dispute`).
+            let raiser = usize::from(rec.raised_by.min(1));
+            if close_shows_stale_dispute(&ch.latest.state, &a.state.state) {
+                record_fault(ctx, esc.sids[raiser])?;
+            }
         }
         register_state(ctx, &mut esc, &mut ch, a.state)?;
         finalise(ctx, &mut esc, &mut ch)?;

@@ -3,11 +3,13 @@
 //! and clients, Byzantine adversaries, and the round's success check.
 #![allow(dead_code)]
 
+use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::enclave::{Attester, SoftwareAttester};
 use gridledger_core::Hash32;
-use gridledger_fl::aggregate::trimmed_mean;
-use gridledger_fl::coding::FragmentCoder;
-use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timing};
+use gridledger_fl::aead::FragmentContext;
+use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
+use gridledger_fl::coding::{CodedFragment, FragmentCoder};
+use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timing, DETER_VECTOR, PRE_VECTOR};
 use gridledger_fl::dissemination::GlobalCoder;
 use gridledger_fl::kzg::Kzg;
 use gridledger_fl::round::{sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput};
@@ -49,6 +51,35 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
         coder: Arc::new(coder),
         global: Arc::new(global),
     })
+}
+
+/// The evidence a node's enclave attests for a pre- or deter-vector (as
+/// `ChainConfig::vector_evidence`, which is private).
+pub fn vector_evidence(cfg: &ChainConfig, tag: Tag, node: usize, clients: &[u32]) -> [u8; 32] {
+    let mut b = Vec::new();
+    b.extend_from_slice(&cfg.chain.to_le_bytes());
+    b.extend_from_slice(&cfg.round.to_le_bytes());
+    b.extend_from_slice(&(node as u64).to_le_bytes());
+    for c in clients {
+        b.extend_from_slice(&c.to_le_bytes());
+    }
+    hash_bytes(tag, &b).0
+}
+
+pub fn pre_vector(cfg: &ChainConfig, node: usize, clients: &[u32]) -> Message {
+    let ra = enclave(node).attest_evidence(&vector_evidence(cfg, PRE_VECTOR, node, clients));
+    Message::PreVector { node, clients: clients.to_vec(), ra }
+}
+
+pub fn deter_vector(cfg: &ChainConfig, node: usize, clients: &[u32]) -> Message {
+    let ra = enclave(node).attest_evidence(&vector_evidence(cfg, DETER_VECTOR, node, clients));
+    Message::DeterVector { node, clients: clients.to_vec(), ra }
+}
+
+/// Client `c`'s honest coded upload.
+pub fn upload(cfg: &ChainConfig, c: u32, key: &[u8; 32], params: &[f32]) -> CodedFragment {
+    let ctx = FragmentContext { chain: cfg.chain, round: cfg.round, fragment: cfg.chain };
+    cfg.coder.encode(key, &ctx, c, &params_to_bytes(params)).unwrap()
 }
 
 /// Client `c`'s honest local model: near 1.0 with a per-client offset.
@@ -178,8 +209,8 @@ impl Adversary<P> for LyingLeader {
         sends
             .into_iter()
             .map(|(d, m)| match m {
-                Message::Proposal { view, clients, ra, sf, .. } => {
-                    (d, Message::Proposal { view, root: Hash32([0xee; 32]), clients, ra, sf })
+                Message::Proposal { view, clients, ra, sf, excluded, .. } => {
+                    (d, Message::Proposal { view, root: Hash32([0xee; 32]), clients, ra, sf, excluded })
                 }
                 other => (d, other),
             })
@@ -198,6 +229,35 @@ impl Adversary<P> for AlterMinis {
                 Message::Mini { from_node, mut mf } => {
                     mf.values[0] += blstrs::Scalar::ONE;
                     (d, Message::Mini { from_node, mf })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// A leader whose host feeds its enclave the cells of one client only:
+/// every proposal it sends becomes the attested aggregate of `client`'s
+/// model scaled by `factor`, with no exclusion evidence for the clients it
+/// leaves out.
+pub struct OmittingLeader {
+    pub cfg: Arc<ChainConfig>,
+    pub client: u32,
+    pub factor: f32,
+}
+impl Adversary<P> for OmittingLeader {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let poisoned: Vec<f32> = model(self.client as usize).iter().map(|x| x * self.factor).collect();
+        let rel = self.cfg.global.release(self.cfg.chain, self.cfg.round, &params_to_bytes(&poisoned)).unwrap();
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Proposal { view, sf, .. } => {
+                    let clients = vec![self.client];
+                    let leader = self.cfg.leader(view);
+                    let ra = enclave(leader).attest_evidence(&self.cfg.aggregate_evidence(view, &rel.root, &clients));
+                    let sf = rel.subfragments[sf.node].clone();
+                    (d, Message::Proposal { view, root: rel.root, clients, ra, sf, excluded: vec![] })
                 }
                 other => (d, other),
             })

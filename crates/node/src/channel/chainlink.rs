@@ -154,6 +154,8 @@ pub fn chain_event_of(e: &Value, cid: &Hash32) -> Option<ChainEvent> {
             t_end: num("t_end"),
         },
         "cns_dispute_resolved" => ChainEvent::DisputeResolved { counter: num("counter") },
+        // The poller fills in the registered state (`with_registered_state`).
+        "cns_channel_updated" => ChainEvent::Updated { counter: num("counter"), state: None },
         "cns_channel_closed" => ChainEvent::Closed { counter: num("counter") },
         "cns_channel_withdrawn" => {
             let amt = |k: &str| Amount(attr(k).and_then(|v| v.parse::<u128>().ok()).unwrap_or(0));
@@ -163,6 +165,40 @@ pub fn chain_event_of(e: &Value, cid: &Hash32) -> Option<ChainEvent> {
         "cns_channel_aborted" => ChainEvent::Closed { counter: 0 },
         _ => return None,
     })
+}
+
+/// The events to hand the machine for `e`: `e`, followed by what the
+/// channel's record adds. After `channel_update` / `channel_withdraw` the
+/// registered state (`Updated` with its state: a party must know a newer
+/// state it signed is on chain before it disputes); after a resolved
+/// dispute the state that overturned it (`OnChain`). Before `Closed`, the
+/// final state (`OnChain`). A failed read adds nothing (the event still
+/// goes).
+pub fn with_chain_record(client: &RpcClient, cid: &Hash32, e: ChainEvent) -> Vec<ChainEvent> {
+    let read = || read_channel(client, cid).ok().flatten().map(|ch| Box::new(ch.latest));
+    match e {
+        ChainEvent::Updated { counter, .. } => vec![ChainEvent::Updated { counter, state: read() }],
+        ChainEvent::WithdrawalPaid { .. } => {
+            let st = read();
+            let counter = st.as_ref().map_or(0, |s| s.state.counter);
+            vec![e, ChainEvent::Updated { counter, state: st }]
+        }
+        ChainEvent::DisputeResolved { .. } => {
+            let mut v = vec![e];
+            v.extend(read().map(ChainEvent::OnChain));
+            v
+        }
+        // The final state before the close: a payment of ours the chain
+        // closed on is reported sent even if it fell back (the user was
+        // told "not paid" and is charged on chain). An aborted open
+        // (`Closed { counter: 0 }`) has no payment in it.
+        ChainEvent::Closed { counter } if counter > 0 => {
+            let mut v: Vec<ChainEvent> = read().map(ChainEvent::OnChain).into_iter().collect();
+            v.push(e);
+            v
+        }
+        e => vec![e],
+    }
 }
 
 /// Follows the chain from a height, yielding one channel's events in order.

@@ -1102,14 +1102,11 @@ async fn run(
                                     }
                                 }
                             }
-                            let resolved = matches!(e, ChainEvent::DisputeResolved { .. });
-                            if ev_send.send(e).is_err() {
-                                return;
-                            }
-                            // Learn the state the chain holds now.
-                            if resolved {
-                                if let Ok(Some(ch)) = super::chainlink::read_channel(&client, &cursor.cid) {
-                                    let _ = ev_send.send(ChainEvent::OnChain(Box::new(ch.latest)));
+                            // With the state the chain holds now, where the
+                            // event registered or closed on one.
+                            for e in super::chainlink::with_chain_record(&client, &cursor.cid, e) {
+                                if ev_send.send(e).is_err() {
+                                    return;
                                 }
                             }
                         }

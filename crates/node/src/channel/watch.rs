@@ -194,6 +194,7 @@ fn watch_round(
             ChainEvent::Registered { .. }
             | ChainEvent::Active
             | ChainEvent::OnChain(_)
+            | ChainEvent::Updated { .. }
             | ChainEvent::ToppedUp { .. }
             | ChainEvent::Funded { .. }
             | ChainEvent::WithdrawalPaid { .. } => {}

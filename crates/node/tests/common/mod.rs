@@ -1,8 +1,10 @@
 //! Shared by the node tests that run a single-validator node, on a
 //! fault-injecting store (`store_faults`, `attack_pbft_persist`) or on
-//! disk (`rpc_chain`, `attack_rpc`); `party` by the channel party tests.
+//! disk (`rpc_chain`, `attack_rpc`); `party` by the channel party tests,
+//! `attacker` by those that run side 1 as a modified client.
 #![allow(dead_code)]
 
+pub mod attacker;
 pub mod party;
 
 use gridledger_core::{Amount, Hash32};
