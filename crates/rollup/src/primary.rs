@@ -420,13 +420,28 @@ pub const MAX_OPEN_COMMITMENTS: usize = 16;
 /// one to update it, so without a bound a batch of STs with long periods
 /// (850 slots each) needed ≈ 18 M gas per entry and no block could
 /// re-execute it: a forged verdict in it could not be disputed and an
-/// overturned one never settled. With it, any batch the chain accepts is
-/// re-executed in less than half the block gas limit and the driver's
-/// 100 M call limit (the worst case, a batch of slot-heavy STs filling
-/// the budget, is measured in `tests/attack_r5.rs`). Honest batches stay
+/// overturned one never settled. With it and [`MAX_QUEUE_PER_BATCH`],
+/// any batch the chain accepts is re-executed in less than half the block
+/// gas limit and the driver's 100 M call limit (the worst case, slot-heavy
+/// STs filling the budget behind a full queue, is measured in
+/// `tests/attack_r5.rs`: ≈ 76 M gas). Honest batches stay
 /// far below it: 300 entries of half-hour periods on the 5-minute grid
 /// touch at most 300 × 9 records.
 pub const MAX_BATCH_RECORDS: u32 = 3_000;
+
+/// Most bridge queue items (`fund`, `withdraw`) one batch applies: a
+/// `fund` or `withdraw` that would queue more for the next batch is
+/// refused (send it after that batch opens; `flush` opens one). Each item
+/// touches one account record, which the whole-batch `dispute`,
+/// `finalize` and entry 0's `dispute_state` prove and update like an
+/// entry's records, so without a bound sybil deposits between two batches
+/// could make a batch no block re-executes. With [`MAX_BATCH_RECORDS`],
+/// a batch re-executes at most 3,500 records: measured at both bounds
+/// (3,000 entry records of slot-heavy STs and 500 queue items of distinct
+/// accounts, `tests/attack_r5.rs`), the whole-batch `dispute` takes
+/// ≈ 76 M gas and 141 kB and `finalize` ≈ 75 M gas, below the driver's
+/// 100 M call limit and half the 300 M block.
+pub const MAX_QUEUE_PER_BATCH: u64 = 500;
 
 /// The settlement-state records entry `e` touches, as `SC_DS_*` counts
 /// them against [`MAX_BATCH_RECORDS`]: the keys of
@@ -1018,6 +1033,19 @@ fn queue_items(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Vec<Que
 /// Appends an item to the bridge queue; the next batch to open applies it.
 fn enqueue(ctx: &mut CallContext<'_, '_>, q: QueueItem) -> Result<u64, ContractError> {
     let n = ctx.read_typed::<u64>(QUEUE_LEN)?.unwrap_or(0);
+    // Items from the latest batch's `queue_to` on go to the next batch.
+    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
+    let applied = match next.checked_sub(1) {
+        Some(id) => ctx.read_typed::<BatchHeader>(&bkey(id))?.map_or(0, |h| h.queue_to),
+        None => 0,
+    };
+    let pending = n.saturating_sub(applied);
+    if pending >= MAX_QUEUE_PER_BATCH {
+        return revert(format!(
+            "the next batch already applies {pending} queued funds and withdrawals (at most {MAX_QUEUE_PER_BATCH}); \
+             send this after it opens"
+        ));
+    }
     ctx.write_typed(&qkey(n), &q)?;
     ctx.write_typed(QUEUE_LEN, &(n + 1))?;
     let (kind, who, amount) = match q {

@@ -490,7 +490,9 @@ fn an_overturned_batch_of_long_period_sts_never_settles() {
 /// arbitration and their claim slots count), each with as many 5-minute
 /// readings as an entry may carry (one claim slot per reading), fill the
 /// batch's record budget (`MAX_BATCH_RECORDS`); the next one is refused
-/// and changes nothing; small STs fill what is left. Expected: the
+/// and changes nothing; small STs fill what is left; the batch also
+/// applies a full bridge queue (`MAX_QUEUE_PER_BATCH` funds of distinct
+/// accounts). Expected: the
 /// whole-batch `dispute` of a forged root and the `finalize` of the
 /// overturned batch each use less than half the block gas limit and fit
 /// the driver's call limit, and the dispute's arguments fit a
@@ -518,7 +520,7 @@ fn a_batch_at_the_record_budget_reexecutes_within_one_block() {
     let f = e.d.primary_call(&trader(1), "finalize", e.d.finalize_args(batch).unwrap(), Amount::ZERO).unwrap();
     assert_eq!(f.status, TxStatus::Success, "{:?}", f.status);
     eprintln!(
-        "{records} records: whole-batch dispute {} gas, {} B; finalize {} gas (block limit {limit}, call limit {call_limit})",
+        "{records} entry records and a full queue: whole-batch dispute {} gas, {} B; finalize {} gas (block limit {limit}, call limit {call_limit})",
         d.gas_used,
         a.len(),
         f.gas_used,
@@ -532,11 +534,43 @@ fn a_batch_at_the_record_budget_reexecutes_within_one_block() {
 /// records, after checking that the entry past the budget was refused and
 /// changed nothing.
 fn budget_batch() -> (Env, u64, u32) {
+    use gridledger_ledger::ChainClient as _;
     use gridledger_rollup::primary::{entry_records, MAX_BATCH_RECORDS};
     let mut e = funded_with_window(600_000);
     settle_funding(&mut e);
     let p = e.d.cfg.params.clone();
     let (b, s1, s2) = (trader(0), trader(3), trader(2));
+    // The bridge queue at its bound (`MAX_QUEUE_PER_BATCH`), every item a
+    // distinct account the batch's re-execution proves and updates.
+    let chain_id = e.d.primary.chain_id();
+    let sybils: Vec<KeyPair> = (0..gridledger_rollup::primary::MAX_QUEUE_PER_BATCH as usize)
+        .map(|i| gridledger_ledger::devnet::dev_key(1_000 + i))
+        .collect();
+    for group in sybils.chunks(250) {
+        for k in group {
+            let n = e.d.primary.next_nonce(&s2.address());
+            let tx = gridledger_ledger::devnet::transfer(&s2, chain_id, n, k.address(), Amount(2_000_000), Amount(1));
+            e.d.primary.submit(&tx).unwrap();
+        }
+        e.d.primary.seal().unwrap();
+    }
+    for group in sybils.chunks(100) {
+        for k in group {
+            let tx = gridledger_ledger::devnet::call(
+                k,
+                chain_id,
+                0,
+                gridledger_rollup::IOR_PRIMARY_ID,
+                "fund",
+                vec![],
+                Amount(1),
+                1_000_000,
+            );
+            e.d.primary.submit(&tx).unwrap();
+        }
+        e.d.primary.seal().unwrap();
+    }
+    let queued = e.d.queue(0, u64::MAX).unwrap().len();
     let now = e.d.now() + 30 * 24 * HOUR;
     e.d.set_time(now);
     let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
@@ -592,6 +626,12 @@ fn budget_batch() -> (Env, u64, u32) {
     let recorded: u32 = e.d.entries(batch).unwrap().iter().map(|x| entry_records(x, p.meter_step_s)).sum();
     assert_eq!(h.records, recorded, "the refused entry counted nothing");
     assert!(h.records <= MAX_BATCH_RECORDS && h.records + per_small > MAX_BATCH_RECORDS, "{} records", h.records);
+    let items = e.d.queue(0, u64::MAX).unwrap().len() as u64 - e.d.batch_header(batch - 1).unwrap().queue_to;
+    assert_eq!(
+        items,
+        gridledger_rollup::primary::MAX_QUEUE_PER_BATCH,
+        "the batch applies a full queue ({queued} queued)"
+    );
     (e, batch, h.records)
 }
 
