@@ -226,12 +226,34 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
 /// else before it looks at a slot); nothing for other entries. This is
 /// decided from the entry alone (the primary chain counts and proves these
 /// records without the state), so an ST for a future period or sent by
-/// someone else costs no slot records (issue 11, attack r5).
+/// someone else costs no slot records (issue 11, attack r5). An expiry
+/// sent by its buyer after the period touches the period's first grid
+/// slot ([`expiry_slot`]), where an expiry settled as agreed records the
+/// energy sold.
 pub fn claim_slots(e: &Entry, grid_s: u32) -> Vec<SlotKey> {
     match &e.tx {
         IorTx::St(s) if e.sender == s.terms.seller && e.recorded_at >= s.terms.dt_end => s.claim_slots(grid_s),
+        IorTx::Expire(t) if e.sender == t.buyer && e.recorded_at >= t.dt_end => {
+            expiry_slot(t, grid_s).into_iter().collect()
+        }
         _ => vec![],
     }
+}
+
+/// The first grid slot of `t`'s delivery period, where an expiry the
+/// buyer's `O_b = 1` settles as agreed records the sold `EM`
+/// ([`Effect::ClaimSold`]): the seller sent no readings, so the energy
+/// is recorded by period, on one slot (a bounded record whatever the
+/// period; a later arbitration over a period holding that slot counts it
+/// as sold). `None` off the grid.
+pub fn expiry_slot(t: &crate::types::AgreementTerms, grid_s: u32) -> Option<SlotKey> {
+    let grid = u64::from(grid_s).checked_mul(1000)?;
+    let end = t.dt_start.checked_add(grid)?;
+    (grid > 0 && t.dt_start.is_multiple_of(grid) && end <= t.dt_end).then_some(SlotKey {
+        seller: t.seller,
+        dt_start: t.dt_start,
+        dt_end: end,
+    })
 }
 
 /// Delivery slots whose claimed energy the batch's STs read.
@@ -316,10 +338,15 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
             StSettlement::SellerShortfall => to_buyer(t.buyer, t.seller),
         },
         // The buyer recorded O_b = 1: its expiry settles as agreed.
+        // The sold EM is recorded on the period's first slot.
         (IorTx::Expire(_), Outcome::StSettled(StSettlement::Agreed)) => Some(vec![
             Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)? },
             Effect::Pay { to: t.buyer, amount: ds },
             Effect::Close,
+            Effect::ClaimSold {
+                slots: vec![(expiry_slot(t, p.meter_step_s)?, 0)],
+                ws: u128::from(t.em.0).checked_mul(3600)?,
+            },
         ]),
         (IorTx::Opinion(o), Outcome::OpinionRecorded) => Some(vec![Effect::Opinion(o.ob)]),
         (IorTx::Expire(_), Outcome::Expired) => to_buyer(t.buyer, t.seller),

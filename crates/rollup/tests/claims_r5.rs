@@ -111,3 +111,31 @@ fn a_chain_of_overlapping_sales_settled_as_they_end_is_covered_exactly() {
     assert_eq!(claimed.values().sum::<u128>(), 1000 * 3600, "the whole export is sold, once");
     assert!(claimed.values().all(|ws| *ws == 1000 * 300), "every slot claimed exactly: {claimed:?}");
 }
+
+/// A's buyer records `O_b = 1` itself and its seller never sends an ST:
+/// A's expiry settles as agreed (the seller paid) and records A's 500 Wh
+/// as sold on the period's first slot. B (same period, a later deadline)
+/// then disputes with the seller's genuine readings of its only 500 Wh:
+/// the export is sold, B wins.
+#[test]
+fn an_expiry_settled_as_agreed_claims_the_energy_it_pays_for() {
+    use gridledger_rollup::types::BuyerOpinion;
+    let mut e = funded();
+    let (a, b, s) = (trader(0), trader(2), trader(1));
+    let ta = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
+    let mut tb = ta.clone();
+    tb.buyer = b.address();
+    tb.dl = ta.dl + 2 * HOUR;
+    e.d.submit_block(&[(a.clone(), at(&ta, &s)), (b.clone(), at(&tb, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    e.d.set_time(ta.dt_end + MIN);
+    e.d.submit(&a, &IorTx::Opinion(BuyerOpinion { terms: ta.clone(), ob: true })).unwrap();
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    assert_eq!(out, vec![Outcome::OpinionRecorded]);
+    e.d.set_time(ta.dl + e.d.cfg.params.expiry_ms + MIN);
+    e.d.submit(&a, &IorTx::Expire(ta.clone())).unwrap();
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    assert_eq!(out, vec![Outcome::StSettled(StSettlement::Agreed)]);
+    let second = settle(&mut e, &s, st(&tb, 1000, false, Some(&b)));
+    assert_eq!(second, vec![Outcome::StSettled(StSettlement::SellerShortfall)], "B's arbitration");
+}
