@@ -5,7 +5,7 @@
 
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::{Message, Request};
-use gridledger_contracts::cns::SignedState;
+use gridledger_contracts::cns::{ChannelState, SignedState};
 use gridledger_contracts::default_registry;
 use gridledger_core::{Amount, Energy, KeyPair};
 use gridledger_ledger::devnet::DevChain;
@@ -52,4 +52,16 @@ pub fn co_sign_out_of_band(d: &mut Duo) -> SignedState {
     };
     let theirs = state.sign(&side1_esc_key(), nonce);
     SignedState { state, nonce, sigs: [sig, theirs] }
+}
+
+/// The cooperative close built directly on `s`: the next counter,
+/// `prev_counter` = `s`'s, final, no trade or fold.
+pub fn final_after(s: &ChannelState) -> ChannelState {
+    let mut fin = s.clone();
+    fin.counter = s.counter + 1;
+    fin.prev_counter = s.counter;
+    fin.is_final = true;
+    fin.last_trade = None;
+    fin.fold = None;
+    fin
 }
