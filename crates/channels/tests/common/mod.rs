@@ -13,22 +13,33 @@ use gridledger_ledger::devnet::DevChain;
 /// What the dev chain funds each account with.
 pub const BAL: Amount = Amount(1_000_000_000_000);
 
+/// A dev chain in `dir` (6 accounts of [`BAL`]) with the two sides of
+/// [`Duo::setup`], the channel not yet opened.
+pub fn duo_unopened(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
+    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
+    Duo::setup(dc, cfg)
+}
+
 /// A dev chain in `dir` with the channel of [`Duo::setup`] opened.
 pub fn duo(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    let mut d = Duo::setup(dc, cfg);
+    let mut d = duo_unopened(dir, cfg);
     d.open();
     d
 }
 
-/// A payment of `wh` Wh at 100 per kWh.
-pub fn pay_req(wh: u64) -> Request {
-    let (energy, price) = (Energy(wh), Amount(100));
+/// A payment of `wh` Wh at `price` per kWh.
+pub fn pay_at(wh: u64, price: u128) -> Request {
+    let (energy, price) = (Energy(wh), Amount(price));
     Request::Pay {
         amount: gridledger_contracts::cns::Trade::price_of(energy, price).unwrap(),
         energy,
         price_per_kwh: price,
     }
+}
+
+/// A payment of `wh` Wh at 100 per kWh.
+pub fn pay_req(wh: u64) -> Request {
+    pay_at(wh, 100)
 }
 
 /// Side `side`'s newest co-signed state.
