@@ -36,6 +36,17 @@ pub fn setup(dir: &std::path::Path, spec: MbsSpec) -> BobMbs {
     m
 }
 
+/// The deployment's first two external chains (its own ids).
+pub fn chains2(m: &BobMbs) -> [u32; 2] {
+    let c = m.chain_ids();
+    [c[0], c[1]]
+}
+
+/// [`request`] between chains `chain_i` and `chain_j`.
+pub fn request_between(chain_i: u32, chain_j: u32, x_j: u128, salt: u64) -> SwapRequest {
+    SwapRequest { chain_i, chain_j, ..request(x_j, salt) }
+}
+
 pub fn request(x_j: u128, salt: u64) -> SwapRequest {
     SwapRequest { sender: sender(), receiver: receiver(), chain_i: I, chain_j: J, x_j, salt }
 }
@@ -65,12 +76,13 @@ pub fn assert_refused(m: &mut BobMbs, tx: &SignedTransaction, err: XchainError) 
     assert_eq!(m.bob_contract_state(), before, "a refused transaction changed the BoB contract's state");
 }
 
-/// The receiver of `rec` pays its side honestly and proves it (the proof
-/// from [`BobMbs::proof_for`]).
+/// The receiver of `rec` pays its side honestly on the CCT's chain j and
+/// proves it (the proof from [`BobMbs::proof_for`]).
 pub fn receiver_pays_and_proves(m: &mut BobMbs, id: Hash32, rec: &CctRecord) {
+    let cj = rec.terms.chain_j;
     let r = receiver();
     let nt_r = m.native_tx(rec, Side::Receiver, &r).unwrap();
-    m.external_mut(J).unwrap().submit(&nt_r).unwrap();
+    m.external_mut(cj).unwrap().submit(&nt_r).unwrap();
     let post = m.bob_call(&r, "post_nt", &PostNt { cct: id, side: Side::Receiver, nt: nt_r.clone() }, Amount::ZERO);
     m.bob_ok(&post).unwrap();
     let pt = loop {
@@ -79,7 +91,7 @@ pub fn receiver_pays_and_proves(m: &mut BobMbs, id: Hash32, rec: &CctRecord) {
         }
         m.tick().unwrap();
     };
-    m.wait_final(J, pt.height).unwrap();
+    m.wait_final(cj, pt.height).unwrap();
     let prove = m.bob_call(&r, "prove", &pt, Amount::ZERO);
     m.bob_ok(&prove).unwrap();
 }
