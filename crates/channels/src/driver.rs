@@ -377,26 +377,7 @@ impl<C: ChainClient> Duo<C> {
             // With the state the chain holds now where the event registered
             // one (as the node's event poller does).
             let read = || cns::client::channel(&self.chain, &self.cid).ok().flatten().map(|ch| Box::new(ch.latest));
-            let evs = match ev {
-                ChainEvent::Updated { counter, .. } => vec![ChainEvent::Updated { counter, state: read() }],
-                ChainEvent::WithdrawalPaid { .. } => {
-                    let st = read();
-                    let counter = st.as_ref().map_or(0, |s| s.state.counter);
-                    vec![ev, ChainEvent::Updated { counter, state: st }]
-                }
-                ChainEvent::DisputeResolved { .. } => {
-                    let mut v = vec![ev];
-                    v.extend(read().map(ChainEvent::OnChain));
-                    v
-                }
-                // The final state before the close (as the node's poller).
-                ChainEvent::Closed { counter } if counter > 0 => {
-                    let mut v: Vec<ChainEvent> = read().map(ChainEvent::OnChain).into_iter().collect();
-                    v.push(ev);
-                    v
-                }
-                ev => vec![ev],
-            };
+            let evs = ev.with_chain_record(read);
             for p in &mut self.parties {
                 p.chain_inbox.extend(evs.iter().cloned());
             }

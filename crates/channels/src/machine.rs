@@ -284,6 +284,41 @@ pub enum ChainEvent {
     },
 }
 
+impl ChainEvent {
+    /// The events to hand the machine for `self`: `self`, followed by what
+    /// the channel's record adds, with `read` giving the state the chain
+    /// holds now (`None` if the read failed). After `channel_update` /
+    /// `channel_withdraw` the registered state (`Updated` with its state: a
+    /// party must know a newer state it signed is on chain before it
+    /// disputes); after a resolved dispute the state that overturned it
+    /// (`OnChain`). Before `Closed`, the final state (`OnChain`): a payment
+    /// the chain closed on is reported sent even if it fell back. An aborted
+    /// open (`Closed { counter: 0 }`) has no payment in it. A failed read
+    /// adds nothing (the event still goes). Shared by the in-process driver
+    /// and the node's event poller.
+    pub fn with_chain_record(self, read: impl Fn() -> Option<Box<SignedState>>) -> Vec<ChainEvent> {
+        match self {
+            ChainEvent::Updated { counter, .. } => vec![ChainEvent::Updated { counter, state: read() }],
+            ChainEvent::WithdrawalPaid { .. } => {
+                let st = read();
+                let counter = st.as_ref().map_or(0, |s| s.state.counter);
+                vec![self, ChainEvent::Updated { counter, state: st }]
+            }
+            ChainEvent::DisputeResolved { .. } => {
+                let mut v = vec![self];
+                v.extend(read().map(ChainEvent::OnChain));
+                v
+            }
+            ChainEvent::Closed { counter } if counter > 0 => {
+                let mut v: Vec<ChainEvent> = read().map(ChainEvent::OnChain).into_iter().collect();
+                v.push(self);
+                v
+            }
+            ev => vec![ev],
+        }
+    }
+}
+
 /// A transaction for the driver to sign with the party's account and
 /// submit to the CNS contract.
 #[derive(Clone, Debug, PartialEq, Eq)]

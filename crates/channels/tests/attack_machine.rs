@@ -2,25 +2,19 @@
 //! outside input"): each test asserts the secure behaviour and fails on the
 //! code it was written against.
 
+mod common;
+use common::latest;
+
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::machine::{Policy, PriceBounds};
 use gridledger_channels::{ChannelMachine, Input, Message, Request};
-use gridledger_contracts::cns::{ChannelState, SignedState, Trade};
-use gridledger_contracts::default_registry;
+use gridledger_contracts::cns::{ChannelState, Trade};
 use gridledger_core::{Amount, Energy};
-use gridledger_ledger::devnet::DevChain;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-const BAL: Amount = Amount(1_000_000_000_000);
-
 fn duo(dir: &std::path::Path) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    Duo::setup(dc, &DuoConfig::default())
-}
-
-fn latest(d: &Duo, side: usize) -> SignedState {
-    d.parties[side].machine.as_ref().unwrap().latest().unwrap().clone()
+    common::duo_unopened(dir, &DuoConfig::default())
 }
 
 /// Side 0 buys `energy` Wh at `price`/kWh on top of `base`, at `counter`.

@@ -8,18 +8,11 @@
 
 mod common;
 
-use common::duo;
+use common::{duo, pay_req};
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::machine::Message;
 use gridledger_channels::{ChannelEvent, Input, Request};
-use gridledger_contracts::cns::Trade;
-use gridledger_core::{Amount, Energy};
 use gridledger_ledger::client::ChainClient;
-
-fn pay_req(wh: u64) -> Request {
-    let (energy, price) = (Energy(wh), Amount(100));
-    Request::Pay { amount: Trade::price_of(energy, price).unwrap(), energy, price_per_kwh: price }
-}
 
 /// Ticks side `side` only (the attacker's machine is never run).
 fn tick_only(d: &mut Duo, side: usize, ms: u64) {

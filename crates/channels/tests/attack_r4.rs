@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::duo;
+use common::{duo, pay_req};
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::{ChannelEvent, Request};
 use gridledger_contracts::cns::ChannelStatus;
@@ -58,15 +58,6 @@ fn a_co_signed_withdrawal_whose_transaction_is_lost_is_paid_after_restart() {
         ch.withdrawn_paid
     );
     d.assert_coins_conserved();
-}
-
-fn pay_req(wh: u64) -> Request {
-    let (energy, price) = (gridledger_core::Energy(wh), Amount(100));
-    Request::Pay {
-        amount: gridledger_contracts::cns::Trade::price_of(energy, price).unwrap(),
-        energy,
-        price_per_kwh: price,
-    }
 }
 
 /// Ticks side `side` only (the attacker's machine is never ticked).

@@ -130,12 +130,7 @@ fn a_peer_disputing_with_a_stale_state_is_faulted_even_if_it_then_closes() {
     assert_eq!(r.status, TxStatus::Success);
     // ... and, before side 1 acts on it, the close of the newest state.
     let esc0 = KeyPair::from_seed("cns-esc-0");
-    let mut fin = newest.state.clone();
-    fin.counter = newest.state.counter + 1;
-    fin.prev_counter = newest.state.counter;
-    fin.is_final = true;
-    fin.last_trade = None;
-    fin.fold = None;
+    let fin = common::final_after(&newest.state);
     let nonce = 4_242;
     let sig0 = fin.sign(&esc0, nonce);
     d.parties[1].inbox.push_front(Message::Propose { state: fin.clone(), nonce, sig: sig0 }.to_bytes());
@@ -238,12 +233,7 @@ fn a_raiser_that_learns_a_newer_state_does_not_co_sign_its_close_during_its_disp
     d.deliver_one(0);
     assert_eq!(latest(&d, 0).state.counter, p.state.counter, "side 0 learnt P");
     d.parties[1].inbox.clear();
-    let mut fin = p.state.clone();
-    fin.counter = p.state.counter + 1;
-    fin.prev_counter = p.state.counter;
-    fin.is_final = true;
-    fin.last_trade = None;
-    fin.fold = None;
+    let fin = common::final_after(&p.state);
     let nonce = 4_243;
     let sig1 = fin.sign(&common::side1_esc_key(), nonce);
     d.parties[0].inbox.push_front(Message::Propose { state: fin.clone(), nonce, sig: sig1 }.to_bytes());

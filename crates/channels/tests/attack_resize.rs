@@ -5,26 +5,16 @@
 //!
 //! Run the findings: `cargo test -p gridledger-channels --test attack_resize -- --ignored`
 
+mod common;
+use common::pay_req;
+
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::machine::Message;
 use gridledger_channels::{ChannelEvent, Request};
-use gridledger_contracts::cns::Trade;
-use gridledger_contracts::default_registry;
-use gridledger_core::{Amount, Energy};
-use gridledger_ledger::devnet::DevChain;
-
-const BAL: Amount = Amount(1_000_000_000_000);
+use gridledger_core::Amount;
 
 fn duo(dir: &std::path::Path) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    let mut d = Duo::setup(dc, &DuoConfig::default());
-    d.open();
-    d
-}
-
-fn pay_req(wh: u64) -> Request {
-    let (energy, price) = (Energy(wh), Amount(100));
-    Request::Pay { amount: Trade::price_of(energy, price).unwrap(), energy, price_per_kwh: price }
+    common::duo(dir, &DuoConfig::default())
 }
 
 fn sent(d: &Duo, side: usize) -> usize {

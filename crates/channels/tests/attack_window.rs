@@ -4,27 +4,20 @@
 //! "Observed" of each); all are fixed and run by default:
 //! `cargo test -p gridledger-channels --test attack_window`.
 
+mod common;
+use common::pay_at as pay_req;
+
 use gridledger_channels::disk::load_store;
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::machine::{Policy, UpdatePolicy};
 use gridledger_channels::{ChainEvent, ChannelEvent, Input, Message, Request};
 use gridledger_contracts::cns::{ChannelState, Trade};
-use gridledger_contracts::default_registry;
 use gridledger_core::{Amount, Energy};
-use gridledger_ledger::devnet::DevChain;
 use gridledger_ledger::ChainClient;
 use std::sync::Arc;
 
-const BAL: Amount = Amount(1_000_000_000_000);
-
 fn duo(dir: &std::path::Path, window: usize) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    Duo::setup(dc, &DuoConfig { window, ..DuoConfig::default() })
-}
-
-fn pay_req(energy: u64, price: u128) -> Request {
-    let (energy, price) = (Energy(energy), Amount(price));
-    Request::Pay { amount: Trade::price_of(energy, price).unwrap(), energy, price_per_kwh: price }
+    common::duo_unopened(dir, &DuoConfig { window, ..DuoConfig::default() })
 }
 
 /// A seller's policy over the whole channel, written against the `current`

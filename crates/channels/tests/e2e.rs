@@ -3,26 +3,18 @@
 //! conservation (fees accounted to the validator) and that the credit ledger
 //! balances.
 
+mod common;
+use common::duo_unopened as duo;
+
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::{ChannelEvent, Input, Message, Phase, Request};
+use gridledger_contracts::args;
 use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelStatus, DisputeOutcome, SidArgs};
-use gridledger_contracts::{args, default_registry};
 use gridledger_core::{Amount, Energy};
-use gridledger_ledger::devnet::DevChain;
 use gridledger_ledger::TxStatus;
 
-const BAL: Amount = Amount(1_000_000_000_000);
-
-fn duo(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    Duo::setup(dc, cfg)
-}
-
 fn pay(d: &mut Duo, side: usize, energy: u64, price: u128) {
-    let energy = Energy(energy);
-    let price = Amount(price);
-    let amount = gridledger_contracts::cns::Trade::price_of(energy, price).unwrap();
-    d.request(side, Request::Pay { amount, energy, price_per_kwh: price }).unwrap();
+    d.request(side, common::pay_at(energy, price)).unwrap();
 }
 
 fn check(d: &Duo) {

@@ -5,29 +5,25 @@
 //! during a dispute; an update not co-signed within t_Δ falls back; resolve
 //! and settle are retried until the chain shows the outcome.
 
+mod common;
+
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::machine::{Policy, PriceBounds};
 use gridledger_channels::{ChainEvent, ChannelEvent, ChannelMachine, Input, Message, Phase, Request};
+use gridledger_contracts::args;
 use gridledger_contracts::cns::{
     ChannelDisputeArgs, ChannelState, ChannelStatus, DisputeOutcome, Domain, SignedState, Trade,
 };
-use gridledger_contracts::{args, default_registry};
 use gridledger_core::{Amount, Energy, Hash32, KeyPair};
-use gridledger_ledger::devnet::DevChain;
 use gridledger_ledger::TxStatus;
 use std::sync::Arc;
 
-const BAL: Amount = Amount(1_000_000_000_000);
-
 fn duo(dir: &std::path::Path) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    Duo::setup(dc, &DuoConfig::default())
+    common::duo_unopened(dir, &DuoConfig::default())
 }
 
 fn pay(d: &mut Duo, side: usize, energy: u64, price: u128) -> Result<(), gridledger_channels::ChannelError> {
-    let (energy, price) = (Energy(energy), Amount(price));
-    let amount = Trade::price_of(energy, price).unwrap();
-    d.request(side, Request::Pay { amount, energy, price_per_kwh: price })
+    d.request(side, common::pay_at(energy, price))
 }
 
 fn latest(d: &Duo, side: usize) -> SignedState {

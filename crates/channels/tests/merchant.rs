@@ -6,20 +6,18 @@
 //! collateral through `msc_claim` once the merchant's billing period has
 //! lapsed; coins are conserved and the credit ledger balances to zero.
 
+mod common;
+
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::Request;
-use gridledger_contracts::cns::{SidArgs, Trade};
-use gridledger_contracts::{args, default_registry};
-use gridledger_core::{Amount, Energy};
-use gridledger_ledger::devnet::{dev_key, DevChain};
+use gridledger_contracts::args;
+use gridledger_contracts::cns::SidArgs;
+use gridledger_core::Amount;
+use gridledger_ledger::devnet::dev_key;
 use gridledger_ledger::TxStatus;
 
-const BAL: Amount = Amount(1_000_000_000_000);
-
 fn pay(d: &mut Duo, side: usize, energy: u64, price: u128) {
-    let (energy, price) = (Energy(energy), Amount(price));
-    let amount = Trade::price_of(energy, price).unwrap();
-    d.request(side, Request::Pay { amount, energy, price_per_kwh: price }).unwrap();
+    d.request(side, common::pay_at(energy, price)).unwrap();
 }
 
 fn check(d: &Duo) {
@@ -47,7 +45,7 @@ fn silent_merchant_owing_credit_cannot_keep_it_or_the_collateral() {
         billing_period_ms: 30_000,
         ..DuoConfig::default()
     };
-    let mut d = Duo::setup(DevChain::open(dir.path(), 6, BAL, default_registry()).unwrap(), &cfg);
+    let mut d = common::duo_unopened(dir.path(), &cfg);
     d.open();
     for _ in 0..3 {
         pay(&mut d, 1, 10_000, 400); // side 1 buys 30 kWh from side 0
@@ -113,7 +111,7 @@ fn merchant_cannot_seize_collateral_before_the_time_lock() {
         billing_period_ms: 30_000,
         ..DuoConfig::default()
     };
-    let mut d = Duo::setup(DevChain::open(dir.path(), 6, BAL, default_registry()).unwrap(), &cfg);
+    let mut d = common::duo_unopened(dir.path(), &cfg);
     d.open();
     for _ in 0..3 {
         pay(&mut d, 0, 10_000, 400); // side 0 buys 30 kWh on credit

@@ -9,6 +9,8 @@
 //!
 //! Run with `cargo test -p gridledger-channels --features mutants --test mutants`.
 
+mod common;
+
 mod chansim;
 
 use gridledger_channels::driver::{Duo, DuoConfig};
@@ -21,13 +23,8 @@ use gridledger_ledger::devnet::DevChain;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-const BAL: Amount = Amount(1_000_000_000_000);
-
 fn duo(dir: &std::path::Path) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    let mut d = Duo::setup(dc, &DuoConfig::default());
-    d.open();
-    d
+    common::duo(dir, &DuoConfig::default())
 }
 
 fn trade(wh: u64, price: u128) -> Trade {

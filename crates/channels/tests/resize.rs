@@ -5,28 +5,21 @@
 //! channel stays open. Every invalid request is refused with a typed error
 //! and changes nothing; every invalid peer proposal is rejected unsigned.
 
+mod common;
+use common::duo_unopened as duo;
+
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::{ChannelError, ChannelEvent, Input, Message, Phase, Request};
+use gridledger_contracts::args;
 use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelState, ChannelStatus, Funding};
-use gridledger_contracts::{args, default_registry};
 use gridledger_core::{Amount, Energy};
-use gridledger_ledger::devnet::DevChain;
-
-const BAL: Amount = Amount(1_000_000_000_000);
-
-fn duo(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    Duo::setup(dc, cfg)
-}
 
 fn latest(d: &Duo, side: usize) -> ChannelState {
     d.parties[side].machine.as_ref().unwrap().latest().unwrap().state.clone()
 }
 
 fn pay(d: &mut Duo, side: usize, wh: u64) {
-    let (energy, price) = (Energy(wh), Amount(100));
-    let amount = gridledger_contracts::cns::Trade::price_of(energy, price).unwrap();
-    d.request(side, Request::Pay { amount, energy, price_per_kwh: price }).unwrap();
+    d.request(side, common::pay_req(wh)).unwrap();
 }
 
 #[test]

@@ -3,29 +3,18 @@
 //! cumulative, a rejection or fallback taking the rest of the window with
 //! it, and crashes at every persist losing no co-signed state.
 
+mod common;
+use common::{latest, pay_at as pay_req};
+
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::machine::{Policy, PriceBounds, MAX_FOLD, MAX_STORE_BYTES, MAX_WINDOW};
 use gridledger_channels::{ChannelError, ChannelEvent, Input, Message, Request};
-use gridledger_contracts::cns::{Fold, SignedState, Trade};
-use gridledger_contracts::default_registry;
+use gridledger_contracts::cns::{Fold, Trade};
 use gridledger_core::{Amount, Energy};
-use gridledger_ledger::devnet::DevChain;
 use std::sync::Arc;
 
-const BAL: Amount = Amount(1_000_000_000_000);
-
 fn duo(dir: &std::path::Path, window: usize) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    Duo::setup(dc, &DuoConfig { window, ..DuoConfig::default() })
-}
-
-fn pay_req(energy: u64, price: u128) -> Request {
-    let (energy, price) = (Energy(energy), Amount(price));
-    Request::Pay { amount: Trade::price_of(energy, price).unwrap(), energy, price_per_kwh: price }
-}
-
-fn latest(d: &Duo, side: usize) -> SignedState {
-    d.parties[side].machine.as_ref().unwrap().latest().unwrap().clone()
+    common::duo_unopened(dir, &DuoConfig { window, ..DuoConfig::default() })
 }
 
 fn counters(msgs: &[Message]) -> Vec<u64> {

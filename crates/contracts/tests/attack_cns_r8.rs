@@ -9,10 +9,6 @@
 mod common;
 use common::*;
 
-fn faults(f: &Fx, side: usize) -> u32 {
-    cns::read::msc(f.dc.chain.state(), f.sids[side]).unwrap().unwrap().disputes_at_fault
-}
-
 fn dispute(f: &mut Fx, side: usize, s: SignedState) {
     f.ok(side, "channel_dispute", args(&ChannelDisputeArgs { side: side as u8, state: s }), Amount::ZERO);
 }
@@ -72,26 +68,9 @@ fn a_stale_dispute_closed_cooperatively_is_still_a_fault() {
     );
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u128) -> u128 {
-        if n == 0 {
-            0
-        } else {
-            u128::from(self.next()) % n
-        }
-    }
-}
-
 /// `ATTACK_R8_SEEDS`: the runs of each sweep (default 60).
 fn seeds() -> u64 {
-    std::env::var("ATTACK_R8_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
+    runs_from_env("ATTACK_R8_SEEDS", 60)
 }
 
 /// `ATTACK_R8_SHOW`: print each run's log.
@@ -117,10 +96,6 @@ fn close_at_random(f: &mut Fx, rng: &mut Rng, outsider: &KeyPair, cid: Hash32, c
     let r =
         f.dc.call(outsider, CNS_ID, "channel_close", args(&ChannelStateArgs { state: f.cosign(fin) }), Amount::ZERO);
     log.push(format!("close c{counter} b[{b0},{}] t{t:?}: {:?}", total - b0, r.map(|r| r.status)));
-}
-
-fn acct_balance(f: &Fx, side: usize) -> u128 {
-    f.dc.chain.state().account(&f.accts[side].address()).balance.0
 }
 
 /// Held (ranking by counter alone, round 7): co-signed histories that fork
@@ -198,8 +173,7 @@ fn forked_histories_never_pay_out_more_than_the_channel_holds() {
 }
 
 fn pool(f: &Fx) -> i128 {
-    let m = cns::read::merchant(f.dc.chain.state(), &dev_key(0).address()).unwrap().unwrap();
-    (m.free.0 + m.reserved.0) as i128
+    merchant_pool(f) as i128
 }
 
 /// Held (ranking by counter alone on a credit-backed channel): side 0 on a

@@ -9,15 +9,6 @@
 mod common;
 use common::*;
 
-fn acct_balance(f: &Fx, side: usize) -> u128 {
-    f.dc.chain.state().account(&f.accts[side].address()).balance.0
-}
-
-fn pool(f: &Fx) -> u128 {
-    let m = cns::read::merchant(f.dc.chain.state(), &dev_key(0).address()).unwrap().unwrap();
-    m.free.0 + m.reserved.0
-}
-
 /// Finding (theft from the merchant; ranking by counter alone on a
 /// credit-note channel): side 0 is on a 1,000 credit note, side 1 on a
 /// 1,000 deposit; the two collude (or are one person with a sybil MSC).
@@ -52,7 +43,7 @@ fn a_credit_topup_deallocated_after_a_paid_withdrawal_is_debited() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 10);
     let cid = f.open_on_credit(0);
-    let pool0 = pool(&f);
+    let pool0 = merchant_pool(&f);
     let start1 = acct_balance(&f, 1);
     let note = f.desk.sign_topup_note(f.sids[0], cid, 0, Amount(500), 900);
     let a = args(&cns::ChannelTopUpArgs { cid, side: 0, amount: Amount(500), funding: note });
@@ -71,7 +62,7 @@ fn a_credit_topup_deallocated_after_a_paid_withdrawal_is_debited() {
     let ch = cns::read::channel(f.dc.chain.state(), &cid).unwrap().unwrap();
     assert_eq!(ch.status, cns::ChannelStatus::Closed);
     let got1 = acct_balance(&f, 1) + fee1 + fee2 - start1;
-    let lost = pool0 - pool(&f);
+    let lost = pool0 - merchant_pool(&f);
     let l = cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap().ledger.clone();
     let net_debit = l.pending_debits.0 as i128 - l.pending_credits.0 as i128;
     assert_eq!(got1, 2_500, "side 1 took out its deposit plus everything the merchant lent");
@@ -97,23 +88,6 @@ fn a_credit_topup_deallocated_after_a_paid_withdrawal_is_debited() {
     assert_eq!(m.owed, Amount::ZERO);
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u128) -> u128 {
-        if n == 0 {
-            0
-        } else {
-            u128::from(self.next()) % n
-        }
-    }
-}
-
 /// One random forked history on a credit-note channel (side 0 on a 1,000
 /// note with top-up notes, side 1 on a 1,000 deposit with deposit
 /// top-ups), withdrawals of side 1 over the *whole* range (the r8 sweep
@@ -132,7 +106,7 @@ fn credit_history(seed: u64, monotone_credit_topup: bool) -> ((i128, i128, i128,
     let cid = f.open_on_credit(0);
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let start = [acct_balance(&f, 0), acct_balance(&f, 1)];
-    let pool0 = pool(&f) as i128;
+    let pool0 = merchant_pool(&f) as i128;
     let (mut fees, mut deposits1) = ([0u128; 2], 0u128);
     let mut counter = 0u64;
     let mut alloc0 = 0u128;
@@ -195,7 +169,7 @@ fn credit_history(seed: u64, monotone_credit_topup: bool) -> ((i128, i128, i128,
     assert_eq!(ch.status, cns::ChannelStatus::Closed, "seed {seed}: {log:#?}");
     let got0 = (acct_balance(&f, 0) + fees[0]) as i128 - start[0] as i128;
     let got1 = (acct_balance(&f, 1) + fees[1]) as i128 - start[1] as i128;
-    let dpool = pool(&f) as i128 - pool0;
+    let dpool = merchant_pool(&f) as i128 - pool0;
     let l = cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap().ledger.clone();
     let net_debit = l.pending_debits.0 as i128 - l.pending_credits.0 as i128;
     let _ = deposits1;
@@ -203,7 +177,7 @@ fn credit_history(seed: u64, monotone_credit_topup: bool) -> ((i128, i128, i128,
 }
 
 fn seeds() -> u64 {
-    std::env::var("ATTACK_R9_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(30)
+    runs_from_env("ATTACK_R9_SEEDS", 30)
 }
 
 /// Held (round 9): forked histories on a credit-note channel in which side
@@ -266,7 +240,7 @@ fn credit_forks_with_deallocated_topups_keep_the_books() {
 fn deallocated_credit_topups_cannot_drain_the_pool() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 10);
-    let pool0 = pool(&f);
+    let pool0 = merchant_pool(&f);
     for index in 0..3u64 {
         let open = f.cosign(f.state(index, 0, [1, 0], false));
         f.ok(0, "channel_open", args(&ChannelOpenArgs { scid: f.scid, open }), Amount::ZERO);
@@ -291,7 +265,7 @@ fn deallocated_credit_topups_cannot_drain_the_pool() {
         s2.prev_counter = 1;
         f.ok(1, "channel_close", args(&ChannelStateArgs { state: f.cosign(s2) }), Amount::ZERO);
     }
-    let lost = pool0 - pool(&f);
+    let lost = pool0 - merchant_pool(&f);
     let l = cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap().ledger.clone();
     assert_eq!(
         l.pending_debits.0, lost,
@@ -303,10 +277,6 @@ fn deallocated_credit_topups_cannot_drain_the_pool() {
         cns::i128_of(l.locked) + l.exposure() <= 10_000,
         "the credit limit bounds what side 0 owes and has locked: {l:?}"
     );
-}
-
-fn faults(f: &Fx, side: usize) -> u32 {
-    cns::read::msc(f.dc.chain.state(), f.sids[side]).unwrap().unwrap().disputes_at_fault
 }
 
 /// Side 0 buys 1,000 Wh at 100/kWh (100) in each of states 1..=4, then a

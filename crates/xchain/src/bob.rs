@@ -693,6 +693,25 @@ impl BobContract {
         Ok(())
     }
 
+    /// `Val_proof` of `nt` against a kept final header (`relayed: None`,
+    /// [`Self::check_inclusion`]) or one shown in the accumulator of relayed
+    /// headers ([`Self::check_relayed_inclusion`]); shared by `claim(_relayed)`
+    /// and `prove(_relayed)`.
+    fn check_kept_or_relayed_inclusion(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        chain: ChainId,
+        height: Height,
+        nt: &SignedTransaction,
+        proof: &MerkleProof,
+        relayed: Option<(&BlockHeader, &Vec<Hash32>)>,
+    ) -> Result<(), ContractError> {
+        match relayed {
+            None => self.check_inclusion(ctx, chain, height, nt, proof).map(|_| ()),
+            Some((header, path)) => self.check_relayed_inclusion(ctx, chain, height, header, path, nt, proof),
+        }
+    }
+
     /// `Val_proof` against a header shown by its accumulator path
     /// ([`Self::relayed_header`]).
     #[allow(clippy::too_many_arguments)]
@@ -818,14 +837,7 @@ impl BobContract {
         }
         let h = a.nt.hash();
         Self::check_unused_lock(ctx, &h)?;
-        match relayed {
-            None => {
-                self.check_inclusion(ctx, a.chain, a.height, &a.nt, &a.proof)?;
-            }
-            Some((header, path)) => {
-                self.check_relayed_inclusion(ctx, a.chain, a.height, header, path, &a.nt, &a.proof)?
-            }
-        }
+        self.check_kept_or_relayed_inclusion(ctx, a.chain, a.height, &a.nt, &a.proof, relayed)?;
         ctx.write(&used_key(&h), vec![USED])?;
         let who = ctx.caller();
         let bal: u128 = read_or(ctx, &wrapped_key(a.chain, &who))?;
@@ -1342,14 +1354,7 @@ impl BobContract {
         }
         // ln 16 (iii): Val_proof against a stored, final header.
         let (chain, ..) = rec.instruction(a.side);
-        match relayed {
-            None => {
-                self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
-            }
-            Some((header, path)) => {
-                self.check_relayed_inclusion(ctx, chain, a.height, header, path, &a.nt, &a.proof)?
-            }
-        }
+        self.check_kept_or_relayed_inclusion(ctx, chain, a.height, &a.nt, &a.proof, relayed)?;
         ctx.write(&used_key(&nt_hash), vec![USED])?;
         rec.set_state(a.side, SideState::Proved { nt: nt_hash, height: a.height });
         ctx.emit("proof_recorded", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;

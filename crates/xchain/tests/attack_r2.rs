@@ -9,47 +9,14 @@ mod common;
 
 use common::*;
 use gridledger_core::{Amount, Hash32};
-use gridledger_xchain::bob::{CctV, PostNt};
+use gridledger_xchain::bob::PostNt;
 use gridledger_xchain::mbs::{BobMbs, MbsSpec};
 use gridledger_xchain::{CctRecord, Side, SideState};
-
-/// The receiver of `rec` pays its side honestly and proves it.
-fn receiver_pays_and_proves(m: &mut BobMbs, id: Hash32, rec: &CctRecord) {
-    let r = receiver();
-    let nt_r = m.native_tx(rec, Side::Receiver, &r).unwrap();
-    m.external_mut(J).unwrap().submit(&nt_r).unwrap();
-    let post = m.bob_call(&r, "post_nt", &PostNt { cct: id, side: Side::Receiver, nt: nt_r.clone() }, Amount::ZERO);
-    m.bob_ok(&post).unwrap();
-    let pt = loop {
-        if let Some(pt) = m.proof_for(id, Side::Receiver, &nt_r).unwrap() {
-            break pt;
-        }
-        m.tick().unwrap();
-    };
-    m.wait_final(J, pt.height).unwrap();
-    let prove = m.bob_call(&r, "prove", &pt, Amount::ZERO);
-    m.bob_ok(&prove).unwrap();
-}
 
 /// Drives `id` to its end as the BoB nodes do: CCT_V once both deadlines
 /// passed, then ticks (the harness's relayer sends the closing CCT_V).
 fn settle(m: &mut BobMbs, id: Hash32) -> CctRecord {
-    for _ in 0..200 {
-        let rec = m.cct(&id).unwrap();
-        if rec.complete {
-            return rec;
-        }
-        if !rec.verified
-            && m.bob_tip(rec.terms.chain_i) >= rec.deadline_i
-            && m.bob_tip(rec.terms.chain_j) >= rec.deadline_j
-        {
-            let relayer = m.relayer.clone();
-            let _ = m.bob_exec(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
-        } else {
-            m.tick().unwrap();
-        }
-    }
-    m.cct(&id).unwrap()
+    settle_within(m, id, 200)
 }
 
 // ---------------------------------------------------------------------------

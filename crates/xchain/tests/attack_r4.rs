@@ -13,7 +13,7 @@ use common::*;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::transfer;
 use gridledger_ledger::TxStatus;
-use gridledger_xchain::bob::{CctV, Fraud, FraudEvidence, PostNt};
+use gridledger_xchain::bob::{Fraud, FraudEvidence, PostNt};
 use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest};
 use gridledger_xchain::{CctRecord, Side, SideState};
 
@@ -50,22 +50,7 @@ fn receiver_pays_and_proves(m: &mut BobMbs, rec: &CctRecord) {
 /// Drives a CCT to its end as an honest BoB node does: CCT_V once both
 /// deadlines passed, then ticks (the harness's relayer closes sub-situation 2).
 fn settle(m: &mut BobMbs, id: gridledger_core::Hash32) -> CctRecord {
-    for _ in 0..300 {
-        let rec = m.cct(&id).unwrap();
-        if rec.complete {
-            return rec;
-        }
-        if !rec.verified
-            && m.bob_tip(rec.terms.chain_i) >= rec.deadline_i
-            && m.bob_tip(rec.terms.chain_j) >= rec.deadline_j
-        {
-            let relayer = m.relayer.clone();
-            let _ = m.bob_exec(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
-        } else {
-            m.tick().unwrap();
-        }
-    }
-    m.cct(&id).unwrap()
+    settle_within(m, id, 300)
 }
 
 /// A fee-bumped NT counts as fraud. The sender posts NT_s (gas price 1) to

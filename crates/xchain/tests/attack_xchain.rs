@@ -24,25 +24,6 @@ fn past_deadlines(m: &mut BobMbs, rec: &CctRecord) {
     }
 }
 
-/// The receiver of `rec` pays its side honestly and proves it.
-fn receiver_pays_and_proves(m: &mut BobMbs, id: gridledger_core::Hash32, rec: &CctRecord) {
-    let [_, cj] = chains2(m);
-    let r = receiver();
-    let nt_r = m.native_tx(rec, Side::Receiver, &r).unwrap();
-    m.external_mut(cj).unwrap().submit(&nt_r).unwrap();
-    let post = m.bob_call(&r, "post_nt", &PostNt { cct: id, side: Side::Receiver, nt: nt_r.clone() }, Amount::ZERO);
-    m.bob_ok(&post).unwrap();
-    let pt = loop {
-        if let Some(pt) = m.proof_for(id, Side::Receiver, &nt_r).unwrap() {
-            break pt;
-        }
-        m.tick().unwrap();
-    };
-    m.wait_final(cj, pt.height).unwrap();
-    let prove = m.bob_call(&r, "prove", &pt, Amount::ZERO);
-    m.bob_ok(&prove).unwrap();
-}
-
 /// Balance evidence for `side` of `id` from the payer's account at chain
 /// `chain`'s current height (what a BoB node can build for sub-situation 3).
 fn balance_fraud(m: &BobMbs, id: gridledger_core::Hash32, side: Side, payer: &KeyPair, chain: u32) -> Fraud {

@@ -5,7 +5,7 @@
 
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::{Message, Request};
-use gridledger_contracts::cns::SignedState;
+use gridledger_contracts::cns::{ChannelState, SignedState};
 use gridledger_contracts::default_registry;
 use gridledger_core::{Amount, Energy, KeyPair};
 use gridledger_ledger::devnet::DevChain;
@@ -13,22 +13,33 @@ use gridledger_ledger::devnet::DevChain;
 /// What the dev chain funds each account with.
 pub const BAL: Amount = Amount(1_000_000_000_000);
 
+/// A dev chain in `dir` (6 accounts of [`BAL`]) with the two sides of
+/// [`Duo::setup`], the channel not yet opened.
+pub fn duo_unopened(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
+    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
+    Duo::setup(dc, cfg)
+}
+
 /// A dev chain in `dir` with the channel of [`Duo::setup`] opened.
 pub fn duo(dir: &std::path::Path, cfg: &DuoConfig) -> Duo {
-    let dc = DevChain::open(dir, 6, BAL, default_registry()).unwrap();
-    let mut d = Duo::setup(dc, cfg);
+    let mut d = duo_unopened(dir, cfg);
     d.open();
     d
 }
 
-/// A payment of `wh` Wh at 100 per kWh.
-pub fn pay_req(wh: u64) -> Request {
-    let (energy, price) = (Energy(wh), Amount(100));
+/// A payment of `wh` Wh at `price` per kWh.
+pub fn pay_at(wh: u64, price: u128) -> Request {
+    let (energy, price) = (Energy(wh), Amount(price));
     Request::Pay {
         amount: gridledger_contracts::cns::Trade::price_of(energy, price).unwrap(),
         energy,
         price_per_kwh: price,
     }
+}
+
+/// A payment of `wh` Wh at 100 per kWh.
+pub fn pay_req(wh: u64) -> Request {
+    pay_at(wh, 100)
 }
 
 /// Side `side`'s newest co-signed state.
@@ -52,4 +63,16 @@ pub fn co_sign_out_of_band(d: &mut Duo) -> SignedState {
     };
     let theirs = state.sign(&side1_esc_key(), nonce);
     SignedState { state, nonce, sigs: [sig, theirs] }
+}
+
+/// The cooperative close built directly on `s`: the next counter,
+/// `prev_counter` = `s`'s, final, no trade or fold.
+pub fn final_after(s: &ChannelState) -> ChannelState {
+    let mut fin = s.clone();
+    fin.counter = s.counter + 1;
+    fin.prev_counter = s.counter;
+    fin.is_final = true;
+    fin.last_trade = None;
+    fin.fold = None;
+    fin
 }

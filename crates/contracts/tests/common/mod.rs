@@ -184,3 +184,42 @@ impl Fx {
         cid
     }
 }
+
+/// Disputes booked at fault to side `side`'s MSC.
+pub fn faults(f: &Fx, side: usize) -> u32 {
+    cns::read::msc(f.dc.chain.state(), f.sids[side]).unwrap().unwrap().disputes_at_fault
+}
+
+/// Side `side`'s account balance on the chain.
+pub fn acct_balance(f: &Fx, side: usize) -> u128 {
+    f.dc.chain.state().account(&f.accts[side].address()).balance.0
+}
+
+/// The merchant's pool: free plus reserved.
+pub fn merchant_pool(f: &Fx) -> u128 {
+    let m = cns::read::merchant(f.dc.chain.state(), &dev_key(0).address()).unwrap().unwrap();
+    m.free.0 + m.reserved.0
+}
+
+/// The number of runs of a sweep: env var `var`, else `default`.
+pub fn runs_from_env(var: &str, default: u64) -> u64 {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The sweeps' deterministic xorshift generator.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u128) -> u128 {
+        if n == 0 {
+            0
+        } else {
+            u128::from(self.next()) % n
+        }
+    }
+}

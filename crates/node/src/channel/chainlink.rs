@@ -173,32 +173,10 @@ pub fn chain_event_of(e: &Value, cid: &Hash32) -> Option<ChainEvent> {
 /// state it signed is on chain before it disputes); after a resolved
 /// dispute the state that overturned it (`OnChain`). Before `Closed`, the
 /// final state (`OnChain`). A failed read adds nothing (the event still
-/// goes).
+/// goes). The logic is [`ChainEvent::with_chain_record`], shared with the
+/// in-process driver; this reads the record over RPC.
 pub fn with_chain_record(client: &RpcClient, cid: &Hash32, e: ChainEvent) -> Vec<ChainEvent> {
-    let read = || read_channel(client, cid).ok().flatten().map(|ch| Box::new(ch.latest));
-    match e {
-        ChainEvent::Updated { counter, .. } => vec![ChainEvent::Updated { counter, state: read() }],
-        ChainEvent::WithdrawalPaid { .. } => {
-            let st = read();
-            let counter = st.as_ref().map_or(0, |s| s.state.counter);
-            vec![e, ChainEvent::Updated { counter, state: st }]
-        }
-        ChainEvent::DisputeResolved { .. } => {
-            let mut v = vec![e];
-            v.extend(read().map(ChainEvent::OnChain));
-            v
-        }
-        // The final state before the close: a payment of ours the chain
-        // closed on is reported sent even if it fell back (the user was
-        // told "not paid" and is charged on chain). An aborted open
-        // (`Closed { counter: 0 }`) has no payment in it.
-        ChainEvent::Closed { counter } if counter > 0 => {
-            let mut v: Vec<ChainEvent> = read().map(ChainEvent::OnChain).into_iter().collect();
-            v.push(e);
-            v
-        }
-        e => vec![e],
-    }
+    e.with_chain_record(|| read_channel(client, cid).ok().flatten().map(|ch| Box::new(ch.latest)))
 }
 
 /// Follows the chain from a height, yielding one channel's events in order.

@@ -1,11 +1,12 @@
 #![allow(dead_code)]
 
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::Hash32;
+use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::dev_key;
 use gridledger_ledger::{Receipt, SignedTransaction, TxStatus};
+use gridledger_xchain::bob::{CctV, PostNt};
 use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest, FIRST_EXTERNAL};
-use gridledger_xchain::{CctRecord, XchainError};
+use gridledger_xchain::{CctRecord, Side, XchainError};
 
 pub const I: u32 = FIRST_EXTERNAL;
 pub const J: u32 = FIRST_EXTERNAL + 1;
@@ -73,4 +74,46 @@ pub fn assert_refused(m: &mut BobMbs, tx: &SignedTransaction, err: XchainError) 
     let r = bob_only(m, tx);
     assert_eq!(r.status, TxStatus::Reverted(err.as_revert()), "expected refusal: {err}");
     assert_eq!(m.bob_contract_state(), before, "a refused transaction changed the BoB contract's state");
+}
+
+/// The receiver of `rec` pays its side honestly on the CCT's chain j and
+/// proves it (the proof from [`BobMbs::proof_for`]).
+pub fn receiver_pays_and_proves(m: &mut BobMbs, id: Hash32, rec: &CctRecord) {
+    let cj = rec.terms.chain_j;
+    let r = receiver();
+    let nt_r = m.native_tx(rec, Side::Receiver, &r).unwrap();
+    m.external_mut(cj).unwrap().submit(&nt_r).unwrap();
+    let post = m.bob_call(&r, "post_nt", &PostNt { cct: id, side: Side::Receiver, nt: nt_r.clone() }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    let pt = loop {
+        if let Some(pt) = m.proof_for(id, Side::Receiver, &nt_r).unwrap() {
+            break pt;
+        }
+        m.tick().unwrap();
+    };
+    m.wait_final(cj, pt.height).unwrap();
+    let prove = m.bob_call(&r, "prove", &pt, Amount::ZERO);
+    m.bob_ok(&prove).unwrap();
+}
+
+/// Drives `id` to its end as an honest BoB node does, for at most `rounds`
+/// steps: CCT_V once both deadlines passed, then ticks (the harness's
+/// relayer sends the closing CCT_V). Returns the record as it then stands.
+pub fn settle_within(m: &mut BobMbs, id: Hash32, rounds: usize) -> CctRecord {
+    for _ in 0..rounds {
+        let rec = m.cct(&id).unwrap();
+        if rec.complete {
+            return rec;
+        }
+        if !rec.verified
+            && m.bob_tip(rec.terms.chain_i) >= rec.deadline_i
+            && m.bob_tip(rec.terms.chain_j) >= rec.deadline_j
+        {
+            let relayer = m.relayer.clone();
+            let _ = m.bob_exec(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
+        } else {
+            m.tick().unwrap();
+        }
+    }
+    m.cct(&id).unwrap()
 }
