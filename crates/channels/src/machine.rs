@@ -670,6 +670,9 @@ pub struct ChannelMachine {
     chain_retry: Option<(Timestamp, u64)>,
     /// Counter of the dispute standing on chain.
     disputed_counter: Option<u64>,
+    /// The newest co-signed state (counter) a `channel_resolve` was sent
+    /// with at once (not from the retry timer), so it is sent once per state.
+    resolve_sent_for: Option<u64>,
     /// The newest state `channel_update` / `channel_withdraw` registered
     /// (`ChainEvent::Updated`), co-signed and newer than ours when kept.
     /// Adopted as our base before a unilateral close disputes (the chain
@@ -732,6 +735,19 @@ pub struct ChannelMachine {
     /// payment given up in a collision before a restart lost the in-memory
     /// `retry` (in memory: after a restart every one is reported once).
     outcome_told: Vec<u64>,
+}
+
+/// `first` then `second` as one step (the later persist covers both: its
+/// version releases everything held up to it).
+fn merge_steps(mut first: Step, second: Step) -> Step {
+    if let Some(st) = second.persist {
+        first.persist_may_lag = second.persist_may_lag && (first.persist.is_none() || first.persist_may_lag);
+        first.persist = Some(st);
+    }
+    first.messages.extend(second.messages);
+    first.txs.extend(second.txs);
+    first.events.extend(second.events);
+    first
 }
 
 /// What a list of trades pays in total (bounded by a channel's balance, so
@@ -806,6 +822,7 @@ impl ChannelMachine {
             close_submitted_at: None,
             chain_retry: None,
             disputed_counter: None,
+            resolve_sent_for: None,
             chain_kept: None,
             abort_retry: None,
             fallback_sent: 0,
@@ -858,7 +875,7 @@ impl ChannelMachine {
             Input::Connected => self.connected(),
             Input::Tick(now) => self.tick(now),
             Input::User(r) => self.request(r)?,
-            Input::Peer(m) => self.peer(m),
+            Input::Peer(m) => self.peer_then_resolve(m),
             Input::Chain(e) => self.chain(e),
         };
         Ok(self.queue_behind_held(step))
@@ -867,8 +884,35 @@ impl ChannelMachine {
     /// Feeds a message as raw bytes from the network.
     pub fn handle_bytes(&mut self, bytes: &[u8]) -> Result<Step, ChannelError> {
         let m = Message::from_bytes(bytes)?;
-        let step = self.peer(m);
+        let step = self.peer_then_resolve(m);
         Ok(self.queue_behind_held(step))
+    }
+
+    /// A peer message; if it taught us a co-signed state newer than the
+    /// dispute standing on chain (ours, raised with the newest state we
+    /// held then, or the peer's), `channel_resolve` with it goes at once
+    /// (then from the retry timer until the chain shows the outcome).
+    fn peer_then_resolve(&mut self, m: Message) -> Step {
+        let mut step = self.peer(m);
+        if let Some(tx) = self.resolve_now() {
+            step.txs.push(tx);
+        }
+        step
+    }
+
+    /// `channel_resolve` with our newest co-signed state if a dispute below
+    /// it stands and none was sent at once with this state yet.
+    fn resolve_now(&mut self) -> Option<ChainTx> {
+        let tx = self.resolve_tx()?;
+        let c = self.store.latest.as_ref()?.state.counter;
+        if self.resolve_sent_for == Some(c) {
+            return None;
+        }
+        self.resolve_sent_for = Some(c);
+        if self.chain_retry.is_none() {
+            self.chain_retry = Some((self.now.saturating_add(self.params.retry_ms), self.params.retry_ms));
+        }
+        Some(tx)
     }
 
     /// While a persist is outstanding (a driver with a persister thread keeps
@@ -1245,6 +1289,20 @@ impl ChannelMachine {
                 Ok(self.propose_folded(st, trades, Step::default()))
             }
             Request::Close => {
+                // Our own dispute stands with a state older than our newest
+                // (learnt after raising it): the close of the newer state
+                // would book us a fault while that dispute stands, so resolve
+                // it first with the newer state (no fault for our own
+                // unacknowledged payment); the final state is proposed once
+                // the chain shows the dispute resolved.
+                let own_older = matches!(self.store.phase, Phase::Disputed { by_me: true, .. })
+                    && self.store.latest.as_ref().zip(self.disputed_counter).is_some_and(|(l, d)| l.state.counter > d);
+                if own_older {
+                    self.store.closing_requested = true;
+                    self.close_started = Some(self.now);
+                    let txs: Vec<ChainTx> = self.resolve_now().into_iter().collect();
+                    return Ok(self.persist_then(Step::default(), vec![], txs));
+                }
                 // Also during a dispute: a co-signed final state closes the
                 // channel at once (the contract accepts it then), which beats
                 // waiting out `t_Δ`.
@@ -1996,7 +2054,10 @@ impl ChannelMachine {
                          answered with our newer state, closing the channel"
                     )));
                 }
-                let txs: Vec<ChainTx> = self.resolve_tx().into_iter().collect();
+                self.resolve_sent_for = None;
+                // Our own dispute is resolved only with a state learnt
+                // after it was raised (see `peer_then_resolve`).
+                let txs: Vec<ChainTx> = if by_me { vec![] } else { self.resolve_now().into_iter().collect() };
                 // Retried with back-off until the chain shows the outcome.
                 self.chain_retry = Some((self.now.saturating_add(self.params.retry_ms), self.params.retry_ms));
                 return self.persist_then(step, vec![], txs);
@@ -2004,13 +2065,26 @@ impl ChannelMachine {
             ChainEvent::DisputeResolved { .. } => {
                 self.disputed_counter = None;
                 self.chain_retry = None;
+                self.resolve_sent_for = None;
                 if matches!(self.store.phase, Phase::Disputed { .. }) {
                     self.store.phase = if self.store.latest.as_ref().is_some_and(|l| l.state.is_final) {
                         Phase::Closing
                     } else {
                         Phase::Open
                     };
-                    return self.persist_then(step, vec![], vec![]);
+                    let step = self.persist_then(step, vec![], vec![]);
+                    // A close the user asked for (its final state held back
+                    // while our own older dispute stood): propose it now, on
+                    // the newest co-signed state, with a fresh timeout.
+                    let idle = self.store.proposals.is_empty();
+                    if self.store.phase == Phase::Open && self.store.closing_requested && idle {
+                        self.close_started = Some(self.now);
+                        self.close_proposed_at = self.now;
+                        if let Ok(s) = self.request(Request::Close) {
+                            return merge_steps(step, s);
+                        }
+                    }
+                    return step;
                 }
             }
             ChainEvent::OnChain(ss) => {
@@ -2601,7 +2675,7 @@ impl ChannelMachine {
                     }
                 }
             }
-            Phase::Disputed { t_end, .. } => {
+            Phase::Disputed { t_end, by_me } => {
                 let retry_due = self.chain_retry.is_some_and(|(at, _)| now >= at);
                 let settle_due = now >= t_end;
                 if retry_due || (settle_due && self.chain_retry.is_none()) {
@@ -2611,7 +2685,7 @@ impl ChannelMachine {
                             args: encode(&CidArgs { cid: self.store.cid }),
                             value: Amount::ZERO,
                         });
-                    } else if let Some(tx) = self.resolve_tx() {
+                    } else if let Some(tx) = self.resolve_tx().filter(|_| !by_me || self.resolve_sent_for.is_some()) {
                         step.txs.push(tx);
                     }
                     let backoff = self.chain_retry.map_or(self.params.retry_ms, |(_, b)| b);
@@ -2671,10 +2745,17 @@ impl ChannelMachine {
         self.open_resend = Some((now.saturating_add(backoff), later, sent + 1));
     }
 
-    /// `channel_resolve` with our newer co-signed state, if the standing
-    /// dispute is the peer's and we hold something newer (Fig 8 step 3).
+    /// `channel_resolve` with our newer co-signed state, if we hold
+    /// something newer than the standing dispute (Fig 8 step 3): the peer's
+    /// dispute, or our own raised with the newest state we held then and
+    /// overtaken since (typically our fallen-back payment, co-signed after
+    /// all, learnt on reconnect). The contract books the raiser no fault for
+    /// its own unacknowledged payment built on the disputed state
+    /// (`raiser_may_lack`); a close of the newer state while our dispute
+    /// stands would (`close_shows_stale_dispute`), so the close waits for
+    /// this resolve.
     fn resolve_tx(&self) -> Option<ChainTx> {
-        let Phase::Disputed { by_me: false, .. } = self.store.phase else {
+        let Phase::Disputed { .. } = self.store.phase else {
             return None;
         };
         let l = self.store.latest.as_ref()?;

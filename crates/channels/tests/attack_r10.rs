@@ -102,7 +102,6 @@ fn co_sign_newest_out_of_band(d: &mut Duo) -> SignedState {
 /// send `channel_resolve` with `latest` first (own unacknowledged proposal,
 /// no fault) and propose the close once `DisputeResolved` is seen.
 #[test]
-#[ignore = "attack: an honest raiser that learns its fallen-back payment and closes again is faulted"]
 fn an_honest_raiser_closing_again_after_learning_its_payment_is_not_faulted() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -431,7 +430,6 @@ fn a_settled_fallen_back_payment_is_reported_sent_even_if_the_read_at_closed_fai
 /// disputed state) — the final state would then need to carry its base
 /// (e.g. the co-signed `P` as evidence in `channel_close`'s arguments).
 #[test]
-#[ignore = "attack: two honest parties - the raiser that learns its payment on reconnect and closes again is faulted"]
 fn two_honest_parties_reconnecting_during_a_dispute_fault_no_one() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
