@@ -439,6 +439,12 @@ pub struct Step {
     /// let the next synced write cover it. A process crash loses nothing
     /// written either way.
     pub persist_may_lag: bool,
+    /// Read the channel's registered state from the chain and feed it back
+    /// as [`ChainEvent::Updated`] (`state: None` if the read fails): the
+    /// chain showed a counter above every state this party holds and the
+    /// read at that event failed (node restarting, RPC timeout). Asked
+    /// again with back-off while the chain stays ahead.
+    pub read_channel: bool,
     pub messages: Vec<Message>,
     pub txs: Vec<ChainTx>,
     pub events: Vec<ChannelEvent>,
@@ -670,6 +676,12 @@ pub struct ChannelMachine {
     chain_retry: Option<(Timestamp, u64)>,
     /// Counter of the dispute standing on chain.
     disputed_counter: Option<u64>,
+    /// Highest counter the chain's events showed registered (in memory: a
+    /// driver replays the channel's events after a restart).
+    chain_counter: u64,
+    /// Next read of the channel to ask for while the chain is ahead of
+    /// every state we hold, and its back-off.
+    read_retry: Option<(Timestamp, u64)>,
     /// The newest co-signed state (counter) a `channel_resolve` was sent
     /// with at once (not from the retry timer), so it is sent once per state.
     resolve_sent_for: Option<u64>,
@@ -744,6 +756,7 @@ fn merge_steps(mut first: Step, second: Step) -> Step {
         first.persist_may_lag = second.persist_may_lag && (first.persist.is_none() || first.persist_may_lag);
         first.persist = Some(st);
     }
+    first.read_channel |= second.read_channel;
     first.messages.extend(second.messages);
     first.txs.extend(second.txs);
     first.events.extend(second.events);
@@ -822,6 +835,8 @@ impl ChannelMachine {
             close_submitted_at: None,
             chain_retry: None,
             disputed_counter: None,
+            chain_counter: 0,
+            read_retry: None,
             resolve_sent_for: None,
             chain_kept: None,
             abort_retry: None,
@@ -1996,6 +2011,21 @@ impl ChannelMachine {
 
     fn chain(&mut self, e: ChainEvent) -> Step {
         let mut step = Step::default();
+        match &e {
+            // A registered state as read: the chain's counter now (a forged
+            // or foreign one says nothing). A state the chain closed on, read
+            // after the close, does the same.
+            ChainEvent::Updated { state: Some(ss), .. } => {
+                if self.co_signed_valid(ss) {
+                    self.chain_counter = ss.state.counter;
+                }
+            }
+            ChainEvent::Updated { counter, .. }
+            | ChainEvent::DisputeResolved { counter }
+            | ChainEvent::DisputeRaised { counter, .. }
+            | ChainEvent::Closed { counter } => self.chain_counter = self.chain_counter.max(*counter),
+            _ => {}
+        }
         match e {
             ChainEvent::Registered { t_delta_ms, hstate } => {
                 // The funding deadline counts from the first sighting and is
@@ -2097,6 +2127,13 @@ impl ChannelMachine {
                 let mine = self.store.latest.as_ref().map_or(0, |l| l.state.counter);
                 let kept = self.chain_kept.as_ref().map_or(0, |k| k.state.counter);
                 match state {
+                    // Closed: what the chain closed on is the outcome (a
+                    // payment of ours in it is reported sent).
+                    Some(ss) if ss.state.counter > mine && self.store.phase == Phase::Closed => {
+                        if self.co_signed_valid(&ss) {
+                            return self.adopt(*ss, step, false);
+                        }
+                    }
                     Some(ss) if ss.state.counter > mine.max(kept) && self.co_signed_valid(&ss) => {
                         self.chain_kept = Some(*ss);
                     }
@@ -2145,8 +2182,34 @@ impl ChannelMachine {
         step
     }
 
+    /// Whether the chain showed a counter above every state we hold (ours
+    /// and the registered one we kept): its state is read again.
+    fn chain_ahead(&self) -> bool {
+        let mine = self.store.latest.as_ref().map_or(0, |l| l.state.counter);
+        let kept = self.chain_kept.as_ref().map_or(0, |k| k.state.counter);
+        self.chain_counter > mine.max(kept)
+    }
+
+    /// Asks the driver to read the channel while the chain is ahead of us
+    /// (the read at the event failed), at once and then with back-off.
+    fn read_due(&mut self, now: Timestamp) -> bool {
+        if !self.chain_ahead() || self.store.phase == Phase::Idle {
+            self.read_retry = None;
+            return false;
+        }
+        let (next, backoff) = *self.read_retry.get_or_insert((now, self.params.retry_ms.max(1)));
+        if now < next {
+            return false;
+        }
+        self.read_retry = Some((now.saturating_add(backoff), backoff.saturating_mul(2).min(MAX_RETRY_BACKOFF_MS)));
+        true
+    }
+
     fn tick(&mut self, now: Timestamp) -> Step {
         let mut step = self.tick_inner(now);
+        if self.read_due(now) {
+            step.read_channel = true;
+        }
         match self.withdrawal_resend(now) {
             Some(Ok(tx)) => step.txs.push(tx),
             Some(Err(ev)) => step.events.push(ev),
@@ -2301,8 +2364,12 @@ impl ChannelMachine {
                         )));
                         return self.adopt(k, step, false);
                     }
+                    // The chain holds a state above ours that we could not
+                    // read yet: a dispute with ours would be refused as
+                    // stale; wait for the read (asked from every tick).
+                    let ahead = self.chain_ahead();
                     // Peer silent: unilateral close through the dispute timer.
-                    if let Some(l) = self.store.latest.clone() {
+                    if let Some(l) = self.store.latest.clone().filter(|_| !ahead) {
                         self.close_started = Some(now);
                         match self.close_send("channel_dispute", l.state.counter) {
                             Ok(()) => step.txs.push(self.dispute_tx(&l)),

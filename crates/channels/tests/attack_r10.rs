@@ -174,7 +174,6 @@ fn an_honest_raiser_closing_again_after_learning_its_payment_is_not_faulted() {
 /// `Updated`, issued on `Updated { state: None }` and before each dispute
 /// the close sends.
 #[test]
-#[ignore = "attack: a registered state whose read failed at event time stalls the close for good (no re-read)"]
 fn a_registered_state_whose_read_failed_is_read_again_before_the_close_stalls() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -310,7 +309,6 @@ fn hostile_frames_change_nothing_and_the_channel_goes_on() {
 /// on, or a "read the channel" request from the machine before each
 /// dispute it sends).
 #[test]
-#[ignore = "attack: a resolved dispute whose state could not be read stalls the raiser's close for good"]
 fn a_resolving_state_whose_read_failed_is_read_again_before_the_close_stalls() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();

@@ -175,7 +175,7 @@ pub fn chain_event_of(e: &Value, cid: &Hash32) -> Option<ChainEvent> {
 /// final state (`OnChain`). A failed read adds nothing (the event still
 /// goes).
 pub fn with_chain_record(client: &RpcClient, cid: &Hash32, e: ChainEvent) -> Vec<ChainEvent> {
-    let read = || read_channel(client, cid).ok().flatten().map(|ch| Box::new(ch.latest));
+    let read = || read_latest_retrying(client, cid);
     match e {
         ChainEvent::Updated { counter, .. } => vec![ChainEvent::Updated { counter, state: read() }],
         ChainEvent::WithdrawalPaid { .. } => {
@@ -198,6 +198,26 @@ pub fn with_chain_record(client: &RpcClient, cid: &Hash32, e: ChainEvent) -> Vec
             v
         }
         e => vec![e],
+    }
+}
+
+/// Pauses between the reads of a state-changing event's channel record
+/// (ms): a node restarting or an RPC timeout at event time gets a few
+/// bounded chances before the event goes on without its state (the
+/// machine then asks for the read again from its ticks, with back-off:
+/// `Step::read_channel`).
+pub const READ_RETRY_MS: [u64; 3] = [50, 200, 800];
+
+/// The channel's registered state, read with [`READ_RETRY_MS`] back-off;
+/// `None` if every read failed.
+pub fn read_latest_retrying(client: &RpcClient, cid: &Hash32) -> Option<Box<gridledger_contracts::cns::SignedState>> {
+    let mut pauses = READ_RETRY_MS.iter();
+    loop {
+        match read_channel(client, cid) {
+            Ok(Some(ch)) => return Some(Box::new(ch.latest)),
+            Ok(None) | Err(_) => {}
+        }
+        std::thread::sleep(std::time::Duration::from_millis(*pauses.next()?));
     }
 }
 
