@@ -2175,6 +2175,18 @@ impl ChannelMachine {
                 self.store.phase = Phase::Closed;
                 self.store.proposals.clear();
                 self.chain_retry = None;
+                // Closed above our newest co-signed state with no readable
+                // state before it (the read at the event failed): a state at
+                // exactly `counter` carries our signature, and we signed only
+                // one state per counter, so if it is an abandoned proposal of
+                // ours the chain closed on it: its payments went through
+                // (reported sent now; the state itself is read again from
+                // the ticks and adopted, which reports nothing twice).
+                let mine = self.store.latest.as_ref().map_or(0, |l| l.state.counter);
+                if counter > mine && self.store.abandoned.iter().any(|p| p.state.counter == counter) {
+                    step.events.extend(self.abandoned_payments(counter));
+                    self.store.abandoned.retain(|q| q.state.counter > counter);
+                }
                 step.events.push(ChannelEvent::Closed { counter });
                 return self.persist_then(step, vec![], vec![]);
             }

@@ -377,7 +377,6 @@ fn a_resolving_state_whose_read_failed_is_read_again_before_the_close_stalls() {
 /// abandoned proposal at exactly that counter as settled (report its
 /// payments sent, flagged "unverified" until read).
 #[test]
-#[ignore = "attack: a fallen-back payment the chain settled on stays reported 'not paid' if the read at Closed fails"]
 fn a_settled_fallen_back_payment_is_reported_sent_even_if_the_read_at_closed_failed() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
