@@ -2015,11 +2015,10 @@ impl ChannelMachine {
             // A registered state as read: the chain's counter now (a forged
             // or foreign one says nothing). A state the chain closed on, read
             // after the close, does the same.
-            ChainEvent::Updated { state: Some(ss), .. } => {
-                if self.co_signed_valid(ss) {
-                    self.chain_counter = ss.state.counter;
-                }
+            ChainEvent::Updated { state: Some(ss), .. } if self.co_signed_valid(ss) => {
+                self.chain_counter = ss.state.counter;
             }
+            ChainEvent::Updated { state: Some(_), .. } => {}
             ChainEvent::Updated { counter, .. }
             | ChainEvent::DisputeResolved { counter }
             | ChainEvent::DisputeRaised { counter, .. }
@@ -2129,10 +2128,12 @@ impl ChannelMachine {
                 match state {
                     // Closed: what the chain closed on is the outcome (a
                     // payment of ours in it is reported sent).
-                    Some(ss) if ss.state.counter > mine && self.store.phase == Phase::Closed => {
-                        if self.co_signed_valid(&ss) {
-                            return self.adopt(*ss, step, false);
-                        }
+                    Some(ss)
+                        if ss.state.counter > mine
+                            && self.store.phase == Phase::Closed
+                            && self.co_signed_valid(&ss) =>
+                    {
+                        return self.adopt(*ss, step, false);
                     }
                     Some(ss) if ss.state.counter > mine.max(kept) && self.co_signed_valid(&ss) => {
                         self.chain_kept = Some(*ss);

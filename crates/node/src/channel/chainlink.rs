@@ -213,9 +213,8 @@ pub const READ_RETRY_MS: [u64; 3] = [50, 200, 800];
 pub fn read_latest_retrying(client: &RpcClient, cid: &Hash32) -> Option<Box<gridledger_contracts::cns::SignedState>> {
     let mut pauses = READ_RETRY_MS.iter();
     loop {
-        match read_channel(client, cid) {
-            Ok(Some(ch)) => return Some(Box::new(ch.latest)),
-            Ok(None) | Err(_) => {}
+        if let Ok(Some(ch)) = read_channel(client, cid) {
+            return Some(Box::new(ch.latest));
         }
         std::thread::sleep(std::time::Duration::from_millis(*pauses.next()?));
     }
