@@ -425,6 +425,14 @@ impl<C: ChainClient> Duo<C> {
             // Persisted: now the held outputs may go.
             let _ = self.input(side, Input::Persisted(v));
         }
+        // The machine asks for the channel's registered state (the read at
+        // an event failed): answered like the node's poller, through the
+        // party's chain inbox.
+        if step.read_channel {
+            let st = cns::client::channel(&self.chain, &self.cid).ok().flatten().map(|ch| Box::new(ch.latest));
+            let counter = st.as_ref().map_or(0, |s| s.state.counter);
+            self.parties[side].chain_inbox.push_back(ChainEvent::Updated { counter, state: st });
+        }
         for tx in step.txs {
             if self.parties[side].silent {
                 continue;

@@ -474,6 +474,12 @@ pub struct Step {
     /// let the next synced write cover it. A process crash loses nothing
     /// written either way.
     pub persist_may_lag: bool,
+    /// Read the channel's registered state from the chain and feed it back
+    /// as [`ChainEvent::Updated`] (`state: None` if the read fails): the
+    /// chain showed a counter above every state this party holds and the
+    /// read at that event failed (node restarting, RPC timeout). Asked
+    /// again with back-off while the chain stays ahead.
+    pub read_channel: bool,
     pub messages: Vec<Message>,
     pub txs: Vec<ChainTx>,
     pub events: Vec<ChannelEvent>,
@@ -705,6 +711,15 @@ pub struct ChannelMachine {
     chain_retry: Option<(Timestamp, u64)>,
     /// Counter of the dispute standing on chain.
     disputed_counter: Option<u64>,
+    /// Highest counter the chain's events showed registered (in memory: a
+    /// driver replays the channel's events after a restart).
+    chain_counter: u64,
+    /// Next read of the channel to ask for while the chain is ahead of
+    /// every state we hold, and its back-off.
+    read_retry: Option<(Timestamp, u64)>,
+    /// The newest co-signed state (counter) a `channel_resolve` was sent
+    /// with at once (not from the retry timer), so it is sent once per state.
+    resolve_sent_for: Option<u64>,
     /// The newest state `channel_update` / `channel_withdraw` registered
     /// (`ChainEvent::Updated`), co-signed and newer than ours when kept.
     /// Adopted as our base before a unilateral close disputes (the chain
@@ -767,6 +782,20 @@ pub struct ChannelMachine {
     /// payment given up in a collision before a restart lost the in-memory
     /// `retry` (in memory: after a restart every one is reported once).
     outcome_told: Vec<u64>,
+}
+
+/// `first` then `second` as one step (the later persist covers both: its
+/// version releases everything held up to it).
+fn merge_steps(mut first: Step, second: Step) -> Step {
+    if let Some(st) = second.persist {
+        first.persist_may_lag = second.persist_may_lag && (first.persist.is_none() || first.persist_may_lag);
+        first.persist = Some(st);
+    }
+    first.read_channel |= second.read_channel;
+    first.messages.extend(second.messages);
+    first.txs.extend(second.txs);
+    first.events.extend(second.events);
+    first
 }
 
 /// What a list of trades pays in total (bounded by a channel's balance, so
@@ -841,6 +870,9 @@ impl ChannelMachine {
             close_submitted_at: None,
             chain_retry: None,
             disputed_counter: None,
+            chain_counter: 0,
+            read_retry: None,
+            resolve_sent_for: None,
             chain_kept: None,
             abort_retry: None,
             fallback_sent: 0,
@@ -893,7 +925,7 @@ impl ChannelMachine {
             Input::Connected => self.connected(),
             Input::Tick(now) => self.tick(now),
             Input::User(r) => self.request(r)?,
-            Input::Peer(m) => self.peer(m),
+            Input::Peer(m) => self.peer_then_resolve(m),
             Input::Chain(e) => self.chain(e),
         };
         Ok(self.queue_behind_held(step))
@@ -902,8 +934,35 @@ impl ChannelMachine {
     /// Feeds a message as raw bytes from the network.
     pub fn handle_bytes(&mut self, bytes: &[u8]) -> Result<Step, ChannelError> {
         let m = Message::from_bytes(bytes)?;
-        let step = self.peer(m);
+        let step = self.peer_then_resolve(m);
         Ok(self.queue_behind_held(step))
+    }
+
+    /// A peer message; if it taught us a co-signed state newer than the
+    /// dispute standing on chain (ours, raised with the newest state we
+    /// held then, or the peer's), `channel_resolve` with it goes at once
+    /// (then from the retry timer until the chain shows the outcome).
+    fn peer_then_resolve(&mut self, m: Message) -> Step {
+        let mut step = self.peer(m);
+        if let Some(tx) = self.resolve_now() {
+            step.txs.push(tx);
+        }
+        step
+    }
+
+    /// `channel_resolve` with our newest co-signed state if a dispute below
+    /// it stands and none was sent at once with this state yet.
+    fn resolve_now(&mut self) -> Option<ChainTx> {
+        let tx = self.resolve_tx()?;
+        let c = self.store.latest.as_ref()?.state.counter;
+        if self.resolve_sent_for == Some(c) {
+            return None;
+        }
+        self.resolve_sent_for = Some(c);
+        if self.chain_retry.is_none() {
+            self.chain_retry = Some((self.now.saturating_add(self.params.retry_ms), self.params.retry_ms));
+        }
+        Some(tx)
     }
 
     /// While a persist is outstanding (a driver with a persister thread keeps
@@ -1280,6 +1339,20 @@ impl ChannelMachine {
                 Ok(self.propose_folded(st, trades, Step::default()))
             }
             Request::Close => {
+                // Our own dispute stands with a state older than our newest
+                // (learnt after raising it): the close of the newer state
+                // would book us a fault while that dispute stands, so resolve
+                // it first with the newer state (no fault for our own
+                // unacknowledged payment); the final state is proposed once
+                // the chain shows the dispute resolved.
+                let own_older = matches!(self.store.phase, Phase::Disputed { by_me: true, .. })
+                    && self.store.latest.as_ref().zip(self.disputed_counter).is_some_and(|(l, d)| l.state.counter > d);
+                if own_older {
+                    self.store.closing_requested = true;
+                    self.close_started = Some(self.now);
+                    let txs: Vec<ChainTx> = self.resolve_now().into_iter().collect();
+                    return Ok(self.persist_then(Step::default(), vec![], txs));
+                }
                 // Also during a dispute: a co-signed final state closes the
                 // channel at once (the contract accepts it then), which beats
                 // waiting out `t_Δ`.
@@ -1973,6 +2046,20 @@ impl ChannelMachine {
 
     fn chain(&mut self, e: ChainEvent) -> Step {
         let mut step = Step::default();
+        match &e {
+            // A registered state as read: the chain's counter now (a forged
+            // or foreign one says nothing). A state the chain closed on, read
+            // after the close, does the same.
+            ChainEvent::Updated { state: Some(ss), .. } if self.co_signed_valid(ss) => {
+                self.chain_counter = ss.state.counter;
+            }
+            ChainEvent::Updated { state: Some(_), .. } => {}
+            ChainEvent::Updated { counter, .. }
+            | ChainEvent::DisputeResolved { counter }
+            | ChainEvent::DisputeRaised { counter, .. }
+            | ChainEvent::Closed { counter } => self.chain_counter = self.chain_counter.max(*counter),
+            _ => {}
+        }
         match e {
             ChainEvent::Registered { t_delta_ms, hstate } => {
                 // The funding deadline counts from the first sighting and is
@@ -2031,7 +2118,10 @@ impl ChannelMachine {
                          answered with our newer state, closing the channel"
                     )));
                 }
-                let txs: Vec<ChainTx> = self.resolve_tx().into_iter().collect();
+                self.resolve_sent_for = None;
+                // Our own dispute is resolved only with a state learnt
+                // after it was raised (see `peer_then_resolve`).
+                let txs: Vec<ChainTx> = if by_me { vec![] } else { self.resolve_now().into_iter().collect() };
                 // Retried with back-off until the chain shows the outcome.
                 self.chain_retry = Some((self.now.saturating_add(self.params.retry_ms), self.params.retry_ms));
                 return self.persist_then(step, vec![], txs);
@@ -2039,13 +2129,26 @@ impl ChannelMachine {
             ChainEvent::DisputeResolved { .. } => {
                 self.disputed_counter = None;
                 self.chain_retry = None;
+                self.resolve_sent_for = None;
                 if matches!(self.store.phase, Phase::Disputed { .. }) {
                     self.store.phase = if self.store.latest.as_ref().is_some_and(|l| l.state.is_final) {
                         Phase::Closing
                     } else {
                         Phase::Open
                     };
-                    return self.persist_then(step, vec![], vec![]);
+                    let step = self.persist_then(step, vec![], vec![]);
+                    // A close the user asked for (its final state held back
+                    // while our own older dispute stood): propose it now, on
+                    // the newest co-signed state, with a fresh timeout.
+                    let idle = self.store.proposals.is_empty();
+                    if self.store.phase == Phase::Open && self.store.closing_requested && idle {
+                        self.close_started = Some(self.now);
+                        self.close_proposed_at = self.now;
+                        if let Ok(s) = self.request(Request::Close) {
+                            return merge_steps(step, s);
+                        }
+                    }
+                    return step;
                 }
             }
             ChainEvent::OnChain(ss) => {
@@ -2058,6 +2161,15 @@ impl ChannelMachine {
                 let mine = self.store.latest.as_ref().map_or(0, |l| l.state.counter);
                 let kept = self.chain_kept.as_ref().map_or(0, |k| k.state.counter);
                 match state {
+                    // Closed: what the chain closed on is the outcome (a
+                    // payment of ours in it is reported sent).
+                    Some(ss)
+                        if ss.state.counter > mine
+                            && self.store.phase == Phase::Closed
+                            && self.co_signed_valid(&ss) =>
+                    {
+                        return self.adopt(*ss, step, false);
+                    }
                     Some(ss) if ss.state.counter > mine.max(kept) && self.co_signed_valid(&ss) => {
                         self.chain_kept = Some(*ss);
                     }
@@ -2099,6 +2211,18 @@ impl ChannelMachine {
                 self.store.phase = Phase::Closed;
                 self.store.proposals.clear();
                 self.chain_retry = None;
+                // Closed above our newest co-signed state with no readable
+                // state before it (the read at the event failed): a state at
+                // exactly `counter` carries our signature, and we signed only
+                // one state per counter, so if it is an abandoned proposal of
+                // ours the chain closed on it: its payments went through
+                // (reported sent now; the state itself is read again from
+                // the ticks and adopted, which reports nothing twice).
+                let mine = self.store.latest.as_ref().map_or(0, |l| l.state.counter);
+                if counter > mine && self.store.abandoned.iter().any(|p| p.state.counter == counter) {
+                    step.events.extend(self.abandoned_payments(counter));
+                    self.store.abandoned.retain(|q| q.state.counter > counter);
+                }
                 step.events.push(ChannelEvent::Closed { counter });
                 return self.persist_then(step, vec![], vec![]);
             }
@@ -2106,8 +2230,34 @@ impl ChannelMachine {
         step
     }
 
+    /// Whether the chain showed a counter above every state we hold (ours
+    /// and the registered one we kept): its state is read again.
+    fn chain_ahead(&self) -> bool {
+        let mine = self.store.latest.as_ref().map_or(0, |l| l.state.counter);
+        let kept = self.chain_kept.as_ref().map_or(0, |k| k.state.counter);
+        self.chain_counter > mine.max(kept)
+    }
+
+    /// Asks the driver to read the channel while the chain is ahead of us
+    /// (the read at the event failed), at once and then with back-off.
+    fn read_due(&mut self, now: Timestamp) -> bool {
+        if !self.chain_ahead() || self.store.phase == Phase::Idle {
+            self.read_retry = None;
+            return false;
+        }
+        let (next, backoff) = *self.read_retry.get_or_insert((now, self.params.retry_ms.max(1)));
+        if now < next {
+            return false;
+        }
+        self.read_retry = Some((now.saturating_add(backoff), backoff.saturating_mul(2).min(MAX_RETRY_BACKOFF_MS)));
+        true
+    }
+
     fn tick(&mut self, now: Timestamp) -> Step {
         let mut step = self.tick_inner(now);
+        if self.read_due(now) {
+            step.read_channel = true;
+        }
         match self.withdrawal_resend(now) {
             Some(Ok(tx)) => step.txs.push(tx),
             Some(Err(ev)) => step.events.push(ev),
@@ -2262,8 +2412,12 @@ impl ChannelMachine {
                         )));
                         return self.adopt(k, step, false);
                     }
+                    // The chain holds a state above ours that we could not
+                    // read yet: a dispute with ours would be refused as
+                    // stale; wait for the read (asked from every tick).
+                    let ahead = self.chain_ahead();
                     // Peer silent: unilateral close through the dispute timer.
-                    if let Some(l) = self.store.latest.clone() {
+                    if let Some(l) = self.store.latest.clone().filter(|_| !ahead) {
                         self.close_started = Some(now);
                         match self.close_send("channel_dispute", l.state.counter) {
                             Ok(()) => step.txs.push(self.dispute_tx(&l)),
@@ -2636,7 +2790,7 @@ impl ChannelMachine {
                     }
                 }
             }
-            Phase::Disputed { t_end, .. } => {
+            Phase::Disputed { t_end, by_me } => {
                 let retry_due = self.chain_retry.is_some_and(|(at, _)| now >= at);
                 let settle_due = now >= t_end;
                 if retry_due || (settle_due && self.chain_retry.is_none()) {
@@ -2646,7 +2800,7 @@ impl ChannelMachine {
                             args: encode(&CidArgs { cid: self.store.cid }),
                             value: Amount::ZERO,
                         });
-                    } else if let Some(tx) = self.resolve_tx() {
+                    } else if let Some(tx) = self.resolve_tx().filter(|_| !by_me || self.resolve_sent_for.is_some()) {
                         step.txs.push(tx);
                     }
                     let backoff = self.chain_retry.map_or(self.params.retry_ms, |(_, b)| b);
@@ -2706,10 +2860,17 @@ impl ChannelMachine {
         self.open_resend = Some((now.saturating_add(backoff), later, sent + 1));
     }
 
-    /// `channel_resolve` with our newer co-signed state, if the standing
-    /// dispute is the peer's and we hold something newer (Fig 8 step 3).
+    /// `channel_resolve` with our newer co-signed state, if we hold
+    /// something newer than the standing dispute (Fig 8 step 3): the peer's
+    /// dispute, or our own raised with the newest state we held then and
+    /// overtaken since (typically our fallen-back payment, co-signed after
+    /// all, learnt on reconnect). The contract books the raiser no fault for
+    /// its own unacknowledged payment built on the disputed state
+    /// (`raiser_may_lack`); a close of the newer state while our dispute
+    /// stands would (`close_shows_stale_dispute`), so the close waits for
+    /// this resolve.
     fn resolve_tx(&self) -> Option<ChainTx> {
-        let Phase::Disputed { by_me: false, .. } = self.store.phase else {
+        let Phase::Disputed { .. } = self.store.phase else {
             return None;
         };
         let l = self.store.latest.as_ref()?;

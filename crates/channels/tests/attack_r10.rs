@@ -102,7 +102,6 @@ fn co_sign_newest_out_of_band(d: &mut Duo) -> SignedState {
 /// send `channel_resolve` with `latest` first (own unacknowledged proposal,
 /// no fault) and propose the close once `DisputeResolved` is seen.
 #[test]
-#[ignore = "attack: an honest raiser that learns its fallen-back payment and closes again is faulted"]
 fn an_honest_raiser_closing_again_after_learning_its_payment_is_not_faulted() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -175,7 +174,6 @@ fn an_honest_raiser_closing_again_after_learning_its_payment_is_not_faulted() {
 /// `Updated`, issued on `Updated { state: None }` and before each dispute
 /// the close sends.
 #[test]
-#[ignore = "attack: a registered state whose read failed at event time stalls the close for good (no re-read)"]
 fn a_registered_state_whose_read_failed_is_read_again_before_the_close_stalls() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -311,7 +309,6 @@ fn hostile_frames_change_nothing_and_the_channel_goes_on() {
 /// on, or a "read the channel" request from the machine before each
 /// dispute it sends).
 #[test]
-#[ignore = "attack: a resolved dispute whose state could not be read stalls the raiser's close for good"]
 fn a_resolving_state_whose_read_failed_is_read_again_before_the_close_stalls() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -380,7 +377,6 @@ fn a_resolving_state_whose_read_failed_is_read_again_before_the_close_stalls() {
 /// abandoned proposal at exactly that counter as settled (report its
 /// payments sent, flagged "unverified" until read).
 #[test]
-#[ignore = "attack: a fallen-back payment the chain settled on stays reported 'not paid' if the read at Closed fails"]
 fn a_settled_fallen_back_payment_is_reported_sent_even_if_the_read_at_closed_failed() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();
@@ -431,7 +427,6 @@ fn a_settled_fallen_back_payment_is_reported_sent_even_if_the_read_at_closed_fai
 /// disputed state) — the final state would then need to carry its base
 /// (e.g. the co-signed `P` as evidence in `channel_close`'s arguments).
 #[test]
-#[ignore = "attack: two honest parties - the raiser that learns its payment on reconnect and closes again is faulted"]
 fn two_honest_parties_reconnecting_during_a_dispute_fault_no_one() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = DuoConfig::default();

@@ -172,11 +172,31 @@ pub fn chain_event_of(e: &Value, cid: &Hash32) -> Option<ChainEvent> {
 /// registered state (`Updated` with its state: a party must know a newer
 /// state it signed is on chain before it disputes); after a resolved
 /// dispute the state that overturned it (`OnChain`). Before `Closed`, the
-/// final state (`OnChain`). A failed read adds nothing (the event still
-/// goes). The logic is [`ChainEvent::with_chain_record`], shared with the
+/// final state (`OnChain`). Each read is retried ([`READ_RETRY_MS`]); if
+/// every try fails it adds nothing (the event still goes, and the machine
+/// asks for the read again: `Step::read_channel`). The logic is [`ChainEvent::with_chain_record`], shared with the
 /// in-process driver; this reads the record over RPC.
 pub fn with_chain_record(client: &RpcClient, cid: &Hash32, e: ChainEvent) -> Vec<ChainEvent> {
-    e.with_chain_record(|| read_channel(client, cid).ok().flatten().map(|ch| Box::new(ch.latest)))
+    e.with_chain_record(|| read_latest_retrying(client, cid))
+}
+
+/// Pauses between the reads of a state-changing event's channel record
+/// (ms): a node restarting or an RPC timeout at event time gets a few
+/// bounded chances before the event goes on without its state (the
+/// machine then asks for the read again from its ticks, with back-off:
+/// `Step::read_channel`).
+pub const READ_RETRY_MS: [u64; 3] = [50, 200, 800];
+
+/// The channel's registered state, read with [`READ_RETRY_MS`] back-off;
+/// `None` if every read failed.
+pub fn read_latest_retrying(client: &RpcClient, cid: &Hash32) -> Option<Box<gridledger_contracts::cns::SignedState>> {
+    let mut pauses = READ_RETRY_MS.iter();
+    loop {
+        if let Ok(Some(ch)) = read_channel(client, cid) {
+            return Some(Box::new(ch.latest));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(*pauses.next()?));
+    }
 }
 
 /// Follows the chain from a height, yielding one channel's events in order.

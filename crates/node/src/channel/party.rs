@@ -490,6 +490,9 @@ struct Loop {
     cid: Hash32,
     /// The node, for checks of user input against the chain.
     rpc: String,
+    /// Where the answer to a machine's `read_channel` goes (the chain
+    /// events' queue).
+    reads: mpsc::UnboundedSender<ChainEvent>,
 }
 
 impl Loop {
@@ -515,6 +518,17 @@ impl Loop {
         }
         for t in step.txs {
             let _ = self.txs.send(t);
+        }
+        if step.read_channel {
+            // Read off the loop (blocking RPC, with its own back-off); the
+            // answer joins the chain events.
+            let (rpc, cid, reads) = (self.rpc.clone(), self.cid, self.reads.clone());
+            std::thread::spawn(move || {
+                let client = crate::RpcClient::new(&rpc);
+                let state = super::chainlink::read_latest_retrying(&client, &cid);
+                let counter = state.as_ref().map_or(0, |s| s.state.counter);
+                let _ = reads.send(ChainEvent::Updated { counter, state });
+            });
         }
         for e in self.gate.hold(version, step.events) {
             self.on_event(e);
@@ -1073,6 +1087,7 @@ async fn run(
     });
     let stop = Arc::new(AtomicBool::new(false));
     let (ev_send, mut ev_recv) = mpsc::unbounded_channel::<ChainEvent>();
+    let reads = ev_send.clone();
     let poller = {
         let stop = stop.clone();
         let client = crate::RpcClient::new(&spec.rpc);
@@ -1191,6 +1206,7 @@ async fn run(
         events: opts.events.clone(),
         cid: spec.cid,
         rpc: spec.rpc.clone(),
+        reads,
     };
     if opts.auto_open && side == 0 && lp.machine.phase() == Phase::Idle && lp.machine.store().signed_upto.is_none() {
         let step = lp.machine.handle(Input::User(Request::Open))?;
