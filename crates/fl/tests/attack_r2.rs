@@ -1,0 +1,113 @@
+//! Attack round 2 on the CTP-FL dual consensus (issue 16): exclusion
+//! evidence and the omission rule. Every test here is a finding and is
+//! `#[ignore]`d until fixed; run them with
+//! `cargo test -p gridledger-fl --test attack_r2 -- --ignored`.
+
+mod common;
+
+use common::*;
+use gridledger_core::enclave::Attester;
+use gridledger_fl::aggregate::params_to_bytes;
+use gridledger_fl::coding::{client_key, CodedFragment};
+use gridledger_fl::consensus::{ChainNode, Fault, Message, Step, Timer};
+use gridledger_fl::round::sim_node_key;
+
+/// Clients 0..4's uploads on a 4-node, 4-client chain; client 3 is
+/// Byzantine and uploads a poisoned model (×−20).
+fn uploads() -> Vec<CodedFragment> {
+    let cfg = config(4, 4, 1);
+    (0..4u32)
+        .map(|c| {
+            let m: Vec<f32> = if c == 3 { model(3).iter().map(|x| x * -20.0).collect() } else { model(c as usize) };
+            upload(&cfg, c, &client_key(&SK, c), &m)
+        })
+        .collect()
+}
+
+/// Honest node 1 holds every client's cell; honest nodes 2 and 3 name every
+/// client; Byzantine node 0 (leader of view 0) sends an attested pre-vector
+/// naming only `leader_names` (its host fed its enclave only those clients'
+/// cells — what the module docs already grant a Byzantine host) and then a
+/// proposal aggregating `clients` with no exclusion evidence.
+fn byzantine_leader_with_short_pre_vector(
+    leader_names: &[u32],
+    clients: &[u32],
+) -> (ChainNode<gridledger_core::enclave::SoftwareAttester>, Step) {
+    let cfg = config(4, 4, 1);
+    let all = [0u32, 1, 2, 3];
+    let ups = uploads();
+    let mut node = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
+    node.start();
+    for u in &ups {
+        assert!(node.handle(None, Message::Local(u.message(1).unwrap())).faults.is_empty());
+    }
+    node.on_timer(Timer::PreVector);
+    node.handle(Some(0), pre_vector(&cfg, 0, leader_names));
+    for k in [2, 3] {
+        node.handle(Some(k), pre_vector(&cfg, k, &all));
+    }
+    node.on_timer(Timer::Tally);
+    for k in cfg.committee() {
+        if k != 1 {
+            node.handle(Some(k), deter_vector(&cfg, k, &all));
+        }
+    }
+    // The leader's enclave aggregates only what its host fed it.
+    let models: Vec<Vec<f32>> = clients
+        .iter()
+        .map(|&c| if c == 3 { model(3).iter().map(|x| x * -20.0).collect() } else { model(c as usize) })
+        .collect();
+    let global = gridledger_fl::aggregate::trimmed_mean(&models, cfg.beta).unwrap();
+    let rel = cfg.global.release(cfg.chain, cfg.round, &params_to_bytes(&global)).unwrap();
+    let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, clients));
+    let sf = rel.subfragments[1].clone();
+    let msg = Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded: vec![] };
+    let step = node.handle(Some(0), msg);
+    (node, step)
+}
+
+/// FINDING 1 (wrong/poisoned model accepted; severity 1).
+///
+/// The omission rule protects only the clients named in *every* held
+/// pre-vector (`decodable_by_every_honest_leader` intersects them), and a
+/// Byzantine node's pre-vector is one of them. A Byzantine leader whose own
+/// attested pre-vector names only the poisoning client (its host withheld
+/// the honest clients' cells from its enclave — the same power the module
+/// docs grant it for the aggregate) empties the protected set, so it can
+/// then propose the trimmed mean of the poisoned model alone, without any
+/// exclusion evidence, and every honest node accepts it.
+///
+/// Expected: node 1 (which, with nodes 1–3, holds K − f = 3 pre-vectors
+/// naming clients 0, 1, 2) refuses the proposal with
+/// `Fault::UnprovenOmission` and asks for view 1.
+/// Observed: no fault, no view change: the poisoned aggregate of client 3
+/// alone is accepted (−20 × the honest model).
+///
+/// Suggested fix: protect a client named by at least `K − f` of the held
+/// pre-vectors (a count, not an intersection — one Byzantine pre-vector
+/// must not veto protection), and build the coder so that such a client is
+/// decodable by every honest leader: `T ≤ K − 2f` cells (at least `K − 2f`
+/// of `K − f` namers are honest). Alternatively require every proposal to
+/// aggregate at least `quorum − f` clients of the deter-vector, or refuse a
+/// leader whose own pre-vector is short of what `K − f` others named.
+#[test]
+#[ignore = "attack: a Byzantine leader's short pre-vector empties the omission rule; poisoned-only aggregate accepted"]
+fn a_byzantine_leaders_short_pre_vector_lets_it_drop_every_honest_client() {
+    let (node, step) = byzantine_leader_with_short_pre_vector(&[3], &[3]);
+    assert!(
+        step.faults.iter().any(|f| matches!(f, Fault::UnprovenOmission { view: 0, .. })),
+        "poisoned-only proposal accepted: faults {:?}, view {}",
+        step.faults,
+        node.view()
+    );
+    assert!(step.sends.iter().any(|(_, m)| matches!(m, Message::ViewChange { view: 1, .. })));
+}
+
+/// Control (not ignored): with the leader's pre-vector naming everyone the
+/// same omission is refused — the rule itself works, the hole is the
+/// intersection.
+#[test]
+fn control_the_same_omission_is_refused_when_the_leader_names_everyone() {
+    let (_, step) = byzantine_leader_with_short_pre_vector(&[0, 1, 2, 3], &[3]);
+    assert!(step.faults.iter().any(|f| matches!(f, Fault::UnprovenOmission { view: 0, .. })), "{:?}", step.faults);
+}
