@@ -10,8 +10,10 @@ use gridledger_core::enclave::Attester;
 use gridledger_fl::aggregate::params_to_bytes;
 use gridledger_fl::coding::{client_key, CodedFragment};
 use gridledger_fl::consensus::{ChainNode, EvidenceError, Exclusion, Fault, Message, Step, Timer};
-use gridledger_fl::round::sim_node_key;
+use gridledger_fl::round::{sim_node_key, ClientBehaviour};
 use gridledger_fl::FlError;
+use gridledger_sim::{Adversary, Dest, Time};
+use rand_chacha::ChaCha8Rng;
 
 /// Clients 0..4's uploads on a 4-node, 4-client chain; client 3 is
 /// Byzantine and uploads a poisoned model (×−20).
@@ -164,4 +166,45 @@ fn a_byzantine_client_forges_equivocation_evidence_against_an_honest_client() {
         }],
         "forged evidence against honest client 0 accepted"
     );
+}
+
+/// FINDING 1, end to end in the simulator: Byzantine node 0 (leader of view
+/// 0) sends a pre-vector naming only client 3 and proposes the aggregate of
+/// client 3's model ×(−20) alone. Expected: refused (`UnprovenOmission`),
+/// committed in a later view with the honest trimmed mean. Observed: the
+/// poisoned root commits in view 0 and every honest client decodes
+/// −20 × client 3's model as the global fragment.
+#[test]
+#[ignore = "attack: end to end, a Byzantine leader with a short pre-vector commits a poisoned-only global model"]
+fn end_to_end_a_byzantine_leader_with_a_short_pre_vector_commits_a_poisoned_model() {
+    struct ShortPreVector(OmittingLeader);
+    impl Adversary<P> for ShortPreVector {
+        fn tamper(&mut self, now: Time, sends: Vec<(Dest, Message)>, rng: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+            let sends = self.0.tamper(now, sends, rng);
+            let cfg = self.0.cfg.clone();
+            let only = [self.0.client];
+            sends
+                .into_iter()
+                .map(|(d, m)| match m {
+                    Message::PreVector { node: 0, .. } => (d, pre_vector(&cfg, 0, &only)),
+                    other => (d, other),
+                })
+                .collect()
+        }
+    }
+    const CLIENTS: usize = 7;
+    let seed = 7_900;
+    let honest: Vec<usize> = (0..CLIENTS).collect();
+    let leader = ShortPreVector(OmittingLeader { cfg: config(4, CLIENTS, 2), client: 3, factor: -20.0 });
+    let adversaries: Vec<(usize, Box<dyn Adversary<P>>)> = vec![(0, Box::new(leader))];
+    let r = run(seed, 4, vec![ClientBehaviour::Honest; CLIENTS], adversaries, &honest);
+    let poisoned: Vec<f32> = model(3).iter().map(|x| x * -20.0).collect();
+    let got = r.global_of(1);
+    assert_ne!(
+        got.as_ref(),
+        Some(&poisoned),
+        "honest client 1 decoded the poisoned model; committed {:?}",
+        r.committed()
+    );
+    assert!(r.faults().iter().any(|f| matches!(f, Fault::UnprovenOmission { view: 0, .. })));
 }
