@@ -48,7 +48,6 @@ fn pool(f: &Fx) -> u128 {
 /// unallocated top-up (refuse the close/withdraw as "the channel holds less
 /// than was paid out" for that part).
 #[test]
-#[ignore = "attack: a de-allocated credit top-up taken for the peer's paid withdrawal is never debited (merchant loses it)"]
 fn a_credit_topup_deallocated_after_a_paid_withdrawal_is_debited() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 10);
@@ -81,6 +80,21 @@ fn a_credit_topup_deallocated_after_a_paid_withdrawal_is_debited() {
         (lost as i128, 0),
         "pool lost {lost}; side 0's net pending debit {net_debit} must equal it and its ledger balance"
     );
+    // The record recalculates (`debit = funded − final`), so the merchant
+    // signs it and bills the whole loss; nothing is owed to side 0.
+    let msc = cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap();
+    let rec = msc.pending[0].clone();
+    assert_eq!(
+        (rec.funded, rec.final_amount, rec.debit, rec.credit),
+        (Amount(1_500), Amount::ZERO, Amount(1_500), Amount::ZERO)
+    );
+    let sign = f.desk.sign_debit(&rec, 77).unwrap();
+    let r = f.dc.call(&dev_key(0), CNS_ID, "msc_sign_debit", args(&sign), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success);
+    let l = cns::read::msc(f.dc.chain.state(), f.sids[0]).unwrap().unwrap().ledger.clone();
+    assert_eq!((l.debits, l.pending_debits, l.imbalance()), (Amount(1_500), Amount::ZERO, 0));
+    let m = cns::read::merchant(f.dc.chain.state(), &dev_key(0).address()).unwrap().unwrap();
+    assert_eq!(m.owed, Amount::ZERO);
 }
 
 struct Rng(u64);
@@ -212,7 +226,6 @@ fn credit_forks_with_whole_channel_withdrawals_keep_the_books_when_credit_topups
 /// close took for side 1's paid withdrawals): 3 of the first 300 seeds,
 /// while the monotone sweep above holds on all 300.
 #[test]
-#[ignore = "attack: de-allocated credit top-ups taken for paid withdrawals are never debited (sweep)"]
 fn credit_forks_with_deallocated_topups_keep_the_books() {
     // Seeds 85, 168 and 203 of the first 300 break the books; all 300 run
     // with ATTACK_R9_SEEDS=300.
@@ -244,8 +257,12 @@ fn credit_forks_with_deallocated_topups_keep_the_books() {
 /// (the limit keeps the participant at ≤ 10,000 of debt). Observed: pool
 /// lost 24,003, side 0's pending debit is 3, and the third top-up note is
 /// accepted although 16,000 of credit had already left the pool.
+///
+/// Fixed (the close debits a de-allocated top-up it spent): the first
+/// round's debit is 8,001, so the second and third top-up notes are
+/// refused by the credit limit, and the pool loses exactly what side 0 is
+/// debited.
 #[test]
-#[ignore = "attack: de-allocated credit top-ups repeat: the pool is drained while the participant's debit grows by 1 per channel"]
 fn deallocated_credit_topups_cannot_drain_the_pool() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 10);
@@ -258,6 +275,13 @@ fn deallocated_credit_topups_cannot_drain_the_pool() {
         f.ok(0, "channel_fund", args(&ChannelFundArgs { cid, side: 0, funding: note }), Amount::ZERO);
         let note = f.desk.sign_topup_note(f.sids[0], cid, 0, Amount(8_000), 900 + index);
         let a = args(&cns::ChannelTopUpArgs { cid, side: 0, amount: Amount(8_000), funding: note });
+        if index > 0 {
+            // The first round's 8,001 is side 0's debt: its 10,000 limit
+            // leaves 1,999 beyond it, less the notes of 1 locked since.
+            let why = format!("exceeds the approved credit available, {}", 1_999 - index);
+            f.refused(0, "channel_topup", a, Amount::ZERO, &why);
+            continue;
+        }
         f.ok(0, "channel_topup", a, Amount::ZERO);
         let mut s1 = f.state(index, 1, [0, 0], false);
         s1.resize.topped_up = [Amount(8_000), Amount::ZERO];
@@ -273,6 +297,11 @@ fn deallocated_credit_topups_cannot_drain_the_pool() {
         l.pending_debits.0, lost,
         "the pool lost {lost} to side 0's channels; side 0 is debited {}",
         l.pending_debits.0
+    );
+    assert_eq!(l.imbalance(), 0, "{l:?}");
+    assert!(
+        cns::i128_of(l.locked) + l.exposure() <= 10_000,
+        "the credit limit bounds what side 0 owes and has locked: {l:?}"
     );
 }
 
@@ -321,7 +350,6 @@ fn side0_buys_then_folds(f: &mut Fx) -> Vec<SignedState> {
 /// counters may skip, `prev_counter` does not), as `own_resize` already
 /// requires.
 #[test]
-#[ignore = "attack: a stale dispute overturned by a fold escapes its fault (raiser_may_lack ignores prev_counter for folds)"]
 fn a_stale_dispute_overturned_by_a_fold_is_a_fault() {
     let d = tempfile::tempdir().unwrap();
     let mut f = fixture(d.path(), 10);
@@ -341,4 +369,30 @@ fn a_stale_dispute_overturned_by_a_single_purchase_is_a_fault() {
     f.ok(0, "channel_dispute", args(&ChannelDisputeArgs { side: 0, state: s[0].clone() }), Amount::ZERO);
     f.ok(1, "channel_resolve", args(&ChannelStateArgs { state: s[3].clone() }), Amount::ZERO);
     assert_eq!(faults(&f, 0), 1);
+}
+
+/// Held (the fix does not over-fault): side 0's own fold of two purchases
+/// built directly on the disputed state 1 (`prev_counter` 1, counter 5:
+/// proposals 2..=4 fell back) may honestly never have reached it
+/// co-signed: overturning the dispute with it books no fault.
+#[test]
+fn a_dispute_overturned_by_the_raisers_own_fold_on_it_is_no_fault() {
+    use gridledger_contracts::cns::{Fold, Trade};
+    let d = tempfile::tempdir().unwrap();
+    let mut f = fixture(d.path(), 10);
+    f.open(0);
+    let t = Trade { buyer: 0, energy: Energy(1_000), price_per_kwh: Amount(100), amount: Amount(100) };
+    let mut s1 = f.state(0, 1, [900, 1_100], false);
+    s1.energy = [Energy::ZERO, Energy(1_000)];
+    s1.last_trade = Some(t);
+    let s1 = f.cosign(s1);
+    let mut st = f.state(0, 5, [700, 1_300], false);
+    st.energy = [Energy::ZERO, Energy(3_000)];
+    st.last_trade = Some(t);
+    st.fold = Some(Fold { trades: 2, hash: Fold::hash(&[t, t]) });
+    st.prev_counter = 1;
+    let own = f.cosign(st);
+    f.ok(0, "channel_dispute", args(&ChannelDisputeArgs { side: 0, state: s1 }), Amount::ZERO);
+    f.ok(1, "channel_resolve", args(&ChannelStateArgs { state: own }), Amount::ZERO);
+    assert_eq!(faults(&f, 0), 0, "side 0's own fold on the disputed state is no proof it held anything newer");
 }

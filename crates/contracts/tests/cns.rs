@@ -281,6 +281,7 @@ fn overturned_by_own_proposal_on_the_disputed_state_is_no_fault_at_any_distance(
                 let mut st = f.state(idx, 5, [800, 1_200], false);
                 st.energy = [Energy::ZERO, Energy(1_000)];
                 st.last_trade = Some(trade);
+                st.prev_counter = 1;
                 st
             }
             // The close of counter 1, proposed by either side.

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::block::{Block, BlockHeader, Receipt, Seal};
-use crate::contract::{BlockEnv, ContractError, ContractRegistry, ViewContext};
+use crate::contract::{BlockEnv, BlockHashes, ContractError, ContractRegistry, ViewContext, BLOCK_HASH_WINDOW};
 use crate::error::{ChainError, StoreError, SubmitError};
 use crate::executor::{BlockBuilder, BuiltBody, ExecutedBlock};
 use crate::genesis::Genesis;
@@ -108,6 +108,11 @@ pub struct Chain {
     needs_reload: bool,
     /// Transactions of blocks whose commit failed, back to the mempool on recovery.
     orphans: Vec<SignedTransaction>,
+    /// Hashes of the last [`BLOCK_HASH_WINDOW`] blocks up to the tip, for
+    /// contracts ([`crate::CallContext::block_hash`]). Entries above the
+    /// tip (left by a failed commit) are never read: contracts read below
+    /// the block being built, and [`Self::advance`] overwrites them.
+    recent: BlockHashes,
 }
 
 /// Verifies the signatures (and static checks) of the transactions of
@@ -184,7 +189,19 @@ impl Chain {
                 (state, tip)
             }
         };
-        Ok(Self { store, state, registry, genesis, config, mempool, tip, needs_reload: false, orphans: Vec::new() })
+        let recent = recent_hashes(&store, &tip)?;
+        Ok(Self {
+            store,
+            state,
+            registry,
+            genesis,
+            config,
+            mempool,
+            tip,
+            needs_reload: false,
+            orphans: Vec::new(),
+            recent,
+        })
     }
 
     fn genesis_block(g: &Genesis) -> Result<(ExecutedBlock, State), ChainError> {
@@ -311,7 +328,8 @@ impl Chain {
         let candidates = self.mempool.candidates(self.config.max_block_txs);
         let mut dropped = Vec::new();
         let body = {
-            let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
+            let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit)
+                .with_block_hashes(&self.recent);
             for tx in candidates {
                 let h = tx.hash();
                 match b.push(tx) {
@@ -438,8 +456,10 @@ impl Chain {
             .ok_or(StoreError::Corrupt { table: "blocks", detail: format!("tip {h} missing") })?
             .header;
         let state = State::from_entries(self.genesis.state_buckets_log2, self.store.state_entries()?);
+        let recent = recent_hashes(&self.store, &tip)?;
         self.tip = tip;
         self.state = state;
+        self.recent = recent;
         Ok(())
     }
 
@@ -449,6 +469,9 @@ impl Chain {
         let state = &self.state;
         self.mempool.prune(senders, |a| state.account(a));
         self.tip = ex.block.header.clone();
+        self.recent.insert(self.tip.height, self.tip.hash());
+        let keep_from = self.tip.height.saturating_sub(BLOCK_HASH_WINDOW);
+        self.recent.retain(|h, _| *h > keep_from && *h <= self.tip.height);
     }
 
     /// Re-executes a block proposed by someone else and checks every root
@@ -496,7 +519,8 @@ impl Chain {
             proposer: h.proposer.address(),
             parent: h.parent,
         };
-        let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit);
+        let mut b = BlockBuilder::new(&self.state, &self.registry, env, self.config.block_gas_limit)
+            .with_block_hashes(&self.recent);
         // Signatures this node has not already checked on admission to its
         // own mempool are verified here, across all cores.
         let unchecked: Vec<&SignedTransaction> = block
@@ -565,6 +589,13 @@ impl Chain {
         Ok(())
     }
 
+    /// Hashes of the last [`BLOCK_HASH_WINDOW`] blocks up to the tip, for a
+    /// block builder outside the chain ([`BlockBuilder::with_block_hashes`])
+    /// to give contracts what [`Chain::build_block`] gives them.
+    pub fn block_hashes(&self) -> &BlockHashes {
+        &self.recent
+    }
+
     pub fn block(&self, h: Height) -> Result<Option<Block>, ChainError> {
         Ok(self.store.block(h)?)
     }
@@ -592,4 +623,23 @@ impl Chain {
         };
         c.view(&ViewContext::new(&self.state, contract, env), method, args)
     }
+}
+
+/// The hashes of the [`BLOCK_HASH_WINDOW`] blocks up to `tip` held in
+/// `store` (fewer near genesis), read back from the tip by parent links.
+fn recent_hashes(store: &Store, tip: &BlockHeader) -> Result<BlockHashes, ChainError> {
+    let mut out = BlockHashes::new();
+    out.insert(tip.height, tip.hash());
+    let mut parent = tip.parent;
+    let lowest = tip.height.saturating_sub(BLOCK_HASH_WINDOW - 1);
+    let mut h = tip.height;
+    while h > lowest {
+        h -= 1;
+        out.insert(h, parent);
+        match store.block(h)? {
+            Some(b) => parent = b.header.parent,
+            None => break,
+        }
+    }
+    Ok(out)
 }

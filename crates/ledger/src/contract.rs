@@ -87,6 +87,13 @@ pub struct BlockEnv {
     pub parent: Hash32,
 }
 
+/// Hashes of the most recent blocks by height ([`CallContext::block_hash`]).
+pub type BlockHashes = std::collections::BTreeMap<Height, Hash32>;
+
+/// How many blocks below the current one a contract may read the hash of
+/// ([`CallContext::block_hash`]), as the EVM's `BLOCKHASH`.
+pub const BLOCK_HASH_WINDOW: u64 = 256;
+
 /// What a contract sees while it runs.
 pub struct CallContext<'o, 'b> {
     pub(crate) overlay: &'o mut Overlay<'b>,
@@ -96,6 +103,8 @@ pub struct CallContext<'o, 'b> {
     pub(crate) value: Amount,
     pub(crate) contract: ContractId,
     pub(crate) env: BlockEnv,
+    /// Recent blocks' hashes, where the block builder was given them.
+    pub(crate) block_hashes: Option<&'o BlockHashes>,
 }
 
 impl CallContext<'_, '_> {
@@ -129,6 +138,25 @@ impl CallContext<'_, '_> {
     /// Hash of the parent block (see [`BlockEnv::parent`]).
     pub fn parent_hash(&self) -> Hash32 {
         self.env.parent
+    }
+
+    /// Hash of the committed block at `height`, one of the
+    /// [`BLOCK_HASH_WINDOW`] blocks below this one: a value fixed once that
+    /// block was made, the same whichever later block reads it (a lot
+    /// drawn from the parent hash is chosen by whoever picks the block it
+    /// calls in). `None` outside the window, and beyond the parent where
+    /// the block builder was given no history
+    /// ([`crate::BlockBuilder::with_block_hashes`]).
+    pub fn block_hash(&mut self, height: Height) -> Result<Option<Hash32>, ContractError> {
+        self.charge(crate::gas::BLOCK_HASH)?;
+        let below = self.env.height.saturating_sub(height);
+        if below == 0 || below > BLOCK_HASH_WINDOW {
+            return Ok(None);
+        }
+        if below == 1 {
+            return Ok(Some(self.env.parent));
+        }
+        Ok(self.block_hashes.and_then(|m| m.get(&height).copied()))
     }
 
     pub fn charge(&mut self, gas: u64) -> Result<(), ContractError> {

@@ -45,9 +45,18 @@ pub struct BlockBuilder<'a> {
     gas_used: u64,
     txs: Vec<SignedTransaction>,
     receipts: Vec<Receipt>,
+    block_hashes: Option<&'a crate::contract::BlockHashes>,
 }
 
 impl<'a> BlockBuilder<'a> {
+    /// Lets contracts read the hashes of recent blocks
+    /// ([`crate::CallContext::block_hash`]); without them a contract sees
+    /// only the parent's.
+    pub fn with_block_hashes(mut self, hashes: &'a crate::contract::BlockHashes) -> Self {
+        self.block_hashes = Some(hashes);
+        self
+    }
+
     pub fn new(state: &'a State, registry: &'a ContractRegistry, env: BlockEnv, block_gas_limit: u64) -> Self {
         Self {
             registry,
@@ -57,6 +66,7 @@ impl<'a> BlockBuilder<'a> {
             gas_used: 0,
             txs: Vec::new(),
             receipts: Vec::new(),
+            block_hashes: None,
         }
     }
 
@@ -101,7 +111,15 @@ impl<'a> BlockBuilder<'a> {
             let mut inner = Overlay::new(&self.overlay);
             let result = match meter.charge(tx.intrinsic_gas()) {
                 Err(e) => Err(ContractError::OutOfGas(e)),
-                Ok(()) => run_body(self.registry, &mut inner, &mut meter, &mut events, sender, &tx.kind, self.env),
+                Ok(()) => run_body(
+                    self.registry,
+                    &mut inner,
+                    &mut meter,
+                    &mut events,
+                    sender,
+                    &tx.kind,
+                    (self.env, self.block_hashes),
+                ),
             };
             match result {
                 Ok(out) => (TxStatus::Success, out, Some(inner.into_changes())),
@@ -208,7 +226,7 @@ fn run_body(
     events: &mut Vec<Event>,
     sender: gridledger_core::Address,
     kind: &TxKind,
-    env: BlockEnv,
+    (env, block_hashes): (BlockEnv, Option<&crate::contract::BlockHashes>),
 ) -> Result<Vec<u8>, ContractError> {
     match kind {
         TxKind::Transfer { to, amount } => {
@@ -230,8 +248,16 @@ fn run_body(
                 return Err(ContractError::Revert(format!("no contract with id {contract}")));
             };
             move_coin(overlay, &sender, &contract_address(*contract), *value)?;
-            let mut ctx =
-                CallContext { overlay, meter, events, caller: sender, value: *value, contract: *contract, env };
+            let mut ctx = CallContext {
+                overlay,
+                meter,
+                events,
+                caller: sender,
+                value: *value,
+                contract: *contract,
+                env,
+                block_hashes,
+            };
             c.call(&mut ctx, method, args)
         }
     }

@@ -28,6 +28,8 @@ pub const CALLDATA_ZERO: u64 = 4;
 pub const CALLDATA_NONZERO: u64 = 16;
 pub const CALL: u64 = 2_600;
 pub const SLOAD: u64 = 2_100;
+/// A recent block's hash (`BLOCKHASH`).
+pub const BLOCK_HASH: u64 = 20;
 pub const SSTORE_SET: u64 = 20_000;
 pub const SSTORE_RESET: u64 = 2_900;
 pub const HASH_BASE: u64 = 30;

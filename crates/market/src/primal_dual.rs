@@ -83,14 +83,22 @@
 //! largest value outside it. From these [`warm_tau`] gives the projection's
 //! threshold with no further sweep whenever the support is unchanged (the
 //! common case near convergence); otherwise Michelot's sweeps run on that
-//! buyer's row. Pass 2, per seller column: the buyers' `max(0, v − τ)` in
-//! that column (change, totals), then the seller's own step on the new
-//! column (contiguous), its projection the same way, the price update and
-//! the residual. Reductions over a contiguous column keep partial sums per
-//! lane; a buyer's sums run over the sellers in order. The sans-IO
-//! subproblems call the same kernels, so both paths agree bit for bit.
-//! Measured with
-//! `cargo run --release -p gridledger-market --example figures -- --step`.
+//! buyer's row. Pass 2, per seller column, one sweep: each buyer's new
+//! trade `max(0, v − τ_m)` in that column (change, totals, the column's
+//! sum) and, on it at once, the seller's own gradient step with the same
+//! statistics against the seller's previous support; then, after
+//! [`warm_tau`] (or Michelot) on those, a second sweep of the column (in
+//! L1 cache by then) for the seller's projection, the price update and the
+//! residual. Reductions over a contiguous column keep partial sums per
+//! lane; a buyer's sums run over the sellers in order. The column kernels
+//! are compiled per vector unit (baseline, AVX2, AVX-512F; the two
+//! column sweeps hand-written with AVX2 intrinsics) and chosen once per
+//! state by CPU detection; every copy performs the same operations in the
+//! same order (`kernels` module docs), and the sans-IO subproblems call
+//! the baseline copies, so both paths agree bit for bit. A test-only copy
+//! of the step before the fusion (`primal_dual/reference.rs`) checks that.
+//! Measured with `cargo bench -p gridledger-market --bench step` (thread
+//! CPU time per iteration and per whole clearing).
 
 use serde::Serialize;
 
@@ -98,6 +106,11 @@ use crate::dc::DcModel;
 use crate::mutants::{self, Mutation};
 use crate::network::MarketNetwork;
 use crate::problem::{Market, MarketError, Prosumer};
+use kernels::Isa;
+
+mod kernels;
+#[cfg(test)]
+mod reference;
 
 /// `d[l][m][n]`, see [`trade_sensitivities`].
 pub type Sensitivities = Vec<Vec<Vec<f64>>>;
@@ -334,7 +347,9 @@ fn warm_tau(st: &Stats, lo: f64, hi: f64) -> Option<f64> {
 /// sellers' columns are contiguous, and the buyers' pass sweeps the same
 /// matrices column by column, each buyer's statistics kept in arrays over
 /// the buyers. No matrix is ever transposed or gathered; one
-/// iteration streams each matrix about twice and allocates nothing.
+/// iteration streams `x`, `q` and the buyers' steps `v` twice and `y`, `λ`
+/// once (each seller column's second sweep finds it in L1 cache) and
+/// allocates nothing.
 #[derive(Debug, Clone)]
 pub struct PrimalDual {
     pub params: PdParams,
@@ -389,6 +404,8 @@ pub struct PrimalDual {
     col: Vec<f64>,
     /// `x` before the round of buyer updates (sans-IO path only).
     old: Vec<f64>,
+    /// The vector unit [`PrimalDual::step`]'s kernels run on.
+    isa: Isa,
 }
 
 /// What one iteration changed.
@@ -437,14 +454,6 @@ impl Certificate {
 }
 
 /// Buyer `m`'s gradient step on trade `(m, n)`:
-/// `x + α (U'_m − ρ x − q − π_mn)` with `q = λ − ρ y` and the line price
-/// `π_mn = bp_n − own_m` (seed's [232]; the same as
-/// `x + α (U' − λ − ρ (x − y) − π)`).
-#[inline(always)]
-fn buyer_value(x: f64, q: f64, g: f64, bp_n: f64, own: f64, prm: &PdParams) -> f64 {
-    x + prm.alpha * (g - prm.rho * x - q - (bp_n - own))
-}
-
 /// Every buyer's [`Stats`] as arrays over the buyers (structure of arrays),
 /// updated column by column by [`buyer_column`].
 #[derive(Debug, Clone)]
@@ -486,15 +495,11 @@ impl BuyerStats {
     }
 }
 
-/// The buyers' pass on one seller's column (`x`, `q`, `v` hold that
-/// column, one entry per buyer): `v = buyer_value(..)` and every buyer's
-/// [`Stats`] updated, element by element over the buyers — no reduction
-/// and no dependency between iterations, so the loop vectorises; each
-/// buyer's statistics thus run over the sellers in order. (Keeping a few
-/// buyers' statistics in registers instead and walking down the sellers
-/// was slower: every sum then waits for the previous seller's.)
+/// The buyers' pass on one seller's column ([`kernels::buyer_column`]
+/// on the statistics' arrays).
 #[allow(clippy::too_many_arguments)]
 fn buyer_column(
+    isa: Isa,
     x: &[f64],
     q: &[f64],
     v: &mut [f64],
@@ -505,196 +510,17 @@ fn buyer_column(
     prm: &PdParams,
 ) {
     let BuyerStats { clamped, sum_s, cnt_s, min_s, max_n } = st;
-    buyer_kernel(x, q, v, g, own, bp, [clamped, sum_s, cnt_s, min_s, max_n], prm);
+    kernels::buyer_column(isa, x, q, v, g, own, bp, clamped, sum_s, cnt_s, min_s, max_n, prm);
 }
 
-/// [`buyer_column`] on plain slices: each statistic its own `&mut` slice,
-/// so the compiler knows none overlaps another (through one struct it
-/// could not); not inlined, so that stays known. Outside its set a value
-/// is moved to `±∞` for the min/max, so each statistic is one
-/// compare-and-select (a min/max instruction).
-#[allow(clippy::too_many_arguments)]
-#[inline(never)]
-fn buyer_kernel(
-    x: &[f64],
-    q: &[f64],
-    v: &mut [f64],
-    g: &[f64],
-    own: &[f64],
-    bp: f64,
-    [cl, ss, cs, mn, mx]: [&mut [f64]; 5],
-    prm: &PdParams,
-) {
-    let n = v.len();
-    let (x, q, g, own) = (&x[..n], &q[..n], &g[..n], &own[..n]);
-    let (cl, ss, cs, mn, mx) = (&mut cl[..n], &mut ss[..n], &mut cs[..n], &mut mn[..n], &mut mx[..n]);
-    for k in 0..n {
-        let old = x[k];
-        let val = buyer_value(old, q[k], g[k], bp, own[k], prm);
-        v[k] = val;
-        let ins = old > 0.0;
-        let (off_in, off_out) = if ins { (0.0, f64::INFINITY) } else { (f64::INFINITY, 0.0) };
-        let (w_in, w_out) = (val + off_in, val - off_out);
-        cl[k] += if val > 0.0 { val } else { 0.0 };
-        ss[k] += if ins { val } else { 0.0 };
-        cs[k] += if ins { 1.0 } else { 0.0 };
-        mn[k] = if w_in < mn[k] { w_in } else { mn[k] };
-        mx[k] = if w_out > mx[k] { w_out } else { mx[k] };
-    }
-}
-
-/// `x ← max(0, v − τ)` for one seller's column of buyers (each buyer with
-/// its own `τ`), adding to the buyers' totals; returns `max |x_new − x_old|`.
-fn buyer_finish(v: &[f64], tau: &[f64], x: &mut [f64], totals: &mut [f64]) -> f64 {
-    let n = x.len();
-    let (v, tau, totals) = (&v[..n], &tau[..n], &mut totals[..n]);
-    let mut chg = [0.0f64; L];
-    let chunks = v.chunks_exact(L).zip(tau.chunks_exact(L)).zip(x.chunks_exact_mut(L)).zip(totals.chunks_exact_mut(L));
-    for (((vc, tc), xc), sc) in chunks {
-        for i in 0..L {
-            let new = (vc[i] - tc[i]).max(0.0);
-            let d = (new - xc[i]).abs();
-            chg[i] = if d > chg[i] { d } else { chg[i] };
-            xc[i] = new;
-            sc[i] += new;
-        }
-    }
-    let mut change = chg.iter().fold(0.0f64, |m, d| m.max(*d));
-    for k in n - n % L..n {
-        let new = (v[k] - tau[k]).max(0.0);
-        change = change.max((new - x[k]).abs());
-        x[k] = new;
-        totals[k] += new;
-    }
-    change
-}
-
-/// Seller `n`'s gradient step `v = y + α (−C'(Σy) + λ + ρ (x − y))`
-/// (`total = Σ y`, kept from the previous iteration); returns `Σ max(0, v)`
-/// and, over the support `S = {y > 0}` of the old column, `Σ_S v` and `|S|`
-/// (partial sums per lane).
-fn seller_update(
-    p: &Prosumer,
-    total: f64,
-    x: &[f64],
-    y: &[f64],
-    lambda: &[f64],
-    prm: &PdParams,
-    v: &mut [f64],
-) -> (f64, f64, f64) {
-    let n = y.len();
-    let (x, lambda, v) = (&x[..n], &lambda[..n], &mut v[..n]);
-    let g = p.marginal(total);
-    let (alpha, rho) = (prm.alpha, prm.rho);
-    let value = |x: f64, y: f64, l: f64| y + alpha * (g + l + rho * (x - y));
-    let (mut cl, mut ss, mut cs) = ([0.0f64; L], [0.0f64; L], [0.0f64; L]);
-    let chunks = x.chunks_exact(L).zip(y.chunks_exact(L)).zip(lambda.chunks_exact(L)).zip(v.chunks_exact_mut(L));
-    for (((xc, yc), lc), vc) in chunks {
-        for i in 0..L {
-            let val = value(xc[i], yc[i], lc[i]);
-            vc[i] = val;
-            let ins = yc[i] > 0.0;
-            cl[i] += if val > 0.0 { val } else { 0.0 };
-            ss[i] += if ins { val } else { 0.0 };
-            cs[i] += if ins { 1.0 } else { 0.0 };
-        }
-    }
-    let fold = |a: [f64; L]| a.iter().fold(0.0, |s, x| s + x);
-    let (mut clamped, mut sum_s, mut cnt_s) = (fold(cl), fold(ss), fold(cs));
-    for k in n - n % L..n {
-        let val = value(x[k], y[k], lambda[k]);
-        v[k] = val;
-        clamped += if val > 0.0 { val } else { 0.0 };
-        if y[k] > 0.0 {
-            sum_s += val;
-            cnt_s += 1.0;
-        }
-    }
-    (clamped, sum_s, cnt_s)
-}
-
-/// Does `{v > τ}` equal the old support `{old > 0}`? (Then `τ` from that
-/// support is the projection's exact threshold, see [`warm_tau`].)
-fn support_holds(v: &[f64], old: &[f64], tau: f64) -> bool {
-    let n = v.len();
-    let old = &old[..n];
-    let mut bad = [0.0f64; L];
-    for (vc, oc) in v.chunks_exact(L).zip(old.chunks_exact(L)) {
-        for i in 0..L {
-            bad[i] += if (vc[i] > tau) != (oc[i] > 0.0) { 1.0 } else { 0.0 };
-        }
-    }
-    let tail = (n - n % L..n).any(|k| (v[k] > tau) != (old[k] > 0.0));
-    !tail && bad.iter().all(|b| *b == 0.0)
-}
-
-/// A seller's threshold: `0` within the bounds, else `τ` from the old
-/// support if [`support_holds`], else Michelot ([`capped_tau`]). The same
-/// decision as [`warm_tau`] makes for the buyers.
-fn seller_tau(v: &[f64], old: &[f64], lo: f64, hi: f64, (clamped, sum_s, cnt_s): (f64, f64, f64)) -> f64 {
-    let target = if clamped > hi {
-        hi
-    } else if clamped < lo {
-        lo
+/// The price step of the sellers' update (the planted `WrongPriceUpdate`
+/// flips its sign).
+fn price_step(prm: &PdParams) -> f64 {
+    if mutants::active(Mutation::WrongPriceUpdate) {
+        -prm.rho
     } else {
-        return 0.0;
-    };
-    if cnt_s > 0.0 {
-        let tau = (sum_s - target) / cnt_s;
-        if support_holds(v, old, tau) {
-            return tau;
-        }
+        prm.rho
     }
-    capped_tau(v, lo, hi, clamped)
-}
-
-/// `y ← max(0, v − τ)`, `λ ← λ + ρ (x − y)` and `q ← λ − ρ y` in place;
-/// returns the reciprocity residual `max |x − y|` and `Σ y` (the partial
-/// sums of [`lane_sum`]).
-fn seller_finish(
-    v: &[f64],
-    tau: f64,
-    x: &[f64],
-    y: &mut [f64],
-    lambda: &mut [f64],
-    q: &mut [f64],
-    prm: &PdParams,
-) -> (f64, f64) {
-    let n = y.len();
-    let (v, x, lambda, q) = (&v[..n], &x[..n], &mut lambda[..n], &mut q[..n]);
-    let rho = if mutants::active(Mutation::WrongPriceUpdate) { -prm.rho } else { prm.rho };
-    let rq = prm.rho;
-    let (mut sum, mut res) = ([0.0f64; LANES], [0.0f64; LANES]);
-    let chunks = v
-        .chunks_exact(LANES)
-        .zip(x.chunks_exact(LANES))
-        .zip(y.chunks_exact_mut(LANES))
-        .zip(lambda.chunks_exact_mut(LANES))
-        .zip(q.chunks_exact_mut(LANES));
-    for ((((vc, xc), yc), lc), qc) in chunks {
-        for i in 0..LANES {
-            let new = (vc[i] - tau).max(0.0);
-            let l = lc[i] + rho * (xc[i] - new);
-            lc[i] = l;
-            qc[i] = l - rq * new;
-            let d = (xc[i] - new).abs();
-            res[i] = if d > res[i] { d } else { res[i] };
-            yc[i] = new;
-            sum[i] += new;
-        }
-    }
-    let mut s = fold_lanes(sum);
-    let mut residual = res.iter().fold(0.0f64, |m, d| m.max(*d));
-    for k in n - n % LANES..n {
-        let new = (v[k] - tau).max(0.0);
-        let l = lambda[k] + rho * (x[k] - new);
-        lambda[k] = l;
-        q[k] = l - rq * new;
-        residual = residual.max((x[k] - new).abs());
-        y[k] = new;
-        s += new;
-    }
-    (residual, s)
 }
 
 /// `Σ v` in order (a buyer's total: the buyers' pass adds its trades one
@@ -744,6 +570,7 @@ impl PrimalDual {
             bp_col: vec![0.0; n],
             col: vec![0.0; m.max(n)],
             old: vec![0.0; m * n],
+            isa: Isa::detect(),
         })
     }
 
@@ -863,45 +690,76 @@ impl PrimalDual {
             self.bp_col[n] = self.bus_price[self.bn[n]];
         }
         self.bstats.reset();
-        for n in 0..nn {
+        let isa = self.isa;
+        // the columns in blocks (each buyer's statistics in registers across
+        // a block), the last few one by one; each buyer's sums run over the
+        // sellers in order either way
+        let blocked = nn - nn % kernels::BLOCK;
+        for n in (0..blocked).step_by(kernels::BLOCK) {
+            let c = n * mm..(n + kernels::BLOCK) * mm;
+            let (g, own, bp) = (&self.gb, &self.own, &self.bp_col[n..n + kernels::BLOCK]);
+            let BuyerStats { clamped, sum_s, cnt_s, min_s, max_n } = &mut self.bstats;
+            let (x, q, v) = (&self.x[c.clone()], &self.q[c.clone()], &mut self.v[c]);
+            kernels::buyer_block(isa, x, q, v, g, own, bp, clamped, sum_s, cnt_s, min_s, max_n, &prm);
+        }
+        for n in blocked..nn {
             let c = n * mm..(n + 1) * mm;
             let (g, own, bp) = (&self.gb, &self.own, self.bp_col[n]);
-            buyer_column(&self.x[c.clone()], &self.q[c.clone()], &mut self.v[c], g, own, bp, &mut self.bstats, &prm);
+            buyer_column(
+                isa,
+                &self.x[c.clone()],
+                &self.q[c.clone()],
+                &mut self.v[c],
+                g,
+                own,
+                bp,
+                &mut self.bstats,
+                &prm,
+            );
         }
         for m in 0..mm {
             let st = self.bstats.get(m);
             self.tau[m] = self.buyer_tau(market, m, &st);
         }
-        // pass 2, per seller column: the buyers' new trades in it, then the
-        // seller's own step on them
+        // pass 2, per seller column: the buyers' new trades in it and the
+        // seller's gradient step on them in one sweep, then the seller's
+        // projection and price update in a second (the projection's
+        // threshold needs the whole column's step)
         self.xt.iter_mut().for_each(|v| *v = 0.0);
         let (mut change, mut residual) = (0.0f64, 0.0f64);
+        let rho = price_step(&prm);
         for n in 0..nn {
             let c = n * mm..(n + 1) * mm;
-            change = change.max(buyer_finish(&self.v[c.clone()], &self.tau, &mut self.x[c.clone()], &mut self.xt));
             let p = &market.sellers[n];
-            let st = seller_update(
-                p,
-                self.yt[n],
-                &self.x[c.clone()],
+            let (chg, xsum, st) = kernels::column_pass(
+                isa,
+                &self.v[c.clone()],
+                &self.tau,
+                &mut self.x[c.clone()],
+                &mut self.xt,
                 &self.y[c.clone()],
                 &self.lambda[c.clone()],
-                &prm,
                 &mut self.col,
+                p.marginal(self.yt[n]),
+                &prm,
             );
-            let tau = seller_tau(&self.col[..mm], &self.y[c.clone()], p.e_min, p.e_max, st);
-            let (res, total) = seller_finish(
+            change = change.max(chg);
+            let tau = warm_tau(&st, p.e_min, p.e_max)
+                .unwrap_or_else(|| capped_tau(&self.col[..mm], p.e_min, p.e_max, st.clamped));
+            let (res, total) = kernels::seller_finish(
+                isa,
                 &self.col,
                 tau,
                 &self.x[c.clone()],
                 &mut self.y[c.clone()],
                 &mut self.lambda[c.clone()],
-                &mut self.q[c.clone()],
+                &mut self.q[c],
+                rho,
                 &prm,
             );
             residual = residual.max(res);
             self.yt[n] = total;
-            self.xcol[n] = lane_sum(&self.x[c]);
+            self.xcol[n] = xsum;
         }
         // injections in the order of [`PrimalDual::injections`]
         self.inj.iter_mut().for_each(|v| *v = 0.0);
@@ -946,16 +804,49 @@ impl PrimalDual {
     /// `μ ≥ 0`, so `d − W` bounds how far the optimum lies above the
     /// settled welfare — a certificate, unlike the residuals, which can be
     /// small while a line price is still moving (seed 14 of the congested
-    /// case30 2×2 markets stopped 0.17 % off). `O(M N + R K)`; computed
-    /// only when the residual tests pass.
+    /// case30 2×2 markets stopped 0.17 % off). `O(M N + R K)`, one sweep
+    /// over the trades; computed only when the residual tests pass (in a
+    /// clearing run, about once; a benchmark that keeps stepping a
+    /// converged market pays it every iteration).
     pub fn certificate(&self, market: &Market) -> Certificate {
         let (mm, nn, k) = (self.buyers, self.sellers, self.buses);
-        let settled = self.settled();
-        let welfare = market.welfare(&settled);
-        // line prices per bus from μ, and the settled trades' overload
+        // line prices per bus from μ
         let mut bp = vec![0.0; k];
         let mut dual = 0.0;
-        let (t, s) = PrimalDual::totals(&settled);
+        for r in 0..self.h.len() {
+            let mu = self.mu[r];
+            if mu > 0.0 {
+                for (b, g) in bp.iter_mut().zip(&self.g[r * k..(r + 1) * k]) {
+                    *b += mu * g;
+                }
+                dual += mu * self.h[r];
+            }
+        }
+        // one sweep over the trade matrices (seller-major, no allocation
+        // per trade): the settled trades' totals (each buyer's over the
+        // sellers in order, each seller's over the buyers, as
+        // [`PrimalDual::settled`] and [`Market::welfare`] form them), each
+        // buyer's cheapest seller and each seller's highest price
+        let own: Vec<f64> = self.bm.iter().map(|b| bp[*b]).collect();
+        let (mut t, mut s) = (vec![0.0; mm], vec![0.0; nn]);
+        let (mut cheapest, mut highest) = (vec![f64::INFINITY; mm], vec![f64::NEG_INFINITY; nn]);
+        for n in 0..nn {
+            let c = n * mm..(n + 1) * mm;
+            let bpn = bp[self.bn[n]];
+            let (mut total, mut top) = (0.0, f64::NEG_INFINITY);
+            let column = self.x[c.clone()].iter().zip(&self.y[c.clone()]).zip(&self.lambda[c]);
+            for (m, ((x, y), l)) in column.enumerate() {
+                let v = x.min(*y);
+                t[m] += v;
+                total += v;
+                cheapest[m] = cheapest[m].min(l + bpn - own[m]);
+                top = top.max(*l);
+            }
+            s[n] = total;
+            highest[n] = top;
+        }
+        let welfare = market.welfare_of_totals(&t, &s);
+        // the settled trades' overload
         let mut inj = vec![0.0; k];
         for (m, v) in t.iter().enumerate() {
             inj[self.bm[m]] -= v;
@@ -965,14 +856,9 @@ impl PrimalDual {
         }
         let mut overload_value = 0.0;
         for r in 0..self.h.len() {
-            let row = &self.g[r * k..(r + 1) * k];
             let mu = self.mu[r];
             if mu > 0.0 {
-                for (b, g) in bp.iter_mut().zip(row) {
-                    *b += mu * g;
-                }
-                dual += mu * self.h[r];
-                let ex = lane_dot(row, &inj) - self.h[r];
+                let ex = lane_dot(&self.g[r * k..(r + 1) * k], &inj) - self.h[r];
                 overload_value += mu * ex.max(0.0);
             }
         }
@@ -989,14 +875,11 @@ impl PrimalDual {
                 crate::problem::Side::Seller => p.welfare(s) + c * s,
             }
         };
-        for (m, p) in market.buyers.iter().enumerate() {
-            let own = bp[self.bm[m]];
-            let c = (0..nn).map(|n| self.lambda[n * mm + m] + bp[self.bn[n]] - own).fold(f64::INFINITY, f64::min);
-            dual += best(p, c);
+        for (p, c) in market.buyers.iter().zip(&cheapest) {
+            dual += best(p, *c);
         }
-        for (n, p) in market.sellers.iter().enumerate() {
-            let c = self.lambda[n * mm..(n + 1) * mm].iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            dual += best(p, c);
+        for (p, c) in market.sellers.iter().zip(&highest) {
+            dual += best(p, *c);
         }
         Certificate { welfare, dual, overload_value }
     }
@@ -1042,7 +925,7 @@ impl PrimalDual {
         // the pass-1 kernel on a one-buyer matrix, one seller at a time
         let mut bs = BuyerStats::new(1);
         for j in 0..nn {
-            buyer_column(&x[j..=j], &q[j..=j], &mut v[j..=j], &g, &own, bp[j], &mut bs, &self.params);
+            buyer_column(Isa::Base, &x[j..=j], &q[j..=j], &mut v[j..=j], &g, &own, bp[j], &mut bs, &self.params);
         }
         let st = bs.get(0);
         let tau = warm_tau(&st, p.e_min, p.e_max).unwrap_or_else(|| capped_tau(&v, p.e_min, p.e_max, st.clamped));
@@ -1071,9 +954,10 @@ impl PrimalDual {
         let mut q = vec![0.0; mm];
         let p = &market.sellers[n];
         let mut v = vec![0.0; mm];
-        let st = seller_update(p, lane_sum(&y), xc, &y, &l, &self.params, &mut v);
-        let tau = seller_tau(&v, &y, p.e_min, p.e_max, st);
-        seller_finish(&v, tau, xc, &mut y, &mut l, &mut q, &self.params);
+        let prm = &self.params;
+        let st = kernels::seller_column(Isa::Base, xc, &y, &l, &mut v, p.marginal(lane_sum(&y)), prm);
+        let tau = warm_tau(&st, p.e_min, p.e_max).unwrap_or_else(|| capped_tau(&v, p.e_min, p.e_max, st.clamped));
+        kernels::seller_finish(Isa::Base, &v, tau, xc, &mut y, &mut l, &mut q, price_step(prm), prm);
         (y, l)
     }
 

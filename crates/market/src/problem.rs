@@ -143,6 +143,15 @@ impl Market {
         buy + sell
     }
 
+    /// Welfare of the buyers' and the sellers' totals (kWh, one per
+    /// prosumer in order), summed buyers first, each side in order: what
+    /// [`Market::welfare`] gives for trades with these totals.
+    pub fn welfare_of_totals(&self, buyers: &[f64], sellers: &[f64]) -> f64 {
+        let buy: f64 = self.buyers.iter().zip(buyers).map(|(p, e)| p.welfare(*e)).sum();
+        let sell: f64 = self.sellers.iter().zip(sellers).map(|(p, e)| p.welfare(*e)).sum();
+        buy + sell
+    }
+
     /// Seeded market in the parameter ranges of the seed's references
     /// ([232], [241]): buyers `b ∈ [0.25, 0.35]` $/kWh, sellers
     /// `b ∈ [0.05, 0.15]` $/kWh, all `a ∈ [0.01, 0.03]` $/kWh²,

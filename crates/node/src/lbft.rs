@@ -749,7 +749,8 @@ fn execute(
     };
     let rules = chain.rules();
     let known = verified.lock().unwrap_or_else(|p| p.into_inner());
-    let mut b = BlockBuilder::new(chain.state(), chain.registry(), env, chain.config().block_gas_limit);
+    let mut b = BlockBuilder::new(chain.state(), chain.registry(), env, chain.config().block_gas_limit)
+        .with_block_hashes(chain.block_hashes());
     let mut included = 0usize;
     for raw in &delivery.txs {
         let Ok(stx) = SignedTransaction::from_bytes(raw, rules.max_tx_bytes) else { continue };

@@ -53,8 +53,8 @@ use crate::data::{self, DataError, LoadTable, WeatherHour, SLOTS_PER_DAY};
 use crate::driver::{meter_key, DriverConfig, DriverError, DualChain, GasRecord, Mode};
 use crate::roles::Target;
 use crate::types::{
-    coins, AgreementKey, AgreementTerms, AgreementTx, IorParams, IorTx, Outcome, SettlementTx, StSettlement,
-    BLACK_HOLE, MINOR_PER_COIN,
+    checked_coins, coins, AgreementKey, AgreementTerms, AgreementTx, IorParams, IorTx, Outcome, SettlementTx,
+    StSettlement, BLACK_HOLE, MINOR_PER_COIN,
 };
 use crate::IOR_PRIMARY_ID;
 use gridledger_ledger::ChainClient;
@@ -611,6 +611,7 @@ impl Community {
             feed_in_tariff: self.feed_in_tariff,
             ..DayConfig::default()
         };
+        funding_of(self.funding_coins)?;
         if self.participant.is_empty() {
             return Ok(cfg);
         }
@@ -811,6 +812,20 @@ fn chain_total<P: ChainClient, S: ChainClient>(d: &DualChain<P, S>, accounts: us
     addrs.iter().map(|a| d.primary.account(a).balance.0).sum()
 }
 
+/// Coin each development account of a day starts with on the primary chain.
+pub const WALLET_COINS: u128 = 1_000_000;
+
+/// `funding_coins` (outside input: a community file or the command line)
+/// in minor units, or why not: it must fit a `u128` in minor units and
+/// leave the wallet something for fees, so at most `WALLET_COINS − 1`.
+fn funding_of(funding_coins: u128) -> Result<Amount, DemoError> {
+    checked_coins(funding_coins).filter(|_| funding_coins < WALLET_COINS).ok_or_else(|| {
+        DemoError::Config(format!(
+            "funding_coins {funding_coins} is too large: each account's wallet holds {WALLET_COINS} coins"
+        ))
+    })
+}
+
 /// Runs the day (§3.5.4) on two temporary development chains.
 pub fn run_day(cfg: DayConfig) -> Result<DayReport, DemoError> {
     let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
@@ -885,7 +900,8 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
     // Every AT locks D_s from each side plus the price from the buyer: an
     // account funded with D_s or less can never trade, and every AT it is
     // matched into would only cost reputation.
-    if coins(cfg.funding_coins) <= params.ds {
+    let funding = funding_of(cfg.funding_coins)?;
+    if funding <= params.ds {
         return Err(DemoError::Config(format!(
             "funding_coins {} must exceed the deposit D_s ({} minor units) each AT locks",
             cfg.funding_coins, params.ds
@@ -900,7 +916,7 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
         participants: n,
         executors: cfg.executors,
         validators: cfg.validators,
-        wallet: coins(1_000_000),
+        wallet: coins(WALLET_COINS),
         delegates: 2,
         challenge_bond: coins(10),
         delegation_fee: Amount(10_000),
@@ -910,7 +926,6 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x10_5e_ed);
     let total_before = chain_total(&d, accounts);
     let heights_before = (d.primary.tip().height, d.secondary.tip().height);
-    let funding = coins(cfg.funding_coins);
     d.fund_many(&keys.iter().map(|k| (k.clone(), funding)).collect::<Vec<_>>())?;
     d.register_meters(&keys)?;
     let balance_start: Vec<u128> =
@@ -1305,6 +1320,17 @@ pub fn case_study() -> Result<CaseStudyReport, DemoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn funding_from_outside_is_bounded_by_the_wallet() {
+        assert_eq!(funding_of(50).unwrap(), coins(50));
+        assert_eq!(funding_of(WALLET_COINS - 1).unwrap(), coins(WALLET_COINS - 1));
+        for huge in [WALLET_COINS, u128::MAX / MINOR_PER_COIN + 1, u128::MAX] {
+            assert!(matches!(funding_of(huge), Err(DemoError::Config(_))), "{huge}");
+        }
+        let c = Community { funding_coins: u128::MAX, ..toml::from_str("").unwrap() };
+        assert!(matches!(c.day_config(c.day), Err(DemoError::Config(_))));
+    }
 
     #[test]
     fn physical_models_follow_eqs_3_6_to_3_8() {

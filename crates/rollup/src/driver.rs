@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gridledger_core::crypto::KeyPair;
-use gridledger_core::{Address, Amount, Timestamp};
+use gridledger_core::{Address, Amount, Hash32, Timestamp};
 use gridledger_ledger::devnet::{call, dev_key, DevChain};
 use gridledger_ledger::{ChainClient, ChainError, ClientError, Receipt, SubmitError, TxStatus};
 use rand::Rng;
@@ -341,12 +341,39 @@ pub struct DualChain<P: ChainClient = DevChain, S: ChainClient = DevChain> {
     /// Bonded challenges sent by traders.
     pub bonded_challenges: u64,
     /// Held rewards ([`crate::primary::commit_dispute`]) this driver's
-    /// validators already tried to claim, so a claim that is refused is
-    /// not re-sent at every step.
-    claims_tried: BTreeSet<u64>,
+    /// validators tried to claim, by batch ([`HeldClaim`]), so a claim
+    /// refused for good is not re-sent at every step and one refused for
+    /// an earlier commitment's priority is retried with back-off.
+    held_claims: BTreeMap<u64, HeldClaim>,
     /// The settled state reconstructed so far from chain data: batches
     /// below `.0` applied ([`Self::settled_state`]).
     pub state_cache: std::cell::RefCell<(u64, PreState)>,
+}
+
+/// Where this driver's claim of one held reward stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HeldClaim {
+    /// Refused only because an earlier commitment still had priority
+    /// ([`crate::primary::EntryDisputeError::EarlierCommitment`]): tried
+    /// `attempts` times, next not before `next`.
+    Retry { attempts: u32, next: Timestamp },
+    /// Paid, refused for another reason, or given up.
+    Done,
+}
+
+/// Most claims of one held reward a driver sends while an earlier
+/// commitment has priority ([`HeldClaim`]).
+pub const MAX_HELD_CLAIMS: u32 = 24;
+
+/// Back-off before the next claim of a held reward after `attempts`
+/// refusals for an earlier commitment: `window / 64` doubling, at most
+/// `window / 16`, so that a claim lands within a sixteenth of a window of
+/// the earlier commitment's priority ending (an earlier commitment's
+/// priority ends before the claimer's own, `window / 2` after it was
+/// recorded; later committers may claim only after that).
+pub fn held_claim_backoff(window_ms: u64, attempts: u32) -> u64 {
+    let base = (window_ms / 64).max(1);
+    base.saturating_mul(1u64 << attempts.min(16)).min((window_ms / 16).max(1))
 }
 
 /// Largest transaction the driver's chains admit. `sc_exe`, `sc_verify`
@@ -481,7 +508,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             disputes_handled: 0,
             traders: BTreeMap::new(),
             bonded_challenges: 0,
-            claims_tried: BTreeSet::new(),
+            held_claims: BTreeMap::new(),
             state_cache: std::cell::RefCell::new((0, PreState::default())),
         };
         d.traders = (0..d.cfg.participants).map(dev_key).map(|k| (k.address(), k)).collect();
@@ -878,25 +905,66 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
     /// restart: the batch's posted TCRs are block data, so its validator
     /// re-derives exactly the dispute it committed to. Only the dispute is
     /// sent (its commitment is on chain already, or the claim earns
-    /// nothing); each held batch is tried once per driver.
+    /// nothing).
+    ///
+    /// A claim refused because another address committed earlier and its
+    /// priority is not over (`EarlierCommitment`; commitments are hidden,
+    /// so a junk one counts too) is sent again at a later `process`, with
+    /// back-off ([`held_claim_backoff`]), while the validator's own
+    /// commitment is within its reveal window, at most [`MAX_HELD_CLAIMS`]
+    /// times; any other refusal or a success ends the claim. The state is
+    /// the driver's memory only: after a restart each held batch is tried
+    /// afresh.
     fn claim_held(&mut self) -> Result<(), DriverError> {
         let held: Vec<(u64, BatchHeader)> = self.view_borsh("held_batches", vec![])?;
         for (batch, posted) in held {
             let Some(i) = self.validators.iter().position(|(k, _)| k.address() == posted.validator) else { continue };
-            if !self.claims_tried.insert(batch) {
-                continue;
-            }
+            let attempts = match self.held_claims.get(&batch) {
+                Some(HeldClaim::Done) => continue,
+                Some(HeldClaim::Retry { next, .. }) if self.now() < *next => continue,
+                Some(HeldClaim::Retry { attempts, .. }) => *attempts,
+                None => 0,
+            };
             let mut input = self.batch_input(batch)?;
             input.header = posted;
             input.leaves = batch_leaves(&self.primary, &input.header, &self.cfg.params.domain, &input.entries)?;
             input.tcrs = input.leaves.as_ref().map(|ls| ls.iter().map(|l| l.tcr.clone()).collect());
             let step = self.validators[i].1.on_tcrs_recorded(&input);
             let key = self.validators[i].0.clone();
-            for c in step.calls.into_iter().filter(|c| c.target == Target::Primary && c.method != "commit_dispute") {
-                self.primary_call(&key, c.method, c.args, Amount::ZERO)?;
+            let mut commitment = None;
+            let mut retry = false;
+            for c in step.calls.into_iter().filter(|c| c.target == Target::Primary) {
+                if c.method == "commit_dispute" {
+                    commitment = borsh::from_slice::<Hash32>(&c.args).ok();
+                    continue;
+                }
+                let r = self.primary_call(&key, c.method, c.args, Amount::ZERO)?;
+                if let TxStatus::Reverted(why) = &r.status {
+                    retry = why.contains(crate::primary::EARLIER_COMMITMENT);
+                    break;
+                }
             }
+            let live_until = match (retry, commitment) {
+                (true, Some(c)) => self.commitment_time(&c, &key.address())?.map(|t| t + self.cfg.window_ms()),
+                _ => None,
+            };
+            let next = self.now().saturating_add(held_claim_backoff(self.cfg.window_ms(), attempts));
+            let state = match live_until {
+                Some(until) if attempts + 1 < MAX_HELD_CLAIMS && next < until => {
+                    HeldClaim::Retry { attempts: attempts + 1, next }
+                }
+                _ => HeldClaim::Done,
+            };
+            self.held_claims.insert(batch, state);
         }
         Ok(())
+    }
+
+    /// When `by` recorded dispute commitment `commitment`, if it is on
+    /// chain and unspent.
+    fn commitment_time(&self, commitment: &Hash32, by: &Address) -> Result<Option<Timestamp>, DriverError> {
+        let v = self.reader().view_json("dispute_commitment", args(&(*commitment, *by)))?;
+        Ok(v["time"].as_u64())
     }
 
     /// Runs §3.4 Steps 2–5 until every recorded batch has settled.
@@ -1114,5 +1182,24 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         if let Some((_, v)) = self.validators.get_mut(i) {
             v.behaviour = b;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_claim_backoff_doubles_up_to_a_sixteenth_of_the_window() {
+        let w = 64_000;
+        let steps: Vec<u64> = (0..6).map(|a| held_claim_backoff(w, a)).collect();
+        assert_eq!(steps, [1_000, 2_000, 4_000, 4_000, 4_000, 4_000]);
+        assert_eq!(held_claim_backoff(w, u32::MAX), w / 16);
+        // A tiny window still moves on.
+        assert_eq!(held_claim_backoff(0, 3), 1);
+        // Within the bound the retries span more than the claimer's own
+        // priority (half a window).
+        let total: u64 = (0..MAX_HELD_CLAIMS - 1).map(|a| held_claim_backoff(w, a)).sum();
+        assert!(total > w / 2, "{total}");
     }
 }

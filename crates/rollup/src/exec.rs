@@ -530,6 +530,17 @@ fn execute_at(
     if e.recorded_at >= t.dt_end {
         return reject(AtRejection::DeliveryPassed { dt_end: t.dt_end, now: e.recorded_at });
     }
+    // A replay (or any second recording) of an open agreement's terms is
+    // refused before reputation and balances are read: the open agreement
+    // has locked the seller's `D_s`, so a balance check first would refuse
+    // the replay for the *seller's* balance and charge the seller α for
+    // the buyer's transaction. Only the sender (the buyer) pays for it.
+    // Agreements close only at or after `dt_end`, so a replay after closing
+    // is `DeliveryPassed` above: no recording of seller-signed terms other
+    // than the first can reach the checks that penalise the counterparty.
+    if st.agreements.contains_key(&t.key()) {
+        return reject(AtRejection::AgreementOpen(t.buyer));
+    }
     let Some(need) = t.payment().and_then(|pay| pay.checked_add(p.ds)) else {
         return invalid("D_s + EP × EM overflows");
     };
@@ -547,9 +558,6 @@ fn execute_at(
         if available < needed {
             return reject(AtRejection::InsufficientBalance { who, needed, available });
         }
-    }
-    if st.agreements.contains_key(&t.key()) {
-        return reject(AtRejection::AgreementOpen(t.buyer));
     }
     // Steps 4 and 5.
     Ok(Outcome::AtAccepted)

@@ -47,9 +47,12 @@
 //!   by the first call to this contract in a later block. Its executor is
 //!   drawn by lot from the active executors with the parent hash of the block
 //!   that opens the batch, its validator when the batch closes, with the
-//!   parent hash of the closing block (issue 11 item 1): no trader knows, when
-//!   it submits, which validator will check its batch, so none can time its
-//!   entries for an accomplice. The assigned executor's time, after which a
+//!   hash of the batch's own block read by height (issue 11 item 1; attack
+//!   r5 finding 7, [`validator_seed`]): no trader knows, when it submits,
+//!   which validator will check its batch, so none can time its entries for
+//!   an accomplice, and whoever closes the batch cannot pick the lot by
+//!   picking the closing block. A colluding proposer of the batch's block
+//!   can still grind its hash. The assigned executor's time, after which a
 //!   stand-in may record the TCRs, runs from the close.
 //! - **No TCRs.** An executor that posts no root and goes silent is
 //!   replaced by a stand-in after a window; two windows after the close,
@@ -219,11 +222,14 @@ pub struct BatchHeader {
     pub height: u64,
     /// Drawn when the batch opens (from the parent hash of its block).
     pub executor: Address,
-    /// Drawn when the batch closes, from the parent hash of the first later
-    /// block that calls the contract ([`Address::ZERO`] until then): no
-    /// trader knows it when it submits, so none can time its entries to
-    /// land in a batch checked by an accomplice (a lot seeded by the
-    /// batch's own parent hash was known in advance).
+    /// Drawn when the batch closes ([`Address::ZERO`] until then), from
+    /// the hash of the batch's own block ([`validator_seed`]): no trader
+    /// knows it when it submits, so none can time its entries to land in a
+    /// batch checked by an accomplice (a lot seeded by the batch's own
+    /// parent hash was known in advance), and it is the same whichever
+    /// later block closes the batch, so the closer cannot choose it either
+    /// (a lot from the closing block's parent hash let the closer wait for
+    /// the block that names its accomplice).
     pub validator: Address,
     /// How many ATs and how many STs/opinions/expiries the batch holds. A
     /// count, not the list of indices: rewriting a growing list on every
@@ -465,15 +471,20 @@ pub enum EntryDisputeError {
     /// A claim of a held reward ([`HeldReward`]) by a committer while a
     /// commitment recorded before the claimer's is still within its
     /// reveal window: the first committer has priority.
-    #[error(
-        "batch {batch}'s held reward: commitment #{earlier} was recorded before the claimer's and may still reveal"
-    )]
+    /// The claimer may try again once that commitment's priority is over
+    /// (its message contains [`EARLIER_COMMITMENT`]).
+    #[error("batch {batch}'s held reward: commitment #{earlier} {EARLIER_COMMITMENT}")]
     EarlierCommitment { batch: u64, earlier: u64 },
     /// A whole-batch `dispute` claiming a held reward whose claimed TCRs
     /// are not the chain's own run of the batch.
     #[error("the claimed TCRs are not batch {0}'s correct TCRs")]
     WrongClaimedTcrs(u64),
 }
+
+/// What the refusal of a held-reward claim for an earlier, still
+/// privileged commitment ([`EntryDisputeError::EarlierCommitment`]) says:
+/// a driver recognises a claim worth retrying by it in the revert reason.
+pub const EARLIER_COMMITMENT: &str = "was recorded before the claimer's and may still reveal";
 
 /// `Err` once batch `h`'s dispute window has passed: the same instant from
 /// which `finalize` settles it, so a batch is always either disputable or
@@ -774,9 +785,11 @@ fn draw(parent: &gridledger_core::Hash32, id: u64, salt: u8, n: usize) -> usize 
     (u64::from_be_bytes(w) % n.max(1) as u64) as usize
 }
 
-/// The executor and validator of a batch opened with `parent` as parent
-/// block hash: a lot over the registered (active) nodes. Public so that
-/// anyone can check an assignment.
+/// The executor and validator of batch `id` drawn from `lot`: a lot over
+/// the registered (active) nodes. The executor is drawn with the parent
+/// hash of the batch's block as `lot`, the validator with the hash of the
+/// batch's block itself ([`validator_seed`]). Public so that anyone can
+/// check an assignment.
 pub fn assign(
     parent: &gridledger_core::Hash32,
     id: u64,
@@ -789,9 +802,41 @@ pub fn assign(
     Some((executors[draw(parent, id, 0, executors.len())], validators[draw(parent, id, 1, validators.len())]))
 }
 
+/// The lot a batch recorded in block `height` draws its validator from,
+/// read in a later block (attack r5 finding 7): the hash of block
+/// `height` itself, fixed once that block was made and read by height
+/// ([`CallContext::block_hash`]), so it is the same whichever later block
+/// closes the batch and whoever sends that call.
+///
+/// What it resists: the traders recording in the batch (the block's hash
+/// is unknown when they submit, and their own transactions are only part
+/// of it), the batch's executor, and whoever closes the batch (waiting for
+/// a convenient block changes nothing). What it does not resist: the
+/// proposer of the batch's block, who can grind that block's hash (its
+/// timestamp, which transactions it includes and in what order) before it
+/// proposes — a colluding primary-chain proposer picks the validator, as
+/// with any lot drawn from block hashes; only randomness from the
+/// validators themselves (a commit–reveal or VRF beacon) would close that.
+///
+/// The ledger keeps [`gridledger_ledger::BLOCK_HASH_WINDOW`] hashes. A
+/// batch closed later than that (nobody called the contract for that
+/// many blocks) draws from the hash of block `height + k × window`, the
+/// latest such block still readable: a closer who withholds every call
+/// gets a fresh lot only once per window of waiting, while the batch, and
+/// every account it touches, waits with it. A chain that gives contracts
+/// no block history (only the parent's hash) falls back to the parent hash.
+fn validator_seed(ctx: &mut CallContext<'_, '_>, height: u64) -> Result<Hash32, ContractError> {
+    let w = gridledger_ledger::BLOCK_HASH_WINDOW;
+    let now = ctx.height();
+    let at = match now.saturating_sub(1).checked_sub(height) {
+        Some(gap) if gap >= w => height + gap / w * w,
+        _ => height,
+    };
+    Ok(ctx.block_hash(at)?.unwrap_or_else(|| ctx.parent_hash()))
+}
+
 /// Closes the latest batch once a later block calls the contract: draws
-/// its validator from this block's parent hash and starts the executor's
-/// clock. Runs at the start of every call, so only the latest batch can be
+/// its validator ([`validator_seed`]) and starts the executor's clock. Runs at the start of every call, so only the latest batch can be
 /// open for recording or unclosed.
 fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<Latest, ContractError> {
     let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
@@ -802,7 +847,8 @@ fn close_latest(ctx: &mut CallContext<'_, '_>) -> Result<Latest, ContractError> 
     }
     let vals = ctx.read_typed::<Vec<Address>>(VALIDATORS)?.unwrap_or_default();
     if !vals.is_empty() {
-        h.validator = vals[draw(&ctx.parent_hash(), id, 1, vals.len())];
+        let seed = validator_seed(ctx, h.height)?;
+        h.validator = vals[draw(&seed, id, 1, vals.len())];
     }
     h.closed_at = Some(ctx.timestamp());
     h.closed_height = Some(ctx.height());
@@ -2230,6 +2276,16 @@ impl NativeContract for IorPrimaryContract {
             // The batches whose reward is held, each with its header as
             // posted (what its committed discloser's dispute is checked
             // against).
+            // A dispute commitment by an address (borsh `(Hash32,
+            // Address)`): `{height, time, seq}` as recorded, or null (never
+            // recorded, or revealed and spent).
+            "dispute_commitment" => {
+                let (commitment, by): (Hash32, Address) = decode_args(args)?;
+                Ok(match ctx.read_typed::<DcRecord>(&dckey(&commitment, &by))? {
+                    Some(r) => json!({ "height": r.height, "time": r.time, "seq": r.seq }),
+                    None => serde_json::Value::Null,
+                })
+            }
             "held_batches" => {
                 let mut out: Vec<(u64, BatchHeader)> = Vec::new();
                 for b in ctx.read_typed::<Vec<u64>>(HELD_LIST)?.unwrap_or_default() {

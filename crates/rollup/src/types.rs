@@ -69,9 +69,17 @@ impl SigDomain {
         SigDomain { chain_id: gridledger_ledger::devnet::DevChain::CHAIN_ID, contract: crate::IOR_PRIMARY_ID };
 }
 
-/// Coins, in minor units.
+/// Coins, in minor units, for amounts the code itself chooses (constants,
+/// counts of participants); it overflows above `u128::MAX / 10^6` coins.
+/// Amounts read from outside (a community file, a command line) go
+/// through [`checked_coins`].
 pub fn coins(c: u128) -> Amount {
     Amount(c * MINOR_PER_COIN)
+}
+
+/// Coins, in minor units; `None` when the amount does not fit a `u128`.
+pub fn checked_coins(c: u128) -> Option<Amount> {
+    c.checked_mul(MINOR_PER_COIN).map(Amount)
 }
 
 /// `EP‖EM‖ADDR_b‖ADDR_s‖DT‖DL`: the agreed tuple shared by Eq 3.1 and 3.2.

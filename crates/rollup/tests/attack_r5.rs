@@ -159,7 +159,6 @@ fn held(e: &Env, batch: u64) -> serde_json::Value {
 /// claim lands or the validator's commitment expires), and send the
 /// reveal in `run_step` again after a refusal of that kind.
 #[test]
-#[ignore = "attack: a junk earlier commitment makes the validator's driver give up its held reward; a later committer collects it"]
 fn a_junk_earlier_commitment_hands_the_held_reward_to_a_later_committer() {
     let (mut e, exec, batch) = forged_batch();
     let w = e.d.cfg.window_ms();
@@ -230,7 +229,6 @@ fn a_junk_earlier_commitment_hands_the_held_reward_to_a_later_committer() {
 /// replayed into (e.g. only when the agreement key is not yet open and
 /// the AT is the first recording of those terms).
 #[test]
-#[ignore = "attack: a buyer replaying its open, accepted AT makes the honest seller pay α per replay and bars it"]
 fn a_buyer_replaying_its_open_at_bars_the_honest_seller() {
     let mut e = funded();
     let (b, s) = (trader(0), trader(3));
@@ -277,7 +275,6 @@ fn a_buyer_replaying_its_open_at_bars_the_honest_seller() {
 /// validators) mixed in, since a primary-chain proposer can grind its own
 /// block's hash.
 #[test]
-#[ignore = "attack: whoever closes a batch picks its validator by choosing the closing block (no IOR call in between)"]
 fn the_closer_of_a_batch_chooses_its_validator() {
     use gridledger_ledger::devnet::transfer;
     let mut e = funded();
@@ -330,7 +327,6 @@ fn the_closer_of_a_batch_chooses_its_validator() {
 /// (e.g. `checked_mul` into an `Amount`, or at most the wallet), and
 /// `coins()` becomes `checked_coins() -> Option<Amount>` for outside input.
 #[test]
-#[ignore = "attack: funding_coins near u128::MAX in a community file panics run_day (coins() overflows)"]
 fn a_community_files_huge_funding_is_a_typed_error_not_a_panic() {
     let text = r#"
 funding_coins = 340282366920938463463374607431768211455

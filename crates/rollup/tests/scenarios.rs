@@ -130,34 +130,39 @@ fn collusion_is_overturned_by_a_delegated_validator() {
     e.d.set_executor(0, ExecutorBehaviour::FlipVerdicts);
     e.d.set_executor(1, ExecutorBehaviour::FlipVerdicts);
     e.d.set_time(t.dt_end + 5 * MIN);
-    e.d.submit(&s, &IorTx::St(st(&t, 1000, true, Some(&b)))).unwrap();
-    // The validator is drawn from the parent hash of the block that closes
-    // the batch. Plain transfers (no contract call, so the batch stays
-    // open) move the tip until that lot falls on a colluding validator, so
-    // the test does not hang on one chain's block hashes.
+    // The validator is drawn from the hash of the batch's own block. The
+    // test picks the ST block's timestamp (predicting each candidate block
+    // without committing it) so that the lot falls on a colluding
+    // validator, so it does not hang on one chain's block hashes.
     let nodes = e.d.primary.chain.view(gridledger_rollup::IOR_PRIMARY_ID, "nodes", &[]).unwrap();
     let list = |k: &str| -> Vec<gridledger_core::Address> { serde_json::from_value(nodes[k].clone()).unwrap() };
     let (execs, vals) = (list("executors"), list("validators"));
     let honest = e.d.validators[2].0.address();
-    let filler = trader(3);
-    for _ in 0..32 {
-        let parent = e.d.primary.chain.tip().hash();
-        if gridledger_rollup::primary::assign(&parent, 1, &execs, &vals).unwrap().1 != honest {
-            break;
-        }
-        let chain_id = e.d.primary.chain.genesis().chain_id;
-        let n = e.d.primary.chain.next_nonce(&filler.address());
-        let tx = gridledger_ledger::devnet::transfer(
-            &filler,
-            chain_id,
-            n,
-            filler.address(),
-            Amount(1),
-            gridledger_ledger::DEFAULT_MIN_GAS_PRICE,
-        );
-        e.d.primary.chain.submit(&tx.to_bytes()).unwrap();
-        e.d.primary.seal();
-    }
+    let (method, a) = gridledger_rollup::driver::record_call(&IorTx::St(st(&t, 1000, true, Some(&b))));
+    let chain_id = e.d.primary.chain.genesis().chain_id;
+    let n = e.d.primary.chain.next_nonce(&s.address());
+    let tx = gridledger_ledger::devnet::call(
+        &s,
+        chain_id,
+        n,
+        gridledger_rollup::IOR_PRIMARY_ID,
+        method,
+        a,
+        Amount::ZERO,
+        gridledger_rollup::driver::DRIVER_GAS_LIMIT,
+    );
+    e.d.primary.chain.submit(&tx.to_bytes()).unwrap();
+    let proposer = e.d.primary.validator.public();
+    let base = e.d.primary.now;
+    let ts = (0..32u64)
+        .map(|k| base + k * 1_000)
+        .find(|ts| {
+            let (ex, _) = e.d.primary.chain.build_block(&proposer, *ts);
+            gridledger_rollup::primary::assign(&ex.block.hash(), 1, &execs, &vals).unwrap().1 != honest
+        })
+        .expect("a block time whose hash draws a colluding validator");
+    e.d.primary.now = ts;
+    e.d.primary.seal();
     let settled = e.d.process(&mut r).unwrap();
     let batch = e.d.batch_header(1).unwrap();
     assert!(batch.validator != honest, "the assigned validator colludes");

@@ -107,8 +107,9 @@ fn a_meter_checks_tcrs_that_name_its_owner_in_others_trades() {
 }
 
 /// Item 1: each batch's executor and validator are drawn by lot (the
-/// executor from the parent hash of the block that opened it, the validator
-/// from that of the block that closed it), not by round robin.
+/// executor from the parent hash of the batch's block, the validator from
+/// the hash of the batch's block itself, whichever block closed it), not
+/// by round robin.
 #[test]
 fn validators_are_drawn_by_lot_from_the_parent_hash() {
     let mut e = funded();
@@ -125,16 +126,50 @@ fn validators_are_drawn_by_lot_from_the_parent_hash() {
     }
     for id in 0..8u64 {
         let h = e.d.batch_input(id).unwrap().header;
-        // The executor is drawn when the batch opens, the validator when a
-        // later block closes it (unknown to those who submit).
-        let parent = |height: u64| e.d.primary.chain.block(height).unwrap().unwrap().header.parent;
-        let opened = assign(&parent(h.height), id, &execs, &vals).unwrap();
-        let closed = assign(&parent(h.closed_height.unwrap()), id, &execs, &vals).unwrap();
+        // The executor is drawn when the batch opens, the validator from
+        // the batch's own block (unknown to those who submit).
+        let header = |height: u64| e.d.primary.chain.block(height).unwrap().unwrap().header;
+        let opened = assign(&header(h.height).parent, id, &execs, &vals).unwrap();
+        let closed = assign(&header(h.height).hash(), id, &execs, &vals).unwrap();
         assert_eq!((opened.0, closed.1), (h.executor, h.validator), "batch {id}");
         drawn.push(vals.iter().position(|v| *v == h.validator).unwrap());
     }
     let round_robin: Vec<usize> = (0..8).map(|b| b % vals.len()).collect();
     assert_ne!(drawn, round_robin);
+}
+
+/// Attack r5 finding 7: a batch closed more than the ledger's block-hash
+/// window after its block (nobody called the contract meanwhile) draws its
+/// validator from the hash of block `height + window`, the latest block
+/// `height + k × window` still readable, not from the closing block's
+/// parent: a closer that withholds every call gets a fresh lot only once
+/// per window of waiting.
+#[test]
+fn a_batch_closed_after_the_hash_window_draws_from_a_fixed_later_block() {
+    use gridledger_ledger::devnet::transfer;
+    use gridledger_ledger::BLOCK_HASH_WINDOW;
+    let mut e = funded();
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    e.d.submit_block(&[(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))]).unwrap();
+    let batch = 1;
+    let h = e.d.batch_header(batch).unwrap();
+    assert!(h.closed_at.is_none());
+    let other = trader(3);
+    let chain_id = e.d.primary.chain.genesis().chain_id;
+    // The closing call lands in block height + window + 6.
+    while e.d.primary.chain.tip().height < h.height + BLOCK_HASH_WINDOW + 5 {
+        let n = e.d.primary.chain.next_nonce(&other.address());
+        e.d.primary.exec(transfer(&other, chain_id, n, other.address(), Amount(1), Amount(1))).unwrap();
+    }
+    let closer = e.d.executors[0].0.clone();
+    assert_eq!(e.d.primary_call(&closer, "close", vec![], Amount::ZERO).unwrap().status, TxStatus::Success);
+    let closed = e.d.batch_header(batch).unwrap();
+    assert_eq!(closed.closed_height, Some(h.height + BLOCK_HASH_WINDOW + 6));
+    let execs: Vec<_> = e.d.executors.iter().map(|(k, _)| k.address()).collect();
+    let vals: Vec<_> = e.d.validators.iter().map(|(k, _)| k.address()).collect();
+    let lot = e.d.primary.chain.block(h.height + BLOCK_HASH_WINDOW).unwrap().unwrap().header.hash();
+    assert_eq!(closed.validator, assign(&lot, batch, &execs, &vals).unwrap().1);
 }
 
 /// Item 2: anyone may challenge with a bond; a wrong challenge's bond pays

@@ -14,8 +14,93 @@
 //! the stricter of the two neighbours. An intermediate product that does not
 //! fit in `u128` is refused ([`XchainError::Overflow`]), never wrapped.
 
+//!
+//! ## Reference balances (attack R5-5, R5-8, R5-3)
+//!
+//! The pool never trades: swaps settle by native transfers, so nothing but
+//! its liquidity providers moves its balances, and no arbitrage pulls a
+//! moved price back. Priced at its spot balances, an LP could set the rate
+//! every receiver signs by withdrawing a pool it holds (R5-5), inflate the
+//! deposit every CCT locks with one block of borrowed Token_B (R5-8), or
+//! shrink the withholding penalty by draining Token_B and waiting (R5-3).
+//!
+//! Decision: SC_AMM prices (`x_i` and `x_B`, Algorithm 5.1 ln 03–04) from
+//! each pool's **reference balance** ([`PriceRef`]), not its spot balance.
+//! The reference follows the pool's balance *at BoB block boundaries* and
+//! moves by at most 1/[`PRICE_STEP_DIV`] (2 %) of itself per BoB block
+//! toward it. So:
+//! - liquidity moved inside a block (drain, CCT, refill) does not move the
+//!   price of that block at all;
+//! - a spike held across one block boundary moves it by at most 2 % (for
+//!   one block);
+//! - a sustained drain (or a genuine change of liquidity) takes effect
+//!   gradually: halving a price takes ~35 BoB blocks, a 1000:1 move ~350;
+//!   every receiver sees it coming and signs its own bounds (`min_x_i` /
+//!   `max_x_i` and, for the penalty, `min_x_b`) on what it was shown.
+//!
+//! The first liquidity of an empty reference (value 0) sets it outright
+//! one block later (a pool's first price is whatever its first LPs put in;
+//! an emptied pool's reference decays to 0 only after hundreds of blocks,
+//! and then starts over the same way). Traded: honest price changes lag
+//! the pool by the same bound; a CCT agreed while a reference moves may be
+//! refused for `RateOutOfBounds` if it executes blocks after its quote.
+
 use crate::error::XchainError;
-use gridledger_core::ChainId;
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridledger_core::{ChainId, Height};
+
+/// A reference balance moves by at most `1/PRICE_STEP_DIV` of itself per
+/// BoB block (rounded up, so it reaches its target).
+pub const PRICE_STEP_DIV: u128 = 50;
+
+/// A pool's reference balance: `value` during BoB block `at`; from the
+/// end of block `at` on the pool's balance has been `target` (its latest
+/// change), and each later block boundary moves the reference one step
+/// toward it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct PriceRef {
+    pub value: u128,
+    pub at: Height,
+    pub target: u128,
+}
+
+/// One block's step of a reference `v` toward `t`.
+fn step(v: u128, t: u128) -> u128 {
+    if v == 0 {
+        return t;
+    }
+    let d = v.div_ceil(PRICE_STEP_DIV);
+    if t > v {
+        v.saturating_add(d).min(t)
+    } else {
+        v.saturating_sub(d).max(t)
+    }
+}
+
+impl PriceRef {
+    /// The reference during BoB block `h` (≥ `at`): what a CCT executing
+    /// in block `h` is priced at.
+    pub fn value_at(&self, h: Height) -> u128 {
+        let mut v = self.value;
+        let mut n = h.saturating_sub(self.at);
+        // Converges in a few thousand steps whatever the ratio (2 % a step).
+        while n > 0 && v != self.target {
+            v = step(v, self.target);
+            n -= 1;
+        }
+        v
+    }
+
+    /// The reference after the pool's balance changed to `balance` in
+    /// block `h` (its latest change in that block counts).
+    pub fn changed(&self, h: Height, balance: u128) -> PriceRef {
+        if h == self.at {
+            PriceRef { target: balance, ..*self }
+        } else {
+            PriceRef { value: self.value_at(h), at: h, target: balance }
+        }
+    }
+}
 
 /// The weights' denominator: `Σ w_i = WEIGHT_ONE` stands for `Σ w_i = 1`.
 pub const WEIGHT_ONE: u64 = 1_000_000;
@@ -74,6 +159,34 @@ pub fn check_weights(weights: &[(ChainId, u64)]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reference_moves_at_most_one_step_per_block() {
+        // First liquidity: 0 in its own block, the balance from the next.
+        let r = PriceRef::default().changed(5, 1_000_000);
+        assert_eq!((r.value_at(5), r.value_at(6), r.value_at(100)), (0, 1_000_000, 1_000_000));
+        // Drained and refilled within block 10: no move at all.
+        let r = r.changed(10, 1).changed(10, 1_000_000);
+        assert_eq!(r.value_at(11), 1_000_000);
+        // A drain of 99.9 %: 2 % a block, never below the pool.
+        let r = r.changed(20, 1_000);
+        assert_eq!(r.value_at(21), 980_000);
+        assert_eq!(r.value_at(22), 980_000 - 19_600);
+        for h in 21..2_000 {
+            let (a, b) = (r.value_at(h), r.value_at(h + 1));
+            assert!(b <= a && b >= 1_000 && a - b <= a.div_ceil(PRICE_STEP_DIV), "block {h}: {a} -> {b}");
+        }
+        assert_eq!(r.value_at(10_000), 1_000, "it reaches a balance that stays");
+        // A spike held across one boundary: one step up, then back down.
+        let r = PriceRef { value: 1_000_000, at: 30, target: 1_000_000 }.changed(30, 1_000_000_000);
+        let r = r.changed(31, 1_000_000);
+        assert_eq!(r.value_at(31), 1_020_000);
+        assert!(r.value_at(32) < 1_020_000);
+        // Up from a large value does not overflow.
+        let r = PriceRef { value: u128::MAX / 2, at: 0, target: u128::MAX };
+        assert!(r.value_at(1) > u128::MAX / 2);
+        assert_eq!(r.value_at(1_000), u128::MAX);
+    }
 
     #[test]
     fn equal_weights_equal_balances_is_one_to_one() {

@@ -182,6 +182,18 @@ pub struct Claim {
     pub proof: MerkleProof,
 }
 
+/// `claim_relayed`: a Π_CCTC claim (as `claim`) of a lock whose block
+/// header the BoB no longer keeps, with that header and its path in the
+/// accumulator of relayed headers (attack R5-2: a relay catching up drops
+/// a header two BoB blocks after it became final). The path is against the
+/// accumulator as it stands when the claim executes.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ClaimRelayed {
+    pub claim: Claim,
+    pub header: BlockHeader,
+    pub header_proof: Vec<Hash32>,
+}
+
 /// `refund_lock`: Π_CCTC's way back for a lock nobody claimed in time —
 /// `nt` (a transfer to `TPK_Addr_i`) is in block `header` of chain
 /// `chain`, and `header` is leaf `header.height − anchor − 1` of the BoB's
@@ -257,6 +269,11 @@ pub struct CctTerms {
     pub min_x_i: u128,
     #[serde(with = "amount_str")]
     pub max_x_i: u128,
+    /// The least `x_B` (the Token_B worth of `x_j`, what a withholding
+    /// sender pays the receiver) the receiver accepts: its own valuation
+    /// of what it pays (attack R5-3).
+    #[serde(with = "amount_str")]
+    pub min_x_b: u128,
     /// The last BoB height at which the CCT may execute.
     pub expires_at: Height,
     /// Distinguishes repeated exchanges between the same parties.
@@ -322,6 +339,22 @@ pub struct ProofTx {
     pub nt: SignedTransaction,
     pub height: Height,
     pub proof: MerkleProof,
+}
+
+/// `prove_relayed`: a proof transaction (as `prove`) for an NT whose block
+/// header the BoB no longer keeps, with that header and its path in the
+/// BoB's accumulator of relayed headers ([`crate::mmr`]) — attack R5-2: a
+/// relay catching up can drop a header two BoB blocks after it became
+/// final, so a payer (or a BoB node in sub-situation 2) that needs longer
+/// to get its proof included proves against the accumulator instead. The
+/// path is against the accumulator as it stands when the transaction
+/// executes (a relay in between that merges the header's mountain makes it
+/// `BadHeaderProof`, nothing changes, and the prover builds it again).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct ProveRelayed {
+    pub pt: ProofTx,
+    pub header: BlockHeader,
+    pub header_proof: Vec<Hash32>,
 }
 
 /// Sub-situation 3's evidence that a posted native transaction can never
@@ -429,6 +462,14 @@ impl CctRecord {
         }
     }
 
+    /// The ln-08 deadline `e_* + κ̄ + κ_*` of the side's chain.
+    pub fn deadline(&self, side: Side) -> Height {
+        match side {
+            Side::Sender => self.deadline_i,
+            Side::Receiver => self.deadline_j,
+        }
+    }
+
     /// The forwarding deadline of the side's chain (0 before CCT_V).
     pub fn forward_deadline(&self, side: Side) -> Height {
         match side {
@@ -490,29 +531,28 @@ fn deposit_key(a: &Address) -> Vec<u8> {
 fn wrapped_key(token: ChainId, a: &Address) -> Vec<u8> {
     [b"w/".as_slice(), &token.to_be_bytes(), &a.0].concat()
 }
-/// A pool's balance at the start of each of the last [`PRICE_WINDOW`]
-/// BoB blocks in which it changed: `(height, balance before the change)`.
-fn pool_history_key(token: ChainId) -> Vec<u8> {
-    [b"ph/".as_slice(), &token.to_be_bytes()].concat()
-}
-
-/// BoB blocks of pool history the penalty unit `x_B` is priced over.
+/// Most BoB blocks between the quote a receiver signs bounds around and
+/// the CCT it prices: terms built by [`crate::mbs::BobMbs::terms`] expire
+/// this many blocks later.
 ///
-/// Decision (attack R4-2): `x_B` (the Token_B worth of `x_j`, the
-/// withholding penalty) was priced from the pools as they stood when the
-/// CCT executed, so a sender holding Token_B's liquidity could withdraw
-/// it around its CCT in the same block and owe a penalty of 1. The terms
-/// cannot carry a bound on `x_B` (their layout is shared with deployed
-/// clients), so SC_T prices `x_B` at the largest value over every pool
-/// state of the last `PRICE_WINDOW` blocks (the Token_B pool at its
-/// largest, the Token_j pool at its smallest; `x_B` grows with the first
-/// and falls with the second). Terms expire at most this many blocks after
-/// [`crate::mbs::BobMbs::terms`] builds them, so the pools the receiver
-/// was shown are among those states and `x_B` is at least the worth it
-/// saw. Moving the price *up* only locks more of both deposits (a CCT may
-/// then be refused for `InsufficientDeposit`); it never pays anybody.
+/// Decision (attack R4-2, revised for R5-8 / R5-3): `x_B` (the Token_B
+/// worth of `x_j`, the withholding penalty) was first priced at the spot
+/// pools, so a sender holding Token_B's liquidity could withdraw it around
+/// its CCT in the same block and owe a penalty of 1; then at the largest
+/// value over every pool state of this window, which let one block of
+/// borrowed Token_B liquidity inflate it for the whole window (every CCT
+/// refused `InsufficientDeposit`, R5-8) and still followed a pool drained
+/// for longer than the window (R5-3). Now `x_B` is priced like `x_i` at
+/// the pools' reference balances ([`amm::PriceRef`]: at most 2 % a block,
+/// nothing inside a block), and the receiver signs its own floor
+/// [`CctTerms::min_x_b`] on it; a CCT priced below is refused
+/// (`PenaltyOutOfBounds`) and changes nothing.
 pub const PRICE_WINDOW: u64 = 16;
 
+/// The pool's [`amm::PriceRef`]: what SC_AMM prices from (attack R5-5).
+fn price_ref_key(token: ChainId) -> Vec<u8> {
+    [b"pr/".as_slice(), &token.to_be_bytes()].concat()
+}
 fn pool_key(token: ChainId) -> Vec<u8> {
     [b"p/".as_slice(), &token.to_be_bytes()].concat()
 }
@@ -540,6 +580,15 @@ fn release_key(chain: ChainId, seq: u64) -> Vec<u8> {
 }
 fn posted_key(id: &Hash32, side: Side) -> Vec<u8> {
     [b"n/".as_slice(), &id.0, &[side as u8]].concat()
+}
+/// The CCT its payer first posted a native transaction with this chain,
+/// payer and nonce for (attack R5-4): a payment with that nonce — the
+/// posted NT or a fee-bumped re-send of it — proves that CCT's side only.
+fn posted_for_key(chain: ChainId, payer: &Address, nonce: u64) -> Vec<u8> {
+    [b"nc/".as_slice(), &chain.to_be_bytes(), &payer.0, &nonce.to_be_bytes()].concat()
+}
+fn posted_for_tx(nt: &SignedTransaction) -> Vec<u8> {
+    posted_for_key(nt.tx.chain_id, &nt.sender(), nt.tx.nonce)
 }
 /// The CCTs in sub-situation 2 (CCT_V ran, a posted NT still unproved),
 /// in the order CCT_V reached them: what BoB nodes watch to close them.
@@ -611,6 +660,58 @@ impl BobContract {
             return fail(XchainError::BadMerkleProof { chain, height });
         }
         Ok(header)
+    }
+
+    /// A final header of `chain` at `height` shown by its path in the
+    /// accumulator of relayed headers, kept or not (attack R5-2).
+    pub(crate) fn relayed_header(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        chain: ChainId,
+        height: Height,
+        header: &BlockHeader,
+        path: &[Hash32],
+    ) -> Result<(), ContractError> {
+        let reg = self.reg(chain)?.clone();
+        let (tip, _) = self.tip(ctx, chain)?;
+        if height > tip {
+            return fail(XchainError::UnknownHeader { chain, height, tip });
+        }
+        let k = reg.finality.confirmations();
+        if tip - height < k as u64 {
+            return fail(XchainError::NotFinal { chain, height, needed: k, have: tip - height });
+        }
+        let mmr: Mmr = read_or(ctx, &mmr_key(chain))?;
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (path.len() as u64 + 2))?;
+        let in_mmr = header.chain_id == chain
+            && header.height == height
+            && height > reg.anchor_height
+            && mmr.verify(height - reg.anchor_height - 1, &header.hash(), path);
+        if !in_mmr {
+            return fail(XchainError::BadHeaderProof { chain, height });
+        }
+        Ok(())
+    }
+
+    /// `Val_proof` against a header shown by its accumulator path
+    /// ([`Self::relayed_header`]).
+    #[allow(clippy::too_many_arguments)]
+    fn check_relayed_inclusion(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        chain: ChainId,
+        height: Height,
+        header: &BlockHeader,
+        path: &[Hash32],
+        nt: &SignedTransaction,
+        proof: &MerkleProof,
+    ) -> Result<(), ContractError> {
+        self.relayed_header(ctx, chain, height, header, path)?;
+        ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (proof.siblings.len() as u64 + 2))?;
+        if !verify_inclusion(header, nt, proof) && !self.skips_proof() {
+            return fail(XchainError::BadMerkleProof { chain, height });
+        }
+        Ok(())
     }
 
     fn relay(&self, ctx: &mut CallContext<'_, '_>, a: Relay) -> Result<Vec<u8>, ContractError> {
@@ -689,6 +790,22 @@ impl BobContract {
     // ------------------------------------------------------- Π_CCTC, SC_AMM
 
     fn claim(&self, ctx: &mut CallContext<'_, '_>, a: Claim) -> Result<Vec<u8>, ContractError> {
+        self.claim_against(ctx, a, None)
+    }
+
+    /// A claim against a header the BoB may no longer keep (attack R5-2).
+    /// A lock ends once: claimed (by either way) or refunded, whichever
+    /// comes first; both pay its locker.
+    fn claim_relayed(&self, ctx: &mut CallContext<'_, '_>, a: ClaimRelayed) -> Result<Vec<u8>, ContractError> {
+        self.claim_against(ctx, a.claim, Some((&a.header, &a.header_proof)))
+    }
+
+    fn claim_against(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        a: Claim,
+        relayed: Option<(&BlockHeader, &Vec<Hash32>)>,
+    ) -> Result<Vec<u8>, ContractError> {
         let tpk = self.cfg.tpk_address(a.chain);
         let TxKind::Transfer { to, amount } = &a.nt.tx.kind else {
             return fail(XchainError::InstructionMismatch("not a transfer".into()));
@@ -701,7 +818,14 @@ impl BobContract {
         }
         let h = a.nt.hash();
         Self::check_unused_lock(ctx, &h)?;
-        self.check_inclusion(ctx, a.chain, a.height, &a.nt, &a.proof)?;
+        match relayed {
+            None => {
+                self.check_inclusion(ctx, a.chain, a.height, &a.nt, &a.proof)?;
+            }
+            Some((header, path)) => {
+                self.check_relayed_inclusion(ctx, a.chain, a.height, header, path, &a.nt, &a.proof)?
+            }
+        }
         ctx.write(&used_key(&h), vec![USED])?;
         let who = ctx.caller();
         let bal: u128 = read_or(ctx, &wrapped_key(a.chain, &who))?;
@@ -734,9 +858,11 @@ impl BobContract {
     /// Decision (attack R2-2's "claimed more than κ_i epochs late"): a lock
     /// is claimable while its header is stored and final, i.e. until the
     /// stored tip reaches `height + κ_i`; from then on — that is the
-    /// refund deadline — only the refund is open, so a lock ends either
-    /// minted on the BoB or paid back on its chain, never both (the
-    /// transfer's hash is marked used by whichever happens first). The BoB
+    /// refund deadline — the refund is open as well as `claim_relayed`
+    /// (the claim against the accumulator, attack R5-2), so a lock ends
+    /// either minted on the BoB or paid back on its chain, never both (the
+    /// transfer's hash is marked used by whichever happens first; both pay
+    /// the locker, who chooses). The BoB
     /// proves the old header by an accumulator of every relayed header
     /// ([`crate::mmr`], at most 64 hashes a chain) instead of keeping the
     /// headers themselves. A refund is paid from SC_BG's account, so it
@@ -908,49 +1034,31 @@ impl BobContract {
         Ok(out.to_le_bytes().to_vec())
     }
 
-    /// Sets `token`'s pool from `old` to `new`, recording `old` as the
-    /// pool's balance at the start of this block if it is the block's
-    /// first change ([`PRICE_WINDOW`]).
+    /// Sets `token`'s pool from `old` to `new` and moves its reference's
+    /// target ([`amm::PriceRef`]).
     fn write_pool(ctx: &mut CallContext<'_, '_>, token: ChainId, old: u128, new: u128) -> Result<(), ContractError> {
         let now = ctx.height();
-        let mut hist: Vec<(Height, u128)> = read_or(ctx, &pool_history_key(token))?;
-        if hist.last().map(|(h, _)| *h) != Some(now) {
-            hist.push((now, old));
-        }
-        hist.retain(|(h, _)| h.saturating_add(PRICE_WINDOW) > now);
-        ctx.write_typed(&pool_history_key(token), &hist)?;
+        // A pool from before references existed starts from its balance.
+        let r = ctx.read_typed::<amm::PriceRef>(&price_ref_key(token))?.unwrap_or(amm::PriceRef {
+            value: old,
+            at: now,
+            target: old,
+        });
+        ctx.write_typed(&price_ref_key(token), &r.changed(now, new))?;
         ctx.write_typed(&pool_key(token), &new)
     }
 
-    /// Every balance `token`'s pool had at a block boundary in the last
-    /// [`PRICE_WINDOW`] blocks, and now.
-    fn pool_states(ctx: &mut CallContext<'_, '_>, token: ChainId) -> Result<Vec<u128>, ContractError> {
-        let now = ctx.height();
-        let hist: Vec<(Height, u128)> = read_or(ctx, &pool_history_key(token))?;
-        let mut out: Vec<u128> =
-            hist.into_iter().filter(|(h, _)| h.saturating_add(PRICE_WINDOW) > now).map(|(_, b)| b).collect();
-        out.push(read_or(ctx, &pool_key(token))?);
-        Ok(out)
+    /// The reference balance of `token`'s pool in this block (attack R5-5).
+    fn reference(ctx: &mut CallContext<'_, '_>, token: ChainId) -> Result<u128, ContractError> {
+        match ctx.read_typed::<amm::PriceRef>(&price_ref_key(token))? {
+            Some(r) => Ok(r.value_at(ctx.height())),
+            // Unchanged since before references existed: its balance.
+            None => read_or(ctx, &pool_key(token)),
+        }
     }
 
-    /// `x_B` of ln 04: the Token_B worth of `x_j Token_j`, the largest over
-    /// the pool states of the last [`PRICE_WINDOW`] blocks (attack R4-2).
-    fn penalty_price(&self, ctx: &mut CallContext<'_, '_>, x_j: u128, token_j: ChainId) -> Result<u128, ContractError> {
-        let token_b = self.cfg.bob_chain;
-        let w_b = *self.weights.get(&token_b).ok_or(XchainError::UnknownToken(token_b))?;
-        let w_j = *self.weights.get(&token_j).ok_or(XchainError::UnknownToken(token_j))?;
-        let (bs, js) = (Self::pool_states(ctx, token_b)?, Self::pool_states(ctx, token_j)?);
-        let b_max = bs.iter().copied().max().unwrap_or(0);
-        let j_min = js.iter().copied().filter(|j| *j > x_j).min();
-        let spot = self.price(ctx, x_j, token_b, token_j)?;
-        let worst = match j_min {
-            Some(j) => amm::amount_in_for(x_j, (token_b, b_max, w_b), (token_j, j, w_j)).unwrap_or(spot),
-            None => spot,
-        };
-        Ok(spot.max(worst))
-    }
-
-    /// `x_i` of ln 04 for `x_j Token_j` paid in `token_i`.
+    /// `x_i` of ln 04 for `x_j Token_j` paid in `token_i`, at the pools'
+    /// reference balances ([`amm::PriceRef`], attack R5-5).
     fn price(
         &self,
         ctx: &mut CallContext<'_, '_>,
@@ -960,8 +1068,8 @@ impl BobContract {
     ) -> Result<u128, ContractError> {
         let w_i = *self.weights.get(&token_i).ok_or(XchainError::UnknownToken(token_i))?;
         let w_j = *self.weights.get(&token_j).ok_or(XchainError::UnknownToken(token_j))?;
-        let b_i: u128 = read_or(ctx, &pool_key(token_i))?;
-        let b_j: u128 = read_or(ctx, &pool_key(token_j))?;
+        let b_i = Self::reference(ctx, token_i)?;
+        let b_j = Self::reference(ctx, token_j)?;
         Ok(amm::amount_in_for(x_j, (token_i, b_i, w_i), (token_j, b_j, w_j))?)
     }
 
@@ -1013,9 +1121,12 @@ impl BobContract {
         }
         // ln 03–04: prices from SC_AMM.
         let x_i = self.price(ctx, t.x_j, t.chain_i, t.chain_j)?;
-        let x_b = self.penalty_price(ctx, t.x_j, t.chain_j)?;
+        let x_b = self.price(ctx, t.x_j, self.cfg.bob_chain, t.chain_j)?;
         if x_i < t.min_x_i || x_i > t.max_x_i {
             return fail(XchainError::RateOutOfBounds { x_i, min: t.min_x_i, max: t.max_x_i });
+        }
+        if x_b < t.min_x_b {
+            return fail(XchainError::PenaltyOutOfBounds { x_b, min: t.min_x_b });
         }
         // ln 05: both deposits must exceed κ̄ · x_B; that much is locked.
         let lock = x_b.checked_mul(self.cfg.kappa_bar as u128).ok_or(XchainError::Overflow)?;
@@ -1131,6 +1242,19 @@ impl BobContract {
         Ok(())
     }
 
+    /// An NT whose payer posted a payment with its nonce for another CCT
+    /// proves that CCT only (attack R5-4).
+    fn check_not_posted_elsewhere(
+        ctx: &mut CallContext<'_, '_>,
+        nt: &SignedTransaction,
+        cct: &Hash32,
+    ) -> Result<(), ContractError> {
+        match ctx.read_typed::<Hash32>(&posted_for_tx(nt))? {
+            Some(other) if other != *cct => fail(XchainError::NtPostedForOtherCct { nt: nt.hash(), cct: other }),
+            _ => Ok(()),
+        }
+    }
+
     fn post_nt(&self, ctx: &mut CallContext<'_, '_>, a: PostNt) -> Result<Vec<u8>, ContractError> {
         let rec = self.load_cct(ctx, &a.cct)?;
         if rec.complete {
@@ -1156,10 +1280,21 @@ impl BobContract {
         if !ctx.verify_signature(&a.nt.tx.sender, &a.nt.hash(), &a.nt.signature)? {
             return fail(XchainError::BadNativeSignature);
         }
+        // Decision (attack R5-4): only the payer says which CCT its payment
+        // is for; the first CCT it posts an NT for is the only one a
+        // payment with that NT's nonce (the NT, or a fee-bumped re-send of
+        // it) can prove (`prove` refuses it elsewhere), so nobody can move a
+        // payment posted for one CCT onto another with the same instruction.
+        if a.nt.sender() != ctx.caller() {
+            return fail(XchainError::NotPayer);
+        }
         if ctx.read(&posted_key(&a.cct, a.side))?.is_some() {
             return fail(XchainError::AlreadyPosted(a.side.name()));
         }
         ctx.write_typed(&posted_key(&a.cct, a.side), &a.nt)?;
+        if ctx.read(&posted_for_tx(&a.nt))?.is_none() {
+            ctx.write_typed(&posted_for_tx(&a.nt), &a.cct)?;
+        }
         ctx.emit("nt_posted", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;
         Ok(Vec::new())
     }
@@ -1167,6 +1302,22 @@ impl BobContract {
     // ---------------------------------------------------------------- SC_MPV
 
     fn prove(&self, ctx: &mut CallContext<'_, '_>, a: ProofTx) -> Result<Vec<u8>, ContractError> {
+        self.prove_against(ctx, a, None)
+    }
+
+    /// `prove` against a header the BoB may no longer keep (attack R5-2).
+    fn prove_relayed(&self, ctx: &mut CallContext<'_, '_>, a: ProveRelayed) -> Result<Vec<u8>, ContractError> {
+        self.prove_against(ctx, a.pt, Some((&a.header, &a.header_proof)))
+    }
+
+    /// ln 16's checks with the NT's header either among the kept ones
+    /// (`relayed: None`) or shown in the accumulator of relayed headers.
+    fn prove_against(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        a: ProofTx,
+        relayed: Option<(&BlockHeader, &Vec<Hash32>)>,
+    ) -> Result<Vec<u8>, ContractError> {
         // ln 16 (i): CCT ∈ SC_T.
         let mut rec = self.load_cct(ctx, &a.cct)?;
         if rec.complete {
@@ -1180,6 +1331,7 @@ impl BobContract {
         if ctx.read(&used_key(&nt_hash))?.is_some() {
             return fail(XchainError::NtAlreadyUsed(nt_hash));
         }
+        Self::check_not_posted_elsewhere(ctx, &a.nt, &a.cct)?;
         Self::check_floor(&rec, a.side, &a.nt)?;
         // ln 16 (ii): e' > e_* + κ̄ (the NT came after the CCT was stored).
         let after = rec.epoch(a.side) + self.cfg.kappa_bar;
@@ -1188,7 +1340,14 @@ impl BobContract {
         }
         // ln 16 (iii): Val_proof against a stored, final header.
         let (chain, ..) = rec.instruction(a.side);
-        self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
+        match relayed {
+            None => {
+                self.check_inclusion(ctx, chain, a.height, &a.nt, &a.proof)?;
+            }
+            Some((header, path)) => {
+                self.check_relayed_inclusion(ctx, chain, a.height, header, path, &a.nt, &a.proof)?
+            }
+        }
         ctx.write(&used_key(&nt_hash), vec![USED])?;
         rec.set_state(a.side, SideState::Proved { nt: nt_hash, height: a.height });
         ctx.emit("proof_recorded", vec![("cct".into(), a.cct.to_string()), ("side".into(), a.side.name().into())])?;
@@ -1309,11 +1468,12 @@ impl BobContract {
     /// sub-situation 1.
     ///
     /// Decision: the evidence is either the payer's account at a final
-    /// header after `e_* + κ̄`, whose nonce has not passed NT's and whose
+    /// header at or after the side's deadline, whose nonce has not passed NT's and whose
     /// balance cannot cover NT's maximum cost (so NT was not executed and
     /// cannot be at that state), or another included transaction of the
-    /// payer with NT's nonce. Balance evidence only after CCT_V (until the
-    /// deadline the payer may still fund its account); a spent nonce is
+    /// payer with NT's nonce. Balance evidence only after CCT_V and only
+    /// from a header at or after the side's ln-08 deadline (until then the
+    /// payer may still fund its account, attack R5-7); a spent nonce is
     /// conclusive at any time, while its block is among the κ_i kept
     /// headers — BoB nodes watch posted NTs' nonces as blocks arrive.
     fn fraud(&self, ctx: &mut CallContext<'_, '_>, a: Fraud) -> Result<Vec<u8>, ContractError> {
@@ -1333,9 +1493,13 @@ impl BobContract {
                 if !rec.verified {
                     return fail(XchainError::NotVerified);
                 }
-                let after = rec.epoch(a.side) + self.cfg.kappa_bar;
-                if a.height <= after {
-                    return fail(XchainError::TooEarly { height: a.height, after });
+                // Decision (attack R5-7): the payer may fund its account
+                // until the deadline, so only a state at or after it shows
+                // that NT can never be paid; an earlier header (before a
+                // top-up) proves nothing.
+                let deadline = rec.deadline(a.side);
+                if a.height < deadline {
+                    return fail(XchainError::EvidenceBeforeDeadline { chain, height: a.height, deadline });
                 }
                 let reg = self.reg(chain)?.clone();
                 let header = self.final_header(ctx, chain, a.height)?;
@@ -1371,7 +1535,11 @@ impl BobContract {
                 // Decision (attack R4-1): a transaction that itself pays the
                 // side's instruction (a fee-bumped re-send of NT, say) is the
                 // payment, not fraud — unless it already proved another CCT.
-                if rec.pays_instruction(a.side, other) && ctx.read(&used_key(&other.hash()))?.is_none() {
+                // (Nor is one whose nonce its payer posted for another CCT:
+                // it cannot prove this one, attack R5-4.)
+                let oh = other.hash();
+                let elsewhere = ctx.read_typed::<Hash32>(&posted_for_tx(other))?.is_some_and(|c| c != a.cct);
+                if rec.pays_instruction(a.side, other) && ctx.read(&used_key(&oh))?.is_none() && !elsewhere {
                     return fail(XchainError::NotFraud(
                         "the transaction with NT's nonce pays the instruction; prove it instead".into(),
                     ));
@@ -1434,16 +1602,19 @@ impl NativeContract for BobContract {
             "deposit" => self.deposit(ctx),
             "withdraw" => self.withdraw(ctx, decode_args(args)?),
             "claim" => self.claim(ctx, decode_args(args)?),
+            "claim_relayed" => self.claim_relayed(ctx, decode_args(args)?),
             "provide" => self.provide(ctx, decode_args(args)?),
             "withdraw_liquidity" => self.withdraw_liquidity(ctx, decode_args(args)?),
             "cct" => self.cct(ctx, decode_args(args)?),
             "post_nt" => self.post_nt(ctx, decode_args(args)?),
             "prove" => self.prove(ctx, decode_args(args)?),
+            "prove_relayed" => self.prove_relayed(ctx, decode_args(args)?),
             "cct_v" => self.cct_v(ctx, decode_args(args)?),
             "fraud" => self.fraud(ctx, decode_args(args)?),
             "ccdi_open" => self.ccdi_open(ctx, decode_args(args)?),
             "ccdi_register" => self.ccdi_register(ctx, decode_args(args)?),
             "ccdi_cct" => self.ccdi_cct(ctx, decode_args(args)?),
+            "ccdi_cct_relayed" => self.ccdi_cct_relayed(ctx, decode_args(args)?),
             "ccdi_late_lock" => self.ccdi_late_lock(ctx, decode_args(args)?),
             "ccdi_finish" => self.ccdi_finish(ctx, decode_args(args)?),
             "redeem" => self.redeem(ctx, decode_args(args)?),
@@ -1509,6 +1680,10 @@ pub mod keys {
     pub fn pool(token: ChainId) -> Vec<u8> {
         pool_key(token)
     }
+    /// The pool's reference balance ([`amm::PriceRef`]) SC_AMM prices from.
+    pub fn price_ref(token: ChainId) -> Vec<u8> {
+        price_ref_key(token)
+    }
     pub fn lp(token: ChainId, who: &Address) -> Vec<u8> {
         lp_key(token, who)
     }
@@ -1524,6 +1699,11 @@ pub mod keys {
     }
     pub fn posted(id: &Hash32, side: Side) -> Vec<u8> {
         posted_key(id, side)
+    }
+    /// The CCT (`Hash32`) a payer first posted a native transaction with
+    /// this chain, payer and nonce for.
+    pub fn posted_for(chain: ChainId, payer: &Address, nonce: u64) -> Vec<u8> {
+        posted_for_key(chain, payer, nonce)
     }
     pub fn release(chain: ChainId, seq: u64) -> Vec<u8> {
         release_key(chain, seq)

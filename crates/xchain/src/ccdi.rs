@@ -155,6 +155,21 @@ pub struct CcdiLateLock {
     pub header_proof: Vec<Hash32>,
 }
 
+/// `ccdi_cct_relayed`: a `CCT_Ux` (as `ccdi_cct`) whose lock's block header
+/// the BoB no longer keeps, with that header and its path in the
+/// accumulator of relayed headers (attack R5-2: a relay catching up drops
+/// a header two BoB blocks after it became final, and a participant whose
+/// CCT missed that window would otherwise forfeit its deposit). Stored
+/// exactly as `ccdi_cct` stores it: in its slot if in time, else for
+/// unlocking only. The path is against the accumulator as it stands when
+/// the transaction executes.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct CcdiCctRelayed {
+    pub cct: CcdiCct,
+    pub header: gridledger_ledger::BlockHeader,
+    pub header_proof: Vec<Hash32>,
+}
+
 /// `ccdi_cct`: `CCT_Ux = ⟨Trans_Ux, BC_i, P_x, SC_C⟩` (Eq. 5.6).
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct CcdiCct {
@@ -324,6 +339,24 @@ impl BobContract {
 
     /// SC_C: checks `CCT_Ux` and stores `SD_x` in SC_F (or for unlocking only).
     pub(crate) fn ccdi_cct(&self, ctx: &mut CallContext<'_, '_>, a: CcdiCct) -> Result<Vec<u8>, ContractError> {
+        self.ccdi_cct_against(ctx, a, None)
+    }
+
+    /// `ccdi_cct` against a header the BoB may no longer keep (attack R5-2).
+    pub(crate) fn ccdi_cct_relayed(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        a: CcdiCctRelayed,
+    ) -> Result<Vec<u8>, ContractError> {
+        self.ccdi_cct_against(ctx, a.cct, Some((&a.header, &a.header_proof)))
+    }
+
+    fn ccdi_cct_against(
+        &self,
+        ctx: &mut CallContext<'_, '_>,
+        a: CcdiCct,
+        relayed: Option<(&gridledger_ledger::BlockHeader, &Vec<Hash32>)>,
+    ) -> Result<Vec<u8>, ContractError> {
         let mut rec = self.load_process(ctx, &a.process)?;
         if ctx.height() < rec.terms.start {
             // Not yet: the lock stays claimable while its header is kept,
@@ -351,7 +384,13 @@ impl BobContract {
             return fail(XchainError::AlreadyStored { chain: a.chain, item: lock.item });
         }
         // P_x proves the lock executed in a stored, final block of BC_i.
-        let header = self.final_header(ctx, a.chain, a.height)?;
+        let header = match relayed {
+            None => self.final_header(ctx, a.chain, a.height)?,
+            Some((header, path)) => {
+                self.relayed_header(ctx, a.chain, a.height, header, path)?;
+                header.clone()
+            }
+        };
         ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (a.proof.siblings.len() as u64 + 2))?;
         let ok =
             a.proof.leaf_count == header.tx_count as u64 && a.proof.verify(&a.receipt.hash(), &header.receipt_root);

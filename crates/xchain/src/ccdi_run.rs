@@ -213,6 +213,18 @@ impl BobMbs {
         chain: ChainId,
         height: gridledger_core::Height,
     ) -> Result<(gridledger_ledger::BlockHeader, Vec<Hash32>), MbsError> {
+        self.header_path_upto(chain, height, self.bob_tip(chain))
+    }
+
+    /// [`Self::header_path`] against the accumulator once the BoB's stored
+    /// tip of `chain` is `upto` (a transaction that runs after relays of the
+    /// same block builds its path for the tip they leave).
+    pub fn header_path_upto(
+        &self,
+        chain: ChainId,
+        height: gridledger_core::Height,
+        upto: gridledger_core::Height,
+    ) -> Result<(gridledger_ledger::BlockHeader, Vec<Hash32>), MbsError> {
         let c = self.external(chain)?;
         let anchor = self
             .config
@@ -224,13 +236,30 @@ impl BobMbs {
         let header_of = |h| -> Result<gridledger_ledger::BlockHeader, MbsError> {
             Ok(c.sealed_header(h)?.ok_or_else(|| MbsError::Missing(format!("block {h} of chain {chain}")))?.header)
         };
-        let all = (anchor + 1..=self.bob_tip(chain))
-            .map(|h| header_of(h).map(|x| x.hash()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let all = (anchor + 1..=upto).map(|h| header_of(h).map(|x| x.hash())).collect::<Result<Vec<_>, _>>()?;
         let header = header_of(height)?;
         let path = crate::mmr::Mmr::prove(&all, height.saturating_sub(anchor + 1))
             .ok_or_else(|| MbsError::Missing(format!("block {height} of chain {chain} not relayed yet")))?;
         Ok((header, path))
+    }
+
+    /// `key`'s `CCT_Ux` for `cct`: `ccdi_cct` while the BoB keeps the lock's
+    /// header, else `ccdi_cct_relayed` with the header's path in the
+    /// accumulator of relayed headers as it stands now (attack R5-2).
+    pub fn ccdi_cct_call(&self, key: &KeyPair, cct: &CcdiCct) -> Result<SignedTransaction, MbsError> {
+        let kappa = self
+            .config
+            .chains
+            .iter()
+            .find(|r| r.chain_id == cct.chain)
+            .ok_or_else(|| MbsError::Missing(format!("chain {} not registered", cct.chain)))?
+            .kappa as u64;
+        if cct.height + kappa > self.bob_tip(cct.chain) {
+            return Ok(self.bob_call(key, "ccdi_cct", cct, Amount::ZERO));
+        }
+        let (header, header_proof) = self.header_path(cct.chain, cct.height)?;
+        let args = ccdi::CcdiCctRelayed { cct: cct.clone(), header, header_proof };
+        Ok(self.bob_call(key, "ccdi_cct_relayed", &args, Amount::ZERO))
     }
 
     /// `ccdi_late_lock` for `lock_tx` (an SC_BG lock for `process`), sent
@@ -293,11 +322,10 @@ impl BobMbs {
             }
             let key = [ccdi::keys::late_prefix(&process), lock.0.to_vec()].concat();
             let Some(late) = self.bob_record::<LateItem>(&key) else {
-                if self.lock_used_id(&lock) {
-                    // Stored by SC_C after all: the process's own settlement returns it.
-                    continue;
-                }
-                keep.push((process, chain, lock, None));
+                // Stored by SC_C after all (the process's own settlement
+                // returns it), or the BoB refused what this node sent (a
+                // path a relay made stale): forgotten, so it is found and
+                // sent again below.
                 continue;
             };
             let settlement = ccdi::settlement(self.bob.chain_id(), chain, process, vec![(late.lock, late.data)]);
@@ -341,7 +369,38 @@ impl BobMbs {
                 if self.bob_tip(chain) < height.saturating_add(kappa) {
                     continue;
                 }
-                let late = self.ccdi_late_lock_tx(&relayer, rec.process, &tx)?;
+                // This node's relays of the block run before what it sends
+                // now: paths are for the tip they leave.
+                let cap = crate::bob::relay_per_block(kappa as u32, self.spec.finality.confirmations());
+                let upto = self.external(chain)?.height().min(self.bob_tip(chain) + cap);
+                let (header, header_proof) = self.header_path_upto(chain, height, upto)?;
+                let process = self.process(&rec.process).ok_or_else(|| MbsError::Missing("process record".into()))?;
+                let started = self.bob.height() + 1 >= process.terms.start;
+                let owner = tx.sender();
+                let slot_owner = process.terms.slots.iter().any(|s| s.chain == chain && s.owner == owner);
+                // Decision (attack R5-2): a lock of a running process whose
+                // CCT missed the kept headers (a relay catching up drops a
+                // header two BoB blocks after it became final) is sent as
+                // that CCT, against the accumulator: stored in its slot if
+                // in time, so its owner is not eliminated for the relay's
+                // delay; otherwise (or before the start) for unlocking only.
+                let late = if started && !process.finished && slot_owner {
+                    let cct = self
+                        .ccdi_cct_for(rec.process, &tx)?
+                        .ok_or_else(|| MbsError::Missing(format!("lock {lock} not in a block")))?;
+                    let args = ccdi::CcdiCctRelayed { cct, header, header_proof };
+                    self.bob_call(&relayer, "ccdi_cct_relayed", &args, Amount::ZERO)
+                } else {
+                    let cct = self
+                        .ccdi_cct_for(rec.process, &tx)?
+                        .ok_or_else(|| MbsError::Missing(format!("lock {lock} not in a block")))?;
+                    self.bob_call(
+                        &relayer,
+                        "ccdi_late_lock",
+                        &ccdi::CcdiLateLock { cct, header, header_proof },
+                        Amount::ZERO,
+                    )
+                };
                 self.bob.submit(&late)?;
                 self.late_locks.push((rec.process, chain, lock, None));
             }
@@ -521,7 +580,7 @@ impl BobMbs {
                 let u = &users[x];
                 match cct_sent.get(&x) {
                     None if u.behaviour != UserBehaviour::SilentCct => {
-                        let tx = self.bob_call(&u.key, "ccdi_cct", &cct, Amount::ZERO);
+                        let tx = self.ccdi_cct_call(&u.key, &cct)?;
                         counts.cct_txs += 1;
                         counts.cct_bytes += tx.to_bytes().len();
                         cct_hashes.push(self.bob.submit(&tx)?);
@@ -533,7 +592,7 @@ impl BobMbs {
                         let waited = cct_sent.get(&x).is_none_or(|e| self.epoch > *e + 1);
                         let stored = self.lock_used(&cct)?;
                         if waited && !stored && honest_relayers > 0 {
-                            let tx = self.bob_call(&self.relayer.clone(), "ccdi_cct", &cct, Amount::ZERO);
+                            let tx = self.ccdi_cct_call(&self.relayer.clone(), &cct)?;
                             counts.relayed_cct_txs += 1;
                             counts.relayed_cct_bytes += tx.to_bytes().len();
                             cct_hashes.push(self.bob.submit(&tx)?);

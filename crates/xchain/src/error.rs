@@ -41,6 +41,12 @@ pub enum XchainError {
     BadNativeSignature,
     #[error("native transaction {0} was already used as evidence")]
     NtAlreadyUsed(Hash32),
+    #[error(
+        "native transaction {nt} was posted by its payer for cross-chain transaction {cct}; it proves that one only"
+    )]
+    NtPostedForOtherCct { nt: Hash32, cct: Hash32 },
+    #[error("only the payer of a native transaction may post it to the BoB")]
+    NotPayer,
     #[error("cross-chain transaction {0} is unknown")]
     UnknownCct(Hash32),
     #[error("cross-chain transaction {0} already exists")]
@@ -57,6 +63,8 @@ pub enum XchainError {
     InsufficientDeposit { who: &'static str, needed: u128, free: u128 },
     #[error("proof for epoch {height} is not after the CCT's epoch {after} (+κ̄)")]
     TooEarly { height: Height, after: Height },
+    #[error("balance evidence at header {height} of chain {chain} predates the deadline {deadline}: the payer may fund its account until then")]
+    EvidenceBeforeDeadline { chain: ChainId, height: Height, deadline: Height },
     #[error("side {0} of the exchange is already settled")]
     AlreadySettled(&'static str),
     #[error("the {0} native transaction is already posted to the BoB")]
@@ -101,6 +109,8 @@ pub enum XchainError {
     ZeroAmount,
     #[error("the exchange needs {x_i} Token_i, outside the agreed bounds [{min}, {max}]")]
     RateOutOfBounds { x_i: u128, min: u128, max: u128 },
+    #[error("the exchange's penalty unit x_B = {x_b} Token_B is below the {min} the receiver agreed to")]
+    PenaltyOutOfBounds { x_b: u128, min: u128 },
     // ------------------------------------------------- CCDI (§5.5), SC_BG, SC_C, SC_F
     #[error("state data item {0} does not exist")]
     UnknownItem(u64),

@@ -5,11 +5,16 @@
 //! - [`embedded`]: an in-process chain with its own validators, sealing
 //!   blocks with deterministic or probabilistic finality.
 //! - [`threshold`]: threshold accounts `TPK_Addr_i` (§5.2.6).
-//! - [`amm`]: SC_AMM's integer rate arithmetic (Eq. 5.2).
+//! - [`amm`]: SC_AMM's integer rate arithmetic (Eq. 5.2) and the reference
+//!   balances it prices from, which no liquidity provider can move by more
+//!   than 2 % a BoB block (see its "Reference balances" decision).
 //! - [`bob`]: the BoB's contracts — header store, SC_D, SC_AMM, Π_CCTC,
 //!   SC_T and SC_MPV (Table 5-1, Algorithm 5.1).
 //! - [`replica`]: one validator of an embedded chain with its own key.
-//! - [`mmr`]: the accumulator of relayed headers behind late-lock refunds.
+//! - [`mmr`]: the accumulator of relayed headers: proofs against headers the
+//!   BoB no longer keeps (late-lock refunds, and `prove_relayed`,
+//!   `claim_relayed`, `ccdi_cct_relayed` when a relay catching up dropped
+//!   a header before its proof was included).
 //! - [`htlc`]: the hash time-locked atomic swap baseline (Π_AS family).
 //! - [`mbs`]: a BoB-MBS of one BoB and N external chains with relayers,
 //!   and the CCTE participants' side of Algorithm 5.1.

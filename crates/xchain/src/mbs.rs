@@ -816,6 +816,29 @@ impl BobMbs {
         Ok(())
     }
 
+    /// `key`'s proof transaction for `pt`: `prove` while the BoB keeps the
+    /// NT's header, else `prove_relayed` with the header's path in the
+    /// accumulator of relayed headers as it stands now (attack R5-2).
+    pub fn prove_call(&self, key: &KeyPair, pt: &ProofTx) -> Result<SignedTransaction, MbsError> {
+        let chain = pt.nt.tx.chain_id;
+        let reg = self
+            .config
+            .chains
+            .iter()
+            .find(|r| r.chain_id == chain)
+            .ok_or_else(|| MbsError::Missing(format!("chain {chain} not registered")))?;
+        if pt.height + reg.kappa as u64 > self.bob_tip(chain) {
+            return Ok(self.bob_call(key, "prove", pt, Amount::ZERO));
+        }
+        let (header, header_proof) = self.header_path(chain, pt.height)?;
+        Ok(self.bob_call(
+            key,
+            "prove_relayed",
+            &bob::ProveRelayed { pt: pt.clone(), header, header_proof },
+            Amount::ZERO,
+        ))
+    }
+
     /// A proof transaction for `nt` if it is on its chain.
     pub fn proof_for(&self, cct: Hash32, side: Side, nt: &SignedTransaction) -> Result<Option<ProofTx>, MbsError> {
         let c = self.external(nt.tx.chain_id)?;
@@ -854,8 +877,9 @@ impl BobMbs {
         Ok(())
     }
 
-    /// What SC_AMM quotes now for `x_j` Token_j in Token `token` (ln 03–04
-    /// on the BoB's current pools).
+    /// What SC_AMM quotes for `x_j` Token_j in Token `token` in the next
+    /// BoB block (ln 03–04 at the pools' reference balances,
+    /// [`crate::amm::PriceRef`]).
     pub fn quote(&self, x_j: u128, token: ChainId, chain_j: ChainId) -> Result<u128, crate::XchainError> {
         let weight = |t: ChainId| {
             self.config
@@ -865,7 +889,11 @@ impl BobMbs {
                 .map(|(_, w)| *w)
                 .ok_or(crate::XchainError::UnknownToken(t))
         };
-        let pool = |t: ChainId| self.bob_record::<u128>(&crate::bob::keys::pool(t)).unwrap_or(0);
+        let next = self.bob.height() + 1;
+        let pool = |t: ChainId| match self.bob_record::<crate::amm::PriceRef>(&crate::bob::keys::price_ref(t)) {
+            Some(r) => r.value_at(next),
+            None => self.bob_record::<u128>(&crate::bob::keys::pool(t)).unwrap_or(0),
+        };
         crate::amm::amount_in_for(x_j, (token, pool(token), weight(token)?), (chain_j, pool(chain_j), weight(chain_j)?))
     }
 
@@ -888,10 +916,23 @@ impl BobMbs {
         }
     }
 
+    /// The `min_x_b` a receiver signs: the quoted `x_B` (the Token_B worth
+    /// of `x_j` at the reference balances) less
+    /// [`slippage_bps`](Self::slippage_bps) (attack R5-3); 0 without a
+    /// quote (the CCT cannot be priced either).
+    pub fn x_b_floor(&self, req: &SwapRequest) -> u128 {
+        match self.quote(req.x_j, self.bob.chain_id(), req.chain_j) {
+            Ok(x_b) => x_b.saturating_sub(x_b.saturating_mul(self.slippage_bps as u128).div_ceil(10_000)),
+            Err(_) => 0,
+        }
+    }
+
     /// The CCT's terms for a request; `x_i` is bounded by the quote ±
-    /// the slippage ([`x_i_bounds`](Self::x_i_bounds)).
+    /// the slippage ([`x_i_bounds`](Self::x_i_bounds)), `x_B` from below by
+    /// the quote less the slippage ([`x_b_floor`](Self::x_b_floor)).
     pub fn terms(&self, req: &SwapRequest) -> CctTerms {
         let (min_x_i, max_x_i) = self.x_i_bounds(req);
+        let min_x_b = self.x_b_floor(req);
         CctTerms {
             deployment: self.config.deployment,
             chain_i: req.chain_i,
@@ -905,7 +946,8 @@ impl BobMbs {
             x_j: req.x_j,
             min_x_i,
             max_x_i,
-            expires_at: self.bob.height() + 16,
+            min_x_b,
+            expires_at: self.bob.height() + bob::PRICE_WINDOW,
             salt: req.salt,
             // Each payer's next nonce on its chain now as the payer's own
             // wallet knows it, payments still in flight included (0 for a
@@ -1115,7 +1157,7 @@ impl BobMbs {
                 }
                 // The party proves its own NT; after CCT_V the BoB node does (sub-situation 2).
                 let prover = if rec.verified { self.relayer.clone() } else { party(req, *side).clone() };
-                let tx = self.bob_call(&prover, "prove", &pt, Amount::ZERO);
+                let tx = self.prove_call(&prover, &pt)?;
                 bytes.proofs += tx.to_bytes().len();
                 proof_txs.push(self.bob.submit(&tx)?);
                 sent = true;
@@ -1241,7 +1283,9 @@ impl BobMbs {
         let from = rec.epoch(side) + self.config.kappa_bar + 1;
         let Some(other) = chain.find_by_nonce(&nt.tx.sender, nt.tx.nonce, from)? else { return Ok(None) };
         // A re-send that pays the instruction is the payment, not fraud.
-        if other.hash() == nt.hash() || rec.pays_instruction(side, &other) {
+        let bound = bob::keys::posted_for(other.tx.chain_id, &other.sender(), other.tx.nonce);
+        let elsewhere = self.bob_record::<Hash32>(&bound).is_some_and(|c| c != cct);
+        if other.hash() == nt.hash() || (rec.pays_instruction(side, &other) && !elsewhere) {
             return Ok(None);
         }
         let Some((height, proof)) = chain.tx_proof(&other.hash())? else { return Ok(None) };

@@ -5,7 +5,10 @@
 //!
 //! Used by the late-lock refund of Π_CCTC ([`crate::bob`]'s `refund_lock`):
 //! a lock whose header the BoB no longer keeps can still be shown to have
-//! landed on the chain the BoB follows.
+//! landed on the chain the BoB follows; and (attack R5-2) by `prove_relayed`,
+//! `claim_relayed` and `ccdi_cct_relayed`, so a relay catching up — which
+//! drops a header two BoB blocks after it became final — never leaves a
+//! payer, a locker or a CCDI participant without a way to prove in time.
 //!
 //! Leaf `n` is the `n`-th header relayed after the chain's anchor (height
 //! `anchor + 1 + n`). Mountains are perfect binary trees; the peaks are kept

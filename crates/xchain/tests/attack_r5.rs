@@ -116,12 +116,30 @@ fn landed(m: &mut BobMbs, nt: &SignedTransaction) -> (Height, gridledger_core::m
     panic!("transaction {} never landed", nt.hash());
 }
 
-/// Drives a CCT to its end as an honest BoB node does.
+/// Drives a CCT to its end as an honest BoB node does: CCT_V after the
+/// deadlines and, in sub-situation 2, a proof of each posted NT once it is
+/// final on its chain at the BoB.
 fn settle(m: &mut BobMbs, id: gridledger_core::Hash32) -> CctRecord {
     for _ in 0..300 {
         let rec = m.cct(&id).unwrap();
         if rec.complete {
             return rec;
+        }
+        if rec.verified {
+            for side in [Side::Sender, Side::Receiver] {
+                if rec.state(side) != SideState::Pending {
+                    continue;
+                }
+                let Some(nt) = m.bob_record::<SignedTransaction>(&gridledger_xchain::bob::keys::posted(&id, side))
+                else {
+                    continue;
+                };
+                let Some(pt) = m.proof_for(id, side, &nt).unwrap() else { continue };
+                if m.bob_tip(nt.tx.chain_id) >= pt.height + m.spec.finality.confirmations() as u64 {
+                    let relayer = m.relayer.clone();
+                    let _ = m.bob_exec(&m.prove_call(&relayer, &pt).unwrap()).unwrap();
+                }
+            }
         }
         if !rec.verified
             && m.bob_tip(rec.terms.chain_i) >= rec.deadline_i
@@ -164,7 +182,6 @@ fn settle(m: &mut BobMbs, id: gridledger_core::Hash32) -> CctRecord {
 /// to the NT's header once it left the κ_i window, as `refund_lock` does;
 /// or keep a header until every CCT whose window covers it is closed.
 #[test]
-#[ignore = "attack: a catching-up relay leaves 2 BoB blocks to prove; the honest receiver who paid is penalised (no MMR path for prove)"]
 fn a_catching_up_relay_gets_the_receiver_who_paid_penalised() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::fixed_ids());
@@ -196,7 +213,14 @@ fn a_catching_up_relay_gets_the_receiver_who_paid_penalised() {
     // Two BoB blocks pass before its prove is included.
     m.ticks(2).unwrap();
     let pt = ProofTx { cct: id, side: Side::Receiver, nt: nt_r, height: h_r, proof: proof_r };
-    let receipt = m.bob_exec(&m.bob_call(&r, "prove", &pt, Amount::ZERO)).unwrap();
+    // NT_r's header is gone from the kept ones; the receiver proves it
+    // against the accumulator of relayed headers.
+    assert!(h_r + m.spec.kappa as u64 <= m.bob_tip(J), "the BoB no longer keeps NT_r's header");
+    let stale = m.bob_call(&r, "prove", &pt, Amount::ZERO);
+    let oldest_kept = m.bob_tip(J) - m.spec.kappa as u64;
+    assert_refused(&mut m, &stale, gridledger_xchain::XchainError::StaleHeader { chain: J, height: h_r, oldest_kept });
+    let receipt = m.bob_exec(&m.prove_call(&r, &pt).unwrap()).unwrap();
+    assert_eq!(receipt.status, gridledger_ledger::TxStatus::Success);
     // The sender proves as usual (its chain's relay never stopped).
     let (h, proof) = landed(&mut m, &nt_s);
     let pt = ProofTx { cct: id, side: Side::Sender, nt: nt_s, height: h, proof };
@@ -235,7 +259,6 @@ fn a_catching_up_relay_gets_the_receiver_who_paid_penalised() {
 /// Observed: x_B ≈ x_j / 1000 of its pre-drain value; the receiver who paid
 /// gets that much.
 #[test]
-#[ignore = "attack: a Token_B pool drained for 17 BoB blocks makes x_B (the withholding penalty) negligible; the receiver cannot bound it"]
 fn a_token_b_pool_drained_for_17_blocks_makes_the_penalty_negligible() {
     use gridledger_xchain::bob::WithdrawLiquidity;
     let dir = tempfile::tempdir().unwrap();
@@ -301,7 +324,6 @@ fn a_token_b_pool_drained_for_17_blocks_makes_the_penalty_negligible() {
 /// posted NT's hash → CCT in `post_nt`), or lets the receiver's posted
 /// NT_B count for A once NT_A was taken (BoB node and `resume` included).
 #[test]
-#[ignore = "attack: the sender proves the receiver's NT posted for CCT A on CCT B; the receiver, who paid both, is penalised in A"]
 fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::fixed_ids());
@@ -338,8 +360,12 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
     let nt_r_a = nts[1].3.clone();
     let (h, proof) = landed(&mut m, &nt_r_a);
     // The sender proves the receiver's NT_A for CCT B first.
-    let steal = ProofTx { cct: b, side: Side::Receiver, nt: nt_r_a, height: h, proof };
-    m.bob_ok(&m.bob_call(&s, "prove", &steal, Amount::ZERO)).expect("the BoB takes NT_A for CCT B");
+    let steal = ProofTx { cct: b, side: Side::Receiver, nt: nt_r_a.clone(), height: h, proof };
+    let steal = m.bob_call(&s, "prove", &steal, Amount::ZERO);
+    assert_refused(&mut m, &steal, gridledger_xchain::XchainError::NtPostedForOtherCct { nt: nt_r_a.hash(), cct: a });
+    // Nor can the sender post the receiver's payment for another CCT.
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: b, side: Side::Receiver, nt: nt_r_a }, Amount::ZERO);
+    assert_refused(&mut m, &post, gridledger_xchain::XchainError::NotPayer);
     // Every party proves its own posted NT for its own CCT.
     for (id, side, key, nt) in nts {
         let (h, proof) = landed(&mut m, &nt);
@@ -353,6 +379,46 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
         "the receiver paid and posted NTs for both CCTs; A's receiver side: {:?}",
         rec_a.receiver
     );
+}
+
+/// R5-4's binding covers a fee-bumped re-send (attack R4-1's "the payment
+/// with NT's nonce"): the receiver posts NT_A for CCT A and then re-sends
+/// it with a higher fee; the re-send lands, was never posted, yet the
+/// sender cannot prove it for CCT B (same instruction): it is refused with
+/// `NtPostedForOtherCct` and changes nothing, and it proves A.
+#[test]
+fn a_fee_bumped_resend_of_a_posted_nt_cannot_be_moved_to_another_cct() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let (s, r) = (sender(), receiver());
+    let (terms_a, terms_b) = (m.terms(&request(1_000, 11)), m.terms(&request(1_000, 12)));
+    let tx_a = m.cct_tx(&s, &r, terms_a.clone());
+    let tx_b = {
+        let sig = r.sign(&terms_b.digest(m.bob.chain_id()));
+        let args = gridledger_xchain::bob::CctArgs { terms: terms_b.clone(), receiver_sig: sig };
+        let n = m.bob.next_nonce(&s.address()) + 1;
+        gridledger_xchain::mbs::bob_call_signed(&s, m.bob.chain_id(), n, "cct", &args, Amount::ZERO)
+    };
+    m.bob.submit(&tx_a).unwrap();
+    m.bob_ok(&tx_b).unwrap();
+    let (a, b) = (terms_a.id(), terms_b.id());
+    let (rec_a, rec_b) = (m.cct(&a).unwrap(), m.cct(&b).unwrap());
+    assert_eq!(rec_a.instruction(Side::Receiver), rec_b.instruction(Side::Receiver));
+    m.wait_native_window(&rec_a).unwrap();
+    m.wait_native_window(&rec_b).unwrap();
+    let (_, _, to, amount) = rec_a.instruction(Side::Receiver);
+    let n = m.external(J).unwrap().wallet_next_nonce(&r.address());
+    let nt = transfer(&r, J, n, to, Amount(amount), Amount(1));
+    m.bob_ok(&m.bob_call(&r, "post_nt", &PostNt { cct: a, side: Side::Receiver, nt }, Amount::ZERO)).unwrap();
+    let bumped = transfer(&r, J, n, to, Amount(amount), Amount(2));
+    m.external_mut(J).unwrap().submit(&bumped).unwrap();
+    let (h, proof) = landed(&mut m, &bumped);
+    let pt = ProofTx { cct: b, side: Side::Receiver, nt: bumped.clone(), height: h, proof };
+    let steal = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    assert_refused(&mut m, &steal, gridledger_xchain::XchainError::NtPostedForOtherCct { nt: bumped.hash(), cct: a });
+    let own = ProofTx { cct: a, ..pt };
+    m.bob_ok(&m.prove_call(&r, &own).unwrap()).unwrap();
+    assert!(matches!(m.cct(&a).unwrap().receiver, SideState::Proved { .. }));
 }
 
 // ------------------------------------------------------------------ R5-5
@@ -378,7 +444,6 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
 /// the pool trades so arbitrage restores the price.
 /// Observed: the honest `swap` completes with x_i ≈ fair / 1000.
 #[test]
-#[ignore = "attack: an LP draining the Token_i pool sets the rate honest receivers sign (the pool never trades); x_i drops 1000x and the swap completes"]
 fn a_drained_token_i_pool_sets_the_rate_honest_receivers_sign() {
     use gridledger_xchain::bob::WithdrawLiquidity;
     use gridledger_xchain::mbs::Behaviour;
@@ -494,7 +559,6 @@ fn a_deployment_reopened_with_another_shape_runs_other_rules() {
 /// Suggested fix: in `fraud`, require `a.height >= rec.deadline(side)` (or
 /// ≥ the tip stored at CCT_V) for `FraudEvidence::Balance`.
 #[test]
-#[ignore = "attack: balance fraud evidence from a header before the payer topped up; the sender whose NT lands after CCT_V is penalised"]
 fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
     use gridledger_ledger::state::{account_key, StateRead};
     use gridledger_xchain::bob::{Fraud, FraudEvidence};
@@ -564,6 +628,13 @@ fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
         evidence: FraudEvidence::Balance { account: Some(account), proof },
     };
     let fr = m.bob_exec(&m.bob_call(&r, "fraud", &f, Amount::ZERO)).unwrap();
+    assert_eq!(
+        fr.status,
+        gridledger_ledger::TxStatus::Reverted(
+            gridledger_xchain::XchainError::EvidenceBeforeDeadline { chain: I, height: h_ev, deadline: rec.deadline_i }
+                .as_revert()
+        )
+    );
     let rec = settle(&mut m, id);
     while m.external(I).unwrap().height() <= land + 1 {
         m.tick().unwrap();
@@ -600,7 +671,6 @@ fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
 /// bounded by a time-weighted price / LP lock-up), and the honest swap
 /// succeeds. Observed: `InsufficientDeposit` for the sender.
 #[test]
-#[ignore = "attack: Token_B liquidity held across one block boundary inflates x_B for 16 blocks; every CCT is refused (InsufficientDeposit)"]
 fn one_block_of_borrowed_token_b_liquidity_blocks_every_cct() {
     use gridledger_xchain::bob::{Provide, WithdrawLiquidity};
     use gridledger_xchain::mbs::Behaviour;

@@ -407,8 +407,13 @@ fn sc_c_refuses_forged_stale_reverted_foreign_and_double_ccts() {
     let data1 = m.item(A, us[1].item).unwrap().data;
     let lock1 = m.sc_bg_call(A, &us[1].key, "lock", &Lock { process: id, item: us[1].item, data: data1 }).unwrap();
     m.external_mut(A).unwrap().submit(&lock1).unwrap();
-    m.ticks(8).unwrap();
+    m.tick().unwrap();
     let c1 = m.ccdi_cct_for(id, &lock1).unwrap().unwrap();
+    // Right as the header leaves the window (one epoch later a BoB node
+    // would send the lock's CCT against the accumulator itself).
+    while m.bob_tip(A) < c1.height + 4 {
+        m.tick().unwrap();
+    }
     let tip = m.bob_tip(A);
     let tx = m.bob_call(&us[1].key, "ccdi_cct", &c1, Amount::ZERO);
     assert_bob_refuses(&mut m, &tx, XchainError::StaleHeader { chain: A, height: c1.height, oldest_kept: tip - 4 });
@@ -752,4 +757,73 @@ fn an_item_locked_too_early_comes_back_through_the_late_lock_path() {
     assert_eq!((back.owner, back.lock, back.data), (u.address(), None, data), "the item is back, unchanged");
     let tx = m.ccdi_late_lock_tx(&u, id, &lock).unwrap();
     assert_bob_refuses(&mut m, &tx, XchainError::AlreadyStored { chain: A, item });
+}
+
+/// A relay catching up (attack R5-2) drops a lock's header two BoB blocks
+/// after it became final; the participant's CCT, not sent in that window,
+/// is sent by a BoB node against the accumulator of relayed headers
+/// (`ccdi_cct_relayed`) and stored in its slot while the process runs, so
+/// the participant is not eliminated for the relay's delay. A forged
+/// header for it is refused and changes nothing.
+#[test]
+fn a_lock_whose_header_a_catching_up_relay_dropped_is_still_stored_in_its_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let us = users(&mut m, &honest(3));
+    let t = m.ccdi_terms(CcdiApp::Battle, &us, DEPOSIT, 20, 1502);
+    let id = m.ccdi_prepare(&t, &us, &mut Default::default()).unwrap();
+    let mut locks = Vec::new();
+    for u in &us {
+        let data = m.item(u.chain, u.item).unwrap().data;
+        let lock = m.sc_bg_call(u.chain, &u.key, "lock", &Lock { process: id, item: u.item, data }).unwrap();
+        m.external_mut(u.chain).unwrap().submit(&lock).unwrap();
+        locks.push(lock);
+    }
+    // Chain A's relay is down for 12 epochs; chain A goes on.
+    for _ in 0..12 {
+        m.external_mut(A).unwrap().tick().unwrap();
+    }
+    let a_height = m.ccdi_cct_for(id, &locks[0]).unwrap().unwrap().height;
+    assert!(m.bob_tip(A) < a_height);
+    // The relay resumes; chain B's participant sends its CCT as usual,
+    // chain A's two send nothing in time.
+    let mut b_sent = false;
+    let mut forged_checked = false;
+    for _ in 0..100 {
+        if m.process(&id).unwrap().finished {
+            break;
+        }
+        if !forged_checked && m.bob_tip(A) >= a_height + 4 {
+            // The header is gone from the kept ones: a forged one with a
+            // path does not get the lock stored.
+            let cct = m.ccdi_cct_for(id, &locks[0]).unwrap().unwrap();
+            let (mut header, header_proof) = m.header_path(A, a_height).unwrap();
+            header.receipt_root = Hash32([1; 32]);
+            let args = ccdi::CcdiCctRelayed { cct: cct.clone(), header, header_proof };
+            let tx = m.bob_call(&us[0].key, "ccdi_cct_relayed", &args, Amount::ZERO);
+            assert_bob_refuses(&mut m, &tx, XchainError::BadHeaderProof { chain: A, height: a_height });
+            forged_checked = true;
+            // The first participant's client sends it against the
+            // accumulator itself; the second's is left to a BoB node.
+            let filled = m.process(&id).unwrap().filled;
+            let tx = m.ccdi_cct_call(&us[0].key, &cct).unwrap();
+            assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+            assert_eq!(m.process(&id).unwrap().filled, filled + 1);
+            continue;
+        }
+        if !b_sent {
+            if let Some(cct) = m.ccdi_cct_for(id, &locks[2]).unwrap() {
+                if m.bob_tip(B) >= cct.height && m.bob.height() + 1 >= t.start {
+                    m.bob_ok(&m.bob_call(&us[2].key, "ccdi_cct", &cct, Amount::ZERO)).unwrap();
+                    b_sent = true;
+                    continue;
+                }
+            }
+        }
+        m.tick().unwrap();
+    }
+    assert!(forged_checked);
+    let rec = m.process(&id).unwrap();
+    assert!(rec.finished && rec.all_in_time, "every slot stored in time: {rec:?}");
+    assert!(rec.eliminated.is_empty(), "eliminated for the relay's delay: {:?}", rec.eliminated);
 }

@@ -204,3 +204,35 @@ fn a_refund_path_made_stale_by_a_relay_is_refused_then_rebuilt() {
     m.refund_lock(&u, A, &nt).unwrap();
     assert_eq!(balance(&m, &tpk), held - AMOUNT, "the rebuilt path refunds the lock");
 }
+
+/// `claim_relayed` (attack R5-2): a lock whose header the BoB no longer
+/// keeps — dropped two BoB blocks after it became final when a relay
+/// catches up — can still be claimed against the accumulator of relayed
+/// headers, once: a refund or another claim after it is refused, as is a
+/// forged header or someone else's claim, changing nothing.
+#[test]
+fn a_lock_whose_header_was_dropped_is_claimed_by_its_accumulator_path_once() {
+    use gridledger_xchain::bob::ClaimRelayed;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = open(dir.path());
+    let u = dev_key(2);
+    let (nt, height) = lock(&mut m, &u);
+    until_dropped(&mut m, height);
+    let (_, proof) = m.external(A).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
+    let (header, header_proof) = m.header_path(A, height).unwrap();
+    let args = ClaimRelayed { claim: Claim { chain: A, height, nt: nt.clone(), proof }, header, header_proof };
+    let mut forged = args.clone();
+    forged.header.tx_root = Hash32([9; 32]);
+    let tx = m.bob_call(&u, "claim_relayed", &forged, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: A, height });
+    let thief = dev_key(3);
+    let tx = m.bob_call(&thief, "claim_relayed", &args, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::NotClaimant);
+    let tx = m.bob_call(&u, "claim_relayed", &args, Amount::ZERO);
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    assert_eq!(minted(&m, &u), AMOUNT);
+    let again = m.bob_call(&u, "claim_relayed", &args, Amount::ZERO);
+    assert_refused(&mut m, &again, XchainError::AlreadyClaimed(nt.hash()));
+    let refund = m.refund_lock_tx(&u, A, &nt).unwrap();
+    assert_refused(&mut m, &refund, XchainError::AlreadyClaimed(nt.hash()));
+}

@@ -502,6 +502,16 @@ fn fraud_proofs_against_a_payable_transaction_are_refused() {
     }
     let v = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
     assert_eq!(bob_only(&mut m, &v).status, TxStatus::Success);
+    // Evidence from a header before the deadline proves nothing (the payer
+    // could still fund its account then; attack R5-7).
+    let early = fraud.height;
+    assert!(early < rec.deadline_i);
+    let tx = m.bob_call(&relayer, "fraud", &fraud, Amount::ZERO);
+    assert_refused(
+        &mut m,
+        &tx,
+        XchainError::EvidenceBeforeDeadline { chain: I, height: early, deadline: rec.deadline_i },
+    );
     // The sender's account covers NT_s: no fraud.
     let (height, proof) = m.external(I).unwrap().state_proof(&key);
     let acc = m.external(I).unwrap().account(&s.address());
@@ -818,4 +828,80 @@ fn terms_are_not_agreed_while_the_bob_lags_a_chain() {
     assert!(matches!(err, MbsError::BobLagging { chain: J, .. }), "{err}");
     m.wait_caught_up(&[I, J]).unwrap();
     m.check_view(&[I, J]).unwrap();
+}
+
+/// `prove_relayed` (attack R5-2): an NT whose header the BoB no longer
+/// keeps is proved against the accumulator of relayed headers; a forged
+/// header, a wrong path, a wrong transaction proof or an unrelayed height
+/// is refused with a typed error and changes nothing.
+#[test]
+fn an_nt_whose_header_is_no_longer_kept_is_proved_by_its_accumulator_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let (id, rec) = open_cct(&mut m, &request(500, 41));
+    m.wait_native_window(&rec).unwrap();
+    let r = receiver();
+    let nt = m.native_tx(&rec, Side::Receiver, &r).unwrap();
+    m.external_mut(J).unwrap().submit(&nt).unwrap();
+    let pt = loop {
+        if let Some(pt) = m.proof_for(id, Side::Receiver, &nt).unwrap() {
+            break pt;
+        }
+        m.tick().unwrap();
+    };
+    while pt.height + m.spec.kappa as u64 > m.bob_tip(J) {
+        m.tick().unwrap();
+    }
+    let (header, path) = m.header_path(J, pt.height).unwrap();
+    let call = |m: &gridledger_xchain::BobMbs, a: &bob::ProveRelayed| m.bob_call(&r, "prove_relayed", a, Amount::ZERO);
+    let good = bob::ProveRelayed { pt: pt.clone(), header: header.clone(), header_proof: path.clone() };
+    // A forged header (another transaction root) is not in the accumulator.
+    let mut forged = good.clone();
+    forged.header.tx_root = gridledger_core::Hash32([7; 32]);
+    let tx = call(&m, &forged);
+    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: J, height: pt.height });
+    // The real header under another height, or with a wrong path.
+    let mut moved = good.clone();
+    moved.pt.height += 1;
+    let tx = call(&m, &moved);
+    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: J, height: pt.height + 1 });
+    let mut short = good.clone();
+    short.header_proof.pop();
+    let tx = call(&m, &short);
+    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: J, height: pt.height });
+    // A transaction proof that does not show NT under the header.
+    let mut wrong = good.clone();
+    wrong.pt.proof.leaf_count += 1;
+    let tx = call(&m, &wrong);
+    assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: J, height: pt.height });
+    // A height the BoB has not relayed.
+    let tip = m.bob_tip(J);
+    let mut ahead = good.clone();
+    ahead.pt.height = tip + 1;
+    let tx = call(&m, &ahead);
+    assert_refused(&mut m, &tx, XchainError::UnknownHeader { chain: J, height: tip + 1, tip });
+    // The real one proves the receiver's side; a replay is refused.
+    let tx = call(&m, &good);
+    assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
+    assert!(matches!(m.cct(&id).unwrap().receiver, SideState::Proved { height, .. } if height == pt.height));
+    let tx = call(&m, &good);
+    assert_refused(&mut m, &tx, XchainError::AlreadySettled("receiver"));
+}
+
+/// The receiver's floor on the penalty unit (attack R5-3): the terms the
+/// library builds carry `min_x_b` = the quoted `x_B` less the slippage; a
+/// CCT whose `x_B` (at the pools' reference balances) is below the floor
+/// the receiver signed is refused with `PenaltyOutOfBounds` and changes
+/// nothing.
+#[test]
+fn a_cct_priced_below_the_receivers_penalty_floor_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let req = request(1_000, 51);
+    let quoted = m.quote(1_000, m.bob.chain_id(), J).unwrap();
+    let mut terms = m.terms(&req);
+    assert!(terms.min_x_b <= quoted && terms.min_x_b * 100 >= quoted * 98, "{} vs {quoted}", terms.min_x_b);
+    terms.min_x_b = quoted + 1;
+    let tx = m.cct_tx(&sender(), &receiver(), terms);
+    assert_refused(&mut m, &tx, XchainError::PenaltyOutOfBounds { x_b: quoted, min: quoted + 1 });
 }

@@ -995,17 +995,35 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     ];
     // Phase 1: the CCT. The receiver signs x_i within the quote ± the
     // slippage, as `BobMbs::terms` does (attack R4-6b).
-    let (min_x_i, max_x_i) = {
+    let (min_x_i, max_x_i, min_x_b) = {
         let weight = |t: ChainId| config.weights.iter().find(|(c, _)| *c == t).map_or(0, |(_, w)| *w);
-        let bi: u128 = net.record(&bob::keys::pool(chain_i))?.unwrap_or(0);
-        let bj: u128 = net.record(&bob::keys::pool(chain_j))?.unwrap_or(0);
+        // SC_AMM prices from the pools' reference balances in the block
+        // the CCT executes in (attack R5-5).
+        let next = net.height(bob_chain)? + 1;
+        let mut reference = |t: ChainId| -> anyhow::Result<u128> {
+            let r: Option<gridledger_xchain::amm::PriceRef> = net.record(&bob::keys::price_ref(t))?;
+            Ok(match r {
+                Some(r) => r.value_at(next),
+                None => net.record(&bob::keys::pool(t))?.unwrap_or(0),
+            })
+        };
+        let (bi, bj, bb) = (reference(chain_i)?, reference(chain_j)?, reference(bob_chain)?);
         let quote = gridledger_xchain::amm::amount_in_for(
             a.amount as u128,
             (chain_i, bi, weight(chain_i)),
             (chain_j, bj, weight(chain_j)),
         )
         .map_err(|e| anyhow!("SC_AMM cannot quote {} Token_j: {e}", a.amount))?;
-        slippage_bounds(quote, a.slippage_bps)
+        // The receiver's floor on the penalty unit x_B (attack R5-3).
+        let x_b = gridledger_xchain::amm::amount_in_for(
+            a.amount as u128,
+            (bob_chain, bb, weight(bob_chain)),
+            (chain_j, bj, weight(chain_j)),
+        )
+        .map_err(|e| anyhow!("SC_AMM cannot price the penalty of {} Token_j: {e}", a.amount))?;
+        let (min_x_b, _) = slippage_bounds(x_b, a.slippage_bps);
+        let (min_x_i, max_x_i) = slippage_bounds(quote, a.slippage_bps);
+        (min_x_i, max_x_i, min_x_b)
     };
     let terms = CctTerms {
         deployment: gridledger_xchain::mbs::deployment(&spec),
@@ -1020,7 +1038,8 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         x_j: a.amount as u128,
         min_x_i,
         max_x_i,
-        expires_at: net.height(bob_chain)? + 16,
+        min_x_b,
+        expires_at: net.height(bob_chain)? + bob::PRICE_WINDOW,
         salt: 1,
         nonce_floor_i: net.nonce(chain_i, &sender.address())?,
         nonce_floor_j: net.nonce(chain_j, &receiver.address())?,

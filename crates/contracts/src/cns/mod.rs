@@ -41,7 +41,8 @@
 //!   (it closed with a stale state the newer one proves it had signed past),
 //!   unless the newer state is one the raiser may have signed first and never
 //!   received co-signed: its own payment built directly on the disputed
-//!   state (at any counter: fallen-back proposals skip counters), or the
+//!   state (its `prev_counter` is the disputed counter; at any counter:
+//!   fallen-back proposals skip counters), or the
 //!   final state of the disputed one (see `raiser_may_lack`).
 //!   A dispute that times out books no fault on anyone: silence proves
 //!   nothing newer exists, and faulting the silent side would let any party
@@ -69,6 +70,20 @@
 //!   pending credit: an unsigned pending debit, or another MSC's debt, never
 //!   reduces it (see `owed_of`), and `bill_settle` refuses to leave `free`
 //!   below `owed`.
+//! - **Credit-side accounting.** For every credit-backed side, the
+//!   participant's debit is exactly what the merchant's pool paid into the
+//!   channel for that side minus what comes back to the pool at close:
+//!   `debit − credit = (note + Σ top-up notes) − (balance + unallocated
+//!   top-up)`, the balance and unallocated top-up taken *after* the
+//!   deductions of `settle_amounts` (which may spend a credit side's
+//!   unallocated top-up on the peer's already-paid withdrawals when a
+//!   higher-counter state de-allocates it). The [`DebitRecord`] books
+//!   `funded = notes − unallocated returned`, so `debit = funded − final`
+//!   as the merchant recalculates it, and the MSC's ledger always balances
+//!   (`imbalance() == 0`) whatever states, withdrawals and top-ups were
+//!   registered. The close is never refused for such a deduction: that coin
+//!   was already paid out; it is the participant's debt, counted against
+//!   its credit limit like any other.
 //! - **Top-up and partial withdraw** (beyond the seed). A top-up is on
 //!   chain before any state names it (`channel_topup`), so the peer never
 //!   co-signs coin that is not there; a closing state that does not
@@ -458,24 +473,31 @@ fn finalise(ctx: &mut CallContext<'_, '_>, esc: &mut EscRecord, ch: &mut Channel
         match ch.funded[i] {
             Some(FundKind::Deposit) | None => ctx.pay(&esc.payouts[i], add(add(b, unallocated)?, unpaid)?)?,
             Some(FundKind::Credit) => {
-                // Notes issued for this side: the open's and every top-up's;
-                // the participant is debited only for what was allocated.
+                // The participant is debited what the pool paid in for
+                // this side (the open's note and every top-up note) minus
+                // what comes back to the pool, both measured after
+                // `settle_amounts`' deductions: an unallocated top-up that
+                // the close took to cover the peer's paid withdrawals left
+                // the pool for good, so it is debited like spent credit
+                // (see "Credit-side accounting" above). The close is never
+                // refused for it: that coin was already paid out.
                 let f_total = add(ch.capacity[i], ch.topped_up[i])?;
-                let f = add(ch.capacity[i], st.resize.topped_up[i])?;
+                let returned = add(b, unallocated)?;
+                let funded = sub(f_total, unallocated, "funded notes")?;
                 let mut m: Merchant = load(ctx, &merchant_key(&msc.merchant), "merchant")?;
                 m.reserved = sub(m.reserved, f_total, "merchant reserve")?;
-                m.free = add(m.free, add(b, unallocated)?)?;
+                m.free = add(m.free, returned)?;
                 let rec = DebitRecord {
                     sid,
                     cid: ch.cid,
-                    funded: f,
+                    funded,
                     final_amount: b,
                     energy: q,
-                    debit: f.saturating_sub(b),
-                    credit: b.saturating_sub(f),
+                    debit: funded.saturating_sub(b),
+                    credit: b.saturating_sub(funded),
                 };
                 msc.ledger.locked = sub(msc.ledger.locked, f_total, "locked notes")?;
-                msc.ledger.returned = add(msc.ledger.returned, add(b, unallocated)?)?;
+                msc.ledger.returned = add(msc.ledger.returned, returned)?;
                 msc.ledger.pending_debits = add(msc.ledger.pending_debits, rec.debit)?;
                 msc.ledger.pending_credits = add(msc.ledger.pending_credits, rec.credit)?;
                 adjust_owed(&mut m, owed_before, owed_of(&msc))?;
@@ -519,32 +541,6 @@ fn require_open(ch: &Channel) -> R<()> {
     }
 }
 
-/// The dispute-fault rule: whether `c`, overturning the dispute `raiser`
-/// raised with `d`, is a state the raiser may have signed without ever
-/// holding it co-signed (then the overturn books no fault on it).
-///
-/// What the contract can know: a state is signed first by its proposer and
-/// second by its acceptor, who signs only after checking the proposer's
-/// signature, so the acceptor holds it co-signed the moment it signs; the
-/// proposer holds it only if the acceptance reaches it, which the peer can
-/// withhold. A payment update is proposed by its buyer (`last_trade.buyer`;
-/// parties refuse any other). A raiser honestly disputes with its latest
-/// co-signed state `d`; its own unacknowledged proposals build on `d` (with
-/// the update fallback its counters skip, so `c` may be any distance past
-/// `d`). So `c` is excused when it is:
-/// - the raiser's own payment applied directly to `d`: the raiser is the
-///   buyer, its energy is unchanged, and its balance fell (the peer's rose)
-///   by exactly the trade's amount and the peer's energy by the trade's
-///   energy; for a fold (whose trade list is off chain) by at least the last
-///   trade's amount and energy;
-/// - a final state with `d`'s balances and energy (the close of `d`, which
-///   either side may have proposed).
-///
-/// Anything else shows the raiser signed past `d` as acceptor (a peer's
-/// update raises the raiser's energy), or stacked further updates on a state
-/// it held co-signed: it closed with a stale state, a fault. A raiser with a
-/// proposal window above 1 may honestly lack several stacked proposals; that
-/// remains its risk (parties default to a window of 1).
 /// The fault rule of a cooperative close during a dispute (`channel_close`):
 /// the final state `f` is co-signed by both sides, so by the raiser too. The
 /// honest client co-signs a final state only with its own newest co-signed
@@ -560,6 +556,33 @@ fn close_shows_stale_dispute(d: &ChannelState, f: &ChannelState) -> bool {
     f.balances != d.balances || f.energy != d.energy || f.resize != d.resize
 }
 
+/// The dispute-fault rule: whether `c`, overturning the dispute `raiser`
+/// raised with `d`, is a state the raiser may have signed without ever
+/// holding it co-signed (then the overturn books no fault on it).
+///
+/// What the contract can know: a state is signed first by its proposer and
+/// second by its acceptor, who signs only after checking the proposer's
+/// signature, so the acceptor holds it co-signed the moment it signs; the
+/// proposer holds it only if the acceptance reaches it, which the peer can
+/// withhold. A payment update is proposed by its buyer (`last_trade.buyer`;
+/// parties refuse any other). A raiser honestly disputes with its latest
+/// co-signed state `d`; its own unacknowledged proposals build on `d` (with
+/// the update fallback its counters skip, so `c` may be any distance past
+/// `d`). So `c` is excused when it is:
+/// - the raiser's own payment applied directly to `d` (`c.prev_counter ==
+///   d.counter`, single or folded): the raiser is the
+///   buyer, its energy is unchanged, and its balance fell (the peer's rose)
+///   by exactly the trade's amount and the peer's energy by the trade's
+///   energy; for a fold (whose trade list is off chain) by at least the last
+///   trade's amount and energy;
+/// - a final state with `d`'s balances and energy (the close of `d`, which
+///   either side may have proposed).
+///
+/// Anything else shows the raiser signed past `d` as acceptor (a peer's
+/// update raises the raiser's energy), or stacked further updates on a state
+/// it held co-signed: it closed with a stale state, a fault. A raiser with a
+/// proposal window above 1 may honestly lack several stacked proposals; that
+/// remains its risk (parties default to a window of 1).
 fn raiser_may_lack(d: &ChannelState, c: &ChannelState, raiser: usize) -> bool {
     let peer = 1 - (raiser & 1);
     let raiser = raiser & 1;
@@ -570,6 +593,11 @@ fn raiser_may_lack(d: &ChannelState, c: &ChannelState, raiser: usize) -> bool {
         return c.balances == d.balances && c.energy == d.energy && c.last_trade.is_none();
     }
     let Some(t) = c.last_trade else { return false };
+    // Built directly on `d` (counters may skip, `prev_counter` does not):
+    // a payment stacked on a later state shows the raiser held that one.
+    if c.prev_counter != d.counter {
+        return false;
+    }
     if usize::from(t.buyer) != raiser || c.energy[raiser] != d.energy[raiser] {
         return false;
     }

@@ -186,7 +186,11 @@ impl Trade {
 pub struct DebitRecord {
     pub sid: u64,
     pub cid: Hash32,
-    /// Note amount that backed the side.
+    /// What the merchant's pool paid in for the side and did not get back
+    /// as unallocated top-up: the open's note plus every top-up note, minus
+    /// the top-up refunded unallocated at close (after the close's
+    /// deductions for withdrawals already paid out). So `funded − final`
+    /// is exactly what the pool lost to the channel.
     pub funded: Amount,
     /// Final balance of the side, returned to the merchant's pool.
     pub final_amount: Amount,
