@@ -102,7 +102,6 @@ fn proposal_with_evidence(
 /// aggregate at least `quorum − f` clients of the deter-vector, or refuse a
 /// leader whose own pre-vector is short of what `K − f` others named.
 #[test]
-#[ignore = "attack: a Byzantine leader's short pre-vector empties the omission rule; poisoned-only aggregate accepted"]
 fn a_byzantine_leaders_short_pre_vector_lets_it_drop_every_honest_client() {
     let (node, step) = byzantine_leader_with_short_pre_vector(&[3], &[3]);
     assert!(
@@ -175,7 +174,6 @@ fn a_byzantine_client_forges_equivocation_evidence_against_an_honest_client() {
 /// poisoned root commits in view 0 and every honest client decodes
 /// −20 × client 3's model as the global fragment.
 #[test]
-#[ignore = "attack: end to end, a Byzantine leader with a short pre-vector commits a poisoned-only global model"]
 fn end_to_end_a_byzantine_leader_with_a_short_pre_vector_commits_a_poisoned_model() {
     struct ShortPreVector(OmittingLeader);
     impl Adversary<P> for ShortPreVector {

@@ -1,6 +1,6 @@
 //! The omission rule of the dual consensus (issue 16, attack finding 7):
-//! a proposal may leave out a client that every pre-vector named only with
-//! exclusion evidence that proves the client faulty. An honest leader
+//! a proposal may leave out a client named by at least `K − f` held pre-vectors
+//! only with exclusion evidence that proves the client faulty. An honest leader
 //! excludes an equivocating client or one with a malformed model with such
 //! evidence and the chain commits in view 0 (no stall); a Byzantine
 //! leader's forged or invalid evidence is refused with a typed fault and a
@@ -189,7 +189,7 @@ fn forged_or_invalid_exclusion_evidence_is_refused() {
             EvidenceError::WellFormed,
         ),
         (
-            Exclusion::Malformed { record: Box::new(malformed.record), cells: malformed.cells[..2].to_vec() },
+            Exclusion::Malformed { record: Box::new(malformed.record), cells: malformed.cells[..1].to_vec() },
             EvidenceError::NotDecoded(FlError::Undecodable { need: 5, have: 4 }),
         ),
         (

@@ -277,7 +277,7 @@ impl Federation {
             let max_ct = len * 4 + 16;
             let k = max_ct.div_ceil(31);
             let kzg = Kzg::insecure_from_seed(k.next_power_of_two() * 2, cfg.seed ^ b as u64);
-            let coder = FragmentCoder::new(kzg, max_ct, cfg.nodes, cfg.nodes - f).map_err(fl)?;
+            let coder = FragmentCoder::new(kzg, max_ct, cfg.nodes, cfg.nodes - 2 * f).map_err(fl)?;
             let global =
                 GlobalCoder::new(len * 4, cfg.nodes, cfg.nodes - f, cfg.clients, cfg.clients - f_cli).map_err(fl)?;
             coders.push((Arc::new(coder), Arc::new(global)));

@@ -33,7 +33,7 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
     let f = (nodes - 1) / 3;
     let f_cli = (clients - 1) / 3;
     let max_ct = DIMS * 4 + 16;
-    let coder = FragmentCoder::new(Kzg::insecure_from_seed(16, 9), max_ct, nodes, nodes - f).unwrap();
+    let coder = FragmentCoder::new(Kzg::insecure_from_seed(16, 9), max_ct, nodes, nodes - 2 * f).unwrap();
     let global = GlobalCoder::new(DIMS * 4, nodes, nodes - f, clients, clients - f_cli).unwrap();
     Arc::new(ChainConfig {
         chain: 2,
