@@ -22,7 +22,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 /// `Federation::new`, e.g. `chains·nodes·(nodes + clients)` per round and a
 /// total over rounds, with an `--i-know` style override if wanted.
 #[test]
-#[ignore = "attack: fl train accepts a flag combination whose total work is unbounded (days), no typed refusal"]
 fn fl_train_refuses_a_combination_of_sizes_that_cannot_finish() {
     let mut child = Command::new(BIN)
         .args(["fl", "train", "--json", "--nodes", "256", "--clients", "1000", "--chains", "256", "--rounds", "10000"])
@@ -43,7 +42,24 @@ fn fl_train_refuses_a_combination_of_sizes_that_cannot_finish() {
         std::thread::sleep(Duration::from_millis(100));
     };
     match status {
-        Some(s) => assert!(matches!(s.code(), Some(1) | Some(2)), "exit {:?}", s.code()),
+        Some(s) => {
+            assert_eq!(s.code(), Some(2), "exit {:?}", s.code());
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            assert!(err.contains("work budget exceeded"), "{err}");
+        }
         None => panic!("still running after 20 s: no refusal of the unbounded size combination"),
     }
+}
+
+/// The total over rounds is budgeted too: each round of this combination
+/// is within the per-round budget (4 × 4 × 104), but 10 000 of them are
+/// not; refused at once, exit 2, naming the total limit.
+#[test]
+fn fl_train_refuses_too_many_rounds_of_an_affordable_size() {
+    let out =
+        Command::new(BIN).args(["fl", "train", "--json", "--clients", "100", "--rounds", "10000"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("work budget exceeded") && err.contains("total limit"), "{err}");
 }
