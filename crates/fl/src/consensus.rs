@@ -459,7 +459,8 @@ pub struct ChainNode<A: Attester> {
     cfg: Arc<ChainConfig>,
     me: usize,
     enclave: A,
-    /// The enclaves' shared secret `SK` (§7.2.4), for the clients' keys.
+    /// The enclaves' shared secret `SK` (§7.2.4): the clients' fragment
+    /// keys are derived from it inside the enclave only (no client holds it).
     shared_secret: [u8; 32],
     timing: Timing,
     /// Accepted local messages, by client (first record wins).

@@ -147,24 +147,52 @@ fn control_the_same_omission_is_refused_when_the_leader_names_everyone() {
 /// other clients hold. `FlClient::new` should take the client's key pair,
 /// not `shared_secret`.
 #[test]
-#[ignore = "attack: any client holds the shared secret, so it can sign equivocation evidence against an honest client"]
 fn a_byzantine_client_forges_equivocation_evidence_against_an_honest_client() {
     let cfg = config(4, 4, 1);
     let honest = uploads();
-    // What Byzantine client 3 was given to build its own FlClient: the
-    // shared secret `SK`. From it, client 0's keys.
-    let forged = upload(&cfg, 0, &client_key(&SK, 0), &model(0).iter().map(|x| x + 0.5).collect::<Vec<f32>>());
-    let ex = Exclusion::Equivocation { first: Box::new(honest[0].record), second: Box::new(forged.record) };
-    let (_, step) = proposal_with_evidence(&[0, 1, 2, 3], &[1, 2, 3], vec![ex]);
-    assert_eq!(
-        step.faults,
-        vec![Fault::BadExclusion {
-            view: 0,
-            client: 0,
-            error: EvidenceError::Record(FlError::Unauthenticated { client: 0 })
-        }],
-        "forged evidence against honest client 0 accepted"
-    );
+    // Fixed: `FlClient::new` takes only the client's own `ClientSecrets`
+    // (its fragment key and an independent signing key pair registered by
+    // public key). What Byzantine client 3 can sign with: its own key, or
+    // even a key derived the old way from the shared secret, were it leaked.
+    let old_derivation = {
+        let h = gridledger_core::codec::hash_bytes(
+            gridledger_core::codec::Tag("gridledger/fl-client-signing-key/v1"),
+            &client_key(&SK, 0),
+        );
+        gridledger_core::crypto::KeyPair::from_seed(&h.0.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    };
+    let own = gridledger_fl::round::sim_client_signing_key(&SIGN_SEED, 3);
+    for signer in [old_derivation, own] {
+        let shifted: Vec<f32> = model(0).iter().map(|x| x + 0.5).collect();
+        let forged = upload_signed(&cfg, 0, &client_key(&SK, 0), &signer, &shifted);
+        let ex = Exclusion::Equivocation { first: Box::new(honest[0].record), second: Box::new(forged.record) };
+        let (_, step) = proposal_with_evidence(&[0, 1, 2, 3], &[1, 2, 3], vec![ex]);
+        assert_eq!(
+            step.faults,
+            vec![Fault::BadExclusion {
+                view: 0,
+                client: 0,
+                error: EvidenceError::Record(FlError::Unauthenticated { client: 0 })
+            }],
+            "forged evidence against honest client 0 accepted"
+        );
+    }
+}
+
+/// FINDING 2, the other half: a client holds only its own fragment key, and
+/// with it cannot read another client's fragment (decoded from its cells).
+#[test]
+fn a_client_cannot_decrypt_another_clients_fragment() {
+    let cfg = config(4, 4, 1);
+    let honest = uploads();
+    let (coeffs, faults) = cfg.coder.decode_cells(&honest[0].record, &honest[0].cells);
+    assert!(faults.is_empty());
+    let coeffs = coeffs.unwrap();
+    // Client 0 (and the enclaves) can; client 3, with its own key, cannot.
+    let own = cfg.coder.open(&client_key(&SK, 0), &honest[0].record, &coeffs).unwrap();
+    assert_eq!(own, params_to_bytes(&model(0)));
+    let theirs = cfg.coder.open(&client_key(&SK, 3), &honest[0].record, &coeffs);
+    assert_eq!(theirs, Err(FlError::DecryptFailed));
 }
 
 /// FINDING 1, end to end in the simulator: Byzantine node 0 (leader of view

@@ -13,7 +13,7 @@ use common::*;
 use gridledger_consensus::pbft::{self, PrePrepare};
 use gridledger_core::enclave::Attester;
 use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, RootBlock};
-use gridledger_fl::round::{sim_node_key, ClientBehaviour, Participant, RoundOutput};
+use gridledger_fl::round::{sim_client_signing_key, sim_node_key, ClientBehaviour, Participant, RoundOutput};
 use gridledger_fl::FlError;
 use gridledger_sim::{Adversary, SeedPlan};
 
@@ -150,16 +150,21 @@ fn a_client_sending_two_records_to_one_node_is_recorded_and_its_first_kept() {
     let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     let ctx = FragmentContext { chain: 2, round: 5, fragment: 2 };
     let key = client_key(&SK, 3);
-    let a = cfg.coder.encode(&key, &ctx, 3, &params_to_bytes(&model(3))).unwrap();
-    let b = cfg.coder.encode(&key, &ctx, 3, &params_to_bytes(&model(4))).unwrap();
+    let signer = sim_client_signing_key(&SIGN_SEED, 3);
+    let a = cfg.coder.encode(&key, &signer, &ctx, 3, &params_to_bytes(&model(3))).unwrap();
+    let b = cfg.coder.encode(&key, &signer, &ctx, 3, &params_to_bytes(&model(4))).unwrap();
     assert!(n1.handle(None, Message::Local(a.message(1).unwrap())).faults.is_empty());
     assert_eq!(n1.handle(None, Message::Local(b.message(1).unwrap())).faults, vec![Fault::Equivocation { client: 3 }]);
     // Another round's or chain's message, and a cell meant for node 2.
-    let other = cfg.coder.encode(&key, &FragmentContext { round: 6, ..ctx }, 3, &params_to_bytes(&model(3))).unwrap();
+    let other =
+        cfg.coder.encode(&key, &signer, &FragmentContext { round: 6, ..ctx }, 3, &params_to_bytes(&model(3))).unwrap();
     let mut m = other.message(1).unwrap();
     m.record.ctx.round = 6;
     assert_eq!(n1.handle(None, Message::Local(m)).faults, vec![Fault::WrongContext]);
-    let c = cfg.coder.encode(&client_key(&SK, 5), &ctx, 5, &params_to_bytes(&model(5))).unwrap();
+    let c = cfg
+        .coder
+        .encode(&client_key(&SK, 5), &sim_client_signing_key(&SIGN_SEED, 5), &ctx, 5, &params_to_bytes(&model(5)))
+        .unwrap();
     assert_eq!(
         n1.handle(None, Message::Local(c.message(2).unwrap())).faults,
         vec![Fault::Client { client: 5, error: FlError::PositionOutOfRange { index: 2, len: 4 } }]
