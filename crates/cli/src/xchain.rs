@@ -42,6 +42,8 @@ pub enum XchainCmd {
     /// transfer that is on its chain while its header is provable, and send
     /// CCT_V (both stages) once the deadlines pass, so every open CCT ends
     /// complete (proved, or its deposits penalised as Algorithm 5.1 says).
+    /// A CCT neither of whose parties is a dev account here is skipped and
+    /// reported; the exit status is 0 only if all the others closed.
     Resume(ResumeArgs),
     /// Run one chain of a BoB-MBS in this process, serving the relaying
     /// driver of `xchain up --processes` over loopback (internal).
@@ -418,34 +420,71 @@ fn open_ccts(m: &BobMbs) -> anyhow::Result<Vec<gridledger_core::Hash32>> {
     Ok(ids)
 }
 
+/// Reverted `prove` calls of one side after which `resume` stops sending
+/// it and leaves the side to CCT_V (a `prove` that reverted did not act).
+const MAX_PROVE_REVERTS: u32 = 2;
+
 /// `gridledger xchain resume --dir D`: closes the CCTs left open (see
 /// [`XchainCmd::Resume`]). Decisions: the driver is the relayer and plays
 /// the parties, whose keys are this deployment's dev accounts (as for
 /// every `xchain swap`); a posted native transfer (sub-situation 2) that
-/// is on its chain is proved by its payer, one that is not is left to the
-/// second-stage CCT_V; a side that
-/// neither posted nor proved is penalised by the first-stage CCT_V after
-/// the deadline, as Algorithm 5.1 says. Run it on a deployment no other
-/// process is running (`up --processes --dir D` afterwards brings the
-/// other validators' replicas up to date from validator 0's).
+/// is on its chain is proved by its payer while the BoB still keeps its
+/// block's header (κ_i headers: `prove`), or against the accumulator of
+/// relayed headers once it does not (`prove_relayed`, [`BobMbs::prove_call`]);
+/// one that is not on its chain, or whose proof cannot be built or
+/// reverted [`MAX_PROVE_REVERTS`] times, is left to CCT_V (its second stage
+/// forwards the posted transfer or closes the side as Algorithm 5.1 says);
+/// a side that neither posted nor proved is penalised by the first-stage
+/// CCT_V after the deadline. CCT_V is sent by the sender if its key is
+/// here, else by the receiver. A CCT neither of whose parties' keys is
+/// here is not this deployment's driver's to close: it is skipped and
+/// reported (`skipped`), and does not stop the others. All open CCTs are
+/// driven side by side, one epoch at a time; the exit status is 0 only if
+/// every CCT of ours ended complete within `--max-epochs` (those still open
+/// are reported under `open`, with what was tried). Run it on a deployment
+/// no other process is running (`up --processes --dir D` afterwards brings
+/// the other validators' replicas up to date from validator 0's).
 fn resume(a: ResumeArgs) -> anyhow::Result<()> {
+    use gridledger_core::Hash32;
     use gridledger_xchain::bob::{keys, CctV};
     use gridledger_xchain::SideState;
+    use std::collections::BTreeMap;
     anyhow::ensure!(a.shape.dir.is_some(), "xchain resume needs --dir (the deployment whose CCTs to close)");
     let (mut m, _tmp) = open(&a.shape)?;
     let ids = open_ccts(&m)?;
     // The parties' keys: the dev account with the address the terms name.
     let users = m.spec.users;
     let key_of = |a: &gridledger_core::Address| (0..users).map(dev_key).find(|k| k.address() == *a);
-    let mut epochs = 0;
+    let side_index = |s: Side| match s {
+        Side::Sender => 0,
+        Side::Receiver => 1,
+    };
+    let mut ours = Vec::new();
+    let mut skipped = Vec::new();
     for id in &ids {
-        loop {
+        let rec = m.cct(id).context("the CCT record")?;
+        if key_of(&rec.terms.sender_b).is_some() || key_of(&rec.terms.receiver_pk.address()).is_some() {
+            ours.push(*id);
+        } else {
+            skipped.push(json!({
+                "cct": id,
+                "reason": "neither party's key is a dev account of this deployment",
+            }));
+        }
+    }
+    // Per CCT: reverted proves per side, and notes on what was given up.
+    let mut reverts: BTreeMap<Hash32, [u32; 2]> = BTreeMap::new();
+    let mut notes: BTreeMap<Hash32, Vec<String>> = BTreeMap::new();
+    let mut epochs = 0;
+    loop {
+        let open: Vec<Hash32> = ours.iter().copied().filter(|id| m.cct(id).is_some_and(|r| !r.complete)).collect();
+        if open.is_empty() || epochs >= a.max_epochs {
+            break;
+        }
+        let mut proves: Vec<(Hash32, Side, Hash32)> = Vec::new();
+        for id in &open {
             let rec = m.cct(id).context("the CCT record")?;
-            if rec.complete {
-                break;
-            }
-            anyhow::ensure!(epochs < a.max_epochs, "CCT {id} still open after {} epochs", a.max_epochs);
-            // Posted native transfers on their chains, final at the BoB: prove them.
+            // Posted native transfers on their chains, final and still kept at the BoB: prove them.
             let mut acted = false;
             for side in [Side::Sender, Side::Receiver] {
                 if rec.state(side) != SideState::Pending {
@@ -455,15 +494,33 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
                     continue;
                 };
                 let Some(pt) = m.proof_for(*id, side, &nt)? else { continue };
-                let k = m.spec.finality.confirmations() as u64;
                 let payer = match side {
                     Side::Sender => rec.terms.sender_b,
                     Side::Receiver => rec.terms.receiver_pk.address(),
                 };
                 let Some(key) = key_of(&payer) else { continue };
-                if m.bob_tip(nt.tx.chain_id) >= pt.height + k {
-                    let tx = m.bob_call(&key, "prove", &pt, gridledger_core::Amount::ZERO);
+                let n = &mut reverts.entry(*id).or_default()[side_index(side)];
+                if *n >= MAX_PROVE_REVERTS {
+                    continue;
+                }
+                let chain = nt.tx.chain_id;
+                let tip = m.bob_tip(chain);
+                if tip >= pt.height + m.spec.finality.confirmations() as u64 {
+                    // `prove` while the BoB keeps the header, else
+                    // `prove_relayed` with its accumulator path.
+                    let tx = match m.prove_call(&key, &pt) {
+                        Ok(tx) => tx,
+                        Err(e) => {
+                            *n = MAX_PROVE_REVERTS;
+                            notes.entry(*id).or_default().push(format!(
+                                "{side:?}'s posted transfer (block {} of chain {chain}) cannot be proved: {e}; left to CCT_V",
+                                pt.height
+                            ));
+                            continue;
+                        }
+                    };
                     m.bob.submit(&tx)?;
+                    proves.push((*id, side, tx.hash()));
                     acted = true;
                 }
             }
@@ -473,31 +530,68 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .all(|(c, d)| m.bob_tip(c) >= d);
             if !acted && !rec.verified && due {
-                // Anyone may send it; the sender's account pays its gas (the
+                // Anyone may send it; a party's account pays its gas (the
                 // relayer's nonces are taken by the epoch's relays).
                 let key = key_of(&rec.terms.sender_b)
-                    .ok_or_else(|| anyhow::anyhow!("CCT {id}: its sender is not a dev account of this deployment"))?;
+                    .or_else(|| key_of(&rec.terms.receiver_pk.address()))
+                    .context("a party's key (checked above)")?;
                 let tx = m.bob_call(&key, "cct_v", &CctV { cct: *id }, gridledger_core::Amount::ZERO);
                 m.bob.submit(&tx)?;
             }
-            m.tick()?;
-            epochs += 1;
+        }
+        m.tick()?;
+        epochs += 1;
+        // A `prove` that reverted did not act; after a few, stop sending it.
+        for (id, side, h) in proves {
+            let status = m.bob.chain().receipt(&h)?.map(|r| r.status);
+            if status.as_ref().is_some_and(|s| *s != gridledger_ledger::TxStatus::Success) {
+                let n = &mut reverts.entry(id).or_default()[side_index(side)];
+                *n += 1;
+                if *n == MAX_PROVE_REVERTS {
+                    notes
+                        .entry(id)
+                        .or_default()
+                        .push(format!("{side:?}'s prove reverted {n} times ({status:?}): left to CCT_V",));
+                }
+            }
         }
     }
-    let records: Vec<_> = ids.iter().filter_map(|id| m.cct(id).map(|r| json!({ "cct": id, "record": r }))).collect();
+    let mut closed = Vec::new();
+    let mut still_open = Vec::new();
+    for id in &ours {
+        let Some(r) = m.cct(id) else { continue };
+        let v = json!({ "cct": id, "record": r, "notes": notes.get(id).cloned().unwrap_or_default() });
+        if r.complete {
+            closed.push(v);
+        } else {
+            still_open.push(v);
+        }
+    }
     if a.shape.json {
-        println!("{}", json!({ "closed": records, "epochs": epochs }));
-    } else if records.is_empty() {
+        println!("{}", json!({ "closed": closed, "open": still_open, "skipped": skipped, "epochs": epochs }));
+    } else if closed.is_empty() && still_open.is_empty() && skipped.is_empty() {
         println!("no open CCT in this deployment");
     } else {
-        for r in &records {
+        for r in closed.iter().chain(&still_open) {
             println!(
                 "CCT {}: complete {}, sender {}, receiver {}",
                 r["cct"], r["record"]["complete"], r["record"]["sender"], r["record"]["receiver"]
             );
+            for n in r["notes"].as_array().into_iter().flatten() {
+                println!("  {}", n.as_str().unwrap_or_default());
+            }
+        }
+        for s in &skipped {
+            println!("CCT {}: skipped ({})", s["cct"], s["reason"].as_str().unwrap_or_default());
         }
         println!("  {epochs} epochs");
     }
+    anyhow::ensure!(
+        still_open.is_empty(),
+        "{} of this deployment's CCTs still open after {epochs} epochs (--max-epochs {})",
+        still_open.len(),
+        a.max_epochs
+    );
     Ok(())
 }
 

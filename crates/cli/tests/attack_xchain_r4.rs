@@ -61,10 +61,12 @@ fn a_crash_after_one_vote_bricks_the_deployment() {
         // The scheduled leader of height 3 (validator 3) proposes A with a transfer in its mempool.
         let (c, _) = open_chain(&d.join("chain-0-v3"), &spec(), Role::External(0)).unwrap();
         let first = c.chain_id();
+        let domain = c.domain();
         let mut leader = Replica::new(c, 3).unwrap();
         assert_eq!(leader.height(), 2);
         assert_eq!(leader.leader_of(3), 3);
         let tx = transfer(&dev_key(0), first, 0, dev_key(1).address(), Amount(5), Amount(1));
+        let tx = tx.tx.sign_in(&dev_key(0), Some(&domain));
         leader.submit(&tx).unwrap();
         let a = leader.propose(0).unwrap();
         assert_eq!(a.txs.len(), 1);

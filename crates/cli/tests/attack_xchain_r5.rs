@@ -49,10 +49,50 @@ fn resume(d: &Path) -> std::process::Output {
 /// after the epoch's relays. Observed: exit status 1 and the honest CCT
 /// still open.
 #[test]
-#[ignore = "attack: a CCT whose sender is not a dev account makes `xchain resume` exit 1 and leave every later open CCT open"]
 fn a_strangers_cct_stops_resume_closing_the_honest_one() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let (out, honest, _) = strangers_cct_then_an_honest_one(dir.path(), false);
+    let m = BobMbs::open(dir.path(), spec()).unwrap();
+    let rec = m.cct(&honest).unwrap();
+    assert!(
+        out.status.success() && rec.complete,
+        "resume: exit {:?}, stderr {}; the honest CCT: complete {}, sender {:?}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).trim(),
+        rec.complete,
+        rec.sender
+    );
+}
+
+/// R5-9, a CCT between two strangers (neither key is here): `resume`
+/// skips it and says so, closes the honest one and exits 0; the skipped
+/// CCT is left as it was.
+#[test]
+fn resume_skips_and_reports_a_cct_it_cannot_act_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, honest, theirs) = strangers_cct_then_an_honest_one(dir.path(), true);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let skipped = v["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{v}");
+    assert_eq!(skipped[0]["cct"], serde_json::json!(theirs.to_string()), "{v}");
+    let closed = v["closed"].as_array().unwrap();
+    assert_eq!(closed.len(), 1, "{v}");
+    assert_eq!(closed[0]["cct"], serde_json::json!(honest.to_string()), "{v}");
+    let m = BobMbs::open(dir.path(), spec()).unwrap();
+    assert!(m.cct(&honest).unwrap().complete);
+    let rec = m.cct(&theirs).unwrap();
+    assert!(!rec.complete && !rec.verified, "resume acted on a CCT it cannot act for: {rec:?}");
+}
+
+/// `xchain up`, then a CCT of a stranger (with dev 2, or with a second
+/// stranger) whose parties both walk away, then an honest swap interrupted
+/// after the sender paid and posted; then `xchain resume`. Returns its
+/// output, the honest CCT and the stranger's.
+fn strangers_cct_then_an_honest_one(
+    d: &Path,
+    two_strangers: bool,
+) -> (std::process::Output, gridledger_core::Hash32, gridledger_core::Hash32) {
     let first = Command::new(BIN)
         .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
         .arg(d)
@@ -77,17 +117,35 @@ fn a_strangers_cct_stops_resume_closing_the_honest_one() {
             Amount(100_000_000),
             Amount(1),
         );
+        let fund = m.bob.sign(&dev_key(5), fund);
         m.bob.submit(&fund).unwrap();
+        let other = if two_strangers {
+            let other = KeyPair::from_seed("another stranger");
+            let nonce = m.bob.next_nonce(&dev_key(5).address());
+            let fund = transfer(&dev_key(5), bob, nonce, other.address(), Amount(100_000_000), Amount(1));
+            let fund = m.bob.sign(&dev_key(5), fund);
+            m.bob.submit(&fund).unwrap();
+            other
+        } else {
+            dev_key(2)
+        };
         m.tick().unwrap();
-        for who in [&s, &r, &stranger, &dev_key(2)] {
+        for who in [&s, &r, &stranger, &other] {
             m.deposit_token_b(who, 1_000_000).unwrap();
         }
         let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
-        // The stranger's CCT (with dev 2, who agrees); both then walk away.
-        let req =
-            SwapRequest { sender: stranger.clone(), receiver: dev_key(2), chain_i: ci, chain_j: cj, x_j: 300, salt: 1 };
+        // The stranger's CCT (with `other`, who agrees); both then walk away.
+        let req = SwapRequest {
+            sender: stranger.clone(),
+            receiver: other.clone(),
+            chain_i: ci,
+            chain_j: cj,
+            x_j: 300,
+            salt: 1,
+        };
         let terms = m.terms(&req);
-        m.bob_ok(&m.cct_tx(&stranger, &dev_key(2), terms)).unwrap();
+        let theirs = terms.id();
+        m.bob_ok(&m.cct_tx(&stranger, &other, terms)).unwrap();
         // An honest swap interrupted after the sender paid and posted.
         let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 9 };
         let terms = m.terms(&req);
@@ -98,20 +156,10 @@ fn a_strangers_cct_stops_resume_closing_the_honest_one() {
         let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
         m.external_mut(ci).unwrap().submit(&nt).unwrap();
         m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
-        id
+        (id, theirs)
         // The driver stops here.
     };
-    let out = resume(d);
-    let m = BobMbs::open(d, spec()).unwrap();
-    let rec = m.cct(&honest).unwrap();
-    assert!(
-        out.status.success() && rec.complete,
-        "resume: exit {:?}, stderr {}; the honest CCT: complete {}, sender {:?}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).trim(),
-        rec.complete,
-        rec.sender
-    );
+    (resume(d), honest.0, honest.1)
 }
 
 /// `resume` never closes a CCT whose posted NT's header the BoB no longer
@@ -132,7 +180,6 @@ fn a_strangers_cct_stops_resume_closing_the_honest_one() {
 /// Observed: exit 1, "still open after 60 epochs", the CCT open, and a
 /// reverted `prove` of the sender in each of those epochs.
 #[test]
-#[ignore = "attack: resume re-sends a prove that reverts (stale header) every epoch and never sends CCT_V; the CCT stays open"]
 fn resume_never_closes_a_cct_whose_posted_nt_is_no_longer_provable() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -173,6 +220,18 @@ fn resume_never_closes_a_cct_whose_posted_nt_is_no_longer_provable() {
         .unwrap();
     let m = BobMbs::open(d, spec()).unwrap();
     let rec = m.cct(&id).unwrap();
+    let sent = m.bob.next_nonce(&dev_key(0).address()) - sender_nonce;
+    // The sender paid: its posted NT is proved against the accumulator of
+    // relayed headers (`prove_relayed`), not penalised; the receiver withheld.
+    assert!(
+        matches!(rec.sender, gridledger_xchain::SideState::Proved { .. })
+            && rec.receiver == gridledger_xchain::SideState::Penalised,
+        "sender {:?}, receiver {:?}; resume: {}",
+        rec.sender,
+        rec.receiver,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(sent <= 3, "resume sent {sent} BoB transactions for the sender (at most 2 reverted proves and CCT_V)");
     assert!(
         out.status.success() && rec.complete,
         "resume: exit {:?}, stderr {}; the CCT: complete {}, verified {}; the sender sent {} BoB transactions meanwhile",
@@ -182,4 +241,31 @@ fn resume_never_closes_a_cct_whose_posted_nt_is_no_longer_provable() {
         rec.verified,
         m.bob.next_nonce(&dev_key(0).address()) - sender_nonce
     );
+}
+
+/// R5-6 from the command line: `xchain up --dir D` again with another
+/// `--kappa` or `--probabilistic` is refused naming the field, and the
+/// deployment still opens with its own shape.
+#[test]
+fn up_again_with_another_shape_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let up = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1"])
+            .args(extra)
+            .arg("--dir")
+            .arg(d)
+            .output()
+            .unwrap()
+    };
+    let first = up(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let height = BobMbs::open(d, spec()).unwrap().bob.height();
+    for (extra, field) in [(&["--kappa", "4"][..], "kappa"), (&["--probabilistic", "1"][..], "finality")] {
+        let out = up(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(&format!("created with {field} =")), "{extra:?}: {err}");
+    }
+    assert_eq!(BobMbs::open(d, spec()).unwrap().bob.height(), height, "the refused runs changed the deployment");
 }

@@ -44,6 +44,11 @@ pub struct ChainConfig {
     /// commit (≈ half the commits/s here), off by default; the decision and
     /// the measurement are at [`Store::with_two_phase_commit`].
     pub two_phase_commit: bool,
+    /// `Some(d)`: transactions must be signed over `d` as well
+    /// ([`crate::Transaction::signing_digest`]), e.g. a deployment that
+    /// sets its chains' genesis hashes here; `None` (the default): over the
+    /// transaction hash alone. Every replica of a chain must use the same.
+    pub signing_domain: Option<Hash32>,
 }
 
 impl Default for ChainConfig {
@@ -58,6 +63,7 @@ impl Default for ChainConfig {
             min_gas_price: DEFAULT_MIN_GAS_PRICE,
             max_blocks_per_commit: 16,
             two_phase_commit: false,
+            signing_domain: None,
         }
     }
 }
@@ -70,6 +76,8 @@ pub struct TxRules {
     pub max_tx_bytes: usize,
     pub block_gas_limit: u64,
     pub min_gas_price: Amount,
+    /// [`ChainConfig::signing_domain`].
+    pub signing_domain: Option<Hash32>,
 }
 
 impl TxRules {
@@ -83,7 +91,7 @@ impl TxRules {
         if stx.tx.gas_price < self.min_gas_price {
             return Err(SubmitError::GasPriceTooLow { price: stx.tx.gas_price, min: self.min_gas_price });
         }
-        stx.check_stateless(self.chain_id, self.block_gas_limit)
+        stx.check_stateless_in(self.chain_id, self.signing_domain.as_ref(), self.block_gas_limit)
     }
 }
 
@@ -244,6 +252,7 @@ impl Chain {
             max_tx_bytes: self.config.max_tx_bytes,
             block_gas_limit: self.config.block_gas_limit,
             min_gas_price: self.config.min_gas_price,
+            signing_domain: self.config.signing_domain,
         }
     }
 

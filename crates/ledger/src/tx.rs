@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::SubmitError;
 use crate::gas;
 
+/// Domain tag of [`Transaction::signing_digest`] with a signing domain.
+pub const TX_DOMAIN: Tag = Tag("gridledger/tx-in-domain/v1");
+
 /// What a transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -58,6 +61,27 @@ impl Transaction {
         SignedTransaction { tx: self, signature }
     }
 
+    /// The digest the sender signs for a chain with signing domain
+    /// `domain` ([`crate::ChainConfig::signing_domain`]): the transaction
+    /// hash itself without one, else `H(TX_DOMAIN, domain ‖ hash)`. A chain
+    /// with a domain (e.g. its genesis hash) accepts only signatures over
+    /// its own, so a transaction signed for one chain never executes on
+    /// another that shares its numeric chain id. The transaction hash (its
+    /// id, and the Merkle leaf) stays `H(TX, body)` either way.
+    pub fn signing_digest(&self, domain: Option<&Hash32>) -> Hash32 {
+        let hash = self.hash();
+        match domain {
+            None => hash,
+            Some(d) => gridledger_core::codec::hash_parts(TX_DOMAIN, &[&d.0, &hash.0]),
+        }
+    }
+
+    /// Signs for a chain with signing domain `domain` (see [`Self::signing_digest`]).
+    pub fn sign_in(self, key: &KeyPair, domain: Option<&Hash32>) -> SignedTransaction {
+        let signature = key.sign(&self.signing_digest(domain));
+        SignedTransaction { tx: self, signature }
+    }
+
     /// Gas charged before any execution: base cost plus calldata.
     pub fn intrinsic_gas(&self) -> u64 {
         match &self.kind {
@@ -98,8 +122,24 @@ impl SignedTransaction {
         decode(bytes, max).map_err(|e| SubmitError::Undecodable(e.to_string()))
     }
 
-    /// Checks that depend on nothing but the transaction itself.
+    /// Checks that depend on nothing but the transaction itself, for a
+    /// chain without a signing domain.
     pub fn check_stateless(&self, chain_id: ChainId, max_gas: u64) -> Result<VerifiedTx, SubmitError> {
+        self.check_stateless_in(chain_id, None, max_gas)
+    }
+
+    /// Whether the signature is the sender's over [`Transaction::signing_digest`] in `domain`.
+    pub fn signature_valid_in(&self, domain: Option<&Hash32>) -> bool {
+        verify(&self.tx.sender, &self.tx.signing_digest(domain), &self.signature).is_ok()
+    }
+
+    /// [`Self::check_stateless`] for a chain with signing domain `domain`.
+    pub fn check_stateless_in(
+        &self,
+        chain_id: ChainId,
+        domain: Option<&Hash32>,
+        max_gas: u64,
+    ) -> Result<VerifiedTx, SubmitError> {
         if self.tx.chain_id != chain_id {
             return Err(SubmitError::WrongChain { expected: chain_id, got: self.tx.chain_id });
         }
@@ -112,7 +152,9 @@ impl SignedTransaction {
         }
         let max_cost = self.tx.max_cost().ok_or(SubmitError::Overflow)?;
         let hash = self.hash();
-        verify(&self.tx.sender, &hash, &self.signature).map_err(|_| SubmitError::BadSignature)?;
+        if !self.signature_valid_in(domain) {
+            return Err(SubmitError::BadSignature);
+        }
         Ok(VerifiedTx { sender: self.sender(), hash, max_cost, tx: self.clone() })
     }
 }

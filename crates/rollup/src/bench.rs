@@ -134,8 +134,15 @@ fn bench_params(sellers: usize) -> IorParams {
 fn prepare(cfg: &IorBenchConfig, n: usize, mode: Mode) -> Result<Prepared, DemoError> {
     let sellers = cfg.sellers.clamp(1, n.max(1));
     let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let mut params = bench_params(sellers);
+    if matches!(mode, Mode::ConventionalOr) {
+        // The challenge-window rollup settles an AT only after its
+        // week-long window, so its STs come a week after DL; STs after
+        // `DL + expiry_ms` are refused, so its agreements expire later.
+        params.expiry_ms = params.expiry_ms.max(2 * WEEK_MS);
+    }
     let dcfg = DriverConfig {
-        params: bench_params(sellers),
+        params,
         mode,
         ior_window_ms: cfg.window_ms,
         node_deposit: coins(100),

@@ -581,10 +581,20 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         self.primary_call(key, "fund", vec![], amount)
     }
 
-    /// Funds many traders' IOR accounts, up to `max_batch` per block.
+    /// Funds many traders' IOR accounts, up to `max_batch` per block,
+    /// flushing a batch whenever `MAX_QUEUE_PER_BATCH` items are queued.
     pub fn fund_many(&mut self, funds: &[(KeyPair, Amount)]) -> Result<(), DriverError> {
-        let per_block = (self.cfg.params.max_batch as usize).max(1);
+        let cap = crate::primary::MAX_QUEUE_PER_BATCH as usize;
+        let per_block = (self.cfg.params.max_batch as usize).clamp(1, cap);
+        let mut queued = 0;
         for chunk in funds.chunks(per_block) {
+            // A batch applies at most `MAX_QUEUE_PER_BATCH` queue items:
+            // open one for what is queued before queueing more.
+            if queued + chunk.len() > cap {
+                ok(&self.flush(&chunk[0].0)?, "flush")?;
+                queued = 0;
+            }
+            queued += chunk.len();
             let mut hashes = Vec::with_capacity(chunk.len());
             for (key, amount) in chunk {
                 let n = self.primary.next_nonce(&key.address());

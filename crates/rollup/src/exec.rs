@@ -84,12 +84,21 @@ pub enum ApplyError {
 /// the claim is covered when the net unclaimed export over its slots,
 /// `Σ (export − claimed)` (an importing slot counts negative, seed Ch.3 ST
 /// Step 4), is at least `ws`; it then takes, in exact integers, from the
-/// slots with unclaimed export, the *latest* slot first, so the earlier
-/// slots of a long period stay free for shorter agreements inside it that
-/// settle after it. `None` when not covered or on overflow. The
-/// allocation is greedy per claim, in claim order (a claim never moves an
-/// earlier one); claims of nested or equal periods are always served as
-/// well as one period-wide check would.
+/// slots with unclaimed export, the *earliest* slot first.
+///
+/// Why earliest first (issue 11, attack r5: latest-first stranded an
+/// honest seller whose periods overlap partially): an ST is recorded only
+/// after its delivery period ends, so a seller settling its sales as they
+/// end settles them in deadline (`DT_end`) order. Any later claim then
+/// ends no earlier than this one, so of this claim's slots the later ones
+/// are at least as useful to it as the earlier ones: taking the earliest
+/// is never worse (exchange argument), and claims settled in deadline
+/// order are all covered whenever their periods' export covers them
+/// together (Hall's condition on intervals; earliest-deadline-first).
+/// The allocation is per claim, in settlement order, and never moves an
+/// earlier claim: a seller that settles a later-ending sale before an
+/// earlier-ending one it overlaps gets what greedy allocation leaves.
+/// `None` when not covered or on overflow.
 pub fn claim_alloc(
     claimed: &BTreeMap<SlotKey, u128>,
     slots: &[(SlotKey, i128)],
@@ -107,7 +116,7 @@ pub fn claim_alloc(
     }
     let mut need = ws;
     let mut out = Vec::new();
-    for (k, m) in slots.iter().rev() {
+    for (k, m) in slots {
         if need == 0 {
             break;
         }
@@ -119,6 +128,38 @@ pub fn claim_alloc(
         }
     }
     (need == 0).then_some(out)
+}
+
+/// How a settlement paid without arbitration ([`Effect::ClaimSold`])
+/// records `ws` against `slots` (each with its net export per the ST's
+/// readings) given earlier claims: from the slots' unclaimed export,
+/// earliest slot first as [`claim_alloc`] takes, and whatever the readings
+/// do not cover on the earliest slot (a claim may exceed a slot's export:
+/// the seller was paid for that energy, so no later arbitration may
+/// count it again). `None` only for no slots or on overflow.
+pub fn sold_alloc(
+    claimed: &BTreeMap<SlotKey, u128>,
+    slots: &[(SlotKey, i128)],
+    ws: u128,
+) -> Option<Vec<(SlotKey, u128)>> {
+    let (first, _) = slots.first()?;
+    let mut need = ws;
+    let mut out = Vec::new();
+    for (k, m) in slots {
+        if need == 0 {
+            break;
+        }
+        let f = m.checked_sub(i128::try_from(claimed.get(k).copied().unwrap_or(0)).ok()?)?;
+        if f > 0 {
+            let take = need.min(u128::try_from(f).ok()?);
+            out.push((*k, take));
+            need -= take;
+        }
+    }
+    if need > 0 {
+        out.push((*first, need));
+    }
+    Some(out)
 }
 
 /// The IOR state a batch reads: traders' records and open agreements.
@@ -178,13 +219,41 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
     entries.iter().filter(|e| matches!(e.tx, IorTx::St(_))).map(|e| e.tx.terms().seller).collect()
 }
 
-/// The grid slots whose claimed energy entry `e` reads: an ST's
-/// [`SettlementTx::claim_slots`]; nothing for other entries.
+/// The grid slots whose claimed energy entry `e` may read or claim: an
+/// ST's [`SettlementTx::claim_slots`], but only when the ST can reach a
+/// verdict that reads or claims them — sent by its seller, recorded at or
+/// after the end of its delivery period (`SC_EXE_ST` refuses everything
+/// else before it looks at a slot); nothing for other entries. This is
+/// decided from the entry alone (the primary chain counts and proves these
+/// records without the state), so an ST for a future period or sent by
+/// someone else costs no slot records (issue 11, attack r5). An expiry
+/// sent by its buyer after the period touches the period's first grid
+/// slot ([`expiry_slot`]), where an expiry settled as agreed records the
+/// energy sold.
 pub fn claim_slots(e: &Entry, grid_s: u32) -> Vec<SlotKey> {
     match &e.tx {
-        IorTx::St(s) => s.claim_slots(grid_s),
+        IorTx::St(s) if e.sender == s.terms.seller && e.recorded_at >= s.terms.dt_end => s.claim_slots(grid_s),
+        IorTx::Expire(t) if e.sender == t.buyer && e.recorded_at >= t.dt_end => {
+            expiry_slot(t, grid_s).into_iter().collect()
+        }
         _ => vec![],
     }
+}
+
+/// The first grid slot of `t`'s delivery period, where an expiry the
+/// buyer's `O_b = 1` settles as agreed records the sold `EM`
+/// ([`Effect::ClaimSold`]): the seller sent no readings, so the energy
+/// is recorded by period, on one slot (a bounded record whatever the
+/// period; a later arbitration over a period holding that slot counts it
+/// as sold). `None` off the grid.
+pub fn expiry_slot(t: &crate::types::AgreementTerms, grid_s: u32) -> Option<SlotKey> {
+    let grid = u64::from(grid_s).checked_mul(1000)?;
+    let end = t.dt_start.checked_add(grid)?;
+    (grid > 0 && t.dt_start.is_multiple_of(grid) && end <= t.dt_end).then_some(SlotKey {
+        seller: t.seller,
+        dt_start: t.dt_start,
+        dt_end: end,
+    })
 }
 
 /// Delivery slots whose claimed energy the batch's STs read.
@@ -240,15 +309,24 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
         (IorTx::At(_), _) | (_, Outcome::AtAccepted | Outcome::AtRejected(_)) => None,
         (_, Outcome::StRejected(r)) if r.penalty_free() => Some(vec![]),
         (_, Outcome::StRejected(_)) => Some(penalise(e.sender)),
-        (IorTx::St(_), Outcome::StSettled(kind)) => match kind {
+        (IorTx::St(s), Outcome::StSettled(kind)) => match kind {
+            // A settlement that pays for delivery records its EM as sold
+            // out of the seller's slots (attack r5: one export sold twice).
             StSettlement::Agreed => Some(vec![
                 Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)? },
                 Effect::Pay { to: t.buyer, amount: ds },
                 Effect::Close,
+                Effect::ClaimSold { slots: s.claim_split(p.meter_step_s)?, ws: u128::from(t.em.0).checked_mul(3600)? },
             ]),
-            StSettlement::LateBuyerSignature => to_buyer(t.seller, t.buyer),
+            StSettlement::LateBuyerSignature => {
+                let mut v = to_buyer(t.seller, t.buyer)?;
+                v.push(Effect::ClaimSold {
+                    slots: s.claim_split(p.meter_step_s)?,
+                    ws: u128::from(t.em.0).checked_mul(3600)?,
+                });
+                Some(v)
+            }
             StSettlement::SellerDelivered => {
-                let IorTx::St(s) = &e.tx else { return None };
                 let mut v = to_buyer(t.seller, t.buyer)?;
                 // EM claimed against the readings' grid slots.
                 v.push(Effect::ClaimExport {
@@ -260,10 +338,15 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
             StSettlement::SellerShortfall => to_buyer(t.buyer, t.seller),
         },
         // The buyer recorded O_b = 1: its expiry settles as agreed.
+        // The sold EM is recorded on the period's first slot.
         (IorTx::Expire(_), Outcome::StSettled(StSettlement::Agreed)) => Some(vec![
             Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)? },
             Effect::Pay { to: t.buyer, amount: ds },
             Effect::Close,
+            Effect::ClaimSold {
+                slots: vec![(expiry_slot(t, p.meter_step_s)?, 0)],
+                ws: u128::from(t.em.0).checked_mul(3600)?,
+            },
         ]),
         (IorTx::Opinion(o), Outcome::OpinionRecorded) => Some(vec![Effect::Opinion(o.ob)]),
         (IorTx::Expire(_), Outcome::Expired) => to_buyer(t.buyer, t.seller),
@@ -341,6 +424,12 @@ pub fn apply_effects(
             Effect::Claim { slot, ws } => {
                 let c = s.claimed.entry(*slot).or_insert(0);
                 *c = c.checked_add(*ws).ok_or(ApplyError::Overflow)?;
+            }
+            Effect::ClaimSold { slots, ws } => {
+                for (slot, take) in sold_alloc(&s.claimed, slots, *ws).ok_or(ApplyError::Overflow)? {
+                    let c = s.claimed.entry(slot).or_insert(0);
+                    *c = c.checked_add(take).ok_or(ApplyError::Overflow)?;
+                }
             }
             Effect::ClaimExport { slots, ws } => {
                 let takes = claim_alloc(&s.claimed, slots, *ws).ok_or(ApplyError::ExportClaimed(*ws))?;
@@ -519,6 +608,9 @@ fn execute_at(
     if grid_ms == 0 || !t.dt_start.is_multiple_of(grid_ms) || !t.dt_end.is_multiple_of(grid_ms) {
         return reject(AtRejection::OffGrid { dt_start: t.dt_start, dt_end: t.dt_end, grid_ms });
     }
+    if t.dt_end - t.dt_start > p.max_dl_ms {
+        return reject(AtRejection::PeriodTooLong { dt_start: t.dt_start, dt_end: t.dt_end, max_ms: p.max_dl_ms });
+    }
     if t.dl < t.dt_end {
         return invalid("deadline DL precedes the end of DT");
     }
@@ -594,12 +686,19 @@ fn execute_st(
     if e.recorded_at < t.dt_end {
         return reject(StRejection::NotYetDelivered { dt_end: t.dt_end, now: e.recorded_at });
     }
+    let from = t.dl.saturating_add(p.expiry_ms);
+    if e.recorded_at > from {
+        return reject(StRejection::AfterExpiry { from, now: e.recorded_at });
+    }
     let span_ms = t.dt_end.saturating_sub(t.dt_start);
     let step_ms = u64::from(s.dt_step_s) * 1000;
     let got = s.ps.len() as u64;
     let expected = span_ms.checked_div(step_ms).unwrap_or(0);
     if step_ms == 0 || !span_ms.is_multiple_of(step_ms) || got != expected {
         return reject(StRejection::ReadingsMismatch { expected, got, step_s: s.dt_step_s });
+    }
+    if !p.meter_step_s.is_multiple_of(s.dt_step_s) {
+        return reject(StRejection::OffGridReadings { step_s: s.dt_step_s, grid_s: p.meter_step_s });
     }
     // Step 2: the buyer's opinion: recorded on chain by the buyer itself,
     // else its signature carried by the seller.

@@ -151,13 +151,20 @@
 //!   shrinks. An expired commitment earns nothing, so deleting it loses
 //!   nothing.
 //!   Claimed-slot records of the settlement state (`claimed`, one per
-//!   seller and grid slot an arbitration won) are not pruned: an AT's
-//!   delivery period has no length bound and may start in the past, and an
-//!   open agreement stays arbitrable until it settles or its buyer expires
-//!   it, so no time is known after which a slot can no longer be read.
-//!   Pruning them needs both bounded first (e.g. `DT ≤ max_dl_ms` and
-//!   `SC_EXE_ST` refusing STs after `DL + expiry_ms`); they grow with won
-//!   arbitrations, which cost their seller gas, at most one per grid slot.
+//!   seller and grid slot an arbitration won) are bounded in time: an AT's
+//!   delivery period is at most `max_dl_ms` long
+//!   ([`crate::types::AtRejection::PeriodTooLong`]), its deadline at most
+//!   `max_dl_ms` after it, and `SC_EXE_ST` refuses an ST recorded after
+//!   `DL + expiry_ms` ([`crate::types::StRejection::AfterExpiry`]), so a
+//!   slot beginning at `T` is read by no entry recorded after
+//!   `T + 2 × max_dl_ms + expiry_ms`. Deleting such records when a batch
+//!   settles loses nothing; it is not implemented yet (the state root
+//!   would have to change by a deletion the whole-batch re-execution
+//!   proves as well).
+//! - **Records per batch are bounded** ([`MAX_BATCH_RECORDS`]): `SC_DS_*`
+//!   counts the settlement records each entry touches ([`entry_records`])
+//!   and refuses an entry past the budget, so any batch the chain accepts
+//!   is re-executed by a whole-batch `dispute` or `finalize` in one block.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
@@ -236,6 +243,10 @@ pub struct BatchHeader {
     /// `SC_DS_*` made recording a batch quadratic in its size.
     pub at_count: u32,
     pub st_count: u32,
+    /// Settlement-state records the batch's entries touch, summed over
+    /// its entries as `SC_DS_*` records them ([`entry_records`]); at most
+    /// [`MAX_BATCH_RECORDS`].
+    pub records: u32,
     /// Rolling commitment over the batch's entries in order
     /// ([`commit_entry`]): the entries are block data, not contract
     /// storage (thesis Fig 3-7).
@@ -398,6 +409,47 @@ pub struct WithdrawArgs {
 /// ([`CommitError::TooManyOpen`]). A validator commits once per batch it
 /// disputes; sixteen leaves room for sixteen forged batches in one window.
 pub const MAX_OPEN_COMMITMENTS: usize = 16;
+
+/// Most settlement-state records the entries of one batch may touch,
+/// counted per entry as `SC_DS_*` records it ([`entry_records`]: its
+/// sender, buyer, seller, agreement and an ST's claim slots); an entry
+/// that would exceed it is refused (it records in the next block's batch).
+/// Not in the seed (issue 11, attack r5). The whole-batch `dispute` and
+/// `finalize` of a batch the chain executes bring and re-execute every
+/// record the batch touches, one sparse-Merkle path each to prove it and
+/// one to update it, so without a bound a batch of STs with long periods
+/// (850 slots each) needed ≈ 18 M gas per entry and no block could
+/// re-execute it: a forged verdict in it could not be disputed and an
+/// overturned one never settled. With it and [`MAX_QUEUE_PER_BATCH`],
+/// any batch the chain accepts is re-executed in less than half the block
+/// gas limit and the driver's 100 M call limit (the worst case, slot-heavy
+/// STs filling the budget behind a full queue, is measured in
+/// `tests/attack_r5.rs`: ≈ 76 M gas). Honest batches stay
+/// far below it: 300 entries of half-hour periods on the 5-minute grid
+/// touch at most 300 × 9 records.
+pub const MAX_BATCH_RECORDS: u32 = 3_000;
+
+/// Most bridge queue items (`fund`, `withdraw`) one batch applies: a
+/// `fund` or `withdraw` that would queue more for the next batch is
+/// refused (send it after that batch opens; `flush` opens one). Each item
+/// touches one account record, which the whole-batch `dispute`,
+/// `finalize` and entry 0's `dispute_state` prove and update like an
+/// entry's records, so without a bound sybil deposits between two batches
+/// could make a batch no block re-executes. With [`MAX_BATCH_RECORDS`],
+/// a batch re-executes at most 3,500 records: measured at both bounds
+/// (3,000 entry records of slot-heavy STs and 500 queue items of distinct
+/// accounts, `tests/attack_r5.rs`), the whole-batch `dispute` takes
+/// ≈ 76 M gas and 141 kB and `finalize` ≈ 75 M gas, below the driver's
+/// 100 M call limit and half the 300 M block.
+pub const MAX_QUEUE_PER_BATCH: u64 = 500;
+
+/// The settlement-state records entry `e` touches, as `SC_DS_*` counts
+/// them against [`MAX_BATCH_RECORDS`]: the keys of
+/// [`crate::state::entry_keys`] for the entry alone (its TCR's effects
+/// touch no other record: [`crate::exec::expected_effects`]).
+pub fn entry_records(e: &Entry, grid_s: u32) -> u32 {
+    u32::try_from(crate::state::entry_keys(std::slice::from_ref(e), &[], grid_s).len()).unwrap_or(u32::MAX)
+}
 
 /// Most expired commitment records one `commit_dispute` deletes.
 pub const COMMITMENT_PRUNE_PER_CALL: u64 = 8;
@@ -567,7 +619,7 @@ const CFG: &[u8] = b"cfg";
 /// [`RecordParams`], written by `init` beside [`CFG`].
 const RECORD_PARAMS: &[u8] = b"rp";
 
-/// The parameters `SC_DS_*` read, in one 32-byte word beside the full
+/// The parameters `SC_DS_*` read, in one small record beside the full
 /// configuration: recording an entry (the primary chain's most frequent
 /// call, run by every primary node) reads one slot instead of the whole
 /// [`PrimaryConfig`].
@@ -578,6 +630,7 @@ struct RecordParams {
     beta: u32,
     max_entries_per_sender: u32,
     domain: crate::types::SigDomain,
+    meter_step_s: u32,
 }
 
 impl RecordParams {
@@ -588,6 +641,7 @@ impl RecordParams {
             beta: p.beta,
             max_entries_per_sender: p.max_entries_per_sender,
             domain: p.domain,
+            meter_step_s: p.meter_step_s,
         }
     }
 }
@@ -942,6 +996,7 @@ fn open_batch(ctx: &mut CallContext<'_, '_>, next: u64) -> Result<BatchHeader, C
         validator: Address::ZERO,
         at_count: 0,
         st_count: 0,
+        records: 0,
         commitment: Hash32::ZERO,
         tcr_root: None,
         tcr_height: None,
@@ -978,6 +1033,19 @@ fn queue_items(ctx: &mut CallContext<'_, '_>, h: &BatchHeader) -> Result<Vec<Que
 /// Appends an item to the bridge queue; the next batch to open applies it.
 fn enqueue(ctx: &mut CallContext<'_, '_>, q: QueueItem) -> Result<u64, ContractError> {
     let n = ctx.read_typed::<u64>(QUEUE_LEN)?.unwrap_or(0);
+    // Items from the latest batch's `queue_to` on go to the next batch.
+    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
+    let applied = match next.checked_sub(1) {
+        Some(id) => ctx.read_typed::<BatchHeader>(&bkey(id))?.map_or(0, |h| h.queue_to),
+        None => 0,
+    };
+    let pending = n.saturating_sub(applied);
+    if pending >= MAX_QUEUE_PER_BATCH {
+        return revert(format!(
+            "the next batch already applies {pending} queued funds and withdrawals (at most {MAX_QUEUE_PER_BATCH}); \
+             send this after it opens"
+        ));
+    }
     ctx.write_typed(&qkey(n), &q)?;
     ctx.write_typed(QUEUE_LEN, &(n + 1))?;
     let (kind, who, amount) = match q {
@@ -1085,6 +1153,15 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
             encoded.len()
         ));
     }
+    let records = entry_records(&entry, p.meter_step_s);
+    let total = h.records.saturating_add(records);
+    if total > MAX_BATCH_RECORDS {
+        return revert(format!(
+            "batch {} touches {} settlement records; this entry's {records} would exceed the {MAX_BATCH_RECORDS} \
+             a dispute of the batch can re-execute in one block",
+            h.id, h.records
+        ));
+    }
     // Every other party whose IOR state the entry reads (an AT's seller)
     // must not have a withdrawal queued for a later batch either: its
     // settled balance was paid out after this batch opened, and the debit
@@ -1111,6 +1188,7 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
         ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
     }
     let index = h.len() as u32;
+    h.records = total;
     let kind = if entry.tx.is_at() { "at" } else { "st" };
     if entry.tx.is_at() {
         h.at_count += 1;

@@ -198,7 +198,7 @@ pub fn entry_keys(entries: &[Entry], tcrs: &[Tcr], grid_s: u32) -> BTreeSet<Reco
                 Effect::Claim { slot, .. } => {
                     k.insert(RecordKey::Claimed(*slot));
                 }
-                Effect::ClaimExport { slots, .. } => {
+                Effect::ClaimExport { slots, .. } | Effect::ClaimSold { slots, .. } => {
                     k.extend(slots.iter().map(|(slot, _)| RecordKey::Claimed(*slot)));
                 }
                 Effect::Open(_) | Effect::Burn(_) | Effect::Close | Effect::Opinion(_) => {}

@@ -330,7 +330,11 @@ pub struct IorParams {
     /// term; without a bound a buyer's deposit and payment could be held
     /// open for ever (`DL = u64::MAX`) and deadline arithmetic sits at the
     /// edge of overflow. One week by default: long enough for any
-    /// settlement dispute between neighbours.
+    /// settlement dispute between neighbours. It also bounds the delivery
+    /// period itself, `DT_end − DT_start ≤ max_dl_ms`
+    /// ([`AtRejection::PeriodTooLong`]), so a claimed grid slot is read by
+    /// no ST recorded more than `2 × max_dl_ms + expiry_ms` after the slot
+    /// began ([`StRejection::AfterExpiry`]).
     pub max_dl_ms: u64,
     /// The smart meters' fixed metering interval `Δt` (seconds), which
     /// is also the grid of delivery periods: an AT's `DT` must start and
@@ -616,6 +620,12 @@ pub enum AtRejection {
     /// grid slot, so the agreement could never be arbitrated.
     #[error("delivery period {dt_start}..{dt_end} is not on the {grid_ms} ms metering grid")]
     OffGrid { dt_start: Timestamp, dt_end: Timestamp, grid_ms: u64 },
+    /// `DT_end − DT_start` exceeds [`IorParams::max_dl_ms`] (issue 11,
+    /// attack r5: an unbounded period lets one ST touch unboundedly many
+    /// claim slots and keeps its slots readable for ever, so claimed-slot
+    /// records could never be pruned).
+    #[error("delivery period {dt_start}..{dt_end} is longer than {max_ms} ms")]
+    PeriodTooLong { dt_start: Timestamp, dt_end: Timestamp, max_ms: u64 },
 }
 
 /// Why `SC_EXE_ST` discards an ST (Step 1 → Step 5), or defers it.
@@ -658,6 +668,21 @@ pub enum StRejection {
     /// loser of the race did nothing wrong and is not penalised.
     #[error("the agreement was settled earlier in this batch")]
     SettledInBatch,
+    /// An ST recorded after `DL + expiry_ms` (issue 11, attack r5): from
+    /// then on the agreement belongs to its buyer's expiry, and no ST reads
+    /// a grid slot more than `2 × max_dl_ms + expiry_ms` (period,
+    /// deadline, grace) after the slot began, which bounds how long a
+    /// claimed-slot record can matter. Penalty-free: the buyer's expiry
+    /// penalises the silent seller once.
+    #[error("the ST comes after the agreement's expiry time {from} (recorded at {now})")]
+    AfterExpiry { from: Timestamp, now: Timestamp },
+    /// Readings every `step_s` seconds, which does not divide the metering
+    /// grid step ([`IorParams::meter_step_s`]): they cannot be summed per
+    /// grid slot, so the energy the settlement pays for could not be
+    /// recorded against the seller's slots ([`Effect::ClaimSold`]). No
+    /// certified meter records at such an interval.
+    #[error("readings every {step_s} s do not tile the {grid_s} s metering grid")]
+    OffGridReadings { step_s: u32, grid_s: u32 },
 }
 
 impl StRejection {
@@ -670,6 +695,7 @@ impl StRejection {
                 | StRejection::NotYetDelivered { .. }
                 | StRejection::NotExpired { .. }
                 | StRejection::SettledInBatch
+                | StRejection::AfterExpiry { .. }
         )
     }
 }
@@ -735,6 +761,17 @@ pub enum Effect {
     /// in ws, [`SettlementTx::claim_split`]), allocated against what
     /// earlier claims left there ([`crate::exec::claim_alloc`]).
     ClaimExport { slots: Vec<(SlotKey, i128)>, ws: u128 },
+    /// A settlement that pays the seller for delivery without arbitration
+    /// (`Agreed`, `LateBuyerSignature`) records its `ws` (`EM × 3600`) as
+    /// sold out of the seller's slots of the period (issue 11, attack r5:
+    /// otherwise one export is sold twice, the second buyer's arbitration
+    /// finding it unclaimed). Allocated as [`crate::exec::sold_alloc`]:
+    /// from the readings' unclaimed export, earliest slot first, the rest
+    /// on the earliest slot, so the whole `ws` is always recorded (the ST's
+    /// readings need no certificate here; wrong readings only move the
+    /// claim inside the seller's own period). Never fails for lack of
+    /// export.
+    ClaimSold { slots: Vec<(SlotKey, i128)>, ws: u128 },
 }
 
 /// A transaction computation result (§3.3.3): the verdict on one recorded

@@ -44,7 +44,6 @@ use gridledger_rollup::types::{dispute_commitment, dispute_digest, IorTx, Outcom
 /// same seller that overlaps it (EDF order), which serves any feasible
 /// set of interval claims settled in deadline order.
 #[test]
-#[ignore = "attack: overlapping periods' latest-slot-first claims strand an honest seller (SellerShortfall for delivered energy)"]
 fn overlapping_periods_strand_an_honest_seller() {
     let mut e = funded();
     let (a, b, s) = (trader(0), trader(2), trader(1));
@@ -433,7 +432,6 @@ fn heavy_batch_dispute(n: usize, readings: usize) -> (u64, usize, usize) {
 /// day, so an ST has at most `day / meter_step_s` slots), and count an
 /// entry's touched keys against the batch's budget when recording.
 #[test]
-#[ignore = "attack: STs over long fake periods touch ~850 claim-slot records each; a full batch cannot be disputed or finalized on chain"]
 fn refused_sts_with_long_periods_make_a_batch_no_transaction_can_reexecute() {
     let readings = 850;
     let (g1, b1, entry) = heavy_batch_dispute(1, readings);
@@ -466,7 +464,6 @@ fn refused_sts_with_long_periods_make_a_batch_no_transaction_can_reexecute() {
 /// Expected: `finalize` of the overturned batch succeeds within the block
 /// gas limit. Observed: it runs out of gas.
 #[test]
-#[ignore = "attack: an overturned batch of 18 long-period STs can never be finalized (out of gas at the block limit): settlement frozen"]
 fn an_overturned_batch_of_long_period_sts_never_settles() {
     use gridledger_ledger::devnet::call;
     let (mut e, batch) = heavy_batch(18, 850);
@@ -486,6 +483,204 @@ fn an_overturned_batch_of_long_period_sts_never_settles() {
     let r = e.d.primary.exec(tx).unwrap();
     eprintln!("finalize with {limit} gas: {:?}, used {}", r.status, r.gas_used);
     assert_eq!(r.status, TxStatus::Success, "the overturned batch cannot settle: settlement is frozen");
+}
+
+/// The bound that closes the two findings above, at its worst case: STs
+/// sent by their sellers after their delivery periods (so they may reach
+/// arbitration and their claim slots count), each with as many 5-minute
+/// readings as an entry may carry (one claim slot per reading), fill the
+/// batch's record budget (`MAX_BATCH_RECORDS`); the next one is refused
+/// and changes nothing; small STs fill what is left; the batch also
+/// applies a full bridge queue (`MAX_QUEUE_PER_BATCH` funds of distinct
+/// accounts). Expected: the
+/// whole-batch `dispute` of a forged root and the `finalize` of the
+/// overturned batch each use less than half the block gas limit and fit
+/// the driver's call limit, and the dispute's arguments fit a
+/// transaction.
+#[test]
+fn a_batch_at_the_record_budget_reexecutes_within_one_block() {
+    let limit = gridledger_ledger::ChainConfig::default().block_gas_limit;
+    let call_limit = gridledger_rollup::driver::DRIVER_GAS_LIMIT;
+    // The whole-batch dispute of a forged root (it settles the batch).
+    let (mut e, batch, records) = budget_batch();
+    forge_last_root(&mut e, batch);
+    let a = honest_whole(&e, batch);
+    let d = e.d.primary_call(&trader(1), "dispute", a.clone(), e.d.cfg.challenge_bond).unwrap();
+    assert_eq!(d.status, TxStatus::Success, "{:?}", d.status);
+    assert!(d.events.iter().any(|v| v.name == "ior_tcr_overturned"), "{d:?}");
+    // The same batch overturned per entry, then finalized on chain.
+    let (mut e, batch, _) = budget_batch();
+    forge_last_root(&mut e, batch);
+    let (validator, calls) = validator_step(&mut e, batch);
+    for c in &calls {
+        let r = e.d.primary_call(&validator, c.method, c.args.clone(), Amount::ZERO).unwrap();
+        assert_eq!(r.status, TxStatus::Success, "{}: {:?}", c.method, r.status);
+    }
+    assert!(e.d.batch_header(batch).unwrap().overturned, "the validator overturned the forged batch");
+    let f = e.d.primary_call(&trader(1), "finalize", e.d.finalize_args(batch).unwrap(), Amount::ZERO).unwrap();
+    assert_eq!(f.status, TxStatus::Success, "{:?}", f.status);
+    eprintln!(
+        "{records} entry records and a full queue: whole-batch dispute {} gas, {} B; finalize {} gas (block limit {limit}, call limit {call_limit})",
+        d.gas_used,
+        a.len(),
+        f.gas_used,
+    );
+    assert!(d.gas_used <= limit / 2 && d.gas_used <= call_limit, "dispute: {} gas", d.gas_used);
+    assert!(f.gas_used <= limit / 2 && f.gas_used <= call_limit, "finalize: {} gas", f.gas_used);
+    assert!(a.len() <= gridledger_rollup::driver::MAX_TX_BYTES);
+}
+
+/// A batch filled to `MAX_BATCH_RECORDS` (see the test above), its
+/// records, after checking that the entry past the budget was refused and
+/// changed nothing.
+fn budget_batch() -> (Env, u64, u32) {
+    use gridledger_ledger::ChainClient as _;
+    use gridledger_rollup::primary::{entry_records, MAX_BATCH_RECORDS};
+    let mut e = funded_with_window(600_000);
+    settle_funding(&mut e);
+    let p = e.d.cfg.params.clone();
+    let (b, s1, s2) = (trader(0), trader(3), trader(2));
+    // The bridge queue at its bound (`MAX_QUEUE_PER_BATCH`), every item a
+    // distinct account the batch's re-execution proves and updates.
+    let chain_id = e.d.primary.chain_id();
+    let sybils: Vec<KeyPair> = (0..gridledger_rollup::primary::MAX_QUEUE_PER_BATCH as usize)
+        .map(|i| gridledger_ledger::devnet::dev_key(1_000 + i))
+        .collect();
+    for group in sybils.chunks(250) {
+        for k in group {
+            let n = e.d.primary.next_nonce(&s2.address());
+            let tx = gridledger_ledger::devnet::transfer(&s2, chain_id, n, k.address(), Amount(2_000_000), Amount(1));
+            e.d.primary.submit(&tx).unwrap();
+        }
+        e.d.primary.seal().unwrap();
+    }
+    for group in sybils.chunks(100) {
+        for k in group {
+            let tx = gridledger_ledger::devnet::call(
+                k,
+                chain_id,
+                0,
+                gridledger_rollup::IOR_PRIMARY_ID,
+                "fund",
+                vec![],
+                Amount(1),
+                1_000_000,
+            );
+            e.d.primary.submit(&tx).unwrap();
+        }
+        e.d.primary.seal().unwrap();
+    }
+    let queued = e.d.queue(0, u64::MAX).unwrap().len();
+    let now = e.d.now() + 30 * 24 * HOUR;
+    e.d.set_time(now);
+    let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
+    let max_readings = (gridledger_rollup::primary::max_entry_bytes(p.max_batch) - 400) / 8;
+    let heavy = |i: u64| {
+        let span = max_readings as u64 * 5 * MIN;
+        let mut t = terms(&b, &s1, Amount(200_000), 500, 0);
+        t.dt_start = day0 + i * span;
+        t.dt_end = t.dt_start + span;
+        t.dl = t.dt_end;
+        IorTx::St(SettlementTx {
+            terms: t,
+            stmp: 0,
+            buyer_sig: None,
+            ob: false,
+            dt_step_s: 300,
+            ps: vec![1; max_readings],
+            meter_sig: None,
+        })
+    };
+    let entry = |sender: &KeyPair, tx: IorTx| gridledger_rollup::types::Entry {
+        sender: sender.address(),
+        recorded_at: now,
+        tx,
+    };
+    let per_heavy = entry_records(&entry(&s1, heavy(0)), p.meter_step_s);
+    assert!(per_heavy > max_readings as u32, "each heavy ST counts one record per reading");
+    let n_heavy = (MAX_BATCH_RECORDS / per_heavy) as u64;
+    let mut txs: Vec<(KeyPair, IorTx)> = (0..=n_heavy).map(|i| (s1.clone(), heavy(i))).collect();
+    // Small STs (a half hour each, six slots) fill the rest.
+    let small = |seller: &KeyPair, i: u64| {
+        IorTx::St(st(&terms(&b, seller, Amount(200_000), 500, day0 + 10 * 24 * HOUR + i * 30 * MIN), 1, false, None))
+    };
+    let per_small = entry_records(&entry(&s2, small(&s2, 0)), p.meter_step_s);
+    let room = MAX_BATCH_RECORDS - n_heavy as u32 * per_heavy;
+    let n_small = (room / per_small) as usize;
+    let cap = p.max_entries_per_sender as usize;
+    let senders = std::iter::repeat_n(s1.clone(), cap - n_heavy as usize - 1)
+        .chain(std::iter::repeat_n(s2.clone(), cap))
+        .chain(std::iter::repeat_n(trader(1), cap));
+    txs.extend(senders.take(n_small).enumerate().map(|(i, k)| {
+        let tx = small(&k, i as u64);
+        (k, tx)
+    }));
+    let receipts = e.d.submit_block(&txs).unwrap();
+    e.d.primary.seal();
+    let batch = e.d.batch_header(1).unwrap().id;
+    let h = e.d.batch_header(batch).unwrap();
+    let past = n_heavy as usize;
+    assert!(reverted(&receipts[past]).contains("would exceed"), "the ST past the budget: {:?}", receipts[past].status);
+    assert!(receipts.iter().enumerate().all(|(i, r)| (i == past) != (r.status == TxStatus::Success)));
+    assert_eq!(h.len(), txs.len() - 1, "only the refused entry is missing from the batch");
+    let recorded: u32 = e.d.entries(batch).unwrap().iter().map(|x| entry_records(x, p.meter_step_s)).sum();
+    assert_eq!(h.records, recorded, "the refused entry counted nothing");
+    assert!(h.records <= MAX_BATCH_RECORDS && h.records + per_small > MAX_BATCH_RECORDS, "{} records", h.records);
+    let items = e.d.queue(0, u64::MAX).unwrap().len() as u64 - e.d.batch_header(batch - 1).unwrap().queue_to;
+    assert_eq!(
+        items,
+        gridledger_rollup::primary::MAX_QUEUE_PER_BATCH,
+        "the batch applies a full queue ({queued} queued)"
+    );
+    (e, batch, h.records)
+}
+
+/// The bounds behind the record budget and the claimed-slot horizon: an
+/// AT whose delivery period is longer than `max_dl_ms` is refused
+/// (`PeriodTooLong`, the sender's α as for every invalid AT) and opens
+/// nothing; an ST recorded after `DL + expiry_ms` is refused penalty-free
+/// (`AfterExpiry`), settles nothing and leaves the agreement to the
+/// buyer's expiry.
+#[test]
+fn an_overlong_period_and_an_st_after_expiry_are_refused() {
+    use gridledger_rollup::types::{AtRejection, StRejection};
+    let mut e = funded();
+    let p = e.d.cfg.params.clone();
+    let (b, s) = (trader(0), trader(1));
+    let mut long = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    long.dt_end = long.dt_start + p.max_dl_ms + 5 * MIN;
+    long.dl = long.dt_end;
+    let before = (e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap());
+    e.d.submit_block(&[(b.clone(), at(&long, &s))]).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap()[0].outcomes.clone();
+    let why = AtRejection::PeriodTooLong { dt_start: long.dt_start, dt_end: long.dt_end, max_ms: p.max_dl_ms };
+    assert_eq!(out, vec![Outcome::AtRejected(why)]);
+    let after = (e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap());
+    assert_eq!((after.0.balance, after.1), (before.0.balance, before.1), "nothing locked, the seller untouched");
+    assert_eq!(after.0.reputation, p.rs - p.alpha, "the sender of an invalid AT pays α");
+    // An agreement whose seller stays silent past DL + expiry.
+    let t = terms(&b, &s, Amount(200_000), 500, 9 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
+    let locked = (e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap());
+    let from = t.dl + p.expiry_ms;
+    e.d.set_time(from + MIN);
+    e.d.submit(&s, &IorTx::St(st(&t, 1000, true, Some(&b)))).unwrap();
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    let now = out
+        .iter()
+        .find_map(|o| match o {
+            Outcome::StRejected(StRejection::AfterExpiry { now, .. }) => Some(*now),
+            _ => None,
+        })
+        .expect("the ST after expiry is refused");
+    assert_eq!(out, vec![Outcome::StRejected(StRejection::AfterExpiry { from, now })]);
+    assert!(now > from);
+    let still = (e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap());
+    assert_eq!(still, locked, "no payment, no penalty");
+    e.d.submit(&b, &IorTx::Expire(t.clone())).unwrap();
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    assert_eq!(out, vec![Outcome::Expired], "the agreement stayed open for the buyer's expiry");
 }
 
 /// THEFT BEHIND A HEAVY BATCH: A FORGED LEAF INPUT NOBODY CAN DISPUTE.
@@ -515,8 +710,13 @@ fn an_overturned_batch_of_long_period_sts_never_settles() {
 /// inputs be challenged per entry: `dispute_state`-style, prove the
 /// posted `pre` slice against the state before the entry (leaf `i − 1`'s
 /// root, or the settled root for entry 0).
+///
+/// Fixed by the record budget: the padding STs (sent before their
+/// periods end) touch no claim slot, and no batch the chain accepts
+/// touches more than `MAX_BATCH_RECORDS` records, whose whole-batch
+/// dispute fits one call (`a_batch_at_the_record_budget_reexecutes_within_one_block`),
+/// so the whole-batch dispute stays the challenge for a leaf's inputs.
 #[test]
-#[ignore = "attack: a forged leaf input (the seller's meter) in a batch padded with long-period STs cannot be disputed; the buyer pays for nothing"]
 fn a_forged_leaf_input_behind_a_heavy_batch_steals_the_buyers_payment() {
     use gridledger_ledger::devnet::call;
     use gridledger_rollup::driver::meter_key;
@@ -656,7 +856,6 @@ fn a_forged_leaf_input_behind_a_heavy_batch_steals_the_buyers_payment() {
 /// ST carrying the meter's readings, or a claim by period when it has
 /// none), so arbitration counts only export not yet sold.
 #[test]
-#[ignore = "attack: an agreed sale claims no export, so a seller sells one export twice and wins the second buyer's arbitration"]
 fn one_export_sold_twice_wins_the_second_buyers_arbitration() {
     let mut e = funded();
     let (a, b, s) = (trader(0), trader(2), trader(1));

@@ -411,7 +411,10 @@ fn attack_anyone_squats_secondary_sc_exe_records() {
 /// penalised a second time. Both are recorded in one block after
 /// `DL + expiry`; the ST settles (`LateBuyerSignature`, buyer −α) and the
 /// expiry then finds no agreement (`NoAgreement`, buyer −α again): one
-/// missed signature bars the buyer at the case-study parameters.
+/// missed signature bars the buyer at the case-study parameters. Since
+/// attack r5 an ST recorded after `DL + expiry` is refused penalty-free
+/// (`AfterExpiry`) and the expiry penalises the silent seller: the buyer
+/// loses nothing.
 #[test]
 fn attack_racing_late_st_and_expiry_penalise_the_buyer_twice() {
     let mut e = funded();
@@ -424,7 +427,12 @@ fn attack_racing_late_st_and_expiry_penalise_the_buyer_twice() {
         .unwrap();
     let out = e.d.process(&mut rng(0)).unwrap();
     let rep = e.d.participant(&b.address()).unwrap().reputation;
-    assert_eq!(rep, 20, "one missed signature, one α; got {rep} after {:?}", out[0].outcomes);
+    let from = t.dl + e.d.cfg.params.expiry_ms;
+    assert_eq!(
+        out[0].outcomes,
+        vec![Outcome::StRejected(StRejection::AfterExpiry { from, now: from + MIN }), Outcome::Expired]
+    );
+    assert_eq!(rep, e.d.cfg.params.rs, "the buyer, whose seller was silent until after expiry, keeps its score");
 }
 
 /// Medium: a trader's reputation falls only when its batch settles, so one

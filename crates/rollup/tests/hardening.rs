@@ -270,7 +270,7 @@ fn overlapping_periods_covered_by_the_export_both_win() {
     let out = e.d.process(&mut rng(0)).unwrap();
     assert_eq!(out[0].outcomes, vec![Outcome::StSettled(StSettlement::SellerDelivered); 2]);
     let claimed = &e.d.settled_state().unwrap().claimed;
-    // Claims take from the latest slots with unclaimed export first
+    // Claims take from the earliest slots with unclaimed export first
     // (`exec::claim_alloc`), so some of the seven slots may hold none.
     assert!(claimed.len() <= 7, "at most one record per 5-minute slot 08:00–08:35: {claimed:?}");
     assert!(claimed.keys().all(|k| k.dt_start >= t1.dt_start && k.dt_end <= t2.dt_end), "{claimed:?}");

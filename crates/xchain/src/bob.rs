@@ -1277,7 +1277,9 @@ impl BobContract {
         }
         Self::check_instruction(&rec, a.side, &a.nt)?;
         Self::check_floor(&rec, a.side, &a.nt)?;
-        if !ctx.verify_signature(&a.nt.tx.sender, &a.nt.hash(), &a.nt.signature)? {
+        // The NT is signed in its chain's signing domain (its genesis hash).
+        let domain = self.reg(chain)?.instance;
+        if !ctx.verify_signature(&a.nt.tx.sender, &a.nt.tx.signing_digest(Some(&domain)), &a.nt.signature)? {
             return fail(XchainError::BadNativeSignature);
         }
         // Decision (attack R5-4): only the payer says which CCT its payment

@@ -54,7 +54,10 @@ impl EmbeddedChain {
         if genesis.validators != keys.iter().map(|k| k.public()).collect::<Vec<_>>() || keys.is_empty() {
             return Err(ChainError::Genesis("validator keys do not match the genesis validators".into()));
         }
-        let chain = Chain::open(dir, genesis, registry, ChainConfig::default())?;
+        // Transactions sign over the chain's genesis hash as well: one signed
+        // for another deployment's chain with the same numeric id is refused.
+        let config = ChainConfig { signing_domain: Some(genesis.hash()), ..ChainConfig::default() };
+        let chain = Chain::open(dir, genesis, registry, config)?;
         let now = chain.tip().timestamp + EPOCH_MS;
         Ok(Self { chain, keys, finality, now, censored: Vec::new(), clock: None })
     }
@@ -68,6 +71,19 @@ impl EmbeddedChain {
 
     pub fn chain_id(&self) -> ChainId {
         self.chain.genesis().chain_id
+    }
+
+    /// The chain's signing domain: its genesis hash, which every transaction
+    /// signature on it covers ([`gridledger_ledger::Transaction::signing_digest`]).
+    pub fn domain(&self) -> Hash32 {
+        self.chain.config().signing_domain.unwrap_or_else(|| self.chain.genesis().hash())
+    }
+
+    /// `tx`'s body signed by `key` for this chain (its signing domain): a
+    /// transaction built by the ledger's helpers (signed without a domain),
+    /// made valid here and nowhere else.
+    pub fn sign(&self, key: &KeyPair, tx: SignedTransaction) -> SignedTransaction {
+        tx.tx.sign_in(key, Some(&self.domain()))
     }
 
     pub fn chain(&self) -> &Chain {

@@ -24,11 +24,17 @@
 //! its signature (script-minimum), and nothing about any other chain is
 //! stored on them (independence, §5.2.1).
 //!
-//! Chain ids are per deployment. A transaction's signature binds only its
-//! chain id, so each BoB-MBS derives its own ids from its genesis time and
-//! committee seed ([`mbs::MbsSpec::chain_base`]): the BoB is `base`, external
-//! chain `n` is `base + 1 + n` ([`mbs::BobMbs::chain_ids`]). A transaction
-//! signed on one deployment's chain is refused on every other deployment's.
+//! Every chain of a deployment signs in its own signing domain, its genesis
+//! hash ([`embedded::EmbeddedChain::domain`]): a transaction's signature
+//! covers the chain's genesis hash besides its body, so a transaction
+//! signed on one deployment's chain is refused on every other deployment's,
+//! even one whose numeric chain id collides with it. The numeric ids (for
+//! display and routing) are per deployment too, derived from its genesis
+//! time and committee seed ([`mbs::MbsSpec::chain_base`]): the BoB is
+//! `base`, external chain `n` is `base + 1 + n` ([`mbs::BobMbs::chain_ids`]).
+//! The BoB's genesis also commits to the deployment's shape (κ_i, finality,
+//! chains, …: [`mbs::MbsSpec::shape`]), so the contract's rules cannot change
+//! under a reopened deployment.
 //! Only tests use the fixed ids [`mbs::BOB_CHAIN`] / [`mbs::FIRST_EXTERNAL`]
 //! (`MbsSpec::fixed_ids`); on-disk chain directories are named by index
 //! (`bob`, `chain-0`, `chain-1`, …).

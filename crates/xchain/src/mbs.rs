@@ -84,8 +84,9 @@ pub struct MbsSpec {
     /// `None` (the default): the chain ids are the deployment's own, derived
     /// from `genesis_time` and `committee_seed` ([`MbsSpec::chain_base`]).
     /// `Some(b)`: the BoB is chain `b`, external chain `n` is `b + 1 + n` —
-    /// fixed ids for tests only: two deployments with the same fixed base
-    /// accept each other's signed transactions.
+    /// fixed ids for tests only (two deployments with the same fixed base
+    /// share ids; their signing domains still differ unless their genesis,
+    /// genesis time included, is the same).
     pub fixed_chain_base: Option<ChainId>,
     /// A planted bug in the BoB contract and SC_BG (`mutants` feature only).
     #[cfg(feature = "mutants")]
@@ -100,8 +101,55 @@ pub fn random_genesis_time() -> u64 {
 /// File in a BoB-MBS's (or a chain's) directory that records the genesis time.
 pub const GENESIS_TIME_FILE: &str = "genesis-time";
 
-/// The genesis time recorded in `dir`, or `spec`'s, recorded there now.
-pub fn pin_genesis_time(dir: &Path, mut spec: MbsSpec) -> Result<MbsSpec, MbsError> {
+/// File in a BoB-MBS's (or a chain's) directory that records the
+/// deployment's shape ([`MbsSpec::shape`]), one `field = value` a line.
+pub const SHAPE_FILE: &str = "deployment-shape";
+
+/// The genesis time recorded in `dir`, or `spec`'s, recorded there now; and
+/// the deployment's shape: recorded at the first open, and any later open
+/// with a spec of another shape is refused with [`MbsError::ShapeMismatch`]
+/// naming the first field that differs (the BoB's genesis binds the shape
+/// too, so the chain data would refuse it anyway, without naming it).
+pub fn pin_genesis_time(dir: &Path, spec: MbsSpec) -> Result<MbsSpec, MbsError> {
+    let spec = pin_time(dir, spec)?;
+    // An invalid spec records no shape.
+    check_spec(&spec)?;
+    pin_shape(dir, &spec)?;
+    Ok(spec)
+}
+
+fn pin_shape(dir: &Path, spec: &MbsSpec) -> Result<(), MbsError> {
+    let file = dir.join(SHAPE_FILE);
+    let io = |e: std::io::Error| MbsError::Spec(format!("{}: {e}", file.display()));
+    let shape = spec.shape();
+    match std::fs::read_to_string(&file) {
+        Ok(s) => {
+            let recorded: BTreeMap<&str, &str> =
+                s.lines().filter_map(|l| l.split_once(" = ")).map(|(k, v)| (k.trim(), v.trim())).collect();
+            for (field, value) in &shape {
+                let was = recorded.get(field).copied().unwrap_or("(not recorded)");
+                if was != value {
+                    return Err(MbsError::ShapeMismatch {
+                        field: (*field).to_string(),
+                        recorded: was.to_string(),
+                        requested: value.clone(),
+                    });
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let text: String = shape.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+            let tmp = dir.join(format!("{SHAPE_FILE}.tmp"));
+            std::fs::write(&tmp, text).map_err(io)?;
+            std::fs::rename(&tmp, &file).map_err(io)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+fn pin_time(dir: &Path, mut spec: MbsSpec) -> Result<MbsSpec, MbsError> {
     let io = |e: std::io::Error| MbsError::Spec(format!("{}: {e}", dir.join(GENESIS_TIME_FILE).display()));
     let file = dir.join(GENESIS_TIME_FILE);
     match std::fs::read_to_string(&file) {
@@ -121,13 +169,43 @@ pub fn pin_genesis_time(dir: &Path, mut spec: MbsSpec) -> Result<MbsSpec, MbsErr
 }
 
 impl MbsSpec {
+    /// The deployment's shape: every field of the spec that its chains'
+    /// genesis or the BoB contract's configuration ([`BobConfig`]: the
+    /// chains' registrations with finality and κ_i, κ̄, the pool weights,
+    /// the group key) is built from, as `(field, value)` — all but the
+    /// genesis time, which is pinned on its own, and the planted mutation
+    /// of the `mutants` feature. The BoB's genesis commits to it
+    /// ([`shape_address`]), so it is part of the deployment hash
+    /// ([`deployment`]) every CCT's terms and threshold statement name.
+    pub fn shape(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("chains", self.chains.to_string()),
+            ("validators", self.validators.to_string()),
+            ("bob_validators", self.bob_validators.to_string()),
+            ("finality", format!("{:?}", self.finality)),
+            ("kappa", self.kappa.to_string()),
+            ("kappa_bar", self.kappa_bar.to_string()),
+            ("users", self.users.to_string()),
+            ("balance", self.balance.0.to_string()),
+            ("htlc_baseline", self.htlc_baseline.to_string()),
+            ("committee_seed", self.committee_seed.to_string()),
+            ("ccdi", self.ccdi.to_string()),
+            ("lmc_baseline", self.lmc_baseline.to_string()),
+            ("fixed_chain_base", format!("{:?}", self.fixed_chain_base)),
+        ]
+    }
+
     /// The deployment's chain-id base: the BoB's chain id; external chain `n`
     /// (0-based) is `chain_base() + 1 + n`.
     ///
-    /// Chain ids are per deployment. A transaction's signature binds only its
-    /// chain id, so two deployments whose chains shared ids would execute
-    /// each other's transactions (a native transfer signed on one would pay
-    /// again on the other). The base is therefore derived from what makes a
+    /// Chain ids are per deployment, for display and routing. Replay across
+    /// deployments is closed by the signing domain, not by the ids: every
+    /// chain of a deployment takes its genesis hash as its signing domain
+    /// ([`EmbeddedChain::domain`]), which every transaction signature on it
+    /// covers, so a transaction signed for one deployment's chain is refused
+    /// by another deployment's chain even where the numeric ids collide (a
+    /// 31-bit id collides by the birthday bound and can be ground with
+    /// `--genesis-time`). The base is derived from what makes a
     /// deployment its own — `genesis_time` (random by default) and
     /// `committee_seed` — and not from the BoB's genesis hash, whose genesis
     /// names the chain id. It lies in `[2^16, 2^31)`, so with at most
@@ -216,6 +294,10 @@ pub enum MbsError {
     /// nonce) could never count, so it would be penalised as withholding.
     #[error("chain {chain}: the terms' nonce floor {floor} is above the payer's next nonce {next}")]
     FloorAhead { chain: ChainId, floor: u64, next: u64 },
+    /// A deployment's directory reopened with a spec of another shape
+    /// ([`MbsSpec::shape`]): its BoB would run under other contract rules.
+    #[error("the deployment was created with {field} = {recorded}, not {requested}")]
+    ShapeMismatch { field: String, recorded: String, requested: String },
 }
 
 /// Bytes each party put on the wire in one CCTE (canonical encodings).
@@ -377,7 +459,23 @@ impl Role {
 
 fn bob_genesis(spec: &MbsSpec, funded_bob: &[Address]) -> Genesis {
     let id = spec.bob_chain();
-    genesis(id, &validator_keys(id, spec.bob_validators), funded_bob, spec.balance, spec.genesis_time)
+    let mut g = genesis(id, &validator_keys(id, spec.bob_validators), funded_bob, spec.balance, spec.genesis_time);
+    g.allocations.push(Allocation { address: shape_address(spec), balance: Amount::ZERO });
+    g
+}
+
+/// The account, empty, by which the BoB's genesis commits to the
+/// deployment's shape ([`MbsSpec::shape`]): its address is the tail of the
+/// shape's hash, so two shapes give two BoB genesis hashes (two chains, two
+/// deployments) and a BoB chain's data cannot be reopened under other
+/// contract rules. (The ledger's genesis has no free-form field; an empty
+/// allocation is part of its hash and of the genesis state.)
+pub fn shape_address(spec: &MbsSpec) -> Address {
+    let h =
+        gridledger_core::codec::hash_tagged(gridledger_core::codec::Tag("gridledger/xchain/shape/v1"), &spec.shape());
+    let mut a = [0u8; 20];
+    a.copy_from_slice(&h.0[12..]);
+    Address(a)
 }
 
 /// The deployment of `spec` (its genesis time pinned): the hash of its BoB's
@@ -387,6 +485,17 @@ pub fn deployment(spec: &MbsSpec) -> Hash32 {
     let mut funded: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
     funded.push(relayer_key().address());
     bob_genesis(spec, &funded).hash()
+}
+
+/// The checks of a spec that need no chain.
+fn check_spec(spec: &MbsSpec) -> Result<(), MbsError> {
+    if spec.chains < 2 || spec.validators == 0 || spec.bob_validators == 0 {
+        return Err(MbsError::Spec("need at least 2 external chains and 1 validator per chain".into()));
+    }
+    if spec.chains > MAX_CHAINS || spec.chain_base().checked_add(spec.chains as ChainId).is_none() {
+        return Err(MbsError::Spec(format!("at most {MAX_CHAINS} external chains, with ids within u32")));
+    }
+    Ok(())
 }
 
 /// Everything a BoB-MBS's chains are built from; a pure function of the spec.
@@ -400,20 +509,11 @@ struct Plan {
 
 impl Plan {
     fn new(spec: &MbsSpec) -> Result<Self, MbsError> {
-        if spec.chains < 2 || spec.validators == 0 || spec.bob_validators == 0 {
-            return Err(MbsError::Spec("need at least 2 external chains and 1 validator per chain".into()));
-        }
-        if spec.chains > MAX_CHAINS || spec.chain_base().checked_add(spec.chains as ChainId).is_none() {
-            return Err(MbsError::Spec(format!("at most {MAX_CHAINS} external chains, with ids within u32")));
-        }
-        let mut users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
+        check_spec(spec)?;
+        let users = external_users(spec);
         let relayer = relayer_key();
-        let mut funded_bob = users.clone();
+        let mut funded_bob: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
         funded_bob.push(relayer.address());
-        if spec.ccdi || spec.lmc_baseline {
-            // Relay nodes pay for Phase 3's settlements on the external chains.
-            users.push(relayer.address());
-        }
         let committee = BobCommittee::dev(spec.bob_validators, spec.committee_seed)
             .map_err(|e| MbsError::Spec(format!("threshold key: {e}")))?;
         let mut plan = Self { users, funded_bob, relayer, committee, bob_reg: None };
@@ -441,7 +541,7 @@ impl Plan {
     fn open_external(&self, dir: &Path, spec: &MbsSpec, n: usize) -> Result<EmbeddedChain, MbsError> {
         let id = spec.external_chain(n);
         let keys = validator_keys(id, spec.validators);
-        let g = genesis(id, &keys, &self.users, spec.balance, spec.genesis_time);
+        let g = external_genesis(spec, id, &keys, &self.users);
         // External chains run no contracts at all (script-minimum),
         // unless they host the HTLC baseline.
         let mut registry = ContractRegistry::new();
@@ -533,14 +633,23 @@ pub fn open_chain(dir: &Path, spec: &MbsSpec, role: Role) -> Result<(EmbeddedCha
 }
 
 /// The relayer's `relay` call on the BoB (chain `bob_chain`) with nonce `nonce`.
-pub fn relay_tx(relayer: &KeyPair, bob_chain: ChainId, nonce: u64, relay: &Relay) -> SignedTransaction {
-    bob_call_signed(relayer, bob_chain, nonce, "relay", relay, Amount::ZERO)
+pub fn relay_tx(
+    relayer: &KeyPair,
+    bob_chain: ChainId,
+    domain: &Hash32,
+    nonce: u64,
+    relay: &Relay,
+) -> SignedTransaction {
+    bob_call_signed(relayer, bob_chain, domain, nonce, "relay", relay, Amount::ZERO)
 }
 
-/// A call of the BoB contract (on chain `bob_chain`) signed by `key` with nonce `nonce`.
+/// A call of the BoB contract (on chain `bob_chain`, signing domain
+/// `domain`: the BoB's genesis hash, [`chain_domain`]) signed by `key` with
+/// nonce `nonce`.
 pub fn bob_call_signed<A: BorshSerialize>(
     key: &KeyPair,
     bob_chain: ChainId,
+    domain: &Hash32,
     nonce: u64,
     method: &str,
     args: &A,
@@ -559,7 +668,45 @@ pub fn bob_call_signed<A: BorshSerialize>(
             value,
         },
     }
-    .sign(key)
+    .sign_in(key, Some(domain))
+}
+
+/// The signing domain of chain `chain` of the deployment `spec` describes
+/// (its genesis time pinned): the chain's genesis hash, which every
+/// transaction signature on it covers (see [`EmbeddedChain::domain`]);
+/// `None` if `chain` is not one of its chains. A pure function of the spec,
+/// for a driver that holds no chain (`xchain … --processes`).
+pub fn chain_domain(spec: &MbsSpec, chain: ChainId) -> Option<Hash32> {
+    if chain == spec.bob_chain() {
+        return Some(deployment(spec));
+    }
+    if !(0..spec.chains).any(|n| spec.external_chain(n) == chain) {
+        return None;
+    }
+    let keys = validator_keys(chain, spec.validators);
+    Some(external_genesis(spec, chain, &keys, &external_users(spec)).hash())
+}
+
+/// External chain `chain`'s genesis. Like the BoB's, it commits to the
+/// deployment's shape ([`shape_address`]), committee seed included: its
+/// genesis hash is its signing domain, so two deployments with the same
+/// genesis time whose ids collide still sign differently. (Only two copies
+/// of one and the same deployment — same spec, same genesis time — share
+/// a domain: they are the same chains.)
+fn external_genesis(spec: &MbsSpec, chain: ChainId, keys: &[KeyPair], users: &[Address]) -> Genesis {
+    let mut g = genesis(chain, keys, users, spec.balance, spec.genesis_time);
+    g.allocations.push(Allocation { address: shape_address(spec), balance: Amount::ZERO });
+    g
+}
+
+/// The accounts funded on every external chain of `spec`.
+fn external_users(spec: &MbsSpec) -> Vec<Address> {
+    let mut users: Vec<Address> = (0..spec.users).map(|i| dev_key(i).address()).collect();
+    if spec.ccdi || spec.lmc_baseline {
+        // Relay nodes pay for Phase 3's settlements on the external chains.
+        users.push(relayer_key().address());
+    }
+    users
 }
 
 /// The relayer's key of every BoB-MBS (a development key).
@@ -760,7 +907,7 @@ impl BobMbs {
         args: &A,
         value: Amount,
     ) -> SignedTransaction {
-        bob_call_signed(key, self.bob.chain_id(), nonce, method, args, value)
+        bob_call_signed(key, self.bob.chain_id(), &self.bob.domain(), nonce, method, args, value)
     }
 
     /// A signed call of the BoB contract with `key`'s next nonce.
@@ -799,7 +946,7 @@ impl BobMbs {
         amount: u128,
     ) -> Result<SignedTransaction, MbsError> {
         let c = self.external(chain)?;
-        Ok(transfer(key, chain, c.next_nonce(&key.address()), to, Amount(amount), Amount(1)))
+        Ok(c.sign(key, transfer(key, chain, c.next_nonce(&key.address()), to, Amount(amount), Amount(1))))
     }
 
     /// Ticks until the BoB holds `height` of `chain` as a final header.
@@ -1098,17 +1245,18 @@ impl BobMbs {
                     let fee = crate::mbs::TRANSFER_FEE;
                     let (drain, nt_nonce) = if behaviour == Behaviour::Underfund(side) {
                         let all = c.account(&payer).balance.0.saturating_sub(fee);
-                        (transfer(key, chain, n, SINK, Amount(all), Amount(1)), n + 1)
+                        (c.sign(key, transfer(key, chain, n, SINK, Amount(all), Amount(1))), n + 1)
                     } else {
-                        (transfer(key, chain, n, SINK, Amount(1), Amount(1)), n)
+                        (c.sign(key, transfer(key, chain, n, SINK, Amount(1), Amount(1))), n)
                     };
-                    let nt = transfer(key, chain, nt_nonce, to, Amount(amount), Amount(1));
+                    let nt = c.sign(key, transfer(key, chain, nt_nonce, to, Amount(amount), Amount(1)));
                     self.external_mut(chain)?.submit(&drain)?;
                     nt
                 }
                 Behaviour::PostUnlandable(s) if s == side => {
-                    let gap = self.external(chain)?.next_nonce(&payer) + 1_000;
-                    transfer(key, chain, gap, to, Amount(amount), Amount(1))
+                    let c = self.external(chain)?;
+                    let gap = c.next_nonce(&payer) + 1_000;
+                    c.sign(key, transfer(key, chain, gap, to, Amount(amount), Amount(1)))
                 }
                 _ => self.native_tx(&rec, side, key)?,
             };
@@ -1352,16 +1500,20 @@ impl BobMbs {
         value: Amount,
         gas_limit: u64,
     ) -> Result<SignedTransaction, MbsError> {
-        let nonce = self.external(chain)?.next_nonce(&key.address());
-        Ok(gridledger_ledger::devnet::call(
+        let c = self.external(chain)?;
+        let nonce = c.next_nonce(&key.address());
+        Ok(c.sign(
             key,
-            chain,
-            nonce,
-            contract,
-            method,
-            borsh::to_vec(args).unwrap_or_default(),
-            value,
-            gas_limit,
+            gridledger_ledger::devnet::call(
+                key,
+                chain,
+                nonce,
+                contract,
+                method,
+                borsh::to_vec(args).unwrap_or_default(),
+                value,
+                gas_limit,
+            ),
         ))
     }
 

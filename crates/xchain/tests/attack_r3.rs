@@ -288,7 +288,9 @@ fn honest_replicas_vote_for_a_block_the_leader_never_proposed() {
     let leader = rs[0].leader_of(1);
     let leader_pk = rs[leader].chain().genesis().validators[leader];
     // A transfer only the outsider's mempool holds.
+    let domain = chain.config().signing_domain;
     let tx = transfer(&dev_key(3), FIRST_EXTERNAL_ID, 0, dev_key(4).address(), Amount(5), Amount(1));
+    let tx = tx.tx.sign_in(&dev_key(3), domain.as_ref());
     chain.submit(&tx.to_bytes()).unwrap();
     let (ex, _) = chain.build_block(&leader_pk, rs[0].chain().tip().timestamp + 1_000);
     let mut block = ex.block;

@@ -101,7 +101,8 @@ fn a_fee_bumped_nt_is_punished_as_fraud_although_it_paid_the_instruction() {
     m.bob_ok(&post).unwrap();
     // ... and the fee-bumped copy its wallet re-signed, which lands.
     let (chain, _payer, to, amount) = rec.instruction(Side::Sender);
-    let bumped = transfer(&s, chain, posted.tx.nonce, to, Amount(amount), Amount(2));
+    let bumped =
+        m.external(chain).unwrap().sign(&s, transfer(&s, chain, posted.tx.nonce, to, Amount(amount), Amount(2)));
     assert_ne!(bumped.hash(), posted.hash());
     let paid_before = m.external(I).unwrap().account(&r.address()).balance.0;
     m.external_mut(I).unwrap().submit(&bumped).unwrap();
@@ -179,9 +180,11 @@ fn the_sender_shrinks_the_penalty_by_draining_the_token_b_pool_around_its_cct() 
     let cct = m.cct_tx(&s, &r, terms.clone());
     // One BoB block: drain, CCT, refill (the sender's consecutive nonces).
     let n = m.bob.next_nonce(&s.address());
+    let domain = m.bob.domain();
     let drain = gridledger_xchain::mbs::bob_call_signed(
         &s,
         BOB_CHAIN,
+        &domain,
         n,
         "withdraw_liquidity",
         &WithdrawLiquidity { token: BOB_CHAIN, shares: LIQUIDITY - 1 },
@@ -191,11 +194,12 @@ fn the_sender_shrinks_the_penalty_by_draining_the_token_b_pool_around_its_cct() 
         // Re-sign the CCT with the next nonce after the drain.
         let gridledger_ledger::TxKind::Call { args, .. } = &cct.tx.kind else { unreachable!() };
         let a: gridledger_xchain::bob::CctArgs = borsh::from_slice(args).unwrap();
-        gridledger_xchain::mbs::bob_call_signed(&s, BOB_CHAIN, n + 1, "cct", &a, Amount::ZERO)
+        gridledger_xchain::mbs::bob_call_signed(&s, BOB_CHAIN, &domain, n + 1, "cct", &a, Amount::ZERO)
     };
     let refill = gridledger_xchain::mbs::bob_call_signed(
         &s,
         BOB_CHAIN,
+        &domain,
         n + 2,
         "provide",
         &Provide { token: BOB_CHAIN, amount: LIQUIDITY - 1 },
@@ -461,10 +465,12 @@ fn the_terms_the_library_signs_accept_any_price() {
     assert!(terms.min_x_i >= 690 && terms.max_x_i <= 710, "what the receiver signs: {terms:?}");
     let receiver_sig = r.sign(&terms.digest(BOB_CHAIN));
     let n = m.bob.next_nonce(&s.address());
+    let domain = m.bob.domain();
     let txs = [
         bob_call_signed(
             &s,
             BOB_CHAIN,
+            &domain,
             n,
             "withdraw_liquidity",
             &WithdrawLiquidity { token: I, shares: LIQUIDITY - 1 },
@@ -473,12 +479,21 @@ fn the_terms_the_library_signs_accept_any_price() {
         bob_call_signed(
             &s,
             BOB_CHAIN,
+            &domain,
             n + 1,
             "cct",
             &gridledger_xchain::bob::CctArgs { terms: terms.clone(), receiver_sig },
             Amount::ZERO,
         ),
-        bob_call_signed(&s, BOB_CHAIN, n + 2, "provide", &Provide { token: I, amount: LIQUIDITY - 1 }, Amount::ZERO),
+        bob_call_signed(
+            &s,
+            BOB_CHAIN,
+            &domain,
+            n + 2,
+            "provide",
+            &Provide { token: I, amount: LIQUIDITY - 1 },
+            Amount::ZERO,
+        ),
     ];
     for tx in &txs {
         m.bob.submit(tx).unwrap();
@@ -565,12 +580,13 @@ fn one_lock_mints_on_two_bobs_of_one_committee() {
     while next <= tip {
         let end = (next + 7).min(tip);
         let headers = (next..=end).map(|h| a.external(I).unwrap().sealed_header(h).unwrap().unwrap()).collect();
-        let tx = relay_tx(&relayer, BOB_CHAIN, b.next_nonce(&relayer.address()), &Relay { chain: I, headers });
+        let tx =
+            relay_tx(&relayer, BOB_CHAIN, &b.domain(), b.next_nonce(&relayer.address()), &Relay { chain: I, headers });
         b.submit(&tx).unwrap();
         b.tick().unwrap();
         next = end + 1;
     }
-    let tx = bob_call_signed(&u, BOB_CHAIN, b.next_nonce(&u.address()), "claim", &claim, Amount::ZERO);
+    let tx = bob_call_signed(&u, BOB_CHAIN, &b.domain(), b.next_nonce(&u.address()), "claim", &claim, Amount::ZERO);
     b.submit(&tx).unwrap();
     b.tick().unwrap();
     let status = b.receipt(&tx.hash()).unwrap().unwrap().status;

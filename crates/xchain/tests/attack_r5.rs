@@ -56,7 +56,6 @@ fn chain_with_id(m: &mut BobMbs, id: u32) -> &mut EmbeddedChain {
 /// already name `deployment`), or derive 64-bit chain ids from the genesis
 /// hash; a 31-bit random id only makes a collision rare.
 #[test]
-#[ignore = "attack: per-deployment chain ids collide by the birthday bound (31-bit space); a transfer replays across deployments"]
 fn two_deployments_collide_on_a_chain_id_and_a_transfer_replays() {
     use std::collections::HashMap;
     let chains = MbsSpec::default().chains as u32;
@@ -84,13 +83,21 @@ fn two_deployments_collide_on_a_chain_id_and_a_transfer_replays() {
     // dev 0 pays dev 3 on deployment A's chain `id`.
     let payer = dev_key(0);
     let ca = chain_with_id(&mut a, id);
+    // Fixed: a transaction is signed in its chain's signing domain (the
+    // chain's genesis hash), as every driver and wallet of a deployment signs.
     let nt = transfer(&payer, id, ca.next_nonce(&payer.address()), dev_key(3).address(), Amount(777), Amount(1));
+    let nt = ca.sign(&payer, nt);
     ca.submit(&nt).unwrap();
     a.tick().unwrap();
     assert!(chain_with_id(&mut a, id).tx_proof(&nt.hash()).unwrap().is_some(), "paid on deployment A");
     // Anyone replays it on deployment B's chain with the same id.
     let before = chain_with_id(&mut b, id).account(&dev_key(3).address()).balance;
-    let admitted = chain_with_id(&mut b, id).submit(&nt).is_ok();
+    let admitted = chain_with_id(&mut b, id).submit(&nt);
+    assert!(
+        matches!(admitted, Err(gridledger_ledger::SubmitError::BadSignature)),
+        "deployment B refuses A's transfer for its signature: {admitted:?}"
+    );
+    let admitted = admitted.is_ok();
     b.tick().unwrap();
     let after = chain_with_id(&mut b, id).account(&dev_key(3).address()).balance;
     assert!(
@@ -335,7 +342,7 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
         let sig = r.sign(&terms_b.digest(m.bob.chain_id()));
         let args = gridledger_xchain::bob::CctArgs { terms: terms_b.clone(), receiver_sig: sig };
         let n = m.bob.next_nonce(&s.address()) + 1;
-        gridledger_xchain::mbs::bob_call_signed(&s, m.bob.chain_id(), n, "cct", &args, Amount::ZERO)
+        gridledger_xchain::mbs::bob_call_signed(&s, m.bob.chain_id(), &m.bob.domain(), n, "cct", &args, Amount::ZERO)
     });
     m.bob.submit(&tx_a).unwrap();
     m.bob_ok(&tx_b).unwrap();
@@ -351,7 +358,7 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
             let (c, _, to, amount) = rec.instruction(side);
             assert_eq!(c, chain);
             let n = m.external(chain).unwrap().wallet_next_nonce(&key.address());
-            let nt = transfer(key, chain, n, to, Amount(amount), Amount(1));
+            let nt = m.external(chain).unwrap().sign(key, transfer(key, chain, n, to, Amount(amount), Amount(1)));
             m.external_mut(chain).unwrap().submit(&nt).unwrap();
             m.bob_ok(&m.bob_call(key, "post_nt", &PostNt { cct: id, side, nt: nt.clone() }, Amount::ZERO)).unwrap();
             nts.push((id, side, key.clone(), nt));
@@ -397,7 +404,7 @@ fn a_fee_bumped_resend_of_a_posted_nt_cannot_be_moved_to_another_cct() {
         let sig = r.sign(&terms_b.digest(m.bob.chain_id()));
         let args = gridledger_xchain::bob::CctArgs { terms: terms_b.clone(), receiver_sig: sig };
         let n = m.bob.next_nonce(&s.address()) + 1;
-        gridledger_xchain::mbs::bob_call_signed(&s, m.bob.chain_id(), n, "cct", &args, Amount::ZERO)
+        gridledger_xchain::mbs::bob_call_signed(&s, m.bob.chain_id(), &m.bob.domain(), n, "cct", &args, Amount::ZERO)
     };
     m.bob.submit(&tx_a).unwrap();
     m.bob_ok(&tx_b).unwrap();
@@ -408,9 +415,9 @@ fn a_fee_bumped_resend_of_a_posted_nt_cannot_be_moved_to_another_cct() {
     m.wait_native_window(&rec_b).unwrap();
     let (_, _, to, amount) = rec_a.instruction(Side::Receiver);
     let n = m.external(J).unwrap().wallet_next_nonce(&r.address());
-    let nt = transfer(&r, J, n, to, Amount(amount), Amount(1));
+    let nt = m.external(J).unwrap().sign(&r, transfer(&r, J, n, to, Amount(amount), Amount(1)));
     m.bob_ok(&m.bob_call(&r, "post_nt", &PostNt { cct: a, side: Side::Receiver, nt }, Amount::ZERO)).unwrap();
-    let bumped = transfer(&r, J, n, to, Amount(amount), Amount(2));
+    let bumped = m.external(J).unwrap().sign(&r, transfer(&r, J, n, to, Amount(amount), Amount(2)));
     m.external_mut(J).unwrap().submit(&bumped).unwrap();
     let (h, proof) = landed(&mut m, &bumped);
     let pt = ProofTx { cct: b, side: Side::Receiver, nt: bumped.clone(), height: h, proof };
@@ -493,7 +500,6 @@ fn a_drained_token_i_pool_sets_the_rate_honest_receivers_sign() {
 /// so a different config is a different chain; or record the spec in the
 /// directory as `genesis-time` is and refuse a mismatch.
 #[test]
-#[ignore = "attack: the BoB contract's config (kappa, finality, chains, weights) is not in its genesis; a reopen with another shape changes the rules"]
 fn a_deployment_reopened_with_another_shape_runs_other_rules() {
     use gridledger_xchain::{BobConfig, Finality};
     // (chain, κ_i, finality) of every registration, and the weights.
@@ -519,7 +525,7 @@ fn a_deployment_reopened_with_another_shape_runs_other_rules() {
         ..spec
     };
     match BobMbs::open(dir.path(), other) {
-        Err(_) => {}
+        Err(e) => assert!(matches!(e, gridledger_xchain::mbs::MbsError::ShapeMismatch { .. }), "{e}"),
         Ok(m) => {
             let after = summary(&m.config);
             assert_eq!(
@@ -530,6 +536,41 @@ fn a_deployment_reopened_with_another_shape_runs_other_rules() {
             );
         }
     }
+}
+
+/// R5-6, field by field: reopening a deployment with any one other value of
+/// its shape is refused with a typed error naming that field, and changes
+/// nothing (the deployment reopens with its own shape at the same height).
+#[test]
+fn a_reopen_with_one_other_field_is_refused_naming_it() {
+    use gridledger_xchain::mbs::MbsError;
+    use gridledger_xchain::Finality;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { kappa: 16, ..MbsSpec::default() };
+    let height = {
+        let mut m = BobMbs::open(dir.path(), spec.clone()).unwrap();
+        m.ticks(2).unwrap();
+        m.bob.height()
+    };
+    let others: Vec<(&str, MbsSpec)> = vec![
+        ("kappa", MbsSpec { kappa: 4, ..spec.clone() }),
+        ("kappa_bar", MbsSpec { kappa_bar: spec.kappa_bar + 1, ..spec.clone() }),
+        ("finality", MbsSpec { finality: Finality::Probabilistic { k: 1 }, ..spec.clone() }),
+        ("chains", MbsSpec { chains: 3, ..spec.clone() }),
+        ("committee_seed", MbsSpec { committee_seed: 2, ..spec.clone() }),
+    ];
+    for (field, other) in others {
+        match BobMbs::open(dir.path(), other) {
+            Err(MbsError::ShapeMismatch { field: f, .. }) => assert_eq!(f, field),
+            Err(e) => panic!("{field}: refused, but not naming the field: {e}"),
+            Ok(_) => panic!("{field}: reopened with another {field}"),
+        }
+    }
+    let m = BobMbs::open(dir.path(), spec.clone()).unwrap();
+    assert_eq!(m.bob.height(), height, "the refusals changed the deployment");
+    // Two shapes are two BoB genesis, so two deployment hashes.
+    let other = MbsSpec { kappa: 4, ..spec.clone() };
+    assert_ne!(gridledger_xchain::mbs::deployment(&spec), gridledger_xchain::mbs::deployment(&other));
 }
 
 // ------------------------------------------------------------------ R5-7
@@ -569,14 +610,7 @@ fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
     m.wait_native_window(&rec).unwrap();
     // The sender is short on chain i for a while (its coin is with a friend).
     let bal = m.external(I).unwrap().account(&s.address()).balance.0;
-    let lend = transfer(
-        &s,
-        I,
-        m.external(I).unwrap().next_nonce(&s.address()),
-        friend.address(),
-        Amount(bal - 21_000),
-        Amount(1),
-    );
+    let lend = m.native_transfer(I, &s, friend.address(), bal - 21_000).unwrap();
     m.external_mut(I).unwrap().submit(&lend).unwrap();
     m.tick().unwrap();
     // It signs and posts NT_s; chain i holds NT_s back until after the deadline.
@@ -594,14 +628,7 @@ fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
     assert!(account.nonce <= nt_s.tx.nonce && account.balance < nt_s.tx.max_cost().unwrap());
     assert!(h_ev > rec.e_i + m.config.kappa_bar);
     // The friend pays the coin back well before the deadline.
-    let back = transfer(
-        &friend,
-        I,
-        m.external(I).unwrap().next_nonce(&friend.address()),
-        s.address(),
-        Amount(bal - 200),
-        Amount(1),
-    );
+    let back = m.native_transfer(I, &friend, s.address(), bal - 200).unwrap();
     m.external_mut(I).unwrap().submit(&back).unwrap();
     m.tick().unwrap();
     // The receiver pays and proves its side.

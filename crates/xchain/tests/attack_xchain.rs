@@ -26,9 +26,10 @@ fn past_deadlines(m: &mut BobMbs, rec: &CctRecord) {
 
 /// The receiver of `rec` pays its side honestly and proves it.
 fn receiver_pays_and_proves(m: &mut BobMbs, id: gridledger_core::Hash32, rec: &CctRecord) {
+    let [_, cj] = chains2(m);
     let r = receiver();
     let nt_r = m.native_tx(rec, Side::Receiver, &r).unwrap();
-    m.external_mut(J).unwrap().submit(&nt_r).unwrap();
+    m.external_mut(cj).unwrap().submit(&nt_r).unwrap();
     let post = m.bob_call(&r, "post_nt", &PostNt { cct: id, side: Side::Receiver, nt: nt_r.clone() }, Amount::ZERO);
     m.bob_ok(&post).unwrap();
     let pt = loop {
@@ -37,7 +38,7 @@ fn receiver_pays_and_proves(m: &mut BobMbs, id: gridledger_core::Hash32, rec: &C
         }
         m.tick().unwrap();
     };
-    m.wait_final(J, pt.height).unwrap();
+    m.wait_final(cj, pt.height).unwrap();
     let prove = m.bob_call(&r, "prove", &pt, Amount::ZERO);
     m.bob_ok(&prove).unwrap();
 }
@@ -71,10 +72,11 @@ fn balance_fraud(m: &BobMbs, id: gridledger_core::Hash32, side: Side, payer: &Ke
 #[test]
 fn one_nt_posted_for_two_ccts_leaves_the_second_unsettled_forever() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
     let s = sender();
-    let (id_a, rec_a) = open_cct(&mut m, &request(1_000, 101));
-    let (id_b, rec_b) = open_cct(&mut m, &request(1_000, 102));
+    let (id_a, rec_a) = open_cct(&mut m, &request_between(ci, cj, 1_000, 101));
+    let (id_b, rec_b) = open_cct(&mut m, &request_between(ci, cj, 1_000, 102));
     assert_eq!(rec_a.instruction(Side::Sender), rec_b.instruction(Side::Sender));
     m.wait_native_window(&rec_a).unwrap();
     m.wait_native_window(&rec_b).unwrap();
@@ -83,7 +85,7 @@ fn one_nt_posted_for_two_ccts_leaves_the_second_unsettled_forever() {
     receiver_pays_and_proves(&mut m, id_b, &rec_b);
     // Sender: one NT, posted to both CCTs, sent once.
     let nt = m.native_tx(&rec_a, Side::Sender, &s).unwrap();
-    m.external_mut(I).unwrap().submit(&nt).unwrap();
+    m.external_mut(ci).unwrap().submit(&nt).unwrap();
     for id in [id_a, id_b] {
         let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt.clone() }, Amount::ZERO);
         m.bob_ok(&post).unwrap();
@@ -94,7 +96,7 @@ fn one_nt_posted_for_two_ccts_leaves_the_second_unsettled_forever() {
         }
         m.tick().unwrap();
     };
-    m.wait_final(I, pt.height).unwrap();
+    m.wait_final(ci, pt.height).unwrap();
     m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
     assert!(m.cct(&id_a).unwrap().complete, "CCT A settles normally");
 
@@ -105,8 +107,8 @@ fn one_nt_posted_for_two_ccts_leaves_the_second_unsettled_forever() {
     let mut pt_b = pt.clone();
     pt_b.cct = id_b;
     let _ = m.bob_exec(&m.bob_call(&relayer, "prove", &pt_b, Amount::ZERO)).unwrap();
-    let f = balance_fraud(&m, id_b, Side::Sender, &s, I);
-    m.wait_final(I, f.height).unwrap();
+    let f = balance_fraud(&m, id_b, Side::Sender, &s, ci);
+    m.wait_final(ci, f.height).unwrap();
     let _ = m.bob_exec(&m.bob_call(&relayer, "fraud", &f, Amount::ZERO)).unwrap();
     m.ticks(40).unwrap();
 
@@ -142,14 +144,15 @@ fn one_nt_posted_for_two_ccts_leaves_the_second_unsettled_forever() {
 #[test]
 fn posted_nt_with_a_nonce_gap_is_never_resolved() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
     let s = sender();
-    let (id, rec) = open_cct(&mut m, &request(1_000, 201));
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 1_000, 201));
     m.wait_native_window(&rec).unwrap();
     receiver_pays_and_proves(&mut m, id, &rec);
     let (chain, _, to, amount) = rec.instruction(Side::Sender);
     let gap = m.external(chain).unwrap().next_nonce(&s.address()) + 5;
-    let nt = transfer(&s, chain, gap, to, Amount(amount), Amount(1));
+    let nt = m.external(chain).unwrap().sign(&s, transfer(&s, chain, gap, to, Amount(amount), Amount(1)));
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt.clone() }, Amount::ZERO);
     m.bob_ok(&post).unwrap();
     past_deadlines(&mut m, &rec);
@@ -162,8 +165,8 @@ fn posted_nt_with_a_nonce_gap_is_never_resolved() {
     }
     assert!(m.external(chain).unwrap().tx_proof(&nt.hash()).unwrap().is_none(), "NT_s never lands");
     assert!(m.fraud_evidence(id, &m.cct(&id).unwrap(), Side::Sender, &nt).unwrap().is_none());
-    let f = balance_fraud(&m, id, Side::Sender, &s, I);
-    m.wait_final(I, f.height).unwrap();
+    let f = balance_fraud(&m, id, Side::Sender, &s, ci);
+    m.wait_final(ci, f.height).unwrap();
     let r = m.bob_exec(&m.bob_call(&relayer, "fraud", &f, Amount::ZERO)).unwrap();
     let rec = m.cct(&id).unwrap();
     assert_eq!(
@@ -195,25 +198,25 @@ fn posted_nt_with_a_nonce_gap_is_never_resolved() {
 fn one_validator_forges_a_probabilistic_fork_and_mints_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let k = 2u32;
-    let spec = MbsSpec { finality: Finality::Probabilistic { k }, kappa: 8, ..MbsSpec::fixed_ids() };
+    let spec = MbsSpec { finality: Finality::Probabilistic { k }, kappa: 8, ..MbsSpec::default() };
     let mut m = BobMbs::open(dir.path(), spec).unwrap();
+    let [ci, _] = chains2(&m);
     m.ticks(3).unwrap();
     let s = sender();
-    let tpk = m.config.tpk_address(I);
+    let tpk = m.config.tpk_address(ci);
     let forged_amount: u128 = 1_000_000_000_000_000; // more than the sender's real balance
-    let real = m.external(I).unwrap().account(&s.address()).balance.0;
+    let real = m.external(ci).unwrap().account(&s.address()).balance.0;
     assert!(forged_amount > real);
-    let forged_nt =
-        transfer(&s, I, m.external(I).unwrap().next_nonce(&s.address()), tpk, Amount(forged_amount), Amount(1));
+    let forged_nt = m.native_transfer(ci, &s, tpk, forged_amount).unwrap();
 
     let n = m.spec.validators as u64;
-    let tip = m.bob_tip(I);
-    let tip_header = m.external(I).unwrap().sealed_header(tip).unwrap().unwrap().header;
+    let tip = m.bob_tip(ci);
+    let tip_header = m.external(ci).unwrap().sealed_header(tip).unwrap().unwrap().header;
     // The Byzantine validator: the one NOT scheduled for height tip+1.
     let byz_index = (tip + 2) % n;
     assert_ne!(byz_index, (tip + 1) % n);
-    let byz = KeyPair::from_seed(&format!("gridledger-xchain-{I}-validator-{byz_index}"));
-    assert!(m.config.chains.iter().any(|c| c.chain_id == I && c.validators.contains(&byz.public())));
+    let byz = KeyPair::from_seed(&format!("gridledger-xchain-{ci}-validator-{byz_index}"));
+    assert!(m.config.chains.iter().any(|c| c.chain_id == ci && c.validators.contains(&byz.public())));
 
     let mut headers = Vec::new();
     let mut parent = tip_header.hash();
@@ -224,7 +227,7 @@ fn one_validator_forges_a_probabilistic_fork_and_mints_tokens() {
             (tip_header.tx_root, tip_header.tx_count)
         };
         let header = BlockHeader {
-            chain_id: I,
+            chain_id: ci,
             height: tip + 1 + d,
             parent,
             timestamp: tip_header.timestamp + 15_000 * (d + 1),
@@ -240,12 +243,12 @@ fn one_validator_forges_a_probabilistic_fork_and_mints_tokens() {
         headers.push(SealedHeader { header, seal: Seal::Single { signature } });
     }
     let relayer = m.relayer.clone();
-    let relay = m.bob_call(&relayer, "relay", &Relay { chain: I, headers }, Amount::ZERO);
+    let relay = m.bob_call(&relayer, "relay", &Relay { chain: ci, headers }, Amount::ZERO);
     let r = bob_only(&mut m, &relay);
     let proof = MerkleTree::new(&[forged_nt.hash()]).proof(0).unwrap();
-    let claim = m.bob_call(&s, "claim", &Claim { chain: I, height: tip + 1, nt: forged_nt, proof }, Amount::ZERO);
+    let claim = m.bob_call(&s, "claim", &Claim { chain: ci, height: tip + 1, nt: forged_nt, proof }, Amount::ZERO);
     let c = bob_only(&mut m, &claim);
-    let minted: u128 = m.bob_record(&bob::keys::wrapped(I, &s.address())).unwrap_or(0);
+    let minted: u128 = m.bob_record(&bob::keys::wrapped(ci, &s.address())).unwrap_or(0);
     assert!(
         matches!(r.status, TxStatus::Reverted(_)) && minted == 0,
         "a fork signed by one validator out of turn must be refused (relay {:?}, claim {:?}, minted {minted})",
@@ -273,19 +276,20 @@ fn one_validator_forges_a_probabilistic_fork_and_mints_tokens() {
 #[test]
 fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
     let s = sender();
-    let req = request(1_000, 401);
-    let stale_tip = m.bob_tip(I);
+    let req = request_between(ci, cj, 1_000, 401);
+    let stale_tip = m.bob_tip(ci);
     // Chain i advances without relaying; at stale_tip + 4 the sender pays
     // the receiver 1,000 for something unrelated.
     for _ in 0..3 {
-        m.external_mut(I).unwrap().tick().unwrap();
+        m.external_mut(ci).unwrap().tick().unwrap();
     }
-    let old = m.native_transfer(I, &s, receiver().address(), 1_000).unwrap();
-    m.external_mut(I).unwrap().submit(&old).unwrap();
-    m.external_mut(I).unwrap().tick().unwrap();
-    let (old_h, _) = m.external(I).unwrap().tx_proof(&old.hash()).unwrap().expect("old payment included");
+    let old = m.native_transfer(ci, &s, receiver().address(), 1_000).unwrap();
+    m.external_mut(ci).unwrap().submit(&old).unwrap();
+    m.external_mut(ci).unwrap().tick().unwrap();
+    let (old_h, _) = m.external(ci).unwrap().tx_proof(&old.hash()).unwrap().expect("old payment included");
     assert!(old_h > stale_tip + m.config.kappa_bar);
     // The parties agree on the terms now (the fix: they bind the payers'
     // next nonces), and the CCT executes while the BoB still holds the
@@ -300,10 +304,10 @@ fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
     // Relays catch up; the sender offers its old payment as NT_s.
     m.ticks(2).unwrap();
     let pt = m.proof_for(id, Side::Sender, &old).unwrap().unwrap();
-    m.wait_final(I, pt.height).unwrap();
+    m.wait_final(ci, pt.height).unwrap();
     let r = m.bob_exec(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
     let rec = m.cct(&id).unwrap();
-    let refusal = XchainError::BeforeCct { chain: I, nonce: old.tx.nonce, floor: terms.nonce_floor_i };
+    let refusal = XchainError::BeforeCct { chain: ci, nonce: old.tx.nonce, floor: terms.nonce_floor_i };
     assert!(
         r.status == TxStatus::Reverted(refusal.as_revert()) && rec.sender == SideState::Pending,
         "a payment included before the CCT executed must not count as NT_s (prove {:?}, sender {:?})",
@@ -332,14 +336,15 @@ fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
 #[test]
 fn a_withholder_posts_an_old_payment_and_escapes_the_penalty() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
     let s = sender();
     // An ordinary earlier payment of 1,000 from the sender to the receiver.
-    let old = m.native_transfer(I, &s, receiver().address(), 1_000).unwrap();
-    m.external_mut(I).unwrap().submit(&old).unwrap();
+    let old = m.native_transfer(ci, &s, receiver().address(), 1_000).unwrap();
+    m.external_mut(ci).unwrap().submit(&old).unwrap();
     m.tick().unwrap();
-    assert!(m.external(I).unwrap().tx_proof(&old.hash()).unwrap().is_some());
-    let (id, rec) = open_cct(&mut m, &request(1_000, 501));
+    assert!(m.external(ci).unwrap().tx_proof(&old.hash()).unwrap().is_some());
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 1_000, 501));
     assert_eq!(rec.instruction(Side::Sender).3, 1_000, "equal pool: x_i = x_j");
     m.wait_native_window(&rec).unwrap();
     receiver_pays_and_proves(&mut m, id, &rec);
@@ -347,12 +352,12 @@ fn a_withholder_posts_an_old_payment_and_escapes_the_penalty() {
     // nonce is below the floor the terms bound, so the post is refused and
     // the side counts as withheld (sub-situation 1).
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: old.clone() }, Amount::ZERO);
-    let refusal = XchainError::BeforeCct { chain: I, nonce: old.tx.nonce, floor: rec.terms.nonce_floor_i };
+    let refusal = XchainError::BeforeCct { chain: ci, nonce: old.tx.nonce, floor: rec.terms.nonce_floor_i };
     assert_eq!(m.bob_exec(&post).unwrap().status, TxStatus::Reverted(refusal.as_revert()));
     past_deadlines(&mut m, &rec);
     let relayer = m.relayer.clone();
     m.bob_ok(&m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO)).unwrap();
-    let f = balance_fraud(&m, id, Side::Sender, &s, I);
+    let f = balance_fraud(&m, id, Side::Sender, &s, ci);
     let r = m.bob_exec(&m.bob_call(&relayer, "fraud", &f, Amount::ZERO)).unwrap();
     m.ticks(20).unwrap();
     let rec = m.cct(&id).unwrap();
@@ -390,7 +395,7 @@ fn a_stranger_runs_the_baseline_on_a_subset_of_the_minted_items() {
     use gridledger_xchain::lmc::{LmcRun, LMC_ID};
     use gridledger_xchain::scbg::Lock;
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { chains: 3, kappa: 4, lmc_baseline: true, ..MbsSpec::fixed_ids() };
+    let spec = MbsSpec { chains: 3, kappa: 4, lmc_baseline: true, ..MbsSpec::default() };
     let mut m = BobMbs::open(dir.path(), spec).unwrap();
     let chains = m.chain_ids();
     let process = gridledger_core::Hash32([7u8; 32]);
@@ -401,7 +406,10 @@ fn a_stranger_runs_the_baseline_on_a_subset_of_the_minted_items() {
         let data = m.lmc_item(*chain, item).unwrap().data;
         let nonce = m.external(*chain).unwrap().next_nonce(&key.address());
         let args = borsh::to_vec(&Lock { process, item, data }).unwrap();
-        let tx = call(&key, *chain, nonce, LMC_ID, "lock", args, Amount::ZERO, 200_000);
+        let tx = m
+            .external(*chain)
+            .unwrap()
+            .sign(&key, call(&key, *chain, nonce, LMC_ID, "lock", args, Amount::ZERO, 200_000));
         m.external_mut(*chain).unwrap().submit(&tx).unwrap();
         locks.push((key, *chain, item, tx));
     }

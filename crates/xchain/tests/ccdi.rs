@@ -8,22 +8,26 @@ use gridledger_ledger::devnet::dev_key;
 use gridledger_ledger::{Receipt, SignedTransaction, TxStatus};
 use gridledger_xchain::ccdi::{self, CcdiApp, CcdiTerms, Slot};
 use gridledger_xchain::ccdi_run::{CcdiAttack, CcdiUser, ItemFate, UserBehaviour};
-use gridledger_xchain::mbs::{BobMbs, MbsSpec, FIRST_EXTERNAL};
+use gridledger_xchain::mbs::{BobMbs, MbsSpec};
 use gridledger_xchain::scbg::{Character, Lock, Settle, Settlement, SC_BG_ID};
 use gridledger_xchain::XchainError;
 
-const A: ChainId = FIRST_EXTERNAL;
-const B: ChainId = FIRST_EXTERNAL + 1;
-const C: ChainId = FIRST_EXTERNAL + 2;
+/// The deployment's external chains A, B, C (its own ids). With two
+/// chains, C is an id no chain of the deployment has.
+fn chains3(m: &BobMbs) -> [ChainId; 3] {
+    let c = m.chain_ids();
+    [c[0], c[1], c.get(2).copied().unwrap_or(ChainId::MAX)]
+}
 const DEPOSIT: u128 = 10_000;
 
 fn open(dir: &std::path::Path) -> BobMbs {
-    BobMbs::open(dir, MbsSpec { chains: 3, ccdi: true, kappa: 4, ..MbsSpec::fixed_ids() }).expect("open")
+    BobMbs::open(dir, MbsSpec { chains: 3, ccdi: true, kappa: 4, ..MbsSpec::default() }).expect("open")
 }
 
 /// Six users, two per chain, each with a character of distinct attack.
 fn users(m: &mut BobMbs, behaviours: &[UserBehaviour]) -> Vec<CcdiUser> {
-    let chains = [A, A, B, B, C, C];
+    let [ca, cb, cc] = chains3(m);
+    let chains = [ca, ca, cb, cb, cc, cc];
     behaviours
         .iter()
         .enumerate()
@@ -127,17 +131,18 @@ fn withholding_users_are_eliminated_and_the_rest_still_update() {
 fn a_censored_lock_past_the_deadline_comes_back_unchanged_case_2_star() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let [_, _, cc] = chains3(&m);
     let us = users(&mut m, &honest(6));
     let befores: Vec<Character> = us.iter().map(|u| m.item(u.chain, u.item).unwrap().data).collect();
     // Chain C holds every Trans_Ux back beyond the deadline (κ · max κ_i = 4 epochs).
-    let attack = CcdiAttack { censor: [(C, 12)].into_iter().collect(), ..CcdiAttack::default() };
+    let attack = CcdiAttack { censor: [(cc, 12)].into_iter().collect(), ..CcdiAttack::default() };
     let rep = m.run_ccdi(CcdiApp::Battle, &us, &attack, DEPOSIT, 1, 4).unwrap();
     assert!(!rep.case1);
     assert_eq!(rep.eliminated, 2, "the censored users could not store their items in time");
     for (u, o) in us.iter().zip(&rep.items) {
         let now = m.item(u.chain, u.item).unwrap();
         assert!(now.lock.is_none() && now.owner == u.key.address(), "nothing stays locked");
-        if u.chain == C {
+        if u.chain == cc {
             assert_eq!(o.fate, ItemFate::Unchanged, "Case 2*: unlocked unchanged");
             assert_eq!(now.data, o.before);
         } else {
@@ -185,19 +190,20 @@ fn a_user_without_deposit_is_cancelled_and_its_lock_returned() {
 fn sdm_migrates_an_item_to_another_chain_without_either_storing_the_other() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let [ca, cb, cc] = chains3(&m);
     let k = dev_key(0);
-    let item = m.create_item(A, &k, "wanderer", 33).unwrap();
-    let old = m.item(A, item).unwrap().data;
-    let (fresh, rep) = m.migrate(&k, A, item, B, DEPOSIT, 7).unwrap();
+    let item = m.create_item(ca, &k, "wanderer", 33).unwrap();
+    let old = m.item(ca, item).unwrap().data;
+    let (fresh, rep) = m.migrate(&k, ca, item, cb, DEPOSIT, 7).unwrap();
     assert!(rep.case1);
     assert_eq!(rep.phases, 3);
-    let moved = m.item(B, fresh).unwrap();
+    let moved = m.item(cb, fresh).unwrap();
     assert_eq!(moved.data, old, "the item now lives on chain B");
     assert_eq!(moved.owner, k.address());
-    let left = m.item(A, item).unwrap();
+    let left = m.item(ca, item).unwrap();
     assert_eq!(left.data, Character::initial("wanderer", 0), "chain A keeps the fresh initial version");
     // Independence: neither chain stores anything about the other.
-    for c in [A, B, C] {
+    for c in [ca, cb, cc] {
         let prefix_acct = 0x01u8;
         let sc = gridledger_ledger::state::contract_key(SC_BG_ID, &[]);
         for (key, _) in m.external(c).unwrap().chain().state().iter() {
@@ -246,95 +252,99 @@ fn terms(m: &BobMbs, us: &[CcdiUser], salt: u64) -> CcdiTerms {
 fn sc_bg_refuses_bad_locks() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let [ca, _, _] = chains3(&m);
     let us = users(&mut m, &honest(2));
-    let data = m.item(A, us[0].item).unwrap().data;
+    let data = m.item(ca, us[0].item).unwrap().data;
     let p = Hash32([9; 32]);
     // Not the owner.
-    let tx = m.sc_bg_call(A, &us[1].key, "lock", &Lock { process: p, item: us[0].item, data: data.clone() }).unwrap();
-    assert_chain_refuses(&mut m, A, &tx, XchainError::NotOwner { item: us[0].item, owner: us[0].key.address() });
+    let tx = m.sc_bg_call(ca, &us[1].key, "lock", &Lock { process: p, item: us[0].item, data: data.clone() }).unwrap();
+    assert_chain_refuses(&mut m, ca, &tx, XchainError::NotOwner { item: us[0].item, owner: us[0].key.address() });
     // Stated metadata differs from the stored item.
     let mut wrong = data.clone();
     wrong.attack += 1;
-    let tx = m.sc_bg_call(A, &us[0].key, "lock", &Lock { process: p, item: us[0].item, data: wrong }).unwrap();
-    assert_chain_refuses(&mut m, A, &tx, XchainError::ItemMismatch);
+    let tx = m.sc_bg_call(ca, &us[0].key, "lock", &Lock { process: p, item: us[0].item, data: wrong }).unwrap();
+    assert_chain_refuses(&mut m, ca, &tx, XchainError::ItemMismatch);
     // Unknown item.
-    let tx = m.sc_bg_call(A, &us[0].key, "lock", &Lock { process: p, item: 999, data: data.clone() }).unwrap();
-    assert_chain_refuses(&mut m, A, &tx, XchainError::UnknownItem(999));
+    let tx = m.sc_bg_call(ca, &us[0].key, "lock", &Lock { process: p, item: 999, data: data.clone() }).unwrap();
+    assert_chain_refuses(&mut m, ca, &tx, XchainError::UnknownItem(999));
     // Locked twice.
-    let tx = m.sc_bg_call(A, &us[0].key, "lock", &Lock { process: p, item: us[0].item, data: data.clone() }).unwrap();
-    assert_eq!(chain_only(&mut m, A, &tx).status, TxStatus::Success);
-    let tx = m.sc_bg_call(A, &us[0].key, "lock", &Lock { process: p, item: us[0].item, data }).unwrap();
-    assert_chain_refuses(&mut m, A, &tx, XchainError::ItemLocked(us[0].item));
+    let tx = m.sc_bg_call(ca, &us[0].key, "lock", &Lock { process: p, item: us[0].item, data: data.clone() }).unwrap();
+    assert_eq!(chain_only(&mut m, ca, &tx).status, TxStatus::Success);
+    let tx = m.sc_bg_call(ca, &us[0].key, "lock", &Lock { process: p, item: us[0].item, data }).unwrap();
+    assert_chain_refuses(&mut m, ca, &tx, XchainError::ItemLocked(us[0].item));
 }
 
 #[test]
 fn sc_bg_refuses_forged_replayed_and_misdirected_settlements() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let [ca, cb, _] = chains3(&m);
     let us = users(&mut m, &honest(2));
     let rep = m.run_ccdi(CcdiApp::Battle, &us, &CcdiAttack::default(), DEPOSIT, 1, 8).unwrap();
-    let settled = m.ccdi_settlements(&rep.process).into_iter().find(|s| s.chain == A).unwrap();
+    let settled = m.ccdi_settlements(&rep.process).into_iter().find(|s| s.chain == ca).unwrap();
     let relayer = m.relayer.clone();
     // Replay of the settlement that already ran.
     let sig = m.sign_settlement(&settled, 0).unwrap();
-    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: settled.clone(), signature: sig }).unwrap();
-    assert_chain_refuses(&mut m, A, &tx, XchainError::UnknownLock(settled.entries[0].0));
+    let tx = m.sc_bg_call(ca, &relayer, "settle", &Settle { settlement: settled.clone(), signature: sig }).unwrap();
+    assert_chain_refuses(&mut m, ca, &tx, XchainError::UnknownLock(settled.entries[0].0));
     // A fresh lock, and settlements for it that must fail.
     let u = &us[0];
-    let data = m.item(A, u.item).unwrap().data;
+    let data = m.item(ca, u.item).unwrap().data;
     let p = Hash32([7; 32]);
-    let tx = m.sc_bg_call(A, &u.key, "lock", &Lock { process: p, item: u.item, data: data.clone() }).unwrap();
-    let r = chain_only(&mut m, A, &tx);
+    let tx = m.sc_bg_call(ca, &u.key, "lock", &Lock { process: p, item: u.item, data: data.clone() }).unwrap();
+    let r = chain_only(&mut m, ca, &tx);
     let lock = Hash32(r.output.try_into().unwrap());
     let mut boosted = data.clone();
     boosted.experience = 1_000_000;
-    let s = ccdi::settlement(m.bob.chain_id(), A, p, vec![(lock, boosted.clone())]);
+    let s = ccdi::settlement(m.bob.chain_id(), ca, p, vec![(lock, boosted.clone())]);
     // Forged: signed over other bytes (f+1 bad shares cannot make a signature, so take one of another statement).
-    let other = ccdi::settlement(m.bob.chain_id(), A, p, vec![(lock, data.clone())]);
+    let other = ccdi::settlement(m.bob.chain_id(), ca, p, vec![(lock, data.clone())]);
     let wrong_sig = m.sign_settlement(&other, 0).unwrap();
-    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: s.clone(), signature: wrong_sig }).unwrap();
+    let tx = m.sc_bg_call(ca, &relayer, "settle", &Settle { settlement: s.clone(), signature: wrong_sig }).unwrap();
     assert_chain_refuses(
         &mut m,
-        A,
+        ca,
         &tx,
         XchainError::BadThresholdSignature(gridledger_threshold::ThresholdError::InvalidSignature.to_string()),
     );
     // Garbage signature bytes.
-    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: s.clone(), signature: vec![0; 48] }).unwrap();
-    let before = m.sc_bg_state(A);
-    assert!(matches!(chain_only(&mut m, A, &tx).status, TxStatus::Reverted(_)));
-    assert_eq!(m.sc_bg_state(A), before);
+    let tx = m.sc_bg_call(ca, &relayer, "settle", &Settle { settlement: s.clone(), signature: vec![0; 48] }).unwrap();
+    let before = m.sc_bg_state(ca);
+    assert!(matches!(chain_only(&mut m, ca, &tx).status, TxStatus::Reverted(_)));
+    assert_eq!(m.sc_bg_state(ca), before);
     // Signed for chain A, sent to chain B.
     let sig = m.sign_settlement(&s, 0).unwrap();
-    let tx = m.sc_bg_call(B, &relayer, "settle", &Settle { settlement: s.clone(), signature: sig.clone() }).unwrap();
-    assert_chain_refuses(&mut m, B, &tx, XchainError::SettlementWrongChain { expected: B, got: A });
+    let tx = m.sc_bg_call(cb, &relayer, "settle", &Settle { settlement: s.clone(), signature: sig.clone() }).unwrap();
+    assert_chain_refuses(&mut m, cb, &tx, XchainError::SettlementWrongChain { expected: cb, got: ca });
     // Unknown lock, duplicate lock.
     let ghost = Hash32([1; 32]);
-    let g = ccdi::settlement(m.bob.chain_id(), A, p, vec![(ghost, data.clone())]);
+    let g = ccdi::settlement(m.bob.chain_id(), ca, p, vec![(ghost, data.clone())]);
     let gs = m.sign_settlement(&g, 0).unwrap();
-    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: g, signature: gs }).unwrap();
-    assert_chain_refuses(&mut m, A, &tx, XchainError::UnknownLock(ghost));
+    let tx = m.sc_bg_call(ca, &relayer, "settle", &Settle { settlement: g, signature: gs }).unwrap();
+    assert_chain_refuses(&mut m, ca, &tx, XchainError::UnknownLock(ghost));
     let d = Settlement { entries: vec![(lock, data.clone()), (lock, data.clone())], ..s.clone() };
     let ds = m.sign_settlement(&d, 0).unwrap();
-    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: d, signature: ds }).unwrap();
-    assert_chain_refuses(&mut m, A, &tx, XchainError::DuplicateLock(lock));
+    let tx = m.sc_bg_call(ca, &relayer, "settle", &Settle { settlement: d, signature: ds }).unwrap();
+    assert_chain_refuses(&mut m, ca, &tx, XchainError::DuplicateLock(lock));
     // The genuine one goes through once, then is a replay.
-    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: s.clone(), signature: sig.clone() }).unwrap();
-    assert_eq!(chain_only(&mut m, A, &tx).status, TxStatus::Success);
-    assert_eq!(m.item(A, u.item).unwrap().data, boosted);
-    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: s, signature: sig }).unwrap();
-    assert_chain_refuses(&mut m, A, &tx, XchainError::UnknownLock(lock));
+    let tx = m.sc_bg_call(ca, &relayer, "settle", &Settle { settlement: s.clone(), signature: sig.clone() }).unwrap();
+    assert_eq!(chain_only(&mut m, ca, &tx).status, TxStatus::Success);
+    assert_eq!(m.item(ca, u.item).unwrap().data, boosted);
+    let tx = m.sc_bg_call(ca, &relayer, "settle", &Settle { settlement: s, signature: sig }).unwrap();
+    assert_chain_refuses(&mut m, ca, &tx, XchainError::UnknownLock(lock));
 }
 
 #[test]
 fn f_plus_1_bad_shares_or_non_members_cannot_make_a_threshold_signature() {
     let dir = tempfile::tempdir().unwrap();
     let m = open(dir.path());
-    let s = ccdi::settlement(m.bob.chain_id(), A, Hash32([3; 32]), vec![(Hash32([4; 32]), Character::initial("x", 1))]);
+    let [ca, _, _] = chains3(&m);
+    let s =
+        ccdi::settlement(m.bob.chain_id(), ca, Hash32([3; 32]), vec![(Hash32([4; 32]), Character::initial("x", 1))]);
     let f = (m.committee.set.members() - 1) / 3;
     assert!(m.sign_settlement(&s, f).is_ok(), "f bad shares are tolerated");
     assert!(m.sign_settlement(&s, f + 1).is_err(), "2f+1 honest shares are needed");
-    let msg = s.message(&m.instance(A).unwrap());
+    let msg = s.message(&m.instance(ca).unwrap());
     let share = m.committee.sign_share_raw(0, gridledger_xchain::scbg::SETTLE_DOMAIN, &msg).unwrap();
     let n = m.committee.set.members();
     let shares: Vec<_> = (0..2 * f + 1).map(|i| (n + i, share)).collect();
@@ -353,12 +363,13 @@ fn prepared(m: &mut BobMbs, us: &[CcdiUser], salt: u64) -> (Hash32, CcdiTerms) {
 fn sc_c_refuses_forged_stale_reverted_foreign_and_double_ccts() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let [ca, _, cc] = chains3(&m);
     let us = users(&mut m, &honest(3));
     let (id, _) = prepared(&mut m, &us, 9);
     let u = &us[0];
-    let data = m.item(A, u.item).unwrap().data;
-    let lock = m.sc_bg_call(A, &u.key, "lock", &Lock { process: id, item: u.item, data: data.clone() }).unwrap();
-    m.external_mut(A).unwrap().submit(&lock).unwrap();
+    let data = m.item(ca, u.item).unwrap().data;
+    let lock = m.sc_bg_call(ca, &u.key, "lock", &Lock { process: id, item: u.item, data: data.clone() }).unwrap();
+    m.external_mut(ca).unwrap().submit(&lock).unwrap();
     m.tick().unwrap();
     m.tick().unwrap();
     let cct = m.ccdi_cct_for(id, &lock).unwrap().unwrap();
@@ -367,7 +378,7 @@ fn sc_c_refuses_forged_stale_reverted_foreign_and_double_ccts() {
     forged.proof.siblings.push(Hash32([5; 32]));
     forged.proof.siblings.reverse();
     let tx = m.bob_call(&u.key, "ccdi_cct", &forged, Amount::ZERO);
-    assert_bob_refuses(&mut m, &tx, XchainError::BadReceiptProof { chain: A, height: cct.height });
+    assert_bob_refuses(&mut m, &tx, XchainError::BadReceiptProof { chain: ca, height: cct.height });
     // Receipt that is not this transaction's success.
     let mut rev = cct.clone();
     rev.receipt.status = TxStatus::Reverted("x".into());
@@ -385,44 +396,45 @@ fn sc_c_refuses_forged_stale_reverted_foreign_and_double_ccts() {
     // A header the BoB does not have yet.
     let mut future = cct.clone();
     future.height += 1_000;
-    let tip = m.bob_tip(A);
+    let tip = m.bob_tip(ca);
     let tx = m.bob_call(&u.key, "ccdi_cct", &future, Amount::ZERO);
-    assert_bob_refuses(&mut m, &tx, XchainError::UnknownHeader { chain: A, height: cct.height + 1_000, tip });
+    assert_bob_refuses(&mut m, &tx, XchainError::UnknownHeader { chain: ca, height: cct.height + 1_000, tip });
     // The genuine CCT, then a double claim.
     let tx = m.bob_call(&u.key, "ccdi_cct", &cct, Amount::ZERO);
     assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
     let tx = m.bob_call(&us[1].key, "ccdi_cct", &cct, Amount::ZERO);
-    assert_bob_refuses(&mut m, &tx, XchainError::AlreadyStored { chain: A, item: u.item });
+    assert_bob_refuses(&mut m, &tx, XchainError::AlreadyStored { chain: ca, item: u.item });
     // A lock by someone who is not a slot owner (dev key 5 has an item on C).
     let stranger = dev_key(5);
-    let sitem = m.create_item(C, &stranger, "stranger", 3).unwrap();
-    let sdata = m.item(C, sitem).unwrap().data;
-    let slock = m.sc_bg_call(C, &stranger, "lock", &Lock { process: id, item: sitem, data: sdata }).unwrap();
-    m.external_mut(C).unwrap().submit(&slock).unwrap();
+    let sitem = m.create_item(cc, &stranger, "stranger", 3).unwrap();
+    let sdata = m.item(cc, sitem).unwrap().data;
+    let slock = m.sc_bg_call(cc, &stranger, "lock", &Lock { process: id, item: sitem, data: sdata }).unwrap();
+    m.external_mut(cc).unwrap().submit(&slock).unwrap();
     m.ticks(2).unwrap();
     let scct = m.ccdi_cct_for(id, &slock).unwrap().unwrap();
     let tx = m.bob_call(&stranger, "ccdi_cct", &scct, Amount::ZERO);
     assert_bob_refuses(&mut m, &tx, XchainError::NotParticipant(stranger.address()));
     // Stale: after κ_i = 4 more headers the lock's block is no longer kept.
-    let data1 = m.item(A, us[1].item).unwrap().data;
-    let lock1 = m.sc_bg_call(A, &us[1].key, "lock", &Lock { process: id, item: us[1].item, data: data1 }).unwrap();
-    m.external_mut(A).unwrap().submit(&lock1).unwrap();
+    let data1 = m.item(ca, us[1].item).unwrap().data;
+    let lock1 = m.sc_bg_call(ca, &us[1].key, "lock", &Lock { process: id, item: us[1].item, data: data1 }).unwrap();
+    m.external_mut(ca).unwrap().submit(&lock1).unwrap();
     m.tick().unwrap();
     let c1 = m.ccdi_cct_for(id, &lock1).unwrap().unwrap();
     // Right as the header leaves the window (one epoch later a BoB node
     // would send the lock's CCT against the accumulator itself).
-    while m.bob_tip(A) < c1.height + 4 {
+    while m.bob_tip(ca) < c1.height + 4 {
         m.tick().unwrap();
     }
-    let tip = m.bob_tip(A);
+    let tip = m.bob_tip(ca);
     let tx = m.bob_call(&us[1].key, "ccdi_cct", &c1, Amount::ZERO);
-    assert_bob_refuses(&mut m, &tx, XchainError::StaleHeader { chain: A, height: c1.height, oldest_kept: tip - 4 });
+    assert_bob_refuses(&mut m, &tx, XchainError::StaleHeader { chain: ca, height: c1.height, oldest_kept: tip - 4 });
 }
 
 #[test]
 fn sc_f_refuses_late_or_wrong_registrations_and_early_or_repeated_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let [ca, _, _] = chains3(&m);
     let us = users(&mut m, &honest(2));
     let t = terms(&m, &us, 10);
     let relayer = m.relayer.clone();
@@ -490,7 +502,7 @@ fn sc_f_refuses_late_or_wrong_registrations_and_early_or_repeated_finishes() {
     assert_bob_refuses(&mut m, &tx, XchainError::ProcessFinished);
     // The one registered participant withheld: eliminated.
     assert_eq!(m.process(&id).unwrap().eliminated, vec![us[0].key.address()]);
-    let _ = Slot { chain: A, owner: us[0].key.address(), participant: us[0].key.address() };
+    let _ = Slot { chain: ca, owner: us[0].key.address(), participant: us[0].key.address() };
 }
 
 // ------------------------------------------------- spending from TPK_Addr_i
@@ -512,16 +524,17 @@ fn lock_and_claim(m: &mut BobMbs, who: &KeyPair, chain: ChainId, amount: u128) {
 fn claimed_tokens_burned_on_the_bob_are_paid_out_of_tpk_addr_i() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let [ca, _, _] = chains3(&m);
     let (u, payee) = (dev_key(2), dev_key(3));
-    let tpk = m.config.tpk_address(A);
+    let tpk = m.config.tpk_address(ca);
     assert_eq!(tpk, gridledger_ledger::contract_address(SC_BG_ID), "TPK_Addr_i is SC_BG's account");
-    lock_and_claim(&mut m, &u, A, 5_000);
-    assert_eq!(m.external(A).unwrap().account(&tpk).balance.0, 5_000);
-    let before = m.external(A).unwrap().account(&payee.address()).balance.0;
-    m.redeem(&u, A, 2_000, payee.address()).unwrap();
-    assert_eq!(m.external(A).unwrap().account(&payee.address()).balance.0, before + 2_000);
-    assert_eq!(m.external(A).unwrap().account(&tpk).balance.0, 3_000);
-    let wrapped: u128 = m.bob_record(&gridledger_xchain::bob::keys::wrapped(A, &u.address())).unwrap();
+    lock_and_claim(&mut m, &u, ca, 5_000);
+    assert_eq!(m.external(ca).unwrap().account(&tpk).balance.0, 5_000);
+    let before = m.external(ca).unwrap().account(&payee.address()).balance.0;
+    m.redeem(&u, ca, 2_000, payee.address()).unwrap();
+    assert_eq!(m.external(ca).unwrap().account(&payee.address()).balance.0, before + 2_000);
+    assert_eq!(m.external(ca).unwrap().account(&tpk).balance.0, 3_000);
+    let wrapped: u128 = m.bob_record(&gridledger_xchain::bob::keys::wrapped(ca, &u.address())).unwrap();
     assert_eq!(wrapped, 3_000, "the redeemed tokens are burned on the BoB");
 }
 
@@ -529,48 +542,49 @@ fn claimed_tokens_burned_on_the_bob_are_paid_out_of_tpk_addr_i() {
 fn replayed_forged_and_overdrawn_releases_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let [ca, _, _] = chains3(&m);
     let u = dev_key(2);
-    lock_and_claim(&mut m, &u, A, 5_000);
+    lock_and_claim(&mut m, &u, ca, 5_000);
     // More than was claimed: refused on the BoB.
     let tx = m.bob_call(
         &u,
         "redeem",
-        &gridledger_xchain::bob::Redeem { chain: A, amount: 5_001, to: u.address() },
+        &gridledger_xchain::bob::Redeem { chain: ca, amount: 5_001, to: u.address() },
         Amount::ZERO,
     );
     assert_bob_refuses(&mut m, &tx, XchainError::Insufficient { what: "claimed tokens", have: 5_000, need: 5_001 });
-    m.redeem(&u, A, 1_000, u.address()).unwrap();
+    m.redeem(&u, ca, 1_000, u.address()).unwrap();
     // The same release again: a replay.
-    let replay = m.release_tx(A, 0).unwrap();
-    assert_chain_refuses(&mut m, A, &replay, XchainError::ReplayedStatement { expected: 1, got: 0 });
+    let replay = m.release_tx(ca, 0).unwrap();
+    assert_chain_refuses(&mut m, ca, &replay, XchainError::ReplayedStatement { expected: 1, got: 0 });
     // The next order with its amount changed after signing.
     let tx = m.bob_call(
         &u,
         "redeem",
-        &gridledger_xchain::bob::Redeem { chain: A, amount: 10, to: u.address() },
+        &gridledger_xchain::bob::Redeem { chain: ca, amount: 10, to: u.address() },
         Amount::ZERO,
     );
     m.bob_ok(&tx).unwrap();
-    let genuine = m.release_tx(A, 1).unwrap();
+    let genuine = m.release_tx(ca, 1).unwrap();
     let gridledger_ledger::TxKind::Call { args, .. } = &genuine.tx.kind else { panic!("a call") };
     let mut rel: gridledger_xchain::scbg::Release = borsh::from_slice(args).unwrap();
     rel.order.amount = 4_000;
     let relayer = m.relayer.clone();
-    let forged = m.sc_bg_call(A, &relayer, "release", &rel).unwrap();
+    let forged = m.sc_bg_call(ca, &relayer, "release", &rel).unwrap();
     assert_chain_refuses(
         &mut m,
-        A,
+        ca,
         &forged,
         XchainError::BadThresholdSignature(gridledger_threshold::ThresholdError::InvalidSignature.to_string()),
     );
     // A sequence from the future.
     rel.order.amount = 10;
     rel.sequence = 5;
-    let ahead = m.sc_bg_call(A, &relayer, "release", &rel).unwrap();
-    assert_chain_refuses(&mut m, A, &ahead, XchainError::ReplayedStatement { expected: 1, got: 5 });
+    let ahead = m.sc_bg_call(ca, &relayer, "release", &rel).unwrap();
+    assert_chain_refuses(&mut m, ca, &ahead, XchainError::ReplayedStatement { expected: 1, got: 5 });
     // The genuine one still goes through.
-    let genuine = m.release_tx(A, 1).unwrap();
-    assert_eq!(chain_only(&mut m, A, &genuine).status, TxStatus::Success);
+    let genuine = m.release_tx(ca, 1).unwrap();
+    assert_eq!(chain_only(&mut m, ca, &genuine).status, TxStatus::Success);
 }
 
 #[test]
@@ -578,13 +592,14 @@ fn sc_bg_refuses_malformed_characters() {
     use gridledger_xchain::scbg::{Create, MAX_ATTACK, MAX_NAME};
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let [ca, _, _] = chains3(&m);
     let k = dev_key(0);
-    let tx = m.sc_bg_call(A, &k, "create", &Create { name: String::new(), attack: 1 }).unwrap();
-    assert_chain_refuses(&mut m, A, &tx, XchainError::BadItem(format!("a name has 1 to {MAX_NAME} bytes")));
-    let tx = m.sc_bg_call(A, &k, "create", &Create { name: "x".repeat(MAX_NAME + 1), attack: 1 }).unwrap();
-    assert_chain_refuses(&mut m, A, &tx, XchainError::BadItem(format!("a name has 1 to {MAX_NAME} bytes")));
-    let tx = m.sc_bg_call(A, &k, "create", &Create { name: "ok".into(), attack: MAX_ATTACK + 1 }).unwrap();
-    assert_chain_refuses(&mut m, A, &tx, XchainError::BadItem(format!("attack above {MAX_ATTACK}")));
+    let tx = m.sc_bg_call(ca, &k, "create", &Create { name: String::new(), attack: 1 }).unwrap();
+    assert_chain_refuses(&mut m, ca, &tx, XchainError::BadItem(format!("a name has 1 to {MAX_NAME} bytes")));
+    let tx = m.sc_bg_call(ca, &k, "create", &Create { name: "x".repeat(MAX_NAME + 1), attack: 1 }).unwrap();
+    assert_chain_refuses(&mut m, ca, &tx, XchainError::BadItem(format!("a name has 1 to {MAX_NAME} bytes")));
+    let tx = m.sc_bg_call(ca, &k, "create", &Create { name: "ok".into(), attack: MAX_ATTACK + 1 }).unwrap();
+    assert_chain_refuses(&mut m, ca, &tx, XchainError::BadItem(format!("attack above {MAX_ATTACK}")));
 }
 
 // ------------------------------------------------------------- isolation
@@ -719,15 +734,16 @@ fn a_restart_after_the_outcome_loses_nothing() {
 #[test]
 fn an_item_locked_too_early_comes_back_through_the_late_lock_path() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec { ccdi: true, kappa: 4, ..MbsSpec::fixed_ids() }).unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let [ca, cb, _] = chains3(&m);
     let (u, w) = (dev_key(0), dev_key(1));
-    let item = m.create_item(A, &u, "early", 5).unwrap();
-    m.create_item(B, &w, "rival", 7).unwrap();
+    let item = m.create_item(ca, &u, "early", 5).unwrap();
+    m.create_item(cb, &w, "rival", 7).unwrap();
     let t = CcdiTerms {
         app: CcdiApp::Battle,
         slots: vec![
-            Slot { chain: A, owner: u.address(), participant: u.address() },
-            Slot { chain: B, owner: w.address(), participant: w.address() },
+            Slot { chain: ca, owner: u.address(), participant: u.address() },
+            Slot { chain: cb, owner: w.address(), participant: w.address() },
         ],
         deposit: DEPOSIT,
         kappa: 1,
@@ -737,26 +753,26 @@ fn an_item_locked_too_early_comes_back_through_the_late_lock_path() {
     let id = t.id();
     let relayer = m.relayer.clone();
     m.bob_ok(&m.bob_call(&relayer, "ccdi_open", &t, Amount::ZERO)).unwrap();
-    let data = m.item(A, item).unwrap().data;
-    let lock = m.sc_bg_call(A, &u, "lock", &Lock { process: id, item, data: data.clone() }).unwrap();
-    assert_eq!(m.chain_run(A, &lock).unwrap().status, TxStatus::Success);
+    let data = m.item(ca, item).unwrap().data;
+    let lock = m.sc_bg_call(ca, &u, "lock", &Lock { process: id, item, data: data.clone() }).unwrap();
+    assert_eq!(m.chain_run(ca, &lock).unwrap().status, TxStatus::Success);
     let cct = m.ccdi_cct_for(id, &lock).unwrap().unwrap();
     let tx = m.bob_call(&u, "ccdi_cct", &cct, Amount::ZERO);
     let now = m.bob.height() + 1;
     assert_bob_refuses(&mut m, &tx, XchainError::ProcessNotStarted { start: t.start, now });
     let tx = m.ccdi_late_lock_tx(&u, id, &lock).unwrap();
-    let tip = m.bob_tip(A);
+    let tip = m.bob_tip(ca);
     assert_bob_refuses(
         &mut m,
         &tx,
-        XchainError::RefundTooEarly { chain: A, height: cct.height, tip, refundable_at: cct.height + 4 },
+        XchainError::RefundTooEarly { chain: ca, height: cct.height, tip, refundable_at: cct.height + 4 },
     );
     // The header leaves the BoB's window; a BoB node takes the late path.
     m.ticks(12).unwrap();
-    let back = m.item(A, item).unwrap();
+    let back = m.item(ca, item).unwrap();
     assert_eq!((back.owner, back.lock, back.data), (u.address(), None, data), "the item is back, unchanged");
     let tx = m.ccdi_late_lock_tx(&u, id, &lock).unwrap();
-    assert_bob_refuses(&mut m, &tx, XchainError::AlreadyStored { chain: A, item });
+    assert_bob_refuses(&mut m, &tx, XchainError::AlreadyStored { chain: ca, item });
 }
 
 /// A relay catching up (attack R5-2) drops a lock's header two BoB blocks
@@ -769,6 +785,7 @@ fn an_item_locked_too_early_comes_back_through_the_late_lock_path() {
 fn a_lock_whose_header_a_catching_up_relay_dropped_is_still_stored_in_its_slot() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let [ca, cb, _] = chains3(&m);
     let us = users(&mut m, &honest(3));
     let t = m.ccdi_terms(CcdiApp::Battle, &us, DEPOSIT, 20, 1502);
     let id = m.ccdi_prepare(&t, &us, &mut Default::default()).unwrap();
@@ -781,10 +798,10 @@ fn a_lock_whose_header_a_catching_up_relay_dropped_is_still_stored_in_its_slot()
     }
     // Chain A's relay is down for 12 epochs; chain A goes on.
     for _ in 0..12 {
-        m.external_mut(A).unwrap().tick().unwrap();
+        m.external_mut(ca).unwrap().tick().unwrap();
     }
     let a_height = m.ccdi_cct_for(id, &locks[0]).unwrap().unwrap().height;
-    assert!(m.bob_tip(A) < a_height);
+    assert!(m.bob_tip(ca) < a_height);
     // The relay resumes; chain B's participant sends its CCT as usual,
     // chain A's two send nothing in time.
     let mut b_sent = false;
@@ -793,15 +810,15 @@ fn a_lock_whose_header_a_catching_up_relay_dropped_is_still_stored_in_its_slot()
         if m.process(&id).unwrap().finished {
             break;
         }
-        if !forged_checked && m.bob_tip(A) >= a_height + 4 {
+        if !forged_checked && m.bob_tip(ca) >= a_height + 4 {
             // The header is gone from the kept ones: a forged one with a
             // path does not get the lock stored.
             let cct = m.ccdi_cct_for(id, &locks[0]).unwrap().unwrap();
-            let (mut header, header_proof) = m.header_path(A, a_height).unwrap();
+            let (mut header, header_proof) = m.header_path(ca, a_height).unwrap();
             header.receipt_root = Hash32([1; 32]);
             let args = ccdi::CcdiCctRelayed { cct: cct.clone(), header, header_proof };
             let tx = m.bob_call(&us[0].key, "ccdi_cct_relayed", &args, Amount::ZERO);
-            assert_bob_refuses(&mut m, &tx, XchainError::BadHeaderProof { chain: A, height: a_height });
+            assert_bob_refuses(&mut m, &tx, XchainError::BadHeaderProof { chain: ca, height: a_height });
             forged_checked = true;
             // The first participant's client sends it against the
             // accumulator itself; the second's is left to a BoB node.
@@ -813,7 +830,7 @@ fn a_lock_whose_header_a_catching_up_relay_dropped_is_still_stored_in_its_slot()
         }
         if !b_sent {
             if let Some(cct) = m.ccdi_cct_for(id, &locks[2]).unwrap() {
-                if m.bob_tip(B) >= cct.height && m.bob.height() + 1 >= t.start {
+                if m.bob_tip(cb) >= cct.height && m.bob.height() + 1 >= t.start {
                     m.bob_ok(&m.bob_call(&us[2].key, "ccdi_cct", &cct, Amount::ZERO)).unwrap();
                     b_sent = true;
                     continue;

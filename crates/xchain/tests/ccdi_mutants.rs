@@ -12,17 +12,20 @@ use gridledger_ledger::{SignedTransaction, TxStatus};
 use gridledger_xchain::bob::{ProofTx, Side};
 use gridledger_xchain::ccdi::{self, CcdiApp, CcdiCct, CcdiTerms};
 use gridledger_xchain::ccdi_run::{CcdiCounts, CcdiUser, UserBehaviour};
-use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest, FIRST_EXTERNAL};
+use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest};
 use gridledger_xchain::scbg::{Lock, Settle};
 
-const A: ChainId = FIRST_EXTERNAL;
-const B: ChainId = FIRST_EXTERNAL + 1;
+/// The deployment's external chains A and B (its own ids).
+fn chains2(m: &BobMbs) -> [ChainId; 2] {
+    let c = m.chain_ids();
+    [c[0], c[1]]
+}
 
 type Check = fn(&mut BobMbs) -> Result<(), String>;
 
 #[allow(unused_mut)]
 fn spec(mutation: Option<&str>) -> MbsSpec {
-    let mut s = MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::fixed_ids() };
+    let mut s = MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() };
     #[cfg(feature = "mutants")]
     {
         use gridledger_xchain::ccdi::Mutation;
@@ -58,8 +61,9 @@ fn locked(m: &mut BobMbs) -> (Hash32, CcdiTerms, Vec<CcdiUser>, CcdiCct) {
 
 /// [`locked`], the lock sent `wait` epochs after the start.
 fn locked_after(m: &mut BobMbs, wait: u64) -> (Hash32, CcdiTerms, Vec<CcdiUser>, CcdiCct) {
+    let [ca, cb] = chains2(m);
     let mut us = Vec::new();
-    for (i, c) in [A, B].into_iter().enumerate() {
+    for (i, c) in [ca, cb].into_iter().enumerate() {
         let key = dev_key(i);
         let item = m.create_item(c, &key, &format!("m{i}"), 5 + i as u64).unwrap();
         us.push(CcdiUser { key, chain: c, item, behaviour: UserBehaviour::Honest });
@@ -67,9 +71,9 @@ fn locked_after(m: &mut BobMbs, wait: u64) -> (Hash32, CcdiTerms, Vec<CcdiUser>,
     let t = m.ccdi_terms(CcdiApp::Battle, &us, 100, 1, 1);
     let id = m.ccdi_prepare(&t, &us, &mut CcdiCounts::default()).unwrap();
     m.ticks(wait).unwrap();
-    let data = m.item(A, us[0].item).unwrap().data;
-    let tx = m.sc_bg_call(A, &us[0].key, "lock", &Lock { process: id, item: us[0].item, data }).unwrap();
-    m.external_mut(A).unwrap().submit(&tx).unwrap();
+    let data = m.item(ca, us[0].item).unwrap().data;
+    let tx = m.sc_bg_call(ca, &us[0].key, "lock", &Lock { process: id, item: us[0].item, data }).unwrap();
+    m.external_mut(ca).unwrap().submit(&tx).unwrap();
     m.ticks(2).unwrap();
     let cct = m.ccdi_cct_for(id, &tx).unwrap().unwrap();
     (id, t, us, cct)
@@ -89,6 +93,7 @@ fn forged_cct_proof_refused(m: &mut BobMbs) -> Result<(), String> {
 
 /// SC_MPV refuses a CCTE proof transaction with a forged Merkle proof.
 fn forged_ccte_proof_refused(m: &mut BobMbs) -> Result<(), String> {
+    let [ca, cb] = chains2(m);
     let (p, s, r) = (dev_key(7), dev_key(0), dev_key(1));
     for c in m.chain_ids() {
         m.provide_liquidity(&p, c, 1_000_000).map_err(|e| e.to_string())?;
@@ -96,7 +101,7 @@ fn forged_ccte_proof_refused(m: &mut BobMbs) -> Result<(), String> {
     m.provide_token_b(&p, 1_000_000).map_err(|e| e.to_string())?;
     m.deposit_token_b(&s, 1_000_000).map_err(|e| e.to_string())?;
     m.deposit_token_b(&r, 1_000_000).map_err(|e| e.to_string())?;
-    let req = SwapRequest { sender: s.clone(), receiver: r, chain_i: A, chain_j: B, x_j: 100, salt: 1 };
+    let req = SwapRequest { sender: s.clone(), receiver: r, chain_i: ca, chain_j: cb, x_j: 100, salt: 1 };
     let terms = m.terms(&req);
     let tx = m.cct_tx(&req.sender, &req.receiver, terms.clone());
     m.bob_ok(&tx).map_err(|e| e.to_string())?;
@@ -105,7 +110,7 @@ fn forged_ccte_proof_refused(m: &mut BobMbs) -> Result<(), String> {
     m.wait_native_window(&rec).map_err(|e| e.to_string())?;
     // A transaction that is not the NT, proved with the real NT's proof.
     let nt = m.native_tx(&rec, Side::Sender, &s).map_err(|e| e.to_string())?;
-    m.external_mut(A).unwrap().submit(&nt).map_err(|e| e.to_string())?;
+    m.external_mut(ca).unwrap().submit(&nt).map_err(|e| e.to_string())?;
     m.ticks(2).map_err(|e| e.to_string())?;
     let pt = m.proof_for(id, Side::Sender, &nt).map_err(|e| e.to_string())?.ok_or("nt included")?;
     let mut forged: ProofTx = pt;
@@ -153,17 +158,18 @@ fn double_claim_refused(m: &mut BobMbs) -> Result<(), String> {
 
 /// SC_BG refuses a settlement whose threshold signature is over other bytes.
 fn forged_settlement_refused(m: &mut BobMbs) -> Result<(), String> {
+    let [ca, _] = chains2(m);
     let (id, _, us, _) = locked(m);
-    let item = m.item(A, us[0].item).ok_or("item")?;
+    let item = m.item(ca, us[0].item).ok_or("item")?;
     let lock = item.lock.ok_or("locked")?;
-    let mut boosted = m.sc_bg_state(A).len() as u64;
+    let mut boosted = m.sc_bg_state(ca).len() as u64;
     boosted += 1_000;
-    let mut c = ccdi::settlement(m.bob.chain_id(), A, id, vec![(lock, item.data.clone())]);
+    let mut c = ccdi::settlement(m.bob.chain_id(), ca, id, vec![(lock, item.data.clone())]);
     let sig = m.sign_settlement(&c, 0).map_err(|e| e.to_string())?;
     c.entries[0].1.experience = boosted;
     let relayer = m.relayer.clone();
-    let tx = m.sc_bg_call(A, &relayer, "settle", &Settle { settlement: c, signature: sig }).unwrap();
-    match exec_chain(m, A, &tx).status {
+    let tx = m.sc_bg_call(ca, &relayer, "settle", &Settle { settlement: c, signature: sig }).unwrap();
+    match exec_chain(m, ca, &tx).status {
         TxStatus::Reverted(_) => Ok(()),
         s => Err(format!("a settlement with a signature over other data was accepted: {s:?}")),
     }

@@ -8,11 +8,10 @@
 //! withholder is eliminated. A failing seed reproduces exactly. More seeds
 //! with `XCHAIN_SEEDS=n`.
 
-use gridledger_core::ChainId;
 use gridledger_ledger::devnet::dev_key;
 use gridledger_xchain::ccdi::{self, CcdiApp, StoredItem};
 use gridledger_xchain::ccdi_run::{CcdiAttack, CcdiUser, ItemFate, UserBehaviour};
-use gridledger_xchain::mbs::{BobMbs, MbsSpec, FIRST_EXTERNAL};
+use gridledger_xchain::mbs::{BobMbs, MbsSpec};
 use gridledger_xchain::scbg::Character;
 
 struct Rng(u64);
@@ -38,11 +37,22 @@ fn run_seed(seed: u64) {
     let bob_validators = 4 + 3 * rng.below(2) as usize;
     let f = (bob_validators - 1) / 3;
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { chains: n, ccdi: true, kappa: 4, bob_validators, users: x.max(2), ..MbsSpec::fixed_ids() };
+    // The deployment's own chain ids, with a genesis time fixed by the seed
+    // (so a failing seed reproduces).
+    let spec = MbsSpec {
+        chains: n,
+        ccdi: true,
+        kappa: 4,
+        bob_validators,
+        users: x.max(2),
+        genesis_time: 1 + seed,
+        ..MbsSpec::default()
+    };
     let mut m = BobMbs::open(dir.path(), spec).unwrap();
+    let chains = m.chain_ids();
     let mut censor = std::collections::BTreeMap::new();
     if rng.below(3) == 0 {
-        let c = FIRST_EXTERNAL + rng.below(n as u64) as ChainId;
+        let c = chains[rng.below(n as u64) as usize];
         censor.insert(c, 1 + rng.below(12));
     }
     let attack = CcdiAttack {
@@ -53,7 +63,7 @@ fn run_seed(seed: u64) {
     let mut users = Vec::new();
     for i in 0..x {
         let key = dev_key(i);
-        let chain = FIRST_EXTERNAL + rng.below(n as u64) as ChainId;
+        let chain = chains[rng.below(n as u64) as usize];
         let attack_v = rng.below(200);
         let item = m.create_item(chain, &key, &format!("u{i}"), attack_v).unwrap();
         let behaviour = match rng.below(8) {

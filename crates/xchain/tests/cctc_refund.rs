@@ -10,64 +10,73 @@ use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::dev_key;
 use gridledger_ledger::{SignedTransaction, TxStatus};
 use gridledger_xchain::bob::{keys, Claim, RefundLock};
-use gridledger_xchain::mbs::{BobMbs, MbsSpec, FIRST_EXTERNAL};
+use gridledger_xchain::mbs::{BobMbs, MbsSpec};
 use gridledger_xchain::XchainError;
 
-const A: u32 = FIRST_EXTERNAL;
+/// The first external chain of the deployment (its own ids).
+fn a(m: &BobMbs) -> u32 {
+    m.chain_ids()[0]
+}
 const AMOUNT: u128 = 5_000;
 
 /// Chains with SC_BG (TPK_Addr_i spendable by the group), κ_i = 4.
 fn open(dir: &std::path::Path) -> BobMbs {
-    BobMbs::open(dir, MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::fixed_ids() }).expect("open")
+    BobMbs::open(dir, MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() }).expect("open")
 }
 
 /// `who` locks `AMOUNT` in `TPK_Addr_A`; returns the lock and its height.
 fn lock(m: &mut BobMbs, who: &KeyPair) -> (SignedTransaction, u64) {
-    let tpk = m.config.tpk_address(A);
-    let nt = m.native_transfer(A, who, tpk, AMOUNT).unwrap();
-    m.external_mut(A).unwrap().submit(&nt).unwrap();
+    let ca = a(m);
+    let tpk = m.config.tpk_address(ca);
+    let nt = m.native_transfer(ca, who, tpk, AMOUNT).unwrap();
+    m.external_mut(ca).unwrap().submit(&nt).unwrap();
     m.tick().unwrap();
-    let (height, _) = m.external(A).unwrap().tx_proof(&nt.hash()).unwrap().expect("lock landed");
+    let (height, _) = m.external(ca).unwrap().tx_proof(&nt.hash()).unwrap().expect("lock landed");
     (nt, height)
 }
 
 fn claim_tx(m: &BobMbs, who: &KeyPair, nt: &SignedTransaction) -> SignedTransaction {
-    let (height, proof) = m.external(A).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
-    m.bob_call(who, "claim", &Claim { chain: A, height, nt: nt.clone(), proof }, Amount::ZERO)
+    let ca = a(m);
+    let (height, proof) = m.external(ca).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
+    m.bob_call(who, "claim", &Claim { chain: ca, height, nt: nt.clone(), proof }, Amount::ZERO)
 }
 
 /// Ticks until the BoB no longer keeps the header at `height` (the
 /// stored tip reached `height + κ_i`): the lock can no longer be claimed.
 fn until_dropped(m: &mut BobMbs, height: u64) {
-    while m.bob_tip(A) < height + m.spec.kappa as u64 {
+    let ca = a(m);
+    while m.bob_tip(ca) < height + m.spec.kappa as u64 {
         m.tick().unwrap();
     }
 }
 
 fn minted(m: &BobMbs, who: &KeyPair) -> u128 {
-    m.bob_record(&keys::wrapped(A, &who.address())).unwrap_or(0)
+    let ca = a(m);
+    m.bob_record(&keys::wrapped(ca, &who.address())).unwrap_or(0)
 }
 
 fn balance(m: &BobMbs, who: &gridledger_core::Address) -> u128 {
-    m.external(A).unwrap().account(who).balance.0
+    let ca = a(m);
+    m.external(ca).unwrap().account(who).balance.0
 }
 
 #[test]
 fn a_lock_claimed_too_late_is_refunded_to_the_locker_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let ca = a(&m);
     let u = dev_key(2);
-    let tpk = m.config.tpk_address(A);
+    let tpk = m.config.tpk_address(ca);
     let (tpk_before, u_before) = (balance(&m, &tpk), balance(&m, &u.address()));
     let (nt, height) = lock(&mut m, &u);
     assert_eq!(balance(&m, &tpk), tpk_before + AMOUNT);
     until_dropped(&mut m, height);
     // The claim can no longer be proved.
-    let oldest_kept = m.bob_tip(A) - m.spec.kappa as u64;
+    let oldest_kept = m.bob_tip(ca) - m.spec.kappa as u64;
     let late = claim_tx(&m, &u, &nt);
-    assert_refused(&mut m, &late, XchainError::StaleHeader { chain: A, height, oldest_kept });
+    assert_refused(&mut m, &late, XchainError::StaleHeader { chain: ca, height, oldest_kept });
     // The refund: an order on the BoB, paid by SC_BG on chain A.
-    let release = m.refund_lock(&u, A, &nt).unwrap();
+    let release = m.refund_lock(&u, ca, &nt).unwrap();
     assert_eq!(release.status, TxStatus::Success);
     assert_eq!(balance(&m, &tpk), tpk_before, "TPK_Addr_A paid the lock back");
     let fee = nt.tx.max_cost().unwrap().0 - AMOUNT;
@@ -77,7 +86,7 @@ fn a_lock_claimed_too_late_is_refunded_to_the_locker_once() {
     );
     assert_eq!(minted(&m, &u), 0, "nothing was minted on the BoB");
     // A second refund and a claim after the refund are refused, changing nothing.
-    let again = m.refund_lock_tx(&u, A, &nt).unwrap();
+    let again = m.refund_lock_tx(&u, ca, &nt).unwrap();
     assert_refused(&mut m, &again, XchainError::AlreadyRefunded(nt.hash()));
     let claim = claim_tx(&m, &u, &nt);
     assert_refused(&mut m, &claim, XchainError::AlreadyRefunded(nt.hash()));
@@ -90,18 +99,19 @@ fn a_lock_claimed_too_late_is_refunded_to_the_locker_once() {
 fn a_refund_is_refused_while_the_lock_can_be_claimed_and_after_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let ca = a(&m);
     let u = dev_key(3);
     let (nt, height) = lock(&mut m, &u);
     // Still claimable: the header is kept (and final, after one more epoch).
     m.tick().unwrap();
     let kappa = m.spec.kappa as u64;
-    let tip = m.bob_tip(A);
+    let tip = m.bob_tip(ca);
     assert!(tip < height + kappa, "the header is still kept");
-    let early = m.refund_lock_tx(&u, A, &nt).unwrap();
+    let early = m.refund_lock_tx(&u, ca, &nt).unwrap();
     assert_refused(
         &mut m,
         &early,
-        XchainError::RefundTooEarly { chain: A, height, tip, refundable_at: height + kappa },
+        XchainError::RefundTooEarly { chain: ca, height, tip, refundable_at: height + kappa },
     );
     // The claim mints.
     let claim = claim_tx(&m, &u, &nt);
@@ -109,9 +119,9 @@ fn a_refund_is_refused_while_the_lock_can_be_claimed_and_after_it_was() {
     assert_eq!(minted(&m, &u), AMOUNT);
     // After the deadline a refund of the claimed lock is refused.
     until_dropped(&mut m, height);
-    let tpk = m.config.tpk_address(A);
+    let tpk = m.config.tpk_address(ca);
     let held = balance(&m, &tpk);
-    let late = m.refund_lock_tx(&u, A, &nt).unwrap();
+    let late = m.refund_lock_tx(&u, ca, &nt).unwrap();
     assert_refused(&mut m, &late, XchainError::AlreadyClaimed(nt.hash()));
     assert_eq!(minted(&m, &u), AMOUNT);
     assert_eq!(balance(&m, &tpk), held);
@@ -121,10 +131,11 @@ fn a_refund_is_refused_while_the_lock_can_be_claimed_and_after_it_was() {
 fn forged_refunds_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let ca = a(&m);
     let u = dev_key(4);
     let (nt, height) = lock(&mut m, &u);
     until_dropped(&mut m, height);
-    let genuine = m.refund_lock_tx(&u, A, &nt).unwrap();
+    let genuine = m.refund_lock_tx(&u, ca, &nt).unwrap();
     let gridledger_ledger::TxKind::Call { args, .. } = &genuine.tx.kind else { panic!("a call") };
     let args: RefundLock = borsh::from_slice(args).unwrap();
     // Someone else asks for the locker's refund.
@@ -136,7 +147,7 @@ fn forged_refunds_are_refused() {
     let mut forged = args.clone();
     forged.header.tx_root = Hash32([9u8; 32]);
     let f = m.bob_call(&u, "refund_lock", &forged, Amount::ZERO);
-    assert_refused(&mut m, &f, XchainError::BadHeaderProof { chain: A, height });
+    assert_refused(&mut m, &f, XchainError::BadHeaderProof { chain: ca, height });
     // The genuine header with a sibling of its path changed.
     let mut bad_path = args.clone();
     if let Some(first) = bad_path.header_proof.first_mut() {
@@ -145,31 +156,32 @@ fn forged_refunds_are_refused() {
         bad_path.header_proof.push(Hash32([1u8; 32]));
     }
     let f = m.bob_call(&u, "refund_lock", &bad_path, Amount::ZERO);
-    assert_refused(&mut m, &f, XchainError::BadHeaderProof { chain: A, height });
+    assert_refused(&mut m, &f, XchainError::BadHeaderProof { chain: ca, height });
     // The genuine header, but another transfer that is not in its block.
-    let other = m.native_transfer(A, &u, m.config.tpk_address(A), AMOUNT).unwrap();
+    let other = m.native_transfer(ca, &u, m.config.tpk_address(ca), AMOUNT).unwrap();
     let mut wrong_tx = args.clone();
     wrong_tx.nt = other;
     let f = m.bob_call(&u, "refund_lock", &wrong_tx, Amount::ZERO);
-    assert_refused(&mut m, &f, XchainError::BadMerkleProof { chain: A, height });
+    assert_refused(&mut m, &f, XchainError::BadMerkleProof { chain: ca, height });
     // A transfer to someone other than TPK_Addr_A.
     let mut not_a_lock = args.clone();
-    not_a_lock.nt = m.native_transfer(A, &u, thief.address(), AMOUNT).unwrap();
+    not_a_lock.nt = m.native_transfer(ca, &u, thief.address(), AMOUNT).unwrap();
     let f = m.bob_call(&u, "refund_lock", &not_a_lock, Amount::ZERO);
-    assert_refused(&mut m, &f, XchainError::InstructionMismatch(format!("not a transfer to TPK_Addr_{A}")));
+    assert_refused(&mut m, &f, XchainError::InstructionMismatch(format!("not a transfer to TPK_Addr_{ca}")));
     // The genuine refund still goes through.
-    m.refund_lock(&u, A, &nt).unwrap();
+    m.refund_lock(&u, ca, &nt).unwrap();
 }
 
 #[test]
 fn a_chain_without_a_group_account_refunds_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 2, kappa: 4, ..MbsSpec::fixed_ids() }).unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 2, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let ca = a(&m);
     let u = dev_key(2);
     let (nt, height) = lock(&mut m, &u);
     until_dropped(&mut m, height);
-    let tx = m.refund_lock_tx(&u, A, &nt).unwrap();
-    assert_refused(&mut m, &tx, XchainError::BadTerms(format!("chain {A} has no group account to pay from")));
+    let tx = m.refund_lock_tx(&u, ca, &nt).unwrap();
+    assert_refused(&mut m, &tx, XchainError::BadTerms(format!("chain {ca} has no group account to pay from")));
 }
 
 /// A refund whose accumulator path a relay made stale (the header's
@@ -180,28 +192,29 @@ fn a_refund_path_made_stale_by_a_relay_is_refused_then_rebuilt() {
     use gridledger_xchain::mmr::Mmr;
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let ca = a(&m);
     let u = dev_key(2);
     let (nt, height) = lock(&mut m, &u);
     until_dropped(&mut m, height);
     let leaf = height - 1;
-    let header_hash = m.external(A).unwrap().sealed_header(height).unwrap().unwrap().header.hash();
+    let header_hash = m.external(ca).unwrap().sealed_header(height).unwrap().unwrap().header.hash();
     let mut stale = None;
     for _ in 0..64 {
-        let tx = m.refund_lock_tx(&u, A, &nt).unwrap();
+        let tx = m.refund_lock_tx(&u, ca, &nt).unwrap();
         let gridledger_ledger::TxKind::Call { args, .. } = &tx.tx.kind else { panic!("a call") };
         let args: RefundLock = borsh::from_slice(args).unwrap();
         m.tick().unwrap();
-        let acc: Mmr = m.bob_record(&keys::mmr(A)).unwrap();
+        let acc: Mmr = m.bob_record(&keys::mmr(ca)).unwrap();
         if !acc.verify(leaf, &header_hash, &args.header_proof) {
             stale = Some(tx);
             break;
         }
     }
     let stale = stale.expect("a relay merged the header's mountain within 64 epochs");
-    assert_refused(&mut m, &stale, XchainError::BadHeaderProof { chain: A, height });
-    let tpk = m.config.tpk_address(A);
+    assert_refused(&mut m, &stale, XchainError::BadHeaderProof { chain: ca, height });
+    let tpk = m.config.tpk_address(ca);
     let held = balance(&m, &tpk);
-    m.refund_lock(&u, A, &nt).unwrap();
+    m.refund_lock(&u, ca, &nt).unwrap();
     assert_eq!(balance(&m, &tpk), held - AMOUNT, "the rebuilt path refunds the lock");
 }
 
@@ -215,16 +228,17 @@ fn a_lock_whose_header_was_dropped_is_claimed_by_its_accumulator_path_once() {
     use gridledger_xchain::bob::ClaimRelayed;
     let dir = tempfile::tempdir().unwrap();
     let mut m = open(dir.path());
+    let ca = a(&m);
     let u = dev_key(2);
     let (nt, height) = lock(&mut m, &u);
     until_dropped(&mut m, height);
-    let (_, proof) = m.external(A).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
-    let (header, header_proof) = m.header_path(A, height).unwrap();
-    let args = ClaimRelayed { claim: Claim { chain: A, height, nt: nt.clone(), proof }, header, header_proof };
+    let (_, proof) = m.external(ca).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
+    let (header, header_proof) = m.header_path(ca, height).unwrap();
+    let args = ClaimRelayed { claim: Claim { chain: ca, height, nt: nt.clone(), proof }, header, header_proof };
     let mut forged = args.clone();
     forged.header.tx_root = Hash32([9; 32]);
     let tx = m.bob_call(&u, "claim_relayed", &forged, Amount::ZERO);
-    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: A, height });
+    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: ca, height });
     let thief = dev_key(3);
     let tx = m.bob_call(&thief, "claim_relayed", &args, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::NotClaimant);
@@ -233,6 +247,6 @@ fn a_lock_whose_header_was_dropped_is_claimed_by_its_accumulator_path_once() {
     assert_eq!(minted(&m, &u), AMOUNT);
     let again = m.bob_call(&u, "claim_relayed", &args, Amount::ZERO);
     assert_refused(&mut m, &again, XchainError::AlreadyClaimed(nt.hash()));
-    let refund = m.refund_lock_tx(&u, A, &nt).unwrap();
+    let refund = m.refund_lock_tx(&u, ca, &nt).unwrap();
     assert_refused(&mut m, &refund, XchainError::AlreadyClaimed(nt.hash()));
 }

@@ -14,7 +14,7 @@ use gridledger_xchain::{CctRecord, Finality, Side, SideState, XchainError};
 #[test]
 fn bob_keeps_only_the_latest_kappa_headers_of_each_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { kappa: 4, ..MbsSpec::fixed_ids() };
+    let spec = MbsSpec { kappa: 4, ..MbsSpec::default() };
     let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
     m.ticks(10).unwrap();
     for c in m.chain_ids() {
@@ -30,16 +30,17 @@ fn bob_keeps_only_the_latest_kappa_headers_of_each_chain() {
 #[test]
 fn honest_ccte_exchanges_in_two_phases_and_settles_atomically() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
     let (s, r) = (sender(), receiver());
     let before = |m: &gridledger_xchain::BobMbs, c, a| m.external(c).unwrap().account(&a).balance.0;
     let (s_i, r_i, s_j, r_j) = (
-        before(&m, I, s.address()),
-        before(&m, I, r.address()),
-        before(&m, J, s.address()),
-        before(&m, J, r.address()),
+        before(&m, ci, s.address()),
+        before(&m, ci, r.address()),
+        before(&m, cj, s.address()),
+        before(&m, cj, r.address()),
     );
-    let rep = m.swap(&request(1_000, 1), Behaviour::Honest).unwrap();
+    let rep = m.swap(&request_between(ci, cj, 1_000, 1), Behaviour::Honest).unwrap();
     assert_eq!(rep.exchange_phases, 2, "CCT, then both native transfers");
     assert!(matches!(rep.record.sender, SideState::Proved { .. }));
     assert!(matches!(rep.record.receiver, SideState::Proved { .. }));
@@ -47,10 +48,10 @@ fn honest_ccte_exchanges_in_two_phases_and_settles_atomically() {
     // Equal weights and equal pool balances: 1 Token_j = 1 Token_i = 1 Token_B.
     assert_eq!((rep.x_i, rep.x_b), (1_000, 1_000));
     let fee = gridledger_ledger::devnet::TRANSFER_GAS as u128;
-    assert_eq!(before(&m, I, s.address()), s_i - 1_000 - fee);
-    assert_eq!(before(&m, I, r.address()), r_i + 1_000);
-    assert_eq!(before(&m, J, r.address()), r_j - 1_000 - fee);
-    assert_eq!(before(&m, J, s.address()), s_j + 1_000);
+    assert_eq!(before(&m, ci, s.address()), s_i - 1_000 - fee);
+    assert_eq!(before(&m, ci, r.address()), r_i + 1_000);
+    assert_eq!(before(&m, cj, r.address()), r_j - 1_000 - fee);
+    assert_eq!(before(&m, cj, s.address()), s_j + 1_000);
     // Both deposits are free again, none lost.
     for who in [s.address(), r.address()] {
         let d = m.deposit(&who);
@@ -74,16 +75,17 @@ fn proved_h(s: &SideState) -> u64 {
 #[test]
 fn withholding_sender_pays_x_b_of_its_deposit_to_the_receiver() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
     let (s, r) = (sender(), receiver());
-    let r_j = m.external(J).unwrap().account(&r.address()).balance.0;
-    let rep = m.swap(&request(500, 2), Behaviour::Withhold(Side::Sender)).unwrap();
+    let r_j = m.external(cj).unwrap().account(&r.address()).balance.0;
+    let rep = m.swap(&request_between(ci, cj, 500, 2), Behaviour::Withhold(Side::Sender)).unwrap();
     assert!(rep.record.complete);
     assert_eq!(rep.record.sender, SideState::Penalised);
     assert!(matches!(rep.record.receiver, SideState::Proved { .. }));
     // The receiver paid x_j on chain j and got x_B Token_B instead of x_i Token_i.
     let fee = gridledger_ledger::devnet::TRANSFER_GAS as u128;
-    assert_eq!(m.external(J).unwrap().account(&r.address()).balance.0, r_j - 500 - fee);
+    assert_eq!(m.external(cj).unwrap().account(&r.address()).balance.0, r_j - 500 - fee);
     assert_eq!(m.deposit(&s.address()).free, DEPOSIT - rep.x_b);
     assert_eq!(m.deposit(&r.address()).free, DEPOSIT + rep.x_b);
     assert_eq!(m.deposit(&s.address()).locked + m.deposit(&r.address()).locked, 0);
@@ -93,8 +95,9 @@ fn withholding_sender_pays_x_b_of_its_deposit_to_the_receiver() {
 #[test]
 fn withholding_receiver_pays_x_b_of_its_deposit_to_the_sender() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let rep = m.swap(&request(300, 3), Behaviour::Withhold(Side::Receiver)).unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let rep = m.swap(&request_between(ci, cj, 300, 3), Behaviour::Withhold(Side::Receiver)).unwrap();
     assert_eq!(rep.record.receiver, SideState::Penalised);
     assert_eq!(m.deposit(&sender().address()).free, DEPOSIT + rep.x_b);
     assert_eq!(m.deposit(&receiver().address()).free, DEPOSIT - rep.x_b);
@@ -103,34 +106,37 @@ fn withholding_receiver_pays_x_b_of_its_deposit_to_the_sender() {
 #[test]
 fn censorship_past_the_deadline_still_completes_through_the_bob_nodes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let s_i = m.external(I).unwrap().account(&receiver().address()).balance.0;
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let s_i = m.external(ci).unwrap().account(&receiver().address()).balance.0;
     // Chain i delays NT_s by 40 epochs, far past the deadline e_i + κ̄ + κ_i.
-    let rep = m.swap(&request(700, 4), Behaviour::Censor { side: Side::Sender, delay: 40 }).unwrap();
+    let rep = m.swap(&request_between(ci, cj, 700, 4), Behaviour::Censor { side: Side::Sender, delay: 40 }).unwrap();
     assert!(rep.record.complete && rep.record.verified, "CCT_V ran, then the forwarded NT was proved");
     assert!(matches!(rep.record.sender, SideState::Proved { .. }), "sub-situation 2, no penalty");
     assert!(matches!(rep.record.receiver, SideState::Proved { .. }));
-    assert_eq!(m.external(I).unwrap().account(&receiver().address()).balance.0, s_i + 700);
+    assert_eq!(m.external(ci).unwrap().account(&receiver().address()).balance.0, s_i + 700);
     assert_eq!(m.deposit(&sender().address()).free, DEPOSIT);
 }
 
 #[test]
 fn probabilistic_chains_need_k_confirmations() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { finality: Finality::Probabilistic { k: 3 }, ..MbsSpec::fixed_ids() };
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: 3 }, ..MbsSpec::default() };
     let mut m = setup(dir.path(), spec);
-    let rep = m.swap(&request(100, 5), Behaviour::Honest).unwrap();
+    let [ci, cj] = chains2(&m);
+    let rep = m.swap(&request_between(ci, cj, 100, 5), Behaviour::Honest).unwrap();
     assert!(rep.record.complete);
     let h = proved_h(&rep.record.sender);
-    assert!(m.bob_tip(I) >= h + 3);
+    assert!(m.bob_tip(ci) >= h + 3);
 }
 
 #[test]
 fn external_chains_store_nothing_about_other_chains_and_run_no_contracts() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    m.swap(&request(1_000, 6), Behaviour::Honest).unwrap();
-    m.swap(&request(10, 7), Behaviour::Withhold(Side::Receiver)).unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    m.swap(&request_between(ci, cj, 1_000, 6), Behaviour::Honest).unwrap();
+    m.swap(&request_between(ci, cj, 10, 7), Behaviour::Withhold(Side::Receiver)).unwrap();
     for c in m.chain_ids() {
         let chain = m.external(c).unwrap().chain();
         // Independence (§5.2.1): only accounts, no contract storage at all.
@@ -143,13 +149,16 @@ fn external_chains_store_nothing_about_other_chains_and_run_no_contracts() {
 #[test]
 fn a_native_transaction_is_byte_for_byte_an_ordinary_transfer() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let rep = m.swap(&request(1_000, 8), Behaviour::Honest).unwrap();
-    let block = m.external(I).unwrap().chain().block(proved_h(&rep.record.sender)).unwrap().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let rep = m.swap(&request_between(ci, cj, 1_000, 8), Behaviour::Honest).unwrap();
+    let block = m.external(ci).unwrap().chain().block(proved_h(&rep.record.sender)).unwrap().unwrap();
     let nt = block.txs.iter().find(|t| t.hash() == proved_nt(&rep.record.sender)).unwrap();
-    let ordinary = transfer(&sender(), I, nt.tx.nonce, receiver().address(), Amount(rep.x_i), Amount(1));
+    // An ordinary transfer of chain i: signed in its signing domain, as every transfer there is.
+    let ordinary = transfer(&sender(), ci, nt.tx.nonce, receiver().address(), Amount(rep.x_i), Amount(1));
+    let ordinary = m.external(ci).unwrap().sign(&sender(), ordinary);
     assert_eq!(nt.to_bytes(), ordinary.to_bytes());
-    let receipt = m.external(I).unwrap().receipt(&nt.hash()).unwrap().unwrap();
+    let receipt = m.external(ci).unwrap().receipt(&nt.hash()).unwrap().unwrap();
     assert_eq!(receipt.events.len(), 1);
     assert_eq!(receipt.events[0].name, "transfer");
 }
@@ -159,17 +168,18 @@ fn a_native_transaction_is_byte_for_byte_an_ordinary_transfer() {
 #[test]
 fn headers_without_validator_signatures_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = gridledger_xchain::BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
+    let mut m = gridledger_xchain::BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let [ci, cj] = chains2(&m);
     m.tick().unwrap();
     // Chain i seals its next block; the relayer has not shipped it yet.
-    let block = m.external_mut(I).unwrap().tick().unwrap();
+    let block = m.external_mut(ci).unwrap().tick().unwrap();
     let h = block.header.height;
-    let sealed = m.external(I).unwrap().sealed_header(h).unwrap().unwrap();
+    let sealed = m.external(ci).unwrap().sealed_header(h).unwrap().unwrap();
     let relayer = m.relayer.clone();
 
     let mut unsigned = sealed.clone();
     unsigned.seal = Seal::Genesis;
-    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![unsigned] }, Amount::ZERO);
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: ci, headers: vec![unsigned] }, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::Unsigned(h));
 
     // Signed, but by keys that are not chain i's validators.
@@ -178,7 +188,7 @@ fn headers_without_validator_signatures_are_refused() {
     if let Seal::Quorum { signatures, .. } = &mut forged.seal {
         signatures[0].1 = outsider.sign(&forged.header.hash());
     }
-    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![forged] }, Amount::ZERO);
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: ci, headers: vec![forged] }, Amount::ZERO);
     let before = m.bob_contract_state();
     let r = bob_only(&mut m, &tx);
     assert!(matches!(&r.status, TxStatus::Reverted(s) if s.contains("is not signed by chain")), "{:?}", r.status);
@@ -187,58 +197,60 @@ fn headers_without_validator_signatures_are_refused() {
     // A header whose content was altered after signing.
     let mut altered = sealed.clone();
     altered.header.tx_root = gridledger_core::Hash32([7; 32]);
-    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![altered] }, Amount::ZERO);
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: ci, headers: vec![altered] }, Amount::ZERO);
     let r = bob_only(&mut m, &tx);
     assert!(matches!(&r.status, TxStatus::Reverted(s) if s.contains("is not signed by chain")), "{:?}", r.status);
 
     // A header relayed as another chain's.
-    let tx = m.bob_call(&relayer, "relay", &Relay { chain: J, headers: vec![sealed.clone()] }, Amount::ZERO);
-    assert_refused(&mut m, &tx, XchainError::WrongChain { expected: J, got: I });
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: cj, headers: vec![sealed.clone()] }, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::WrongChain { expected: cj, got: ci });
 
     // The genuine header is accepted.
-    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![sealed] }, Amount::ZERO);
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: ci, headers: vec![sealed] }, Amount::ZERO);
     assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
-    assert_eq!(m.bob_tip(I), h);
+    assert_eq!(m.bob_tip(ci), h);
 }
 
 #[test]
 fn a_probabilistic_header_proposed_out_of_turn_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, kappa: 8, ..MbsSpec::fixed_ids() };
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, kappa: 8, ..MbsSpec::default() };
     let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+    let [ci, _] = chains2(&m);
     m.tick().unwrap();
-    let block = m.external_mut(I).unwrap().tick().unwrap();
+    let block = m.external_mut(ci).unwrap().tick().unwrap();
     let h = block.header.height;
-    let sealed = m.external(I).unwrap().sealed_header(h).unwrap().unwrap();
+    let sealed = m.external(ci).unwrap().sealed_header(h).unwrap().unwrap();
     let n = m.spec.validators as u64;
     // The same header, proposed and signed by a validator whose turn it is not.
     let other = (h + 1) % n;
-    let key = gridledger_core::crypto::KeyPair::from_seed(&format!("gridledger-xchain-{I}-validator-{other}"));
+    let key = gridledger_core::crypto::KeyPair::from_seed(&format!("gridledger-xchain-{ci}-validator-{other}"));
     let mut out_of_turn = sealed.clone();
     out_of_turn.header.proposer = key.public();
     out_of_turn.seal = Seal::Single { signature: key.sign(&out_of_turn.header.hash()) };
     let relayer = m.relayer.clone();
-    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![out_of_turn] }, Amount::ZERO);
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: ci, headers: vec![out_of_turn] }, Amount::ZERO);
     let reason = format!("proposed out of turn: height {h} belongs to validator {}", h % n);
-    assert_refused(&mut m, &tx, XchainError::BadSeal { chain: I, height: h, reason });
+    assert_refused(&mut m, &tx, XchainError::BadSeal { chain: ci, height: h, reason });
     // The scheduled proposer's header is accepted.
-    let tx = m.bob_call(&relayer, "relay", &Relay { chain: I, headers: vec![sealed] }, Amount::ZERO);
+    let tx = m.bob_call(&relayer, "relay", &Relay { chain: ci, headers: vec![sealed] }, Amount::ZERO);
     assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
-    assert_eq!(m.bob_tip(I), h);
+    assert_eq!(m.bob_tip(ci), h);
 }
 
 #[test]
 fn forged_early_and_stale_merkle_proofs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { kappa: 8, ..MbsSpec::fixed_ids() };
+    let spec = MbsSpec { kappa: 8, ..MbsSpec::default() };
     let mut m = setup(dir.path(), spec);
-    let req = request(200, 9);
+    let [ci, cj] = chains2(&m);
+    let req = request_between(ci, cj, 200, 9);
     let (id, rec) = open_cct(&mut m, &req);
     let s = sender();
 
     // NT_s sent at once, before the window e_i + κ̄ has passed.
     let early = m.native_tx(&rec, Side::Sender, &s).unwrap();
-    m.external_mut(I).unwrap().submit(&early).unwrap();
+    m.external_mut(ci).unwrap().submit(&early).unwrap();
     m.tick().unwrap();
     let pt = m.proof_for(id, Side::Sender, &early).unwrap().unwrap();
     let tx = m.bob_call(&s, "prove", &pt, Amount::ZERO);
@@ -247,7 +259,7 @@ fn forged_early_and_stale_merkle_proofs_are_refused() {
     // A later copy of the instruction (new nonce) in the valid window.
     m.wait_native_window(&rec).unwrap();
     let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
-    m.external_mut(I).unwrap().submit(&nt).unwrap();
+    m.external_mut(ci).unwrap().submit(&nt).unwrap();
     m.tick().unwrap();
     let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
 
@@ -259,38 +271,40 @@ fn forged_early_and_stale_merkle_proofs_are_refused() {
         forged.proof.leaf_count += 1;
     }
     let tx = m.bob_call(&s, "prove", &forged, Amount::ZERO);
-    assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: I, height: pt.height });
+    assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: ci, height: pt.height });
 
     // Another transaction's proof presented for NT_s.
     let mut wrong_nt = pt.clone();
-    wrong_nt.nt = transfer(&s, I, nt.tx.nonce + 5, receiver().address(), Amount(rec.x_i), Amount(1));
+    wrong_nt.nt = transfer(&s, ci, nt.tx.nonce + 5, receiver().address(), Amount(rec.x_i), Amount(1));
+    wrong_nt.nt = m.external(ci).unwrap().sign(&s, wrong_nt.nt);
     let tx = m.bob_call(&s, "prove", &wrong_nt, Amount::ZERO);
-    assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: I, height: pt.height });
+    assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: ci, height: pt.height });
 
     // A proof for a header the BoB has not got yet.
     let mut future = pt.clone();
-    future.height = m.bob_tip(I) + 5;
+    future.height = m.bob_tip(ci) + 5;
     let tx = m.bob_call(&s, "prove", &future, Amount::ZERO);
-    let tip = m.bob_tip(I);
-    assert_refused(&mut m, &tx, XchainError::UnknownHeader { chain: I, height: future.height, tip });
+    let tip = m.bob_tip(ci);
+    assert_refused(&mut m, &tx, XchainError::UnknownHeader { chain: ci, height: future.height, tip });
 
     // Stale: κ_i = 8 epochs later the header is no longer kept.
     m.ticks(9).unwrap();
-    let tip = m.bob_tip(I);
+    let tip = m.bob_tip(ci);
     let tx = m.bob_call(&s, "prove", &pt, Amount::ZERO);
-    assert_refused(&mut m, &tx, XchainError::StaleHeader { chain: I, height: pt.height, oldest_kept: tip - 8 });
+    assert_refused(&mut m, &tx, XchainError::StaleHeader { chain: ci, height: pt.height, oldest_kept: tip - 8 });
 }
 
 #[test]
 fn double_claims_and_replayed_evidence_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let req = request(50, 10);
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let req = request_between(ci, cj, 50, 10);
     let (id, rec) = open_cct(&mut m, &req);
     m.wait_native_window(&rec).unwrap();
     let s = sender();
     let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
-    m.external_mut(I).unwrap().submit(&nt).unwrap();
+    m.external_mut(ci).unwrap().submit(&nt).unwrap();
     m.tick().unwrap();
     let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
     let ok = m.bob_call(&s, "prove", &pt, Amount::ZERO);
@@ -300,7 +314,7 @@ fn double_claims_and_replayed_evidence_are_refused() {
     assert_refused(&mut m, &again, XchainError::AlreadySettled("sender"));
 
     // The same NT as evidence for a second CCT with identical instructions.
-    let req2 = request(50, 11);
+    let req2 = request_between(ci, cj, 50, 11);
     let (id2, rec2) = open_cct(&mut m, &req2);
     assert_eq!(rec2.instruction(Side::Sender), rec.instruction(Side::Sender));
     let mut replay = pt.clone();
@@ -310,12 +324,12 @@ fn double_claims_and_replayed_evidence_are_refused() {
 
     // Π_CCTC: a lock transfer claimed twice.
     let p = provider();
-    let tpk = m.config.tpk_address(I);
-    let lock = m.native_transfer(I, &p, tpk, 10).unwrap();
-    m.external_mut(I).unwrap().submit(&lock).unwrap();
+    let tpk = m.config.tpk_address(ci);
+    let lock = m.native_transfer(ci, &p, tpk, 10).unwrap();
+    m.external_mut(ci).unwrap().submit(&lock).unwrap();
     m.tick().unwrap();
-    let (height, proof) = m.external(I).unwrap().tx_proof(&lock.hash()).unwrap().unwrap();
-    let claim = Claim { chain: I, height, nt: lock.clone(), proof };
+    let (height, proof) = m.external(ci).unwrap().tx_proof(&lock.hash()).unwrap().unwrap();
+    let claim = Claim { chain: ci, height, nt: lock.clone(), proof };
     // Someone else cannot claim the provider's lock.
     let thief = m.bob_call(&s, "claim", &claim, Amount::ZERO);
     assert_refused(&mut m, &thief, XchainError::NotClaimant);
@@ -328,21 +342,22 @@ fn double_claims_and_replayed_evidence_are_refused() {
 #[test]
 fn deadlines_are_enforced_both_ways() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let (id, rec) = open_cct(&mut m, &request(80, 12));
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 80, 12));
     let relayer = m.relayer.clone();
     // CCT_V before the deadline is discarded (ln 30).
     let early = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
-    let tip = m.bob_tip(I);
-    assert_refused(&mut m, &early, XchainError::DeadlineNotReached { chain: I, tip, deadline: rec.deadline_i });
+    let tip = m.bob_tip(ci);
+    assert_refused(&mut m, &early, XchainError::DeadlineNotReached { chain: ci, tip, deadline: rec.deadline_i });
     // After the deadline a copy of NT_s can no longer be posted to the BoB.
-    while m.bob_tip(I) < rec.deadline_i || m.bob_tip(J) < rec.deadline_j {
+    while m.bob_tip(ci) < rec.deadline_i || m.bob_tip(cj) < rec.deadline_j {
         m.tick().unwrap();
     }
     let nt = m.native_tx(&rec, Side::Sender, &sender()).unwrap();
     let post = m.bob_call(&sender(), "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO);
-    let tip = m.bob_tip(I);
-    assert_refused(&mut m, &post, XchainError::DeadlineExpired { chain: I, tip, deadline: rec.deadline_i });
+    let tip = m.bob_tip(ci);
+    assert_refused(&mut m, &post, XchainError::DeadlineExpired { chain: ci, tip, deadline: rec.deadline_i });
     // CCT_V now settles it: both withheld, both penalised, deposits unchanged net.
     let v = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
     assert_eq!(bob_only(&mut m, &v).status, TxStatus::Success);
@@ -353,13 +368,14 @@ fn deadlines_are_enforced_both_ways() {
 #[test]
 fn invalid_ccts_are_discarded_without_any_state_change() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
     let (s, r) = (sender(), receiver());
-    let req = request(100, 13);
+    let req = request_between(ci, cj, 100, 13);
 
     // The receiver never agreed: signature by someone else.
     let terms = m.terms(&req);
-    let bad_sig = gridledger_core::crypto::KeyPair::from_seed("mallory").sign(&terms.digest(100));
+    let bad_sig = gridledger_core::crypto::KeyPair::from_seed("mallory").sign(&terms.digest(m.bob.chain_id()));
     let tx = m.bob_call(&s, "cct", &CctArgs { terms: terms.clone(), receiver_sig: bad_sig }, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::BadReceiverSignature);
 
@@ -399,8 +415,12 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
     let tx = m.cct_tx(&s, &r, big);
     // Three tokens: Token_B's weight is 333,334 ppm, the others' 333,333, so
     // x_B = ⌈x_j · w_j / w_B⌉ on equal balances.
-    let x_b =
-        gridledger_xchain::amm::amount_in_for(DEPOSIT, (100, LIQUIDITY, 333_334), (J, LIQUIDITY, 333_333)).unwrap();
+    let x_b = gridledger_xchain::amm::amount_in_for(
+        DEPOSIT,
+        (m.bob.chain_id(), LIQUIDITY, 333_334),
+        (cj, LIQUIDITY, 333_333),
+    )
+    .unwrap();
     assert_eq!(x_b, 999_998);
     assert_refused(&mut m, &tx, XchainError::InsufficientDeposit { who: "sender", needed: 2 * x_b, free: DEPOSIT });
 
@@ -425,7 +445,8 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
 
     // A native transaction that does not match IN_s.
     let rec = m.cct(&terms.id()).unwrap();
-    let wrong = transfer(&s, I, 0, receiver().address(), Amount(rec.x_i + 1), Amount(1));
+    let wrong =
+        m.external(ci).unwrap().sign(&s, transfer(&s, ci, 0, receiver().address(), Amount(rec.x_i + 1), Amount(1)));
     let post =
         m.bob_call(&s, "post_nt", &PostNt { cct: terms.id(), side: Side::Sender, nt: wrong.clone() }, Amount::ZERO);
     let before = m.bob_contract_state();
@@ -437,7 +458,7 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
     );
     assert_eq!(m.bob_contract_state(), before);
     // The right NT posted once; a second copy is refused.
-    let right = transfer(&s, I, 0, receiver().address(), Amount(rec.x_i), Amount(1));
+    let right = m.external(ci).unwrap().sign(&s, transfer(&s, ci, 0, receiver().address(), Amount(rec.x_i), Amount(1)));
     let post =
         m.bob_call(&s, "post_nt", &PostNt { cct: terms.id(), side: Side::Sender, nt: right.clone() }, Amount::ZERO);
     assert_eq!(bob_only(&mut m, &post).status, TxStatus::Success);
@@ -451,9 +472,10 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
 #[test]
 fn an_underfunded_posted_native_transaction_is_settled_by_a_balance_fraud_proof() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let r_j = m.external(J).unwrap().account(&receiver().address()).balance.0;
-    let rep = m.swap(&request(400, 14), Behaviour::Underfund(Side::Sender)).unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let r_j = m.external(cj).unwrap().account(&receiver().address()).balance.0;
+    let rep = m.swap(&request_between(ci, cj, 400, 14), Behaviour::Underfund(Side::Sender)).unwrap();
     assert!(rep.record.complete && rep.record.verified);
     assert_eq!(rep.record.sender, SideState::Penalised, "sub-situation 3");
     assert!(matches!(rep.record.receiver, SideState::Proved { .. }));
@@ -461,14 +483,15 @@ fn an_underfunded_posted_native_transaction_is_settled_by_a_balance_fraud_proof(
     assert_eq!(m.deposit(&receiver().address()).free, DEPOSIT + rep.x_b);
     assert_eq!(m.deposit(&sender().address()).free, DEPOSIT - rep.x_b);
     let fee = gridledger_ledger::devnet::TRANSFER_GAS as u128;
-    assert_eq!(m.external(J).unwrap().account(&receiver().address()).balance.0, r_j - 400 - fee);
+    assert_eq!(m.external(cj).unwrap().account(&receiver().address()).balance.0, r_j - 400 - fee);
 }
 
 #[test]
 fn a_spent_nonce_is_settled_by_a_conflicting_transaction_proof() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let rep = m.swap(&request(400, 15), Behaviour::DoubleSpend(Side::Receiver)).unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let rep = m.swap(&request_between(ci, cj, 400, 15), Behaviour::DoubleSpend(Side::Receiver)).unwrap();
     assert_eq!(rep.record.receiver, SideState::Penalised);
     assert!(matches!(rep.record.sender, SideState::Proved { .. }));
     assert_eq!(m.deposit(&sender().address()).free, DEPOSIT + rep.x_b);
@@ -477,8 +500,9 @@ fn a_spent_nonce_is_settled_by_a_conflicting_transaction_proof() {
 #[test]
 fn fraud_proofs_against_a_payable_transaction_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let (id, rec) = open_cct(&mut m, &request(60, 16));
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 60, 16));
     let s = sender();
     // The sender posts NT_s to the BoB (and nowhere else) while funded.
     let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
@@ -486,8 +510,8 @@ fn fraud_proofs_against_a_payable_transaction_are_refused() {
     m.bob_ok(&post).unwrap();
     let relayer = m.relayer.clone();
     let key = gridledger_ledger::state::account_key(&s.address());
-    let (height, proof) = m.external(I).unwrap().state_proof(&key);
-    let account = Some(m.external(I).unwrap().account(&s.address()));
+    let (height, proof) = m.external(ci).unwrap().state_proof(&key);
+    let account = Some(m.external(ci).unwrap().account(&s.address()));
     let fraud = bob::Fraud {
         cct: id,
         side: Side::Sender,
@@ -497,7 +521,7 @@ fn fraud_proofs_against_a_payable_transaction_are_refused() {
     // Before CCT_V: refused.
     let tx = m.bob_call(&relayer, "fraud", &fraud, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::NotVerified);
-    while m.bob_tip(I) < rec.deadline_i || m.bob_tip(J) < rec.deadline_j {
+    while m.bob_tip(ci) < rec.deadline_i || m.bob_tip(cj) < rec.deadline_j {
         m.tick().unwrap();
     }
     let v = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
@@ -510,11 +534,11 @@ fn fraud_proofs_against_a_payable_transaction_are_refused() {
     assert_refused(
         &mut m,
         &tx,
-        XchainError::EvidenceBeforeDeadline { chain: I, height: early, deadline: rec.deadline_i },
+        XchainError::EvidenceBeforeDeadline { chain: ci, height: early, deadline: rec.deadline_i },
     );
     // The sender's account covers NT_s: no fraud.
-    let (height, proof) = m.external(I).unwrap().state_proof(&key);
-    let acc = m.external(I).unwrap().account(&s.address());
+    let (height, proof) = m.external(ci).unwrap().state_proof(&key);
+    let acc = m.external(ci).unwrap().account(&s.address());
     let honest = bob::Fraud {
         cct: id,
         side: Side::Sender,
@@ -536,7 +560,7 @@ fn fraud_proofs_against_a_payable_transaction_are_refused() {
         evidence: bob::FraudEvidence::Balance { account: Some(poor), proof },
     };
     let tx = m.bob_call(&relayer, "fraud", &lie, Amount::ZERO);
-    assert_refused(&mut m, &tx, XchainError::BadStateProof { chain: I, height });
+    assert_refused(&mut m, &tx, XchainError::BadStateProof { chain: ci, height });
     // Evidence for the receiver's side, whose NT was never posted.
     let mut unposted = lie.clone();
     unposted.side = Side::Receiver;
@@ -551,19 +575,21 @@ fn fraud_proofs_against_a_payable_transaction_are_refused() {
 #[test]
 fn a_fee_bumped_resend_of_nt_is_no_fraud_evidence() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let (id, rec) = open_cct(&mut m, &request(60, 17));
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 60, 17));
     m.wait_native_window(&rec).unwrap();
     let s = sender();
     let posted = m.native_tx(&rec, Side::Sender, &s).unwrap();
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: posted.clone() }, Amount::ZERO);
     m.bob_ok(&post).unwrap();
     let (chain, _, to, amount) = rec.instruction(Side::Sender);
-    let bumped = transfer(&s, chain, posted.tx.nonce, to, Amount(amount), Amount(3));
-    m.external_mut(I).unwrap().submit(&bumped).unwrap();
+    let bumped =
+        m.external(chain).unwrap().sign(&s, transfer(&s, chain, posted.tx.nonce, to, Amount(amount), Amount(3)));
+    m.external_mut(ci).unwrap().submit(&bumped).unwrap();
     let (height, proof) = loop {
-        if let Some(p) = m.external(I).unwrap().tx_proof(&bumped.hash()).unwrap() {
-            m.wait_final(I, p.0).unwrap();
+        if let Some(p) = m.external(ci).unwrap().tx_proof(&bumped.hash()).unwrap() {
+            m.wait_final(ci, p.0).unwrap();
             break p;
         }
         m.tick().unwrap();
@@ -592,12 +618,13 @@ fn a_fee_bumped_resend_of_nt_is_no_fraud_evidence() {
 #[test]
 fn htlc_baseline_swaps_in_four_sequential_phases_over_the_same_chains() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::fixed_ids() };
+    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::default() };
     let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
+    let [ci, cj] = chains2(&m);
     let (s, r) = (sender(), receiver());
-    let r_i = m.external(I).unwrap().account(&r.address()).balance.0;
-    let s_j = m.external(J).unwrap().account(&s.address()).balance.0;
-    let rep = m.htlc_swap(&request(1_000, 20), 900, None).unwrap();
+    let r_i = m.external(ci).unwrap().account(&r.address()).balance.0;
+    let s_j = m.external(cj).unwrap().account(&s.address()).balance.0;
+    let rep = m.htlc_swap(&request_between(ci, cj, 1_000, 20), 900, None).unwrap();
     assert_eq!(rep.phases, 4);
     assert!(rep.sender_received && rep.receiver_received);
     // Each party received the other's tokens and paid one claim fee.
@@ -609,18 +636,19 @@ fn htlc_baseline_swaps_in_four_sequential_phases_over_the_same_chains() {
             .map(|rc| rc.fee.0)
             .sum::<u128>()
     };
-    assert_eq!(m.external(I).unwrap().account(&r.address()).balance.0 + fee_of(&m, I, r.address()), r_i + 900);
-    assert_eq!(m.external(J).unwrap().account(&s.address()).balance.0 + fee_of(&m, J, s.address()), s_j + 1_000);
+    assert_eq!(m.external(ci).unwrap().account(&r.address()).balance.0 + fee_of(&m, ci, r.address()), r_i + 900);
+    assert_eq!(m.external(cj).unwrap().account(&s.address()).balance.0 + fee_of(&m, cj, s.address()), s_j + 1_000);
     // The baseline needs a contract on every external chain (no script-minimum).
-    assert_eq!(m.external(I).unwrap().chain().registry().list().count(), 1);
+    assert_eq!(m.external(ci).unwrap().chain().registry().list().count(), 1);
 }
 
 #[test]
 fn htlc_baseline_refunds_when_the_receiver_walks_away() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::fixed_ids() };
+    let spec = MbsSpec { htlc_baseline: true, ..MbsSpec::default() };
     let mut m = gridledger_xchain::BobMbs::open(dir.path(), spec).unwrap();
-    let rep = m.htlc_swap(&request(1_000, 21), 900, Some(Side::Receiver)).unwrap();
+    let [ci, cj] = chains2(&m);
+    let rep = m.htlc_swap(&request_between(ci, cj, 1_000, 21), 900, Some(Side::Receiver)).unwrap();
     assert_eq!(rep.refunds, 1);
     assert!(!rep.sender_received && !rep.receiver_received);
     assert!(rep.epochs > 6, "the sender waited for its time-lock");
@@ -658,18 +686,21 @@ fn seeded_sweep_every_side_delivers_or_pays_its_deposit() {
         };
         let x_j = 1 + (next() % 5_000) as u128;
         let dir = tempfile::tempdir().unwrap();
-        let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+        let mut m = setup(dir.path(), MbsSpec::default());
+        let [ci, cj] = chains2(&m);
         let (s, r) = (sender(), receiver());
-        let got_i = m.external(I).unwrap().account(&r.address()).balance.0;
-        let got_j = m.external(J).unwrap().account(&s.address()).balance.0;
-        let rep = m.swap(&request(x_j, seed), behaviour).unwrap_or_else(|e| panic!("seed {seed} {behaviour:?}: {e}"));
+        let got_i = m.external(ci).unwrap().account(&r.address()).balance.0;
+        let got_j = m.external(cj).unwrap().account(&s.address()).balance.0;
+        let rep = m
+            .swap(&request_between(ci, cj, x_j, seed), behaviour)
+            .unwrap_or_else(|e| panic!("seed {seed} {behaviour:?}: {e}"));
         let ctx = format!("seed {seed}, {behaviour:?}, x_j {x_j}: {:?}", rep.record);
         assert!(rep.record.complete, "{ctx}");
         let (ds, dr) = (m.deposit(&s.address()), m.deposit(&r.address()));
         assert_eq!(ds.free + ds.locked + dr.free + dr.locked, 2 * DEPOSIT, "Token_B conserved: {ctx}");
         assert_eq!(ds.locked + dr.locked, 0, "no deposit left locked: {ctx}");
-        let delivered_i = m.external(I).unwrap().account(&r.address()).balance.0 == got_i + rep.x_i;
-        let delivered_j = m.external(J).unwrap().account(&s.address()).balance.0 == got_j + x_j;
+        let delivered_i = m.external(ci).unwrap().account(&r.address()).balance.0 == got_i + rep.x_i;
+        let delivered_j = m.external(cj).unwrap().account(&s.address()).balance.0 == got_j + x_j;
         let penalised = |st: SideState| st == SideState::Penalised;
         assert!(delivered_i != penalised(rep.record.sender), "sender side delivers xor pays: {ctx}");
         assert!(delivered_j != penalised(rep.record.receiver), "receiver side delivers xor pays: {ctx}");
@@ -684,29 +715,31 @@ fn seeded_sweep_every_side_delivers_or_pays_its_deposit() {
 
 /// The receiver pays NT_r on chain j and proves it.
 fn receiver_pays_and_proves(m: &mut gridledger_xchain::BobMbs, id: gridledger_core::Hash32, rec: &CctRecord) {
+    let [_, cj] = chains2(m);
     let r = receiver();
     let nt = m.native_tx(rec, Side::Receiver, &r).unwrap();
-    m.external_mut(J).unwrap().submit(&nt).unwrap();
+    m.external_mut(cj).unwrap().submit(&nt).unwrap();
     m.tick().unwrap();
     let pt = m.proof_for(id, Side::Receiver, &nt).unwrap().expect("NT_r included");
-    m.wait_final(J, pt.height).unwrap();
+    m.wait_final(cj, pt.height).unwrap();
     m.bob_ok(&m.bob_call(&r, "prove", &pt, Amount::ZERO)).unwrap();
 }
 
 #[test]
 fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
     let s = sender();
-    let (id, rec) = open_cct(&mut m, &request(500, 31));
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 500, 31));
     m.wait_native_window(&rec).unwrap();
     receiver_pays_and_proves(&mut m, id, &rec);
     // NT_s with a nonce gap: correctly signed, matches IN_s, never executable.
     let (chain, _, to, amount) = rec.instruction(Side::Sender);
     let gap = m.external(chain).unwrap().next_nonce(&s.address()) + 3;
-    let nt = transfer(&s, chain, gap, to, Amount(amount), Amount(1));
+    let nt = m.external(chain).unwrap().sign(&s, transfer(&s, chain, gap, to, Amount(amount), Amount(1)));
     m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
-    while m.bob_tip(I) < rec.deadline_i || m.bob_tip(J) < rec.deadline_j {
+    while m.bob_tip(ci) < rec.deadline_i || m.bob_tip(cj) < rec.deadline_j {
         m.tick().unwrap();
     }
     let relayer = m.relayer.clone();
@@ -718,17 +751,17 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     assert_eq!(open, vec![id]);
     // A second CCT_V inside the forwarding window is refused and changes nothing.
     let early = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
-    let tip = m.bob_tip(I);
-    assert_refused(&mut m, &early, XchainError::ForwardingOpen { chain: I, tip, deadline: rec.forward_i });
+    let tip = m.bob_tip(ci);
+    assert_refused(&mut m, &early, XchainError::ForwardingOpen { chain: ci, tip, deadline: rec.forward_i });
     // The BoB node closes it once chain i's stored tip reaches the deadline.
     let mut guard = 0;
     while !m.cct(&id).unwrap().complete {
-        assert!(m.bob_tip(I) < rec.forward_i + 2, "closed late (tip {}, deadline {})", m.bob_tip(I), rec.forward_i);
+        assert!(m.bob_tip(ci) < rec.forward_i + 2, "closed late (tip {}, deadline {})", m.bob_tip(ci), rec.forward_i);
         m.tick().unwrap();
         guard += 1;
         assert!(guard < 100);
     }
-    assert!(m.bob_tip(I) >= rec.forward_i, "closed before the forwarding deadline");
+    assert!(m.bob_tip(ci) >= rec.forward_i, "closed before the forwarding deadline");
     let done = m.cct(&id).unwrap();
     assert_eq!(done.sender, SideState::Penalised);
     assert!(matches!(done.receiver, SideState::Proved { .. }));
@@ -745,8 +778,9 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
 #[test]
 fn swap_closes_an_unlandable_posted_nt_at_the_forwarding_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let rep = m.swap(&request(300, 33), Behaviour::PostUnlandable(Side::Receiver)).unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let rep = m.swap(&request_between(ci, cj, 300, 33), Behaviour::PostUnlandable(Side::Receiver)).unwrap();
     assert!(rep.record.complete && rep.record.verified);
     assert_eq!(rep.record.receiver, SideState::Penalised, "closed as withheld");
     assert!(matches!(rep.record.sender, SideState::Proved { .. }));
@@ -764,22 +798,24 @@ fn swap_closes_an_unlandable_posted_nt_at_the_forwarding_deadline() {
 #[test]
 fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
     let s = sender();
-    let req = request(700, 32);
+    let req = request_between(ci, cj, 700, 32);
     let early_terms = m.terms(&req);
     // Chain i runs κ̄ + 2 blocks ahead of what the relayers delivered; the
     // sender pays the receiver 700 there before the exchange is agreed.
     for _ in 0..3 {
-        m.external_mut(I).unwrap().tick().unwrap();
+        m.external_mut(ci).unwrap().tick().unwrap();
     }
-    let old = m.native_transfer(I, &s, receiver().address(), 700).unwrap();
-    m.external_mut(I).unwrap().submit(&old).unwrap();
-    m.external_mut(I).unwrap().tick().unwrap();
+    let old = m.native_transfer(ci, &s, receiver().address(), 700).unwrap();
+    m.external_mut(ci).unwrap().submit(&old).unwrap();
+    m.external_mut(ci).unwrap().tick().unwrap();
     // Terms drawn up before that payment no longer pass the receiver's check.
     assert!(matches!(
         m.check_floors(&early_terms),
-        Err(MbsError::StaleFloor { chain: I, floor, next }) if floor == old.tx.nonce && next == old.tx.nonce + 1
+        Err(MbsError::StaleFloor { chain, floor, next })
+            if chain == ci && floor == old.tx.nonce && next == old.tx.nonce + 1
     ));
     // The terms the receiver signs now bind the sender's next nonce.
     let terms = m.terms(&req);
@@ -793,8 +829,8 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     m.ticks(2).unwrap();
     let pt = m.proof_for(id, Side::Sender, &old).unwrap().unwrap();
     assert!(pt.height > rec.e_i + m.config.kappa_bar, "the epoch check alone would accept it");
-    m.wait_final(I, pt.height).unwrap();
-    let refusal = XchainError::BeforeCct { chain: I, nonce: old.tx.nonce, floor: terms.nonce_floor_i };
+    m.wait_final(ci, pt.height).unwrap();
+    let refusal = XchainError::BeforeCct { chain: ci, nonce: old.tx.nonce, floor: terms.nonce_floor_i };
     let prove = m.bob_call(&s, "prove", &pt, Amount::ZERO);
     assert_refused(&mut m, &prove, refusal.clone());
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: old.clone() }, Amount::ZERO);
@@ -802,14 +838,14 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     assert_eq!(m.cct(&id).unwrap().sender, SideState::Pending);
     // A fresh NT_s signed after the agreement is accepted — also one whose
     // nonce is above the floor because the sender sent something else first.
-    let other = m.native_transfer(I, &s, provider().address(), 5).unwrap();
-    m.external_mut(I).unwrap().submit(&other).unwrap();
+    let other = m.native_transfer(ci, &s, provider().address(), 5).unwrap();
+    m.external_mut(ci).unwrap().submit(&other).unwrap();
     let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
     assert_eq!(nt.tx.nonce, terms.nonce_floor_i + 1);
-    m.external_mut(I).unwrap().submit(&nt).unwrap();
+    m.external_mut(ci).unwrap().submit(&nt).unwrap();
     m.tick().unwrap();
     let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
-    m.wait_final(I, pt.height).unwrap();
+    m.wait_final(ci, pt.height).unwrap();
     m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
     assert!(matches!(m.cct(&id).unwrap().sender, SideState::Proved { .. }));
 }
@@ -820,14 +856,15 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
 #[test]
 fn terms_are_not_agreed_while_the_bob_lags_a_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
     for _ in 0..10 {
-        m.external_mut(J).unwrap().tick().unwrap();
+        m.external_mut(cj).unwrap().tick().unwrap();
     }
-    let err = m.check_view(&[I, J]).unwrap_err();
-    assert!(matches!(err, MbsError::BobLagging { chain: J, .. }), "{err}");
-    m.wait_caught_up(&[I, J]).unwrap();
-    m.check_view(&[I, J]).unwrap();
+    let err = m.check_view(&[ci, cj]).unwrap_err();
+    assert!(matches!(err, MbsError::BobLagging { chain, .. } if chain == cj), "{err}");
+    m.wait_caught_up(&[ci, cj]).unwrap();
+    m.check_view(&[ci, cj]).unwrap();
 }
 
 /// `prove_relayed` (attack R5-2): an NT whose header the BoB no longer
@@ -837,49 +874,50 @@ fn terms_are_not_agreed_while_the_bob_lags_a_chain() {
 #[test]
 fn an_nt_whose_header_is_no_longer_kept_is_proved_by_its_accumulator_path() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let (id, rec) = open_cct(&mut m, &request(500, 41));
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 500, 41));
     m.wait_native_window(&rec).unwrap();
     let r = receiver();
     let nt = m.native_tx(&rec, Side::Receiver, &r).unwrap();
-    m.external_mut(J).unwrap().submit(&nt).unwrap();
+    m.external_mut(cj).unwrap().submit(&nt).unwrap();
     let pt = loop {
         if let Some(pt) = m.proof_for(id, Side::Receiver, &nt).unwrap() {
             break pt;
         }
         m.tick().unwrap();
     };
-    while pt.height + m.spec.kappa as u64 > m.bob_tip(J) {
+    while pt.height + m.spec.kappa as u64 > m.bob_tip(cj) {
         m.tick().unwrap();
     }
-    let (header, path) = m.header_path(J, pt.height).unwrap();
+    let (header, path) = m.header_path(cj, pt.height).unwrap();
     let call = |m: &gridledger_xchain::BobMbs, a: &bob::ProveRelayed| m.bob_call(&r, "prove_relayed", a, Amount::ZERO);
     let good = bob::ProveRelayed { pt: pt.clone(), header: header.clone(), header_proof: path.clone() };
     // A forged header (another transaction root) is not in the accumulator.
     let mut forged = good.clone();
     forged.header.tx_root = gridledger_core::Hash32([7; 32]);
     let tx = call(&m, &forged);
-    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: J, height: pt.height });
+    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: cj, height: pt.height });
     // The real header under another height, or with a wrong path.
     let mut moved = good.clone();
     moved.pt.height += 1;
     let tx = call(&m, &moved);
-    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: J, height: pt.height + 1 });
+    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: cj, height: pt.height + 1 });
     let mut short = good.clone();
     short.header_proof.pop();
     let tx = call(&m, &short);
-    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: J, height: pt.height });
+    assert_refused(&mut m, &tx, XchainError::BadHeaderProof { chain: cj, height: pt.height });
     // A transaction proof that does not show NT under the header.
     let mut wrong = good.clone();
     wrong.pt.proof.leaf_count += 1;
     let tx = call(&m, &wrong);
-    assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: J, height: pt.height });
+    assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: cj, height: pt.height });
     // A height the BoB has not relayed.
-    let tip = m.bob_tip(J);
+    let tip = m.bob_tip(cj);
     let mut ahead = good.clone();
     ahead.pt.height = tip + 1;
     let tx = call(&m, &ahead);
-    assert_refused(&mut m, &tx, XchainError::UnknownHeader { chain: J, height: tip + 1, tip });
+    assert_refused(&mut m, &tx, XchainError::UnknownHeader { chain: cj, height: tip + 1, tip });
     // The real one proves the receiver's side; a replay is refused.
     let tx = call(&m, &good);
     assert_eq!(bob_only(&mut m, &tx).status, TxStatus::Success);
@@ -896,9 +934,10 @@ fn an_nt_whose_header_is_no_longer_kept_is_proved_by_its_accumulator_path() {
 #[test]
 fn a_cct_priced_below_the_receivers_penalty_floor_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
-    let req = request(1_000, 51);
-    let quoted = m.quote(1_000, m.bob.chain_id(), J).unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let req = request_between(ci, cj, 1_000, 51);
+    let quoted = m.quote(1_000, m.bob.chain_id(), cj).unwrap();
     let mut terms = m.terms(&req);
     assert!(terms.min_x_b <= quoted && terms.min_x_b * 100 >= quoted * 98, "{} vs {quoted}", terms.min_x_b);
     terms.min_x_b = quoted + 1;

@@ -48,3 +48,39 @@ fn ids_past_u32_or_too_many_chains_are_refused() {
     assert!(matches!(BobMbs::open(dir.path(), many), Err(MbsError::Spec(_))));
     assert!(!dir.path().join(Role::Bob.dir_name()).exists(), "no chain was opened");
 }
+
+/// Two deployments with the same ids and genesis time but another committee
+/// (the case the signing domain must cover once ids collide): a transfer
+/// signed for one's chain is refused by the other's and changes nothing;
+/// and the domain a driver without chains computes ([`chain_domain`]) is
+/// each chain's own.
+#[test]
+fn same_ids_and_genesis_time_but_another_committee_do_not_share_a_signing_domain() {
+    use gridledger_core::Amount;
+    use gridledger_ledger::devnet::{dev_key, transfer};
+    use gridledger_ledger::SubmitError;
+    use gridledger_xchain::mbs::chain_domain;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sa = MbsSpec { genesis_time: 77_000, committee_seed: 1, ..MbsSpec::fixed_ids() };
+    let sb = MbsSpec { committee_seed: 2, ..sa.clone() };
+    let mut a = BobMbs::open(da.path(), sa).unwrap();
+    let mut b = BobMbs::open(db.path(), sb).unwrap();
+    assert_eq!(a.chain_ids(), b.chain_ids());
+    for m in [&a, &b] {
+        assert_eq!(chain_domain(&m.spec, m.bob.chain_id()), Some(m.bob.domain()));
+        for id in m.chain_ids() {
+            assert_eq!(chain_domain(&m.spec, id), Some(m.external(id).unwrap().domain()));
+        }
+        assert_eq!(chain_domain(&m.spec, 7), None);
+    }
+    assert_ne!(a.bob.domain(), b.bob.domain());
+    let payer = dev_key(0);
+    let to = dev_key(3).address();
+    let nt =
+        a.external(FIRST_EXTERNAL).unwrap().sign(&payer, transfer(&payer, FIRST_EXTERNAL, 0, to, Amount(5), Amount(1)));
+    assert!(a.external_mut(FIRST_EXTERNAL).unwrap().submit(&nt).is_ok());
+    let c = b.external_mut(FIRST_EXTERNAL).unwrap();
+    let before = (c.chain().state().root(), c.chain().mempool().len());
+    assert_eq!(c.submit(&nt), Err(SubmitError::BadSignature));
+    assert_eq!((c.chain().state().root(), c.chain().mempool().len()), before);
+}

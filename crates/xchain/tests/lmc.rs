@@ -2,28 +2,27 @@
 //! embedded chains as Π_CCDI: 3X + 1 transactions in 4 phases, external
 //! chains that must follow the BoB, and a roll-back under withholding.
 
-use gridledger_core::{ChainId, Hash32};
+use gridledger_core::Hash32;
 use gridledger_ledger::devnet::dev_key;
 use gridledger_ledger::state::contract_key;
 use gridledger_ledger::TxStatus;
 use gridledger_xchain::ccdi::{run_app, CcdiApp};
 use gridledger_xchain::ccdi_run::{CcdiUser, UserBehaviour};
 use gridledger_xchain::lmc::{LmcClaim, MintedItem, LMC_ID};
-use gridledger_xchain::mbs::{BobMbs, MbsSpec, FIRST_EXTERNAL};
+use gridledger_xchain::mbs::{BobMbs, MbsSpec};
 use gridledger_xchain::scbg::{Character, Lock};
 use gridledger_xchain::XchainError;
 
-const CHAINS: [ChainId; 3] = [FIRST_EXTERNAL, FIRST_EXTERNAL + 1, FIRST_EXTERNAL + 2];
-
 fn setup(dir: &std::path::Path, behaviours: &[UserBehaviour]) -> (BobMbs, Vec<CcdiUser>) {
-    let spec = MbsSpec { chains: 3, kappa: 4, lmc_baseline: true, ..MbsSpec::fixed_ids() };
+    let spec = MbsSpec { chains: 3, kappa: 4, lmc_baseline: true, ..MbsSpec::default() };
     let mut m = BobMbs::open(dir, spec).unwrap();
+    let chains = m.chain_ids();
     let users = behaviours
         .iter()
         .enumerate()
         .map(|(x, b)| {
             let key = dev_key(x);
-            let chain = CHAINS[x % 3];
+            let chain = chains[x % 3];
             let item = m.lmc_create_item(chain, &key, &format!("p{x}"), 7 * x as u64 + 3).unwrap();
             CcdiUser { key, chain, item, behaviour: *b }
         })
@@ -98,6 +97,7 @@ fn forged_and_replayed_claims_are_refused_without_change() {
         gridledger_core::Amount::ZERO,
         5_000_000,
     );
+    let lock_tx = m.external(u.chain).unwrap().sign(&u.key, lock_tx);
     let r = m.chain_run(u.chain, &lock_tx).unwrap();
     let lock = Hash32(r.output.try_into().unwrap());
     let mut boosted = data.clone();
@@ -120,6 +120,7 @@ fn forged_and_replayed_claims_are_refused_without_change() {
         gridledger_core::Amount::ZERO,
         5_000_000,
     );
+    let tx = m.external(u.chain).unwrap().sign(&u.key, tx);
     let before = snapshot(&m);
     let r = m.chain_run(u.chain, &tx).unwrap();
     assert_eq!(
@@ -162,6 +163,7 @@ fn double_and_forged_mints_and_early_rollbacks_are_refused() {
         gridledger_core::Amount::ZERO,
         5_000_000,
     );
+    let lock_tx = m.external(u.chain).unwrap().sign(&u.key, lock_tx);
     m.external_mut(u.chain).unwrap().submit(&lock_tx).unwrap();
     m.ticks(2).unwrap();
     let (height, receipt, proof) = m.external(u.chain).unwrap().receipt_proof(&lock_tx.hash()).unwrap().unwrap();

@@ -6,11 +6,9 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::{dev_key, transfer};
 use gridledger_ledger::{Block, Seal};
-use gridledger_xchain::mbs::{open_chain, MbsSpec, Role, FIRST_EXTERNAL};
+use gridledger_xchain::mbs::{open_chain, MbsSpec, Role};
 use gridledger_xchain::replica::{Replica, ReplicaError};
 use gridledger_xchain::{Finality, SealedHeader, XchainError};
-
-const CHAIN: u32 = FIRST_EXTERNAL;
 
 fn replicas(root: &std::path::Path, spec: &MbsSpec) -> Vec<Replica> {
     (0..spec.validators)
@@ -42,21 +40,23 @@ fn epoch(rs: &mut [Replica]) -> Block {
     b
 }
 
-fn validator(i: usize) -> KeyPair {
-    KeyPair::from_seed(&format!("gridledger-xchain-{CHAIN}-validator-{i}"))
+/// Validator `i`'s key of external chain `chain` (a development key).
+fn validator(chain: u32, i: usize) -> KeyPair {
+    KeyPair::from_seed(&format!("gridledger-xchain-{chain}-validator-{i}"))
 }
 
 #[test]
 fn validators_with_one_key_each_make_the_chain_the_bob_follows() {
     for finality in [Finality::Deterministic, Finality::Probabilistic { k: 2 }] {
         let dir = tempfile::tempdir().unwrap();
-        let spec = MbsSpec { finality, ..MbsSpec::fixed_ids() };
+        let spec = MbsSpec { finality, ..MbsSpec::default() };
         let mut rs = replicas(dir.path(), &spec);
         // What the BoB registers for this chain (from a full copy of it).
         let (full, _) = open_chain(&dir.path().join("full"), &spec, Role::External(0)).unwrap();
         let reg = full.registration(spec.kappa).unwrap();
         let payer = dev_key(0);
-        let tx = transfer(&payer, CHAIN, 0, dev_key(1).address(), Amount(700), Amount(1));
+        let tx = full
+            .sign(&payer, transfer(&payer, spec.external_chain(0), 0, dev_key(1).address(), Amount(700), Amount(1)));
         for r in rs.iter_mut() {
             r.submit(&tx).unwrap();
         }
@@ -87,7 +87,7 @@ fn validators_with_one_key_each_make_the_chain_the_bob_follows() {
 #[test]
 fn refused_proposals_votes_and_seals_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::fixed_ids();
+    let spec = MbsSpec::default();
     let mut rs = replicas(dir.path(), &spec);
     epoch(&mut rs);
     let h = rs[0].height() + 1;
@@ -99,7 +99,7 @@ fn refused_proposals_votes_and_seals_change_nothing() {
     let good = rs[leader].propose(0).unwrap();
     // A block claiming another proposer: no vote, no commit.
     let mut forged = good.clone();
-    forged.header.proposer = validator(other).public();
+    forged.header.proposer = validator(spec.external_chain(0), other).public();
     assert!(matches!(rs[0].vote(&forged), Err(ReplicaError::WrongProposer { leader: l, .. }) if l == leader));
     // Too few votes: the seal is refused as the BoB refuses it.
     let votes: Vec<_> = rs.iter().take(2).map(|r| r.vote(&good).unwrap()).collect();
@@ -129,13 +129,14 @@ fn refused_proposals_votes_and_seals_change_nothing() {
 #[test]
 fn a_probabilistic_chain_has_no_votes() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, ..MbsSpec::fixed_ids() };
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, ..MbsSpec::default() };
     let mut rs = replicas(dir.path(), &spec);
     let b = propose_and_seal(&mut rs, 0);
     assert!(matches!(rs[0].vote(&b), Err(ReplicaError::NoVotes)));
     // Signed by the leader; a copy re-signed by another validator is refused.
     let mut resigned = b.clone();
-    resigned.seal = Seal::Single { signature: validator((rs[0].leader_of(1) + 1) % 4).sign(&b.hash()) };
+    resigned.seal =
+        Seal::Single { signature: validator(spec.external_chain(0), (rs[0].leader_of(1) + 1) % 4).sign(&b.hash()) };
     assert!(matches!(rs[1].commit(&resigned), Err(ReplicaError::Seal(_))));
     assert_eq!(rs[1].height(), 0);
     for r in rs.iter_mut() {
@@ -150,7 +151,7 @@ fn a_probabilistic_chain_has_no_votes() {
 #[test]
 fn a_restarted_validator_does_not_vote_twice_at_one_height() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::fixed_ids();
+    let spec = MbsSpec::default();
     let mut rs = replicas(dir.path(), &spec);
     let leader = rs[0].leader_of(1);
     let a = rs[leader].propose(0).unwrap();
@@ -179,7 +180,7 @@ fn a_restarted_validator_does_not_vote_twice_at_one_height() {
 #[test]
 fn an_unreadable_logged_vote_blocks_its_height() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::fixed_ids();
+    let spec = MbsSpec::default();
     let mut rs = replicas(dir.path(), &spec);
     let leader = rs[0].leader_of(1);
     let a = rs[leader].propose(0).unwrap();
@@ -210,7 +211,7 @@ fn a_block_stamped_far_past_its_parent_is_refused_everywhere() {
     use gridledger_consensus::pbft::{vote_digest, VoteKind};
     use gridledger_xchain::headers::MAX_BLOCK_GAP_MS;
     let dir = tempfile::tempdir().unwrap();
-    let spec = MbsSpec::fixed_ids();
+    let spec = MbsSpec::default();
     let mut rs = replicas(dir.path(), &spec);
     let (full, _) = open_chain(&dir.path().join("full"), &spec, Role::External(0)).unwrap();
     let reg = full.registration(spec.kappa).unwrap();
@@ -220,7 +221,10 @@ fn a_block_stamped_far_past_its_parent_is_refused_everywhere() {
         let mut b = rs[leader].propose(0).unwrap();
         b.header.timestamp = stamp;
         let prepare = vote_digest(VoteKind::Prepare, &reg.instance, 0, 1, &b.hash());
-        b.seal = Seal::Quorum { view: 0, signatures: vec![(leader as u32, validator(leader).sign(&prepare))] };
+        b.seal = Seal::Quorum {
+            view: 0,
+            signatures: vec![(leader as u32, validator(spec.external_chain(0), leader).sign(&prepare))],
+        };
         for r in &rs {
             assert!(
                 matches!(r.vote(&b), Err(ReplicaError::BadTimestamp { height: 1, timestamp, .. }) if timestamp == stamp),
@@ -228,7 +232,10 @@ fn a_block_stamped_far_past_its_parent_is_refused_everywhere() {
             );
         }
         let commit = vote_digest(VoteKind::Commit, &reg.instance, 0, 1, &b.hash());
-        b.seal = Seal::Quorum { view: 0, signatures: (0..3).map(|i| (i as u32, validator(i).sign(&commit))).collect() };
+        b.seal = Seal::Quorum {
+            view: 0,
+            signatures: (0..3).map(|i| (i as u32, validator(spec.external_chain(0), i).sign(&commit))).collect(),
+        };
         let sh = SealedHeader { header: b.header.clone(), seal: b.seal.clone() };
         assert!(matches!(
             reg.check_next(0, &reg.anchor_hash, &sh),

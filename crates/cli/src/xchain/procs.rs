@@ -50,7 +50,9 @@ use gridledger_ledger::{Block, Receipt, Seal, SignedTransaction, TxStatus};
 use gridledger_xchain::bob::{
     self, CctArgs, CctTerms, Claim, PostNt, ProofTx, Provide, Relay, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
 };
-use gridledger_xchain::mbs::{bob_call_signed, open_chain, pin_genesis_time, relay_tx, relayer_key, MbsSpec, Role};
+use gridledger_xchain::mbs::{
+    bob_call_signed, chain_domain, deployment, open_chain, pin_genesis_time, relay_tx, relayer_key, MbsSpec, Role,
+};
 use gridledger_xchain::replica::Replica;
 use gridledger_xchain::threshold::BobCommittee;
 use gridledger_xchain::{BobConfig, CctRecord, EmbeddedChain, SealedHeader, Side};
@@ -774,7 +776,8 @@ impl Net {
                     let bytes = hex::decode(v["header"].as_str().unwrap_or_default())?;
                     headers.push(borsh::from_slice(&bytes)?);
                 }
-                let tx = relay_tx(&self.relayer, self.spec.bob_chain(), nonce, &Relay { chain, headers });
+                let domain = deployment(&self.spec);
+                let tx = relay_tx(&self.relayer, self.spec.bob_chain(), &domain, nonce, &Relay { chain, headers });
                 bob.send_all(json!({ "op": "submit", "tx": hex::encode(tx.to_bytes()) }))?;
                 nonce += 1;
                 h = end + 1;
@@ -871,7 +874,7 @@ impl Net {
         value: u128,
     ) -> anyhow::Result<SignedTransaction> {
         let nonce = self.nonce(self.spec.bob_chain(), &key.address())?;
-        Ok(bob_call_signed(key, self.spec.bob_chain(), nonce, method, args, Amount(value)))
+        Ok(bob_call_signed(key, self.spec.bob_chain(), &deployment(&self.spec), nonce, method, args, Amount(value)))
     }
 
     /// The status of every process: (BoB validator 0's, each external chain's
@@ -974,6 +977,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         let c = spec.external_chain(n);
         let tpk = config.tpk_address(c);
         let lock = transfer(&provider, c, net.nonce(c, &provider.address())?, tpk, Amount(liquidity), Amount(1));
+        let lock = lock.tx.sign_in(&provider, chain_domain(&spec, c).as_ref());
         net.submit(c, &lock)?;
         let (height, proof) = net.landed(c, &lock)?;
         let claim = net.bob_call(&provider, "claim", &Claim { chain: c, height, nt: lock, proof }, 0)?;
@@ -1058,6 +1062,8 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     for (side, key) in [(Side::Sender, &sender), (Side::Receiver, &receiver)] {
         let (chain, _payer, to, amount) = rec.instruction(side);
         let nt = transfer(key, chain, net.nonce(chain, &key.address())?, to, Amount(amount), Amount(1));
+        // Signed in the chain's signing domain (its genesis hash), as every transfer there.
+        let nt = nt.tx.sign_in(key, chain_domain(&net.spec, chain).as_ref());
         net.submit(chain, &nt)?;
         let post = net.bob_call(key, "post_nt", &PostNt { cct: id, side, nt: nt.clone() }, 0)?;
         net.submit(bob_chain, &post)?;

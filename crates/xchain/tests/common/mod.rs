@@ -35,6 +35,17 @@ pub fn setup(dir: &std::path::Path, spec: MbsSpec) -> BobMbs {
     m
 }
 
+/// The deployment's first two external chains (its own ids).
+pub fn chains2(m: &BobMbs) -> [u32; 2] {
+    let c = m.chain_ids();
+    [c[0], c[1]]
+}
+
+/// [`request`] between chains `chain_i` and `chain_j`.
+pub fn request_between(chain_i: u32, chain_j: u32, x_j: u128, salt: u64) -> SwapRequest {
+    SwapRequest { chain_i, chain_j, ..request(x_j, salt) }
+}
+
 pub fn request(x_j: u128, salt: u64) -> SwapRequest {
     SwapRequest { sender: sender(), receiver: receiver(), chain_i: I, chain_j: J, x_j, salt }
 }
