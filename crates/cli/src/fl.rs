@@ -126,7 +126,65 @@ fn round_json(r: &RoundReport) -> serde_json::Value {
     })
 }
 
+/// Work budget of one `fl train` run (decision: each size flag is capped
+/// on its own, but the simulated work grows with their product). One
+/// round costs about `chains × nodes × (nodes + clients)` units: each of
+/// the `chains × nodes` nodes checks one cell (a KZG proof) per client and
+/// exchanges the vector, aggregation and PBFT messages with every other
+/// node of its chain. A run is refused up front, exit status 2 like any
+/// other bad usage, when one round exceeds [`MAX_ROUND_WORK`] or all
+/// rounds together exceed [`MAX_TOTAL_WORK`]. The defaults (20 clients,
+/// 4 chains × 4 nodes, 30 rounds) cost 384 units a round, 11 520 in all.
+pub const MAX_ROUND_WORK: u64 = 250_000;
+/// See [`MAX_ROUND_WORK`].
+pub const MAX_TOTAL_WORK: u64 = 5_000_000;
+
+/// A size combination over the work budget ([`MAX_ROUND_WORK`], [`MAX_TOTAL_WORK`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkBudgetError {
+    PerRound { work: u64, limit: u64 },
+    Total { work: u64, rounds: u64, total: u64, limit: u64 },
+}
+
+impl std::fmt::Display for WorkBudgetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PerRound { work, limit } => write!(
+                f,
+                "work budget exceeded: chains × nodes × (nodes + clients) = {work} per round, over the limit of \
+                 {limit} (use fewer chains, nodes or clients)"
+            ),
+            Self::Total { work, rounds, total, limit } => write!(
+                f,
+                "work budget exceeded: {work} per round × {rounds} rounds = {total}, over the total limit of \
+                 {limit} (use fewer rounds or smaller sizes)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for WorkBudgetError {}
+
+/// Checks the work budget of `a` (see [`MAX_ROUND_WORK`]).
+pub fn check_work_budget(a: &TrainArgs) -> Result<(), WorkBudgetError> {
+    let (chains, nodes, clients, rounds) = (a.chains as u64, a.nodes as u64, a.clients as u64, a.rounds as u64);
+    let work = chains.saturating_mul(nodes).saturating_mul(nodes.saturating_add(clients));
+    if work > MAX_ROUND_WORK {
+        return Err(WorkBudgetError::PerRound { work, limit: MAX_ROUND_WORK });
+    }
+    let total = work.saturating_mul(rounds);
+    if total > MAX_TOTAL_WORK {
+        return Err(WorkBudgetError::Total { work, rounds, total, limit: MAX_TOTAL_WORK });
+    }
+    Ok(())
+}
+
 fn train(a: TrainArgs) -> anyhow::Result<()> {
+    if let Err(e) = check_work_budget(&a) {
+        // Bad usage, refused before any setup: exit 2 (as clap's usage errors).
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     anyhow::ensure!(a.learning_rate.is_finite() && a.learning_rate > 0.0, "--learning-rate must be a positive number");
     anyhow::ensure!(a.byzantine.is_finite() && (0.0..=0.34).contains(&a.byzantine), "--byzantine must be in [0, 0.34]");
     if let Some(svg) = &a.svg {

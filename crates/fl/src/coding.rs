@@ -17,8 +17,13 @@
 //!
 //! **Keys** (decision, the seed's `Enc(m, PK)` with `SK` in every TEE): each
 //! client encrypts with its own AEAD key `client_key(SK, c)`, derived from
-//! the enclaves' shared secret, so only an enclave (or the client) decrypts,
-//! and one client's ciphertext does not decrypt as another's.
+//! the enclaves' shared secret inside the enclaves only; a client is given
+//! its own key and nothing else ([`ClientSecrets`]), so only an enclave (or
+//! the client) decrypts, and one client's ciphertext does not decrypt as
+//! another's. A client signs its upload records with an independent
+//! key pair whose public half the chain registers
+//! (`ChainConfig::client_keys`): nothing a client signs with is derived
+//! from a value another client (or the enclaves' secret) holds.
 
 use crate::aead::{decrypt_fragment, encrypt_fragment, FragmentContext};
 use crate::cells::{Cell, CellCode, CellProver, DegreeProof};
@@ -35,26 +40,21 @@ use gridledger_core::Hash32;
 pub const CLIENT_KEY: Tag = Tag("gridledger/fl-client-key/v1");
 /// Domain tag for the hash of an upload record.
 pub const UPLOAD_RECORD: Tag = Tag("gridledger/fl-upload-record/v1");
-/// Domain tag of the client signing-key derivation.
-pub const CLIENT_SIGNING_KEY: Tag = Tag("gridledger/fl-client-signing-key/v1");
-
-/// The key client `D_c` signs its upload records with. Decision: it is
-/// derived from the client's fragment key (`H(tag ‖ key)` as a secp256k1
-/// secret), so a client needs one secret; the chain registers the public
-/// half in `ChainConfig::client_keys`, and a record under another key (a
-/// Byzantine client squatting `D_c`'s id) does not verify.
-pub fn client_signing_key(key: &[u8; 32]) -> KeyPair {
-    let seed: String = hash_bytes(CLIENT_SIGNING_KEY, key).0.iter().map(|b| format!("{b:02x}")).collect();
-    KeyPair::from_seed(&seed)
+/// What client `D_c` holds, and all it holds: its own fragment key (the
+/// enclaves derive the same key from their shared secret, [`client_key`];
+/// the client is handed only its own) and its own signing key pair, whose
+/// public half the chain registers in `ChainConfig::client_keys`. A record
+/// under another key (a Byzantine client squatting `D_c`'s id) does not
+/// verify, and no client can derive another's keys.
+#[derive(Clone)]
+pub struct ClientSecrets {
+    pub fragment_key: [u8; 32],
+    pub signing: KeyPair,
 }
 
-/// The registered verifying keys of clients `0..clients` whose fragment
-/// keys come from `shared_secret` (as [`client_key`]).
-pub fn client_verifying_keys(shared_secret: &[u8; 32], clients: usize) -> Vec<PublicKey> {
-    (0..clients).map(|c| client_signing_key(&client_key(shared_secret, c as u32)).public()).collect()
-}
-
-/// Client `c`'s fragment key, derived from the enclaves' shared secret.
+/// Client `c`'s fragment key, derived from the enclaves' shared secret:
+/// computed inside the enclaves, and once for the client's provisioning
+/// (never by another client, which does not hold the secret).
 pub fn client_key(shared_secret: &[u8; 32], client: u32) -> [u8; 32] {
     let mut b = shared_secret.to_vec();
     b.extend_from_slice(&client.to_le_bytes());
@@ -152,10 +152,12 @@ impl FragmentCoder {
         self.code.k() * BYTES_PER_ELEMENT
     }
 
-    /// Steps 2)–5) of §7.3.1 for one fragment.
+    /// Steps 2)–5) of §7.3.1 for one fragment: encrypt under the client's
+    /// fragment key `key`, code, commit, and sign the record with `signer`.
     pub fn encode(
         &self,
         key: &[u8; 32],
+        signer: &KeyPair,
         ctx: &FragmentContext,
         client: u32,
         plaintext: &[u8],
@@ -178,7 +180,7 @@ impl FragmentCoder {
             degree_proof,
             signature: Signature([0; 64]),
         };
-        record.signature = client_signing_key(key).sign(&record.digest());
+        record.signature = signer.sign(&record.digest());
         Ok(CodedFragment { record, cells })
     }
 

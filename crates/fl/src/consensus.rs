@@ -49,15 +49,17 @@
 //!   withhold honest clients' cells from its enclave, which then attests
 //!   the trimmed mean of a poisoned model alone. So a node refuses a
 //!   proposal ([`Fault::UnprovenOmission`], and asks for the next view)
-//!   that leaves out a client named in *every* pre-vector it holds, once it
-//!   holds at least `K − f` of them, unless the proposal carries
+//!   that leaves out a client named by at least `K − f` of the pre-vectors
+//!   it holds (a count, not an intersection: a Byzantine leader's own short
+//!   pre-vector must not veto the protection of the clients everyone else
+//!   named), unless the proposal carries
 //!   [`Exclusion`] evidence for that client; it refuses evidence that does
 //!   not prove the client faulty ([`Fault::BadExclusion`]). Why it is
-//!   sound: the honest nodes send their pre-vectors at [`Timer::PreVector`],
-//!   well before any proposal, so a pre-vector missing at proposal time is
-//!   a Byzantine node's, and of the `n ≥ K − f` held at most `f − (K − n)`
-//!   are Byzantine: at least `K − f ≥ T` honest nodes verified the
-//!   client's cells and forwarded them to the leader, and an honest leader
+//!   sound: each node's pre-vector is attested and counted once, and at
+//!   most `f` of the `K − f` nodes naming the client are Byzantine, so at
+//!   least `K − 2f ≥ T` honest nodes verified the client's cells and
+//!   forwarded them to the leader (at [`Timer::PreVector`], with their
+//!   pre-vectors, well before any proposal), and an honest leader
 //!   decodes the record they hold — unless the client itself is faulty,
 //!   which the evidence shows: two different records it signed for the
 //!   round ([`Exclusion::Equivocation`]: no record need have `T` cells),
@@ -68,10 +70,11 @@
 //!   honest client, so one Byzantine client cannot stall a chain (every
 //!   leader would otherwise be refused for omitting it), and a Byzantine
 //!   leader cannot drop an honest client. The rule applies only when the
-//!   code needs at most `K − f` cells (as every coder here is built). If
-//!   the timing assumption fails (an honest pre-vector later than the
-//!   proposal), an honest leader may be refused: a view change, not a
-//!   wrong aggregate.
+//!   code needs at most `K − 2f` cells (`T ≤ K − 2f`; every coder of the
+//!   federation is built so); a coder needing more disables it. If the
+//!   timing assumption fails (an honest node's cells reach the leader
+//!   later than its pre-vector reaches the checking node), an honest
+//!   leader may be refused: a view change, not a wrong aggregate.
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
@@ -456,7 +459,8 @@ pub struct ChainNode<A: Attester> {
     cfg: Arc<ChainConfig>,
     me: usize,
     enclave: A,
-    /// The enclaves' shared secret `SK` (§7.2.4), for the clients' keys.
+    /// The enclaves' shared secret `SK` (§7.2.4): the clients' fragment
+    /// keys are derived from it inside the enclave only (no client holds it).
     shared_secret: [u8; 32],
     timing: Timing,
     /// Accepted local messages, by client (first record wins).
@@ -881,24 +885,27 @@ impl<A: Attester> ChainNode<A> {
     }
 
     /// The clients an honest leader of this round always decodes, by the
-    /// pre-vectors this node holds: those named in every one of them, once
-    /// it holds at least `K − f`. See the omission rule in the module docs.
+    /// pre-vectors this node holds: those named by at least `K − f` of
+    /// them (a count, not an intersection: one Byzantine pre-vector must
+    /// not veto a client's protection), when the code needs at most
+    /// `K − 2f` cells. See the omission rule in the module docs.
     fn decodable_by_every_honest_leader(&self) -> BTreeSet<u32> {
         let code = self.cfg.coder.code();
         let need = code.k().div_ceil(code.cell_size().max(1));
-        let honest = self.cfg.nodes - self.cfg.f();
-        if need > honest || self.pre_vectors.len() < honest {
+        let f = self.cfg.f();
+        let namers = self.cfg.nodes - f;
+        if need > self.cfg.nodes - 2 * f || self.pre_vectors.len() < namers {
             return BTreeSet::new();
         }
-        let mut vs = self.pre_vectors.values();
-        let Some(first) = vs.next() else {
-            return BTreeSet::new();
-        };
-        let mut common: BTreeSet<u32> = first.iter().copied().collect();
-        for v in vs {
-            common.retain(|c| v.binary_search(c).is_ok());
+        let mut count: BTreeMap<u32, usize> = BTreeMap::new();
+        for v in self.pre_vectors.values() {
+            // A pre-vector is attested and sorted; count each client once.
+            let unique: BTreeSet<u32> = v.iter().copied().collect();
+            for c in unique {
+                *count.entry(c).or_insert(0) += 1;
+            }
         }
-        common
+        count.into_iter().filter(|&(_, n)| n >= namers).map(|(c, _)| c).collect()
     }
 
     /// Eq 7.8 and the degree bound for the cell of node `node`.
@@ -1015,6 +1022,17 @@ impl<A: Attester> ChainNode<A> {
                 step.faults.push(Fault::Excluded { client: c, error: FlError::Undecodable { need: 1, have: 0 } });
                 continue;
             };
+            // Two different records signed by the client: it equivocated.
+            // Excluded with that evidence even when one of them decodes
+            // (with `T ≤ K − 2f` both halves of a split upload may).
+            if let (Some((first, _)), Some((second, _))) = {
+                let mut rs = records.values();
+                (rs.next(), rs.next())
+            } {
+                step.faults.push(Fault::Excluded { client: c, error: FlError::Equivocated { client: c } });
+                excluded.push(Exclusion::Equivocation { first: Box::new(*first), second: Box::new(*second) });
+                continue;
+            }
             let Some((record, cells)) = records.values().max_by_key(|(_, cells)| cells.len()) else {
                 continue;
             };
@@ -1033,13 +1051,10 @@ impl<A: Attester> ChainNode<A> {
                 Err(error) => {
                     step.faults.push(Fault::Excluded { client: c, error });
                     // The evidence that lets the nodes accept the omission:
-                    // the decodable record's cells (its model is malformed)
-                    // or two signed records (an equivocating client).
-                    let mut rs = records.values();
+                    // the decodable record's cells (its model is malformed);
+                    // a client with two records was excluded above.
                     if coeffs.is_ok() {
                         excluded.push(Exclusion::Malformed { record: Box::new(*record), cells });
-                    } else if let (Some((first, _)), Some((second, _))) = (rs.next(), rs.next()) {
-                        excluded.push(Exclusion::Equivocation { first: Box::new(*first), second: Box::new(*second) });
                     }
                 }
             }

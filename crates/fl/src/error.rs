@@ -45,4 +45,8 @@ pub enum FlError {
     /// registered key (forged, unsigned or from an unknown client).
     #[error("upload record of client {client} is not signed by its registered key")]
     Unauthenticated { client: u32 },
+    /// A client that signed two different upload records for one round
+    /// (the leader excludes it with equivocation evidence).
+    #[error("client {client} signed two different upload records for the round")]
+    Equivocated { client: u32 },
 }

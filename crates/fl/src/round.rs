@@ -13,7 +13,7 @@
 
 use crate::aead::FragmentContext;
 use crate::aggregate::{params_from_bytes, params_to_bytes};
-use crate::coding::client_key;
+use crate::coding::{client_key, ClientSecrets};
 use crate::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Step, Timer, To};
 use crate::dissemination::{ClientAssembler, Source};
 use blstrs::Scalar;
@@ -28,6 +28,22 @@ use std::sync::Arc;
 /// public label, so never for a deployment (where each node holds its own).
 pub fn sim_node_key(k: usize) -> gridledger_core::crypto::KeyPair {
     gridledger_core::crypto::KeyPair::from_seed(&format!("ctp-fl simulated node {k}"))
+}
+
+/// Client `c`'s signing key pair in simulations and tests, derived from a
+/// simulation seed (not the enclaves' secret, not the client's fragment
+/// key): a deployment generates each client's key pair on the client and
+/// registers only its public half.
+pub fn sim_client_signing_key(seed: &[u8; 32], c: u32) -> gridledger_core::crypto::KeyPair {
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    gridledger_core::crypto::KeyPair::from_seed(&format!("ctp-fl simulated client {c} {hex}"))
+}
+
+/// What client `c` is given in simulations and tests: its own fragment key
+/// (as the enclaves derive it from `shared_secret`) and its own signing key
+/// (from `signing_seed`). Only the simulation's set-up holds both inputs.
+pub fn sim_client_secrets(shared_secret: &[u8; 32], signing_seed: &[u8; 32], c: u32) -> ClientSecrets {
+    ClientSecrets { fragment_key: client_key(shared_secret, c), signing: sim_client_signing_key(signing_seed, c) }
 }
 
 /// How a client behaves.
@@ -56,6 +72,7 @@ pub struct FlClient {
     cfg: Arc<ChainConfig>,
     me: usize,
     key: [u8; 32],
+    signer: gridledger_core::crypto::KeyPair,
     model: Vec<f32>,
     behaviour: ClientBehaviour,
     assembler: ClientAssembler,
@@ -68,14 +85,15 @@ impl FlClient {
     pub fn new(
         cfg: Arc<ChainConfig>,
         me: usize,
-        shared_secret: &[u8; 32],
+        secrets: ClientSecrets,
         model: Vec<f32>,
         behaviour: ClientBehaviour,
     ) -> Self {
         let assembler = ClientAssembler::new(me, cfg.round, vec![(*cfg.global).clone()]);
         let assembler = assembler.with_chain_offset(cfg.chain);
         Self {
-            key: client_key(shared_secret, me as u32),
+            key: secrets.fragment_key,
+            signer: secrets.signing,
             cfg,
             me,
             model,
@@ -104,13 +122,13 @@ impl FlClient {
         if self.behaviour == ClientBehaviour::MalformedModel {
             plaintext.truncate(plaintext.len().saturating_sub(4));
         }
-        let coded = match self.cfg.coder.encode(&self.key, &ctx, self.me as u32, &plaintext) {
+        let coded = match self.cfg.coder.encode(&self.key, &self.signer, &ctx, self.me as u32, &plaintext) {
             Ok(c) => c,
             Err(e) => return (Vec::new(), vec![Fault::Client { client: self.me as u32, error: e }]),
         };
         let second = if self.behaviour == ClientBehaviour::Equivocate {
             let other: Vec<f32> = params.iter().map(|x| x + 1.0).collect();
-            match self.cfg.coder.encode(&self.key, &ctx, self.me as u32, &params_to_bytes(&other)) {
+            match self.cfg.coder.encode(&self.key, &self.signer, &ctx, self.me as u32, &params_to_bytes(&other)) {
                 Ok(c) => Some(c),
                 Err(e) => return (Vec::new(), vec![Fault::Client { client: self.me as u32, error: e }]),
             }

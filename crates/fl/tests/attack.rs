@@ -5,7 +5,10 @@
 mod common;
 
 use blstrs::Scalar;
-use common::{config, deter_vector, enclave, model, pre_vector, upload, vector_evidence, DIMS, SK, TIMING};
+use common::{
+    config, deter_vector, enclave, model, pre_vector, upload, upload_signed, vector_evidence, DIMS, SIGN_SEED, SK,
+    TIMING,
+};
 use gridledger_core::enclave::Attester;
 use gridledger_fl::aggregate::{fedavg, params_to_bytes};
 use gridledger_fl::cells::CellCode;
@@ -160,12 +163,18 @@ fn leader_ignores_deter_vectors_from_outside_the_committee() {
 #[test]
 fn byzantine_client_squats_an_honest_clients_id() {
     let cfg = config(4, 4, 1);
-    let forged = upload(&cfg, 0, &[0xbb; 32], &[1e6; DIMS]);
+    let forged = upload_signed(&cfg, 0, &[0xbb; 32], &own_key_of_client_3(), &[1e6; DIMS]);
     let mut uploads: Vec<CodedFragment> = vec![forged];
     uploads.extend((0..4u32).map(|c| upload(&cfg, c, &client_key(&SK, c), &model(c as usize))));
     let all = [0, 1, 2, 3];
     let (used, faults) = leader_round(&cfg, &uploads, &all, &all, None);
     assert_eq!(used, Some(all.to_vec()), "faults {faults:?}");
+}
+
+/// What a Byzantine client (3) signs a squatting record with: its own
+/// registered key, the only signing key it holds.
+fn own_key_of_client_3() -> gridledger_core::crypto::KeyPair {
+    gridledger_fl::round::sim_client_signing_key(&SIGN_SEED, 3)
 }
 
 /// Finding 4, the refusal itself: a record signed by another key, or with
@@ -178,7 +187,7 @@ fn forged_or_unsigned_record_is_unauthenticated_not_equivocation() {
     node.start();
     let honest = upload(&cfg, 0, &client_key(&SK, 0), &model(0));
     assert!(node.handle(None, Message::Local(honest.message(1).unwrap())).faults.is_empty());
-    let forged = upload(&cfg, 0, &[0xbb; 32], &model(1));
+    let forged = upload_signed(&cfg, 0, &[0xbb; 32], &own_key_of_client_3(), &model(1));
     let mut unsigned = honest.message(1).unwrap();
     unsigned.record.signature = gridledger_core::crypto::Signature([0; 64]);
     for m in [forged.message(1).unwrap(), unsigned] {

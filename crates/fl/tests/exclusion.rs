@@ -1,6 +1,6 @@
 //! The omission rule of the dual consensus (issue 16, attack finding 7):
-//! a proposal may leave out a client that every pre-vector named only with
-//! exclusion evidence that proves the client faulty. An honest leader
+//! a proposal may leave out a client named by at least `K − f` held pre-vectors
+//! only with exclusion evidence that proves the client faulty. An honest leader
 //! excludes an equivocating client or one with a malformed model with such
 //! evidence and the chain commits in view 0 (no stall); a Byzantine
 //! leader's forged or invalid evidence is refused with a typed fault and a
@@ -13,7 +13,7 @@ use gridledger_core::enclave::Attester;
 use gridledger_fl::aggregate::params_to_bytes;
 use gridledger_fl::coding::{client_key, CodedFragment};
 use gridledger_fl::consensus::{ChainNode, EvidenceError, Exclusion, Fault, Message, Step, Timer};
-use gridledger_fl::round::{sim_node_key, ClientBehaviour};
+use gridledger_fl::round::{sim_client_signing_key, sim_node_key, ClientBehaviour};
 use gridledger_fl::FlError;
 use gridledger_sim::{Adversary, SeedPlan};
 
@@ -129,7 +129,7 @@ fn malformed_upload_of_client_0() -> CodedFragment {
     let ctx = gridledger_fl::aead::FragmentContext { chain: cfg.chain, round: cfg.round, fragment: cfg.chain };
     let mut pt = params_to_bytes(&model(0));
     pt.truncate(pt.len() - 4);
-    cfg.coder.encode(&client_key(&SK, 0), &ctx, 0, &pt).unwrap()
+    cfg.coder.encode(&client_key(&SK, 0), &sim_client_signing_key(&SIGN_SEED, 0), &ctx, 0, &pt).unwrap()
 }
 
 #[test]
@@ -143,7 +143,10 @@ fn valid_evidence_lets_a_node_accept_the_omission() {
     // Records that differ only in the fragment index split the nodes too.
     let cfg = config(4, 4, 1);
     let ctx = gridledger_fl::aead::FragmentContext { chain: cfg.chain, round: cfg.round, fragment: 99 };
-    let refragmented = cfg.coder.encode(&client_key(&SK, 0), &ctx, 0, &params_to_bytes(&model(0))).unwrap();
+    let refragmented = cfg
+        .coder
+        .encode(&client_key(&SK, 0), &sim_client_signing_key(&SIGN_SEED, 0), &ctx, 0, &params_to_bytes(&model(0)))
+        .unwrap();
     let second = Box::new(refragmented.record);
     let (_, step) = proposal_to_node_1(&[1, 2, 3], vec![Exclusion::Equivocation { first: first.clone(), second }]);
     assert!(step.faults.is_empty(), "{:?}", step.faults);
@@ -167,7 +170,10 @@ fn forged_or_invalid_exclusion_evidence_is_refused() {
     let first = Box::new(honest[0].record);
     let second = Box::new(second_record_of_client_0().record);
     // A record of client 0 the leader signed with a key of its own.
-    let forged = Box::new(upload(&config(4, 4, 1), 0, &[0xbb; 32], &model(1)).record);
+    // Signed with client 3's own key, claiming client 0.
+    let forged = Box::new(
+        upload_signed(&config(4, 4, 1), 0, &[0xbb; 32], &sim_client_signing_key(&SIGN_SEED, 3), &model(1)).record,
+    );
     let mut other_round = second.clone();
     other_round.ctx.round += 1;
     let mut bad_cell = honest[0].cells[..3].to_vec();
@@ -189,7 +195,7 @@ fn forged_or_invalid_exclusion_evidence_is_refused() {
             EvidenceError::WellFormed,
         ),
         (
-            Exclusion::Malformed { record: Box::new(malformed.record), cells: malformed.cells[..2].to_vec() },
+            Exclusion::Malformed { record: Box::new(malformed.record), cells: malformed.cells[..1].to_vec() },
             EvidenceError::NotDecoded(FlError::Undecodable { need: 5, have: 4 }),
         ),
         (

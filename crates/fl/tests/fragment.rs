@@ -19,6 +19,11 @@ fn model_bytes(len: usize) -> Vec<u8> {
 
 /// 7 nodes, f = 2, any 5 decode; fragments up to 400 bytes of ciphertext
 /// (13 elements → cells of 4 points, 8 cells).
+/// A client's signing key (these coder-level tests do not check it).
+fn signer() -> gridledger_core::crypto::KeyPair {
+    gridledger_fl::round::sim_client_signing_key(&[6; 32], 0)
+}
+
 fn coder() -> FragmentCoder {
     FragmentCoder::new(Kzg::insecure_from_seed(32, 3), 400, 7, 5).unwrap()
 }
@@ -27,7 +32,7 @@ fn coder() -> FragmentCoder {
 fn every_node_accepts_its_cell_and_any_five_decode() {
     let c = coder();
     let key = client_key(&SK, 4);
-    let f = c.encode(&key, &CTX, 4, &model_bytes(300)).unwrap();
+    let f = c.encode(&key, &signer(), &CTX, 4, &model_bytes(300)).unwrap();
     assert_eq!(f.cells.len(), 7);
     for k in 0..7 {
         c.verify_message(k, &f.message(k).unwrap()).unwrap();
@@ -43,7 +48,7 @@ fn every_node_accepts_its_cell_and_any_five_decode() {
 fn forged_cells_are_filtered_with_typed_faults() {
     let c = coder();
     let key = client_key(&SK, 4);
-    let f = c.encode(&key, &CTX, 4, &model_bytes(300)).unwrap();
+    let f = c.encode(&key, &signer(), &CTX, 4, &model_bytes(300)).unwrap();
     let mut recv = f.cells.clone();
     recv[0].values[2] += Scalar::ONE;
     recv[3].proof = recv[5].proof;
@@ -76,10 +81,10 @@ fn forged_cells_are_filtered_with_typed_faults() {
 fn wrong_length_records_and_cells_are_refused() {
     let c = coder();
     let key = client_key(&SK, 4);
-    let f = c.encode(&key, &CTX, 4, &model_bytes(300)).unwrap();
+    let f = c.encode(&key, &signer(), &CTX, 4, &model_bytes(300)).unwrap();
     // Ciphertext too long for the chain's code: refused before coding.
     assert_eq!(
-        c.encode(&key, &CTX, 4, &model_bytes(400)).err(),
+        c.encode(&key, &signer(), &CTX, 4, &model_bytes(400)).err(),
         Some(FlError::WrongLength { expected: 403, got: 416 })
     );
     let mut rec = f.record;
@@ -108,7 +113,7 @@ fn wrong_length_records_and_cells_are_refused() {
 #[test]
 fn another_clients_key_or_context_does_not_decrypt() {
     let c = coder();
-    let f = c.encode(&client_key(&SK, 4), &CTX, 4, &model_bytes(100)).unwrap();
+    let f = c.encode(&client_key(&SK, 4), &signer(), &CTX, 4, &model_bytes(100)).unwrap();
     assert_eq!(c.decode(&client_key(&SK, 5), &f.record, &f.cells).0, Err(FlError::DecryptFailed));
     let mut rec = f.record;
     rec.ctx.round = 9;
@@ -125,7 +130,7 @@ fn an_over_degree_commitment_is_refused_by_every_node() {
     let k = code.k();
     let coeffs: Vec<Scalar> = (0..=k as u64).map(|i| Scalar::from(i + 1)).collect();
     let commitment = kzg.commit(&coeffs).unwrap();
-    let honest = c.encode(&client_key(&SK, 1), &CTX, 1, &model_bytes(300)).unwrap();
+    let honest = c.encode(&client_key(&SK, 1), &signer(), &CTX, 1, &model_bytes(300)).unwrap();
     let mut record = honest.record;
     record.commitment = commitment;
     // Best forgery available without τ: the honest proof of another polynomial.
@@ -151,7 +156,7 @@ fn every_length_roundtrips_from_the_last_five_cells() {
     let key = client_key(&SK, 2);
     for len in (0..=380).step_by(29) {
         let msg = model_bytes(len);
-        let f = c.encode(&key, &CTX, 2, &msg).unwrap();
+        let f = c.encode(&key, &signer(), &CTX, 2, &msg).unwrap();
         let (r, faults) = c.decode(&key, &f.record, &f.cells[2..]);
         assert_eq!(r.unwrap(), msg, "len={len}");
         assert!(faults.is_empty());

@@ -34,7 +34,9 @@ use gridledger_fl::coding::FragmentCoder;
 use gridledger_fl::consensus::{ChainConfig, ChainNode, Timing};
 use gridledger_fl::dissemination::GlobalCoder;
 use gridledger_fl::kzg::Kzg;
-use gridledger_fl::round::{sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput};
+use gridledger_fl::round::{
+    sim_client_secrets, sim_client_signing_key, sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput,
+};
 use gridledger_sim::{NetConfig, Simulation};
 use std::sync::Arc;
 use std::time::Instant;
@@ -277,7 +279,7 @@ impl Federation {
             let max_ct = len * 4 + 16;
             let k = max_ct.div_ceil(31);
             let kzg = Kzg::insecure_from_seed(k.next_power_of_two() * 2, cfg.seed ^ b as u64);
-            let coder = FragmentCoder::new(kzg, max_ct, cfg.nodes, cfg.nodes - f).map_err(fl)?;
+            let coder = FragmentCoder::new(kzg, max_ct, cfg.nodes, cfg.nodes - 2 * f).map_err(fl)?;
             let global =
                 GlobalCoder::new(len * 4, cfg.nodes, cfg.nodes - f, cfg.clients, cfg.clients - f_cli).map_err(fl)?;
             coders.push((Arc::new(coder), Arc::new(global)));
@@ -369,8 +371,21 @@ impl Federation {
         })
     }
 
+    /// The seed of the simulated clients' signing keys. Decision: in this
+    /// simulation every client's secrets (fragment key from the enclaves'
+    /// secret, signing key from this seed) are derived from `--seed`, so a
+    /// run is reproducible; each client is handed only its own
+    /// ([`sim_client_secrets`]). A real deployment generates the enclaves'
+    /// secret inside the enclaves and each client's signing key pair on
+    /// the client, registering only its public half.
+    fn client_signing_seed(&self) -> [u8; 32] {
+        let mut s = [0xc1u8; 32];
+        s[..8].copy_from_slice(&self.cfg.seed.to_le_bytes());
+        s
+    }
+
     /// What chain `b`'s nodes agree on for `round`, and the enclaves'
-    /// shared secret.
+    /// shared secret (derived from the seed: simulation only).
     fn chain_config(&self, b: usize, round: u32) -> (Arc<ChainConfig>, [u8; 32]) {
         let cfg = &self.cfg;
         let (coder, global) = &self.coders[b];
@@ -393,7 +408,10 @@ impl Federation {
             measurement: enclave(0).measurement(),
             node_keys: (0..nodes).map(|k| enclave(k).attestation_key()).collect(),
             pbft_keys: (0..nodes).map(|k| sim_node_key(k).public()).collect(),
-            client_keys: gridledger_fl::coding::client_verifying_keys(&shared_secret, clients),
+            client_keys: {
+                let seed = self.client_signing_seed();
+                (0..clients as u32).map(|c| sim_client_signing_key(&seed, c).public()).collect()
+            },
             random_value: rv,
             prev_block: Hash32([b as u8; 32]),
             coder: coder.clone(),
@@ -406,6 +424,7 @@ impl Federation {
         let cfg = &self.cfg;
         let (nodes, clients) = (cfg.nodes, cfg.clients);
         let (chain, shared_secret) = self.chain_config(b, round);
+        let signing_seed = self.client_signing_seed();
         let behaviours: Vec<ClientBehaviour> = (0..clients).map(|c| cfg.client_behaviour(c)).collect();
         let honest: Vec<u32> =
             (0..clients).filter(|&c| behaviours[c] == ClientBehaviour::Honest).map(|c| (nodes + c) as u32).collect();
@@ -426,7 +445,7 @@ impl Federation {
                 Participant::Client(Box::new(FlClient::new(
                     chain.clone(),
                     c,
-                    &shared_secret,
+                    sim_client_secrets(&shared_secret, &signing_seed, c as u32),
                     models[c].clone(),
                     behaviours[c],
                 )))

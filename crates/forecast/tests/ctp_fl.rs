@@ -15,7 +15,9 @@ use gridledger_fl::coding::FragmentCoder;
 use gridledger_fl::consensus::{ChainConfig, ChainNode, Message, Timing};
 use gridledger_fl::dissemination::GlobalCoder;
 use gridledger_fl::kzg::Kzg;
-use gridledger_fl::round::{sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput};
+use gridledger_fl::round::{
+    sim_client_secrets, sim_client_signing_key, sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput,
+};
 use gridledger_forecast::profiles::household_wh;
 use gridledger_forecast::series::{Scaler, Windows};
 use gridledger_forecast::tcn::{Tcn, TcnConfig};
@@ -26,6 +28,7 @@ use std::sync::Arc;
 const NODES: usize = 10;
 const CLIENTS: usize = 10;
 const SK: [u8; 32] = [17; 32];
+const SIGN_SEED: [u8; 32] = [29; 32];
 const TIMING: Timing = Timing { pre_vector: 40, tally: 80, aggregate: 120, view: 120 };
 
 type P = Participant<SoftwareAttester>;
@@ -59,7 +62,7 @@ fn ctp_fl_round(round: u32, dims: usize, models: Vec<Vec<f32>>, behaviours: &[Cl
     let f_cli = (CLIENTS - 1) / 3;
     let max_ct = dims * 4 + 16;
     let k = max_ct.div_ceil(31);
-    let coder = FragmentCoder::new(Kzg::insecure_from_seed(k.next_power_of_two() * 2, 5), max_ct, NODES, NODES - f)
+    let coder = FragmentCoder::new(Kzg::insecure_from_seed(k.next_power_of_two() * 2, 5), max_ct, NODES, NODES - 2 * f)
         .expect("coder");
     let global = GlobalCoder::new(dims * 4, NODES, NODES - f, CLIENTS, CLIENTS - f_cli).expect("global coder");
     let cfg = Arc::new(ChainConfig {
@@ -72,7 +75,7 @@ fn ctp_fl_round(round: u32, dims: usize, models: Vec<Vec<f32>>, behaviours: &[Cl
         measurement: enclave(0).measurement(),
         node_keys: (0..NODES).map(|k| enclave(k).attestation_key()).collect(),
         pbft_keys: (0..NODES).map(|k| sim_node_key(k).public()).collect(),
-        client_keys: gridledger_fl::coding::client_verifying_keys(&SK, CLIENTS),
+        client_keys: (0..CLIENTS as u32).map(|c| sim_client_signing_key(&SIGN_SEED, c).public()).collect(),
         random_value: [round as u8; 32],
         prev_block: Hash32([9; 32]),
         coder: Arc::new(coder),
@@ -85,7 +88,13 @@ fn ctp_fl_round(round: u32, dims: usize, models: Vec<Vec<f32>>, behaviours: &[Cl
             Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, sim_node_key(id), TIMING)))
         } else {
             let c = id - NODES;
-            Participant::Client(Box::new(FlClient::new(cfg.clone(), c, &SK, models[c].clone(), behaviours[c])))
+            Participant::Client(Box::new(FlClient::new(
+                cfg.clone(),
+                c,
+                sim_client_secrets(&SK, &SIGN_SEED, c as u32),
+                models[c].clone(),
+                behaviours[c],
+            )))
         }
     });
     sim.set_restart_after(None);

@@ -50,7 +50,8 @@ fn measure(k: usize, nodes: usize, clients: usize) -> Result<Vec<f64>, String> {
     let commit = ms(t);
     // The whole client step (encrypt, code, commit, degree proof, all cell proofs).
     let t = Instant::now();
-    let coded = coder.encode(&key, &ctx, 0, &plaintext).map_err(e)?;
+    let signer = gridledger_fl::round::sim_client_signing_key(&key, 0);
+    let coded = coder.encode(&key, &signer, &ctx, 0, &plaintext).map_err(e)?;
     let client_total = ms(t);
     let proofs = (client_total - encrypt - erasure - commit).max(0.0);
     let msg = coded.message(0).ok_or("no cell for node 0")?;

@@ -12,12 +12,16 @@ use gridledger_fl::coding::{CodedFragment, FragmentCoder};
 use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timing, DETER_VECTOR, PRE_VECTOR};
 use gridledger_fl::dissemination::GlobalCoder;
 use gridledger_fl::kzg::Kzg;
-use gridledger_fl::round::{sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput};
+use gridledger_fl::round::{
+    sim_client_secrets, sim_client_signing_key, sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput,
+};
 use gridledger_sim::{Adversary, Dest, NetConfig, Simulation, Time};
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 
 pub const SK: [u8; 32] = [42; 32];
+/// Seed of the simulated clients' signing keys (independent of `SK`).
+pub const SIGN_SEED: [u8; 32] = [17; 32];
 // 28 parameters: 128 bytes of ciphertext = 5 elements, so with 4 nodes
 // (cells of 2) a fragment needs 3 cells, with 10 nodes (cells of 1) 5.
 pub const DIMS: usize = 28;
@@ -33,7 +37,7 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
     let f = (nodes - 1) / 3;
     let f_cli = (clients - 1) / 3;
     let max_ct = DIMS * 4 + 16;
-    let coder = FragmentCoder::new(Kzg::insecure_from_seed(16, 9), max_ct, nodes, nodes - f).unwrap();
+    let coder = FragmentCoder::new(Kzg::insecure_from_seed(16, 9), max_ct, nodes, nodes - 2 * f).unwrap();
     let global = GlobalCoder::new(DIMS * 4, nodes, nodes - f, clients, clients - f_cli).unwrap();
     Arc::new(ChainConfig {
         chain: 2,
@@ -45,7 +49,7 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
         measurement: enclave(0).measurement(),
         node_keys: (0..nodes).map(|k| enclave(k).attestation_key()).collect(),
         pbft_keys: (0..nodes).map(|k| sim_node_key(k).public()).collect(),
-        client_keys: gridledger_fl::coding::client_verifying_keys(&SK, clients),
+        client_keys: (0..clients as u32).map(|c| sim_client_signing_key(&SIGN_SEED, c).public()).collect(),
         random_value: [7; 32],
         prev_block: Hash32([3; 32]),
         coder: Arc::new(coder),
@@ -76,10 +80,21 @@ pub fn deter_vector(cfg: &ChainConfig, node: usize, clients: &[u32]) -> Message 
     Message::DeterVector { node, clients: clients.to_vec(), ra }
 }
 
-/// Client `c`'s honest coded upload.
+/// Client `c`'s honest coded upload (signed with its registered key).
 pub fn upload(cfg: &ChainConfig, c: u32, key: &[u8; 32], params: &[f32]) -> CodedFragment {
+    upload_signed(cfg, c, key, &sim_client_signing_key(&SIGN_SEED, c), params)
+}
+
+/// A coded upload "of" client `c` signed with `signer`.
+pub fn upload_signed(
+    cfg: &ChainConfig,
+    c: u32,
+    key: &[u8; 32],
+    signer: &gridledger_core::crypto::KeyPair,
+    params: &[f32],
+) -> CodedFragment {
     let ctx = FragmentContext { chain: cfg.chain, round: cfg.round, fragment: cfg.chain };
-    cfg.coder.encode(key, &ctx, c, &params_to_bytes(params)).unwrap()
+    cfg.coder.encode(key, signer, &ctx, c, &params_to_bytes(params)).unwrap()
 }
 
 /// Client `c`'s honest local model: near 1.0 with a per-client offset.
@@ -108,7 +123,13 @@ pub fn run(
             Participant::Node(Box::new(ChainNode::new(cfg.clone(), id, enclave(id), SK, sim_node_key(id), TIMING)))
         } else {
             let c = id - nodes;
-            Participant::Client(Box::new(FlClient::new(cfg.clone(), c, &SK, model(c), behaviours[c])))
+            Participant::Client(Box::new(FlClient::new(
+                cfg.clone(),
+                c,
+                sim_client_secrets(&SK, &SIGN_SEED, c as u32),
+                model(c),
+                behaviours[c],
+            )))
         }
     });
     sim.set_restart_after(None);
