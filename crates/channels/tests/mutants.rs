@@ -16,10 +16,9 @@ mod chansim;
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::machine::{Policy, PriceBounds};
 use gridledger_channels::{mutants, Input, Message, Mutation, Request};
+use gridledger_contracts::args;
 use gridledger_contracts::cns::{ChannelDisputeArgs, ChannelState, Fold, Trade};
-use gridledger_contracts::{args, default_registry};
 use gridledger_core::{Amount, Energy};
-use gridledger_ledger::devnet::DevChain;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
