@@ -403,6 +403,27 @@ const DEFAULT_T_DELTA_BLOCKS: u64 = 120;
 const DEFAULT_CLOSE_TIMEOUT_BLOCKS: u64 = 30;
 const MIN_DEFAULT_CLOSE_TIMEOUT_MS: u64 = 5_000;
 
+/// `channel prepare`'s dispute window t_Δ and close timeout (ms) from the
+/// flags `(ms, blocks)` of each and the chain's block interval. Defaults
+/// are in the chain's blocks, raised to a floor on a fast chain (t_Δ to the
+/// contract's minimum); explicit values are taken as given (a t_Δ below the
+/// contract's minimum is then refused by the caller).
+fn channel_windows(
+    t_delta: (Option<u64>, Option<u64>),
+    close: (Option<u64>, Option<u64>),
+    block_ms: u64,
+) -> (u64, u64) {
+    let pick = |(ms, blocks): (Option<u64>, Option<u64>), default_blocks: u64, floor: u64| match (ms, blocks) {
+        (Some(ms), _) => ms,
+        (None, Some(b)) => b.saturating_mul(block_ms),
+        (None, None) => default_blocks.saturating_mul(block_ms).max(floor),
+    };
+    (
+        pick(t_delta, DEFAULT_T_DELTA_BLOCKS, gridledger_contracts::cns::MIN_T_DELTA_MS),
+        pick(close, DEFAULT_CLOSE_TIMEOUT_BLOCKS, MIN_DEFAULT_CLOSE_TIMEOUT_MS),
+    )
+}
+
 /// Refuses, before a fresh `--desk-key` file is written, a merchant the
 /// chain already knows: a new desk key cannot be the one it registered
 /// with, so the prepare would fail on chain and leave a useless key behind.
@@ -844,18 +865,11 @@ pub fn run(cmd: ChannelCmd) -> anyhow::Result<()> {
             }
             let block_ms = a.block_ms.or_else(|| node_block_ms(&a.rpc)).unwrap_or(1_000);
             let min = gridledger_contracts::cns::MIN_T_DELTA_MS;
-            // Defaults are in the chain's blocks, raised to a floor on a
-            // fast chain; explicit values are taken as given.
-            let t_delta_ms = match (a.t_delta_ms, a.t_delta_blocks) {
-                (Some(ms), _) => ms,
-                (None, Some(b)) => b.saturating_mul(block_ms),
-                (None, None) => DEFAULT_T_DELTA_BLOCKS.saturating_mul(block_ms).max(min),
-            };
-            let close_timeout_ms = match (a.close_timeout_ms, a.close_timeout_blocks) {
-                (Some(ms), _) => ms,
-                (None, Some(b)) => b.saturating_mul(block_ms),
-                (None, None) => DEFAULT_CLOSE_TIMEOUT_BLOCKS.saturating_mul(block_ms).max(MIN_DEFAULT_CLOSE_TIMEOUT_MS),
-            };
+            let (t_delta_ms, close_timeout_ms) = channel_windows(
+                (a.t_delta_ms, a.t_delta_blocks),
+                (a.close_timeout_ms, a.close_timeout_blocks),
+                block_ms,
+            );
             anyhow::ensure!(t_delta_ms >= min, "t_Δ of {t_delta_ms} ms is below the contract's minimum {min} ms");
             let desk = desk_key(&a.desk_key)?;
             let terms = ChannelTerms {
@@ -1494,4 +1508,27 @@ pub fn demo(url: &str, quiet: bool) -> anyhow::Result<serde_json::Value> {
     }
     anyhow::ensure!(msc.ledger.imbalance() == 0, "credit ledger does not balance");
     Ok(out)
+}
+
+#[cfg(test)]
+mod window_defaults {
+    use super::*;
+
+    #[test]
+    fn default_windows_are_in_block_intervals_with_floors() {
+        let min = gridledger_contracts::cns::MIN_T_DELTA_MS;
+        // A 1 s chain: 120 blocks of dispute window, 30 of close timeout.
+        assert_eq!(channel_windows((None, None), (None, None), 1_000), (120_000, 30_000));
+        // A 5 s chain: both scale with the block interval.
+        assert_eq!(channel_windows((None, None), (None, None), 5_000), (600_000, 150_000));
+        // A fast chain: raised to the floors, never below them.
+        let (t, c) = channel_windows((None, None), (None, None), 1);
+        assert_eq!((t, c), (120.max(min), MIN_DEFAULT_CLOSE_TIMEOUT_MS));
+        assert!(t >= min);
+        // Explicit values: blocks scale, ms are taken as given.
+        assert_eq!(channel_windows((None, Some(10)), (None, Some(4)), 2_000), (20_000, 8_000));
+        assert_eq!(channel_windows((Some(7), Some(10)), (Some(9), None), 2_000), (7, 9));
+        // No overflow on absurd flags.
+        assert_eq!(channel_windows((None, Some(u64::MAX)), (None, None), 2), (u64::MAX, 5_000));
+    }
 }
