@@ -15,13 +15,22 @@ use gridledger_contracts::cns::MIN_T_DELTA_MS;
 use gridledger_core::Amount;
 use gridledger_node::channel::chainlink::{read_channel, read_msc};
 use gridledger_node::channel::spec::PartySpec;
-use gridledger_node::RpcClient;
+use gridledger_node::{NodeHandle, RpcClient};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn pay(dir: &Path, energy: u64, price: u64) {
     gl_ok(&["channel", "pay", "--dir", &d(dir), "--energy", &energy.to_string(), "--price", &price.to_string()]);
+}
+
+/// A prepared channel of 100,000 / 50,000 with the contract's shortest
+/// dispute window and a 1 s close timeout (closes time out into disputes
+/// quickly), as every round of this file uses.
+fn short_dispute_channel() -> (tempfile::TempDir, NodeHandle, String, [std::path::PathBuf; 2]) {
+    let t_delta = MIN_T_DELTA_MS.to_string();
+    let terms = ["--capacity", "100000", "50000", "--t-delta-ms", &t_delta, "--close-timeout-ms", "1000"];
+    prepared_channel(["p0", "p1"], &terms)
 }
 
 fn rounds() -> u64 {
@@ -38,16 +47,7 @@ fn kill_nine_during_close_loses_nothing_and_faults_no_one() {
     use rand::Rng;
     let mut rng = rand::rng();
     for round in 0..rounds() {
-        let terms = [
-            "--capacity",
-            "100000",
-            "50000",
-            "--t-delta-ms",
-            &MIN_T_DELTA_MS.to_string(),
-            "--close-timeout-ms",
-            "1000",
-        ];
-        let (_dir, node, url, dirs) = prepared_channel(["p0", "p1"], &terms);
+        let (_dir, node, url, dirs) = short_dispute_channel();
         let c = RpcClient::new(&url);
         let initial = total(&c);
         let mut procs = open_both([&dirs[0], &dirs[1]], &[]);
@@ -139,16 +139,7 @@ fn kill_nine_of_the_payee_then_a_dispute_and_its_return_faults_no_one() {
     let mut rng = rand::rng();
     // About 8 s a round (a t_delta of 10 s is running): two by default.
     for round in 0..rounds().min(2).max(rounds().saturating_sub(1)) {
-        let terms = [
-            "--capacity",
-            "100000",
-            "50000",
-            "--t-delta-ms",
-            &MIN_T_DELTA_MS.to_string(),
-            "--close-timeout-ms",
-            "1000",
-        ];
-        let (_dir, node, url, dirs) = prepared_channel(["p0", "p1"], &terms);
+        let (_dir, node, url, dirs) = short_dispute_channel();
         let c = RpcClient::new(&url);
         let initial = total(&c);
         let mut procs = open_both([&dirs[0], &dirs[1]], &[]);
@@ -233,16 +224,7 @@ fn kill_nine_of_the_raiser_during_its_dispute_loses_nothing() {
     use rand::Rng;
     let mut rng = rand::rng();
     for round in 0..rounds().min(2).max(rounds().saturating_sub(1)) {
-        let terms = [
-            "--capacity",
-            "100000",
-            "50000",
-            "--t-delta-ms",
-            &MIN_T_DELTA_MS.to_string(),
-            "--close-timeout-ms",
-            "1000",
-        ];
-        let (_dir, node, url, dirs) = prepared_channel(["p0", "p1"], &terms);
+        let (_dir, node, url, dirs) = short_dispute_channel();
         let c = RpcClient::new(&url);
         let initial = total(&c);
         let mut procs = open_both([&dirs[0], &dirs[1]], &[]);
