@@ -9,46 +9,13 @@
 
 mod common;
 
-use common::{duo, latest, pay_req, side1_esc_key};
+use common::{advance_alone, advance_alone_reading, duo, latest, pay_req, side1_esc_key};
 use gridledger_channels::driver::{Duo, DuoConfig};
 use gridledger_channels::{ChainEvent, ChannelEvent, Input, Message, Phase, Request};
 use gridledger_contracts::cns::{ChannelStateArgs, ChannelStatus, SignedState};
 use gridledger_core::Amount;
 use gridledger_ledger::client::ChainClient;
 use gridledger_ledger::TxStatus;
-
-/// Side 1 is gone: everything sent to it is dropped, it gets no ticks.
-/// Side 0 runs on; the chain's events reach side 0 only.
-fn advance_alone(d: &mut Duo, ms: u64) {
-    advance_alone_reading(d, ms, true);
-}
-
-/// [`advance_alone`]; without `reads`, every read of the channel the poller
-/// adds to an event fails (no `OnChain`, `Updated` without its state).
-fn advance_alone_reading(d: &mut Duo, ms: u64, reads: bool) {
-    let now = d.chain.now().saturating_add(ms);
-    d.chain.set_now(now);
-    let _ = d.input(0, Input::Tick(now));
-    for _ in 0..10_000 {
-        d.parties[1].inbox.clear();
-        d.parties[1].chain_inbox.clear();
-        let queued = d.parties[0].inbox.len() + d.parties[0].chain_inbox.len();
-        if queued == 0 {
-            return;
-        }
-        if let Some(mut e) = d.parties[0].chain_inbox.pop_front() {
-            if !reads {
-                if let ChainEvent::Updated { state, .. } = &mut e {
-                    *state = None;
-                }
-            }
-            if reads || !matches!(e, ChainEvent::OnChain(_)) {
-                let _ = d.input(0, Input::Chain(e));
-            }
-        }
-        d.deliver_one(0);
-    }
-}
 
 /// As `advance_alone`, but what side 0 sends side 1 stays queued.
 fn advance_alone_keep(d: &mut Duo, ms: u64) {

@@ -8,33 +8,12 @@
 
 mod common;
 
-use common::{co_sign_out_of_band, duo, latest, pay_req};
-use gridledger_channels::driver::{Duo, DuoConfig};
+use common::{advance_alone, co_sign_out_of_band, duo, latest, pay_req};
+use gridledger_channels::driver::DuoConfig;
 use gridledger_channels::{ChannelEvent, Input, Message, Request};
 use gridledger_contracts::cns::{ChannelStateArgs, ChannelStatus, SignedState};
 use gridledger_core::{Amount, KeyPair};
-use gridledger_ledger::client::ChainClient;
 use gridledger_ledger::TxStatus;
-
-/// Side 1 is gone: everything sent to it is dropped, it gets no ticks.
-/// Side 0 runs on; the chain's events reach side 0 only.
-fn advance_alone(d: &mut Duo, ms: u64) {
-    let now = d.chain.now().saturating_add(ms);
-    d.chain.set_now(now);
-    let _ = d.input(0, Input::Tick(now));
-    for _ in 0..10_000 {
-        d.parties[1].inbox.clear();
-        d.parties[1].chain_inbox.clear();
-        let queued = d.parties[0].inbox.len() + d.parties[0].chain_inbox.len();
-        if queued == 0 {
-            return;
-        }
-        if let Some(e) = d.parties[0].chain_inbox.pop_front() {
-            let _ = d.input(0, Input::Chain(e));
-        }
-        d.deliver_one(0);
-    }
-}
 
 /// Finding (an honest party's coin locked for good by its counterparty):
 /// side 0 buys 1,000 Wh (payment `P`, counter 1). Side 1 co-signs `P` out

@@ -4,10 +4,11 @@
 #![allow(dead_code)]
 
 use gridledger_channels::driver::{Duo, DuoConfig};
-use gridledger_channels::{Message, Request};
+use gridledger_channels::{ChainEvent, Input, Message, Request};
 use gridledger_contracts::cns::{ChannelState, SignedState};
 use gridledger_contracts::default_registry;
 use gridledger_core::{Amount, Energy, KeyPair};
+use gridledger_ledger::client::ChainClient;
 use gridledger_ledger::devnet::DevChain;
 
 /// What the dev chain funds each account with.
@@ -75,4 +76,37 @@ pub fn final_after(s: &ChannelState) -> ChannelState {
     fin.last_trade = None;
     fin.fold = None;
     fin
+}
+
+/// Side 1 is gone: everything sent to it is dropped, it gets no ticks.
+/// Side 0 runs on; the chain's events reach side 0 only.
+pub fn advance_alone(d: &mut Duo, ms: u64) {
+    advance_alone_reading(d, ms, true);
+}
+
+/// [`advance_alone`]; without `reads`, every read of the channel the poller
+/// adds to an event fails (no `OnChain`, `Updated` without its state).
+pub fn advance_alone_reading(d: &mut Duo, ms: u64, reads: bool) {
+    let now = d.chain.now().saturating_add(ms);
+    d.chain.set_now(now);
+    let _ = d.input(0, Input::Tick(now));
+    for _ in 0..10_000 {
+        d.parties[1].inbox.clear();
+        d.parties[1].chain_inbox.clear();
+        let queued = d.parties[0].inbox.len() + d.parties[0].chain_inbox.len();
+        if queued == 0 {
+            return;
+        }
+        if let Some(mut e) = d.parties[0].chain_inbox.pop_front() {
+            if !reads {
+                if let ChainEvent::Updated { state, .. } = &mut e {
+                    *state = None;
+                }
+            }
+            if reads || !matches!(e, ChainEvent::OnChain(_)) {
+                let _ = d.input(0, Input::Chain(e));
+            }
+        }
+        d.deliver_one(0);
+    }
 }
