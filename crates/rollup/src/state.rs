@@ -87,6 +87,10 @@ pub enum StateRecord {
     Participant(Address, Participant),
     Agreement(AgreementKey, Agreement),
     Claimed(SlotKey, u128),
+    /// A slot that also holds re-allocation data ([`crate::exec::SlotAlloc`]):
+    /// its claimed total (possibly 0) and its export and movable claims.
+    /// A slot without such data keeps the plain `Claimed` record.
+    ClaimedAt(SlotKey, u128, crate::exec::SlotAlloc),
 }
 
 impl StateRecord {
@@ -98,7 +102,7 @@ impl StateRecord {
         match self {
             StateRecord::Participant(a, _) => RecordKey::Participant(*a),
             StateRecord::Agreement(k, _) => RecordKey::Agreement(*k),
-            StateRecord::Claimed(k, _) => RecordKey::Claimed(*k),
+            StateRecord::Claimed(k, _) | StateRecord::ClaimedAt(k, _, _) => RecordKey::Claimed(*k),
         }
     }
 }
@@ -122,7 +126,11 @@ impl RecordKey {
         match self {
             RecordKey::Participant(a) => s.participants.get(a).map(|p| StateRecord::Participant(*a, *p)),
             RecordKey::Agreement(k) => s.agreements.get(k).map(|ag| StateRecord::Agreement(*k, ag.clone())),
-            RecordKey::Claimed(k) => s.claimed.get(k).map(|c| StateRecord::Claimed(*k, *c)),
+            RecordKey::Claimed(k) => match (s.claimed.get(k), s.slots.get(k)) {
+                (c, Some(a)) => Some(StateRecord::ClaimedAt(*k, c.copied().unwrap_or(0), a.clone())),
+                (Some(c), None) => Some(StateRecord::Claimed(*k, *c)),
+                (None, None) => None,
+            },
         }
     }
 }
@@ -134,7 +142,8 @@ pub fn records(s: &PreState) -> Vec<StateRecord> {
     let mut v = Vec::with_capacity(s.participants.len() + s.agreements.len() + s.claimed.len());
     v.extend(s.participants.iter().map(|(a, p)| StateRecord::Participant(*a, *p)));
     v.extend(s.agreements.iter().map(|(k, ag)| StateRecord::Agreement(*k, ag.clone())));
-    v.extend(s.claimed.iter().map(|(k, c)| StateRecord::Claimed(*k, *c)));
+    let slots: BTreeSet<_> = s.claimed.keys().chain(s.slots.keys()).copied().collect();
+    v.extend(slots.into_iter().filter_map(|k| RecordKey::Claimed(k).record(s)));
     v
 }
 
@@ -198,8 +207,13 @@ pub fn entry_keys(entries: &[Entry], tcrs: &[Tcr], grid_s: u32) -> BTreeSet<Reco
                 Effect::Claim { slot, .. } => {
                     k.insert(RecordKey::Claimed(*slot));
                 }
-                Effect::ClaimExport { slots, .. } | Effect::ClaimSold { slots, .. } => {
+                Effect::ClaimSold { slots, .. } => {
                     k.extend(slots.iter().map(|(slot, _)| RecordKey::Claimed(*slot)));
+                }
+                Effect::ClaimExport { slots, reach, .. } => {
+                    k.extend(slots.iter().map(|(slot, _)| RecordKey::Claimed(*slot)));
+                    let after = slots.last().map(|(l, _)| crate::exec::following_slots(l, *reach)).unwrap_or_default();
+                    k.extend(after.into_iter().map(RecordKey::Claimed));
                 }
                 Effect::Open(_) | Effect::Burn(_) | Effect::Close | Effect::Opinion(_) => {}
             }
@@ -276,6 +290,12 @@ pub fn open_witness(keys: &BTreeSet<RecordKey>, w: &StateWitness) -> Result<(Pre
             }
             StateRecord::Claimed(k, c) => {
                 s.claimed.insert(*k, *c);
+            }
+            StateRecord::ClaimedAt(k, c, a) => {
+                if *c > 0 {
+                    s.claimed.insert(*k, *c);
+                }
+                s.slots.insert(*k, a.clone());
             }
         }
     }
@@ -357,6 +377,7 @@ pub fn slice_for(full: &PreState, entries: &[crate::types::Entry], grid_s: u32) 
             .collect(),
         meters: full.meters.iter().filter(|(a, _)| owners.contains(a)).map(|(a, m)| (*a, *m)).collect(),
         claimed: full.claimed.iter().filter(|(k, _)| slots.contains(k)).map(|(k, c)| (*k, *c)).collect(),
+        slots: full.slots.iter().filter(|(k, _)| slots.contains(k)).map(|(k, a)| (*k, a.clone())).collect(),
         closed_in_batch: Default::default(),
     }
 }

@@ -213,6 +213,15 @@ pub struct SettlementTx {
     /// key certified for the seller (`register_meter`); otherwise the seller
     /// has not proved delivery and the buyer wins.
     pub meter_sig: Option<RecoverableSignature>,
+    /// Grid slots after the delivery period over which a won arbitration
+    /// may re-allocate the seller's earlier won claims (not signed by the
+    /// meter or the buyer: it only widens what the claim reads). 0 reads
+    /// the period's slots only; a seller that settles a sale *before* an
+    /// earlier-ending one it overlaps names here how far its longer sales
+    /// reach, so their claims can move off the slots the new one needs
+    /// ([`crate::exec::realloc`]). At most [`crate::exec::MAX_REACH_SLOTS`]
+    /// count (more reads as that many).
+    pub reach_slots: u32,
 }
 
 impl SettlementTx {
@@ -247,13 +256,24 @@ impl SettlementTx {
             .collect()
     }
 
+    /// The grid slots after [`Self::claim_slots`] that a won arbitration
+    /// re-allocates over ([`Self::reach_slots`], capped at
+    /// [`crate::exec::MAX_REACH_SLOTS`]); empty when the period has no slots.
+    pub fn reach_keys(&self, grid_s: u32) -> Vec<SlotKey> {
+        let slots = self.claim_slots(grid_s);
+        match slots.last() {
+            Some(last) => crate::exec::following_slots(last, self.reach_slots),
+            None => vec![],
+        }
+    }
+
     /// The readings' net export per grid slot ([`Self::claim_slots`]),
     /// in watt-seconds: `Σ P_s × Δt` over the readings at the meter's own
     /// interval `Δt` that fall in the slot (imports count negative, seed
     /// Ch.3 ST Step 4). `None` when the readings do not tile the period
     /// or the arithmetic overflows. A function of the ST and the grid
     /// alone; what a won arbitration claims of it depends on earlier
-    /// claims ([`crate::exec::claim_alloc`]).
+    /// claims ([`crate::exec::realloc`]).
     pub fn claim_split(&self, grid_s: u32) -> Option<Vec<(SlotKey, i128)>> {
         let slots = self.claim_slots(grid_s);
         if slots.is_empty() {
@@ -758,9 +778,10 @@ pub enum Effect {
     Claim { slot: SlotKey, ws: u128 },
     /// A won arbitration claims `ws` watt-seconds (`EM × 3600`) of the
     /// seller's net metered export in `slots` (each with its net export
-    /// in ws, [`SettlementTx::claim_split`]), allocated against what
-    /// earlier claims left there ([`crate::exec::claim_alloc`]).
-    ClaimExport { slots: Vec<(SlotKey, i128)>, ws: u128 },
+    /// in ws, [`SettlementTx::claim_split`]), allocated together with the
+    /// seller's earlier won claims over `slots` and the `reach` grid slots
+    /// after them ([`SettlementTx::reach_slots`], [`crate::exec::realloc`]).
+    ClaimExport { slots: Vec<(SlotKey, i128)>, ws: u128, reach: u32 },
     /// A settlement that pays the seller for delivery without arbitration
     /// (`Agreed`, `LateBuyerSignature`) records its `ws` (`EM × 3600`) as
     /// sold out of the seller's slots of the period (issue 11, attack r5:

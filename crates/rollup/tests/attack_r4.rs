@@ -322,8 +322,13 @@ fn proportional_claims_strand_an_honest_sellers_export() {
 /// the first slot, which the nested sale needs. Covering this needs the
 /// claims of all the seller's overlapping sales (reallocating the
 /// earlier claim to its other slots), not one claim at a time.
+///
+/// Fixed: a won arbitration re-allocates the seller's earlier won claims
+/// over its slots and the `reach_slots` after them (`exec::realloc`,
+/// earliest deadline first); the nested sale's ST names the five slots
+/// the long sale reaches past it. Fails with re-allocation skipped
+/// (`Mutation::ReallocSkipped`).
 #[test]
-#[ignore = "open: claims settled out of deadline order are allocated greedily (no reallocation of earlier claims)"]
 fn nested_sales_settled_out_of_deadline_order_are_both_covered() {
     nested_sales_both_delivered(false);
 }
@@ -337,7 +342,8 @@ fn nested_sales_both_delivered(deadline_order: bool) {
     t2.dl = t2.dt_end + 15 * MIN;
     agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
     let st1 = st(&t1, 1000, false, Some(&b1));
-    let st2 = metered_st(&t2, &b2, 300, vec![1000]);
+    // The nested sale's window reaches the long sale's last slot.
+    let st2 = SettlementTx { reach_slots: 5, ..metered_st(&t2, &b2, 300, vec![1000]) };
     assert_eq!(st1.ps[0], st2.ps[0], "the same genuine reading of 08:00–08:05");
     let (first, second) = if deadline_order { (st2, st1) } else { (st1, st2) };
     e.d.submit(&s, &IorTx::St(first)).unwrap();

@@ -47,7 +47,8 @@ fn ior_tx() -> impl Strategy<Value = IorTx> {
             proptest::collection::vec(any::<i64>(), 0..20)
         )
             .prop_map(|(terms, stmp, ob, signed, dt_step_s, ps)| {
-                let st = SettlementTx { terms, stmp, buyer_sig: None, ob, dt_step_s, ps, meter_sig: None };
+                let st =
+                    SettlementTx { terms, stmp, buyer_sig: None, ob, dt_step_s, ps, meter_sig: None, reach_slots: 0 };
                 IorTx::St(if signed {
                     st.sign_readings(&KeyPair::from_seed("ior-rt-meter"))
                         .sign_as_buyer(&KeyPair::from_seed("ior-rt-buyer"))
