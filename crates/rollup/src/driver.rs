@@ -817,6 +817,31 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(args(&FinalizeArgs { batch, entries, witness }))
     }
 
+    /// `prune_claims` arguments for the oldest claimed-slot records of the
+    /// settled state that may be deleted at `now`
+    /// ([`crate::state::claim_prunable`]), at most
+    /// [`crate::primary::CLAIM_PRUNE_PER_CALL`], with their proof; `None`
+    /// when there is none.
+    pub fn prune_claims_args(&self, now: Timestamp) -> Result<Option<Vec<u8>>, DriverError> {
+        let s = self.settled_state()?;
+        let mut old: Vec<crate::types::SlotKey> = s
+            .claimed
+            .keys()
+            .chain(s.slots.keys())
+            .filter(|k| crate::state::claim_prunable(&self.cfg.params, k, now))
+            .copied()
+            .collect();
+        old.sort_by_key(|k| (k.dt_start, k.seller, k.dt_end));
+        old.dedup();
+        old.truncate(crate::primary::CLAIM_PRUNE_PER_CALL);
+        if old.is_empty() {
+            return Ok(None);
+        }
+        let keys = old.iter().map(|k| crate::state::RecordKey::Claimed(*k)).collect();
+        let witness = crate::state::witness(&s, &keys);
+        Ok(Some(args(&crate::primary::PruneClaims { slots: old, witness })))
+    }
+
     /// `dispute` arguments: the disputer's TCRs, the batch's entries and
     /// the records they touch, proved against the settled root.
     pub fn dispute_args(&self, batch: u64, claimed: Vec<crate::types::Tcr>) -> Result<Vec<u8>, DriverError> {
@@ -1165,6 +1190,13 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             };
             self.settled.push(s.clone());
             out.push(s);
+            // Housekeeping: the executor deletes the oldest claimed-slot
+            // records no entry can read any more (a refusal, e.g. the
+            // next batch's deletions already full, is left for later).
+            if let Some(a) = self.prune_claims_args(self.now())? {
+                let key = self.executors[0].0.clone();
+                self.primary_call(&key, "prune_claims", a, Amount::ZERO)?;
+            }
         }
     }
 

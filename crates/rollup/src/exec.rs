@@ -431,7 +431,10 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
 }
 
 /// The grid slots whose claimed energy entry `e` may read or claim: an
-/// ST's [`SettlementTx::claim_slots`], but only when the ST can reach a
+/// ST's [`SettlementTx::claim_slots`] and the [`SettlementTx::reach_keys`]
+/// after them (the window its won arbitration re-allocates over,
+/// [`realloc`]; counted against the batch's record budget like the
+/// period's slots), but only when the ST can reach a
 /// verdict that reads or claims them — sent by its seller, recorded at or
 /// after the end of its delivery period (`SC_EXE_ST` refuses everything
 /// else before it looks at a slot); nothing for other entries. This is

@@ -37,6 +37,10 @@ pub enum Mutation {
     /// claims ([`crate::exec::realloc`]): it takes only what they left, so
     /// sales settled out of deadline order strand an honest seller.
     ReallocSkipped,
+    /// Claimed-slot records are deleted one grid slot before the horizon
+    /// ([`crate::state::claim_prunable`]): an ST recorded at its latest
+    /// reads a deleted slot as unclaimed, and an export is sold twice.
+    PruneEarly,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -228,6 +228,7 @@ pub fn queue_keys(items: &[QueueItem]) -> BTreeSet<RecordKey> {
         .iter()
         .map(|q| match q {
             QueueItem::In { who, .. } | QueueItem::Out { who, .. } => RecordKey::Participant(*who),
+            QueueItem::Prune { slot } => RecordKey::Claimed(*slot),
         })
         .collect()
 }
@@ -321,8 +322,46 @@ pub fn update_tree(t: &mut Smt, keys: &BTreeSet<RecordKey>, s: &PreState) {
 /// primary chain against a proof of the settled balance).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub enum QueueItem {
-    In { who: Address, amount: Amount },
-    Out { who: Address, amount: Amount },
+    In {
+        who: Address,
+        amount: Amount,
+    },
+    Out {
+        who: Address,
+        amount: Amount,
+    },
+    /// Deletes a seller's grid slot record (claimed energy and
+    /// re-allocation data) that no entry can read any more
+    /// ([`claim_prunable`]; queued by the primary chain's `prune_claims`).
+    Prune {
+        slot: SlotKey,
+    },
+}
+
+/// How long a claimed-slot record can still be read: `2 × max_dl_ms +
+/// expiry_ms` after its slot begins. An AT's period is at most
+/// `max_dl_ms` long ([`crate::types::AtRejection::PeriodTooLong`]), its
+/// `DL` at most `max_dl_ms` after the period ([`crate::types::AtRejection::DeadlineTooLate`]),
+/// and `SC_EXE_ST` refuses an ST recorded after `DL + expiry_ms`
+/// ([`crate::types::StRejection::AfterExpiry`]) before it reads a slot,
+/// so an ST that claims at time `T` reads slots beginning at or after
+/// `DT_start ≥ DL − 2 × max_dl_ms ≥ T − expiry_ms − 2 × max_dl_ms`; its
+/// `reach_slots` and a re-allocation's window lie after `DT_start`.
+/// (An expiry settled as agreed may still add sold energy to its period's
+/// first slot later; it reads nothing else, and the record can be pruned
+/// again.) `None` on overflow.
+pub fn claim_horizon_ms(p: &IorParams) -> Option<u64> {
+    p.max_dl_ms.checked_mul(2)?.checked_add(p.expiry_ms)
+}
+
+/// Whether `slot`'s record may be deleted at block time `now`: every entry
+/// executed after a prune queued at `now` is recorded at `T ≥ now`, and
+/// reads only slots beginning at `T − `[`claim_horizon_ms`] or later, so a
+/// slot beginning strictly before `now − horizon` is read by none.
+pub fn claim_prunable(p: &IorParams, slot: &SlotKey, now: u64) -> bool {
+    let early =
+        if crate::mutants::active(crate::mutants::Mutation::PruneEarly) { u64::from(p.meter_step_s) * 1000 } else { 0 };
+    claim_horizon_ms(p).is_some_and(|h| slot.dt_start.saturating_add(h.saturating_sub(early)) < now)
 }
 
 /// Why a queue item does not apply (only a forged or corrupt queue: the
@@ -353,6 +392,10 @@ pub fn apply_queue(s: &mut PreState, p: &IorParams, items: &[QueueItem]) -> Resu
                     available: part.balance,
                 })?;
                 s.participants.insert(who, part);
+            }
+            QueueItem::Prune { slot } => {
+                s.claimed.remove(&slot);
+                s.slots.remove(&slot);
             }
         }
     }

@@ -219,7 +219,14 @@ fn nested_sales_settled_out_of_order_are_both_covered() -> bool {
     out == vec![Outcome::StSettled(StSettlement::SellerDelivered); 2]
 }
 
-const SCENARIOS: [Scenario; 7] = [
+/// A claimed-slot record is pruned only once no entry can read it: the
+/// ST recorded at `DL + expiry` still sees the earlier claim of its first
+/// slot (`common::claim_at_the_horizon`).
+fn a_claim_at_the_horizon_sees_its_slot() -> bool {
+    claim_at_the_horizon().1 == vec![Outcome::StSettled(StSettlement::SellerShortfall)]
+}
+
+const SCENARIOS: [Scenario; 8] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -227,6 +234,7 @@ const SCENARIOS: [Scenario; 7] = [
     ("a wrong post-state root is overturned", a_wrong_post_root_is_overturned),
     ("a state dispute leaving a record out is refused", a_state_dispute_leaving_a_record_out_is_refused),
     ("nested sales settled out of order are both covered", nested_sales_settled_out_of_order_are_both_covered),
+    ("a claim at the horizon sees its slot", a_claim_at_the_horizon_sees_its_slot),
 ];
 
 gridledger_core::mutation_check! {
@@ -240,4 +248,5 @@ gridledger_core::mutation_check! {
     unchecked_post_root_is_caught: Mutation::PostRootUnchecked => "a wrong post-state root is overturned",
     unchecked_absence_is_caught: Mutation::AbsenceUnchecked => "a state dispute leaving a record out is refused",
     skipped_realloc_is_caught: Mutation::ReallocSkipped => "nested sales settled out of order are both covered",
+    early_prune_is_caught: Mutation::PruneEarly => "a claim at the horizon sees its slot",
 }
