@@ -107,7 +107,6 @@ fn st(t: &AgreementTerms, buyer: &KeyPair) -> SettlementTx {
         dt_step_s: 300,
         ps: vec![1_000; 6],
         meter_sig: None,
-        reach_slots: 0,
     }
     .sign_as_buyer(buyer)
 }

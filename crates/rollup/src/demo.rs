@@ -990,7 +990,6 @@ pub fn run_day_with_progress<P: ChainClient, S: ChainClient>(
                 dt_step_s: step_s,
                 ps: readings(surplus),
                 meter_sig: None,
-                reach_slots: 0,
             }
             .sign_readings_in(&d.cfg.params.domain, &meter_key(&keys[s].address()))
             .sign_as_buyer_in(&d.cfg.params.domain, &keys[b]);
@@ -1289,7 +1288,6 @@ pub fn case_study() -> Result<CaseStudyReport, DemoError> {
             dt_step_s: 300,
             ps: vec![0; 6],
             meter_sig: None,
-            reach_slots: 0,
         }
         .sign_readings_in(&d.cfg.params.domain, &meter_key(&p14.address()))
         .sign_as_buyer_in(&d.cfg.params.domain, buyer);

@@ -79,6 +79,7 @@ pub fn batch_entries<C: ChainClient>(c: &C, h: &BatchHeader) -> Result<Vec<Entry
         let decoded = match method.as_str() {
             "sc_ds_at" => gridledger_ledger::decode_args(args).map(IorTx::At),
             "sc_ds_st" => gridledger_ledger::decode_args(args).map(IorTx::St),
+            "sc_ds_st_reach" => gridledger_ledger::decode_args(args).map(|(s, r)| IorTx::StReach(s, r)),
             "sc_ds_ob" => gridledger_ledger::decode_args(args).map(IorTx::Opinion),
             "sc_ds_expire" => gridledger_ledger::decode_args(args).map(IorTx::Expire),
             _ => continue,
@@ -408,6 +409,7 @@ pub fn record_call(tx: &IorTx) -> (&'static str, Vec<u8>) {
     match tx {
         IorTx::At(at) => ("sc_ds_at", args(at)),
         IorTx::St(st) => ("sc_ds_st", args(st)),
+        IorTx::StReach(st, reach) => ("sc_ds_st_reach", args(&(st, reach))),
         IorTx::Opinion(o) => ("sc_ds_ob", args(o)),
         IorTx::Expire(t) => ("sc_ds_expire", args(t)),
     }

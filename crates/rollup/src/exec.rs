@@ -137,7 +137,7 @@ pub fn claim_alloc(
 }
 
 /// Most grid slots after its period that one ST may re-allocate over
-/// ([`SettlementTx::reach_slots`]): one week of 5-minute slots, the
+/// ([`IorTx::StReach`]): one week of 5-minute slots, the
 /// longest delivery period the default `max_dl_ms` allows, so a claim can
 /// reach every sale of the default parameters that overlaps it. The
 /// per-batch record budget bounds what a batch actually reads.
@@ -427,11 +427,11 @@ pub fn touched(entries: &[Entry], tcrs: &[Tcr]) -> (BTreeSet<Address>, BTreeSet<
 
 /// Sellers whose certified meter key the batch's STs need.
 pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
-    entries.iter().filter(|e| matches!(e.tx, IorTx::St(_))).map(|e| e.tx.terms().seller).collect()
+    entries.iter().filter(|e| e.tx.settlement().is_some()).map(|e| e.tx.terms().seller).collect()
 }
 
 /// The grid slots whose claimed energy entry `e` may read or claim: an
-/// ST's [`SettlementTx::claim_slots`] and the [`SettlementTx::reach_keys`]
+/// ST's [`SettlementTx::claim_slots`] and (an [`IorTx::StReach`]) the [`SettlementTx::reach_keys`]
 /// after them (the window its won arbitration re-allocates over,
 /// [`realloc`]; counted against the batch's record budget like the
 /// period's slots), but only when the ST can reach a
@@ -446,9 +446,9 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
 /// energy sold.
 pub fn claim_slots(e: &Entry, grid_s: u32) -> Vec<SlotKey> {
     match &e.tx {
-        IorTx::St(s) if e.sender == s.terms.seller && e.recorded_at >= s.terms.dt_end => {
+        IorTx::St(s) | IorTx::StReach(s, _) if e.sender == s.terms.seller && e.recorded_at >= s.terms.dt_end => {
             let mut k = s.claim_slots(grid_s);
-            k.extend(s.reach_keys(grid_s));
+            k.extend(s.reach_keys(grid_s, e.tx.settlement().map_or(0, |(_, r)| r)));
             k
         }
         IorTx::Expire(t) if e.sender == t.buyer && e.recorded_at >= t.dt_end => {
@@ -532,7 +532,7 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
         (IorTx::At(_), _) | (_, Outcome::AtAccepted | Outcome::AtRejected(_)) => None,
         (_, Outcome::StRejected(r)) if r.penalty_free() => Some(vec![]),
         (_, Outcome::StRejected(_)) => Some(penalise(e.sender)),
-        (IorTx::St(s), Outcome::StSettled(kind)) => match kind {
+        (IorTx::St(s) | IorTx::StReach(s, _), Outcome::StSettled(kind)) => match kind {
             // A settlement that pays for delivery records its EM as sold
             // out of the seller's slots (attack r5: one export sold twice).
             StSettlement::Agreed => Some(vec![
@@ -555,7 +555,7 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
                 v.push(Effect::ClaimExport {
                     slots: s.claim_split(p.meter_step_s)?,
                     ws: u128::from(t.em.0).checked_mul(3600)?,
-                    reach: s.reach_slots.min(MAX_REACH_SLOTS),
+                    reach: e.tx.settlement().map_or(0, |(_, r)| r).min(MAX_REACH_SLOTS),
                 });
                 Some(v)
             }
@@ -722,7 +722,7 @@ pub fn leaf_inputs(st: &PreState, e: &Entry, outcome: &Outcome, grid_s: u32) -> 
     let key = t.key();
     let seller_read = matches!(e.tx, IorTx::At(_))
         && !matches!(outcome, Outcome::AtRejected(AtRejection::WrongSender { .. } | AtRejection::NotSignedBySeller));
-    let meter_read = matches!(e.tx, IorTx::St(_)) && e.sender == t.seller;
+    let meter_read = e.tx.settlement().is_some() && e.sender == t.seller;
     let parts = if seller_read { vec![e.sender, t.seller] } else { vec![e.sender] };
     PreState {
         participants: st.participants.iter().filter(|(a, _)| parts.contains(a)).map(|(a, p)| (*a, *p)).collect(),
@@ -758,7 +758,8 @@ pub fn execute_leaves(
     for (i, e) in entries.iter().enumerate() {
         let mut outcome = match &e.tx {
             IorTx::At(at) => execute_at(env, p, &st, e, at)?,
-            IorTx::St(s) => execute_st(env, p, &st, e, s)?,
+            IorTx::St(s) => execute_st(env, p, &st, e, s, 0)?,
+            IorTx::StReach(s, reach) => execute_st(env, p, &st, e, s, *reach)?,
             IorTx::Opinion(o) => execute_opinion(env, &st, e, o)?,
             IorTx::Expire(t) => execute_expire(env, p, &st, e, t)?,
         };
@@ -906,6 +907,7 @@ fn execute_st(
     st: &PreState,
     e: &Entry,
     s: &SettlementTx,
+    reach: u32,
 ) -> Result<Outcome, ContractError> {
     let reject = |why: StRejection| Ok(Outcome::StRejected(why));
     let t = &s.terms;
@@ -980,12 +982,12 @@ fn execute_st(
     // settled batches) is not evidence again. Readings at the meter's
     // interval are summed per grid slot, so every ST reads the same slots.
     // Every won claim of the seller holding energy in the ST's slots or
-    // the `reach_slots` after them is re-allocated with this one
+    // the reach slots after them (`IorTx::StReach`) is re-allocated with this one
     // ([`realloc`]): one step per slot and per claim held there.
     let split = if certified { s.claim_split(p.meter_step_s) } else { None };
     let delivered = match split {
         Some(split) => {
-            let reach = split.last().map(|(k, _)| following_slots(k, s.reach_slots)).unwrap_or_default();
+            let reach = split.last().map(|(k, _)| following_slots(k, reach)).unwrap_or_default();
             let held: usize = split
                 .iter()
                 .map(|(k, _)| k)

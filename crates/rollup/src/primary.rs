@@ -2367,6 +2367,12 @@ impl NativeContract for IorPrimaryContract {
                 let st: SettlementTx = decode_args(args)?;
                 record(ctx, IorTx::St(st), latest)
             }
+            // An ST whose won arbitration re-allocates over `reach` grid
+            // slots after its period too (`IorTx::StReach`).
+            "sc_ds_st_reach" => {
+                let (st, reach): (SettlementTx, u32) = decode_args(args)?;
+                record(ctx, IorTx::StReach(st, reach), latest)
+            }
             "sc_ds_ob" => {
                 let o: BuyerOpinion = decode_args(args)?;
                 record(ctx, IorTx::Opinion(o), latest)

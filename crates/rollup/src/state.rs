@@ -346,7 +346,7 @@ pub enum QueueItem {
 /// ([`crate::types::StRejection::AfterExpiry`]) before it reads a slot,
 /// so an ST that claims at time `T` reads slots beginning at or after
 /// `DT_start ≥ DL − 2 × max_dl_ms ≥ T − expiry_ms − 2 × max_dl_ms`; its
-/// `reach_slots` and a re-allocation's window lie after `DT_start`.
+/// reach (`IorTx::StReach`) and a re-allocation's window lie after `DT_start`.
 /// (An expiry settled as agreed may still add sold energy to its period's
 /// first slot later; it reads nothing else, and the record can be pruned
 /// again.) `None` on overflow.

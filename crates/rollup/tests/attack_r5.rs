@@ -373,7 +373,6 @@ fn heavy_batch(n: usize, readings: usize) -> (Env, u64) {
                 dt_step_s: 300,
                 ps: vec![1; readings],
                 meter_sig: None,
-                reach_slots: 0,
             };
             (s.clone(), IorTx::St(st))
         })
@@ -590,7 +589,6 @@ fn budget_batch() -> (Env, u64, u32) {
             dt_step_s: 300,
             ps: vec![1; max_readings],
             meter_sig: None,
-            reach_slots: 0,
         })
     };
     let entry = |sender: &KeyPair, tx: IorTx| gridledger_rollup::types::Entry {
@@ -743,7 +741,6 @@ fn a_forged_leaf_input_behind_a_heavy_batch_steals_the_buyers_payment() {
         dt_step_s: 300,
         ps: vec![1000; 6],
         meter_sig: None,
-        reach_slots: 0,
     }
     .sign_readings(&fake)
     .sign_as_buyer(&b);
@@ -762,7 +759,6 @@ fn a_forged_leaf_input_behind_a_heavy_batch_steals_the_buyers_payment() {
             dt_step_s: 300,
             ps: vec![1; readings],
             meter_sig: None,
-            reach_slots: 0,
         };
         (sybil.clone(), IorTx::St(st))
     }));

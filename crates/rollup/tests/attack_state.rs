@@ -576,7 +576,6 @@ fn an_oversized_entry_makes_a_self_crediting_root_undisputable() {
         dt_step_s: 1,
         ps: vec![1_000; len],
         meter_sig: None,
-        reach_slots: 0,
     };
     let size = |len: usize| {
         let entry =

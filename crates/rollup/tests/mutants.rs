@@ -18,7 +18,7 @@ use gridledger_rollup::primary::{BatchState, DisputeEntry, SubmitTcrs};
 use gridledger_rollup::roles::{SmartMeter, ValidatorBehaviour};
 use gridledger_rollup::state::{post_state, state_root};
 use gridledger_rollup::types::{
-    coins, entry_hash, tcr_proof, Effect, IorTx, Outcome, Participant, SettlementTx, StRejection, StSettlement,
+    coins, entry_hash, tcr_proof, Effect, IorTx, Outcome, Participant, StRejection, StSettlement,
 };
 
 /// The theft of issue 11 item 1 with every validator silent: the victim
@@ -212,9 +212,9 @@ fn nested_sales_settled_out_of_order_are_both_covered() -> bool {
     t2.dl = t2.dt_end + 15 * MIN;
     agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
     let long = metered_st(&t1, &b1, 300, vec![1000; 6]);
-    let nested = SettlementTx { reach_slots: 5, ..metered_st(&t2, &b2, 300, vec![1000]) };
+    let nested = metered_st(&t2, &b2, 300, vec![1000]);
     e.d.submit(&s, &IorTx::St(long)).unwrap();
-    e.d.submit(&s, &IorTx::St(nested)).unwrap();
+    e.d.submit(&s, &IorTx::StReach(nested, 5)).unwrap();
     let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
     out == vec![Outcome::StSettled(StSettlement::SellerDelivered); 2]
 }

@@ -62,7 +62,6 @@ fn st(t: &AgreementTerms, watts: i64, buyer: usize) -> IorTx {
         ob: true,
         dt_step_s: 300,
         meter_sig: None,
-        reach_slots: 0,
         ps: vec![watts; 6],
     };
     IorTx::St(s.sign_as_buyer(&dev_key(buyer)))

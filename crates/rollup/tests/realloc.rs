@@ -1,6 +1,6 @@
 //! Re-allocation of a seller's won claims (issue 11, attack r4/r5: sales
 //! settled out of deadline order). A won arbitration re-places the
-//! seller's earlier won claims over its slots and the `reach_slots` after
+//! seller's earlier won claims over its slots and the reach slots after
 //! them, earliest deadline first (`exec::realloc`); an earlier claim is
 //! never un-covered, so when the export does not cover all of them the
 //! new claim is the one that loses.
@@ -20,15 +20,14 @@ use gridledger_rollup::exec::{
 };
 use gridledger_rollup::primary::{entry_records, MAX_BATCH_RECORDS};
 use gridledger_rollup::types::{
-    Agreement, AgreementTerms, Entry, IorParams, IorTx, MeterRecord, Outcome, Participant, SettlementTx, SlotKey,
-    StSettlement,
+    Agreement, AgreementTerms, Entry, IorParams, IorTx, MeterRecord, Outcome, Participant, SlotKey, StSettlement,
 };
 
 const SLOT: u64 = 5 * MIN;
 const SLOT_WS: u128 = 1000 * 300;
 
-fn settle(e: &mut Env, seller: &KeyPair, s: SettlementTx) -> Vec<Outcome> {
-    e.d.submit(seller, &IorTx::St(s)).unwrap();
+fn settle(e: &mut Env, seller: &KeyPair, s: IorTx) -> Vec<Outcome> {
+    e.d.submit(seller, &s).unwrap();
     e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect()
 }
 
@@ -54,8 +53,8 @@ fn long_then_short(long_wh: u64, short_wh: u64) -> (Vec<Outcome>, Vec<Outcome>, 
     t2.dt_end = t2.dt_start + SLOT;
     t2.dl = t2.dt_end + 15 * MIN;
     agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
-    let first = settle(&mut e, &s, metered_st(&t1, &b1, 300, vec![1000; 6]));
-    let second = settle(&mut e, &s, SettlementTx { reach_slots: 5, ..metered_st(&t2, &b2, 300, vec![1000]) });
+    let first = settle(&mut e, &s, IorTx::St(metered_st(&t1, &b1, 300, vec![1000; 6])));
+    let second = settle(&mut e, &s, IorTx::StReach(metered_st(&t2, &b2, 300, vec![1000]), 5));
     (first, second, e, s)
 }
 
@@ -89,11 +88,11 @@ fn one_wh_short_the_newer_sale_loses_and_nothing_else_changes() {
     t2.dt_end = t2.dt_start + SLOT;
     t2.dl = t2.dt_end + 15 * MIN;
     agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
-    let first = settle(&mut e, &s, metered_st(&t1, &b1, 300, vec![1000; 6]));
+    let first = settle(&mut e, &s, IorTx::St(metered_st(&t1, &b1, 300, vec![1000; 6])));
     assert_eq!(first, vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
     let before = claims_of(&e, &s.address());
     let rep = e.d.participant(&s.address()).unwrap().reputation;
-    let second = settle(&mut e, &s, SettlementTx { reach_slots: 5, ..metered_st(&t2, &b2, 300, vec![1000]) });
+    let second = settle(&mut e, &s, IorTx::StReach(metered_st(&t2, &b2, 300, vec![1000]), 5));
     assert_eq!(second, vec![Outcome::StSettled(StSettlement::SellerShortfall)], "the newer sale loses");
     assert_eq!(claims_of(&e, &s.address()), before, "the long sale's claim is untouched");
     assert_eq!(before.0.values().sum::<u128>(), 421 * 3600);
@@ -114,10 +113,10 @@ fn without_reach_the_long_sale_keeps_the_first_slot() {
     t2.dl = t2.dt_end + 15 * MIN;
     agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
     assert_eq!(
-        settle(&mut e, &s, metered_st(&t1, &b1, 300, vec![1000; 6])),
+        settle(&mut e, &s, IorTx::St(metered_st(&t1, &b1, 300, vec![1000; 6]))),
         vec![Outcome::StSettled(StSettlement::SellerDelivered)]
     );
-    let second = settle(&mut e, &s, metered_st(&t2, &b2, 300, vec![1000]));
+    let second = settle(&mut e, &s, IorTx::St(metered_st(&t2, &b2, 300, vec![1000])));
     assert_eq!(second, vec![Outcome::StSettled(StSettlement::SellerShortfall)]);
 }
 
@@ -210,8 +209,8 @@ fn realloc_gas_at_the_record_budget_bound() {
         dt_end: start + own * SLOT,
         dl: start + own * SLOT + 15 * MIN,
     };
-    let st_tx = SettlementTx { reach_slots: MAX_REACH_SLOTS, ..metered_st(&t, &b, 300, vec![10; own as usize]) };
-    let entry = Entry { sender: s.address(), recorded_at: t.dt_end + MIN, tx: IorTx::St(st_tx) };
+    let st_tx = metered_st(&t, &b, 300, vec![10; own as usize]);
+    let entry = Entry { sender: s.address(), recorded_at: t.dt_end + MIN, tx: IorTx::StReach(st_tx, MAX_REACH_SLOTS) };
     assert_eq!(entry_records(&entry, p.meter_step_s), MAX_BATCH_RECORDS, "the window fills the budget");
     let mut pre = PreState::default();
     for a in [b.address(), s.address()] {

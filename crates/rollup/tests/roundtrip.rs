@@ -47,8 +47,7 @@ fn ior_tx() -> impl Strategy<Value = IorTx> {
             proptest::collection::vec(any::<i64>(), 0..20)
         )
             .prop_map(|(terms, stmp, ob, signed, dt_step_s, ps)| {
-                let st =
-                    SettlementTx { terms, stmp, buyer_sig: None, ob, dt_step_s, ps, meter_sig: None, reach_slots: 0 };
+                let st = SettlementTx { terms, stmp, buyer_sig: None, ob, dt_step_s, ps, meter_sig: None };
                 IorTx::St(if signed {
                     st.sign_readings(&KeyPair::from_seed("ior-rt-meter"))
                         .sign_as_buyer(&KeyPair::from_seed("ior-rt-buyer"))
@@ -117,7 +116,7 @@ proptest! {
                     prop_assert_eq!(recover(&at.terms.seller_digest(&SigDomain::DEV), sig), Ok(seller));
                 }
             }
-            IorTx::St(st) => {
+            IorTx::St(st) | IorTx::StReach(st, _) => {
                 if let Some(sig) = &st.buyer_sig {
                     let buyer = KeyPair::from_seed("ior-rt-buyer").public();
                     prop_assert_eq!(recover(&st.terms.buyer_digest(&SigDomain::DEV, st.ob), sig), Ok(buyer));

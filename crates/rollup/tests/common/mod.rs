@@ -88,7 +88,6 @@ pub fn st(t: &AgreementTerms, watts: i64, ob: bool, buyer: Option<&KeyPair>) -> 
         dt_step_s: 300,
         ps: vec![watts; 6],
         meter_sig: None,
-        reach_slots: 0,
     }
     .sign_readings(&meter_key(&t.seller));
     match buyer {
@@ -362,7 +361,6 @@ pub fn metered_st(t: &AgreementTerms, buyer: &KeyPair, step_s: u32, ps: Vec<i64>
         dt_step_s: step_s,
         ps,
         meter_sig: None,
-        reach_slots: 0,
     }
     .sign_readings(&meter_key(&t.seller))
     .sign_as_buyer(buyer)
