@@ -1,0 +1,162 @@
+//! Sixth attack round on the cross-chain protocols (issue 14): the round-5
+//! fixes (reference prices, the receiver's `min_x_b`, late evidence, posted
+//! NTs bound to their CCT, proofs against the accumulator, signing domains)
+//! and what is around them.
+//!
+//! Every test here is a finding: it asserts what a careful user would
+//! expect and fails on the code it was written against, so each is marked
+//! `#[ignore = "attack: ..."]` until fixed. Run them with
+//! `cargo test -p gridledger-xchain --test attack_r6 -- --ignored`.
+
+mod common;
+
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::{Amount, Hash32};
+use gridledger_ledger::devnet::{dev_key, transfer};
+use gridledger_ledger::{SignedTransaction, TxStatus};
+use gridledger_xchain::bob::{keys, CctArgs, CctV, PostNt};
+use gridledger_xchain::mbs::{bob_call_signed, BobMbs, MbsSpec, SwapRequest, BOB_TX_GAS};
+use gridledger_xchain::{CctRecord, Side, SideState};
+
+/// A BoB call of `key` with an explicit nonce (many in one BoB block).
+fn call_n<A: borsh::BorshSerialize>(
+    m: &BobMbs,
+    key: &KeyPair,
+    nonce: u64,
+    method: &str,
+    args: &A,
+) -> SignedTransaction {
+    bob_call_signed(key, m.bob.chain_id(), &m.bob.domain(), nonce, method, args, Amount::ZERO)
+}
+
+/// Ticks until both chains of `rec` reached their ln-08 deadlines at the BoB.
+fn to_deadlines(m: &mut BobMbs, rec: &CctRecord) {
+    while m.bob_tip(rec.terms.chain_i) < rec.deadline_i || m.bob_tip(rec.terms.chain_j) < rec.deadline_j {
+        m.tick().unwrap();
+    }
+}
+
+/// An honest CCT in sub-situation 2: the sender withholds, the receiver
+/// pays NT_r on chain j and posts it, but has not proved it by the
+/// deadline (its proof is slow). Returns the first-stage CCT_V's gas.
+fn honest_cct_into_sub_situation_2(m: &mut BobMbs, salt: u64) -> (Hash32, u64) {
+    let (id, rec) = open_cct(m, &request(1_000, salt));
+    m.wait_native_window(&rec).unwrap();
+    let r = receiver();
+    let nt_r = m.native_tx(&rec, Side::Receiver, &r).unwrap();
+    m.external_mut(rec.terms.chain_j).unwrap().submit(&nt_r).unwrap();
+    let post = m.bob_call(&r, "post_nt", &PostNt { cct: id, side: Side::Receiver, nt: nt_r }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    to_deadlines(m, &rec);
+    // Any BoB node sends CCT_V (here: the receiver itself).
+    let v = m.bob_call(&r, "cct_v", &CctV { cct: id }, Amount::ZERO);
+    let receipt = m.bob_exec(&v).unwrap();
+    assert_eq!(receipt.status, TxStatus::Success, "the honest CCT_V");
+    let rec = m.cct(&id).unwrap();
+    assert!(rec.verified && rec.receiver == SideState::Pending && rec.sender == SideState::Penalised);
+    (id, receipt.gas_used)
+}
+
+// ------------------------------------------------------------------ R6-1
+
+/// SC_T's list of CCTs in sub-situation 2 (`FORWARDING`) is one storage
+/// value that every CCT_V entering sub-situation 2 and every completion of
+/// a verified CCT reads and rewrites whole, and anyone can grow it for
+/// the price of BoB gas: an attacker who is sender *and* receiver (two keys
+/// of its own) opens CCTs of `x_j = 1` (lock κ̄ · x_B = 2 units), posts for
+/// each a receiver's NT with a nonce far ahead (valid signature, right
+/// instruction, nonce above the floor: `post_nt` accepts it, it never
+/// lands) and sends CCT_V after the deadline. Each CCT adds 32 bytes to
+/// the list for κ̄ + κ_i epochs; the penalties go between its own accounts
+/// (net zero). Every honest CCT in sub-situation 2 then pays
+/// SLOAD + SSTORE per entry (~4,100 gas) at its CCT_V, at its `prove`
+/// (`finish_if_settled`) and at its second-stage CCT_V. With ~4,900
+/// entries (a few BoB blocks of the attacker's CCTs at 300 M block gas),
+/// no transaction of `BOB_TX_GAS` = 20 M can enter or leave sub-situation
+/// 2 at all — not the honest payer's `prove`, not the relayer's closing
+/// CCT_V (so the attacker's own entries never leave the list either): the
+/// deposits of every CCT that reaches sub-situation 2 are frozen.
+///
+/// Expected: the gas of an honest CCT_V does not depend on how many
+/// strangers' CCTs are in sub-situation 2.
+/// Observed: it grows by ~4,100 gas per stranger's CCT (the test prints
+/// how many strangers' CCTs freeze sub-situation 2 for a 20 M-gas call).
+///
+/// Suggested fix: keep one storage slot per CCT in sub-situation 2
+/// (`forwarding/<id>` set at CCT_V, deleted at completion) and let BoB
+/// nodes find them by the `cct_v` events or a prefix scan of the view
+/// (as `ccdi` does with `late_prefix`); no on-chain list read whole.
+#[test]
+#[ignore = "attack: strangers' CCTs in sub-situation 2 grow FORWARDING without bound; honest CCT_V/prove gas grows ~4k per entry until sub-situation 2 freezes"]
+fn strangers_ccts_in_sub_situation_2_make_honest_ones_unclosable() {
+    const STRANGERS: u64 = 48;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let (a, b) = (dev_key(2), dev_key(3));
+    m.deposit_token_b(&a, 10_000).unwrap();
+    m.deposit_token_b(&b, 10_000).unwrap();
+
+    // Baseline: one honest CCT into sub-situation 2 with the list empty.
+    let (_, gas_alone) = honest_cct_into_sub_situation_2(&mut m, 1);
+
+    // The attacker's CCTs, all in one BoB block.
+    let mut ids = Vec::new();
+    let mut recs = Vec::new();
+    let mut na = m.bob.next_nonce(&a.address());
+    let mut txs = Vec::new();
+    for k in 0..STRANGERS {
+        let req =
+            SwapRequest { sender: a.clone(), receiver: b.clone(), chain_i: I, chain_j: J, x_j: 1, salt: 1_000 + k };
+        let terms = m.terms(&req);
+        let receiver_sig = b.sign(&terms.digest(m.bob.chain_id()));
+        ids.push(terms.id());
+        txs.push(call_n(&m, &a, na, "cct", &CctArgs { terms, receiver_sig }));
+        na += 1;
+    }
+    for tx in &txs {
+        m.bob.submit(tx).unwrap();
+    }
+    m.tick().unwrap();
+    for id in &ids {
+        recs.push(m.cct(id).expect("the attacker's CCT is stored"));
+    }
+    // The receiver's NTs, nonces far ahead: valid, never landing.
+    let mut nb = m.bob.next_nonce(&b.address());
+    let floor = recs[0].terms.nonce_floor_j;
+    let mut posts = Vec::new();
+    for (k, (id, rec)) in ids.iter().zip(&recs).enumerate() {
+        let c = m.external(J).unwrap();
+        let nt = c.sign(&b, transfer(&b, J, floor + 10_000 + k as u64, rec.terms.sender_j, Amount(1), Amount(1)));
+        posts.push(call_n(&m, &b, nb, "post_nt", &PostNt { cct: *id, side: Side::Receiver, nt }));
+        nb += 1;
+    }
+    for tx in &posts {
+        m.bob.submit(tx).unwrap();
+    }
+    m.tick().unwrap();
+    to_deadlines(&mut m, &recs[STRANGERS as usize - 1]);
+    let mut vs = Vec::new();
+    for id in &ids {
+        vs.push(call_n(&m, &a, na, "cct_v", &CctV { cct: *id }));
+        na += 1;
+    }
+    for tx in &vs {
+        m.bob.submit(tx).unwrap();
+    }
+    m.tick().unwrap();
+    let open: Vec<Hash32> = m.bob_record(&keys::forwarding()).unwrap_or_default();
+    let strangers_open = ids.iter().filter(|id| open.contains(id)).count() as u64;
+    assert_eq!(strangers_open, STRANGERS, "the attacker's CCTs are all in sub-situation 2");
+
+    // The same honest CCT again, with the strangers' entries in the list.
+    let (_, gas_crowded) = honest_cct_into_sub_situation_2(&mut m, 2);
+    let per_entry = gas_crowded.saturating_sub(gas_alone) / STRANGERS;
+    let freeze_at = if per_entry == 0 { u64::MAX } else { (BOB_TX_GAS - gas_alone) / per_entry };
+    assert!(
+        gas_crowded <= gas_alone + 10_000,
+        "an honest CCT_V cost {gas_alone} gas alone and {gas_crowded} with {STRANGERS} strangers' CCTs in \
+         sub-situation 2 (~{per_entry} gas each): ~{freeze_at} such CCTs make every CCT_V, prove and closing \
+         CCT_V of sub-situation 2 exceed BOB_TX_GAS"
+    );
+}
