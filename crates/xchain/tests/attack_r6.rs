@@ -248,3 +248,107 @@ fn an_equivocating_leader_freezes_the_bobs_view_of_a_probabilistic_chain() {
         m.deposit(&sender().address()).locked
     );
 }
+
+// ------------------------------------------------------------------ R6-3
+
+/// Anyone turns an in-time CCDI lock into a late one (unlock only) and gets
+/// its owner eliminated: `ccdi_late_lock` is open to any caller and takes
+/// any SC_BG lock whose header the BoB no longer keeps, whether or not its
+/// process is running and its slot still free.
+///
+/// Round 5 (R5-2) decided that a lock of a running process whose CCT
+/// missed the kept headers (its owner slow for κ_i epochs, or a relay
+/// catching up) "is sent as that CCT, against the accumulator: stored in
+/// its slot if in time, so its owner is not eliminated for the relay's
+/// delay" — the BoB nodes' duty sends `ccdi_cct_relayed` for it. But the
+/// same lock is also accepted by `ccdi_late_lock`, which stores it for
+/// unlocking only and marks it used. A fellow participant watching the
+/// chain sends `ccdi_late_lock` for the victim's lock in the block where
+/// its header is dropped, ahead of the BoB node's `ccdi_cct_relayed`
+/// (which then fails: `AlreadyStored`). The victim's slot stays empty; at
+/// the deadline S_MUE eliminates it and its deposit goes to the others —
+/// to the attacker among them.
+///
+/// Expected: a lock that `ccdi_cct_relayed` would store in its slot (its
+/// process running and unfinished, its owner registered, its slot free, in
+/// time) is stored there whoever sends it; `ccdi_late_lock` refuses it (or
+/// stores it in its slot as `ccdi_cct_relayed` does).
+/// Observed: the attacker's `ccdi_late_lock` succeeds, the victim's slot is
+/// empty and the victim is eliminated, losing its deposit.
+///
+/// Suggested fix: in `ccdi_late_lock`, if the lock's process has started,
+/// is not finished, the deadline has not passed and the lock's owner has a
+/// free slot on that chain, take the `ccdi_cct_against` path (store in the
+/// slot); keep `ccdi_late_lock` for locks that can no longer be stored.
+#[test]
+#[ignore = "attack: anyone front-runs the BoB node's ccdi_cct_relayed with ccdi_late_lock; an in-time lock becomes unlock-only and its owner is eliminated"]
+fn a_fellow_participant_turns_an_in_time_lock_late_and_takes_the_deposit() {
+    use gridledger_xchain::ccdi::{keys as ckeys, CcdiApp};
+    use gridledger_xchain::ccdi_run::{CcdiCounts, CcdiUser, UserBehaviour};
+    use gridledger_xchain::scbg::Lock;
+    const CCDI_DEPOSIT: u128 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let ca = m.chain_ids()[0];
+    let (victim, attacker) = (dev_key(0), dev_key(1));
+    let mut us = Vec::new();
+    for (x, key) in [&victim, &attacker].into_iter().enumerate() {
+        let item = m.create_item(ca, key, &format!("hero-{x}"), 10 + 7 * x as u64).unwrap();
+        us.push(CcdiUser { key: key.clone(), chain: ca, item, behaviour: UserBehaviour::Honest });
+    }
+    // κ = 5: the deadline is 5 · κ_i = 20 BoB blocks after the start.
+    let terms = m.ccdi_terms(CcdiApp::Battle, &us, CCDI_DEPOSIT, 5, 77);
+    let pid = m.ccdi_prepare(&terms, &us, &mut CcdiCounts::default()).unwrap();
+    let rec = m.process(&pid).unwrap();
+    let balance_before = m.bob.account(&victim.address()).balance.0;
+    // Both lock at the start; the attacker stores its own item at once.
+    let mut lock_txs = Vec::new();
+    for u in &us {
+        let data = m.item(ca, u.item).unwrap().data;
+        let tx = m.sc_bg_call(ca, &u.key, "lock", &Lock { process: pid, item: u.item, data }).unwrap();
+        m.external_mut(ca).unwrap().submit(&tx).unwrap();
+        lock_txs.push(tx);
+    }
+    m.tick().unwrap();
+    let cct = loop {
+        if let Some(c) = m.ccdi_cct_for(pid, &lock_txs[1]).unwrap() {
+            if m.bob_tip(ca) >= c.height + m.spec.finality.confirmations() as u64 {
+                break c;
+            }
+        }
+        m.tick().unwrap();
+    };
+    m.bob_ok(&m.ccdi_cct_call(&attacker, &cct).unwrap()).unwrap();
+    // The victim is slow: its lock's header leaves the kept window first.
+    let victim_lock = m.ccdi_cct_for(pid, &lock_txs[0]).unwrap().expect("the victim's lock landed");
+    while m.bob_tip(ca) < victim_lock.height + m.spec.kappa as u64 {
+        m.tick().unwrap();
+    }
+    assert!(m.bob.height() < rec.deadline, "well in time: BoB height {} < deadline {}", m.bob.height(), rec.deadline);
+    // The attacker's ccdi_late_lock goes in ahead of the BoB node's duty.
+    let late = m.ccdi_late_lock_tx(&attacker, pid, &lock_txs[0]).unwrap();
+    let h = m.bob.submit(&late).unwrap();
+    m.tick().unwrap();
+    let attacker_status = m.bob.receipt(&h).unwrap().map(|r| r.status);
+    // Everyone else honest until the deadline; then anyone finishes.
+    while m.bob.height() < rec.deadline {
+        m.tick().unwrap();
+    }
+    if !m.process(&pid).unwrap().finished {
+        let fin = m.bob_call(&m.relayer.clone(), "ccdi_finish", &pid, Amount::ZERO);
+        let _ = m.bob_exec(&fin).unwrap();
+    }
+    let done = m.process(&pid).unwrap();
+    let slot_stored = m.bob_record::<gridledger_xchain::ccdi::StoredItem>(&ckeys::slot(&pid, 0)).is_some();
+    let balance_after = m.bob.account(&victim.address()).balance.0;
+    assert!(
+        slot_stored && !done.eliminated.contains(&victim.address()),
+        "the victim's in-time lock (block {} of chain {ca}) was taken as late by the attacker's ccdi_late_lock \
+         ({attacker_status:?}): slot stored {slot_stored}, eliminated {:?}, the victim's BoB balance {} -> {} \
+         (an honest participant gets its deposit {CCDI_DEPOSIT} back at the outcome)",
+        victim_lock.height,
+        done.eliminated,
+        balance_before,
+        balance_after
+    );
+}
