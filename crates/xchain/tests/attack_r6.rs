@@ -422,3 +422,48 @@ fn a_token_b_pool_drained_for_400_blocks_makes_the_penalty_negligible_again() {
         rec.terms.min_x_b
     );
 }
+
+// ------------------------------------------------------------------ R6-5
+
+/// R5-5 again, 400 blocks later: the Token_i pool's LP still sets the rate
+/// every honest receiver signs, the reference only delays it.
+///
+/// The R5-5 fix prices from `amm::PriceRef`, 2 % a BoB block toward the
+/// pool. The LP of the Token_i pool (or a sender colluding with it)
+/// withdraws 99.9 % of Token_i — free of charge: a single-token pool's
+/// withdrawal costs nothing, unlike a Balancer exit, whose single-asset
+/// withdrawal pays along the invariant — and waits ~350 blocks. Every
+/// receiver's client then quotes the drained reference, signs x_i bounds
+/// ±1 % around it, and the honest swap completes on both sides: the
+/// receiver gives x_j Token_j for ~1/1000 of the Token_i it fetched before.
+///
+/// Expected: a receiver does not agree to a rate one LP set at will
+/// (bounds from a price the receiver supplies, or a pool whose
+/// single-token withdrawals cannot move the price without paying for it).
+/// Observed: the honest swap completes with x_i ≈ fair / 1000.
+///
+/// Suggested fix: as R6-4; at the root, price from pools that trade or
+/// whose single-token withdrawals pay the price impact (Balancer's
+/// single-asset exit), so moving the price costs the mover.
+#[test]
+#[ignore = "attack: the Token_i pool's LP drains it and waits ~350 blocks; honest receivers then sign and complete swaps at ~1/1000 of the rate"]
+fn a_token_i_pool_drained_for_400_blocks_sets_the_rate_again() {
+    use gridledger_xchain::bob::WithdrawLiquidity;
+    use gridledger_xchain::mbs::Behaviour;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let x_j = 1_000;
+    let fair = m.quote(x_j, I, J).unwrap();
+    let p = provider();
+    let w =
+        m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { token: I, shares: LIQUIDITY - 1_000 }, Amount::ZERO);
+    m.bob_ok(&w).unwrap();
+    m.ticks(400).unwrap();
+    let rep = m.swap(&request(x_j, 5), Behaviour::Honest).unwrap();
+    assert!(rep.record.complete && matches!(rep.record.receiver, SideState::Proved { .. }));
+    assert!(
+        rep.x_i >= fair / 2,
+        "the receiver gave {x_j} Token_j for {} Token_i (the same {x_j} fetched {fair} Token_i 400 blocks before)",
+        rep.x_i
+    );
+}
