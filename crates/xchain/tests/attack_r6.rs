@@ -122,14 +122,13 @@ fn strangers_ccts_in_sub_situation_2_make_honest_ones_unclosable() {
         recs.push(m.cct(id).expect("the attacker's CCT is stored"));
     }
     // The receiver's NTs, nonces far ahead: valid, never landing.
-    let mut nb = m.bob.next_nonce(&b.address());
+    let nb = m.bob.next_nonce(&b.address());
     let floor = recs[0].terms.nonce_floor_j;
     let mut posts = Vec::new();
     for (k, (id, rec)) in ids.iter().zip(&recs).enumerate() {
         let c = m.external(J).unwrap();
         let nt = c.sign(&b, transfer(&b, J, floor + 10_000 + k as u64, rec.terms.sender_j, Amount(1), Amount(1)));
-        posts.push(call_n(&m, &b, nb, "post_nt", &PostNt { cct: *id, side: Side::Receiver, nt }));
-        nb += 1;
+        posts.push(call_n(&m, &b, nb + k as u64, "post_nt", &PostNt { cct: *id, side: Side::Receiver, nt }));
     }
     for tx in &posts {
         m.bob.submit(tx).unwrap();
@@ -152,7 +151,7 @@ fn strangers_ccts_in_sub_situation_2_make_honest_ones_unclosable() {
     // The same honest CCT again, with the strangers' entries in the list.
     let (_, gas_crowded) = honest_cct_into_sub_situation_2(&mut m, 2);
     let per_entry = gas_crowded.saturating_sub(gas_alone) / STRANGERS;
-    let freeze_at = if per_entry == 0 { u64::MAX } else { (BOB_TX_GAS - gas_alone) / per_entry };
+    let freeze_at = (BOB_TX_GAS - gas_alone).checked_div(per_entry).unwrap_or(u64::MAX);
     assert!(
         gas_crowded <= gas_alone + 10_000,
         "an honest CCT_V cost {gas_alone} gas alone and {gas_crowded} with {STRANGERS} strangers' CCTs in \
