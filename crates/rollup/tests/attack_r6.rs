@@ -265,7 +265,8 @@ fn dense_batch() -> (Env, u64, u32, usize) {
 /// ≈ 102.5 M): the driver can never settle the batch, and every account it
 /// touches (and every later batch) waits until someone hand-crafts a
 /// `finalize` with more gas. A watcher/meter relying on the whole-batch
-/// bonded dispute cannot challenge at all with the driver's limit.
+/// bonded dispute cannot challenge at all with the driver's limit. The
+/// driver's `process` then fails with `Stuck(batch)` for good.
 ///
 /// Fix: bound the batch by the bytes and gas its re-execution costs, not
 /// by records alone: count an entry's calldata gas (16 × its bytes) plus
@@ -290,9 +291,12 @@ fn a_dense_batch_at_every_bound_exceeds_the_drivers_gas_limit() {
     }
     let f = e2.d.primary_call(&trader(1), "finalize", e2.d.finalize_args(batch2).unwrap(), Amount::ZERO).unwrap();
     eprintln!("finalize: {:?} {} gas", f.status, f.gas_used);
+    // The driver's own settlement of the overturned batch (its finalize is
+    // sent with `DRIVER_GAS_LIMIT`).
+    let driver = e2.d.process(&mut rng(0)).map(|v| v.len()).map_err(|e| e.to_string());
     let msg = format!(
         "{records} records, 300 entries of {bytes} B: whole-batch dispute {:?} {} gas ({} B), finalize {:?} {} gas; \
-         call limit {call_limit}, block {limit}",
+         call limit {call_limit}, block {limit}; the driver's process: {driver:?}",
         d.status,
         d.gas_used,
         a.len(),
