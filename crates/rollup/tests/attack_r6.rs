@@ -308,3 +308,142 @@ fn a_dense_batch_at_every_bound_exceeds_the_drivers_gas_limit() {
     assert!(d.gas_used <= call_limit && d.gas_used <= limit / 2, "{msg}");
     assert!(f.gas_used <= call_limit && f.gas_used <= limit / 2, "{msg}");
 }
+
+/// Refused STs sent by `sybil` for agreements that do not exist, in the
+/// past, one per entry of `sizes`, each counting that many settlement
+/// records (`entry_records`; at least the three of its parties and
+/// agreement): claim slots count for any ST its "seller" sends after its
+/// period, one record per grid slot.
+fn budget_fillers(e: &Env, sybils: &[KeyPair], sizes: &[u32]) -> Vec<(KeyPair, IorTx)> {
+    use gridledger_rollup::primary::entry_records;
+    let p = e.d.cfg.params.clone();
+    let grid = u64::from(p.meter_step_s) * 1000;
+    let now = e.d.now();
+    // `slots` grid slots of readings; none (a mismatched count: no claim
+    // slots) for 0.
+    let filler = |i: usize, slots: u64| {
+        let sybil = &sybils[i];
+        let mut t = terms(&trader(0), sybil, Amount(200_000), 500, 0);
+        t.buyer = KeyPair::from_seed(&format!("filler-{i}")).address();
+        t.dt_start = (now / grid - slots.max(1)) * grid - 24 * HOUR;
+        t.dt_end = t.dt_start + slots.max(1) * grid;
+        t.dl = t.dt_end;
+        IorTx::St(SettlementTx {
+            terms: t,
+            stmp: 0,
+            buyer_sig: None,
+            ob: false,
+            dt_step_s: p.meter_step_s,
+            ps: vec![1; slots as usize],
+            meter_sig: None,
+        })
+    };
+    let records = |tx: IorTx| {
+        entry_records(
+            &gridledger_rollup::types::Entry { sender: sybils[0].address(), recorded_at: now, tx },
+            p.meter_step_s,
+        )
+    };
+    let base = records(filler(0, 0));
+    assert_eq!(records(filler(0, 7)), base + 7);
+    sizes.iter().enumerate().map(|(i, n)| (sybils[i].clone(), filler(i, u64::from(n.saturating_sub(base))))).collect()
+}
+
+/// `n` fresh primary-chain accounts with 100 coin each for fees (paid by
+/// trader 2), none of them an IOR participant.
+fn wallets(e: &mut Env, n: usize, from: usize) -> Vec<KeyPair> {
+    use gridledger_ledger::ChainClient as _;
+    let banker = trader(2);
+    let chain_id = e.d.primary.chain_id();
+    let keys: Vec<KeyPair> = (0..n).map(|i| gridledger_ledger::devnet::dev_key(from + i)).collect();
+    for k in &keys {
+        let nonce = e.d.primary.next_nonce(&banker.address());
+        let tx = gridledger_ledger::devnet::transfer(&banker, chain_id, nonce, k.address(), coins(100), Amount(1));
+        e.d.primary.submit(&tx).unwrap();
+    }
+    e.d.primary.seal().unwrap();
+    keys
+}
+
+/// [4] THEFT — A FEW SYBILS FILL EVERY BATCH'S RECORD BUDGET, SO THE
+/// BUYER'S `O_b = 0` NEVER LANDS BEFORE `DL` AND THE SELLER IS PAID FOR
+/// ENERGY IT DID NOT DELIVER.
+///
+/// `MAX_BATCH_RECORDS` (3,000) is one budget for the whole batch (one
+/// primary block), first come first served, and one entry may count up to
+/// ~850 records: a refused ST whose "seller" is its sender and whose
+/// fictitious period of ~750 five-minute slots is over (`claim_slots`
+/// counts them though no such agreement exists; `SC_DS_*` does not read
+/// reputation, so barred sybils keep doing it). Four such STs and ten
+/// small ones (14 transactions from 14 sybil accounts: the mempool fills
+/// blocks round-robin over senders in order of first arrival, so sybils
+/// that arrived first come before the buyer) fill a block's budget; every
+/// other IOR entry in that block is refused ("would exceed"). A seller
+/// whose buyer got nothing does this in every block from `DT_end` to `DL`:
+/// the buyer's on-chain `O_b = 0` is refused each time, and after `DL`
+/// the seller's ST without the buyer's signature settles as
+/// `LateBuyerSignature` — the seller paid as if it delivered, the buyer's
+/// deposit and α gone. The same starves an honest seller's ST until
+/// `DL + expiry` (the buyer's expiry then penalises the seller) and halts
+/// the whole market, at ~14 transactions (fees only) per block.
+///
+/// Expected: an honest party's entry cannot be crowded out of a batch at
+/// the cost of a few transactions; at least the buyer's `O_b` (3 records)
+/// is always recordable before its deadline.
+/// Observed: the buyer's opinion is refused ("would exceed") in every
+/// block until `DL`; the seller's late ST is `LateBuyerSignature`, the
+/// buyer's payment goes to the seller and its reputation falls 30 → 20.
+///
+/// Fix: bound one entry's records where it is recorded (an ST's period at
+/// most `max_dl_ms`, and claim slots counted only for an ST whose
+/// agreement exists — the contract cannot see that: let the ST name the
+/// batch and index of its AT, proved against that batch's root), budget
+/// records per sender per batch, and reserve part of the budget for
+/// opinions and expiries (3 records each) that no ST can take.
+#[test]
+#[ignore = "attack: 14 sybil entries (refused 750-slot STs) fill each batch's record budget; the buyer's O_b never lands before DL"]
+fn sybils_fill_the_record_budget_and_the_buyers_dispute_never_lands() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    // Day 10 (the fillers' fictitious periods lie in the days before).
+    let day = 10 * 24 * HOUR;
+    e.d.set_time(day + 7 * HOUR);
+    let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    let before = e.d.participant(&b.address()).unwrap();
+    let sizes = [750, 750, 750, 750, 400, 200, 100, 50, 25, 12, 6, 3, 3, 3];
+    // One filler per sybil: the mempool fills blocks round-robin over
+    // senders in order of first arrival, so sybils that arrived first (and
+    // keep transactions queued) come before the buyer in every block.
+    let sybils = wallets(&mut e, sizes.len(), 4_000);
+    // Every block between DT_end and DL: the sybil's four fillers first,
+    // then the buyer's O_b = 0.
+    let mut refused = 0;
+    while e.d.now() <= t.dl {
+        // Greedy: whichever filler no longer fits is refused (a fee), the
+        // smaller ones after it take the rest, down to fewer records than
+        // an opinion needs.
+        let mut txs = budget_fillers(&e, &sybils, &sizes);
+        txs.push((b.clone(), IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })));
+        let receipts = e.d.submit_block(&txs).unwrap();
+        let why = reverted(&receipts[sizes.len()]);
+        assert!(why.contains("would exceed"), "{why}");
+        refused += 1;
+        e.d.process(&mut rng(0)).unwrap();
+        e.d.set_time(e.d.now() + 4 * MIN);
+    }
+    eprintln!("the buyer's O_b was refused in {refused} blocks");
+    // After DL: the seller's ST without the buyer's signature.
+    let out = settle(&mut e, &s, st(&t, 0, false, None));
+    let after = e.d.participant(&b.address()).unwrap();
+    assert_eq!(
+        out,
+        vec![Outcome::StSettled(StSettlement::SellerShortfall)],
+        "the buyer disputed delivery before DL (refused {refused} times for another account's entries); \
+         buyer's balance {:?} -> {:?}, reputation {} -> {}",
+        before.balance,
+        after.balance,
+        before.reputation,
+        after.reputation
+    );
+}
