@@ -636,3 +636,71 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
         f.status
     );
 }
+
+/// [6] THEFT FROM AN HONEST SELLER — AN AT THE CHAIN ACCEPTS WHOSE ST NO
+/// TRANSACTION CAN CARRY.
+///
+/// `PeriodTooLong` bounds an AT's period by `max_dl_ms` (7 days: 2,016
+/// five-minute slots), but `SC_DS_ST` refuses any entry larger than
+/// `max_entry_bytes` (6,990 B for `max_batch` = 300): about 820 readings,
+/// i.e. 68 hours at the meter's certified 5-minute interval (the only
+/// interval arbitration accepts, `OffMeterInterval`). A seller that signs
+/// a 72-hour sale (a weekend's supply) delivers it; the buyer records
+/// `O_b = 0`. The seller's genuine, meter-signed ST is refused at
+/// recording for its size, so the seller can never bring its evidence; the
+/// buyer expires the agreement after `DL + expiry` and collects its
+/// payment back plus the seller's penalty, the seller loses α.
+///
+/// Expected: either the AT is refused (the period bound is what an ST can
+/// carry) or the seller's ST is recorded and arbitration finds
+/// `SellerDelivered`.
+/// Observed: the AT is accepted; the ST is refused at recording ("entry of
+/// 7113 bytes exceeds the 6990 bytes every dispute of a full batch can
+/// carry"); the buyer's expiry is `Expired`: the seller is never paid, its
+/// deposit goes to the buyer with the penalty, its reputation 30 → 20.
+///
+/// Fix: bound `DT_end − DT_start` in `SC_EXE_AT` by what an ST can carry
+/// at the seller's certified interval (`(max_entry_bytes − overhead) / 8`
+/// readings × its `step_s`), or let an ST's readings be summed per grid
+/// slot (one value per slot) so its size depends on slots, not readings.
+#[test]
+#[ignore = "attack: a 72 h AT is accepted but its 864-reading ST exceeds max_entry_bytes; the buyer's expiry penalises the honest seller"]
+fn an_accepted_long_period_cannot_be_settled_by_its_seller() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let day = 10 * 24 * HOUR;
+    e.d.set_time(day);
+    let mut t = terms(&b, &s, Amount(200_000), 500, day + HOUR);
+    t.dt_end = t.dt_start + 72 * HOUR;
+    t.dl = t.dt_end + 15 * MIN;
+    agreed(&mut e, &s, &[(&b, &t)]);
+    assert_eq!(
+        run(&mut e, &b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })),
+        vec![Outcome::OpinionRecorded]
+    );
+    let seller0 = e.d.participant(&s.address()).unwrap();
+    // The seller's genuine export: 100 W for 72 h (7.2 kWh ≥ 500 Wh).
+    let readings = (72 * HOUR / (5 * MIN)) as usize;
+    let genuine = SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + MIN,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: 300,
+        ps: vec![100; readings],
+        meter_sig: None,
+    }
+    .sign_readings(&gridledger_rollup::driver::meter_key(&s.address()));
+    let r = e.d.submit(&s, &IorTx::St(genuine)).unwrap();
+    let recorded = format!("{:?}", r.status);
+    let st_out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
+    let exp = run(&mut e, &b, IorTx::Expire(t.clone()));
+    let seller1 = e.d.participant(&s.address()).unwrap();
+    assert_eq!(
+        st_out,
+        vec![Outcome::StSettled(StSettlement::SellerDelivered)],
+        "the seller's ST ({readings} readings) recording: {recorded}; the buyer's expiry: {exp:?}; seller {seller0:?} -> \
+         {seller1:?}"
+    );
+}
