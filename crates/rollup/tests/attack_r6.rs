@@ -704,3 +704,49 @@ fn an_accepted_long_period_cannot_be_settled_by_its_seller() {
          {seller1:?}"
     );
 }
+
+/// [7] THEFT FROM AN HONEST SELLER — [6] FOR AN ORDINARY HALF HOUR: A
+/// SELLER WHOSE CERTIFIED METER READS EVERY SECOND CAN NEVER BRING ITS
+/// EVIDENCE.
+///
+/// `register_meter` accepts any interval dividing the 5-minute grid, and
+/// arbitration reads readings only at the certified interval
+/// (`OffMeterInterval`). At 1 s a half-hour ST carries 1,800 readings
+/// (≈ 14.8 kB), over `max_entry_bytes` (6,990 B): refused at recording.
+/// Every buyer of such a seller can record `O_b = 0` after a genuine
+/// delivery and expire the agreement: refund, the seller's penalty, α.
+///
+/// Expected: a seller can settle every sale the chain accepted for it
+/// (the ST recorded, `SellerDelivered`), or the meter is refused at
+/// registration / the AT at recording.
+/// Observed: "entry of 14666 bytes exceeds the 6990 bytes every dispute
+/// of a full batch can carry"; the buyer's expiry is `Expired`.
+///
+/// Fix: as [6]: let an ST carry one value per grid slot (the meter signs
+/// the per-slot sums), or refuse at `register_meter` an interval whose
+/// readings for `max_dl_ms` would not fit `max_entry_bytes`, and bound
+/// AT periods by what the seller's certified meter can carry.
+#[test]
+#[ignore = "attack: a seller whose certified meter reads every second cannot record any half-hour ST; its buyers expire it and penalise it"]
+fn a_seller_with_a_one_second_meter_cannot_settle_a_half_hour() {
+    let mut e = funded_metered(5_000, 1);
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    assert_eq!(
+        run(&mut e, &b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })),
+        vec![Outcome::OpinionRecorded]
+    );
+    // 1,000 W for the half hour (500 Wh), one reading a second.
+    let genuine = metered_st(&t, &b, 1, vec![1000; 1800]);
+    let r = e.d.submit(&s, &IorTx::St(genuine)).unwrap();
+    let recorded = format!("{:?}", r.status);
+    let st_out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
+    let exp = run(&mut e, &b, IorTx::Expire(t.clone()));
+    assert_eq!(
+        st_out,
+        vec![Outcome::StSettled(StSettlement::SellerDelivered)],
+        "the seller's ST recording: {recorded}; the buyer's expiry: {exp:?}"
+    );
+}
