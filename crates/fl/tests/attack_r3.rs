@@ -172,6 +172,8 @@ impl Adversary<P> for PreVectorOnlyTo {
 /// the `K − f` attested pre-vectors the leader counted and check the
 /// omission against those; or have the leader aggregate every client its
 /// own pre-vectors protect, not only the deter-vector union.
+/// Control (checked by hand): with node 0 withholding everything
+/// (`Withhold`) instead, the same run commits.
 #[test]
 #[ignore = "attack: a Byzantine node sends its pre-vector to one honest node only; that node refuses every honest leader (UnprovenOmission) and the round never commits"]
 fn selective_pre_vector_makes_one_honest_node_refuse_every_leader() {
