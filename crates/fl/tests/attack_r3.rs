@@ -207,3 +207,49 @@ fn selective_pre_vector_makes_one_honest_node_refuse_every_leader() {
     // Client 3 is honest: it is aggregated or excluded by the round.
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
 }
+
+/// Finding 3 (honest client excluded, under a replayed record).
+///
+/// An upload record is signed over `(chain index, round, fragment, client,
+/// commitment, length, degree proof)` — nothing that identifies *which*
+/// chain instance: not `prev_block` (`BH_{e−1,b}` of Eq 7.17), not the
+/// PBFT instance hash (`ChainConfig::validator_set`), not a federation or
+/// task id. A client's registered signing key outlives one round's
+/// config, so the record it honestly signed for "chain 2, round 5" of one
+/// chain history (another federation or model trained on the same chain
+/// numbering, or an earlier attempt at the round after a reset) verifies
+/// in every other "chain 2, round 5". Any party can replay it as a
+/// `Local` message (transport is not authenticated; the record signature
+/// is): nodes that see the replay first accept it, the others accept the
+/// client's real upload, and the leader then holds two different signed
+/// records — `Exclusion::Equivocation` — and excludes the honest client
+/// with evidence every node accepts.
+/// Expected: `check_exclusion` refuses a record signed for another chain
+/// history (`EvidenceError::WrongContext`), like one for another round.
+/// Observed: `Ok(client)`: the honest client is proven "faulty".
+/// Suggested fix: bind the record digest (and the AEAD associated data) to
+/// the chain instance — `prev_block`, or the round's PBFT instance hash —
+/// and check it in `on_local`, `Forward` and `check_exclusion`. (The AEAD
+/// nonce is `(round, fragment)` under a per-client key that is the same
+/// for every chain history: two such uploads also reuse a ChaCha20 nonce.)
+#[test]
+#[ignore = "attack: a client's record from another chain history with the same (chain, round) numbers is accepted as equivocation evidence against it"]
+fn record_from_another_chain_history_is_not_equivocation_evidence() {
+    use gridledger_core::Hash32;
+    use gridledger_fl::coding::client_key;
+    use gridledger_fl::consensus::{ChainNode, EvidenceError, Exclusion};
+    use gridledger_fl::round::sim_node_key;
+    let here = config(4, 4, 1);
+    // The same chain numbering and round in another chain history.
+    let mut other = (*here).clone();
+    other.prev_block = Hash32([0x99; 32]);
+    other.random_value = [0x55; 32];
+    let other = Arc::new(other);
+    assert_ne!(here.prev_block, other.prev_block);
+    let key = client_key(&SK, 0);
+    let elsewhere = upload(&other, 0, &key, &model(1)).record;
+    let real = upload(&here, 0, &key, &model(0)).record;
+    let node = ChainNode::new(here.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
+    let verdict = node.check_exclusion(&Exclusion::Equivocation { first: Box::new(real), second: Box::new(elsewhere) });
+    assert_eq!(verdict, Err(EvidenceError::WrongContext), "an honest client proven faulty by a replay");
+}
