@@ -341,3 +341,79 @@ fn split_pre_vectors_leave_a_committed_round_undecodable() {
     );
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
 }
+
+/// A Byzantine leader that replays, in place of its proposal, the
+/// proposal its enclave attested for the same chain index, round and view
+/// in another chain history (`old`: root, clients, attestation and the
+/// subfragments of that release).
+struct ReplayOldProposal {
+    old: (gridledger_core::Hash32, Vec<u32>, gridledger_core::enclave::EvidenceAttestation),
+    subfragments: Vec<gridledger_fl::dissemination::GlobalSubfragment>,
+}
+impl Adversary<P> for ReplayOldProposal {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Proposal { view: 0, sf, .. } => {
+                    let (root, clients, ra) = self.old.clone();
+                    let sf = self.subfragments[sf.node].clone();
+                    (d, Message::Proposal { view: 0, root, clients, ra, sf, excluded: vec![] })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// Finding 3b (wrong model accepted: a replayed aggregate from another
+/// chain history).
+///
+/// The leader's attested evidence (`ChainConfig::aggregate_evidence`) is
+/// `(chain index, round, view, root, clients)` and the global subfragments'
+/// Merkle leaves bind `(chain index, round, byte length)` — neither binds
+/// the chain instance (`prev_block`, the PBFT instance hash). So an
+/// aggregate an enclave honestly attested for "chain 2, round 5, view 0"
+/// of one chain history (another federation or task on the same chain
+/// numbering, a restarted attempt at the round — `Federation` numbers
+/// rounds from 1 in every run, with the same enclave keys) passes every
+/// check in any other "chain 2, round 5, view 0": the attestation
+/// verifies, the client list names every client (the omission rule is
+/// met), and each node's subfragment is under the replayed root.
+/// Setup: K = 4, four honest clients; Byzantine node 0 (view 0's leader)
+/// replaces its proposal with the one its enclave attested in another
+/// history of the chain, where the clients' models were `−20 ×` these.
+/// Expected: the honest nodes refuse it (the attestation is for another
+/// chain instance), replace the leader, and the clients decode the
+/// trimmed mean of this round's models. Observed: PBFT commits the replayed
+/// root and every honest client decodes the other history's aggregate.
+/// Suggested fix: bind the chain instance (`prev_block` or the round's
+/// PBFT instance hash) into the vector and aggregate evidence, the
+/// global leaves' context and the upload record (finding 3).
+#[test]
+#[ignore = "attack: an aggregate attested for the same chain index/round/view in another chain history is accepted and decoded"]
+fn replayed_aggregate_from_another_chain_history_is_refused() {
+    use gridledger_core::Hash32;
+    use gridledger_fl::aggregate::trimmed_mean;
+    let here = config(4, 4, 1);
+    let mut other = (*here).clone();
+    other.prev_block = Hash32([0x99; 32]);
+    other.random_value = [0x55; 32];
+    // What node 0's enclave honestly produced in the other history.
+    let old_models: Vec<Vec<f32>> = (0..4).map(|c| model(c).iter().map(|x| x * -20.0).collect()).collect();
+    let old_global = trimmed_mean(&old_models, 1).unwrap();
+    let rel = other.global.release(other.chain, other.round, &params_to_bytes(&old_global)).unwrap();
+    let clients = vec![0, 1, 2, 3];
+    let ra = enclave(0).attest_evidence(&other.aggregate_evidence(0, &rel.root, &clients));
+    let honest = [0usize, 1, 2, 3];
+    let r = run(
+        3,
+        4,
+        vec![ClientBehaviour::Honest; 4],
+        vec![(0, Box::new(ReplayOldProposal { old: (rel.root, clients, ra), subfragments: rel.subfragments }))],
+        &honest,
+    );
+    let got = r.global_of(1);
+    assert_ne!(got.as_deref(), Some(&old_global[..]), "an honest client decoded the other history's aggregate");
+    assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
+}
