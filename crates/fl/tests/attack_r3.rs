@@ -417,3 +417,48 @@ fn replayed_aggregate_from_another_chain_history_is_refused() {
     assert_ne!(got.as_deref(), Some(&old_global[..]), "an honest client decoded the other history's aggregate");
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
 }
+
+/// Finding 6 (a setup that binds nothing is accepted).
+///
+/// `Kzg::from_powers` — the deployment path ("a ceremony's transcript") —
+/// checks only that each list starts with the generator; it never checks
+/// that the powers are powers of one `τ` (`e([τ^{i+1}]₁, [1]₂) =
+/// e([τ^i]₁, [τ]₂)`, and the G2 list against the G1 list). A transcript
+/// whose G1 "powers" are all the generator (`τ = 1`) is accepted, and its
+/// commitments bind nothing: `[1, 0]` and `[0, 1]` commit to the same
+/// point, so a client's commitment, cell proofs and degree proof no
+/// longer pin one fragment (different nodes/leaders could decode different
+/// models from verifying cells). Any corrupt or truncated transcript
+/// (wrong order, a swapped point, G2 powers of another τ) goes through
+/// the same way.
+/// Expected: `from_powers` refuses a transcript whose powers are not
+/// consistent (`FlError::Malformed`). Observed: `Ok`, and two different
+/// polynomials share a commitment.
+/// Suggested fix: verify the transcript on load with a random linear
+/// combination (one multi-pairing: `e(Σ r_i [τ^{i+1}]₁, [1]₂) =
+/// e(Σ r_i [τ^i]₁, [τ]₂)`, and the same for G2 against `[τ]₁`), and
+/// refuse the identity.
+#[test]
+#[ignore = "attack: Kzg::from_powers accepts a transcript whose powers are not powers of one tau (commitments bind nothing)"]
+fn inconsistent_setup_transcript_is_refused() {
+    use blstrs::{G1Projective, G2Projective, Scalar};
+    use ff::Field;
+    use gridledger_fl::kzg::Kzg;
+    use group::{Curve, Group};
+    let g1 = vec![G1Projective::generator().to_affine(); 8];
+    let tau = Scalar::from(5u64);
+    let mut g2 = Vec::new();
+    let mut t = Scalar::ONE;
+    for _ in 0..8 {
+        g2.push((G2Projective::generator() * t).to_affine());
+        t *= tau;
+    }
+    match Kzg::from_powers(g1, g2) {
+        Err(_) => {}
+        Ok(kzg) => {
+            let a = kzg.commit(&[Scalar::ONE, Scalar::ZERO]).unwrap();
+            let b = kzg.commit(&[Scalar::ZERO, Scalar::ONE]).unwrap();
+            panic!("transcript accepted; commitments of [1,0] and [0,1] equal: {}", a == b);
+        }
+    }
+}
