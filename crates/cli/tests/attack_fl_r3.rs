@@ -27,7 +27,7 @@ fn run_for(args: &[&str], secs: u64) -> Option<(Option<i32>, String)> {
     }
 }
 
-/// FINDING 3 (resource: the round-2 work budget is bypassed).
+/// FINDING 7 (resource: the round-2 work budget is bypassed).
 ///
 /// The budget (`check_work_budget`) counts only `chains × nodes × (nodes +
 /// clients)` per round and `× rounds`; the model and training sizes are
@@ -84,7 +84,7 @@ fn fl_train_budget_covers_model_and_training_size() {
     }
 }
 
-/// FINDING 7 (results lost, low). `--svg` is checked up front only for
+/// FINDING 8 (results lost, low). `--svg` is checked up front only for
 /// its parent directory ("fail before the training, not after it"), not
 /// for being writable as a file: `--svg <an existing directory>` passes,
 /// the whole run trains, and then `fs::write` fails — with `--json` the
