@@ -1,0 +1,146 @@
+//! Attack round 3 on the market crate (issue 15) by someone who did not
+//! write it, after round 2's fixes (median-scaled ALADIN tolerance and
+//! feasibility check, hidden minima excluded latest-first, integer
+//! settlement, per-CPU SIMD kernels).
+//!
+//! Every test here is a finding: it fails on the code as it stands and is
+//! `#[ignore]`d so the suite stays green until a fixer takes it up. Each
+//! states what a careful user expects, what happens instead, and the fix
+//! suggested. Run them with
+//! `cargo test -p gridledger-market --test attack_r3 -- --ignored`.
+
+use std::collections::BTreeMap;
+
+use gridledger_market::aladin::{Aladin, AladinParams};
+use gridledger_market::central;
+use gridledger_market::clearing::{clear, network_for, Algorithm};
+use gridledger_market::framework::run_interval_insecure_seeded;
+use gridledger_market::network::MarketNetwork;
+use gridledger_market::primal_dual::PrimalDual;
+use gridledger_market::problem::{Market, Prosumer, Side};
+use gridledger_market::teardo::{Strategy, TearDoConfig};
+use gridledger_market::{Case, DcModel, CASE30, CASE33BW};
+
+fn case30_net(scale: f64) -> MarketNetwork {
+    MarketNetwork::ptdf(&DcModel::new(&Case::parse(CASE30).unwrap()).unwrap(), scale).unwrap()
+}
+
+fn feeder() -> MarketNetwork {
+    network_for(&Case::parse(CASE33BW).unwrap(), 1.0).unwrap()
+}
+
+fn p(side: Side, bus: u32, a: f64, b: f64, e_min: f64, e_max: f64) -> Prosumer {
+    Prosumer { side, bus, a, b, e_min, e_max }
+}
+
+fn cfg(seed: u64) -> TearDoConfig {
+    TearDoConfig { enclaves: 7, kappa: 3, byzantine: BTreeMap::new(), strategy: Strategy::Always, seed }
+}
+
+// ---------------------------------------------------------------- ALADIN
+
+// Expected: `clear` never reports a clearing as Ok in which honest
+// prosumers' trades are far from the optimum (the fix of round 2 promised
+// "one huge request loosens nothing"). Observed: the tolerance is
+// `1e-4 × median e_max`, and the median is over *requests*, so one
+// attacker filing 8 sellers that offer 1e6 kWh at 10 $/kWh (never trade)
+// beside 3 honest buyers and 3 honest sellers on case33bw (seed 7) owns the
+// median: tolerance 100 kWh. With it one forced attacker pair (1e4 kWh at
+// the substation side, welfare ~3.9e3 $) carries the welfare, so the
+// relative 0.1 % gap check of `clear` (≈ 3.9 $) cannot see the honest
+// market (≈ 1 $). `Aladin::run` stops "converged" after 2 iterations with
+// every honest buyer at 0 kWh (optimum 1.14, 1.33, 2.83 kWh) and
+// `clear(.., Aladin)` returns Ok with relative gap 9e-6. With 4 sybils the
+// honest buyers stop ~0.1 kWh short (also Ok). Fix: a per-prosumer
+// stopping test (each prosumer's own residual against its own e_max, or
+// an absolute 1 Wh), not a statistic over requests a single party can
+// file many of; and in `clear`, a per-prosumer check against the
+// reference's totals (each within 1 Wh + 1e-4 of its own e_max), since a
+// welfare-relative gap is dominated by the largest trader.
+#[test]
+#[ignore = "attack: sybil requests own ALADIN's median tolerance; clear reports Ok with honest buyers at 0 kWh"]
+fn sybil_median_does_not_loosen_aladin() {
+    let net = feeder();
+    let honest = Market::generate(7, 3, 3, &[18, 17, 16, 33, 32]);
+    let mut market = honest.clone();
+    for s in market.sellers.iter_mut() {
+        s.bus = 2;
+    }
+    // the attacker: one forced large pair at the substation side, and
+    // enough never-trading sellers to own the median e_max
+    market.buyers.push(p(Side::Buyer, 2, 0.001, 0.4, 1e4, 1e4));
+    market.sellers.push(p(Side::Seller, 2, 0.001, 0.01, 1e4, 1e4));
+    let sybils: usize = std::env::var("ATK_SYBILS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    for _ in 0..sybils {
+        market.sellers.push(p(Side::Seller, 2, 0.01, 10.0, 0.0, 1e6));
+    }
+    let reference = central::solve(&market, &net).unwrap();
+    let c = match clear(&market, &net, Algorithm::Aladin) {
+        // refusing is acceptable (liveness, not correctness)
+        Err(_) => return,
+        Ok(c) => c,
+    };
+    let mut t = [0.0f64; 3];
+    for tr in &c.trades {
+        if tr.buyer < 3 {
+            t[tr.buyer] += tr.kwh;
+        }
+    }
+    let worst = (0..3).map(|m| (t[m] - reference.buyer_totals[m]).abs()).fold(0.0, f64::max);
+    assert!(
+        worst < 1e-2,
+        "observed: clear Ok after {} iterations (gap {:e}) with honest buyers at {t:?} kWh, optimum {:?}",
+        c.iterations,
+        c.relative_gap,
+        &reference.buyer_totals[..3]
+    );
+}
+
+// ---------------------------------------------------------------- framework
+
+// Expected: hidden minima that cannot be met jointly are relieved by
+// excluding as little as needed, never a request whose removal makes the
+// market *less* feasible, and never ending in a veto while a feasible
+// subset exists. Observed: submission order is buyers then sellers, and the
+// rule excludes "the latest positive minimum" blindly. An attacker buyer
+// filed first with a hidden e_min of 10.5 kWh (just under the sellers'
+// 11 kWh total, so the per-request check passes) beside an honest buyer
+// (e_min 1) makes the totals infeasible; the enclaves first exclude the
+// honest *seller* with e_min 0.5 (shrinking supply: worse), then the honest
+// buyer, then the attacker, leaving no buyer: `run_interval` returns
+// Err(Market(Empty)) — one request vetoes the interval, and two honest ones
+// were excluded although {honest buyer, both sellers} clears. Fix: only
+// exclude a request whose removal reduces the infeasibility (for totals: a
+// minimum on the over-demanded side), prefer the request whose minimum is
+// the cause (largest e_min relative to the shortfall), re-run the
+// per-request check after each removal, and never let the loop empty a side
+// (stop and clear what remains without the offenders instead).
+#[test]
+#[ignore = "attack: latest-first minima exclusion drops honest requests and vetoes the interval"]
+fn minima_exclusion_drops_only_what_it_must() {
+    let net = case30_net(1.0);
+    let b = &net.bus_ids;
+    let market = Market {
+        buyers: vec![
+            // attacker, submitted first: a hidden minimum just under the sellers' total
+            p(Side::Buyer, b[3], 0.02, 0.3, 10.5, 10.5),
+            // honest buyer with a modest minimum
+            p(Side::Buyer, b[4], 0.02, 0.3, 1.0, 2.0),
+        ],
+        sellers: vec![
+            p(Side::Seller, b[5], 0.02, 0.1, 0.0, 10.0),
+            // honest seller with a small minimum (submitted last)
+            p(Side::Seller, b[6], 0.02, 0.1, 0.5, 1.0),
+        ],
+    };
+    let without_attacker = Market { buyers: market.buyers[1..].to_vec(), sellers: market.sellers.clone() };
+    assert!(central::solve(&without_attacker, &net).is_ok(), "precondition: the honest three clear");
+    let dir = tempfile::tempdir().unwrap();
+    match run_interval_insecure_seeded(dir.path(), &market, &net, cfg(3), None) {
+        Ok(out) => {
+            let idx: Vec<usize> = out.excluded.iter().map(|e| e.index).collect();
+            assert_eq!(idx, vec![0], "observed: excluded {:?}", out.excluded);
+        }
+        Err(e) => panic!("observed: the whole interval failed: {e}"),
+    }
+}
