@@ -144,3 +144,126 @@ fn minima_exclusion_drops_only_what_it_must() {
         Err(e) => panic!("observed: the whole interval failed: {e}"),
     }
 }
+
+// ---------------------------------------------------------------- settlement
+
+/// Per buyer: cleared kWh (all of the clearing's trades) and settled Wh.
+fn energy_gap(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> (f64, u64, f64) {
+    let c = clear(market, net, algorithm).expect("clears");
+    let cleared_wh = c.energy_kwh * 1000.0;
+    let settled_wh = c.settlement.energy_wh;
+    // the worst buyer
+    let mut worst: f64 = 0.0;
+    let reference = central::solve(market, net).unwrap();
+    for (m, wh) in c.settlement.buyer_wh.iter().enumerate() {
+        worst = worst.max((reference.buyer_totals[m] * 1000.0 - *wh as f64).abs());
+    }
+    (cleared_wh, settled_wh, worst)
+}
+
+// Expected: the ledger settles the energy the clearing dispatched: each
+// prosumer's settled Wh within 1 Wh of its cleared total, and each seller
+// paid the value of its trades to a cent (rounding once per quantity, as
+// `units` promises). Observed (four tests below, all `Algorithm::Central`,
+// the reference itself):
+// - `summarise` lists only trades above 1 Wh, so a buyer buying 0.9 Wh from
+//   each of 200 small sellers is cleared 180 Wh and settled 0 Wh (free);
+// - on a seeded 100×100 case30 market (the Table 6-2 size) the
+//   reference's proportional split makes 10⁴ trades of a few Wh; rounding
+//   each to whole Wh moves a buyer's settled energy 7.2 Wh off its cleared
+//   total, and settles prosumer 1 at 8 Wh above its own e_max (the float
+//   bound check allows 1 Wh + 1e-4 e_max ≈ 1.5 Wh);
+// - each payment `wh · price / 10⁶` is rounded to whole cents per trade:
+//   a trade of 15 Wh at 0.19 $/kWh pays 0.28 cent → 0, so seller 43 of that
+//   market delivers 1518 Wh and receives 0 cents (worth 28.48 cents).
+//   Σ paid = Σ received holds, but only because both sides lose together.
+// Fix: settle per prosumer, not per trade: round each prosumer's cleared
+// total once (largest-remainder / Hamilton apportionment of the integer
+// totals over its trades, so Σ trades = rounded total and no trade list
+// filter drops energy), and compute payments in a finer unit (e.g. micro
+// units per Wh, or accumulate `wh · price` per pair of parties in i128 and
+// round each party's net once, distributing the remainder
+// deterministically so Σ paid = Σ received stays exact).
+#[test]
+#[ignore = "attack: settlement drops trades <= 1 Wh and rounds per trade: cleared energy unpaid"]
+fn settlement_accounts_for_the_cleared_energy() {
+    let net = case30_net(1.0);
+    let b = &net.bus_ids;
+    // one buyer, 200 small sellers offering 0.9 Wh each (all sell at the optimum)
+    let mut market = Market { buyers: vec![p(Side::Buyer, b[2], 0.02, 0.3, 0.0, 5.0)], sellers: Vec::new() };
+    for k in 0..200 {
+        market.sellers.push(p(Side::Seller, b[k % b.len()], 0.02, 0.05, 0.0, 0.0009));
+    }
+    let (cleared, settled, worst) = energy_gap(&market, &net, Algorithm::Central);
+    assert!(
+        (cleared - settled as f64).abs() <= 1.0 && worst <= 1.0,
+        "observed: cleared {cleared:.1} Wh, settled {settled} Wh; worst buyer off by {worst:.1} Wh"
+    );
+}
+
+#[test]
+#[ignore = "attack: a seeded 100x100 market's settlement loses the energy of its sub-Wh trades"]
+fn settlement_of_a_large_seeded_market_accounts_for_its_energy() {
+    let net = case30_net(1.0);
+    let market = Market::generate(5, 100, 100, &net.bus_ids);
+    let (cleared, settled, worst) = energy_gap(&market, &net, Algorithm::Central);
+    assert!(
+        (cleared - settled as f64).abs() <= 1.0 && worst <= 1.0,
+        "observed: cleared {cleared:.1} Wh, settled {settled} Wh; worst buyer off by {worst:.1} Wh"
+    );
+}
+
+#[test]
+#[ignore = "attack: per-trade rounding settles sellers above their own e_max in the ledger"]
+fn settlement_never_exceeds_a_prosumers_own_bounds() {
+    let net = case30_net(1.0);
+    let market = Market::generate(5, 100, 100, &net.bus_ids);
+    let c = clear(&market, &net, Algorithm::Central).expect("clears");
+    let mut worst = (0.0f64, 0usize);
+    for (n, wh) in c.settlement.seller_wh.iter().enumerate() {
+        let cap_wh = (market.sellers[n].e_max * 1000.0).floor();
+        let e = (*wh as f64) - cap_wh;
+        if e > worst.0 {
+            worst = (e, n);
+        }
+    }
+    for (m, wh) in c.settlement.buyer_wh.iter().enumerate() {
+        let cap_wh = (market.buyers[m].e_max * 1000.0).floor();
+        let e = (*wh as f64) - cap_wh;
+        if e > worst.0 {
+            worst = (e, 1000 + m);
+        }
+    }
+    assert!(
+        worst.0 <= 0.0,
+        "observed: prosumer {} (>= 1000: buyer) settled {} Wh above its own e_max",
+        worst.1,
+        worst.0
+    );
+}
+
+#[test]
+#[ignore = "attack: per-trade rounding of payments: a seller's receipts differ from its trades' value by many cents"]
+fn settlement_pays_each_seller_its_trades_value_to_a_cent() {
+    let net = case30_net(1.0);
+    let market = Market::generate(5, 100, 100, &net.bus_ids);
+    let c = clear(&market, &net, Algorithm::Central).expect("clears");
+    let mut value = vec![0.0f64; market.sellers.len()];
+    for t in &c.trades {
+        value[t.seller] += t.kwh * t.price * 100.0; // cents
+    }
+    let (mut worst, mut at) = (0.0f64, 0);
+    for (n, got) in c.settlement.seller_receives.iter().enumerate() {
+        let d = (value[n] - *got as f64).abs();
+        if d > worst {
+            (worst, at) = (d, n);
+        }
+    }
+    assert!(
+        worst <= 1.0,
+        "observed: seller {at} receives {} cents for {} Wh worth {:.2} cents",
+        c.settlement.seller_receives[at],
+        c.settlement.seller_wh[at],
+        value[at]
+    );
+}
