@@ -494,3 +494,31 @@ fn mutated_case_files_give_typed_errors() {
     let bad = fuzz_cases(n);
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+// ---------------------------------------------------------------- primal-dual liveness
+
+// Expected: a primal-dual run that reports converged is a clearing `clear`
+// accepts (the stopping rule at least as strict as the acceptance test).
+// Observed: `PdParams::for_market` stops on a row violation ≤ `1e-4 / max(M, N)`
+// kW (2e-5 kW for 5×5), while `clear` refuses any row beyond
+// `1 mW + 1e-4 |h_r|` (round 2's fix); on congested case30 (line allotment
+// 1e-5 of the ratings) 5×5 markets seeds 1 and 3 converge with a line
+// 1.97e-5..1.99e-5 kW over and `clear` ends in `RowViolated` — the CLI's
+// `market clear --buyers 5 --sellers 5 --limit-scale 1e-5 --seed 1` fails;
+// at 1e-6 all of seeds 1..3 fail, at 1e-7 seed 3 never converges in 200 000
+// iterations. Fix: stop only when `net.row_excess` (the acceptance test's
+// own per-row tolerance) holds, i.e. the violation test per row against
+// `1 mW + 1e-4 |h_r|`, and keep iterating otherwise.
+#[test]
+#[ignore = "attack: primal-dual converges on congested case30 but clear refuses its trades (RowViolated)"]
+fn converged_primal_dual_is_accepted_on_congested_case30() {
+    let net = case30_net(1e-5);
+    let mut refused = Vec::new();
+    for seed in 1..=3u64 {
+        let market = Market::generate(seed, 5, 5, &net.bus_ids);
+        if let Err(e) = clear(&market, &net, Algorithm::PrimalDual) {
+            refused.push(format!("seed {seed}: {e}"));
+        }
+    }
+    assert!(refused.is_empty(), "observed: {refused:#?}");
+}
