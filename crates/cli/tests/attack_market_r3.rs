@@ -44,8 +44,7 @@ fn run_bounded(args: &str, limit: Duration) -> (Option<i32>, String) {
 // --sellers 1000 --algorithm aladin --case case33bw` (both at the flags'
 // documented maximum) builds a coordinator QP over 2·10⁶ trade copies; a
 // debug build held 1.6 GB after 60 s and was still running; under a 3 GB
-// address-space limit it ran past 5 minutes or died on allocation (see
-// the report). ALADIN at 200×200 and 400×400 did not finish in 150 s either
+// address-space limit it was still running after 300 s at 1.66 GB. ALADIN at 200×200 and 400×400 did not finish in 150 s either
 // (debug), while the target is 100×100. Fix: a work/memory budget
 // checked before setup (e.g. ALADIN ≤ 100×100 or M·N ≤ 10⁴ unless a flag
 // raises it; primal-dual by M·N·iterations), refused with exit 2 and the
