@@ -269,11 +269,14 @@ fn settlement_pays_each_seller_its_trades_value_to_a_cent() {
 
 // ---------------------------------------------------------------- kernels
 
+/// A change to prosumer `i` of a seeded market.
+type Tweak = fn(&mut Prosumer, usize);
+
 /// Markets with parameters at the edges validation admits.
 fn edge_markets(net: &MarketNetwork) -> Vec<(String, Market)> {
     let mut out = Vec::new();
     let sizes = [(1, 1), (5, 17), (17, 5), (3, 33)];
-    let tweaks: [(&str, fn(&mut Prosumer, usize)); 6] = [
+    let tweaks: [(&str, Tweak); 6] = [
         ("plain", |_, _| {}),
         ("forced", |p, i| {
             if i % 2 == 0 {
