@@ -170,7 +170,7 @@ fn energy_gap(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> (f6
 // - on a seeded 100×100 case30 market (the Table 6-2 size) the
 //   reference's proportional split makes 10⁴ trades of a few Wh; rounding
 //   each to whole Wh moves a buyer's settled energy 7.2 Wh off its cleared
-//   total, and settles prosumer 1 at 8 Wh above its own e_max (the float
+//   total, and settles seller 1 at 8 Wh above its own e_max (the float
 //   bound check allows 1 Wh + 1e-4 e_max ≈ 1.5 Wh);
 // - each payment `wh · price / 10⁶` is rounded to whole cents per trade:
 //   a trade of 15 Wh at 0.19 $/kWh pays 0.28 cent → 0, so seller 43 of that
