@@ -819,6 +819,30 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(args(&FinalizeArgs { batch, entries, witness }))
     }
 
+    /// How a seller records `st`: as [`IorTx::StReach`] reaching the last
+    /// slot of every earlier won claim of the seller that holds energy in
+    /// the ST's period in the settled state (so a sale settled before an
+    /// earlier-ending one it overlaps can move those claims off its slots,
+    /// [`crate::exec::realloc`]), else as a plain [`IorTx::St`]. Claims of
+    /// the seller still pending in an unsettled batch are not seen: a
+    /// seller settling overlapping sales out of deadline order sends the
+    /// later one after the earlier has settled, or names the reach itself.
+    pub fn settlement_tx(&self, st: crate::types::SettlementTx) -> Result<IorTx, DriverError> {
+        let s = self.settled_state()?;
+        let grid = u64::from(self.cfg.params.meter_step_s) * 1000;
+        let end = st.terms.dt_end;
+        let far = st
+            .claim_slots(self.cfg.params.meter_step_s)
+            .iter()
+            .filter_map(|k| s.slots.get(k))
+            .flat_map(|a| a.by_period.keys().map(|p| p.1))
+            .max()
+            .unwrap_or(end);
+        let slots = far.saturating_sub(end).checked_div(grid).unwrap_or(0);
+        let reach = u32::try_from(slots).unwrap_or(u32::MAX).min(crate::exec::MAX_REACH_SLOTS);
+        Ok(if reach == 0 { IorTx::St(st) } else { IorTx::StReach(st, reach) })
+    }
+
     /// `prune_claims` arguments for the oldest claimed-slot records of the
     /// settled state that may be deleted at `now`
     /// ([`crate::state::claim_prunable`]), at most

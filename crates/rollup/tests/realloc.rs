@@ -100,6 +100,26 @@ fn one_wh_short_the_newer_sale_loses_and_nothing_else_changes() {
     assert_eq!(e.d.participant(&s.address()).unwrap().reputation, rep.saturating_sub(alpha), "penalised once");
 }
 
+/// The driver computes the reach from the settled state: after the long
+/// sale settled, the nested sale's ST reaches the long one's last slot
+/// (five slots after its own) and both are delivered.
+#[test]
+fn the_driver_names_the_reach_of_the_sellers_earlier_claims() {
+    let mut e = funded();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let t1 = terms(&b1, &s, Amount(200_000), 250, 8 * HOUR);
+    let mut t2 = terms(&b2, &s, Amount(200_000), 80, 8 * HOUR);
+    t2.dt_end = t2.dt_start + SLOT;
+    t2.dl = t2.dt_end + 15 * MIN;
+    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
+    let long = e.d.settlement_tx(metered_st(&t1, &b1, 300, vec![1000; 6])).unwrap();
+    assert!(matches!(long, IorTx::St(_)), "nothing settled to reach yet");
+    assert_eq!(settle(&mut e, &s, long), vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
+    let nested = e.d.settlement_tx(metered_st(&t2, &b2, 300, vec![1000])).unwrap();
+    assert!(matches!(nested, IorTx::StReach(_, 5)), "{nested:?}");
+    assert_eq!(settle(&mut e, &s, nested), vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
+}
+
 /// Without the reach, the nested sale reads only its own slot, where the
 /// long sale's claim cannot move to: the documented limit (the seller
 /// names how far its other sales reach).
