@@ -1,6 +1,6 @@
-//! Attack round 3 on `gridledger fl train` (issue 16). Every test here is a
-//! finding and is `#[ignore]`d until fixed; run them with
-//! `cargo test -p gridledger-cli --test attack_fl_r3 -- --ignored`.
+//! Attack round 3 on `gridledger fl train` (issue 16). Each test here was a
+//! finding (ignored until fixed; both are fixed now):
+//! `cargo test -p gridledger-cli --test attack_fl_r3`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
