@@ -821,9 +821,10 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
 
     /// How a seller records `st`: as [`IorTx::StReach`] reaching the last
     /// slot of every earlier won claim of the seller that holds energy in
-    /// the ST's period in the settled state (so a sale settled before an
-    /// earlier-ending one it overlaps can move those claims off its slots,
-    /// [`crate::exec::realloc`]), else as a plain [`IorTx::St`]. Claims of
+    /// the ST's period in the settled state, and of every sale recorded
+    /// without certified readings there ([`crate::exec::SlotAlloc::sold`]),
+    /// so a sale settled before an earlier-ending one it overlaps can move
+    /// those claims off its slots ([`crate::exec::realloc`]), else as a plain [`IorTx::St`]. Claims of
     /// the seller still pending in an unsettled batch are not seen: a
     /// seller settling overlapping sales out of deadline order sends the
     /// later one after the earlier has settled, or names the reach itself.
@@ -835,7 +836,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             .claim_slots(self.cfg.params.meter_step_s)
             .iter()
             .filter_map(|k| s.slots.get(k))
-            .flat_map(|a| a.by_period.keys().map(|p| p.1))
+            .flat_map(|a| a.by_period.keys().chain(a.sold.keys()).map(|p| p.1))
             .max()
             .unwrap_or(end);
         let slots = far.saturating_sub(end).checked_div(grid).unwrap_or(0);

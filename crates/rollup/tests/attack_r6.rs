@@ -72,7 +72,6 @@ fn sold_twice() -> (Env, [KeyPair; 3], [AgreementTerms; 2]) {
 /// (check that the sold claims plus the new one fit the export, EDF over
 /// the slots) instead of pinning them to the first slot.
 #[test]
-#[ignore = "attack: an expiry settled as agreed pins its ClaimSold on the first slot; B's arbitration sells the same export again"]
 fn expiry_agreed_claim_on_first_slot_lets_the_export_be_sold_twice() {
     let (mut e, [a, b, s], [ta, tb]) = sold_twice();
     e.d.set_time(ta.dt_end + MIN);
@@ -113,7 +112,6 @@ fn expiry_agreed_claim_on_first_slot_lets_the_export_be_sold_twice() {
 /// meter's signature on an agreed ST's readings (or ignore its readings
 /// and record the sale as an interval demand, as for [1]).
 #[test]
-#[ignore = "attack: an agreed ST's unsigned readings choose where ClaimSold lands; the export is then sold twice"]
 fn agreed_st_with_invented_readings_lets_the_export_be_sold_twice() {
     let (mut e, [a, b, s], [ta, tb]) = sold_twice();
     e.d.set_time(ta.dt_end + MIN);

@@ -208,9 +208,11 @@ impl ExecEnv for Counting {
 
 /// The worst case one batch allows: one ST whose window (its period's
 /// slots plus its reach) fills the batch's record budget, every slot of
-/// it holding [`MAX_PERIODS_PER_SLOT`] earlier won claims, all moved.
-/// The re-allocation charges `STEP_GAS × (slots + claims held)`; the
-/// whole verdict is measured and bounded here.
+/// it holding [`MAX_PERIODS_PER_SLOT`] earlier won claims, all moved, and
+/// [`MAX_PERIODS_PER_SLOT`] sales recorded without certified readings
+/// (period demands, [`SlotAlloc::sold`]), all re-placed. The
+/// re-allocation charges `STEP_GAS × (slots + claims and sales held)`;
+/// the whole verdict is measured and bounded here.
 #[test]
 fn realloc_gas_at_the_record_budget_bound() {
     let p = IorParams::case_study();
@@ -253,21 +255,23 @@ fn realloc_gas_at_the_record_budget_bound() {
         let mut a = SlotAlloc { export: Some(3_000), ..Default::default() };
         for p in periods.iter().filter(|p| p.0 <= k.dt_start && k.dt_end <= p.1) {
             a.by_period.insert(*p, 10);
+            a.sold.insert(*p, 10);
         }
         assert_eq!(a.by_period.len(), MAX_PERIODS_PER_SLOT);
+        assert_eq!(a.sold.len(), MAX_PERIODS_PER_SLOT);
         pre.claimed.insert(k, 10 * MAX_PERIODS_PER_SLOT as u128);
         pre.slots.insert(k, a);
     }
     let mut env = Counting(0);
     let tcrs = execute_batch(&mut env, &p, &pre, std::slice::from_ref(&entry)).unwrap();
     assert_eq!(tcrs[0].outcome, Outcome::StSettled(StSettlement::SellerDelivered));
-    let realloc_gas = STEP_GAS * window * (1 + MAX_PERIODS_PER_SLOT as u64);
+    let realloc_gas = STEP_GAS * window * (1 + 2 * MAX_PERIODS_PER_SLOT as u64);
     eprintln!(
-        "worst-case ST verdict: {} gas over {window} slots × {MAX_PERIODS_PER_SLOT} claims (re-allocation {realloc_gas})",
+        "worst-case ST verdict: {} gas over {window} slots × {MAX_PERIODS_PER_SLOT} claims + {MAX_PERIODS_PER_SLOT} sales (re-allocation {realloc_gas})",
         env.0
     );
     assert!(env.0 >= realloc_gas, "the re-allocation is charged: {} < {realloc_gas}", env.0);
-    assert!(env.0 <= 6_000_000, "one worst-case ST verdict stays a small part of the 100 M call limit: {}", env.0);
+    assert!(env.0 <= 11_000_000, "one worst-case ST verdict stays a small part of the 100 M call limit: {}", env.0);
     // The effects apply and every earlier claim keeps its amount.
     let mut post = pre.clone();
     apply_effects(&mut post, &p, &t.key(), &tcrs[0].effects).unwrap();
@@ -280,4 +284,41 @@ fn realloc_gas_at_the_record_budget_bound() {
         assert_eq!(after, before, "period {per:?} keeps its claim");
     }
     assert!(post.slots.values().all(|a| a.by_period.len() <= MAX_PERIODS_PER_SLOT));
+    assert!(post.slots.iter().all(|(k, a)| a.sold == pre.slots[k].sold), "the sales' records are unchanged");
+}
+
+/// A sale recorded without certified readings whose period would put one
+/// sold period more than [`MAX_PERIODS_PER_SLOT`] on a slot is recorded as
+/// fixed claimed energy (its whole `ws`) on every slot of its period
+/// instead: the records stay bounded and a later arbitration over any of
+/// those slots still cannot count that energy.
+#[test]
+fn a_crowded_slot_records_a_further_sale_as_fixed_on_every_slot() {
+    use gridledger_rollup::exec::record_sold;
+    let s = Address([7; 20]);
+    // Two sales of one period are summed in one entry.
+    let mut st = PreState::default();
+    record_sold(&mut st, &[slot(s, 0)], 10).unwrap();
+    record_sold(&mut st, &[slot(s, 0)], 5).unwrap();
+    assert_eq!(st.slots[&slot(s, 0)].sold, [((8 * HOUR, 8 * HOUR + SLOT), 15)].into_iter().collect());
+    // Fill the first slot with distinct periods ending at its end.
+    let mut full = PreState::default();
+    for j in 0..MAX_PERIODS_PER_SLOT as u64 {
+        let keys: Vec<SlotKey> = (0..=j)
+            .rev()
+            .map(|i| SlotKey { seller: s, dt_start: 8 * HOUR - i * SLOT, dt_end: 8 * HOUR - i * SLOT + SLOT })
+            .collect();
+        record_sold(&mut full, &keys, 1).unwrap();
+    }
+    assert_eq!(full.slots[&slot(s, 0)].sold.len(), MAX_PERIODS_PER_SLOT);
+    let before = full.clone();
+    let three = [slot(s, 0), slot(s, 1), slot(s, 2)];
+    gridledger_rollup::exec::record_sold(&mut full, &three, 700).unwrap();
+    assert_eq!(full.slots, before.slots, "no ninth sold period on the crowded slot");
+    for k in &three {
+        assert_eq!(full.claimed.get(k), Some(&700), "the whole sale fixed on {k:?}");
+    }
+    // A later arbitration of the second slot alone with 699 ws of export loses.
+    assert_eq!(realloc(&full, &[(slot(s, 1), 1_399)], &[], 700), None);
+    assert!(realloc(&full, &[(slot(s, 1), 1_400)], &[], 700).is_some());
 }
