@@ -841,7 +841,30 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             .unwrap_or(end);
         let slots = far.saturating_sub(end).checked_div(grid).unwrap_or(0);
         let reach = u32::try_from(slots).unwrap_or(u32::MAX).min(crate::exec::MAX_REACH_SLOTS);
-        Ok(if reach == 0 { IorTx::St(st) } else { IorTx::StReach(st, reach) })
+        if reach == 0 {
+            return Ok(IorTx::St(st));
+        }
+        // A longer window must also cover every sale recorded without
+        // certified readings that its reach slots hold (`exec::realloc`):
+        // where the reach would lose an arbitration the period alone wins,
+        // the plain ST is sent (both are safe; the seller picks its window).
+        let mut s = s;
+        let seller = st.terms.seller;
+        if let Some(m) = self.view_borsh::<Option<MeterRecord>>("meter_borsh", args(&seller))? {
+            s.meters.insert(seller, m);
+        }
+        let wins = |tx: &IorTx| {
+            let e = crate::types::Entry { sender: tx.terms().seller, recorded_at: self.now(), tx: tx.clone() };
+            crate::exec::execute_batch(&mut crate::exec::OffChain, &self.cfg.params, &s, std::slice::from_ref(&e))
+                .is_ok_and(|t| {
+                    t.first().is_some_and(|t| {
+                        t.outcome == crate::types::Outcome::StSettled(crate::types::StSettlement::SellerDelivered)
+                    })
+                })
+        };
+        let long = IorTx::StReach(st.clone(), reach);
+        let plain = IorTx::St(st);
+        Ok(if !wins(&long) && wins(&plain) { plain } else { long })
     }
 
     /// `prune_claims` arguments for the oldest claimed-slot records of the

@@ -226,9 +226,23 @@ pub struct Realloc {
 /// **Export.** A slot's export is the least certified reading of it yet;
 /// slots of the window no certified reading covered give nothing.
 ///
+/// **Sales paid without certified readings** ([`SlotAlloc::sold`], issue
+/// 11 attack r6) are demands too: each sold period the window's slots
+/// hold must get its *whole* `ws` from the window's slots of its period,
+/// re-placed by the same sweep (nothing recorded for it; it is re-placed
+/// at every later arbitration). Where that sale's energy really came
+/// from is unknown (an agreed ST's readings are not certified, an expiry
+/// has none), so the window must cover it: a seller whose agreed sale was
+/// in truth delivered from slots outside a later disputed sale's window
+/// loses that dispute (its choice not to bring certified readings; the
+/// buyer who agreed cannot be asked again). This is what stops one export
+/// being sold twice through a sale pinned to a slot outside the later
+/// buyer's period.
+///
 /// **Cost.** `O((|window| + claims) · log claims)` exact integer steps,
 /// the window at most the period plus [`MAX_REACH_SLOTS`] and each slot
-/// holding at most [`MAX_PERIODS_PER_SLOT`] claims; deterministic (ties by
+/// holding at most [`MAX_PERIODS_PER_SLOT`] won claims and as many sold
+/// periods ([`record_sold`]); deterministic (ties by
 /// period, the new claim last).
 pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: u128) -> Option<Realloc> {
     let (first, _) = split.first()?;
@@ -237,6 +251,7 @@ pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: 
     let window: Vec<SlotKey> = split.iter().map(|(k, _)| *k).chain(reach.iter().copied()).collect();
     let n = split.len();
     let skip = crate::mutants::active(crate::mutants::Mutation::ReallocSkipped);
+    let sold_ignored = crate::mutants::active(crate::mutants::Mutation::SoldIgnored);
     let mut caps = Vec::with_capacity(window.len());
     let mut fixed = Vec::with_capacity(window.len());
     let mut exports = Vec::with_capacity(window.len());
@@ -261,7 +276,7 @@ pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: 
                 let h = held.entry(*p).or_insert(0);
                 *h = h.checked_add(*v)?;
             }
-            for (p, v) in &r.sold {
+            for (p, v) in r.sold.iter().filter(|_| !sold_ignored) {
                 let h = sold.entry(*p).or_insert(0);
                 *h = (*h).max(*v);
             }

@@ -2421,6 +2421,12 @@ impl NativeContract for IorPrimaryContract {
                 let who: Address = decode_args(args)?;
                 Ok(json!(ctx.read_typed::<MeterRecord>(&mkey(&who))?))
             }
+            // The same record, borsh-encoded (`Option<MeterRecord>`), for
+            // readers that execute an entry off chain.
+            "meter_borsh" => {
+                let who: Address = decode_args(args)?;
+                Ok(json!({ "borsh": hex::encode(bytes(&ctx.read_typed::<MeterRecord>(&mkey(&who))?)) }))
+            }
             "pending" => {
                 let who: Address = decode_args(args)?;
                 // 1 while an unsettled batch reads the account, else 0.

@@ -71,6 +71,10 @@ fn sold_twice() -> (Env, [KeyPair; 3], [AgreementTerms; 2]) {
 /// (seller, period) and in `claim_alloc` treat them as interval demands
 /// (check that the sold claims plus the new one fit the export, EDF over
 /// the slots) instead of pinning them to the first slot.
+///
+/// Fixed: a sale paid without certified readings is a demand over its
+/// whole period on every slot of it (`exec::record_sold`), which B's
+/// arbitration must cover beside its own claim (`exec::realloc`).
 #[test]
 fn expiry_agreed_claim_on_first_slot_lets_the_export_be_sold_twice() {
     let (mut e, [a, b, s], [ta, tb]) = sold_twice();
@@ -111,6 +115,9 @@ fn expiry_agreed_claim_on_first_slot_lets_the_export_be_sold_twice() {
 /// Fix: `ClaimSold` must not trust uncertified readings: require the
 /// meter's signature on an agreed ST's readings (or ignore its readings
 /// and record the sale as an interval demand, as for [1]).
+///
+/// Fixed as [1]: the agreed ST's readings are not used; the sale is a
+/// demand over A's whole period.
 #[test]
 fn agreed_st_with_invented_readings_lets_the_export_be_sold_twice() {
     let (mut e, [a, b, s], [ta, tb]) = sold_twice();

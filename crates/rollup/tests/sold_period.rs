@@ -99,3 +99,33 @@ fn an_agreed_sale_with_invented_readings_counts_over_its_whole_period_to_the_wh(
     assert_eq!(agreed_then_dispute(&EXACT), vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
     assert_eq!(agreed_then_dispute(&ONE_WH_SHORT), vec![Outcome::StSettled(StSettlement::SellerShortfall)]);
 }
+
+/// The driver's reach (to the end of a sold period over the ST's slot)
+/// would also have to cover a second sale paid without readings that lies
+/// in the reach slots only, whose export no certified reading shows: that
+/// window loses, so the driver sends the plain ST, whose window (the one
+/// slot) covers the sale over it and the new claim, and wins.
+#[test]
+fn the_driver_drops_a_reach_that_would_lose_the_arbitration() {
+    let mut e = funded();
+    let (b1, b2, b3, s) = (trader(0), trader(2), trader(3), trader(1));
+    e.d.fund(&b3, gridledger_rollup::types::coins(10)).unwrap();
+    settle_funding(&mut e);
+    let t1 = terms(&b1, &s, Amount(200_000), 100, 8 * HOUR);
+    let mut t2 = terms(&b2, &s, Amount(200_000), 100, 8 * HOUR + 10 * MIN);
+    t2.dt_end = 8 * HOUR + 30 * MIN;
+    let mut t3 = terms(&b3, &s, Amount(200_000), 80, 8 * HOUR + 5 * MIN);
+    t3.dt_start = 8 * HOUR;
+    t3.dt_end = 8 * HOUR + 5 * MIN;
+    t3.dl = t3.dt_end + HOUR;
+    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2), (&b3, &t3)]);
+    let agreed_sale = |t: &AgreementTerms, b: &KeyPair| {
+        let ps = vec![0; ((t.dt_end - t.dt_start) / (5 * MIN)) as usize];
+        IorTx::St(SettlementTx { ps, ..st(t, 0, true, Some(b)) }.sign_as_buyer(b))
+    };
+    assert_eq!(run(&mut e, &s, agreed_sale(&t1, &b1)), vec![Outcome::StSettled(StSettlement::Agreed)]);
+    assert_eq!(run(&mut e, &s, agreed_sale(&t2, &b2)), vec![Outcome::StSettled(StSettlement::Agreed)]);
+    let tx = e.d.settlement_tx(metered_st(&t3, &b3, 300, vec![6000])).unwrap();
+    assert!(matches!(tx, IorTx::St(_)), "{tx:?}");
+    assert_eq!(run(&mut e, &s, tx), vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
+}
