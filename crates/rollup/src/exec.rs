@@ -177,7 +177,8 @@ pub struct SlotAlloc {
     /// Watt-seconds of won arbitrations ([`Effect::ClaimExport`]) taken
     /// from this slot, by their delivery period `(DT_start, DT_end)`; a
     /// later claim may move them within their period. The rest of the
-    /// slot's `claimed` total (sold energy, [`Effect::ClaimSold`]) is fixed.
+    /// slot's `claimed` total is fixed (a sale without certified readings
+    /// recorded on a crowded slot, [`record_sold`]; claims of older code).
     pub by_period: BTreeMap<(u64, u64), u128>,
     /// Sales paid without certified readings ([`Effect::ClaimSold`]:
     /// agreed settlements, late buyer signatures, expiries settled as
