@@ -387,8 +387,8 @@ impl Chain {
         let max = self.config.max_block_txs;
         let candidates = self.mempool.candidates(max.saturating_add(exclude.len()));
         let body = {
-            let mut b = BlockBuilder::over(&base, &self.registry, env, self.config.block_gas_limit)
-                .with_block_hashes(&recent);
+            let mut b =
+                BlockBuilder::over(&base, &self.registry, env, self.config.block_gas_limit).with_block_hashes(&recent);
             for tx in candidates.into_iter().filter(|t| !exclude.contains(&t.hash())) {
                 if b.len() >= max {
                     break;

@@ -81,13 +81,7 @@ fn a_block_built_on_the_pre_parent_state_is_refused_after_the_parent_commits() {
     admit(&mut c, spend.clone());
     let h1 = c.build_block(&dev_validator(0).public(), 1_000).0;
     let stale = c
-        .build_block_over(
-            &h1.block.header,
-            &Default::default(),
-            &BTreeSet::new(),
-            &dev_validator(1).public(),
-            2_000,
-        )
+        .build_block_over(&h1.block.header, &Default::default(), &BTreeSet::new(), &dev_validator(1).public(), 2_000)
         .unwrap();
     assert_eq!(stale.block.txs, vec![spend], "the stale build spends the parent's nonce again");
     c.commit(h1).unwrap();

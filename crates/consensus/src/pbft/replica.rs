@@ -549,7 +549,7 @@ impl<P: Payload> Replica<P> {
                 // A pre-prepare one height ahead is what a pipelining
                 // leader sends while this height commits, not a sign of
                 // lagging behind: no catch-up for it.
-                let pipelined = h == self.height + 1 && matches!(message, Message::PrePrepare(_));
+                let pipelined = self.cfg.pipeline && h == self.height + 1 && matches!(message, Message::PrePrepare(_));
                 if h <= self.height + FUTURE_HEIGHTS && queued < FUTURE_PER_SENDER {
                     self.future.push((from, message));
                 }
@@ -887,7 +887,8 @@ impl<P: Payload> Replica<P> {
             // would equivocate, so this slot gets no proposal from us.
             Some((_, pp)) if (pp.height, pp.view) == (self.height, self.view) => {}
             _ => {
-                if self.leader(self.view, self.height) == self.cfg.me {
+                // (A slot a restored record blocks gets no proposal either.)
+                if self.leader(self.view, self.height) == self.cfg.me && self.can_vote() {
                     s.need_proposal = Some((self.height, self.view));
                 }
             }
