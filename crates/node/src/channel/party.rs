@@ -490,9 +490,13 @@ struct Loop {
     cid: Hash32,
     /// The node, for checks of user input against the chain.
     rpc: String,
-    /// Where the answer to a machine's `read_channel` goes (the chain
-    /// events' queue).
-    reads: mpsc::UnboundedSender<ChainEvent>,
+    /// Asks the event poller for a read of the channel's registered state
+    /// (a machine's `read_channel`). The poller answers in line with the
+    /// events it hands on, so an answer is never older than an event
+    /// before it and answers arrive in the order they were read (a read on
+    /// a thread of its own could answer after a newer event or read and
+    /// lower the chain's counter the machine remembers).
+    reads: std::sync::mpsc::Sender<()>,
 }
 
 impl Loop {
@@ -520,15 +524,9 @@ impl Loop {
             let _ = self.txs.send(t);
         }
         if step.read_channel {
-            // Read off the loop (blocking RPC, with its own back-off); the
-            // answer joins the chain events.
-            let (rpc, cid, reads) = (self.rpc.clone(), self.cid, self.reads.clone());
-            std::thread::spawn(move || {
-                let client = crate::RpcClient::new(&rpc);
-                let state = super::chainlink::read_latest_retrying(&client, &cid);
-                let counter = state.as_ref().map_or(0, |s| s.state.counter);
-                let _ = reads.send(ChainEvent::Updated { counter, state });
-            });
+            // Read off the loop, by the event poller (blocking RPC, with its
+            // own back-off); the answer joins the chain events in order.
+            let _ = self.reads.send(());
         }
         for e in self.gate.hold(version, step.events) {
             self.on_event(e);
@@ -1087,7 +1085,7 @@ async fn run(
     });
     let stop = Arc::new(AtomicBool::new(false));
     let (ev_send, mut ev_recv) = mpsc::unbounded_channel::<ChainEvent>();
-    let reads = ev_send.clone();
+    let (reads, read_requests) = std::sync::mpsc::channel::<()>();
     let poller = {
         let stop = stop.clone();
         let client = crate::RpcClient::new(&spec.rpc);
@@ -1128,7 +1126,20 @@ async fn run(
                     }
                     Err(e) => tracing::warn!("polling events (retrying): {e}"),
                 }
-                std::thread::sleep(every);
+                // Sleep until the next poll, or until the machine asks for a
+                // read: answered here, after every event handed on so far.
+                match read_requests.recv_timeout(every) {
+                    Ok(()) => {
+                        while read_requests.try_recv().is_ok() {}
+                        let state = super::chainlink::read_latest_retrying(&client, &cursor.cid);
+                        let counter = state.as_ref().map_or(0, |s| s.state.counter);
+                        if ev_send.send(ChainEvent::Updated { counter, state }).is_err() {
+                            return;
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(every),
+                }
             }
         })
     };
