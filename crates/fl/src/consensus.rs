@@ -88,10 +88,11 @@
 //!   change (`K²` signed messages) in every round. Its view changes (with
 //!   backoff) run beside the aggregation's, each replacing its own leader.
 
+use crate::aead::FragmentContext;
 use crate::aggregate::{params_from_bytes, params_to_bytes, trimmed_mean};
 use crate::cells::Cell;
 use crate::coding::{client_key, FragmentCoder, LocalMessage, UploadRecord};
-use crate::dissemination::{GlobalCoder, GlobalSubfragment, MiniFragment};
+use crate::dissemination::{GlobalCoder, GlobalRelease, GlobalSubfragment, MiniFragment};
 use crate::error::FlError;
 use crate::mutants::{self, Mutation};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -210,17 +211,49 @@ impl ChainConfig {
         c
     }
 
-    /// The round's PBFT validator set: its instance hash binds the chain,
-    /// the round and the previous block, so no vote of another round counts.
-    pub fn validator_set(&self) -> Result<ValidatorSet, pbft::ConfigError> {
+    /// The chain instance of this round: a hash of the chain, the round and
+    /// the previous block `BH_{e−1,b}` — which history of the chain this
+    /// round belongs to (the round's PBFT instance hash). Every piece of
+    /// round evidence binds it: the upload records and the AEAD nonce and
+    /// associated data ([`FragmentContext`](crate::aead::FragmentContext)),
+    /// the pre-, deter-vector and aggregate attestations, and the global
+    /// fragment's Merkle leaves, so nothing signed, attested or encrypted
+    /// for the same chain and round numbers of another chain history is
+    /// accepted here (and no AEAD nonce repeats across histories).
+    pub fn instance(&self) -> Hash32 {
         let mut b = self.chain.to_le_bytes().to_vec();
         b.extend_from_slice(&self.round.to_le_bytes());
         b.extend_from_slice(&self.prev_block.0);
-        ValidatorSet::new(hash_bytes(ROOT_INSTANCE, &b), self.pbft_keys.clone())
+        hash_bytes(ROOT_INSTANCE, &b)
+    }
+
+    /// The round's PBFT validator set: its instance hash ([`Self::instance`])
+    /// binds the chain, the round and the previous block, so no vote of
+    /// another round counts.
+    pub fn validator_set(&self) -> Result<ValidatorSet, pbft::ConfigError> {
+        ValidatorSet::new(self.instance(), self.pbft_keys.clone())
+    }
+
+    /// The fragment context of client uploads in this round (fragment index
+    /// `fragment`).
+    pub fn fragment_context(&self, fragment: u32) -> FragmentContext {
+        FragmentContext { instance: self.instance(), chain: self.chain, round: self.round, fragment }
+    }
+
+    /// Whether an upload record is for this round of this chain history.
+    pub fn is_own_record(&self, ctx: &FragmentContext) -> bool {
+        ctx.chain == self.chain && ctx.round == self.round && ctx.instance == self.instance()
+    }
+
+    /// The leader's first coding of `fragment` for this round (its Merkle
+    /// leaves bind this chain instance).
+    pub fn release(&self, fragment: &[u8]) -> Result<GlobalRelease, FlError> {
+        self.global.release(self.instance(), self.chain, self.round, fragment)
     }
 
     fn vector_evidence(&self, tag: Tag, node: usize, clients: &[u32]) -> [u8; 32] {
-        let mut b = Vec::with_capacity(16 + 4 * clients.len());
+        let mut b = Vec::with_capacity(48 + 4 * clients.len());
+        b.extend_from_slice(&self.instance().0);
         b.extend_from_slice(&self.chain.to_le_bytes());
         b.extend_from_slice(&self.round.to_le_bytes());
         b.extend_from_slice(&(node as u64).to_le_bytes());
@@ -230,10 +263,11 @@ impl ChainConfig {
         hash_bytes(tag, &b).0
     }
 
-    /// Evidence of the leader's aggregate: chain, round, view, root and
-    /// the clients aggregated.
+    /// Evidence of the leader's aggregate: chain instance, chain, round,
+    /// view, root and the clients aggregated.
     pub fn aggregate_evidence(&self, view: u32, root: &Hash32, clients: &[u32]) -> [u8; 32] {
-        let mut b = Vec::with_capacity(44 + 4 * clients.len());
+        let mut b = Vec::with_capacity(76 + 4 * clients.len());
+        b.extend_from_slice(&self.instance().0);
         b.extend_from_slice(&self.chain.to_le_bytes());
         b.extend_from_slice(&self.round.to_le_bytes());
         b.extend_from_slice(&view.to_le_bytes());
@@ -403,8 +437,8 @@ impl Exclusion {
 /// Why exclusion evidence was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EvidenceError {
-    /// A record of another chain or round.
-    #[error("record of another chain or round")]
+    /// A record of another chain, round or chain history.
+    #[error("record of another chain, round or chain history")]
     WrongContext,
     /// The two records name different clients.
     #[error("the records name different clients")]
@@ -725,7 +759,7 @@ impl<A: Attester> ChainNode<A> {
                 }
                 // The leader re-checks what others forward: a Byzantine
                 // node's forward counts only if its cell verifies.
-                if msg.record.ctx.chain != self.cfg.chain || msg.record.ctx.round != self.cfg.round {
+                if !self.cfg.is_own_record(&msg.record.ctx) {
                     step.faults.push(Fault::WrongContext);
                 } else if let Err(error) =
                     self.check_signature(&msg).and_then(|()| self.verify_cell(msg.cell.index, &msg))
@@ -779,7 +813,7 @@ impl<A: Attester> ChainNode<A> {
 
     fn on_local(&mut self, m: LocalMessage, step: &mut Step) {
         let client = m.record.client;
-        if m.record.ctx.chain != self.cfg.chain || m.record.ctx.round != self.cfg.round {
+        if !self.cfg.is_own_record(&m.record.ctx) {
             step.faults.push(Fault::WrongContext);
             return;
         }
@@ -842,7 +876,9 @@ impl<A: Attester> ChainNode<A> {
     /// Checks exclusion evidence (what every node's enclave recomputes):
     /// the client it proves faulty.
     pub fn check_exclusion(&self, ex: &Exclusion) -> Result<u32, EvidenceError> {
-        let for_round = |r: &UploadRecord| r.ctx.chain == self.cfg.chain && r.ctx.round == self.cfg.round;
+        // A record of another chain, round or chain history (same numbers,
+        // another previous block) is no evidence here.
+        let for_round = |r: &UploadRecord| self.cfg.is_own_record(&r.ctx);
         match ex {
             Exclusion::Equivocation { first, second } => {
                 if !for_round(first) || !for_round(second) {
@@ -1070,7 +1106,7 @@ impl<A: Attester> ChainNode<A> {
                 return;
             }
         };
-        let release = match self.cfg.global.release(self.cfg.chain, self.cfg.round, &params_to_bytes(&global)) {
+        let release = match self.cfg.release(&params_to_bytes(&global)) {
             Ok(r) => r,
             Err(error) => {
                 step.faults.push(Fault::BadProposal { view, error: error.to_string() });
@@ -1114,8 +1150,11 @@ impl<A: Attester> ChainNode<A> {
         };
         let bad = |error: String| Fault::BadProposal { view, error };
         let check = attested.map_err(|f| bad(format!("{f:?}"))).and_then(|()| {
-            if sf.ctx.chain != self.cfg.chain || sf.ctx.round != self.cfg.round {
-                return Err(bad("subfragment for another chain or round".to_string()));
+            if sf.ctx.chain != self.cfg.chain
+                || sf.ctx.round != self.cfg.round
+                || sf.ctx.instance != self.cfg.instance()
+            {
+                return Err(bad("subfragment for another chain, round or chain history".to_string()));
             }
             self.check_omissions(view, &clients, &excluded)?;
             self.cfg.global.mini_fragments(self.me, &root, &sf).map_err(|e| bad(e.to_string()))

@@ -30,7 +30,7 @@ struct JunkFutureProposals {
 impl JunkFutureProposals {
     fn junk_from(&mut self, view: u32) -> Vec<(Dest, Message)> {
         let k = self.cfg.nodes as u32;
-        let rel = self.cfg.global.release(self.cfg.chain, self.cfg.round, &params_to_bytes(&model(0))).unwrap();
+        let rel = self.cfg.release(&params_to_bytes(&model(0))).unwrap();
         let ra = enclave(self.me).attest_evidence(&[0u8; 32]);
         let mut out = Vec::new();
         for w in view..=view.saturating_add(k) {
@@ -232,8 +232,10 @@ fn selective_pre_vector_makes_one_honest_node_refuse_every_leader() {
 /// and check it in `on_local`, `Forward` and `check_exclusion`. (The AEAD
 /// nonce is `(round, fragment)` under a per-client key that is the same
 /// for every chain history: two such uploads also reuse a ChaCha20 nonce.)
+/// Fixed: `ChainConfig::instance()` (hash of chain, round, `prev_block`)
+/// is in every `FragmentContext` — record digest, AEAD nonce and AAD — and
+/// nodes refuse a record of another instance (`WrongContext`).
 #[test]
-#[ignore = "attack: a client's record from another chain history with the same (chain, round) numbers is accepted as equivocation evidence against it"]
 fn record_from_another_chain_history_is_not_equivocation_evidence() {
     use gridledger_core::Hash32;
     use gridledger_fl::coding::client_key;
@@ -390,8 +392,9 @@ impl Adversary<P> for ReplayOldProposal {
 /// Suggested fix: bind the chain instance (`prev_block` or the round's
 /// PBFT instance hash) into the vector and aggregate evidence, the
 /// global leaves' context and the upload record (finding 3).
+/// Fixed: the vector and aggregate evidence and the global Merkle leaves
+/// (`GlobalContext::instance`) bind `ChainConfig::instance()`.
 #[test]
-#[ignore = "attack: an aggregate attested for the same chain index/round/view in another chain history is accepted and decoded"]
 fn replayed_aggregate_from_another_chain_history_is_refused() {
     use gridledger_core::Hash32;
     use gridledger_fl::aggregate::trimmed_mean;
@@ -402,7 +405,7 @@ fn replayed_aggregate_from_another_chain_history_is_refused() {
     // What node 0's enclave honestly produced in the other history.
     let old_models: Vec<Vec<f32>> = (0..4).map(|c| model(c).iter().map(|x| x * -20.0).collect()).collect();
     let old_global = trimmed_mean(&old_models, 1).unwrap();
-    let rel = other.global.release(other.chain, other.round, &params_to_bytes(&old_global)).unwrap();
+    let rel = other.release(&params_to_bytes(&old_global)).unwrap();
     let clients = vec![0, 1, 2, 3];
     let ra = enclave(0).attest_evidence(&other.aggregate_evidence(0, &rel.root, &clients));
     let honest = [0usize, 1, 2, 3];

@@ -107,7 +107,7 @@ fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
     let step = n1.handle(Some(3), Message::PreVector { node: 2, clients, ra });
     assert_eq!(step.faults, vec![Fault::UnknownNode(2)]);
     // A view-0 proposal from node 2 (leader is 0).
-    let rel = cfg.global.release(2, 5, &[0u8; 8]).unwrap();
+    let rel = cfg.release(&[0u8; 8]).unwrap();
     let step = n1.handle(
         Some(2),
         Message::Proposal {
@@ -148,7 +148,8 @@ fn a_client_sending_two_records_to_one_node_is_recorded_and_its_first_kept() {
     use gridledger_fl::coding::client_key;
     let cfg = config(4, 7, 2);
     let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
-    let ctx = FragmentContext { chain: 2, round: 5, fragment: 2 };
+    let ctx = cfg.fragment_context(2);
+    assert_eq!((ctx.chain, ctx.round), (2, 5));
     let key = client_key(&SK, 3);
     let signer = sim_client_signing_key(&SIGN_SEED, 3);
     let a = cfg.coder.encode(&key, &signer, &ctx, 3, &params_to_bytes(&model(3))).unwrap();
@@ -161,6 +162,10 @@ fn a_client_sending_two_records_to_one_node_is_recorded_and_its_first_kept() {
     let mut m = other.message(1).unwrap();
     m.record.ctx.round = 6;
     assert_eq!(n1.handle(None, Message::Local(m)).faults, vec![Fault::WrongContext]);
+    // The same chain and round numbers of another chain history.
+    let history = FragmentContext { instance: gridledger_core::Hash32([0x99; 32]), ..ctx };
+    let replay = cfg.coder.encode(&key, &signer, &history, 3, &params_to_bytes(&model(3))).unwrap();
+    assert_eq!(n1.handle(None, Message::Local(replay.message(1).unwrap())).faults, vec![Fault::WrongContext]);
     let c = cfg
         .coder
         .encode(&client_key(&SK, 5), &sim_client_signing_key(&SIGN_SEED, 5), &ctx, 5, &params_to_bytes(&model(5)))
@@ -212,7 +217,7 @@ fn a_pbft_block_with_a_root_the_node_refuted_gets_no_vote() {
     let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     let _ = n1.start();
     let set = cfg.validator_set().unwrap();
-    let rel = cfg.global.release(2, 5, &[0u8; 8]).unwrap();
+    let rel = cfg.release(&[0u8; 8]).unwrap();
     let block = RootBlock { chain: 2, round: 5, view: 0, root: rel.root, clients: vec![0, 1, 2] };
     // PBFT's leader at height 1, view 1 is node (1 + 1) mod 4 = 2.
     assert_eq!(set.leader(1, 1), 2);

@@ -6,7 +6,6 @@
 use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::enclave::{Attester, SoftwareAttester};
 use gridledger_core::Hash32;
-use gridledger_fl::aead::FragmentContext;
 use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
 use gridledger_fl::coding::{CodedFragment, FragmentCoder};
 use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timing, DETER_VECTOR, PRE_VECTOR};
@@ -61,6 +60,7 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
 /// `ChainConfig::vector_evidence`, which is private).
 pub fn vector_evidence(cfg: &ChainConfig, tag: Tag, node: usize, clients: &[u32]) -> [u8; 32] {
     let mut b = Vec::new();
+    b.extend_from_slice(&cfg.instance().0);
     b.extend_from_slice(&cfg.chain.to_le_bytes());
     b.extend_from_slice(&cfg.round.to_le_bytes());
     b.extend_from_slice(&(node as u64).to_le_bytes());
@@ -93,7 +93,7 @@ pub fn upload_signed(
     signer: &gridledger_core::crypto::KeyPair,
     params: &[f32],
 ) -> CodedFragment {
-    let ctx = FragmentContext { chain: cfg.chain, round: cfg.round, fragment: cfg.chain };
+    let ctx = cfg.fragment_context(cfg.chain);
     cfg.coder.encode(key, signer, &ctx, c, &params_to_bytes(params)).unwrap()
 }
 
@@ -269,7 +269,7 @@ pub struct OmittingLeader {
 impl Adversary<P> for OmittingLeader {
     fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
         let poisoned: Vec<f32> = model(self.client as usize).iter().map(|x| x * self.factor).collect();
-        let rel = self.cfg.global.release(self.cfg.chain, self.cfg.round, &params_to_bytes(&poisoned)).unwrap();
+        let rel = self.cfg.release(&params_to_bytes(&poisoned)).unwrap();
         sends
             .into_iter()
             .map(|(d, m)| match m {
