@@ -75,6 +75,35 @@
 //!   timing assumption fails (an honest node's cells reach the leader
 //!   later than its pre-vector reaches the checking node), an honest
 //!   leader may be refused: a view change, not a wrong aggregate.
+//!   **Which pre-vectors** (the protected set from agreed data). Checked
+//!   against the pre-vectors each node happens to hold, the rule let a
+//!   Byzantine node steer it: sending its attested pre-vector to one honest
+//!   node only tipped a client to `K − f` namers there, and that node then
+//!   refused every honest leader (whose aggregation set comes from the
+//!   deter-vectors). So the leader's proposal carries the attested
+//!   pre-vectors it holds (`m ≥ K − f` of distinct nodes), every node
+//!   verifies them and protects exactly the clients named by at least
+//!   `m − f` of them, and the leader aggregates the deter-vector union
+//!   *and* that protected set: every honest node evaluates the same data,
+//!   so an honest leader's proposal passes every honest node's check.
+//!   Round 2's protections still hold: with `b ≤ f` Byzantine vectors
+//!   among the `m`, an honest client (named by every honest node) is named
+//!   `≥ m − b ≥ m − f` times, so a Byzantine leader can neither veto it
+//!   with its own short pre-vector nor by choosing which vectors to carry;
+//!   and an honest leader, whose `m` include every honest node's vector
+//!   (timing), holds cells of every protected client from `≥ m − 2f ≥
+//!   K − 2f ≥ T` honest nodes, so it decodes it (or holds the evidence).
+//!   A proposal carrying no pre-vectors is checked against the node's own
+//!   (round 2's rule; no honest leader sends one) — that only protects more.
+//!   A proposal carrying fewer than `K − f`, or a vector that does not
+//!   verify, is refused.
+//! - **A committed round stays decodable.** A node that refused a proposal
+//!   (for whatever reason) whose subfragment still verifies under the root
+//!   keeps its mini-fragments aside, and serves them once PBFT commits that
+//!   root: the commit certificate shows `2f+1` nodes verified it, and the
+//!   node's own Merkle check ties its subfragment to the root, so Byzantine
+//!   nodes dropping their mini-fragments plus refusing honest nodes cannot
+//!   leave a committed root with fewer than `T` serving nodes.
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
@@ -307,6 +336,10 @@ pub enum Message {
         ra: EvidenceAttestation,
         sf: GlobalSubfragment,
         excluded: Vec<Exclusion>,
+        /// The attested pre-vectors the leader held (at least `K − f`, from
+        /// distinct nodes): the omission rule is checked against these.
+        /// Empty: each node checks it against the pre-vectors it holds.
+        pre_vectors: Vec<AttestedVector>,
     },
     /// The chain's PBFT deciding the round's [`RootBlock`].
     Pbft(Box<pbft::Message<RootBlock>>),
@@ -483,6 +516,15 @@ struct Proposal {
     ra: EvidenceAttestation,
     sf: GlobalSubfragment,
     excluded: Vec<Exclusion>,
+    pre_vectors: Vec<AttestedVector>,
+}
+
+/// A node's attested pre-vector, as a proposal carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttestedVector {
+    pub node: usize,
+    pub clients: Vec<u32>,
+    pub ra: EvidenceAttestation,
 }
 
 /// A record and the cells of it the node holds, by cell index.
@@ -500,7 +542,8 @@ pub struct ChainNode<A: Attester> {
     /// Accepted local messages, by client (first record wins).
     accepted: BTreeMap<u32, LocalMessage>,
     pre_sent: bool,
-    pre_vectors: BTreeMap<usize, Vec<u32>>,
+    /// Attested pre-vectors held, by node (this node's own included).
+    pre_vectors: BTreeMap<usize, (Vec<u32>, EvidenceAttestation)>,
     deter_sent: bool,
     deter_vectors: BTreeMap<usize, Vec<u32>>,
     /// Leader side: cells received per client, grouped by record digest.
@@ -521,6 +564,11 @@ pub struct ChainNode<A: Attester> {
     /// Mini-fragments already sent to the clients.
     disseminated: bool,
     minis: BTreeMap<(u32, Hash32), Vec<MiniFragment>>,
+    /// Mini-fragments of proposals this node refused whose subfragment
+    /// still verified under the root (Merkle proof and context): served
+    /// only if PBFT commits that root (its certificate shows `2f+1` nodes
+    /// verified it), so a committed round stays decodable.
+    standby: BTreeMap<(u32, Hash32), Vec<MiniFragment>>,
     /// The chain's PBFT replica, or why it could not be built (the node
     /// then records [`Fault::PbftConfig`] and takes no part in the agreement).
     pbft: Result<Replica<RootBlock>, pbft::ConfigError>,
@@ -575,6 +623,7 @@ impl<A: Attester> ChainNode<A> {
             certificate: None,
             disseminated: false,
             minis: BTreeMap::new(),
+            standby: BTreeMap::new(),
             pbft,
             need_proposal: None,
             pending: Vec::new(),
@@ -731,7 +780,15 @@ impl<A: Attester> ChainNode<A> {
         if self.disseminated {
             return;
         }
-        if let Some(minis) = self.minis.get(&key) {
+        // A root this node refused (e.g. by the omission rule over the
+        // pre-vectors it holds) but that `2f+1` nodes verified and PBFT
+        // committed: its own subfragment checked under the root, it serves.
+        let minis = if mutants::active(Mutation::RefusedNodeSilent) {
+            self.minis.get(&key)
+        } else {
+            self.minis.get(&key).or_else(|| self.standby.get(&key))
+        };
+        if let Some(minis) = minis {
             self.disseminated = true;
             for mf in minis {
                 step.sends.push((To::Client(mf.client), Message::Mini { from_node: true, mf: mf.clone() }));
@@ -747,7 +804,7 @@ impl<A: Attester> ChainNode<A> {
             Message::PreVector { node, clients, ra } => {
                 match self.attested_vector(from_node, PRE_VECTOR, node, &clients, &ra) {
                     Ok(()) => {
-                        self.pre_vectors.entry(node).or_insert(clients);
+                        self.pre_vectors.entry(node).or_insert((clients, ra));
                     }
                     Err(f) => step.faults.push(f),
                 }
@@ -784,13 +841,13 @@ impl<A: Attester> ChainNode<A> {
                     Err(f) => step.faults.push(f),
                 }
             }
-            Message::Proposal { view, root, clients, ra, sf, excluded } => {
+            Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors } => {
                 let leader = self.cfg.leader(view);
                 if from_node != Some(leader) {
                     step.faults.push(Fault::NotLeader { node: from_node.unwrap_or(usize::MAX), view });
                     return step;
                 }
-                self.on_proposal(Proposal { view, root, clients, ra, sf, excluded }, &mut step);
+                self.on_proposal(Proposal { view, root, clients, ra, sf, excluded, pre_vectors }, &mut step);
             }
             Message::Pbft(m) => match (from_node, self.pbft.as_mut()) {
                 (Some(k), Ok(r)) if k < self.cfg.nodes => {
@@ -920,21 +977,25 @@ impl<A: Attester> ChainNode<A> {
         }
     }
 
+    /// Whether the omission rule applies: the code needs at most `K − 2f`
+    /// cells.
+    fn omission_rule_applies(&self) -> bool {
+        let code = self.cfg.coder.code();
+        code.k().div_ceil(code.cell_size().max(1)) <= self.cfg.nodes - 2 * self.cfg.f()
+    }
+
     /// The clients an honest leader of this round always decodes, by the
     /// pre-vectors this node holds: those named by at least `K − f` of
     /// them (a count, not an intersection: one Byzantine pre-vector must
-    /// not veto a client's protection), when the code needs at most
-    /// `K − 2f` cells. See the omission rule in the module docs.
+    /// not veto a client's protection). Used for a proposal that carries
+    /// no pre-vectors. See the omission rule in the module docs.
     fn decodable_by_every_honest_leader(&self) -> BTreeSet<u32> {
-        let code = self.cfg.coder.code();
-        let need = code.k().div_ceil(code.cell_size().max(1));
-        let f = self.cfg.f();
-        let namers = self.cfg.nodes - f;
-        if need > self.cfg.nodes - 2 * f || self.pre_vectors.len() < namers {
+        let namers = self.cfg.nodes - self.cfg.f();
+        if !self.omission_rule_applies() || self.pre_vectors.len() < namers {
             return BTreeSet::new();
         }
         let mut count: BTreeMap<u32, usize> = BTreeMap::new();
-        for v in self.pre_vectors.values() {
+        for (v, _) in self.pre_vectors.values() {
             // A pre-vector is attested and sorted; count each client once.
             let unique: BTreeSet<u32> = v.iter().copied().collect();
             for c in unique {
@@ -942,6 +1003,52 @@ impl<A: Attester> ChainNode<A> {
             }
         }
         count.into_iter().filter(|&(_, n)| n >= namers).map(|(c, _)| c).collect()
+    }
+
+    /// The clients protected by a set of `m` attested pre-vectors of
+    /// distinct nodes (`m ≥ K − f`): those named by at least `m − f` of
+    /// them. With `b ≤ f` Byzantine vectors among them, an honest client
+    /// (named by every honest one) is named `≥ m − b ≥ m − f` times, and a
+    /// protected client by `≥ m − 2f` honest nodes — `≥ K − 2f ≥ T` when
+    /// the `m` include every honest node's vector, as an honest leader's do.
+    fn protected_by<'a>(&self, vectors: impl Iterator<Item = &'a [u32]>) -> BTreeSet<u32> {
+        if !self.omission_rule_applies() {
+            return BTreeSet::new();
+        }
+        let mut m = 0usize;
+        let mut count: BTreeMap<u32, usize> = BTreeMap::new();
+        for v in vectors {
+            m += 1;
+            for c in v.iter().copied().collect::<BTreeSet<u32>>() {
+                *count.entry(c).or_insert(0) += 1;
+            }
+        }
+        if m < self.cfg.nodes - self.cfg.f() {
+            return BTreeSet::new();
+        }
+        let namers = m - self.cfg.f();
+        count.into_iter().filter(|&(_, n)| n >= namers).map(|(c, _)| c).collect()
+    }
+
+    /// A proposal's carried pre-vectors: at least `K − f`, of distinct
+    /// nodes in increasing order, each well formed and attested by its node.
+    fn check_carried(&self, view: u32, carried: &[AttestedVector]) -> Result<(), Fault> {
+        let bad = |error: &str| Fault::BadProposal { view, error: error.to_string() };
+        if carried.len() < self.cfg.nodes - self.cfg.f() || carried.len() > self.cfg.nodes {
+            return Err(bad("carries fewer than K − f or more than K pre-vectors"));
+        }
+        if !carried.windows(2).all(|w| w[0].node < w[1].node) {
+            return Err(bad("carried pre-vectors not of distinct nodes in order"));
+        }
+        for v in carried {
+            if !self.well_formed(&v.clients) {
+                return Err(bad("a carried pre-vector is malformed"));
+            }
+            self.cfg
+                .check_attestation(v.node, &v.ra, &self.cfg.vector_evidence(PRE_VECTOR, v.node, &v.clients))
+                .map_err(|f| bad(&format!("carried pre-vector: {f:?}")))?;
+        }
+        Ok(())
     }
 
     /// Eq 7.8 and the degree bound for the cell of node `node`.
@@ -1009,7 +1116,7 @@ impl<A: Attester> ChainNode<A> {
         let clients: Vec<u32> = self.accepted.keys().copied().collect();
         let ev = self.cfg.vector_evidence(PRE_VECTOR, self.me, &clients);
         let ra = self.enclave.attest_evidence(&ev);
-        self.pre_vectors.insert(self.me, clients.clone());
+        self.pre_vectors.insert(self.me, (clients.clone(), ra));
         self.to_nodes(step, Message::PreVector { node: self.me, clients: clients.clone(), ra });
         let leader = self.cfg.leader(self.view);
         if leader != self.me {
@@ -1026,7 +1133,7 @@ impl<A: Attester> ChainNode<A> {
         }
         self.deter_sent = true;
         let mut count: BTreeMap<u32, usize> = BTreeMap::new();
-        for v in self.pre_vectors.values() {
+        for (v, _) in self.pre_vectors.values() {
             for c in v.iter().collect::<BTreeSet<_>>() {
                 *count.entry(*c).or_default() += 1;
             }
@@ -1049,7 +1156,19 @@ impl<A: Attester> ChainNode<A> {
         if !self.proposed_in.insert(view) {
             return;
         }
-        let agreed: BTreeSet<u32> = self.deter_vectors.values().flatten().copied().collect();
+        let mut agreed: BTreeSet<u32> = self.deter_vectors.values().flatten().copied().collect();
+        // The proposal carries every attested pre-vector this node holds;
+        // each node checks the omission rule against exactly these, so the
+        // leader aggregates every client they protect (see the omission
+        // rule in the module docs).
+        let carried: Vec<AttestedVector> = self
+            .pre_vectors
+            .iter()
+            .map(|(&node, (clients, ra))| AttestedVector { node, clients: clients.clone(), ra: *ra })
+            .collect();
+        if !mutants::active(Mutation::LeaderDeterOnly) {
+            agreed.extend(self.protected_by(carried.iter().map(|v| &v.clients[..])));
+        }
         let mut models = Vec::new();
         let mut used = Vec::new();
         let mut excluded = Vec::new();
@@ -1117,19 +1236,27 @@ impl<A: Attester> ChainNode<A> {
         let ra = self.enclave.attest_evidence(&ev);
         step.outputs.push(Output::Aggregated { view, root: release.root, clients: used.clone() });
         for sf in release.subfragments {
-            let p = Proposal { view, root: release.root, clients: used.clone(), ra, sf, excluded: excluded.clone() };
+            let p = Proposal {
+                view,
+                root: release.root,
+                clients: used.clone(),
+                ra,
+                sf,
+                excluded: excluded.clone(),
+                pre_vectors: carried.clone(),
+            };
             if p.sf.node == self.me {
                 self.on_proposal(p, step);
             } else {
                 let to = To::Node(p.sf.node);
-                let Proposal { view, root, clients, ra, sf, excluded } = p;
-                step.sends.push((to, Message::Proposal { view, root, clients, ra, sf, excluded }));
+                let Proposal { view, root, clients, ra, sf, excluded, pre_vectors } = p;
+                step.sends.push((to, Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors }));
             }
         }
     }
 
     fn on_proposal(&mut self, p: Proposal, step: &mut Step) {
-        let Proposal { view, root, clients, ra, sf, excluded } = p;
+        let Proposal { view, root, clients, ra, sf, excluded, pre_vectors } = p;
         // A committed node still checks the committed view's proposal: it
         // needs its subfragment to serve its mini-fragments.
         // A proposal of a later view (this node has not moved yet) is checked
@@ -1156,7 +1283,7 @@ impl<A: Attester> ChainNode<A> {
             {
                 return Err(bad("subfragment for another chain, round or chain history".to_string()));
             }
-            self.check_omissions(view, &clients, &excluded)?;
+            self.check_omissions(view, &clients, &excluded, &pre_vectors)?;
             self.cfg.global.mini_fragments(self.me, &root, &sf).map_err(|e| bad(e.to_string()))
         });
         self.checked_in.insert(view);
@@ -1169,6 +1296,15 @@ impl<A: Attester> ChainNode<A> {
             Err(fault) => {
                 self.rejected.insert(view);
                 step.faults.push(fault);
+                let own_context = sf.ctx.chain == self.cfg.chain
+                    && sf.ctx.round == self.cfg.round
+                    && sf.ctx.instance == self.cfg.instance();
+                if let Some(minis) =
+                    own_context.then(|| self.cfg.global.mini_fragments(self.me, &root, &sf).ok()).flatten()
+                {
+                    self.standby.insert((view, root), minis);
+                    self.disseminate(step);
+                }
                 if self.committed.is_none() {
                     self.ask_view(view + 1, step);
                 }
@@ -1181,7 +1317,13 @@ impl<A: Attester> ChainNode<A> {
     /// client faulty (and is for a client left out, once), and every
     /// client an honest leader always decodes is aggregated or excluded
     /// with evidence.
-    fn check_omissions(&self, view: u32, clients: &[u32], excluded: &[Exclusion]) -> Result<(), Fault> {
+    fn check_omissions(
+        &self,
+        view: u32,
+        clients: &[u32],
+        excluded: &[Exclusion],
+        carried: &[AttestedVector],
+    ) -> Result<(), Fault> {
         if excluded.len() > self.cfg.clients {
             return Err(Fault::BadProposal { view, error: "more exclusion evidence than clients".into() });
         }
@@ -1205,8 +1347,13 @@ impl<A: Attester> ChainNode<A> {
         if mutants::active(Mutation::OmissionUnchecked) {
             return Ok(());
         }
-        match self.decodable_by_every_honest_leader().into_iter().find(|c| !clients.contains(c) && !proven.contains(c))
-        {
+        let protected = if carried.is_empty() {
+            self.decodable_by_every_honest_leader()
+        } else {
+            self.check_carried(view, carried)?;
+            self.protected_by(carried.iter().map(|v| &v.clients[..]))
+        };
+        match protected.into_iter().find(|c| !clients.contains(c) && !proven.contains(c)) {
             Some(client) => Err(Fault::UnprovenOmission { view, client }),
             None => Ok(()),
         }

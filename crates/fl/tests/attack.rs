@@ -244,9 +244,10 @@ fn leader_omitting_clients_every_node_attested_is_refused() {
     let rel = cfg.release(&params_to_bytes(&poisoned)).unwrap();
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &[3]));
     let sf = rel.subfragments[1].clone();
-    absorb(
-        node.handle(Some(0), Message::Proposal { view: 0, root: rel.root, clients: vec![3], ra, sf, excluded: vec![] }),
-    );
+    absorb(node.handle(
+        Some(0),
+        Message::Proposal { view: 0, root: rel.root, clients: vec![3], ra, sf, excluded: vec![], pre_vectors: vec![] },
+    ));
     // Control: the same proposal with another node's attestation is refused,
     // so the path that should refuse the omission is reachable.
     let mut control = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
@@ -255,7 +256,15 @@ fn leader_omitting_clients_every_node_attested_is_refused() {
     let sf = rel.subfragments[1].clone();
     let s = control.handle(
         Some(0),
-        Message::Proposal { view: 0, root: rel.root, clients: vec![3], ra: bad_ra, sf, excluded: vec![] },
+        Message::Proposal {
+            view: 0,
+            root: rel.root,
+            clients: vec![3],
+            ra: bad_ra,
+            sf,
+            excluded: vec![],
+            pre_vectors: vec![],
+        },
     );
     assert!(s.faults.iter().any(|f| matches!(f, Fault::BadProposal { .. })), "control: {:?}", s.faults);
     assert!(

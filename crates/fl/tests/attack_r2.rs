@@ -72,7 +72,8 @@ fn proposal_with_evidence(
     let rel = cfg.release(&params_to_bytes(&global)).unwrap();
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, clients));
     let sf = rel.subfragments[1].clone();
-    let msg = Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded };
+    let msg =
+        Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded, pre_vectors: vec![] };
     let step = node.handle(Some(0), msg);
     (node, step)
 }

@@ -117,6 +117,7 @@ fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
             ra,
             sf: rel.subfragments[1].clone(),
             excluded: vec![],
+            pre_vectors: vec![],
         },
     );
     assert_eq!(step.faults, vec![Fault::NotLeader { node: 2, view: 0 }]);
@@ -236,6 +237,7 @@ fn a_pbft_block_with_a_root_the_node_refuted_gets_no_vote() {
             ra,
             sf: rel.subfragments[1].clone(),
             excluded: vec![],
+            pre_vectors: vec![],
         },
     );
     assert!(step.faults.iter().any(|f| matches!(f, Fault::BadProposal { view: 0, .. })), "{:?}", step.faults);
