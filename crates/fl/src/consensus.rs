@@ -97,6 +97,18 @@
 //!   (round 2's rule; no honest leader sends one) — that only protects more.
 //!   A proposal carrying fewer than `K − f`, or a vector that does not
 //!   verify, is refused.
+//! - **View changes** (aggregation views). A proposal that fails for the
+//!   node's *current* view makes it ask for the next; one for a later view
+//!   (a leader may send its view's proposal early) is recorded as a fault
+//!   and checked again once that view is current, so junk proposals for a
+//!   Byzantine node's future views move no one — it can spend only the
+//!   views it leads, one timeout each. Each node's highest request is kept
+//!   however far ahead (one per node); a request for `w` supports every
+//!   view up to `w`; `f+1` requests make a node join, `2f+1` move it, as in
+//!   PBFT. [`Timer::View`] is re-armed while no root is committed: each
+//!   expiry asks for a later view, so nodes whose views split reconverge.
+//!   A leader with nothing to aggregate when its timer fires (no
+//!   deter-vector yet) retries when one arrives instead of burning its view.
 //! - **A committed round stays decodable.** A node that refused a proposal
 //!   (for whatever reason) whose subfragment still verifies under the root
 //!   keeps its mini-fragments aside, and serves them once PBFT commits that
@@ -556,7 +568,15 @@ pub struct ChainNode<A: Attester> {
     verified: BTreeMap<(u32, Hash32), Vec<u32>>,
     /// Aggregation views whose proposal failed here.
     rejected: BTreeSet<u32>,
-    view_changes: BTreeMap<u32, BTreeSet<usize>>,
+    /// The highest aggregation view each node asked for (one entry per
+    /// node: bounded, and a request far ahead is kept, not dropped).
+    view_requests: BTreeMap<usize, u32>,
+    /// Later views whose proposal failed here while this node was behind:
+    /// not checked again until the view is current (one check each).
+    refused_ahead: BTreeSet<u32>,
+    /// Views whose [`Timer::Aggregate`] fired here: a leader with nothing
+    /// to aggregate yet retries when a deter-vector arrives.
+    aggregate_due: BTreeSet<u32>,
     asked_view: u32,
     committed: Option<(u32, Hash32)>,
     /// The PBFT commit of the root, with its certificate.
@@ -617,7 +637,9 @@ impl<A: Attester> ChainNode<A> {
             checked_in: BTreeSet::new(),
             verified: BTreeMap::new(),
             rejected: BTreeSet::new(),
-            view_changes: BTreeMap::new(),
+            view_requests: BTreeMap::new(),
+            refused_ahead: BTreeSet::new(),
+            aggregate_due: BTreeSet::new(),
             asked_view: 0,
             committed: None,
             certificate: None,
@@ -837,6 +859,15 @@ impl<A: Attester> ChainNode<A> {
                     }
                     Ok(()) => {
                         self.deter_vectors.entry(node).or_insert(clients);
+                        // A leader that found nothing to aggregate when its
+                        // timer fired retries with the late deter-vector.
+                        if self.is_leader()
+                            && self.committed.is_none()
+                            && self.aggregate_due.contains(&self.view)
+                            && !self.proposed_in.contains(&self.view)
+                        {
+                            self.aggregate(&mut step);
+                        }
                     }
                     Err(f) => step.faults.push(f),
                 }
@@ -1091,12 +1122,18 @@ impl<A: Attester> ChainNode<A> {
             Timer::Tally => self.tally(&mut step),
             Timer::Aggregate(v) => {
                 if v == self.view && self.is_leader() && self.committed.is_none() {
+                    self.aggregate_due.insert(v);
                     self.aggregate(&mut step);
                 }
             }
             Timer::View(v) => {
                 if v == self.view && self.committed.is_none() {
-                    self.ask_view(v + 1, &mut step);
+                    // Still here: ask for the next view not asked yet, and
+                    // re-arm, so a view change that does not gather `2f+1`
+                    // requests moves on to a later one (as PBFT's does).
+                    let next = self.asked_view.max(v) + 1;
+                    self.ask_view(next, &mut step);
+                    step.timers.push((Timer::View(v), self.timing.view + self.timing.aggregate));
                 }
             }
             Timer::Pbft(t) => {
@@ -1153,7 +1190,7 @@ impl<A: Attester> ChainNode<A> {
     /// mean, first coding, root and attestation.
     fn aggregate(&mut self, step: &mut Step) {
         let view = self.view;
-        if !self.proposed_in.insert(view) {
+        if self.proposed_in.contains(&view) {
             return;
         }
         let mut agreed: BTreeSet<u32> = self.deter_vectors.values().flatten().copied().collect();
@@ -1232,6 +1269,7 @@ impl<A: Attester> ChainNode<A> {
                 return;
             }
         };
+        self.proposed_in.insert(view);
         let ev = self.cfg.aggregate_evidence(view, &release.root, &used);
         let ra = self.enclave.attest_evidence(&ev);
         step.outputs.push(Output::Aggregated { view, root: release.root, clients: used.clone() });
@@ -1265,7 +1303,7 @@ impl<A: Attester> ChainNode<A> {
             Some((v, _)) => v == view,
             None => view >= self.view && view <= self.view.saturating_add(self.cfg.nodes as u32),
         };
-        if !wanted || self.checked_in.contains(&view) {
+        if !wanted || self.checked_in.contains(&view) || (view > self.view && self.refused_ahead.contains(&view)) {
             return;
         }
         let leader = self.cfg.leader(view);
@@ -1286,7 +1324,16 @@ impl<A: Attester> ChainNode<A> {
             self.check_omissions(view, &clients, &excluded, &pre_vectors)?;
             self.cfg.global.mini_fragments(self.me, &root, &sf).map_err(|e| bad(e.to_string()))
         });
-        self.checked_in.insert(view);
+        // A failed proposal for a later view (its leader's own, sent early)
+        // moves nobody: it is recorded, and the view is checked again once
+        // current; only one for the current view makes this node ask for the
+        // next. So a Byzantine node spends at most the views it leads.
+        let ahead = view > self.view;
+        if check.is_err() && ahead {
+            self.refused_ahead.insert(view);
+        } else {
+            self.checked_in.insert(view);
+        }
         match check {
             Ok(minis) => {
                 self.minis.insert((view, root), minis);
@@ -1294,7 +1341,9 @@ impl<A: Attester> ChainNode<A> {
                 self.disseminate(step);
             }
             Err(fault) => {
-                self.rejected.insert(view);
+                if !ahead {
+                    self.rejected.insert(view);
+                }
                 step.faults.push(fault);
                 let own_context = sf.ctx.chain == self.cfg.chain
                     && sf.ctx.round == self.cfg.round
@@ -1305,7 +1354,7 @@ impl<A: Attester> ChainNode<A> {
                     self.standby.insert((view, root), minis);
                     self.disseminate(step);
                 }
-                if self.committed.is_none() {
+                if self.committed.is_none() && !ahead {
                     self.ask_view(view + 1, step);
                 }
             }
@@ -1368,21 +1417,28 @@ impl<A: Attester> ChainNode<A> {
         self.on_view_change(self.me, view, step);
     }
 
+    /// A node asks for aggregation view `view`. Each node's highest request
+    /// is kept (one per node, however far ahead). A request for `w` supports
+    /// every view up to `w`: when `f+1` nodes ask for views `≥ v` (someone
+    /// honest saw a failure) this node joins, asking for `v`; when `2f+1`
+    /// do, it moves to `v` — the largest such `v` each time. A Byzantine
+    /// node alone (or `f` of them) moves no one.
     fn on_view_change(&mut self, node: usize, view: u32, step: &mut Step) {
-        if view <= self.view || self.committed.is_some() || view > self.view.saturating_add(self.cfg.nodes as u32) {
+        if view <= self.view || self.committed.is_some() || node >= self.cfg.nodes {
             return;
         }
-        let n = {
-            let s = self.view_changes.entry(view).or_default();
-            s.insert(node);
-            s.len()
-        };
-        // f+1 requests: someone honest saw a failure; join.
-        if n > self.cfg.f() && self.asked_view < view {
-            self.ask_view(view, step);
-            return;
+        let r = self.view_requests.entry(node).or_insert(0);
+        *r = (*r).max(view);
+        let mut ahead: Vec<u32> = self.view_requests.values().copied().filter(|&v| v > self.view).collect();
+        ahead.sort_unstable_by(|a, b| b.cmp(a));
+        let f = self.cfg.f();
+        if let Some(&join) = ahead.get(f) {
+            if join > self.asked_view {
+                self.ask_view(join, step);
+                return;
+            }
         }
-        if n >= self.cfg.quorum() {
+        if let Some(&view) = ahead.get(self.cfg.quorum() - 1) {
             self.view = view;
             step.outputs.push(Output::NewView(view));
             let leader = self.cfg.leader(view);

@@ -278,3 +278,25 @@ fn a_silent_pbft_leader_is_replaced_by_a_pbft_view_change() {
         assert_ne!(set.leader(cert.view, 1), 2);
     }
 }
+
+/// A view-change request far ahead of this node's view is kept (not
+/// dropped): one Byzantine request moves nobody, `f+1` make the node join,
+/// and with its own that is `2f+1`, so it moves to that view.
+#[test]
+fn far_ahead_view_requests_are_kept_and_need_f_plus_one_to_join() {
+    let cfg = config(4, 4, 1);
+    let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
+    let _ = n1.start();
+    let asks = |s: &gridledger_fl::consensus::Step| {
+        s.sends.iter().filter(|(_, m)| matches!(m, Message::ViewChange { node: 1, .. })).count()
+    };
+    let step = n1.handle(Some(2), Message::ViewChange { node: 2, view: 10 });
+    assert_eq!((asks(&step), n1.view()), (0, 0), "one request (≤ f) moves nobody");
+    let step = n1.handle(Some(3), Message::ViewChange { node: 3, view: 10 });
+    assert_eq!(asks(&step), 3, "f+1 requests: node 1 joins, asking every other node");
+    assert!(step.outputs.contains(&Output::NewView(10)), "{:?}", step.outputs);
+    assert_eq!(n1.view(), 10);
+    // A request for a view it already passed changes nothing.
+    let step = n1.handle(Some(0), Message::ViewChange { node: 0, view: 4 });
+    assert!(step.sends.is_empty() && step.outputs.is_empty());
+}
