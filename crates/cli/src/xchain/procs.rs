@@ -695,6 +695,8 @@ struct Net {
     all: All,
     spec: MbsSpec,
     relayer: KeyPair,
+    /// The deployment's directory (the NT journal lives there).
+    root: std::path::PathBuf,
     /// The temporary directory of a deployment without `--dir`.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -740,7 +742,7 @@ impl Net {
                 g.catch_up()?;
             }
         }
-        Ok(Self { all, spec, relayer: relayer_key(), _tmp: tmp })
+        Ok(Self { all, spec, relayer: relayer_key(), root, _tmp: tmp })
     }
 
     fn group(&mut self, chain: ChainId) -> anyhow::Result<&mut Group> {
@@ -1064,6 +1066,9 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         let nt = transfer(key, chain, net.nonce(chain, &key.address())?, to, Amount(amount), Amount(1));
         // Signed in the chain's signing domain (its genesis hash), as every transfer there.
         let nt = nt.tx.sign_in(key, chain_domain(&net.spec, chain).as_ref());
+        // Journaled (fsync) before it leaves: killed between paying and
+        // posting, `xchain resume` still knows of the payment (attack R6-3).
+        gridledger_xchain::journal::record(&net.root, &id, side, &nt)?;
         net.submit(chain, &nt)?;
         let post = net.bob_call(key, "post_nt", &PostNt { cct: id, side, nt: nt.clone() }, 0)?;
         net.submit(bob_chain, &post)?;
