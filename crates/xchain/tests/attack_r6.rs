@@ -280,7 +280,6 @@ fn an_equivocating_leader_freezes_the_bobs_view_of_a_probabilistic_chain() {
 /// free slot on that chain, take the `ccdi_cct_against` path (store in the
 /// slot); keep `ccdi_late_lock` for locks that can no longer be stored.
 #[test]
-#[ignore = "attack: anyone front-runs the BoB node's ccdi_cct_relayed with ccdi_late_lock; an in-time lock becomes unlock-only and its owner is eliminated"]
 fn a_fellow_participant_turns_an_in_time_lock_late_and_takes_the_deposit() {
     use gridledger_xchain::ccdi::{keys as ckeys, CcdiApp};
     use gridledger_xchain::ccdi_run::{CcdiCounts, CcdiUser, UserBehaviour};
@@ -349,6 +348,53 @@ fn a_fellow_participant_turns_an_in_time_lock_late_and_takes_the_deposit() {
         done.eliminated,
         balance_before,
         balance_after
+    );
+}
+
+/// The fix's other half: a lock that really is late — made after the
+/// process's deadline — still goes through `ccdi_late_lock` as an
+/// unlock-only item (its slot stays empty, its owner is not counted as
+/// having stored it), whoever sends it.
+#[test]
+fn a_lock_made_after_the_deadline_is_still_late_through_ccdi_late_lock() {
+    use gridledger_xchain::ccdi::{keys as ckeys, CcdiApp};
+    use gridledger_xchain::ccdi_run::{CcdiCounts, CcdiUser, UserBehaviour};
+    use gridledger_xchain::scbg::Lock;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let ca = m.chain_ids()[0];
+    let (victim, other) = (dev_key(0), dev_key(1));
+    let mut us = Vec::new();
+    for (x, key) in [&victim, &other].into_iter().enumerate() {
+        let item = m.create_item(ca, key, &format!("hero-{x}"), 10 + 7 * x as u64).unwrap();
+        us.push(CcdiUser { key: key.clone(), chain: ca, item, behaviour: UserBehaviour::Honest });
+    }
+    let terms = m.ccdi_terms(CcdiApp::Battle, &us, 10_000, 5, 78);
+    let pid = m.ccdi_prepare(&terms, &us, &mut CcdiCounts::default()).unwrap();
+    let rec = m.process(&pid).unwrap();
+    while m.bob.height() < rec.deadline {
+        m.tick().unwrap();
+    }
+    // The victim locks only after the deadline.
+    let data = m.item(ca, us[0].item).unwrap().data;
+    let lock_tx = m.sc_bg_call(ca, &victim, "lock", &Lock { process: pid, item: us[0].item, data }).unwrap();
+    m.external_mut(ca).unwrap().submit(&lock_tx).unwrap();
+    m.tick().unwrap();
+    let at = m.ccdi_cct_for(pid, &lock_tx).unwrap().expect("the lock landed");
+    while m.bob_tip(ca) < at.height + m.spec.kappa as u64 {
+        m.tick().unwrap();
+    }
+    let late = m.ccdi_late_lock_tx(&other, pid, &lock_tx).unwrap();
+    let h = m.bob.submit(&late).unwrap();
+    m.tick().unwrap();
+    let r = m.bob.receipt(&h).unwrap().expect("the ccdi_late_lock executed");
+    let status = r.status.clone();
+    let slot_stored = m.bob_record::<gridledger_xchain::ccdi::StoredItem>(&ckeys::slot(&pid, 0)).is_some();
+    let late_stored = status == TxStatus::Success && r.events.iter().any(|e| e.name == "ccdi_unlock_only");
+    assert!(
+        !slot_stored && late_stored,
+        "a lock made after the deadline: slot stored {slot_stored}, unlock-only record {late_stored}, \
+         the stranger's ccdi_late_lock {status:?}"
     );
 }
 
