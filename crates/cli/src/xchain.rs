@@ -25,7 +25,9 @@ mod procs;
 pub enum XchainCmd {
     /// Start a BoB-MBS (one BoB and N external chains, embedded, or each
     /// chain in its own process with `--processes`), run some epochs with
-    /// the relayer feeding headers to the BoB, and print its state.
+    /// the relayer feeding headers to the BoB, and print its state. A
+    /// development deployment: every validator key is derived from a public
+    /// seed (anyone can sign its headers) — never for a real setup.
     Up(UpArgs),
     /// Run one cross-chain token exchange (CCTE, Algorithm 5.1) through the BoB.
     Swap(SwapArgs),
@@ -360,6 +362,12 @@ pub fn run(c: XchainCmd) -> anyhow::Result<()> {
 }
 
 fn up(a: UpArgs) -> anyhow::Result<()> {
+    // Decision (attack R6-5): a flag refusing public-seed keys would break
+    // every existing `xchain up` invocation; the deployment warns instead.
+    eprintln!(
+        "warning: a development deployment: every validator key is derived from a public seed, \
+         so anyone can sign its chains' headers; never use it for a real setup"
+    );
     let s = if a.processes {
         procs::up(&a)?
     } else {

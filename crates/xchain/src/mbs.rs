@@ -816,15 +816,45 @@ impl BobMbs {
         self.bob_record(&bob::keys::deposit(a)).unwrap_or_default()
     }
 
+    /// The lowest height at which the BoB's stored (non-final) headers of
+    /// `chain` differ from the chain's own, if they do.
+    fn fork_point(&self, chain: ChainId, c: &EmbeddedChain) -> Result<Option<Height>, MbsError> {
+        let Some((tip, tip_hash)) = self.bob_record::<(Height, Hash32)>(&bob::keys::tip(chain)) else {
+            return Ok(None);
+        };
+        let ours = |h: Height| -> Result<Option<Hash32>, MbsError> { Ok(c.sealed_header(h)?.map(|s| s.header.hash())) };
+        if ours(tip)? == Some(tip_hash) {
+            return Ok(None);
+        }
+        let mut h = tip;
+        while h > 1 {
+            let stored =
+                self.bob_record::<gridledger_ledger::BlockHeader>(&bob::keys::header(chain, h - 1)).map(|x| x.hash());
+            if stored.is_none() || stored == ours(h - 1)? {
+                break;
+            }
+            h -= 1;
+        }
+        Ok(Some(h))
+    }
+
     /// Relay transactions for every header the BoB has not stored yet.
     fn relay_txs(&self) -> Result<Vec<SignedTransaction>, MbsError> {
         let mut out = Vec::new();
         let mut nonce = self.bob.next_nonce(&self.relayer.address());
         for (id, c) in &self.externals {
-            let from = self.bob_tip(*id) + 1;
+            let tip = self.bob_tip(*id);
             // The BoB stores at most `relay_per_block` headers per block.
             let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
-            let to = c.height().min(from - 1 + cap);
+            // A stored branch the chain did not take (an equivocating
+            // proposer relayed its own block first, attack R6-5): send the
+            // chain's branch from the fork point, once it is longer.
+            let from = match self.fork_point(*id, c)? {
+                Some(f) if c.height() > tip && c.height().min(tip + cap) - f < MAX_RELAY_BATCH as u64 => f,
+                Some(_) => continue,
+                None => tip + 1,
+            };
+            let to = c.height().min(tip + cap);
             let mut h = from;
             while h <= to {
                 let end = (h + MAX_RELAY_BATCH as u64 - 1).min(to);
