@@ -740,14 +740,48 @@ impl BobContract {
         }
         // At most `relay_per_block` headers of this chain per BoB block.
         let cap = relay_per_block(reg.kappa, reg.finality.confirmations());
+        let k = reg.finality.confirmations() as u64;
+        let (old_tip, old_hash) = self.tip(ctx, a.chain)?;
+        // Fork choice (attack R6-5, see `crate::headers`): a batch whose
+        // first header is at or below the stored tip is a competing branch
+        // from its parent; it must leave every final header in place and
+        // end above the stored tip (longest branch wins, the first of
+        // equally long ones stays).
+        let first = a.headers[0].header.height;
+        let final_height = old_tip.saturating_sub(k).max(reg.anchor_height);
+        let branch_tip = first.saturating_add(a.headers.len() as u64 - 1);
+        let (mut tip, mut tip_hash) = if first <= old_tip {
+            if first <= final_height {
+                return fail(XchainError::ForkBelowFinality { chain: a.chain, height: first, final_height });
+            }
+            if branch_tip <= old_tip {
+                return fail(XchainError::ForkNotLonger { chain: a.chain, branch_tip, tip: old_tip });
+            }
+            let base = first - 1;
+            let base_hash = if base == reg.anchor_height {
+                reg.anchor_hash
+            } else {
+                match ctx.read_typed::<BlockHeader>(&header_key(a.chain, base))? {
+                    Some(h) => h.hash(),
+                    None => {
+                        return fail(XchainError::ForkBelowFinality { chain: a.chain, height: first, final_height })
+                    }
+                }
+            };
+            (base, base_hash)
+        } else {
+            (old_tip, old_hash)
+        };
+        // At most `relay_per_block` headers of this chain per BoB block,
+        // counted as how far the stored tip advances.
+        let advance = branch_tip.saturating_sub(old_tip);
         let height = ctx.height();
         let (at, used): (Height, u64) = ctx.read_typed(&relayed_key(a.chain))?.unwrap_or((height, 0));
         let used = if at == height { used } else { 0 };
-        if used + a.headers.len() as u64 > cap {
+        if used + advance > cap {
             return fail(XchainError::RelayTooFast { chain: a.chain, max: cap, already: used });
         }
-        ctx.write_typed(&relayed_key(a.chain), &(height, used + a.headers.len() as u64))?;
-        let (mut tip, mut tip_hash) = self.tip(ctx, a.chain)?;
+        ctx.write_typed(&relayed_key(a.chain), &(height, used + advance))?;
         let mut mmr: Mmr = read_or(ctx, &mmr_key(a.chain))?;
         // The stored tip's time bounds the next header's (attack R4-3).
         let mut parent_time = if tip == reg.anchor_height {
@@ -761,10 +795,23 @@ impl BobContract {
             parent_time = Some(sh.header.timestamp);
             tip = sh.header.height;
             tip_hash = sh.header.hash();
-            // At most one merge per set bit of the leaf count: ≤ 64 hashes.
-            ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (mmr.leaves.trailing_ones() as u64 + 1))?;
-            mmr.push(&tip_hash);
             ctx.write_typed(&header_key(a.chain, tip), &sh.header)?;
+            // The accumulator holds final headers only (a non-final suffix
+            // may still be replaced): the header `k` below the new tip, once.
+            let fin = tip.saturating_sub(k);
+            if fin > reg.anchor_height && fin == reg.anchor_height + mmr.leaves + 1 {
+                let h = if fin == tip {
+                    sh.header.clone()
+                } else {
+                    match ctx.read_typed::<BlockHeader>(&header_key(a.chain, fin))? {
+                        Some(h) => h,
+                        None => return fail(XchainError::UnknownHeader { chain: a.chain, height: fin, tip }),
+                    }
+                };
+                // At most one merge per set bit of the leaf count: ≤ 64 hashes.
+                ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (mmr.leaves.trailing_ones() as u64 + 1))?;
+                mmr.push(&h.hash());
+            }
             let drop = tip.saturating_sub(reg.kappa as u64);
             if drop > reg.anchor_height {
                 ctx.delete(&header_key(a.chain, drop))?;

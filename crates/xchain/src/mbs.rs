@@ -298,6 +298,8 @@ pub enum MbsError {
     /// ([`MbsSpec::shape`]): its BoB would run under other contract rules.
     #[error("the deployment was created with {field} = {recorded}, not {requested}")]
     ShapeMismatch { field: String, recorded: String, requested: String },
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// Bytes each party put on the wire in one CCTE (canonical encodings).
@@ -403,6 +405,9 @@ pub struct BobMbs {
     /// The slippage (basis points) the receiver accepts around the quoted
     /// `x_i` in the terms [`BobMbs::terms`] builds ([`DEFAULT_SLIPPAGE_BPS`]).
     pub slippage_bps: u32,
+    /// The deployment's directory: [`BobMbs::swap`] journals each NT there
+    /// ([`crate::journal`]) before sending it.
+    pub dir: std::path::PathBuf,
 }
 
 /// The default slippage a receiver accepts around the quoted price: 1 %.
@@ -749,6 +754,7 @@ impl BobMbs {
             late_locks: Vec::new(),
             lock_txs: BTreeMap::new(),
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
+            dir: dir.to_path_buf(),
         };
         m.epoch = m.bob.height();
         Ok(m)
@@ -810,15 +816,45 @@ impl BobMbs {
         self.bob_record(&bob::keys::deposit(a)).unwrap_or_default()
     }
 
+    /// The lowest height at which the BoB's stored (non-final) headers of
+    /// `chain` differ from the chain's own, if they do.
+    fn fork_point(&self, chain: ChainId, c: &EmbeddedChain) -> Result<Option<Height>, MbsError> {
+        let Some((tip, tip_hash)) = self.bob_record::<(Height, Hash32)>(&bob::keys::tip(chain)) else {
+            return Ok(None);
+        };
+        let ours = |h: Height| -> Result<Option<Hash32>, MbsError> { Ok(c.sealed_header(h)?.map(|s| s.header.hash())) };
+        if ours(tip)? == Some(tip_hash) {
+            return Ok(None);
+        }
+        let mut h = tip;
+        while h > 1 {
+            let stored =
+                self.bob_record::<gridledger_ledger::BlockHeader>(&bob::keys::header(chain, h - 1)).map(|x| x.hash());
+            if stored.is_none() || stored == ours(h - 1)? {
+                break;
+            }
+            h -= 1;
+        }
+        Ok(Some(h))
+    }
+
     /// Relay transactions for every header the BoB has not stored yet.
     fn relay_txs(&self) -> Result<Vec<SignedTransaction>, MbsError> {
         let mut out = Vec::new();
         let mut nonce = self.bob.next_nonce(&self.relayer.address());
         for (id, c) in &self.externals {
-            let from = self.bob_tip(*id) + 1;
+            let tip = self.bob_tip(*id);
             // The BoB stores at most `relay_per_block` headers per block.
             let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
-            let to = c.height().min(from - 1 + cap);
+            // A stored branch the chain did not take (an equivocating
+            // proposer relayed its own block first, attack R6-5): send the
+            // chain's branch from the fork point, once it is longer.
+            let from = match self.fork_point(*id, c)? {
+                Some(f) if c.height() > tip && c.height().min(tip + cap) - f < MAX_RELAY_BATCH as u64 => f,
+                Some(_) => continue,
+                None => tip + 1,
+            };
+            let to = c.height().min(tip + cap);
             let mut h = from;
             while h <= to {
                 let end = (h + MAX_RELAY_BATCH as u64 - 1).min(to);
@@ -984,6 +1020,24 @@ impl BobMbs {
             &bob::ProveRelayed { pt: pt.clone(), header, header_proof },
             Amount::ZERO,
         ))
+    }
+
+    /// A transfer on `side`'s chain that pays the side's instruction
+    /// ([`CctRecord::pays_instruction`]: its payer, payee and amount, a nonce
+    /// at or above the terms' floor) in a block after `e_*` and before the
+    /// deadline — the first one, searched block by block (the window is
+    /// κ̄ + κ blocks). Finds a payment its driver never posted (attack R6-3).
+    pub fn find_payment(&self, rec: &CctRecord, side: Side) -> Result<Option<SignedTransaction>, MbsError> {
+        let (chain, ..) = rec.instruction(side);
+        let c = self.external(chain)?;
+        let last = c.height().min(rec.deadline(side).saturating_sub(1));
+        for h in rec.epoch(side).saturating_add(1)..=last {
+            let Some(b) = c.chain().block(h)? else { continue };
+            if let Some(tx) = b.txs.iter().find(|tx| rec.pays_instruction(side, tx)) {
+                return Ok(Some(tx.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// A proof transaction for `nt` if it is on its chain.
@@ -1261,6 +1315,9 @@ impl BobMbs {
                 _ => self.native_tx(&rec, side, key)?,
             };
             bytes.native += nt.to_bytes().len();
+            // Journaled (fsync) before it leaves: a driver killed between
+            // paying and posting leaves a payment `resume` knows of (R6-3).
+            crate::journal::record(&self.dir, &id, side, &nt)?;
             match behaviour {
                 Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) | Behaviour::PostUnlandable(s) if s == side => {
                     // Refused by the mempool or dropped at execution: it cannot pay.

@@ -194,7 +194,6 @@ fn strangers_ccts_in_sub_situation_2_make_honest_ones_unclosable() {
 /// at least accept proof of equivocation (two headers at one height signed
 /// by the scheduled proposer) to drop the unconfirmed suffix.
 #[test]
-#[ignore = "attack: one equivocating leader of a probabilistic chain relays its own block first; the BoB's view of the chain stops and every CCT on it is frozen"]
 fn an_equivocating_leader_freezes_the_bobs_view_of_a_probabilistic_chain() {
     use gridledger_ledger::{BlockHeader, Seal};
     use gridledger_xchain::bob::Relay;
@@ -248,6 +247,71 @@ fn an_equivocating_leader_freezes_the_bobs_view_of_a_probabilistic_chain() {
     );
 }
 
+/// A header of chain `J` at `height` on `parent`, signed by the validator
+/// the round-robin schedule names for that height (the development
+/// deployment's keys are derived from public seeds).
+fn forged_on(m: &BobMbs, parent: &gridledger_ledger::BlockHeader, tag: u8) -> gridledger_xchain::headers::SealedHeader {
+    use gridledger_ledger::{BlockHeader, Seal};
+    let n = m.spec.validators as u64;
+    let height = parent.height + 1;
+    let leader = KeyPair::from_seed(&format!("gridledger-xchain-{J}-validator-{}", height % n));
+    let header = BlockHeader {
+        chain_id: J,
+        height,
+        parent: parent.hash(),
+        timestamp: parent.timestamp + 1,
+        proposer: leader.public(),
+        tx_root: Hash32([tag; 32]),
+        receipt_root: Hash32([tag; 32]),
+        state_root: parent.state_root,
+        gas_used: 0,
+        tx_count: 0,
+    };
+    let seal = Seal::Single { signature: leader.sign(&header.hash()) };
+    gridledger_xchain::headers::SealedHeader { header, seal }
+}
+
+/// Fork choice's refusals and its one acceptance (R6-5's fix): a competing
+/// branch that would replace a final header is `ForkBelowFinality`, one no
+/// longer than the stored branch is `ForkNotLonger` — each changes
+/// nothing; a longer one replaces the non-final suffix, and the honest
+/// relayer then brings the chain's own, longer branch back.
+#[test]
+fn fork_choice_refuses_final_or_shorter_branches_and_takes_a_longer_one() {
+    use gridledger_xchain::bob::Relay;
+    use gridledger_xchain::error::XchainError;
+    use gridledger_xchain::headers::Finality;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, ..MbsSpec::fixed_ids() };
+    let mut m = setup(dir.path(), spec);
+    m.wait_caught_up(&[J]).unwrap();
+    let tip = m.bob_tip(J);
+    assert!(tip > 4, "a few headers stored: tip {tip}");
+    let header = |m: &BobMbs, h| m.external(J).unwrap().sealed_header(h).unwrap().unwrap().header;
+    let attacker = dev_key(5);
+    // Replacing the final header at tip − k.
+    let below = forged_on(&m, &header(&m, tip - 3), 1);
+    let tx = m.bob_call(&attacker, "relay", &Relay { chain: J, headers: vec![below] }, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::ForkBelowFinality { chain: J, height: tip - 2, final_height: tip - 2 });
+    // A one-header branch at the tip: as long as the stored one.
+    let same = forged_on(&m, &header(&m, tip - 1), 2);
+    let tx = m.bob_call(&attacker, "relay", &Relay { chain: J, headers: vec![same.clone()] }, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::ForkNotLonger { chain: J, branch_tip: tip, tip });
+    // Two headers from the tip's parent: longer, taken.
+    let next = forged_on(&m, &same.header, 3);
+    let tx = m.bob_call(&attacker, "relay", &Relay { chain: J, headers: vec![same.clone(), next] }, Amount::ZERO);
+    let r = bob_only(&mut m, &tx);
+    assert_eq!(r.status, TxStatus::Success);
+    assert_eq!(m.bob_tip(J), tip + 1);
+    // The chain goes on along its own branch; the relayer brings it back.
+    for _ in 0..20 {
+        m.tick().unwrap();
+    }
+    let (now, now_hash): (u64, Hash32) = m.bob_record(&keys::tip(J)).unwrap();
+    assert!(now > tip + 5, "the BoB keeps following chain J: stored tip {now}");
+    assert_eq!(now_hash, header(&m, now).hash(), "along chain J's own branch");
+}
+
 // ------------------------------------------------------------------ R6-3
 
 /// Anyone turns an in-time CCDI lock into a late one (unlock only) and gets
@@ -280,7 +344,6 @@ fn an_equivocating_leader_freezes_the_bobs_view_of_a_probabilistic_chain() {
 /// free slot on that chain, take the `ccdi_cct_against` path (store in the
 /// slot); keep `ccdi_late_lock` for locks that can no longer be stored.
 #[test]
-#[ignore = "attack: anyone front-runs the BoB node's ccdi_cct_relayed with ccdi_late_lock; an in-time lock becomes unlock-only and its owner is eliminated"]
 fn a_fellow_participant_turns_an_in_time_lock_late_and_takes_the_deposit() {
     use gridledger_xchain::ccdi::{keys as ckeys, CcdiApp};
     use gridledger_xchain::ccdi_run::{CcdiCounts, CcdiUser, UserBehaviour};
@@ -349,6 +412,53 @@ fn a_fellow_participant_turns_an_in_time_lock_late_and_takes_the_deposit() {
         done.eliminated,
         balance_before,
         balance_after
+    );
+}
+
+/// The fix's other half: a lock that really is late — made after the
+/// process's deadline — still goes through `ccdi_late_lock` as an
+/// unlock-only item (its slot stays empty, its owner is not counted as
+/// having stored it), whoever sends it.
+#[test]
+fn a_lock_made_after_the_deadline_is_still_late_through_ccdi_late_lock() {
+    use gridledger_xchain::ccdi::{keys as ckeys, CcdiApp};
+    use gridledger_xchain::ccdi_run::{CcdiCounts, CcdiUser, UserBehaviour};
+    use gridledger_xchain::scbg::Lock;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let ca = m.chain_ids()[0];
+    let (victim, other) = (dev_key(0), dev_key(1));
+    let mut us = Vec::new();
+    for (x, key) in [&victim, &other].into_iter().enumerate() {
+        let item = m.create_item(ca, key, &format!("hero-{x}"), 10 + 7 * x as u64).unwrap();
+        us.push(CcdiUser { key: key.clone(), chain: ca, item, behaviour: UserBehaviour::Honest });
+    }
+    let terms = m.ccdi_terms(CcdiApp::Battle, &us, 10_000, 5, 78);
+    let pid = m.ccdi_prepare(&terms, &us, &mut CcdiCounts::default()).unwrap();
+    let rec = m.process(&pid).unwrap();
+    while m.bob.height() < rec.deadline {
+        m.tick().unwrap();
+    }
+    // The victim locks only after the deadline.
+    let data = m.item(ca, us[0].item).unwrap().data;
+    let lock_tx = m.sc_bg_call(ca, &victim, "lock", &Lock { process: pid, item: us[0].item, data }).unwrap();
+    m.external_mut(ca).unwrap().submit(&lock_tx).unwrap();
+    m.tick().unwrap();
+    let at = m.ccdi_cct_for(pid, &lock_tx).unwrap().expect("the lock landed");
+    while m.bob_tip(ca) < at.height + m.spec.kappa as u64 {
+        m.tick().unwrap();
+    }
+    let late = m.ccdi_late_lock_tx(&other, pid, &lock_tx).unwrap();
+    let h = m.bob.submit(&late).unwrap();
+    m.tick().unwrap();
+    let r = m.bob.receipt(&h).unwrap().expect("the ccdi_late_lock executed");
+    let status = r.status.clone();
+    let slot_stored = m.bob_record::<gridledger_xchain::ccdi::StoredItem>(&ckeys::slot(&pid, 0)).is_some();
+    let late_stored = status == TxStatus::Success && r.events.iter().any(|e| e.name == "ccdi_unlock_only");
+    assert!(
+        !slot_stored && late_stored,
+        "a lock made after the deadline: slot stored {slot_stored}, unlock-only record {late_stored}, \
+         the stranger's ccdi_late_lock {status:?}"
     );
 }
 
