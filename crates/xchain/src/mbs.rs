@@ -992,9 +992,11 @@ impl BobMbs {
         Ok(c.tx_proof(&nt.hash())?.map(|(height, proof)| ProofTx { cct, side, nt: nt.clone(), height, proof }))
     }
 
-    /// Π_CCTC (§5.4.2): `provider` locks `amount` of chain `chain`'s token
-    /// in `TPK_Addr_i`, claims it on the BoB with a Merkle proof and adds it
-    /// to SC_AMM's pool.
+    /// Π_CCTC (§5.4.2) steps (i)–(iii): `provider` locks `amount` of chain
+    /// `chain`'s token in `TPK_Addr_i` and claims it on the BoB with a
+    /// Merkle proof; the claimed tokens join SC_AMM's pool with the next
+    /// [`provide_token_b`](Self::provide_token_b) (a join brings every
+    /// token of the pool at once, attack R6-5).
     pub fn provide_liquidity(&mut self, provider: &KeyPair, chain: ChainId, amount: u128) -> Result<(), MbsError> {
         let tpk = self.config.tpk_address(chain);
         let nt = self.native_transfer(chain, provider, tpk, amount)?;
@@ -1005,14 +1007,28 @@ impl BobMbs {
         self.wait_final(chain, height)?;
         let claim = self.bob_call(provider, "claim", &Claim { chain, height, nt, proof }, Amount::ZERO);
         self.bob_ok(&claim)?;
-        let p = self.bob_call(provider, "provide", &Provide { token: chain, amount }, Amount::ZERO);
-        self.bob_ok(&p)?;
         Ok(())
     }
 
-    /// Token_B liquidity for the pool.
+    /// Π_CCTC step (iv): `provider` joins SC_AMM's pool with `amount`
+    /// Token_B and every `Token_i` it holds claimed on the BoB. The opening
+    /// join sets the pool's balances (its price); a later one takes of each
+    /// token what keeps the pool's proportions ([`bob::Provide`]), the rest
+    /// stays claimed or is paid back.
     pub fn provide_token_b(&mut self, provider: &KeyPair, amount: u128) -> Result<(), MbsError> {
-        let p = self.bob_call(provider, "provide", &Provide { token: self.bob.chain_id(), amount }, Amount(amount));
+        let bob_chain = self.bob.chain_id();
+        let mut amounts = Vec::new();
+        for (t, _) in &self.config.weights {
+            if *t == bob_chain {
+                amounts.push((*t, amount));
+            } else {
+                let held = self.bob_record::<u128>(&bob::keys::wrapped(*t, &provider.address())).unwrap_or(0);
+                if held > 0 {
+                    amounts.push((*t, held));
+                }
+            }
+        }
+        let p = self.bob_call(provider, "provide", &Provide { amounts }, Amount(amount));
         self.bob_ok(&p)?;
         Ok(())
     }

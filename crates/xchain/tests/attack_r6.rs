@@ -398,12 +398,7 @@ fn a_token_b_pool_drained_for_400_blocks_makes_the_penalty_negligible_again() {
     let fair = m.quote(x_j, token_b, J).unwrap();
     // The Token_B pool's only LP takes 99.9 % of it out and waits.
     let p = provider();
-    let w = m.bob_call(
-        &p,
-        "withdraw_liquidity",
-        &WithdrawLiquidity { token: token_b, shares: LIQUIDITY - 1_000 },
-        Amount::ZERO,
-    );
+    let w = m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { shares: LIQUIDITY - 1_000 }, Amount::ZERO);
     m.bob_ok(&w).unwrap();
     m.ticks(400).unwrap();
     // The receiver signs the library's terms (min_x_b = quote - 1 %); the
@@ -444,8 +439,11 @@ fn a_token_b_pool_drained_for_400_blocks_makes_the_penalty_negligible_again() {
 /// Suggested fix: as R6-4; at the root, price from pools that trade or
 /// whose single-token withdrawals pay the price impact (Balancer's
 /// single-asset exit), so moving the price costs the mover.
+///
+/// Fixed: one LP share is a part of the whole pool; joins and withdrawals
+/// take or pay every token pro rata and never move the price (`amm`'s
+/// "Price-neutral liquidity"). The drain is a withdrawal of every token.
 #[test]
-#[ignore = "attack: the Token_i pool's LP drains it and waits ~350 blocks; honest receivers then sign and complete swaps at ~1/1000 of the rate"]
 fn a_token_i_pool_drained_for_400_blocks_sets_the_rate_again() {
     use gridledger_xchain::bob::WithdrawLiquidity;
     use gridledger_xchain::mbs::Behaviour;
@@ -454,8 +452,7 @@ fn a_token_i_pool_drained_for_400_blocks_sets_the_rate_again() {
     let x_j = 1_000;
     let fair = m.quote(x_j, I, J).unwrap();
     let p = provider();
-    let w =
-        m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { token: I, shares: LIQUIDITY - 1_000 }, Amount::ZERO);
+    let w = m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { shares: LIQUIDITY - 1_000 }, Amount::ZERO);
     m.bob_ok(&w).unwrap();
     m.ticks(400).unwrap();
     let rep = m.swap(&request(x_j, 5), Behaviour::Honest).unwrap();
@@ -465,4 +462,53 @@ fn a_token_i_pool_drained_for_400_blocks_sets_the_rate_again() {
         "the receiver gave {x_j} Token_j for {} Token_i (the same {x_j} fetched {fair} Token_i 400 blocks before)",
         rep.x_i
     );
+}
+
+/// The R6-5 fix: joins and withdrawals of every size — dust-sized ones
+/// whose pro-rata amounts round, by two LPs, interleaved — never move the
+/// price a receiver is quoted, and every token and share adds up: each
+/// token's pool balance plus what the LPs hold claimed is what they
+/// claimed, and the LPs' shares plus the locked ones are the supply.
+#[test]
+fn liquidity_changes_are_price_neutral_and_conserved() {
+    use gridledger_xchain::bob::{keys, Provide, WithdrawLiquidity, LOCKED_SHARES};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
+    let token_b = m.bob.chain_id();
+    let quotes = |m: &BobMbs| (m.quote(1_000, I, J).unwrap(), m.quote(1_000, token_b, J).unwrap());
+    let before = quotes(&m);
+    let lp2 = dev_key(5);
+    let claimed2 = 777_777u128;
+    for c in m.chain_ids() {
+        m.provide_liquidity(&lp2, c, claimed2).unwrap();
+    }
+    let tokens: Vec<u32> = m.config.weights.iter().map(|(t, _)| *t).collect();
+    let held = |m: &BobMbs, who: &KeyPair, t: u32| m.bob_record::<u128>(&keys::wrapped(t, &who.address())).unwrap_or(0);
+    let shares = |m: &BobMbs, who: &KeyPair| m.bob_record::<u128>(&keys::lp(&who.address())).unwrap_or(0);
+    let p = provider();
+    // Odd sizes (1, 3, 999 shares, …) so every step rounds.
+    for (k, size) in [1u128, 3, 999, 12_345, 7, 100_001, 2, 31_337].into_iter().enumerate() {
+        let who = if k % 2 == 0 { &p } else { &lp2 };
+        if shares(&m, who) >= size && k % 3 != 1 {
+            m.bob_ok(&m.bob_call(who, "withdraw_liquidity", &WithdrawLiquidity { shares: size }, Amount::ZERO))
+                .unwrap();
+        } else {
+            let amounts: Vec<(u32, u128)> =
+                tokens.iter().map(|t| (*t, if *t == token_b { size } else { held(&m, who, *t).min(size) })).collect();
+            if amounts.iter().all(|(_, x)| *x > 0) {
+                let tx = m.bob_call(who, "provide", &Provide { amounts }, Amount(size));
+                m.bob_exec(&tx).unwrap();
+            }
+        }
+        m.tick().unwrap();
+        assert_eq!(quotes(&m), before, "step {k}: the price moved");
+    }
+    m.ticks(50).unwrap();
+    assert_eq!(quotes(&m), before, "the price moved later");
+    let total: u128 = m.bob_record(&keys::lp_total()).unwrap();
+    assert_eq!(shares(&m, &p) + shares(&m, &lp2) + LOCKED_SHARES, total, "shares add up");
+    for c in m.chain_ids() {
+        let pool: u128 = m.bob_record(&keys::pool(c)).unwrap();
+        assert_eq!(pool + held(&m, &p, c) + held(&m, &lp2, c), LIQUIDITY + claimed2, "token {c} adds up");
+    }
 }

@@ -972,7 +972,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let (sender, receiver, provider) = (dev_key(0), dev_key(1), dev_key(7));
     let (chain_i, chain_j) = (spec.external_chain(a.from as usize), spec.external_chain(a.to as usize));
     let started = Instant::now();
-    // Π_CCTC: the provider locks Token_i in TPK_Addr_i, claims it, provides it.
+    // Π_CCTC: the provider locks Token_i in TPK_Addr_i and claims it, then joins the pool.
     for n in 0..spec.chains {
         let c = spec.external_chain(n);
         let tpk = config.tpk_address(c);
@@ -982,10 +982,10 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         let (height, proof) = net.landed(c, &lock)?;
         let claim = net.bob_call(&provider, "claim", &Claim { chain: c, height, nt: lock, proof }, 0)?;
         net.bob_ok(&claim)?;
-        let p = net.bob_call(&provider, "provide", &Provide { token: c, amount: liquidity }, 0)?;
-        net.bob_ok(&p)?;
     }
-    let p = net.bob_call(&provider, "provide", &Provide { token: bob_chain, amount: liquidity }, liquidity)?;
+    // One join brings every token of the pool (SC_AMM's liquidity is pro rata).
+    let amounts = config.weights.iter().map(|(t, _)| (*t, liquidity)).collect();
+    let p = net.bob_call(&provider, "provide", &Provide { amounts }, liquidity)?;
     net.bob_ok(&p)?;
     for who in [&sender, &receiver] {
         let d = net.bob_call(who, "deposit", &(), deposit)?;
