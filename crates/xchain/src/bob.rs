@@ -83,11 +83,47 @@ pub struct BobConfig {
     pub weights: Vec<(ChainId, u64)>,
     /// Canonical bytes of the BoB validators' group public key (owns `TPK_Addr_i`).
     pub group_key: Vec<u8>,
+    /// The least `x_B` a CCT may be priced at, per unit of `x_j`, for every
+    /// registered chain `j` ([`PenaltyFloor`], attack R6-4): fixed in the
+    /// genesis, whatever the pool's price does.
+    pub penalty_floors: Vec<PenaltyFloor>,
     /// Chains whose `TPK_Addr_i` is the account of their SC_BG, which pays
     /// out only on the group's threshold signature (spending from
     /// `TPK_Addr_i`, [`crate::scbg`]); elsewhere it is the keyless address
     /// [`tpk_address`] derives.
     pub group_accounts: Vec<(ChainId, Address)>,
+}
+
+/// The deployment's minimum withholding penalty for CCTs whose receiver
+/// pays on `chain`: `x_B ≥ ⌈x_j · num / den⌉` Token_B (attack R6-4).
+///
+/// Decision: `x_B` (the Token_B worth of `x_j`, what a withholding sender
+/// pays the receiver) is priced by SC_AMM and the receiver signs a floor
+/// (`min_x_b`) on the quote; a price that decays — a drained pool the
+/// reference follows (R5-3, R6-4) — would take both down with it. Since
+/// R6-5 liquidity no longer moves the price, but the penalty does not rest
+/// on that alone: the genesis fixes, per chain, a least Token_B per unit of
+/// `x_j` that no pool state goes below; a CCT priced below it is refused
+/// (`PenaltyOutOfBounds`) and changes nothing. A deployment sets it well
+/// below the market rate it opens its pool at (the development MBS: a
+/// tenth of its 1:1 opening price, [`crate::mbs::PENALTY_FLOOR`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct PenaltyFloor {
+    pub chain: ChainId,
+    #[serde(with = "amount_str")]
+    pub num: u128,
+    #[serde(with = "amount_str")]
+    pub den: u128,
+}
+
+impl PenaltyFloor {
+    /// `⌈x_j · num / den⌉`.
+    pub fn min_x_b(&self, x_j: u128) -> Result<u128, XchainError> {
+        if self.den == 0 {
+            return Err(XchainError::Overflow);
+        }
+        Ok(x_j.checked_mul(self.num).ok_or(XchainError::Overflow)?.div_ceil(self.den))
+    }
 }
 
 impl BobConfig {
@@ -105,8 +141,29 @@ impl BobConfig {
             if c.kappa == 0 || (c.finality.confirmations() as u64) >= c.kappa as u64 {
                 return Err(format!("chain {}: κ_i must exceed the confirmations k", c.chain_id));
             }
+            match self.penalty_floors.iter().filter(|f| f.chain == c.chain_id).count() {
+                1 => {}
+                n => return Err(format!("chain {}: {n} penalty floors, need exactly one", c.chain_id)),
+            }
+        }
+        for f in &self.penalty_floors {
+            if !seen.contains(&f.chain) {
+                return Err(format!("penalty floor for unregistered chain {}", f.chain));
+            }
+            if f.num == 0 || f.den == 0 {
+                return Err(format!("chain {}: a penalty floor is positive (num and den > 0)", f.chain));
+            }
         }
         Ok(())
+    }
+
+    /// The least `x_B` for `x_j` paid on `chain` (0 for a chain without a
+    /// floor, which [`validate`](Self::validate) refuses).
+    pub fn min_x_b(&self, chain: ChainId, x_j: u128) -> Result<u128, XchainError> {
+        match self.penalty_floors.iter().find(|f| f.chain == chain) {
+            Some(f) => f.min_x_b(x_j),
+            None => Ok(0),
+        }
     }
 
     /// `TPK_Addr_i` of chain `chain`.
@@ -1206,6 +1263,11 @@ impl BobContract {
         }
         if x_b < t.min_x_b {
             return fail(XchainError::PenaltyOutOfBounds { x_b, min: t.min_x_b });
+        }
+        // The deployment's floor, whatever the pool's price (attack R6-4).
+        let floor = self.cfg.min_x_b(t.chain_j, t.x_j)?;
+        if x_b < floor {
+            return fail(XchainError::PenaltyOutOfBounds { x_b, min: floor });
         }
         // ln 05: both deposits must exceed κ̄ · x_B; that much is locked.
         let lock = x_b.checked_mul(self.cfg.kappa_bar as u128).ok_or(XchainError::Overflow)?;

@@ -23,8 +23,8 @@ use thiserror::Error;
 
 use crate::amm::WEIGHT_ONE;
 use crate::bob::{
-    self, BobConfig, BobContract, CctArgs, CctRecord, CctTerms, CctV, Claim, Fraud, FraudEvidence, PostNt, ProofTx,
-    Provide, Relay, Side, SideState, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
+    self, BobConfig, BobContract, CctArgs, CctRecord, CctTerms, CctV, Claim, Fraud, FraudEvidence, PenaltyFloor,
+    PostNt, ProofTx, Provide, Relay, Side, SideState, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
 };
 use crate::embedded::EmbeddedChain;
 use crate::headers::Finality;
@@ -49,6 +49,10 @@ pub const TRANSFER_FEE: u128 = gridledger_ledger::devnet::TRANSFER_GAS as u128;
 pub const SINK: Address = Address([0xEE; 20]);
 /// Gas limit of the driver's BoB transactions (relays carry up to 64 headers).
 pub const BOB_TX_GAS: u64 = 20_000_000;
+/// The development MBS's penalty floor ([`bob::PenaltyFloor`]): `x_B ≥
+/// x_j / 10` on every chain, a tenth of the 1:1 price its pools open at
+/// (equal liquidity of every token, near-equal weights).
+pub const PENALTY_FLOOR: (u128, u128) = (1, 10);
 
 /// Shape of a BoB-MBS.
 #[derive(Clone, Debug)]
@@ -580,6 +584,10 @@ impl Plan {
             } else {
                 Vec::new()
             },
+            penalty_floors: regs
+                .iter()
+                .map(|r| PenaltyFloor { chain: r.chain_id, num: PENALTY_FLOOR.0, den: PENALTY_FLOOR.1 })
+                .collect(),
             chains: regs,
             kappa_bar: spec.kappa_bar,
             weights,
@@ -1083,10 +1091,13 @@ impl BobMbs {
     /// of `x_j` at the reference balances) less
     /// [`slippage_bps`](Self::slippage_bps) (attack R5-3); 0 without a
     /// quote (the CCT cannot be priced either).
+    /// Never below the deployment's floor ([`BobConfig::min_x_b`], attack
+    /// R6-4).
     pub fn x_b_floor(&self, req: &SwapRequest) -> u128 {
+        let floor = self.config.min_x_b(req.chain_j, req.x_j).unwrap_or(u128::MAX);
         match self.quote(req.x_j, self.bob.chain_id(), req.chain_j) {
-            Ok(x_b) => x_b.saturating_sub(x_b.saturating_mul(self.slippage_bps as u128).div_ceil(10_000)),
-            Err(_) => 0,
+            Ok(x_b) => x_b.saturating_sub(x_b.saturating_mul(self.slippage_bps as u128).div_ceil(10_000)).max(floor),
+            Err(_) => floor,
         }
     }
 

@@ -387,8 +387,11 @@ fn a_fellow_participant_turns_an_in_time_lock_late_and_takes_the_deposit() {
 /// tolerates); or refuse CCTs while a pool's reference is far from its
 /// long-run value; or have the library compare the quote with a
 /// receiver-provided valuation instead of deriving min_x_b from the quote.
+///
+/// Fixed: the drain is a pro-rata withdrawal of every token and leaves the
+/// price as it was (R6-5), and the genesis fixes a least `x_B` per unit of
+/// `x_j` no price goes below (`bob::PenaltyFloor`; see the test below).
 #[test]
-#[ignore = "attack: the Token_B pool's LP drains it and waits ~350 blocks; the quote-derived min_x_b follows and a withholding sender pays ~1/1000 of x_j's value"]
 fn a_token_b_pool_drained_for_400_blocks_makes_the_penalty_negligible_again() {
     use gridledger_xchain::bob::WithdrawLiquidity;
     let dir = tempfile::tempdir().unwrap();
@@ -415,6 +418,41 @@ fn a_token_b_pool_drained_for_400_blocks_makes_the_penalty_negligible_again() {
         rec.x_b,
         rec.terms.min_x_b
     );
+}
+
+/// The R6-4 floor: a pool whose price values Token_B so high that `x_B`
+/// falls below the deployment's genesis minimum (`x_j / 10` in the
+/// development MBS) prices no CCT, even one whose receiver signed
+/// `min_x_b = 0`: `PenaltyOutOfBounds` with the floor, nothing changes. The
+/// library's terms never sign below the floor either; a configuration
+/// without a floor for a chain is refused.
+#[test]
+fn a_penalty_below_the_genesis_floor_is_refused() {
+    use gridledger_xchain::mbs::PENALTY_FLOOR;
+    use gridledger_xchain::XchainError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
+    for c in m.chain_ids() {
+        m.provide_liquidity(&provider(), c, LIQUIDITY).unwrap();
+    }
+    // Token_B opens at 100 times the others' price.
+    m.provide_token_b(&provider(), LIQUIDITY / 100).unwrap();
+    m.deposit_token_b(&sender(), DEPOSIT).unwrap();
+    m.deposit_token_b(&receiver(), DEPOSIT).unwrap();
+    m.tick().unwrap();
+    let x_j = 1_000;
+    let x_b = m.quote(x_j, m.bob.chain_id(), J).unwrap();
+    let floor = (x_j * PENALTY_FLOOR.0).div_ceil(PENALTY_FLOOR.1);
+    assert!(x_b < floor, "the pool prices x_B = {x_b} below the floor {floor}");
+    let req = request(x_j, 11);
+    let mut terms = m.terms(&req);
+    assert_eq!(terms.min_x_b, floor, "the library signs at least the floor");
+    terms.min_x_b = 0;
+    let tx = m.cct_tx(&req.sender, &req.receiver, terms);
+    assert_refused(&mut m, &tx, XchainError::PenaltyOutOfBounds { x_b, min: floor });
+    let mut cfg = m.config.clone();
+    cfg.penalty_floors.retain(|f| f.chain != J);
+    assert!(cfg.validate().is_err(), "a deployment without a floor for chain {J}");
 }
 
 // ------------------------------------------------------------------ R6-5

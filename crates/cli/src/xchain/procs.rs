@@ -1026,6 +1026,8 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         )
         .map_err(|e| anyhow!("SC_AMM cannot price the penalty of {} Token_j: {e}", a.amount))?;
         let (min_x_b, _) = slippage_bounds(x_b, a.slippage_bps);
+        // Never below the deployment's floor (attack R6-4).
+        let min_x_b = min_x_b.max(config.min_x_b(chain_j, a.amount as u128)?);
         let (min_x_i, max_x_i) = slippage_bounds(quote, a.slippage_bps);
         (min_x_i, max_x_i, min_x_b)
     };
