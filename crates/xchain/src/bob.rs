@@ -655,9 +655,20 @@ fn posted_for_key(chain: ChainId, payer: &Address, nonce: u64) -> Vec<u8> {
 fn posted_for_tx(nt: &SignedTransaction) -> Vec<u8> {
     posted_for_key(nt.tx.chain_id, &nt.sender(), nt.tx.nonce)
 }
-/// The CCTs in sub-situation 2 (CCT_V ran, a posted NT still unproved),
-/// in the order CCT_V reached them: what BoB nodes watch to close them.
-const FORWARDING: &[u8] = b"fw";
+/// A CCT in sub-situation 2 (CCT_V ran, a posted NT still unproved): one
+/// slot per CCT, set by CCT_V and deleted when the CCT completes; BoB nodes
+/// find the CCTs to close by a scan of [`FORWARDING`].
+///
+/// Decision (attack R6-1): this was one stored list every CCT_V entering
+/// sub-situation 2 and every completion read and rewrote whole, so anyone
+/// could grow it (CCTs between two of its own keys, NTs that never land)
+/// until no CCT_V, `prove` or closing CCT_V of sub-situation 2 fitted in a
+/// transaction's gas. Now each costs one slot whatever the number of
+/// others: no on-chain list is ever read whole.
+const FORWARDING: &[u8] = b"fw/";
+fn forwarding_key(id: &Hash32) -> Vec<u8> {
+    [FORWARDING, &id.0].concat()
+}
 
 /// `Val_proof(P, NT, R(BH))` (§5.2.5) as SC_MPV runs it: the leaf is the
 /// transaction's hash and the leaf count is the header's, never the prover's.
@@ -1538,9 +1549,7 @@ impl BobContract {
             Self::penalise(ctx, &a.cct, &mut rec, side, "withholding_penalty")?;
         }
         if rec.sender == SideState::Pending || rec.receiver == SideState::Pending {
-            let mut open: Vec<Hash32> = read_or(ctx, FORWARDING)?;
-            open.push(a.cct);
-            ctx.write_typed(FORWARDING, &open)?;
+            ctx.write_typed(&forwarding_key(&a.cct), &true)?;
         }
         self.finish_if_settled(ctx, &a.cct, rec)?;
         Ok(Vec::new())
@@ -1707,16 +1716,8 @@ impl BobContract {
                 ctx.write_typed(&deposit_key(&who), &d)?;
             }
             ctx.emit("cct_confirmed", vec![("cct".into(), id.to_string())])?;
-            if rec.verified {
-                let mut open: Vec<Hash32> = read_or(ctx, FORWARDING)?;
-                if let Some(at) = open.iter().position(|x| x == id) {
-                    open.remove(at);
-                    if open.is_empty() {
-                        ctx.delete(FORWARDING)?;
-                    } else {
-                        ctx.write_typed(FORWARDING, &open)?;
-                    }
-                }
+            if rec.verified && ctx.read(&forwarding_key(id))?.is_some() {
+                ctx.delete(&forwarding_key(id))?;
             }
         }
         ctx.write_typed(&cct_key(id), &rec)
@@ -1851,8 +1852,12 @@ pub mod keys {
     pub fn release(chain: ChainId, seq: u64) -> Vec<u8> {
         release_key(chain, seq)
     }
-    /// The list of CCTs in sub-situation 2 (`Vec<Hash32>`).
-    pub fn forwarding() -> Vec<u8> {
+    /// Present (`bool`) while the CCT is in sub-situation 2.
+    pub fn forwarding(id: &Hash32) -> Vec<u8> {
+        forwarding_key(id)
+    }
+    /// The prefix of every [`forwarding`] slot: the key's rest is the CCT id.
+    pub fn forwarding_prefix() -> Vec<u8> {
         FORWARDING.to_vec()
     }
 }

@@ -49,6 +49,8 @@ pub const TRANSFER_FEE: u128 = gridledger_ledger::devnet::TRANSFER_GAS as u128;
 pub const SINK: Address = Address([0xEE; 20]);
 /// Gas limit of the driver's BoB transactions (relays carry up to 64 headers).
 pub const BOB_TX_GAS: u64 = 20_000_000;
+/// Most second-stage CCT_Vs the driver's BoB node sends in one tick.
+pub const CLOSING_PER_TICK: usize = 128;
 /// The development MBS's penalty floor ([`bob::PenaltyFloor`]): `x_B ≥
 /// x_j / 10` on every chain, a tenth of the 1:1 price its pools open at
 /// (equal liquidity of every token, near-equal weights).
@@ -783,6 +785,21 @@ impl BobMbs {
         self.externals.keys().copied().collect()
     }
 
+    /// The CCTs in sub-situation 2: a scan of the BoB contract's
+    /// [`bob::keys::forwarding`] slots (one per CCT, attack R6-1), by id.
+    pub fn forwarding(&self) -> Vec<Hash32> {
+        let prefix = contract_key(BOB_CONTRACT_ID, &bob::keys::forwarding_prefix());
+        let mut open: Vec<Hash32> = self
+            .bob
+            .chain()
+            .state()
+            .iter()
+            .filter_map(|(k, _)| <[u8; 32]>::try_from(k.strip_prefix(prefix.as_slice())?).ok().map(Hash32))
+            .collect();
+        open.sort();
+        open
+    }
+
     /// A raw record of the BoB contract.
     pub fn bob_record<T: borsh::BorshDeserialize>(&self, key: &[u8]) -> Option<T> {
         let v = self.bob.chain().state().get(&contract_key(BOB_CONTRACT_ID, key))?;
@@ -853,11 +870,30 @@ impl BobMbs {
     /// The second-stage CCT_Vs due now: one for each CCT in sub-situation
     /// 2 whose pending sides' chains (as the BoB stores them) reached their
     /// forwarding deadlines.
+    ///
+    /// At most [`CLOSING_PER_TICK`] a tick, none for a CCT whose closing
+    /// CCT_V is still waiting for a block: any number of CCTs may reach
+    /// their deadlines together (attack R6-1 parks thousands there), and a
+    /// BoB block holds a few hundred transactions.
     fn closing_txs(&self) -> Vec<(Hash32, SignedTransaction)> {
-        let open: Vec<Hash32> = self.bob_record(&bob::keys::forwarding()).unwrap_or_default();
+        let open = self.forwarding();
+        let pending: std::collections::BTreeSet<Hash32> = self
+            .watch
+            .iter()
+            .rev()
+            .take(4 * CLOSING_PER_TICK)
+            .filter(|w| self.bob.receipt(&w.tx).ok().flatten().is_none())
+            .map(|w| w.cct)
+            .collect();
         let mut nonce = self.bob.next_nonce(&self.relayer.address());
         let mut out = Vec::new();
         for id in open {
+            if out.len() >= CLOSING_PER_TICK {
+                break;
+            }
+            if pending.contains(&id) {
+                continue;
+            }
             let Some(rec) = self.cct(&id) else { continue };
             if rec.complete || !rec.verified {
                 continue;
