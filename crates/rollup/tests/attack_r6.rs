@@ -1,0 +1,752 @@
+//! Attack round 6 on the rollup (issue 11): the round-5 fixes (record
+//! budget, `AfterExpiry`/`PeriodTooLong`, `ClaimSold`, the back-off claim
+//! retry, the block-hash validator draw) and the rest. Each finding is an
+//! ignored, failing test; its comment states what a careful user expects,
+//! what the code does, and the fix suggested.
+
+mod common;
+
+use common::*;
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::Amount;
+use gridledger_ledger::TxStatus;
+use gridledger_rollup::types::coins;
+use gridledger_rollup::types::{AgreementTerms, BuyerOpinion, IorTx, Outcome, SettlementTx, StSettlement};
+
+fn settle(e: &mut Env, seller: &KeyPair, s: SettlementTx) -> Vec<Outcome> {
+    e.d.submit(seller, &IorTx::St(s)).unwrap();
+    e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect()
+}
+
+fn run(e: &mut Env, who: &KeyPair, tx: IorTx) -> Vec<Outcome> {
+    e.d.submit(who, &tx).unwrap();
+    e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect()
+}
+
+/// The seller's genuine export over B's period 08:05–08:35 on the
+/// 5-minute grid: 1,200 W from 08:05 to 08:30 (500 Wh), nothing after. It
+/// exported nothing 08:00–08:05 either.
+const B_EXPORT: [i64; 6] = [1200, 1200, 1200, 1200, 1200, 0];
+
+/// A seller exports 500 Wh, all in 08:05–08:30. It sells 500 Wh of
+/// 08:00–08:30 to A and 500 Wh of 08:05–08:35 to B (B's period ends
+/// later, its deadline two hours later: settling A first is deadline
+/// order). Returns the env, [A, B, seller], [A's, B's terms] (both
+/// accepted).
+fn sold_twice() -> (Env, [KeyPair; 3], [AgreementTerms; 2]) {
+    let mut e = funded();
+    let (a, b, s) = (trader(0), trader(2), trader(1));
+    let ta = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
+    let mut tb = terms(&b, &s, Amount(200_000), 500, 8 * HOUR + 5 * MIN);
+    tb.dl = ta.dl + 2 * HOUR;
+    e.d.submit_block(&[(a.clone(), at(&ta, &s)), (b.clone(), at(&tb, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    (e, [a, b, s], [ta, tb])
+}
+
+/// [1] THEFT — ONE EXPORT SOLD TWICE THROUGH AN EXPIRY SETTLED AS AGREED.
+///
+/// The seller exports 500 Wh, all in 08:05–08:30 (its meter-signed
+/// readings). It sells those 500 Wh to A (period 08:00–08:30) and again to
+/// B (period 08:05–08:35, ending later). A receives the
+/// energy and records `O_b = 1` on chain; the seller never sends A's ST,
+/// A expires the agreement after `DL + expiry`: settled as agreed, the
+/// seller paid, and `ClaimSold` records A's 500 Wh on the period's *first*
+/// slot (08:00–08:05) only — where the seller exported nothing. B, who got
+/// nothing, records `O_b = 0`; the seller's ST for B (in deadline order:
+/// B's deadline is the later one) carries the same genuine readings.
+///
+/// Expected: `SellerShortfall` — the 500 Wh were sold (and paid) already;
+/// B gets its payment, deposit and the seller's penalty.
+/// Observed: `SellerDelivered` — B's period does not hold 08:00–08:05,
+/// where A's whole claim sits (over a slot whose export is 0), so B's
+/// arbitration reads 08:05–08:30 as unclaimed: B pays for A's energy,
+/// loses its deposit and is penalised α. The round-5 test
+/// (`claims_r5::an_expiry_settled_as_agreed_claims_the_energy_it_pays_for`)
+/// passes only because B's period equals A's (the over-claimed first slot
+/// counts negative in B's net).
+///
+/// Fix: a sale paid without readings must reduce every later arbitration
+/// over an overlapping period: keep sold-without-readings claims per
+/// (seller, period) and in `claim_alloc` treat them as interval demands
+/// (check that the sold claims plus the new one fit the export, EDF over
+/// the slots) instead of pinning them to the first slot.
+#[test]
+#[ignore = "attack: an expiry settled as agreed pins its ClaimSold on the first slot; B's arbitration sells the same export again"]
+fn expiry_agreed_claim_on_first_slot_lets_the_export_be_sold_twice() {
+    let (mut e, [a, b, s], [ta, tb]) = sold_twice();
+    e.d.set_time(ta.dt_end + MIN);
+    assert_eq!(
+        run(&mut e, &a, IorTx::Opinion(BuyerOpinion { terms: ta.clone(), ob: true })),
+        vec![Outcome::OpinionRecorded]
+    );
+    assert_eq!(
+        run(&mut e, &b, IorTx::Opinion(BuyerOpinion { terms: tb.clone(), ob: false })),
+        vec![Outcome::OpinionRecorded]
+    );
+    e.d.set_time(ta.dl + e.d.cfg.params.expiry_ms + MIN);
+    assert!(e.d.now() < tb.dl, "B's ST is sent before its own deadline");
+    assert_eq!(run(&mut e, &a, IorTx::Expire(ta.clone())), vec![Outcome::StSettled(StSettlement::Agreed)]);
+    let second = settle(&mut e, &s, metered_st(&tb, &b, 300, B_EXPORT.to_vec()));
+    assert_eq!(
+        second,
+        vec![Outcome::StSettled(StSettlement::SellerShortfall)],
+        "500 Wh exported, 500 Wh already sold to A and paid: B's arbitration must not count them again"
+    );
+}
+
+/// [2] THEFT — THE SAME BYPASS WITH AN AGREED ST: ITS READINGS ARE NOT
+/// CHECKED, SO THE SELLER CHOOSES WHERE `ClaimSold` LANDS.
+///
+/// Same sale twice as [1]. A signs `O_b = 1` (it got the energy) and the
+/// seller settles A with an ST whose readings it invents: 6,000 W in the
+/// first slot, 0 after (no meter signature is needed for an agreed
+/// settlement). `sold_alloc` records A's 500 Wh where the *ST's* readings
+/// put the export — the first slot, where the real meter read 0, outside
+/// B's period 08:05–08:35. B disputes; the seller sends B's ST with its genuine, meter-signed
+/// readings.
+///
+/// Expected: `SellerShortfall` (only 500 Wh exported, sold to A).
+/// Observed: `SellerDelivered`: B pays for A's energy.
+///
+/// Fix: `ClaimSold` must not trust uncertified readings: require the
+/// meter's signature on an agreed ST's readings (or ignore its readings
+/// and record the sale as an interval demand, as for [1]).
+#[test]
+#[ignore = "attack: an agreed ST's unsigned readings choose where ClaimSold lands; the export is then sold twice"]
+fn agreed_st_with_invented_readings_lets_the_export_be_sold_twice() {
+    let (mut e, [a, b, s], [ta, tb]) = sold_twice();
+    e.d.set_time(ta.dt_end + MIN);
+    let invented = SettlementTx {
+        terms: ta.clone(),
+        stmp: ta.dt_end + 5 * MIN,
+        buyer_sig: None,
+        ob: true,
+        dt_step_s: 300,
+        ps: vec![6000, 0, 0, 0, 0, 0],
+        meter_sig: None,
+    }
+    .sign_as_buyer(&a);
+    assert_eq!(settle(&mut e, &s, invented), vec![Outcome::StSettled(StSettlement::Agreed)]);
+    e.d.set_time(tb.dt_end + MIN);
+    let second = settle(&mut e, &s, metered_st(&tb, &b, 300, B_EXPORT.to_vec()));
+    assert_eq!(
+        second,
+        vec![Outcome::StSettled(StSettlement::SellerShortfall)],
+        "500 Wh exported, 500 Wh already sold to A: B's arbitration must not count them again"
+    );
+}
+
+/// A batch of `max_batch` refused STs, each as large as `SC_DS_*` takes
+/// (`max_entry_bytes`) with high-entropy readings (every calldata byte
+/// non-zero), their periods sized so the batch sits at
+/// `MAX_BATCH_RECORDS`, behind a full bridge queue of distinct accounts.
+/// Returns the env, the batch, its records and entries.
+fn dense_batch() -> (Env, u64, u32, usize) {
+    use gridledger_ledger::ChainClient as _;
+    use gridledger_rollup::primary::{entry_records, max_entry_bytes, MAX_BATCH_RECORDS, MAX_QUEUE_PER_BATCH};
+    let mut e = funded_with_window(600_000);
+    settle_funding(&mut e);
+    let p = e.d.cfg.params.clone();
+    let chain_id = e.d.primary.chain_id();
+    let banker = trader(2);
+    let sybils: Vec<KeyPair> =
+        (0..MAX_QUEUE_PER_BATCH as usize).map(|i| gridledger_ledger::devnet::dev_key(1_000 + i)).collect();
+    let cap = p.max_entries_per_sender as usize;
+    let n = p.max_batch as usize;
+    let senders: Vec<KeyPair> = (0..n.div_ceil(cap)).map(|i| gridledger_ledger::devnet::dev_key(3_000 + i)).collect();
+    for group in sybils.iter().chain(&senders).collect::<Vec<_>>().chunks(250) {
+        for k in group {
+            let nonce = e.d.primary.next_nonce(&banker.address());
+            let tx = gridledger_ledger::devnet::transfer(&banker, chain_id, nonce, k.address(), coins(100), Amount(1));
+            e.d.primary.submit(&tx).unwrap();
+        }
+        e.d.primary.seal().unwrap();
+    }
+    for group in sybils.chunks(100) {
+        for k in group {
+            let tx = gridledger_ledger::devnet::call(
+                k,
+                chain_id,
+                0,
+                gridledger_rollup::IOR_PRIMARY_ID,
+                "fund",
+                vec![],
+                Amount(1),
+                1_000_000,
+            );
+            e.d.primary.submit(&tx).unwrap();
+        }
+        e.d.primary.seal().unwrap();
+    }
+    let now = e.d.now() + 30 * 24 * HOUR;
+    e.d.set_time(now);
+    let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
+    let bound = max_entry_bytes(p.max_batch);
+    let grid = u64::from(p.meter_step_s);
+    // An ST of `slots` grid slots read every `step` seconds, all bytes of
+    // its readings non-zero; refused (no such agreement) but recorded.
+    let dense = |k: &KeyPair, i: u64, slots: u64, step: u64| {
+        let span = slots * grid * 1000;
+        let mut t = terms(&trader(0), k, Amount(200_000), 500, 0);
+        t.dt_start = day0 + i * span;
+        t.dt_end = t.dt_start + span;
+        t.dl = t.dt_end;
+        let ps = (0..slots * grid / step).map(|j| 0x0101_0101_0101_0101_i64 + j as i64 * 0x0001_0203).collect();
+        IorTx::St(SettlementTx {
+            terms: t,
+            stmp: 0,
+            buyer_sig: None,
+            ob: false,
+            dt_step_s: step as u32,
+            ps,
+            meter_sig: None,
+        })
+    };
+    let entry = |k: &KeyPair, tx: IorTx| gridledger_rollup::types::Entry { sender: k.address(), recorded_at: now, tx };
+    let size = |tx: &IorTx| borsh::to_vec(&entry(&senders[0], tx.clone())).unwrap().len();
+    // The most slots per entry that lets `n` entries fit the record
+    // budget, and the finest reading step whose entry fits the byte bound.
+    let (slots, step) = (1..=64u64)
+        .rev()
+        .find_map(|slots| {
+            let step =
+                (1..=grid).filter(|s| grid % s == 0).find(|s| size(&dense(&senders[0], 0, slots, *s)) <= bound)?;
+            let r = entry_records(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
+            (r as usize * n <= MAX_BATCH_RECORDS as usize).then_some((slots, step))
+        })
+        .unwrap();
+    let txs: Vec<(KeyPair, IorTx)> = (0..n)
+        .map(|i| {
+            let k = senders[i / cap].clone();
+            let tx = dense(&k, i as u64, slots, step);
+            (k, tx)
+        })
+        .collect();
+    let bytes = size(&txs[0].1);
+    let receipts = e.d.submit_block(&txs).unwrap();
+    assert!(
+        receipts.iter().all(|r| r.status == TxStatus::Success),
+        "{:?}",
+        receipts.iter().find(|r| r.status != TxStatus::Success)
+    );
+    e.d.primary.seal();
+    let batch = e.d.batch_header(1).unwrap().id;
+    let h = e.d.batch_header(batch).unwrap();
+    assert_eq!(h.len(), n);
+    let items = e.d.queue(0, u64::MAX).unwrap().len() as u64 - e.d.batch_header(batch - 1).unwrap().queue_to;
+    assert_eq!(items, MAX_QUEUE_PER_BATCH, "a full queue");
+    eprintln!("{n} STs of {slots} slots at {step} s ({bytes} B each, bound {bound}), {} records", h.records);
+    (e, batch, h.records, bytes)
+}
+
+/// [3] FROZEN / THEFT — A BATCH WITHIN EVERY BOUND THAT THE DRIVER'S
+/// VALIDATOR CANNOT DISPUTE (gas above `DRIVER_GAS_LIMIT`).
+///
+/// Round 5 sized `MAX_BATCH_RECORDS` on a worst case of a few slot-heavy
+/// STs whose readings are mostly zero bytes (`vec![1; n]`: 4 gas per zero
+/// calldata byte): ≈ 76 M gas. But every entry travels in the whole-batch
+/// `dispute` and in `finalize`, and an entry may take `max_entry_bytes`
+/// (6,990 B) of *non-zero* bytes (16 gas each): a batch of `max_batch`
+/// (300) such STs — refused for a missing agreement, so they cost their
+/// sybil senders only α and a fee — with periods sized to sit exactly at
+/// the record budget, behind a full queue, is within every bound
+/// `SC_DS_*` checks.
+///
+/// Expected: its whole-batch dispute and the finalize of the overturned
+/// batch fit `DRIVER_GAS_LIMIT` (100 M, what the driver's validator and
+/// challengers send) and half the block, as round 5's doc promises for
+/// *any* accepted batch.
+/// Observed (300 STs of 7 slots read every 3 s, 5,736 B each, 3,000
+/// records, 500 queue items): the whole-batch `dispute` reverts out of gas
+/// at 100 M (needs ≈ 103.4 M, 1.8 MB of arguments); the assigned
+/// validator's per-entry `dispute_state` overturns the forged batch, but
+/// `finalize` of the overturned batch reverts out of gas at 100 M (needs
+/// ≈ 102.5 M): the driver can never settle the batch, and every account it
+/// touches (and every later batch) waits until someone hand-crafts a
+/// `finalize` with more gas. A watcher/meter relying on the whole-batch
+/// bonded dispute cannot challenge at all with the driver's limit. The
+/// driver's `process` then fails with `Stuck(batch)` for good.
+///
+/// Fix: bound the batch by the bytes and gas its re-execution costs, not
+/// by records alone: count an entry's calldata gas (16 × its bytes) plus
+/// its records' proof gas against one per-batch gas budget in `SC_DS_*`
+/// (e.g. ≤ 40 % of `DRIVER_GAS_LIMIT`), or lower `max_entry_bytes`.
+#[test]
+#[ignore = "attack: 300 max-size high-entropy refused STs at the record budget need more gas to dispute than the driver sends"]
+fn a_dense_batch_at_every_bound_exceeds_the_drivers_gas_limit() {
+    let limit = gridledger_ledger::ChainConfig::default().block_gas_limit;
+    let call_limit = gridledger_rollup::driver::DRIVER_GAS_LIMIT;
+    let (mut e, batch, records, bytes) = dense_batch();
+    forge_last_root(&mut e, batch);
+    let a = whole_dispute(&e, batch);
+    let d = e.d.primary_call(&trader(1), "dispute", a.clone(), e.d.cfg.challenge_bond).unwrap();
+    eprintln!("dispute: {:?} {} gas {} B", d.status, d.gas_used, a.len());
+    let (mut e2, batch2, _, _) = dense_batch();
+    forge_last_root(&mut e2, batch2);
+    let (validator, calls) = validator_step(&mut e2, batch2);
+    for c in &calls {
+        let r = e2.d.primary_call(&validator, c.method, c.args.clone(), Amount::ZERO).unwrap();
+        eprintln!("{}: {:?} {} gas", c.method, r.status, r.gas_used);
+    }
+    let f = e2.d.primary_call(&trader(1), "finalize", e2.d.finalize_args(batch2).unwrap(), Amount::ZERO).unwrap();
+    eprintln!("finalize: {:?} {} gas", f.status, f.gas_used);
+    // The driver's own settlement of the overturned batch (its finalize is
+    // sent with `DRIVER_GAS_LIMIT`).
+    let driver = e2.d.process(&mut rng(0)).map(|v| v.len()).map_err(|e| e.to_string());
+    let msg = format!(
+        "{records} records, 300 entries of {bytes} B: whole-batch dispute {:?} {} gas ({} B), finalize {:?} {} gas; \
+         call limit {call_limit}, block {limit}; the driver's process: {driver:?}",
+        d.status,
+        d.gas_used,
+        a.len(),
+        f.status,
+        f.gas_used
+    );
+    assert_eq!(d.status, TxStatus::Success, "{msg}");
+    assert_eq!(f.status, TxStatus::Success, "{msg}");
+    assert!(d.gas_used <= call_limit && d.gas_used <= limit / 2, "{msg}");
+    assert!(f.gas_used <= call_limit && f.gas_used <= limit / 2, "{msg}");
+}
+
+/// Refused STs sent by `sybil` for agreements that do not exist, in the
+/// past, one per entry of `sizes`, each counting that many settlement
+/// records (`entry_records`; at least the three of its parties and
+/// agreement): claim slots count for any ST its "seller" sends after its
+/// period, one record per grid slot.
+fn budget_fillers(e: &Env, sybils: &[KeyPair], sizes: &[u32]) -> Vec<(KeyPair, IorTx)> {
+    use gridledger_rollup::primary::entry_records;
+    let p = e.d.cfg.params.clone();
+    let grid = u64::from(p.meter_step_s) * 1000;
+    let now = e.d.now();
+    // `slots` grid slots of readings; none (a mismatched count: no claim
+    // slots) for 0.
+    let filler = |i: usize, slots: u64| {
+        let sybil = &sybils[i];
+        let mut t = terms(&trader(0), sybil, Amount(200_000), 500, 0);
+        t.buyer = KeyPair::from_seed(&format!("filler-{i}")).address();
+        t.dt_start = (now / grid - slots.max(1)) * grid - 24 * HOUR;
+        t.dt_end = t.dt_start + slots.max(1) * grid;
+        t.dl = t.dt_end;
+        IorTx::St(SettlementTx {
+            terms: t,
+            stmp: 0,
+            buyer_sig: None,
+            ob: false,
+            dt_step_s: p.meter_step_s,
+            ps: vec![1; slots as usize],
+            meter_sig: None,
+        })
+    };
+    let records = |tx: IorTx| {
+        entry_records(
+            &gridledger_rollup::types::Entry { sender: sybils[0].address(), recorded_at: now, tx },
+            p.meter_step_s,
+        )
+    };
+    let base = records(filler(0, 0));
+    assert_eq!(records(filler(0, 7)), base + 7);
+    sizes.iter().enumerate().map(|(i, n)| (sybils[i].clone(), filler(i, u64::from(n.saturating_sub(base))))).collect()
+}
+
+/// `n` fresh primary-chain accounts with 100 coin each for fees (paid by
+/// trader 2), none of them an IOR participant.
+fn wallets(e: &mut Env, n: usize, from: usize) -> Vec<KeyPair> {
+    use gridledger_ledger::ChainClient as _;
+    let banker = trader(2);
+    let chain_id = e.d.primary.chain_id();
+    let keys: Vec<KeyPair> = (0..n).map(|i| gridledger_ledger::devnet::dev_key(from + i)).collect();
+    for k in &keys {
+        let nonce = e.d.primary.next_nonce(&banker.address());
+        let tx = gridledger_ledger::devnet::transfer(&banker, chain_id, nonce, k.address(), coins(100), Amount(1));
+        e.d.primary.submit(&tx).unwrap();
+    }
+    e.d.primary.seal().unwrap();
+    keys
+}
+
+/// [4] THEFT — A FEW SYBILS FILL EVERY BATCH'S RECORD BUDGET, SO THE
+/// BUYER'S `O_b = 0` NEVER LANDS BEFORE `DL` AND THE SELLER IS PAID FOR
+/// ENERGY IT DID NOT DELIVER.
+///
+/// `MAX_BATCH_RECORDS` (3,000) is one budget for the whole batch (one
+/// primary block), first come first served, and one entry may count up to
+/// ~850 records: a refused ST whose "seller" is its sender and whose
+/// fictitious period of ~750 five-minute slots is over (`claim_slots`
+/// counts them though no such agreement exists; `SC_DS_*` does not read
+/// reputation, so barred sybils keep doing it). Four such STs and ten
+/// small ones (14 transactions from 14 sybil accounts: the mempool fills
+/// blocks round-robin over senders in order of first arrival, so sybils
+/// that arrived first come before the buyer) fill a block's budget; every
+/// other IOR entry in that block is refused ("would exceed"). A seller
+/// whose buyer got nothing does this in every block from `DT_end` to `DL`:
+/// the buyer's on-chain `O_b = 0` is refused each time, and after `DL`
+/// the seller's ST without the buyer's signature settles as
+/// `LateBuyerSignature` — the seller paid as if it delivered, the buyer's
+/// deposit and α gone. The same starves an honest seller's ST until
+/// `DL + expiry` (the buyer's expiry then penalises the seller) and halts
+/// the whole market, at ~14 transactions (fees only) per block.
+///
+/// Expected: an honest party's entry cannot be crowded out of a batch at
+/// the cost of a few transactions; at least the buyer's `O_b` (3 records)
+/// is always recordable before its deadline.
+/// Observed: the buyer's opinion is refused ("would exceed") in every
+/// block until `DL`; the seller's late ST is `LateBuyerSignature`, the
+/// buyer's payment goes to the seller and its reputation falls 30 → 20.
+///
+/// Fix: bound one entry's records where it is recorded (an ST's period at
+/// most `max_dl_ms`, and claim slots counted only for an ST whose
+/// agreement exists — the contract cannot see that: let the ST name the
+/// batch and index of its AT, proved against that batch's root), budget
+/// records per sender per batch, and reserve part of the budget for
+/// opinions and expiries (3 records each) that no ST can take.
+#[test]
+#[ignore = "attack: 14 sybil entries (refused 750-slot STs) fill each batch's record budget; the buyer's O_b never lands before DL"]
+fn sybils_fill_the_record_budget_and_the_buyers_dispute_never_lands() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    // Day 10 (the fillers' fictitious periods lie in the days before).
+    let day = 10 * 24 * HOUR;
+    e.d.set_time(day + 7 * HOUR);
+    let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    let before = e.d.participant(&b.address()).unwrap();
+    let sizes = [750, 750, 750, 750, 400, 200, 100, 50, 25, 12, 6, 3, 3, 3];
+    // One filler per sybil: the mempool fills blocks round-robin over
+    // senders in order of first arrival, so sybils that arrived first (and
+    // keep transactions queued) come before the buyer in every block.
+    let sybils = wallets(&mut e, sizes.len(), 4_000);
+    // Every block between DT_end and DL: the sybil's four fillers first,
+    // then the buyer's O_b = 0.
+    let mut refused = 0;
+    while e.d.now() <= t.dl {
+        // Greedy: whichever filler no longer fits is refused (a fee), the
+        // smaller ones after it take the rest, down to fewer records than
+        // an opinion needs.
+        let mut txs = budget_fillers(&e, &sybils, &sizes);
+        txs.push((b.clone(), IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })));
+        let receipts = e.d.submit_block(&txs).unwrap();
+        let why = reverted(&receipts[sizes.len()]);
+        assert!(why.contains("would exceed"), "{why}");
+        refused += 1;
+        e.d.process(&mut rng(0)).unwrap();
+        e.d.set_time(e.d.now() + 4 * MIN);
+    }
+    eprintln!("the buyer's O_b was refused in {refused} blocks");
+    // After DL: the seller's ST without the buyer's signature.
+    let out = settle(&mut e, &s, st(&t, 0, false, None));
+    let after = e.d.participant(&b.address()).unwrap();
+    assert_eq!(
+        out,
+        vec![Outcome::StSettled(StSettlement::SellerShortfall)],
+        "the buyer disputed delivery before DL (refused {refused} times for another account's entries); \
+         buyer's balance {:?} -> {:?}, reputation {} -> {}",
+        before.balance,
+        after.balance,
+        before.reputation,
+        after.reputation
+    );
+}
+
+/// [5] THEFT — ROUND 5's "FORGED LEAF INPUT BEHIND A HEAVY BATCH" IS BACK
+/// WITH DENSE ENTRIES: THE WHOLE-BATCH DISPUTE, THE ONLY CHALLENGE OF A
+/// LEAF'S INPUTS, NEEDS MORE GAS THAN THE DRIVER SENDS.
+///
+/// As in attack r5: a seller colluding with the batch's executor sends an
+/// ST (the buyer signed `O_b = 0`, nothing was delivered) whose readings
+/// are signed by a key that is not its certified meter; the executor posts
+/// leaf 0 with a pre-state slice naming that key as the meter, so the
+/// verdict `SellerDelivered` re-executes correctly on the posted inputs
+/// and only the whole-batch `dispute` shows the input is wrong. A sybil
+/// pads the batch with 299 refused STs of high-entropy readings, sized to
+/// the record budget ([3]), behind a full queue of 500 funds.
+///
+/// Expected: the assigned validator's whole-batch dispute (sent by the
+/// driver with `DRIVER_GAS_LIMIT`) lands; the buyer is refunded
+/// (`SellerShortfall`).
+/// Observed: 300 entries, 2,999 records; the dispute reverts "out of gas:
+/// limit 100000000, needed 103050948"; the window passes, `finalize`
+/// settles the forged verdict, the buyer pays for nothing (its free
+/// balance stays 8.9 coin instead of 10.5). Only a challenger that hand-
+/// sends the dispute with more gas (the block allows 300 M) could stop it;
+/// no role of the driver (validator, meters' delegates) does.
+///
+/// Fix: as [3] (a per-batch gas/byte budget that keeps the whole-batch
+/// dispute under `DRIVER_GAS_LIMIT` with margin), and a per-entry
+/// challenge of a leaf's inputs (prove the posted `pre` slice against
+/// the state before the entry), so no challenge needs the whole batch.
+#[test]
+#[ignore = "attack: a forged leaf input padded with 299 dense STs: the whole-batch dispute needs > 100 M gas; the forged verdict settles"]
+fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
+    use gridledger_ledger::ChainClient as _;
+    use gridledger_rollup::driver::meter_key;
+    use gridledger_rollup::exec::{execute_leaves, OffChain};
+    use gridledger_rollup::primary::{
+        entry_records, max_entry_bytes, SubmitTcrs, MAX_BATCH_RECORDS, MAX_QUEUE_PER_BATCH,
+    };
+    use gridledger_rollup::roles::Target;
+    use gridledger_rollup::state::{fill_post_roots, post_state};
+    use gridledger_rollup::types::entry_hash;
+    let mut e = funded_with_window(600_000);
+    settle_funding(&mut e);
+    let p = e.d.cfg.params.clone();
+    let (b, s) = (trader(0), trader(1));
+    let day = 30 * 24 * HOUR;
+    e.d.set_time(day + 7 * HOUR);
+    let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
+    let buyer0 = e.d.participant(&b.address()).unwrap().balance;
+    // A full bridge queue of distinct accounts for the next batch.
+    let chain_id = e.d.primary.chain_id();
+    let sybils = wallets(&mut e, MAX_QUEUE_PER_BATCH as usize, 1_000);
+    for group in sybils.chunks(100) {
+        for k in group {
+            let tx = gridledger_ledger::devnet::call(
+                k,
+                chain_id,
+                0,
+                gridledger_rollup::IOR_PRIMARY_ID,
+                "fund",
+                vec![],
+                Amount(1),
+                1_000_000,
+            );
+            e.d.primary.submit(&tx).unwrap();
+        }
+        e.d.primary.seal().unwrap();
+    }
+    e.d.set_time(t.dt_end + MIN);
+    let now = e.d.now();
+    let fake = KeyPair::from_seed("not the certified meter");
+    assert_ne!(fake.address(), meter_key(&s.address()).address());
+    let forged_st = SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + MIN,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: 300,
+        ps: vec![1000; 6],
+        meter_sig: None,
+    }
+    .sign_readings(&fake)
+    .sign_as_buyer(&b);
+    let entry = |k: &KeyPair, tx: IorTx| gridledger_rollup::types::Entry { sender: k.address(), recorded_at: now, tx };
+    let r0 = entry_records(&entry(&s, IorTx::St(forged_st.clone())), p.meter_step_s);
+    // The padding: as [3]'s dense STs.
+    let cap = p.max_entries_per_sender as usize;
+    let n = p.max_batch as usize - 1;
+    let senders = wallets(&mut e, n.div_ceil(cap), 3_000);
+    let grid = u64::from(p.meter_step_s);
+    let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
+    let dense = |k: &KeyPair, i: u64, slots: u64, step: u64| {
+        let span = slots * grid * 1000;
+        let mut h = terms(&b, k, Amount(200_000), 500, 0);
+        h.dt_start = day0 + i * span;
+        h.dt_end = h.dt_start + span;
+        h.dl = h.dt_end;
+        let ps = (0..slots * grid / step).map(|j| 0x0101_0101_0101_0101_i64 + j as i64 * 0x0001_0203).collect();
+        IorTx::St(SettlementTx {
+            terms: h,
+            stmp: 0,
+            buyer_sig: None,
+            ob: false,
+            dt_step_s: step as u32,
+            ps,
+            meter_sig: None,
+        })
+    };
+    let bound = max_entry_bytes(p.max_batch);
+    let size = |tx: &IorTx| borsh::to_vec(&entry(&senders[0], tx.clone())).unwrap().len();
+    let room = (MAX_BATCH_RECORDS - r0) as usize;
+    let (slots, step) = (1..=64u64)
+        .rev()
+        .find_map(|slots| {
+            let step =
+                (1..=grid).filter(|x| grid % x == 0).find(|x| size(&dense(&senders[0], 0, slots, *x)) <= bound)?;
+            let r = entry_records(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
+            (r as usize * n <= room).then_some((slots, step))
+        })
+        .unwrap();
+    let mut txs: Vec<(KeyPair, IorTx)> = vec![(s.clone(), IorTx::St(forged_st))];
+    txs.extend((0..n).map(|i| {
+        let k = senders[i / cap].clone();
+        let tx = dense(&k, i as u64, slots, step);
+        (k, tx)
+    }));
+    let receipts = e.d.submit_block(&txs).unwrap();
+    assert!(receipts.iter().all(|r| r.status == TxStatus::Success));
+    e.d.primary.seal();
+    let batch = (1..).take_while(|i| e.d.batch_header(*i).is_ok()).last().unwrap();
+    let h = e.d.batch_header(batch).unwrap();
+    assert_eq!(h.len(), n + 1);
+    eprintln!("batch {batch}: {} entries, {} records ({slots} slots at {step} s)", h.len(), h.records);
+    // The executor's posting: leaf 0's inputs name the fake meter.
+    let input = e.d.batch_input(batch).unwrap();
+    let full = input.full_state(&p);
+    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    assert_eq!(leaves[0].tcr.outcome, Outcome::StSettled(StSettlement::SellerShortfall), "the honest verdict");
+    let mut pre = leaves[0].pre.clone();
+    pre.meters
+        .insert(s.address(), gridledger_rollup::types::MeterRecord { key: fake.address(), step_s: p.meter_step_s });
+    let forged = execute_leaves(&mut OffChain, &p, &pre, &input.entries[..1]).unwrap().remove(0);
+    assert_eq!(forged.tcr.outcome, Outcome::StSettled(StSettlement::SellerDelivered));
+    leaves[0] = forged;
+    fill_post_roots(&p, &full, &input.entries, &mut leaves);
+    let tcrs: Vec<_> = leaves.iter().map(|l| l.tcr.clone()).collect();
+    let (_, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let sub = SubmitTcrs {
+        batch,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        post_root: leaves.last().unwrap().post_root,
+        leaves: leaves.iter().map(|l| l.posted()).collect(),
+        burned,
+    };
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    let r = e.d.primary_call(&exec, "sc_cr", gridledger_rollup::args(&sub), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    // The assigned validator, as its driver does: commit, then the
+    // whole-batch dispute, with the driver's gas limit.
+    let input = e.d.batch_input(batch).unwrap();
+    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
+    let calls: Vec<_> = e.d.validators[i]
+        .1
+        .on_tcrs_recorded(&input)
+        .calls
+        .into_iter()
+        .filter(|c| c.target == Target::Primary)
+        .collect();
+    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute"]);
+    let v = e.d.validators[i].0.clone();
+    let mut statuses = Vec::new();
+    for c in &calls {
+        statuses.push(e.d.primary_call(&v, c.method, c.args.clone(), Amount::ZERO).unwrap().status);
+    }
+    // The window passes; the batch settles as posted.
+    let done = e.d.batch_header(batch).unwrap().complete_at.unwrap();
+    e.d.set_time(done + e.d.cfg.window_ms() + 1_000);
+    let f = e.d.primary_call(&exec, "finalize", e.d.finalize_args(batch).unwrap(), Amount::ZERO).unwrap();
+    let buyer1 = e.d.participant(&b.address()).unwrap().balance;
+    let refund = t.payment().unwrap().0 + p.ds.0 + p.penalty().0;
+    assert_eq!(
+        buyer1.0,
+        buyer0.0 + refund,
+        "validator's commit and dispute: {statuses:?}; finalize: {:?}; buyer's balance after the AT {buyer0:?}, after \
+         settlement {buyer1:?}",
+        f.status
+    );
+}
+
+/// [6] THEFT FROM AN HONEST SELLER — AN AT THE CHAIN ACCEPTS WHOSE ST NO
+/// TRANSACTION CAN CARRY.
+///
+/// `PeriodTooLong` bounds an AT's period by `max_dl_ms` (7 days: 2,016
+/// five-minute slots), but `SC_DS_ST` refuses any entry larger than
+/// `max_entry_bytes` (6,990 B for `max_batch` = 300): about 820 readings,
+/// i.e. 68 hours at the meter's certified 5-minute interval (the only
+/// interval arbitration accepts, `OffMeterInterval`). A seller that signs
+/// a 72-hour sale (a weekend's supply) delivers it; the buyer records
+/// `O_b = 0`. The seller's genuine, meter-signed ST is refused at
+/// recording for its size, so the seller can never bring its evidence; the
+/// buyer expires the agreement after `DL + expiry` and collects its
+/// payment back plus the seller's penalty, the seller loses α.
+///
+/// Expected: either the AT is refused (the period bound is what an ST can
+/// carry) or the seller's ST is recorded and arbitration finds
+/// `SellerDelivered`.
+/// Observed: the AT is accepted; the ST is refused at recording ("entry of
+/// 7113 bytes exceeds the 6990 bytes every dispute of a full batch can
+/// carry"); the buyer's expiry is `Expired`: the seller is never paid, its
+/// deposit goes to the buyer with the penalty, its reputation 30 → 20.
+///
+/// Fix: bound `DT_end − DT_start` in `SC_EXE_AT` by what an ST can carry
+/// at the seller's certified interval (`(max_entry_bytes − overhead) / 8`
+/// readings × its `step_s`), or let an ST's readings be summed per grid
+/// slot (one value per slot) so its size depends on slots, not readings.
+#[test]
+#[ignore = "attack: a 72 h AT is accepted but its 864-reading ST exceeds max_entry_bytes; the buyer's expiry penalises the honest seller"]
+fn an_accepted_long_period_cannot_be_settled_by_its_seller() {
+    let mut e = funded();
+    let (b, s) = (trader(0), trader(1));
+    let day = 10 * 24 * HOUR;
+    e.d.set_time(day);
+    let mut t = terms(&b, &s, Amount(200_000), 500, day + HOUR);
+    t.dt_end = t.dt_start + 72 * HOUR;
+    t.dl = t.dt_end + 15 * MIN;
+    agreed(&mut e, &s, &[(&b, &t)]);
+    assert_eq!(
+        run(&mut e, &b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })),
+        vec![Outcome::OpinionRecorded]
+    );
+    let seller0 = e.d.participant(&s.address()).unwrap();
+    // The seller's genuine export: 100 W for 72 h (7.2 kWh ≥ 500 Wh).
+    let readings = (72 * HOUR / (5 * MIN)) as usize;
+    let genuine = SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + MIN,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: 300,
+        ps: vec![100; readings],
+        meter_sig: None,
+    }
+    .sign_readings(&gridledger_rollup::driver::meter_key(&s.address()));
+    let r = e.d.submit(&s, &IorTx::St(genuine)).unwrap();
+    let recorded = format!("{:?}", r.status);
+    let st_out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
+    let exp = run(&mut e, &b, IorTx::Expire(t.clone()));
+    let seller1 = e.d.participant(&s.address()).unwrap();
+    assert_eq!(
+        st_out,
+        vec![Outcome::StSettled(StSettlement::SellerDelivered)],
+        "the seller's ST ({readings} readings) recording: {recorded}; the buyer's expiry: {exp:?}; seller {seller0:?} -> \
+         {seller1:?}"
+    );
+}
+
+/// [7] THEFT FROM AN HONEST SELLER — [6] FOR AN ORDINARY HALF HOUR: A
+/// SELLER WHOSE CERTIFIED METER READS EVERY SECOND CAN NEVER BRING ITS
+/// EVIDENCE.
+///
+/// `register_meter` accepts any interval dividing the 5-minute grid, and
+/// arbitration reads readings only at the certified interval
+/// (`OffMeterInterval`). At 1 s a half-hour ST carries 1,800 readings
+/// (≈ 14.8 kB), over `max_entry_bytes` (6,990 B): refused at recording.
+/// Every buyer of such a seller can record `O_b = 0` after a genuine
+/// delivery and expire the agreement: refund, the seller's penalty, α.
+///
+/// Expected: a seller can settle every sale the chain accepted for it
+/// (the ST recorded, `SellerDelivered`), or the meter is refused at
+/// registration / the AT at recording.
+/// Observed: "entry of 14666 bytes exceeds the 6990 bytes every dispute
+/// of a full batch can carry"; the buyer's expiry is `Expired`.
+///
+/// Fix: as [6]: let an ST carry one value per grid slot (the meter signs
+/// the per-slot sums), or refuse at `register_meter` an interval whose
+/// readings for `max_dl_ms` would not fit `max_entry_bytes`, and bound
+/// AT periods by what the seller's certified meter can carry.
+#[test]
+#[ignore = "attack: a seller whose certified meter reads every second cannot record any half-hour ST; its buyers expire it and penalise it"]
+fn a_seller_with_a_one_second_meter_cannot_settle_a_half_hour() {
+    let mut e = funded_metered(5_000, 1);
+    let (b, s) = (trader(0), trader(1));
+    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    assert_eq!(
+        run(&mut e, &b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })),
+        vec![Outcome::OpinionRecorded]
+    );
+    // 1,000 W for the half hour (500 Wh), one reading a second.
+    let genuine = metered_st(&t, &b, 1, vec![1000; 1800]);
+    let r = e.d.submit(&s, &IorTx::St(genuine)).unwrap();
+    let recorded = format!("{:?}", r.status);
+    let st_out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
+    let exp = run(&mut e, &b, IorTx::Expire(t.clone()));
+    assert_eq!(
+        st_out,
+        vec![Outcome::StSettled(StSettlement::SellerDelivered)],
+        "the seller's ST recording: {recorded}; the buyer's expiry: {exp:?}"
+    );
+}
