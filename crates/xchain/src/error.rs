@@ -103,6 +103,8 @@ pub enum XchainError {
     NoLiquidity(ChainId),
     #[error("the pool has no weight for token {0}")]
     UnknownToken(ChainId),
+    #[error("a join brings every token of the pool pro rata; token {0} is missing")]
+    JoinMissingToken(ChainId),
     #[error("a fraud proof needs CCT_V to have run (Situation 2)")]
     NotVerified,
     #[error("the {0} native transaction was never posted to the BoB (sub-situation 1 applies)")]

@@ -23,8 +23,8 @@ use thiserror::Error;
 
 use crate::amm::WEIGHT_ONE;
 use crate::bob::{
-    self, BobConfig, BobContract, CctArgs, CctRecord, CctTerms, CctV, Claim, Fraud, FraudEvidence, PostNt, ProofTx,
-    Provide, Relay, Side, SideState, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
+    self, BobConfig, BobContract, CctArgs, CctRecord, CctTerms, CctV, Claim, Fraud, FraudEvidence, PenaltyFloor,
+    PostNt, ProofTx, Provide, Relay, Side, SideState, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
 };
 use crate::embedded::EmbeddedChain;
 use crate::headers::Finality;
@@ -49,6 +49,12 @@ pub const TRANSFER_FEE: u128 = gridledger_ledger::devnet::TRANSFER_GAS as u128;
 pub const SINK: Address = Address([0xEE; 20]);
 /// Gas limit of the driver's BoB transactions (relays carry up to 64 headers).
 pub const BOB_TX_GAS: u64 = 20_000_000;
+/// Most second-stage CCT_Vs the driver's BoB node sends in one tick.
+pub const CLOSING_PER_TICK: usize = 128;
+/// The development MBS's penalty floor ([`bob::PenaltyFloor`]): `x_B ≥
+/// x_j / 10` on every chain, a tenth of the 1:1 price its pools open at
+/// (equal liquidity of every token, near-equal weights).
+pub const PENALTY_FLOOR: (u128, u128) = (1, 10);
 
 /// Shape of a BoB-MBS.
 #[derive(Clone, Debug)]
@@ -585,6 +591,10 @@ impl Plan {
             } else {
                 Vec::new()
             },
+            penalty_floors: regs
+                .iter()
+                .map(|r| PenaltyFloor { chain: r.chain_id, num: PENALTY_FLOOR.0, den: PENALTY_FLOOR.1 })
+                .collect(),
             chains: regs,
             kappa_bar: spec.kappa_bar,
             weights,
@@ -781,6 +791,21 @@ impl BobMbs {
         self.externals.keys().copied().collect()
     }
 
+    /// The CCTs in sub-situation 2: a scan of the BoB contract's
+    /// [`bob::keys::forwarding`] slots (one per CCT, attack R6-1), by id.
+    pub fn forwarding(&self) -> Vec<Hash32> {
+        let prefix = contract_key(BOB_CONTRACT_ID, &bob::keys::forwarding_prefix());
+        let mut open: Vec<Hash32> = self
+            .bob
+            .chain()
+            .state()
+            .iter()
+            .filter_map(|(k, _)| <[u8; 32]>::try_from(k.strip_prefix(prefix.as_slice())?).ok().map(Hash32))
+            .collect();
+        open.sort();
+        open
+    }
+
     /// A raw record of the BoB contract.
     pub fn bob_record<T: borsh::BorshDeserialize>(&self, key: &[u8]) -> Option<T> {
         let v = self.bob.chain().state().get(&contract_key(BOB_CONTRACT_ID, key))?;
@@ -881,11 +906,30 @@ impl BobMbs {
     /// The second-stage CCT_Vs due now: one for each CCT in sub-situation
     /// 2 whose pending sides' chains (as the BoB stores them) reached their
     /// forwarding deadlines.
+    ///
+    /// At most [`CLOSING_PER_TICK`] a tick, none for a CCT whose closing
+    /// CCT_V is still waiting for a block: any number of CCTs may reach
+    /// their deadlines together (attack R6-1 parks thousands there), and a
+    /// BoB block holds a few hundred transactions.
     fn closing_txs(&self) -> Vec<(Hash32, SignedTransaction)> {
-        let open: Vec<Hash32> = self.bob_record(&bob::keys::forwarding()).unwrap_or_default();
+        let open = self.forwarding();
+        let pending: std::collections::BTreeSet<Hash32> = self
+            .watch
+            .iter()
+            .rev()
+            .take(4 * CLOSING_PER_TICK)
+            .filter(|w| self.bob.receipt(&w.tx).ok().flatten().is_none())
+            .map(|w| w.cct)
+            .collect();
         let mut nonce = self.bob.next_nonce(&self.relayer.address());
         let mut out = Vec::new();
         for id in open {
+            if out.len() >= CLOSING_PER_TICK {
+                break;
+            }
+            if pending.contains(&id) {
+                continue;
+            }
             let Some(rec) = self.cct(&id) else { continue };
             if rec.complete || !rec.verified {
                 continue;
@@ -1046,9 +1090,11 @@ impl BobMbs {
         Ok(c.tx_proof(&nt.hash())?.map(|(height, proof)| ProofTx { cct, side, nt: nt.clone(), height, proof }))
     }
 
-    /// Π_CCTC (§5.4.2): `provider` locks `amount` of chain `chain`'s token
-    /// in `TPK_Addr_i`, claims it on the BoB with a Merkle proof and adds it
-    /// to SC_AMM's pool.
+    /// Π_CCTC (§5.4.2) steps (i)–(iii): `provider` locks `amount` of chain
+    /// `chain`'s token in `TPK_Addr_i` and claims it on the BoB with a
+    /// Merkle proof; the claimed tokens join SC_AMM's pool with the next
+    /// [`provide_token_b`](Self::provide_token_b) (a join brings every
+    /// token of the pool at once, attack R6-5).
     pub fn provide_liquidity(&mut self, provider: &KeyPair, chain: ChainId, amount: u128) -> Result<(), MbsError> {
         let tpk = self.config.tpk_address(chain);
         let nt = self.native_transfer(chain, provider, tpk, amount)?;
@@ -1059,14 +1105,28 @@ impl BobMbs {
         self.wait_final(chain, height)?;
         let claim = self.bob_call(provider, "claim", &Claim { chain, height, nt, proof }, Amount::ZERO);
         self.bob_ok(&claim)?;
-        let p = self.bob_call(provider, "provide", &Provide { token: chain, amount }, Amount::ZERO);
-        self.bob_ok(&p)?;
         Ok(())
     }
 
-    /// Token_B liquidity for the pool.
+    /// Π_CCTC step (iv): `provider` joins SC_AMM's pool with `amount`
+    /// Token_B and every `Token_i` it holds claimed on the BoB. The opening
+    /// join sets the pool's balances (its price); a later one takes of each
+    /// token what keeps the pool's proportions ([`bob::Provide`]), the rest
+    /// stays claimed or is paid back.
     pub fn provide_token_b(&mut self, provider: &KeyPair, amount: u128) -> Result<(), MbsError> {
-        let p = self.bob_call(provider, "provide", &Provide { token: self.bob.chain_id(), amount }, Amount(amount));
+        let bob_chain = self.bob.chain_id();
+        let mut amounts = Vec::new();
+        for (t, _) in &self.config.weights {
+            if *t == bob_chain {
+                amounts.push((*t, amount));
+            } else {
+                let held = self.bob_record::<u128>(&bob::keys::wrapped(*t, &provider.address())).unwrap_or(0);
+                if held > 0 {
+                    amounts.push((*t, held));
+                }
+            }
+        }
+        let p = self.bob_call(provider, "provide", &Provide { amounts }, Amount(amount));
         self.bob_ok(&p)?;
         Ok(())
     }
@@ -1121,10 +1181,13 @@ impl BobMbs {
     /// of `x_j` at the reference balances) less
     /// [`slippage_bps`](Self::slippage_bps) (attack R5-3); 0 without a
     /// quote (the CCT cannot be priced either).
+    /// Never below the deployment's floor ([`BobConfig::min_x_b`], attack
+    /// R6-4).
     pub fn x_b_floor(&self, req: &SwapRequest) -> u128 {
+        let floor = self.config.min_x_b(req.chain_j, req.x_j).unwrap_or(u128::MAX);
         match self.quote(req.x_j, self.bob.chain_id(), req.chain_j) {
-            Ok(x_b) => x_b.saturating_sub(x_b.saturating_mul(self.slippage_bps as u128).div_ceil(10_000)),
-            Err(_) => 0,
+            Ok(x_b) => x_b.saturating_sub(x_b.saturating_mul(self.slippage_bps as u128).div_ceil(10_000)).max(floor),
+            Err(_) => floor,
         }
     }
 

@@ -984,7 +984,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let (sender, receiver, provider) = (dev_key(0), dev_key(1), dev_key(7));
     let (chain_i, chain_j) = (spec.external_chain(a.from as usize), spec.external_chain(a.to as usize));
     let started = Instant::now();
-    // Π_CCTC: the provider locks Token_i in TPK_Addr_i, claims it, provides it.
+    // Π_CCTC: the provider locks Token_i in TPK_Addr_i and claims it, then joins the pool.
     for n in 0..spec.chains {
         let c = spec.external_chain(n);
         let tpk = config.tpk_address(c);
@@ -994,10 +994,10 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         let (height, proof) = net.landed(c, &lock)?;
         let claim = net.bob_call(&provider, "claim", &Claim { chain: c, height, nt: lock, proof }, 0)?;
         net.bob_ok(&claim)?;
-        let p = net.bob_call(&provider, "provide", &Provide { token: c, amount: liquidity }, 0)?;
-        net.bob_ok(&p)?;
     }
-    let p = net.bob_call(&provider, "provide", &Provide { token: bob_chain, amount: liquidity }, liquidity)?;
+    // One join brings every token of the pool (SC_AMM's liquidity is pro rata).
+    let amounts = config.weights.iter().map(|(t, _)| (*t, liquidity)).collect();
+    let p = net.bob_call(&provider, "provide", &Provide { amounts }, liquidity)?;
     net.bob_ok(&p)?;
     for who in [&sender, &receiver] {
         let d = net.bob_call(who, "deposit", &(), deposit)?;
@@ -1038,6 +1038,8 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         )
         .map_err(|e| anyhow!("SC_AMM cannot price the penalty of {} Token_j: {e}", a.amount))?;
         let (min_x_b, _) = slippage_bounds(x_b, a.slippage_bps);
+        // Never below the deployment's floor (attack R6-4).
+        let min_x_b = min_x_b.max(config.min_x_b(chain_j, a.amount as u128)?);
         let (min_x_i, max_x_i) = slippage_bounds(quote, a.slippage_bps);
         (min_x_i, max_x_i, min_x_b)
     };
