@@ -161,10 +161,11 @@
 //!   settles loses nothing; it is not implemented yet (the state root
 //!   would have to change by a deletion the whole-batch re-execution
 //!   proves as well).
-//! - **Records per batch are bounded** ([`MAX_BATCH_RECORDS`]): `SC_DS_*`
-//!   counts the settlement records each entry touches ([`entry_records`])
-//!   and refuses an entry past the budget, so any batch the chain accepts
-//!   is re-executed by a whole-batch `dispute` or `finalize` in one block.
+//! - **Gas per batch is bounded** ([`MAX_BATCH_GAS`]): `SC_DS_*` weighs
+//!   each entry by what its re-execution costs ([`entry_gas`]: its bytes
+//!   and the settlement records it touches) and refuses an entry past the
+//!   budget, so any batch the chain accepts is re-executed by a
+//!   whole-batch `dispute` or `finalize` within the driver's call limit.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
@@ -244,9 +245,10 @@ pub struct BatchHeader {
     pub at_count: u32,
     pub st_count: u32,
     /// Settlement-state records the batch's entries touch, summed over
-    /// its entries as `SC_DS_*` records them ([`entry_records`]); at most
-    /// [`MAX_BATCH_RECORDS`].
+    /// its entries as `SC_DS_*` records them ([`entry_records`]).
     pub records: u32,
+    /// The batch's entries' [`entry_gas`], summed; at most [`MAX_BATCH_GAS`].
+    pub gas: u64,
     /// Rolling commitment over the batch's entries in order
     /// ([`commit_entry`]): the entries are block data, not contract
     /// storage (thesis Fig 3-7).
@@ -410,24 +412,55 @@ pub struct WithdrawArgs {
 /// disputes; sixteen leaves room for sixteen forged batches in one window.
 pub const MAX_OPEN_COMMITMENTS: usize = 16;
 
-/// Most settlement-state records the entries of one batch may touch,
-/// counted per entry as `SC_DS_*` records it ([`entry_records`]: its
-/// sender, buyer, seller, agreement and an ST's claim slots); an entry
-/// that would exceed it is refused (it records in the next block's batch).
-/// Not in the seed (issue 11, attack r5). The whole-batch `dispute` and
-/// `finalize` of a batch the chain executes bring and re-execute every
-/// record the batch touches, one sparse-Merkle path each to prove it and
-/// one to update it, so without a bound a batch of STs with long periods
-/// (850 slots each) needed ≈ 18 M gas per entry and no block could
-/// re-execute it: a forged verdict in it could not be disputed and an
-/// overturned one never settled. With it and [`MAX_QUEUE_PER_BATCH`],
-/// any batch the chain accepts is re-executed in less than half the block
-/// gas limit and the driver's 100 M call limit (the worst case, slot-heavy
-/// STs filling the budget behind a full queue, is measured in
-/// `tests/attack_r5.rs`: ≈ 76 M gas). Honest batches stay
-/// far below it: 300 entries of half-hour periods on the 5-minute grid
-/// touch at most 300 × 9 records.
-pub const MAX_BATCH_RECORDS: u32 = 3_000;
+/// Gas one settlement-state record of a batch costs its whole-batch
+/// `dispute` or `finalize`, as [`entry_gas`] counts it: the record's
+/// sparse-Merkle path hashed to verify and again to update it (at most
+/// 2 × 256 node hashes of 42 gas, 21,504; paths that share a prefix cost
+/// less) and its share of the proof's calldata (its 32 bytes of flags and
+/// the explicit sibling hashes, about `log2(state / records)` of 32 bytes
+/// at 16 gas). 22,000 covers the hashing and small states; each doubling
+/// of the state adds at most 512 gas per record, which the margin
+/// [`MAX_BATCH_GAS`] leaves below the driver's call limit absorbs.
+pub const RECORD_GAS: u64 = 22_000;
+/// Gas one byte of an encoded entry costs a batch's re-execution, as
+/// [`entry_gas`] counts it: 16 for calldata (every byte counted non-zero),
+/// hashing it into the entry hash and the batch commitment, and 50 gas per
+/// 8-byte reading for arbitration (`READING_GAS`): 24 covers them.
+pub const ENTRY_BYTE_GAS: u64 = 24;
+/// Fixed gas per entry in [`entry_gas`]: its signature checks (an ST's
+/// buyer and meter signatures, 3,000 each), execution steps, its TCR leaf
+/// and the leaf's share of the TCR tree.
+pub const ENTRY_BASE_GAS: u64 = 12_000;
+
+/// The gas budget of one batch's entries (issue 11, attack r6): `SC_DS_*`
+/// adds each entry's [`entry_gas`] to its batch and refuses an entry that
+/// would exceed it (it records in the next block's batch). The whole-batch
+/// `dispute` and `finalize` of a batch bring every entry, and every
+/// record the batch touches with its proof, so both the bytes and the
+/// records count: a record budget alone (round 5) let a batch of
+/// max-size, high-entropy STs need ≈ 103 M gas, more than the driver's
+/// [`crate::driver::DRIVER_GAS_LIMIT`] (100 M). With
+/// [`MAX_QUEUE_PER_BATCH`] items at [`RECORD_GAS`] each (11 M), any batch
+/// the chain accepts is estimated at ≤ 83 M gas plus the call's fixed
+/// part; measured at the worst cases (slot-heavy STs; dense max-size STs;
+/// both behind a full queue: `tests/attack_r5.rs`, `tests/attack_r6.rs`)
+/// it stays below 100 M and half the 300 M block. An honest full batch
+/// (300 half-hour STs of 9 records each) is estimated at ≈ 65 M.
+pub const MAX_BATCH_GAS: u64 = 72_000_000;
+
+/// What an entry weighs against [`MAX_BATCH_GAS`]: [`ENTRY_BASE_GAS`] +
+/// [`ENTRY_BYTE_GAS`] × its encoded size + [`RECORD_GAS`] × its records
+/// ([`entry_records`]). Computed from the entry alone, as `SC_DS_*` records
+/// it.
+pub fn entry_gas(e: &Entry, grid_s: u32) -> u64 {
+    entry_gas_of(bytes(e).len(), entry_records(e, grid_s))
+}
+
+fn entry_gas_of(len: usize, records: u32) -> u64 {
+    ENTRY_BASE_GAS
+        .saturating_add(ENTRY_BYTE_GAS.saturating_mul(len as u64))
+        .saturating_add(RECORD_GAS.saturating_mul(u64::from(records)))
+}
 
 /// Most bridge queue items (`fund`, `withdraw`) one batch applies: a
 /// `fund` or `withdraw` that would queue more for the next batch is
@@ -435,16 +468,13 @@ pub const MAX_BATCH_RECORDS: u32 = 3_000;
 /// touches one account record, which the whole-batch `dispute`,
 /// `finalize` and entry 0's `dispute_state` prove and update like an
 /// entry's records, so without a bound sybil deposits between two batches
-/// could make a batch no block re-executes. With [`MAX_BATCH_RECORDS`],
-/// a batch re-executes at most 3,500 records: measured at both bounds
-/// (3,000 entry records of slot-heavy STs and 500 queue items of distinct
-/// accounts, `tests/attack_r5.rs`), the whole-batch `dispute` takes
-/// ≈ 76 M gas and 141 kB and `finalize` ≈ 75 M gas, below the driver's
-/// 100 M call limit and half the 300 M block.
+/// could make a batch no block re-executes. With [`MAX_BATCH_GAS`] the
+/// queue's records are the part of a batch's re-execution the entries'
+/// budget leaves room for (500 × [`RECORD_GAS`]).
 pub const MAX_QUEUE_PER_BATCH: u64 = 500;
 
 /// The settlement-state records entry `e` touches, as `SC_DS_*` counts
-/// them against [`MAX_BATCH_RECORDS`]: the keys of
+/// them in [`entry_gas`]: the keys of
 /// [`crate::state::entry_keys`] for the entry alone (its TCR's effects
 /// touch no other record: [`crate::exec::expected_effects`]).
 pub fn entry_records(e: &Entry, grid_s: u32) -> u32 {
@@ -997,6 +1027,7 @@ fn open_batch(ctx: &mut CallContext<'_, '_>, next: u64) -> Result<BatchHeader, C
         at_count: 0,
         st_count: 0,
         records: 0,
+        gas: 0,
         commitment: Hash32::ZERO,
         tcr_root: None,
         tcr_height: None,
@@ -1154,12 +1185,13 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
         ));
     }
     let records = entry_records(&entry, p.meter_step_s);
-    let total = h.records.saturating_add(records);
-    if total > MAX_BATCH_RECORDS {
+    let gas = entry_gas_of(encoded.len(), records);
+    let total = h.gas.saturating_add(gas);
+    if total > MAX_BATCH_GAS {
         return revert(format!(
-            "batch {} touches {} settlement records; this entry's {records} would exceed the {MAX_BATCH_RECORDS} \
-             a dispute of the batch can re-execute in one block",
-            h.id, h.records
+            "batch {} weighs {} gas; this entry's {gas} would exceed the {MAX_BATCH_GAS} a dispute of the batch can \
+             re-execute in one call",
+            h.id, h.gas
         ));
     }
     // Every other party whose IOR state the entry reads (an AT's seller)
@@ -1188,7 +1220,8 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
         ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
     }
     let index = h.len() as u32;
-    h.records = total;
+    h.records = h.records.saturating_add(records);
+    h.gas = total;
     let kind = if entry.tx.is_at() { "at" } else { "st" };
     if entry.tx.is_at() {
         h.at_count += 1;

@@ -489,7 +489,8 @@ fn an_overturned_batch_of_long_period_sts_never_settles() {
 /// sent by their sellers after their delivery periods (so they may reach
 /// arbitration and their claim slots count), each with as many 5-minute
 /// readings as an entry may carry (one claim slot per reading), fill the
-/// batch's record budget (`MAX_BATCH_RECORDS`); the next one is refused
+/// batch's budget (at first `MAX_BATCH_RECORDS` records; since attack r6
+/// `MAX_BATCH_GAS`, bytes and records weighed by `entry_gas`); the next one is refused
 /// and changes nothing; small STs fill what is left; the batch also
 /// applies a full bridge queue (`MAX_QUEUE_PER_BATCH` funds of distinct
 /// accounts). Expected: the
@@ -530,12 +531,12 @@ fn a_batch_at_the_record_budget_reexecutes_within_one_block() {
     assert!(a.len() <= gridledger_rollup::driver::MAX_TX_BYTES);
 }
 
-/// A batch filled to `MAX_BATCH_RECORDS` (see the test above), its
-/// records, after checking that the entry past the budget was refused and
+/// A batch filled to `MAX_BATCH_GAS` with slot-heavy STs (see the test
+/// above), its records, after checking that the entry past the budget was refused and
 /// changed nothing.
 fn budget_batch() -> (Env, u64, u32) {
     use gridledger_ledger::ChainClient as _;
-    use gridledger_rollup::primary::{entry_records, MAX_BATCH_RECORDS};
+    use gridledger_rollup::primary::{entry_gas, entry_records, MAX_BATCH_GAS};
     let mut e = funded_with_window(600_000);
     settle_funding(&mut e);
     let p = e.d.cfg.params.clone();
@@ -598,15 +599,16 @@ fn budget_batch() -> (Env, u64, u32) {
     };
     let per_heavy = entry_records(&entry(&s1, heavy(0)), p.meter_step_s);
     assert!(per_heavy > max_readings as u32, "each heavy ST counts one record per reading");
-    let n_heavy = (MAX_BATCH_RECORDS / per_heavy) as u64;
+    let gas_heavy = entry_gas(&entry(&s1, heavy(0)), p.meter_step_s);
+    let n_heavy = MAX_BATCH_GAS / gas_heavy;
     let mut txs: Vec<(KeyPair, IorTx)> = (0..=n_heavy).map(|i| (s1.clone(), heavy(i))).collect();
     // Small STs (a half hour each, six slots) fill the rest.
     let small = |seller: &KeyPair, i: u64| {
         IorTx::St(st(&terms(&b, seller, Amount(200_000), 500, day0 + 10 * 24 * HOUR + i * 30 * MIN), 1, false, None))
     };
-    let per_small = entry_records(&entry(&s2, small(&s2, 0)), p.meter_step_s);
-    let room = MAX_BATCH_RECORDS - n_heavy as u32 * per_heavy;
-    let n_small = (room / per_small) as usize;
+    let gas_small = entry_gas(&entry(&s2, small(&s2, 0)), p.meter_step_s);
+    let room = MAX_BATCH_GAS - n_heavy * gas_heavy;
+    let n_small = (room / gas_small) as usize;
     let cap = p.max_entries_per_sender as usize;
     let senders = std::iter::repeat_n(s1.clone(), cap - n_heavy as usize - 1)
         .chain(std::iter::repeat_n(s2.clone(), cap))
@@ -625,7 +627,9 @@ fn budget_batch() -> (Env, u64, u32) {
     assert_eq!(h.len(), txs.len() - 1, "only the refused entry is missing from the batch");
     let recorded: u32 = e.d.entries(batch).unwrap().iter().map(|x| entry_records(x, p.meter_step_s)).sum();
     assert_eq!(h.records, recorded, "the refused entry counted nothing");
-    assert!(h.records <= MAX_BATCH_RECORDS && h.records + per_small > MAX_BATCH_RECORDS, "{} records", h.records);
+    let weighed: u64 = e.d.entries(batch).unwrap().iter().map(|x| entry_gas(x, p.meter_step_s)).sum();
+    assert_eq!(h.gas, weighed, "the refused entry weighed nothing");
+    assert!(h.gas <= MAX_BATCH_GAS && h.gas + gas_small > MAX_BATCH_GAS, "{} gas", h.gas);
     let items = e.d.queue(0, u64::MAX).unwrap().len() as u64 - e.d.batch_header(batch - 1).unwrap().queue_to;
     assert_eq!(
         items,
@@ -713,7 +717,7 @@ fn an_overlong_period_and_an_st_after_expiry_are_refused() {
 ///
 /// Fixed by the record budget: the padding STs (sent before their
 /// periods end) touch no claim slot, and no batch the chain accepts
-/// touches more than `MAX_BATCH_RECORDS` records, whose whole-batch
+/// weighs more than `MAX_BATCH_GAS` (round 5: `MAX_BATCH_RECORDS`), whose whole-batch
 /// dispute fits one call (`a_batch_at_the_record_budget_reexecutes_within_one_block`),
 /// so the whole-batch dispute stays the challenge for a leaf's inputs.
 #[test]

@@ -140,11 +140,12 @@ fn agreed_st_with_invented_readings_lets_the_export_be_sold_twice() {
 /// A batch of `max_batch` refused STs, each as large as `SC_DS_*` takes
 /// (`max_entry_bytes`) with high-entropy readings (every calldata byte
 /// non-zero), their periods sized so the batch sits at
-/// `MAX_BATCH_RECORDS`, behind a full bridge queue of distinct accounts.
+/// `MAX_BATCH_GAS` (fixed: at first `MAX_BATCH_RECORDS`), behind a full
+/// bridge queue of distinct accounts.
 /// Returns the env, the batch, its records and entries.
 fn dense_batch() -> (Env, u64, u32, usize) {
     use gridledger_ledger::ChainClient as _;
-    use gridledger_rollup::primary::{entry_records, max_entry_bytes, MAX_BATCH_RECORDS, MAX_QUEUE_PER_BATCH};
+    use gridledger_rollup::primary::{entry_gas, max_entry_bytes, MAX_BATCH_GAS, MAX_QUEUE_PER_BATCH};
     let mut e = funded_with_window(600_000);
     settle_funding(&mut e);
     let p = e.d.cfg.params.clone();
@@ -205,15 +206,15 @@ fn dense_batch() -> (Env, u64, u32, usize) {
     };
     let entry = |k: &KeyPair, tx: IorTx| gridledger_rollup::types::Entry { sender: k.address(), recorded_at: now, tx };
     let size = |tx: &IorTx| borsh::to_vec(&entry(&senders[0], tx.clone())).unwrap().len();
-    // The most slots per entry that lets `n` entries fit the record
-    // budget, and the finest reading step whose entry fits the byte bound.
+    // The most slots per entry that lets `n` entries fit the gas budget,
+    // and the finest reading step whose entry fits the byte bound.
     let (slots, step) = (1..=64u64)
         .rev()
         .find_map(|slots| {
             let step =
                 (1..=grid).filter(|s| grid % s == 0).find(|s| size(&dense(&senders[0], 0, slots, *s)) <= bound)?;
-            let r = entry_records(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
-            (r as usize * n <= MAX_BATCH_RECORDS as usize).then_some((slots, step))
+            let g = entry_gas(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
+            (g * n as u64 <= MAX_BATCH_GAS).then_some((slots, step))
         })
         .unwrap();
     let txs: Vec<(KeyPair, IorTx)> = (0..n)
@@ -273,7 +274,6 @@ fn dense_batch() -> (Env, u64, u32, usize) {
 /// its records' proof gas against one per-batch gas budget in `SC_DS_*`
 /// (e.g. ≤ 40 % of `DRIVER_GAS_LIMIT`), or lower `max_entry_bytes`.
 #[test]
-#[ignore = "attack: 300 max-size high-entropy refused STs at the record budget need more gas to dispute than the driver sends"]
 fn a_dense_batch_at_every_bound_exceeds_the_drivers_gas_limit() {
     let limit = gridledger_ledger::ChainConfig::default().block_gas_limit;
     let call_limit = gridledger_rollup::driver::DRIVER_GAS_LIMIT;
@@ -476,14 +476,11 @@ fn sybils_fill_the_record_budget_and_the_buyers_dispute_never_lands() {
 /// challenge of a leaf's inputs (prove the posted `pre` slice against
 /// the state before the entry), so no challenge needs the whole batch.
 #[test]
-#[ignore = "attack: a forged leaf input padded with 299 dense STs: the whole-batch dispute needs > 100 M gas; the forged verdict settles"]
 fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     use gridledger_ledger::ChainClient as _;
     use gridledger_rollup::driver::meter_key;
     use gridledger_rollup::exec::{execute_leaves, OffChain};
-    use gridledger_rollup::primary::{
-        entry_records, max_entry_bytes, SubmitTcrs, MAX_BATCH_RECORDS, MAX_QUEUE_PER_BATCH,
-    };
+    use gridledger_rollup::primary::{entry_gas, max_entry_bytes, SubmitTcrs, MAX_BATCH_GAS, MAX_QUEUE_PER_BATCH};
     use gridledger_rollup::roles::Target;
     use gridledger_rollup::state::{fill_post_roots, post_state};
     use gridledger_rollup::types::entry_hash;
@@ -532,7 +529,7 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     .sign_readings(&fake)
     .sign_as_buyer(&b);
     let entry = |k: &KeyPair, tx: IorTx| gridledger_rollup::types::Entry { sender: k.address(), recorded_at: now, tx };
-    let r0 = entry_records(&entry(&s, IorTx::St(forged_st.clone())), p.meter_step_s);
+    let g0 = entry_gas(&entry(&s, IorTx::St(forged_st.clone())), p.meter_step_s);
     // The padding: as [3]'s dense STs.
     let cap = p.max_entries_per_sender as usize;
     let n = p.max_batch as usize - 1;
@@ -558,14 +555,14 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     };
     let bound = max_entry_bytes(p.max_batch);
     let size = |tx: &IorTx| borsh::to_vec(&entry(&senders[0], tx.clone())).unwrap().len();
-    let room = (MAX_BATCH_RECORDS - r0) as usize;
+    let room = MAX_BATCH_GAS - g0;
     let (slots, step) = (1..=64u64)
         .rev()
         .find_map(|slots| {
             let step =
                 (1..=grid).filter(|x| grid % x == 0).find(|x| size(&dense(&senders[0], 0, slots, *x)) <= bound)?;
-            let r = entry_records(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
-            (r as usize * n <= room).then_some((slots, step))
+            let g = entry_gas(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
+            (g * n as u64 <= room).then_some((slots, step))
         })
         .unwrap();
     let mut txs: Vec<(KeyPair, IorTx)> = vec![(s.clone(), IorTx::St(forged_st))];
