@@ -89,6 +89,16 @@
 //!   [`MeterError::IntervalOffGrid`]): real meters record every 1, 5, 15 or
 //!   60 minutes, and a finer meter's readings are summed per grid slot, so
 //!   claims stay one record per seller and grid slot whatever the meter.
+//!   An interval at which an ST of [`MIN_SETTLEABLE_MS`] (one hour) would
+//!   not fit one entry is refused ([`MeterError::IntervalTooFine`]: at the
+//!   case study's bounds, 1–4 s; 5 s carries 68 minutes), and `SC_DS_AT`
+//!   refuses an AT whose delivery period, read at the seller's registered
+//!   interval, needs an ST larger than an entry may be
+//!   ([`AtRecordError::StCannotFit`], [`largest_st_fits`]), so every AT
+//!   the chain records can be settled by its seller (issue 11, attack r6;
+//!   we chose this over per-slot readings, which would change what meters
+//!   sign). A seller that registers its meter after recording sales
+//!   limits only itself; the driver registers meters first.
 //!   Arbitration refuses readings at another interval than the registered
 //!   one (`StRejection::OffMeterInterval`; the seller may resubmit its
 //!   meter's own readings). A meter cannot be re-registered, so all of a
@@ -319,6 +329,33 @@ pub enum MeterError {
     /// grid slot and the slot's export is their sum.
     #[error("a meter reading every {step_s} s does not tile the {grid_s} s metering grid")]
     IntervalOffGrid { step_s: u32, grid_s: u32 },
+    /// An ST of [`MIN_SETTLEABLE_MS`] at this interval would not fit one
+    /// entry ([`largest_st_fits`]): its owner could sell almost nothing
+    /// it can settle (issue 11, attack r6).
+    #[error("a meter reading every {step_s} s cannot settle {period_ms} ms in one ST: {why}")]
+    IntervalTooFine { step_s: u32, period_ms: u64, why: AtRecordError },
+}
+
+/// Checks a meter interval against the grid and [`MIN_SETTLEABLE_MS`].
+pub fn check_meter_interval(owner: &Address, step_s: u32, p: &IorParams) -> Result<(), MeterError> {
+    let grid_s = p.meter_step_s;
+    if step_s == 0 || !grid_s.is_multiple_of(step_s) {
+        return Err(MeterError::IntervalOffGrid { step_s, grid_s });
+    }
+    let hour = AgreementTerms {
+        ep: Amount(0),
+        em: gridledger_core::Energy(0),
+        buyer: Address::ZERO,
+        seller: *owner,
+        dt_start: 0,
+        dt_end: MIN_SETTLEABLE_MS,
+        dl: MIN_SETTLEABLE_MS,
+    };
+    largest_st_fits(&hour, step_s, grid_s, p.max_batch).map(|_| ()).map_err(|why| MeterError::IntervalTooFine {
+        step_s,
+        period_ms: MIN_SETTLEABLE_MS,
+        why,
+    })
 }
 
 /// `pay_delegation` arguments.
@@ -1146,6 +1183,76 @@ pub fn max_entry_bytes(max_batch: u32) -> usize {
     crate::driver::MAX_TX_BYTES / 2 / (max_batch.max(1) as usize)
 }
 
+/// The most one entry may weigh ([`entry_gas`]): a third of
+/// [`MAX_BATCH_GAS`]. An entry above it is refused at recording, and an
+/// AT whose largest ST would weigh more is refused
+/// ([`AtRecordError::StCannotFit`]). With today's parameters
+/// [`max_entry_bytes`] binds first (an ST of ≈ 820 five-minute readings
+/// weighs ≈ 18 M).
+pub const MAX_ENTRY_GAS: u64 = MAX_BATCH_GAS / 3;
+
+/// The shortest delivery period every registered meter must be able to
+/// settle in one ST: one hour ([`MeterError::IntervalTooFine`]).
+pub const MIN_SETTLEABLE_MS: u64 = 3_600_000;
+
+/// Why `SC_DS_AT` refuses an AT before recording it. A refused AT reverts
+/// and records nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AtRecordError {
+    /// Every AT the contract accepts must have an ST its seller can record
+    /// (issue 11, attack r6): the AT's delivery period, read at the
+    /// seller's certified meter interval (the grid step while it has no
+    /// meter), needs more readings than one entry carries.
+    #[error(
+        "the delivery period needs an ST of {readings} readings every {step_s} s ({bytes} bytes, {gas} gas); \
+         an entry carries at most {max_bytes} bytes and {max_gas} gas"
+    )]
+    StCannotFit { readings: u64, step_s: u32, bytes: u64, max_bytes: u64, gas: u64, max_gas: u64 },
+}
+
+/// Checks that the largest ST of `t` fits one entry: its seller's
+/// readings every `step_s` seconds over `DT`, both signatures present, as
+/// `SC_DS_ST` would record it after `DT_end` (its claim slots counted):
+/// at most [`max_entry_bytes`]`(max_batch)` bytes and [`MAX_ENTRY_GAS`].
+/// Returns the ST's size and weight. Readings are fixed-width, so this is
+/// exact: an ST of the same readings count never encodes larger.
+pub fn largest_st_fits(
+    t: &AgreementTerms,
+    step_s: u32,
+    grid_s: u32,
+    max_batch: u32,
+) -> Result<(u64, u64), AtRecordError> {
+    let step_ms = u64::from(step_s.max(1)) * 1000;
+    let readings = t.dt_end.saturating_sub(t.dt_start).div_ceil(step_ms);
+    let max_bytes = max_entry_bytes(max_batch) as u64;
+    let sig = Some(gridledger_core::RecoverableSignature([0xff; 65]));
+    let mut st = SettlementTx {
+        terms: t.clone(),
+        stmp: t.dl,
+        buyer_sig: sig,
+        ob: true,
+        dt_step_s: step_s,
+        ps: vec![],
+        meter_sig: sig,
+    };
+    let entry =
+        |st: &SettlementTx| Entry { sender: t.seller, recorded_at: t.dl.max(t.dt_end), tx: IorTx::St(st.clone()) };
+    let size = (bytes(&entry(&st)).len() as u64).saturating_add(readings.saturating_mul(8));
+    let err =
+        |gas| AtRecordError::StCannotFit { readings, step_s, bytes: size, max_bytes, gas, max_gas: MAX_ENTRY_GAS };
+    if size > max_bytes {
+        // Its weight without the claim slots: already too large to carry.
+        return Err(err(entry_gas_of(size as usize, 0)));
+    }
+    st.ps = vec![0; readings as usize];
+    let e = entry(&st);
+    let gas = entry_gas_of(size as usize, entry_records(&e, grid_s));
+    if gas > MAX_ENTRY_GAS {
+        return Err(err(gas));
+    }
+    Ok((size, gas))
+}
+
 /// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
 fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Vec<u8>, ContractError> {
     let Some(p) = ctx.read_typed::<RecordParams>(RECORD_PARAMS)? else { return revert("IOR contract not initialised") };
@@ -1186,6 +1293,16 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
     }
     let records = entry_records(&entry, p.meter_step_s);
     let gas = entry_gas_of(encoded.len(), records);
+    if gas > MAX_ENTRY_GAS {
+        return revert(format!("entry of {gas} gas exceeds the {MAX_ENTRY_GAS} one entry may weigh"));
+    }
+    if let IorTx::At(at) = &entry.tx {
+        let t = &at.terms;
+        let step_s = ctx.read_typed::<MeterRecord>(&mkey(&t.seller))?.map_or(p.meter_step_s, |m| m.step_s);
+        if let Err(e) = largest_st_fits(t, step_s, p.meter_step_s, p.max_batch) {
+            return revert(e.to_string());
+        }
+    }
     let total = h.gas.saturating_add(gas);
     if total > MAX_BATCH_GAS {
         return revert(format!(
@@ -2273,9 +2390,8 @@ impl NativeContract for IorPrimaryContract {
                 if !idle_for(ctx, &who)? {
                     return revert("a pending batch reads this account; register after it settles");
                 }
-                let grid_s = c.params.meter_step_s;
-                if a.meter.step_s == 0 || grid_s % a.meter.step_s != 0 {
-                    return revert(MeterError::IntervalOffGrid { step_s: a.meter.step_s, grid_s }.to_string());
+                if let Err(e) = check_meter_interval(&who, a.meter.step_s, &c.params) {
+                    return revert(e.to_string());
                 }
                 if !ctx.verify_signature(&c.authority, &meter_cert_digest(&c.params.domain, &who, &a.meter), &a.cert)? {
                     return revert("meter certificate not signed by the authority");

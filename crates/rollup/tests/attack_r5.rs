@@ -641,13 +641,15 @@ fn budget_batch() -> (Env, u64, u32) {
 
 /// The bounds behind the record budget and the claimed-slot horizon: an
 /// AT whose delivery period is longer than `max_dl_ms` is refused
-/// (`PeriodTooLong`, the sender's α as for every invalid AT) and opens
+/// (`PeriodTooLong` in `SC_EXE_AT`; since attack r6 already at recording,
+/// `AtRecordError::StCannotFit`: its ST could not be carried) and opens
 /// nothing; an ST recorded after `DL + expiry_ms` is refused penalty-free
 /// (`AfterExpiry`), settles nothing and leaves the agreement to the
 /// buyer's expiry.
 #[test]
 fn an_overlong_period_and_an_st_after_expiry_are_refused() {
-    use gridledger_rollup::types::{AtRejection, StRejection};
+    use gridledger_rollup::primary::{largest_st_fits, AtRecordError};
+    use gridledger_rollup::types::StRejection;
     let mut e = funded();
     let p = e.d.cfg.params.clone();
     let (b, s) = (trader(0), trader(1));
@@ -655,13 +657,14 @@ fn an_overlong_period_and_an_st_after_expiry_are_refused() {
     long.dt_end = long.dt_start + p.max_dl_ms + 5 * MIN;
     long.dl = long.dt_end;
     let before = (e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap());
-    e.d.submit_block(&[(b.clone(), at(&long, &s))]).unwrap();
-    let out = e.d.process(&mut rng(0)).unwrap()[0].outcomes.clone();
-    let why = AtRejection::PeriodTooLong { dt_start: long.dt_start, dt_end: long.dt_end, max_ms: p.max_dl_ms };
-    assert_eq!(out, vec![Outcome::AtRejected(why)]);
+    let r = e.d.submit_block(&[(b.clone(), at(&long, &s))]).unwrap();
+    let why = largest_st_fits(&long, p.meter_step_s, p.meter_step_s, p.max_batch).unwrap_err();
+    assert!(matches!(why, AtRecordError::StCannotFit { .. }));
+    assert_eq!(reverted(&r[0]), format!("reverted: {why}"));
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    assert!(out.is_empty(), "nothing recorded: {out:?}");
     let after = (e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap());
-    assert_eq!((after.0.balance, after.1), (before.0.balance, before.1), "nothing locked, the seller untouched");
-    assert_eq!(after.0.reputation, p.rs - p.alpha, "the sender of an invalid AT pays α");
+    assert_eq!(after, before, "nothing locked, nobody's reputation touched");
     // An agreement whose seller stays silent past DL + expiry.
     let t = terms(&b, &s, Amount(200_000), 500, 9 * HOUR);
     e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();

@@ -660,46 +660,89 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
 /// at the seller's certified interval (`(max_entry_bytes − overhead) / 8`
 /// readings × its `step_s`), or let an ST's readings be summed per grid
 /// slot (one value per slot) so its size depends on slots, not readings.
+///
+/// Fixed: `SC_DS_AT` refuses an AT whose largest ST (readings at the
+/// seller's certified interval over `DT`, both signatures) would not fit
+/// one entry (`AtRecordError::StCannotFit`). At the 5-minute grid: the
+/// longest period whose ST fits is recorded, accepted and settled by its
+/// seller's genuine ST (`SellerDelivered`); one grid slot more is refused
+/// at recording and changes nothing.
 #[test]
-#[ignore = "attack: a 72 h AT is accepted but its 864-reading ST exceeds max_entry_bytes; the buyer's expiry penalises the honest seller"]
 fn an_accepted_long_period_cannot_be_settled_by_its_seller() {
     let mut e = funded();
+    let step = e.d.cfg.params.meter_step_s;
+    settle_at_the_st_bound(&mut e, step);
+}
+
+/// The longest delivery period (in grid slots) whose largest ST — a
+/// reading every `step_s` seconds, both signatures — encodes within
+/// `max_entry_bytes`, found from the encoded STs themselves.
+fn longest_settleable(
+    e: &Env,
+    b: &KeyPair,
+    s: &KeyPair,
+    step_s: u32,
+    start: u64,
+) -> (u64, Box<dyn Fn(u64) -> AgreementTerms>) {
+    use gridledger_rollup::primary::max_entry_bytes;
+    let p = e.d.cfg.params.clone();
+    let grid = u64::from(p.meter_step_s) * 1000;
+    let (b2, s2) = (b.clone(), s.clone());
+    let period = move |slots: u64| {
+        let mut t = terms(&b2, &s2, Amount(200_000), 500, start);
+        t.dt_end = t.dt_start + slots * grid;
+        t.dl = t.dt_end + 15 * MIN;
+        t
+    };
+    let size = |t: &AgreementTerms| {
+        let readings = ((t.dt_end - t.dt_start) / (u64::from(step_s) * 1000)) as usize;
+        let st = metered_st(t, b, step_s, vec![1000; readings]).sign_as_buyer(b);
+        let entry = gridledger_rollup::types::Entry { sender: s.address(), recorded_at: t.dl, tx: IorTx::St(st) };
+        borsh::to_vec(&entry).unwrap().len()
+    };
+    let bound = max_entry_bytes(p.max_batch);
+    let fits = (1..).take_while(|n| size(&period(*n)) <= bound).last().unwrap();
+    assert!(size(&period(fits + 1)) > bound);
+    (fits, Box::new(period))
+}
+
+/// Both boundaries of `StCannotFit` for a seller whose meter reads every
+/// `step_s` seconds: one slot over the longest settleable period is
+/// refused at recording (typed, nothing recorded, no balance moved); the
+/// longest is accepted, and its seller's genuine ST (1 kW throughout; the
+/// buyer recorded `O_b = 0`) is recorded and wins arbitration.
+fn settle_at_the_st_bound(e: &mut Env, step_s: u32) {
+    use gridledger_rollup::primary::{largest_st_fits, AtRecordError};
     let (b, s) = (trader(0), trader(1));
+    let p = e.d.cfg.params.clone();
     let day = 10 * 24 * HOUR;
     e.d.set_time(day);
-    let mut t = terms(&b, &s, Amount(200_000), 500, day + HOUR);
-    t.dt_end = t.dt_start + 72 * HOUR;
-    t.dl = t.dt_end + 15 * MIN;
-    agreed(&mut e, &s, &[(&b, &t)]);
+    let (fits, period) = longest_settleable(e, &b, &s, step_s, day + HOUR);
+    eprintln!("{step_s} s meter: the longest settleable period is {fits} grid slots");
+    // One slot over: refused at recording.
+    let over = period(fits + 1);
+    let before = (e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap());
+    let r = e.d.submit(&b, &at(&over, &s)).unwrap();
+    let why = largest_st_fits(&over, step_s, p.meter_step_s, p.max_batch).unwrap_err();
+    assert!(matches!(why, AtRecordError::StCannotFit { .. }));
+    assert_eq!(reverted(&r), format!("reverted: {why}"));
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    assert!(out.is_empty(), "nothing recorded: {out:?}");
+    assert_eq!((e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap()), before);
+    // Exactly fits: accepted and settled by the seller's genuine ST.
+    let t = period(fits);
+    largest_st_fits(&t, step_s, p.meter_step_s, p.max_batch).unwrap();
+    agreed(e, &s, &[(&b, &t)]);
     assert_eq!(
-        run(&mut e, &b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })),
+        run(e, &b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })),
         vec![Outcome::OpinionRecorded]
     );
-    let seller0 = e.d.participant(&s.address()).unwrap();
-    // The seller's genuine export: 100 W for 72 h (7.2 kWh ≥ 500 Wh).
-    let readings = (72 * HOUR / (5 * MIN)) as usize;
-    let genuine = SettlementTx {
-        terms: t.clone(),
-        stmp: t.dt_end + MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 300,
-        ps: vec![100; readings],
-        meter_sig: None,
-    }
-    .sign_readings(&gridledger_rollup::driver::meter_key(&s.address()));
+    let readings = ((t.dt_end - t.dt_start) / (u64::from(step_s) * 1000)) as usize;
+    let genuine = metered_st(&t, &b, step_s, vec![1000; readings]);
     let r = e.d.submit(&s, &IorTx::St(genuine)).unwrap();
-    let recorded = format!("{:?}", r.status);
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
     let st_out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
-    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
-    let exp = run(&mut e, &b, IorTx::Expire(t.clone()));
-    let seller1 = e.d.participant(&s.address()).unwrap();
-    assert_eq!(
-        st_out,
-        vec![Outcome::StSettled(StSettlement::SellerDelivered)],
-        "the seller's ST ({readings} readings) recording: {recorded}; the buyer's expiry: {exp:?}; seller {seller0:?} -> \
-         {seller1:?}"
-    );
+    assert_eq!(st_out, vec![Outcome::StSettled(StSettlement::SellerDelivered)], "{readings} readings");
 }
 
 /// [7] THEFT FROM AN HONEST SELLER — [6] FOR AN ORDINARY HALF HOUR: A
@@ -723,27 +766,37 @@ fn an_accepted_long_period_cannot_be_settled_by_its_seller() {
 /// the per-slot sums), or refuse at `register_meter` an interval whose
 /// readings for `max_dl_ms` would not fit `max_entry_bytes`, and bound
 /// AT periods by what the seller's certified meter can carry.
+///
+/// Fixed: `register_meter` refuses an interval at which an ST of one hour
+/// would not fit one entry (`MeterError::IntervalTooFine`: 1 s, and 4 s,
+/// the finest refused; 5 s, the finest accepted, carries 70 minutes), and
+/// `SC_DS_AT` bounds a 5-second seller's periods by what its ST carries
+/// (both boundaries, as [6]).
 #[test]
-#[ignore = "attack: a seller whose certified meter reads every second cannot record any half-hour ST; its buyers expire it and penalise it"]
 fn a_seller_with_a_one_second_meter_cannot_settle_a_half_hour() {
-    let mut e = funded_metered(5_000, 1);
-    let (b, s) = (trader(0), trader(1));
-    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
-    agreed(&mut e, &s, &[(&b, &t)]);
-    assert_eq!(
-        run(&mut e, &b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })),
-        vec![Outcome::OpinionRecorded]
-    );
-    // 1,000 W for the half hour (500 Wh), one reading a second.
-    let genuine = metered_st(&t, &b, 1, vec![1000; 1800]);
-    let r = e.d.submit(&s, &IorTx::St(genuine)).unwrap();
-    let recorded = format!("{:?}", r.status);
-    let st_out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
-    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
-    let exp = run(&mut e, &b, IorTx::Expire(t.clone()));
-    assert_eq!(
-        st_out,
-        vec![Outcome::StSettled(StSettlement::SellerDelivered)],
-        "the seller's ST recording: {recorded}; the buyer's expiry: {exp:?}"
-    );
+    use gridledger_rollup::primary::{check_meter_interval, MeterError, RegisterMeter};
+    use gridledger_rollup::types::{meter_cert_digest, MeterRecord};
+    let mut e = funded_metered(5_000, 5);
+    // An account without a meter (a validator's) tries the fine intervals.
+    let owner = e.d.validators[0].0.clone();
+    let key = gridledger_rollup::driver::meter_key(&owner.address()).address();
+    let meter_view = |e: &Env| {
+        e.d.primary
+            .chain
+            .view(gridledger_rollup::IOR_PRIMARY_ID, "meter", &gridledger_rollup::args(&owner.address()))
+            .unwrap()
+    };
+    for step_s in [1, 4] {
+        let meter = MeterRecord { key, step_s };
+        let cert = e.d.authority.sign(&meter_cert_digest(&e.d.cfg.params.domain, &owner.address(), &meter));
+        let a = gridledger_rollup::args(&RegisterMeter { meter, cert });
+        let r = e.d.primary_call(&owner, "register_meter", a, Amount::ZERO).unwrap();
+        let why = check_meter_interval(&owner.address(), step_s, &e.d.cfg.params).unwrap_err();
+        assert!(matches!(why, MeterError::IntervalTooFine { .. }), "{why}");
+        assert_eq!(reverted(&r), format!("reverted: {why}"));
+        assert!(meter_view(&e).is_null(), "nothing registered");
+    }
+    // The traders' 5-second meters were registered; their sales are
+    // bounded by what a 5-second ST carries (at least a half hour).
+    settle_at_the_st_bound(&mut e, 5);
 }
