@@ -885,6 +885,9 @@ fn rebuild<R: gridledger_ledger::StorageRead>(
 struct Touch {
     batch: u64,
     sent: u32,
+    /// The [`entry_gas`] of the entries it sent in `batch`, summed; at
+    /// most [`MAX_SENDER_GAS`].
+    gas: u64,
 }
 
 fn touch(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<Option<Touch>, ContractError> {
@@ -1163,7 +1166,7 @@ fn withdraw(ctx: &mut CallContext<'_, '_>, a: WithdrawArgs) -> Result<Vec<u8>, C
     }
     // The debit lands in the next batch to open: the account waits for it.
     let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
-    ctx.write_typed(&ptkey(&who), &Touch { batch: next, sent: 0 })?;
+    ctx.write_typed(&ptkey(&who), &Touch { batch: next, sent: 0, gas: 0 })?;
     enqueue(ctx, QueueItem::Out { who, amount: a.amount })?;
     ctx.pay(&who, a.amount)?;
     Ok(bytes(&(a.record.balance.0 - a.amount.0)))
@@ -1190,6 +1193,19 @@ pub fn max_entry_bytes(max_batch: u32) -> usize {
 /// [`max_entry_bytes`] binds first (an ST of ≈ 820 five-minute readings
 /// weighs ≈ 18 M).
 pub const MAX_ENTRY_GAS: u64 = MAX_BATCH_GAS / 3;
+
+/// The most [`entry_gas`] one sender's entries may add to one batch
+/// (issue 11, attack r6): one largest entry ([`MAX_ENTRY_GAS`]), so no
+/// account fills more than a third of a batch.
+pub const MAX_SENDER_GAS: u64 = MAX_ENTRY_GAS;
+
+/// The share of [`MAX_BATCH_GAS`] that ATs and STs cannot fill: an eighth
+/// (9 M gas, about 85 opinions or expiries of ≈ 106 k each), kept for the
+/// buyers' `O_b` and expiries, which must land before a deadline (issue 11,
+/// attack r6: refused STs of sybils filled every batch until `DL`). STs
+/// and ATs may bring a batch to `MAX_BATCH_GAS − RESERVED_GAS`; opinions
+/// and expiries to `MAX_BATCH_GAS`.
+pub const RESERVED_GAS: u64 = MAX_BATCH_GAS / 8;
 
 /// The shortest delivery period every registered meter must be able to
 /// settle in one ST: one hour ([`MeterError::IntervalTooFine`]).
@@ -1303,11 +1319,25 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
             return revert(e.to_string());
         }
     }
-    let total = h.gas.saturating_add(gas);
-    if total > MAX_BATCH_GAS {
+    let sent_gas = prev.filter(|t| t.batch == h.id).map_or(0, |t| t.gas);
+    if sent_gas.saturating_add(gas) > MAX_SENDER_GAS {
         return revert(format!(
-            "batch {} weighs {} gas; this entry's {gas} would exceed the {MAX_BATCH_GAS} a dispute of the batch can \
-             re-execute in one call",
+            "{sender} already sent {sent_gas} gas of entries in batch {}; this entry's {gas} would exceed the \
+             {MAX_SENDER_GAS} one sender may use per batch",
+            h.id
+        ));
+    }
+    // ATs and STs leave `RESERVED_GAS` of the budget to opinions and
+    // expiries, so a buyer's `O_b` and expiry always find room.
+    let limit = match entry.tx {
+        IorTx::Opinion(_) | IorTx::Expire(_) => MAX_BATCH_GAS,
+        IorTx::At(_) | IorTx::St(_) => MAX_BATCH_GAS - RESERVED_GAS,
+    };
+    let total = h.gas.saturating_add(gas);
+    if total > limit {
+        return revert(format!(
+            "batch {} weighs {} gas; this entry's {gas} would exceed the {limit} its kind may fill (of the \
+             {MAX_BATCH_GAS} a dispute of the batch can re-execute in one call)",
             h.id, h.gas
         ));
     }
@@ -1332,9 +1362,9 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
             others.push(party);
         }
     }
-    ctx.write_typed(&ptkey(&sender), &Touch { batch: h.id, sent: sent + 1 })?;
+    ctx.write_typed(&ptkey(&sender), &Touch { batch: h.id, sent: sent + 1, gas: sent_gas.saturating_add(gas) })?;
     for party in others {
-        ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
+        ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0, gas: 0 })?;
     }
     let index = h.len() as u32;
     h.records = h.records.saturating_add(records);
