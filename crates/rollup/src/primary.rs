@@ -167,10 +167,14 @@
 //!   `max_dl_ms` after it, and `SC_EXE_ST` refuses an ST recorded after
 //!   `DL + expiry_ms` ([`crate::types::StRejection::AfterExpiry`]), so a
 //!   slot beginning at `T` is read by no entry recorded after
-//!   `T + 2 × max_dl_ms + expiry_ms`. Deleting such records when a batch
-//!   settles loses nothing; it is not implemented yet (the state root
-//!   would have to change by a deletion the whole-batch re-execution
-//!   proves as well).
+//!   `T + 2 × max_dl_ms + expiry_ms` ([`crate::state::claim_horizon_ms`]).
+//!   Deleting such records loses nothing: `prune_claims` queues up to
+//!   [`CLAIM_PRUNE_PER_CALL`] deletions of records proved present and
+//!   older than that ([`QueueItem::Prune`], at most
+//!   [`CLAIM_PRUNE_PER_BATCH`] per batch), which the next batch applies
+//!   before its entries, so its post-state root and every re-execution
+//!   of it include them; the driver's executor sends one after each batch
+//!   it finalizes.
 //! - **Gas per batch is bounded** ([`MAX_BATCH_GAS`]): `SC_DS_*` weighs
 //!   each entry by what its re-execution costs ([`entry_gas`]: its bytes
 //!   and the settlement records it touches) and refuses an entry past the
@@ -459,6 +463,13 @@ pub const MAX_OPEN_COMMITMENTS: usize = 16;
 /// of the state adds at most 512 gas per record, which the margin
 /// [`MAX_BATCH_GAS`] leaves below the driver's call limit absorbs.
 pub const RECORD_GAS: u64 = 22_000;
+/// Gas one claimed-slot record costs, as [`entry_gas`] counts it:
+/// [`RECORD_GAS`] plus the calldata of a full slot record (≈ 330 bytes
+/// with [`crate::exec::MAX_PERIODS_PER_SLOT`] periods, 5,280 gas) and the
+/// re-allocation's `STEP_GAS` per claim it may move (1,800): 30,000. A
+/// slot's value travels in the witness, so slots filled by earlier sales
+/// cost a dispute more than an account's record.
+pub const SLOT_RECORD_GAS: u64 = 30_000;
 /// Gas one byte of an encoded entry costs a batch's re-execution, as
 /// [`entry_gas`] counts it: 16 for calldata (every byte counted non-zero),
 /// hashing it into the entry hash and the batch commitment, and 50 gas per
@@ -482,21 +493,32 @@ pub const ENTRY_BASE_GAS: u64 = 12_000;
 /// part; measured at the worst cases (slot-heavy STs; dense max-size STs;
 /// both behind a full queue: `tests/attack_r5.rs`, `tests/attack_r6.rs`)
 /// it stays below 100 M and half the 300 M block. An honest full batch
-/// (300 half-hour STs of 9 records each) is estimated at ≈ 65 M.
+/// (300 half-hour STs of 9 records, 6 of them slots) weighs ≈ 80 M: up to
+/// ≈ 236 such STs record per block, the rest in the next.
 pub const MAX_BATCH_GAS: u64 = 72_000_000;
 
 /// What an entry weighs against [`MAX_BATCH_GAS`]: [`ENTRY_BASE_GAS`] +
-/// [`ENTRY_BYTE_GAS`] × its encoded size + [`RECORD_GAS`] × its records
-/// ([`entry_records`]). Computed from the entry alone, as `SC_DS_*` records
+/// [`ENTRY_BYTE_GAS`] × its encoded size + [`RECORD_GAS`] × its account
+/// and agreement records + [`SLOT_RECORD_GAS`] × its claimed-slot records
+/// ([`entry_records`] counts both). Computed from the entry alone, as `SC_DS_*` records
 /// it.
 pub fn entry_gas(e: &Entry, grid_s: u32) -> u64 {
-    entry_gas_of(bytes(e).len(), entry_records(e, grid_s))
+    entry_gas_of(bytes(e).len(), entry_weighed_records(e, grid_s))
 }
 
-fn entry_gas_of(len: usize, records: u32) -> u64 {
+/// Entry `e`'s records: (all of them, the claimed-slot ones among them).
+fn entry_weighed_records(e: &Entry, grid_s: u32) -> (u32, u32) {
+    let keys = crate::state::entry_keys(std::slice::from_ref(e), &[], grid_s);
+    let slots = keys.iter().filter(|k| matches!(k, RecordKey::Claimed(_))).count();
+    (u32::try_from(keys.len()).unwrap_or(u32::MAX), u32::try_from(slots).unwrap_or(u32::MAX))
+}
+
+fn entry_gas_of(len: usize, (records, slots): (u32, u32)) -> u64 {
+    let others = u64::from(records.saturating_sub(slots));
     ENTRY_BASE_GAS
         .saturating_add(ENTRY_BYTE_GAS.saturating_mul(len as u64))
-        .saturating_add(RECORD_GAS.saturating_mul(u64::from(records)))
+        .saturating_add(RECORD_GAS.saturating_mul(others))
+        .saturating_add(SLOT_RECORD_GAS.saturating_mul(u64::from(slots)))
 }
 
 /// Most bridge queue items (`fund`, `withdraw`) one batch applies: a
@@ -520,6 +542,37 @@ pub fn entry_records(e: &Entry, grid_s: u32) -> u32 {
 
 /// Most expired commitment records one `commit_dispute` deletes.
 pub const COMMITMENT_PRUNE_PER_CALL: u64 = 8;
+
+/// Most claimed-slot records one `prune_claims` call deletes.
+pub const CLAIM_PRUNE_PER_CALL: usize = 8;
+
+/// Most claimed-slot deletions one batch applies (of its
+/// [`MAX_QUEUE_PER_BATCH`] queue items; the rest stay for `fund` and
+/// `withdraw`).
+pub const CLAIM_PRUNE_PER_BATCH: u64 = 64;
+
+/// `prune_claims` arguments: the seller slots whose records to delete and
+/// a witness proving each present in the latest settled state.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct PruneClaims {
+    pub slots: Vec<crate::types::SlotKey>,
+    pub witness: StateWitness,
+}
+
+/// Why `prune_claims` refuses. A refused call reverts and queues nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PruneError {
+    #[error("name between 1 and {max} slots, each once (got {got})")]
+    Count { got: usize, max: usize },
+    #[error("slot beginning at {dt_start} may still be read until {until}; now {now}")]
+    NotExpired { dt_start: u64, until: u64, now: u64 },
+    #[error("the next batch already deletes {queued} slot records (at most {max}); prune after it opens")]
+    BatchFull { queued: u64, max: u64 },
+    #[error("the witness does not prove the slots against the settled root: {0}")]
+    NotProved(String),
+    #[error("no record of the slot beginning at {0} in the settled state")]
+    Absent(u64),
+}
 
 /// Why `commit_dispute` refuses. A refused commitment reverts and records
 /// nothing.
@@ -713,6 +766,8 @@ impl RecordParams {
     }
 }
 const NEXT_BATCH: &[u8] = b"bn";
+/// `(batch, n)`: `prune_claims` queued `n` deletions for batch `batch`.
+const PRUNE_PENDING: &[u8] = b"prn";
 /// Length of the bridge queue ([`crate::state::QueueItem`]s at `q/INDEX`).
 const QUEUE_LEN: &[u8] = b"qn";
 /// The latest settled state root.
@@ -1122,6 +1177,7 @@ fn enqueue(ctx: &mut CallContext<'_, '_>, q: QueueItem) -> Result<u64, ContractE
     let (kind, who, amount) = match q {
         QueueItem::In { who, amount } => ("in", who, amount),
         QueueItem::Out { who, amount } => ("out", who, amount),
+        QueueItem::Prune { slot } => ("prune", slot.seller, Amount::ZERO),
     };
     ctx.emit(
         "ior_queued",
@@ -1186,17 +1242,17 @@ pub fn max_entry_bytes(max_batch: u32) -> usize {
     crate::driver::MAX_TX_BYTES / 2 / (max_batch.max(1) as usize)
 }
 
-/// The most one entry may weigh ([`entry_gas`]): a third of
-/// [`MAX_BATCH_GAS`]. An entry above it is refused at recording, and an
-/// AT whose largest ST would weigh more is refused
+/// The most one entry may weigh ([`entry_gas`]): three eighths of
+/// [`MAX_BATCH_GAS`] (27 M). An entry above it is refused at recording,
+/// and an AT whose largest ST would weigh more is refused
 /// ([`AtRecordError::StCannotFit`]). With today's parameters
-/// [`max_entry_bytes`] binds first (an ST of ≈ 820 five-minute readings
-/// weighs ≈ 18 M).
-pub const MAX_ENTRY_GAS: u64 = MAX_BATCH_GAS / 3;
+/// [`max_entry_bytes`] binds first (the largest ST, 840 five-minute
+/// readings, weighs ≈ 25.4 M).
+pub const MAX_ENTRY_GAS: u64 = MAX_BATCH_GAS / 8 * 3;
 
 /// The most [`entry_gas`] one sender's entries may add to one batch
 /// (issue 11, attack r6): one largest entry ([`MAX_ENTRY_GAS`]), so no
-/// account fills more than a third of a batch.
+/// account fills more than three eighths of a batch.
 pub const MAX_SENDER_GAS: u64 = MAX_ENTRY_GAS;
 
 /// The share of [`MAX_BATCH_GAS`] that ATs and STs cannot fill: an eighth
@@ -1206,6 +1262,11 @@ pub const MAX_SENDER_GAS: u64 = MAX_ENTRY_GAS;
 /// and ATs may bring a batch to `MAX_BATCH_GAS − RESERVED_GAS`; opinions
 /// and expiries to `MAX_BATCH_GAS`.
 pub const RESERVED_GAS: u64 = MAX_BATCH_GAS / 8;
+
+/// The most settlement records one entry can count within
+/// [`MAX_ENTRY_GAS`] (≈ 1,226): bounds an ST's period plus its reach
+/// ([`crate::types::IorTx::StReach`]); the driver shortens a reach to fit.
+pub const MAX_ENTRY_RECORDS: u32 = ((MAX_ENTRY_GAS - ENTRY_BASE_GAS) / RECORD_GAS) as u32;
 
 /// The shortest delivery period every registered meter must be able to
 /// settle in one ST: one hour ([`MeterError::IntervalTooFine`]).
@@ -1258,11 +1319,11 @@ pub fn largest_st_fits(
         |gas| AtRecordError::StCannotFit { readings, step_s, bytes: size, max_bytes, gas, max_gas: MAX_ENTRY_GAS };
     if size > max_bytes {
         // Its weight without the claim slots: already too large to carry.
-        return Err(err(entry_gas_of(size as usize, 0)));
+        return Err(err(entry_gas_of(size as usize, (0, 0))));
     }
     st.ps = vec![0; readings as usize];
     let e = entry(&st);
-    let gas = entry_gas_of(size as usize, entry_records(&e, grid_s));
+    let gas = entry_gas_of(size as usize, entry_weighed_records(&e, grid_s));
     if gas > MAX_ENTRY_GAS {
         return Err(err(gas));
     }
@@ -1307,8 +1368,9 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
             encoded.len()
         ));
     }
-    let records = entry_records(&entry, p.meter_step_s);
-    let gas = entry_gas_of(encoded.len(), records);
+    let weighed = entry_weighed_records(&entry, p.meter_step_s);
+    let records = weighed.0;
+    let gas = entry_gas_of(encoded.len(), weighed);
     if gas > MAX_ENTRY_GAS {
         return revert(format!("entry of {gas} gas exceeds the {MAX_ENTRY_GAS} one entry may weigh"));
     }
@@ -1331,7 +1393,7 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
     // expiries, so a buyer's `O_b` and expiry always find room.
     let limit = match entry.tx {
         IorTx::Opinion(_) | IorTx::Expire(_) => MAX_BATCH_GAS,
-        IorTx::At(_) | IorTx::St(_) => MAX_BATCH_GAS - RESERVED_GAS,
+        IorTx::At(_) | IorTx::St(_) | IorTx::StReach(..) => MAX_BATCH_GAS - RESERVED_GAS,
     };
     let total = h.gas.saturating_add(gas);
     if total > limit {
@@ -2008,6 +2070,52 @@ fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<V
     Ok(bytes(&true))
 }
 
+/// `prune_claims`: queues the deletion of up to [`CLAIM_PRUNE_PER_CALL`]
+/// claimed-slot records of the settlement state that no entry can read
+/// any more ([`crate::state::claim_prunable`]: the slot began more than
+/// [`crate::state::claim_horizon_ms`] before this block), each proved
+/// present against the settled root (so a call cannot fill a batch's
+/// deletions with slots that hold nothing). The next batch to open applies
+/// them before its entries ([`QueueItem::Prune`]); at most
+/// [`CLAIM_PRUNE_PER_BATCH`] per batch. The driver's executor sends one
+/// after every batch it finalizes, oldest slots first, so the records
+/// live about one horizon plus the backlog later calls clear.
+fn prune_claims(ctx: &mut CallContext<'_, '_>, a: PruneClaims) -> Result<Vec<u8>, ContractError> {
+    let refuse = |e: PruneError| revert(e.to_string());
+    let c = cfg(ctx)?;
+    let now = ctx.timestamp();
+    let keys: std::collections::BTreeSet<RecordKey> = a.slots.iter().map(|k| RecordKey::Claimed(*k)).collect();
+    if a.slots.is_empty() || a.slots.len() > CLAIM_PRUNE_PER_CALL || keys.len() != a.slots.len() {
+        return refuse(PruneError::Count { got: a.slots.len(), max: CLAIM_PRUNE_PER_CALL });
+    }
+    let horizon = crate::state::claim_horizon_ms(&c.params).unwrap_or(u64::MAX);
+    if let Some(k) = a.slots.iter().find(|k| !crate::state::claim_prunable(&c.params, k, now)) {
+        return refuse(PruneError::NotExpired { dt_start: k.dt_start, until: k.dt_start.saturating_add(horizon), now });
+    }
+    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
+    let queued = match ctx.read_typed::<(u64, u64)>(PRUNE_PENDING)? {
+        Some((b, n)) if b == next => n,
+        _ => 0,
+    };
+    let n = a.slots.len() as u64;
+    if queued + n > CLAIM_PRUNE_PER_BATCH {
+        return refuse(PruneError::BatchFull { queued, max: CLAIM_PRUNE_PER_BATCH });
+    }
+    let root = settled_root(ctx)?;
+    let state = match open_priced(ctx, &keys, &a.witness, &root)? {
+        Ok((state, _)) => state,
+        Err(e) => return refuse(PruneError::NotProved(e)),
+    };
+    if let Some(k) = a.slots.iter().find(|k| !state.claimed.contains_key(k) && !state.slots.contains_key(k)) {
+        return refuse(PruneError::Absent(k.dt_start));
+    }
+    for slot in &a.slots {
+        enqueue(ctx, QueueItem::Prune { slot: *slot })?;
+    }
+    ctx.write_typed(PRUNE_PENDING, &(next, queued + n))?;
+    Ok(bytes(&n))
+}
+
 /// Deletes up to [`COMMITMENT_PRUNE_PER_CALL`] expired commitments (older
 /// than `window`), oldest first: the `dq/SEQ` entry, the committer's
 /// `dc/` record when it is still this commitment's (a later re-commitment
@@ -2394,6 +2502,7 @@ impl NativeContract for IorPrimaryContract {
                 Ok(bytes(&enqueue(ctx, QueueItem::In { who, amount: value })?))
             }
             "withdraw" => withdraw(ctx, decode_args(args)?),
+            "prune_claims" => prune_claims(ctx, decode_args(args)?),
             // Opens an empty batch that only applies queued `fund`s and
             // `withdraw`s (when no trade would open one soon).
             "flush" => {
@@ -2460,6 +2569,12 @@ impl NativeContract for IorPrimaryContract {
             "sc_ds_st" => {
                 let st: SettlementTx = decode_args(args)?;
                 record(ctx, IorTx::St(st), latest)
+            }
+            // An ST whose won arbitration re-allocates over `reach` grid
+            // slots after its period too (`IorTx::StReach`).
+            "sc_ds_st_reach" => {
+                let (st, reach): (SettlementTx, u32) = decode_args(args)?;
+                record(ctx, IorTx::StReach(st, reach), latest)
             }
             "sc_ds_ob" => {
                 let o: BuyerOpinion = decode_args(args)?;
