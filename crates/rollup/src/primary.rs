@@ -89,7 +89,7 @@
 //!   [`MeterError::IntervalOffGrid`]): real meters record every 1, 5, 15 or
 //!   60 minutes, and a finer meter's readings are summed per grid slot, so
 //!   claims stay one record per seller and grid slot whatever the meter.
-//!   An interval at which an ST of [`MIN_SETTLEABLE_MS`] (one hour) would
+//!   An interval at which an ST of [`MIN_SETTLEABLE_SLOTS`] grid slots (one hour) would
 //!   not fit one entry is refused ([`MeterError::IntervalTooFine`]: at the
 //!   case study's bounds, 1–4 s; 5 s carries 68 minutes), and `SC_DS_AT`
 //!   refuses an AT whose delivery period, read at the seller's registered
@@ -333,31 +333,32 @@ pub enum MeterError {
     /// grid slot and the slot's export is their sum.
     #[error("a meter reading every {step_s} s does not tile the {grid_s} s metering grid")]
     IntervalOffGrid { step_s: u32, grid_s: u32 },
-    /// An ST of [`MIN_SETTLEABLE_MS`] at this interval would not fit one
+    /// An ST of [`MIN_SETTLEABLE_SLOTS`] at this interval would not fit one
     /// entry ([`largest_st_fits`]): its owner could sell almost nothing
     /// it can settle (issue 11, attack r6).
     #[error("a meter reading every {step_s} s cannot settle {period_ms} ms in one ST: {why}")]
     IntervalTooFine { step_s: u32, period_ms: u64, why: AtRecordError },
 }
 
-/// Checks a meter interval against the grid and [`MIN_SETTLEABLE_MS`].
+/// Checks a meter interval against the grid and [`MIN_SETTLEABLE_SLOTS`].
 pub fn check_meter_interval(owner: &Address, step_s: u32, p: &IorParams) -> Result<(), MeterError> {
     let grid_s = p.meter_step_s;
     if step_s == 0 || !grid_s.is_multiple_of(step_s) {
         return Err(MeterError::IntervalOffGrid { step_s, grid_s });
     }
+    let period_ms = MIN_SETTLEABLE_SLOTS * u64::from(grid_s) * 1000;
     let hour = AgreementTerms {
         ep: Amount(0),
         em: gridledger_core::Energy(0),
         buyer: Address::ZERO,
         seller: *owner,
         dt_start: 0,
-        dt_end: MIN_SETTLEABLE_MS,
-        dl: MIN_SETTLEABLE_MS,
+        dt_end: period_ms,
+        dl: period_ms,
     };
     largest_st_fits(&hour, step_s, grid_s, p.max_batch).map(|_| ()).map_err(|why| MeterError::IntervalTooFine {
         step_s,
-        period_ms: MIN_SETTLEABLE_MS,
+        period_ms,
         why,
     })
 }
@@ -1268,9 +1269,11 @@ pub const RESERVED_GAS: u64 = MAX_BATCH_GAS / 8;
 /// ([`crate::types::IorTx::StReach`]); the driver shortens a reach to fit.
 pub const MAX_ENTRY_RECORDS: u32 = ((MAX_ENTRY_GAS - ENTRY_BASE_GAS) / RECORD_GAS) as u32;
 
-/// The shortest delivery period every registered meter must be able to
-/// settle in one ST: one hour ([`MeterError::IntervalTooFine`]).
-pub const MIN_SETTLEABLE_MS: u64 = 3_600_000;
+/// The shortest delivery period, in grid slots, every registered meter
+/// must be able to settle in one ST ([`MeterError::IntervalTooFine`]):
+/// twelve, one hour on the case study's 5-minute grid (an accelerated
+/// demo's grid scales it).
+pub const MIN_SETTLEABLE_SLOTS: u64 = 12;
 
 /// Why `SC_DS_AT` refuses an AT before recording it. A refused AT reverts
 /// and records nothing.
