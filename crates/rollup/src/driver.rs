@@ -841,6 +841,15 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             .unwrap_or(end);
         let slots = far.saturating_sub(end).checked_div(grid).unwrap_or(0);
         let reach = u32::try_from(slots).unwrap_or(u32::MAX).min(crate::exec::MAX_REACH_SLOTS);
+        // A reach slot is one more record: shorten the reach so the entry
+        // stays within what one entry may weigh
+        // ([`crate::primary::MAX_ENTRY_GAS`]) and is recorded.
+        let plain_entry = crate::types::Entry { sender: st.terms.seller, recorded_at: end, tx: IorTx::St(st.clone()) };
+        let room = crate::primary::MAX_ENTRY_GAS
+            .saturating_sub(crate::primary::entry_gas(&plain_entry, self.cfg.params.meter_step_s))
+            .saturating_sub(crate::primary::ENTRY_BYTE_GAS * 4)
+            / crate::primary::RECORD_GAS;
+        let reach = reach.min(u32::try_from(room).unwrap_or(u32::MAX));
         if reach == 0 {
             return Ok(IorTx::St(st));
         }

@@ -140,7 +140,7 @@ pub fn claim_alloc(
 /// ([`IorTx::StReach`]): one week of 5-minute slots, the
 /// longest delivery period the default `max_dl_ms` allows, so a claim can
 /// reach every sale of the default parameters that overlaps it. The
-/// per-batch record budget bounds what a batch actually reads.
+/// per-entry and per-batch gas budgets (`crate::primary::MAX_ENTRY_GAS`, `MAX_BATCH_GAS`) bound what a batch actually reads.
 pub const MAX_REACH_SLOTS: u32 = 2016;
 
 /// Most won arbitrations over distinct delivery periods one slot record
@@ -486,7 +486,7 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
 /// The grid slots whose claimed energy entry `e` may read or claim: an
 /// ST's [`SettlementTx::claim_slots`] and (an [`IorTx::StReach`]) the [`SettlementTx::reach_keys`]
 /// after them (the window its won arbitration re-allocates over,
-/// [`realloc`]; counted against the batch's record budget like the
+/// [`realloc`]; counted against the batch's gas budget like the
 /// period's slots), but only when the ST can reach a
 /// verdict that reads or claims them — sent by its seller, recorded at or
 /// after the end of its delivery period (`SC_EXE_ST` refuses everything

@@ -18,7 +18,7 @@ use gridledger_rollup::exec::{
     apply_effects, execute_batch, realloc, ExecEnv, OffChain, PreState, SlotAlloc, MAX_PERIODS_PER_SLOT,
     MAX_REACH_SLOTS, STEP_GAS,
 };
-use gridledger_rollup::primary::{entry_records, MAX_BATCH_RECORDS};
+use gridledger_rollup::primary::{entry_records, MAX_ENTRY_RECORDS};
 use gridledger_rollup::types::{
     Agreement, AgreementTerms, Entry, IorParams, IorTx, MeterRecord, Outcome, Participant, SlotKey, StSettlement,
 };
@@ -207,19 +207,23 @@ impl ExecEnv for Counting {
 }
 
 /// The worst case one batch allows: one ST whose window (its period's
-/// slots plus its reach) fills the batch's record budget, every slot of
-/// it holding [`MAX_PERIODS_PER_SLOT`] earlier won claims, all moved, and
-/// [`MAX_PERIODS_PER_SLOT`] sales recorded without certified readings
-/// (period demands, [`SlotAlloc::sold`]), all re-placed. The
-/// re-allocation charges `STEP_GAS × (slots + claims and sales held)`;
-/// the whole verdict is measured and bounded here.
+/// slots plus its reach) fills what one entry may count
+/// (`MAX_ENTRY_RECORDS`; one sender sends at most one such per batch), every
+/// slot of it holding [`MAX_PERIODS_PER_SLOT`] earlier won claims, all
+/// moved, and [`MAX_PERIODS_PER_SLOT`] sales recorded without certified
+/// readings (period demands, [`SlotAlloc::sold`]), all re-placed. The
+/// re-allocation charges `STEP_GAS × (slots + claims and sales held)`; the
+/// whole verdict is measured and bounded here.
 #[test]
 fn realloc_gas_at_the_record_budget_bound() {
     let p = IorParams::case_study();
     let (b, s) = (trader(0), trader(1));
-    let reach = MAX_REACH_SLOTS as u64;
-    // seller + buyer + agreement + window slots = the record budget.
-    let own = u64::from(MAX_BATCH_RECORDS) - 3 - reach;
+    // Since attack r6 one entry counts at most `MAX_ENTRY_RECORDS` (its
+    // weight at most `MAX_ENTRY_GAS`): a window of that many records, half
+    // of it reach (at most `MAX_REACH_SLOTS`).
+    let reach = (u64::from(MAX_ENTRY_RECORDS) / 2).min(u64::from(MAX_REACH_SLOTS));
+    // seller + buyer + agreement + window slots = the entry's record bound.
+    let own = u64::from(MAX_ENTRY_RECORDS) - 3 - reach;
     let window = own + reach;
     let start = 8 * HOUR;
     let t = AgreementTerms {
@@ -232,8 +236,8 @@ fn realloc_gas_at_the_record_budget_bound() {
         dl: start + own * SLOT + 15 * MIN,
     };
     let st_tx = metered_st(&t, &b, 300, vec![10; own as usize]);
-    let entry = Entry { sender: s.address(), recorded_at: t.dt_end + MIN, tx: IorTx::StReach(st_tx, MAX_REACH_SLOTS) };
-    assert_eq!(entry_records(&entry, p.meter_step_s), MAX_BATCH_RECORDS, "the window fills the budget");
+    let entry = Entry { sender: s.address(), recorded_at: t.dt_end + MIN, tx: IorTx::StReach(st_tx, reach as u32) };
+    assert_eq!(entry_records(&entry, p.meter_step_s), MAX_ENTRY_RECORDS, "the window fills the bound");
     let mut pre = PreState::default();
     for a in [b.address(), s.address()] {
         pre.participants.insert(a, Participant { balance: Amount(1_000_000_000), reputation: 100 });
