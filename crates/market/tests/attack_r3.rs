@@ -57,7 +57,6 @@ fn cfg(seed: u64) -> TearDoConfig {
 // reference's totals (each within 1 Wh + 1e-4 of its own e_max), since a
 // welfare-relative gap is dominated by the largest trader.
 #[test]
-#[ignore = "attack: sybil requests own ALADIN's median tolerance; clear reports Ok with honest buyers at 0 kWh"]
 fn sybil_median_does_not_loosen_aladin() {
     let net = feeder();
     let honest = Market::generate(7, 3, 3, &[18, 17, 16, 33, 32]);
@@ -534,7 +533,6 @@ fn converged_primal_dual_is_accepted_on_congested_case30() {
 // iteration with no trade and `clear` refuses it as `OffOptimum` (gap 1.0). Fix: the lower median (or
 // the per-prosumer tolerance of the sybil finding above).
 #[test]
-#[ignore = "attack: the upper median makes one large seller set ALADIN's tolerance in a 1x1 market"]
 fn one_large_seller_does_not_stop_a_two_party_aladin_market() {
     let net = feeder();
     let market = Market {
