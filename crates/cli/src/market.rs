@@ -161,7 +161,7 @@ fn print_clearing(a: &ClearArgs, r: &Clearing) {
     println!("nodal prices     ${lo:.4} to ${hi:.4}/kWh over {} buses", r.bus_prices.len());
     let st = &r.settlement;
     println!(
-        "settlement       {} Wh in {} trades; buyers pay {} = sellers receive {} minor units (1/{} $; Wh, price and payment rounded ties-to-even per trade)",
+        "settlement       {} Wh in {} trades; buyers pay {} = sellers receive {} minor units (1/{} $; each prosumer's Wh and net payment rounded once)",
         st.energy_wh,
         st.trades.len(),
         st.buyer_pays.iter().sum::<i64>(),
@@ -172,10 +172,13 @@ fn print_clearing(a: &ClearArgs, r: &Clearing) {
     trades.sort_by(|x, y| y.kwh.total_cmp(&x.kwh));
     for t in trades.iter().take(a.show_trades) {
         let settled = st.trades.iter().find(|x| x.buyer == t.buyer && x.seller == t.seller);
-        let (wh, pay) = settled.map_or((0, 0), |x| (x.wh, x.payment_minor));
+        let (wh, value) = settled.map_or((0, 0), |x| (x.wh, x.value_milli));
         println!(
-            "  buyer {:>3} <- seller {:>3}: {:.3} kWh = {wh} Wh, pays {pay} minor units",
-            t.buyer, t.seller, t.kwh
+            "  buyer {:>3} <- seller {:>3}: {:.3} kWh = {wh} Wh, worth {:.3} minor units",
+            t.buyer,
+            t.seller,
+            t.kwh,
+            value as f64 / 1000.0
         );
     }
     if trades.len() > a.show_trades {

@@ -13,7 +13,7 @@ use crate::distflow::DistFlow;
 use crate::network::{MarketNetwork, NetworkError};
 use crate::primal_dual::{PdParams, PrimalDual};
 use crate::problem::{Market, Side};
-use crate::units::{settle, Settlement, SettlementError};
+use crate::units::{cap_wh, settle, Settlement, SettlementError};
 use crate::ModelError;
 
 /// Which algorithm clears the market.
@@ -155,14 +155,15 @@ pub struct Clearing {
     /// nodal price at the seller's bus for the reference).
     pub mean_trade_price: f64,
     pub energy_kwh: f64,
-    /// Trades above 1 Wh.
+    /// Trades above 1 mWh (the settlement counts every trade, however small).
     pub trades: Vec<Trade>,
     /// Network rows binding at the optimum.
     pub binding: Vec<String>,
     /// Largest violation of a network row by the settled trades, kW.
     pub violation_kw: f64,
-    /// The listed trades in the ledger's integers (Wh, cents), Σ payments =
-    /// Σ receipts exactly ([`crate::units::Settlement`]).
+    /// The trades in the ledger's integers (Wh, cents), each prosumer's
+    /// cleared total rounded once, Σ payments = Σ receipts exactly
+    /// ([`crate::units::Settlement`]).
     pub settlement: Settlement,
 }
 
@@ -262,17 +263,25 @@ fn summarise(
     let mut volume = 0.0;
     let mut paid = 0.0;
     let mut list = Vec::new();
+    let mut all = Vec::new();
     for (m, row) in trades.iter().enumerate() {
         for (n, e) in row.iter().enumerate() {
             volume += e;
             paid += e * prices[m][n];
-            if *e > 1e-3 {
-                list.push(Trade { buyer: m, seller: n, kwh: *e, price: prices[m][n] });
+            // solver noise below zero is no trade; a real negative trade is
+            // refused by the settlement (and by the bound check)
+            let e = if *e < 0.0 && *e > -1e-6 { 0.0 } else { *e };
+            if e != 0.0 {
+                all.push((m, n, e, prices[m][n]));
+            }
+            if e > 1e-6 {
+                list.push(Trade { buyer: m, seller: n, kwh: e, price: prices[m][n] });
             }
         }
     }
-    let settled: Vec<(usize, usize, f64, f64)> = list.iter().map(|t| (t.buyer, t.seller, t.kwh, t.price)).collect();
-    let settlement = settle(&settled, market.buyers.len(), market.sellers.len(), MINOR_PER_MAJOR)?;
+    let caps = |ps: &[crate::problem::Prosumer]| ps.iter().map(|p| cap_wh(p.e_max)).collect::<Vec<_>>();
+    // every trade, however small: the settlement rounds per prosumer
+    let settlement = settle(&all, &caps(&market.buyers), &caps(&market.sellers), MINOR_PER_MAJOR)?;
     Ok(Clearing {
         algorithm,
         network: net.model,
