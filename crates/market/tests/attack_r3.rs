@@ -531,7 +531,6 @@ fn mutated_case_files_give_typed_errors() {
 // own per-row tolerance) holds, i.e. the violation test per row against
 // `1 mW + 1e-4 |h_r|`, and keep iterating otherwise.
 #[test]
-#[ignore = "attack: primal-dual converges on congested case30 but clear refuses its trades (RowViolated)"]
 fn converged_primal_dual_is_accepted_on_congested_case30() {
     let net = case30_net(1e-5);
     let mut refused = Vec::new();
