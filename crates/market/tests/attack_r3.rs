@@ -114,7 +114,6 @@ fn sybil_median_does_not_loosen_aladin() {
 // per-request check after each removal, and never let the loop empty a side
 // (stop and clear what remains without the offenders instead).
 #[test]
-#[ignore = "attack: latest-first minima exclusion drops honest requests and vetoes the interval"]
 fn minima_exclusion_drops_only_what_it_must() {
     let net = case30_net(1.0);
     let b = &net.bus_ids;
