@@ -139,11 +139,33 @@ pub const MAX_ROUND_WORK: u64 = 250_000;
 /// See [`MAX_ROUND_WORK`].
 pub const MAX_TOTAL_WORK: u64 = 5_000_000;
 
+/// Training budget (decision): the model and training sizes are capped one
+/// by one, but the clients' training grows with their product. One round
+/// of training costs about `parameters × window × windows × local epochs ×
+/// clients` multiply-adds (each of the `train_days·24 − window` windows
+/// runs every parameter over every hour of the window). The defaults
+/// (TCN 64 × 8, 185,729 parameters; 24 h windows over 90 days; 1 local
+/// epoch; 20 clients) cost 1.9·10¹¹ a round, 5.7·10¹² over 30 rounds.
+/// Refused up front (exit 2) above [`MAX_ROUND_TRAINING`] a round (≈ 100×
+/// the defaults) or [`MAX_TOTAL_TRAINING`] in all (≈ 35×).
+pub const MAX_ROUND_TRAINING: u64 = 20_000_000_000_000;
+/// See [`MAX_ROUND_TRAINING`].
+pub const MAX_TOTAL_TRAINING: u64 = 200_000_000_000_000;
+/// Most parameters in one chain's fragment (decision): the KZG setup grows
+/// with the fragment (the next power of two of its coefficients, in G1 and
+/// G2), 2^20 powers take about a minute and 150 MB here; a model of more
+/// parameters per chain is refused up front (use more chains or a smaller
+/// TCN). The defaults put 46,433 parameters in each of 4 fragments.
+pub const MAX_FRAGMENT_PARAMS: u64 = 1 << 20;
+
 /// A size combination over the work budget ([`MAX_ROUND_WORK`], [`MAX_TOTAL_WORK`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkBudgetError {
     PerRound { work: u64, limit: u64 },
     Total { work: u64, rounds: u64, total: u64, limit: u64 },
+    TrainingPerRound { work: u64, limit: u64 },
+    TrainingTotal { work: u64, rounds: u64, total: u64, limit: u64 },
+    Fragment { params: u64, chains: u64, per_chain: u64, limit: u64 },
 }
 
 impl std::fmt::Display for WorkBudgetError {
@@ -158,6 +180,26 @@ impl std::fmt::Display for WorkBudgetError {
                 f,
                 "work budget exceeded: {work} per round × {rounds} rounds = {total}, over the total limit of \
                  {limit} (use fewer rounds or smaller sizes)"
+            ),
+            Self::TrainingPerRound { work, limit } => write!(
+                f,
+                "work budget exceeded: training costs about parameters × window × windows × local epochs × clients \
+                 = {work:.3e} multiply-adds per round, over the limit of {limit:.1e} (use a smaller --hidden, \
+                 --levels, --window, --train-days, --local-epochs or --clients)",
+                work = *work as f64,
+                limit = *limit as f64
+            ),
+            Self::TrainingTotal { work, rounds, total, limit } => write!(
+                f,
+                "work budget exceeded: training {:.3e} multiply-adds per round × {rounds} rounds = {:.3e}, over the \
+                 total limit of {:.1e} (use fewer rounds or a smaller model or training set)",
+                *work as f64, *total as f64, *limit as f64
+            ),
+            Self::Fragment { params, chains, per_chain, limit } => write!(
+                f,
+                "work budget exceeded: the TCN has {params} parameters, {per_chain} per fragment over {chains} \
+                 chains, over the limit of {limit} per fragment (the KZG setup grows with it; use more --chains \
+                 or a smaller --hidden/--levels)"
             ),
         }
     }
@@ -176,6 +218,24 @@ pub fn check_work_budget(a: &TrainArgs) -> Result<(), WorkBudgetError> {
     if total > MAX_TOTAL_WORK {
         return Err(WorkBudgetError::Total { work, rounds, total, limit: MAX_TOTAL_WORK });
     }
+    let params = config(a).tcn().param_count();
+    let per_chain = params.div_ceil(chains.max(1));
+    if per_chain > MAX_FRAGMENT_PARAMS {
+        return Err(WorkBudgetError::Fragment { params, chains, per_chain, limit: MAX_FRAGMENT_PARAMS });
+    }
+    let windows = (u64::from(a.train_days) * 24).saturating_sub(u64::from(a.window)).max(1);
+    let training = params
+        .saturating_mul(u64::from(a.window))
+        .saturating_mul(windows)
+        .saturating_mul(u64::from(a.local_epochs))
+        .saturating_mul(clients);
+    if training > MAX_ROUND_TRAINING {
+        return Err(WorkBudgetError::TrainingPerRound { work: training, limit: MAX_ROUND_TRAINING });
+    }
+    let total = training.saturating_mul(rounds);
+    if total > MAX_TOTAL_TRAINING {
+        return Err(WorkBudgetError::TrainingTotal { work: training, rounds, total, limit: MAX_TOTAL_TRAINING });
+    }
     Ok(())
 }
 
@@ -192,6 +252,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         if let Some(dir) = svg.parent().filter(|d| !d.as_os_str().is_empty()) {
             anyhow::ensure!(dir.is_dir(), "--svg: directory {} not found", dir.display());
         }
+        anyhow::ensure!(!svg.is_dir(), "--svg: {} is a directory (give a file name)", svg.display());
     }
     let cfg = config(&a);
     let mut fed = Federation::new(cfg.clone()).context("setting up the federation")?;
@@ -244,13 +305,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         rounds.push(rep);
     }
     drop(bar);
-    if let Some(path) = &a.svg {
-        let svg = loss_svg(rmse0, mae0, &rounds);
-        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
-        if !a.json {
-            println!("loss curve: {}", path.display());
-        }
-    }
+    // The results first: a failed SVG write (a full disk, a path that
+    // became unwritable during the run) must not lose what was measured.
     if a.json {
         let doc = json!({
             "command": "fl train",
@@ -275,6 +331,13 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             "svg": a.svg.as_ref().map(|p| p.display().to_string()),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    if let Some(path) = &a.svg {
+        let svg = loss_svg(rmse0, mae0, &rounds);
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        if !a.json {
+            println!("loss curve: {}", path.display());
+        }
     }
     Ok(())
 }
@@ -433,5 +496,78 @@ pub fn report_section(d: &serde_json::Value) -> gridledger_experiments::html::Fo
         rows,
         client: d["forecast_client"].as_u64().unwrap_or(0) as usize,
         hours: list("forecast_wh").into_iter().zip(list("actual_wh")).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: TrainArgs,
+    }
+
+    fn args(flags: &[&str]) -> TrainArgs {
+        T::try_parse_from(std::iter::once("train").chain(flags.iter().copied())).unwrap().a
+    }
+
+    /// The defaults and the documented figures: 185,729 parameters,
+    /// 1.9·10¹¹ multiply-adds a round, accepted.
+    #[test]
+    fn defaults_are_within_the_training_budget() {
+        let a = args(&[]);
+        assert_eq!(config(&a).tcn().param_count(), 185_729);
+        assert_eq!(check_work_budget(&a), Ok(()));
+    }
+
+    /// The model and training sizes are budgeted together: each flag in its
+    /// range, their product refused (round 3's run of hours), per round and
+    /// over all rounds; a model whose fragment needs a setup above 2^20
+    /// powers is refused; one step inside each bound is accepted.
+    #[test]
+    fn training_and_fragment_sizes_are_budgeted() {
+        let big = args(&[
+            "--clients",
+            "4",
+            "--chains",
+            "1",
+            "--rounds",
+            "1",
+            "--hidden",
+            "256",
+            "--levels",
+            "16",
+            "--local-epochs",
+            "1000",
+            "--train-days",
+            "330",
+            "--window",
+            "720",
+        ]);
+        assert!(
+            matches!(check_work_budget(&big), Err(WorkBudgetError::Fragment { .. })),
+            "{:?}",
+            check_work_budget(&big)
+        );
+        let long = args(&["--local-epochs", "1000", "--train-days", "330", "--window", "720", "--rounds", "1"]);
+        assert!(matches!(check_work_budget(&long), Err(WorkBudgetError::TrainingPerRound { .. })));
+        // 30 rounds of 50 local epochs: within a round (9.5·10¹²), over the total (2.9·10¹⁴).
+        let many = args(&["--local-epochs", "50"]);
+        assert!(
+            matches!(check_work_budget(&many), Err(WorkBudgetError::TrainingTotal { .. })),
+            "{:?}",
+            check_work_budget(&many)
+        );
+        assert_eq!(check_work_budget(&args(&["--local-epochs", "50", "--rounds", "20"])), Ok(()));
+        // Fragment: hidden 256, 8 levels = 2,954,753 parameters; 2 chains
+        // put 1,477,377 in a fragment (over 2^20), 3 chains 984,918 (within).
+        let two = args(&["--hidden", "256", "--chains", "2", "--rounds", "1", "--train-days", "2"]);
+        assert!(matches!(check_work_budget(&two), Err(WorkBudgetError::Fragment { per_chain: 1_477_377, .. })));
+        let three = args(&["--hidden", "256", "--chains", "3", "--rounds", "1", "--train-days", "2"]);
+        assert_eq!(check_work_budget(&three), Ok(()));
+        assert!(WorkBudgetError::TrainingPerRound { work: 1, limit: 2 }.to_string().contains("work budget exceeded"));
     }
 }

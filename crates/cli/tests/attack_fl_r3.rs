@@ -1,6 +1,6 @@
-//! Attack round 3 on `gridledger fl train` (issue 16). Every test here is a
-//! finding and is `#[ignore]`d until fixed; run them with
-//! `cargo test -p gridledger-cli --test attack_fl_r3 -- --ignored`.
+//! Attack round 3 on `gridledger fl train` (issue 16). Each test here was a
+//! finding (ignored until fixed; both are fixed now):
+//! `cargo test -p gridledger-cli --test attack_fl_r3`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -50,7 +50,6 @@ fn run_for(args: &[&str], secs: u64) -> Option<(Option<i32>, String)> {
 /// (the KZG setup grows with the fragment: parameters / chains) — or cap
 /// parameters per fragment (the KZG setup size) explicitly.
 #[test]
-#[ignore = "attack: fl train work budget ignores model/training size (hidden, levels, epochs, days, window): hours-long run accepted"]
 fn fl_train_budget_covers_model_and_training_size() {
     let args = [
         "fl",
@@ -96,7 +95,6 @@ fn fl_train_budget_covers_model_and_training_size() {
 /// Suggested fix: refuse a `--svg` path that is a directory (or open the
 /// file for writing up front), and print the JSON before writing the SVG.
 #[test]
-#[ignore = "attack: fl train --svg <directory> trains, then fails writing the SVG and prints no results"]
 fn fl_train_svg_directory_is_refused_before_training() {
     let dir = std::env::temp_dir().join(format!("gridledger-atk-fl-r3-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

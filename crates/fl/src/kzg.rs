@@ -151,6 +151,75 @@ impl FixedBaseTable {
 }
 
 /// blst's affine form of points.
+/// Checks that a setup's powers are the powers of one `τ`, neither 0 nor 1:
+/// `e([τ^{i+1}]₁, [1]₂) = e([τ^i]₁, [τ]₂)` for every G1 power and
+/// `e([τ]₁, [τ^j]₂) = e([1]₁, [τ^{j+1}]₂)` for every G2 power, both at once
+/// by random linear combinations (one multi-pairing each). The weights are
+/// derived from the whole transcript (Fiat–Shamir: a tagged hash of it seeds ChaCha20):
+/// the transcript is fixed before they are known, so a transcript that
+/// breaks one equation passes with probability about `n / r`. Without this
+/// check a transcript whose G1 "powers" are all the generator commits
+/// `[1, 0]` and `[0, 1]` to the same point: commitments bind nothing.
+fn check_transcript(g1: &[G1Affine], g2: &[G2Affine]) -> Result<(), FlError> {
+    if g1.len() < 2 {
+        return Err(FlError::Malformed("the setup needs at least [1]₁ and [τ]₁"));
+    }
+    let tau1 = g1[1];
+    let tau2 = g2[1];
+    if bool::from(tau1.is_identity()) || bool::from(tau2.is_identity()) {
+        return Err(FlError::Malformed("the setup's τ is 0"));
+    }
+    if tau1 == g1[0] || tau2 == g2[0] {
+        return Err(FlError::Malformed("the setup's τ is 1"));
+    }
+    if g1.iter().any(|p| bool::from(p.is_identity())) || g2.iter().any(|p| bool::from(p.is_identity())) {
+        return Err(FlError::Malformed("a setup power is the identity"));
+    }
+    let mut bytes = Vec::with_capacity(48 * g1.len() + 96 * g2.len());
+    for p in g1 {
+        bytes.extend_from_slice(&p.to_compressed());
+    }
+    for p in g2 {
+        bytes.extend_from_slice(&p.to_compressed());
+    }
+    let seed =
+        gridledger_core::codec::hash_bytes(gridledger_core::codec::Tag("gridledger/fl-kzg-transcript/v1"), &bytes);
+    let mut rng = ChaCha20Rng::from_seed(seed.0);
+    // 128-bit weights: a failing equation passes with probability 2^-128.
+    let two64 = Scalar::from(u64::MAX) + Scalar::ONE;
+    let mut weight = || Scalar::from(rng.next_u64()) * two64 + Scalar::from(rng.next_u64());
+    let gen2 = G2Projective::generator().to_affine();
+    let mut terms_g1: Vec<(G1Affine, G2Affine)> = Vec::with_capacity(2);
+    // G1: Σ r_i [τ^{i+1}]₁ paired with [1]₂ against Σ r_i [τ^i]₁ with [τ]₂.
+    let r: Vec<Scalar> = (0..g1.len() - 1).map(|_| weight()).collect();
+    let blst_points = to_blst(g1);
+    let hi = msm_affine(&blst_points[1..], &r).to_affine();
+    let lo = msm_affine(&blst_points[..g1.len() - 1], &r);
+    terms_g1.push((hi, gen2));
+    terms_g1.push(((-lo).to_affine(), tau2));
+    // G2: [τ]₁ with Σ s_j [τ^j]₂ against [1]₁ with Σ s_j [τ^{j+1}]₂.
+    let s: Vec<Scalar> = (0..g2.len() - 1).map(|_| weight()).collect();
+    let g2p: Vec<G2Projective> = g2.iter().map(|p| G2Projective::from(*p)).collect();
+    let lo2 = G2Projective::multi_exp(&g2p[..g2.len() - 1], &s).to_affine();
+    let hi2 = G2Projective::multi_exp(&g2p[1..], &s);
+    let neg_gen1 = (-G1Projective::generator()).to_affine();
+    let prepared: Vec<(G1Affine, G2Prepared)> = vec![
+        (terms_g1[0].0, G2Prepared::from(terms_g1[0].1)),
+        (terms_g1[1].0, G2Prepared::from(terms_g1[1].1)),
+        (tau1, G2Prepared::from(lo2)),
+        (neg_gen1, G2Prepared::from(hi2.to_affine())),
+    ];
+    // Both equations, each with its own weights, in one product: a random
+    // combination of two independent checks (the G2 weights follow the G1
+    // ones in the stream, so neither side can cancel the other).
+    let refs: Vec<(&G1Affine, &G2Prepared)> = prepared.iter().map(|(a, b)| (a, b)).collect();
+    if bool::from(blstrs::Bls12::multi_miller_loop(&refs).final_exponentiation().is_identity()) {
+        Ok(())
+    } else {
+        Err(FlError::Malformed("the setup's powers are not powers of one τ"))
+    }
+}
+
 pub(crate) fn to_blst(points: &[G1Affine]) -> Vec<blst_p1_affine> {
     points.iter().map(|p| *p.as_ref()).collect()
 }
@@ -201,6 +270,7 @@ impl Kzg {
         if g2_powers.len() < 2 || g2_powers[0] != G2Projective::generator().to_affine() {
             return Err(FlError::Malformed("G2 powers must start with the generator and [τ]₂"));
         }
+        check_transcript(&g1_powers, &g2_powers)?;
         Ok(Self::assemble(g1_powers, g2_powers))
     }
 
@@ -396,6 +466,34 @@ pub(crate) fn fft_g1_threads(a: &mut [G1Projective], w: Scalar, threads: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ceremony's transcript (here the seeded setup's powers) loads; the
+    /// same transcript with one G1 power, one G2 power or two powers
+    /// swapped, or τ = 1 throughout, is refused.
+    #[test]
+    fn from_powers_accepts_one_tau_and_refuses_a_tampered_transcript() {
+        let kzg = Kzg::insecure_from_seed(16, 9);
+        let (g1, g2) = (kzg.g1_powers.clone(), kzg.g2_powers.clone());
+        let loaded = Kzg::from_powers(g1.clone(), g2.clone()).expect("a consistent transcript loads");
+        let c = [Scalar::from(3u64), Scalar::from(4u64)];
+        assert_eq!(loaded.commit(&c).unwrap(), kzg.commit(&c).unwrap());
+        let refused =
+            |g1: Vec<G1Affine>, g2: Vec<G2Affine>| matches!(Kzg::from_powers(g1, g2), Err(FlError::Malformed(_)));
+        let mut bad = g1.clone();
+        bad[7] = (G1Projective::from(bad[7]) + G1Projective::generator()).to_affine();
+        assert!(refused(bad, g2.clone()), "one G1 power changed");
+        let mut bad = g2.clone();
+        let last = bad.len() - 1;
+        bad[last] = (G2Projective::from(bad[last]) + G2Projective::generator()).to_affine();
+        assert!(refused(g1.clone(), bad), "one G2 power changed");
+        let mut bad = g1.clone();
+        bad.swap(3, 4);
+        assert!(refused(bad, g2.clone()), "two G1 powers swapped");
+        let ones1 = vec![G1Projective::generator().to_affine(); 4];
+        let ones2 = vec![G2Projective::generator().to_affine(); 2];
+        assert!(refused(ones1, ones2), "τ = 1");
+        assert!(refused(g1[..1].to_vec(), g2), "no [τ]₁");
+    }
 
     /// The fixed-base tables compute the same sums as Pippenger, for one
     /// point, odd counts, a full FK20 column and missing (zero) scalars.

@@ -439,7 +439,6 @@ fn replayed_aggregate_from_another_chain_history_is_refused() {
 /// e(Σ r_i [τ^i]₁, [τ]₂)`, and the same for G2 against `[τ]₁`), and
 /// refuse the identity.
 #[test]
-#[ignore = "attack: Kzg::from_powers accepts a transcript whose powers are not powers of one tau (commitments bind nothing)"]
 fn inconsistent_setup_transcript_is_refused() {
     use blstrs::{G1Projective, G2Projective, Scalar};
     use ff::Field;

@@ -13,7 +13,9 @@
 //! in whole Wh (the two readings' sum; the seed "averages every two
 //! consecutive samples", which differs by a factor 2 that the `[0, 1]`
 //! normalisation removes). An hour with only one of its two readings is
-//! dropped, not guessed. Lines are capped at 4 KiB.
+//! dropped, not guessed, and a second reading of the same half-hour is
+//! refused with its line. Lines are capped at 4 KiB, the header too: a
+//! longer line is refused after reading [`MAX_LINE`] + 1 bytes of it.
 
 use crate::ForecastError;
 use std::collections::BTreeMap;
@@ -66,11 +68,38 @@ fn parse_datetime(s: &str) -> Option<i64> {
     Some(days_from_civil(y, m, day) * 1440 + hh * 60 + mm)
 }
 
+/// The next line of `input` (without its `\n` or `\r\n`), reading at
+/// most [`MAX_LINE`] + 1 bytes of it: `None` at the end of the input.
+fn next_line(input: &mut impl BufRead, buf: &mut Vec<u8>, n: usize) -> Result<Option<String>, ForecastError> {
+    use std::io::Read;
+    buf.clear();
+    let got = input
+        .by_ref()
+        .take(MAX_LINE as u64 + 2)
+        .read_until(b'\n', buf)
+        .map_err(|e| ForecastError::Csv { line: n, reason: e.to_string() })?;
+    if got == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    if buf.len() > MAX_LINE {
+        return Err(ForecastError::Csv { line: n, reason: "line too long".into() });
+    }
+    String::from_utf8(std::mem::take(buf))
+        .map(Some)
+        .map_err(|_| ForecastError::Csv { line: n, reason: "not UTF-8".into() })
+}
+
 /// Read hourly loads from the CSV layout above.
-pub fn read_hourly(input: impl BufRead) -> Result<Hourly, ForecastError> {
-    let mut lines = input.lines();
-    let header = match lines.next() {
-        Some(l) => l.map_err(|e| ForecastError::Csv { line: 1, reason: e.to_string() })?,
+pub fn read_hourly(mut input: impl BufRead) -> Result<Hourly, ForecastError> {
+    let mut buf = Vec::new();
+    let header = match next_line(&mut input, &mut buf, 1)? {
+        Some(l) => l,
         None => return Err(ForecastError::Csv { line: 1, reason: "empty file".into() }),
     };
     let cols: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_uppercase()).collect();
@@ -78,14 +107,15 @@ pub fn read_hourly(input: impl BufRead) -> Result<Hourly, ForecastError> {
         cols.iter().position(|c| c == name).ok_or(ForecastError::Csv { line: 1, reason: format!("no column {name}") })
     };
     let (ci, ti, vi) = (find("CUSTOMER_ID")?, find("READING_DATETIME")?, find("GENERAL_SUPPLY_KWH")?);
-    // customer → hour → (sum of kWh, readings)
+    // customer → hour → (sum of kWh, which half-hours: bit 0 the HH:30
+    // reading, bit 1 the HH+1:00 one)
     let mut acc: BTreeMap<u64, BTreeMap<u64, (f64, u8)>> = BTreeMap::new();
-    for (i, line) in lines.enumerate() {
-        let n = i + 2;
-        let line = line.map_err(|e| ForecastError::Csv { line: n, reason: e.to_string() })?;
-        if line.len() > MAX_LINE {
-            return Err(ForecastError::Csv { line: n, reason: "line too long".into() });
-        }
+    let mut n = 1;
+    loop {
+        n += 1;
+        let Some(line) = next_line(&mut input, &mut buf, n)? else {
+            break;
+        };
         if line.trim().is_empty() {
             continue;
         }
@@ -105,18 +135,19 @@ pub fn read_hourly(input: impl BufRead) -> Result<Hourly, ForecastError> {
         }
         // The interval ending at HH:30 and the one ending at HH+1:00 are hour HH.
         let hour = ((minutes - 30) / 60) as u64;
+        let half: u8 = if minutes % 60 == 30 { 1 } else { 2 };
         let e = acc.entry(customer).or_default().entry(hour).or_insert((0.0, 0));
-        if e.1 >= 2 {
-            return Err(ForecastError::Csv { line: n, reason: "more than two readings in one hour".into() });
+        if e.1 & half != 0 {
+            return Err(ForecastError::Csv { line: n, reason: "a second reading of the same half-hour".into() });
         }
         e.0 += kwh;
-        e.1 += 1;
+        e.1 |= half;
     }
     Ok(acc
         .into_iter()
         .map(|(c, hours)| {
             // The hour's energy: both half-hours' kWh, in Wh.
-            let v = hours.into_iter().filter(|(_, (_, n))| *n == 2).map(|(h, (s, _))| (h, (s * 1000.0).round() as u64));
+            let v = hours.into_iter().filter(|(_, (_, m))| *m == 3).map(|(h, (s, _))| (h, (s * 1000.0).round() as u64));
             (c, v.collect())
         })
         .collect())
@@ -161,6 +192,16 @@ mod tests {
         assert!(matches!(bad("1,2013-01-01 00:30:00"), Err(ForecastError::Csv { line: 2, .. })));
         let three = "1,2013-01-01 00:30:00,1\n1,2013-01-01 01:00:00,1\n1,2013-01-01 01:00:00,1";
         assert!(matches!(bad(three), Err(ForecastError::Csv { line: 4, .. })));
+        let twice = "1,2013-01-01 00:30:00,1\n1,2013-01-01 00:30:00,1";
+        assert!(matches!(bad(twice), Err(ForecastError::Csv { line: 3, .. })));
+        // Exactly MAX_LINE bytes is accepted as a line (then refused for its
+        // content), one more is too long; CRLF endings are stripped.
+        let at = format!("1,2013-01-01 00:30:00,1{}", " ".repeat(MAX_LINE - 23));
+        assert_eq!(at.len(), MAX_LINE);
+        assert!(bad(&format!("{at}\r\n1,2013-01-01 01:00:00,1")).is_ok());
+        assert!(
+            matches!(bad(&format!("{at} ")), Err(ForecastError::Csv { line: 2, ref reason }) if reason == "line too long")
+        );
         let long = format!("1,2013-01-01 00:30:00,1,{}", "9".repeat(MAX_LINE));
         assert!(matches!(bad(&long), Err(ForecastError::Csv { line: 2, .. })));
     }

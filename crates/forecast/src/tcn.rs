@@ -38,6 +38,25 @@ impl Default for TcnConfig {
     }
 }
 
+impl TcnConfig {
+    /// The number of parameters [`Tcn::new`] creates with these settings,
+    /// computed without building the network (saturating: a budget check
+    /// on user input must not overflow). Block 0 maps the inputs to
+    /// `hidden` channels (two convolutions of kernel `k` with biases, and a
+    /// 1×1 residual projection when `inputs ≠ hidden`); every later block
+    /// has two `hidden → hidden` convolutions; the head is one linear layer.
+    pub fn param_count(&self) -> u64 {
+        let (i, h, k, l) = (self.inputs as u64, self.hidden as u64, self.kernel as u64, self.levels as u64);
+        let conv = |c_in: u64, c_out: u64, k: u64| c_in.saturating_mul(c_out).saturating_mul(k).saturating_add(c_out);
+        let mut n = conv(i, h, k).saturating_add(conv(h, h, k));
+        if i != h {
+            n = n.saturating_add(conv(i, h, 1));
+        }
+        let later = conv(h, h, k).saturating_mul(2).saturating_mul(l.saturating_sub(1));
+        n.saturating_add(later).saturating_add(h.saturating_add(1))
+    }
+}
+
 struct Block {
     conv1: Conv1d,
     conv2: Conv1d,

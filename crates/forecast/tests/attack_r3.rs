@@ -1,7 +1,6 @@
 //! Attack round 3 on the forecaster's inputs (issue 16): the Smart Grid
-//! Smart City loader. Every test here is a finding and is `#[ignore]`d
-//! until fixed; run them with
-//! `cargo test -p gridledger-forecast --test attack_r3 -- --ignored`.
+//! Smart City loader. Each test here was a finding (ignored until fixed;
+//! both are fixed now): `cargo test -p gridledger-forecast --test attack_r3`.
 
 use gridledger_forecast::sgsc::{read_hourly, MAX_LINE};
 use std::cell::Cell;
@@ -41,7 +40,6 @@ fn counted(r: impl Read) -> (impl BufRead, Rc<Cell<u64>>) {
 /// `read_until(b'\n')`, or `BufRead::fill_buf` scanning), for the header
 /// too.
 #[test]
-#[ignore = "attack: SGSC loader reads an over-long line (header or row) whole into memory before refusing it"]
 fn over_long_lines_are_refused_without_reading_them_whole() {
     const HUGE: u64 = 32 << 20;
     // A row of 32 MiB.
@@ -72,7 +70,6 @@ fn over_long_lines_are_refused_without_reading_them_whole() {
 /// Suggested fix: keep the two half-hours apart (e.g. a per-hour bitmask
 /// of `:30` / `:00`) and refuse a second reading of the same interval.
 #[test]
-#[ignore = "attack: SGSC loader counts a duplicated half-hour row as the hour's second reading (guessed hour)"]
 fn duplicated_half_hour_does_not_complete_an_hour() {
     let csv = "CUSTOMER_ID,READING_DATETIME,GENERAL_SUPPLY_KWH
 7,2013-01-01 00:30:00,0.129

@@ -90,3 +90,15 @@ fn hour_feature_windows_need_a_network_with_their_inputs() {
     assert!(three.predict_next_from(&x).unwrap().is_finite());
     assert_eq!(three.predict_next_from(&x[1..]), Err(ForecastError::NotEnoughData { need: 3, have: 71 }));
 }
+
+/// `TcnConfig::param_count` (the CLI's work budget uses it before anything
+/// is built) equals the number of parameters the network really has, with
+/// and without the residual projection of block 0 and for one level.
+#[test]
+fn config_param_count_matches_the_built_network() {
+    for (inputs, hidden, levels, kernel) in [(1, 64, 8, 3), (3, 8, 2, 2), (4, 4, 1, 5), (1, 1, 3, 1)] {
+        let cfg = TcnConfig { inputs, hidden, levels, kernel, ..TcnConfig::default() };
+        let net = Tcn::new(cfg, 1).unwrap();
+        assert_eq!(cfg.param_count(), net.param_count() as u64, "{cfg:?}");
+    }
+}

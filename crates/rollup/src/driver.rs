@@ -79,6 +79,7 @@ pub fn batch_entries<C: ChainClient>(c: &C, h: &BatchHeader) -> Result<Vec<Entry
         let decoded = match method.as_str() {
             "sc_ds_at" => gridledger_ledger::decode_args(args).map(IorTx::At),
             "sc_ds_st" => gridledger_ledger::decode_args(args).map(IorTx::St),
+            "sc_ds_st_reach" => gridledger_ledger::decode_args(args).map(|(s, r)| IorTx::StReach(s, r)),
             "sc_ds_ob" => gridledger_ledger::decode_args(args).map(IorTx::Opinion),
             "sc_ds_expire" => gridledger_ledger::decode_args(args).map(IorTx::Expire),
             _ => continue,
@@ -408,6 +409,7 @@ pub fn record_call(tx: &IorTx) -> (&'static str, Vec<u8>) {
     match tx {
         IorTx::At(at) => ("sc_ds_at", args(at)),
         IorTx::St(st) => ("sc_ds_st", args(st)),
+        IorTx::StReach(st, reach) => ("sc_ds_st_reach", args(&(st, reach))),
         IorTx::Opinion(o) => ("sc_ds_ob", args(o)),
         IorTx::Expire(t) => ("sc_ds_expire", args(t)),
     }
@@ -817,6 +819,55 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
         Ok(args(&FinalizeArgs { batch, entries, witness }))
     }
 
+    /// How a seller records `st`: as [`IorTx::StReach`] reaching the last
+    /// slot of every earlier won claim of the seller that holds energy in
+    /// the ST's period in the settled state (so a sale settled before an
+    /// earlier-ending one it overlaps can move those claims off its slots,
+    /// [`crate::exec::realloc`]), else as a plain [`IorTx::St`]. Claims of
+    /// the seller still pending in an unsettled batch are not seen: a
+    /// seller settling overlapping sales out of deadline order sends the
+    /// later one after the earlier has settled, or names the reach itself.
+    pub fn settlement_tx(&self, st: crate::types::SettlementTx) -> Result<IorTx, DriverError> {
+        let s = self.settled_state()?;
+        let grid = u64::from(self.cfg.params.meter_step_s) * 1000;
+        let end = st.terms.dt_end;
+        let far = st
+            .claim_slots(self.cfg.params.meter_step_s)
+            .iter()
+            .filter_map(|k| s.slots.get(k))
+            .flat_map(|a| a.by_period.keys().map(|p| p.1))
+            .max()
+            .unwrap_or(end);
+        let slots = far.saturating_sub(end).checked_div(grid).unwrap_or(0);
+        let reach = u32::try_from(slots).unwrap_or(u32::MAX).min(crate::exec::MAX_REACH_SLOTS);
+        Ok(if reach == 0 { IorTx::St(st) } else { IorTx::StReach(st, reach) })
+    }
+
+    /// `prune_claims` arguments for the oldest claimed-slot records of the
+    /// settled state that may be deleted at `now`
+    /// ([`crate::state::claim_prunable`]), at most
+    /// [`crate::primary::CLAIM_PRUNE_PER_CALL`], with their proof; `None`
+    /// when there is none.
+    pub fn prune_claims_args(&self, now: Timestamp) -> Result<Option<Vec<u8>>, DriverError> {
+        let s = self.settled_state()?;
+        let mut old: Vec<crate::types::SlotKey> = s
+            .claimed
+            .keys()
+            .chain(s.slots.keys())
+            .filter(|k| crate::state::claim_prunable(&self.cfg.params, k, now))
+            .copied()
+            .collect();
+        old.sort_by_key(|k| (k.dt_start, k.seller, k.dt_end));
+        old.dedup();
+        old.truncate(crate::primary::CLAIM_PRUNE_PER_CALL);
+        if old.is_empty() {
+            return Ok(None);
+        }
+        let keys = old.iter().map(|k| crate::state::RecordKey::Claimed(*k)).collect();
+        let witness = crate::state::witness(&s, &keys);
+        Ok(Some(args(&crate::primary::PruneClaims { slots: old, witness })))
+    }
+
     /// `dispute` arguments: the disputer's TCRs, the batch's entries and
     /// the records they touch, proved against the settled root.
     pub fn dispute_args(&self, batch: u64, claimed: Vec<crate::types::Tcr>) -> Result<Vec<u8>, DriverError> {
@@ -1165,6 +1216,13 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             };
             self.settled.push(s.clone());
             out.push(s);
+            // Housekeeping: the executor deletes the oldest claimed-slot
+            // records no entry can read any more (a refusal, e.g. the
+            // next batch's deletions already full, is left for later).
+            if let Some(a) = self.prune_claims_args(self.now())? {
+                let key = self.executors[0].0.clone();
+                self.primary_call(&key, "prune_claims", a, Amount::ZERO)?;
+            }
         }
     }
 

@@ -99,6 +99,12 @@ pub enum ApplyError {
 /// earlier claim: a seller that settles a later-ending sale before an
 /// earlier-ending one it overlaps gets what greedy allocation leaves.
 /// `None` when not covered or on overflow.
+///
+/// Won arbitrations now go through [`realloc`], which re-places the
+/// seller's earlier won claims with the new one (earliest deadline
+/// first) and so also covers sales settled out of deadline order; with
+/// no earlier movable claim in its window and no earlier certified reading
+/// of its slots it decides as this function.
 pub fn claim_alloc(
     claimed: &BTreeMap<SlotKey, u128>,
     slots: &[(SlotKey, i128)],
@@ -128,6 +134,206 @@ pub fn claim_alloc(
         }
     }
     (need == 0).then_some(out)
+}
+
+/// Most grid slots after its period that one ST may re-allocate over
+/// ([`IorTx::StReach`]): one week of 5-minute slots, the
+/// longest delivery period the default `max_dl_ms` allows, so a claim can
+/// reach every sale of the default parameters that overlaps it. The
+/// per-batch record budget bounds what a batch actually reads.
+pub const MAX_REACH_SLOTS: u32 = 2016;
+
+/// Most won arbitrations over distinct delivery periods one slot record
+/// holds ([`SlotAlloc::by_period`]): bounds a record's size and the work of
+/// a re-allocation. A claim whose allocation would put more on a slot is
+/// not covered (never an earlier one).
+pub const MAX_PERIODS_PER_SLOT: usize = 8;
+
+/// The `n` grid slots (of `last`'s length) that follow `last`, at most
+/// [`MAX_REACH_SLOTS`]; fewer where time would overflow.
+pub fn following_slots(last: &SlotKey, n: u32) -> Vec<SlotKey> {
+    let len = last.dt_end.saturating_sub(last.dt_start);
+    let mut out = Vec::new();
+    let mut at = *last;
+    for _ in 0..n.min(MAX_REACH_SLOTS) {
+        let Some(end) = at.dt_end.checked_add(len) else { break };
+        if len == 0 {
+            break;
+        }
+        at = SlotKey { seller: at.seller, dt_start: at.dt_end, dt_end: end };
+        out.push(at);
+    }
+    out
+}
+
+/// What a seller's grid slot holds for re-allocating won arbitrations
+/// (issue 11, attack r4/r5: claims settled out of deadline order).
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct SlotAlloc {
+    /// The slot's net export (ws) by the least certified reading a won
+    /// arbitration brought for it; `None` until one did. Only certified
+    /// readings set it (an agreed settlement's readings are unchecked).
+    pub export: Option<i128>,
+    /// Watt-seconds of won arbitrations ([`Effect::ClaimExport`]) taken
+    /// from this slot, by their delivery period `(DT_start, DT_end)`; a
+    /// later claim may move them within their period. The rest of the
+    /// slot's `claimed` total (sold energy, [`Effect::ClaimSold`]) is fixed.
+    pub by_period: BTreeMap<(u64, u64), u128>,
+}
+
+/// The records a won arbitration leaves: per slot of its window, the new
+/// claimed total and the new [`SlotAlloc`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Realloc {
+    pub slots: Vec<(SlotKey, u128, SlotAlloc)>,
+}
+
+/// Whether a won arbitration claiming `ws` watt-seconds over `split` (its
+/// grid slots with the net export its certified readings show) is
+/// covered, re-allocating the seller's earlier won claims over the window
+/// `split` ++ `reach` (contiguous slots of one seller), and the records
+/// it leaves. `None`: not covered (nothing changes).
+///
+/// **The problem.** Each won claim needs its energy from the slots of its
+/// own period; a slot gives at most its export less the energy recorded
+/// as sold there (fixed). That is a transportation problem whose demand
+/// sets are intervals, and earliest-deadline-first (sweep the slots in
+/// time order, each slot serving the open claims whose period ends
+/// first) finds an allocation whenever one exists (the exchange argument
+/// of [`claim_alloc`], now over all claims at once). Every claim that
+/// holds energy in the window is re-placed, its in-window amount within
+/// its period's in-window slots; what it holds outside the window stays.
+/// So the new claim is covered iff the window's export covers it and the
+/// earlier claims together, and an earlier claim is never un-covered: a
+/// settled payment stands, and if the new claim does not fit beside them
+/// the new claim is the uncovered one.
+///
+/// **Imports.** As before (seed Ch.3 ST Step 4), an importing slot of the
+/// new claim's period counts negative, and so does sold energy beyond a
+/// slot's export: the new claim demands `ws` plus those deficits from its
+/// period's free export, and records `ws` of what it got, earliest first.
+///
+/// **Export.** A slot's export is the least certified reading of it yet;
+/// slots of the window no certified reading covered give nothing.
+///
+/// **Cost.** `O((|window| + claims) · log claims)` exact integer steps,
+/// the window at most the period plus [`MAX_REACH_SLOTS`] and each slot
+/// holding at most [`MAX_PERIODS_PER_SLOT`] claims; deterministic (ties by
+/// period, the new claim last).
+pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: u128) -> Option<Realloc> {
+    let (first, _) = split.first()?;
+    let (last, _) = split.last()?;
+    let own = (first.dt_start, last.dt_end);
+    let window: Vec<SlotKey> = split.iter().map(|(k, _)| *k).chain(reach.iter().copied()).collect();
+    let n = split.len();
+    let skip = crate::mutants::active(crate::mutants::Mutation::ReallocSkipped);
+    let mut caps = Vec::with_capacity(window.len());
+    let mut fixed = Vec::with_capacity(window.len());
+    let mut exports = Vec::with_capacity(window.len());
+    let mut deficit: u128 = 0;
+    // Demands of earlier claims: period -> in-window amount.
+    let mut held: BTreeMap<(u64, u64), u128> = BTreeMap::new();
+    for (i, k) in window.iter().enumerate() {
+        let rec = st.slots.get(k);
+        let reading = split.get(i).map(|(_, m)| *m);
+        let export = match (rec.and_then(|r| r.export), reading) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let movable = match rec {
+            Some(r) if !skip => r.by_period.values().try_fold(0u128, |a, v| a.checked_add(*v))?,
+            _ => 0,
+        };
+        if let Some(r) = rec.filter(|_| !skip) {
+            for (p, v) in &r.by_period {
+                let h = held.entry(*p).or_insert(0);
+                *h = h.checked_add(*v)?;
+            }
+        }
+        let fx = st.claimed.get(k).copied().unwrap_or(0).saturating_sub(movable);
+        let free = export.unwrap_or(0).checked_sub(i128::try_from(fx).ok()?)?;
+        if i < n && free < 0 {
+            deficit = deficit.checked_add(free.unsigned_abs())?;
+        }
+        caps.push(u128::try_from(free.max(0)).ok()?);
+        fixed.push(fx);
+        exports.push(export);
+    }
+    // Interval [lo, hi] of window indices of a period.
+    let span = |p: (u64, u64)| -> Option<(usize, usize)> {
+        let lo = window.iter().position(|k| k.dt_start >= p.0)?;
+        let hi = window.iter().rposition(|k| k.dt_end <= p.1)?;
+        (lo <= hi).then_some((lo, hi))
+    };
+    // (hi, lo, is_new, period) -> remaining; starts sorted by lo.
+    type Id = (usize, usize, bool, (u64, u64));
+    let mut starts: Vec<(Id, u128)> = Vec::with_capacity(held.len() + 1);
+    for (p, a) in &held {
+        let (lo, hi) = span(*p)?;
+        starts.push(((hi, lo, false, *p), *a));
+    }
+    starts.push(((n - 1, 0, true, own), ws.checked_add(deficit)?));
+    starts.sort_by_key(|((_, lo, _, _), _)| *lo);
+    let mut next = 0;
+    let mut open: BTreeMap<Id, u128> = BTreeMap::new();
+    let mut got: Vec<BTreeMap<(u64, u64), u128>> = vec![BTreeMap::new(); window.len()];
+    let mut mine: Vec<u128> = vec![0; window.len()];
+    for i in 0..window.len() {
+        while let Some((id, a)) = starts.get(next).filter(|(id, _)| id.1 == i) {
+            if *a > 0 {
+                open.insert(*id, *a);
+            }
+            next += 1;
+        }
+        let mut cap = caps[i];
+        while cap > 0 {
+            let Some(mut entry) = open.first_entry() else { break };
+            let id = *entry.key();
+            let take = cap.min(*entry.get());
+            *entry.get_mut() -= take;
+            cap -= take;
+            if *entry.get() == 0 {
+                entry.remove();
+            }
+            if id.2 {
+                mine[i] = take;
+            } else {
+                let g = got[i].entry(id.3).or_insert(0);
+                *g = g.checked_add(take)?;
+            }
+        }
+        if open.first_key_value().is_some_and(|(id, _)| id.0 <= i) {
+            return None;
+        }
+    }
+    if !open.is_empty() || next < starts.len() {
+        return None;
+    }
+    // The new claim records `ws` of what it got, earliest first.
+    let mut need = ws;
+    let mut out = Vec::with_capacity(window.len());
+    for (i, k) in window.iter().enumerate() {
+        let take = need.min(mine[i]);
+        need -= take;
+        let mut by_period = match st.slots.get(k).filter(|_| skip) {
+            Some(r) => r.by_period.clone(),
+            None => std::mem::take(&mut got[i]),
+        };
+        if take > 0 {
+            let g = by_period.entry(own).or_insert(0);
+            *g = g.checked_add(take)?;
+        }
+        if by_period.len() > MAX_PERIODS_PER_SLOT {
+            return None;
+        }
+        let total = if skip {
+            fixed[i].checked_add(take)?
+        } else {
+            by_period.values().try_fold(fixed[i], |a, v| a.checked_add(*v))?
+        };
+        out.push((*k, total, SlotAlloc { export: exports[i], by_period }));
+    }
+    (need == 0).then_some(Realloc { slots: out })
 }
 
 /// How a settlement paid without arbitration ([`Effect::ClaimSold`])
@@ -176,6 +382,11 @@ pub struct PreState {
     /// claimed by won arbitrations ([`Effect::Claim`]), for the slots of
     /// the batch's STs. Absent: nothing claimed.
     pub claimed: BTreeMap<SlotKey, u128>,
+    /// Per seller and slot, the export and the won claims a later claim
+    /// may re-allocate ([`SlotAlloc`], [`realloc`]), for the same slots as
+    /// `claimed` (one state record per slot holds both). Absent: no
+    /// certified export known and no movable claim.
+    pub slots: BTreeMap<SlotKey, SlotAlloc>,
     /// Agreements that were open when the batch began and that an earlier
     /// entry of the same batch closed ([`StRejection::SettledInBatch`]).
     /// Empty in a batch's pre-state; set in the per-entry slices of TCR
@@ -216,11 +427,14 @@ pub fn touched(entries: &[Entry], tcrs: &[Tcr]) -> (BTreeSet<Address>, BTreeSet<
 
 /// Sellers whose certified meter key the batch's STs need.
 pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
-    entries.iter().filter(|e| matches!(e.tx, IorTx::St(_))).map(|e| e.tx.terms().seller).collect()
+    entries.iter().filter(|e| e.tx.settlement().is_some()).map(|e| e.tx.terms().seller).collect()
 }
 
 /// The grid slots whose claimed energy entry `e` may read or claim: an
-/// ST's [`SettlementTx::claim_slots`], but only when the ST can reach a
+/// ST's [`SettlementTx::claim_slots`] and (an [`IorTx::StReach`]) the [`SettlementTx::reach_keys`]
+/// after them (the window its won arbitration re-allocates over,
+/// [`realloc`]; counted against the batch's record budget like the
+/// period's slots), but only when the ST can reach a
 /// verdict that reads or claims them — sent by its seller, recorded at or
 /// after the end of its delivery period (`SC_EXE_ST` refuses everything
 /// else before it looks at a slot); nothing for other entries. This is
@@ -232,7 +446,11 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
 /// energy sold.
 pub fn claim_slots(e: &Entry, grid_s: u32) -> Vec<SlotKey> {
     match &e.tx {
-        IorTx::St(s) if e.sender == s.terms.seller && e.recorded_at >= s.terms.dt_end => s.claim_slots(grid_s),
+        IorTx::St(s) | IorTx::StReach(s, _) if e.sender == s.terms.seller && e.recorded_at >= s.terms.dt_end => {
+            let mut k = s.claim_slots(grid_s);
+            k.extend(s.reach_keys(grid_s, e.tx.settlement().map_or(0, |(_, r)| r)));
+            k
+        }
         IorTx::Expire(t) if e.sender == t.buyer && e.recorded_at >= t.dt_end => {
             expiry_slot(t, grid_s).into_iter().collect()
         }
@@ -264,6 +482,11 @@ pub fn st_slots(entries: &[Entry], grid_s: u32) -> BTreeSet<SlotKey> {
 /// The claimed energy of the slots `e` reads, from `st`.
 fn claimed_of(st: &PreState, e: &Entry, grid_s: u32) -> BTreeMap<SlotKey, u128> {
     claim_slots(e, grid_s).into_iter().filter_map(|k| st.claimed.get(&k).map(|c| (k, *c))).collect()
+}
+
+/// The slot allocations of the slots `e` reads, from `st`.
+fn slots_of(st: &PreState, e: &Entry, grid_s: u32) -> BTreeMap<SlotKey, SlotAlloc> {
+    claim_slots(e, grid_s).into_iter().filter_map(|k| st.slots.get(&k).map(|c| (k, c.clone()))).collect()
 }
 
 /// The only effects a TCR with `outcome` may carry for entry `e` (issue 11
@@ -309,7 +532,7 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
         (IorTx::At(_), _) | (_, Outcome::AtAccepted | Outcome::AtRejected(_)) => None,
         (_, Outcome::StRejected(r)) if r.penalty_free() => Some(vec![]),
         (_, Outcome::StRejected(_)) => Some(penalise(e.sender)),
-        (IorTx::St(s), Outcome::StSettled(kind)) => match kind {
+        (IorTx::St(s) | IorTx::StReach(s, _), Outcome::StSettled(kind)) => match kind {
             // A settlement that pays for delivery records its EM as sold
             // out of the seller's slots (attack r5: one export sold twice).
             StSettlement::Agreed => Some(vec![
@@ -332,6 +555,7 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
                 v.push(Effect::ClaimExport {
                     slots: s.claim_split(p.meter_step_s)?,
                     ws: u128::from(t.em.0).checked_mul(3600)?,
+                    reach: e.tx.settlement().map_or(0, |(_, r)| r).min(MAX_REACH_SLOTS),
                 });
                 Some(v)
             }
@@ -431,11 +655,20 @@ pub fn apply_effects(
                     *c = c.checked_add(take).ok_or(ApplyError::Overflow)?;
                 }
             }
-            Effect::ClaimExport { slots, ws } => {
-                let takes = claim_alloc(&s.claimed, slots, *ws).ok_or(ApplyError::ExportClaimed(*ws))?;
-                for (slot, take) in takes {
-                    let c = s.claimed.entry(slot).or_insert(0);
-                    *c = c.checked_add(take).ok_or(ApplyError::Overflow)?;
+            Effect::ClaimExport { slots, ws, reach } => {
+                let reach = slots.last().map(|(k, _)| following_slots(k, *reach)).unwrap_or_default();
+                let plan = realloc(&s, slots, &reach, *ws).ok_or(ApplyError::ExportClaimed(*ws))?;
+                for (slot, total, alloc) in plan.slots {
+                    if total == 0 {
+                        s.claimed.remove(&slot);
+                    } else {
+                        s.claimed.insert(slot, total);
+                    }
+                    if alloc == SlotAlloc::default() {
+                        s.slots.remove(&slot);
+                    } else {
+                        s.slots.insert(slot, alloc);
+                    }
                 }
             }
         }
@@ -458,6 +691,7 @@ pub fn slice(st: &PreState, e: &Entry, grid_s: u32) -> PreState {
         agreements: st.agreements.get(&key).map(|ag| (key, ag.clone())).into_iter().collect(),
         meters: st.meters.get(&t.seller).map(|m| (t.seller, *m)).into_iter().collect(),
         claimed: claimed_of(st, e, grid_s),
+        slots: slots_of(st, e, grid_s),
         closed_in_batch: st.closed_in_batch.iter().filter(|k| **k == key).copied().collect(),
     }
 }
@@ -488,13 +722,14 @@ pub fn leaf_inputs(st: &PreState, e: &Entry, outcome: &Outcome, grid_s: u32) -> 
     let key = t.key();
     let seller_read = matches!(e.tx, IorTx::At(_))
         && !matches!(outcome, Outcome::AtRejected(AtRejection::WrongSender { .. } | AtRejection::NotSignedBySeller));
-    let meter_read = matches!(e.tx, IorTx::St(_)) && e.sender == t.seller;
+    let meter_read = e.tx.settlement().is_some() && e.sender == t.seller;
     let parts = if seller_read { vec![e.sender, t.seller] } else { vec![e.sender] };
     PreState {
         participants: st.participants.iter().filter(|(a, _)| parts.contains(a)).map(|(a, p)| (*a, *p)).collect(),
         agreements: st.agreements.get(&key).map(|ag| (key, ag.clone())).into_iter().collect(),
         meters: st.meters.get(&t.seller).filter(|_| meter_read).map(|m| (t.seller, *m)).into_iter().collect(),
         claimed: claimed_of(st, e, grid_s),
+        slots: slots_of(st, e, grid_s),
         closed_in_batch: st.closed_in_batch.iter().filter(|k| **k == key).copied().collect(),
     }
 }
@@ -523,7 +758,8 @@ pub fn execute_leaves(
     for (i, e) in entries.iter().enumerate() {
         let mut outcome = match &e.tx {
             IorTx::At(at) => execute_at(env, p, &st, e, at)?,
-            IorTx::St(s) => execute_st(env, p, &st, e, s)?,
+            IorTx::St(s) => execute_st(env, p, &st, e, s, 0)?,
+            IorTx::StReach(s, reach) => execute_st(env, p, &st, e, s, *reach)?,
             IorTx::Opinion(o) => execute_opinion(env, &st, e, o)?,
             IorTx::Expire(t) => execute_expire(env, p, &st, e, t)?,
         };
@@ -671,6 +907,7 @@ fn execute_st(
     st: &PreState,
     e: &Entry,
     s: &SettlementTx,
+    reach: u32,
 ) -> Result<Outcome, ContractError> {
     let reject = |why: StRejection| Ok(Outcome::StRejected(why));
     let t = &s.terms;
@@ -744,10 +981,24 @@ fn execute_st(
     // by won arbitrations (earlier in this batch, in record order, or in
     // settled batches) is not evidence again. Readings at the meter's
     // interval are summed per grid slot, so every ST reads the same slots.
-    let delivered = certified
-        && s.claim_split(p.meter_step_s).is_some_and(|split| {
-            u128::from(t.em.0).checked_mul(3600).is_some_and(|ws| claim_alloc(&st.claimed, &split, ws).is_some())
-        });
+    // Every won claim of the seller holding energy in the ST's slots or
+    // the reach slots after them (`IorTx::StReach`) is re-allocated with this one
+    // ([`realloc`]): one step per slot and per claim held there.
+    let split = if certified { s.claim_split(p.meter_step_s) } else { None };
+    let delivered = match split {
+        Some(split) => {
+            let reach = split.last().map(|(k, _)| following_slots(k, reach)).unwrap_or_default();
+            let held: usize = split
+                .iter()
+                .map(|(k, _)| k)
+                .chain(&reach)
+                .map(|k| st.slots.get(k).map_or(0, |a| a.by_period.len()))
+                .sum();
+            env.charge(STEP_GAS.saturating_mul((split.len() + reach.len() + held) as u64))?;
+            u128::from(t.em.0).checked_mul(3600).is_some_and(|ws| realloc(st, &split, &reach, ws).is_some())
+        }
+        None => false,
+    };
     Ok(Outcome::StSettled(if delivered { StSettlement::SellerDelivered } else { StSettlement::SellerShortfall }))
 }
 

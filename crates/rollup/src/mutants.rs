@@ -33,6 +33,14 @@ pub enum Mutation {
     /// touches: a disputer leaves a record out, execution reads a default
     /// in its place, and a correct root looks wrong.
     AbsenceUnchecked,
+    /// A won arbitration does not re-allocate the seller's earlier won
+    /// claims ([`crate::exec::realloc`]): it takes only what they left, so
+    /// sales settled out of deadline order strand an honest seller.
+    ReallocSkipped,
+    /// Claimed-slot records are deleted one grid slot before the horizon
+    /// ([`crate::state::claim_prunable`]): an ST recorded at its latest
+    /// reads a deleted slot as unclaimed, and an export is sold twice.
+    PruneEarly,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

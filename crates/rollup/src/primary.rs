@@ -157,10 +157,14 @@
 //!   `max_dl_ms` after it, and `SC_EXE_ST` refuses an ST recorded after
 //!   `DL + expiry_ms` ([`crate::types::StRejection::AfterExpiry`]), so a
 //!   slot beginning at `T` is read by no entry recorded after
-//!   `T + 2 × max_dl_ms + expiry_ms`. Deleting such records when a batch
-//!   settles loses nothing; it is not implemented yet (the state root
-//!   would have to change by a deletion the whole-batch re-execution
-//!   proves as well).
+//!   `T + 2 × max_dl_ms + expiry_ms` ([`crate::state::claim_horizon_ms`]).
+//!   Deleting such records loses nothing: `prune_claims` queues up to
+//!   [`CLAIM_PRUNE_PER_CALL`] deletions of records proved present and
+//!   older than that ([`QueueItem::Prune`], at most
+//!   [`CLAIM_PRUNE_PER_BATCH`] per batch), which the next batch applies
+//!   before its entries, so its post-state root and every re-execution
+//!   of it include them; the driver's executor sends one after each batch
+//!   it finalizes.
 //! - **Records per batch are bounded** ([`MAX_BATCH_RECORDS`]): `SC_DS_*`
 //!   counts the settlement records each entry touches ([`entry_records`])
 //!   and refuses an entry past the budget, so any batch the chain accepts
@@ -454,6 +458,37 @@ pub fn entry_records(e: &Entry, grid_s: u32) -> u32 {
 /// Most expired commitment records one `commit_dispute` deletes.
 pub const COMMITMENT_PRUNE_PER_CALL: u64 = 8;
 
+/// Most claimed-slot records one `prune_claims` call deletes.
+pub const CLAIM_PRUNE_PER_CALL: usize = 8;
+
+/// Most claimed-slot deletions one batch applies (of its
+/// [`MAX_QUEUE_PER_BATCH`] queue items; the rest stay for `fund` and
+/// `withdraw`).
+pub const CLAIM_PRUNE_PER_BATCH: u64 = 64;
+
+/// `prune_claims` arguments: the seller slots whose records to delete and
+/// a witness proving each present in the latest settled state.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct PruneClaims {
+    pub slots: Vec<crate::types::SlotKey>,
+    pub witness: StateWitness,
+}
+
+/// Why `prune_claims` refuses. A refused call reverts and queues nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PruneError {
+    #[error("name between 1 and {max} slots, each once (got {got})")]
+    Count { got: usize, max: usize },
+    #[error("slot beginning at {dt_start} may still be read until {until}; now {now}")]
+    NotExpired { dt_start: u64, until: u64, now: u64 },
+    #[error("the next batch already deletes {queued} slot records (at most {max}); prune after it opens")]
+    BatchFull { queued: u64, max: u64 },
+    #[error("the witness does not prove the slots against the settled root: {0}")]
+    NotProved(String),
+    #[error("no record of the slot beginning at {0} in the settled state")]
+    Absent(u64),
+}
+
 /// Why `commit_dispute` refuses. A refused commitment reverts and records
 /// nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -646,6 +681,8 @@ impl RecordParams {
     }
 }
 const NEXT_BATCH: &[u8] = b"bn";
+/// `(batch, n)`: `prune_claims` queued `n` deletions for batch `batch`.
+const PRUNE_PENDING: &[u8] = b"prn";
 /// Length of the bridge queue ([`crate::state::QueueItem`]s at `q/INDEX`).
 const QUEUE_LEN: &[u8] = b"qn";
 /// The latest settled state root.
@@ -1051,6 +1088,7 @@ fn enqueue(ctx: &mut CallContext<'_, '_>, q: QueueItem) -> Result<u64, ContractE
     let (kind, who, amount) = match q {
         QueueItem::In { who, amount } => ("in", who, amount),
         QueueItem::Out { who, amount } => ("out", who, amount),
+        QueueItem::Prune { slot } => ("prune", slot.seller, Amount::ZERO),
     };
     ctx.emit(
         "ior_queued",
@@ -1828,6 +1866,52 @@ fn commit_dispute(ctx: &mut CallContext<'_, '_>, commitment: Hash32) -> Result<V
     Ok(bytes(&true))
 }
 
+/// `prune_claims`: queues the deletion of up to [`CLAIM_PRUNE_PER_CALL`]
+/// claimed-slot records of the settlement state that no entry can read
+/// any more ([`crate::state::claim_prunable`]: the slot began more than
+/// [`crate::state::claim_horizon_ms`] before this block), each proved
+/// present against the settled root (so a call cannot fill a batch's
+/// deletions with slots that hold nothing). The next batch to open applies
+/// them before its entries ([`QueueItem::Prune`]); at most
+/// [`CLAIM_PRUNE_PER_BATCH`] per batch. The driver's executor sends one
+/// after every batch it finalizes, oldest slots first, so the records
+/// live about one horizon plus the backlog later calls clear.
+fn prune_claims(ctx: &mut CallContext<'_, '_>, a: PruneClaims) -> Result<Vec<u8>, ContractError> {
+    let refuse = |e: PruneError| revert(e.to_string());
+    let c = cfg(ctx)?;
+    let now = ctx.timestamp();
+    let keys: std::collections::BTreeSet<RecordKey> = a.slots.iter().map(|k| RecordKey::Claimed(*k)).collect();
+    if a.slots.is_empty() || a.slots.len() > CLAIM_PRUNE_PER_CALL || keys.len() != a.slots.len() {
+        return refuse(PruneError::Count { got: a.slots.len(), max: CLAIM_PRUNE_PER_CALL });
+    }
+    let horizon = crate::state::claim_horizon_ms(&c.params).unwrap_or(u64::MAX);
+    if let Some(k) = a.slots.iter().find(|k| !crate::state::claim_prunable(&c.params, k, now)) {
+        return refuse(PruneError::NotExpired { dt_start: k.dt_start, until: k.dt_start.saturating_add(horizon), now });
+    }
+    let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
+    let queued = match ctx.read_typed::<(u64, u64)>(PRUNE_PENDING)? {
+        Some((b, n)) if b == next => n,
+        _ => 0,
+    };
+    let n = a.slots.len() as u64;
+    if queued + n > CLAIM_PRUNE_PER_BATCH {
+        return refuse(PruneError::BatchFull { queued, max: CLAIM_PRUNE_PER_BATCH });
+    }
+    let root = settled_root(ctx)?;
+    let state = match open_priced(ctx, &keys, &a.witness, &root)? {
+        Ok((state, _)) => state,
+        Err(e) => return refuse(PruneError::NotProved(e)),
+    };
+    if let Some(k) = a.slots.iter().find(|k| !state.claimed.contains_key(k) && !state.slots.contains_key(k)) {
+        return refuse(PruneError::Absent(k.dt_start));
+    }
+    for slot in &a.slots {
+        enqueue(ctx, QueueItem::Prune { slot: *slot })?;
+    }
+    ctx.write_typed(PRUNE_PENDING, &(next, queued + n))?;
+    Ok(bytes(&n))
+}
+
 /// Deletes up to [`COMMITMENT_PRUNE_PER_CALL`] expired commitments (older
 /// than `window`), oldest first: the `dq/SEQ` entry, the committer's
 /// `dc/` record when it is still this commitment's (a later re-commitment
@@ -2214,6 +2298,7 @@ impl NativeContract for IorPrimaryContract {
                 Ok(bytes(&enqueue(ctx, QueueItem::In { who, amount: value })?))
             }
             "withdraw" => withdraw(ctx, decode_args(args)?),
+            "prune_claims" => prune_claims(ctx, decode_args(args)?),
             // Opens an empty batch that only applies queued `fund`s and
             // `withdraw`s (when no trade would open one soon).
             "flush" => {
@@ -2281,6 +2366,12 @@ impl NativeContract for IorPrimaryContract {
             "sc_ds_st" => {
                 let st: SettlementTx = decode_args(args)?;
                 record(ctx, IorTx::St(st), latest)
+            }
+            // An ST whose won arbitration re-allocates over `reach` grid
+            // slots after its period too (`IorTx::StReach`).
+            "sc_ds_st_reach" => {
+                let (st, reach): (SettlementTx, u32) = decode_args(args)?;
+                record(ctx, IorTx::StReach(st, reach), latest)
             }
             "sc_ds_ob" => {
                 let o: BuyerOpinion = decode_args(args)?;

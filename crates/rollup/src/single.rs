@@ -31,10 +31,12 @@ fn execute_now(ctx: &mut CallContext<'_, '_>, tx: IorTx) -> Result<Vec<u8>, Cont
     let slots: BTreeSet<_> = es
         .iter()
         .filter(|e| match &e.tx {
-            IorTx::St(s) => match pre.agreements.get(&s.terms.key()).and_then(|ag| ag.buyer_opinion) {
-                Some(ob) => !ob,
-                None => !s.ob,
-            },
+            IorTx::St(s) | IorTx::StReach(s, _) => {
+                match pre.agreements.get(&s.terms.key()).and_then(|ag| ag.buyer_opinion) {
+                    Some(ob) => !ob,
+                    None => !s.ob,
+                }
+            }
             _ => false,
         })
         .flat_map(|e| crate::exec::claim_slots(e, p.meter_step_s))

@@ -87,6 +87,10 @@ pub enum StateRecord {
     Participant(Address, Participant),
     Agreement(AgreementKey, Agreement),
     Claimed(SlotKey, u128),
+    /// A slot that also holds re-allocation data ([`crate::exec::SlotAlloc`]):
+    /// its claimed total (possibly 0) and its export and movable claims.
+    /// A slot without such data keeps the plain `Claimed` record.
+    ClaimedAt(SlotKey, u128, crate::exec::SlotAlloc),
 }
 
 impl StateRecord {
@@ -98,7 +102,7 @@ impl StateRecord {
         match self {
             StateRecord::Participant(a, _) => RecordKey::Participant(*a),
             StateRecord::Agreement(k, _) => RecordKey::Agreement(*k),
-            StateRecord::Claimed(k, _) => RecordKey::Claimed(*k),
+            StateRecord::Claimed(k, _) | StateRecord::ClaimedAt(k, _, _) => RecordKey::Claimed(*k),
         }
     }
 }
@@ -122,7 +126,11 @@ impl RecordKey {
         match self {
             RecordKey::Participant(a) => s.participants.get(a).map(|p| StateRecord::Participant(*a, *p)),
             RecordKey::Agreement(k) => s.agreements.get(k).map(|ag| StateRecord::Agreement(*k, ag.clone())),
-            RecordKey::Claimed(k) => s.claimed.get(k).map(|c| StateRecord::Claimed(*k, *c)),
+            RecordKey::Claimed(k) => match (s.claimed.get(k), s.slots.get(k)) {
+                (c, Some(a)) => Some(StateRecord::ClaimedAt(*k, c.copied().unwrap_or(0), a.clone())),
+                (Some(c), None) => Some(StateRecord::Claimed(*k, *c)),
+                (None, None) => None,
+            },
         }
     }
 }
@@ -134,7 +142,8 @@ pub fn records(s: &PreState) -> Vec<StateRecord> {
     let mut v = Vec::with_capacity(s.participants.len() + s.agreements.len() + s.claimed.len());
     v.extend(s.participants.iter().map(|(a, p)| StateRecord::Participant(*a, *p)));
     v.extend(s.agreements.iter().map(|(k, ag)| StateRecord::Agreement(*k, ag.clone())));
-    v.extend(s.claimed.iter().map(|(k, c)| StateRecord::Claimed(*k, *c)));
+    let slots: BTreeSet<_> = s.claimed.keys().chain(s.slots.keys()).copied().collect();
+    v.extend(slots.into_iter().filter_map(|k| RecordKey::Claimed(k).record(s)));
     v
 }
 
@@ -198,8 +207,13 @@ pub fn entry_keys(entries: &[Entry], tcrs: &[Tcr], grid_s: u32) -> BTreeSet<Reco
                 Effect::Claim { slot, .. } => {
                     k.insert(RecordKey::Claimed(*slot));
                 }
-                Effect::ClaimExport { slots, .. } | Effect::ClaimSold { slots, .. } => {
+                Effect::ClaimSold { slots, .. } => {
                     k.extend(slots.iter().map(|(slot, _)| RecordKey::Claimed(*slot)));
+                }
+                Effect::ClaimExport { slots, reach, .. } => {
+                    k.extend(slots.iter().map(|(slot, _)| RecordKey::Claimed(*slot)));
+                    let after = slots.last().map(|(l, _)| crate::exec::following_slots(l, *reach)).unwrap_or_default();
+                    k.extend(after.into_iter().map(RecordKey::Claimed));
                 }
                 Effect::Open(_) | Effect::Burn(_) | Effect::Close | Effect::Opinion(_) => {}
             }
@@ -214,6 +228,7 @@ pub fn queue_keys(items: &[QueueItem]) -> BTreeSet<RecordKey> {
         .iter()
         .map(|q| match q {
             QueueItem::In { who, .. } | QueueItem::Out { who, .. } => RecordKey::Participant(*who),
+            QueueItem::Prune { slot } => RecordKey::Claimed(*slot),
         })
         .collect()
 }
@@ -277,6 +292,12 @@ pub fn open_witness(keys: &BTreeSet<RecordKey>, w: &StateWitness) -> Result<(Pre
             StateRecord::Claimed(k, c) => {
                 s.claimed.insert(*k, *c);
             }
+            StateRecord::ClaimedAt(k, c, a) => {
+                if *c > 0 {
+                    s.claimed.insert(*k, *c);
+                }
+                s.slots.insert(*k, a.clone());
+            }
         }
     }
     let skip_absent = crate::mutants::active(crate::mutants::Mutation::AbsenceUnchecked);
@@ -301,8 +322,46 @@ pub fn update_tree(t: &mut Smt, keys: &BTreeSet<RecordKey>, s: &PreState) {
 /// primary chain against a proof of the settled balance).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub enum QueueItem {
-    In { who: Address, amount: Amount },
-    Out { who: Address, amount: Amount },
+    In {
+        who: Address,
+        amount: Amount,
+    },
+    Out {
+        who: Address,
+        amount: Amount,
+    },
+    /// Deletes a seller's grid slot record (claimed energy and
+    /// re-allocation data) that no entry can read any more
+    /// ([`claim_prunable`]; queued by the primary chain's `prune_claims`).
+    Prune {
+        slot: SlotKey,
+    },
+}
+
+/// How long a claimed-slot record can still be read: `2 × max_dl_ms +
+/// expiry_ms` after its slot begins. An AT's period is at most
+/// `max_dl_ms` long ([`crate::types::AtRejection::PeriodTooLong`]), its
+/// `DL` at most `max_dl_ms` after the period ([`crate::types::AtRejection::DeadlineTooLate`]),
+/// and `SC_EXE_ST` refuses an ST recorded after `DL + expiry_ms`
+/// ([`crate::types::StRejection::AfterExpiry`]) before it reads a slot,
+/// so an ST that claims at time `T` reads slots beginning at or after
+/// `DT_start ≥ DL − 2 × max_dl_ms ≥ T − expiry_ms − 2 × max_dl_ms`; its
+/// reach (`IorTx::StReach`) and a re-allocation's window lie after `DT_start`.
+/// (An expiry settled as agreed may still add sold energy to its period's
+/// first slot later; it reads nothing else, and the record can be pruned
+/// again.) `None` on overflow.
+pub fn claim_horizon_ms(p: &IorParams) -> Option<u64> {
+    p.max_dl_ms.checked_mul(2)?.checked_add(p.expiry_ms)
+}
+
+/// Whether `slot`'s record may be deleted at block time `now`: every entry
+/// executed after a prune queued at `now` is recorded at `T ≥ now`, and
+/// reads only slots beginning at `T − `[`claim_horizon_ms`] or later, so a
+/// slot beginning strictly before `now − horizon` is read by none.
+pub fn claim_prunable(p: &IorParams, slot: &SlotKey, now: u64) -> bool {
+    let early =
+        if crate::mutants::active(crate::mutants::Mutation::PruneEarly) { u64::from(p.meter_step_s) * 1000 } else { 0 };
+    claim_horizon_ms(p).is_some_and(|h| slot.dt_start.saturating_add(h.saturating_sub(early)) < now)
 }
 
 /// Why a queue item does not apply (only a forged or corrupt queue: the
@@ -334,6 +393,10 @@ pub fn apply_queue(s: &mut PreState, p: &IorParams, items: &[QueueItem]) -> Resu
                 })?;
                 s.participants.insert(who, part);
             }
+            QueueItem::Prune { slot } => {
+                s.claimed.remove(&slot);
+                s.slots.remove(&slot);
+            }
         }
     }
     Ok(())
@@ -357,6 +420,7 @@ pub fn slice_for(full: &PreState, entries: &[crate::types::Entry], grid_s: u32) 
             .collect(),
         meters: full.meters.iter().filter(|(a, _)| owners.contains(a)).map(|(a, m)| (*a, *m)).collect(),
         claimed: full.claimed.iter().filter(|(k, _)| slots.contains(k)).map(|(k, c)| (*k, *c)).collect(),
+        slots: full.slots.iter().filter(|(k, _)| slots.contains(k)).map(|(k, a)| (*k, a.clone())).collect(),
         closed_in_batch: Default::default(),
     }
 }

@@ -24,6 +24,12 @@ pub(crate) fn clkey(k: &SlotKey) -> Vec<u8> {
     [b"cl/".as_slice(), &bytes(k)].concat()
 }
 
+/// `sl/SLOT`: a seller's slot's export and movable won claims
+/// ([`crate::exec::SlotAlloc`]).
+pub(crate) fn slkey(k: &SlotKey) -> Vec<u8> {
+    [b"sl/".as_slice(), &bytes(k)].concat()
+}
+
 /// `m/ADDR`: the certified meter key address of a trader.
 pub(crate) fn mkey(a: &Address) -> Vec<u8> {
     [b"m/".as_slice(), a.as_bytes()].concat()
@@ -46,6 +52,9 @@ pub(crate) fn load<R: StorageRead>(
     for k in slots {
         if let Some(c) = ctx.read_typed::<u128>(&clkey(k))? {
             s.claimed.insert(*k, c);
+        }
+        if let Some(a) = ctx.read_typed::<crate::exec::SlotAlloc>(&slkey(k))? {
+            s.slots.insert(*k, a);
         }
     }
     for a in meters {
@@ -88,6 +97,21 @@ pub(crate) fn store(ctx: &mut CallContext<'_, '_>, before: &PreState, after: &Pr
             ctx.write_typed(&clkey(k), c)?;
         }
     }
+    for k in before.claimed.keys() {
+        if !after.claimed.contains_key(k) {
+            ctx.delete(&clkey(k))?;
+        }
+    }
+    for (k, a) in &after.slots {
+        if before.slots.get(k) != Some(a) {
+            ctx.write_typed(&slkey(k), a)?;
+        }
+    }
+    for k in before.slots.keys() {
+        if !after.slots.contains_key(k) {
+            ctx.delete(&slkey(k))?;
+        }
+    }
     Ok(())
 }
 
@@ -102,11 +126,21 @@ pub(crate) fn settle(
     tcrs: &[Tcr],
 ) -> Result<Option<Amount>, ContractError> {
     let (parts, buyers) = crate::exec::touched(entries, tcrs);
-    // Only `Claim` effects change claimed energy: read just their slots.
+    // Only claim effects change claimed energy: read just their slots
+    // (and the slots a won arbitration re-allocates over).
     let claims: BTreeSet<SlotKey> = tcrs
         .iter()
         .flat_map(|t| &t.effects)
-        .filter_map(|e| if let crate::types::Effect::Claim { slot, .. } = e { Some(*slot) } else { None })
+        .flat_map(|e| match e {
+            crate::types::Effect::Claim { slot, .. } => vec![*slot],
+            crate::types::Effect::ClaimSold { slots, .. } => slots.iter().map(|(k, _)| *k).collect(),
+            crate::types::Effect::ClaimExport { slots, reach, .. } => {
+                let mut v: Vec<SlotKey> = slots.iter().map(|(k, _)| *k).collect();
+                v.extend(slots.last().map(|(k, _)| crate::exec::following_slots(k, *reach)).unwrap_or_default());
+                v
+            }
+            _ => vec![],
+        })
         .collect();
     let before = load(ctx, &parts, &buyers, &BTreeSet::new(), &claims)?;
     let mut after = before.clone();

@@ -247,13 +247,24 @@ impl SettlementTx {
             .collect()
     }
 
+    /// The `reach` grid slots after [`Self::claim_slots`] that a won
+    /// arbitration re-allocates over ([`IorTx::StReach`], capped at
+    /// [`crate::exec::MAX_REACH_SLOTS`]); empty when the period has no slots.
+    pub fn reach_keys(&self, grid_s: u32, reach: u32) -> Vec<SlotKey> {
+        let slots = self.claim_slots(grid_s);
+        match slots.last() {
+            Some(last) => crate::exec::following_slots(last, reach),
+            None => vec![],
+        }
+    }
+
     /// The readings' net export per grid slot ([`Self::claim_slots`]),
     /// in watt-seconds: `Σ P_s × Δt` over the readings at the meter's own
     /// interval `Δt` that fall in the slot (imports count negative, seed
     /// Ch.3 ST Step 4). `None` when the readings do not tile the period
     /// or the arithmetic overflows. A function of the ST and the grid
     /// alone; what a won arbitration claims of it depends on earlier
-    /// claims ([`crate::exec::claim_alloc`]).
+    /// claims ([`crate::exec::realloc`]).
     pub fn claim_split(&self, grid_s: u32) -> Option<Vec<(SlotKey, i128)>> {
         let slots = self.claim_slots(grid_s);
         if slots.is_empty() {
@@ -562,6 +573,18 @@ pub struct Entry {
 pub enum IorTx {
     At(AgreementTx),
     St(SettlementTx),
+    /// An ST recorded with the number of grid slots after its delivery
+    /// period over which its won arbitration may re-allocate the seller's
+    /// earlier won claims (`sc_ds_st_reach`; at most
+    /// [`crate::exec::MAX_REACH_SLOTS`] count, more read as that many).
+    /// [`IorTx::St`] reads its period's slots only; a seller that settles a
+    /// sale *before* an earlier-ending one it overlaps names here how far
+    /// its longer sales reach, so their claims can move off the slots the
+    /// new one needs ([`crate::exec::realloc`]). Neither the meter nor the
+    /// buyer signs it: it only widens what the claim reads (and the records
+    /// the entry counts against the batch's budget). In every other
+    /// respect the same ST.
+    StReach(SettlementTx, u32),
     /// The buyer's own `O_b`, recorded by the buyer before `DL`.
     Opinion(BuyerOpinion),
     /// The buyer closes an agreement whose seller sent no ST by
@@ -585,9 +608,18 @@ impl IorTx {
     pub fn terms(&self) -> &AgreementTerms {
         match self {
             IorTx::At(a) => &a.terms,
-            IorTx::St(s) => &s.terms,
+            IorTx::St(s) | IorTx::StReach(s, _) => &s.terms,
             IorTx::Opinion(o) => &o.terms,
             IorTx::Expire(t) => t,
+        }
+    }
+
+    /// An ST and its re-allocation reach (0 for [`IorTx::St`]).
+    pub fn settlement(&self) -> Option<(&SettlementTx, u32)> {
+        match self {
+            IorTx::St(s) => Some((s, 0)),
+            IorTx::StReach(s, r) => Some((s, *r)),
+            _ => None,
         }
     }
 }
@@ -758,9 +790,10 @@ pub enum Effect {
     Claim { slot: SlotKey, ws: u128 },
     /// A won arbitration claims `ws` watt-seconds (`EM × 3600`) of the
     /// seller's net metered export in `slots` (each with its net export
-    /// in ws, [`SettlementTx::claim_split`]), allocated against what
-    /// earlier claims left there ([`crate::exec::claim_alloc`]).
-    ClaimExport { slots: Vec<(SlotKey, i128)>, ws: u128 },
+    /// in ws, [`SettlementTx::claim_split`]), allocated together with the
+    /// seller's earlier won claims over `slots` and the `reach` grid slots
+    /// after them ([`IorTx::StReach`], [`crate::exec::realloc`]).
+    ClaimExport { slots: Vec<(SlotKey, i128)>, ws: u128, reach: u32 },
     /// A settlement that pays the seller for delivery without arbitration
     /// (`Agreed`, `LateBuyerSignature`) records its `ws` (`EM × 3600`) as
     /// sold out of the seller's slots of the period (issue 11, attack r5:

@@ -322,8 +322,13 @@ fn proportional_claims_strand_an_honest_sellers_export() {
 /// the first slot, which the nested sale needs. Covering this needs the
 /// claims of all the seller's overlapping sales (reallocating the
 /// earlier claim to its other slots), not one claim at a time.
+///
+/// Fixed: a won arbitration re-allocates the seller's earlier won claims
+/// over its slots and the reach slots after them (`exec::realloc`,
+/// earliest deadline first); the nested sale's ST (`IorTx::StReach`) names the five slots
+/// the long sale reaches past it. Fails with re-allocation skipped
+/// (`Mutation::ReallocSkipped`).
 #[test]
-#[ignore = "open: claims settled out of deadline order are allocated greedily (no reallocation of earlier claims)"]
 fn nested_sales_settled_out_of_deadline_order_are_both_covered() {
     nested_sales_both_delivered(false);
 }
@@ -339,9 +344,11 @@ fn nested_sales_both_delivered(deadline_order: bool) {
     let st1 = st(&t1, 1000, false, Some(&b1));
     let st2 = metered_st(&t2, &b2, 300, vec![1000]);
     assert_eq!(st1.ps[0], st2.ps[0], "the same genuine reading of 08:00–08:05");
+    // The nested sale's window reaches the long sale's last slot.
+    let (st1, st2) = (IorTx::St(st1), IorTx::StReach(st2, 5));
     let (first, second) = if deadline_order { (st2, st1) } else { (st1, st2) };
-    e.d.submit(&s, &IorTx::St(first)).unwrap();
-    e.d.submit(&s, &IorTx::St(second)).unwrap();
+    e.d.submit(&s, &first).unwrap();
+    e.d.submit(&s, &second).unwrap();
     let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
     let delivered = Outcome::StSettled(StSettlement::SellerDelivered);
     assert_eq!(out, vec![delivered.clone(), delivered], "330 Wh sold of 500 Wh exported lost an arbitration");

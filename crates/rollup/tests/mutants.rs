@@ -199,13 +199,42 @@ fn a_state_dispute_leaving_a_record_out_is_refused() -> bool {
     r.status != TxStatus::Success && node_active(&e, &exec.address()) && !e.d.batch_header(1).unwrap().overturned
 }
 
-const SCENARIOS: [Scenario; 6] = [
+/// Attack r4/r5: a seller's long sale settled before the nested sale it
+/// overlaps (out of deadline order); the nested sale's ST reaches the long
+/// one's slots, the long one's claim moves off the slot the nested one
+/// needs, and both are delivered (`exec::realloc`).
+fn nested_sales_settled_out_of_order_are_both_covered() -> bool {
+    let mut e = funded();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let t1 = terms(&b1, &s, Amount(200_000), 250, 8 * HOUR);
+    let mut t2 = terms(&b2, &s, Amount(200_000), 80, 8 * HOUR);
+    t2.dt_end = t2.dt_start + 5 * MIN;
+    t2.dl = t2.dt_end + 15 * MIN;
+    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
+    let long = metered_st(&t1, &b1, 300, vec![1000; 6]);
+    let nested = metered_st(&t2, &b2, 300, vec![1000]);
+    e.d.submit(&s, &IorTx::St(long)).unwrap();
+    e.d.submit(&s, &IorTx::StReach(nested, 5)).unwrap();
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    out == vec![Outcome::StSettled(StSettlement::SellerDelivered); 2]
+}
+
+/// A claimed-slot record is pruned only once no entry can read it: the
+/// ST recorded at `DL + expiry` still sees the earlier claim of its first
+/// slot (`common::claim_at_the_horizon`).
+fn a_claim_at_the_horizon_sees_its_slot() -> bool {
+    claim_at_the_horizon().1 == vec![Outcome::StSettled(StSettlement::SellerShortfall)]
+}
+
+const SCENARIOS: [Scenario; 8] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
     ("deadlines hold", deadlines_hold),
     ("a wrong post-state root is overturned", a_wrong_post_root_is_overturned),
     ("a state dispute leaving a record out is refused", a_state_dispute_leaving_a_record_out_is_refused),
+    ("nested sales settled out of order are both covered", nested_sales_settled_out_of_order_are_both_covered),
+    ("a claim at the horizon sees its slot", a_claim_at_the_horizon_sees_its_slot),
 ];
 
 gridledger_core::mutation_check! {
@@ -218,4 +247,6 @@ gridledger_core::mutation_check! {
     unenforced_deadline_is_caught: Mutation::DeadlineUnenforced => "deadlines hold",
     unchecked_post_root_is_caught: Mutation::PostRootUnchecked => "a wrong post-state root is overturned",
     unchecked_absence_is_caught: Mutation::AbsenceUnchecked => "a state dispute leaving a record out is refused",
+    skipped_realloc_is_caught: Mutation::ReallocSkipped => "nested sales settled out of order are both covered",
+    early_prune_is_caught: Mutation::PruneEarly => "a claim at the horizon sees its slot",
 }

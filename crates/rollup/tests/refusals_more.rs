@@ -274,17 +274,17 @@ fn apply_effects_refuses_each_misfit_and_changes_nothing() {
         // an earlier claim already took.
         (
             &open_state,
-            vec![rep.clone(), Effect::ClaimExport { slots: vec![(slot, 1_000)], ws: 1_001 }],
+            vec![rep.clone(), Effect::ClaimExport { slots: vec![(slot, 1_000)], ws: 1_001, reach: 0 }],
             ApplyError::ExportClaimed(1_001),
         ),
         (
             &open_state,
-            vec![rep.clone(), Effect::ClaimExport { slots: vec![(slot, 2_000), (slot2, -2_000)], ws: 1 }],
+            vec![rep.clone(), Effect::ClaimExport { slots: vec![(slot, 2_000), (slot2, -2_000)], ws: 1, reach: 0 }],
             ApplyError::ExportClaimed(1),
         ),
         (
             &claimed,
-            vec![rep.clone(), Effect::ClaimExport { slots: vec![(slot, 1_000)], ws: 1 }],
+            vec![rep.clone(), Effect::ClaimExport { slots: vec![(slot, 1_000)], ws: 1, reach: 0 }],
             ApplyError::ExportClaimed(1),
         ),
     ];

@@ -116,7 +116,7 @@ proptest! {
                     prop_assert_eq!(recover(&at.terms.seller_digest(&SigDomain::DEV), sig), Ok(seller));
                 }
             }
-            IorTx::St(st) => {
+            IorTx::St(st) | IorTx::StReach(st, _) => {
                 if let Some(sig) = &st.buyer_sig {
                     let buyer = KeyPair::from_seed("ior-rt-buyer").public();
                     prop_assert_eq!(recover(&st.terms.buyer_digest(&SigDomain::DEV, st.ob), sig), Ok(buyer));

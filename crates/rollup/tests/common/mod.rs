@@ -365,3 +365,52 @@ pub fn metered_st(t: &AgreementTerms, buyer: &KeyPair, step_s: u32, ps: Vec<i64>
     .sign_readings(&meter_key(&t.seller))
     .sign_as_buyer(buyer)
 }
+
+/// [`funded`] with a short claim horizon: delivery periods and deadlines
+/// of at most an hour and an hour's expiry grace, so a claimed slot may be
+/// read for `2 × 1 h + 1 h` after it begins.
+pub fn funded_short_horizon() -> Env {
+    let params = IorParams { max_dl_ms: HOUR, expiry_ms: HOUR, ..IorParams::case_study() };
+    let mut e = open(DriverConfig { params, ..config(Mode::Ior, 4, 2, 3) });
+    for i in 0..3 {
+        e.d.fund(&trader(i), coins(10)).unwrap();
+    }
+    e.d.set_time(7 * HOUR);
+    e
+}
+
+/// A seller's claim at the horizon's exact boundary (with
+/// [`funded_short_horizon`]): a 5-minute sale at 08:00 wins its
+/// arbitration and claims 83 Wh of the 08:00 slot's 83.3 Wh; a batch
+/// finalizes at 10:56 (the executor prunes what it may); then the same
+/// seller's hour-long sale from 08:00 (DL 10:00) is settled at 11:00,
+/// `DL + expiry`, the latest it may be, with export only in that first
+/// slot. The 08:00 record must still be there: the outcome of that last
+/// ST (`SellerShortfall` when the earlier claim is seen).
+pub fn claim_at_the_horizon() -> (Env, Vec<Outcome>) {
+    let mut e = funded_short_horizon();
+    let (b1, b2, s) = (trader(0), trader(2), trader(1));
+    let mut t1 = terms(&b1, &s, Amount(200_000), 83, 8 * HOUR);
+    t1.dt_end = 8 * HOUR + 5 * MIN;
+    t1.dl = t1.dt_end + 15 * MIN;
+    let mut t2 = terms(&b2, &s, Amount(200_000), 1, 8 * HOUR);
+    t2.dt_end = 9 * HOUR;
+    t2.dl = 10 * HOUR;
+    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
+    e.d.submit(&s, &IorTx::St(metered_st(&t1, &b1, 300, vec![1000]))).unwrap();
+    let first: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    assert_eq!(first, vec![Outcome::StSettled(gridledger_rollup::types::StSettlement::SellerDelivered)]);
+    // A batch settles at 10:56 (one bridge item opens it), after which
+    // the executor prunes every record it may.
+    e.d.set_time(10 * HOUR + 56 * MIN);
+    e.d.fund(&trader(3), Amount(1)).unwrap();
+    assert_eq!(e.d.flush(&trader(3)).unwrap().status, TxStatus::Success);
+    assert_eq!(e.d.process(&mut rng(0)).unwrap().len(), 1, "a batch settled before 11:00");
+    assert!(e.d.now() < 11 * HOUR, "still before the horizon: {}", e.d.now());
+    e.d.set_time(11 * HOUR);
+    let mut ps = vec![0; 12];
+    ps[0] = 1000;
+    e.d.submit(&s, &IorTx::St(metered_st(&t2, &b2, 300, ps))).unwrap();
+    let out = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    (e, out)
+}
