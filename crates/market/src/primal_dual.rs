@@ -814,10 +814,8 @@ impl PrimalDual {
         // accepts by ([`MarketNetwork::row_excess`]'s per-row tolerance):
         // the buyers' copies meeting `violation ≤ tol` is no promise for
         // the smaller copy on a row allotted a few W
-        let small = residual <= prm.tol
-            && change <= prm.tol * prm.alpha
-            && violation <= prm.tol
-            && self.settled_rows_hold();
+        let small =
+            residual <= prm.tol && change <= prm.tol * prm.alpha && violation <= prm.tol && self.settled_rows_hold();
         let certificate = small.then(|| self.certificate(market));
         let converged = certificate.is_some_and(|c| c.holds(prm.gap_tol));
         StepReport { residual, change, violation, certificate, converged }
