@@ -348,6 +348,10 @@ fn interval_with(
     })
 }
 
+/// An admitted request that opened: its submission index, the request, and
+/// its ciphertext.
+type ValidRequest<'a> = (usize, Prosumer, &'a [u8]);
+
 /// Which request [`run_interval`] excludes from an infeasible admitted
 /// market, as an index into `valid` (`None`: none may go, the interval is
 /// infeasible). The rule, deterministic:
@@ -362,9 +366,9 @@ fn interval_with(
 ///    the market feasible (totals, then the central solve) is excluded;
 ///    failing that, the first candidate (and the loop goes on).
 fn minimum_to_exclude<'a>(
-    valid: &[(usize, Prosumer, &'a [u8])],
+    valid: &[ValidRequest<'a>],
     net: &MarketNetwork,
-    assemble: &dyn Fn(&[(usize, Prosumer, &'a [u8])]) -> Market,
+    assemble: &dyn Fn(&[ValidRequest<'a>]) -> Market,
 ) -> Option<usize> {
     let side_sum = |side: Side, f: fn(&Prosumer) -> f64| {
         valid.iter().filter(|(_, p, _)| p.side == side).map(|(_, p, _)| f(p)).sum::<f64>()
