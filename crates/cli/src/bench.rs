@@ -82,6 +82,11 @@ pub struct PbftArgs {
     /// leads (1 turns the dead-leader shortcut off).
     #[arg(long, default_value_t = 4)]
     pub suspect_divisor: u64,
+    /// Heights one after another: the validators' `pbft.pipeline = false`
+    /// (by default the next height's leader proposes while the previous
+    /// height is still in its commit round), for before/after comparisons.
+    #[arg(long)]
+    pub no_pipeline: bool,
     /// Record each validator's events (`GRIDLEDGER_TIMELINE`) and add the
     /// latency batch's timeline to the output: per height its proposal
     /// (size, leader), pre-prepare arrival, validation, prepared sync and
@@ -124,11 +129,12 @@ impl BenchCluster {
         n: usize,
         accounts: usize,
         processes: bool,
-        divisor: u64,
+        (divisor, pipeline): (u64, bool),
         timeline: bool,
     ) -> anyhow::Result<Self> {
         let balance = Amount(1_000_000_000_000);
-        let settings = gridledger_node::validator::PbftSettings { suspect_divisor: divisor, ..Default::default() };
+        let settings =
+            gridledger_node::validator::PbftSettings { suspect_divisor: divisor, pipeline, ..Default::default() };
         if !processes {
             return Ok(Self::Local(Box::new(gridledger_node::cluster::LocalCluster::start(
                 dir, n, accounts, balance, settings,
@@ -593,8 +599,14 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
     };
     let mut progress = crate::progress::Steps::new("bench pbft", if a.sustained > 0 { 6 } else { 4 }, a.json);
     progress.step(&format!("starting {} validators", a.validators));
-    let mut cluster =
-        BenchCluster::start(dir.path(), a.validators, accounts, a.processes, a.suspect_divisor, a.timeline)?;
+    let mut cluster = BenchCluster::start(
+        dir.path(),
+        a.validators,
+        accounts,
+        a.processes,
+        (a.suspect_divisor, !a.no_pipeline),
+        a.timeline,
+    )?;
     if a.down > 0 {
         cluster.kill_last(a.down)?;
     }
@@ -731,6 +743,7 @@ fn pbft(a: PbftArgs) -> anyhow::Result<()> {
         "data_dir": dir.path().parent().map(|p| p.display().to_string()),
         "validators_down": a.down,
         "suspect_divisor": a.suspect_divisor,
+        "pipeline": !a.no_pipeline,
         "mode": if a.processes {
             "processes (one OS process per validator, Noise-encrypted TCP on loopback)"
         } else {

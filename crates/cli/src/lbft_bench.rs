@@ -58,8 +58,9 @@ use gridledger_consensus::lbft::{
 };
 use gridledger_core::bench_tx::{now_us, percentile_ms, TX_BYTES};
 use gridledger_core::codec::{decode, encode, hash_bytes, Tag};
-use gridledger_core::crypto::{batch_verify, KeyPair, VerifyItem};
-use gridledger_core::{Hash32, Signature};
+use gridledger_core::crypto::KeyPair;
+use gridledger_core::ed25519::{verify_batch, EdItem, EdKeyPair, EdPublicKey, EdSignature};
+use gridledger_core::Hash32;
 use gridledger_threshold::{KeyShare, PublicKeySet};
 use serde_json::json;
 
@@ -176,9 +177,9 @@ const WIRE_TXS: u8 = 1;
 /// Flooding clients' delivery numbers start here (Rule-3 refuses them).
 const FLOOD_DN: u64 = 1 << 40;
 
-fn client_key(home: u32, k: u32, honest: bool) -> KeyPair {
+fn client_key(home: u32, k: u32, honest: bool) -> EdKeyPair {
     let kind = if honest { "client" } else { "flood" };
-    KeyPair::from_seed(&format!("gridledger-lbft-bench-{kind}-{home}-{k}"))
+    EdKeyPair::from_seed(&format!("gridledger-lbft-bench-{kind}-{home}-{k}"))
 }
 
 fn validator_key(i: u32) -> KeyPair {
@@ -189,11 +190,11 @@ fn pad_len() -> usize {
     let req = Request { submitted_us: 0, home: 0, client: 0, honest: true, pad: Vec::new() };
     let probe = LbftTx {
         epoch: 0,
-        client: validator_key(0).public(),
+        client: EdPublicKey([0; 32]),
         request: encode(&req),
         delivery_number: 0,
         next_epoch: 1,
-        signature: Signature([0; 64]),
+        signature: EdSignature([0; 64]),
     };
     TX_BYTES.saturating_sub(encode(&probe).len())
 }
@@ -488,7 +489,7 @@ struct Client {
 /// its encoding and its τ recipients.
 #[allow(clippy::too_many_arguments)]
 fn client_tx(
-    key: &KeyPair,
+    key: &EdKeyPair,
     home: u32,
     client: u32,
     honest: bool,
@@ -508,7 +509,7 @@ fn client_tx(
             request: encode(&req),
             delivery_number: dn,
             next_epoch: e_c + 1,
-            signature: Signature([0; 64]),
+            signature: EdSignature([0; 64]),
         }
     } else {
         LbftTx::sign(key, e_c, encode(&req), dn, e_c + 1)
@@ -537,8 +538,8 @@ struct Signer {
     tau: u32,
     pad: usize,
     opaque: bool,
-    client_keys: Vec<KeyPair>,
-    flooders: Vec<KeyPair>,
+    client_keys: Vec<EdKeyPair>,
+    flooders: Vec<EdKeyPair>,
 }
 
 impl Signer {
@@ -626,6 +627,10 @@ pub struct VerdictCache {
     pub checks: u64,
     /// Verdicts served from the cache.
     pub hits: u64,
+    /// Batch equations evaluated.
+    pub batches: u64,
+    /// Signatures checked one at a time because their batch failed.
+    pub single_checks: u64,
 }
 
 /// How a [`VerdictCache`] keys a transaction (its bytes, decoded).
@@ -639,12 +644,23 @@ impl VerdictCache {
     /// A cache with another key: only for the tests that show a wrong key
     /// is caught.
     pub fn keyed_by(cap: usize, key: KeyFn) -> Self {
-        Self { key, map: Default::default(), order: VecDeque::new(), cap: cap.max(1), checks: 0, hits: 0 }
+        Self {
+            key,
+            map: Default::default(),
+            order: VecDeque::new(),
+            cap: cap.max(1),
+            checks: 0,
+            hits: 0,
+            batches: 0,
+            single_checks: 0,
+        }
     }
 
     /// Verdicts for `raws` (decoded as [`LbftTx`]; an undecodable one is
-    /// refused), checking in one parallel batch only those not seen
-    /// before, each once even if it appears twice in `raws`.
+    /// refused), checking only those not seen before, each once even if it
+    /// appears twice in `raws`, with Ed25519 batch equations over all cores
+    /// ([`verify_batch`]): one bad signature costs single checks of its
+    /// chunk only, and refuses only its own transaction.
     pub fn check(&mut self, raws: &[Vec<u8>]) -> Vec<(Hash32, Option<LbftTx>, bool)> {
         let mut out: Vec<(Hash32, Option<LbftTx>, bool)> = Vec::with_capacity(raws.len());
         // Index into `out` of each transaction to check, first occurrence only.
@@ -674,17 +690,20 @@ impl VerdictCache {
             };
             out.push((id, tx, ok));
         }
+        // `todo` holds only decoded transactions (undecodable ones are refused above).
         let digests: Vec<Hash32> = todo.iter().filter_map(|&i| out[i].1.as_ref().map(LbftTx::signing_digest)).collect();
-        let items: Vec<VerifyItem<'_>> = todo
+        let items: Vec<EdItem<'_>> = todo
             .iter()
             .zip(&digests)
-            .filter_map(|(&i, dg)| {
-                out[i].1.as_ref().map(|t| VerifyItem { pk: &t.client, digest: *dg, sig: &t.signature })
-            })
+            .filter_map(|(&i, dg)| out[i].1.as_ref().map(|t| EdItem { pk: &t.client, msg: &dg.0, sig: &t.signature }))
             .collect();
         self.checks += items.len() as u64;
-        let results: Vec<bool> = batch_verify(&items).iter().map(Result::is_ok).collect();
-        for (&i, ok) in todo.iter().zip(results) {
+        // Batch equations; a failing chunk is checked singly to find the
+        // bad signatures (only they are refused).
+        let v = verify_batch(&items);
+        self.batches += v.batches;
+        self.single_checks += v.single_checks;
+        for (&i, ok) in todo.iter().zip(v.ok) {
             let id = out[i].0;
             self.insert(id, ok);
         }
@@ -716,7 +735,7 @@ fn verifier(
     work: mpsc::Receiver<Work>,
     out: mpsc::Sender<Verdicts>,
     opaque: bool,
-    checks: &std::sync::atomic::AtomicU64,
+    checks: &[std::sync::atomic::AtomicU64; 3],
 ) {
     let mut cache = VerdictCache::new(1 << 21);
     while let Ok(first) = work.recv() {
@@ -748,9 +767,10 @@ fn verifier(
                 }
             }
         } else {
-            let before = cache.checks;
             let results = cache.check(&raws);
-            checks.fetch_add(cache.checks - before, std::sync::atomic::Ordering::Relaxed);
+            for (c, v) in checks.iter().zip([cache.checks, cache.batches, cache.single_checks]) {
+                c.store(v, std::sync::atomic::Ordering::Relaxed);
+            }
             for ((raw, c), (id, tx, ok)) in raws.into_iter().zip(client).zip(results) {
                 match (c, tx) {
                     (true, Some(tx)) => v.admit.push(Checked { tx, raw, id, sig_ok: ok }),
@@ -813,6 +833,45 @@ fn persister(
     }
 }
 
+/// CPU seconds this process spent so far, by thread role, from
+/// `/proc/self/task/*/stat` (utime + stime in USER_HZ = 100 ticks/s):
+/// `verify`, `sign`, `persist`, `order` (the consensus loop), `net` and
+/// `other`. Empty where /proc is not there.
+fn cpu_split() -> BTreeMap<&'static str, f64> {
+    let mut out: BTreeMap<&'static str, f64> = BTreeMap::new();
+    let main_tid = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return out };
+    for e in dir.flatten() {
+        let tid = e.file_name().to_string_lossy().into_owned();
+        let (Ok(comm), Ok(stat)) =
+            (std::fs::read_to_string(e.path().join("comm")), std::fs::read_to_string(e.path().join("stat")))
+        else {
+            continue;
+        };
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let comm = comm.trim();
+        let role = if comm.starts_with("lbft-verif") {
+            "verify"
+        } else if comm == "lbft-signer" {
+            "sign"
+        } else if comm == "lbft-persister" {
+            "persist"
+        } else if tid == main_tid {
+            "order"
+        } else if comm.starts_with("tokio") {
+            "net"
+        } else {
+            "other"
+        };
+        *out.entry(role).or_insert(0.0) += ticks as f64 / 100.0;
+    }
+    out
+}
+
 /// Hands a peer's batch (in a proposal, a fetched certified batch or a
 /// synced epoch) to the verifier as it arrives.
 fn prefetch_batch(to: &mpsc::Sender<Work>, m: &Message<gridledger_threshold::SignatureShare, Sig>) {
@@ -844,8 +903,8 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     // measured window starts once the network is up.
     let n_clients = (file.rate * 4 + 64).min(1 << 20) as u32;
     let mut clients: Vec<Client> = (0..n_clients).map(|_| Client { dn: 0, last_next: 0, sent_at: None }).collect();
-    let client_keys: Vec<KeyPair> = (0..n_clients).map(|k| client_key(me, k, true)).collect();
-    let flooders: Vec<KeyPair> = (0..16).map(|k| client_key(me, k, false)).collect();
+    let client_keys: Vec<EdKeyPair> = (0..n_clients).map(|k| client_key(me, k, true)).collect();
+    let flooders: Vec<EdKeyPair> = (0..16).map(|k| client_key(me, k, false)).collect();
     let n_flooders = flooders.len() as u64;
     let peers: Vec<gridledger_net::PeerConfig> = (0..n as u32)
         .map(|i| gridledger_net::PeerConfig {
@@ -876,10 +935,16 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     // Peers' batches go to the same verifier as their proposals arrive.
     let prefetch = txs_in.clone();
     let opaque = file.opaque;
-    let sig_checks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // Signatures checked, batch equations, single checks.
+    let sig_checks = Arc::new([0u64; 3].map(std::sync::atomic::AtomicU64::new));
+    // The verifier's batches run on rayon's pool: named, so the report's
+    // CPU split can tell verification from the rest.
+    let _ = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("lbft-verify-{i}")).build_global();
     {
         let sig_checks = sig_checks.clone();
-        std::thread::spawn(move || verifier(verify_rx, checked_in, opaque, &sig_checks));
+        std::thread::Builder::new()
+            .name("lbft-verifier".into())
+            .spawn(move || verifier(verify_rx, checked_in, opaque, &sig_checks))?;
     }
     let net = Arc::new(net);
     let own_txs = txs_in.clone();
@@ -887,7 +952,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     {
         let net = net.clone();
         let signer = Signer { me, n: file.n, tau: file.tau, pad: pad_len(), opaque, client_keys, flooders };
-        std::thread::spawn(move || signer.run(order_rx, &net, &own_txs));
+        std::thread::Builder::new().name("lbft-signer".into()).spawn(move || signer.run(order_rx, &net, &own_txs))?;
     }
     rt.spawn(async move {
         while let Some((from, bytes)) = inbound.recv().await {
@@ -972,7 +1037,9 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let (persist_in, persist_rx) = mpsc::channel::<Outgoing>();
     {
         let (net, durable_seq, fsync_stats) = (net.clone(), durable_seq.clone(), fsync_stats.clone());
-        std::thread::spawn(move || persister(persist_rx, disk, &net, &durable_seq, &fsync_stats));
+        std::thread::Builder::new()
+            .name("lbft-persister".into())
+            .spawn(move || persister(persist_rx, disk, &net, &durable_seq, &fsync_stats))?;
     }
     let mut latencies: Vec<u64> = Vec::new();
     let mut delivered_unique = 0u64;
@@ -996,7 +1063,26 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut sent_kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut steps: Vec<Step<_, _>> = vec![replica.start()];
+    // Proposals made in the round of the delivery before them.
+    let mut merged_proposals = 0u64;
     loop {
+        // A step that asks for the next epoch's batch (it delivered the
+        // epoch before) gets it in this same round, when the FIFO source has
+        // transactions: the delivery and the proposal share one fsynced
+        // record instead of two in a row (each fsync is on the epoch's
+        // critical path; under disk contention one took 6–56 ms). Only FIFO:
+        // the π^τ policies cut their batch from the delivered epoch's hash,
+        // which they learn once the delivery is applied.
+        if matches!(pool, Pool::Fifo(_)) && pool.held() > 0 && pending_batch.is_none() {
+            if let Some(e) = steps.iter().filter_map(|s| s.need_batch).max() {
+                for s in steps.iter_mut() {
+                    s.need_batch = None;
+                }
+                merged_proposals += 1;
+                let b = pool.next_batch(e);
+                steps.push(replica.propose(e, b));
+            }
+        }
         // Process steps: persist, send, deliver, ask for batches.
         // Group commit: the steps gathered since the last round are
         // persisted in one fsynced record, then their messages leave.
@@ -1279,7 +1365,16 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         "bytes_sent_per_delivered_tx": if delivered_unique > 0 { sent / delivered_unique as f64 } else { 0.0 },
         "epochs": epochs,
         "bad_signatures": bad_sigs,
-        "signature_checks": sig_checks.load(std::sync::atomic::Ordering::Relaxed),
+        "signature_checks": sig_checks[0].load(std::sync::atomic::Ordering::Relaxed),
+        "signature_batches": sig_checks[1].load(std::sync::atomic::Ordering::Relaxed),
+        "signature_single_checks": sig_checks[2].load(std::sync::atomic::Ordering::Relaxed),
+        // CPU seconds of this process by thread role (verify: the verifier
+        // and its rayon pool; sign: the clients' signer; persist: the
+        // log writer, which also sends; order: the consensus loop; net:
+        // the socket runtime).
+        "cpu_s": cpu_split(),
+        "proposals_merged_with_delivery": merged_proposals,
+        "fsyncs_per_epoch": if epochs > 0 { fsyncs as f64 / epochs as f64 } else { 0.0 },
         "issued": issued,
         "flood_issued": flooded,
         // Arrivals (own clients' and peers') the policy kept.
@@ -1305,13 +1400,13 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn signed(key: &KeyPair, request: &[u8]) -> Vec<u8> {
+    fn signed(key: &EdKeyPair, request: &[u8]) -> Vec<u8> {
         encode(&LbftTx::sign(key, 1, request.to_vec(), 0, 2))
     }
 
     /// The same client's transaction with another request under the first
     /// one's signature: a forgery.
-    fn forged(key: &KeyPair) -> Vec<u8> {
+    fn forged(key: &EdKeyPair) -> Vec<u8> {
         let good = LbftTx::sign(key, 1, b"pay 1".to_vec(), 0, 2);
         let mut bad = LbftTx::sign(key, 1, b"pay 1000".to_vec(), 0, 2);
         bad.signature = good.signature;
@@ -1320,7 +1415,7 @@ mod tests {
 
     #[test]
     fn a_signature_is_checked_once_however_often_its_transaction_arrives() {
-        let key = KeyPair::from_seed("verdict-cache-client");
+        let key = EdKeyPair::from_seed("verdict-cache-client");
         let a = signed(&key, b"pay 1");
         let mut cache = VerdictCache::new(16);
         // Twice in one batch (from its client and in a proposal), then again.
@@ -1336,7 +1431,7 @@ mod tests {
     /// The verdict a cache gives a forgery after it passed the genuine
     /// transaction of the same client.
     fn forgery_verdict(mut cache: VerdictCache) -> bool {
-        let key = KeyPair::from_seed("verdict-cache-forger");
+        let key = EdKeyPair::from_seed("verdict-cache-forger");
         assert!(cache.check(&[signed(&key, b"pay 1")])[0].2);
         cache.check(&[forged(&key)])[0].2
     }
@@ -1351,7 +1446,7 @@ mod tests {
 
     #[test]
     fn undecodable_bytes_are_refused_unchecked_and_a_bad_signature_is_remembered() {
-        let key = KeyPair::from_seed("verdict-cache-bad");
+        let key = EdKeyPair::from_seed("verdict-cache-bad");
         let mut cache = VerdictCache::new(16);
         let out = cache.check(&[vec![0xff; 7], forged(&key)]);
         assert!(!out[0].2 && out[0].1.is_none());
@@ -1362,8 +1457,28 @@ mod tests {
     }
 
     #[test]
+    fn one_bad_signature_in_a_batch_of_a_thousand_is_found_and_only_its_transaction_refused() {
+        let keys: Vec<EdKeyPair> = (0..50).map(|i| EdKeyPair::from_seed(&format!("verdict-cache-batch-{i}"))).collect();
+        let mut raws: Vec<Vec<u8>> =
+            (0..1_000).map(|i| signed(&keys[i % keys.len()], format!("pay {i}").as_bytes())).collect();
+        let bad = 421;
+        raws[bad] = forged(&keys[bad % keys.len()]);
+        let mut cache = VerdictCache::new(4_096);
+        let out = cache.check(&raws);
+        let refused: Vec<usize> = out.iter().enumerate().filter(|(_, o)| !o.2).map(|(i, _)| i).collect();
+        assert_eq!(refused, vec![bad]);
+        assert_eq!(cache.checks, 1_000);
+        // Batch equations first; single checks only inside the failing chunk.
+        assert_eq!(cache.batches, 1_000usize.div_ceil(gridledger_core::ed25519::CHUNK) as u64);
+        assert!(cache.single_checks > 0 && cache.single_checks <= gridledger_core::ed25519::CHUNK as u64);
+        // The verdicts are remembered: the forgery stays refused, unchecked.
+        assert!(!cache.check(&raws[bad..=bad])[0].2);
+        assert_eq!(cache.checks, 1_000);
+    }
+
+    #[test]
     fn past_its_bound_the_cache_forgets_the_oldest_verdict() {
-        let key = KeyPair::from_seed("verdict-cache-bound");
+        let key = EdKeyPair::from_seed("verdict-cache-bound");
         let (a, b) = (signed(&key, b"a"), signed(&key, b"b"));
         let mut cache = VerdictCache::new(1);
         cache.check(std::slice::from_ref(&a));

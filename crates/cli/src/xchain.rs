@@ -25,7 +25,9 @@ mod procs;
 pub enum XchainCmd {
     /// Start a BoB-MBS (one BoB and N external chains, embedded, or each
     /// chain in its own process with `--processes`), run some epochs with
-    /// the relayer feeding headers to the BoB, and print its state.
+    /// the relayer feeding headers to the BoB, and print its state. A
+    /// development deployment: every validator key is derived from a public
+    /// seed (anyone can sign its headers) — never for a real setup.
     Up(UpArgs),
     /// Run one cross-chain token exchange (CCTE, Algorithm 5.1) through the BoB.
     Swap(SwapArgs),
@@ -360,6 +362,12 @@ pub fn run(c: XchainCmd) -> anyhow::Result<()> {
 }
 
 fn up(a: UpArgs) -> anyhow::Result<()> {
+    // Decision (attack R6-5): a flag refusing public-seed keys would break
+    // every existing `xchain up` invocation; the deployment warns instead.
+    eprintln!(
+        "warning: a development deployment: every validator key is derived from a public seed, \
+         so anyone can sign its chains' headers; never use it for a real setup"
+    );
     let s = if a.processes {
         procs::up(&a)?
     } else {
@@ -427,15 +435,22 @@ const MAX_PROVE_REVERTS: u32 = 2;
 /// `gridledger xchain resume --dir D`: closes the CCTs left open (see
 /// [`XchainCmd::Resume`]). Decisions: the driver is the relayer and plays
 /// the parties, whose keys are this deployment's dev accounts (as for
-/// every `xchain swap`); a posted native transfer (sub-situation 2) that
-/// is on its chain is proved by its payer while the BoB still keeps its
+/// every `xchain swap`); a side's payment that is on its chain — its
+/// posted native transfer (sub-situation 2), the one its driver journaled
+/// before sending it ([`gridledger_xchain::journal`]), or else any transfer
+/// in the window that pays the instruction with a nonce at or above the
+/// terms' floor ([`BobMbs::find_payment`], attack R6-3: a driver killed
+/// between paying and posting) — is proved by its payer while the BoB still keeps its
 /// block's header (κ_i headers: `prove`), or against the accumulator of
 /// relayed headers once it does not (`prove_relayed`, [`BobMbs::prove_call`]);
 /// one that is not on its chain, or whose proof cannot be built or
 /// reverted [`MAX_PROVE_REVERTS`] times, is left to CCT_V (its second stage
 /// forwards the posted transfer or closes the side as Algorithm 5.1 says);
-/// a side that neither posted nor proved is penalised by the first-stage
-/// CCT_V after the deadline. CCT_V is sent by the sender if its key is
+/// a journaled transfer that never left is sent to its chain once, while
+/// the chain is before the deadline; a side that neither posted nor proved
+/// is penalised by the first-stage CCT_V after the deadline, and a side
+/// whose payment was found yet ends penalised makes the exit status
+/// non-zero (`penalised_paid`). CCT_V is sent by the sender if its key is
 /// here, else by the receiver. A CCT neither of whose parties' keys is
 /// here is not this deployment's driver's to close: it is skipped and
 /// reported (`skipped`), and does not stop the others. All open CCTs are
@@ -475,6 +490,9 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
     // Per CCT: reverted proves per side, and notes on what was given up.
     let mut reverts: BTreeMap<Hash32, [u32; 2]> = BTreeMap::new();
     let mut notes: BTreeMap<Hash32, Vec<String>> = BTreeMap::new();
+    // Sides whose payment `resume` found on its chain, and journaled NTs it sent.
+    let mut paid: std::collections::BTreeSet<(Hash32, usize)> = Default::default();
+    let mut resent: std::collections::BTreeSet<(Hash32, usize)> = Default::default();
     let mut epochs = 0;
     loop {
         let open: Vec<Hash32> = ours.iter().copied().filter(|id| m.cct(id).is_some_and(|r| !r.complete)).collect();
@@ -484,26 +502,64 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
         let mut proves: Vec<(Hash32, Side, Hash32)> = Vec::new();
         for id in &open {
             let rec = m.cct(id).context("the CCT record")?;
-            // Posted native transfers on their chains, final and still kept at the BoB: prove them.
+            // Each side's payment on its chain, once final at the BoB: prove it.
             let mut acted = false;
             for side in [Side::Sender, Side::Receiver] {
                 if rec.state(side) != SideState::Pending {
                     continue;
                 }
-                let Some(nt) = m.bob_record::<gridledger_ledger::SignedTransaction>(&keys::posted(id, side)) else {
-                    continue;
-                };
-                let Some(pt) = m.proof_for(*id, side, &nt)? else { continue };
                 let payer = match side {
                     Side::Sender => rec.terms.sender_b,
                     Side::Receiver => rec.terms.receiver_pk.address(),
                 };
                 let Some(key) = key_of(&payer) else { continue };
+                // The side's payment: its posted or journaled NT if it is on
+                // its chain, else any transfer there that pays the
+                // instruction in the window (attack R6-3: a driver killed
+                // between paying and posting).
+                let posted = m.bob_record::<gridledger_ledger::SignedTransaction>(&keys::posted(id, side));
+                let journaled = gridledger_xchain::journal::read(&m.dir, id, side)?;
+                let mut found = None;
+                for nt in posted.iter().chain(journaled.iter()) {
+                    if let Some(p) = m.proof_for(*id, side, nt)? {
+                        found = Some(p);
+                        break;
+                    }
+                }
+                if found.is_none() {
+                    if let Some(nt) = m.find_payment(&rec, side)? {
+                        found = m.proof_for(*id, side, &nt)?;
+                    }
+                }
+                let Some(pt) = found else {
+                    // Journaled but never sent (killed before it left): send
+                    // it while its chain is still before the deadline; it is
+                    // proved once it lands. Sent once.
+                    if let (Some(nt), None) = (&journaled, &posted) {
+                        let chain = nt.tx.chain_id;
+                        if resent.insert((*id, side_index(side)))
+                            && m.external(chain)?.height() + 1 < rec.deadline(side)
+                        {
+                            if let Err(e) = m.external_mut(chain)?.submit(nt) {
+                                notes.entry(*id).or_default().push(format!(
+                                    "{side:?}'s journaled transfer could not be sent to chain {chain}: {e}"
+                                ));
+                            } else {
+                                notes
+                                    .entry(*id)
+                                    .or_default()
+                                    .push(format!("{side:?}'s journaled transfer had not left; sent to chain {chain}"));
+                            }
+                        }
+                    }
+                    continue;
+                };
+                paid.insert((*id, side_index(side)));
                 let n = &mut reverts.entry(*id).or_default()[side_index(side)];
                 if *n >= MAX_PROVE_REVERTS {
                     continue;
                 }
-                let chain = nt.tx.chain_id;
+                let chain = pt.nt.tx.chain_id;
                 let tip = m.bob_tip(chain);
                 if tip >= pt.height + m.spec.finality.confirmations() as u64 {
                     // `prove` while the BoB keeps the header, else
@@ -513,7 +569,7 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
                         Err(e) => {
                             *n = MAX_PROVE_REVERTS;
                             notes.entry(*id).or_default().push(format!(
-                                "{side:?}'s posted transfer (block {} of chain {chain}) cannot be proved: {e}; left to CCT_V",
+                                "{side:?}'s transfer (block {} of chain {chain}) cannot be proved: {e}; left to CCT_V",
                                 pt.height
                             ));
                             continue;
@@ -567,8 +623,20 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
             still_open.push(v);
         }
     }
+    // A side whose payment `resume` found on its chain yet ended penalised:
+    // its payer lost the deposit for a payment it made (attack R6-3).
+    let mut robbed = Vec::new();
+    for (id, i) in &paid {
+        let side = if *i == 0 { Side::Sender } else { Side::Receiver };
+        if m.cct(id).is_some_and(|r| r.state(side) == SideState::Penalised) {
+            robbed.push(json!({ "cct": id, "side": format!("{side:?}") }));
+        }
+    }
     if a.shape.json {
-        println!("{}", json!({ "closed": closed, "open": still_open, "skipped": skipped, "epochs": epochs }));
+        println!(
+            "{}",
+            json!({ "closed": closed, "open": still_open, "skipped": skipped, "penalised_paid": robbed, "epochs": epochs })
+        );
     } else if closed.is_empty() && still_open.is_empty() && skipped.is_empty() {
         println!("no open CCT in this deployment");
     } else {
@@ -586,6 +654,11 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
         }
         println!("  {epochs} epochs");
     }
+    anyhow::ensure!(
+        robbed.is_empty(),
+        "penalised although their payment is on its chain: {}",
+        robbed.iter().map(|r| format!("CCT {} {}", r["cct"], r["side"])).collect::<Vec<_>>().join(", ")
+    );
     anyhow::ensure!(
         still_open.is_empty(),
         "{} of this deployment's CCTs still open after {epochs} epochs (--max-epochs {})",

@@ -49,7 +49,6 @@ fn spec() -> MbsSpec {
 /// (or journal it) before sending it to its chain, so a crash never leaves
 /// a payment the deployment does not know about.
 #[test]
-#[ignore = "attack: a driver killed between paying and posting its NT leaves resume penalising the payer whose payment landed in time"]
 fn resume_penalises_a_payer_whose_nt_landed_but_was_not_posted() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -101,4 +100,59 @@ fn resume_penalises_a_payer_whose_nt_landed_but_was_not_posted() {
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).trim()
     );
+}
+
+/// The fix's other half: a driver killed after journaling its NT but
+/// before sending it leaves the payment in the deployment's NT journal;
+/// `resume` sends it while the window is open and proves it, so the payer
+/// ends `Proved` (and the exit status is 0: the only penalised side, the
+/// receiver, paid nothing).
+#[test]
+fn resume_sends_and_proves_a_journaled_nt_that_never_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = Command::new(BIN)
+        .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let (id, nt_hash, ci) = {
+        let mut m = BobMbs::open(d, spec()).unwrap();
+        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
+        for c in m.chain_ids() {
+            m.provide_liquidity(&p, c, 1_000_000).unwrap();
+        }
+        m.provide_token_b(&p, 1_000_000).unwrap();
+        m.deposit_token_b(&s, 1_000_000).unwrap();
+        m.deposit_token_b(&r, 1_000_000).unwrap();
+        let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
+        let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 9 };
+        let terms = m.terms(&req);
+        let id = terms.id();
+        m.bob_ok(&m.cct_tx(&s, &r, terms)).unwrap();
+        let rec = m.cct(&id).unwrap();
+        m.wait_native_window(&rec).unwrap();
+        // Journaled; the driver dies before sending it anywhere.
+        let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
+        gridledger_xchain::journal::record(d, &id, Side::Sender, &nt).unwrap();
+        assert!(m.external(ci).unwrap().tx_proof(&nt.hash()).unwrap().is_none());
+        (id, nt.hash(), ci)
+    };
+    let out = Command::new(BIN)
+        .args(["xchain", "resume", "--json", "--chains", "2", "--validators", "4", "--max-epochs", "60", "--dir"])
+        .arg(d)
+        .output()
+        .unwrap();
+    let m = BobMbs::open(d, spec()).unwrap();
+    let rec = m.cct(&id).unwrap();
+    assert!(m.external(ci).unwrap().tx_proof(&nt_hash).unwrap().is_some(), "resume sent the journaled NT");
+    assert!(
+        matches!(rec.sender, SideState::Proved { .. }) && rec.receiver == SideState::Penalised && rec.complete,
+        "sender {:?}, receiver {:?}; resume: {}",
+        rec.sender,
+        rec.receiver,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -6,14 +6,15 @@
 //! A transaction is 300 bytes when encoded: the client's submit time (µs
 //! since the Unix epoch, so latency is measured from submission on any
 //! process of one machine), the client index, a per-client counter,
-//! padding, and a secp256k1 signature over a tagged digest of the rest
-//! (all zero for opaque load, where only ordering is measured).
+//! padding, and an Ed25519 signature over a tagged digest of the rest
+//! (all zero for opaque load, where only ordering is measured), checked in
+//! batches ([`crate::ed25519::verify_batch`]).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::codec::{encode, hash_bytes, Tag};
-use crate::crypto::{batch_verify, KeyPair, VerifyItem};
-use crate::{Hash32, PublicKey, Signature};
+use crate::ed25519::{verify_batch, EdItem, EdKeyPair, EdPublicKey, EdSignature};
+use crate::Hash32;
 
 /// Encoded size of every benchmark transaction.
 pub const TX_BYTES: usize = 300;
@@ -30,13 +31,13 @@ pub struct BenchTx {
     /// Zero padding up to [`TX_BYTES`].
     pub pad: Vec<u8>,
     /// Signature over [`signed_digest`]; all zero when opaque.
-    pub sig: Signature,
+    pub sig: EdSignature,
 }
 
 /// The deterministic key of benchmark client `i` (every process derives
 /// the same keys, so no key exchange is needed).
-pub fn client_key(i: u32) -> KeyPair {
-    KeyPair::from_seed(&format!("gridledger-lbft-bench-client-{i}"))
+pub fn client_key(i: u32) -> EdKeyPair {
+    EdKeyPair::from_seed(&format!("gridledger-lbft-bench-client-{i}"))
 }
 
 /// Microseconds since the Unix epoch (0 if the clock is before it).
@@ -51,16 +52,17 @@ pub fn signed_digest(t: &BenchTx) -> Hash32 {
 
 /// Padding that makes an encoded transaction exactly [`TX_BYTES`] long.
 pub fn pad_len() -> usize {
-    let probe = BenchTx { submitted_us: 0, client: 0, counter: 0, pad: Vec::new(), sig: Signature([0; 64]) };
+    let probe = BenchTx { submitted_us: 0, client: 0, counter: 0, pad: Vec::new(), sig: EdSignature([0; 64]) };
     TX_BYTES.saturating_sub(encode(&probe).len())
 }
 
 /// A fresh encoded transaction of `client`, stamped now; unsigned (zero
 /// signature) when `opaque`.
-pub fn make_tx(key: &KeyPair, client: u32, counter: u64, opaque: bool) -> Vec<u8> {
-    let mut t = BenchTx { submitted_us: now_us(), client, counter, pad: vec![0u8; pad_len()], sig: Signature([0; 64]) };
+pub fn make_tx(key: &EdKeyPair, client: u32, counter: u64, opaque: bool) -> Vec<u8> {
+    let mut t =
+        BenchTx { submitted_us: now_us(), client, counter, pad: vec![0u8; pad_len()], sig: EdSignature([0; 64]) };
     if !opaque {
-        t.sig = key.sign(&signed_digest(&t));
+        t.sig = key.sign(&signed_digest(&t).0);
     }
     encode(&t)
 }
@@ -73,21 +75,21 @@ pub fn parse(raw: &[Vec<u8>]) -> Vec<BenchTx> {
 
 /// Checks every transaction's signature once (batched); returns how many
 /// failed, counting a transaction of an unknown client as failed.
-pub fn count_bad_signatures(txs: &[BenchTx], client_keys: &[PublicKey]) -> u64 {
+pub fn count_bad_signatures(txs: &[BenchTx], client_keys: &[EdPublicKey]) -> u64 {
     let digests: Vec<Hash32> = txs.iter().map(signed_digest).collect();
     let mut unknown = 0u64;
-    let items: Vec<VerifyItem<'_>> = txs
+    let items: Vec<EdItem<'_>> = txs
         .iter()
         .zip(&digests)
         .filter_map(|(t, dg)| match client_keys.get(t.client as usize) {
-            Some(pk) => Some(VerifyItem { pk, digest: *dg, sig: &t.sig }),
+            Some(pk) => Some(EdItem { pk, msg: &dg.0, sig: &t.sig }),
             None => {
                 unknown += 1;
                 None
             }
         })
         .collect();
-    unknown + batch_verify(&items).iter().filter(|r| r.is_err()).count() as u64
+    unknown + verify_batch(&items).ok.iter().filter(|ok| !**ok).count() as u64
 }
 
 /// The `p` quantile (0..=1) of sorted microsecond samples, in ms.
@@ -112,7 +114,7 @@ mod tests {
 
     #[test]
     fn signed_transactions_verify_and_tampered_or_opaque_ones_do_not() {
-        let keys: Vec<PublicKey> = (0..2).map(|i| client_key(i).public()).collect();
+        let keys: Vec<EdPublicKey> = (0..2).map(|i| client_key(i).public()).collect();
         let good = parse(&[make_tx(&client_key(1), 1, 0, false)]);
         assert_eq!(count_bad_signatures(&good, &keys), 0);
         let mut tampered = good.clone();

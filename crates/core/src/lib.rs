@@ -9,6 +9,7 @@
 pub mod bench_tx;
 pub mod codec;
 pub mod crypto;
+pub mod ed25519;
 pub mod enclave;
 pub mod merkle;
 pub mod mutation;

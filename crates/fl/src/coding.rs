@@ -83,10 +83,8 @@ impl UploadRecord {
 
     /// Hash of the record without its signature (what a client signs).
     pub fn digest(&self) -> Hash32 {
-        let mut b = Vec::with_capacity(12 + 4 + 48 + 4 + 48);
-        b.extend_from_slice(&self.ctx.chain.to_le_bytes());
-        b.extend_from_slice(&self.ctx.round.to_le_bytes());
-        b.extend_from_slice(&self.ctx.fragment.to_le_bytes());
+        let mut b = Vec::with_capacity(44 + 4 + 48 + 4 + 48);
+        b.extend_from_slice(&self.ctx.bytes());
         b.extend_from_slice(&self.client.to_le_bytes());
         b.extend_from_slice(&self.commitment.to_bytes());
         b.extend_from_slice(&self.ciphertext_len.to_le_bytes());

@@ -75,6 +75,47 @@
 //!   timing assumption fails (an honest node's cells reach the leader
 //!   later than its pre-vector reaches the checking node), an honest
 //!   leader may be refused: a view change, not a wrong aggregate.
+//!   **Which pre-vectors** (the protected set from agreed data). Checked
+//!   against the pre-vectors each node happens to hold, the rule let a
+//!   Byzantine node steer it: sending its attested pre-vector to one honest
+//!   node only tipped a client to `K − f` namers there, and that node then
+//!   refused every honest leader (whose aggregation set comes from the
+//!   deter-vectors). So the leader's proposal carries the attested
+//!   pre-vectors it holds (`m ≥ K − f` of distinct nodes), every node
+//!   verifies them and protects exactly the clients named by at least
+//!   `m − f` of them, and the leader aggregates the deter-vector union
+//!   *and* that protected set: every honest node evaluates the same data,
+//!   so an honest leader's proposal passes every honest node's check.
+//!   Round 2's protections still hold: with `b ≤ f` Byzantine vectors
+//!   among the `m`, an honest client (named by every honest node) is named
+//!   `≥ m − b ≥ m − f` times, so a Byzantine leader can neither veto it
+//!   with its own short pre-vector nor by choosing which vectors to carry;
+//!   and an honest leader, whose `m` include every honest node's vector
+//!   (timing), holds cells of every protected client from `≥ m − 2f ≥
+//!   K − 2f ≥ T` honest nodes, so it decodes it (or holds the evidence).
+//!   A proposal carrying no pre-vectors is checked against the node's own
+//!   (round 2's rule; no honest leader sends one) — that only protects more.
+//!   A proposal carrying fewer than `K − f`, or a vector that does not
+//!   verify, is refused.
+//! - **View changes** (aggregation views). A proposal that fails for the
+//!   node's *current* view makes it ask for the next; one for a later view
+//!   (a leader may send its view's proposal early) is recorded as a fault
+//!   and checked again once that view is current, so junk proposals for a
+//!   Byzantine node's future views move no one — it can spend only the
+//!   views it leads, one timeout each. Each node's highest request is kept
+//!   however far ahead (one per node); a request for `w` supports every
+//!   view up to `w`; `f+1` requests make a node join, `2f+1` move it, as in
+//!   PBFT. [`Timer::View`] is re-armed while no root is committed: each
+//!   expiry asks for a later view, so nodes whose views split reconverge.
+//!   A leader with nothing to aggregate when its timer fires (no
+//!   deter-vector yet) retries when one arrives instead of burning its view.
+//! - **A committed round stays decodable.** A node that refused a proposal
+//!   (for whatever reason) whose subfragment still verifies under the root
+//!   keeps its mini-fragments aside, and serves them once PBFT commits that
+//!   root: the commit certificate shows `2f+1` nodes verified it, and the
+//!   node's own Merkle check ties its subfragment to the root, so Byzantine
+//!   nodes dropping their mini-fragments plus refusing honest nodes cannot
+//!   leave a committed root with fewer than `T` serving nodes.
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
@@ -88,10 +129,11 @@
 //!   change (`K²` signed messages) in every round. Its view changes (with
 //!   backoff) run beside the aggregation's, each replacing its own leader.
 
+use crate::aead::FragmentContext;
 use crate::aggregate::{params_from_bytes, params_to_bytes, trimmed_mean};
 use crate::cells::Cell;
 use crate::coding::{client_key, FragmentCoder, LocalMessage, UploadRecord};
-use crate::dissemination::{GlobalCoder, GlobalSubfragment, MiniFragment};
+use crate::dissemination::{GlobalCoder, GlobalRelease, GlobalSubfragment, MiniFragment};
 use crate::error::FlError;
 use crate::mutants::{self, Mutation};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -210,17 +252,49 @@ impl ChainConfig {
         c
     }
 
-    /// The round's PBFT validator set: its instance hash binds the chain,
-    /// the round and the previous block, so no vote of another round counts.
-    pub fn validator_set(&self) -> Result<ValidatorSet, pbft::ConfigError> {
+    /// The chain instance of this round: a hash of the chain, the round and
+    /// the previous block `BH_{e−1,b}` — which history of the chain this
+    /// round belongs to (the round's PBFT instance hash). Every piece of
+    /// round evidence binds it: the upload records and the AEAD nonce and
+    /// associated data ([`FragmentContext`](crate::aead::FragmentContext)),
+    /// the pre-, deter-vector and aggregate attestations, and the global
+    /// fragment's Merkle leaves, so nothing signed, attested or encrypted
+    /// for the same chain and round numbers of another chain history is
+    /// accepted here (and no AEAD nonce repeats across histories).
+    pub fn instance(&self) -> Hash32 {
         let mut b = self.chain.to_le_bytes().to_vec();
         b.extend_from_slice(&self.round.to_le_bytes());
         b.extend_from_slice(&self.prev_block.0);
-        ValidatorSet::new(hash_bytes(ROOT_INSTANCE, &b), self.pbft_keys.clone())
+        hash_bytes(ROOT_INSTANCE, &b)
+    }
+
+    /// The round's PBFT validator set: its instance hash ([`Self::instance`])
+    /// binds the chain, the round and the previous block, so no vote of
+    /// another round counts.
+    pub fn validator_set(&self) -> Result<ValidatorSet, pbft::ConfigError> {
+        ValidatorSet::new(self.instance(), self.pbft_keys.clone())
+    }
+
+    /// The fragment context of client uploads in this round (fragment index
+    /// `fragment`).
+    pub fn fragment_context(&self, fragment: u32) -> FragmentContext {
+        FragmentContext { instance: self.instance(), chain: self.chain, round: self.round, fragment }
+    }
+
+    /// Whether an upload record is for this round of this chain history.
+    pub fn is_own_record(&self, ctx: &FragmentContext) -> bool {
+        ctx.chain == self.chain && ctx.round == self.round && ctx.instance == self.instance()
+    }
+
+    /// The leader's first coding of `fragment` for this round (its Merkle
+    /// leaves bind this chain instance).
+    pub fn release(&self, fragment: &[u8]) -> Result<GlobalRelease, FlError> {
+        self.global.release(self.instance(), self.chain, self.round, fragment)
     }
 
     fn vector_evidence(&self, tag: Tag, node: usize, clients: &[u32]) -> [u8; 32] {
-        let mut b = Vec::with_capacity(16 + 4 * clients.len());
+        let mut b = Vec::with_capacity(48 + 4 * clients.len());
+        b.extend_from_slice(&self.instance().0);
         b.extend_from_slice(&self.chain.to_le_bytes());
         b.extend_from_slice(&self.round.to_le_bytes());
         b.extend_from_slice(&(node as u64).to_le_bytes());
@@ -230,10 +304,11 @@ impl ChainConfig {
         hash_bytes(tag, &b).0
     }
 
-    /// Evidence of the leader's aggregate: chain, round, view, root and
-    /// the clients aggregated.
+    /// Evidence of the leader's aggregate: chain instance, chain, round,
+    /// view, root and the clients aggregated.
     pub fn aggregate_evidence(&self, view: u32, root: &Hash32, clients: &[u32]) -> [u8; 32] {
-        let mut b = Vec::with_capacity(44 + 4 * clients.len());
+        let mut b = Vec::with_capacity(76 + 4 * clients.len());
+        b.extend_from_slice(&self.instance().0);
         b.extend_from_slice(&self.chain.to_le_bytes());
         b.extend_from_slice(&self.round.to_le_bytes());
         b.extend_from_slice(&view.to_le_bytes());
@@ -273,6 +348,10 @@ pub enum Message {
         ra: EvidenceAttestation,
         sf: GlobalSubfragment,
         excluded: Vec<Exclusion>,
+        /// The attested pre-vectors the leader held (at least `K − f`, from
+        /// distinct nodes): the omission rule is checked against these.
+        /// Empty: each node checks it against the pre-vectors it holds.
+        pre_vectors: Vec<AttestedVector>,
     },
     /// The chain's PBFT deciding the round's [`RootBlock`].
     Pbft(Box<pbft::Message<RootBlock>>),
@@ -403,8 +482,8 @@ impl Exclusion {
 /// Why exclusion evidence was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EvidenceError {
-    /// A record of another chain or round.
-    #[error("record of another chain or round")]
+    /// A record of another chain, round or chain history.
+    #[error("record of another chain, round or chain history")]
     WrongContext,
     /// The two records name different clients.
     #[error("the records name different clients")]
@@ -449,6 +528,15 @@ struct Proposal {
     ra: EvidenceAttestation,
     sf: GlobalSubfragment,
     excluded: Vec<Exclusion>,
+    pre_vectors: Vec<AttestedVector>,
+}
+
+/// A node's attested pre-vector, as a proposal carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttestedVector {
+    pub node: usize,
+    pub clients: Vec<u32>,
+    pub ra: EvidenceAttestation,
 }
 
 /// A record and the cells of it the node holds, by cell index.
@@ -466,7 +554,8 @@ pub struct ChainNode<A: Attester> {
     /// Accepted local messages, by client (first record wins).
     accepted: BTreeMap<u32, LocalMessage>,
     pre_sent: bool,
-    pre_vectors: BTreeMap<usize, Vec<u32>>,
+    /// Attested pre-vectors held, by node (this node's own included).
+    pre_vectors: BTreeMap<usize, (Vec<u32>, EvidenceAttestation)>,
     deter_sent: bool,
     deter_vectors: BTreeMap<usize, Vec<u32>>,
     /// Leader side: cells received per client, grouped by record digest.
@@ -479,7 +568,15 @@ pub struct ChainNode<A: Attester> {
     verified: BTreeMap<(u32, Hash32), Vec<u32>>,
     /// Aggregation views whose proposal failed here.
     rejected: BTreeSet<u32>,
-    view_changes: BTreeMap<u32, BTreeSet<usize>>,
+    /// The highest aggregation view each node asked for (one entry per
+    /// node: bounded, and a request far ahead is kept, not dropped).
+    view_requests: BTreeMap<usize, u32>,
+    /// Later views whose proposal failed here while this node was behind:
+    /// not checked again until the view is current (one check each).
+    refused_ahead: BTreeSet<u32>,
+    /// Views whose [`Timer::Aggregate`] fired here: a leader with nothing
+    /// to aggregate yet retries when a deter-vector arrives.
+    aggregate_due: BTreeSet<u32>,
     asked_view: u32,
     committed: Option<(u32, Hash32)>,
     /// The PBFT commit of the root, with its certificate.
@@ -487,6 +584,11 @@ pub struct ChainNode<A: Attester> {
     /// Mini-fragments already sent to the clients.
     disseminated: bool,
     minis: BTreeMap<(u32, Hash32), Vec<MiniFragment>>,
+    /// Mini-fragments of proposals this node refused whose subfragment
+    /// still verified under the root (Merkle proof and context): served
+    /// only if PBFT commits that root (its certificate shows `2f+1` nodes
+    /// verified it), so a committed round stays decodable.
+    standby: BTreeMap<(u32, Hash32), Vec<MiniFragment>>,
     /// The chain's PBFT replica, or why it could not be built (the node
     /// then records [`Fault::PbftConfig`] and takes no part in the agreement).
     pbft: Result<Replica<RootBlock>, pbft::ConfigError>,
@@ -535,12 +637,15 @@ impl<A: Attester> ChainNode<A> {
             checked_in: BTreeSet::new(),
             verified: BTreeMap::new(),
             rejected: BTreeSet::new(),
-            view_changes: BTreeMap::new(),
+            view_requests: BTreeMap::new(),
+            refused_ahead: BTreeSet::new(),
+            aggregate_due: BTreeSet::new(),
             asked_view: 0,
             committed: None,
             certificate: None,
             disseminated: false,
             minis: BTreeMap::new(),
+            standby: BTreeMap::new(),
             pbft,
             need_proposal: None,
             pending: Vec::new(),
@@ -697,7 +802,15 @@ impl<A: Attester> ChainNode<A> {
         if self.disseminated {
             return;
         }
-        if let Some(minis) = self.minis.get(&key) {
+        // A root this node refused (e.g. by the omission rule over the
+        // pre-vectors it holds) but that `2f+1` nodes verified and PBFT
+        // committed: its own subfragment checked under the root, it serves.
+        let minis = if mutants::active(Mutation::RefusedNodeSilent) {
+            self.minis.get(&key)
+        } else {
+            self.minis.get(&key).or_else(|| self.standby.get(&key))
+        };
+        if let Some(minis) = minis {
             self.disseminated = true;
             for mf in minis {
                 step.sends.push((To::Client(mf.client), Message::Mini { from_node: true, mf: mf.clone() }));
@@ -713,7 +826,7 @@ impl<A: Attester> ChainNode<A> {
             Message::PreVector { node, clients, ra } => {
                 match self.attested_vector(from_node, PRE_VECTOR, node, &clients, &ra) {
                     Ok(()) => {
-                        self.pre_vectors.entry(node).or_insert(clients);
+                        self.pre_vectors.entry(node).or_insert((clients, ra));
                     }
                     Err(f) => step.faults.push(f),
                 }
@@ -725,7 +838,7 @@ impl<A: Attester> ChainNode<A> {
                 }
                 // The leader re-checks what others forward: a Byzantine
                 // node's forward counts only if its cell verifies.
-                if msg.record.ctx.chain != self.cfg.chain || msg.record.ctx.round != self.cfg.round {
+                if !self.cfg.is_own_record(&msg.record.ctx) {
                     step.faults.push(Fault::WrongContext);
                 } else if let Err(error) =
                     self.check_signature(&msg).and_then(|()| self.verify_cell(msg.cell.index, &msg))
@@ -746,17 +859,26 @@ impl<A: Attester> ChainNode<A> {
                     }
                     Ok(()) => {
                         self.deter_vectors.entry(node).or_insert(clients);
+                        // A leader that found nothing to aggregate when its
+                        // timer fired retries with the late deter-vector.
+                        if self.is_leader()
+                            && self.committed.is_none()
+                            && self.aggregate_due.contains(&self.view)
+                            && !self.proposed_in.contains(&self.view)
+                        {
+                            self.aggregate(&mut step);
+                        }
                     }
                     Err(f) => step.faults.push(f),
                 }
             }
-            Message::Proposal { view, root, clients, ra, sf, excluded } => {
+            Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors } => {
                 let leader = self.cfg.leader(view);
                 if from_node != Some(leader) {
                     step.faults.push(Fault::NotLeader { node: from_node.unwrap_or(usize::MAX), view });
                     return step;
                 }
-                self.on_proposal(Proposal { view, root, clients, ra, sf, excluded }, &mut step);
+                self.on_proposal(Proposal { view, root, clients, ra, sf, excluded, pre_vectors }, &mut step);
             }
             Message::Pbft(m) => match (from_node, self.pbft.as_mut()) {
                 (Some(k), Ok(r)) if k < self.cfg.nodes => {
@@ -779,7 +901,7 @@ impl<A: Attester> ChainNode<A> {
 
     fn on_local(&mut self, m: LocalMessage, step: &mut Step) {
         let client = m.record.client;
-        if m.record.ctx.chain != self.cfg.chain || m.record.ctx.round != self.cfg.round {
+        if !self.cfg.is_own_record(&m.record.ctx) {
             step.faults.push(Fault::WrongContext);
             return;
         }
@@ -842,7 +964,9 @@ impl<A: Attester> ChainNode<A> {
     /// Checks exclusion evidence (what every node's enclave recomputes):
     /// the client it proves faulty.
     pub fn check_exclusion(&self, ex: &Exclusion) -> Result<u32, EvidenceError> {
-        let for_round = |r: &UploadRecord| r.ctx.chain == self.cfg.chain && r.ctx.round == self.cfg.round;
+        // A record of another chain, round or chain history (same numbers,
+        // another previous block) is no evidence here.
+        let for_round = |r: &UploadRecord| self.cfg.is_own_record(&r.ctx);
         match ex {
             Exclusion::Equivocation { first, second } => {
                 if !for_round(first) || !for_round(second) {
@@ -884,21 +1008,25 @@ impl<A: Attester> ChainNode<A> {
         }
     }
 
+    /// Whether the omission rule applies: the code needs at most `K − 2f`
+    /// cells.
+    fn omission_rule_applies(&self) -> bool {
+        let code = self.cfg.coder.code();
+        code.k().div_ceil(code.cell_size().max(1)) <= self.cfg.nodes - 2 * self.cfg.f()
+    }
+
     /// The clients an honest leader of this round always decodes, by the
     /// pre-vectors this node holds: those named by at least `K − f` of
     /// them (a count, not an intersection: one Byzantine pre-vector must
-    /// not veto a client's protection), when the code needs at most
-    /// `K − 2f` cells. See the omission rule in the module docs.
+    /// not veto a client's protection). Used for a proposal that carries
+    /// no pre-vectors. See the omission rule in the module docs.
     fn decodable_by_every_honest_leader(&self) -> BTreeSet<u32> {
-        let code = self.cfg.coder.code();
-        let need = code.k().div_ceil(code.cell_size().max(1));
-        let f = self.cfg.f();
-        let namers = self.cfg.nodes - f;
-        if need > self.cfg.nodes - 2 * f || self.pre_vectors.len() < namers {
+        let namers = self.cfg.nodes - self.cfg.f();
+        if !self.omission_rule_applies() || self.pre_vectors.len() < namers {
             return BTreeSet::new();
         }
         let mut count: BTreeMap<u32, usize> = BTreeMap::new();
-        for v in self.pre_vectors.values() {
+        for (v, _) in self.pre_vectors.values() {
             // A pre-vector is attested and sorted; count each client once.
             let unique: BTreeSet<u32> = v.iter().copied().collect();
             for c in unique {
@@ -906,6 +1034,52 @@ impl<A: Attester> ChainNode<A> {
             }
         }
         count.into_iter().filter(|&(_, n)| n >= namers).map(|(c, _)| c).collect()
+    }
+
+    /// The clients protected by a set of `m` attested pre-vectors of
+    /// distinct nodes (`m ≥ K − f`): those named by at least `m − f` of
+    /// them. With `b ≤ f` Byzantine vectors among them, an honest client
+    /// (named by every honest one) is named `≥ m − b ≥ m − f` times, and a
+    /// protected client by `≥ m − 2f` honest nodes — `≥ K − 2f ≥ T` when
+    /// the `m` include every honest node's vector, as an honest leader's do.
+    fn protected_by<'a>(&self, vectors: impl Iterator<Item = &'a [u32]>) -> BTreeSet<u32> {
+        if !self.omission_rule_applies() {
+            return BTreeSet::new();
+        }
+        let mut m = 0usize;
+        let mut count: BTreeMap<u32, usize> = BTreeMap::new();
+        for v in vectors {
+            m += 1;
+            for c in v.iter().copied().collect::<BTreeSet<u32>>() {
+                *count.entry(c).or_insert(0) += 1;
+            }
+        }
+        if m < self.cfg.nodes - self.cfg.f() {
+            return BTreeSet::new();
+        }
+        let namers = m - self.cfg.f();
+        count.into_iter().filter(|&(_, n)| n >= namers).map(|(c, _)| c).collect()
+    }
+
+    /// A proposal's carried pre-vectors: at least `K − f`, of distinct
+    /// nodes in increasing order, each well formed and attested by its node.
+    fn check_carried(&self, view: u32, carried: &[AttestedVector]) -> Result<(), Fault> {
+        let bad = |error: &str| Fault::BadProposal { view, error: error.to_string() };
+        if carried.len() < self.cfg.nodes - self.cfg.f() || carried.len() > self.cfg.nodes {
+            return Err(bad("carries fewer than K − f or more than K pre-vectors"));
+        }
+        if !carried.windows(2).all(|w| w[0].node < w[1].node) {
+            return Err(bad("carried pre-vectors not of distinct nodes in order"));
+        }
+        for v in carried {
+            if !self.well_formed(&v.clients) {
+                return Err(bad("a carried pre-vector is malformed"));
+            }
+            self.cfg
+                .check_attestation(v.node, &v.ra, &self.cfg.vector_evidence(PRE_VECTOR, v.node, &v.clients))
+                .map_err(|f| bad(&format!("carried pre-vector: {f:?}")))?;
+        }
+        Ok(())
     }
 
     /// Eq 7.8 and the degree bound for the cell of node `node`.
@@ -948,12 +1122,18 @@ impl<A: Attester> ChainNode<A> {
             Timer::Tally => self.tally(&mut step),
             Timer::Aggregate(v) => {
                 if v == self.view && self.is_leader() && self.committed.is_none() {
+                    self.aggregate_due.insert(v);
                     self.aggregate(&mut step);
                 }
             }
             Timer::View(v) => {
                 if v == self.view && self.committed.is_none() {
-                    self.ask_view(v + 1, &mut step);
+                    // Still here: ask for the next view not asked yet, and
+                    // re-arm, so a view change that does not gather `2f+1`
+                    // requests moves on to a later one (as PBFT's does).
+                    let next = self.asked_view.max(v) + 1;
+                    self.ask_view(next, &mut step);
+                    step.timers.push((Timer::View(v), self.timing.view + self.timing.aggregate));
                 }
             }
             Timer::Pbft(t) => {
@@ -973,7 +1153,7 @@ impl<A: Attester> ChainNode<A> {
         let clients: Vec<u32> = self.accepted.keys().copied().collect();
         let ev = self.cfg.vector_evidence(PRE_VECTOR, self.me, &clients);
         let ra = self.enclave.attest_evidence(&ev);
-        self.pre_vectors.insert(self.me, clients.clone());
+        self.pre_vectors.insert(self.me, (clients.clone(), ra));
         self.to_nodes(step, Message::PreVector { node: self.me, clients: clients.clone(), ra });
         let leader = self.cfg.leader(self.view);
         if leader != self.me {
@@ -990,7 +1170,7 @@ impl<A: Attester> ChainNode<A> {
         }
         self.deter_sent = true;
         let mut count: BTreeMap<u32, usize> = BTreeMap::new();
-        for v in self.pre_vectors.values() {
+        for (v, _) in self.pre_vectors.values() {
             for c in v.iter().collect::<BTreeSet<_>>() {
                 *count.entry(*c).or_default() += 1;
             }
@@ -1010,10 +1190,22 @@ impl<A: Attester> ChainNode<A> {
     /// mean, first coding, root and attestation.
     fn aggregate(&mut self, step: &mut Step) {
         let view = self.view;
-        if !self.proposed_in.insert(view) {
+        if self.proposed_in.contains(&view) {
             return;
         }
-        let agreed: BTreeSet<u32> = self.deter_vectors.values().flatten().copied().collect();
+        let mut agreed: BTreeSet<u32> = self.deter_vectors.values().flatten().copied().collect();
+        // The proposal carries every attested pre-vector this node holds;
+        // each node checks the omission rule against exactly these, so the
+        // leader aggregates every client they protect (see the omission
+        // rule in the module docs).
+        let carried: Vec<AttestedVector> = self
+            .pre_vectors
+            .iter()
+            .map(|(&node, (clients, ra))| AttestedVector { node, clients: clients.clone(), ra: *ra })
+            .collect();
+        if !mutants::active(Mutation::LeaderDeterOnly) {
+            agreed.extend(self.protected_by(carried.iter().map(|v| &v.clients[..])));
+        }
         let mut models = Vec::new();
         let mut used = Vec::new();
         let mut excluded = Vec::new();
@@ -1070,30 +1262,39 @@ impl<A: Attester> ChainNode<A> {
                 return;
             }
         };
-        let release = match self.cfg.global.release(self.cfg.chain, self.cfg.round, &params_to_bytes(&global)) {
+        let release = match self.cfg.release(&params_to_bytes(&global)) {
             Ok(r) => r,
             Err(error) => {
                 step.faults.push(Fault::BadProposal { view, error: error.to_string() });
                 return;
             }
         };
+        self.proposed_in.insert(view);
         let ev = self.cfg.aggregate_evidence(view, &release.root, &used);
         let ra = self.enclave.attest_evidence(&ev);
         step.outputs.push(Output::Aggregated { view, root: release.root, clients: used.clone() });
         for sf in release.subfragments {
-            let p = Proposal { view, root: release.root, clients: used.clone(), ra, sf, excluded: excluded.clone() };
+            let p = Proposal {
+                view,
+                root: release.root,
+                clients: used.clone(),
+                ra,
+                sf,
+                excluded: excluded.clone(),
+                pre_vectors: carried.clone(),
+            };
             if p.sf.node == self.me {
                 self.on_proposal(p, step);
             } else {
                 let to = To::Node(p.sf.node);
-                let Proposal { view, root, clients, ra, sf, excluded } = p;
-                step.sends.push((to, Message::Proposal { view, root, clients, ra, sf, excluded }));
+                let Proposal { view, root, clients, ra, sf, excluded, pre_vectors } = p;
+                step.sends.push((to, Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors }));
             }
         }
     }
 
     fn on_proposal(&mut self, p: Proposal, step: &mut Step) {
-        let Proposal { view, root, clients, ra, sf, excluded } = p;
+        let Proposal { view, root, clients, ra, sf, excluded, pre_vectors } = p;
         // A committed node still checks the committed view's proposal: it
         // needs its subfragment to serve its mini-fragments.
         // A proposal of a later view (this node has not moved yet) is checked
@@ -1102,7 +1303,7 @@ impl<A: Attester> ChainNode<A> {
             Some((v, _)) => v == view,
             None => view >= self.view && view <= self.view.saturating_add(self.cfg.nodes as u32),
         };
-        if !wanted || self.checked_in.contains(&view) {
+        if !wanted || self.checked_in.contains(&view) || (view > self.view && self.refused_ahead.contains(&view)) {
             return;
         }
         let leader = self.cfg.leader(view);
@@ -1114,13 +1315,25 @@ impl<A: Attester> ChainNode<A> {
         };
         let bad = |error: String| Fault::BadProposal { view, error };
         let check = attested.map_err(|f| bad(format!("{f:?}"))).and_then(|()| {
-            if sf.ctx.chain != self.cfg.chain || sf.ctx.round != self.cfg.round {
-                return Err(bad("subfragment for another chain or round".to_string()));
+            if sf.ctx.chain != self.cfg.chain
+                || sf.ctx.round != self.cfg.round
+                || sf.ctx.instance != self.cfg.instance()
+            {
+                return Err(bad("subfragment for another chain, round or chain history".to_string()));
             }
-            self.check_omissions(view, &clients, &excluded)?;
+            self.check_omissions(view, &clients, &excluded, &pre_vectors)?;
             self.cfg.global.mini_fragments(self.me, &root, &sf).map_err(|e| bad(e.to_string()))
         });
-        self.checked_in.insert(view);
+        // A failed proposal for a later view (its leader's own, sent early)
+        // moves nobody: it is recorded, and the view is checked again once
+        // current; only one for the current view makes this node ask for the
+        // next. So a Byzantine node spends at most the views it leads.
+        let ahead = view > self.view;
+        if check.is_err() && ahead {
+            self.refused_ahead.insert(view);
+        } else {
+            self.checked_in.insert(view);
+        }
         match check {
             Ok(minis) => {
                 self.minis.insert((view, root), minis);
@@ -1128,9 +1341,20 @@ impl<A: Attester> ChainNode<A> {
                 self.disseminate(step);
             }
             Err(fault) => {
-                self.rejected.insert(view);
+                if !ahead {
+                    self.rejected.insert(view);
+                }
                 step.faults.push(fault);
-                if self.committed.is_none() {
+                let own_context = sf.ctx.chain == self.cfg.chain
+                    && sf.ctx.round == self.cfg.round
+                    && sf.ctx.instance == self.cfg.instance();
+                if let Some(minis) =
+                    own_context.then(|| self.cfg.global.mini_fragments(self.me, &root, &sf).ok()).flatten()
+                {
+                    self.standby.insert((view, root), minis);
+                    self.disseminate(step);
+                }
+                if self.committed.is_none() && !ahead {
                     self.ask_view(view + 1, step);
                 }
             }
@@ -1142,7 +1366,13 @@ impl<A: Attester> ChainNode<A> {
     /// client faulty (and is for a client left out, once), and every
     /// client an honest leader always decodes is aggregated or excluded
     /// with evidence.
-    fn check_omissions(&self, view: u32, clients: &[u32], excluded: &[Exclusion]) -> Result<(), Fault> {
+    fn check_omissions(
+        &self,
+        view: u32,
+        clients: &[u32],
+        excluded: &[Exclusion],
+        carried: &[AttestedVector],
+    ) -> Result<(), Fault> {
         if excluded.len() > self.cfg.clients {
             return Err(Fault::BadProposal { view, error: "more exclusion evidence than clients".into() });
         }
@@ -1166,8 +1396,13 @@ impl<A: Attester> ChainNode<A> {
         if mutants::active(Mutation::OmissionUnchecked) {
             return Ok(());
         }
-        match self.decodable_by_every_honest_leader().into_iter().find(|c| !clients.contains(c) && !proven.contains(c))
-        {
+        let protected = if carried.is_empty() {
+            self.decodable_by_every_honest_leader()
+        } else {
+            self.check_carried(view, carried)?;
+            self.protected_by(carried.iter().map(|v| &v.clients[..]))
+        };
+        match protected.into_iter().find(|c| !clients.contains(c) && !proven.contains(c)) {
             Some(client) => Err(Fault::UnprovenOmission { view, client }),
             None => Ok(()),
         }
@@ -1182,21 +1417,28 @@ impl<A: Attester> ChainNode<A> {
         self.on_view_change(self.me, view, step);
     }
 
+    /// A node asks for aggregation view `view`. Each node's highest request
+    /// is kept (one per node, however far ahead). A request for `w` supports
+    /// every view up to `w`: when `f+1` nodes ask for views `≥ v` (someone
+    /// honest saw a failure) this node joins, asking for `v`; when `2f+1`
+    /// do, it moves to `v` — the largest such `v` each time. A Byzantine
+    /// node alone (or `f` of them) moves no one.
     fn on_view_change(&mut self, node: usize, view: u32, step: &mut Step) {
-        if view <= self.view || self.committed.is_some() || view > self.view.saturating_add(self.cfg.nodes as u32) {
+        if view <= self.view || self.committed.is_some() || node >= self.cfg.nodes {
             return;
         }
-        let n = {
-            let s = self.view_changes.entry(view).or_default();
-            s.insert(node);
-            s.len()
-        };
-        // f+1 requests: someone honest saw a failure; join.
-        if n > self.cfg.f() && self.asked_view < view {
-            self.ask_view(view, step);
-            return;
+        let r = self.view_requests.entry(node).or_insert(0);
+        *r = (*r).max(view);
+        let mut ahead: Vec<u32> = self.view_requests.values().copied().filter(|&v| v > self.view).collect();
+        ahead.sort_unstable_by(|a, b| b.cmp(a));
+        let f = self.cfg.f();
+        if let Some(&join) = ahead.get(f) {
+            if join > self.asked_view {
+                self.ask_view(join, step);
+                return;
+            }
         }
-        if n >= self.cfg.quorum() {
+        if let Some(&view) = ahead.get(self.cfg.quorum() - 1) {
             self.view = view;
             step.outputs.push(Output::NewView(view));
             let leader = self.cfg.leader(view);

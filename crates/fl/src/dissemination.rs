@@ -45,6 +45,9 @@ pub const SUB_LEAF: Tag = Tag("gridledger/fl-global-subfragment/v1");
 /// Where a global fragment belongs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GlobalContext {
+    /// The chain instance (`ChainConfig::instance`): which history of the
+    /// chain the global fragment belongs to.
+    pub instance: Hash32,
     pub chain: u32,
     pub round: u32,
     /// Byte length of the global fragment.
@@ -52,11 +55,12 @@ pub struct GlobalContext {
 }
 
 impl GlobalContext {
-    fn bytes(&self) -> [u8; 12] {
-        let mut b = [0u8; 12];
-        b[..4].copy_from_slice(&self.chain.to_le_bytes());
-        b[4..8].copy_from_slice(&self.round.to_le_bytes());
-        b[8..].copy_from_slice(&self.byte_len.to_le_bytes());
+    fn bytes(&self) -> [u8; 44] {
+        let mut b = [0u8; 44];
+        b[..32].copy_from_slice(&self.instance.0);
+        b[32..36].copy_from_slice(&self.chain.to_le_bytes());
+        b[36..40].copy_from_slice(&self.round.to_le_bytes());
+        b[40..].copy_from_slice(&self.byte_len.to_le_bytes());
         b
     }
 }
@@ -157,11 +161,13 @@ impl GlobalCoder {
     }
 
     /// Leader, step 1: code `fragment` into `K` subfragments with the root.
-    pub fn release(&self, chain: u32, round: u32, fragment: &[u8]) -> Result<GlobalRelease, FlError> {
+    /// Every leaf binds the chain `instance`, chain and round, so a root of
+    /// another chain history verifies no subfragment of this one.
+    pub fn release(&self, instance: Hash32, chain: u32, round: u32, fragment: &[u8]) -> Result<GlobalRelease, FlError> {
         if fragment.len() > self.max_len() {
             return Err(FlError::WrongLength { expected: self.max_len(), got: fragment.len() });
         }
-        let ctx = GlobalContext { chain, round, byte_len: fragment.len() as u32 };
+        let ctx = GlobalContext { instance, chain, round, byte_len: fragment.len() as u32 };
         let mut coeffs = bytes_to_scalars(fragment);
         coeffs.resize(self.first.k(), Scalar::ZERO);
         let mut subs = self.first.encode(&coeffs)?;

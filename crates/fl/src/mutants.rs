@@ -27,6 +27,14 @@ pub enum Mutation {
     /// Nodes accept a proposal that leaves out a client every pre-vector
     /// named without exclusion evidence for it (the omission rule).
     OmissionUnchecked,
+    /// The leader aggregates only the deter-vector union, not every client
+    /// the pre-vectors its proposal carries protect (the omission rule's
+    /// protected set), so honest nodes refuse every honest leader whose
+    /// pre-vectors protect a client outside the deter-vectors.
+    LeaderDeterOnly,
+    /// A node that refused a proposal whose root PBFT then committed does
+    /// not serve its mini-fragments.
+    RefusedNodeSilent,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -11,7 +11,6 @@
 //! A client accepts a committed root once `f+1` nodes report it (at least
 //! one of them honest); on a deployment it reads the root from the chain.
 
-use crate::aead::FragmentContext;
 use crate::aggregate::{params_from_bytes, params_to_bytes};
 use crate::coding::{client_key, ClientSecrets};
 use crate::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Step, Timer, To};
@@ -117,7 +116,7 @@ impl FlClient {
             ClientBehaviour::Poison(f) => self.model.iter().map(|x| x * f).collect(),
             _ => self.model.clone(),
         };
-        let ctx = FragmentContext { chain: self.cfg.chain, round: self.cfg.round, fragment: self.cfg.chain };
+        let ctx = self.cfg.fragment_context(self.cfg.chain);
         let mut plaintext = params_to_bytes(&params);
         if self.behaviour == ClientBehaviour::MalformedModel {
             plaintext.truncate(plaintext.len().saturating_sub(4));

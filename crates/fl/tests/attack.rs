@@ -86,7 +86,7 @@ fn byzantine_client_fills_pre_root_queue_and_blocks_decoding() {
     const CLIENTS: usize = 4; // f_cli = 1, any 3 decode a subfragment
     let coder = GlobalCoder::new(200, NODES, 3, CLIENTS, 3).unwrap();
     let bytes: Vec<u8> = (0..200u32).map(|i| (i * 7 + 1) as u8).collect();
-    let rel = coder.release(0, 3, &bytes).unwrap();
+    let rel = coder.release(gridledger_core::Hash32::ZERO, 0, 3, &bytes).unwrap();
     let minis: Vec<Vec<_>> =
         rel.subfragments.iter().map(|sf| coder.mini_fragments(sf.node, &rel.root, sf).unwrap()).collect();
     let mut me = ClientAssembler::new(0, 3, vec![coder.clone()]);
@@ -241,12 +241,13 @@ fn leader_omitting_clients_every_node_attested_is_refused() {
     }
     // Leader 0 aggregates client 3 alone: a scaled, sign-flipped model.
     let poisoned: Vec<f32> = model(3).iter().map(|x| x * -20.0).collect();
-    let rel = cfg.global.release(cfg.chain, cfg.round, &params_to_bytes(&poisoned)).unwrap();
+    let rel = cfg.release(&params_to_bytes(&poisoned)).unwrap();
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, &[3]));
     let sf = rel.subfragments[1].clone();
-    absorb(
-        node.handle(Some(0), Message::Proposal { view: 0, root: rel.root, clients: vec![3], ra, sf, excluded: vec![] }),
-    );
+    absorb(node.handle(
+        Some(0),
+        Message::Proposal { view: 0, root: rel.root, clients: vec![3], ra, sf, excluded: vec![], pre_vectors: vec![] },
+    ));
     // Control: the same proposal with another node's attestation is refused,
     // so the path that should refuse the omission is reachable.
     let mut control = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
@@ -255,7 +256,15 @@ fn leader_omitting_clients_every_node_attested_is_refused() {
     let sf = rel.subfragments[1].clone();
     let s = control.handle(
         Some(0),
-        Message::Proposal { view: 0, root: rel.root, clients: vec![3], ra: bad_ra, sf, excluded: vec![] },
+        Message::Proposal {
+            view: 0,
+            root: rel.root,
+            clients: vec![3],
+            ra: bad_ra,
+            sf,
+            excluded: vec![],
+            pre_vectors: vec![],
+        },
     );
     assert!(s.faults.iter().any(|f| matches!(f, Fault::BadProposal { .. })), "control: {:?}", s.faults);
     assert!(

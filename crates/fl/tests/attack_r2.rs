@@ -69,10 +69,11 @@ fn proposal_with_evidence(
         .map(|&c| if c == 3 { model(3).iter().map(|x| x * -20.0).collect() } else { model(c as usize) })
         .collect();
     let global = gridledger_fl::aggregate::trimmed_mean(&models, cfg.beta).unwrap();
-    let rel = cfg.global.release(cfg.chain, cfg.round, &params_to_bytes(&global)).unwrap();
+    let rel = cfg.release(&params_to_bytes(&global)).unwrap();
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, clients));
     let sf = rel.subfragments[1].clone();
-    let msg = Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded };
+    let msg =
+        Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded, pre_vectors: vec![] };
     let step = node.handle(Some(0), msg);
     (node, step)
 }

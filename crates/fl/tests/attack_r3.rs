@@ -30,7 +30,7 @@ struct JunkFutureProposals {
 impl JunkFutureProposals {
     fn junk_from(&mut self, view: u32) -> Vec<(Dest, Message)> {
         let k = self.cfg.nodes as u32;
-        let rel = self.cfg.global.release(self.cfg.chain, self.cfg.round, &params_to_bytes(&model(0))).unwrap();
+        let rel = self.cfg.release(&params_to_bytes(&model(0))).unwrap();
         let ra = enclave(self.me).attest_evidence(&[0u8; 32]);
         let mut out = Vec::new();
         for w in view..=view.saturating_add(k) {
@@ -44,7 +44,15 @@ impl JunkFutureProposals {
                 let sf = rel.subfragments[d].clone();
                 out.push((
                     Dest::One(d as u32),
-                    Message::Proposal { view: w, root: rel.root, clients: vec![0], ra, sf, excluded: vec![] },
+                    Message::Proposal {
+                        view: w,
+                        root: rel.root,
+                        clients: vec![0],
+                        ra,
+                        sf,
+                        excluded: vec![],
+                        pre_vectors: vec![],
+                    },
                 ));
             }
         }
@@ -94,8 +102,11 @@ impl Adversary<P> for JunkFutureProposals {
 /// and keep (or re-send on a timer) view-change requests for views ahead of
 /// the window, re-arming `Timer::View` after asking, so split views reconverge;
 /// a leader that has no deter-vector yet should retry rather than burn its view.
+/// Fixed: a failed proposal for a later view moves no one (fault only, the
+/// view checked again once current); each node's highest view request is
+/// kept however far ahead (`f+1` join, `2f+1` move); `Timer::View` is
+/// re-armed; a leader with no deter-vector yet retries when one arrives.
 #[test]
-#[ignore = "attack: junk proposals for a Byzantine node's future views split the honest nodes' views for good (round never commits)"]
 fn junk_future_view_proposals_livelock_the_chain() {
     let cfg = config(4, 4, 1);
     let honest = [0usize, 1, 2, 3];
@@ -134,15 +145,6 @@ fn junk_future_view_proposals_livelock_the_chain() {
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
 }
 
-/// A Byzantine node that sends nothing but its (honestly computed,
-/// attested) pre-vector, and that only to node `to`.
-struct PreVectorOnlyTo(u32);
-impl Adversary<P> for PreVectorOnlyTo {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        sends.into_iter().filter(|(d, m)| *d == Dest::One(self.0) && matches!(m, Message::PreVector { .. })).collect()
-    }
-}
-
 /// Finding 2 (stall: one Byzantine node and one lost upload).
 ///
 /// Setup: K = 4 (f = 1), four clients, deter-vector committee {0, 3}
@@ -174,8 +176,11 @@ impl Adversary<P> for PreVectorOnlyTo {
 /// own pre-vectors protect, not only the deter-vector union.
 /// Control (checked by hand): with node 0 withholding everything
 /// (`Withhold`) instead, the same run commits.
+/// Fixed: proposals carry the attested pre-vectors the leader held; nodes
+/// check the omission rule against those (clients named by `≥ m − f` of
+/// the `m` carried) and the leader aggregates that set with the
+/// deter-vector union (mutant `LeaderDeterOnly` reverts the leader half).
 #[test]
-#[ignore = "attack: a Byzantine node sends its pre-vector to one honest node only; that node refuses every honest leader (UnprovenOmission) and the round never commits"]
 fn selective_pre_vector_makes_one_honest_node_refuse_every_leader() {
     let cfg = config(4, 4, 1);
     assert_eq!(cfg.committee(), vec![0, 3], "the scenario assumes this committee");
@@ -232,8 +237,10 @@ fn selective_pre_vector_makes_one_honest_node_refuse_every_leader() {
 /// and check it in `on_local`, `Forward` and `check_exclusion`. (The AEAD
 /// nonce is `(round, fragment)` under a per-client key that is the same
 /// for every chain history: two such uploads also reuse a ChaCha20 nonce.)
+/// Fixed: `ChainConfig::instance()` (hash of chain, round, `prev_block`)
+/// is in every `FragmentContext` — record digest, AEAD nonce and AAD — and
+/// nodes refuse a record of another instance (`WrongContext`).
 #[test]
-#[ignore = "attack: a client's record from another chain history with the same (chain, round) numbers is accepted as equivocation evidence against it"]
 fn record_from_another_chain_history_is_not_equivocation_evidence() {
     use gridledger_core::Hash32;
     use gridledger_fl::coding::client_key;
@@ -252,31 +259,6 @@ fn record_from_another_chain_history_is_not_equivocation_evidence() {
     let node = ChainNode::new(here.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     let verdict = node.check_exclusion(&Exclusion::Equivocation { first: Box::new(real), second: Box::new(elsewhere) });
     assert_eq!(verdict, Err(EvidenceError::WrongContext), "an honest client proven faulty by a replay");
-}
-
-/// A Byzantine node `me` that sends its honest pre-vector only to the
-/// `targets`, and everyone else an attested pre-vector naming only
-/// `short` (its host fed its enclave fewer cells); it takes part in
-/// everything else and drops the mini-fragments it should send the clients.
-struct SplitPreVectorDropMinis {
-    cfg: Arc<ChainConfig>,
-    me: usize,
-    targets: Vec<u32>,
-    short: Vec<u32>,
-}
-impl Adversary<P> for SplitPreVectorDropMinis {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        sends
-            .into_iter()
-            .filter(|(_, m)| !matches!(m, Message::Mini { .. }))
-            .map(|(d, m)| match m {
-                Message::PreVector { .. } if !self.targets.iter().any(|&t| d == Dest::One(t)) => {
-                    (d, pre_vector(&self.cfg, self.me, &self.short))
-                }
-                other => (d, other),
-            })
-            .collect()
-    }
 }
 
 /// Finding 2b (a committed round that no client can decode: f Byzantine
@@ -305,8 +287,11 @@ impl Adversary<P> for SplitPreVectorDropMinis {
 /// a node that refused a proposal that was then committed should still
 /// take and serve its subfragment once the commit certificate shows
 /// `2f+1` nodes verified that root (its own Merkle proof still checked).
+/// Fixed: as finding 2 (so here view 0's leader aggregates client 3 and
+/// every node accepts); a node that refused a root PBFT then commits serves
+/// its mini-fragments if its subfragment verifies under the root (tested
+/// by the mutation check's "refused nodes serve a committed root").
 #[test]
-#[ignore = "attack: split pre-vectors make two honest nodes refuse the committed root and withhold their subfragments; no client decodes the round"]
 fn split_pre_vectors_leave_a_committed_round_undecodable() {
     let cfg = config(7, 4, 1);
     assert_eq!(cfg.committee(), vec![0, 3, 5], "the scenario assumes this committee");
@@ -358,7 +343,7 @@ impl Adversary<P> for ReplayOldProposal {
                 Message::Proposal { view: 0, sf, .. } => {
                     let (root, clients, ra) = self.old.clone();
                     let sf = self.subfragments[sf.node].clone();
-                    (d, Message::Proposal { view: 0, root, clients, ra, sf, excluded: vec![] })
+                    (d, Message::Proposal { view: 0, root, clients, ra, sf, excluded: vec![], pre_vectors: vec![] })
                 }
                 other => (d, other),
             })
@@ -390,8 +375,9 @@ impl Adversary<P> for ReplayOldProposal {
 /// Suggested fix: bind the chain instance (`prev_block` or the round's
 /// PBFT instance hash) into the vector and aggregate evidence, the
 /// global leaves' context and the upload record (finding 3).
+/// Fixed: the vector and aggregate evidence and the global Merkle leaves
+/// (`GlobalContext::instance`) bind `ChainConfig::instance()`.
 #[test]
-#[ignore = "attack: an aggregate attested for the same chain index/round/view in another chain history is accepted and decoded"]
 fn replayed_aggregate_from_another_chain_history_is_refused() {
     use gridledger_core::Hash32;
     use gridledger_fl::aggregate::trimmed_mean;
@@ -402,7 +388,7 @@ fn replayed_aggregate_from_another_chain_history_is_refused() {
     // What node 0's enclave honestly produced in the other history.
     let old_models: Vec<Vec<f32>> = (0..4).map(|c| model(c).iter().map(|x| x * -20.0).collect()).collect();
     let old_global = trimmed_mean(&old_models, 1).unwrap();
-    let rel = other.global.release(other.chain, other.round, &params_to_bytes(&old_global)).unwrap();
+    let rel = other.release(&params_to_bytes(&old_global)).unwrap();
     let clients = vec![0, 1, 2, 3];
     let ra = enclave(0).attest_evidence(&other.aggregate_evidence(0, &rel.root, &clients));
     let honest = [0usize, 1, 2, 3];

@@ -22,7 +22,7 @@ fn fragment(len: usize, salt: u8) -> Vec<u8> {
 /// Every node's mini-fragments for one chain, from an honest leader.
 fn b2c(chain: u32, bytes: &[u8], withhold: &[usize]) -> (Hash32, Vec<Vec<MiniFragment>>) {
     let c = coder();
-    let rel = c.release(chain, 3, bytes).unwrap();
+    let rel = c.release(Hash32::ZERO, chain, 3, bytes).unwrap();
     let minis = rel
         .subfragments
         .iter()
@@ -112,8 +112,8 @@ fn forged_or_misrouted_mini_fragments_are_dropped_with_faults() {
 #[test]
 fn a_node_refuses_a_subfragment_that_is_not_under_the_agreed_root() {
     let c = coder();
-    let rel = c.release(0, 3, &fragment(200, 1)).unwrap();
-    let other = c.release(0, 3, &fragment(200, 2)).unwrap();
+    let rel = c.release(Hash32::ZERO, 0, 3, &fragment(200, 1)).unwrap();
+    let other = c.release(Hash32::ZERO, 0, 3, &fragment(200, 2)).unwrap();
     assert_eq!(
         c.mini_fragments(3, &other.root, &rel.subfragments[3]),
         Err(FlError::MerkleProofFailed { node: 3, client: None })
@@ -125,7 +125,7 @@ fn a_node_refuses_a_subfragment_that_is_not_under_the_agreed_root() {
     let mut sf = rel.subfragments[3].clone();
     sf.values.push(Scalar::ONE);
     assert!(matches!(c.mini_fragments(3, &rel.root, &sf), Err(FlError::WrongLength { .. })));
-    assert!(matches!(c.release(0, 3, &fragment(700, 1)), Err(FlError::WrongLength { .. })));
+    assert!(matches!(c.release(Hash32::ZERO, 0, 3, &fragment(700, 1)), Err(FlError::WrongLength { .. })));
 }
 
 #[test]

@@ -107,7 +107,7 @@ fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
     let step = n1.handle(Some(3), Message::PreVector { node: 2, clients, ra });
     assert_eq!(step.faults, vec![Fault::UnknownNode(2)]);
     // A view-0 proposal from node 2 (leader is 0).
-    let rel = cfg.global.release(2, 5, &[0u8; 8]).unwrap();
+    let rel = cfg.release(&[0u8; 8]).unwrap();
     let step = n1.handle(
         Some(2),
         Message::Proposal {
@@ -117,6 +117,7 @@ fn forged_pre_vectors_and_proposals_from_non_leaders_are_faults() {
             ra,
             sf: rel.subfragments[1].clone(),
             excluded: vec![],
+            pre_vectors: vec![],
         },
     );
     assert_eq!(step.faults, vec![Fault::NotLeader { node: 2, view: 0 }]);
@@ -148,7 +149,8 @@ fn a_client_sending_two_records_to_one_node_is_recorded_and_its_first_kept() {
     use gridledger_fl::coding::client_key;
     let cfg = config(4, 7, 2);
     let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
-    let ctx = FragmentContext { chain: 2, round: 5, fragment: 2 };
+    let ctx = cfg.fragment_context(2);
+    assert_eq!((ctx.chain, ctx.round), (2, 5));
     let key = client_key(&SK, 3);
     let signer = sim_client_signing_key(&SIGN_SEED, 3);
     let a = cfg.coder.encode(&key, &signer, &ctx, 3, &params_to_bytes(&model(3))).unwrap();
@@ -161,6 +163,10 @@ fn a_client_sending_two_records_to_one_node_is_recorded_and_its_first_kept() {
     let mut m = other.message(1).unwrap();
     m.record.ctx.round = 6;
     assert_eq!(n1.handle(None, Message::Local(m)).faults, vec![Fault::WrongContext]);
+    // The same chain and round numbers of another chain history.
+    let history = FragmentContext { instance: gridledger_core::Hash32([0x99; 32]), ..ctx };
+    let replay = cfg.coder.encode(&key, &signer, &history, 3, &params_to_bytes(&model(3))).unwrap();
+    assert_eq!(n1.handle(None, Message::Local(replay.message(1).unwrap())).faults, vec![Fault::WrongContext]);
     let c = cfg
         .coder
         .encode(&client_key(&SK, 5), &sim_client_signing_key(&SIGN_SEED, 5), &ctx, 5, &params_to_bytes(&model(5)))
@@ -212,7 +218,7 @@ fn a_pbft_block_with_a_root_the_node_refuted_gets_no_vote() {
     let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
     let _ = n1.start();
     let set = cfg.validator_set().unwrap();
-    let rel = cfg.global.release(2, 5, &[0u8; 8]).unwrap();
+    let rel = cfg.release(&[0u8; 8]).unwrap();
     let block = RootBlock { chain: 2, round: 5, view: 0, root: rel.root, clients: vec![0, 1, 2] };
     // PBFT's leader at height 1, view 1 is node (1 + 1) mod 4 = 2.
     assert_eq!(set.leader(1, 1), 2);
@@ -231,6 +237,7 @@ fn a_pbft_block_with_a_root_the_node_refuted_gets_no_vote() {
             ra,
             sf: rel.subfragments[1].clone(),
             excluded: vec![],
+            pre_vectors: vec![],
         },
     );
     assert!(step.faults.iter().any(|f| matches!(f, Fault::BadProposal { view: 0, .. })), "{:?}", step.faults);
@@ -270,4 +277,26 @@ fn a_silent_pbft_leader_is_replaced_by_a_pbft_view_change() {
         assert!(cert.view > 1, "node {n}: committed in PBFT view {}, the silent leader's", cert.view);
         assert_ne!(set.leader(cert.view, 1), 2);
     }
+}
+
+/// A view-change request far ahead of this node's view is kept (not
+/// dropped): one Byzantine request moves nobody, `f+1` make the node join,
+/// and with its own that is `2f+1`, so it moves to that view.
+#[test]
+fn far_ahead_view_requests_are_kept_and_need_f_plus_one_to_join() {
+    let cfg = config(4, 4, 1);
+    let mut n1 = ChainNode::new(cfg.clone(), 1, enclave(1), SK, sim_node_key(1), TIMING);
+    let _ = n1.start();
+    let asks = |s: &gridledger_fl::consensus::Step| {
+        s.sends.iter().filter(|(_, m)| matches!(m, Message::ViewChange { node: 1, .. })).count()
+    };
+    let step = n1.handle(Some(2), Message::ViewChange { node: 2, view: 10 });
+    assert_eq!((asks(&step), n1.view()), (0, 0), "one request (≤ f) moves nobody");
+    let step = n1.handle(Some(3), Message::ViewChange { node: 3, view: 10 });
+    assert_eq!(asks(&step), 3, "f+1 requests: node 1 joins, asking every other node");
+    assert!(step.outputs.contains(&Output::NewView(10)), "{:?}", step.outputs);
+    assert_eq!(n1.view(), 10);
+    // A request for a view it already passed changes nothing.
+    let step = n1.handle(Some(0), Message::ViewChange { node: 0, view: 4 });
+    assert!(step.sends.is_empty() && step.outputs.is_empty());
 }

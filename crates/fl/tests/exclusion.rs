@@ -104,10 +104,11 @@ fn proposal_to_node_1(
     }
     let models: Vec<Vec<f32>> = clients.iter().map(|&c| model(c as usize)).collect();
     let global = gridledger_fl::aggregate::trimmed_mean(&models, 0).unwrap();
-    let rel = cfg.global.release(cfg.chain, cfg.round, &params_to_bytes(&global)).unwrap();
+    let rel = cfg.release(&params_to_bytes(&global)).unwrap();
     let ra = enclave(0).attest_evidence(&cfg.aggregate_evidence(0, &rel.root, clients));
     let sf = rel.subfragments[1].clone();
-    let msg = Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded };
+    let msg =
+        Message::Proposal { view: 0, root: rel.root, clients: clients.to_vec(), ra, sf, excluded, pre_vectors: vec![] };
     let step = node.handle(Some(0), msg);
     (node, step)
 }
@@ -126,7 +127,7 @@ fn second_record_of_client_0() -> CodedFragment {
 /// Client 0's signed coding of a plaintext one parameter short.
 fn malformed_upload_of_client_0() -> CodedFragment {
     let cfg = config(4, 4, 1);
-    let ctx = gridledger_fl::aead::FragmentContext { chain: cfg.chain, round: cfg.round, fragment: cfg.chain };
+    let ctx = cfg.fragment_context(cfg.chain);
     let mut pt = params_to_bytes(&model(0));
     pt.truncate(pt.len() - 4);
     cfg.coder.encode(&client_key(&SK, 0), &sim_client_signing_key(&SIGN_SEED, 0), &ctx, 0, &pt).unwrap()
@@ -142,7 +143,7 @@ fn valid_evidence_lets_a_node_accept_the_omission() {
     assert_eq!(node.view(), 0);
     // Records that differ only in the fragment index split the nodes too.
     let cfg = config(4, 4, 1);
-    let ctx = gridledger_fl::aead::FragmentContext { chain: cfg.chain, round: cfg.round, fragment: 99 };
+    let ctx = cfg.fragment_context(99);
     let refragmented = cfg
         .coder
         .encode(&client_key(&SK, 0), &sim_client_signing_key(&SIGN_SEED, 0), &ctx, 0, &params_to_bytes(&model(0)))

@@ -11,7 +11,8 @@ use gridledger_fl::kzg::Kzg;
 use gridledger_fl::FlError;
 
 const SK: [u8; 32] = [5; 32];
-const CTX: FragmentContext = FragmentContext { chain: 0, round: 1, fragment: 0 };
+const CTX: FragmentContext =
+    FragmentContext { instance: gridledger_core::Hash32([5; 32]), chain: 0, round: 1, fragment: 0 };
 
 fn model_bytes(len: usize) -> Vec<u8> {
     (0..len as u32).map(|i| (i * 37 % 251) as u8).collect()

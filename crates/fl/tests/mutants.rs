@@ -113,14 +113,53 @@ fn omitting_leader_replaced() -> Result<(), String> {
     Ok(())
 }
 
+/// A Byzantine node (view 0's leader and a committee member, K = 4) that
+/// withholds everything but its attested pre-vector, sent to node 1 only,
+/// while client 3's upload to node 1 is lost: node 1's pre-vectors protect
+/// client 3, the deter-vectors do not name it. The round commits (an
+/// honest leader aggregates every client any honest node may protect).
+fn selective_pre_vector_commits() -> Result<(), String> {
+    let honest = [0usize, 1, 2, 3];
+    let r = run(
+        5,
+        4,
+        vec![ClientBehaviour::Honest; 4],
+        vec![(0, Box::new(PreVectorOnlyTo(1))), (4 + 3, Box::new(DropToNodes(vec![1])))],
+        &honest,
+    );
+    round_succeeded(&r, &honest, |c| model(c as usize), 1)
+}
+
+/// K = 7 (the global code needs 4 subfragments): Byzantine leader 0 sends
+/// nodes 5 and 6 its proposal with a bad attestation (they refuse it),
+/// nodes 0–4 verify and PBFT commits; nodes 0 and 1 drop their
+/// mini-fragments. The clients decode only if nodes 5 and 6 serve theirs
+/// once the root is committed.
+fn refused_nodes_serve_a_committed_root() -> Result<(), String> {
+    let honest = [0usize, 1, 2, 3];
+    let r = run(
+        7,
+        7,
+        vec![ClientBehaviour::Honest; 4],
+        vec![
+            (0, Box::new(BadAttestationToDropMinis { me: 0, to: vec![5, 6] })),
+            (1, Box::new(BadAttestationToDropMinis { me: 1, to: vec![] })),
+        ],
+        &honest,
+    );
+    round_succeeded(&r, &honest, |c| model(c as usize), 1)
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 6] = [
+const SCENARIOS: [Scenario; 8] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
     ("poisoned model trimmed", poisoned_model_trimmed),
     ("lying leader replaced", lying_leader_replaced),
     ("omitting leader replaced", omitting_leader_replaced),
+    ("selective pre-vector commits", selective_pre_vector_commits),
+    ("refused nodes serve a committed root", refused_nodes_serve_a_committed_root),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -166,4 +205,14 @@ fn an_unchecked_leader_root_is_caught() {
 #[test]
 fn an_omission_accepted_without_evidence_is_caught() {
     caught(Mutation::OmissionUnchecked, "omitting leader replaced");
+}
+
+#[test]
+fn a_leader_aggregating_only_the_deter_vectors_is_caught() {
+    caught(Mutation::LeaderDeterOnly, "selective pre-vector commits");
+}
+
+#[test]
+fn a_refusing_node_that_never_serves_a_committed_root_is_caught() {
+    caught(Mutation::RefusedNodeSilent, "refused nodes serve a committed root");
 }

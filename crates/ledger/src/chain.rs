@@ -330,6 +330,85 @@ impl Chain {
         (body.into_block(self.genesis.chain_id, self.tip.hash(), *proposer, root), dropped)
     }
 
+    /// Pipelined heights: executes the next block from the mempool on top
+    /// of `parent`, a block executed on this chain's tip (the next height)
+    /// that consensus has decided or is deciding but that is not committed
+    /// here yet. Transactions run against the state *after* `parent` (its
+    /// changes layered over the committed state), so a transaction may
+    /// spend what `parent` credited, and one that conflicts with `parent`
+    /// (a double spend: the same sender and nonce) is left out. `parent`'s
+    /// own transactions, still pending in the mempool until it commits, are
+    /// skipped. Nothing is evicted and nothing changes here: the block is
+    /// committed later like any other, after `parent`, and validators
+    /// re-execute it on their committed state once `parent` is committed.
+    pub fn build_block_on(
+        &self,
+        parent: &ExecutedBlock,
+        proposer: &PublicKey,
+        timestamp: Timestamp,
+    ) -> Result<ExecutedBlock, ChainError> {
+        let exclude: BTreeSet<Hash32> = parent.block.txs.iter().map(|t| t.hash()).collect();
+        self.build_block_over(&parent.block.header, &parent.changes, &exclude, proposer, timestamp)
+    }
+
+    /// [`Chain::build_block_on`] with the parent's header, state changes
+    /// and the transactions to skip given apart (a test can hand it a
+    /// wrong view of the parent's state).
+    pub fn build_block_over(
+        &self,
+        parent: &BlockHeader,
+        parent_changes: &Changes,
+        exclude: &BTreeSet<Hash32>,
+        proposer: &PublicKey,
+        timestamp: Timestamp,
+    ) -> Result<ExecutedBlock, ChainError> {
+        if parent.height != self.tip.height + 1 || parent.parent != self.tip.hash() {
+            return Err(ChainError::InvalidBlock(format!(
+                "block {} is not the successor of the tip {}",
+                parent.height, self.tip.height
+            )));
+        }
+        let parent_hash = parent.hash();
+        let mut base = crate::state::Overlay::new(&self.state);
+        base.absorb(parent_changes.clone());
+        let mut recent = self.recent.clone();
+        recent.insert(parent.height, parent_hash);
+        // The window `advance` keeps once `parent` is the tip: contracts
+        // must see exactly what they will see when this block is replayed.
+        let keep_from = parent.height.saturating_sub(BLOCK_HASH_WINDOW);
+        recent.retain(|h, _| *h > keep_from);
+        let env = BlockEnv {
+            chain_id: self.genesis.chain_id,
+            height: parent.height + 1,
+            timestamp: timestamp.max(parent.timestamp + 1),
+            proposer: proposer.address(),
+            parent: parent_hash,
+        };
+        let max = self.config.max_block_txs;
+        let candidates = self.mempool.candidates(max.saturating_add(exclude.len()));
+        let body = {
+            let mut b =
+                BlockBuilder::over(&base, &self.registry, env, self.config.block_gas_limit).with_block_hashes(&recent);
+            for tx in candidates.into_iter().filter(|t| !exclude.contains(&t.hash())) {
+                if b.len() >= max {
+                    break;
+                }
+                match b.push(tx) {
+                    Ok(_) => {}
+                    Err(crate::executor::TxRejected::BlockFull) => break,
+                    // Left in the mempool: the next build on committed
+                    // state evicts what can no longer execute.
+                    Err(_) => {}
+                }
+            }
+            b.into_body()
+        };
+        let mut all = parent_changes.clone();
+        all.extend(body.changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let root = self.state.root_after(&all);
+        Ok(body.into_block(self.genesis.chain_id, parent_hash, *proposer, root))
+    }
+
     /// Runs the mempool's next candidates on top of the committed state,
     /// evicting those that can no longer execute.
     fn execute_candidates(&mut self, proposer: &PublicKey, timestamp: Timestamp) -> (BuiltBody, Vec<(Hash32, String)>) {

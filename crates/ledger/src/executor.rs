@@ -58,9 +58,16 @@ impl<'a> BlockBuilder<'a> {
     }
 
     pub fn new(state: &'a State, registry: &'a ContractRegistry, env: BlockEnv, block_gas_limit: u64) -> Self {
+        Self::over(state, registry, env, block_gas_limit)
+    }
+
+    /// A builder over any view of the parent state, e.g. the committed
+    /// state with a decided but not yet committed parent's changes layered
+    /// on (pipelined heights, [`crate::Chain::build_block_on`]).
+    pub fn over(base: &'a dyn StateRead, registry: &'a ContractRegistry, env: BlockEnv, block_gas_limit: u64) -> Self {
         Self {
             registry,
-            overlay: Overlay::new(state),
+            overlay: Overlay::new(base),
             env,
             block_gas_limit,
             gas_used: 0,

@@ -27,6 +27,9 @@ pub struct Metrics {
     pub pbft_vote_writes: AtomicU64,
     /// Proposals re-executed on the validation thread, off the driver's.
     pub pbft_offthread_validations: AtomicU64,
+    /// Pipelined heights: proposals made while the previous height was
+    /// still in its commit round.
+    pub pbft_early_proposals: AtomicU64,
     /// Failed store writes (and certified blocks that could not be applied).
     pub store_faults: AtomicU64,
     /// 1 while the node cannot commit (see `/health`), else 0.
@@ -54,7 +57,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 22] = [
+        let rows: [(&str, &str, &str, u64); 23] = [
             (
                 "gridledger_pbft_gossip_yields_total",
                 "counter",
@@ -79,6 +82,12 @@ impl Metrics {
                 "counter",
                 "Proposals re-executed on the validation thread",
                 self.pbft_offthread_validations.load(Relaxed),
+            ),
+            (
+                "gridledger_pbft_early_proposals_total",
+                "counter",
+                "Pipelined proposals made while the previous height was still committing",
+                self.pbft_early_proposals.load(Relaxed),
             ),
             (
                 "gridledger_pbft_vote_writes_total",

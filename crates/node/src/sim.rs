@@ -355,6 +355,8 @@ pub struct DriverSimOptions {
     /// Ticks after a crash between two writes until the node restarts
     /// (`None`: the simulator's default).
     pub restart_after: Option<Time>,
+    /// Pipelined heights ([`PbftSettings::pipeline`]); `None`: the default (on).
+    pub pipeline: Option<bool>,
     /// A planted bug (mutation-sensitivity check).
     #[cfg(feature = "mutants")]
     pub mutation: Option<crate::validator::Mutation>,
@@ -376,6 +378,7 @@ pub fn build(
         suspect_divisor: scenario.suspect_divisor,
         #[cfg(feature = "mutants")]
         mutation: opts.mutation,
+        pipeline: opts.pipeline.unwrap_or(PbftSettings::default().pipeline),
         ..PbftSettings::default()
     };
     let plans: Vec<DiskPlan> = (0..n as NodeId)

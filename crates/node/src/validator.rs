@@ -12,52 +12,71 @@
 //! hop: the validators form a full mesh), so whichever validator leads the
 //! next view has them.
 //!
-//! # Heights are decided one at a time (pipelining measured, not built)
+//! # Pipelined heights (issue 9 item 10)
 //!
-//! Deciding height `h + 1` while `h` commits (window 2, with an overlay of
-//! `h`'s changes) was weighed against where the 1,000-transaction time
-//! goes on 10 validator processes (`gridledger bench pbft --processes
-//! --timeline`, which records every validator's proposals, validations,
-//! syncs and commits, and each thread's CPU from `/proc`; two cores
-//! shared with other builds, load average 10–14; figures in
-//! `results/bench-pbft-processes-timeline.json`):
+//! With [`PbftSettings::pipeline`] (on by default) the leader of height
+//! `h + 1` proposes while `h` is still in its commit round, instead of
+//! after `h` has committed:
 //!
-//! - **The cores are mostly idle.** The validators used 41–64 µs of CPU
-//!   per transaction each during the batch (a signature check ≈ 25–30 µs
-//!   of it), 85–91 µs sustained: 15–22 % of the two cores during the
-//!   batch, 34–59 % sustained. The time is latency, which overlapping
-//!   heights could only partly hide.
-//! - **Most of the batch was before consensus.** Submission took 1.05 s of
-//!   the 1.43 s batch while the benchmark's clients visited validators one
-//!   after another (now in parallel: 0.32 s of 0.92 s), and blocks are
-//!   filled from what gossip has verified: the last gossiped transaction
-//!   was verified at 0.44–0.75 s, and a proposal that outran gossip took up
-//!   to 205 ms to validate (its ~300 signatures checked then, now outside
-//!   the chain's lock). Pipelining does not shorten submission or gossip.
-//! - **What pipelining could save is about one height.** Once gossip had
-//!   caught up a full 300-transaction height took 75–200 ms from proposal
-//!   to commit everywhere (pre-prepare 1–60 ms, validation median 8–15 ms,
-//!   prepare round with the prepared certificate's sync ≈ 50 ms, commit
-//!   round ≈ 30 ms); overlapping the commit round of `h` with the proposal
-//!   of `h + 1` saves at most ≈ 0.1–0.2 s of the 0.92 s.
-//! - **On a busy disk the sync dominates and pipelining does not remove
-//!   it.** With the data directory's 4 KiB fsync at 164 ms (other builds
-//!   writing), one prepared certificate's sync held a height for 3.9 s;
-//!   each pipelined height's votes still need a synced record before they
-//!   leave, so a window of 2 at best shares one sync between two heights.
+//! - **When.** The replica asks for the early proposal
+//!   ([`Step::need_proposal`] one height ahead) only once it holds the
+//!   prepared certificate of `(h, v)` and has sent its commit vote, and
+//!   only if it leads `(h + 1, v)`. That certificate's record is synced
+//!   before anything else happens and declares `(h + 1, v)` as the
+//!   replica's next slot ([`Durable::next`]), so a leader that crashes
+//!   after sending an early pre-prepare restarts blocked from that slot:
+//!   it can never propose a second, different block there.
+//! - **On what state.** The block is built on `h`'s executed prepared
+//!   block: `h`'s state changes layered over the committed state
+//!   ([`gridledger_ledger::Chain::build_block_on`]), with `h`'s
+//!   transactions skipped. A transaction that spends again what `h`
+//!   spent (same sender and nonce, e.g. a double spend sent to another
+//!   validator) does not execute there and is left out; a sender's next
+//!   transaction after one in `h` is in. Nothing is committed or evicted
+//!   by the build.
+//! - **Which parent.** In view `v` only the block prepared in `v` can
+//!   commit at `h` (a prepared certificate and a commit quorum of the
+//!   same view intersect in a correct validator), so when `h` commits in
+//!   `v` the early block's parent is the committed one. The replica keeps
+//!   the early pre-prepare with its parent's digest and uses it as its
+//!   own proposal for `(h + 1, v)` only if that very block committed; if
+//!   `h` commits in another view the slot is another one and the leader
+//!   proposes afresh; a mismatch in the same slot (only possible with
+//!   more than `f` faulty validators) gets no second proposal.
+//! - **Replicas vote on `h + 1` only after committing `h`.** A pre-prepare
+//!   one height ahead is queued by the replica (no catch-up asked for it)
+//!   and validated once `h` is committed locally, by re-execution on the
+//!   committed state as any proposal: no vote ever depends on speculative
+//!   state, and PBFT's one-height-at-a-time voting, view changes and
+//!   vote-state records are unchanged.
+//! - **Crash atomicity is unchanged.** Persistence is still one store
+//!   transaction per step (block, commit certificate, vote state), one
+//!   fsync per height. The early block lives only in memory until it is
+//!   decided; a crash between `h`'s commit and `h + 1`'s persistence loses
+//!   nothing committed: `h` is on disk (or re-fetched by catch-up if its
+//!   deferred write was lost), and `h + 1` is decided again by the others
+//!   or re-proposed in a later view.
 //!
-//! Against that stand votes for two heights at once in the replica, a
-//! vote-state record covering two slots (with its crash-at-every-write
-//! coverage), view changes carrying prepared certificates of two heights,
-//! and validation against an uncommitted parent's state. Cheaper steps
-//! toward the 0.6 s target came first: one signature check per
-//! transaction per validator (gossip re-verified what a proposal that
-//! outran it had already verified: 8,860 of 9,000 gossiped signatures were
-//! checked in the run above; now a validated proposal's transactions enter
-//! the mempool, [`validate_proposal`], and gossip skips them) and queued
-//! gossip frames verified together in parallel ([`crate::gossip`]).
-//! What would change the case: validators saturating their cores with the
-//! heights still latency-bound, or blocks always full when proposed.
+//! What this overlaps is the leader's build of `h + 1` and the transfer
+//! and decoding of its pre-prepare with `h`'s commit round; the replicas'
+//! validation of `h + 1` still waits for `h`'s commit (validating against
+//! `h`'s post-state before it commits was weighed and left out: it would
+//! need a second executed-state layer per replica for a few ms per
+//! height, and votes must not depend on it anyway). The simulator runs
+//! every seed pipelined, and the `PipelineStaleState` mutant (the early
+//! block built on the state before `h`) must be caught.
+//!
+//! Before pipelining was built, where the 1,000-transaction time went on
+//! 10 validator processes was measured (`gridledger bench pbft --processes
+//! --timeline`): most of the batch was submission and gossip before
+//! consensus, and a full height took 75–200 ms from proposal to commit
+//! (pre-prepare 1–60 ms, validation 8–15 ms, prepare round with its sync
+//! ≈ 50 ms, commit round ≈ 30 ms), so overlapping the commit round saves
+//! at most about one height per batch. Cheaper steps came first: one
+//! signature check per transaction per validator (a validated proposal's
+//! transactions enter the mempool, [`validate_proposal`], and gossip skips
+//! them) and gossip frames verified together in parallel
+//! ([`crate::gossip`]).
 //!
 //! # Deadlines under load
 //!
@@ -200,6 +219,12 @@ pub struct PbftSettings {
     /// until there is, instead of changing views (see
     /// [`Driver::fire_timers`]). Only liveness depends on it.
     pub hold_idle_deadlines: bool,
+    /// Pipelined heights (issue 9 item 10): the leader of height `h + 1`
+    /// proposes once it holds `h`'s prepared certificate, building on
+    /// `h`'s executed state while `h`'s commit round runs; see the module
+    /// docs. Off: heights are proposed one after another, each on the
+    /// committed chain.
+    pub pipeline: bool,
     /// A logical block clock (ms) shared by in-process validators, for
     /// simulations and demos that replay a day; `None` is the system clock.
     #[serde(skip)]
@@ -235,11 +260,15 @@ pub enum Mutation {
     /// Driver: every write is deferred, covered or not (votes leave before
     /// they are durable; the one-fsync-per-height schedule without its rule).
     DeferEveryWrite,
+    /// Driver, pipelined heights: the early proposal of `h + 1` is built
+    /// on the state *before* `h` (the committed chain) instead of after
+    /// it, so it may spend again what `h` spent.
+    PipelineStaleState,
 }
 
 #[cfg(feature = "mutants")]
 impl Mutation {
-    pub const ALL: [Mutation; 7] = [
+    pub const ALL: [Mutation; 8] = [
         Mutation::NewViewSkipsHighestPrepared,
         Mutation::WrongQuorum,
         Mutation::TwoWriteCommit,
@@ -247,6 +276,7 @@ impl Mutation {
         Mutation::LoseDurable,
         Mutation::WeakCertificate,
         Mutation::DeferEveryWrite,
+        Mutation::PipelineStaleState,
     ];
 
     fn replica(self) -> Option<gridledger_consensus::pbft::Mutation> {
@@ -269,6 +299,7 @@ impl Default for PbftSettings {
             flush_after_ms: 500,
             deadline_floor_factor: 2,
             hold_idle_deadlines: true,
+            pipeline: true,
             clock: None,
             ticks: None,
             #[cfg(feature = "mutants")]
@@ -549,6 +580,7 @@ fn restore_replica(shared: &Shared, key: &KeyPair, settings: &PbftSettings) -> a
         base_timeout: settings.base_timeout_ms.max(1),
         retain: settings.retain_blocks.max(1),
         suspect_divisor: settings.suspect_divisor.max(1),
+        pipeline: settings.pipeline,
         #[cfg(feature = "mutants")]
         mutation: settings.mutation.and_then(Mutation::replica),
         ..Config::new(set, me)
@@ -1038,6 +1070,10 @@ impl Driver {
     /// would only trigger a view update, §3.3.2).
     fn try_propose(&mut self) {
         let Some((h, v)) = self.pending_proposal else { return };
+        if self.replica.height() + 1 == h && self.replica.view() == v {
+            self.try_propose_early(h, v);
+            return;
+        }
         if self.replica.height() != h || self.replica.view() != v {
             self.pending_proposal = None;
             return;
@@ -1062,6 +1098,62 @@ impl Driver {
         });
         self.pending_proposal = None;
         self.saw_proposal(h, v);
+        let block = ex.block.clone();
+        self.executed.insert(block.hash(), ex);
+        let step = self.replica.propose(h, v, PbftBlock(block));
+        self.process(step);
+    }
+
+    /// Pipelined heights: proposes `(h, v)` while `h - 1` is still in its
+    /// commit round, building on the executed prepared block of `h - 1`
+    /// (its state changes layered over the committed state, so `h` may
+    /// spend what `h - 1` credits and never what `h - 1` spent). The
+    /// replica only asks for this after the prepared certificate of
+    /// `(h - 1, v)`, which declares `(h, v)` as its next slot, was synced.
+    fn try_propose_early(&mut self, h: u64, v: u64) {
+        let parent = self.replica.prepared().map(|c| c.payload.digest()).and_then(|d| self.executed.get(&d));
+        let Some(parent) = parent.filter(|p| p.block.header.height + 1 == h) else {
+            // Nothing executed to build on: propose once h - 1 commits.
+            self.pending_proposal = None;
+            return;
+        };
+        let t = Instant::now();
+        let built = {
+            let chain = self.shared.chain();
+            if chain.mempool().len() <= parent.block.txs.len() {
+                // Nothing pending beyond the parent's own transactions yet.
+                return;
+            }
+            #[cfg(feature = "mutants")]
+            if self.settings.mutation == Some(Mutation::PipelineStaleState) {
+                // The planted bug: the parent's changes and transactions ignored.
+                let none = std::collections::BTreeSet::new();
+                let changes = gridledger_ledger::state::Changes::new();
+                chain.build_block_over(&parent.block.header, &changes, &none, &self.key.public(), self.block_time())
+            } else {
+                chain.build_block_on(parent, &self.key.public(), self.block_time())
+            }
+            #[cfg(not(feature = "mutants"))]
+            chain.build_block_on(parent, &self.key.public(), self.block_time())
+        };
+        add_us(&self.shared.metrics.pbft_build_us, t);
+        let ex = match built {
+            Ok(ex) if !ex.block.txs.is_empty() => ex,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!("no early proposal for height {h}: {e}");
+                self.pending_proposal = None;
+                return;
+            }
+        };
+        crate::timeline::record("propose", || {
+            serde_json::json!({
+                "h": h, "v": v, "txs": ex.block.txs.len(), "build_us": t.elapsed().as_micros() as u64,
+                "mempool": self.shared.metrics.mempool.load(Relaxed), "early": true,
+            })
+        });
+        self.pending_proposal = None;
+        self.shared.metrics.pbft_early_proposals.fetch_add(1, Relaxed);
         let block = ex.block.clone();
         self.executed.insert(block.hash(), ex);
         let step = self.replica.propose(h, v, PbftBlock(block));

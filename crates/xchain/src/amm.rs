@@ -15,35 +15,49 @@
 //! fit in `u128` is refused ([`XchainError::Overflow`]), never wrapped.
 
 //!
-//! ## Reference balances (attack R5-5, R5-8, R5-3)
+//! ## Price-neutral liquidity (attack R6-5, R6-4)
 //!
 //! The pool never trades: swaps settle by native transfers, so nothing but
-//! its liquidity providers moves its balances, and no arbitrage pulls a
-//! moved price back. Priced at its spot balances, an LP could set the rate
-//! every receiver signs by withdrawing a pool it holds (R5-5), inflate the
-//! deposit every CCT locks with one block of borrowed Token_B (R5-8), or
-//! shrink the withholding penalty by draining Token_B and waiting (R5-3).
+//! its liquidity providers moved its balances, and no arbitrage pulled a
+//! moved price back. While an LP could add or take out one token alone
+//! (one pool and one LP share per token), it set the price at will: a
+//! 99.9 % withdrawal of Token_i set the rate every receiver signs (R5-5,
+//! R6-5), of Token_B the withholding penalty (R5-3, R6-4); the reference
+//! below only delayed it.
 //!
-//! Decision: SC_AMM prices (`x_i` and `x_B`, Algorithm 5.1 ln 03–04) from
-//! each pool's **reference balance** ([`PriceRef`]), not its spot balance.
-//! The reference follows the pool's balance *at BoB block boundaries* and
-//! moves by at most 1/[`PRICE_STEP_DIV`] (2 %) of itself per BoB block
-//! toward it. So:
-//! - liquidity moved inside a block (drain, CCT, refill) does not move the
-//!   price of that block at all;
-//! - a spike held across one block boundary moves it by at most 2 % (for
-//!   one block);
-//! - a sustained drain (or a genuine change of liquidity) takes effect
-//!   gradually: halving a price takes ~35 BoB blocks, a 1000:1 move ~350;
-//!   every receiver sees it coming and signs its own bounds (`min_x_i` /
-//!   `max_x_i` and, for the penalty, `min_x_b`) on what it was shown.
+//! Decision: one LP share is a part of the *whole* pool (Uniswap v2's rule,
+//! extended to every token of the weighted pool, as Balancer's all-asset
+//! join/exit):
+//! - the opening join (share supply 0) brings every token of the pool; its
+//!   amounts are the balances and so the price, and it mints one share per
+//!   unit of Token_B, of which `bob::LOCKED_SHARES` are locked for ever (the
+//!   supply never returns to 0, so nobody opens the pool again at a price
+//!   of its choosing);
+//! - a later join of `s` shares pays `⌈s · B_t / S⌉` of *every* token `t`
+//!   (it names at most how much of each it brings; `s` is the most those
+//!   amounts pay for; the rest stays with it), a withdrawal of `s` shares
+//!   receives `⌊s · B_t / S⌋` of every token — exact integers, rounded so
+//!   the pool never pays for rounding, and the shares and balances always
+//!   add up;
+//! - the price is the opening balances' ([`PriceRef`], set once) and no
+//!   join or withdrawal moves it — not even by its rounding dust, which
+//!   only stays with the pool's LPs. A price moves only by trades, which an
+//!   arbitrageur would correct; SC_AMM has none (Eq. 5.2 prices CCTs that
+//!   settle natively), so its price is the opening LPs' for the
+//!   deployment's life. Traded: a deployment whose market moves needs a
+//!   trading pool (future work); a CCT's receiver still signs its own
+//!   bounds on `x_i` and `x_B`.
 //!
-//! The first liquidity of an empty reference (value 0) sets it outright
-//! one block later (a pool's first price is whatever its first LPs put in;
-//! an emptied pool's reference decays to 0 only after hundreds of blocks,
-//! and then starts over the same way). Traded: honest price changes lag
-//! the pool by the same bound; a CCT agreed while a reference moves may be
-//! refused for `RateOutOfBounds` if it executes blocks after its quote.
+//! ## Reference balances (attack R5-5, R5-8, R5-3)
+//!
+//! SC_AMM prices (`x_i` and `x_B`, Algorithm 5.1 ln 03–04) from each
+//! token's **reference balance** ([`PriceRef`]), not its spot balance. The
+//! reference follows a balance *at BoB block boundaries* and moves by at
+//! most 1/[`PRICE_STEP_DIV`] (2 %) of itself per BoB block toward it (a
+//! 1000:1 move takes ~350 blocks). Since R6-5 only the opening join sets it
+//! (0 during the opening block, the opening balance from the next one:
+//! a pool's first price is whatever its first LP put in), and nothing
+//! moves it afterwards; the step bound stays for any future trade path.
 
 use crate::error::XchainError;
 use borsh::{BorshDeserialize, BorshSerialize};

@@ -83,11 +83,47 @@ pub struct BobConfig {
     pub weights: Vec<(ChainId, u64)>,
     /// Canonical bytes of the BoB validators' group public key (owns `TPK_Addr_i`).
     pub group_key: Vec<u8>,
+    /// The least `x_B` a CCT may be priced at, per unit of `x_j`, for every
+    /// registered chain `j` ([`PenaltyFloor`], attack R6-4): fixed in the
+    /// genesis, whatever the pool's price does.
+    pub penalty_floors: Vec<PenaltyFloor>,
     /// Chains whose `TPK_Addr_i` is the account of their SC_BG, which pays
     /// out only on the group's threshold signature (spending from
     /// `TPK_Addr_i`, [`crate::scbg`]); elsewhere it is the keyless address
     /// [`tpk_address`] derives.
     pub group_accounts: Vec<(ChainId, Address)>,
+}
+
+/// The deployment's minimum withholding penalty for CCTs whose receiver
+/// pays on `chain`: `x_B ≥ ⌈x_j · num / den⌉` Token_B (attack R6-4).
+///
+/// Decision: `x_B` (the Token_B worth of `x_j`, what a withholding sender
+/// pays the receiver) is priced by SC_AMM and the receiver signs a floor
+/// (`min_x_b`) on the quote; a price that decays — a drained pool the
+/// reference follows (R5-3, R6-4) — would take both down with it. Since
+/// R6-5 liquidity no longer moves the price, but the penalty does not rest
+/// on that alone: the genesis fixes, per chain, a least Token_B per unit of
+/// `x_j` that no pool state goes below; a CCT priced below it is refused
+/// (`PenaltyOutOfBounds`) and changes nothing. A deployment sets it well
+/// below the market rate it opens its pool at (the development MBS: a
+/// tenth of its 1:1 opening price, [`crate::mbs::PENALTY_FLOOR`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct PenaltyFloor {
+    pub chain: ChainId,
+    #[serde(with = "amount_str")]
+    pub num: u128,
+    #[serde(with = "amount_str")]
+    pub den: u128,
+}
+
+impl PenaltyFloor {
+    /// `⌈x_j · num / den⌉`.
+    pub fn min_x_b(&self, x_j: u128) -> Result<u128, XchainError> {
+        if self.den == 0 {
+            return Err(XchainError::Overflow);
+        }
+        Ok(x_j.checked_mul(self.num).ok_or(XchainError::Overflow)?.div_ceil(self.den))
+    }
 }
 
 impl BobConfig {
@@ -105,8 +141,29 @@ impl BobConfig {
             if c.kappa == 0 || (c.finality.confirmations() as u64) >= c.kappa as u64 {
                 return Err(format!("chain {}: κ_i must exceed the confirmations k", c.chain_id));
             }
+            match self.penalty_floors.iter().filter(|f| f.chain == c.chain_id).count() {
+                1 => {}
+                n => return Err(format!("chain {}: {n} penalty floors, need exactly one", c.chain_id)),
+            }
+        }
+        for f in &self.penalty_floors {
+            if !seen.contains(&f.chain) {
+                return Err(format!("penalty floor for unregistered chain {}", f.chain));
+            }
+            if f.num == 0 || f.den == 0 {
+                return Err(format!("chain {}: a penalty floor is positive (num and den > 0)", f.chain));
+            }
         }
         Ok(())
+    }
+
+    /// The least `x_B` for `x_j` paid on `chain` (0 for a chain without a
+    /// floor, which [`validate`](Self::validate) refuses).
+    pub fn min_x_b(&self, chain: ChainId, x_j: u128) -> Result<u128, XchainError> {
+        match self.penalty_floors.iter().find(|f| f.chain == chain) {
+            Some(f) => f.min_x_b(x_j),
+            None => Ok(0),
+        }
     }
 
     /// `TPK_Addr_i` of chain `chain`.
@@ -228,19 +285,28 @@ pub struct ReleaseOrder {
     pub amount: u128,
 }
 
-/// SC_AMM: take `shares` LP shares of `token`'s pool back.
+/// SC_AMM: burn `shares` of the caller's LP shares of the pool for their
+/// part of *every* token's balance (pro rata, rounded down).
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct WithdrawLiquidity {
-    pub token: ChainId,
     pub shares: u128,
 }
 
-/// Π_CCTC step (iv): move claimed tokens (or attached Token_B) into the pool.
+/// Π_CCTC step (iv): join the pool with at most `amounts` of each of its
+/// tokens (claimed `Token_i`; Token_B is the value attached to the call,
+/// equal to its entry). Every token of the pool must be named: a join adds
+/// all of them pro rata to the pool's balances (the opening join sets
+/// those balances, and so the price), whatever is not taken stays claimed
+/// or is paid back.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct Provide {
-    pub token: ChainId,
-    pub amount: u128,
+    pub amounts: Vec<(ChainId, u128)>,
 }
+
+/// LP shares the opening join locks for ever (minted to nobody), so the
+/// pool's share supply never returns to 0 and no later join can open it
+/// again at a price of its choosing (Uniswap v2's `MINIMUM_LIQUIDITY`).
+pub const LOCKED_SHARES: u128 = 1_000;
 
 /// The terms of a cross-chain transaction (Algorithm 5.1 ln 02): the sender
 /// gives `Token_i` on `chain_i` for `x_j Token_j` of the receiver on
@@ -556,13 +622,12 @@ fn price_ref_key(token: ChainId) -> Vec<u8> {
 fn pool_key(token: ChainId) -> Vec<u8> {
     [b"p/".as_slice(), &token.to_be_bytes()].concat()
 }
-fn lp_key(token: ChainId, a: &Address) -> Vec<u8> {
-    [b"lp/".as_slice(), &token.to_be_bytes(), &a.0].concat()
+/// An LP's shares of the whole pool (every token; attack R6-5).
+fn lp_key(a: &Address) -> Vec<u8> {
+    [b"lq/".as_slice(), &a.0].concat()
 }
-/// Total LP shares of `token`'s pool.
-fn lp_total_key(token: ChainId) -> Vec<u8> {
-    [b"lpt/".as_slice(), &token.to_be_bytes()].concat()
-}
+/// Total LP shares of the pool, [`LOCKED_SHARES`] included.
+const LP_TOTAL: &[u8] = b"lqt";
 /// What a used transfer hash maps to: proved / claimed, or refunded.
 const USED: u8 = 1;
 const REFUNDED: u8 = 2;
@@ -590,9 +655,20 @@ fn posted_for_key(chain: ChainId, payer: &Address, nonce: u64) -> Vec<u8> {
 fn posted_for_tx(nt: &SignedTransaction) -> Vec<u8> {
     posted_for_key(nt.tx.chain_id, &nt.sender(), nt.tx.nonce)
 }
-/// The CCTs in sub-situation 2 (CCT_V ran, a posted NT still unproved),
-/// in the order CCT_V reached them: what BoB nodes watch to close them.
-const FORWARDING: &[u8] = b"fw";
+/// A CCT in sub-situation 2 (CCT_V ran, a posted NT still unproved): one
+/// slot per CCT, set by CCT_V and deleted when the CCT completes; BoB nodes
+/// find the CCTs to close by a scan of [`FORWARDING`].
+///
+/// Decision (attack R6-1): this was one stored list every CCT_V entering
+/// sub-situation 2 and every completion read and rewrote whole, so anyone
+/// could grow it (CCTs between two of its own keys, NTs that never land)
+/// until no CCT_V, `prove` or closing CCT_V of sub-situation 2 fitted in a
+/// transaction's gas. Now each costs one slot whatever the number of
+/// others: no on-chain list is ever read whole.
+const FORWARDING: &[u8] = b"fw/";
+fn forwarding_key(id: &Hash32) -> Vec<u8> {
+    [FORWARDING, &id.0].concat()
+}
 
 /// `Val_proof(P, NT, R(BH))` (§5.2.5) as SC_MPV runs it: the leaf is the
 /// transaction's hash and the leaf count is the header's, never the prover's.
@@ -740,14 +816,48 @@ impl BobContract {
         }
         // At most `relay_per_block` headers of this chain per BoB block.
         let cap = relay_per_block(reg.kappa, reg.finality.confirmations());
+        let k = reg.finality.confirmations() as u64;
+        let (old_tip, old_hash) = self.tip(ctx, a.chain)?;
+        // Fork choice (attack R6-5, see `crate::headers`): a batch whose
+        // first header is at or below the stored tip is a competing branch
+        // from its parent; it must leave every final header in place and
+        // end above the stored tip (longest branch wins, the first of
+        // equally long ones stays).
+        let first = a.headers[0].header.height;
+        let final_height = old_tip.saturating_sub(k).max(reg.anchor_height);
+        let branch_tip = first.saturating_add(a.headers.len() as u64 - 1);
+        let (mut tip, mut tip_hash) = if first <= old_tip {
+            if first <= final_height {
+                return fail(XchainError::ForkBelowFinality { chain: a.chain, height: first, final_height });
+            }
+            if branch_tip <= old_tip {
+                return fail(XchainError::ForkNotLonger { chain: a.chain, branch_tip, tip: old_tip });
+            }
+            let base = first - 1;
+            let base_hash = if base == reg.anchor_height {
+                reg.anchor_hash
+            } else {
+                match ctx.read_typed::<BlockHeader>(&header_key(a.chain, base))? {
+                    Some(h) => h.hash(),
+                    None => {
+                        return fail(XchainError::ForkBelowFinality { chain: a.chain, height: first, final_height })
+                    }
+                }
+            };
+            (base, base_hash)
+        } else {
+            (old_tip, old_hash)
+        };
+        // At most `relay_per_block` headers of this chain per BoB block,
+        // counted as how far the stored tip advances.
+        let advance = branch_tip.saturating_sub(old_tip);
         let height = ctx.height();
         let (at, used): (Height, u64) = ctx.read_typed(&relayed_key(a.chain))?.unwrap_or((height, 0));
         let used = if at == height { used } else { 0 };
-        if used + a.headers.len() as u64 > cap {
+        if used + advance > cap {
             return fail(XchainError::RelayTooFast { chain: a.chain, max: cap, already: used });
         }
-        ctx.write_typed(&relayed_key(a.chain), &(height, used + a.headers.len() as u64))?;
-        let (mut tip, mut tip_hash) = self.tip(ctx, a.chain)?;
+        ctx.write_typed(&relayed_key(a.chain), &(height, used + advance))?;
         let mut mmr: Mmr = read_or(ctx, &mmr_key(a.chain))?;
         // The stored tip's time bounds the next header's (attack R4-3).
         let mut parent_time = if tip == reg.anchor_height {
@@ -761,10 +871,23 @@ impl BobContract {
             parent_time = Some(sh.header.timestamp);
             tip = sh.header.height;
             tip_hash = sh.header.hash();
-            // At most one merge per set bit of the leaf count: ≤ 64 hashes.
-            ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (mmr.leaves.trailing_ones() as u64 + 1))?;
-            mmr.push(&tip_hash);
             ctx.write_typed(&header_key(a.chain, tip), &sh.header)?;
+            // The accumulator holds final headers only (a non-final suffix
+            // may still be replaced): the header `k` below the new tip, once.
+            let fin = tip.saturating_sub(k);
+            if fin > reg.anchor_height && fin == reg.anchor_height + mmr.leaves + 1 {
+                let h = if fin == tip {
+                    sh.header.clone()
+                } else {
+                    match ctx.read_typed::<BlockHeader>(&header_key(a.chain, fin))? {
+                        Some(h) => h,
+                        None => return fail(XchainError::UnknownHeader { chain: a.chain, height: fin, tip }),
+                    }
+                };
+                // At most one merge per set bit of the leaf count: ≤ 64 hashes.
+                ctx.charge((gas::HASH_BASE + 2 * gas::HASH_WORD) * (mmr.leaves.trailing_ones() as u64 + 1))?;
+                mmr.push(&h.hash());
+            }
             let drop = tip.saturating_sub(reg.kappa as u64);
             if drop > reg.anchor_height {
                 ctx.delete(&header_key(a.chain, drop))?;
@@ -956,50 +1079,118 @@ impl BobContract {
         Ok(seq.to_le_bytes().to_vec())
     }
 
+    /// SC_AMM, Π_CCTC step (iv): joins the pool (see [`Provide`]).
+    ///
+    /// Decision (attack R6-5/R6-4): liquidity is price-neutral. The pool
+    /// never trades (swaps settle by native transfers), so a single-token
+    /// provision or withdrawal was a free move of the price every receiver
+    /// signs (and of the withholding penalty), which the reference only
+    /// delayed. Now one share is a part of the whole pool: the opening join
+    /// (share supply 0) brings every token and sets the balances, and so
+    /// the price, minting as many shares as it brings Token_B
+    /// ([`LOCKED_SHARES`] of them locked for ever); a later join of `s`
+    /// shares — the most its `amounts` pay for, `min_t ⌊a_t · S / B_t⌋` —
+    /// pays `⌈s · B_t / S⌉` of every token `t` (rounded up: the pool never
+    /// loses to rounding), a withdrawal of `s` shares receives
+    /// `⌊s · B_t / S⌋` of every token. The price (the reference balances,
+    /// [`amm::PriceRef`]) is set by the opening join and not moved by later
+    /// joins or withdrawals at all, so neither their rounding dust nor
+    /// any sequence of them moves it. Traded: the price is the opening
+    /// LP's until SC_AMM trades (it does not; see `docs/`).
     fn provide(&self, ctx: &mut CallContext<'_, '_>, a: Provide) -> Result<Vec<u8>, ContractError> {
-        if a.amount == 0 {
-            return fail(XchainError::ZeroAmount);
-        }
-        if !self.weights.contains_key(&a.token) {
-            return fail(XchainError::UnknownToken(a.token));
-        }
         let who = ctx.caller();
-        if a.token == self.cfg.bob_chain {
-            if ctx.value().0 != a.amount {
-                return revert("Token_B liquidity is the value attached to the call");
+        let mut offered: BTreeMap<ChainId, u128> = BTreeMap::new();
+        for (t, x) in &a.amounts {
+            if !self.weights.contains_key(t) {
+                return fail(XchainError::UnknownToken(*t));
             }
-        } else {
-            if !ctx.value().is_zero() {
-                return revert("only Token_B liquidity carries value");
+            if *x == 0 {
+                return fail(XchainError::ZeroAmount);
             }
-            let bal: u128 = read_or(ctx, &wrapped_key(a.token, &who))?;
-            if bal < a.amount {
-                return fail(XchainError::Insufficient { what: "claimed tokens", have: bal, need: a.amount });
+            if offered.insert(*t, *x).is_some() {
+                return fail(XchainError::BadTerms(format!("token {t} named twice in a join")));
             }
-            ctx.write_typed(&wrapped_key(a.token, &who), &(bal - a.amount))?;
         }
-        let pool: u128 = read_or(ctx, &pool_key(a.token))?;
-        let total: u128 = read_or(ctx, &lp_total_key(a.token))?;
-        // LP shares: 1:1 into an empty pool, else in proportion to the pool.
-        let minted = if total == 0 || pool == 0 {
-            a.amount
+        for t in self.weights.keys() {
+            if !offered.contains_key(t) {
+                return fail(XchainError::JoinMissingToken(*t));
+            }
+        }
+        let bob = self.cfg.bob_chain;
+        let value = ctx.value().0;
+        if value != offered[&bob] {
+            return revert("Token_B liquidity is the value attached to the call");
+        }
+        for (t, x) in &offered {
+            if *t != bob {
+                let bal: u128 = read_or(ctx, &wrapped_key(*t, &who))?;
+                if bal < *x {
+                    return fail(XchainError::Insufficient { what: "claimed tokens", have: bal, need: *x });
+                }
+            }
+        }
+        let total: u128 = read_or(ctx, LP_TOTAL)?;
+        let mut take: BTreeMap<ChainId, u128> = BTreeMap::new();
+        let (minted, new_total) = if total == 0 {
+            // The opening join: its amounts are the pool's balances and price.
+            let shares = offered[&bob];
+            if shares <= LOCKED_SHARES {
+                return fail(XchainError::Insufficient {
+                    what: "Token_B in the opening join",
+                    have: shares,
+                    need: LOCKED_SHARES + 1,
+                });
+            }
+            take = offered.clone();
+            (shares - LOCKED_SHARES, shares)
         } else {
-            a.amount.checked_mul(total).ok_or(XchainError::Overflow)? / pool
+            let mut s = u128::MAX;
+            let mut balances = BTreeMap::new();
+            for (t, x) in &offered {
+                let b: u128 = read_or(ctx, &pool_key(*t))?;
+                // An open pool keeps at least one unit of every token.
+                if b == 0 {
+                    return fail(XchainError::NoLiquidity(*t));
+                }
+                s = s.min(x.checked_mul(total).ok_or(XchainError::Overflow)? / b);
+                balances.insert(*t, b);
+            }
+            if s == 0 {
+                return fail(XchainError::ZeroAmount);
+            }
+            for (t, b) in balances {
+                take.insert(t, s.checked_mul(b).ok_or(XchainError::Overflow)?.div_ceil(total));
+            }
+            (s, total.checked_add(s).ok_or(XchainError::Overflow)?)
         };
-        if minted == 0 {
-            return fail(XchainError::ZeroAmount);
+        let now = ctx.height();
+        for (t, x) in &take {
+            if *t != bob {
+                let bal: u128 = read_or(ctx, &wrapped_key(*t, &who))?;
+                ctx.write_typed(&wrapped_key(*t, &who), &(bal - x))?;
+            }
+            let b: u128 = read_or(ctx, &pool_key(*t))?;
+            ctx.write_typed(&pool_key(*t), &b.checked_add(*x).ok_or(XchainError::Overflow)?)?;
+            if total == 0 {
+                // The price: the opening balances, from the next block on.
+                let r = ctx.read_typed::<amm::PriceRef>(&price_ref_key(*t))?.unwrap_or_default();
+                ctx.write_typed(&price_ref_key(*t), &r.changed(now, *x))?;
+            }
         }
-        Self::write_pool(ctx, a.token, pool, pool.checked_add(a.amount).ok_or(XchainError::Overflow)?)?;
-        ctx.write_typed(&lp_total_key(a.token), &total.checked_add(minted).ok_or(XchainError::Overflow)?)?;
-        let lp: u128 = read_or(ctx, &lp_key(a.token, &who))?;
-        ctx.write_typed(&lp_key(a.token, &who), &lp.checked_add(minted).ok_or(XchainError::Overflow)?)?;
-        Ok(Vec::new())
+        // Token_B the join did not take goes back.
+        ctx.pay(&who, Amount(value - take[&bob]))?;
+        ctx.write_typed(LP_TOTAL, &new_total)?;
+        let lp: u128 = read_or(ctx, &lp_key(&who))?;
+        ctx.write_typed(&lp_key(&who), &lp.checked_add(minted).ok_or(XchainError::Overflow)?)?;
+        ctx.emit("liquidity_provided", vec![("who".into(), who.to_string()), ("shares".into(), minted.to_string())])?;
+        Ok(minted.to_le_bytes().to_vec())
     }
 
-    /// SC_AMM: burns `shares` of the caller's LP shares of `token`'s pool
-    /// and pays their proportional part of the pool (rounded down):
-    /// Token_B to the caller's account, `Token_i` as claimed tokens the
-    /// caller can redeem or provide again.
+    /// SC_AMM: burns `shares` of the caller's LP shares and pays their part
+    /// of every token's balance, `⌊shares · B_t / S⌋` (pro rata, rounded
+    /// down): Token_B to the caller's account, `Token_i` as claimed tokens
+    /// the caller can redeem or provide again. The price does not move
+    /// (see [`Self::provide`]). Returns the amounts paid, by token.
     ///
     /// Decision: the pool only prices CCTs (swaps settle by native
     /// transfers), so withdrawing needs no lock-up; a CCT already priced
@@ -1012,52 +1203,43 @@ impl BobContract {
         if a.shares == 0 {
             return fail(XchainError::ZeroAmount);
         }
-        if !self.weights.contains_key(&a.token) {
-            return fail(XchainError::UnknownToken(a.token));
+        if !ctx.value().is_zero() {
+            return revert("a withdrawal carries no value");
         }
         let who = ctx.caller();
-        let lp: u128 = read_or(ctx, &lp_key(a.token, &who))?;
+        let lp: u128 = read_or(ctx, &lp_key(&who))?;
         if lp < a.shares {
             return fail(XchainError::Insufficient { what: "LP shares", have: lp, need: a.shares });
         }
-        let pool: u128 = read_or(ctx, &pool_key(a.token))?;
-        let total: u128 = read_or(ctx, &lp_total_key(a.token))?;
-        if total < a.shares {
+        let total: u128 = read_or(ctx, LP_TOTAL)?;
+        // The locked shares are never anyone's: an LP's shares are below the supply.
+        if total < a.shares.saturating_add(LOCKED_SHARES) {
             return fail(XchainError::Insufficient { what: "LP shares in the pool", have: total, need: a.shares });
         }
-        let out = a.shares.checked_mul(pool).ok_or(XchainError::Overflow)? / total;
-        ctx.write_typed(&lp_key(a.token, &who), &(lp - a.shares))?;
-        ctx.write_typed(&lp_total_key(a.token), &(total - a.shares))?;
-        Self::write_pool(ctx, a.token, pool, pool - out)?;
-        if a.token == self.cfg.bob_chain {
-            ctx.pay(&who, Amount(out))?;
-        } else {
-            let bal: u128 = read_or(ctx, &wrapped_key(a.token, &who))?;
-            ctx.write_typed(&wrapped_key(a.token, &who), &bal.checked_add(out).ok_or(XchainError::Overflow)?)?;
+        let mut outs: Vec<(ChainId, u128)> = Vec::new();
+        for t in self.weights.keys() {
+            let b: u128 = read_or(ctx, &pool_key(*t))?;
+            let out = a.shares.checked_mul(b).ok_or(XchainError::Overflow)? / total;
+            ctx.write_typed(&pool_key(*t), &(b - out))?;
+            if *t == self.cfg.bob_chain {
+                ctx.pay(&who, Amount(out))?;
+            } else {
+                let bal: u128 = read_or(ctx, &wrapped_key(*t, &who))?;
+                ctx.write_typed(&wrapped_key(*t, &who), &bal.checked_add(out).ok_or(XchainError::Overflow)?)?;
+            }
+            outs.push((*t, out));
         }
+        ctx.write_typed(&lp_key(&who), &(lp - a.shares))?;
+        ctx.write_typed(LP_TOTAL, &(total - a.shares))?;
         ctx.emit(
             "liquidity_withdrawn",
             vec![
-                ("token".into(), a.token.to_string()),
                 ("who".into(), who.to_string()),
-                ("amount".into(), out.to_string()),
+                ("shares".into(), a.shares.to_string()),
+                ("amounts".into(), outs.iter().map(|(t, x)| format!("{t}:{x}")).collect::<Vec<_>>().join(",")),
             ],
         )?;
-        Ok(out.to_le_bytes().to_vec())
-    }
-
-    /// Sets `token`'s pool from `old` to `new` and moves its reference's
-    /// target ([`amm::PriceRef`]).
-    fn write_pool(ctx: &mut CallContext<'_, '_>, token: ChainId, old: u128, new: u128) -> Result<(), ContractError> {
-        let now = ctx.height();
-        // A pool from before references existed starts from its balance.
-        let r = ctx.read_typed::<amm::PriceRef>(&price_ref_key(token))?.unwrap_or(amm::PriceRef {
-            value: old,
-            at: now,
-            target: old,
-        });
-        ctx.write_typed(&price_ref_key(token), &r.changed(now, new))?;
-        ctx.write_typed(&pool_key(token), &new)
+        borsh::to_vec(&outs).map_err(|e| ContractError::Revert(e.to_string()))
     }
 
     /// The reference balance of `token`'s pool in this block (attack R5-5).
@@ -1139,6 +1321,11 @@ impl BobContract {
         }
         if x_b < t.min_x_b {
             return fail(XchainError::PenaltyOutOfBounds { x_b, min: t.min_x_b });
+        }
+        // The deployment's floor, whatever the pool's price (attack R6-4).
+        let floor = self.cfg.min_x_b(t.chain_j, t.x_j)?;
+        if x_b < floor {
+            return fail(XchainError::PenaltyOutOfBounds { x_b, min: floor });
         }
         // ln 05: both deposits must exceed κ̄ · x_B; that much is locked.
         let lock = x_b.checked_mul(self.cfg.kappa_bar as u128).ok_or(XchainError::Overflow)?;
@@ -1409,9 +1596,7 @@ impl BobContract {
             Self::penalise(ctx, &a.cct, &mut rec, side, "withholding_penalty")?;
         }
         if rec.sender == SideState::Pending || rec.receiver == SideState::Pending {
-            let mut open: Vec<Hash32> = read_or(ctx, FORWARDING)?;
-            open.push(a.cct);
-            ctx.write_typed(FORWARDING, &open)?;
+            ctx.write_typed(&forwarding_key(&a.cct), &true)?;
         }
         self.finish_if_settled(ctx, &a.cct, rec)?;
         Ok(Vec::new())
@@ -1578,16 +1763,8 @@ impl BobContract {
                 ctx.write_typed(&deposit_key(&who), &d)?;
             }
             ctx.emit("cct_confirmed", vec![("cct".into(), id.to_string())])?;
-            if rec.verified {
-                let mut open: Vec<Hash32> = read_or(ctx, FORWARDING)?;
-                if let Some(at) = open.iter().position(|x| x == id) {
-                    open.remove(at);
-                    if open.is_empty() {
-                        ctx.delete(FORWARDING)?;
-                    } else {
-                        ctx.write_typed(FORWARDING, &open)?;
-                    }
-                }
+            if rec.verified && ctx.read(&forwarding_key(id))?.is_some() {
+                ctx.delete(&forwarding_key(id))?;
             }
         }
         ctx.write_typed(&cct_key(id), &rec)
@@ -1665,6 +1842,8 @@ impl NativeContract for BobContract {
                     let b = ctx.read_typed::<u128>(&pool_key(*t))?.unwrap_or(0);
                     out.insert(t.to_string(), json!({ "weight": w, "balance": b.to_string() }));
                 }
+                let total = ctx.read_typed::<u128>(LP_TOTAL)?.unwrap_or(0);
+                out.insert("shares".into(), json!(total.to_string()));
                 Ok(serde_json::Value::Object(out))
             }
             other => revert(format!("bob has no view {other}")),
@@ -1691,8 +1870,13 @@ pub mod keys {
     pub fn price_ref(token: ChainId) -> Vec<u8> {
         price_ref_key(token)
     }
-    pub fn lp(token: ChainId, who: &Address) -> Vec<u8> {
-        lp_key(token, who)
+    /// An LP's shares of the whole pool (`u128`).
+    pub fn lp(who: &Address) -> Vec<u8> {
+        lp_key(who)
+    }
+    /// The pool's share supply (`u128`), [`LOCKED_SHARES`] included.
+    pub fn lp_total() -> Vec<u8> {
+        LP_TOTAL.to_vec()
     }
     pub fn tip(chain: ChainId) -> Vec<u8> {
         tip_key(chain)
@@ -1715,8 +1899,12 @@ pub mod keys {
     pub fn release(chain: ChainId, seq: u64) -> Vec<u8> {
         release_key(chain, seq)
     }
-    /// The list of CCTs in sub-situation 2 (`Vec<Hash32>`).
-    pub fn forwarding() -> Vec<u8> {
+    /// Present (`bool`) while the CCT is in sub-situation 2.
+    pub fn forwarding(id: &Hash32) -> Vec<u8> {
+        forwarding_key(id)
+    }
+    /// The prefix of every [`forwarding`] slot: the key's rest is the CCT id.
+    pub fn forwarding_prefix() -> Vec<u8> {
         FORWARDING.to_vec()
     }
 }

@@ -447,7 +447,29 @@ impl BobContract {
         a: CcdiLateLock,
     ) -> Result<Vec<u8>, ContractError> {
         let c = &a.cct;
-        self.load_process(ctx, &c.process)?;
+        let rec = self.load_process(ctx, &c.process)?;
+        // Decision (attack R6-4): a lock `ccdi_cct_relayed` would store in
+        // its slot — its process started, unfinished and in time, its owner
+        // a registered slot owner on that chain whose slot is free — is
+        // stored there whoever sends it, through this method as well: only
+        // a lock that can no longer fill its slot is late. Otherwise anyone
+        // could front-run the BoB node's `ccdi_cct_relayed` and turn an
+        // in-time lock into an unlock-only one, eliminating its owner.
+        if ctx.height() >= rec.terms.start && !rec.finished && ctx.height() < rec.deadline {
+            let owner = c.lock_tx.sender();
+            if let Some(slot) = rec.terms.slots.iter().position(|s| s.chain == c.chain && s.owner == owner) {
+                let participant = rec.terms.slots[slot].participant;
+                let registered = rec
+                    .terms
+                    .participants()
+                    .iter()
+                    .position(|x| *x == participant)
+                    .is_some_and(|p| rec.registered.get(p) == Some(&true));
+                if registered && ctx.read(&slot_key(&c.process, slot as u32))?.is_none() {
+                    return self.ccdi_cct_against(ctx, a.cct, Some((&a.header, &a.header_proof)));
+                }
+            }
+        }
         let (lock, lock_id) = checked_lock(c)?;
         if ctx.read(&used_lock_key(&lock_id))?.is_some() {
             return fail(XchainError::AlreadyStored { chain: c.chain, item: lock.item });

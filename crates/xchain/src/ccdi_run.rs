@@ -226,13 +226,15 @@ impl BobMbs {
         upto: gridledger_core::Height,
     ) -> Result<(gridledger_ledger::BlockHeader, Vec<Hash32>), MbsError> {
         let c = self.external(chain)?;
-        let anchor = self
+        let reg = self
             .config
             .chains
             .iter()
             .find(|r| r.chain_id == chain)
-            .ok_or_else(|| MbsError::Missing(format!("chain {chain} not registered")))?
-            .anchor_height;
+            .ok_or_else(|| MbsError::Missing(format!("chain {chain} not registered")))?;
+        let anchor = reg.anchor_height;
+        // The accumulator holds the final headers only (attack R6-5).
+        let upto = upto.saturating_sub(reg.finality.confirmations() as u64);
         let header_of = |h| -> Result<gridledger_ledger::BlockHeader, MbsError> {
             Ok(c.sealed_header(h)?.ok_or_else(|| MbsError::Missing(format!("block {h} of chain {chain}")))?.header)
         };

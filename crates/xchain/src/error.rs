@@ -19,6 +19,14 @@ pub enum XchainError {
     NotNext { tip: Height, got: Height },
     #[error("header {0}'s parent is not the stored tip")]
     ParentMismatch(Height),
+    /// A competing branch that would replace a final header (at or below
+    /// the stored tip less the chain's confirmations).
+    #[error("chain {chain}: a branch from height {height} would replace final headers (final up to {final_height})")]
+    ForkBelowFinality { chain: ChainId, height: Height, final_height: Height },
+    /// A competing branch no longer than the stored one (fork choice keeps
+    /// the first of equally long branches).
+    #[error("chain {chain}: a branch ending at {branch_tip} is not longer than the stored one (tip {tip})")]
+    ForkNotLonger { chain: ChainId, branch_tip: Height, tip: Height },
     #[error("header {height} of chain {chain} is stamped {timestamp}: not after its parent ({parent}) or more than {max_gap} ms past it")]
     BadTimestamp { chain: ChainId, height: Height, timestamp: u64, parent: u64, max_gap: u64 },
     #[error("header {0} carries no validator signature")]
@@ -95,6 +103,8 @@ pub enum XchainError {
     NoLiquidity(ChainId),
     #[error("the pool has no weight for token {0}")]
     UnknownToken(ChainId),
+    #[error("a join brings every token of the pool pro rata; token {0} is missing")]
+    JoinMissingToken(ChainId),
     #[error("a fraud proof needs CCT_V to have run (Situation 2)")]
     NotVerified,
     #[error("the {0} native transaction was never posted to the BoB (sub-situation 1 applies)")]

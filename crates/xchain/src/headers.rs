@@ -12,10 +12,32 @@
 //! must be the one the chain's round-robin schedule names for that height
 //! ([`ChainRegistration::leader`]).
 //!
-//! Decision: the BoB follows one branch of each external chain; a competing
-//! header at a height it already stores is refused ([`XchainError::NotNext`]).
-//! Fork choice for probabilistic chains is out of scope here: the embedded
-//! chains never fork, and `k` confirmations is the seed's finality rule.
+//! Decision (fork choice, attack R6-5): the BoB stores one branch of each
+//! external chain. Its final part (every header at or below the stored tip
+//! less `k` confirmations, all of it on a deterministic chain) never
+//! changes. Its non-final suffix is replaceable by the longest valid
+//! branch: a `relay` whose first header is at or below the stored tip is a
+//! competing branch from that header's parent; it is taken if its parent
+//! is a stored header, it leaves every final header in place
+//! ([`XchainError::ForkBelowFinality`]) and it ends above the stored tip
+//! (otherwise [`XchainError::ForkNotLonger`]: of equally long branches the
+//! first stays). It must come in one `relay` (at most `MAX_RELAY_BATCH`
+//! headers, counted against the per-block relay cap by how far it moves
+//! the tip), so the BoB never keeps competing branches side by side and
+//! its storage stays bounded by κ_i headers a chain. Without this, one
+//! equivocating proposer relaying its own block first froze the BoB's view
+//! of the chain for good (`ParentMismatch` for every honest header). The
+//! accumulator of relayed headers ([`crate::mmr`]) takes a header only once
+//! it is final, so a replaced suffix never entered it. Finality stays the
+//! seed's `k`-confirmation rule; an attacker needs a longer valid branch,
+//! i.e. the leader slots of `k + 1` consecutive heights, as before. A proof
+//! of equivocation alone is not accepted: the longer honest branch makes it
+//! unnecessary.
+//!
+//! Development deployments (`BobMbs`, `gridledger xchain up`) derive every
+//! validator key from a public seed (`gridledger-xchain-<chain>-validator-<i>`):
+//! anyone can sign such a chain's headers. They are for development and
+//! tests only, never for a real setup, whose validators hold their own keys.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_consensus::pbft::{vote_digest, ValidatorSet, VoteKind};

@@ -48,6 +48,7 @@ pub mod embedded;
 pub mod error;
 pub mod headers;
 pub mod htlc;
+pub mod journal;
 pub mod lmc;
 pub mod mbs;
 pub mod mmr;

@@ -23,8 +23,8 @@ use thiserror::Error;
 
 use crate::amm::WEIGHT_ONE;
 use crate::bob::{
-    self, BobConfig, BobContract, CctArgs, CctRecord, CctTerms, CctV, Claim, Fraud, FraudEvidence, PostNt, ProofTx,
-    Provide, Relay, Side, SideState, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
+    self, BobConfig, BobContract, CctArgs, CctRecord, CctTerms, CctV, Claim, Fraud, FraudEvidence, PenaltyFloor,
+    PostNt, ProofTx, Provide, Relay, Side, SideState, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
 };
 use crate::embedded::EmbeddedChain;
 use crate::headers::Finality;
@@ -49,6 +49,12 @@ pub const TRANSFER_FEE: u128 = gridledger_ledger::devnet::TRANSFER_GAS as u128;
 pub const SINK: Address = Address([0xEE; 20]);
 /// Gas limit of the driver's BoB transactions (relays carry up to 64 headers).
 pub const BOB_TX_GAS: u64 = 20_000_000;
+/// Most second-stage CCT_Vs the driver's BoB node sends in one tick.
+pub const CLOSING_PER_TICK: usize = 128;
+/// The development MBS's penalty floor ([`bob::PenaltyFloor`]): `x_B ≥
+/// x_j / 10` on every chain, a tenth of the 1:1 price its pools open at
+/// (equal liquidity of every token, near-equal weights).
+pub const PENALTY_FLOOR: (u128, u128) = (1, 10);
 
 /// Shape of a BoB-MBS.
 #[derive(Clone, Debug)]
@@ -298,6 +304,8 @@ pub enum MbsError {
     /// ([`MbsSpec::shape`]): its BoB would run under other contract rules.
     #[error("the deployment was created with {field} = {recorded}, not {requested}")]
     ShapeMismatch { field: String, recorded: String, requested: String },
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// Bytes each party put on the wire in one CCTE (canonical encodings).
@@ -403,6 +411,9 @@ pub struct BobMbs {
     /// The slippage (basis points) the receiver accepts around the quoted
     /// `x_i` in the terms [`BobMbs::terms`] builds ([`DEFAULT_SLIPPAGE_BPS`]).
     pub slippage_bps: u32,
+    /// The deployment's directory: [`BobMbs::swap`] journals each NT there
+    /// ([`crate::journal`]) before sending it.
+    pub dir: std::path::PathBuf,
 }
 
 /// The default slippage a receiver accepts around the quoted price: 1 %.
@@ -580,6 +591,10 @@ impl Plan {
             } else {
                 Vec::new()
             },
+            penalty_floors: regs
+                .iter()
+                .map(|r| PenaltyFloor { chain: r.chain_id, num: PENALTY_FLOOR.0, den: PENALTY_FLOOR.1 })
+                .collect(),
             chains: regs,
             kappa_bar: spec.kappa_bar,
             weights,
@@ -749,6 +764,7 @@ impl BobMbs {
             late_locks: Vec::new(),
             lock_txs: BTreeMap::new(),
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
+            dir: dir.to_path_buf(),
         };
         m.epoch = m.bob.height();
         Ok(m)
@@ -773,6 +789,21 @@ impl BobMbs {
 
     pub fn chain_ids(&self) -> Vec<ChainId> {
         self.externals.keys().copied().collect()
+    }
+
+    /// The CCTs in sub-situation 2: a scan of the BoB contract's
+    /// [`bob::keys::forwarding`] slots (one per CCT, attack R6-1), by id.
+    pub fn forwarding(&self) -> Vec<Hash32> {
+        let prefix = contract_key(BOB_CONTRACT_ID, &bob::keys::forwarding_prefix());
+        let mut open: Vec<Hash32> = self
+            .bob
+            .chain()
+            .state()
+            .iter()
+            .filter_map(|(k, _)| <[u8; 32]>::try_from(k.strip_prefix(prefix.as_slice())?).ok().map(Hash32))
+            .collect();
+        open.sort();
+        open
     }
 
     /// A raw record of the BoB contract.
@@ -810,15 +841,45 @@ impl BobMbs {
         self.bob_record(&bob::keys::deposit(a)).unwrap_or_default()
     }
 
+    /// The lowest height at which the BoB's stored (non-final) headers of
+    /// `chain` differ from the chain's own, if they do.
+    fn fork_point(&self, chain: ChainId, c: &EmbeddedChain) -> Result<Option<Height>, MbsError> {
+        let Some((tip, tip_hash)) = self.bob_record::<(Height, Hash32)>(&bob::keys::tip(chain)) else {
+            return Ok(None);
+        };
+        let ours = |h: Height| -> Result<Option<Hash32>, MbsError> { Ok(c.sealed_header(h)?.map(|s| s.header.hash())) };
+        if ours(tip)? == Some(tip_hash) {
+            return Ok(None);
+        }
+        let mut h = tip;
+        while h > 1 {
+            let stored =
+                self.bob_record::<gridledger_ledger::BlockHeader>(&bob::keys::header(chain, h - 1)).map(|x| x.hash());
+            if stored.is_none() || stored == ours(h - 1)? {
+                break;
+            }
+            h -= 1;
+        }
+        Ok(Some(h))
+    }
+
     /// Relay transactions for every header the BoB has not stored yet.
     fn relay_txs(&self) -> Result<Vec<SignedTransaction>, MbsError> {
         let mut out = Vec::new();
         let mut nonce = self.bob.next_nonce(&self.relayer.address());
         for (id, c) in &self.externals {
-            let from = self.bob_tip(*id) + 1;
+            let tip = self.bob_tip(*id);
             // The BoB stores at most `relay_per_block` headers per block.
             let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
-            let to = c.height().min(from - 1 + cap);
+            // A stored branch the chain did not take (an equivocating
+            // proposer relayed its own block first, attack R6-5): send the
+            // chain's branch from the fork point, once it is longer.
+            let from = match self.fork_point(*id, c)? {
+                Some(f) if c.height() > tip && c.height().min(tip + cap) - f < MAX_RELAY_BATCH as u64 => f,
+                Some(_) => continue,
+                None => tip + 1,
+            };
+            let to = c.height().min(tip + cap);
             let mut h = from;
             while h <= to {
                 let end = (h + MAX_RELAY_BATCH as u64 - 1).min(to);
@@ -845,11 +906,30 @@ impl BobMbs {
     /// The second-stage CCT_Vs due now: one for each CCT in sub-situation
     /// 2 whose pending sides' chains (as the BoB stores them) reached their
     /// forwarding deadlines.
+    ///
+    /// At most [`CLOSING_PER_TICK`] a tick, none for a CCT whose closing
+    /// CCT_V is still waiting for a block: any number of CCTs may reach
+    /// their deadlines together (attack R6-1 parks thousands there), and a
+    /// BoB block holds a few hundred transactions.
     fn closing_txs(&self) -> Vec<(Hash32, SignedTransaction)> {
-        let open: Vec<Hash32> = self.bob_record(&bob::keys::forwarding()).unwrap_or_default();
+        let open = self.forwarding();
+        let pending: std::collections::BTreeSet<Hash32> = self
+            .watch
+            .iter()
+            .rev()
+            .take(4 * CLOSING_PER_TICK)
+            .filter(|w| self.bob.receipt(&w.tx).ok().flatten().is_none())
+            .map(|w| w.cct)
+            .collect();
         let mut nonce = self.bob.next_nonce(&self.relayer.address());
         let mut out = Vec::new();
         for id in open {
+            if out.len() >= CLOSING_PER_TICK {
+                break;
+            }
+            if pending.contains(&id) {
+                continue;
+            }
             let Some(rec) = self.cct(&id) else { continue };
             if rec.complete || !rec.verified {
                 continue;
@@ -986,15 +1066,35 @@ impl BobMbs {
         ))
     }
 
+    /// A transfer on `side`'s chain that pays the side's instruction
+    /// ([`CctRecord::pays_instruction`]: its payer, payee and amount, a nonce
+    /// at or above the terms' floor) in a block after `e_*` and before the
+    /// deadline — the first one, searched block by block (the window is
+    /// κ̄ + κ blocks). Finds a payment its driver never posted (attack R6-3).
+    pub fn find_payment(&self, rec: &CctRecord, side: Side) -> Result<Option<SignedTransaction>, MbsError> {
+        let (chain, ..) = rec.instruction(side);
+        let c = self.external(chain)?;
+        let last = c.height().min(rec.deadline(side).saturating_sub(1));
+        for h in rec.epoch(side).saturating_add(1)..=last {
+            let Some(b) = c.chain().block(h)? else { continue };
+            if let Some(tx) = b.txs.iter().find(|tx| rec.pays_instruction(side, tx)) {
+                return Ok(Some(tx.clone()));
+            }
+        }
+        Ok(None)
+    }
+
     /// A proof transaction for `nt` if it is on its chain.
     pub fn proof_for(&self, cct: Hash32, side: Side, nt: &SignedTransaction) -> Result<Option<ProofTx>, MbsError> {
         let c = self.external(nt.tx.chain_id)?;
         Ok(c.tx_proof(&nt.hash())?.map(|(height, proof)| ProofTx { cct, side, nt: nt.clone(), height, proof }))
     }
 
-    /// Π_CCTC (§5.4.2): `provider` locks `amount` of chain `chain`'s token
-    /// in `TPK_Addr_i`, claims it on the BoB with a Merkle proof and adds it
-    /// to SC_AMM's pool.
+    /// Π_CCTC (§5.4.2) steps (i)–(iii): `provider` locks `amount` of chain
+    /// `chain`'s token in `TPK_Addr_i` and claims it on the BoB with a
+    /// Merkle proof; the claimed tokens join SC_AMM's pool with the next
+    /// [`provide_token_b`](Self::provide_token_b) (a join brings every
+    /// token of the pool at once, attack R6-5).
     pub fn provide_liquidity(&mut self, provider: &KeyPair, chain: ChainId, amount: u128) -> Result<(), MbsError> {
         let tpk = self.config.tpk_address(chain);
         let nt = self.native_transfer(chain, provider, tpk, amount)?;
@@ -1005,14 +1105,28 @@ impl BobMbs {
         self.wait_final(chain, height)?;
         let claim = self.bob_call(provider, "claim", &Claim { chain, height, nt, proof }, Amount::ZERO);
         self.bob_ok(&claim)?;
-        let p = self.bob_call(provider, "provide", &Provide { token: chain, amount }, Amount::ZERO);
-        self.bob_ok(&p)?;
         Ok(())
     }
 
-    /// Token_B liquidity for the pool.
+    /// Π_CCTC step (iv): `provider` joins SC_AMM's pool with `amount`
+    /// Token_B and every `Token_i` it holds claimed on the BoB. The opening
+    /// join sets the pool's balances (its price); a later one takes of each
+    /// token what keeps the pool's proportions ([`bob::Provide`]), the rest
+    /// stays claimed or is paid back.
     pub fn provide_token_b(&mut self, provider: &KeyPair, amount: u128) -> Result<(), MbsError> {
-        let p = self.bob_call(provider, "provide", &Provide { token: self.bob.chain_id(), amount }, Amount(amount));
+        let bob_chain = self.bob.chain_id();
+        let mut amounts = Vec::new();
+        for (t, _) in &self.config.weights {
+            if *t == bob_chain {
+                amounts.push((*t, amount));
+            } else {
+                let held = self.bob_record::<u128>(&bob::keys::wrapped(*t, &provider.address())).unwrap_or(0);
+                if held > 0 {
+                    amounts.push((*t, held));
+                }
+            }
+        }
+        let p = self.bob_call(provider, "provide", &Provide { amounts }, Amount(amount));
         self.bob_ok(&p)?;
         Ok(())
     }
@@ -1067,10 +1181,13 @@ impl BobMbs {
     /// of `x_j` at the reference balances) less
     /// [`slippage_bps`](Self::slippage_bps) (attack R5-3); 0 without a
     /// quote (the CCT cannot be priced either).
+    /// Never below the deployment's floor ([`BobConfig::min_x_b`], attack
+    /// R6-4).
     pub fn x_b_floor(&self, req: &SwapRequest) -> u128 {
+        let floor = self.config.min_x_b(req.chain_j, req.x_j).unwrap_or(u128::MAX);
         match self.quote(req.x_j, self.bob.chain_id(), req.chain_j) {
-            Ok(x_b) => x_b.saturating_sub(x_b.saturating_mul(self.slippage_bps as u128).div_ceil(10_000)),
-            Err(_) => 0,
+            Ok(x_b) => x_b.saturating_sub(x_b.saturating_mul(self.slippage_bps as u128).div_ceil(10_000)).max(floor),
+            Err(_) => floor,
         }
     }
 
@@ -1261,6 +1378,9 @@ impl BobMbs {
                 _ => self.native_tx(&rec, side, key)?,
             };
             bytes.native += nt.to_bytes().len();
+            // Journaled (fsync) before it leaves: a driver killed between
+            // paying and posting leaves a payment `resume` knows of (R6-3).
+            crate::journal::record(&self.dir, &id, side, &nt)?;
             match behaviour {
                 Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) | Behaviour::PostUnlandable(s) if s == side => {
                     // Refused by the mempool or dropped at execution: it cannot pay.

@@ -351,17 +351,21 @@ fn one_leader_stamps_an_honest_nt_before_the_cct() {
 #[test]
 fn provided_liquidity_can_be_taken_back() {
     use gridledger_xchain::bob::WithdrawLiquidity;
-    use gridledger_xchain::mbs::BOB_CHAIN;
     let dir = tempfile::tempdir().unwrap();
     let mut m = BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
     let lp = provider();
     // Large against the calls' fees (a few 10^5), small against the provider's balance.
     let amount = 1_000_000_000u128;
     let before = m.bob.account(&lp.address()).balance.0;
+    // A join brings every token of the pool (attack R6-5).
+    for c in m.chain_ids() {
+        m.provide_liquidity(&lp, c, LIQUIDITY).unwrap();
+    }
     m.provide_token_b(&lp, amount).unwrap();
-    // Fix: `withdraw_liquidity` burns LP shares (1:1 with the first provision).
-    let tx =
-        m.bob_call(&lp, "withdraw_liquidity", &WithdrawLiquidity { token: BOB_CHAIN, shares: amount }, Amount::ZERO);
+    // Fix: `withdraw_liquidity` burns LP shares (the opening join mints one
+    // per unit of Token_B, `LOCKED_SHARES` of them locked for ever).
+    let shares = amount - gridledger_xchain::bob::LOCKED_SHARES;
+    let tx = m.bob_call(&lp, "withdraw_liquidity", &WithdrawLiquidity { shares }, Amount::ZERO);
     let answers = m.bob_exec(&tx).unwrap().status;
     let after = m.bob.account(&lp.address()).balance.0;
     // Fees of the six calls aside (far below `amount`).
@@ -436,43 +440,82 @@ fn a_release_order_replays_on_another_bob_instance() {
     );
 }
 
-/// The refusals of `withdraw_liquidity`: zero, more than one's shares, an
-/// unknown token, a caller with no shares, attached value; each changes nothing.
+/// The refusals of `provide` and `withdraw_liquidity` (attack R6-5: a
+/// join brings every token pro rata, a withdrawal takes every token pro
+/// rata): a join without every token, with an unknown token, with a token
+/// twice, with Token_B not the attached value, with more than one's claimed
+/// tokens; a withdrawal of zero or more than one's shares, by a caller
+/// with no shares, with attached value; each changes nothing. Then a
+/// quarter of the shares takes a quarter of every token's balance.
 #[test]
 fn withdraw_liquidity_refuses_bad_requests_and_pays_proportionally() {
-    use gridledger_xchain::bob::{keys, WithdrawLiquidity};
+    use gridledger_xchain::bob::{keys, Provide, WithdrawLiquidity, LOCKED_SHARES};
     use gridledger_xchain::mbs::BOB_CHAIN;
     use gridledger_xchain::XchainError;
     let dir = tempfile::tempdir().unwrap();
     let mut m = BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
     let lp = provider();
     let amount = 1_000_000u128;
-    m.provide_token_b(&lp, amount).unwrap();
-    let pool_before: u128 = m.bob_record(&keys::pool(BOB_CHAIN)).unwrap();
-    let w = |m: &BobMbs, who: &gridledger_core::crypto::KeyPair, token, shares, value| {
-        m.bob_call(who, "withdraw_liquidity", &WithdrawLiquidity { token, shares }, Amount(value))
-    };
-    let tx = w(&m, &lp, BOB_CHAIN, 0, 0);
-    assert_refused(&mut m, &tx, XchainError::ZeroAmount);
-    let tx = w(&m, &lp, BOB_CHAIN, amount + 1, 0);
-    assert_refused(&mut m, &tx, XchainError::Insufficient { what: "LP shares", have: amount, need: amount + 1 });
-    let tx = w(&m, &lp, 999, 1, 0);
+    let chains = m.chain_ids();
+    for c in &chains {
+        m.provide_liquidity(&lp, *c, amount).unwrap();
+    }
+    let join =
+        |m: &BobMbs, amounts: Vec<(u32, u128)>, value| m.bob_call(&lp, "provide", &Provide { amounts }, Amount(value));
+    let mut all: Vec<(u32, u128)> = chains.iter().map(|c| (*c, amount)).collect();
+    all.push((BOB_CHAIN, amount));
+    // Refused joins (the pool is not open yet; nothing changes).
+    let tx = join(&m, all[1..].to_vec(), amount);
+    assert_refused(&mut m, &tx, XchainError::JoinMissingToken(all[0].0));
+    let mut unknown = all.clone();
+    unknown.push((999, 1));
+    let tx = join(&m, unknown, amount);
     assert_refused(&mut m, &tx, XchainError::UnknownToken(999));
-    let tx = w(&m, &sender(), BOB_CHAIN, 1, 0);
+    let mut twice = all.clone();
+    twice.push(all[0]);
+    let tx = join(&m, twice, amount);
+    assert_refused(&mut m, &tx, XchainError::BadTerms(format!("token {} named twice in a join", all[0].0)));
+    let mut more = all.clone();
+    more[0].1 = amount + 1;
+    let tx = join(&m, more, amount);
+    assert_refused(&mut m, &tx, XchainError::Insufficient { what: "claimed tokens", have: amount, need: amount + 1 });
+    let tx = join(&m, all.clone(), amount - 1);
+    let before = m.bob_contract_state();
+    assert!(matches!(bob_only(&mut m, &tx).status, gridledger_ledger::TxStatus::Reverted(_)), "value ≠ Token_B");
+    assert_eq!(m.bob_contract_state(), before);
+    // The opening join.
+    let tx = join(&m, all.clone(), amount);
+    assert_eq!(bob_only(&mut m, &tx).status, gridledger_ledger::TxStatus::Success);
+    let mine = amount - LOCKED_SHARES;
+    assert_eq!(m.bob_record::<u128>(&keys::lp(&lp.address())), Some(mine));
+    assert_eq!(m.bob_record::<u128>(&keys::lp_total()), Some(amount));
+    let w = |m: &BobMbs, who: &gridledger_core::crypto::KeyPair, shares, value| {
+        m.bob_call(who, "withdraw_liquidity", &WithdrawLiquidity { shares }, Amount(value))
+    };
+    let tx = w(&m, &lp, 0, 0);
+    assert_refused(&mut m, &tx, XchainError::ZeroAmount);
+    let tx = w(&m, &lp, mine + 1, 0);
+    assert_refused(&mut m, &tx, XchainError::Insufficient { what: "LP shares", have: mine, need: mine + 1 });
+    let tx = w(&m, &sender(), 1, 0);
     assert_refused(&mut m, &tx, XchainError::Insufficient { what: "LP shares", have: 0, need: 1 });
-    let tx = w(&m, &lp, BOB_CHAIN, 1, 5);
+    let tx = w(&m, &lp, 1, 5);
     let before = m.bob_contract_state();
     assert!(matches!(bob_only(&mut m, &tx).status, gridledger_ledger::TxStatus::Reverted(_)), "value refused");
     assert_eq!(m.bob_contract_state(), before);
-    // A quarter of the shares takes a quarter of the provider's part of the pool.
+    // A quarter of the supply takes a quarter of every token.
     let bal = m.bob.account(&lp.address()).balance.0;
-    let tx = w(&m, &lp, BOB_CHAIN, amount / 4, 0);
+    let tx = w(&m, &lp, amount / 4, 0);
     let r = bob_only(&mut m, &tx);
     assert_eq!(r.status, gridledger_ledger::TxStatus::Success);
     let fee = r.fee.0;
-    // The pool only grows by provisions, so a share is worth one unit.
     let expect = amount / 4;
     assert_eq!(m.bob.account(&lp.address()).balance.0 + fee, bal + expect);
-    assert_eq!(m.bob_record::<u128>(&keys::lp(BOB_CHAIN, &lp.address())).unwrap(), amount - amount / 4);
-    assert_eq!(m.bob_record::<u128>(&keys::pool(BOB_CHAIN)).unwrap(), pool_before - expect);
+    assert_eq!(m.bob_record::<u128>(&keys::lp(&lp.address())).unwrap(), mine - amount / 4);
+    assert_eq!(m.bob_record::<u128>(&keys::lp_total()).unwrap(), amount - amount / 4);
+    for (t, _) in &all {
+        assert_eq!(m.bob_record::<u128>(&keys::pool(*t)).unwrap(), amount - expect, "token {t}");
+        if *t != BOB_CHAIN {
+            assert_eq!(m.bob_record::<u128>(&keys::wrapped(*t, &lp.address())).unwrap(), expect, "token {t}");
+        }
+    }
 }

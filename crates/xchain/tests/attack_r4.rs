@@ -141,16 +141,19 @@ fn a_fee_bumped_nt_is_punished_as_fraud_although_it_paid_the_instruction() {
 #[test]
 fn the_sender_shrinks_the_penalty_by_draining_the_token_b_pool_around_its_cct() {
     use gridledger_xchain::amm;
-    use gridledger_xchain::bob::{keys, Provide, WithdrawLiquidity};
+    use gridledger_xchain::bob::{keys, Provide, WithdrawLiquidity, LOCKED_SHARES};
     use gridledger_xchain::mbs::BOB_CHAIN;
     let dir = tempfile::tempdir().unwrap();
     let mut m = BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
     let (s, r) = (sender(), receiver());
+    // The sender is the pool's liquidity provider (since R6-5 one share is
+    // a part of every token; it drains and refills all of them).
     for c in m.chain_ids() {
-        m.provide_liquidity(&provider(), c, LIQUIDITY).unwrap();
+        m.provide_liquidity(&s, c, LIQUIDITY).unwrap();
     }
-    // The sender is the Token_B pool's liquidity provider.
     m.provide_token_b(&s, LIQUIDITY).unwrap();
+    let refill_amounts: Vec<(u32, u128)> =
+        m.config.weights.iter().map(|(t, _)| (*t, LIQUIDITY - LOCKED_SHARES)).collect();
     m.deposit_token_b(&s, DEPOSIT).unwrap();
     m.deposit_token_b(&r, DEPOSIT).unwrap();
     let req = request(700, 4402);
@@ -172,7 +175,7 @@ fn the_sender_shrinks_the_penalty_by_draining_the_token_b_pool_around_its_cct() 
         &domain,
         n,
         "withdraw_liquidity",
-        &WithdrawLiquidity { token: BOB_CHAIN, shares: LIQUIDITY - 1 },
+        &WithdrawLiquidity { shares: LIQUIDITY - LOCKED_SHARES },
         Amount::ZERO,
     );
     let cct = {
@@ -187,8 +190,8 @@ fn the_sender_shrinks_the_penalty_by_draining_the_token_b_pool_around_its_cct() 
         &domain,
         n + 2,
         "provide",
-        &Provide { token: BOB_CHAIN, amount: LIQUIDITY - 1 },
-        Amount(LIQUIDITY - 1),
+        &Provide { amounts: refill_amounts },
+        Amount(LIQUIDITY - LOCKED_SHARES),
     );
     for tx in [&drain, &cct, &refill] {
         m.bob.submit(tx).unwrap();
@@ -433,15 +436,19 @@ fn an_nt_signed_on_one_deployment_pays_again_on_another() {
 /// x_i = 1 and completes.
 #[test]
 fn the_terms_the_library_signs_accept_any_price() {
-    use gridledger_xchain::bob::{Provide, WithdrawLiquidity};
+    use gridledger_xchain::bob::{Provide, WithdrawLiquidity, LOCKED_SHARES};
     use gridledger_xchain::mbs::{bob_call_signed, BOB_CHAIN};
     let dir = tempfile::tempdir().unwrap();
     let mut m = BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
     let (s, r) = (sender(), receiver());
-    // The sender is the Token_i pool's liquidity provider.
-    m.provide_liquidity(&s, I, LIQUIDITY).unwrap();
-    m.provide_liquidity(&provider(), J, LIQUIDITY).unwrap();
-    m.provide_token_b(&provider(), LIQUIDITY).unwrap();
+    // The sender is the pool's liquidity provider (since R6-5 one share is
+    // a part of every token).
+    for c in m.chain_ids() {
+        m.provide_liquidity(&s, c, LIQUIDITY).unwrap();
+    }
+    m.provide_token_b(&s, LIQUIDITY).unwrap();
+    let refill_amounts: Vec<(u32, u128)> =
+        m.config.weights.iter().map(|(t, _)| (*t, LIQUIDITY - LOCKED_SHARES)).collect();
     m.deposit_token_b(&s, DEPOSIT).unwrap();
     m.deposit_token_b(&r, DEPOSIT).unwrap();
     let terms = m.terms(&request(700, 4406));
@@ -458,7 +465,7 @@ fn the_terms_the_library_signs_accept_any_price() {
             &domain,
             n,
             "withdraw_liquidity",
-            &WithdrawLiquidity { token: I, shares: LIQUIDITY - 1 },
+            &WithdrawLiquidity { shares: LIQUIDITY - LOCKED_SHARES },
             Amount::ZERO,
         ),
         bob_call_signed(
@@ -476,8 +483,8 @@ fn the_terms_the_library_signs_accept_any_price() {
             &domain,
             n + 2,
             "provide",
-            &Provide { token: I, amount: LIQUIDITY - 1 },
-            Amount::ZERO,
+            &Provide { amounts: refill_amounts },
+            Amount(LIQUIDITY - LOCKED_SHARES),
         ),
     ];
     for tx in &txs {

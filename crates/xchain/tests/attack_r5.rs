@@ -275,12 +275,7 @@ fn a_token_b_pool_drained_for_17_blocks_makes_the_penalty_negligible() {
     let fair = m.quote(x_j, token_b, J).unwrap();
     // The Token_B pool's LP takes 99.9 % of it out and waits out the window.
     let p = provider();
-    let w = m.bob_call(
-        &p,
-        "withdraw_liquidity",
-        &WithdrawLiquidity { token: token_b, shares: LIQUIDITY - 1_000 },
-        Amount::ZERO,
-    );
+    let w = m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { shares: LIQUIDITY - 1_000 }, Amount::ZERO);
     m.bob_ok(&w).unwrap();
     m.ticks(gridledger_xchain::bob::PRICE_WINDOW + 1).unwrap();
     // The sender opens a CCT (the receiver signs x_i bounds only) and withholds.
@@ -459,8 +454,7 @@ fn a_drained_token_i_pool_sets_the_rate_honest_receivers_sign() {
     let x_j = 1_000;
     let fair = m.quote(x_j, I, J).unwrap();
     let p = provider();
-    let w =
-        m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { token: I, shares: LIQUIDITY - 1_000 }, Amount::ZERO);
+    let w = m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { shares: LIQUIDITY - 1_000 }, Amount::ZERO);
     m.bob_ok(&w).unwrap();
     let rep = m.swap(&request(x_j, 5), Behaviour::Honest).unwrap();
     assert!(rep.record.complete && matches!(rep.record.receiver, SideState::Proved { .. }));
@@ -699,17 +693,21 @@ fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
 /// succeeds. Observed: `InsufficientDeposit` for the sender.
 #[test]
 fn one_block_of_borrowed_token_b_liquidity_blocks_every_cct() {
-    use gridledger_xchain::bob::{Provide, WithdrawLiquidity};
+    use gridledger_xchain::bob::Provide;
     use gridledger_xchain::mbs::Behaviour;
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let token_b = m.bob.chain_id();
     let attacker = dev_key(6);
     let spike = LIQUIDITY * 1_000;
-    m.bob_ok(&m.bob_call(&attacker, "provide", &Provide { token: token_b, amount: spike }, Amount(spike))).unwrap();
-    let shares: u128 = m.bob_record(&gridledger_xchain::bob::keys::lp(token_b, &attacker.address())).unwrap();
-    m.bob_ok(&m.bob_call(&attacker, "withdraw_liquidity", &WithdrawLiquidity { token: token_b, shares }, Amount::ZERO))
-        .unwrap();
+    // Since R6-5 a join brings every token pro rata: a Token_B-only spike
+    // is refused (and a pro-rata one would not move the price).
+    let tx = m.bob_call(&attacker, "provide", &Provide { amounts: vec![(token_b, spike)] }, Amount(spike));
+    let status = m.bob_exec(&tx).unwrap().status;
+    assert_eq!(
+        status,
+        gridledger_ledger::TxStatus::Reverted(gridledger_xchain::XchainError::JoinMissingToken(I).as_revert())
+    );
     let pool: u128 = m.bob_record(&gridledger_xchain::bob::keys::pool(token_b)).unwrap();
     assert_eq!(pool, LIQUIDITY, "the spike is gone");
     let r = m.swap(&request(1_000, 7), Behaviour::Honest);

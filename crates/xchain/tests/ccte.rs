@@ -747,8 +747,8 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     let rec = m.cct(&id).unwrap();
     assert!(rec.verified && rec.sender == SideState::Pending, "sub-situation 2: posted, so not penalised yet");
     assert!(rec.forward_i >= rec.deadline_i + m.config.kappa_bar + m.spec.kappa as u64);
-    let open: Vec<gridledger_core::Hash32> = m.bob_record(&bob::keys::forwarding()).unwrap();
-    assert_eq!(open, vec![id]);
+    assert_eq!(m.forwarding(), vec![id]);
+    assert_eq!(m.bob_record::<bool>(&bob::keys::forwarding(&id)), Some(true));
     // A second CCT_V inside the forwarding window is refused and changes nothing.
     let early = m.bob_call(&relayer, "cct_v", &CctV { cct: id }, Amount::ZERO);
     let tip = m.bob_tip(ci);
@@ -766,7 +766,7 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     assert_eq!(done.sender, SideState::Penalised);
     assert!(matches!(done.receiver, SideState::Proved { .. }));
     assert_eq!(m.watch.iter().filter(|w| w.cct == id).count(), 1, "one closing CCT_V");
-    assert!(m.bob_record::<Vec<gridledger_core::Hash32>>(&bob::keys::forwarding()).is_none());
+    assert!(m.bob_record::<bool>(&bob::keys::forwarding(&id)).is_none() && m.forwarding().is_empty());
     // The withholder's x_B went to the honest receiver; both locks are released.
     let (ds, dr) = (m.deposit(&s.address()), m.deposit(&receiver().address()));
     assert_eq!((ds.free, ds.locked), (DEPOSIT - done.x_b, 0));

@@ -695,6 +695,8 @@ struct Net {
     all: All,
     spec: MbsSpec,
     relayer: KeyPair,
+    /// The deployment's directory (the NT journal lives there).
+    root: std::path::PathBuf,
     /// The temporary directory of a deployment without `--dir`.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -740,7 +742,7 @@ impl Net {
                 g.catch_up()?;
             }
         }
-        Ok(Self { all, spec, relayer: relayer_key(), _tmp: tmp })
+        Ok(Self { all, spec, relayer: relayer_key(), root, _tmp: tmp })
     }
 
     fn group(&mut self, chain: ChainId) -> anyhow::Result<&mut Group> {
@@ -766,8 +768,18 @@ impl Net {
             let stored = bob_tip(&mut bob.0[0], chain)?;
             let height = c.0[0].u64_of(json!({ "op": "status" }), "height")?;
             let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
-            let height = height.min(stored + cap);
+            let top = height.min(stored + cap);
+            // A stored branch the chain did not take (an equivocating
+            // proposer relayed its own block first, attack R6-5): the
+            // chain's branch from the fork point, in one relay once longer.
             let mut h = stored + 1;
+            if let Some(f) = fork_point(&mut bob.0[0], &mut c.0[0], chain, stored)? {
+                if height <= stored || top - f >= MAX_RELAY_BATCH as u64 {
+                    continue;
+                }
+                h = f;
+            }
+            let height = if h <= stored { top.min(h + MAX_RELAY_BATCH as u64 - 1) } else { top };
             while h <= height {
                 let end = (h + MAX_RELAY_BATCH as u64 - 1).min(height);
                 let mut headers = Vec::new();
@@ -972,7 +984,7 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let (sender, receiver, provider) = (dev_key(0), dev_key(1), dev_key(7));
     let (chain_i, chain_j) = (spec.external_chain(a.from as usize), spec.external_chain(a.to as usize));
     let started = Instant::now();
-    // Π_CCTC: the provider locks Token_i in TPK_Addr_i, claims it, provides it.
+    // Π_CCTC: the provider locks Token_i in TPK_Addr_i and claims it, then joins the pool.
     for n in 0..spec.chains {
         let c = spec.external_chain(n);
         let tpk = config.tpk_address(c);
@@ -982,10 +994,10 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         let (height, proof) = net.landed(c, &lock)?;
         let claim = net.bob_call(&provider, "claim", &Claim { chain: c, height, nt: lock, proof }, 0)?;
         net.bob_ok(&claim)?;
-        let p = net.bob_call(&provider, "provide", &Provide { token: c, amount: liquidity }, 0)?;
-        net.bob_ok(&p)?;
     }
-    let p = net.bob_call(&provider, "provide", &Provide { token: bob_chain, amount: liquidity }, liquidity)?;
+    // One join brings every token of the pool (SC_AMM's liquidity is pro rata).
+    let amounts = config.weights.iter().map(|(t, _)| (*t, liquidity)).collect();
+    let p = net.bob_call(&provider, "provide", &Provide { amounts }, liquidity)?;
     net.bob_ok(&p)?;
     for who in [&sender, &receiver] {
         let d = net.bob_call(who, "deposit", &(), deposit)?;
@@ -1026,6 +1038,8 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         )
         .map_err(|e| anyhow!("SC_AMM cannot price the penalty of {} Token_j: {e}", a.amount))?;
         let (min_x_b, _) = slippage_bounds(x_b, a.slippage_bps);
+        // Never below the deployment's floor (attack R6-4).
+        let min_x_b = min_x_b.max(config.min_x_b(chain_j, a.amount as u128)?);
         let (min_x_i, max_x_i) = slippage_bounds(quote, a.slippage_bps);
         (min_x_i, max_x_i, min_x_b)
     };
@@ -1064,6 +1078,9 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         let nt = transfer(key, chain, net.nonce(chain, &key.address())?, to, Amount(amount), Amount(1));
         // Signed in the chain's signing domain (its genesis hash), as every transfer there.
         let nt = nt.tx.sign_in(key, chain_domain(&net.spec, chain).as_ref());
+        // Journaled (fsync) before it leaves: killed between paying and
+        // posting, `xchain resume` still knows of the payment (attack R6-3).
+        gridledger_xchain::journal::record(&net.root, &id, side, &nt)?;
         net.submit(chain, &nt)?;
         let post = net.bob_call(key, "post_nt", &PostNt { cct: id, side, nt: nt.clone() }, 0)?;
         net.submit(bob_chain, &post)?;
@@ -1141,6 +1158,40 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
 fn slippage_bounds(quote: u128, bps: u32) -> (u128, u128) {
     let tol = quote.saturating_mul(bps as u128).div_ceil(10_000);
     (quote.saturating_sub(tol).max(1), quote.saturating_add(tol))
+}
+
+/// The lowest height at which the BoB's stored headers of `chain` (tip
+/// `tip`) differ from the chain process's own, if they do.
+fn fork_point(bob: &mut ChainProc, c: &mut ChainProc, chain: u32, tip: Height) -> anyhow::Result<Option<Height>> {
+    let mut stored_hash = |h: Height| -> anyhow::Result<Option<Hash32>> {
+        let v = bob.call(json!({ "op": "record", "key": hex::encode(bob::keys::header(chain, h)) }))?;
+        v["value"]
+            .as_str()
+            .map(|r| Ok(borsh::from_slice::<gridledger_ledger::BlockHeader>(&hex::decode(r)?)?.hash()))
+            .transpose()
+    };
+    let mut own_hash = |h: Height| -> anyhow::Result<Option<Hash32>> {
+        // A height the chain has not reached (a forged header above its tip) has no header.
+        let Ok(v) = c.try_call(json!({ "op": "header", "height": h }))? else { return Ok(None) };
+        let Some(hx) = v["header"].as_str() else { return Ok(None) };
+        Ok(Some(borsh::from_slice::<SealedHeader>(&hex::decode(hx)?)?.header.hash()))
+    };
+    if tip == 0 {
+        return Ok(None);
+    }
+    let at_tip = stored_hash(tip)?;
+    if at_tip.is_none() || at_tip == own_hash(tip)? {
+        return Ok(None);
+    }
+    let mut h = tip;
+    while h > 1 {
+        let s = stored_hash(h - 1)?;
+        if s.is_none() || s == own_hash(h - 1)? {
+            break;
+        }
+        h -= 1;
+    }
+    Ok(Some(h))
 }
 
 /// The BoB process's stored tip of `chain` (the anchor, 0, until relayed).

@@ -5,7 +5,13 @@
 //! durable vote state so a restarted replica never votes twice.
 //!
 //! One block is decided per height (sequence number = block number BN), one
-//! height at a time. A commit certificate (a quorum of commit signatures) is
+//! height at a time: a replica votes only at its current height. With
+//! [`Config::pipeline`] the leader of `h + 1` may *propose* before `h`
+//! commits, once it holds `h`'s prepared certificate (synced, declaring
+//! `(h + 1, v)` as its next slot, so a restart never proposes there
+//! again); its pre-prepare waits in the other replicas' future queue until
+//! they commit `h`, and it becomes the leader's own proposal only if the
+//! block it builds on is the one that commits. A commit certificate (a quorum of commit signatures) is
 //! a stable checkpoint: when a height commits, every vote, proposal and
 //! view-change for it is garbage-collected, and only the last
 //! [`Config::retain`] committed blocks are kept to serve catch-up.
@@ -37,6 +43,11 @@ pub struct Config {
     /// `base_timeout / suspect_divisor`, so a dead validator's turns are
     /// skipped faster (1 turns this off). Only liveness depends on it.
     pub suspect_divisor: u64,
+    /// Pipelined heights: the leader of `(h + 1, v)` proposes as soon as
+    /// it holds the prepared certificate of `(h, v)` (synced, declaring
+    /// `(h + 1, v)` as its next slot), while `h`'s commit round is still
+    /// running; see [`Step::need_proposal`] and the module docs.
+    pub pipeline: bool,
     /// A planted bug for the simulator's mutation-sensitivity check.
     #[cfg(feature = "mutants")]
     pub mutation: Option<Mutation>,
@@ -64,6 +75,7 @@ impl Config {
             retain: 256,
             initial_view: 1,
             suspect_divisor: 4,
+            pipeline: false,
             #[cfg(feature = "mutants")]
             mutation: None,
         }
@@ -187,6 +199,10 @@ pub struct Step<P> {
     /// Persist this (replacing the previous one) before sending `messages`.
     pub persist: Option<Durable<P>>,
     /// This replica leads `(height, view)`: call [`Replica::propose`].
+    /// With [`Config::pipeline`] the height may be the one after the
+    /// replica's ([`Replica::height`] + 1): an early proposal, to be built
+    /// on the block of [`Replica::prepared`] (decided in all but its
+    /// commit round) rather than on the committed chain.
     pub need_proposal: Option<(u64, u64)>,
     pub validate: Vec<ValidateRequest<P>>,
 }
@@ -282,6 +298,12 @@ pub struct Replica<P> {
     last_commit_view: u64,
     /// Leaders whose last view was abandoned (see [`Config::suspect_divisor`]).
     suspects: std::collections::BTreeSet<u32>,
+    /// The pre-prepare this replica signed and sent for `(height + 1,
+    /// view)` while `height` was still committing (pipelined heights),
+    /// with the digest of the block it builds on. Used when that block
+    /// commits in that view; never replaced by another proposal for the
+    /// slot (that would be equivocation).
+    early: Option<(Hash32, PrePrepare<P>)>,
 }
 
 impl<P: Payload> Replica<P> {
@@ -335,6 +357,7 @@ impl<P: Payload> Replica<P> {
             log: log[keep..].iter().cloned().collect(),
             last_commit_view: view,
             suspects: Default::default(),
+            early: None,
             cfg,
             key,
         };
@@ -373,6 +396,12 @@ impl<P: Payload> Replica<P> {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// The highest prepared certificate at the current height, if any
+    /// (with [`Config::pipeline`], the parent of an early proposal).
+    pub fn prepared(&self) -> Option<&PreparedCert<P>> {
+        self.prepared.as_ref()
     }
 
     /// The retained tail of the committed log.
@@ -517,10 +546,16 @@ impl<P: Payload> Replica<P> {
             }
             if h > self.height {
                 let queued = self.future.iter().filter(|(f, _)| *f == from).count();
+                // A pre-prepare one height ahead is what a pipelining
+                // leader sends while this height commits, not a sign of
+                // lagging behind: no catch-up for it.
+                let pipelined = self.cfg.pipeline && h == self.height + 1 && matches!(message, Message::PrePrepare(_));
                 if h <= self.height + FUTURE_HEIGHTS && queued < FUTURE_PER_SENDER {
                     self.future.push((from, message));
                 }
-                self.request_catch_up(from, s);
+                if !pipelined {
+                    self.request_catch_up(from, s);
+                }
                 return;
             }
         }
@@ -554,6 +589,10 @@ impl<P: Payload> Replica<P> {
     // ---- step 1–2: request and pre-prepare ------------------------------
 
     fn on_propose(&mut self, height: u64, view: u64, payload: P, s: &mut Step<P>) {
+        if height == self.height + 1 {
+            self.on_early_propose(height, view, payload, s);
+            return;
+        }
         if height != self.height || view != self.view || self.leader(view, height) != self.cfg.me || !self.can_vote() {
             return;
         }
@@ -573,6 +612,40 @@ impl<P: Payload> Replica<P> {
         let pp = PrePrepare::sign(&self.key, &instance, view, height, payload);
         self.broadcast(s, Message::PrePrepare(pp.clone()));
         self.accept_pre_prepare(self.cfg.me, pp, true, s);
+    }
+
+    /// Whether this replica may propose `(height + 1, view)` now, before
+    /// `height` commits: pipelining is on, it leads that slot, it holds the
+    /// prepared certificate of `(height, view)` and sent its commit vote
+    /// (so the synced record declaring `(height + 1, view)` as its next
+    /// slot is on disk: a restart never proposes there again), and it has
+    /// not proposed there yet.
+    fn may_propose_early(&self, view: u64) -> bool {
+        let next = (self.height + 1, view);
+        self.cfg.pipeline
+            && view == self.view
+            && self.phase == Phase::Normal
+            && self.sent_commit
+            && self.prepared.as_ref().is_some_and(|c| c.view == view && c.height == self.height)
+            && self.announced == Some(next)
+            && self.next_blocked != Some(next)
+            && self.leader(view, next.0) == self.cfg.me
+            && self.early.is_none()
+    }
+
+    /// An early proposal for `(height, view)`, one height ahead (pipelined
+    /// heights): signed and sent now, accepted as this replica's own once
+    /// the prepared block commits in `view` ([`Replica::commit`]). Replicas
+    /// still at the previous height queue it and validate it once they
+    /// have committed that height, against their committed state.
+    fn on_early_propose(&mut self, height: u64, view: u64, payload: P, s: &mut Step<P>) {
+        if !self.may_propose_early(view) || payload.is_empty() {
+            return;
+        }
+        let Some(parent) = self.prepared.as_ref().map(|c| c.payload.digest()) else { return };
+        let pp = PrePrepare::sign(&self.key, &self.set().instance, view, height, payload);
+        self.broadcast(s, Message::PrePrepare(pp.clone()));
+        self.early = Some((parent, pp));
     }
 
     fn on_pre_prepare(&mut self, from: u32, pp: PrePrepare<P>, s: &mut Step<P>) {
@@ -733,6 +806,12 @@ impl<P: Payload> Replica<P> {
             self.commits.insert((self.view, self.cfg.me), (block, v.signature));
             self.broadcast(s, Message::Commit(v));
         }
+        if self.may_propose_early(self.view) {
+            // Pipelined heights: the next leader proposes while this
+            // height's commit round runs (the step's record is synced
+            // before the caller acts on this).
+            s.need_proposal = Some((self.height + 1, self.view));
+        }
         self.check_commit(s);
     }
 
@@ -762,6 +841,7 @@ impl<P: Payload> Replica<P> {
     }
 
     fn commit(&mut self, entry: CommittedEntry<P>, s: &mut Step<P>) {
+        let entry_block = entry.cert.block;
         // Its leader is alive and leading again.
         self.suspects.remove(&self.leader(entry.cert.view, self.height));
         s.timers.push(TimerCmd::Cancel(Timer { height: self.height, view: self.view }));
@@ -793,8 +873,25 @@ impl<P: Payload> Replica<P> {
         s.need_proposal = None;
         s.persist = Some(self.durable());
         self.arm_timer(s);
-        if self.leader(self.view, self.height) == self.cfg.me {
-            s.need_proposal = Some((self.height, self.view));
+        let decided = entry_block;
+        match self.early.take() {
+            // The pipelined proposal for this very slot, built on the
+            // block that just committed: it is this replica's proposal.
+            Some((parent, pp)) if (pp.height, pp.view) == (self.height, self.view) && parent == decided => {
+                if self.can_vote() {
+                    self.proposed = true;
+                    self.accept_pre_prepare(self.cfg.me, pp, true, s);
+                }
+            }
+            // Signed for this slot on another parent: proposing again
+            // would equivocate, so this slot gets no proposal from us.
+            Some((_, pp)) if (pp.height, pp.view) == (self.height, self.view) => {}
+            _ => {
+                // (A slot a restored record blocks gets no proposal either.)
+                if self.leader(self.view, self.height) == self.cfg.me && self.can_vote() {
+                    s.need_proposal = Some((self.height, self.view));
+                }
+            }
         }
     }
 

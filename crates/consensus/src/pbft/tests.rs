@@ -318,6 +318,12 @@ fn pre_prepare_for_another_sequence_number_is_not_voted() {
     let s = deliver_pp(&mut r, 3, pp(&ks, 3, 1, 2, vec![1]), true);
     assert!(!sent_prepare(&s));
     assert!(s.messages.iter().any(|m| matches!(m.message, Message::CatchUpRequest { from_height: 1 })));
+    // Pipelining, a pre-prepare one height ahead is expected (its leader
+    // proposes while this height commits): buffered, no catch-up asked.
+    let mut r = pipelined_replica(&ks, 0);
+    let s = deliver_pp(&mut r, 3, pp(&ks, 3, 1, 2, vec![1]), true);
+    assert!(!sent_prepare(&s));
+    assert!(s.messages.is_empty(), "{:?}", s.messages);
 }
 
 #[test]
@@ -774,4 +780,116 @@ fn a_replica_restored_from_the_prepared_record_never_votes_in_the_declared_slot(
     // A different block in that slot gets none either.
     let s = deliver_pp(&mut back, 3, pp(&ks, 3, 1, 2, vec![9]), true);
     assert!(!sent_prepare(&s));
+}
+
+// ---- pipelined heights ---------------------------------------------------
+
+fn pipelined_replica(keys: &[KeyPair], me: u32) -> Replica<TestBlock> {
+    let cfg = Config { pipeline: true, ..Config::new(set(keys), me) };
+    Replica::new(cfg, keys[me as usize].clone()).unwrap()
+}
+
+/// Replica 3 leads `(2, 1)`. It validates the leader's block of `(1, 1)`
+/// and gets every prepare: the step that makes it prepared (its record,
+/// declaring `(2, 1)` as the next slot, to be synced first) asks for the
+/// early proposal of height 2.
+fn prepared_at_height_1(ks: &[KeyPair], r: &mut Replica<TestBlock>) -> (Hash32, Step<TestBlock>) {
+    let p = pp(ks, L, 1, 1, vec![1, 2]);
+    let block = p.payload.digest();
+    let mut s = deliver_pp(r, L, p, true);
+    for i in [0, 1, L] {
+        s.extend(r.handle_message(i, Message::Prepare(vote(ks, i, VoteKind::Prepare, 1, block))));
+    }
+    (block, s)
+}
+
+fn sent_pre_prepare(s: &Step<TestBlock>) -> Option<(u64, u64, Hash32)> {
+    s.messages.iter().find_map(|m| match &m.message {
+        Message::PrePrepare(p) => Some((p.height, p.view, p.payload.digest())),
+        _ => None,
+    })
+}
+
+/// The leader of height 2 proposes once it holds height 1's prepared
+/// certificate (after its commit vote, with the record that declares the
+/// slot), and when height 1 commits its early block is its proposal: it
+/// prepares that block and proposes nothing else in the slot.
+#[test]
+fn a_pipelining_leader_proposes_once_prepared_and_keeps_that_proposal() {
+    let ks = keys(4);
+    let mut r = pipelined_replica(&ks, 3);
+    let (block, s) = prepared_at_height_1(&ks, &mut r);
+    assert_eq!(s.need_proposal, Some((2, 1)), "asked for the next height's block while height 1 commits");
+    let d = s.persist.clone().expect("the prepared certificate is persisted in the same step");
+    assert!(d.prepared.is_some() && d.next == Some((2, 1)));
+    assert!(s.messages.iter().any(|m| matches!(m.message, Message::Commit(_))));
+    let early = TestBlock::new(2, vec![3]);
+    let s = r.propose(2, 1, early.clone());
+    assert_eq!(sent_pre_prepare(&s), Some((2, 1, early.digest())));
+    assert!(s.persist.is_none(), "nothing new to persist: the synced record covers the slot");
+    // A second request for the slot is ignored (no equivocation).
+    assert!(r.propose(2, 1, TestBlock::new(2, vec![4])).messages.is_empty());
+    // Height 1 commits: the early block becomes this replica's proposal.
+    let mut s = Step::default();
+    for i in [0, 1] {
+        s.extend(r.handle_message(i, Message::Commit(vote(&ks, i, VoteKind::Commit, 1, block))));
+    }
+    assert_eq!(s.committed.len(), 1);
+    assert_eq!((r.height(), r.view()), (2, 1));
+    assert_eq!(s.need_proposal, None, "the slot already has its proposal");
+    assert_eq!(sent_pre_prepare(&s), None, "not sent twice");
+    let prepare = s.messages.iter().find_map(|m| match &m.message {
+        Message::Prepare(v) => Some((v.height, v.view, v.block)),
+        _ => None,
+    });
+    assert_eq!(prepare, Some((2, 1, early.digest())), "it prepares its early block");
+    assert!(r.propose(2, 1, TestBlock::new(2, vec![5])).messages.is_empty());
+}
+
+/// A pipelining leader that crashed after sending its early pre-prepare
+/// restarts from the synced record that declared the slot: it never
+/// proposes (or votes) there again, so it cannot sign a second block for
+/// `(2, 1)`; another view decides height 2.
+#[test]
+fn a_restarted_pipelining_leader_never_proposes_again_in_the_declared_slot() {
+    let ks = keys(4);
+    let mut r = pipelined_replica(&ks, 3);
+    let (block, s) = prepared_at_height_1(&ks, &mut r);
+    let durable = s.persist.clone().unwrap();
+    assert!(sent_pre_prepare(&r.propose(2, 1, TestBlock::new(2, vec![3]))).is_some());
+    // Crash: rebuilt from the synced record alone.
+    let cfg = Config { pipeline: true, ..Config::new(set(&ks), 3) };
+    let mut r = Replica::restore(cfg, ks[3].clone(), &[], Some(durable)).unwrap();
+    let mut s = r.start();
+    for i in [0, 1, L] {
+        s.extend(r.handle_message(i, Message::Commit(vote(&ks, i, VoteKind::Commit, 1, block))));
+    }
+    assert_eq!((r.height(), r.view()), (2, 1));
+    assert_eq!(s.need_proposal, None, "no second proposal in the declared slot");
+    assert_eq!(sent_pre_prepare(&s), None);
+    assert!(r.propose(2, 1, TestBlock::new(2, vec![9])).messages.is_empty());
+}
+
+/// Four pipelining replicas over the lossless network: every height after
+/// the first is proposed early, and they commit the same chain with valid
+/// certificates and no fault.
+#[test]
+fn four_pipelining_replicas_commit_the_same_chain() {
+    let ks = keys(4);
+    let mut net = Net::new(4);
+    net.replicas = (0..4).map(|i| pipelined_replica(&ks, i)).collect();
+    net.start();
+    net.run(20_000);
+    let set = set(&ks);
+    let heights = net.committed.iter().map(|c| c.len()).min().unwrap();
+    assert!(heights >= 5, "only {heights} heights");
+    for c in &net.committed {
+        for (i, e) in c.iter().enumerate() {
+            e.verify(&set, i as u64 + 1).unwrap();
+        }
+    }
+    for h in 0..heights {
+        assert!(net.committed.iter().all(|c| c[h].payload == net.committed[0][h].payload));
+    }
+    assert!(net.faults.is_empty(), "{:?}", net.faults);
 }

@@ -35,7 +35,7 @@ fn measure(k: usize, nodes: usize, clients: usize) -> Result<Vec<f64>, String> {
     let kzg = Kzg::insecure_from_seed(2 * k.next_power_of_two(), 3);
     let coder = FragmentCoder::new(kzg, max_ct, nodes, nodes - f).map_err(e)?;
     let key = [9u8; 32];
-    let ctx = FragmentContext { chain: 0, round: 1, fragment: 0 };
+    let ctx = FragmentContext { instance: gridledger_core::Hash32::ZERO, chain: 0, round: 1, fragment: 0 };
     let t = Instant::now();
     let ct = encrypt_fragment(&key, &ctx, &plaintext).map_err(e)?;
     let encrypt = ms(t);
@@ -71,7 +71,7 @@ fn measure(k: usize, nodes: usize, clients: usize) -> Result<Vec<f64>, String> {
     let global = GlobalCoder::new(dims * 4, nodes, nodes - f, clients, clients - (clients - 1) / 3).map_err(e)?;
     let bytes: Vec<u8> = plaintext[..dims * 4].to_vec();
     let t = Instant::now();
-    let rel = global.release(0, 1, &bytes).map_err(e)?;
+    let rel = global.release(gridledger_core::Hash32::ZERO, 0, 1, &bytes).map_err(e)?;
     let release = ms(t);
     let t = Instant::now();
     global.mini_fragments(0, &rel.root, &rel.subfragments[0]).map_err(e)?;

@@ -38,7 +38,8 @@ use std::collections::{HashMap, HashSet};
 use gridledger_consensus::lbft::txm::{
     array_function, nonce_value, BatchPolicy, Placement, RandomBatcher, TbgBatcher, TbgConfig,
 };
-use gridledger_core::{Hash32, PublicKey};
+use gridledger_core::ed25519::EdPublicKey as PublicKey;
+use gridledger_core::Hash32;
 use gridledger_sim::adversary_mobile::{
     delta, dfes_slow_set, rss_specific_order, McParams, ModelError, RecoveryCorruption, ReplicaState, StepLatency,
 };
@@ -189,7 +190,7 @@ impl SystemRun {
 const INVALID: u64 = 1 << 62;
 
 fn client_key(id: u64) -> PublicKey {
-    let mut pk = [2u8; 33];
+    let mut pk = [2u8; 32];
     pk[1..9].copy_from_slice(&id.to_le_bytes());
     PublicKey(pk)
 }

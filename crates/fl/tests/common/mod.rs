@@ -6,7 +6,6 @@
 use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::enclave::{Attester, SoftwareAttester};
 use gridledger_core::Hash32;
-use gridledger_fl::aead::FragmentContext;
 use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
 use gridledger_fl::coding::{CodedFragment, FragmentCoder};
 use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timing, DETER_VECTOR, PRE_VECTOR};
@@ -61,6 +60,7 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
 /// `ChainConfig::vector_evidence`, which is private).
 pub fn vector_evidence(cfg: &ChainConfig, tag: Tag, node: usize, clients: &[u32]) -> [u8; 32] {
     let mut b = Vec::new();
+    b.extend_from_slice(&cfg.instance().0);
     b.extend_from_slice(&cfg.chain.to_le_bytes());
     b.extend_from_slice(&cfg.round.to_le_bytes());
     b.extend_from_slice(&(node as u64).to_le_bytes());
@@ -93,7 +93,7 @@ pub fn upload_signed(
     signer: &gridledger_core::crypto::KeyPair,
     params: &[f32],
 ) -> CodedFragment {
-    let ctx = FragmentContext { chain: cfg.chain, round: cfg.round, fragment: cfg.chain };
+    let ctx = cfg.fragment_context(cfg.chain);
     cfg.coder.encode(key, signer, &ctx, c, &params_to_bytes(params)).unwrap()
 }
 
@@ -230,8 +230,8 @@ impl Adversary<P> for LyingLeader {
         sends
             .into_iter()
             .map(|(d, m)| match m {
-                Message::Proposal { view, clients, ra, sf, excluded, .. } => {
-                    (d, Message::Proposal { view, root: Hash32([0xee; 32]), clients, ra, sf, excluded })
+                Message::Proposal { view, clients, ra, sf, excluded, pre_vectors, .. } => {
+                    (d, Message::Proposal { view, root: Hash32([0xee; 32]), clients, ra, sf, excluded, pre_vectors })
                 }
                 other => (d, other),
             })
@@ -269,16 +269,16 @@ pub struct OmittingLeader {
 impl Adversary<P> for OmittingLeader {
     fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
         let poisoned: Vec<f32> = model(self.client as usize).iter().map(|x| x * self.factor).collect();
-        let rel = self.cfg.global.release(self.cfg.chain, self.cfg.round, &params_to_bytes(&poisoned)).unwrap();
+        let rel = self.cfg.release(&params_to_bytes(&poisoned)).unwrap();
         sends
             .into_iter()
             .map(|(d, m)| match m {
-                Message::Proposal { view, sf, .. } => {
+                Message::Proposal { view, sf, pre_vectors, .. } => {
                     let clients = vec![self.client];
                     let leader = self.cfg.leader(view);
                     let ra = enclave(leader).attest_evidence(&self.cfg.aggregate_evidence(view, &rel.root, &clients));
                     let sf = rel.subfragments[sf.node].clone();
-                    (d, Message::Proposal { view, root: rel.root, clients, ra, sf, excluded: vec![] })
+                    (d, Message::Proposal { view, root: rel.root, clients, ra, sf, excluded: vec![], pre_vectors })
                 }
                 other => (d, other),
             })
@@ -308,6 +308,65 @@ impl Adversary<P> for DropToNodes {
             .filter(|(d, m)| {
                 !(self.0.iter().any(|&n| *d == Dest::One(n))
                     && matches!(m, Message::Local(_) | Message::Forward { .. }))
+            })
+            .collect()
+    }
+}
+
+/// A Byzantine node that sends nothing but its (honestly computed,
+/// attested) pre-vector, and that only to node `to`.
+pub struct PreVectorOnlyTo(pub u32);
+impl Adversary<P> for PreVectorOnlyTo {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends.into_iter().filter(|(d, m)| *d == Dest::One(self.0) && matches!(m, Message::PreVector { .. })).collect()
+    }
+}
+
+/// A Byzantine node `me` that sends its honest pre-vector only to the
+/// `targets`, and everyone else an attested pre-vector naming only
+/// `short` (its host fed its enclave fewer cells); it takes part in
+/// everything else and drops the mini-fragments it should send the clients.
+pub struct SplitPreVectorDropMinis {
+    pub cfg: Arc<ChainConfig>,
+    pub me: usize,
+    pub targets: Vec<u32>,
+    pub short: Vec<u32>,
+}
+impl Adversary<P> for SplitPreVectorDropMinis {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .filter(|(_, m)| !matches!(m, Message::Mini { .. }))
+            .map(|(d, m)| match m {
+                Message::PreVector { .. } if !self.targets.iter().any(|&t| d == Dest::One(t)) => {
+                    (d, pre_vector(&self.cfg, self.me, &self.short))
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// A Byzantine node that drops the mini-fragments it should send the
+/// clients, and — as the leader — sends the nodes in `to` its proposal
+/// with an attestation over nothing (they refuse it; the others verify it).
+pub struct BadAttestationToDropMinis {
+    pub me: usize,
+    pub to: Vec<u32>,
+}
+impl Adversary<P> for BadAttestationToDropMinis {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .filter(|(_, m)| !matches!(m, Message::Mini { .. }))
+            .map(|(d, m)| match m {
+                Message::Proposal { view, root, clients, sf, excluded, pre_vectors, .. }
+                    if self.to.iter().any(|&t| d == Dest::One(t)) =>
+                {
+                    let ra = enclave(self.me).attest_evidence(&[0u8; 32]);
+                    (d, Message::Proposal { view, root, clients, ra, sf, excluded, pre_vectors })
+                }
+                other => (d, other),
             })
             .collect()
     }

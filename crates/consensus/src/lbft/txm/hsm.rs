@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use gridledger_core::codec::{hash_parts, Tag};
-use gridledger_core::PublicKey;
+use gridledger_core::ed25519::EdPublicKey as PublicKey;
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;

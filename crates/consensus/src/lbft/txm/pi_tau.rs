@@ -40,7 +40,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use gridledger_core::{Hash32, PublicKey};
+use gridledger_core::ed25519::EdPublicKey as PublicKey;
+use gridledger_core::Hash32;
 
 use super::batch::{BatchItem, BatchPolicy, BatchSource, Placement, StoreError};
 use super::tbg::{TbgBatcher, TbgConfig, TbgConfigError};

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use gridledger_core::{Hash32, KeyPair};
+use gridledger_core::ed25519::EdKeyPair as KeyPair;
+use gridledger_core::Hash32;
 use proptest::prelude::*;
 
 use super::*;
