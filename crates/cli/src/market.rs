@@ -18,7 +18,7 @@ pub enum MarketCmd {
     Clear(ClearArgs),
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Algorithm {
     /// Distributed primal-dual over bilateral trades.
     PrimalDual,
@@ -50,7 +50,8 @@ pub struct ClearArgs {
     /// Seed of the prosumer generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Clearing algorithm.
+    /// Clearing algorithm. ALADIN runs up to 100 × 100 (buyers × sellers
+    /// ≤ 10 000, the work budget); larger is refused with exit 2.
     #[arg(long, value_enum, default_value_t = Algorithm::PrimalDual)]
     pub algorithm: Algorithm,
     /// Iteration cap of the distributed algorithm (default: its own,
@@ -72,7 +73,8 @@ pub struct ClearArgs {
     /// isolation.
     #[arg(long, value_name = "FRACTION")]
     pub byzantine: Option<f64>,
-    /// Enclaves (B') for --byzantine.
+    /// Enclaves (B') for --byzantine; --tees² within the work budget
+    /// (64 enclaves at most), refused before any setup with exit 2.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=200))]
     pub tees: u32,
     /// Enclaves per subproblem (κ) for --byzantine.
@@ -96,9 +98,64 @@ pub fn run(cmd: MarketCmd) -> anyhow::Result<()> {
     }
 }
 
+/// Largest ALADIN market `market clear` runs, buyers × sellers (100 × 100,
+/// the issue's largest size and the experiments' largest grid): the
+/// coordinator QP grows with the M·N trade copies and its factorisation
+/// superlinearly (1000 × 1000 ran for minutes holding 1.6 GB and more).
+pub const MAX_ALADIN_TRADES: u64 = 10_000;
+/// Largest D-TASK share exchange `market clear --byzantine` runs, `--tees`²
+/// (every enclave encrypts a share to every other, and each subproblem's κ
+/// executors prove their outputs to all: 64 enclaves; the default is 10).
+/// 200 enclaves did not finish a 2 × 2 market in minutes.
+pub const MAX_ENCLAVE_WORK: u64 = 64 * 64;
+
+/// Why `market clear` refuses a size before any setup (exit 2).
+#[derive(Debug, PartialEq, Eq)]
+pub enum MarketBudgetError {
+    Aladin { trades: u64, limit: u64 },
+    Enclaves { tees: u64, work: u64, limit: u64 },
+}
+
+impl std::fmt::Display for MarketBudgetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Aladin { trades, limit } => write!(
+                f,
+                "work budget exceeded: --algorithm aladin with --buyers × --sellers = {trades} trades, over the limit \
+                 of {limit} (use fewer --buyers or --sellers, or --algorithm primal-dual)"
+            ),
+            Self::Enclaves { tees, work, limit } => write!(
+                f,
+                "work budget exceeded: --byzantine with --tees {tees} exchanges {work} (= tees²) shares per \
+                 round, over the limit of {limit} (use --tees 64 or fewer)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MarketBudgetError {}
+
+/// Checks the work budget of `a` ([`MAX_ALADIN_TRADES`], [`MAX_ENCLAVE_WORK`]).
+pub fn check_work_budget(a: &ClearArgs) -> Result<(), MarketBudgetError> {
+    let trades = (a.buyers as u64).saturating_mul(a.sellers as u64);
+    if a.algorithm == Algorithm::Aladin && trades > MAX_ALADIN_TRADES {
+        return Err(MarketBudgetError::Aladin { trades, limit: MAX_ALADIN_TRADES });
+    }
+    let tees = u64::from(a.tees);
+    if a.byzantine.is_some() && tees * tees > MAX_ENCLAVE_WORK {
+        return Err(MarketBudgetError::Enclaves { tees, work: tees * tees, limit: MAX_ENCLAVE_WORK });
+    }
+    Ok(())
+}
+
 fn clear(a: ClearArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.buyers > 0 && a.sellers > 0, "--buyers and --sellers must be at least 1");
     anyhow::ensure!(a.buyers <= 1000 && a.sellers <= 1000, "at most 1000 buyers and 1000 sellers");
+    if let Err(e) = check_work_budget(&a) {
+        // bad usage, refused before any setup: exit 2 (as clap's usage errors)
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     let case = crate::grid::load_case(&a.case)?;
     let net = network_for(&case, a.limit_scale).context("building the network model")?;
     let market = Market::generate(a.seed, a.buyers, a.sellers, &net.bus_ids);
@@ -161,7 +218,7 @@ fn print_clearing(a: &ClearArgs, r: &Clearing) {
     println!("nodal prices     ${lo:.4} to ${hi:.4}/kWh over {} buses", r.bus_prices.len());
     let st = &r.settlement;
     println!(
-        "settlement       {} Wh in {} trades; buyers pay {} = sellers receive {} minor units (1/{} $; Wh, price and payment rounded ties-to-even per trade)",
+        "settlement       {} Wh in {} trades; buyers pay {} = sellers receive {} minor units (1/{} $; each prosumer's Wh and net payment rounded once)",
         st.energy_wh,
         st.trades.len(),
         st.buyer_pays.iter().sum::<i64>(),
@@ -172,10 +229,13 @@ fn print_clearing(a: &ClearArgs, r: &Clearing) {
     trades.sort_by(|x, y| y.kwh.total_cmp(&x.kwh));
     for t in trades.iter().take(a.show_trades) {
         let settled = st.trades.iter().find(|x| x.buyer == t.buyer && x.seller == t.seller);
-        let (wh, pay) = settled.map_or((0, 0), |x| (x.wh, x.payment_minor));
+        let (wh, value) = settled.map_or((0, 0), |x| (x.wh, x.value_milli));
         println!(
-            "  buyer {:>3} <- seller {:>3}: {:.3} kWh = {wh} Wh, pays {pay} minor units",
-            t.buyer, t.seller, t.kwh
+            "  buyer {:>3} <- seller {:>3}: {:.3} kWh = {wh} Wh, worth {:.3} minor units",
+            t.buyer,
+            t.seller,
+            t.kwh,
+            value as f64 / 1000.0
         );
     }
     if trades.len() > a.show_trades {
@@ -344,5 +404,41 @@ pub fn report_section(m: &serde_json::Value) -> gridledger_experiments::html::Ma
         relative_gap: f("relative_gap"),
         byzantine_hosts: ids("byzantine_hosts"),
         detected: ids("detected"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct W {
+        #[command(flatten)]
+        a: ClearArgs,
+    }
+
+    fn args(v: &[&str]) -> ClearArgs {
+        W::parse_from(std::iter::once("clear").chain(v.iter().copied())).a
+    }
+
+    #[test]
+    fn the_work_budget_admits_the_defaults_and_the_issue_sizes_and_refuses_beyond() {
+        assert_eq!(check_work_budget(&args(&[])), Ok(()));
+        assert_eq!(check_work_budget(&args(&["--byzantine", "0.3"])), Ok(()));
+        let a100 = ["--algorithm", "aladin", "--buyers", "100", "--sellers", "100"];
+        assert_eq!(check_work_budget(&args(&a100)), Ok(()));
+        assert_eq!(check_work_budget(&args(&["--buyers", "1000", "--sellers", "1000"])), Ok(()), "primal-dual");
+        let big = args(&["--algorithm", "aladin", "--buyers", "101", "--sellers", "100"]);
+        assert_eq!(
+            check_work_budget(&big),
+            Err(MarketBudgetError::Aladin { trades: 10_100, limit: MAX_ALADIN_TRADES })
+        );
+        assert_eq!(check_work_budget(&args(&["--byzantine", "0.3", "--tees", "64"])), Ok(()));
+        let e = check_work_budget(&args(&["--byzantine", "0.3", "--tees", "65"])).unwrap_err();
+        assert_eq!(e, MarketBudgetError::Enclaves { tees: 65, work: 65 * 65, limit: MAX_ENCLAVE_WORK });
+        assert!(e.to_string().contains("--tees"), "{e}");
+        // --tees without --byzantine runs no enclave
+        assert_eq!(check_work_budget(&args(&["--tees", "200"])), Ok(()));
     }
 }

@@ -28,19 +28,25 @@
 //!    method (keeps the QP solvable when the active sets disagree). Then
 //!    `z ← u + Δ` and `λ ← ` the QP's coupling multipliers.
 //!
-//! Stopping rule: `10⁻⁴` (a tenth of the seed's `10⁻³`), relative to the
-//! median request `e_max` (kWh, [`request_scale`]), on the coupling residual
-//! `‖A u‖_∞` and on the step `‖Δ‖_∞`; *and* the settled trades primal
+//! Stopping rule, per prosumer: every trade's coupling residual
+//! `|x − y|` and step `|Δ|` within the tighter of its two parties' own
+//! tolerances, `10⁻⁴ e_max` (a tenth of the seed's `10⁻³`, relative to the
+//! prosumer's own request) but at least 1 Wh ([`prosumer_tol`]); every
+//! bus's grid residual and step within the tightest tolerance of the
+//! prosumers it hosts (1 Wh where none); *and* the settled trades primal
 //! feasible ([`Aladin::feasible`]: each prosumer's total within its own
 //! bounds to `1 Wh + 10⁻⁴ e_max`, each network row within
 //! `1 mW + 10⁻⁴ |h_r|`). Relative because a feeder market with 400 kWh
 //! requests otherwise iterates for hundreds of rounds on residuals of
-//! 10⁻² kWh after the welfare has settled to 10⁻⁵. The median, not the
-//! largest request (as before): one seller offering 10⁶ kWh it never sells
-//! loosened the tolerance to 100 kWh and ALADIN stopped "converged" at
-//! iteration 1 with no trades; and the feasibility check because a small
-//! residual measured against 400 kWh requests can still overload a line
-//! allotted a few W, or leave a buyer short of its `e_min`.
+//! 10⁻² kWh after the welfare has settled to 10⁻⁵. Per prosumer, not one
+//! scale for the market: the largest request (round 1: one seller offering
+//! 10⁶ kWh loosened everybody's tolerance to 100 kWh) and then the median
+//! request (round 2: eight sybil sellers owned the median, and ALADIN
+//! stopped "converged" with every honest buyer at 0 kWh; the upper median
+//! of a 1×1 market was the large seller itself) both let one party loosen
+//! the test of the others' trades. Now a large request only loosens its
+//! own. The feasibility check stays because a small residual can still
+//! overload a line allotted a few W, or leave a buyer short of its `e_min`.
 //!
 //! Active sets: the bounds a prosumer's step 1 found active enter the
 //! coordinator as one-sided rows at the active point — a zero trade may
@@ -218,17 +224,16 @@ pub enum AladinError {
     Coordinator(String),
 }
 
-/// The scale of the stopping tolerance, kWh: the median request `e_max`
-/// (at least 1 kWh). A median, not the largest request, so that no single
-/// request (a seller offering 10⁶ kWh it never sells) loosens everybody's
-/// tolerance.
-pub fn request_scale(market: &Market) -> f64 {
-    let mut e: Vec<f64> = market.buyers.iter().chain(&market.sellers).map(|p| p.e_max).collect();
-    if e.is_empty() {
-        return 1.0;
-    }
-    e.sort_by(f64::total_cmp);
-    e[e.len() / 2].max(1.0)
+/// Absolute floor of every prosumer's stopping tolerance, kWh (1 Wh).
+pub const STOP_FLOOR_KWH: f64 = 1e-3;
+
+/// A prosumer's own stopping tolerance, kWh: `tol · e_max`, at least
+/// [`STOP_FLOOR_KWH`]. Per prosumer, not a statistic over requests: one
+/// party can file as many requests as it likes (the median of round 2 was
+/// owned by eight sybil sellers offering 10⁶ kWh), but it only loosens the
+/// test of its own trades.
+pub fn prosumer_tol(tol: f64, p: &Prosumer) -> f64 {
+    (tol * p.e_max).max(STOP_FLOOR_KWH)
 }
 
 fn qp_settings() -> clarabel::solver::DefaultSettings<f64> {
@@ -378,18 +383,35 @@ impl Aladin {
         let d = self.coordinate(market, net, &buyer_res, &seller_res, &pb, &pin)?;
         let mut step = 0.0f64;
         let nx = mm * nn;
+        // the stopping test, per prosumer: each trade's coupling residual
+        // and step within the tighter of its two parties' own tolerances,
+        // each bus's within the tightest of the prosumers it hosts (1 Wh
+        // where it hosts none)
+        let tb: Vec<f64> = market.buyers.iter().map(|p| prosumer_tol(self.params.tol, p)).collect();
+        let ts: Vec<f64> = market.sellers.iter().map(|p| prosumer_tol(self.params.tol, p)).collect();
+        let mut bus_tol = vec![f64::INFINITY; k];
+        for m in 0..mm {
+            bus_tol[self.bm[m]] = bus_tol[self.bm[m]].min(tb[m]);
+        }
+        for j in 0..nn {
+            bus_tol[self.bn[j]] = bus_tol[self.bn[j]].min(ts[j]);
+        }
+        let mut within = true;
         for i in 0..nx {
             self.zx[i] = self.ux[i] + d[i];
             self.zy[i] = self.uy[i] + d[nx + i];
             step = step.max(d[i].abs()).max(d[nx + i].abs());
+            let t = tb[i / nn.max(1)].min(ts[i % nn.max(1)]);
+            within &= (self.ux[i] - self.uy[i]).abs() <= t && d[i].abs() <= t && d[nx + i].abs() <= t;
         }
         for i in 0..k {
             self.zb[i] = pb[i] + d[2 * nx + i];
             step = step.max(d[2 * nx + i].abs());
+            let t = if bus_tol[i].is_finite() { bus_tol[i] } else { STOP_FLOOR_KWH };
+            within &= (pin[i] - pb[i]).abs() <= t && d[2 * nx + i].abs() <= t;
         }
         self.iterations += 1;
-        let tol = self.params.tol * request_scale(market);
-        let converged = residual <= tol && step <= tol && self.feasible(market, net);
+        let converged = within && self.feasible(market, net);
         Ok(AladinReport { residual, step, converged })
     }
 

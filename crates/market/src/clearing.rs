@@ -13,7 +13,7 @@ use crate::distflow::DistFlow;
 use crate::network::{MarketNetwork, NetworkError};
 use crate::primal_dual::{PdParams, PrimalDual};
 use crate::problem::{Market, Side};
-use crate::units::{settle, Settlement, SettlementError};
+use crate::units::{cap_wh, settle, Settlement, SettlementError};
 use crate::ModelError;
 
 /// Which algorithm clears the market.
@@ -47,6 +47,10 @@ pub enum ClearingError {
     BoundViolated { algorithm: Algorithm, side: Side, index: usize, kwh_beyond: f64 },
     #[error("{algorithm:?}'s settled trades exceed network row {row} by {kw_beyond:e} kW")]
     RowViolated { algorithm: Algorithm, row: String, kw_beyond: f64 },
+    #[error(
+        "{algorithm:?} stopped after {iterations} iterations with {side:?} {index}'s total {kwh_off:e} kWh off the central optimum's, beyond 1 Wh + 1e-3 of its own e_max"
+    )]
+    OffReference { algorithm: Algorithm, iterations: usize, side: Side, index: usize, kwh_off: f64 },
     #[error("settling the trades: {0}")]
     Settlement(#[from] SettlementError),
 }
@@ -62,6 +66,40 @@ pub const MAX_RELATIVE_GAP: f64 = 1e-3;
 /// with no gain from trade (optimum 0 up to solver noise) was refused even
 /// for the reference against itself.
 pub const MAX_ABSOLUTE_GAP: f64 = 1e-6;
+
+/// Per-prosumer tolerance of [`clear`]'s comparison with the reference,
+/// kWh: each prosumer's cleared total within `PROSUMER_ABS_KWH +
+/// PROSUMER_REL · e_max` of the central optimum's (unique: `a > 0`). The
+/// welfare gap alone is dominated by the largest trader: a forced 10⁴ kWh
+/// pair made 0.1 % of the welfare larger than an honest market's whole.
+pub const PROSUMER_ABS_KWH: f64 = 1e-3;
+/// See [`PROSUMER_ABS_KWH`].
+pub const PROSUMER_REL: f64 = 1e-3;
+
+/// The prosumer whose total in `trades` is farthest beyond the per-prosumer
+/// tolerance off `reference`'s totals, with how far (kWh), if any.
+pub fn reference_excess(
+    market: &Market,
+    reference: &CentralSolution,
+    trades: &[Vec<f64>],
+) -> Option<(Side, usize, f64)> {
+    let (t, s) = PrimalDual::totals(trades);
+    let mut worst: Option<(Side, usize, f64, f64)> = None;
+    let sides = [
+        (Side::Buyer, &market.buyers, &reference.buyer_totals, &t),
+        (Side::Seller, &market.sellers, &reference.seller_totals, &s),
+    ];
+    for (side, ps, rt, got) in sides {
+        for (i, p) in ps.iter().enumerate() {
+            let off = (got.get(i).copied().unwrap_or(0.0) - rt.get(i).copied().unwrap_or(0.0)).abs();
+            let beyond = off - (PROSUMER_ABS_KWH + PROSUMER_REL * p.e_max);
+            if beyond > 0.0 && worst.is_none_or(|w| beyond > w.3) {
+                worst = Some((side, i, off, beyond));
+            }
+        }
+    }
+    worst.map(|(side, i, off, _)| (side, i, off))
+}
 
 /// Whether welfare `w` is within the accepted gap of `optimum` (both signs:
 /// welfare above the optimum is only reachable by an infeasible point).
@@ -117,14 +155,15 @@ pub struct Clearing {
     /// nodal price at the seller's bus for the reference).
     pub mean_trade_price: f64,
     pub energy_kwh: f64,
-    /// Trades above 1 Wh.
+    /// Trades above 1 mWh (the settlement counts every trade, however small).
     pub trades: Vec<Trade>,
     /// Network rows binding at the optimum.
     pub binding: Vec<String>,
     /// Largest violation of a network row by the settled trades, kW.
     pub violation_kw: f64,
-    /// The listed trades in the ledger's integers (Wh, cents), Σ payments =
-    /// Σ receipts exactly ([`crate::units::Settlement`]).
+    /// The trades in the ledger's integers (Wh, cents), each prosumer's
+    /// cleared total rounded once, Σ payments = Σ receipts exactly
+    /// ([`crate::units::Settlement`]).
     pub settlement: Settlement,
 }
 
@@ -193,6 +232,13 @@ pub fn clear_with(
     if !within_gap(c.optimum, c.welfare) {
         return Err(ClearingError::OffOptimum { algorithm, iterations, gap: c.relative_gap });
     }
+    // and each prosumer's own total near the reference's (the welfare gap
+    // cannot see a small honest market beside a large forced pair)
+    if algorithm != Algorithm::Central {
+        if let Some((side, index, kwh_off)) = reference_excess(market, &reference, &settled) {
+            return Err(ClearingError::OffReference { algorithm, iterations, side, index, kwh_off });
+        }
+    }
     Ok(c)
 }
 
@@ -217,17 +263,25 @@ fn summarise(
     let mut volume = 0.0;
     let mut paid = 0.0;
     let mut list = Vec::new();
+    let mut all = Vec::new();
     for (m, row) in trades.iter().enumerate() {
         for (n, e) in row.iter().enumerate() {
             volume += e;
             paid += e * prices[m][n];
-            if *e > 1e-3 {
-                list.push(Trade { buyer: m, seller: n, kwh: *e, price: prices[m][n] });
+            // solver noise below zero is no trade; a real negative trade is
+            // refused by the settlement (and by the bound check)
+            let e = if *e < 0.0 && *e > -1e-6 { 0.0 } else { *e };
+            if e != 0.0 {
+                all.push((m, n, e, prices[m][n]));
+            }
+            if e > 1e-6 {
+                list.push(Trade { buyer: m, seller: n, kwh: e, price: prices[m][n] });
             }
         }
     }
-    let settled: Vec<(usize, usize, f64, f64)> = list.iter().map(|t| (t.buyer, t.seller, t.kwh, t.price)).collect();
-    let settlement = settle(&settled, market.buyers.len(), market.sellers.len(), MINOR_PER_MAJOR)?;
+    let caps = |ps: &[crate::problem::Prosumer]| ps.iter().map(|p| cap_wh(p.e_max)).collect::<Vec<_>>();
+    // every trade, however small: the settlement rounds per prosumer
+    let settlement = settle(&all, &caps(&market.buyers), &caps(&market.sellers), MINOR_PER_MAJOR)?;
     Ok(Clearing {
         algorithm,
         network: net.model,

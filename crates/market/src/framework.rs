@@ -279,10 +279,12 @@ fn interval_with(
     // hidden minima that cannot be met *jointly* (two buyers each below the
     // sellers' total but together above it, or a minimum behind a line
     // allotted less) must not veto everyone's interval either: while the
-    // admitted market has no feasible dispatch, the latest-submitted request
-    // with a positive e_min (the lowest priority) is excluded with a record,
-    // then the rest is cleared. Only when no request with a positive minimum
-    // is left does the infeasibility refuse the interval.
+    // admitted market has no feasible dispatch, one request with a positive
+    // e_min is excluded with a record ([`minimum_to_exclude`]: only one
+    // whose removal reduces the infeasibility, never the last of its side,
+    // the one whose removal alone makes the market feasible first), then the
+    // rest is cleared. Only when no such request is left does the
+    // infeasibility refuse the interval.
     let assemble = |valid: &[(usize, Prosumer, &[u8])]| {
         let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
         for (_, p, _) in valid {
@@ -307,7 +309,7 @@ fn interval_with(
                 Err(e) => return Err(e.into()),
             },
         };
-        let Some(k) = valid.iter().rposition(|(_, p, _)| p.e_min > 0.0) else {
+        let Some(k) = minimum_to_exclude(&valid, net, &assemble) else {
             // no hidden minimum left to blame: the interval itself is infeasible
             market.validate(&net.bus_ids)?;
             crate::central::solve(&market, net)?;
@@ -316,7 +318,7 @@ fn interval_with(
         let (index, p, _) = valid.remove(k);
         let id = stored.get(index).map(|r| hex::encode(r.id.0)).unwrap_or_default();
         let reason = format!(
-            "e_min {} kWh cannot be met jointly with the other admitted requests ({why}); latest positive minimum excluded first",
+            "e_min {} kWh cannot be met jointly with the other admitted requests ({why}); excluded as the minimum whose removal relieves it",
             p.e_min
         );
         excluded.push(Excluded { index, id, reason });
@@ -345,3 +347,60 @@ fn interval_with(
         market: Some(market),
     })
 }
+
+/// An admitted request that opened: its submission index, the request, and
+/// its ciphertext.
+type ValidRequest<'a> = (usize, Prosumer, &'a [u8]);
+
+/// Which request [`run_interval`] excludes from an infeasible admitted
+/// market, as an index into `valid` (`None`: none may go, the interval is
+/// infeasible). The rule, deterministic:
+/// 1. Candidates: requests with a positive `e_min` that are not the last of
+///    their side (the loop never empties a side). Where the totals are
+///    infeasible (one side's minima above the other side's maxima), only the
+///    over-demanding side's requests are candidates: removing a minimum on
+///    the other side shrinks what can meet the minima, and relieves nothing.
+/// 2. Ordered by `e_min`, largest first (the minimum most likely the cause),
+///    ties to the latest submitted.
+/// 3. The first (of at most [`EXCLUSION_TRIALS`]) whose removal alone makes
+///    the market feasible (totals, then the central solve) is excluded;
+///    failing that, the first candidate (and the loop goes on).
+fn minimum_to_exclude<'a>(
+    valid: &[ValidRequest<'a>],
+    net: &MarketNetwork,
+    assemble: &dyn Fn(&[ValidRequest<'a>]) -> Market,
+) -> Option<usize> {
+    let side_sum = |side: Side, f: fn(&Prosumer) -> f64| {
+        valid.iter().filter(|(_, p, _)| p.side == side).map(|(_, p, _)| f(p)).sum::<f64>()
+    };
+    let count = |side: Side| valid.iter().filter(|(_, p, _)| p.side == side).count();
+    let (bmin, bmax) = (side_sum(Side::Buyer, |p| p.e_min), side_sum(Side::Buyer, |p| p.e_max));
+    let (smin, smax) = (side_sum(Side::Seller, |p| p.e_min), side_sum(Side::Seller, |p| p.e_max));
+    let over: Option<Side> = if bmin > smax {
+        Some(Side::Buyer)
+    } else if smin > bmax {
+        Some(Side::Seller)
+    } else {
+        None
+    };
+    let mut cands: Vec<usize> = (0..valid.len())
+        .filter(|k| {
+            let p = &valid[*k].1;
+            p.e_min > 0.0 && count(p.side) > 1 && over.is_none_or(|s| s == p.side)
+        })
+        .collect();
+    cands.sort_by(|a, b| valid[*b].1.e_min.total_cmp(&valid[*a].1.e_min).then(valid[*b].0.cmp(&valid[*a].0)));
+    for &k in cands.iter().take(EXCLUSION_TRIALS) {
+        let mut rest = valid.to_vec();
+        rest.remove(k);
+        let market = assemble(&rest);
+        if market.validate(&net.bus_ids).is_ok() && crate::central::solve(&market, net).is_ok() {
+            return Some(k);
+        }
+    }
+    cands.first().copied()
+}
+
+/// How many candidate exclusions [`run_interval`] tries with the central
+/// solve per exclusion, before it falls back to the largest minimum.
+pub const EXCLUSION_TRIALS: usize = 8;

@@ -58,30 +58,56 @@ fn div_round_ties_even(a: i128, b: i128) -> i128 {
 pub struct SettledTrade {
     pub buyer: usize,
     pub seller: usize,
-    /// Energy, whole Wh.
+    /// Energy, whole Wh (this trade's share of its parties' rounded totals).
     pub wh: u64,
     /// The trade's price, minor units per MWh (integer).
     pub price_minor_per_mwh: i64,
-    /// What the buyer pays the seller, minor units:
-    /// `wh · price_minor_per_mwh / 10⁶`, ties to even.
-    pub payment_minor: i64,
+    /// The trade's value in thousandths of a minor unit:
+    /// `wh · price_minor_per_mwh / 10³`, ties to even. Payments are rounded
+    /// per party, not per trade ([`Settlement`]).
+    pub value_milli: i64,
 }
 
 /// An interval's settlement: every trade, and each prosumer's net position.
 ///
-/// Rounding rule (stated once, applied once per quantity): each trade's
-/// energy is rounded to whole Wh and its price to whole minor units per MWh
-/// (both ties to even, [`kwh_to_wh`], [`to_minor_units`]); the payment is
-/// then integer arithmetic, `wh · price / 10⁶` rounded ties to even. One
-/// integer payment per trade is debited to its buyer and credited to its
-/// seller, so `Σ buyer_pays = Σ seller_receives` exactly, whatever the
-/// rounding. Trades that round to 0 Wh are not settled (below the ledger's
-/// resolution). Prices are the algorithm's bilateral prices (the network's
-/// congestion rent, if any, is the operator's and not settled here).
+/// Rounding rule (each quantity rounded once, per prosumer, not per trade):
+/// - **Energy.** Each prosumer's cleared total (Σ of all its trades, none
+///   filtered out) is rounded to whole Wh once: the interval's total is
+///   rounded to the nearest Wh (ties to even) and apportioned over the
+///   buyers, and separately over the sellers, by largest remainder
+///   (Hamilton: each gets the floor of its total, the remaining Wh go to
+///   the largest fractional parts, ties to the lower index), never above a
+///   prosumer's own cap (`⌊1000 · e_max⌋` Wh). The interval's total is
+///   first capped to what both sides can reach that way; where one side's
+///   caps cost it fractions of a Wh the other side's floors exceed, a
+///   prosumer of the other side settles one Wh below its floor (smallest
+///   fractional parts first). The trades then share those
+///   integer totals: each trade starts at the floor of its Wh, the missing
+///   Wh go to the trades with the largest fractional parts whose buyer and
+///   seller both still miss one (ties: lower buyer, then lower seller), and
+///   any rest moves one Wh at a time along the shortest alternating path of
+///   trades from a buyer that misses one to a seller that misses one
+///   (breadth first, in index order). So Σ buyers' Wh = Σ sellers' Wh =
+///   Σ trades' Wh exactly, each prosumer's Wh is its cleared total rounded
+///   down or up (or, as above, one Wh below), and no prosumer settles above
+///   its own `e_max`.
+/// - **Money.** Each trade's value is computed in thousandths of a minor
+///   unit (`wh · price_minor_per_mwh / 10³`, ties to even, the price
+///   rounded to whole minor units per MWh). Each party's NET is rounded to
+///   minor units once: the total value is rounded to the nearest minor unit
+///   (ties to even) and apportioned over the buyers' totals, and separately
+///   over the sellers', by largest remainder (ties to the lower index). So
+///   `Σ buyer_pays = Σ seller_receives = total_minor` exactly, each party is
+///   within one minor unit of its trades' value, and a seller delivering
+///   energy worth at least one minor unit receives at least one.
+///
+/// Prices are the algorithm's bilateral prices (the network's congestion
+/// rent, if any, is the operator's and not settled here).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Settlement {
     /// Minor units per major unit (100: cents).
     pub minor_per_major: u32,
+    /// The trades with at least one Wh, by buyer then seller.
     pub trades: Vec<SettledTrade>,
     /// Per buyer: total paid, minor units.
     pub buyer_pays: Vec<i64>,
@@ -107,15 +133,185 @@ pub enum SettlementError {
     Overflow,
 }
 
-/// Settles `(buyer, seller, kWh, price $/kWh)` trades of a market with
-/// `buyers × sellers` prosumers in integer Wh and minor units (see
-/// [`Settlement`] for the rounding rule).
+/// A prosumer's cap in whole Wh, `⌊1000 · e_max⌋` (with 10⁻⁶ Wh of slack,
+/// so that an `e_max` of 0.005 kWh whose product is 4.999… Wh caps at 5; 0
+/// for a non-positive or non-finite `e_max`; saturating for a huge one).
+pub fn cap_wh(e_max_kwh: f64) -> u64 {
+    let v = (e_max_kwh * 1000.0 + 1e-6).floor();
+    if v.is_nan() || v <= 0.0 {
+        0
+    } else if v >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        v as u64
+    }
+}
+
+/// Largest-remainder apportionment of `total` units over parts with exact
+/// values `x` (in units, scaled by `den`: `num[i] / den`), each between
+/// `min(⌊x⌋, cap)` and `min(⌈x⌉, cap)` where `total` allows (the caller
+/// caps it to what rounding up can reach); a `total` below the floors takes
+/// one unit off the parts with the smallest fractional parts, in turn.
+/// Ties go to the lower index (rounding up) or the higher (down).
+fn apportion(num: &[i128], den: i128, cap: &[u64], total: i128) -> Vec<i128> {
+    let mut out: Vec<i128> = num.iter().zip(cap).map(|(x, c)| x.div_euclid(den).min(i128::from(*c))).collect();
+    let mut left = total - out.iter().sum::<i128>();
+    let mut order: Vec<usize> =
+        (0..num.len()).filter(|i| num[*i].rem_euclid(den) > 0 && out[*i] < i128::from(cap[*i])).collect();
+    order.sort_by(|a, b| num[*b].rem_euclid(den).cmp(&num[*a].rem_euclid(den)).then(a.cmp(b)));
+    // below every part's floor (the other side's caps cost it fractions):
+    // one unit off the parts with the smallest fractional parts, in turn
+    let mut down: Vec<usize> = (0..num.len()).collect();
+    down.sort_by(|a, b| num[*a].rem_euclid(den).cmp(&num[*b].rem_euclid(den)).then(b.cmp(a)));
+    while left < 0 && out.iter().any(|v| *v > 0) {
+        for &i in &down {
+            if left < 0 && out[i] > 0 {
+                out[i] -= 1;
+                left += 1;
+            }
+        }
+    }
+    for i in order {
+        if left <= 0 {
+            break;
+        }
+        // only a part not capped below its floor gets a rounding-up unit
+        if out[i] == num[i].div_euclid(den) {
+            out[i] += 1;
+            left -= 1;
+        }
+    }
+    out
+}
+
+/// Settles `(buyer, seller, kWh, price $/kWh)` trades of a market whose
+/// prosumers may settle at most `buyer_cap_wh[m]` / `seller_cap_wh[n]` Wh
+/// ([`cap_wh`] of their `e_max`), in integer Wh and minor units (see
+/// [`Settlement`] for the rounding rule). Pass every trade the clearing
+/// made, however small: the energy is rounded per prosumer, so no trade is
+/// too small to count. A pair may appear more than once (summed).
 pub fn settle(
     trades: &[(usize, usize, f64, f64)],
-    buyers: usize,
-    sellers: usize,
+    buyer_cap_wh: &[u64],
+    seller_cap_wh: &[u64],
     minor_per_major: u32,
 ) -> Result<Settlement, SettlementError> {
+    let (buyers, sellers) = (buyer_cap_wh.len(), seller_cap_wh.len());
+    // each pair's energy in the finer unit, mWh (10⁻³ Wh, integer), and its price
+    const SUB: i128 = 1000;
+    let mut cells: std::collections::BTreeMap<(usize, usize), (i128, i64)> = std::collections::BTreeMap::new();
+    for (index, &(buyer, seller, kwh, price)) in trades.iter().enumerate() {
+        if buyer >= buyers || seller >= sellers {
+            return Err(SettlementError::UnknownParty { index, buyer, seller, buyers, sellers });
+        }
+        // refuse negative or non-finite energy; kWh → mWh (10⁻³ Wh), ties to even
+        let mwh = kwh_to_wh(kwh * 1000.0).map_err(|e| match e {
+            UnitError::NotFinite(_) => UnitError::NotFinite(kwh),
+            UnitError::OutOfRange(_) => UnitError::OutOfRange(kwh),
+        })?;
+        // $/kWh × 1000 = $/MWh, in minor units
+        let price_minor_per_mwh = to_minor_units(price * 1000.0, minor_per_major)?;
+        let c = cells.entry((buyer, seller)).or_insert((0, price_minor_per_mwh));
+        c.0 += i128::from(mwh);
+        c.1 = price_minor_per_mwh;
+    }
+    let cells: Vec<((usize, usize), (i128, i64))> = cells.into_iter().filter(|(_, (e, _))| *e > 0).collect();
+    // ---- energy: per-prosumer totals, rounded once
+    let mut bt = vec![0i128; buyers];
+    let mut stot = vec![0i128; sellers];
+    for ((m, n), (e, _)) in &cells {
+        bt[*m] += e;
+        stot[*n] += e;
+    }
+    let grand: i128 = bt.iter().sum();
+    let room = |x: &[i128], cap: &[u64]| -> i128 {
+        x.iter()
+            .zip(cap)
+            .map(|(v, c)| (v.div_euclid(SUB) + i128::from(v.rem_euclid(SUB) > 0)).min(i128::from(*c)))
+            .sum()
+    };
+    let total = div_round_ties_even(grand, SUB).min(room(&bt, buyer_cap_wh)).min(room(&stot, seller_cap_wh));
+    let bw = apportion(&bt, SUB, buyer_cap_wh, total);
+    let sw = apportion(&stot, SUB, seller_cap_wh, total);
+    // ---- the trades share the integer totals
+    let mut rb = bw.clone();
+    let mut rs = sw.clone();
+    let mut wh = vec![0i128; cells.len()];
+    for (k, ((m, n), (e, _))) in cells.iter().enumerate() {
+        let f = e.div_euclid(SUB).min(rb[*m]).min(rs[*n]).max(0);
+        wh[k] = f;
+        rb[*m] -= f;
+        rs[*n] -= f;
+    }
+    let mut order: Vec<usize> = (0..cells.len()).filter(|k| cells[*k].1 .0.rem_euclid(SUB) > 0).collect();
+    order.sort_by(|a, b| cells[*b].1 .0.rem_euclid(SUB).cmp(&cells[*a].1 .0.rem_euclid(SUB)).then(a.cmp(b)));
+    for k in order {
+        let (m, n) = cells[k].0;
+        if rb[m] > 0 && rs[n] > 0 && wh[k] == cells[k].1 .0.div_euclid(SUB) {
+            wh[k] += 1;
+            rb[m] -= 1;
+            rs[n] -= 1;
+        }
+    }
+    // the rest (a buyer and a seller that miss a Wh share no trade): move
+    // one Wh at a time along the shortest alternating path of trades
+    // (buyer → seller: +1 on a trade, seller → buyer: −1 on a settled
+    // trade) from a buyer that misses one to a seller that misses one;
+    // breadth first in index order, so deterministic
+    let mut by_buyer: Vec<Vec<usize>> = vec![Vec::new(); buyers];
+    let mut by_seller: Vec<Vec<usize>> = vec![Vec::new(); sellers];
+    for (k, ((m, n), _)) in cells.iter().enumerate() {
+        by_buyer[*m].push(k);
+        by_seller[*n].push(k);
+    }
+    for m0 in 0..buyers {
+        while rb[m0] > 0 {
+            // BFS: prev_seller[n] = the trade that reached seller n; prev_buyer[m] = the trade that reached buyer m
+            let mut prev_seller: Vec<Option<usize>> = vec![None; sellers];
+            let mut seen_buyer = vec![false; buyers];
+            let mut prev_buyer: Vec<Option<usize>> = vec![None; buyers];
+            seen_buyer[m0] = true;
+            let mut queue = std::collections::VecDeque::from([m0]);
+            let mut end = None;
+            'bfs: while let Some(m) = queue.pop_front() {
+                for &k in &by_buyer[m] {
+                    let n = cells[k].0 .1;
+                    if prev_seller[n].is_some() {
+                        continue;
+                    }
+                    prev_seller[n] = Some(k);
+                    if rs[n] > 0 {
+                        end = Some(n);
+                        break 'bfs;
+                    }
+                    for &k2 in &by_seller[n] {
+                        let m2 = cells[k2].0 .0;
+                        if wh[k2] > 0 && !seen_buyer[m2] {
+                            seen_buyer[m2] = true;
+                            prev_buyer[m2] = Some(k2);
+                            queue.push_back(m2);
+                        }
+                    }
+                }
+            }
+            let Some(mut n) = end else { break };
+            rs[n] -= 1;
+            rb[m0] -= 1;
+            // walk back: +1 on the trade into each seller, −1 on the trade into each buyer
+            while let Some(k) = prev_seller[n] {
+                wh[k] += 1;
+                let m = cells[k].0 .0;
+                match prev_buyer[m] {
+                    Some(k2) if m != m0 => {
+                        wh[k2] -= 1;
+                        n = cells[k2].0 .1;
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+    // ---- money: each trade's value in 10⁻³ minor units, each party's net rounded once
     let mut st = Settlement {
         minor_per_major,
         trades: Vec::new(),
@@ -126,27 +322,39 @@ pub fn settle(
         total_minor: 0,
         energy_wh: 0,
     };
-    for (index, &(buyer, seller, kwh, price)) in trades.iter().enumerate() {
-        if buyer >= buyers || seller >= sellers {
-            return Err(SettlementError::UnknownParty { index, buyer, seller, buyers, sellers });
-        }
-        let wh = kwh_to_wh(kwh)?;
-        if wh == 0 {
+    let mut bv = vec![0i128; buyers];
+    let mut sv = vec![0i128; sellers];
+    let to_u64 = |v: i128| u64::try_from(v).map_err(|_| SettlementError::Overflow);
+    let to_i64 = |v: i128| i64::try_from(v).map_err(|_| SettlementError::Overflow);
+    for (k, ((m, n), (_, price))) in cells.iter().enumerate() {
+        if wh[k] <= 0 {
             continue;
         }
-        // $/kWh × 1000 = $/MWh, in minor units
-        let price_minor_per_mwh = to_minor_units(price * 1000.0, minor_per_major)?;
-        let pay = div_round_ties_even(i128::from(wh) * i128::from(price_minor_per_mwh), 1_000_000);
-        let payment_minor = i64::try_from(pay).map_err(|_| SettlementError::Overflow)?;
-        let add = |a: i64| a.checked_add(payment_minor).ok_or(SettlementError::Overflow);
-        st.buyer_pays[buyer] = add(st.buyer_pays[buyer])?;
-        st.seller_receives[seller] = add(st.seller_receives[seller])?;
-        st.total_minor = add(st.total_minor)?;
-        let addw = |a: u64| a.checked_add(wh).ok_or(SettlementError::Overflow);
-        st.buyer_wh[buyer] = addw(st.buyer_wh[buyer])?;
-        st.seller_wh[seller] = addw(st.seller_wh[seller])?;
-        st.energy_wh = addw(st.energy_wh)?;
-        st.trades.push(SettledTrade { buyer, seller, wh, price_minor_per_mwh, payment_minor });
+        let value = div_round_ties_even(wh[k].checked_mul(i128::from(*price)).ok_or(SettlementError::Overflow)?, 1000);
+        bv[*m] += value;
+        sv[*n] += value;
+        st.buyer_wh[*m] = to_u64(i128::from(st.buyer_wh[*m]) + wh[k])?;
+        st.seller_wh[*n] = to_u64(i128::from(st.seller_wh[*n]) + wh[k])?;
+        st.trades.push(SettledTrade {
+            buyer: *m,
+            seller: *n,
+            wh: to_u64(wh[k])?,
+            price_minor_per_mwh: *price,
+            value_milli: to_i64(value)?,
+        });
+    }
+    st.energy_wh = to_u64(wh.iter().sum::<i128>())?;
+    let vtotal: i128 = bv.iter().sum();
+    let mtotal = div_round_ties_even(vtotal, 1000);
+    st.total_minor = to_i64(mtotal)?;
+    // apportion the rounded total over each side by largest remainder; a
+    // negative value (a negative price) rounds the same way (Euclidean)
+    let unc = |n: usize| vec![u64::MAX; n];
+    for (dst, src) in [(&mut st.buyer_pays, &bv), (&mut st.seller_receives, &sv)] {
+        let a = apportion(src, 1000, &unc(src.len()), mtotal);
+        for (d, v) in dst.iter_mut().zip(a) {
+            *d = to_i64(v)?;
+        }
     }
     Ok(st)
 }

@@ -57,7 +57,6 @@ fn cfg(seed: u64) -> TearDoConfig {
 // reference's totals (each within 1 Wh + 1e-4 of its own e_max), since a
 // welfare-relative gap is dominated by the largest trader.
 #[test]
-#[ignore = "attack: sybil requests own ALADIN's median tolerance; clear reports Ok with honest buyers at 0 kWh"]
 fn sybil_median_does_not_loosen_aladin() {
     let net = feeder();
     let honest = Market::generate(7, 3, 3, &[18, 17, 16, 33, 32]);
@@ -115,7 +114,6 @@ fn sybil_median_does_not_loosen_aladin() {
 // per-request check after each removal, and never let the loop empty a side
 // (stop and clear what remains without the offenders instead).
 #[test]
-#[ignore = "attack: latest-first minima exclusion drops honest requests and vetoes the interval"]
 fn minima_exclusion_drops_only_what_it_must() {
     let net = case30_net(1.0);
     let b = &net.bus_ids;
@@ -146,8 +144,15 @@ fn minima_exclusion_drops_only_what_it_must() {
 
 // ---------------------------------------------------------------- settlement
 
-/// Per buyer: cleared kWh (all of the clearing's trades) and settled Wh.
-fn energy_gap(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> (f64, u64, f64) {
+/// Per buyer: cleared kWh (all of the clearing's trades) and settled Wh;
+/// and the energy the ledger cannot settle without putting a prosumer
+/// above its own `e_max` (fixer's note: whole Wh never above `⌊1000 e_max⌋`,
+/// which `settlement_never_exceeds_a_prosumers_own_bounds` demands, cannot
+/// settle the fraction of a Wh of a seller cleared at a fractional `e_max`:
+/// the seeded market has most sellers on `e_max`, ~37 Wh of such fractions,
+/// so "within 1 Wh in total" and "never above ⌊e_max⌋" contradict each
+/// other; the total is now checked within 1 Wh beyond those fractions).
+fn energy_gap(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> (f64, u64, f64, f64) {
     let c = clear(market, net, algorithm).expect("clears");
     let cleared_wh = c.energy_kwh * 1000.0;
     let settled_wh = c.settlement.energy_wh;
@@ -157,7 +162,11 @@ fn energy_gap(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> (f6
     for (m, wh) in c.settlement.buyer_wh.iter().enumerate() {
         worst = worst.max((reference.buyer_totals[m] * 1000.0 - *wh as f64).abs());
     }
-    (cleared_wh, settled_wh, worst)
+    let capped = |ps: &[Prosumer], totals: &[f64]| -> f64 {
+        ps.iter().zip(totals).map(|(p, x)| (x * 1000.0 - (p.e_max * 1000.0).floor()).max(0.0)).sum()
+    };
+    let lost = capped(&market.sellers, &reference.seller_totals).max(capped(&market.buyers, &reference.buyer_totals));
+    (cleared_wh, settled_wh, worst, lost)
 }
 
 // Expected: the ledger settles the energy the clearing dispatched: each
@@ -184,36 +193,45 @@ fn energy_gap(market: &Market, net: &MarketNetwork, algorithm: Algorithm) -> (f6
 // round each party's net once, distributing the remainder
 // deterministically so Σ paid = Σ received stays exact).
 #[test]
-#[ignore = "attack: settlement drops trades <= 1 Wh and rounds per trade: cleared energy unpaid"]
 fn settlement_accounts_for_the_cleared_energy() {
     let net = case30_net(1.0);
     let b = &net.bus_ids;
-    // one buyer, 200 small sellers offering 0.9 Wh each (all sell at the optimum)
-    let mut market = Market { buyers: vec![p(Side::Buyer, b[2], 0.02, 0.3, 0.0, 5.0)], sellers: Vec::new() };
-    for k in 0..200 {
-        market.sellers.push(p(Side::Seller, b[k % b.len()], 0.02, 0.05, 0.0, 0.0009));
+    // six buyers, 200 small sellers offering 5 Wh each (all sell at the
+    // optimum): every trade below 1 Wh (fixer's note: the finding's sellers
+    // offered 0.9 Wh each, which whole Wh can only settle above their own
+    // e_max or not at all; 5 Wh split six ways keeps every trade sub-Wh)
+    let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
+    for k in 0..6 {
+        market.buyers.push(p(Side::Buyer, b[(2 + k) % b.len()], 0.02, 0.3, 0.0, 5.0));
     }
-    let (cleared, settled, worst) = energy_gap(&market, &net, Algorithm::Central);
+    for k in 0..200 {
+        market.sellers.push(p(Side::Seller, b[k % b.len()], 0.02, 0.05, 0.0, 0.005));
+    }
+    let c = clear(&market, &net, Algorithm::Central).expect("clears");
+    assert!(c.trades.iter().all(|t| t.kwh < 1e-3), "precondition: every trade below 1 Wh");
+    let (cleared, settled, worst, lost) = energy_gap(&market, &net, Algorithm::Central);
     assert!(
-        (cleared - settled as f64).abs() <= 1.0 && worst <= 1.0,
+        (cleared - settled as f64).abs() <= 1.0 + lost && worst <= 1.0,
         "observed: cleared {cleared:.1} Wh, settled {settled} Wh; worst buyer off by {worst:.1} Wh"
     );
+    // and a seller offering 0.9 Wh is never settled above it
+    market.sellers[0].e_max = 0.0009;
+    let c = clear(&market, &net, Algorithm::Central).expect("clears");
+    assert_eq!(c.settlement.seller_wh[0], 0);
 }
 
 #[test]
-#[ignore = "attack: a seeded 100x100 market's settlement loses the energy of its sub-Wh trades"]
 fn settlement_of_a_large_seeded_market_accounts_for_its_energy() {
     let net = case30_net(1.0);
     let market = Market::generate(5, 100, 100, &net.bus_ids);
-    let (cleared, settled, worst) = energy_gap(&market, &net, Algorithm::Central);
+    let (cleared, settled, worst, lost) = energy_gap(&market, &net, Algorithm::Central);
     assert!(
-        (cleared - settled as f64).abs() <= 1.0 && worst <= 1.0,
-        "observed: cleared {cleared:.1} Wh, settled {settled} Wh; worst buyer off by {worst:.1} Wh"
+        (cleared - settled as f64).abs() <= 1.0 + lost && worst <= 1.0,
+        "observed: cleared {cleared:.1} Wh, settled {settled} Wh ({lost:.1} Wh beyond caps); worst buyer off by {worst:.1} Wh"
     );
 }
 
 #[test]
-#[ignore = "attack: per-trade rounding settles sellers above their own e_max in the ledger"]
 fn settlement_never_exceeds_a_prosumers_own_bounds() {
     let net = case30_net(1.0);
     let market = Market::generate(5, 100, 100, &net.bus_ids);
@@ -242,7 +260,6 @@ fn settlement_never_exceeds_a_prosumers_own_bounds() {
 }
 
 #[test]
-#[ignore = "attack: per-trade rounding of payments: a seller's receipts differ from its trades' value by many cents"]
 fn settlement_pays_each_seller_its_trades_value_to_a_cent() {
     let net = case30_net(1.0);
     let market = Market::generate(5, 100, 100, &net.bus_ids);
@@ -513,7 +530,6 @@ fn mutated_case_files_give_typed_errors() {
 // own per-row tolerance) holds, i.e. the violation test per row against
 // `1 mW + 1e-4 |h_r|`, and keep iterating otherwise.
 #[test]
-#[ignore = "attack: primal-dual converges on congested case30 but clear refuses its trades (RowViolated)"]
 fn converged_primal_dual_is_accepted_on_congested_case30() {
     let net = case30_net(1e-5);
     let mut refused = Vec::new();
@@ -534,7 +550,6 @@ fn converged_primal_dual_is_accepted_on_congested_case30() {
 // iteration with no trade and `clear` refuses it as `OffOptimum` (gap 1.0). Fix: the lower median (or
 // the per-prosumer tolerance of the sybil finding above).
 #[test]
-#[ignore = "attack: the upper median makes one large seller set ALADIN's tolerance in a 1x1 market"]
 fn one_large_seller_does_not_stop_a_two_party_aladin_market() {
     let net = feeder();
     let market = Market {
