@@ -181,3 +181,54 @@ fn correct_leader_never_signs_two_pre_prepares_for_one_slot() {
     let twice = net.slots_signed_twice();
     assert!(twice.is_empty(), "a correct validator signed two blocks for one slot: {twice:?}");
 }
+
+/// FINDING (mutation sensitivity of the default configuration).
+///
+/// `tests/mutants.rs` runs the `NewViewSkipsHighestPrepared` planted bug
+/// with pipelining OFF, although pipelining is on by default: the same
+/// targeted scenario (validator 0's links out slow, Byzantine validator 3
+/// crafting the new-view of view 2 at height 1), run with pipelining on,
+/// is not caught within the check's budget of 40 seeds (its comment says
+/// seed 140). Expected: the mutation check catches every planted bug in the
+/// configuration validators run. Observed: not within 40 seeds.
+///
+/// Suggested fix: a scenario that does not depend on height-1 timing, e.g.
+/// aim the slow links and the crafted new-view at a height `h >= 2` chosen
+/// after the run has pipelined a few heights (the leader of `h + 1`'s early
+/// pre-prepare shifts when view changes start), or let the Byzantine
+/// validators craft the new-view at every height where they lead the next
+/// view, and keep the budget.
+#[cfg(feature = "mutants")]
+#[test]
+#[ignore = "attack: NewViewSkipsHighestPrepared is not caught within 40 seeds with pipelining on (the default)"]
+fn new_view_mutant_is_caught_with_pipelining_on() {
+    use gridledger_consensus::pbft::sim::{Behaviour, Scenario};
+    use gridledger_node::sim::{run_driver, DriverSimOptions};
+    use gridledger_node::validator::Mutation;
+    use gridledger_sim::{Delay, NetConfig};
+    use rand::{Rng, SeedableRng};
+    // The scenario of tests/mutants.rs for this mutant, verbatim.
+    let scenario = |seed: u64| {
+        let mut sc = Scenario::random(seed, 4);
+        sc.min_height = 12;
+        let behaviours = vec![Behaviour::CraftNewView, Behaviour::Collude, Behaviour::SplitCommits];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        sc.byzantine = [(3, behaviours)].into();
+        sc.net = NetConfig::reliable(4, 20);
+        for to in 1..4 {
+            sc.net.links[0][to] = Delay::Uniform { min: 1_500, max: 1_500 + rng.random_range(0..500) };
+        }
+        sc.net.gst = 2_500;
+        sc.disk_crashes.clear();
+        sc.write_failures.clear();
+        sc
+    };
+    let m = Mutation::NewViewSkipsHighestPrepared;
+    let opts = DriverSimOptions { restart_after: None, mutation: Some(m), pipeline: Some(true) };
+    let caught = (0..40u64).find(|&seed| run_driver(&scenario(seed), &opts).is_err());
+    // Sanity: the same scenario catches it with pipelining off.
+    let off = DriverSimOptions { pipeline: Some(false), ..opts.clone() };
+    let caught_off = (0..40u64).find(|&seed| run_driver(&scenario(seed), &off).is_err());
+    assert!(caught_off.is_some(), "the scenario catches the bug with pipelining off");
+    assert!(caught.is_some(), "not caught within 40 seeds with pipelining on (off: seed {caught_off:?})");
+}
