@@ -821,9 +821,10 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
 
     /// How a seller records `st`: as [`IorTx::StReach`] reaching the last
     /// slot of every earlier won claim of the seller that holds energy in
-    /// the ST's period in the settled state (so a sale settled before an
-    /// earlier-ending one it overlaps can move those claims off its slots,
-    /// [`crate::exec::realloc`]), else as a plain [`IorTx::St`]. Claims of
+    /// the ST's period in the settled state, and of every sale recorded
+    /// without certified readings there ([`crate::exec::SlotAlloc::sold`]),
+    /// so a sale settled before an earlier-ending one it overlaps can move
+    /// those claims off its slots ([`crate::exec::realloc`]), else as a plain [`IorTx::St`]. Claims of
     /// the seller still pending in an unsettled batch are not seen: a
     /// seller settling overlapping sales out of deadline order sends the
     /// later one after the earlier has settled, or names the reach itself.
@@ -835,12 +836,44 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             .claim_slots(self.cfg.params.meter_step_s)
             .iter()
             .filter_map(|k| s.slots.get(k))
-            .flat_map(|a| a.by_period.keys().map(|p| p.1))
+            .flat_map(|a| a.by_period.keys().chain(a.sold.keys()).map(|p| p.1))
             .max()
             .unwrap_or(end);
         let slots = far.saturating_sub(end).checked_div(grid).unwrap_or(0);
         let reach = u32::try_from(slots).unwrap_or(u32::MAX).min(crate::exec::MAX_REACH_SLOTS);
-        Ok(if reach == 0 { IorTx::St(st) } else { IorTx::StReach(st, reach) })
+        // A reach slot is one more record: shorten the reach so the entry
+        // stays within what one entry may weigh
+        // ([`crate::primary::MAX_ENTRY_GAS`]) and is recorded.
+        let plain_entry = crate::types::Entry { sender: st.terms.seller, recorded_at: end, tx: IorTx::St(st.clone()) };
+        let room = crate::primary::MAX_ENTRY_GAS
+            .saturating_sub(crate::primary::entry_gas(&plain_entry, self.cfg.params.meter_step_s))
+            .saturating_sub(crate::primary::ENTRY_BYTE_GAS * 4)
+            / crate::primary::RECORD_GAS;
+        let reach = reach.min(u32::try_from(room).unwrap_or(u32::MAX));
+        if reach == 0 {
+            return Ok(IorTx::St(st));
+        }
+        // A longer window must also cover every sale recorded without
+        // certified readings that its reach slots hold (`exec::realloc`):
+        // where the reach would lose an arbitration the period alone wins,
+        // the plain ST is sent (both are safe; the seller picks its window).
+        let mut s = s;
+        let seller = st.terms.seller;
+        if let Some(m) = self.view_borsh::<Option<MeterRecord>>("meter_borsh", args(&seller))? {
+            s.meters.insert(seller, m);
+        }
+        let wins = |tx: &IorTx| {
+            let e = crate::types::Entry { sender: tx.terms().seller, recorded_at: self.now(), tx: tx.clone() };
+            crate::exec::execute_batch(&mut crate::exec::OffChain, &self.cfg.params, &s, std::slice::from_ref(&e))
+                .is_ok_and(|t| {
+                    t.first().is_some_and(|t| {
+                        t.outcome == crate::types::Outcome::StSettled(crate::types::StSettlement::SellerDelivered)
+                    })
+                })
+        };
+        let long = IorTx::StReach(st.clone(), reach);
+        let plain = IorTx::St(st);
+        Ok(if !wins(&long) && wins(&plain) { plain } else { long })
     }
 
     /// `prune_claims` arguments for the oldest claimed-slot records of the

@@ -140,7 +140,7 @@ pub fn claim_alloc(
 /// ([`IorTx::StReach`]): one week of 5-minute slots, the
 /// longest delivery period the default `max_dl_ms` allows, so a claim can
 /// reach every sale of the default parameters that overlaps it. The
-/// per-batch record budget bounds what a batch actually reads.
+/// per-entry and per-batch gas budgets (`crate::primary::MAX_ENTRY_GAS`, `MAX_BATCH_GAS`) bound what a batch actually reads.
 pub const MAX_REACH_SLOTS: u32 = 2016;
 
 /// Most won arbitrations over distinct delivery periods one slot record
@@ -177,8 +177,19 @@ pub struct SlotAlloc {
     /// Watt-seconds of won arbitrations ([`Effect::ClaimExport`]) taken
     /// from this slot, by their delivery period `(DT_start, DT_end)`; a
     /// later claim may move them within their period. The rest of the
-    /// slot's `claimed` total (sold energy, [`Effect::ClaimSold`]) is fixed.
+    /// slot's `claimed` total is fixed (a sale without certified readings
+    /// recorded on a crowded slot, [`record_sold`]; claims of older code).
     pub by_period: BTreeMap<(u64, u64), u128>,
+    /// Sales paid without certified readings ([`Effect::ClaimSold`]:
+    /// agreed settlements, late buyer signatures, expiries settled as
+    /// agreed) whose delivery period `(DT_start, DT_end)` holds this slot,
+    /// with their whole `ws` (summed per period). The same entry sits on
+    /// every slot of the period, so any later arbitration whose window
+    /// overlaps the period sees it; [`realloc`] re-places it each time,
+    /// within the window's slots of its period (issue 11, attack r6: a sale
+    /// pinned to one slot, or placed by readings nobody certified, let a
+    /// later buyer's arbitration count the same export again).
+    pub sold: BTreeMap<(u64, u64), u128>,
 }
 
 /// The records a won arbitration leaves: per slot of its window, the new
@@ -216,9 +227,23 @@ pub struct Realloc {
 /// **Export.** A slot's export is the least certified reading of it yet;
 /// slots of the window no certified reading covered give nothing.
 ///
+/// **Sales paid without certified readings** ([`SlotAlloc::sold`], issue
+/// 11 attack r6) are demands too: each sold period the window's slots
+/// hold must get its *whole* `ws` from the window's slots of its period,
+/// re-placed by the same sweep (nothing recorded for it; it is re-placed
+/// at every later arbitration). Where that sale's energy really came
+/// from is unknown (an agreed ST's readings are not certified, an expiry
+/// has none), so the window must cover it: a seller whose agreed sale was
+/// in truth delivered from slots outside a later disputed sale's window
+/// loses that dispute (its choice not to bring certified readings; the
+/// buyer who agreed cannot be asked again). This is what stops one export
+/// being sold twice through a sale pinned to a slot outside the later
+/// buyer's period.
+///
 /// **Cost.** `O((|window| + claims) · log claims)` exact integer steps,
 /// the window at most the period plus [`MAX_REACH_SLOTS`] and each slot
-/// holding at most [`MAX_PERIODS_PER_SLOT`] claims; deterministic (ties by
+/// holding at most [`MAX_PERIODS_PER_SLOT`] won claims and as many sold
+/// periods ([`record_sold`]); deterministic (ties by
 /// period, the new claim last).
 pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: u128) -> Option<Realloc> {
     let (first, _) = split.first()?;
@@ -227,12 +252,15 @@ pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: 
     let window: Vec<SlotKey> = split.iter().map(|(k, _)| *k).chain(reach.iter().copied()).collect();
     let n = split.len();
     let skip = crate::mutants::active(crate::mutants::Mutation::ReallocSkipped);
+    let sold_ignored = crate::mutants::active(crate::mutants::Mutation::SoldIgnored);
     let mut caps = Vec::with_capacity(window.len());
     let mut fixed = Vec::with_capacity(window.len());
     let mut exports = Vec::with_capacity(window.len());
     let mut deficit: u128 = 0;
     // Demands of earlier claims: period -> in-window amount.
     let mut held: BTreeMap<(u64, u64), u128> = BTreeMap::new();
+    // Sales paid without certified readings: period -> whole amount.
+    let mut sold: BTreeMap<(u64, u64), u128> = BTreeMap::new();
     for (i, k) in window.iter().enumerate() {
         let rec = st.slots.get(k);
         let reading = split.get(i).map(|(_, m)| *m);
@@ -248,6 +276,10 @@ pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: 
             for (p, v) in &r.by_period {
                 let h = held.entry(*p).or_insert(0);
                 *h = h.checked_add(*v)?;
+            }
+            for (p, v) in r.sold.iter().filter(|_| !sold_ignored) {
+                let h = sold.entry(*p).or_insert(0);
+                *h = (*h).max(*v);
             }
         }
         let fx = st.claimed.get(k).copied().unwrap_or(0).saturating_sub(movable);
@@ -265,14 +297,22 @@ pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: 
         let hi = window.iter().rposition(|k| k.dt_end <= p.1)?;
         (lo <= hi).then_some((lo, hi))
     };
-    // (hi, lo, is_new, period) -> remaining; starts sorted by lo.
-    type Id = (usize, usize, bool, (u64, u64));
-    let mut starts: Vec<(Id, u128)> = Vec::with_capacity(held.len() + 1);
+    // (hi, lo, kind, period) -> remaining; kind: WON, SOLD or NEW (ties:
+    // the new claim last); starts sorted by lo.
+    const WON: u8 = 0;
+    const SOLD: u8 = 1;
+    const NEW: u8 = 2;
+    type Id = (usize, usize, u8, (u64, u64));
+    let mut starts: Vec<(Id, u128)> = Vec::with_capacity(held.len() + sold.len() + 1);
     for (p, a) in &held {
         let (lo, hi) = span(*p)?;
-        starts.push(((hi, lo, false, *p), *a));
+        starts.push(((hi, lo, WON, *p), *a));
     }
-    starts.push(((n - 1, 0, true, own), ws.checked_add(deficit)?));
+    for (p, a) in &sold {
+        let (lo, hi) = span(*p)?;
+        starts.push(((hi, lo, SOLD, *p), *a));
+    }
+    starts.push(((n - 1, 0, NEW, own), ws.checked_add(deficit)?));
     starts.sort_by_key(|((_, lo, _, _), _)| *lo);
     let mut next = 0;
     let mut open: BTreeMap<Id, u128> = BTreeMap::new();
@@ -295,9 +335,9 @@ pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: 
             if *entry.get() == 0 {
                 entry.remove();
             }
-            if id.2 {
+            if id.2 == NEW {
                 mine[i] = take;
-            } else {
+            } else if id.2 == WON {
                 let g = got[i].entry(id.3).or_insert(0);
                 *g = g.checked_add(take)?;
             }
@@ -331,41 +371,54 @@ pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: 
         } else {
             by_period.values().try_fold(fixed[i], |a, v| a.checked_add(*v))?
         };
-        out.push((*k, total, SlotAlloc { export: exports[i], by_period }));
+        let sold = st.slots.get(k).map(|r| r.sold.clone()).unwrap_or_default();
+        out.push((*k, total, SlotAlloc { export: exports[i], by_period, sold }));
     }
     (need == 0).then_some(Realloc { slots: out })
 }
 
-/// How a settlement paid without arbitration ([`Effect::ClaimSold`])
-/// records `ws` against `slots` (each with its net export per the ST's
-/// readings) given earlier claims: from the slots' unclaimed export,
-/// earliest slot first as [`claim_alloc`] takes, and whatever the readings
-/// do not cover on the earliest slot (a claim may exceed a slot's export:
-/// the seller was paid for that energy, so no later arbitration may
-/// count it again). `None` only for no slots or on overflow.
-pub fn sold_alloc(
-    claimed: &BTreeMap<SlotKey, u128>,
-    slots: &[(SlotKey, i128)],
-    ws: u128,
-) -> Option<Vec<(SlotKey, u128)>> {
-    let (first, _) = slots.first()?;
-    let mut need = ws;
-    let mut out = Vec::new();
-    for (k, m) in slots {
-        if need == 0 {
-            break;
-        }
-        let f = m.checked_sub(i128::try_from(claimed.get(k).copied().unwrap_or(0)).ok()?)?;
-        if f > 0 {
-            let take = need.min(u128::try_from(f).ok()?);
-            out.push((*k, take));
-            need -= take;
+/// Records a sale paid without certified readings ([`Effect::ClaimSold`]):
+/// `ws` over the delivery period of `slots` (its grid slots, contiguous),
+/// as a period demand on every slot of the period ([`SlotAlloc::sold`]),
+/// whatever readings came with it (an agreed ST's readings are not
+/// certified; an expiry has none). Later arbitrations over an overlapping
+/// window must cover it from the window's slots of its period
+/// ([`realloc`]).
+///
+/// A seller whose slot already holds [`MAX_PERIODS_PER_SLOT`] other sold
+/// periods gets the whole `ws` recorded as fixed claimed energy on *every*
+/// slot of the period instead: bounded records, and stricter than the
+/// period demand for every later arbitration (its own sales, its loss).
+/// Never fails for lack of export; `None` for no slots or on overflow.
+pub fn record_sold(st: &mut PreState, slots: &[SlotKey], ws: u128) -> Option<()> {
+    let period = (slots.first()?.dt_start, slots.last()?.dt_end);
+    let crowded = slots.iter().any(|k| {
+        st.slots.get(k).is_some_and(|a| !a.sold.contains_key(&period) && a.sold.len() >= MAX_PERIODS_PER_SLOT)
+    });
+    for k in slots {
+        if crowded {
+            let c = st.claimed.entry(*k).or_insert(0);
+            *c = c.checked_add(ws)?;
+        } else {
+            let v = st.slots.entry(*k).or_default().sold.entry(period).or_insert(0);
+            *v = v.checked_add(ws)?;
         }
     }
-    if need > 0 {
-        out.push((*first, need));
+    Some(())
+}
+
+/// The grid slots of `t`'s delivery period (where a sale the buyer's
+/// `O_b = 1` settles at expiry is recorded, [`record_sold`]); empty off
+/// the grid.
+pub fn period_slots(t: &AgreementTerms, grid_s: u32) -> Vec<SlotKey> {
+    let grid = u64::from(grid_s) * 1000;
+    let span = t.dt_end.saturating_sub(t.dt_start);
+    if grid == 0 || !t.dt_start.is_multiple_of(grid) || !span.is_multiple_of(grid) {
+        return vec![];
     }
-    Some(out)
+    (0..span / grid)
+        .map(|i| SlotKey { seller: t.seller, dt_start: t.dt_start + i * grid, dt_end: t.dt_start + (i + 1) * grid })
+        .collect()
 }
 
 /// The IOR state a batch reads: traders' records and open agreements.
@@ -433,7 +486,7 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
 /// The grid slots whose claimed energy entry `e` may read or claim: an
 /// ST's [`SettlementTx::claim_slots`] and (an [`IorTx::StReach`]) the [`SettlementTx::reach_keys`]
 /// after them (the window its won arbitration re-allocates over,
-/// [`realloc`]; counted against the batch's record budget like the
+/// [`realloc`]; counted against the batch's gas budget like the
 /// period's slots), but only when the ST can reach a
 /// verdict that reads or claims them — sent by its seller, recorded at or
 /// after the end of its delivery period (`SC_EXE_ST` refuses everything
@@ -441,9 +494,9 @@ pub fn meter_owners(entries: &[Entry]) -> BTreeSet<Address> {
 /// decided from the entry alone (the primary chain counts and proves these
 /// records without the state), so an ST for a future period or sent by
 /// someone else costs no slot records (issue 11, attack r5). An expiry
-/// sent by its buyer after the period touches the period's first grid
-/// slot ([`expiry_slot`]), where an expiry settled as agreed records the
-/// energy sold.
+/// sent by its buyer after the period touches the period's grid slots
+/// ([`period_slots`]), where an expiry settled as agreed records the
+/// energy sold ([`record_sold`]).
 pub fn claim_slots(e: &Entry, grid_s: u32) -> Vec<SlotKey> {
     match &e.tx {
         IorTx::St(s) | IorTx::StReach(s, _) if e.sender == s.terms.seller && e.recorded_at >= s.terms.dt_end => {
@@ -451,27 +504,9 @@ pub fn claim_slots(e: &Entry, grid_s: u32) -> Vec<SlotKey> {
             k.extend(s.reach_keys(grid_s, e.tx.settlement().map_or(0, |(_, r)| r)));
             k
         }
-        IorTx::Expire(t) if e.sender == t.buyer && e.recorded_at >= t.dt_end => {
-            expiry_slot(t, grid_s).into_iter().collect()
-        }
+        IorTx::Expire(t) if e.sender == t.buyer && e.recorded_at >= t.dt_end => period_slots(t, grid_s),
         _ => vec![],
     }
-}
-
-/// The first grid slot of `t`'s delivery period, where an expiry the
-/// buyer's `O_b = 1` settles as agreed records the sold `EM`
-/// ([`Effect::ClaimSold`]): the seller sent no readings, so the energy
-/// is recorded by period, on one slot (a bounded record whatever the
-/// period; a later arbitration over a period holding that slot counts it
-/// as sold). `None` off the grid.
-pub fn expiry_slot(t: &crate::types::AgreementTerms, grid_s: u32) -> Option<SlotKey> {
-    let grid = u64::from(grid_s).checked_mul(1000)?;
-    let end = t.dt_start.checked_add(grid)?;
-    (grid > 0 && t.dt_start.is_multiple_of(grid) && end <= t.dt_end).then_some(SlotKey {
-        seller: t.seller,
-        dt_start: t.dt_start,
-        dt_end: end,
-    })
 }
 
 /// Delivery slots whose claimed energy the batch's STs read.
@@ -568,7 +603,11 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
             Effect::Pay { to: t.buyer, amount: ds },
             Effect::Close,
             Effect::ClaimSold {
-                slots: vec![(expiry_slot(t, p.meter_step_s)?, 0)],
+                slots: Some(period_slots(t, p.meter_step_s))
+                    .filter(|v| !v.is_empty())?
+                    .into_iter()
+                    .map(|k| (k, 0))
+                    .collect(),
                 ws: u128::from(t.em.0).checked_mul(3600)?,
             },
         ]),
@@ -650,10 +689,8 @@ pub fn apply_effects(
                 *c = c.checked_add(*ws).ok_or(ApplyError::Overflow)?;
             }
             Effect::ClaimSold { slots, ws } => {
-                for (slot, take) in sold_alloc(&s.claimed, slots, *ws).ok_or(ApplyError::Overflow)? {
-                    let c = s.claimed.entry(slot).or_insert(0);
-                    *c = c.checked_add(take).ok_or(ApplyError::Overflow)?;
-                }
+                let keys: Vec<SlotKey> = slots.iter().map(|(k, _)| *k).collect();
+                record_sold(&mut s, &keys, *ws).ok_or(ApplyError::Overflow)?;
             }
             Effect::ClaimExport { slots, ws, reach } => {
                 let reach = slots.last().map(|(k, _)| following_slots(k, *reach)).unwrap_or_default();
@@ -992,7 +1029,7 @@ fn execute_st(
                 .iter()
                 .map(|(k, _)| k)
                 .chain(&reach)
-                .map(|k| st.slots.get(k).map_or(0, |a| a.by_period.len()))
+                .map(|k| st.slots.get(k).map_or(0, |a| a.by_period.len() + a.sold.len()))
                 .sum();
             env.charge(STEP_GAS.saturating_mul((split.len() + reach.len() + held) as u64))?;
             u128::from(t.em.0).checked_mul(3600).is_some_and(|ws| realloc(st, &split, &reach, ws).is_some())

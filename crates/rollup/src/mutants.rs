@@ -41,6 +41,10 @@ pub enum Mutation {
     /// ([`crate::state::claim_prunable`]): an ST recorded at its latest
     /// reads a deleted slot as unclaimed, and an export is sold twice.
     PruneEarly,
+    /// A won arbitration does not count the sales paid without certified
+    /// readings ([`crate::exec::SlotAlloc::sold`]) over its window: an
+    /// export already sold to a buyer who agreed is sold again (attack r6).
+    SoldIgnored,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -89,6 +89,16 @@
 //!   [`MeterError::IntervalOffGrid`]): real meters record every 1, 5, 15 or
 //!   60 minutes, and a finer meter's readings are summed per grid slot, so
 //!   claims stay one record per seller and grid slot whatever the meter.
+//!   An interval at which an ST of [`MIN_SETTLEABLE_SLOTS`] grid slots (one hour) would
+//!   not fit one entry is refused ([`MeterError::IntervalTooFine`]: at the
+//!   case study's bounds, 1–4 s; 5 s carries 68 minutes), and `SC_DS_AT`
+//!   refuses an AT whose delivery period, read at the seller's registered
+//!   interval, needs an ST larger than an entry may be
+//!   ([`AtRecordError::StCannotFit`], [`largest_st_fits`]), so every AT
+//!   the chain records can be settled by its seller (issue 11, attack r6;
+//!   we chose this over per-slot readings, which would change what meters
+//!   sign). A seller that registers its meter after recording sales
+//!   limits only itself; the driver registers meters first.
 //!   Arbitration refuses readings at another interval than the registered
 //!   one (`StRejection::OffMeterInterval`; the seller may resubmit its
 //!   meter's own readings). A meter cannot be re-registered, so all of a
@@ -165,10 +175,11 @@
 //!   before its entries, so its post-state root and every re-execution
 //!   of it include them; the driver's executor sends one after each batch
 //!   it finalizes.
-//! - **Records per batch are bounded** ([`MAX_BATCH_RECORDS`]): `SC_DS_*`
-//!   counts the settlement records each entry touches ([`entry_records`])
-//!   and refuses an entry past the budget, so any batch the chain accepts
-//!   is re-executed by a whole-batch `dispute` or `finalize` in one block.
+//! - **Gas per batch is bounded** ([`MAX_BATCH_GAS`]): `SC_DS_*` weighs
+//!   each entry by what its re-execution costs ([`entry_gas`]: its bytes
+//!   and the settlement records it touches) and refuses an entry past the
+//!   budget, so any batch the chain accepts is re-executed by a
+//!   whole-batch `dispute` or `finalize` within the driver's call limit.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::{Address, Amount, Hash32, PublicKey, Signature, Timestamp};
@@ -248,9 +259,10 @@ pub struct BatchHeader {
     pub at_count: u32,
     pub st_count: u32,
     /// Settlement-state records the batch's entries touch, summed over
-    /// its entries as `SC_DS_*` records them ([`entry_records`]); at most
-    /// [`MAX_BATCH_RECORDS`].
+    /// its entries as `SC_DS_*` records them ([`entry_records`]).
     pub records: u32,
+    /// The batch's entries' [`entry_gas`], summed; at most [`MAX_BATCH_GAS`].
+    pub gas: u64,
     /// Rolling commitment over the batch's entries in order
     /// ([`commit_entry`]): the entries are block data, not contract
     /// storage (thesis Fig 3-7).
@@ -321,6 +333,34 @@ pub enum MeterError {
     /// grid slot and the slot's export is their sum.
     #[error("a meter reading every {step_s} s does not tile the {grid_s} s metering grid")]
     IntervalOffGrid { step_s: u32, grid_s: u32 },
+    /// An ST of [`MIN_SETTLEABLE_SLOTS`] at this interval would not fit one
+    /// entry ([`largest_st_fits`]): its owner could sell almost nothing
+    /// it can settle (issue 11, attack r6).
+    #[error("a meter reading every {step_s} s cannot settle {period_ms} ms in one ST: {why}")]
+    IntervalTooFine { step_s: u32, period_ms: u64, why: AtRecordError },
+}
+
+/// Checks a meter interval against the grid and [`MIN_SETTLEABLE_SLOTS`].
+pub fn check_meter_interval(owner: &Address, step_s: u32, p: &IorParams) -> Result<(), MeterError> {
+    let grid_s = p.meter_step_s;
+    if step_s == 0 || !grid_s.is_multiple_of(step_s) {
+        return Err(MeterError::IntervalOffGrid { step_s, grid_s });
+    }
+    let period_ms = MIN_SETTLEABLE_SLOTS * u64::from(grid_s) * 1000;
+    let hour = AgreementTerms {
+        ep: Amount(0),
+        em: gridledger_core::Energy(0),
+        buyer: Address::ZERO,
+        seller: *owner,
+        dt_start: 0,
+        dt_end: period_ms,
+        dl: period_ms,
+    };
+    largest_st_fits(&hour, step_s, grid_s, p.max_batch).map(|_| ()).map_err(|why| MeterError::IntervalTooFine {
+        step_s,
+        period_ms,
+        why,
+    })
 }
 
 /// `pay_delegation` arguments.
@@ -414,24 +454,73 @@ pub struct WithdrawArgs {
 /// disputes; sixteen leaves room for sixteen forged batches in one window.
 pub const MAX_OPEN_COMMITMENTS: usize = 16;
 
-/// Most settlement-state records the entries of one batch may touch,
-/// counted per entry as `SC_DS_*` records it ([`entry_records`]: its
-/// sender, buyer, seller, agreement and an ST's claim slots); an entry
-/// that would exceed it is refused (it records in the next block's batch).
-/// Not in the seed (issue 11, attack r5). The whole-batch `dispute` and
-/// `finalize` of a batch the chain executes bring and re-execute every
-/// record the batch touches, one sparse-Merkle path each to prove it and
-/// one to update it, so without a bound a batch of STs with long periods
-/// (850 slots each) needed ≈ 18 M gas per entry and no block could
-/// re-execute it: a forged verdict in it could not be disputed and an
-/// overturned one never settled. With it and [`MAX_QUEUE_PER_BATCH`],
-/// any batch the chain accepts is re-executed in less than half the block
-/// gas limit and the driver's 100 M call limit (the worst case, slot-heavy
-/// STs filling the budget behind a full queue, is measured in
-/// `tests/attack_r5.rs`: ≈ 76 M gas). Honest batches stay
-/// far below it: 300 entries of half-hour periods on the 5-minute grid
-/// touch at most 300 × 9 records.
-pub const MAX_BATCH_RECORDS: u32 = 3_000;
+/// Gas one settlement-state record of a batch costs its whole-batch
+/// `dispute` or `finalize`, as [`entry_gas`] counts it: the record's
+/// sparse-Merkle path hashed to verify and again to update it (at most
+/// 2 × 256 node hashes of 42 gas, 21,504; paths that share a prefix cost
+/// less) and its share of the proof's calldata (its 32 bytes of flags and
+/// the explicit sibling hashes, about `log2(state / records)` of 32 bytes
+/// at 16 gas). 22,000 covers the hashing and small states; each doubling
+/// of the state adds at most 512 gas per record, which the margin
+/// [`MAX_BATCH_GAS`] leaves below the driver's call limit absorbs.
+pub const RECORD_GAS: u64 = 22_000;
+/// Gas one claimed-slot record costs, as [`entry_gas`] counts it:
+/// [`RECORD_GAS`] plus the calldata of a full slot record (≈ 330 bytes
+/// with [`crate::exec::MAX_PERIODS_PER_SLOT`] periods, 5,280 gas) and the
+/// re-allocation's `STEP_GAS` per claim it may move (1,800): 30,000. A
+/// slot's value travels in the witness, so slots filled by earlier sales
+/// cost a dispute more than an account's record.
+pub const SLOT_RECORD_GAS: u64 = 30_000;
+/// Gas one byte of an encoded entry costs a batch's re-execution, as
+/// [`entry_gas`] counts it: 16 for calldata (every byte counted non-zero),
+/// hashing it into the entry hash and the batch commitment, and 50 gas per
+/// 8-byte reading for arbitration (`READING_GAS`): 24 covers them.
+pub const ENTRY_BYTE_GAS: u64 = 24;
+/// Fixed gas per entry in [`entry_gas`]: its signature checks (an ST's
+/// buyer and meter signatures, 3,000 each), execution steps, its TCR leaf
+/// and the leaf's share of the TCR tree.
+pub const ENTRY_BASE_GAS: u64 = 12_000;
+
+/// The gas budget of one batch's entries (issue 11, attack r6): `SC_DS_*`
+/// adds each entry's [`entry_gas`] to its batch and refuses an entry that
+/// would exceed it (it records in the next block's batch). The whole-batch
+/// `dispute` and `finalize` of a batch bring every entry, and every
+/// record the batch touches with its proof, so both the bytes and the
+/// records count: a record budget alone (round 5) let a batch of
+/// max-size, high-entropy STs need ≈ 103 M gas, more than the driver's
+/// [`crate::driver::DRIVER_GAS_LIMIT`] (100 M). With
+/// [`MAX_QUEUE_PER_BATCH`] items at [`RECORD_GAS`] each (11 M), any batch
+/// the chain accepts is estimated at ≤ 83 M gas plus the call's fixed
+/// part; measured at the worst cases (slot-heavy STs; dense max-size STs;
+/// both behind a full queue: `tests/attack_r5.rs`, `tests/attack_r6.rs`)
+/// it stays below 100 M and half the 300 M block. An honest full batch
+/// (300 half-hour STs of 9 records, 6 of them slots) weighs ≈ 80 M: up to
+/// ≈ 236 such STs record per block, the rest in the next.
+pub const MAX_BATCH_GAS: u64 = 72_000_000;
+
+/// What an entry weighs against [`MAX_BATCH_GAS`]: [`ENTRY_BASE_GAS`] +
+/// [`ENTRY_BYTE_GAS`] × its encoded size + [`RECORD_GAS`] × its account
+/// and agreement records + [`SLOT_RECORD_GAS`] × its claimed-slot records
+/// ([`entry_records`] counts both). Computed from the entry alone, as `SC_DS_*` records
+/// it.
+pub fn entry_gas(e: &Entry, grid_s: u32) -> u64 {
+    entry_gas_of(bytes(e).len(), entry_weighed_records(e, grid_s))
+}
+
+/// Entry `e`'s records: (all of them, the claimed-slot ones among them).
+fn entry_weighed_records(e: &Entry, grid_s: u32) -> (u32, u32) {
+    let keys = crate::state::entry_keys(std::slice::from_ref(e), &[], grid_s);
+    let slots = keys.iter().filter(|k| matches!(k, RecordKey::Claimed(_))).count();
+    (u32::try_from(keys.len()).unwrap_or(u32::MAX), u32::try_from(slots).unwrap_or(u32::MAX))
+}
+
+fn entry_gas_of(len: usize, (records, slots): (u32, u32)) -> u64 {
+    let others = u64::from(records.saturating_sub(slots));
+    ENTRY_BASE_GAS
+        .saturating_add(ENTRY_BYTE_GAS.saturating_mul(len as u64))
+        .saturating_add(RECORD_GAS.saturating_mul(others))
+        .saturating_add(SLOT_RECORD_GAS.saturating_mul(u64::from(slots)))
+}
 
 /// Most bridge queue items (`fund`, `withdraw`) one batch applies: a
 /// `fund` or `withdraw` that would queue more for the next batch is
@@ -439,16 +528,13 @@ pub const MAX_BATCH_RECORDS: u32 = 3_000;
 /// touches one account record, which the whole-batch `dispute`,
 /// `finalize` and entry 0's `dispute_state` prove and update like an
 /// entry's records, so without a bound sybil deposits between two batches
-/// could make a batch no block re-executes. With [`MAX_BATCH_RECORDS`],
-/// a batch re-executes at most 3,500 records: measured at both bounds
-/// (3,000 entry records of slot-heavy STs and 500 queue items of distinct
-/// accounts, `tests/attack_r5.rs`), the whole-batch `dispute` takes
-/// ≈ 76 M gas and 141 kB and `finalize` ≈ 75 M gas, below the driver's
-/// 100 M call limit and half the 300 M block.
+/// could make a batch no block re-executes. With [`MAX_BATCH_GAS`] the
+/// queue's records are the part of a batch's re-execution the entries'
+/// budget leaves room for (500 × [`RECORD_GAS`]).
 pub const MAX_QUEUE_PER_BATCH: u64 = 500;
 
 /// The settlement-state records entry `e` touches, as `SC_DS_*` counts
-/// them against [`MAX_BATCH_RECORDS`]: the keys of
+/// them in [`entry_gas`]: the keys of
 /// [`crate::state::entry_keys`] for the entry alone (its TCR's effects
 /// touch no other record: [`crate::exec::expected_effects`]).
 pub fn entry_records(e: &Entry, grid_s: u32) -> u32 {
@@ -855,6 +941,9 @@ fn rebuild<R: gridledger_ledger::StorageRead>(
 struct Touch {
     batch: u64,
     sent: u32,
+    /// The [`entry_gas`] of the entries it sent in `batch`, summed; at
+    /// most [`MAX_SENDER_GAS`].
+    gas: u64,
 }
 
 fn touch(ctx: &mut CallContext<'_, '_>, who: &Address) -> Result<Option<Touch>, ContractError> {
@@ -1034,6 +1123,7 @@ fn open_batch(ctx: &mut CallContext<'_, '_>, next: u64) -> Result<BatchHeader, C
         at_count: 0,
         st_count: 0,
         records: 0,
+        gas: 0,
         commitment: Hash32::ZERO,
         tcr_root: None,
         tcr_height: None,
@@ -1133,7 +1223,7 @@ fn withdraw(ctx: &mut CallContext<'_, '_>, a: WithdrawArgs) -> Result<Vec<u8>, C
     }
     // The debit lands in the next batch to open: the account waits for it.
     let next = ctx.read_typed::<u64>(NEXT_BATCH)?.unwrap_or(0);
-    ctx.write_typed(&ptkey(&who), &Touch { batch: next, sent: 0 })?;
+    ctx.write_typed(&ptkey(&who), &Touch { batch: next, sent: 0, gas: 0 })?;
     enqueue(ctx, QueueItem::Out { who, amount: a.amount })?;
     ctx.pay(&who, a.amount)?;
     Ok(bytes(&(a.record.balance.0 - a.amount.0)))
@@ -1151,6 +1241,96 @@ fn withdraw(ctx: &mut CallContext<'_, '_>, a: WithdrawArgs) -> Result<Vec<u8>, C
 /// to about 850 readings (a half-hour slot at 5-second steps is 360).
 pub fn max_entry_bytes(max_batch: u32) -> usize {
     crate::driver::MAX_TX_BYTES / 2 / (max_batch.max(1) as usize)
+}
+
+/// The most one entry may weigh ([`entry_gas`]): three eighths of
+/// [`MAX_BATCH_GAS`] (27 M). An entry above it is refused at recording,
+/// and an AT whose largest ST would weigh more is refused
+/// ([`AtRecordError::StCannotFit`]). With today's parameters
+/// [`max_entry_bytes`] binds first (the largest ST, 840 five-minute
+/// readings, weighs ≈ 25.4 M).
+pub const MAX_ENTRY_GAS: u64 = MAX_BATCH_GAS / 8 * 3;
+
+/// The most [`entry_gas`] one sender's entries may add to one batch
+/// (issue 11, attack r6): one largest entry ([`MAX_ENTRY_GAS`]), so no
+/// account fills more than three eighths of a batch.
+pub const MAX_SENDER_GAS: u64 = MAX_ENTRY_GAS;
+
+/// The share of [`MAX_BATCH_GAS`] that ATs and STs cannot fill: an eighth
+/// (9 M gas, about 85 opinions or expiries of ≈ 106 k each), kept for the
+/// buyers' `O_b` and expiries, which must land before a deadline (issue 11,
+/// attack r6: refused STs of sybils filled every batch until `DL`). STs
+/// and ATs may bring a batch to `MAX_BATCH_GAS − RESERVED_GAS`; opinions
+/// and expiries to `MAX_BATCH_GAS`.
+pub const RESERVED_GAS: u64 = MAX_BATCH_GAS / 8;
+
+/// The most settlement records one entry can count within
+/// [`MAX_ENTRY_GAS`] (≈ 1,226): bounds an ST's period plus its reach
+/// ([`crate::types::IorTx::StReach`]); the driver shortens a reach to fit.
+pub const MAX_ENTRY_RECORDS: u32 = ((MAX_ENTRY_GAS - ENTRY_BASE_GAS) / RECORD_GAS) as u32;
+
+/// The shortest delivery period, in grid slots, every registered meter
+/// must be able to settle in one ST ([`MeterError::IntervalTooFine`]):
+/// twelve, one hour on the case study's 5-minute grid (an accelerated
+/// demo's grid scales it).
+pub const MIN_SETTLEABLE_SLOTS: u64 = 12;
+
+/// Why `SC_DS_AT` refuses an AT before recording it. A refused AT reverts
+/// and records nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AtRecordError {
+    /// Every AT the contract accepts must have an ST its seller can record
+    /// (issue 11, attack r6): the AT's delivery period, read at the
+    /// seller's certified meter interval (the grid step while it has no
+    /// meter), needs more readings than one entry carries.
+    #[error(
+        "the delivery period needs an ST of {readings} readings every {step_s} s ({bytes} bytes, {gas} gas); \
+         an entry carries at most {max_bytes} bytes and {max_gas} gas"
+    )]
+    StCannotFit { readings: u64, step_s: u32, bytes: u64, max_bytes: u64, gas: u64, max_gas: u64 },
+}
+
+/// Checks that the largest ST of `t` fits one entry: its seller's
+/// readings every `step_s` seconds over `DT`, both signatures present, as
+/// `SC_DS_ST` would record it after `DT_end` (its claim slots counted):
+/// at most [`max_entry_bytes`]`(max_batch)` bytes and [`MAX_ENTRY_GAS`].
+/// Returns the ST's size and weight. Readings are fixed-width, so this is
+/// exact: an ST of the same readings count never encodes larger.
+pub fn largest_st_fits(
+    t: &AgreementTerms,
+    step_s: u32,
+    grid_s: u32,
+    max_batch: u32,
+) -> Result<(u64, u64), AtRecordError> {
+    let step_ms = u64::from(step_s.max(1)) * 1000;
+    let readings = t.dt_end.saturating_sub(t.dt_start).div_ceil(step_ms);
+    let max_bytes = max_entry_bytes(max_batch) as u64;
+    let sig = Some(gridledger_core::RecoverableSignature([0xff; 65]));
+    let mut st = SettlementTx {
+        terms: t.clone(),
+        stmp: t.dl,
+        buyer_sig: sig,
+        ob: true,
+        dt_step_s: step_s,
+        ps: vec![],
+        meter_sig: sig,
+    };
+    let entry =
+        |st: &SettlementTx| Entry { sender: t.seller, recorded_at: t.dl.max(t.dt_end), tx: IorTx::St(st.clone()) };
+    let size = (bytes(&entry(&st)).len() as u64).saturating_add(readings.saturating_mul(8));
+    let err =
+        |gas| AtRecordError::StCannotFit { readings, step_s, bytes: size, max_bytes, gas, max_gas: MAX_ENTRY_GAS };
+    if size > max_bytes {
+        // Its weight without the claim slots: already too large to carry.
+        return Err(err(entry_gas_of(size as usize, (0, 0))));
+    }
+    st.ps = vec![0; readings as usize];
+    let e = entry(&st);
+    let gas = entry_gas_of(size as usize, entry_weighed_records(&e, grid_s));
+    if gas > MAX_ENTRY_GAS {
+        return Err(err(gas));
+    }
+    Ok((size, gas))
 }
 
 /// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
@@ -1191,13 +1371,39 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
             encoded.len()
         ));
     }
-    let records = entry_records(&entry, p.meter_step_s);
-    let total = h.records.saturating_add(records);
-    if total > MAX_BATCH_RECORDS {
+    let weighed = entry_weighed_records(&entry, p.meter_step_s);
+    let records = weighed.0;
+    let gas = entry_gas_of(encoded.len(), weighed);
+    if gas > MAX_ENTRY_GAS {
+        return revert(format!("entry of {gas} gas exceeds the {MAX_ENTRY_GAS} one entry may weigh"));
+    }
+    if let IorTx::At(at) = &entry.tx {
+        let t = &at.terms;
+        let step_s = ctx.read_typed::<MeterRecord>(&mkey(&t.seller))?.map_or(p.meter_step_s, |m| m.step_s);
+        if let Err(e) = largest_st_fits(t, step_s, p.meter_step_s, p.max_batch) {
+            return revert(e.to_string());
+        }
+    }
+    let sent_gas = prev.filter(|t| t.batch == h.id).map_or(0, |t| t.gas);
+    if sent_gas.saturating_add(gas) > MAX_SENDER_GAS {
         return revert(format!(
-            "batch {} touches {} settlement records; this entry's {records} would exceed the {MAX_BATCH_RECORDS} \
-             a dispute of the batch can re-execute in one block",
-            h.id, h.records
+            "{sender} already sent {sent_gas} gas of entries in batch {}; this entry's {gas} would exceed the \
+             {MAX_SENDER_GAS} one sender may use per batch",
+            h.id
+        ));
+    }
+    // ATs and STs leave `RESERVED_GAS` of the budget to opinions and
+    // expiries, so a buyer's `O_b` and expiry always find room.
+    let limit = match entry.tx {
+        IorTx::Opinion(_) | IorTx::Expire(_) => MAX_BATCH_GAS,
+        IorTx::At(_) | IorTx::St(_) | IorTx::StReach(..) => MAX_BATCH_GAS - RESERVED_GAS,
+    };
+    let total = h.gas.saturating_add(gas);
+    if total > limit {
+        return revert(format!(
+            "batch {} weighs {} gas; this entry's {gas} would exceed the {limit} its kind may fill (of the \
+             {MAX_BATCH_GAS} a dispute of the batch can re-execute in one call)",
+            h.id, h.gas
         ));
     }
     // Every other party whose IOR state the entry reads (an AT's seller)
@@ -1221,12 +1427,13 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
             others.push(party);
         }
     }
-    ctx.write_typed(&ptkey(&sender), &Touch { batch: h.id, sent: sent + 1 })?;
+    ctx.write_typed(&ptkey(&sender), &Touch { batch: h.id, sent: sent + 1, gas: sent_gas.saturating_add(gas) })?;
     for party in others {
-        ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0 })?;
+        ctx.write_typed(&ptkey(&party), &Touch { batch: h.id, sent: 0, gas: 0 })?;
     }
     let index = h.len() as u32;
-    h.records = total;
+    h.records = h.records.saturating_add(records);
+    h.gas = total;
     let kind = if entry.tx.is_at() { "at" } else { "st" };
     if entry.tx.is_at() {
         h.at_count += 1;
@@ -2325,9 +2532,8 @@ impl NativeContract for IorPrimaryContract {
                 if !idle_for(ctx, &who)? {
                     return revert("a pending batch reads this account; register after it settles");
                 }
-                let grid_s = c.params.meter_step_s;
-                if a.meter.step_s == 0 || grid_s % a.meter.step_s != 0 {
-                    return revert(MeterError::IntervalOffGrid { step_s: a.meter.step_s, grid_s }.to_string());
+                if let Err(e) = check_meter_interval(&who, a.meter.step_s, &c.params) {
+                    return revert(e.to_string());
                 }
                 if !ctx.verify_signature(&c.authority, &meter_cert_digest(&c.params.domain, &who, &a.meter), &a.cert)? {
                     return revert("meter certificate not signed by the authority");
@@ -2420,6 +2626,12 @@ impl NativeContract for IorPrimaryContract {
             "meter" => {
                 let who: Address = decode_args(args)?;
                 Ok(json!(ctx.read_typed::<MeterRecord>(&mkey(&who))?))
+            }
+            // The same record, borsh-encoded (`Option<MeterRecord>`), for
+            // readers that execute an entry off chain.
+            "meter_borsh" => {
+                let who: Address = decode_args(args)?;
+                Ok(json!({ "borsh": hex::encode(bytes(&ctx.read_typed::<MeterRecord>(&mkey(&who))?)) }))
             }
             "pending" => {
                 let who: Address = decode_args(args)?;

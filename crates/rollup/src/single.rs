@@ -90,11 +90,8 @@ impl NativeContract for SingleChainContract {
                 if ctx.read(&crate::store::mkey(&who))?.is_some() {
                     return revert("meter already registered");
                 }
-                let grid_s = params(ctx)?.meter_step_s;
-                if meter.step_s == 0 || grid_s % meter.step_s != 0 {
-                    return revert(
-                        crate::primary::MeterError::IntervalOffGrid { step_s: meter.step_s, grid_s }.to_string(),
-                    );
+                if let Err(e) = crate::primary::check_meter_interval(&who, meter.step_s, &params(ctx)?) {
+                    return revert(e.to_string());
                 }
                 ctx.write_typed(&crate::store::mkey(&who), &meter)?;
                 Ok(vec![])

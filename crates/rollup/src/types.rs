@@ -798,12 +798,11 @@ pub enum Effect {
     /// (`Agreed`, `LateBuyerSignature`) records its `ws` (`EM × 3600`) as
     /// sold out of the seller's slots of the period (issue 11, attack r5:
     /// otherwise one export is sold twice, the second buyer's arbitration
-    /// finding it unclaimed). Allocated as [`crate::exec::sold_alloc`]:
-    /// from the readings' unclaimed export, earliest slot first, the rest
-    /// on the earliest slot, so the whole `ws` is always recorded (the ST's
-    /// readings need no certificate here; wrong readings only move the
-    /// claim inside the seller's own period). Never fails for lack of
-    /// export.
+    /// finding it unclaimed). Recorded as a demand over the whole period
+    /// ([`crate::exec::record_sold`]) on each of its grid slots (`slots`;
+    /// their readings are not certified and not used: attack r6), which
+    /// every later arbitration overlapping the period must cover beside its
+    /// own claim ([`crate::exec::realloc`]). Never fails for lack of export.
     ClaimSold { slots: Vec<(SlotKey, i128)>, ws: u128 },
 }
 

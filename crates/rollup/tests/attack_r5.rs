@@ -489,7 +489,8 @@ fn an_overturned_batch_of_long_period_sts_never_settles() {
 /// sent by their sellers after their delivery periods (so they may reach
 /// arbitration and their claim slots count), each with as many 5-minute
 /// readings as an entry may carry (one claim slot per reading), fill the
-/// batch's record budget (`MAX_BATCH_RECORDS`); the next one is refused
+/// batch's budget (at first `MAX_BATCH_RECORDS` records; since attack r6
+/// `MAX_BATCH_GAS`, bytes and records weighed by `entry_gas`); the next one is refused
 /// and changes nothing; small STs fill what is left; the batch also
 /// applies a full bridge queue (`MAX_QUEUE_PER_BATCH` funds of distinct
 /// accounts). Expected: the
@@ -530,12 +531,12 @@ fn a_batch_at_the_record_budget_reexecutes_within_one_block() {
     assert!(a.len() <= gridledger_rollup::driver::MAX_TX_BYTES);
 }
 
-/// A batch filled to `MAX_BATCH_RECORDS` (see the test above), its
-/// records, after checking that the entry past the budget was refused and
+/// A batch filled to `MAX_BATCH_GAS` with slot-heavy STs (see the test
+/// above), its records, after checking that the entry past the budget was refused and
 /// changed nothing.
 fn budget_batch() -> (Env, u64, u32) {
     use gridledger_ledger::ChainClient as _;
-    use gridledger_rollup::primary::{entry_records, MAX_BATCH_RECORDS};
+    use gridledger_rollup::primary::{entry_gas, entry_records, MAX_BATCH_GAS, RESERVED_GAS};
     let mut e = funded_with_window(600_000);
     settle_funding(&mut e);
     let p = e.d.cfg.params.clone();
@@ -575,9 +576,9 @@ fn budget_batch() -> (Env, u64, u32) {
     e.d.set_time(now);
     let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
     let max_readings = (gridledger_rollup::primary::max_entry_bytes(p.max_batch) - 400) / 8;
-    let heavy = |i: u64| {
+    let heavy = |seller: &KeyPair, buyer: &KeyPair, i: u64| {
         let span = max_readings as u64 * 5 * MIN;
-        let mut t = terms(&b, &s1, Amount(200_000), 500, 0);
+        let mut t = terms(buyer, seller, Amount(200_000), 500, 0);
         t.dt_start = day0 + i * span;
         t.dt_end = t.dt_start + span;
         t.dl = t.dt_end;
@@ -596,36 +597,56 @@ fn budget_batch() -> (Env, u64, u32) {
         recorded_at: now,
         tx,
     };
-    let per_heavy = entry_records(&entry(&s1, heavy(0)), p.meter_step_s);
+    let per_heavy = entry_records(&entry(&s1, heavy(&s1, &b, 0)), p.meter_step_s);
     assert!(per_heavy > max_readings as u32, "each heavy ST counts one record per reading");
-    let n_heavy = (MAX_BATCH_RECORDS / per_heavy) as u64;
-    let mut txs: Vec<(KeyPair, IorTx)> = (0..=n_heavy).map(|i| (s1.clone(), heavy(i))).collect();
-    // Small STs (a half hour each, six slots) fill the rest.
+    // Since attack r6: ATs and STs fill at most `MAX_BATCH_GAS −
+    // RESERVED_GAS`, one sender at most `MAX_SENDER_GAS`; opinions and
+    // expiries fill the rest. Heavy STs from distinct sellers, the one
+    // past the STs' share (sent by the buyer account) refused.
+    let share = MAX_BATCH_GAS - RESERVED_GAS;
+    let gas_heavy = entry_gas(&entry(&s1, heavy(&s1, &b, 0)), p.meter_step_s);
+    let n_heavy = share / gas_heavy;
+    let sellers = [s1.clone(), s2.clone(), trader(1)];
+    assert!(n_heavy as usize <= sellers.len(), "{n_heavy} heavy STs");
+    let mut txs: Vec<(KeyPair, IorTx)> =
+        (0..n_heavy).map(|i| (sellers[i as usize].clone(), heavy(&sellers[i as usize], &b, i))).collect();
+    txs.push((b.clone(), heavy(&b, &s1, n_heavy)));
+    // Small STs (a half hour each, six slots) of distinct sybil sellers
+    // fill the rest of the STs' share.
     let small = |seller: &KeyPair, i: u64| {
         IorTx::St(st(&terms(&b, seller, Amount(200_000), 500, day0 + 10 * 24 * HOUR + i * 30 * MIN), 1, false, None))
     };
-    let per_small = entry_records(&entry(&s2, small(&s2, 0)), p.meter_step_s);
-    let room = MAX_BATCH_RECORDS - n_heavy as u32 * per_heavy;
-    let n_small = (room / per_small) as usize;
-    let cap = p.max_entries_per_sender as usize;
-    let senders = std::iter::repeat_n(s1.clone(), cap - n_heavy as usize - 1)
-        .chain(std::iter::repeat_n(s2.clone(), cap))
-        .chain(std::iter::repeat_n(trader(1), cap));
-    txs.extend(senders.take(n_small).enumerate().map(|(i, k)| {
-        let tx = small(&k, i as u64);
-        (k, tx)
+    let gas_small = entry_gas(&entry(&sybils[0], small(&sybils[0], 0)), p.meter_step_s);
+    let n_small = ((share - n_heavy * gas_heavy) / gas_small) as usize;
+    txs.extend((0..n_small).map(|i| (sybils[i].clone(), small(&sybils[i], i as u64))));
+    // Opinions on agreements that do not exist fill the reserve; the one
+    // past the budget is refused.
+    let opinion = |k: &KeyPair, i: u64| {
+        let t = terms(k, &s1, Amount(200_000), 500, day0 + 12 * 24 * HOUR + i * 30 * MIN);
+        IorTx::Opinion(gridledger_rollup::types::BuyerOpinion { terms: t, ob: false })
+    };
+    let gas_op = entry_gas(&entry(&sybils[0], opinion(&sybils[0], 0)), p.meter_step_s);
+    let filled = n_heavy * gas_heavy + n_small as u64 * gas_small;
+    let n_op = ((MAX_BATCH_GAS - filled) / gas_op) as usize;
+    txs.extend((0..=n_op).map(|i| {
+        let k = &sybils[n_small + i];
+        (k.clone(), opinion(k, i as u64))
     }));
     let receipts = e.d.submit_block(&txs).unwrap();
     e.d.primary.seal();
     let batch = e.d.batch_header(1).unwrap().id;
     let h = e.d.batch_header(batch).unwrap();
-    let past = n_heavy as usize;
-    assert!(reverted(&receipts[past]).contains("would exceed"), "the ST past the budget: {:?}", receipts[past].status);
-    assert!(receipts.iter().enumerate().all(|(i, r)| (i == past) != (r.status == TxStatus::Success)));
-    assert_eq!(h.len(), txs.len() - 1, "only the refused entry is missing from the batch");
+    let past = [n_heavy as usize, txs.len() - 1];
+    for i in past {
+        assert!(reverted(&receipts[i]).contains("would exceed"), "the entry past the budget: {:?}", receipts[i].status);
+    }
+    assert!(receipts.iter().enumerate().all(|(i, r)| past.contains(&i) != (r.status == TxStatus::Success)));
+    assert_eq!(h.len(), txs.len() - 2, "only the refused entries are missing from the batch");
     let recorded: u32 = e.d.entries(batch).unwrap().iter().map(|x| entry_records(x, p.meter_step_s)).sum();
-    assert_eq!(h.records, recorded, "the refused entry counted nothing");
-    assert!(h.records <= MAX_BATCH_RECORDS && h.records + per_small > MAX_BATCH_RECORDS, "{} records", h.records);
+    assert_eq!(h.records, recorded, "the refused entries counted nothing");
+    let weighed: u64 = e.d.entries(batch).unwrap().iter().map(|x| entry_gas(x, p.meter_step_s)).sum();
+    assert_eq!(h.gas, weighed, "the refused entries weighed nothing");
+    assert!(h.gas <= MAX_BATCH_GAS && h.gas + gas_op > MAX_BATCH_GAS, "{} gas", h.gas);
     let items = e.d.queue(0, u64::MAX).unwrap().len() as u64 - e.d.batch_header(batch - 1).unwrap().queue_to;
     assert_eq!(
         items,
@@ -637,13 +658,15 @@ fn budget_batch() -> (Env, u64, u32) {
 
 /// The bounds behind the record budget and the claimed-slot horizon: an
 /// AT whose delivery period is longer than `max_dl_ms` is refused
-/// (`PeriodTooLong`, the sender's α as for every invalid AT) and opens
+/// (`PeriodTooLong` in `SC_EXE_AT`; since attack r6 already at recording,
+/// `AtRecordError::StCannotFit`: its ST could not be carried) and opens
 /// nothing; an ST recorded after `DL + expiry_ms` is refused penalty-free
 /// (`AfterExpiry`), settles nothing and leaves the agreement to the
 /// buyer's expiry.
 #[test]
 fn an_overlong_period_and_an_st_after_expiry_are_refused() {
-    use gridledger_rollup::types::{AtRejection, StRejection};
+    use gridledger_rollup::primary::{largest_st_fits, AtRecordError};
+    use gridledger_rollup::types::StRejection;
     let mut e = funded();
     let p = e.d.cfg.params.clone();
     let (b, s) = (trader(0), trader(1));
@@ -651,13 +674,14 @@ fn an_overlong_period_and_an_st_after_expiry_are_refused() {
     long.dt_end = long.dt_start + p.max_dl_ms + 5 * MIN;
     long.dl = long.dt_end;
     let before = (e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap());
-    e.d.submit_block(&[(b.clone(), at(&long, &s))]).unwrap();
-    let out = e.d.process(&mut rng(0)).unwrap()[0].outcomes.clone();
-    let why = AtRejection::PeriodTooLong { dt_start: long.dt_start, dt_end: long.dt_end, max_ms: p.max_dl_ms };
-    assert_eq!(out, vec![Outcome::AtRejected(why)]);
+    let r = e.d.submit_block(&[(b.clone(), at(&long, &s))]).unwrap();
+    let why = largest_st_fits(&long, p.meter_step_s, p.meter_step_s, p.max_batch).unwrap_err();
+    assert!(matches!(why, AtRecordError::StCannotFit { .. }));
+    assert_eq!(reverted(&r[0]), format!("reverted: {why}"));
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    assert!(out.is_empty(), "nothing recorded: {out:?}");
     let after = (e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap());
-    assert_eq!((after.0.balance, after.1), (before.0.balance, before.1), "nothing locked, the seller untouched");
-    assert_eq!(after.0.reputation, p.rs - p.alpha, "the sender of an invalid AT pays α");
+    assert_eq!(after, before, "nothing locked, nobody's reputation touched");
     // An agreement whose seller stays silent past DL + expiry.
     let t = terms(&b, &s, Amount(200_000), 500, 9 * HOUR);
     e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
@@ -713,7 +737,7 @@ fn an_overlong_period_and_an_st_after_expiry_are_refused() {
 ///
 /// Fixed by the record budget: the padding STs (sent before their
 /// periods end) touch no claim slot, and no batch the chain accepts
-/// touches more than `MAX_BATCH_RECORDS` records, whose whole-batch
+/// weighs more than `MAX_BATCH_GAS` (round 5: `MAX_BATCH_RECORDS`), whose whole-batch
 /// dispute fits one call (`a_batch_at_the_record_budget_reexecutes_within_one_block`),
 /// so the whole-batch dispute stays the challenge for a leaf's inputs.
 #[test]

@@ -71,8 +71,11 @@ fn sold_twice() -> (Env, [KeyPair; 3], [AgreementTerms; 2]) {
 /// (seller, period) and in `claim_alloc` treat them as interval demands
 /// (check that the sold claims plus the new one fit the export, EDF over
 /// the slots) instead of pinning them to the first slot.
+///
+/// Fixed: a sale paid without certified readings is a demand over its
+/// whole period on every slot of it (`exec::record_sold`), which B's
+/// arbitration must cover beside its own claim (`exec::realloc`).
 #[test]
-#[ignore = "attack: an expiry settled as agreed pins its ClaimSold on the first slot; B's arbitration sells the same export again"]
 fn expiry_agreed_claim_on_first_slot_lets_the_export_be_sold_twice() {
     let (mut e, [a, b, s], [ta, tb]) = sold_twice();
     e.d.set_time(ta.dt_end + MIN);
@@ -112,8 +115,10 @@ fn expiry_agreed_claim_on_first_slot_lets_the_export_be_sold_twice() {
 /// Fix: `ClaimSold` must not trust uncertified readings: require the
 /// meter's signature on an agreed ST's readings (or ignore its readings
 /// and record the sale as an interval demand, as for [1]).
+///
+/// Fixed as [1]: the agreed ST's readings are not used; the sale is a
+/// demand over A's whole period.
 #[test]
-#[ignore = "attack: an agreed ST's unsigned readings choose where ClaimSold lands; the export is then sold twice"]
 fn agreed_st_with_invented_readings_lets_the_export_be_sold_twice() {
     let (mut e, [a, b, s], [ta, tb]) = sold_twice();
     e.d.set_time(ta.dt_end + MIN);
@@ -140,11 +145,12 @@ fn agreed_st_with_invented_readings_lets_the_export_be_sold_twice() {
 /// A batch of `max_batch` refused STs, each as large as `SC_DS_*` takes
 /// (`max_entry_bytes`) with high-entropy readings (every calldata byte
 /// non-zero), their periods sized so the batch sits at
-/// `MAX_BATCH_RECORDS`, behind a full bridge queue of distinct accounts.
+/// `MAX_BATCH_GAS` (fixed: at first `MAX_BATCH_RECORDS`), behind a full
+/// bridge queue of distinct accounts.
 /// Returns the env, the batch, its records and entries.
 fn dense_batch() -> (Env, u64, u32, usize) {
     use gridledger_ledger::ChainClient as _;
-    use gridledger_rollup::primary::{entry_records, max_entry_bytes, MAX_BATCH_RECORDS, MAX_QUEUE_PER_BATCH};
+    use gridledger_rollup::primary::{entry_gas, max_entry_bytes, MAX_BATCH_GAS, MAX_QUEUE_PER_BATCH, RESERVED_GAS};
     let mut e = funded_with_window(600_000);
     settle_funding(&mut e);
     let p = e.d.cfg.params.clone();
@@ -205,15 +211,16 @@ fn dense_batch() -> (Env, u64, u32, usize) {
     };
     let entry = |k: &KeyPair, tx: IorTx| gridledger_rollup::types::Entry { sender: k.address(), recorded_at: now, tx };
     let size = |tx: &IorTx| borsh::to_vec(&entry(&senders[0], tx.clone())).unwrap().len();
-    // The most slots per entry that lets `n` entries fit the record
-    // budget, and the finest reading step whose entry fits the byte bound.
+    // The most slots per entry that lets `n` entries fit the STs' share
+    // of the gas budget (`MAX_BATCH_GAS − RESERVED_GAS`),
+    // and the finest reading step whose entry fits the byte bound.
     let (slots, step) = (1..=64u64)
         .rev()
         .find_map(|slots| {
             let step =
                 (1..=grid).filter(|s| grid % s == 0).find(|s| size(&dense(&senders[0], 0, slots, *s)) <= bound)?;
-            let r = entry_records(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
-            (r as usize * n <= MAX_BATCH_RECORDS as usize).then_some((slots, step))
+            let g = entry_gas(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
+            (g * n as u64 <= MAX_BATCH_GAS - RESERVED_GAS).then_some((slots, step))
         })
         .unwrap();
     let txs: Vec<(KeyPair, IorTx)> = (0..n)
@@ -272,8 +279,11 @@ fn dense_batch() -> (Env, u64, u32, usize) {
 /// by records alone: count an entry's calldata gas (16 × its bytes) plus
 /// its records' proof gas against one per-batch gas budget in `SC_DS_*`
 /// (e.g. ≤ 40 % of `DRIVER_GAS_LIMIT`), or lower `max_entry_bytes`.
+///
+/// Fixed: `SC_DS_*` weighs each entry by `entry_gas` (bytes and records)
+/// against `MAX_BATCH_GAS`; the densest batch the attacker can now record
+/// (sized here to the STs' share) disputes and finalizes in ≈ 50 M gas.
 #[test]
-#[ignore = "attack: 300 max-size high-entropy refused STs at the record budget need more gas to dispute than the driver sends"]
 fn a_dense_batch_at_every_bound_exceeds_the_drivers_gas_limit() {
     let limit = gridledger_ledger::ChainConfig::default().block_gas_limit;
     let call_limit = gridledger_rollup::driver::DRIVER_GAS_LIMIT;
@@ -400,9 +410,16 @@ fn wallets(e: &mut Env, n: usize, from: usize) -> Vec<KeyPair> {
 /// batch and index of its AT, proved against that batch's root), budget
 /// records per sender per batch, and reserve part of the budget for
 /// opinions and expiries (3 records each) that no ST can take.
+///
+/// Fixed: ATs and STs may fill a batch only to `MAX_BATCH_GAS −
+/// RESERVED_GAS`; the last eighth is kept for opinions and expiries, and
+/// one sender's entries weigh at most `MAX_SENDER_GAS` per batch. The same
+/// flood (every filler it can fit, the next refused "would exceed") leaves
+/// the buyer's `O_b = 0` room in the first block; the seller's late ST is
+/// `SellerShortfall`.
 #[test]
-#[ignore = "attack: 14 sybil entries (refused 750-slot STs) fill each batch's record budget; the buyer's O_b never lands before DL"]
 fn sybils_fill_the_record_budget_and_the_buyers_dispute_never_lands() {
+    use gridledger_rollup::primary::{MAX_BATCH_GAS, RESERVED_GAS};
     let mut e = funded();
     let (b, s) = (trader(0), trader(1));
     // Day 10 (the fillers' fictitious periods lie in the days before).
@@ -416,31 +433,33 @@ fn sybils_fill_the_record_budget_and_the_buyers_dispute_never_lands() {
     // senders in order of first arrival, so sybils that arrived first (and
     // keep transactions queued) come before the buyer in every block.
     let sybils = wallets(&mut e, sizes.len(), 4_000);
-    // Every block between DT_end and DL: the sybil's four fillers first,
-    // then the buyer's O_b = 0.
-    let mut refused = 0;
-    while e.d.now() <= t.dl {
-        // Greedy: whichever filler no longer fits is refused (a fee), the
-        // smaller ones after it take the rest, down to fewer records than
-        // an opinion needs.
-        let mut txs = budget_fillers(&e, &sybils, &sizes);
-        txs.push((b.clone(), IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })));
-        let receipts = e.d.submit_block(&txs).unwrap();
-        let why = reverted(&receipts[sizes.len()]);
-        assert!(why.contains("would exceed"), "{why}");
-        refused += 1;
-        e.d.process(&mut rng(0)).unwrap();
-        e.d.set_time(e.d.now() + 4 * MIN);
-    }
-    eprintln!("the buyer's O_b was refused in {refused} blocks");
+    // The first block after DT_end: the sybils' fillers first, then the
+    // buyer's O_b = 0. Greedy: whichever filler no longer fits is refused
+    // (a fee), the smaller ones after it take the rest.
+    let mut txs = budget_fillers(&e, &sybils, &sizes);
+    txs.push((b.clone(), IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })));
+    let receipts = e.d.submit_block(&txs).unwrap();
+    let refused: Vec<String> =
+        receipts[..sizes.len()].iter().filter(|r| r.status != TxStatus::Success).map(reverted).collect();
+    assert!(
+        !refused.is_empty() && refused.iter().all(|w| w.contains("would exceed")),
+        "the fillers reach the STs' share: {refused:?}"
+    );
+    assert_eq!(receipts[sizes.len()].status, TxStatus::Success, "the buyer's O_b lands in the reserve");
+    let batch = (1..).take_while(|i| e.d.batch_header(*i).is_ok()).last().unwrap();
+    let h = e.d.batch_header(batch).unwrap();
+    eprintln!("batch {batch}: {} gas ({} entries), STs refused: {}", h.gas, h.len(), refused.len());
+    assert!(h.gas > MAX_BATCH_GAS - RESERVED_GAS - 200_000, "the STs' share is full: {} gas", h.gas);
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    assert_eq!(out.last(), Some(&Outcome::OpinionRecorded), "{out:?}");
     // After DL: the seller's ST without the buyer's signature.
+    e.d.set_time(t.dl + MIN);
     let out = settle(&mut e, &s, st(&t, 0, false, None));
     let after = e.d.participant(&b.address()).unwrap();
     assert_eq!(
         out,
         vec![Outcome::StSettled(StSettlement::SellerShortfall)],
-        "the buyer disputed delivery before DL (refused {refused} times for another account's entries); \
-         buyer's balance {:?} -> {:?}, reputation {} -> {}",
+        "the buyer disputed delivery before DL; buyer's balance {:?} -> {:?}, reputation {} -> {}",
         before.balance,
         after.balance,
         before.reputation,
@@ -475,14 +494,16 @@ fn sybils_fill_the_record_budget_and_the_buyers_dispute_never_lands() {
 /// dispute under `DRIVER_GAS_LIMIT` with margin), and a per-entry
 /// challenge of a leaf's inputs (prove the posted `pre` slice against
 /// the state before the entry), so no challenge needs the whole batch.
+///
+/// Fixed by the gas budget of [3] (the padding is sized to it); the
+/// per-entry challenge of a leaf's inputs is not built.
 #[test]
-#[ignore = "attack: a forged leaf input padded with 299 dense STs: the whole-batch dispute needs > 100 M gas; the forged verdict settles"]
 fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     use gridledger_ledger::ChainClient as _;
     use gridledger_rollup::driver::meter_key;
     use gridledger_rollup::exec::{execute_leaves, OffChain};
     use gridledger_rollup::primary::{
-        entry_records, max_entry_bytes, SubmitTcrs, MAX_BATCH_RECORDS, MAX_QUEUE_PER_BATCH,
+        entry_gas, max_entry_bytes, SubmitTcrs, MAX_BATCH_GAS, MAX_QUEUE_PER_BATCH, RESERVED_GAS,
     };
     use gridledger_rollup::roles::Target;
     use gridledger_rollup::state::{fill_post_roots, post_state};
@@ -532,7 +553,7 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     .sign_readings(&fake)
     .sign_as_buyer(&b);
     let entry = |k: &KeyPair, tx: IorTx| gridledger_rollup::types::Entry { sender: k.address(), recorded_at: now, tx };
-    let r0 = entry_records(&entry(&s, IorTx::St(forged_st.clone())), p.meter_step_s);
+    let g0 = entry_gas(&entry(&s, IorTx::St(forged_st.clone())), p.meter_step_s);
     // The padding: as [3]'s dense STs.
     let cap = p.max_entries_per_sender as usize;
     let n = p.max_batch as usize - 1;
@@ -558,14 +579,14 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     };
     let bound = max_entry_bytes(p.max_batch);
     let size = |tx: &IorTx| borsh::to_vec(&entry(&senders[0], tx.clone())).unwrap().len();
-    let room = (MAX_BATCH_RECORDS - r0) as usize;
+    let room = MAX_BATCH_GAS - RESERVED_GAS - g0;
     let (slots, step) = (1..=64u64)
         .rev()
         .find_map(|slots| {
             let step =
                 (1..=grid).filter(|x| grid % x == 0).find(|x| size(&dense(&senders[0], 0, slots, *x)) <= bound)?;
-            let r = entry_records(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
-            (r as usize * n <= room).then_some((slots, step))
+            let g = entry_gas(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
+            (g * n as u64 <= room).then_some((slots, step))
         })
         .unwrap();
     let mut txs: Vec<(KeyPair, IorTx)> = vec![(s.clone(), IorTx::St(forged_st))];
@@ -663,46 +684,89 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
 /// at the seller's certified interval (`(max_entry_bytes − overhead) / 8`
 /// readings × its `step_s`), or let an ST's readings be summed per grid
 /// slot (one value per slot) so its size depends on slots, not readings.
+///
+/// Fixed: `SC_DS_AT` refuses an AT whose largest ST (readings at the
+/// seller's certified interval over `DT`, both signatures) would not fit
+/// one entry (`AtRecordError::StCannotFit`). At the 5-minute grid: the
+/// longest period whose ST fits is recorded, accepted and settled by its
+/// seller's genuine ST (`SellerDelivered`); one grid slot more is refused
+/// at recording and changes nothing.
 #[test]
-#[ignore = "attack: a 72 h AT is accepted but its 864-reading ST exceeds max_entry_bytes; the buyer's expiry penalises the honest seller"]
 fn an_accepted_long_period_cannot_be_settled_by_its_seller() {
     let mut e = funded();
+    let step = e.d.cfg.params.meter_step_s;
+    settle_at_the_st_bound(&mut e, step);
+}
+
+/// The longest delivery period (in grid slots) whose largest ST — a
+/// reading every `step_s` seconds, both signatures — encodes within
+/// `max_entry_bytes`, found from the encoded STs themselves.
+fn longest_settleable(
+    e: &Env,
+    b: &KeyPair,
+    s: &KeyPair,
+    step_s: u32,
+    start: u64,
+) -> (u64, Box<dyn Fn(u64) -> AgreementTerms>) {
+    use gridledger_rollup::primary::max_entry_bytes;
+    let p = e.d.cfg.params.clone();
+    let grid = u64::from(p.meter_step_s) * 1000;
+    let (b2, s2) = (b.clone(), s.clone());
+    let period = move |slots: u64| {
+        let mut t = terms(&b2, &s2, Amount(200_000), 500, start);
+        t.dt_end = t.dt_start + slots * grid;
+        t.dl = t.dt_end + 15 * MIN;
+        t
+    };
+    let size = |t: &AgreementTerms| {
+        let readings = ((t.dt_end - t.dt_start) / (u64::from(step_s) * 1000)) as usize;
+        let st = metered_st(t, b, step_s, vec![1000; readings]).sign_as_buyer(b);
+        let entry = gridledger_rollup::types::Entry { sender: s.address(), recorded_at: t.dl, tx: IorTx::St(st) };
+        borsh::to_vec(&entry).unwrap().len()
+    };
+    let bound = max_entry_bytes(p.max_batch);
+    let fits = (1..).take_while(|n| size(&period(*n)) <= bound).last().unwrap();
+    assert!(size(&period(fits + 1)) > bound);
+    (fits, Box::new(period))
+}
+
+/// Both boundaries of `StCannotFit` for a seller whose meter reads every
+/// `step_s` seconds: one slot over the longest settleable period is
+/// refused at recording (typed, nothing recorded, no balance moved); the
+/// longest is accepted, and its seller's genuine ST (1 kW throughout; the
+/// buyer recorded `O_b = 0`) is recorded and wins arbitration.
+fn settle_at_the_st_bound(e: &mut Env, step_s: u32) {
+    use gridledger_rollup::primary::{largest_st_fits, AtRecordError};
     let (b, s) = (trader(0), trader(1));
+    let p = e.d.cfg.params.clone();
     let day = 10 * 24 * HOUR;
     e.d.set_time(day);
-    let mut t = terms(&b, &s, Amount(200_000), 500, day + HOUR);
-    t.dt_end = t.dt_start + 72 * HOUR;
-    t.dl = t.dt_end + 15 * MIN;
-    agreed(&mut e, &s, &[(&b, &t)]);
+    let (fits, period) = longest_settleable(e, &b, &s, step_s, day + HOUR);
+    eprintln!("{step_s} s meter: the longest settleable period is {fits} grid slots");
+    // One slot over: refused at recording.
+    let over = period(fits + 1);
+    let before = (e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap());
+    let r = e.d.submit(&b, &at(&over, &s)).unwrap();
+    let why = largest_st_fits(&over, step_s, p.meter_step_s, p.max_batch).unwrap_err();
+    assert!(matches!(why, AtRecordError::StCannotFit { .. }));
+    assert_eq!(reverted(&r), format!("reverted: {why}"));
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
+    assert!(out.is_empty(), "nothing recorded: {out:?}");
+    assert_eq!((e.d.participant(&b.address()).unwrap(), e.d.participant(&s.address()).unwrap()), before);
+    // Exactly fits: accepted and settled by the seller's genuine ST.
+    let t = period(fits);
+    largest_st_fits(&t, step_s, p.meter_step_s, p.max_batch).unwrap();
+    agreed(e, &s, &[(&b, &t)]);
     assert_eq!(
-        run(&mut e, &b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })),
+        run(e, &b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })),
         vec![Outcome::OpinionRecorded]
     );
-    let seller0 = e.d.participant(&s.address()).unwrap();
-    // The seller's genuine export: 100 W for 72 h (7.2 kWh ≥ 500 Wh).
-    let readings = (72 * HOUR / (5 * MIN)) as usize;
-    let genuine = SettlementTx {
-        terms: t.clone(),
-        stmp: t.dt_end + MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 300,
-        ps: vec![100; readings],
-        meter_sig: None,
-    }
-    .sign_readings(&gridledger_rollup::driver::meter_key(&s.address()));
+    let readings = ((t.dt_end - t.dt_start) / (u64::from(step_s) * 1000)) as usize;
+    let genuine = metered_st(&t, &b, step_s, vec![1000; readings]);
     let r = e.d.submit(&s, &IorTx::St(genuine)).unwrap();
-    let recorded = format!("{:?}", r.status);
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
     let st_out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
-    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
-    let exp = run(&mut e, &b, IorTx::Expire(t.clone()));
-    let seller1 = e.d.participant(&s.address()).unwrap();
-    assert_eq!(
-        st_out,
-        vec![Outcome::StSettled(StSettlement::SellerDelivered)],
-        "the seller's ST ({readings} readings) recording: {recorded}; the buyer's expiry: {exp:?}; seller {seller0:?} -> \
-         {seller1:?}"
-    );
+    assert_eq!(st_out, vec![Outcome::StSettled(StSettlement::SellerDelivered)], "{readings} readings");
 }
 
 /// [7] THEFT FROM AN HONEST SELLER — [6] FOR AN ORDINARY HALF HOUR: A
@@ -726,27 +790,37 @@ fn an_accepted_long_period_cannot_be_settled_by_its_seller() {
 /// the per-slot sums), or refuse at `register_meter` an interval whose
 /// readings for `max_dl_ms` would not fit `max_entry_bytes`, and bound
 /// AT periods by what the seller's certified meter can carry.
+///
+/// Fixed: `register_meter` refuses an interval at which an ST of one hour
+/// would not fit one entry (`MeterError::IntervalTooFine`: 1 s, and 4 s,
+/// the finest refused; 5 s, the finest accepted, carries 70 minutes), and
+/// `SC_DS_AT` bounds a 5-second seller's periods by what its ST carries
+/// (both boundaries, as [6]).
 #[test]
-#[ignore = "attack: a seller whose certified meter reads every second cannot record any half-hour ST; its buyers expire it and penalise it"]
 fn a_seller_with_a_one_second_meter_cannot_settle_a_half_hour() {
-    let mut e = funded_metered(5_000, 1);
-    let (b, s) = (trader(0), trader(1));
-    let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
-    agreed(&mut e, &s, &[(&b, &t)]);
-    assert_eq!(
-        run(&mut e, &b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })),
-        vec![Outcome::OpinionRecorded]
-    );
-    // 1,000 W for the half hour (500 Wh), one reading a second.
-    let genuine = metered_st(&t, &b, 1, vec![1000; 1800]);
-    let r = e.d.submit(&s, &IorTx::St(genuine)).unwrap();
-    let recorded = format!("{:?}", r.status);
-    let st_out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|x| x.outcomes).collect();
-    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
-    let exp = run(&mut e, &b, IorTx::Expire(t.clone()));
-    assert_eq!(
-        st_out,
-        vec![Outcome::StSettled(StSettlement::SellerDelivered)],
-        "the seller's ST recording: {recorded}; the buyer's expiry: {exp:?}"
-    );
+    use gridledger_rollup::primary::{check_meter_interval, MeterError, RegisterMeter};
+    use gridledger_rollup::types::{meter_cert_digest, MeterRecord};
+    let mut e = funded_metered(5_000, 5);
+    // An account without a meter (a validator's) tries the fine intervals.
+    let owner = e.d.validators[0].0.clone();
+    let key = gridledger_rollup::driver::meter_key(&owner.address()).address();
+    let meter_view = |e: &Env| {
+        e.d.primary
+            .chain
+            .view(gridledger_rollup::IOR_PRIMARY_ID, "meter", &gridledger_rollup::args(&owner.address()))
+            .unwrap()
+    };
+    for step_s in [1, 4] {
+        let meter = MeterRecord { key, step_s };
+        let cert = e.d.authority.sign(&meter_cert_digest(&e.d.cfg.params.domain, &owner.address(), &meter));
+        let a = gridledger_rollup::args(&RegisterMeter { meter, cert });
+        let r = e.d.primary_call(&owner, "register_meter", a, Amount::ZERO).unwrap();
+        let why = check_meter_interval(&owner.address(), step_s, &e.d.cfg.params).unwrap_err();
+        assert!(matches!(why, MeterError::IntervalTooFine { .. }), "{why}");
+        assert_eq!(reverted(&r), format!("reverted: {why}"));
+        assert!(meter_view(&e).is_null(), "nothing registered");
+    }
+    // The traders' 5-second meters were registered; their sales are
+    // bounded by what a 5-second ST carries (at least a half hour).
+    settle_at_the_st_bound(&mut e, 5);
 }

@@ -114,7 +114,7 @@ fn a_chain_of_overlapping_sales_settled_as_they_end_is_covered_exactly() {
 
 /// A's buyer records `O_b = 1` itself and its seller never sends an ST:
 /// A's expiry settles as agreed (the seller paid) and records A's 500 Wh
-/// as sold on the period's first slot. B (same period, a later deadline)
+/// as sold over its whole period (`exec::record_sold`). B (same period, a later deadline)
 /// then disputes with the seller's genuine readings of its only 500 Wh:
 /// the export is sold, B wins.
 #[test]

@@ -226,7 +226,28 @@ fn a_claim_at_the_horizon_sees_its_slot() -> bool {
     claim_at_the_horizon().1 == vec![Outcome::StSettled(StSettlement::SellerShortfall)]
 }
 
-const SCENARIOS: [Scenario; 8] = [
+/// Attack r6 [1]: A's expiry settles as agreed (its own `O_b = 1`, no
+/// readings); B's period overlaps A's and ends later; the seller's
+/// genuine export covers only one of them: B's arbitration finds it sold.
+fn an_expired_agreed_sale_is_not_sold_again() -> bool {
+    use gridledger_rollup::types::BuyerOpinion;
+    let mut e = funded();
+    let (a, b, s) = (trader(0), trader(2), trader(1));
+    let ta = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
+    let mut tb = terms(&b, &s, Amount(200_000), 500, 8 * HOUR + 5 * MIN);
+    tb.dl = ta.dl + 2 * HOUR;
+    agreed(&mut e, &s, &[(&a, &ta), (&b, &tb)]);
+    e.d.submit(&a, &IorTx::Opinion(BuyerOpinion { terms: ta.clone(), ob: true })).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(ta.dl + e.d.cfg.params.expiry_ms + MIN);
+    e.d.submit(&a, &IorTx::Expire(ta.clone())).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.submit(&s, &IorTx::St(metered_st(&tb, &b, 300, vec![1200, 1200, 1200, 1200, 1200, 0]))).unwrap();
+    let out: Vec<Outcome> = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
+    out == vec![Outcome::StSettled(StSettlement::SellerShortfall)]
+}
+
+const SCENARIOS: [Scenario; 9] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -235,6 +256,7 @@ const SCENARIOS: [Scenario; 8] = [
     ("a state dispute leaving a record out is refused", a_state_dispute_leaving_a_record_out_is_refused),
     ("nested sales settled out of order are both covered", nested_sales_settled_out_of_order_are_both_covered),
     ("a claim at the horizon sees its slot", a_claim_at_the_horizon_sees_its_slot),
+    ("an expired agreed sale is not sold again", an_expired_agreed_sale_is_not_sold_again),
 ];
 
 gridledger_core::mutation_check! {
@@ -249,4 +271,5 @@ gridledger_core::mutation_check! {
     unchecked_absence_is_caught: Mutation::AbsenceUnchecked => "a state dispute leaving a record out is refused",
     skipped_realloc_is_caught: Mutation::ReallocSkipped => "nested sales settled out of order are both covered",
     early_prune_is_caught: Mutation::PruneEarly => "a claim at the horizon sees its slot",
+    ignored_sold_demand_is_caught: Mutation::SoldIgnored => "an expired agreed sale is not sold again",
 }

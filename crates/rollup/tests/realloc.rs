@@ -18,7 +18,7 @@ use gridledger_rollup::exec::{
     apply_effects, execute_batch, realloc, ExecEnv, OffChain, PreState, SlotAlloc, MAX_PERIODS_PER_SLOT,
     MAX_REACH_SLOTS, STEP_GAS,
 };
-use gridledger_rollup::primary::{entry_records, MAX_BATCH_RECORDS};
+use gridledger_rollup::primary::{entry_records, MAX_ENTRY_RECORDS};
 use gridledger_rollup::types::{
     Agreement, AgreementTerms, Entry, IorParams, IorTx, MeterRecord, Outcome, Participant, SlotKey, StSettlement,
 };
@@ -207,17 +207,23 @@ impl ExecEnv for Counting {
 }
 
 /// The worst case one batch allows: one ST whose window (its period's
-/// slots plus its reach) fills the batch's record budget, every slot of
-/// it holding [`MAX_PERIODS_PER_SLOT`] earlier won claims, all moved.
-/// The re-allocation charges `STEP_GAS × (slots + claims held)`; the
+/// slots plus its reach) fills what one entry may count
+/// (`MAX_ENTRY_RECORDS`; one sender sends at most one such per batch), every
+/// slot of it holding [`MAX_PERIODS_PER_SLOT`] earlier won claims, all
+/// moved, and [`MAX_PERIODS_PER_SLOT`] sales recorded without certified
+/// readings (period demands, [`SlotAlloc::sold`]), all re-placed. The
+/// re-allocation charges `STEP_GAS × (slots + claims and sales held)`; the
 /// whole verdict is measured and bounded here.
 #[test]
 fn realloc_gas_at_the_record_budget_bound() {
     let p = IorParams::case_study();
     let (b, s) = (trader(0), trader(1));
-    let reach = MAX_REACH_SLOTS as u64;
-    // seller + buyer + agreement + window slots = the record budget.
-    let own = u64::from(MAX_BATCH_RECORDS) - 3 - reach;
+    // Since attack r6 one entry counts at most `MAX_ENTRY_RECORDS` (its
+    // weight at most `MAX_ENTRY_GAS`): a window of that many records, half
+    // of it reach (at most `MAX_REACH_SLOTS`).
+    let reach = (u64::from(MAX_ENTRY_RECORDS) / 2).min(u64::from(MAX_REACH_SLOTS));
+    // seller + buyer + agreement + window slots = the entry's record bound.
+    let own = u64::from(MAX_ENTRY_RECORDS) - 3 - reach;
     let window = own + reach;
     let start = 8 * HOUR;
     let t = AgreementTerms {
@@ -230,8 +236,8 @@ fn realloc_gas_at_the_record_budget_bound() {
         dl: start + own * SLOT + 15 * MIN,
     };
     let st_tx = metered_st(&t, &b, 300, vec![10; own as usize]);
-    let entry = Entry { sender: s.address(), recorded_at: t.dt_end + MIN, tx: IorTx::StReach(st_tx, MAX_REACH_SLOTS) };
-    assert_eq!(entry_records(&entry, p.meter_step_s), MAX_BATCH_RECORDS, "the window fills the budget");
+    let entry = Entry { sender: s.address(), recorded_at: t.dt_end + MIN, tx: IorTx::StReach(st_tx, reach as u32) };
+    assert_eq!(entry_records(&entry, p.meter_step_s), MAX_ENTRY_RECORDS, "the window fills the bound");
     let mut pre = PreState::default();
     for a in [b.address(), s.address()] {
         pre.participants.insert(a, Participant { balance: Amount(1_000_000_000), reputation: 100 });
@@ -253,21 +259,23 @@ fn realloc_gas_at_the_record_budget_bound() {
         let mut a = SlotAlloc { export: Some(3_000), ..Default::default() };
         for p in periods.iter().filter(|p| p.0 <= k.dt_start && k.dt_end <= p.1) {
             a.by_period.insert(*p, 10);
+            a.sold.insert(*p, 10);
         }
         assert_eq!(a.by_period.len(), MAX_PERIODS_PER_SLOT);
+        assert_eq!(a.sold.len(), MAX_PERIODS_PER_SLOT);
         pre.claimed.insert(k, 10 * MAX_PERIODS_PER_SLOT as u128);
         pre.slots.insert(k, a);
     }
     let mut env = Counting(0);
     let tcrs = execute_batch(&mut env, &p, &pre, std::slice::from_ref(&entry)).unwrap();
     assert_eq!(tcrs[0].outcome, Outcome::StSettled(StSettlement::SellerDelivered));
-    let realloc_gas = STEP_GAS * window * (1 + MAX_PERIODS_PER_SLOT as u64);
+    let realloc_gas = STEP_GAS * window * (1 + 2 * MAX_PERIODS_PER_SLOT as u64);
     eprintln!(
-        "worst-case ST verdict: {} gas over {window} slots × {MAX_PERIODS_PER_SLOT} claims (re-allocation {realloc_gas})",
+        "worst-case ST verdict: {} gas over {window} slots × {MAX_PERIODS_PER_SLOT} claims + {MAX_PERIODS_PER_SLOT} sales (re-allocation {realloc_gas})",
         env.0
     );
     assert!(env.0 >= realloc_gas, "the re-allocation is charged: {} < {realloc_gas}", env.0);
-    assert!(env.0 <= 6_000_000, "one worst-case ST verdict stays a small part of the 100 M call limit: {}", env.0);
+    assert!(env.0 <= 11_000_000, "one worst-case ST verdict stays a small part of the 100 M call limit: {}", env.0);
     // The effects apply and every earlier claim keeps its amount.
     let mut post = pre.clone();
     apply_effects(&mut post, &p, &t.key(), &tcrs[0].effects).unwrap();
@@ -280,4 +288,41 @@ fn realloc_gas_at_the_record_budget_bound() {
         assert_eq!(after, before, "period {per:?} keeps its claim");
     }
     assert!(post.slots.values().all(|a| a.by_period.len() <= MAX_PERIODS_PER_SLOT));
+    assert!(post.slots.iter().all(|(k, a)| a.sold == pre.slots[k].sold), "the sales' records are unchanged");
+}
+
+/// A sale recorded without certified readings whose period would put one
+/// sold period more than [`MAX_PERIODS_PER_SLOT`] on a slot is recorded as
+/// fixed claimed energy (its whole `ws`) on every slot of its period
+/// instead: the records stay bounded and a later arbitration over any of
+/// those slots still cannot count that energy.
+#[test]
+fn a_crowded_slot_records_a_further_sale_as_fixed_on_every_slot() {
+    use gridledger_rollup::exec::record_sold;
+    let s = Address([7; 20]);
+    // Two sales of one period are summed in one entry.
+    let mut st = PreState::default();
+    record_sold(&mut st, &[slot(s, 0)], 10).unwrap();
+    record_sold(&mut st, &[slot(s, 0)], 5).unwrap();
+    assert_eq!(st.slots[&slot(s, 0)].sold, [((8 * HOUR, 8 * HOUR + SLOT), 15)].into_iter().collect());
+    // Fill the first slot with distinct periods ending at its end.
+    let mut full = PreState::default();
+    for j in 0..MAX_PERIODS_PER_SLOT as u64 {
+        let keys: Vec<SlotKey> = (0..=j)
+            .rev()
+            .map(|i| SlotKey { seller: s, dt_start: 8 * HOUR - i * SLOT, dt_end: 8 * HOUR - i * SLOT + SLOT })
+            .collect();
+        record_sold(&mut full, &keys, 1).unwrap();
+    }
+    assert_eq!(full.slots[&slot(s, 0)].sold.len(), MAX_PERIODS_PER_SLOT);
+    let before = full.clone();
+    let three = [slot(s, 0), slot(s, 1), slot(s, 2)];
+    gridledger_rollup::exec::record_sold(&mut full, &three, 700).unwrap();
+    assert_eq!(full.slots, before.slots, "no ninth sold period on the crowded slot");
+    for k in &three {
+        assert_eq!(full.claimed.get(k), Some(&700), "the whole sale fixed on {k:?}");
+    }
+    // A later arbitration of the second slot alone with 699 ws of export loses.
+    assert_eq!(realloc(&full, &[(slot(s, 1), 1_399)], &[], 700), None);
+    assert!(realloc(&full, &[(slot(s, 1), 1_400)], &[], 700).is_some());
 }
