@@ -100,7 +100,12 @@ fn options(m: Mutation, planted: Option<Mutation>) -> DriverSimOptions {
     // after another (with pipelined heights it is caught only at seed 140);
     // the bug is in the replica's new-view check, which pipelining does
     // not touch. Every other bug is caught with pipelining on.
-    let pipeline = (m == Mutation::NewViewSkipsHighestPrepared).then_some(false);
+    // Pipelined heights are off by default; the pipeline's own bug needs them.
+    let pipeline = match m {
+        Mutation::NewViewSkipsHighestPrepared => Some(false),
+        Mutation::PipelineStaleState => Some(true),
+        _ => None,
+    };
     DriverSimOptions { restart_after, mutation: planted, pipeline }
 }
 

@@ -169,7 +169,8 @@ fn validator_down_for_longer_than_the_retained_log_catches_up_from_peers_stores(
 fn pipelined_heights_commit_a_double_spend_once_and_spend_received_coin_in_the_next_block() {
     use std::sync::atomic::Ordering::Relaxed;
     let root = tempfile::tempdir().unwrap();
-    let c = start(root.path(), 4);
+    let c =
+        start_with(root.path(), 4, PbftSettings { base_timeout_ms: 300, pipeline: true, ..PbftSettings::default() });
     // Load, so that heights follow each other with transactions pending.
     let mut hashes = submit(&c, 0, 0, 0, 60);
     hashes.extend(submit(&c, 1, 1, 0, 60));
