@@ -189,29 +189,27 @@ fn check_transcript(g1: &[G1Affine], g2: &[G2Affine]) -> Result<(), FlError> {
     let two64 = Scalar::from(u64::MAX) + Scalar::ONE;
     let mut weight = || Scalar::from(rng.next_u64()) * two64 + Scalar::from(rng.next_u64());
     let gen2 = G2Projective::generator().to_affine();
-    let mut terms_g1: Vec<(G1Affine, G2Affine)> = Vec::with_capacity(2);
     // G1: Σ r_i [τ^{i+1}]₁ paired with [1]₂ against Σ r_i [τ^i]₁ with [τ]₂.
     let r: Vec<Scalar> = (0..g1.len() - 1).map(|_| weight()).collect();
     let blst_points = to_blst(g1);
     let hi = msm_affine(&blst_points[1..], &r).to_affine();
-    let lo = msm_affine(&blst_points[..g1.len() - 1], &r);
-    terms_g1.push((hi, gen2));
-    terms_g1.push(((-lo).to_affine(), tau2));
+    let neg_lo = (-msm_affine(&blst_points[..g1.len() - 1], &r)).to_affine();
     // G2: [τ]₁ with Σ s_j [τ^j]₂ against [1]₁ with Σ s_j [τ^{j+1}]₂.
     let s: Vec<Scalar> = (0..g2.len() - 1).map(|_| weight()).collect();
     let g2p: Vec<G2Projective> = g2.iter().map(|p| G2Projective::from(*p)).collect();
     let lo2 = G2Projective::multi_exp(&g2p[..g2.len() - 1], &s).to_affine();
-    let hi2 = G2Projective::multi_exp(&g2p[1..], &s);
+    let hi2 = G2Projective::multi_exp(&g2p[1..], &s).to_affine();
     let neg_gen1 = (-G1Projective::generator()).to_affine();
-    let prepared: Vec<(G1Affine, G2Prepared)> = vec![
-        (terms_g1[0].0, G2Prepared::from(terms_g1[0].1)),
-        (terms_g1[1].0, G2Prepared::from(terms_g1[1].1)),
+    // Both equations in one product. Their weights come from a hash of the
+    // whole transcript, fixed before they are known, so a transcript cannot
+    // make the failure of one check cancel the other's except with
+    // negligible probability.
+    let prepared = [
+        (hi, G2Prepared::from(gen2)),
+        (neg_lo, G2Prepared::from(tau2)),
         (tau1, G2Prepared::from(lo2)),
-        (neg_gen1, G2Prepared::from(hi2.to_affine())),
+        (neg_gen1, G2Prepared::from(hi2)),
     ];
-    // Both equations, each with its own weights, in one product: a random
-    // combination of two independent checks (the G2 weights follow the G1
-    // ones in the stream, so neither side can cancel the other).
     let refs: Vec<(&G1Affine, &G2Prepared)> = prepared.iter().map(|(a, b)| (a, b)).collect();
     if bool::from(blstrs::Bls12::multi_miller_loop(&refs).final_exponentiation().is_identity()) {
         Ok(())
