@@ -309,12 +309,24 @@ impl Chain {
     }
 
     fn env(&self, timestamp: Timestamp, proposer: &PublicKey) -> BlockEnv {
+        self.env_after(&self.tip, self.tip.hash(), timestamp, proposer)
+    }
+
+    /// The environment of the block after `parent` (whose hash is
+    /// `parent_hash`): the next height, a timestamp above the parent's.
+    fn env_after(
+        &self,
+        parent: &BlockHeader,
+        parent_hash: Hash32,
+        timestamp: Timestamp,
+        proposer: &PublicKey,
+    ) -> BlockEnv {
         BlockEnv {
             chain_id: self.genesis.chain_id,
-            height: self.tip.height + 1,
-            timestamp: timestamp.max(self.tip.timestamp + 1),
+            height: parent.height + 1,
+            timestamp: timestamp.max(parent.timestamp + 1),
             proposer: proposer.address(),
-            parent: self.tip.hash(),
+            parent: parent_hash,
         }
     }
 
@@ -371,19 +383,11 @@ impl Chain {
         let parent_hash = parent.hash();
         let mut base = crate::state::Overlay::new(&self.state);
         base.absorb(parent_changes.clone());
-        let mut recent = self.recent.clone();
-        recent.insert(parent.height, parent_hash);
         // The window `advance` keeps once `parent` is the tip: contracts
         // must see exactly what they will see when this block is replayed.
-        let keep_from = parent.height.saturating_sub(BLOCK_HASH_WINDOW);
-        recent.retain(|h, _| *h > keep_from);
-        let env = BlockEnv {
-            chain_id: self.genesis.chain_id,
-            height: parent.height + 1,
-            timestamp: timestamp.max(parent.timestamp + 1),
-            proposer: proposer.address(),
-            parent: parent_hash,
-        };
+        let mut recent = self.recent.clone();
+        slide_window(&mut recent, parent.height, parent_hash);
+        let env = self.env_after(parent, parent_hash, timestamp, proposer);
         let max = self.config.max_block_txs;
         let candidates = self.mempool.candidates(max.saturating_add(exclude.len()));
         let body = {
@@ -557,9 +561,7 @@ impl Chain {
         let state = &self.state;
         self.mempool.prune(senders, |a| state.account(a));
         self.tip = ex.block.header.clone();
-        self.recent.insert(self.tip.height, self.tip.hash());
-        let keep_from = self.tip.height.saturating_sub(BLOCK_HASH_WINDOW);
-        self.recent.retain(|h, _| *h > keep_from && *h <= self.tip.height);
+        slide_window(&mut self.recent, self.tip.height, self.tip.hash());
     }
 
     /// Re-executes a block proposed by someone else and checks every root
@@ -711,6 +713,15 @@ impl Chain {
         };
         c.view(&ViewContext::new(&self.state, contract, env), method, args)
     }
+}
+
+/// Makes `recent` the block-hash window once the block at `height` (hash
+/// `hash`) is the tip: it joins, and heights at or below
+/// `height − BLOCK_HASH_WINDOW`, or above `height`, leave.
+fn slide_window(recent: &mut BlockHashes, height: u64, hash: Hash32) {
+    recent.insert(height, hash);
+    let keep_from = height.saturating_sub(BLOCK_HASH_WINDOW);
+    recent.retain(|h, _| *h > keep_from && *h <= height);
 }
 
 /// The hashes of the [`BLOCK_HASH_WINDOW`] blocks up to `tip` held in
