@@ -851,7 +851,7 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
             / crate::primary::RECORD_GAS;
         let reach = reach.min(u32::try_from(room).unwrap_or(u32::MAX));
         if reach == 0 {
-            return Ok(IorTx::St(st));
+            return Ok(plain_entry.tx);
         }
         // A longer window must also cover every sale recorded without
         // certified readings that its reach slots hold (`exec::realloc`):
@@ -871,8 +871,8 @@ impl<P: ChainClient, S: ChainClient> DualChain<P, S> {
                     })
                 })
         };
-        let long = IorTx::StReach(st.clone(), reach);
-        let plain = IorTx::St(st);
+        let long = IorTx::StReach(st, reach);
+        let plain = plain_entry.tx;
         Ok(if !wins(&long) && wins(&plain) { plain } else { long })
     }
 
