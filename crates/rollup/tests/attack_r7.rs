@@ -157,3 +157,30 @@ fn the_seller_gains_nothing_by_the_order_it_settles_two_sales_of_one_export() {
         "B's verdict {b_first:?}: 500 Wh exported, 1,000 Wh paid for when the disputed sale settles first"
     );
 }
+
+/// [2] without even an ST for A: A records `O_b = 1` on chain, the seller
+/// settles B's dispute and never sends A's ST; A's own expiry then settles
+/// as agreed and pays the seller for the export B's arbitration already
+/// claimed.
+#[test]
+#[ignore = "attack r7 [2]: a silent seller is paid by the agreed buyer's expiry for export a dispute already claimed"]
+fn an_agreed_buyers_expiry_does_not_pay_for_export_a_won_dispute_claimed() {
+    let (_, paid_a_first) = both_sales(false);
+    let mut e = funded();
+    let (a, b, s) = (trader(0), trader(2), trader(1));
+    let ta = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
+    let mut tb = terms(&b, &s, Amount(200_000), 500, 8 * HOUR + 5 * MIN);
+    tb.dl = ta.dl + 2 * HOUR;
+    agreed(&mut e, &s, &[(&a, &ta), (&b, &tb)]);
+    assert_eq!(run(&mut e, &a, opinion(&ta, true)), vec![Outcome::OpinionRecorded]);
+    let b_st = IorTx::St(metered_st(&tb, &b, 300, vec![1200, 1200, 1200, 1200, 1200, 0]));
+    assert_eq!(run(&mut e, &s, b_st), vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
+    e.d.set_time(ta.dl + e.d.cfg.params.expiry_ms + MIN);
+    assert_eq!(run(&mut e, &a, IorTx::Expire(ta.clone())), vec![Outcome::StSettled(StSettlement::Agreed)]);
+    assert!(e.d.settled_state().unwrap().agreements.is_empty(), "both sales settled");
+    assert_eq!(
+        e.d.participant(&s.address()).unwrap().balance,
+        paid_a_first,
+        "500 Wh exported; the seller is paid as when A's sale settled first (B's dispute lost)"
+    );
+}
