@@ -83,6 +83,60 @@ fn a_strangers_opening_join_fixes_the_rate_every_later_cct_is_priced_at() {
     );
 }
 
+/// [1]'s other face: the opening join that prices Token_B a million times
+/// above Token_j, withdrawn at once, leaves every CCT on the deployment
+/// refused for good.
+///
+/// The stranger opens the pool with 1,000,000 Token_B against one unit of
+/// every `Token_i` and withdraws all its shares in the next block: it gets
+/// 999,000 Token_B back (the 1,000 locked shares' part stays), and the
+/// price — set once by the opening join, moved by nothing — stays at
+/// 1,000,000 Token_B per Token_j. `x_B` of a CCT for 1,000 Token_j is then
+/// 10^9 Token_B and both deposits must exceed κ̄ · x_B: every CCT is
+/// `InsufficientDeposit`, and the deployment's own 1:1 liquidity joining
+/// afterwards changes nothing. CCTE is out of service for the price of
+/// 1,000 Token_B.
+///
+/// Expected: after the deployment provides 1,000,000 of every token at
+/// 1:1, a CCT for 1,000 Token_j between parties with 1,000,000 Token_B
+/// deposits executes. Observed: it is refused (`InsufficientDeposit`).
+#[test]
+#[ignore = "attack r7 [1]: an opening join at 10^6 Token_B per Token_j, withdrawn at once, refuses every CCT for good"]
+fn a_strangers_withdrawn_opening_join_refuses_every_cct_for_good() {
+    use gridledger_xchain::bob::WithdrawLiquidity;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let [ci, cj] = chains2(&m);
+    let stranger = dev_key(5);
+    for c in m.chain_ids() {
+        m.provide_liquidity(&stranger, c, 1).unwrap();
+    }
+    m.provide_token_b(&stranger, LIQUIDITY).unwrap();
+    let shares: u128 = m.bob_record(&keys::lp(&stranger.address())).unwrap();
+    let w = m.bob_call(&stranger, "withdraw_liquidity", &WithdrawLiquidity { shares }, Amount::ZERO);
+    m.bob_ok(&w).unwrap();
+    // All but the locked shares' 1,000 Token_B went back to the stranger.
+    let left: u128 = m.bob_record(&keys::pool(m.bob.chain_id())).unwrap();
+    assert_eq!(left, 1_000, "Token_B left in the pool by the stranger");
+    for c in m.chain_ids() {
+        m.provide_liquidity(&provider(), c, LIQUIDITY).unwrap();
+    }
+    m.provide_token_b(&provider(), LIQUIDITY).unwrap();
+    m.deposit_token_b(&sender(), DEPOSIT).unwrap();
+    m.deposit_token_b(&receiver(), DEPOSIT).unwrap();
+    m.tick().unwrap();
+    let req = request_between(ci, cj, 1_000, 1);
+    let terms = m.terms(&req);
+    let tx = m.cct_tx(&req.sender, &req.receiver, terms);
+    let r = m.bob_exec(&tx).unwrap();
+    assert_eq!(
+        r.status,
+        TxStatus::Success,
+        "a CCT for 1,000 Token_j after the deployment's 1:1 liquidity joined (quote x_B = {:?})",
+        m.quote(1_000, m.bob.chain_id(), cj)
+    );
+}
+
 // ------------------------------------------------------------------- [2]
 
 /// A header of chain `J` at `parent.height + 1`, signed by the validator
@@ -161,5 +215,60 @@ fn a_fork_met_while_catching_up_freezes_the_bobs_view_for_good() {
          branch: {}",
         tip + 1,
         ours == Some(now_hash)
+    );
+}
+
+// ------------------------------------------------------------------- [4]
+
+/// Terms a receiver signs while SC_AMM has no price carry open bounds
+/// (`[1, u128::MAX]` on `x_i`); the sender opens the pool at a price of its
+/// own and executes them within their 16-block window.
+///
+/// `BobMbs::x_i_bounds` (attack R4-6) leaves the bounds open "without a
+/// quote (an empty pool): the CCT cannot be priced either". Since R6-5 the
+/// pool's price is set by whoever makes the opening join, at once (from
+/// the next block on) and for good — so between the receiver's signature
+/// and the CCT the sender itself can open the pool: 1,001 Token_B, 1 claimed
+/// Token_i, 1,000 claimed Token_j. The CCT then executes at `x_i = 1`
+/// Token_i for the receiver's 1,000 Token_j, within bounds the receiver
+/// signed (the penalty floor bounds only `x_B`).
+///
+/// Expected: terms built or signed without a price never execute at a
+/// price the receiver did not see (the library refuses to build them, or
+/// SC_T refuses open bounds). Observed: the CCT executes with `x_i = 1`.
+///
+/// Suggested fix: `terms` fails without a quote (no open bounds at all),
+/// and/or fix the opening price in the genesis (finding [1]).
+#[test]
+#[ignore = "attack r7 [4]: terms signed before the pool opens have open bounds; the sender opens it and prices x_i at will"]
+fn terms_signed_before_the_pool_opens_execute_at_the_senders_opening_price() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let [ci, cj] = chains2(&m);
+    m.deposit_token_b(&sender(), DEPOSIT).unwrap();
+    m.deposit_token_b(&receiver(), DEPOSIT).unwrap();
+    // The sender holds claimed Token_i and Token_j (no join yet: no price).
+    let s = sender();
+    for c in m.chain_ids() {
+        let amount = if c == ci { 1 } else { 1_000 };
+        m.provide_liquidity(&s, c, amount).unwrap();
+    }
+    // The receiver agrees while the pool is empty.
+    let req = request_between(ci, cj, 1_000, 1);
+    assert!(m.quote(1_000, ci, cj).is_err(), "no price yet");
+    let terms = m.terms(&req);
+    // The sender opens the pool at its own price, then sends the CCT.
+    m.provide_token_b(&s, 1_001).unwrap();
+    m.tick().unwrap();
+    assert!(m.bob.height() <= terms.expires_at, "still within the terms' window");
+    let tx = m.cct_tx(&req.sender, &req.receiver, terms.clone());
+    let r = m.bob_exec(&tx).unwrap();
+    let x_i = m.cct(&terms.id()).map(|rec| rec.x_i);
+    assert!(
+        r.status != TxStatus::Success,
+        "terms signed with x_i bounds [{}, {}] while the pool had no price executed at x_i = {x_i:?} Token_i for \
+         1,000 Token_j",
+        terms.min_x_i,
+        terms.max_x_i
     );
 }
