@@ -110,7 +110,7 @@ fn a_case_with_many_branches_is_refused_in_bounded_memory() {
 // maximum, 10⁶ trades per iteration, up to 200 000 iterations, or 10⁷ with
 // --max-iter) with no refusal; the same market under `--byzantine 0
 // --tees 4` then runs it again through TEAR-DO with every output
-// encrypted. Measured (test build, loaded 2-core machine): 1000×1000
+// encrypted. Measured (test build, 2 shared cores): 1000×1000
 // costs about 1 s per iteration (--max-iter 10: 19.6 s, 30: 40.5 s, 75 MB),
 // while 100×100 needs 1 496 iterations; so the default cap is some 55
 // hours before NoConvergence, and this test's run is still going after
