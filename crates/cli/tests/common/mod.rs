@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub mod handover;
 pub mod held_net;
+pub mod xchain;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 pub const BAL: Amount = Amount(1_000_000_000_000);
