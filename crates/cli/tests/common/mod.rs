@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod bounded;
 pub mod handover;
 pub mod held_net;
 pub mod xchain;
