@@ -27,8 +27,9 @@
 //! one JSON object: delivered unique tx/s, p50/p99 latency, bytes sent per
 //! delivered transaction (consensus and dissemination), flood delivered.
 //!
-//! Each replica persists its durable state (echoes given, epochs voted in,
-//! its proposals, delivered epochs with certificates and batches) in an
+//! Each replica persists its durable state (the bound on the epochs it
+//! echoes or votes in, its proposals, delivered epochs with certificates
+//! and batches) in an
 //! append-only log, one checksummed and fsynced record per group of
 //! steps, before those steps' messages leave: a persister thread does the
 //! group commit (every round waiting goes into one record) and then sends,

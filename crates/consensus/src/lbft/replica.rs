@@ -56,8 +56,8 @@
 //!   echoes their batches and votes on their certificates), so proposing
 //!   early adds only its own broadcast, under the same durable rules:
 //!   the proposal is persisted before it is sent, echoes are given once
-//!   per `(epoch, proposer)` ever, `VotedIn` records the highest epoch
-//!   voted in, and a delivered epoch keeps later epochs' records;
+//!   per `(epoch, proposer)` ever, `VotedIn` covers the highest epoch
+//!   echoed or voted in, and a delivered epoch keeps later epochs' records;
 //! - delivery stays strictly sequential ([`Replica`] delivers only its
 //!   current epoch; a later epoch that finished first waits), and
 //!   duplicate suppression runs at delivery, so total order and
