@@ -27,8 +27,9 @@
 //! one JSON object: delivered unique tx/s, p50/p99 latency, bytes sent per
 //! delivered transaction (consensus and dissemination), flood delivered.
 //!
-//! Each replica persists its durable state (echoes given, epochs voted in,
-//! its proposals, delivered epochs with certificates and batches) in an
+//! Each replica persists its durable state (the bound on the epochs it
+//! echoes or votes in, its proposals, delivered epochs with certificates
+//! and batches) in an
 //! append-only log, one checksummed and fsynced record per group of
 //! steps, before those steps' messages leave: a persister thread does the
 //! group commit (every round waiting goes into one record) and then sends,
@@ -39,6 +40,15 @@
 //! default, see the flag).
 //! `--kill-restart I` kills replica `I` mid-run
 //! and restarts it from that log.
+//!
+//! The replica writes once per epoch in the common case: the record of a
+//! delivered epoch also raises the bound on the epochs it echoes and votes
+//! in (`PersistOp::VotedIn`), so the next epoch's echoes and votes need no
+//! record of their own, and with the FIFO source the next proposal joins
+//! it. The report counts records by what they carry (`fsync_records`).
+//! `--no-fsync` writes the same records without syncing them — not
+//! crash-safe, never the default, labelled so in the report — to compare
+//! with drivers that do not sync at all (the aleph-bft peer's).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -114,6 +124,13 @@ pub struct LbftBenchArgs {
     /// replica holds the same delivered sequence.
     #[arg(long)]
     pub kill_restart: Option<u32>,
+    /// Comparison mode, NOT crash-safe: replicas write their log records
+    /// but never fsync them, so a power loss can make a replica forget
+    /// what it echoed, voted or delivered. Only for a side-by-side with a
+    /// driver that does not sync (the aleph-bft peer's); the report says
+    /// `"crash_safe": false`.
+    #[arg(long)]
+    pub no_fsync: bool,
 }
 
 /// One replica process (spawned by `bench lbft`).
@@ -146,6 +163,8 @@ struct ReplicaFile {
     tau: u32,
     groups: u32,
     pipeline: u64,
+    /// Sync each log record (`false` only with `--no-fsync`).
+    fsync: bool,
 }
 
 /// What a benchmark transaction's request carries (padded so the encoded
@@ -246,6 +265,7 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
             tau: a.tau.min(n as u32),
             groups: a.groups,
             pipeline,
+            fsync: !a.no_fsync,
         };
         let path = dir.path().join(format!("replica-{i}.bin"));
         std::fs::write(&path, encode(&file))?;
@@ -288,6 +308,9 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
         })
         .collect();
     let same_sequence = seqs.iter().all(|a| seqs.iter().all(|b| a.iter().zip(b).all(|(x, y)| x == y)));
+    let fsyncs_per_epoch: Vec<f64> = reports.iter().filter_map(|r| r["fsyncs_per_epoch"].as_f64()).collect();
+    let records_per_epoch: Vec<f64> = reports.iter().filter_map(|r| r["records_per_epoch"].as_f64()).collect();
+    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
     let out = json!({
         "bench": "lbft",
         "replicas": n,
@@ -316,6 +339,18 @@ pub fn bench(a: LbftBenchArgs) -> anyhow::Result<()> {
             .fold(0.0, f64::max),
         "same_delivered_sequence": same_sequence,
         "killed_and_restarted": a.kill_restart,
+        // Durability of the replicas' logs: `crash_safe` is false only in
+        // the --no-fsync comparison mode.
+        "fsync": !a.no_fsync,
+        "crash_safe": !a.no_fsync,
+        "durability": if a.no_fsync {
+            "NOT crash-safe: log records written without fsync (--no-fsync comparison mode)"
+        } else {
+            "crash-safe: each log record fsynced before its messages leave"
+        },
+        // Mean over replicas.
+        "fsyncs_per_epoch": mean(&fsyncs_per_epoch),
+        "records_per_epoch": mean(&records_per_epoch),
         "load_average": { "before": load_before, "after": load_after },
         "per_replica": reports,
     });
@@ -349,10 +384,12 @@ type Sig = gridledger_threshold::Signature;
 /// A torn last record (a crash mid-write) is cut off on open.
 struct DiskLog {
     file: std::fs::File,
+    /// Sync each record (off only in the --no-fsync comparison mode).
+    fsync: bool,
 }
 
 impl DiskLog {
-    fn open(dir: &std::path::Path) -> anyhow::Result<(Self, Durable<Sig>)> {
+    fn open(dir: &std::path::Path, fsync: bool) -> anyhow::Result<(Self, Durable<Sig>)> {
         use std::io::{Read, Seek, SeekFrom};
         let path = dir.join("lbft.log");
         let mut file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
@@ -374,7 +411,7 @@ impl DiskLog {
         }
         file.set_len(at as u64)?;
         file.seek(SeekFrom::End(0))?;
-        Ok((Self { file }, durable))
+        Ok((Self { file, fsync }, durable))
     }
 
     fn append(&mut self, ops: &[PersistOp<Sig>]) -> anyhow::Result<()> {
@@ -385,7 +422,9 @@ impl DiskLog {
         rec.extend_from_slice(&hash_bytes(Tag("gridledger/lbft-log/v1"), &body).0);
         rec.extend_from_slice(&body);
         self.file.write_all(&rec)?;
-        self.file.sync_data()?;
+        if self.fsync {
+            self.file.sync_data()?;
+        }
         Ok(())
     }
 }
@@ -804,7 +843,7 @@ fn persister(
     mut disk: Option<DiskLog>,
     net: &gridledger_net::Network,
     durable: &std::sync::atomic::AtomicU64,
-    stats: &[std::sync::atomic::AtomicU64; 2],
+    stats: &PersistStats,
 ) {
     use std::sync::atomic::Ordering::{Relaxed, Release};
     while let Ok(first) = rounds.recv() {
@@ -816,8 +855,19 @@ fn persister(
                 eprintln!("lbft replica: writing its log failed: {e}");
                 std::process::exit(1);
             }
-            stats[0].fetch_add(1, Relaxed);
-            stats[1].fetch_add(t.elapsed().as_micros() as u64, Relaxed);
+            let kind = if ops.iter().any(|op| matches!(op, PersistOp::Delivered(_))) {
+                &stats.with_delivery
+            } else if ops.iter().any(|op| matches!(op, PersistOp::Proposed { .. })) {
+                &stats.with_proposal
+            } else {
+                &stats.echo_or_vote_only
+            };
+            kind.fetch_add(1, Relaxed);
+            stats.records.fetch_add(1, Relaxed);
+            if log.fsync {
+                stats.fsyncs.fetch_add(1, Relaxed);
+            }
+            stats.write_us.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
         }
         for o in batch {
             for (to, m) in o.msgs {
@@ -831,6 +881,20 @@ fn persister(
             durable.store(o.seq, Release);
         }
     }
+}
+
+/// What the persister wrote: records, fsyncs (records unless
+/// `--no-fsync`), microseconds spent writing (and syncing), and records by
+/// what they carry: a delivered epoch; else a proposal; else only echo or
+/// vote bounds (`VotedIn`) or older-format echoes.
+#[derive(Default)]
+struct PersistStats {
+    records: std::sync::atomic::AtomicU64,
+    fsyncs: std::sync::atomic::AtomicU64,
+    write_us: std::sync::atomic::AtomicU64,
+    with_delivery: std::sync::atomic::AtomicU64,
+    with_proposal: std::sync::atomic::AtomicU64,
+    echo_or_vote_only: std::sync::atomic::AtomicU64,
 }
 
 /// CPU seconds this process spent so far, by thread role, from
@@ -986,7 +1050,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     cfg.retain = 100_000;
     let (disk, durable) = match &a.data_dir {
         Some(dir) => {
-            let (log, d) = DiskLog::open(dir)?;
+            let (log, d) = DiskLog::open(dir, file.fsync)?;
             (Some(log), d)
         }
         None => (None, Durable::default()),
@@ -1033,7 +1097,7 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     // Rounds handed to the persister; the last one durable (and sent).
     let mut submitted_seq = 0u64;
     let durable_seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let fsync_stats = Arc::new([std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0)]);
+    let fsync_stats = Arc::new(PersistStats::default());
     let (persist_in, persist_rx) = mpsc::channel::<Outgoing>();
     {
         let (net, durable_seq, fsync_stats) = (net.clone(), durable_seq.clone(), fsync_stats.clone());
@@ -1353,8 +1417,10 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
     }
     latencies.sort_unstable();
     epoch_gaps_us.sort_unstable();
-    let fsyncs = fsync_stats[0].load(std::sync::atomic::Ordering::Relaxed);
-    let fsync_us = fsync_stats[1].load(std::sync::atomic::Ordering::Relaxed);
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let fsyncs = load(&fsync_stats.fsyncs);
+    let records = load(&fsync_stats.records);
+    let fsync_us = load(&fsync_stats.write_us);
     let secs = file.seconds.max(1) as f64;
     let sent = bytes_at_end.saturating_sub(bytes_at_start) as f64;
     let report = json!({
@@ -1375,6 +1441,13 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         "cpu_s": cpu_split(),
         "proposals_merged_with_delivery": merged_proposals,
         "fsyncs_per_epoch": if epochs > 0 { fsyncs as f64 / epochs as f64 } else { 0.0 },
+        "records_per_epoch": if epochs > 0 { records as f64 / epochs as f64 } else { 0.0 },
+        // Log records by what they carry (see PersistStats).
+        "fsync_records": {
+            "with_delivery": load(&fsync_stats.with_delivery),
+            "with_proposal_only": load(&fsync_stats.with_proposal),
+            "echo_or_vote_only": load(&fsync_stats.echo_or_vote_only),
+        },
         "issued": issued,
         "flood_issued": flooded,
         // Arrivals (own clients' and peers') the policy kept.
@@ -1386,7 +1459,10 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
         "verdicts_ready_at_decision": if decided_txs > 0 { ready_at_decision as f64 / decided_txs as f64 } else { 1.0 },
         "epoch_interval_ms_p50": percentile_ms(&epoch_gaps_us, 0.5),
         "fsyncs": fsyncs,
-        "fsync_ms_mean": if fsyncs > 0 { fsync_us as f64 / fsyncs as f64 / 1e3 } else { 0.0 },
+        "records": records,
+        "crash_safe": file.fsync,
+        // Mean time to write (and, unless --no-fsync, sync) one record.
+        "fsync_ms_mean": if records > 0 { fsync_us as f64 / records as f64 / 1e3 } else { 0.0 },
         "fsync_busy_share": fsync_us as f64 / 1e6 / started.elapsed().as_secs_f64(),
         "restored_epochs": restored_epochs,
         "epoch_digests": epoch_digests,

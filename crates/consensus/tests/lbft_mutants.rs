@@ -18,9 +18,27 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         Mutation::WrongQuorum => vec![Behaviour::FlipVotes, Behaviour::LieInSync],
         Mutation::SkipCertificateCheck => vec![Behaviour::Equivocate],
         Mutation::CoinNotThreshold => vec![Behaviour::FlipVotes],
+        Mutation::VotedInNotPersisted => vec![Behaviour::FlipVotes, Behaviour::Equivocate],
         Mutation::LosePersistedState | Mutation::PipelineOutOfOrder => Vec::new(),
     };
-    if m == Mutation::LosePersistedState {
+    if m == Mutation::VotedInNotPersisted {
+        // One Byzantine replica that flips votes and equivocates (agreements
+        // take several rounds, proposals differ between peers) and one
+        // correct replica that crashes often and comes back within a few
+        // ticks, inside epochs it echoed and voted in: taking part again
+        // there, it says something other than before.
+        let byz = (seed % s.n as u64) as u32;
+        s.byzantine.clear();
+        s.byzantine.insert(byz, behaviours.clone());
+        let node = (byz + 1 + (seed / s.n as u64) as u32 % (s.n as u32 - 1)) % s.n as u32;
+        s.crashed.clear();
+        s.net.crashes.clear();
+        s.crashed.insert(node);
+        for k in 0..8 {
+            let at = 150 + 250 * k;
+            s.net.crashes.push(gridledger_sim::Crash { node, at, restart_at: Some(at + 3 + seed % 20) });
+        }
+    } else if m == Mutation::LosePersistedState {
         // Crash-restarts of correct replicas, nobody Byzantine.
         s.byzantine.clear();
         if s.crashed.is_empty() {
@@ -100,6 +118,11 @@ fn lost_persisted_state_is_caught() {
 #[test]
 fn coin_not_threshold_is_caught() {
     assert_caught(Mutation::CoinNotThreshold);
+}
+
+#[test]
+fn voted_in_not_persisted_is_caught() {
+    assert_caught(Mutation::VotedInNotPersisted);
 }
 
 #[test]

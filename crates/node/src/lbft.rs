@@ -27,8 +27,9 @@
 //!
 //! Durability, in the node's store (the `aux` table, key spaces below),
 //! one store transaction per step before any of its messages leave:
-//! - `lbft/state`: echoes given, the last epoch voted in and the last
-//!   epoch delivered;
+//! - `lbft/state`: the bound on the epochs it echoes and votes in (a
+//!   restarted validator only observes epochs up to it), the last epoch
+//!   delivered, and echoes given by older versions;
 //! - `lbft/proposed`: this validator's own proposals not yet delivered;
 //! - `lbft/epoch/<epoch>`: each delivered epoch with its certified batches
 //!   (the threshold certificates), written in the same transaction as the
@@ -481,7 +482,12 @@ impl LbftEngine {
 
     /// Writes a step's records: per delivered epoch, its block (if it has
     /// transactions), its certified batches and the state record in one
-    /// transaction; the remaining changes in one more.
+    /// transaction. The step's other changes (its proposal, the bound on
+    /// the epochs it echoes and votes in — which the replica raises in the
+    /// step that delivers — and older-format echoes) go into the first of
+    /// those transactions, or into one of their own if the step delivers
+    /// nothing: written no later than the step's messages leave, and with a
+    /// delivery, at no extra write.
     fn persist(&mut self, ops: &[PersistOp<Sig>], delivered: &[Delivery]) -> Result<(), String> {
         let mut deliveries = delivered.iter();
         let (mut state_dirty, mut proposed_dirty) = (false, false);
@@ -499,18 +505,21 @@ impl LbftEngine {
                     self.state.voted_through = Some(self.state.voted_through.map_or(*epoch, |v| v.max(*epoch)));
                     state_dirty = true;
                 }
-                PersistOp::Delivered(d) => {
-                    let Some(delivery) = deliveries.next().filter(|x| x.epoch == d.epoch) else {
-                        return Err(format!("epoch {} persisted without its delivery", d.epoch));
-                    };
-                    let next = d.epoch + 1;
-                    self.state.echoed.retain(|(e, _), _| *e >= next);
-                    self.proposed.retain(|e, _| *e >= next);
-                    self.state.delivered_through = Some(d.epoch);
-                    self.commit_epoch(d, delivery)?;
-                    state_dirty = false;
-                    proposed_dirty = false;
-                }
+                PersistOp::Delivered(_) => {}
+            }
+        }
+        for op in ops {
+            if let PersistOp::Delivered(d) = op {
+                let Some(delivery) = deliveries.next().filter(|x| x.epoch == d.epoch) else {
+                    return Err(format!("epoch {} persisted without its delivery", d.epoch));
+                };
+                let next = d.epoch + 1;
+                self.state.echoed.retain(|(e, _), _| *e >= next);
+                self.proposed.retain(|e, _| *e >= next);
+                self.state.delivered_through = Some(d.epoch);
+                self.commit_epoch(d, delivery)?;
+                state_dirty = false;
+                proposed_dirty = false;
             }
         }
         if state_dirty || proposed_dirty {

@@ -21,12 +21,28 @@
 //!
 //! Crash recovery: a step's [`PersistOp`]s go to disk atomically before its
 //! messages leave. The durable state is the delivered log (certificates
-//! and batches), the echoes given (a restarted replica never certifies two
-//! batches of one proposer), its own proposals, and the epochs it voted
-//! in: a replica that restarts inside an epoch where it may have voted
-//! only observes that epoch's agreements (it still decides from the
-//! others' votes and `Term`s), so it never votes twice. Lagging replicas
-//! catch up from delivered epochs that `f + 1` replicas report alike.
+//! and batches), its own proposals, and a bound `D` on the epochs it took
+//! part in ([`PersistOp::VotedIn`]): it echoes or votes in epoch `k` only
+//! once `D ≥ k` is in a step written no later than that echo or vote. A
+//! replica that restarts with bound `D` only observes epochs `≤ D`: it
+//! echoes no other replica's batch there (so it never certifies two
+//! batches of one proposer, whichever it echoed before) and votes in no
+//! agreement there (it still decides from the others' votes and `Term`s),
+//! so it never echoes or votes twice differently; its own proposal is
+//! durable before its first echo, so it is the same batch after a restart.
+//! Lagging replicas catch up from delivered epochs that `f + 1` replicas
+//! report alike.
+//!
+//! One durable write per epoch: the bound is raised to the next epoch in
+//! the step that delivers the current one (one record with the delivered
+//! epoch, and with the driver's next proposal when it has one ready), so
+//! the echoes and votes of that epoch need no write of their own. Only an
+//! echo or vote in an epoch beyond the bound (a peer ahead of us, or our
+//! own proposal ahead with [`Config::pipeline`]) raises it in its own
+//! step. The price: a replica that crashes observes the epoch it crashed
+//! in (and any it had reached ahead) after it restarts, even if it had
+//! not echoed or voted there yet — as a replica that crashes counts as
+//! faulty while it is down.
 //!
 //! Overlapped epochs ([`Config::pipeline`] > 0, as HoneyBadgerBFT and
 //! aleph-bft pipeline theirs): once this replica's batch for epoch `k` is
@@ -40,8 +56,8 @@
 //!   echoes their batches and votes on their certificates), so proposing
 //!   early adds only its own broadcast, under the same durable rules:
 //!   the proposal is persisted before it is sent, echoes are given once
-//!   per `(epoch, proposer)` ever, `VotedIn` records the highest epoch
-//!   voted in, and a delivered epoch keeps later epochs' records;
+//!   per `(epoch, proposer)` ever, `VotedIn` covers the highest epoch
+//!   echoed or voted in, and a delivered epoch keeps later epochs' records;
 //! - delivery stays strictly sequential ([`Replica`] delivers only its
 //!   current epoch; a later epoch that finished first waits), and
 //!   duplicate suppression runs at delivery, so total order and
@@ -122,6 +138,10 @@ pub enum Mutation {
     /// With overlapped epochs, a later epoch whose agreements finished
     /// first is delivered before the current one (which is skipped).
     PipelineOutOfOrder,
+    /// The bound on the epochs this replica echoed or voted in
+    /// ([`PersistOp::VotedIn`]) is never written: a restarted replica
+    /// echoes and votes again in epochs it took part in before the crash.
+    VotedInNotPersisted,
 }
 
 impl Config {
@@ -164,9 +184,23 @@ pub struct Tick;
 /// One write of a step; all of a step's writes form one transaction.
 #[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub enum PersistOp<G> {
-    Proposed { epoch: u64, batch: Batch },
-    Echoed { epoch: u64, proposer: u32, digest: Hash32 },
-    VotedIn { epoch: u64 },
+    /// This replica's batch for `epoch` (written before its first echo).
+    Proposed {
+        epoch: u64,
+        batch: Batch,
+    },
+    /// An echo given. No longer written (the [`PersistOp::VotedIn`] bound
+    /// covers echoes); still read from older logs, and honoured.
+    Echoed {
+        epoch: u64,
+        proposer: u32,
+        digest: Hash32,
+    },
+    /// This replica may have echoed or voted in epochs up to `epoch`: after
+    /// a restart it only observes them.
+    VotedIn {
+        epoch: u64,
+    },
     Delivered(DeliveredEpoch<G>),
 }
 
@@ -177,6 +211,8 @@ pub struct Durable<G> {
     pub delivered: Vec<DeliveredEpoch<G>>,
     pub echoed: BTreeMap<(u64, u32), Hash32>,
     pub proposed: BTreeMap<u64, Batch>,
+    /// The highest epoch this replica may have echoed or voted in
+    /// ([`PersistOp::VotedIn`]).
     pub voted_through: Option<u64>,
 }
 
@@ -377,7 +413,6 @@ struct EpochState<C: ThresholdCrypto> {
     /// Proposers whose batch the validity predicate refused.
     refused: BTreeSet<u32>,
     fetch_sent: bool,
-    voted: bool,
 }
 
 impl<C: ThresholdCrypto> EpochState<C> {
@@ -393,7 +428,6 @@ impl<C: ThresholdCrypto> EpochState<C> {
             sent: Vec::new(),
             refused: BTreeSet::new(),
             fetch_sent: false,
-            voted: false,
         }
     }
 }
@@ -472,8 +506,12 @@ pub struct Replica<C: ThresholdCrypto> {
     epoch: u64,
     proposed: BTreeMap<u64, Batch>,
     echoed: BTreeMap<(u64, u32), Hash32>,
+    /// The highest epoch this replica may echo or vote in: written (a
+    /// [`PersistOp::VotedIn`]) no later than the step of the first echo or
+    /// vote beyond the previous bound.
     voted_through: Option<u64>,
-    /// Epochs at or below this one are observed, not voted in.
+    /// The bound restored at start: epochs at or below it are observed —
+    /// no echo of another replica's batch, no vote.
     mute_through: Option<u64>,
     epochs: BTreeMap<u64, EpochState<C>>,
     log: VecDeque<DeliveredEpoch<C::Sig>>,
@@ -590,6 +628,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::SkipCertificateCheck) => m == "cert",
             Some(Mutation::CoinNotThreshold) => m == "coin",
             Some(Mutation::PipelineOutOfOrder) => m == "order",
+            Some(Mutation::VotedInNotPersisted) => m == "forget-voted-in",
             Some(Mutation::LosePersistedState) | None => false,
         }
     }
@@ -827,6 +866,15 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(d) if *d != digest => return,
             Some(_) => {}
             None => {
+                // Restarted inside or before this epoch: we may have echoed
+                // another batch of this proposer before the crash (echoes
+                // are covered by the durable bound, not written one by
+                // one). Our own batch is durable before its first echo, so
+                // it is the one we echoed.
+                if from != self.cfg.me && self.mute_through.is_some_and(|m| epoch <= m) {
+                    self.try_deliver(step);
+                    return;
+                }
                 // External validity: checked once per batch (a
                 // retransmission of a refused batch is refused silently).
                 let Some(st) = self.epochs.get_mut(&epoch) else {
@@ -846,9 +894,9 @@ impl<C: ThresholdCrypto> Replica<C> {
                     }
                 }
                 self.echoed.insert(key, digest);
-                step.persist.push(PersistOp::Echoed { epoch, proposer: from, digest });
             }
         }
+        self.declare(epoch, step);
         let share = self.crypto.sign_share(KeyUse::Cert, &echo_statement(&self.cfg.instance, epoch, from, &digest));
         if from == self.cfg.me {
             self.on_echo(from, epoch, from, digest, share, step);
@@ -979,19 +1027,28 @@ impl<C: ThresholdCrypto> Replica<C> {
             step.faults.push(Fault::Agreement { from, epoch, instance, fault });
         }
         if !s.votes.is_empty() {
-            let st = self.epoch_state(epoch);
-            let first_vote = !st.voted;
-            st.voted = true;
-            if first_vote && self.voted_through.is_none_or(|v| v < epoch) {
-                self.voted_through = Some(epoch);
-                step.persist.push(PersistOp::VotedIn { epoch });
-            }
+            self.declare(epoch, step);
         }
         for (round, vote) in s.votes {
             self.send(step, Target::All, Message::Aba { epoch, instance, round, vote }, Some(epoch));
         }
         self.acs_rules(epoch, step);
         self.try_deliver(step);
+    }
+
+    /// Raises the durable bound on the epochs this replica echoes or votes
+    /// in to `epoch`, in `step` (written before its messages leave), unless
+    /// it covers `epoch` already.
+    fn declare(&mut self, epoch: u64, step: &mut StepOf<C>) {
+        if self.voted_through.is_some_and(|v| v >= epoch) {
+            return;
+        }
+        self.voted_through = Some(epoch);
+        if self.mutation_is("forget-voted-in") {
+            // Planted bug: the bound stays in memory only.
+            return;
+        }
+        step.persist.push(PersistOp::VotedIn { epoch });
     }
 
     /// Once `n − f` agreements decided 1, vote 0 in the others (only in
@@ -1124,6 +1181,9 @@ impl<C: ThresholdCrypto> Replica<C> {
         self.sync_votes.retain(|k, _| *k > e);
         self.epoch = e + 1;
         self.max_seen_epoch = self.max_seen_epoch.max(self.epoch);
+        // The next epoch's echoes and votes are covered by this record:
+        // none of them needs a write of its own.
+        self.declare(e + 1, step);
         self.enter_epoch(step);
     }
 

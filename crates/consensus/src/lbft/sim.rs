@@ -4,7 +4,7 @@
 //! same [`Replica`] code runs in the node.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::encode;
@@ -50,6 +50,60 @@ pub struct LbftNode<C: ThresholdCrypto> {
     disk: Durable<C::Sig>,
     /// Proposes no batch for this epoch or later (ends a run).
     stop_epoch: u64,
+    /// Where what this replica says is recorded, across its restarts.
+    said: Option<Arc<Mutex<SaidLog>>>,
+}
+
+/// A slot in which a correct replica says one thing only, ever: its batch
+/// of an epoch, its echo of a proposer's batch, its `Aux` and `Conf` of an
+/// agreement round, its `Term` of an agreement. (`BVal` may carry both
+/// values in one round; coin shares are deterministic.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Slot {
+    Val { epoch: u64 },
+    Echo { epoch: u64, proposer: u32 },
+    Aux { epoch: u64, instance: u32, round: u32 },
+    Conf { epoch: u64, instance: u32, round: u32 },
+    Term { epoch: u64, instance: u32 },
+}
+
+/// What each replica said in each [`Slot`], kept across crashes (a
+/// restarted replica that echoes or votes again must say the same), and
+/// every slot in which one said two different things.
+#[derive(Debug, Default)]
+pub struct SaidLog {
+    said: BTreeMap<(u32, Slot), Hash32>,
+    /// `(replica, slot)` said twice differently.
+    pub twice: Vec<(u32, Slot)>,
+}
+
+impl SaidLog {
+    /// Records `m`, sent by replica `me`.
+    pub fn record<S, G>(&mut self, me: u32, m: &Message<S, G>) {
+        let (slot, value) = match m {
+            Message::Val { epoch, batch } => (Slot::Val { epoch: *epoch }, batch.digest(&INSTANCE, *epoch, me)),
+            Message::Echo { epoch, proposer, digest, .. } => {
+                (Slot::Echo { epoch: *epoch, proposer: *proposer }, *digest)
+            }
+            Message::Aba { epoch, instance, round, vote } => {
+                let (epoch, instance, round) = (*epoch, *instance, *round);
+                match vote {
+                    AbaVote::Aux(b) => (Slot::Aux { epoch, instance, round }, Hash32([u8::from(*b); 32])),
+                    AbaVote::Conf(c) => (Slot::Conf { epoch, instance, round }, Hash32([*c; 32])),
+                    AbaVote::Term(b) => (Slot::Term { epoch, instance }, Hash32([u8::from(*b); 32])),
+                    AbaVote::BVal(_) | AbaVote::Coin(_) => return,
+                }
+            }
+            _ => return,
+        };
+        match self.said.get(&(me, slot)) {
+            Some(v) if *v != value => self.twice.push((me, slot)),
+            Some(_) => {}
+            None => {
+                self.said.insert((me, slot), value);
+            }
+        }
+    }
 }
 
 /// What a simulated node reports: its deliveries.
@@ -78,7 +132,13 @@ impl<C: ThresholdCrypto> LbftNode<C> {
             let txs: Vec<Tx> = d.batches.iter().flat_map(|b| b.batch.txs.iter().cloned()).collect();
             policy.delivered(d.epoch, d.block_hash(), &txs);
         }
-        Self { replica, policy, disk, stop_epoch }
+        Self { replica, policy, disk, stop_epoch, said: None }
+    }
+
+    /// Records what this replica says in `log` (see [`SaidLog`]).
+    pub fn with_said_log(mut self, log: Arc<Mutex<SaidLog>>) -> Self {
+        self.said = Some(log);
+        self
     }
 
     pub fn replica(&self) -> &Replica<C> {
@@ -96,6 +156,12 @@ impl<C: ThresholdCrypto> LbftNode<C> {
             for d in s.delivered.drain(..) {
                 self.policy.delivered(d.epoch, d.block_hash(), &d.txs);
                 out.outputs.push(d);
+            }
+            if let Some(log) = &self.said {
+                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                for (_, m) in &s.messages {
+                    log.record(self.replica.config().me, m);
+                }
             }
             for (to, m) in s.messages.drain(..) {
                 let dest = match to {
@@ -427,6 +493,8 @@ pub struct RunResult {
     pub end_time: Time,
     /// Coins each replica flipped (since its last start).
     pub coins: BTreeMap<u32, Vec<super::replica::CoinFlip>>,
+    /// Slots in which a replica said two different things (see [`SaidLog`]).
+    pub said_twice: Vec<(u32, Slot)>,
 }
 
 fn make_config(s: &Scenario, me: u32, _mutation: RunMutation) -> Config {
@@ -474,6 +542,8 @@ fn run_with<C: ThresholdCrypto + 'static>(
 ) -> RunResult {
     let plan = s.clone();
     let cs = cryptos.clone();
+    let said = Arc::new(Mutex::new(SaidLog::default()));
+    let log = said.clone();
     let factory = move |id: NodeId, disk: Option<Durable<C::Sig>>| {
         // Planted bugs live in correct replicas only.
         let m = if plan.byzantine.contains_key(&id) { None } else { mutation };
@@ -485,6 +555,7 @@ fn run_with<C: ThresholdCrypto + 'static>(
             plan.batch_size,
             plan.stop_epoch,
         )
+        .with_said_log(log.clone())
     };
     let mut sim: Simulation<LbftNode<C>> = Simulation::new(s.seed, s.net.clone(), factory);
     for (id, b) in &s.byzantine {
@@ -512,10 +583,19 @@ fn run_with<C: ThresholdCrypto + 'static>(
     for (_, node, d) in &sim.outputs {
         deliveries.entry(*node).or_default().push(d.clone());
     }
-    RunResult { deliveries, faults: sim.faults.len(), messages: sim.stats.delivered, end_time: sim.now(), coins }
+    let said_twice = said.lock().unwrap_or_else(|p| p.into_inner()).twice.clone();
+    RunResult {
+        deliveries,
+        faults: sim.faults.len(),
+        messages: sim.stats.delivered,
+        end_time: sim.now(),
+        coins,
+        said_twice,
+    }
 }
 
-/// Checks agreement, total order, integrity and (where the scenario
+/// Checks agreement, total order, integrity, that no correct replica said
+/// two different things in one slot ([`SaidLog`]) and (where the scenario
 /// promises it) liveness and validity on the correct replicas.
 pub fn check(s: &Scenario, r: &RunResult) -> Result<(), String> {
     let correct: Vec<u32> = (0..s.n as u32).filter(|i| !s.byzantine.contains_key(i)).collect();
@@ -560,6 +640,11 @@ pub fn check(s: &Scenario, r: &RunResult) -> Result<(), String> {
                 }
             }
         }
+    }
+    // A correct replica never says two different things in one slot, even
+    // across its crashes (what it echoed and voted survives a restart).
+    if let Some((i, slot)) = r.said_twice.iter().find(|(i, _)| correct.contains(i)) {
+        return Err(format!("node {i} said two different things in {slot:?}"));
     }
     // The threshold coin is common: every correct replica that flipped the
     // coin of (epoch, agreement, round) got the same value.

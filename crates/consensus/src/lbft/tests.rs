@@ -26,6 +26,8 @@ struct Net<C: ThresholdCrypto> {
     asked: Vec<(u32, u64, u64)>,
     /// Coin shares sent (agreement votes carrying one).
     coin_votes: usize,
+    /// Each replica's non-empty writes, one per step.
+    writes: Vec<Vec<Vec<PersistOp<C::Sig>>>>,
 }
 
 impl<C: ThresholdCrypto> Net<C> {
@@ -47,6 +49,7 @@ impl<C: ThresholdCrypto> Net<C> {
             down: vec![false; n],
             asked: Vec::new(),
             coin_votes: 0,
+            writes: vec![Vec::new(); n],
         }
     }
 
@@ -71,6 +74,9 @@ impl<C: ThresholdCrypto> Net<C> {
         while let Some(s) = pending.pop() {
             for op in &s.persist {
                 self.disks[i as usize].apply(op);
+            }
+            if !s.persist.is_empty() {
+                self.writes[i as usize].push(s.persist.clone());
             }
             self.delivered[i as usize].extend(s.delivered);
             self.faults.extend(s.faults.into_iter().map(|f| (i, f)));
@@ -217,7 +223,7 @@ fn an_equivocating_proposer_gets_one_echo_only() {
     let mut r = lone(0);
     let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("x")]) });
     assert_eq!(echo_count(&s), 1);
-    assert_eq!(s.persist.len(), 1, "the echo is persisted with its step");
+    assert_eq!(s.persist, vec![PersistOp::VotedIn { epoch: 0 }], "the bound covering the echo, in its step");
     let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("y")]) });
     assert_eq!(s.faults, vec![Fault::Equivocation { proposer: 1, epoch: 0 }]);
     assert_eq!(echo_count(&s), 0);
@@ -229,18 +235,100 @@ fn a_restarted_replica_never_echoes_a_second_batch_of_a_proposer() {
     let mut disk = Durable::default();
     let mut r = lone(0);
     let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("x")]) });
+    assert_eq!(echo_count(&s), 1);
     for op in &s.persist {
         disk.apply(op);
     }
-    let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk.clone());
-    let _ = r.start();
+    assert_eq!(disk.voted_through, Some(0), "the echo's epoch is covered on disk before the echo leaves");
+    let restart = |disk: &Durable<SimSig>| {
+        let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk.clone());
+        let _ = r.start();
+        r
+    };
+    let mut r = restart(&disk);
     let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("y")]) });
     assert_eq!(echo_count(&s), 0, "echoed x before the crash");
     assert!(s.persist.is_empty());
-    let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk);
-    let _ = r.start();
+    // Which batch it echoed is not on disk: in that epoch it echoes none.
+    let mut r = restart(&disk);
     let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("x")]) });
-    assert_eq!(echo_count(&s), 1, "the same batch is echoed again (idempotent)");
+    assert_eq!(echo_count(&s), 0, "only observes the epoch it took part in");
+    // The next epoch it takes part in again.
+    for from in [1, 3] {
+        let _ = r.handle_message(from, Message::Sync { delivered: delivered_epoch(0, 2, vec![tx("z")]) });
+    }
+    assert_eq!(r.epoch(), 1);
+    let s = r.handle_message(1, Message::Val { epoch: 1, batch: Batch::new(vec![tx("y")]) });
+    assert_eq!(echo_count(&s), 1);
+    // Without the bound on disk (the planted bug it guards against), the
+    // restarted replica would echo y in epoch 0 after x.
+    let mut forgot = disk.clone();
+    forgot.voted_through = None;
+    let mut r = restart(&forgot);
+    let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("y")]) });
+    assert_eq!(echo_count(&s), 1, "a replica without the bound echoes a second batch");
+}
+
+#[test]
+fn a_restarted_replica_echoes_its_own_durable_proposal_again_and_votes_nowhere_it_may_have_voted() {
+    let mut disk = Durable::default();
+    let mut r = lone(0);
+    let s = r.propose(0, vec![tx("p")]);
+    assert!(
+        matches!(s.persist.as_slice(), [PersistOp::Proposed { epoch: 0, .. }, PersistOp::VotedIn { epoch: 0 }]),
+        "{:?}",
+        s.persist
+    );
+    for op in &s.persist {
+        disk.apply(op);
+    }
+    let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk);
+    let s = r.start();
+    // The same batch again, and its own echo share counts towards the
+    // certificate: with two peers' echoes it is certified.
+    let vals: Vec<&Batch> = s
+        .messages
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::Val { epoch: 0, batch } => Some(batch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(vals, vec![&Batch::new(vec![tx("p")])]);
+    assert!(s.persist.is_empty(), "nothing new to write: {:?}", s.persist);
+    let digest = Batch::new(vec![tx("p")]).digest(&INST, 0, 0);
+    let stmt = echo_statement(&INST, 0, 0, &digest);
+    let mut certified = false;
+    for i in [1u32, 2] {
+        let share = SimCrypto::new(1, 4, i).sign_share(KeyUse::Cert, &stmt);
+        let s = r.handle_message(i, Message::Echo { epoch: 0, proposer: 0, digest, share });
+        certified |= s.messages.iter().any(|(_, m)| matches!(m, Message::Cert { proposer: 0, .. }));
+        // Certified, but no agreement vote: it may have voted in epoch 0.
+        assert!(!s.messages.iter().any(|(_, m)| matches!(m, Message::Aba { vote: AbaVote::BVal(_), .. })));
+    }
+    assert!(certified, "own echo plus two peers' = 2f + 1");
+}
+
+#[test]
+fn in_step_epochs_write_once_per_epoch_with_the_delivery_and_once_with_the_proposal() {
+    let mut net = Net::new(sim_cryptos(4), Box::new(|e, i| vec![format!("{e}-{i}").into_bytes()]), 4);
+    net.start();
+    net.run();
+    for i in 0..4 {
+        assert_eq!(net.delivered[i].len(), 4);
+        assert_eq!(net.delivered[i], net.delivered[0]);
+    }
+    // Each replica's writes: one with each delivery (which raises the bound
+    // for the next epoch) and one with each proposal; its echoes and votes
+    // write nothing of their own.
+    for (i, writes) in net.writes.iter().enumerate() {
+        let alone: Vec<&Vec<PersistOp<SimSig>>> = writes
+            .iter()
+            .filter(|w| !w.iter().any(|op| matches!(op, PersistOp::Delivered(_) | PersistOp::Proposed { .. })))
+            .collect();
+        assert!(alone.is_empty(), "replica {i} wrote for an echo or vote alone: {alone:?}");
+        assert_eq!(writes.len(), 4 + 4, "replica {i}: {writes:?}");
+    }
 }
 
 #[test]
