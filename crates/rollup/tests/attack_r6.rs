@@ -169,38 +169,26 @@ fn dense_batch() -> (Env, u64, u32, usize) {
         }
         e.d.primary.seal().unwrap();
     }
-    for group in sybils.chunks(100) {
-        for k in group {
-            let tx = gridledger_ledger::devnet::call(
-                k,
-                chain_id,
-                0,
-                gridledger_rollup::IOR_PRIMARY_ID,
-                "fund",
-                vec![],
-                Amount(1),
-                1_000_000,
-            );
-            e.d.primary.submit(&tx).unwrap();
-        }
-        e.d.primary.seal().unwrap();
-    }
     let now = e.d.now() + 30 * 24 * HOUR;
-    e.d.set_time(now);
     let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
     let bound = max_entry_bytes(p.max_batch);
     let grid = u64::from(p.meter_step_s);
     // An ST of `slots` grid slots read every `step` seconds, all bytes of
-    // its readings non-zero; refused (no such agreement) but recorded.
-    let dense = |k: &KeyPair, i: u64, slots: u64, step: u64| {
+    // its readings non-zero, sold to `buyer`; refused (the agreement's AT
+    // was refused: its buyer holds no IOR funds when it executes) but
+    // recorded, since its AT was.
+    let period = |k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64| {
         let span = slots * grid * 1000;
-        let mut t = terms(&trader(0), k, Amount(200_000), 500, 0);
+        let mut t = terms(buyer, k, Amount(200_000), 500, 0);
         t.dt_start = day0 + i * span;
         t.dt_end = t.dt_start + span;
         t.dl = t.dt_end;
+        t
+    };
+    let dense = |k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64, step: u64| {
         let ps = (0..slots * grid / step).map(|j| 0x0101_0101_0101_0101_i64 + j as i64 * 0x0001_0203).collect();
         IorTx::St(SettlementTx {
-            terms: t,
+            terms: period(k, buyer, i, slots),
             stmp: 0,
             buyer_sig: None,
             ob: false,
@@ -214,19 +202,48 @@ fn dense_batch() -> (Env, u64, u32, usize) {
     // The most slots per entry that lets `n` entries fit the STs' share
     // of the gas budget (`MAX_BATCH_GAS − RESERVED_GAS`),
     // and the finest reading step whose entry fits the byte bound.
+    let (s0, b0) = (&senders[0], &sybils[0]);
     let (slots, step) = (1..=64u64)
         .rev()
         .find_map(|slots| {
-            let step =
-                (1..=grid).filter(|s| grid % s == 0).find(|s| size(&dense(&senders[0], 0, slots, *s)) <= bound)?;
-            let g = entry_gas(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
+            let step = (1..=grid).filter(|s| grid % s == 0).find(|s| size(&dense(s0, b0, 0, slots, *s)) <= bound)?;
+            let g = entry_gas(&entry(s0, dense(s0, b0, 0, slots, step)), p.meter_step_s);
             (g * n as u64 <= MAX_BATCH_GAS - RESERVED_GAS).then_some((slots, step))
         })
         .unwrap();
+    // The ATs first (`SC_DS_ST` takes an ST that counts claim slots only
+    // for an agreement an AT named), before the sybils fund, so the dense
+    // batch still applies the full queue.
+    let ats: Vec<(KeyPair, IorTx)> = (0..n)
+        .map(|i| {
+            let k = &senders[i / cap];
+            (sybils[i].clone(), at(&period(k, &sybils[i], i as u64, slots), k))
+        })
+        .collect();
+    let receipts = e.d.submit_block(&ats).unwrap();
+    assert!(receipts.iter().all(|r| r.status == TxStatus::Success), "the dense STs' ATs record");
+    e.d.process(&mut rng(0)).unwrap();
+    for group in sybils.chunks(100) {
+        for k in group {
+            let tx = gridledger_ledger::devnet::call(
+                k,
+                chain_id,
+                e.d.primary.next_nonce(&k.address()),
+                gridledger_rollup::IOR_PRIMARY_ID,
+                "fund",
+                vec![],
+                Amount(1),
+                1_000_000,
+            );
+            e.d.primary.submit(&tx).unwrap();
+        }
+        e.d.primary.seal().unwrap();
+    }
+    e.d.set_time(now);
     let txs: Vec<(KeyPair, IorTx)> = (0..n)
         .map(|i| {
             let k = senders[i / cap].clone();
-            let tx = dense(&k, i as u64, slots, step);
+            let tx = dense(&k, &sybils[i], i as u64, slots, step);
             (k, tx)
         })
         .collect();
@@ -238,7 +255,7 @@ fn dense_batch() -> (Env, u64, u32, usize) {
         receipts.iter().find(|r| r.status != TxStatus::Success)
     );
     e.d.primary.seal();
-    let batch = e.d.batch_header(1).unwrap().id;
+    let batch = (1..).take_while(|i| e.d.batch_header(*i).is_ok()).last().unwrap();
     let h = e.d.batch_header(batch).unwrap();
     assert_eq!(h.len(), n);
     let items = e.d.queue(0, u64::MAX).unwrap().len() as u64 - e.d.batch_header(batch - 1).unwrap().queue_to;
@@ -319,60 +336,10 @@ fn a_dense_batch_at_every_bound_exceeds_the_drivers_gas_limit() {
     assert!(f.gas_used <= call_limit && f.gas_used <= limit / 2, "{msg}");
 }
 
-/// Refused STs sent by `sybil` for agreements that do not exist, in the
-/// past, one per entry of `sizes`, each counting that many settlement
-/// records (`entry_records`; at least the three of its parties and
-/// agreement): claim slots count for any ST its "seller" sends after its
-/// period, one record per grid slot.
-fn budget_fillers(e: &Env, sybils: &[KeyPair], sizes: &[u32]) -> Vec<(KeyPair, IorTx)> {
-    use gridledger_rollup::primary::entry_records;
-    let p = e.d.cfg.params.clone();
-    let grid = u64::from(p.meter_step_s) * 1000;
-    let now = e.d.now();
-    // `slots` grid slots of readings; none (a mismatched count: no claim
-    // slots) for 0.
-    let filler = |i: usize, slots: u64| {
-        let sybil = &sybils[i];
-        let mut t = terms(&trader(0), sybil, Amount(200_000), 500, 0);
-        t.buyer = KeyPair::from_seed(&format!("filler-{i}")).address();
-        t.dt_start = (now / grid - slots.max(1)) * grid - 24 * HOUR;
-        t.dt_end = t.dt_start + slots.max(1) * grid;
-        t.dl = t.dt_end;
-        IorTx::St(SettlementTx {
-            terms: t,
-            stmp: 0,
-            buyer_sig: None,
-            ob: false,
-            dt_step_s: p.meter_step_s,
-            ps: vec![1; slots as usize],
-            meter_sig: None,
-        })
-    };
-    let records = |tx: IorTx| {
-        entry_records(
-            &gridledger_rollup::types::Entry { sender: sybils[0].address(), recorded_at: now, tx },
-            p.meter_step_s,
-        )
-    };
-    let base = records(filler(0, 0));
-    assert_eq!(records(filler(0, 7)), base + 7);
-    sizes.iter().enumerate().map(|(i, n)| (sybils[i].clone(), filler(i, u64::from(n.saturating_sub(base))))).collect()
-}
-
 /// `n` fresh primary-chain accounts with 100 coin each for fees (paid by
 /// trader 2), none of them an IOR participant.
 fn wallets(e: &mut Env, n: usize, from: usize) -> Vec<KeyPair> {
-    use gridledger_ledger::ChainClient as _;
-    let banker = trader(2);
-    let chain_id = e.d.primary.chain_id();
-    let keys: Vec<KeyPair> = (0..n).map(|i| gridledger_ledger::devnet::dev_key(from + i)).collect();
-    for k in &keys {
-        let nonce = e.d.primary.next_nonce(&banker.address());
-        let tx = gridledger_ledger::devnet::transfer(&banker, chain_id, nonce, k.address(), coins(100), Amount(1));
-        e.d.primary.submit(&tx).unwrap();
-    }
-    e.d.primary.seal().unwrap();
-    keys
+    fee_wallets(e, n, from)
 }
 
 /// [4] THEFT — A FEW SYBILS FILL EVERY BATCH'S RECORD BUDGET, SO THE
@@ -422,21 +389,27 @@ fn sybils_fill_the_record_budget_and_the_buyers_dispute_never_lands() {
     use gridledger_rollup::primary::{MAX_BATCH_GAS, RESERVED_GAS};
     let mut e = funded();
     let (b, s) = (trader(0), trader(1));
-    // Day 10 (the fillers' fictitious periods lie in the days before).
+    // Day 10 (the fillers' periods lie in the days before).
     let day = 10 * 24 * HOUR;
-    e.d.set_time(day + 7 * HOUR);
-    let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
-    agreed(&mut e, &s, &[(&b, &t)]);
-    let before = e.d.participant(&b.address()).unwrap();
     let sizes = [750, 750, 750, 750, 400, 200, 100, 50, 25, 12, 6, 3, 3, 3];
     // One filler per sybil: the mempool fills blocks round-robin over
     // senders in order of first arrival, so sybils that arrived first (and
     // keep transactions queued) come before the buyer in every block.
-    let sybils = wallets(&mut e, sizes.len(), 4_000);
+    // `SC_DS_ST` now takes an ST that counts claim slots only for an
+    // agreement an AT named (`tests/owed_entries.rs`): each sybil seller's
+    // AT with a sybil buyer is recorded first, days before.
+    let pairs = wallets(&mut e, 2 * sizes.len(), 4_000);
+    let (buyers, sybils) = pairs.split_at(sizes.len());
+    let at_dt_end = day + 8 * HOUR + 31 * MIN;
+    let mut txs = backed_fillers(&mut e, buyers, sybils, &sizes, at_dt_end);
+    e.d.set_time(day + 7 * HOUR);
+    let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    assert_eq!(e.d.now(), at_dt_end);
+    let before = e.d.participant(&b.address()).unwrap();
     // The first block after DT_end: the sybils' fillers first, then the
     // buyer's O_b = 0. Greedy: whichever filler no longer fits is refused
     // (a fee), the smaller ones after it take the rest.
-    let mut txs = budget_fillers(&e, &sybils, &sizes);
     txs.push((b.clone(), IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })));
     let receipts = e.d.submit_block(&txs).unwrap();
     let refused: Vec<String> =
@@ -513,32 +486,8 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     let p = e.d.cfg.params.clone();
     let (b, s) = (trader(0), trader(1));
     let day = 30 * 24 * HOUR;
-    e.d.set_time(day + 7 * HOUR);
     let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
-    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
-    let buyer0 = e.d.participant(&b.address()).unwrap().balance;
-    // A full bridge queue of distinct accounts for the next batch.
-    let chain_id = e.d.primary.chain_id();
-    let sybils = wallets(&mut e, MAX_QUEUE_PER_BATCH as usize, 1_000);
-    for group in sybils.chunks(100) {
-        for k in group {
-            let tx = gridledger_ledger::devnet::call(
-                k,
-                chain_id,
-                0,
-                gridledger_rollup::IOR_PRIMARY_ID,
-                "fund",
-                vec![],
-                Amount(1),
-                1_000_000,
-            );
-            e.d.primary.submit(&tx).unwrap();
-        }
-        e.d.primary.seal().unwrap();
-    }
-    e.d.set_time(t.dt_end + MIN);
-    let now = e.d.now();
+    let now = t.dt_end + MIN;
     let fake = KeyPair::from_seed("not the certified meter");
     assert_ne!(fake.address(), meter_key(&s.address()).address());
     let forged_st = SettlementTx {
@@ -554,21 +503,29 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     .sign_as_buyer(&b);
     let entry = |k: &KeyPair, tx: IorTx| gridledger_rollup::types::Entry { sender: k.address(), recorded_at: now, tx };
     let g0 = entry_gas(&entry(&s, IorTx::St(forged_st.clone())), p.meter_step_s);
-    // The padding: as [3]'s dense STs.
+    // A full bridge queue of distinct accounts for the next batch (funded
+    // below), and the padding's senders.
+    let chain_id = e.d.primary.chain_id();
+    let sybils = wallets(&mut e, MAX_QUEUE_PER_BATCH as usize, 1_000);
+    // The padding: as [3]'s dense STs, each sold to a sybil whose AT was
+    // recorded days before (refused by execution: no IOR funds then).
     let cap = p.max_entries_per_sender as usize;
     let n = p.max_batch as usize - 1;
     let senders = wallets(&mut e, n.div_ceil(cap), 3_000);
     let grid = u64::from(p.meter_step_s);
     let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
-    let dense = |k: &KeyPair, i: u64, slots: u64, step: u64| {
+    let period = |k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64| {
         let span = slots * grid * 1000;
-        let mut h = terms(&b, k, Amount(200_000), 500, 0);
+        let mut h = terms(buyer, k, Amount(200_000), 500, 0);
         h.dt_start = day0 + i * span;
         h.dt_end = h.dt_start + span;
         h.dl = h.dt_end;
+        h
+    };
+    let dense = |k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64, step: u64| {
         let ps = (0..slots * grid / step).map(|j| 0x0101_0101_0101_0101_i64 + j as i64 * 0x0001_0203).collect();
         IorTx::St(SettlementTx {
-            terms: h,
+            terms: period(k, buyer, i, slots),
             stmp: 0,
             buyer_sig: None,
             ob: false,
@@ -580,19 +537,49 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     let bound = max_entry_bytes(p.max_batch);
     let size = |tx: &IorTx| borsh::to_vec(&entry(&senders[0], tx.clone())).unwrap().len();
     let room = MAX_BATCH_GAS - RESERVED_GAS - g0;
+    let (s0, b0) = (&senders[0], &sybils[0]);
     let (slots, step) = (1..=64u64)
         .rev()
         .find_map(|slots| {
-            let step =
-                (1..=grid).filter(|x| grid % x == 0).find(|x| size(&dense(&senders[0], 0, slots, *x)) <= bound)?;
-            let g = entry_gas(&entry(&senders[0], dense(&senders[0], 0, slots, step)), p.meter_step_s);
+            let step = (1..=grid).filter(|x| grid % x == 0).find(|x| size(&dense(s0, b0, 0, slots, *x)) <= bound)?;
+            let g = entry_gas(&entry(s0, dense(s0, b0, 0, slots, step)), p.meter_step_s);
             (g * n as u64 <= room).then_some((slots, step))
         })
         .unwrap();
+    let ats: Vec<(KeyPair, IorTx)> = (0..n)
+        .map(|i| {
+            let k = &senders[i / cap];
+            (sybils[i].clone(), at(&period(k, &sybils[i], i as u64, slots), k))
+        })
+        .collect();
+    let receipts = e.d.submit_block(&ats).unwrap();
+    assert!(receipts.iter().all(|r| r.status == TxStatus::Success), "the padding's ATs record");
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(day + 7 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
+    let buyer0 = e.d.participant(&b.address()).unwrap().balance;
+    for group in sybils.chunks(100) {
+        for k in group {
+            let tx = gridledger_ledger::devnet::call(
+                k,
+                chain_id,
+                e.d.primary.next_nonce(&k.address()),
+                gridledger_rollup::IOR_PRIMARY_ID,
+                "fund",
+                vec![],
+                Amount(1),
+                1_000_000,
+            );
+            e.d.primary.submit(&tx).unwrap();
+        }
+        e.d.primary.seal().unwrap();
+    }
+    e.d.set_time(now);
     let mut txs: Vec<(KeyPair, IorTx)> = vec![(s.clone(), IorTx::St(forged_st))];
     txs.extend((0..n).map(|i| {
         let k = senders[i / cap].clone();
-        let tx = dense(&k, i as u64, slots, step);
+        let tx = dense(&k, &sybils[i], i as u64, slots, step);
         (k, tx)
     }));
     let receipts = e.d.submit_block(&txs).unwrap();

@@ -414,3 +414,86 @@ pub fn claim_at_the_horizon() -> (Env, Vec<Outcome>) {
     let out = e.d.process(&mut rng(0)).unwrap().into_iter().flat_map(|b| b.outcomes).collect();
     (e, out)
 }
+
+/// `n` fresh primary-chain accounts (development keys from `from`) with
+/// 100 coin each for fees, paid by trader 2; none of them an IOR
+/// participant.
+pub fn fee_wallets(e: &mut Env, n: usize, from: usize) -> Vec<KeyPair> {
+    use gridledger_ledger::ChainClient as _;
+    let banker = trader(2);
+    let chain_id = e.d.primary.chain_id();
+    let keys: Vec<KeyPair> = (0..n).map(|i| dev_key(from + i)).collect();
+    for group in keys.chunks(250) {
+        for k in group {
+            let nonce = e.d.primary.next_nonce(&banker.address());
+            let tx = gridledger_ledger::devnet::transfer(&banker, chain_id, nonce, k.address(), coins(100), Amount(1));
+            e.d.primary.submit(&tx).unwrap();
+        }
+        e.d.primary.seal().unwrap();
+    }
+    keys
+}
+
+/// Terms of a sale by `seller` to `buyer` of `slots` grid slots (at least
+/// one) that end a day before `st_at`, their deadline at their end.
+pub fn past_terms(e: &Env, buyer: Address, seller: &KeyPair, slots: u64, st_at: Timestamp) -> AgreementTerms {
+    let grid = u64::from(e.d.cfg.params.meter_step_s) * 1000;
+    let mut t = terms(&trader(0), seller, Amount(200_000), 500, 0);
+    t.buyer = buyer;
+    t.dt_start = (st_at / grid - slots.max(1)) * grid - 24 * HOUR;
+    t.dt_end = t.dt_start + slots.max(1) * grid;
+    t.dl = t.dt_end;
+    t
+}
+
+/// An unsigned ST of `t` whose `slots` readings (one per grid slot) are
+/// all 1: refused by execution, but its claim slots count.
+pub fn filler_st(e: &Env, t: &AgreementTerms, slots: u64) -> IorTx {
+    IorTx::St(SettlementTx {
+        terms: t.clone(),
+        stmp: 0,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: e.d.cfg.params.meter_step_s,
+        ps: vec![1; slots as usize],
+        meter_sig: None,
+    })
+}
+
+/// Heavy STs of sybil pairs, one per entry of `sizes` (each counting that
+/// many settlement records, `entry_records`), to be sent at `st_at` by
+/// `sellers[i]`. Each is *backed*: its AT, sent by `buyers[i]` (who has no
+/// IOR funds, so execution refuses it) with the seller's signature, is
+/// recorded now, before its period, as `SC_DS_ST` requires of an ST that
+/// counts claim slots. Records the ATs (one block, processed) and returns
+/// the STs.
+pub fn backed_fillers(
+    e: &mut Env,
+    buyers: &[KeyPair],
+    sellers: &[KeyPair],
+    sizes: &[u32],
+    st_at: Timestamp,
+) -> Vec<(KeyPair, IorTx)> {
+    use gridledger_rollup::primary::entry_records;
+    let grid_s = e.d.cfg.params.meter_step_s;
+    let records = |e: &Env, slots: u64| {
+        let t = past_terms(e, buyers[0].address(), &sellers[0], slots, st_at);
+        entry_records(&Entry { sender: sellers[0].address(), recorded_at: st_at, tx: filler_st(e, &t, slots) }, grid_s)
+    };
+    let base = records(e, 1) - 1;
+    assert_eq!(records(e, 8), base + 8);
+    let ts: Vec<(AgreementTerms, u64)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let slots = u64::from(n.saturating_sub(base)).max(1);
+            (past_terms(e, buyers[i].address(), &sellers[i], slots, st_at), slots)
+        })
+        .collect();
+    let ats: Vec<(KeyPair, IorTx)> =
+        ts.iter().enumerate().map(|(i, (t, _))| (buyers[i].clone(), at(t, &sellers[i]))).collect();
+    let receipts = e.d.submit_block(&ats).unwrap();
+    assert!(receipts.iter().all(|r| r.status == TxStatus::Success), "the fillers' ATs record");
+    e.d.process(&mut rng(0)).unwrap();
+    ts.iter().enumerate().map(|(i, (t, slots))| (sellers[i].clone(), filler_st(e, t, *slots))).collect()
+}
