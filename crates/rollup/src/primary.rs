@@ -2398,7 +2398,8 @@ fn entry_disproved(
 /// `dispute_entry` (issue 11): a dispute of one entry's TCR. The witness
 /// proves that `entry` and `leaf` are leaf `i` of the batch's posted TCR
 /// tree (the leaf binds the deployment, the batch and the entry's hash);
-/// the chain re-executes that entry on the leaf's own inputs. A different
+/// the chain re-executes that entry on the leaf's own inputs (with the
+/// seller's meter read from this chain's registry). A different
 /// result proves the executor wrong: its deposit (and a late assigned
 /// validator's) is forfeited, the disputer rewarded, and the batch marked
 /// overturned, so `finalize` executes it on chain at once. A refused
@@ -2431,7 +2432,22 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
     if !crate::mutants::active(crate::mutants::Mutation::WitnessUnchecked) && !a.proof.verify(&leaf, &root) {
         return refuse(EntryDisputeError::WrongWitness(h.id));
     }
-    let mut mine = execute_leaves(&mut OnChain(ctx), &c.params, &a.pre, std::slice::from_ref(&a.entry))?
+    // The seller's meter is this chain's registry, as in the whole-batch
+    // `dispute` and `finalize`, not whatever the leaf's inputs name: a
+    // leaf whose inputs name another meter key or interval (a colluding
+    // executor "certifying" readings the seller's meter never signed,
+    // attack r5/r6) is re-executed with the registered one, and the
+    // verdict that differs disproves it. `register_meter` waits while an
+    // unsettled batch reads the account and a meter is never replaced, so
+    // the registry holds now what it held when the batch executed.
+    let mut pre = a.pre;
+    pre.meters.clear();
+    for o in meter_owners(std::slice::from_ref(&a.entry)) {
+        if let Some(m) = ctx.read_typed::<MeterRecord>(&mkey(&o))? {
+            pre.meters.insert(o, m);
+        }
+    }
+    let mut mine = execute_leaves(&mut OnChain(ctx), &c.params, &pre, std::slice::from_ref(&a.entry))?
         .pop()
         .map(|l| l.tcr)
         .ok_or_else(|| ContractError::Revert("internal: no TCR".into()))?;

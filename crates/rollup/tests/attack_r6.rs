@@ -468,8 +468,11 @@ fn sybils_fill_the_record_budget_and_the_buyers_dispute_never_lands() {
 /// challenge of a leaf's inputs (prove the posted `pre` slice against
 /// the state before the entry), so no challenge needs the whole batch.
 ///
-/// Fixed by the gas budget of [3] (the padding is sized to it); the
-/// per-entry challenge of a leaf's inputs is not built.
+/// Fixed by the gas budget of [3] (the padding is sized to it). Since
+/// `tests/entry_inputs.rs`, `dispute_entry` also reads the seller's meter
+/// from the chain's registry, so this forged input is disproved by its
+/// entry alone; a general per-entry proof of a leaf's other inputs is not
+/// built.
 #[test]
 fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     use gridledger_ledger::ChainClient as _;
