@@ -2,10 +2,13 @@
 //! finding and is `#[ignore]`d until fixed; run them with
 //! `cargo test -p gridledger-cli --test attack_fl_r2 -- --ignored`.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+use std::process::Command;
+use std::time::Duration;
+
+use common::bounded::run_within;
+use common::BIN;
 
 /// FINDING 3 (resource). Each size flag is capped on its own, but not
 /// their product: `--nodes 256 --clients 1000 --chains 256 --rounds 10000`
@@ -23,29 +26,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 /// total over rounds, with an `--i-know` style override if wanted.
 #[test]
 fn fl_train_refuses_a_combination_of_sizes_that_cannot_finish() {
-    let mut child = Command::new(BIN)
-        .args(["fl", "train", "--json", "--nodes", "256", "--clients", "1000", "--chains", "256", "--rounds", "10000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut cmd = Command::new(BIN);
+    cmd.args(["fl", "train", "--json", "--nodes", "256", "--clients", "1000", "--chains", "256", "--rounds", "10000"]);
+    let (status, err) = run_within(&mut cmd, Duration::from_secs(20));
     match status {
         Some(s) => {
             assert_eq!(s.code(), Some(2), "exit {:?}", s.code());
-            let mut err = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
             assert!(err.contains("work budget exceeded"), "{err}");
         }
         None => panic!("still running after 20 s: no refusal of the unbounded size combination"),

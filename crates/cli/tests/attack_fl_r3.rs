@@ -2,29 +2,20 @@
 //! finding (ignored until fixed; both are fixed now):
 //! `cargo test -p gridledger-cli --test attack_fl_r3`.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+use std::process::Command;
+use std::time::Duration;
 
-/// Runs `gridledger` with `args`; `Some(exit code, stderr)` if it exits
-/// within `secs`, `None` if it had to be killed.
-fn run_for(args: &[&str], secs: u64) -> Option<(Option<i32>, String)> {
-    let mut child = Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-            return Some((s.code(), err));
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+use common::bounded::run_within;
+use common::BIN;
+
+/// `fl train --json` of the smallest federation (4 clients, 1 chain, 4
+/// nodes, 1 round), then `extra`.
+fn small_train(extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["fl", "train", "--json", "--clients", "4", "--chains", "1", "--nodes", "4", "--rounds", "1"]).args(extra);
+    c
 }
 
 /// FINDING 7 (resource: the round-2 work budget is bypassed).
@@ -51,35 +42,14 @@ fn run_for(args: &[&str], secs: u64) -> Option<(Option<i32>, String)> {
 /// parameters per fragment (the KZG setup size) explicitly.
 #[test]
 fn fl_train_budget_covers_model_and_training_size() {
-    let args = [
-        "fl",
-        "train",
-        "--json",
-        "--clients",
-        "4",
-        "--chains",
-        "1",
-        "--nodes",
-        "4",
-        "--rounds",
-        "1",
-        "--hidden",
-        "256",
-        "--levels",
-        "16",
-        "--local-epochs",
-        "1000",
-        "--train-days",
-        "330",
-        "--window",
-        "720",
-    ];
-    match run_for(&args, 30) {
-        Some((code, err)) => {
+    let big = ["--hidden", "256", "--levels", "16", "--local-epochs", "1000", "--train-days", "330", "--window", "720"];
+    match run_within(&mut small_train(&big), Duration::from_secs(30)) {
+        (Some(s), err) => {
+            let code = s.code();
             assert_eq!(code, Some(2), "exit {code:?}: {err}");
             assert!(err.contains("work budget exceeded"), "{err}");
         }
-        None => panic!("still running after 30 s: a run of hours was not refused by the work budget"),
+        (None, _) => panic!("still running after 30 s: a run of hours was not refused by the work budget"),
     }
 }
 
@@ -98,29 +68,7 @@ fn fl_train_budget_covers_model_and_training_size() {
 fn fl_train_svg_directory_is_refused_before_training() {
     let dir = std::env::temp_dir().join(format!("gridledger-atk-fl-r3-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "fl",
-            "train",
-            "--json",
-            "--clients",
-            "4",
-            "--chains",
-            "1",
-            "--nodes",
-            "4",
-            "--rounds",
-            "1",
-            "--hidden",
-            "1",
-            "--levels",
-            "1",
-            "--train-days",
-            "2",
-            "--validation-days",
-            "1",
-            "--svg",
-        ])
+    let out = small_train(&["--hidden", "1", "--levels", "1", "--train-days", "2", "--validation-days", "1", "--svg"])
         .arg(&dir)
         .output()
         .unwrap();

@@ -3,10 +3,13 @@
 //! code as it stands and is `#[ignore]`d until fixed. Run with
 //! `cargo test -p gridledger-cli --test attack_market_r2 -- --ignored`.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+use std::process::Command;
+use std::time::Duration;
+
+use common::bounded::{run_within, under_3gb};
+use common::BIN;
 
 // Expected: a case file larger than the parser's 16 MiB limit is refused
 // with that typed error after reading at most 16 MiB + 1 bytes, whatever
@@ -21,31 +24,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 // arrived; also refuse non-regular files.
 #[test]
 fn an_endless_case_file_is_refused_at_the_size_limit() {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -v 3000000; exec '{BIN}' grid pf --case /dev/zero"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // generous: reading 16 MiB and refusing takes milliseconds
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut err);
-    }
+    let (status, err) = run_within(&mut under_3gb("grid pf --case /dev/zero"), Duration::from_secs(60));
     let named = err.contains("16777216") || err.contains("MiB") || err.to_lowercase().contains("too large");
     assert!(
         status.is_some_and(|s| s.code() == Some(1)) && named,

@@ -5,29 +5,20 @@
 //! each beside a companion test of its refusal or option. Run them with
 //! `cargo test -p gridledger-cli --test attack_xchain_r4`.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::xchain::{honest_swap_to_nt, pay_and_post, resume, spec, up_funded, up_with};
+use common::BIN;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::{dev_key, transfer};
-use gridledger_xchain::mbs::{open_chain, MbsSpec, Role};
+use gridledger_xchain::mbs::{open_chain, Role};
 use gridledger_xchain::replica::Replica;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
-
-/// The spec `xchain up --chains 2 --validators 4` runs (its genesis time
-/// comes from the directory a chain is opened in).
-fn spec() -> MbsSpec {
-    MbsSpec { chains: 2, validators: 4, bob_validators: 4, ..MbsSpec::default() }
-}
-
 fn up(dir: &Path, epochs: u64) -> std::process::Output {
-    Command::new(BIN)
-        .args(["xchain", "up", "--processes", "--json", "--chains", "2", "--validators", "4"])
-        .args(["--epochs", &epochs.to_string(), "--dir"])
-        .arg(dir)
-        .output()
-        .unwrap()
+    up_with(dir, &["--processes", "--epochs", &epochs.to_string()])
 }
 
 /// The driver dies after ONE commit vote. `Group::epoch` asks the first
@@ -205,55 +196,17 @@ fn swap_over_processes_signs_bounded_x_i() {
 /// CCT is complete; a second `resume` finds nothing open.
 #[test]
 fn resume_closes_the_cct_an_interrupted_swap_left_open() {
-    use gridledger_xchain::mbs::{BobMbs, SwapRequest};
-    use gridledger_xchain::{bob::PostNt, Side};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let first = Command::new(BIN)
-        .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let id = {
-        let mut m = BobMbs::open(d, spec()).unwrap();
-        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
-        for c in m.chain_ids() {
-            m.provide_liquidity(&p, c, 1_000_000).unwrap();
-        }
-        m.provide_token_b(&p, 1_000_000).unwrap();
-        m.deposit_token_b(&s, 1_000_000).unwrap();
-        m.deposit_token_b(&r, 1_000_000).unwrap();
-        let req = SwapRequest {
-            sender: s.clone(),
-            receiver: r.clone(),
-            chain_i: m.chain_ids()[0],
-            chain_j: m.chain_ids()[1],
-            x_j: 500,
-            salt: 9,
-        };
-        let terms = m.terms(&req);
-        let id = terms.id();
-        let cct = m.cct_tx(&s, &r, terms);
-        m.bob_ok(&cct).unwrap();
-        let rec = m.cct(&id).unwrap();
-        m.wait_native_window(&rec).unwrap();
-        let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
-        m.external_mut(req.chain_i).unwrap().submit(&nt).unwrap();
-        let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO);
-        m.bob_ok(&post).unwrap();
+        let mut m = up_funded(d);
+        let (id, _, nt) = honest_swap_to_nt(&mut m);
+        pay_and_post(&mut m, id, nt);
         assert!(!m.cct(&id).unwrap().complete);
         id
         // The driver stops here.
     };
-    let resume = || {
-        Command::new(BIN)
-            .args(["xchain", "resume", "--json", "--chains", "2", "--validators", "4", "--dir"])
-            .arg(d)
-            .output()
-            .unwrap()
-    };
-    let out = resume();
+    let out = resume(d, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let closed = v["closed"].as_array().unwrap();
@@ -263,7 +216,7 @@ fn resume_closes_the_cct_an_interrupted_swap_left_open() {
     assert_eq!(rec["complete"], true, "{v}");
     assert!(rec["sender"].get("Proved").is_some(), "the sender's posted transfer is proved: {v}");
     assert_eq!(rec["receiver"], "Penalised", "the receiver withheld: {v}");
-    let again = resume();
+    let again = resume(d, &[]);
     assert!(again.status.success());
     let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(v["closed"].as_array().unwrap().len(), 0, "nothing left open: {v}");

@@ -4,31 +4,15 @@
 //! `#[ignore = "attack: ..."]` until fixed. Run them with
 //! `cargo test -p gridledger-cli --test attack_xchain_r5 -- --ignored`.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+use common::xchain::{honest_swap_to_nt, pay_and_post, resume, spec, up_funded, up_pooled, up_with};
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
 use gridledger_ledger::devnet::{dev_key, transfer};
-use gridledger_xchain::bob::PostNt;
-use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest};
-use gridledger_xchain::Side;
-
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
-
-/// The spec `xchain up --chains 2 --validators 4` runs (its genesis time
-/// comes from the directory).
-fn spec() -> MbsSpec {
-    MbsSpec { chains: 2, validators: 4, bob_validators: 4, ..MbsSpec::default() }
-}
-
-fn resume(d: &Path) -> std::process::Output {
-    Command::new(BIN)
-        .args(["xchain", "resume", "--json", "--chains", "2", "--validators", "4", "--dir"])
-        .arg(d)
-        .output()
-        .unwrap()
-}
+use gridledger_xchain::mbs::{BobMbs, SwapRequest};
 
 /// One stranger's CCT stops `xchain resume` from closing anyone's.
 ///
@@ -93,19 +77,9 @@ fn strangers_cct_then_an_honest_one(
     d: &Path,
     two_strangers: bool,
 ) -> (std::process::Output, gridledger_core::Hash32, gridledger_core::Hash32) {
-    let first = Command::new(BIN)
-        .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let honest = {
-        let mut m = BobMbs::open(d, spec()).unwrap();
-        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
-        for c in m.chain_ids() {
-            m.provide_liquidity(&p, c, 1_000_000).unwrap();
-        }
-        m.provide_token_b(&p, 1_000_000).unwrap();
+        let mut m = up_pooled(d);
+        let (s, r) = (dev_key(0), dev_key(1));
         // A stranger's BoB account, funded by a plain transfer.
         let stranger = KeyPair::from_seed("a stranger");
         let bob = m.bob.chain_id();
@@ -147,19 +121,12 @@ fn strangers_cct_then_an_honest_one(
         let theirs = terms.id();
         m.bob_ok(&m.cct_tx(&stranger, &other, terms)).unwrap();
         // An honest swap interrupted after the sender paid and posted.
-        let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 9 };
-        let terms = m.terms(&req);
-        let id = terms.id();
-        m.bob_ok(&m.cct_tx(&s, &r, terms)).unwrap();
-        let rec = m.cct(&id).unwrap();
-        m.wait_native_window(&rec).unwrap();
-        let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
-        m.external_mut(ci).unwrap().submit(&nt).unwrap();
-        m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
+        let (id, _, nt) = honest_swap_to_nt(&mut m);
+        pay_and_post(&mut m, id, nt);
         (id, theirs)
         // The driver stops here.
     };
-    (resume(d), honest.0, honest.1)
+    (resume(d, &[]), honest.0, honest.1)
 }
 
 /// `resume` never closes a CCT whose posted NT's header the BoB no longer
@@ -183,41 +150,16 @@ fn strangers_cct_then_an_honest_one(
 fn resume_never_closes_a_cct_whose_posted_nt_is_no_longer_provable() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let first = Command::new(BIN)
-        .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let (id, sender_nonce) = {
-        let mut m = BobMbs::open(d, spec()).unwrap();
-        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
-        for c in m.chain_ids() {
-            m.provide_liquidity(&p, c, 1_000_000).unwrap();
-        }
-        m.provide_token_b(&p, 1_000_000).unwrap();
-        m.deposit_token_b(&s, 1_000_000).unwrap();
-        m.deposit_token_b(&r, 1_000_000).unwrap();
-        let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
-        let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 9 };
-        let terms = m.terms(&req);
-        let id = terms.id();
-        m.bob_ok(&m.cct_tx(&s, &r, terms)).unwrap();
-        let rec = m.cct(&id).unwrap();
-        m.wait_native_window(&rec).unwrap();
-        let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
-        m.external_mut(ci).unwrap().submit(&nt).unwrap();
-        m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
+        let mut m = up_funded(d);
+        let (id, _, nt) = honest_swap_to_nt(&mut m);
+        pay_and_post(&mut m, id, nt);
         // The driver stops here; the deployment runs on for 40 epochs.
         m.ticks(40).unwrap();
         assert!(!m.cct(&id).unwrap().complete);
-        (id, m.bob.next_nonce(&s.address()))
+        (id, m.bob.next_nonce(&dev_key(0).address()))
     };
-    let out = Command::new(BIN)
-        .args(["xchain", "resume", "--json", "--chains", "2", "--validators", "4", "--max-epochs", "60", "--dir"])
-        .arg(d)
-        .output()
-        .unwrap();
+    let out = resume(d, &["--max-epochs", "60"]);
     let m = BobMbs::open(d, spec()).unwrap();
     let rec = m.cct(&id).unwrap();
     let sent = m.bob.next_nonce(&dev_key(0).address()) - sender_nonce;
@@ -250,15 +192,7 @@ fn resume_never_closes_a_cct_whose_posted_nt_is_no_longer_provable() {
 fn up_again_with_another_shape_is_refused_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let up = |extra: &[&str]| {
-        Command::new(BIN)
-            .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1"])
-            .args(extra)
-            .arg("--dir")
-            .arg(d)
-            .output()
-            .unwrap()
-    };
+    let up = |extra: &[&str]| up_with(d, &[&["--epochs", "1"], extra].concat());
     let first = up(&[]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let height = BobMbs::open(d, spec()).unwrap().bob.height();

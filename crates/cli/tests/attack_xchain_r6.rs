@@ -4,19 +4,11 @@
 //! so each is marked `#[ignore = "attack: ..."]` until fixed. Run them with
 //! `cargo test -p gridledger-cli --test attack_xchain_r6 -- --ignored`.
 
-use std::process::Command;
+mod common;
 
-use gridledger_ledger::devnet::dev_key;
-use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest};
+use common::xchain::{honest_swap_to_nt, resume, spec, up_funded};
+use gridledger_xchain::mbs::BobMbs;
 use gridledger_xchain::{Side, SideState};
-
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
-
-/// The spec `xchain up --chains 2 --validators 4` runs (its genesis time
-/// comes from the directory).
-fn spec() -> MbsSpec {
-    MbsSpec { chains: 2, validators: 4, bob_validators: 4, ..MbsSpec::default() }
-}
 
 /// A swap driver killed between paying an NT and posting it leaves the
 /// payer penalised by `xchain resume`, although its payment landed in the
@@ -52,41 +44,18 @@ fn spec() -> MbsSpec {
 fn resume_penalises_a_payer_whose_nt_landed_but_was_not_posted() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let first = Command::new(BIN)
-        .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let (id, paid_height) = {
-        let mut m = BobMbs::open(d, spec()).unwrap();
-        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
-        for c in m.chain_ids() {
-            m.provide_liquidity(&p, c, 1_000_000).unwrap();
-        }
-        m.provide_token_b(&p, 1_000_000).unwrap();
-        m.deposit_token_b(&s, 1_000_000).unwrap();
-        m.deposit_token_b(&r, 1_000_000).unwrap();
-        let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
-        let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 9 };
-        let terms = m.terms(&req);
-        let id = terms.id();
-        m.bob_ok(&m.cct_tx(&s, &r, terms)).unwrap();
-        let rec = m.cct(&id).unwrap();
-        m.wait_native_window(&rec).unwrap();
+        let mut m = up_funded(d);
+        let ci = m.chain_ids()[0];
+        let (id, rec, nt) = honest_swap_to_nt(&mut m);
         // The sender's NT goes to chain i; the driver dies before post_nt.
-        let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
         m.external_mut(ci).unwrap().submit(&nt).unwrap();
         m.ticks(2).unwrap();
         let (h, _) = m.external(ci).unwrap().tx_proof(&nt.hash()).unwrap().expect("the NT landed on chain i");
         assert!(h > rec.e_i + m.spec.kappa_bar && h < rec.deadline_i, "in SC_MPV's window");
         (id, h)
     };
-    let out = Command::new(BIN)
-        .args(["xchain", "resume", "--json", "--chains", "2", "--validators", "4", "--max-epochs", "60", "--dir"])
-        .arg(d)
-        .output()
-        .unwrap();
+    let out = resume(d, &["--max-epochs", "60"]);
     let m = BobMbs::open(d, spec()).unwrap();
     let rec = m.cct(&id).unwrap();
     assert!(
@@ -111,39 +80,16 @@ fn resume_penalises_a_payer_whose_nt_landed_but_was_not_posted() {
 fn resume_sends_and_proves_a_journaled_nt_that_never_left() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let first = Command::new(BIN)
-        .args(["xchain", "up", "--json", "--chains", "2", "--validators", "4", "--epochs", "1", "--dir"])
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let (id, nt_hash, ci) = {
-        let mut m = BobMbs::open(d, spec()).unwrap();
-        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
-        for c in m.chain_ids() {
-            m.provide_liquidity(&p, c, 1_000_000).unwrap();
-        }
-        m.provide_token_b(&p, 1_000_000).unwrap();
-        m.deposit_token_b(&s, 1_000_000).unwrap();
-        m.deposit_token_b(&r, 1_000_000).unwrap();
-        let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
-        let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 9 };
-        let terms = m.terms(&req);
-        let id = terms.id();
-        m.bob_ok(&m.cct_tx(&s, &r, terms)).unwrap();
-        let rec = m.cct(&id).unwrap();
-        m.wait_native_window(&rec).unwrap();
+        let mut m = up_funded(d);
+        let ci = m.chain_ids()[0];
+        let (id, _, nt) = honest_swap_to_nt(&mut m);
         // Journaled; the driver dies before sending it anywhere.
-        let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
         gridledger_xchain::journal::record(d, &id, Side::Sender, &nt).unwrap();
         assert!(m.external(ci).unwrap().tx_proof(&nt.hash()).unwrap().is_none());
         (id, nt.hash(), ci)
     };
-    let out = Command::new(BIN)
-        .args(["xchain", "resume", "--json", "--chains", "2", "--validators", "4", "--max-epochs", "60", "--dir"])
-        .arg(d)
-        .output()
-        .unwrap();
+    let out = resume(d, &["--max-epochs", "60"]);
     let m = BobMbs::open(d, spec()).unwrap();
     let rec = m.cct(&id).unwrap();
     assert!(m.external(ci).unwrap().tx_proof(&nt_hash).unwrap().is_some(), "resume sent the journaled NT");

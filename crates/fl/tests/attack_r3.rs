@@ -128,14 +128,7 @@ fn junk_future_view_proposals_livelock_the_chain() {
         .collect();
     let bad = r.faults().iter().filter(|f| matches!(f, Fault::BadProposal { .. })).count();
     let max_view = views.iter().max().copied().unwrap_or(0);
-    if std::env::var("ATK_DEBUG").is_ok() {
-        for x in &r.sim.outputs {
-            eprintln!("{x:?}");
-        }
-        for x in &r.sim.faults {
-            eprintln!("{x:?}");
-        }
-    }
+    r.debug_trace();
     assert!(
         !r.committed().is_empty(),
         "no commit by tick {}: honest nodes reached view {max_view} ({} NewView outputs, {bad} BadProposal faults)",
@@ -194,14 +187,7 @@ fn selective_pre_vector_makes_one_honest_node_refuse_every_leader() {
     );
     let refusals: Vec<&Fault> =
         r.faults().into_iter().filter(|f| matches!(f, Fault::UnprovenOmission { client: 3, .. })).collect();
-    if std::env::var("ATK_DEBUG").is_ok() {
-        for x in &r.sim.outputs {
-            eprintln!("{x:?}");
-        }
-        for x in &r.sim.faults {
-            eprintln!("{x:?}");
-        }
-    }
+    r.debug_trace();
     assert!(
         !r.committed().is_empty(),
         "no commit by tick {}: {} UnprovenOmission refusals of client 3 (first: {:?})",
@@ -211,6 +197,15 @@ fn selective_pre_vector_makes_one_honest_node_refuse_every_leader() {
     );
     // Client 3 is honest: it is aggregated or excluded by the round.
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
+}
+
+/// `cfg`'s chain numbering and round in another chain history (another
+/// previous block and random value).
+fn in_another_history(cfg: &ChainConfig) -> ChainConfig {
+    let mut other = cfg.clone();
+    other.prev_block = gridledger_core::Hash32([0x99; 32]);
+    other.random_value = [0x55; 32];
+    other
 }
 
 /// Finding 3 (honest client excluded, under a replayed record).
@@ -242,16 +237,12 @@ fn selective_pre_vector_makes_one_honest_node_refuse_every_leader() {
 /// nodes refuse a record of another instance (`WrongContext`).
 #[test]
 fn record_from_another_chain_history_is_not_equivocation_evidence() {
-    use gridledger_core::Hash32;
     use gridledger_fl::coding::client_key;
     use gridledger_fl::consensus::{ChainNode, EvidenceError, Exclusion};
     use gridledger_fl::round::sim_node_key;
     let here = config(4, 4, 1);
     // The same chain numbering and round in another chain history.
-    let mut other = (*here).clone();
-    other.prev_block = Hash32([0x99; 32]);
-    other.random_value = [0x55; 32];
-    let other = Arc::new(other);
+    let other = Arc::new(in_another_history(&here));
     assert_ne!(here.prev_block, other.prev_block);
     let key = client_key(&SK, 0);
     let elsewhere = upload(&other, 0, &key, &model(1)).record;
@@ -379,12 +370,9 @@ impl Adversary<P> for ReplayOldProposal {
 /// (`GlobalContext::instance`) bind `ChainConfig::instance()`.
 #[test]
 fn replayed_aggregate_from_another_chain_history_is_refused() {
-    use gridledger_core::Hash32;
     use gridledger_fl::aggregate::trimmed_mean;
     let here = config(4, 4, 1);
-    let mut other = (*here).clone();
-    other.prev_block = Hash32([0x99; 32]);
-    other.random_value = [0x55; 32];
+    let other = in_another_history(&here);
     // What node 0's enclave honestly produced in the other history.
     let old_models: Vec<Vec<f32>> = (0..4).map(|c| model(c).iter().map(|x| x * -20.0).collect()).collect();
     let old_global = trimmed_mean(&old_models, 1).unwrap();

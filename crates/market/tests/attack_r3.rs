@@ -9,8 +9,11 @@
 //! suggested. Run them with
 //! `cargo test -p gridledger-market --test attack_r3 -- --ignored`.
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::{case30_net, feeder, p};
 use gridledger_market::central;
 use gridledger_market::clearing::{clear, network_for, Algorithm};
 use gridledger_market::framework::run_interval_insecure_seeded;
@@ -18,19 +21,7 @@ use gridledger_market::network::MarketNetwork;
 use gridledger_market::primal_dual::{PdParams, PrimalDual};
 use gridledger_market::problem::{Market, Prosumer, Side};
 use gridledger_market::teardo::{Strategy, TearDo, TearDoConfig};
-use gridledger_market::{Case, DcModel, CASE30, CASE33BW};
-
-fn case30_net(scale: f64) -> MarketNetwork {
-    MarketNetwork::ptdf(&DcModel::new(&Case::parse(CASE30).unwrap()).unwrap(), scale).unwrap()
-}
-
-fn feeder() -> MarketNetwork {
-    network_for(&Case::parse(CASE33BW).unwrap(), 1.0).unwrap()
-}
-
-fn p(side: Side, bus: u32, a: f64, b: f64, e_min: f64, e_max: f64) -> Prosumer {
-    Prosumer { side, bus, a, b, e_min, e_max }
-}
+use gridledger_market::{Case, CASE30, CASE33BW};
 
 fn cfg(seed: u64) -> TearDoConfig {
     TearDoConfig { enclaves: 7, kappa: 3, byzantine: BTreeMap::new(), strategy: Strategy::Always, seed }

@@ -9,11 +9,10 @@ mod common;
 use common::*;
 use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Amount, Hash32};
-use gridledger_ledger::{StateRead, TxStatus};
+use gridledger_ledger::TxStatus;
 use gridledger_rollup::args;
 use gridledger_rollup::exec::{execute_leaves, OffChain};
 use gridledger_rollup::primary::{assign, Controversial};
-use gridledger_rollup::roles::{Call, Target};
 use gridledger_rollup::types::{dispute_commitment, dispute_digest, IorTx, Outcome, SettlementTx, StSettlement};
 
 /// OVERLAPPING PERIODS: LATEST-SLOT-FIRST CLAIMS STRAND AN HONEST SELLER.
@@ -67,37 +66,6 @@ fn overlapping_periods_strand_an_honest_seller() {
         vec![delivered],
         "750 Wh exported covers 250 Wh in 08:00-08:30 plus 500 Wh in 08:15-08:45, but B's arbitration was lost"
     );
-}
-
-/// One AT (trader 0 buys from trader 1) whose executor forged the batch's
-/// post-state root; returns the env, the forger and the batch.
-fn forged_batch() -> (Env, KeyPair, u64) {
-    let mut e = funded_with_window(60_000);
-    settle_funding(&mut e);
-    let (b, s) = (trader(0), trader(1));
-    let txs: Vec<(KeyPair, IorTx)> = vec![(b.clone(), at(&terms(&b, &s, Amount(200_000), 500, 9 * HOUR), &s))];
-    e.d.submit_block(&txs).unwrap();
-    e.d.primary.seal();
-    let batch = e.d.batch_header(1).unwrap().id;
-    forge_last_root(&mut e, batch);
-    let h = e.d.batch_header(batch).unwrap();
-    let exec = e.d.executors.iter().find(|(k, _)| Some(k.address()) == h.posted_by).unwrap().0.clone();
-    (e, exec, batch)
-}
-
-/// The assigned validator's step for `batch` (commit, then dispute) and
-/// its key.
-fn validator_step(e: &mut Env, batch: u64) -> (KeyPair, Vec<Call>) {
-    let input = e.d.batch_input(batch).unwrap();
-    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
-    let step = e.d.validators[i].1.on_tcrs_recorded(&input);
-    let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
-    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
-    (e.d.validators[i].0.clone(), calls)
-}
-
-fn wealth(e: &Env, k: &KeyPair) -> u128 {
-    e.d.primary.chain.state().account(&k.address()).balance.0
 }
 
 /// The honest whole-batch `dispute` of `batch` (correct claimed TCRs).
@@ -535,7 +503,6 @@ fn a_batch_at_the_record_budget_reexecutes_within_one_block() {
 /// above), its records, after checking that the entry past the budget was refused and
 /// changed nothing.
 fn budget_batch() -> (Env, u64, u32) {
-    use gridledger_ledger::ChainClient as _;
     use gridledger_rollup::primary::{entry_gas, entry_records, MAX_BATCH_GAS, RESERVED_GAS};
     let mut e = funded_with_window(600_000);
     settle_funding(&mut e);
@@ -543,18 +510,8 @@ fn budget_batch() -> (Env, u64, u32) {
     let (b, s1, s2) = (trader(0), trader(3), trader(2));
     // The bridge queue at its bound (`MAX_QUEUE_PER_BATCH`), every item a
     // distinct account the batch's re-execution proves and updates.
-    let chain_id = e.d.primary.chain_id();
-    let sybils: Vec<KeyPair> = (0..gridledger_rollup::primary::MAX_QUEUE_PER_BATCH as usize)
-        .map(|i| gridledger_ledger::devnet::dev_key(1_000 + i))
-        .collect();
-    for group in sybils.chunks(250) {
-        for k in group {
-            let n = e.d.primary.next_nonce(&s2.address());
-            let tx = gridledger_ledger::devnet::transfer(&s2, chain_id, n, k.address(), Amount(2_000_000), Amount(1));
-            e.d.primary.submit(&tx).unwrap();
-        }
-        e.d.primary.seal().unwrap();
-    }
+    let sybils = fresh_keys(1_000, gridledger_rollup::primary::MAX_QUEUE_PER_BATCH as usize);
+    pay_each(&mut e, &s2, &sybils, Amount(2_000_000), 250);
     let now = e.d.now() + 30 * 24 * HOUR;
     let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
     // Since `tests/owed_entries.rs`, `SC_DS_ST` takes an ST that counts
@@ -638,22 +595,7 @@ fn budget_batch() -> (Env, u64, u32) {
         pending = later;
     }
     e.d.process(&mut rng(0)).unwrap();
-    for group in sybils.chunks(100) {
-        for k in group {
-            let tx = gridledger_ledger::devnet::call(
-                k,
-                chain_id,
-                e.d.primary.next_nonce(&k.address()),
-                gridledger_rollup::IOR_PRIMARY_ID,
-                "fund",
-                vec![],
-                Amount(1),
-                1_000_000,
-            );
-            e.d.primary.submit(&tx).unwrap();
-        }
-        e.d.primary.seal().unwrap();
-    }
+    fund_from_each(&mut e, &sybils);
     let queued = e.d.queue(0, u64::MAX).unwrap().len();
     e.d.set_time(now);
     let receipts = e.d.submit_block(&txs).unwrap();
@@ -767,10 +709,6 @@ fn an_overlong_period_and_an_st_after_expiry_are_refused() {
 #[test]
 fn a_forged_leaf_input_behind_a_heavy_batch_steals_the_buyers_payment() {
     use gridledger_ledger::devnet::call;
-    use gridledger_rollup::driver::meter_key;
-    use gridledger_rollup::primary::SubmitTcrs;
-    use gridledger_rollup::state::{fill_post_roots, post_state};
-    use gridledger_rollup::types::entry_hash;
     let mut e = funded_with_window(600_000);
     settle_funding(&mut e);
     let (b, s, sybil) = (trader(0), trader(1), trader(3));
@@ -779,19 +717,7 @@ fn a_forged_leaf_input_behind_a_heavy_batch_steals_the_buyers_payment() {
     assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
     let buyer0 = e.d.participant(&b.address()).unwrap().balance;
     e.d.set_time(t.dt_end + MIN);
-    let fake = KeyPair::from_seed("not the certified meter");
-    assert_ne!(fake.address(), meter_key(&s.address()).address());
-    let forged_st = SettlementTx {
-        terms: t.clone(),
-        stmp: t.dt_end + MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 300,
-        ps: vec![1000; 6],
-        meter_sig: None,
-    }
-    .sign_readings(&fake)
-    .sign_as_buyer(&b);
+    let (fake, forged_st) = fake_meter_st(&t, &b);
     let readings = 850;
     let span = readings as u64 * 5 * MIN;
     let mut txs: Vec<(KeyPair, IorTx)> = vec![(s.clone(), IorTx::St(forged_st))];
@@ -815,43 +741,11 @@ fn a_forged_leaf_input_behind_a_heavy_batch_steals_the_buyers_payment() {
     let batch = 2;
     assert_eq!(e.d.batch_header(batch).unwrap().len(), 19);
     // The executor's posting: leaf 0's inputs name the fake meter.
-    let input = e.d.batch_input(batch).unwrap();
     let p = e.d.cfg.params.clone();
-    let full = input.full_state(&p);
-    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    assert_eq!(leaves[0].tcr.outcome, Outcome::StSettled(StSettlement::SellerShortfall), "the honest verdict");
-    let mut pre = leaves[0].pre.clone();
-    pre.meters
-        .insert(s.address(), gridledger_rollup::types::MeterRecord { key: fake.address(), step_s: p.meter_step_s });
-    let forged = execute_leaves(&mut OffChain, &p, &pre, &input.entries[..1]).unwrap().remove(0);
-    assert_eq!(forged.tcr.outcome, Outcome::StSettled(StSettlement::SellerDelivered));
-    leaves[0] = forged;
-    fill_post_roots(&p, &full, &input.entries, &mut leaves);
-    let tcrs: Vec<_> = leaves.iter().map(|l| l.tcr.clone()).collect();
-    let (_, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
-    let sub = SubmitTcrs {
-        batch,
-        entry_hashes: input.entries.iter().map(entry_hash).collect(),
-        post_root: leaves.last().unwrap().post_root,
-        leaves: leaves.iter().map(|l| l.posted()).collect(),
-        burned,
-    };
-    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
-    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    let exec = post_forged_leaf_input(&mut e, batch, &s.address(), &fake);
     // The assigned validator finds the forged input and sends the whole
     // batch, with a whole block's gas.
-    let input = e.d.batch_input(batch).unwrap();
-    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
-    let calls: Vec<_> = e.d.validators[i]
-        .1
-        .on_tcrs_recorded(&input)
-        .calls
-        .into_iter()
-        .filter(|c| c.target == Target::Primary)
-        .collect();
-    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute"]);
-    let v = e.d.validators[i].0.clone();
+    let (v, calls) = whole_batch_step(&mut e, batch);
     assert_eq!(
         e.d.primary_call(&v, calls[0].method, calls[0].args.clone(), Amount::ZERO).unwrap().status,
         TxStatus::Success
@@ -864,9 +758,7 @@ fn a_forged_leaf_input_behind_a_heavy_batch_steals_the_buyers_payment() {
     let d = e.d.primary.exec(tx).unwrap();
     eprintln!("the validator's whole-batch dispute with {limit} gas: {:?}", d.status);
     // The window passes; the forged verdict settles.
-    let done = e.d.batch_header(batch).unwrap().complete_at.unwrap();
-    e.d.set_time(done + e.d.cfg.window_ms() + 1_000);
-    let f = e.d.primary_call(&exec, "finalize", e.d.finalize_args(batch).unwrap(), Amount::ZERO).unwrap();
+    let f = finalize_after_window(&mut e, &exec, batch);
     eprintln!("finalize: {:?}", f.status);
     let buyer1 = e.d.participant(&b.address()).unwrap().balance;
     eprintln!("buyer's free balance after the AT {buyer0}, after settlement {buyer1}");

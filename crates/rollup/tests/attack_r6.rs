@@ -28,22 +28,6 @@ fn run(e: &mut Env, who: &KeyPair, tx: IorTx) -> Vec<Outcome> {
 /// exported nothing 08:00–08:05 either.
 const B_EXPORT: [i64; 6] = [1200, 1200, 1200, 1200, 1200, 0];
 
-/// A seller exports 500 Wh, all in 08:05–08:30. It sells 500 Wh of
-/// 08:00–08:30 to A and 500 Wh of 08:05–08:35 to B (B's period ends
-/// later, its deadline two hours later: settling A first is deadline
-/// order). Returns the env, [A, B, seller], [A's, B's terms] (both
-/// accepted).
-fn sold_twice() -> (Env, [KeyPair; 3], [AgreementTerms; 2]) {
-    let mut e = funded();
-    let (a, b, s) = (trader(0), trader(2), trader(1));
-    let ta = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
-    let mut tb = terms(&b, &s, Amount(200_000), 500, 8 * HOUR + 5 * MIN);
-    tb.dl = ta.dl + 2 * HOUR;
-    e.d.submit_block(&[(a.clone(), at(&ta, &s)), (b.clone(), at(&tb, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
-    (e, [a, b, s], [ta, tb])
-}
-
 /// [1] THEFT — ONE EXPORT SOLD TWICE THROUGH AN EXPIRY SETTLED AS AGREED.
 ///
 /// The seller exports 500 Wh, all in 08:05–08:30 (its meter-signed
@@ -77,7 +61,7 @@ fn sold_twice() -> (Env, [KeyPair; 3], [AgreementTerms; 2]) {
 /// arbitration must cover beside its own claim (`exec::realloc`).
 #[test]
 fn expiry_agreed_claim_on_first_slot_lets_the_export_be_sold_twice() {
-    let (mut e, [a, b, s], [ta, tb]) = sold_twice();
+    let (mut e, [a, b, s], [ta, tb]) = sold_twice_overlapping();
     e.d.set_time(ta.dt_end + MIN);
     assert_eq!(
         run(&mut e, &a, IorTx::Opinion(BuyerOpinion { terms: ta.clone(), ob: true })),
@@ -120,18 +104,9 @@ fn expiry_agreed_claim_on_first_slot_lets_the_export_be_sold_twice() {
 /// demand over A's whole period.
 #[test]
 fn agreed_st_with_invented_readings_lets_the_export_be_sold_twice() {
-    let (mut e, [a, b, s], [ta, tb]) = sold_twice();
+    let (mut e, [a, b, s], [ta, tb]) = sold_twice_overlapping();
     e.d.set_time(ta.dt_end + MIN);
-    let invented = SettlementTx {
-        terms: ta.clone(),
-        stmp: ta.dt_end + 5 * MIN,
-        buyer_sig: None,
-        ob: true,
-        dt_step_s: 300,
-        ps: vec![6000, 0, 0, 0, 0, 0],
-        meter_sig: None,
-    }
-    .sign_as_buyer(&a);
+    let invented = invented_agreed_st(&ta, &a);
     assert_eq!(settle(&mut e, &s, invented), vec![Outcome::StSettled(StSettlement::Agreed)]);
     e.d.set_time(tb.dt_end + MIN);
     let second = settle(&mut e, &s, metered_st(&tb, &b, 300, B_EXPORT.to_vec()));
@@ -149,105 +124,30 @@ fn agreed_st_with_invented_readings_lets_the_export_be_sold_twice() {
 /// bridge queue of distinct accounts.
 /// Returns the env, the batch, its records and entries.
 fn dense_batch() -> (Env, u64, u32, usize) {
-    use gridledger_ledger::ChainClient as _;
-    use gridledger_rollup::primary::{entry_gas, max_entry_bytes, MAX_BATCH_GAS, MAX_QUEUE_PER_BATCH, RESERVED_GAS};
+    use gridledger_rollup::primary::{max_entry_bytes, MAX_BATCH_GAS, MAX_QUEUE_PER_BATCH, RESERVED_GAS};
     let mut e = funded_with_window(600_000);
     settle_funding(&mut e);
     let p = e.d.cfg.params.clone();
-    let chain_id = e.d.primary.chain_id();
-    let banker = trader(2);
-    let sybils: Vec<KeyPair> =
-        (0..MAX_QUEUE_PER_BATCH as usize).map(|i| gridledger_ledger::devnet::dev_key(1_000 + i)).collect();
+    let sybils = fresh_keys(1_000, MAX_QUEUE_PER_BATCH as usize);
     let cap = p.max_entries_per_sender as usize;
     let n = p.max_batch as usize;
-    let senders: Vec<KeyPair> = (0..n.div_ceil(cap)).map(|i| gridledger_ledger::devnet::dev_key(3_000 + i)).collect();
-    for group in sybils.iter().chain(&senders).collect::<Vec<_>>().chunks(250) {
-        for k in group {
-            let nonce = e.d.primary.next_nonce(&banker.address());
-            let tx = gridledger_ledger::devnet::transfer(&banker, chain_id, nonce, k.address(), coins(100), Amount(1));
-            e.d.primary.submit(&tx).unwrap();
-        }
-        e.d.primary.seal().unwrap();
-    }
+    let senders = fresh_keys(3_000, n.div_ceil(cap));
+    pay_each(&mut e, &trader(2), &[&sybils[..], &senders[..]].concat(), coins(100), 250);
     let now = e.d.now() + 30 * 24 * HOUR;
     let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
     let bound = max_entry_bytes(p.max_batch);
-    let grid = u64::from(p.meter_step_s);
-    // An ST of `slots` grid slots read every `step` seconds, all bytes of
-    // its readings non-zero, sold to `buyer`; refused (the agreement's AT
-    // was refused: its buyer holds no IOR funds when it executes) but
-    // recorded, since its AT was.
-    let period = |k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64| {
-        let span = slots * grid * 1000;
-        let mut t = terms(buyer, k, Amount(200_000), 500, 0);
-        t.dt_start = day0 + i * span;
-        t.dt_end = t.dt_start + span;
-        t.dl = t.dt_end;
-        t
-    };
-    let dense = |k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64, step: u64| {
-        let ps = (0..slots * grid / step).map(|j| 0x0101_0101_0101_0101_i64 + j as i64 * 0x0001_0203).collect();
-        IorTx::St(SettlementTx {
-            terms: period(k, buyer, i, slots),
-            stmp: 0,
-            buyer_sig: None,
-            ob: false,
-            dt_step_s: step as u32,
-            ps,
-            meter_sig: None,
-        })
-    };
-    let entry = |k: &KeyPair, tx: IorTx| gridledger_rollup::types::Entry { sender: k.address(), recorded_at: now, tx };
-    let size = |tx: &IorTx| borsh::to_vec(&entry(&senders[0], tx.clone())).unwrap().len();
     // The most slots per entry that lets `n` entries fit the STs' share
     // of the gas budget (`MAX_BATCH_GAS − RESERVED_GAS`),
     // and the finest reading step whose entry fits the byte bound.
-    let (s0, b0) = (&senders[0], &sybils[0]);
-    let (slots, step) = (1..=64u64)
-        .rev()
-        .find_map(|slots| {
-            let step = (1..=grid).filter(|s| grid % s == 0).find(|s| size(&dense(s0, b0, 0, slots, *s)) <= bound)?;
-            let g = entry_gas(&entry(s0, dense(s0, b0, 0, slots, step)), p.meter_step_s);
-            (g * n as u64 <= MAX_BATCH_GAS - RESERVED_GAS).then_some((slots, step))
-        })
-        .unwrap();
+    let (slots, step) = densest(&p, day0, now, &senders[0], &sybils[0], n, MAX_BATCH_GAS - RESERVED_GAS);
     // The ATs first (`SC_DS_ST` takes an ST that counts claim slots only
-    // for an agreement an AT named), before the sybils fund, so the dense
-    // batch still applies the full queue.
-    let ats: Vec<(KeyPair, IorTx)> = (0..n)
-        .map(|i| {
-            let k = &senders[i / cap];
-            (sybils[i].clone(), at(&period(k, &sybils[i], i as u64, slots), k))
-        })
-        .collect();
-    let receipts = e.d.submit_block(&ats).unwrap();
-    assert!(receipts.iter().all(|r| r.status == TxStatus::Success), "the dense STs' ATs record");
-    e.d.process(&mut rng(0)).unwrap();
-    for group in sybils.chunks(100) {
-        for k in group {
-            let tx = gridledger_ledger::devnet::call(
-                k,
-                chain_id,
-                e.d.primary.next_nonce(&k.address()),
-                gridledger_rollup::IOR_PRIMARY_ID,
-                "fund",
-                vec![],
-                Amount(1),
-                1_000_000,
-            );
-            e.d.primary.submit(&tx).unwrap();
-        }
-        e.d.primary.seal().unwrap();
-    }
+    // for an agreement an AT named), each sent by a sybil, before the
+    // sybils fund, so the dense batch still applies the full queue.
+    record_dense_ats(&mut e, day0, &senders, &sybils, n, slots);
+    fund_from_each(&mut e, &sybils);
     e.d.set_time(now);
-    let txs: Vec<(KeyPair, IorTx)> = (0..n)
-        .map(|i| {
-            let k = senders[i / cap].clone();
-            let tx = dense(&k, &sybils[i], i as u64, slots, step);
-            (k, tx)
-        })
-        .collect();
-    let bytes = size(&txs[0].1);
+    let txs = dense_sts(&p, day0, &senders, &sybils, n, slots, step);
+    let bytes = borsh::to_vec(&entry_of(&senders[0], now, txs[0].1.clone())).unwrap().len();
     let receipts = e.d.submit_block(&txs).unwrap();
     assert!(
         receipts.iter().all(|r| r.status == TxStatus::Success),
@@ -475,15 +375,7 @@ fn sybils_fill_the_record_budget_and_the_buyers_dispute_never_lands() {
 /// built.
 #[test]
 fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
-    use gridledger_ledger::ChainClient as _;
-    use gridledger_rollup::driver::meter_key;
-    use gridledger_rollup::exec::{execute_leaves, OffChain};
-    use gridledger_rollup::primary::{
-        entry_gas, max_entry_bytes, SubmitTcrs, MAX_BATCH_GAS, MAX_QUEUE_PER_BATCH, RESERVED_GAS,
-    };
-    use gridledger_rollup::roles::Target;
-    use gridledger_rollup::state::{fill_post_roots, post_state};
-    use gridledger_rollup::types::entry_hash;
+    use gridledger_rollup::primary::{entry_gas, MAX_BATCH_GAS, MAX_QUEUE_PER_BATCH, RESERVED_GAS};
     let mut e = funded_with_window(600_000);
     settle_funding(&mut e);
     let p = e.d.cfg.params.clone();
@@ -491,100 +383,28 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     let day = 30 * 24 * HOUR;
     let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
     let now = t.dt_end + MIN;
-    let fake = KeyPair::from_seed("not the certified meter");
-    assert_ne!(fake.address(), meter_key(&s.address()).address());
-    let forged_st = SettlementTx {
-        terms: t.clone(),
-        stmp: t.dt_end + MIN,
-        buyer_sig: None,
-        ob: false,
-        dt_step_s: 300,
-        ps: vec![1000; 6],
-        meter_sig: None,
-    }
-    .sign_readings(&fake)
-    .sign_as_buyer(&b);
-    let entry = |k: &KeyPair, tx: IorTx| gridledger_rollup::types::Entry { sender: k.address(), recorded_at: now, tx };
-    let g0 = entry_gas(&entry(&s, IorTx::St(forged_st.clone())), p.meter_step_s);
+    let (fake, forged_st) = fake_meter_st(&t, &b);
+    let g0 = entry_gas(&entry_of(&s, now, IorTx::St(forged_st.clone())), p.meter_step_s);
     // A full bridge queue of distinct accounts for the next batch (funded
     // below), and the padding's senders.
-    let chain_id = e.d.primary.chain_id();
     let sybils = wallets(&mut e, MAX_QUEUE_PER_BATCH as usize, 1_000);
     // The padding: as [3]'s dense STs, each sold to a sybil whose AT was
     // recorded days before (refused by execution: no IOR funds then).
     let cap = p.max_entries_per_sender as usize;
     let n = p.max_batch as usize - 1;
     let senders = wallets(&mut e, n.div_ceil(cap), 3_000);
-    let grid = u64::from(p.meter_step_s);
     let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
-    let period = |k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64| {
-        let span = slots * grid * 1000;
-        let mut h = terms(buyer, k, Amount(200_000), 500, 0);
-        h.dt_start = day0 + i * span;
-        h.dt_end = h.dt_start + span;
-        h.dl = h.dt_end;
-        h
-    };
-    let dense = |k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64, step: u64| {
-        let ps = (0..slots * grid / step).map(|j| 0x0101_0101_0101_0101_i64 + j as i64 * 0x0001_0203).collect();
-        IorTx::St(SettlementTx {
-            terms: period(k, buyer, i, slots),
-            stmp: 0,
-            buyer_sig: None,
-            ob: false,
-            dt_step_s: step as u32,
-            ps,
-            meter_sig: None,
-        })
-    };
-    let bound = max_entry_bytes(p.max_batch);
-    let size = |tx: &IorTx| borsh::to_vec(&entry(&senders[0], tx.clone())).unwrap().len();
     let room = MAX_BATCH_GAS - RESERVED_GAS - g0;
-    let (s0, b0) = (&senders[0], &sybils[0]);
-    let (slots, step) = (1..=64u64)
-        .rev()
-        .find_map(|slots| {
-            let step = (1..=grid).filter(|x| grid % x == 0).find(|x| size(&dense(s0, b0, 0, slots, *x)) <= bound)?;
-            let g = entry_gas(&entry(s0, dense(s0, b0, 0, slots, step)), p.meter_step_s);
-            (g * n as u64 <= room).then_some((slots, step))
-        })
-        .unwrap();
-    let ats: Vec<(KeyPair, IorTx)> = (0..n)
-        .map(|i| {
-            let k = &senders[i / cap];
-            (sybils[i].clone(), at(&period(k, &sybils[i], i as u64, slots), k))
-        })
-        .collect();
-    let receipts = e.d.submit_block(&ats).unwrap();
-    assert!(receipts.iter().all(|r| r.status == TxStatus::Success), "the padding's ATs record");
-    e.d.process(&mut rng(0)).unwrap();
+    let (slots, step) = densest(&p, day0, now, &senders[0], &sybils[0], n, room);
+    record_dense_ats(&mut e, day0, &senders, &sybils, n, slots);
     e.d.set_time(day + 7 * HOUR);
     e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
     assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
     let buyer0 = e.d.participant(&b.address()).unwrap().balance;
-    for group in sybils.chunks(100) {
-        for k in group {
-            let tx = gridledger_ledger::devnet::call(
-                k,
-                chain_id,
-                e.d.primary.next_nonce(&k.address()),
-                gridledger_rollup::IOR_PRIMARY_ID,
-                "fund",
-                vec![],
-                Amount(1),
-                1_000_000,
-            );
-            e.d.primary.submit(&tx).unwrap();
-        }
-        e.d.primary.seal().unwrap();
-    }
+    fund_from_each(&mut e, &sybils);
     e.d.set_time(now);
     let mut txs: Vec<(KeyPair, IorTx)> = vec![(s.clone(), IorTx::St(forged_st))];
-    txs.extend((0..n).map(|i| {
-        let k = senders[i / cap].clone();
-        let tx = dense(&k, &sybils[i], i as u64, slots, step);
-        (k, tx)
-    }));
+    txs.extend(dense_sts(&p, day0, &senders, &sybils, n, slots, step));
     let receipts = e.d.submit_block(&txs).unwrap();
     assert!(receipts.iter().all(|r| r.status == TxStatus::Success));
     e.d.primary.seal();
@@ -593,50 +413,16 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     assert_eq!(h.len(), n + 1);
     eprintln!("batch {batch}: {} entries, {} records ({slots} slots at {step} s)", h.len(), h.records);
     // The executor's posting: leaf 0's inputs name the fake meter.
-    let input = e.d.batch_input(batch).unwrap();
-    let full = input.full_state(&p);
-    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
-    assert_eq!(leaves[0].tcr.outcome, Outcome::StSettled(StSettlement::SellerShortfall), "the honest verdict");
-    let mut pre = leaves[0].pre.clone();
-    pre.meters
-        .insert(s.address(), gridledger_rollup::types::MeterRecord { key: fake.address(), step_s: p.meter_step_s });
-    let forged = execute_leaves(&mut OffChain, &p, &pre, &input.entries[..1]).unwrap().remove(0);
-    assert_eq!(forged.tcr.outcome, Outcome::StSettled(StSettlement::SellerDelivered));
-    leaves[0] = forged;
-    fill_post_roots(&p, &full, &input.entries, &mut leaves);
-    let tcrs: Vec<_> = leaves.iter().map(|l| l.tcr.clone()).collect();
-    let (_, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
-    let sub = SubmitTcrs {
-        batch,
-        entry_hashes: input.entries.iter().map(entry_hash).collect(),
-        post_root: leaves.last().unwrap().post_root,
-        leaves: leaves.iter().map(|l| l.posted()).collect(),
-        burned,
-    };
-    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
-    let r = e.d.primary_call(&exec, "sc_cr", gridledger_rollup::args(&sub), Amount::ZERO).unwrap();
-    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    let exec = post_forged_leaf_input(&mut e, batch, &s.address(), &fake);
     // The assigned validator, as its driver does: commit, then the
     // whole-batch dispute, with the driver's gas limit.
-    let input = e.d.batch_input(batch).unwrap();
-    let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
-    let calls: Vec<_> = e.d.validators[i]
-        .1
-        .on_tcrs_recorded(&input)
-        .calls
-        .into_iter()
-        .filter(|c| c.target == Target::Primary)
-        .collect();
-    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute"]);
-    let v = e.d.validators[i].0.clone();
+    let (v, calls) = whole_batch_step(&mut e, batch);
     let mut statuses = Vec::new();
     for c in &calls {
         statuses.push(e.d.primary_call(&v, c.method, c.args.clone(), Amount::ZERO).unwrap().status);
     }
     // The window passes; the batch settles as posted.
-    let done = e.d.batch_header(batch).unwrap().complete_at.unwrap();
-    e.d.set_time(done + e.d.cfg.window_ms() + 1_000);
-    let f = e.d.primary_call(&exec, "finalize", e.d.finalize_args(batch).unwrap(), Amount::ZERO).unwrap();
+    let f = finalize_after_window(&mut e, &exec, batch);
     let buyer1 = e.d.participant(&b.address()).unwrap().balance;
     let refund = t.payment().unwrap().0 + p.ds.0 + p.penalty().0;
     assert_eq!(

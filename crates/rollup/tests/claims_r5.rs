@@ -92,10 +92,8 @@ fn readings_off_the_metering_grid_are_refused() {
 /// slot first cover all three (latest-first left C 250 Wh short).
 #[test]
 fn a_chain_of_overlapping_sales_settled_as_they_end_is_covered_exactly() {
-    let mut e = funded();
+    let mut e = funded_four();
     let (a, b, c, s) = (trader(0), trader(2), trader(3), trader(1));
-    e.d.fund(&c, gridledger_rollup::types::coins(10)).unwrap();
-    settle_funding(&mut e);
     let ta = terms(&a, &s, Amount(200_000), 250, 8 * HOUR);
     let tb = terms(&b, &s, Amount(200_000), 250, 8 * HOUR + 15 * MIN);
     let tc = terms(&c, &s, Amount(200_000), 500, 8 * HOUR + 30 * MIN);

@@ -40,12 +40,11 @@ fn claims_of(e: &Env, seller: &Address) -> (BTreeMap<SlotKey, u128>, BTreeMap<Sl
     )
 }
 
-/// A seller exports 1,000 W over 08:00–08:30 (six slots of 300,000 ws,
-/// 500 Wh) and sells `long_wh` of the half hour to one buyer and `short_wh`
-/// of 08:00–08:05 to another. The long sale's ST is settled first (out of
-/// deadline order), then the short one's, which reaches the long one's
-/// last slot. Returns both outcomes and the env.
-fn long_then_short(long_wh: u64, short_wh: u64) -> (Vec<Outcome>, Vec<Outcome>, Env, KeyPair) {
+/// Trader 1 sells `long_wh` of 08:00–08:30 to trader 0 and `short_wh` of
+/// 08:00–08:05 (DL 15 minutes after) to trader 2, in a [`funded`] env;
+/// both ATs accepted, the clock past both periods. Returns the env,
+/// [long buyer, short buyer, seller] and [long, short terms].
+fn long_and_first_slot(long_wh: u64, short_wh: u64) -> (Env, [KeyPair; 3], [AgreementTerms; 2]) {
     let mut e = funded();
     let (b1, b2, s) = (trader(0), trader(2), trader(1));
     let t1 = terms(&b1, &s, Amount(200_000), long_wh, 8 * HOUR);
@@ -53,6 +52,16 @@ fn long_then_short(long_wh: u64, short_wh: u64) -> (Vec<Outcome>, Vec<Outcome>, 
     t2.dt_end = t2.dt_start + SLOT;
     t2.dl = t2.dt_end + 15 * MIN;
     agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
+    (e, [b1, b2, s], [t1, t2])
+}
+
+/// A seller exports 1,000 W over 08:00–08:30 (six slots of 300,000 ws,
+/// 500 Wh) and sells `long_wh` of the half hour to one buyer and `short_wh`
+/// of 08:00–08:05 to another. The long sale's ST is settled first (out of
+/// deadline order), then the short one's, which reaches the long one's
+/// last slot. Returns both outcomes and the env.
+fn long_then_short(long_wh: u64, short_wh: u64) -> (Vec<Outcome>, Vec<Outcome>, Env, KeyPair) {
+    let (mut e, [b1, b2, s], [t1, t2]) = long_and_first_slot(long_wh, short_wh);
     let first = settle(&mut e, &s, IorTx::St(metered_st(&t1, &b1, 300, vec![1000; 6])));
     let second = settle(&mut e, &s, IorTx::StReach(metered_st(&t2, &b2, 300, vec![1000]), 5));
     (first, second, e, s)
@@ -81,13 +90,7 @@ fn exactly_enough_export_covers_both_sales_settled_out_of_deadline_order() {
 /// seller's claim records are exactly what the long sale left.
 #[test]
 fn one_wh_short_the_newer_sale_loses_and_nothing_else_changes() {
-    let mut e = funded();
-    let (b1, b2, s) = (trader(0), trader(2), trader(1));
-    let t1 = terms(&b1, &s, Amount(200_000), 421, 8 * HOUR);
-    let mut t2 = terms(&b2, &s, Amount(200_000), 80, 8 * HOUR);
-    t2.dt_end = t2.dt_start + SLOT;
-    t2.dl = t2.dt_end + 15 * MIN;
-    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
+    let (mut e, [b1, b2, s], [t1, t2]) = long_and_first_slot(421, 80);
     let first = settle(&mut e, &s, IorTx::St(metered_st(&t1, &b1, 300, vec![1000; 6])));
     assert_eq!(first, vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
     let before = claims_of(&e, &s.address());
@@ -105,13 +108,7 @@ fn one_wh_short_the_newer_sale_loses_and_nothing_else_changes() {
 /// (five slots after its own) and both are delivered.
 #[test]
 fn the_driver_names_the_reach_of_the_sellers_earlier_claims() {
-    let mut e = funded();
-    let (b1, b2, s) = (trader(0), trader(2), trader(1));
-    let t1 = terms(&b1, &s, Amount(200_000), 250, 8 * HOUR);
-    let mut t2 = terms(&b2, &s, Amount(200_000), 80, 8 * HOUR);
-    t2.dt_end = t2.dt_start + SLOT;
-    t2.dl = t2.dt_end + 15 * MIN;
-    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
+    let (mut e, [b1, b2, s], [t1, t2]) = long_and_first_slot(250, 80);
     let long = e.d.settlement_tx(metered_st(&t1, &b1, 300, vec![1000; 6])).unwrap();
     assert!(matches!(long, IorTx::St(_)), "nothing settled to reach yet");
     assert_eq!(settle(&mut e, &s, long), vec![Outcome::StSettled(StSettlement::SellerDelivered)]);
@@ -125,13 +122,7 @@ fn the_driver_names_the_reach_of_the_sellers_earlier_claims() {
 /// names how far its other sales reach).
 #[test]
 fn without_reach_the_long_sale_keeps_the_first_slot() {
-    let mut e = funded();
-    let (b1, b2, s) = (trader(0), trader(2), trader(1));
-    let t1 = terms(&b1, &s, Amount(200_000), 250, 8 * HOUR);
-    let mut t2 = terms(&b2, &s, Amount(200_000), 80, 8 * HOUR);
-    t2.dt_end = t2.dt_start + SLOT;
-    t2.dl = t2.dt_end + 15 * MIN;
-    agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2)]);
+    let (mut e, [b1, b2, s], [t1, t2]) = long_and_first_slot(250, 80);
     assert_eq!(
         settle(&mut e, &s, IorTx::St(metered_st(&t1, &b1, 300, vec![1000; 6]))),
         vec![Outcome::StSettled(StSettlement::SellerDelivered)]

@@ -28,13 +28,7 @@ const ONE_WH_SHORT: [i64; 6] = [2400, 2400, 2400, 2400, 2388, 0];
 /// and what else it changed: (A's record, the seller's slot records) before
 /// and after.
 fn expiry_then_dispute(b_export: &[i64]) -> (Vec<Outcome>, bool, Amount) {
-    let mut e = funded();
-    let (a, b, s) = (trader(0), trader(2), trader(1));
-    let ta = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
-    let mut tb = terms(&b, &s, Amount(200_000), 500, 8 * HOUR + 5 * MIN);
-    tb.dl = ta.dl + 2 * HOUR;
-    e.d.submit_block(&[(a.clone(), at(&ta, &s)), (b.clone(), at(&tb, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    let (mut e, [a, b, s], [ta, tb]) = sold_twice_overlapping();
     e.d.set_time(ta.dt_end + MIN);
     let opinion = |t: &AgreementTerms, ob| IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob });
     assert_eq!(run(&mut e, &a, opinion(&ta, true)), vec![Outcome::OpinionRecorded]);
@@ -71,24 +65,9 @@ fn one_wh_short_the_later_dispute_loses_and_nothing_else_changes() {
 /// The same boundary with an agreed ST for A whose (uncertified) readings
 /// put all of A's export in the first slot, outside B's period.
 fn agreed_then_dispute(b_export: &[i64]) -> Vec<Outcome> {
-    let mut e = funded();
-    let (a, b, s) = (trader(0), trader(2), trader(1));
-    let ta = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
-    let mut tb = terms(&b, &s, Amount(200_000), 500, 8 * HOUR + 5 * MIN);
-    tb.dl = ta.dl + 2 * HOUR;
-    e.d.submit_block(&[(a.clone(), at(&ta, &s)), (b.clone(), at(&tb, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    let (mut e, [a, b, s], [ta, tb]) = sold_twice_overlapping();
     e.d.set_time(ta.dt_end + MIN);
-    let invented = SettlementTx {
-        terms: ta.clone(),
-        stmp: ta.dt_end + 5 * MIN,
-        buyer_sig: None,
-        ob: true,
-        dt_step_s: 300,
-        ps: vec![6000, 0, 0, 0, 0, 0],
-        meter_sig: None,
-    }
-    .sign_as_buyer(&a);
+    let invented = invented_agreed_st(&ta, &a);
     assert_eq!(run(&mut e, &s, IorTx::St(invented)), vec![Outcome::StSettled(StSettlement::Agreed)]);
     e.d.set_time(tb.dt_end + MIN);
     run(&mut e, &s, IorTx::St(metered_st(&tb, &b, 300, b_export.to_vec())))
@@ -107,10 +86,8 @@ fn an_agreed_sale_with_invented_readings_counts_over_its_whole_period_to_the_wh(
 /// slot) covers the sale over it and the new claim, and wins.
 #[test]
 fn the_driver_drops_a_reach_that_would_lose_the_arbitration() {
-    let mut e = funded();
+    let mut e = funded_four();
     let (b1, b2, b3, s) = (trader(0), trader(2), trader(3), trader(1));
-    e.d.fund(&b3, gridledger_rollup::types::coins(10)).unwrap();
-    settle_funding(&mut e);
     let t1 = terms(&b1, &s, Amount(200_000), 100, 8 * HOUR);
     let mut t2 = terms(&b2, &s, Amount(200_000), 100, 8 * HOUR + 10 * MIN);
     t2.dt_end = 8 * HOUR + 30 * MIN;

@@ -267,16 +267,10 @@ fn a_catching_up_relay_gets_the_receiver_who_paid_penalised() {
 /// gets that much.
 #[test]
 fn a_token_b_pool_drained_for_17_blocks_makes_the_penalty_negligible() {
-    use gridledger_xchain::bob::WithdrawLiquidity;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let x_j = 1_000;
-    let token_b = m.bob.chain_id();
-    let fair = m.quote(x_j, token_b, J).unwrap();
     // The Token_B pool's LP takes 99.9 % of it out and waits out the window.
-    let p = provider();
-    let w = m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { shares: LIQUIDITY - 1_000 }, Amount::ZERO);
-    m.bob_ok(&w).unwrap();
+    let (mut m, fair) = drained(dir.path(), x_j, |m| m.bob.chain_id());
     m.ticks(gridledger_xchain::bob::PRICE_WINDOW + 1).unwrap();
     // The sender opens a CCT (the receiver signs x_i bounds only) and withholds.
     let (id, rec) = open_cct(&mut m, &request(x_j, 3));
@@ -447,15 +441,10 @@ fn a_fee_bumped_resend_of_a_posted_nt_cannot_be_moved_to_another_cct() {
 /// Observed: the honest `swap` completes with x_i ≈ fair / 1000.
 #[test]
 fn a_drained_token_i_pool_sets_the_rate_honest_receivers_sign() {
-    use gridledger_xchain::bob::WithdrawLiquidity;
     use gridledger_xchain::mbs::Behaviour;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let x_j = 1_000;
-    let fair = m.quote(x_j, I, J).unwrap();
-    let p = provider();
-    let w = m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { shares: LIQUIDITY - 1_000 }, Amount::ZERO);
-    m.bob_ok(&w).unwrap();
+    let (mut m, fair) = drained(dir.path(), x_j, |_| I);
     let rep = m.swap(&request(x_j, 5), Behaviour::Honest).unwrap();
     assert!(rep.record.complete && matches!(rep.record.receiver, SideState::Proved { .. }));
     assert!(

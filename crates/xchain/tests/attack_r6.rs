@@ -379,23 +379,13 @@ fn fork_choice_refuses_final_or_shorter_branches_and_takes_a_longer_one() {
 /// slot); keep `ccdi_late_lock` for locks that can no longer be stored.
 #[test]
 fn a_fellow_participant_turns_an_in_time_lock_late_and_takes_the_deposit() {
-    use gridledger_xchain::ccdi::{keys as ckeys, CcdiApp};
-    use gridledger_xchain::ccdi_run::{CcdiCounts, CcdiUser, UserBehaviour};
+    use gridledger_xchain::ccdi::keys as ckeys;
     use gridledger_xchain::scbg::Lock;
     const CCDI_DEPOSIT: u128 = 10_000;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
-    let ca = m.chain_ids()[0];
-    let (victim, attacker) = (dev_key(0), dev_key(1));
-    let mut us = Vec::new();
-    for (x, key) in [&victim, &attacker].into_iter().enumerate() {
-        let item = m.create_item(ca, key, &format!("hero-{x}"), 10 + 7 * x as u64).unwrap();
-        us.push(CcdiUser { key: key.clone(), chain: ca, item, behaviour: UserBehaviour::Honest });
-    }
     // κ = 5: the deadline is 5 · κ_i = 20 BoB blocks after the start.
-    let terms = m.ccdi_terms(CcdiApp::Battle, &us, CCDI_DEPOSIT, 5, 77);
-    let pid = m.ccdi_prepare(&terms, &us, &mut CcdiCounts::default()).unwrap();
-    let rec = m.process(&pid).unwrap();
+    let (mut m, ca, us, pid, rec) = ccdi_battle(dir.path(), CCDI_DEPOSIT, 77);
+    let (victim, attacker) = (dev_key(0), dev_key(1));
     let balance_before = m.bob.account(&victim.address()).balance.0;
     // Both lock at the start; the attacker stores its own item at once.
     let mut lock_txs = Vec::new();
@@ -455,21 +445,11 @@ fn a_fellow_participant_turns_an_in_time_lock_late_and_takes_the_deposit() {
 /// having stored it), whoever sends it.
 #[test]
 fn a_lock_made_after_the_deadline_is_still_late_through_ccdi_late_lock() {
-    use gridledger_xchain::ccdi::{keys as ckeys, CcdiApp};
-    use gridledger_xchain::ccdi_run::{CcdiCounts, CcdiUser, UserBehaviour};
+    use gridledger_xchain::ccdi::keys as ckeys;
     use gridledger_xchain::scbg::Lock;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = BobMbs::open(dir.path(), MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
-    let ca = m.chain_ids()[0];
+    let (mut m, ca, us, pid, rec) = ccdi_battle(dir.path(), 10_000, 78);
     let (victim, other) = (dev_key(0), dev_key(1));
-    let mut us = Vec::new();
-    for (x, key) in [&victim, &other].into_iter().enumerate() {
-        let item = m.create_item(ca, key, &format!("hero-{x}"), 10 + 7 * x as u64).unwrap();
-        us.push(CcdiUser { key: key.clone(), chain: ca, item, behaviour: UserBehaviour::Honest });
-    }
-    let terms = m.ccdi_terms(CcdiApp::Battle, &us, 10_000, 5, 78);
-    let pid = m.ccdi_prepare(&terms, &us, &mut CcdiCounts::default()).unwrap();
-    let rec = m.process(&pid).unwrap();
     while m.bob.height() < rec.deadline {
         m.tick().unwrap();
     }
@@ -537,16 +517,10 @@ fn a_lock_made_after_the_deadline_is_still_late_through_ccdi_late_lock() {
 /// `x_j` no price goes below (`bob::PenaltyFloor`; see the test below).
 #[test]
 fn a_token_b_pool_drained_for_400_blocks_makes_the_penalty_negligible_again() {
-    use gridledger_xchain::bob::WithdrawLiquidity;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let x_j = 1_000;
-    let token_b = m.bob.chain_id();
-    let fair = m.quote(x_j, token_b, J).unwrap();
     // The Token_B pool's only LP takes 99.9 % of it out and waits.
-    let p = provider();
-    let w = m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { shares: LIQUIDITY - 1_000 }, Amount::ZERO);
-    m.bob_ok(&w).unwrap();
+    let (mut m, fair) = drained(dir.path(), x_j, |m| m.bob.chain_id());
     m.ticks(400).unwrap();
     // The receiver signs the library's terms (min_x_b = quote - 1 %); the
     // sender opens the CCT and withholds; the receiver pays and proves.
@@ -627,15 +601,10 @@ fn a_penalty_below_the_genesis_floor_is_refused() {
 /// "Price-neutral liquidity"). The drain is a withdrawal of every token.
 #[test]
 fn a_token_i_pool_drained_for_400_blocks_sets_the_rate_again() {
-    use gridledger_xchain::bob::WithdrawLiquidity;
     use gridledger_xchain::mbs::Behaviour;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let x_j = 1_000;
-    let fair = m.quote(x_j, I, J).unwrap();
-    let p = provider();
-    let w = m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { shares: LIQUIDITY - 1_000 }, Amount::ZERO);
-    m.bob_ok(&w).unwrap();
+    let (mut m, fair) = drained(dir.path(), x_j, |_| I);
     m.ticks(400).unwrap();
     let rep = m.swap(&request(x_j, 5), Behaviour::Honest).unwrap();
     assert!(rep.record.complete && matches!(rep.record.receiver, SideState::Proved { .. }));

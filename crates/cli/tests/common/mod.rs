@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod bounded;
 pub mod handover;
 pub mod held_net;
+pub mod xchain;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
 pub const BAL: Amount = Amount(1_000_000_000_000);

@@ -178,6 +178,19 @@ impl Run {
     pub fn faults(&self) -> Vec<&Fault> {
         self.sim.faults.iter().map(|(_, _, f)| f).collect()
     }
+
+    /// With `ATK_DEBUG` set, prints every output and then every fault of
+    /// the run to stderr (the trace of a round that went wrong).
+    pub fn debug_trace(&self) {
+        if std::env::var("ATK_DEBUG").is_ok() {
+            for x in &self.sim.outputs {
+                eprintln!("{x:?}");
+            }
+            for x in &self.sim.faults {
+                eprintln!("{x:?}");
+            }
+        }
+    }
 }
 
 /// Every honest client holds the same global fragment, equal to the

@@ -301,11 +301,17 @@ pub fn forged_batch() -> (Env, KeyPair, u64) {
 /// The assigned validator's step for `batch` (commit, then dispute) and
 /// its key.
 pub fn validator_step(e: &mut Env, batch: u64) -> (KeyPair, Vec<Call>) {
+    validator_calls(e, batch, ["commit_dispute", "dispute_state"])
+}
+
+/// The assigned validator's primary-chain calls on `batch`'s recorded
+/// TCRs, checked to be `methods`, and its key.
+fn validator_calls(e: &mut Env, batch: u64, methods: [&str; 2]) -> (KeyPair, Vec<Call>) {
     let input = e.d.batch_input(batch).unwrap();
     let i = e.d.validators.iter().position(|(k, _)| k.address() == input.header.validator).unwrap();
     let step = e.d.validators[i].1.on_tcrs_recorded(&input);
     let calls: Vec<_> = step.calls.into_iter().filter(|c| c.target == Target::Primary).collect();
-    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), ["commit_dispute", "dispute_state"]);
+    assert_eq!(calls.iter().map(|c| c.method).collect::<Vec<_>>(), methods);
     (e.d.validators[i].0.clone(), calls)
 }
 
@@ -415,23 +421,103 @@ pub fn claim_at_the_horizon() -> (Env, Vec<Outcome>) {
     (e, out)
 }
 
-/// `n` fresh primary-chain accounts (development keys from `from`) with
-/// 100 coin each for fees, paid by trader 2; none of them an IOR
-/// participant.
-pub fn fee_wallets(e: &mut Env, n: usize, from: usize) -> Vec<KeyPair> {
+/// [`funded`] with trader 3 funded too (10 coin), the funding settled.
+pub fn funded_four() -> Env {
+    let mut e = funded();
+    e.d.fund(&trader(3), coins(10)).unwrap();
+    settle_funding(&mut e);
+    e
+}
+
+/// A seller (trader 1) sells 500 Wh of 08:00–08:30 to A (trader 0) and
+/// 500 Wh of 08:05–08:35 to B (trader 2), B's deadline two hours after
+/// A's (settling A first is deadline order), in one block of a [`funded`]
+/// env; both ATs are accepted. Returns the env, [A, B, seller] and [A's,
+/// B's terms].
+pub fn sold_twice_overlapping() -> (Env, [KeyPair; 3], [AgreementTerms; 2]) {
+    let mut e = funded();
+    let (a, b, s) = (trader(0), trader(2), trader(1));
+    let ta = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
+    let mut tb = terms(&b, &s, Amount(200_000), 500, 8 * HOUR + 5 * MIN);
+    tb.dl = ta.dl + 2 * HOUR;
+    e.d.submit_block(&[(a.clone(), at(&ta, &s)), (b.clone(), at(&tb, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted, Outcome::AtAccepted]);
+    (e, [a, b, s], [ta, tb])
+}
+
+/// An agreed ST for `t` (`O_b = 1`, signed by its buyer `buyer`) whose
+/// readings the seller invents, unsigned by any meter: 6,000 W in the
+/// period's first slot, nothing after.
+pub fn invented_agreed_st(t: &AgreementTerms, buyer: &KeyPair) -> SettlementTx {
+    SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + 5 * MIN,
+        buyer_sig: None,
+        ob: true,
+        dt_step_s: 300,
+        ps: vec![6000, 0, 0, 0, 0, 0],
+        meter_sig: None,
+    }
+    .sign_as_buyer(buyer)
+}
+
+/// `n` fresh primary-chain accounts, development keys `from..from + n`.
+pub fn fresh_keys(from: usize, n: usize) -> Vec<KeyPair> {
+    (0..n).map(|i| dev_key(from + i)).collect()
+}
+
+/// `banker` pays each of `keys` `amount` on the primary chain, `per_block`
+/// transfers a sealed block.
+pub fn pay_each(e: &mut Env, banker: &KeyPair, keys: &[KeyPair], amount: Amount, per_block: usize) {
     use gridledger_ledger::ChainClient as _;
-    let banker = trader(2);
     let chain_id = e.d.primary.chain_id();
-    let keys: Vec<KeyPair> = (0..n).map(|i| dev_key(from + i)).collect();
-    for group in keys.chunks(250) {
+    for group in keys.chunks(per_block) {
         for k in group {
             let nonce = e.d.primary.next_nonce(&banker.address());
-            let tx = gridledger_ledger::devnet::transfer(&banker, chain_id, nonce, k.address(), coins(100), Amount(1));
+            let tx = gridledger_ledger::devnet::transfer(banker, chain_id, nonce, k.address(), amount, Amount(1));
             e.d.primary.submit(&tx).unwrap();
         }
         e.d.primary.seal().unwrap();
     }
+}
+
+/// `n` fresh primary-chain accounts (development keys from `from`) with
+/// 100 coin each for fees, paid by trader 2; none of them an IOR
+/// participant.
+pub fn fee_wallets(e: &mut Env, n: usize, from: usize) -> Vec<KeyPair> {
+    let keys = fresh_keys(from, n);
+    pay_each(e, &trader(2), &keys, coins(100), 250);
     keys
+}
+
+/// Each of `keys` sends a `fund` of the IOR primary (at its next nonce:
+/// a key may have sent ATs before), 100 a sealed block: one bridge queue
+/// item each.
+pub fn fund_from_each(e: &mut Env, keys: &[KeyPair]) {
+    use gridledger_ledger::ChainClient as _;
+    let chain_id = e.d.primary.chain_id();
+    for group in keys.chunks(100) {
+        for k in group {
+            let nonce = e.d.primary.next_nonce(&k.address());
+            let tx = gridledger_ledger::devnet::call(
+                k,
+                chain_id,
+                nonce,
+                IOR_PRIMARY_ID,
+                "fund",
+                vec![],
+                Amount(1),
+                1_000_000,
+            );
+            e.d.primary.submit(&tx).unwrap();
+        }
+        e.d.primary.seal().unwrap();
+    }
+}
+
+/// `tx` as `sender` records it at `now`.
+pub fn entry_of(sender: &KeyPair, now: u64, tx: IorTx) -> Entry {
+    Entry { sender: sender.address(), recorded_at: now, tx }
 }
 
 /// Terms of a sale by `seller` to `buyer` of `slots` grid slots (at least
@@ -496,4 +582,171 @@ pub fn backed_fillers(
     assert!(receipts.iter().all(|r| r.status == TxStatus::Success), "the fillers' ATs record");
     e.d.process(&mut rng(0)).unwrap();
     ts.iter().enumerate().map(|(i, (t, slots))| (sellers[i].clone(), filler_st(e, t, *slots))).collect()
+}
+
+/// The terms of a sale by `k` to `buyer` of `slots` grid slots from
+/// `day0 + i` periods of that length on, its deadline at its end.
+pub fn dense_terms(p: &IorParams, day0: u64, k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64) -> AgreementTerms {
+    let span = slots * u64::from(p.meter_step_s) * 1000;
+    let mut t = terms(buyer, k, Amount(200_000), 500, 0);
+    t.dt_start = day0 + i * span;
+    t.dt_end = t.dt_start + span;
+    t.dl = t.dt_end;
+    t
+}
+
+/// An ST of [`dense_terms`] read every `step` seconds, every byte of its
+/// readings non-zero (the densest calldata an entry can carry). `SC_DS_ST`
+/// records it once the agreement's AT is recorded ([`record_dense_ats`]);
+/// execution refuses it (the AT was refused: its buyer held no IOR funds).
+pub fn dense_st(p: &IorParams, day0: u64, k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64, step: u64) -> IorTx {
+    let grid = u64::from(p.meter_step_s);
+    let ps = (0..slots * grid / step).map(|j| 0x0101_0101_0101_0101_i64 + j as i64 * 0x0001_0203).collect();
+    IorTx::St(SettlementTx {
+        terms: dense_terms(p, day0, k, buyer, i, slots),
+        stmp: 0,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: step as u32,
+        ps,
+        meter_sig: None,
+    })
+}
+
+/// The most grid slots (at most 64) a [`dense_st`] may span so that `n`
+/// of them, recorded by `sender` at `now`, weigh at most `room` gas
+/// (`entry_gas`), with the finest reading step (a divisor of the grid)
+/// whose entry fits `max_entry_bytes`. Returns `(slots, step)`.
+pub fn densest(
+    p: &IorParams,
+    day0: u64,
+    now: u64,
+    sender: &KeyPair,
+    buyer: &KeyPair,
+    n: usize,
+    room: u64,
+) -> (u64, u64) {
+    use gridledger_rollup::primary::{entry_gas, max_entry_bytes};
+    let grid = u64::from(p.meter_step_s);
+    let bound = max_entry_bytes(p.max_batch);
+    let dense = |slots: u64, step: u64| entry_of(sender, now, dense_st(p, day0, sender, buyer, 0, slots, step));
+    let size = |slots: u64, step: u64| borsh::to_vec(&dense(slots, step)).unwrap().len();
+    (1..=64u64)
+        .rev()
+        .find_map(|slots| {
+            let step = (1..=grid).filter(|s| grid % s == 0).find(|s| size(slots, *s) <= bound)?;
+            let g = entry_gas(&dense(slots, step), p.meter_step_s);
+            (g * n as u64 <= room).then_some((slots, step))
+        })
+        .unwrap()
+}
+
+/// The seller of the `i`th of `n` [`dense_st`]s: `senders` in turn,
+/// `max_entries_per_sender` each.
+fn dense_seller<'a>(p: &IorParams, senders: &'a [KeyPair], i: usize) -> &'a KeyPair {
+    &senders[i / p.max_entries_per_sender as usize]
+}
+
+/// The ATs behind `n` [`dense_sts`]: the `i`th sent by `buyers[i]` (no
+/// IOR funds, so execution refuses it), signed by its seller, recorded
+/// in one block before the STs' periods, as `SC_DS_ST` requires of an ST
+/// that counts claim slots. Records them and processes the batch.
+pub fn record_dense_ats(e: &mut Env, day0: u64, senders: &[KeyPair], buyers: &[KeyPair], n: usize, slots: u64) {
+    let p = e.d.cfg.params.clone();
+    let ats: Vec<(KeyPair, IorTx)> = (0..n)
+        .map(|i| {
+            let k = dense_seller(&p, senders, i);
+            (buyers[i].clone(), at(&dense_terms(&p, day0, k, &buyers[i], i as u64, slots), k))
+        })
+        .collect();
+    let receipts = e.d.submit_block(&ats).unwrap();
+    assert!(receipts.iter().all(|r| r.status == TxStatus::Success), "the dense STs' ATs record");
+    e.d.process(&mut rng(0)).unwrap();
+}
+
+/// `n` [`dense_st`]s of `slots` slots read every `step` s, each period
+/// after the last, the `i`th sold to `buyers[i]`, sent by `senders` in
+/// turn, `max_entries_per_sender` each.
+pub fn dense_sts(
+    p: &IorParams,
+    day0: u64,
+    senders: &[KeyPair],
+    buyers: &[KeyPair],
+    n: usize,
+    slots: u64,
+    step: u64,
+) -> Vec<(KeyPair, IorTx)> {
+    (0..n)
+        .map(|i| {
+            let k = dense_seller(p, senders, i).clone();
+            let tx = dense_st(p, day0, &k, &buyers[i], i as u64, slots, step);
+            (k, tx)
+        })
+        .collect()
+}
+
+/// The seller's ST for `t`, disputed (`O_b = 0`, signed by `buyer`): 1,000
+/// W over its half hour, its readings signed by a key that is *not* the
+/// seller's certified meter. Returns that key and the ST.
+pub fn fake_meter_st(t: &AgreementTerms, buyer: &KeyPair) -> (KeyPair, SettlementTx) {
+    let fake = KeyPair::from_seed("not the certified meter");
+    assert_ne!(fake.address(), meter_key(&t.seller).address());
+    let st = SettlementTx {
+        terms: t.clone(),
+        stmp: t.dt_end + MIN,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: 300,
+        ps: vec![1000; 6],
+        meter_sig: None,
+    }
+    .sign_readings(&fake)
+    .sign_as_buyer(buyer);
+    (fake, st)
+}
+
+/// The executor of `batch` posts its TCRs with leaf 0's inputs forged: its
+/// pre-state slice names `fake` as `seller`'s meter, so leaf 0's verdict
+/// (`SellerDelivered`; the honest one is `SellerShortfall`) is what
+/// re-execution on the posted inputs gives, and the post-state roots
+/// follow from it. Returns the executor.
+pub fn post_forged_leaf_input(e: &mut Env, batch: u64, seller: &Address, fake: &KeyPair) -> KeyPair {
+    use gridledger_rollup::types::{MeterRecord, StSettlement};
+    let input = e.d.batch_input(batch).unwrap();
+    let p = e.d.cfg.params.clone();
+    let full = input.full_state(&p);
+    let mut leaves = execute_leaves(&mut OffChain, &p, &input.prestate, &input.entries).unwrap();
+    assert_eq!(leaves[0].tcr.outcome, Outcome::StSettled(StSettlement::SellerShortfall), "the honest verdict");
+    let mut pre = leaves[0].pre.clone();
+    pre.meters.insert(*seller, MeterRecord { key: fake.address(), step_s: p.meter_step_s });
+    let forged = execute_leaves(&mut OffChain, &p, &pre, &input.entries[..1]).unwrap().remove(0);
+    assert_eq!(forged.tcr.outcome, Outcome::StSettled(StSettlement::SellerDelivered));
+    leaves[0] = forged;
+    fill_post_roots(&p, &full, &input.entries, &mut leaves);
+    let tcrs: Vec<_> = leaves.iter().map(|l| l.tcr.clone()).collect();
+    let (_, burned) = post_state(&p, &full, &input.entries, &tcrs).unwrap();
+    let sub = SubmitTcrs {
+        batch,
+        entry_hashes: input.entries.iter().map(entry_hash).collect(),
+        post_root: leaves.last().unwrap().post_root,
+        leaves: leaves.iter().map(|l| l.posted()).collect(),
+        burned,
+    };
+    let exec = e.d.executors.iter().find(|(k, _)| k.address() == input.header.executor).unwrap().0.clone();
+    let r = e.d.primary_call(&exec, "sc_cr", args(&sub), Amount::ZERO).unwrap();
+    assert_eq!(r.status, TxStatus::Success, "{:?}", r.status);
+    exec
+}
+
+/// The assigned validator's step for `batch` when it sends the whole
+/// batch (commit, then `dispute`) and its key.
+pub fn whole_batch_step(e: &mut Env, batch: u64) -> (KeyPair, Vec<Call>) {
+    validator_calls(e, batch, ["commit_dispute", "dispute"])
+}
+
+/// The dispute window of `batch` passes; `exec` sends its `finalize`.
+pub fn finalize_after_window(e: &mut Env, exec: &KeyPair, batch: u64) -> Receipt {
+    let done = e.d.batch_header(batch).unwrap().complete_at.unwrap();
+    e.d.set_time(done + e.d.cfg.window_ms() + 1_000);
+    e.d.primary_call(exec, "finalize", e.d.finalize_args(batch).unwrap(), Amount::ZERO).unwrap()
 }

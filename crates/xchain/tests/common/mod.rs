@@ -4,7 +4,9 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::devnet::dev_key;
 use gridledger_ledger::{Receipt, SignedTransaction, TxStatus};
-use gridledger_xchain::bob::{CctV, PostNt};
+use gridledger_xchain::bob::{CctV, PostNt, WithdrawLiquidity};
+use gridledger_xchain::ccdi::{CcdiApp, ProcessRecord};
+use gridledger_xchain::ccdi_run::{CcdiCounts, CcdiUser, UserBehaviour};
 use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest, FIRST_EXTERNAL};
 use gridledger_xchain::{CctRecord, Side, XchainError};
 
@@ -116,4 +118,41 @@ pub fn settle_within(m: &mut BobMbs, id: Hash32, rounds: usize) -> CctRecord {
         }
     }
     m.cct(&id).unwrap()
+}
+
+/// A [`setup`] deployment with the fixed chain ids; `x_j` of chain J is
+/// quoted in `token(&m)` (I, or the BoB's own Token_B), then the pool's only
+/// LP ([`provider`]) withdraws all but 1,000 of its shares. Returns the
+/// deployment and that quote from before the drain.
+pub fn drained(dir: &std::path::Path, x_j: u128, token: impl Fn(&BobMbs) -> u32) -> (BobMbs, u128) {
+    let mut m = setup(dir, MbsSpec::fixed_ids());
+    let fair = m.quote(x_j, token(&m), J).unwrap();
+    let p = provider();
+    let w = m.bob_call(&p, "withdraw_liquidity", &WithdrawLiquidity { shares: LIQUIDITY - 1_000 }, Amount::ZERO);
+    m.bob_ok(&w).unwrap();
+    (m, fair)
+}
+
+/// A two-chain CCDI deployment (κ_i = 4) and a Battle process (κ = 5: its
+/// deadline is 5 · κ_i BoB blocks after the start) prepared between
+/// development accounts 0 and 1 on its first chain, each an honest user
+/// with a fresh item (`hero-0`, `hero-1`) and `deposit`; `salt` tells
+/// processes apart. Returns the deployment, the chain, the users, the
+/// process and its record.
+pub fn ccdi_battle(
+    dir: &std::path::Path,
+    deposit: u128,
+    salt: u64,
+) -> (BobMbs, u32, Vec<CcdiUser>, Hash32, ProcessRecord) {
+    let mut m = BobMbs::open(dir, MbsSpec { chains: 2, ccdi: true, kappa: 4, ..MbsSpec::default() }).unwrap();
+    let ca = m.chain_ids()[0];
+    let mut us = Vec::new();
+    for (x, key) in [dev_key(0), dev_key(1)].into_iter().enumerate() {
+        let item = m.create_item(ca, &key, &format!("hero-{x}"), 10 + 7 * x as u64).unwrap();
+        us.push(CcdiUser { key, chain: ca, item, behaviour: UserBehaviour::Honest });
+    }
+    let terms = m.ccdi_terms(CcdiApp::Battle, &us, deposit, 5, salt);
+    let pid = m.ccdi_prepare(&terms, &us, &mut CcdiCounts::default()).unwrap();
+    let rec = m.process(&pid).unwrap();
+    (m, ca, us, pid, rec)
 }

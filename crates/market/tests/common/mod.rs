@@ -1,0 +1,22 @@
+//! Helpers shared by the market crate's attack tests.
+#![allow(dead_code)]
+
+use gridledger_market::clearing::network_for;
+use gridledger_market::network::MarketNetwork;
+use gridledger_market::problem::{Prosumer, Side};
+use gridledger_market::{Case, DcModel, CASE30, CASE33BW};
+
+/// The IEEE 30-bus case's PTDF network, its line ratings scaled by `scale`.
+pub fn case30_net(scale: f64) -> MarketNetwork {
+    MarketNetwork::ptdf(&DcModel::new(&Case::parse(CASE30).unwrap()).unwrap(), scale).unwrap()
+}
+
+/// The 33-bus radial feeder (case33bw) as `clear` builds it.
+pub fn feeder() -> MarketNetwork {
+    network_for(&Case::parse(CASE33BW).unwrap(), 1.0).unwrap()
+}
+
+/// A prosumer on `side` at `bus` with cost/utility `a`, `b` and bounds `e_min..=e_max`.
+pub fn p(side: Side, bus: u32, a: f64, b: f64, e_min: f64, e_max: f64) -> Prosumer {
+    Prosumer { side, bus, a, b, e_min, e_max }
+}
