@@ -45,6 +45,15 @@ pub enum Mutation {
     /// readings ([`crate::exec::SlotAlloc::sold`]) over its window: an
     /// export already sold to a buyer who agreed is sold again (attack r6).
     SoldIgnored,
+    /// `SC_DS_*` records an entry that counts an agreement's claim slots
+    /// without a recorded AT for the agreement (or past its parties'
+    /// quota): sybils' refused STs fill the batch's slot records (issue
+    /// 11, attack r6 [4]).
+    UnbackedSlotEntries,
+    /// Every opinion and expiry may use the batch's reserve, owed to its
+    /// sender or not: sybils' opinions fill the reserve before a buyer's
+    /// `O_b` (issue 11, attack r6 [4]).
+    ReserveForAnyOpinion,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

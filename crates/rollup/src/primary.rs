@@ -175,6 +175,21 @@
 //!   before its entries, so its post-state root and every re-execution
 //!   of it include them; the driver's executor sends one after each batch
 //!   it finalizes.
+//! - **Entries no agreement can be owed** (issue 11, attack r6 [4]).
+//!   `SC_DS_*` cannot read the settlement state, but it sees every AT: one
+//!   its buyer sends with the seller's valid signature before the period
+//!   ends marks the agreement key (`ag/KEY`, one small record per
+//!   agreement, [`AgreementMark`]; the one exception to "no agreement in
+//!   contract storage", at one storage write per AT). An ST or expiry that
+//!   would count the agreement's claim slots is refused at recording
+//!   without that mark, or once its party recorded
+//!   [`MAX_SLOT_ENTRIES_PER_PARTY`] of them ([`EntryRecordError`]): it
+//!   costs its sender the fee and occupies no slot record. Only the
+//!   opinion and expiry owed to a marked agreement's buyer use
+//!   [`RESERVED_GAS`]. An AT that execution refuses still marks its key (the
+//!   contract does not see the verdict), so a sybil pair pays one AT for
+//!   up to four heavy STs; proving the open agreement against the settled
+//!   root at recording would close that, and is not built.
 //! - **Gas per batch is bounded** ([`MAX_BATCH_GAS`]): `SC_DS_*` weighs
 //!   each entry by what its re-execution costs ([`entry_gas`]: its bytes
 //!   and the settlement records it touches) and refuses an entry past the
@@ -752,6 +767,7 @@ struct RecordParams {
     max_entries_per_sender: u32,
     domain: crate::types::SigDomain,
     meter_step_s: u32,
+    expiry_ms: u64,
 }
 
 impl RecordParams {
@@ -763,6 +779,7 @@ impl RecordParams {
             max_entries_per_sender: p.max_entries_per_sender,
             domain: p.domain,
             meter_step_s: p.meter_step_s,
+            expiry_ms: p.expiry_ms,
         }
     }
 }
@@ -826,6 +843,60 @@ struct DcRecord {
     time: Timestamp,
     seq: u64,
 }
+/// `ag/BUYER/SELLER/DT_START`: the [`AgreementMark`] of an agreement key
+/// an AT was recorded for.
+fn agkey(k: &crate::types::AgreementKey) -> Vec<u8> {
+    [b"ag/".as_slice(), &bytes(k)].concat()
+}
+/// What `SC_DS_*` knows of an agreement without the settlement state
+/// (issue 11, attack r6 [4]): an AT naming it was recorded by its buyer
+/// with its seller's valid signature before its delivery period ended —
+/// the only way an agreement can open — and how many of the entries that
+/// only it can be owed its parties have recorded since. Written once per
+/// agreement key by `SC_DS_AT`; read and counted by the STs, opinions and
+/// expiries naming the key ([`record`]).
+#[derive(Clone, Copy, Debug, Default, BorshSerialize, BorshDeserialize)]
+struct AgreementMark {
+    /// Entries of the seller that count claim slots (its STs after the
+    /// period), at most [`MAX_SLOT_ENTRIES_PER_PARTY`].
+    seller_slot_entries: u8,
+    /// Entries of the buyer that count claim slots (its expiries after
+    /// the period), at most [`MAX_SLOT_ENTRIES_PER_PARTY`].
+    buyer_slot_entries: u8,
+    /// The buyer recorded its `O_b` in the reserve once.
+    opinion: bool,
+    /// The buyer recorded its expiry in the reserve once.
+    expiry: bool,
+}
+
+/// The most entries one party of an agreement may record that count the
+/// agreement's claim slots against a batch ([`AgreementMark`]): an honest
+/// seller needs one ST, or a few (one refused before `DL` for want of the
+/// buyer's signature, one at another reading interval, the
+/// [`IorTx::StReach`] form); an honest buyer one expiry. Past it the
+/// agreement was settled, expired or refused for good, and a further such
+/// entry would be refused by execution after occupying the batch's slot
+/// records: `SC_DS_*` refuses it ([`EntryRecordError::SlotEntriesSpent`]).
+pub const MAX_SLOT_ENTRIES_PER_PARTY: u8 = 4;
+
+/// Why `SC_DS_*` refuses an ST, opinion or expiry before recording it
+/// (issue 11, attack r6 [4]). A refused entry reverts: its sender pays
+/// the transaction's fee, and it occupies no record, gas or reserve of
+/// the batch.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EntryRecordError {
+    /// The entry counts the agreement's claim slots, but no AT of these
+    /// parties and delivery start was recorded by its buyer with its
+    /// seller's signature before the period ended: no such agreement can
+    /// exist, and execution would refuse the entry.
+    #[error("no AT of buyer {buyer} signed by seller {seller} for the period from {dt_start} was recorded; no agreement to settle or expire")]
+    NoAgreement { buyer: Address, seller: Address, dt_start: Timestamp },
+    /// The party already recorded [`MAX_SLOT_ENTRIES_PER_PARTY`] entries
+    /// counting this agreement's claim slots.
+    #[error("{who} already recorded {n} entries reading this agreement's claim slots (at most {MAX_SLOT_ENTRIES_PER_PARTY})")]
+    SlotEntriesSpent { who: Address, n: u8 },
+}
+
 fn tkey(id: u64, at: bool) -> Vec<u8> {
     [if at { b"ta/".as_slice() } else { b"ts/".as_slice() }, &id.to_be_bytes()].concat()
 }
@@ -1261,7 +1332,12 @@ pub const MAX_SENDER_GAS: u64 = MAX_ENTRY_GAS;
 /// buyers' `O_b` and expiries, which must land before a deadline (issue 11,
 /// attack r6: refused STs of sybils filled every batch until `DL`). STs
 /// and ATs may bring a batch to `MAX_BATCH_GAS − RESERVED_GAS`; opinions
-/// and expiries to `MAX_BATCH_GAS`.
+/// and expiries owed to their buyer to `MAX_BATCH_GAS`: the first `O_b`
+/// before `DL` and the first expiry after `DL + expiry_ms` of an agreement
+/// whose AT its buyer recorded with the seller's signature
+/// ([`AgreementMark`]). Any other opinion or expiry (sent by someone
+/// else, for an agreement no AT named, a second one, out of its time) is
+/// weighed like an ST and never takes the reserve.
 pub const RESERVED_GAS: u64 = MAX_BATCH_GAS / 8;
 
 /// The most settlement records one entry can count within
@@ -1333,6 +1409,74 @@ pub fn largest_st_fits(
     Ok((size, gas))
 }
 
+/// What recording `entry` does to its agreement's [`AgreementMark`] (issue
+/// 11, attack r6 [4]): the mark's key, the mark to write (`None`: leave it
+/// as it is) and whether the entry may use the batch's
+/// [`RESERVED_GAS`]. `parties` are the entry's [`pending_parties`];
+/// `counts_slots`: the entry counts claim-slot records.
+///
+/// - An AT its buyer sent, whose seller's signature holds and whose
+///   period has not ended, marks its agreement key (once): only such an
+///   AT can open an agreement.
+/// - An entry that counts claim slots (an ST its seller sends after the
+///   period, an expiry its buyer sends after it) needs the mark, and each
+///   party records at most [`MAX_SLOT_ENTRIES_PER_PARTY`] of them:
+///   otherwise execution refuses it for certain (no agreement, or settled
+///   long ago) and it is refused here instead, before it occupies slot
+///   records ([`EntryRecordError`]).
+/// - The buyer's first `O_b` before `DL` and its first expiry after
+///   `DL + expiry_ms` of a marked agreement may use the reserve: at most
+///   one of each per agreement.
+fn agreement_mark(
+    ctx: &mut CallContext<'_, '_>,
+    p: &RecordParams,
+    entry: &Entry,
+    parties: &[Address],
+    counts_slots: bool,
+) -> Result<(Vec<u8>, Option<AgreementMark>, bool), ContractError> {
+    let t = entry.tx.terms();
+    let key = agkey(&t.key());
+    let stored = ctx.read_typed::<AgreementMark>(&key)?;
+    if let IorTx::At(_) = &entry.tx {
+        let opens = entry.sender == t.buyer && parties.contains(&t.seller) && entry.recorded_at < t.dt_end;
+        let mark = (opens && stored.is_none()).then(AgreementMark::default);
+        return Ok((key, mark, false));
+    }
+    let mut changed = false;
+    let mut mark = stored;
+    if counts_slots && !crate::mutants::active(crate::mutants::Mutation::UnbackedSlotEntries) {
+        let Some(m) = mark.as_mut() else {
+            return revert(
+                EntryRecordError::NoAgreement { buyer: t.buyer, seller: t.seller, dt_start: t.dt_start }.to_string(),
+            );
+        };
+        let n = if entry.sender == t.seller { &mut m.seller_slot_entries } else { &mut m.buyer_slot_entries };
+        if *n >= MAX_SLOT_ENTRIES_PER_PARTY {
+            return revert(EntryRecordError::SlotEntriesSpent { who: entry.sender, n: *n }.to_string());
+        }
+        *n += 1;
+        changed = true;
+    }
+    let by_buyer = entry.sender == t.buyer;
+    let owed = match (&entry.tx, mark.as_mut()) {
+        (IorTx::Opinion(_), Some(m)) if by_buyer && !m.opinion && entry.recorded_at <= t.dl => {
+            m.opinion = true;
+            true
+        }
+        (IorTx::Expire(_), Some(m))
+            if by_buyer && !m.expiry && entry.recorded_at > t.dl.saturating_add(p.expiry_ms) =>
+        {
+            m.expiry = true;
+            true
+        }
+        _ => false,
+    };
+    let reserved = owed
+        || (crate::mutants::active(crate::mutants::Mutation::ReserveForAnyOpinion)
+            && matches!(entry.tx, IorTx::Opinion(_) | IorTx::Expire(_)));
+    Ok((key, mark.filter(|_| changed || owed), reserved))
+}
+
 /// `SC_DS_AT` / `SC_DS_ST`: appends a transaction to this block's batch.
 fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Vec<u8>, ContractError> {
     let Some(p) = ctx.read_typed::<RecordParams>(RECORD_PARAMS)? else { return revert("IOR contract not initialised") };
@@ -1392,12 +1536,14 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
             h.id
         ));
     }
-    // ATs and STs leave `RESERVED_GAS` of the budget to opinions and
-    // expiries, so a buyer's `O_b` and expiry always find room.
-    let limit = match entry.tx {
-        IorTx::Opinion(_) | IorTx::Expire(_) => MAX_BATCH_GAS,
-        IorTx::At(_) | IorTx::St(_) | IorTx::StReach(..) => MAX_BATCH_GAS - RESERVED_GAS,
-    };
+    let parties = pending_parties(ctx, &p.domain, &entry)?;
+    let (mark_key, mark, reserved) = agreement_mark(ctx, &p, &entry, &parties, weighed.1 > 0)?;
+    // ATs and STs leave `RESERVED_GAS` of the budget to the opinions and
+    // expiries their buyers are owed, so a buyer's `O_b` and expiry
+    // always find room; any other opinion or expiry (not its buyer's, no
+    // recorded AT, a second one, out of its time) is weighed like an ST
+    // and never takes the reserve.
+    let limit = if reserved { MAX_BATCH_GAS } else { MAX_BATCH_GAS - RESERVED_GAS };
     let total = h.gas.saturating_add(gas);
     if total > limit {
         return revert(format!(
@@ -1412,7 +1558,7 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
     // lands only in the next batch, so this batch would lock coin the
     // party no longer has (and the next batch's debit would overdraw it).
     let mut others = Vec::new();
-    for party in pending_parties(ctx, &p.domain, &entry)? {
+    for party in parties {
         if party == sender {
             continue;
         }
@@ -1426,6 +1572,9 @@ fn record(ctx: &mut CallContext<'_, '_>, tx: IorTx, latest: Latest) -> Result<Ve
         if t.is_none_or(|t| t.batch < h.id) {
             others.push(party);
         }
+    }
+    if let Some(m) = mark {
+        ctx.write_typed(&mark_key, &m)?;
     }
     ctx.write_typed(&ptkey(&sender), &Touch { batch: h.id, sent: sent + 1, gas: sent_gas.saturating_add(gas) })?;
     for party in others {
@@ -2249,7 +2398,8 @@ fn entry_disproved(
 /// `dispute_entry` (issue 11): a dispute of one entry's TCR. The witness
 /// proves that `entry` and `leaf` are leaf `i` of the batch's posted TCR
 /// tree (the leaf binds the deployment, the batch and the entry's hash);
-/// the chain re-executes that entry on the leaf's own inputs. A different
+/// the chain re-executes that entry on the leaf's own inputs (with the
+/// seller's meter read from this chain's registry). A different
 /// result proves the executor wrong: its deposit (and a late assigned
 /// validator's) is forfeited, the disputer rewarded, and the batch marked
 /// overturned, so `finalize` executes it on chain at once. A refused
@@ -2282,7 +2432,22 @@ fn dispute_entry(ctx: &mut CallContext<'_, '_>, a: DisputeEntry, raw: &[u8]) -> 
     if !crate::mutants::active(crate::mutants::Mutation::WitnessUnchecked) && !a.proof.verify(&leaf, &root) {
         return refuse(EntryDisputeError::WrongWitness(h.id));
     }
-    let mut mine = execute_leaves(&mut OnChain(ctx), &c.params, &a.pre, std::slice::from_ref(&a.entry))?
+    // The seller's meter is this chain's registry, as in the whole-batch
+    // `dispute` and `finalize`, not whatever the leaf's inputs name: a
+    // leaf whose inputs name another meter key or interval (a colluding
+    // executor "certifying" readings the seller's meter never signed,
+    // attack r5/r6) is re-executed with the registered one, and the
+    // verdict that differs disproves it. `register_meter` waits while an
+    // unsettled batch reads the account and a meter is never replaced, so
+    // the registry holds now what it held when the batch executed.
+    let mut pre = a.pre;
+    pre.meters.clear();
+    for o in meter_owners(std::slice::from_ref(&a.entry)) {
+        if let Some(m) = ctx.read_typed::<MeterRecord>(&mkey(&o))? {
+            pre.meters.insert(o, m);
+        }
+    }
+    let mut mine = execute_leaves(&mut OnChain(ctx), &c.params, &pre, std::slice::from_ref(&a.entry))?
         .pop()
         .map(|l| l.tcr)
         .ok_or_else(|| ContractError::Revert("internal: no TCR".into()))?;

@@ -133,16 +133,20 @@ fn dense_batch() -> (Env, u64, u32, usize) {
     let n = p.max_batch as usize;
     let senders = fresh_keys(3_000, n.div_ceil(cap));
     pay_each(&mut e, &trader(2), &[&sybils[..], &senders[..]].concat(), coins(100), 250);
-    fund_from_each(&mut e, &sybils);
     let now = e.d.now() + 30 * 24 * HOUR;
-    e.d.set_time(now);
     let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
     let bound = max_entry_bytes(p.max_batch);
     // The most slots per entry that lets `n` entries fit the STs' share
     // of the gas budget (`MAX_BATCH_GAS − RESERVED_GAS`),
     // and the finest reading step whose entry fits the byte bound.
-    let (slots, step) = densest(&p, day0, now, &senders[0], n, MAX_BATCH_GAS - RESERVED_GAS);
-    let txs = dense_sts(&p, day0, &senders, n, slots, step);
+    let (slots, step) = densest(&p, day0, now, &senders[0], &sybils[0], n, MAX_BATCH_GAS - RESERVED_GAS);
+    // The ATs first (`SC_DS_ST` takes an ST that counts claim slots only
+    // for an agreement an AT named), each sent by a sybil, before the
+    // sybils fund, so the dense batch still applies the full queue.
+    record_dense_ats(&mut e, day0, &senders, &sybils, n, slots);
+    fund_from_each(&mut e, &sybils);
+    e.d.set_time(now);
+    let txs = dense_sts(&p, day0, &senders, &sybils, n, slots, step);
     let bytes = borsh::to_vec(&entry_of(&senders[0], now, txs[0].1.clone())).unwrap().len();
     let receipts = e.d.submit_block(&txs).unwrap();
     assert!(
@@ -151,7 +155,7 @@ fn dense_batch() -> (Env, u64, u32, usize) {
         receipts.iter().find(|r| r.status != TxStatus::Success)
     );
     e.d.primary.seal();
-    let batch = e.d.batch_header(1).unwrap().id;
+    let batch = (1..).take_while(|i| e.d.batch_header(*i).is_ok()).last().unwrap();
     let h = e.d.batch_header(batch).unwrap();
     assert_eq!(h.len(), n);
     let items = e.d.queue(0, u64::MAX).unwrap().len() as u64 - e.d.batch_header(batch - 1).unwrap().queue_to;
@@ -232,60 +236,10 @@ fn a_dense_batch_at_every_bound_exceeds_the_drivers_gas_limit() {
     assert!(f.gas_used <= call_limit && f.gas_used <= limit / 2, "{msg}");
 }
 
-/// Refused STs sent by `sybil` for agreements that do not exist, in the
-/// past, one per entry of `sizes`, each counting that many settlement
-/// records (`entry_records`; at least the three of its parties and
-/// agreement): claim slots count for any ST its "seller" sends after its
-/// period, one record per grid slot.
-fn budget_fillers(e: &Env, sybils: &[KeyPair], sizes: &[u32]) -> Vec<(KeyPair, IorTx)> {
-    use gridledger_rollup::primary::entry_records;
-    let p = e.d.cfg.params.clone();
-    let grid = u64::from(p.meter_step_s) * 1000;
-    let now = e.d.now();
-    // `slots` grid slots of readings; none (a mismatched count: no claim
-    // slots) for 0.
-    let filler = |i: usize, slots: u64| {
-        let sybil = &sybils[i];
-        let mut t = terms(&trader(0), sybil, Amount(200_000), 500, 0);
-        t.buyer = KeyPair::from_seed(&format!("filler-{i}")).address();
-        t.dt_start = (now / grid - slots.max(1)) * grid - 24 * HOUR;
-        t.dt_end = t.dt_start + slots.max(1) * grid;
-        t.dl = t.dt_end;
-        IorTx::St(SettlementTx {
-            terms: t,
-            stmp: 0,
-            buyer_sig: None,
-            ob: false,
-            dt_step_s: p.meter_step_s,
-            ps: vec![1; slots as usize],
-            meter_sig: None,
-        })
-    };
-    let records = |tx: IorTx| {
-        entry_records(
-            &gridledger_rollup::types::Entry { sender: sybils[0].address(), recorded_at: now, tx },
-            p.meter_step_s,
-        )
-    };
-    let base = records(filler(0, 0));
-    assert_eq!(records(filler(0, 7)), base + 7);
-    sizes.iter().enumerate().map(|(i, n)| (sybils[i].clone(), filler(i, u64::from(n.saturating_sub(base))))).collect()
-}
-
 /// `n` fresh primary-chain accounts with 100 coin each for fees (paid by
 /// trader 2), none of them an IOR participant.
 fn wallets(e: &mut Env, n: usize, from: usize) -> Vec<KeyPair> {
-    use gridledger_ledger::ChainClient as _;
-    let banker = trader(2);
-    let chain_id = e.d.primary.chain_id();
-    let keys: Vec<KeyPair> = (0..n).map(|i| gridledger_ledger::devnet::dev_key(from + i)).collect();
-    for k in &keys {
-        let nonce = e.d.primary.next_nonce(&banker.address());
-        let tx = gridledger_ledger::devnet::transfer(&banker, chain_id, nonce, k.address(), coins(100), Amount(1));
-        e.d.primary.submit(&tx).unwrap();
-    }
-    e.d.primary.seal().unwrap();
-    keys
+    fee_wallets(e, n, from)
 }
 
 /// [4] THEFT — A FEW SYBILS FILL EVERY BATCH'S RECORD BUDGET, SO THE
@@ -335,21 +289,27 @@ fn sybils_fill_the_record_budget_and_the_buyers_dispute_never_lands() {
     use gridledger_rollup::primary::{MAX_BATCH_GAS, RESERVED_GAS};
     let mut e = funded();
     let (b, s) = (trader(0), trader(1));
-    // Day 10 (the fillers' fictitious periods lie in the days before).
+    // Day 10 (the fillers' periods lie in the days before).
     let day = 10 * 24 * HOUR;
-    e.d.set_time(day + 7 * HOUR);
-    let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
-    agreed(&mut e, &s, &[(&b, &t)]);
-    let before = e.d.participant(&b.address()).unwrap();
     let sizes = [750, 750, 750, 750, 400, 200, 100, 50, 25, 12, 6, 3, 3, 3];
     // One filler per sybil: the mempool fills blocks round-robin over
     // senders in order of first arrival, so sybils that arrived first (and
     // keep transactions queued) come before the buyer in every block.
-    let sybils = wallets(&mut e, sizes.len(), 4_000);
+    // `SC_DS_ST` now takes an ST that counts claim slots only for an
+    // agreement an AT named (`tests/owed_entries.rs`): each sybil seller's
+    // AT with a sybil buyer is recorded first, days before.
+    let pairs = wallets(&mut e, 2 * sizes.len(), 4_000);
+    let (buyers, sybils) = pairs.split_at(sizes.len());
+    let at_dt_end = day + 8 * HOUR + 31 * MIN;
+    let mut txs = backed_fillers(&mut e, buyers, sybils, &sizes, at_dt_end);
+    e.d.set_time(day + 7 * HOUR);
+    let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    assert_eq!(e.d.now(), at_dt_end);
+    let before = e.d.participant(&b.address()).unwrap();
     // The first block after DT_end: the sybils' fillers first, then the
     // buyer's O_b = 0. Greedy: whichever filler no longer fits is refused
     // (a fee), the smaller ones after it take the rest.
-    let mut txs = budget_fillers(&e, &sybils, &sizes);
     txs.push((b.clone(), IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })));
     let receipts = e.d.submit_block(&txs).unwrap();
     let refused: Vec<String> =
@@ -408,8 +368,11 @@ fn sybils_fill_the_record_budget_and_the_buyers_dispute_never_lands() {
 /// challenge of a leaf's inputs (prove the posted `pre` slice against
 /// the state before the entry), so no challenge needs the whole batch.
 ///
-/// Fixed by the gas budget of [3] (the padding is sized to it); the
-/// per-entry challenge of a leaf's inputs is not built.
+/// Fixed by the gas budget of [3] (the padding is sized to it). Since
+/// `tests/entry_inputs.rs`, `dispute_entry` also reads the seller's meter
+/// from the chain's registry, so this forged input is disproved by its
+/// entry alone; a general per-entry proof of a leaf's other inputs is not
+/// built.
 #[test]
 fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     use gridledger_rollup::primary::{entry_gas, MAX_BATCH_GAS, MAX_QUEUE_PER_BATCH, RESERVED_GAS};
@@ -418,27 +381,30 @@ fn a_forged_leaf_input_behind_a_dense_batch_steals_the_buyers_payment() {
     let p = e.d.cfg.params.clone();
     let (b, s) = (trader(0), trader(1));
     let day = 30 * 24 * HOUR;
-    e.d.set_time(day + 7 * HOUR);
     let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
-    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
-    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
-    let buyer0 = e.d.participant(&b.address()).unwrap().balance;
-    // A full bridge queue of distinct accounts for the next batch.
-    let sybils = wallets(&mut e, MAX_QUEUE_PER_BATCH as usize, 1_000);
-    fund_from_each(&mut e, &sybils);
-    e.d.set_time(t.dt_end + MIN);
-    let now = e.d.now();
+    let now = t.dt_end + MIN;
     let (fake, forged_st) = fake_meter_st(&t, &b);
     let g0 = entry_gas(&entry_of(&s, now, IorTx::St(forged_st.clone())), p.meter_step_s);
-    // The padding: as [3]'s dense STs.
+    // A full bridge queue of distinct accounts for the next batch (funded
+    // below), and the padding's senders.
+    let sybils = wallets(&mut e, MAX_QUEUE_PER_BATCH as usize, 1_000);
+    // The padding: as [3]'s dense STs, each sold to a sybil whose AT was
+    // recorded days before (refused by execution: no IOR funds then).
     let cap = p.max_entries_per_sender as usize;
     let n = p.max_batch as usize - 1;
     let senders = wallets(&mut e, n.div_ceil(cap), 3_000);
     let day0 = (now - 20 * 24 * HOUR) / HOUR * HOUR;
     let room = MAX_BATCH_GAS - RESERVED_GAS - g0;
-    let (slots, step) = densest(&p, day0, now, &senders[0], n, room);
+    let (slots, step) = densest(&p, day0, now, &senders[0], &sybils[0], n, room);
+    record_dense_ats(&mut e, day0, &senders, &sybils, n, slots);
+    e.d.set_time(day + 7 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&t, &s))]).unwrap();
+    assert_eq!(e.d.process(&mut rng(0)).unwrap()[0].outcomes, vec![Outcome::AtAccepted]);
+    let buyer0 = e.d.participant(&b.address()).unwrap().balance;
+    fund_from_each(&mut e, &sybils);
+    e.d.set_time(now);
     let mut txs: Vec<(KeyPair, IorTx)> = vec![(s.clone(), IorTx::St(forged_st))];
-    txs.extend(dense_sts(&p, day0, &senders, n, slots, step));
+    txs.extend(dense_sts(&p, day0, &senders, &sybils, n, slots, step));
     let receipts = e.d.submit_block(&txs).unwrap();
     assert!(receipts.iter().all(|r| r.status == TxStatus::Success));
     e.d.primary.seal();

@@ -28,7 +28,9 @@ fn attack_half_posted_tcrs_freeze_settlement_forever() {
     let (b, s) = (trader(0), trader(1));
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
     // One AT and one (unmatched) ST in the same block: a mixed batch.
-    let junk_st = IorTx::St(st(&terms(&s, &b, Amount(1), 1, 6 * HOUR), 0, true, None));
+    // Sent before its period ends, it counts no claim slot, so `SC_DS_ST`
+    // records it without any AT naming its agreement.
+    let junk_st = IorTx::St(st(&terms(&s, &b, Amount(1), 1, 9 * HOUR), 0, true, None));
     e.d.submit_block(&[(b.clone(), at(&t, &s)), (b.clone(), junk_st)]).unwrap();
     let (tcrs, exec) = honest_tcrs(&mut e, 0);
     let (ats, sts): (Vec<Tcr>, Vec<Tcr>) = tcrs.into_iter().partition(|t| t.outcome.is_at());

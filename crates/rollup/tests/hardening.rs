@@ -23,7 +23,9 @@ fn finalize_of_a_half_posted_batch_waits_two_windows() {
     let mut e = funded();
     let (b, s) = (trader(0), trader(1));
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
-    let junk = IorTx::St(st(&terms(&s, &b, Amount(1), 1, 6 * HOUR), 0, true, None));
+    // Sent before its period ends, it counts no claim slot, so `SC_DS_ST`
+    // records it without any AT naming its agreement.
+    let junk = IorTx::St(st(&terms(&s, &b, Amount(1), 1, 9 * HOUR), 0, true, None));
     e.d.submit_block(&[(b.clone(), at(&t, &s)), (b.clone(), junk)]).unwrap();
     e.d.primary.seal();
     let input = e.d.batch_input(0).unwrap();

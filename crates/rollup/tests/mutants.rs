@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use gridledger_core::crypto::KeyPair;
 use gridledger_core::mutation::Scenario;
 use gridledger_core::{Amount, Hash32};
 use gridledger_ledger::TxStatus;
@@ -247,7 +248,46 @@ fn an_expired_agreed_sale_is_not_sold_again() -> bool {
     out == vec![Outcome::StSettled(StSettlement::SellerShortfall)]
 }
 
-const SCENARIOS: [Scenario; 9] = [
+/// A sybil's ST of 750 grid slots for an agreement no AT named, sent
+/// after its period: refused at recording, so it occupies none of the
+/// batch's slot records.
+fn an_unbacked_st_is_refused_at_recording() -> bool {
+    let mut e = funded();
+    e.d.set_time(10 * 24 * HOUR);
+    let sybil = fee_wallets(&mut e, 1, 6_000).remove(0);
+    let t = past_terms(&e, KeyPair::from_seed("nobody").address(), &sybil, 750, e.d.now());
+    let tx = filler_st(&e, &t, 750);
+    let r = e.d.submit_block(&[(sybil, tx)]).unwrap();
+    matches!(&r[0].status, TxStatus::Reverted(w) if w.contains("no agreement"))
+}
+
+/// Heavy STs of sybil pairs (their ATs recorded) fill the STs' share of a
+/// batch's gas, then 100 sybils send opinions no one owes them, then the
+/// buyer its `O_b`: the buyer's lands in the reserve.
+fn an_owed_opinion_finds_the_reserve() -> bool {
+    use gridledger_rollup::types::BuyerOpinion;
+    let mut e = funded();
+    let day = 10 * 24 * HOUR;
+    let (b, s) = (trader(0), trader(1));
+    let sizes = [750, 750, 750, 750, 400, 200, 100, 50, 25, 12, 6, 3, 3, 3];
+    let pairs = fee_wallets(&mut e, 2 * sizes.len(), 8_000);
+    let (buyers, sellers) = pairs.split_at(sizes.len());
+    let at_time = day + 8 * HOUR + 40 * MIN;
+    let mut txs = backed_fillers(&mut e, buyers, sellers, &sizes, at_time);
+    e.d.set_time(day + 7 * HOUR);
+    let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
+    agreed(&mut e, &s, &[(&b, &t)]);
+    e.d.set_time(at_time);
+    for (i, k) in fee_wallets(&mut e, 100, 9_000).iter().enumerate() {
+        let terms = if i % 2 == 0 { t.clone() } else { past_terms(&e, k.address(), &s, 6, at_time) };
+        txs.push((k.clone(), IorTx::Opinion(BuyerOpinion { terms, ob: true })));
+    }
+    txs.push((b.clone(), IorTx::Opinion(BuyerOpinion { terms: t, ob: false })));
+    let receipts = e.d.submit_block(&txs).unwrap();
+    receipts.last().is_some_and(|r| r.status == TxStatus::Success)
+}
+
+const SCENARIOS: [Scenario; 11] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -257,6 +297,8 @@ const SCENARIOS: [Scenario; 9] = [
     ("nested sales settled out of order are both covered", nested_sales_settled_out_of_order_are_both_covered),
     ("a claim at the horizon sees its slot", a_claim_at_the_horizon_sees_its_slot),
     ("an expired agreed sale is not sold again", an_expired_agreed_sale_is_not_sold_again),
+    ("an unbacked ST is refused at recording", an_unbacked_st_is_refused_at_recording),
+    ("an owed opinion finds the reserve", an_owed_opinion_finds_the_reserve),
 ];
 
 gridledger_core::mutation_check! {
@@ -272,4 +314,6 @@ gridledger_core::mutation_check! {
     skipped_realloc_is_caught: Mutation::ReallocSkipped => "nested sales settled out of order are both covered",
     early_prune_is_caught: Mutation::PruneEarly => "a claim at the horizon sees its slot",
     ignored_sold_demand_is_caught: Mutation::SoldIgnored => "an expired agreed sale is not sold again",
+    unbacked_slot_entries_are_caught: Mutation::UnbackedSlotEntries => "an unbacked ST is refused at recording",
+    reserve_for_any_opinion_is_caught: Mutation::ReserveForAnyOpinion => "an owed opinion finds the reserve",
 }

@@ -113,7 +113,10 @@ fn invalid_settlement_transactions_are_refused() {
     let mut e = funded();
     let (b, s) = (trader(0), trader(1));
     let t = terms(&b, &s, Amount(200_000), 500, 8 * HOUR);
-    e.d.submit(&b, &at(&t, &s)).unwrap();
+    // An AT of a buyer without IOR funds: recorded, refused by execution.
+    let poor = trader(3);
+    let t_none = terms(&poor, &s, Amount(200_000), 500, 8 * HOUR);
+    e.d.submit_block(&[(b.clone(), at(&t, &s)), (poor.clone(), at(&t_none, &s))]).unwrap();
     e.d.process(&mut rng(0)).unwrap();
     e.d.set_time(t.dt_end + MIN);
     // Only the seller submits an ST.
@@ -134,15 +137,23 @@ fn invalid_settlement_transactions_are_refused() {
         Outcome::StRejected(StRejection::FieldsMismatch),
         Some(s.address()),
     );
-    // Step 1: no AT stored under this ADDR_b.
-    let t_none = terms(&trader(2), &s, Amount(200_000), 500, 8 * HOUR);
+    // Step 1: no AT stored under this ADDR_b (its AT was refused).
     refused(
         &mut e,
         &s,
-        IorTx::St(st(&t_none, 1000, true, Some(&trader(2)))),
-        Outcome::StRejected(StRejection::NoAgreement(trader(2).address())),
+        IorTx::St(st(&t_none, 1000, true, Some(&poor))),
+        Outcome::StRejected(StRejection::NoAgreement(poor.address())),
         Some(s.address()),
     );
+    // No AT of these parties was ever recorded: `SC_DS_ST` refuses the
+    // ST before recording it (it would count the period's claim slots);
+    // the seller pays the fee, no IOR state changes.
+    let never = terms(&trader(2), &s, Amount(200_000), 500, 8 * HOUR);
+    let before = snapshot(&e);
+    let r = e.d.submit(&s, &IorTx::St(st(&never, 1000, true, Some(&trader(2))))).unwrap();
+    assert!(reverted(&r).contains("no agreement to settle or expire"), "{:?}", r.status);
+    assert!(e.d.process(&mut rng(0)).unwrap().is_empty(), "nothing recorded");
+    assert_eq!(snapshot(&e), before);
     // P_s must hold DT / Δt readings.
     let mut short = st(&t, 1000, true, Some(&b));
     short.ps.pop();

@@ -481,15 +481,34 @@ pub fn pay_each(e: &mut Env, banker: &KeyPair, keys: &[KeyPair], amount: Amount,
     }
 }
 
-/// Each of `keys` sends its first transaction, a `fund` of the IOR
-/// primary, 100 a sealed block: one bridge queue item each.
+/// `n` fresh primary-chain accounts (development keys from `from`) with
+/// 100 coin each for fees, paid by trader 2; none of them an IOR
+/// participant.
+pub fn fee_wallets(e: &mut Env, n: usize, from: usize) -> Vec<KeyPair> {
+    let keys = fresh_keys(from, n);
+    pay_each(e, &trader(2), &keys, coins(100), 250);
+    keys
+}
+
+/// Each of `keys` sends a `fund` of the IOR primary (at its next nonce:
+/// a key may have sent ATs before), 100 a sealed block: one bridge queue
+/// item each.
 pub fn fund_from_each(e: &mut Env, keys: &[KeyPair]) {
     use gridledger_ledger::ChainClient as _;
     let chain_id = e.d.primary.chain_id();
     for group in keys.chunks(100) {
         for k in group {
-            let tx =
-                gridledger_ledger::devnet::call(k, chain_id, 0, IOR_PRIMARY_ID, "fund", vec![], Amount(1), 1_000_000);
+            let nonce = e.d.primary.next_nonce(&k.address());
+            let tx = gridledger_ledger::devnet::call(
+                k,
+                chain_id,
+                nonce,
+                IOR_PRIMARY_ID,
+                "fund",
+                vec![],
+                Amount(1),
+                1_000_000,
+            );
             e.d.primary.submit(&tx).unwrap();
         }
         e.d.primary.seal().unwrap();
@@ -501,20 +520,90 @@ pub fn entry_of(sender: &KeyPair, now: u64, tx: IorTx) -> Entry {
     Entry { sender: sender.address(), recorded_at: now, tx }
 }
 
-/// A refused ST (no such agreement) that `k` "sells" to trader 0: `slots`
-/// grid slots from `day0 + i` periods of that length on, read every
-/// `step` seconds, every byte of its readings non-zero (the densest
-/// calldata an entry can carry).
-pub fn dense_st(p: &IorParams, day0: u64, k: &KeyPair, i: u64, slots: u64, step: u64) -> IorTx {
-    let grid = u64::from(p.meter_step_s);
-    let span = slots * grid * 1000;
-    let mut t = terms(&trader(0), k, Amount(200_000), 500, 0);
+/// Terms of a sale by `seller` to `buyer` of `slots` grid slots (at least
+/// one) that end a day before `st_at`, their deadline at their end.
+pub fn past_terms(e: &Env, buyer: Address, seller: &KeyPair, slots: u64, st_at: Timestamp) -> AgreementTerms {
+    let grid = u64::from(e.d.cfg.params.meter_step_s) * 1000;
+    let mut t = terms(&trader(0), seller, Amount(200_000), 500, 0);
+    t.buyer = buyer;
+    t.dt_start = (st_at / grid - slots.max(1)) * grid - 24 * HOUR;
+    t.dt_end = t.dt_start + slots.max(1) * grid;
+    t.dl = t.dt_end;
+    t
+}
+
+/// An unsigned ST of `t` whose `slots` readings (one per grid slot) are
+/// all 1: refused by execution, but its claim slots count.
+pub fn filler_st(e: &Env, t: &AgreementTerms, slots: u64) -> IorTx {
+    IorTx::St(SettlementTx {
+        terms: t.clone(),
+        stmp: 0,
+        buyer_sig: None,
+        ob: false,
+        dt_step_s: e.d.cfg.params.meter_step_s,
+        ps: vec![1; slots as usize],
+        meter_sig: None,
+    })
+}
+
+/// Heavy STs of sybil pairs, one per entry of `sizes` (each counting that
+/// many settlement records, `entry_records`), to be sent at `st_at` by
+/// `sellers[i]`. Each is *backed*: its AT, sent by `buyers[i]` (who has no
+/// IOR funds, so execution refuses it) with the seller's signature, is
+/// recorded now, before its period, as `SC_DS_ST` requires of an ST that
+/// counts claim slots. Records the ATs (one block, processed) and returns
+/// the STs.
+pub fn backed_fillers(
+    e: &mut Env,
+    buyers: &[KeyPair],
+    sellers: &[KeyPair],
+    sizes: &[u32],
+    st_at: Timestamp,
+) -> Vec<(KeyPair, IorTx)> {
+    use gridledger_rollup::primary::entry_records;
+    let grid_s = e.d.cfg.params.meter_step_s;
+    let records = |e: &Env, slots: u64| {
+        let t = past_terms(e, buyers[0].address(), &sellers[0], slots, st_at);
+        entry_records(&Entry { sender: sellers[0].address(), recorded_at: st_at, tx: filler_st(e, &t, slots) }, grid_s)
+    };
+    let base = records(e, 1) - 1;
+    assert_eq!(records(e, 8), base + 8);
+    let ts: Vec<(AgreementTerms, u64)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let slots = u64::from(n.saturating_sub(base)).max(1);
+            (past_terms(e, buyers[i].address(), &sellers[i], slots, st_at), slots)
+        })
+        .collect();
+    let ats: Vec<(KeyPair, IorTx)> =
+        ts.iter().enumerate().map(|(i, (t, _))| (buyers[i].clone(), at(t, &sellers[i]))).collect();
+    let receipts = e.d.submit_block(&ats).unwrap();
+    assert!(receipts.iter().all(|r| r.status == TxStatus::Success), "the fillers' ATs record");
+    e.d.process(&mut rng(0)).unwrap();
+    ts.iter().enumerate().map(|(i, (t, slots))| (sellers[i].clone(), filler_st(e, t, *slots))).collect()
+}
+
+/// The terms of a sale by `k` to `buyer` of `slots` grid slots from
+/// `day0 + i` periods of that length on, its deadline at its end.
+pub fn dense_terms(p: &IorParams, day0: u64, k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64) -> AgreementTerms {
+    let span = slots * u64::from(p.meter_step_s) * 1000;
+    let mut t = terms(buyer, k, Amount(200_000), 500, 0);
     t.dt_start = day0 + i * span;
     t.dt_end = t.dt_start + span;
     t.dl = t.dt_end;
+    t
+}
+
+/// An ST of [`dense_terms`] read every `step` seconds, every byte of its
+/// readings non-zero (the densest calldata an entry can carry). `SC_DS_ST`
+/// records it once the agreement's AT is recorded ([`record_dense_ats`]);
+/// execution refuses it (the AT was refused: its buyer held no IOR funds).
+pub fn dense_st(p: &IorParams, day0: u64, k: &KeyPair, buyer: &KeyPair, i: u64, slots: u64, step: u64) -> IorTx {
+    let grid = u64::from(p.meter_step_s);
     let ps = (0..slots * grid / step).map(|j| 0x0101_0101_0101_0101_i64 + j as i64 * 0x0001_0203).collect();
     IorTx::St(SettlementTx {
-        terms: t,
+        terms: dense_terms(p, day0, k, buyer, i, slots),
         stmp: 0,
         buyer_sig: None,
         ob: false,
@@ -528,11 +617,19 @@ pub fn dense_st(p: &IorParams, day0: u64, k: &KeyPair, i: u64, slots: u64, step:
 /// of them, recorded by `sender` at `now`, weigh at most `room` gas
 /// (`entry_gas`), with the finest reading step (a divisor of the grid)
 /// whose entry fits `max_entry_bytes`. Returns `(slots, step)`.
-pub fn densest(p: &IorParams, day0: u64, now: u64, sender: &KeyPair, n: usize, room: u64) -> (u64, u64) {
+pub fn densest(
+    p: &IorParams,
+    day0: u64,
+    now: u64,
+    sender: &KeyPair,
+    buyer: &KeyPair,
+    n: usize,
+    room: u64,
+) -> (u64, u64) {
     use gridledger_rollup::primary::{entry_gas, max_entry_bytes};
     let grid = u64::from(p.meter_step_s);
     let bound = max_entry_bytes(p.max_batch);
-    let dense = |slots: u64, step: u64| entry_of(sender, now, dense_st(p, day0, sender, 0, slots, step));
+    let dense = |slots: u64, step: u64| entry_of(sender, now, dense_st(p, day0, sender, buyer, 0, slots, step));
     let size = |slots: u64, step: u64| borsh::to_vec(&dense(slots, step)).unwrap().len();
     (1..=64u64)
         .rev()
@@ -544,22 +641,45 @@ pub fn densest(p: &IorParams, day0: u64, now: u64, sender: &KeyPair, n: usize, r
         .unwrap()
 }
 
+/// The seller of the `i`th of `n` [`dense_st`]s: `senders` in turn,
+/// `max_entries_per_sender` each.
+fn dense_seller<'a>(p: &IorParams, senders: &'a [KeyPair], i: usize) -> &'a KeyPair {
+    &senders[i / p.max_entries_per_sender as usize]
+}
+
+/// The ATs behind `n` [`dense_sts`]: the `i`th sent by `buyers[i]` (no
+/// IOR funds, so execution refuses it), signed by its seller, recorded
+/// in one block before the STs' periods, as `SC_DS_ST` requires of an ST
+/// that counts claim slots. Records them and processes the batch.
+pub fn record_dense_ats(e: &mut Env, day0: u64, senders: &[KeyPair], buyers: &[KeyPair], n: usize, slots: u64) {
+    let p = e.d.cfg.params.clone();
+    let ats: Vec<(KeyPair, IorTx)> = (0..n)
+        .map(|i| {
+            let k = dense_seller(&p, senders, i);
+            (buyers[i].clone(), at(&dense_terms(&p, day0, k, &buyers[i], i as u64, slots), k))
+        })
+        .collect();
+    let receipts = e.d.submit_block(&ats).unwrap();
+    assert!(receipts.iter().all(|r| r.status == TxStatus::Success), "the dense STs' ATs record");
+    e.d.process(&mut rng(0)).unwrap();
+}
+
 /// `n` [`dense_st`]s of `slots` slots read every `step` s, each period
-/// after the last, sent by `senders` in turn, `max_entries_per_sender`
-/// each.
+/// after the last, the `i`th sold to `buyers[i]`, sent by `senders` in
+/// turn, `max_entries_per_sender` each.
 pub fn dense_sts(
     p: &IorParams,
     day0: u64,
     senders: &[KeyPair],
+    buyers: &[KeyPair],
     n: usize,
     slots: u64,
     step: u64,
 ) -> Vec<(KeyPair, IorTx)> {
-    let cap = p.max_entries_per_sender as usize;
     (0..n)
         .map(|i| {
-            let k = senders[i / cap].clone();
-            let tx = dense_st(p, day0, &k, i as u64, slots, step);
+            let k = dense_seller(p, senders, i).clone();
+            let tx = dense_st(p, day0, &k, &buyers[i], i as u64, slots, step);
             (k, tx)
         })
         .collect()
