@@ -493,6 +493,8 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
     // Sides whose payment `resume` found on its chain, and journaled NTs it sent.
     let mut paid: std::collections::BTreeSet<(Hash32, usize)> = Default::default();
     let mut resent: std::collections::BTreeSet<(Hash32, usize)> = Default::default();
+    // Sides whose NT journal entry did not read (noted once).
+    let mut unreadable: std::collections::BTreeSet<(Hash32, usize)> = Default::default();
     let mut epochs = 0;
     loop {
         let open: Vec<Hash32> = ours.iter().copied().filter(|id| m.cct(id).is_some_and(|r| !r.complete)).collect();
@@ -518,7 +520,22 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
                 // instruction in the window (attack R6-3: a driver killed
                 // between paying and posting).
                 let posted = m.bob_record::<gridledger_ledger::SignedTransaction>(&keys::posted(id, side));
-                let journaled = gridledger_xchain::journal::read(&m.dir, id, side)?;
+                // An entry that does not read (a torn or truncated file) is
+                // a note on this CCT and counts as no journaled NT: the
+                // payment is still looked for on its chain, and the other
+                // CCTs go on (attack R7-3).
+                let journaled = match gridledger_xchain::journal::read(&m.dir, id, side) {
+                    Ok(nt) => nt,
+                    Err(e) => {
+                        if unreadable.insert((*id, side_index(side))) {
+                            notes
+                                .entry(*id)
+                                .or_default()
+                                .push(format!("{side:?}'s NT journal entry is unreadable, treated as none: {e}"));
+                        }
+                        None
+                    }
+                };
                 let mut found = None;
                 for nt in posted.iter().chain(journaled.iter()) {
                     if let Some(p) = m.proof_for(*id, side, nt)? {

@@ -1,9 +1,8 @@
 //! Seventh attack round on `gridledger xchain …`: `xchain resume` and the
 //! NT journal (round 6's fix). Every test here is a finding: it asserts
 //! what a careful user would expect and fails on the code it was written
-//! against, so each is marked `#[ignore = "attack r7 [k]: ..."]` until
-//! fixed. Run them with
-//! `cargo test -p gridledger-cli --test attack_xchain_r7 -- --ignored`.
+//! against. It was marked `#[ignore = "attack r7 [k]: ..."]` until fixed;
+//! it is fixed and runs with the suite.
 
 use std::process::Command;
 
@@ -44,8 +43,9 @@ fn spec() -> MbsSpec {
 /// Suggested fix: in `resume`, turn a `JournalError` for one CCT side into
 /// a note on that CCT (and fall through to `find_payment`), never a `?`
 /// that ends the command.
+///
+/// Fixed: `resume` notes the unreadable entry under its CCT and goes on.
 #[test]
-#[ignore = "attack r7 [3]: one torn NT journal entry makes xchain resume fail for every CCT"]
 fn one_torn_journal_entry_stops_resume_for_every_cct() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

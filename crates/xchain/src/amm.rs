@@ -29,7 +29,7 @@
 //! extended to every token of the weighted pool, as Balancer's all-asset
 //! join/exit):
 //! - the opening join (share supply 0) brings every token of the pool; its
-//!   amounts are the balances and so the price, and it mints one share per
+//!   amounts are the balances (not the price, below), and it mints one share per
 //!   unit of Token_B, of which `bob::LOCKED_SHARES` are locked for ever (the
 //!   supply never returns to 0, so nobody opens the pool again at a price
 //!   of its choosing);
@@ -39,14 +39,29 @@
 //!   receives `⌊s · B_t / S⌋` of every token — exact integers, rounded so
 //!   the pool never pays for rounding, and the shares and balances always
 //!   add up;
-//! - the price is the opening balances' ([`PriceRef`], set once) and no
+//! - the price is the genesis's reference balances ([`PriceRef`], set
+//!   once by the opening join from `BobConfig::reference_balances`) and no
 //!   join or withdrawal moves it — not even by its rounding dust, which
 //!   only stays with the pool's LPs. A price moves only by trades, which an
 //!   arbitrageur would correct; SC_AMM has none (Eq. 5.2 prices CCTs that
-//!   settle natively), so its price is the opening LPs' for the
-//!   deployment's life. Traded: a deployment whose market moves needs a
-//!   trading pool (future work); a CCT's receiver still signs its own
-//!   bounds on `x_i` and `x_B`.
+//!   settle natively), so its price is the deployment's for its life.
+//!   Traded: a deployment whose market moves needs a trading pool (future
+//!   work); a CCT's receiver still signs its own bounds on `x_i` and `x_B`.
+//!
+//! ## The genesis price (attack R7-1)
+//!
+//! Decision: the price comes from the genesis (`BobConfig`, like the
+//! penalty floor), not from the opening join. `provide` is open to anyone;
+//! with the opening join's amounts as the price, whoever joined first (a
+//! stranger with 1,001 Token_B, 1 Token_i and 1,000 Token_j) fixed the
+//! rate for the deployment's life, or opened at 10^6 Token_B per Token_j
+//! and withdrew at once so that every CCT was refused for its deposits.
+//! Letting only an operator key make the opening join was the other
+//! option; it keeps a privileged key in the protocol and a price no party
+//! can check before the join, whereas the genesis price is fixed and
+//! readable with the rest of the deployment's rules, and the opening join
+//! only brings liquidity. The pool still has no price (and no CCT can be
+//! priced) until it is open.
 //!
 //! ## Reference balances (attack R5-5, R5-8, R5-3)
 //!
@@ -54,10 +69,10 @@
 //! token's **reference balance** ([`PriceRef`]), not its spot balance. The
 //! reference follows a balance *at BoB block boundaries* and moves by at
 //! most 1/[`PRICE_STEP_DIV`] (2 %) of itself per BoB block toward it (a
-//! 1000:1 move takes ~350 blocks). Since R6-5 only the opening join sets it
-//! (0 during the opening block, the opening balance from the next one:
-//! a pool's first price is whatever its first LP put in), and nothing
-//! moves it afterwards; the step bound stays for any future trade path.
+//! 1000:1 move takes ~350 blocks). Since R7-1 only the opening join sets it,
+//! to the genesis's reference balance (0 during the opening block, the
+//! genesis's from the next one), and nothing moves it afterwards; the step
+//! bound stays for any future trade path.
 
 use crate::error::XchainError;
 use borsh::{BorshDeserialize, BorshSerialize};

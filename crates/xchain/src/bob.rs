@@ -87,12 +87,21 @@ pub struct BobConfig {
     /// registered chain `j` ([`PenaltyFloor`], attack R6-4): fixed in the
     /// genesis, whatever the pool's price does.
     pub penalty_floors: Vec<PenaltyFloor>,
+    /// SC_AMM's price: a reference balance per token of the pool (Token_B
+    /// included), fixed in the genesis (attack R7-1). Eq. 5.2 prices every
+    /// CCT from these and the weights once the pool is open; no join —
+    /// the opening one included — and no withdrawal moves them.
+    pub reference_balances: Vec<(ChainId, u128)>,
     /// Chains whose `TPK_Addr_i` is the account of their SC_BG, which pays
     /// out only on the group's threshold signature (spending from
     /// `TPK_Addr_i`, [`crate::scbg`]); elsewhere it is the keyless address
     /// [`tpk_address`] derives.
     pub group_accounts: Vec<(ChainId, Address)>,
 }
+
+/// The `x_j` at which [`BobConfig::validate`] compares the genesis price
+/// with each penalty floor (large, so rounding does not decide).
+pub const PRICE_CHECK_AMOUNT: u128 = 1_000_000_000;
 
 /// The deployment's minimum withholding penalty for CCTs whose receiver
 /// pays on `chain`: `x_B ≥ ⌈x_j · num / den⌉` Token_B (attack R6-4).
@@ -106,7 +115,7 @@ pub struct BobConfig {
 /// `x_j` that no pool state goes below; a CCT priced below it is refused
 /// (`PenaltyOutOfBounds`) and changes nothing. A deployment sets it well
 /// below the market rate it opens its pool at (the development MBS: a
-/// tenth of its 1:1 opening price, [`crate::mbs::PENALTY_FLOOR`]).
+/// tenth of its 1:1 genesis price, [`crate::mbs::PENALTY_FLOOR`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct PenaltyFloor {
     pub chain: ChainId,
@@ -154,7 +163,48 @@ impl BobConfig {
                 return Err(format!("chain {}: a penalty floor is positive (num and den > 0)", f.chain));
             }
         }
+        for (t, _) in &self.weights {
+            match self.reference_balances.iter().filter(|(c, _)| c == t).count() {
+                1 if self.reference_balance(*t) > 0 => {}
+                1 => return Err(format!("token {t}: a reference balance is positive")),
+                n => return Err(format!("token {t}: {n} reference balances, need exactly one")),
+            }
+        }
+        for (t, _) in &self.reference_balances {
+            if !self.weights.iter().any(|(c, _)| c == t) {
+                return Err(format!("reference balance for token {t}, which the pool does not hold"));
+            }
+        }
+        // The genesis price itself keeps every chain's penalty floor: a
+        // deployment whose own price sits below its floor could price no
+        // CCT on that chain (every one `PenaltyOutOfBounds`).
+        for f in &self.penalty_floors {
+            let x_j = PRICE_CHECK_AMOUNT;
+            let x_b = self.reference_price(x_j, self.bob_chain, f.chain).map_err(|e| e.to_string())?;
+            if x_b < f.min_x_b(x_j).map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "chain {}: the genesis price ({x_b} Token_B for {x_j}) is below its penalty floor",
+                    f.chain
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The reference balance of `token` in the genesis (0 for a token the
+    /// pool does not hold, which [`validate`](Self::validate) refuses).
+    pub fn reference_balance(&self, token: ChainId) -> u128 {
+        self.reference_balances.iter().find(|(c, _)| *c == token).map_or(0, |(_, b)| *b)
+    }
+
+    /// Eq. 5.2 at the genesis price: the `token_i` worth `x_j Token_j`.
+    pub fn reference_price(&self, x_j: u128, token_i: ChainId, token_j: ChainId) -> Result<u128, XchainError> {
+        let weight = |t: ChainId| self.weights.iter().find(|(c, _)| *c == t).map_or(0, |(_, w)| *w);
+        amm::amount_in_for(
+            x_j,
+            (token_i, self.reference_balance(token_i), weight(token_i)),
+            (token_j, self.reference_balance(token_j), weight(token_j)),
+        )
     }
 
     /// The least `x_B` for `x_j` paid on `chain` (0 for a chain without a
@@ -296,8 +346,8 @@ pub struct WithdrawLiquidity {
 /// tokens (claimed `Token_i`; Token_B is the value attached to the call,
 /// equal to its entry). Every token of the pool must be named: a join adds
 /// all of them pro rata to the pool's balances (the opening join sets
-/// those balances, and so the price), whatever is not taken stays claimed
-/// or is paid back.
+/// those balances; the price is the genesis's, [`BobConfig::reference_balances`]),
+/// whatever is not taken stays claimed or is paid back.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct Provide {
     pub amounts: Vec<(ChainId, u128)>,
@@ -1093,10 +1143,12 @@ impl BobContract {
     /// pays `⌈s · B_t / S⌉` of every token `t` (rounded up: the pool never
     /// loses to rounding), a withdrawal of `s` shares receives
     /// `⌊s · B_t / S⌋` of every token. The price (the reference balances,
-    /// [`amm::PriceRef`]) is set by the opening join and not moved by later
+    /// [`amm::PriceRef`]) is set by the opening join — to the genesis's
+    /// [`BobConfig::reference_balances`], never to its own amounts (attack
+    /// R7-1: anyone may make the opening join) — and not moved by later
     /// joins or withdrawals at all, so neither their rounding dust nor
-    /// any sequence of them moves it. Traded: the price is the opening
-    /// LP's until SC_AMM trades (it does not; see `docs/`).
+    /// any sequence of them moves it. Traded: the price is the genesis's
+    /// until SC_AMM trades (it does not; see `docs/`).
     fn provide(&self, ctx: &mut CallContext<'_, '_>, a: Provide) -> Result<Vec<u8>, ContractError> {
         let who = ctx.caller();
         let mut offered: BTreeMap<ChainId, u128> = BTreeMap::new();
@@ -1172,9 +1224,10 @@ impl BobContract {
             let b: u128 = read_or(ctx, &pool_key(*t))?;
             ctx.write_typed(&pool_key(*t), &b.checked_add(*x).ok_or(XchainError::Overflow)?)?;
             if total == 0 {
-                // The price: the opening balances, from the next block on.
+                // The price: the genesis's reference balances, from the
+                // next block on (never the opening join's amounts, R7-1).
                 let r = ctx.read_typed::<amm::PriceRef>(&price_ref_key(*t))?.unwrap_or_default();
-                ctx.write_typed(&price_ref_key(*t), &r.changed(now, *x))?;
+                ctx.write_typed(&price_ref_key(*t), &r.changed(now, self.cfg.reference_balance(*t)))?;
             }
         }
         // Token_B the join did not take goes back.
@@ -1299,6 +1352,13 @@ impl BobContract {
         let reg_j = self.reg(t.chain_j)?.clone();
         if t.min_x_i > t.max_x_i {
             return fail(XchainError::BadTerms("min_x_i exceeds max_x_i".into()));
+        }
+        // Decision (attack R7-4): bounds that bound nothing — the
+        // `[1, u128::MAX]` a client left when it had no quote — are
+        // refused: terms a receiver signed without seeing a price never
+        // execute at whatever price the pool has later.
+        if t.min_x_i == 0 || t.max_x_i == u128::MAX {
+            return fail(XchainError::OpenRateBounds { min: t.min_x_i, max: t.max_x_i });
         }
         let receiver_b = t.receiver_pk.address();
         if receiver_b == t.sender_b {

@@ -119,6 +119,10 @@ pub enum XchainError {
     ZeroAmount,
     #[error("the exchange needs {x_i} Token_i, outside the agreed bounds [{min}, {max}]")]
     RateOutOfBounds { x_i: u128, min: u128, max: u128 },
+    /// Rate bounds that bound nothing (`min_x_i = 0` or `max_x_i =
+    /// u128::MAX`): terms built without a quote (attack R7-4).
+    #[error("the agreed x_i bounds [{min}, {max}] are open: terms must bound the rate from a quote")]
+    OpenRateBounds { min: u128, max: u128 },
     #[error("the exchange's penalty unit x_B = {x_b} Token_B is below the {min} the receiver agreed to")]
     PenaltyOutOfBounds { x_b: u128, min: u128 },
     // ------------------------------------------------- CCDI (§5.5), SC_BG, SC_C, SC_F

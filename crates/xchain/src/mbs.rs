@@ -52,9 +52,13 @@ pub const BOB_TX_GAS: u64 = 20_000_000;
 /// Most second-stage CCT_Vs the driver's BoB node sends in one tick.
 pub const CLOSING_PER_TICK: usize = 128;
 /// The development MBS's penalty floor ([`bob::PenaltyFloor`]): `x_B ≥
-/// x_j / 10` on every chain, a tenth of the 1:1 price its pools open at
-/// (equal liquidity of every token, near-equal weights).
+/// x_j / 10` on every chain, a tenth of its 1:1 genesis price
+/// ([`REFERENCE_BALANCE`] for every token, near-equal weights).
 pub const PENALTY_FLOOR: (u128, u128) = (1, 10);
+/// The development MBS's genesis price ([`BobConfig::reference_balances`],
+/// attack R7-1): this reference balance for every token of the pool, so
+/// 1:1 up to the weights' rounding, whoever opens the pool and with what.
+pub const REFERENCE_BALANCE: u128 = 1_000_000;
 
 /// Shape of a BoB-MBS.
 #[derive(Clone, Debug)]
@@ -306,6 +310,10 @@ pub enum MbsError {
     ShapeMismatch { field: String, recorded: String, requested: String },
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    /// SC_AMM has no price to bound the terms' rate with (its pool is not
+    /// open yet): no terms are built (attack R7-4).
+    #[error("no terms without a quote: {0}")]
+    NoQuote(String),
 }
 
 /// Bytes each party put on the wire in one CCTE (canonical encodings).
@@ -597,6 +605,7 @@ impl Plan {
                 .collect(),
             chains: regs,
             kappa_bar: spec.kappa_bar,
+            reference_balances: weights.iter().map(|(t, _)| (*t, REFERENCE_BALANCE)).collect(),
             weights,
             group_key: self.committee.group_key_bytes(),
         }
@@ -874,12 +883,19 @@ impl BobMbs {
             // A stored branch the chain did not take (an equivocating
             // proposer relayed its own block first, attack R6-5): send the
             // chain's branch from the fork point, once it is longer.
-            let from = match self.fork_point(*id, c)? {
-                Some(f) if c.height() > tip && c.height().min(tip + cap) - f < MAX_RELAY_BATCH as u64 => f,
+            // The branch goes in one relay (a fork is taken only by a
+            // branch that ends above the stored tip in the same call), so
+            // at most its first MAX_RELAY_BATCH headers, which end above
+            // the tip; later relays go on from their end (attack R7-2). A
+            // stored branch of MAX_RELAY_BATCH or more headers (beyond one
+            // equivocating proposer) no relay can replace.
+            let (from, to) = match self.fork_point(*id, c)? {
+                Some(f) if c.height() > tip && f + (MAX_RELAY_BATCH as u64) > tip + 1 => {
+                    (f, c.height().min(tip + cap).min(f + MAX_RELAY_BATCH as u64 - 1))
+                }
                 Some(_) => continue,
-                None => tip + 1,
+                None => (tip + 1, c.height().min(tip + cap)),
             };
-            let to = c.height().min(tip + cap);
             let mut h = from;
             while h <= to {
                 let end = (h + MAX_RELAY_BATCH as u64 - 1).min(to);
@@ -1110,7 +1126,8 @@ impl BobMbs {
 
     /// Π_CCTC step (iv): `provider` joins SC_AMM's pool with `amount`
     /// Token_B and every `Token_i` it holds claimed on the BoB. The opening
-    /// join sets the pool's balances (its price); a later one takes of each
+    /// join sets the pool's balances (the price is the genesis's,
+    /// [`BobConfig::reference_balances`]); a later one takes of each
     /// token what keeps the pool's proportions ([`bob::Provide`]), the rest
     /// stays claimed or is paid back.
     pub fn provide_token_b(&mut self, provider: &KeyPair, amount: u128) -> Result<(), MbsError> {
@@ -1166,15 +1183,13 @@ impl BobMbs {
     /// sender, as Token_i's liquidity provider, could move in the CCT's own
     /// block — was whatever it was. A CCT priced outside is refused
     /// (`RateOutOfBounds`) and changes nothing. Without a quote (an empty
-    /// pool) the bounds stay open: the CCT cannot be priced either.
-    pub fn x_i_bounds(&self, req: &SwapRequest) -> (u128, u128) {
-        match self.quote(req.x_j, req.chain_i, req.chain_j) {
-            Ok(x_i) => {
-                let tol = x_i.saturating_mul(self.slippage_bps as u128).div_ceil(10_000);
-                (x_i.saturating_sub(tol).max(1), x_i.saturating_add(tol))
-            }
-            Err(_) => (1, u128::MAX),
-        }
+    /// pool) there are no bounds (attack R7-4): open bounds signed before
+    /// the pool opened executed at whatever price it opened at; SC_T now
+    /// refuses them too (`OpenRateBounds`).
+    pub fn x_i_bounds(&self, req: &SwapRequest) -> Result<(u128, u128), crate::XchainError> {
+        let x_i = self.quote(req.x_j, req.chain_i, req.chain_j)?;
+        let tol = x_i.saturating_mul(self.slippage_bps as u128).div_ceil(10_000);
+        Ok((x_i.saturating_sub(tol).max(1), x_i.saturating_add(tol)))
     }
 
     /// The `min_x_b` a receiver signs: the quoted `x_B` (the Token_B worth
@@ -1191,11 +1206,26 @@ impl BobMbs {
         }
     }
 
+    /// The CCT's terms for a request, as [`try_terms`](Self::try_terms);
+    /// without a quote (the pool not open yet) the terms it returns carry
+    /// the open bounds `[1, u128::MAX]`, which SC_T refuses
+    /// (`OpenRateBounds`, attack R7-4): they never execute. Clients that
+    /// want the refusal before the CCT use `try_terms`.
+    pub fn terms(&self, req: &SwapRequest) -> CctTerms {
+        self.try_terms(req).unwrap_or_else(|_| self.build_terms(req, (1, u128::MAX)))
+    }
+
     /// The CCT's terms for a request; `x_i` is bounded by the quote ±
     /// the slippage ([`x_i_bounds`](Self::x_i_bounds)), `x_B` from below by
     /// the quote less the slippage ([`x_b_floor`](Self::x_b_floor)).
-    pub fn terms(&self, req: &SwapRequest) -> CctTerms {
-        let (min_x_i, max_x_i) = self.x_i_bounds(req);
+    /// Refused without a quote (the pool not open yet, attack R7-4): a
+    /// receiver never signs a rate it was not shown.
+    pub fn try_terms(&self, req: &SwapRequest) -> Result<CctTerms, MbsError> {
+        let bounds = self.x_i_bounds(req).map_err(|e| MbsError::NoQuote(e.to_string()))?;
+        Ok(self.build_terms(req, bounds))
+    }
+
+    fn build_terms(&self, req: &SwapRequest, (min_x_i, max_x_i): (u128, u128)) -> CctTerms {
         let min_x_b = self.x_b_floor(req);
         CctTerms {
             deployment: self.config.deployment,
@@ -1338,7 +1368,7 @@ impl BobMbs {
         // counted in the exchange's epochs).
         self.wait_caught_up(&[req.chain_i, req.chain_j])?;
         let start = self.epoch;
-        let terms = self.terms(req);
+        let terms = self.try_terms(req)?;
         self.check_floors(&terms)?;
         self.check_view(&[req.chain_i, req.chain_j])?;
         let cct = self.cct_tx(&req.sender, &req.receiver, terms.clone());

@@ -544,30 +544,39 @@ fn a_token_b_pool_drained_for_400_blocks_makes_the_penalty_negligible_again() {
 /// `min_x_b = 0`: `PenaltyOutOfBounds` with the floor, nothing changes. The
 /// library's terms never sign below the floor either; a configuration
 /// without a floor for a chain is refused.
+///
+/// Since R7-1 the price is the genesis's, not the opening join's amounts,
+/// so no pool state prices below a floor: the floor is kept by refusing a
+/// genesis whose own price lies below it (SC_T's check stays as well).
 #[test]
 fn a_penalty_below_the_genesis_floor_is_refused() {
     use gridledger_xchain::mbs::PENALTY_FLOOR;
-    use gridledger_xchain::XchainError;
     let dir = tempfile::tempdir().unwrap();
     let mut m = BobMbs::open(dir.path(), MbsSpec::fixed_ids()).unwrap();
     for c in m.chain_ids() {
         m.provide_liquidity(&provider(), c, LIQUIDITY).unwrap();
     }
-    // Token_B opens at 100 times the others' price.
+    // Token_B opens at 100 times the others' price in the opening join's
+    // amounts. Since R7-1 those amounts are not the price: the genesis's
+    // reference balances are, and the genesis price keeps every floor.
     m.provide_token_b(&provider(), LIQUIDITY / 100).unwrap();
     m.deposit_token_b(&sender(), DEPOSIT).unwrap();
     m.deposit_token_b(&receiver(), DEPOSIT).unwrap();
     m.tick().unwrap();
     let x_j = 1_000;
-    let x_b = m.quote(x_j, m.bob.chain_id(), J).unwrap();
+    let token_b = m.bob.chain_id();
+    let x_b = m.quote(x_j, token_b, J).unwrap();
     let floor = (x_j * PENALTY_FLOOR.0).div_ceil(PENALTY_FLOOR.1);
-    assert!(x_b < floor, "the pool prices x_B = {x_b} below the floor {floor}");
+    assert_eq!(x_b, m.config.reference_price(x_j, token_b, J).unwrap(), "x_B is the genesis price");
+    assert!(x_b >= floor, "the pool prices x_B = {x_b}, not below the floor {floor}");
     let req = request(x_j, 11);
-    let mut terms = m.terms(&req);
-    assert_eq!(terms.min_x_b, floor, "the library signs at least the floor");
-    terms.min_x_b = 0;
-    let tx = m.cct_tx(&req.sender, &req.receiver, terms);
-    assert_refused(&mut m, &tx, XchainError::PenaltyOutOfBounds { x_b, min: floor });
+    let terms = m.terms(&req);
+    assert!(terms.min_x_b >= floor, "the library signs at least the floor");
+    // A genesis whose own price of x_B (Token_B at 100 times the others')
+    // lies below the floor is refused: it could price no CCT on chain J.
+    let mut cfg = m.config.clone();
+    cfg.reference_balances.iter_mut().filter(|(t, _)| *t == token_b).for_each(|(_, b)| *b /= 100);
+    assert!(cfg.validate().unwrap_err().contains("below its penalty floor"));
     let mut cfg = m.config.clone();
     cfg.penalty_floors.retain(|f| f.chain != J);
     assert!(cfg.validate().is_err(), "a deployment without a floor for chain {J}");

@@ -4,9 +4,9 @@
 //! and the seams between them.
 //!
 //! Every test here is a finding: it asserts what a careful user would
-//! expect and fails on the code it was written against, so each is marked
-//! `#[ignore = "attack r7 [k]: ..."]` until fixed. Run them with
-//! `cargo test -p gridledger-xchain --test attack_r7 -- --ignored`.
+//! expect and fails on the code it was written against. Each was marked
+//! `#[ignore = "attack r7 [k]: ..."]` until fixed; all four are fixed (each
+//! test's "Fixed:" says how) and run with the suite.
 
 mod common;
 
@@ -50,8 +50,10 @@ use gridledger_xchain::mbs::{BobMbs, MbsSpec};
 /// let only the deployment's operator key make the opening join; in any
 /// case never let an open method's first caller set a price that nothing
 /// can move afterwards.
+///
+/// Fixed: the price is the genesis's (`BobConfig::reference_balances`);
+/// the opening join only brings liquidity (`amm`'s "The genesis price").
 #[test]
-#[ignore = "attack r7 [1]: a stranger's opening join fixes SC_AMM's price for the deployment's life"]
 fn a_strangers_opening_join_fixes_the_rate_every_later_cct_is_priced_at() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
@@ -100,8 +102,9 @@ fn a_strangers_opening_join_fixes_the_rate_every_later_cct_is_priced_at() {
 /// Expected: after the deployment provides 1,000,000 of every token at
 /// 1:1, a CCT for 1,000 Token_j between parties with 1,000,000 Token_B
 /// deposits executes. Observed: it is refused (`InsufficientDeposit`).
+///
+/// Fixed: as above, the opening join's amounts do not set the price.
 #[test]
-#[ignore = "attack r7 [1]: an opening join at 10^6 Token_B per Token_j, withdrawn at once, refuses every CCT for good"]
 fn a_strangers_withdrawn_opening_join_refuses_every_cct_for_good() {
     use gridledger_xchain::bob::WithdrawLiquidity;
     let dir = tempfile::tempdir().unwrap();
@@ -186,8 +189,10 @@ fn forged_on(m: &BobMbs, parent: &BlockHeader, tag: u8) -> SealedHeader {
 /// Suggested fix: send the branch from the fork point truncated to
 /// `MAX_RELAY_BATCH` headers (it only needs to end above the stored tip),
 /// then continue from its end in later relays as usual.
+///
+/// Fixed: both relayers send the branch's first `MAX_RELAY_BATCH` headers
+/// and go on from their end.
 #[test]
-#[ignore = "attack r7 [2]: a fork met while the relayer is >= 64 headers behind is never relayed again (kappa - k >= 128)"]
 fn a_fork_met_while_catching_up_freezes_the_bobs_view_for_good() {
     let dir = tempfile::tempdir().unwrap();
     let spec = MbsSpec { finality: Finality::Probabilistic { k: 2 }, kappa: 160, ..MbsSpec::fixed_ids() };
@@ -239,8 +244,11 @@ fn a_fork_met_while_catching_up_freezes_the_bobs_view_for_good() {
 ///
 /// Suggested fix: `terms` fails without a quote (no open bounds at all),
 /// and/or fix the opening price in the genesis (finding [1]).
+///
+/// Fixed: both. `BobMbs::terms` still returns such terms (its callers
+/// predate the fix), but SC_T refuses them (`OpenRateBounds`) and
+/// `BobMbs::try_terms` refuses to build them (see the tests below).
 #[test]
-#[ignore = "attack r7 [4]: terms signed before the pool opens have open bounds; the sender opens it and prices x_i at will"]
 fn terms_signed_before_the_pool_opens_execute_at_the_senders_opening_price() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
@@ -271,4 +279,70 @@ fn terms_signed_before_the_pool_opens_execute_at_the_senders_opening_price() {
         terms.min_x_i,
         terms.max_x_i
     );
+}
+
+/// [4]'s fix, each layer alone: without a quote `try_terms` builds no
+/// terms (`NoQuote`) and `x_i_bounds` has none; SC_T refuses bounds that
+/// bound nothing — `[1, u128::MAX]` and `[0, x]` — with `OpenRateBounds`,
+/// even once the pool is open and the price inside them, and changes
+/// nothing; the same terms with the library's bounds execute.
+#[test]
+fn terms_without_a_quote_are_not_built_and_open_bounds_are_refused() {
+    use gridledger_xchain::mbs::MbsError;
+    use gridledger_xchain::XchainError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let [ci, cj] = chains2(&m);
+    m.deposit_token_b(&sender(), DEPOSIT).unwrap();
+    m.deposit_token_b(&receiver(), DEPOSIT).unwrap();
+    let req = request_between(ci, cj, 1_000, 1);
+    assert!(matches!(m.try_terms(&req), Err(MbsError::NoQuote(_))), "terms without a quote");
+    assert!(m.x_i_bounds(&req).is_err(), "bounds without a quote");
+    for c in m.chain_ids() {
+        m.provide_liquidity(&provider(), c, LIQUIDITY).unwrap();
+    }
+    m.provide_token_b(&provider(), LIQUIDITY).unwrap();
+    m.tick().unwrap();
+    let terms = m.try_terms(&req).unwrap();
+    assert!(terms.min_x_i <= 1_000 && 1_000 <= terms.max_x_i && terms.max_x_i < 2_000);
+    let mut open = terms.clone();
+    (open.min_x_i, open.max_x_i) = (1, u128::MAX);
+    let tx = m.cct_tx(&req.sender, &req.receiver, open);
+    assert_refused(&mut m, &tx, XchainError::OpenRateBounds { min: 1, max: u128::MAX });
+    let mut zero = terms.clone();
+    zero.min_x_i = 0;
+    let tx = m.cct_tx(&req.sender, &req.receiver, zero);
+    assert_refused(&mut m, &tx, XchainError::OpenRateBounds { min: 0, max: terms.max_x_i });
+    let tx = m.cct_tx(&req.sender, &req.receiver, terms.clone());
+    assert_eq!(m.bob_exec(&tx).unwrap().status, TxStatus::Success);
+    assert_eq!(m.cct(&terms.id()).map(|r| r.x_i), Some(1_000));
+}
+
+/// [1]'s fix at the configuration: a genesis without exactly one positive
+/// reference balance per token of the pool, with one for a token the pool
+/// does not hold, or whose price of `x_B` lies below a chain's penalty
+/// floor is refused.
+#[test]
+fn a_genesis_price_that_is_missing_or_below_the_floor_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = BobMbs::open(dir.path(), MbsSpec::default()).unwrap();
+    let token_b = m.bob.chain_id();
+    let [_, cj] = chains2(&m);
+    assert!(m.config.validate().is_ok());
+    let mut missing = m.config.clone();
+    missing.reference_balances.retain(|(t, _)| *t != cj);
+    assert!(missing.validate().unwrap_err().contains("0 reference balances"));
+    let mut twice = m.config.clone();
+    twice.reference_balances.push((cj, 5));
+    assert!(twice.validate().unwrap_err().contains("2 reference balances"));
+    let mut zero = m.config.clone();
+    zero.reference_balances.iter_mut().filter(|(t, _)| *t == cj).for_each(|(_, b)| *b = 0);
+    assert!(zero.validate().unwrap_err().contains("positive"));
+    let mut stray = m.config.clone();
+    stray.reference_balances.push((999, 5));
+    assert!(stray.validate().unwrap_err().contains("does not hold"));
+    // Token_B at 100 times the others' price: x_B = x_j / 100, below the floor x_j / 10.
+    let mut dear = m.config.clone();
+    dear.reference_balances.iter_mut().filter(|(t, _)| *t == token_b).for_each(|(_, b)| *b /= 100);
+    assert!(dear.validate().unwrap_err().contains("below its penalty floor"));
 }

@@ -411,7 +411,8 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
     // Deposits too small for κ̄ · x_B (ln 05, ln 09).
     let mut big = terms.clone();
     big.x_j = DEPOSIT;
-    big.max_x_i = u128::MAX;
+    // Bounds around its price (open bounds are refused first, attack R7-4).
+    big.max_x_i = 2 * DEPOSIT;
     let tx = m.cct_tx(&s, &r, big);
     // Three tokens: Token_B's weight is 333,334 ppm, the others' 333,333, so
     // x_B = ⌈x_j · w_j / w_B⌉ on equal balances.

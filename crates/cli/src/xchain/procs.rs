@@ -771,10 +771,13 @@ impl Net {
             let top = height.min(stored + cap);
             // A stored branch the chain did not take (an equivocating
             // proposer relayed its own block first, attack R6-5): the
-            // chain's branch from the fork point, in one relay once longer.
+            // chain's branch from the fork point, in one relay once longer:
+            // its first MAX_RELAY_BATCH headers, which end above the stored
+            // tip; later epochs go on from their end (attack R7-2). A stored
+            // branch of MAX_RELAY_BATCH headers or more no relay replaces.
             let mut h = stored + 1;
             if let Some(f) = fork_point(&mut bob.0[0], &mut c.0[0], chain, stored)? {
-                if height <= stored || top - f >= MAX_RELAY_BATCH as u64 {
+                if height <= stored || f + MAX_RELAY_BATCH as u64 <= stored + 1 {
                     continue;
                 }
                 h = f;
