@@ -45,6 +45,11 @@ pub enum Mutation {
     /// readings ([`crate::exec::SlotAlloc::sold`]) over its window: an
     /// export already sold to a buyer who agreed is sold again (attack r6).
     SoldIgnored,
+    /// A sale paid without arbitration that does not fit beside the won
+    /// claims in its slots is recorded as a period demand and paid
+    /// ([`crate::exec::place_paid`]) instead of undone: a seller settles a
+    /// disputed sale first and is paid twice for one export (attack r7).
+    PaidUnchecked,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.
