@@ -171,8 +171,8 @@ pub fn following_slots(last: &SlotKey, n: u32) -> Vec<SlotKey> {
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct SlotAlloc {
     /// The slot's net export (ws) by the least certified reading a won
-    /// arbitration brought for it; `None` until one did. Only certified
-    /// readings set it (an agreed settlement's readings are unchecked).
+    /// arbitration or a placed paid sale ([`place_paid`]) brought for it;
+    /// `None` until one did. Only certified readings set it.
     pub export: Option<i128>,
     /// Watt-seconds of won arbitrations ([`Effect::ClaimExport`]) taken
     /// from this slot, by their delivery period `(DT_start, DT_end)`; a
@@ -180,9 +180,10 @@ pub struct SlotAlloc {
     /// slot's `claimed` total is fixed (a sale without certified readings
     /// recorded on a crowded slot, [`record_sold`]; claims of older code).
     pub by_period: BTreeMap<(u64, u64), u128>,
-    /// Sales paid without certified readings ([`Effect::ClaimSold`]:
-    /// agreed settlements, late buyer signatures, expiries settled as
-    /// agreed) whose delivery period `(DT_start, DT_end)` holds this slot,
+    /// Sales paid without arbitration that certified export did not place
+    /// ([`place_paid`], [`record_sold`]: agreed settlements, late buyer
+    /// signatures, expiries settled as agreed, without certified readings
+    /// that cover them) whose delivery period `(DT_start, DT_end)` holds this slot,
     /// with their whole `ws` (summed per period). The same entry sits on
     /// every slot of the period, so any later arbitration whose window
     /// overlaps the period sees it; [`realloc`] re-places it each time,
@@ -227,18 +228,27 @@ pub struct Realloc {
 /// **Export.** A slot's export is the least certified reading of it yet;
 /// slots of the window no certified reading covered give nothing.
 ///
-/// **Sales paid without certified readings** ([`SlotAlloc::sold`], issue
-/// 11 attack r6) are demands too: each sold period the window's slots
+/// **Sales paid without arbitration** (agreed, late-signed, expiries
+/// settled as agreed) are placed by [`place_paid`] when they settle: one
+/// whose export covers it beside the earlier claims (its own certified
+/// readings, else export certified earlier) becomes a movable claim here
+/// like a won arbitration (issue 11, attack r7 [1]: an agreed or
+/// late-signed sale with certified readings over an hour no longer demands
+/// the whole hour from a later dispute's window). One that does not fit
+/// and meets no won claim in its slots is a *period demand*
+/// ([`SlotAlloc::sold`], attack r6): each sold period the window's slots
 /// hold must get its *whole* `ws` from the window's slots of its period,
 /// re-placed by the same sweep (nothing recorded for it; it is re-placed
-/// at every later arbitration). Where that sale's energy really came
-/// from is unknown (an agreed ST's readings are not certified, an expiry
-/// has none), so the window must cover it: a seller whose agreed sale was
-/// in truth delivered from slots outside a later disputed sale's window
-/// loses that dispute (its choice not to bring certified readings; the
-/// buyer who agreed cannot be asked again). This is what stops one export
-/// being sold twice through a sale pinned to a slot outside the later
-/// buyer's period.
+/// at every later arbitration). Where that sale's energy came from is
+/// unknown (its readings are not certified or did not cover it, an expiry
+/// has none), so the window must cover it; the seller had the means to
+/// avoid this (its meter's signature on the ST it sends before the
+/// expiry), and it is what stops one export being sold twice through a
+/// sale pinned to a slot outside the later buyer's period. (A demand
+/// relieved by the export of its period's slots outside the window would
+/// let two such demands count the same outside export, and a demand over
+/// a slot outside every window no arbitration re-checks; so the whole
+/// `ws` stays.)
 ///
 /// **Cost.** `O((|window| + claims) · log claims)` exact integer steps,
 /// the window at most the period plus [`MAX_REACH_SLOTS`] and each slot
@@ -246,6 +256,15 @@ pub struct Realloc {
 /// periods ([`record_sold`]); deterministic (ties by
 /// period, the new claim last).
 pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: u128) -> Option<Realloc> {
+    let split: Vec<(SlotKey, Option<i128>)> = split.iter().map(|(k, m)| (*k, Some(*m))).collect();
+    realloc_at(st, &split, reach, ws)
+}
+
+/// [`realloc`] where the new claim's own slots may come without a
+/// certified reading (`None`): such a slot gives what earlier certified
+/// readings showed of it, nothing when none did. What places a sale paid
+/// without arbitration ([`place_paid`]).
+pub fn realloc_at(st: &PreState, split: &[(SlotKey, Option<i128>)], reach: &[SlotKey], ws: u128) -> Option<Realloc> {
     let (first, _) = split.first()?;
     let (last, _) = split.last()?;
     let own = (first.dt_start, last.dt_end);
@@ -263,7 +282,7 @@ pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: 
     let mut sold: BTreeMap<(u64, u64), u128> = BTreeMap::new();
     for (i, k) in window.iter().enumerate() {
         let rec = st.slots.get(k);
-        let reading = split.get(i).map(|(_, m)| *m);
+        let reading = split.get(i).and_then(|(_, m)| *m);
         let export = match (rec.and_then(|r| r.export), reading) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -377,13 +396,12 @@ pub fn realloc(st: &PreState, split: &[(SlotKey, i128)], reach: &[SlotKey], ws: 
     (need == 0).then_some(Realloc { slots: out })
 }
 
-/// Records a sale paid without certified readings ([`Effect::ClaimSold`]):
-/// `ws` over the delivery period of `slots` (its grid slots, contiguous),
-/// as a period demand on every slot of the period ([`SlotAlloc::sold`]),
-/// whatever readings came with it (an agreed ST's readings are not
-/// certified; an expiry has none). Later arbitrations over an overlapping
-/// window must cover it from the window's slots of its period
-/// ([`realloc`]).
+/// Records a sale paid without arbitration that certified export does not
+/// place ([`place_paid`]; [`Effect::ClaimSold`] of older batches): `ws`
+/// over the delivery period of `slots` (its grid slots, contiguous), as a
+/// period demand on every slot of the period ([`SlotAlloc::sold`]). Later
+/// arbitrations over an overlapping window must cover it from the
+/// window's slots of its period ([`realloc`]).
 ///
 /// A seller whose slot already holds [`MAX_PERIODS_PER_SLOT`] other sold
 /// periods gets the whole `ws` recorded as fixed claimed energy on *every*
@@ -548,6 +566,19 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
             Effect::Close,
         ])
     };
+    // A sale paid without arbitration (issue 11, attack r7): `refund` is
+    // what the settlement paid the seller, given back if the sale turns
+    // out to sell export a won claim holds.
+    let paid = |slots: Vec<(SlotKey, i128)>, certified: bool, refund: Amount| -> Option<Effect> {
+        Some(Effect::ClaimPaid {
+            slots,
+            certified,
+            ws: u128::from(t.em.0).checked_mul(3600)?,
+            reach: e.tx.settlement().map_or(0, |(_, r)| r).min(MAX_REACH_SLOTS),
+            refund,
+            fine: pen,
+        })
+    };
     match (&e.tx, outcome) {
         (IorTx::At(_), Outcome::AtAccepted) => Some(vec![
             Effect::Open(t.clone()),
@@ -570,18 +601,22 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
         (IorTx::St(s) | IorTx::StReach(s, _), Outcome::StSettled(kind)) => match kind {
             // A settlement that pays for delivery records its EM as sold
             // out of the seller's slots (attack r5: one export sold twice).
+            // The seller's readings place the sale when its meter signed
+            // them (`SC_EXE_ST` refuses a meter signature that is not its
+            // certified meter's): issue 11, attack r7 [1].
             StSettlement::Agreed => Some(vec![
                 Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)? },
                 Effect::Pay { to: t.buyer, amount: ds },
                 Effect::Close,
-                Effect::ClaimSold { slots: s.claim_split(p.meter_step_s)?, ws: u128::from(t.em.0).checked_mul(3600)? },
+                paid(s.claim_split(p.meter_step_s)?, s.meter_sig.is_some(), pay()?.checked_add(ds)?)?,
             ]),
             StSettlement::LateBuyerSignature => {
                 let mut v = to_buyer(t.seller, t.buyer)?;
-                v.push(Effect::ClaimSold {
-                    slots: s.claim_split(p.meter_step_s)?,
-                    ws: u128::from(t.em.0).checked_mul(3600)?,
-                });
+                v.push(paid(
+                    s.claim_split(p.meter_step_s)?,
+                    s.meter_sig.is_some(),
+                    pay()?.checked_add(ds)?.checked_add(pen)?,
+                )?);
                 Some(v)
             }
             StSettlement::SellerDelivered => {
@@ -596,20 +631,18 @@ pub fn expected_effects(p: &IorParams, e: &Entry, outcome: &Outcome) -> Option<V
             }
             StSettlement::SellerShortfall => to_buyer(t.buyer, t.seller),
         },
-        // The buyer recorded O_b = 1: its expiry settles as agreed.
-        // The sold EM is recorded on the period's first slot.
+        // The buyer recorded O_b = 1: its expiry settles as agreed. No
+        // readings: the sale is placed on export certified earlier, else
+        // recorded over its whole period ([`place_paid`]).
         (IorTx::Expire(_), Outcome::StSettled(StSettlement::Agreed)) => Some(vec![
             Effect::Pay { to: t.seller, amount: pay()?.checked_add(ds)? },
             Effect::Pay { to: t.buyer, amount: ds },
             Effect::Close,
-            Effect::ClaimSold {
-                slots: Some(period_slots(t, p.meter_step_s))
-                    .filter(|v| !v.is_empty())?
-                    .into_iter()
-                    .map(|k| (k, 0))
-                    .collect(),
-                ws: u128::from(t.em.0).checked_mul(3600)?,
-            },
+            paid(
+                Some(period_slots(t, p.meter_step_s)).filter(|v| !v.is_empty())?.into_iter().map(|k| (k, 0)).collect(),
+                false,
+                pay()?.checked_add(ds)?,
+            )?,
         ]),
         (IorTx::Opinion(o), Outcome::OpinionRecorded) => Some(vec![Effect::Opinion(o.ob)]),
         (IorTx::Expire(_), Outcome::Expired) => to_buyer(t.buyer, t.seller),
@@ -695,23 +728,104 @@ pub fn apply_effects(
             Effect::ClaimExport { slots, ws, reach } => {
                 let reach = slots.last().map(|(k, _)| following_slots(k, *reach)).unwrap_or_default();
                 let plan = realloc(&s, slots, &reach, *ws).ok_or(ApplyError::ExportClaimed(*ws))?;
-                for (slot, total, alloc) in plan.slots {
-                    if total == 0 {
-                        s.claimed.remove(&slot);
-                    } else {
-                        s.claimed.insert(slot, total);
-                    }
-                    if alloc == SlotAlloc::default() {
-                        s.slots.remove(&slot);
-                    } else {
-                        s.slots.insert(slot, alloc);
-                    }
-                }
+                apply_plan(&mut s, plan);
+            }
+            Effect::ClaimPaid { .. } => {
+                place_paid(&mut s, p, buyer, eff)?;
             }
         }
     }
     *state = s;
     Ok(burned)
+}
+
+/// Writes a re-allocation's records.
+fn apply_plan(s: &mut PreState, plan: Realloc) {
+    for (slot, total, alloc) in plan.slots {
+        if total == 0 {
+            s.claimed.remove(&slot);
+        } else {
+            s.claimed.insert(slot, total);
+        }
+        if alloc == SlotAlloc::default() {
+            s.slots.remove(&slot);
+        } else {
+            s.slots.insert(slot, alloc);
+        }
+    }
+}
+
+/// Where [`place_paid`] put a sale paid without arbitration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// A movable claim beside the seller's earlier claims ([`realloc_at`]).
+    Movable,
+    /// A demand over its whole period ([`record_sold`]).
+    Period,
+    /// Undone at the seller's cost: it sold export a won claim holds.
+    Undone,
+}
+
+/// Applies [`Effect::ClaimPaid`] of the agreement `key` (its `Pay`
+/// effects already applied): places the sale's `ws` as a movable claim
+/// where the export covers it beside every earlier claim (certified
+/// readings of its own slots count, else only export certified earlier);
+/// else records it over its whole period where no won claim holds energy
+/// in its slots; else undoes it at the seller's cost.
+///
+/// **Why undo rather than refuse the disputed ST first** (issue 11, attack
+/// r7 [2]). A seller that sells one export to A (agreed) and B (disputed)
+/// could settle B's arbitration first, win it on the whole export, and be
+/// paid for A as well. Refusing B's ST while an overlapping sale of the
+/// same seller is open would need every AT to mark every slot of its
+/// period (up to a week of slots per AT) and would still have to lapse at
+/// B's own expiry, which the seller controls by the `DL` it signs for A;
+/// and waiting makes honest sellers' disputes lose to unplaced sales. So
+/// the order is free, and the sale settled second pays for the conflict:
+/// whichever order, a seller that sold `x` Wh of export twice ends where
+/// it ends when the agreed sale settles first (B's arbitration then loses:
+/// the seller loses `D_s`). Here it gets nothing for A, its `D_s` of A
+/// goes to A with A's payment, and a further `F_p × D_s` (the penalty B's
+/// lost arbitration paid it) goes to A as far as its free balance holds
+/// it; it also loses `α`. Coin only moves between the sale's buyer and
+/// seller (no burn: a batch's burned total is fixed by its leaves'
+/// `Burn` effects, [`crate::primary::posted_burn`]).
+///
+/// A sale with certified readings that do not cover it (the buyer agreed
+/// to less), or none, and no won claim in its slots, is a period demand as
+/// before (attack r6); an honest seller with a certified meter avoids both
+/// the period demand and the undoing by sending its ST with the meter's
+/// signature before the expiry.
+pub fn place_paid(st: &mut PreState, p: &IorParams, key: &AgreementKey, eff: &Effect) -> Result<Placement, ApplyError> {
+    let Effect::ClaimPaid { slots, certified, ws, reach, refund, fine } = eff else {
+        return Err(ApplyError::Overflow);
+    };
+    let keys: Vec<SlotKey> = slots.iter().map(|(k, _)| *k).collect();
+    let split: Vec<(SlotKey, Option<i128>)> = slots.iter().map(|(k, m)| (*k, certified.then_some(*m))).collect();
+    let after = keys.last().map(|k| following_slots(k, *reach)).unwrap_or_default();
+    if let Some(plan) = realloc_at(st, &split, &after, *ws) {
+        apply_plan(st, plan);
+        return Ok(Placement::Movable);
+    }
+    let conflict = keys.iter().any(|k| st.slots.get(k).is_some_and(|a| !a.by_period.is_empty()));
+    if !conflict || crate::mutants::active(crate::mutants::Mutation::PaidUnchecked) {
+        record_sold(st, &keys, *ws).ok_or(ApplyError::Overflow)?;
+        return Ok(Placement::Period);
+    }
+    let mut seller = st.participant(p, &key.seller);
+    let mut buyer = st.participant(p, &key.buyer);
+    seller.balance = seller.balance.checked_sub(*refund).ok_or(ApplyError::InsufficientBalance {
+        who: key.seller,
+        needed: *refund,
+        available: seller.balance,
+    })?;
+    let fine = (*fine).min(seller.balance);
+    seller.balance = seller.balance.checked_sub(fine).ok_or(ApplyError::Overflow)?;
+    seller.reputation = seller.reputation.saturating_sub(p.alpha);
+    buyer.balance = add(add(buyer.balance, *refund)?, fine)?;
+    st.participants.insert(key.seller, seller);
+    st.participants.insert(key.buyer, buyer);
+    Ok(Placement::Undone)
 }
 
 /// The part of `st` that entry `e` reads: its sender's, buyer's and
@@ -988,16 +1102,59 @@ fn execute_st(
     };
     let late = e.recorded_at > t.dl || crate::mutants::active(crate::mutants::Mutation::DeadlineUnenforced);
     env.charge(STEP_GAS)?;
-    let ob = match opinion {
+    let paid = match opinion {
         // Step 2: penalise the buyer; the ST is still executed (the seller is paid).
-        None if late => return Ok(Outcome::StSettled(StSettlement::LateBuyerSignature)),
+        None if late => StSettlement::LateBuyerSignature,
         None => return reject(StRejection::AwaitingBuyerSignature { dl: t.dl, now: e.recorded_at }),
-        Some(ob) => ob,
-    };
-    if ob {
         // Step 3 (i): both deposits back, the seller paid.
-        return Ok(Outcome::StSettled(StSettlement::Agreed));
+        Some(true) => StSettlement::Agreed,
+        Some(false) => return arbitrate(env, p, st, s, reach),
+    };
+    // The sale is placed by its readings where its seller's certified
+    // meter signed them ([`Effect::ClaimPaid`], [`place_paid`]): a meter
+    // signature must then be the certified meter's (issue 11, attack r7).
+    if s.meter_sig.is_some() && !readings_certified(env, p, st, s)? {
+        return reject(StRejection::UncertifiedReadings);
     }
+    let slots = s.claim_slots(p.meter_step_s);
+    let reach = s.reach_keys(p.meter_step_s, reach);
+    env.charge(placement_gas(st, &slots, &reach))?;
+    Ok(Outcome::StSettled(paid))
+}
+
+/// Whether `s`'s readings are signed by its seller's certified meter at
+/// the meter's interval.
+fn readings_certified(
+    env: &mut impl ExecEnv,
+    p: &IorParams,
+    st: &PreState,
+    s: &SettlementTx,
+) -> Result<bool, ContractError> {
+    let Some(meter) = st.meters.get(&s.terms.seller).filter(|m| m.step_s == s.dt_step_s) else { return Ok(false) };
+    let Some(sig) = &s.meter_sig else { return Ok(false) };
+    env.charge(gas::HASH_BASE + gas::HASH_WORD * (2 + s.ps.len() as u64 / 4))?;
+    Ok(env.recover(&s.readings_digest(&p.domain), sig)? == Some(meter.key))
+}
+
+/// The work of placing a claim over `slots` and `reach` ([`realloc`]): one
+/// step per slot and per claim or sold period held there.
+fn placement_gas(st: &PreState, slots: &[SlotKey], reach: &[SlotKey]) -> u64 {
+    let held: usize =
+        slots.iter().chain(reach).map(|k| st.slots.get(k).map_or(0, |a| a.by_period.len() + a.sold.len())).sum();
+    STEP_GAS.saturating_mul((slots.len() + reach.len() + held) as u64)
+}
+
+/// `SC_EXE_ST` Step 4: arbitration on the seller's meter.
+fn arbitrate(
+    env: &mut impl ExecEnv,
+    p: &IorParams,
+    st: &PreState,
+    s: &SettlementTx,
+    reach: u32,
+) -> Result<Outcome, ContractError> {
+    let reject = |why: StRejection| Ok(Outcome::StRejected(why));
+    let t = &s.terms;
+    let got = s.ps.len() as u64;
     // Step 4: arbitration on the seller's meter, exactly in watt-seconds.
     // Readings are evidence only when signed by the seller's certified
     // meter, and only at the interval it was certified with.
@@ -1081,7 +1238,10 @@ fn execute_expire(
             }
             // The buyer recorded O_b = 1 itself: it acknowledged delivery,
             // so a late seller is paid as agreed rather than penalised.
-            Ok(ag) if ag.buyer_opinion == Some(true) => return Ok(Outcome::StSettled(StSettlement::Agreed)),
+            Ok(ag) if ag.buyer_opinion == Some(true) => {
+                env.charge(placement_gas(st, &period_slots(t, p.meter_step_s), &[]))?;
+                return Ok(Outcome::StSettled(StSettlement::Agreed));
+            }
             Ok(_) => return Ok(Outcome::Expired),
         }
     };

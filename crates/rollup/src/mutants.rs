@@ -54,6 +54,11 @@ pub enum Mutation {
     /// sender or not: sybils' opinions fill the reserve before a buyer's
     /// `O_b` (issue 11, attack r6 [4]).
     ReserveForAnyOpinion,
+    /// A sale paid without arbitration that does not fit beside the won
+    /// claims in its slots is recorded as a period demand and paid
+    /// ([`crate::exec::place_paid`]) instead of undone: a seller settles a
+    /// disputed sale first and is paid twice for one export (attack r7).
+    PaidUnchecked,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

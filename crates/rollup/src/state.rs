@@ -210,7 +210,7 @@ pub fn entry_keys(entries: &[Entry], tcrs: &[Tcr], grid_s: u32) -> BTreeSet<Reco
                 Effect::ClaimSold { slots, .. } => {
                     k.extend(slots.iter().map(|(slot, _)| RecordKey::Claimed(*slot)));
                 }
-                Effect::ClaimExport { slots, reach, .. } => {
+                Effect::ClaimExport { slots, reach, .. } | Effect::ClaimPaid { slots, reach, .. } => {
                     k.extend(slots.iter().map(|(slot, _)| RecordKey::Claimed(*slot)));
                     let after = slots.last().map(|(l, _)| crate::exec::following_slots(l, *reach)).unwrap_or_default();
                     k.extend(after.into_iter().map(RecordKey::Claimed));

@@ -134,7 +134,8 @@ pub(crate) fn settle(
         .flat_map(|e| match e {
             crate::types::Effect::Claim { slot, .. } => vec![*slot],
             crate::types::Effect::ClaimSold { slots, .. } => slots.iter().map(|(k, _)| *k).collect(),
-            crate::types::Effect::ClaimExport { slots, reach, .. } => {
+            crate::types::Effect::ClaimExport { slots, reach, .. }
+            | crate::types::Effect::ClaimPaid { slots, reach, .. } => {
                 let mut v: Vec<SlotKey> = slots.iter().map(|(k, _)| *k).collect();
                 v.extend(slots.last().map(|(k, _)| crate::exec::following_slots(k, *reach)).unwrap_or_default());
                 v

@@ -715,6 +715,14 @@ pub enum StRejection {
     /// certified meter records at such an interval.
     #[error("readings every {step_s} s do not tile the {grid_s} s metering grid")]
     OffGridReadings { step_s: u32, grid_s: u32 },
+    /// A settlement that pays without arbitration (`O_b = 1`, or no buyer
+    /// signature after `DL`) carrying a meter signature that is not the
+    /// seller's certified meter's over these readings at its interval
+    /// (issue 11, attack r7): certified readings place the sale as a
+    /// movable claim ([`Effect::ClaimPaid`]), so readings that claim to be
+    /// certified must be. Send the ST without `meter_sig` instead.
+    #[error("the readings' meter signature is not the seller's certified meter's")]
+    UncertifiedReadings,
 }
 
 impl StRejection {
@@ -794,7 +802,8 @@ pub enum Effect {
     /// seller's earlier won claims over `slots` and the `reach` grid slots
     /// after them ([`IorTx::StReach`], [`crate::exec::realloc`]).
     ClaimExport { slots: Vec<(SlotKey, i128)>, ws: u128, reach: u32 },
-    /// A settlement that pays the seller for delivery without arbitration
+    /// (Older batches; now [`Effect::ClaimPaid`].) A settlement that pays
+    /// the seller for delivery without arbitration
     /// (`Agreed`, `LateBuyerSignature`) records its `ws` (`EM × 3600`) as
     /// sold out of the seller's slots of the period (issue 11, attack r5:
     /// otherwise one export is sold twice, the second buyer's arbitration
@@ -804,6 +813,27 @@ pub enum Effect {
     /// every later arbitration overlapping the period must cover beside its
     /// own claim ([`crate::exec::realloc`]). Never fails for lack of export.
     ClaimSold { slots: Vec<(SlotKey, i128)>, ws: u128 },
+    /// What a settlement that pays the seller without arbitration
+    /// (`Agreed`, `LateBuyerSignature`, an expiry settled as agreed) records
+    /// of its `ws` (`EM × 3600`), decided when it applies
+    /// ([`crate::exec::place_paid`]; issue 11, attack r7):
+    /// - placed as a movable claim beside the seller's earlier claims, as a
+    ///   won arbitration ([`crate::exec::realloc`] over `slots` and the
+    ///   `reach` slots after them), where the export covers it: `slots`
+    ///   carry the readings' net export per grid slot when they are
+    ///   certified (`certified`: the ST carries a meter signature, which
+    ///   `SC_EXE_ST` verified, [`StRejection::UncertifiedReadings`]), and
+    ///   only export certified earlier counts otherwise;
+    /// - else, where no won claim holds energy in the sale's own slots, as
+    ///   a demand over its whole period ([`crate::exec::record_sold`]), which
+    ///   later arbitrations must cover;
+    /// - else the seller sold export a won claim already holds (one export
+    ///   sold twice by settling the disputed sale first, attack r7 [2]):
+    ///   the sale is undone at the seller's cost. The seller gives back
+    ///   `refund` (what the settlement's `Pay` effects paid it) to the
+    ///   buyer and a further `fine` (`F_p × D_s`, as far as its free balance
+    ///   holds it), and loses `α`. Nothing is recorded as sold.
+    ClaimPaid { slots: Vec<(SlotKey, i128)>, certified: bool, ws: u128, reach: u32, refund: Amount, fine: Amount },
 }
 
 /// A transaction computation result (§3.3.3): the verdict on one recorded

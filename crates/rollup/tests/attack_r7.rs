@@ -4,7 +4,10 @@
 //! sellers, and the order in which a seller settles its sales.
 //!
 //! Each test reproduces a finding and fails on the code it was written
-//! against; they are ignored so the suite stays green until fixed.
+//! against. Fixed by placing every sale paid without arbitration when it
+//! settles (`exec::place_paid`): as a movable claim over certified export
+//! where that covers it, else as a period demand, and undone at the
+//! seller's cost where it sells export a won arbitration already holds.
 
 mod common;
 
@@ -54,7 +57,6 @@ fn certified(t: &AgreementTerms, ps: Vec<i64>) -> SettlementTx {
 /// seller loses the arbitration: B is refunded its payment, its deposit
 /// and the seller's penalty, the seller loses `α`.
 #[test]
-#[ignore = "attack r7 [1]: a buyer's silent sale over an hour makes an honest seller lose a covered dispute inside it"]
 fn a_late_signed_sale_over_an_hour_does_not_make_a_covered_dispute_inside_it_lose() {
     let mut e = funded();
     let (a, b, s) = (trader(0), trader(2), trader(1));
@@ -97,7 +99,6 @@ fn a_late_signed_sale_over_an_hour_does_not_make_a_covered_dispute_inside_it_los
 /// whatever readings came), so bringing certified readings — the choice
 /// the documentation says the seller has — changes nothing.
 #[test]
-#[ignore = "attack r7 [1]: an agreed sale's certified readings are ignored; a covered dispute inside its period loses"]
 fn an_agreed_sale_with_certified_readings_does_not_make_a_covered_dispute_inside_it_lose() {
     let mut e = funded();
     let (a, b, s) = (trader(0), trader(2), trader(1));
@@ -147,7 +148,6 @@ fn both_sales(b_first: bool) -> (Vec<Outcome>, Amount) {
 }
 
 #[test]
-#[ignore = "attack r7 [2]: settling the disputed sale before the agreed one sells one export twice"]
 fn the_seller_gains_nothing_by_the_order_it_settles_two_sales_of_one_export() {
     let (a_first, paid_a_first) = both_sales(false);
     assert_eq!(a_first, vec![Outcome::StSettled(StSettlement::SellerShortfall)], "the rule of attack r6");
@@ -163,7 +163,6 @@ fn the_seller_gains_nothing_by_the_order_it_settles_two_sales_of_one_export() {
 /// as agreed and pays the seller for the export B's arbitration already
 /// claimed.
 #[test]
-#[ignore = "attack r7 [2]: a silent seller is paid by the agreed buyer's expiry for export a dispute already claimed"]
 fn an_agreed_buyers_expiry_does_not_pay_for_export_a_won_dispute_claimed() {
     let (_, paid_a_first) = both_sales(false);
     let mut e = funded();

@@ -287,7 +287,33 @@ fn an_owed_opinion_finds_the_reserve() -> bool {
     receipts.last().is_some_and(|r| r.status == TxStatus::Success)
 }
 
-const SCENARIOS: [Scenario; 11] = [
+/// Attack r7 [2]: the seller settles B's dispute first and wins it on the
+/// whole export; A's expiry then settles as agreed (A's own `O_b = 1`) on
+/// the same export. The seller gets nothing for A and loses its deposit:
+/// it ends as when A settled first (B then loses), not paid twice.
+fn a_sale_settled_after_a_dispute_on_its_export_is_undone() -> bool {
+    use gridledger_rollup::types::BuyerOpinion;
+    let mut e = funded();
+    let (a, b, s) = (trader(0), trader(2), trader(1));
+    let ta = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
+    let mut tb = terms(&b, &s, Amount(200_000), 500, 8 * HOUR + 5 * MIN);
+    tb.dl = ta.dl + 2 * HOUR;
+    agreed(&mut e, &s, &[(&a, &ta), (&b, &tb)]);
+    let before = e.d.participant(&s.address()).unwrap().balance;
+    e.d.submit(&a, &IorTx::Opinion(BuyerOpinion { terms: ta.clone(), ob: true })).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.submit(&s, &IorTx::St(metered_st(&tb, &b, 300, vec![1200, 1200, 1200, 1200, 1200, 0]))).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(ta.dl + e.d.cfg.params.expiry_ms + MIN);
+    e.d.submit(&a, &IorTx::Expire(ta.clone())).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    let p = &e.d.cfg.params;
+    // B: paid, its deposit back and B's penalty; A: nothing, and the fine.
+    let b_paid = before.0 + tb.payment().unwrap().0 + p.ds.0 + p.penalty().0;
+    e.d.participant(&s.address()).unwrap().balance.0 == b_paid - p.penalty().0
+}
+
+const SCENARIOS: [Scenario; 12] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -299,6 +325,7 @@ const SCENARIOS: [Scenario; 11] = [
     ("an expired agreed sale is not sold again", an_expired_agreed_sale_is_not_sold_again),
     ("an unbacked ST is refused at recording", an_unbacked_st_is_refused_at_recording),
     ("an owed opinion finds the reserve", an_owed_opinion_finds_the_reserve),
+    ("a sale settled after a dispute on its export is undone", a_sale_settled_after_a_dispute_on_its_export_is_undone),
 ];
 
 gridledger_core::mutation_check! {
@@ -316,4 +343,5 @@ gridledger_core::mutation_check! {
     ignored_sold_demand_is_caught: Mutation::SoldIgnored => "an expired agreed sale is not sold again",
     unbacked_slot_entries_are_caught: Mutation::UnbackedSlotEntries => "an unbacked ST is refused at recording",
     reserve_for_any_opinion_is_caught: Mutation::ReserveForAnyOpinion => "an owed opinion finds the reserve",
+    unchecked_paid_sale_is_caught: Mutation::PaidUnchecked => "a sale settled after a dispute on its export is undone",
 }

@@ -98,7 +98,8 @@ fn the_driver_drops_a_reach_that_would_lose_the_arbitration() {
     agreed(&mut e, &s, &[(&b1, &t1), (&b2, &t2), (&b3, &t3)]);
     let agreed_sale = |t: &AgreementTerms, b: &KeyPair| {
         let ps = vec![0; ((t.dt_end - t.dt_start) / (5 * MIN)) as usize];
-        IorTx::St(SettlementTx { ps, ..st(t, 0, true, Some(b)) }.sign_as_buyer(b))
+        // No meter signature: readings nobody certified.
+        IorTx::St(SettlementTx { ps, meter_sig: None, ..st(t, 0, true, Some(b)) }.sign_as_buyer(b))
     };
     assert_eq!(run(&mut e, &s, agreed_sale(&t1, &b1)), vec![Outcome::StSettled(StSettlement::Agreed)]);
     assert_eq!(run(&mut e, &s, agreed_sale(&t2, &b2)), vec![Outcome::StSettled(StSettlement::Agreed)]);
