@@ -83,7 +83,6 @@ fn dense_mesh(buses: usize, lines: usize) -> String {
 // with `ModelError::TooLarge`, and build the reverse rows as a sign flag
 // rather than a copy.
 #[test]
-#[ignore = "attack r4 [6]: a 10 MB case with 300 000 branches exhausts memory (dense PTDF, no branch limit)"]
 fn a_case_with_many_branches_is_refused_in_bounded_memory() {
     let dir = std::env::temp_dir().join(format!("gridledger-attack-r4-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
