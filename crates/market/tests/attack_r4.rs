@@ -248,7 +248,6 @@ fn one_steep_request_does_not_veto_the_framework_interval() {
 // excluded), or exclude by a cost the splitter pays (deposits per request)
 // stated in the admission rules.
 #[test]
-#[ignore = "attack r4 [5]: six small sybil minima get an honest large minimum excluded"]
 fn small_sybil_minima_do_not_exclude_an_honest_large_one() {
     let net = case30_net(1.0);
     let b = &net.bus_ids;
