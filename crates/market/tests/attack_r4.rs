@@ -63,7 +63,6 @@ const NO_CAP: [u64; 8] = [u64::MAX; 8];
 // the trade graph (or apportion the trades first and derive the totals),
 // and return an error rather than `break` when a missing Wh has no path.
 #[test]
-#[ignore = "attack r4 [1]: settlement loses whole Wh when the rounded-up buyers and sellers share no trade"]
 fn settlement_total_is_the_cleared_total_rounded() {
     let k = 6;
     let trades: Vec<(usize, usize, f64, f64)> = (0..k).map(|i| (i, k - 1 - i, 0.0006, 0.2)).collect();
@@ -81,7 +80,6 @@ fn settlement_total_is_the_cleared_total_rounded() {
 
 // Same, at scale: 1000 disjoint pairs of 0.6 Wh (600 Wh) settle 200 Wh.
 #[test]
-#[ignore = "attack r4 [1]: 1000 disjoint 0.6 Wh pairs (600 Wh cleared) settle as 200 Wh"]
 fn settlement_of_many_disjoint_pairs_keeps_its_energy() {
     let k = 1000;
     let trades: Vec<(usize, usize, f64, f64)> = (0..k).map(|i| (i, k - 1 - i, 0.0006, 0.2)).collect();
@@ -103,7 +101,6 @@ fn settlement_of_many_disjoint_pairs_keeps_its_energy() {
 // each lot's value (Σ wh·price) in the cell, or refuse duplicate pairs
 // with a typed error.
 #[test]
-#[ignore = "attack r4 [2]: a pair listed twice is valued at its last price for both lots"]
 fn a_pair_listed_twice_is_valued_at_both_prices() {
     let s = settle(&[(0, 0, 1.0, 0.10), (0, 0, 1.0, 0.30)], &NO_CAP[..1], &NO_CAP[..1], 100).unwrap();
     assert_eq!(s.energy_wh, 2000);
@@ -118,7 +115,6 @@ fn a_pair_listed_twice_is_valued_at_both_prices() {
 // what the ledger records). Fix: floor exactly (e.g. compare
 // `(v + 1) / 1000 <= e_max` after the floor), or state the slack.
 #[test]
-#[ignore = "attack r4 [3]: cap_wh's 1e-6 Wh slack settles a seller above its own e_max"]
 fn settlement_never_puts_a_seller_above_its_e_max() {
     let e_max = 0.004_999_999_5;
     let s = settle(&[(0, 0, e_max, 0.2)], &NO_CAP[..1], &[cap_wh(e_max)], 100).unwrap();
