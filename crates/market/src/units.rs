@@ -209,6 +209,10 @@ fn apportion(num: &[i128], den: i128, cap: &[u64], total: i128) -> Vec<i128> {
     out
 }
 
+/// One pair's lots in [`settle`]: mWh, the price (minor units per MWh) if
+/// every lot had the same one, and Σ mWh · price over the lots.
+type Cell = (i128, Option<i64>, i128);
+
 /// Settles `(buyer, seller, kWh, price $/kWh)` trades of a market whose
 /// prosumers may settle at most `buyer_cap_wh[m]` / `seller_cap_wh[n]` Wh
 /// ([`cap_wh`] of their `e_max`), in integer Wh and minor units (see
@@ -226,8 +230,7 @@ pub fn settle(
     const SUB: i128 = 1000;
     // per pair: mWh, the price if every lot had the same one, and
     // Σ mWh · price over the lots (a pair listed twice keeps both values)
-    let mut cells: std::collections::BTreeMap<(usize, usize), (i128, Option<i64>, i128)> =
-        std::collections::BTreeMap::new();
+    let mut cells: std::collections::BTreeMap<(usize, usize), Cell> = std::collections::BTreeMap::new();
     for (index, &(buyer, seller, kwh, price)) in trades.iter().enumerate() {
         if buyer >= buyers || seller >= sellers {
             return Err(SettlementError::UnknownParty { index, buyer, seller, buyers, sellers });
@@ -247,8 +250,7 @@ pub fn settle(
         let lot = i128::from(mwh).checked_mul(i128::from(price_minor_per_mwh)).ok_or(SettlementError::Overflow)?;
         c.2 = c.2.checked_add(lot).ok_or(SettlementError::Overflow)?;
     }
-    let cells: Vec<((usize, usize), (i128, Option<i64>, i128))> =
-        cells.into_iter().filter(|(_, (e, _, _))| *e > 0).collect();
+    let cells: Vec<((usize, usize), Cell)> = cells.into_iter().filter(|(_, (e, _, _))| *e > 0).collect();
     // ---- energy: per-prosumer totals, rounded once
     let mut bt = vec![0i128; buyers];
     let mut stot = vec![0i128; sellers];
