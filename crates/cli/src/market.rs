@@ -51,13 +51,15 @@ pub struct ClearArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Clearing algorithm. ALADIN runs up to 100 × 100 (buyers × sellers
-    /// ≤ 10 000, the work budget); larger is refused with exit 2.
+    /// ≤ 10 000, the work budget); primal-dual up to buyers × sellers ×
+    /// iteration cap ≤ 2·10⁹ (100 × 100 at the default cap; more with a
+    /// lower --max-iter). Larger is refused with exit 2.
     #[arg(long, value_enum, default_value_t = Algorithm::PrimalDual)]
     pub algorithm: Algorithm,
     /// Iteration cap of the distributed algorithm (default: its own,
     /// 200 000 for primal-dual, 200 for ALADIN); a run that reaches it
     /// unconverged fails the command. (The framework's run under
-    /// --byzantine keeps its own.)
+    /// --byzantine keeps its own, and is limited to 100 × 100.)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_iter: Option<u64>,
     /// Share of each line's rating the operator allots to the market (PTDF
@@ -108,12 +110,28 @@ pub const MAX_ALADIN_TRADES: u64 = 10_000;
 /// executors prove their outputs to all: 64 enclaves; the default is 10).
 /// 200 enclaves did not finish a 2 × 2 market in minutes.
 pub const MAX_ENCLAVE_WORK: u64 = 64 * 64;
+/// Largest primal–dual run `market clear` starts, buyers × sellers ×
+/// iteration cap (`--max-iter`, default 200 000): one iteration updates
+/// every trade a few times, about a microsecond per trade in a test build,
+/// so 1000 × 1000 at the default cap would run some 55 hours before it
+/// could report NoConvergence. 2·10⁹ admits 100 × 100 (the issue's largest
+/// size) at the default cap, and larger markets with a lower `--max-iter`.
+pub const MAX_PRIMAL_DUAL_WORK: u64 = 2_000_000_000;
+/// Largest market `market clear --byzantine` runs through the framework,
+/// buyers × sellers: every iteration encrypts, signs and exchanges each
+/// trade row among the enclaves (100 × 100, the experiments' largest).
+pub const MAX_FRAMEWORK_TRADES: u64 = 10_000;
+/// The primal–dual iteration cap `market clear` applies without `--max-iter`
+/// (the algorithm's own, [`gridledger_market::primal_dual::PdParams::for_market`]).
+pub const PRIMAL_DUAL_DEFAULT_MAX_ITER: u64 = 200_000;
 
 /// Why `market clear` refuses a size before any setup (exit 2).
 #[derive(Debug, PartialEq, Eq)]
 pub enum MarketBudgetError {
     Aladin { trades: u64, limit: u64 },
     Enclaves { tees: u64, work: u64, limit: u64 },
+    PrimalDual { trades: u64, max_iter: u64, work: u64, limit: u64 },
+    Framework { trades: u64, limit: u64 },
 }
 
 impl std::fmt::Display for MarketBudgetError {
@@ -129,17 +147,48 @@ impl std::fmt::Display for MarketBudgetError {
                 "work budget exceeded: --byzantine with --tees {tees} exchanges {work} (= tees²) shares per \
                  round, over the limit of {limit} (use --tees 64 or fewer)"
             ),
+            Self::PrimalDual { trades, max_iter, work, limit } => write!(
+                f,
+                "work budget exceeded: primal-dual with --buyers × --sellers = {trades} trades × {max_iter} \
+                 iterations (--max-iter) = {work} trade updates, over the limit of {limit} (use fewer --buyers \
+                 or --sellers, or a lower --max-iter)"
+            ),
+            Self::Framework { trades, limit } => write!(
+                f,
+                "work budget exceeded: --byzantine runs the framework on --buyers × --sellers = {trades} \
+                 trades, over the limit of {limit} (use fewer --buyers or --sellers)"
+            ),
         }
     }
 }
 
 impl std::error::Error for MarketBudgetError {}
 
-/// Checks the work budget of `a` ([`MAX_ALADIN_TRADES`], [`MAX_ENCLAVE_WORK`]).
+/// Checks the work budget of `a` ([`MAX_ALADIN_TRADES`], [`MAX_ENCLAVE_WORK`],
+/// [`MAX_PRIMAL_DUAL_WORK`], [`MAX_FRAMEWORK_TRADES`]).
 pub fn check_work_budget(a: &ClearArgs) -> Result<(), MarketBudgetError> {
     let trades = (a.buyers as u64).saturating_mul(a.sellers as u64);
     if a.algorithm == Algorithm::Aladin && trades > MAX_ALADIN_TRADES {
         return Err(MarketBudgetError::Aladin { trades, limit: MAX_ALADIN_TRADES });
+    }
+    // the framework (--byzantine) runs TEAR-DO's primal-dual on every trade
+    if a.byzantine.is_some() && trades > MAX_FRAMEWORK_TRADES {
+        return Err(MarketBudgetError::Framework { trades, limit: MAX_FRAMEWORK_TRADES });
+    }
+    // primal-dual: the plain run under --max-iter (or its default cap), and
+    // the framework's run under --byzantine (its own default cap)
+    let mut caps = Vec::new();
+    if a.algorithm == Algorithm::PrimalDual {
+        caps.push(a.max_iter.unwrap_or(PRIMAL_DUAL_DEFAULT_MAX_ITER));
+    }
+    if a.byzantine.is_some() {
+        caps.push(PRIMAL_DUAL_DEFAULT_MAX_ITER);
+    }
+    if let Some(max_iter) = caps.into_iter().max() {
+        let work = trades.saturating_mul(max_iter);
+        if work > MAX_PRIMAL_DUAL_WORK {
+            return Err(MarketBudgetError::PrimalDual { trades, max_iter, work, limit: MAX_PRIMAL_DUAL_WORK });
+        }
     }
     let tees = u64::from(a.tees);
     if a.byzantine.is_some() && tees * tees > MAX_ENCLAVE_WORK {
@@ -428,7 +477,40 @@ mod tests {
         assert_eq!(check_work_budget(&args(&["--byzantine", "0.3"])), Ok(()));
         let a100 = ["--algorithm", "aladin", "--buyers", "100", "--sellers", "100"];
         assert_eq!(check_work_budget(&args(&a100)), Ok(()));
-        assert_eq!(check_work_budget(&args(&["--buyers", "1000", "--sellers", "1000"])), Ok(()), "primal-dual");
+        // primal-dual: buyers × sellers × the iteration cap
+        let e = check_work_budget(&args(&["--buyers", "1000", "--sellers", "1000"])).unwrap_err();
+        assert_eq!(
+            e,
+            MarketBudgetError::PrimalDual {
+                trades: 1_000_000,
+                max_iter: 200_000,
+                work: 200_000_000_000,
+                limit: MAX_PRIMAL_DUAL_WORK
+            }
+        );
+        assert!(e.to_string().contains("--max-iter"), "{e}");
+        assert_eq!(check_work_budget(&args(&["--buyers", "100", "--sellers", "100"])), Ok(()));
+        assert!(check_work_budget(&args(&["--buyers", "101", "--sellers", "100"])).is_err());
+        let capped = ["--buyers", "1000", "--sellers", "1000", "--max-iter", "2000"];
+        assert_eq!(check_work_budget(&args(&capped)), Ok(()));
+        let over = ["--buyers", "1000", "--sellers", "1000", "--max-iter", "2001"];
+        assert!(check_work_budget(&args(&over)).is_err());
+        // the central reference alone is not budgeted here
+        assert_eq!(
+            check_work_budget(&args(&["--algorithm", "central", "--buyers", "1000", "--sellers", "1000"])),
+            Ok(())
+        );
+        // --byzantine: the framework's trades, whatever --max-iter says
+        let byz = ["--byzantine", "0", "--algorithm", "central", "--buyers", "101", "--sellers", "100"];
+        assert_eq!(
+            check_work_budget(&args(&byz)),
+            Err(MarketBudgetError::Framework { trades: 10_100, limit: MAX_FRAMEWORK_TRADES })
+        );
+        let byz = ["--byzantine", "0", "--buyers", "100", "--sellers", "100", "--max-iter", "10"];
+        assert_eq!(check_work_budget(&args(&byz)), Ok(()));
+        // --byzantine does not lift the plain run's --max-iter from the budget
+        let byz = ["--byzantine", "0", "--buyers", "100", "--sellers", "100", "--max-iter", "300000"];
+        assert!(matches!(check_work_budget(&args(&byz)), Err(MarketBudgetError::PrimalDual { max_iter: 300_000, .. })));
         let big = args(&["--algorithm", "aladin", "--buyers", "101", "--sellers", "100"]);
         assert_eq!(
             check_work_budget(&big),

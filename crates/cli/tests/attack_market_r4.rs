@@ -83,7 +83,6 @@ fn dense_mesh(buses: usize, lines: usize) -> String {
 // with `ModelError::TooLarge`, and build the reverse rows as a sign flag
 // rather than a copy.
 #[test]
-#[ignore = "attack r4 [6]: a 10 MB case with 300 000 branches exhausts memory (dense PTDF, no branch limit)"]
 fn a_case_with_many_branches_is_refused_in_bounded_memory() {
     let dir = std::env::temp_dir().join(format!("gridledger-attack-r4-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -118,7 +117,6 @@ fn a_case_with_many_branches_is_refused_in_bounded_memory() {
 // budget on M·N·max_iter (and on M·N for --byzantine), refused before any
 // setup with exit 2, like ALADIN's.
 #[test]
-#[ignore = "attack r4 [7]: primal-dual 1000x1000 passes the work budget and runs far beyond it"]
 fn a_huge_primal_dual_market_is_refused_up_front() {
     let (code, err) = run_bounded("market clear --buyers 1000 --sellers 1000", Duration::from_secs(120));
     assert!(

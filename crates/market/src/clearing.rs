@@ -118,8 +118,7 @@ pub fn network_for(case: &Case, limit_scale: f64) -> Result<MarketNetwork, Clear
         let df = DistFlow::new(case)?;
         Ok(MarketNetwork::distflow(&df, case)?)
     } else {
-        let dc = DcModel::new(case)?;
-        Ok(MarketNetwork::ptdf(&dc, limit_scale)?)
+        Ok(MarketNetwork::ptdf_from(DcModel::new(case)?, limit_scale)?)
     }
 }
 

@@ -10,7 +10,7 @@
 
 use crate::case::{BusType, Case};
 use crate::linalg::Lu;
-use crate::{ModelError, MAX_MODEL_BUSES};
+use crate::{ModelError, MAX_MODEL_BUSES, MAX_PTDF_ENTRIES};
 
 /// The DC model of a case: branch susceptances and the PTDF matrix.
 #[derive(Debug, Clone)]
@@ -63,6 +63,11 @@ impl DcModel {
             }
             lines.push((f, t, 1.0 / (br.x * br.tap), k));
             limits.push(if br.rate_a > 0.0 { br.rate_a / case.base_mva } else { f64::INFINITY });
+        }
+        // the dense PTDF is lines × buses: bounded before anything n²-sized
+        let entries = lines.len().saturating_mul(n);
+        if entries > MAX_PTDF_ENTRIES {
+            return Err(ModelError::TooLargePtdf { lines: lines.len(), buses: n, entries, max: MAX_PTDF_ENTRIES });
         }
         // reduced B (reference row/column removed)
         let red: Vec<usize> = (0..n).filter(|&i| i != ref_idx).collect();

@@ -94,6 +94,16 @@ pub struct Excluded {
     pub reason: String,
 }
 
+/// How [`run_interval`] relieved minima that could not be met jointly:
+/// every positive `e_min` of `side` (of both sides where `side` is `None`:
+/// the network, not the totals, was infeasible) was multiplied by `factor`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MinimaScaling {
+    pub side: Option<Side>,
+    pub factor: f64,
+    pub reason: String,
+}
+
 /// What one interval did.
 #[derive(Debug, Clone, Serialize)]
 pub struct IntervalOutcome {
@@ -102,9 +112,12 @@ pub struct IntervalOutcome {
     pub admitted: Vec<String>,
     /// Requests the operator deferred (index in submission order).
     pub deferred: Vec<usize>,
-    /// Admitted requests the enclaves excluded (invalid or impossible, or
-    /// a hidden minimum that could not be met jointly with the others).
+    /// Admitted requests the enclaves excluded (invalid, or a hidden
+    /// minimum above the other side's total maximum).
     pub excluded: Vec<Excluded>,
+    /// Hidden minima that could not be met jointly, scaled down pro rata
+    /// ([`relieve_minima`]); `None` when the admitted minima were feasible.
+    pub minima_scaled: Option<MinimaScaling>,
     /// Chain height after the admission record.
     pub height: u64,
     pub teardo: TearDoReport,
@@ -278,51 +291,19 @@ fn interval_with(
     }
     // hidden minima that cannot be met *jointly* (two buyers each below the
     // sellers' total but together above it, or a minimum behind a line
-    // allotted less) must not veto everyone's interval either: while the
-    // admitted market has no feasible dispatch, one request with a positive
-    // e_min is excluded with a record ([`minimum_to_exclude`]: only one
-    // whose removal reduces the infeasibility, never the last of its side,
-    // the one whose removal alone makes the market feasible first), then the
-    // rest is cleared. Only when no such request is left does the
-    // infeasibility refuse the interval.
-    let assemble = |valid: &[(usize, Prosumer, &[u8])]| {
-        let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
-        for (_, p, _) in valid {
-            match p.side {
-                Side::Buyer => market.buyers.push(p.clone()),
-                Side::Seller => market.sellers.push(p.clone()),
-            }
+    // allotted less) must not veto everyone's interval, and no set of
+    // requests may choose whom that hurts: the minima are scaled down pro
+    // rata until the market is feasible, nobody excluded
+    // ([`relieve_minima`]). Only when no minimum at all is feasible is the
+    // interval refused.
+    let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
+    for (_, p, _) in &valid {
+        match p.side {
+            Side::Buyer => market.buyers.push(p.clone()),
+            Side::Seller => market.sellers.push(p.clone()),
         }
-        market
-    };
-    let market = loop {
-        let market = assemble(&valid);
-        let why = match market.validate(&net.bus_ids) {
-            Err(e @ crate::problem::MarketError::InfeasibleTotals { .. }) => e.to_string(),
-            Err(e) => return Err(e.into()),
-            // the enclaves hold every request: a market no dispatch can
-            // clear within the network limits is refused (or relieved of a
-            // minimum) before the distributed iteration starts
-            Ok(()) => match crate::central::solve(&market, net) {
-                Ok(_) => break market,
-                Err(e @ crate::central::ClearError::Infeasible(_)) => e.to_string(),
-                Err(e) => return Err(e.into()),
-            },
-        };
-        let Some(k) = minimum_to_exclude(&valid, net, &assemble) else {
-            // no hidden minimum left to blame: the interval itself is infeasible
-            market.validate(&net.bus_ids)?;
-            crate::central::solve(&market, net)?;
-            break market;
-        };
-        let (index, p, _) = valid.remove(k);
-        let id = stored.get(index).map(|r| hex::encode(r.id.0)).unwrap_or_default();
-        let reason = format!(
-            "e_min {} kWh cannot be met jointly with the other admitted requests ({why}); excluded as the minimum whose removal relieves it",
-            p.e_min
-        );
-        excluded.push(Excluded { index, id, reason });
-    };
+    }
+    let minima_scaled = relieve_minima(&mut market, net)?;
     excluded.sort_by_key(|e| e.index);
     let mut digest_input = Vec::new();
     for (_, _, ct) in &valid {
@@ -340,6 +321,7 @@ fn interval_with(
         admitted: admitted_hex,
         deferred,
         excluded,
+        minima_scaled,
         height,
         teardo,
         welfare: market.welfare(&trades),
@@ -348,59 +330,80 @@ fn interval_with(
     })
 }
 
-/// An admitted request that opened: its submission index, the request, and
-/// its ciphertext.
-type ValidRequest<'a> = (usize, Prosumer, &'a [u8]);
-
-/// Which request [`run_interval`] excludes from an infeasible admitted
-/// market, as an index into `valid` (`None`: none may go, the interval is
-/// infeasible). The rule, deterministic:
-/// 1. Candidates: requests with a positive `e_min` that are not the last of
-///    their side (the loop never empties a side). Where the totals are
-///    infeasible (one side's minima above the other side's maxima), only the
-///    over-demanding side's requests are candidates: removing a minimum on
-///    the other side shrinks what can meet the minima, and relieves nothing.
-/// 2. Ordered by `e_min`, largest first (the minimum most likely the cause),
-///    ties to the latest submitted.
-/// 3. The first (of at most [`EXCLUSION_TRIALS`]) whose removal alone makes
-///    the market feasible (totals, then the central solve) is excluded;
-///    failing that, the first candidate (and the loop goes on).
-fn minimum_to_exclude<'a>(
-    valid: &[ValidRequest<'a>],
-    net: &MarketNetwork,
-    assemble: &dyn Fn(&[ValidRequest<'a>]) -> Market,
-) -> Option<usize> {
-    let side_sum = |side: Side, f: fn(&Prosumer) -> f64| {
-        valid.iter().filter(|(_, p, _)| p.side == side).map(|(_, p, _)| f(p)).sum::<f64>()
+/// Relieves minima that cannot be met jointly, in place, by one rule that
+/// splitting or reordering requests cannot steer: every positive `e_min`
+/// on the over-demanding side (the side whose minima exceed the other
+/// side's total maximum; both sides where the totals are feasible and the
+/// network is not) is multiplied by the same factor `s ∈ [0, 1)`, the
+/// largest found feasible (totals, then the central solve): first
+/// `other side's total e_max / over side's total e_min` (just below it),
+/// then by bisection ([`MINIMA_BISECTIONS`] central solves at most). A
+/// party's minima are scaled alike however it splits them, so six small
+/// minima and one large one keep their shares; nobody is excluded.
+/// (Round 3's rule excluded one request, "the one whose removal alone
+/// makes the market feasible first": six sybil minima of 1.1 kWh got an
+/// honest 5 kWh minimum excluded.) Returns `None` when the market is
+/// already feasible; an error when it is infeasible even with no minimum
+/// on the scaled side(s), or for any other reason.
+pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option<MinimaScaling>, FrameworkError> {
+    let why = match market.validate(&net.bus_ids) {
+        Err(e @ crate::problem::MarketError::InfeasibleTotals { .. }) => e.to_string(),
+        Err(e) => return Err(e.into()),
+        Ok(()) => match crate::central::solve(market, net) {
+            Ok(_) => return Ok(None),
+            Err(e @ crate::central::ClearError::Infeasible(_)) => e.to_string(),
+            Err(e) => return Err(e.into()),
+        },
     };
-    let count = |side: Side| valid.iter().filter(|(_, p, _)| p.side == side).count();
-    let (bmin, bmax) = (side_sum(Side::Buyer, |p| p.e_min), side_sum(Side::Buyer, |p| p.e_max));
-    let (smin, smax) = (side_sum(Side::Seller, |p| p.e_min), side_sum(Side::Seller, |p| p.e_max));
-    let over: Option<Side> = if bmin > smax {
-        Some(Side::Buyer)
+    let sum = |v: &[Prosumer], f: fn(&Prosumer) -> f64| v.iter().map(f).sum::<f64>();
+    let (bmin, bmax) = (sum(&market.buyers, |p| p.e_min), sum(&market.buyers, |p| p.e_max));
+    let (smin, smax) = (sum(&market.sellers, |p| p.e_min), sum(&market.sellers, |p| p.e_max));
+    let (side, hi) = if bmin > smax {
+        (Some(Side::Buyer), smax / bmin)
     } else if smin > bmax {
-        Some(Side::Seller)
+        (Some(Side::Seller), bmax / smin)
     } else {
-        None
+        (None, 1.0)
     };
-    let mut cands: Vec<usize> = (0..valid.len())
-        .filter(|k| {
-            let p = &valid[*k].1;
-            p.e_min > 0.0 && count(p.side) > 1 && over.is_none_or(|s| s == p.side)
-        })
-        .collect();
-    cands.sort_by(|a, b| valid[*b].1.e_min.total_cmp(&valid[*a].1.e_min).then(valid[*b].0.cmp(&valid[*a].0)));
-    for &k in cands.iter().take(EXCLUSION_TRIALS) {
-        let mut rest = valid.to_vec();
-        rest.remove(k);
-        let market = assemble(&rest);
-        if market.validate(&net.bus_ids).is_ok() && crate::central::solve(&market, net).is_ok() {
-            return Some(k);
+    // just below the totals' bound, so rounding in the sums cannot refuse it
+    let hi = hi * (1.0 - 1e-9);
+    let original = market.clone();
+    let scaled = |s: f64| {
+        let mut m = original.clone();
+        for p in m.buyers.iter_mut().chain(m.sellers.iter_mut()) {
+            if p.e_min > 0.0 && side.is_none_or(|x| x == p.side) {
+                p.e_min *= s;
+            }
         }
-    }
-    cands.first().copied()
+        m
+    };
+    let feasible = |m: &Market| m.validate(&net.bus_ids).is_ok() && crate::central::solve(m, net).is_ok();
+    let factor = if feasible(&scaled(hi)) {
+        hi
+    } else {
+        let none = scaled(0.0);
+        if !feasible(&none) {
+            // infeasible even without the minima: the interval itself is
+            none.validate(&net.bus_ids)?;
+            crate::central::solve(&none, net)?;
+        }
+        let (mut lo, mut up) = (0.0, hi);
+        for _ in 0..MINIMA_BISECTIONS {
+            let mid = 0.5 * (lo + up);
+            if feasible(&scaled(mid)) {
+                lo = mid;
+            } else {
+                up = mid;
+            }
+        }
+        lo
+    };
+    *market = scaled(factor);
+    let reason = format!("the admitted minima cannot be met jointly ({why}); scaled by {factor:.6} pro rata");
+    Ok(Some(MinimaScaling { side, factor, reason }))
 }
 
-/// How many candidate exclusions [`run_interval`] tries with the central
-/// solve per exclusion, before it falls back to the largest minimum.
-pub const EXCLUSION_TRIALS: usize = 8;
+/// Bisection steps of [`relieve_minima`] (each one central solve) when
+/// the totals' bound is not yet feasible: the factor to within 2⁻¹⁰ of the
+/// totals' bound.
+pub const MINIMA_BISECTIONS: usize = 10;

@@ -73,6 +73,10 @@ pub enum ModelError {
     Linalg(#[from] linalg::LinalgError),
     #[error("{buses} buses exceed the dense network models' limit of {max}")]
     TooLarge { buses: usize, max: usize },
+    #[error(
+        "the DC model is too large: {lines} lines × {buses} buses = {entries} PTDF entries exceed the limit of {max}"
+    )]
+    TooLargePtdf { lines: usize, buses: usize, entries: usize, max: usize },
     #[error("numerical failure: {what} is not finite")]
     Numerical { what: &'static str },
 }
@@ -80,3 +84,9 @@ pub enum ModelError {
 /// Most (non-isolated) buses the dense models (DC/PTDF, LinDistFlow, AC
 /// power flow) accept: their matrices are n² (5,000 buses: 200 MB each).
 pub const MAX_MODEL_BUSES: usize = 5_000;
+
+/// Most entries (in-service lines × buses) of the dense PTDF the DC model
+/// builds: 12.5·10⁶ (100 MB, and twice that in the market's forward and
+/// reverse line rows), enough for the 3 000-bus cases MATPOWER ships. The
+/// bus limit alone let a 10 MB case with 300 000 branches ask for 1.9 GB.
+pub const MAX_PTDF_ENTRIES: usize = 12_500_000;

@@ -62,13 +62,30 @@ impl MarketNetwork {
     }
 
     /// PTDF line limits (Eq 6.2) with ratings scaled by `limit_scale`.
+    /// Copies the model's rated rows; [`MarketNetwork::ptdf_from`] moves them.
     pub fn ptdf(dc: &DcModel, limit_scale: f64) -> Result<MarketNetwork, NetworkError> {
+        MarketNetwork::ptdf_rows(dc, dc.ptdf.iter().cloned(), limit_scale)
+    }
+
+    /// [`MarketNetwork::ptdf`] taking the model: each rated PTDF row is moved
+    /// into the forward row, and only the reverse row is a new allocation
+    /// (the model's matrix is not held twice alongside the rows).
+    pub fn ptdf_from(mut dc: DcModel, limit_scale: f64) -> Result<MarketNetwork, NetworkError> {
+        let rows = std::mem::take(&mut dc.ptdf);
+        MarketNetwork::ptdf_rows(&dc, rows.into_iter(), limit_scale)
+    }
+
+    fn ptdf_rows(
+        dc: &DcModel,
+        rows: impl Iterator<Item = Vec<f64>>,
+        limit_scale: f64,
+    ) -> Result<MarketNetwork, NetworkError> {
         if !limit_scale.is_finite() || limit_scale <= 0.0 {
             return Err(NetworkError::BadScale(limit_scale));
         }
         let mut net = MarketNetwork::unconstrained(dc.bus_ids.clone());
         net.model = "ptdf";
-        for (l, row) in dc.ptdf.iter().enumerate() {
+        for (l, row) in rows.enumerate() {
             let lim = dc.limits[l];
             if !lim.is_finite() {
                 continue;
@@ -76,10 +93,11 @@ impl MarketNetwork {
             let kw = lim * dc.base_mva * 1000.0 * limit_scale;
             let (f, t, _, _) = dc.lines[l];
             let name = format!("line {}-{}", dc.bus_ids[f], dc.bus_ids[t]);
-            net.g.push(row.clone());
+            let reverse = row.iter().map(|v| -v).collect();
+            net.g.push(row);
             net.h.push(kw);
             net.labels.push(format!("{name} forward"));
-            net.g.push(row.iter().map(|v| -v).collect());
+            net.g.push(reverse);
             net.h.push(kw);
             net.labels.push(format!("{name} reverse"));
         }

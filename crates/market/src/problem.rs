@@ -78,7 +78,22 @@ pub enum MarketError {
     Empty,
     #[error("{listed:?} {index} is filed as a {side:?}")]
     WrongSide { listed: Side, index: usize, side: Side },
+    #[error(
+        "{side:?} {index}: quadratic coefficient a = {value} $/kWh² is above the admission limit of {limit} $/kWh²"
+    )]
+    TooSteep { side: Side, index: usize, value: f64, limit: f64 },
 }
+
+/// Largest quadratic coefficient `a` ($/kWh²) a request may carry
+/// (admission rule). The primal–dual step is `α = 1 / (a_max · max(M, N) + 2ρ)`
+/// for every party ([`crate::primal_dual::PdParams::for_market`]), so the
+/// iteration count grows with the largest `a` of *any* request: one request
+/// with `a = 10⁶` held an honest 3 × 3 market at the 200 000-iteration cap.
+/// `1 $/kWh²` (a marginal cost rising by 1 $/kWh per kWh, about 30 times the
+/// generator's largest, 0.03) bounds that lever at the price of refusing
+/// curvatures no household tariff has; a request above it is refused
+/// ([`MarketError::TooSteep`]) and, in the framework, excluded with a record.
+pub const MAX_CURVATURE: f64 = 1.0;
 
 impl Prosumer {
     /// Checks one prosumer's own parameters, listed as `listed` number
@@ -96,6 +111,9 @@ impl Prosumer {
         }
         if p.a <= 0.0 {
             return Err(MarketError::NotStrictlyConcave { side, index, value: p.a });
+        }
+        if p.a > MAX_CURVATURE {
+            return Err(MarketError::TooSteep { side, index, value: p.a, limit: MAX_CURVATURE });
         }
         if p.e_min > p.e_max {
             return Err(MarketError::InfeasibleBounds { side, index, e_min: p.e_min, e_max: p.e_max });

@@ -74,11 +74,14 @@ pub struct SettledTrade {
 /// - **Energy.** Each prosumer's cleared total (Σ of all its trades, none
 ///   filtered out) is rounded to whole Wh once: the interval's total is
 ///   rounded to the nearest Wh (ties to even) and apportioned over the
-///   buyers, and separately over the sellers, by largest remainder
+///   connected groups of trades (buyers and sellers linked by trades;
+///   Wh cannot move between groups), then each group's over its buyers,
+///   and separately over its sellers, each by largest remainder
 ///   (Hamilton: each gets the floor of its total, the remaining Wh go to
-///   the largest fractional parts, ties to the lower index), never above a
-///   prosumer's own cap (`⌊1000 · e_max⌋` Wh). The interval's total is
-///   first capped to what both sides can reach that way; where one side's
+///   the largest fractional parts, ties to the lower index; groups are
+///   numbered by their first buyer), never above a
+///   prosumer's own cap (`⌊1000 · e_max⌋` Wh). Each group's total is
+///   first capped to what both its sides can reach that way; where one side's
 ///   caps cost it fractions of a Wh the other side's floors exceed, a
 ///   prosumer of the other side settles one Wh below its floor (smallest
 ///   fractional parts first). The trades then share those
@@ -87,7 +90,9 @@ pub struct SettledTrade {
 ///   seller both still miss one (ties: lower buyer, then lower seller), and
 ///   any rest moves one Wh at a time along the shortest alternating path of
 ///   trades from a buyer that misses one to a seller that misses one
-///   (breadth first, in index order). So Σ buyers' Wh = Σ sellers' Wh =
+///   (breadth first, in index order; within a group such a path exists,
+///   and if it did not the settlement would be refused, never short). So
+///   Σ buyers' Wh = Σ sellers' Wh =
 ///   Σ trades' Wh exactly, each prosumer's Wh is its cleared total rounded
 ///   down or up (or, as above, one Wh below), and no prosumer settles above
 ///   its own `e_max`.
@@ -100,6 +105,11 @@ pub struct SettledTrade {
 ///   `Σ buyer_pays = Σ seller_receives = total_minor` exactly, each party is
 ///   within one minor unit of its trades' value, and a seller delivering
 ///   energy worth at least one minor unit receives at least one.
+///
+/// A pair listed more than once is one trade: its energy is summed and its
+/// value is the settled Wh at the lots' energy-weighted price (Σ mWh ·
+/// price over the lots), its price that average rounded to whole minor
+/// units per MWh.
 ///
 /// Prices are the algorithm's bilateral prices (the network's congestion
 /// rent, if any, is the operator's and not settled here).
@@ -131,19 +141,34 @@ pub enum SettlementError {
     UnknownParty { index: usize, buyer: usize, seller: usize, buyers: usize, sellers: usize },
     #[error("a settlement total overflows the ledger's integers")]
     Overflow,
+    #[error("buyer {buyer}'s rounded Wh could not be matched to a seller's along its trades")]
+    Unreconciled { buyer: usize },
 }
 
-/// A prosumer's cap in whole Wh, `⌊1000 · e_max⌋` (with 10⁻⁶ Wh of slack,
-/// so that an `e_max` of 0.005 kWh whose product is 4.999… Wh caps at 5; 0
-/// for a non-positive or non-finite `e_max`; saturating for a huge one).
+/// A prosumer's cap in whole Wh, `⌊1000 · e_max⌋` exactly (of the float's
+/// exact value, no slack: a cap is never above `e_max`; an `e_max` of
+/// 1.005 kWh, a float just below it, caps at 1004 Wh); 0 for a
+/// non-positive or non-finite `e_max`; saturating for a huge one.
 pub fn cap_wh(e_max_kwh: f64) -> u64 {
-    let v = (e_max_kwh * 1000.0 + 1e-6).floor();
-    if v.is_nan() || v <= 0.0 {
+    if !e_max_kwh.is_finite() || e_max_kwh <= 0.0 {
+        return 0;
+    }
+    // e_max = mant · 2^exp exactly
+    let bits = e_max_kwh.to_bits();
+    let raw_exp = ((bits >> 52) & 0x7ff) as i32;
+    let frac = bits & ((1u64 << 52) - 1);
+    let (mant, exp) = if raw_exp == 0 { (frac, -1074) } else { (frac | (1u64 << 52), raw_exp - 1075) };
+    let milli = u128::from(mant) * 1000;
+    if exp >= 0 {
+        if exp >= 64 {
+            return u64::MAX;
+        }
+        let v = milli.checked_shl(exp as u32).filter(|v| v >> exp == milli).unwrap_or(u128::MAX);
+        u64::try_from(v).unwrap_or(u64::MAX)
+    } else if exp <= -128 {
         0
-    } else if v >= u64::MAX as f64 {
-        u64::MAX
     } else {
-        v as u64
+        u64::try_from(milli >> (-exp) as u32).unwrap_or(u64::MAX)
     }
 }
 
@@ -184,6 +209,10 @@ fn apportion(num: &[i128], den: i128, cap: &[u64], total: i128) -> Vec<i128> {
     out
 }
 
+/// One pair's lots in [`settle`]: mWh, the price (minor units per MWh) if
+/// every lot had the same one, and Σ mWh · price over the lots.
+type Cell = (i128, Option<i64>, i128);
+
 /// Settles `(buyer, seller, kWh, price $/kWh)` trades of a market whose
 /// prosumers may settle at most `buyer_cap_wh[m]` / `seller_cap_wh[n]` Wh
 /// ([`cap_wh`] of their `e_max`), in integer Wh and minor units (see
@@ -199,7 +228,9 @@ pub fn settle(
     let (buyers, sellers) = (buyer_cap_wh.len(), seller_cap_wh.len());
     // each pair's energy in the finer unit, mWh (10⁻³ Wh, integer), and its price
     const SUB: i128 = 1000;
-    let mut cells: std::collections::BTreeMap<(usize, usize), (i128, i64)> = std::collections::BTreeMap::new();
+    // per pair: mWh, the price if every lot had the same one, and
+    // Σ mWh · price over the lots (a pair listed twice keeps both values)
+    let mut cells: std::collections::BTreeMap<(usize, usize), Cell> = std::collections::BTreeMap::new();
     for (index, &(buyer, seller, kwh, price)) in trades.iter().enumerate() {
         if buyer >= buyers || seller >= sellers {
             return Err(SettlementError::UnknownParty { index, buyer, seller, buyers, sellers });
@@ -211,15 +242,19 @@ pub fn settle(
         })?;
         // $/kWh × 1000 = $/MWh, in minor units
         let price_minor_per_mwh = to_minor_units(price * 1000.0, minor_per_major)?;
-        let c = cells.entry((buyer, seller)).or_insert((0, price_minor_per_mwh));
+        let c = cells.entry((buyer, seller)).or_insert((0, Some(price_minor_per_mwh), 0));
         c.0 += i128::from(mwh);
-        c.1 = price_minor_per_mwh;
+        if c.1 != Some(price_minor_per_mwh) {
+            c.1 = None;
+        }
+        let lot = i128::from(mwh).checked_mul(i128::from(price_minor_per_mwh)).ok_or(SettlementError::Overflow)?;
+        c.2 = c.2.checked_add(lot).ok_or(SettlementError::Overflow)?;
     }
-    let cells: Vec<((usize, usize), (i128, i64))> = cells.into_iter().filter(|(_, (e, _))| *e > 0).collect();
+    let cells: Vec<((usize, usize), Cell)> = cells.into_iter().filter(|(_, (e, _, _))| *e > 0).collect();
     // ---- energy: per-prosumer totals, rounded once
     let mut bt = vec![0i128; buyers];
     let mut stot = vec![0i128; sellers];
-    for ((m, n), (e, _)) in &cells {
+    for ((m, n), (e, _, _)) in &cells {
         bt[*m] += e;
         stot[*n] += e;
     }
@@ -230,14 +265,70 @@ pub fn settle(
             .map(|(v, c)| (v.div_euclid(SUB) + i128::from(v.rem_euclid(SUB) > 0)).min(i128::from(*c)))
             .sum()
     };
-    let total = div_round_ties_even(grand, SUB).min(room(&bt, buyer_cap_wh)).min(room(&stot, seller_cap_wh));
-    let bw = apportion(&bt, SUB, buyer_cap_wh, total);
-    let sw = apportion(&stot, SUB, seller_cap_wh, total);
+    // connected groups of trades (buyers and sellers linked by a trade):
+    // Wh can move only within one, so the interval's rounded total is
+    // apportioned over the groups first (largest remainder, each within
+    // what its buyers and its sellers can reach), then each group's over
+    // its buyers and, separately, over its sellers
+    let mut parent: Vec<usize> = (0..buyers + sellers).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for ((m, n), _) in &cells {
+        let (a, b) = (root(&mut parent, *m), root(&mut parent, buyers + *n));
+        if a != b {
+            parent[a.max(b)] = a.min(b);
+        }
+    }
+    // groups numbered by their first party (buyers first, then sellers)
+    let mut groups: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+    let mut id_of_root = vec![usize::MAX; buyers + sellers];
+    for i in 0..buyers + sellers {
+        let r = root(&mut parent, i);
+        if id_of_root[r] == usize::MAX {
+            id_of_root[r] = groups.len();
+            groups.push((Vec::new(), Vec::new()));
+        }
+        let g = id_of_root[r];
+        if i < buyers {
+            groups[g].0.push(i);
+        } else {
+            groups[g].1.push(i - buyers);
+        }
+    }
+    let pick = |v: &[i128], ix: &[usize]| ix.iter().map(|i| v[*i]).collect::<Vec<_>>();
+    let pick_cap = |v: &[u64], ix: &[usize]| ix.iter().map(|i| v[*i]).collect::<Vec<_>>();
+    let group_sum: Vec<i128> = groups.iter().map(|(b, _)| b.iter().map(|m| bt[*m]).sum()).collect();
+    let group_room: Vec<u64> = groups
+        .iter()
+        .map(|(b, s)| {
+            let r =
+                room(&pick(&bt, b), &pick_cap(buyer_cap_wh, b)).min(room(&pick(&stot, s), &pick_cap(seller_cap_wh, s)));
+            u64::try_from(r.max(0)).unwrap_or(u64::MAX)
+        })
+        .collect();
+    let reach: i128 = group_room.iter().map(|r| i128::from(*r)).sum();
+    let total = div_round_ties_even(grand, SUB).min(reach);
+    let group_total = apportion(&group_sum, SUB, &group_room, total);
+    let mut bw = vec![0i128; buyers];
+    let mut sw = vec![0i128; sellers];
+    for (g, (b, s)) in groups.iter().enumerate() {
+        for (m, v) in b.iter().zip(apportion(&pick(&bt, b), SUB, &pick_cap(buyer_cap_wh, b), group_total[g])) {
+            bw[*m] = v;
+        }
+        for (n, v) in s.iter().zip(apportion(&pick(&stot, s), SUB, &pick_cap(seller_cap_wh, s), group_total[g])) {
+            sw[*n] = v;
+        }
+    }
     // ---- the trades share the integer totals
     let mut rb = bw.clone();
     let mut rs = sw.clone();
     let mut wh = vec![0i128; cells.len()];
-    for (k, ((m, n), (e, _))) in cells.iter().enumerate() {
+    for (k, ((m, n), (e, _, _))) in cells.iter().enumerate() {
         let f = e.div_euclid(SUB).min(rb[*m]).min(rs[*n]).max(0);
         wh[k] = f;
         rb[*m] -= f;
@@ -294,7 +385,9 @@ pub fn settle(
                     }
                 }
             }
-            let Some(mut n) = end else { break };
+            // within a connected group the buyers' and the sellers' Wh
+            // agree, so a path exists; never leave a Wh unsettled silently
+            let Some(mut n) = end else { return Err(SettlementError::Unreconciled { buyer: m0 }) };
             rs[n] -= 1;
             rb[m0] -= 1;
             // walk back: +1 on the trade into each seller, −1 on the trade into each buyer
@@ -326,11 +419,22 @@ pub fn settle(
     let mut sv = vec![0i128; sellers];
     let to_u64 = |v: i128| u64::try_from(v).map_err(|_| SettlementError::Overflow);
     let to_i64 = |v: i128| i64::try_from(v).map_err(|_| SettlementError::Overflow);
-    for (k, ((m, n), (_, price))) in cells.iter().enumerate() {
+    for (k, ((m, n), (e, same, lots))) in cells.iter().enumerate() {
         if wh[k] <= 0 {
             continue;
         }
-        let value = div_round_ties_even(wh[k].checked_mul(i128::from(*price)).ok_or(SettlementError::Overflow)?, 1000);
+        // one price: wh · price / 10³; lots at several prices: the Wh at
+        // their energy-weighted price, wh · Σ(mWh · price) / (mWh · 10³)
+        let (value, price) = match same {
+            Some(p) => {
+                (div_round_ties_even(wh[k].checked_mul(i128::from(*p)).ok_or(SettlementError::Overflow)?, 1000), *p)
+            }
+            None => {
+                let num = wh[k].checked_mul(*lots).ok_or(SettlementError::Overflow)?;
+                let den = e.checked_mul(1000).ok_or(SettlementError::Overflow)?;
+                (div_round_ties_even(num, den), to_i64(div_round_ties_even(*lots, *e))?)
+            }
+        };
         bv[*m] += value;
         sv[*n] += value;
         st.buyer_wh[*m] = to_u64(i128::from(st.buyer_wh[*m]) + wh[k])?;
@@ -339,7 +443,7 @@ pub fn settle(
             buyer: *m,
             seller: *n,
             wh: to_u64(wh[k])?,
-            price_minor_per_mwh: *price,
+            price_minor_per_mwh: price,
             value_milli: to_i64(value)?,
         });
     }

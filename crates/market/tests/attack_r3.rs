@@ -126,8 +126,17 @@ fn minima_exclusion_drops_only_what_it_must() {
     let dir = tempfile::tempdir().unwrap();
     match run_interval_insecure_seeded(dir.path(), &market, &net, cfg(3), None) {
         Ok(out) => {
-            let idx: Vec<usize> = out.excluded.iter().map(|e| e.index).collect();
-            assert_eq!(idx, vec![0], "observed: excluded {:?}", out.excluded);
+            // round 4 replaced exclusion by a pro-rata scaling of the
+            // over-demanding side's minima (sybil minima steered the
+            // exclusion): nobody excluded, only the buyers' minima scaled,
+            // the seller's minimum (the other side) left as filed
+            assert!(out.excluded.is_empty(), "observed: excluded {:?}", out.excluded);
+            let sc = out.minima_scaled.expect("the minima were scaled");
+            assert_eq!(sc.side, Some(Side::Buyer));
+            assert!(sc.factor > 0.9 && sc.factor < 1.0, "{sc:?}");
+            let m = out.market.expect("the cleared market");
+            assert_eq!(m.sellers[1].e_min, 0.5);
+            assert!(m.buyers.iter().map(|p| p.e_min).sum::<f64>() <= 11.0);
         }
         Err(e) => panic!("observed: the whole interval failed: {e}"),
     }

@@ -225,3 +225,43 @@ fn bad_limits_and_oversized_files_are_typed_errors() {
     assert!(matches!(Case::parse(&format!("{MINI}BASE_KV = 3;\n")), Err(CaseError::UnsupportedCode { .. })));
     assert!(matches!(Case::parse(&format!("{MINI}mpc.baseMVA = 10;\n")), Err(CaseError::UnsupportedCode { .. })));
 }
+
+/// The dense PTDF is lines × buses: a case within the bus limit but with
+/// more branches than `MAX_PTDF_ENTRIES / buses` is a typed refusal before
+/// anything of that size is allocated (a 10 MB case of 300 000 branches on
+/// 800 buses asked for 1.9 GB).
+#[test]
+fn a_case_with_too_many_branches_for_the_dense_ptdf_is_refused() {
+    let mesh = |buses: usize, lines: usize| {
+        let mut s = String::from("function mpc = mesh\nmpc.version = '2';\nmpc.baseMVA = 100;\nmpc.bus = [\n");
+        s.push_str(" 1 3 0 0 0 0 1 1 0 135 1 1.1 0.9;\n");
+        for k in 2..=buses {
+            s.push_str(&format!(" {k} 1 0 0 0 0 1 1 0 135 1 1.1 0.9;\n"));
+        }
+        s.push_str("];\nmpc.gen = [\n 1 0 0 100 -100 1 100 1 200 0;\n];\nmpc.branch = [\n");
+        let mut n = 0;
+        'all: for i in 1..=buses {
+            for j in i + 1..=buses {
+                if n == lines {
+                    break 'all;
+                }
+                s.push_str(&format!(" {i} {j} 0.01 0.1 0 100 0 0 0 0 1;\n"));
+                n += 1;
+            }
+        }
+        s.push_str("];\n");
+        Case::parse(&s).unwrap()
+    };
+    let max = gridledger_market::MAX_PTDF_ENTRIES;
+    let buses = 500;
+    let over = max / buses + 1;
+    match DcModel::new(&mesh(buses, over)) {
+        Err(ModelError::TooLargePtdf { lines, buses: b, entries, max: m }) => {
+            assert_eq!((lines, b, m), (over, buses, max));
+            assert_eq!(entries, over * buses);
+        }
+        other => panic!("expected TooLargePtdf, got {:?}", other.map(|d| d.lines.len())),
+    }
+    // a small mesh of the same shape still builds
+    assert!(DcModel::new(&mesh(20, 100)).is_ok());
+}
