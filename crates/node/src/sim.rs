@@ -355,7 +355,7 @@ pub struct DriverSimOptions {
     /// Ticks after a crash between two writes until the node restarts
     /// (`None`: the simulator's default).
     pub restart_after: Option<Time>,
-    /// Pipelined heights ([`PbftSettings::pipeline`]); `None`: the default (off).
+    /// Pipelined heights ([`PbftSettings::pipeline`]); `None`: the default (on).
     pub pipeline: Option<bool>,
     /// A planted bug (mutation-sensitivity check).
     #[cfg(feature = "mutants")]

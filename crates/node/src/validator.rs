@@ -14,12 +14,7 @@
 //!
 //! # Pipelined heights (issue 9 item 10)
 //!
-//! With [`PbftSettings::pipeline`] (off by default: an attack on it found
-//! simulator seeds where a restarted leader's record of its early slot is
-//! lost after a view change, and a correct leader signing two pre-prepares
-//! for one slot — `crates/node/tests/attack_pipeline.rs`; no fork was
-//! found, but a correct node must never sign equivocation evidence, so the
-//! default waits for the fix) the leader of height
+//! With [`PbftSettings::pipeline`] (on by default) the leader of height
 //! `h + 1` proposes while `h` is still in its commit round, instead of
 //! after `h` has committed:
 //!
@@ -74,8 +69,8 @@
 //! `h`'s post-state before it commits was weighed and left out: it would
 //! need a second executed-state layer per replica for a few ms per
 //! height, and votes must not depend on it anyway). The simulator runs
-//! pipelined where asked (`DriverSimOptions::pipeline`: the happy-path
-//! sync count, the attack sweeps of `tests/attack_pipeline.rs`), and the
+//! pipelined by default (`DriverSimOptions::pipeline`; the attack tests of
+//! `tests/attack_pipeline.rs` compare with it off), and the
 //! `PipelineStaleState` mutant (the early block built on the state before
 //! `h`) must be caught.
 //!
@@ -255,9 +250,8 @@ pub struct PbftSettings {
     /// Pipelined heights (issue 9 item 10): the leader of height `h + 1`
     /// proposes once it holds `h`'s prepared certificate, building on
     /// `h`'s executed state while `h`'s commit round runs; see the module
-    /// docs. Off (the default until the findings of
-    /// `tests/attack_pipeline.rs` are fixed): heights are proposed one after
-    /// another, each on the committed chain.
+    /// docs. On by default; off, heights are proposed one after another,
+    /// each on the committed chain.
     pub pipeline: bool,
     /// A logical block clock (ms) shared by in-process validators, for
     /// simulations and demos that replay a day; `None` is the system clock.
@@ -333,7 +327,7 @@ impl Default for PbftSettings {
             flush_after_ms: 500,
             deadline_floor_factor: 2,
             hold_idle_deadlines: true,
-            pipeline: false,
+            pipeline: true,
             clock: None,
             ticks: None,
             #[cfg(feature = "mutants")]
