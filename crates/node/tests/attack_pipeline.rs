@@ -199,9 +199,12 @@ fn correct_leader_never_signs_two_pre_prepares_for_one_slot() {
 /// pre-prepare shifts when view changes start), or let the Byzantine
 /// validators craft the new-view at every height where they lead the next
 /// view, and keep the budget.
+///
+/// Fixed: the scenario of `tests/mutants.rs` now makes validator 1 the
+/// Byzantine one and slows validator 2's links out (caught at seed 3
+/// pipelined, seed 0 without); the check runs pipelined.
 #[cfg(feature = "mutants")]
 #[test]
-#[ignore = "attack: NewViewSkipsHighestPrepared is not caught within 40 seeds with pipelining on (the default)"]
 fn new_view_mutant_is_caught_with_pipelining_on() {
     use gridledger_consensus::pbft::sim::{Behaviour, Scenario};
     use gridledger_node::sim::{run_driver, DriverSimOptions};
@@ -214,10 +217,10 @@ fn new_view_mutant_is_caught_with_pipelining_on() {
         sc.min_height = 12;
         let behaviours = vec![Behaviour::CraftNewView, Behaviour::Collude, Behaviour::SplitCommits];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        sc.byzantine = [(3, behaviours)].into();
+        sc.byzantine = [(1, behaviours)].into();
         sc.net = NetConfig::reliable(4, 20);
-        for to in 1..4 {
-            sc.net.links[0][to] = Delay::Uniform { min: 1_500, max: 1_500 + rng.random_range(0..500) };
+        for to in [0, 1, 3] {
+            sc.net.links[2][to] = Delay::Uniform { min: 1_500, max: 1_500 + rng.random_range(0..500) };
         }
         sc.net.gst = 2_500;
         sc.disk_crashes.clear();
