@@ -355,7 +355,7 @@ pub struct DriverSimOptions {
     /// Ticks after a crash between two writes until the node restarts
     /// (`None`: the simulator's default).
     pub restart_after: Option<Time>,
-    /// Pipelined heights ([`PbftSettings::pipeline`]); `None`: the default (off).
+    /// Pipelined heights ([`PbftSettings::pipeline`]); `None`: the default (on).
     pub pipeline: Option<bool>,
     /// A planted bug (mutation-sensitivity check).
     #[cfg(feature = "mutants")]
@@ -516,8 +516,8 @@ fn forgot_vote(node: &DriverNode, (height, view): (u64, u64)) -> Option<String> 
         .and_then(|b| crate::validator::decode_durable(&b).ok());
     match durable {
         Some(d) if d.height == height && d.view >= view => None,
-        // The slot the record declared: a restored replica never votes there.
-        Some(d) if d.next == Some((height, view)) => None,
+        // A slot the record declared: a restored replica never votes there.
+        Some(d) if d.next.contains(&(height, view)) => None,
         d => Some(format!(
             "voted at height {height} view {view}, restarted at tip {tip} with vote state {:?}",
             d.map(|d| (d.height, d.view))

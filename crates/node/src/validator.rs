@@ -14,12 +14,7 @@
 //!
 //! # Pipelined heights (issue 9 item 10)
 //!
-//! With [`PbftSettings::pipeline`] (off by default: an attack on it found
-//! simulator seeds where a restarted leader's record of its early slot is
-//! lost after a view change, and a correct leader signing two pre-prepares
-//! for one slot — `crates/node/tests/attack_pipeline.rs`; no fork was
-//! found, but a correct node must never sign equivocation evidence, so the
-//! default waits for the fix) the leader of height
+//! With [`PbftSettings::pipeline`] (on by default) the leader of height
 //! `h + 1` proposes while `h` is still in its commit round, instead of
 //! after `h` has committed:
 //!
@@ -30,7 +25,10 @@
 //!   before anything else happens and declares `(h + 1, v)` as the
 //!   replica's next slot ([`Durable::next`]), so a leader that crashes
 //!   after sending an early pre-prepare restarts blocked from that slot:
-//!   it can never propose a second, different block there.
+//!   it can never propose a second, different block there. The slot stays
+//!   in every later record until the height or view passes it, also when
+//!   a later view's prepared certificate (or a restored record) declares
+//!   another slot of the same height (`Durable::next` holds them all).
 //! - **On what state.** The block is built on `h`'s executed prepared
 //!   block: `h`'s state changes layered over the committed state
 //!   ([`gridledger_ledger::Chain::build_block_on`]), with `h`'s
@@ -46,8 +44,11 @@
 //!   the early pre-prepare with its parent's digest and uses it as its
 //!   own proposal for `(h + 1, v)` only if that very block committed; if
 //!   `h` commits in another view the slot is another one and the leader
-//!   proposes afresh; a mismatch in the same slot (only possible with
-//!   more than `f` faulty validators) gets no second proposal.
+//!   proposes afresh. The early pre-prepare is kept until the height or
+//!   view passes its slot: should `h + 1` later reach view `v` (after `h`
+//!   committed in an earlier view), it is the leader's new-view proposal
+//!   there if its parent is the committed block, and otherwise the leader
+//!   proposes nothing in that slot (never a second, different block).
 //! - **Replicas vote on `h + 1` only after committing `h`.** A pre-prepare
 //!   one height ahead is queued by the replica (no catch-up asked for it)
 //!   and validated once `h` is committed locally, by re-execution on the
@@ -68,8 +69,8 @@
 //! `h`'s post-state before it commits was weighed and left out: it would
 //! need a second executed-state layer per replica for a few ms per
 //! height, and votes must not depend on it anyway). The simulator runs
-//! pipelined where asked (`DriverSimOptions::pipeline`: the happy-path
-//! sync count, the attack sweeps of `tests/attack_pipeline.rs`), and the
+//! pipelined by default (`DriverSimOptions::pipeline`; the attack tests of
+//! `tests/attack_pipeline.rs` compare with it off), and the
 //! `PipelineStaleState` mutant (the early block built on the state before
 //! `h`) must be caught.
 //!
@@ -173,16 +174,36 @@ struct DurableV1 {
     prepared: Option<gridledger_consensus::pbft::PreparedCert<PbftBlock>>,
 }
 
-/// Decodes a stored vote state, in the current or the earlier layout.
+/// The vote state as stores written while [`Durable::next`] held one slot hold it.
+#[derive(BorshDeserialize)]
+struct DurableV2 {
+    height: u64,
+    view: u64,
+    view_changing: bool,
+    prepared: Option<gridledger_consensus::pbft::PreparedCert<PbftBlock>>,
+    next: Option<(u64, u64)>,
+}
+
+/// Decodes a stored vote state, in the current or an earlier layout (the
+/// layouts differ in their tail, so at most one of them decodes a record).
 pub fn decode_durable(bytes: &[u8]) -> Result<Durable<PbftBlock>, gridledger_core::codec::CodecError> {
     decode::<Durable<PbftBlock>>(bytes, MAX_FRAME).or_else(|e| {
+        if let Ok(old) = decode::<DurableV2>(bytes, MAX_FRAME) {
+            return Ok(Durable {
+                height: old.height,
+                view: old.view,
+                view_changing: old.view_changing,
+                prepared: old.prepared,
+                next: old.next.into_iter().collect(),
+            });
+        }
         let old: DurableV1 = decode(bytes, MAX_FRAME).map_err(|_| e)?;
         Ok(Durable {
             height: old.height,
             view: old.view,
             view_changing: old.view_changing,
             prepared: old.prepared,
-            next: None,
+            next: Vec::new(),
         })
     })
 }
@@ -229,9 +250,8 @@ pub struct PbftSettings {
     /// Pipelined heights (issue 9 item 10): the leader of height `h + 1`
     /// proposes once it holds `h`'s prepared certificate, building on
     /// `h`'s executed state while `h`'s commit round runs; see the module
-    /// docs. Off (the default until the findings of
-    /// `tests/attack_pipeline.rs` are fixed): heights are proposed one after
-    /// another, each on the committed chain.
+    /// docs. On by default; off, heights are proposed one after another,
+    /// each on the committed chain.
     pub pipeline: bool,
     /// A logical block clock (ms) shared by in-process validators, for
     /// simulations and demos that replay a day; `None` is the system clock.
@@ -307,7 +327,7 @@ impl Default for PbftSettings {
             flush_after_ms: 500,
             deadline_floor_factor: 2,
             hold_idle_deadlines: true,
-            pipeline: false,
+            pipeline: true,
             clock: None,
             ticks: None,
             #[cfg(feature = "mutants")]
@@ -1645,6 +1665,38 @@ mod tests {
             .expect("rewritten in the current layout");
         assert_eq!((now.height, now.view, now.view_changing), (1, 6, true));
         assert_eq!(now.prepared, Some(cert));
+    }
+
+    /// The vote-state layout stores held while `Durable::next` named one slot.
+    #[derive(BorshSerialize)]
+    struct WrittenByV2 {
+        height: u64,
+        view: u64,
+        view_changing: bool,
+        prepared: Option<gridledger_consensus::pbft::PreparedCert<PbftBlock>>,
+        next: Option<(u64, u64)>,
+    }
+
+    /// A record of the one-slot layout loads with its slot (none, or a
+    /// height whose low bytes could pass for a length), and the current
+    /// layout, holding several slots, loads as written.
+    #[test]
+    fn a_vote_state_in_the_one_slot_layout_still_loads() {
+        for next in [None, Some((3, 2)), Some((1 << 24, 1)), Some((u64::MAX, 0))] {
+            let bytes = encode(&WrittenByV2 { height: 2, view: 2, view_changing: false, prepared: None, next });
+            assert!(decode::<Durable<PbftBlock>>(&bytes, MAX_FRAME).is_err(), "not the current layout");
+            let d = decode_durable(&bytes).unwrap();
+            assert_eq!((d.height, d.view, d.view_changing, d.prepared), (2, 2, false, None));
+            assert_eq!(d.next, next.into_iter().collect::<Vec<_>>());
+        }
+        let now = Durable::<PbftBlock> {
+            height: 2,
+            view: 3,
+            view_changing: true,
+            prepared: None,
+            next: vec![(3, 1), (3, 3)],
+        };
+        assert_eq!(decode_durable(&encode(&now)).unwrap(), now);
     }
 
     /// Validator 3 of a 4-validator mesh on `shared`, its deadlines on a

@@ -132,23 +132,39 @@ pub struct Durable<P> {
     pub view: u64,
     pub view_changing: bool,
     pub prepared: Option<PreparedCert<P>>,
-    /// A slot `(height, view)` of a later height at which this replica may
-    /// vote before it writes its state again: with the prepared
-    /// certificate of `(h, v)` the replica declares `(h + 1, v)`, the slot
-    /// it enters when `h` commits in `v`, so the plain state it then needs
-    /// for that slot (the leader's pre-prepare, every prepare) is already
-    /// covered by this record and the driver may defer that write (one
-    /// fsync per height; see the node's driver). A replica restored from
-    /// a record naming a slot never votes in it again. Kept in every later
-    /// record until the replica's height passes it.
-    pub next: Option<(u64, u64)>,
+    /// Slots `(height, view)` of the next height (sorted, at most
+    /// [`MAX_NEXT_SLOTS`]) at which this replica may have spoken, or may
+    /// speak, before it writes its state again:
+    /// - with the prepared certificate of `(h, v)` the replica declares
+    ///   `(h + 1, v)`, the slot it enters when `h` commits in `v`, so the
+    ///   plain state it then needs for that slot (the leader's
+    ///   pre-prepare, every prepare) is already covered by this record
+    ///   and the driver may defer that write (one fsync per height; see
+    ///   the node's driver);
+    /// - a pipelining leader's early pre-prepare for `(h + 1, v)` leaves
+    ///   only once a synced record declares that slot, and the slot stays
+    ///   in every later record (even after a later view's prepared
+    ///   certificate declares another one) until the replica's height or
+    ///   view passes it;
+    /// - the slots a restored record named stay too (the replica may have
+    ///   spoken there before its crash).
+    ///
+    /// A replica restored from a record naming a slot never votes or
+    /// proposes in it again.
+    pub next: Vec<(u64, u64)>,
 }
+
+/// Most slots [`Durable::next`] holds: a replica that would declare more
+/// (many crashes and view changes at one height) declares no new slot, so
+/// it proposes nothing early and syncs its next write instead of deferring it.
+pub const MAX_NEXT_SLOTS: usize = 8;
 
 impl<P> Durable<P> {
     /// Whether the votes `self` allows are already accounted for by the
     /// durable record `synced`: the same record, or the plain state (no
-    /// view change, no prepared certificate) of the very slot `synced`
-    /// declared as `next`. A replica may then speak before `self` is synced.
+    /// view change, no prepared certificate) of a slot `synced` declared in
+    /// [`Durable::next`], declaring no slot `synced` does not. A replica
+    /// may then speak before `self` is synced.
     pub fn covered_by(&self, synced: &Durable<P>) -> bool
     where
         P: PartialEq,
@@ -159,8 +175,8 @@ impl<P> Durable<P> {
         let slot = (self.height, self.view);
         !self.view_changing
             && self.prepared.is_none()
-            && synced.next == Some(slot)
-            && self.next.is_none_or(|n| Some(n) == synced.next)
+            && synced.next.contains(&slot)
+            && self.next.iter().all(|n| synced.next.contains(n))
     }
 }
 
@@ -262,9 +278,9 @@ pub struct Replica<P> {
     phase: Phase,
     /// No votes at this (height, view): we may have voted before a restart.
     vote_blocked: Option<(u64, u64)>,
-    /// The next-height slot a restored record declared (see
-    /// [`Durable::next`]): no votes there either.
-    next_blocked: Option<(u64, u64)>,
+    /// The slots a restored record declared (see [`Durable::next`]): no
+    /// votes and no proposals there.
+    next_blocked: Vec<(u64, u64)>,
     /// The next-height slot this replica declared with its last prepared
     /// certificate (see [`Durable::next`]).
     announced: Option<(u64, u64)>,
@@ -298,12 +314,16 @@ pub struct Replica<P> {
     last_commit_view: u64,
     /// Leaders whose last view was abandoned (see [`Config::suspect_divisor`]).
     suspects: std::collections::BTreeSet<u32>,
-    /// The pre-prepare this replica signed and sent for `(height + 1,
+    /// The pre-prepares this replica signed and sent for `(height + 1,
     /// view)` while `height` was still committing (pipelined heights),
-    /// with the digest of the block it builds on. Used when that block
-    /// commits in that view; never replaced by another proposal for the
-    /// slot (that would be equivocation).
-    early: Option<(Hash32, PrePrepare<P>)>,
+    /// each with the digest of the block it builds on, kept until the
+    /// replica's height or view passes their slot. The only proposal this
+    /// replica ever makes in such a slot is that very pre-prepare (when
+    /// its parent is the committed block), or none: another would be
+    /// equivocation.
+    early: Vec<(Hash32, PrePrepare<P>)>,
+    /// The digest of the last committed block (`None` at genesis).
+    last_block: Option<Hash32>,
 }
 
 impl<P: Payload> Replica<P> {
@@ -335,7 +355,7 @@ impl<P: Payload> Replica<P> {
             view,
             phase: Phase::Normal,
             vote_blocked: None,
-            next_blocked: None,
+            next_blocked: Vec::new(),
             announced: None,
             proposal: None,
             validated: false,
@@ -357,13 +377,15 @@ impl<P: Payload> Replica<P> {
             log: log[keep..].iter().cloned().collect(),
             last_commit_view: view,
             suspects: Default::default(),
-            early: None,
+            early: Vec::new(),
+            last_block: log.last().map(|e| e.cert.block),
             cfg,
             key,
         };
         // A declared slot this replica may have voted in before the crash
         // without writing again: blocked, and carried in later records.
-        r.next_blocked = durable.as_ref().and_then(|d| d.next).filter(|n| n.0 >= height);
+        r.next_blocked =
+            durable.as_ref().map(|d| d.next.iter().copied().filter(|n| n.0 >= height).collect()).unwrap_or_default();
         if let Some(d) = durable.filter(|d| d.height == height) {
             r.view = d.view;
             r.phase = if d.view_changing { Phase::ViewChanging } else { Phase::Normal };
@@ -435,21 +457,43 @@ impl<P: Payload> Replica<P> {
             view: self.view,
             view_changing: self.phase == Phase::ViewChanging,
             prepared: self.prepared.clone(),
-            next: self.next_slot(),
+            next: self.next_slots(),
         }
     }
 
-    /// The slot [`Durable::next`] names: a restored one first (it must
-    /// survive every later write until the height passes it), else the one
-    /// this replica declared.
-    fn next_slot(&self) -> Option<(u64, u64)> {
-        let live = |s: &Option<(u64, u64)>| s.filter(|n| n.0 >= self.height);
-        live(&self.next_blocked).or(live(&self.announced))
+    /// The slots [`Durable::next`] names: the restored ones, this
+    /// replica's early pre-prepares and the slot it declared last, as far
+    /// as they are still ahead (a slot of this height below the current
+    /// view is passed: views only grow within a height).
+    fn next_slots(&self) -> Vec<(u64, u64)> {
+        let here = (self.height, self.view);
+        let mut slots: Vec<(u64, u64)> = self
+            .next_blocked
+            .iter()
+            .copied()
+            .chain(self.early.iter().map(|(_, pp)| (pp.height, pp.view)))
+            .chain(self.announced)
+            .filter(|n| *n >= here)
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        slots
     }
 
     fn can_vote(&self) -> bool {
-        let slot = Some((self.height, self.view));
-        self.vote_blocked != slot && self.next_blocked != slot
+        let slot = (self.height, self.view);
+        self.vote_blocked != Some(slot) && !self.next_blocked.contains(&slot)
+    }
+
+    /// The early pre-prepare this replica signed for the current slot.
+    fn own_early(&self) -> Option<&(Hash32, PrePrepare<P>)> {
+        self.early.iter().find(|(_, pp)| (pp.height, pp.view) == (self.height, self.view))
+    }
+
+    /// Whether this replica may sign a new pre-prepare for the current
+    /// slot: it may vote there and signed no early one for it.
+    fn may_sign_proposal(&self) -> bool {
+        self.can_vote() && self.own_early().is_none()
     }
 
     fn timeout(&self) -> u64 {
@@ -475,7 +519,8 @@ impl<P: Payload> Replica<P> {
     pub fn start(&mut self) -> Step<P> {
         let mut s = Step::default();
         self.arm_timer(&mut s);
-        if self.phase == Phase::Normal && self.leader(self.view, self.height) == self.cfg.me && self.can_vote() {
+        if self.phase == Phase::Normal && self.leader(self.view, self.height) == self.cfg.me && self.may_sign_proposal()
+        {
             s.need_proposal = Some((self.height, self.view));
         }
         s
@@ -593,7 +638,11 @@ impl<P: Payload> Replica<P> {
             self.on_early_propose(height, view, payload, s);
             return;
         }
-        if height != self.height || view != self.view || self.leader(view, height) != self.cfg.me || !self.can_vote() {
+        if height != self.height
+            || view != self.view
+            || self.leader(view, height) != self.cfg.me
+            || !self.may_sign_proposal()
+        {
             return;
         }
         let instance = self.set().instance;
@@ -628,9 +677,9 @@ impl<P: Payload> Replica<P> {
             && self.sent_commit
             && self.prepared.as_ref().is_some_and(|c| c.view == view && c.height == self.height)
             && self.announced == Some(next)
-            && self.next_blocked != Some(next)
+            && !self.next_blocked.contains(&next)
             && self.leader(view, next.0) == self.cfg.me
-            && self.early.is_none()
+            && !self.early.iter().any(|(_, pp)| (pp.height, pp.view) == next)
     }
 
     /// An early proposal for `(height, view)`, one height ahead (pipelined
@@ -645,7 +694,7 @@ impl<P: Payload> Replica<P> {
         let Some(parent) = self.prepared.as_ref().map(|c| c.payload.digest()) else { return };
         let pp = PrePrepare::sign(&self.key, &self.set().instance, view, height, payload);
         self.broadcast(s, Message::PrePrepare(pp.clone()));
-        self.early = Some((parent, pp));
+        self.early.push((parent, pp));
     }
 
     fn on_pre_prepare(&mut self, from: u32, pp: PrePrepare<P>, s: &mut Step<P>) {
@@ -797,8 +846,16 @@ impl<P: Payload> Replica<P> {
             return;
         };
         self.prepared = Some(PreparedCert { view: self.view, height: self.height, payload, prepares });
-        // The slot this replica enters when the block commits in this view.
-        self.announced = Some((self.height + 1, self.view));
+        // The slot this replica enters when the block commits in this view
+        // (replacing the one declared in an earlier view: nothing was said
+        // there unless it is an early pre-prepare's slot, kept on its own),
+        // as long as the record stays within its bound.
+        let slot = (self.height + 1, self.view);
+        self.announced = None;
+        let others = self.next_slots();
+        if others.len() < MAX_NEXT_SLOTS || others.contains(&slot) {
+            self.announced = Some(slot);
+        }
         s.persist = Some(self.durable());
         if self.can_vote() {
             self.sent_commit = true;
@@ -846,6 +903,7 @@ impl<P: Payload> Replica<P> {
         self.suspects.remove(&self.leader(entry.cert.view, self.height));
         s.timers.push(TimerCmd::Cancel(Timer { height: self.height, view: self.view }));
         self.last_commit_view = entry.cert.view;
+        self.last_block = Some(entry_block);
         self.log.push_back(entry.clone());
         while self.log.len() > self.cfg.retain {
             self.log.pop_front();
@@ -873,20 +931,22 @@ impl<P: Payload> Replica<P> {
         s.need_proposal = None;
         s.persist = Some(self.durable());
         self.arm_timer(s);
-        let decided = entry_block;
-        match self.early.take() {
+        // Early pre-prepares of passed slots are done with.
+        let here = (self.height, self.view);
+        self.early.retain(|(_, pp)| (pp.height, pp.view) >= here);
+        match self.own_early().cloned() {
             // The pipelined proposal for this very slot, built on the
             // block that just committed: it is this replica's proposal.
-            Some((parent, pp)) if (pp.height, pp.view) == (self.height, self.view) && parent == decided => {
-                if self.can_vote() {
+            Some((parent, pp)) => {
+                if parent == entry_block && self.can_vote() {
                     self.proposed = true;
                     self.accept_pre_prepare(self.cfg.me, pp, true, s);
                 }
+                // Else signed for this slot on another parent: proposing
+                // again would equivocate, so this slot gets no proposal
+                // from us.
             }
-            // Signed for this slot on another parent: proposing again
-            // would equivocate, so this slot gets no proposal from us.
-            Some((_, pp)) if (pp.height, pp.view) == (self.height, self.view) => {}
-            _ => {
+            None => {
                 // (A slot a restored record blocks gets no proposal either.)
                 if self.leader(self.view, self.height) == self.cfg.me && self.can_vote() {
                     s.need_proposal = Some((self.height, self.view));
@@ -1023,12 +1083,27 @@ impl<P: Payload> Replica<P> {
             return;
         }
         let highest = vcs.iter().filter_map(|v| v.prepared.as_ref()).max_by_key(|c| c.view).cloned();
-        match highest {
-            Some(c) => {
+        // This slot may already hold our early pre-prepare (pipelined
+        // heights: signed while the previous height was committing, which
+        // then committed in an earlier view): it is the only proposal we
+        // may make here, and only when it is the one the view needs.
+        let early = self.own_early().cloned();
+        match (highest, early) {
+            (Some(c), Some((_, pp))) => {
+                if pp.payload.digest() == c.payload.digest() {
+                    self.send_new_view(vcs, pp, s);
+                }
+            }
+            (Some(c), None) => {
                 let pp = PrePrepare::sign(&self.key, &self.set().instance, self.view, self.height, c.payload);
                 self.send_new_view(vcs, pp, s);
             }
-            None => {
+            (None, Some((parent, pp))) => {
+                if Some(parent) == self.last_block {
+                    self.send_new_view(vcs, pp, s);
+                }
+            }
+            (None, None) => {
                 self.pending_new_view = Some(vcs);
                 s.need_proposal = Some((self.height, self.view));
             }

@@ -737,7 +737,7 @@ fn the_prepared_record_declares_the_next_slot_and_covers_its_plain_state() {
     let ks = keys(4);
     let mut r = replica(&ks, 0);
     let (prepared, commit) = prepare_and_commit_height_1(&mut r, &ks);
-    assert_eq!(prepared.next, Some((2, 1)), "height 2 in the same view");
+    assert_eq!(prepared.next, vec![(2, 1)], "height 2 in the same view");
     let after = commit.persist.expect("the commit persists the state of height 2");
     assert_eq!((after.height, after.view, after.prepared.is_none()), (2, 1, true));
     assert!(after.covered_by(&prepared), "block 1's write may be deferred");
@@ -774,7 +774,7 @@ fn a_replica_restored_from_the_prepared_record_never_votes_in_the_declared_slot(
     assert_eq!(s.committed.len(), 1);
     assert_eq!((back.height(), back.view()), (2, 1));
     let after = s.persist.expect("the state of height 2");
-    assert_eq!(after.next, Some((2, 1)), "the declared slot stays in the record");
+    assert_eq!(after.next, vec![(2, 1)], "the declared slot stays in the record");
     let s = deliver_pp(&mut back, 3, next, true);
     assert!(!sent_prepare(&s), "no second vote at (2, 1)");
     // A different block in that slot gets none either.
@@ -821,7 +821,7 @@ fn a_pipelining_leader_proposes_once_prepared_and_keeps_that_proposal() {
     let (block, s) = prepared_at_height_1(&ks, &mut r);
     assert_eq!(s.need_proposal, Some((2, 1)), "asked for the next height's block while height 1 commits");
     let d = s.persist.clone().expect("the prepared certificate is persisted in the same step");
-    assert!(d.prepared.is_some() && d.next == Some((2, 1)));
+    assert!(d.prepared.is_some() && d.next == vec![(2, 1)]);
     assert!(s.messages.iter().any(|m| matches!(m.message, Message::Commit(_))));
     let early = TestBlock::new(2, vec![3]);
     let s = r.propose(2, 1, early.clone());
@@ -892,4 +892,148 @@ fn four_pipelining_replicas_commit_the_same_chain() {
         assert!(net.committed.iter().all(|c| c[h].payload == net.committed[0][h].payload));
     }
     assert!(net.faults.is_empty(), "{:?}", net.faults);
+}
+
+/// The prepared certificate replica 3 holds after [`prepared_at_height_1`].
+fn cert_of(r: &Replica<TestBlock>) -> PreparedCert<TestBlock> {
+    r.prepared().cloned().expect("prepared at height 1")
+}
+
+/// Replica `me`, in view 1 at height 1, is moved to view 2 by the new-view
+/// of validator 3 (leader of `(1, 2)`) re-proposing `cert`'s block, and
+/// prepares it there. Returns the steps' last persisted record.
+fn prepare_again_in_view_2(
+    ks: &[KeyPair],
+    r: &mut Replica<TestBlock>,
+    me: u32,
+    cert: &PreparedCert<TestBlock>,
+) -> (Durable<TestBlock>, Step<TestBlock>) {
+    let block = cert.payload.digest();
+    let mut s = r.handle_timer(Timer { height: 1, view: 1 });
+    assert_eq!(sent_view_change(&s), Some(2));
+    let vcs: Vec<ViewChange<TestBlock>> = [0, 1, 3].iter().map(|&i| vc(ks, i, 2, Some(cert.clone()))).collect();
+    if me == 3 {
+        // It leads view 2: the others' view changes make it send the new-view.
+        for i in [0, 1] {
+            s.extend(r.handle_message(i, Message::ViewChange(vcs[i as usize].clone())));
+        }
+    } else {
+        let pre_prepare = PrePrepare::sign(&ks[3], &INSTANCE, 2, 1, cert.payload.clone());
+        let nv = NewView { view: 2, height: 1, view_changes: vcs, pre_prepare };
+        let mut step = r.handle_message(3, Message::NewView(nv));
+        for v in std::mem::take(&mut step.validate) {
+            step.extend(r.handle_validated(v.height, v.view, v.payload.digest(), Ok(())));
+        }
+        s.extend(step);
+    }
+    assert_eq!((r.height(), r.view(), r.is_view_changing()), (1, 2, false), "in view 2");
+    for i in (0..4u32).filter(|i| *i != me) {
+        s.extend(r.handle_message(i, Message::Prepare(vote(ks, i, VoteKind::Prepare, 2, block))));
+    }
+    let d = s.persist.clone().expect("the view-2 certificate is persisted");
+    assert_eq!(d.prepared.as_ref().map(|c| c.view), Some(2), "prepared again in view 2");
+    (d, s)
+}
+
+/// Height 1 commits in view 1 at `r` (the view-1 commits of 0, 1 and 2).
+fn commit_height_1_in_view_1(ks: &[KeyPair], r: &mut Replica<TestBlock>, block: Hash32) -> Step<TestBlock> {
+    let mut s = Step::default();
+    for i in [0, 1, L] {
+        s.extend(r.handle_message(i, Message::Commit(vote(ks, i, VoteKind::Commit, 1, block))));
+    }
+    assert_eq!(s.committed.len(), 1, "height 1 commits");
+    assert_eq!((r.height(), r.view()), (2, 1), "committed with the view-1 certificate");
+    s
+}
+
+/// A later view's prepared certificate declares another next slot; the
+/// record must still name the slot of the early pre-prepare already sent.
+/// Replica 3 leads `(2, 1)` and proposes there early, then height 1 moves
+/// to view 2 and prepares again: a restart from that record, with height
+/// 1 then committing with its view-1 certificate, must not propose at
+/// `(2, 1)` a second time.
+#[test]
+fn the_early_slot_stays_declared_after_a_later_views_prepared_certificate() {
+    let ks = keys(4);
+    let mut r = pipelined_replica(&ks, 3);
+    let (block, _) = prepared_at_height_1(&ks, &mut r);
+    let early = TestBlock::new(2, vec![3]);
+    assert_eq!(sent_pre_prepare(&r.propose(2, 1, early.clone())), Some((2, 1, early.digest())));
+    let cert = cert_of(&r);
+    let (d, _) = prepare_again_in_view_2(&ks, &mut r, 3, &cert);
+    assert_eq!(d.next, vec![(2, 1), (2, 2)], "the early slot and the newly declared one");
+    // Crash: rebuilt from that record alone.
+    let cfg = Config { pipeline: true, ..Config::new(set(&ks), 3) };
+    let mut back = Replica::restore(cfg, ks[3].clone(), &[], Some(d)).unwrap();
+    let s = commit_height_1_in_view_1(&ks, &mut back, block);
+    assert_eq!(s.need_proposal, None, "no second proposal at (2, 1)");
+    assert_eq!(sent_pre_prepare(&s), None);
+    assert!(back.propose(2, 1, TestBlock::new(2, vec![9])).messages.is_empty());
+    let after = s.persist.expect("the state of height 2");
+    assert!(after.next.contains(&(2, 1)), "still declared: {:?}", after.next);
+}
+
+/// A restored record's declared slot must not crowd out the one the
+/// replica declares later (and then proposes in early). Replica 0 declares
+/// `(2, 1)`, crashes, restarts from that record, prepares height 1 again
+/// in view 2, declares `(2, 2)` (which it leads) and proposes there early:
+/// the record synced before that proposal names both slots.
+#[test]
+fn a_restored_declared_slot_does_not_replace_the_newly_declared_one() {
+    let ks = keys(4);
+    let cfg = || Config { pipeline: true, ..Config::new(set(&ks), 0) };
+    let mut r = Replica::new(cfg(), ks[0].clone()).unwrap();
+    let (_, s) = prepared_at_height_1(&ks, &mut r);
+    let first = s.persist.clone().expect("the view-1 certificate is persisted");
+    assert_eq!(first.next, vec![(2, 1)]);
+    let cert = cert_of(&r);
+    let mut r = Replica::restore(cfg(), ks[0].clone(), &[], Some(first)).unwrap();
+    let _ = r.start();
+    let (d, s) = prepare_again_in_view_2(&ks, &mut r, 0, &cert);
+    assert_eq!(d.next, vec![(2, 1), (2, 2)], "the restored slot and the newly declared one");
+    assert_eq!(s.need_proposal, Some((2, 2)), "it leads (2, 2): an early proposal");
+    let early = TestBlock::new(2, vec![4]);
+    assert_eq!(sent_pre_prepare(&r.propose(2, 2, early.clone())), Some((2, 2, early.digest())));
+    // A restart from that record never proposes at (2, 2) again.
+    let mut back = Replica::restore(cfg(), ks[0].clone(), &[], Some(d)).unwrap();
+    let mut s = back.start();
+    for i in [1, 2, 3] {
+        s.extend(back.handle_message(i, Message::Commit(vote(&ks, i, VoteKind::Commit, 2, cert.payload.digest()))));
+    }
+    assert_eq!((back.height(), back.view()), (2, 2));
+    assert_eq!(s.need_proposal, None, "no second proposal at (2, 2)");
+    assert!(back.propose(2, 2, TestBlock::new(2, vec![9])).messages.is_empty());
+}
+
+/// Height 1 commits with an earlier view's certificate than the one the
+/// leader of `(2, 2)` proposed early under: when height 2 reaches view 2
+/// that leader's new-view carries its early pre-prepare (whose parent is
+/// the committed block), never a second block for the slot.
+#[test]
+fn an_early_pre_prepare_is_the_new_view_proposal_when_its_view_comes() {
+    let ks = keys(4);
+    let mut r = pipelined_replica(&ks, 0);
+    let (block, _) = prepared_at_height_1(&ks, &mut r);
+    let cert = cert_of(&r);
+    let (_, s) = prepare_again_in_view_2(&ks, &mut r, 0, &cert);
+    assert_eq!(s.need_proposal, Some((2, 2)));
+    let early = TestBlock::new(2, vec![4]);
+    assert_eq!(sent_pre_prepare(&r.propose(2, 2, early.clone())), Some((2, 2, early.digest())));
+    let s = commit_height_1_in_view_1(&ks, &mut r, block);
+    assert_eq!(s.need_proposal, None, "(2, 1) is led by 3");
+    assert!(s.persist.expect("height 2's state").next.contains(&(2, 2)), "the early slot stays declared");
+    // Nothing at (2, 1): on to view 2, which replica 0 leads.
+    let mut s = r.handle_timer(Timer { height: 2, view: 1 });
+    for i in [1, 2] {
+        let vc = ViewChange::sign(&ks[i as usize], i, &INSTANCE, 2, 2, None);
+        s.extend(r.handle_message(i, Message::ViewChange(vc)));
+    }
+    assert_eq!(s.need_proposal, None, "no fresh block asked for the early slot");
+    let nv = s.messages.iter().find_map(|m| match &m.message {
+        Message::NewView(nv) => Some(nv.clone()),
+        _ => None,
+    });
+    let nv = nv.expect("the new-view of (2, 2)");
+    assert_eq!((nv.height, nv.view, nv.pre_prepare.payload.digest()), (2, 2, early.digest()), "the early block");
+    assert!(r.propose(2, 2, TestBlock::new(2, vec![9])).messages.is_empty());
 }
