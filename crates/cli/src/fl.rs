@@ -631,7 +631,7 @@ mod tests {
             "--levels",
             "1",
         ]);
-        assert!(64 * (64 + 1000) <= MAX_ROUND_WORK);
+        const { assert!(64 * (64 + 1000) <= MAX_ROUND_WORK) };
         assert!(matches!(check_work_budget(&a), Err(WorkBudgetError::PerRound { .. })), "{:?}", check_work_budget(&a));
         let fine = args(&["--clients", "100", "--rounds", "1"]);
         assert_eq!(check_work_budget(&fine), Ok(()));
