@@ -128,13 +128,17 @@ fn round_json(r: &RoundReport) -> serde_json::Value {
 
 /// Work budget of one `fl train` run (decision: each size flag is capped
 /// on its own, but the simulated work grows with their product). One
-/// round costs about `chains × nodes × (nodes + clients)` units: each of
+/// round costs about `chains × nodes × (nodes + clients²)` units: each of
 /// the `chains × nodes` nodes checks one cell (a KZG proof) per client and
 /// exchanges the vector, aggregation and PBFT messages with every other
-/// node of its chain. A run is refused up front, exit status 2 like any
-/// other bad usage, when one round exceeds [`MAX_ROUND_WORK`] or all
-/// rounds together exceed [`MAX_TOTAL_WORK`]. The defaults (20 clients,
-/// 4 chains × 4 nodes, 30 rounds) cost 384 units a round, 11 520 in all.
+/// node of its chain, and in C2C every client forwards each mini-fragment
+/// its node sends it to every other client, which verifies it (two Merkle
+/// proofs): `chains × nodes × clients × (clients − 1)` messages, counted
+/// one unit each (with the `clients` of the node term, `clients²`). A run
+/// is refused up front, exit status 2 like any other bad usage, when one
+/// round exceeds [`MAX_ROUND_WORK`] or all rounds together exceed
+/// [`MAX_TOTAL_WORK`]. The defaults (20 clients, 4 chains × 4 nodes, 30
+/// rounds) cost 6,464 units a round, 193,920 in all.
 pub const MAX_ROUND_WORK: u64 = 250_000;
 /// See [`MAX_ROUND_WORK`].
 pub const MAX_TOTAL_WORK: u64 = 5_000_000;
@@ -157,6 +161,14 @@ pub const MAX_TOTAL_TRAINING: u64 = 200_000_000_000_000;
 /// parameters per chain is refused up front (use more chains or a smaller
 /// TCN). The defaults put 46,433 parameters in each of 4 fragments.
 pub const MAX_FRAGMENT_PARAMS: u64 = 1 << 20;
+/// Most bytes of set-up over all chains (decision): every chain builds its
+/// own KZG setup and FK20 prover tables for its fragment
+/// (`FederatedConfig::setup_bytes`), so the set-up grows with `chains ×`
+/// the fragment, which [`MAX_FRAGMENT_PARAMS`] bounds only per chain
+/// (≈ 0.9 GB a chain at a fragment of 2^20 parameters over 4 nodes). 4 GiB
+/// takes about four such chains; the defaults need about 230 MB. Refused
+/// up front (exit 2) above it.
+pub const MAX_SETUP_BYTES: u64 = 4 << 30;
 
 /// A size combination over the work budget ([`MAX_ROUND_WORK`], [`MAX_TOTAL_WORK`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +178,7 @@ pub enum WorkBudgetError {
     TrainingPerRound { work: u64, limit: u64 },
     TrainingTotal { work: u64, rounds: u64, total: u64, limit: u64 },
     Fragment { params: u64, chains: u64, per_chain: u64, limit: u64 },
+    SetUp { chains: u64, bytes: u64, limit: u64 },
 }
 
 impl std::fmt::Display for WorkBudgetError {
@@ -173,8 +186,8 @@ impl std::fmt::Display for WorkBudgetError {
         match self {
             Self::PerRound { work, limit } => write!(
                 f,
-                "work budget exceeded: chains × nodes × (nodes + clients) = {work} per round, over the limit of \
-                 {limit} (use fewer chains, nodes or clients)"
+                "work budget exceeded: chains × nodes × (nodes + clients²) = {work} per round (the nodes' checks \
+                 and the clients' C2C exchange), over the limit of {limit} (use fewer chains, nodes or clients)"
             ),
             Self::Total { work, rounds, total, limit } => write!(
                 f,
@@ -201,6 +214,13 @@ impl std::fmt::Display for WorkBudgetError {
                  chains, over the limit of {limit} per fragment (the KZG setup grows with it; use more --chains \
                  or a smaller --hidden/--levels)"
             ),
+            Self::SetUp { chains, bytes, limit } => write!(
+                f,
+                "work budget exceeded: the set-up of {chains} chains (a KZG setup and FK20 tables each) takes about \
+                 {:.1} GB, over the limit of {:.1} GB (use fewer --chains or a smaller --hidden/--levels)",
+                *bytes as f64 / 1e9,
+                *limit as f64 / 1e9
+            ),
         }
     }
 }
@@ -210,7 +230,7 @@ impl std::error::Error for WorkBudgetError {}
 /// Checks the work budget of `a` (see [`MAX_ROUND_WORK`]).
 pub fn check_work_budget(a: &TrainArgs) -> Result<(), WorkBudgetError> {
     let (chains, nodes, clients, rounds) = (a.chains as u64, a.nodes as u64, a.clients as u64, a.rounds as u64);
-    let work = chains.saturating_mul(nodes).saturating_mul(nodes.saturating_add(clients));
+    let work = chains.saturating_mul(nodes).saturating_mul(nodes.saturating_add(clients.saturating_mul(clients)));
     if work > MAX_ROUND_WORK {
         return Err(WorkBudgetError::PerRound { work, limit: MAX_ROUND_WORK });
     }
@@ -222,6 +242,10 @@ pub fn check_work_budget(a: &TrainArgs) -> Result<(), WorkBudgetError> {
     let per_chain = params.div_ceil(chains.max(1));
     if per_chain > MAX_FRAGMENT_PARAMS {
         return Err(WorkBudgetError::Fragment { params, chains, per_chain, limit: MAX_FRAGMENT_PARAMS });
+    }
+    let bytes = config(a).setup_bytes();
+    if bytes > MAX_SETUP_BYTES {
+        return Err(WorkBudgetError::SetUp { chains, bytes, limit: MAX_SETUP_BYTES });
     }
     let windows = (u64::from(a.train_days) * 24).saturating_sub(u64::from(a.window)).max(1);
     let training = params
@@ -569,5 +593,47 @@ mod tests {
         let three = args(&["--hidden", "256", "--chains", "3", "--rounds", "1", "--train-days", "2"]);
         assert_eq!(check_work_budget(&three), Ok(()));
         assert!(WorkBudgetError::TrainingPerRound { work: 1, limit: 2 }.to_string().contains("work budget exceeded"));
+    }
+
+    /// The set-up is budgeted over all chains: 100 chains of a 976k-parameter
+    /// fragment (~0.9 GB each) are refused though each fragment is within
+    /// 2^20 parameters; 3 chains of one are accepted.
+    #[test]
+    fn the_set_up_of_every_chain_is_budgeted() {
+        let base =
+            ["--clients", "4", "--nodes", "4", "--rounds", "1", "--levels", "16", "--train-days", "2", "--window", "1"];
+        let with = |extra: &[&str]| args(&base.iter().chain(extra).copied().collect::<Vec<_>>());
+        let hundred = with(&["--hidden", "1024", "--chains", "100"]);
+        match check_work_budget(&hundred) {
+            Err(WorkBudgetError::SetUp { chains: 100, bytes, .. }) => assert!(bytes > 50_000_000_000, "{bytes}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(check_work_budget(&args(&[])), Ok(()));
+        assert!(config(&args(&[])).setup_bytes() < 300_000_000);
+    }
+
+    /// The clients' C2C exchange is budgeted: 1,000 clients on one chain of
+    /// 64 nodes (6.4·10⁷ forwarded mini-fragments a round) are refused
+    /// while the node term alone (68,096) was within the limit.
+    #[test]
+    fn client_to_client_dissemination_is_budgeted() {
+        let a = args(&[
+            "--clients",
+            "1000",
+            "--chains",
+            "1",
+            "--nodes",
+            "64",
+            "--rounds",
+            "1",
+            "--hidden",
+            "1",
+            "--levels",
+            "1",
+        ]);
+        const { assert!(64 * (64 + 1000) <= MAX_ROUND_WORK) };
+        assert!(matches!(check_work_budget(&a), Err(WorkBudgetError::PerRound { .. })), "{:?}", check_work_budget(&a));
+        let fine = args(&["--clients", "100", "--rounds", "1"]);
+        assert_eq!(check_work_budget(&fine), Ok(()));
     }
 }

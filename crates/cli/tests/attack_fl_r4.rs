@@ -1,6 +1,6 @@
-//! Attack round 4 on `gridledger fl train` (issue 16). Every test here is
-//! a finding and is `#[ignore]`d until fixed:
-//! `cargo test -p gridledger-cli --test attack_fl_r4 -- --ignored`.
+//! Attack round 4 on `gridledger fl train` (issue 16). Each finding here
+//! was `#[ignore]`d until fixed; all are fixed now and run with the
+//! suite (`cargo test -p gridledger-cli --test attack_fl_r4`).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -66,7 +66,6 @@ fn run_for(args: &[&str], secs: u64) -> Option<(Option<i32>, String)> {
 /// clients' verifications) to the per-round work, or cap `clients` per
 /// chain so that it stays within the budget's ≈650× of the defaults.
 #[test]
-#[ignore = "attack r4 [5]: fl train budget leaves out C2C (chains × nodes × clients²): 6.4e7 messages a round pass"]
 fn fl_train_budget_covers_client_to_client_dissemination() {
     let args = [
         "fl",
@@ -125,7 +124,6 @@ fn fl_train_budget_covers_client_to_client_dissemination() {
 /// prover's table points, `2 · next_pow2(k)` and `2·⌈k/l⌉ · l · 64`) — in
 /// bytes against a memory cap, not only the fragment size.
 #[test]
-#[ignore = "attack r4 [6]: 100 chains × a 976k-parameter fragment pass the budget; ~80 GB of FK20 tables at set-up"]
 fn fl_train_budget_covers_the_set_up_of_every_chain() {
     let args = [
         "fl",

@@ -1,27 +1,31 @@
-//! Fragment encryption (thesis §7.2, Eqs 7.9–7.10) with ChaCha20-Poly1305.
+//! Fragment encryption (thesis §7.2, Eqs 7.9–7.10) with
+//! XChaCha20-Poly1305.
 //!
-//! The nonce is derived from `(chain instance, chain, round, fragment
-//! index)` — a 96-bit hash prefix — so a key is used for one model upload
-//! per round of one chain history: the same chain and round numbers in
-//! another chain history (another `prev_block`, hence another instance)
-//! get another nonce. The associated data binds the instance, chain, round
-//! and fragment the ciphertext belongs to, so a ciphertext replayed into
-//! another chain, round or chain history does not decrypt.
+//! **Nonces** (decision). Every encryption draws a fresh random 192-bit
+//! nonce ([`fresh_nonce`]), which the client carries in its signed upload
+//! record (`UploadRecord::nonce`). A nonce derived from the context alone
+//! repeated whenever a client encrypted twice in one round (a retry after
+//! a crash, a rerun with other settings) under its long-term key, and the
+//! ciphertexts are no secret from the nodes (any `T` of them decode the
+//! cells), so two uploads leaked the XOR of the two models. 192 random bits
+//! make a repeat negligible however often a key is used. The associated
+//! data binds the instance, chain, round and fragment the ciphertext
+//! belongs to, so a ciphertext replayed into another chain, round, chain
+//! history or federation does not decrypt.
 
 use crate::error::FlError;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use gridledger_core::codec::{hash_bytes, Tag};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use gridledger_core::Hash32;
 
-/// Domain tag of a fragment's nonce derivation.
-pub const FRAGMENT_NONCE: Tag = Tag("gridledger/fl-fragment-nonce/v1");
+/// Bytes of a fragment nonce (XChaCha20's 192 bits).
+pub const NONCE_LEN: usize = 24;
 
-/// Where a fragment belongs; bound into nonce and associated data.
+/// Where a fragment belongs; bound into the associated data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FragmentContext {
-    /// The chain instance (`ChainConfig::instance`: a hash of chain, round
-    /// and the previous block) — which history of the chain this is.
+    /// The chain instance (`ChainConfig::instance`: a hash of the round's
+    /// whole agreed configuration) — which history and federation this is.
     pub instance: Hash32,
     pub chain: u32,
     pub round: u32,
@@ -39,35 +43,46 @@ impl FragmentContext {
         a
     }
 
-    fn nonce(&self) -> [u8; 12] {
-        let mut n = [0u8; 12];
-        n.copy_from_slice(&hash_bytes(FRAGMENT_NONCE, &self.bytes()).0[..12]);
-        n
-    }
-
     fn aad(&self) -> [u8; 60] {
         let mut a = [0u8; 60];
-        a[..16].copy_from_slice(b"gridledger/fl/v2");
+        a[..16].copy_from_slice(b"gridledger/fl/v3");
         a[16..].copy_from_slice(&self.bytes());
         a
     }
 }
 
-/// `Enc(key, fragment)`: ciphertext with a 16-byte tag appended.
-pub fn encrypt_fragment(key: &[u8; 32], ctx: &FragmentContext, plaintext: &[u8]) -> Result<Vec<u8>, FlError> {
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+/// A fresh random nonce from the operating system's generator (through
+/// `rand`'s thread-local generator, reseeded from it).
+pub fn fresh_nonce() -> [u8; NONCE_LEN] {
+    rand::random()
+}
+
+/// `Enc(key, fragment)` under `nonce` (a [`fresh_nonce`] per encryption):
+/// ciphertext with a 16-byte tag appended.
+pub fn encrypt_fragment(
+    key: &[u8; 32],
+    ctx: &FragmentContext,
+    nonce: &[u8; NONCE_LEN],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, FlError> {
+    let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
     let aad = ctx.aad();
     cipher
-        .encrypt(Nonce::from_slice(&ctx.nonce()), Payload { msg: plaintext, aad: &aad })
+        .encrypt(XNonce::from_slice(nonce), Payload { msg: plaintext, aad: &aad })
         .map_err(|_| FlError::Unsupported("fragment too long to encrypt"))
 }
 
-/// `Dec(key, ciphertext)`; any tampering, wrong key or wrong context is refused.
-pub fn decrypt_fragment(key: &[u8; 32], ctx: &FragmentContext, ciphertext: &[u8]) -> Result<Vec<u8>, FlError> {
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+/// `Dec(key, ciphertext)`; any tampering, wrong key, nonce or context is refused.
+pub fn decrypt_fragment(
+    key: &[u8; 32],
+    ctx: &FragmentContext,
+    nonce: &[u8; NONCE_LEN],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, FlError> {
+    let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
     let aad = ctx.aad();
     cipher
-        .decrypt(Nonce::from_slice(&ctx.nonce()), Payload { msg: ciphertext, aad: &aad })
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
         .map_err(|_| FlError::DecryptFailed)
 }
 
@@ -77,23 +92,36 @@ mod tests {
 
     const CTX: FragmentContext = FragmentContext { instance: Hash32([7; 32]), chain: 1, round: 2, fragment: 3 };
 
+    const N: [u8; NONCE_LEN] = [5; NONCE_LEN];
+
     #[test]
     fn roundtrip() {
-        let ct = encrypt_fragment(&[9; 32], &CTX, b"model weights").unwrap();
-        assert_eq!(decrypt_fragment(&[9; 32], &CTX, &ct).unwrap(), b"model weights");
+        let ct = encrypt_fragment(&[9; 32], &CTX, &N, b"model weights").unwrap();
+        assert_eq!(decrypt_fragment(&[9; 32], &CTX, &N, &ct).unwrap(), b"model weights");
     }
 
     #[test]
-    fn tamper_wrong_key_or_context_refused() {
-        let mut ct = encrypt_fragment(&[9; 32], &CTX, b"model weights").unwrap();
-        assert_eq!(decrypt_fragment(&[8; 32], &CTX, &ct), Err(FlError::DecryptFailed));
+    fn tamper_wrong_key_nonce_or_context_refused() {
+        let mut ct = encrypt_fragment(&[9; 32], &CTX, &N, b"model weights").unwrap();
+        assert_eq!(decrypt_fragment(&[8; 32], &CTX, &N, &ct), Err(FlError::DecryptFailed));
+        assert_eq!(decrypt_fragment(&[9; 32], &CTX, &[6; NONCE_LEN], &ct), Err(FlError::DecryptFailed));
         let other = FragmentContext { chain: 2, ..CTX };
-        assert_eq!(decrypt_fragment(&[9; 32], &other, &ct), Err(FlError::DecryptFailed));
+        assert_eq!(decrypt_fragment(&[9; 32], &other, &N, &ct), Err(FlError::DecryptFailed));
         let history = FragmentContext { instance: Hash32([8; 32]), ..CTX };
-        assert_eq!(decrypt_fragment(&[9; 32], &history, &ct), Err(FlError::DecryptFailed));
-        assert_ne!(CTX.nonce(), history.nonce(), "another chain history reuses no nonce");
+        assert_eq!(decrypt_fragment(&[9; 32], &history, &N, &ct), Err(FlError::DecryptFailed));
         ct[0] ^= 1;
-        assert_eq!(decrypt_fragment(&[9; 32], &CTX, &ct), Err(FlError::DecryptFailed));
-        assert_eq!(decrypt_fragment(&[9; 32], &CTX, &[0u8; 3]), Err(FlError::DecryptFailed));
+        assert_eq!(decrypt_fragment(&[9; 32], &CTX, &N, &ct), Err(FlError::DecryptFailed));
+        assert_eq!(decrypt_fragment(&[9; 32], &CTX, &N, &[0u8; 3]), Err(FlError::DecryptFailed));
+    }
+
+    /// Two encryptions of one plaintext in one context draw two nonces, so
+    /// their keystreams differ (no XOR of plaintexts from the ciphertexts).
+    #[test]
+    fn fresh_nonces_differ() {
+        let (a, b) = (fresh_nonce(), fresh_nonce());
+        assert_ne!(a, b);
+        let ca = encrypt_fragment(&[9; 32], &CTX, &a, &[0u8; 64]).unwrap();
+        let cb = encrypt_fragment(&[9; 32], &CTX, &b, &[0u8; 64]).unwrap();
+        assert_ne!(ca[..64], cb[..64]);
     }
 }

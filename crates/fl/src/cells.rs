@@ -89,12 +89,17 @@ impl CellCode {
             return Err(FlError::Unsupported("need 1 <= threshold <= nodes"));
         }
         let cells = nodes.checked_next_power_of_two().ok_or(FlError::Unsupported("too many nodes"))?;
-        let l = k
-            .max(1)
-            .div_ceil(threshold)
-            .checked_next_power_of_two()
-            .ok_or(FlError::Unsupported("fragment too long"))?;
+        let l = Self::cell_size_for(k, threshold)?;
         Self::new(k, cells.checked_mul(l).ok_or(FlError::Unsupported("code too long"))?, cells)
+    }
+
+    /// The cell size [`CellCode::for_nodes`] picks for `k` elements of
+    /// which any `threshold` cells decode.
+    pub fn cell_size_for(k: usize, threshold: usize) -> Result<usize, FlError> {
+        if threshold == 0 {
+            return Err(FlError::Unsupported("need 1 <= threshold <= nodes"));
+        }
+        k.max(1).div_ceil(threshold).checked_next_power_of_two().ok_or(FlError::Unsupported("fragment too long"))
     }
 
     pub fn k(&self) -> usize {
@@ -251,6 +256,27 @@ impl CellProver {
 
     pub fn cell_size(&self) -> usize {
         self.cell_size
+    }
+
+    /// Bytes of this prover's fixed-base tables.
+    pub fn table_bytes(&self) -> u64 {
+        self.tables.iter().map(|t| t.bytes()).sum()
+    }
+
+    /// Bytes of the fixed-base tables [`CellProver::new`] builds for cells
+    /// of `cell_size` points and fragments of up to `max_k` elements (`2L`
+    /// tables of `l · 64` points), without building them: what a caller
+    /// budgets before a set-up.
+    pub fn table_bytes_for(cell_size: usize, max_k: usize) -> u64 {
+        if cell_size == 0 || max_k == 0 {
+            return 0;
+        }
+        let d = max_k.div_ceil(cell_size) - 1;
+        if d == 0 {
+            return 0;
+        }
+        let big = (2 * d).checked_next_power_of_two().map_or(u64::MAX, |b| b as u64);
+        big.saturating_mul(FixedBaseTable::bytes_for(cell_size))
     }
 
     /// Threads a proving call shares its work among.
@@ -455,6 +481,20 @@ impl Kzg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The set-up estimate a budget relies on is the size of the tables
+    /// actually built, and the cell size is the one `for_nodes` picks.
+    #[test]
+    fn table_estimate_matches_the_built_tables() {
+        let kzg = Kzg::insecure_from_seed(64, 5);
+        for (k, nodes, threshold) in [(1, 4, 2), (5, 4, 2), (16, 4, 2), (30, 7, 3), (13, 10, 4), (60, 4, 1)] {
+            let code = CellCode::for_nodes(k, nodes, threshold).unwrap();
+            assert_eq!(CellCode::cell_size_for(k, threshold).unwrap(), code.cell_size());
+            let prover = CellProver::new(&kzg, code.cell_size(), k).unwrap();
+            assert_eq!(CellProver::table_bytes_for(code.cell_size(), k), prover.table_bytes(), "k={k}");
+        }
+        assert!(CellProver::table_bytes_for(1, 60) > 0);
+    }
 
     fn coeffs(k: usize, salt: u64) -> Vec<Scalar> {
         (0..k as u64).map(|i| Scalar::from(i * 131 + salt) * Scalar::from(salt + 3).square()).collect()

@@ -25,7 +25,7 @@
 //! (`ChainConfig::client_keys`): nothing a client signs with is derived
 //! from a value another client (or the enclaves' secret) holds.
 
-use crate::aead::{decrypt_fragment, encrypt_fragment, FragmentContext};
+use crate::aead::{decrypt_fragment, encrypt_fragment, fresh_nonce, FragmentContext, NONCE_LEN};
 use crate::cells::{Cell, CellCode, CellProver, DegreeProof};
 use crate::error::FlError;
 use crate::field::{bytes_to_scalars, scalars_to_bytes, BYTES_PER_ELEMENT};
@@ -38,6 +38,8 @@ use gridledger_core::Hash32;
 
 /// Domain tag for per-client fragment keys.
 pub const CLIENT_KEY: Tag = Tag("gridledger/fl-client-key/v1");
+/// Domain tag of a fragment coder's parameter digest.
+pub const CODER_PARAMS: Tag = Tag("gridledger/fl-fragment-coder/v1");
 /// Domain tag for the hash of an upload record.
 pub const UPLOAD_RECORD: Tag = Tag("gridledger/fl-upload-record/v1");
 /// What client `D_c` holds, and all it holds: its own fragment key (the
@@ -66,6 +68,8 @@ pub fn client_key(shared_secret: &[u8; 32], client: u32) -> [u8; 32] {
 pub struct UploadRecord {
     pub ctx: FragmentContext,
     pub client: u32,
+    /// The AEAD nonce of this encryption (fresh and random for each).
+    pub nonce: [u8; NONCE_LEN],
     pub commitment: Commitment,
     pub ciphertext_len: u32,
     pub degree_proof: DegreeProof,
@@ -83,9 +87,10 @@ impl UploadRecord {
 
     /// Hash of the record without its signature (what a client signs).
     pub fn digest(&self) -> Hash32 {
-        let mut b = Vec::with_capacity(44 + 4 + 48 + 4 + 48);
+        let mut b = Vec::with_capacity(44 + 4 + NONCE_LEN + 48 + 4 + 48);
         b.extend_from_slice(&self.ctx.bytes());
         b.extend_from_slice(&self.client.to_le_bytes());
+        b.extend_from_slice(&self.nonce);
         b.extend_from_slice(&self.commitment.to_bytes());
         b.extend_from_slice(&self.ciphertext_len.to_le_bytes());
         b.extend_from_slice(&self.degree_proof.to_bytes());
@@ -145,13 +150,31 @@ impl FragmentCoder {
         self.nodes
     }
 
+    /// A digest of this coder's parameters (code, node count and setup),
+    /// bound into the chain instance (`ChainConfig::instance`).
+    pub fn params_digest(&self) -> Hash32 {
+        let mut b = Vec::new();
+        for n in [self.nodes, self.code.k(), self.code.n(), self.code.cells(), self.code.cell_size()] {
+            b.extend_from_slice(&(n as u64).to_le_bytes());
+        }
+        b.extend_from_slice(&self.kzg.setup_id());
+        hash_bytes(CODER_PARAMS, &b)
+    }
+
+    /// Bytes of this coder's set-up in memory: the KZG setup and the FK20
+    /// prover's tables.
+    pub fn setup_bytes(&self) -> u64 {
+        Kzg::bytes_for(self.kzg.capacity()).saturating_add(self.prover.table_bytes())
+    }
+
     /// Largest ciphertext this coder takes.
     pub fn max_ciphertext_len(&self) -> usize {
         self.code.k() * BYTES_PER_ELEMENT
     }
 
     /// Steps 2)–5) of §7.3.1 for one fragment: encrypt under the client's
-    /// fragment key `key`, code, commit, and sign the record with `signer`.
+    /// fragment key `key` with a fresh random nonce, code, commit, and sign
+    /// the record (nonce included) with `signer`.
     pub fn encode(
         &self,
         key: &[u8; 32],
@@ -160,7 +183,8 @@ impl FragmentCoder {
         client: u32,
         plaintext: &[u8],
     ) -> Result<CodedFragment, FlError> {
-        let ct = encrypt_fragment(key, ctx, plaintext)?;
+        let nonce = fresh_nonce();
+        let ct = encrypt_fragment(key, ctx, &nonce, plaintext)?;
         if ct.len() > self.max_ciphertext_len() {
             return Err(FlError::WrongLength { expected: self.max_ciphertext_len(), got: ct.len() });
         }
@@ -173,6 +197,7 @@ impl FragmentCoder {
         let mut record = UploadRecord {
             ctx: *ctx,
             client,
+            nonce,
             commitment,
             ciphertext_len: ct.len() as u32,
             degree_proof,
@@ -268,6 +293,6 @@ impl FragmentCoder {
             return Err(FlError::Malformed("coefficients beyond the ciphertext length"));
         }
         let ct = scalars_to_bytes(&coeffs[..used], len)?;
-        decrypt_fragment(key, &record.ctx, &ct)
+        decrypt_fragment(key, &record.ctx, &record.nonce, &ct)
     }
 }

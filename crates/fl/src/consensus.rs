@@ -34,8 +34,9 @@
 //!    changes replace a PBFT leader that does not propose.
 //!
 //! Decisions where the seed is silent (each also in the item's docs):
-//! - One PBFT instance per chain and round (its instance hash binds chain,
-//!   round and the previous block), deciding one block at height 1: the
+//! - One PBFT instance per chain and round (its instance hash binds the
+//!   whole agreed configuration: task, chain, round, previous block, keys,
+//!   randomness and coders — [`ChainConfig::instance`]), deciding one block at height 1: the
 //!   round's root. The aggregation leader (`v mod K`) and the PBFT leader
 //!   (`(view + height) mod K`) are independent: any node that verified an
 //!   aggregate can propose it, and a block naming a root the replica found
@@ -115,7 +116,12 @@
 //!   root: the commit certificate shows `2f+1` nodes verified it, and the
 //!   node's own Merkle check ties its subfragment to the root, so Byzantine
 //!   nodes dropping their mini-fragments plus refusing honest nodes cannot
-//!   leave a committed root with fewer than `T` serving nodes.
+//!   leave a committed root with fewer than `f+1` serving honest nodes. A
+//!   leader that sends its proposal to only `2f+1` nodes leaves the others
+//!   without a subfragment, so that is all a commit guarantees: the
+//!   federation's global coder decodes from any `f+1` subfragments
+//!   ([`GlobalCoder::for_chain`]; a coder needing more loses committed
+//!   rounds to such a leader).
 //! - A client that sends two different upload records to one node, or
 //!   different records to different nodes, has only its first record per
 //!   node counted; at the leader the record with the most cells is decoded.
@@ -192,9 +198,13 @@ impl Payload for RootBlock {
     }
 }
 
-/// What every node of a chain agrees on before a round.
+/// What every node of a chain agrees on before a round. All of it is bound
+/// into the round's chain instance ([`ChainConfig::instance`]).
 #[derive(Clone, Debug)]
 pub struct ChainConfig {
+    /// The federated task (federation) this round belongs to: two tasks
+    /// served by the same nodes on the same chain block are two instances.
+    pub task: Hash32,
     pub chain: u32,
     pub round: u32,
     pub nodes: usize,
@@ -252,25 +262,52 @@ impl ChainConfig {
         c
     }
 
-    /// The chain instance of this round: a hash of the chain, the round and
-    /// the previous block `BH_{e−1,b}` — which history of the chain this
-    /// round belongs to (the round's PBFT instance hash). Every piece of
-    /// round evidence binds it: the upload records and the AEAD nonce and
-    /// associated data ([`FragmentContext`](crate::aead::FragmentContext)),
-    /// the pre-, deter-vector and aggregate attestations, and the global
-    /// fragment's Merkle leaves, so nothing signed, attested or encrypted
-    /// for the same chain and round numbers of another chain history is
-    /// accepted here (and no AEAD nonce repeats across histories).
+    /// The chain instance of this round: a hash of the whole agreed round
+    /// configuration — the task, the chain, the round, the previous block
+    /// `BH_{e−1,b}` (which history of the chain this round belongs to), the
+    /// sizes (`K`, `C`, `D`, `β`), the enclave measurement, every node's
+    /// enclave and PBFT key, every client's registered key, the chain
+    /// randomness and both coders' parameters (with the commitment setup).
+    /// It is the round's PBFT instance hash, and every piece of round
+    /// evidence binds it: the upload records and the AEAD associated data
+    /// ([`FragmentContext`](crate::aead::FragmentContext)), the pre-,
+    /// deter-vector and aggregate attestations, and the global fragment's
+    /// Merkle leaves. So nothing signed, attested or encrypted for another
+    /// chain history, another federation (other clients, task or coders)
+    /// on the same block, or another configuration is accepted here.
     pub fn instance(&self) -> Hash32 {
-        let mut b = self.chain.to_le_bytes().to_vec();
+        let mut b =
+            Vec::with_capacity(256 + 32 * self.node_keys.len() + 33 * (self.pbft_keys.len() + self.client_keys.len()));
+        b.extend_from_slice(&self.task.0);
+        b.extend_from_slice(&self.chain.to_le_bytes());
         b.extend_from_slice(&self.round.to_le_bytes());
         b.extend_from_slice(&self.prev_block.0);
+        for n in [self.nodes, self.clients, self.dims, self.beta] {
+            b.extend_from_slice(&(n as u64).to_le_bytes());
+        }
+        b.extend_from_slice(&self.measurement);
+        b.extend_from_slice(&self.random_value);
+        // Each list with its length, so no two configurations share bytes.
+        b.extend_from_slice(&(self.node_keys.len() as u64).to_le_bytes());
+        for k in &self.node_keys {
+            b.extend_from_slice(&k.serialize());
+        }
+        b.extend_from_slice(&(self.pbft_keys.len() as u64).to_le_bytes());
+        for k in &self.pbft_keys {
+            b.extend_from_slice(&k.0);
+        }
+        b.extend_from_slice(&(self.client_keys.len() as u64).to_le_bytes());
+        for k in &self.client_keys {
+            b.extend_from_slice(&k.0);
+        }
+        b.extend_from_slice(&self.coder.params_digest().0);
+        b.extend_from_slice(&self.global.params_digest().0);
         hash_bytes(ROOT_INSTANCE, &b)
     }
 
     /// The round's PBFT validator set: its instance hash ([`Self::instance`])
-    /// binds the chain, the round and the previous block, so no vote of
-    /// another round counts.
+    /// binds the whole round configuration, so no vote of another round,
+    /// chain history or federation counts.
     pub fn validator_set(&self) -> Result<ValidatorSet, pbft::ConfigError> {
         ValidatorSet::new(self.instance(), self.pbft_keys.clone())
     }

@@ -6,7 +6,8 @@
 //!
 //! 1. The leader `L_b` (inside its enclave) codes the global fragment
 //!    `f^g_b` into `K` subfragments (Eq 7.2; one cell per node of a
-//!    [`CellCode`], any `T = K − f` decode) — [`GlobalCoder::release`].
+//!    [`CellCode`], any `T = f + 1` decode — [`GlobalCoder::for_chain`])
+//!    — [`GlobalCoder::release`].
 //! 2. Each node `N_k` codes its subfragment into `C` mini-fragments (any
 //!    `C − f_cli` decode: the honest clients are the ones that forward) and
 //!    sends mini-fragment `c` to client `c` — [`GlobalCoder::mini_fragments`].
@@ -24,8 +25,24 @@
 //! into `rh^g_b`, so a client checks any mini-fragment — from a node or
 //! forwarded by another client — against the agreed root alone, and drops
 //! forgeries as typed faults. Every leaf also binds the chain, round and
-//! fragment byte length. The global fragment is not encrypted: every client
-//! is meant to read it.
+//! fragment byte length.
+//!
+//! **Why the first code decodes from `f + 1`** (decision). A chain's commit
+//! certificate shows that `2f + 1` nodes verified their own subfragment
+//! under the root, of which only `f + 1` are sure to be honest, and a
+//! Byzantine leader may send its proposal to exactly those `2f + 1` (its
+//! own and the other Byzantine nodes among them), whose Byzantine members
+//! then serve nothing. Any first-code threshold above `f + 1` lets such a
+//! leader commit a root no client can decode. The other remedy, a
+//! retrieval step in which nodes lacking their subfragment fetch it before
+//! voting, does not avoid it: the sources a certificate guarantees are
+//! still `f + 1` honest nodes, so a node lacking its subfragment could
+//! rebuild it only from `f + 1` (the same code), or only if every voter
+//! held the whole release (`K` times the leader's upload). So the first
+//! code takes rate `(f + 1)/K` (about twice the `B2C` bytes of
+//! `K − f`) and any `f + 1` honest servers decode.
+//!
+//! The global fragment is not encrypted: every client is meant to read it.
 
 use crate::cells::CellCode;
 use crate::error::FlError;
@@ -37,6 +54,8 @@ use gridledger_core::codec::{hash_bytes, Tag};
 use gridledger_core::{Hash32, MerkleProof, MerkleTree};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Domain tag of a global coder's parameter digest.
+pub const GLOBAL_PARAMS: Tag = Tag("gridledger/fl-global-coder/v1");
 /// Domain tag for a mini-fragment leaf.
 pub const MINI_LEAF: Tag = Tag("gridledger/fl-mini-fragment/v1");
 /// Domain tag for a subfragment leaf (over its mini-root).
@@ -137,6 +156,17 @@ impl GlobalCoder {
         Ok(Self { nodes, clients, first, second })
     }
 
+    /// The coder of a chain of `nodes` nodes (`K ≥ 3f + 1`) and `clients`
+    /// clients (`C ≥ 3 f_cli + 1`): any `f + 1` subfragments decode a
+    /// global fragment — all a commit certificate guarantees honest holders
+    /// of (module docs) — and any `C − f_cli` mini-fragments a subfragment
+    /// (the honest clients are the ones that forward).
+    pub fn for_chain(max_len: usize, nodes: usize, clients: usize) -> Result<Self, FlError> {
+        let f = nodes.saturating_sub(1) / 3;
+        let f_cli = clients.saturating_sub(1) / 3;
+        Self::new(max_len, nodes, f + 1, clients, clients - f_cli)
+    }
+
     pub fn nodes(&self) -> usize {
         self.nodes
     }
@@ -147,6 +177,26 @@ impl GlobalCoder {
 
     pub fn max_len(&self) -> usize {
         self.first.k() * BYTES_PER_ELEMENT
+    }
+
+    /// How many subfragments decode a global fragment (the first code's
+    /// cells needed).
+    pub fn subfragments_needed(&self) -> usize {
+        self.first.k().div_ceil(self.first.cell_size())
+    }
+
+    /// A digest of both codes' parameters, bound into the chain instance
+    /// (`ChainConfig::instance`).
+    pub fn params_digest(&self) -> Hash32 {
+        let mut b = Vec::new();
+        for c in [&self.first, &self.second] {
+            for n in [c.k(), c.n(), c.cells(), c.cell_size()] {
+                b.extend_from_slice(&(n as u64).to_le_bytes());
+            }
+        }
+        b.extend_from_slice(&(self.nodes as u64).to_le_bytes());
+        b.extend_from_slice(&(self.clients as u64).to_le_bytes());
+        hash_bytes(GLOBAL_PARAMS, &b)
     }
 
     fn minis_of(&self, values: &[Scalar]) -> Result<Vec<Vec<Scalar>>, FlError> {

@@ -118,6 +118,21 @@ impl FixedBaseTable {
         Self { table, npoints }
     }
 
+    /// Bytes of this table.
+    pub(crate) fn bytes(&self) -> u64 {
+        (self.table.len() * std::mem::size_of::<blst_p1_affine>()) as u64
+    }
+
+    /// Bytes of the table [`FixedBaseTable::new`] builds over `npoints` points.
+    pub(crate) fn bytes_for(npoints: usize) -> u64 {
+        if npoints == 0 {
+            return 0;
+        }
+        // SAFETY: a pure size computation.
+        let bytes = unsafe { blst::blst_p1s_mult_wbits_precompute_sizeof(TABLE_WBITS, npoints) };
+        (bytes.div_ceil(std::mem::size_of::<blst_p1_affine>()) * std::mem::size_of::<blst_p1_affine>()) as u64
+    }
+
     /// `Σ s_i P_i` over the table's points (`scalars` beyond them ignored,
     /// missing ones zero).
     pub(crate) fn mult(&self, scalars: &[Scalar]) -> G1Projective {
@@ -283,6 +298,27 @@ impl Kzg {
 
     pub(crate) fn g1_blst(&self) -> &[blst_p1_affine] {
         &self.g1_blst
+    }
+
+    /// What identifies this setup: its size and `[τ]₁`, `[τ]₂` (compressed),
+    /// which differ between setups of different `τ`.
+    pub fn setup_id(&self) -> Vec<u8> {
+        let mut b = (self.g1_powers.len() as u64).to_le_bytes().to_vec();
+        b.extend_from_slice(&(self.g2_powers.len() as u64).to_le_bytes());
+        if let Some(p) = self.g1_powers.get(1) {
+            b.extend_from_slice(&p.to_compressed());
+        }
+        b.extend_from_slice(&self.g2_tau.to_compressed());
+        b
+    }
+
+    /// Bytes a setup of `size` powers ([`Kzg::insecure_from_seed`]) holds in
+    /// memory: the G1 powers twice (blstrs's and blst's affine form) and the
+    /// G2 powers.
+    pub fn bytes_for(size: usize) -> u64 {
+        let g1 = std::mem::size_of::<G1Affine>() + std::mem::size_of::<blst_p1_affine>();
+        (size as u64).saturating_mul(g1 as u64)
+            + (size.max(2) as u64).saturating_mul(std::mem::size_of::<G2Affine>() as u64)
     }
 
     /// Largest number of coefficients this setup commits to.

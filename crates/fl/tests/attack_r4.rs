@@ -1,7 +1,6 @@
 //! Attack round 4 on the CTP-FL dual consensus and fragment coding
-//! (issue 16). Every test here is a finding and is `#[ignore]`d until
-//! fixed; run them with
-//! `cargo test -p gridledger-fl --test attack_r4 -- --ignored`.
+//! (issue 16). Each finding here was `#[ignore]`d until fixed; all are
+//! fixed now and run with the suite (`cargo test -p gridledger-fl --test attack_r4`).
 
 mod common;
 
@@ -67,7 +66,6 @@ impl Adversary<P> for ReplayOtherFederation {
 /// in `Federation` chain `prev_block` through the previous round's
 /// committed root (plus a per-run id) instead of the constant `[b; 32]`.
 #[test]
-#[ignore = "attack r4 [1]: an aggregate attested for another federation on the same chain block is committed"]
 fn aggregate_of_another_federation_on_the_same_block_is_refused() {
     let here = config(4, 4, 1);
     // Another federation: same nodes, chain, round and previous block
@@ -139,7 +137,6 @@ fn control_aggregate_of_another_chain_history_is_refused() {
 /// with a random 192-bit nonce), carried in the signed upload record, with
 /// the context kept in the associated data.
 #[test]
-#[ignore = "attack r4 [2]: a second upload in one round reuses the AEAD (key, nonce): T node hosts learn m1 XOR m2"]
 fn second_upload_in_a_round_does_not_reuse_the_keystream() {
     use gridledger_fl::coding::client_key;
     use gridledger_fl::field::{scalars_to_bytes, BYTES_PER_ELEMENT};
@@ -236,7 +233,6 @@ impl Adversary<P> for ProposalNotToDropMinis {
 /// leader's release before committing (e.g. the release carried with the
 /// PBFT block, or a retrieval step from the verifiers).
 #[test]
-#[ignore = "attack r4 [7]: a leader that sends its proposal to only 2f+1 nodes gets a root committed that no client decodes"]
 fn proposal_sent_to_only_a_quorum_leaves_the_committed_round_decodable() {
     use gridledger_fl::byzantine::NodeAttack;
     let honest = [0usize, 1, 2, 3];

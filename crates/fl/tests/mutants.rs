@@ -11,10 +11,14 @@ mod common;
 
 use common::*;
 use gridledger_fl::consensus::Fault;
+use gridledger_fl::consensus::Message;
 use gridledger_fl::mutants::{plant, Mutation};
 use gridledger_fl::round::ClientBehaviour;
 use gridledger_fl::FlError;
-use gridledger_sim::Adversary;
+use gridledger_sim::{Adversary, Dest, Time};
+use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 const SEED: u64 = 16_000;
 const NODES: usize = 4;
@@ -130,13 +134,26 @@ fn selective_pre_vector_commits() -> Result<(), String> {
     round_succeeded(&r, &honest, |c| model(c as usize), 1)
 }
 
-/// K = 7 (the global code needs 4 subfragments): Byzantine leader 0 sends
-/// nodes 5 and 6 its proposal with a bad attestation (they refuse it),
-/// nodes 0–4 verify and PBFT commits; nodes 0 and 1 drop their
-/// mini-fragments. The clients decode only if nodes 5 and 6 serve theirs
-/// once the root is committed.
+/// Passes an honest node's sends through and counts its mini-fragments.
+struct CountMinis(Arc<AtomicUsize>);
+
+impl Adversary<P> for CountMinis {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let minis = sends.iter().filter(|(_, m)| matches!(m, Message::Mini { .. })).count();
+        self.0.fetch_add(minis, Ordering::Relaxed);
+        sends
+    }
+}
+
+/// K = 7: Byzantine leader 0 sends nodes 5 and 6 its proposal with a bad
+/// attestation (they refuse it), nodes 0–4 verify and PBFT commits; nodes
+/// 0 and 1 drop their mini-fragments. Every client decodes (the global
+/// code decodes from `f + 1` = 3 subfragments, which honest nodes 2–4
+/// serve), and refused nodes 5 and 6 serve theirs too once the root is
+/// committed (their subfragments verify under it).
 fn refused_nodes_serve_a_committed_root() -> Result<(), String> {
     let honest = [0usize, 1, 2, 3];
+    let (five, six) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let r = run(
         7,
         7,
@@ -144,10 +161,17 @@ fn refused_nodes_serve_a_committed_root() -> Result<(), String> {
         vec![
             (0, Box::new(BadAttestationToDropMinis { me: 0, to: vec![5, 6] })),
             (1, Box::new(BadAttestationToDropMinis { me: 1, to: vec![] })),
+            (5, Box::new(CountMinis(five.clone()))),
+            (6, Box::new(CountMinis(six.clone()))),
         ],
         &honest,
     );
-    round_succeeded(&r, &honest, |c| model(c as usize), 1)
+    round_succeeded(&r, &honest, |c| model(c as usize), 1)?;
+    let served = (five.load(Ordering::Relaxed), six.load(Ordering::Relaxed));
+    if served.0 == 0 || served.1 == 0 {
+        return Err(format!("refused nodes 5 and 6 sent {served:?} mini-fragments for the committed root"));
+    }
+    Ok(())
 }
 
 type Scenario = (&'static str, fn() -> Result<(), String>);

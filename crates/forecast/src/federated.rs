@@ -30,9 +30,11 @@ use crate::ForecastError;
 use gridledger_core::enclave::{Attester, SoftwareAttester};
 use gridledger_core::Hash32;
 use gridledger_fl::byzantine::NodeAttack;
+use gridledger_fl::cells::{CellCode, CellProver};
 use gridledger_fl::coding::FragmentCoder;
 use gridledger_fl::consensus::{ChainConfig, ChainNode, Timing};
 use gridledger_fl::dissemination::GlobalCoder;
+use gridledger_fl::field::BYTES_PER_ELEMENT;
 use gridledger_fl::kzg::Kzg;
 use gridledger_fl::round::{
     sim_client_secrets, sim_client_signing_key, sim_node_key, ClientBehaviour, FlClient, Participant, RoundOutput,
@@ -79,6 +81,30 @@ pub struct FederatedConfig {
 }
 
 impl FederatedConfig {
+    /// Bytes the set-up of every chain's coders holds once
+    /// [`Federation::new`] has built them, computed without building
+    /// anything: per chain a KZG setup of twice the next power of two of
+    /// the fragment's field elements and the FK20 prover's fixed-base
+    /// tables ([`CellProver::table_bytes_for`]), times the chains (each
+    /// chain has its own). What a caller budgets before a set-up.
+    pub fn setup_bytes(&self) -> u64 {
+        let chains = self.chains.max(1) as u64;
+        let per = self.tcn().param_count().div_ceil(chains);
+        let f = self.nodes.saturating_sub(1) / 3;
+        let max_ct = per.saturating_mul(4).saturating_add(16);
+        let k = max_ct.div_ceil(BYTES_PER_ELEMENT as u64);
+        let Ok(k) = usize::try_from(k) else {
+            return u64::MAX;
+        };
+        let Some(size) = k.checked_next_power_of_two().and_then(|p| p.checked_mul(2)) else {
+            return u64::MAX;
+        };
+        let Ok(l) = CellCode::cell_size_for(k, self.nodes.saturating_sub(2 * f).max(1)) else {
+            return u64::MAX;
+        };
+        Kzg::bytes_for(size).saturating_add(CellProver::table_bytes_for(l, k)).saturating_mul(chains)
+    }
+
     /// The seed's topology of `gridledger fl train` with a small network
     /// and two training weeks: seconds per round in a debug build.
     pub fn quick() -> Self {
@@ -223,7 +249,22 @@ pub struct Federation {
     fragments: Vec<(usize, usize)>,
     coders: Vec<(Arc<FragmentCoder>, Arc<GlobalCoder>)>,
     round: u32,
+    /// This run's task id, drawn at random in [`Federation::new`]: two runs
+    /// (even of one seed and configuration) are two federations, so
+    /// nothing signed, attested or committed in one is accepted in the
+    /// other ([`ChainConfig::instance`] binds it).
+    task: Hash32,
+    /// Each chain's previous block `BH_{e−1,b}`: before round 1 a hash of
+    /// the task and the chain; then a hash of the previous round's chain
+    /// instance and the root it committed, so every round follows its own
+    /// history.
+    prev_blocks: Vec<Hash32>,
 }
+
+/// Domain tag of a chain's genesis block in a federation.
+const FL_GENESIS: gridledger_core::codec::Tag = gridledger_core::codec::Tag("gridledger/fl-federation-genesis/v1");
+/// Domain tag of a chain's block after a committed round.
+const FL_BLOCK: gridledger_core::codec::Tag = gridledger_core::codec::Tag("gridledger/fl-federation-block/v1");
 
 /// Node `k`'s simulated enclave. Its seed is `k + 1` as 8 little-endian
 /// bytes (then zeros): distinct for every node index, no `u8` overflow
@@ -273,18 +314,28 @@ impl Federation {
             return Err(ForecastError::Config("more chains than model parameters".into()));
         }
         let f = (cfg.nodes - 1) / 3;
-        let f_cli = (cfg.clients - 1) / 3;
         let mut coders = Vec::with_capacity(cfg.chains);
         for (b, &(_, len)) in fragments.iter().enumerate() {
+            // As `FederatedConfig::setup_bytes` budgets it.
             let max_ct = len * 4 + 16;
-            let k = max_ct.div_ceil(31);
+            let k = max_ct.div_ceil(BYTES_PER_ELEMENT);
             let kzg = Kzg::insecure_from_seed(k.next_power_of_two() * 2, cfg.seed ^ b as u64);
             let coder = FragmentCoder::new(kzg, max_ct, cfg.nodes, cfg.nodes - 2 * f).map_err(fl)?;
-            let global =
-                GlobalCoder::new(len * 4, cfg.nodes, cfg.nodes - f, cfg.clients, cfg.clients - f_cli).map_err(fl)?;
+            // The first code decodes from `f + 1` subfragments: a commit
+            // certificate guarantees only `f + 1` honest holders
+            // (`GlobalCoder::for_chain`).
+            let global = GlobalCoder::for_chain(len * 4, cfg.nodes, cfg.clients).map_err(fl)?;
             coders.push((Arc::new(coder), Arc::new(global)));
         }
-        Ok(Self { cfg, data, worker, global, fragments, coders, round: 0 })
+        let task = Hash32(rand::random());
+        let prev_blocks = (0..cfg.chains)
+            .map(|b| {
+                let mut v = task.0.to_vec();
+                v.extend_from_slice(&(b as u64).to_le_bytes());
+                gridledger_core::codec::hash_bytes(FL_GENESIS, &v)
+            })
+            .collect();
+        Ok(Self { cfg, data, worker, global, fragments, coders, round: 0, task, prev_blocks })
     }
 
     pub fn config(&self) -> &FederatedConfig {
@@ -345,6 +396,10 @@ impl Federation {
             let (start, len) = self.fragments[b];
             let frags: Vec<Vec<f32>> = models.iter().map(|m| m[start..start + len].to_vec()).collect();
             let out = self.chain_round(b, round, frags)?;
+            let mut v = out.instance.0.to_vec();
+            v.extend_from_slice(&out.view.to_le_bytes());
+            v.extend_from_slice(&out.root.0);
+            self.prev_blocks[b] = gridledger_core::codec::hash_bytes(FL_BLOCK, &v);
             next.extend_from_slice(&out.global);
             aggregated.push(out.aggregated);
             views.push(out.view);
@@ -399,6 +454,7 @@ impl Federation {
             s
         };
         let chain = Arc::new(ChainConfig {
+            task: self.task,
             chain: b as u32,
             round,
             nodes,
@@ -413,7 +469,7 @@ impl Federation {
                 (0..clients as u32).map(|c| sim_client_signing_key(&seed, c).public()).collect()
             },
             random_value: rv,
-            prev_block: Hash32([b as u8; 32]),
+            prev_block: self.prev_blocks[b],
             coder: coder.clone(),
             global: global.clone(),
         });
@@ -424,6 +480,7 @@ impl Federation {
         let cfg = &self.cfg;
         let (nodes, clients) = (cfg.nodes, cfg.clients);
         let (chain, shared_secret) = self.chain_config(b, round);
+        let instance = chain.instance();
         let signing_seed = self.client_signing_seed();
         let behaviours: Vec<ClientBehaviour> = (0..clients).map(|c| cfg.client_behaviour(c)).collect();
         let honest: Vec<u32> =
@@ -486,17 +543,21 @@ impl Federation {
             }
         }
         let mut view = 0;
+        let mut root = Hash32::ZERO;
         let mut aggregated = 0;
         for (_, _, o) in &sim.outputs {
             match o {
-                RoundOutput::Node(gridledger_fl::consensus::Output::Committed { view: v, .. }) => view = *v,
+                RoundOutput::Node(gridledger_fl::consensus::Output::Committed { view: v, root: r }) => {
+                    view = *v;
+                    root = *r;
+                }
                 RoundOutput::Node(gridledger_fl::consensus::Output::Aggregated { clients, .. }) => {
                     aggregated = clients.len()
                 }
                 _ => {}
             }
         }
-        Ok(ChainOutcome { global: first, aggregated, view, faults: sim.faults.len() })
+        Ok(ChainOutcome { global: first, aggregated, view, root, instance, faults: sim.faults.len() })
     }
 
     /// Client `c`'s typical day: the mean load of each hour over the
@@ -536,6 +597,10 @@ struct ChainOutcome {
     global: Vec<f32>,
     aggregated: usize,
     view: u32,
+    /// The committed root and the round's chain instance (the next
+    /// round's previous block is a hash of both).
+    root: Hash32,
+    instance: Hash32,
     faults: usize,
 }
 
@@ -543,6 +608,23 @@ struct ChainOutcome {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    /// `setup_bytes` (what `fl train` budgets before a set-up) is what the
+    /// federation's coders hold once built: exactly for one chain, an upper
+    /// bound for several (the last fragment may be shorter).
+    #[test]
+    fn setup_estimate_matches_the_built_coders() {
+        for chains in [1, 3] {
+            let cfg = FederatedConfig { chains, ..FederatedConfig::quick() };
+            let fed = Federation::new(cfg.clone()).unwrap();
+            let built: u64 = fed.coders.iter().map(|(c, _)| c.setup_bytes()).sum();
+            let estimate = cfg.setup_bytes();
+            assert!(built > 0 && built <= estimate, "chains {chains}: built {built}, estimate {estimate}");
+            if chains == 1 {
+                assert_eq!(built, estimate);
+            }
+        }
+    }
 
     /// The largest node count `gridledger fl train` accepts (256): every
     /// node's enclave key is distinct (the seed derivation once overflowed

@@ -48,15 +48,33 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
-/// `YYYY-MM-DD HH:MM[:SS]` → minutes since the Unix epoch. Only years
-/// 1..=9999 (four-digit meter timestamps) and real calendar dates are
-/// accepted, so the arithmetic below cannot overflow.
+/// `n` ASCII digits exactly, as a number.
+fn digits(s: &str, n: usize) -> Option<i64> {
+    if s.len() != n || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Exactly `YYYY-MM-DD HH:MM` or `YYYY-MM-DD HH:MM:SS` (a `T` also
+/// separates date and time; seconds, when present, `00`: readings end on a
+/// whole minute) → minutes since the Unix epoch. No other field or
+/// character is accepted. Only years 1..=9999 (four-digit meter
+/// timestamps) and real calendar dates are accepted, so the arithmetic
+/// below cannot overflow.
 fn parse_datetime(s: &str) -> Option<i64> {
     let (date, time) = s.trim().split_once([' ', 'T'])?;
-    let mut d = date.split('-');
-    let (y, m, day) = (d.next()?.parse::<i64>().ok()?, d.next()?.parse::<u32>().ok()?, d.next()?.parse::<u32>().ok()?);
-    let mut t = time.split(':');
-    let (hh, mm) = (t.next()?.parse::<i64>().ok()?, t.next()?.parse::<i64>().ok()?);
+    let d: Vec<&str> = date.split('-').collect();
+    let [y, m, day] = d[..] else {
+        return None;
+    };
+    let (y, m, day) = (digits(y, 4)?, digits(m, 2)? as u32, digits(day, 2)? as u32);
+    let t: Vec<&str> = time.split(':').collect();
+    let (hh, mm) = match t[..] {
+        [hh, mm] => (digits(hh, 2)?, digits(mm, 2)?),
+        [hh, mm, ss] if digits(ss, 2)? == 0 => (digits(hh, 2)?, digits(mm, 2)?),
+        _ => return None,
+    };
     if !(1..=9999).contains(&y)
         || !(1..=12).contains(&m)
         || !(1..=days_in_month(y, m)).contains(&day)
@@ -66,6 +84,33 @@ fn parse_datetime(s: &str) -> Option<i64> {
         return None;
     }
     Some(days_from_civil(y, m, day) * 1440 + hh * 60 + mm)
+}
+
+/// Largest half-hour reading accepted, in kWh: 100 kWh in 30 minutes is a
+/// 200 kW draw, far beyond any household connection; a larger value is a
+/// corrupt reading, not a load.
+pub const MAX_READING_KWH: u64 = 100;
+
+/// Millionths of a kWh (mWh) per kWh.
+const MWH_PER_KWH: u64 = 1_000_000;
+
+/// A plain decimal kWh reading (`digits[.digits]`, at most six decimals;
+/// no sign, exponent or other character) → integer mWh, with checked
+/// arithmetic and at most [`MAX_READING_KWH`]. `None` for anything else.
+fn parse_kwh(s: &str) -> Option<u64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let all_digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !all_digits(int) || !all_digits(frac) || frac.len() > 6 || (s.contains('.') && frac.is_empty())
+    {
+        return None;
+    }
+    let whole: u64 = int.parse().ok()?;
+    if whole > MAX_READING_KWH {
+        return None;
+    }
+    let frac_mwh: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().ok()? };
+    let mwh = whole.checked_mul(MWH_PER_KWH)?.checked_add(frac_mwh)?;
+    (mwh <= MAX_READING_KWH * MWH_PER_KWH).then_some(mwh)
 }
 
 /// The next line of `input` (without its `\n` or `\r\n`), reading at
@@ -107,9 +152,9 @@ pub fn read_hourly(mut input: impl BufRead) -> Result<Hourly, ForecastError> {
         cols.iter().position(|c| c == name).ok_or(ForecastError::Csv { line: 1, reason: format!("no column {name}") })
     };
     let (ci, ti, vi) = (find("CUSTOMER_ID")?, find("READING_DATETIME")?, find("GENERAL_SUPPLY_KWH")?);
-    // customer → hour → (sum of kWh, which half-hours: bit 0 the HH:30
+    // customer → hour → (sum of mWh, which half-hours: bit 0 the HH:30
     // reading, bit 1 the HH+1:00 one)
-    let mut acc: BTreeMap<u64, BTreeMap<u64, (f64, u8)>> = BTreeMap::new();
+    let mut acc: BTreeMap<u64, BTreeMap<u64, (u64, u8)>> = BTreeMap::new();
     let mut n = 1;
     loop {
         n += 1;
@@ -125,29 +170,31 @@ pub fn read_hourly(mut input: impl BufRead) -> Result<Hourly, ForecastError> {
             field(ci)?.parse().map_err(|_| ForecastError::Csv { line: n, reason: "bad CUSTOMER_ID".into() })?;
         let minutes =
             parse_datetime(field(ti)?).ok_or(ForecastError::Csv { line: n, reason: "bad READING_DATETIME".into() })?;
-        let kwh: f64 =
-            field(vi)?.parse().map_err(|_| ForecastError::Csv { line: n, reason: "bad GENERAL_SUPPLY_KWH".into() })?;
-        if !kwh.is_finite() || kwh < 0.0 {
-            return Err(ForecastError::Csv { line: n, reason: "GENERAL_SUPPLY_KWH not a non-negative number".into() });
-        }
+        let mwh = parse_kwh(field(vi)?).ok_or_else(|| ForecastError::Csv {
+            line: n,
+            reason: format!(
+                "GENERAL_SUPPLY_KWH not a plain non-negative decimal of at most six decimals and {MAX_READING_KWH} kWh"
+            ),
+        })?;
         if minutes % 30 != 0 || minutes < 30 {
             return Err(ForecastError::Csv { line: n, reason: "not a 30-minute interval end".into() });
         }
         // The interval ending at HH:30 and the one ending at HH+1:00 are hour HH.
         let hour = ((minutes - 30) / 60) as u64;
         let half: u8 = if minutes % 60 == 30 { 1 } else { 2 };
-        let e = acc.entry(customer).or_default().entry(hour).or_insert((0.0, 0));
+        let e = acc.entry(customer).or_default().entry(hour).or_insert((0, 0));
         if e.1 & half != 0 {
             return Err(ForecastError::Csv { line: n, reason: "a second reading of the same half-hour".into() });
         }
-        e.0 += kwh;
+        // Two capped readings: no overflow.
+        e.0 += mwh;
         e.1 |= half;
     }
     Ok(acc
         .into_iter()
         .map(|(c, hours)| {
-            // The hour's energy: both half-hours' kWh, in Wh.
-            let v = hours.into_iter().filter(|(_, (_, m))| *m == 3).map(|(h, (s, _))| (h, (s * 1000.0).round() as u64));
+            // The hour's energy: both half-hours' mWh, rounded to Wh (half up).
+            let v = hours.into_iter().filter(|(_, (_, m))| *m == 3).map(|(h, (s, _))| (h, (s + 500) / 1000));
             (c, v.collect())
         })
         .collect())

@@ -1,6 +1,7 @@
 //! Attack round 4 on the forecaster's inputs (issue 16): the Smart Grid
-//! Smart City loader. Every test here is a finding and is `#[ignore]`d
-//! until fixed: `cargo test -p gridledger-forecast --test attack_r4 -- --ignored`.
+//! Smart City loader. Each finding here was `#[ignore]`d until fixed;
+//! both are fixed now and run with the suite
+//! (`cargo test -p gridledger-forecast --test attack_r4`).
 
 use gridledger_forecast::sgsc::read_hourly;
 
@@ -25,7 +26,6 @@ fn csv(body: &str) -> String {
 /// with checked arithmetic and a plausibility cap per half-hour; no
 /// floating point for energy.
 #[test]
-#[ignore = "attack r4 [3]: an absurd kWh reading (1e300) is accepted and saturated to u64::MAX Wh"]
 fn absurd_reading_is_refused_not_saturated() {
     for v in ["1e300", "1e308"] {
         let body = csv(&format!("1,2013-01-01 00:30:00,{v}\n1,2013-01-01 01:00:00,{v}"));
@@ -51,7 +51,6 @@ fn absurd_reading_is_refused_not_saturated() {
 /// Suggested fix: parse the exact layout `YYYY-MM-DD HH:MM[:SS]` (no extra
 /// fields; seconds, when present, two digits and `00`).
 #[test]
-#[ignore = "attack r4 [4]: timestamps with ignored seconds or extra fields (00:30:59, 2013-01-01-31) are accepted"]
 fn timestamps_with_ignored_fields_are_refused() {
     for first in ["2013-01-01 00:30:59", "2013-01-01 00:30:xx", "2013-01-01-31 00:30:00", "2013-01-01 00:30:00:junk"] {
         let body = csv(&format!("1,{first},0.1\n1,2013-01-01 01:00:00,0.1"));

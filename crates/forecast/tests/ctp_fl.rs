@@ -64,8 +64,9 @@ fn ctp_fl_round(round: u32, dims: usize, models: Vec<Vec<f32>>, behaviours: &[Cl
     let k = max_ct.div_ceil(31);
     let coder = FragmentCoder::new(Kzg::insecure_from_seed(k.next_power_of_two() * 2, 5), max_ct, NODES, NODES - 2 * f)
         .expect("coder");
-    let global = GlobalCoder::new(dims * 4, NODES, NODES - f, CLIENTS, CLIENTS - f_cli).expect("global coder");
+    let global = GlobalCoder::for_chain(dims * 4, NODES, CLIENTS).expect("global coder");
     let cfg = Arc::new(ChainConfig {
+        task: Hash32([4; 32]),
         chain: 0,
         round,
         nodes: NODES,

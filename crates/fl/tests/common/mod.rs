@@ -34,11 +34,11 @@ pub fn enclave(k: usize) -> SoftwareAttester {
 
 pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
     let f = (nodes - 1) / 3;
-    let f_cli = (clients - 1) / 3;
     let max_ct = DIMS * 4 + 16;
     let coder = FragmentCoder::new(Kzg::insecure_from_seed(16, 9), max_ct, nodes, nodes - 2 * f).unwrap();
-    let global = GlobalCoder::new(DIMS * 4, nodes, nodes - f, clients, clients - f_cli).unwrap();
+    let global = GlobalCoder::for_chain(DIMS * 4, nodes, clients).unwrap();
     Arc::new(ChainConfig {
+        task: Hash32([1; 32]),
         chain: 2,
         round: 5,
         nodes,
