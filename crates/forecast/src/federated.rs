@@ -249,10 +249,13 @@ pub struct Federation {
     fragments: Vec<(usize, usize)>,
     coders: Vec<(Arc<FragmentCoder>, Arc<GlobalCoder>)>,
     round: u32,
-    /// This run's task id, drawn at random in [`Federation::new`]: two runs
-    /// (even of one seed and configuration) are two federations, so
-    /// nothing signed, attested or committed in one is accepted in the
-    /// other ([`ChainConfig::instance`] binds it).
+    /// This run's task id, a hash of its whole configuration (the seed
+    /// included) in [`Federation::new`]: two federations that differ in
+    /// anything are two tasks, so nothing signed, attested or committed in
+    /// one is accepted in the other ([`ChainConfig::instance`] binds it).
+    /// Two runs of one configuration are the same seeded simulation run
+    /// again (same keys, same models), so a run stays reproducible from its
+    /// `--seed`; a deployment takes its task id from the chain instead.
     task: Hash32,
     /// Each chain's previous block `BH_{e−1,b}`: before round 1 a hash of
     /// the task and the chain; then a hash of the previous round's chain
@@ -327,7 +330,7 @@ impl Federation {
             let global = GlobalCoder::for_chain(len * 4, cfg.nodes, cfg.clients).map_err(fl)?;
             coders.push((Arc::new(coder), Arc::new(global)));
         }
-        let task = Hash32(rand::random());
+        let task = gridledger_core::codec::hash_bytes(FL_GENESIS, format!("task {:?}", cfg).as_bytes());
         let prev_blocks = (0..cfg.chains)
             .map(|b| {
                 let mut v = task.0.to_vec();
