@@ -4,39 +4,16 @@
 //! the code as it stands and is `#[ignore]`d until fixed. Run with
 //! `cargo test -p gridledger-cli --test attack_market_r4 -- --ignored`.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+use common::bounded::{run_within, under_3gb};
+use std::time::Duration;
 
 /// Runs `gridledger <args>` under a 3 GB address-space limit for at most
 /// `limit`; returns the exit code (None: still running, killed; -1: killed
 /// by a signal) and stderr.
 fn run_bounded(args: &str, limit: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -v 3000000; exec '{BIN}' {args}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut err);
-    }
+    let (status, err) = run_within(&mut under_3gb(args), limit);
     (status.map(|s| s.code().unwrap_or(-1)), err)
 }
 

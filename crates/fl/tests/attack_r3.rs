@@ -318,30 +318,6 @@ fn split_pre_vectors_leave_a_committed_round_undecodable() {
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
 }
 
-/// A Byzantine leader that replays, in place of its proposal, the
-/// proposal its enclave attested for the same chain index, round and view
-/// in another chain history (`old`: root, clients, attestation and the
-/// subfragments of that release).
-struct ReplayOldProposal {
-    old: (gridledger_core::Hash32, Vec<u32>, gridledger_core::enclave::EvidenceAttestation),
-    subfragments: Vec<gridledger_fl::dissemination::GlobalSubfragment>,
-}
-impl Adversary<P> for ReplayOldProposal {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        sends
-            .into_iter()
-            .map(|(d, m)| match m {
-                Message::Proposal { view: 0, sf, .. } => {
-                    let (root, clients, ra) = self.old.clone();
-                    let sf = self.subfragments[sf.node].clone();
-                    (d, Message::Proposal { view: 0, root, clients, ra, sf, excluded: vec![], pre_vectors: vec![] })
-                }
-                other => (d, other),
-            })
-            .collect()
-    }
-}
-
 /// Finding 3b (wrong model accepted: a replayed aggregate from another
 /// chain history).
 ///
@@ -384,7 +360,7 @@ fn replayed_aggregate_from_another_chain_history_is_refused() {
         3,
         4,
         vec![ClientBehaviour::Honest; 4],
-        vec![(0, Box::new(ReplayOldProposal { old: (rel.root, clients, ra), subfragments: rel.subfragments }))],
+        vec![(0, Box::new(ReplayProposal { old: (rel.root, clients, ra), subfragments: rel.subfragments }))],
         &honest,
     );
     let got = r.global_of(1);

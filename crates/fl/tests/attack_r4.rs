@@ -9,34 +9,9 @@ use gridledger_core::enclave::Attester;
 use gridledger_core::Hash32;
 use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
 use gridledger_fl::consensus::Message;
-use gridledger_fl::dissemination::GlobalSubfragment;
 use gridledger_fl::round::{sim_client_signing_key, ClientBehaviour};
 use gridledger_sim::{Adversary, Dest, Time};
 use rand_chacha::ChaCha8Rng;
-
-/// A Byzantine leader that replaces its view-0 proposal with an aggregate
-/// its enclave honestly attested for view 0 of another federation (`old`:
-/// root, clients, attestation, and that release's subfragments).
-struct ReplayOtherFederation {
-    old: (Hash32, Vec<u32>, gridledger_core::enclave::EvidenceAttestation),
-    subfragments: Vec<GlobalSubfragment>,
-}
-
-impl Adversary<P> for ReplayOtherFederation {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        sends
-            .into_iter()
-            .map(|(d, m)| match m {
-                Message::Proposal { view: 0, sf, .. } => {
-                    let (root, clients, ra) = self.old.clone();
-                    let sf = self.subfragments[sf.node].clone();
-                    (d, Message::Proposal { view: 0, root, clients, ra, sf, excluded: vec![], pre_vectors: vec![] })
-                }
-                other => (d, other),
-            })
-            .collect()
-    }
-}
 
 /// FINDING 1 (integrity: an aggregate of another federation is committed).
 ///
@@ -84,7 +59,7 @@ fn aggregate_of_another_federation_on_the_same_block_is_refused() {
         3,
         4,
         vec![ClientBehaviour::Honest; 4],
-        vec![(0, Box::new(ReplayOtherFederation { old: (rel.root, clients, ra), subfragments: rel.subfragments }))],
+        vec![(0, Box::new(ReplayProposal { old: (rel.root, clients, ra), subfragments: rel.subfragments }))],
         &honest,
     );
     let got = r.global_of(1);
@@ -111,7 +86,7 @@ fn control_aggregate_of_another_chain_history_is_refused() {
         3,
         4,
         vec![ClientBehaviour::Honest; 4],
-        vec![(0, Box::new(ReplayOtherFederation { old: (rel.root, clients, ra), subfragments: rel.subfragments }))],
+        vec![(0, Box::new(ReplayProposal { old: (rel.root, clients, ra), subfragments: rel.subfragments }))],
         &honest,
     );
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);

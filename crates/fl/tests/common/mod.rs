@@ -401,3 +401,28 @@ pub fn vectors(r: &Run) -> (NodeVectors, NodeVectors) {
     }
     (pre, deter)
 }
+
+/// A Byzantine leader that replaces its view-0 proposal with an aggregate
+/// its enclave honestly attested for view 0 elsewhere — another chain
+/// history or another federation (`old`: root, clients, attestation, and
+/// that release's subfragments). Used by the replay attacks.
+pub struct ReplayProposal {
+    pub old: (Hash32, Vec<u32>, gridledger_core::enclave::EvidenceAttestation),
+    pub subfragments: Vec<gridledger_fl::dissemination::GlobalSubfragment>,
+}
+
+impl Adversary<P> for ReplayProposal {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Proposal { view: 0, sf, .. } => {
+                    let (root, clients, ra) = self.old.clone();
+                    let sf = self.subfragments[sf.node].clone();
+                    (d, Message::Proposal { view: 0, root, clients, ra, sf, excluded: vec![], pre_vectors: vec![] })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
