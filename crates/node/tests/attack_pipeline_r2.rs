@@ -78,3 +78,55 @@ fn probe_crash_storm_of_one_validator() {
     }
     eprintln!("{count} seeds held: {crashes} crashes, the crashing validator reached {heights} heights in all");
 }
+
+/// Vote records in the three layouts a store may hold (before
+/// `Durable::next`, one slot, a list of slots) each decode as what they
+/// were written as (no prepared certificate), never as another layout
+/// (heights and views chosen so that their bytes line up with the other
+/// layouts' length prefixes and option tags: 0, 1, 256, 2^24, 2^32 + 1).
+#[test]
+fn vote_record_layouts_never_decode_as_each_other() {
+    use gridledger_consensus::pbft::{Durable, PreparedCert, MAX_NEXT_SLOTS};
+    use gridledger_node::validator::{decode_durable, PbftBlock};
+    #[derive(borsh::BorshSerialize)]
+    struct V1 {
+        height: u64,
+        view: u64,
+        view_changing: bool,
+        prepared: Option<PreparedCert<PbftBlock>>,
+    }
+    #[derive(borsh::BorshSerialize)]
+    struct V2 {
+        height: u64,
+        view: u64,
+        view_changing: bool,
+        prepared: Option<PreparedCert<PbftBlock>>,
+        next: Option<(u64, u64)>,
+    }
+    let odd = [0u64, 1, 256, 1 << 24, (1 << 32) + 1, u64::MAX];
+    let mut checked = 0;
+    for &h in &odd {
+        for &v in &odd {
+            for vc in [false, true] {
+                let v1 = borsh::to_vec(&V1 { height: h, view: v, view_changing: vc, prepared: None }).unwrap();
+                let d = decode_durable(&v1).unwrap();
+                assert_eq!((d.height, d.view, d.view_changing, d.next.len()), (h, v, vc, 0));
+                for next in [None, Some((h, v)), Some((v, h)), Some((1, 0)), Some((0, 1))] {
+                    let v2 = V2 { height: h, view: v, view_changing: vc, prepared: None, next };
+                    let d = decode_durable(&borsh::to_vec(&v2).unwrap()).unwrap();
+                    assert_eq!((d.height, d.view, d.view_changing), (h, v, vc));
+                    assert_eq!(d.next, next.into_iter().collect::<Vec<_>>());
+                    checked += 1;
+                }
+                for len in 0..=MAX_NEXT_SLOTS {
+                    let next: Vec<(u64, u64)> = (0..len as u64).map(|i| (h.wrapping_add(i), v ^ i)).collect();
+                    let cur = Durable::<PbftBlock> { height: h, view: v, view_changing: vc, prepared: None, next };
+                    let d = decode_durable(&borsh::to_vec(&cur).unwrap()).unwrap();
+                    assert_eq!(d, cur);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 500);
+}
