@@ -108,6 +108,24 @@ struct SimTransport {
     disk: Arc<SimDisk>,
     /// The latest `(height, view)` this node signed a vote for, kept across restarts.
     voted: Arc<Mutex<Option<(u64, u64)>>>,
+    /// For a correct node: every pre-prepare, prepare and commit it signed,
+    /// by `(kind, height, view)`, kept across restarts, and where a second,
+    /// different one for the same slot is reported (a double signature).
+    said: Option<(Said, LostVotes, u64, NodeId)>,
+}
+
+/// What one node signed, by `(kind, height, view)`: the block digest.
+type Said = Arc<Mutex<std::collections::BTreeMap<(u8, u64, u64), Hash32>>>;
+
+/// The slot and block a pre-prepare, prepare or commit signs.
+fn signed_block(m: &Message<PbftBlock>) -> Option<((u8, u64, u64), Hash32)> {
+    use gridledger_consensus::pbft::Payload;
+    match m {
+        Message::PrePrepare(p) => Some(((0, p.height, p.view), p.payload.digest())),
+        Message::Prepare(v) => Some(((1, v.height, v.view), v.block)),
+        Message::Commit(v) => Some(((2, v.height, v.view), v.block)),
+        _ => None,
+    }
 }
 
 /// The `(height, view)` a message commits its signer to.
@@ -132,6 +150,19 @@ impl SimTransport {
             if let Some(slot) = vote_slot(&m) {
                 let mut v = self.voted.lock().unwrap_or_else(|p| p.into_inner());
                 *v = Some(v.map_or(slot, |old| old.max(slot)));
+            }
+            if let (Some((said, lost, seed, node)), Some((slot, block))) = (&self.said, signed_block(&m)) {
+                let mut said = said.lock().unwrap_or_else(|p| p.into_inner());
+                let first = *said.entry(slot).or_insert(block);
+                if first != block {
+                    let kind = ["pre-prepare", "prepare", "commit"][slot.0 as usize];
+                    let detail = format!("signed two different {kind}s at height {} view {}", slot.1, slot.2);
+                    lost.lock().unwrap_or_else(|p| p.into_inner()).push(Violation::LostVote {
+                        seed: *seed,
+                        node: *node,
+                        detail,
+                    });
+                }
             }
             self.out.lock().unwrap_or_else(|p| p.into_inner()).push((dest, m));
         }
@@ -193,7 +224,7 @@ impl DriverNode {
         plan: DiskPlan,
         reported: Arc<AtomicU64>,
         voted: Arc<Mutex<Option<(u64, u64)>>>,
-        observer: (Arc<Mutex<Vec<Hash32>>>, LostVotes, u64),
+        observer: (Arc<Mutex<Vec<Hash32>>>, LostVotes, u64, Option<Said>),
     ) -> anyhow::Result<Self> {
         let chain = sim_chain(n, disk.clone())?;
         let shared = Shared::new(chain);
@@ -204,12 +235,13 @@ impl DriverNode {
             }
         }
         let out = Arc::new(Mutex::new(Vec::new()));
-        let transport = SimTransport { n: n as u32, out: out.clone(), disk: disk.clone(), voted };
+        let (hashes, lost, seed, said) = observer;
+        let said = said.map(|m| (m, lost.clone(), seed, id));
+        let transport = SimTransport { n: n as u32, out: out.clone(), disk: disk.clone(), voted, said };
         let settings = PbftSettings { ticks: Some(ticks.clone()), clock: Some(clock), ..settings.clone() };
         let mut driver = Driver::open(shared, dev_validator(id as usize), Box::new(transport), settings)?;
         driver.record_faults();
         let rechecked = driver.shared().chain().tip().height;
-        let (hashes, lost, seed) = observer;
         Ok(Self { driver, disk, out, ticks, reported, hashes, rechecked, lost, seed, id, armed: None, plan })
     }
 
@@ -392,6 +424,7 @@ pub fn build(
     let reported: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let voted: Vec<Arc<Mutex<Option<(u64, u64)>>>> = (0..n).map(|_| Arc::default()).collect();
     let hashes: Vec<Arc<Mutex<Vec<Hash32>>>> = (0..n).map(|_| Arc::default()).collect();
+    let said: Vec<Said> = (0..n).map(|_| Arc::default()).collect();
     let lost: LostVotes = Arc::new(Mutex::new(Vec::new()));
     let lost2 = lost.clone();
     let mut sim = Simulation::new(scenario.seed, scenario.net.clone(), move |id, disk: Option<Arc<SimDisk>>| {
@@ -409,9 +442,10 @@ pub fn build(
         };
         let reported = reported[id as usize].clone();
         let voted = voted[id as usize].clone();
-        let observer = (hashes[id as usize].clone(), lost2.clone(), seed);
         let last_vote = *voted.lock().unwrap_or_else(|p| p.into_inner());
         let is_correct = correct.get(id as usize).copied().unwrap_or(false);
+        let said = is_correct.then(|| said[id as usize].clone());
+        let observer = (hashes[id as usize].clone(), lost2.clone(), seed, said);
         let open = |disk: Arc<SimDisk>,
                     plan: DiskPlan,
                     reported: Arc<AtomicU64>,
@@ -568,4 +602,43 @@ pub fn run_driver_with(
         reference.commit(ex).map_err(|e| e.to_string())
     });
     (result, sim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridledger_consensus::pbft::{Vote, VoteKind};
+
+    fn transport(said: Said, lost: LostVotes) -> SimTransport {
+        let out: Outbox = Arc::default();
+        SimTransport { n: 4, out, disk: SimDisk::new(), voted: Arc::default(), said: Some((said, lost, 7, 2)) }
+    }
+
+    fn prepare(view: u64, height: u64, block: u8) -> Vec<u8> {
+        let v = Vote::sign(&dev_validator(2), VoteKind::Prepare, &Hash32([1; 32]), view, height, Hash32([block; 32]));
+        let mut bytes = vec![0];
+        bytes.extend(Message::<PbftBlock>::Prepare(v).to_bytes());
+        bytes
+    }
+
+    #[test]
+    fn a_correct_node_signing_two_blocks_for_one_slot_is_reported_across_restarts() {
+        let (said, lost): (Said, LostVotes) = (Arc::default(), Arc::default());
+        let t = transport(said.clone(), lost.clone());
+        t.push(Dest::All, prepare(1, 5, 0xaa));
+        // The same vote again, and a vote in another slot: nothing to report.
+        t.push(Dest::All, prepare(1, 5, 0xaa));
+        t.push(Dest::All, prepare(2, 5, 0xbb));
+        assert!(lost.lock().unwrap().is_empty());
+        // A restarted incarnation (a new transport, the same record) signs
+        // another block in view 1 at height 5.
+        let restarted = transport(said, lost.clone());
+        restarted.push(Dest::All, prepare(1, 5, 0xbb));
+        let found = lost.lock().unwrap().clone();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            matches!(&found[0], Violation::LostVote { seed: 7, node: 2, detail } if detail.contains("two different prepares at height 5 view 1")),
+            "{found:?}"
+        );
+    }
 }
