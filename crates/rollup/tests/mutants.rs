@@ -265,24 +265,8 @@ fn an_unbacked_st_is_refused_at_recording() -> bool {
 /// batch's gas, then 100 sybils send opinions no one owes them, then the
 /// buyer its `O_b`: the buyer's lands in the reserve.
 fn an_owed_opinion_finds_the_reserve() -> bool {
-    use gridledger_rollup::types::BuyerOpinion;
     let mut e = funded();
-    let day = 10 * 24 * HOUR;
-    let (b, s) = (trader(0), trader(1));
-    let sizes = [750, 750, 750, 750, 400, 200, 100, 50, 25, 12, 6, 3, 3, 3];
-    let pairs = fee_wallets(&mut e, 2 * sizes.len(), 8_000);
-    let (buyers, sellers) = pairs.split_at(sizes.len());
-    let at_time = day + 8 * HOUR + 40 * MIN;
-    let mut txs = backed_fillers(&mut e, buyers, sellers, &sizes, at_time);
-    e.d.set_time(day + 7 * HOUR);
-    let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
-    agreed(&mut e, &s, &[(&b, &t)]);
-    e.d.set_time(at_time);
-    for (i, k) in fee_wallets(&mut e, 100, 9_000).iter().enumerate() {
-        let terms = if i % 2 == 0 { t.clone() } else { past_terms(&e, k.address(), &s, 6, at_time) };
-        txs.push((k.clone(), IorTx::Opinion(BuyerOpinion { terms, ob: true })));
-    }
-    txs.push((b.clone(), IorTx::Opinion(BuyerOpinion { terms: t, ob: false })));
+    let (txs, ..) = reserve_race(&mut e);
     let receipts = e.d.submit_block(&txs).unwrap();
     receipts.last().is_some_and(|r| r.status == TxStatus::Success)
 }

@@ -13,7 +13,7 @@ use gridledger_core::crypto::KeyPair;
 use gridledger_core::Amount;
 use gridledger_ledger::TxStatus;
 use gridledger_rollup::primary::MAX_SLOT_ENTRIES_PER_PARTY;
-use gridledger_rollup::types::{BuyerOpinion, IorTx, Outcome, StSettlement};
+use gridledger_rollup::types::{IorTx, Outcome, StSettlement};
 
 fn run(e: &mut Env, who: &KeyPair, tx: IorTx) -> Vec<Outcome> {
     e.d.submit(who, &tx).unwrap();
@@ -94,27 +94,12 @@ fn a_settled_agreement_takes_at_most_its_quota_of_slot_entries() {
 fn sybil_opinions_cannot_take_the_reserved_gas() {
     use gridledger_rollup::primary::{MAX_BATCH_GAS, RESERVED_GAS};
     let mut e = funded();
-    let day = 10 * 24 * HOUR;
-    let (b, s) = (trader(0), trader(1));
-    let sizes = [750, 750, 750, 750, 400, 200, 100, 50, 25, 12, 6, 3, 3, 3];
-    let pairs = fee_wallets(&mut e, 2 * sizes.len(), 8_000);
-    let (buyers, sellers) = pairs.split_at(sizes.len());
-    let at = day + 8 * HOUR + 40 * MIN;
-    let mut txs = backed_fillers(&mut e, buyers, sellers, &sizes, at);
-    e.d.set_time(day + 7 * HOUR);
-    let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
-    agreed(&mut e, &s, &[(&b, &t)]);
-    e.d.set_time(at);
+    let (txs, fillers, sybils, t, at) = reserve_race(&mut e);
+    let s = trader(1);
     assert!(t.dt_end <= at && at <= t.dl);
-    let sybils = fee_wallets(&mut e, 100, 9_000);
-    for (i, k) in sybils.iter().enumerate() {
-        let terms = if i % 2 == 0 { t.clone() } else { past_terms(&e, k.address(), &s, 6, e.d.now()) };
-        txs.push((k.clone(), IorTx::Opinion(BuyerOpinion { terms, ob: true })));
-    }
-    txs.push((b.clone(), IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })));
     let receipts = e.d.submit_block(&txs).unwrap();
-    let fillers = &receipts[..sizes.len()];
-    let opinions = &receipts[sizes.len()..sizes.len() + sybils.len()];
+    let opinions = &receipts[fillers..fillers + sybils];
+    let fillers = &receipts[..fillers];
     assert!(fillers.iter().any(|r| r.status == TxStatus::Success), "backed fillers record");
     let taken = opinions.iter().filter(|r| r.status == TxStatus::Success).count();
     let batch = batches(&e) - 1;

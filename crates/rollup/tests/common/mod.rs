@@ -750,3 +750,32 @@ pub fn finalize_after_window(e: &mut Env, exec: &KeyPair, batch: u64) -> Receipt
     e.d.set_time(done + e.d.cfg.window_ms() + 1_000);
     e.d.primary_call(exec, "finalize", e.d.finalize_args(batch).unwrap(), Amount::ZERO).unwrap()
 }
+
+/// The reserve race of attack r6 [4]: in one block, heavy STs of sybil
+/// pairs (their ATs recorded) that fill the STs' share of a batch's gas,
+/// then 100 sybils' opinions no one owes them (half naming the buyer's
+/// agreement, half fictitious ones), then the buyer's own `O_b = 0`.
+/// Returns the block's transactions (fillers first, the buyer's last), the
+/// number of fillers, the number of sybil opinions, the buyer's terms and
+/// the block's time (within the agreement's opinion window).
+pub fn reserve_race(e: &mut Env) -> (Vec<(KeyPair, IorTx)>, usize, usize, AgreementTerms, Timestamp) {
+    use gridledger_rollup::types::BuyerOpinion;
+    let day = 10 * 24 * HOUR;
+    let (b, s) = (trader(0), trader(1));
+    let sizes = [750, 750, 750, 750, 400, 200, 100, 50, 25, 12, 6, 3, 3, 3];
+    let pairs = fee_wallets(e, 2 * sizes.len(), 8_000);
+    let (buyers, sellers) = pairs.split_at(sizes.len());
+    let at = day + 8 * HOUR + 40 * MIN;
+    let mut txs = backed_fillers(e, buyers, sellers, &sizes, at);
+    e.d.set_time(day + 7 * HOUR);
+    let t = terms(&b, &s, Amount(200_000), 500, day + 8 * HOUR);
+    agreed(e, &s, &[(&b, &t)]);
+    e.d.set_time(at);
+    let sybils = fee_wallets(e, 100, 9_000);
+    for (i, k) in sybils.iter().enumerate() {
+        let terms = if i % 2 == 0 { t.clone() } else { past_terms(e, k.address(), &s, 6, at) };
+        txs.push((k.clone(), IorTx::Opinion(BuyerOpinion { terms, ob: true })));
+    }
+    txs.push((b, IorTx::Opinion(BuyerOpinion { terms: t.clone(), ob: false })));
+    (txs, sizes.len(), sybils.len(), t, at)
+}
