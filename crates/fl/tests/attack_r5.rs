@@ -242,6 +242,12 @@ impl Adversary<P> for CarryEarlierPreVectors {
 /// Byzantine leader that kept them carries them instead of this run's:
 /// the protected set is then `{0}`, and the attested aggregate of client 0
 /// alone passes every honest node's check with no exclusion evidence.
+/// Nothing in the replayed proposal needs a dishonest enclave: in that
+/// earlier run the view-0 leader's enclave honestly aggregated the one
+/// client the agreed vectors named, and its host kept the whole proposal
+/// (pre-vectors, aggregate attestation, release). Only round 1 of two runs
+/// is sure to share the instance (later `prev_block`s follow the committed
+/// roots), which is where this replay lands.
 /// Fixing finding 1 alone (deterministic records) does not close this.
 /// Setup: K = 4, C = 4; client 0 poisons ×−20; node 0 (Byzantine, view 0's
 /// leader) carries the four nodes' earlier pre-vectors naming `[0]`.
