@@ -1,5 +1,5 @@
 //! Attack round 5 on the CTP-FL dual consensus (issue 16): replay between
-//! two runs of one configuration, which share every chain instance by
+//! two runs of one configuration, which share their chain instances by
 //! design (the federation's task id is a hash of its configuration, and
 //! `prev_block` is chained through deterministic roots), and a client's
 //! per-root report map. Each finding is a failing test, `#[ignore]`d so the
@@ -68,11 +68,13 @@ impl Adversary<P> for ForwardEarlierRecords {
 /// Since round 4 every encryption draws a fresh random nonce, carried in
 /// the signed upload record, so two encodings of one model by one honest
 /// client are two different signed records. Two runs of one configuration
-/// share every chain instance (by design: the task id is a hash of the
-/// configuration and the seed, `prev_block` before round 1 a hash of the
-/// task, and each later one a hash of the previous instance and the root,
-/// which is deterministic from the models), and so does a client's retry
-/// after a crash in one run. So the record an honest client signed in an
+/// share round 1's chain instances (by design: the task id is a hash of
+/// the configuration and the seed, and `prev_block` before round 1 a hash
+/// of the task), and every later round's as long as they committed the
+/// same views and roots (each later `prev_block` hashes the previous
+/// instance, view and root; the root is a deterministic coding of the
+/// global model, so a seeded rerun repeats them); and a client's retry
+/// after a crash shares its round's instance within one run. So the record an honest client signed in an
 /// earlier run (or before its crash) passes every check in this one:
 /// `ChainConfig::is_own_record`, its registered signature, the degree
 /// bound and the cell proof. A Byzantine node that kept it forwards it to
@@ -363,4 +365,52 @@ fn one_node_cannot_grow_a_clients_reports_without_bound() {
     let grown = live() - before;
     assert!(client.global().is_none());
     assert!(grown < 64 * 1024, "one node's 50,000 bogus reports grew the client's heap by {grown} bytes");
+}
+
+/// A Byzantine leader that sends its (honest, attested) proposal only to
+/// nodes `0..to` and drops the mini-fragments it should serve.
+struct ProposalToQuorumDropMinis(u32);
+
+impl Adversary<P> for ProposalToQuorumDropMinis {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        sends
+            .into_iter()
+            .filter(|(d, m)| match m {
+                Message::Mini { .. } => false,
+                Message::Proposal { .. } => matches!(d, Dest::One(n) if *n < self.0),
+                _ => true,
+            })
+            .collect()
+    }
+}
+
+/// What held up (round 5): decoding from `f + 1` subfragments with `f`
+/// Byzantine holders. K = 7 (f = 2), seven clients of which client 5
+/// poisons (×−20) and client 6 equivocates; node 0 (view 0's leader)
+/// sends its proposal to nodes 0–4 only (a bare quorum) and serves no
+/// mini-fragment, node 1 alters every mini-fragment it serves. Over six
+/// seeds every honest client decodes the same committed aggregate (the
+/// trimmed mean of the clients the committed view used): the altered
+/// mini-fragments fail their Merkle proofs, and the `f + 1` honest holders
+/// the certificate guarantees suffice.
+#[test]
+fn f_plus_one_decoding_holds_with_f_byzantine_holders() {
+    use gridledger_fl::byzantine::NodeAttack;
+    let mut behaviours = vec![ClientBehaviour::Honest; 7];
+    behaviours[5] = ClientBehaviour::Poison(POISON);
+    behaviours[6] = ClientBehaviour::Equivocate;
+    let honest = [0usize, 1, 2, 3, 4];
+    for seed in 1..=6 {
+        let r = run(
+            seed,
+            7,
+            behaviours.clone(),
+            vec![(0, Box::new(ProposalToQuorumDropMinis(5))), (1, Box::new(NodeAttack::AlterMinis))],
+            &honest,
+        );
+        let of = |c: u32| if c == 5 { model(5).iter().map(|x| x * POISON).collect() } else { model(c as usize) };
+        if let Err(e) = round_succeeded(&r, &honest, of, 2) {
+            panic!("seed {seed}: {e}");
+        }
+    }
 }
