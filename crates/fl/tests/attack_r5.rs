@@ -414,3 +414,61 @@ fn f_plus_one_decoding_holds_with_f_byzantine_holders() {
         }
     }
 }
+
+/// A Byzantine view-0 leader that equivocates: node `to` gets the
+/// attested aggregate `other` (another valid client set, its own release),
+/// the rest the honest proposal.
+struct EquivocatingLeader {
+    cfg: Arc<ChainConfig>,
+    to: u32,
+    clients: Vec<u32>,
+    global: Vec<f32>,
+}
+
+impl Adversary<P> for EquivocatingLeader {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_core::enclave::Attester;
+        let rel = self.cfg.release(&params_to_bytes(&self.global)).unwrap();
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Proposal { view: 0, sf, pre_vectors, .. } if d == Dest::One(self.to) => {
+                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &self.clients));
+                    let sf = rel.subfragments[sf.node].clone();
+                    let clients = self.clients.clone();
+                    (d, Message::Proposal { view: 0, root: rel.root, clients, ra, sf, excluded: vec![], pre_vectors })
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+/// What held up (round 5): an equivocating leader. K = 4; client 3's
+/// uploads reach nodes 0 and 1 only, so it is neither agreed nor
+/// protected and two aggregates are valid — with it (sent to node 1) and
+/// without it (the honest proposal, which the leader's own node and nodes
+/// 2 and 3 verify). Over six seeds one root is committed (the one `2f + 1`
+/// nodes verified; node 1 refuses PBFT blocks of the other and commits it
+/// through the certificate), and every client decodes it.
+#[test]
+fn equivocating_leader_commits_one_decodable_root() {
+    let cfg = config(4, 4, 1);
+    let all: Vec<Vec<f32>> = (0..4).map(model).collect();
+    let with_3 = trimmed_mean(&all, 1).unwrap();
+    let honest = [0usize, 1, 2, 3];
+    for seed in 1..=6 {
+        let leader = EquivocatingLeader { cfg: cfg.clone(), to: 1, clients: vec![0, 1, 2, 3], global: with_3.clone() };
+        let r = run(
+            seed,
+            4,
+            vec![ClientBehaviour::Honest; 4],
+            vec![(0, Box::new(leader)), (4 + 3, Box::new(DropToNodes(vec![2, 3])))],
+            &honest,
+        );
+        r.debug_trace();
+        if let Err(e) = round_succeeded(&r, &honest, |c| model(c as usize), 1) {
+            panic!("seed {seed}: {e}");
+        }
+    }
+}
