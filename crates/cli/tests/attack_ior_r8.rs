@@ -53,7 +53,7 @@ fn a_killed_ior_day_can_be_resumed() {
         if let Ok(cfg) = gridledger_rollup::driver::primary_config(&rpc) {
             let reader = gridledger_rollup::driver::PrimaryReader { c: &rpc, params: &cfg.params };
             if let Ok((next, fin)) = reader.progress() {
-                let with_entries = (fin..next).any(|b| reader.batch_header(b).is_ok_and(|h| h.len() > 0));
+                let with_entries = (fin..next).any(|b| reader.batch_header(b).is_ok_and(|h| !h.is_empty()));
                 if next > fin && with_entries {
                     run.kill().unwrap(); // SIGKILL
                     run.wait().unwrap();
