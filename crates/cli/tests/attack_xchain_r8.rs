@@ -1,0 +1,125 @@
+//! Eighth attack round on `gridledger xchain …`: `xchain resume` on a
+//! deployment whose external chains finalise probabilistically. Every
+//! test here is a finding: it asserts what a careful user would expect
+//! and fails on the code it was written against; each is marked
+//! `#[ignore = "attack r8 [k]: ..."]` until it is fixed.
+
+use std::process::Command;
+
+use gridledger_core::Amount;
+use gridledger_ledger::devnet::dev_key;
+use gridledger_xchain::bob::PostNt;
+use gridledger_xchain::headers::Finality;
+use gridledger_xchain::mbs::{BobMbs, MbsSpec, SwapRequest};
+use gridledger_xchain::{Side, SideState};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gridledger");
+/// K: the external chains' confirmations.
+const K: u32 = 3;
+
+/// The spec `xchain up --chains 2 --validators 4 --probabilistic 3` runs
+/// (its genesis time comes from the directory).
+fn spec() -> MbsSpec {
+    MbsSpec {
+        chains: 2,
+        validators: 4,
+        bob_validators: 4,
+        finality: Finality::Probabilistic { k: K },
+        ..MbsSpec::default()
+    }
+}
+
+/// `xchain resume` sends a journaled NT that never left but does not post
+/// it, so on a chain with K ≥ 2 confirmations a payment resume itself made
+/// is penalised as withholding: the payer loses `x_i` on its chain *and*
+/// `x_B` of its deposit.
+///
+/// `resume` sends a journaled NT "while its chain is still before the
+/// deadline" (`height + 1 < deadline`) and then waits to prove it once
+/// final (`tip ≥ height + K`). It never sends `post_nt`. When it starts
+/// with the chain at `deadline − 2` (the driver died after journaling, the
+/// chains ran on), the NT lands at `deadline − 1` and is final at
+/// `deadline − 1 + K > deadline`; at `deadline` resume itself sends the
+/// first-stage CCT_V, which finds the side neither proved nor posted
+/// (sub-situation 1) and penalises it. Resume then exits non-zero with
+/// "penalised although their payment is on its chain". Had it posted the
+/// NT (allowed until the deadline), CCT_V would have opened sub-situation
+/// 2 and the proof would have landed inside the forwarding window; had it
+/// not sent the NT at all, the payer would have lost only `x_B`.
+///
+/// Expected: the sender's side ends `Proved` (or at least not penalised
+/// for a payment resume made on its behalf).
+/// Observed: `Penalised`, `x_i` paid to the receiver on chain i.
+///
+/// Suggested fix: when resume sends a journaled NT, it also posts it to
+/// the BoB (`post_nt`, before the deadline), as the driver would have; if
+/// the post cannot get in before the deadline, it does not send the NT.
+#[test]
+#[ignore = "attack r8 [2]: resume sends a journaled NT without post_nt; with K >= 2 it lands unprovable before CCT_V and its payer is penalised"]
+fn resume_posts_the_journaled_nt_it_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let k = K.to_string();
+    let shape = ["--chains", "2", "--validators", "4", "--probabilistic", k.as_str()];
+    let first = Command::new(BIN)
+        .args(["xchain", "up", "--json", "--epochs", "1"])
+        .args(shape)
+        .arg("--dir")
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let (id, ci, paid_before) = {
+        let mut m = BobMbs::open(d, spec()).unwrap();
+        let (s, r, p) = (dev_key(0), dev_key(1), dev_key(7));
+        for c in m.chain_ids() {
+            m.provide_liquidity(&p, c, 1_000_000).unwrap();
+        }
+        m.provide_token_b(&p, 1_000_000).unwrap();
+        m.deposit_token_b(&s, 1_000_000).unwrap();
+        m.deposit_token_b(&r, 1_000_000).unwrap();
+        let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
+        let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 21 };
+        let terms = m.try_terms(&req).unwrap();
+        let id = terms.id();
+        m.bob_ok(&m.cct_tx(&s, &r, terms)).unwrap();
+        let rec = m.cct(&id).unwrap();
+        assert_eq!(rec.deadline_i, rec.deadline_j, "both chains tick together");
+        m.wait_native_window(&rec).unwrap();
+        // The driver journals the sender's NT and dies before sending it.
+        let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+        gridledger_xchain::journal::record(d, &id, Side::Sender, &nt_s).unwrap();
+        // The receiver pays and posts (its own driver did its part).
+        let nt_r = m.native_tx(&rec, Side::Receiver, &r).unwrap();
+        m.external_mut(cj).unwrap().submit(&nt_r).unwrap();
+        let post = m.bob_call(&r, "post_nt", &PostNt { cct: id, side: Side::Receiver, nt: nt_r }, Amount::ZERO);
+        m.bob_ok(&post).unwrap();
+        // The chains ran on until two blocks before the deadline.
+        while m.external(ci).unwrap().height() + 2 < rec.deadline_i {
+            m.tick().unwrap();
+        }
+        assert_eq!(m.external(ci).unwrap().height() + 2, rec.deadline_i);
+        assert_eq!(m.cct(&id).unwrap().sender, SideState::Pending);
+        (id, ci, m.external(ci).unwrap().account(&s.address()).balance.0)
+    };
+    let out = Command::new(BIN)
+        .args(["xchain", "resume", "--json", "--max-epochs", "80"])
+        .args(shape)
+        .arg("--dir")
+        .arg(d)
+        .output()
+        .unwrap();
+    let m = BobMbs::open(d, spec()).unwrap();
+    let rec = m.cct(&id).unwrap();
+    let paid_after = m.external(ci).unwrap().account(&dev_key(0).address()).balance.0;
+    assert!(
+        rec.sender != SideState::Penalised,
+        "resume sent the sender's journaled NT (chain i balance {paid_before} -> {paid_after}) and the sender \
+         ended {:?} (receiver {:?}); resume exit {:?}: {} {}",
+        rec.sender,
+        rec.receiver,
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
