@@ -95,3 +95,138 @@ fn find_payment_skips_a_transfer_another_cct_already_used() {
     );
     assert!(matches!(m.cct(&id_b).unwrap().receiver, SideState::Proved { .. }));
 }
+
+// ------------------------------------------------------------------- [3]
+
+/// Sub-situation 2's forwarding (Algorithm 5.1 lns 26–27: f+1 BoB nodes
+/// forward a posted NT to its chain and prove it) is done only inside
+/// `BobMbs::swap`'s own loop, never by the BoB node's duties
+/// (`BobMbs::tick`: relays, the closing CCT_V, CCDI's late locks) that
+/// `xchain up` and `xchain resume` run. A payer whose NT reached the BoB
+/// (`post_nt`) but not its chain — held in the mempool of an external
+/// validator that crashed, a driver killed between posting and the
+/// chain's inclusion, a chain that dropped it — goes offline trusting the
+/// BoB nodes, as the thesis lets it. Nobody forwards the NT; at the
+/// forwarding deadline the closing CCT_V penalises the payer
+/// (`unproved_penalty`) although its signed payment sat on the BoB the
+/// whole time. (`resume` does not send it either: it re-sends a journaled
+/// NT only when none was posted.)
+///
+/// Expected: after CCT_V the BoB node forwards the posted NT to chain i,
+/// it lands, the node proves it, and the sender ends `Proved`.
+/// Observed: `Penalised`.
+///
+/// Suggested fix: make forwarding a BoB-node duty of `tick` (for each
+/// `fw/<id>` CCT: submit each posted, still unproved NT to its chain and
+/// prove it once final, as `swap`'s loop does), and have `resume` send a
+/// posted NT that is not on its chain as well.
+#[test]
+#[ignore = "attack r8 [3]: the BoB node's duties never forward a posted NT (sub-situation 2); its honest payer is penalised"]
+fn the_bob_node_forwards_a_posted_nt_that_never_reached_its_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 400, 31));
+    m.wait_native_window(&rec).unwrap();
+    receiver_pays_and_proves(&mut m, id, &rec);
+    // The sender signs its NT and posts it; the copy sent to chain i is lost.
+    let s = sender();
+    let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO);
+    m.bob_ok(&post).unwrap();
+    let paid_before = m.external(ci).unwrap().account(&s.address()).balance.0;
+    // From here on only BoB nodes act (CCT_V, then the node's duties).
+    let end = settle_within(&mut m, id, 400);
+    let landed = m.external(ci).unwrap().tx_proof(&nt_s.hash()).unwrap().map(|(h, _)| h);
+    assert!(
+        matches!(end.sender, SideState::Proved { .. }),
+        "the posted NT was never forwarded (on chain i: {landed:?}; sender's balance there {paid_before} -> {}); \
+         the sender ended {:?}, CCT complete {}",
+        m.external(ci).unwrap().account(&s.address()).balance.0,
+        end.sender,
+        end.complete
+    );
+}
+
+// ------------------------------------------------------------ held up
+
+/// Probe (held up): LP joins and withdrawals of three LPs in a random
+/// order, with CCTs between them, never move SC_AMM's price, never create
+/// or lose a unit of any `Token_i` (pool + claimed balances are constant),
+/// keep the share supply equal to the locked shares plus every LP's, and
+/// never pay an LP more of a token than the pool's pro-rata part.
+#[test]
+fn lp_joins_and_withdrawals_around_ccts_conserve_tokens_and_keep_the_price() {
+    use gridledger_ledger::devnet::dev_key;
+    use gridledger_xchain::bob::{keys, Provide, WithdrawLiquidity, LOCKED_SHARES};
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let bob = m.bob.chain_id();
+    let lps = [provider(), dev_key(2), dev_key(3), dev_key(4)];
+    for k in &lps[1..] {
+        for c in m.chain_ids() {
+            m.provide_liquidity(k, c, 50_000 + 7 * c as u128).unwrap();
+        }
+    }
+    let tokens = m.chain_ids();
+    let rec = |m: &gridledger_xchain::mbs::BobMbs, key: Vec<u8>| m.bob_record::<u128>(&key).unwrap_or(0);
+    let held = |m: &gridledger_xchain::mbs::BobMbs, t: u32| -> u128 {
+        rec(m, keys::pool(t)) + lps.iter().map(|k| rec(m, keys::wrapped(t, &k.address()))).sum::<u128>()
+    };
+    let supply: Vec<u128> = tokens.iter().map(|t| held(&m, *t)).collect();
+    let price = m.quote(1_000, ci, cj).unwrap();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n.max(1)
+    };
+    let (mut joins, mut withdrawals, mut ccts) = (0, 0, 0);
+    for round in 0..36u64 {
+        let k = &lps[next(lps.len() as u64) as usize];
+        match next(3) {
+            0 => {
+                let mut amounts = Vec::new();
+                for t in &tokens {
+                    let h = rec(&m, keys::wrapped(*t, &k.address()));
+                    amounts.push((*t, 1 + next(h.max(1) as u64) as u128));
+                }
+                let v = 1 + next(40_000) as u128;
+                amounts.push((bob, v));
+                let tx = m.bob_call(k, "provide", &Provide { amounts }, Amount(v));
+                if m.bob_exec(&tx).unwrap().status == gridledger_ledger::TxStatus::Success {
+                    joins += 1;
+                }
+            }
+            1 => {
+                let lp = rec(&m, keys::lp(&k.address()));
+                if lp == 0 {
+                    continue;
+                }
+                let s = 1 + next(lp as u64) as u128;
+                let total = rec(&m, keys::lp_total());
+                let before: Vec<u128> = tokens.iter().map(|t| rec(&m, keys::pool(*t))).collect();
+                let got: Vec<u128> = tokens.iter().map(|t| rec(&m, keys::wrapped(*t, &k.address()))).collect();
+                let tx = m.bob_call(k, "withdraw_liquidity", &WithdrawLiquidity { shares: s }, Amount::ZERO);
+                assert_eq!(m.bob_exec(&tx).unwrap().status, gridledger_ledger::TxStatus::Success);
+                withdrawals += 1;
+                for (n, t) in tokens.iter().enumerate() {
+                    let paid = rec(&m, keys::wrapped(*t, &k.address())) - got[n];
+                    assert!(paid * total <= s * before[n], "round {round}: withdrawal paid more than its part");
+                }
+            }
+            _ => {
+                let (_, r) = open_cct(&mut m, &request_between(ci, cj, 1_000, 1_000 + round));
+                assert_eq!(r.x_i, price, "round {round}: the CCT's price moved");
+                ccts += 1;
+            }
+        }
+        let shares: u128 = lps.iter().map(|k| rec(&m, keys::lp(&k.address()))).sum();
+        assert_eq!(rec(&m, keys::lp_total()), LOCKED_SHARES + shares, "round {round}: share supply");
+        for (n, t) in tokens.iter().enumerate() {
+            assert_eq!(held(&m, *t), supply[n], "round {round}: Token_{t} created or lost");
+        }
+        assert_eq!(m.quote(1_000, ci, cj).unwrap(), price, "round {round}: the quote moved");
+    }
+    assert!(joins > 0 && withdrawals > 0 && ccts > 0, "{joins} joins, {withdrawals} withdrawals, {ccts} CCTs");
+}
