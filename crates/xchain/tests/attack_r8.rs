@@ -230,3 +230,215 @@ fn lp_joins_and_withdrawals_around_ccts_conserve_tokens_and_keep_the_price() {
     }
     assert!(joins > 0 && withdrawals > 0 && ccts > 0, "{joins} joins, {withdrawals} withdrawals, {ccts} CCTs");
 }
+
+// ------------------------------------------------------------------- [5]
+
+/// A second BoB deployment following the same external chains (the
+/// setting of attack R4-7: a committee reusing its group key, or simply
+/// two BoBs over one public chain), run here beside a `BobMbs` on its
+/// chains' registrations.
+struct SecondBob {
+    chain: gridledger_xchain::EmbeddedChain,
+    config: gridledger_xchain::BobConfig,
+}
+
+impl SecondBob {
+    fn open(dir: &std::path::Path, m: &gridledger_xchain::mbs::BobMbs) -> Self {
+        use gridledger_core::crypto::KeyPair;
+        use gridledger_ledger::devnet::dev_key;
+        use gridledger_ledger::{Allocation, ContractRegistry, Genesis};
+        let keys: Vec<KeyPair> = (0..4).map(|i| KeyPair::from_seed(&format!("second-bob-validator-{i}"))).collect();
+        let funded = [dev_key(0), dev_key(1), dev_key(7), m.relayer.clone()];
+        let genesis = Genesis {
+            chain_id: m.bob.chain_id(),
+            timestamp: m.bob.chain().genesis().timestamp + 1,
+            state_buckets_log2: 10,
+            allocations: funded
+                .iter()
+                .map(|k| Allocation { address: k.address(), balance: Amount(1_000_000_000_000) })
+                .collect(),
+            validators: keys.iter().map(|k| k.public()).collect(),
+        };
+        let config = gridledger_xchain::BobConfig { deployment: genesis.hash(), ..m.config.clone() };
+        let mut registry = ContractRegistry::new();
+        let contract = gridledger_xchain::BobContract::new(config.clone()).unwrap();
+        registry.register(gridledger_xchain::BOB_CONTRACT_ID, std::sync::Arc::new(contract));
+        let chain = gridledger_xchain::EmbeddedChain::open(
+            dir,
+            genesis,
+            registry,
+            keys,
+            gridledger_xchain::Finality::Deterministic,
+        )
+        .unwrap();
+        Self { chain, config }
+    }
+
+    fn record<T: borsh::BorshDeserialize>(&self, key: &[u8]) -> Option<T> {
+        use gridledger_ledger::StateRead;
+        let k = gridledger_ledger::state::contract_key(gridledger_xchain::BOB_CONTRACT_ID, key);
+        self.chain.chain().state().get(&k).and_then(|v| borsh::from_slice(&v).ok())
+    }
+
+    /// One BoB block holding `key`'s call; its receipt.
+    fn call<A: borsh::BorshSerialize>(
+        &mut self,
+        key: &gridledger_core::crypto::KeyPair,
+        method: &str,
+        args: &A,
+        value: u128,
+    ) -> gridledger_ledger::Receipt {
+        let nonce = self.chain.next_nonce(&key.address());
+        let tx = gridledger_xchain::mbs::bob_call_signed(
+            key,
+            self.chain.chain_id(),
+            &self.chain.domain(),
+            nonce,
+            method,
+            args,
+            Amount(value),
+        );
+        let h = self.chain.submit(&tx).unwrap();
+        self.chain.tick().unwrap();
+        self.chain.receipt(&h).unwrap().expect("included")
+    }
+
+    fn ok<A: borsh::BorshSerialize>(
+        &mut self,
+        key: &gridledger_core::crypto::KeyPair,
+        method: &str,
+        args: &A,
+        value: u128,
+    ) {
+        let r = self.call(key, method, args, value);
+        assert_eq!(r.status, gridledger_ledger::TxStatus::Success, "second BoB refused {method}");
+    }
+
+    /// Relays every header of `m`'s external chains this BoB lacks.
+    fn catch_up(&mut self, m: &gridledger_xchain::mbs::BobMbs) {
+        use gridledger_xchain::bob::{keys, Relay};
+        for c in m.chain_ids() {
+            loop {
+                let tip = self.record::<(u64, gridledger_core::Hash32)>(&keys::tip(c)).map_or(0, |t| t.0);
+                let top = m.external(c).unwrap().height().min(tip + 8);
+                if top <= tip {
+                    break;
+                }
+                let headers =
+                    (tip + 1..=top).map(|h| m.external(c).unwrap().sealed_header(h).unwrap().unwrap()).collect();
+                let relayer = m.relayer.clone();
+                self.ok(&relayer, "relay", &Relay { chain: c, headers }, 0);
+            }
+        }
+    }
+}
+
+/// One native payment proves the sender's side of two CCTs on two BoB
+/// deployments that follow the same chain: the sender pays `x_i` once and
+/// is paid `x_j` twice.
+///
+/// Within one deployment SC_MPV marks a proved NT used (`u/<hash>`), so a
+/// payment counts for one CCT only; the nonce floor only says the payment
+/// came after the terms. Two deployments do not share that mark. A sender
+/// agrees with the same receiver on two exchanges of the same size at
+/// once, one on each BoB (both terms signed by the receiver for its own
+/// deployment, both with the sender's next nonce `n` on chain i as floor,
+/// as the receiver's `check_floors` accepts), pays one transfer (nonce
+/// `n`) to the receiver on chain i and proves it on both BoBs. The honest
+/// receiver pays `x_j` twice (one NT per CCT), receives `x_i` once, and
+/// both CCTs complete with the sender's side `Proved` by the same NT.
+///
+/// Expected: the second deployment does not accept, as the sender's
+/// payment for its CCT, the transfer already proved for a CCT elsewhere
+/// (at the least: the receiver is never paid once for two exchanges).
+/// Observed: both CCTs record the sender's side proved by one transfer.
+///
+/// Suggested fix: bind an NT to its CCT where the BoB cannot see the
+/// other deployment: e.g. an exchange-specific payee (`receiver_i` a
+/// one-time address derived from the CCT id, which the receiver's wallet
+/// can derive and spend), or terms that require an exact nonce per CCT
+/// together with a receiver-side registry of the nonces it has accepted
+/// per payer and chain, across every deployment it trades on.
+#[test]
+#[ignore = "attack r8 [5]: one native payment proves the sender's side of CCTs on two BoB deployments"]
+fn one_payment_does_not_prove_ccts_on_two_deployments() {
+    use gridledger_xchain::bob::{keys, CctArgs, CctTerms, Claim, ProofTx, Provide};
+    use gridledger_xchain::CctRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let mut d2 = SecondBob::open(dir2.path(), &m);
+    let [ci, cj] = chains2(&m);
+    let (s, r, p) = (sender(), receiver(), provider());
+    let bob = m.bob.chain_id();
+    // The second BoB's pool (Π_CCTC claims on its own TPK_Addr_i) and deposits.
+    let mut amounts = Vec::new();
+    for c in m.chain_ids() {
+        let tpk = d2.config.tpk_address(c);
+        assert_ne!(tpk, m.config.tpk_address(c), "R4-7: each deployment has its own TPK_Addr_i");
+        let nt = m.native_transfer(c, &p, tpk, 10_000).unwrap();
+        m.external_mut(c).unwrap().submit(&nt).unwrap();
+        m.tick().unwrap();
+        let (height, proof) = m.external(c).unwrap().tx_proof(&nt.hash()).unwrap().unwrap();
+        d2.catch_up(&m);
+        d2.ok(&p, "claim", &Claim { chain: c, height, nt, proof }, 0);
+        amounts.push((c, 10_000u128));
+    }
+    amounts.push((bob, 20_000));
+    d2.ok(&p, "provide", &Provide { amounts }, 20_000);
+    d2.ok(&s, "deposit", &(), 100_000);
+    d2.ok(&r, "deposit", &(), 100_000);
+    // Two exchanges agreed at once, one per deployment.
+    let terms_a = m.try_terms(&request_between(ci, cj, 1_000, 1)).unwrap();
+    let terms_b = CctTerms { deployment: d2.config.deployment, expires_at: d2.chain.height() + 16, ..terms_a.clone() };
+    m.check_floors(&terms_b).unwrap();
+    m.bob_ok(&m.cct_tx(&s, &r, terms_a.clone())).unwrap();
+    d2.catch_up(&m);
+    let sig_b = r.sign(&terms_b.digest(bob));
+    d2.ok(&s, "cct", &CctArgs { terms: terms_b.clone(), receiver_sig: sig_b }, 0);
+    let (id_a, id_b) = (terms_a.id(), terms_b.id());
+    let rec_a = m.cct(&id_a).unwrap();
+    let rec_b: CctRecord = d2.record(&keys::cct(&id_b)).unwrap();
+    assert_eq!(rec_a.instruction(Side::Sender), rec_b.instruction(Side::Sender));
+    m.wait_native_window(&rec_a).unwrap();
+    while m.external(ci).unwrap().height() < rec_b.e_i + 2 || m.external(cj).unwrap().height() < rec_b.e_j + 2 {
+        m.tick().unwrap();
+    }
+    // The sender pays once; the receiver pays each CCT.
+    let nt_s = m.native_tx(&rec_a, Side::Sender, &s).unwrap();
+    m.external_mut(ci).unwrap().submit(&nt_s).unwrap();
+    let nt_r_a = m.native_tx(&rec_a, Side::Receiver, &r).unwrap();
+    m.external_mut(cj).unwrap().submit(&nt_r_a).unwrap();
+    m.tick().unwrap();
+    let nt_r_b = m.native_tx(&rec_b, Side::Receiver, &r).unwrap();
+    m.external_mut(cj).unwrap().submit(&nt_r_b).unwrap();
+    m.tick().unwrap();
+    let pt = |m: &gridledger_xchain::mbs::BobMbs, cct, side, nt: &gridledger_ledger::SignedTransaction| -> ProofTx {
+        m.proof_for(cct, side, nt).unwrap().expect("landed")
+    };
+    let (pt_s, pt_r_a) = (pt(&m, id_a, Side::Sender, &nt_s), pt(&m, id_a, Side::Receiver, &nt_r_a));
+    let pt_r_b = pt(&m, id_b, Side::Receiver, &nt_r_b);
+    m.wait_final(cj, pt_r_b.height).unwrap();
+    // The first deployment: both sides proved.
+    m.bob_ok(&m.prove_call(&s, &pt_s).unwrap()).unwrap();
+    m.bob_ok(&m.prove_call(&r, &pt_r_a).unwrap()).unwrap();
+    // The second: the receiver proves its own payment; the sender, the same transfer again.
+    d2.catch_up(&m);
+    d2.ok(&r, "prove", &pt_r_b, 0);
+    let replay = ProofTx { cct: id_b, ..pt_s.clone() };
+    let receipt = d2.call(&s, "prove", &replay, 0);
+    let rec_a = m.cct(&id_a).unwrap();
+    let rec_b: CctRecord = d2.record(&keys::cct(&id_b)).unwrap();
+    let proved_by = |st: SideState| match st {
+        SideState::Proved { nt, .. } => Some(nt),
+        _ => None,
+    };
+    assert!(
+        !(proved_by(rec_a.sender) == Some(nt_s.hash()) && proved_by(rec_b.sender) == Some(nt_s.hash())),
+        "one transfer of {} on chain i proved the sender's side on both deployments (second prove: {:?}); \
+         the receiver paid {} twice on chain j",
+        rec_a.x_i,
+        receipt.status,
+        rec_a.terms.x_j
+    );
+}
