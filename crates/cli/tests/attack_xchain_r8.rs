@@ -183,3 +183,88 @@ fn a_deployment_whose_bob_database_creation_was_killed_can_be_opened_again() {
         String::from_utf8_lossy(&again.stderr).trim()
     );
 }
+
+/// The pid of the running process whose command line holds `needle`.
+fn pid_with(needle: &str) -> Option<u32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&cmd).to_string();
+        let is_bin = cmd.split('\0').next().is_some_and(|a| a.ends_with("gridledger"));
+        if is_bin && cmd.contains(needle) && cmd.contains("serve-chain") {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// A validator process whose driver was killed before it connected never
+/// exits, and holds its replica's database lock: `xchain up --processes
+/// --dir D` then fails for good ("Database already open. Cannot acquire
+/// lock.") until someone finds the process and kills it by hand.
+///
+/// `serve-chain` prints `listening <port>` and then blocks in
+/// `TcpListener::accept` with no timeout; it exits only when the driver's
+/// connection closes, which never happens if the driver never connected.
+/// The driver reads that line on a helper thread and connects afterwards,
+/// so a `kill -9` of the driver (`xchain swap --processes`, `up
+/// --processes`) while it starts its validators leaves such a process:
+/// found in 1 of 8 runs of `xchain swap --processes --chains 2` killed
+/// at a random instant (BoB validator 3, still running minutes later, its
+/// `chain.redb` open; the next `up --processes` on the directory failed
+/// as above). The module's own documentation says "a driver that dies
+/// leaves no process behind".
+///
+/// Here the driver's side is played by a shell that starts the process as
+/// the driver does (stdin `/dev/null`, the first stdout line read, then
+/// that pipe dropped) and is killed before connecting.
+///
+/// Expected: the validator process exits once its driver is gone (or no
+/// driver connected within the driver's readiness timeout).
+/// Observed: it is still running 40 s later.
+///
+/// Suggested fix: accept with a deadline (the `--chain-timeout` the
+/// driver uses), and/or have the driver hand its children a pipe as
+/// stdin whose end-of-file (the driver's death) makes them exit, or set
+/// a parent-death signal.
+#[test]
+#[ignore = "attack r8 [6]: a validator process whose driver died before connecting never exits and keeps its database locked"]
+fn a_validator_process_whose_driver_died_before_connecting_exits() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let replica = dir.path().join("bob-v3");
+    let script = format!(
+        "'{BIN}' xchain serve-chain --role bob --validator 3 --chains 2 --validators 4 --kappa 16 \
+         --genesis-time 591274485258 --dir '{}' </dev/null | head -n 1; sleep 600",
+        replica.display()
+    );
+    let mut driver = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(driver.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("listening "), "{first}");
+    let needle = replica.display().to_string();
+    let pid = pid_with(&needle).expect("the validator process runs");
+    // The driver dies before it connects.
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+    let mut gone = false;
+    for _ in 0..400 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+        {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if !gone {
+        // Clean up the process this test started.
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    assert!(gone, "validator process {pid} still runs 40 s after its driver died, its database locked");
+}
