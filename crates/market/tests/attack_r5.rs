@@ -315,3 +315,77 @@ fn two_minima_do_not_veto_the_interval() {
     let r = relieve_minima(&mut two, &net);
     assert!(r.is_ok(), "observed: {r:?}");
 }
+
+/// Each party's cleared total (mWh) of `trades` on a 5 × 5 market.
+fn totals(trades: &[(usize, usize, f64, f64)]) -> ([i64; 5], [i64; 5]) {
+    let (mut bt, mut st) = ([0i64; 5], [0i64; 5]);
+    for (m, n, kwh, _) in trades {
+        let mwh = (kwh * 1e6).round() as i64;
+        bt[*m] += mwh;
+        st[*n] += mwh;
+    }
+    (bt, st)
+}
+
+/// Caps for one party in three: its total's floor in Wh, one below or one
+/// above (a cleared total may exceed e_max by the 1 Wh bound tolerance).
+fn random_caps(t: &[i64; 5], rng: &mut ChaCha8Rng) -> Vec<u64> {
+    t.iter()
+        .map(
+            |t| {
+                if rng.random_range(0..3) == 0 {
+                    ((t / 1000) + rng.random_range(-1..2)).max(0) as u64
+                } else {
+                    u64::MAX
+                }
+            },
+        )
+        .collect()
+}
+
+// [2] with the prosumers' caps (⌊1000 e_max⌋ Wh, which a cleared total
+// may exceed by the 1 Wh bound tolerance): the same random markets with
+// one party in three capped at its total's floor, one below or one above
+// are refused Unreconciled in 656 of 20 000 seeds.
+#[test]
+#[ignore = "attack r5 [2]: with e_max caps near the totals 656 of 20 000 random small markets are refused Unreconciled"]
+fn random_capped_markets_always_settle() {
+    let mut refused = Vec::new();
+    for seed in 0..20_000u64 {
+        let trades = random_trades(seed);
+        let (bt, st) = totals(&trades);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 77);
+        let (bc, sc) = (random_caps(&bt, &mut rng), random_caps(&st, &mut rng));
+        if let Err(SettlementError::Unreconciled { .. }) = settle(&trades, &bc, &sc, 100) {
+            refused.push(seed);
+        }
+    }
+    assert!(refused.is_empty(), "observed: {} refused, first {:?}", refused.len(), &refused[..refused.len().min(8)]);
+}
+
+// Held up: every capped random market that settles keeps every party at
+// or below its cap and within one Wh above its own total, Σ buyers' Wh =
+// Σ sellers' Wh = energy_wh, and Σ payments = Σ receipts = total_minor.
+#[test]
+fn capped_markets_that_settle_respect_the_caps_and_conserve() {
+    let mut settled = 0;
+    for seed in 0..20_000u64 {
+        let trades = random_trades(seed);
+        let (bt, st) = totals(&trades);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 77);
+        let (bc, sc) = (random_caps(&bt, &mut rng), random_caps(&st, &mut rng));
+        let Ok(s) = settle(&trades, &bc, &sc, 100) else { continue };
+        settled += 1;
+        for (w, c) in s.buyer_wh.iter().zip(&bc).chain(s.seller_wh.iter().zip(&sc)) {
+            assert!(w <= c, "seed {seed}: {w} Wh above the cap {c}");
+        }
+        for (w, t) in s.buyer_wh.iter().zip(bt).chain(s.seller_wh.iter().zip(st)) {
+            assert!((*w as i64) * 1000 < t + 1000, "seed {seed}: {w} Wh for {t} mWh");
+        }
+        assert_eq!(s.buyer_wh.iter().sum::<u64>(), s.energy_wh, "seed {seed}");
+        assert_eq!(s.seller_wh.iter().sum::<u64>(), s.energy_wh, "seed {seed}");
+        assert_eq!(s.buyer_pays.iter().sum::<i64>(), s.total_minor, "seed {seed}");
+        assert_eq!(s.seller_receives.iter().sum::<i64>(), s.total_minor, "seed {seed}");
+    }
+    assert!(settled > 19_000, "{settled}");
+}
