@@ -389,3 +389,25 @@ fn capped_markets_that_settle_respect_the_caps_and_conserve() {
     }
     assert!(settled > 19_000, "{settled}");
 }
+
+// [3] at its limit: the buyer at bus 11 files e_min = e_max = 10 000 kWh
+// (a seller offers 20 000, so not excluded). The line carries 6.5 kW, less
+// than 2⁻¹⁰ of the lie, so the ten bisections end at factor 0: the honest
+// buyer's 5 kWh and the honest seller's 2 kWh minima are erased, and the
+// interval clears as if nobody had filed a minimum.
+#[test]
+#[ignore = "attack r5 [3]: one 10 000 kWh minimum behind a 6.5 kW line scales every minimum of the interval to 0"]
+fn one_huge_minimum_behind_a_line_does_not_zero_every_minimum() {
+    let net = case30_net(1e-4);
+    let mut m = Market {
+        buyers: vec![p(Side::Buyer, 2, 0.02, 0.3, 5.0, 8.0), p(Side::Buyer, 11, 0.02, 0.3, 10_000.0, 10_000.0)],
+        sellers: vec![p(Side::Seller, 2, 0.02, 0.1, 0.0, 20_000.0), p(Side::Seller, 2, 0.02, 0.1, 2.0, 10.0)],
+    };
+    let scaled = relieve_minima(&mut m, &net).unwrap();
+    assert!(
+        m.buyers[0].e_min > 0.0 && m.sellers[1].e_min > 0.0,
+        "observed: {scaled:?}; honest minima now {} and {} kWh",
+        m.buyers[0].e_min,
+        m.sellers[1].e_min
+    );
+}
