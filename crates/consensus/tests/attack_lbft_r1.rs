@@ -321,3 +321,71 @@ fn a_bad_echo_sharer_is_not_checked_again_and_again() {
     }
     assert!(reported <= 1, "peer 1's bad echo shares were combined and checked {reported} times for one slot");
 }
+
+// ---- held up: restart storms keep safety ---------------------------------------------
+
+/// Safety (agreement, total order, integrity, one statement per slot,
+/// common coin) under restart storms: the random scenarios with their
+/// Byzantine replicas, and every correct replica crashing and restarting
+/// three times at random instants (1–30 ticks down), far beyond `f` — so
+/// liveness is not checked. `GRIDLEDGER_ATTACK_SEEDS` sets the count.
+#[test]
+fn restart_storms_keep_safety() {
+    use gridledger_consensus::lbft::sim::scenario;
+    use rand::{Rng, SeedableRng};
+    let seeds: u64 = std::env::var("GRIDLEDGER_ATTACK_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let mut failures = Vec::new();
+    for seed in 0..seeds {
+        let mut s = scenario(seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x00a7_7ac4);
+        let mut crashes = Vec::new();
+        for node in (0..s.n as u32).filter(|i| !s.byzantine.contains_key(i)) {
+            let mut at: Time = rng.random_range(5..200);
+            for _ in 0..3 {
+                let down = rng.random_range(1..30);
+                crashes.push(Crash { node, at, restart_at: Some(at + down) });
+                at += down + rng.random_range(1..300);
+            }
+        }
+        s.crashed = crashes.iter().map(|c| c.node).collect();
+        s.net.crashes = crashes;
+        s.expect_liveness = false;
+        s.end = 3_000;
+        let r = run(&s, SchemeKind::Sim, None);
+        if let Err(e) = check(&s, &r) {
+            failures.push(format!("seed {seed} (n={}, pipeline {}): {e}", s.n, s.pipeline));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {seeds} restart storms broke safety:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Held up: liveness with `f` silent replicas for every pipeline depth
+/// (0–3; the replica caps it at `window − 1`) and both coin schedules, on
+/// the random networks of the scenarios (partitions and drops before GST).
+/// `GRIDLEDGER_ATTACK_SEEDS` sets the seeds per setting.
+#[test]
+fn f_silent_replicas_stall_no_pipeline_or_coin_setting() {
+    use gridledger_consensus::lbft::sim::{scenario, Behaviour};
+    let seeds: u64 = std::env::var("GRIDLEDGER_ATTACK_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let mut failures = Vec::new();
+    for pipeline in 0..4u64 {
+        for fixed_coins in [true, false] {
+            for seed in 0..seeds {
+                let mut s = scenario(seed);
+                let f = (s.n - 1) / 3;
+                s.byzantine = (0..f as u32).map(|i| (s.n as u32 - 1 - i, vec![Behaviour::Silent])).collect();
+                s.crashed.clear();
+                s.net.crashes.clear();
+                s.pipeline = pipeline;
+                s.fixed_coins = fixed_coins;
+                s.expect_liveness = true;
+                s.end = 60_000;
+                let r = run(&s, SchemeKind::Sim, None);
+                if let Err(e) = check(&s, &r) {
+                    failures.push(format!("seed {seed} n={} pipeline {pipeline} fixed {fixed_coins}: {e}", s.n));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} runs lost liveness or safety:\n{}", failures.len(), failures.join("\n"));
+}
