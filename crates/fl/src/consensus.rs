@@ -1575,7 +1575,8 @@ mod tests {
         assert_eq!(cfg.fragment_context(1).instance, fresh);
         assert!(cfg.is_own_record(&FragmentContext { instance: fresh, chain: 2, round: 5, fragment: 1 }));
         assert_eq!(cfg.validator_set().unwrap().instance, fresh);
-        let changes: Vec<(&str, fn(&mut ChainParams))> = vec![
+        type Change = (&'static str, fn(&mut ChainParams));
+        let changes: Vec<Change> = vec![
             ("task", |p| p.task = Hash32([2; 32])),
             ("chain", |p| p.chain = 3),
             ("round", |p| p.round = 6),
