@@ -153,3 +153,111 @@ fn ccdi_updates_the_honest_and_eliminates_the_withholding() {
     let out = Command::new(BIN).args(["xchain", "ccdi", "--users", "3", "--withhold", "3"]).output().unwrap();
     assert!(!out.status.success());
 }
+
+/// Copies the deployment directory `from` to `to` (both relayers then
+/// start from the same chains).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The relayer of `xchain up --processes` meets a stored fork whose
+/// replacement is longer than one relay (`MAX_RELAY_BATCH`, 64 headers):
+/// an equivocating proposer relayed its own block first, then the BoB
+/// fell 70 headers behind chain J (κ_i = 160, k = 2: 79 headers a BoB
+/// block). Like the library's relayer it sends the chain's branch from
+/// the fork point, its first 64 headers in one relay, and goes on from
+/// their end: one epoch of each, from copies of one deployment, leaves
+/// the BoB with the same stored tip of chain J (64 headers up, on the
+/// chain's own branch), the next epoch with the chain's own tip.
+#[test]
+fn processes_relay_a_fork_branch_longer_than_one_relay_as_the_library_does() {
+    use gridledger_core::crypto::KeyPair;
+    use gridledger_core::{Amount, Hash32};
+    use gridledger_ledger::devnet::dev_key;
+    use gridledger_ledger::{BlockHeader, Seal, TxStatus};
+    use gridledger_xchain::bob::{keys, Relay};
+    use gridledger_xchain::mbs::{BobMbs, MbsSpec};
+    use gridledger_xchain::{Finality, SealedHeader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (procs, lib) = (dir.path().join("procs"), dir.path().join("lib"));
+    let shape = ["--chains", "2", "--validators", "4", "--probabilistic", "2", "--kappa", "160", "--json", "--dir"];
+    let up = |d: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["xchain", "up", "--epochs", "1"];
+        args.extend(extra);
+        args.extend(shape);
+        args.push(d.to_str().unwrap());
+        run_json(&args)
+    };
+    up(&procs, &[]);
+    let spec = MbsSpec {
+        chains: 2,
+        validators: 4,
+        bob_validators: 4,
+        finality: Finality::Probabilistic { k: 2 },
+        kappa: 160,
+        ..MbsSpec::default()
+    };
+    let stored = |d: &std::path::Path, j| -> (u64, Hash32) {
+        BobMbs::open(d, spec.clone()).unwrap().bob_record(&keys::tip(j)).unwrap()
+    };
+    let (j, tip) = {
+        let mut m = BobMbs::open(&procs, spec.clone()).unwrap();
+        let j = m.chain_ids()[1];
+        m.wait_caught_up(&[j]).unwrap();
+        let tip = m.bob_tip(j);
+        // The proposer scheduled for tip + 1 relays a block of its own there.
+        let parent = m.external(j).unwrap().sealed_header(tip).unwrap().unwrap().header;
+        let leader = KeyPair::from_seed(&format!("gridledger-xchain-{j}-validator-{}", (tip + 1) % 4));
+        let header = BlockHeader {
+            chain_id: j,
+            height: tip + 1,
+            parent: parent.hash(),
+            timestamp: parent.timestamp + 1,
+            proposer: leader.public(),
+            tx_root: Hash32([9; 32]),
+            receipt_root: Hash32([9; 32]),
+            state_root: parent.state_root,
+            gas_used: 0,
+            tx_count: 0,
+        };
+        let forged = SealedHeader { seal: Seal::Single { signature: leader.sign(&header.hash()) }, header };
+        let tx = m.bob_call(&dev_key(5), "relay", &Relay { chain: j, headers: vec![forged] }, Amount::ZERO);
+        let h = m.bob.submit(&tx).unwrap();
+        m.bob.tick().unwrap();
+        assert_eq!(m.bob.receipt(&h).unwrap().unwrap().status, TxStatus::Success, "the forged header is stored");
+        // Chain J goes on along its own block; the BoB falls 70 headers behind.
+        for _ in 0..70 {
+            m.external_mut(j).unwrap().tick().unwrap();
+        }
+        (j, tip)
+    };
+    assert_eq!(stored(&procs, j).0, tip + 1, "the forged header is the stored tip");
+    copy_dir(&procs, &lib);
+    let own = |d: &std::path::Path, h| {
+        BobMbs::open(d, spec.clone()).unwrap().external(j).unwrap().sealed_header(h).unwrap().map(|s| s.header.hash())
+    };
+    // One epoch: the library's relayer, then the processes' on the copy.
+    BobMbs::open(&lib, spec.clone()).unwrap().tick().unwrap();
+    up(&procs, &["--processes"]);
+    let (by_lib, by_procs) = (stored(&lib, j), stored(&procs, j));
+    assert_eq!(by_lib.0, tip + 64, "the library relayed the branch's first 64 headers from the fork point");
+    assert_eq!(Some(by_lib.1), own(&lib, tip + 64), "on chain J's own branch");
+    assert_eq!(by_procs, by_lib, "the processes' relayer stored another tip of chain J than the library's");
+    // The next epoch goes on from there to the chain's own tip.
+    BobMbs::open(&lib, spec.clone()).unwrap().tick().unwrap();
+    up(&procs, &["--processes"]);
+    for d in [&lib, &procs] {
+        let (h, hash) = stored(d, j);
+        let height = BobMbs::open(d, spec.clone()).unwrap().external(j).unwrap().height();
+        assert_eq!((h, Some(hash)), (height, own(d, height)), "{}: the BoB follows chain J", d.display());
+    }
+}

@@ -198,10 +198,11 @@ impl Payload for RootBlock {
     }
 }
 
-/// What every node of a chain agrees on before a round. All of it is bound
-/// into the round's chain instance ([`ChainConfig::instance`]).
+/// What every node of a chain agrees on before a round, as its parts: a
+/// [`ChainConfig`] is built from them ([`ChainConfig::new`]). All of it is
+/// bound into the round's chain instance ([`ChainConfig::instance`]).
 #[derive(Clone, Debug)]
-pub struct ChainConfig {
+pub struct ChainParams {
     /// The federated task (federation) this round belongs to: two tasks
     /// served by the same nodes on the same chain block are two instances.
     pub task: Hash32,
@@ -229,7 +230,91 @@ pub struct ChainConfig {
     pub global: Arc<GlobalCoder>,
 }
 
+impl ChainParams {
+    /// The chain instance these parameters make ([`ChainConfig::instance`]),
+    /// hashed afresh: a [`ChainConfig`] computes it once, when it is built.
+    pub fn compute_instance(&self) -> Hash32 {
+        let mut b =
+            Vec::with_capacity(256 + 32 * self.node_keys.len() + 33 * (self.pbft_keys.len() + self.client_keys.len()));
+        b.extend_from_slice(&self.task.0);
+        b.extend_from_slice(&self.chain.to_le_bytes());
+        b.extend_from_slice(&self.round.to_le_bytes());
+        b.extend_from_slice(&self.prev_block.0);
+        for n in [self.nodes, self.clients, self.dims, self.beta] {
+            b.extend_from_slice(&(n as u64).to_le_bytes());
+        }
+        b.extend_from_slice(&self.measurement);
+        b.extend_from_slice(&self.random_value);
+        // Each list with its length, so no two configurations share bytes.
+        b.extend_from_slice(&(self.node_keys.len() as u64).to_le_bytes());
+        for k in &self.node_keys {
+            b.extend_from_slice(&k.serialize());
+        }
+        b.extend_from_slice(&(self.pbft_keys.len() as u64).to_le_bytes());
+        for k in &self.pbft_keys {
+            b.extend_from_slice(&k.0);
+        }
+        b.extend_from_slice(&(self.client_keys.len() as u64).to_le_bytes());
+        for k in &self.client_keys {
+            b.extend_from_slice(&k.0);
+        }
+        b.extend_from_slice(&self.coder.params_digest().0);
+        b.extend_from_slice(&self.global.params_digest().0);
+        hash_bytes(ROOT_INSTANCE, &b)
+    }
+}
+
+/// What every node of a chain agrees on before a round ([`ChainParams`],
+/// read through `Deref`) with its chain instance, hashed once when the
+/// configuration is built: message checks compare against it and never
+/// hash the configuration again. The parameters cannot change afterwards
+/// (no `DerefMut`, no public field): another configuration is another
+/// [`ChainConfig::new`], with its own instance.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    params: ChainParams,
+    instance: Hash32,
+}
+
+impl std::ops::Deref for ChainConfig {
+    type Target = ChainParams;
+
+    fn deref(&self) -> &ChainParams {
+        &self.params
+    }
+}
+
 impl ChainConfig {
+    /// The configuration of `params`, with its chain instance
+    /// ([`ChainParams::compute_instance`]).
+    pub fn new(params: ChainParams) -> Self {
+        let instance = params.compute_instance();
+        Self { params, instance }
+    }
+
+    /// The parameters this configuration was built from (clone them to
+    /// build another).
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// The chain instance of this round: a hash of the whole agreed round
+    /// configuration — the task, the chain, the round, the previous block
+    /// `BH_{e−1,b}` (which history of the chain this round belongs to), the
+    /// sizes (`K`, `C`, `D`, `β`), the enclave measurement, every node's
+    /// enclave and PBFT key, every client's registered key, the chain
+    /// randomness and both coders' parameters (with the commitment setup).
+    /// It is the round's PBFT instance hash, and every piece of round
+    /// evidence binds it: the upload records and the AEAD associated data
+    /// ([`FragmentContext`](crate::aead::FragmentContext)), the pre-,
+    /// deter-vector and aggregate attestations, and the global fragment's
+    /// Merkle leaves. So nothing signed, attested or encrypted for another
+    /// chain history, another federation (other clients, task or coders)
+    /// on the same block, or another configuration is accepted here.
+    pub fn instance(&self) -> Hash32 {
+        self.instance
+    }
+
     /// `f` with `K ≥ 3f + 1`.
     pub fn f(&self) -> usize {
         (self.nodes.saturating_sub(1)) / 3
@@ -260,49 +345,6 @@ impl ChainConfig {
         let mut c: Vec<usize> = hs.into_iter().take(self.f() + 1).map(|(_, k)| k).collect();
         c.sort_unstable();
         c
-    }
-
-    /// The chain instance of this round: a hash of the whole agreed round
-    /// configuration — the task, the chain, the round, the previous block
-    /// `BH_{e−1,b}` (which history of the chain this round belongs to), the
-    /// sizes (`K`, `C`, `D`, `β`), the enclave measurement, every node's
-    /// enclave and PBFT key, every client's registered key, the chain
-    /// randomness and both coders' parameters (with the commitment setup).
-    /// It is the round's PBFT instance hash, and every piece of round
-    /// evidence binds it: the upload records and the AEAD associated data
-    /// ([`FragmentContext`](crate::aead::FragmentContext)), the pre-,
-    /// deter-vector and aggregate attestations, and the global fragment's
-    /// Merkle leaves. So nothing signed, attested or encrypted for another
-    /// chain history, another federation (other clients, task or coders)
-    /// on the same block, or another configuration is accepted here.
-    pub fn instance(&self) -> Hash32 {
-        let mut b =
-            Vec::with_capacity(256 + 32 * self.node_keys.len() + 33 * (self.pbft_keys.len() + self.client_keys.len()));
-        b.extend_from_slice(&self.task.0);
-        b.extend_from_slice(&self.chain.to_le_bytes());
-        b.extend_from_slice(&self.round.to_le_bytes());
-        b.extend_from_slice(&self.prev_block.0);
-        for n in [self.nodes, self.clients, self.dims, self.beta] {
-            b.extend_from_slice(&(n as u64).to_le_bytes());
-        }
-        b.extend_from_slice(&self.measurement);
-        b.extend_from_slice(&self.random_value);
-        // Each list with its length, so no two configurations share bytes.
-        b.extend_from_slice(&(self.node_keys.len() as u64).to_le_bytes());
-        for k in &self.node_keys {
-            b.extend_from_slice(&k.serialize());
-        }
-        b.extend_from_slice(&(self.pbft_keys.len() as u64).to_le_bytes());
-        for k in &self.pbft_keys {
-            b.extend_from_slice(&k.0);
-        }
-        b.extend_from_slice(&(self.client_keys.len() as u64).to_le_bytes());
-        for k in &self.client_keys {
-            b.extend_from_slice(&k.0);
-        }
-        b.extend_from_slice(&self.coder.params_digest().0);
-        b.extend_from_slice(&self.global.params_digest().0);
-        hash_bytes(ROOT_INSTANCE, &b)
     }
 
     /// The round's PBFT validator set: its instance hash ([`Self::instance`])
@@ -1487,5 +1529,78 @@ impl<A: Attester> ChainNode<A> {
             step.timers.push((Timer::Aggregate(view), self.timing.aggregate.saturating_sub(self.timing.tally)));
             step.timers.push((Timer::View(view), self.timing.view + self.timing.aggregate));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kzg::Kzg;
+    use crate::round::{sim_client_signing_key, sim_node_key};
+    use gridledger_core::enclave::SoftwareAttester;
+
+    fn params(nodes: usize, clients: usize) -> ChainParams {
+        let enclave = |k: usize| SoftwareAttester::new(k, b"ctp-fl enclave v1", [k as u8 + 1; 32]);
+        let coder = FragmentCoder::new(Kzg::insecure_from_seed(16, 9), 128, nodes, nodes - 2 * ((nodes - 1) / 3));
+        ChainParams {
+            task: Hash32([1; 32]),
+            chain: 2,
+            round: 5,
+            nodes,
+            clients,
+            dims: 28,
+            beta: 1,
+            measurement: enclave(0).measurement(),
+            node_keys: (0..nodes).map(|k| enclave(k).attestation_key()).collect(),
+            pbft_keys: (0..nodes).map(|k| sim_node_key(k).public()).collect(),
+            client_keys: (0..clients as u32).map(|c| sim_client_signing_key(&[17; 32], c).public()).collect(),
+            random_value: [7; 32],
+            prev_block: Hash32([3; 32]),
+            coder: Arc::new(coder.unwrap()),
+            global: Arc::new(GlobalCoder::for_chain(112, nodes, clients).unwrap()),
+        }
+    }
+
+    /// The instance a configuration holds is the hash of its parameters,
+    /// taken when it is built; it is what every instance-bound check and
+    /// context of the configuration uses; a configuration built from
+    /// parameters that differ in any bound part holds another one.
+    #[test]
+    fn the_cached_instance_is_the_parameters_hash_and_follows_every_change() {
+        let p = params(4, 7);
+        let cfg = ChainConfig::new(p.clone());
+        let fresh = p.compute_instance();
+        assert_eq!(cfg.instance(), fresh);
+        assert_eq!(cfg.clone().instance(), fresh);
+        assert_eq!(cfg.fragment_context(1).instance, fresh);
+        assert!(cfg.is_own_record(&FragmentContext { instance: fresh, chain: 2, round: 5, fragment: 1 }));
+        assert_eq!(cfg.validator_set().unwrap().instance, fresh);
+        type Change = (&'static str, fn(&mut ChainParams));
+        let changes: Vec<Change> = vec![
+            ("task", |p| p.task = Hash32([2; 32])),
+            ("chain", |p| p.chain = 3),
+            ("round", |p| p.round = 6),
+            ("prev_block", |p| p.prev_block = Hash32([0x99; 32])),
+            ("random_value", |p| p.random_value = [0x55; 32]),
+            ("beta", |p| p.beta = 2),
+            ("dims", |p| p.dims = 29),
+            ("measurement", |p| p.measurement = [9; 32]),
+            ("client_keys", |p| p.client_keys[6] = sim_client_signing_key(&[18; 32], 6).public()),
+            ("pbft_keys", |p| p.pbft_keys.swap(0, 1)),
+            ("node_keys", |p| p.node_keys.swap(0, 1)),
+            ("global", |p| p.global = Arc::new(GlobalCoder::for_chain(448, 4, 7).unwrap())),
+        ];
+        for (field, change) in changes {
+            let mut q = cfg.params().clone();
+            change(&mut q);
+            let other = ChainConfig::new(q.clone());
+            assert_ne!(other.instance(), cfg.instance(), "another {field}, the same instance");
+            assert_eq!(other.instance(), q.compute_instance(), "{field}: cached and fresh differ");
+            assert!(!other.is_own_record(&cfg.fragment_context(1)), "{field}: a record of the old instance is own");
+        }
+        // Another shape altogether (more nodes and clients).
+        let big = params(7, 10);
+        assert_eq!(ChainConfig::new(big.clone()).instance(), big.compute_instance());
+        assert_ne!(big.compute_instance(), fresh);
     }
 }

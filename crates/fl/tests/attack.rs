@@ -13,7 +13,7 @@ use gridledger_core::enclave::Attester;
 use gridledger_fl::aggregate::{fedavg, params_to_bytes};
 use gridledger_fl::cells::CellCode;
 use gridledger_fl::coding::{client_key, CodedFragment};
-use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timer, PRE_VECTOR};
+use gridledger_fl::consensus::{ChainConfig, ChainNode, ChainParams, Fault, Message, Output, Timer, PRE_VECTOR};
 use gridledger_fl::dissemination::{ClientAssembler, GlobalCoder, Source};
 use gridledger_fl::round::sim_node_key;
 
@@ -342,8 +342,7 @@ fn held_cells_for_other_positions_commitments_lengths_and_duplicates() {
 #[test]
 fn held_replayed_foreign_and_duplicated_pre_vectors_do_not_count() {
     let cfg = config(4, 4, 1);
-    let mut other_round = (*cfg).clone();
-    other_round.round += 1;
+    let other_round = ChainConfig::new(ChainParams { round: cfg.round + 1, ..cfg.params().clone() });
     let mut node = ChainNode::new(cfg.clone(), 0, enclave(0), SK, sim_node_key(0), TIMING);
     node.start();
     node.on_timer(Timer::PreVector);

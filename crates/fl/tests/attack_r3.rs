@@ -202,10 +202,10 @@ fn selective_pre_vector_makes_one_honest_node_refuse_every_leader() {
 /// `cfg`'s chain numbering and round in another chain history (another
 /// previous block and random value).
 fn in_another_history(cfg: &ChainConfig) -> ChainConfig {
-    let mut other = cfg.clone();
+    let mut other = cfg.params().clone();
     other.prev_block = gridledger_core::Hash32([0x99; 32]);
     other.random_value = [0x55; 32];
-    other
+    ChainConfig::new(other)
 }
 
 /// Finding 3 (honest client excluded, under a replayed record).

@@ -8,7 +8,7 @@ use common::*;
 use gridledger_core::enclave::Attester;
 use gridledger_core::Hash32;
 use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
-use gridledger_fl::consensus::Message;
+use gridledger_fl::consensus::{ChainConfig, Message};
 use gridledger_fl::round::{sim_client_signing_key, ClientBehaviour};
 use gridledger_sim::{Adversary, Dest, Time};
 use rand_chacha::ChaCha8Rng;
@@ -45,8 +45,9 @@ fn aggregate_of_another_federation_on_the_same_block_is_refused() {
     let here = config(4, 4, 1);
     // Another federation: same nodes, chain, round and previous block
     // (and chain randomness), other clients.
-    let mut other = (*here).clone();
-    other.client_keys = (0..4u32).map(|c| sim_client_signing_key(&[0x77; 32], c).public()).collect();
+    let mut p = here.params().clone();
+    p.client_keys = (0..4u32).map(|c| sim_client_signing_key(&[0x77; 32], c).public()).collect();
+    let other = ChainConfig::new(p);
     assert_ne!(other.client_keys, here.client_keys);
     assert_eq!(other.prev_block, here.prev_block);
     let old_models: Vec<Vec<f32>> = (0..4).map(|c| model(c).iter().map(|x| x * -20.0).collect()).collect();
@@ -73,9 +74,10 @@ fn aggregate_of_another_federation_on_the_same_block_is_refused() {
 #[test]
 fn control_aggregate_of_another_chain_history_is_refused() {
     let here = config(4, 4, 1);
-    let mut other = (*here).clone();
-    other.client_keys = (0..4u32).map(|c| sim_client_signing_key(&[0x77; 32], c).public()).collect();
-    other.prev_block = Hash32([0x99; 32]);
+    let mut p = here.params().clone();
+    p.client_keys = (0..4u32).map(|c| sim_client_signing_key(&[0x77; 32], c).public()).collect();
+    p.prev_block = Hash32([0x99; 32]);
+    let other = ChainConfig::new(p);
     let old_models: Vec<Vec<f32>> = (0..4).map(|c| model(c).iter().map(|x| x * -20.0).collect()).collect();
     let old_global = trimmed_mean(&old_models, 1).unwrap();
     let rel = other.release(&params_to_bytes(&old_global)).unwrap();

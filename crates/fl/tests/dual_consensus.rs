@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use gridledger_consensus::pbft::{self, PrePrepare};
 use gridledger_core::enclave::Attester;
-use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, RootBlock};
+use gridledger_fl::consensus::{ChainConfig, ChainNode, ChainParams, Fault, Message, Output, RootBlock};
 use gridledger_fl::round::{sim_client_signing_key, sim_node_key, ClientBehaviour, Participant, RoundOutput};
 use gridledger_fl::FlError;
 use gridledger_sim::{Adversary, SeedPlan};
@@ -200,7 +200,7 @@ fn the_committed_root_carries_a_pbft_commit_certificate() {
         assert_eq!(entry.payload, RootBlock { chain: 2, round: 5, view, root, clients: (0..7).collect() });
     }
     // A certificate of another round's instance does not verify here.
-    let other = ChainConfig { round: 6, ..(*config(4, 7, 2)).clone() };
+    let other = ChainConfig::new(ChainParams { round: 6, ..config(4, 7, 2).params().clone() });
     let entry = match r.sim.node(0) {
         Some(Participant::Node(n)) => n.certificate().unwrap().clone(),
         _ => panic!("node 0 missing"),

@@ -32,7 +32,7 @@ use gridledger_core::Hash32;
 use gridledger_fl::byzantine::NodeAttack;
 use gridledger_fl::cells::{CellCode, CellProver};
 use gridledger_fl::coding::FragmentCoder;
-use gridledger_fl::consensus::{ChainConfig, ChainNode, Timing};
+use gridledger_fl::consensus::{ChainConfig, ChainNode, ChainParams, Timing};
 use gridledger_fl::dissemination::GlobalCoder;
 use gridledger_fl::field::BYTES_PER_ELEMENT;
 use gridledger_fl::kzg::Kzg;
@@ -456,7 +456,7 @@ impl Federation {
             s[..8].copy_from_slice(&cfg.seed.to_le_bytes());
             s
         };
-        let chain = Arc::new(ChainConfig {
+        let chain = Arc::new(ChainConfig::new(ChainParams {
             task: self.task,
             chain: b as u32,
             round,
@@ -475,7 +475,7 @@ impl Federation {
             prev_block: self.prev_blocks[b],
             coder: coder.clone(),
             global: global.clone(),
-        });
+        }));
         (chain, shared_secret)
     }
 

@@ -12,7 +12,7 @@
 use gridledger_core::enclave::{Attester, SoftwareAttester};
 use gridledger_core::Hash32;
 use gridledger_fl::coding::FragmentCoder;
-use gridledger_fl::consensus::{ChainConfig, ChainNode, Message, Timing};
+use gridledger_fl::consensus::{ChainConfig, ChainNode, ChainParams, Message, Timing};
 use gridledger_fl::dissemination::GlobalCoder;
 use gridledger_fl::kzg::Kzg;
 use gridledger_fl::round::{
@@ -65,7 +65,7 @@ fn ctp_fl_round(round: u32, dims: usize, models: Vec<Vec<f32>>, behaviours: &[Cl
     let coder = FragmentCoder::new(Kzg::insecure_from_seed(k.next_power_of_two() * 2, 5), max_ct, NODES, NODES - 2 * f)
         .expect("coder");
     let global = GlobalCoder::for_chain(dims * 4, NODES, CLIENTS).expect("global coder");
-    let cfg = Arc::new(ChainConfig {
+    let cfg = Arc::new(ChainConfig::new(ChainParams {
         task: Hash32([4; 32]),
         chain: 0,
         round,
@@ -81,7 +81,7 @@ fn ctp_fl_round(round: u32, dims: usize, models: Vec<Vec<f32>>, behaviours: &[Cl
         prev_block: Hash32([9; 32]),
         coder: Arc::new(coder),
         global: Arc::new(global),
-    });
+    }));
     let behaviours = behaviours.to_vec();
     let mut sim = Simulation::new(round as u64, NetConfig::reliable(NODES + CLIENTS, 6), move |id, _| {
         let id = id as usize;

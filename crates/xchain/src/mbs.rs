@@ -656,6 +656,83 @@ pub fn open_chain(dir: &Path, spec: &MbsSpec, role: Role) -> Result<(EmbeddedCha
     Ok((chain, config))
 }
 
+/// The relay rule of a BoB-MBS relayer for one external chain: the ranges
+/// of the chain's headers to send the BoB, in order, one `relay` each (at
+/// most [`MAX_RELAY_BATCH`] headers a range). Every relayer follows it
+/// (`BobMbs`'s own and the one of `gridledger xchain up --processes`).
+///
+/// `stored_tip` is the tip the BoB stored for the chain (height and hash;
+/// `None` before its first relay), `height` the chain's own height;
+/// `stored(h)` is the hash of the header the BoB keeps at `h` (`None` if it
+/// keeps none there) and `own(h)` the hash of the chain's own header at
+/// `h` (asked only for `h ≤ height`).
+///
+/// - The BoB's stored tip is on the chain's branch: the headers above it,
+///   at most [`bob::relay_per_block`] of them (what one BoB block takes).
+/// - A stored branch the chain did not take (an equivocating proposer
+///   relayed its own block first, attack R6-5): the chain's branch from
+///   the fork point, once the chain is above the stored tip. It goes in
+///   one relay (the BoB takes a fork only from a branch that ends above
+///   its stored tip in the same call), so at most its first
+///   [`MAX_RELAY_BATCH`] headers, which end above the stored tip; later
+///   relays go on from their end (attack R7-2). A stored branch of
+///   [`MAX_RELAY_BATCH`] headers or more (beyond one equivocating
+///   proposer) no relay can replace: nothing is sent.
+pub fn relay_plan<E>(
+    spec: &MbsSpec,
+    stored_tip: Option<(Height, Hash32)>,
+    height: Height,
+    mut stored: impl FnMut(Height) -> Result<Option<Hash32>, E>,
+    mut own: impl FnMut(Height) -> Result<Option<Hash32>, E>,
+) -> Result<Vec<std::ops::RangeInclusive<Height>>, E> {
+    let cap = bob::relay_per_block(spec.kappa, spec.finality.confirmations());
+    let batch = MAX_RELAY_BATCH as u64;
+    let tip = stored_tip.map_or(0, |t| t.0);
+    let top = height.min(tip.saturating_add(cap));
+    let mut own = |h: Height| if h > height { Ok(None) } else { own(h) };
+    let (from, to) = match fork_point(stored_tip, &mut stored, &mut own)? {
+        Some(f) if height > tip && f + batch > tip + 1 => (f, top.min(f + batch - 1)),
+        Some(_) => return Ok(Vec::new()),
+        None => (tip + 1, top),
+    };
+    let mut out = Vec::new();
+    let mut h = from;
+    while h <= to {
+        let end = to.min(h.saturating_add(batch - 1));
+        out.push(h..=end);
+        if end == to {
+            break;
+        }
+        h = end + 1;
+    }
+    Ok(out)
+}
+
+/// The lowest height at which the BoB's stored (non-final) headers differ
+/// from the chain's own ([`relay_plan`]'s `stored` and `own`), if they do:
+/// the stored tip's hash is compared with the chain's header at that
+/// height, then the stored headers below it, down to the first one the
+/// chain shares (or the first the BoB no longer keeps).
+fn fork_point<E>(
+    stored_tip: Option<(Height, Hash32)>,
+    stored: &mut impl FnMut(Height) -> Result<Option<Hash32>, E>,
+    own: &mut impl FnMut(Height) -> Result<Option<Hash32>, E>,
+) -> Result<Option<Height>, E> {
+    let Some((tip, tip_hash)) = stored_tip else { return Ok(None) };
+    if own(tip)? == Some(tip_hash) {
+        return Ok(None);
+    }
+    let mut h = tip;
+    while h > 1 {
+        let s = stored(h - 1)?;
+        if s.is_none() || s == own(h - 1)? {
+            break;
+        }
+        h -= 1;
+    }
+    Ok(Some(h))
+}
+
 /// The relayer's `relay` call on the BoB (chain `bob_chain`) with nonce `nonce`.
 pub fn relay_tx(
     relayer: &KeyPair,
@@ -850,57 +927,22 @@ impl BobMbs {
         self.bob_record(&bob::keys::deposit(a)).unwrap_or_default()
     }
 
-    /// The lowest height at which the BoB's stored (non-final) headers of
-    /// `chain` differ from the chain's own, if they do.
-    fn fork_point(&self, chain: ChainId, c: &EmbeddedChain) -> Result<Option<Height>, MbsError> {
-        let Some((tip, tip_hash)) = self.bob_record::<(Height, Hash32)>(&bob::keys::tip(chain)) else {
-            return Ok(None);
-        };
-        let ours = |h: Height| -> Result<Option<Hash32>, MbsError> { Ok(c.sealed_header(h)?.map(|s| s.header.hash())) };
-        if ours(tip)? == Some(tip_hash) {
-            return Ok(None);
-        }
-        let mut h = tip;
-        while h > 1 {
-            let stored =
-                self.bob_record::<gridledger_ledger::BlockHeader>(&bob::keys::header(chain, h - 1)).map(|x| x.hash());
-            if stored.is_none() || stored == ours(h - 1)? {
-                break;
-            }
-            h -= 1;
-        }
-        Ok(Some(h))
-    }
-
-    /// Relay transactions for every header the BoB has not stored yet.
+    /// Relay transactions for the headers the BoB has not stored yet, as
+    /// [`relay_plan`] says.
     fn relay_txs(&self) -> Result<Vec<SignedTransaction>, MbsError> {
         let mut out = Vec::new();
         let mut nonce = self.bob.next_nonce(&self.relayer.address());
         for (id, c) in &self.externals {
-            let tip = self.bob_tip(*id);
-            // The BoB stores at most `relay_per_block` headers per block.
-            let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
-            // A stored branch the chain did not take (an equivocating
-            // proposer relayed its own block first, attack R6-5): send the
-            // chain's branch from the fork point, once it is longer.
-            // The branch goes in one relay (a fork is taken only by a
-            // branch that ends above the stored tip in the same call), so
-            // at most its first MAX_RELAY_BATCH headers, which end above
-            // the tip; later relays go on from their end (attack R7-2). A
-            // stored branch of MAX_RELAY_BATCH or more headers (beyond one
-            // equivocating proposer) no relay can replace.
-            let (from, to) = match self.fork_point(*id, c)? {
-                Some(f) if c.height() > tip && f + (MAX_RELAY_BATCH as u64) > tip + 1 => {
-                    (f, c.height().min(tip + cap).min(f + MAX_RELAY_BATCH as u64 - 1))
-                }
-                Some(_) => continue,
-                None => (tip + 1, c.height().min(tip + cap)),
-            };
-            let mut h = from;
-            while h <= to {
-                let end = (h + MAX_RELAY_BATCH as u64 - 1).min(to);
+            let plan = relay_plan(
+                &self.spec,
+                self.bob_record::<(Height, Hash32)>(&bob::keys::tip(*id)),
+                c.height(),
+                |h| Ok(self.bob_record::<gridledger_ledger::BlockHeader>(&bob::keys::header(*id, h)).map(|x| x.hash())),
+                |h| Ok::<_, MbsError>(c.sealed_header(h)?.map(|s| s.header.hash())),
+            )?;
+            for range in plan {
                 let mut headers = Vec::new();
-                for x in h..=end {
+                for x in range {
                     headers.push(
                         c.sealed_header(x)?.ok_or_else(|| MbsError::Missing(format!("header {x} of chain {id}")))?,
                     );
@@ -913,7 +955,6 @@ impl BobMbs {
                     Amount::ZERO,
                 ));
                 nonce += 1;
-                h = end + 1;
             }
         }
         Ok(out)
@@ -1753,5 +1794,64 @@ pub(crate) fn method_of(tx: &SignedTransaction) -> String {
     match &tx.tx.kind {
         TxKind::Call { method, .. } => method.clone(),
         TxKind::Transfer { .. } => "transfer".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use std::ops::RangeInclusive;
+
+    /// The chain's own header hash at `h`.
+    fn own(h: Height) -> Hash32 {
+        Hash32([h as u8; 32])
+    }
+
+    /// [`relay_plan`] for a chain of `height` whose headers the BoB stores
+    /// up to `tip`, on a branch of its own from `fork` on (if any).
+    fn plan(spec: &MbsSpec, tip: Option<Height>, fork: Option<Height>, height: Height) -> Vec<RangeInclusive<Height>> {
+        let stored = |h: Height| if fork.is_some_and(|f| h >= f) { Hash32([0xF0; 32]) } else { own(h) };
+        let asked_above = std::cell::Cell::new(false);
+        let r = relay_plan(
+            spec,
+            tip.map(|t| (t, stored(t))),
+            height,
+            |h| Ok::<_, Infallible>(tip.is_some_and(|t| h <= t).then(|| stored(h))),
+            |h| {
+                asked_above.set(asked_above.get() || h > height);
+                Ok(Some(own(h)))
+            },
+        )
+        .unwrap();
+        assert!(!asked_above.get(), "the chain was asked for a header above its height");
+        r
+    }
+
+    #[test]
+    fn relay_plan_follows_the_chain_and_replaces_a_short_stored_fork() {
+        // κ_i = 16, deterministic: 8 headers a BoB block.
+        let det = MbsSpec::fixed_ids();
+        assert_eq!(plan(&det, None, None, 5), vec![1..=5]);
+        assert_eq!(plan(&det, Some(3), None, 20), vec![4..=11]);
+        assert_eq!(plan(&det, Some(20), None, 20), Vec::<RangeInclusive<Height>>::new());
+        // κ_i = 300: 150 headers a block, in relays of at most 64.
+        let wide = MbsSpec { kappa: 300, ..MbsSpec::fixed_ids() };
+        assert_eq!(plan(&wide, None, None, 200), vec![1..=64, 65..=128, 129..=150]);
+        // κ_i = 160, k = 2: 79 a block. A stored fork from 9 (tip 10) is
+        // replaced by the chain's branch from 9: its first 64 headers in one
+        // relay, although the chain is 190 headers above the stored tip.
+        let prob = MbsSpec { finality: Finality::Probabilistic { k: 2 }, kappa: 160, ..MbsSpec::fixed_ids() };
+        assert_eq!(plan(&prob, Some(10), Some(9), 200), vec![9..=72]);
+        // A shorter lead: the branch up to the chain's height.
+        assert_eq!(plan(&prob, Some(10), Some(9), 12), vec![9..=12]);
+        // Not above the stored tip yet (a replacement must end above it; the
+        // forged tip may lie above the chain's height): nothing.
+        assert_eq!(plan(&prob, Some(10), Some(9), 10), Vec::<RangeInclusive<Height>>::new());
+        assert_eq!(plan(&prob, Some(10), Some(10), 9), Vec::<RangeInclusive<Height>>::new());
+        // A stored branch of 63 headers (38..=100) is replaced by one relay
+        // of 64; one of 64 (37..=100) by none.
+        assert_eq!(plan(&prob, Some(100), Some(38), 150), vec![38..=101]);
+        assert_eq!(plan(&prob, Some(100), Some(37), 150), Vec::<RangeInclusive<Height>>::new());
     }
 }

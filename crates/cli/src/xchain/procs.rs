@@ -47,11 +47,10 @@ use gridledger_core::{Address, Amount, ChainId, Hash32, Height};
 use gridledger_ledger::devnet::{dev_key, transfer};
 use gridledger_ledger::state::{contract_key, StateRead};
 use gridledger_ledger::{Block, Receipt, Seal, SignedTransaction, TxStatus};
-use gridledger_xchain::bob::{
-    self, CctArgs, CctTerms, Claim, PostNt, ProofTx, Provide, Relay, BOB_CONTRACT_ID, MAX_RELAY_BATCH,
-};
+use gridledger_xchain::bob::{self, CctArgs, CctTerms, Claim, PostNt, ProofTx, Provide, Relay, BOB_CONTRACT_ID};
 use gridledger_xchain::mbs::{
-    bob_call_signed, chain_domain, deployment, open_chain, pin_genesis_time, relay_tx, relayer_key, MbsSpec, Role,
+    bob_call_signed, chain_domain, deployment, open_chain, pin_genesis_time, relay_plan, relay_tx, relayer_key,
+    MbsSpec, Role,
 };
 use gridledger_xchain::replica::Replica;
 use gridledger_xchain::threshold::BobCommittee;
@@ -765,37 +764,24 @@ impl Net {
         let mut nonce = bob.0[0].u64_of(json!({ "op": "nonce", "address": relayer_addr }), "nonce")?;
         for c in externals.iter_mut() {
             let chain = c.role().chain_id(&self.spec);
-            let stored = bob_tip(&mut bob.0[0], chain)?;
             let height = c.0[0].u64_of(json!({ "op": "status" }), "height")?;
-            let cap = bob::relay_per_block(self.spec.kappa, self.spec.finality.confirmations());
-            let top = height.min(stored + cap);
-            // A stored branch the chain did not take (an equivocating
-            // proposer relayed its own block first, attack R6-5): the
-            // chain's branch from the fork point, in one relay once longer:
-            // its first MAX_RELAY_BATCH headers, which end above the stored
-            // tip; later epochs go on from their end (attack R7-2). A stored
-            // branch of MAX_RELAY_BATCH headers or more no relay replaces.
-            let mut h = stored + 1;
-            if let Some(f) = fork_point(&mut bob.0[0], &mut c.0[0], chain, stored)? {
-                if height <= stored || f + MAX_RELAY_BATCH as u64 <= stored + 1 {
-                    continue;
-                }
-                h = f;
-            }
-            let height = if h <= stored { top.min(h + MAX_RELAY_BATCH as u64 - 1) } else { top };
-            while h <= height {
-                let end = (h + MAX_RELAY_BATCH as u64 - 1).min(height);
+            let (bob0, c0) = (&mut bob.0[0], &mut c.0[0]);
+            let plan = relay_plan(
+                &self.spec,
+                stored_tip(bob0, chain)?,
+                height,
+                |h| stored_header_hash(bob0, chain, h),
+                |h| own_header(c0, h).map(|s| Some(s.header.hash())),
+            )?;
+            for range in plan {
                 let mut headers = Vec::new();
-                for x in h..=end {
-                    let v = c.0[0].call(json!({ "op": "header", "height": x }))?;
-                    let bytes = hex::decode(v["header"].as_str().unwrap_or_default())?;
-                    headers.push(borsh::from_slice(&bytes)?);
+                for x in range {
+                    headers.push(own_header(&mut c.0[0], x)?);
                 }
                 let domain = deployment(&self.spec);
                 let tx = relay_tx(&self.relayer, self.spec.bob_chain(), &domain, nonce, &Relay { chain, headers });
                 bob.send_all(json!({ "op": "submit", "tx": hex::encode(tx.to_bytes()) }))?;
                 nonce += 1;
-                h = end + 1;
             }
         }
         bob.epoch()?;
@@ -1163,45 +1149,29 @@ fn slippage_bounds(quote: u128, bps: u32) -> (u128, u128) {
     (quote.saturating_sub(tol).max(1), quote.saturating_add(tol))
 }
 
-/// The lowest height at which the BoB's stored headers of `chain` (tip
-/// `tip`) differ from the chain process's own, if they do.
-fn fork_point(bob: &mut ChainProc, c: &mut ChainProc, chain: u32, tip: Height) -> anyhow::Result<Option<Height>> {
-    let mut stored_hash = |h: Height| -> anyhow::Result<Option<Hash32>> {
-        let v = bob.call(json!({ "op": "record", "key": hex::encode(bob::keys::header(chain, h)) }))?;
-        v["value"]
-            .as_str()
-            .map(|r| Ok(borsh::from_slice::<gridledger_ledger::BlockHeader>(&hex::decode(r)?)?.hash()))
-            .transpose()
-    };
-    let mut own_hash = |h: Height| -> anyhow::Result<Option<Hash32>> {
-        // A height the chain has not reached (a forged header above its tip) has no header.
-        let Ok(v) = c.try_call(json!({ "op": "header", "height": h }))? else { return Ok(None) };
-        let Some(hx) = v["header"].as_str() else { return Ok(None) };
-        Ok(Some(borsh::from_slice::<SealedHeader>(&hex::decode(hx)?)?.header.hash()))
-    };
-    if tip == 0 {
-        return Ok(None);
-    }
-    let at_tip = stored_hash(tip)?;
-    if at_tip.is_none() || at_tip == own_hash(tip)? {
-        return Ok(None);
-    }
-    let mut h = tip;
-    while h > 1 {
-        let s = stored_hash(h - 1)?;
-        if s.is_none() || s == own_hash(h - 1)? {
-            break;
-        }
-        h -= 1;
-    }
-    Ok(Some(h))
+/// The hash of the header the BoB process keeps for `chain` at `h`, if any.
+fn stored_header_hash(bob: &mut ChainProc, chain: u32, h: Height) -> anyhow::Result<Option<Hash32>> {
+    let v = bob.call(json!({ "op": "record", "key": hex::encode(bob::keys::header(chain, h)) }))?;
+    v["value"]
+        .as_str()
+        .map(|r| Ok(borsh::from_slice::<gridledger_ledger::BlockHeader>(&hex::decode(r)?)?.hash()))
+        .transpose()
+}
+
+/// The chain process's sealed header at `h` (at most its height).
+fn own_header(c: &mut ChainProc, h: Height) -> anyhow::Result<SealedHeader> {
+    let v = c.call(json!({ "op": "header", "height": h }))?;
+    let hx = v["header"].as_str().ok_or_else(|| anyhow!("{}: no header at {h}", c.name()))?;
+    Ok(borsh::from_slice(&hex::decode(hx)?)?)
+}
+
+/// The BoB process's stored tip of `chain` (height and hash; none until relayed).
+fn stored_tip(bob: &mut ChainProc, chain: u32) -> anyhow::Result<Option<(Height, Hash32)>> {
+    let v = bob.call(json!({ "op": "record", "key": hex::encode(bob::keys::tip(chain)) }))?;
+    v["value"].as_str().map(|t| Ok(borsh::from_slice::<(Height, Hash32)>(&hex::decode(t)?)?)).transpose()
 }
 
 /// The BoB process's stored tip of `chain` (the anchor, 0, until relayed).
 fn bob_tip(bob: &mut ChainProc, chain: u32) -> anyhow::Result<Height> {
-    let v = bob.call(json!({ "op": "record", "key": hex::encode(bob::keys::tip(chain)) }))?;
-    match v["value"].as_str() {
-        None => Ok(0),
-        Some(h) => Ok(borsh::from_slice::<(Height, Hash32)>(&hex::decode(h)?)?.0),
-    }
+    Ok(stored_tip(bob, chain)?.map_or(0, |t| t.0))
 }

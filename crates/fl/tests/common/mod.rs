@@ -8,7 +8,9 @@ use gridledger_core::enclave::{Attester, SoftwareAttester};
 use gridledger_core::Hash32;
 use gridledger_fl::aggregate::{params_to_bytes, trimmed_mean};
 use gridledger_fl::coding::{CodedFragment, FragmentCoder};
-use gridledger_fl::consensus::{ChainConfig, ChainNode, Fault, Message, Output, Timing, DETER_VECTOR, PRE_VECTOR};
+use gridledger_fl::consensus::{
+    ChainConfig, ChainNode, ChainParams, Fault, Message, Output, Timing, DETER_VECTOR, PRE_VECTOR,
+};
 use gridledger_fl::dissemination::GlobalCoder;
 use gridledger_fl::kzg::Kzg;
 use gridledger_fl::round::{
@@ -37,7 +39,7 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
     let max_ct = DIMS * 4 + 16;
     let coder = FragmentCoder::new(Kzg::insecure_from_seed(16, 9), max_ct, nodes, nodes - 2 * f).unwrap();
     let global = GlobalCoder::for_chain(DIMS * 4, nodes, clients).unwrap();
-    Arc::new(ChainConfig {
+    Arc::new(ChainConfig::new(ChainParams {
         task: Hash32([1; 32]),
         chain: 2,
         round: 5,
@@ -53,7 +55,7 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
         prev_block: Hash32([3; 32]),
         coder: Arc::new(coder),
         global: Arc::new(global),
-    })
+    }))
 }
 
 /// The evidence a node's enclave attests for a pre- or deter-vector (as
