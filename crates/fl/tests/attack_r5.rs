@@ -124,8 +124,9 @@ fn earlier_run_records_do_not_exclude_honest_clients() {
 #[test]
 fn control_records_of_another_task_are_refused() {
     let cfg = config(4, 4, 1);
-    let mut other = (*cfg).clone();
-    other.task = Hash32([2; 32]);
+    let mut params = cfg.params().clone();
+    params.task = Hash32([2; 32]);
+    let other = ChainConfig::new(params);
     let old: Vec<LocalMessage> = (1..4).map(|c| earlier_upload(&other, c, 1)).collect();
     let honest = [1usize, 2, 3];
     let r = run(7, 4, behaviours(), vec![(1, Box::new(ForwardEarlierRecords { me: 1, leader: 0, old }))], &honest);
@@ -287,8 +288,9 @@ fn control_pre_vectors_of_another_task_are_refused() {
     use gridledger_core::enclave::Attester;
     use gridledger_fl::consensus::{AttestedVector, PRE_VECTOR};
     let cfg = config(4, 4, 1);
-    let mut other = (*cfg).clone();
-    other.task = Hash32([2; 32]);
+    let mut params = cfg.params().clone();
+    params.task = Hash32([2; 32]);
+    let other = ChainConfig::new(params);
     let old: Vec<AttestedVector> = (0..4)
         .map(|node| AttestedVector {
             node,
