@@ -81,9 +81,11 @@ pub struct SettledTrade {
 ///   integer flow meeting them exists and is found by max-flow (Dinic, in
 ///   index order, so deterministic). Where caps make that impossible (a
 ///   cap below a prosumer's ceiling that its partners' floors need), the
-///   trades may settle below their floor, and where caps sit below the
-///   floors, as much of the rounded total as the caps let through settles,
-///   no prosumer above its cap or its total's ceiling. So Σ buyers' Wh =
+///   trades may settle below their floor; where one side's caps cost it
+///   fractions of a Wh the other side's floors need, the total is capped to
+///   what both sides reach and a prosumer may settle one Wh below its
+///   floor; failing all that, as much of the rounded total as the caps let
+///   through settles, no prosumer above its cap or its total's ceiling. So Σ buyers' Wh =
 ///   Σ sellers' Wh = Σ trades' Wh exactly, and an interval never fails to
 ///   settle for rounding. (Rounding buyers and sellers separately, as
 ///   before, could round a buyer up while the only seller it trades with
@@ -411,13 +413,20 @@ pub fn settle(
     let lo_floor = |v: i128, c: u64| floor(v).min(i128::from(c));
     // 1: every trade, party and the total on its floor or ceiling; 2 (a cap
     // below a party's total's ceiling can make 1 impossible): the trades
-    // free down to zero; 3 (caps below the floors): as much of the rounded
-    // total as the caps let through, no party above its cap or its ceiling
+    // free down to zero; 3 (caps cost one side fractions the other side's
+    // floors need): the total capped to what both sides reach, a party
+    // down to one Wh below its floor; 4: as much of the rounded total as
+    // the caps let through, no party above its cap or its ceiling
+    let hi_sum = |t: &[i128], c: &[u64]| t.iter().zip(c).map(|(v, c)| ceil(*v).min(i128::from(*c))).sum::<i128>();
+    let reach = hi_sum(&bt, buyer_cap_wh).min(hi_sum(&stot, seller_cap_wh));
+    let lo_below = |v: i128, c: u64| (floor(v).min(i128::from(c)) - 1).max(0);
+    let attempts: [(bool, &dyn Fn(i128, u64) -> i128, i128); 3] =
+        [(true, &lo_floor, target), (false, &lo_floor, target), (false, &lo_below, target.min(reach))];
     let mut wh: Option<Vec<i128>> = None;
-    for with_floor in [true, false] {
+    for (with_floor, lo_of, total) in attempts {
         let mut edges = trade_edges(with_floor);
-        edges.extend(party_edges(&lo_floor));
-        edges.push((snk, src, target, target));
+        edges.extend(party_edges(lo_of));
+        edges.push((snk, src, total, total));
         if let Some(f) = feasible_flow(nodes, &edges) {
             wh = Some(f[..cells.len()].to_vec());
             break;
