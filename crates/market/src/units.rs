@@ -420,7 +420,8 @@ pub fn settle(
     let hi_sum = |t: &[i128], c: &[u64]| t.iter().zip(c).map(|(v, c)| ceil(*v).min(i128::from(*c))).sum::<i128>();
     let reach = hi_sum(&bt, buyer_cap_wh).min(hi_sum(&stot, seller_cap_wh));
     let lo_below = |v: i128, c: u64| (floor(v).min(i128::from(c)) - 1).max(0);
-    let attempts: [(bool, &dyn Fn(i128, u64) -> i128, i128); 3] =
+    type LowerBound<'a> = &'a dyn Fn(i128, u64) -> i128;
+    let attempts: [(bool, LowerBound, i128); 3] =
         [(true, &lo_floor, target), (false, &lo_floor, target), (false, &lo_below, target.min(reach))];
     let mut wh: Option<Vec<i128>> = None;
     for (with_floor, lo_of, total) in attempts {
