@@ -11,7 +11,7 @@
 //! All quantities are per unit on the case's `baseMVA`.
 
 use crate::case::{BusType, Case};
-use crate::{ModelError, MAX_MODEL_BUSES};
+use crate::{ModelError, MAX_DISTFLOW_ENTRIES, MAX_MODEL_BUSES};
 
 /// A radial feeder's LinDistFlow model.
 #[derive(Debug, Clone)]
@@ -32,6 +32,11 @@ pub struct DistFlow {
     pub x_path: Vec<f64>,
     /// Voltage bounds (min, max) of each bus, p.u.
     pub v_bounds: Vec<(f64, f64)>,
+    /// Euler-tour entry time of each bus (depth-first from the root): bus
+    /// `k` lies in `j`'s subtree iff `tin[j] ≤ tin[k] < tout[j]`.
+    pub tin: Vec<usize>,
+    /// Euler-tour exit time of each bus (see `tin`).
+    pub tout: Vec<usize>,
 }
 
 impl DistFlow {
@@ -77,6 +82,15 @@ impl DistFlow {
         if order.len() != n {
             return Err(ModelError::NotRadial);
         }
+        // The market's rows (`MarketNetwork::distflow`): a V max / V min pair
+        // per non-root bus and a forward / reverse pair per rated parent
+        // line, each a dense row over the buses — bounded like the PTDF.
+        let rated = (0..n).filter(|&j| parent_branch[j].is_some_and(|b| case.branches[b].rate_a > 0.0)).count();
+        let rows = n.saturating_sub(1) + rated;
+        let entries = rows.saturating_mul(n);
+        if entries > MAX_DISTFLOW_ENTRIES {
+            return Err(ModelError::TooLargeDistFlow { rows, buses: n, entries, max: MAX_DISTFLOW_ENTRIES });
+        }
         // R_jk = resistance from the root to the lowest common ancestor of
         // j and k. Row by row in BFS order: R_jk = rr_j when k lies in j's
         // subtree, else R_{parent(j),k} — O(n²) with an Euler tour.
@@ -117,7 +131,7 @@ impl DistFlow {
         }
         let v0 = case.gens.iter().find(|g| g.in_service && g.bus == root_bus.id).map(|g| g.vg).unwrap_or(root_bus.vm);
         let v_bounds = live.iter().map(|&i| (case.buses[i].vmin, case.buses[i].vmax)).collect();
-        Ok(DistFlow { bus_ids, root, parent, parent_branch, v0_sq: v0 * v0, r_path, x_path, v_bounds })
+        Ok(DistFlow { bus_ids, root, parent, parent_branch, v0_sq: v0 * v0, r_path, x_path, v_bounds, tin, tout })
     }
 
     /// Net injections `(p, q)` of the case's loads (and in-service generators
@@ -151,17 +165,12 @@ impl DistFlow {
             .collect()
     }
 
-    /// True when bus `k` lies in the subtree rooted at bus `j` (model indices).
+    /// True when bus `k` lies in the subtree rooted at bus `j` (model
+    /// indices; false for indices out of range). O(1), from the Euler tour.
     pub fn in_subtree(&self, k: usize, j: usize) -> bool {
-        let mut u = k;
-        loop {
-            if u == j {
-                return true;
-            }
-            match self.parent.get(u).copied().flatten() {
-                Some(p) => u = p,
-                None => return false,
-            }
+        match (self.tin.get(k), self.tin.get(j), self.tout.get(j)) {
+            (Some(&tk), Some(&tj), Some(&oj)) => tj <= tk && tk < oj,
+            _ => false,
         }
     }
 
@@ -169,17 +178,10 @@ impl DistFlow {
     pub fn parent_flows(&self, p: &[f64]) -> Vec<f64> {
         let n = self.bus_ids.len();
         let mut flow = vec![0.0; n];
-        // sum of injections over each subtree, accumulated leaf to root
-        let mut depth = vec![0usize; n];
-        for j in 0..n {
-            let mut u = j;
-            while let Some(pp) = self.parent[u] {
-                depth[j] += 1;
-                u = pp;
-            }
-        }
+        // sum of injections over each subtree, accumulated leaf to root:
+        // the reverse of the Euler tour's preorder visits children first
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by_key(|&j| std::cmp::Reverse(depth[j]));
+        order.sort_by_key(|&j| std::cmp::Reverse(self.tin[j]));
         let mut sub = p.to_vec();
         for &j in &order {
             if let Some(pp) = self.parent[j] {

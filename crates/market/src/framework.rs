@@ -94,9 +94,10 @@ pub struct Excluded {
     pub reason: String,
 }
 
-/// How [`run_interval`] relieved minima that could not be met jointly:
-/// every positive `e_min` of `side` (of both sides where `side` is `None`:
-/// the network, not the totals, was infeasible) was multiplied by `factor`.
+/// How [`run_interval`] relieved minima that could not be met jointly
+/// ([`relieve_minima`]): `side` is the side whose minima were changed
+/// (`None`: both), `factor` the fraction of that side's (both sides')
+/// filed minima kept, `reason` the stages applied.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct MinimaScaling {
     pub side: Option<Side>,
@@ -115,7 +116,7 @@ pub struct IntervalOutcome {
     /// Admitted requests the enclaves excluded (invalid, or a hidden
     /// minimum above the other side's total maximum).
     pub excluded: Vec<Excluded>,
-    /// Hidden minima that could not be met jointly, scaled down pro rata
+    /// Hidden minima that could not be met jointly, capped
     /// ([`relieve_minima`]); `None` when the admitted minima were feasible.
     pub minima_scaled: Option<MinimaScaling>,
     /// Chain height after the admission record.
@@ -292,8 +293,9 @@ fn interval_with(
     // hidden minima that cannot be met *jointly* (two buyers each below the
     // sellers' total but together above it, or a minimum behind a line
     // allotted less) must not veto everyone's interval, and no set of
-    // requests may choose whom that hurts: the minima are scaled down pro
-    // rata until the market is feasible, nobody excluded
+    // requests may choose whom that hurts: a minimum infeasible on its own
+    // is capped at what the network lets it take, then the minima still
+    // binding are water-filled to one common level, nobody excluded
     // ([`relieve_minima`]). Only when no minimum at all is feasible is the
     // interval refused.
     let mut market = Market { buyers: Vec::new(), sellers: Vec::new() };
@@ -330,21 +332,35 @@ fn interval_with(
     })
 }
 
-/// Relieves minima that cannot be met jointly, in place, by one rule that
-/// splitting or reordering requests cannot steer: every positive `e_min`
-/// on the over-demanding side (the side whose minima exceed the other
-/// side's total maximum; both sides where the totals are feasible and the
-/// network is not) is multiplied by the same factor `s ∈ [0, 1)`, the
-/// largest found feasible (totals, then the central solve): first
-/// `other side's total e_max / over side's total e_min` (just below it),
-/// then by bisection ([`MINIMA_BISECTIONS`] central solves at most). A
-/// party's minima are scaled alike however it splits them, so six small
-/// minima and one large one keep their shares; nobody is excluded.
-/// (Round 3's rule excluded one request, "the one whose removal alone
-/// makes the market feasible first": six sybil minima of 1.1 kWh got an
-/// honest 5 kWh minimum excluded.) Returns `None` when the market is
-/// already feasible; an error when it is infeasible even with no minimum
-/// on the scaled side(s), or for any other reason.
+/// Relieves minima that cannot be met jointly, in place, by rules that
+/// splitting, reordering or inflating requests cannot steer onto others,
+/// in three stages (each only while the market is still infeasible):
+///
+/// 1. **Each minimum alone.** A positive `e_min` that is infeasible even
+///    with every other minimum at zero (a buyer behind a line allotted
+///    less, a minimum above what the other side can deliver to its bus) is
+///    capped at the largest value found feasible alone (bisection,
+///    [`MINIMA_BISECTIONS`] central solves; 0 when nothing is). Such a
+///    request cannot make anyone else's minimum smaller than it would be
+///    had it filed what the network lets it take.
+/// 2. **Water-filling on the over-demanding side** (the side whose minima
+///    exceed the other side's total maximum): every minimum of that side
+///    becomes `min(e_min, c)` with one level `c` for all, the largest that
+///    fits the other side's total (just below it). Filing more than the
+///    level gains nothing, so inflating one's own minimum cannot cut an
+///    honest one that is below the level.
+/// 3. **Water-filling on both sides** when the network is what remains
+///    infeasible: one level `c` over every minimum, the largest found
+///    feasible by bisection.
+///
+/// Round 4's rule scaled every minimum by one factor set by the worst
+/// request (one minimum behind a congested line scaled everyone's to ~1%,
+/// or to 0), and scaled only one side when the totals were infeasible (a
+/// seller's network-infeasible minimum then vetoed the interval). The
+/// returned [`MinimaScaling`] names the side(s) changed and the fraction
+/// of their filed minima kept. Returns `None` when the market is already
+/// feasible; an error when it is infeasible even with no minimum at all,
+/// or for any other reason.
 pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option<MinimaScaling>, FrameworkError> {
     let why = match market.validate(&net.bus_ids) {
         Err(e @ crate::problem::MarketError::InfeasibleTotals { .. }) => e.to_string(),
@@ -355,55 +371,171 @@ pub fn relieve_minima(market: &mut Market, net: &MarketNetwork) -> Result<Option
             Err(e) => return Err(e.into()),
         },
     };
-    let sum = |v: &[Prosumer], f: fn(&Prosumer) -> f64| v.iter().map(f).sum::<f64>();
-    let (bmin, bmax) = (sum(&market.buyers, |p| p.e_min), sum(&market.buyers, |p| p.e_max));
-    let (smin, smax) = (sum(&market.sellers, |p| p.e_min), sum(&market.sellers, |p| p.e_max));
-    let (side, hi) = if bmin > smax {
-        (Some(Side::Buyer), smax / bmin)
-    } else if smin > bmax {
-        (Some(Side::Seller), bmax / smin)
-    } else {
-        (None, 1.0)
-    };
-    // just below the totals' bound, so rounding in the sums cannot refuse it
-    let hi = hi * (1.0 - 1e-9);
-    let original = market.clone();
-    let scaled = |s: f64| {
-        let mut m = original.clone();
-        for p in m.buyers.iter_mut().chain(m.sellers.iter_mut()) {
-            if p.e_min > 0.0 && side.is_none_or(|x| x == p.side) {
-                p.e_min *= s;
-            }
-        }
-        m
-    };
     let feasible = |m: &Market| m.validate(&net.bus_ids).is_ok() && crate::central::solve(m, net).is_ok();
-    let factor = if feasible(&scaled(hi)) {
-        hi
-    } else {
-        let none = scaled(0.0);
-        if !feasible(&none) {
-            // infeasible even without the minima: the interval itself is
-            none.validate(&net.bus_ids)?;
-            crate::central::solve(&none, net)?;
+    let original = market.clone();
+    let mut none = original.clone();
+    for p in none.buyers.iter_mut().chain(none.sellers.iter_mut()) {
+        p.e_min = 0.0;
+    }
+    if !feasible(&none) {
+        // infeasible even without the minima: the interval itself is
+        none.validate(&net.bus_ids)?;
+        crate::central::solve(&none, net)?;
+    }
+    let mut m = original.clone();
+    let mut stages = Vec::new();
+    // 1: each minimum alone, every other minimum at zero
+    let count = m.buyers.len() + m.sellers.len();
+    let mut capped = 0;
+    for i in 0..count {
+        let e = party(&original, i).e_min;
+        if e <= 0.0 || crate::mutants::active(crate::mutants::Mutation::MinimaNotRelievedAlone) {
+            continue;
         }
-        let (mut lo, mut up) = (0.0, hi);
+        let alone = |x: f64| {
+            let mut t = none.clone();
+            party_mut(&mut t, i).e_min = x;
+            t
+        };
+        if feasible(&alone(e)) {
+            continue;
+        }
+        let (mut lo, mut up) = (0.0, e);
         for _ in 0..MINIMA_BISECTIONS {
             let mid = 0.5 * (lo + up);
-            if feasible(&scaled(mid)) {
+            if feasible(&alone(mid)) {
                 lo = mid;
             } else {
                 up = mid;
             }
         }
-        lo
+        party_mut(&mut m, i).e_min = lo;
+        capped += 1;
+    }
+    if capped > 0 {
+        stages.push(format!("{capped} minimum(s) infeasible alone capped"));
+    }
+    // 2: water-filling on the over-demanding side
+    if !feasible(&m) {
+        let sum = |v: &[Prosumer], f: fn(&Prosumer) -> f64| v.iter().map(f).sum::<f64>();
+        let (bmin, bmax) = (sum(&m.buyers, |p| p.e_min), sum(&m.buyers, |p| p.e_max));
+        let (smin, smax) = (sum(&m.sellers, |p| p.e_min), sum(&m.sellers, |p| p.e_max));
+        // just below the totals' bound, so rounding in the sums cannot refuse it
+        let over = if bmin > smax {
+            Some((Side::Buyer, smax * (1.0 - 1e-9)))
+        } else if smin > bmax {
+            Some((Side::Seller, bmax * (1.0 - 1e-9)))
+        } else {
+            None
+        };
+        if let Some((side, total)) = over {
+            let v = if side == Side::Buyer { &mut m.buyers } else { &mut m.sellers };
+            let c = water_level(&v.iter().map(|p| p.e_min).collect::<Vec<_>>(), total);
+            for p in v.iter_mut() {
+                p.e_min = p.e_min.min(c);
+            }
+            stages.push(format!("the {side:?}s' minima capped at a common {c:.6} kWh"));
+        }
+    }
+    // 3: water-filling on both sides for what the network still refuses
+    if !feasible(&m) {
+        let levelled = |c: f64| {
+            let mut t = m.clone();
+            for p in t.buyers.iter_mut().chain(t.sellers.iter_mut()) {
+                p.e_min = p.e_min.min(c);
+            }
+            t
+        };
+        let top = m.buyers.iter().chain(m.sellers.iter()).map(|p| p.e_min).fold(0.0, f64::max);
+        let (mut lo, mut up) = (0.0, top);
+        for _ in 0..MINIMA_BISECTIONS {
+            let mid = 0.5 * (lo + up);
+            if feasible(&levelled(mid)) {
+                lo = mid;
+            } else {
+                up = mid;
+            }
+        }
+        m = levelled(lo);
+        stages.push(format!("every minimum capped at a common {lo:.6} kWh"));
+    }
+    // which side(s) changed, and the fraction of their filed minima kept
+    let changed = |a: &[Prosumer], b: &[Prosumer]| a.iter().zip(b).any(|(x, y)| x.e_min != y.e_min);
+    let (cb, cs) = (changed(&original.buyers, &m.buyers), changed(&original.sellers, &m.sellers));
+    let side = match (cb, cs) {
+        (true, false) => Some(Side::Buyer),
+        (false, true) => Some(Side::Seller),
+        _ => None,
     };
-    *market = scaled(factor);
-    let reason = format!("the admitted minima cannot be met jointly ({why}); scaled by {factor:.6} pro rata");
+    let mins = |mk: &Market| {
+        let pick = |p: &&Prosumer| side.is_none_or(|x| x == p.side);
+        mk.buyers.iter().chain(mk.sellers.iter()).filter(pick).map(|p| p.e_min).sum::<f64>()
+    };
+    let filed = mins(&original);
+    let factor = if filed > 0.0 { (mins(&m) / filed).clamp(0.0, 1.0) } else { 0.0 };
+    *market = m;
+    let reason = format!(
+        "the admitted minima cannot be met jointly ({why}); {}; {factor:.6} of the filed minima kept",
+        stages.join(", ")
+    );
     Ok(Some(MinimaScaling { side, factor, reason }))
 }
 
-/// Bisection steps of [`relieve_minima`] (each one central solve) when
-/// the totals' bound is not yet feasible: the factor to within 2⁻¹⁰ of the
-/// totals' bound.
+/// The `i`-th request of `m`, buyers first.
+fn party(m: &Market, i: usize) -> &Prosumer {
+    let nb = m.buyers.len();
+    if i < nb {
+        &m.buyers[i]
+    } else {
+        &m.sellers[i - nb]
+    }
+}
+
+fn party_mut(m: &mut Market, i: usize) -> &mut Prosumer {
+    let nb = m.buyers.len();
+    if i < nb {
+        &mut m.buyers[i]
+    } else {
+        &mut m.sellers[i - nb]
+    }
+}
+
+/// The water level `c` with `Σ min(e_i, c) = total` (for `Σ e_i > total ≥
+/// 0`; the largest `e_i` when everything fits).
+fn water_level(e: &[f64], total: f64) -> f64 {
+    let mut sorted: Vec<f64> = e.iter().map(|x| x.max(0.0)).collect();
+    sorted.sort_by(f64::total_cmp);
+    let mut left = total.max(0.0);
+    for (k, x) in sorted.iter().enumerate() {
+        let rest = (sorted.len() - k) as f64;
+        if x * rest > left {
+            return left / rest;
+        }
+        left -= x;
+    }
+    sorted.last().copied().unwrap_or(0.0)
+}
+
+/// Bisection steps of [`relieve_minima`] (each one central solve) for a
+/// minimum infeasible alone (to within 2⁻¹⁰ of it) and for the common
+/// level of the last stage (to within 2⁻¹⁰ of the largest minimum).
 pub const MINIMA_BISECTIONS: usize = 10;
+
+#[cfg(test)]
+mod tests {
+    use super::water_level;
+
+    #[test]
+    fn the_water_level_caps_only_what_is_above_it() {
+        // 5 + 9.99 over 10: both at 5
+        assert_eq!(water_level(&[5.0, 9.99], 10.0), 5.0);
+        // 1 + 10.5 over 11: the small one whole, the large one 10
+        assert_eq!(water_level(&[10.5, 1.0], 11.0), 10.0);
+        // three inflated beside an honest 2: the honest one whole
+        assert_eq!(water_level(&[2.0, 9.0, 9.0, 9.0], 11.0), 3.0);
+        // everything fits: the largest
+        assert_eq!(water_level(&[1.0, 2.0], 10.0), 2.0);
+        assert_eq!(water_level(&[], 10.0), 0.0);
+        assert_eq!(water_level(&[4.0, 4.0], 0.0), 0.0);
+    }
+}

@@ -20,6 +20,10 @@ pub enum Mutation {
     /// The operator prices no network row (`μ̂ = 0`, `μ` never moves):
     /// line limits are ignored.
     LineLimitsIgnored,
+    /// Minima relief skips its first stage (capping each minimum that is
+    /// infeasible on its own): one huge minimum behind a congested line
+    /// then sets the common level for everyone.
+    MinimaNotRelievedAlone,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -73,29 +73,23 @@ pub struct SettledTrade {
 /// Rounding rule (each quantity rounded once, per prosumer, not per trade):
 /// - **Energy.** Each prosumer's cleared total (Σ of all its trades, none
 ///   filtered out) is rounded to whole Wh once: the interval's total is
-///   rounded to the nearest Wh (ties to even) and apportioned over the
-///   connected groups of trades (buyers and sellers linked by trades;
-///   Wh cannot move between groups), then each group's over its buyers,
-///   and separately over its sellers, each by largest remainder
-///   (Hamilton: each gets the floor of its total, the remaining Wh go to
-///   the largest fractional parts, ties to the lower index; groups are
-///   numbered by their first buyer), never above a
-///   prosumer's own cap (`⌊1000 · e_max⌋` Wh). Each group's total is
-///   first capped to what both its sides can reach that way; where one side's
-///   caps cost it fractions of a Wh the other side's floors exceed, a
-///   prosumer of the other side settles one Wh below its floor (smallest
-///   fractional parts first). The trades then share those
-///   integer totals: each trade starts at the floor of its Wh, the missing
-///   Wh go to the trades with the largest fractional parts whose buyer and
-///   seller both still miss one (ties: lower buyer, then lower seller), and
-///   any rest moves one Wh at a time along the shortest alternating path of
-///   trades from a buyer that misses one to a seller that misses one
-///   (breadth first, in index order; within a group such a path exists,
-///   and if it did not the settlement would be refused, never short). So
-///   Σ buyers' Wh = Σ sellers' Wh =
-///   Σ trades' Wh exactly, each prosumer's Wh is its cleared total rounded
-///   down or up (or, as above, one Wh below), and no prosumer settles above
-///   its own `e_max`.
+///   rounded to the nearest Wh (ties to even), and the trade matrix itself
+///   is rounded so that every trade, every prosumer's total and the
+///   interval's total land on their floor or ceiling in Wh, never above a
+///   prosumer's own cap (`⌊1000 · e_max⌋` Wh): the cleared trades are a
+///   fractional flow (buyers → sellers) meeting all those bounds, so an
+///   integer flow meeting them exists and is found by max-flow (Dinic, in
+///   index order, so deterministic). Where caps make that impossible (a
+///   cap below a prosumer's ceiling that its partners' floors need), the
+///   trades may settle below their floor; where one side's caps cost it
+///   fractions of a Wh the other side's floors need, the total is capped to
+///   what both sides reach and a prosumer may settle one Wh below its
+///   floor; failing all that, as much of the rounded total as the caps let
+///   through settles, no prosumer above its cap or its total's ceiling. So Σ buyers' Wh =
+///   Σ sellers' Wh = Σ trades' Wh exactly, and an interval never fails to
+///   settle for rounding. (Rounding buyers and sellers separately, as
+///   before, could round a buyer up while the only seller it trades with
+///   rounded down: `Unreconciled`.)
 /// - **Money.** Each trade's value is computed in thousandths of a minor
 ///   unit (`wh · price_minor_per_mwh / 10³`, ties to even, the price
 ///   rounded to whole minor units per MWh). Each party's NET is rounded to
@@ -141,6 +135,8 @@ pub enum SettlementError {
     UnknownParty { index: usize, buyer: usize, seller: usize, buyers: usize, sellers: usize },
     #[error("a settlement total overflows the ledger's integers")]
     Overflow,
+    /// No longer returned: the flow rounding of [`settle`] always finds
+    /// a settlement (kept so that callers matching on it still build).
     #[error("buyer {buyer}'s rounded Wh could not be matched to a seller's along its trades")]
     Unreconciled { buyer: usize },
 }
@@ -209,6 +205,131 @@ fn apportion(num: &[i128], den: i128, cap: &[u64], total: i128) -> Vec<i128> {
     out
 }
 
+/// A flow network for [`settle`]'s rounding (Dinic's algorithm; edges
+/// and searches in insertion order, so deterministic).
+struct FlowGraph {
+    to: Vec<usize>,
+    cap: Vec<i128>,
+    adj: Vec<Vec<usize>>,
+}
+
+impl FlowGraph {
+    fn new(nodes: usize) -> FlowGraph {
+        FlowGraph { to: Vec::new(), cap: Vec::new(), adj: vec![Vec::new(); nodes] }
+    }
+
+    /// Adds `u → v` with capacity `cap`; returns the edge's id.
+    fn add(&mut self, u: usize, v: usize, cap: i128) -> usize {
+        let id = self.to.len();
+        self.to.extend([v, u]);
+        self.cap.extend([cap, 0]);
+        self.adj[u].push(id);
+        self.adj[v].push(id + 1);
+        id
+    }
+
+    /// The flow on edge `id` (its reverse edge's residual capacity).
+    fn flow(&self, id: usize) -> i128 {
+        self.cap[id ^ 1]
+    }
+
+    /// Pushes at most `limit` from `s` to `t`; returns the amount pushed.
+    fn max_flow(&mut self, s: usize, t: usize, limit: i128) -> i128 {
+        let n = self.adj.len();
+        let mut total = 0;
+        while total < limit {
+            // levels by breadth-first search
+            let mut level = vec![usize::MAX; n];
+            level[s] = 0;
+            let mut queue = std::collections::VecDeque::from([s]);
+            while let Some(u) = queue.pop_front() {
+                for &e in &self.adj[u] {
+                    let v = self.to[e];
+                    if self.cap[e] > 0 && level[v] == usize::MAX {
+                        level[v] = level[u] + 1;
+                        queue.push_back(v);
+                    }
+                }
+            }
+            if level[t] == usize::MAX {
+                break;
+            }
+            // blocking flow by iterative depth-first search
+            let mut next = vec![0usize; n];
+            let mut path: Vec<usize> = Vec::new();
+            let mut u = s;
+            while total < limit {
+                if u == t {
+                    let f = path.iter().map(|&e| self.cap[e]).min().unwrap_or(0).min(limit - total);
+                    for &e in &path {
+                        self.cap[e] -= f;
+                        self.cap[e ^ 1] += f;
+                    }
+                    total += f;
+                    path.clear();
+                    u = s;
+                    continue;
+                }
+                let mut found = None;
+                while next[u] < self.adj[u].len() {
+                    let e = self.adj[u][next[u]];
+                    let v = self.to[e];
+                    if self.cap[e] > 0 && level[v] == level[u].wrapping_add(1) {
+                        found = Some(e);
+                        break;
+                    }
+                    next[u] += 1;
+                }
+                match found {
+                    Some(e) => {
+                        path.push(e);
+                        u = self.to[e];
+                    }
+                    None => {
+                        // a dead end: never entered again in this phase
+                        level[u] = usize::MAX;
+                        let Some(e) = path.pop() else { break };
+                        u = self.to[e ^ 1];
+                        next[u] += 1;
+                    }
+                }
+            }
+        }
+        total
+    }
+}
+
+/// A flow meeting every edge's bounds `(u, v, lo, hi)` (a circulation:
+/// conserved at every node), the flow on each edge in order; `None` when
+/// none exists.
+fn feasible_flow(nodes: usize, edges: &[(usize, usize, i128, i128)]) -> Option<Vec<i128>> {
+    let (ss, tt) = (nodes, nodes + 1);
+    let mut g = FlowGraph::new(nodes + 2);
+    let mut excess = vec![0i128; nodes];
+    let mut ids = Vec::with_capacity(edges.len());
+    for &(u, v, lo, hi) in edges {
+        if lo > hi || lo < 0 {
+            return None;
+        }
+        excess[v] += lo;
+        excess[u] -= lo;
+        ids.push(g.add(u, v, hi - lo));
+    }
+    let mut need = 0;
+    for (v, x) in excess.iter().enumerate() {
+        if *x > 0 {
+            g.add(ss, v, *x);
+            need += x;
+        } else if *x < 0 {
+            g.add(v, tt, -x);
+        }
+    }
+    if g.max_flow(ss, tt, need) != need {
+        return None;
+    }
+    Some(edges.iter().zip(ids).map(|(e, id)| e.2 + g.flow(id)).collect())
+}
+
 /// One pair's lots in [`settle`]: mWh, the price (minor units per MWh) if
 /// every lot had the same one, and Σ mWh · price over the lots.
 type Cell = (i128, Option<i64>, i128);
@@ -259,151 +380,71 @@ pub fn settle(
         stot[*n] += e;
     }
     let grand: i128 = bt.iter().sum();
-    let room = |x: &[i128], cap: &[u64]| -> i128 {
-        x.iter()
-            .zip(cap)
-            .map(|(v, c)| (v.div_euclid(SUB) + i128::from(v.rem_euclid(SUB) > 0)).min(i128::from(*c)))
-            .sum()
+    let target = div_round_ties_even(grand, SUB);
+    // ---- energy: the trade matrix itself is rounded, as a flow
+    // (source → buyer → seller → sink, one edge per trade), so that every
+    // row and column sum lands on its total's floor or ceiling: the
+    // cleared trades are a fractional flow meeting every such bound, so
+    // an integer one exists (flow integrality) for the rounded total.
+    // Rounding buyers and sellers separately could round a buyer up and
+    // the only seller it trades with down, and nothing could settle it.
+    let floor = |v: i128| v.div_euclid(SUB);
+    let ceil = |v: i128| v.div_euclid(SUB) + i128::from(v.rem_euclid(SUB) > 0);
+    let (src, snk) = (0, 1);
+    let bnode = |m: usize| 2 + m;
+    let snode = |n: usize| 2 + buyers + n;
+    let nodes = 2 + buyers + sellers;
+    let party_edges = |lo_of: &dyn Fn(i128, u64) -> i128| {
+        let mut edges: Vec<(usize, usize, i128, i128)> = Vec::new();
+        for (m, (v, c)) in bt.iter().zip(buyer_cap_wh).enumerate() {
+            edges.push((src, bnode(m), lo_of(*v, *c), ceil(*v).min(i128::from(*c))));
+        }
+        for (n, (v, c)) in stot.iter().zip(seller_cap_wh).enumerate() {
+            edges.push((snode(n), snk, lo_of(*v, *c), ceil(*v).min(i128::from(*c))));
+        }
+        edges
     };
-    // connected groups of trades (buyers and sellers linked by a trade):
-    // Wh can move only within one, so the interval's rounded total is
-    // apportioned over the groups first (largest remainder, each within
-    // what its buyers and its sellers can reach), then each group's over
-    // its buyers and, separately, over its sellers
-    let mut parent: Vec<usize> = (0..buyers + sellers).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    for ((m, n), _) in &cells {
-        let (a, b) = (root(&mut parent, *m), root(&mut parent, buyers + *n));
-        if a != b {
-            parent[a.max(b)] = a.min(b);
-        }
-    }
-    // groups numbered by their first party (buyers first, then sellers)
-    let mut groups: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
-    let mut id_of_root = vec![usize::MAX; buyers + sellers];
-    for i in 0..buyers + sellers {
-        let r = root(&mut parent, i);
-        if id_of_root[r] == usize::MAX {
-            id_of_root[r] = groups.len();
-            groups.push((Vec::new(), Vec::new()));
-        }
-        let g = id_of_root[r];
-        if i < buyers {
-            groups[g].0.push(i);
-        } else {
-            groups[g].1.push(i - buyers);
+    let trade_edges = |with_floor: bool| {
+        cells
+            .iter()
+            .map(|((m, n), (e, _, _))| (bnode(*m), snode(*n), if with_floor { floor(*e) } else { 0 }, ceil(*e)))
+            .collect::<Vec<_>>()
+    };
+    let lo_floor = |v: i128, c: u64| floor(v).min(i128::from(c));
+    // 1: every trade, party and the total on its floor or ceiling; 2 (a cap
+    // below a party's total's ceiling can make 1 impossible): the trades
+    // free down to zero; 3 (caps cost one side fractions the other side's
+    // floors need): the total capped to what both sides reach, a party
+    // down to one Wh below its floor; 4: as much of the rounded total as
+    // the caps let through, no party above its cap or its ceiling
+    let hi_sum = |t: &[i128], c: &[u64]| t.iter().zip(c).map(|(v, c)| ceil(*v).min(i128::from(*c))).sum::<i128>();
+    let reach = hi_sum(&bt, buyer_cap_wh).min(hi_sum(&stot, seller_cap_wh));
+    let lo_below = |v: i128, c: u64| (floor(v).min(i128::from(c)) - 1).max(0);
+    type LowerBound<'a> = &'a dyn Fn(i128, u64) -> i128;
+    let attempts: [(bool, LowerBound, i128); 3] =
+        [(true, &lo_floor, target), (false, &lo_floor, target), (false, &lo_below, target.min(reach))];
+    let mut wh: Option<Vec<i128>> = None;
+    for (with_floor, lo_of, total) in attempts {
+        let mut edges = trade_edges(with_floor);
+        edges.extend(party_edges(lo_of));
+        edges.push((snk, src, total, total));
+        if let Some(f) = feasible_flow(nodes, &edges) {
+            wh = Some(f[..cells.len()].to_vec());
+            break;
         }
     }
-    let pick = |v: &[i128], ix: &[usize]| ix.iter().map(|i| v[*i]).collect::<Vec<_>>();
-    let pick_cap = |v: &[u64], ix: &[usize]| ix.iter().map(|i| v[*i]).collect::<Vec<_>>();
-    let group_sum: Vec<i128> = groups.iter().map(|(b, _)| b.iter().map(|m| bt[*m]).sum()).collect();
-    let group_room: Vec<u64> = groups
-        .iter()
-        .map(|(b, s)| {
-            let r =
-                room(&pick(&bt, b), &pick_cap(buyer_cap_wh, b)).min(room(&pick(&stot, s), &pick_cap(seller_cap_wh, s)));
-            u64::try_from(r.max(0)).unwrap_or(u64::MAX)
-        })
-        .collect();
-    let reach: i128 = group_room.iter().map(|r| i128::from(*r)).sum();
-    let total = div_round_ties_even(grand, SUB).min(reach);
-    let group_total = apportion(&group_sum, SUB, &group_room, total);
-    let mut bw = vec![0i128; buyers];
-    let mut sw = vec![0i128; sellers];
-    for (g, (b, s)) in groups.iter().enumerate() {
-        for (m, v) in b.iter().zip(apportion(&pick(&bt, b), SUB, &pick_cap(buyer_cap_wh, b), group_total[g])) {
-            bw[*m] = v;
+    let wh = match wh {
+        Some(w) => w,
+        None => {
+            let mut edges = trade_edges(false);
+            edges.extend(party_edges(&|_, _| 0));
+            let mut g = FlowGraph::new(nodes + 1);
+            let ids: Vec<usize> = edges.iter().map(|&(u, v, _, hi)| g.add(u, v, hi.max(0))).collect();
+            g.add(nodes, src, target.max(0));
+            g.max_flow(nodes, snk, target.max(0));
+            ids[..cells.len()].iter().map(|id| g.flow(*id)).collect()
         }
-        for (n, v) in s.iter().zip(apportion(&pick(&stot, s), SUB, &pick_cap(seller_cap_wh, s), group_total[g])) {
-            sw[*n] = v;
-        }
-    }
-    // ---- the trades share the integer totals
-    let mut rb = bw.clone();
-    let mut rs = sw.clone();
-    let mut wh = vec![0i128; cells.len()];
-    for (k, ((m, n), (e, _, _))) in cells.iter().enumerate() {
-        let f = e.div_euclid(SUB).min(rb[*m]).min(rs[*n]).max(0);
-        wh[k] = f;
-        rb[*m] -= f;
-        rs[*n] -= f;
-    }
-    let mut order: Vec<usize> = (0..cells.len()).filter(|k| cells[*k].1 .0.rem_euclid(SUB) > 0).collect();
-    order.sort_by(|a, b| cells[*b].1 .0.rem_euclid(SUB).cmp(&cells[*a].1 .0.rem_euclid(SUB)).then(a.cmp(b)));
-    for k in order {
-        let (m, n) = cells[k].0;
-        if rb[m] > 0 && rs[n] > 0 && wh[k] == cells[k].1 .0.div_euclid(SUB) {
-            wh[k] += 1;
-            rb[m] -= 1;
-            rs[n] -= 1;
-        }
-    }
-    // the rest (a buyer and a seller that miss a Wh share no trade): move
-    // one Wh at a time along the shortest alternating path of trades
-    // (buyer → seller: +1 on a trade, seller → buyer: −1 on a settled
-    // trade) from a buyer that misses one to a seller that misses one;
-    // breadth first in index order, so deterministic
-    let mut by_buyer: Vec<Vec<usize>> = vec![Vec::new(); buyers];
-    let mut by_seller: Vec<Vec<usize>> = vec![Vec::new(); sellers];
-    for (k, ((m, n), _)) in cells.iter().enumerate() {
-        by_buyer[*m].push(k);
-        by_seller[*n].push(k);
-    }
-    for m0 in 0..buyers {
-        while rb[m0] > 0 {
-            // BFS: prev_seller[n] = the trade that reached seller n; prev_buyer[m] = the trade that reached buyer m
-            let mut prev_seller: Vec<Option<usize>> = vec![None; sellers];
-            let mut seen_buyer = vec![false; buyers];
-            let mut prev_buyer: Vec<Option<usize>> = vec![None; buyers];
-            seen_buyer[m0] = true;
-            let mut queue = std::collections::VecDeque::from([m0]);
-            let mut end = None;
-            'bfs: while let Some(m) = queue.pop_front() {
-                for &k in &by_buyer[m] {
-                    let n = cells[k].0 .1;
-                    if prev_seller[n].is_some() {
-                        continue;
-                    }
-                    prev_seller[n] = Some(k);
-                    if rs[n] > 0 {
-                        end = Some(n);
-                        break 'bfs;
-                    }
-                    for &k2 in &by_seller[n] {
-                        let m2 = cells[k2].0 .0;
-                        if wh[k2] > 0 && !seen_buyer[m2] {
-                            seen_buyer[m2] = true;
-                            prev_buyer[m2] = Some(k2);
-                            queue.push_back(m2);
-                        }
-                    }
-                }
-            }
-            // within a connected group the buyers' and the sellers' Wh
-            // agree, so a path exists; never leave a Wh unsettled silently
-            let Some(mut n) = end else { return Err(SettlementError::Unreconciled { buyer: m0 }) };
-            rs[n] -= 1;
-            rb[m0] -= 1;
-            // walk back: +1 on the trade into each seller, −1 on the trade into each buyer
-            while let Some(k) = prev_seller[n] {
-                wh[k] += 1;
-                let m = cells[k].0 .0;
-                match prev_buyer[m] {
-                    Some(k2) if m != m0 => {
-                        wh[k2] -= 1;
-                        n = cells[k2].0 .1;
-                    }
-                    _ => break,
-                }
-            }
-        }
-    }
+    };
     // ---- money: each trade's value in 10⁻³ minor units, each party's net rounded once
     let mut st = Settlement {
         minor_per_major,

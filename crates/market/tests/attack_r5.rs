@@ -3,11 +3,10 @@
 //! work budgets, the TooLargePtdf bound, pro-rata relief of jointly
 //! infeasible minima, settlement rounded within connected trade groups).
 //!
-//! Every `#[ignore]`d test here is a finding: it fails on the code as it
-//! stands. Each states what a careful user expects, what happens instead,
-//! and the fix suggested. Run them with
-//! `cargo test -p gridledger-market --test attack_r5 -- --ignored`.
-//! The tests that are not ignored are attacks that held up.
+//! Each finding's test failed on the code as it stood and states what a
+//! careful user expects, what happened instead, and the fix suggested;
+//! all are fixed now and run in the suite. The rest are attacks that held
+//! up.
 
 mod common;
 
@@ -68,13 +67,33 @@ fn rated_chain(n: usize) -> String {
 // LinDistFlow rows like the PTDF (rows × buses) with a typed error; count
 // rows × buses per iteration in the CLI budget.
 #[test]
-#[ignore = "attack r5 [1]: a rated radial feeder builds its LinDistFlow rows in O(n^3) (1 500 buses > 20 s), unbounded by TooLargePtdf"]
 fn a_rated_radial_feeder_builds_its_rows_quickly() {
     let n = 1500;
     let case = Case::parse(&rated_chain(n)).unwrap();
     assert!(case.is_radial());
     let r = within(20, move || network_for(&case, 1.0).map(|n| n.g.len()).map_err(|e| e.to_string()));
     assert!(r.is_some(), "observed: the {n}-bus rated feeder's rows not built after 20 s");
+}
+
+// [1]'s bound: a rated feeder whose rows (a voltage pair per non-root bus,
+// a thermal pair per rated line) × buses exceed the limit is a typed
+// refusal, before any matrix is built; one just inside still builds.
+#[test]
+fn a_rated_feeder_over_the_row_bound_is_refused() {
+    use gridledger_market::{ModelError, MAX_DISTFLOW_ENTRIES};
+    let case = Case::parse(&rated_chain(2600)).unwrap();
+    match gridledger_market::distflow::DistFlow::new(&case) {
+        Err(ModelError::TooLargeDistFlow { rows, buses, entries, max }) => {
+            assert_eq!((rows, buses, entries, max), (2 * 2599, 2600, 2 * 2599 * 2600, MAX_DISTFLOW_ENTRIES));
+        }
+        other => panic!("expected TooLargeDistFlow, got {:?}", other.map(|d| d.bus_ids.len())),
+    }
+    let r = network_for(&case, 1.0).map(|n| n.g.len()).map_err(|e| e.to_string());
+    assert!(matches!(&r, Err(e) if e.contains("LinDistFlow model is too large")), "{r:?}");
+    // an unrated feeder of the same size has half the rows and is inside
+    let unrated = rated_chain(2600).replace(" 0 100 100 100 0 0 1;", " 0 0 0 0 0 0 1;");
+    let case = Case::parse(&unrated).unwrap();
+    assert_eq!(gridledger_market::distflow::DistFlow::new(&case).map(|d| d.bus_ids.len()), Ok(2600));
 }
 
 // The unrated feeder of round 3 (no thermal rows) still builds fast: the
@@ -108,7 +127,6 @@ fn a_rated_feeder_of_400_buses_still_builds() {
 // "pipage"/matrix rounding), or apportion a group's buyers and sellers
 // jointly under Hall's condition (a max-flow on the trade graph).
 #[test]
-#[ignore = "attack r5 [2]: a 0.029 Wh trade merges two groups and the interval no longer settles (Unreconciled)"]
 fn one_tiny_trade_does_not_make_an_interval_unsettleable() {
     let big = [(0, 0, 1.527e-3, 0.25), (1, 1, 1.752e-3, 0.34), (1, 2, 0.580e-3, 0.38)];
     let caps = ([u64::MAX; 2], [u64::MAX; 3]);
@@ -126,7 +144,6 @@ fn one_tiny_trade_does_not_make_an_interval_unsettleable() {
 // The same over random small markets: every one settles, with the
 // invariants of the docs.
 #[test]
-#[ignore = "attack r5 [2]: 69 of 20 000 random small markets are refused Unreconciled (seeds listed in the failure)"]
 fn random_connected_markets_always_settle() {
     let mut refused = Vec::new();
     for seed in 0..20_000u64 {
@@ -208,7 +225,6 @@ fn random_markets_that_settle_keep_energy_and_money() {
 // is capped at the most the network lets that request take (or excluded),
 // and only the minima that load a binding row are scaled.
 #[test]
-#[ignore = "attack r5 [3]: one minimum behind a congested line scales every minimum of both sides to ~1% (or to 0)"]
 fn one_network_infeasible_minimum_does_not_erase_everyones_minima() {
     let net = case30_net(1e-4);
     let honest_buyer = p(Side::Buyer, 2, 0.02, 0.3, 5.0, 8.0);
@@ -245,7 +261,6 @@ fn one_network_infeasible_minimum_does_not_erase_everyones_minima() {
 // all, per account), or make an inflated minimum costly (it must be paid
 // for at the clearing price even when undelivered).
 #[test]
-#[ignore = "attack r5 [4]: inflating one's own minimum (5 -> 9.99 kWh) cuts an honest 5 kWh minimum to 3.34 kWh"]
 fn inflating_a_minimum_does_not_cut_an_honest_one() {
     let net = case30_net(1.0);
     let market = |lie: f64| Market {
@@ -299,7 +314,6 @@ fn a_nearly_flat_utility_does_not_stall_primal_dual() {
 // the over-demanding side, relieve the remaining network infeasibility as
 // in the both-sides case (or per request, see [3]) before refusing.
 #[test]
-#[ignore = "attack r5 [5]: a network-infeasible seller minimum plus an over-demanding buyer minimum veto the interval"]
 fn two_minima_do_not_veto_the_interval() {
     let net = case30_net(1e-4);
     let market = |lie: f64| Market {
@@ -348,7 +362,6 @@ fn random_caps(t: &[i64; 5], rng: &mut ChaCha8Rng) -> Vec<u64> {
 // one party in three capped at its total's floor, one below or one above
 // are refused Unreconciled in 656 of 20 000 seeds.
 #[test]
-#[ignore = "attack r5 [2]: with e_max caps near the totals 656 of 20 000 random small markets are refused Unreconciled"]
 fn random_capped_markets_always_settle() {
     let mut refused = Vec::new();
     for seed in 0..20_000u64 {
@@ -396,7 +409,6 @@ fn capped_markets_that_settle_respect_the_caps_and_conserve() {
 // buyer's 5 kWh and the honest seller's 2 kWh minima are erased, and the
 // interval clears as if nobody had filed a minimum.
 #[test]
-#[ignore = "attack r5 [3]: one 10 000 kWh minimum behind a 6.5 kW line scales every minimum of the interval to 0"]
 fn one_huge_minimum_behind_a_line_does_not_zero_every_minimum() {
     let net = case30_net(1e-4);
     let mut m = Market {

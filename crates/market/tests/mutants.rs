@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 
 use gridledger_core::mutation::Scenario;
 use gridledger_market::central::solve;
+use gridledger_market::framework::relieve_minima;
 use gridledger_market::mutants::{plant, Mutation};
 use gridledger_market::network::MarketNetwork;
 use gridledger_market::primal_dual::{uncongested_optimum, PdParams, PrimalDual};
-use gridledger_market::problem::Market;
+use gridledger_market::problem::{Market, Prosumer, Side};
 use gridledger_market::teardo::{Fault, Strategy, TearDo, TearDoConfig, SCRIPT};
 use gridledger_market::tee::{run_dtask, Attester, SetupFault, SoftwareEnclave};
 use gridledger_market::{Case, DcModel, CASE30};
@@ -93,11 +94,24 @@ fn primal_dual_respects_line_limits() -> bool {
     converged && ((w - c.welfare) / c.welfare).abs() < 1e-3
 }
 
-const SCENARIOS: [Scenario; 4] = [
+/// One huge minimum behind a congested line does not erase the honest
+/// minima of both sides (it is capped on its own first).
+fn a_huge_minimum_behind_a_line_leaves_honest_minima() -> bool {
+    let net = MarketNetwork::ptdf(&case30(), 1e-4).unwrap();
+    let p = |side, bus, b, e_min, e_max| Prosumer { side, bus, a: 0.02, b, e_min, e_max };
+    let mut m = Market {
+        buyers: vec![p(Side::Buyer, 2, 0.3, 5.0, 8.0), p(Side::Buyer, 11, 0.3, 10_000.0, 10_000.0)],
+        sellers: vec![p(Side::Seller, 2, 0.1, 0.0, 20_000.0), p(Side::Seller, 2, 0.1, 2.0, 10.0)],
+    };
+    relieve_minima(&mut m, &net).is_ok() && m.buyers[0].e_min == 5.0 && m.sellers[1].e_min == 2.0
+}
+
+const SCENARIOS: [Scenario; 5] = [
     ("D-TASK eliminates a wrong script", dtask_eliminates_a_wrong_script),
     ("TEAR-DO clears exactly under faults", teardo_clears_exactly_under_faults),
     ("primal-dual reaches the uncongested optimum", primal_dual_reaches_the_uncongested_optimum),
     ("primal-dual respects line limits", primal_dual_respects_line_limits),
+    ("a huge minimum behind a line leaves honest minima", a_huge_minimum_behind_a_line_leaves_honest_minima),
 ];
 
 gridledger_core::mutation_check! {
@@ -107,4 +121,5 @@ gridledger_core::mutation_check! {
     skipped_recompute_is_caught: Mutation::RecomputeSkipped => "TEAR-DO clears exactly under faults",
     wrong_price_update_is_caught: Mutation::WrongPriceUpdate => "primal-dual reaches the uncongested optimum",
     ignored_line_limits_are_caught: Mutation::LineLimitsIgnored => "primal-dual respects line limits",
+    skipped_minima_relief_alone_is_caught: Mutation::MinimaNotRelievedAlone => "a huge minimum behind a line leaves honest minima",
 }
