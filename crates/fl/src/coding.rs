@@ -188,7 +188,11 @@ impl FragmentCoder {
         client: u32,
         plaintext: &[u8],
     ) -> Result<CodedFragment, FlError> {
-        let nonce = derive_nonce(key, ctx, plaintext);
+        let nonce = if crate::mutants::active(crate::mutants::Mutation::RandomNonce) {
+            rand::random()
+        } else {
+            derive_nonce(key, ctx, plaintext)
+        };
         let ct = encrypt_fragment(key, ctx, &nonce, plaintext)?;
         if ct.len() > self.max_ciphertext_len() {
             return Err(FlError::WrongLength { expected: self.max_ciphertext_len(), got: ct.len() });

@@ -251,7 +251,9 @@ impl ChainParams {
         let mut b =
             Vec::with_capacity(256 + 32 * self.node_keys.len() + 33 * (self.pbft_keys.len() + self.client_keys.len()));
         b.extend_from_slice(&self.task.0);
-        b.extend_from_slice(&self.run.0);
+        if !mutants::active(Mutation::RunUnbound) {
+            b.extend_from_slice(&self.run.0);
+        }
         b.extend_from_slice(&self.chain.to_le_bytes());
         b.extend_from_slice(&self.round.to_le_bytes());
         b.extend_from_slice(&self.prev_block.0);
