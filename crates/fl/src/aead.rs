@@ -1,22 +1,31 @@
 //! Fragment encryption (thesis §7.2, Eqs 7.9–7.10) with
 //! XChaCha20-Poly1305.
 //!
-//! **Nonces** (decision). Every encryption draws a fresh random 192-bit
-//! nonce ([`fresh_nonce`]), which the client carries in its signed upload
-//! record (`UploadRecord::nonce`). A nonce derived from the context alone
-//! repeated whenever a client encrypted twice in one round (a retry after
-//! a crash, a rerun with other settings) under its long-term key, and the
-//! ciphertexts are no secret from the nodes (any `T` of them decode the
-//! cells), so two uploads leaked the XOR of the two models. 192 random bits
-//! make a repeat negligible however often a key is used. The associated
-//! data binds the instance, chain, round and fragment the ciphertext
+//! **Nonces** (decision). A fragment's 192-bit nonce is derived
+//! ([`derive_nonce`]): HMAC-SHA256 under the client's fragment key over
+//! the fragment context and the plaintext's hash, truncated to 192 bits
+//! (a synthetic nonce, as in SIV). The client carries it in its signed
+//! upload record (`UploadRecord::nonce`). So
+//! - an encryption of the same plaintext in the same context (a retry
+//!   after a crash) is the same ciphertext, and its record the same
+//!   record: a retry is no equivocation;
+//! - another plaintext in the same context gets another nonce (a PRF
+//!   collision aside), so no keystream is ever reused and the ciphertexts
+//!   of two models do not leak their XOR (a nonce from the context alone
+//!   did, and the ciphertexts are no secret from the nodes: any `T` of
+//!   them decode the cells);
+//! - all a repeat shows is that the same model was sent again.
+//!
+//! The associated data binds the instance, chain, round and fragment the ciphertext
 //! belongs to, so a ciphertext replayed into another chain, round, chain
-//! history or federation does not decrypt.
+//! history, run or federation does not decrypt.
 
 use crate::error::FlError;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use gridledger_core::Hash32;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
 
 /// Bytes of a fragment nonce (XChaCha20's 192 bits).
 pub const NONCE_LEN: usize = 24;
@@ -51,13 +60,25 @@ impl FragmentContext {
     }
 }
 
-/// A fresh random nonce from the operating system's generator (through
-/// `rand`'s thread-local generator, reseeded from it).
-pub fn fresh_nonce() -> [u8; NONCE_LEN] {
-    rand::random()
+/// Domain label of the nonce derivation (the PRF's first input).
+const NONCE_LABEL: &[u8] = b"gridledger/fl-fragment-nonce/v1";
+
+/// The nonce of `plaintext` in `ctx` under the client's fragment `key`:
+/// `HMAC-SHA256(key, label ‖ context ‖ SHA-256(plaintext))`, its first
+/// 192 bits. Deterministic: one (key, context, plaintext) has one nonce,
+/// and another plaintext another one.
+pub fn derive_nonce(key: &[u8; 32], ctx: &FragmentContext, plaintext: &[u8]) -> [u8; NONCE_LEN] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(NONCE_LABEL);
+    mac.update(&ctx.bytes());
+    mac.update(&Sha256::digest(plaintext));
+    let tag = mac.finalize().into_bytes();
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&tag[..NONCE_LEN]);
+    nonce
 }
 
-/// `Enc(key, fragment)` under `nonce` (a [`fresh_nonce`] per encryption):
+/// `Enc(key, fragment)` under `nonce` (the plaintext's [`derive_nonce`]):
 /// ciphertext with a 16-byte tag appended.
 pub fn encrypt_fragment(
     key: &[u8; 32],
@@ -114,14 +135,23 @@ mod tests {
         assert_eq!(decrypt_fragment(&[9; 32], &CTX, &N, &[0u8; 3]), Err(FlError::DecryptFailed));
     }
 
-    /// Two encryptions of one plaintext in one context draw two nonces, so
-    /// their keystreams differ (no XOR of plaintexts from the ciphertexts).
+    /// One plaintext in one context under one key has one nonce (a retry
+    /// is the same ciphertext); another plaintext, context or key another
+    /// nonce, so two models never share a keystream.
     #[test]
-    fn fresh_nonces_differ() {
-        let (a, b) = (fresh_nonce(), fresh_nonce());
-        assert_ne!(a, b);
+    fn derived_nonces_repeat_only_for_the_same_plaintext_context_and_key() {
+        let a = derive_nonce(&[9; 32], &CTX, &[0u8; 64]);
+        assert_eq!(a, derive_nonce(&[9; 32], &CTX, &[0u8; 64]));
         let ca = encrypt_fragment(&[9; 32], &CTX, &a, &[0u8; 64]).unwrap();
-        let cb = encrypt_fragment(&[9; 32], &CTX, &b, &[0u8; 64]).unwrap();
-        assert_ne!(ca[..64], cb[..64]);
+        assert_eq!(ca, encrypt_fragment(&[9; 32], &CTX, &a, &[0u8; 64]).unwrap());
+        let mut other = [0u8; 64];
+        other[63] = 1;
+        let b = derive_nonce(&[9; 32], &CTX, &other);
+        assert_ne!(a, b);
+        let cb = encrypt_fragment(&[9; 32], &CTX, &b, &other).unwrap();
+        assert_ne!(ca[..63], cb[..63], "another plaintext reused the keystream");
+        assert_ne!(a, derive_nonce(&[8; 32], &CTX, &[0u8; 64]));
+        assert_ne!(a, derive_nonce(&[9; 32], &FragmentContext { round: 3, ..CTX }, &[0u8; 64]));
+        assert_ne!(a, derive_nonce(&[9; 32], &FragmentContext { instance: Hash32([8; 32]), ..CTX }, &[0u8; 64]));
     }
 }

@@ -25,7 +25,7 @@
 //! (`ChainConfig::client_keys`): nothing a client signs with is derived
 //! from a value another client (or the enclaves' secret) holds.
 
-use crate::aead::{decrypt_fragment, encrypt_fragment, fresh_nonce, FragmentContext, NONCE_LEN};
+use crate::aead::{decrypt_fragment, derive_nonce, encrypt_fragment, FragmentContext, NONCE_LEN};
 use crate::cells::{Cell, CellCode, CellProver, DegreeProof};
 use crate::error::FlError;
 use crate::field::{bytes_to_scalars, scalars_to_bytes, BYTES_PER_ELEMENT};
@@ -68,7 +68,9 @@ pub fn client_key(shared_secret: &[u8; 32], client: u32) -> [u8; 32] {
 pub struct UploadRecord {
     pub ctx: FragmentContext,
     pub client: u32,
-    /// The AEAD nonce of this encryption (fresh and random for each).
+    /// The AEAD nonce of this encryption, derived from the client's key,
+    /// the context and the plaintext (`aead::derive_nonce`): a retry of
+    /// the same model is the same record, another model another nonce.
     pub nonce: [u8; NONCE_LEN],
     pub commitment: Commitment,
     pub ciphertext_len: u32,
@@ -173,8 +175,11 @@ impl FragmentCoder {
     }
 
     /// Steps 2)–5) of §7.3.1 for one fragment: encrypt under the client's
-    /// fragment key `key` with a fresh random nonce, code, commit, and sign
-    /// the record (nonce included) with `signer`.
+    /// fragment key `key` under the plaintext's derived nonce, code, commit,
+    /// and sign the record (nonce included) with `signer`. Deterministic:
+    /// encoding the same plaintext in the same context again (a retry after
+    /// a crash) gives the same record and cells (the signature is RFC 6979
+    /// ECDSA), so a retry is never two records of one client.
     pub fn encode(
         &self,
         key: &[u8; 32],
@@ -183,7 +188,11 @@ impl FragmentCoder {
         client: u32,
         plaintext: &[u8],
     ) -> Result<CodedFragment, FlError> {
-        let nonce = fresh_nonce();
+        let nonce = if crate::mutants::active(crate::mutants::Mutation::RandomNonce) {
+            rand::random()
+        } else {
+            derive_nonce(key, ctx, plaintext)
+        };
         let ct = encrypt_fragment(key, ctx, &nonce, plaintext)?;
         if ct.len() > self.max_ciphertext_len() {
             return Err(FlError::WrongLength { expected: self.max_ciphertext_len(), got: ct.len() });

@@ -35,7 +35,7 @@
 //!
 //! Decisions where the seed is silent (each also in the item's docs):
 //! - One PBFT instance per chain and round (its instance hash binds the
-//!   whole agreed configuration: task, chain, round, previous block, keys,
+//!   whole agreed configuration: task, run id, chain, round, previous block, keys,
 //!   randomness and coders — [`ChainConfig::instance`]), deciding one block at height 1: the
 //!   round's root. The aggregation leader (`v mod K`) and the PBFT leader
 //!   (`(view + height) mod K`) are independent: any node that verified an
@@ -206,6 +206,13 @@ pub struct ChainParams {
     /// The federated task (federation) this round belongs to: two tasks
     /// served by the same nodes on the same chain block are two instances.
     pub task: Hash32,
+    /// A value fresh to this run of the task ([`fresh_run_id`], drawn
+    /// once per run, or a deployment's anchoring chain block): two runs of
+    /// one configuration are two instances, so no record, attestation or
+    /// vote of an earlier run (or a run killed early) counts in this one.
+    /// Nothing in the models depends on it, so a seeded run's numbers do
+    /// not change with it.
+    pub run: Hash32,
     pub chain: u32,
     pub round: u32,
     pub nodes: usize,
@@ -230,6 +237,13 @@ pub struct ChainParams {
     pub global: Arc<GlobalCoder>,
 }
 
+/// A fresh run id ([`ChainParams::run`]): 256 bits from the operating
+/// system's generator (through `rand`'s thread-local generator, seeded and
+/// reseeded from it), drawn once per run of a task.
+pub fn fresh_run_id() -> Hash32 {
+    Hash32(rand::random())
+}
+
 impl ChainParams {
     /// The chain instance these parameters make ([`ChainConfig::instance`]),
     /// hashed afresh: a [`ChainConfig`] computes it once, when it is built.
@@ -237,6 +251,9 @@ impl ChainParams {
         let mut b =
             Vec::with_capacity(256 + 32 * self.node_keys.len() + 33 * (self.pbft_keys.len() + self.client_keys.len()));
         b.extend_from_slice(&self.task.0);
+        if !mutants::active(Mutation::RunUnbound) {
+            b.extend_from_slice(&self.run.0);
+        }
         b.extend_from_slice(&self.chain.to_le_bytes());
         b.extend_from_slice(&self.round.to_le_bytes());
         b.extend_from_slice(&self.prev_block.0);
@@ -299,7 +316,8 @@ impl ChainConfig {
     }
 
     /// The chain instance of this round: a hash of the whole agreed round
-    /// configuration — the task, the chain, the round, the previous block
+    /// configuration — the task, the run id (fresh per run, so two runs of
+    /// one configuration share nothing), the chain, the round, the previous block
     /// `BH_{e−1,b}` (which history of the chain this round belongs to), the
     /// sizes (`K`, `C`, `D`, `β`), the enclave measurement, every node's
     /// enclave and PBFT key, every client's registered key, the chain
@@ -1544,6 +1562,7 @@ mod tests {
         let coder = FragmentCoder::new(Kzg::insecure_from_seed(16, 9), 128, nodes, nodes - 2 * ((nodes - 1) / 3));
         ChainParams {
             task: Hash32([1; 32]),
+            run: Hash32([4; 32]),
             chain: 2,
             round: 5,
             nodes,
@@ -1578,6 +1597,7 @@ mod tests {
         type Change = (&'static str, fn(&mut ChainParams));
         let changes: Vec<Change> = vec![
             ("task", |p| p.task = Hash32([2; 32])),
+            ("run", |p| p.run = fresh_run_id()),
             ("chain", |p| p.chain = 3),
             ("round", |p| p.round = 6),
             ("prev_block", |p| p.prev_block = Hash32([0x99; 32])),

@@ -35,6 +35,13 @@ pub enum Mutation {
     /// A node that refused a proposal whose root PBFT then committed does
     /// not serve its mini-fragments.
     RefusedNodeSilent,
+    /// A client encrypts under a random nonce instead of the derived one
+    /// (`aead::derive_nonce`), so a retry of the same model is a second
+    /// record: equivocation evidence against an honest client.
+    RandomNonce,
+    /// The chain instance leaves the run id out, so an earlier run's
+    /// attested pre-vectors verify in this one.
+    RunUnbound,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

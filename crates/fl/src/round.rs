@@ -20,7 +20,7 @@ use ff::Field;
 use gridledger_core::enclave::Attester;
 use gridledger_core::Hash32;
 use gridledger_sim::{Dest, Effects, NodeId, Protocol, TimerOp};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Node `k`'s PBFT signing key in simulations and tests: derived from a
@@ -75,7 +75,9 @@ pub struct FlClient {
     model: Vec<f32>,
     behaviour: ClientBehaviour,
     assembler: ClientAssembler,
-    reports: BTreeMap<Hash32, BTreeSet<usize>>,
+    /// The root each node reported committed: its first report only, so
+    /// one node holds one entry however many it sends.
+    reports: BTreeMap<usize, Hash32>,
     root_set: bool,
     global: Option<Vec<f32>>,
 }
@@ -160,11 +162,11 @@ impl FlClient {
                 if from != Ok(node) || self.root_set {
                     return (sends, faults, false);
                 }
-                let n = {
-                    let s = self.reports.entry(root).or_default();
-                    s.insert(node);
-                    s.len()
-                };
+                if node >= self.cfg.nodes || self.reports.contains_key(&node) {
+                    return (sends, faults, false);
+                }
+                self.reports.insert(node, root);
+                let n = self.reports.values().filter(|r| **r == root).count();
                 if n > self.cfg.f() {
                     self.root_set = true;
                     let step = self.assembler.set_root(self.cfg.chain, root);

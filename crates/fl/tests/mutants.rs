@@ -174,8 +174,107 @@ fn refused_nodes_serve_a_committed_root() -> Result<(), String> {
     Ok(())
 }
 
+/// An honest client that crashed mid-upload (its first attempt reached
+/// nodes `0..reached`) and sent its upload again to every node.
+struct RetryAfterCrash {
+    cfg: Arc<gridledger_fl::consensus::ChainConfig>,
+    client: u32,
+    reached: usize,
+}
+
+impl Adversary<P> for RetryAfterCrash {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_fl::coding::client_key;
+        let mut out: Vec<(Dest, Message)> = sends
+            .into_iter()
+            .filter(|(d, m)| !matches!(m, Message::Local(l) if l.cell.index >= self.reached && *d == Dest::One(l.cell.index as u32)))
+            .collect();
+        if out.iter().any(|(_, m)| matches!(m, Message::Local(_))) {
+            let retry = upload(&self.cfg, self.client, &client_key(&SK, self.client), &model(self.client as usize));
+            for k in 0..self.cfg.nodes {
+                out.push((Dest::One(k as u32), Message::Local(retry.message(k).unwrap())));
+            }
+        }
+        out
+    }
+}
+
+/// A client that re-sends its upload after a crash is aggregated (its
+/// retry is the same record, no equivocation).
+fn retried_upload_aggregated() -> Result<(), String> {
+    let cfg = config(NODES, CLIENTS, BETA);
+    let honest: Vec<usize> = (0..CLIENTS).collect();
+    let retry = RetryAfterCrash { cfg, client: 1, reached: 2 };
+    let r = run(SEED + 8, NODES, vec![ClientBehaviour::Honest; CLIENTS], vec![(NODES + 1, Box::new(retry))], &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)?;
+    let view = r.committed().first().map(|c| c.1);
+    match r.aggregated().into_iter().find(|(v, _)| Some(*v) == view) {
+        Some((_, used)) if used.contains(&1) => Ok(()),
+        other => Err(format!("the retrying client was left out: {other:?}; faults {:?}", r.faults())),
+    }
+}
+
+/// A Byzantine view-0 leader carrying an earlier run's attested
+/// pre-vectors naming client 0 only, with the aggregate of client 0
+/// (poisoned) alone, is refused.
+struct CarryEarlierPreVectors {
+    cfg: Arc<gridledger_fl::consensus::ChainConfig>,
+    old: Vec<gridledger_fl::consensus::AttestedVector>,
+}
+
+impl Adversary<P> for CarryEarlierPreVectors {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_core::enclave::Attester;
+        let poisoned: Vec<f32> = model(0).iter().map(|x| x * -20.0).collect();
+        let rel = self.cfg.release(&gridledger_fl::aggregate::params_to_bytes(&poisoned)).unwrap();
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Proposal { view: 0, sf, .. } => {
+                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &[0]));
+                    let sf = rel.subfragments[sf.node].clone();
+                    let pre_vectors = self.old.clone();
+                    (
+                        d,
+                        Message::Proposal {
+                            view: 0,
+                            root: rel.root,
+                            clients: vec![0],
+                            ra,
+                            sf,
+                            excluded: vec![],
+                            pre_vectors,
+                        },
+                    )
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
+
+fn earlier_run_pre_vectors_refused() -> Result<(), String> {
+    use gridledger_core::enclave::Attester;
+    use gridledger_fl::consensus::{AttestedVector, PRE_VECTOR};
+    let cfg = config(NODES, CLIENTS, BETA);
+    let earlier = earlier_run(&cfg);
+    let old: Vec<AttestedVector> = (0..NODES)
+        .map(|node| AttestedVector {
+            node,
+            clients: vec![0],
+            ra: enclave(node).attest_evidence(&vector_evidence(&earlier, PRE_VECTOR, node, &[0])),
+        })
+        .collect();
+    let honest: Vec<usize> = (0..CLIENTS).collect();
+    let leader = CarryEarlierPreVectors { cfg, old };
+    let r = run(SEED + 9, NODES, vec![ClientBehaviour::Honest; CLIENTS], vec![(0, Box::new(leader))], &honest);
+    round_succeeded(&r, &honest, |c| model(c as usize), BETA)?;
+    let view = r.committed().first().map(|c| c.1);
+    (view != Some(0)).then_some(()).ok_or_else(|| "the earlier run's pre-vectors carried view 0".into())
+}
+
 type Scenario = (&'static str, fn() -> Result<(), String>);
-const SCENARIOS: [Scenario; 8] = [
+const SCENARIOS: [Scenario; 10] = [
     ("honest round", honest_round),
     ("bad cells filtered by proofs", bad_cells_filtered_by_proofs),
     ("tally needs 2f+1", tally_needs_two_f_plus_one),
@@ -184,6 +283,8 @@ const SCENARIOS: [Scenario; 8] = [
     ("omitting leader replaced", omitting_leader_replaced),
     ("selective pre-vector commits", selective_pre_vector_commits),
     ("refused nodes serve a committed root", refused_nodes_serve_a_committed_root),
+    ("retried upload aggregated", retried_upload_aggregated),
+    ("earlier-run pre-vectors refused", earlier_run_pre_vectors_refused),
 ];
 
 /// The scenarios that fail with `m` planted, with why.
@@ -239,4 +340,14 @@ fn a_leader_aggregating_only_the_deter_vectors_is_caught() {
 #[test]
 fn a_refusing_node_that_never_serves_a_committed_root_is_caught() {
     caught(Mutation::RefusedNodeSilent, "refused nodes serve a committed root");
+}
+
+#[test]
+fn a_random_nonce_that_makes_a_retry_a_second_record_is_caught() {
+    caught(Mutation::RandomNonce, "retried upload aggregated");
+}
+
+#[test]
+fn an_instance_without_the_run_id_is_caught() {
+    caught(Mutation::RunUnbound, "earlier-run pre-vectors refused");
 }

@@ -257,10 +257,23 @@ pub struct Federation {
     /// again (same keys, same models), so a run stays reproducible from its
     /// `--seed`; a deployment takes its task id from the chain instead.
     task: Hash32,
+    /// This run's id ([`ChainParams::run`]), drawn from the operating
+    /// system's generator in [`Federation::new`]: two runs of one
+    /// configuration (and seed) are two chain instances, so nothing a
+    /// client signed or an enclave attested in an earlier run (a record,
+    /// a pre-vector, an aggregate) counts in this one. The models and the
+    /// reported numbers do not depend on it (nor on the instance): the
+    /// same `--seed` gives the same numbers in every run. A deployment
+    /// takes it from the block that anchors the run on its chain.
+    run: Hash32,
     /// Each chain's previous block `BH_{e−1,b}`: before round 1 a hash of
-    /// the task and the chain; then a hash of the previous round's chain
-    /// instance and the root it committed, so every round follows its own
-    /// history.
+    /// the task and the chain; then a hash of the previous block, the
+    /// round, the view it committed and the global fragment that view's
+    /// root carries, so every round follows its own history. It leaves the
+    /// run id out, and so the root too (its Merkle leaves bind the
+    /// instance): the committee of Eq 7.17 is drawn from it, and a run's
+    /// numbers must not depend on its id; the run id is in every round's
+    /// instance beside it.
     prev_blocks: Vec<Hash32>,
 }
 
@@ -338,7 +351,14 @@ impl Federation {
                 gridledger_core::codec::hash_bytes(FL_GENESIS, &v)
             })
             .collect();
-        Ok(Self { cfg, data, worker, global, fragments, coders, round: 0, task, prev_blocks })
+        let run = gridledger_fl::consensus::fresh_run_id();
+        Ok(Self { cfg, data, worker, global, fragments, coders, round: 0, task, run, prev_blocks })
+    }
+
+    /// This run's id ([`ChainParams::run`]): fresh for every
+    /// [`Federation::new`].
+    pub fn run_id(&self) -> Hash32 {
+        self.run
     }
 
     pub fn config(&self) -> &FederatedConfig {
@@ -399,9 +419,12 @@ impl Federation {
             let (start, len) = self.fragments[b];
             let frags: Vec<Vec<f32>> = models.iter().map(|m| m[start..start + len].to_vec()).collect();
             let out = self.chain_round(b, round, frags)?;
-            let mut v = out.instance.0.to_vec();
+            let mut v = self.prev_blocks[b].0.to_vec();
+            v.extend_from_slice(&round.to_le_bytes());
             v.extend_from_slice(&out.view.to_le_bytes());
-            v.extend_from_slice(&out.root.0);
+            for x in &out.global {
+                v.extend_from_slice(&x.to_le_bytes());
+            }
             self.prev_blocks[b] = gridledger_core::codec::hash_bytes(FL_BLOCK, &v);
             next.extend_from_slice(&out.global);
             aggregated.push(out.aggregated);
@@ -458,6 +481,7 @@ impl Federation {
         };
         let chain = Arc::new(ChainConfig::new(ChainParams {
             task: self.task,
+            run: self.run,
             chain: b as u32,
             round,
             nodes,
@@ -483,7 +507,6 @@ impl Federation {
         let cfg = &self.cfg;
         let (nodes, clients) = (cfg.nodes, cfg.clients);
         let (chain, shared_secret) = self.chain_config(b, round);
-        let instance = chain.instance();
         let signing_seed = self.client_signing_seed();
         let behaviours: Vec<ClientBehaviour> = (0..clients).map(|c| cfg.client_behaviour(c)).collect();
         let honest: Vec<u32> =
@@ -546,21 +569,17 @@ impl Federation {
             }
         }
         let mut view = 0;
-        let mut root = Hash32::ZERO;
         let mut aggregated = 0;
         for (_, _, o) in &sim.outputs {
             match o {
-                RoundOutput::Node(gridledger_fl::consensus::Output::Committed { view: v, root: r }) => {
-                    view = *v;
-                    root = *r;
-                }
+                RoundOutput::Node(gridledger_fl::consensus::Output::Committed { view: v, .. }) => view = *v,
                 RoundOutput::Node(gridledger_fl::consensus::Output::Aggregated { clients, .. }) => {
                     aggregated = clients.len()
                 }
                 _ => {}
             }
         }
-        Ok(ChainOutcome { global: first, aggregated, view, root, instance, faults: sim.faults.len() })
+        Ok(ChainOutcome { global: first, aggregated, view, faults: sim.faults.len() })
     }
 
     /// Client `c`'s typical day: the mean load of each hour over the
@@ -600,10 +619,6 @@ struct ChainOutcome {
     global: Vec<f32>,
     aggregated: usize,
     view: u32,
-    /// The committed root and the round's chain instance (the next
-    /// round's previous block is a hash of both).
-    root: Hash32,
-    instance: Hash32,
     faults: usize,
 }
 
@@ -626,6 +641,42 @@ mod tests {
             if chains == 1 {
                 assert_eq!(built, estimate);
             }
+        }
+    }
+
+    /// Two runs of one configuration and seed: each has its own run id,
+    /// so their chain instances differ in every round (an earlier run's
+    /// records and attestations are another instance's), yet the numbers
+    /// are the same (they do not depend on the instance), and so is the
+    /// chain history the committee is drawn from.
+    #[test]
+    fn two_runs_of_one_configuration_share_no_instance_but_the_same_numbers() {
+        let cfg = FederatedConfig {
+            clients: 4,
+            chains: 2,
+            nodes: 4,
+            tcn: TcnConfig { hidden: 2, levels: 1, ..FederatedConfig::quick().tcn },
+            train_days: 2,
+            validation_days: 1,
+            ..FederatedConfig::quick()
+        };
+        let mut a = Federation::new(cfg.clone()).unwrap();
+        let mut b = Federation::new(cfg).unwrap();
+        assert_ne!(a.run_id(), b.run_id());
+        for round in 1..=2 {
+            for chain in 0..2 {
+                let (ca, cb) = (a.chain_config(chain, round).0, b.chain_config(chain, round).0);
+                assert_ne!(ca.instance(), cb.instance(), "round {round}, chain {chain}: one instance");
+                assert_eq!(ca.committee(), cb.committee());
+            }
+            let (ra, rb) = (a.round().unwrap(), b.round().unwrap());
+            assert_eq!(
+                (ra.train_loss, ra.val_mae, ra.val_rmse, &ra.aggregated, &ra.views),
+                (rb.train_loss, rb.val_mae, rb.val_rmse, &rb.aggregated, &rb.views),
+                "round {round}"
+            );
+            assert_eq!(a.global, b.global, "round {round}");
+            assert_eq!(a.prev_blocks, b.prev_blocks, "round {round}");
         }
     }
 

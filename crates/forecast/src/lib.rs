@@ -42,6 +42,9 @@ pub enum ForecastError {
     /// A CSV line that does not parse.
     #[error("line {line}: {reason}")]
     Csv { line: usize, reason: String },
+    /// An input past a cap of the loader (readings, customers).
+    #[error("input too large: more than {limit} {what}")]
+    TooLarge { what: &'static str, limit: usize },
 }
 
 impl From<candle_core::Error> for ForecastError {

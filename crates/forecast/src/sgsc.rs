@@ -14,8 +14,13 @@
 //! consecutive samples", which differs by a factor 2 that the `[0, 1]`
 //! normalisation removes). An hour with only one of its two readings is
 //! dropped, not guessed, and a second reading of the same half-hour is
-//! refused with its line. Lines are capped at 4 KiB, the header too: a
+//! refused with its line (a malformed line anywhere in the file is
+//! reported before it). Lines are capped at 4 KiB, the header too: a
 //! longer line is refused after reading [`MAX_LINE`] + 1 bytes of it.
+//! The readings are kept as one compact list (24 bytes each) and paired
+//! at the end, and their number and the customers' are capped
+//! ([`MAX_READINGS`], [`MAX_CUSTOMERS`]) with a typed error, so a hostile
+//! file costs a small multiple of its size.
 
 use crate::ForecastError;
 use std::collections::BTreeMap;
@@ -140,8 +145,42 @@ fn next_line(input: &mut impl BufRead, buf: &mut Vec<u8>, n: usize) -> Result<Op
         .map_err(|_| ForecastError::Csv { line: n, reason: "not UTF-8".into() })
 }
 
-/// Read hourly loads from the CSV layout above.
-pub fn read_hourly(mut input: impl BufRead) -> Result<Hourly, ForecastError> {
+/// Most readings (data lines) [`read_hourly`] accepts: 64 Mi, about
+/// 1.5 GiB of accumulation (24 bytes a reading); a larger file is refused
+/// with [`ForecastError::TooLarge`] (split it, or use [`read_hourly_limited`]).
+pub const MAX_READINGS: usize = 64 << 20;
+/// Most customers [`read_hourly`] accepts (the trial had far fewer).
+pub const MAX_CUSTOMERS: usize = 1_000_000;
+
+/// Read hourly loads from the CSV layout above, with the default caps
+/// ([`MAX_READINGS`], [`MAX_CUSTOMERS`]).
+pub fn read_hourly(input: impl BufRead) -> Result<Hourly, ForecastError> {
+    read_hourly_limited(input, MAX_READINGS, MAX_CUSTOMERS)
+}
+
+/// One half-hour reading as the loader keeps it until the end: 24 bytes.
+#[derive(Clone, Copy)]
+struct Reading {
+    customer: u64,
+    /// Hours since the Unix epoch (years up to 9999 fit 27 bits).
+    hour: u32,
+    /// mWh (at most 10^8 < 2^31) with bit 31 set for the `HH+1:00` half.
+    value: u32,
+    /// The line it was read from (for a duplicate's error).
+    line: u64,
+}
+
+const SECOND_HALF: u32 = 1 << 31;
+
+/// [`read_hourly`] with explicit caps on the readings (data lines) and
+/// distinct customers: past either, a typed [`ForecastError::TooLarge`].
+/// Memory: one 24-byte [`Reading`] per data line (a line is at least ~20
+/// bytes), then the result; no per-customer map until the end.
+pub fn read_hourly_limited(
+    mut input: impl BufRead,
+    max_readings: usize,
+    max_customers: usize,
+) -> Result<Hourly, ForecastError> {
     let mut buf = Vec::new();
     let header = match next_line(&mut input, &mut buf, 1)? {
         Some(l) => l,
@@ -152,9 +191,7 @@ pub fn read_hourly(mut input: impl BufRead) -> Result<Hourly, ForecastError> {
         cols.iter().position(|c| c == name).ok_or(ForecastError::Csv { line: 1, reason: format!("no column {name}") })
     };
     let (ci, ti, vi) = (find("CUSTOMER_ID")?, find("READING_DATETIME")?, find("GENERAL_SUPPLY_KWH")?);
-    // customer → hour → (sum of mWh, which half-hours: bit 0 the HH:30
-    // reading, bit 1 the HH+1:00 one)
-    let mut acc: BTreeMap<u64, BTreeMap<u64, (u64, u8)>> = BTreeMap::new();
+    let mut acc: Vec<Reading> = Vec::new();
     let mut n = 1;
     loop {
         n += 1;
@@ -163,6 +200,9 @@ pub fn read_hourly(mut input: impl BufRead) -> Result<Hourly, ForecastError> {
         };
         if line.trim().is_empty() {
             continue;
+        }
+        if acc.len() >= max_readings {
+            return Err(ForecastError::TooLarge { what: "readings", limit: max_readings });
         }
         let f: Vec<&str> = line.split(',').map(|x| x.trim().trim_matches('"')).collect();
         let field = |j: usize| f.get(j).copied().ok_or(ForecastError::Csv { line: n, reason: "too few fields".into() });
@@ -179,25 +219,50 @@ pub fn read_hourly(mut input: impl BufRead) -> Result<Hourly, ForecastError> {
         if minutes % 30 != 0 || minutes < 30 {
             return Err(ForecastError::Csv { line: n, reason: "not a 30-minute interval end".into() });
         }
-        // The interval ending at HH:30 and the one ending at HH+1:00 are hour HH.
-        let hour = ((minutes - 30) / 60) as u64;
-        let half: u8 = if minutes % 60 == 30 { 1 } else { 2 };
-        let e = acc.entry(customer).or_default().entry(hour).or_insert((0, 0));
-        if e.1 & half != 0 {
-            return Err(ForecastError::Csv { line: n, reason: "a second reading of the same half-hour".into() });
-        }
-        // Two capped readings: no overflow.
-        e.0 += mwh;
-        e.1 |= half;
+        // The interval ending at HH:30 and the one ending at HH+1:00 are
+        // hour HH. Years up to 9999 and readings up to 10^8 mWh fit.
+        let hour = u32::try_from((minutes - 30) / 60)
+            .map_err(|_| ForecastError::Csv { line: n, reason: "bad READING_DATETIME".into() })?;
+        let half = if minutes % 60 == 30 { 0 } else { SECOND_HALF };
+        acc.push(Reading { customer, hour, value: mwh as u32 | half, line: n as u64 });
     }
-    Ok(acc
-        .into_iter()
-        .map(|(c, hours)| {
-            // The hour's energy: both half-hours' mWh, rounded to Wh (half up).
-            let v = hours.into_iter().filter(|(_, (_, m))| *m == 3).map(|(h, (s, _))| (h, (s + 500) / 1000));
-            (c, v.collect())
+    acc.shrink_to_fit();
+    // In place: by customer, hour, half, then line.
+    acc.sort_unstable_by_key(|r| (r.customer, r.hour, r.value & SECOND_HALF, r.line));
+    // A second reading of a half-hour: refused with the earliest such line.
+    let dup = acc
+        .windows(2)
+        .filter(|w| {
+            (w[0].customer, w[0].hour, w[0].value & SECOND_HALF) == (w[1].customer, w[1].hour, w[1].value & SECOND_HALF)
         })
-        .collect())
+        .map(|w| w[1].line)
+        .min();
+    if let Some(line) = dup {
+        return Err(ForecastError::Csv {
+            line: line as usize,
+            reason: "a second reading of the same half-hour".into(),
+        });
+    }
+    let customers = acc.windows(2).filter(|w| w[0].customer != w[1].customer).count() + usize::from(!acc.is_empty());
+    if customers > max_customers {
+        return Err(ForecastError::TooLarge { what: "customers", limit: max_customers });
+    }
+    let mut out: Vec<(u64, Vec<(u64, u64)>)> = Vec::with_capacity(customers);
+    for group in acc.chunk_by(|a, b| a.customer == b.customer) {
+        // The hour's energy: both half-hours' mWh, rounded to Wh (half up).
+        let hours: Vec<(u64, u64)> = group
+            .chunk_by(|a, b| a.hour == b.hour)
+            .filter(|h| h.len() == 2)
+            .map(|h| {
+                let mwh = u64::from(h[0].value & !SECOND_HALF) + u64::from(h[1].value & !SECOND_HALF);
+                (u64::from(h[0].hour), (mwh + 500) / 1000)
+            })
+            .collect();
+        out.push((group[0].customer, hours));
+    }
+    drop(acc);
+    // Already sorted by customer: the map is built from it.
+    Ok(out.into_iter().collect())
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Attack round 5 on the forecaster's inputs (issue 16): the Smart Grid
-//! Smart City loader's memory on a hostile file. Each finding is a failing
-//! test, `#[ignore]`d so the suite stays green; run one with
-//! `cargo test -p gridledger-forecast --test attack_r5 -- --ignored <name>`.
+//! Smart City loader's memory on a hostile file. The finding was a failing
+//! test; it is fixed and runs in the suite.
 
 use gridledger_forecast::sgsc::read_hourly;
 use std::cell::Cell;
@@ -68,8 +67,10 @@ fn peak_during<T>(f: impl FnOnce() -> T) -> (T, i64) {
 /// `(customer, hour, mWh, halves)` per chunk, or a map keyed by
 /// `(customer, hour)`), and cap the customers and readings accepted with a
 /// typed error.
+/// Fixed: the loader keeps one 24-byte entry per reading in a `Vec`,
+/// sorts and pairs it at the end, and caps readings and customers
+/// (`ForecastError::TooLarge`).
 #[test]
-#[ignore = "attack r5 [4]: the SGSC loader's memory is ~15x a hostile file of one-reading customers"]
 fn loader_memory_stays_within_a_small_multiple_of_the_file() {
     let mut body = String::from("CUSTOMER_ID,READING_DATETIME,GENERAL_SUPPLY_KWH\n");
     for c in 0..100_000u64 {
@@ -81,4 +82,24 @@ fn loader_memory_stays_within_a_small_multiple_of_the_file() {
     assert_eq!(out.len(), 100_000);
     assert!(out.values().all(|h| h.is_empty()), "lone half-hours are dropped");
     assert!(peak <= 4 * len, "a {len}-byte file peaked at {peak} bytes ({:.1}×)", peak as f64 / len as f64);
+}
+
+/// The loader's caps: one reading or one customer past them is a typed
+/// refusal, at them the file loads.
+#[test]
+fn readings_and_customers_past_the_caps_are_refused_with_a_typed_error() {
+    use gridledger_forecast::sgsc::read_hourly_limited;
+    use gridledger_forecast::ForecastError;
+    let mut body = String::from("CUSTOMER_ID,READING_DATETIME,GENERAL_SUPPLY_KWH\n");
+    for c in 0..3u64 {
+        body.push_str(&format!("{c},2013-01-01 00:30,0.5\n{c},2013-01-01 01:00,0.25\n"));
+    }
+    let ok = read_hourly_limited(body.as_bytes(), 6, 3).unwrap();
+    assert_eq!(ok.len(), 3);
+    assert!(ok.values().all(|h| h.len() == 1 && h[0].1 == 750));
+    assert_eq!(read_hourly_limited(body.as_bytes(), 5, 3), Err(ForecastError::TooLarge { what: "readings", limit: 5 }));
+    assert_eq!(
+        read_hourly_limited(body.as_bytes(), 6, 2),
+        Err(ForecastError::TooLarge { what: "customers", limit: 2 })
+    );
 }

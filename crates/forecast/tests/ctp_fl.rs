@@ -67,6 +67,7 @@ fn ctp_fl_round(round: u32, dims: usize, models: Vec<Vec<f32>>, behaviours: &[Cl
     let global = GlobalCoder::for_chain(dims * 4, NODES, CLIENTS).expect("global coder");
     let cfg = Arc::new(ChainConfig::new(ChainParams {
         task: Hash32([4; 32]),
+        run: gridledger_fl::consensus::fresh_run_id(),
         chain: 0,
         round,
         nodes: NODES,

@@ -37,7 +37,8 @@ fn measure(k: usize, nodes: usize, clients: usize) -> Result<Vec<f64>, String> {
     let key = [9u8; 32];
     let ctx = FragmentContext { instance: gridledger_core::Hash32::ZERO, chain: 0, round: 1, fragment: 0 };
     let t = Instant::now();
-    let ct = encrypt_fragment(&key, &ctx, &gridledger_fl::aead::fresh_nonce(), &plaintext).map_err(e)?;
+    let ct = encrypt_fragment(&key, &ctx, &gridledger_fl::aead::derive_nonce(&key, &ctx, &plaintext), &plaintext)
+        .map_err(e)?;
     let encrypt = ms(t);
     let mut ct_padded = ct.clone();
     ct_padded.resize(coder.max_ciphertext_len(), 0);

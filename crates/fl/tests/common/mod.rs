@@ -41,6 +41,10 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
     let global = GlobalCoder::for_chain(DIMS * 4, nodes, clients).unwrap();
     Arc::new(ChainConfig::new(ChainParams {
         task: Hash32([1; 32]),
+        // This run's id: fixed here so a test's adversaries share the run's
+        // instance; an earlier run of the same configuration is
+        // [`earlier_run`].
+        run: RUN,
         chain: 2,
         round: 5,
         nodes,
@@ -56,6 +60,15 @@ pub fn config(nodes: usize, clients: usize, beta: usize) -> Arc<ChainConfig> {
         coder: Arc::new(coder),
         global: Arc::new(global),
     }))
+}
+
+/// The run id of every [`config`] (a test's run).
+pub const RUN: Hash32 = Hash32([4; 32]);
+
+/// The configuration of an earlier run of `cfg`'s: all the same but the
+/// run id, which each run draws afresh (`fresh_run_id`).
+pub fn earlier_run(cfg: &ChainConfig) -> ChainConfig {
+    ChainConfig::new(ChainParams { run: gridledger_fl::consensus::fresh_run_id(), ..cfg.params().clone() })
 }
 
 /// The evidence a node's enclave attests for a pre- or deter-vector (as
