@@ -451,8 +451,12 @@ const MAX_PROVE_REVERTS: u32 = 2;
 /// one that is not on its chain, or whose proof cannot be built or
 /// reverted [`MAX_PROVE_REVERTS`] times, is left to CCT_V (its second stage
 /// forwards the posted transfer or closes the side as Algorithm 5.1 says);
-/// a journaled transfer that never left is sent to its chain once, while
-/// the chain is before the deadline; a side that neither posted nor proved
+/// a journaled transfer that never left is sent to its chain once, and
+/// posted, while a post still gets in before the deadline (never later:
+/// attack R8-2), a payment found on its chain but not posted is posted
+/// then as well, and a posted transfer missing from its chain is sent
+/// again (after CCT_V the BoB node's duties forward it, attack R8-3);
+/// a side that neither posted nor proved
 /// is penalised by the first-stage CCT_V after the deadline, and a side
 /// whose payment was found yet ends penalised makes the exit status
 /// non-zero (`penalised_paid`). CCT_V is sent by the sender if its key is

@@ -13,7 +13,9 @@
 //! not JSON, and the process serves on): `status`, `header`, `submit`,
 //! `record` (a BoB contract record), `nonce`, `propose` (when it leads),
 //! `vote` and `commit`; it exits on `stop` or when the driver's connection
-//! closes, so a driver that dies leaves no process behind. Without
+//! closes — or, before the driver connected, when the driver is gone or
+//! `--chain-timeout` passed — so a driver that dies leaves no process
+//! behind. Without
 //! `--validator` it serves the whole chain (every key, `tick`).
 //!
 //! The driver is the network and the relayer, a BoB node: each epoch, on
