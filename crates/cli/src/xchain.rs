@@ -596,13 +596,14 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
                             }
                         }
                     } else if let Some(nt) = &posted {
-                        if resent.insert((*id, side_index(side))) && before_deadline {
-                            if m.external_mut(chain)?.submit(nt).is_ok() {
-                                notes
-                                    .entry(*id)
-                                    .or_default()
-                                    .push(format!("{side:?}'s posted transfer was not on chain {chain}; sent again"));
-                            }
+                        if before_deadline
+                            && resent.insert((*id, side_index(side)))
+                            && m.external_mut(chain)?.submit(nt).is_ok()
+                        {
+                            notes
+                                .entry(*id)
+                                .or_default()
+                                .push(format!("{side:?}'s posted transfer was not on chain {chain}; sent again"));
                         }
                     }
                     continue;
