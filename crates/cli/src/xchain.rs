@@ -64,6 +64,11 @@ pub struct ServeChainArgs {
     /// it proposes when it leads, votes, and commits sealed blocks.
     #[arg(long)]
     pub validator: Option<u32>,
+    /// Seconds to wait for the driver's connection after `listening`; the
+    /// process also exits at once when the process that started it dies
+    /// before connecting.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub chain_timeout: u64,
 }
 
 #[derive(Args)]
@@ -446,8 +451,12 @@ const MAX_PROVE_REVERTS: u32 = 2;
 /// one that is not on its chain, or whose proof cannot be built or
 /// reverted [`MAX_PROVE_REVERTS`] times, is left to CCT_V (its second stage
 /// forwards the posted transfer or closes the side as Algorithm 5.1 says);
-/// a journaled transfer that never left is sent to its chain once, while
-/// the chain is before the deadline; a side that neither posted nor proved
+/// a journaled transfer that never left is sent to its chain once, and
+/// posted, while a post still gets in before the deadline (never later:
+/// attack R8-2), a payment found on its chain but not posted is posted
+/// then as well, and a posted transfer missing from its chain is sent
+/// again (after CCT_V the BoB node's duties forward it, attack R8-3);
+/// a side that neither posted nor proved
 /// is penalised by the first-stage CCT_V after the deadline, and a side
 /// whose payment was found yet ends penalised makes the exit status
 /// non-zero (`penalised_paid`). CCT_V is sent by the sender if its key is
@@ -461,7 +470,7 @@ const MAX_PROVE_REVERTS: u32 = 2;
 /// the other validators' replicas up to date from validator 0's).
 fn resume(a: ResumeArgs) -> anyhow::Result<()> {
     use gridledger_core::Hash32;
-    use gridledger_xchain::bob::{keys, CctV};
+    use gridledger_xchain::bob::{keys, CctV, PostNt};
     use gridledger_xchain::SideState;
     use std::collections::BTreeMap;
     anyhow::ensure!(a.shape.dir.is_some(), "xchain resume needs --dir (the deployment whose CCTs to close)");
@@ -493,6 +502,8 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
     // Sides whose payment `resume` found on its chain, and journaled NTs it sent.
     let mut paid: std::collections::BTreeSet<(Hash32, usize)> = Default::default();
     let mut resent: std::collections::BTreeSet<(Hash32, usize)> = Default::default();
+    // Sides whose payment `resume` posted to the BoB (once each).
+    let mut posting: std::collections::BTreeSet<(Hash32, usize)> = Default::default();
     // Sides whose NT journal entry did not read (noted once).
     let mut unreadable: std::collections::BTreeSet<(Hash32, usize)> = Default::default();
     let mut epochs = 0;
@@ -548,29 +559,68 @@ fn resume(a: ResumeArgs) -> anyhow::Result<()> {
                         found = m.proof_for(*id, side, &nt)?;
                     }
                 }
+                // Whether a `post_nt` sent now still gets in before the
+                // deadline: the next BoB block stores each chain's next
+                // header at most.
+                let (chain, ..) = rec.instruction(side);
+                let before_deadline = m.external(chain)?.height() + 1 < rec.deadline(side);
                 let Some(pt) = found else {
                     // Journaled but never sent (killed before it left): send
-                    // it while its chain is still before the deadline; it is
-                    // proved once it lands. Sent once.
+                    // it while its chain is still before the deadline, and
+                    // post it to the BoB as the driver would have (attack
+                    // R8-2: with K ≥ 2 confirmations a transfer landing just
+                    // before the deadline is not final by then, and an
+                    // unposted side is penalised by the first CCT_V); it is
+                    // proved once it lands. Sent once; never sent once too
+                    // late to be posted. A posted transfer that is not on
+                    // its chain is sent again (attack R8-3; after CCT_V the
+                    // BoB node's duties forward it).
                     if let (Some(nt), None) = (&journaled, &posted) {
-                        let chain = nt.tx.chain_id;
-                        if resent.insert((*id, side_index(side)))
-                            && m.external(chain)?.height() + 1 < rec.deadline(side)
-                        {
+                        if resent.insert((*id, side_index(side))) && before_deadline {
                             if let Err(e) = m.external_mut(chain)?.submit(nt) {
                                 notes.entry(*id).or_default().push(format!(
                                     "{side:?}'s journaled transfer could not be sent to chain {chain}: {e}"
                                 ));
                             } else {
-                                notes
-                                    .entry(*id)
-                                    .or_default()
-                                    .push(format!("{side:?}'s journaled transfer had not left; sent to chain {chain}"));
+                                let post = m.bob_call(
+                                    &key,
+                                    "post_nt",
+                                    &PostNt { cct: *id, side, nt: nt.clone() },
+                                    gridledger_core::Amount::ZERO,
+                                );
+                                m.bob.submit(&post)?;
+                                posting.insert((*id, side_index(side)));
+                                notes.entry(*id).or_default().push(format!(
+                                    "{side:?}'s journaled transfer had not left; sent to chain {chain} and posted"
+                                ));
                             }
+                        }
+                    } else if let Some(nt) = &posted {
+                        if before_deadline
+                            && resent.insert((*id, side_index(side)))
+                            && m.external_mut(chain)?.submit(nt).is_ok()
+                        {
+                            notes
+                                .entry(*id)
+                                .or_default()
+                                .push(format!("{side:?}'s posted transfer was not on chain {chain}; sent again"));
                         }
                     }
                     continue;
                 };
+                // A payment on its chain but not posted yet (a journaled one
+                // resume sent, one found): posted while that gets in before
+                // the deadline, so that one not final by then is forwarded
+                // and proved in sub-situation 2 (attack R8-2).
+                if posted.is_none() && before_deadline && posting.insert((*id, side_index(side))) {
+                    let post = m.bob_call(
+                        &key,
+                        "post_nt",
+                        &PostNt { cct: *id, side, nt: pt.nt.clone() },
+                        gridledger_core::Amount::ZERO,
+                    );
+                    m.bob.submit(&post)?;
+                }
                 paid.insert((*id, side_index(side)));
                 let n = &mut reverts.entry(*id).or_default()[side_index(side)];
                 if *n >= MAX_PROVE_REVERTS {

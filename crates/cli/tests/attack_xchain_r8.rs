@@ -55,7 +55,7 @@ fn spec() -> MbsSpec {
 /// the BoB (`post_nt`, before the deadline), as the driver would have; if
 /// the post cannot get in before the deadline, it does not send the NT.
 #[test]
-#[ignore = "attack r8 [2]: resume sends a journaled NT without post_nt; with K >= 2 it lands unprovable before CCT_V and its payer is penalised"]
+
 fn resume_posts_the_journaled_nt_it_sends() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -153,7 +153,7 @@ fn resume_posts_the_journaled_nt_it_sends() {
 /// either no file or a complete one), or treat a database file without
 /// redb's magic number as absent.
 #[test]
-#[ignore = "attack r8 [4]: kill -9 during the BoB database's creation leaves a deployment directory no command can open"]
+
 fn a_deployment_whose_bob_database_creation_was_killed_can_be_opened_again() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -228,7 +228,7 @@ fn pid_with(needle: &str) -> Option<u32> {
 /// stdin whose end-of-file (the driver's death) makes them exit, or set
 /// a parent-death signal.
 #[test]
-#[ignore = "attack r8 [6]: a validator process whose driver died before connecting never exits and keeps its database locked"]
+
 fn a_validator_process_whose_driver_died_before_connecting_exits() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();

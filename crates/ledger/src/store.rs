@@ -55,9 +55,56 @@ pub struct Store {
 /// Named auxiliary records written with a block (see [`Store::commit_with_aux`]).
 pub type AuxRecord<'a> = (&'a str, &'a [u8]);
 
+/// Whether `path` is a non-empty file whose creation never got as far as
+/// writing redb's header: it holds only zero bytes (read until the first
+/// other byte, so a file with any data — an initialised database starts
+/// with redb's magic number — is never taken for one).
+///
+/// Decision (attack R8-4): a `kill -9` inside `redb::Database::create`
+/// left such a file, and no command could open the deployment again.
+fn never_initialised(path: &Path) -> Result<bool, StoreError> {
+    use std::io::Read;
+    let io = |e: std::io::Error| StoreError::Db(format!("reading {}: {e}", path.display()));
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    if !f.metadata().map_err(io)?.is_file() {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        if n == 0 {
+            return Ok(len > 0);
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        len += n as u64;
+    }
+}
+
 impl Store {
     /// Opens (or creates) the database file at `path`.
+    ///
+    /// A file there that was never initialised — no redb header, and not
+    /// one byte other than zero, what a process killed inside the file's
+    /// creation leaves — holds nothing: it is moved aside (to
+    /// `<path>.uninitialised`) and the database created afresh. Any other
+    /// file is opened as it is (and refused by redb if it is not one).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if never_initialised(path)? {
+            let aside = path.with_extension("redb.uninitialised");
+            std::fs::rename(path, &aside)
+                .map_err(|e| StoreError::Db(format!("moving the uninitialised {} aside: {e}", path.display())))?;
+        }
         let path = path.to_path_buf();
         Self::with_opener(Arc::new(move || Ok(Database::create(&path)?)))
     }

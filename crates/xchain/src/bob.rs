@@ -1951,6 +1951,10 @@ pub mod keys {
     pub fn posted(id: &Hash32, side: Side) -> Vec<u8> {
         posted_key(id, side)
     }
+    /// Set once a transfer proved (or was claimed / refunded): it never counts again.
+    pub fn used(nt: &Hash32) -> Vec<u8> {
+        used_key(nt)
+    }
     /// The CCT (`Hash32`) a payer first posted a native transaction with
     /// this chain, payer and nonce for.
     pub fn posted_for(chain: ChainId, payer: &Address, nonce: u64) -> Vec<u8> {

@@ -416,6 +416,10 @@ pub struct BobMbs {
     /// SC_BG lock transactions this node has located, by lock id, with
     /// their block height (so it scans a chain for each lock once).
     pub(crate) lock_txs: BTreeMap<Hash32, (SignedTransaction, Height)>,
+    /// The `prove` each posted NT of sub-situation 2 was last proved with
+    /// by this BoB node, by `(CCT, side)`: none is sent again while it
+    /// waits for a block ([`BobMbs::tick`]'s forwarding duty).
+    pub(crate) forward_proves: BTreeMap<(Hash32, u8), Hash32>,
     /// The slippage (basis points) the receiver accepts around the quoted
     /// `x_i` in the terms [`BobMbs::terms`] builds ([`DEFAULT_SLIPPAGE_BPS`]).
     pub slippage_bps: u32,
@@ -849,6 +853,7 @@ impl BobMbs {
             watch: Vec::new(),
             late_locks: Vec::new(),
             lock_txs: BTreeMap::new(),
+            forward_proves: BTreeMap::new(),
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
             dir: dir.to_path_buf(),
         };
@@ -1021,11 +1026,59 @@ impl BobMbs {
             let h = self.bob.submit(&tx)?;
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
         }
+        self.forwarding_duties()?;
         if self.spec.ccdi {
             self.ccdi_late_lock_duties()?;
         }
         self.bob.tick()?;
         self.epoch += 1;
+        Ok(())
+    }
+
+    /// Sub-situation 2 (Algorithm 5.1 lns 26–27), a BoB-node duty of every
+    /// epoch (attack R8-3): for each CCT in [`forwarding`](Self::forwarding),
+    /// each posted NT of a side still pending is sent to its chain while
+    /// it is not there, and proved by this node once final at the BoB.
+    ///
+    /// Decision: this ran only inside [`swap`](Self::swap)'s own loop, so a
+    /// payer whose posted NT never reached its chain (a validator that
+    /// crashed holding it, a driver killed between posting and inclusion)
+    /// and who then went offline, trusting the BoB nodes, was penalised at
+    /// the forwarding deadline. A re-send the chain's mempool already holds
+    /// or refuses is ignored; a `prove` is not sent again while one waits
+    /// for a block.
+    fn forwarding_duties(&mut self) -> Result<(), MbsError> {
+        let k = self.spec.finality.confirmations() as u64;
+        for id in self.forwarding() {
+            let Some(rec) = self.cct(&id) else { continue };
+            if rec.complete || !rec.verified {
+                continue;
+            }
+            for side in [Side::Sender, Side::Receiver] {
+                if rec.state(side) != SideState::Pending {
+                    continue;
+                }
+                let Some(nt) = self.bob_record::<SignedTransaction>(&bob::keys::posted(&id, side)) else { continue };
+                let chain = nt.tx.chain_id;
+                let Some(pt) = self.proof_for(id, side, &nt)? else {
+                    let _ = self.external_mut(chain)?.submit(&nt);
+                    continue;
+                };
+                if self.bob_tip(chain) < pt.height + k {
+                    continue;
+                }
+                let waiting = self
+                    .forward_proves
+                    .get(&(id, side as u8))
+                    .is_some_and(|h| self.bob.receipt(h).ok().flatten().is_none());
+                if waiting {
+                    continue;
+                }
+                let Ok(tx) = self.prove_call(&self.relayer, &pt) else { continue };
+                let h = self.bob.submit(&tx)?;
+                self.forward_proves.insert((id, side as u8), h);
+            }
+        }
         Ok(())
     }
 
@@ -1128,17 +1181,35 @@ impl BobMbs {
     /// at or above the terms' floor) in a block after `e_*` and before the
     /// deadline — the first one, searched block by block (the window is
     /// κ̄ + κ blocks). Finds a payment its driver never posted (attack R6-3).
+    ///
+    /// Only a transfer that can prove this CCT counts (attack R8-1): one
+    /// in a block above `e_* + κ̄` (SC_MPV's `TooEarly`), not yet used by
+    /// any CCT (`u/<hash>`), and not posted for another CCT (`nc/…`). Two
+    /// identical exchanges agreed at once are both paid by either of the
+    /// payer's two transfers; the first may already prove the other one.
     pub fn find_payment(&self, rec: &CctRecord, side: Side) -> Result<Option<SignedTransaction>, MbsError> {
         let (chain, ..) = rec.instruction(side);
         let c = self.external(chain)?;
         let last = c.height().min(rec.deadline(side).saturating_sub(1));
-        for h in rec.epoch(side).saturating_add(1)..=last {
+        let first = rec.epoch(side).saturating_add(self.config.kappa_bar).saturating_add(1);
+        for h in first..=last {
             let Some(b) = c.chain().block(h)? else { continue };
-            if let Some(tx) = b.txs.iter().find(|tx| rec.pays_instruction(side, tx)) {
+            if let Some(tx) = b.txs.iter().find(|tx| rec.pays_instruction(side, tx) && self.may_prove(rec, tx)) {
                 return Ok(Some(tx.clone()));
             }
         }
         Ok(None)
+    }
+
+    /// Whether the BoB would still take `nt` as this CCT's payment: not
+    /// used by any CCT, not posted for another one.
+    fn may_prove(&self, rec: &CctRecord, nt: &SignedTransaction) -> bool {
+        let used = self.bob.chain().state().get(&contract_key(BOB_CONTRACT_ID, &bob::keys::used(&nt.hash()))).is_some();
+        let id = rec.terms.id();
+        let elsewhere = self
+            .bob_record::<Hash32>(&bob::keys::posted_for(nt.tx.chain_id, &nt.sender(), nt.tx.nonce))
+            .is_some_and(|other| other != id);
+        !used && !elsewhere
     }
 
     /// A proof transaction for `nt` if it is on its chain.
@@ -1498,10 +1569,13 @@ impl BobMbs {
                 let prover = if rec.verified { self.relayer.clone() } else { party(req, *side).clone() };
                 let tx = self.prove_call(&prover, &pt)?;
                 bytes.proofs += tx.to_bytes().len();
-                proof_txs.push(self.bob.submit(&tx)?);
+                let h = self.bob.submit(&tx)?;
+                proof_txs.push(h);
                 sent = true;
                 if rec.verified {
                     extra_phase_proof = true;
+                    // This node's forwarding duty does not prove it again.
+                    self.forward_proves.insert((id, *side as u8), h);
                 }
             }
             {

@@ -44,7 +44,7 @@ use gridledger_xchain::{Side, SideState};
 /// `e_* + κ̄` (`TooEarly`) — and returns the first one left (or every
 /// candidate, for the caller to try in turn).
 #[test]
-#[ignore = "attack r8 [1]: find_payment returns a transfer already used by another CCT; resume never proves the real payment"]
+
 fn find_payment_skips_a_transfer_another_cct_already_used() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
@@ -121,7 +121,7 @@ fn find_payment_skips_a_transfer_another_cct_already_used() {
 /// prove it once final, as `swap`'s loop does), and have `resume` send a
 /// posted NT that is not on its chain as well.
 #[test]
-#[ignore = "attack r8 [3]: the BoB node's duties never forward a posted NT (sub-situation 2); its honest payer is penalised"]
+
 fn the_bob_node_forwards_a_posted_nt_that_never_reached_its_chain() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());

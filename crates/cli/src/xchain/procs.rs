@@ -13,7 +13,9 @@
 //! not JSON, and the process serves on): `status`, `header`, `submit`,
 //! `record` (a BoB contract record), `nonce`, `propose` (when it leads),
 //! `vote` and `commit`; it exits on `stop` or when the driver's connection
-//! closes, so a driver that dies leaves no process behind. Without
+//! closes — or, before the driver connected, when the driver is gone or
+//! `--chain-timeout` passed — so a driver that dies leaves no process
+//! behind. Without
 //! `--validator` it serves the whole chain (every key, `tick`).
 //!
 //! The driver is the network and the relayer, a BoB node: each epoch, on
@@ -134,6 +136,28 @@ fn skip_line<R: BufRead>(r: &mut R) -> std::io::Result<()> {
     }
 }
 
+/// The driver's connection on `listener`, within `wait` and while the
+/// process that started this one (`parent`) lives.
+fn accept_driver(listener: &TcpListener, parent: u32, wait: Duration) -> anyhow::Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    let until = Instant::now() + wait;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => return Ok(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("waiting for the driver"),
+        }
+        if std::os::unix::process::parent_id() != parent {
+            bail!("the driver exited before connecting");
+        }
+        if Instant::now() >= until {
+            bail!("no driver connected within {} s", wait.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn hex_arg(req: &Value, name: &str) -> anyhow::Result<Vec<u8>> {
     let s = req[name].as_str().ok_or_else(|| anyhow!("missing {name}"))?;
     hex::decode(s).with_context(|| format!("{name} is not hex"))
@@ -143,6 +167,9 @@ fn hex_arg(req: &Value, name: &str) -> anyhow::Result<Vec<u8>> {
 /// — the whole chain with every validator's key, or with `--validator V`
 /// one validator's replica holding only that key.
 pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
+    // Taken before anything else: a driver that died early has no pid to compare.
+    let parent = std::os::unix::process::parent_id();
+    let wait = Duration::from_secs(a.chain_timeout);
     let spec = a.shape.spec();
     let role = role_of(&a.role, spec.chains)?;
     let dir = a.shape.dir.clone().ok_or_else(|| anyhow!("serve-chain needs --dir"))?;
@@ -151,7 +178,7 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
     match a.validator {
         None => {
             let mut chain = chain;
-            serve_lines(|op, req| chain_op(&mut chain, &config, op, req))
+            serve_lines(parent, wait, |op, req| chain_op(&mut chain, &config, op, req))
         }
         Some(v) => {
             anyhow::ensure!(
@@ -163,7 +190,7 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
             // Votes persist beside the chain, so a restarted validator never
             // votes twice at one height.
             let mut r = Replica::new(chain, v as usize)?.with_vote_log(&dir.join("votes.log"))?;
-            serve_lines(|op, req| validator_op(&mut r, &config, op, req))
+            serve_lines(parent, wait, |op, req| validator_op(&mut r, &config, op, req))
         }
     }
 }
@@ -171,7 +198,16 @@ pub fn serve(a: ServeChainArgs) -> anyhow::Result<()> {
 /// Binds a loopback port, prints `listening <port>`, takes the driver's
 /// connection and answers its requests with `handle` until `stop` or the
 /// end of the connection.
-fn serve_lines(mut handle: impl FnMut(&str, &Value) -> anyhow::Result<Value>) -> anyhow::Result<()> {
+///
+/// Decision (attack R8-6): the connection is awaited at most `wait`, and
+/// the process gives up at once when its parent (`parent`, the driver)
+/// is gone: a driver killed between starting it and connecting left it
+/// blocked in `accept` for ever, its replica's database locked.
+fn serve_lines(
+    parent: u32,
+    wait: Duration,
+    mut handle: impl FnMut(&str, &Value) -> anyhow::Result<Value>,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
     let port = listener.local_addr()?.port();
     {
@@ -179,7 +215,8 @@ fn serve_lines(mut handle: impl FnMut(&str, &Value) -> anyhow::Result<Value>) ->
         writeln!(out, "listening {port}")?;
         out.flush()?;
     }
-    let (stream, _) = listener.accept().context("waiting for the driver")?;
+    let stream = accept_driver(&listener, parent, wait)?;
+    stream.set_nonblocking(false)?;
     // One request, one answer: no Nagle delay waiting for an ACK.
     stream.set_nodelay(true)?;
     drop(listener);
@@ -376,7 +413,8 @@ impl ChainProc {
             })
             .args(["--validator", &validator.to_string()])
             .args(["--chains", &shape.chains.to_string(), "--validators", &shape.validators.to_string()])
-            .args(["--kappa", &shape.kappa.to_string(), "--genesis-time", &genesis_time.to_string(), "--dir"])
+            .args(["--kappa", &shape.kappa.to_string(), "--genesis-time", &genesis_time.to_string()])
+            .args(["--chain-timeout", &timeout.as_secs().max(1).to_string(), "--dir"])
             .arg(dir);
         if let Some(k) = shape.probabilistic {
             cmd.args(["--probabilistic", &k.to_string()]);
