@@ -145,8 +145,11 @@ pub const MAX_REACH_SLOTS: u32 = 2016;
 
 /// Most won arbitrations over distinct delivery periods one slot record
 /// holds ([`SlotAlloc::by_period`]): bounds a record's size and the work of
-/// a re-allocation. A claim whose allocation would put more on a slot is
-/// not covered (never an earlier one).
+/// a re-allocation. Where an allocation would put more on a slot, the
+/// slot's smallest claims are kept there as fixed claimed energy instead
+/// (counted as before, no longer moved by later claims): a claim the
+/// export covers is never refused for the number of periods (attack r8
+/// [2]).
 pub const MAX_PERIODS_PER_SLOT: usize = 8;
 
 /// The `n` grid slots (of `last`'s length) that follow `last`, at most
@@ -382,8 +385,18 @@ pub fn realloc_at(st: &PreState, split: &[(SlotKey, Option<i128>)], reach: &[Slo
             let g = by_period.entry(own).or_insert(0);
             *g = g.checked_add(take)?;
         }
-        if by_period.len() > MAX_PERIODS_PER_SLOT {
-            return None;
+        // More periods than a record holds: the smallest claims of the
+        // slot become fixed claimed energy (still counted, no longer
+        // movable) rather than leaving the new claim uncovered (issue 11,
+        // attack r8 [2]: tiny sales of distinct periods must not make an
+        // honest covered claim fail).
+        while by_period.len() > MAX_PERIODS_PER_SLOT {
+            if crate::mutants::active(crate::mutants::Mutation::PeriodsNotSpilled) {
+                return None;
+            }
+            let smallest = by_period.iter().min_by_key(|(p, v)| (**v, **p)).map(|(p, v)| (*p, *v))?;
+            by_period.remove(&smallest.0);
+            fixed[i] = fixed[i].checked_add(smallest.1)?;
         }
         let total = if skip {
             fixed[i].checked_add(take)?
@@ -852,7 +865,9 @@ pub fn slice(st: &PreState, e: &Entry, grid_s: u32) -> PreState {
 /// AT's seller only when the AT got past steps 1 and 2 (sent by its buyer,
 /// validly signed by its seller: then the seller's reputation and balance
 /// are read); the agreement; the seller's certified meter only for an ST
-/// sent by that seller; the claimed energy of an ST's grid slots.
+/// sent by that seller; the claimed energy of an ST's grid slots; the
+/// seller of a buyer's expiry settled as agreed ([`expiry_reads_seller`]:
+/// undoing the sale fines the seller's free balance, [`place_paid`]).
 ///
 /// Why not every trader the entry names: the primary chain's whole-batch
 /// `dispute` re-executes from the *current* settled state, so a leaf's
@@ -874,7 +889,11 @@ pub fn leaf_inputs(st: &PreState, e: &Entry, outcome: &Outcome, grid_s: u32) -> 
     let seller_read = matches!(e.tx, IorTx::At(_))
         && !matches!(outcome, Outcome::AtRejected(AtRejection::WrongSender { .. } | AtRejection::NotSignedBySeller));
     let meter_read = e.tx.settlement().is_some() && e.sender == t.seller;
-    let parts = if seller_read { vec![e.sender, t.seller] } else { vec![e.sender] };
+    // An expiry settled as agreed may undo the sale at the seller's cost
+    // ([`place_paid`] reads its free balance for the fine).
+    let expiry_fines = matches!(&e.tx, IorTx::Expire(t) if expiry_reads_seller(e, t))
+        && *outcome == Outcome::StSettled(StSettlement::Agreed);
+    let parts = if seller_read || expiry_fines { vec![e.sender, t.seller] } else { vec![e.sender] };
     PreState {
         participants: st.participants.iter().filter(|(a, _)| parts.contains(a)).map(|(a, p)| (*a, *p)).collect(),
         agreements: st.agreements.get(&key).map(|ag| (key, ag.clone())).into_iter().collect(),
@@ -883,6 +902,17 @@ pub fn leaf_inputs(st: &PreState, e: &Entry, outcome: &Outcome, grid_s: u32) -> 
         slots: slots_of(st, e, grid_s),
         closed_in_batch: st.closed_in_batch.iter().filter(|k| **k == key).copied().collect(),
     }
+}
+
+/// Whether an expiry may settle its sale as agreed and so read (and, when
+/// [`place_paid`] undoes the sale, fine) its seller's record: sent by its
+/// buyer, after the delivery period, naming another trader as seller.
+/// `crate::primary`'s `pending_parties` lists the seller of such an expiry,
+/// so the seller's withdrawals wait for the batch (issue 11, attack r8 [1]:
+/// otherwise the seller withdraws the balance the undo fines, and the next
+/// batch's debit of the withdrawal overdraws it).
+pub fn expiry_reads_seller(e: &Entry, t: &AgreementTerms) -> bool {
+    e.sender == t.buyer && t.seller != t.buyer && e.recorded_at >= t.dt_end
 }
 
 /// Executes a batch in record order, each entry against the state the

@@ -59,6 +59,16 @@ pub enum Mutation {
     /// ([`crate::exec::place_paid`]) instead of undone: a seller settles a
     /// disputed sale first and is paid twice for one export (attack r7).
     PaidUnchecked,
+    /// A buyer's expiry does not list its seller among the parties whose
+    /// withdrawals wait for the batch: the seller withdraws the balance
+    /// the expiry's undone sale fines, and the next batch's debit
+    /// overdraws it (attack r8 [1]).
+    ExpirySellerFree,
+    /// A re-allocation that would put more than
+    /// [`crate::exec::MAX_PERIODS_PER_SLOT`] periods on a slot fails
+    /// instead of fixing the slot's smallest claims: tiny sales of
+    /// distinct periods make an honest covered claim fail (attack r8 [2]).
+    PeriodsNotSpilled,
 }
 
 // `plant` and `active`; the code under test runs on the planting thread.

@@ -1122,7 +1122,10 @@ struct Latest {
 /// `fund`/`withdraw`/`register_meter` wait for it: the ledger-authenticated
 /// sender, and for an AT the seller too, but only when the sender is the
 /// buyer and the seller's signature is valid (otherwise the AT is refused
-/// before any balance is read). An entry merely naming a trader does not
+/// before any balance is read), and for a buyer's expiry after the period
+/// its seller ([`crate::exec::expiry_reads_seller`]: an expiry settled as
+/// agreed may undo the sale and fine the seller's free balance, attack r8
+/// [1]). An entry merely naming a trader does not
 /// lock that trader's account. This is exactly the set of participant
 /// records (and, for an ST's sender, the meter) a TCR leaf's inputs hold
 /// ([`crate::exec::leaf_inputs`]), so no leaf's inputs change between
@@ -1142,6 +1145,16 @@ fn pending_parties(
                     v.push(t.seller);
                 }
             }
+        }
+    }
+    // A buyer's expiry after the period may settle the sale as agreed,
+    // and undoing that sale fines the seller's free balance
+    // ([`crate::exec::place_paid`]; issue 11, attack r8 [1]): the seller's
+    // record is read, so its withdrawals wait for the batch too.
+    if let IorTx::Expire(t) = &e.tx {
+        if crate::exec::expiry_reads_seller(e, t) && !crate::mutants::active(crate::mutants::Mutation::ExpirySellerFree)
+        {
+            v.push(t.seller);
         }
     }
     Ok(v)

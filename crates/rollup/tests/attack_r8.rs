@@ -60,7 +60,6 @@ fn sold_twice_then_expiry() -> (Env, [KeyPair; 3], AgreementTerms) {
 /// trader is frozen. Were the debit clamped instead, the contract would
 /// owe more coin than it holds.
 #[test]
-#[ignore = "attack r8 [1]: an undone expiry fines a seller that withdrew meanwhile; the next batch's debit overdraws and settlement halts"]
 fn a_seller_cannot_withdraw_the_balance_an_undone_expiry_fines() {
     let (mut e, [a, _b, s], ta) = sold_twice_then_expiry();
     // A's expiry is recorded: the batch that settles (and undoes) A's sale.
@@ -72,8 +71,10 @@ fn a_seller_cannot_withdraw_the_balance_an_undone_expiry_fines() {
     let withdrew = e.d.withdraw(&s, held).unwrap().status == TxStatus::Success;
     let expiry = e.d.process(&mut rng(0));
     assert!(expiry.is_ok(), "A's expiry settles: {expiry:?}");
-    // A bridge batch applies the withdrawal's debit.
-    assert_eq!(e.d.flush(&trader(3)).unwrap().status, TxStatus::Success);
+    // A bridge batch applies the withdrawal's debit (when it was queued).
+    if withdrew {
+        assert_eq!(e.d.flush(&trader(3)).unwrap().status, TxStatus::Success);
+    }
     let next = e.d.process(&mut rng(0));
     assert!(next.is_ok(), "withdrew {withdrew}: the batch after the undo settles: {next:?}");
     // Later trades still settle.
@@ -159,7 +160,6 @@ fn eight_tiny_periods_then_c() -> (Env, KeyPair, KeyPair, AgreementTerms) {
 /// gets nothing for 500 Wh it delivered, loses its deposit and `α`. The
 /// attacker paid 8 × 1 Wh; it steals 500 Wh and 0.5 coin.
 #[test]
-#[ignore = "attack r8 [2]: eight 1 Wh agreed sales of distinct periods fill a slot; the honest seller's next agreed sale over it is undone at its cost"]
 fn an_honest_sellers_agreed_sale_is_not_undone_by_eight_tiny_periods() {
     let (mut e, s, c, tc) = eight_tiny_periods_then_c();
     let (seller0, c0) = (e.d.participant(&s.address()).unwrap(), e.d.participant(&c.address()).unwrap());
@@ -187,7 +187,6 @@ fn an_honest_sellers_agreed_sale_is_not_undone_by_eight_tiny_periods() {
 /// arbitrations* held a slot's periods (each tiny dispute lost cost the
 /// attacker `D_s`); now eight agreed 1 Wh sales do it.
 #[test]
-#[ignore = "attack r8 [2]: eight 1 Wh agreed sales of distinct periods fill a slot; the honest seller then loses a covered arbitration over it"]
 fn an_honest_seller_wins_a_covered_dispute_beside_eight_tiny_periods() {
     let (mut e, s, c, tc) = eight_tiny_periods_then_c();
     let rep = e.d.participant(&s.address()).unwrap().reputation;

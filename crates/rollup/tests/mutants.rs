@@ -297,7 +297,41 @@ fn a_sale_settled_after_a_dispute_on_its_export_is_undone() -> bool {
     e.d.participant(&s.address()).unwrap().balance.0 == b_paid - p.penalty().0
 }
 
-const SCENARIOS: [Scenario; 12] = [
+/// A buyer's expiry after `O_b = 1` may undo the sale and fine its seller
+/// (attack r8 [1]): while the batch holding it is unsettled, the seller
+/// cannot withdraw; after it settles, it can.
+fn a_seller_waits_for_its_buyers_expiry() -> bool {
+    let mut e = funded();
+    let (a, s) = (trader(0), trader(1));
+    let t = terms(&a, &s, Amount(200_000), 500, 8 * HOUR);
+    agreed(&mut e, &s, &[(&a, &t)]);
+    e.d.submit(&a, &IorTx::Opinion(gridledger_rollup::types::BuyerOpinion { terms: t.clone(), ob: true })).unwrap();
+    e.d.process(&mut rng(0)).unwrap();
+    e.d.set_time(t.dl + e.d.cfg.params.expiry_ms + MIN);
+    let recorded = e.d.submit(&a, &IorTx::Expire(t.clone())).unwrap().status == TxStatus::Success;
+    let meanwhile = e.d.withdraw(&s, Amount(1)).unwrap().status == TxStatus::Success;
+    e.d.process(&mut rng(0)).unwrap();
+    let after = e.d.withdraw(&s, Amount(1)).unwrap().status == TxStatus::Success;
+    recorded && !meanwhile && after
+}
+
+/// A won claim beside [`gridledger_rollup::exec::MAX_PERIODS_PER_SLOT`]
+/// tiny claims of distinct periods on its slot is covered (attack r8 [2]).
+fn a_ninth_period_on_a_slot_is_covered() -> bool {
+    use gridledger_rollup::exec::{realloc, PreState, SlotAlloc, MAX_PERIODS_PER_SLOT};
+    use gridledger_rollup::types::SlotKey;
+    let k = SlotKey { seller: trader(1).address(), dt_start: 8 * HOUR, dt_end: 8 * HOUR + 5 * MIN };
+    let mut st = PreState::default();
+    let mut a = SlotAlloc { export: Some(1_000), ..Default::default() };
+    for j in 0..MAX_PERIODS_PER_SLOT as u64 {
+        a.by_period.insert((k.dt_start - (j + 1) * 5 * MIN, k.dt_end), 1);
+    }
+    st.claimed.insert(k, MAX_PERIODS_PER_SLOT as u128);
+    st.slots.insert(k, a);
+    realloc(&st, &[(k, 1_000)], &[], 500).is_some()
+}
+
+const SCENARIOS: [Scenario; 14] = [
     ("forged effects never settle", forged_effects_never_settle),
     ("a fabricated leaf is refused", fabricated_leaf_is_refused),
     ("delegates are unpredictable", delegates_are_unpredictable),
@@ -310,6 +344,8 @@ const SCENARIOS: [Scenario; 12] = [
     ("an unbacked ST is refused at recording", an_unbacked_st_is_refused_at_recording),
     ("an owed opinion finds the reserve", an_owed_opinion_finds_the_reserve),
     ("a sale settled after a dispute on its export is undone", a_sale_settled_after_a_dispute_on_its_export_is_undone),
+    ("a seller waits for its buyer's expiry", a_seller_waits_for_its_buyers_expiry),
+    ("a ninth period on a slot is covered", a_ninth_period_on_a_slot_is_covered),
 ];
 
 gridledger_core::mutation_check! {
@@ -328,4 +364,6 @@ gridledger_core::mutation_check! {
     unbacked_slot_entries_are_caught: Mutation::UnbackedSlotEntries => "an unbacked ST is refused at recording",
     reserve_for_any_opinion_is_caught: Mutation::ReserveForAnyOpinion => "an owed opinion finds the reserve",
     unchecked_paid_sale_is_caught: Mutation::PaidUnchecked => "a sale settled after a dispute on its export is undone",
+    free_expiry_seller_is_caught: Mutation::ExpirySellerFree => "a seller waits for its buyer's expiry",
+    unspilled_periods_are_caught: Mutation::PeriodsNotSpilled => "a ninth period on a slot is covered",
 }

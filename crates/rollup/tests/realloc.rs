@@ -164,24 +164,39 @@ fn realloc_boundary_is_exact_to_the_watt_second() {
     assert_eq!(realloc(&st, &split, &reach[..4], 0).map(|p| p.slots.len()), Some(5), "a zero claim fits");
 }
 
-/// A claim that would put one distinct period more than `MAX_PERIODS_PER_SLOT` on a slot is not covered,
-/// and applying it changes nothing.
+/// A claim that would put one distinct period more than `MAX_PERIODS_PER_SLOT` on a slot is still covered
+/// (attack r8 [2]): the slot's smallest claim is kept there as fixed claimed energy, so the record holds
+/// at most `MAX_PERIODS_PER_SLOT` periods, the slot's claimed total counts every claim, and the export
+/// is not counted twice.
 #[test]
-fn a_slot_holds_at_most_max_periods() {
+fn a_slot_over_max_periods_fixes_its_smallest_claim() {
     let s = Address([7; 20]);
+    let export: i128 = 1_000;
     let mut st = PreState::default();
-    let mut a = SlotAlloc { export: Some(1_000_000), ..Default::default() };
+    let mut a = SlotAlloc { export: Some(export), ..Default::default() };
     for j in 0..MAX_PERIODS_PER_SLOT as u64 {
-        a.by_period.insert((8 * HOUR - (j + 1) * SLOT, 8 * HOUR + SLOT), 10);
+        a.by_period.insert((8 * HOUR - (j + 1) * SLOT, 8 * HOUR + SLOT), 10 + j as u128);
     }
-    st.claimed.insert(slot(s, 0), 10 * MAX_PERIODS_PER_SLOT as u128);
+    let held: u128 = a.by_period.values().sum();
+    st.claimed.insert(slot(s, 0), held);
     st.slots.insert(slot(s, 0), a);
-    assert_eq!(realloc(&st, &[(slot(s, 0), 1_000_000)], &[], 1), None);
+    let plan = realloc(&st, &[(slot(s, 0), export)], &[], 100).expect("a ninth period is covered");
+    let (_, total, alloc) = &plan.slots[0];
+    assert_eq!(*total, held + 100, "every claim is counted: {plan:?}");
+    assert_eq!(alloc.by_period.len(), MAX_PERIODS_PER_SLOT, "{plan:?}");
+    let smallest = (8 * HOUR - SLOT, 8 * HOUR + SLOT);
+    assert_eq!(alloc.by_period.get(&smallest), None, "the smallest claim (10 ws) is fixed: {plan:?}");
+    assert_eq!(alloc.by_period.get(&(8 * HOUR, 8 * HOUR + SLOT)), Some(&100), "{plan:?}");
+    // Applied, a further claim of the rest fits and one more ws does not.
     let key = gridledger_rollup::types::AgreementKey { buyer: s, seller: s, dt_start: 8 * HOUR };
-    let eff = gridledger_rollup::types::Effect::ClaimExport { slots: vec![(slot(s, 0), 1_000_000)], ws: 1, reach: 0 };
+    let claim =
+        |ws: u128| gridledger_rollup::types::Effect::ClaimExport { slots: vec![(slot(s, 0), export)], ws, reach: 0 };
     let mut after = st.clone();
-    assert!(apply_effects(&mut after, &IorParams::case_study(), &key, &[eff]).is_err());
-    assert_eq!(after, st, "nothing changed");
+    apply_effects(&mut after, &IorParams::case_study(), &key, &[claim(100)]).unwrap();
+    assert_eq!(after.claimed[&slot(s, 0)], held + 100);
+    let rest = export as u128 - held - 100;
+    assert_eq!(realloc(&after, &[(slot(s, 0), export)], &[], rest + 1), None, "the export is not counted twice");
+    assert!(realloc(&after, &[(slot(s, 0), export)], &[], rest).is_some(), "the rest of the export is free");
 }
 
 /// Off-chain recovery, gas counted as on chain.
