@@ -211,7 +211,7 @@ fn opaque_client(home: u32, k: u32) -> EdPublicKey {
 
 /// A client's key: a key pair to sign with, or (opaque) only an identity.
 enum ClientKey {
-    Signing(EdKeyPair),
+    Signing(Box<EdKeyPair>),
     Opaque(EdPublicKey),
 }
 
@@ -1025,11 +1025,11 @@ pub fn replica(a: LbftReplicaArgs) -> anyhow::Result<()> {
             if file.opaque {
                 ClientKey::Opaque(opaque_client(me, k))
             } else {
-                ClientKey::Signing(client_key(me, k, true))
+                ClientKey::Signing(Box::new(client_key(me, k, true)))
             }
         })
         .collect();
-    let flooders: Vec<ClientKey> = (0..16).map(|k| ClientKey::Signing(client_key(me, k, false))).collect();
+    let flooders: Vec<ClientKey> = (0..16).map(|k| ClientKey::Signing(Box::new(client_key(me, k, false)))).collect();
     let n_flooders = flooders.len() as u64;
     let peers: Vec<gridledger_net::PeerConfig> = (0..n as u32)
         .map(|i| gridledger_net::PeerConfig {
