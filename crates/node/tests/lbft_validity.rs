@@ -33,7 +33,7 @@ fn byzantine_batches_are_refused_with_a_reason_and_valid_ones_accepted() {
     let shared = Shared::new(chain);
     let verified = Arc::new(Mutex::new(HashSet::<Hash32>::new()));
     let mut check = validity(shared.clone(), verified.clone(), 4, 10_000);
-    let batch = |txs: Vec<Vec<u8>>| Batch { txs, time_ms: now_ms() };
+    let batch = |txs: Vec<Vec<u8>>| Batch { txs: txs.into(), time_ms: now_ms() };
 
     let good = transfer(&a, 1, 1, b.address(), Amount(5), Amount(1)).to_bytes();
     let mut forged = transfer(&a, 1, 1, b.address(), Amount(500), Amount(1));
@@ -57,7 +57,7 @@ fn byzantine_batches_are_refused_with_a_reason_and_valid_ones_accepted() {
         (batch(vec![stale]), "nonce 0 already used"),
         (batch(vec![other_chain]), "chain"),
         (batch(vec![greedy]), "share of a block"),
-        (Batch { txs: vec![good.clone()], time_ms: now_ms() + 60_000 }, "ahead"),
+        (Batch { txs: vec![good.clone()].into(), time_ms: now_ms() + 60_000 }, "ahead"),
     ];
     let mempool = shared.chain().mempool().len();
     let tip = shared.chain().tip().clone();

@@ -67,6 +67,21 @@ impl FifoPolicy {
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
+
+    /// [`BatchSource::delivered`] with the delivered transactions' ids
+    /// ([`tx_id`], as a replica's `Delivery::ids` carries them), so they
+    /// are not hashed again.
+    pub fn delivered_ids(&mut self, ids: &[Hash32]) {
+        if ids.is_empty() {
+            return;
+        }
+        let done: HashSet<&Hash32> = ids.iter().collect();
+        self.pending.retain(|(id, _)| !done.contains(id));
+        for id in ids {
+            self.queued.remove(id);
+            self.in_flight.remove(id);
+        }
+    }
 }
 
 impl BatchSource for FifoPolicy {
@@ -74,6 +89,7 @@ impl BatchSource for FifoPolicy {
 
     fn next_batch(&mut self, epoch: u64) -> Vec<Tx> {
         let mut out = Vec::new();
+        let mut ids = Vec::new();
         for (id, tx) in &self.pending {
             if out.len() >= self.batch_size {
                 break;
@@ -83,22 +99,16 @@ impl BatchSource for FifoPolicy {
                 _ => {}
             }
             out.push(tx.clone());
+            ids.push(*id);
         }
-        for tx in &out {
-            self.in_flight.insert(tx_id(tx), epoch);
+        for id in ids {
+            self.in_flight.insert(id, epoch);
         }
         out
     }
 
     fn delivered(&mut self, _epoch: u64, _block_hash: Hash32, txs: &[Tx]) {
-        if txs.is_empty() {
-            return;
-        }
-        let done: HashSet<Hash32> = txs.iter().map(|t| tx_id(t)).collect();
-        self.pending.retain(|(id, _)| !done.contains(id));
-        for id in &done {
-            self.queued.remove(id);
-            self.in_flight.remove(id);
-        }
+        let ids: Vec<Hash32> = txs.iter().map(|t| tx_id(t)).collect();
+        self.delivered_ids(&ids);
     }
 }

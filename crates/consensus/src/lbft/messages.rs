@@ -1,16 +1,68 @@
 //! What LBFT replicas say to each other (thesis §4.2.1, P^ABC), and the
 //! byte strings their threshold shares sign.
 
+use std::sync::Arc;
+
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_core::codec::{encode, hash_tagged, Tag};
 use gridledger_core::Hash32;
 
 use super::batch::Tx;
 
+/// A batch's transactions, shared: a batch is held in several places at
+/// once (the proposal record, the `Val` message and its retransmission
+/// list, the proposer's and every receiver's epoch state, the delivered
+/// log and its record), and copying thousands of transactions into each
+/// cost more than ordering them. Read-only once built (it dereferences to
+/// the `Vec`); encoded exactly as a `Vec<Tx>`, so digests, messages and
+/// log records are unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Txs(Arc<Vec<Tx>>);
+
+impl Txs {
+    /// The transactions for changing (copied first if shared).
+    pub fn make_mut(&mut self) -> &mut Vec<Tx> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl std::ops::Deref for Txs {
+    type Target = Vec<Tx>;
+    fn deref(&self) -> &Vec<Tx> {
+        &self.0
+    }
+}
+
+impl From<Vec<Tx>> for Txs {
+    fn from(txs: Vec<Tx>) -> Self {
+        Self(Arc::new(txs))
+    }
+}
+
+impl<'a> IntoIterator for &'a Txs {
+    type Item = &'a Tx;
+    type IntoIter = std::slice::Iter<'a, Tx>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl BorshSerialize for Txs {
+    fn serialize<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
+        self.0.as_slice().serialize(writer)
+    }
+}
+
+impl BorshDeserialize for Txs {
+    fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
+        Ok(Self(Arc::new(Vec::<Tx>::deserialize_reader(reader)?)))
+    }
+}
+
 /// One replica's proposal for one epoch.
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Batch {
-    pub txs: Vec<Tx>,
+    pub txs: Txs,
     /// The proposer's clock when it proposed (ms since the Unix epoch; 0
     /// where no clock matters, as in the simulator). A node's block for an
     /// epoch takes the median of its accepted batches' times: with at least
@@ -22,7 +74,7 @@ pub struct Batch {
 impl Batch {
     /// A batch without a clock reading.
     pub fn new(txs: Vec<Tx>) -> Self {
-        Self { txs, time_ms: 0 }
+        Self { txs: txs.into(), time_ms: 0 }
     }
 
     /// Binds the batch to its instance, epoch and proposer, so a batch (and

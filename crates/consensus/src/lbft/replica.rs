@@ -308,6 +308,9 @@ pub struct Delivery {
     pub decision: Vec<(u32, Hash32)>,
     /// Their transactions in order, each at its earliest occurrence.
     pub txs: Vec<Tx>,
+    /// `ids[i]` is [`tx_id`]`(&txs[i])`: computed once here for duplicate
+    /// suppression, so drivers need not hash every transaction again.
+    pub ids: Vec<Hash32>,
     /// Duplicates removed.
     pub duplicates: usize,
 }
@@ -670,7 +673,7 @@ impl<C: ThresholdCrypto> Replica<C> {
                 bytes <= self.cfg.max_batch_txs.saturating_mul(self.cfg.max_tx_bytes)
             })
             .collect();
-        let batch = Batch { txs, time_ms };
+        let batch = Batch { txs: txs.into(), time_ms };
         self.proposed.insert(epoch, batch.clone());
         step.persist.push(PersistOp::Proposed { epoch, batch: batch.clone() });
         self.broadcast_val(epoch, batch, &mut step);
@@ -1168,9 +1171,9 @@ impl<C: ThresholdCrypto> Replica<C> {
                 txs.push(tx.clone());
             }
         }
-        self.remember(e, ids);
+        self.remember(e, ids.clone());
         step.persist.push(PersistOp::Delivered(d.clone()));
-        step.delivered.push(Delivery { epoch: e, decision: d.decision(), txs, duplicates });
+        step.delivered.push(Delivery { epoch: e, decision: d.decision(), txs, ids, duplicates });
         self.log.push_back(d);
         while self.log.len() > self.cfg.retain {
             self.log.pop_front();

@@ -295,7 +295,7 @@ impl<C: ThresholdCrypto> Adversary<LbftNode<C>> for LbftAdversary<C> {
             match m {
                 Message::Val { epoch, batch } if self.has(Behaviour::Equivocate) => {
                     let mut twisted = batch.clone();
-                    twisted.txs.push(SimTx { origin: self.me, counter: 1 << 40 | epoch }.bytes());
+                    twisted.txs.make_mut().push(SimTx { origin: self.me, counter: 1 << 40 | epoch }.bytes());
                     let digest = twisted.digest(&INSTANCE, epoch, self.me);
                     let mut peers: Vec<u32> = (0..self.n as u32).filter(|&i| i != self.me).collect();
                     peers.shuffle(rng);

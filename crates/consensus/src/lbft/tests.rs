@@ -166,6 +166,10 @@ fn four_bls_replicas_deliver_the_same_epochs_keeping_the_earliest_duplicate() {
     assert_eq!(d[0].duplicates, 1);
     assert_eq!(d[1].txs, vec![tx("e")]);
     assert_eq!(d[1].duplicates, 4);
+    // Each delivered transaction's id comes with it, computed once.
+    for e in d {
+        assert_eq!(e.ids, e.txs.iter().map(|t| tx_id(t)).collect::<Vec<_>>());
+    }
     // Empty batches still progress.
     assert!(d[2].txs.is_empty());
     assert_eq!(d[2].decision.len(), 4);
@@ -410,7 +414,7 @@ fn catch_up_needs_f_plus_one_matching_records() {
 fn a_sync_record_whose_batch_does_not_match_its_digest_is_refused() {
     let mut r = lone(0);
     let mut d = delivered_epoch(0, 1, vec![tx("z")]);
-    d.batches[0].batch.txs.push(tx("smuggled"));
+    d.batches[0].batch.txs.make_mut().push(tx("smuggled"));
     let s = r.handle_message(1, Message::Sync { delivered: d });
     assert_eq!(s.faults, vec![Fault::BadSync { from: 1, epoch: 0 }]);
 }
@@ -441,6 +445,51 @@ fn fifo_policy_keeps_order_skips_in_flight_and_drops_delivered() {
     p.delivered(1, Hash32([0; 32]), &[tx("a")]);
     assert_eq!(p.next_batch(2), vec![tx("b")], "b retried after two epochs");
     assert_eq!(p.pending(), 2);
+}
+
+#[test]
+fn fifo_policy_forgets_delivered_ids_as_it_forgets_delivered_transactions() {
+    let fill = || {
+        let mut p = FifoPolicy::new(2, 8);
+        for t in ["a", "b", "c"] {
+            assert!(p.submit(tx(t)));
+        }
+        assert_eq!(p.next_batch(0), vec![tx("a"), tx("b")]);
+        p
+    };
+    let (mut by_tx, mut by_id) = (fill(), fill());
+    by_tx.delivered(0, Hash32([0; 32]), &[tx("a"), tx("zz")]);
+    by_id.delivered_ids(&[tx_id(&tx("a")), tx_id(&tx("zz"))]);
+    for p in [&mut by_tx, &mut by_id] {
+        assert_eq!(p.pending(), 2);
+        // c is next; b is still in flight (proposed in epoch 0).
+        assert_eq!(p.next_batch(1), vec![tx("c")]);
+        // a can be queued again: it left the queue with its delivery.
+        assert!(p.submit(tx("a")));
+    }
+}
+
+#[test]
+fn shared_batch_transactions_encode_and_digest_as_a_plain_list() {
+    let txs = vec![tx("a"), tx("bb"), Vec::new()];
+    let batch = Batch { txs: txs.clone().into(), time_ms: 7 };
+    // The wire and log format is that of `Vec<Tx>`: older records decode.
+    assert_eq!(gridledger_core::codec::encode(&batch), gridledger_core::codec::encode(&(txs.clone(), 7u64)));
+    let back: Batch = gridledger_core::codec::decode(&gridledger_core::codec::encode(&batch), 1 << 10).unwrap();
+    assert_eq!(back, batch);
+    // A clone shares the transactions; changing one copies first.
+    let mut changed = batch.clone();
+    changed.txs.make_mut().push(tx("c"));
+    assert_eq!(batch.txs.len(), 3);
+    assert_eq!(changed.txs.len(), 4);
+    assert_ne!(changed.digest(&INST, 0, 0), batch.digest(&INST, 0, 0));
+    assert_eq!(
+        batch.digest(&INST, 0, 0),
+        gridledger_core::codec::hash_tagged(
+            gridledger_core::codec::Tag("gridledger/lbft/batch/v1"),
+            &(&INST, 0u64, 0u32, &txs, 7u64)
+        )
+    );
 }
 
 #[test]
