@@ -65,7 +65,6 @@ fn outcome(s: &Scenario) -> Result<(), String> {
 /// no agreement reaches `n − f = 3`, and the mute rule never lifts. The
 /// chain stops for good although every replica is up and correct.
 #[test]
-#[ignore = "attack r1 [1]: two sequential crash-restarts (never more than f down) inside one epoch stall LBFT forever"]
 fn sequential_restarts_within_f_stay_live() {
     let mut stalled = Vec::new();
     for at in (100..160).step_by(4) {
@@ -89,7 +88,6 @@ fn sequential_restarts_within_f_stay_live() {
 /// and only observes it, nobody echoes another's batch nor votes, and
 /// the network never delivers another epoch.
 #[test]
-#[ignore = "attack r1 [1]: a restart of every replica (all records intact) stalls LBFT forever"]
 fn whole_network_restart_stays_live() {
     let mut stalled = Vec::new();
     for at in [60 as Time, 120, 180, 240] {

@@ -55,7 +55,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_consensus::lbft::{
     tx_id, Batch, BatchSource, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, Fault, FifoPolicy, KeyUse,
-    Message, PersistOp, Replica, Step, Target, ThresholdCrypto, Validity,
+    Message, PersistOp, Replica, Said, Step, Target, ThresholdCrypto, Validity,
 };
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::KeyPair;
@@ -221,6 +221,17 @@ pub fn check_frame_bound(n: usize, max_batch_txs: usize, max_tx_bytes: usize) ->
 /// The small durable record (`lbft/state`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 struct StateRecord {
+    echoed: BTreeMap<(u64, u32), Hash32>,
+    voted_through: Option<u64>,
+    delivered_through: Option<u64>,
+    /// The replica's agreement votes in epochs not delivered yet
+    /// ([`PersistOp::Voted`]).
+    said: BTreeMap<(u64, u32, u32), Said>,
+}
+
+/// The state record as stores written before votes were recorded hold it.
+#[derive(BorshDeserialize)]
+struct StateRecordV1 {
     echoed: BTreeMap<(u64, u32), Hash32>,
     voted_through: Option<u64>,
     delivered_through: Option<u64>,
@@ -482,9 +493,8 @@ impl LbftEngine {
 
     /// Writes a step's records: per delivered epoch, its block (if it has
     /// transactions), its certified batches and the state record in one
-    /// transaction. The step's other changes (its proposal, the bound on
-    /// the epochs it echoes and votes in — which the replica raises in the
-    /// step that delivers — and older-format echoes) go into the first of
+    /// transaction. The step's other changes (its proposal, its new echoes
+    /// and agreement votes) go into the first of
     /// those transactions, or into one of their own if the step delivers
     /// nothing: written no later than the step's messages leave, and with a
     /// delivery, at no extra write.
@@ -505,6 +515,10 @@ impl LbftEngine {
                     self.state.voted_through = Some(self.state.voted_through.map_or(*epoch, |v| v.max(*epoch)));
                     state_dirty = true;
                 }
+                PersistOp::Voted { epoch, instance, round, said } => {
+                    self.state.said.insert((*epoch, *instance, *round), *said);
+                    state_dirty = true;
+                }
                 PersistOp::Delivered(_) => {}
             }
         }
@@ -515,6 +529,7 @@ impl LbftEngine {
                 };
                 let next = d.epoch + 1;
                 self.state.echoed.retain(|(e, _), _| *e >= next);
+                self.state.said.retain(|(e, _, _), _| *e >= next);
                 self.proposed.retain(|e, _| *e >= next);
                 self.state.delivered_through = Some(d.epoch);
                 self.commit_epoch(d, delivery)?;
@@ -631,7 +646,18 @@ fn restore(
 ) -> anyhow::Result<Restored> {
     let store = &shared.store;
     let state: StateRecord = match store.get_aux(STATE_KEY)? {
-        Some(b) => decode(&b, MAX_FRAME).map_err(|e| anyhow::anyhow!("stored LBFT state: {e}"))?,
+        Some(b) => decode::<StateRecord>(&b, MAX_FRAME)
+            .or_else(|e| {
+                decode::<StateRecordV1>(&b, MAX_FRAME)
+                    .map(|old| StateRecord {
+                        echoed: old.echoed,
+                        voted_through: old.voted_through,
+                        delivered_through: old.delivered_through,
+                        said: BTreeMap::new(),
+                    })
+                    .map_err(|_| e)
+            })
+            .map_err(|e| anyhow::anyhow!("stored LBFT state: {e}"))?,
         None => StateRecord::default(),
     };
     let proposed: BTreeMap<u64, Batch> = match store.get_aux(PROPOSED_KEY)? {
@@ -666,6 +692,7 @@ fn restore(
         echoed: state.echoed.clone(),
         proposed: proposed.clone(),
         voted_through: state.voted_through,
+        said: state.said.clone(),
     };
     let mut replica = Replica::new(cfg.clone(), crypto.clone(), durable);
     replica.set_validity(validity(shared.clone(), verified.clone(), cfg.n, settings.max_clock_drift_ms));

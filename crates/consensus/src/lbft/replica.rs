@@ -21,28 +21,27 @@
 //!
 //! Crash recovery: a step's [`PersistOp`]s go to disk atomically before its
 //! messages leave. The durable state is the delivered log (certificates
-//! and batches), its own proposals, and a bound `D` on the epochs it took
-//! part in ([`PersistOp::VotedIn`]): it echoes or votes in epoch `k` only
-//! once `D ≥ k` is in a step written no later than that echo or vote. A
-//! replica that restarts with bound `D` only observes epochs `≤ D`: it
-//! echoes no other replica's batch there (so it never certifies two
-//! batches of one proposer, whichever it echoed before) and votes in no
-//! agreement there (it still decides from the others' votes and `Term`s),
-//! so it never echoes or votes twice differently; its own proposal is
-//! durable before its first echo, so it is the same batch after a restart.
-//! Lagging replicas catch up from delivered epochs that `f + 1` replicas
-//! report alike.
+//! and batches), its own proposals, and the statements it made in the
+//! epochs not yet delivered: each echo of another replica's batch
+//! ([`PersistOp::Echoed`]) and, per agreement round, its `BVal` values,
+//! `Aux` and `Conf` ([`PersistOp::Voted`], see [`Said`]). A restarted
+//! replica replays them: it echoes the same digest again and no other,
+//! takes one of its recorded `BVal` values as its estimate of a round, and
+//! sends its recorded `Aux` and `Conf` again once they are valid in the
+//! round again — so it takes part at once (a mute restarted replica
+//! stalled the agreements once `f + 1` of them were mute in one epoch)
+//! and never says two different things in one slot. Coin shares are
+//! deterministic and `Term`s follow the agreement's decision. Its own
+//! proposal is durable before its first echo, so it is the same batch
+//! after a restart. Lagging replicas catch up from delivered epochs that
+//! `f + 1` replicas report alike. (Logs of older versions hold a bound
+//! instead, [`PersistOp::VotedIn`]: epochs up to it are only observed.)
 //!
-//! One durable write per epoch: the bound is raised to the next epoch in
-//! the step that delivers the current one (one record with the delivered
-//! epoch, and with the driver's next proposal when it has one ready), so
-//! the echoes and votes of that epoch need no write of their own. Only an
-//! echo or vote in an epoch beyond the bound (a peer ahead of us, or our
-//! own proposal ahead with [`Config::pipeline`]) raises it in its own
-//! step. The price: a replica that crashes observes the epoch it crashed
-//! in (and any it had reached ahead) after it restarts, even if it had
-//! not echoed or voted there yet — as a replica that crashes counts as
-//! faulty while it is down.
+//! Writes: only a step that says something new writes (a new echo, a new
+//! value in an agreement round); a step that re-sends or only observes
+//! writes nothing, and the records go in the same transaction as the
+//! step's delivery, if any. The records of an epoch are dropped with its
+//! delivery.
 //!
 //! Overlapped epochs ([`Config::pipeline`] > 0, as HoneyBadgerBFT and
 //! aleph-bft pipeline theirs): once this replica's batch for epoch `k` is
@@ -56,8 +55,9 @@
 //!   echoes their batches and votes on their certificates), so proposing
 //!   early adds only its own broadcast, under the same durable rules:
 //!   the proposal is persisted before it is sent, echoes are given once
-//!   per `(epoch, proposer)` ever, `VotedIn` covers the highest epoch
-//!   echoed or voted in, and a delivered epoch keeps later epochs' records;
+//!   per `(epoch, proposer)` ever, every echo and vote is recorded in
+//!   the step that sends it, and a delivered epoch keeps later epochs'
+//!   records;
 //! - delivery stays strictly sequential ([`Replica`] delivers only its
 //!   current epoch; a later epoch that finished first waits), and
 //!   duplicate suppression runs at delivery, so total order and
@@ -72,7 +72,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use gridledger_core::Hash32;
 
-use super::aba::{Aba, AbaFault, AbaStep, CoinOracle};
+use super::aba::{Aba, AbaFault, AbaStep, CoinOracle, Said};
 use super::batch::{tx_id, Tx};
 use super::crypto::{KeyUse, ThresholdCrypto};
 use super::messages::*;
@@ -138,10 +138,11 @@ pub enum Mutation {
     /// With overlapped epochs, a later epoch whose agreements finished
     /// first is delivered before the current one (which is skipped).
     PipelineOutOfOrder,
-    /// The bound on the epochs this replica echoed or voted in
-    /// ([`PersistOp::VotedIn`]) is never written: a restarted replica
-    /// echoes and votes again in epochs it took part in before the crash.
-    VotedInNotPersisted,
+    /// The statements this replica makes (its echoes,
+    /// [`PersistOp::Echoed`], and its agreement votes,
+    /// [`PersistOp::Voted`]) are never written: a restarted replica echoes
+    /// and votes afresh in slots it spoke in before the crash.
+    StatementsNotPersisted,
 }
 
 impl Config {
@@ -189,19 +190,31 @@ pub enum PersistOp<G> {
         epoch: u64,
         batch: Batch,
     },
-    /// An echo given. No longer written (the [`PersistOp::VotedIn`] bound
-    /// covers echoes); still read from older logs, and honoured.
+    /// An echo of another replica's batch, written in the step that
+    /// sends it: a restarted replica echoes the same digest again.
     Echoed {
         epoch: u64,
         proposer: u32,
         digest: Hash32,
     },
     /// This replica may have echoed or voted in epochs up to `epoch`: after
-    /// a restart it only observes them.
+    /// a restart it only observes them. No longer written (echoes and votes
+    /// are recorded one by one, [`PersistOp::Echoed`] and
+    /// [`PersistOp::Voted`]); still read from older logs, and honoured.
     VotedIn {
         epoch: u64,
     },
     Delivered(DeliveredEpoch<G>),
+    /// Everything this replica said so far in `round` of agreement
+    /// `instance` of `epoch` (the record replaces the one before), written
+    /// in the step that says something new there: a restarted replica says
+    /// the same again ([`Said`]).
+    Voted {
+        epoch: u64,
+        instance: u32,
+        round: u32,
+        said: Said,
+    },
 }
 
 /// What survives a crash (the driver's store holds the same in its own
@@ -214,11 +227,20 @@ pub struct Durable<G> {
     /// The highest epoch this replica may have echoed or voted in
     /// ([`PersistOp::VotedIn`]).
     pub voted_through: Option<u64>,
+    /// What this replica said per `(epoch, agreement, round)`
+    /// ([`PersistOp::Voted`]).
+    pub said: BTreeMap<(u64, u32, u32), Said>,
 }
 
 impl<G> Default for Durable<G> {
     fn default() -> Self {
-        Self { delivered: Vec::new(), echoed: BTreeMap::new(), proposed: BTreeMap::new(), voted_through: None }
+        Self {
+            delivered: Vec::new(),
+            echoed: BTreeMap::new(),
+            proposed: BTreeMap::new(),
+            voted_through: None,
+            said: BTreeMap::new(),
+        }
     }
 }
 
@@ -239,6 +261,10 @@ impl<G: Clone> Durable<G> {
                 self.delivered.push(d.clone());
                 self.echoed.retain(|(e, _), _| *e >= next);
                 self.proposed.retain(|e, _| *e >= next);
+                self.said.retain(|(e, _, _), _| *e >= next);
+            }
+            PersistOp::Voted { epoch, instance, round, said } => {
+                self.said.insert((*epoch, *instance, *round), *said);
             }
         }
     }
@@ -416,7 +442,7 @@ struct EpochState<C: ThresholdCrypto> {
 }
 
 impl<C: ThresholdCrypto> EpochState<C> {
-    fn new(n: usize, me: u32, mute: bool) -> Self {
+    fn new(n: usize, me: u32, mute: bool, priors: Vec<BTreeMap<u32, Said>>) -> Self {
         Self {
             vals: BTreeMap::new(),
             fetched: BTreeMap::new(),
@@ -424,7 +450,7 @@ impl<C: ThresholdCrypto> EpochState<C> {
             echoes: Shares::new(),
             own_digest: None,
             own_cert_sent: false,
-            abas: (0..n).map(|_| Aba::new(n, me, mute)).collect(),
+            abas: priors.into_iter().map(|p| Aba::new(n, me, mute).with_prior(p)).collect(),
             sent: Vec::new(),
             refused: BTreeSet::new(),
             fetch_sent: false,
@@ -506,12 +532,12 @@ pub struct Replica<C: ThresholdCrypto> {
     epoch: u64,
     proposed: BTreeMap<u64, Batch>,
     echoed: BTreeMap<(u64, u32), Hash32>,
-    /// The highest epoch this replica may echo or vote in: written (a
-    /// [`PersistOp::VotedIn`]) no later than the step of the first echo or
-    /// vote beyond the previous bound.
-    voted_through: Option<u64>,
-    /// The bound restored at start: epochs at or below it are observed —
-    /// no echo of another replica's batch, no vote.
+    /// What this replica said per `(epoch, agreement, round)`, written
+    /// ([`PersistOp::Voted`]) in the step that says something new.
+    said: BTreeMap<(u64, u32, u32), Said>,
+    /// A bound restored from an older log ([`PersistOp::VotedIn`]): epochs
+    /// at or below it are observed — no echo of another replica's batch,
+    /// no vote.
     mute_through: Option<u64>,
     epochs: BTreeMap<u64, EpochState<C>>,
     log: VecDeque<DeliveredEpoch<C::Sig>>,
@@ -546,7 +572,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch,
             proposed: durable.proposed,
             echoed: durable.echoed,
-            voted_through: durable.voted_through,
+            said: durable.said,
             mute_through: durable.voted_through,
             epochs: BTreeMap::new(),
             log: VecDeque::new(),
@@ -628,7 +654,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::SkipCertificateCheck) => m == "cert",
             Some(Mutation::CoinNotThreshold) => m == "coin",
             Some(Mutation::PipelineOutOfOrder) => m == "order",
-            Some(Mutation::VotedInNotPersisted) => m == "forget-voted-in",
+            Some(Mutation::StatementsNotPersisted) => m == "forget-said",
             Some(Mutation::LosePersistedState) | None => false,
         }
     }
@@ -688,8 +714,17 @@ impl<C: ThresholdCrypto> Replica<C> {
         let (n, me) = (self.cfg.n, self.cfg.me);
         let mute = self.mute_through.is_some_and(|m| epoch <= m);
         let weaken = self.mutation_is("quorum");
+        let said = &self.said;
         self.epochs.entry(epoch).or_insert_with(|| {
-            let mut st = EpochState::new(n, me, mute);
+            // What this replica said in the epoch's agreements before a
+            // restart, replayed alike.
+            let mut priors = vec![BTreeMap::new(); n];
+            for (&(_, i, round), s) in said.range((epoch, 0, 0)..=(epoch, u32::MAX, u32::MAX)) {
+                if let Some(p) = priors.get_mut(i as usize) {
+                    p.insert(round, *s);
+                }
+            }
+            let mut st = EpochState::new(n, me, mute, priors);
             if weaken {
                 for a in &mut st.abas {
                     a.weaken_quorums();
@@ -866,11 +901,10 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(d) if *d != digest => return,
             Some(_) => {}
             None => {
-                // Restarted inside or before this epoch: we may have echoed
-                // another batch of this proposer before the crash (echoes
-                // are covered by the durable bound, not written one by
-                // one). Our own batch is durable before its first echo, so
-                // it is the one we echoed.
+                // Restored from an older log's bound: we may have echoed
+                // another batch of this proposer before the crash, not
+                // recorded one by one. Our own batch is durable before its
+                // first echo, so it is the one we echoed.
                 if from != self.cfg.me && self.mute_through.is_some_and(|m| epoch <= m) {
                     self.try_deliver(step);
                     return;
@@ -894,9 +928,14 @@ impl<C: ThresholdCrypto> Replica<C> {
                     }
                 }
                 self.echoed.insert(key, digest);
+                // Written in this step, before the echo leaves: a restarted
+                // replica echoes this digest again, and no other. (Our own
+                // batch is durable already.)
+                if from != self.cfg.me && !self.mutation_is("forget-said") {
+                    step.persist.push(PersistOp::Echoed { epoch, proposer: from, digest });
+                }
             }
         }
-        self.declare(epoch, step);
         let share = self.crypto.sign_share(KeyUse::Cert, &echo_statement(&self.cfg.instance, epoch, from, &digest));
         if from == self.cfg.me {
             self.on_echo(from, epoch, from, digest, share, step);
@@ -1026,29 +1065,18 @@ impl<C: ThresholdCrypto> Replica<C> {
             };
             step.faults.push(Fault::Agreement { from, epoch, instance, fault });
         }
-        if !s.votes.is_empty() {
-            self.declare(epoch, step);
+        let forget = self.mutation_is("forget-said");
+        for (round, vote) in &s.votes {
+            let said = self.said.entry((epoch, instance, *round)).or_default();
+            if said.add(vote) && !forget {
+                step.persist.push(PersistOp::Voted { epoch, instance, round: *round, said: *said });
+            }
         }
         for (round, vote) in s.votes {
             self.send(step, Target::All, Message::Aba { epoch, instance, round, vote }, Some(epoch));
         }
         self.acs_rules(epoch, step);
         self.try_deliver(step);
-    }
-
-    /// Raises the durable bound on the epochs this replica echoes or votes
-    /// in to `epoch`, in `step` (written before its messages leave), unless
-    /// it covers `epoch` already.
-    fn declare(&mut self, epoch: u64, step: &mut StepOf<C>) {
-        if self.voted_through.is_some_and(|v| v >= epoch) {
-            return;
-        }
-        self.voted_through = Some(epoch);
-        if self.mutation_is("forget-voted-in") {
-            // Planted bug: the bound stays in memory only.
-            return;
-        }
-        step.persist.push(PersistOp::VotedIn { epoch });
     }
 
     /// Once `n − f` agreements decided 1, vote 0 in the others (only in
@@ -1178,12 +1206,10 @@ impl<C: ThresholdCrypto> Replica<C> {
         self.epochs.remove(&e);
         self.proposed.retain(|k, _| *k > e);
         self.echoed.retain(|(k, _), _| *k > e);
+        self.said.retain(|(k, _, _), _| *k > e);
         self.sync_votes.retain(|k, _| *k > e);
         self.epoch = e + 1;
         self.max_seen_epoch = self.max_seen_epoch.max(self.epoch);
-        // The next epoch's echoes and votes are covered by this record:
-        // none of them needs a write of its own.
-        self.declare(e + 1, step);
         self.enter_epoch(step);
     }
 
