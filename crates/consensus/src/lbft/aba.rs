@@ -94,6 +94,9 @@ struct Round<S> {
     /// `vals` fixed when `n − f` confirmations arrived.
     vals: Option<u8>,
     coin_shares: BTreeMap<u32, S>,
+    /// Senders whose coin share of this round did not verify: their later
+    /// shares here are ignored.
+    bad_coin: BTreeSet<u32>,
     coin_sent: bool,
     coin: Option<bool>,
 }
@@ -110,6 +113,7 @@ impl<S> Round<S> {
             conf_sent: false,
             vals: None,
             coin_shares: BTreeMap::new(),
+            bad_coin: BTreeSet::new(),
             coin_sent: false,
             coin: None,
         }
@@ -306,7 +310,7 @@ impl<S: Clone + PartialEq> Aba<S> {
                 }
             }
             AbaVote::Coin(share) => {
-                if rs.coin.is_none() {
+                if rs.coin.is_none() && !rs.bad_coin.contains(&from) {
                     rs.coin_shares.entry(from).or_insert(share);
                 }
             }
@@ -447,6 +451,7 @@ impl<S: Clone + PartialEq> Aba<S> {
                     Err(bad) => {
                         for from in bad {
                             rs.coin_shares.remove(&from);
+                            rs.bad_coin.insert(from);
                             step.faults.push(AbaFault::BadCoinShare { from, round: r });
                         }
                         return;

@@ -431,6 +431,10 @@ struct EpochState<C: ThresholdCrypto> {
     certs: BTreeMap<u32, (Hash32, C::Sig)>,
     /// Echo shares for our own proposal.
     echoes: Shares<C::Share>,
+    /// Peers whose echo share for our proposal did not verify: their
+    /// later shares for it are ignored (each would cost a combination and
+    /// checks).
+    bad_echoers: BTreeSet<u32>,
     own_digest: Option<Hash32>,
     own_cert_sent: bool,
     abas: Vec<Aba<C::Share>>,
@@ -448,6 +452,7 @@ impl<C: ThresholdCrypto> EpochState<C> {
             fetched: BTreeMap::new(),
             certs: BTreeMap::new(),
             echoes: Shares::new(),
+            bad_echoers: BTreeSet::new(),
             own_digest: None,
             own_cert_sent: false,
             abas: priors.into_iter().map(|p| Aba::new(n, me, mute).with_prior(p)).collect(),
@@ -547,6 +552,12 @@ pub struct Replica<C: ThresholdCrypto> {
     sync_votes: BTreeMap<u64, BTreeMap<u32, DeliveredEpoch<C::Sig>>>,
     /// Highest epoch we already sent each peer as catch-up help.
     helped: BTreeMap<u32, u64>,
+    /// `(peer, next)` sync requests and `(peer, epoch, proposer)` fetches
+    /// answered since the last tick: each is answered at most once per
+    /// tick (a peer that is still stuck asks again on its own tick), so a
+    /// stream of small requests draws no stream of whole epochs.
+    answered_syncs: BTreeSet<(u32, u64)>,
+    answered_fetches: BTreeSet<(u32, u64, u32)>,
     need_batch_asked: Option<u64>,
     epoch_at_last_tick: u64,
     max_seen_epoch: u64,
@@ -580,6 +591,8 @@ impl<C: ThresholdCrypto> Replica<C> {
             dedup_order: VecDeque::new(),
             sync_votes: BTreeMap::new(),
             helped: BTreeMap::new(),
+            answered_syncs: BTreeSet::new(),
+            answered_fetches: BTreeSet::new(),
             need_batch_asked: None,
             epoch_at_last_tick: epoch,
             max_seen_epoch: epoch,
@@ -832,6 +845,8 @@ impl<C: ThresholdCrypto> Replica<C> {
     /// current epoch's messages, fetch what is missing and ask to sync.
     pub fn handle_tick(&mut self) -> StepOf<C> {
         let mut step = Step { tick_after: Some(self.cfg.tick), ..Step::default() };
+        self.answered_syncs.clear();
+        self.answered_fetches.clear();
         if self.epoch == self.epoch_at_last_tick {
             let e = self.epoch;
             let resend = self.epochs.get(&e).map(|s| self.resend(s)).unwrap_or_default();
@@ -952,7 +967,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             return;
         }
         let st = self.epoch_state(epoch);
-        if st.own_digest != Some(digest) || st.own_cert_sent {
+        if st.own_digest != Some(digest) || st.own_cert_sent || st.bad_echoers.contains(&from) {
             return;
         }
         st.echoes.shares.entry(from).or_insert(share);
@@ -961,6 +976,7 @@ impl<C: ThresholdCrypto> Replica<C> {
         let st = self.epochs.get_mut(&epoch).expect("created above");
         let sig = st.echoes.try_combine(&self.crypto, KeyUse::Cert, &msg, &mut bad);
         for b in bad {
+            st.bad_echoers.insert(b);
             step.faults.push(Fault::BadEchoShare { from: b, epoch });
         }
         if let Some(sig) = sig {
@@ -1225,7 +1241,11 @@ impl<C: ThresholdCrypto> Replica<C> {
     }
 
     fn on_fetch(&mut self, from: u32, epoch: u64, proposer: u32, step: &mut StepOf<C>) {
+        if self.answered_fetches.contains(&(from, epoch, proposer)) {
+            return;
+        }
         if let Some(batch) = self.find_certified(epoch, proposer) {
+            self.answered_fetches.insert((from, epoch, proposer));
             step.messages.push((Target::One(from), Message::Certified { epoch, batch }));
         }
     }
@@ -1291,7 +1311,18 @@ impl<C: ThresholdCrypto> Replica<C> {
         // before we moved on, while `f + 1` matching sync records may not
         // exist yet (we alone delivered it, and a restarted replica only
         // observes the epochs it voted in — with overlapped epochs, more
-        // of them). Resent each time the peer asks (every tick it is stuck).
+        // of them). Resent each time the peer asks (every tick it is
+        // stuck), but at most once per tick for one `(peer, next)`.
+        // Keyed by the first epoch it draws (a request for an epoch we have
+        // not delivered draws nothing), so the set stays within `retain`
+        // keys per peer between ticks.
+        if next >= self.epoch {
+            return;
+        }
+        let first = self.log.front().map_or(next, |d| next.max(d.epoch));
+        if !self.answered_syncs.insert((from, first)) {
+            return;
+        }
         self.send_terms(from, next, step);
         let records: Vec<_> = self.log.iter().filter(|d| d.epoch >= next).take(self.cfg.sync_batch).cloned().collect();
         if let Some(last) = records.last() {
