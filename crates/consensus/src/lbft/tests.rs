@@ -522,6 +522,46 @@ fn simulator_sweep_holds_agreement_order_integrity_and_liveness() {
     assert!(failures.is_empty(), "{} of {} seeds failed:\n{}", failures.len(), plan.seeds.len(), failures.join("\n"));
 }
 
+/// Restarts with liveness checked: on each seed's random network (no
+/// Byzantine replica), either every replica crashes and restarts in turn
+/// (never more than `f` down at once), or all of them restart at once
+/// (records intact). A restarted replica replays what it said before and
+/// takes part at once, so the chain goes on either way.
+#[test]
+fn simulator_sweep_stays_live_through_rolling_and_whole_network_restarts() {
+    use gridledger_sim::Crash;
+    let plan = SeedPlan::from_env(0x1bf7_5000, 24);
+    let mut failures = Vec::new();
+    for &seed in &plan.seeds {
+        let mut s = super::sim::scenario(seed);
+        s.byzantine.clear();
+        let n = s.n as u32;
+        let whole = seed % 2 == 0;
+        let start = 50 + seed % 400;
+        let crashes: Vec<Crash> = (0..n)
+            .map(|node| {
+                if whole {
+                    Crash { node, at: start, restart_at: Some(start + 20 + seed % 200) }
+                } else {
+                    // One at a time: each is back before the next goes down.
+                    let at = start + u64::from(node) * 60;
+                    Crash { node, at, restart_at: Some(at + 1 + seed % 50) }
+                }
+            })
+            .collect();
+        s.crashed = (0..n).collect();
+        s.net.crashes = crashes;
+        s.expect_liveness = true;
+        s.end = 60_000;
+        let r = super::sim::run(&s, SchemeKind::Sim, None);
+        if let Err(e) = super::sim::check(&s, &r) {
+            let kind = if whole { "whole-network restart" } else { "rolling restart" };
+            failures.push(format!("{kind}, n={}: {e}; {}", s.n, SeedPlan::replay_hint(seed)));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} seeds failed:\n{}", failures.len(), plan.seeds.len(), failures.join("\n"));
+}
+
 #[test]
 #[ignore]
 fn profile_seeds() {
