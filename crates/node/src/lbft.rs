@@ -229,6 +229,20 @@ struct StateRecord {
     said: BTreeMap<(u64, u32, u32), Said>,
 }
 
+/// The state record, also from stores written before votes were recorded.
+fn decode_state(bytes: &[u8]) -> Result<StateRecord, gridledger_core::codec::CodecError> {
+    decode::<StateRecord>(bytes, MAX_FRAME).or_else(|e| {
+        decode::<StateRecordV1>(bytes, MAX_FRAME)
+            .map(|old| StateRecord {
+                echoed: old.echoed,
+                voted_through: old.voted_through,
+                delivered_through: old.delivered_through,
+                said: BTreeMap::new(),
+            })
+            .map_err(|_| e)
+    })
+}
+
 /// The state record as stores written before votes were recorded hold it.
 #[derive(BorshDeserialize)]
 struct StateRecordV1 {
@@ -646,18 +660,7 @@ fn restore(
 ) -> anyhow::Result<Restored> {
     let store = &shared.store;
     let state: StateRecord = match store.get_aux(STATE_KEY)? {
-        Some(b) => decode::<StateRecord>(&b, MAX_FRAME)
-            .or_else(|e| {
-                decode::<StateRecordV1>(&b, MAX_FRAME)
-                    .map(|old| StateRecord {
-                        echoed: old.echoed,
-                        voted_through: old.voted_through,
-                        delivered_through: old.delivered_through,
-                        said: BTreeMap::new(),
-                    })
-                    .map_err(|_| e)
-            })
-            .map_err(|e| anyhow::anyhow!("stored LBFT state: {e}"))?,
+        Some(b) => decode_state(&b).map_err(|e| anyhow::anyhow!("stored LBFT state: {e}"))?,
         None => StateRecord::default(),
     };
     let proposed: BTreeMap<u64, Batch> = match store.get_aux(PROPOSED_KEY)? {
@@ -884,4 +887,37 @@ pub fn run_lbft(
     let mut e = LbftEngine::open(shared, &key, settings, transport)?;
     crate::engine::run_engine(&mut e, inbox);
     Ok(())
+}
+
+#[cfg(test)]
+mod state_record_tests {
+    use super::*;
+
+    #[derive(BorshSerialize)]
+    struct OlderLayout {
+        echoed: BTreeMap<(u64, u32), Hash32>,
+        voted_through: Option<u64>,
+        delivered_through: Option<u64>,
+    }
+
+    #[test]
+    fn state_records_of_both_layouts_decode() {
+        let echoed: BTreeMap<(u64, u32), Hash32> = [((3, 1), Hash32([5; 32]))].into_iter().collect();
+        let old = encode(&OlderLayout { echoed: echoed.clone(), voted_through: Some(3), delivered_through: Some(2) });
+        let got = decode_state(&old).expect("an older record decodes");
+        assert_eq!(
+            got,
+            StateRecord {
+                echoed: echoed.clone(),
+                voted_through: Some(3),
+                delivered_through: Some(2),
+                said: BTreeMap::new()
+            }
+        );
+        let said: BTreeMap<(u64, u32, u32), Said> =
+            [((3, 2, 0), Said { bval: 2, aux: Some(true), conf: None })].into_iter().collect();
+        let new = StateRecord { echoed, voted_through: None, delivered_through: Some(2), said };
+        assert_eq!(decode_state(&encode(&new)).expect("a current record decodes"), new);
+        assert!(decode_state(&[1, 2, 3]).is_err(), "garbage is refused");
+    }
 }
