@@ -65,7 +65,6 @@ fn outcome(s: &Scenario) -> Result<(), String> {
 /// no agreement reaches `n − f = 3`, and the mute rule never lifts. The
 /// chain stops for good although every replica is up and correct.
 #[test]
-#[ignore = "attack r1 [1]: two sequential crash-restarts (never more than f down) inside one epoch stall LBFT forever"]
 fn sequential_restarts_within_f_stay_live() {
     let mut stalled = Vec::new();
     for at in (100..160).step_by(4) {
@@ -89,7 +88,6 @@ fn sequential_restarts_within_f_stay_live() {
 /// and only observes it, nobody echoes another's batch nor votes, and
 /// the network never delivers another epoch.
 #[test]
-#[ignore = "attack r1 [1]: a restart of every replica (all records intact) stalls LBFT forever"]
 fn whole_network_restart_stays_live() {
     let mut stalled = Vec::new();
     for at in [60 as Time, 120, 180, 240] {
@@ -170,7 +168,6 @@ fn sync_bytes(
 /// for an epoch in the log makes each correct validator send megabytes per
 /// request: an amplification the size of `sync_batch · n · max batch`.
 #[test]
-#[ignore = "attack r1 [2]: repeated SyncRequests are answered in full each time (unbounded catch-up amplification)"]
 fn repeated_sync_requests_are_not_answered_in_full_each_time() {
     let mut r = loaded_replica(16, 64, 300);
     let first = r.handle_message(1, Message::SyncRequest { next: 0 });
@@ -193,7 +190,6 @@ fn repeated_sync_requests_are_not_answered_in_full_each_time() {
 /// [2b] The same for `Fetch`: each one, from any peer, as often as it
 /// comes, is answered with the whole certified batch.
 #[test]
-#[ignore = "attack r1 [2]: repeated Fetches of one batch are answered in full each time (unbounded amplification)"]
 fn repeated_fetches_are_not_answered_in_full_each_time() {
     let mut r = loaded_replica(4, 64, 300);
     let answer_bytes = |s: &gridledger_consensus::lbft::Step<SimSig, SimSig>| -> usize {
@@ -233,7 +229,6 @@ fn pi_tau(theta: Theta, max_pending: usize) -> PiTau {
 /// and every other client's transaction for the next epoch is then
 /// refused (`PendingFull`) — at every replica the flood is sent to.
 #[test]
-#[ignore = "attack r1 [3]: one client fills pi-tau's undecided area with many transactions for one epoch, others are refused"]
 fn one_client_cannot_fill_the_undecided_area() {
     let mut p = pi_tau(Theta::ALWAYS, 64);
     let m = EdKeyPair::from_seed("flooder");
@@ -256,7 +251,6 @@ fn one_client_cannot_fill_the_undecided_area() {
 /// clients that are not eligible in `e_c` fill the undecided area, and an
 /// eligible client's transaction is refused with `PendingFull`.
 #[test]
-#[ignore = "attack r1 [3]: ineligible clients fill pi-tau's undecided area (Rule-4 not checked in Situation 1)"]
 fn ineligible_clients_cannot_fill_the_undecided_area() {
     let theta = Theta::from_ppm(100_000).expect("θ = 0.1");
     let mut p = pi_tau(theta, 32);
@@ -294,7 +288,6 @@ fn ineligible_clients_cannot_fill_the_undecided_area() {
 /// the proposer's CPU busy at the price of a 100-byte message each. (The
 /// agreement's coin shares are dropped and re-accepted the same way.)
 #[test]
-#[ignore = "attack r1 [4]: a peer whose echo share was found bad may send bad shares again, each costing a combine and checks"]
 fn a_bad_echo_sharer_is_not_checked_again_and_again() {
     use gridledger_consensus::lbft::{echo_statement, Fault, KeyUse, ThresholdCrypto};
     let n = 4;

@@ -18,10 +18,10 @@ fn aimed(m: Mutation, seed: u64) -> Scenario {
         Mutation::WrongQuorum => vec![Behaviour::FlipVotes, Behaviour::LieInSync],
         Mutation::SkipCertificateCheck => vec![Behaviour::Equivocate],
         Mutation::CoinNotThreshold => vec![Behaviour::FlipVotes],
-        Mutation::VotedInNotPersisted => vec![Behaviour::FlipVotes, Behaviour::Equivocate],
+        Mutation::StatementsNotPersisted => vec![Behaviour::FlipVotes, Behaviour::Equivocate],
         Mutation::LosePersistedState | Mutation::PipelineOutOfOrder => Vec::new(),
     };
-    if m == Mutation::VotedInNotPersisted {
+    if m == Mutation::StatementsNotPersisted {
         // One Byzantine replica that flips votes and equivocates (agreements
         // take several rounds, proposals differ between peers) and one
         // correct replica that crashes often and comes back within a few
@@ -121,8 +121,8 @@ fn coin_not_threshold_is_caught() {
 }
 
 #[test]
-fn voted_in_not_persisted_is_caught() {
-    assert_caught(Mutation::VotedInNotPersisted);
+fn statements_not_persisted_is_caught() {
+    assert_caught(Mutation::StatementsNotPersisted);
 }
 
 #[test]

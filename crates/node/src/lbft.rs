@@ -55,7 +55,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridledger_consensus::lbft::{
     tx_id, Batch, BatchSource, BlsCrypto, Config, DeliveredEpoch, Delivery, Durable, Fault, FifoPolicy, KeyUse,
-    Message, PersistOp, Replica, Step, Target, ThresholdCrypto, Validity,
+    Message, PersistOp, Replica, Said, Step, Target, ThresholdCrypto, Validity,
 };
 use gridledger_core::codec::{decode, encode};
 use gridledger_core::crypto::KeyPair;
@@ -221,6 +221,31 @@ pub fn check_frame_bound(n: usize, max_batch_txs: usize, max_tx_bytes: usize) ->
 /// The small durable record (`lbft/state`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 struct StateRecord {
+    echoed: BTreeMap<(u64, u32), Hash32>,
+    voted_through: Option<u64>,
+    delivered_through: Option<u64>,
+    /// The replica's agreement votes in epochs not delivered yet
+    /// ([`PersistOp::Voted`]).
+    said: BTreeMap<(u64, u32, u32), Said>,
+}
+
+/// The state record, also from stores written before votes were recorded.
+fn decode_state(bytes: &[u8]) -> Result<StateRecord, gridledger_core::codec::CodecError> {
+    decode::<StateRecord>(bytes, MAX_FRAME).or_else(|e| {
+        decode::<StateRecordV1>(bytes, MAX_FRAME)
+            .map(|old| StateRecord {
+                echoed: old.echoed,
+                voted_through: old.voted_through,
+                delivered_through: old.delivered_through,
+                said: BTreeMap::new(),
+            })
+            .map_err(|_| e)
+    })
+}
+
+/// The state record as stores written before votes were recorded hold it.
+#[derive(BorshDeserialize)]
+struct StateRecordV1 {
     echoed: BTreeMap<(u64, u32), Hash32>,
     voted_through: Option<u64>,
     delivered_through: Option<u64>,
@@ -482,9 +507,8 @@ impl LbftEngine {
 
     /// Writes a step's records: per delivered epoch, its block (if it has
     /// transactions), its certified batches and the state record in one
-    /// transaction. The step's other changes (its proposal, the bound on
-    /// the epochs it echoes and votes in — which the replica raises in the
-    /// step that delivers — and older-format echoes) go into the first of
+    /// transaction. The step's other changes (its proposal, its new echoes
+    /// and agreement votes) go into the first of
     /// those transactions, or into one of their own if the step delivers
     /// nothing: written no later than the step's messages leave, and with a
     /// delivery, at no extra write.
@@ -505,6 +529,10 @@ impl LbftEngine {
                     self.state.voted_through = Some(self.state.voted_through.map_or(*epoch, |v| v.max(*epoch)));
                     state_dirty = true;
                 }
+                PersistOp::Voted { epoch, instance, round, said } => {
+                    self.state.said.insert((*epoch, *instance, *round), *said);
+                    state_dirty = true;
+                }
                 PersistOp::Delivered(_) => {}
             }
         }
@@ -515,6 +543,7 @@ impl LbftEngine {
                 };
                 let next = d.epoch + 1;
                 self.state.echoed.retain(|(e, _), _| *e >= next);
+                self.state.said.retain(|(e, _, _), _| *e >= next);
                 self.proposed.retain(|e, _| *e >= next);
                 self.state.delivered_through = Some(d.epoch);
                 self.commit_epoch(d, delivery)?;
@@ -631,7 +660,7 @@ fn restore(
 ) -> anyhow::Result<Restored> {
     let store = &shared.store;
     let state: StateRecord = match store.get_aux(STATE_KEY)? {
-        Some(b) => decode(&b, MAX_FRAME).map_err(|e| anyhow::anyhow!("stored LBFT state: {e}"))?,
+        Some(b) => decode_state(&b).map_err(|e| anyhow::anyhow!("stored LBFT state: {e}"))?,
         None => StateRecord::default(),
     };
     let proposed: BTreeMap<u64, Batch> = match store.get_aux(PROPOSED_KEY)? {
@@ -666,6 +695,7 @@ fn restore(
         echoed: state.echoed.clone(),
         proposed: proposed.clone(),
         voted_through: state.voted_through,
+        said: state.said.clone(),
     };
     let mut replica = Replica::new(cfg.clone(), crypto.clone(), durable);
     replica.set_validity(validity(shared.clone(), verified.clone(), cfg.n, settings.max_clock_drift_ms));
@@ -857,4 +887,37 @@ pub fn run_lbft(
     let mut e = LbftEngine::open(shared, &key, settings, transport)?;
     crate::engine::run_engine(&mut e, inbox);
     Ok(())
+}
+
+#[cfg(test)]
+mod state_record_tests {
+    use super::*;
+
+    #[derive(BorshSerialize)]
+    struct OlderLayout {
+        echoed: BTreeMap<(u64, u32), Hash32>,
+        voted_through: Option<u64>,
+        delivered_through: Option<u64>,
+    }
+
+    #[test]
+    fn state_records_of_both_layouts_decode() {
+        let echoed: BTreeMap<(u64, u32), Hash32> = [((3, 1), Hash32([5; 32]))].into_iter().collect();
+        let old = encode(&OlderLayout { echoed: echoed.clone(), voted_through: Some(3), delivered_through: Some(2) });
+        let got = decode_state(&old).expect("an older record decodes");
+        assert_eq!(
+            got,
+            StateRecord {
+                echoed: echoed.clone(),
+                voted_through: Some(3),
+                delivered_through: Some(2),
+                said: BTreeMap::new()
+            }
+        );
+        let said: BTreeMap<(u64, u32, u32), Said> =
+            [((3, 2, 0), Said { bval: 2, aux: Some(true), conf: None })].into_iter().collect();
+        let new = StateRecord { echoed, voted_through: None, delivered_through: Some(2), said };
+        assert_eq!(decode_state(&encode(&new)).expect("a current record decodes"), new);
+        assert!(decode_state(&[1, 2, 3]).is_err(), "garbage is refused");
+    }
 }

@@ -167,7 +167,6 @@ fn live_after_restarting(restart: &[usize]) -> bool {
 /// observes that epoch, so nobody echoes another's batch or votes, and no
 /// transfer commits again, ever.
 #[test]
-#[ignore = "attack r1 [1]: after every LBFT validator restarts (records intact) no transaction commits again"]
 fn lbft_network_commits_after_every_validator_restarts() {
     assert!(live_after_restarting(&[0, 1, 2, 3]), "no transfer committed within 20 s of restarting all validators");
 }
@@ -176,7 +175,6 @@ fn lbft_network_commits_after_every_validator_restarts() {
 /// intact): both are mute in the same epoch and the network never
 /// commits again, although all four are up and correct.
 #[test]
-#[ignore = "attack r1 [1]: after two of four LBFT validators restart (records intact) no transaction commits again"]
 fn lbft_network_commits_after_two_validators_restart() {
     assert!(live_after_restarting(&[0, 1]), "no transfer committed within 20 s of restarting validators 0 and 1");
 }

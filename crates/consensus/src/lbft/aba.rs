@@ -22,6 +22,34 @@ const fn bit(b: bool) -> u8 {
     }
 }
 
+/// What this replica said in one round of one agreement: the `BVal`
+/// values (as a two-bit set), its `Aux` and its `Conf`. Durable: a
+/// restarted replica that replays the agreement says the same again (its
+/// estimate for the round is one of the recorded `BVal` values, its `Aux`
+/// and `Conf` wait until the recorded ones are valid again), so it takes
+/// part at once instead of only observing, and never says two different
+/// things in one slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct Said {
+    pub bval: u8,
+    pub aux: Option<bool>,
+    pub conf: Option<u8>,
+}
+
+impl Said {
+    /// Adds `vote` (one this replica sends); `true` if it is new.
+    pub fn add<S>(&mut self, vote: &AbaVote<S>) -> bool {
+        let before = *self;
+        match vote {
+            AbaVote::BVal(b) => self.bval |= bit(*b),
+            AbaVote::Aux(b) => self.aux = self.aux.or(Some(*b)),
+            AbaVote::Conf(c) => self.conf = self.conf.or(Some(*c)),
+            AbaVote::Coin(_) | AbaVote::Term(_) => {}
+        }
+        *self != before
+    }
+}
+
 /// How the agreement flips its coin: the caller signs and checks shares.
 pub trait CoinOracle<S> {
     /// This replica's share of the coin of `round`.
@@ -66,6 +94,9 @@ struct Round<S> {
     /// `vals` fixed when `n − f` confirmations arrived.
     vals: Option<u8>,
     coin_shares: BTreeMap<u32, S>,
+    /// Senders whose coin share of this round did not verify: their later
+    /// shares here are ignored.
+    bad_coin: BTreeSet<u32>,
     coin_sent: bool,
     coin: Option<bool>,
 }
@@ -82,6 +113,7 @@ impl<S> Round<S> {
             conf_sent: false,
             vals: None,
             coin_shares: BTreeMap::new(),
+            bad_coin: BTreeSet::new(),
             coin_sent: false,
             coin: None,
         }
@@ -109,6 +141,8 @@ pub struct Aba<S> {
     /// Observes without voting (a replica that restarted inside this epoch
     /// and may have voted before; it still decides and sends `Term`).
     mute: bool,
+    /// What this replica said before a restart, per round ([`Said`]).
+    prior: BTreeMap<u32, Said>,
     round: u32,
     est: Option<bool>,
     input_given: bool,
@@ -133,6 +167,7 @@ impl<S: Clone + PartialEq> Aba<S> {
             f,
             me,
             mute,
+            prior: BTreeMap::new(),
             round: 0,
             est: None,
             input_given: false,
@@ -144,6 +179,21 @@ impl<S: Clone + PartialEq> Aba<S> {
             quorum: n - f,
             accept: 2 * f + 1,
             amplify: f + 1,
+        }
+    }
+
+    /// Restores what this replica said before a restart ([`Said`]).
+    pub fn with_prior(mut self, prior: BTreeMap<u32, Said>) -> Self {
+        self.prior = prior;
+        self
+    }
+
+    /// The estimate for `round`: `v`, unless this replica said `BVal` of
+    /// the other value only in that round before a restart.
+    fn prior_est(&self, round: u32, v: bool) -> bool {
+        match self.prior.get(&round) {
+            Some(s) if s.bval != 0 && s.bval & bit(v) == 0 => s.bval == bit(true),
+            _ => v,
         }
     }
 
@@ -201,6 +251,7 @@ impl<S: Clone + PartialEq> Aba<S> {
             return step;
         }
         self.input_given = true;
+        let value = self.prior_est(self.round, value);
         self.est = Some(value);
         let r = self.round;
         self.send_bval(r, value, &mut step);
@@ -259,7 +310,7 @@ impl<S: Clone + PartialEq> Aba<S> {
                 }
             }
             AbaVote::Coin(share) => {
-                if rs.coin.is_none() {
+                if rs.coin.is_none() && !rs.bad_coin.contains(&from) {
                     rs.coin_shares.entry(from).or_insert(share);
                 }
             }
@@ -300,6 +351,7 @@ impl<S: Clone + PartialEq> Aba<S> {
             let r = self.round;
             let (me, mute) = (self.me, self.mute);
             let (quorum, accept, amplify) = (self.quorum, self.accept, self.amplify);
+            let prior = self.prior.get(&r).copied().unwrap_or_default();
             let terms = self.terms.clone();
             self.rounds.entry(r).or_insert_with(Round::new);
             // BVal: relay on f + 1, accept into bin_values on 2f + 1.
@@ -313,7 +365,8 @@ impl<S: Clone + PartialEq> Aba<S> {
                 let count = rs.bval[b as usize].union(&terms[b as usize]).count();
                 if count >= accept && rs.bin_values & bit(b) == 0 {
                     rs.bin_values |= bit(b);
-                    if !rs.aux_sent {
+                    // After a restart: the recorded `Aux` once its value is in.
+                    if !rs.aux_sent && prior.aux.is_none_or(|a| a == b) {
                         rs.aux_sent = true;
                         if !mute {
                             rs.aux.insert(me, b);
@@ -323,7 +376,7 @@ impl<S: Clone + PartialEq> Aba<S> {
                 }
             }
             let rs = self.rounds.get_mut(&r).expect("inserted above");
-            if rs.bin_values == 0 {
+            if rs.bin_values == 0 || !rs.aux_sent {
                 return;
             }
             // Aux: n − f votes for values in bin_values → Conf(bin_values).
@@ -338,10 +391,16 @@ impl<S: Clone + PartialEq> Aba<S> {
                 if senders.len() < quorum {
                     return;
                 }
+                // After a restart: the recorded `Conf` once it is within
+                // `bin_values` again.
+                let set = prior.conf.unwrap_or(rs.bin_values);
+                if set & !rs.bin_values != 0 {
+                    return;
+                }
                 rs.conf_sent = true;
                 if !mute {
-                    rs.conf.insert(me, rs.bin_values);
-                    step.votes.push((r, AbaVote::Conf(rs.bin_values)));
+                    rs.conf.insert(me, set);
+                    step.votes.push((r, AbaVote::Conf(set)));
                 }
             }
             // Conf: n − f sets within bin_values fix vals; release the coin.
@@ -392,6 +451,7 @@ impl<S: Clone + PartialEq> Aba<S> {
                     Err(bad) => {
                         for from in bad {
                             rs.coin_shares.remove(&from);
+                            rs.bad_coin.insert(from);
                             step.faults.push(AbaFault::BadCoinShare { from, round: r });
                         }
                         return;
@@ -411,6 +471,7 @@ impl<S: Clone + PartialEq> Aba<S> {
             } else {
                 c
             };
+            let next = self.prior_est(r + 1, next);
             self.est = Some(next);
             self.rounds.remove(&r);
             self.round = r + 1;

@@ -31,6 +31,7 @@ mod replica;
 pub mod sim;
 pub mod txm;
 
+pub use aba::Said;
 pub use batch::{tx_id, FifoPolicy, Tx};
 pub use crypto::{BlsCrypto, KeyUse, SimCrypto, ThresholdCrypto};
 pub use messages::*;

@@ -21,28 +21,27 @@
 //!
 //! Crash recovery: a step's [`PersistOp`]s go to disk atomically before its
 //! messages leave. The durable state is the delivered log (certificates
-//! and batches), its own proposals, and a bound `D` on the epochs it took
-//! part in ([`PersistOp::VotedIn`]): it echoes or votes in epoch `k` only
-//! once `D ≥ k` is in a step written no later than that echo or vote. A
-//! replica that restarts with bound `D` only observes epochs `≤ D`: it
-//! echoes no other replica's batch there (so it never certifies two
-//! batches of one proposer, whichever it echoed before) and votes in no
-//! agreement there (it still decides from the others' votes and `Term`s),
-//! so it never echoes or votes twice differently; its own proposal is
-//! durable before its first echo, so it is the same batch after a restart.
-//! Lagging replicas catch up from delivered epochs that `f + 1` replicas
-//! report alike.
+//! and batches), its own proposals, and the statements it made in the
+//! epochs not yet delivered: each echo of another replica's batch
+//! ([`PersistOp::Echoed`]) and, per agreement round, its `BVal` values,
+//! `Aux` and `Conf` ([`PersistOp::Voted`], see [`Said`]). A restarted
+//! replica replays them: it echoes the same digest again and no other,
+//! takes one of its recorded `BVal` values as its estimate of a round, and
+//! sends its recorded `Aux` and `Conf` again once they are valid in the
+//! round again — so it takes part at once (a mute restarted replica
+//! stalled the agreements once `f + 1` of them were mute in one epoch)
+//! and never says two different things in one slot. Coin shares are
+//! deterministic and `Term`s follow the agreement's decision. Its own
+//! proposal is durable before its first echo, so it is the same batch
+//! after a restart. Lagging replicas catch up from delivered epochs that
+//! `f + 1` replicas report alike. (Logs of older versions hold a bound
+//! instead, [`PersistOp::VotedIn`]: epochs up to it are only observed.)
 //!
-//! One durable write per epoch: the bound is raised to the next epoch in
-//! the step that delivers the current one (one record with the delivered
-//! epoch, and with the driver's next proposal when it has one ready), so
-//! the echoes and votes of that epoch need no write of their own. Only an
-//! echo or vote in an epoch beyond the bound (a peer ahead of us, or our
-//! own proposal ahead with [`Config::pipeline`]) raises it in its own
-//! step. The price: a replica that crashes observes the epoch it crashed
-//! in (and any it had reached ahead) after it restarts, even if it had
-//! not echoed or voted there yet — as a replica that crashes counts as
-//! faulty while it is down.
+//! Writes: only a step that says something new writes (a new echo, a new
+//! value in an agreement round); a step that re-sends or only observes
+//! writes nothing, and the records go in the same transaction as the
+//! step's delivery, if any. The records of an epoch are dropped with its
+//! delivery.
 //!
 //! Overlapped epochs ([`Config::pipeline`] > 0, as HoneyBadgerBFT and
 //! aleph-bft pipeline theirs): once this replica's batch for epoch `k` is
@@ -56,8 +55,9 @@
 //!   echoes their batches and votes on their certificates), so proposing
 //!   early adds only its own broadcast, under the same durable rules:
 //!   the proposal is persisted before it is sent, echoes are given once
-//!   per `(epoch, proposer)` ever, `VotedIn` covers the highest epoch
-//!   echoed or voted in, and a delivered epoch keeps later epochs' records;
+//!   per `(epoch, proposer)` ever, every echo and vote is recorded in
+//!   the step that sends it, and a delivered epoch keeps later epochs'
+//!   records;
 //! - delivery stays strictly sequential ([`Replica`] delivers only its
 //!   current epoch; a later epoch that finished first waits), and
 //!   duplicate suppression runs at delivery, so total order and
@@ -72,7 +72,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use gridledger_core::Hash32;
 
-use super::aba::{Aba, AbaFault, AbaStep, CoinOracle};
+use super::aba::{Aba, AbaFault, AbaStep, CoinOracle, Said};
 use super::batch::{tx_id, Tx};
 use super::crypto::{KeyUse, ThresholdCrypto};
 use super::messages::*;
@@ -138,10 +138,11 @@ pub enum Mutation {
     /// With overlapped epochs, a later epoch whose agreements finished
     /// first is delivered before the current one (which is skipped).
     PipelineOutOfOrder,
-    /// The bound on the epochs this replica echoed or voted in
-    /// ([`PersistOp::VotedIn`]) is never written: a restarted replica
-    /// echoes and votes again in epochs it took part in before the crash.
-    VotedInNotPersisted,
+    /// The statements this replica makes (its echoes,
+    /// [`PersistOp::Echoed`], and its agreement votes,
+    /// [`PersistOp::Voted`]) are never written: a restarted replica echoes
+    /// and votes afresh in slots it spoke in before the crash.
+    StatementsNotPersisted,
 }
 
 impl Config {
@@ -189,19 +190,31 @@ pub enum PersistOp<G> {
         epoch: u64,
         batch: Batch,
     },
-    /// An echo given. No longer written (the [`PersistOp::VotedIn`] bound
-    /// covers echoes); still read from older logs, and honoured.
+    /// An echo of another replica's batch, written in the step that
+    /// sends it: a restarted replica echoes the same digest again.
     Echoed {
         epoch: u64,
         proposer: u32,
         digest: Hash32,
     },
     /// This replica may have echoed or voted in epochs up to `epoch`: after
-    /// a restart it only observes them.
+    /// a restart it only observes them. No longer written (echoes and votes
+    /// are recorded one by one, [`PersistOp::Echoed`] and
+    /// [`PersistOp::Voted`]); still read from older logs, and honoured.
     VotedIn {
         epoch: u64,
     },
     Delivered(DeliveredEpoch<G>),
+    /// Everything this replica said so far in `round` of agreement
+    /// `instance` of `epoch` (the record replaces the one before), written
+    /// in the step that says something new there: a restarted replica says
+    /// the same again ([`Said`]).
+    Voted {
+        epoch: u64,
+        instance: u32,
+        round: u32,
+        said: Said,
+    },
 }
 
 /// What survives a crash (the driver's store holds the same in its own
@@ -214,11 +227,20 @@ pub struct Durable<G> {
     /// The highest epoch this replica may have echoed or voted in
     /// ([`PersistOp::VotedIn`]).
     pub voted_through: Option<u64>,
+    /// What this replica said per `(epoch, agreement, round)`
+    /// ([`PersistOp::Voted`]).
+    pub said: BTreeMap<(u64, u32, u32), Said>,
 }
 
 impl<G> Default for Durable<G> {
     fn default() -> Self {
-        Self { delivered: Vec::new(), echoed: BTreeMap::new(), proposed: BTreeMap::new(), voted_through: None }
+        Self {
+            delivered: Vec::new(),
+            echoed: BTreeMap::new(),
+            proposed: BTreeMap::new(),
+            voted_through: None,
+            said: BTreeMap::new(),
+        }
     }
 }
 
@@ -239,6 +261,10 @@ impl<G: Clone> Durable<G> {
                 self.delivered.push(d.clone());
                 self.echoed.retain(|(e, _), _| *e >= next);
                 self.proposed.retain(|e, _| *e >= next);
+                self.said.retain(|(e, _, _), _| *e >= next);
+            }
+            PersistOp::Voted { epoch, instance, round, said } => {
+                self.said.insert((*epoch, *instance, *round), *said);
             }
         }
     }
@@ -408,6 +434,10 @@ struct EpochState<C: ThresholdCrypto> {
     certs: BTreeMap<u32, (Hash32, C::Sig)>,
     /// Echo shares for our own proposal.
     echoes: Shares<C::Share>,
+    /// Peers whose echo share for our proposal did not verify: their
+    /// later shares for it are ignored (each would cost a combination and
+    /// checks).
+    bad_echoers: BTreeSet<u32>,
     own_digest: Option<Hash32>,
     own_cert_sent: bool,
     abas: Vec<Aba<C::Share>>,
@@ -419,15 +449,16 @@ struct EpochState<C: ThresholdCrypto> {
 }
 
 impl<C: ThresholdCrypto> EpochState<C> {
-    fn new(n: usize, me: u32, mute: bool) -> Self {
+    fn new(n: usize, me: u32, mute: bool, priors: Vec<BTreeMap<u32, Said>>) -> Self {
         Self {
             vals: BTreeMap::new(),
             fetched: BTreeMap::new(),
             certs: BTreeMap::new(),
             echoes: Shares::new(),
+            bad_echoers: BTreeSet::new(),
             own_digest: None,
             own_cert_sent: false,
-            abas: (0..n).map(|_| Aba::new(n, me, mute)).collect(),
+            abas: priors.into_iter().map(|p| Aba::new(n, me, mute).with_prior(p)).collect(),
             sent: Vec::new(),
             refused: BTreeSet::new(),
             fetch_sent: false,
@@ -509,12 +540,12 @@ pub struct Replica<C: ThresholdCrypto> {
     epoch: u64,
     proposed: BTreeMap<u64, Batch>,
     echoed: BTreeMap<(u64, u32), Hash32>,
-    /// The highest epoch this replica may echo or vote in: written (a
-    /// [`PersistOp::VotedIn`]) no later than the step of the first echo or
-    /// vote beyond the previous bound.
-    voted_through: Option<u64>,
-    /// The bound restored at start: epochs at or below it are observed —
-    /// no echo of another replica's batch, no vote.
+    /// What this replica said per `(epoch, agreement, round)`, written
+    /// ([`PersistOp::Voted`]) in the step that says something new.
+    said: BTreeMap<(u64, u32, u32), Said>,
+    /// A bound restored from an older log ([`PersistOp::VotedIn`]): epochs
+    /// at or below it are observed — no echo of another replica's batch,
+    /// no vote.
     mute_through: Option<u64>,
     epochs: BTreeMap<u64, EpochState<C>>,
     log: VecDeque<DeliveredEpoch<C::Sig>>,
@@ -524,6 +555,12 @@ pub struct Replica<C: ThresholdCrypto> {
     sync_votes: BTreeMap<u64, BTreeMap<u32, DeliveredEpoch<C::Sig>>>,
     /// Highest epoch we already sent each peer as catch-up help.
     helped: BTreeMap<u32, u64>,
+    /// `(peer, next)` sync requests and `(peer, epoch, proposer)` fetches
+    /// answered since the last tick: each is answered at most once per
+    /// tick (a peer that is still stuck asks again on its own tick), so a
+    /// stream of small requests draws no stream of whole epochs.
+    answered_syncs: BTreeSet<(u32, u64)>,
+    answered_fetches: BTreeSet<(u32, u64, u32)>,
     need_batch_asked: Option<u64>,
     epoch_at_last_tick: u64,
     max_seen_epoch: u64,
@@ -549,7 +586,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             epoch,
             proposed: durable.proposed,
             echoed: durable.echoed,
-            voted_through: durable.voted_through,
+            said: durable.said,
             mute_through: durable.voted_through,
             epochs: BTreeMap::new(),
             log: VecDeque::new(),
@@ -557,6 +594,8 @@ impl<C: ThresholdCrypto> Replica<C> {
             dedup_order: VecDeque::new(),
             sync_votes: BTreeMap::new(),
             helped: BTreeMap::new(),
+            answered_syncs: BTreeSet::new(),
+            answered_fetches: BTreeSet::new(),
             need_batch_asked: None,
             epoch_at_last_tick: epoch,
             max_seen_epoch: epoch,
@@ -631,7 +670,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(Mutation::SkipCertificateCheck) => m == "cert",
             Some(Mutation::CoinNotThreshold) => m == "coin",
             Some(Mutation::PipelineOutOfOrder) => m == "order",
-            Some(Mutation::VotedInNotPersisted) => m == "forget-voted-in",
+            Some(Mutation::StatementsNotPersisted) => m == "forget-said",
             Some(Mutation::LosePersistedState) | None => false,
         }
     }
@@ -691,8 +730,17 @@ impl<C: ThresholdCrypto> Replica<C> {
         let (n, me) = (self.cfg.n, self.cfg.me);
         let mute = self.mute_through.is_some_and(|m| epoch <= m);
         let weaken = self.mutation_is("quorum");
+        let said = &self.said;
         self.epochs.entry(epoch).or_insert_with(|| {
-            let mut st = EpochState::new(n, me, mute);
+            // What this replica said in the epoch's agreements before a
+            // restart, replayed alike.
+            let mut priors = vec![BTreeMap::new(); n];
+            for (&(_, i, round), s) in said.range((epoch, 0, 0)..=(epoch, u32::MAX, u32::MAX)) {
+                if let Some(p) = priors.get_mut(i as usize) {
+                    p.insert(round, *s);
+                }
+            }
+            let mut st = EpochState::new(n, me, mute, priors);
             if weaken {
                 for a in &mut st.abas {
                     a.weaken_quorums();
@@ -800,6 +848,8 @@ impl<C: ThresholdCrypto> Replica<C> {
     /// current epoch's messages, fetch what is missing and ask to sync.
     pub fn handle_tick(&mut self) -> StepOf<C> {
         let mut step = Step { tick_after: Some(self.cfg.tick), ..Step::default() };
+        self.answered_syncs.clear();
+        self.answered_fetches.clear();
         if self.epoch == self.epoch_at_last_tick {
             let e = self.epoch;
             let resend = self.epochs.get(&e).map(|s| self.resend(s)).unwrap_or_default();
@@ -869,11 +919,10 @@ impl<C: ThresholdCrypto> Replica<C> {
             Some(d) if *d != digest => return,
             Some(_) => {}
             None => {
-                // Restarted inside or before this epoch: we may have echoed
-                // another batch of this proposer before the crash (echoes
-                // are covered by the durable bound, not written one by
-                // one). Our own batch is durable before its first echo, so
-                // it is the one we echoed.
+                // Restored from an older log's bound: we may have echoed
+                // another batch of this proposer before the crash, not
+                // recorded one by one. Our own batch is durable before its
+                // first echo, so it is the one we echoed.
                 if from != self.cfg.me && self.mute_through.is_some_and(|m| epoch <= m) {
                     self.try_deliver(step);
                     return;
@@ -897,9 +946,14 @@ impl<C: ThresholdCrypto> Replica<C> {
                     }
                 }
                 self.echoed.insert(key, digest);
+                // Written in this step, before the echo leaves: a restarted
+                // replica echoes this digest again, and no other. (Our own
+                // batch is durable already.)
+                if from != self.cfg.me && !self.mutation_is("forget-said") {
+                    step.persist.push(PersistOp::Echoed { epoch, proposer: from, digest });
+                }
             }
         }
-        self.declare(epoch, step);
         let share = self.crypto.sign_share(KeyUse::Cert, &echo_statement(&self.cfg.instance, epoch, from, &digest));
         if from == self.cfg.me {
             self.on_echo(from, epoch, from, digest, share, step);
@@ -916,7 +970,7 @@ impl<C: ThresholdCrypto> Replica<C> {
             return;
         }
         let st = self.epoch_state(epoch);
-        if st.own_digest != Some(digest) || st.own_cert_sent {
+        if st.own_digest != Some(digest) || st.own_cert_sent || st.bad_echoers.contains(&from) {
             return;
         }
         st.echoes.shares.entry(from).or_insert(share);
@@ -925,6 +979,7 @@ impl<C: ThresholdCrypto> Replica<C> {
         let st = self.epochs.get_mut(&epoch).expect("created above");
         let sig = st.echoes.try_combine(&self.crypto, KeyUse::Cert, &msg, &mut bad);
         for b in bad {
+            st.bad_echoers.insert(b);
             step.faults.push(Fault::BadEchoShare { from: b, epoch });
         }
         if let Some(sig) = sig {
@@ -1029,29 +1084,18 @@ impl<C: ThresholdCrypto> Replica<C> {
             };
             step.faults.push(Fault::Agreement { from, epoch, instance, fault });
         }
-        if !s.votes.is_empty() {
-            self.declare(epoch, step);
+        let forget = self.mutation_is("forget-said");
+        for (round, vote) in &s.votes {
+            let said = self.said.entry((epoch, instance, *round)).or_default();
+            if said.add(vote) && !forget {
+                step.persist.push(PersistOp::Voted { epoch, instance, round: *round, said: *said });
+            }
         }
         for (round, vote) in s.votes {
             self.send(step, Target::All, Message::Aba { epoch, instance, round, vote }, Some(epoch));
         }
         self.acs_rules(epoch, step);
         self.try_deliver(step);
-    }
-
-    /// Raises the durable bound on the epochs this replica echoes or votes
-    /// in to `epoch`, in `step` (written before its messages leave), unless
-    /// it covers `epoch` already.
-    fn declare(&mut self, epoch: u64, step: &mut StepOf<C>) {
-        if self.voted_through.is_some_and(|v| v >= epoch) {
-            return;
-        }
-        self.voted_through = Some(epoch);
-        if self.mutation_is("forget-voted-in") {
-            // Planted bug: the bound stays in memory only.
-            return;
-        }
-        step.persist.push(PersistOp::VotedIn { epoch });
     }
 
     /// Once `n − f` agreements decided 1, vote 0 in the others (only in
@@ -1181,12 +1225,10 @@ impl<C: ThresholdCrypto> Replica<C> {
         self.epochs.remove(&e);
         self.proposed.retain(|k, _| *k > e);
         self.echoed.retain(|(k, _), _| *k > e);
+        self.said.retain(|(k, _, _), _| *k > e);
         self.sync_votes.retain(|k, _| *k > e);
         self.epoch = e + 1;
         self.max_seen_epoch = self.max_seen_epoch.max(self.epoch);
-        // The next epoch's echoes and votes are covered by this record:
-        // none of them needs a write of its own.
-        self.declare(e + 1, step);
         self.enter_epoch(step);
     }
 
@@ -1202,7 +1244,11 @@ impl<C: ThresholdCrypto> Replica<C> {
     }
 
     fn on_fetch(&mut self, from: u32, epoch: u64, proposer: u32, step: &mut StepOf<C>) {
+        if self.answered_fetches.contains(&(from, epoch, proposer)) {
+            return;
+        }
         if let Some(batch) = self.find_certified(epoch, proposer) {
+            self.answered_fetches.insert((from, epoch, proposer));
             step.messages.push((Target::One(from), Message::Certified { epoch, batch }));
         }
     }
@@ -1268,7 +1314,18 @@ impl<C: ThresholdCrypto> Replica<C> {
         // before we moved on, while `f + 1` matching sync records may not
         // exist yet (we alone delivered it, and a restarted replica only
         // observes the epochs it voted in — with overlapped epochs, more
-        // of them). Resent each time the peer asks (every tick it is stuck).
+        // of them). Resent each time the peer asks (every tick it is
+        // stuck), but at most once per tick for one `(peer, next)`.
+        // Keyed by the first epoch it draws (a request for an epoch we have
+        // not delivered draws nothing), so the set stays within `retain`
+        // keys per peer between ticks.
+        if next >= self.epoch {
+            return;
+        }
+        let first = self.log.front().map_or(next, |d| next.max(d.epoch));
+        if !self.answered_syncs.insert((from, first)) {
+            return;
+        }
         self.send_terms(from, next, step);
         let records: Vec<_> = self.log.iter().filter(|d| d.epoch >= next).take(self.cfg.sync_batch).cloned().collect();
         if let Some(last) = records.last() {

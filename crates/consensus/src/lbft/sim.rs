@@ -398,8 +398,7 @@ pub fn scenario(seed: u64) -> Scenario {
     ids.shuffle(&mut rng);
     // 0: f Byzantine; 1: f crash-restarts; 2: f − 1 Byzantine and one
     // crash-restart (for f = 1: one of each, beyond the budget for
-    // liveness — a replica restarting inside an epoch it voted in only
-    // observes it — so only safety is checked).
+    // liveness while the crashed one is down, so only safety is checked).
     let mode = rng.random_range(0..10);
     let (n_byz, n_crash): (usize, usize) = match mode {
         0..4 => (f, 0),

@@ -227,7 +227,8 @@ fn an_equivocating_proposer_gets_one_echo_only() {
     let mut r = lone(0);
     let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("x")]) });
     assert_eq!(echo_count(&s), 1);
-    assert_eq!(s.persist, vec![PersistOp::VotedIn { epoch: 0 }], "the bound covering the echo, in its step");
+    let digest = Batch::new(vec![tx("x")]).digest(&INST, 0, 1);
+    assert_eq!(s.persist, vec![PersistOp::Echoed { epoch: 0, proposer: 1, digest }], "the echo, in its step");
     let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("y")]) });
     assert_eq!(s.faults, vec![Fault::Equivocation { proposer: 1, epoch: 0 }]);
     assert_eq!(echo_count(&s), 0);
@@ -243,7 +244,8 @@ fn a_restarted_replica_never_echoes_a_second_batch_of_a_proposer() {
     for op in &s.persist {
         disk.apply(op);
     }
-    assert_eq!(disk.voted_through, Some(0), "the echo's epoch is covered on disk before the echo leaves");
+    let x = Batch::new(vec![tx("x")]).digest(&INST, 0, 1);
+    assert_eq!(disk.echoed.get(&(0, 1)), Some(&x), "the echo is on disk before it leaves");
     let restart = |disk: &Durable<SimSig>| {
         let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk.clone());
         let _ = r.start();
@@ -253,36 +255,70 @@ fn a_restarted_replica_never_echoes_a_second_batch_of_a_proposer() {
     let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("y")]) });
     assert_eq!(echo_count(&s), 0, "echoed x before the crash");
     assert!(s.persist.is_empty());
-    // Which batch it echoed is not on disk: in that epoch it echoes none.
+    // The batch it echoed is echoed again (the same statement), with no
+    // new write: a restarted replica is not mute.
     let mut r = restart(&disk);
     let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("x")]) });
-    assert_eq!(echo_count(&s), 0, "only observes the epoch it took part in");
-    // The next epoch it takes part in again.
-    for from in [1, 3] {
-        let _ = r.handle_message(from, Message::Sync { delivered: delivered_epoch(0, 2, vec![tx("z")]) });
-    }
-    assert_eq!(r.epoch(), 1);
-    let s = r.handle_message(1, Message::Val { epoch: 1, batch: Batch::new(vec![tx("y")]) });
-    assert_eq!(echo_count(&s), 1);
-    // Without the bound on disk (the planted bug it guards against), the
+    assert_eq!(echo_count(&s), 1, "echoes x again");
+    assert!(s.persist.is_empty(), "nothing new to write: {:?}", s.persist);
+    // Without the record on disk (the planted bug it guards against), the
     // restarted replica would echo y in epoch 0 after x.
     let mut forgot = disk.clone();
-    forgot.voted_through = None;
+    forgot.echoed.clear();
     let mut r = restart(&forgot);
     let s = r.handle_message(1, Message::Val { epoch: 0, batch: Batch::new(vec![tx("y")]) });
-    assert_eq!(echo_count(&s), 1, "a replica without the bound echoes a second batch");
+    assert_eq!(echo_count(&s), 1, "a replica without the record echoes a second batch");
 }
 
 #[test]
-fn a_restarted_replica_echoes_its_own_durable_proposal_again_and_votes_nowhere_it_may_have_voted() {
+fn a_restarted_replica_votes_again_as_it_voted_before() {
+    // Replica 0 gets a certificate for proposer 2 and votes BVal(1) in its
+    // agreement; after a restart, the agreement of proposer 2 ends in 0
+    // for the others (vote 0 is its input now), yet it votes 1 again.
+    let digest = Batch::default().digest(&INST, 0, 2);
+    let stmt = echo_statement(&INST, 0, 2, &digest);
+    let shares: Vec<(u32, SimSig)> =
+        (0..3).map(|i| (i, SimCrypto::new(1, 4, i).sign_share(KeyUse::Cert, &stmt))).collect();
+    let sig = SimCrypto::new(1, 4, 0).combine(KeyUse::Cert, &stmt, &shares).unwrap();
+    let mut disk = Durable::default();
+    let mut r = lone(0);
+    let s = r.handle_message(1, Message::Cert { epoch: 0, proposer: 2, digest, sig });
+    assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::Aba { instance: 2, vote: AbaVote::BVal(true), .. })));
+    assert!(
+        s.persist
+            .iter()
+            .any(|op| matches!(op, PersistOp::Voted { epoch: 0, instance: 2, round: 0, said } if said.bval == 2)),
+        "the vote is written in its step: {:?}",
+        s.persist
+    );
+    for op in &s.persist {
+        disk.apply(op);
+    }
+    let mut r = Replica::new(Config::new(4, 0, INST), SimCrypto::new(1, 4, 0), disk);
+    let _ = r.start();
+    // Three other agreements decide 1 (by Terms): the ACS rule inputs 0 to
+    // proposer 2's, but the replica keeps its recorded estimate.
+    let mut bvals = Vec::new();
+    for inst in [0u32, 1, 3] {
+        for from in [1u32, 3] {
+            let s =
+                r.handle_message(from, Message::Aba { epoch: 0, instance: inst, round: 0, vote: AbaVote::Term(true) });
+            for (_, m) in s.messages {
+                if let Message::Aba { instance: 2, round: 0, vote: AbaVote::BVal(b), .. } = m {
+                    bvals.push(b);
+                }
+            }
+        }
+    }
+    assert_eq!(bvals, vec![true], "the restarted replica votes, and as before");
+}
+
+#[test]
+fn a_restarted_replica_echoes_its_own_durable_proposal_again_and_votes() {
     let mut disk = Durable::default();
     let mut r = lone(0);
     let s = r.propose(0, vec![tx("p")]);
-    assert!(
-        matches!(s.persist.as_slice(), [PersistOp::Proposed { epoch: 0, .. }, PersistOp::VotedIn { epoch: 0 }]),
-        "{:?}",
-        s.persist
-    );
+    assert!(matches!(s.persist.as_slice(), [PersistOp::Proposed { epoch: 0, .. }]), "{:?}", s.persist);
     for op in &s.persist {
         disk.apply(op);
     }
@@ -307,14 +343,20 @@ fn a_restarted_replica_echoes_its_own_durable_proposal_again_and_votes_nowhere_i
         let share = SimCrypto::new(1, 4, i).sign_share(KeyUse::Cert, &stmt);
         let s = r.handle_message(i, Message::Echo { epoch: 0, proposer: 0, digest, share });
         certified |= s.messages.iter().any(|(_, m)| matches!(m, Message::Cert { proposer: 0, .. }));
-        // Certified, but no agreement vote: it may have voted in epoch 0.
-        assert!(!s.messages.iter().any(|(_, m)| matches!(m, Message::Aba { vote: AbaVote::BVal(_), .. })));
+        // Certified: it votes in its own agreement (nothing said there
+        // before the restart).
+        if certified {
+            assert!(s
+                .messages
+                .iter()
+                .any(|(_, m)| matches!(m, Message::Aba { instance: 0, vote: AbaVote::BVal(true), .. })));
+        }
     }
     assert!(certified, "own echo plus two peers' = 2f + 1");
 }
 
 #[test]
-fn in_step_epochs_write_once_per_epoch_with_the_delivery_and_once_with_the_proposal() {
+fn in_step_epochs_write_only_in_steps_that_say_something_new() {
     let mut net = Net::new(sim_cryptos(4), Box::new(|e, i| vec![format!("{e}-{i}").into_bytes()]), 4);
     net.start();
     net.run();
@@ -322,16 +364,30 @@ fn in_step_epochs_write_once_per_epoch_with_the_delivery_and_once_with_the_propo
         assert_eq!(net.delivered[i].len(), 4);
         assert_eq!(net.delivered[i], net.delivered[0]);
     }
-    // Each replica's writes: one with each delivery (which raises the bound
-    // for the next epoch) and one with each proposal; its echoes and votes
-    // write nothing of their own.
+    // Each replica writes only in steps that say something new: no write
+    // is empty, and none records a statement already on disk.
     for (i, writes) in net.writes.iter().enumerate() {
-        let alone: Vec<&Vec<PersistOp<SimSig>>> = writes
-            .iter()
-            .filter(|w| !w.iter().any(|op| matches!(op, PersistOp::Delivered(_) | PersistOp::Proposed { .. })))
-            .collect();
-        assert!(alone.is_empty(), "replica {i} wrote for an echo or vote alone: {alone:?}");
-        assert_eq!(writes.len(), 4 + 4, "replica {i}: {writes:?}");
+        let mut disk = Durable::<SimSig>::default();
+        for w in writes {
+            assert!(!w.is_empty(), "replica {i}: an empty write");
+            for op in w {
+                match op {
+                    PersistOp::Echoed { epoch, proposer, .. } => {
+                        assert!(!disk.echoed.contains_key(&(*epoch, *proposer)), "replica {i}: {op:?} twice")
+                    }
+                    PersistOp::Voted { epoch, instance, round, said } => assert_ne!(
+                        disk.said.get(&(*epoch, *instance, *round)),
+                        Some(said),
+                        "replica {i}: a vote record written again"
+                    ),
+                    _ => {}
+                }
+                disk.apply(op);
+            }
+        }
+        // One per delivery and proposal at most, plus those of new echoes
+        // and agreement values (3 peers' echoes and 4 agreements a round).
+        assert!(writes.len() <= 4 * (2 + 3 + 4 * 3), "replica {i}: {} writes", writes.len());
     }
 }
 
@@ -363,7 +419,7 @@ fn a_forged_certificate_is_refused_and_starts_no_agreement() {
     let s = r.handle_message(1, Message::Cert { epoch: 0, proposer: 2, digest, sig });
     assert!(s.faults.is_empty());
     assert!(s.messages.iter().any(|(_, m)| matches!(m, Message::Aba { instance: 2, vote: AbaVote::BVal(true), .. })));
-    assert!(s.persist.contains(&PersistOp::VotedIn { epoch: 0 }));
+    assert!(s.persist.iter().any(|op| matches!(op, PersistOp::Voted { epoch: 0, instance: 2, round: 0, .. })));
 }
 
 #[test]
@@ -510,6 +566,46 @@ fn simulator_sweep_holds_agreement_order_integrity_and_liveness() {
     for &seed in &plan.seeds {
         if let Err(e) = run_seed(seed, SchemeKind::Sim, None) {
             failures.push(format!("{e}; {}", SeedPlan::replay_hint(seed)));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} seeds failed:\n{}", failures.len(), plan.seeds.len(), failures.join("\n"));
+}
+
+/// Restarts with liveness checked: on each seed's random network (no
+/// Byzantine replica), either every replica crashes and restarts in turn
+/// (never more than `f` down at once), or all of them restart at once
+/// (records intact). A restarted replica replays what it said before and
+/// takes part at once, so the chain goes on either way.
+#[test]
+fn simulator_sweep_stays_live_through_rolling_and_whole_network_restarts() {
+    use gridledger_sim::Crash;
+    let plan = SeedPlan::from_env(0x1bf7_5000, 24);
+    let mut failures = Vec::new();
+    for &seed in &plan.seeds {
+        let mut s = super::sim::scenario(seed);
+        s.byzantine.clear();
+        let n = s.n as u32;
+        let whole = seed % 2 == 0;
+        let start = 50 + seed % 400;
+        let crashes: Vec<Crash> = (0..n)
+            .map(|node| {
+                if whole {
+                    Crash { node, at: start, restart_at: Some(start + 20 + seed % 200) }
+                } else {
+                    // One at a time: each is back before the next goes down.
+                    let at = start + u64::from(node) * 60;
+                    Crash { node, at, restart_at: Some(at + 1 + seed % 50) }
+                }
+            })
+            .collect();
+        s.crashed = (0..n).collect();
+        s.net.crashes = crashes;
+        s.expect_liveness = true;
+        s.end = 60_000;
+        let r = super::sim::run(&s, SchemeKind::Sim, None);
+        if let Err(e) = super::sim::check(&s, &r) {
+            let kind = if whole { "whole-network restart" } else { "rolling restart" };
+            failures.push(format!("{kind}, n={}: {e}; {}", s.n, SeedPlan::replay_hint(seed)));
         }
     }
     assert!(failures.is_empty(), "{} of {} seeds failed:\n{}", failures.len(), plan.seeds.len(), failures.join("\n"));

@@ -117,6 +117,11 @@ pub enum Rejection {
     AlreadyDelivered,
     #[error("already held")]
     Duplicate,
+    /// Another transaction of this client with this delivery number and
+    /// epoch is undecided here already (Rule-2 allows one per epoch): the
+    /// undecided area holds one per `(client, DN_c, e_c)`.
+    #[error("another transaction of this client for this epoch and delivery number is undecided")]
+    ClientPending,
     #[error("undecided area full ({max})")]
     PendingFull { max: usize },
     #[error("block hash of epoch {epoch} no longer known here")]
@@ -178,6 +183,8 @@ pub struct PiTau {
     clients: HashMap<PublicKey, ClientState>,
     block_hashes: BTreeMap<u64, Hash32>,
     pending: BTreeMap<Hash32, (Arc<LbftTx>, Undecided)>,
+    /// The undecided transaction held per `(client, DN_c, e_c)`.
+    pending_by_client: HashMap<(PublicKey, u64, u64), Hash32>,
     buckets: TbgBatcher<Admitted>,
     stats: PiTauStats,
 }
@@ -203,6 +210,7 @@ impl PiTau {
             clients: HashMap::new(),
             block_hashes,
             pending: BTreeMap::new(),
+            pending_by_client: HashMap::new(),
             buckets,
             stats: PiTauStats::default(),
         })
@@ -283,8 +291,14 @@ impl PiTau {
         let c = self.clients.get(&tx.client).copied().unwrap_or_default();
         let known = c.delivered;
         let dn = tx.delivery_number;
-        // Line 03 (a): tx_c^last not ABC-delivered here yet.
+        let theta = self.cfg.theta;
+        let eligible = || theta.eligible(&tx.client, tx.epoch);
+        // Line 03 (a): tx_c^last not ABC-delivered here yet. Rule-4 depends
+        // only on the key and e_c: checked before the transaction is held.
         if dn == known + 1 {
+            if !eligible() {
+                return self.invalid(Invalid::NotEligible { epoch: tx.epoch });
+            }
             return Outcome::Pending(Undecided::AwaitingLastDelivery);
         }
         // Condition-3 seen from any situation: more than one delivery
@@ -298,12 +312,13 @@ impl PiTau {
             return self.invalid(Invalid::BeforeFutureEpoch { epoch: tx.epoch, last_next_epoch: c.last_next_epoch });
         }
         let (e_n, e_c, kappa) = (self.local_epoch, tx.epoch, u64::from(self.cfg.tbg.kappa));
-        let theta = self.cfg.theta;
-        let eligible = || theta.eligible(&tx.client, e_c);
         if e_n < e_c {
-            // Situation 1, line 05.
+            // Situation 1, line 05; Rule-4 before the transaction is held.
             if e_c - e_n >= kappa {
                 return self.invalid(Invalid::EpochTooFarAhead { epoch: e_c, local: e_n });
+            }
+            if !eligible() {
+                return self.invalid(Invalid::NotEligible { epoch: e_c });
             }
             return Outcome::Pending(Undecided::AwaitingEpoch);
         }
@@ -355,9 +370,14 @@ impl PiTau {
     /// Keeps an undecided transaction (bounded).
     fn settle(&mut self, id: Hash32, tx: Arc<LbftTx>, out: Outcome) -> Outcome {
         if let Outcome::Pending(why) = out {
+            let key = (tx.client, tx.delivery_number, tx.epoch);
+            if self.pending_by_client.get(&key).is_some_and(|held| *held != id) {
+                return Outcome::Rejected(Rejection::ClientPending);
+            }
             if self.pending.len() >= self.cfg.max_pending {
                 return Outcome::Rejected(Rejection::PendingFull { max: self.cfg.max_pending });
             }
+            self.pending_by_client.insert(key, id);
             self.pending.insert(id, (tx, why));
         }
         out
@@ -366,6 +386,7 @@ impl PiTau {
     /// Lines 17–18: re-examines every undecided transaction.
     fn revisit(&mut self) -> Vec<(Hash32, Outcome)> {
         let waiting = std::mem::take(&mut self.pending);
+        self.pending_by_client.clear();
         let mut out = Vec::new();
         for (id, (tx, _)) in waiting {
             let o = self.classify(&tx, id);
@@ -383,7 +404,9 @@ impl PiTau {
         for tx in txs {
             let id = tx.id();
             self.buckets.delivered(&id);
-            self.pending.remove(&id);
+            if self.pending.remove(&id).is_some() {
+                self.pending_by_client.remove(&(tx.client, tx.delivery_number, tx.epoch));
+            }
             let c = self.clients.entry(tx.client).or_default();
             if tx.delivery_number == c.delivered && tx.epoch >= c.last_next_epoch {
                 c.delivered += 1;
