@@ -973,8 +973,7 @@ impl BobMbs {
     /// CCT_V is still waiting for a block: any number of CCTs may reach
     /// their deadlines together (attack R6-1 parks thousands there), and a
     /// BoB block holds a few hundred transactions.
-    fn closing_txs(&self) -> Vec<(Hash32, SignedTransaction)> {
-        let open = self.forwarding();
+    fn closing_txs(&self, open: &[Hash32]) -> Vec<(Hash32, SignedTransaction)> {
         let pending: std::collections::BTreeSet<Hash32> = self
             .watch
             .iter()
@@ -985,7 +984,7 @@ impl BobMbs {
             .collect();
         let mut nonce = self.bob.next_nonce(&self.relayer.address());
         let mut out = Vec::new();
-        for id in open {
+        for &id in open {
             if out.len() >= CLOSING_PER_TICK {
                 break;
             }
@@ -1022,11 +1021,14 @@ impl BobMbs {
         for tx in self.relay_txs()? {
             self.bob.submit(&tx)?;
         }
-        for (cct, tx) in self.closing_txs() {
+        // One scan of the forwarding slots serves both duties: the BoB's
+        // state changes only at its own tick below.
+        let open = self.forwarding();
+        for (cct, tx) in self.closing_txs(&open) {
             let h = self.bob.submit(&tx)?;
             self.watch.push(WatchedCctV { cct, tx: h, bytes: tx.to_bytes().len() });
         }
-        self.forwarding_duties()?;
+        self.forwarding_duties(&open)?;
         if self.spec.ccdi {
             self.ccdi_late_lock_duties()?;
         }
@@ -1047,9 +1049,9 @@ impl BobMbs {
     /// the forwarding deadline. A re-send the chain's mempool already holds
     /// or refuses is ignored; a `prove` is not sent again while one waits
     /// for a block.
-    fn forwarding_duties(&mut self) -> Result<(), MbsError> {
+    fn forwarding_duties(&mut self, open: &[Hash32]) -> Result<(), MbsError> {
         let k = self.spec.finality.confirmations() as u64;
-        for id in self.forwarding() {
+        for &id in open {
             let Some(rec) = self.cct(&id) else { continue };
             if rec.complete || !rec.verified {
                 continue;
