@@ -8,111 +8,18 @@
 //! same chain as its peers, block for block.
 
 mod common;
+use common::lbft::{committed, submit, Net, Validator, N};
 use common::wait_until;
-use gridledger_core::{Amount, Hash32};
-use gridledger_ledger::devnet::{dev_genesis, dev_key, dev_validator, transfer};
+use gridledger_core::Hash32;
 use gridledger_ledger::fault::SimDisk;
 use gridledger_ledger::store::Store;
 use gridledger_ledger::{Chain, ChainConfig, SubmitError};
-use gridledger_node::config::{write_key, ConsensusKind};
-use gridledger_node::lbft::{deal_keys, LbftSettings};
-use gridledger_node::validator::{Input, Transport};
-use gridledger_node::{Node, NodeConfig, NodeHandle};
-use rand::SeedableRng;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
 
-const N: usize = 4;
-
-/// In-memory links: what validator `me` sends lands in the others' inboxes.
-struct Links {
-    me: u32,
-    inboxes: Arc<Vec<Mutex<Sender<Input>>>>,
-    /// Messages this validator sent so far.
-    sent: Arc<AtomicU64>,
-}
-
-impl Transport for Links {
-    fn send(&self, to: u32, bytes: Vec<u8>) {
-        self.sent.fetch_add(1, Relaxed);
-        if let Some(tx) = self.inboxes.get(to as usize) {
-            let _ = tx.lock().unwrap().send(Input::Peer { from: self.me, bytes });
-        }
-    }
-
-    fn broadcast(&self, bytes: Vec<u8>) {
-        for to in (0..N as u32).filter(|&i| i != self.me) {
-            self.send(to, bytes.clone());
-        }
-    }
-}
-
-struct Validator {
-    node: NodeHandle,
-    disk: Arc<SimDisk>,
-    sent: Arc<AtomicU64>,
-}
-
+/// The four validators, each on a fresh disk.
 fn network(dir: &std::path::Path) -> Vec<Validator> {
-    let keys: Vec<_> = (0..N).map(dev_validator).collect();
-    let genesis = dev_genesis(1, 4, Amount(1_000_000_000), &keys);
-    std::fs::write(dir.join("genesis.toml"), toml::to_string(&genesis).unwrap()).unwrap();
-    let dealt = deal_keys(N, &mut rand_chacha::ChaCha20Rng::seed_from_u64(13)).unwrap();
-    std::fs::write(dir.join("lbft-public.hex"), &dealt.public).unwrap();
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..N).map(|_| channel::<Input>()).unzip();
-    let inboxes = Arc::new(senders.iter().cloned().map(Mutex::new).collect::<Vec<_>>());
-    let mut out = Vec::new();
-    for (i, inbox) in receivers.into_iter().enumerate() {
-        let home = dir.join(format!("validator-{i}"));
-        std::fs::create_dir_all(&home).unwrap();
-        write_key(&home.join("validator.key"), &keys[i]).unwrap();
-        std::fs::write(home.join("lbft.key"), &dealt.shares[i]).unwrap();
-        let cfg = NodeConfig {
-            data_dir: home.join("data"),
-            genesis: dir.join("genesis.toml"),
-            validator_key: home.join("validator.key"),
-            rpc_listen: "127.0.0.1:0".into(),
-            block_interval_ms: 20,
-            chain: ChainConfig::default(),
-            network: None,
-            pbft: Default::default(),
-            consensus: ConsensusKind::Lbft,
-            lbft: LbftSettings {
-                key_shares: home.join("lbft.key"),
-                public_keys: dir.join("lbft-public.hex"),
-                tick_ms: 100,
-                ..LbftSettings::default()
-            },
-        };
-        let disk = SimDisk::new();
-        let d = disk.clone();
-        let store = Store::open_backend(move || d.backend()).unwrap();
-        let sent = Arc::new(AtomicU64::new(0));
-        let links = Links { me: i as u32, inboxes: inboxes.clone(), sent: sent.clone() };
-        let node = Node::open_with_store(&cfg, gridledger_contracts::default_registry(), Some(store))
-            .unwrap()
-            .spawn_lbft(Box::new(links), inbox, senders[i].clone())
-            .unwrap();
-        out.push(Validator { node, disk, sent });
-    }
-    out
-}
-
-/// Admits `count` transfers of dev account `from` (nonces from `nonce`) at `v`.
-fn submit(v: &Validator, from: usize, nonce: u64, count: u64) -> Vec<Result<Hash32, SubmitError>> {
-    let s = &v.node.shared;
-    let txs = (0..count)
-        .map(|j| {
-            s.rules
-                .check(&transfer(&dev_key(from), 1, nonce + j, dev_key(3).address(), Amount(1), Amount(1)).to_bytes())
-        })
-        .collect();
-    s.admit(txs)
-}
-
-fn committed(v: &Validator, h: &Hash32) -> bool {
-    v.node.shared.store.tx_location(h).ok().flatten().is_some()
+    let net = Net::new(dir);
+    (0..N).map(|i| net.start(i, SimDisk::new())).collect()
 }
 
 fn height(v: &Validator) -> u64 {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod attacker;
+pub mod lbft;
 pub mod party;
 
 use gridledger_core::{Amount, Hash32};
