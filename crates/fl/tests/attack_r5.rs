@@ -135,33 +135,6 @@ fn control_records_of_another_task_are_refused() {
     assert_round_succeeded(&r, &honest, models_of, 1);
 }
 
-/// An honest client that crashed while sending its upload and retried:
-/// its first attempt reached nodes `0..reached` only; after restarting
-/// (round state is not persisted) it encoded its model again — the honest
-/// `FragmentCoder::encode`, a fresh nonce — and sent the new upload to
-/// every node.
-struct RetryAfterCrash {
-    cfg: Arc<ChainConfig>,
-    client: u32,
-    reached: usize,
-}
-
-impl Adversary<P> for RetryAfterCrash {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        let mut out: Vec<(Dest, Message)> = sends
-            .into_iter()
-            .filter(|(d, m)| !matches!(m, Message::Local(l) if l.cell.index >= self.reached && *d == Dest::One(l.cell.index as u32)))
-            .collect();
-        if out.iter().any(|(_, m)| matches!(m, Message::Local(_))) {
-            let retry = upload(&self.cfg, self.client, &client_key(&SK, self.client), &model(self.client as usize));
-            for k in 0..self.cfg.nodes {
-                out.push((Dest::One(k as u32), Message::Local(retry.message(k).unwrap())));
-            }
-        }
-        out
-    }
-}
-
 /// FINDING 1b (fairness, medium: an honest client that retries its upload
 /// is excluded as an equivocator, with evidence every node accepts — no
 /// Byzantine party needed).
@@ -197,43 +170,6 @@ fn honest_client_retrying_its_upload_is_aggregated() {
     assert_round_succeeded(&r, &honest, |c| model(c as usize), 1);
 }
 
-/// A Byzantine view-0 leader whose proposal carries attested pre-vectors
-/// of an earlier run (`old`: what the honest nodes' enclaves attested
-/// then) and the attested aggregate of the clients those name.
-struct CarryEarlierPreVectors {
-    cfg: Arc<ChainConfig>,
-    old: Vec<gridledger_fl::consensus::AttestedVector>,
-    clients: Vec<u32>,
-    global: Vec<f32>,
-}
-
-impl Adversary<P> for CarryEarlierPreVectors {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        use gridledger_core::enclave::Attester;
-        let rel = self.cfg.release(&params_to_bytes(&self.global)).unwrap();
-        sends
-            .into_iter()
-            .map(|(d, m)| match m {
-                Message::Proposal { view: 0, sf, .. } => {
-                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &self.clients));
-                    let sf = rel.subfragments[sf.node].clone();
-                    let msg = Message::Proposal {
-                        view: 0,
-                        root: rel.root,
-                        clients: self.clients.clone(),
-                        ra,
-                        sf,
-                        excluded: vec![],
-                        pre_vectors: self.old.clone(),
-                    };
-                    (d, msg)
-                }
-                other => (d, other),
-            })
-            .collect()
-    }
-}
-
 /// FINDING 2 (integrity, high: a Byzantine leader leaves out honest
 /// clients without evidence, with pre-vectors of an earlier run).
 ///
@@ -265,17 +201,9 @@ impl Adversary<P> for CarryEarlierPreVectors {
 /// attested over another instance and the proposal is refused.
 #[test]
 fn earlier_run_pre_vectors_do_not_shrink_the_protected_set() {
-    use gridledger_core::enclave::Attester;
-    use gridledger_fl::consensus::{AttestedVector, PRE_VECTOR};
     let cfg = config(4, 4, 1);
     let earlier = earlier_run(&cfg);
-    let old: Vec<AttestedVector> = (0..4)
-        .map(|node| AttestedVector {
-            node,
-            clients: vec![0],
-            ra: enclave(node).attest_evidence(&vector_evidence(&earlier, PRE_VECTOR, node, &[0])),
-        })
-        .collect();
+    let old = attested_pre_vectors(&earlier, 4, &[0]);
     let global = trimmed_mean(&[models_of(0)], 1).unwrap();
     let honest = [1usize, 2, 3];
     let leader = CarryEarlierPreVectors { cfg: cfg.clone(), old, clients: vec![0], global: global.clone() };
@@ -289,17 +217,9 @@ fn earlier_run_pre_vectors_do_not_shrink_the_protected_set() {
 /// for another task is refused, and the round aggregates all four.
 #[test]
 fn control_pre_vectors_of_another_task_are_refused() {
-    use gridledger_core::enclave::Attester;
-    use gridledger_fl::consensus::{AttestedVector, PRE_VECTOR};
     let cfg = config(4, 4, 1);
     let other = ChainConfig::new(ChainParams { task: Hash32([2; 32]), ..cfg.params().clone() });
-    let old: Vec<AttestedVector> = (0..4)
-        .map(|node| AttestedVector {
-            node,
-            clients: vec![0],
-            ra: enclave(node).attest_evidence(&vector_evidence(&other, PRE_VECTOR, node, &[0])),
-        })
-        .collect();
+    let old = attested_pre_vectors(&other, 4, &[0]);
     let global = trimmed_mean(&[models_of(0)], 1).unwrap();
     let honest = [1usize, 2, 3];
     let leader = CarryEarlierPreVectors { cfg: cfg.clone(), old, clients: vec![0], global };

@@ -174,31 +174,6 @@ fn refused_nodes_serve_a_committed_root() -> Result<(), String> {
     Ok(())
 }
 
-/// An honest client that crashed mid-upload (its first attempt reached
-/// nodes `0..reached`) and sent its upload again to every node.
-struct RetryAfterCrash {
-    cfg: Arc<gridledger_fl::consensus::ChainConfig>,
-    client: u32,
-    reached: usize,
-}
-
-impl Adversary<P> for RetryAfterCrash {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        use gridledger_fl::coding::client_key;
-        let mut out: Vec<(Dest, Message)> = sends
-            .into_iter()
-            .filter(|(d, m)| !matches!(m, Message::Local(l) if l.cell.index >= self.reached && *d == Dest::One(l.cell.index as u32)))
-            .collect();
-        if out.iter().any(|(_, m)| matches!(m, Message::Local(_))) {
-            let retry = upload(&self.cfg, self.client, &client_key(&SK, self.client), &model(self.client as usize));
-            for k in 0..self.cfg.nodes {
-                out.push((Dest::One(k as u32), Message::Local(retry.message(k).unwrap())));
-            }
-        }
-        out
-    }
-}
-
 /// A client that re-sends its upload after a crash is aggregated (its
 /// retry is the same record, no equivocation).
 fn retried_upload_aggregated() -> Result<(), String> {
@@ -214,59 +189,12 @@ fn retried_upload_aggregated() -> Result<(), String> {
     }
 }
 
-/// A Byzantine view-0 leader carrying an earlier run's attested
-/// pre-vectors naming client 0 only, with the aggregate of client 0
-/// (poisoned) alone, is refused.
-struct CarryEarlierPreVectors {
-    cfg: Arc<gridledger_fl::consensus::ChainConfig>,
-    old: Vec<gridledger_fl::consensus::AttestedVector>,
-}
-
-impl Adversary<P> for CarryEarlierPreVectors {
-    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
-        use gridledger_core::enclave::Attester;
-        let poisoned: Vec<f32> = model(0).iter().map(|x| x * -20.0).collect();
-        let rel = self.cfg.release(&gridledger_fl::aggregate::params_to_bytes(&poisoned)).unwrap();
-        sends
-            .into_iter()
-            .map(|(d, m)| match m {
-                Message::Proposal { view: 0, sf, .. } => {
-                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &[0]));
-                    let sf = rel.subfragments[sf.node].clone();
-                    let pre_vectors = self.old.clone();
-                    (
-                        d,
-                        Message::Proposal {
-                            view: 0,
-                            root: rel.root,
-                            clients: vec![0],
-                            ra,
-                            sf,
-                            excluded: vec![],
-                            pre_vectors,
-                        },
-                    )
-                }
-                other => (d, other),
-            })
-            .collect()
-    }
-}
-
 fn earlier_run_pre_vectors_refused() -> Result<(), String> {
-    use gridledger_core::enclave::Attester;
-    use gridledger_fl::consensus::{AttestedVector, PRE_VECTOR};
     let cfg = config(NODES, CLIENTS, BETA);
-    let earlier = earlier_run(&cfg);
-    let old: Vec<AttestedVector> = (0..NODES)
-        .map(|node| AttestedVector {
-            node,
-            clients: vec![0],
-            ra: enclave(node).attest_evidence(&vector_evidence(&earlier, PRE_VECTOR, node, &[0])),
-        })
-        .collect();
+    let old = attested_pre_vectors(&earlier_run(&cfg), NODES, &[0]);
     let honest: Vec<usize> = (0..CLIENTS).collect();
-    let leader = CarryEarlierPreVectors { cfg, old };
+    let poisoned: Vec<f32> = model(0).iter().map(|x| x * -20.0).collect();
+    let leader = CarryEarlierPreVectors { cfg, old, clients: vec![0], global: poisoned };
     let r = run(SEED + 9, NODES, vec![ClientBehaviour::Honest; CLIENTS], vec![(0, Box::new(leader))], &honest);
     round_succeeded(&r, &honest, |c| model(c as usize), BETA)?;
     let view = r.committed().first().map(|c| c.1);

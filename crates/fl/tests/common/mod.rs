@@ -441,3 +441,81 @@ impl Adversary<P> for ReplayProposal {
             .collect()
     }
 }
+
+/// An honest client that crashed mid-upload (its first attempt reached
+/// nodes `0..reached`) and, its round state not persisted, encoded its
+/// model again and sent the upload to every node.
+pub struct RetryAfterCrash {
+    pub cfg: Arc<ChainConfig>,
+    pub client: u32,
+    pub reached: usize,
+}
+
+impl Adversary<P> for RetryAfterCrash {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        use gridledger_fl::coding::client_key;
+        let mut out: Vec<(Dest, Message)> = sends
+            .into_iter()
+            .filter(|(d, m)| !matches!(m, Message::Local(l) if l.cell.index >= self.reached && *d == Dest::One(l.cell.index as u32)))
+            .collect();
+        if out.iter().any(|(_, m)| matches!(m, Message::Local(_))) {
+            let retry = upload(&self.cfg, self.client, &client_key(&SK, self.client), &model(self.client as usize));
+            for k in 0..self.cfg.nodes {
+                out.push((Dest::One(k as u32), Message::Local(retry.message(k).unwrap())));
+            }
+        }
+        out
+    }
+}
+
+/// The pre-vectors nodes `0..nodes`' enclaves attest under `cfg` naming
+/// `clients` (another run's or task's, to be replayed).
+pub fn attested_pre_vectors(
+    cfg: &ChainConfig,
+    nodes: usize,
+    clients: &[u32],
+) -> Vec<gridledger_fl::consensus::AttestedVector> {
+    (0..nodes)
+        .map(|node| gridledger_fl::consensus::AttestedVector {
+            node,
+            clients: clients.to_vec(),
+            ra: enclave(node).attest_evidence(&vector_evidence(cfg, PRE_VECTOR, node, clients)),
+        })
+        .collect()
+}
+
+/// A Byzantine view-0 leader whose proposal carries attested pre-vectors
+/// `old` (of an earlier run, or of another task) and the attested
+/// aggregate `global` of the `clients` those name.
+pub struct CarryEarlierPreVectors {
+    pub cfg: Arc<ChainConfig>,
+    pub old: Vec<gridledger_fl::consensus::AttestedVector>,
+    pub clients: Vec<u32>,
+    pub global: Vec<f32>,
+}
+
+impl Adversary<P> for CarryEarlierPreVectors {
+    fn tamper(&mut self, _: Time, sends: Vec<(Dest, Message)>, _: &mut ChaCha8Rng) -> Vec<(Dest, Message)> {
+        let rel = self.cfg.release(&params_to_bytes(&self.global)).unwrap();
+        sends
+            .into_iter()
+            .map(|(d, m)| match m {
+                Message::Proposal { view: 0, sf, .. } => {
+                    let ra = enclave(0).attest_evidence(&self.cfg.aggregate_evidence(0, &rel.root, &self.clients));
+                    let sf = rel.subfragments[sf.node].clone();
+                    let msg = Message::Proposal {
+                        view: 0,
+                        root: rel.root,
+                        clients: self.clients.clone(),
+                        ra,
+                        sf,
+                        excluded: vec![],
+                        pre_vectors: self.old.clone(),
+                    };
+                    (d, msg)
+                }
+                other => (d, other),
+            })
+            .collect()
+    }
+}
