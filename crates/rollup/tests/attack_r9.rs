@@ -14,7 +14,8 @@ use gridledger_ledger::TxStatus;
 use gridledger_rollup::driver::meter_key;
 use gridledger_rollup::exec::MAX_PERIODS_PER_SLOT;
 use gridledger_rollup::types::{
-    coins, AgreementTerms, AtRejection, BuyerOpinion, IorTx, Outcome, SettlementTx, SlotKey, StRejection, StSettlement,
+    coins, AgreementTerms, AtRejection, BuyerOpinion, IorParams, IorTx, Outcome, SettlementTx, SlotKey, StRejection,
+    StSettlement,
 };
 
 /// Terms naming `victim` as the seller of the attacker `buyer`, which the
@@ -248,7 +249,7 @@ fn certified_st(t: &AgreementTerms, buyer: &KeyPair, ob: bool, ps: Vec<i64>) -> 
 /// refused `AwaitingBuyerSignature` until C's opinion or `DL`). Returns
 /// C's arbitration verdict on the seller's honest ST (the driver's
 /// `settlement_tx`, which reaches over the tiny claims' slots).
-fn whole_slot_dispute_beside_tiny_claims(tiny: u64) -> Outcome {
+fn whole_slot_sale_beside_tiny_claims(tiny: u64, ob: bool) -> (Outcome, i128) {
     let mut e = funded();
     let (a, s, c) = (trader(0), trader(1), trader(2));
     let tinies: Vec<AgreementTerms> = (0..tiny)
@@ -283,27 +284,32 @@ fn whole_slot_dispute_beside_tiny_claims(tiny: u64) -> Outcome {
     let held = st.slots.get(&slot0).map_or(0, |x| x.by_period.len());
     assert_eq!(held as u64, tiny.min(MAX_PERIODS_PER_SLOT as u64), "the tiny claims sit on the 08:00 slot");
     assert_eq!(st.claimed.get(&slot0).copied(), Some(u128::from(tiny) * 3600));
-    // C disputes; the honest seller sends its certified reading of 08:00.
-    assert_eq!(
-        {
-            e.d.submit(&c, &IorTx::Opinion(BuyerOpinion { terms: tc.clone(), ob: false })).unwrap();
-            outcomes(&mut e)
-        },
-        vec![Outcome::OpinionRecorded]
-    );
-    let tx = e.d.settlement_tx(certified_st(&tc, &c, false, vec![1200])).unwrap();
+    // C records its opinion; the honest seller sends its certified reading of 08:00.
+    e.d.submit(&c, &IorTx::Opinion(BuyerOpinion { terms: tc.clone(), ob })).unwrap();
+    assert_eq!(outcomes(&mut e), vec![Outcome::OpinionRecorded]);
+    let before = e.d.participant(&s.address()).unwrap().balance.0;
+    let tx = e.d.settlement_tx(certified_st(&tc, &c, ob, vec![1200])).unwrap();
     assert!(matches!(tx, IorTx::StReach(_, r) if r >= 5), "the seller's ST reaches over the tiny claims: {tx:?}");
     e.d.submit(&s, &tx).unwrap();
     let out = outcomes(&mut e);
     assert_eq!(out.len(), 1, "{out:?}");
-    out[0].clone()
+    let after = e.d.participant(&s.address()).unwrap().balance.0;
+    (out[0].clone(), after as i128 - before as i128)
+}
+
+/// What the honest seller is owed for C's sale: its payment and deposit.
+fn owed() -> i128 {
+    let t = terms(&trader(2), &trader(1), Amount(200_000), 100, 8 * HOUR);
+    (t.payment().unwrap().0 + IorParams::case_study().ds.0) as i128
 }
 
 /// [5] Held: with `MAX_PERIODS_PER_SLOT` tiny claims on the slot, they
 /// move to the later slots of their periods and C's arbitration is won.
 #[test]
-fn eight_tiny_claims_move_aside_for_a_whole_slot_dispute() {
-    assert_eq!(whole_slot_dispute_beside_tiny_claims(8), Outcome::StSettled(StSettlement::SellerDelivered));
+fn eight_tiny_claims_move_aside_for_a_whole_slot_sale() {
+    let (won, _) = whole_slot_sale_beside_tiny_claims(8, false);
+    assert_eq!(won, Outcome::StSettled(StSettlement::SellerDelivered));
+    assert_eq!(whole_slot_sale_beside_tiny_claims(8, true), (Outcome::StSettled(StSettlement::Agreed), owed()));
 }
 
 /// [5] The spill of attack r8 [2]'s fix (`realloc_at`: a slot over
@@ -320,5 +326,18 @@ fn eight_tiny_claims_move_aside_for_a_whole_slot_dispute() {
 #[test]
 #[ignore = "attack r9 [5]: a ninth 1 Wh period pins a movable claim on a slot; the honest seller loses the covered arbitration of the slot's whole export"]
 fn a_ninth_tiny_claim_does_not_make_an_honest_seller_lose_a_covered_dispute() {
-    assert_eq!(whole_slot_dispute_beside_tiny_claims(9), Outcome::StSettled(StSettlement::SellerDelivered));
+    let (verdict, _) = whole_slot_sale_beside_tiny_claims(9, false);
+    assert_eq!(verdict, Outcome::StSettled(StSettlement::SellerDelivered));
+}
+
+/// [5], agreed: C records `O_b = 1` instead (late, after the tiny sales
+/// settled). The seller's certified ST cannot place C's sale beside the
+/// pinned 1 Wh, the slot holds movable claims, so `place_paid` *undoes*
+/// the sale at the honest seller's cost: C gets its payment and deposit
+/// back plus the seller's fine `F_p × D_s`; the seller, owed
+/// `EP × EM + D_s` for 100 Wh it delivered, ends poorer than before.
+#[test]
+#[ignore = "attack r9 [5]: a ninth 1 Wh period pins a movable claim; the honest seller's agreed whole-slot sale is undone and fined"]
+fn a_ninth_tiny_claim_does_not_undo_an_honest_sellers_agreed_sale() {
+    assert_eq!(whole_slot_sale_beside_tiny_claims(9, true), (Outcome::StSettled(StSettlement::Agreed), owed()));
 }
