@@ -139,6 +139,40 @@ fn a_former_buyer_cannot_freeze_its_sellers_withdrawals_by_replaying_an_old_at()
     }
 }
 
+/// [2], before the period: the same replay while the agreement is open
+/// is refused `AgreementOpen` (again before any balance or score is
+/// read) and marks the seller pending too. Nothing bounds how far ahead
+/// an AT's period may start (only its length and its deadline), so an
+/// AT for a period next year keeps a seller frozen all year even where
+/// stale (`DeliveryPassed`) replays no longer would.
+#[test]
+#[ignore = "attack r9 [2]: replays of an open AT (AgreementOpen) freeze its seller's withdrawals until the period ends, unbounded ahead"]
+fn a_buyer_cannot_freeze_its_seller_by_replaying_an_open_at() {
+    let mut e = funded();
+    settle_funding(&mut e);
+    let (b, s) = (trader(0), trader(1));
+    // A sale for a half hour about a year ahead.
+    let t = terms(&b, &s, Amount(200_000), 100, 365 * 24 * HOUR);
+    e.d.submit(&b, &at(&t, &s)).unwrap();
+    assert_eq!(outcomes(&mut e), vec![Outcome::AtAccepted]);
+    for round in 0..3 {
+        let recorded = e.d.submit(&b, &at(&t, &s)).unwrap().status == TxStatus::Success;
+        let w = e.d.withdraw(&s, Amount(1)).unwrap();
+        assert_eq!(
+            w.status,
+            TxStatus::Success,
+            "round {round}: a replay refused as AgreementOpen (recorded: {recorded}) reads nothing of the seller, \
+             which must still withdraw its free balance: {:?}",
+            w.status
+        );
+        let out = outcomes(&mut e);
+        if recorded {
+            assert_eq!(out, vec![Outcome::AtRejected(AtRejection::AgreementOpen(b.address()))]);
+        }
+        settle_withdrawal(&mut e);
+    }
+}
+
 /// [3] One seller signature, many penalties. `SC_EXE_AT` penalises the
 /// *seller* when its free balance is below `D_s` (`InsufficientBalance {
 /// who: seller }`, "the party at fault pays"), and the agreement is not
