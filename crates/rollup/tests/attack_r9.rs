@@ -1,6 +1,8 @@
 //! Attack round 9 on the improved optimistic rollup (issue 11): who may
 //! make a trader's account pending (`pending_parties`), after the seller of
-//! a buyer's expiry was added to it (attack r8 [1]).
+//! a buyer's expiry was added to it (attack r8 [1]); whom a replayed AT
+//! penalises; the node counts of a community file (`ior day --config`);
+//! and the claims a slot over `MAX_PERIODS_PER_SLOT` fixes (attack r8 [2]).
 //!
 //! Each test reproduces a finding and fails on the code it was written
 //! against; it is ignored until the finding is fixed.
