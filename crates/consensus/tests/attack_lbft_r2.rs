@@ -76,6 +76,19 @@ impl Net {
         self.delivered.clear();
     }
 
+    /// Restarts replicas `who` from what they recorded; what they had sent
+    /// and not yet delivered is lost, and the others re-send everything
+    /// they sent (the replica's tick re-sends an epoch's messages while it
+    /// is stuck).
+    fn restart(&mut self, who: &[u32]) {
+        let n = self.abas.len();
+        for &i in who {
+            self.abas[i as usize] = Aba::new(n, i, false).with_prior(self.said[i as usize].clone());
+            self.sent[i as usize].clear();
+        }
+        self.delivered.retain(|(from, to), _| !who.contains(from) && !who.contains(to));
+    }
+
     fn out(&mut self, me: u32, s: AbaStep<()>) {
         for (round, vote) in s.votes {
             self.said[me as usize].entry(round).or_default().add(&vote);
@@ -343,6 +356,49 @@ fn a_whole_network_restart_in_a_split_round_still_decides() {
     );
 }
 
+/// [2b] The same with only `f + 1 = 2` of the four replicas restarting
+/// (replicas 1 and 2, whose recorded `Aux` is 0): the two that stay up
+/// re-send everything they said, but only replica 0 ever said `BVal(0)`
+/// among them (replica 1's `BVal(0)` to replica 3 was in flight at the
+/// crash and lost), one short of a relay, so 0 never enters `bin_values` at the
+/// restarted two; they never send `Aux`, and without them no quorum of
+/// `Aux` or `Conf` forms anywhere. The commit that records statements
+/// names exactly this case (`f + 1` restarts in one epoch) as fixed.
+#[test]
+#[ignore = "attack r2: f + 1 restarts with a recorded Aux that never becomes valid again stall the agreement"]
+fn f_plus_one_restarts_in_a_split_round_still_decide() {
+    let mut net = Net::new(4);
+    let (a, b, c, d) = (0u32, 1u32, 2u32, 3u32);
+    net.input(a, false);
+    net.input(b, false);
+    net.input(c, true);
+    net.input(d, true);
+    net.deliver(c, a, bval(true));
+    net.deliver(d, a, bval(true));
+    net.deliver(a, c, bval(false));
+    net.deliver(b, c, bval(false));
+    net.deliver(a, b, bval(false));
+    net.deliver(c, b, bval(false));
+    net.deliver(c, d, bval(true));
+    net.deliver(a, d, bval(true));
+    // Replica 1's BVal(0) to replica 3 is still in flight when 1 and 2
+    // crash, and is lost.
+    for (from, to) in [(c, b), (d, b), (d, c), (b, a), (c, a)] {
+        net.deliver(from, to, |_, v| matches!(v, AbaVote::BVal(_)));
+    }
+    net.restart(&[b, c]);
+    net.input(b, true);
+    net.input(c, true);
+    net.flush();
+    let decided: Vec<Option<bool>> = net.abas.iter().map(Aba::decided).collect();
+    assert!(
+        decided.iter().all(Option::is_some),
+        "two of four replicas restarted, every message delivered and re-sent, none decides: {decided:?}; \
+         recorded {:?}",
+        net.said.iter().map(|s| s.get(&0).copied()).collect::<Vec<_>>()
+    );
+}
+
 // ---- [3] sync answers: one per (peer, first epoch), any number of first epochs --------
 
 /// A replica holding `epochs` delivered epochs, each with one batch of
@@ -354,7 +410,7 @@ fn loaded_replica(epochs: u64, txs: usize, bytes: usize) -> Replica<SimCrypto> {
     for e in 0..epochs {
         let mut batches = Vec::new();
         for p in 0..n as u32 {
-            let txs: Vec<Vec<u8>> = (0..txs).map(|c| vec![p as u8, e as u8, c as u8].repeat(bytes / 3)).collect();
+            let txs: Vec<Vec<u8>> = (0..txs).map(|c| [p as u8, e as u8, c as u8].repeat(bytes / 3)).collect();
             let batch = Batch::new(txs);
             let digest = batch.digest(&instance, e, p);
             let sig = SimSig { tag: digest };
