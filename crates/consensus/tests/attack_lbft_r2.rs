@@ -4,6 +4,15 @@
 //! answers. Each finding is a test that fails on the code it was written
 //! against, ignored so the suite stays green; what held up passes.
 //!
+//! - [1], [1b], [1c]: an agreement takes an input after it left round 0
+//!   and says `BVal(input)` beside its estimate: two correct replicas
+//!   decide differently and deliver different epochs (a fork);
+//! - [2], [2b], [2c]: after `f + 1` (or all) replicas restart, a recorded
+//!   `Aux` that never becomes valid again, or recorded votes that are not
+//!   said again without an input, stall the chain for good;
+//! - [3]: sync answers are limited per `(peer, first epoch)`, not per peer;
+//! - [4]: π^τ holds `DN_c + 1` transactions of one client for any epoch.
+//!
 //! Run the findings with
 //! `cargo test -p gridledger-consensus --test attack_lbft_r2 -- --ignored`.
 
