@@ -257,19 +257,20 @@ fn the_forwarding_duty_is_capped_per_tick() {
         m.bob.submit(&m.bob_call(&a, "cct_v", &CctV { cct: t.id() }, Amount::ZERO)).unwrap();
     }
     // Each tick: how many transactions the node sends, and how many wait after its block.
-    let (mut most_sent, mut most_queued) = (0, 0);
+    let (mut most_sent, mut most_queued, mut lag) = (0, 0, 0);
     for _ in 0..6 {
         let before = m.bob.next_nonce(&m.relayer.address());
         m.tick().unwrap();
         most_sent = most_sent.max(m.bob.next_nonce(&m.relayer.address()) - before);
         most_queued = most_queued.max(relayer_queue(&m));
+        lag = lag.max(m.external(ci).unwrap().height() - m.bob_tip(ci));
     }
     assert!(terms.iter().all(|t| m.cct(&t.id()).unwrap().verified), "every CCT is in sub-situation 2");
     assert!(
         most_sent <= 300 && most_queued <= 300,
         "the BoB node sent up to {most_sent} transactions in one tick and left up to {most_queued} \
-         waiting after its block (a BoB block takes 300); at 4096 its next submit is refused and \
-         BobMbs::tick fails for good"
+         waiting after its block (a BoB block takes 300; the BoB's view of chain i fell up to {lag} \
+         blocks behind); at 4096 its next submit is refused and BobMbs::tick fails for good"
     );
 }
 
