@@ -288,6 +288,12 @@ fn the_forwarding_duty_is_capped_per_tick() {
 /// the BoB is frozen for good (the external chains go on). The attacker
 /// pays nothing: none of its transactions is ever included.
 ///
+/// The same `?` follows every submission of the node's duties: the
+/// closing CCT_Vs, the forwarding proves (attack R8-3's fix, see finding
+/// 3: its own queue reaching 4,096 fails it the same way) and CCDI's
+/// late-lock settlements on an *external* chain (`ccdi_late_lock_duties`:
+/// a full mempool there stops the BoB too).
+///
 /// Expected: a refused submission of the node's own transaction is
 /// skipped (retried next epoch) and the BoB keeps sealing blocks, which
 /// drain the attacker's calls.
