@@ -1,0 +1,201 @@
+//! Attack round 6 on the market crate (issue 15) by someone who did not
+//! write it, after round 5's fixes (LinDistFlow rows from the Euler tour
+//! and `TooLargeDistFlow`, minima relieved per request then by
+//! water-filling, settlement rounded as a flow).
+//!
+//! Every `#[ignore]`d test here is a finding: it fails on the code as it
+//! stands. Each states what a careful user expects, what happens instead,
+//! and the fix suggested. Run them with
+//! `cargo test -p gridledger-market --test attack_market_r6 -- --ignored`.
+//! The tests that are not ignored are attacks that held up.
+
+mod common;
+
+use common::{case30_net, p};
+use gridledger_market::clearing::{clear, network_for, Algorithm};
+use gridledger_market::framework::relieve_minima;
+use gridledger_market::problem::{Market, Side};
+use gridledger_market::{run_pf, Case, PfOptions, CASE33BW};
+
+// ---------------------------------------------------------------- minima relief
+
+/// case30 with every rating × 1e-4: the line 9-11 into the leaf bus 11
+/// carries 6.5 kW. Two sellers at bus 11 (an honest one needing 2 kWh and
+/// one filing `lie`), a sink buyer at bus 9 next to them, and an unrelated
+/// buyer at bus 2 that must take 10 kWh, served by a seller at its own bus
+/// (no network flow at all between them).
+fn two_behind_a_line(lie: f64) -> Market {
+    Market {
+        buyers: vec![p(Side::Buyer, 2, 0.02, 0.06, 10.0, 12.0), p(Side::Buyer, 9, 0.02, 0.3, 0.0, 20.0)],
+        sellers: vec![
+            p(Side::Seller, 2, 0.02, 0.05, 0.0, 30.0),
+            p(Side::Seller, 11, 0.02, 0.1, 2.0, 3.0),
+            p(Side::Seller, 11, 0.02, 0.1, lie, lie),
+        ],
+    }
+}
+
+// Expected (the doc of `relieve_minima`): minima that cannot be met jointly
+// are relieved "by rules that splitting, reordering or inflating requests
+// cannot steer onto others". Observed: stage 3 (water-filling "on both
+// sides for what the network still refuses") puts ONE level `c` over every
+// minimum of the interval, also over minima that load no binding row.
+// With the seller filing 4.4 kWh the two minima at bus 11 fit the 6.5 kW
+// line and nothing is relieved: the buyer at bus 2 keeps its 10 kWh. One
+// seller (one account, no sybils) filing 6.4 kWh instead — feasible alone,
+// so stage 1 leaves it — makes the pair at bus 11 jointly infeasible;
+// stage 3 then finds c = 4.49 and cuts the unrelated buyer at bus 2, which
+// trades with a seller at its own bus over no line at all, from 10 kWh to
+// 4.49 kWh (as it would any minimum anywhere above the level the congested
+// pair needs; reported factor 0.597). The lie costs its filer nothing of
+// its own minimum (4.4 → 4.49) and strips 5.5 kWh of someone else's. Fix: level only the minima
+// whose parties load the binding rows (the rows that are infeasible with
+// the minima; e.g. water-fill per row, or relieve only minima with a
+// non-zero coefficient in a row of the infeasibility certificate), leave
+// every other minimum as filed.
+#[test]
+#[ignore = "attack r6: stage 3 of relieve_minima levels every minimum, also ones behind no binding line"]
+fn a_congested_pair_does_not_cut_an_unrelated_minimum() {
+    let net = case30_net(1e-4);
+    let mut fair = two_behind_a_line(4.4);
+    assert_eq!(relieve_minima(&mut fair, &net).unwrap(), None, "4.4 + 2 kWh fit the 6.5 kW line");
+    assert_eq!(fair.buyers[0].e_min, 10.0);
+    let mut inflated = two_behind_a_line(6.4);
+    let scaled = relieve_minima(&mut inflated, &net).unwrap();
+    assert!(
+        inflated.buyers[0].e_min >= 10.0 - 1e-6,
+        "observed: {scaled:?}; the unrelated buyer at bus 2 now must take only {} kWh (filed 10), the \
+         honest seller at bus 11 {} kWh, the inflating seller {} kWh",
+        inflated.buyers[0].e_min,
+        inflated.sellers[1].e_min,
+        inflated.sellers[2].e_min
+    );
+}
+
+// ---------------------------------------------------------------- AC power flow size
+
+/// Runs `f` on a worker thread; `None` when it has not finished by `secs`
+/// (the thread is left behind; the test process ends with the test).
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs)).ok()
+}
+
+/// A radial chain of `n` lightly loaded buses (about 83 bytes per bus).
+fn chain(n: usize) -> String {
+    let mut s =
+        String::from("mpc.version = '2';\nmpc.baseMVA = 100;\nmpc.bus = [\n 1 3 0 0 0 0 1 1 0 135 1 1.1 0.9;\n");
+    for k in 2..=n {
+        s.push_str(&format!(" {k} 1 0.01 0.005 0 0 1 1 0 135 1 1.1 0.9;\n"));
+    }
+    s.push_str("];\nmpc.gen = [\n 1 0 0 100 -100 1 100 1 200 0;\n];\nmpc.branch = [\n");
+    for k in 2..=n {
+        s.push_str(&format!(" {} {k} 0.0001 0.0002 0 0 0 0 0 0 1;\n", k - 1));
+    }
+    s.push_str("];\n");
+    s
+}
+
+// Expected: `run_pf` (all of `gridledger grid pf --case FILE`) on a case
+// the parser and `MAX_MODEL_BUSES` accept either solves it in about the
+// time MATPOWER's `runpf` takes (sparse Newton: milliseconds for a few
+// thousand buses, 2 iterations here) or refuses it with a typed size
+// error — as `DcModel::new` and `DistFlow::new` now do with
+// `TooLargePtdf` / `TooLargeDistFlow`. Observed: the power flow is dense
+// throughout: the n × n complex Ybus, dS/dVa and dS/dVm (16 bytes an entry
+// each) and the 2n × 2n Jacobian, factorised by dense LU, O(n³) per Newton
+// iteration. In a test build a 500-bus chain took 6.4 s, 1 000 buses 45 s
+// (an 80 kB file); the 3 000-bus chain here (250 kB) runs for many minutes.
+// `gridledger grid pf --case chain5000.m` (a 417 kB file, 5 000 buses, the
+// bus limit) held 1.9 GB of memory after 60 s and was still in its first
+// Newton iteration (hours at this rate; about 2.5 GB at peak). Nothing
+// bounds it but the 5 000-bus limit, which was sized for n² f64 matrices
+// of 200 MB, not four of up to 800 MB and an O(n³) factorisation. Fix: a
+// sparse Ybus and Jacobian with a sparse LU (the Jacobian of a feeder has
+// O(n) non-zeros), or a bus limit for the AC power flow sized for the
+// dense algorithm (a few hundred buses) refused with `ModelError::TooLarge`.
+#[test]
+#[ignore = "attack r6: the dense AC power flow of a 3 000-bus case runs for many minutes (O(n^3), GBs at 5 000)"]
+fn a_3000_bus_power_flow_finishes_or_is_refused() {
+    let text = chain(3_000);
+    assert!(text.len() < 300_000);
+    let case = gridledger_market::Case::parse(&text).unwrap();
+    let out = within(120, move || {
+        gridledger_market::run_pf(&case, gridledger_market::PfOptions::default()).map(|r| (r.iterations, r.min_vm))
+    });
+    assert!(out.is_some(), "observed: run_pf of a 3 000-bus chain had not returned after 120 s");
+}
+
+// ---------------------------------------------------------------- meshed feeder
+
+/// case33bw with its tie switch 18-33 closed (status 1): the same feeder,
+/// weakly meshed, as distribution operators reconfigure it.
+fn case33bw_tie_closed() -> Case {
+    let open = "\t18\t33\t0.5000\t0.5000\t0\t0\t0\t0\t0\t0\t0";
+    let closed = "\t18\t33\t0.5000\t0.5000\t0\t0\t0\t0\t0\t0\t1";
+    assert!(CASE33BW.contains(open));
+    Case::parse(&CASE33BW.replace(open, closed)).unwrap()
+}
+
+/// Four buyers at the feeder's far end (bus 18) and a seller at the root.
+fn far_end_market() -> Market {
+    Market {
+        buyers: (0..4).map(|_| p(Side::Buyer, 18, 0.0005, 0.3, 0.0, 500.0)).collect(),
+        sellers: vec![p(Side::Seller, 1, 0.0001, 0.05, 0.0, 5000.0)],
+    }
+}
+
+/// The lowest AC voltage (p.u.) after adding the cleared energy as load at bus 18.
+fn min_vm_after(case: &Case, kwh: f64) -> f64 {
+    let mut after = case.clone();
+    let i = after.buses.iter().position(|b| b.id == 18).unwrap();
+    after.buses[i].pd += kwh / 1000.0;
+    run_pf(&after, PfOptions::default()).unwrap().min_vm
+}
+
+// Expected: a clearing `clear` reports keeps the network within its limits
+// (the issue: "never a silently wrong clearing"), to the accuracy of the
+// model; a case whose model cannot express its limits is refused or says
+// so. Observed: case33bw with one tie switch closed is meshed, so
+// `network_for` takes the PTDF model — and the feeder's lines are unrated
+// (rate_a 0, MATPOWER's "unlimited"), so the market gets 0 rows: its bus
+// voltage limits (Vmin 0.90, the constraint that binds on this feeder)
+// are dropped without a word. Four buyers at bus 18 and a seller at the
+// root clear 209.6 kWh on the radial feeder (LinDistFlow; AC check: min
+// 0.896 p.u.) but 1 111 kWh with the tie closed, `binding` empty, and the
+// AC power flow of that dispatch (`run_pf`, what `grid pf` prints) puts
+// bus 18 at 0.869 p.u. — 3 % below its limit (the base case is 0.915).
+// Fix: for a meshed case carry the voltage limits too (linearised voltage
+// sensitivities from the Ybus, or the DC model's angle rows are not
+// enough), or refuse a network model that has no rows while the case has
+// voltage limits (`NetworkError`), or at least report in `Clearing` that
+// the network imposed nothing.
+#[test]
+#[ignore = "attack r6: a meshed feeder (case33bw, tie 18-33 closed) clears with 0 network rows, AC Vmin 0.869 < 0.9"]
+fn a_meshed_feeder_is_not_cleared_without_its_voltage_limits() {
+    let radial = Case::parse(CASE33BW).unwrap();
+    let r = clear(&far_end_market(), &network_for(&radial, 1.0).unwrap(), Algorithm::Central).unwrap();
+    // the radial clearing holds the limit to LinDistFlow's accuracy
+    assert!(min_vm_after(&radial, r.energy_kwh) > 0.89, "radial: {}", min_vm_after(&radial, r.energy_kwh));
+    let meshed = case33bw_tie_closed();
+    let net = network_for(&meshed, 1.0).unwrap();
+    match clear(&far_end_market(), &net, Algorithm::Central) {
+        Err(_) => {} // refused: fine
+        Ok(c) => {
+            let vm = min_vm_after(&meshed, c.energy_kwh);
+            assert!(
+                vm > 0.89,
+                "observed: the {} model has {} rows; the market cleared {:.1} kWh (radial: {:.1}), binding {:?}, \
+                 and the AC power flow of that dispatch has bus 18 at {vm:.4} p.u. (Vmin 0.90)",
+                net.model,
+                net.g.len(),
+                c.energy_kwh,
+                r.energy_kwh,
+                c.binding
+            );
+        }
+    }
+}
