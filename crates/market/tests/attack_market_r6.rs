@@ -282,3 +282,38 @@ fn the_framework_does_not_report_a_clearing_clear_refuses() {
         refused.err().map(|e| e.to_string()).unwrap_or_default()
     );
 }
+
+// ---------------------------------------------------------------- cost of the minima relief
+
+// Expected: relieving minima costs the enclaves a bounded multiple of one
+// clearing, whatever the requests say. Observed: stage 1 of
+// `relieve_minima` tests every positive minimum alone (one central solve
+// each) and bisects every minimum infeasible alone with
+// `MINIMA_BISECTIONS` = 10 more solves, one request after another, each
+// solve over the whole market. On the congested case30 (ratings × 1e-4,
+// the demo's network) a seeded 50 × 50 market solves in 0.35 s; one buyer
+// at bus 11 filing a hidden e_min of 10 kWh (public e_max 10 kWh, so it
+// passes any bus cap; the line into bus 11 carries 6.5 kW) makes the
+// relief take 7 s, five such requests on 20 × 20 took 8 s. One account may
+// file `MAX_REQUESTS_PER_ACCOUNT` = 256 requests: 256 × 11 solves of a
+// market grown by 256, before TEAR-DO starts — tens of minutes of every
+// selected enclave's time per interval from one account (release builds
+// included). The 40 here do not finish in 90 s (the same market without
+// them relieves nothing in under a second). Fix: cap each minimum that is
+// infeasible alone with one solve (maximise that party's total, the others'
+// minima at 0: an LP, not a bisection), or bound the solves per interval
+// and exclude the requests beyond it with a record.
+#[test]
+#[ignore = "attack r6: 40 hidden minima infeasible alone cost relieve_minima ~11 central solves each (minutes)"]
+fn many_minima_infeasible_alone_are_relieved_in_bounded_work() {
+    let net = case30_net(1e-4);
+    let mut m = Market::generate(7, 50, 50, &net.bus_ids);
+    for _ in 0..40 {
+        m.buyers.push(p(Side::Buyer, 11, 0.02, 0.3, 10.0, 10.0));
+    }
+    let r = within(90, move || relieve_minima(&mut m, &net).map(|s| s.map(|s| s.factor)).map_err(|e| e.to_string()));
+    assert!(
+        r.is_some(),
+        "observed: relieve_minima of a 90 × 50 market with 40 minima infeasible alone still running after 90 s"
+    );
+}
