@@ -516,3 +516,82 @@ fn a_block_commented_conversion_is_not_applied() {
         }
     }
 }
+
+// ---------------------------------------------------------------- LinDistFlow from the Euler tour (held up)
+
+/// A random radial case: `n` buses with shuffled ids (one isolated bus
+/// among them, with a branch to it), each non-root bus hung under a random
+/// earlier one, every branch listed in a random direction and order,
+/// some rated.
+fn random_tree(seed: u64, n: usize) -> String {
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut ids: Vec<u32> = (1..=n as u32 + 1).map(|k| k * 7 + 3).collect();
+    ids.shuffle(&mut rng);
+    let isolated = ids.pop().unwrap();
+    let mut s = String::from("mpc.version = '2';\nmpc.baseMVA = 10;\nmpc.bus = [\n");
+    for (i, id) in ids.iter().enumerate() {
+        let kind = if i == 0 { 3 } else { 1 };
+        s.push_str(&format!(" {id} {kind} 0.01 0.005 0 0 1 1 0 12.66 1 1.1 0.9;\n"));
+    }
+    s.push_str(&format!(" {isolated} 4 0 0 0 0 1 1 0 12.66 1 1.1 0.9;\n"));
+    s.push_str(&format!("];\nmpc.gen = [\n {} 0 0 10 -10 1 100 1 10 0;\n];\nmpc.branch = [\n", ids[0]));
+    let mut lines: Vec<String> = (1..ids.len())
+        .map(|j| {
+            let i = rng.random_range(0..j);
+            let (f, t) = if rng.random_bool(0.5) { (ids[i], ids[j]) } else { (ids[j], ids[i]) };
+            let rate = if rng.random_bool(0.3) { 5.0 } else { 0.0 };
+            format!(
+                " {f} {t} {} {} 0 {rate} 0 0 0 0 1;\n",
+                rng.random_range(0.001..0.05),
+                rng.random_range(0.001..0.05)
+            )
+        })
+        .collect();
+    lines.push(format!(" {} {isolated} 0.01 0.01 0 0 0 0 0 0 1;\n", ids[1]));
+    lines.shuffle(&mut rng);
+    s.push_str(&lines.concat());
+    s.push_str("];\n");
+    s
+}
+
+// Held up: the LinDistFlow matrices built from the Euler tour (round 5's
+// O(n) rows) equal the definition — R_jk = Σ r over the lines common to
+// the root paths of j and k — computed by walking both paths, and
+// `in_subtree` / `parent_flows` agree with the same walk, on 30 random
+// trees with shuffled bus ids, branches listed in random direction and
+// order, and an isolated bus with a branch to it.
+#[test]
+fn euler_tour_rows_equal_the_path_definition_on_random_trees() {
+    for seed in 0..30 {
+        let case = Case::parse(&random_tree(seed, 40)).unwrap();
+        assert!(case.is_radial());
+        let df = gridledger_market::DistFlow::new(&case).unwrap();
+        let n = df.bus_ids.len();
+        let path = |mut j: usize| {
+            let mut v = vec![j];
+            while let Some(p) = df.parent[j] {
+                v.push(p);
+                j = p;
+            }
+            v
+        };
+        let r_of = |j: usize| df.parent_branch[j].map_or(0.0, |b| case.branches[b].r);
+        let p: Vec<f64> = (0..n).map(|k| (k as f64 * 0.37).sin()).collect();
+        let flows = df.parent_flows(&p);
+        for j in 0..n {
+            let pj = path(j);
+            for k in 0..n {
+                let pk = path(k);
+                let common: f64 = pj.iter().filter(|x| pk.contains(x)).map(|x| r_of(*x)).sum();
+                assert!((df.r_path[j * n + k] - common).abs() <= 1e-12, "seed {seed} R[{j}][{k}]");
+                assert_eq!(df.in_subtree(k, j), pk.contains(&j), "seed {seed} sub({j}) ∋ {k}");
+            }
+            if j != df.root {
+                let want: f64 = -(0..n).filter(|k| path(*k).contains(&j)).map(|k| p[k]).sum::<f64>();
+                assert!((flows[j] - want).abs() <= 1e-9, "seed {seed} flow into {j}");
+            }
+        }
+    }
+}
