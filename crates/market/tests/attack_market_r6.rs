@@ -131,6 +131,36 @@ fn a_3000_bus_power_flow_finishes_or_is_refused() {
     assert!(out.is_some(), "observed: run_pf of a 3 000-bus chain had not returned after 120 s");
 }
 
+/// A ring of `n` buses (a chain closed back to the reference bus).
+fn ring(n: usize) -> String {
+    let mut s = chain(n);
+    let close = format!(" {n} 1 0.0001 0.0002 0 0 0 0 0 0 1;\n];\n");
+    s.truncate(s.len() - "];\n".len());
+    s.push_str(&close);
+    s
+}
+
+// Expected: a meshed case within the PTDF bound (`MAX_PTDF_ENTRIES`
+// lines × buses: e.g. 3 500 buses and lines) builds its DC model in time
+// proportional to that size, as the bound's doc implies (it was sized for
+// memory: "enough for the 3 000-bus cases MATPOWER ships"). Observed:
+// `DcModel::new` forms X = B⁻¹ by one dense triangular solve per bus
+// (n solves of O(n²): O(n³)) even where B is tridiagonal, before taking
+// one difference of two rows per line. A 1 000-bus ring (81 kB) took 36 s
+// in a test build, a 2 000-bus ring (165 kB) 226 s; every
+// `gridledger market clear` on such a file pays it before any clearing
+// (3 500 buses: some 20 minutes). Fix: solve B_red z = e_f − e_t per line
+// with a sparse (or banded) factorisation, or bound buses² as well as
+// lines × buses.
+#[test]
+#[ignore = "attack r6: DcModel::new is O(n^3) (X = B^-1 column by column): a 2 000-bus ring takes minutes"]
+fn a_2000_bus_ring_builds_its_dc_model_quickly_or_is_refused() {
+    let case = Case::parse(&ring(2_000)).unwrap();
+    assert!(!case.is_radial());
+    let out = within(60, move || gridledger_market::DcModel::new(&case).map(|d| d.ptdf.len()));
+    assert!(out.is_some(), "observed: DcModel::new of a 2 000-bus ring had not returned after 60 s");
+}
+
 // ---------------------------------------------------------------- meshed feeder
 
 /// case33bw with its tie switch 18-33 closed (status 1): the same feeder,
