@@ -643,7 +643,7 @@ fn euler_tour_rows_equal_the_path_definition_on_random_trees() {
         let r_of = |j: usize| df.parent_branch[j].map_or(0.0, |b| case.branches[b].r);
         let p: Vec<f64> = (0..n).map(|k| (k as f64 * 0.37).sin()).collect();
         let flows = df.parent_flows(&p);
-        for j in 0..n {
+        for (j, flow) in flows.iter().enumerate() {
             let pj = path(j);
             for k in 0..n {
                 let pk = path(k);
@@ -653,7 +653,7 @@ fn euler_tour_rows_equal_the_path_definition_on_random_trees() {
             }
             if j != df.root {
                 let want: f64 = -(0..n).filter(|k| path(*k).contains(&j)).map(|k| p[k]).sum::<f64>();
-                assert!((flows[j] - want).abs() <= 1e-9, "seed {seed} flow into {j}");
+                assert!((flow - want).abs() <= 1e-9, "seed {seed} flow into {j}");
             }
         }
     }
