@@ -314,6 +314,9 @@ pub enum MbsError {
     /// open yet): no terms are built (attack R7-4).
     #[error("no terms without a quote: {0}")]
     NoQuote(String),
+    /// The receiver's wallet refused to sign the terms (attack R8-5).
+    #[error(transparent)]
+    Wallet(#[from] crate::wallet::WalletError),
 }
 
 /// Bytes each party put on the wire in one CCTE (canonical encodings).
@@ -380,9 +383,11 @@ pub enum Behaviour {
     /// This side posts its NT to the BoB but spends NT's nonce on another
     /// transaction (sub-situation 3, nonce).
     DoubleSpend(Side),
-    /// This side posts a correctly signed NT that can never execute (its
-    /// nonce leaves a gap) and for which no fraud evidence exists: it is
-    /// closed as withheld at the forwarding deadline (sub-situation 2).
+    /// This side posts a correctly signed NT that can never execute (the
+    /// receiver's nonce leaves a gap; the sender's, which must carry the
+    /// terms' nonce, offers a gas price below every chain's minimum) and for
+    /// which no fraud evidence exists: it is closed as withheld at the
+    /// forwarding deadline (sub-situation 2).
     PostUnlandable(Side),
 }
 
@@ -426,7 +431,15 @@ pub struct BobMbs {
     /// The deployment's directory: [`BobMbs::swap`] journals each NT there
     /// ([`crate::journal`]) before sending it.
     pub dir: std::path::PathBuf,
+    /// The receiver's wallet registry of the sender nonces it signed terms
+    /// for ([`crate::wallet`]), through which [`BobMbs::swap`] signs:
+    /// `<dir>/wallet` by default; a receiver trading on several
+    /// deployments gives each the same one ([`BobMbs::use_wallet`]).
+    pub wallet: crate::wallet::TermsRegistry,
 }
+
+/// The receiver's wallet registry under a deployment's directory (the default).
+pub const WALLET_DIR: &str = "wallet";
 
 /// The default slippage a receiver accepts around the quoted price: 1 %.
 pub const DEFAULT_SLIPPAGE_BPS: u32 = 100;
@@ -856,6 +869,7 @@ impl BobMbs {
             forward_proves: BTreeMap::new(),
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
             dir: dir.to_path_buf(),
+            wallet: crate::wallet::TermsRegistry::open(&dir.join(WALLET_DIR))?,
         };
         m.epoch = m.bob.height();
         Ok(m)
@@ -1179,8 +1193,9 @@ impl BobMbs {
     }
 
     /// A transfer on `side`'s chain that pays the side's instruction
-    /// ([`CctRecord::pays_instruction`]: its payer, payee and amount, a nonce
-    /// at or above the terms' floor) in a block after `e_*` and before the
+    /// ([`CctRecord::pays_instruction`]: its payer, payee and amount, the
+    /// sender's exact `nonce_i` or a nonce at or above the receiver's
+    /// floor) in a block after `e_*` and before the
     /// deadline — the first one, searched block by block (the window is
     /// κ̄ + κ blocks). Finds a payment its driver never posted (attack R6-3).
     ///
@@ -1360,8 +1375,9 @@ impl BobMbs {
             // Each payer's next nonce on its chain now as the payer's own
             // wallet knows it, payments still in flight included (0 for a
             // chain this MBS does not run: the BoB refuses such terms as
-            // UnknownChain). See `check_floors`.
-            nonce_floor_i: self.external(req.chain_i).map(|c| c.wallet_next_nonce(&req.sender.address())).unwrap_or(0),
+            // UnknownChain). The sender's is the exact nonce of its NT
+            // (attack R8-5). See `check_floors`.
+            nonce_i: self.external(req.chain_i).map(|c| c.wallet_next_nonce(&req.sender.address())).unwrap_or(0),
             nonce_floor_j: self
                 .external(req.chain_j)
                 .map(|c| c.wallet_next_nonce(&req.receiver.address()))
@@ -1394,11 +1410,18 @@ impl BobMbs {
     /// binding such as a one-time receiving address per exchange could);
     /// the payee protects itself by not agreeing while such a payment from
     /// that payer is outstanding.
+    ///
+    /// The sender's nonce is exact, not a floor (attack R8-5): its NT must
+    /// carry `nonce_i` itself, and the receiver signs one set of terms per
+    /// (sender, chain, nonce) whatever the deployment
+    /// ([`crate::wallet::TermsRegistry`], which [`swap`](Self::swap) signs
+    /// through). These checks are the same for it: below the sender's next
+    /// nonce it is spent already, above its wallet's next nonce the sender
+    /// could not pay it in order.
     pub fn check_floors(&self, terms: &CctTerms) -> Result<(), MbsError> {
-        for (chain, payer, floor) in [
-            (terms.chain_i, terms.sender_i, terms.nonce_floor_i),
-            (terms.chain_j, terms.receiver_j, terms.nonce_floor_j),
-        ] {
+        for (chain, payer, floor) in
+            [(terms.chain_i, terms.sender_i, terms.nonce_i), (terms.chain_j, terms.receiver_j, terms.nonce_floor_j)]
+        {
             let c = self.external(chain)?;
             let next = c.next_nonce(&payer);
             if floor < next {
@@ -1449,15 +1472,44 @@ impl BobMbs {
         self.check_view(chains)
     }
 
-    /// The CCT transaction (ln 02) with the receiver's signature on the terms.
+    /// The CCT transaction (ln 02) with the receiver's signature on the
+    /// terms, signed as given: tests and tools that play the receiver
+    /// themselves. An honest receiver signs through its wallet
+    /// ([`wallet_cct_tx`](Self::wallet_cct_tx)).
     pub fn cct_tx(&self, sender: &KeyPair, receiver: &KeyPair, terms: CctTerms) -> SignedTransaction {
         let receiver_sig = receiver.sign(&terms.digest(self.bob.chain_id()));
         self.bob_call(sender, "cct", &CctArgs { terms, receiver_sig }, Amount::ZERO)
     }
 
-    /// The native transaction of one side: an ordinary transfer (fungibility).
+    /// The CCT transaction with the receiver's signature from its wallet
+    /// ([`BobMbs::wallet`]): refused (`Wallet(NonceAlreadyAgreed)`) if the
+    /// receiver already signed other terms naming the sender's nonce.
+    pub fn wallet_cct_tx(
+        &self,
+        sender: &KeyPair,
+        receiver: &KeyPair,
+        terms: CctTerms,
+    ) -> Result<SignedTransaction, MbsError> {
+        let receiver_sig = self.wallet.sign(receiver, &terms, self.bob.chain_id())?;
+        Ok(self.bob_call(sender, "cct", &CctArgs { terms, receiver_sig }, Amount::ZERO))
+    }
+
+    /// Signs the receiver's terms through `wallet` from now on (one registry
+    /// shared by every deployment the receiver trades on).
+    pub fn use_wallet(&mut self, wallet: crate::wallet::TermsRegistry) {
+        self.wallet = wallet;
+    }
+
+    /// The native transaction of one side: an ordinary transfer
+    /// (fungibility). The sender's carries the terms' `nonce_i` (the only
+    /// nonce SC_MPV takes for it, attack R8-5), the receiver's its next
+    /// nonce.
     pub fn native_tx(&self, rec: &CctRecord, side: Side, key: &KeyPair) -> Result<SignedTransaction, MbsError> {
         let (chain, _from, to, amount) = rec.instruction(side);
+        if side == Side::Sender {
+            let c = self.external(chain)?;
+            return Ok(c.sign(key, transfer(key, chain, rec.terms.nonce_i, to, Amount(amount), Amount(1))));
+        }
         self.native_transfer(chain, key, to, amount)
     }
 
@@ -1482,10 +1534,21 @@ impl BobMbs {
         // counted in the exchange's epochs).
         self.wait_caught_up(&[req.chain_i, req.chain_j])?;
         let start = self.epoch;
+        if behaviour == Behaviour::Underfund(Side::Sender) {
+            // The sender's NT carries the terms' exact nonce, so nothing of
+            // the sender's can come between the terms and it: the sender
+            // agrees while its account is being emptied.
+            let (chain, key) = (req.chain_i, &req.sender);
+            let c = self.external(chain)?;
+            let all = c.account(&key.address()).balance.0.saturating_sub(crate::mbs::TRANSFER_FEE);
+            let n = c.wallet_next_nonce(&key.address());
+            let drain = c.sign(key, transfer(key, chain, n, SINK, Amount(all), Amount(1)));
+            self.external_mut(chain)?.submit(&drain)?;
+        }
         let terms = self.try_terms(req)?;
         self.check_floors(&terms)?;
         self.check_view(&[req.chain_i, req.chain_j])?;
-        let cct = self.cct_tx(&req.sender, &req.receiver, terms.clone());
+        let cct = self.wallet_cct_tx(&req.sender, &req.receiver, terms.clone())?;
         bytes.cct = cct.to_bytes().len();
         let r = self.bob_ok(&cct)?;
         *gas.entry("cct".into()).or_default() += r.gas_used;
@@ -1500,9 +1563,11 @@ impl BobMbs {
             }
             let (chain, payer, to, amount) = rec.instruction(side);
             let nt = match behaviour {
+                // Emptied before the terms (above).
+                Behaviour::Underfund(Side::Sender) if side == Side::Sender => self.native_tx(&rec, side, key)?,
                 Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) if s == side => {
                     let c = self.external(chain)?;
-                    let n = c.next_nonce(&payer);
+                    let n = if side == Side::Sender { rec.terms.nonce_i } else { c.next_nonce(&payer) };
                     let fee = crate::mbs::TRANSFER_FEE;
                     let (drain, nt_nonce) = if behaviour == Behaviour::Underfund(side) {
                         let all = c.account(&payer).balance.0.saturating_sub(fee);
@@ -1513,6 +1578,12 @@ impl BobMbs {
                     let nt = c.sign(key, transfer(key, chain, nt_nonce, to, Amount(amount), Amount(1)));
                     self.external_mut(chain)?.submit(&drain)?;
                     nt
+                }
+                // The sender's NT must carry the terms' nonce (a gap is
+                // refused at `post_nt`): a gas price no chain accepts.
+                Behaviour::PostUnlandable(Side::Sender) if side == Side::Sender => {
+                    let c = self.external(chain)?;
+                    c.sign(key, transfer(key, chain, rec.terms.nonce_i, to, Amount(amount), Amount::ZERO))
                 }
                 Behaviour::PostUnlandable(s) if s == side => {
                     let c = self.external(chain)?;
@@ -1648,6 +1719,9 @@ impl BobMbs {
             + u32::from(extra_phase_fraud)
             + u32::from(extra_phase_closed);
         let record = self.cct(&id).ok_or_else(|| MbsError::Missing("CCT record".into()))?;
+        // Complete: no proof counts for it any more, so the receiver's
+        // wallet gives the sender's nonce back (see `crate::wallet`).
+        self.wallet.release(&terms)?;
         for h in proof_txs {
             if let Some(r) = self.bob.receipt(&h)? {
                 *gas.entry("prove".into()).or_default() += r.gas_used;

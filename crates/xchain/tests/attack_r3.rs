@@ -211,7 +211,7 @@ fn cct_terms_signed_for_one_deployment_replay_on_another() {
     assert_eq!(b.bob_contract_state(), before);
 }
 
-/// An old payment accepted as the NT. `CctTerms::nonce_floor_i` is the
+/// An old payment accepted as the NT. `CctTerms::nonce_i` is the
 /// payer's next nonce *as the payee's node sees it* (state + mempool) when
 /// the terms are drawn up; a payment the payer had already made but that a
 /// censoring chain is holding back (issue item 6: a chain that delays a
@@ -258,7 +258,7 @@ fn a_censored_old_payment_counts_as_the_nt() {
         status,
         TxStatus::Success,
         "a payment made before the exchange was agreed counted as NT_s (floor {}, its nonce {})",
-        terms.nonce_floor_i,
+        terms.nonce_i,
         old.tx.nonce
     );
 }
@@ -350,7 +350,7 @@ fn a_strangers_lock_is_consumed_as_the_attackers_nt() {
     let mut terms = m.terms(&request(700, 3307));
     terms.sender_i = victim.address();
     terms.receiver_i = tpk;
-    terms.nonce_floor_i = floor;
+    terms.nonce_i = floor;
     terms.min_x_i = 700;
     terms.max_x_i = 700;
     let cct = m.cct_tx(&attacker, &accomplice, terms.clone());

@@ -248,15 +248,18 @@ fn forged_early_and_stale_merkle_proofs_are_refused() {
     let (id, rec) = open_cct(&mut m, &req);
     let s = sender();
 
-    // NT_s sent at once, before the window e_i + κ̄ has passed.
-    let early = m.native_tx(&rec, Side::Sender, &s).unwrap();
-    m.external_mut(ci).unwrap().submit(&early).unwrap();
+    // NT_r sent at once, before the window e_j + κ̄ has passed. (The
+    // receiver may pay again with a later nonce; the sender, whose NT must
+    // carry the terms' nonce, could not: an early NT_s spends it.)
+    let r = receiver();
+    let early = m.native_tx(&rec, Side::Receiver, &r).unwrap();
+    m.external_mut(cj).unwrap().submit(&early).unwrap();
     m.tick().unwrap();
-    let pt = m.proof_for(id, Side::Sender, &early).unwrap().unwrap();
-    let tx = m.bob_call(&s, "prove", &pt, Amount::ZERO);
-    assert_refused(&mut m, &tx, XchainError::TooEarly { height: pt.height, after: rec.e_i + 2 });
+    let pt = m.proof_for(id, Side::Receiver, &early).unwrap().unwrap();
+    let tx = m.bob_call(&r, "prove", &pt, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::TooEarly { height: pt.height, after: rec.e_j + 2 });
 
-    // A later copy of the instruction (new nonce) in the valid window.
+    // NT_s in the valid window.
     m.wait_native_window(&rec).unwrap();
     let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
     m.external_mut(ci).unwrap().submit(&nt).unwrap();
@@ -273,9 +276,10 @@ fn forged_early_and_stale_merkle_proofs_are_refused() {
     let tx = m.bob_call(&s, "prove", &forged, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: ci, height: pt.height });
 
-    // Another transaction's proof presented for NT_s.
+    // Another transaction's proof presented for NT_s (a re-send of it with
+    // another fee, which never landed).
     let mut wrong_nt = pt.clone();
-    wrong_nt.nt = transfer(&s, ci, nt.tx.nonce + 5, receiver().address(), Amount(rec.x_i), Amount(1));
+    wrong_nt.nt = transfer(&s, ci, nt.tx.nonce, receiver().address(), Amount(rec.x_i), Amount(2));
     wrong_nt.nt = m.external(ci).unwrap().sign(&s, wrong_nt.nt);
     let tx = m.bob_call(&s, "prove", &wrong_nt, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: ci, height: pt.height });
@@ -735,10 +739,12 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 500, 31));
     m.wait_native_window(&rec).unwrap();
     receiver_pays_and_proves(&mut m, id, &rec);
-    // NT_s with a nonce gap: correctly signed, matches IN_s, never executable.
+    // NT_s with the terms' nonce but a gas price below the chain's minimum:
+    // correctly signed, matches IN_s, never executable. (A nonce gap is
+    // refused at `post_nt`: the sender's NT carries the terms' nonce.)
     let (chain, _, to, amount) = rec.instruction(Side::Sender);
-    let gap = m.external(chain).unwrap().next_nonce(&s.address()) + 3;
-    let nt = m.external(chain).unwrap().sign(&s, transfer(&s, chain, gap, to, Amount(amount), Amount(1)));
+    let nt =
+        m.external(chain).unwrap().sign(&s, transfer(&s, chain, rec.terms.nonce_i, to, Amount(amount), Amount::ZERO));
     m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
     while m.bob_tip(ci) < rec.deadline_i || m.bob_tip(cj) < rec.deadline_j {
         m.tick().unwrap();
@@ -821,7 +827,7 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     // The terms the receiver signs now bind the sender's next nonce.
     let terms = m.terms(&req);
     m.check_floors(&terms).unwrap();
-    assert_eq!(terms.nonce_floor_i, old.tx.nonce + 1);
+    assert_eq!(terms.nonce_i, old.tx.nonce + 1);
     let cct = m.cct_tx(&s, &receiver(), terms.clone());
     assert_eq!(bob_only(&mut m, &cct).status, TxStatus::Success);
     let id = terms.id();
@@ -831,24 +837,57 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     let pt = m.proof_for(id, Side::Sender, &old).unwrap().unwrap();
     assert!(pt.height > rec.e_i + m.config.kappa_bar, "the epoch check alone would accept it");
     m.wait_final(ci, pt.height).unwrap();
-    let refusal = XchainError::BeforeCct { chain: ci, nonce: old.tx.nonce, floor: terms.nonce_floor_i };
+    let refusal = XchainError::BeforeCct { chain: ci, nonce: old.tx.nonce, floor: terms.nonce_i };
     let prove = m.bob_call(&s, "prove", &pt, Amount::ZERO);
     assert_refused(&mut m, &prove, refusal.clone());
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: old.clone() }, Amount::ZERO);
     assert_refused(&mut m, &post, refusal);
     assert_eq!(m.cct(&id).unwrap().sender, SideState::Pending);
-    // A fresh NT_s signed after the agreement is accepted — also one whose
-    // nonce is above the floor because the sender sent something else first.
+    // NT_s carries exactly the terms' nonce (attack R8-5): a payment signed
+    // after the agreement but with a later nonce, because the sender sent
+    // something else first, does not count either — the sender's side is
+    // left to the deadline (withheld, the sender's fault).
     let other = m.native_transfer(ci, &s, provider().address(), 5).unwrap();
+    assert_eq!(other.tx.nonce, terms.nonce_i);
     m.external_mut(ci).unwrap().submit(&other).unwrap();
+    let late = m.native_transfer(ci, &s, receiver().address(), 700).unwrap();
+    assert!(rec.pays_instruction(Side::Sender, &m.native_tx(&rec, Side::Sender, &s).unwrap()));
+    assert!(!rec.pays_instruction(Side::Sender, &late));
+    m.external_mut(ci).unwrap().submit(&late).unwrap();
+    m.tick().unwrap();
+    let pt = m.proof_for(id, Side::Sender, &late).unwrap().unwrap();
+    m.wait_final(ci, pt.height).unwrap();
+    let refusal = XchainError::NonceNotAgreed { chain: ci, nonce: terms.nonce_i + 1, agreed: terms.nonce_i };
+    let prove = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    assert_refused(&mut m, &prove, refusal.clone());
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: late.clone() }, Amount::ZERO);
+    assert_refused(&mut m, &post, refusal);
+    assert_eq!(m.cct(&id).unwrap().sender, SideState::Pending);
+    assert_eq!(m.find_payment(&rec, Side::Sender).unwrap(), None, "no transfer pays NT_s");
+}
+
+/// The honest sender's NT_s carries the terms' nonce and proves its side
+/// (attack R8-5: SC_MPV takes that nonce only).
+#[test]
+fn the_senders_nt_carries_the_terms_nonce() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let s = sender();
+    let req = request_between(ci, cj, 600, 34);
+    let terms = m.try_terms(&req).unwrap();
+    assert_eq!(terms.nonce_i, m.external(ci).unwrap().next_nonce(&s.address()));
+    let (id, rec) = open_cct(&mut m, &req);
+    assert_eq!(rec.terms.nonce_i, terms.nonce_i);
+    m.wait_native_window(&rec).unwrap();
     let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
-    assert_eq!(nt.tx.nonce, terms.nonce_floor_i + 1);
+    assert_eq!(nt.tx.nonce, terms.nonce_i);
     m.external_mut(ci).unwrap().submit(&nt).unwrap();
     m.tick().unwrap();
     let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
     m.wait_final(ci, pt.height).unwrap();
     m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
-    assert!(matches!(m.cct(&id).unwrap().sender, SideState::Proved { .. }));
+    assert_eq!(m.cct(&id).unwrap().sender, SideState::Proved { nt: nt.hash(), height: pt.height });
 }
 
 /// Parties do not agree on terms while the BoB's stored tip of a chain
@@ -944,4 +983,32 @@ fn a_cct_priced_below_the_receivers_penalty_floor_is_refused() {
     terms.min_x_b = quoted + 1;
     let tx = m.cct_tx(&sender(), &receiver(), terms);
     assert_refused(&mut m, &tx, XchainError::PenaltyOutOfBounds { x_b: quoted, min: quoted + 1 });
+}
+
+/// The receiver's wallet signs one set of terms per sender nonce (attack
+/// R8-5) and gives the nonce back once their CCT is complete: after an
+/// exchange whose sender withheld (its nonce unspent), the next exchange
+/// naming the same nonce is signed and settles; while an open CCT holds
+/// the nonce, `swap` is refused by the wallet.
+#[test]
+fn the_wallet_gives_a_sender_nonce_back_once_its_cct_completes() {
+    use gridledger_xchain::wallet::WalletError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let first = m.swap(&request_between(ci, cj, 300, 40), Behaviour::Withhold(Side::Sender)).unwrap();
+    assert_eq!(first.record.sender, SideState::Penalised);
+    let second = m.swap(&request_between(ci, cj, 300, 41), Behaviour::Honest).unwrap();
+    assert_eq!(second.record.terms.nonce_i, first.record.terms.nonce_i, "the withheld nonce was never spent");
+    assert!(matches!(second.record.sender, SideState::Proved { .. }));
+    assert!(matches!(second.record.receiver, SideState::Proved { .. }));
+    // An open CCT signed through the wallet holds the sender's next nonce.
+    let terms = m.try_terms(&request_between(ci, cj, 300, 42)).unwrap();
+    m.bob_ok(&m.wallet_cct_tx(&sender(), &receiver(), terms.clone()).unwrap()).unwrap();
+    match m.swap(&request_between(ci, cj, 300, 43), Behaviour::Honest) {
+        Err(MbsError::Wallet(WalletError::NonceAlreadyAgreed { nonce, other, .. })) => {
+            assert_eq!((nonce, other), (terms.nonce_i, Some(terms.id())));
+        }
+        got => panic!("a second set of terms on nonce {}: {:?}", terms.nonce_i, got.map(|r| r.record)),
+    }
 }
