@@ -425,6 +425,10 @@ pub struct BobMbs {
     /// by this BoB node, by `(CCT, side)`: none is sent again while it
     /// waits for a block ([`BobMbs::tick`]'s forwarding duty).
     pub(crate) forward_proves: BTreeMap<(Hash32, u8), Hash32>,
+    /// How often this BoB node sent each posted NT (by hash) to its chain
+    /// in sub-situation 2, and the first epoch it may send it again
+    /// ([`FORWARD_MAX_SENDS`], [`FORWARD_FIRST_BACKOFF`]).
+    pub(crate) forward_sends: BTreeMap<Hash32, ForwardSends>,
     /// The slippage (basis points) the receiver accepts around the quoted
     /// `x_i` in the terms [`BobMbs::terms`] builds ([`DEFAULT_SLIPPAGE_BPS`]).
     pub slippage_bps: u32,
@@ -436,6 +440,25 @@ pub struct BobMbs {
     /// `<dir>/wallet` by default; a receiver trading on several
     /// deployments gives each the same one ([`BobMbs::use_wallet`]).
     pub wallet: crate::wallet::TermsRegistry,
+}
+
+/// Most times a BoB node sends one posted NT to its chain in sub-situation
+/// 2 (the first send included).
+pub const FORWARD_MAX_SENDS: u32 = 5;
+
+/// Epochs a BoB node waits before it sends a posted NT that is still not on
+/// its chain again; the wait doubles after each send (1, 2, 4, 8 epochs:
+/// the five sends span 15 epochs, inside the forwarding window of
+/// `κ̄ + κ_i` epochs of the default deployment).
+pub const FORWARD_FIRST_BACKOFF: u64 = 1;
+
+/// A BoB node's sends of one posted NT (see [`FORWARD_MAX_SENDS`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForwardSends {
+    /// Sends so far.
+    pub sent: u32,
+    /// The first epoch ([`BobMbs::epoch`]) of the next send.
+    pub next_epoch: u64,
 }
 
 /// The receiver's wallet registry under a deployment's directory (the default).
@@ -867,6 +890,7 @@ impl BobMbs {
             late_locks: Vec::new(),
             lock_txs: BTreeMap::new(),
             forward_proves: BTreeMap::new(),
+            forward_sends: BTreeMap::new(),
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
             dir: dir.to_path_buf(),
             wallet: crate::wallet::TermsRegistry::open(&dir.join(WALLET_DIR))?,
@@ -1063,6 +1087,13 @@ impl BobMbs {
     /// the forwarding deadline. A re-send the chain's mempool already holds
     /// or refuses is ignored; a `prove` is not sent again while one waits
     /// for a block.
+    ///
+    /// Decision (sends bounded): a missing NT was sent again at every
+    /// epoch until the forwarding deadline, also one its chain can never
+    /// take (a gas price below its minimum) — κ̄ + κ_i sends per NT and
+    /// epoch work for every such NT. Now it is sent at once, then again
+    /// after a back-off that doubles (1, 2, 4, 8 epochs), at most
+    /// [`FORWARD_MAX_SENDS`] times ([`forward_send`](Self::forward_send)).
     fn forwarding_duties(&mut self, open: &[Hash32]) -> Result<(), MbsError> {
         let k = self.spec.finality.confirmations() as u64;
         for &id in open {
@@ -1077,9 +1108,10 @@ impl BobMbs {
                 let Some(nt) = self.bob_record::<SignedTransaction>(&bob::keys::posted(&id, side)) else { continue };
                 let chain = nt.tx.chain_id;
                 let Some(pt) = self.proof_for(id, side, &nt)? else {
-                    let _ = self.external_mut(chain)?.submit(&nt);
+                    self.forward_send(&nt)?;
                     continue;
                 };
+                self.forward_sends.remove(&nt.hash());
                 if self.bob_tip(chain) < pt.height + k {
                     continue;
                 }
@@ -1096,6 +1128,26 @@ impl BobMbs {
             }
         }
         Ok(())
+    }
+
+    /// Sends the posted `nt` to its chain for sub-situation 2 if its
+    /// back-off has passed and it was sent fewer than
+    /// [`FORWARD_MAX_SENDS`] times; a send the chain refuses counts too.
+    pub fn forward_send(&mut self, nt: &SignedTransaction) -> Result<(), MbsError> {
+        let epoch = self.epoch;
+        let e = self.forward_sends.entry(nt.hash()).or_default();
+        if e.sent >= FORWARD_MAX_SENDS || epoch < e.next_epoch {
+            return Ok(());
+        }
+        e.next_epoch = epoch.saturating_add(FORWARD_FIRST_BACKOFF << e.sent.min(32));
+        e.sent += 1;
+        let _ = self.external_mut(nt.tx.chain_id)?.submit(nt);
+        Ok(())
+    }
+
+    /// This BoB node's sends of the posted `nt` so far (sub-situation 2).
+    pub fn forward_sends(&self, nt: &Hash32) -> ForwardSends {
+        self.forward_sends.get(nt).copied().unwrap_or_default()
     }
 
     pub fn ticks(&mut self, n: u64) -> Result<(), MbsError> {
@@ -1335,13 +1387,15 @@ impl BobMbs {
         }
     }
 
-    /// The CCT's terms for a request, as [`try_terms`](Self::try_terms);
-    /// without a quote (the pool not open yet) the terms it returns carry
-    /// the open bounds `[1, u128::MAX]`, which SC_T refuses
-    /// (`OpenRateBounds`, attack R7-4): they never execute. Clients that
-    /// want the refusal before the CCT use `try_terms`.
-    pub fn terms(&self, req: &SwapRequest) -> CctTerms {
-        self.try_terms(req).unwrap_or_else(|_| self.build_terms(req, (1, u128::MAX)))
+    /// The CCT's terms for a request, as [`try_terms`](Self::try_terms).
+    ///
+    /// Decision (attack R7-4 follow-up): without a quote (the pool not open
+    /// yet) this returned terms with the open bounds `[1, u128::MAX]`,
+    /// which SC_T refuses (`OpenRateBounds`) but a receiver could still be
+    /// handed to sign. Now no path of the library builds open bounds: it
+    /// is refused with `NoQuote` like `try_terms`.
+    pub fn terms(&self, req: &SwapRequest) -> Result<CctTerms, MbsError> {
+        self.try_terms(req)
     }
 
     /// The CCT's terms for a request; `x_i` is bounded by the quote ±
@@ -1664,7 +1718,7 @@ impl BobMbs {
                         continue;
                     }
                     if rec.verified {
-                        let _ = self.external_mut(chain)?.submit(nt);
+                        self.forward_send(nt)?;
                     }
                     if let Some(f) = self.fraud_evidence(id, &rec, *side, nt)? {
                         // Signed only once the evidence's header is final on

@@ -262,7 +262,7 @@ fn one_leader_stamps_an_honest_nt_before_the_cct() {
     }
     m.bob.tick().unwrap();
     let req = request(1_000, 401);
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     let cct = m.cct_tx(&req.sender, &req.receiver, terms.clone());
     let r = bob_only(&mut m, &cct);
     assert_eq!(r.status, gridledger_ledger::TxStatus::Success);

@@ -328,8 +328,8 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
     let (req_a, req_b) = (request(1_000, 1), request(1_000, 2));
     // The sender's NTs carry the terms' exact nonces (attack R8-5): two
     // open exchanges name successive ones.
-    let terms_a = m.terms(&req_a);
-    let terms_b = gridledger_xchain::CctTerms { nonce_i: terms_a.nonce_i + 1, ..m.terms(&req_b) };
+    let terms_a = m.terms(&req_a).unwrap();
+    let terms_b = gridledger_xchain::CctTerms { nonce_i: terms_a.nonce_i + 1, ..m.terms(&req_b).unwrap() };
     let (tx_a, tx_b) = (m.cct_tx(&s, &r, terms_a.clone()), {
         let sig = r.sign(&terms_b.digest(m.bob.chain_id()));
         let args = gridledger_xchain::bob::CctArgs { terms: terms_b.clone(), receiver_sig: sig };
@@ -390,7 +390,7 @@ fn a_fee_bumped_resend_of_a_posted_nt_cannot_be_moved_to_another_cct() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (s, r) = (sender(), receiver());
-    let (terms_a, terms_b) = (m.terms(&request(1_000, 11)), m.terms(&request(1_000, 12)));
+    let (terms_a, terms_b) = (m.terms(&request(1_000, 11)).unwrap(), m.terms(&request(1_000, 12)).unwrap());
     let tx_a = m.cct_tx(&s, &r, terms_a.clone());
     let tx_b = {
         let sig = r.sign(&terms_b.digest(m.bob.chain_id()));

@@ -283,7 +283,7 @@ fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
     // The parties agree on the terms now (the fix: they bind the payers'
     // next nonces), and the CCT executes while the BoB still holds the
     // stale tip of chain i.
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     let cct = m.cct_tx(&s, &receiver(), terms.clone());
     assert_eq!(bob_only(&mut m, &cct).status, TxStatus::Success);
     let id = terms.id();

@@ -105,7 +105,7 @@ fn open_ccte(m: &mut BobMbs) -> Result<(Hash32, gridledger_xchain::CctRecord), S
     m.deposit_token_b(&s, 1_000_000).map_err(|e| e.to_string())?;
     m.deposit_token_b(&r, 1_000_000).map_err(|e| e.to_string())?;
     let req = SwapRequest { sender: s, receiver: r, chain_i: ca, chain_j: cb, x_j: 100, salt: 1 };
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).map_err(|e| e.to_string())?;
     let tx = m.cct_tx(&req.sender, &req.receiver, terms.clone());
     m.bob_ok(&tx).map_err(|e| e.to_string())?;
     let id = terms.id();

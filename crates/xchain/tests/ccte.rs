@@ -378,7 +378,7 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
     let req = request_between(ci, cj, 100, 13);
 
     // The receiver never agreed: signature by someone else.
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     let bad_sig = gridledger_core::crypto::KeyPair::from_seed("mallory").sign(&terms.digest(m.bob.chain_id()));
     let tx = m.bob_call(&s, "cct", &CctArgs { terms: terms.clone(), receiver_sig: bad_sig }, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::BadReceiverSignature);
@@ -745,7 +745,8 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     let (chain, _, to, amount) = rec.instruction(Side::Sender);
     let nt =
         m.external(chain).unwrap().sign(&s, transfer(&s, chain, rec.terms.nonce_i, to, Amount(amount), Amount::ZERO));
-    m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
+    m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt.clone() }, Amount::ZERO))
+        .unwrap();
     while m.bob_tip(ci) < rec.deadline_i || m.bob_tip(cj) < rec.deadline_j {
         m.tick().unwrap();
     }
@@ -761,13 +762,25 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     let tip = m.bob_tip(ci);
     assert_refused(&mut m, &early, XchainError::ForwardingOpen { chain: ci, tip, deadline: rec.forward_i });
     // The BoB node closes it once chain i's stored tip reaches the deadline.
+    // Meanwhile it sends the NT the chain never takes at once, then after
+    // a back-off that doubles, at most FORWARD_MAX_SENDS times.
     let mut guard = 0;
+    let mut send_epochs = Vec::new();
     while !m.cct(&id).unwrap().complete {
         assert!(m.bob_tip(ci) < rec.forward_i + 2, "closed late (tip {}, deadline {})", m.bob_tip(ci), rec.forward_i);
+        let (epoch, sent) = (m.epoch, m.forward_sends(&nt.hash()).sent);
         m.tick().unwrap();
+        if m.forward_sends(&nt.hash()).sent > sent {
+            send_epochs.push(epoch);
+        }
         guard += 1;
         assert!(guard < 100);
     }
+    use gridledger_xchain::mbs::{FORWARD_FIRST_BACKOFF, FORWARD_MAX_SENDS};
+    let gaps: Vec<u64> = send_epochs.windows(2).map(|w| w[1] - w[0]).collect();
+    let expected: Vec<u64> = (0..FORWARD_MAX_SENDS - 1).map(|k| FORWARD_FIRST_BACKOFF << k).collect();
+    assert!(guard > FORWARD_MAX_SENDS as u64 * 2, "{guard} epochs of forwarding");
+    assert_eq!(gaps, expected, "sends at epochs {send_epochs:?} over {guard} epochs");
     assert!(m.bob_tip(ci) >= rec.forward_i, "closed before the forwarding deadline");
     let done = m.cct(&id).unwrap();
     assert_eq!(done.sender, SideState::Penalised);
@@ -809,7 +822,7 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     let [ci, cj] = chains2(&m);
     let s = sender();
     let req = request_between(ci, cj, 700, 32);
-    let early_terms = m.terms(&req);
+    let early_terms = m.terms(&req).unwrap();
     // Chain i runs κ̄ + 2 blocks ahead of what the relayers delivered; the
     // sender pays the receiver 700 there before the exchange is agreed.
     for _ in 0..3 {
@@ -825,7 +838,7 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
             if chain == ci && floor == old.tx.nonce && next == old.tx.nonce + 1
     ));
     // The terms the receiver signs now bind the sender's next nonce.
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     m.check_floors(&terms).unwrap();
     assert_eq!(terms.nonce_i, old.tx.nonce + 1);
     let cct = m.cct_tx(&s, &receiver(), terms.clone());
@@ -978,7 +991,7 @@ fn a_cct_priced_below_the_receivers_penalty_floor_is_refused() {
     let [ci, cj] = chains2(&m);
     let req = request_between(ci, cj, 1_000, 51);
     let quoted = m.quote(1_000, m.bob.chain_id(), cj).unwrap();
-    let mut terms = m.terms(&req);
+    let mut terms = m.terms(&req).unwrap();
     assert!(terms.min_x_b <= quoted && terms.min_x_b * 100 >= quoted * 98, "{} vs {quoted}", terms.min_x_b);
     terms.min_x_b = quoted + 1;
     let tx = m.cct_tx(&sender(), &receiver(), terms);
