@@ -443,8 +443,9 @@ const MAX_PROVE_REVERTS: u32 = 2;
 /// every `xchain swap`); a side's payment that is on its chain — its
 /// posted native transfer (sub-situation 2), the one its driver journaled
 /// before sending it ([`gridledger_xchain::journal`]), or else any transfer
-/// in the window that pays the instruction with a nonce at or above the
-/// terms' floor ([`BobMbs::find_payment`], attack R6-3: a driver killed
+/// in the window that pays the instruction with the terms' nonce (the
+/// sender's exact `nonce_i`, the receiver's floor or above)
+/// ([`BobMbs::find_payment`], attack R6-3: a driver killed
 /// between paying and posting) — is proved by its payer while the BoB still keeps its
 /// block's header (κ_i headers: `prove`), or against the accumulator of
 /// relayed headers once it does not (`prove_relayed`, [`BobMbs::prove_call`]);

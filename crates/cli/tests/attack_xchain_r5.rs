@@ -117,7 +117,7 @@ fn strangers_cct_then_an_honest_one(
             x_j: 300,
             salt: 1,
         };
-        let terms = m.terms(&req);
+        let terms = m.terms(&req).unwrap();
         let theirs = terms.id();
         m.bob_ok(&m.cct_tx(&stranger, &other, terms)).unwrap();
         // An honest swap interrupted after the sender paid and posted.

@@ -67,7 +67,7 @@ fn one_torn_journal_entry_stops_resume_for_every_cct() {
         let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
         // CCT A: its sender's NT lands on chain i; the driver dies before post_nt.
         let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 9 };
-        let terms = m.terms(&req);
+        let terms = m.terms(&req).unwrap();
         let id_a = terms.id();
         m.bob_ok(&m.cct_tx(&s, &r, terms)).unwrap();
         let rec = m.cct(&id_a).unwrap();
@@ -84,7 +84,7 @@ fn one_torn_journal_entry_stops_resume_for_every_cct() {
         m.deposit_token_b(&r2, 1_000_000).unwrap();
         let req =
             SwapRequest { sender: s2.clone(), receiver: r2.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 10 };
-        let terms = m.terms(&req);
+        let terms = m.terms(&req).unwrap();
         let id_b = terms.id();
         m.bob_ok(&m.cct_tx(&s2, &r2, terms)).unwrap();
         let rec_b = m.cct(&id_b).unwrap();

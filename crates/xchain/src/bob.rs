@@ -394,9 +394,13 @@ pub struct CctTerms {
     pub expires_at: Height,
     /// Distinguishes repeated exchanges between the same parties.
     pub salt: u64,
-    /// The first nonce of `sender_i` on `chain_i` that may pay NT_s: the
-    /// sender's next nonce there when the terms were agreed.
-    pub nonce_floor_i: u64,
+    /// The nonce of `sender_i` on `chain_i` that pays NT_s — exactly this
+    /// one, not a floor (attack R8-5): the sender's next nonce there when
+    /// the terms were agreed. A nonce is spent once per chain, so one
+    /// transfer pays one set of terms; the receiver's wallet signs one set
+    /// of terms per (payer, chain, nonce) across every deployment it trades
+    /// on ([`crate::wallet::TermsRegistry`]).
+    pub nonce_i: u64,
     /// The first nonce of `receiver_j` on `chain_j` that may pay NT_r.
     pub nonce_floor_j: u64,
 }
@@ -563,9 +567,10 @@ impl CctRecord {
     /// IN_s / IN_r (lns 06–07): chain, payer, payee and amount of a side's
     /// native transfer.
     /// Whether `tx` pays `side`'s instruction: the instruction's chain,
-    /// payer, payee and amount, with a nonce at or above the side's floor.
-    /// Fee, gas limit and the nonce's exact value are the payer's wallet's
-    /// business (a fee-bumped re-send of the payment pays it as well).
+    /// payer, payee and amount, with the terms' nonce for the sender's side
+    /// (exactly `nonce_i`) and a nonce at or above the floor for the
+    /// receiver's. Fee and gas limit are the payer's wallet's business (a
+    /// fee-bumped re-send of the payment pays it as well).
     pub fn pays_instruction(&self, side: Side, tx: &SignedTransaction) -> bool {
         BobContract::check_instruction(self, side, tx).is_ok() && BobContract::check_floor(self, side, tx).is_ok()
     }
@@ -594,10 +599,11 @@ impl CctRecord {
         }
     }
 
-    /// The first nonce the side's payer may pay its NT with (the terms' floor).
+    /// The first nonce the side's payer may pay its NT with: the sender's
+    /// exact `nonce_i` (also the only one), the receiver's floor.
     pub fn nonce_floor(&self, side: Side) -> u64 {
         match side {
-            Side::Sender => self.terms.nonce_floor_i,
+            Side::Sender => self.terms.nonce_i,
             Side::Receiver => self.terms.nonce_floor_j,
         }
     }
@@ -1445,7 +1451,7 @@ impl BobContract {
     }
 
     /// The NT carries exactly the side's instruction (IN_s or IN_r); its
-    /// nonce is checked against the terms' floor by [`Self::check_floor`].
+    /// nonce is checked against the terms by [`Self::check_floor`].
     fn check_instruction(rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Result<(), XchainError> {
         let (chain, from, to, amount) = rec.instruction(side);
         let TxKind::Transfer { to: got_to, amount: got_amount } = &nt.tx.kind else {
@@ -1464,13 +1470,14 @@ impl BobContract {
     }
 
     /// ln 16 (ii) "the NT came after the CCT": its nonce is at or above the
-    /// side's floor in the terms, else `BeforeCct`.
+    /// side's floor in the terms, else `BeforeCct`; and for the sender's
+    /// side exactly the terms' `nonce_i`, else `NonceNotAgreed`.
     ///
     /// Decision (attack R2-4, replacing a block-time check): "after the
     /// CCT" is judged by the payer's nonce, never by block times, which one
     /// proposer of a probabilistic chain may stamp as it likes (parent + 1
     /// ms). The terms bind each payer's next nonce on its chain when the
-    /// exchange was agreed ([`CctTerms::nonce_floor_i`] / `_j`). Every
+    /// exchange was agreed ([`CctTerms::nonce_i`] / `nonce_floor_j`). Every
     /// transaction the payer had already made then has a lower nonce, so an
     /// old payment never counts (attack round 1, findings 4 and 5: refused
     /// at `post_nt` as well, so a withholder cannot shelter behind it),
@@ -1481,12 +1488,48 @@ impl BobContract {
     /// ([`crate::mbs::BobMbs::check_floors`]). A payment the payer signs
     /// after agreeing and that matches the instruction byte for byte is the
     /// NT (fungibility: nothing else marks it).
+    ///
+    /// Decision (attack R8-5): the sender's side takes exactly the terms'
+    /// `nonce_i`, not every nonce above it. Two BoB deployments following
+    /// the same chain do not share SC_MPV's used-transfer marks, so with a
+    /// floor one transfer of the sender proved its side of a CCT on each
+    /// (both floors at or below its nonce) and the receiver was paid once
+    /// for two exchanges. A nonce is spent once on its chain, so one
+    /// transfer now pays one set of terms, and the receiver's wallet signs
+    /// one set of terms per (sender, chain, nonce) whatever the deployment
+    /// ([`crate::wallet::TermsRegistry`]). The NT is still an ordinary
+    /// transfer (nothing is added to it). The sender must pay with exactly
+    /// that nonce: if it sends anything else first, its NT can no longer
+    /// count and its side ends withheld at the deadline (Situation 2, the
+    /// sender at fault: it chose the nonce). The receiver's side keeps its
+    /// floor: the mirror case (one NT_r proving the receiver's side on two
+    /// deployments) harms the sender, who submits every CCT itself and so
+    /// never agrees two open exchanges with one receiver floor on one chain
+    /// unknowingly — not enforced here (see the operations notes).
     fn check_floor(rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Result<(), XchainError> {
+        Self::check_nonce(rec, side, nt, false)
+    }
+
+    /// [`Self::check_floor`]; `floor_only` takes the sender's `nonce_i` as a
+    /// floor as well (the planted bug `NonceFloor`, never in a release build).
+    fn check_nonce(rec: &CctRecord, side: Side, nt: &SignedTransaction, floor_only: bool) -> Result<(), XchainError> {
         let floor = rec.nonce_floor(side);
         if nt.tx.nonce < floor {
             return Err(XchainError::BeforeCct { chain: nt.tx.chain_id, nonce: nt.tx.nonce, floor });
         }
+        if side == Side::Sender && nt.tx.nonce != floor && !floor_only {
+            return Err(XchainError::NonceNotAgreed { chain: nt.tx.chain_id, nonce: nt.tx.nonce, agreed: floor });
+        }
         Ok(())
+    }
+
+    /// SC_MPV's and `post_nt`'s nonce check ([`Self::check_floor`]).
+    fn check_nt_nonce(&self, rec: &CctRecord, side: Side, nt: &SignedTransaction) -> Result<(), XchainError> {
+        #[cfg(feature = "mutants")]
+        let floor_only = self.mutation == Some(crate::ccdi::Mutation::NonceFloor);
+        #[cfg(not(feature = "mutants"))]
+        let floor_only = false;
+        Self::check_nonce(rec, side, nt, floor_only)
     }
 
     /// Whether both chains have reached their deadlines (ln 21, per chain);
@@ -1535,7 +1578,7 @@ impl BobContract {
             }
         }
         Self::check_instruction(&rec, a.side, &a.nt)?;
-        Self::check_floor(&rec, a.side, &a.nt)?;
+        self.check_nt_nonce(&rec, a.side, &a.nt)?;
         // The NT is signed in its chain's signing domain (its genesis hash).
         let domain = self.reg(chain)?.instance;
         if !ctx.verify_signature(&a.nt.tx.sender, &a.nt.tx.signing_digest(Some(&domain)), &a.nt.signature)? {
@@ -1593,7 +1636,7 @@ impl BobContract {
             return fail(XchainError::NtAlreadyUsed(nt_hash));
         }
         Self::check_not_posted_elsewhere(ctx, &a.nt, &a.cct)?;
-        Self::check_floor(&rec, a.side, &a.nt)?;
+        self.check_nt_nonce(&rec, a.side, &a.nt)?;
         // ln 16 (ii): e' > e_* + κ̄ (the NT came after the CCT was stored).
         let after = rec.epoch(a.side) + self.cfg.kappa_bar;
         if a.height <= after {

@@ -256,6 +256,9 @@ pub enum Mutation {
     ForgetClaims,
     /// SC_BG settles without verifying the threshold signature.
     SkipSignature,
+    /// SC_MPV (and `post_nt`) take the sender's `nonce_i` as a floor, so a
+    /// transfer with a later nonce pays the sender's side (attack R8-5).
+    NonceFloor,
 }
 
 impl BobContract {

@@ -18,6 +18,8 @@
 //! - [`htlc`]: the hash time-locked atomic swap baseline (Π_AS family).
 //! - [`mbs`]: a BoB-MBS of one BoB and N external chains with relayers,
 //!   and the CCTE participants' side of Algorithm 5.1.
+//! - [`wallet`]: the receiver's registry of the sender nonces it signed
+//!   terms for, across deployments (one transfer pays one set of terms).
 //!
 //! External chains are plain ledgers with no contracts at all: a CCTE's
 //! native transaction is an ordinary transfer (fungibility) checked only by
@@ -55,6 +57,7 @@ pub mod mmr;
 pub mod replica;
 pub mod scbg;
 pub mod threshold;
+pub mod wallet;
 
 pub use bob::{BobConfig, BobContract, CctRecord, CctTerms, Side, SideState, BOB_CONTRACT_ID};
 pub use embedded::EmbeddedChain;

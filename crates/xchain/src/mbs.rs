@@ -314,6 +314,9 @@ pub enum MbsError {
     /// open yet): no terms are built (attack R7-4).
     #[error("no terms without a quote: {0}")]
     NoQuote(String),
+    /// The receiver's wallet refused to sign the terms (attack R8-5).
+    #[error(transparent)]
+    Wallet(#[from] crate::wallet::WalletError),
 }
 
 /// Bytes each party put on the wire in one CCTE (canonical encodings).
@@ -380,9 +383,11 @@ pub enum Behaviour {
     /// This side posts its NT to the BoB but spends NT's nonce on another
     /// transaction (sub-situation 3, nonce).
     DoubleSpend(Side),
-    /// This side posts a correctly signed NT that can never execute (its
-    /// nonce leaves a gap) and for which no fraud evidence exists: it is
-    /// closed as withheld at the forwarding deadline (sub-situation 2).
+    /// This side posts a correctly signed NT that can never execute (the
+    /// receiver's nonce leaves a gap; the sender's, which must carry the
+    /// terms' nonce, offers a gas price below every chain's minimum) and for
+    /// which no fraud evidence exists: it is closed as withheld at the
+    /// forwarding deadline (sub-situation 2).
     PostUnlandable(Side),
 }
 
@@ -420,13 +425,44 @@ pub struct BobMbs {
     /// by this BoB node, by `(CCT, side)`: none is sent again while it
     /// waits for a block ([`BobMbs::tick`]'s forwarding duty).
     pub(crate) forward_proves: BTreeMap<(Hash32, u8), Hash32>,
+    /// How often this BoB node sent each posted NT (by hash) to its chain
+    /// in sub-situation 2, and the first epoch it may send it again
+    /// ([`FORWARD_MAX_SENDS`], [`FORWARD_FIRST_BACKOFF`]).
+    pub(crate) forward_sends: BTreeMap<Hash32, ForwardSends>,
     /// The slippage (basis points) the receiver accepts around the quoted
     /// `x_i` in the terms [`BobMbs::terms`] builds ([`DEFAULT_SLIPPAGE_BPS`]).
     pub slippage_bps: u32,
     /// The deployment's directory: [`BobMbs::swap`] journals each NT there
     /// ([`crate::journal`]) before sending it.
     pub dir: std::path::PathBuf,
+    /// The receiver's wallet registry of the sender nonces it signed terms
+    /// for ([`crate::wallet`]), through which [`BobMbs::swap`] signs:
+    /// `<dir>/wallet` by default; a receiver trading on several
+    /// deployments gives each the same one ([`BobMbs::use_wallet`]).
+    pub wallet: crate::wallet::TermsRegistry,
 }
+
+/// Most times a BoB node sends one posted NT to its chain in sub-situation
+/// 2 (the first send included).
+pub const FORWARD_MAX_SENDS: u32 = 5;
+
+/// Epochs a BoB node waits before it sends a posted NT that is still not on
+/// its chain again; the wait doubles after each send (1, 2, 4, 8 epochs:
+/// the five sends span 15 epochs, inside the forwarding window of
+/// `κ̄ + κ_i` epochs of the default deployment).
+pub const FORWARD_FIRST_BACKOFF: u64 = 1;
+
+/// A BoB node's sends of one posted NT (see [`FORWARD_MAX_SENDS`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForwardSends {
+    /// Sends so far.
+    pub sent: u32,
+    /// The first epoch ([`BobMbs::epoch`]) of the next send.
+    pub next_epoch: u64,
+}
+
+/// The receiver's wallet registry under a deployment's directory (the default).
+pub const WALLET_DIR: &str = "wallet";
 
 /// The default slippage a receiver accepts around the quoted price: 1 %.
 pub const DEFAULT_SLIPPAGE_BPS: u32 = 100;
@@ -854,8 +890,10 @@ impl BobMbs {
             late_locks: Vec::new(),
             lock_txs: BTreeMap::new(),
             forward_proves: BTreeMap::new(),
+            forward_sends: BTreeMap::new(),
             slippage_bps: DEFAULT_SLIPPAGE_BPS,
             dir: dir.to_path_buf(),
+            wallet: crate::wallet::TermsRegistry::open(&dir.join(WALLET_DIR))?,
         };
         m.epoch = m.bob.height();
         Ok(m)
@@ -1049,6 +1087,13 @@ impl BobMbs {
     /// the forwarding deadline. A re-send the chain's mempool already holds
     /// or refuses is ignored; a `prove` is not sent again while one waits
     /// for a block.
+    ///
+    /// Decision (sends bounded): a missing NT was sent again at every
+    /// epoch until the forwarding deadline, also one its chain can never
+    /// take (a gas price below its minimum) — κ̄ + κ_i sends per NT and
+    /// epoch work for every such NT. Now it is sent at once, then again
+    /// after a back-off that doubles (1, 2, 4, 8 epochs), at most
+    /// [`FORWARD_MAX_SENDS`] times ([`forward_send`](Self::forward_send)).
     fn forwarding_duties(&mut self, open: &[Hash32]) -> Result<(), MbsError> {
         let k = self.spec.finality.confirmations() as u64;
         for &id in open {
@@ -1063,9 +1108,10 @@ impl BobMbs {
                 let Some(nt) = self.bob_record::<SignedTransaction>(&bob::keys::posted(&id, side)) else { continue };
                 let chain = nt.tx.chain_id;
                 let Some(pt) = self.proof_for(id, side, &nt)? else {
-                    let _ = self.external_mut(chain)?.submit(&nt);
+                    self.forward_send(&nt)?;
                     continue;
                 };
+                self.forward_sends.remove(&nt.hash());
                 if self.bob_tip(chain) < pt.height + k {
                     continue;
                 }
@@ -1082,6 +1128,26 @@ impl BobMbs {
             }
         }
         Ok(())
+    }
+
+    /// Sends the posted `nt` to its chain for sub-situation 2 if its
+    /// back-off has passed and it was sent fewer than
+    /// [`FORWARD_MAX_SENDS`] times; a send the chain refuses counts too.
+    pub fn forward_send(&mut self, nt: &SignedTransaction) -> Result<(), MbsError> {
+        let epoch = self.epoch;
+        let e = self.forward_sends.entry(nt.hash()).or_default();
+        if e.sent >= FORWARD_MAX_SENDS || epoch < e.next_epoch {
+            return Ok(());
+        }
+        e.next_epoch = epoch.saturating_add(FORWARD_FIRST_BACKOFF << e.sent.min(32));
+        e.sent += 1;
+        let _ = self.external_mut(nt.tx.chain_id)?.submit(nt);
+        Ok(())
+    }
+
+    /// This BoB node's sends of the posted `nt` so far (sub-situation 2).
+    pub fn forward_sends(&self, nt: &Hash32) -> ForwardSends {
+        self.forward_sends.get(nt).copied().unwrap_or_default()
     }
 
     pub fn ticks(&mut self, n: u64) -> Result<(), MbsError> {
@@ -1179,8 +1245,9 @@ impl BobMbs {
     }
 
     /// A transfer on `side`'s chain that pays the side's instruction
-    /// ([`CctRecord::pays_instruction`]: its payer, payee and amount, a nonce
-    /// at or above the terms' floor) in a block after `e_*` and before the
+    /// ([`CctRecord::pays_instruction`]: its payer, payee and amount, the
+    /// sender's exact `nonce_i` or a nonce at or above the receiver's
+    /// floor) in a block after `e_*` and before the
     /// deadline — the first one, searched block by block (the window is
     /// κ̄ + κ blocks). Finds a payment its driver never posted (attack R6-3).
     ///
@@ -1320,13 +1387,15 @@ impl BobMbs {
         }
     }
 
-    /// The CCT's terms for a request, as [`try_terms`](Self::try_terms);
-    /// without a quote (the pool not open yet) the terms it returns carry
-    /// the open bounds `[1, u128::MAX]`, which SC_T refuses
-    /// (`OpenRateBounds`, attack R7-4): they never execute. Clients that
-    /// want the refusal before the CCT use `try_terms`.
-    pub fn terms(&self, req: &SwapRequest) -> CctTerms {
-        self.try_terms(req).unwrap_or_else(|_| self.build_terms(req, (1, u128::MAX)))
+    /// The CCT's terms for a request, as [`try_terms`](Self::try_terms).
+    ///
+    /// Decision (attack R7-4 follow-up): without a quote (the pool not open
+    /// yet) this returned terms with the open bounds `[1, u128::MAX]`,
+    /// which SC_T refuses (`OpenRateBounds`) but a receiver could still be
+    /// handed to sign. Now no path of the library builds open bounds: it
+    /// is refused with `NoQuote` like `try_terms`.
+    pub fn terms(&self, req: &SwapRequest) -> Result<CctTerms, MbsError> {
+        self.try_terms(req)
     }
 
     /// The CCT's terms for a request; `x_i` is bounded by the quote ±
@@ -1360,8 +1429,9 @@ impl BobMbs {
             // Each payer's next nonce on its chain now as the payer's own
             // wallet knows it, payments still in flight included (0 for a
             // chain this MBS does not run: the BoB refuses such terms as
-            // UnknownChain). See `check_floors`.
-            nonce_floor_i: self.external(req.chain_i).map(|c| c.wallet_next_nonce(&req.sender.address())).unwrap_or(0),
+            // UnknownChain). The sender's is the exact nonce of its NT
+            // (attack R8-5). See `check_floors`.
+            nonce_i: self.external(req.chain_i).map(|c| c.wallet_next_nonce(&req.sender.address())).unwrap_or(0),
             nonce_floor_j: self
                 .external(req.chain_j)
                 .map(|c| c.wallet_next_nonce(&req.receiver.address()))
@@ -1394,11 +1464,18 @@ impl BobMbs {
     /// binding such as a one-time receiving address per exchange could);
     /// the payee protects itself by not agreeing while such a payment from
     /// that payer is outstanding.
+    ///
+    /// The sender's nonce is exact, not a floor (attack R8-5): its NT must
+    /// carry `nonce_i` itself, and the receiver signs one set of terms per
+    /// (sender, chain, nonce) whatever the deployment
+    /// ([`crate::wallet::TermsRegistry`], which [`swap`](Self::swap) signs
+    /// through). These checks are the same for it: below the sender's next
+    /// nonce it is spent already, above its wallet's next nonce the sender
+    /// could not pay it in order.
     pub fn check_floors(&self, terms: &CctTerms) -> Result<(), MbsError> {
-        for (chain, payer, floor) in [
-            (terms.chain_i, terms.sender_i, terms.nonce_floor_i),
-            (terms.chain_j, terms.receiver_j, terms.nonce_floor_j),
-        ] {
+        for (chain, payer, floor) in
+            [(terms.chain_i, terms.sender_i, terms.nonce_i), (terms.chain_j, terms.receiver_j, terms.nonce_floor_j)]
+        {
             let c = self.external(chain)?;
             let next = c.next_nonce(&payer);
             if floor < next {
@@ -1449,15 +1526,44 @@ impl BobMbs {
         self.check_view(chains)
     }
 
-    /// The CCT transaction (ln 02) with the receiver's signature on the terms.
+    /// The CCT transaction (ln 02) with the receiver's signature on the
+    /// terms, signed as given: tests and tools that play the receiver
+    /// themselves. An honest receiver signs through its wallet
+    /// ([`wallet_cct_tx`](Self::wallet_cct_tx)).
     pub fn cct_tx(&self, sender: &KeyPair, receiver: &KeyPair, terms: CctTerms) -> SignedTransaction {
         let receiver_sig = receiver.sign(&terms.digest(self.bob.chain_id()));
         self.bob_call(sender, "cct", &CctArgs { terms, receiver_sig }, Amount::ZERO)
     }
 
-    /// The native transaction of one side: an ordinary transfer (fungibility).
+    /// The CCT transaction with the receiver's signature from its wallet
+    /// ([`BobMbs::wallet`]): refused (`Wallet(NonceAlreadyAgreed)`) if the
+    /// receiver already signed other terms naming the sender's nonce.
+    pub fn wallet_cct_tx(
+        &self,
+        sender: &KeyPair,
+        receiver: &KeyPair,
+        terms: CctTerms,
+    ) -> Result<SignedTransaction, MbsError> {
+        let receiver_sig = self.wallet.sign(receiver, &terms, self.bob.chain_id())?;
+        Ok(self.bob_call(sender, "cct", &CctArgs { terms, receiver_sig }, Amount::ZERO))
+    }
+
+    /// Signs the receiver's terms through `wallet` from now on (one registry
+    /// shared by every deployment the receiver trades on).
+    pub fn use_wallet(&mut self, wallet: crate::wallet::TermsRegistry) {
+        self.wallet = wallet;
+    }
+
+    /// The native transaction of one side: an ordinary transfer
+    /// (fungibility). The sender's carries the terms' `nonce_i` (the only
+    /// nonce SC_MPV takes for it, attack R8-5), the receiver's its next
+    /// nonce.
     pub fn native_tx(&self, rec: &CctRecord, side: Side, key: &KeyPair) -> Result<SignedTransaction, MbsError> {
         let (chain, _from, to, amount) = rec.instruction(side);
+        if side == Side::Sender {
+            let c = self.external(chain)?;
+            return Ok(c.sign(key, transfer(key, chain, rec.terms.nonce_i, to, Amount(amount), Amount(1))));
+        }
         self.native_transfer(chain, key, to, amount)
     }
 
@@ -1482,10 +1588,21 @@ impl BobMbs {
         // counted in the exchange's epochs).
         self.wait_caught_up(&[req.chain_i, req.chain_j])?;
         let start = self.epoch;
+        if behaviour == Behaviour::Underfund(Side::Sender) {
+            // The sender's NT carries the terms' exact nonce, so nothing of
+            // the sender's can come between the terms and it: the sender
+            // agrees while its account is being emptied.
+            let (chain, key) = (req.chain_i, &req.sender);
+            let c = self.external(chain)?;
+            let all = c.account(&key.address()).balance.0.saturating_sub(crate::mbs::TRANSFER_FEE);
+            let n = c.wallet_next_nonce(&key.address());
+            let drain = c.sign(key, transfer(key, chain, n, SINK, Amount(all), Amount(1)));
+            self.external_mut(chain)?.submit(&drain)?;
+        }
         let terms = self.try_terms(req)?;
         self.check_floors(&terms)?;
         self.check_view(&[req.chain_i, req.chain_j])?;
-        let cct = self.cct_tx(&req.sender, &req.receiver, terms.clone());
+        let cct = self.wallet_cct_tx(&req.sender, &req.receiver, terms.clone())?;
         bytes.cct = cct.to_bytes().len();
         let r = self.bob_ok(&cct)?;
         *gas.entry("cct".into()).or_default() += r.gas_used;
@@ -1500,9 +1617,11 @@ impl BobMbs {
             }
             let (chain, payer, to, amount) = rec.instruction(side);
             let nt = match behaviour {
+                // Emptied before the terms (above).
+                Behaviour::Underfund(Side::Sender) if side == Side::Sender => self.native_tx(&rec, side, key)?,
                 Behaviour::Underfund(s) | Behaviour::DoubleSpend(s) if s == side => {
                     let c = self.external(chain)?;
-                    let n = c.next_nonce(&payer);
+                    let n = if side == Side::Sender { rec.terms.nonce_i } else { c.next_nonce(&payer) };
                     let fee = crate::mbs::TRANSFER_FEE;
                     let (drain, nt_nonce) = if behaviour == Behaviour::Underfund(side) {
                         let all = c.account(&payer).balance.0.saturating_sub(fee);
@@ -1513,6 +1632,12 @@ impl BobMbs {
                     let nt = c.sign(key, transfer(key, chain, nt_nonce, to, Amount(amount), Amount(1)));
                     self.external_mut(chain)?.submit(&drain)?;
                     nt
+                }
+                // The sender's NT must carry the terms' nonce (a gap is
+                // refused at `post_nt`): a gas price no chain accepts.
+                Behaviour::PostUnlandable(Side::Sender) if side == Side::Sender => {
+                    let c = self.external(chain)?;
+                    c.sign(key, transfer(key, chain, rec.terms.nonce_i, to, Amount(amount), Amount::ZERO))
                 }
                 Behaviour::PostUnlandable(s) if s == side => {
                     let c = self.external(chain)?;
@@ -1593,7 +1718,7 @@ impl BobMbs {
                         continue;
                     }
                     if rec.verified {
-                        let _ = self.external_mut(chain)?.submit(nt);
+                        self.forward_send(nt)?;
                     }
                     if let Some(f) = self.fraud_evidence(id, &rec, *side, nt)? {
                         // Signed only once the evidence's header is final on
@@ -1648,6 +1773,9 @@ impl BobMbs {
             + u32::from(extra_phase_fraud)
             + u32::from(extra_phase_closed);
         let record = self.cct(&id).ok_or_else(|| MbsError::Missing("CCT record".into()))?;
+        // Complete: no proof counts for it any more, so the receiver's
+        // wallet gives the sender's nonce back (see `crate::wallet`).
+        self.wallet.release(&terms)?;
         for h in proof_txs {
             if let Some(r) = self.bob.receipt(&h)? {
                 *gas.entry("prove".into()).or_default() += r.gas_used;

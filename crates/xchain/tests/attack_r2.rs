@@ -240,7 +240,7 @@ fn smue_strands_all_deposits_when_every_participant_withholds() {
 // its chain whenever the relayers lag.
 //
 // Fix: SC_MPV judges "after the CCT" by the payer's nonce against the floor
-// the terms bind (`CctTerms::nonce_floor_i`), never by block times.
+// the terms bind (`CctTerms::nonce_i`), never by block times.
 // ---------------------------------------------------------------------------
 #[test]
 fn one_leader_stamps_an_honest_nt_before_the_cct() {
@@ -262,7 +262,7 @@ fn one_leader_stamps_an_honest_nt_before_the_cct() {
     }
     m.bob.tick().unwrap();
     let req = request(1_000, 401);
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     let cct = m.cct_tx(&req.sender, &req.receiver, terms.clone());
     let r = bob_only(&mut m, &cct);
     assert_eq!(r.status, gridledger_ledger::TxStatus::Success);

@@ -40,7 +40,7 @@ fn a_floor_above_the_payers_next_nonce_is_accepted_and_traps_the_honest_payer() 
     let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (s, r) = (sender(), receiver());
     let req = request(700, 3301);
-    let mut terms = m.terms(&req);
+    let mut terms = m.terms(&req).unwrap();
     let next_j = m.external(J).unwrap().next_nonce(&r.address());
     assert_eq!(terms.nonce_floor_j, next_j);
     // The sender raises the receiver's floor by one.
@@ -192,7 +192,7 @@ fn cct_terms_signed_for_one_deployment_replay_on_another() {
         "two deployments (different BoB genesis)"
     );
     let (s, r) = (sender(), receiver());
-    let terms = a.terms(&request(700, 3304));
+    let terms = a.terms(&request(700, 3304)).unwrap();
     // The receiver agrees on deployment A only.
     let receiver_sig = r.sign(&terms.digest(BOB_CHAIN));
     let on_a = a.bob_call(&s, "cct", &CctArgs { terms: terms.clone(), receiver_sig }, Amount::ZERO);
@@ -211,7 +211,7 @@ fn cct_terms_signed_for_one_deployment_replay_on_another() {
     assert_eq!(b.bob_contract_state(), before);
 }
 
-/// An old payment accepted as the NT. `CctTerms::nonce_floor_i` is the
+/// An old payment accepted as the NT. `CctTerms::nonce_i` is the
 /// payer's next nonce *as the payee's node sees it* (state + mempool) when
 /// the terms are drawn up; a payment the payer had already made but that a
 /// censoring chain is holding back (issue item 6: a chain that delays a
@@ -237,7 +237,7 @@ fn a_censored_old_payment_counts_as_the_nt() {
     m.external_mut(I).unwrap().censor(old.clone(), 6);
     // The exchange is agreed afterwards.
     let req = request(700, 3305);
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     m.check_floors(&terms).unwrap();
     let cct = m.cct_tx(&s, &r, terms.clone());
     assert_eq!(bob_only(&mut m, &cct).status, TxStatus::Success);
@@ -258,7 +258,7 @@ fn a_censored_old_payment_counts_as_the_nt() {
         status,
         TxStatus::Success,
         "a payment made before the exchange was agreed counted as NT_s (floor {}, its nonce {})",
-        terms.nonce_floor_i,
+        terms.nonce_i,
         old.tx.nonce
     );
 }
@@ -347,10 +347,10 @@ fn a_strangers_lock_is_consumed_as_the_attackers_nt() {
     m.external_mut(I).unwrap().submit(&lock).unwrap();
     m.external_mut(I).unwrap().tick().unwrap();
     // The attacker's CCT names the victim as the payer on chain i.
-    let mut terms = m.terms(&request(700, 3307));
+    let mut terms = m.terms(&request(700, 3307)).unwrap();
     terms.sender_i = victim.address();
     terms.receiver_i = tpk;
-    terms.nonce_floor_i = floor;
+    terms.nonce_i = floor;
     terms.min_x_i = 700;
     terms.max_x_i = 700;
     let cct = m.cct_tx(&attacker, &accomplice, terms.clone());

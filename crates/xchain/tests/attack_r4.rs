@@ -157,7 +157,7 @@ fn the_sender_shrinks_the_penalty_by_draining_the_token_b_pool_around_its_cct() 
     m.deposit_token_b(&s, DEPOSIT).unwrap();
     m.deposit_token_b(&r, DEPOSIT).unwrap();
     let req = request(700, 4402);
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     m.check_floors(&terms).unwrap();
     // What the receiver sees when it signs: x_B for x_j at today's pool.
     let weight = |t| m.config.weights.iter().find(|(c, _)| *c == t).unwrap().1;
@@ -451,7 +451,7 @@ fn the_terms_the_library_signs_accept_any_price() {
         m.config.weights.iter().map(|(t, _)| (*t, LIQUIDITY - LOCKED_SHARES)).collect();
     m.deposit_token_b(&s, DEPOSIT).unwrap();
     m.deposit_token_b(&r, DEPOSIT).unwrap();
-    let terms = m.terms(&request(700, 4406));
+    let terms = m.terms(&request(700, 4406)).unwrap();
     // Fixed (R4-6): the terms bound x_i around the quote (1:1 pool, 1 %
     // slippage) instead of the open [1, u128::MAX] the attack found.
     assert!(terms.min_x_i >= 690 && terms.max_x_i <= 710, "what the receiver signs: {terms:?}");

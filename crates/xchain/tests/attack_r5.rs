@@ -326,7 +326,10 @@ fn the_sender_moves_the_receivers_posted_nt_to_another_cct() {
     let (s, r) = (sender(), receiver());
     // Two CCTs with the same x_j (a repeated purchase), agreed back to back.
     let (req_a, req_b) = (request(1_000, 1), request(1_000, 2));
-    let (terms_a, terms_b) = (m.terms(&req_a), m.terms(&req_b));
+    // The sender's NTs carry the terms' exact nonces (attack R8-5): two
+    // open exchanges name successive ones.
+    let terms_a = m.terms(&req_a).unwrap();
+    let terms_b = gridledger_xchain::CctTerms { nonce_i: terms_a.nonce_i + 1, ..m.terms(&req_b).unwrap() };
     let (tx_a, tx_b) = (m.cct_tx(&s, &r, terms_a.clone()), {
         let sig = r.sign(&terms_b.digest(m.bob.chain_id()));
         let args = gridledger_xchain::bob::CctArgs { terms: terms_b.clone(), receiver_sig: sig };
@@ -387,7 +390,7 @@ fn a_fee_bumped_resend_of_a_posted_nt_cannot_be_moved_to_another_cct() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (s, r) = (sender(), receiver());
-    let (terms_a, terms_b) = (m.terms(&request(1_000, 11)), m.terms(&request(1_000, 12)));
+    let (terms_a, terms_b) = (m.terms(&request(1_000, 11)).unwrap(), m.terms(&request(1_000, 12)).unwrap());
     let tx_a = m.cct_tx(&s, &r, terms_a.clone());
     let tx_b = {
         let sig = r.sign(&terms_b.digest(m.bob.chain_id()));
@@ -589,13 +592,15 @@ fn balance_evidence_from_before_the_top_up_penalises_a_payer_who_pays() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::fixed_ids());
     let (s, r, friend) = (sender(), receiver(), dev_key(4));
-    let (id, rec) = open_cct(&mut m, &request(1_000, 1));
-    m.wait_native_window(&rec).unwrap();
-    // The sender is short on chain i for a while (its coin is with a friend).
+    // The sender is short on chain i for a while (its coin is with a
+    // friend): it lent it just before the exchange (its NT carries the
+    // terms' exact nonce, attack R8-5, so nothing of its own comes between).
     let bal = m.external(I).unwrap().account(&s.address()).balance.0;
     let lend = m.native_transfer(I, &s, friend.address(), bal - 21_000).unwrap();
     m.external_mut(I).unwrap().submit(&lend).unwrap();
     m.tick().unwrap();
+    let (id, rec) = open_cct(&mut m, &request(1_000, 1));
+    m.wait_native_window(&rec).unwrap();
     // It signs and posts NT_s; chain i holds NT_s back until after the deadline.
     let nt_s = m.native_tx(&rec, Side::Sender, &s).unwrap();
     m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt_s.clone() }, Amount::ZERO))

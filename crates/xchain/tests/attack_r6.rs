@@ -147,7 +147,7 @@ fn strangers_ccts_in_sub_situation_2_make_honest_ones_unclosable() {
         for s in k..k + n {
             let req =
                 SwapRequest { sender: a.clone(), receiver: b.clone(), chain_i: I, chain_j: J, x_j: 1, salt: 1_000 + s };
-            let terms = m.terms(&req);
+            let terms = m.terms(&req).unwrap();
             let receiver_sig = b.sign(&terms.digest(m.bob.chain_id()));
             chunk.push(terms.id());
             txs.push(call_n(&m, &a, na, "cct", &CctArgs { terms, receiver_sig }));
@@ -570,7 +570,7 @@ fn a_penalty_below_the_genesis_floor_is_refused() {
     assert_eq!(x_b, m.config.reference_price(x_j, token_b, J).unwrap(), "x_B is the genesis price");
     assert!(x_b >= floor, "the pool prices x_B = {x_b}, not below the floor {floor}");
     let req = request(x_j, 11);
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     assert!(terms.min_x_b >= floor, "the library signs at least the floor");
     // A genesis whose own price of x_B (Token_B at 100 times the others')
     // lies below the floor is refused: it could price no CCT on chain J.

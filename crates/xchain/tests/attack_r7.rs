@@ -129,7 +129,7 @@ fn a_strangers_withdrawn_opening_join_refuses_every_cct_for_good() {
     m.deposit_token_b(&receiver(), DEPOSIT).unwrap();
     m.tick().unwrap();
     let req = request_between(ci, cj, 1_000, 1);
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     let tx = m.cct_tx(&req.sender, &req.receiver, terms);
     let r = m.bob_exec(&tx).unwrap();
     assert_eq!(
@@ -245,9 +245,10 @@ fn a_fork_met_while_catching_up_freezes_the_bobs_view_for_good() {
 /// Suggested fix: `terms` fails without a quote (no open bounds at all),
 /// and/or fix the opening price in the genesis (finding [1]).
 ///
-/// Fixed: both. `BobMbs::terms` still returns such terms (its callers
-/// predate the fix), but SC_T refuses them (`OpenRateBounds`) and
-/// `BobMbs::try_terms` refuses to build them (see the tests below).
+/// Fixed: both. SC_T refuses open bounds (`OpenRateBounds`) and the
+/// library builds none: `BobMbs::try_terms` and (since round 8)
+/// `BobMbs::terms` refuse without a quote (`NoQuote`), so the receiver
+/// here signs terms its own client drew up with open bounds.
 #[test]
 fn terms_signed_before_the_pool_opens_execute_at_the_senders_opening_price() {
     let dir = tempfile::tempdir().unwrap();
@@ -264,7 +265,28 @@ fn terms_signed_before_the_pool_opens_execute_at_the_senders_opening_price() {
     // The receiver agrees while the pool is empty.
     let req = request_between(ci, cj, 1_000, 1);
     assert!(m.quote(1_000, ci, cj).is_err(), "no price yet");
-    let terms = m.terms(&req);
+    let terms = match m.terms(&req) {
+        Err(gridledger_xchain::mbs::MbsError::NoQuote(_)) => gridledger_xchain::CctTerms {
+            deployment: m.config.deployment,
+            chain_i: ci,
+            chain_j: cj,
+            sender_i: s.address(),
+            sender_j: s.address(),
+            sender_b: s.address(),
+            receiver_i: receiver().address(),
+            receiver_j: receiver().address(),
+            receiver_pk: receiver().public(),
+            x_j: 1_000,
+            min_x_i: 1,
+            max_x_i: u128::MAX,
+            min_x_b: m.x_b_floor(&req),
+            expires_at: m.bob.height() + gridledger_xchain::bob::PRICE_WINDOW,
+            salt: 1,
+            nonce_i: m.external(ci).unwrap().wallet_next_nonce(&s.address()),
+            nonce_floor_j: m.external(cj).unwrap().wallet_next_nonce(&receiver().address()),
+        },
+        got => panic!("terms without a quote: {got:?}"),
+    };
     // The sender opens the pool at its own price, then sends the CCT.
     m.provide_token_b(&s, 1_001).unwrap();
     m.tick().unwrap();
@@ -281,8 +303,8 @@ fn terms_signed_before_the_pool_opens_execute_at_the_senders_opening_price() {
     );
 }
 
-/// [4]'s fix, each layer alone: without a quote `try_terms` builds no
-/// terms (`NoQuote`) and `x_i_bounds` has none; SC_T refuses bounds that
+/// [4]'s fix, each layer alone: without a quote `try_terms` and `terms`
+/// build no terms (`NoQuote`) and `x_i_bounds` has none; SC_T refuses bounds that
 /// bound nothing — `[1, u128::MAX]` and `[0, x]` — with `OpenRateBounds`,
 /// even once the pool is open and the price inside them, and changes
 /// nothing; the same terms with the library's bounds execute.
@@ -297,6 +319,7 @@ fn terms_without_a_quote_are_not_built_and_open_bounds_are_refused() {
     m.deposit_token_b(&receiver(), DEPOSIT).unwrap();
     let req = request_between(ci, cj, 1_000, 1);
     assert!(matches!(m.try_terms(&req), Err(MbsError::NoQuote(_))), "terms without a quote");
+    assert!(matches!(m.terms(&req), Err(MbsError::NoQuote(_))), "`terms` builds no open bounds either");
     assert!(m.x_i_bounds(&req).is_err(), "bounds without a quote");
     for c in m.chain_ids() {
         m.provide_liquidity(&provider(), c, LIQUIDITY).unwrap();

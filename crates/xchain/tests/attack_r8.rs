@@ -338,34 +338,32 @@ impl SecondBob {
 /// is paid `x_j` twice.
 ///
 /// Within one deployment SC_MPV marks a proved NT used (`u/<hash>`), so a
-/// payment counts for one CCT only; the nonce floor only says the payment
-/// came after the terms. Two deployments do not share that mark. A sender
-/// agrees with the same receiver on two exchanges of the same size at
-/// once, one on each BoB (both terms signed by the receiver for its own
-/// deployment, both with the sender's next nonce `n` on chain i as floor,
-/// as the receiver's `check_floors` accepts), pays one transfer (nonce
-/// `n`) to the receiver on chain i and proves it on both BoBs. The honest
-/// receiver pays `x_j` twice (one NT per CCT), receives `x_i` once, and
-/// both CCTs complete with the sender's side `Proved` by the same NT.
+/// payment counts for one CCT only; with a nonce *floor* in the terms,
+/// two deployments did not share that mark. A sender agreed with the same
+/// receiver on two exchanges of the same size at once, one on each BoB
+/// (both with the sender's next nonce `n` on chain i as floor, as the
+/// receiver's `check_floors` accepts), paid one transfer and proved it on
+/// both: the honest receiver paid `x_j` twice and received `x_i` once.
 ///
-/// Expected: the second deployment does not accept, as the sender's
-/// payment for its CCT, the transfer already proved for a CCT elsewhere
-/// (at the least: the receiver is never paid once for two exchanges).
-/// Observed: both CCTs record the sender's side proved by one transfer.
+/// Fixed: the terms name the sender's exact nonce (`CctTerms::nonce_i`)
+/// and SC_MPV takes no other (a nonce is spent once on its chain), and the
+/// receiver signs through a wallet registry shared by every deployment it
+/// trades on (`wallet::TermsRegistry`), which refuses a second set of
+/// terms naming the same (sender, chain, nonce). So the second terms must
+/// name another nonce (`n + 1`), and the one transfer the sender makes —
+/// nonce `n + 1`, after spending `n` on something else — pays one CCT only.
 ///
-/// Suggested fix: bind an NT to its CCT where the BoB cannot see the
-/// other deployment: e.g. an exchange-specific payee (`receiver_i` a
-/// one-time address derived from the CCT id, which the receiver's wallet
-/// can derive and spend), or terms that require an exact nonce per CCT
-/// together with a receiver-side registry of the nonces it has accepted
-/// per payer and chain, across every deployment it trades on.
+/// Expected: the receiver's wallet refuses the second terms with the same
+/// nonce; with the next nonce the sender's one transfer proves B and is
+/// refused for A (`NonceNotAgreed`): never both.
 #[test]
-#[ignore = "attack r8 [5]: one native payment proves the sender's side of CCTs on two BoB deployments"]
 fn one_payment_does_not_prove_ccts_on_two_deployments() {
     use gridledger_xchain::bob::{keys, CctArgs, CctTerms, Claim, ProofTx, Provide};
-    use gridledger_xchain::CctRecord;
+    use gridledger_xchain::wallet::{TermsRegistry, WalletError};
+    use gridledger_xchain::{CctRecord, XchainError};
     let dir = tempfile::tempdir().unwrap();
     let dir2 = tempfile::tempdir().unwrap();
+    let wdir = tempfile::tempdir().unwrap();
     let mut m = setup(dir.path(), MbsSpec::default());
     let mut d2 = SecondBob::open(dir2.path(), &m);
     let [ci, cj] = chains2(&m);
@@ -388,13 +386,28 @@ fn one_payment_does_not_prove_ccts_on_two_deployments() {
     d2.ok(&p, "provide", &Provide { amounts }, 20_000);
     d2.ok(&s, "deposit", &(), 100_000);
     d2.ok(&r, "deposit", &(), 100_000);
-    // Two exchanges agreed at once, one per deployment.
+    // The receiver's one wallet for both deployments.
+    let wallet = TermsRegistry::open(wdir.path()).unwrap();
+    m.use_wallet(wallet.clone());
+    // Exchange A on the first deployment, signed through the wallet.
     let terms_a = m.try_terms(&request_between(ci, cj, 1_000, 1)).unwrap();
-    let terms_b = CctTerms { deployment: d2.config.deployment, expires_at: d2.chain.height() + 16, ..terms_a.clone() };
-    m.check_floors(&terms_b).unwrap();
-    m.bob_ok(&m.cct_tx(&s, &r, terms_a.clone())).unwrap();
+    m.check_floors(&terms_a).unwrap();
+    m.bob_ok(&m.wallet_cct_tx(&s, &r, terms_a.clone()).unwrap()).unwrap();
+    // The same terms for the second deployment pass the chain checks, but
+    // name the sender's nonce A names: the wallet does not sign them.
+    let same = CctTerms { deployment: d2.config.deployment, expires_at: d2.chain.height() + 16, ..terms_a.clone() };
+    m.check_floors(&same).unwrap();
+    let n = terms_a.nonce_i;
+    match wallet.sign(&r, &same, bob) {
+        Err(WalletError::NonceAlreadyAgreed { chain, payer, nonce, other }) => {
+            assert_eq!((chain, payer, nonce, other), (ci, s.address(), n, Some(terms_a.id())));
+        }
+        got => panic!("the wallet signed a second set of terms naming nonce {n}: {got:?}"),
+    }
+    // Exchange B names the sender's next nonce but one; the wallet signs it.
+    let terms_b = CctTerms { nonce_i: n + 1, ..same };
+    let sig_b = wallet.sign(&r, &terms_b, bob).unwrap();
     d2.catch_up(&m);
-    let sig_b = r.sign(&terms_b.digest(bob));
     d2.ok(&s, "cct", &CctArgs { terms: terms_b.clone(), receiver_sig: sig_b }, 0);
     let (id_a, id_b) = (terms_a.id(), terms_b.id());
     let rec_a = m.cct(&id_a).unwrap();
@@ -404,8 +417,13 @@ fn one_payment_does_not_prove_ccts_on_two_deployments() {
     while m.external(ci).unwrap().height() < rec_b.e_i + 2 || m.external(cj).unwrap().height() < rec_b.e_j + 2 {
         m.tick().unwrap();
     }
-    // The sender pays once; the receiver pays each CCT.
-    let nt_s = m.native_tx(&rec_a, Side::Sender, &s).unwrap();
+    // The sender spends nonce n on something else and pays once, with
+    // nonce n + 1; the receiver pays each CCT.
+    let filler = m.native_transfer(ci, &s, p.address(), 1).unwrap();
+    assert_eq!(filler.tx.nonce, n);
+    m.external_mut(ci).unwrap().submit(&filler).unwrap();
+    let nt_s = m.native_tx(&rec_b, Side::Sender, &s).unwrap();
+    assert_eq!(nt_s.tx.nonce, n + 1);
     m.external_mut(ci).unwrap().submit(&nt_s).unwrap();
     let nt_r_a = m.native_tx(&rec_a, Side::Receiver, &r).unwrap();
     m.external_mut(cj).unwrap().submit(&nt_r_a).unwrap();
@@ -419,14 +437,14 @@ fn one_payment_does_not_prove_ccts_on_two_deployments() {
     let (pt_s, pt_r_a) = (pt(&m, id_a, Side::Sender, &nt_s), pt(&m, id_a, Side::Receiver, &nt_r_a));
     let pt_r_b = pt(&m, id_b, Side::Receiver, &nt_r_b);
     m.wait_final(cj, pt_r_b.height).unwrap();
-    // The first deployment: both sides proved.
-    m.bob_ok(&m.prove_call(&s, &pt_s).unwrap()).unwrap();
+    // The first deployment: the receiver's side proved; the sender's
+    // transfer (nonce n + 1, not A's n) refused.
+    let first = m.bob_exec(&m.prove_call(&s, &pt_s).unwrap()).unwrap();
     m.bob_ok(&m.prove_call(&r, &pt_r_a).unwrap()).unwrap();
-    // The second: the receiver proves its own payment; the sender, the same transfer again.
+    // The second: both sides proved, the sender's with the same transfer.
     d2.catch_up(&m);
     d2.ok(&r, "prove", &pt_r_b, 0);
-    let replay = ProofTx { cct: id_b, ..pt_s.clone() };
-    let receipt = d2.call(&s, "prove", &replay, 0);
+    let second = d2.call(&s, "prove", &ProofTx { cct: id_b, ..pt_s.clone() }, 0);
     let rec_a = m.cct(&id_a).unwrap();
     let rec_b: CctRecord = d2.record(&keys::cct(&id_b)).unwrap();
     let proved_by = |st: SideState| match st {
@@ -435,10 +453,15 @@ fn one_payment_does_not_prove_ccts_on_two_deployments() {
     };
     assert!(
         !(proved_by(rec_a.sender) == Some(nt_s.hash()) && proved_by(rec_b.sender) == Some(nt_s.hash())),
-        "one transfer of {} on chain i proved the sender's side on both deployments (second prove: {:?}); \
-         the receiver paid {} twice on chain j",
+        "one transfer of {} on chain i proved the sender's side on both deployments (first prove: {:?}, \
+         second: {:?}); the receiver paid {} twice on chain j",
         rec_a.x_i,
-        receipt.status,
+        first.status,
+        second.status,
         rec_a.terms.x_j
     );
+    let refusal = XchainError::NonceNotAgreed { chain: ci, nonce: n + 1, agreed: n };
+    assert_eq!(first.status, gridledger_ledger::TxStatus::Reverted(refusal.as_revert()));
+    assert_eq!(rec_a.sender, SideState::Pending);
+    assert_eq!(proved_by(rec_b.sender), Some(nt_s.hash()), "B's own payment proves B");
 }

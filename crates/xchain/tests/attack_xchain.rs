@@ -132,8 +132,16 @@ fn posted_nt_with_a_nonce_gap_is_never_resolved() {
     m.wait_native_window(&rec).unwrap();
     receiver_pays_and_proves(&mut m, id, &rec);
     let (chain, _, to, amount) = rec.instruction(Side::Sender);
+    // Since attack R8-5 the sender's NT must carry the terms' nonce, so a
+    // nonce gap is refused at `post_nt`; the unlandable NT is one with a
+    // gas price below the chain's minimum instead.
     let gap = m.external(chain).unwrap().next_nonce(&s.address()) + 5;
-    let nt = m.external(chain).unwrap().sign(&s, transfer(&s, chain, gap, to, Amount(amount), Amount(1)));
+    let gapped = m.external(chain).unwrap().sign(&s, transfer(&s, chain, gap, to, Amount(amount), Amount(1)));
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: gapped }, Amount::ZERO);
+    let refusal = XchainError::NonceNotAgreed { chain, nonce: gap, agreed: rec.terms.nonce_i };
+    assert_eq!(m.bob_exec(&post).unwrap().status, TxStatus::Reverted(refusal.as_revert()));
+    let nt =
+        m.external(chain).unwrap().sign(&s, transfer(&s, chain, rec.terms.nonce_i, to, Amount(amount), Amount::ZERO));
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt.clone() }, Amount::ZERO);
     m.bob_ok(&post).unwrap();
     past_deadlines(&mut m, &rec);
@@ -275,7 +283,7 @@ fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
     // The parties agree on the terms now (the fix: they bind the payers'
     // next nonces), and the CCT executes while the BoB still holds the
     // stale tip of chain i.
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     let cct = m.cct_tx(&s, &receiver(), terms.clone());
     assert_eq!(bob_only(&mut m, &cct).status, TxStatus::Success);
     let id = terms.id();
@@ -288,7 +296,7 @@ fn a_payment_older_than_the_cct_is_accepted_when_the_bob_lags() {
     m.wait_final(ci, pt.height).unwrap();
     let r = m.bob_exec(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
     let rec = m.cct(&id).unwrap();
-    let refusal = XchainError::BeforeCct { chain: ci, nonce: old.tx.nonce, floor: terms.nonce_floor_i };
+    let refusal = XchainError::BeforeCct { chain: ci, nonce: old.tx.nonce, floor: terms.nonce_i };
     assert!(
         r.status == TxStatus::Reverted(refusal.as_revert()) && rec.sender == SideState::Pending,
         "a payment included before the CCT executed must not count as NT_s (prove {:?}, sender {:?})",
@@ -333,7 +341,7 @@ fn a_withholder_posts_an_old_payment_and_escapes_the_penalty() {
     // nonce is below the floor the terms bound, so the post is refused and
     // the side counts as withheld (sub-situation 1).
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: old.clone() }, Amount::ZERO);
-    let refusal = XchainError::BeforeCct { chain: ci, nonce: old.tx.nonce, floor: rec.terms.nonce_floor_i };
+    let refusal = XchainError::BeforeCct { chain: ci, nonce: old.tx.nonce, floor: rec.terms.nonce_i };
     assert_eq!(m.bob_exec(&post).unwrap().status, TxStatus::Reverted(refusal.as_revert()));
     past_deadlines(&mut m, &rec);
     let relayer = m.relayer.clone();

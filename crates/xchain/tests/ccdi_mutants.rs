@@ -1,6 +1,7 @@
 //! Mutation sensitivity of the CCDI checks: each bug planted behind the
 //! `mutants` feature (SC_MPV / SC_C skip the Merkle proof, SC_C ignores
-//! the deadline, SC_C forgets a claim, SC_BG skips the threshold signature)
+//! the deadline, SC_C forgets a claim, SC_BG skips the threshold signature,
+//! SC_MPV takes the sender's agreed nonce as a floor)
 //! must make at least one of these checks fail, while all pass on the real
 //! code (the control, which runs without the feature too).
 //!
@@ -34,6 +35,7 @@ fn spec(mutation: Option<&str>) -> MbsSpec {
             Some("no-deadline") => Some(Mutation::NoDeadline),
             Some("forget-claims") => Some(Mutation::ForgetClaims),
             Some("skip-signature") => Some(Mutation::SkipSignature),
+            Some("nonce-floor") => Some(Mutation::NonceFloor),
             _ => None,
         };
     }
@@ -91,8 +93,9 @@ fn forged_cct_proof_refused(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
-/// SC_MPV refuses a CCTE proof transaction with a forged Merkle proof.
-fn forged_ccte_proof_refused(m: &mut BobMbs) -> Result<(), String> {
+/// A CCTE from dev key 0 on A to dev key 1 on B, executed on the BoB and
+/// past `e_* + κ̄`: its id and record.
+fn open_ccte(m: &mut BobMbs) -> Result<(Hash32, gridledger_xchain::CctRecord), String> {
     let [ca, cb] = chains2(m);
     let (p, s, r) = (dev_key(7), dev_key(0), dev_key(1));
     for c in m.chain_ids() {
@@ -101,13 +104,21 @@ fn forged_ccte_proof_refused(m: &mut BobMbs) -> Result<(), String> {
     m.provide_token_b(&p, 1_000_000).map_err(|e| e.to_string())?;
     m.deposit_token_b(&s, 1_000_000).map_err(|e| e.to_string())?;
     m.deposit_token_b(&r, 1_000_000).map_err(|e| e.to_string())?;
-    let req = SwapRequest { sender: s.clone(), receiver: r, chain_i: ca, chain_j: cb, x_j: 100, salt: 1 };
-    let terms = m.terms(&req);
+    let req = SwapRequest { sender: s, receiver: r, chain_i: ca, chain_j: cb, x_j: 100, salt: 1 };
+    let terms = m.terms(&req).map_err(|e| e.to_string())?;
     let tx = m.cct_tx(&req.sender, &req.receiver, terms.clone());
     m.bob_ok(&tx).map_err(|e| e.to_string())?;
     let id = terms.id();
     let rec = m.cct(&id).ok_or("record")?;
     m.wait_native_window(&rec).map_err(|e| e.to_string())?;
+    Ok((id, rec))
+}
+
+/// SC_MPV refuses a CCTE proof transaction with a forged Merkle proof.
+fn forged_ccte_proof_refused(m: &mut BobMbs) -> Result<(), String> {
+    let [ca, _] = chains2(m);
+    let s = dev_key(0);
+    let (id, rec) = open_ccte(m)?;
     // A transaction that is not the NT, proved with the real NT's proof.
     let nt = m.native_tx(&rec, Side::Sender, &s).map_err(|e| e.to_string())?;
     m.external_mut(ca).unwrap().submit(&nt).map_err(|e| e.to_string())?;
@@ -120,6 +131,31 @@ fn forged_ccte_proof_refused(m: &mut BobMbs) -> Result<(), String> {
     match exec_bob(m, &tx) {
         TxStatus::Reverted(_) => Ok(()),
         st => Err(format!("SC_MPV accepted a forged proof: {st:?}")),
+    }
+}
+
+/// SC_MPV takes as the sender's payment only the nonce its terms name
+/// (attack R8-5): a transfer paying the instruction with a later nonce —
+/// the sender spent the agreed one on something else first — is refused.
+fn later_sender_nonce_refused(m: &mut BobMbs) -> Result<(), String> {
+    let [ca, _] = chains2(m);
+    let s = dev_key(0);
+    let (id, rec) = open_ccte(m)?;
+    let filler = m.native_transfer(ca, &s, dev_key(7).address(), 1).map_err(|e| e.to_string())?;
+    if filler.tx.nonce != rec.terms.nonce_i {
+        return Err(format!("the filler has nonce {}, the terms {}", filler.tx.nonce, rec.terms.nonce_i));
+    }
+    m.external_mut(ca).unwrap().submit(&filler).map_err(|e| e.to_string())?;
+    m.ticks(1).map_err(|e| e.to_string())?;
+    let (_, _, to, amount) = rec.instruction(Side::Sender);
+    let late = m.native_transfer(ca, &s, to, amount).map_err(|e| e.to_string())?;
+    m.external_mut(ca).unwrap().submit(&late).map_err(|e| e.to_string())?;
+    m.ticks(2).map_err(|e| e.to_string())?;
+    let pt = m.proof_for(id, Side::Sender, &late).map_err(|e| e.to_string())?.ok_or("late transfer included")?;
+    let tx = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    match exec_bob(m, &tx) {
+        TxStatus::Reverted(_) => Ok(()),
+        st => Err(format!("SC_MPV took nonce {} for the terms' {}: {st:?}", late.tx.nonce, rec.terms.nonce_i)),
     }
 }
 
@@ -175,9 +211,10 @@ fn forged_settlement_refused(m: &mut BobMbs) -> Result<(), String> {
     }
 }
 
-const CHECKS: [(&str, Check); 5] = [
+const CHECKS: [(&str, Check); 6] = [
     ("forged CCT proof", forged_cct_proof_refused),
     ("forged CCTE proof", forged_ccte_proof_refused),
+    ("later sender nonce", later_sender_nonce_refused),
     ("late CCT unlock-only", late_cct_is_unlock_only),
     ("double claim", double_claim_refused),
     ("forged settlement", forged_settlement_refused),
@@ -209,6 +246,7 @@ fn each_planted_bug_is_caught() {
         ("no-deadline", vec!["late CCT unlock-only"]),
         ("forget-claims", vec!["double claim"]),
         ("skip-signature", vec!["forged settlement"]),
+        ("nonce-floor", vec!["later sender nonce"]),
     ] {
         let failed = failing(Some(mutation));
         assert_eq!(failed, caught_by, "mutant {mutation} must be caught by exactly its checks");

@@ -248,15 +248,18 @@ fn forged_early_and_stale_merkle_proofs_are_refused() {
     let (id, rec) = open_cct(&mut m, &req);
     let s = sender();
 
-    // NT_s sent at once, before the window e_i + κ̄ has passed.
-    let early = m.native_tx(&rec, Side::Sender, &s).unwrap();
-    m.external_mut(ci).unwrap().submit(&early).unwrap();
+    // NT_r sent at once, before the window e_j + κ̄ has passed. (The
+    // receiver may pay again with a later nonce; the sender, whose NT must
+    // carry the terms' nonce, could not: an early NT_s spends it.)
+    let r = receiver();
+    let early = m.native_tx(&rec, Side::Receiver, &r).unwrap();
+    m.external_mut(cj).unwrap().submit(&early).unwrap();
     m.tick().unwrap();
-    let pt = m.proof_for(id, Side::Sender, &early).unwrap().unwrap();
-    let tx = m.bob_call(&s, "prove", &pt, Amount::ZERO);
-    assert_refused(&mut m, &tx, XchainError::TooEarly { height: pt.height, after: rec.e_i + 2 });
+    let pt = m.proof_for(id, Side::Receiver, &early).unwrap().unwrap();
+    let tx = m.bob_call(&r, "prove", &pt, Amount::ZERO);
+    assert_refused(&mut m, &tx, XchainError::TooEarly { height: pt.height, after: rec.e_j + 2 });
 
-    // A later copy of the instruction (new nonce) in the valid window.
+    // NT_s in the valid window.
     m.wait_native_window(&rec).unwrap();
     let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
     m.external_mut(ci).unwrap().submit(&nt).unwrap();
@@ -273,9 +276,10 @@ fn forged_early_and_stale_merkle_proofs_are_refused() {
     let tx = m.bob_call(&s, "prove", &forged, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: ci, height: pt.height });
 
-    // Another transaction's proof presented for NT_s.
+    // Another transaction's proof presented for NT_s (a re-send of it with
+    // another fee, which never landed).
     let mut wrong_nt = pt.clone();
-    wrong_nt.nt = transfer(&s, ci, nt.tx.nonce + 5, receiver().address(), Amount(rec.x_i), Amount(1));
+    wrong_nt.nt = transfer(&s, ci, nt.tx.nonce, receiver().address(), Amount(rec.x_i), Amount(2));
     wrong_nt.nt = m.external(ci).unwrap().sign(&s, wrong_nt.nt);
     let tx = m.bob_call(&s, "prove", &wrong_nt, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::BadMerkleProof { chain: ci, height: pt.height });
@@ -374,7 +378,7 @@ fn invalid_ccts_are_discarded_without_any_state_change() {
     let req = request_between(ci, cj, 100, 13);
 
     // The receiver never agreed: signature by someone else.
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     let bad_sig = gridledger_core::crypto::KeyPair::from_seed("mallory").sign(&terms.digest(m.bob.chain_id()));
     let tx = m.bob_call(&s, "cct", &CctArgs { terms: terms.clone(), receiver_sig: bad_sig }, Amount::ZERO);
     assert_refused(&mut m, &tx, XchainError::BadReceiverSignature);
@@ -735,11 +739,14 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     let (id, rec) = open_cct(&mut m, &request_between(ci, cj, 500, 31));
     m.wait_native_window(&rec).unwrap();
     receiver_pays_and_proves(&mut m, id, &rec);
-    // NT_s with a nonce gap: correctly signed, matches IN_s, never executable.
+    // NT_s with the terms' nonce but a gas price below the chain's minimum:
+    // correctly signed, matches IN_s, never executable. (A nonce gap is
+    // refused at `post_nt`: the sender's NT carries the terms' nonce.)
     let (chain, _, to, amount) = rec.instruction(Side::Sender);
-    let gap = m.external(chain).unwrap().next_nonce(&s.address()) + 3;
-    let nt = m.external(chain).unwrap().sign(&s, transfer(&s, chain, gap, to, Amount(amount), Amount(1)));
-    m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt }, Amount::ZERO)).unwrap();
+    let nt =
+        m.external(chain).unwrap().sign(&s, transfer(&s, chain, rec.terms.nonce_i, to, Amount(amount), Amount::ZERO));
+    m.bob_ok(&m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: nt.clone() }, Amount::ZERO))
+        .unwrap();
     while m.bob_tip(ci) < rec.deadline_i || m.bob_tip(cj) < rec.deadline_j {
         m.tick().unwrap();
     }
@@ -755,13 +762,25 @@ fn a_posted_nt_that_never_lands_is_penalised_at_the_forwarding_deadline() {
     let tip = m.bob_tip(ci);
     assert_refused(&mut m, &early, XchainError::ForwardingOpen { chain: ci, tip, deadline: rec.forward_i });
     // The BoB node closes it once chain i's stored tip reaches the deadline.
+    // Meanwhile it sends the NT the chain never takes at once, then after
+    // a back-off that doubles, at most FORWARD_MAX_SENDS times.
     let mut guard = 0;
+    let mut send_epochs = Vec::new();
     while !m.cct(&id).unwrap().complete {
         assert!(m.bob_tip(ci) < rec.forward_i + 2, "closed late (tip {}, deadline {})", m.bob_tip(ci), rec.forward_i);
+        let (epoch, sent) = (m.epoch, m.forward_sends(&nt.hash()).sent);
         m.tick().unwrap();
+        if m.forward_sends(&nt.hash()).sent > sent {
+            send_epochs.push(epoch);
+        }
         guard += 1;
         assert!(guard < 100);
     }
+    use gridledger_xchain::mbs::{FORWARD_FIRST_BACKOFF, FORWARD_MAX_SENDS};
+    let gaps: Vec<u64> = send_epochs.windows(2).map(|w| w[1] - w[0]).collect();
+    let expected: Vec<u64> = (0..FORWARD_MAX_SENDS - 1).map(|k| FORWARD_FIRST_BACKOFF << k).collect();
+    assert!(guard > FORWARD_MAX_SENDS as u64 * 2, "{guard} epochs of forwarding");
+    assert_eq!(gaps, expected, "sends at epochs {send_epochs:?} over {guard} epochs");
     assert!(m.bob_tip(ci) >= rec.forward_i, "closed before the forwarding deadline");
     let done = m.cct(&id).unwrap();
     assert_eq!(done.sender, SideState::Penalised);
@@ -803,7 +822,7 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     let [ci, cj] = chains2(&m);
     let s = sender();
     let req = request_between(ci, cj, 700, 32);
-    let early_terms = m.terms(&req);
+    let early_terms = m.terms(&req).unwrap();
     // Chain i runs κ̄ + 2 blocks ahead of what the relayers delivered; the
     // sender pays the receiver 700 there before the exchange is agreed.
     for _ in 0..3 {
@@ -819,9 +838,9 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
             if chain == ci && floor == old.tx.nonce && next == old.tx.nonce + 1
     ));
     // The terms the receiver signs now bind the sender's next nonce.
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     m.check_floors(&terms).unwrap();
-    assert_eq!(terms.nonce_floor_i, old.tx.nonce + 1);
+    assert_eq!(terms.nonce_i, old.tx.nonce + 1);
     let cct = m.cct_tx(&s, &receiver(), terms.clone());
     assert_eq!(bob_only(&mut m, &cct).status, TxStatus::Success);
     let id = terms.id();
@@ -831,24 +850,57 @@ fn a_payment_made_before_the_terms_is_refused_by_the_nonce_floor() {
     let pt = m.proof_for(id, Side::Sender, &old).unwrap().unwrap();
     assert!(pt.height > rec.e_i + m.config.kappa_bar, "the epoch check alone would accept it");
     m.wait_final(ci, pt.height).unwrap();
-    let refusal = XchainError::BeforeCct { chain: ci, nonce: old.tx.nonce, floor: terms.nonce_floor_i };
+    let refusal = XchainError::BeforeCct { chain: ci, nonce: old.tx.nonce, floor: terms.nonce_i };
     let prove = m.bob_call(&s, "prove", &pt, Amount::ZERO);
     assert_refused(&mut m, &prove, refusal.clone());
     let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: old.clone() }, Amount::ZERO);
     assert_refused(&mut m, &post, refusal);
     assert_eq!(m.cct(&id).unwrap().sender, SideState::Pending);
-    // A fresh NT_s signed after the agreement is accepted — also one whose
-    // nonce is above the floor because the sender sent something else first.
+    // NT_s carries exactly the terms' nonce (attack R8-5): a payment signed
+    // after the agreement but with a later nonce, because the sender sent
+    // something else first, does not count either — the sender's side is
+    // left to the deadline (withheld, the sender's fault).
     let other = m.native_transfer(ci, &s, provider().address(), 5).unwrap();
+    assert_eq!(other.tx.nonce, terms.nonce_i);
     m.external_mut(ci).unwrap().submit(&other).unwrap();
+    let late = m.native_transfer(ci, &s, receiver().address(), 700).unwrap();
+    assert!(rec.pays_instruction(Side::Sender, &m.native_tx(&rec, Side::Sender, &s).unwrap()));
+    assert!(!rec.pays_instruction(Side::Sender, &late));
+    m.external_mut(ci).unwrap().submit(&late).unwrap();
+    m.tick().unwrap();
+    let pt = m.proof_for(id, Side::Sender, &late).unwrap().unwrap();
+    m.wait_final(ci, pt.height).unwrap();
+    let refusal = XchainError::NonceNotAgreed { chain: ci, nonce: terms.nonce_i + 1, agreed: terms.nonce_i };
+    let prove = m.bob_call(&s, "prove", &pt, Amount::ZERO);
+    assert_refused(&mut m, &prove, refusal.clone());
+    let post = m.bob_call(&s, "post_nt", &PostNt { cct: id, side: Side::Sender, nt: late.clone() }, Amount::ZERO);
+    assert_refused(&mut m, &post, refusal);
+    assert_eq!(m.cct(&id).unwrap().sender, SideState::Pending);
+    assert_eq!(m.find_payment(&rec, Side::Sender).unwrap(), None, "no transfer pays NT_s");
+}
+
+/// The honest sender's NT_s carries the terms' nonce and proves its side
+/// (attack R8-5: SC_MPV takes that nonce only).
+#[test]
+fn the_senders_nt_carries_the_terms_nonce() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let s = sender();
+    let req = request_between(ci, cj, 600, 34);
+    let terms = m.try_terms(&req).unwrap();
+    assert_eq!(terms.nonce_i, m.external(ci).unwrap().next_nonce(&s.address()));
+    let (id, rec) = open_cct(&mut m, &req);
+    assert_eq!(rec.terms.nonce_i, terms.nonce_i);
+    m.wait_native_window(&rec).unwrap();
     let nt = m.native_tx(&rec, Side::Sender, &s).unwrap();
-    assert_eq!(nt.tx.nonce, terms.nonce_floor_i + 1);
+    assert_eq!(nt.tx.nonce, terms.nonce_i);
     m.external_mut(ci).unwrap().submit(&nt).unwrap();
     m.tick().unwrap();
     let pt = m.proof_for(id, Side::Sender, &nt).unwrap().unwrap();
     m.wait_final(ci, pt.height).unwrap();
     m.bob_ok(&m.bob_call(&s, "prove", &pt, Amount::ZERO)).unwrap();
-    assert!(matches!(m.cct(&id).unwrap().sender, SideState::Proved { .. }));
+    assert_eq!(m.cct(&id).unwrap().sender, SideState::Proved { nt: nt.hash(), height: pt.height });
 }
 
 /// Parties do not agree on terms while the BoB's stored tip of a chain
@@ -939,9 +991,37 @@ fn a_cct_priced_below_the_receivers_penalty_floor_is_refused() {
     let [ci, cj] = chains2(&m);
     let req = request_between(ci, cj, 1_000, 51);
     let quoted = m.quote(1_000, m.bob.chain_id(), cj).unwrap();
-    let mut terms = m.terms(&req);
+    let mut terms = m.terms(&req).unwrap();
     assert!(terms.min_x_b <= quoted && terms.min_x_b * 100 >= quoted * 98, "{} vs {quoted}", terms.min_x_b);
     terms.min_x_b = quoted + 1;
     let tx = m.cct_tx(&sender(), &receiver(), terms);
     assert_refused(&mut m, &tx, XchainError::PenaltyOutOfBounds { x_b: quoted, min: quoted + 1 });
+}
+
+/// The receiver's wallet signs one set of terms per sender nonce (attack
+/// R8-5) and gives the nonce back once their CCT is complete: after an
+/// exchange whose sender withheld (its nonce unspent), the next exchange
+/// naming the same nonce is signed and settles; while an open CCT holds
+/// the nonce, `swap` is refused by the wallet.
+#[test]
+fn the_wallet_gives_a_sender_nonce_back_once_its_cct_completes() {
+    use gridledger_xchain::wallet::WalletError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = setup(dir.path(), MbsSpec::default());
+    let [ci, cj] = chains2(&m);
+    let first = m.swap(&request_between(ci, cj, 300, 40), Behaviour::Withhold(Side::Sender)).unwrap();
+    assert_eq!(first.record.sender, SideState::Penalised);
+    let second = m.swap(&request_between(ci, cj, 300, 41), Behaviour::Honest).unwrap();
+    assert_eq!(second.record.terms.nonce_i, first.record.terms.nonce_i, "the withheld nonce was never spent");
+    assert!(matches!(second.record.sender, SideState::Proved { .. }));
+    assert!(matches!(second.record.receiver, SideState::Proved { .. }));
+    // An open CCT signed through the wallet holds the sender's next nonce.
+    let terms = m.try_terms(&request_between(ci, cj, 300, 42)).unwrap();
+    m.bob_ok(&m.wallet_cct_tx(&sender(), &receiver(), terms.clone()).unwrap()).unwrap();
+    match m.swap(&request_between(ci, cj, 300, 43), Behaviour::Honest) {
+        Err(MbsError::Wallet(WalletError::NonceAlreadyAgreed { nonce, other, .. })) => {
+            assert_eq!((nonce, other), (terms.nonce_i, Some(terms.id())));
+        }
+        got => panic!("a second set of terms on nonce {}: {:?}", terms.nonce_i, got.map(|r| r.record)),
+    }
 }

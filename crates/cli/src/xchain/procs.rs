@@ -1086,10 +1086,15 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         min_x_b,
         expires_at: net.height(bob_chain)? + bob::PRICE_WINDOW,
         salt: 1,
-        nonce_floor_i: net.nonce(chain_i, &sender.address())?,
+        // The exact nonce of the sender's NT (attack R8-5).
+        nonce_i: net.nonce(chain_i, &sender.address())?,
         nonce_floor_j: net.nonce(chain_j, &receiver.address())?,
     };
-    let receiver_sig = receiver.sign(&terms.digest(bob_chain));
+    // The receiver signs through its wallet registry: never two sets of
+    // terms naming one sender nonce (attack R8-5).
+    let wallet = gridledger_xchain::wallet::TermsRegistry::open(&net.root.join(gridledger_xchain::mbs::WALLET_DIR))?;
+    let receiver_sig = wallet.sign(&receiver, &terms, bob_chain)?;
+    let signed_terms = terms.clone();
     let id = terms.id();
     let cct = net.bob_call(&sender, "cct", &CctArgs { terms, receiver_sig }, 0)?;
     net.bob_ok(&cct)?;
@@ -1102,7 +1107,12 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
     let mut nts = Vec::new();
     for (side, key) in [(Side::Sender, &sender), (Side::Receiver, &receiver)] {
         let (chain, _payer, to, amount) = rec.instruction(side);
-        let nt = transfer(key, chain, net.nonce(chain, &key.address())?, to, Amount(amount), Amount(1));
+        // The sender pays with exactly the terms' nonce, the receiver with its next.
+        let nonce = match side {
+            Side::Sender => rec.terms.nonce_i,
+            Side::Receiver => net.nonce(chain, &key.address())?,
+        };
+        let nt = transfer(key, chain, nonce, to, Amount(amount), Amount(1));
         // Signed in the chain's signing domain (its genesis hash), as every transfer there.
         let nt = nt.tx.sign_in(key, chain_domain(&net.spec, chain).as_ref());
         // Journaled (fsync) before it leaves: killed between paying and
@@ -1155,6 +1165,10 @@ pub fn swap(a: &SwapArgs, chain_timeout: u64) -> anyhow::Result<Value> {
         "the native transfers were not proved within {MAX_WAIT} epochs"
     );
     let rec: CctRecord = net.record(&bob::keys::cct(&id))?.ok_or_else(|| anyhow!("no CCT record"))?;
+    if rec.complete {
+        // No proof counts for it any more: the sender's nonce is free again.
+        wallet.release(&signed_terms)?;
+    }
     let after = [
         net.balance(chain_i, &sender.address())?,
         net.balance(chain_i, &receiver.address())?,

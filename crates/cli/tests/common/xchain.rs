@@ -80,7 +80,7 @@ pub fn honest_swap_to_nt(m: &mut BobMbs) -> (Hash32, CctRecord, SignedTransactio
     let (s, r) = (dev_key(0), dev_key(1));
     let (ci, cj) = (m.chain_ids()[0], m.chain_ids()[1]);
     let req = SwapRequest { sender: s.clone(), receiver: r.clone(), chain_i: ci, chain_j: cj, x_j: 500, salt: 9 };
-    let terms = m.terms(&req);
+    let terms = m.terms(&req).unwrap();
     let id = terms.id();
     m.bob_ok(&m.cct_tx(&s, &r, terms)).unwrap();
     let rec = m.cct(&id).unwrap();

@@ -55,7 +55,7 @@ pub fn request(x_j: u128, salt: u64) -> SwapRequest {
 
 /// Phase 1 only: the CCT executed on the BoB.
 pub fn open_cct(m: &mut BobMbs, req: &SwapRequest) -> (Hash32, CctRecord) {
-    let terms = m.terms(req);
+    let terms = m.terms(req).unwrap();
     let tx = m.cct_tx(&req.sender, &req.receiver, terms.clone());
     m.bob_ok(&tx).expect("cct");
     let id = terms.id();
